@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: MIT
+# weft: one non-recursive Makefile. Output in $(BUILD) (default build/),
+# quiet unless V=1. Modules are discovered by convention:
+#   userspace/<module>/*.c      -> libweft (weftd's main is userspace/node/main.c)
+#   tools/weftctl/*.c           -> weftctl
+#   bpf/*.bpf.c                 -> $(BUILD)/bpf/*.bpf.o + *.skel.h (bpftool)
+#   tests/unit/test_*.c         -> cmocka binaries, built with ASan + UBSan
+#   tests/integration/test_*.sh -> run by tests/run.sh against ASan binaries
+#   bench/bench_*.c             -> benchmark harnesses (make bench)
+#   tests/fuzz/fuzz_*.c         -> libFuzzer targets (make fuzz)
+
+BUILD   ?= build
+V       ?= 0
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-8s %s\n' '$(1)' '$(2)';
+endif
+
+CC      ?= gcc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+PKGS := libbpf libxdp liburing libngtcp2 libngtcp2_crypto_gnutls gnutls \
+	libcrypto libsodium lmdb inih libmicrohttpd jansson libcurl cmocka
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes \
+	    -Wmissing-prototypes -Wformat=2 -Wvla
+CPPFLAGS := -Iinclude -Iuserspace -I$(BUILD)/bpf -D_GNU_SOURCE
+BASE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -MMD -MP -fno-strict-aliasing -pthread
+CFLAGS   ?=
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDLIBS   = $(PKG_LIBS) -lm -lpthread
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-Iinclude -I/usr/include/$(MULTIARCH)
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.PHONY: all run test unit integration bench fuzz install clean deps check-deps format
+
+LIB_SRCS := $(filter-out userspace/node/main.c,$(wildcard userspace/*/*.c))
+SIMD_SRCS := $(filter %_sse41.c %_avx2.c %_avx512.c,$(LIB_SRCS))
+CTL_SRCS := $(wildcard tools/weftctl/*.c)
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+
+# Two flavours of every object: release (obj/) and sanitized (san/).
+OBJ_rel := $(BUILD)/obj
+OBJ_san := $(BUILD)/san
+OBJ_fuzz := $(BUILD)/fuzzobj
+CC_rel := $(CC)
+CC_san := $(CC)
+CC_fuzz := $(CLANG)
+FLAGS_rel := $(BASE_CFLAGS) $(CFLAGS)
+FLAGS_san := $(BASE_CFLAGS) $(SAN) $(CFLAGS)
+FLAGS_fuzz := $(BASE_CFLAGS) -Wno-error -O1 -fsanitize=fuzzer-no-link,address,undefined $(CFLAGS)
+
+lib_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(LIB_SRCS))
+ctl_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(CTL_SRCS))
+
+all: $(BUILD)/weftd $(BUILD)/weftctl $(BPF_OBJS) $(BPF_SKELS)
+
+# ---- dependency check: install the Debian packages if any is missing ----
+deps:
+	$(Q)tools/deps.sh install
+check-deps:
+	$(Q)tools/deps.sh check || tools/deps.sh install
+
+# ---- BPF ----
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/weft/xdp_abi.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+# ---- userspace objects, both flavours ----
+define flavour
+$(OBJ_$(1))/%.o: %.c | $(BPF_SKELS)
+	$$(call msg,CC,$$@)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$(CC_$(1)) $$(CPPFLAGS) $$(PKG_CFLAGS) $$(FLAGS_$(1)) $$(if $$(filter %_sse41.c,$$<),-msse4.1) $$(if $$(filter %_avx2.c,$$<),-mavx2) $$(if $$(filter %_avx512.c,$$<),-mavx512f -mavx512vl) -c $$< -o $$@
+
+$(OBJ_$(1))/libweft.a: $(call lib_objs,$(1))
+	$$(call msg,AR,$$@)
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(eval $(call flavour,rel))
+$(eval $(call flavour,san))
+$(eval $(call flavour,fuzz))
+
+$(BUILD)/weftd: $(OBJ_rel)/userspace/node/main.o $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/weftctl: $(call ctl_objs,rel) $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
+# Sanitized daemon and CLI: what the integration tests run.
+$(BUILD)/san/weftd: $(OBJ_san)/userspace/node/main.o $(OBJ_san)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/san/weftctl: $(call ctl_objs,san) $(OBJ_san)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
+
+# ---- tests ----
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
+TESTLIB_OBJS := $(patsubst %.c,$(OBJ_san)/%.o,$(TESTLIB_SRCS))
+
+$(BUILD)/test/%: $(OBJ_san)/tests/unit/%.o $(TESTLIB_OBJS) $(OBJ_san)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
+
+TEST_BINS := $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl $(BPF_OBJS)
+
+test: check-deps
+	$(Q)$(MAKE) --no-print-directory $(TEST_BINS)
+	$(Q)BUILD=$(BUILD) tests/run.sh $(TESTS)
+
+# ---- run a node with embedded defaults ----
+RUN_ARGS ?=
+run: check-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)exec $(BUILD)/weftd $(RUN_ARGS)
+
+# ---- benchmarks (never part of make test) ----
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+$(BUILD)/bench/%: $(OBJ_rel)/bench/%.o $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
+bench: check-deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
+	$(Q)BUILD=$(BUILD) bench/run.sh $(BENCHES)
+
+# ---- fuzz targets (clang + libFuzzer) ----
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+$(BUILD)/fuzz/%: $(OBJ_fuzz)/tests/fuzz/%.o $(OBJ_fuzz)/libweft.a
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+fuzz: check-deps $(FUZZ_BINS)
+
+install: all
+	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/bin
+	install -m 0755 $(BUILD)/weftd $(DESTDIR)/usr/local/sbin/weftd
+	install -m 0755 $(BUILD)/weftctl $(DESTDIR)/usr/local/bin/weftctl
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control API: HTTP/1.1 + JSON on a unix socket (libmicrohttpd + jansson).
+ *
+ * Modules register routes with ctl_route(). A handler runs on a control
+ * thread (one per connection, bounded by max_conns), never on a packet
+ * worker: it must not touch worker-owned state directly, but go through the
+ * engine's command queue. Handlers may block (a DHT lookup) without holding
+ * up other clients.
+ */
+#ifndef WEFT_CTL_H
+#define WEFT_CTL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct ctl;
+
+struct ctl_opts {
+	const char *socket_path; /* unix socket, created mode 0600 */
+	size_t max_body;         /* request body cap, default 1 MiB -> 413 */
+	size_t max_header;       /* header memory per connection, default 16 KiB -> 431 */
+	unsigned int max_conns;  /* concurrent connections, default 64 */
+	unsigned int timeout_s;  /* idle connection timeout, default 10 s */
+};
+
+struct ctl_req {
+	const char *method;  /* "GET", "POST", ... */
+	const char *path;    /* full path, without the query string */
+	const char *subpath; /* what follows the matched route prefix ("" if none) */
+	const uint8_t *body; /* may contain NULs; not NUL-terminated */
+	size_t body_len;
+	json_t *json;        /* body parsed as JSON when non-empty and valid, else NULL */
+	void *conn;          /* internal: for ctl_req_query() */
+};
+
+struct ctl_resp {
+	int status;               /* HTTP status; default 200 */
+	json_t *json;             /* owned; sent as application/json */
+	char *text;               /* owned (malloc); sent with content_type */
+	size_t text_len;
+	const char *content_type; /* static string */
+};
+
+typedef void (*ctl_handler_fn)(void *arg, const struct ctl_req *req, struct ctl_resp *resp);
+/* Append Prometheus text-format lines to out. */
+typedef void (*ctl_metrics_fn)(void *arg, FILE *out);
+
+/* Create the server and bind the socket (an existing stale socket file is
+ * replaced; a live one is -EADDRINUSE). Returns 0 or -errno. */
+int ctl_new(struct ctl **out, const struct ctl_opts *opts);
+/* Start serving (spawns the control threads). Returns 0 or -errno. */
+int ctl_start(struct ctl *ctl);
+/* Stop serving, remove the socket file, free everything. NULL-safe. */
+void ctl_free(struct ctl *ctl);
+
+/* Register a route before ctl_start(). method "GET"/"POST"/"DELETE"/"PUT";
+ * prefix ends with '/' to match a subtree ("/v1/ban/"), otherwise exact.
+ * Longest prefix wins. Returns 0, -ENOSPC (table full) or -EINVAL. */
+int ctl_route(struct ctl *ctl, const char *method, const char *prefix, ctl_handler_fn fn,
+	      void *arg);
+/* Register a /metrics contributor. Returns 0 or -ENOSPC. */
+int ctl_metrics(struct ctl *ctl, ctl_metrics_fn fn, void *arg);
+
+/* Query-string parameter or NULL. */
+const char *ctl_req_query(const struct ctl_req *req, const char *key);
+
+/* Response helpers. ctl_resp_json steals obj. */
+void ctl_resp_json(struct ctl_resp *resp, int status, json_t *obj);
+/* {"error": {"code": code, "message": ...}} with the given HTTP status. */
+void ctl_resp_error(struct ctl_resp *resp, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Map a negative errno from a module to an HTTP error response. */
+void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what);
+
+/* Dispatch one request through the route table (used by the gateway and by
+ * tests, which need no socket). */
+void ctl_dispatch(struct ctl *ctl, const struct ctl_req *req, struct ctl_resp *resp);
+
+#endif

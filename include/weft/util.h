@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by every module: time, hex, strict number parsing. */
+#ifndef WEFT_UTIL_H
+#define WEFT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEFT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Monotonic clock in nanoseconds / milliseconds. */
+uint64_t util_now_ns(void);
+uint64_t util_now_ms(void);
+/* Wall clock, seconds since the epoch. */
+uint64_t util_wall_s(void);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
+void util_hex(char *out, const uint8_t *in, size_t len);
+/* Parse exactly 2*len hex digits; returns 0 or -EINVAL. */
+int util_unhex(uint8_t *out, size_t len, const char *hex);
+
+/* Strict decimal parsers: whole string, no sign games, range checked.
+ * Return 0, -EINVAL (not a number) or -ERANGE. */
+int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int util_parse_bool(const char *s, int *out);
+
+/* Parse "HOST:PORT", "[V6]:PORT" or "V4:PORT" numerically (no DNS) into a
+ * sockaddr_storage; returns 0 or -EINVAL. */
+struct sockaddr_storage;
+int util_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned int *sslen);
+/* Format an address as "1.2.3.4:5" or "[::1]:5" into buf. */
+const char *util_fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len);
+
+/* mkdir -p with mode for every created component; returns 0 or -errno. */
+int util_mkdir_p(const char *path, unsigned int mode);
+
+#endif
