@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+/* HTTP over the control socket with libcurl (CURLOPT_UNIX_SOCKET_PATH). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weftctl.h"
+
+/* Replies larger than this are refused: the API never sends that much. */
+#define WEFTCTL_MAX_REPLY (64U << 20)
+
+struct buf {
+	char *p;
+	size_t len;
+	int overflow;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = size * nmemb;
+	char *np;
+
+	if (b->len + n > WEFTCTL_MAX_REPLY) {
+		b->overflow = 1;
+		return 0;
+	}
+	np = realloc(b->p, b->len + n + 1);
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, ptr, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static int http(struct weftctl *ctx, const char *method, const char *path, const char *body,
+		struct buf *out, long *status)
+{
+	struct curl_slist *hdrs = NULL;
+	char url[2048];
+	CURLcode rc;
+	CURL *c;
+	int err = 0;
+
+	c = curl_easy_init();
+	if (!c)
+		return -ENOMEM;
+	snprintf(url, sizeof(url), "http://weftd%s", path);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ctx->socket);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	/* Long enough for DHT lookups and swarm operations the daemon bounds itself. */
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 600L);
+	if (body) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		if (rc == CURLE_COULDNT_CONNECT) {
+			fprintf(stderr,
+				"weftctl: cannot reach weftd at %s: is it running? "
+				"(start it with 'make run' or weftd; --socket PATH to choose)\n",
+				ctx->socket);
+			err = -ECONNREFUSED;
+		} else {
+			fprintf(stderr, "weftctl: %s: %s\n", ctx->socket, curl_easy_strerror(rc));
+			err = out->overflow ? -EMSGSIZE : -EIO;
+		}
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	}
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return err;
+}
+
+int weftctl_call(struct weftctl *ctx, const char *method, const char *path, json_t *body,
+		 json_t **out)
+{
+	struct buf b = { 0 };
+	char *bs = NULL;
+	long status = 0;
+	int err;
+
+	*out = NULL;
+	if (body) {
+		bs = json_dumps(body, JSON_COMPACT);
+		if (!bs)
+			return -ENOMEM;
+	}
+	err = http(ctx, method, path, bs, &b, &status);
+	free(bs);
+	if (!err && b.len)
+		*out = json_loadb(b.p, b.len, 0, NULL);
+	free(b.p);
+	return err ? err : (int)status;
+}
+
+int weftctl_call_text(struct weftctl *ctx, const char *path, char **out)
+{
+	struct buf b = { 0 };
+	long status = 0;
+	int err = http(ctx, "GET", path, NULL, &b, &status);
+
+	if (err) {
+		free(b.p);
+		return err;
+	}
+	*out = b.p ? b.p : strdup("");
+	return (int)status;
+}
+
+int weftctl_do(struct weftctl *ctx, const char *method, const char *path, json_t *body,
+	       json_t **out)
+{
+	json_t *reply = NULL;
+	int st = weftctl_call(ctx, method, path, body, &reply);
+
+	if (out)
+		*out = NULL;
+	if (st < 0)
+		return WEFTCTL_ERR;
+	if (st >= 400) {
+		const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"),
+								    "message"));
+		if (ctx->json && reply)
+			weftctl_print_json(reply);
+		fprintf(stderr, "weftctl: %s (HTTP %d)\n", msg ? msg : "request failed", st);
+		json_decref(reply);
+		return WEFTCTL_ERR;
+	}
+	if (!reply) {
+		fprintf(stderr, "weftctl: the daemon's reply is not JSON (HTTP %d)\n", st);
+		return WEFTCTL_ERR;
+	}
+	if (out) {
+		*out = reply;
+		return WEFTCTL_OK;
+	}
+	if (ctx->json)
+		weftctl_print_json(reply);
+	json_decref(reply);
+	return WEFTCTL_OK;
+}
+
+void weftctl_print_json(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+int weftctl_usage(const char *noun_usage)
+{
+	const char *u = noun_usage;
+
+	while (u && *u) {
+		size_t l = strcspn(u, "\n");
+
+		fprintf(stderr, "usage: weftctl %.*s\n", (int)l, u);
+		u += l;
+		if (*u == '\n')
+			u++;
+	}
+	return WEFTCTL_USAGE;
+}
+
+const char *weftctl_fmt_bytes(double b, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned int i = 0;
+
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, units[i]);
+	return buf;
+}
