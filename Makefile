@@ -45,7 +45,10 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 .SUFFIXES:
 .PHONY: all run test unit integration bench fuzz install clean deps check-deps format
 
-LIB_SRCS := $(filter-out userspace/node/main.c,$(wildcard userspace/*/*.c))
+# MODULES="common store node" restricts libweft to those modules (handy while
+# another module is mid-edit); default: every module.
+MODULES ?= $(notdir $(wildcard userspace/*))
+LIB_SRCS := $(filter-out userspace/node/main.c,$(wildcard $(addprefix userspace/,$(addsuffix /*.c,$(MODULES)))))
 SIMD_SRCS := $(filter %_sse41.c %_avx2.c %_avx512.c,$(LIB_SRCS))
 CTL_SRCS := $(wildcard tools/weftctl/*.c)
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

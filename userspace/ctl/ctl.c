@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control API server: libmicrohttpd on a unix socket we create (mode 0600),
+ * one thread per connection up to max_conns, an idle timeout per connection,
+ * a header memory cap (431) and a body cap (413). Handlers are plain
+ * functions on a route table that is fixed before ctl_start().
+ */
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "weft/ctl.h"
+#include "weft/log.h"
+
+#define CTL_MAX_ROUTES 128
+#define CTL_MAX_METRICS 32
+
+static void ctl_own_metrics(void *arg, FILE *out);
+
+struct ctl_route {
+	char method[8];
+	char prefix[96];
+	size_t plen;
+	int subtree;
+	ctl_handler_fn fn;
+	void *arg;
+};
+
+struct ctl_metric {
+	ctl_metrics_fn fn;
+	void *arg;
+};
+
+struct ctl {
+	struct ctl_opts opts;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int fd;
+	struct MHD_Daemon *mhd;
+	struct ctl_route routes[CTL_MAX_ROUTES];
+	unsigned int nroutes;
+	struct ctl_metric metrics[CTL_MAX_METRICS];
+	unsigned int nmetrics;
+	/* requests answered, by status class 1xx..5xx (index 1..5) */
+	_Atomic unsigned long long answered[6];
+};
+
+/* Per-request state, kept across MHD's calls for one request. */
+struct ctl_conn {
+	uint8_t *body;
+	size_t len, cap;
+	int too_large;
+};
+
+void ctl_resp_json(struct ctl_resp *resp, int status, json_t *obj)
+{
+	json_decref(resp->json);
+	resp->status = status;
+	resp->json = obj;
+}
+
+void ctl_resp_error(struct ctl_resp *resp, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctl_resp_json(resp, status,
+		      json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
+{
+	int e = err < 0 ? -err : err;
+	int status = 500;
+	const char *code = "internal";
+
+	switch (e) {
+	case EINVAL:
+	case EBADMSG:
+	case ERANGE:
+	case EPROTO:
+		status = 400, code = "bad_request";
+		break;
+	case ENOENT:
+		status = 404, code = "not_found";
+		break;
+	case EEXIST:
+		status = 409, code = "exists";
+		break;
+	case EPERM:
+	case EACCES:
+		status = 403, code = "forbidden";
+		break;
+	case ENOSPC:
+	case EAGAIN:
+	case EBUSY:
+		status = 503, code = "unavailable";
+		break;
+	case ETIMEDOUT:
+		status = 504, code = "timeout";
+		break;
+	case EMSGSIZE:
+		status = 413, code = "too_large";
+		break;
+	case EOPNOTSUPP:
+		status = 501, code = "not_supported";
+		break;
+	}
+	ctl_resp_error(resp, status, code, "%s: %s", what, strerror(e));
+}
+
+static int ctl_bind(struct ctl *ctl)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, err;
+
+	if (strlen(ctl->path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, ctl->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* An existing socket: in use if something answers, stale otherwise. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	unlink(ctl->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	old = umask(077);
+	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (err < 0 || chmod(ctl->path, 0600) < 0 || listen(fd, 128) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	ctl->fd = fd;
+	return 0;
+}
+
+int ctl_new(struct ctl **out, const struct ctl_opts *opts)
+{
+	struct ctl *ctl;
+	int err;
+
+	*out = NULL;
+	if (!opts->socket_path || !opts->socket_path[0])
+		return -EINVAL;
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return -ENOMEM;
+	ctl->fd = -1;
+	ctl->opts = *opts;
+	ctl->opts.socket_path = ctl->path;
+	if (!ctl->opts.max_body)
+		ctl->opts.max_body = 1U << 20;
+	if (!ctl->opts.max_header)
+		ctl->opts.max_header = 16U << 10;
+	if (!ctl->opts.max_conns)
+		ctl->opts.max_conns = 64;
+	if (!ctl->opts.timeout_s)
+		ctl->opts.timeout_s = 10;
+	if (strlen(opts->socket_path) >= sizeof(ctl->path)) {
+		free(ctl);
+		return -ENAMETOOLONG;
+	}
+	strcpy(ctl->path, opts->socket_path);
+	ctl_metrics(ctl, ctl_own_metrics, ctl);
+	err = ctl_bind(ctl);
+	if (err) {
+		free(ctl);
+		return err;
+	}
+	*out = ctl;
+	return 0;
+}
+
+int ctl_route(struct ctl *ctl, const char *method, const char *prefix, ctl_handler_fn fn,
+	      void *arg)
+{
+	struct ctl_route *r;
+
+	if (ctl->mhd || strlen(method) >= sizeof(r->method) || strlen(prefix) >= sizeof(r->prefix))
+		return -EINVAL;
+	if (ctl->nroutes >= CTL_MAX_ROUTES)
+		return -ENOSPC;
+	r = &ctl->routes[ctl->nroutes++];
+	strcpy(r->method, method);
+	strcpy(r->prefix, prefix);
+	r->plen = strlen(prefix);
+	r->subtree = r->plen && prefix[r->plen - 1] == '/';
+	r->fn = fn;
+	r->arg = arg;
+	return 0;
+}
+
+int ctl_metrics(struct ctl *ctl, ctl_metrics_fn fn, void *arg)
+{
+	if (ctl->nmetrics >= CTL_MAX_METRICS)
+		return -ENOSPC;
+	ctl->metrics[ctl->nmetrics].fn = fn;
+	ctl->metrics[ctl->nmetrics].arg = arg;
+	ctl->nmetrics++;
+	return 0;
+}
+
+const char *ctl_req_query(const struct ctl_req *req, const char *key)
+{
+	if (!req->conn)
+		return NULL;
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static void ctl_serve_metrics(struct ctl *ctl, struct ctl_resp *resp)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f) {
+		ctl_resp_errno(resp, -errno, "metrics");
+		return;
+	}
+	for (unsigned int i = 0; i < ctl->nmetrics; i++)
+		ctl->metrics[i].fn(ctl->metrics[i].arg, f);
+	fclose(f);
+	resp->status = 200;
+	resp->text = buf;
+	resp->text_len = len;
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+void ctl_dispatch(struct ctl *ctl, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	const struct ctl_route *best = NULL;
+	int path_known = 0;
+	struct ctl_req r = *req;
+
+	if (strcmp(req->path, "/metrics") == 0) {
+		if (strcmp(req->method, "GET")) {
+			ctl_resp_error(resp, 405, "method_not_allowed", "use GET on /metrics");
+			return;
+		}
+		ctl_serve_metrics(ctl, resp);
+		return;
+	}
+	for (unsigned int i = 0; i < ctl->nroutes; i++) {
+		const struct ctl_route *rt = &ctl->routes[i];
+		int match = rt->subtree ? strncmp(req->path, rt->prefix, rt->plen) == 0
+					: strcmp(req->path, rt->prefix) == 0;
+
+		if (!match)
+			continue;
+		path_known = 1;
+		if (strcmp(rt->method, req->method))
+			continue;
+		if (!best || rt->plen > best->plen)
+			best = rt;
+	}
+	if (!best) {
+		if (path_known)
+			ctl_resp_error(resp, 405, "method_not_allowed", "%s not allowed on %s",
+				       req->method, req->path);
+		else
+			ctl_resp_error(resp, 404, "not_found", "no such endpoint: %s", req->path);
+		return;
+	}
+	r.subpath = req->path + (best->subtree ? best->plen : strlen(req->path));
+	resp->status = 200;
+	best->fn(best->arg, &r, resp);
+	if (!resp->json && !resp->text)
+		ctl_resp_error(resp, 500, "internal", "handler produced no response");
+}
+
+static enum MHD_Result ctl_send(struct MHD_Connection *conn, struct ctl_resp *resp)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+	char *body;
+	size_t len;
+	const char *ctype;
+
+	if (resp->json) {
+		body = json_dumps(resp->json, JSON_COMPACT);
+		if (!body)
+			return MHD_NO;
+		len = strlen(body);
+		/* newline-terminated, so curl output reads well */
+		char *nb = realloc(body, len + 2);
+
+		if (!nb) {
+			free(body);
+			return MHD_NO;
+		}
+		body = nb;
+		body[len++] = '\n';
+		body[len] = '\0';
+		ctype = "application/json";
+	} else {
+		body = resp->text;
+		len = resp->text_len;
+		resp->text = NULL;
+		ctype = resp->content_type ? resp->content_type : "text/plain";
+	}
+	mr = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!mr) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(mr, "Content-Type", ctype);
+	ret = MHD_queue_response(conn, (unsigned int)resp->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+static void ctl_count(struct ctl *ctl, int status)
+{
+	int cls = status / 100;
+
+	if (cls >= 1 && cls <= 5)
+		atomic_fetch_add_explicit(&ctl->answered[cls], 1, memory_order_relaxed);
+}
+
+static void ctl_own_metrics(void *arg, FILE *out)
+{
+	struct ctl *ctl = arg;
+
+	fprintf(out, "# HELP weft_ctl_requests_total Control API requests answered, by status class.\n"
+		     "# TYPE weft_ctl_requests_total counter\n");
+	for (int i = 1; i <= 5; i++)
+		fprintf(out, "weft_ctl_requests_total{class=\"%dxx\"} %llu\n", i,
+			atomic_load_explicit(&ctl->answered[i], memory_order_relaxed));
+}
+
+static void ctl_resp_clear(struct ctl_resp *resp)
+{
+	json_decref(resp->json);
+	free(resp->text);
+	memset(resp, 0, sizeof(*resp));
+}
+
+static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct ctl *ctl = cls;
+	struct ctl_conn *cc = *con_cls;
+	struct ctl_resp resp = { 0 };
+	enum MHD_Result ret;
+
+	if (!cc) {
+		const char *cl;
+
+		cc = calloc(1, sizeof(*cc));
+		if (!cc)
+			return MHD_NO;
+		*con_cls = cc;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > ctl->opts.max_body)
+			cc->too_large = 1;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (cc->too_large || cc->len + n > ctl->opts.max_body) {
+			cc->too_large = 1;
+			return MHD_YES; /* discard; answer 413 at the end */
+		}
+		if (cc->len + n > cc->cap) {
+			size_t cap = cc->cap ? cc->cap : 4096;
+			uint8_t *nb;
+
+			while (cap < cc->len + n)
+				cap *= 2;
+			if (cap > ctl->opts.max_body)
+				cap = ctl->opts.max_body;
+			nb = realloc(cc->body, cap);
+			if (!nb)
+				return MHD_NO;
+			cc->body = nb;
+			cc->cap = cap;
+		}
+		memcpy(cc->body + cc->len, upload_data, n);
+		cc->len += n;
+		return MHD_YES;
+	}
+	if (cc->too_large) {
+		ctl_resp_error(&resp, 413, "too_large", "request body over %zu bytes",
+			       ctl->opts.max_body);
+	} else {
+		struct ctl_req req = {
+			.method = method,
+			.path = url,
+			.body = cc->body,
+			.body_len = cc->len,
+			.conn = conn,
+		};
+		json_error_t jerr;
+
+		if (cc->len) {
+			req.json = json_loadb((const char *)cc->body, cc->len, JSON_REJECT_DUPLICATES,
+					      &jerr);
+			const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+								     "Content-Type");
+			if (!req.json && ct && strncmp(ct, "application/json", 16) == 0) {
+				ctl_resp_error(&resp, 400, "bad_json", "malformed JSON body: %s",
+					       jerr.text);
+				goto send;
+			}
+		}
+		ctl_dispatch(ctl, &req, &resp);
+		json_decref(req.json);
+	}
+send:
+	ctl_count(ctl, resp.status);
+	ret = ctl_send(conn, &resp);
+	ctl_resp_clear(&resp);
+	return ret;
+}
+
+static void ctl_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			  enum MHD_RequestTerminationCode toe)
+{
+	struct ctl_conn *cc = *con_cls;
+
+	if (cc) {
+		free(cc->body);
+		free(cc);
+		*con_cls = NULL;
+	}
+}
+
+static void ctl_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("ctl", "%s", msg);
+}
+
+int ctl_start(struct ctl *ctl)
+{
+	ctl->mhd = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			MHD_USE_ERROR_LOG | MHD_USE_POLL,
+		0, NULL, NULL, ctl_access, ctl, MHD_OPTION_EXTERNAL_LOGGER, ctl_mhd_log, ctl,
+		MHD_OPTION_LISTEN_SOCKET, ctl->fd,
+		MHD_OPTION_CONNECTION_LIMIT, ctl->opts.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+		ctl->opts.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)ctl->opts.max_header, MHD_OPTION_NOTIFY_COMPLETED, ctl_completed, ctl,
+		MHD_OPTION_END);
+	if (!ctl->mhd)
+		return -EIO;
+	return 0;
+}
+
+void ctl_free(struct ctl *ctl)
+{
+	if (!ctl)
+		return;
+	if (ctl->mhd)
+		MHD_stop_daemon(ctl->mhd); /* closes the listen socket */
+	else if (ctl->fd >= 0)
+		close(ctl->fd);
+	unlink(ctl->path);
+	free(ctl);
+}

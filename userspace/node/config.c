@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+/* The configuration table: every key, its type, range and default. */
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "weft/config.h"
+#include "weft/log.h"
+#include "weft/util.h"
+
+enum cfg_type { CFG_STR, CFG_U32, CFG_U64, CFG_BOOL, CFG_ENUM, CFG_LIST };
+
+struct cfg_key {
+	const char *section;
+	const char *key;
+	enum cfg_type type;
+	size_t off;
+	size_t size;        /* CFG_STR: buffer size */
+	uint64_t min, max;  /* numbers */
+	const char *def;    /* default, as text */
+	const char *choices; /* CFG_ENUM: "a|b|c" */
+	int reloadable;
+};
+
+#define OFF(f) offsetof(struct weft_config, f)
+#define SZ(f) sizeof(((struct weft_config *)0)->f)
+
+static const struct cfg_key cfg_keys[] = {
+	{ "node", "state_dir", CFG_STR, OFF(state_dir), SZ(state_dir), 0, 0, NULL, NULL, 0 },
+	{ "node", "log_level", CFG_ENUM, OFF(log_level), SZ(log_level), 0, 0, "info",
+	  "error|warn|info|debug", 1 },
+	{ "node", "io", CFG_ENUM, OFF(io), SZ(io), 0, 0, "auto", "auto|uring|xdp", 0 },
+	{ "node", "workers", CFG_U32, OFF(workers), 0, 0, 256, "0", NULL, 0 },
+	{ "node", "bind", CFG_STR, OFF(bind_addr), SZ(bind_addr), 0, 0, "::", NULL, 0 },
+	{ "xdp", "interface", CFG_STR, OFF(xdp_ifname), SZ(xdp_ifname), 0, 0, "", NULL, 0 },
+	{ "xdp", "mode", CFG_ENUM, OFF(xdp_mode), SZ(xdp_mode), 0, 0, "native",
+	  "native|generic", 0 },
+	{ "xdp", "pin_root", CFG_STR, OFF(xdp_pin_root), SZ(xdp_pin_root), 0, 0,
+	  "/sys/fs/bpf/weft", NULL, 0 },
+	{ "ports", "quic", CFG_U32, OFF(quic_port), 0, 1, 65535, "4433", NULL, 0 },
+	{ "ports", "dht", CFG_U32, OFF(dht_port), 0, 1, 65535, "6881", NULL, 0 },
+	{ "ctl", "socket", CFG_STR, OFF(ctl_socket), SZ(ctl_socket), 0, 0, "", NULL, 0 },
+	{ "ctl", "max_body", CFG_U32, OFF(ctl_max_body), 0, 1024, 64U << 20, "1048576", NULL, 0 },
+	{ "ctl", "max_header", CFG_U32, OFF(ctl_max_header), 0, 2048, 1U << 20, "16384", NULL,
+	  0 },
+	{ "ctl", "max_conns", CFG_U32, OFF(ctl_max_conns), 0, 1, 4096, "64", NULL, 0 },
+	{ "ctl", "timeout", CFG_U32, OFF(ctl_timeout_s), 0, 1, 3600, "10", NULL, 0 },
+	{ "dht", "bootstrap", CFG_LIST, OFF(dht_bootstrap), 0, 0, 0, NULL, NULL, 0 },
+	{ "dht", "public_routers", CFG_BOOL, OFF(dht_public_routers), 0, 0, 0, "false", NULL,
+	  0 },
+	{ "dht", "read_only", CFG_BOOL, OFF(dht_read_only), 0, 0, 0, "false", NULL, 0 },
+	{ "dht", "enforce_bep42", CFG_BOOL, OFF(dht_enforce_bep42), 0, 0, 0, "false", NULL, 0 },
+	{ "gateway", "listen", CFG_STR, OFF(gateway), SZ(gateway), 0, 0, "", NULL, 0 },
+	{ "gateway", "allow_public", CFG_BOOL, OFF(gateway_allow_public), 0, 0, 0, "false", NULL,
+	  0 },
+	{ "store", "map_size", CFG_U64, OFF(store_map_size), 0, 1U << 20, 1ULL << 40,
+	  "1073741824", NULL, 0 },
+};
+
+static const struct cfg_key *cfg_find(const char *section, const char *key)
+{
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(cfg_keys); i++)
+		if (strcmp(cfg_keys[i].section, section) == 0 && strcmp(cfg_keys[i].key, key) == 0)
+			return &cfg_keys[i];
+	return NULL;
+}
+
+int config_reloadable(const char *section, const char *key)
+{
+	const struct cfg_key *k = cfg_find(section, key);
+
+	return k && k->reloadable;
+}
+
+static int enum_has(const char *choices, const char *v)
+{
+	size_t vl = strlen(v);
+
+	for (const char *p = choices; *p;) {
+		const char *bar = strchr(p, '|');
+		size_t l = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (l == vl && strncmp(p, v, l) == 0)
+			return 1;
+		if (!bar)
+			break;
+		p = bar + 1;
+	}
+	return 0;
+}
+
+static int cfg_apply(struct weft_config *cfg, const struct cfg_key *k, const char *value,
+		     char *err, size_t errlen)
+{
+	char *base = (char *)cfg + k->off;
+	uint64_t v;
+	int b, rc;
+
+	switch (k->type) {
+	case CFG_STR:
+		if (strlen(value) >= k->size) {
+			snprintf(err, errlen, "%s.%s: value longer than %zu bytes", k->section,
+				 k->key, k->size - 1);
+			return -EINVAL;
+		}
+		strcpy(base, value);
+		return 0;
+	case CFG_ENUM:
+		if (!enum_has(k->choices, value)) {
+			snprintf(err, errlen, "%s.%s: '%s' is not one of %s", k->section, k->key,
+				 value, k->choices);
+			return -EINVAL;
+		}
+		strcpy(base, value);
+		return 0;
+	case CFG_U32:
+	case CFG_U64:
+		rc = util_parse_u64(value, k->min, k->max, &v);
+		if (rc) {
+			snprintf(err, errlen, "%s.%s: '%s' is not %s %llu..%llu", k->section,
+				 k->key, value, rc == -ERANGE ? "in range" : "a number in",
+				 (unsigned long long)k->min, (unsigned long long)k->max);
+			return -EINVAL;
+		}
+		if (k->type == CFG_U32)
+			*(uint32_t *)(void *)base = (uint32_t)v;
+		else
+			*(uint64_t *)(void *)base = v;
+		return 0;
+	case CFG_BOOL:
+		if (util_parse_bool(value, &b)) {
+			snprintf(err, errlen, "%s.%s: '%s' is not a boolean (true/false)",
+				 k->section, k->key, value);
+			return -EINVAL;
+		}
+		*(int *)(void *)base = b;
+		return 0;
+	case CFG_LIST: {
+		struct sockaddr_storage ss;
+		unsigned int sl;
+
+		if (cfg->dht_nbootstrap >= CONFIG_MAX_BOOTSTRAP) {
+			snprintf(err, errlen, "%s.%s: at most %d entries", k->section, k->key,
+				 CONFIG_MAX_BOOTSTRAP);
+			return -EINVAL;
+		}
+		/* HOST:PORT: numeric addresses are checked now, names at start. */
+		if (strlen(value) >= sizeof(cfg->dht_bootstrap[0]) || !strchr(value, ':') ||
+		    (value[0] == '[' && util_parse_addr(value, &ss, &sl))) {
+			snprintf(err, errlen, "%s.%s: '%s' is not HOST:PORT", k->section, k->key,
+				 value);
+			return -EINVAL;
+		}
+		strcpy(cfg->dht_bootstrap[cfg->dht_nbootstrap++], value);
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+int config_set(struct weft_config *cfg, const char *section, const char *key, const char *value,
+	       char *err, size_t errlen)
+{
+	const struct cfg_key *k = cfg_find(section, key);
+
+	if (!k) {
+		snprintf(err, errlen, "unknown key '%s.%s'", section, key);
+		return -ENOENT;
+	}
+	return cfg_apply(cfg, k, value, err, errlen);
+}
+
+void config_defaults(struct weft_config *cfg)
+{
+	char err[256];
+	const char *xdg, *home;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(cfg_keys); i++)
+		if (cfg_keys[i].def)
+			cfg_apply(cfg, &cfg_keys[i], cfg_keys[i].def, err, sizeof(err));
+	if (geteuid() == 0) {
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/weft");
+	} else if ((xdg = getenv("XDG_STATE_HOME")) && xdg[0] == '/') {
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%.*s/weft", PATH_MAX - 16, xdg);
+	} else {
+		home = getenv("HOME");
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%.*s/.local/state/weft",
+			 PATH_MAX - 32, home && home[0] ? home : ".");
+	}
+}
+
+struct ini_ctx {
+	struct weft_config *cfg;
+	char *err;
+	size_t errlen;
+	int failed;
+	int lists_reset;
+};
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	char msg[256];
+
+	if (!name) /* a section header alone: checked with its first key */
+		return 1;
+	if (!c->lists_reset && strcmp(section, "dht") == 0 && strcmp(name, "bootstrap") == 0) {
+		/* A file's list replaces the (empty) default list. */
+		c->cfg->dht_nbootstrap = 0;
+		c->lists_reset = 1;
+	}
+	if (config_set(c->cfg, section, name, value, msg, sizeof(msg))) {
+		if (!c->failed)
+			snprintf(c->err, c->errlen, "%s", msg);
+		c->failed = 1;
+		return 0; /* inih reports the line number */
+	}
+	return 1;
+}
+
+int config_load_file(struct weft_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct ini_ctx c = { cfg, err, errlen, 0, 0 };
+	char msg[300] = "";
+	FILE *f;
+	int line;
+
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	c.err = msg;
+	c.errlen = sizeof(msg);
+	line = ini_parse_file(f, ini_cb, &c);
+	fclose(f);
+	if (line == 0)
+		return 0;
+	if (line < 0) {
+		snprintf(err, errlen, "%s: cannot read", path);
+		return -EIO;
+	}
+	snprintf(err, errlen, "%s:%d: %s", path, line, msg[0] ? msg : "syntax error");
+	return -EINVAL;
+}
+
+int config_finish(struct weft_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->state_dir[0] != '/') {
+		snprintf(err, errlen, "node.state_dir must be an absolute path");
+		return -EINVAL;
+	}
+	if (!cfg->ctl_socket[0]) {
+		if (strlen(cfg->state_dir) + sizeof("/weftd.sock") > sizeof(cfg->ctl_socket)) {
+			snprintf(err, errlen, "node.state_dir too long");
+			return -EINVAL;
+		}
+		snprintf(cfg->ctl_socket, sizeof(cfg->ctl_socket), "%s/weftd.sock",
+			 cfg->state_dir);
+	}
+	/* sun_path is 108 bytes. */
+	if (strlen(cfg->ctl_socket) >= 108) {
+		snprintf(err, errlen, "ctl.socket path '%s' is longer than 107 bytes",
+			 cfg->ctl_socket);
+		return -EINVAL;
+	}
+	if (cfg->quic_port == cfg->dht_port) {
+		snprintf(err, errlen, "ports.quic and ports.dht must differ");
+		return -EINVAL;
+	}
+	if (strcmp(cfg->io, "xdp") == 0 && !cfg->xdp_ifname[0]) {
+		snprintf(err, errlen, "node.io = xdp needs xdp.interface (--xdp IFNAME)");
+		return -EINVAL;
+	}
+	if (cfg->gateway[0]) {
+		struct sockaddr_storage ss;
+		unsigned int sl;
+
+		if (util_parse_addr(cfg->gateway, &ss, &sl)) {
+			snprintf(err, errlen, "gateway.listen '%s' is not ADDR:PORT", cfg->gateway);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+void config_print(const struct weft_config *cfg, FILE *out)
+{
+	const char *cur = "";
+
+	fprintf(out, "# effective weftd configuration\n");
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(cfg_keys); i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		const char *base = (const char *)cfg + k->off;
+
+		if (strcmp(cur, k->section)) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+			cur = k->section;
+		}
+		switch (k->type) {
+		case CFG_STR:
+		case CFG_ENUM:
+			fprintf(out, "%s = %s\n", k->key, base);
+			break;
+		case CFG_U32:
+			fprintf(out, "%s = %u\n", k->key, *(const uint32_t *)(const void *)base);
+			break;
+		case CFG_U64:
+			fprintf(out, "%s = %llu\n", k->key,
+				(unsigned long long)*(const uint64_t *)(const void *)base);
+			break;
+		case CFG_BOOL:
+			fprintf(out, "%s = %s\n", k->key,
+				*(const int *)(const void *)base ? "true" : "false");
+			break;
+		case CFG_LIST:
+			if (!cfg->dht_nbootstrap)
+				fprintf(out, "# %s = (none)\n", k->key);
+			for (uint32_t j = 0; j < cfg->dht_nbootstrap; j++)
+				fprintf(out, "%s = %s\n", k->key, cfg->dht_bootstrap[j]);
+			break;
+		}
+	}
+}

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+/* weftd's node: wiring of identity, store, control API and the main loop. */
+#include <errno.h>
+#include <liburing.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "weft/ctl.h"
+#include "weft/log.h"
+#include "weft/node.h"
+#include "weft/store.h"
+#include "weft/util.h"
+#include "notify.h"
+
+/* Housekeeping tick of the main loop. 1 s: coarse work only (expiry,
+ * persistence flushes); packet timers live in the engine's wheels. */
+#define NODE_TICK_MS 1000
+
+struct node {
+	struct weft_config cfg;
+	char config_path[PATH_MAX];
+	struct identity id;
+	char pk_hex[2 * IDENTITY_PK_LEN + 1];
+	struct store *store;
+	struct ctl *ctl;
+	uint64_t start_ms;
+	uint64_t start_wall;
+	_Atomic unsigned long long reloads;
+	const char *io_mode; /* what actually runs: "uring" or "xdp" */
+};
+
+const struct identity *node_identity(const struct node *n)
+{
+	return &n->id;
+}
+
+static void node_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct node *n = arg;
+	json_t *o;
+
+	o = json_pack("{s:s,s:s,s:I,s:s,s:{s:i,s:i},s:s,s:s,s:I}", "node_key", n->pk_hex,
+		      "version", WEFT_VERSION, "uptime_s",
+		      (json_int_t)((util_now_ms() - n->start_ms) / 1000), "io_mode", n->io_mode,
+		      "ports", "quic", (int)n->cfg.quic_port, "dht", (int)n->cfg.dht_port,
+		      "state_dir", n->cfg.state_dir, "socket", n->cfg.ctl_socket, "pid",
+		      (json_int_t)getpid());
+	ctl_resp_json(resp, 200, o);
+}
+
+static void node_metrics(void *arg, FILE *out)
+{
+	struct node *n = arg;
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	fprintf(out,
+		"# HELP weft_build_info weftd version.\n# TYPE weft_build_info gauge\n"
+		"weft_build_info{version=\"%s\",io_mode=\"%s\"} 1\n"
+		"# HELP process_start_time_seconds Start time of the process since the epoch.\n"
+		"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %llu\n"
+		"# HELP weft_uptime_seconds Seconds since weftd started.\n"
+		"# TYPE weft_uptime_seconds gauge\nweft_uptime_seconds %llu\n"
+		"# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+		"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
+		"# HELP weft_config_reloads_total SIGHUP reloads applied.\n"
+		"# TYPE weft_config_reloads_total counter\nweft_config_reloads_total %llu\n",
+		WEFT_VERSION, n->io_mode, (unsigned long long)n->start_wall,
+		(unsigned long long)((util_now_ms() - n->start_ms) / 1000),
+		rss * sysconf(_SC_PAGESIZE), atomic_load(&n->reloads));
+}
+
+int node_new(struct node **out, const struct weft_config *cfg, const char *config_path)
+{
+	struct store_opts so = { 0 };
+	struct ctl_opts co = { 0 };
+	struct node *n;
+	int created, err;
+
+	*out = NULL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->cfg = *cfg;
+	if (config_path)
+		snprintf(n->config_path, sizeof(n->config_path), "%s", config_path);
+	n->start_ms = util_now_ms();
+	n->start_wall = util_wall_s();
+	n->io_mode = "uring";
+
+	err = util_mkdir_p(cfg->state_dir, 0700);
+	if (err) {
+		log_error("node", "cannot create state directory %s: %s", cfg->state_dir,
+			  strerror(-err));
+		goto fail;
+	}
+	/* The store's flock guards the whole state directory. */
+	char sdir[PATH_MAX + 8];
+
+	snprintf(sdir, sizeof(sdir), "%s/store", cfg->state_dir);
+	so.dir = sdir;
+	so.map_size = cfg->store_map_size;
+	err = store_new(&n->store, &so);
+	if (err) {
+		if (err == -EBUSY)
+			log_error("node", "state directory %s is in use by another weftd",
+				  cfg->state_dir);
+		else
+			log_error("node", "cannot open the store in %s: %s", sdir, strerror(-err));
+		goto fail;
+	}
+	err = identity_load(&n->id, cfg->state_dir, 1, &created);
+	if (err) {
+		log_error("node", "cannot load the node key in %s: %s", cfg->state_dir,
+			  strerror(-err));
+		goto fail;
+	}
+	util_hex(n->pk_hex, n->id.pk, IDENTITY_PK_LEN);
+	log_info("node", "%s node key %s", created ? "created" : "loaded", n->pk_hex);
+
+	co.socket_path = cfg->ctl_socket;
+	co.max_body = cfg->ctl_max_body;
+	co.max_header = cfg->ctl_max_header;
+	co.max_conns = cfg->ctl_max_conns;
+	co.timeout_s = cfg->ctl_timeout_s;
+	err = ctl_new(&n->ctl, &co);
+	if (err) {
+		log_error("node", "control socket %s: %s", cfg->ctl_socket,
+			  err == -EADDRINUSE ? "another process is serving it" : strerror(-err));
+		goto fail;
+	}
+	ctl_route(n->ctl, "GET", "/v1/status", node_status, n);
+	ctl_metrics(n->ctl, node_metrics, n);
+	*out = n;
+	return 0;
+fail:
+	node_free(n);
+	return err;
+}
+
+void node_free(struct node *n)
+{
+	if (!n)
+		return;
+	ctl_free(n->ctl);
+	store_free(n->store);
+	identity_wipe(&n->id);
+	free(n);
+}
+
+/* SIGHUP: re-read the file; apply what can change live, warn about the rest. */
+static void node_reload(struct node *n)
+{
+	struct weft_config fresh;
+	char err[512];
+	enum log_level lvl;
+
+	if (!n->config_path[0]) {
+		log_info("node", "SIGHUP: no configuration file to reload");
+		return;
+	}
+	config_defaults(&fresh);
+	if (config_load_file(&fresh, n->config_path, err, sizeof(err)) ||
+	    config_finish(&fresh, err, sizeof(err))) {
+		log_error("node", "SIGHUP: keeping the running configuration: %s", err);
+		return;
+	}
+	if (strcmp(fresh.log_level, n->cfg.log_level) && !log_level_parse(fresh.log_level, &lvl)) {
+		log_set_level(lvl);
+		snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", fresh.log_level);
+		log_info("node", "log level now %s", fresh.log_level);
+	}
+	if (fresh.quic_port != n->cfg.quic_port || fresh.dht_port != n->cfg.dht_port ||
+	    strcmp(fresh.state_dir, n->cfg.state_dir) || strcmp(fresh.io, n->cfg.io))
+		log_warn("node", "SIGHUP: ports, state directory and I/O mode change only on "
+				 "restart");
+	atomic_fetch_add(&n->reloads, 1);
+	log_info("node", "configuration reloaded from %s", n->config_path);
+}
+
+int node_run(struct node *n)
+{
+	struct io_uring ring;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec tick = { .tv_sec = NODE_TICK_MS / 1000,
+					  .tv_nsec = (NODE_TICK_MS % 1000) * 1000000L };
+	struct signalfd_siginfo si;
+	sigset_t mask;
+	int sfd = -1, err, stop = 0;
+	enum { EV_SIGNAL = 1, EV_TICK = 2 };
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	/* Blocked in every thread: main() blocks them before any thread starts. */
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	err = io_uring_queue_init(16, &ring, 0);
+	if (err < 0) {
+		log_error("node", "io_uring: %s", strerror(-err));
+		close(sfd);
+		return err;
+	}
+	err = ctl_start(n->ctl);
+	if (err) {
+		log_error("node", "cannot start the control API: %s", strerror(-err));
+		goto out;
+	}
+	log_info("node", "weftd %s ready: control API on %s, state in %s, io %s", WEFT_VERSION,
+		 n->cfg.ctl_socket, n->cfg.state_dir, n->io_mode);
+	node_notify("READY=1\nSTATUS=serving");
+
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_read(sqe, sfd, &si, sizeof(si), 0);
+	io_uring_sqe_set_data64(sqe, EV_SIGNAL);
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_timeout(sqe, &tick, 0, 0);
+	io_uring_sqe_set_data64(sqe, EV_TICK);
+	while (!stop) {
+		err = io_uring_submit_and_wait(&ring, 1);
+		if (err < 0 && err != -EINTR) {
+			log_error("node", "io_uring wait: %s", strerror(-err));
+			goto out;
+		}
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			uint64_t ev = io_uring_cqe_get_data64(cqe);
+			int res = cqe->res;
+
+			io_uring_cqe_seen(&ring, cqe);
+			if (ev == EV_SIGNAL) {
+				if (res != (int)sizeof(si)) {
+					log_error("node", "signalfd read: %d", res);
+					err = res < 0 ? res : -EIO;
+					goto out;
+				}
+				if (si.ssi_signo == SIGHUP) {
+					node_notify("RELOADING=1");
+					node_reload(n);
+					node_notify("READY=1");
+				} else {
+					log_info("node", "signal %u: stopping", si.ssi_signo);
+					stop = 1;
+				}
+				if (!stop) {
+					sqe = io_uring_get_sqe(&ring);
+					io_uring_prep_read(sqe, sfd, &si, sizeof(si), 0);
+					io_uring_sqe_set_data64(sqe, EV_SIGNAL);
+				}
+			} else if (ev == EV_TICK) {
+				sqe = io_uring_get_sqe(&ring);
+				io_uring_prep_timeout(sqe, &tick, 0, 0);
+				io_uring_sqe_set_data64(sqe, EV_TICK);
+			}
+		}
+	}
+	err = 0;
+	node_notify("STOPPING=1");
+out:
+	io_uring_queue_exit(&ring);
+	close(sfd);
+	return err;
+}
