@@ -32,7 +32,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes \
 	    -Wmissing-prototypes -Wformat=2 -Wvla
-CPPFLAGS := -Iinclude -Iuserspace -I$(BUILD)/bpf -D_GNU_SOURCE
+CPPFLAGS := -Iinclude -Iuserspace -Itests/lib -I$(BUILD)/bpf -D_GNU_SOURCE
 BASE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -MMD -MP -fno-strict-aliasing -pthread
 CFLAGS   ?=
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

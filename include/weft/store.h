@@ -59,6 +59,11 @@ uint32_t store_schema_version(const struct store *st);
  * Returns 0, -ENOSPC (max_dbs reached) or -EIO. */
 int store_db(struct store *st, const char *name, unsigned int *dbi);
 
+/* Open or create a named database inside a write transaction (migrations
+ * use this: handles from store_db() are not valid inside the migration of
+ * the same open). */
+int store_txn_db(struct store_txn *txn, const char *name, unsigned int *dbi);
+
 int store_txn_begin(struct store *st, int read_only, struct store_txn **out);
 /* Commit a write transaction (a read one is just closed). Frees txn. */
 int store_txn_commit(struct store_txn *txn);

@@ -2,11 +2,11 @@
 # Source from an integration test: builds network namespaces joined by veth
 # pairs to a bridge (itself in a namespace of its own), and removes all of it
 # on exit, even when the test fails. Addresses are from the documentation
-# ranges (192.0.2.0/24, 2001:db8::/64) and exist only inside these namespaces.
+# ranges (198.51.100.0/24, 2001:db8:77::/64) and exist only inside these namespaces.
 #
 #   . "$TOP/tests/lib/netns.sh"
 #   netns_require_root          # exits 77 (skip) with a message if not root
-#   netns_create 3              # hosts $NS_1 $NS_2 $NS_3, IPs 192.0.2.1..3
+#   netns_create 3              # hosts $NS_1 $NS_2 $NS_3, IPs 198.51.100.1..3
 #   netns_exec 1 cmd...         # run in host 1
 #   netns_ip4 2 / netns_ip6 2   # address of host 2
 #   netns_ifname 1              # interface name inside host 1 ("eth0")
@@ -37,8 +37,8 @@ netns_cleanup() {
 	NS_COUNT=0
 }
 
-netns_ip4() { echo "192.0.2.$1"; }
-netns_ip6() { echo "2001:db8::$1"; }
+netns_ip4() { echo "198.51.100.$1"; }
+netns_ip6() { echo "2001:db8:77::$1"; }
 netns_name() { echo "${NS_PREFIX}h$1"; }
 netns_ifname() { echo "eth0"; }
 netns_exec() { local n=$1; shift; ip netns exec "${NS_PREFIX}h$n" "$@"; }
@@ -79,8 +79,8 @@ _netns_addr() {
 	local i=$1 ns="${NS_PREFIX}h$1"
 	ip -n "$ns" link set lo up
 	ip netns exec "$ns" sysctl -qw net.ipv6.conf.eth0.accept_dad=0 2>/dev/null
-	ip -n "$ns" addr add "192.0.2.$i/24" dev eth0
-	ip -n "$ns" addr add "2001:db8::$i/64" dev eth0 nodad
+	ip -n "$ns" addr add "198.51.100.$i/24" dev eth0
+	ip -n "$ns" addr add "2001:db8:77::$i/64" dev eth0 nodad
 	ip -n "$ns" link set eth0 up
 }
 

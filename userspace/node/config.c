@@ -200,7 +200,22 @@ struct ini_ctx {
 	size_t errlen;
 	int failed;
 	int lists_reset;
+	FILE *f;
+	int line;      /* lines read so far: the line the handler is called for */
+	int bad_line;  /* first line a handler rejected */
 };
+
+/* fgets with a line count, so handler errors carry their own line number
+ * (inih only reports the first error line, which may be a syntax error). */
+static char *cfg_reader(char *str, int num, void *stream)
+{
+	struct ini_ctx *c = stream;
+	char *r = fgets(str, num, c->f);
+
+	if (r)
+		c->line++;
+	return r;
+}
 
 static int ini_cb(void *user, const char *section, const char *name, const char *value)
 {
@@ -209,14 +224,24 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 
 	if (!name) /* a section header alone: checked with its first key */
 		return 1;
+	if (!section[0]) {
+		if (!c->failed) {
+			snprintf(c->err, c->errlen, "key '%s' outside any [section]", name);
+			c->bad_line = c->line;
+		}
+		c->failed = 1;
+		return 0;
+	}
 	if (!c->lists_reset && strcmp(section, "dht") == 0 && strcmp(name, "bootstrap") == 0) {
 		/* A file's list replaces the (empty) default list. */
 		c->cfg->dht_nbootstrap = 0;
 		c->lists_reset = 1;
 	}
 	if (config_set(c->cfg, section, name, value, msg, sizeof(msg))) {
-		if (!c->failed)
+		if (!c->failed) {
 			snprintf(c->err, c->errlen, "%s", msg);
+			c->bad_line = c->line;
+		}
 		c->failed = 1;
 		return 0; /* inih reports the line number */
 	}
@@ -225,27 +250,32 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 
 int config_load_file(struct weft_config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct ini_ctx c = { cfg, err, errlen, 0, 0 };
+	struct ini_ctx c = { 0 };
 	char msg[300] = "";
-	FILE *f;
-	int line;
+	int line, err_no;
 
-	f = fopen(path, "re");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -errno;
+	c.cfg = cfg;
+	c.f = fopen(path, "re");
+	if (!c.f) {
+		err_no = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(err_no));
+		return -err_no;
 	}
 	c.err = msg;
 	c.errlen = sizeof(msg);
-	line = ini_parse_file(f, ini_cb, &c);
-	fclose(f);
+	line = ini_parse_stream(cfg_reader, &c, ini_cb, &c);
+	fclose(c.f);
 	if (line == 0)
 		return 0;
 	if (line < 0) {
 		snprintf(err, errlen, "%s: cannot read", path);
 		return -EIO;
 	}
-	snprintf(err, errlen, "%s:%d: %s", path, line, msg[0] ? msg : "syntax error");
+	if (c.failed && c.bad_line <= line)
+		snprintf(err, errlen, "%s:%d: %s", path, c.bad_line, msg);
+	else
+		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
+			 path, line);
 	return -EINVAL;
 }
 

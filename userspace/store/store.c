@@ -327,6 +327,20 @@ int store_db(struct store *st, const char *name, unsigned int *dbi)
 	return 0;
 }
 
+int store_txn_db(struct store_txn *txn, const char *name, unsigned int *dbi)
+{
+	MDB_dbi d;
+	int rc;
+
+	if (strcmp(name, STORE_META_DB) == 0)
+		return -EINVAL;
+	rc = mdb_dbi_open(txn->txn, name, txn->read_only ? 0 : MDB_CREATE, &d);
+	if (rc)
+		return mdb_err(rc);
+	*dbi = d;
+	return 0;
+}
+
 int store_txn_begin(struct store *st, int read_only, struct store_txn **out)
 {
 	struct store_txn *t = calloc(1, sizeof(*t));

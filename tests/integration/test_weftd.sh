@@ -1,0 +1,176 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# weftd + weftctl end to end: status over weftctl and curl, hostile HTTP,
+# graceful stop, restart with the same identity, reload, readiness, and the
+# errors a new operator meets (bad config, second daemon, missing daemon).
+set -u
+. "$TOP/tests/lib/common.sh"
+
+D=$(mktemp -d /tmp/weft-it-XXXXXX)
+on_exit "rm -rf '$D'"
+SOCK="$D/weftd.sock"
+
+start_weftd "$D" --state-dir "$D" --quic-port 14433 --dht-port 16881
+PID=$WEFTD_PID
+
+# --- status through weftctl (table and JSON) and curl
+out=$("$WEFTCTL" --socket "$SOCK" status) || fail "weftctl status failed"
+echo "$out" | grep -q '^node key ' || fail "no node key line: $out"
+echo "$out" | grep -q 'quic 14433, dht 16881' || fail "ports missing: $out"
+key1=$("$WEFTCTL" --socket "$SOCK" --json status | json_get node_key)
+[ ${#key1} -eq 64 ] || fail "bad node key '$key1'"
+j=$(curl -sf --unix-socket "$SOCK" http://weftd/v1/status) || fail "curl status"
+[ "$(echo "$j" | json_get node_key)" = "$key1" ] || fail "curl and weftctl disagree"
+[ "$(echo "$j" | json_get io_mode)" = uring ] || fail "io_mode: $j"
+[ "$(echo "$j" | json_get state_dir)" = "$D" ] || fail "state_dir: $j"
+[ "$(stat -c %a "$SOCK")" = 600 ] || fail "socket mode $(stat -c %a "$SOCK")"
+[ "$(stat -c %a "$D/node.key")" = 600 ] || fail "key mode"
+pass "status"
+
+# --- errors as JSON
+code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" http://weftd/v1/nope)
+[ "$code" = 404 ] && grep -q '"not_found"' "$D/r" || fail "404: $code $(cat "$D/r")"
+code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" -X DELETE http://weftd/v1/status)
+[ "$code" = 405 ] && grep -q '"error"' "$D/r" || fail "405: $code"
+code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" -H 'Content-Type: application/json' \
+	-X POST --data '{"broken' http://weftd/v1/status)
+[ "$code" = 400 ] && grep -q '"bad_json"' "$D/r" || fail "400: $code $(cat "$D/r")"
+head -c 2000000 /dev/zero >"$D/big"
+code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" -X POST --data-binary @"$D/big" \
+	http://weftd/v1/status)
+[ "$code" = 413 ] || fail "413 expected, got $code"
+pass "json errors"
+
+# --- metrics
+m=$(curl -sf --unix-socket "$SOCK" http://weftd/metrics) || fail "metrics"
+echo "$m" | grep -q '^weft_uptime_seconds ' || fail "no uptime metric"
+echo "$m" | grep -q '^weft_ctl_requests_total{class="4xx"} [1-9]' || fail "4xx not counted"
+"$WEFTCTL" --socket "$SOCK" metrics | grep -q '^process_resident_memory_bytes' || fail "weftctl metrics"
+pass "metrics"
+
+# --- hostile HTTP; the daemon keeps answering others
+$PYTHON - "$SOCK" <<'PY' || fail "hostile HTTP"
+import socket, sys, time
+path = sys.argv[1]
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(path); return s
+def status_line(s):
+    data = b""
+    try:
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk: break
+            data += chunk
+    except socket.timeout:
+        pass
+    return data.split(b"\r\n", 1)[0]
+# a stuck client that never finishes its request, held open throughout
+stuck = conn(); stuck.send(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")
+slow = conn(); slow.send(b"POST /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+# garbage bytes
+g = conn(); g.send(bytes(range(256)) * 4 + b"\r\n\r\n"); line = status_line(g)
+assert line == b"" or b" 400 " in line, line
+g = conn(); g.send(b"HELLO WORLD\r\n\r\n"); line = status_line(g)
+assert line == b"" or b" 400 " in line or b" 505 " in line, line
+# a 1 MiB header
+h = conn()
+try:
+    h.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")
+except (BrokenPipeError, ConnectionResetError):
+    pass
+line = status_line(h)
+assert line == b"" or b" 431 " in line or b" 413 " in line, line
+# a truncated body, then close
+t = conn(); t.send(b"POST /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nshort"); t.close()
+# others still get answers while stuck/slow are open
+for i in range(20):
+    c = conn(); c.send(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    line = status_line(c)
+    assert b" 200 " in line, line
+    c.close()
+stuck.close(); slow.close()
+PY
+kill -0 "$PID" || fail "weftd died on hostile input"
+curl -sf --unix-socket "$SOCK" http://weftd/v1/status >/dev/null || fail "no answer after hostile input"
+pass "hostile http"
+
+# --- a second weftd on the same state directory is refused, clearly
+if "$WEFTD" --state-dir "$D" --socket "$D/other.sock" 2>"$D/err2"; then
+	fail "second weftd started"
+fi
+grep -q "in use by another weftd" "$D/err2" || fail "no clear message: $(cat "$D/err2")"
+pass "double start"
+
+# --- SIGHUP reloads the log level from the config file
+cat >"$D/w.conf" <<CONF
+[node]
+state_dir = $D
+log_level = info
+[ports]
+quic = 14433
+dht = 16881
+CONF
+stop_weftd "$PID" || fail "SIGTERM stop not clean"
+[ -e "$SOCK" ] && fail "socket left behind"
+start_weftd "$D" --config "$D/w.conf"
+PID=$WEFTD_PID
+key2=$("$WEFTCTL" --socket "$SOCK" --json status | json_get node_key)
+[ "$key1" = "$key2" ] || fail "identity changed across restart"
+sed -i 's/log_level = info/log_level = debug/' "$D/w.conf"
+kill -HUP "$PID"
+wait_for "grep -q 'log level now debug' '$WEFTD_LOG'" || fail "SIGHUP reload"
+echo "[node]" >"$D/bad.conf"; echo "nonsense = 1" >>"$D/bad.conf"
+cp "$D/bad.conf" "$D/w.conf"
+kill -HUP "$PID"
+wait_for "grep -q 'keeping the running configuration' '$WEFTD_LOG'" || fail "bad reload not refused"
+kill -0 "$PID" || fail "bad reload killed weftd"
+curl -sf --unix-socket "$SOCK" http://weftd/metrics | grep -q '^weft_config_reloads_total 1' || fail "reload count"
+stop_weftd "$PID" || fail "stop 2"
+pass "restart and reload"
+
+# --- readiness to systemd
+$PYTHON - "$D" <<'PY' &
+import socket, sys, os
+p = os.path.join(sys.argv[1], "notify.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(p); s.settimeout(20)
+open(os.path.join(sys.argv[1], "notify.ready"), "w").close()
+msg = s.recv(4096)
+open(os.path.join(sys.argv[1], "notify.got"), "wb").write(msg)
+PY
+wait_for "[ -e '$D/notify.ready' ]" || fail "notify listener"
+cp /dev/null "$D/w.conf"
+NOTIFY_SOCKET="$D/notify.sock" start_weftd "$D" --state-dir "$D"
+wait_for "[ -e '$D/notify.got' ]" || fail "no READY from weftd"
+grep -q 'READY=1' "$D/notify.got" || fail "notify content: $(cat "$D/notify.got")"
+stop_weftd "$WEFTD_PID" || fail "stop 3"
+pass "sd_notify"
+
+# --- operator errors: exit codes and messages
+"$WEFTD" --state-dir "$D" --config /nonexistent.conf 2>"$D/e"; [ $? -eq 1 ] || fail "missing config exit"
+grep -q nonexistent.conf "$D/e" || fail "missing config message"
+printf '[ports]\nquic = 99999\n' >"$D/bad.conf"
+"$WEFTD" --config "$D/bad.conf" 2>"$D/e"; [ $? -eq 1 ] || fail "bad config exit"
+grep -q "bad.conf:2:" "$D/e" || fail "bad config message: $(cat "$D/e")"
+"$WEFTD" --no-such-flag 2>/dev/null; [ $? -eq 2 ] || fail "bad flag exit"
+"$WEFTD" --state-dir "$D" --print-config >"$D/pc" || fail "print-config"
+grep -q "^quic = 4433" "$D/pc" && grep -q "^state_dir = $D" "$D/pc" || fail "print-config content"
+"$WEFTCTL" --socket "$D/none.sock" status 2>"$D/e"; [ $? -eq 1 ] || fail "weftctl no daemon exit"
+grep -q "is it running" "$D/e" || fail "weftctl no daemon message"
+"$WEFTCTL" 2>/dev/null; [ $? -eq 2 ] || fail "weftctl usage exit"
+"$WEFTCTL" nosuchnoun 2>/dev/null; [ $? -eq 2 ] || fail "weftctl unknown noun exit"
+"$WEFTCTL" status extra 2>/dev/null; [ $? -eq 2 ] || fail "weftctl status extra arg"
+pass "operator errors"
+
+# --- a damaged key or store: clear error, files untouched
+cp "$D/node.key" "$D/key.bak"
+chmod 644 "$D/node.key"
+"$WEFTD" --state-dir "$D" 2>"$D/e"; [ $? -eq 1 ] || fail "0644 key accepted"
+grep -q "must be 0600" "$D/e" || fail "key mode message: $(cat "$D/e")"
+chmod 600 "$D/node.key"
+head -c 5000 /dev/urandom >"$D/store/data.mdb"
+sum=$(md5sum <"$D/store/data.mdb")
+"$WEFTD" --state-dir "$D" 2>"$D/e"; [ $? -eq 1 ] || fail "garbage store accepted"
+grep -q "not a weft store or is damaged" "$D/e" || fail "store message: $(cat "$D/e")"
+[ "$(md5sum <"$D/store/data.mdb")" = "$sum" ] || fail "damaged store was modified"
+pass "damaged state"
+finish

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for integration tests (source it). Provides pass/fail,
+# cleanup hooks, JSON field extraction, and starting/stopping weftd.
+: "${TOP:?run through tests/run.sh or make test}"
+: "${WEFTD:=$TOP/build/san/weftd}" "${WEFTCTL:=$TOP/build/san/weftctl}"
+: "${PYTHON:=/usr/bin/python3}"
+# Daemons under test: a sanitizer report ends the process with an error.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1}:detect_leaks=0"
+
+_EXIT_HOOKS=()
+on_exit() { _EXIT_HOOKS+=("$*"); }
+_run_exit_hooks() {
+	local i
+	for ((i = ${#_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do eval "${_EXIT_HOOKS[$i]}" 2>/dev/null; done
+}
+trap _run_exit_hooks EXIT
+
+T_NAME=$(basename "$0" .sh)
+pass() { echo "ok: $T_NAME: $*"; }
+fail() {
+	echo "FAIL: $T_NAME: $*" >&2
+	[ -n "${WEFTD_LOG:-}" ] && [ -f "$WEFTD_LOG" ] && { echo "--- weftd log:"; tail -n 30 "$WEFTD_LOG"; } >&2
+	exit 1
+}
+skip() { echo "SKIP: $T_NAME: $*"; exit 77; }
+finish() { echo "ok: $T_NAME: all checks passed"; exit 0; }
+
+# json_get KEY [KEY...]: read JSON on stdin, print the nested value.
+json_get() {
+	"$PYTHON" -c 'import json,sys
+v=json.load(sys.stdin)
+for k in sys.argv[1:]:
+    v=v[int(k)] if isinstance(v,list) else v[k]
+print(v if not isinstance(v,(dict,list)) else json.dumps(v))' "$@"
+}
+
+# wait_for "shell condition" [tries (0.1 s each, default 100)]
+wait_for() {
+	local i
+	for ((i = 0; i < ${2:-100}; i++)); do
+		eval "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_weftd STATEDIR [args...]: start in the background (run via $NETNS_EXEC
+# when set), wait for its socket to answer; sets WEFTD_PID and WEFTD_LOG.
+start_weftd() {
+	local dir=$1 sock
+	shift
+	sock="$dir/weftd.sock"
+	local a prev=""
+	for a in "$@"; do
+		[ "$prev" = "--socket" ] && sock=$a
+		prev=$a
+	done
+	WEFTD_LOG="$dir/weftd.log.$RANDOM"
+	${NETNS_EXEC:-} "$WEFTD" "$@" >"$WEFTD_LOG" 2>&1 &
+	WEFTD_PID=$!
+	on_exit "kill -9 $WEFTD_PID"
+	wait_for "curl -sf --unix-socket '$sock' http://weftd/v1/status >/dev/null" 300 ||
+		fail "weftd did not come up ($sock)"
+}
+
+# stop_weftd PID: SIGTERM and wait; fails unless it exits 0 within 20 s.
+stop_weftd() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 1
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$pid"
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+char *tu_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+	char *p;
+
+	if (asprintf(&p, "%s/weft-test-XXXXXX", t && t[0] ? t : "/tmp") < 0)
+		return NULL;
+	if (!mkdtemp(p)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void tu_rmrf_free(char *path)
+{
+	if (!path)
+		return;
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(path);
+}
+
+int tu_write(const char *dir, const char *name, const void *buf, size_t len, unsigned int mode)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, mode) < 0 || write(fd, buf, len) != (ssize_t)len) {
+		int err = -errno;
+
+		close(fd);
+		return err ? err : -EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+void tu_fill(uint8_t *buf, size_t len, uint64_t seed)
+{
+	uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		buf[i] = (uint8_t)((x * 0x2545F4914F6CDD1DULL) >> 56);
+	}
+}
+
+int tu_is_root(void)
+{
+	return geteuid() == 0;
+}
