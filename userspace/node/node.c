@@ -11,15 +11,20 @@
 #include <unistd.h>
 
 #include "weft/ctl.h"
+#include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/node.h"
 #include "weft/store.h"
 #include "weft/util.h"
+#include "weft/xdp.h"
 #include "notify.h"
 
 /* Housekeeping tick of the main loop. 1 s: coarse work only (expiry,
  * persistence flushes); packet timers live in the engine's wheels. */
 #define NODE_TICK_MS 1000
+/* Expired bans are removed from the map, policers and store every 10 s;
+ * the XDP program already ignores them as soon as they expire. */
+#define NODE_BAN_GC_TICKS 10
 
 struct node {
 	struct weft_config cfg;
@@ -28,6 +33,9 @@ struct node {
 	char pk_hex[2 * IDENTITY_PK_LEN + 1];
 	struct store *store;
 	struct ctl *ctl;
+	struct wxdp *xdp;    /* xdp mode: the attached program */
+	struct guard *guard; /* bans, limits, counters (XDP or software) */
+	unsigned int workers;
 	uint64_t start_ms;
 	uint64_t start_wall;
 	_Atomic unsigned long long reloads;
@@ -78,6 +86,53 @@ static void node_metrics(void *arg, FILE *out)
 		WEFT_VERSION, n->io_mode, (unsigned long long)n->start_wall,
 		(unsigned long long)((util_now_ms() - n->start_ms) / 1000),
 		rss * sysconf(_SC_PAGESIZE), atomic_load(&n->reloads));
+}
+
+/*
+ * Packet policy: in xdp mode load and attach the XDP program; otherwise one
+ * software policer per worker. Either way the guard fronts it, restores the
+ * persisted bans and serves /v1/xdp/... and /v1/bans.
+ */
+static int node_policy_init(struct node *n)
+{
+	const struct weft_config *cfg = &n->cfg;
+	struct guard_opts go = { 0 };
+	struct wxdp_config wc;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int err;
+
+	wxdp_config_default(&wc);
+	memset(wc.quic_ports, 0, sizeof(wc.quic_ports));
+	memset(wc.dht_ports, 0, sizeof(wc.dht_ports));
+	wc.quic_ports[0] = (uint16_t)cfg->quic_port;
+	wc.dht_ports[0] = (uint16_t)cfg->dht_port;
+	n->workers = cfg->workers ? cfg->workers : (unsigned int)(ncpu > 0 ? ncpu : 1);
+	if (cfg->xdp_ifname[0] && strcmp(cfg->io, "uring") != 0) {
+		struct wxdp_opts xo = { 0 };
+
+		xo.ifname = cfg->xdp_ifname;
+		xo.skb_mode = strcmp(cfg->xdp_mode, "generic") == 0;
+		xo.pin_root = cfg->xdp_pin_root;
+		xo.config = &wc;
+		err = wxdp_new(&n->xdp, &xo);
+		if (err) {
+			log_error("node", "cannot attach XDP to %s: %s", cfg->xdp_ifname,
+				  strerror(-err));
+			return err;
+		}
+		n->io_mode = "xdp";
+		go.xdp = n->xdp;
+	} else {
+		go.npolicers = n->workers;
+	}
+	go.config = &wc;
+	go.store = n->store;
+	err = guard_new(&n->guard, &go);
+	if (err) {
+		log_error("node", "packet policy: %s", strerror(-err));
+		return err;
+	}
+	return guard_ctl_register(n->guard, n->ctl);
 }
 
 int node_new(struct node **out, const struct weft_config *cfg, const char *config_path)
@@ -141,6 +196,10 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 	}
 	ctl_route(n->ctl, "GET", "/v1/status", node_status, n);
 	ctl_metrics(n->ctl, node_metrics, n);
+
+	err = node_policy_init(n);
+	if (err)
+		goto fail;
 	*out = n;
 	return 0;
 fail:
@@ -153,6 +212,8 @@ void node_free(struct node *n)
 	if (!n)
 		return;
 	ctl_free(n->ctl);
+	guard_free(n->guard);
+	wxdp_free(n->xdp);
 	store_free(n->store);
 	identity_wipe(&n->id);
 	free(n);
@@ -198,6 +259,7 @@ int node_run(struct node *n)
 	struct signalfd_siginfo si;
 	sigset_t mask;
 	int sfd = -1, err, stop = 0;
+	unsigned long ticks = 0;
 	enum { EV_SIGNAL = 1, EV_TICK = 2 };
 
 	sigemptyset(&mask);
@@ -260,6 +322,8 @@ int node_run(struct node *n)
 					io_uring_sqe_set_data64(sqe, EV_SIGNAL);
 				}
 			} else if (ev == EV_TICK) {
+				if (++ticks % NODE_BAN_GC_TICKS == 0)
+					guard_ban_gc(n->guard);
 				sqe = io_uring_get_sqe(&ring);
 				io_uring_prep_timeout(sqe, &tick, 0, 0);
 				io_uring_sqe_set_data64(sqe, EV_TICK);

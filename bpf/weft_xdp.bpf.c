@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * weft XDP fast path: parse Ethernet (up to two VLAN tags) / IPv4 (options)
+ * / IPv6 (extension headers, bounded) / UDP; pass everything that is not
+ * UDP to a weft port untouched; drop malformed weft packets, banned sources
+ * and sources over their token bucket; steer the rest to the AF_XDP socket
+ * of the rx queue, or to the kernel when there is none.
+ *
+ * Maps, config and counters: include/weft/xdp_abi.h. The policy arithmetic
+ * (ports, payload checks, buckets) is include/weft/xdp_policy.h, shared with
+ * the userspace software policer. Design notes: docs/XDP.md.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <xdp/xdp_helpers.h>
+
+#include "weft/xdp_abi.h"
+#include "weft/xdp_policy.h"
+
+/* IPv6 extension headers walked before giving up (XDP_PASS to the kernel):
+ * hop-by-hop, routing, destination options twice and AH cover every sane
+ * ordering (RFC 8200 4.1); deeper chains are not weft traffic. */
+#define WXDP_V6_MAX_EXT 6
+
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define IP_MF_ 0x2000
+#define IP_OFFSET_ 0x1FFF
+
+struct vlan_hdr_ {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct v6_opt_hdr_ {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wxdp_config);
+} WXDP_MAP_CONFIG SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WXDP_STAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} WXDP_MAP_STATS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, WXDP_DEFAULT_BANS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct wxdp_ban4_key);
+	__type(value, struct wxdp_ban_val);
+} WXDP_MAP_BAN4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, WXDP_DEFAULT_BANS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct wxdp_ban6_key);
+	__type(value, struct wxdp_ban_val);
+} WXDP_MAP_BAN6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WXDP_DEFAULT_BUCKETS);
+	__type(key, struct wxdp_src_key);
+	__type(value, struct wxdp_src_val);
+} WXDP_MAP_BUCKETS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, WXDP_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} WXDP_MAP_XSKS SEC(".maps");
+
+/* libxdp dispatcher: run early, and let the next program see what we pass. */
+struct {
+	__uint(priority, 10);
+	__uint(XDP_PASS, 1);
+} XDP_RUN_CONFIG(weft_xdp);
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&WXDP_MAP_STATS, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+/* What the parser hands to the policy stage. */
+struct wxdp_pkt {
+	__u8 src[16];   /* IPv4 in the first 4 bytes */
+	__u32 v6;       /* 1 for IPv6 */
+	__u32 kind;     /* WXDP_KIND_* */
+	__u32 plen;     /* UDP payload length */
+	__u8 peek[8];   /* first min(plen, WXDP_PEEK) payload bytes */
+};
+
+static __always_inline int ban_check4(const __u8 *src, __u64 now)
+{
+	struct wxdp_ban4_key k = { .prefixlen = 32 };
+	struct wxdp_ban_val *v;
+	int i;
+
+	__builtin_memcpy(k.addr, src, 4);
+	for (i = 0; i < WXDP_BAN_MAX_NESTED; i++) {
+		v = bpf_map_lookup_elem(&WXDP_MAP_BAN4, &k);
+		if (!v)
+			return 0;
+		if (wxdp_ban_live(v, now)) {
+			__sync_fetch_and_add(&v->drops, 1);
+			return 1;
+		}
+		/* Expired: try the next shorter covering prefix. */
+		if (v->prefixlen == 0 || k.prefixlen == 0)
+			return 0;
+		k.prefixlen = (v->prefixlen < k.prefixlen ? v->prefixlen : k.prefixlen) - 1;
+	}
+	return 0;
+}
+
+static __always_inline int ban_check6(const __u8 *src, __u64 now)
+{
+	struct wxdp_ban6_key k = { .prefixlen = 128 };
+	struct wxdp_ban_val *v;
+	int i;
+
+	__builtin_memcpy(k.addr, src, 16);
+	for (i = 0; i < WXDP_BAN_MAX_NESTED; i++) {
+		v = bpf_map_lookup_elem(&WXDP_MAP_BAN6, &k);
+		if (!v)
+			return 0;
+		if (wxdp_ban_live(v, now)) {
+			__sync_fetch_and_add(&v->drops, 1);
+			return 1;
+		}
+		if (v->prefixlen == 0 || k.prefixlen == 0)
+			return 0;
+		k.prefixlen = (v->prefixlen < k.prefixlen ? v->prefixlen : k.prefixlen) - 1;
+	}
+	return 0;
+}
+
+/*
+ * Policy stage, after parsing: payload sanity, ban list, token bucket.
+ * Returns WXDP_STAT_DROP_* or WXDP_STAT_REDIRECT (accepted).
+ * A global (separately verified) function: inlined into every parse path
+ * (VLAN depth x IPv4/IPv6) it would multiply the verifier's state count.
+ */
+__noinline int wxdp_police(struct wxdp_pkt *pk)
+{
+	const struct wxdp_config *cfg;
+	__u32 zero = 0;
+	struct wxdp_src_key sk;
+	struct wxdp_src_val *sv;
+	const struct wxdp_rate *rate;
+	struct wxdp_bucket *b;
+	__u32 cls = WXDP_CLASS_QUIC;
+	__u64 now;
+	int r;
+
+	if (!pk)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	cfg = bpf_map_lookup_elem(&WXDP_MAP_CONFIG, &zero);
+	if (!cfg)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	if (pk->kind != WXDP_KIND_QUIC && pk->kind != WXDP_KIND_DHT)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	if (pk->plen > 0xffff)
+		return WXDP_STAT_DROP_UDP_LEN;
+	r = wxdp_payload_check(pk->kind, pk->peek, pk->plen, &cls);
+	if (r)
+		return r;
+
+	now = cfg->now_override_ns ? cfg->now_override_ns : bpf_ktime_get_ns();
+	if (pk->v6 ? ban_check6(pk->src, now) : ban_check4(pk->src, now))
+		return WXDP_STAT_DROP_BANNED;
+
+	rate = wxdp_class_rate(cfg, cls);
+	if (rate->pps == 0)
+		return WXDP_STAT_REDIRECT;
+	if (pk->v6)
+		wxdp_src_key_v6(&sk, pk->src, cfg->v6_prefix);
+	else
+		wxdp_src_key_v4(&sk, pk->src);
+	sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
+	if (!sv) {
+		struct wxdp_src_val nv = {};
+
+		/* LRU: inserting evicts the least recently used source when
+		 * full, so memory never grows. -EEXIST: another CPU raced us. */
+		bpf_map_update_elem(&WXDP_MAP_BUCKETS, &sk, &nv, BPF_NOEXIST);
+		sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
+		if (!sv)
+			return WXDP_STAT_REDIRECT; /* fail open: never seen */
+	}
+	if (cls == WXDP_CLASS_INITIAL)
+		b = &sv->b[WXDP_CLASS_INITIAL];
+	else if (cls == WXDP_CLASS_DHT)
+		b = &sv->b[WXDP_CLASS_DHT];
+	else
+		b = &sv->b[WXDP_CLASS_QUIC];
+	/* Racing CPUs may each refill from the same snapshot, so a source
+	 * spread over several rx queues can exceed its rate by at most one
+	 * packet per racing CPU; per-source traffic lands on one queue under
+	 * RSS, so this does not matter in practice. */
+	if (!wxdp_tb_take(b, rate, now))
+		return wxdp_class_drop_stat(cls);
+	return WXDP_STAT_REDIRECT;
+}
+
+/* Copy the first WXDP_PEEK payload bytes that exist. */
+static __always_inline void peek_payload(struct wxdp_pkt *pk, __u8 *payload, void *end)
+{
+	int i;
+
+	if ((void *)(payload + WXDP_PEEK) <= end) {
+		__builtin_memcpy(pk->peek, payload, WXDP_PEEK);
+		return;
+	}
+#pragma unroll
+	for (i = 0; i < WXDP_PEEK - 1; i++) {
+		if ((void *)(payload + i + 1) > end)
+			return;
+		pk->peek[i] = payload[i];
+	}
+}
+
+/*
+ * UDP stage: udp is the UDP header (unchecked), l4len what the IP header
+ * says the UDP datagram length is, ipend the end of the IP packet per its
+ * header (already checked to be <= end).
+ */
+static __always_inline __u32 parse_udp(const struct wxdp_config *cfg, struct wxdp_pkt *pk,
+				       struct udphdr *udp, void *end, __u32 l4len)
+{
+	__u32 ulen;
+
+	ulen = bpf_ntohs(udp->len);
+	if (ulen < sizeof(*udp) || ulen != l4len)
+		return WXDP_STAT_DROP_UDP_LEN;
+	pk->plen = ulen - sizeof(*udp);
+	peek_payload(pk, (__u8 *)(udp + 1), end);
+	return wxdp_police(pk);
+}
+
+static __always_inline __u32 parse_v4(const struct wxdp_config *cfg, struct wxdp_pkt *pk,
+				      void *pos, void *end)
+{
+	struct iphdr *ip = pos;
+	struct udphdr *udp;
+	__u32 hl, tot;
+
+	if ((void *)(ip + 1) > end)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	if (ip->version != 4 || ip->ihl < 5)
+		return WXDP_STAT_PASS_NOT_WEFT; /* the kernel drops it */
+	/* Any fragment (first or not) goes to the kernel, which reassembles:
+	 * a non-first fragment's payload must never be read as a UDP header.
+	 * weft never fragments (QUIC sets DF, KRPC fits a datagram). */
+	if (ip->frag_off & bpf_htons(IP_MF_ | IP_OFFSET_))
+		return WXDP_STAT_PASS_FRAGMENT;
+	if (ip->protocol != IPPROTO_UDP)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	hl = ip->ihl * 4;
+	udp = pos + hl;
+	if ((void *)(udp + 1) > end)
+		return WXDP_STAT_PASS_NOT_WEFT; /* cannot tell the port */
+	pk->kind = wxdp_port_kind(cfg, bpf_ntohs(udp->dest));
+	if (pk->kind == WXDP_KIND_NONE)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	tot = bpf_ntohs(ip->tot_len);
+	if (tot < hl + sizeof(*udp))
+		return WXDP_STAT_DROP_UDP_LEN;
+	if (tot > 0xffff || pos + tot > end)
+		return WXDP_STAT_DROP_SHORT;
+	__builtin_memcpy(pk->src, &ip->saddr, 4);
+	pk->v6 = 0;
+	return parse_udp(cfg, pk, udp, end, tot - hl);
+}
+
+static __always_inline __u32 parse_v6(const struct wxdp_config *cfg, struct wxdp_pkt *pk,
+				      void *pos, void *end)
+{
+	struct ipv6hdr *ip6 = pos;
+	struct v6_opt_hdr_ *oh;
+	struct udphdr *udp;
+	__u32 plen, ext;
+	__u8 nh;
+	int i;
+
+	if ((void *)(ip6 + 1) > end)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	if (ip6->version != 6)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	nh = ip6->nexthdr;
+	pos = ip6 + 1;
+#pragma unroll
+	for (i = 0; i < WXDP_V6_MAX_EXT; i++) {
+		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+			oh = pos;
+			if ((void *)(oh + 1) > end)
+				return WXDP_STAT_PASS_NOT_WEFT;
+			nh = oh->nexthdr;
+			pos += (oh->hdrlen + 1) * 8;
+		} else if (nh == IPPROTO_AH) {
+			oh = pos;
+			if ((void *)(oh + 1) > end)
+				return WXDP_STAT_PASS_NOT_WEFT;
+			nh = oh->nexthdr;
+			pos += (oh->hdrlen + 2) * 4;
+		} else if (nh == IPPROTO_FRAGMENT) {
+			return WXDP_STAT_PASS_FRAGMENT;
+		} else {
+			break;
+		}
+	}
+	if (nh != IPPROTO_UDP)
+		return WXDP_STAT_PASS_NOT_WEFT; /* includes chains too deep */
+	udp = pos;
+	if ((void *)(udp + 1) > end)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	pk->kind = wxdp_port_kind(cfg, bpf_ntohs(udp->dest));
+	if (pk->kind == WXDP_KIND_NONE)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	ext = pos - (void *)(ip6 + 1);
+	plen = bpf_ntohs(ip6->payload_len);
+	if (plen < ext + sizeof(*udp))
+		return WXDP_STAT_DROP_UDP_LEN; /* includes jumbograms (0) */
+	if ((void *)(ip6 + 1) + plen > end)
+		return WXDP_STAT_DROP_SHORT;
+	__builtin_memcpy(pk->src, &ip6->saddr, 16);
+	pk->v6 = 1;
+	return parse_udp(cfg, pk, udp, end, plen - ext);
+}
+
+static __always_inline __u32 classify(struct xdp_md *ctx, const struct wxdp_config *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct wxdp_pkt pk = {};
+	struct ethhdr *eth = data;
+	struct vlan_hdr_ *vh;
+	void *pos;
+	__be16 proto;
+	int i;
+
+	if ((void *)(eth + 1) > end)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	proto = eth->h_proto;
+	pos = eth + 1;
+#pragma unroll
+	for (i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q_) && proto != bpf_htons(ETH_P_8021AD_))
+			break;
+		vh = pos;
+		if ((void *)(vh + 1) > end)
+			return WXDP_STAT_PASS_NOT_WEFT;
+		proto = vh->proto;
+		pos = vh + 1;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_v4(cfg, &pk, pos, end);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_v6(cfg, &pk, pos, end);
+	return WXDP_STAT_PASS_NOT_WEFT;
+}
+
+SEC("xdp")
+int weft_xdp(struct xdp_md *ctx)
+{
+	const struct wxdp_config *cfg;
+	__u32 zero = 0, v;
+	int act = XDP_PASS;
+
+	stat_inc(WXDP_STAT_RX);
+	cfg = bpf_map_lookup_elem(&WXDP_MAP_CONFIG, &zero);
+	if (!cfg) {
+		stat_inc(WXDP_STAT_PASS_NOT_WEFT);
+		return XDP_PASS;
+	}
+	v = classify(ctx, cfg);
+	switch (v) {
+	case WXDP_STAT_PASS_NOT_WEFT:
+	case WXDP_STAT_PASS_FRAGMENT:
+		act = XDP_PASS;
+		break;
+	case WXDP_STAT_REDIRECT:
+		/* Low bits of flags = action when the queue has no socket. */
+		act = bpf_redirect_map(&WXDP_MAP_XSKS, ctx->rx_queue_index, XDP_PASS);
+		if (act != XDP_REDIRECT)
+			v = WXDP_STAT_PASS_NO_SOCKET;
+		break;
+	default:
+		act = XDP_DROP;
+		break;
+	}
+	stat_inc(v);
+	return act;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

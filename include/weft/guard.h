@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guard: one face for weft's packet policy in both I/O modes.
+ *
+ * In xdp mode the XDP program enforces bans and token buckets before
+ * userspace; in uring mode one software policer per engine worker does the
+ * same with the same configuration (include/weft/policer.h). The guard owns
+ * the operator-facing side for both: bans (persisted in the store, restored
+ * at start, applied to the XDP map or to every policer), run-time limits,
+ * counters, and the control API routes (/v1/xdp/..., /v1/bans). Abuse
+ * reports from the DHT and the service router end up in guard_ban_add().
+ *
+ * Thread-safe: every function may be called from any thread.
+ */
+#ifndef WEFT_GUARD_H
+#define WEFT_GUARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/io.h"
+#include "weft/xdp.h"
+
+struct guard;
+struct store;
+struct ctl;
+
+/* Bans the guard keeps (both families): the XDP tries hold 16384 per
+ * family; the same bound applies in uring mode. */
+#define GUARD_MAX_BANS (2 * WXDP_DEFAULT_BANS)
+
+struct guard_opts {
+	struct wxdp *xdp;          /* xdp mode: the loaded program (borrowed) */
+	unsigned int npolicers;    /* uring mode: policers, one per engine worker */
+	const struct wxdp_config *config; /* initial limits; NULL = defaults */
+	struct store *store;       /* bans persist in its "bans" db; may be NULL */
+};
+
+/* Create; restores the persisted bans that have not expired.
+ * Returns 0, -EINVAL (neither or both of xdp/npolicers), -ENOMEM, -errno. */
+int guard_new(struct guard **out, const struct guard_opts *opts);
+void guard_free(struct guard *g);
+
+/* "xdp" or "software". */
+const char *guard_mode(const struct guard *g);
+struct wxdp *guard_xdp(struct guard *g);
+
+/*
+ * engine_filter_fn for uring mode: arg is the guard; the policer of
+ * pkt->queue decides. Returns 0 to accept, 1 to drop.
+ */
+int guard_filter(void *arg, const struct io_pkt *pkt, uint64_t now_ms);
+
+/* Add or replace a ban; expires_ns is CLOCK_MONOTONIC (0 = permanent).
+ * Persisted before it is applied. 0, -EINVAL, -ENOSPC (GUARD_MAX_BANS). */
+int guard_ban_add(struct guard *g, const struct wxdp_ban *b);
+/* Ban an address for ttl_s seconds (abuse pipeline); family AF_INET/AF_INET6,
+ * addr in network order; IPv6 is banned by the configured v6 prefix. */
+int guard_ban_addr(struct guard *g, int family, const uint8_t *addr, uint64_t ttl_s);
+/* 0, -ENOENT. */
+int guard_ban_del(struct guard *g, const struct wxdp_ban *b);
+/* Live bans into out (cap entries); *n = how many. drops filled in xdp mode. */
+int guard_ban_list(struct guard *g, struct wxdp_ban *out, size_t cap, size_t *n);
+/* Drop expired bans (map, policers, store). Returns how many. */
+int guard_ban_gc(struct guard *g);
+
+int guard_config_get(struct guard *g, struct wxdp_config *c);
+/* Validated (wxdp_config_check) and applied everywhere. 0 or -EINVAL. */
+int guard_config_set(struct guard *g, const struct wxdp_config *c);
+
+/* Counters in the XDP layout (WXDP_STAT__MAX), summed over CPUs/policers. */
+int guard_stats(struct guard *g, uint64_t *out);
+/* Per-source buckets tracked (XDP LRU or policers). */
+size_t guard_sources(struct guard *g);
+
+/* Routes: GET /v1/xdp/status, GET|PUT /v1/xdp/limits, GET|POST /v1/bans,
+ * DELETE /v1/bans/<cidr>, weft_xdp_* metrics. */
+int guard_ctl_register(struct guard *g, struct ctl *ctl);
+
+#endif

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one ABI shared by the XDP program (bpf/weft_xdp.bpf.c) and userspace
+ * (userspace/xdp/, the software policer, tests, bench). STYLE.md rule 8:
+ * only fixed-width kernel types, explicit padding, sizes checked by
+ * _Static_assert in userspace. Map names are defined once here and used as
+ * identifiers in the BPF program and as strings (WXDP_STR()) in userspace.
+ *
+ * Clock: every time in this ABI is CLOCK_MONOTONIC nanoseconds, the clock of
+ * bpf_ktime_get_ns(). Userspace converts to wall time for display/storage.
+ */
+#ifndef WEFT_XDP_ABI_H
+#define WEFT_XDP_ABI_H
+
+#include <linux/types.h>
+
+#define WXDP_STR_(x) #x
+#define WXDP_STR(x) WXDP_STR_(x)
+
+/* Map names (BPF_OBJ_NAME_LEN is 16: at most 15 characters each). */
+#define WXDP_MAP_CONFIG wxdp_config   /* ARRAY[1] of struct wxdp_config */
+#define WXDP_MAP_STATS wxdp_stats     /* PERCPU_ARRAY[WXDP_STAT__MAX] of __u64 */
+#define WXDP_MAP_BAN4 wxdp_ban4       /* LPM_TRIE wxdp_ban4_key -> wxdp_ban_val */
+#define WXDP_MAP_BAN6 wxdp_ban6       /* LPM_TRIE wxdp_ban6_key -> wxdp_ban_val */
+#define WXDP_MAP_BUCKETS wxdp_buckets /* LRU_HASH wxdp_src_key -> wxdp_src_val */
+#define WXDP_MAP_XSKS wxdp_xsks       /* XSKMAP rx queue index -> AF_XDP socket */
+
+/*
+ * Map sizes. The LRU and ban tries can be resized at load time
+ * (struct wxdp_opts); these are the defaults.
+ * - buckets: 65536 sources. An LRU entry is ~130 bytes with kernel overhead,
+ *   so ~8.5 MiB; a spoofed flood from more sources only evicts, and 64 Ki
+ *   concurrently active peers is far beyond one node's working set.
+ * - bans: 16384 CIDRs per family: operator and abuse-pipeline bans, which
+ *   are aggregated by prefix; a trie node is ~100 bytes, so ~1.6 MiB each.
+ * - xsks: 64 rx queues, more than any NIC weft targets exposes by default.
+ */
+#define WXDP_DEFAULT_BUCKETS 65536
+#define WXDP_DEFAULT_BANS 16384
+#define WXDP_MAX_QUEUES 64
+
+/* Configurable port sets: up to 4 ports per protocol, 0 = unused slot. */
+#define WXDP_MAX_PORTS 4
+
+/* Default ports (DESIGN.md). */
+#define WXDP_DEFAULT_QUIC_PORT 4433
+#define WXDP_DEFAULT_DHT_PORT 6881
+
+/*
+ * Default per-source limits (packets/s, burst). pps 0 disables a bucket.
+ * - QUIC: 100000 pps, burst 100000. A single peer doing a bulk transfer at
+ *   ~1 Gbit/s with 1200-1500 byte datagrams sends ~100 kpps; anything above
+ *   from one source is a flood. The burst absorbs one second of line rate.
+ * - QUIC Initial (new connection attempts): 20/s, burst 40. A legitimate
+ *   client sends 1-3 Initials per handshake; this allows a few dozen
+ *   handshakes a second from one NAT while capping handshake CPU cost.
+ * - DHT: 100 pps, burst 200. A Mainline node sends a handful of queries per
+ *   second to one node even during lookups; crawlers above this are cut.
+ * - IPv6 sources are bucketed by /64 (one subscriber's allocation, RFC 6177),
+ *   so rotating addresses inside a /64 does not multiply the allowance.
+ */
+#define WXDP_DEFAULT_QUIC_PPS 100000
+#define WXDP_DEFAULT_QUIC_BURST 100000
+#define WXDP_DEFAULT_INITIAL_PPS 20
+#define WXDP_DEFAULT_INITIAL_BURST 40
+#define WXDP_DEFAULT_DHT_PPS 100
+#define WXDP_DEFAULT_DHT_BURST 200
+#define WXDP_DEFAULT_V6_PREFIX 64
+
+/*
+ * An expired ban is skipped and the next shorter covering prefix is tried,
+ * at most this many times per packet (verifier-bounded loop). Userspace
+ * garbage-collects expired entries, so nesting deeper than this is only
+ * transient.
+ */
+#define WXDP_BAN_MAX_NESTED 8
+
+/* QUIC Initial datagrams below this size are dropped as too short
+ * (RFC 9000 14.1: servers MUST discard smaller Initial datagrams). */
+#define WXDP_QUIC_MIN_INITIAL 1200
+
+/* Token-bucket rate: packets per second and burst (bucket depth). */
+struct wxdp_rate {
+	__u32 pps;   /* refill rate; 0 = unlimited (bucket disabled) */
+	__u32 burst; /* depth in packets; 0 is treated as 1 */
+};
+
+/*
+ * Run-time configuration: WXDP_MAP_CONFIG[0]. Written by userspace at any
+ * time; the program reads it per packet (a torn read across an update can
+ * only mix old and new limits for one packet).
+ */
+struct wxdp_config {
+	/* Test hook: when nonzero, the program's clock (token buckets and ban
+	 * expiry) reads this instead of bpf_ktime_get_ns(). Always 0 in
+	 * production. */
+	__u64 now_override_ns;
+	struct wxdp_rate quic;         /* QUIC packets other than Initial */
+	struct wxdp_rate quic_initial; /* QUIC v1/v2 Initial packets */
+	struct wxdp_rate dht;          /* DHT (KRPC) packets */
+	__u16 quic_ports[WXDP_MAX_PORTS]; /* host order, 0 = unused */
+	__u16 dht_ports[WXDP_MAX_PORTS];  /* host order, 0 = unused */
+	__u8 v6_prefix; /* IPv6 source bucketing prefix, 1..128, default 64 */
+	__u8 pad[7];
+};
+
+/*
+ * Named per-CPU counters: WXDP_MAP_STATS[i], summed over CPUs by userspace.
+ * Every packet increments RX and exactly one verdict counter, so
+ * rx == sum of the verdict counters (the "counters agree" invariant).
+ */
+enum wxdp_stat {
+	WXDP_STAT_RX = 0,            /* every packet the program saw */
+	/* verdict counters */
+	WXDP_STAT_PASS_NOT_WEFT,     /* not IPv4/IPv6 UDP to a weft port: XDP_PASS */
+	WXDP_STAT_PASS_FRAGMENT,     /* IPv4/IPv6 fragment: XDP_PASS, never parsed as UDP */
+	WXDP_STAT_REDIRECT,          /* accepted, redirected to the queue's AF_XDP socket */
+	WXDP_STAT_PASS_NO_SOCKET,    /* accepted, no socket on the queue: XDP_PASS */
+	WXDP_STAT_DROP_SHORT,        /* malformed: shorter than its headers say */
+	WXDP_STAT_DROP_UDP_LEN,      /* malformed: UDP length != IP payload length */
+	WXDP_STAT_DROP_QUIC_FIXED,   /* malformed: QUIC fixed bit (0x40) clear */
+	WXDP_STAT_DROP_DHT_NOT_DICT, /* malformed: DHT payload does not start with 'd' */
+	WXDP_STAT_DROP_BANNED,       /* source in a live ban */
+	WXDP_STAT_DROP_RATE_QUIC,    /* over the per-source QUIC bucket */
+	WXDP_STAT_DROP_RATE_INITIAL, /* over the per-source QUIC Initial bucket */
+	WXDP_STAT_DROP_RATE_DHT,     /* over the per-source DHT bucket */
+	WXDP_STAT__MAX
+};
+
+/* Ban tries: key prefixlen is in bits, addr in network order. */
+struct wxdp_ban4_key {
+	__u32 prefixlen; /* 0..32 */
+	__u8 addr[4];
+};
+
+struct wxdp_ban6_key {
+	__u32 prefixlen; /* 0..128 */
+	__u8 addr[16];
+};
+
+struct wxdp_ban_val {
+	__u64 expires_ns; /* CLOCK_MONOTONIC ns; 0 = never expires */
+	__u64 drops;      /* packets dropped by this entry (atomic add) */
+	__u32 prefixlen;  /* copy of the key's, to retry shorter prefixes */
+	__u32 pad;
+};
+
+/*
+ * Rate-limit source key: IPv4 as the v4-mapped IPv6 address ::ffff:a.b.c.d,
+ * IPv6 masked to the configured prefix, so one key type covers both.
+ */
+struct wxdp_src_key {
+	__u8 addr[16];
+};
+
+/* One token bucket: tokens in nano-packets (1e9 = one packet). */
+struct wxdp_bucket {
+	__u64 tokens;
+	__u64 last_ns; /* 0 = never used (starts full) */
+};
+
+enum wxdp_class {
+	WXDP_CLASS_QUIC = 0,
+	WXDP_CLASS_INITIAL,
+	WXDP_CLASS_DHT,
+	WXDP_CLASS__MAX
+};
+
+struct wxdp_src_val {
+	struct wxdp_bucket b[WXDP_CLASS__MAX];
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct wxdp_rate) == 8, "wxdp_rate ABI");
+_Static_assert(sizeof(struct wxdp_config) == 56, "wxdp_config ABI");
+_Static_assert(sizeof(struct wxdp_ban4_key) == 8, "wxdp_ban4_key ABI");
+_Static_assert(sizeof(struct wxdp_ban6_key) == 20, "wxdp_ban6_key ABI");
+_Static_assert(sizeof(struct wxdp_ban_val) == 24, "wxdp_ban_val ABI");
+_Static_assert(sizeof(struct wxdp_src_key) == 16, "wxdp_src_key ABI");
+_Static_assert(sizeof(struct wxdp_src_val) == 48, "wxdp_src_val ABI");
+#endif
+
+#endif

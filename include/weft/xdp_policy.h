@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The policy arithmetic shared, as one source, by the XDP program
+ * (bpf/weft_xdp.bpf.c) and the software policer (userspace/xdp/policer.c):
+ * port classification, payload sanity checks, source-key derivation, ban
+ * liveness and the token bucket. Pure functions over xdp_abi.h types: no
+ * maps, no helpers, no I/O, so both sides compute the same verdict for the
+ * same packet by construction rather than by keeping two copies in sync.
+ * (These are the only function bodies in a weft header; the BPF side has no
+ * other way to share code with userspace.)
+ */
+#ifndef WEFT_XDP_POLICY_H
+#define WEFT_XDP_POLICY_H
+
+#include "weft/xdp_abi.h"
+
+#define WXDP_INLINE static inline __attribute__((always_inline))
+/* Fixed-count loops are unrolled for the BPF verifier (clang); gcc builds
+ * of the policer need no hint. */
+#ifdef __clang__
+#define WXDP_UNROLL _Pragma("unroll")
+#else
+#define WXDP_UNROLL
+#endif
+
+#define WXDP_NS_PER_S 1000000000ULL
+
+/* Port kinds. */
+enum wxdp_kind {
+	WXDP_KIND_NONE = 0,
+	WXDP_KIND_QUIC = 1,
+	WXDP_KIND_DHT = 2,
+};
+
+/* Bytes of UDP payload the checks look at (QUIC first byte + version). */
+#define WXDP_PEEK 5
+
+/* QUIC versions whose Initial packet type we recognise. */
+#define WXDP_QUIC_V1 0x00000001U
+#define WXDP_QUIC_V2 0x6b3343cfU /* RFC 9369: Initial is long-header type 1 */
+
+/* Which weft protocol (if any) owns destination port dport (host order). */
+WXDP_INLINE int wxdp_port_kind(const struct wxdp_config *c, __u16 dport)
+{
+	int i;
+
+	if (dport == 0)
+		return WXDP_KIND_NONE;
+WXDP_UNROLL
+	for (i = 0; i < WXDP_MAX_PORTS; i++) {
+		if (c->quic_ports[i] == dport)
+			return WXDP_KIND_QUIC;
+		if (c->dht_ports[i] == dport)
+			return WXDP_KIND_DHT;
+	}
+	return WXDP_KIND_NONE;
+}
+
+/*
+ * Check a weft UDP payload. p holds the first min(plen, WXDP_PEEK) bytes,
+ * plen is the full payload length (UDP length - 8). Returns 0 and sets *cls
+ * when the packet is well formed, else the WXDP_STAT_DROP_* reason.
+ *   QUIC: at least 1 byte; fixed bit (0x40) set (RFC 9000 17; weft never
+ *         negotiates grease_quic_bit); a long header needs its 4-byte
+ *         version; an Initial (v1 type 0, v2 type 1) needs >= 1200 bytes.
+ *   DHT:  at least 1 byte, and it is 'd' (a KRPC message is a bencoded
+ *         dictionary, BEP 5).
+ */
+WXDP_INLINE int wxdp_payload_check(int kind, const __u8 *p, __u32 plen, __u32 *cls)
+{
+	if (kind == WXDP_KIND_DHT) {
+		if (plen < 1)
+			return WXDP_STAT_DROP_SHORT;
+		if (p[0] != 'd')
+			return WXDP_STAT_DROP_DHT_NOT_DICT;
+		*cls = WXDP_CLASS_DHT;
+		return 0;
+	}
+	if (plen < 1)
+		return WXDP_STAT_DROP_SHORT;
+	if (!(p[0] & 0x40))
+		return WXDP_STAT_DROP_QUIC_FIXED;
+	*cls = WXDP_CLASS_QUIC;
+	if (p[0] & 0x80) {
+		__u32 ver, type = (p[0] >> 4) & 3;
+
+		if (plen < WXDP_PEEK)
+			return WXDP_STAT_DROP_SHORT;
+		ver = ((__u32)p[1] << 24) | ((__u32)p[2] << 16) | ((__u32)p[3] << 8) | p[4];
+		if ((ver == WXDP_QUIC_V1 && type == 0) || (ver == WXDP_QUIC_V2 && type == 1)) {
+			if (plen < WXDP_QUIC_MIN_INITIAL)
+				return WXDP_STAT_DROP_SHORT;
+			*cls = WXDP_CLASS_INITIAL;
+		}
+	}
+	return 0;
+}
+
+/* Rate-limit key of an IPv4 source (network-order bytes): ::ffff:a.b.c.d. */
+WXDP_INLINE void wxdp_src_key_v4(struct wxdp_src_key *k, const __u8 *a4)
+{
+	int i;
+
+WXDP_UNROLL
+	for (i = 0; i < 10; i++)
+		k->addr[i] = 0;
+	k->addr[10] = 0xff;
+	k->addr[11] = 0xff;
+	k->addr[12] = a4[0];
+	k->addr[13] = a4[1];
+	k->addr[14] = a4[2];
+	k->addr[15] = a4[3];
+}
+
+/* Rate-limit key of an IPv6 source: the address masked to prefix bits
+ * (values above 128 act as 128, 0 as 1: never one bucket for all of v6). */
+WXDP_INLINE void wxdp_src_key_v6(struct wxdp_src_key *k, const __u8 *a16, __u32 prefix)
+{
+	__u64 hi, lo;
+	int i;
+
+	/* Two 64-bit masks, most significant bit first; only two branches so
+	 * the verifier does not fork per byte. */
+	if (prefix == 0)
+		prefix = 1;
+	if (prefix > 128)
+		prefix = 128;
+	hi = prefix >= 64 ? ~0ULL : ~0ULL << (64 - prefix);
+	lo = prefix <= 64 ? 0 : ~0ULL << (128 - prefix);
+WXDP_UNROLL
+	for (i = 0; i < 8; i++) {
+		k->addr[i] = a16[i] & (__u8)(hi >> (56 - 8 * i));
+		k->addr[8 + i] = a16[8 + i] & (__u8)(lo >> (56 - 8 * i));
+	}
+}
+
+/* Is a ban entry in force at now (CLOCK_MONOTONIC ns)? */
+WXDP_INLINE int wxdp_ban_live(const struct wxdp_ban_val *v, __u64 now)
+{
+	return v->expires_ns == 0 || now < v->expires_ns;
+}
+
+/*
+ * Take one packet from bucket b with rate r at time now. Returns 1 (allowed)
+ * or 0 (over the limit). A never-used bucket (last_ns 0) starts full.
+ * Tokens are nano-packets: burst <= 2^32 packets so full <= 4.3e18 and the
+ * refill product elapsed * pps is bounded by (full - tokens) + pps, which
+ * cannot overflow 64 bits. A clock going backwards refills nothing.
+ */
+WXDP_INLINE int wxdp_tb_take(struct wxdp_bucket *b, const struct wxdp_rate *r, __u64 now)
+{
+	__u64 burst = r->burst ? r->burst : 1;
+	__u64 full = burst * WXDP_NS_PER_S;
+	__u64 tokens = b->tokens;
+
+	if (r->pps == 0)
+		return 1;
+	if (b->last_ns == 0) {
+		tokens = full;
+		b->last_ns = now;
+	} else if (now > b->last_ns) {
+		__u64 elapsed = now - b->last_ns;
+		__u64 need;
+
+		if (tokens > full)
+			tokens = full;
+		need = full - tokens;
+		if (elapsed > need / r->pps)
+			tokens = full;
+		else
+			tokens += elapsed * r->pps;
+		b->last_ns = now;
+	}
+	if (tokens > full)
+		tokens = full;
+	if (tokens < WXDP_NS_PER_S) {
+		b->tokens = tokens;
+		return 0;
+	}
+	b->tokens = tokens - WXDP_NS_PER_S;
+	return 1;
+}
+
+/* The rate of a class in a config. */
+WXDP_INLINE const struct wxdp_rate *wxdp_class_rate(const struct wxdp_config *c, __u32 cls)
+{
+	if (cls == WXDP_CLASS_INITIAL)
+		return &c->quic_initial;
+	if (cls == WXDP_CLASS_DHT)
+		return &c->dht;
+	return &c->quic;
+}
+
+/* The drop counter of a class. */
+WXDP_INLINE __u32 wxdp_class_drop_stat(__u32 cls)
+{
+	if (cls == WXDP_CLASS_INITIAL)
+		return WXDP_STAT_DROP_RATE_INITIAL;
+	if (cls == WXDP_CLASS_DHT)
+		return WXDP_STAT_DROP_RATE_DHT;
+	return WXDP_STAT_DROP_RATE_QUIC;
+}
+
+#endif

@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The XDP program under the kernel's test-run facility: the object is loaded
+ * through the loader (skeleton, no attach) and run on crafted frames. The
+ * verdict of a run is read back from the counters: every run must add
+ * exactly one to rx and one to exactly one verdict counter, and the XDP
+ * action must match that counter. Needs root (skips otherwise).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+
+#include "weft/xdp.h"
+#include "weft/xdp_abi.h"
+#include "xdp_testpkt.h"
+
+#define T0 1000000000000ULL /* test clock origin: 1000 s */
+#define MS 1000000ULL
+
+struct fx {
+	struct wxdp *x;
+	struct wxdp_config cfg;
+	uint8_t buf[TPKT_MAX];
+};
+
+static int setup_n(void **state, uint32_t buckets)
+{
+	struct wxdp_opts o = { .no_attach = 1, .buckets = buckets };
+	struct fx *f;
+	int err;
+
+	if (geteuid() != 0)
+		return 0; /* each test skips */
+	f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	err = wxdp_new(&f->x, &o);
+	assert_int_equal(err, 0);
+	assert_int_equal(wxdp_config_get(f->x, &f->cfg), 0);
+	/* Fixed clock for determinism. */
+	f->cfg.now_override_ns = T0;
+	assert_int_equal(wxdp_config_set(f->x, &f->cfg), 0);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_n(state, 0);
+}
+
+static int setup_small_lru(void **state)
+{
+	return setup_n(state, 128);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	if (f) {
+		wxdp_free(f->x);
+		free(f);
+	}
+	return 0;
+}
+
+#define NEED_ROOT()                                                   \
+	do {                                                          \
+		if (geteuid() != 0) {                                 \
+			print_message("SKIP: BPF test-run needs root\n"); \
+			skip();                                       \
+		}                                                     \
+	} while (0)
+
+static void set_cfg(struct fx *f)
+{
+	assert_int_equal(wxdp_config_set(f->x, &f->cfg), 0);
+}
+
+static void set_now(struct fx *f, uint64_t now)
+{
+	f->cfg.now_override_ns = now;
+	set_cfg(f);
+}
+
+/* Run one frame; returns the verdict counter that moved. len < ETH_HLEN is
+ * refused by the kernel's test-run (-EINVAL), returned as -1. */
+static int run(struct fx *f, const uint8_t *pkt, size_t len)
+{
+	uint64_t before[WXDP_STAT__MAX], after[WXDP_STAT__MAX];
+	uint8_t out[TPKT_MAX];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = (__u32)len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+	int err, verdict = -1;
+
+	assert_int_equal(wxdp_stats_read(f->x, before), 0);
+	err = bpf_prog_test_run_opts(wxdp_fd(f->x, WXDP_FD_PROG), &opts);
+	if (err) {
+		assert_int_equal(err, -EINVAL);
+		assert_true(len < 14);
+		return -1;
+	}
+	assert_int_equal(wxdp_stats_read(f->x, after), 0);
+	assert_int_equal(after[WXDP_STAT_RX], before[WXDP_STAT_RX] + 1);
+	for (int i = 1; i < WXDP_STAT__MAX; i++) {
+		if (after[i] == before[i])
+			continue;
+		assert_int_equal(after[i], before[i] + 1);
+		assert_int_equal(verdict, -1); /* only one verdict counter */
+		verdict = i;
+	}
+	assert_int_not_equal(verdict, -1);
+	switch (verdict) {
+	case WXDP_STAT_PASS_NOT_WEFT:
+	case WXDP_STAT_PASS_FRAGMENT:
+	case WXDP_STAT_PASS_NO_SOCKET:
+		assert_int_equal(opts.retval, XDP_PASS);
+		break;
+	case WXDP_STAT_REDIRECT:
+		fail_msg("redirect without a socket");
+		break;
+	default:
+		assert_int_equal(opts.retval, XDP_DROP);
+	}
+	return verdict;
+}
+
+static uint8_t quic_short[64] = { 0x41, 1, 2, 3, 4, 5, 6, 7 };
+static uint8_t quic_initial[1200] = { 0xc0, 0, 0, 0, 1 };
+static const uint8_t dht_ping[] = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+
+static void quic_pkt(struct tpkt *t, int v6)
+{
+	memset(t, 0, sizeof(*t));
+	if (v6)
+		tpkt_v6(t, 1, 1);
+	else
+		tpkt_v4(t, 1);
+	t->sport = 40000;
+	t->dport = WXDP_DEFAULT_QUIC_PORT;
+	t->payload = quic_short;
+	t->plen = sizeof(quic_short);
+}
+
+static void dht_pkt(struct tpkt *t, int v6)
+{
+	quic_pkt(t, v6);
+	t->dport = WXDP_DEFAULT_DHT_PORT;
+	t->payload = dht_ping;
+	t->plen = sizeof(dht_ping) - 1;
+}
+
+static int run_t(struct fx *f, struct tpkt *t)
+{
+	size_t len = tpkt_build(f->buf, t);
+
+	return run(f, f->buf, len);
+}
+
+static void test_not_weft(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t;
+	uint8_t arp[60] = { 0 };
+
+	NEED_ROOT();
+	arp[12] = 0x08;
+	arp[13] = 0x06;
+	assert_int_equal(run(f, arp, sizeof(arp)), WXDP_STAT_PASS_NOT_WEFT);
+	quic_pkt(&t, 0);
+	t.dport = 53;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	quic_pkt(&t, 1);
+	t.dport = 4434;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	quic_pkt(&t, 0);
+	t.proto = IPPROTO_TCP;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	quic_pkt(&t, 1);
+	t.proto = IPPROTO_TCP;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	/* Source port of weft but destination not: not weft. */
+	quic_pkt(&t, 0);
+	t.sport = 4433;
+	t.dport = 5000;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+}
+
+static void test_valid_and_malformed(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t;
+	uint8_t bad[8];
+
+	NEED_ROOT();
+	for (int v6 = 0; v6 < 2; v6++) {
+		quic_pkt(&t, v6);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		dht_pkt(&t, v6);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		/* QUIC Initial, full size and one byte short. */
+		quic_pkt(&t, v6);
+		t.payload = quic_initial;
+		t.plen = sizeof(quic_initial);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		t.plen = sizeof(quic_initial) - 1;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
+		/* Long header without its version. */
+		t.plen = 4;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
+		/* Empty QUIC and DHT payloads. */
+		quic_pkt(&t, v6);
+		t.plen = 0;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
+		dht_pkt(&t, v6);
+		t.plen = 0;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
+		/* Fixed bit clear. */
+		quic_pkt(&t, v6);
+		memcpy(bad, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+		t.payload = bad;
+		t.plen = 8;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_QUIC_FIXED);
+		/* DHT not a dictionary; one-byte DHT packets. */
+		dht_pkt(&t, v6);
+		t.payload = (const uint8_t *)"l4:spame";
+		t.plen = 8;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_DHT_NOT_DICT);
+		t.payload = (const uint8_t *)"d";
+		t.plen = 1;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		t.payload = (const uint8_t *)"x";
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_DHT_NOT_DICT);
+		/* UDP length inconsistent with the IP length, both ways. */
+		dht_pkt(&t, v6);
+		t.udp_len_delta = -1;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
+		t.udp_len_delta = 1;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
+		t.udp_len_delta = -(int)(8 + t.plen) + 4; /* UDP length 4 < 8 */
+		t.ip_len_delta = -(int)t.plen - 4;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
+		/* IP length beyond the frame: too short. */
+		dht_pkt(&t, v6);
+		t.ip_len_delta = 1;
+		t.udp_len_delta = 1;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
+		/* IP length shorter than IP + UDP headers. */
+		dht_pkt(&t, v6);
+		t.ip_len_delta = -(int)t.plen - 1;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
+	}
+	/* Ethernet padding after a short IPv4 packet is fine. */
+	dht_pkt(&t, 0);
+	t.payload = (const uint8_t *)"de";
+	t.plen = 2;
+	{
+		size_t len = tpkt_build(f->buf, &t);
+
+		assert_true(len < 60);
+		assert_int_equal(run(f, f->buf, 60), WXDP_STAT_PASS_NO_SOCKET);
+	}
+}
+
+static void test_vlan_and_options(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t;
+
+	NEED_ROOT();
+	for (int v6 = 0; v6 < 2; v6++) {
+		for (int vl = 0; vl <= 2; vl++) {
+			dht_pkt(&t, v6);
+			t.vlans = vl;
+			assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+			t.payload = (const uint8_t *)"x";
+			t.plen = 1;
+			assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_DHT_NOT_DICT);
+		}
+		/* Three tags: beyond the parser's depth, left to the kernel. */
+		dht_pkt(&t, v6);
+		t.vlans = 3;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	}
+	for (int w = 0; w <= 10; w++) {
+		quic_pkt(&t, 0);
+		t.ip_opt_words = w;
+		t.vlans = w % 3;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		t.udp_len_delta = 2;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
+	}
+}
+
+static void test_fragments(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t;
+
+	NEED_ROOT();
+	/* IPv4 first fragment (MF), middle and last (offset): never parsed. */
+	dht_pkt(&t, 0);
+	t.v4_frag = 0x2000;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
+	t.v4_frag = 0x2000 | 185;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
+	t.v4_frag = 185;
+	/* A non-first fragment whose bytes look like a malformed weft UDP
+	 * header must not be dropped as malformed. */
+	t.udp_len_delta = 7;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
+	/* DF alone is not a fragment. */
+	dht_pkt(&t, 0);
+	t.v4_frag = 0x4000;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* IPv6 fragment header, first and later, also behind options. */
+	dht_pkt(&t, 1);
+	t.next = 1;
+	t.ext[0] = (struct tpkt_ext){ .type = IPPROTO_FRAGMENT, .more = 1 };
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
+	t.ext[0].frag_off = 100;
+	t.ext[0].more = 0;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
+	t.next = 2;
+	t.ext[1] = t.ext[0];
+	t.ext[0] = (struct tpkt_ext){ .type = IPPROTO_HOPOPTS };
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
+}
+
+static void test_v6_ext(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t kinds[3] = { IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS };
+	struct tpkt t;
+
+	NEED_ROOT();
+	for (int k = 0; k < 3; k++) {
+		for (uint8_t len8 = 0; len8 < 3; len8++) {
+			quic_pkt(&t, 1);
+			t.next = 1;
+			t.ext[0] = (struct tpkt_ext){ .type = kinds[k], .len8 = len8 };
+			assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+			t.udp_len_delta = -1;
+			assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
+		}
+	}
+	/* The usual chain: hop-by-hop, dest opts, routing, dest opts. */
+	quic_pkt(&t, 1);
+	t.next = 4;
+	t.ext[0] = (struct tpkt_ext){ .type = IPPROTO_HOPOPTS };
+	t.ext[1] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS, .len8 = 1 };
+	t.ext[2] = (struct tpkt_ext){ .type = IPPROTO_ROUTING, .len8 = 2 };
+	t.ext[3] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS };
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	t.payload = (const uint8_t *)"\x01";
+	t.plen = 1;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_QUIC_FIXED);
+	/* Six headers is the bound; seven is left to the kernel. */
+	quic_pkt(&t, 1);
+	t.next = 6;
+	for (int i = 0; i < 6; i++)
+		t.ext[i] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS };
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	t.next = 7;
+	t.ext[6] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS };
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+}
+
+/* Truncate a valid frame at every length up to the end of its headers (and
+ * a bit beyond): shorter than the UDP header = cannot tell, passed; from
+ * there on the IP length exceeds the frame = dropped as too short. */
+static void truncate_all(struct fx *f, struct tpkt *t)
+{
+	uint8_t full[TPKT_MAX];
+	size_t len = tpkt_build(full, t);
+
+	for (size_t l = 0; l <= t->hdr_end + 2 && l < len; l++) {
+		int v = run(f, full, l);
+
+		if (l < 14)
+			assert_int_equal(v, -1);
+		else if (l < t->udp_end)
+			assert_int_equal(v, WXDP_STAT_PASS_NOT_WEFT);
+		else
+			assert_int_equal(v, WXDP_STAT_DROP_SHORT);
+	}
+	assert_int_equal(run(f, full, len), WXDP_STAT_PASS_NO_SOCKET);
+}
+
+static void test_truncation(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t;
+
+	NEED_ROOT();
+	dht_pkt(&t, 0);
+	truncate_all(f, &t);
+	quic_pkt(&t, 0);
+	t.vlans = 2;
+	t.ip_opt_words = 3;
+	truncate_all(f, &t);
+	quic_pkt(&t, 1);
+	t.vlans = 1;
+	t.next = 3;
+	t.ext[0] = (struct tpkt_ext){ .type = IPPROTO_HOPOPTS };
+	t.ext[1] = (struct tpkt_ext){ .type = IPPROTO_ROUTING, .len8 = 1 };
+	t.ext[2] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS };
+	truncate_all(f, &t);
+}
+
+static void ban(struct fx *f, const char *cidr, uint64_t expires)
+{
+	struct wxdp_ban b;
+
+	assert_int_equal(wxdp_cidr_parse(cidr, &b), 0);
+	b.expires_ns = expires;
+	assert_int_equal(wxdp_ban_add(f->x, &b), 0);
+}
+
+static void test_bans(void **state)
+{
+	struct fx *f = *state;
+	struct wxdp_ban list[8], b;
+	struct tpkt t;
+	size_t n;
+
+	NEED_ROOT();
+	ban(f, "192.0.2.0/24", T0 + 10 * MS);
+	dht_pkt(&t, 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	quic_pkt(&t, 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	/* Malformed beats banned: the reason is the more specific one. */
+	t.payload = (const uint8_t *)"\x01";
+	t.plen = 1;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_QUIC_FIXED);
+	/* Another source passes; not-weft traffic from the ban passes. */
+	dht_pkt(&t, 0);
+	t.src[2] = 3;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	dht_pkt(&t, 0);
+	t.dport = 80;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	/* Expiry: live until expires_ns, gone at it. */
+	set_now(f, T0 + 10 * MS - 1);
+	dht_pkt(&t, 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	set_now(f, T0 + 10 * MS);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* An expired /32 inside a live /16: the /16 still bans. */
+	ban(f, "192.0.2.1/32", T0);
+	ban(f, "192.0.0.0/16", 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	assert_int_equal(wxdp_ban_list(f->x, list, 8, &n), 0);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		char s[64];
+
+		wxdp_cidr_fmt(&list[i], s, sizeof(s));
+		if (!strcmp(s, "192.0.0.0/16"))
+			assert_int_equal(list[i].drops, 1);
+		else if (!strcmp(s, "192.0.2.0/24"))
+			assert_int_equal(list[i].drops, 3);
+	}
+	/* GC removes the two expired entries, keeps the permanent one. */
+	assert_int_equal(wxdp_ban_gc(f->x, T0 + 10 * MS), 2);
+	assert_int_equal(wxdp_ban_list(f->x, list, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(wxdp_cidr_parse("192.0.0.0/16", &b), 0);
+	assert_int_equal(wxdp_ban_del(f->x, &b), 0);
+	assert_int_equal(wxdp_ban_del(f->x, &b), -ENOENT);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* IPv6 prefix ban. */
+	ban(f, "2001:db8::/48", 0);
+	dht_pkt(&t, 1);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	t.src[7] = 9; /* 2001:db8:0:9::1: inside the /48 */
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	t.src[5] = 1; /* 2001:db8:1:9::1: outside */
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* Host bits are cleared by the parser. */
+	assert_int_equal(wxdp_cidr_parse("2001:db8::1/48", &b), 0);
+	assert_int_equal(wxdp_ban_del(f->x, &b), 0);
+	assert_int_equal(wxdp_cidr_parse("10.0.0.0/33", &b), -EINVAL);
+	assert_int_equal(wxdp_cidr_parse("nonsense", &b), -EINVAL);
+}
+
+static void test_token_bucket(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t, ti;
+	uint64_t now = T0;
+
+	NEED_ROOT();
+	f->cfg.dht = (struct wxdp_rate){ .pps = 10, .burst = 5 };
+	f->cfg.quic_initial = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+	f->cfg.quic = (struct wxdp_rate){ .pps = 0, .burst = 0 }; /* unlimited */
+	set_cfg(f);
+	dht_pkt(&t, 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_RATE_DHT);
+	/* 99.999 ms: not yet a token. 100 ms: exactly one. */
+	set_now(f, now += 100 * MS - 1);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_RATE_DHT);
+	set_now(f, now += 1);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_RATE_DHT);
+	/* A long pause refills to the burst, not beyond. */
+	set_now(f, now += 3600 * 1000 * MS);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_RATE_DHT);
+	/* Other sources have their own bucket. */
+	t.src[3] = 9;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* Initials: own stricter bucket; short headers unaffected. */
+	quic_pkt(&ti, 0);
+	ti.payload = quic_initial;
+	ti.plen = sizeof(quic_initial);
+	assert_int_equal(run_t(f, &ti), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &ti), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &ti), WXDP_STAT_DROP_RATE_INITIAL);
+	quic_pkt(&t, 0);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* Run-time change: limit QUIC to burst 1 without reloading. */
+	f->cfg.quic = (struct wxdp_rate){ .pps = 1, .burst = 1 };
+	set_cfg(f);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_RATE_QUIC);
+	/* IPv6: bucketed by /64 by default, by /128 when configured. */
+	dht_pkt(&t, 1);
+	for (int i = 0; i < 5; i++) {
+		t.src[15] = (uint8_t)(10 + i); /* five addresses, one /64 */
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	}
+	t.src[15] = 99;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_RATE_DHT);
+	t.src[7] = 2; /* next /64 */
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	f->cfg.v6_prefix = 128;
+	set_cfg(f);
+	t.src[7] = 1;
+	t.src[15] = 100;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* Ports change at run time too. */
+	f->cfg.dht_ports[0] = 6882;
+	set_cfg(f);
+	dht_pkt(&t, 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	t.dport = 6882;
+	t.src[3] = 50;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+}
+
+static void test_lru_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t;
+	size_t n = 0;
+
+	NEED_ROOT();
+	dht_pkt(&t, 0);
+	for (int i = 0; i < 2000; i++) {
+		t.src[1] = (uint8_t)(i >> 8);
+		t.src[2] = (uint8_t)i;
+		/* Every new source starts with a full bucket. */
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	}
+	assert_int_equal(wxdp_bucket_count(f->x, &n), 0);
+	assert_true(n > 0);
+	assert_true(n <= 128);
+}
+
+static void test_config_check(void **state)
+{
+	struct wxdp_config c;
+
+	(void)state;
+	wxdp_config_default(&c);
+	assert_int_equal(wxdp_config_check(&c), 0);
+	c.v6_prefix = 0;
+	assert_int_equal(wxdp_config_check(&c), -EINVAL);
+	wxdp_config_default(&c);
+	c.dht_ports[1] = WXDP_DEFAULT_QUIC_PORT;
+	assert_int_equal(wxdp_config_check(&c), -EINVAL);
+	wxdp_config_default(&c);
+	c.quic_ports[1] = WXDP_DEFAULT_QUIC_PORT;
+	assert_int_equal(wxdp_config_check(&c), -EINVAL);
+	wxdp_config_default(&c);
+	c.pad[0] = 1;
+	assert_int_equal(wxdp_config_check(&c), -EINVAL);
+}
+
+static void test_attach_errors(void **state)
+{
+	struct wxdp_opts o = { .ifname = "wxdp-nope0" };
+	struct wxdp *x = NULL;
+
+	(void)state;
+	NEED_ROOT();
+	assert_int_equal(wxdp_new(&x, &o), -ENODEV);
+	assert_null(x);
+	o.ifname = NULL;
+	assert_int_equal(wxdp_new(&x, &o), -EINVAL);
+	wxdp_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_not_weft, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_valid_and_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vlan_and_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fragments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_v6_ext, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lru_bounded, setup_small_lru, teardown),
+		cmocka_unit_test(test_config_check),
+		cmocka_unit_test(test_attach_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weftctl xdp status                  mode, program id, counters and rates
+ * weftctl xdp limits                  show the run-time limits
+ * weftctl xdp limits set [--quic PPS/BURST] [--initial PPS/BURST]
+ *                        [--dht PPS/BURST] [--v6-prefix N]
+ *                        [--quic-ports P[,P..]] [--dht-ports P[,P..]]
+ * API: GET /v1/xdp/status, GET/PUT /v1/xdp/limits (docs/XDP.md).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft/util.h"
+#include "weftctl.h"
+
+static const char xdp_usage[] =
+	"xdp status\n"
+	"xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
+	"            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]]";
+
+static int xdp_status(struct weftctl *ctx)
+{
+	const char *key;
+	json_t *o, *c, *r, *v;
+	int rc;
+
+	rc = weftctl_do(ctx, "GET", "/v1/xdp/status", NULL, &o);
+	if (rc || !o)
+		return rc;
+	if (ctx->json) {
+		weftctl_print_json(o);
+		json_decref(o);
+		return WEFTCTL_OK;
+	}
+	printf("interface  %s\n", json_string_value(json_object_get(o, "interface")));
+	printf("mode       %s\n", json_string_value(json_object_get(o, "mode")));
+	printf("program    %lld\n", json_integer_value(json_object_get(o, "prog_id")));
+	printf("maps       %s\n", json_string_value(json_object_get(o, "pin_dir")));
+	printf("sources    %lld tracked\n",
+	       json_integer_value(json_object_get(o, "sources_tracked")));
+	printf("\n%-24s %16s %14s\n", "COUNTER", "TOTAL", "RATE/s");
+	c = json_object_get(o, "counters");
+	r = json_object_get(o, "rates_per_s");
+	json_object_foreach(c, key, v) {
+		printf("%-24s %16lld %14.1f\n", key, json_integer_value(v),
+		       json_real_value(json_object_get(r, key)));
+	}
+	printf("(rates over the last %.1f s)\n",
+	       json_real_value(json_object_get(o, "interval_s")));
+	json_decref(o);
+	return WEFTCTL_OK;
+}
+
+static void print_limits(const json_t *o)
+{
+	static const char *const rates[] = { "quic", "quic_initial", "dht" };
+	const char *names[2] = { "quic_ports", "dht_ports" };
+
+	printf("%-14s %12s %12s\n", "CLASS", "PPS", "BURST");
+	for (size_t i = 0; i < 3; i++) {
+		json_t *r = json_object_get(o, rates[i]);
+
+		printf("%-14s %12lld %12lld\n", rates[i], json_integer_value(json_object_get(r, "pps")),
+		       json_integer_value(json_object_get(r, "burst")));
+	}
+	for (int i = 0; i < 2; i++) {
+		json_t *a = json_object_get(o, names[i]), *v;
+		size_t k;
+
+		printf("%-14s", names[i]);
+		json_array_foreach(a, k, v)
+			printf(" %lld", json_integer_value(v));
+		printf("\n");
+	}
+	printf("%-14s /%lld\n", "v6_prefix", json_integer_value(json_object_get(o, "v6_prefix")));
+	printf("(pps 0 = unlimited)\n");
+}
+
+/* "PPS/BURST" -> {"pps":..,"burst":..} */
+static json_t *parse_rate(const char *s)
+{
+	char buf[64];
+	char *slash;
+	uint64_t pps, burst;
+
+	if (strlen(s) >= sizeof(buf))
+		return NULL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	if (util_parse_u64(buf, 0, UINT32_MAX, &pps) ||
+	    util_parse_u64(slash + 1, 0, UINT32_MAX, &burst))
+		return NULL;
+	return json_pack("{s:I,s:I}", "pps", (json_int_t)pps, "burst", (json_int_t)burst);
+}
+
+static json_t *parse_ports(const char *s)
+{
+	json_t *a = json_array();
+	char buf[128], *save = NULL, *tok;
+	uint64_t p;
+
+	if (strlen(s) >= sizeof(buf)) {
+		json_decref(a);
+		return NULL;
+	}
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (util_parse_u64(tok, 1, 65535, &p)) {
+			json_decref(a);
+			return NULL;
+		}
+		json_array_append_new(a, json_integer((json_int_t)p));
+	}
+	return a;
+}
+
+static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
+{
+	json_t *body = json_object(), *o = NULL, *v;
+	uint64_t n;
+	int rc;
+
+	for (int i = 0; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!val)
+			goto usage;
+		i++;
+		if (!strcmp(opt, "--quic") || !strcmp(opt, "--initial") || !strcmp(opt, "--dht")) {
+			v = parse_rate(val);
+			if (!v)
+				goto usage;
+			json_object_set_new(body,
+					    !strcmp(opt, "--quic") ? "quic"
+					    : !strcmp(opt, "--dht") ? "dht" : "quic_initial", v);
+		} else if (!strcmp(opt, "--quic-ports") || !strcmp(opt, "--dht-ports")) {
+			v = parse_ports(val);
+			if (!v)
+				goto usage;
+			json_object_set_new(body, opt[2] == 'q' ? "quic_ports" : "dht_ports", v);
+		} else if (!strcmp(opt, "--v6-prefix")) {
+			if (util_parse_u64(val, 1, 128, &n))
+				goto usage;
+			json_object_set_new(body, "v6_prefix", json_integer((json_int_t)n));
+		} else {
+			goto usage;
+		}
+	}
+	rc = weftctl_do(ctx, "PUT", "/v1/xdp/limits", body, &o);
+	json_decref(body);
+	if (rc || !o)
+		return rc;
+	if (ctx->json)
+		weftctl_print_json(o);
+	else
+		print_limits(o);
+	json_decref(o);
+	return WEFTCTL_OK;
+usage:
+	json_decref(body);
+	return weftctl_usage(xdp_usage);
+}
+
+static int xdp_run(struct weftctl *ctx, int argc, char **argv)
+{
+	json_t *o = NULL;
+	int rc;
+
+	if (argc == 2 && !strcmp(argv[1], "status"))
+		return xdp_status(ctx);
+	if (argc >= 3 && !strcmp(argv[1], "limits") && !strcmp(argv[2], "set"))
+		return xdp_limits_set(ctx, argc - 3, argv + 3);
+	if (argc != 2 || strcmp(argv[1], "limits"))
+		return weftctl_usage(xdp_usage);
+	rc = weftctl_do(ctx, "GET", "/v1/xdp/limits", NULL, &o);
+	if (rc || !o)
+		return rc;
+	if (ctx->json)
+		weftctl_print_json(o);
+	else
+		print_limits(o);
+	json_decref(o);
+	return WEFTCTL_OK;
+}
+
+WEFTCTL_NOUN(xdp, .name = "xdp", .usage = xdp_usage, .run = xdp_run, .needs_daemon = 1);

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control API of the packet policy, XDP or software (docs/XDP.md, "Control API"):
+ *   GET    /v1/xdp/status      mode, program id, counters, rates
+ *   GET    /v1/xdp/limits      run-time config
+ *   PUT    /v1/xdp/limits      change part of it (merged, validated)
+ *   GET    /v1/bans            list bans
+ *   POST   /v1/bans            {"cidr": "192.0.2.0/24", "ttl": 3600}
+ *   DELETE /v1/bans/<cidr>     e.g. /v1/bans/192.0.2.0/24 (or %2F)
+ * plus weft_xdp_* lines on /metrics.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "weft/ctl.h"
+#include "weft/util.h"
+#include "weft/xdp.h"
+#include "weft/guard.h"
+#include "guard_int.h"
+
+/* Longest accepted ban TTL: ten years, so expiry arithmetic cannot wrap. */
+#define MAX_TTL_S (10ULL * 365 * 86400)
+/* Entries returned by GET /v1/bans (the trie holds at most 2 x 16384). */
+#define LIST_MAX (2 * WXDP_DEFAULT_BANS)
+
+static void status_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct guard *g = arg;
+	struct wxdp *x = guard_xdp(g);
+	uint64_t now = util_now_ns(), cur[WXDP_STAT__MAX], prev[WXDP_STAT__MAX], prev_ns;
+	json_t *o, *counters, *rates;
+	double dt;
+	int err;
+
+	err = guard_stats(g, cur);
+	if (err) {
+		ctl_resp_errno(resp, err, "reading policy counters");
+		return;
+	}
+	/* Rates over the interval since the previous status call. */
+	pthread_mutex_lock(&g->lock);
+	memcpy(prev, g->snap, sizeof(prev));
+	prev_ns = g->snap_ns;
+	memcpy(g->snap, cur, sizeof(cur));
+	g->snap_ns = now;
+	pthread_mutex_unlock(&g->lock);
+	dt = now > prev_ns ? (double)(now - prev_ns) / 1e9 : 0;
+	counters = json_object();
+	rates = json_object();
+	for (unsigned int i = 0; i < WXDP_STAT__MAX; i++) {
+		json_object_set_new(counters, wxdp_stat_name(i), json_integer((json_int_t)cur[i]));
+		json_object_set_new(rates, wxdp_stat_name(i),
+				    json_real(dt > 0 && cur[i] >= prev[i] ? (double)(cur[i] - prev[i]) / dt : 0));
+	}
+	o = json_pack("{s:s,s:o,s:o,s:f,s:I}", "policy", guard_mode(g), "counters", counters,
+		      "rates_per_s", rates, "interval_s", dt, "sources_tracked",
+		      (json_int_t)guard_sources(g));
+	if (x) {
+		json_object_set_new(o, "interface", json_string(wxdp_ifname(x)));
+		json_object_set_new(o, "mode", json_string(wxdp_mode(x)));
+		json_object_set_new(o, "prog_id", json_integer((json_int_t)wxdp_prog_id(x)));
+		json_object_set_new(o, "pin_dir", json_string(wxdp_pin_dir(x)));
+	} else {
+		json_object_set_new(o, "mode", json_string("software"));
+	}
+	ctl_resp_json(resp, 200, o);
+}
+
+static json_t *rate_json(const struct wxdp_rate *r)
+{
+	return json_pack("{s:I,s:I}", "pps", (json_int_t)r->pps, "burst", (json_int_t)r->burst);
+}
+
+static json_t *ports_json(const __u16 *p)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < WXDP_MAX_PORTS; i++)
+		if (p[i])
+			json_array_append_new(a, json_integer(p[i]));
+	return a;
+}
+
+static json_t *limits_json(const struct wxdp_config *c)
+{
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:i}", "quic", rate_json(&c->quic), "quic_initial",
+			 rate_json(&c->quic_initial), "dht", rate_json(&c->dht), "quic_ports",
+			 ports_json(c->quic_ports), "dht_ports", ports_json(c->dht_ports),
+			 "v6_prefix", c->v6_prefix);
+}
+
+static int num(json_t *v, uint64_t max, uint64_t *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > max)
+		return -EINVAL;
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int rate_from(json_t *o, struct wxdp_rate *r)
+{
+	uint64_t v;
+	json_t *f;
+
+	if (!o)
+		return 0;
+	if (!json_is_object(o))
+		return -EINVAL;
+	if ((f = json_object_get(o, "pps"))) {
+		if (num(f, UINT32_MAX, &v))
+			return -EINVAL;
+		r->pps = (__u32)v;
+	}
+	if ((f = json_object_get(o, "burst"))) {
+		if (num(f, UINT32_MAX, &v))
+			return -EINVAL;
+		r->burst = (__u32)v;
+	}
+	return 0;
+}
+
+static int ports_from(json_t *a, __u16 *p)
+{
+	size_t i;
+	json_t *v;
+	uint64_t n;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > WXDP_MAX_PORTS)
+		return -EINVAL;
+	memset(p, 0, sizeof(__u16) * WXDP_MAX_PORTS);
+	json_array_foreach(a, i, v) {
+		if (num(v, 65535, &n) || n == 0)
+			return -EINVAL;
+		p[i] = (__u16)n;
+	}
+	return 0;
+}
+
+static void limits_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct wxdp_config c;
+	int err = guard_config_get(arg, &c);
+
+	if (err) {
+		ctl_resp_errno(resp, err, "reading XDP limits");
+		return;
+	}
+	ctl_resp_json(resp, 200, limits_json(&c));
+}
+
+static void limits_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	static const char *const known[] = { "quic", "quic_initial", "dht", "quic_ports",
+					     "dht_ports", "v6_prefix" };
+	struct wxdp_config c;
+	const char *key;
+	uint64_t v;
+	json_t *val;
+	int err;
+
+	if (!json_is_object(req->json)) {
+		ctl_resp_error(resp, 400, "bad_request", "expected a JSON object of limits");
+		return;
+	}
+	json_object_foreach(req->json, key, val) {
+		size_t i;
+
+		for (i = 0; i < WEFT_ARRAY_SIZE(known); i++)
+			if (!strcmp(key, known[i]))
+				break;
+		if (i == WEFT_ARRAY_SIZE(known)) {
+			ctl_resp_error(resp, 400, "bad_request", "unknown limit \"%s\"", key);
+			return;
+		}
+	}
+	err = guard_config_get(arg, &c);
+	if (err) {
+		ctl_resp_errno(resp, err, "reading XDP limits");
+		return;
+	}
+	if (rate_from(json_object_get(req->json, "quic"), &c.quic) ||
+	    rate_from(json_object_get(req->json, "quic_initial"), &c.quic_initial) ||
+	    rate_from(json_object_get(req->json, "dht"), &c.dht) ||
+	    ports_from(json_object_get(req->json, "quic_ports"), c.quic_ports) ||
+	    ports_from(json_object_get(req->json, "dht_ports"), c.dht_ports)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "rates are {\"pps\": N, \"burst\": N} (0..2^32-1), ports 1..65535, at most %d",
+			       WXDP_MAX_PORTS);
+		return;
+	}
+	if ((val = json_object_get(req->json, "v6_prefix"))) {
+		if (num(val, 128, &v) || v == 0) {
+			ctl_resp_error(resp, 400, "bad_request", "v6_prefix must be 1..128");
+			return;
+		}
+		c.v6_prefix = (__u8)v;
+	}
+	err = guard_config_set(arg, &c);
+	if (err) {
+		ctl_resp_error(resp, 400, "bad_request", "invalid limits (a port used twice?)");
+		return;
+	}
+	ctl_resp_json(resp, 200, limits_json(&c));
+}
+
+static json_t *ban_json(const struct wxdp_ban *b, uint64_t now)
+{
+	char cidr[64];
+	json_t *exp;
+
+	wxdp_cidr_fmt(b, cidr, sizeof(cidr));
+	if (!b->expires_ns)
+		exp = json_null();
+	else
+		exp = json_integer(b->expires_ns > now
+					   ? (json_int_t)((b->expires_ns - now + 999999999ULL) / 1000000000ULL)
+					   : 0);
+	return json_pack("{s:s,s:o,s:I}", "cidr", cidr, "expires_in_s", exp, "drops",
+			 (json_int_t)b->drops);
+}
+
+static void bans_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct wxdp_ban *list;
+	uint64_t now = util_now_ns();
+	size_t n = 0;
+	json_t *a;
+	int err;
+
+	list = calloc(LIST_MAX, sizeof(*list));
+	if (!list) {
+		ctl_resp_errno(resp, -ENOMEM, "listing bans");
+		return;
+	}
+	err = guard_ban_list(arg, list, LIST_MAX, &n);
+	if (err) {
+		free(list);
+		ctl_resp_errno(resp, err, "listing bans");
+		return;
+	}
+	a = json_array();
+	for (size_t i = 0; i < n && i < LIST_MAX; i++)
+		if (!list[i].expires_ns || list[i].expires_ns > now)
+			json_array_append_new(a, ban_json(&list[i], now));
+	free(list);
+	ctl_resp_json(resp, 200, json_pack("{s:o}", "bans", a));
+}
+
+static void bans_post(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	const char *cidr = json_string_value(json_object_get(req->json, "cidr"));
+	json_t *ttl = json_object_get(req->json, "ttl");
+	struct wxdp_ban b;
+	uint64_t t = 0, now = util_now_ns();
+	int err;
+
+	if (!cidr || wxdp_cidr_parse(cidr, &b)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "expected {\"cidr\": \"ADDR[/LEN]\", \"ttl\": SECONDS}");
+		return;
+	}
+	if (ttl && !json_is_null(ttl) && num(ttl, MAX_TTL_S, &t)) {
+		ctl_resp_error(resp, 400, "bad_request", "ttl must be 0..%llu seconds (0 = permanent)",
+			       (unsigned long long)MAX_TTL_S);
+		return;
+	}
+	b.expires_ns = t ? now + t * 1000000000ULL : 0;
+	err = guard_ban_add(arg, &b);
+	if (err) {
+		ctl_resp_errno(resp, err, "adding ban");
+		return;
+	}
+	ctl_resp_json(resp, 201, ban_json(&b, now));
+}
+
+static int hexv(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void bans_delete(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	char cidr[128];
+	size_t o = 0;
+	struct wxdp_ban b;
+	int err;
+
+	/* Percent-decode (a client may encode the '/' of the CIDR). */
+	for (const char *s = req->subpath; *s; s++) {
+		char c = *s;
+
+		if (c == '%' && hexv(s[1]) >= 0 && hexv(s[2]) >= 0) {
+			c = (char)(hexv(s[1]) * 16 + hexv(s[2]));
+			s += 2;
+		}
+		if (o + 1 >= sizeof(cidr))
+			break;
+		cidr[o++] = c;
+	}
+	cidr[o] = '\0';
+	if (wxdp_cidr_parse(cidr, &b)) {
+		ctl_resp_error(resp, 400, "bad_request", "not a CIDR: \"%s\"", cidr);
+		return;
+	}
+	err = guard_ban_del(arg, &b);
+	if (err) {
+		ctl_resp_errno(resp, err, "removing ban");
+		return;
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:s}", "removed", cidr));
+}
+
+static void xdp_metrics(void *arg, FILE *out)
+{
+	uint64_t cur[WXDP_STAT__MAX];
+
+	if (guard_stats(arg, cur))
+		return;
+	fprintf(out, "# TYPE weft_xdp_packets_total counter\n");
+	for (unsigned int i = 0; i < WXDP_STAT__MAX; i++)
+		fprintf(out, "weft_xdp_packets_total{counter=\"%s\"} %llu\n", wxdp_stat_name(i),
+			(unsigned long long)cur[i]);
+}
+
+int guard_ctl_register(struct guard *g, struct ctl *ctl)
+{
+	int err;
+
+	if (!g || !ctl)
+		return -EINVAL;
+	err = ctl_route(ctl, "GET", "/v1/xdp/status", status_get, g);
+	if (!err)
+		err = ctl_route(ctl, "GET", "/v1/xdp/limits", limits_get, g);
+	if (!err)
+		err = ctl_route(ctl, "PUT", "/v1/xdp/limits", limits_put, g);
+	if (!err)
+		err = ctl_route(ctl, "GET", "/v1/bans", bans_get, g);
+	if (!err)
+		err = ctl_route(ctl, "POST", "/v1/bans", bans_post, g);
+	if (!err)
+		err = ctl_route(ctl, "DELETE", "/v1/bans/", bans_delete, g);
+	if (!err)
+		err = ctl_metrics(ctl, xdp_metrics, g);
+	return err;
+}

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Software policer (include/weft/policer.h). The decisions come from
+ * include/weft/xdp_policy.h, the code the XDP program runs; this file only
+ * provides the two tables the BPF maps provide there:
+ *   - bans: open addressing (linear probing, backward-shift delete) keyed by
+ *     (family, prefixlen, masked address), plus a count of entries per prefix
+ *     length so a lookup probes only lengths in use, longest first: the LPM
+ *     trie's semantics, including "an expired entry falls back to the next
+ *     shorter covering prefix, at most WXDP_BAN_MAX_NESTED times".
+ *   - buckets: 8-way set-associative, least recently used way evicted: like
+ *     the kernel's LRU hash, memory is fixed and a many-source flood evicts.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "weft/policer.h"
+#include "weft/xdp_policy.h"
+#include "xdp/xdp_internal.h"
+
+#define WAYS 8
+
+struct ban_slot {
+	uint8_t used;
+	uint8_t family;
+	uint8_t prefixlen;
+	uint8_t addr[16];
+	uint64_t expires_ns;
+};
+
+struct src_slot {
+	uint64_t tick; /* 0 = empty; else last use (LRU order) */
+	struct wxdp_src_key key;
+	struct wxdp_src_val val;
+};
+
+struct policer {
+	pthread_mutex_t lock;
+	struct wxdp_config cfg;
+	uint64_t seed;
+	/* bans */
+	struct ban_slot *bans;
+	size_t ban_slots; /* power of two, 2x capacity */
+	size_t ban_cap, ban_n;
+	uint32_t plen4[33], plen6[129];
+	/* buckets */
+	struct src_slot *src;
+	size_t nsets; /* power of two */
+	uint64_t tick;
+	uint64_t stats[WXDP_STAT__MAX];
+};
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t hash_bytes(uint64_t seed, const uint8_t *b, size_t n, uint64_t extra)
+{
+	uint64_t h = mix64(seed ^ extra), w;
+
+	for (size_t i = 0; i < n; i += 8) {
+		w = 0;
+		memcpy(&w, b + i, n - i < 8 ? n - i : 8);
+		h = mix64(h ^ w) + i;
+	}
+	return h;
+}
+
+static size_t pow2_floor(size_t v)
+{
+	size_t p = 1;
+
+	while (p * 2 <= v && p * 2 != 0)
+		p *= 2;
+	return p;
+}
+
+int policer_new(struct policer **out, const struct policer_opts *opts)
+{
+	struct policer *p;
+	struct wxdp_config cfg;
+	size_t cap, buckets;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (opts && opts->config)
+		cfg = *opts->config;
+	else
+		wxdp_config_default(&cfg);
+	if (wxdp_config_check(&cfg))
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	p->cfg = cfg;
+	p->seed = opts ? opts->seed : 0;
+	if (!p->seed && getrandom(&p->seed, sizeof(p->seed), 0) != sizeof(p->seed))
+		p->seed = 0x9e3779b97f4a7c15ULL; /* no entropy: still bounded */
+	cap = opts && opts->bans ? opts->bans : WXDP_DEFAULT_BANS;
+	p->ban_cap = cap;
+	for (p->ban_slots = 16; p->ban_slots < cap * 2;)
+		p->ban_slots *= 2; /* load factor <= 1/2: probes stay short */
+	buckets = opts && opts->buckets ? opts->buckets : WXDP_DEFAULT_BUCKETS;
+	p->nsets = pow2_floor(buckets < WAYS ? 1 : buckets / WAYS);
+	p->bans = calloc(p->ban_slots, sizeof(*p->bans));
+	p->src = calloc(p->nsets * WAYS, sizeof(*p->src));
+	if (!p->bans || !p->src) {
+		policer_free(p);
+		return -ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+void policer_free(struct policer *p)
+{
+	if (!p)
+		return;
+	free(p->bans);
+	free(p->src);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+int policer_config_set(struct policer *p, const struct wxdp_config *c)
+{
+	if (!p || wxdp_config_check(c))
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	p->cfg = *c;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+void policer_config_get(struct policer *p, struct wxdp_config *c)
+{
+	pthread_mutex_lock(&p->lock);
+	*c = p->cfg;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* --- bans --- */
+
+static size_t ban_hash(const struct policer *p, uint8_t family, uint8_t plen, const uint8_t *addr)
+{
+	return (size_t)hash_bytes(p->seed, addr, 16, ((uint64_t)family << 8) | plen) &
+	       (p->ban_slots - 1);
+}
+
+/* Slot index of an exact entry, or the empty slot where it would go. */
+static size_t ban_find(const struct policer *p, uint8_t family, uint8_t plen, const uint8_t *addr)
+{
+	size_t i = ban_hash(p, family, plen, addr);
+
+	while (p->bans[i].used) {
+		const struct ban_slot *s = &p->bans[i];
+
+		if (s->family == family && s->prefixlen == plen && !memcmp(s->addr, addr, 16))
+			return i;
+		i = (i + 1) & (p->ban_slots - 1);
+	}
+	return i;
+}
+
+static uint32_t *plen_count(struct policer *p, uint8_t family, uint8_t plen)
+{
+	return family == AF_INET ? &p->plen4[plen] : &p->plen6[plen];
+}
+
+int policer_ban_add(struct policer *p, const struct wxdp_ban *in)
+{
+	struct wxdp_ban b;
+	size_t i;
+	int err = 0;
+
+	if (!p || !in)
+		return -EINVAL;
+	b = *in;
+	if (wxdp_ban_norm(&b))
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	i = ban_find(p, b.family, b.prefixlen, b.addr);
+	if (p->bans[i].used) {
+		p->bans[i].expires_ns = b.expires_ns;
+	} else if (p->ban_n >= p->ban_cap) {
+		err = -ENOSPC;
+	} else {
+		p->bans[i] = (struct ban_slot){ .used = 1, .family = b.family,
+						.prefixlen = b.prefixlen, .expires_ns = b.expires_ns };
+		memcpy(p->bans[i].addr, b.addr, 16);
+		p->ban_n++;
+		(*plen_count(p, b.family, b.prefixlen))++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return err;
+}
+
+/* Remove slot i and shift the probe chain back (no tombstones). */
+static void ban_remove_at(struct policer *p, size_t i)
+{
+	size_t mask = p->ban_slots - 1, j = i, home;
+
+	(*plen_count(p, p->bans[i].family, p->bans[i].prefixlen))--;
+	p->ban_n--;
+	p->bans[i].used = 0;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!p->bans[j].used)
+			return;
+		home = ban_hash(p, p->bans[j].family, p->bans[j].prefixlen, p->bans[j].addr);
+		/* Move j into the hole i if its home is not in (i, j]. */
+		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+			p->bans[i] = p->bans[j];
+			p->bans[j].used = 0;
+			i = j;
+		}
+	}
+}
+
+int policer_ban_del(struct policer *p, const struct wxdp_ban *in)
+{
+	struct wxdp_ban b;
+	size_t i;
+	int err = 0;
+
+	if (!p || !in)
+		return -EINVAL;
+	b = *in;
+	if (wxdp_ban_norm(&b))
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	i = ban_find(p, b.family, b.prefixlen, b.addr);
+	if (p->bans[i].used)
+		ban_remove_at(p, i);
+	else
+		err = -ENOENT;
+	pthread_mutex_unlock(&p->lock);
+	return err;
+}
+
+int policer_ban_gc(struct policer *p, uint64_t now_ns)
+{
+	int removed = 0;
+	size_t i = 0;
+
+	if (!p)
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	while (i < p->ban_slots) {
+		struct ban_slot *s = &p->bans[i];
+
+		if (s->used && s->expires_ns && s->expires_ns <= now_ns) {
+			ban_remove_at(p, i);
+			removed++;
+			continue; /* a shifted entry may now sit at i */
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return removed;
+}
+
+/* Longest-prefix match with the XDP program's expiry fallback. */
+static int banned(struct policer *p, uint8_t family, const uint8_t *src, uint64_t now)
+{
+	int maxlen = family == AF_INET ? 32 : 128, nested = 0;
+	struct wxdp_ban b = { .family = family };
+	struct wxdp_ban_val v = { 0 };
+
+	if (!p->ban_n)
+		return 0;
+	for (int len = maxlen; len >= 0; len--) {
+		size_t i;
+
+		if (!*plen_count(p, family, (uint8_t)len))
+			continue;
+		memset(b.addr, 0, sizeof(b.addr));
+		memcpy(b.addr, src, family == AF_INET ? 4 : 16);
+		b.prefixlen = (uint8_t)len;
+		wxdp_ban_norm(&b);
+		i = ban_find(p, family, b.prefixlen, b.addr);
+		if (!p->bans[i].used)
+			continue;
+		v.expires_ns = p->bans[i].expires_ns;
+		if (wxdp_ban_live(&v, now))
+			return 1;
+		if (++nested >= WXDP_BAN_MAX_NESTED)
+			return 0;
+	}
+	return 0;
+}
+
+/* --- buckets --- */
+
+static struct wxdp_src_val *src_get(struct policer *p, const struct wxdp_src_key *k)
+{
+	size_t set = (size_t)hash_bytes(p->seed, k->addr, 16, 0x5eed) & (p->nsets - 1);
+	struct src_slot *s = &p->src[set * WAYS], *victim = &s[0];
+
+	p->tick++;
+	for (int w = 0; w < WAYS; w++) {
+		if (s[w].tick && !memcmp(&s[w].key, k, sizeof(*k))) {
+			s[w].tick = p->tick;
+			return &s[w].val;
+		}
+		if (s[w].tick < victim->tick)
+			victim = &s[w];
+	}
+	memset(victim, 0, sizeof(*victim));
+	victim->key = *k;
+	victim->tick = p->tick;
+	return &victim->val;
+}
+
+size_t policer_bucket_count(struct policer *p)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->nsets * WAYS; i++)
+		n += p->src[i].tick != 0;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+/* --- verdict --- */
+
+static unsigned int decide(struct policer *p, const struct policer_pkt *pkt)
+{
+	const struct wxdp_config *cfg = &p->cfg;
+	uint8_t peek[WXDP_PEEK] = { 0 };
+	struct wxdp_src_key sk;
+	struct wxdp_src_val *sv;
+	const struct wxdp_rate *rate;
+	__u32 cls = WXDP_CLASS_QUIC;
+	uint64_t now;
+	int kind, r;
+
+	if (pkt->family != AF_INET && pkt->family != AF_INET6)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	kind = wxdp_port_kind(cfg, pkt->dport);
+	if (kind == WXDP_KIND_NONE)
+		return WXDP_STAT_PASS_NOT_WEFT;
+	if (pkt->len > 0xffff - 8)
+		return WXDP_STAT_DROP_UDP_LEN; /* cannot be one UDP datagram */
+	if (pkt->len && pkt->payload)
+		memcpy(peek, pkt->payload, pkt->len < WXDP_PEEK ? pkt->len : WXDP_PEEK);
+	r = wxdp_payload_check(kind, peek, pkt->payload ? (__u32)pkt->len : 0, &cls);
+	if (r)
+		return (unsigned int)r;
+	now = cfg->now_override_ns ? cfg->now_override_ns : pkt->now_ns;
+	if (banned(p, pkt->family, pkt->src, now))
+		return WXDP_STAT_DROP_BANNED;
+	rate = wxdp_class_rate(cfg, cls);
+	if (rate->pps == 0)
+		return WXDP_STAT_REDIRECT;
+	if (pkt->family == AF_INET6)
+		wxdp_src_key_v6(&sk, pkt->src, cfg->v6_prefix);
+	else
+		wxdp_src_key_v4(&sk, pkt->src);
+	sv = src_get(p, &sk);
+	if (!wxdp_tb_take(&sv->b[cls], rate, now))
+		return wxdp_class_drop_stat(cls);
+	return WXDP_STAT_REDIRECT;
+}
+
+unsigned int policer_check(struct policer *p, const struct policer_pkt *pkt)
+{
+	unsigned int v;
+
+	if (!p || !pkt)
+		return WXDP_STAT_DROP_SHORT;
+	pthread_mutex_lock(&p->lock);
+	v = decide(p, pkt);
+	p->stats[WXDP_STAT_RX]++;
+	p->stats[v]++;
+	pthread_mutex_unlock(&p->lock);
+	return v;
+}
+
+void policer_stats(struct policer *p, uint64_t *out)
+{
+	pthread_mutex_lock(&p->lock);
+	memcpy(out, p->stats, sizeof(p->stats));
+	pthread_mutex_unlock(&p->lock);
+}

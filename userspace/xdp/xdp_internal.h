@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to userspace/xdp/: the loader handle shared by xdp.c, ban.c and
+ * xdp_ctl.c. */
+#ifndef WEFT_XDP_INTERNAL_H
+#define WEFT_XDP_INTERNAL_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "weft/xdp.h"
+
+struct weft_xdp;
+struct xdp_program;
+
+struct wxdp {
+	struct weft_xdp *skel;
+	struct xdp_program *prog; /* NULL with no_attach */
+	int ifindex;
+	int mode; /* enum xdp_attach_mode; XDP_MODE_UNSPEC = not attached */
+	char ifname[IF_NAMESIZE];
+	char pin_dir[1024]; /* shorter than PATH_MAX: room for "/<map name>" */
+	wxdp_ban_change_fn on_ban_change;
+	void *cb_arg;
+};
+
+/* Validate family/prefixlen and clear host bits. 0 or -EINVAL. */
+int wxdp_ban_norm(struct wxdp_ban *b);
+
+#endif
