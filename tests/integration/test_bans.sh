@@ -1,0 +1,50 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Bans and limits through the control API in uring (software policy) mode:
+# add, list, delete, bad input, persistence across a restart (expired bans
+# are not restored), limits show and set.
+set -u
+. "$TOP/tests/lib/common.sh"
+D=$(mktemp -d /tmp/weft-bans-XXXXXX)
+on_exit "rm -rf '$D'"
+SOCK="$D/weftd.sock"
+CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
+
+start_weftd "$D" --state-dir "$D" --io uring --quic-port 24433 --dht-port 26881
+[ "$(CTL --json xdp status | json_get policy)" = software ] || fail "policy mode"
+CTL ban add 203.0.113.0/24 >/dev/null || fail "ban add permanent"
+CTL ban add 2001:db8:99::/48 --ttl 3600 >/dev/null || fail "ban add v6"
+CTL ban add 198.51.100.7 --ttl 1 >/dev/null || fail "ban add short"
+CTL ban add not-a-cidr 2>/dev/null && fail "bad cidr accepted"
+CTL ban add 10.0.0.0/33 2>/dev/null && fail "bad prefix accepted"
+code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
+	-H 'Content-Type: application/json' --data '{"cidr": 5}' http://weftd/v1/bans)
+[ "$code" = 400 ] || fail "POST /v1/bans bad body: $code"
+list=$(CTL --json ban list) || fail "ban list"
+for c in 203.0.113.0/24 2001:db8:99::/48 198.51.100.7/32; do
+	echo "$list" | grep -q "\"$c\"" || fail "ban $c not listed: $list"
+done
+pass "add and list"
+
+sleep 1.2
+stop_weftd "$WEFTD_PID" || fail "stop"
+start_weftd "$D" --state-dir "$D" --io uring --quic-port 24433 --dht-port 26881
+list=$(CTL --json ban list) || fail "ban list after restart"
+echo "$list" | grep -q '"203.0.113.0/24"' || fail "permanent ban lost across restart: $list"
+echo "$list" | grep -q '"2001:db8:99::/48"' || fail "v6 ban lost across restart"
+echo "$list" | grep -q '"198.51.100.7/32"' && fail "expired ban restored"
+grep -q "restored 2 bans" "$WEFTD_LOG" || fail "restore not logged"
+pass "persistence"
+
+CTL ban del 203.0.113.0/24 >/dev/null || fail "ban del"
+CTL ban del 203.0.113.0/24 2>/dev/null && fail "deleting twice succeeded"
+CTL --json ban list | grep -q 203.0.113 && fail "deleted ban still listed"
+pass "delete"
+
+CTL --json xdp limits | json_get dht pps >/dev/null || fail "limits show"
+CTL xdp limits set --dht 321/77 >/dev/null || fail "limits set"
+[ "$(CTL --json xdp limits | json_get dht pps)" = 321 ] || fail "limits not applied"
+[ "$(CTL --json xdp limits | json_get dht burst)" = 77 ] || fail "burst not applied"
+pass "limits"
+stop_weftd "$WEFTD_PID" || fail "stop 2"
+finish
