@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "weft/ctl.h"
+#include "weft/engine.h"
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/node.h"
@@ -35,6 +36,8 @@ struct node {
 	struct ctl *ctl;
 	struct wxdp *xdp;    /* xdp mode: the attached program */
 	struct guard *guard; /* bans, limits, counters (XDP or software) */
+	struct engine *engine;
+	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
 	uint64_t start_ms;
 	uint64_t start_wall;
@@ -135,6 +138,54 @@ static int node_policy_init(struct node *n)
 	return guard_ctl_register(n->guard, n->ctl);
 }
 
+/*
+ * Packet engine: AF_XDP behind the XDP program in xdp mode, io_uring UDP
+ * sockets otherwise. A failure to open AF_XDP sockets falls back to
+ * io_uring, loudly: the XDP program stays attached and keeps filtering,
+ * and what it accepts reaches the sockets through the kernel stack.
+ */
+static int node_engine_init(struct node *n)
+{
+	struct engine_opts eo;
+	int err;
+
+	engine_opts_default(&eo);
+	n->ports[0] = (uint16_t)n->cfg.quic_port;
+	n->ports[1] = (uint16_t)n->cfg.dht_port;
+	eo.ports = n->ports;
+	eo.nports = 2;
+	eo.workers = n->workers;
+	eo.bind_addr = n->cfg.bind_addr;
+	if (n->xdp) {
+		eo.mode = IO_MODE_XDP;
+		eo.ifname = n->cfg.xdp_ifname;
+		eo.xskmap_fd = wxdp_fd(n->xdp, WXDP_FD_XSKS);
+		err = engine_new(&n->engine, &eo);
+		if (!err)
+			goto registered;
+		log_error("node", "AF_XDP on %s failed: %s", n->cfg.xdp_ifname, strerror(-err));
+		log_warn("node", "falling back to io_uring sockets; the XDP program still filters");
+		n->io_mode = "uring";
+		eo.mode = IO_MODE_URING;
+		eo.ifname = NULL;
+		eo.xskmap_fd = -1;
+	} else {
+		eo.mode = IO_MODE_URING;
+		eo.filter = guard_filter;
+		eo.filter_arg = n->guard;
+	}
+	err = engine_new(&n->engine, &eo);
+	if (err) {
+		log_error("node", "cannot open UDP ports %u/%u on %s: %s", n->ports[0], n->ports[1],
+			  n->cfg.bind_addr, strerror(-err));
+		return err;
+	}
+registered:
+	ctl_route(n->ctl, "GET", "/v1/io/stats", engine_ctl_stats, n->engine);
+	ctl_metrics(n->ctl, engine_metrics, n->engine);
+	return 0;
+}
+
 int node_new(struct node **out, const struct weft_config *cfg, const char *config_path)
 {
 	struct store_opts so = { 0 };
@@ -200,6 +251,9 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 	err = node_policy_init(n);
 	if (err)
 		goto fail;
+	err = node_engine_init(n);
+	if (err)
+		goto fail;
 	*out = n;
 	return 0;
 fail:
@@ -212,6 +266,7 @@ void node_free(struct node *n)
 	if (!n)
 		return;
 	ctl_free(n->ctl);
+	engine_free(n->engine);
 	guard_free(n->guard);
 	wxdp_free(n->xdp);
 	store_free(n->store);
@@ -276,13 +331,19 @@ int node_run(struct node *n)
 		close(sfd);
 		return err;
 	}
+	err = engine_start(n->engine);
+	if (err) {
+		log_error("node", "cannot start the packet workers: %s", strerror(-err));
+		goto out;
+	}
 	err = ctl_start(n->ctl);
 	if (err) {
 		log_error("node", "cannot start the control API: %s", strerror(-err));
 		goto out;
 	}
-	log_info("node", "weftd %s ready: control API on %s, state in %s, io %s", WEFT_VERSION,
-		 n->cfg.ctl_socket, n->cfg.state_dir, n->io_mode);
+	log_info("node", "weftd %s ready: control API on %s, state in %s, io %s x%u, udp %u/%u",
+		 WEFT_VERSION, n->cfg.ctl_socket, n->cfg.state_dir, n->io_mode,
+		 engine_workers(n->engine), n->ports[0], n->ports[1]);
 	node_notify("READY=1\nSTATUS=serving");
 
 	sqe = io_uring_get_sqe(&ring);
@@ -333,6 +394,7 @@ int node_run(struct node *n)
 	err = 0;
 	node_notify("STOPPING=1");
 out:
+	engine_stop(n->engine);
 	io_uring_queue_exit(&ring);
 	close(sfd);
 	return err;

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Packet engine: one worker thread per queue (AF_XDP rx queue or io_uring
+ * socket set). Each worker loops: receive a batch, run the pre-filter, demux
+ * by destination UDP port to the registered handler, flush the replies the
+ * handlers queued as one tx batch, run due timers, run commands posted by
+ * other threads, then wait (backend descriptor + command eventfd, timeout =
+ * next timer). No locks on the packet path: handlers, timers and commands
+ * of one worker all run on that worker's thread.
+ *
+ * Typical use (weftd):
+ *   struct engine_opts o; engine_opts_default(&o);
+ *   o.mode = IO_MODE_XDP; o.ifname = "eth0"; o.ports = ports; o.nports = 2;
+ *   engine_new(&eng, &o);             // -ENODEV/-EPERM/-EOPNOTSUPP: log, retry with uring
+ *   engine_register(eng, 4433, quic_rx, quic);
+ *   engine_start(eng); ... engine_stop(eng); engine_free(eng);
+ */
+#ifndef WEFT_ENGINE_H
+#define WEFT_ENGINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "weft/io.h"
+
+struct engine;
+struct engine_worker;
+
+/* The packet view handlers see: the io layer's view under the engine's
+ * name (data valid only during the handler call). */
+#define engine_pkt io_pkt
+
+/* Handler for one UDP port. Runs on worker w; reply with engine_send(). */
+typedef void (*engine_handler_fn)(struct engine_worker *w, const struct engine_pkt *pkt,
+				  void *arg);
+/* Pre-filter run before demux (the software policer in uring mode).
+ * Return 0 to accept, non-zero to drop (counted as drop_filter). now is
+ * CLOCK_MONOTONIC in ms. Runs on the worker thread: arg must be safe to
+ * use from every worker at once. */
+typedef int (*engine_filter_fn)(void *arg, const struct engine_pkt *pkt, uint64_t now);
+/* Command / timer callback, on the worker's thread. */
+typedef void (*engine_cmd_fn)(struct engine_worker *w, void *arg);
+
+#define ENGINE_MAX_WORKERS 64
+#define ENGINE_MAX_HANDLERS IO_MAX_PORTS
+
+struct engine_opts {
+	enum io_mode mode;        /* IO_MODE_URING (default) or IO_MODE_XDP */
+	unsigned int workers;     /* default 1; xdp: capped at the rx queue count */
+	const char *ifname;       /* xdp: interface (required) */
+	int xskmap_fd;            /* xdp: XSKMAP of weft's XDP program; -1: built-in steering */
+	int xdp_generic;          /* xdp: built-in program in SKB mode */
+	const uint16_t *ports;    /* UDP ports to serve (host order); required */
+	unsigned int nports;      /* 1..ENGINE_MAX_HANDLERS */
+	const char *bind_addr;    /* uring: numeric bind address; default "::" (dual-stack) */
+	int pin_cpus;             /* pin worker i to cpus[i] (or CPU i when cpus is NULL) */
+	const int *cpus;
+	unsigned int batch;       /* rx/tx batch; default 64 (one NAPI budget) */
+	unsigned int cmdq_size;   /* command ring per worker; default 256, power of 2 */
+	unsigned int tx_queue;    /* staged replies per worker; default 256: a burst of
+				     replies to one rx batch, flushed as one tx batch */
+	int uring_gro, uring_gso; /* default 1 */
+	unsigned int xsk_frames;  /* default 4096 per queue */
+	engine_filter_fn filter;  /* optional */
+	void *filter_arg;
+};
+
+/* Documented defaults: uring, 1 worker, xskmap_fd -1, batch 64, cmdq 256,
+ * tx_queue 256, GRO/GSO on. ports must still be set. */
+void engine_opts_default(struct engine_opts *opts);
+
+/*
+ * Create the engine and open every queue (sockets, rings, AF_XDP sockets,
+ * the XDP program when xskmap_fd is -1). Workers do not run yet.
+ * Returns 0; -EINVAL (bad opts); -ENODEV (no such interface); -EPERM (xdp
+ * without privilege); -EOPNOTSUPP (no XDP/AF_XDP on the interface);
+ * -EBUSY (another XDP program attached); -EADDRINUSE; -ENOMEM. In xdp mode
+ * the caller logs the error and may retry with IO_MODE_URING: the engine
+ * never falls back by itself.
+ */
+int engine_new(struct engine **out, const struct engine_opts *opts);
+/* Register the handler of a UDP port (one of opts.ports) before
+ * engine_start(). Returns 0, -EINVAL (port not served), -EEXIST, -EBUSY
+ * (already started). */
+int engine_register(struct engine *eng, uint16_t port, engine_handler_fn fn, void *arg);
+/* Start the worker threads. Returns 0 or -errno (threads already started
+ * are stopped again). */
+int engine_start(struct engine *eng);
+/* Stop and join the workers (pending commands are run first). NULL-safe,
+ * idempotent. */
+void engine_stop(struct engine *eng);
+/* Stop, close every queue, detach the built-in XDP program. NULL-safe. */
+void engine_free(struct engine *eng);
+
+unsigned int engine_workers(const struct engine *eng);
+enum io_mode engine_mode(const struct engine *eng);
+
+/* ---- worker context (valid on the worker thread only) ---- */
+unsigned int engine_worker_index(const struct engine_worker *w);
+struct engine *engine_worker_engine(struct engine_worker *w);
+/* Loop time of the current iteration, CLOCK_MONOTONIC ms. */
+uint64_t engine_worker_now(const struct engine_worker *w);
+/*
+ * Queue a datagram (copied) for the worker's next tx batch; flushed after
+ * the current rx batch or when the staging queue fills. src may be NULL
+ * (backend chooses; port = first served port) or the pkt->dst of the
+ * request to reply from the address it came to. Returns 0, -EMSGSIZE
+ * (len > 65507 uring, > MTU frame xsk), -EINVAL.
+ */
+int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
+		const void *data, size_t len);
+/* Flush staged datagrams now. Returns how many the backend accepted. */
+int engine_flush(struct engine_worker *w);
+
+/* ---- timers: per worker hashed wheel, 1 ms ticks ---- */
+struct engine_timer {
+	struct engine_timer *next, *prev;
+	uint64_t expire_ms;
+	engine_cmd_fn fn;
+	void *arg;
+	int armed;
+};
+/* Initialise a caller-owned timer (no allocation in the wheel). */
+void engine_timer_init(struct engine_timer *t, engine_cmd_fn fn, void *arg);
+/* Arm (or re-arm) t to fire once on worker w after delay_ms (0 = next
+ * loop). Worker thread only; to arm from elsewhere, engine_call() a
+ * function that does it. */
+void engine_timer_add(struct engine_worker *w, struct engine_timer *t, uint64_t delay_ms);
+/* Disarm; no-op if not armed. Worker thread only. */
+void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t);
+
+/* ---- command queue (any thread -> worker) ---- */
+/*
+ * Post fn(worker, arg) to run on worker's thread. Bounded MPSC ring
+ * (opts.cmdq_size) + eventfd wake-up; FIFO per producer. Returns 0,
+ * -EAGAIN (ring full: retry later), -EINVAL (no such worker).
+ */
+int engine_call(struct engine *eng, unsigned int worker, engine_cmd_fn fn, void *arg);
+/*
+ * Run fn on the worker and wait for it up to timeout_ms. Returns 0 when fn
+ * ran; -ETIMEDOUT when it had not started by then (it is then cancelled
+ * and will never run, so arg may be freed); -EAGAIN (ring full); -EINVAL;
+ * -ESHUTDOWN (workers not running). Never call from a worker thread.
+ */
+int engine_call_sync(struct engine *eng, unsigned int worker, engine_cmd_fn fn, void *arg,
+		     int timeout_ms);
+
+/* ---- statistics ---- */
+#define ENGINE_BATCH_BUCKETS 8 /* rx batch sizes 1, 2-3, 4-7, ..., 64-127, 128+ */
+struct engine_stats {
+	struct io_stats io;
+	uint64_t drop_filter;     /* pre-filter said drop */
+	uint64_t drop_no_handler; /* no handler for the destination port */
+	uint64_t cmds;            /* commands run */
+	uint64_t cmd_full;        /* engine_call refused with -EAGAIN */
+	uint64_t timers;          /* timers fired */
+	uint64_t loops;           /* worker loop iterations */
+	uint64_t rx_batch_hist[ENGINE_BATCH_BUCKETS];
+};
+/* Copy worker's counters (relaxed reads; consistent per field). Returns 0
+ * or -EINVAL. */
+int engine_stats_get(const struct engine *eng, unsigned int worker, struct engine_stats *out);
+/* Prometheus text lines (matches ctl_metrics_fn; arg is the engine). */
+void engine_metrics(void *arg, FILE *out);
+/* {"mode":..,"workers":[{...per worker...}],"total":{...}}; caller owns it. */
+json_t *engine_stats_json(const struct engine *eng);
+/* GET /v1/io/stats handler (matches ctl_handler_fn; arg is the engine). */
+struct ctl_req;
+struct ctl_resp;
+void engine_ctl_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp);
+
+#endif

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * QUIC transport core: ngtcp2 0.12 + GnuTLS, node-key identities, streams,
+ * RFC 9221 datagrams, and the weft frame layer (varint type, varint length,
+ * payload). See docs/QUIC.md for the design decisions.
+ *
+ * The core does no I/O (STYLE rule 6). The engine hands every received UDP
+ * datagram to quic_ep_input() with the local and remote address and a
+ * monotonic timestamp in nanoseconds, calls quic_ep_handle_expiry() when the
+ * deadline from quic_ep_expiry() passes, and transmits what the endpoint
+ * gives to opts->send. One endpoint per worker thread; nothing here takes a
+ * lock and nothing is global, so several endpoints live in one process.
+ *
+ * Lifetime of a connection handle: valid from quic_ep_connect() (client) or
+ * on_conn (server) until on_closed has returned. After on_closed the endpoint
+ * frees it; the application must drop its pointer inside on_closed.
+ */
+#ifndef WEFT_QUIC_H
+#define WEFT_QUIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define QUIC_KEY_LEN 32   /* Ed25519 public key */
+#define QUIC_SK_LEN 64    /* libsodium Ed25519 secret key (seed || pk) */
+#define QUIC_ALPN "weft/1"
+
+/* Defaults of the tunables in struct quic_ep_opts (0 selects them). */
+#define QUIC_DEF_MAX_CONNS 4096        /* ~64 MiB worst case per worker at 16 KiB/conn idle */
+#define QUIC_DEF_MAX_CONNS_PER_ADDR 64 /* a NATed office shares one address; 64 covers it */
+#define QUIC_DEF_IDLE_TIMEOUT_MS 30000 /* same as ngtcp2's examples; survives short outages */
+#define QUIC_DEF_HANDSHAKE_TIMEOUT_MS 10000 /* a handshake is 1-2 RTT; 10 s covers satellite links */
+#define QUIC_DEF_RETRY_RATE 200        /* new handshakes/s without a Retry round trip */
+#define QUIC_DEF_RESET_RATE 100        /* stateless resets sent per second at most */
+#define QUIC_DEF_STREAM_SNDBUF (1U << 20) /* per-stream unacked bytes buffered: > BDP of 100 Mbit/s x 80 ms */
+#define QUIC_DEF_MAX_DATA (16U << 20)  /* connection receive window: 16 MiB */
+#define QUIC_DEF_MAX_STREAM_DATA (6U << 20) /* stream receive window: 6 MiB (ngtcp2 examples' max) */
+#define QUIC_DEF_MAX_STREAMS 100       /* concurrent peer-opened streams of each kind */
+#define QUIC_DEF_MAX_DGRAM_QUEUE 64    /* queued outgoing datagrams per connection */
+#define QUIC_MAX_DATAGRAM 1200         /* max_datagram_frame_size we advertise */
+#define QUIC_MAX_UDP_PAYLOAD 1452      /* largest datagram we build (Ethernet MTU, IPv6) */
+#define QUIC_MAX_GSO_SEGS 64           /* packets per send() burst to one destination */
+
+struct quic_ep;
+struct quic_conn;
+
+/* Why a connection ended, seen from this side. */
+enum quic_close_reason {
+	QUIC_CLOSE_NONE = 0,
+	QUIC_CLOSE_LOCAL_APP,     /* quic_conn_close() */
+	QUIC_CLOSE_PEER,          /* peer sent CONNECTION_CLOSE (see error_code, is_app) */
+	QUIC_CLOSE_IDLE,          /* idle timeout */
+	QUIC_CLOSE_HANDSHAKE_TIMEOUT,
+	QUIC_CLOSE_PEER_KEY_MISMATCH, /* certificate key != expected key */
+	QUIC_CLOSE_BAD_CERT,      /* missing, malformed or badly signed certificate */
+	QUIC_CLOSE_ALPN,          /* no common ALPN */
+	QUIC_CLOSE_PROTOCOL,      /* transport or TLS error detected locally */
+	QUIC_CLOSE_RESET,         /* stateless reset received */
+	QUIC_CLOSE_ENDPOINT,      /* quic_ep_free() with the connection open */
+};
+
+struct quic_close_info {
+	enum quic_close_reason reason;
+	uint64_t error_code; /* QUIC error code sent or received (0 if none) */
+	int is_app;          /* error_code is an application error code */
+};
+
+/* Counters of one endpoint (for metrics). Every dropped datagram is in
+ * exactly one drop_* counter. */
+struct quic_ep_stats {
+	uint64_t rx_datagrams, tx_datagrams, tx_sends, rx_bytes, tx_bytes;
+	uint64_t drop_garbage;      /* unparsable header, short or unknown packets */
+	uint64_t drop_conn_error;   /* datagrams a connection rejected (decrypt failure...) */
+	uint64_t drop_limit;        /* refused: connection limits (CONNECTION_REFUSED sent) */
+	uint64_t drop_closing;      /* arrived for a closing/draining connection */
+	uint64_t version_negotiations, retries_sent, bad_tokens, stateless_resets_sent;
+	uint64_t conns_accepted, conns_dialed, conns_established, conns_closed;
+	uint64_t peer_key_mismatch, bad_cert, alpn_mismatch, idle_timeouts, send_errors;
+	uint64_t conns_active;
+};
+
+/* Snapshot of one connection, for `weftctl quic conns`. */
+struct quic_conn_info {
+	uint8_t peer_key[QUIC_KEY_LEN];
+	int have_peer_key;
+	int is_server;
+	int established;
+	struct sockaddr_storage remote;
+	socklen_t remote_len;
+	uint64_t smoothed_rtt_ns, min_rtt_ns, latest_rtt_ns;
+	uint64_t cwnd, bytes_in_flight;
+	uint64_t bytes_rx, bytes_tx;      /* stream payload bytes */
+	uint64_t streams_opened, streams_open;
+	uint64_t datagrams_rx, datagrams_tx;
+};
+
+struct quic_callbacks {
+	/* Handshake done and peer certificate verified. peer_key is the peer's
+	 * Ed25519 node key (borrowed for the call). */
+	void (*on_conn)(void *arg, struct quic_conn *c, const uint8_t *peer_key);
+	/* The peer opened a stream (before its first data). */
+	void (*on_stream_open)(void *arg, struct quic_conn *c, int64_t sid);
+	/* In-order stream bytes (borrowed); fin set on the last call. Data is
+	 * counted as consumed on return (flow-control credit is returned). */
+	void (*on_stream_data)(void *arg, struct quic_conn *c, int64_t sid, const uint8_t *data,
+			       size_t len, int fin);
+	/* Stream fully closed; app_error_code is set when reset (has_code). */
+	void (*on_stream_close)(void *arg, struct quic_conn *c, int64_t sid, int has_code,
+				uint64_t app_error_code);
+	/* Send buffer space freed on a stream after quic_stream_send() accepted
+	 * less than asked. */
+	void (*on_stream_writable)(void *arg, struct quic_conn *c, int64_t sid);
+	/* An RFC 9221 datagram (borrowed). */
+	void (*on_datagram)(void *arg, struct quic_conn *c, const uint8_t *data, size_t len);
+	/* Connection is over; the handle dies when this returns. Called exactly
+	 * once for every connection that was returned by quic_ep_connect() or
+	 * announced through on_conn. */
+	void (*on_closed)(void *arg, struct quic_conn *c, const struct quic_close_info *info);
+};
+
+/*
+ * Transmit one buffer: len bytes made of segments of gso_size bytes each
+ * (the last may be shorter) to one destination, from local (may be NULL:
+ * the socket's address). gso_size == len for a single datagram. Return 0 or
+ * a negative errno; a failure is counted and treated as packet loss.
+ */
+typedef int (*quic_send_fn)(void *arg, const uint8_t *buf, size_t len, size_t gso_size,
+			    const struct sockaddr *to, socklen_t tolen,
+			    const struct sockaddr *local);
+
+enum quic_retry_mode {
+	QUIC_RETRY_AUTO = 0, /* Retry once new handshakes exceed retry_rate per second */
+	QUIC_RETRY_ALWAYS,   /* validate every new client address */
+	QUIC_RETRY_NEVER,
+};
+
+struct quic_ep_opts {
+	const uint8_t *node_pk; /* QUIC_KEY_LEN bytes, required */
+	const uint8_t *node_sk; /* QUIC_SK_LEN bytes, required; copied */
+	/* Local address used as the path's local side for dials (required for
+	 * quic_ep_connect; copied). */
+	const struct sockaddr *local;
+	socklen_t local_len;
+	/* ALPN offered and required; default QUIC_ALPN. Only for interop tests
+	 * ("h3"): weft peers must use the default. Copied, 1..255 bytes. */
+	const char *alpn;
+	int server;                       /* accept incoming connections */
+	unsigned int max_conns;           /* default QUIC_DEF_MAX_CONNS */
+	unsigned int max_conns_per_addr;  /* default QUIC_DEF_MAX_CONNS_PER_ADDR */
+	unsigned int idle_timeout_ms;     /* default QUIC_DEF_IDLE_TIMEOUT_MS */
+	unsigned int handshake_timeout_ms; /* default QUIC_DEF_HANDSHAKE_TIMEOUT_MS */
+	/* PING interval keeping idle connections (and NAT bindings) alive; 0 =
+	 * off (default: weft closes idle connections instead). */
+	unsigned int keepalive_ms;
+	enum quic_retry_mode retry_mode;
+	unsigned int retry_rate;          /* default QUIC_DEF_RETRY_RATE */
+	unsigned int reset_rate;          /* default QUIC_DEF_RESET_RATE */
+	size_t stream_sndbuf;             /* default QUIC_DEF_STREAM_SNDBUF */
+	uint64_t max_data;                /* default QUIC_DEF_MAX_DATA */
+	uint64_t max_stream_data;         /* default QUIC_DEF_MAX_STREAM_DATA */
+	uint64_t max_streams_bidi;        /* default QUIC_DEF_MAX_STREAMS */
+	uint64_t max_streams_uni;         /* default QUIC_DEF_MAX_STREAMS */
+	size_t max_udp_payload;           /* default QUIC_MAX_UDP_PAYLOAD; min 1200 */
+	quic_send_fn send;                /* required */
+	void *send_arg;
+	struct quic_callbacks cb;
+	void *cb_arg;
+};
+
+/*
+ * Create an endpoint. Builds the node's self-signed Ed25519 certificate and
+ * derives the token / stateless-reset secret from node_sk (so a restarted
+ * node can reset connections of its previous run). Returns 0, -EINVAL (a
+ * required option missing or out of range), -ENOMEM, or -EPROTO (GnuTLS
+ * refused the key).
+ */
+int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts);
+/* Free the endpoint and every connection (on_closed is called with
+ * QUIC_CLOSE_ENDPOINT for established ones; no packet is sent). NULL-safe. */
+void quic_ep_free(struct quic_ep *ep);
+
+/*
+ * Process one received UDP datagram (buf borrowed). local: the address it
+ * was received on (may be NULL: opts->local). Never fails on bad input:
+ * garbage is counted in stats and dropped. Returns 0, or -ENOMEM.
+ */
+int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
+		  const struct sockaddr *local, socklen_t local_len,
+		  const struct sockaddr *remote, socklen_t remote_len, uint64_t now_ns);
+/* Earliest deadline (ns, same clock as now_ns) at which
+ * quic_ep_handle_expiry() must run; UINT64_MAX if none. */
+uint64_t quic_ep_expiry(const struct quic_ep *ep);
+/* Run timers (retransmission, pacing, idle, closing) due at now_ns and
+ * send what they produce. Returns 0. */
+int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns);
+
+/*
+ * Dial remote. expected_key (QUIC_KEY_LEN, may be NULL): the peer's node
+ * key; the handshake fails with QUIC_CLOSE_PEER_KEY_MISMATCH if the
+ * certificate carries another key. The first flight is sent before return.
+ * *out stays valid until on_closed. Returns 0, -EINVAL, -EMFILE (max_conns)
+ * or -ENOMEM.
+ */
+int quic_ep_connect(struct quic_ep *ep, const struct sockaddr *remote, socklen_t remote_len,
+		    const uint8_t *expected_key, uint64_t now_ns, struct quic_conn **out);
+
+/* Snapshot of endpoint counters. */
+void quic_ep_get_stats(const struct quic_ep *ep, struct quic_ep_stats *st);
+/* Call fn for every live connection (for the control API). Returns count. */
+size_t quic_ep_foreach(struct quic_ep *ep, void (*fn)(void *arg, struct quic_conn *c),
+		       void *arg);
+
+/*
+ * Graceful close with an application error code and an optional reason
+ * (copied, truncated to 128 bytes). Sends CONNECTION_CLOSE now, keeps a
+ * closing period of 3 PTO, then on_closed runs. Returns 0 or -ENOTCONN
+ * (already closing). Must not be called from inside on_closed.
+ */
+int quic_conn_close(struct quic_conn *c, uint64_t app_error_code, const char *reason);
+
+/* Open a stream (bidi != 0: bidirectional). *sid receives its id. Returns 0,
+ * -EAGAIN (peer's stream limit reached: retry after on_stream data or later),
+ * -ENOTCONN (handshake not done or closing), -ENOMEM. */
+int quic_stream_open(struct quic_conn *c, int bidi, int64_t *sid);
+/*
+ * Queue bytes on a stream (copied). Returns the number of bytes accepted
+ * (may be < len when the stream's send buffer is full: on_stream_writable
+ * fires when space frees), or -ENOTCONN, -ENOENT (unknown or receive-only
+ * stream), -EPIPE (already finished), -ENOMEM. fin finishes the stream if
+ * all len bytes were accepted. Packets go out before return as far as
+ * congestion and flow control allow.
+ */
+ssize_t quic_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+			 int fin);
+/* Abort a stream in both directions with an application error code.
+ * Returns 0, -ENOTCONN or -ENOENT. */
+int quic_stream_reset(struct quic_conn *c, int64_t sid, uint64_t app_error_code);
+
+/* Send an RFC 9221 datagram (len <= QUIC_MAX_DATAGRAM and the peer's limit).
+ * Unreliable. Returns 0, -EMSGSIZE, -ENOBUFS (queue full), -ENOTCONN. */
+int quic_conn_send_datagram(struct quic_conn *c, const uint8_t *data, size_t len);
+
+/* Fill info; returns 0. */
+int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info);
+/* Application pointer, free for the caller's use. */
+void quic_conn_set_user(struct quic_conn *c, void *user);
+void *quic_conn_get_user(const struct quic_conn *c);
+int quic_conn_is_server(const struct quic_conn *c);
+
+/* ---- node-key certificates (cert.c) ---- */
+
+/*
+ * DER of the self-signed X.509 certificate over an Ed25519 node key, as
+ * presented in TLS. *der is malloc'd (caller frees). Returns 0, -EINVAL,
+ * -ENOMEM or -EPROTO.
+ */
+int quic_cert_make(const uint8_t *pk, const uint8_t *sk, uint8_t **der, size_t *der_len);
+/*
+ * Check a peer certificate: DER X.509, Ed25519 subject key, and a valid
+ * signature by that same key (self-signed, no CA). On success writes the key
+ * to pk_out. Returns 0, -EBADMSG (malformed), -EKEYREJECTED (not Ed25519 or
+ * bad self-signature).
+ */
+int quic_cert_verify(const uint8_t *der, size_t len, uint8_t *pk_out);
+/* Write PEM key and certificate files (mode 0600) for the node key: for
+ * interop tests with ngtcp2's gtlsserver. Returns 0 or -errno. */
+int quic_cert_write_pem(const uint8_t *pk, const uint8_t *sk, const char *key_path,
+			const char *cert_path);
+
+/* ---- weft frame layer (frame.c) ---- */
+
+#define QUIC_VARINT_MAX ((1ULL << 62) - 1)
+#define QUIC_FRAME_MAX_PAYLOAD (1U << 20) /* default cap on one message: 1 MiB */
+
+/* Encode v as a minimal QUIC varint (RFC 9000 16). Returns bytes written
+ * (1, 2, 4, 8), -ERANGE (v > QUIC_VARINT_MAX) or -ENOBUFS. */
+int quic_varint_encode(uint8_t *buf, size_t cap, uint64_t v);
+/* Decode a varint. Returns bytes consumed, -EAGAIN (need more bytes) or
+ * -EINVAL (not minimally encoded: weft frames have one encoding). */
+int quic_varint_decode(const uint8_t *buf, size_t len, uint64_t *v);
+
+struct quic_frame {
+	uint64_t type;
+	const uint8_t *payload; /* points into the decoded buffer */
+	size_t len;
+};
+
+/* Bytes needed to encode a frame of payload length plen (0 if too long). */
+size_t quic_frame_size(uint64_t type, size_t plen);
+/* Encode type, length, payload into buf. Returns bytes written, -ERANGE or
+ * -ENOBUFS. */
+ssize_t quic_frame_encode(uint8_t *buf, size_t cap, uint64_t type, const uint8_t *payload,
+			  size_t plen);
+/* Decode one frame from the front of buf. Returns bytes consumed (> 0),
+ * -EAGAIN (incomplete), -EINVAL (bad varint) or -EMSGSIZE (length >
+ * max_payload). */
+ssize_t quic_frame_decode(const uint8_t *buf, size_t len, size_t max_payload,
+			  struct quic_frame *f);
+
+/* Reassembles frames from stream bytes arriving in pieces. Buffers at most
+ * one frame (max_payload + 16 bytes). */
+struct quic_framer;
+/* max_payload 0 = QUIC_FRAME_MAX_PAYLOAD. Returns 0 or -ENOMEM. */
+int quic_framer_new(struct quic_framer **out, size_t max_payload);
+void quic_framer_free(struct quic_framer *fr);
+/* Feed bytes; fn runs for each complete frame (payload borrowed). Returns
+ * the number of frames delivered, or -EINVAL / -EMSGSIZE: the stream is
+ * corrupt and must be reset (the framer stays in the error state). A
+ * negative return from fn stops and is returned. */
+int quic_framer_push(struct quic_framer *fr, const uint8_t *buf, size_t len,
+		     int (*fn)(void *arg, const struct quic_frame *f), void *arg);
+/* Bytes of an incomplete frame held. */
+size_t quic_framer_pending(const struct quic_framer *fr);
+
+#endif

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: MIT
+/* Timer wheel and command queue: the wheel and the MPSC ring on their own
+ * (no threads), then through a running engine (uring mode on loopback, no
+ * root needed): ordering, full -> -EAGAIN, many producer threads, the
+ * synchronous call and its timeout, timers on a worker. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+
+/* ---- wheel ---- */
+
+struct fire_log {
+	int order[64];
+	uint64_t at[64];
+	int n;
+	struct engine_wheel *wh;
+	uint64_t now;
+};
+
+struct tctx {
+	struct fire_log *log;
+	int id;
+	struct engine_timer *rearm; /* timer to cancel or re-arm from the callback */
+	int cancel;
+};
+
+static void on_fire(struct engine_worker *w, void *arg)
+{
+	struct tctx *c = arg;
+
+	c->log->order[c->log->n] = c->id;
+	c->log->at[c->log->n] = c->log->now;
+	c->log->n++;
+	if (c->rearm && c->cancel)
+		engine_wheel_cancel(c->log->wh, c->rearm);
+	else if (c->rearm)
+		engine_wheel_add(c->log->wh, c->rearm, c->log->now + 5);
+}
+
+static void advance_to(struct engine_wheel *wh, struct fire_log *log, uint64_t from, uint64_t to)
+{
+	uint64_t t;
+
+	for (t = from; t <= to; t++) {
+		log->now = t;
+		engine_wheel_advance(wh, t, NULL);
+	}
+}
+
+static void test_wheel_order_and_next(void **state)
+{
+	struct engine_wheel wh;
+	struct fire_log log = { .n = 0 };
+	struct engine_timer t[4];
+	struct tctx c[4];
+	int i;
+	const uint64_t delays[4] = { 30, 10, 2500, 10 }; /* 2500: beyond one revolution */
+
+	engine_wheel_init(&wh, 1000);
+	log.wh = &wh;
+	assert_int_equal(engine_wheel_next(&wh, 1000), -1);
+	for (i = 0; i < 4; i++) {
+		c[i] = (struct tctx){ .log = &log, .id = i };
+		engine_timer_init(&t[i], on_fire, &c[i]);
+		engine_wheel_add(&wh, &t[i], 1000 + delays[i]);
+	}
+	assert_int_equal(wh.count, 4);
+	assert_int_equal(engine_wheel_next(&wh, 1000), 10);
+	advance_to(&wh, &log, 1001, 1009);
+	assert_int_equal(log.n, 0);
+	advance_to(&wh, &log, 1010, 1010);
+	assert_int_equal(log.n, 2); /* both 10 ms timers, same tick */
+	assert_true((log.order[0] == 1 && log.order[1] == 3) || (log.order[0] == 3 && log.order[1] == 1));
+	assert_int_equal(engine_wheel_next(&wh, 1010), 20);
+	advance_to(&wh, &log, 1011, 1030);
+	assert_int_equal(log.n, 3);
+	assert_int_equal(log.order[2], 0);
+	assert_int_equal(log.at[2], 1030);
+	/* The long timer's slot comes round at 1000+2500-2048 first: the
+	 * lower bound wakes early there but nothing fires before 3500. */
+	advance_to(&wh, &log, 1031, 3499);
+	assert_int_equal(log.n, 3);
+	advance_to(&wh, &log, 3500, 3500);
+	assert_int_equal(log.n, 4);
+	assert_int_equal(log.at[3], 3500);
+	assert_int_equal(wh.count, 0);
+	assert_int_equal(engine_wheel_next(&wh, 3500), -1);
+}
+
+static void test_wheel_cancel_rearm_and_jump(void **state)
+{
+	struct engine_wheel wh;
+	struct fire_log log = { .n = 0 };
+	struct engine_timer a, b, r;
+	struct tctx ca, cb, cr;
+
+	engine_wheel_init(&wh, 0);
+	log.wh = &wh;
+	ca = (struct tctx){ .log = &log, .id = 1, .rearm = &b, .cancel = 1 };
+	cb = (struct tctx){ .log = &log, .id = 2 };
+	engine_timer_init(&a, on_fire, &ca);
+	engine_timer_init(&b, on_fire, &cb);
+	/* a fires first and cancels b (same slot later in the same tick) */
+	engine_wheel_add(&wh, &a, 5);
+	engine_wheel_add(&wh, &b, 5);
+	log.now = 5;
+	engine_wheel_advance(&wh, 5, NULL);
+	/* Either a ran first and cancelled b, or b ran first: never both
+	 * after a cancel. */
+	assert_true(log.n == 1 || (log.n == 2 && log.order[0] == 2));
+	/* Self re-arming every 5 ms across a 3-second jump fires once per
+	 * revolution catch-up, never in the past of its own expiry. */
+	engine_wheel_init(&wh, 0);
+	log.n = 0;
+	cr = (struct tctx){ .log = &log, .id = 3, .rearm = &r };
+	engine_timer_init(&r, on_fire, &cr);
+	engine_wheel_add(&wh, &r, 5);
+	log.now = 3000;
+	engine_wheel_advance(&wh, 3000, NULL);
+	assert_int_equal(log.n, 1);
+	assert_int_equal(wh.count, 1);
+	assert_int_equal(r.expire_ms, 3005);
+	engine_wheel_cancel(&wh, &r);
+	engine_wheel_cancel(&wh, &r); /* idempotent */
+	assert_int_equal(wh.count, 0);
+	/* Re-adding an armed timer moves it. */
+	engine_wheel_add(&wh, &r, 3100);
+	engine_wheel_add(&wh, &r, 3010);
+	assert_int_equal(wh.count, 1);
+	assert_int_equal(engine_wheel_next(&wh, 3000), 10);
+	engine_wheel_cancel(&wh, &r);
+}
+
+/* ---- command ring without threads ---- */
+
+static void nop(struct engine_worker *w, void *arg)
+{
+}
+
+static void test_cmdq_order_and_full(void **state)
+{
+	struct engine_cmdq cq;
+	engine_cmd_fn fn;
+	void *arg;
+	uintptr_t i;
+
+	assert_int_equal(engine_cmdq_init(&cq, 5, 0), 0); /* rounds up to 8 */
+	assert_int_equal(cq.mask, 7);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(engine_cmdq_push(&cq, nop, (void *)i), 0);
+	assert_int_equal(engine_cmdq_push(&cq, nop, (void *)99), -EAGAIN);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(engine_cmdq_pop(&cq, &fn, &arg), 1);
+		assert_ptr_equal(arg, (void *)i);
+	}
+	assert_int_equal(engine_cmdq_pop(&cq, &fn, &arg), 0);
+	/* wrap-around many times */
+	for (i = 0; i < 1000; i++) {
+		assert_int_equal(engine_cmdq_push(&cq, nop, (void *)i), 0);
+		assert_int_equal(engine_cmdq_pop(&cq, &fn, &arg), 1);
+		assert_ptr_equal(arg, (void *)i);
+	}
+	engine_cmdq_fini(&cq);
+}
+
+/* ---- through a running engine ---- */
+
+#define PRODUCERS 4
+#define PER_PRODUCER 5000
+
+struct seen {
+	uint32_t last[PRODUCERS + 1]; /* last sequence seen per producer (+1) */
+	uint32_t count;
+	int out_of_order;
+	unsigned int worker_idx_bad;
+	pthread_t worker_thread;
+	int thread_known, thread_changed;
+};
+
+struct item {
+	struct seen *s;
+	uint32_t producer, seq;
+};
+
+static struct item items[PRODUCERS][PER_PRODUCER];
+
+static void record(struct engine_worker *w, void *arg)
+{
+	struct item *it = arg;
+	struct seen *s = it->s;
+
+	if (engine_worker_index(w) != 0)
+		s->worker_idx_bad++;
+	if (!s->thread_known) {
+		s->worker_thread = pthread_self();
+		s->thread_known = 1;
+	} else if (!pthread_equal(s->worker_thread, pthread_self())) {
+		s->thread_changed = 1;
+	}
+	if (it->seq != s->last[it->producer])
+		s->out_of_order++;
+	s->last[it->producer] = it->seq + 1;
+	s->count++;
+}
+
+struct prod_arg {
+	struct engine *eng;
+	uint32_t id;
+	unsigned long eagain;
+};
+
+static void *producer(void *arg)
+{
+	struct prod_arg *p = arg;
+	uint32_t i;
+
+	for (i = 0; i < PER_PRODUCER; i++) {
+		int r;
+
+		while ((r = engine_call(p->eng, 0, record, &items[p->id][i])) == -EAGAIN) {
+			p->eagain++;
+			sched_yield();
+		}
+		if (r)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static struct engine *new_engine(unsigned int cmdq, uint16_t port)
+{
+	struct engine_opts o;
+	struct engine *eng = NULL;
+	uint16_t ports[1] = { port };
+
+	engine_opts_default(&o);
+	o.ports = ports;
+	o.nports = 1;
+	o.cmdq_size = cmdq;
+	o.bind_addr = "127.0.0.1";
+	assert_int_equal(engine_new(&eng, &o), 0);
+	return eng;
+}
+
+static void test_engine_cmdq_threads(void **state)
+{
+	struct prod_arg pa[PRODUCERS];
+	pthread_t th[PRODUCERS];
+	struct seen s;
+	struct engine *eng = new_engine(64, 47011);
+	struct engine_stats st;
+	uint32_t p, i;
+	void *ret;
+
+	memset(&s, 0, sizeof(s));
+	for (p = 0; p < PRODUCERS; p++)
+		for (i = 0; i < PER_PRODUCER; i++)
+			items[p][i] = (struct item){ .s = &s, .producer = p, .seq = i };
+	/* Before start nothing consumes: 64 fit, the 65th is refused. */
+	for (i = 0; i < 64; i++)
+		assert_int_equal(engine_call(eng, 0, record, &items[PRODUCERS - 1][0]), 0);
+	assert_int_equal(engine_call(eng, 0, record, &items[0][0]), -EAGAIN);
+	assert_int_equal(engine_call(eng, 1, record, &items[0][0]), -EINVAL);
+	assert_int_equal(engine_stats_get(eng, 0, &st), 0);
+	assert_int_equal(st.cmd_full, 1);
+	assert_int_equal(engine_start(eng), 0);
+	/* Drain the 64 pre-start items (they break producer 3's sequence, so
+	 * wait for them before starting the producers). */
+	while (__atomic_load_n(&s.count, __ATOMIC_ACQUIRE) < 64)
+		usleep(1000);
+	s.count = 0;
+	s.out_of_order = 0;
+	memset(s.last, 0, sizeof(s.last));
+	for (p = 0; p < PRODUCERS; p++) {
+		pa[p] = (struct prod_arg){ .eng = eng, .id = p };
+		assert_int_equal(pthread_create(&th[p], NULL, producer, &pa[p]), 0);
+	}
+	for (p = 0; p < PRODUCERS; p++) {
+		assert_int_equal(pthread_join(th[p], &ret), 0);
+		assert_null(ret);
+	}
+	engine_stop(eng); /* runs what is still queued */
+	assert_int_equal(s.count, PRODUCERS * PER_PRODUCER);
+	assert_int_equal(s.out_of_order, 0);
+	assert_int_equal(s.worker_idx_bad, 0);
+	assert_int_equal(s.thread_changed, 0);
+	for (p = 0; p < PRODUCERS; p++)
+		assert_int_equal(s.last[p], PER_PRODUCER);
+	engine_free(eng);
+}
+
+static void slow(struct engine_worker *w, void *arg)
+{
+	usleep(300 * 1000);
+}
+
+static void set_flag(struct engine_worker *w, void *arg)
+{
+	*(int *)arg = 1;
+}
+
+static void test_engine_call_sync(void **state)
+{
+	struct engine *eng = new_engine(8, 47012);
+	int flag = 0, late = 0;
+
+	assert_int_equal(engine_call_sync(eng, 0, set_flag, &flag, 100), -ESHUTDOWN);
+	assert_int_equal(engine_start(eng), 0);
+	assert_int_equal(engine_call_sync(eng, 0, set_flag, &flag, 1000), 0);
+	assert_int_equal(flag, 1);
+	/* Worker busy for 300 ms: a 50 ms sync call times out, and the
+	 * cancelled call never runs afterwards. */
+	assert_int_equal(engine_call(eng, 0, slow, NULL), 0);
+	assert_int_equal(engine_call_sync(eng, 0, set_flag, &late, 50), -ETIMEDOUT);
+	flag = 0;
+	assert_int_equal(engine_call_sync(eng, 0, set_flag, &flag, 2000), 0);
+	assert_int_equal(flag, 1);
+	assert_int_equal(late, 0);
+	assert_int_equal(engine_call_sync(eng, 3, set_flag, &flag, 10), -EINVAL);
+	engine_free(eng);
+}
+
+/* Timers armed from a command, firing on the worker. */
+struct tfire {
+	struct engine_timer t[3];
+	uint64_t armed_at, fired_at[3];
+	int order[3], n;
+};
+
+struct tslot {
+	struct tfire *f;
+	int id;
+};
+
+static void tfired2(struct engine_worker *w, void *arg)
+{
+	struct tslot *s = arg;
+
+	s->f->fired_at[s->id] = engine_worker_now(w);
+	s->f->order[s->f->n] = s->id;
+	__atomic_store_n(&s->f->n, s->f->n + 1, __ATOMIC_RELEASE);
+}
+
+static struct tslot slots[3];
+
+static void arm_timers(struct engine_worker *w, void *arg)
+{
+	struct tfire *f = arg;
+	const uint64_t d[3] = { 40, 20, 60 };
+	int i;
+
+	f->armed_at = engine_worker_now(w);
+	for (i = 0; i < 3; i++) {
+		slots[i] = (struct tslot){ .f = f, .id = i };
+		engine_timer_init(&f->t[i], tfired2, &slots[i]);
+		engine_timer_add(w, &f->t[i], d[i]);
+	}
+	engine_timer_cancel(w, &f->t[2]);
+}
+
+/* Runs on the worker: once it returned, the worker's writes to f are
+ * visible here (the sync call is the barrier). */
+static void barrier(struct engine_worker *w, void *arg)
+{
+}
+
+static void test_engine_timers(void **state)
+{
+	struct engine *eng = new_engine(8, 47013);
+	struct tfire f;
+	struct engine_stats st;
+	int i;
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(engine_start(eng), 0);
+	assert_int_equal(engine_call_sync(eng, 0, arm_timers, &f, 1000), 0);
+	for (i = 0; i < 200 && __atomic_load_n(&f.n, __ATOMIC_ACQUIRE) < 2; i++)
+		usleep(5000);
+	usleep(100 * 1000); /* the cancelled 60 ms timer must stay silent */
+	assert_int_equal(engine_call_sync(eng, 0, barrier, NULL, 1000), 0);
+	assert_int_equal(f.n, 2);
+	assert_int_equal(f.order[0], 1);
+	assert_int_equal(f.order[1], 0);
+	assert_true(f.fired_at[1] >= f.armed_at + 20);
+	assert_true(f.fired_at[0] >= f.armed_at + 40);
+	assert_int_equal(engine_stats_get(eng, 0, &st), 0);
+	assert_int_equal(st.timers, 2);
+	engine_free(eng);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wheel_order_and_next),
+		cmocka_unit_test(test_wheel_cancel_rearm_and_jump),
+		cmocka_unit_test(test_cmdq_order_and_full),
+		cmocka_unit_test(test_engine_cmdq_threads),
+		cmocka_unit_test(test_engine_call_sync),
+		cmocka_unit_test(test_engine_timers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: MIT
+/*
+ * io_uring backend on loopback (no root needed): UDP GSO segment sizes
+ * (a burst to one destination arrives as the right number and sizes of
+ * datagrams, in order), GSO grouping rules, GRO receive split by gso_size
+ * between two engines, oversized datagrams sent in place, and the
+ * pre-filter hook.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "weft/ctl.h"
+#include "weft/engine.h"
+#include "testutil.h"
+
+#define P_ENG 47100
+#define P_RX4 47101
+#define P_RX6 47102
+#define P_GRO 47103
+
+static struct engine *mk(uint16_t port, int gro, engine_filter_fn filter, void *farg)
+{
+	struct engine_opts o;
+	struct engine *eng = NULL;
+	uint16_t ports[1] = { port };
+
+	engine_opts_default(&o);
+	o.ports = ports;
+	o.nports = 1;
+	o.uring_gro = gro;
+	o.filter = filter;
+	o.filter_arg = farg;
+	assert_int_equal(engine_new(&eng, &o), 0);
+	return eng;
+}
+
+static int rx_sock(int family, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	struct io_addr a;
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), len, sz = 4 << 20;
+
+	assert_true(fd >= 0);
+	assert_int_equal(io_addr_parse(&a, family == AF_INET ? "127.0.0.1" : "::1", port), 0);
+	len = io_addr_to_sockaddr(&a, family, &ss);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	assert_int_equal(bind(fd, (struct sockaddr *)&ss, (socklen_t)len), 0);
+	return fd;
+}
+
+struct burst {
+	struct io_addr dst[2];
+	const uint32_t *sizes;
+	const uint8_t *which; /* destination index per datagram, NULL = all dst[0] */
+	unsigned int n;
+};
+
+static uint8_t pattern[65536];
+
+static void send_burst(struct engine_worker *w, void *arg)
+{
+	struct burst *b = arg;
+	unsigned int i;
+
+	for (i = 0; i < b->n; i++) {
+		/* First byte carries the index so the order is checked too. */
+		uint8_t *p = pattern + i;
+		p[0] = (uint8_t)i;
+		assert_int_equal(engine_send(w, &b->dst[b->which ? b->which[i] : 0], NULL, p, b->sizes[i]), 0);
+	}
+	engine_flush(w);
+}
+
+static void expect(int fd, const uint32_t *sizes, unsigned int n)
+{
+	static uint8_t buf[70000];
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		assert_int_equal(poll(&p, 1, 2000), 1);
+		r = recv(fd, buf, sizeof(buf), 0);
+		assert_int_equal(r, sizes[i]);
+		assert_int_equal(buf[0], (uint8_t)i);
+	}
+	{
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		assert_int_equal(poll(&p, 1, 50), 0); /* nothing extra */
+	}
+}
+
+static uint64_t gso_sends(struct engine *eng)
+{
+	struct engine_stats s;
+
+	assert_int_equal(engine_stats_get(eng, 0, &s), 0);
+	return s.io.tx_gso_sends;
+}
+
+static void test_gso_sizes(void **state)
+{
+	static const uint32_t burst[11] = { 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 300 };
+	static const uint32_t mixed[4] = { 1000, 1000, 500, 1000 };
+	static const uint32_t alt[4] = { 800, 800, 800, 800 };
+	static const uint8_t alt_which[4] = { 0, 1, 0, 1 };
+	static const uint32_t alt0[2] = { 800, 800 };
+	struct engine *eng = mk(P_ENG, 1, NULL, NULL);
+	int fd4 = rx_sock(AF_INET, P_RX4), fd6 = rx_sock(AF_INET6, P_RX6), fam;
+	struct burst b;
+	uint64_t g;
+
+	assert_int_equal(engine_start(eng), 0);
+	for (fam = 0; fam < 2; fam++) {
+		int fd = fam ? fd6 : fd4;
+
+		memset(&b, 0, sizeof(b));
+		assert_int_equal(io_addr_parse(&b.dst[0], fam ? "::1" : "127.0.0.1", fam ? P_RX6 : P_RX4), 0);
+		assert_int_equal(io_addr_parse(&b.dst[1], fam ? "::1" : "127.0.0.1", fam ? P_RX4 : P_RX6), 0);
+		/* 10 x 1000 + 300: one GSO send, 11 datagrams of the right sizes */
+		g = gso_sends(eng);
+		b.sizes = burst;
+		b.n = 11;
+		assert_int_equal(engine_call_sync(eng, 0, send_burst, &b, 2000), 0);
+		expect(fd, burst, 11);
+		assert_int_equal(gso_sends(eng) - g, 1);
+		/* 1000 1000 500 | 1000: a short segment ends the train */
+		g = gso_sends(eng);
+		b.sizes = mixed;
+		b.n = 4;
+		assert_int_equal(engine_call_sync(eng, 0, send_burst, &b, 2000), 0);
+		expect(fd, mixed, 4);
+		assert_int_equal(gso_sends(eng) - g, 1);
+	}
+	/* Alternating destinations (the second an unbound port): nothing to
+	 * fold, and the order towards the first is kept. */
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(io_addr_parse(&b.dst[0], "127.0.0.1", P_RX4), 0);
+	assert_int_equal(io_addr_parse(&b.dst[1], "127.0.0.1", P_RX6 + 10), 0);
+	g = gso_sends(eng);
+	b.sizes = alt;
+	b.which = alt_which;
+	b.n = 4;
+	assert_int_equal(engine_call_sync(eng, 0, send_burst, &b, 2000), 0);
+	{
+		/* indices 0 and 2 reach fd4 */
+		static uint8_t buf[2048];
+		int i;
+
+		for (i = 0; i < 2; i++) {
+			struct pollfd p = { .fd = fd4, .events = POLLIN };
+
+			assert_int_equal(poll(&p, 1, 2000), 1);
+			assert_int_equal(recv(fd4, buf, sizeof(buf), 0), alt0[i]);
+			assert_int_equal(buf[0], i * 2);
+		}
+	}
+	assert_int_equal(gso_sends(eng), g);
+	engine_free(eng);
+	close(fd4);
+	close(fd6);
+}
+
+static void test_big_datagram_in_place(void **state)
+{
+	static const uint32_t sizes[3] = { 100, 60000, 100 };
+	struct engine *eng = mk(P_ENG, 1, NULL, NULL);
+	int fd = rx_sock(AF_INET, P_RX4);
+	struct burst b;
+
+	assert_int_equal(engine_start(eng), 0);
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(io_addr_parse(&b.dst[0], "127.0.0.1", P_RX4), 0);
+	b.sizes = sizes;
+	b.n = 3;
+	assert_int_equal(engine_call_sync(eng, 0, send_burst, &b, 2000), 0);
+	expect(fd, sizes, 3); /* order kept around the in-place send */
+	engine_free(eng);
+	close(fd);
+}
+
+/* ---- GRO: engine to engine over loopback ---- */
+
+struct rec {
+	uint32_t len[64];
+	uint8_t first[64];
+	unsigned int n;
+	struct io_addr dst;
+};
+
+static void record(struct engine_worker *w, const struct engine_pkt *pkt, void *arg)
+{
+	struct rec *r = arg;
+
+	if (r->n < 64) {
+		r->len[r->n] = pkt->len;
+		r->first[r->n] = pkt->data[0];
+		r->dst = pkt->dst;
+	}
+	__atomic_store_n(&r->n, r->n + 1, __ATOMIC_RELEASE);
+}
+
+static void barrier(struct engine_worker *w, void *arg)
+{
+}
+
+static void test_gro_split(void **state)
+{
+	static uint32_t sizes[20];
+	struct engine *tx = mk(P_ENG, 1, NULL, NULL), *rx = mk(P_GRO, 1, NULL, NULL);
+	struct engine_stats s;
+	struct rec r;
+	struct burst b;
+	unsigned int i;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(engine_register(rx, P_GRO, record, &r), 0);
+	assert_int_equal(engine_start(rx), 0);
+	assert_int_equal(engine_start(tx), 0);
+	for (i = 0; i < 20; i++)
+		sizes[i] = i == 19 ? 700 : 1200;
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(io_addr_parse(&b.dst[0], "127.0.0.1", P_GRO), 0);
+	b.sizes = sizes;
+	b.n = 20;
+	assert_int_equal(engine_call_sync(tx, 0, send_burst, &b, 2000), 0);
+	for (i = 0; i < 200 && __atomic_load_n(&r.n, __ATOMIC_ACQUIRE) < 20; i++)
+		usleep(5000);
+	assert_int_equal(engine_call_sync(rx, 0, barrier, NULL, 2000), 0);
+	assert_int_equal(r.n, 20);
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(r.len[i], sizes[i]);
+		assert_int_equal(r.first[i], i);
+	}
+	/* the local address came from IP_PKTINFO */
+	assert_int_equal(r.dst.family, AF_INET);
+	assert_int_equal(r.dst.addr[0], 127);
+	assert_int_equal(r.dst.port, P_GRO);
+	assert_int_equal(engine_stats_get(rx, 0, &s), 0);
+	print_message("GRO: %llu coalesced buffer(s) split into %u datagrams\n",
+		      (unsigned long long)s.io.rx_gro_bufs, r.n);
+	assert_true(s.io.rx_gro_bufs >= 1);
+	assert_int_equal(s.io.rx_pkts, 20);
+	engine_free(tx);
+	engine_free(rx);
+}
+
+/* ---- pre-filter ---- */
+
+static int drop_odd(void *arg, const struct engine_pkt *pkt, uint64_t now)
+{
+	(*(unsigned int *)arg)++;
+	return pkt->data[0] & 1;
+}
+
+static void test_filter(void **state)
+{
+	static uint32_t sizes[10] = { 50, 50, 50, 50, 50, 50, 50, 50, 50, 50 };
+	unsigned int calls = 0;
+	struct engine *tx = mk(P_ENG, 0, NULL, NULL), *rx = mk(P_GRO, 0, drop_odd, &calls);
+	struct engine_stats s;
+	struct rec r;
+	struct burst b;
+	unsigned int i;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(engine_register(rx, P_GRO, record, &r), 0);
+	assert_int_equal(engine_start(rx), 0);
+	assert_int_equal(engine_register(rx, P_GRO, record, &r), -EBUSY);
+	assert_int_equal(engine_start(tx), 0);
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(io_addr_parse(&b.dst[0], "::1", P_GRO), 0);
+	b.sizes = sizes;
+	b.n = 10;
+	assert_int_equal(engine_call_sync(tx, 0, send_burst, &b, 2000), 0);
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(engine_stats_get(rx, 0, &s), 0);
+		if (s.io.rx_pkts == 10)
+			break;
+		usleep(5000);
+	}
+	assert_int_equal(engine_call_sync(rx, 0, barrier, NULL, 2000), 0);
+	assert_int_equal(engine_stats_get(rx, 0, &s), 0);
+	assert_int_equal(calls, 10);
+	assert_int_equal(s.drop_filter, 5);
+	assert_int_equal(r.n, 5);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(r.first[i] & 1, 0);
+	assert_int_equal(r.dst.family, AF_INET6);
+	engine_free(tx);
+	engine_free(rx);
+}
+
+static void test_stats_outputs(void **state)
+{
+	struct engine *eng = mk(P_ENG, 1, NULL, NULL);
+	json_t *j, *w;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	j = engine_stats_json(eng);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "mode")), "uring");
+	w = json_object_get(j, "workers");
+	assert_int_equal(json_array_size(w), 1);
+	assert_non_null(json_object_get(json_array_get(w, 0), "rx_pkts"));
+	assert_non_null(json_object_get(json_object_get(j, "total"), "tx_gso_sends"));
+	json_decref(j);
+	f = open_memstream(&buf, &len);
+	engine_metrics(eng, f);
+	fclose(f);
+	assert_non_null(strstr(buf, "weft_io_rx_pkts{mode=\"uring\",worker=\"0\"} 0\n"));
+	assert_non_null(strstr(buf, "# TYPE weft_io_tx_pkts counter\n"));
+	free(buf);
+	{
+		struct ctl_resp resp;
+
+		memset(&resp, 0, sizeof(resp));
+		engine_ctl_stats(eng, NULL, &resp);
+		assert_int_equal(resp.status, 200);
+		assert_non_null(json_object_get(resp.json, "workers"));
+		json_decref(resp.json);
+	}
+	engine_free(eng);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gso_sizes),
+		cmocka_unit_test(test_big_datagram_in_place),
+		cmocka_unit_test(test_gro_split),
+		cmocka_unit_test(test_filter),
+		cmocka_unit_test(test_stats_outputs),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,797 @@
+// SPDX-License-Identifier: MIT
+/*
+ * QUIC endpoint tests over an in-memory link with a virtual clock
+ * (quic_sim.h): handshake with mutual key verification, key pinning, streams,
+ * 16 MiB transfer, loss and reordering, 200 connections, limits, idle
+ * timeout, a vanished peer, stateless reset, Retry, version negotiation,
+ * migration, datagrams, ALPN mismatch, garbage input.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "quic_sim.h"
+
+#define MAX_CONNS_REC 256
+
+struct crec {
+	struct quic_conn *c;
+	uint8_t peer[QUIC_KEY_LEN];
+	uint64_t rx_off;   /* bytes received on the data stream */
+	int rx_fin, rx_bad, msgs;
+	int64_t sid;
+};
+
+struct app {
+	struct sim_node *node;
+	int echo;
+	int nconn, nclosed, nstreams_closed, ndgram, writable;
+	struct quic_close_info last_close;
+	struct crec recs[MAX_CONNS_REC];
+	int nrecs;
+	uint8_t dgram[64];
+	size_t dgram_len;
+};
+
+struct world;
+static void tx_forget(struct sim *s, struct quic_conn *c);
+
+static uint8_t pat(uint64_t off)
+{
+	return (uint8_t)((off * 2654435761ULL) >> 11);
+}
+
+static struct crec *rec_of(struct app *a, struct quic_conn *c)
+{
+	int i;
+
+	for (i = 0; i < a->nrecs; i++)
+		if (a->recs[i].c == c)
+			return &a->recs[i];
+	if (a->nrecs == MAX_CONNS_REC)
+		return NULL;
+	memset(&a->recs[a->nrecs], 0, sizeof(a->recs[0]));
+	a->recs[a->nrecs].c = c;
+	return &a->recs[a->nrecs++];
+}
+
+static void on_conn(void *arg, struct quic_conn *c, const uint8_t *peer)
+{
+	struct app *a = arg;
+	struct crec *r = rec_of(a, c);
+
+	a->nconn++;
+	if (r)
+		memcpy(r->peer, peer, QUIC_KEY_LEN);
+}
+
+static void on_data(void *arg, struct quic_conn *c, int64_t sid, const uint8_t *d, size_t len,
+		    int fin)
+{
+	struct app *a = arg;
+	struct crec *r = rec_of(a, c);
+	size_t i;
+
+	if (!r)
+		return;
+	for (i = 0; i < len; i++)
+		if (d[i] != pat(r->rx_off + i))
+			r->rx_bad++;
+	r->rx_off += len;
+	r->sid = sid;
+	if (fin) {
+		r->rx_fin = 1;
+		r->msgs++;
+	}
+	if (a->echo)
+		assert_int_equal(quic_stream_send(c, sid, d, len, fin), (ssize_t)len);
+}
+
+static void on_sclose(void *arg, struct quic_conn *c, int64_t sid, int has, uint64_t code)
+{
+	((struct app *)arg)->nstreams_closed++;
+}
+
+static void on_writable(void *arg, struct quic_conn *c, int64_t sid)
+{
+	((struct app *)arg)->writable++;
+}
+
+static void on_dgram(void *arg, struct quic_conn *c, const uint8_t *d, size_t len)
+{
+	struct app *a = arg;
+
+	a->ndgram++;
+	a->dgram_len = len < sizeof(a->dgram) ? len : sizeof(a->dgram);
+	memcpy(a->dgram, d, a->dgram_len);
+}
+
+static void on_closed(void *arg, struct quic_conn *c, const struct quic_close_info *info)
+{
+	struct app *a = arg;
+	int i;
+
+	a->nclosed++;
+	a->last_close = *info;
+	tx_forget(a->node->sim, c);
+	for (i = 0; i < a->nrecs; i++)
+		if (a->recs[i].c == c)
+			a->recs[i].c = NULL;
+}
+
+struct world {
+	struct sim sim;
+	struct app app[SIM_MAX_NODES];
+	struct sim_node *srv;
+	struct quic_conn *cli; /* client conn of node 1 */
+	/* bulk sender state */
+	struct quic_conn *tx_conn;
+	int64_t tx_sid;
+	uint64_t tx_off, tx_total;
+	int tx_fin;
+	/* stop condition */
+	int want_conns, want_closed_node, want_closed;
+	uint64_t want_rx;
+};
+
+/* struct world starts with its struct sim */
+static void tx_forget(struct sim *s, struct quic_conn *c)
+{
+	struct world *w = (struct world *)s;
+
+	if (w->tx_conn == c)
+		w->tx_conn = NULL;
+	if (w->cli == c)
+		w->cli = NULL;
+}
+
+static struct sim_node *add_node(struct world *w, struct quic_ep_opts *o)
+{
+	struct quic_ep_opts d;
+	struct sim_node *n;
+	struct app *a = &w->app[w->sim.nnodes];
+	int rc;
+
+	if (!o) {
+		memset(&d, 0, sizeof(d));
+		o = &d;
+	}
+	o->cb.on_conn = on_conn;
+	o->cb.on_stream_data = on_data;
+	o->cb.on_stream_close = on_sclose;
+	o->cb.on_stream_writable = on_writable;
+	o->cb.on_datagram = on_dgram;
+	o->cb.on_closed = on_closed;
+	o->cb_arg = a;
+	n = sim_add(&w->sim, o, &rc);
+	assert_int_equal(rc, 0);
+	a->node = n;
+	return n;
+}
+
+static struct world *world_new(uint64_t seed, struct quic_ep_opts *so)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	assert_non_null(w);
+	sim_init(&w->sim, seed);
+	if (!so) {
+		static struct quic_ep_opts d;
+
+		memset(&d, 0, sizeof(d));
+		so = &d;
+	}
+	so->server = 1;
+	w->srv = add_node(w, so);
+	return w;
+}
+
+static void world_free(struct world *w)
+{
+	sim_free(&w->sim);
+	free(w);
+}
+
+static int stop_conns(void *arg)
+{
+	struct world *w = arg;
+	int i, n = 0;
+
+	for (i = 0; i < w->sim.nnodes; i++)
+		n += w->app[i].nconn;
+	return n >= w->want_conns;
+}
+
+static int stop_closed(void *arg)
+{
+	struct world *w = arg;
+
+	return w->app[w->want_closed_node].nclosed >= w->want_closed;
+}
+
+static void dial(struct world *w, struct sim_node *from, const uint8_t *key,
+		 struct quic_conn **out)
+{
+	assert_int_equal(quic_ep_connect(from->ep, (struct sockaddr *)&w->srv->addr,
+					 sizeof(w->srv->addr), key, w->sim.now, out),
+			 0);
+}
+
+/* Client node 1 connects to the server and both sides see each other. */
+static struct world *connected(uint64_t seed, struct quic_ep_opts *so, struct quic_ep_opts *co)
+{
+	struct world *w = world_new(seed, so);
+	struct sim_node *cl = add_node(w, co);
+
+	dial(w, cl, w->srv->pk, &w->cli);
+	w->want_conns = 2;
+	assert_int_equal(sim_run(&w->sim, stop_conns, NULL, w, 10000 * SIM_MS), 1);
+	return w;
+}
+
+static void test_handshake_mutual(void **state)
+{
+	struct world *w = connected(1, NULL, NULL);
+	struct quic_conn_info info;
+	struct quic_ep_stats st;
+
+	assert_int_equal(w->app[0].nconn, 1);
+	assert_int_equal(w->app[1].nconn, 1);
+	/* Each side learnt the other's node key from its certificate. */
+	assert_memory_equal(w->app[0].recs[0].peer, w->sim.nodes[1].pk, QUIC_KEY_LEN);
+	assert_memory_equal(w->app[1].recs[0].peer, w->srv->pk, QUIC_KEY_LEN);
+	assert_int_equal(quic_conn_get_info(w->cli, &info), 0);
+	assert_true(info.established);
+	assert_false(info.is_server);
+	assert_memory_equal(info.peer_key, w->srv->pk, QUIC_KEY_LEN);
+	assert_true(info.smoothed_rtt_ns > 0);
+	assert_true(info.cwnd > 0);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.conns_accepted, 1);
+	assert_int_equal(st.conns_established, 1);
+	assert_int_equal(st.conns_active, 1);
+	world_free(w);
+}
+
+static void test_pin_failure(void **state)
+{
+	struct world *w = world_new(2, NULL);
+	struct sim_node *cl = add_node(w, NULL);
+	uint8_t wrong[QUIC_KEY_LEN];
+	struct quic_conn *c;
+	struct quic_ep_stats st;
+
+	memcpy(wrong, w->srv->pk, sizeof(wrong));
+	wrong[7] ^= 1;
+	dial(w, cl, wrong, &c);
+	w->want_closed_node = 1;
+	w->want_closed = 1;
+	assert_int_equal(sim_run(&w->sim, stop_closed, NULL, w, 10000 * SIM_MS), 1);
+	assert_int_equal(w->app[1].nconn, 0);
+	assert_int_equal(w->app[1].last_close.reason, QUIC_CLOSE_PEER_KEY_MISMATCH);
+	/* TLS alert bad_certificate (42) as a CRYPTO_ERROR 0x100 + alert. */
+	assert_int_equal(w->app[1].last_close.error_code, 0x100 + 42);
+	quic_ep_get_stats(cl->ep, &st);
+	assert_int_equal(st.peer_key_mismatch, 1);
+	/* The server never reports a connection it did not complete, and
+	 * frees its state. */
+	sim_run(&w->sim, NULL, NULL, w, 40000 * SIM_MS);
+	assert_int_equal(w->app[0].nconn, 0);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.conns_active, 0);
+	quic_ep_get_stats(cl->ep, &st);
+	assert_int_equal(st.conns_active, 0);
+	world_free(w);
+}
+
+static void bulk_pump(void *arg)
+{
+	struct world *w = arg;
+	uint8_t buf[16384];
+	size_t i, n;
+	ssize_t r;
+
+	while (w->tx_conn && w->tx_off < w->tx_total) {
+		n = w->tx_total - w->tx_off < sizeof(buf) ? w->tx_total - w->tx_off : sizeof(buf);
+		for (i = 0; i < n; i++)
+			buf[i] = pat(w->tx_off + i);
+		r = quic_stream_send(w->tx_conn, w->tx_sid, buf, n, w->tx_off + n == w->tx_total);
+		assert_true(r >= 0);
+		w->tx_off += (uint64_t)r;
+		if ((size_t)r < n)
+			break;
+	}
+}
+
+static int stop_rx(void *arg)
+{
+	struct world *w = arg;
+	struct app *a = &w->app[w->want_closed_node];
+
+	return a->nrecs > 0 && a->recs[0].rx_fin && a->recs[0].rx_off >= w->want_rx;
+}
+
+/* Send total bytes client -> server on a new stream and wait for them. */
+static void transfer(struct world *w, uint64_t total, int bidi, uint64_t budget_ns)
+{
+	struct app *sa = &w->app[0];
+
+	assert_int_equal(quic_stream_open(w->cli, bidi, &w->tx_sid), 0);
+	w->tx_conn = w->cli;
+	w->tx_off = 0;
+	w->tx_total = total;
+	w->want_rx = total;
+	w->want_closed_node = 0; /* stop_rx looks at the server app */
+	assert_int_equal(sim_run(&w->sim, stop_rx, bulk_pump, w, budget_ns), 1);
+	assert_int_equal(sa->recs[0].rx_off, total);
+	assert_int_equal(sa->recs[0].rx_bad, 0);
+	assert_int_equal(sa->recs[0].rx_fin, 1);
+}
+
+static void test_bidi_echo(void **state)
+{
+	struct world *w = connected(3, NULL, NULL);
+	struct app *ca = &w->app[1];
+
+	w->app[0].echo = 1;
+	transfer(w, 100000, 1, 10000 * SIM_MS);
+	/* The echo comes back on the same stream. */
+	w->want_closed_node = 1;
+	w->want_rx = 100000;
+	assert_int_equal(sim_run(&w->sim, stop_rx, NULL, w, 10000 * SIM_MS), 1);
+	assert_int_equal(ca->recs[0].rx_off, 100000);
+	assert_int_equal(ca->recs[0].rx_bad, 0);
+	assert_int_equal(ca->recs[0].sid, w->tx_sid);
+	sim_run(&w->sim, NULL, NULL, w, 1000 * SIM_MS);
+	/* Both sides saw the stream close once both directions finished. */
+	assert_true(w->app[0].nstreams_closed >= 1);
+	assert_true(ca->nstreams_closed >= 1);
+	world_free(w);
+}
+
+static void test_large_transfer(void **state)
+{
+	struct world *w = connected(4, NULL, NULL);
+	struct quic_conn_info info;
+
+	w->sim.delay = 2 * SIM_MS;
+	transfer(w, 16ULL << 20, 0, 600000 * SIM_MS);
+	assert_true(w->app[1].writable > 0); /* the 1 MiB send buffer filled up */
+	assert_int_equal(quic_conn_get_info(w->cli, &info), 0);
+	assert_true(info.bytes_tx >= 16ULL << 20);
+	world_free(w);
+}
+
+static void test_loss_reorder(void **state)
+{
+	struct world *w = connected(5, NULL, NULL);
+	struct quic_ep_stats st;
+
+	w->sim.loss_pct = 5;
+	w->sim.reorder_pct = 10;
+	w->app[0].echo = 1;
+	transfer(w, 2ULL << 20, 1, 600000 * SIM_MS);
+	w->want_closed_node = 1;
+	w->want_rx = 2ULL << 20;
+	assert_int_equal(sim_run(&w->sim, stop_rx, NULL, w, 600000 * SIM_MS), 1);
+	assert_int_equal(w->app[1].recs[0].rx_bad, 0);
+	assert_true(w->sim.dropped > 0);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.conns_active, 1);
+	world_free(w);
+}
+
+static void test_many_conns(void **state)
+{
+	struct world *w = world_new(6, NULL);
+	struct quic_conn *c[200];
+	struct sim_node *cl[4];
+	const uint8_t msg[] = { 0 };
+	int i, j, k;
+	struct quic_ep_stats st;
+
+	for (j = 0; j < 4; j++)
+		cl[j] = add_node(w, NULL);
+	for (i = 0; i < 200; i++)
+		dial(w, cl[i % 4], w->srv->pk, &c[i]);
+	w->want_conns = 400;
+	assert_int_equal(sim_run(&w->sim, stop_conns, NULL, w, 30000 * SIM_MS), 1);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.conns_active, 200);
+	/* One message per connection, each must reach the server. */
+	for (i = 0; i < 200; i++) {
+		int64_t sid;
+		uint8_t b = pat(0);
+
+		(void)msg;
+		assert_int_equal(quic_stream_open(c[i], 0, &sid), 0);
+		assert_int_equal(quic_stream_send(c[i], sid, &b, 1, 1), 1);
+	}
+	sim_run(&w->sim, NULL, NULL, w, 2000 * SIM_MS);
+	for (k = 0, i = 0; i < w->app[0].nrecs; i++) {
+		assert_int_equal(w->app[0].recs[i].rx_bad, 0);
+		k += w->app[0].recs[i].msgs;
+	}
+	assert_int_equal(k, 200);
+	world_free(w);
+}
+
+static void test_limit_per_source(void **state)
+{
+	struct quic_ep_opts so;
+	struct world *w;
+	struct sim_node *cl;
+	struct quic_conn *c[5];
+	struct quic_ep_stats st;
+	int i;
+
+	memset(&so, 0, sizeof(so));
+	so.max_conns_per_addr = 3;
+	w = world_new(7, &so);
+	cl = add_node(w, NULL);
+	for (i = 0; i < 5; i++)
+		dial(w, cl, w->srv->pk, &c[i]);
+	sim_run(&w->sim, NULL, NULL, w, 3000 * SIM_MS);
+	assert_int_equal(w->app[0].nconn, 3);
+	assert_int_equal(w->app[1].nconn, 3);
+	assert_int_equal(w->app[1].nclosed, 2);
+	assert_int_equal(w->app[1].last_close.reason, QUIC_CLOSE_PEER);
+	assert_int_equal(w->app[1].last_close.error_code, 0x2); /* CONNECTION_REFUSED */
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_true(st.drop_limit >= 2);
+	assert_int_equal(st.conns_active, 3);
+	world_free(w);
+}
+
+static void test_idle_timeout(void **state)
+{
+	struct quic_ep_opts so, co;
+	struct world *w;
+	struct quic_ep_stats st;
+
+	memset(&so, 0, sizeof(so));
+	memset(&co, 0, sizeof(co));
+	so.idle_timeout_ms = 2000;
+	co.idle_timeout_ms = 2000;
+	w = connected(8, &so, &co);
+	sim_run(&w->sim, NULL, NULL, w, 10000 * SIM_MS);
+	assert_int_equal(w->app[0].nclosed, 1);
+	assert_int_equal(w->app[0].last_close.reason, QUIC_CLOSE_IDLE);
+	assert_int_equal(w->app[1].nclosed, 1);
+	assert_int_equal(w->app[1].last_close.reason, QUIC_CLOSE_IDLE);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.conns_active, 0);
+	assert_int_equal(st.idle_timeouts, 1);
+	world_free(w);
+}
+
+static void test_keepalive(void **state)
+{
+	struct quic_ep_opts so, co;
+	struct world *w;
+
+	memset(&so, 0, sizeof(so));
+	memset(&co, 0, sizeof(co));
+	so.idle_timeout_ms = 2000;
+	co.idle_timeout_ms = 2000;
+	co.keepalive_ms = 500;
+	w = connected(9, &so, &co);
+	sim_run(&w->sim, NULL, NULL, w, 10000 * SIM_MS);
+	assert_int_equal(w->app[0].nclosed, 0);
+	assert_int_equal(w->app[1].nclosed, 0);
+	world_free(w);
+}
+
+static void test_peer_vanishes(void **state)
+{
+	struct quic_ep_opts so;
+	struct world *w;
+	struct quic_ep_stats st;
+
+	memset(&so, 0, sizeof(so));
+	so.idle_timeout_ms = 3000;
+	w = connected(10, &so, NULL);
+	/* The client process dies: no CONNECTION_CLOSE. */
+	quic_ep_free(w->sim.nodes[1].ep);
+	w->sim.nodes[1].ep = NULL;
+	assert_int_equal(w->app[1].last_close.reason, QUIC_CLOSE_ENDPOINT);
+	sim_run(&w->sim, NULL, NULL, w, 10000 * SIM_MS);
+	assert_int_equal(w->app[0].nclosed, 1);
+	assert_int_equal(w->app[0].last_close.reason, QUIC_CLOSE_IDLE);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.conns_active, 0);
+	world_free(w);
+}
+
+static void test_stateless_reset(void **state)
+{
+	struct world *w = connected(11, NULL, NULL);
+	struct sim_node *s = w->srv;
+	struct quic_ep_opts o;
+	struct quic_ep_stats st;
+	int64_t sid;
+	uint8_t buf[200];
+	size_t i;
+
+	/* The server restarts with the same node key: it no longer knows the
+	 * connection, but derives the same reset token. */
+	quic_ep_free(s->ep);
+	memset(&o, 0, sizeof(o));
+	o.node_pk = s->pk;
+	o.node_sk = s->sk;
+	o.local = (struct sockaddr *)&s->addr;
+	o.local_len = sizeof(s->addr);
+	o.send = sim_send;
+	o.send_arg = s;
+	o.server = 1;
+	assert_int_equal(quic_ep_new(&s->ep, &o), 0);
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = pat(i);
+	assert_int_equal(quic_stream_open(w->cli, 1, &sid), 0);
+	assert_int_equal(quic_stream_send(w->cli, sid, buf, sizeof(buf), 0), sizeof(buf));
+	w->want_closed_node = 1;
+	w->want_closed = 1;
+	sim_run(&w->sim, stop_closed, NULL, w, 5000 * SIM_MS);
+	quic_ep_get_stats(s->ep, &st);
+	assert_int_equal(w->app[1].nclosed, 1);
+	assert_int_equal(w->app[1].last_close.reason, QUIC_CLOSE_RESET);
+	assert_true(st.stateless_resets_sent >= 1);
+	world_free(w);
+}
+
+static void test_retry(void **state)
+{
+	struct quic_ep_opts so;
+	struct world *w;
+	struct quic_ep_stats st;
+
+	memset(&so, 0, sizeof(so));
+	so.retry_mode = QUIC_RETRY_ALWAYS;
+	w = connected(12, &so, NULL);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.retries_sent, 1);
+	assert_int_equal(st.conns_established, 1);
+	world_free(w);
+}
+
+static void test_retry_rate(void **state)
+{
+	struct quic_ep_opts so;
+	struct world *w;
+	struct quic_ep_stats st;
+	struct quic_conn *c[6];
+	struct sim_node *cl;
+	int i;
+
+	/* Auto mode: 2 handshakes/s pass without a Retry, the rest get one
+	 * and still complete. */
+	memset(&so, 0, sizeof(so));
+	so.retry_rate = 2;
+	w = world_new(13, &so);
+	cl = add_node(w, NULL);
+	for (i = 0; i < 6; i++)
+		dial(w, cl, w->srv->pk, &c[i]);
+	w->want_conns = 12;
+	assert_int_equal(sim_run(&w->sim, stop_conns, NULL, w, 10000 * SIM_MS), 1);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.retries_sent, 4);
+	world_free(w);
+}
+
+static void test_version_negotiation(void **state)
+{
+	struct world *w = world_new(14, NULL);
+	struct sim_node *cl = add_node(w, NULL);
+	struct quic_ep_stats st;
+	uint8_t pkt[1200];
+	struct sim_pkt *p;
+
+	memset(pkt, 0, sizeof(pkt));
+	pkt[0] = 0xc0;
+	pkt[1] = 0x1a; /* unknown version 0x1a2a3a4a */
+	pkt[2] = 0x2a;
+	pkt[3] = 0x3a;
+	pkt[4] = 0x4a;
+	pkt[5] = 8; /* DCID len */
+	pkt[14] = 8; /* SCID len */
+	assert_int_equal(quic_ep_input(w->srv->ep, pkt, sizeof(pkt), NULL, 0,
+				       (struct sockaddr *)&cl->addr, sizeof(cl->addr), w->sim.now),
+			 0);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_int_equal(st.version_negotiations, 1);
+	assert_int_equal(w->sim.hlen, 1);
+	p = w->sim.heap[0];
+	assert_true(p->data[0] & 0x80);
+	assert_int_equal(p->data[1] | p->data[2] | p->data[3] | p->data[4], 0); /* version 0 */
+	/* A small datagram gets no answer (no amplification). */
+	assert_int_equal(quic_ep_input(w->srv->ep, pkt, 100, NULL, 0,
+				       (struct sockaddr *)&cl->addr, sizeof(cl->addr), w->sim.now),
+			 0);
+	assert_int_equal(w->sim.hlen, 1);
+	world_free(w);
+}
+
+static void test_app_close(void **state)
+{
+	struct world *w = connected(15, NULL, NULL);
+
+	assert_int_equal(quic_conn_close(w->cli, 0x42, "bye"), 0);
+	assert_int_equal(w->app[1].nclosed, 1);
+	assert_int_equal(w->app[1].last_close.reason, QUIC_CLOSE_LOCAL_APP);
+	w->want_closed_node = 0;
+	w->want_closed = 1;
+	assert_int_equal(sim_run(&w->sim, stop_closed, NULL, w, 5000 * SIM_MS), 1);
+	assert_int_equal(w->app[0].last_close.reason, QUIC_CLOSE_PEER);
+	assert_true(w->app[0].last_close.is_app);
+	assert_int_equal(w->app[0].last_close.error_code, 0x42);
+	sim_run(&w->sim, NULL, NULL, w, 5000 * SIM_MS);
+	world_free(w);
+}
+
+static void migrate_pump(void *arg)
+{
+	struct world *w = arg;
+
+	bulk_pump(arg);
+	/* Halfway through, the client's NAT binding changes. */
+	if (w->tx_off >= w->tx_total / 2 && w->sim.nodes[1].src.sin_port == htons(4433)) {
+		w->sim.nodes[1].src.sin_port = htons(5555);
+	}
+}
+
+static void test_migration(void **state)
+{
+	struct world *w = connected(16, NULL, NULL);
+	struct quic_conn_info info;
+	int i;
+
+	assert_int_equal(quic_stream_open(w->cli, 0, &w->tx_sid), 0);
+	w->tx_conn = w->cli;
+	w->tx_total = 4ULL << 20;
+	w->want_rx = w->tx_total;
+	w->want_closed_node = 0;
+	assert_int_equal(sim_run(&w->sim, stop_rx, migrate_pump, w, 100000 * SIM_MS), 1);
+	assert_int_equal(w->app[0].recs[0].rx_bad, 0);
+	for (i = 0; i < w->app[0].nrecs; i++)
+		if (w->app[0].recs[i].c)
+			break;
+	assert_true(i < w->app[0].nrecs);
+	assert_int_equal(quic_conn_get_info(w->app[0].recs[i].c, &info), 0);
+	assert_int_equal(((struct sockaddr_in *)&info.remote)->sin_port, htons(5555));
+	world_free(w);
+}
+
+static void test_datagram(void **state)
+{
+	struct world *w = connected(17, NULL, NULL);
+	uint8_t big[QUIC_MAX_DATAGRAM + 1];
+
+	assert_int_equal(quic_conn_send_datagram(w->cli, (const uint8_t *)"hello", 5), 0);
+	memset(big, 0, sizeof(big));
+	assert_int_equal(quic_conn_send_datagram(w->cli, big, sizeof(big)), -EMSGSIZE);
+	sim_run(&w->sim, NULL, NULL, w, 1000 * SIM_MS);
+	assert_int_equal(w->app[0].ndgram, 1);
+	assert_int_equal(w->app[0].dgram_len, 5);
+	assert_memory_equal(w->app[0].dgram, "hello", 5);
+	world_free(w);
+}
+
+static void test_alpn_mismatch(void **state)
+{
+	struct world *w = world_new(18, NULL);
+	struct quic_ep_opts co;
+	struct sim_node *cl;
+	struct quic_conn *c;
+
+	memset(&co, 0, sizeof(co));
+	co.alpn = "other/1";
+	cl = add_node(w, &co);
+	dial(w, cl, w->srv->pk, &c);
+	w->want_closed_node = 1;
+	w->want_closed = 1;
+	assert_int_equal(sim_run(&w->sim, stop_closed, NULL, w, 15000 * SIM_MS), 1);
+	assert_int_equal(w->app[1].nconn, 0);
+	assert_int_equal(w->app[0].nconn, 0);
+	/* no_application_protocol (120) */
+	assert_int_equal(w->app[1].last_close.error_code, 0x100 + 120);
+	sim_run(&w->sim, NULL, NULL, w, 15000 * SIM_MS);
+	world_free(w);
+}
+
+static void test_garbage(void **state)
+{
+	struct world *w = connected(19, NULL, NULL);
+	struct sim_node *cl = &w->sim.nodes[1];
+	struct quic_ep_stats st0, st;
+	uint8_t buf[1500];
+	size_t i, len;
+	int k;
+
+	quic_ep_get_stats(w->srv->ep, &st0);
+	for (k = 0; k < 3000; k++) {
+		len = sim_rand(&w->sim) % sizeof(buf);
+		for (i = 0; i < len; i++)
+			buf[i] = (uint8_t)sim_rand(&w->sim);
+		if (k % 3 == 1)
+			buf[0] |= 0xc0; /* long header, random version */
+		if (k % 3 == 2 && len > 5) {
+			buf[0] = 0xc0; /* QUIC v1 Initial with junk after */
+			buf[1] = buf[2] = buf[3] = 0;
+			buf[4] = 1;
+		}
+		quic_ep_input(w->srv->ep, buf, len, NULL, 0, (struct sockaddr *)&cl->addr,
+			      sizeof(cl->addr), w->sim.now);
+		quic_ep_input(cl->ep, buf, len, NULL, 0, (struct sockaddr *)&w->srv->addr,
+			      sizeof(w->srv->addr), w->sim.now);
+	}
+	/* Zero-length and NULL input. */
+	quic_ep_input(w->srv->ep, NULL, 0, NULL, 0, (struct sockaddr *)&cl->addr,
+		      sizeof(cl->addr), w->sim.now);
+	quic_ep_get_stats(w->srv->ep, &st);
+	assert_true(st.drop_garbage > st0.drop_garbage);
+	assert_int_equal(st.rx_datagrams - st0.rx_datagrams, 3001);
+	/* The real connection is unharmed: a transfer still works. */
+	w->sim.hlen = w->sim.hlen; /* junk replies (VN, resets) are in flight */
+	transfer(w, 50000, 1, 10000 * SIM_MS);
+	world_free(w);
+}
+
+static void test_truncated_and_flipped(void **state)
+{
+	struct world *w = world_new(20, NULL);
+	struct sim_node *cl = add_node(w, NULL);
+	struct quic_conn *c;
+	struct sim_pkt *p;
+	uint8_t buf[1500];
+	size_t cut;
+	int k;
+
+	dial(w, cl, w->srv->pk, &c);
+	/* Take the client's Initial and feed mangled copies to the server. */
+	assert_true(w->sim.hlen >= 1);
+	p = w->sim.heap[0];
+	for (k = 0; k < 200; k++) {
+		memcpy(buf, p->data, p->len);
+		cut = k < 100 ? (size_t)k * p->len / 100 : p->len;
+		if (k >= 100)
+			buf[sim_rand(&w->sim) % p->len] ^= (uint8_t)(1 + sim_rand(&w->sim) % 255);
+		quic_ep_input(w->srv->ep, buf, cut, NULL, 0, (struct sockaddr *)&cl->addr,
+			      sizeof(cl->addr), w->sim.now);
+	}
+	/* And then the handshake still completes. */
+	w->want_conns = 2;
+	assert_int_equal(sim_run(&w->sim, stop_conns, NULL, w, 20000 * SIM_MS), 1);
+	world_free(w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_handshake_mutual),
+		cmocka_unit_test(test_pin_failure),
+		cmocka_unit_test(test_bidi_echo),
+		cmocka_unit_test(test_large_transfer),
+		cmocka_unit_test(test_loss_reorder),
+		cmocka_unit_test(test_many_conns),
+		cmocka_unit_test(test_limit_per_source),
+		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_peer_vanishes),
+		cmocka_unit_test(test_stateless_reset),
+		cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_retry_rate),
+		cmocka_unit_test(test_version_negotiation),
+		cmocka_unit_test(test_app_close),
+		cmocka_unit_test(test_migration),
+		cmocka_unit_test(test_datagram),
+		cmocka_unit_test(test_alpn_mismatch),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_truncated_and_flipped),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

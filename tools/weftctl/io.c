@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weftctl io stats      per-worker packet I/O counters (table; --json as is)
+ * API: GET /v1/io/stats (docs/ENGINE.md).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "weftctl.h"
+
+static const char io_usage[] = "io stats";
+
+/* Counters shown under the table when non-zero (drops by cause). */
+static const char *const drops[] = {
+	"rx_drop_malformed", "rx_drop_not_ours", "tx_drop_nobuf", "tx_drop_error",
+	"drop_filter",       "drop_no_handler",  "cmd_full",
+	"rx_kernel",         "tx_gso_sends",     "rx_gro_bufs",   "neigh_updates",
+};
+
+static void row(const char *name, const json_t *w)
+{
+	char b1[32], b2[32];
+
+	printf("%-8s %12lld %10s %12lld %10s %8.1f %10lld %10lld %10lld\n", name,
+	       json_integer_value(json_object_get(w, "rx_pkts")),
+	       weftctl_fmt_bytes((double)json_integer_value(json_object_get(w, "rx_bytes")), b1,
+				 sizeof(b1)),
+	       json_integer_value(json_object_get(w, "tx_pkts")),
+	       weftctl_fmt_bytes((double)json_integer_value(json_object_get(w, "tx_bytes")), b2,
+				 sizeof(b2)),
+	       json_real_value(json_object_get(w, "rx_batch_avg")),
+	       json_integer_value(json_object_get(w, "rx_ring_full")),
+	       json_integer_value(json_object_get(w, "tx_ring_full")),
+	       json_integer_value(json_object_get(w, "tx_kernel")));
+}
+
+static int io_stats(struct weftctl *ctx)
+{
+	json_t *o, *ws, *w, *tot;
+	size_t i, k;
+	char name[16];
+	int rc;
+
+	rc = weftctl_do(ctx, "GET", "/v1/io/stats", NULL, &o);
+	if (rc || !o)
+		return rc;
+	if (ctx->json) {
+		weftctl_print_json(o);
+		json_decref(o);
+		return WEFTCTL_OK;
+	}
+	printf("mode %s, %s\n", json_string_value(json_object_get(o, "mode")),
+	       json_is_true(json_object_get(o, "running")) ? "running" : "stopped");
+	printf("%-8s %12s %10s %12s %10s %8s %10s %10s %10s\n", "WORKER", "RX PKTS", "RX BYTES",
+	       "TX PKTS", "TX BYTES", "BATCH", "RX FULL", "TX FULL", "TX KERNEL");
+	ws = json_object_get(o, "workers");
+	json_array_foreach(ws, i, w) {
+		snprintf(name, sizeof(name), "%lld", json_integer_value(json_object_get(w, "worker")));
+		row(name, w);
+	}
+	tot = json_object_get(o, "total");
+	row("total", tot);
+	for (k = 0; k < sizeof(drops) / sizeof(drops[0]); k++) {
+		json_int_t v = json_integer_value(json_object_get(tot, drops[k]));
+
+		if (v)
+			printf("%-20s %lld\n", drops[k], (long long)v);
+	}
+	json_decref(o);
+	return WEFTCTL_OK;
+}
+
+static int io_run(struct weftctl *ctx, int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "stats"))
+		return io_stats(ctx);
+	return weftctl_usage(io_usage);
+}
+
+WEFTCTL_NOUN(io, .name = "io", .usage = io_usage, .run = io_run, .needs_daemon = 1);

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Bounded MPSC command ring: Dmitry Vyukov's bounded queue with a sequence
+ * number per cell, so producers on any thread claim a cell with one CAS and
+ * the worker consumes without atomics read-modify-write. A full ring is
+ * reported (-EAGAIN), never grown: the control thread retries or fails the
+ * request.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+
+int engine_cmdq_init(struct engine_cmdq *cq, unsigned int size, int with_eventfd)
+{
+	size_t n = 2, i;
+
+	while (n < size)
+		n <<= 1;
+	cq->cells = calloc(n, sizeof(*cq->cells));
+	if (!cq->cells)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		cq->cells[i].seq = i;
+	cq->mask = n - 1;
+	cq->head = cq->tail = 0;
+	cq->efd = -1;
+	if (with_eventfd) {
+		cq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (cq->efd < 0) {
+			int err = -errno;
+
+			free(cq->cells);
+			cq->cells = NULL;
+			return err;
+		}
+	}
+	return 0;
+}
+
+void engine_cmdq_fini(struct engine_cmdq *cq)
+{
+	free(cq->cells);
+	cq->cells = NULL;
+	if (cq->efd >= 0)
+		close(cq->efd);
+	cq->efd = -1;
+}
+
+int engine_cmdq_push(struct engine_cmdq *cq, engine_cmd_fn fn, void *arg)
+{
+	size_t pos = __atomic_load_n(&cq->head, __ATOMIC_RELAXED);
+	struct engine_cmd_cell *c;
+	uint64_t one = 1;
+
+	for (;;) {
+		size_t seq;
+		intptr_t dif;
+
+		c = &cq->cells[pos & cq->mask];
+		seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+		dif = (intptr_t)seq - (intptr_t)pos;
+		if (dif == 0) {
+			if (__atomic_compare_exchange_n(&cq->head, &pos, pos + 1, 1, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED))
+				break;
+		} else if (dif < 0) {
+			return -EAGAIN;
+		} else {
+			pos = __atomic_load_n(&cq->head, __ATOMIC_RELAXED);
+		}
+	}
+	c->fn = fn;
+	c->arg = arg;
+	__atomic_store_n(&c->seq, pos + 1, __ATOMIC_RELEASE);
+	if (cq->efd >= 0 && write(cq->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is saturated, the worker is awake anyway. */
+	}
+	return 0;
+}
+
+int engine_cmdq_pop(struct engine_cmdq *cq, engine_cmd_fn *fn, void **arg)
+{
+	struct engine_cmd_cell *c = &cq->cells[cq->tail & cq->mask];
+	size_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+
+	if (seq != cq->tail + 1)
+		return 0;
+	*fn = c->fn;
+	*arg = c->arg;
+	__atomic_store_n(&c->seq, cq->tail + cq->mask + 1, __ATOMIC_RELEASE);
+	cq->tail++;
+	return 1;
+}

@@ -1,0 +1,546 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Engine: worker threads, demux by UDP port, tx staging, timers and the
+ * cross-thread command queue. See include/weft/engine.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+#include "weft/log.h"
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void engine_opts_default(struct engine_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->mode = IO_MODE_URING;
+	opts->workers = 1;
+	opts->xskmap_fd = -1;
+	opts->batch = 64;
+	opts->cmdq_size = 256;
+	opts->tx_queue = 256;
+	opts->uring_gro = 1;
+	opts->uring_gso = 1;
+}
+
+unsigned int engine_workers(const struct engine *eng)
+{
+	return eng->nworkers;
+}
+
+enum io_mode engine_mode(const struct engine *eng)
+{
+	return eng->opts.mode;
+}
+
+unsigned int engine_worker_index(const struct engine_worker *w)
+{
+	return w->idx;
+}
+
+struct engine *engine_worker_engine(struct engine_worker *w)
+{
+	return w->eng;
+}
+
+uint64_t engine_worker_now(const struct engine_worker *w)
+{
+	return w->now;
+}
+
+static void worker_free(struct engine *eng, struct engine_worker *w)
+{
+	if (!w)
+		return;
+	if (w->q)
+		eng->be->close(w->q);
+	engine_cmdq_fini(&w->cmdq);
+	free(w->rx);
+	free(w->txm);
+	free(w->txbuf);
+	free(w);
+}
+
+void engine_free(struct engine *eng)
+{
+	unsigned int i;
+	engine_cmd_fn fn;
+	void *arg;
+
+	if (!eng)
+		return;
+	engine_stop(eng);
+	for (i = 0; i < eng->nworkers; i++) {
+		struct engine_worker *w = eng->workers[i];
+
+		/* Commands posted after the workers stopped still run (once,
+		 * here), so whatever they own is released. */
+		while (w && w->cmdq.cells && engine_cmdq_pop(&w->cmdq, &fn, &arg))
+			fn(w, arg);
+		worker_free(eng, w);
+	}
+	if (eng->be && eng->be->fini)
+		eng->be->fini(eng->be_ctx);
+	free(eng);
+}
+
+int engine_new(struct engine **out, const struct engine_opts *opts)
+{
+	struct io_opts io;
+	struct engine *eng;
+	unsigned int i;
+	int err, nq;
+
+	*out = NULL;
+	if (!opts || !opts->ports || !opts->nports || opts->nports > ENGINE_MAX_HANDLERS ||
+	    opts->workers > ENGINE_MAX_WORKERS)
+		return -EINVAL;
+	if (opts->mode == IO_MODE_XDP && !opts->ifname)
+		return -EINVAL;
+	for (i = 0; i < opts->nports; i++)
+		if (!opts->ports[i])
+			return -EINVAL;
+	eng = calloc(1, sizeof(*eng));
+	if (!eng)
+		return -ENOMEM;
+	eng->opts = *opts;
+	memcpy(eng->ports, opts->ports, opts->nports * sizeof(uint16_t));
+	eng->opts.ports = eng->ports;
+	if (!eng->opts.workers)
+		eng->opts.workers = 1;
+	if (!eng->opts.batch)
+		eng->opts.batch = 64;
+	if (!eng->opts.cmdq_size)
+		eng->opts.cmdq_size = 256;
+	if (!eng->opts.tx_queue)
+		eng->opts.tx_queue = 256;
+	if (eng->opts.tx_queue < eng->opts.batch)
+		eng->opts.tx_queue = eng->opts.batch;
+	eng->opts.ifname = NULL; /* not kept: the caller's string */
+	eng->opts.bind_addr = NULL;
+	eng->opts.cpus = NULL;
+	eng->be = io_backend_get(opts->mode);
+	if (!eng->be) {
+		free(eng);
+		return -EINVAL;
+	}
+
+	io_opts_default(&io);
+	io.mode = opts->mode;
+	io.ports = eng->ports;
+	io.nports = opts->nports;
+	io.batch = eng->opts.batch;
+	io.bind_addr = opts->bind_addr;
+	io.uring_gro = opts->uring_gro;
+	io.uring_gso = opts->uring_gso;
+	io.ifname = opts->ifname;
+	io.xskmap_fd = opts->xskmap_fd;
+	io.xsk_frames = opts->xsk_frames;
+	io.xdp_generic = opts->xdp_generic;
+	nq = eng->be->init(&eng->be_ctx, &io, eng->opts.workers);
+	if (nq < 0) {
+		err = nq;
+		eng->be = NULL;
+		goto fail;
+	}
+	if ((unsigned int)nq < eng->opts.workers) {
+		log_info("engine", "%s: %d queue(s) available, using %d worker(s) instead of %u",
+			 eng->be->name, nq, nq, eng->opts.workers);
+		eng->opts.workers = (unsigned int)nq;
+	}
+	for (i = 0; i < eng->opts.workers; i++) {
+		struct engine_worker *w = calloc(1, sizeof(*w));
+
+		if (!w) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		eng->workers[i] = w;
+		eng->nworkers = i + 1;
+		w->eng = eng;
+		w->idx = i;
+		w->cmdq.efd = -1;
+		err = engine_cmdq_init(&w->cmdq, eng->opts.cmdq_size, 1);
+		if (err)
+			goto fail;
+		w->rx = calloc(eng->opts.batch, sizeof(*w->rx));
+		w->txm = calloc(eng->opts.tx_queue, sizeof(*w->txm));
+		w->txbuf = malloc((size_t)eng->opts.tx_queue * ENGINE_TX_SLOT);
+		if (!w->rx || !w->txm || !w->txbuf) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		w->now = now_ms();
+		engine_wheel_init(&w->wheel, w->now);
+		io.wake_fd = w->cmdq.efd;
+		io.stats = &w->st.io;
+		err = eng->be->open(&w->q, eng->be_ctx, &io, i);
+		if (err)
+			goto fail;
+	}
+	*out = eng;
+	return 0;
+fail:
+	engine_free(eng);
+	return err;
+}
+
+int engine_register(struct engine *eng, uint16_t port, engine_handler_fn fn, void *arg)
+{
+	unsigned int i;
+	int served = 0;
+
+	if (!eng || !fn)
+		return -EINVAL;
+	if (__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	for (i = 0; i < eng->opts.nports; i++)
+		served |= eng->ports[i] == port;
+	if (!served)
+		return -EINVAL;
+	for (i = 0; i < eng->nhandlers; i++)
+		if (eng->handlers[i].port == port)
+			return -EEXIST;
+	eng->handlers[eng->nhandlers].port = port;
+	eng->handlers[eng->nhandlers].fn = fn;
+	eng->handlers[eng->nhandlers].arg = arg;
+	eng->nhandlers++;
+	return 0;
+}
+
+/* ---- tx ---- */
+
+int engine_flush(struct engine_worker *w)
+{
+	int r;
+
+	if (!w->ntx)
+		return 0;
+	r = w->eng->be->tx(w->q, w->txm, w->ntx);
+	w->ntx = 0;
+	return r;
+}
+
+int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
+		const void *data, size_t len)
+{
+	struct io_txmsg *m;
+
+	if (!w || !dst || (!data && len) || (dst->family != AF_INET && dst->family != AF_INET6))
+		return -EINVAL;
+	if (len > 65507)
+		return -EMSGSIZE;
+	if (len > ENGINE_TX_SLOT) {
+		struct io_txmsg big;
+
+		/* Sent in place, after what is staged to keep the order. */
+		engine_flush(w);
+		memset(&big, 0, sizeof(big));
+		big.data = data;
+		big.len = (uint32_t)len;
+		big.dst = *dst;
+		if (src)
+			big.src = *src;
+		return w->eng->be->tx(w->q, &big, 1) == 1 ? 0 : -EMSGSIZE;
+	}
+	if (w->ntx == w->eng->opts.tx_queue)
+		engine_flush(w);
+	m = &w->txm[w->ntx];
+	memcpy(w->txbuf + (size_t)w->ntx * ENGINE_TX_SLOT, data, len);
+	m->data = w->txbuf + (size_t)w->ntx * ENGINE_TX_SLOT;
+	m->len = (uint32_t)len;
+	m->dst = *dst;
+	if (src)
+		m->src = *src;
+	else
+		memset(&m->src, 0, sizeof(m->src));
+	w->ntx++;
+	return 0;
+}
+
+/* ---- timers ---- */
+
+void engine_timer_add(struct engine_worker *w, struct engine_timer *t, uint64_t delay_ms)
+{
+	engine_wheel_add(&w->wheel, t, w->now + delay_ms);
+}
+
+void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t)
+{
+	engine_wheel_cancel(&w->wheel, t);
+}
+
+/* ---- command queue ---- */
+
+int engine_call(struct engine *eng, unsigned int worker, engine_cmd_fn fn, void *arg)
+{
+	struct engine_worker *w;
+	int r;
+
+	if (!eng || !fn || worker >= eng->nworkers)
+		return -EINVAL;
+	w = eng->workers[worker];
+	r = engine_cmdq_push(&w->cmdq, fn, arg);
+	if (r == -EAGAIN)
+		__atomic_fetch_add(&w->st.cmd_full, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
+enum { SYNC_PENDING, SYNC_RUNNING, SYNC_DONE, SYNC_CANCELLED };
+
+struct sync_call {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* atomic */
+	int refs;  /* atomic */
+	engine_cmd_fn fn;
+	void *arg;
+};
+
+static void sync_put(struct sync_call *s)
+{
+	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+	}
+}
+
+static void sync_trampoline(struct engine_worker *w, void *arg)
+{
+	struct sync_call *s = arg;
+	int expect = SYNC_PENDING;
+
+	if (__atomic_compare_exchange_n(&s->state, &expect, SYNC_RUNNING, 0, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE)) {
+		s->fn(w, s->arg);
+		pthread_mutex_lock(&s->mu);
+		__atomic_store_n(&s->state, SYNC_DONE, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
+	sync_put(s);
+}
+
+int engine_call_sync(struct engine *eng, unsigned int worker, engine_cmd_fn fn, void *arg,
+		     int timeout_ms)
+{
+	pthread_condattr_t ca;
+	struct sync_call *s;
+	struct timespec dl;
+	int r, expect;
+
+	if (!eng || !fn || worker >= eng->nworkers)
+		return -EINVAL;
+	if (!__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	s->fn = fn;
+	s->arg = arg;
+	s->refs = 2;
+	r = engine_call(eng, worker, sync_trampoline, s);
+	if (r) {
+		s->refs = 1;
+		sync_put(s);
+		return r;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->mu);
+	r = 0;
+	while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SYNC_DONE) {
+		if (r == ETIMEDOUT) {
+			expect = SYNC_PENDING;
+			if (__atomic_compare_exchange_n(&s->state, &expect, SYNC_CANCELLED, 0,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				pthread_mutex_unlock(&s->mu);
+				sync_put(s);
+				return -ETIMEDOUT;
+			}
+			/* Already running: it finishes soon, wait for it. */
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		r = pthread_cond_timedwait(&s->cv, &s->mu, &dl);
+	}
+	pthread_mutex_unlock(&s->mu);
+	sync_put(s);
+	return 0;
+}
+
+/* ---- the worker loop ---- */
+
+static unsigned int batch_bucket(unsigned int n)
+{
+	unsigned int b = 0;
+
+	while (n > 1 && b < ENGINE_BATCH_BUCKETS - 1) {
+		n >>= 1;
+		b++;
+	}
+	return b;
+}
+
+static unsigned int run_cmds(struct engine_worker *w, unsigned int max)
+{
+	engine_cmd_fn fn;
+	unsigned int n = 0;
+	void *arg;
+
+	while (n < max && engine_cmdq_pop(&w->cmdq, &fn, &arg)) {
+		fn(w, arg);
+		n++;
+	}
+	if (n)
+		engine_st_add(&w->st.cmds, n);
+	return n;
+}
+
+static void demux(struct engine_worker *w, unsigned int n)
+{
+	struct engine *eng = w->eng;
+	unsigned int i, h;
+
+	for (i = 0; i < n; i++) {
+		const struct io_pkt *p = &w->rx[i];
+
+		if (eng->opts.filter && eng->opts.filter(eng->opts.filter_arg, p, w->now)) {
+			engine_st_add(&w->st.drop_filter, 1);
+			continue;
+		}
+		for (h = 0; h < eng->nhandlers; h++)
+			if (eng->handlers[h].port == p->dst.port)
+				break;
+		if (h == eng->nhandlers) {
+			engine_st_add(&w->st.drop_no_handler, 1);
+			continue;
+		}
+		eng->handlers[h].fn(w, p, eng->handlers[h].arg);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct engine_worker *w = arg;
+	struct engine *eng = w->eng;
+	const struct io_backend *be = eng->be;
+	unsigned int batch = eng->opts.batch, fired, cmds;
+	int n;
+
+	while (!__atomic_load_n(&eng->stop, __ATOMIC_ACQUIRE)) {
+		w->now = now_ms();
+		engine_st_add(&w->st.loops, 1);
+		n = be->rx(w->q, w->rx, batch);
+		if (n > 0) {
+			engine_st_add(&w->st.rx_batch_hist[batch_bucket((unsigned int)n)], 1);
+			demux(w, (unsigned int)n);
+			be->rx_done(w->q);
+		}
+		fired = engine_wheel_advance(&w->wheel, w->now, w);
+		if (fired)
+			engine_st_add(&w->st.timers, fired);
+		cmds = run_cmds(w, eng->opts.cmdq_size);
+		engine_flush(w);
+		if (n <= 0 && !fired && !cmds) {
+			int64_t next = engine_wheel_next(&w->wheel, w->now);
+			/* Cap the sleep so a missed wake-up costs 1 s at most. */
+			int to = next < 0 || next > 1000 ? 1000 : (int)next;
+
+			be->wait(w->q, to);
+		}
+	}
+	run_cmds(w, ~0u);
+	engine_flush(w);
+	return NULL;
+}
+
+static void *worker_start(void *arg)
+{
+	struct engine_worker *w = arg;
+	struct engine *eng = w->eng;
+
+	if (eng->opts.pin_cpus) {
+		cpu_set_t set;
+		int cpu = eng->opts.cpus ? eng->opts.cpus[w->idx] : (int)w->idx;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+			log_warn("engine", "worker %u: cannot pin to CPU %d", w->idx, cpu);
+	}
+	return worker_main(w);
+}
+
+int engine_start(struct engine *eng)
+{
+	unsigned int i;
+	int err;
+
+	if (!eng)
+		return -EINVAL;
+	if (__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	__atomic_store_n(&eng->stop, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&eng->running, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < eng->nworkers; i++) {
+		struct engine_worker *w = eng->workers[i];
+
+		err = -pthread_create(&w->thread, NULL, worker_start, w);
+		if (err) {
+			engine_stop(eng);
+			return err;
+		}
+		w->thread_ok = 1;
+	}
+	log_info("engine", "started %u %s worker(s)", eng->nworkers, eng->be->name);
+	return 0;
+}
+
+void engine_stop(struct engine *eng)
+{
+	unsigned int i;
+	uint64_t one = 1;
+
+	if (!eng || !__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&eng->stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < eng->nworkers; i++) {
+		struct engine_worker *w = eng->workers[i];
+
+		if (w->cmdq.efd >= 0 && write(w->cmdq.efd, &one, sizeof(one)) < 0) {
+			/* saturated: already awake */
+		}
+	}
+	for (i = 0; i < eng->nworkers; i++) {
+		struct engine_worker *w = eng->workers[i];
+
+		if (w->thread_ok)
+			pthread_join(w->thread, NULL);
+		w->thread_ok = 0;
+	}
+	__atomic_store_n(&eng->running, 0, __ATOMIC_RELEASE);
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+/* Address helpers, defaults and backend selection shared by both backends. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "weft/io.h"
+
+void io_opts_default(struct io_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->mode = IO_MODE_URING;
+	opts->batch = 64;
+	opts->wake_fd = -1;
+	opts->uring_gro = 1;
+	opts->uring_gso = 1;
+	opts->xskmap_fd = -1;
+}
+
+const struct io_backend *io_backend_get(enum io_mode mode)
+{
+	switch (mode) {
+	case IO_MODE_URING:
+		return &io_backend_uring;
+	case IO_MODE_XDP:
+		return &io_backend_xsk;
+	}
+	return NULL;
+}
+
+const char *io_mode_name(enum io_mode mode)
+{
+	return mode == IO_MODE_XDP ? "xdp" : mode == IO_MODE_URING ? "uring" : "?";
+}
+
+int io_mode_parse(const char *s, enum io_mode *out)
+{
+	if (!s)
+		return -EINVAL;
+	if (!strcmp(s, "xdp")) {
+		*out = IO_MODE_XDP;
+		return 0;
+	}
+	if (!strcmp(s, "uring")) {
+		*out = IO_MODE_URING;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int io_addr_from_sockaddr(struct io_addr *a, const struct sockaddr *sa, socklen_t len)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	memset(a, 0, sizeof(*a));
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		a->family = AF_INET;
+		a->port = ntohs(s4->sin_port);
+		memcpy(a->addr, &s4->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		a->port = ntohs(s6->sin6_port);
+		if (!memcmp(&s6->sin6_addr, mapped, 12)) {
+			a->family = AF_INET;
+			memcpy(a->addr, (const uint8_t *)&s6->sin6_addr + 12, 4);
+		} else {
+			a->family = AF_INET6;
+			memcpy(a->addr, &s6->sin6_addr, 16);
+			a->scope_id = s6->sin6_scope_id;
+		}
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+int io_addr_to_sockaddr(const struct io_addr *a, int sock_family, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (sock_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(a->port);
+		if (a->family == AF_INET) {
+			uint8_t *p = (uint8_t *)&s6->sin6_addr;
+
+			p[10] = p[11] = 0xff;
+			memcpy(p + 12, a->addr, 4);
+		} else if (a->family == AF_INET6) {
+			memcpy(&s6->sin6_addr, a->addr, 16);
+			s6->sin6_scope_id = a->scope_id;
+		} else {
+			return -EAFNOSUPPORT;
+		}
+		return sizeof(*s6);
+	}
+	if (sock_family == AF_INET && a->family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(a->port);
+		memcpy(&s4->sin_addr, a->addr, 4);
+		return sizeof(*s4);
+	}
+	return -EAFNOSUPPORT;
+}
+
+int io_addr_parse(struct io_addr *a, const char *ip, uint16_t port)
+{
+	memset(a, 0, sizeof(*a));
+	if (!ip)
+		return -EINVAL;
+	if (inet_pton(AF_INET, ip, a->addr) == 1)
+		a->family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, a->addr) == 1)
+		a->family = AF_INET6;
+	else
+		return -EINVAL;
+	a->port = port;
+	return 0;
+}
+
+int io_addr_equal(const struct io_addr *a, const struct io_addr *b)
+{
+	size_t n = a->family == AF_INET ? 4 : 16;
+
+	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, n);
+}
+
+const char *io_addr_fmt(const struct io_addr *a, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (a->family == AF_INET) {
+		inet_ntop(AF_INET, a->addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, a->port);
+	} else if (a->family == AF_INET6) {
+		inet_ntop(AF_INET6, a->addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, a->port);
+	} else {
+		snprintf(buf, len, "-");
+	}
+	return buf;
+}

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Ethernet / VLAN / IPv4 / IPv6 / UDP header parse and build. Pure functions
+ * over (buf, len): no I/O, no allocation; every length checked.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "weft/io.h"
+
+#define ETH_P_IPV4 0x0800
+#define ETH_P_IPV6 0x86dd
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88a8
+#define IPPROTO_UDP_ 17
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+uint32_t io_csum_add(uint32_t sum, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t s = sum;
+
+	while (len >= 2) {
+		s += (uint32_t)(p[0] << 8 | p[1]);
+		p += 2;
+		len -= 2;
+	}
+	if (len)
+		s += (uint32_t)(p[0] << 8);
+	while (s >> 32)
+		s = (s & 0xffffffffu) + (s >> 32);
+	return (uint32_t)s;
+}
+
+uint16_t io_csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Pseudo-header sum for UDP over IPv4/IPv6 (host-order arithmetic on
+ * big-endian words, like the rest of this file). */
+static uint32_t pseudo_sum(const struct io_addr *src, const struct io_addr *dst, uint32_t ulen)
+{
+	uint32_t s = 0;
+	uint8_t tmp[4];
+
+	if (src->family == AF_INET) {
+		s = io_csum_add(s, src->addr, 4);
+		s = io_csum_add(s, dst->addr, 4);
+		s += IPPROTO_UDP_;
+		s += ulen;
+	} else {
+		s = io_csum_add(s, src->addr, 16);
+		s = io_csum_add(s, dst->addr, 16);
+		tmp[0] = (uint8_t)(ulen >> 24);
+		tmp[1] = (uint8_t)(ulen >> 16);
+		tmp[2] = (uint8_t)(ulen >> 8);
+		tmp[3] = (uint8_t)ulen;
+		s = io_csum_add(s, tmp, 4);
+		s += IPPROTO_UDP_;
+	}
+	return s;
+}
+
+static int ipv6_ext(uint8_t nh)
+{
+	return nh == 0 /* hop-by-hop */ || nh == 43 /* routing */ || nh == 60 /* dest opts */;
+}
+
+int io_hdr_parse(const uint8_t *buf, size_t len, struct io_hdr_info *out)
+{
+	size_t off = IO_HDR_ETH_LEN, ip_end, udp_off;
+	uint16_t proto, ulen;
+
+	memset(out, 0, sizeof(*out));
+	if (!buf || len < IO_HDR_ETH_LEN)
+		return -EMSGSIZE;
+	memcpy(out->dst_mac, buf, 6);
+	memcpy(out->src_mac, buf + 6, 6);
+	proto = rd16(buf + 12);
+	while (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+		if (out->nvlan == 2)
+			return -EPROTONOSUPPORT;
+		if (len < off + 4)
+			return -EMSGSIZE;
+		out->vlan[out->nvlan++] = rd16(buf + off) & 0x0fff;
+		proto = rd16(buf + off + 2);
+		off += 4;
+	}
+	if (proto == ETH_P_IPV4) {
+		const uint8_t *ip = buf + off;
+		size_t ihl, tot;
+
+		if (len < off + 20)
+			return -EMSGSIZE;
+		if ((ip[0] >> 4) != 4)
+			return -EINVAL;
+		ihl = (size_t)(ip[0] & 0x0f) * 4;
+		if (ihl < 20)
+			return -EINVAL;
+		tot = rd16(ip + 2);
+		if (tot < ihl || len < off + tot || len < off + ihl)
+			return -EMSGSIZE;
+		if (rd16(ip + 6) & 0x3fff) /* MF or offset */
+			return -EFBIG;
+		if (ip[9] != IPPROTO_UDP_)
+			return -EPROTONOSUPPORT;
+		out->src.family = out->dst.family = AF_INET;
+		memcpy(out->src.addr, ip + 12, 4);
+		memcpy(out->dst.addr, ip + 16, 4);
+		udp_off = off + ihl;
+		ip_end = off + tot;
+	} else if (proto == ETH_P_IPV6) {
+		const uint8_t *ip = buf + off;
+		uint8_t nh;
+		size_t plen, p;
+		int depth = 0;
+
+		if (len < off + 40)
+			return -EMSGSIZE;
+		if ((ip[0] >> 4) != 6)
+			return -EINVAL;
+		plen = rd16(ip + 4);
+		if (len < off + 40 + plen)
+			return -EMSGSIZE;
+		nh = ip[6];
+		out->src.family = out->dst.family = AF_INET6;
+		memcpy(out->src.addr, ip + 8, 16);
+		memcpy(out->dst.addr, ip + 24, 16);
+		ip_end = off + 40 + plen;
+		p = off + 40;
+		while (ipv6_ext(nh)) {
+			if (++depth > IO_HDR_MAX_EXT)
+				return -EPROTONOSUPPORT;
+			if (ip_end < p + 8)
+				return -EMSGSIZE;
+			nh = buf[p];
+			p += ((size_t)buf[p + 1] + 1) * 8;
+		}
+		if (nh == 44)
+			return -EFBIG;
+		if (nh != IPPROTO_UDP_)
+			return -EPROTONOSUPPORT;
+		udp_off = p;
+	} else {
+		return -EPROTONOSUPPORT;
+	}
+	if (ip_end < udp_off + 8)
+		return -EMSGSIZE;
+	ulen = rd16(buf + udp_off + 4);
+	if (ulen < 8 || udp_off + ulen > ip_end)
+		return -EMSGSIZE;
+	out->src.port = rd16(buf + udp_off);
+	out->dst.port = rd16(buf + udp_off + 2);
+	out->udp_csum = rd16(buf + udp_off + 6);
+	out->csum_present = out->udp_csum != 0;
+	out->payload_off = (uint16_t)(udp_off + 8);
+	out->payload_len = (uint16_t)(ulen - 8);
+	return 0;
+}
+
+int io_hdr_udp_csum_ok(const uint8_t *buf, size_t len, const struct io_hdr_info *info)
+{
+	size_t udp_off = (size_t)info->payload_off - 8;
+	uint32_t ulen = (uint32_t)info->payload_len + 8, s;
+
+	if (udp_off + ulen > len)
+		return 0;
+	if (info->src.family == AF_INET && info->udp_csum == 0)
+		return 1;
+	if (info->src.family == AF_INET6 && info->udp_csum == 0)
+		return 0; /* mandatory for IPv6 (RFC 8200 8.1) */
+	s = pseudo_sum(&info->src, &info->dst, ulen);
+	s = io_csum_add(s, buf + udp_off, ulen);
+	return io_csum_fold(s) == 0;
+}
+
+int io_hdr_build(uint8_t *buf, size_t cap, const uint8_t src_mac[6], const uint8_t dst_mac[6],
+		 const struct io_addr *src, const struct io_addr *dst, uint16_t ip_id,
+		 const void *payload, size_t plen)
+{
+	size_t iplen, total, udp_off;
+	uint8_t *ip, *udp;
+	uint16_t c;
+	uint32_t s;
+
+	if (src->family != dst->family)
+		return -EAFNOSUPPORT;
+	if (src->family == AF_INET)
+		iplen = 20;
+	else if (src->family == AF_INET6)
+		iplen = 40;
+	else
+		return -EAFNOSUPPORT;
+	if (plen > 65507)
+		return -EMSGSIZE;
+	total = IO_HDR_ETH_LEN + iplen + 8 + plen;
+	if (total > cap)
+		return -EMSGSIZE;
+	memcpy(buf, dst_mac, 6);
+	memcpy(buf + 6, src_mac, 6);
+	ip = buf + IO_HDR_ETH_LEN;
+	udp_off = IO_HDR_ETH_LEN + iplen;
+	udp = buf + udp_off;
+	if (src->family == AF_INET) {
+		wr16(buf + 12, ETH_P_IPV4);
+		ip[0] = 0x45;
+		ip[1] = 0;
+		wr16(ip + 2, (uint16_t)(20 + 8 + plen));
+		wr16(ip + 4, ip_id);
+		wr16(ip + 6, 0x4000); /* DF */
+		ip[8] = 64;
+		ip[9] = IPPROTO_UDP_;
+		wr16(ip + 10, 0);
+		memcpy(ip + 12, src->addr, 4);
+		memcpy(ip + 16, dst->addr, 4);
+		wr16(ip + 10, io_csum_fold(io_csum_add(0, ip, 20)));
+	} else {
+		wr16(buf + 12, ETH_P_IPV6);
+		ip[0] = 0x60;
+		ip[1] = ip[2] = ip[3] = 0;
+		wr16(ip + 4, (uint16_t)(8 + plen));
+		ip[6] = IPPROTO_UDP_;
+		ip[7] = 64;
+		memcpy(ip + 8, src->addr, 16);
+		memcpy(ip + 24, dst->addr, 16);
+	}
+	wr16(udp, src->port);
+	wr16(udp + 2, dst->port);
+	wr16(udp + 4, (uint16_t)(8 + plen));
+	wr16(udp + 6, 0);
+	if (plen)
+		memcpy(udp + 8, payload, plen);
+	s = pseudo_sum(src, dst, (uint32_t)(8 + plen));
+	s = io_csum_add(s, udp, 8 + plen);
+	c = io_csum_fold(s);
+	wr16(udp + 6, c ? c : 0xffff);
+	return (int)total;
+}

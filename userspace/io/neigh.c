@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Next-hop resolution for the AF_XDP transmit path, from the kernel's own
+ * tables over rtnetlink:
+ *   - neighbours: RTM_GETNEIGH dump at start, then RTM_NEWNEIGH /
+ *     RTM_DELNEIGH events (RTNLGRP_NEIGH) keep the cache in step;
+ *   - routes: RTM_GETROUTE per new destination (gateway or on-link, output
+ *     interface, preferred source), cached until any route event.
+ * One instance per queue thread: lookups take no lock. Both caches are
+ * fixed-size open-addressing tables (linear probing, bounded probe length;
+ * the slot at the home position is evicted when the window is full).
+ */
+#include <errno.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "weft/io.h"
+
+#define PROBE 8
+#define NL_BUF 32768
+#define NUD_USABLE (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP)
+
+struct nentry {
+	uint8_t used;      /* 0 free, 1 live, 2 deleted (keeps probing going) */
+	uint8_t family;
+	uint16_t state;
+	uint8_t addr[16];
+	uint8_t mac[6];
+};
+
+struct rentry {
+	uint8_t used, family, via_family, onlink_ok;
+	int oif;
+	uint8_t dst[16];
+	uint8_t via[16];
+};
+
+struct io_neigh {
+	int ifindex;
+	int ev_fd;   /* events (and the initial dump) */
+	int req_fd;  /* route queries */
+	uint32_t seq;
+	unsigned int mask, count;
+	struct nentry *tab;
+	struct rentry routes[IO_NEIGH_ROUTE_MAX];
+	uint8_t *buf;
+};
+
+static uint32_t hash_addr(uint8_t family, const uint8_t *a)
+{
+	size_t n = family == AF_INET ? 4 : 16, i;
+	uint32_t h = 2166136261u ^ family;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ a[i]) * 16777619u;
+	return h ^ (h >> 15);
+}
+
+static size_t alen(uint8_t family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+static struct nentry *nfind(struct io_neigh *n, uint8_t family, const uint8_t *a, int create)
+{
+	uint32_t h = hash_addr(family, a), i;
+	struct nentry *free_slot = NULL;
+
+	for (i = 0; i < PROBE; i++) {
+		struct nentry *e = &n->tab[(h + i) & n->mask];
+
+		if (e->used == 1 && e->family == family && !memcmp(e->addr, a, alen(family)))
+			return e;
+		if (e->used != 1 && !free_slot)
+			free_slot = e;
+		if (e->used == 0)
+			break;
+	}
+	if (!create)
+		return NULL;
+	if (!free_slot) {
+		free_slot = &n->tab[h & n->mask]; /* evict */
+		n->count--;
+	}
+	memset(free_slot, 0, sizeof(*free_slot));
+	free_slot->used = 1;
+	free_slot->family = family;
+	memcpy(free_slot->addr, a, alen(family));
+	n->count++;
+	return free_slot;
+}
+
+static void handle_neigh(struct io_neigh *n, const struct nlmsghdr *h)
+{
+	const struct ndmsg *nd = NLMSG_DATA(h);
+	const struct rtattr *rta;
+	const uint8_t *dst = NULL, *ll = NULL;
+	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*nd));
+	size_t dlen = 0, lllen = 0;
+	struct nentry *e;
+
+	if (len < 0 || nd->ndm_ifindex != n->ifindex ||
+	    (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6))
+		return;
+	for (rta = (const struct rtattr *)((const uint8_t *)nd + NLMSG_ALIGN(sizeof(*nd)));
+	     RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+		if (rta->rta_type == NDA_DST) {
+			dst = RTA_DATA(rta);
+			dlen = RTA_PAYLOAD(rta);
+		} else if (rta->rta_type == NDA_LLADDR) {
+			ll = RTA_DATA(rta);
+			lllen = RTA_PAYLOAD(rta);
+		}
+	}
+	if (!dst || dlen != alen(nd->ndm_family))
+		return;
+	if (h->nlmsg_type == RTM_DELNEIGH || !(nd->ndm_state & NUD_USABLE) || !ll || lllen != 6) {
+		e = nfind(n, nd->ndm_family, dst, 0);
+		if (e) {
+			e->used = 2;
+			n->count--;
+		}
+		return;
+	}
+	e = nfind(n, nd->ndm_family, dst, 1);
+	e->state = nd->ndm_state;
+	memcpy(e->mac, ll, 6);
+}
+
+/* Read and apply every pending message on fd. Returns messages handled or
+ * -errno; stops at NLMSG_DONE when dump is set. */
+static int drain(struct io_neigh *n, int dump)
+{
+	int handled = 0;
+
+	for (;;) {
+		ssize_t r = recv(n->ev_fd, n->buf, NL_BUF, dump ? 0 : MSG_DONTWAIT);
+		struct nlmsghdr *h;
+		int len;
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return handled;
+			if (errno == ENOBUFS) {
+				/* Events overflowed: the cache may be stale. Drop
+				 * it; entries come back with the next events. */
+				memset(n->tab, 0, (size_t)(n->mask + 1) * sizeof(*n->tab));
+				n->count = 0;
+				memset(n->routes, 0, sizeof(n->routes));
+				continue;
+			}
+			return -errno;
+		}
+		len = (int)r;
+		for (h = (struct nlmsghdr *)n->buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				if (dump && h->nlmsg_seq == n->seq)
+					return handled;
+				continue;
+			}
+			if (h->nlmsg_type == RTM_NEWNEIGH || h->nlmsg_type == RTM_DELNEIGH) {
+				handle_neigh(n, h);
+				handled++;
+			} else if (h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE) {
+				memset(n->routes, 0, sizeof(n->routes));
+				handled++;
+			}
+		}
+	}
+}
+
+void io_neigh_free(struct io_neigh *n)
+{
+	if (!n)
+		return;
+	if (n->ev_fd >= 0)
+		close(n->ev_fd);
+	if (n->req_fd >= 0)
+		close(n->req_fd);
+	free(n->tab);
+	free(n->buf);
+	free(n);
+}
+
+int io_neigh_new(struct io_neigh **out, int ifindex, unsigned int max)
+{
+	struct sockaddr_nl sa;
+	struct {
+		struct nlmsghdr h;
+		struct ndmsg nd;
+	} req;
+	struct io_neigh *n;
+	unsigned int sz = 16;
+	int err, rcv = 1 << 20;
+
+	*out = NULL;
+	if (!max)
+		max = IO_NEIGH_DEFAULT_MAX;
+	while (sz < max * 2)
+		sz <<= 1; /* load factor <= 0.5 */
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->ifindex = ifindex;
+	n->req_fd = -1;
+	n->mask = sz - 1;
+	n->tab = calloc(sz, sizeof(*n->tab));
+	n->buf = malloc(NL_BUF);
+	n->ev_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (!n->tab || !n->buf) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if (n->ev_fd < 0)
+		goto fail_errno;
+	n->req_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (n->req_fd < 0)
+		goto fail_errno;
+	(void)setsockopt(n->ev_fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	memset(&sa, 0, sizeof(sa));
+	sa.nl_family = AF_NETLINK;
+	sa.nl_groups = RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+	if (bind(n->ev_fd, (struct sockaddr *)&sa, sizeof(sa)))
+		goto fail_errno;
+	memset(&req, 0, sizeof(req));
+	req.h.nlmsg_len = sizeof(req);
+	req.h.nlmsg_type = RTM_GETNEIGH;
+	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.h.nlmsg_seq = ++n->seq;
+	req.nd.ndm_family = AF_UNSPEC;
+	if (send(n->ev_fd, &req, sizeof(req), 0) < 0)
+		goto fail_errno;
+	err = drain(n, 1);
+	if (err < 0)
+		goto fail;
+	*out = n;
+	return 0;
+fail_errno:
+	err = -errno;
+fail:
+	io_neigh_free(n);
+	return err;
+}
+
+int io_neigh_fd(const struct io_neigh *n)
+{
+	return n->ev_fd;
+}
+
+int io_neigh_process(struct io_neigh *n)
+{
+	return drain(n, 0);
+}
+
+unsigned int io_neigh_count(const struct io_neigh *n)
+{
+	return n->count;
+}
+
+/* Ask the kernel for the route to dst. */
+static int route_query(struct io_neigh *n, const struct io_addr *dst, struct rentry *re)
+{
+	struct {
+		struct nlmsghdr h;
+		struct rtmsg rt;
+		uint8_t attrs[64];
+	} req;
+	struct rtattr *rta;
+	size_t al = alen((uint8_t)dst->family);
+	uint32_t seq = ++n->seq;
+
+	memset(&req, 0, sizeof(req));
+	req.h.nlmsg_type = RTM_GETROUTE;
+	req.h.nlmsg_flags = NLM_F_REQUEST;
+	req.h.nlmsg_seq = seq;
+	req.rt.rtm_family = (uint8_t)dst->family;
+	req.rt.rtm_dst_len = (uint8_t)(al * 8);
+	rta = (struct rtattr *)req.attrs;
+	rta->rta_type = RTA_DST;
+	rta->rta_len = (unsigned short)RTA_LENGTH(al);
+	memcpy(RTA_DATA(rta), dst->addr, al);
+	req.h.nlmsg_len = NLMSG_LENGTH(sizeof(req.rt)) + RTA_ALIGN(rta->rta_len);
+	if (send(n->req_fd, &req, req.h.nlmsg_len, 0) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t r = recv(n->req_fd, n->buf, NL_BUF, 0);
+		struct nlmsghdr *h;
+		int len;
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		len = (int)r;
+		for (h = (struct nlmsghdr *)n->buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
+			const struct rtmsg *rt;
+			int alen2;
+
+			if (h->nlmsg_seq != seq)
+				continue;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				return e->error ? e->error : -EHOSTUNREACH;
+			}
+			if (h->nlmsg_type != RTM_NEWROUTE)
+				continue;
+			rt = NLMSG_DATA(h);
+			alen2 = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*rt));
+			memset(re, 0, sizeof(*re));
+			re->family = (uint8_t)dst->family;
+			memcpy(re->dst, dst->addr, al);
+			re->via_family = (uint8_t)dst->family;
+			memcpy(re->via, dst->addr, al);
+			re->onlink_ok = rt->rtm_type == RTN_UNICAST;
+			for (rta = RTM_RTA(rt); RTA_OK(rta, alen2); rta = RTA_NEXT(rta, alen2)) {
+				if (rta->rta_type == RTA_OIF && RTA_PAYLOAD(rta) >= 4)
+					memcpy(&re->oif, RTA_DATA(rta), 4);
+				else if (rta->rta_type == RTA_GATEWAY && RTA_PAYLOAD(rta) == al)
+					memcpy(re->via, RTA_DATA(rta), al);
+			}
+			re->used = 1;
+			return 0;
+		}
+	}
+}
+
+int io_neigh_lookup(struct io_neigh *n, const struct io_addr *dst, uint8_t mac[6])
+{
+	uint32_t h = hash_addr((uint8_t)dst->family, dst->addr), i;
+	struct rentry *re = NULL;
+	struct nentry *e;
+	size_t al = alen((uint8_t)dst->family);
+	int err;
+
+	if (dst->family != AF_INET && dst->family != AF_INET6)
+		return -EAFNOSUPPORT;
+	for (i = 0; i < PROBE; i++) {
+		struct rentry *c = &n->routes[(h + i) % IO_NEIGH_ROUTE_MAX];
+
+		if (c->used && c->family == dst->family && !memcmp(c->dst, dst->addr, al)) {
+			re = c;
+			break;
+		}
+		if (!c->used) {
+			re = c;
+			break;
+		}
+	}
+	if (!re)
+		re = &n->routes[h % IO_NEIGH_ROUTE_MAX];
+	if (!re->used || re->family != dst->family || memcmp(re->dst, dst->addr, al)) {
+		err = route_query(n, dst, re);
+		if (err) {
+			re->used = 0;
+			return err == -ENETUNREACH ? -EHOSTUNREACH : err;
+		}
+	}
+	if (!re->onlink_ok || re->oif != n->ifindex)
+		return -EHOSTUNREACH;
+	e = nfind(n, re->via_family, re->via, 0);
+	if (!e || !(e->state & NUD_USABLE))
+		return -EAGAIN;
+	memcpy(mac, e->mac, 6);
+	return 0;
+}

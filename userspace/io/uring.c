@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: MIT
+/*
+ * io_uring UDP backend. Per queue: one io_uring, one dual-stack UDP socket
+ * per served port (SO_REUSEPORT, so N queues share the port and the kernel
+ * spreads flows by 4-tuple hash), a multishot recvmsg per socket drawing
+ * from one provided-buffer ring, and an eventfd read so wait() also wakes
+ * for the engine's command queue.
+ *
+ * Receive: IP_PKTINFO / IPV6_RECVPKTINFO give the local address; UDP_GRO
+ * lets the kernel hand us coalesced datagrams, split here by the gso_size
+ * control message. Send: sendmmsg (synchronous, so the caller's buffers are
+ * sent in place, no copy), consecutive datagrams to one destination of one
+ * size folded into one UDP_SEGMENT (GSO) message.
+ *
+ * Requests are armed lazily from the queue's own thread: io_uring runs
+ * task work in the submitter's context, which must be the worker.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "weft/io.h"
+
+#define UR_ENTRIES 256
+#define UR_BGID 7
+#define UR_CTRL_LEN 128
+#define UR_OVERHEAD (sizeof(struct io_uring_recvmsg_out) + sizeof(struct sockaddr_storage) + UR_CTRL_LEN)
+/* Small buffers hold one datagram up to 2 KiB (QUIC and DHT stay under
+ * 1500 bytes); GRO buffers hold a 64 KiB coalesced train. */
+#define UR_SMALL_BUF 2048
+#define UR_GRO_BUF 65536
+/* Most segments in one GSO send: the kernel's UDP_MAX_SEGMENTS (64 before
+ * 6.x kernels raised it) and a 64 KiB total. */
+#define UR_GSO_MAX_SEGS 64
+#define UR_GSO_MAX_BYTES 65000
+#define UR_MAX_BATCH 1024
+
+enum { TAG_RECV = 1, TAG_WAKE = 2 };
+
+struct io_queue {
+	struct io_uring ring;
+	int ring_ok;
+	struct io_stats *st;
+	unsigned int qid, nsock, batch;
+	int socks[IO_MAX_PORTS];
+	int fam[IO_MAX_PORTS];
+	uint16_t ports[IO_MAX_PORTS];
+	int armed[IO_MAX_PORTS];
+	int wake_fd, wake_armed;
+	uint64_t wake_buf;
+	int gso;
+	/* provided buffers */
+	struct io_uring_buf_ring *br;
+	size_t br_len;
+	uint8_t *bufs;
+	size_t bufs_len, buf_size;
+	unsigned int nbufs;
+	uint16_t *done; /* buffer ids handed out by the last rx */
+	unsigned int ndone;
+	/* multishot recvmsg template: name and control space per buffer */
+	struct msghdr mh;
+	/* tx scratch */
+	struct mmsghdr *mm;
+	struct iovec *iov;
+	struct sockaddr_storage *names;
+	uint8_t (*ctrl)[64];
+};
+
+static inline void st_add(uint64_t *c, uint64_t v)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fam)
+{
+	struct sockaddr_storage ss;
+	struct io_addr a;
+	int fd, one = 1, zero = 0, sz = 4 << 20, err, len;
+	const char *bind_addr = opts->bind_addr ? opts->bind_addr : "::";
+
+	if (io_addr_parse(&a, bind_addr, port))
+		return -EINVAL;
+	fd = socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	*fam = a.family;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+		goto fail;
+	/* Bigger buffers absorb bursts between two worker passes; failure
+	 * (rmem_max) only means the kernel default. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	if (a.family == AF_INET6) {
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) ||
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)))
+			goto fail;
+	}
+	/* v4 (and v4-mapped traffic on the dual-stack socket) */
+	if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)))
+		goto fail;
+	if (gro)
+		(void)setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
+	len = io_addr_to_sockaddr(&a, a.family, &ss);
+	if (len < 0 || bind(fd, (struct sockaddr *)&ss, (socklen_t)len))
+		goto fail;
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err ? err : -EINVAL;
+}
+
+static void ur_close(struct io_queue *q)
+{
+	unsigned int i;
+
+	if (!q)
+		return;
+	if (q->ring_ok) {
+		if (q->br)
+			io_uring_unregister_buf_ring(&q->ring, UR_BGID);
+		io_uring_queue_exit(&q->ring);
+	}
+	for (i = 0; i < q->nsock; i++)
+		if (q->socks[i] >= 0)
+			close(q->socks[i]);
+	if (q->br)
+		munmap(q->br, q->br_len);
+	if (q->bufs)
+		munmap(q->bufs, q->bufs_len);
+	free(q->done);
+	free(q->mm);
+	free(q->iov);
+	free(q->names);
+	free(q->ctrl);
+	free(q);
+}
+
+static int ur_init(void **ctx, const struct io_opts *opts, unsigned int want)
+{
+	*ctx = NULL;
+	return want ? (int)want : 1;
+}
+
+static void ur_fini(void *ctx)
+{
+}
+
+static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts, unsigned int qid)
+{
+	struct io_uring_buf_reg reg;
+	struct io_queue *q;
+	unsigned int i, ents;
+	int err;
+
+	*out = NULL;
+	if (!opts->nports || opts->nports > IO_MAX_PORTS || !opts->stats)
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->st = opts->stats;
+	q->qid = qid;
+	q->batch = opts->batch ? opts->batch : 64;
+	if (q->batch > UR_MAX_BATCH)
+		q->batch = UR_MAX_BATCH;
+	q->wake_fd = opts->wake_fd;
+	q->gso = opts->uring_gso;
+	for (i = 0; i < IO_MAX_PORTS; i++)
+		q->socks[i] = -1;
+	for (i = 0; i < opts->nports; i++) {
+		q->ports[i] = opts->ports[i];
+		err = open_sock(opts, opts->ports[i], opts->uring_gro, &q->fam[i]);
+		if (err < 0)
+			goto fail;
+		q->socks[i] = err;
+		q->nsock = i + 1;
+	}
+	err = io_uring_queue_init(UR_ENTRIES, &q->ring, 0);
+	if (err < 0)
+		goto fail;
+	q->ring_ok = 1;
+
+	q->buf_size = (opts->uring_gro ? UR_GRO_BUF : UR_SMALL_BUF) + UR_OVERHEAD;
+	q->nbufs = opts->uring_bufs ? opts->uring_bufs : (opts->uring_gro ? 256 : 512);
+	for (ents = 1; ents < q->nbufs; ents <<= 1)
+		;
+	if (ents > 32768) {
+		err = -EINVAL;
+		goto fail;
+	}
+	q->nbufs = ents;
+	q->br_len = ents * sizeof(struct io_uring_buf);
+	q->br = mmap(NULL, q->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Lazily backed: a 1200-byte datagram touches one page of a GRO buffer. */
+	q->bufs_len = (size_t)ents * q->buf_size;
+	q->bufs = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q->br == MAP_FAILED || q->bufs == MAP_FAILED) {
+		if (q->br == MAP_FAILED)
+			q->br = NULL;
+		if (q->bufs == MAP_FAILED)
+			q->bufs = NULL;
+		err = -ENOMEM;
+		goto fail;
+	}
+	io_uring_buf_ring_init(q->br);
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (unsigned long)q->br;
+	reg.ring_entries = ents;
+	reg.bgid = UR_BGID;
+	err = io_uring_register_buf_ring(&q->ring, &reg, 0);
+	if (err < 0) {
+		munmap(q->br, q->br_len);
+		q->br = NULL;
+		goto fail;
+	}
+	for (i = 0; i < ents; i++)
+		io_uring_buf_ring_add(q->br, q->bufs + (size_t)i * q->buf_size,
+				      (unsigned int)q->buf_size, (unsigned short)i,
+				      io_uring_buf_ring_mask(ents), (int)i);
+	io_uring_buf_ring_advance(q->br, (int)ents);
+
+	q->done = calloc(ents, sizeof(*q->done));
+	q->mm = calloc(q->batch, sizeof(*q->mm));
+	q->iov = calloc(q->batch, sizeof(*q->iov));
+	q->names = calloc(q->batch, sizeof(*q->names));
+	q->ctrl = calloc(q->batch, sizeof(*q->ctrl));
+	if (!q->done || !q->mm || !q->iov || !q->names || !q->ctrl) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	/* A multiple of 8 keeps the control messages after the name aligned. */
+	q->mh.msg_namelen = sizeof(struct sockaddr_storage);
+	q->mh.msg_controllen = UR_CTRL_LEN;
+	*out = q;
+	return 0;
+fail:
+	ur_close(q);
+	return err;
+}
+
+static int arm(struct io_queue *q)
+{
+	struct io_uring_sqe *sqe;
+	unsigned int i;
+	int n = 0;
+
+	for (i = 0; i < q->nsock; i++) {
+		if (q->armed[i])
+			continue;
+		sqe = io_uring_get_sqe(&q->ring);
+		if (!sqe)
+			break;
+		io_uring_prep_recvmsg_multishot(sqe, q->socks[i], &q->mh, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = UR_BGID;
+		io_uring_sqe_set_data64(sqe, (uint64_t)TAG_RECV << 32 | i);
+		q->armed[i] = 1;
+		n++;
+	}
+	if (q->wake_fd >= 0 && !q->wake_armed) {
+		sqe = io_uring_get_sqe(&q->ring);
+		if (sqe) {
+			io_uring_prep_read(sqe, q->wake_fd, &q->wake_buf, sizeof(q->wake_buf), 0);
+			io_uring_sqe_set_data64(sqe, (uint64_t)TAG_WAKE << 32);
+			q->wake_armed = 1;
+			n++;
+		}
+	}
+	return n;
+}
+
+static void recycle(struct io_queue *q, uint16_t bid)
+{
+	io_uring_buf_ring_add(q->br, q->bufs + (size_t)bid * q->buf_size,
+			      (unsigned int)q->buf_size, bid, io_uring_buf_ring_mask(q->nbufs), 0);
+	io_uring_buf_ring_advance(q->br, 1);
+}
+
+/* Parse one multishot CQE into packets; returns how many, or -1 if it
+ * needs more room than avail (caller retries on the next call). */
+static int take_cqe(struct io_queue *q, struct io_uring_cqe *cqe, struct io_pkt *pkts,
+		    unsigned int avail, unsigned int max)
+{
+	unsigned int sock = (unsigned int)(cqe->user_data & 0xffffffffu), n = 0, segs;
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	struct io_uring_recvmsg_out *o;
+	struct io_addr src, dst;
+	struct cmsghdr *c;
+	uint8_t *payload;
+	uint32_t plen, gso = 0, off;
+
+	o = io_uring_recvmsg_validate(q->bufs + (size_t)bid * q->buf_size, cqe->res, &q->mh);
+	if (!o || (o->flags & MSG_TRUNC) || o->namelen > q->mh.msg_namelen ||
+	    io_addr_from_sockaddr(&src, io_uring_recvmsg_name(o), o->namelen)) {
+		st_add(&q->st->rx_drop_malformed, 1);
+		recycle(q, bid);
+		return 0;
+	}
+	memset(&dst, 0, sizeof(dst));
+	dst.port = q->ports[sock];
+	for (c = io_uring_recvmsg_cmsg_firsthdr(o, &q->mh); c;
+	     c = io_uring_recvmsg_cmsg_nexthdr(o, &q->mh, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			dst.family = AF_INET;
+			memcpy(dst.addr, &pi.ipi_addr, 4);
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			dst.family = AF_INET6;
+			memcpy(dst.addr, &pi.ipi6_addr, 16);
+			dst.scope_id = pi.ipi6_ifindex;
+		} else if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+			int g;
+
+			memcpy(&g, CMSG_DATA(c), sizeof(g));
+			gso = g > 0 ? (uint32_t)g : 0;
+		}
+	}
+	if (dst.family == AF_INET6 && src.family == AF_INET6 && src.scope_id == 0)
+		dst.scope_id = 0;
+	payload = io_uring_recvmsg_payload(o, &q->mh);
+	plen = io_uring_recvmsg_payload_length(o, cqe->res, &q->mh);
+	segs = (gso && plen > gso) ? (plen + gso - 1) / gso : 1;
+	if (segs > avail) {
+		if (avail < max)
+			return -1; /* retry with an empty batch */
+		st_add(&q->st->rx_drop_malformed, segs - avail);
+		segs = avail;
+	}
+	if (gso && plen > gso)
+		st_add(&q->st->rx_gro_bufs, 1);
+	else
+		gso = plen;
+	for (off = 0; n < segs && off < plen; off += gso, n++) {
+		pkts[n].data = payload + off;
+		pkts[n].len = plen - off < gso ? plen - off : gso;
+		pkts[n].queue = q->qid;
+		pkts[n].src = src;
+		pkts[n].dst = dst;
+	}
+	q->done[q->ndone++] = bid;
+	return (int)n;
+}
+
+static int ur_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int n = 0;
+	int k;
+
+	if (arm(q))
+		io_uring_submit(&q->ring);
+	while (n < max && q->ndone < q->nbufs && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
+		uint32_t tag = (uint32_t)(cqe->user_data >> 32);
+
+		if (tag == TAG_WAKE) {
+			q->wake_armed = 0;
+			io_uring_cqe_seen(&q->ring, cqe);
+			continue;
+		}
+		if (tag != TAG_RECV) {
+			io_uring_cqe_seen(&q->ring, cqe);
+			continue;
+		}
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			q->armed[cqe->user_data & 0xffffffffu] = 0;
+		if (cqe->res < 0) {
+			if (cqe->res == -ENOBUFS)
+				st_add(&q->st->rx_ring_full, 1);
+			io_uring_cqe_seen(&q->ring, cqe);
+			continue;
+		}
+		if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
+			io_uring_cqe_seen(&q->ring, cqe);
+			continue;
+		}
+		k = take_cqe(q, cqe, pkts + n, max - n, max);
+		if (k < 0)
+			break;
+		io_uring_cqe_seen(&q->ring, cqe);
+		n += (unsigned int)k;
+	}
+	if (n) {
+		uint64_t bytes = 0;
+		unsigned int i;
+
+		for (i = 0; i < n; i++)
+			bytes += pkts[i].len;
+		st_add(&q->st->rx_pkts, n);
+		st_add(&q->st->rx_bytes, bytes);
+		st_add(&q->st->rx_batches, 1);
+	}
+	return (int)n;
+}
+
+static void ur_rx_done(struct io_queue *q)
+{
+	unsigned int i;
+
+	for (i = 0; i < q->ndone; i++)
+		recycle(q, q->done[i]);
+	q->ndone = 0;
+}
+
+static unsigned int sock_for(struct io_queue *q, uint16_t port)
+{
+	unsigned int i;
+
+	for (i = 0; i < q->nsock; i++)
+		if (q->ports[i] == port)
+			return i;
+	return 0;
+}
+
+/* Build one (possibly GSO) message at slot m from msgs[i..i+k). */
+static size_t fill_msg(struct io_queue *q, unsigned int m, const struct io_txmsg *msgs,
+		       unsigned int k, int sock_family)
+{
+	struct msghdr *h = &q->mm[m].msg_hdr;
+	const struct io_txmsg *t = &msgs[0];
+	struct cmsghdr *c;
+	size_t clen = 0;
+	int len;
+
+	memset(h, 0, sizeof(*h));
+	len = io_addr_to_sockaddr(&t->dst, sock_family, &q->names[m]);
+	h->msg_name = &q->names[m];
+	h->msg_namelen = len > 0 ? (socklen_t)len : 0;
+	h->msg_iov = &q->iov[m];
+	h->msg_iovlen = k;
+	h->msg_control = q->ctrl[m];
+	h->msg_controllen = sizeof(q->ctrl[m]);
+	c = CMSG_FIRSTHDR(h);
+	if (k > 1) {
+		uint16_t seg = (uint16_t)t->len;
+
+		c->cmsg_level = IPPROTO_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+		clen += CMSG_SPACE(sizeof(seg));
+		c = CMSG_NXTHDR(h, c);
+	}
+	if (t->src.family == AF_INET) {
+		struct in_pktinfo pi;
+
+		memset(&pi, 0, sizeof(pi));
+		memcpy(&pi.ipi_spec_dst, t->src.addr, 4);
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		clen += CMSG_SPACE(sizeof(pi));
+	} else if (t->src.family == AF_INET6) {
+		struct in6_pktinfo pi;
+
+		memset(&pi, 0, sizeof(pi));
+		memcpy(&pi.ipi6_addr, t->src.addr, 16);
+		pi.ipi6_ifindex = t->src.scope_id;
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		clen += CMSG_SPACE(sizeof(pi));
+	}
+	h->msg_controllen = clen;
+	if (!clen)
+		h->msg_control = NULL;
+	return clen;
+}
+
+static int same_flow(const struct io_txmsg *a, const struct io_txmsg *b)
+{
+	return io_addr_equal(&a->dst, &b->dst) && a->src.family == b->src.family &&
+	       a->src.port == b->src.port &&
+	       !memcmp(a->src.addr, b->src.addr, a->src.family == AF_INET ? 4 : 16);
+}
+
+/* Send msgs[0..n) that all go out of one socket. */
+static void send_group(struct io_queue *q, int fd, int fam, const struct io_txmsg *msgs,
+		       unsigned int n, unsigned int *ok)
+{
+	unsigned int i = 0, m = 0, sent, j, first[UR_MAX_BATCH], cnt[UR_MAX_BATCH];
+	uint64_t bytes = 0;
+	int r;
+
+	while (i < n) {
+		unsigned int k = 1;
+		size_t tot = msgs[i].len;
+
+		/* Fold a run of equal-size datagrams to one destination (the
+		 * last may be shorter) into one GSO send. */
+		while (q->gso && i + k < n && k < UR_GSO_MAX_SEGS && same_flow(&msgs[i], &msgs[i + k]) &&
+		       msgs[i + k].len <= msgs[i].len && msgs[i].len > 0 &&
+		       tot + msgs[i + k].len <= UR_GSO_MAX_BYTES &&
+		       msgs[i + k - 1].len == msgs[i].len) {
+			tot += msgs[i + k].len;
+			k++;
+		}
+		for (j = 0; j < k; j++) {
+			q->iov[i + j].iov_base = (void *)msgs[i + j].data;
+			q->iov[i + j].iov_len = msgs[i + j].len;
+		}
+		fill_msg(q, m, &msgs[i], k, fam);
+		q->mm[m].msg_hdr.msg_iov = &q->iov[i];
+		first[m] = i;
+		cnt[m] = k;
+		m++;
+		i += k;
+	}
+	sent = 0;
+	while (sent < m) {
+		r = sendmmsg(fd, q->mm + sent, m - sent, 0);
+		if (r > 0) {
+			for (j = sent; j < sent + (unsigned int)r; j++) {
+				if (cnt[j] > 1)
+					st_add(&q->st->tx_gso_sends, 1);
+				for (i = 0; i < cnt[j]; i++)
+					bytes += msgs[first[j] + i].len;
+				*ok += cnt[j];
+			}
+			sent += (unsigned int)r;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		/* The message at 'sent' failed: count it, move on. */
+		if (errno == EAGAIN || errno == ENOBUFS)
+			st_add(&q->st->tx_ring_full, 1);
+		st_add(&q->st->tx_drop_error, cnt[sent]);
+		sent++;
+	}
+	st_add(&q->st->tx_bytes, bytes);
+}
+
+static int ur_tx(struct io_queue *q, const struct io_txmsg *msgs, unsigned int n)
+{
+	unsigned int ok = 0, done = 0, k, s;
+
+	while (done < n) {
+		/* Longest prefix that leaves through one socket, up to batch. */
+		s = sock_for(q, msgs[done].src.port);
+		for (k = 1; done + k < n && k < q->batch; k++)
+			if (sock_for(q, msgs[done + k].src.port) != s)
+				break;
+		send_group(q, q->socks[s], q->fam[s], msgs + done, k, &ok);
+		done += k;
+	}
+	st_add(&q->st->tx_pkts, ok);
+	st_add(&q->st->tx_batches, 1);
+	return (int)ok;
+}
+
+static int ur_wait(struct io_queue *q, int timeout_ms)
+{
+	struct __kernel_timespec ts;
+	struct io_uring_cqe *cqe;
+	int r;
+
+	arm(q);
+	if (io_uring_cq_ready(&q->ring)) {
+		io_uring_submit(&q->ring);
+		return 0;
+	}
+	if (timeout_ms < 0) {
+		r = io_uring_submit_and_wait(&q->ring, 1);
+	} else {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+		r = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, &ts, NULL);
+	}
+	if (r == -ETIME || r == -EINTR || r >= 0)
+		return 0;
+	return r;
+}
+
+const struct io_backend io_backend_uring = {
+	.name = "uring",
+	.init = ur_init,
+	.fini = ur_fini,
+	.open = ur_open,
+	.rx = ur_rx,
+	.rx_done = ur_rx_done,
+	.tx = ur_tx,
+	.wait = ur_wait,
+	.close = ur_close,
+};

@@ -1,0 +1,644 @@
+// SPDX-License-Identifier: MIT
+/*
+ * QUIC endpoint: the per-worker demultiplexer. Routes datagrams by
+ * destination connection id (so a peer that changes address keeps its
+ * connection), accepts new connections under global and per-address
+ * limits, answers unknown versions with Version Negotiation, floods with
+ * Retry (address-validation tokens sealed with a per-endpoint key), and
+ * unknown short-header packets with a stateless reset.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/gnutls.h>
+#include <sodium.h>
+
+#include "quic/quic_int.h"
+
+#define CID_TABLE_MIN 64
+#define NS_PER_S 1000000000ULL
+
+void quic_ep_rand(uint8_t *buf, size_t len)
+{
+	randombytes_buf(buf, len);
+}
+
+/* ------------------------------------------------------------ CID table */
+
+/* Open addressing, linear probing, keyed hash (the key is the endpoint
+ * secret: peers choose CIDs of initial packets and must not be able to
+ * aim them at one bucket). */
+static size_t cid_hash(const struct quic_ep *ep, const uint8_t *id, size_t len)
+{
+	uint64_t h;
+
+	crypto_shorthash((unsigned char *)&h, id, len, ep->secret);
+	return (size_t)h;
+}
+
+static struct quic_cid_ent *cid_find(const struct quic_ep *ep, const uint8_t *id, size_t len)
+{
+	size_t mask = ep->cid_cap - 1, i = cid_hash(ep, id, len) & mask, n;
+
+	for (n = 0; n < ep->cid_cap; n++, i = (i + 1) & mask) {
+		struct quic_cid_ent *e = &ep->cids[i];
+
+		if (!e->len && !e->tomb)
+			return NULL;
+		if (e->len == len && memcmp(e->id, id, len) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static int cid_rehash(struct quic_ep *ep, size_t ncap)
+{
+	struct quic_cid_ent *old = ep->cids, *nt;
+	size_t ocap = ep->cid_cap, i;
+
+	nt = calloc(ncap, sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	ep->cids = nt;
+	ep->cid_cap = ncap;
+	ep->cid_used = 0;
+	for (i = 0; i < ocap; i++) {
+		struct quic_cid_ent *e = &old[i];
+		size_t mask = ncap - 1, j;
+
+		if (!e->len)
+			continue;
+		j = cid_hash(ep, e->id, e->len) & mask;
+		while (nt[j].len)
+			j = (j + 1) & mask;
+		nt[j] = *e;
+		ep->cid_used++;
+	}
+	free(old);
+	return 0;
+}
+
+int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid)
+{
+	struct quic_cid_ent *e;
+	size_t mask, i;
+
+	if (cid->datalen == 0 || cid->datalen > NGTCP2_MAX_CIDLEN)
+		return -EINVAL;
+	e = cid_find(ep, cid->data, cid->datalen);
+	if (e) {
+		/* A collision of random 128-bit ids, or a client reusing an
+		 * initial DCID of a live connection: keep the first owner. */
+		return e->conn == c ? 0 : -EEXIST;
+	}
+	/* Keep the load (live + tombstones) under 1/2. */
+	if ((ep->cid_used + 1) * 2 > ep->cid_cap) {
+		size_t live = 0, ncap = CID_TABLE_MIN;
+
+		for (i = 0; i < ep->cid_cap; i++)
+			live += ep->cids[i].len != 0;
+		while (ncap < (live + 1) * 4)
+			ncap *= 2;
+		if (cid_rehash(ep, ncap))
+			return -ENOMEM;
+	}
+	mask = ep->cid_cap - 1;
+	i = cid_hash(ep, cid->data, cid->datalen) & mask;
+	while (ep->cids[i].len)
+		i = (i + 1) & mask;
+	e = &ep->cids[i];
+	if (!e->tomb)
+		ep->cid_used++;
+	e->tomb = 0;
+	e->len = (uint8_t)cid->datalen;
+	memcpy(e->id, cid->data, cid->datalen);
+	e->conn = c;
+	return 0;
+}
+
+void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid)
+{
+	struct quic_cid_ent *e = cid_find(ep, cid->data, cid->datalen);
+
+	if (!e)
+		return;
+	e->len = 0;
+	e->tomb = 1;
+	e->conn = NULL;
+}
+
+/* ------------------------------------------------------------- sending */
+
+void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
+		  const ngtcp2_path *path)
+{
+	int rc;
+
+	if (!len)
+		return;
+	if (!gso)
+		gso = len;
+	rc = ep->o.send(ep->o.send_arg, buf, len, gso, (const struct sockaddr *)path->remote.addr,
+			path->remote.addrlen,
+			path->local.addrlen ? (const struct sockaddr *)path->local.addr : NULL);
+	ep->st.tx_sends++;
+	if (rc) {
+		ep->st.send_errors++;
+		return;
+	}
+	ep->st.tx_datagrams += (len + gso - 1) / gso;
+	ep->st.tx_bytes += len;
+}
+
+static void ep_send_to(struct quic_ep *ep, const uint8_t *buf, size_t len,
+		       const struct sockaddr *local, socklen_t local_len,
+		       const struct sockaddr *remote, socklen_t remote_len)
+{
+	ngtcp2_path p;
+
+	p.local.addr = (ngtcp2_sockaddr *)local;
+	p.local.addrlen = local_len;
+	p.remote.addr = (ngtcp2_sockaddr *)remote;
+	p.remote.addrlen = remote_len;
+	p.user_data = NULL;
+	quic_ep_send(ep, buf, len, len, &p);
+}
+
+/* Token bucket of rate per second, burst = rate; 1 = allowed. */
+static int bucket_take(uint64_t *tokens, uint64_t *ts, unsigned int rate, uint64_t now)
+{
+	uint64_t cap = (uint64_t)rate * NS_PER_S;
+
+	if (*ts == 0) {
+		*ts = now;
+		*tokens = cap;
+	}
+	if (now > *ts) {
+		uint64_t add = (now - *ts) * rate;
+
+		*tokens = add >= cap - *tokens ? cap : *tokens + add;
+		*ts = now;
+	}
+	if (*tokens < NS_PER_S)
+		return 0;
+	*tokens -= NS_PER_S;
+	return 1;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
+{
+	static const unsigned char ctx[] = "weft quic endpoint secret v1";
+	struct quic_ep *ep;
+	size_t alen;
+	int rc;
+
+	*out = NULL;
+	if (!opts || !opts->node_pk || !opts->node_sk || !opts->send)
+		return -EINVAL;
+	if (opts->local && (opts->local_len == 0 || opts->local_len > sizeof(ep->local)))
+		return -EINVAL;
+	if (opts->max_udp_payload && (opts->max_udp_payload < NGTCP2_MAX_UDP_PAYLOAD_SIZE ||
+				      opts->max_udp_payload > 65527))
+		return -EINVAL;
+	alen = opts->alpn ? strlen(opts->alpn) : strlen(QUIC_ALPN);
+	if (alen == 0 || alen > 255)
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -EPROTO;
+	ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		return -ENOMEM;
+	ep->o = *opts;
+	ep->o.node_pk = NULL;
+	ep->o.node_sk = NULL;
+	ep->o.local = NULL;
+	ep->o.alpn = NULL;
+	memcpy(ep->alpn, opts->alpn ? opts->alpn : QUIC_ALPN, alen);
+	memcpy(ep->pk, opts->node_pk, QUIC_KEY_LEN);
+	if (opts->local) {
+		memcpy(&ep->local, opts->local, opts->local_len);
+		ep->local_len = opts->local_len;
+	}
+#define DEF(f, v)          \
+	do {               \
+		if (!ep->o.f) \
+			ep->o.f = (v); \
+	} while (0)
+	DEF(max_conns, QUIC_DEF_MAX_CONNS);
+	DEF(max_conns_per_addr, QUIC_DEF_MAX_CONNS_PER_ADDR);
+	DEF(idle_timeout_ms, QUIC_DEF_IDLE_TIMEOUT_MS);
+	DEF(handshake_timeout_ms, QUIC_DEF_HANDSHAKE_TIMEOUT_MS);
+	DEF(retry_rate, QUIC_DEF_RETRY_RATE);
+	DEF(reset_rate, QUIC_DEF_RESET_RATE);
+	DEF(stream_sndbuf, QUIC_DEF_STREAM_SNDBUF);
+	DEF(max_data, QUIC_DEF_MAX_DATA);
+	DEF(max_stream_data, QUIC_DEF_MAX_STREAM_DATA);
+	DEF(max_streams_bidi, QUIC_DEF_MAX_STREAMS);
+	DEF(max_streams_uni, QUIC_DEF_MAX_STREAMS);
+	DEF(max_udp_payload, QUIC_MAX_UDP_PAYLOAD);
+#undef DEF
+	/* Tokens and stateless-reset keys come from the node key, so they
+	 * survive a restart of the same node (a restarted node can reset the
+	 * connections of its previous run) and differ between nodes. */
+	crypto_generichash(ep->secret, sizeof(ep->secret), ctx, sizeof(ctx) - 1, opts->node_sk,
+			   32);
+	rc = quic_cert_cred_new(&ep->cred, opts->node_pk, opts->node_sk);
+	if (rc)
+		goto err;
+	rc = -EPROTO;
+	if (gnutls_priority_init2(&ep->prio, quic_tls_prio(), NULL, 0) < 0) {
+		ep->prio = NULL;
+		goto err;
+	}
+	rc = -ENOMEM;
+	ep->txbuf = malloc((size_t)QUIC_MAX_GSO_SEGS * ep->o.max_udp_payload);
+	if (!ep->txbuf)
+		goto err;
+	ep->cids = calloc(CID_TABLE_MIN, sizeof(*ep->cids));
+	if (!ep->cids)
+		goto err;
+	ep->cid_cap = CID_TABLE_MIN;
+	*out = ep;
+	return 0;
+err:
+	quic_ep_free(ep);
+	return rc;
+}
+
+static void ep_unlink(struct quic_ep *ep, struct quic_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ep->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	ep->nconns--;
+}
+
+static void ep_link(struct quic_ep *ep, struct quic_conn *c)
+{
+	c->prev = NULL;
+	c->next = ep->conns;
+	if (ep->conns)
+		ep->conns->prev = c;
+	ep->conns = c;
+	ep->nconns++;
+}
+
+/* Free connections whose life is over. */
+static void ep_sweep(struct quic_ep *ep)
+{
+	struct quic_conn *c, *n;
+
+	for (c = ep->conns; c; c = n) {
+		n = c->next;
+		if (c->state == QUIC_ST_DEAD) {
+			ep_unlink(ep, c);
+			quic_conn_destroy(c);
+		}
+	}
+}
+
+void quic_ep_free(struct quic_ep *ep)
+{
+	struct quic_conn *c;
+
+	if (!ep)
+		return;
+	while ((c = ep->conns)) {
+		if (!c->reported) {
+			c->close.reason = QUIC_CLOSE_ENDPOINT;
+			quic_conn_finish(c);
+		}
+		ep_unlink(ep, c);
+		quic_conn_destroy(c);
+	}
+	free(ep->cids);
+	free(ep->txbuf);
+	if (ep->prio)
+		gnutls_priority_deinit(ep->prio);
+	if (ep->cred)
+		gnutls_certificate_free_credentials(ep->cred);
+	sodium_memzero(ep->secret, sizeof(ep->secret));
+	free(ep);
+}
+
+/* --------------------------------------------------------------- input */
+
+static int same_ip(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return 0;
+	if (b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (b->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return 0;
+}
+
+static size_t live_conns(const struct quic_ep *ep, const struct sockaddr *from)
+{
+	const struct quic_conn *c;
+	size_t n = 0;
+
+	for (c = ep->conns; c; c = c->next)
+		if (c->state != QUIC_ST_DEAD && (!from || same_ip(&c->src, from)))
+			n++;
+	return n;
+}
+
+static void send_vn(struct quic_ep *ep, const ngtcp2_version_cid *vc, const struct sockaddr *local,
+		    socklen_t local_len, const struct sockaddr *remote, socklen_t remote_len)
+{
+	static const uint32_t sv[] = { NGTCP2_PROTO_VER_V1 };
+	uint8_t buf[256], r;
+	ngtcp2_ssize n;
+
+	randombytes_buf(&r, 1);
+	n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), r, vc->scid, vc->scidlen,
+						 vc->dcid, vc->dcidlen, sv, sizeof(sv) / sizeof(sv[0]));
+	if (n <= 0)
+		return;
+	ep->st.version_negotiations++;
+	ep_send_to(ep, buf, (size_t)n, local, local_len, remote, remote_len);
+}
+
+static void send_close_initial(struct quic_ep *ep, const ngtcp2_pkt_hd *hd, uint64_t code,
+			       const struct sockaddr *local, socklen_t local_len,
+			       const struct sockaddr *remote, socklen_t remote_len)
+{
+	uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+	ngtcp2_ssize n;
+
+	n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version, &hd->scid,
+						 &hd->dcid, code, NULL, 0);
+	if (n > 0)
+		ep_send_to(ep, buf, (size_t)n, local, local_len, remote, remote_len);
+}
+
+static void send_retry(struct quic_ep *ep, const ngtcp2_pkt_hd *hd, const struct sockaddr *local,
+		       socklen_t local_len, const struct sockaddr *remote, socklen_t remote_len,
+		       uint64_t now)
+{
+	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+	ngtcp2_cid scid;
+	ngtcp2_ssize tl, n;
+
+	scid.datalen = QUIC_SCID_LEN;
+	randombytes_buf(scid.data, scid.datalen);
+	tl = ngtcp2_crypto_generate_retry_token(token, ep->secret, QUIC_SECRET_LEN, hd->version,
+						(const ngtcp2_sockaddr *)remote, remote_len,
+						&scid, &hd->dcid, now);
+	if (tl < 0)
+		return;
+	n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid, &scid, &hd->dcid,
+				      token, (size_t)tl);
+	if (n <= 0)
+		return;
+	ep->st.retries_sent++;
+	ep_send_to(ep, buf, (size_t)n, local, local_len, remote, remote_len);
+}
+
+static void send_reset(struct quic_ep *ep, const uint8_t *dcid, size_t len,
+		       const struct sockaddr *local, socklen_t local_len,
+		       const struct sockaddr *remote, socklen_t remote_len, uint64_t now)
+{
+	uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], buf[64];
+	ngtcp2_cid cid;
+	size_t total, rlen;
+	ngtcp2_ssize n;
+
+	/* Smaller than what triggered it (no reset loops between two
+	 * endpoints), and at least 41 bytes so it looks like a short packet
+	 * with a 20-byte CID (RFC 9000 10.3). */
+	if (len < 42)
+		return;
+	if (!bucket_take(&ep->reset_tokens, &ep->reset_ts, ep->o.reset_rate, now))
+		return;
+	total = len - 1 < sizeof(buf) ? len - 1 : sizeof(buf);
+	rlen = total - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
+	cid.datalen = QUIC_SCID_LEN;
+	memcpy(cid.data, dcid, QUIC_SCID_LEN);
+	if (ngtcp2_crypto_generate_stateless_reset_token(token, ep->secret, QUIC_SECRET_LEN,
+							 &cid) != 0)
+		return;
+	randombytes_buf(rnd, rlen);
+	n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rnd, rlen);
+	if (n <= 0)
+		return;
+	ep->st.stateless_resets_sent++;
+	ep_send_to(ep, buf, (size_t)n, local, local_len, remote, remote_len);
+}
+
+static int need_retry(struct quic_ep *ep, uint64_t now)
+{
+	switch (ep->o.retry_mode) {
+	case QUIC_RETRY_ALWAYS:
+		return 1;
+	case QUIC_RETRY_NEVER:
+		return 0;
+	default:
+		return !bucket_take(&ep->retry_tokens, &ep->retry_ts, ep->o.retry_rate, now);
+	}
+}
+
+/* A long-header packet for no known connection: maybe a new client. */
+static void ep_accept(struct quic_ep *ep, const uint8_t *buf, size_t len,
+		      const struct sockaddr *local, socklen_t local_len,
+		      const struct sockaddr *remote, socklen_t remote_len, uint64_t now)
+{
+	ngtcp2_pkt_hd hd;
+	ngtcp2_cid odcid;
+	const ngtcp2_cid *podcid = NULL;
+	struct quic_conn *c;
+	int rv;
+
+	rv = ngtcp2_accept(&hd, buf, len);
+	if (rv == NGTCP2_ERR_RETRY) {
+		send_retry(ep, &hd, local, local_len, remote, remote_len, now);
+		return;
+	}
+	if (rv != 0 || hd.type == NGTCP2_PKT_0RTT) {
+		ep->st.drop_garbage++;
+		return;
+	}
+	if (live_conns(ep, NULL) >= ep->o.max_conns ||
+	    live_conns(ep, remote) >= ep->o.max_conns_per_addr) {
+		ep->st.drop_limit++;
+		send_close_initial(ep, &hd, NGTCP2_CONNECTION_REFUSED, local, local_len, remote,
+				   remote_len);
+		return;
+	}
+	if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+		if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len,
+						     ep->secret, QUIC_SECRET_LEN, hd.version,
+						     (const ngtcp2_sockaddr *)remote, remote_len,
+						     &hd.dcid, QUIC_RETRY_TOKEN_TTL_NS, now) != 0) {
+			ep->st.bad_tokens++;
+			send_close_initial(ep, &hd, NGTCP2_INVALID_TOKEN, local, local_len, remote,
+					   remote_len);
+			return;
+		}
+		podcid = &odcid;
+	} else if (hd.token.len > 0) {
+		/* We issue no NEW_TOKEN tokens: treat as absent. */
+		hd.token.len = 0;
+		hd.token.base = NULL;
+	}
+	if (!podcid && need_retry(ep, now)) {
+		send_retry(ep, &hd, local, local_len, remote, remote_len, now);
+		return;
+	}
+	if (quic_conn_new(&c, ep, 1, &hd, podcid, local, local_len, remote, remote_len, NULL,
+			  now)) {
+		ep->st.drop_conn_error++;
+		return;
+	}
+	ep_link(ep, c);
+	ep->st.conns_accepted++;
+	quic_conn_input(c, buf, len, local, local_len, remote, remote_len, now);
+}
+
+int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
+		  const struct sockaddr *local, socklen_t local_len,
+		  const struct sockaddr *remote, socklen_t remote_len, uint64_t now_ns)
+{
+	ngtcp2_version_cid vc;
+	struct quic_cid_ent *e;
+	int rv;
+
+	ep->now = now_ns;
+	ep->st.rx_datagrams++;
+	ep->st.rx_bytes += len;
+	if (!local) {
+		local = (const struct sockaddr *)&ep->local;
+		local_len = ep->local_len;
+	}
+	if (!buf || len == 0 || !remote || remote_len == 0 ||
+	    remote_len > sizeof(struct sockaddr_storage)) {
+		ep->st.drop_garbage++;
+		return 0;
+	}
+	rv = ngtcp2_pkt_decode_version_cid(&vc, buf, len, QUIC_SCID_LEN);
+	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+		/* Only answer datagrams as large as a client Initial: no
+		 * amplification through us. */
+		if (ep->o.server && len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+			send_vn(ep, &vc, local, local_len, remote, remote_len);
+		else
+			ep->st.drop_garbage++;
+		return 0;
+	}
+	if (rv != 0 || vc.dcidlen > NGTCP2_MAX_CIDLEN) {
+		ep->st.drop_garbage++;
+		return 0;
+	}
+	e = vc.dcidlen ? cid_find(ep, vc.dcid, vc.dcidlen) : NULL;
+	if (e && e->conn->state != QUIC_ST_DEAD) {
+		quic_conn_input(e->conn, buf, len, local, local_len, remote, remote_len, now_ns);
+	} else if (vc.version == 0) {
+		/* Short header for a connection we do not know (any more), or
+		 * a stateless reset from a peer that lost one of ours: those
+		 * carry a random DCID and end with a token we were given. */
+		struct quic_conn *c = NULL;
+
+		if (len >= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN)
+			for (c = ep->conns; c; c = c->next)
+				if (quic_conn_reset_match(c, buf + len - NGTCP2_STATELESS_RESET_TOKENLEN))
+					break;
+		if (c) {
+			c->reset_probe = 1;
+			quic_conn_input(c, buf, len, local, local_len, remote, remote_len, now_ns);
+			c->reset_probe = 0;
+		} else {
+			ep->st.drop_garbage++;
+			send_reset(ep, vc.dcid, len, local, local_len, remote, remote_len, now_ns);
+		}
+	} else if (ep->o.server) {
+		ep_accept(ep, buf, len, local, local_len, remote, remote_len, now_ns);
+	} else {
+		ep->st.drop_garbage++;
+	}
+	ep_sweep(ep);
+	return 0;
+}
+
+uint64_t quic_ep_expiry(const struct quic_ep *ep)
+{
+	const struct quic_conn *c;
+	uint64_t t = UINT64_MAX, x;
+
+	for (c = ep->conns; c; c = c->next) {
+		x = quic_conn_expiry(c);
+		if (x < t)
+			t = x;
+	}
+	return t;
+}
+
+int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns)
+{
+	struct quic_conn *c, *n;
+
+	ep->now = now_ns;
+	for (c = ep->conns; c; c = n) {
+		n = c->next;
+		if (quic_conn_expiry(c) <= now_ns)
+			quic_conn_timer(c, now_ns);
+	}
+	ep_sweep(ep);
+	return 0;
+}
+
+int quic_ep_connect(struct quic_ep *ep, const struct sockaddr *remote, socklen_t remote_len,
+		    const uint8_t *expected_key, uint64_t now_ns, struct quic_conn **out)
+{
+	struct quic_conn *c;
+	int rc;
+
+	*out = NULL;
+	if (!remote || remote_len == 0 || remote_len > sizeof(struct sockaddr_storage) ||
+	    !ep->local_len)
+		return -EINVAL;
+	if (live_conns(ep, NULL) >= ep->o.max_conns)
+		return -EMFILE;
+	ep->now = now_ns;
+	rc = quic_conn_new(&c, ep, 0, NULL, NULL, (const struct sockaddr *)&ep->local,
+			   ep->local_len, remote, remote_len, expected_key, now_ns);
+	if (rc)
+		return rc;
+	ep_link(ep, c);
+	ep->st.conns_dialed++;
+	quic_conn_flush(c, now_ns);
+	*out = c;
+	return 0;
+}
+
+void quic_ep_get_stats(const struct quic_ep *ep, struct quic_ep_stats *st)
+{
+	*st = ep->st;
+	st->conns_active = live_conns(ep, NULL);
+}
+
+size_t quic_ep_foreach(struct quic_ep *ep, void (*fn)(void *arg, struct quic_conn *c), void *arg)
+{
+	struct quic_conn *c, *n;
+	size_t cnt = 0;
+
+	for (c = ep->conns; c; c = n) {
+		n = c->next;
+		if (c->reported || c->state == QUIC_ST_DEAD)
+			continue;
+		fn(arg, c);
+		cnt++;
+	}
+	return cnt;
+}

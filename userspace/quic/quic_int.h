@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal to userspace/quic/: shared between endpoint.c, conn.c, cert.c. */
+#ifndef WEFT_QUIC_INT_H
+#define WEFT_QUIC_INT_H
+
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include <weft/quic.h>
+
+#define QUIC_SCID_LEN 16         /* our connection ids; short headers are parsed with it */
+#define QUIC_CONN_MAX_CIDS 10    /* CIDs routed to one conn: 8 issued + initial + odcid */
+#define QUIC_RETRY_TOKEN_TTL_NS (10ULL * 1000000000ULL) /* Retry token lifetime: 10 s */
+#define QUIC_CLOSE_REASON_MAX 128
+#define QUIC_SECRET_LEN 32
+
+/* Build the endpoint's certificate credentials from the node key. */
+int quic_cert_cred_new(gnutls_certificate_credentials_t *out, const uint8_t *pk,
+		       const uint8_t *sk);
+
+struct quic_cid_ent {
+	uint8_t len; /* 0 = empty slot */
+	uint8_t tomb; /* deleted (keeps probe chains intact) */
+	uint8_t id[NGTCP2_MAX_CIDLEN];
+	struct quic_conn *conn;
+};
+
+struct quic_stream; /* conn.c */
+const char *quic_tls_prio(void);
+
+enum quic_conn_state {
+	QUIC_ST_HANDSHAKE = 0,
+	QUIC_ST_OPEN,
+	QUIC_ST_CLOSING,  /* we sent CONNECTION_CLOSE; replay it on input */
+	QUIC_ST_DRAINING, /* peer closed; stay silent */
+	QUIC_ST_DEAD,     /* to be freed by the endpoint */
+};
+
+struct quic_dgram {
+	size_t len;
+	uint8_t data[QUIC_MAX_DATAGRAM];
+};
+
+struct quic_conn {
+	struct quic_ep *ep;
+	struct quic_conn *prev, *next;
+	ngtcp2_conn *conn;
+	gnutls_session_t tls;
+	ngtcp2_crypto_conn_ref conn_ref;
+	struct sockaddr_storage local, remote, src; /* src: address the conn was created for */
+	socklen_t local_len, remote_len, src_len;
+	int is_server;
+	enum quic_conn_state state;
+	int announced; /* on_conn was called: on_closed is owed */
+	uint8_t peer_key[QUIC_KEY_LEN];
+	int have_peer_key;
+	uint8_t expected_key[QUIC_KEY_LEN];
+	int pin;
+	struct quic_close_info close; /* reason set at the first cause */
+	uint64_t close_deadline;      /* end of closing/draining period */
+	uint8_t *close_pkt;           /* CONNECTION_CLOSE to replay while closing */
+	size_t close_pkt_len;
+	unsigned int close_replays;
+	/* CIDs this conn is reachable by in the endpoint table. */
+	ngtcp2_cid cids[QUIC_CONN_MAX_CIDS];
+	size_t ncids;
+	struct quic_stream *streams;
+	uint64_t streams_opened, streams_open;
+	uint64_t bytes_rx, bytes_tx, dgrams_rx, dgrams_tx;
+	struct quic_dgram *dgq; /* ring of queued datagrams */
+	size_t dgq_head, dgq_len;
+	/* Stateless reset tokens of the peer's CIDs we use (dcid_status). */
+	uint8_t rtok[QUIC_CONN_MAX_CIDS][NGTCP2_STATELESS_RESET_TOKENLEN];
+	uint64_t rtok_seq[QUIC_CONN_MAX_CIDS];
+	size_t nrtok;
+	int reset_probe; /* input is a possible stateless reset */
+	void *user;
+	int busy;     /* inside ngtcp2: writes and closes are deferred */
+	int reported; /* on_closed done (or never owed): the app has let go */
+	int close_pending;
+	uint64_t pending_code;
+	uint8_t pending_reason[QUIC_CLOSE_REASON_MAX];
+	size_t pending_reason_len;
+};
+
+struct quic_ep {
+	struct quic_ep_opts o;
+	char alpn[256];
+	uint8_t pk[QUIC_KEY_LEN];
+	uint8_t secret[QUIC_SECRET_LEN]; /* tokens and stateless resets */
+	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t prio;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+	struct quic_cid_ent *cids;
+	size_t cid_cap, cid_used; /* used counts live + tombstones */
+	struct quic_conn *conns;
+	size_t nconns;
+	struct quic_ep_stats st;
+	/* Token buckets (tokens scaled by 1e9 to stay integral). */
+	uint64_t retry_tokens, retry_ts, reset_tokens, reset_ts;
+	uint8_t *txbuf; /* QUIC_MAX_GSO_SEGS * max_udp_payload */
+	uint64_t now;   /* last timestamp seen: for sends the app triggers */
+};
+
+/* endpoint.c */
+int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid);
+void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid);
+void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
+		  const ngtcp2_path *path);
+void quic_ep_rand(uint8_t *buf, size_t len);
+
+/* conn.c */
+const char *quic_tls_prio(void);
+int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
+		  const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid_retry,
+		  const struct sockaddr *local, socklen_t local_len,
+		  const struct sockaddr *remote, socklen_t remote_len,
+		  const uint8_t *expected_key, uint64_t now);
+void quic_conn_destroy(struct quic_conn *c);
+/* Feed one packet; may move the conn to CLOSING/DRAINING/DEAD. */
+void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
+		     const struct sockaddr *local, socklen_t local_len,
+		     const struct sockaddr *remote, socklen_t remote_len, uint64_t now);
+/* Write everything that can be written now. */
+void quic_conn_flush(struct quic_conn *c, uint64_t now);
+uint64_t quic_conn_expiry(const struct quic_conn *c);
+/* Does this 16-byte tail match a reset token the peer gave us? */
+int quic_conn_reset_match(struct quic_conn *c, const uint8_t *tail);
+void quic_conn_timer(struct quic_conn *c, uint64_t now);
+/* Report on_closed (once) and mark DEAD. */
+void quic_conn_finish(struct quic_conn *c);
+
+#endif
