@@ -41,10 +41,35 @@ CTL ban del 203.0.113.0/24 2>/dev/null && fail "deleting twice succeeded"
 CTL --json ban list | grep -q 203.0.113 && fail "deleted ban still listed"
 pass "delete"
 
+# Software policing in front of the engine: a banned source's datagrams are
+# dropped and counted before any handler; others are accepted.
+send_dht() { # COUNT SRC
+	"$PYTHON" - "$1" "$2" <<'PY'
+import socket, sys
+n, src = int(sys.argv[1]), sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((src, 0))
+for i in range(n):
+    s.sendto(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe", ("127.0.0.1", 26881))
+PY
+}
+cnt() { CTL --json xdp status | json_get counters "$1"; }
+b0=$(cnt drop_banned) a0=$(cnt redirect)
+CTL ban add 127.0.0.2/32 >/dev/null || fail "ban loopback source"
+send_dht 50 127.0.0.2
+send_dht 20 127.0.0.3
+wait_for '[ $(($(cnt drop_banned) - b0)) -eq 50 ]' 50 || fail "banned drops $(($(cnt drop_banned) - b0)) != 50"
+wait_for '[ $(($(cnt redirect) - a0)) -eq 20 ]' 50 || fail "accepted $(($(cnt redirect) - a0)) != 20"
+CTL --json io stats | grep -q drop_filter || fail "io stats lack drop_filter"
+pass "software policing drops the banned source only"
+
 CTL --json xdp limits | json_get dht pps >/dev/null || fail "limits show"
 CTL xdp limits set --dht 321/77 >/dev/null || fail "limits set"
 [ "$(CTL --json xdp limits | json_get dht pps)" = 321 ] || fail "limits not applied"
 [ "$(CTL --json xdp limits | json_get dht burst)" = 77 ] || fail "burst not applied"
 pass "limits"
 stop_weftd "$WEFTD_PID" || fail "stop 2"
+"$WEFTD" --state-dir "$D" --xdp nosuchif0 2>"$D/e"; rc=$?
+[ $rc -eq 1 ] || fail "missing interface: exit $rc"
+grep -q "nosuchif0" "$D/e" || fail "missing interface message: $(cat "$D/e")"
+pass "clear error for a missing interface"
 finish
