@@ -18,6 +18,7 @@
 #include "weft/store.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
+#include "node_dht.h"
 #include "notify.h"
 
 /* Housekeeping tick of the main loop. 1 s: coarse work only (expiry,
@@ -26,6 +27,9 @@
 /* Expired bans are removed from the map, policers and store every 10 s;
  * the XDP program already ignores them as soon as they expire. */
 #define NODE_BAN_GC_TICKS 10
+/* The DHT's routing table and items are written to the store every 5 min
+ * and at stop, so a crash loses at most 5 min of DHT state. */
+#define NODE_DHT_SAVE_TICKS 300
 
 struct node {
 	struct weft_config cfg;
@@ -37,6 +41,7 @@ struct node {
 	struct wxdp *xdp;    /* xdp mode: the attached program */
 	struct guard *guard; /* bans, limits, counters (XDP or software) */
 	struct engine *engine;
+	struct node_dht *dht;
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
 	uint64_t start_ms;
@@ -183,7 +188,7 @@ static int node_engine_init(struct node *n)
 registered:
 	ctl_route(n->ctl, "GET", "/v1/io/stats", engine_ctl_stats, n->engine);
 	ctl_metrics(n->ctl, engine_metrics, n->engine);
-	return 0;
+	return node_dht_new(&n->dht, n->engine, n->ctl, n->guard, n->store, &n->cfg, &n->id);
 }
 
 int node_new(struct node **out, const struct weft_config *cfg, const char *config_path)
@@ -266,6 +271,8 @@ void node_free(struct node *n)
 	if (!n)
 		return;
 	ctl_free(n->ctl);
+	engine_stop(n->engine);
+	node_dht_free(n->dht);
 	engine_free(n->engine);
 	guard_free(n->guard);
 	wxdp_free(n->xdp);
@@ -336,6 +343,11 @@ int node_run(struct node *n)
 		log_error("node", "cannot start the packet workers: %s", strerror(-err));
 		goto out;
 	}
+	err = node_dht_start(n->dht);
+	if (err) {
+		log_error("node", "cannot start the DHT: %s", strerror(-err));
+		goto out;
+	}
 	err = ctl_start(n->ctl);
 	if (err) {
 		log_error("node", "cannot start the control API: %s", strerror(-err));
@@ -385,6 +397,8 @@ int node_run(struct node *n)
 			} else if (ev == EV_TICK) {
 				if (++ticks % NODE_BAN_GC_TICKS == 0)
 					guard_ban_gc(n->guard);
+				if (ticks % NODE_DHT_SAVE_TICKS == 0)
+					node_dht_save(n->dht);
 				sqe = io_uring_get_sqe(&ring);
 				io_uring_prep_timeout(sqe, &tick, 0, 0);
 				io_uring_sqe_set_data64(sqe, EV_TICK);

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mainline DHT core (BEP 5, 42, 43, 44). No I/O: the caller feeds datagrams
+ * with dht_input() and drives timers with dht_periodic(); packets leave
+ * through the send callback given in dht_opts. Randomness comes from the
+ * rand callback or a per-instance generator seeded from opts.seed, so tests
+ * are reproducible. There is no global state: many instances can live in
+ * one process.
+ *
+ * Threading: a struct dht is not thread-safe; one thread owns it (see
+ * struct dht_svc in docs/DHT.md for the locked wrapper the control API uses).
+ *
+ * Callbacks (send, done, on_abuse) run inside dht_input/dht_periodic/the
+ * starting call. A done callback may start new operations but must not
+ * call dht_free().
+ */
+#ifndef WEFT_DHT_H
+#define WEFT_DHT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define DHT_ID_LEN 20
+#define DHT_K 8		   /* bucket size (BEP 5) */
+#define DHT_ALPHA 3	   /* parallel queries per lookup */
+#define DHT_MAX_VALUE 1000 /* BEP 44: bencoded v at most 1000 bytes */
+#define DHT_MAX_SALT 64	   /* BEP 44 */
+#define DHT_PK_LEN 32
+#define DHT_SK_LEN 64 /* libsodium form: seed || public key */
+#define DHT_SIG_LEN 64
+
+/* KRPC error codes (BEP 5, BEP 44). */
+enum dht_krpc_error {
+	DHT_ERR_GENERIC = 201,
+	DHT_ERR_SERVER = 202,
+	DHT_ERR_PROTOCOL = 203,
+	DHT_ERR_METHOD = 204,
+	DHT_ERR_V_TOO_BIG = 205,
+	DHT_ERR_BAD_SIG = 206,
+	DHT_ERR_SALT_TOO_BIG = 207,
+	DHT_ERR_CAS = 301,
+	DHT_ERR_SEQ = 302,
+};
+
+enum dht_flags {
+	DHT_F_READ_ONLY = 1U << 0,     /* BEP 43: send ro=1, answer no queries */
+	DHT_F_ENFORCE_BEP42 = 1U << 1, /* keep only BEP 42-valid ids (non-local IPs) in the table */
+	DHT_F_DERIVE_ID = 1U << 2,     /* re-derive our id from the voted external IP (BEP 42) */
+	DHT_F_NO_IPV6 = 1U << 3,       /* do not ask for / answer with nodes6 */
+};
+
+struct dht_limits {
+	/* 0 in any field selects the default shown. */
+	uint32_t max_infohashes;     /* 4096: distinct infohashes with stored peers */
+	uint32_t max_peers_per_hash; /* 128: BEP 5 answers carry ~50; 128 keeps churn headroom */
+	uint32_t max_peers;	     /* 32768: global stored peers (~1 MiB) */
+	uint32_t max_items;	     /* 4096: BEP 44 items (<= ~4.5 MiB of values) */
+	uint32_t max_items_per_src;  /* 64: items stored for one source IP */
+	uint32_t max_lookups;	     /* 64: concurrent operations */
+	uint32_t max_pending;	     /* 1024: outstanding transactions */
+	uint32_t budget_rate;	     /* 50: queries per second allowed per source IP */
+	uint32_t budget_burst;	     /* 200: bucket depth of the per-source budget */
+	uint32_t budget_sources;     /* 1024: sources tracked by the budget table (LRU) */
+	uint32_t query_timeout_ms;   /* 2000: a node that does not answer in 2 s is skipped */
+	uint32_t lookup_timeout_ms;  /* 30000: hard cap on one operation */
+};
+
+struct dht_opts {
+	const uint8_t
+	    *id; /* 20 bytes, or NULL to derive one (BEP 42 if ext IP known, else random) */
+	const uint8_t *pk; /* Ed25519 public key (32) for our mutable puts, or NULL */
+	const uint8_t *sk; /* libsodium secret key (64: seed || pk), or NULL */
+	int (*send)(void *arg, const uint8_t *buf, size_t len, const struct sockaddr *to,
+		    socklen_t tolen);
+	void *send_arg;
+	/* Fill buf with len random bytes; NULL -> internal generator (seed below). */
+	void (*rand)(void *arg, uint8_t *buf, size_t len);
+	void *rand_arg;
+	const uint8_t *seed; /* 32 bytes seeding the internal generator; NULL -> OS randomness */
+	/* A source exceeded its query budget (called at most once per 10 s per source). */
+	void (*on_abuse)(void *arg, const struct sockaddr *addr, socklen_t len);
+	void *abuse_arg;
+	unsigned int flags; /* enum dht_flags */
+	struct dht_limits limits;
+	const char *version; /* 4-byte client version sent as "v", default "WF01" */
+};
+
+struct dht;
+
+/* Create an instance. opts is copied (pointed-to keys are copied too).
+ * Returns 0, -EINVAL (no send callback, bad key lengths) or -ENOMEM. */
+int dht_new(struct dht **out, const struct dht_opts *opts);
+/* Free everything; pending operations are dropped without callbacks. NULL-safe. */
+void dht_free(struct dht *dht);
+
+/* Handle one datagram from `from`. Never fails on hostile input; returns 0
+ * when the packet was consumed, -EINVAL when it was dropped as malformed
+ * (an error reply may still have been sent), -EAGAIN when rate-limited. */
+int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sockaddr *from,
+	      socklen_t fromlen, uint64_t now_ms);
+/* Run timers (timeouts, retries, refresh, token rotation, expiry). *next_ms
+ * receives the absolute time to call again. Returns 0. */
+int dht_periodic(struct dht *dht, uint64_t now_ms, uint64_t *next_ms);
+
+/* Add a node to contact (bootstrap): it is pinged and enters the table when it answers. */
+int dht_add_node(struct dht *dht, const struct sockaddr *addr, socklen_t len, uint64_t now_ms);
+
+/* Our current node id (20 bytes). */
+const uint8_t *dht_id(const struct dht *dht);
+
+/* ---- asynchronous operations ---- */
+enum dht_op {
+	DHT_OP_PING = 1,
+	DHT_OP_FIND_NODE,
+	DHT_OP_GET_PEERS,
+	DHT_OP_ANNOUNCE,
+	DHT_OP_GET,
+	DHT_OP_PUT_IMMUTABLE,
+	DHT_OP_PUT_MUTABLE,
+	DHT_OP_BOOTSTRAP,
+};
+
+struct dht_node_info {
+	uint8_t id[DHT_ID_LEN];
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+struct dht_result {
+	enum dht_op op;
+	int status; /* 0, -ETIMEDOUT (no answer), -ENOENT (get: no item), -EHOSTUNREACH (no nodes)
+		     */
+	uint8_t target[DHT_ID_LEN];
+	unsigned int visited; /* nodes that answered */
+	unsigned int queried; /* queries sent */
+	unsigned int hops;    /* longest referral chain to a node among the k closest */
+	const struct dht_node_info *nodes; /* k closest nodes that answered, closest first */
+	size_t nnodes;
+	const struct sockaddr_storage *peers; /* get_peers/announce: unique peers found */
+	size_t npeers;
+	unsigned int stored; /* announce/put: nodes that acknowledged the store */
+	/* get / put: the item */
+	const uint8_t *value; /* bencoded v */
+	size_t value_len;
+	int64_t seq; /* mutable: sequence number */
+	int mutable_item;
+	const uint8_t *pk;  /* mutable: key (32) */
+	const uint8_t *sig; /* mutable: verified signature (64) */
+	const uint8_t *salt;
+	size_t salt_len;
+	uint32_t rtt_ms; /* ping */
+};
+
+/* Results are valid only during the callback. */
+typedef void (*dht_done_fn)(void *arg, const struct dht_result *res);
+
+/* Each start function returns 0 (callback will be called exactly once,
+ * possibly before it returns if there is nothing to ask), -ENOSPC (too many
+ * operations), -EINVAL or -ENOMEM. */
+int dht_ping(struct dht *dht, const struct sockaddr *addr, socklen_t len, uint64_t now_ms,
+	     dht_done_fn cb, void *arg);
+int dht_find_node(struct dht *dht, const uint8_t id[DHT_ID_LEN], uint64_t now_ms, dht_done_fn cb,
+		  void *arg);
+int dht_get_peers(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint64_t now_ms, dht_done_fn cb,
+		  void *arg);
+/* get_peers then announce_peer to the k closest; implied_port sends
+ * implied_port=1 so the receiver uses our source port. */
+int dht_announce(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port, int implied_port,
+		 uint64_t now_ms, dht_done_fn cb, void *arg);
+/* BEP 44 get. For a mutable item pass pk (32) and salt; target is then
+ * computed (pass target NULL). For immutable pass target, pk NULL. */
+int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uint8_t *salt,
+	    size_t salt_len, uint64_t now_ms, dht_done_fn cb, void *arg);
+/* Put an immutable item: value is the raw string (encoded as a bencode
+ * string, at most DHT_MAX_VALUE bytes once encoded). */
+int dht_put_immutable(struct dht *dht, const uint8_t *value, size_t len, uint64_t now_ms,
+		      dht_done_fn cb, void *arg);
+/* Put a mutable item signed with opts.sk: value as above. seq = max(seen + 1,
+ * last put + 1); with cas, the put carries cas = the seq seen on the network. */
+int dht_put_mutable(struct dht *dht, const uint8_t *value, size_t len, const uint8_t *salt,
+		    size_t salt_len, int cas, uint64_t now_ms, dht_done_fn cb, void *arg);
+
+/* ---- statistics ---- */
+enum dht_stat_q {
+	DHT_Q_PING,
+	DHT_Q_FIND_NODE,
+	DHT_Q_GET_PEERS,
+	DHT_Q_ANNOUNCE,
+	DHT_Q_GET,
+	DHT_Q_PUT,
+	DHT_Q_OTHER,
+	DHT_Q_COUNT
+};
+
+struct dht_stats {
+	uint8_t id[DHT_ID_LEN];
+	unsigned int buckets4, buckets6;
+	uint8_t bucket_nodes4[160]; /* nodes per bucket index (IPv4) */
+	uint8_t bucket_nodes6[160];
+	unsigned int nodes4, nodes6;
+	unsigned int good4, good6; /* answered us, no unanswered query since */
+	unsigned int infohashes, peers, items;
+	unsigned int lookups;
+	uint64_t queries_in[DHT_Q_COUNT];
+	uint64_t queries_out[DHT_Q_COUNT];
+	uint64_t replies_in, errors_in,
+	    errors_out[10]; /* errors_out by code: 201..207, 301, 302, other */
+	uint64_t dropped_malformed, dropped_budget, timeouts;
+};
+
+void dht_get_stats(const struct dht *dht, struct dht_stats *st);
+extern const char *const dht_stat_q_names[DHT_Q_COUNT];
+
+/* ---- persistence (blobs are bencoded; importers validate everything) ---- */
+/* Export the routing table (good and questionable nodes) into a malloc'd
+ * blob. Returns 0 or -ENOMEM. */
+int dht_export_nodes(const struct dht *dht, uint8_t **blob, size_t *len);
+/* Import: every node is pinged (not trusted) and enters the table when it
+ * answers. Returns the number of nodes accepted, or -EINVAL. */
+int dht_import_nodes(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms);
+/* Stored peers and items with their remaining lifetime. */
+int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint8_t **blob, size_t *len);
+/* Items are re-verified (targets recomputed, signatures checked), caps
+ * apply. Returns the number of entries accepted or -EINVAL. */
+int dht_import_storage(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms);
+
+/* ---- locked wrapper for the control API (userspace/dht/dht_ctl.c) ----
+ * The worker that owns the DHT calls dht_input/dht_periodic between
+ * dht_svc_lock/unlock. Control handlers take the same lock, start an
+ * operation, and wait on a condition variable (lock released) for its
+ * callback, which runs on the worker inside dht_input/dht_periodic. Times
+ * passed to the DHT must come from util_now_ms() on both sides. The send
+ * callback may therefore run on a control thread (always under the lock).
+ */
+struct dht_svc;
+struct ctl;
+
+struct dht_svc_opts {
+	unsigned int timeout_ms; /* wait per request, default 35000 (> lookup timeout) */
+	/* Called (lock held) after a handler started an operation, so the owner
+	 * can recompute its next dht_periodic deadline; may be NULL. */
+	void (*kick)(void *arg);
+	void *kick_arg;
+};
+
+/* dht stays owned by the caller and must outlive the svc. Returns 0,
+ * -EINVAL or -ENOMEM. */
+int dht_svc_new(struct dht_svc **out, struct dht *dht, const struct dht_svc_opts *opts);
+void dht_svc_free(struct dht_svc *svc);
+void dht_svc_lock(struct dht_svc *svc);
+void dht_svc_unlock(struct dht_svc *svc);
+/* Register GET /v1/dht/status and POST /v1/dht/{ping,find-node,get-peers,
+ * announce,put,get} on ctl (before ctl_start). Returns 0 or ctl_route's error. */
+int dht_svc_register(struct dht_svc *svc, struct ctl *ctl);
+
+/* ---- helpers exposed for tests and other modules ---- */
+/* BEP 44 signing buffer: "4:salt<n>:<salt>3:seqi<seq>e1:v<v>" (salt part only
+ * when salt_len > 0). Returns the length or -ENOBUFS. */
+int dht_bep44_sigbuf(uint8_t *out, size_t cap, const uint8_t *salt, size_t salt_len, int64_t seq,
+		     const uint8_t *v, size_t vlen);
+/* target = SHA1(pk || salt) for mutable, SHA1(v) for immutable (bencoded v). */
+void dht_bep44_target_mutable(uint8_t out[DHT_ID_LEN], const uint8_t pk[DHT_PK_LEN],
+			      const uint8_t *salt, size_t salt_len);
+void dht_bep44_target_immutable(uint8_t out[DHT_ID_LEN], const uint8_t *v, size_t vlen);
+/* Verify a BEP 44 signature. Returns 0 or -EBADMSG. */
+int dht_bep44_verify(const uint8_t pk[DHT_PK_LEN], const uint8_t sig[DHT_SIG_LEN],
+		     const uint8_t *salt, size_t salt_len, int64_t seq, const uint8_t *v,
+		     size_t vlen);
+/* Sign with a libsodium secret key (seed || pk). Returns 0 or -EINVAL. */
+int dht_bep44_sign(uint8_t sig[DHT_SIG_LEN], const uint8_t sk[DHT_SK_LEN], const uint8_t *salt,
+		   size_t salt_len, int64_t seq, const uint8_t *v, size_t vlen);
+/* Sign with a 64-byte expanded key (SHA-512(seed) clamped, the form BEP 44's
+ * vectors and libtorrent use) and its public key. Returns 0 or -EINVAL. */
+int dht_bep44_sign_expanded(uint8_t sig[DHT_SIG_LEN], const uint8_t esk[64],
+			    const uint8_t pk[DHT_PK_LEN], const uint8_t *salt, size_t salt_len,
+			    int64_t seq, const uint8_t *v, size_t vlen);
+
+/* BEP 42: make an id for ip (4 or 16 bytes) with random byte r and random
+ * tail; verify an id against ip. Local/private addresses always verify. */
+void dht_bep42_make_id(uint8_t id[DHT_ID_LEN], const uint8_t *ip, size_t iplen, uint8_t r,
+		       const uint8_t tail[DHT_ID_LEN]);
+int dht_bep42_check(const uint8_t id[DHT_ID_LEN], const uint8_t *ip, size_t iplen);
+int dht_bep42_is_local(const uint8_t *ip, size_t iplen);
+uint32_t dht_crc32c(const uint8_t *buf, size_t len);
+
+#endif

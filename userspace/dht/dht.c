@@ -1,0 +1,909 @@
+// SPDX-License-Identifier: MIT
+/*
+ * DHT core: instance lifecycle, KRPC server side (answers to queries),
+ * transactions, reply dispatch, timers and statistics. Lookups live in
+ * lookup.c, persistence in persist.c.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dht/dht_int.h"
+
+const char *const dht_stat_q_names[DHT_Q_COUNT] = {
+    "ping", "find_node", "get_peers", "announce_peer", "get", "put", "other",
+};
+
+#define DHT_ERR_SLOTS 10
+static const int dht_err_codes[DHT_ERR_SLOTS - 1] = {201, 202, 203, 204, 205, 206, 207, 301, 302};
+
+static enum dht_stat_q stat_q(enum krpc_method q)
+{
+	switch (q) {
+	case KRPC_PING:
+		return DHT_Q_PING;
+	case KRPC_FIND_NODE:
+		return DHT_Q_FIND_NODE;
+	case KRPC_GET_PEERS:
+		return DHT_Q_GET_PEERS;
+	case KRPC_ANNOUNCE_PEER:
+		return DHT_Q_ANNOUNCE;
+	case KRPC_GET:
+		return DHT_Q_GET;
+	case KRPC_PUT:
+		return DHT_Q_PUT;
+	default:
+		return DHT_Q_OTHER;
+	}
+}
+
+void dht_random(struct dht *dht, void *buf, size_t len)
+{
+	uint8_t seed[randombytes_SEEDBYTES];
+
+	if (dht->o.rand) {
+		dht->o.rand(dht->o.rand_arg, buf, len);
+		return;
+	}
+	/* ChaCha20 stream keyed by BLAKE2b(state || counter): reproducible
+	 * from opts.seed, distinct per call. */
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(seed));
+	crypto_generichash_update(&st, dht->rng, sizeof(dht->rng));
+	crypto_generichash_update(&st, (const uint8_t *)&dht->rng_ctr, sizeof(dht->rng_ctr));
+	crypto_generichash_final(&st, seed, sizeof(seed));
+	dht->rng_ctr++;
+	randombytes_buf_deterministic(buf, len, seed);
+}
+
+struct dht_table *dht_table_for(struct dht *dht, int family)
+{
+	if (family == AF_INET)
+		return &dht->t4;
+	if (family == AF_INET6)
+		return &dht->t6;
+	return NULL;
+}
+
+static void limits_default(struct dht_limits *l, const struct dht_limits *in)
+{
+#define LIM(f, d) l->f = in && in->f ? in->f : (d)
+	LIM(max_infohashes, 4096);
+	LIM(max_peers_per_hash, 128);
+	LIM(max_peers, 32768);
+	LIM(max_items, 4096);
+	LIM(max_items_per_src, 64);
+	LIM(max_lookups, 64);
+	LIM(max_pending, 1024);
+	LIM(budget_rate, 50);
+	LIM(budget_burst, 200);
+	LIM(budget_sources, 1024);
+	LIM(query_timeout_ms, 2000);
+	LIM(lookup_timeout_ms, 30000);
+#undef LIM
+	if (l->max_pending > 65535)
+		l->max_pending = 65535;
+}
+
+int dht_new(struct dht **out, const struct dht_opts *opts)
+{
+	struct dht *dht;
+	uint8_t fresh[32];
+
+	*out = NULL;
+	if (!opts || !opts->send || (!!opts->pk != !!opts->sk))
+		return -EINVAL;
+	if (sodium_init() < 0)
+		return -ENOMEM;
+	dht = calloc(1, sizeof(*dht));
+	if (!dht)
+		return -ENOMEM;
+	dht->o = *opts;
+	limits_default(&dht->lim, &opts->limits);
+	dht->o.limits = dht->lim;
+	dht->o.id = dht->o.pk = dht->o.sk = dht->o.seed = NULL;
+	dht->o.version = NULL;
+	if (opts->seed)
+		memcpy(dht->rng, opts->seed, 32);
+	else
+		randombytes_buf(dht->rng, sizeof(dht->rng));
+	if (opts->pk) {
+		memcpy(dht->pk, opts->pk, DHT_PK_LEN);
+		memcpy(dht->sk, opts->sk, DHT_SK_LEN);
+		dht->has_key = 1;
+	}
+	memcpy(dht->version, "WF\0\1", 4);
+	if (opts->version && strlen(opts->version) == 4)
+		memcpy(dht->version, opts->version, 4);
+	if (opts->id)
+		memcpy(dht->id, opts->id, DHT_ID_LEN);
+	else
+		dht_random(dht, dht->id, DHT_ID_LEN);
+	dht->t4.family = AF_INET;
+	dht->t4.nb = 1;
+	dht->t6.family = AF_INET6;
+	dht->t6.nb = 1;
+	dht_random(dht, fresh, sizeof(fresh));
+	dht_token_init(&dht->tok, fresh, 0);
+	dht_store_init(&dht->store, &dht->lim);
+	dht->pend = calloc(dht->lim.max_pending, sizeof(*dht->pend));
+	dht->lks = calloc(dht->lim.max_lookups, sizeof(*dht->lks));
+	dht->budget = calloc(dht->lim.budget_sources, sizeof(*dht->budget));
+	if (!dht->pend || !dht->lks || !dht->budget) {
+		dht_free(dht);
+		return -ENOMEM;
+	}
+	dht_random(dht, &dht->next_tid, sizeof(dht->next_tid));
+	dht->last_put_seq = 0;
+	dht->tok.rotated_ms = UINT64_MAX; /* set on first periodic */
+	*out = dht;
+	return 0;
+}
+
+void dht_free(struct dht *dht)
+{
+	if (!dht)
+		return;
+	if (dht->lks)
+		for (uint32_t i = 0; i < dht->lim.max_lookups; i++)
+			free(dht->lks[i].peers);
+	dht_store_free(&dht->store);
+	free(dht->pend);
+	free(dht->lks);
+	free(dht->budget);
+	sodium_memzero(dht->sk, sizeof(dht->sk));
+	free(dht);
+}
+
+const uint8_t *dht_id(const struct dht *dht)
+{
+	return dht->id;
+}
+
+/* ---- sending ---- */
+
+static int dht_sendto(struct dht *dht, const struct bencode_buf *b, const struct sockaddr *to,
+		      socklen_t tolen)
+{
+	if (b->err)
+		return b->err;
+	return dht->o.send(dht->o.send_arg, b->p, b->len, to, tolen);
+}
+
+static void put_tail(struct dht *dht, struct bencode_buf *b, const uint8_t *t, size_t tlen,
+		     const char *y)
+{
+	bencode_put_cstr(b, "t");
+	bencode_put_str(b, t, tlen);
+	bencode_put_cstr(b, "v");
+	bencode_put_str(b, dht->version, 4);
+	bencode_put_cstr(b, "y");
+	bencode_put_cstr(b, y);
+	bencode_put_end(b);
+}
+
+int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *to, socklen_t tolen,
+		   const uint8_t *expect_id, struct dht_lookup *lk, const struct krpc_args *a,
+		   uint64_t now)
+{
+	static const struct krpc_args none;
+	uint8_t pkt[1500], t[4];
+	struct bencode_buf b;
+	struct dht_pending *p = NULL;
+	uint32_t slot;
+	int err;
+
+	if (!a)
+		a = &none;
+	dht->next_tid++;
+	for (uint32_t i = 0; i < dht->lim.max_pending; i++) {
+		slot = (dht->next_tid + i) % dht->lim.max_pending;
+		if (!dht->pend[slot].in_use) {
+			p = &dht->pend[slot];
+			break;
+		}
+	}
+	if (!p)
+		return -ENOSPC;
+	memset(p, 0, sizeof(*p));
+	p->tid = (dht->next_tid << 16) | slot;
+	t[0] = (uint8_t)(p->tid >> 24);
+	t[1] = (uint8_t)(p->tid >> 16);
+	t[2] = (uint8_t)(p->tid >> 8);
+	t[3] = (uint8_t)p->tid;
+
+	bencode_buf_init(&b, pkt, sizeof(pkt));
+	bencode_put_dict(&b);
+	bencode_put_cstr(&b, "a");
+	bencode_put_dict(&b);
+	if (a->has_cas) {
+		bencode_put_cstr(&b, "cas");
+		bencode_put_int(&b, a->cas);
+	}
+	bencode_put_cstr(&b, "id");
+	bencode_put_str(&b, dht->id, DHT_ID_LEN);
+	if (a->implied_port) {
+		bencode_put_cstr(&b, "implied_port");
+		bencode_put_int(&b, 1);
+	}
+	if (a->info_hash) {
+		bencode_put_cstr(&b, "info_hash");
+		bencode_put_str(&b, a->info_hash, DHT_ID_LEN);
+	}
+	if (a->k) {
+		bencode_put_cstr(&b, "k");
+		bencode_put_str(&b, a->k, DHT_PK_LEN);
+	}
+	if (a->port > 0) {
+		bencode_put_cstr(&b, "port");
+		bencode_put_int(&b, a->port);
+	}
+	if (a->salt && a->salt_len) {
+		bencode_put_cstr(&b, "salt");
+		bencode_put_str(&b, a->salt, a->salt_len);
+	}
+	if (a->has_seq) {
+		bencode_put_cstr(&b, "seq");
+		bencode_put_int(&b, a->seq);
+	}
+	if (a->sig) {
+		bencode_put_cstr(&b, "sig");
+		bencode_put_str(&b, a->sig, DHT_SIG_LEN);
+	}
+	if (a->target) {
+		bencode_put_cstr(&b, "target");
+		bencode_put_str(&b, a->target, DHT_ID_LEN);
+	}
+	if (a->token) {
+		bencode_put_cstr(&b, "token");
+		bencode_put_str(&b, a->token, a->token_len);
+	}
+	if (a->v) {
+		bencode_put_cstr(&b, "v");
+		bencode_put_raw(&b, a->v, a->vlen);
+	}
+	bencode_put_end(&b);
+	bencode_put_cstr(&b, "q");
+	bencode_put_cstr(&b, krpc_method_name(q));
+	if (dht->o.flags & DHT_F_READ_ONLY) {
+		bencode_put_cstr(&b, "ro");
+		bencode_put_int(&b, 1);
+	}
+	put_tail(dht, &b, t, 4, "q");
+	err = dht_sendto(dht, &b, to, tolen);
+	if (err < 0)
+		return err;
+	p->in_use = 1;
+	p->q = q;
+	memcpy(&p->addr, to, tolen < sizeof(p->addr) ? tolen : sizeof(p->addr));
+	p->addrlen = tolen;
+	if (expect_id) {
+		memcpy(p->id, expect_id, DHT_ID_LEN);
+		p->has_id = 1;
+		struct dht_table *tb = dht_table_for(dht, to->sa_family);
+		struct dht_node *n = tb ? dht_rt_find(tb, dht->id, expect_id) : NULL;
+
+		if (n)
+			n->last_ping = now;
+	}
+	p->sent_ms = now;
+	p->lk = lk;
+	p->lk_gen = lk ? lk->gen : 0;
+	dht->st.queries_out[stat_q(q)]++;
+	return 0;
+}
+
+static void send_error(struct dht *dht, const struct krpc_msg *m, int code, const char *msg,
+		       const struct sockaddr *to, socklen_t tolen)
+{
+	uint8_t pkt[512];
+	struct bencode_buf b;
+	unsigned int slot = DHT_ERR_SLOTS - 1;
+
+	for (unsigned int i = 0; i < DHT_ERR_SLOTS - 1; i++)
+		if (dht_err_codes[i] == code)
+			slot = i;
+	dht->st.errors_out[slot]++;
+	bencode_buf_init(&b, pkt, sizeof(pkt));
+	bencode_put_dict(&b);
+	bencode_put_cstr(&b, "e");
+	bencode_put_list(&b);
+	bencode_put_int(&b, code);
+	bencode_put_cstr(&b, msg);
+	bencode_put_end(&b);
+	put_tail(dht, &b, m->t, m->tlen, "e");
+	dht_sendto(dht, &b, to, tolen);
+}
+
+/* Start of a reply: "d2:ip<addr>1:rd2:id20:<id>" ... caller adds sorted r keys. */
+static void reply_head(struct dht *dht, struct bencode_buf *b, const struct sockaddr *to)
+{
+	uint8_t c[18];
+	int cl = dht_addr_compact(to, c);
+
+	bencode_put_dict(b);
+	if (cl) {
+		bencode_put_cstr(b, "ip");
+		bencode_put_str(b, c, (size_t)cl);
+	}
+	bencode_put_cstr(b, "r");
+	bencode_put_dict(b);
+	bencode_put_cstr(b, "id");
+	bencode_put_str(b, dht->id, DHT_ID_LEN);
+}
+
+static void reply_finish(struct dht *dht, struct bencode_buf *b, const struct krpc_msg *m,
+			 const struct sockaddr *to, socklen_t tolen)
+{
+	bencode_put_end(b); /* r */
+	put_tail(dht, b, m->t, m->tlen, "r");
+	dht_sendto(dht, b, to, tolen);
+}
+
+static void put_nodes(struct dht *dht, struct bencode_buf *b, const uint8_t *target,
+		      const struct krpc_msg *m, const struct sockaddr *from, uint64_t now)
+{
+	const struct dht_node *cl[DHT_K];
+	uint8_t buf[DHT_K * 38];
+	int want4 = m->want4, want6 = m->want6;
+
+	if (!want4 && !want6) {
+		want4 = from->sa_family == AF_INET;
+		want6 = from->sa_family == AF_INET6;
+	}
+	if (dht->o.flags & DHT_F_NO_IPV6)
+		want6 = 0;
+	if (want4) {
+		size_t n = dht_rt_closest(&dht->t4, target, now, cl, DHT_K), len = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			memcpy(buf + len, cl[i]->id, DHT_ID_LEN);
+			dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + len + 20);
+			len += 26;
+		}
+		bencode_put_cstr(b, "nodes");
+		bencode_put_str(b, buf, len);
+	}
+	if (want6) {
+		size_t n = dht_rt_closest(&dht->t6, target, now, cl, DHT_K), len = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			memcpy(buf + len, cl[i]->id, DHT_ID_LEN);
+			dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + len + 20);
+			len += 38;
+		}
+		bencode_put_cstr(b, "nodes6");
+		bencode_put_str(b, buf, len);
+	}
+}
+
+static void put_token(struct dht *dht, struct bencode_buf *b, const struct sockaddr *from)
+{
+	uint8_t tok[DHT_TOKEN_LEN];
+
+	dht_token_make(&dht->tok, 0, from, tok);
+	bencode_put_cstr(b, "token");
+	bencode_put_str(b, tok, sizeof(tok));
+}
+
+static void handle_get_peers(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+			     socklen_t fromlen, uint64_t now)
+{
+	uint8_t pkt[1500];
+	struct bencode_buf b;
+	struct dht_ih *e = dht_store_find_ih(&dht->store, m->info_hash);
+
+	bencode_buf_init(&b, pkt, sizeof(pkt));
+	reply_head(dht, &b, from);
+	put_nodes(dht, &b, m->info_hash, m, from, now);
+	put_token(dht, &b, from);
+	if (e) {
+		unsigned int sent = 0;
+		uint32_t start = 0;
+
+		/* rotate the starting point so that every peer gets handed out */
+		if (e->npeers)
+			dht_random(dht, &start, sizeof(start));
+		bencode_put_cstr(&b, "values");
+		bencode_put_list(&b);
+		for (uint32_t i = 0; i < e->npeers && sent < DHT_MAX_VALUES_OUT; i++) {
+			const struct dht_peer *p = &e->peers[(start + i) % e->npeers];
+			uint8_t c[18];
+			int cl;
+
+			if (p->addr.ss_family != from->sa_family || p->expires <= now)
+				continue;
+			cl = dht_addr_compact((const struct sockaddr *)&p->addr, c);
+			bencode_put_str(&b, c, (size_t)cl);
+			sent++;
+		}
+		bencode_put_end(&b);
+	}
+	reply_finish(dht, &b, m, from, fromlen);
+}
+
+static void handle_get(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+		       socklen_t fromlen, uint64_t now)
+{
+	uint8_t pkt[1500];
+	struct bencode_buf b;
+	const struct dht_item *it = dht_store_find_item(&dht->store, m->target);
+
+	bencode_buf_init(&b, pkt, sizeof(pkt));
+	reply_head(dht, &b, from);
+	if (it && it->mut) {
+		bencode_put_cstr(&b, "k");
+		bencode_put_str(&b, it->k, DHT_PK_LEN);
+	}
+	put_nodes(dht, &b, m->target, m, from, now);
+	if (it && it->mut) {
+		bencode_put_cstr(&b, "seq");
+		bencode_put_int(&b, it->seq);
+		bencode_put_cstr(&b, "sig");
+		bencode_put_str(&b, it->sig, DHT_SIG_LEN);
+	}
+	put_token(dht, &b, from);
+	if (it && (!it->mut || !m->has_seq || it->seq > m->seq)) {
+		bencode_put_cstr(&b, "v");
+		bencode_put_raw(&b, it->v, it->vlen);
+	}
+	reply_finish(dht, &b, m, from, fromlen);
+}
+
+/* Validate and store a put. Returns 0 or a KRPC error code with *msg set. */
+static int do_put(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+		  uint64_t now, const char **msg)
+{
+	struct dht_item it;
+	const struct dht_item *cur;
+	const uint8_t *ip;
+	int iplen, err;
+
+	memset(&it, 0, sizeof(it));
+	if (!dht_token_check(&dht->tok, from, m->token, m->token_len)) {
+		*msg = "bad token";
+		return DHT_ERR_PROTOCOL;
+	}
+	if (m->k) {
+		if (dht_bep44_verify(m->k, m->sig, m->salt, m->salt_len, m->seq, m->v, m->vlen)) {
+			*msg = "invalid signature";
+			return DHT_ERR_BAD_SIG;
+		}
+		dht_bep44_target_mutable(it.target, m->k, m->salt, m->salt_len);
+		cur = dht_store_find_item(&dht->store, it.target);
+		if (cur && m->has_cas && m->cas != cur->seq) {
+			*msg = "CAS mismatch";
+			return DHT_ERR_CAS;
+		}
+		if (cur && m->seq < cur->seq) {
+			*msg = "sequence number less than current";
+			return DHT_ERR_SEQ;
+		}
+		it.mut = 1;
+		memcpy(it.k, m->k, DHT_PK_LEN);
+		memcpy(it.sig, m->sig, DHT_SIG_LEN);
+		memcpy(it.salt, m->salt, m->salt_len);
+		it.salt_len = m->salt_len;
+		it.seq = m->seq;
+	} else {
+		dht_bep44_target_immutable(it.target, m->v, m->vlen);
+	}
+	memcpy(it.v, m->v, m->vlen);
+	it.vlen = m->vlen;
+	iplen = dht_addr_ip(from, &ip);
+	memcpy(it.src, ip, (size_t)iplen);
+	it.srclen = (uint8_t)iplen;
+	err = dht_store_put_item(&dht->store, &it, now);
+	if (err) {
+		*msg = "storage full";
+		return DHT_ERR_SERVER;
+	}
+	return 0;
+}
+
+static void handle_query(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+			 socklen_t fromlen, uint64_t now)
+{
+	uint8_t pkt[1500];
+	struct bencode_buf b;
+	const char *msg = NULL;
+	int code;
+
+	bencode_buf_init(&b, pkt, sizeof(pkt));
+	switch (m->q) {
+	case KRPC_PING:
+		reply_head(dht, &b, from);
+		reply_finish(dht, &b, m, from, fromlen);
+		break;
+	case KRPC_FIND_NODE:
+		reply_head(dht, &b, from);
+		put_nodes(dht, &b, m->target, m, from, now);
+		reply_finish(dht, &b, m, from, fromlen);
+		break;
+	case KRPC_GET_PEERS:
+		handle_get_peers(dht, m, from, fromlen, now);
+		break;
+	case KRPC_ANNOUNCE_PEER: {
+		struct sockaddr_storage peer;
+
+		if (!dht_token_check(&dht->tok, from, m->token, m->token_len)) {
+			send_error(dht, m, DHT_ERR_PROTOCOL, "bad token", from, fromlen);
+			return;
+		}
+		memcpy(&peer, from, fromlen);
+		if (!m->implied_port) {
+			uint16_t port = htons((uint16_t)m->port);
+
+			if (from->sa_family == AF_INET)
+				((struct sockaddr_in *)&peer)->sin_port = port;
+			else
+				((struct sockaddr_in6 *)&peer)->sin6_port = port;
+		}
+		if (dht_store_add_peer(&dht->store, m->info_hash, (struct sockaddr *)&peer, now)) {
+			send_error(dht, m, DHT_ERR_SERVER, "storage full", from, fromlen);
+			return;
+		}
+		reply_head(dht, &b, from);
+		reply_finish(dht, &b, m, from, fromlen);
+		break;
+	}
+	case KRPC_GET:
+		handle_get(dht, m, from, fromlen, now);
+		break;
+	case KRPC_PUT:
+		code = do_put(dht, m, from, now, &msg);
+		if (code) {
+			send_error(dht, m, code, msg, from, fromlen);
+			return;
+		}
+		reply_head(dht, &b, from);
+		reply_finish(dht, &b, m, from, fromlen);
+		break;
+	default:
+		send_error(dht, m, DHT_ERR_METHOD, "method unknown", from, fromlen);
+		break;
+	}
+}
+
+/* Per-source token bucket. Returns 1 when the query may be answered. */
+static int budget_take(struct dht *dht, const struct sockaddr *from, socklen_t fromlen,
+		       uint64_t now)
+{
+	const uint8_t *ip;
+	int iplen = dht_addr_ip(from, &ip);
+	struct dht_budget *e = NULL, *lru = &dht->budget[0];
+	uint64_t cap = (uint64_t)dht->lim.budget_burst * 1000;
+
+	if (iplen <= 0)
+		return 0;
+	for (uint32_t i = 0; i < dht->lim.budget_sources; i++) {
+		struct dht_budget *c = &dht->budget[i];
+
+		if (c->iplen == iplen && !memcmp(c->ip, ip, (size_t)iplen)) {
+			e = c;
+			break;
+		}
+		if (c->last_ms < lru->last_ms || !c->iplen)
+			lru = c;
+		if (!c->iplen)
+			break;
+	}
+	if (!e) {
+		e = lru;
+		memset(e, 0, sizeof(*e));
+		memcpy(e->ip, ip, (size_t)iplen);
+		e->iplen = (uint8_t)iplen;
+		e->tokens_milli = (uint32_t)cap;
+		e->last_ms = now;
+	}
+	if (now > e->last_ms) {
+		uint64_t add = (now - e->last_ms) * dht->lim.budget_rate;
+
+		e->tokens_milli =
+		    (uint32_t)(e->tokens_milli + add > cap ? cap : e->tokens_milli + add);
+	}
+	e->last_ms = now;
+	if (e->tokens_milli >= 1000) {
+		e->tokens_milli -= 1000;
+		return 1;
+	}
+	dht->st.dropped_budget++;
+	if (dht->o.on_abuse && (!e->last_report || now - e->last_report >= DHT_ABUSE_REPORT_MS)) {
+		e->last_report = now;
+		dht->o.on_abuse(dht->o.abuse_arg, from, fromlen);
+	}
+	return 0;
+}
+
+static int node_acceptable(struct dht *dht, const uint8_t *id, const struct sockaddr *from)
+{
+	const uint8_t *ip;
+	int iplen = dht_addr_ip(from, &ip);
+
+	if (iplen <= 0)
+		return 0;
+	if ((dht->o.flags & DHT_F_ENFORCE_BEP42) && !dht_bep42_check(id, ip, (size_t)iplen))
+		return 0;
+	return 1;
+}
+
+static unsigned int table_count(const struct dht_table *t)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < t->nb; i++)
+		n += t->b[i].n;
+	return n;
+}
+
+/* Re-key the routing tables after our id changed. */
+static void rebuild_tables(struct dht *dht)
+{
+	struct dht_table *old = malloc(sizeof(*old));
+	struct dht_table *tabs[2] = {&dht->t4, &dht->t6};
+
+	if (!old)
+		return;
+	for (int k = 0; k < 2; k++) {
+		*old = *tabs[k];
+		memset(tabs[k]->b, 0, sizeof(tabs[k]->b));
+		tabs[k]->nb = 1;
+		for (unsigned int i = 0; i < old->nb; i++)
+			for (uint8_t j = 0; j < old->b[i].n; j++) {
+				struct dht_node *n = &old->b[i].nodes[j];
+				struct dht_node *nn;
+
+				dht_rt_heard(tabs[k], dht->id, n->id, (struct sockaddr *)&n->addr,
+					     n->addrlen, n->replied ? RT_REPLY : RT_QUERY,
+					     n->last_seen);
+				nn = dht_rt_find(tabs[k], dht->id, n->id);
+				if (nn)
+					*nn = *n;
+			}
+	}
+	free(old);
+}
+
+static void ip_vote(struct dht *dht, const uint8_t *c, size_t clen, const struct sockaddr *from)
+{
+	const uint8_t *rip;
+	int riplen = dht_addr_ip(from, &rip);
+	size_t iplen = clen - 2;
+	unsigned int agree = 0, slot = dht->nvotes;
+
+	if (!(dht->o.flags & DHT_F_DERIVE_ID) || riplen <= 0 || dht_bep42_is_local(c, iplen))
+		return;
+	for (unsigned int i = 0; i < dht->nvotes; i++) {
+		if (dht->votes[i].replen == riplen &&
+		    !memcmp(dht->votes[i].reporter, rip, riplen)) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot == DHT_IP_VOTES) { /* full: drop the oldest vote */
+		memmove(&dht->votes[0], &dht->votes[1], sizeof(dht->votes[0]) * (DHT_IP_VOTES - 1));
+		slot = DHT_IP_VOTES - 1;
+	} else if (slot == dht->nvotes) {
+		dht->nvotes++;
+	}
+	memcpy(dht->votes[slot].ip, c, iplen);
+	dht->votes[slot].iplen = (uint8_t)iplen;
+	memcpy(dht->votes[slot].reporter, rip, (size_t)riplen);
+	dht->votes[slot].replen = (uint8_t)riplen;
+	for (unsigned int i = 0; i < dht->nvotes; i++)
+		if (dht->votes[i].iplen == iplen && !memcmp(dht->votes[i].ip, c, iplen))
+			agree++;
+	if (agree >= DHT_IP_VOTE_QUORUM && !dht_bep42_check(dht->id, c, iplen)) {
+		uint8_t tail[DHT_ID_LEN], r;
+
+		dht_random(dht, tail, sizeof(tail));
+		dht_random(dht, &r, 1);
+		dht_bep42_make_id(dht->id, c, iplen, r, tail);
+		rebuild_tables(dht);
+	}
+}
+
+static struct dht_pending *pending_match(struct dht *dht, const struct krpc_msg *m,
+					 const struct sockaddr *from)
+{
+	struct dht_pending *p;
+	uint32_t tid;
+
+	if (m->tlen != 4)
+		return NULL;
+	tid = (uint32_t)m->t[0] << 24 | (uint32_t)m->t[1] << 16 | (uint32_t)m->t[2] << 8 | m->t[3];
+	if ((tid & 0xffff) >= dht->lim.max_pending)
+		return NULL;
+	p = &dht->pend[tid & 0xffff];
+	if (!p->in_use || p->tid != tid || !dht_addr_eq((struct sockaddr *)&p->addr, from))
+		return NULL;
+	return p;
+}
+
+int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sockaddr *from,
+	      socklen_t fromlen, uint64_t now_ms)
+{
+	struct krpc_msg m;
+	struct dht_pending *p;
+	struct dht_table *tb = dht_table_for(dht, from->sa_family);
+
+	if (!tb || fromlen > sizeof(struct sockaddr_storage))
+		return -EINVAL;
+	if (krpc_parse(&m, buf, len)) {
+		dht->st.dropped_malformed++;
+		if (m.t && m.err_code && m.y != 'r' && m.y != 'e' &&
+		    !(dht->o.flags & DHT_F_READ_ONLY) && budget_take(dht, from, fromlen, now_ms))
+			send_error(dht, &m, m.err_code, m.err_msg, from, fromlen);
+		return -EINVAL;
+	}
+	if (m.y == 'q') {
+		if (dht->o.flags & DHT_F_READ_ONLY)
+			return 0;
+		if (!budget_take(dht, from, fromlen, now_ms))
+			return -EAGAIN;
+		dht->st.queries_in[stat_q(m.q)]++;
+		if (!m.ro && node_acceptable(dht, m.id, from))
+			dht_rt_heard(tb, dht->id, m.id, from, fromlen, RT_QUERY, now_ms);
+		handle_query(dht, &m, from, fromlen, now_ms);
+		return 0;
+	}
+	p = pending_match(dht, &m, from);
+	if (!p)
+		return -EINVAL;
+	if (m.y == 'e') {
+		dht->st.errors_in++;
+		p->in_use = 0;
+		if (p->lk)
+			dht_lk_error(dht, p, &m, now_ms);
+		return 0;
+	}
+	dht->st.replies_in++;
+	if (p->has_id && memcmp(p->id, m.id, DHT_ID_LEN)) {
+		/* answered with another id: the entry we had is stale */
+		dht_rt_failed(tb, dht->id, p->id, from);
+	}
+	if (node_acceptable(dht, m.id, from)) {
+		unsigned int before = table_count(&dht->t4) + table_count(&dht->t6);
+
+		dht_rt_heard(tb, dht->id, m.id, from, fromlen, RT_REPLY, now_ms);
+		if (!before)
+			dht->want_bootstrap = 1;
+	}
+	if (m.ip)
+		ip_vote(dht, m.ip, m.ip_len, from);
+	p->in_use = 0;
+	if (p->lk)
+		dht_lk_reply(dht, p, &m, from, fromlen, now_ms);
+	return 0;
+}
+
+static void bootstrap_done(void *arg, const struct dht_result *res)
+{
+}
+
+static void maintain(struct dht *dht, uint64_t now)
+{
+	struct dht_table *tabs[2] = {&dht->t4, &dht->t6};
+	unsigned int pings = 0, total = table_count(&dht->t4) + table_count(&dht->t6);
+
+	/* Fill the table: look ourselves up when it is young or thin. */
+	if (total &&
+	    (dht->want_bootstrap || (total < 2 * DHT_K && now - dht->last_bootstrap > 60000))) {
+		dht->want_bootstrap = 0;
+		dht->last_bootstrap = now;
+		dht_find_node(dht, dht->id, now, bootstrap_done, NULL);
+	}
+	for (int k = 0; k < 2; k++) {
+		struct dht_table *t = tabs[k];
+
+		for (unsigned int i = 0; i < t->nb; i++) {
+			struct dht_bucket *b = &t->b[i];
+
+			/* ping questionable nodes (at most 8 per round, 15 s apart each) */
+			for (uint8_t j = 0; j < b->n && pings < 8; j++) {
+				struct dht_node *n = &b->nodes[j];
+
+				if (dht_rt_node_good(n, now) || now - n->last_ping < 15000)
+					continue;
+				if (!dht_send_query(dht, KRPC_PING, (struct sockaddr *)&n->addr,
+						    n->addrlen, n->id, NULL, NULL, now))
+					pings++;
+			}
+			if (b->n && now - b->last_changed >= DHT_REFRESH_MS) {
+				uint8_t rnd[DHT_ID_LEN], target[DHT_ID_LEN];
+
+				dht_random(dht, rnd, sizeof(rnd));
+				dht_rt_random_in_bucket(t, dht->id, i, rnd, target);
+				b->last_changed = now;
+				dht_find_node(dht, target, now, bootstrap_done, NULL);
+			}
+		}
+	}
+}
+
+int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
+{
+	uint64_t next = now + 1000;
+
+	if (dht->tok.rotated_ms == UINT64_MAX) {
+		dht->tok.rotated_ms = now;
+	} else if (now - dht->tok.rotated_ms >= DHT_TOKEN_ROTATE_MS) {
+		uint8_t fresh[32];
+
+		dht_random(dht, fresh, sizeof(fresh));
+		dht_token_rotate(&dht->tok, fresh, now);
+	}
+	for (uint32_t i = 0; i < dht->lim.max_pending; i++) {
+		struct dht_pending *p = &dht->pend[i];
+		uint64_t dl;
+
+		if (!p->in_use)
+			continue;
+		dl = p->sent_ms + dht->lim.query_timeout_ms;
+		if (dl > now) {
+			if (dl < next)
+				next = dl;
+			continue;
+		}
+		p->in_use = 0;
+		dht->st.timeouts++;
+		if (p->has_id) {
+			struct dht_table *tb = dht_table_for(dht, p->addr.ss_family);
+
+			if (tb)
+				dht_rt_failed(tb, dht->id, p->id, (struct sockaddr *)&p->addr);
+		}
+		if (p->lk)
+			dht_lk_fail(dht, p, now);
+	}
+	dht_lk_timers(dht, now, &next);
+	if (now - dht->last_expire >= 10000) {
+		dht->last_expire = now;
+		dht_store_expire(&dht->store, now);
+	}
+	if (dht->want_bootstrap || now - dht->last_maint >= 5000) {
+		dht->last_maint = now;
+		maintain(dht, now);
+	}
+	if (next_ms)
+		*next_ms = next;
+	return 0;
+}
+
+int dht_add_node(struct dht *dht, const struct sockaddr *addr, socklen_t len, uint64_t now_ms)
+{
+	if (!dht_table_for(dht, addr->sa_family) || len > sizeof(struct sockaddr_storage))
+		return -EINVAL;
+	return dht_send_query(dht, KRPC_PING, addr, len, NULL, NULL, NULL, now_ms);
+}
+
+void dht_get_stats(const struct dht *dht, struct dht_stats *st)
+{
+	*st = dht->st;
+	memcpy(st->id, dht->id, DHT_ID_LEN);
+	st->buckets4 = dht->t4.nb;
+	st->buckets6 = dht->t6.nb;
+	st->nodes4 = st->nodes6 = st->good4 = st->good6 = 0;
+	for (unsigned int i = 0; i < dht->t4.nb; i++) {
+		st->bucket_nodes4[i] = dht->t4.b[i].n;
+		st->nodes4 += dht->t4.b[i].n;
+		for (uint8_t j = 0; j < dht->t4.b[i].n; j++)
+			st->good4 +=
+			    (dht->t4.b[i].nodes[j].replied && !dht->t4.b[i].nodes[j].fails);
+	}
+	for (unsigned int i = 0; i < dht->t6.nb; i++) {
+		st->bucket_nodes6[i] = dht->t6.b[i].n;
+		st->nodes6 += dht->t6.b[i].n;
+		for (uint8_t j = 0; j < dht->t6.b[i].n; j++)
+			st->good6 +=
+			    (dht->t6.b[i].nodes[j].replied && !dht->t6.b[i].nodes[j].fails);
+	}
+	st->infohashes = dht->store.nih;
+	st->peers = dht->store.npeers;
+	st->items = dht->store.nitems;
+	st->lookups = 0;
+	for (uint32_t i = 0; i < dht->lim.max_lookups; i++)
+		st->lookups += (unsigned int)dht->lks[i].in_use;
+}

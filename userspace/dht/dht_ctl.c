@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control API of the DHT (docs/DHT.md, "Control API"), served through
+ * struct dht_svc: a mutex shared with the worker that owns the DHT and a
+ * condition variable the handlers wait on for an operation's callback.
+ *   GET  /v1/dht/status
+ *   POST /v1/dht/ping       {"addr":"ip:port"}
+ *   POST /v1/dht/find-node  {"id":hex40}
+ *   POST /v1/dht/get-peers  {"infohash":hex40}
+ *   POST /v1/dht/announce   {"infohash":hex40,"port":N}
+ *   POST /v1/dht/put        {"immutable":true,"value":S} | {"mutable":true,"salt":S,"value":S}
+ *   POST /v1/dht/get        {"target":hex40} | {"key":hex64,"salt":S}
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "weft/ctl.h"
+#include "weft/dht.h"
+#include "weft/util.h"
+
+struct dht_svc {
+	struct dht *dht;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct dht_svc_opts o;
+};
+
+/* One request's result; heap-allocated so a late callback after a handler
+ * timeout writes into memory that still exists (then frees it). */
+struct svc_wait {
+	struct dht_svc *svc;
+	int done, abandoned;
+	json_t *out; /* built in the callback (worker thread, lock held) */
+	int status;
+};
+
+int dht_svc_new(struct dht_svc **out, struct dht *dht, const struct dht_svc_opts *opts)
+{
+	struct dht_svc *s;
+
+	*out = NULL;
+	if (!dht)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->dht = dht;
+	if (opts)
+		s->o = *opts;
+	if (!s->o.timeout_ms)
+		s->o.timeout_ms = 35000;
+	pthread_mutex_init(&s->mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	*out = s;
+	return 0;
+}
+
+void dht_svc_free(struct dht_svc *svc)
+{
+	if (!svc)
+		return;
+	pthread_cond_destroy(&svc->cv);
+	pthread_mutex_destroy(&svc->mu);
+	free(svc);
+}
+
+void dht_svc_lock(struct dht_svc *svc)
+{
+	pthread_mutex_lock(&svc->mu);
+}
+
+void dht_svc_unlock(struct dht_svc *svc)
+{
+	pthread_mutex_unlock(&svc->mu);
+}
+
+static json_t *addr_json(const struct sockaddr_storage *ss)
+{
+	char buf[64];
+
+	return json_string(util_fmt_addr(ss, buf, sizeof(buf)));
+}
+
+static json_t *hex_json(const uint8_t *b, size_t n)
+{
+	char h[2 * 64 + 1];
+
+	util_hex(h, b, n);
+	return json_string(h);
+}
+
+/* A bencoded value: strings come back as "value" (or "value_hex" when not
+ * UTF-8), anything else as "value_bencode". */
+static void value_json(json_t *o, const uint8_t *v, size_t len)
+{
+	size_t i = 0, n = 0;
+
+	while (i < len && v[i] >= '0' && v[i] <= '9')
+		n = n * 10 + (size_t)(v[i++] - '0');
+	if (i && i < len && v[i] == ':' && i + 1 + n == len) {
+		json_t *s = json_stringn((const char *)v + i + 1, n);
+		char *h;
+
+		if (s) {
+			json_object_set_new(o, "value", s);
+			return;
+		}
+		h = malloc(2 * n + 1);
+		if (h) {
+			util_hex(h, v + i + 1, n);
+			json_object_set_new(o, "value_hex", json_string(h));
+			free(h);
+		}
+		return;
+	}
+	json_object_set_new(o, "value_bencode", json_stringn((const char *)v, len));
+}
+
+static void svc_done(void *arg, const struct dht_result *r)
+{
+	struct svc_wait *w = arg;
+	json_t *o = json_object(), *nodes = json_array();
+
+	w->status = r->status;
+	json_object_set_new(o, "target", hex_json(r->target, DHT_ID_LEN));
+	json_object_set_new(o, "visited", json_integer(r->visited));
+	json_object_set_new(o, "queried", json_integer(r->queried));
+	json_object_set_new(o, "hops", json_integer(r->hops));
+	for (size_t i = 0; i < r->nnodes; i++)
+		json_array_append_new(nodes, json_pack("{s:o,s:o}", "id",
+						       hex_json(r->nodes[i].id, DHT_ID_LEN), "addr",
+						       addr_json(&r->nodes[i].addr)));
+	json_object_set_new(o, "nodes", nodes);
+	if (r->op == DHT_OP_GET_PEERS || r->op == DHT_OP_ANNOUNCE) {
+		json_t *p = json_array();
+
+		for (size_t i = 0; i < r->npeers; i++)
+			json_array_append_new(p, addr_json(&r->peers[i]));
+		json_object_set_new(o, "peers", p);
+	}
+	if (r->op == DHT_OP_ANNOUNCE || r->op == DHT_OP_PUT_IMMUTABLE ||
+	    r->op == DHT_OP_PUT_MUTABLE)
+		json_object_set_new(o, "stored", json_integer(r->stored));
+	if (r->value) {
+		value_json(o, r->value, r->value_len);
+		if (r->mutable_item) {
+			json_object_set_new(o, "seq", json_integer(r->seq));
+			if (r->pk)
+				json_object_set_new(o, "key", hex_json(r->pk, DHT_PK_LEN));
+			if (r->sig)
+				json_object_set_new(o, "sig", hex_json(r->sig, DHT_SIG_LEN));
+			if (r->salt_len)
+				json_object_set_new(
+				    o, "salt", json_stringn((const char *)r->salt, r->salt_len));
+		}
+	}
+	if (r->op == DHT_OP_PING) {
+		json_object_set_new(o, "rtt_ms", json_integer(r->rtt_ms));
+		if (r->nnodes)
+			json_object_set_new(o, "id", hex_json(r->nodes[0].id, DHT_ID_LEN));
+	}
+	w->out = o;
+	w->done = 1;
+	if (w->abandoned) {
+		json_decref(w->out);
+		free(w);
+		return;
+	}
+	pthread_cond_broadcast(&w->svc->cv);
+}
+
+/* Called with the lock held after the operation was started (err = its
+ * return). Waits, answers, and releases w unless the callback still owns it. */
+static void svc_finish(struct dht_svc *svc, struct svc_wait *w, int err, struct ctl_resp *resp)
+{
+	struct timespec dl;
+
+	if (err) {
+		pthread_mutex_unlock(&svc->mu);
+		free(w);
+		ctl_resp_errno(resp, err, "starting DHT operation");
+		return;
+	}
+	if (svc->o.kick)
+		svc->o.kick(svc->o.kick_arg);
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += svc->o.timeout_ms / 1000;
+	dl.tv_nsec += (long)(svc->o.timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	while (!w->done)
+		if (pthread_cond_timedwait(&svc->cv, &svc->mu, &dl) == ETIMEDOUT)
+			break;
+	if (!w->done) {
+		w->abandoned = 1; /* the callback frees it */
+		pthread_mutex_unlock(&svc->mu);
+		ctl_resp_error(resp, 504, "timeout", "DHT operation did not finish in time");
+		return;
+	}
+	pthread_mutex_unlock(&svc->mu);
+	if (w->status == -EHOSTUNREACH) {
+		ctl_resp_error(resp, 503, "no_nodes",
+			       "the routing table is empty (bootstrap first)");
+		json_decref(w->out);
+	} else if (w->status == -ENOENT) {
+		ctl_resp_error(resp, 404, "not_found", "no item at that target");
+		json_decref(w->out);
+	} else if (w->status) {
+		ctl_resp_errno(resp, w->status, "DHT operation");
+		json_decref(w->out);
+	} else {
+		ctl_resp_json(resp, 200, w->out);
+	}
+	free(w);
+}
+
+static struct svc_wait *svc_begin(struct dht_svc *svc)
+{
+	struct svc_wait *w = calloc(1, sizeof(*w));
+
+	if (w)
+		w->svc = svc;
+	return w;
+}
+
+static int get_hex(const struct ctl_req *req, const char *key, uint8_t *out, size_t n)
+{
+	const char *s = json_string_value(json_object_get(req->json, key));
+
+	if (!s || strlen(s) != 2 * n || util_unhex(out, n, s))
+		return -EINVAL;
+	return 0;
+}
+
+static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct dht_svc *svc = arg;
+	struct dht_stats st;
+	json_t *o, *qi = json_object(), *qo = json_object(), *eo = json_object(),
+		   *b4 = json_array(), *b6 = json_array();
+	static const char *const ecodes[10] = {"201", "202", "203", "204", "205",
+					       "206", "207", "301", "302", "other"};
+
+	pthread_mutex_lock(&svc->mu);
+	dht_get_stats(svc->dht, &st);
+	pthread_mutex_unlock(&svc->mu);
+	for (int i = 0; i < DHT_Q_COUNT; i++) {
+		json_object_set_new(qi, dht_stat_q_names[i],
+				    json_integer((json_int_t)st.queries_in[i]));
+		json_object_set_new(qo, dht_stat_q_names[i],
+				    json_integer((json_int_t)st.queries_out[i]));
+	}
+	for (int i = 0; i < 10; i++)
+		json_object_set_new(eo, ecodes[i], json_integer((json_int_t)st.errors_out[i]));
+	for (unsigned int i = 0; i < st.buckets4; i++)
+		json_array_append_new(b4, json_integer(st.bucket_nodes4[i]));
+	for (unsigned int i = 0; i < st.buckets6; i++)
+		json_array_append_new(b6, json_integer(st.bucket_nodes6[i]));
+	o = json_object();
+	json_object_set_new(o, "id", hex_json(st.id, DHT_ID_LEN));
+	json_object_set_new(o, "nodes4", json_integer(st.nodes4));
+	json_object_set_new(o, "nodes6", json_integer(st.nodes6));
+	json_object_set_new(o, "buckets4", b4);
+	json_object_set_new(o, "buckets6", b6);
+	json_object_set_new(o, "infohashes", json_integer(st.infohashes));
+	json_object_set_new(o, "peers", json_integer(st.peers));
+	json_object_set_new(o, "items", json_integer(st.items));
+	json_object_set_new(o, "lookups", json_integer(st.lookups));
+	json_object_set_new(o, "queries_in", qi);
+	json_object_set_new(o, "queries_out", qo);
+	json_object_set_new(o, "errors_out", eo);
+	json_object_set_new(o, "replies_in", json_integer((json_int_t)st.replies_in));
+	json_object_set_new(o, "errors_in", json_integer((json_int_t)st.errors_in));
+	json_object_set_new(o, "dropped_malformed", json_integer((json_int_t)st.dropped_malformed));
+	json_object_set_new(o, "dropped_budget", json_integer((json_int_t)st.dropped_budget));
+	json_object_set_new(o, "timeouts", json_integer((json_int_t)st.timeouts));
+	ctl_resp_json(resp, 200, o);
+}
+
+static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct dht_svc *svc = arg;
+	const char *a = json_string_value(json_object_get(req->json, "addr"));
+	struct sockaddr_storage ss;
+	unsigned int sl;
+	struct svc_wait *w;
+	int err;
+
+	if (!a || util_parse_addr(a, &ss, &sl)) {
+		ctl_resp_error(resp, 400, "bad_request", "addr must be \"ip:port\"");
+		return;
+	}
+	w = svc_begin(svc);
+	if (!w) {
+		ctl_resp_errno(resp, -ENOMEM, "ping");
+		return;
+	}
+	pthread_mutex_lock(&svc->mu);
+	err = dht_ping(svc->dht, (struct sockaddr *)&ss, sl, util_now_ms(), svc_done, w);
+	svc_finish(svc, w, err, resp);
+}
+
+static void h_id_op(struct dht_svc *svc, const struct ctl_req *req, struct ctl_resp *resp,
+		    const char *key, enum dht_op op)
+{
+	uint8_t id[DHT_ID_LEN];
+	json_int_t port = 0;
+	struct svc_wait *w;
+	int err;
+
+	if (get_hex(req, key, id, DHT_ID_LEN)) {
+		ctl_resp_error(resp, 400, "bad_request", "%s must be 40 hex digits", key);
+		return;
+	}
+	if (op == DHT_OP_ANNOUNCE) {
+		json_t *p = json_object_get(req->json, "port");
+
+		port = json_integer_value(p);
+		if (!json_is_integer(p) || port < 1 || port > 65535) {
+			ctl_resp_error(resp, 400, "bad_request", "port must be 1..65535");
+			return;
+		}
+	}
+	w = svc_begin(svc);
+	if (!w) {
+		ctl_resp_errno(resp, -ENOMEM, key);
+		return;
+	}
+	pthread_mutex_lock(&svc->mu);
+	if (op == DHT_OP_FIND_NODE)
+		err = dht_find_node(svc->dht, id, util_now_ms(), svc_done, w);
+	else if (op == DHT_OP_GET_PEERS)
+		err = dht_get_peers(svc->dht, id, util_now_ms(), svc_done, w);
+	else
+		err = dht_announce(svc->dht, id, (uint16_t)port, 0, util_now_ms(), svc_done, w);
+	svc_finish(svc, w, err, resp);
+}
+
+static void h_find_node(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	h_id_op(arg, req, resp, "id", DHT_OP_FIND_NODE);
+}
+
+static void h_get_peers(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	h_id_op(arg, req, resp, "infohash", DHT_OP_GET_PEERS);
+}
+
+static void h_announce(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	h_id_op(arg, req, resp, "infohash", DHT_OP_ANNOUNCE);
+}
+
+static void h_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct dht_svc *svc = arg;
+	json_t *v = json_object_get(req->json, "value"), *salt = json_object_get(req->json, "salt");
+	int mut = json_is_true(json_object_get(req->json, "mutable"));
+	int imm = json_is_true(json_object_get(req->json, "immutable"));
+	int cas = json_is_true(json_object_get(req->json, "cas"));
+	struct svc_wait *w;
+	int err;
+
+	if (!json_is_string(v) || mut == imm || (salt && !json_is_string(salt)) || (salt && !mut)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "need \"value\" and exactly one of \"immutable\"/\"mutable\" (salt "
+			       "only with mutable)");
+		return;
+	}
+	if (json_string_length(v) > DHT_MAX_VALUE - 5 ||
+	    (salt && json_string_length(salt) > DHT_MAX_SALT)) {
+		ctl_resp_error(resp, 413, "too_large",
+			       "value over 995 bytes or salt over 64 bytes");
+		return;
+	}
+	w = svc_begin(svc);
+	if (!w) {
+		ctl_resp_errno(resp, -ENOMEM, "put");
+		return;
+	}
+	pthread_mutex_lock(&svc->mu);
+	if (imm)
+		err = dht_put_immutable(svc->dht, (const uint8_t *)json_string_value(v),
+					json_string_length(v), util_now_ms(), svc_done, w);
+	else
+		err = dht_put_mutable(
+		    svc->dht, (const uint8_t *)json_string_value(v), json_string_length(v),
+		    salt ? (const uint8_t *)json_string_value(salt) : NULL,
+		    salt ? json_string_length(salt) : 0, cas, util_now_ms(), svc_done, w);
+	svc_finish(svc, w, err, resp);
+}
+
+static void h_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct dht_svc *svc = arg;
+	uint8_t target[DHT_ID_LEN], key[DHT_PK_LEN];
+	json_t *salt = json_object_get(req->json, "salt");
+	int has_target = !get_hex(req, "target", target, DHT_ID_LEN);
+	int has_key = !get_hex(req, "key", key, DHT_PK_LEN);
+	struct svc_wait *w;
+	int err;
+
+	if (has_target == has_key || (salt && (!json_is_string(salt) || !has_key ||
+					       json_string_length(salt) > DHT_MAX_SALT))) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "need \"target\" (40 hex) or \"key\" (64 hex) [+ \"salt\"]");
+		return;
+	}
+	w = svc_begin(svc);
+	if (!w) {
+		ctl_resp_errno(resp, -ENOMEM, "get");
+		return;
+	}
+	pthread_mutex_lock(&svc->mu);
+	err = dht_get(svc->dht, has_target ? target : NULL, has_key ? key : NULL,
+		      salt ? (const uint8_t *)json_string_value(salt) : NULL,
+		      salt ? json_string_length(salt) : 0, util_now_ms(), svc_done, w);
+	svc_finish(svc, w, err, resp);
+}
+
+int dht_svc_register(struct dht_svc *svc, struct ctl *ctl)
+{
+	static const struct {
+		const char *method, *path;
+		ctl_handler_fn fn;
+	} routes[] = {
+	    {"GET", "/v1/dht/status", h_status},
+	    {"POST", "/v1/dht/ping", h_ping},
+	    {"POST", "/v1/dht/find-node", h_find_node},
+	    {"POST", "/v1/dht/get-peers", h_get_peers},
+	    {"POST", "/v1/dht/announce", h_announce},
+	    {"POST", "/v1/dht/put", h_put},
+	    {"POST", "/v1/dht/get", h_get},
+	};
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		int err = ctl_route(ctl, routes[i].method, routes[i].path, routes[i].fn, svc);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal structures of the DHT core, shared by the files of userspace/dht only. */
+#ifndef WEFT_DHT_INT_H
+#define WEFT_DHT_INT_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "weft/bencode.h"
+#include "weft/dht.h"
+
+/* ---- timings (ms) ---- */
+#define DHT_GOOD_MS (15 * 60 * 1000ULL)		/* BEP 5: good if heard within 15 min */
+#define DHT_REFRESH_MS (15 * 60 * 1000ULL)	/* BEP 5: refresh buckets idle 15 min */
+#define DHT_TOKEN_ROTATE_MS (5 * 60 * 1000ULL)	/* BEP 5: secret changes every 5 min */
+#define DHT_PEER_TTL_MS (30 * 60 * 1000ULL)	/* peers expire after 30 min */
+#define DHT_ITEM_TTL_MS (2 * 60 * 60 * 1000ULL) /* BEP 44: items live 2 h unless re-put */
+#define DHT_MAX_FAILS 3				/* unanswered queries in a row -> bad */
+#define DHT_ABUSE_REPORT_MS 10000		/* on_abuse at most every 10 s per source */
+#define DHT_MAX_LOOKUP_CANDS 64			/* candidates kept per lookup (closest first) */
+#define DHT_MAX_RESULT_PEERS 256		/* unique peers collected per get_peers */
+#define DHT_MAX_VALUES_IN 128			/* "values" entries parsed from one reply */
+#define DHT_MAX_VALUES_OUT 50			/* peers sent in one reply (fits 1500-byte MTU) */
+#define DHT_TOKEN_LEN 8
+#define DHT_IP_VOTES 16	     /* external-address votes kept */
+#define DHT_IP_VOTE_QUORUM 3 /* distinct reporters before we trust a vote */
+
+/* ---- KRPC ---- */
+enum krpc_method {
+	KRPC_UNKNOWN = 0,
+	KRPC_PING,
+	KRPC_FIND_NODE,
+	KRPC_GET_PEERS,
+	KRPC_ANNOUNCE_PEER,
+	KRPC_GET,
+	KRPC_PUT,
+};
+
+struct krpc_msg {
+	char y; /* 'q', 'r', 'e' */
+	const uint8_t *t;
+	size_t tlen;
+	enum krpc_method q;
+	const uint8_t *id;	  /* 20 bytes (a.id or r.id) */
+	const uint8_t *target;	  /* 20 */
+	const uint8_t *info_hash; /* 20 */
+	int has_port;
+	int64_t port;
+	int implied_port;
+	const uint8_t *token;
+	size_t token_len;
+	const uint8_t *nodes, *nodes6;
+	size_t nodes_len, nodes6_len;
+	const uint8_t *values[DHT_MAX_VALUES_IN];
+	uint8_t values_len[DHT_MAX_VALUES_IN];
+	unsigned int nvalues;
+	int ro;
+	int want4, want6;  /* "want" list present and contains n4 / n6 */
+	const uint8_t *ip; /* top-level "ip": our address as seen by the sender */
+	size_t ip_len;
+	/* BEP 44 */
+	const uint8_t *v; /* bencoded value */
+	size_t vlen;
+	const uint8_t *k;   /* 32 */
+	const uint8_t *sig; /* 64 */
+	const uint8_t *salt;
+	size_t salt_len;
+	int has_salt;
+	int has_seq, has_cas;
+	int64_t seq, cas;
+	/* error replies */
+	int64_t ecode;
+	/* Parse problem of a query: code to answer with and a static message. */
+	int err_code;
+	const char *err_msg;
+};
+
+/* Parse one datagram into m (pointers into buf). Returns 0 on a usable
+ * message; -EINVAL when it must be dropped (m->t set and m->err_code set
+ * when an error reply should be sent). */
+int krpc_parse(struct krpc_msg *m, const uint8_t *buf, size_t len);
+const char *krpc_method_name(enum krpc_method q);
+
+/* ---- compact addresses ---- */
+int dht_addr_compact(const struct sockaddr *sa, uint8_t *out); /* 6 or 18 bytes, 0 if bad */
+int dht_addr_from_compact(const uint8_t *c, size_t len, struct sockaddr_storage *ss,
+			  socklen_t *sslen);
+int dht_addr_eq(const struct sockaddr *a, const struct sockaddr *b);
+int dht_addr_ip(const struct sockaddr *sa, const uint8_t **ip); /* returns ip length */
+
+/* ---- routing table ---- */
+struct dht_node {
+	uint8_t id[DHT_ID_LEN];
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint64_t last_reply; /* last answer to our query */
+	uint64_t last_seen;  /* last packet of any kind */
+	uint64_t last_ping;  /* last query we sent it */
+	uint8_t fails;	     /* unanswered queries in a row */
+	uint8_t replied;     /* ever answered us */
+};
+
+struct dht_bucket {
+	struct dht_node nodes[DHT_K];
+	struct dht_node repl[DHT_K]; /* replacement cache, newest last */
+	uint8_t n, nrepl;
+	uint64_t last_changed;
+};
+
+#define DHT_MAX_BUCKETS 160
+struct dht_table {
+	int family;
+	unsigned int nb; /* buckets in use; the last one holds our own id */
+	struct dht_bucket b[DHT_MAX_BUCKETS];
+};
+
+enum rt_event { RT_QUERY = 0, RT_REPLY = 1 };
+int dht_rt_cpl(const uint8_t *a, const uint8_t *b); /* common prefix length 0..160 */
+unsigned int dht_rt_bucket_index(const struct dht_table *t, const uint8_t *self, const uint8_t *id);
+/* A node was heard from. Returns 1 when it is (now) in the table, 0 when
+ * it went to a replacement cache or was ignored. */
+int dht_rt_heard(struct dht_table *t, const uint8_t *self, const uint8_t *id,
+		 const struct sockaddr *sa, socklen_t salen, enum rt_event ev, uint64_t now);
+/* A query to this node went unanswered. */
+void dht_rt_failed(struct dht_table *t, const uint8_t *self, const uint8_t *id,
+		   const struct sockaddr *sa);
+struct dht_node *dht_rt_find(struct dht_table *t, const uint8_t *self, const uint8_t *id);
+/* Up to max non-bad nodes closest to target, closest first. */
+size_t dht_rt_closest(const struct dht_table *t, const uint8_t *target, uint64_t now,
+		      const struct dht_node **out, size_t max);
+int dht_rt_node_good(const struct dht_node *n, uint64_t now);
+int dht_rt_node_bad(const struct dht_node *n);
+/* A random id that falls in bucket i. */
+void dht_rt_random_in_bucket(const struct dht_table *t, const uint8_t *self, unsigned int i,
+			     const uint8_t rnd[DHT_ID_LEN], uint8_t out[DHT_ID_LEN]);
+int dht_id_closer(const uint8_t *target, const uint8_t *a, const uint8_t *b); /* a closer than b */
+
+/* ---- tokens ---- */
+struct dht_tokens {
+	uint8_t secret[2][32]; /* [0] current, [1] previous */
+	uint64_t rotated_ms;
+};
+void dht_token_init(struct dht_tokens *t, const uint8_t fresh[32], uint64_t now);
+void dht_token_rotate(struct dht_tokens *t, const uint8_t fresh[32], uint64_t now);
+void dht_token_make(const struct dht_tokens *t, int which, const struct sockaddr *sa,
+		    uint8_t out[DHT_TOKEN_LEN]);
+int dht_token_check(const struct dht_tokens *t, const struct sockaddr *sa, const uint8_t *tok,
+		    size_t len);
+
+/* ---- storage ---- */
+struct dht_peer {
+	struct sockaddr_storage addr;
+	uint64_t expires;
+};
+struct dht_ih {
+	uint8_t ih[DHT_ID_LEN];
+	struct dht_ih *next;
+	struct dht_peer *peers;
+	uint32_t npeers, cap;
+};
+struct dht_item {
+	uint8_t target[DHT_ID_LEN];
+	struct dht_item *next;
+	int mut;
+	uint8_t k[DHT_PK_LEN];
+	uint8_t sig[DHT_SIG_LEN];
+	uint8_t salt[DHT_MAX_SALT];
+	size_t salt_len;
+	int64_t seq;
+	uint8_t v[DHT_MAX_VALUE];
+	size_t vlen;
+	uint64_t expires;
+	uint8_t src[16]; /* source IP (for the per-source cap) */
+	uint8_t srclen;
+};
+#define DHT_STORE_HBUCKETS 1024
+struct dht_store {
+	struct dht_ih *ih[DHT_STORE_HBUCKETS];
+	struct dht_item *it[DHT_STORE_HBUCKETS];
+	uint32_t nih, npeers, nitems;
+	const struct dht_limits *lim;
+};
+void dht_store_init(struct dht_store *s, const struct dht_limits *lim);
+void dht_store_free(struct dht_store *s);
+/* Returns 0, -ENOSPC (a cap was hit). */
+int dht_store_add_peer(struct dht_store *s, const uint8_t *ih, const struct sockaddr *sa,
+		       uint64_t now);
+struct dht_ih *dht_store_find_ih(const struct dht_store *s, const uint8_t *ih);
+struct dht_item *dht_store_find_item(const struct dht_store *s, const uint8_t *target);
+/* Insert or replace (the caller has validated seq/cas/signature). Returns 0 or -ENOSPC. */
+int dht_store_put_item(struct dht_store *s, const struct dht_item *src, uint64_t now);
+void dht_store_expire(struct dht_store *s, uint64_t now);
+unsigned int dht_store_items_from(const struct dht_store *s, const uint8_t *ip, size_t iplen);
+
+/* ---- external address votes (BEP 42) ---- */
+struct dht_ipvote {
+	uint8_t ip[16];
+	uint8_t iplen;
+	uint8_t reporter[16]; /* who said so (one vote per reporter IP) */
+	uint8_t replen;
+};
+
+/* ---- per-source budget ---- */
+struct dht_budget {
+	uint8_t ip[16];
+	uint8_t iplen;
+	uint32_t tokens_milli; /* token bucket, in 1/1000 query */
+	uint64_t last_ms;
+	uint64_t last_report;
+};
+
+/* ---- transactions and lookups ---- */
+struct dht_lookup;
+
+struct dht_pending {
+	uint32_t tid;
+	int in_use;
+	enum krpc_method q;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint8_t id[DHT_ID_LEN]; /* expected node id, if known */
+	int has_id;
+	uint64_t sent_ms;
+	struct dht_lookup *lk; /* owner lookup (NULL for table maintenance) */
+	uint32_t lk_gen;
+};
+
+enum cand_state { CAND_NEW = 0, CAND_INFLIGHT, CAND_DONE, CAND_FAILED };
+
+struct dht_cand {
+	uint8_t id[DHT_ID_LEN];
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint8_t state;
+	uint8_t hop;
+	uint8_t token[32];
+	uint8_t token_len;
+	uint8_t stored; /* store phase acknowledged */
+	uint8_t store_sent;
+	int64_t seq; /* mutable seq this node returned, -1 none */
+};
+
+enum lk_phase { LK_SEARCH = 0, LK_STORE, LK_DONE };
+
+struct dht_lookup {
+	int in_use;
+	uint32_t gen;
+	enum dht_op op;
+	enum lk_phase phase;
+	uint8_t target[DHT_ID_LEN];
+	uint64_t started, deadline;
+	dht_done_fn cb;
+	void *arg;
+	struct dht_cand cands[DHT_MAX_LOOKUP_CANDS];
+	unsigned int ncands;
+	unsigned int queried, visited, inflight;
+	/* announce */
+	uint16_t port;
+	int implied_port;
+	/* peers */
+	struct sockaddr_storage *peers;
+	size_t npeers;
+	/* items */
+	int want_mutable;
+	uint8_t pk[DHT_PK_LEN];
+	uint8_t salt[DHT_MAX_SALT];
+	size_t salt_len;
+	int cas;
+	int found;
+	uint8_t v[DHT_MAX_VALUE + 8];
+	size_t vlen;
+	int64_t seq;
+	uint8_t sig[DHT_SIG_LEN];
+	int64_t max_seen_seq;
+	/* ping */
+	struct sockaddr_storage ping_addr;
+	socklen_t ping_len;
+};
+
+struct dht {
+	struct dht_opts o;
+	struct dht_limits lim;
+	uint8_t id[DHT_ID_LEN];
+	uint8_t pk[DHT_PK_LEN], sk[DHT_SK_LEN];
+	int has_key;
+	char version[4];
+	uint8_t rng[32];
+	uint64_t rng_ctr;
+	struct dht_table t4, t6;
+	struct dht_tokens tok;
+	struct dht_store store;
+	struct dht_pending *pend;
+	uint32_t next_tid;
+	struct dht_lookup *lks;
+	uint32_t lk_gen;
+	struct dht_budget *budget;
+	struct dht_ipvote votes[DHT_IP_VOTES];
+	unsigned int nvotes;
+	int64_t last_put_seq;
+	uint64_t last_expire, last_maint, last_bootstrap;
+	int want_bootstrap;
+	struct dht_stats st;
+};
+
+void dht_random(struct dht *dht, void *buf, size_t len);
+/* Optional query arguments; NULL / 0 = absent. */
+struct krpc_args {
+	const uint8_t *target;
+	const uint8_t *info_hash;
+	const uint8_t *token;
+	size_t token_len;
+	int port; /* > 0: send port */
+	int implied_port;
+	const uint8_t *v; /* bencoded */
+	size_t vlen;
+	const uint8_t *k, *sig, *salt;
+	size_t salt_len;
+	int has_seq, has_cas;
+	int64_t seq, cas;
+};
+/* Send a query; registers a pending transaction. Returns 0, -ENOSPC
+ * (transaction table full) or the send callback's error. */
+int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *to, socklen_t tolen,
+		   const uint8_t *expect_id, struct dht_lookup *lk, const struct krpc_args *a,
+		   uint64_t now);
+struct dht_table *dht_table_for(struct dht *dht, int family);
+
+/* lookup.c */
+int dht_lk_start(struct dht *dht, enum dht_op op, const uint8_t *target, uint64_t now,
+		 dht_done_fn cb, void *arg, struct dht_lookup **out);
+void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now);
+void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m,
+		  const struct sockaddr *from, socklen_t fromlen, uint64_t now);
+void dht_lk_fail(struct dht *dht, struct dht_pending *p, uint64_t now);
+void dht_lk_error(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m, uint64_t now);
+void dht_lk_timers(struct dht *dht, uint64_t now, uint64_t *next);
+
+#endif

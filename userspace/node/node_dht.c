@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The DHT on the engine. Every worker may receive DHT datagrams (SO_REUSEPORT
+ * spreads them), so the core sits behind dht_svc's mutex: a worker takes it
+ * for one dht_input(), worker 0's timer for dht_periodic(), and control
+ * handlers while they start an operation. Sends made on a worker go into
+ * that worker's tx batch; sends made on a control thread (an operation's
+ * first queries) are copied to worker 0 through its command queue.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "weft/ctl.h"
+#include "weft/dht.h"
+#include "weft/engine.h"
+#include "weft/guard.h"
+#include "weft/log.h"
+#include "weft/store.h"
+#include "weft/util.h"
+#include "node_dht.h"
+
+/* How long a source that blew its DHT query budget stays banned. Ten
+ * minutes: long enough to stop a flood, short enough that a NATed
+ * neighbour of an abuser is not locked out for long. */
+#define NODE_DHT_ABUSE_BAN_S 600
+/* Upper bound on the periodic timer: the core asks for less when it needs. */
+#define NODE_DHT_MAX_SLEEP_MS 1000
+
+static const char *const public_routers[] = {
+	"router.bittorrent.com:6881",
+	"dht.transmissionbt.com:6881",
+	"router.utorrent.com:6881",
+};
+
+struct node_dht {
+	struct engine *eng;
+	struct guard *guard;
+	struct store *store;
+	unsigned int db;
+	struct dht *dht;
+	struct dht_svc *svc;
+	struct engine_timer timer; /* worker 0 */
+	uint16_t port;
+	struct weft_config cfg;
+	_Atomic unsigned long long send_dropped; /* control-thread sends refused by a full queue */
+};
+
+/* The worker whose handler is running on this thread, if any. */
+static __thread struct engine_worker *dht_cur_worker;
+
+struct dht_tx {
+	struct node_dht *nd;
+	struct io_addr dst;
+	size_t len;
+	uint8_t data[];
+};
+
+static void tx_cmd(struct engine_worker *w, void *arg)
+{
+	struct dht_tx *tx = arg;
+	struct io_addr src = { .port = tx->nd->port };
+
+	engine_send(w, &tx->dst, &src, tx->data, tx->len);
+	free(tx);
+}
+
+static int dht_send_cb(void *arg, const uint8_t *buf, size_t len, const struct sockaddr *to,
+		       socklen_t tolen)
+{
+	struct node_dht *nd = arg;
+	struct io_addr dst, src = { .port = nd->port };
+	struct dht_tx *tx;
+	int err;
+
+	if (io_addr_from_sockaddr(&dst, to, tolen))
+		return -EAFNOSUPPORT;
+	if (dht_cur_worker)
+		return engine_send(dht_cur_worker, &dst, &src, buf, len);
+	tx = malloc(sizeof(*tx) + len);
+	if (!tx)
+		return -ENOMEM;
+	tx->nd = nd;
+	tx->dst = dst;
+	tx->len = len;
+	memcpy(tx->data, buf, len);
+	err = engine_call(nd->eng, 0, tx_cmd, tx);
+	if (err) {
+		free(tx);
+		nd->send_dropped++;
+	}
+	return err;
+}
+
+static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *arg)
+{
+	struct node_dht *nd = arg;
+	struct sockaddr_storage ss;
+	int sl = io_addr_to_sockaddr(&pkt->src, pkt->src.family, &ss);
+
+	if (sl < 0)
+		return;
+	dht_cur_worker = w;
+	dht_svc_lock(nd->svc);
+	dht_input(nd->dht, pkt->data, pkt->len, (struct sockaddr *)&ss, (socklen_t)sl,
+		  util_now_ms());
+	dht_svc_unlock(nd->svc);
+	dht_cur_worker = NULL;
+}
+
+static void dht_tick(struct engine_worker *w, void *arg)
+{
+	struct node_dht *nd = arg;
+	uint64_t now = util_now_ms(), next = now + NODE_DHT_MAX_SLEEP_MS;
+
+	dht_cur_worker = w;
+	dht_svc_lock(nd->svc);
+	dht_periodic(nd->dht, now, &next);
+	dht_svc_unlock(nd->svc);
+	dht_cur_worker = NULL;
+	if (next < now)
+		next = now;
+	if (next > now + NODE_DHT_MAX_SLEEP_MS)
+		next = now + NODE_DHT_MAX_SLEEP_MS;
+	engine_timer_add(w, &nd->timer, next - now);
+}
+
+/* A control handler started an operation: run the core's timers soon. */
+static void dht_kick_cmd(struct engine_worker *w, void *arg)
+{
+	struct node_dht *nd = arg;
+
+	engine_timer_add(w, &nd->timer, 0);
+}
+
+static void dht_kick(void *arg)
+{
+	struct node_dht *nd = arg;
+
+	/* Best effort: the periodic timer runs within a second anyway. */
+	engine_call(nd->eng, 0, dht_kick_cmd, nd);
+}
+
+static void dht_abuse(void *arg, const struct sockaddr *sa, socklen_t len)
+{
+	struct node_dht *nd = arg;
+	struct io_addr a;
+	char buf[64];
+
+	if (io_addr_from_sockaddr(&a, sa, len))
+		return;
+	util_fmt_addr((const struct sockaddr_storage *)sa, buf, sizeof(buf));
+	log_warn("dht", "source %s exceeded its query budget: banned for %d s", buf,
+		 NODE_DHT_ABUSE_BAN_S);
+	guard_ban_addr(nd->guard, a.family, a.addr, NODE_DHT_ABUSE_BAN_S);
+}
+
+static void dht_load(struct node_dht *nd)
+{
+	uint8_t *blob;
+	size_t len;
+	int n;
+
+	if (store_get(nd->store, nd->db, "nodes", 5, (void **)&blob, &len) == 0) {
+		n = dht_import_nodes(nd->dht, blob, len, util_now_ms());
+		free(blob);
+		if (n < 0)
+			log_warn("dht", "stored routing table unreadable: ignored");
+		else
+			log_info("dht", "restored %d nodes", n);
+	}
+	if (store_get(nd->store, nd->db, "storage", 7, (void **)&blob, &len) == 0) {
+		n = dht_import_storage(nd->dht, blob, len, util_now_ms());
+		free(blob);
+		if (n < 0)
+			log_warn("dht", "stored items unreadable: ignored");
+		else
+			log_info("dht", "restored %d stored peers and items", n);
+	}
+}
+
+int node_dht_save(struct node_dht *nd)
+{
+	uint8_t *nodes = NULL, *items = NULL;
+	size_t nl = 0, il = 0;
+	struct store_txn *t;
+	int err;
+
+	dht_svc_lock(nd->svc);
+	err = dht_export_nodes(nd->dht, &nodes, &nl);
+	if (!err)
+		err = dht_export_storage(nd->dht, util_now_ms(), &items, &il);
+	dht_svc_unlock(nd->svc);
+	if (err)
+		goto out;
+	/* Both in one transaction: a crash keeps the previous pair. */
+	err = store_txn_begin(nd->store, 0, &t);
+	if (err)
+		goto out;
+	err = store_txn_put(t, nd->db, "nodes", 5, nodes, nl);
+	if (!err)
+		err = store_txn_put(t, nd->db, "storage", 7, items, il);
+	if (err)
+		store_txn_abort(t);
+	else
+		err = store_txn_commit(t);
+out:
+	if (err)
+		log_warn("dht", "cannot save the DHT state: %s", strerror(-err));
+	free(nodes);
+	free(items);
+	return err;
+}
+
+static void add_bootstrap(struct node_dht *nd, const char *hostport)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL, *ai;
+	char host[128], *colon;
+	const char *port;
+	int rc;
+
+	if (hostport[0] == '[') {
+		const char *rb = strchr(hostport, ']');
+
+		if (!rb || rb[1] != ':' || (size_t)(rb - hostport - 1) >= sizeof(host))
+			return;
+		memcpy(host, hostport + 1, (size_t)(rb - hostport - 1));
+		host[rb - hostport - 1] = '\0';
+		port = rb + 2;
+	} else {
+		snprintf(host, sizeof(host), "%s", hostport);
+		colon = strrchr(host, ':');
+		if (!colon)
+			return;
+		*colon = '\0';
+		port = colon + 1;
+	}
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		log_warn("dht", "bootstrap %s: %s", hostport, gai_strerror(rc));
+		return;
+	}
+	dht_svc_lock(nd->svc);
+	for (ai = res; ai; ai = ai->ai_next)
+		dht_add_node(nd->dht, ai->ai_addr, ai->ai_addrlen, util_now_ms());
+	dht_svc_unlock(nd->svc);
+	freeaddrinfo(res);
+	log_info("dht", "bootstrapping through %s", hostport);
+}
+
+static void dht_metrics(void *arg, FILE *out)
+{
+	struct node_dht *nd = arg;
+	struct dht_stats st;
+
+	dht_svc_lock(nd->svc);
+	dht_get_stats(nd->dht, &st);
+	dht_svc_unlock(nd->svc);
+	fprintf(out,
+		"# HELP weft_dht_nodes Nodes in the routing table.\n# TYPE weft_dht_nodes gauge\n"
+		"weft_dht_nodes{family=\"ipv4\"} %u\nweft_dht_nodes{family=\"ipv6\"} %u\n"
+		"# TYPE weft_dht_stored gauge\nweft_dht_stored{kind=\"infohashes\"} %u\n"
+		"weft_dht_stored{kind=\"peers\"} %u\nweft_dht_stored{kind=\"items\"} %u\n"
+		"# TYPE weft_dht_lookups gauge\nweft_dht_lookups %u\n",
+		st.nodes4, st.nodes6, st.infohashes, st.peers, st.items, st.lookups);
+	fprintf(out, "# TYPE weft_dht_queries_total counter\n");
+	for (int q = 0; q < DHT_Q_COUNT; q++)
+		fprintf(out,
+			"weft_dht_queries_total{dir=\"in\",q=\"%s\"} %llu\n"
+			"weft_dht_queries_total{dir=\"out\",q=\"%s\"} %llu\n",
+			dht_stat_q_names[q], (unsigned long long)st.queries_in[q], dht_stat_q_names[q],
+			(unsigned long long)st.queries_out[q]);
+	fprintf(out,
+		"# TYPE weft_dht_dropped_total counter\n"
+		"weft_dht_dropped_total{cause=\"malformed\"} %llu\n"
+		"weft_dht_dropped_total{cause=\"budget\"} %llu\n"
+		"weft_dht_dropped_total{cause=\"send_queue_full\"} %llu\n"
+		"# TYPE weft_dht_timeouts_total counter\nweft_dht_timeouts_total %llu\n",
+		(unsigned long long)st.dropped_malformed, (unsigned long long)st.dropped_budget,
+		(unsigned long long)nd->send_dropped, (unsigned long long)st.timeouts);
+}
+
+int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, struct guard *g,
+		 struct store *st, const struct weft_config *cfg, const struct identity *id)
+{
+	struct dht_opts o = { 0 };
+	struct dht_svc_opts so = { 0 };
+	struct node_dht *nd;
+	int err;
+
+	*out = NULL;
+	nd = calloc(1, sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	nd->eng = eng;
+	nd->guard = g;
+	nd->store = st;
+	nd->cfg = *cfg;
+	nd->port = (uint16_t)cfg->dht_port;
+	err = store_db(st, "dht", &nd->db);
+	if (err)
+		goto fail;
+	o.pk = id->pk;
+	o.sk = id->sk;
+	o.send = dht_send_cb;
+	o.send_arg = nd;
+	o.on_abuse = dht_abuse;
+	o.abuse_arg = nd;
+	if (cfg->dht_read_only)
+		o.flags |= DHT_F_READ_ONLY;
+	if (cfg->dht_enforce_bep42)
+		o.flags |= DHT_F_ENFORCE_BEP42 | DHT_F_DERIVE_ID;
+	err = dht_new(&nd->dht, &o);
+	if (err)
+		goto fail;
+	so.kick = dht_kick;
+	so.kick_arg = nd;
+	err = dht_svc_new(&nd->svc, nd->dht, &so);
+	if (err)
+		goto fail;
+	dht_load(nd);
+	engine_timer_init(&nd->timer, dht_tick, nd);
+	err = engine_register(eng, nd->port, dht_rx, nd);
+	if (!err)
+		err = dht_svc_register(nd->svc, ctl);
+	if (!err)
+		err = ctl_metrics(ctl, dht_metrics, nd);
+	if (err)
+		goto fail;
+	*out = nd;
+	return 0;
+fail:
+	log_error("dht", "cannot start the DHT: %s", strerror(-err));
+	dht_svc_free(nd->svc);
+	dht_free(nd->dht);
+	free(nd);
+	return err;
+}
+
+static void dht_start_cmd(struct engine_worker *w, void *arg)
+{
+	struct node_dht *nd = arg;
+
+	engine_timer_add(w, &nd->timer, 0);
+}
+
+int node_dht_start(struct node_dht *nd)
+{
+	int err = engine_call_sync(nd->eng, 0, dht_start_cmd, nd, 5000);
+
+	if (err)
+		return err;
+	for (uint32_t i = 0; i < nd->cfg.dht_nbootstrap; i++)
+		add_bootstrap(nd, nd->cfg.dht_bootstrap[i]);
+	if (nd->cfg.dht_public_routers)
+		for (size_t i = 0; i < WEFT_ARRAY_SIZE(public_routers); i++)
+			add_bootstrap(nd, public_routers[i]);
+	return 0;
+}
+
+void node_dht_free(struct node_dht *nd)
+{
+	if (!nd)
+		return;
+	node_dht_save(nd);
+	dht_svc_free(nd->svc);
+	dht_free(nd->dht);
+	free(nd);
+}

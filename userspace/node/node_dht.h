@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* weftd's DHT: the I/O-free core (userspace/dht) on the packet engine. */
+#ifndef WEFT_NODE_DHT_H
+#define WEFT_NODE_DHT_H
+
+#include "weft/config.h"
+#include "weft/identity.h"
+
+struct engine;
+struct ctl;
+struct guard;
+struct store;
+struct node_dht;
+
+/* Create the DHT, restore its routing table and items from the store,
+ * register the engine handler for cfg->dht_port and the /v1/dht routes.
+ * Call between engine_new() and engine_start(). Returns 0 or -errno. */
+int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, struct guard *g,
+		 struct store *st, const struct weft_config *cfg, const struct identity *id);
+/* After engine_start(): arm the periodic timer and contact bootstrap nodes. */
+int node_dht_start(struct node_dht *nd);
+/* Write the routing table and stored items to the store. */
+int node_dht_save(struct node_dht *nd);
+/* Save, then free. Call after engine_stop(). NULL-safe. */
+void node_dht_free(struct node_dht *nd);
+
+#endif
