@@ -67,6 +67,15 @@ CTL xdp limits set --dht 321/77 >/dev/null || fail "limits set"
 [ "$(CTL --json xdp limits | json_get dht pps)" = 321 ] || fail "limits not applied"
 [ "$(CTL --json xdp limits | json_get dht burst)" = 77 ] || fail "burst not applied"
 pass "limits"
+
+# The abuse pipeline: a source that blows the DHT's per-source query budget
+# (50 q/s, burst 200) is banned by the DHT through the guard. The packet
+# limit is raised first so that the DHT, not the policer, sees the flood.
+CTL xdp limits set --dht 100000/100000 >/dev/null || fail "raise limits"
+send_dht 600 127.0.0.9
+wait_for 'CTL --json ban list | grep -q "127.0.0.9/32"' 50 || fail "DHT abuse did not ban the source"
+grep -q "127.0.0.9.*exceeded its query budget" "$WEFTD_LOG" || fail "abuse ban not logged"
+pass "DHT abuse ends in a ban"
 stop_weftd "$WEFTD_PID" || fail "stop 2"
 "$WEFTD" --state-dir "$D" --xdp nosuchif0 2>"$D/e"; rc=$?
 [ $rc -eq 1 ] || fail "missing interface: exit $rc"
