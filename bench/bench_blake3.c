@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+/*
+ * BLAKE3 throughput: weft vs b3sum on one file, in the same run.
+ *
+ *   bench_blake3 FILE [RUNS]
+ *
+ * For 1 thread and for all online CPUs: time weft (open, mmap, hash, unmap,
+ * as `weftctl hash` does) in this process, and b3sum as a child process
+ * (`b3sum --num-threads 1 FILE` / `b3sum FILE`, output to /dev/null);
+ * runs alternate between the two and the best of RUNS (default 5) counts.
+ * Both digests are compared: a mismatch fails the benchmark. Also prints
+ * the single-thread speed of every backend. Never run by `make test`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weft/blake3.h"
+#include "weft/util.h"
+
+extern char **environ;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Hash path with weft; returns seconds or < 0 on error. */
+static double run_weft(const char *path, unsigned int threads, enum blake3_backend_id be,
+		       char hex[65])
+{
+	struct blake3_hasher h;
+	uint8_t d[BLAKE3_OUT_LEN];
+	struct stat st;
+	double t0 = now_s(), t;
+	void *map = NULL;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st)) {
+		perror(path);
+		return -1;
+	}
+	blake3_hasher_init(&h);
+	if (blake3_hasher_set_backend(&h, be)) {
+		close(fd);
+		return -1;
+	}
+	if (st.st_size > 0) {
+		/* As weftctl hash: pre-populated for one thread, faulted in parallel else. */
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ,
+			   MAP_PRIVATE | (threads == 1 ? MAP_POPULATE : 0), fd, 0);
+		if (map == MAP_FAILED) {
+			perror("mmap");
+			close(fd);
+			return -1;
+		}
+		blake3_hasher_update_mt(&h, map, (size_t)st.st_size, threads);
+		munmap(map, (size_t)st.st_size);
+	}
+	blake3_hasher_finalize(&h, d, sizeof(d));
+	close(fd);
+	t = now_s() - t0;
+	util_hex(hex, d, sizeof(d));
+	return t;
+}
+
+/* b3sum as a child; digest read back from a pipe. Returns seconds or < 0. */
+static double run_b3sum(const char *path, int one_thread, char hex[65])
+{
+	char *argv1[] = { "b3sum", "--no-names", "--num-threads", "1", (char *)path, NULL };
+	char *argvn[] = { "b3sum", "--no-names", (char *)path, NULL };
+	posix_spawn_file_actions_t fa;
+	int pfd[2], status;
+	double t0, t;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(pfd))
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
+	posix_spawn_file_actions_addclose(&fa, pfd[0]);
+	t0 = now_s();
+	if (posix_spawnp(&pid, "b3sum", &fa, NULL, one_thread ? argv1 : argvn, environ)) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	close(pfd[1]);
+	waitpid(pid, &status, 0);
+	t = now_s() - t0;
+	posix_spawn_file_actions_destroy(&fa);
+	n = read(pfd[0], hex, 64);
+	close(pfd[0]);
+	if (n != 64 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -1;
+	hex[64] = '\0';
+	return t;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned int ncpu = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN), runs = 5, r, row;
+	char hw[65], hb[65];
+	struct stat st;
+	double gb;
+	int be, bad = 0;
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: %s FILE [RUNS]\n", argv[0]);
+		return 2;
+	}
+	if (argc == 3)
+		runs = (unsigned int)atoi(argv[2]);
+	if (runs == 0 || stat(argv[1], &st)) {
+		fprintf(stderr, "%s: bad file or run count\n", argv[0]);
+		return 2;
+	}
+	gb = (double)st.st_size / 1e9;
+	printf("file %s, %.3f GB, %u online CPUs, best of %u runs, best backend %s\n", argv[1],
+	       gb, ncpu, runs, blake3_backend_name(blake3_backend_best()));
+	printf("%-10s %12s %12s %8s\n", "threads", "weft GB/s", "b3sum GB/s", "ratio");
+	for (row = 0; row < 2; row++) {
+		unsigned int threads = row == 0 ? 1 : ncpu;
+		double bw = 1e30, bb = 1e30;
+
+		for (r = 0; r < runs; r++) {
+			double tw = run_weft(argv[1], threads, BLAKE3_BACKEND_AUTO, hw);
+			double tb = run_b3sum(argv[1], row == 0, hb);
+
+			if (tw < 0 || tb < 0) {
+				fprintf(stderr, "run failed (is b3sum installed?)\n");
+				return 1;
+			}
+			if (strcmp(hw, hb)) {
+				fprintf(stderr, "DIGEST MISMATCH: weft %s b3sum %s\n", hw, hb);
+				bad = 1;
+			}
+			bw = tw < bw ? tw : bw;
+			bb = tb < bb ? tb : bb;
+		}
+		printf("%-10s %12.2f %12.2f %7.2fx\n", row == 0 ? "1" : "all", gb / bw, gb / bb,
+		       bb / bw);
+	}
+	printf("\nweft single-thread by backend:\n");
+	for (be = BLAKE3_BACKEND_PORTABLE; be < BLAKE3_BACKEND_COUNT; be++) {
+		double best = 1e30;
+
+		if (!blake3_backend_available(be))
+			continue;
+		for (r = 0; r < runs; r++) {
+			double t = run_weft(argv[1], 1, be, hw);
+
+			best = t < best ? t : best;
+		}
+		printf("  %-10s %8.2f GB/s\n", blake3_backend_name(be), gb / best);
+	}
+	return bad;
+}

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Content chunks and the chunk store.
+ *
+ * Content id = the plain BLAKE3 hash of the whole blob (32 bytes).
+ *
+ * A blob is cut into chunks of B3TREE_CHUNK_LEN (256 KiB) bytes, the last
+ * one possibly shorter. 256 KiB is 256 BLAKE3 chunks: a complete BLAKE3
+ * subtree, so every chunk has a chaining value (CV) at tree level 8 and the
+ * chunk CVs are exactly the nodes BLAKE3 itself computes at that level. The
+ * "CV list" (32 bytes per chunk) therefore proves itself against the content
+ * id alone: merge the CVs into parents the way BLAKE3 does (left subtree =
+ * the largest power of two of chunks strictly smaller than the count), with
+ * the ROOT flag on the final parent, and compare with the content id. A
+ * downloader fetches the CV list from any provider, checks it, then checks
+ * each chunk against its own CV as it arrives. See docs/CONTENT.md for the
+ * encoding, the choice of size and test vectors.
+ *
+ * Special case: a blob of at most 256 KiB (including the empty blob) is one
+ * chunk whose "CV" is the root hash itself, i.e. the content id.
+ */
+#ifndef WEFT_CHUNK_H
+#define WEFT_CHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define B3TREE_CHUNK_LEN (256u * 1024u) /* bytes per content chunk */
+#define B3TREE_CV_LEN 32u               /* bytes per chaining value / id */
+#define B3TREE_ID_LEN 32u
+
+/* Number of chunks of a blob of total_len bytes: max(1, ceil(len / 256 KiB)). */
+uint64_t b3tree_nchunks(uint64_t total_len);
+/* Length of chunk index of a blob of total_len bytes (0 if index is out of
+ * range, and 0 for the single chunk of the empty blob). */
+uint64_t b3tree_chunk_size(uint64_t total_len, uint64_t index);
+
+/*
+ * CV of one chunk: len bytes (1..256 KiB; 0 allowed only for the only chunk)
+ * that start at chunk `index` of the blob. is_only_chunk: nonzero when the
+ * blob has a single chunk; the result is then the root hash (= content id).
+ * Every chunk but the last must be exactly 256 KiB; the caller knows which
+ * one is last. Returns 0, or -EINVAL (len out of range, or index > 0 with
+ * is_only_chunk).
+ */
+int b3tree_chunk_cv(const uint8_t *chunk, size_t len, uint64_t index, int is_only_chunk,
+		    uint8_t out[B3TREE_CV_LEN]);
+
+/*
+ * CV list of a whole in-memory blob: writes b3tree_nchunks(len) * 32 bytes
+ * to out_cvs (caller-allocated). Returns 0 or -EINVAL (buf NULL with len > 0).
+ */
+int b3tree_chunk_cvs(const uint8_t *buf, size_t len, uint8_t *out_cvs);
+
+/*
+ * Content id from a CV list of nchunks (>= 1) CVs: the single CV itself when
+ * nchunks is 1, else the BLAKE3 root over the CVs. Returns 0 or -EINVAL.
+ */
+int b3tree_root(const uint8_t *cvs, uint64_t nchunks, uint8_t out[B3TREE_ID_LEN]);
+
+/*
+ * Check a CV list received from anywhere against a trusted content id and
+ * blob length. Returns 0 when it proves out; -EINVAL when nchunks is not
+ * b3tree_nchunks(total_len) (or cvs is NULL); -EBADMSG when the root does
+ * not match the content id.
+ */
+int b3tree_verify_cvs(const uint8_t *cvs, uint64_t nchunks, uint64_t total_len,
+		      const uint8_t content_id[B3TREE_ID_LEN]);
+
+/*
+ * Check one chunk against its CV (from a verified CV list). len must be
+ * b3tree_chunk_size(total_len, index). Returns 0, -EINVAL (index or len
+ * wrong) or -EBADMSG (content does not hash to cv).
+ */
+int b3tree_verify_chunk(const uint8_t cv[B3TREE_CV_LEN], uint64_t total_len, uint64_t index,
+			const uint8_t *chunk, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Chunk store: blobs on disk under <dir>/blobs/<first 2 hex>/<64 hex>,
+ * partial downloads as <64 hex>.part, index in LMDB (see docs/CONTENT.md).
+ *
+ * Thread safety: every call may be made from any thread. Mutations
+ * (add, open_partial, write_chunk's index update, delete, mark bad) are
+ * serialised by a mutex inside the handle; reads take only an LMDB read
+ * transaction and pread(2).
+ */
+
+struct store;
+struct cstore;
+
+enum cstore_state {
+	CSTORE_PARTIAL = 1,  /* download in progress; verified chunks in a bitmap */
+	CSTORE_COMPLETE = 2, /* every chunk present and verified */
+	CSTORE_BAD = 3,      /* failed re-verification: never served, delete it */
+};
+
+/* Default quota: 10 GiB, a modest share of a seed host's disk; operators
+ * raise it. */
+#define CSTORE_DEFAULT_QUOTA (10ull << 30)
+/* Default largest blob: 64 GiB = 262144 chunks, so the CV list record is at
+ * most 8 MiB and the bitmap 32 KiB (LMDB map defaults to 1 GiB). */
+#define CSTORE_DEFAULT_MAX_BLOB (64ull << 30)
+/* Default bound on index entries: 65536 blobs. */
+#define CSTORE_DEFAULT_MAX_BLOBS 65536u
+
+struct cstore_opts {
+	struct store *store;    /* open LMDB store (caller-owned, outlives the cstore) */
+	const char *dir;        /* state directory; blobs go to <dir>/blobs (0700) */
+	uint64_t quota_bytes;   /* 0 = CSTORE_DEFAULT_QUOTA; sum of blob sizes,
+				 * partial downloads counted at full size */
+	uint64_t max_blob_size; /* 0 = CSTORE_DEFAULT_MAX_BLOB */
+	uint32_t max_blobs;     /* 0 = CSTORE_DEFAULT_MAX_BLOBS */
+	int no_sync;            /* skip fdatasync after each chunk write and add
+				 * (tests, benchmarks); default syncs so a
+				 * verified bit never outlives its data */
+};
+
+struct cstore_info {
+	uint8_t id[B3TREE_ID_LEN];
+	uint64_t size;      /* blob length in bytes */
+	uint64_t nchunks;   /* b3tree_nchunks(size) */
+	uint64_t have;      /* chunks verified and on disk */
+	uint64_t added;     /* wall clock seconds when the entry was created */
+	uint32_t state;     /* enum cstore_state */
+};
+
+/*
+ * Open the chunk store. Creates <dir>/blobs and three LMDB databases
+ * (cstore_idx, cstore_cvs, cstore_bits). Checks every index record: a
+ * record that does not decode, whose CV list does not prove out against its
+ * id, or whose file is missing is dropped (and its files removed) with a
+ * warning; partial files are reconciled with their bitmaps. Computes usage.
+ * Errors: -EINVAL (opts), -ENOMEM, -errno from the file system or store.
+ */
+int cstore_new(struct cstore **out, const struct cstore_opts *opts);
+/* NULL-safe. */
+void cstore_free(struct cstore *cs);
+
+/*
+ * Add a regular file: copied (reflinked when the file system can) into the
+ * store, then hashed from the copy, so what is stored is what was hashed.
+ * id_out receives the content id. Adding content already complete is a
+ * no-op returning 0; adding content that is a partial download completes it.
+ * Errors: -ENOSPC quota would be exceeded (logged with the figures),
+ * -ENFILE max_blobs reached, -EFBIG larger than max_blob_size, -EINVAL not a
+ * regular file, -EIO the file changed while being copied, -errno from I/O.
+ */
+int cstore_add_file(struct cstore *cs, const char *path, uint8_t id_out[B3TREE_ID_LEN]);
+/* Same from memory. */
+int cstore_add_buf(struct cstore *cs, const uint8_t *buf, size_t len,
+		   uint8_t id_out[B3TREE_ID_LEN]);
+
+/*
+ * Start (or resume) a download of content id of size bytes with its CV list
+ * (nchunks * 32 bytes), checked here with b3tree_verify_cvs. Reserves size
+ * bytes of quota and creates the .part file. If the download already exists
+ * (partial or complete) the call succeeds without change (the CV list must
+ * still prove out). Errors: -EINVAL / -EBADMSG (CV list, see
+ * b3tree_verify_cvs), -ENOSPC, -ENFILE, -EFBIG, -errno.
+ */
+int cstore_open_partial(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t size,
+			const uint8_t *cvs, uint64_t nchunks);
+
+/*
+ * Write chunk index of a partial download. The data is checked against its
+ * CV first: a chunk that does not match is rejected with -EBADMSG and
+ * nothing is written. Returns 0 (written, or already present), 1 (written
+ * and the blob is now complete: renamed to its final name), -ENOENT (no such
+ * download), -EINVAL (index or len wrong), -EBADMSG, -EIO (entry is bad),
+ * -errno.
+ */
+int cstore_write_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+		       const uint8_t *buf, size_t len);
+
+/*
+ * Read chunk index for serving, into buf (cap >= its size); *len gets the
+ * size. The chunk is re-verified against its CV: on mismatch a complete
+ * blob is marked CSTORE_BAD and never served again (logged); a partial one
+ * forgets that chunk (to be fetched again). Returns 0, -ENOENT (unknown id
+ * or chunk not yet downloaded), -EINVAL (index), -ENOBUFS (cap), -EIO
+ * (verification failed, or the entry is bad), -EBADMSG (hostile index
+ * record), -errno.
+ */
+int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+		      uint8_t *buf, size_t cap, size_t *len);
+
+/* Entry of id. Returns 0, -ENOENT or -EBADMSG (hostile record). */
+int cstore_info(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], struct cstore_info *info);
+
+/* Copy of the CV list of id (malloc'd, caller frees; *n chunks). Returns 0,
+ * -ENOENT, -ENOMEM or -EBADMSG. */
+int cstore_cvs(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint8_t **cvs, uint64_t *n);
+
+/* 1 if chunk index of id is present and verified, 0 if not, -ENOENT if id
+ * is unknown, -EINVAL if index is out of range. */
+int cstore_has_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index);
+
+/* Call fn for every entry in id order; fn returns 0 to go on, >0 to stop
+ * (returned), <0 to abort (returned). Records that fail validation are
+ * skipped. */
+typedef int (*cstore_list_fn)(void *arg, const struct cstore_info *info);
+int cstore_list(struct cstore *cs, cstore_list_fn fn, void *arg);
+
+/* Remove id (index records and files) and release its quota. Returns 0 or
+ * -ENOENT. */
+int cstore_delete(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN]);
+
+/* Bytes counted against the quota (including reservations), the quota,
+ * and the number of entries. Any pointer may be NULL. */
+void cstore_usage(struct cstore *cs, uint64_t *used, uint64_t *quota, uint32_t *blobs);
+
+/* Path of the blob file of id (complete name, or .part when partial) into
+ * buf. Returns 0, -ENAMETOOLONG. No existence check. */
+int cstore_path(const struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], int partial, char *buf,
+		size_t len);
+
+#endif

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Signed share manifests.
+ *
+ * A share is a list of items (path, content id, size, media type) published
+ * by an Ed25519 key under a name, with a sequence number (a higher one
+ * supersedes), a visibility (public: announced in the DHT; private: only
+ * reachable by share id) and a creation time, signed by the publisher.
+ *
+ * Share id = first 20 bytes of BLAKE3 derive_key(context "weft share id v1",
+ * material pk || name): stable across versions of a share, bound to the key,
+ * and 20 bytes so it is a DHT target as is.
+ *
+ * Encoding: canonical bencode (sorted keys, no extra keys, items sorted by
+ * path bytes, unique paths); the signature covers the string
+ * "weft-manifest-v1" followed by the encoding of the dictionary without its
+ * "sig" key. The decoder accepts exactly the bytes the encoder produces for
+ * the decoded value, so one manifest has one encoding. docs/CONTENT.md has
+ * the layout and test vectors.
+ */
+#ifndef WEFT_MANIFEST_H
+#define WEFT_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/identity.h"
+
+/* Bounds (decoder and builder alike). */
+/* Items per manifest: 4096, enough for a folder tree; bigger sets are split
+ * into several shares. */
+#define MANIFEST_MAX_ITEMS 4096u
+/* Path bytes (UTF-8): 1024, like common PATH_MAX halves; one component at
+ * most 255 bytes (NAME_MAX of Linux file systems). */
+#define MANIFEST_MAX_PATH 1024u
+#define MANIFEST_MAX_COMPONENT 255u
+/* Share name bytes (UTF-8): 64. */
+#define MANIFEST_MAX_NAME 64u
+/* Media type bytes ("type/subtype", RFC 6838 restricted names): 127. */
+#define MANIFEST_MAX_TYPE 127u
+/* Encoded manifest: 1 MiB, so a whole manifest fits one bounded QUIC
+ * stream read. */
+#define MANIFEST_MAX_SIZE (1u << 20)
+#define MANIFEST_SHARE_ID_LEN 20u
+#define MANIFEST_VERSION 1
+
+enum manifest_visibility {
+	MANIFEST_PUBLIC = 0,  /* announced in the DHT */
+	MANIFEST_PRIVATE = 1, /* not announced; reachable only by share id */
+};
+
+struct manifest_item {
+	char *path;      /* NUL-terminated, validated (see manifest_path_valid) */
+	uint8_t id[32];  /* content id (BLAKE3) */
+	uint64_t size;   /* bytes, at most INT64_MAX */
+	char *type;      /* media type, NUL-terminated */
+};
+
+/*
+ * Value type. manifest_init() before use, manifest_free() after (frees the
+ * items). Fields may be set directly before signing; items only through
+ * manifest_add_item().
+ */
+struct manifest {
+	uint8_t pk[IDENTITY_PK_LEN];        /* publisher (set by sign) */
+	uint8_t share_id[MANIFEST_SHARE_ID_LEN]; /* set by sign / decode */
+	char name[MANIFEST_MAX_NAME + 1];   /* share name, NUL-terminated */
+	uint64_t seq;                       /* sequence number, <= INT64_MAX */
+	uint64_t created;                   /* seconds since the epoch, <= INT64_MAX */
+	uint32_t visibility;                /* enum manifest_visibility */
+	struct manifest_item *items;
+	uint32_t nitems;
+	uint32_t cap;
+	uint8_t sig[IDENTITY_SIG_LEN];      /* set by sign / decode */
+	int is_signed;
+};
+
+void manifest_init(struct manifest *m);
+/* Free the items and reset to the manifest_init() state; NULL-safe. */
+void manifest_free(struct manifest *m);
+
+/* Set the share name (1..64 bytes of UTF-8, no control characters).
+ * Returns 0 or -EINVAL. */
+int manifest_set_name(struct manifest *m, const char *name, size_t len);
+
+/*
+ * Validate a relative path: 1..MANIFEST_MAX_PATH bytes, valid UTF-8
+ * (shortest form, no surrogates), no NUL or other control character, no
+ * backslash, '/'-separated components each 1..255 bytes, none "." or "..",
+ * no leading or trailing '/'. Returns 1 if valid, 0 if not.
+ */
+int manifest_path_valid(const char *path, size_t len);
+/* Media type "type/subtype" of RFC 6838 restricted-name characters,
+ * 3..127 bytes. Returns 1 if valid, 0 if not. */
+int manifest_type_valid(const char *type, size_t len);
+
+/*
+ * Append an item (path and type are copied). Clears the signature.
+ * Errors: -EINVAL bad path, type or size; -EEXIST path already present;
+ * -E2BIG MANIFEST_MAX_ITEMS reached; -ENOMEM.
+ */
+int manifest_add_item(struct manifest *m, const char *path, size_t path_len,
+		      const uint8_t id[32], uint64_t size, const char *type);
+
+/* share id of (pk, name). Returns 0 or -EINVAL (name too long). */
+int manifest_share_id(const uint8_t pk[IDENTITY_PK_LEN], const char *name, size_t name_len,
+		      uint8_t out[MANIFEST_SHARE_ID_LEN]);
+
+/*
+ * Sign with idn: sets pk and share_id, sorts the items by path, signs.
+ * Errors: -EINVAL (no name, bad field), -E2BIG (encoding over
+ * MANIFEST_MAX_SIZE), -ENOMEM.
+ */
+int manifest_sign(struct manifest *m, const struct identity *idn);
+
+/*
+ * Canonical encoding of a signed manifest into buf (cap bytes); *len gets
+ * its length. Errors: -EINVAL (not signed), -ENOBUFS (cap too small),
+ * -E2BIG (over MANIFEST_MAX_SIZE).
+ */
+int manifest_encode(const struct manifest *m, uint8_t *buf, size_t cap, size_t *len);
+
+/*
+ * Decode and verify buf[0..len) into m (initialised or freed by the caller;
+ * filled on success, left in the init state on failure). Rejects anything
+ * not byte-identical to the canonical encoding, any bound exceeded, a share
+ * id that does not derive from pk and name, and a bad signature.
+ * Errors: -EINVAL malformed or non-canonical; -E2BIG over a bound;
+ * -EBADMSG signature does not verify; -ENOMEM.
+ */
+int manifest_decode(struct manifest *m, const uint8_t *buf, size_t len);
+
+/*
+ * 1 if a supersedes b (same share id, higher sequence number), 0 if not,
+ * -EINVAL if they are different shares.
+ */
+int manifest_supersedes(const struct manifest *a, const struct manifest *b);
+
+#endif

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: MIT
+/* Backend forwarder against real loopback servers started here: a TCP echo
+ * server, a unix-socket echo server, a silent one and a chatty one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "weft/svc_backend.h"
+#include "weft/svc_router.h"
+
+enum srv_mode { SRV_ECHO, SRV_SILENT, SRV_CHATTY };
+
+struct srv {
+	int fd;
+	enum srv_mode mode;
+	volatile int stop;
+	volatile int accepted;
+	pthread_t th;
+	char addr[128];
+	char *dir;
+};
+
+/* Echo: read to EOF, write it all back, close. Silent: accept, say
+ * nothing until stopped. Chatty: write 4 KiB whatever was sent. */
+static void serve_one(struct srv *s, int c)
+{
+	uint8_t *buf = NULL;
+	size_t have = 0, cap = 0;
+
+	if (s->mode == SRV_SILENT) {
+		while (!s->stop)
+			usleep(10000);
+		close(c);
+		return;
+	}
+	if (s->mode == SRV_CHATTY) {
+		uint8_t junk[4096];
+
+		memset(junk, 'j', sizeof(junk));
+		(void)!write(c, junk, sizeof(junk));
+		close(c);
+		return;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (have == cap) {
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+		n = read(c, buf + have, cap - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	for (size_t off = 0; off < have;) {
+		ssize_t n = write(c, buf + off, have - off);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	free(buf);
+	close(c);
+}
+
+static void *srv_main(void *arg)
+{
+	struct srv *s = arg;
+
+	while (!s->stop) {
+		struct pollfd p = {.fd = s->fd, .events = POLLIN};
+		int c;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		c = accept(s->fd, NULL, NULL);
+		if (c >= 0) {
+			__atomic_add_fetch(&s->accepted, 1, __ATOMIC_SEQ_CST);
+			serve_one(s, c);
+		}
+	}
+	return NULL;
+}
+
+static void srv_start_tcp(struct srv *s, enum srv_mode mode)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sin);
+
+	memset(s, 0, sizeof(*s));
+	s->mode = mode;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->fd >= 0);
+	assert_int_equal(bind(s->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(s->fd, 64), 0);
+	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&sin, &sl), 0);
+	snprintf(s->addr, sizeof(s->addr), "tcp:127.0.0.1:%u", ntohs(sin.sin_port));
+	assert_int_equal(pthread_create(&s->th, NULL, srv_main, s), 0);
+}
+
+static void srv_start_unix(struct srv *s)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	memset(s, 0, sizeof(*s));
+	s->mode = SRV_ECHO;
+	s->dir = tu_tmpdir();
+	assert_non_null(s->dir);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/be.sock", s->dir);
+	snprintf(s->addr, sizeof(s->addr), "unix:%s", sun.sun_path);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->fd >= 0);
+	assert_int_equal(bind(s->fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(s->fd, 64), 0);
+	assert_int_equal(pthread_create(&s->th, NULL, srv_main, s), 0);
+}
+
+static void srv_stop(struct srv *s)
+{
+	s->stop = 1;
+	pthread_join(s->th, NULL);
+	close(s->fd);
+	tu_rmrf_free(s->dir);
+}
+
+static void test_tcp_echo(void **state)
+{
+	uint8_t payload[300000], *resp;
+	size_t rlen;
+	struct srv s;
+
+	srv_start_tcp(&s, SRV_ECHO);
+	tu_fill(payload, sizeof(payload), 5);
+	assert_int_equal(svc_backend_call(s.addr, payload, sizeof(payload), 5000,
+					  SVC_BACKEND_DEFAULT_MAX_RESPONSE, &resp, &rlen),
+			 SVC_OK);
+	assert_int_equal(rlen, sizeof(payload));
+	assert_memory_equal(resp, payload, rlen);
+	free(resp);
+	/* empty request, empty answer */
+	assert_int_equal(svc_backend_call(s.addr, NULL, 0, 5000, 1024, &resp, &rlen), SVC_OK);
+	assert_int_equal(rlen, 0);
+	assert_null(resp);
+	/* answer over the cap */
+	assert_int_equal(svc_backend_call(s.addr, payload, 2000, 5000, 1999, &resp, &rlen),
+			 SVC_ERR_TOO_LARGE);
+	assert_null(resp);
+	assert_int_equal(svc_backend_call(s.addr, payload, 2000, 5000, 2000, &resp, &rlen), SVC_OK);
+	free(resp);
+	srv_stop(&s);
+}
+
+static void test_unix_echo(void **state)
+{
+	uint8_t payload[1000], *resp;
+	size_t rlen;
+	struct srv s;
+
+	srv_start_unix(&s);
+	tu_fill(payload, sizeof(payload), 6);
+	assert_int_equal(
+	    svc_backend_call(s.addr, payload, sizeof(payload), 5000, 4096, &resp, &rlen), SVC_OK);
+	assert_int_equal(rlen, sizeof(payload));
+	assert_memory_equal(resp, payload, rlen);
+	free(resp);
+	srv_stop(&s);
+}
+
+static void test_errors(void **state)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sin);
+	char addr[64];
+	uint8_t *resp;
+	size_t rlen;
+	struct srv s;
+	int fd;
+
+	/* a port nobody listens on: bind, read the port, close */
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	close(fd);
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", ntohs(sin.sin_port));
+	assert_int_equal(svc_backend_call(addr, (const uint8_t *)"x", 1, 2000, 100, &resp, &rlen),
+			 SVC_ERR_BACKEND_ERROR);
+	assert_int_equal(
+	    svc_backend_call("unix:/nonexistent/weft.sock", NULL, 0, 2000, 100, &resp, &rlen),
+	    SVC_ERR_BACKEND_ERROR);
+	/* unparsable addresses */
+	assert_int_equal(svc_backend_call("tcp:localhost:80", NULL, 0, 100, 100, &resp, &rlen),
+			 SVC_ERR_BAD_REQUEST);
+	assert_int_equal(svc_backend_call("udp:127.0.0.1:80", NULL, 0, 100, 100, &resp, &rlen),
+			 SVC_ERR_BAD_REQUEST);
+	assert_int_equal(svc_backend_call("unix:", NULL, 0, 100, 100, &resp, &rlen),
+			 SVC_ERR_BAD_REQUEST);
+	/* a backend that never answers: timeout */
+	srv_start_tcp(&s, SRV_SILENT);
+	assert_int_equal(svc_backend_call(s.addr, (const uint8_t *)"x", 1, 200, 100, &resp, &rlen),
+			 SVC_ERR_TIMEOUT);
+	srv_stop(&s);
+	/* a backend that talks too much */
+	srv_start_tcp(&s, SRV_CHATTY);
+	assert_int_equal(svc_backend_call(s.addr, NULL, 0, 2000, 4095, &resp, &rlen),
+			 SVC_ERR_TOO_LARGE);
+	srv_stop(&s);
+}
+
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done, ok, errs[SVC_ERR__COUNT];
+	uint8_t expect[64][64];
+};
+
+struct job_ctx {
+	struct waiter *w;
+	int idx;
+};
+
+static void on_done(void *ctx, int err, uint8_t *resp, size_t len)
+{
+	struct job_ctx *j = ctx;
+	struct waiter *w = j->w;
+
+	pthread_mutex_lock(&w->mu);
+	if (err >= 0 && err < SVC_ERR__COUNT)
+		w->errs[err]++;
+	if (err == SVC_OK && len == 64 && memcmp(resp, w->expect[j->idx], 64) == 0)
+		w->ok++;
+	w->done++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	free(resp);
+}
+
+static void wait_for(struct waiter *w, int n)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->done < n)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void test_pool(void **state)
+{
+	static struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct job_ctx jobs[64];
+	struct svc_backend *b;
+	struct srv s, quiet;
+
+	srv_start_tcp(&s, SRV_ECHO);
+	assert_int_equal(svc_backend_new(&b, NULL), 0);
+	for (int i = 0; i < 64; i++) {
+		jobs[i] = (struct job_ctx){.w = &w, .idx = i};
+		tu_fill(w.expect[i], 64, 100 + i);
+		assert_int_equal(
+		    svc_backend_submit(b, s.addr, w.expect[i], 64, 0, on_done, &jobs[i]), 0);
+	}
+	wait_for(&w, 64);
+	assert_int_equal(w.ok, 64);
+	assert_int_equal(svc_backend_submit(b, "bogus", NULL, 0, 0, on_done, &jobs[0]), -EINVAL);
+	svc_backend_free(b);
+	srv_stop(&s);
+
+	/* bounded queue: 1 worker stuck on a silent backend, 2 queue slots */
+	memset(w.errs, 0, sizeof(w.errs));
+	w.done = 0;
+	srv_start_tcp(&quiet, SRV_SILENT);
+	{
+		struct svc_backend_opts o = {.threads = 1, .queue = 2};
+
+		assert_int_equal(svc_backend_new(&b, &o), 0);
+	}
+	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[0]), 0);
+	/* the worker has taken job 0 off the queue once the server saw it */
+	while (!__atomic_load_n(&quiet.accepted, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[1]), 0);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[2]), 0);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[3]),
+			 -EAGAIN);
+	wait_for(&w, 3);
+	assert_int_equal(w.errs[SVC_ERR_TIMEOUT], 3);
+	svc_backend_free(b);
+	srv_stop(&quiet);
+}
+
+/* The whole path: router admits a call for a backend service, the
+ * forwarder carries it to the loopback server, done() releases it. */
+static void test_router_to_backend(void **state)
+{
+	struct svc_service_opts so = {.name = "local-app", .kind = SVC_KIND_BACKEND};
+	struct svc_router_stats st;
+	struct svc_router *r;
+	struct svc_ticket t;
+	struct svc_reply rep;
+	struct svc_peer p = {.key = {1, 2, 3}};
+	struct svc_msg m = {.type = SVC_MSG_REQUEST,
+			    .service = "local-app",
+			    .service_len = 9,
+			    .payload = (const uint8_t *)"GET / HTTP/1.0\r\n\r\n",
+			    .payload_len = 18};
+	uint8_t *resp;
+	size_t rlen;
+	struct srv s;
+	int err;
+
+	srv_start_tcp(&s, SRV_ECHO);
+	so.backend = s.addr;
+	assert_int_equal(svc_router_new(&r, NULL), 0);
+	assert_int_equal(svc_router_register(r, &so), 0);
+	assert_int_equal(svc_router_call(r, &p, &m, 1000, &rep, &t), 1);
+	assert_int_equal(t.kind, SVC_KIND_BACKEND);
+	err = svc_backend_call(t.backend, m.payload, m.payload_len, 0, t.max_payload, &resp, &rlen);
+	assert_int_equal(err, SVC_OK);
+	assert_int_equal(rlen, 18);
+	assert_memory_equal(resp, m.payload, 18);
+	free(resp);
+	svc_router_done(r, &t, err, 2000);
+	svc_router_get_stats(r, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.results[SVC_OK], 1);
+	svc_router_free(r);
+	srv_stop(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_tcp_echo),
+	    cmocka_unit_test(test_unix_echo),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_pool),
+	    cmocka_unit_test(test_router_to_backend),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+/*
+ * BLAKE3 kernel: 16 inputs at a time in AVX-512 registers (built with
+ * -mavx512f -mavx512vl). AVX-512 has a rotate instruction, and 32 vector
+ * registers hold the whole state and message without spilling.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "content/blake3_impl.h"
+
+#define LANES 16
+#define V __m512i
+#define V_ADD(a, b) _mm512_add_epi32(a, b)
+#define V_XOR(a, b) _mm512_xor_si512(a, b)
+#define V_SET1(x) _mm512_set1_epi32((int)(x))
+#define V_LOADU(p) _mm512_loadu_si512((const void *)(p))
+#define V_STOREU(p, x) _mm512_storeu_si512((void *)(p), x)
+#define V_ROT16(x) _mm512_ror_epi32(x, 16)
+#define V_ROT12(x) _mm512_ror_epi32(x, 12)
+#define V_ROT8(x) _mm512_ror_epi32(x, 8)
+#define V_ROT7(x) _mm512_ror_epi32(x, 7)
+#define KERNEL blake3_hash_many_avx512
+#define FALLBACK blake3_hash_many_avx2
+
+/*
+ * 16x16 transpose of 32-bit words. Rows 4g..4g+3 are first transposed as
+ * 4x4 blocks inside each 128-bit lane k, giving a[g][j] = word 4k + j of
+ * those rows; then 128-bit blocks are regrouped so that m[4k + j] collects
+ * a[0..3][j] block k.
+ */
+static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, size_t stride, V m[16])
+{
+	V a[4][4];
+	int g, j;
+
+	/* Sixteen input streams: ask for each one's data four blocks ahead. */
+#pragma GCC unroll 16
+	for (g = 0; g < 16; g++)
+		_mm_prefetch((const char *)(p + g * stride + 256), _MM_HINT_T0);
+	#pragma GCC unroll 8
+	for (g = 0; g < 4; g++) {
+		V x0 = V_LOADU(p + (4 * g + 0) * stride), x1 = V_LOADU(p + (4 * g + 1) * stride);
+		V x2 = V_LOADU(p + (4 * g + 2) * stride), x3 = V_LOADU(p + (4 * g + 3) * stride);
+		V t0 = _mm512_unpacklo_epi32(x0, x1), t1 = _mm512_unpackhi_epi32(x0, x1);
+		V t2 = _mm512_unpacklo_epi32(x2, x3), t3 = _mm512_unpackhi_epi32(x2, x3);
+
+		a[g][0] = _mm512_unpacklo_epi64(t0, t2);
+		a[g][1] = _mm512_unpackhi_epi64(t0, t2);
+		a[g][2] = _mm512_unpacklo_epi64(t1, t3);
+		a[g][3] = _mm512_unpackhi_epi64(t1, t3);
+	}
+	#pragma GCC unroll 8
+	for (j = 0; j < 4; j++) {
+		V b0 = _mm512_shuffle_i32x4(a[0][j], a[1][j], _MM_SHUFFLE(1, 0, 1, 0));
+		V b1 = _mm512_shuffle_i32x4(a[0][j], a[1][j], _MM_SHUFFLE(3, 2, 3, 2));
+		V b2 = _mm512_shuffle_i32x4(a[2][j], a[3][j], _MM_SHUFFLE(1, 0, 1, 0));
+		V b3 = _mm512_shuffle_i32x4(a[2][j], a[3][j], _MM_SHUFFLE(3, 2, 3, 2));
+
+		m[0 + j] = _mm512_shuffle_i32x4(b0, b2, _MM_SHUFFLE(2, 0, 2, 0));
+		m[4 + j] = _mm512_shuffle_i32x4(b0, b2, _MM_SHUFFLE(3, 1, 3, 1));
+		m[8 + j] = _mm512_shuffle_i32x4(b1, b3, _MM_SHUFFLE(2, 0, 2, 0));
+		m[12 + j] = _mm512_shuffle_i32x4(b1, b3, _MM_SHUFFLE(3, 1, 3, 1));
+	}
+}
+
+#include "content/blake3_simd.h"

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+/* Built-in services: `echo` and `mesh-stats`; reply buffer helpers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_int.h"
+
+int svc_reply_append(struct svc_reply *r, const void *p, size_t len)
+{
+	size_t ncap;
+	uint8_t *nb;
+
+	if (!r || (!p && len))
+		return -EINVAL;
+	if (len > r->cap - r->len || r->len > r->cap)
+		return -EMSGSIZE;
+	if (!len)
+		return 0;
+	/* grow to exactly what is needed, rounded up: replies are one-shot */
+	ncap = r->len + len;
+	nb = realloc(r->buf, ncap);
+	if (!nb)
+		return -ENOMEM;
+	r->buf = nb;
+	memcpy(r->buf + r->len, p, len);
+	r->len += len;
+	return 0;
+}
+
+void svc_reply_release(struct svc_reply *r)
+{
+	if (!r)
+		return;
+	free(r->buf);
+	r->buf = NULL;
+	r->len = 0;
+}
+
+/* echo: the payload back, status 0, whatever the method. */
+int svc_builtin_echo(void *ctx, const struct svc_call_info *call, struct svc_reply *reply)
+{
+	int err = svc_reply_append(reply, call->payload, call->payload_len);
+
+	if (err == -EMSGSIZE)
+		return SVC_ERR_TOO_LARGE;
+	return err ? SVC_ERR_BACKEND_ERROR : SVC_OK;
+}
+
+/*
+ * mesh-stats: the router's aggregate counters as JSON (see
+ * svc_router_stats_json). Nothing per peer, no addresses, no keys: any
+ * peer may call it, so it must reveal nothing about other peers.
+ */
+int svc_builtin_mesh_stats(void *ctx, const struct svc_call_info *call, struct svc_reply *reply)
+{
+	char buf[1024];
+	int n = svc_router_stats_json(ctx, buf, sizeof(buf));
+
+	if (n < 0)
+		return SVC_ERR_BACKEND_ERROR;
+	if (svc_reply_append(reply, buf, (size_t)n))
+		return SVC_ERR_TOO_LARGE;
+	return SVC_OK;
+}

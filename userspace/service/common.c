@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+/* Service fabric: error class names, name rules, service ids. */
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "weft/blake3.h"
+#include "weft/svc.h"
+
+static const char *const svc_err_names[SVC_ERR__COUNT] = {
+    [SVC_OK] = "ok",
+    [SVC_ERR_BAD_REQUEST] = "bad_request",
+    [SVC_ERR_NOT_FOUND] = "not_found",
+    [SVC_ERR_RATE_LIMITED] = "rate_limited",
+    [SVC_ERR_TOO_LARGE] = "too_large",
+    [SVC_ERR_OVERLOADED] = "overloaded",
+    [SVC_ERR_BACKEND_ERROR] = "backend_error",
+    [SVC_ERR_TIMEOUT] = "timeout",
+    [SVC_ERR_BANNED] = "banned",
+};
+
+const char *svc_err_name(unsigned int e)
+{
+	return e < SVC_ERR__COUNT ? svc_err_names[e] : "unknown";
+}
+
+static int svc_lower_alnum(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+int svc_name_valid(const uint8_t *name, size_t len)
+{
+	if (!name || len == 0 || len > SVC_NAME_MAX || !svc_lower_alnum(name[0]))
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		uint8_t c = name[i];
+
+		if (!svc_lower_alnum(c) && c != '.' && c != '_' && c != '-')
+			return 0;
+	}
+	return 1;
+}
+
+int svc_method_valid(const uint8_t *m, size_t len)
+{
+	if (len > SVC_METHOD_MAX || (len && !m))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = m[i];
+
+		if (!svc_lower_alnum(c) && !(c >= 'A' && c <= 'Z') && c != '.' && c != '_' &&
+		    c != '-' && c != '/')
+			return 0;
+	}
+	return 1;
+}
+
+#define SVC_ID_DOMAIN "weft:svc:id:v1"
+
+void svc_id(uint8_t out[SVC_ID_LEN], const uint8_t owner[IDENTITY_PK_LEN], const char *name,
+	    size_t name_len)
+{
+	struct blake3_hasher h;
+
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, SVC_ID_DOMAIN, strlen(SVC_ID_DOMAIN));
+	blake3_hasher_update(&h, owner, IDENTITY_PK_LEN);
+	blake3_hasher_update(&h, name, name_len);
+	blake3_hasher_finalize(&h, out, SVC_ID_LEN);
+}
+
+int svc_name_target(uint8_t out[20], const char *name, size_t name_len)
+{
+	static const char prefix[] = "weft:svc:";
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int olen = 0;
+	int err = -EIO;
+
+	if (!ctx)
+		return -EIO;
+	if (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, prefix, sizeof(prefix) - 1) == 1 &&
+	    EVP_DigestUpdate(ctx, name, name_len) == 1 &&
+	    EVP_DigestFinal_ex(ctx, out, &olen) == 1 && olen == 20)
+		err = 0;
+	EVP_MD_CTX_free(ctx);
+	return err;
+}

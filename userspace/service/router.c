@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: MIT
+/* Service router: registry, admission (limits, bans), dispatch, counters. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "svc_int.h"
+
+struct svc_ent {
+	char name[SVC_NAME_MAX + 1];
+	size_t len;
+	uint8_t used;
+	uint8_t kind;
+	uint32_t gen;
+	svc_handler_fn fn;
+	void *ctx;
+	char backend[SVC_BACKEND_ADDR_MAX];
+	struct svc_limits lim;
+	struct svc_rate rate;
+	uint32_t inflight;
+};
+
+struct svc_router {
+	struct svc_limits peer_lim;
+	uint32_t global_concurrent;
+	uint32_t ban_threshold;
+	uint64_t decay_ns, ban_ns;
+	svc_ban_fn ban;
+	void *ban_ctx;
+	struct svc_peers peers;
+	struct svc_peers addrs; /* keyed by svc_addr_key() */
+	uint32_t addr_calls_per_min, addr_v6_prefix, addr_ban_threshold;
+	uint32_t max_services, n_services;
+	struct svc_ent *svcs;
+	uint32_t inflight;
+	uint64_t admitted;
+	uint64_t results[SVC_ERR__COUNT];
+	uint64_t bans, addr_bans;
+};
+
+static uint32_t or_default(uint32_t v, uint32_t def)
+{
+	return v ? v : def;
+}
+
+int svc_router_new(struct svc_router **out, const struct svc_router_opts *opts)
+{
+	struct svc_router_opts o = {0};
+	struct svc_router *r;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (opts)
+		o = *opts;
+	o.peer.calls_per_min = or_default(o.peer.calls_per_min, SVC_DEFAULT_PEER_CALLS_PER_MIN);
+	o.peer.max_payload = or_default(o.peer.max_payload, SVC_DEFAULT_MAX_PAYLOAD);
+	o.peer.max_concurrent = or_default(o.peer.max_concurrent, SVC_DEFAULT_PEER_CONCURRENT);
+	o.global_concurrent = or_default(o.global_concurrent, SVC_DEFAULT_GLOBAL_CONCURRENT);
+	o.max_peers = or_default(o.max_peers, SVC_DEFAULT_MAX_PEERS);
+	o.max_services = or_default(o.max_services, SVC_DEFAULT_MAX_SERVICES);
+	o.ban_threshold = or_default(o.ban_threshold, SVC_DEFAULT_BAN_THRESHOLD);
+	o.addr_calls_per_min = or_default(o.addr_calls_per_min, SVC_DEFAULT_ADDR_CALLS_PER_MIN);
+	o.addr_v6_prefix = or_default(o.addr_v6_prefix, SVC_DEFAULT_ADDR_V6_PREFIX);
+	o.max_addrs = or_default(o.max_addrs, SVC_DEFAULT_MAX_ADDRS);
+	o.addr_ban_threshold = or_default(o.addr_ban_threshold, SVC_DEFAULT_ADDR_BAN_THRESHOLD);
+	if (!o.decay_ns)
+		o.decay_ns = SVC_DEFAULT_DECAY_NS;
+	if (!o.ban_ns)
+		o.ban_ns = SVC_DEFAULT_BAN_NS;
+	if (o.max_peers <= o.global_concurrent || o.decay_ns < 1000 ||
+	    o.peer.max_payload > SVC_MSG_MAX_PAYLOAD_CEIL || o.max_services > 65536 ||
+	    o.ban_threshold > 1000000 || o.addr_ban_threshold > 1000000 || o.addr_v6_prefix > 128)
+		return -EINVAL;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->peer_lim = o.peer;
+	r->global_concurrent = o.global_concurrent;
+	r->ban_threshold = o.ban_threshold;
+	r->decay_ns = o.decay_ns;
+	r->ban_ns = o.ban_ns;
+	r->ban = o.ban;
+	r->ban_ctx = o.ban_ctx;
+	r->max_services = o.max_services;
+	r->addr_calls_per_min = o.addr_calls_per_min;
+	r->addr_v6_prefix = o.addr_v6_prefix;
+	r->addr_ban_threshold = o.addr_ban_threshold;
+	r->svcs = calloc(o.max_services, sizeof(*r->svcs));
+	if (!r->svcs) {
+		free(r);
+		return -ENOMEM;
+	}
+	err = svc_peers_init(&r->peers, o.max_peers, o.seed);
+	if (!err)
+		err = svc_peers_init(&r->addrs, o.max_addrs, o.seed ? o.seed + 1 : 0);
+	if (err) {
+		svc_peers_fini(&r->peers);
+		free(r->svcs);
+		free(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void svc_router_free(struct svc_router *r)
+{
+	if (!r)
+		return;
+	svc_peers_fini(&r->peers);
+	svc_peers_fini(&r->addrs);
+	free(r->svcs);
+	free(r);
+}
+
+/*
+ * Table key of a source address: family tag, then the address masked to
+ * the counted prefix (IPv4 /32; IPv6 the configured prefix; v4-mapped IPv6
+ * counts as IPv4). Returns the prefix length, or 0 when the address is not
+ * IPv4/IPv6 (then it is not tracked).
+ */
+static unsigned int svc_addr_key(const struct svc_router *r, const struct sockaddr_storage *ss,
+				 uint8_t key[IDENTITY_PK_LEN])
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	memset(key, 0, IDENTITY_PK_LEN);
+	if (ss->ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return 32;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		unsigned int bits = r->addr_v6_prefix;
+
+		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+			key[0] = 4;
+			memcpy(key + 1, a + 12, 4);
+			return 32;
+		}
+		key[0] = 6;
+		memcpy(key + 1, a, bits / 8);
+		if (bits % 8)
+			key[1 + bits / 8] = a[bits / 8] & (uint8_t)(0xff00u >> (bits % 8));
+		return bits;
+	}
+	return 0;
+}
+
+static struct svc_ent *svc_find(struct svc_router *r, const char *name, size_t len)
+{
+	for (uint32_t i = 0; i < r->max_services; i++) {
+		struct svc_ent *s = &r->svcs[i];
+
+		if (s->used && s->len == len && memcmp(s->name, name, len) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+int svc_router_register(struct svc_router *r, const struct svc_service_opts *o)
+{
+	struct svc_ent *s = NULL;
+	size_t len;
+
+	if (!r || !o || !o->name)
+		return -EINVAL;
+	len = strnlen(o->name, SVC_NAME_MAX + 1);
+	if (!svc_name_valid((const uint8_t *)o->name, len))
+		return -EINVAL;
+	if (o->kind == SVC_KIND_INPROC) {
+		if (!o->fn)
+			return -EINVAL;
+	} else if (o->kind == SVC_KIND_BACKEND) {
+		if (!o->backend ||
+		    strnlen(o->backend, SVC_BACKEND_ADDR_MAX) >= SVC_BACKEND_ADDR_MAX ||
+		    (strncmp(o->backend, "tcp:", 4) != 0 && strncmp(o->backend, "unix:", 5) != 0))
+			return -EINVAL;
+	} else {
+		return -EINVAL;
+	}
+	if (o->limits.max_payload > SVC_MSG_MAX_PAYLOAD_CEIL)
+		return -EINVAL;
+	if (svc_find(r, o->name, len))
+		return -EEXIST;
+	for (uint32_t i = 0; i < r->max_services && !s; i++)
+		if (!r->svcs[i].used)
+			s = &r->svcs[i];
+	if (!s)
+		return -ENOSPC;
+	{
+		uint32_t gen = s->gen + 1;
+
+		memset(s, 0, sizeof(*s));
+		s->gen = gen;
+	}
+	memcpy(s->name, o->name, len);
+	s->len = len;
+	s->kind = (uint8_t)o->kind;
+	s->fn = o->fn;
+	s->ctx = o->ctx;
+	if (o->kind == SVC_KIND_BACKEND)
+		snprintf(s->backend, sizeof(s->backend), "%s", o->backend);
+	s->lim.calls_per_min = or_default(o->limits.calls_per_min, SVC_DEFAULT_SVC_CALLS_PER_MIN);
+	s->lim.max_payload = or_default(o->limits.max_payload, SVC_DEFAULT_MAX_PAYLOAD);
+	s->lim.max_concurrent = or_default(o->limits.max_concurrent, SVC_DEFAULT_SVC_CONCURRENT);
+	s->used = 1;
+	r->n_services++;
+	return 0;
+}
+
+int svc_router_unregister(struct svc_router *r, const char *name)
+{
+	struct svc_ent *s;
+
+	if (!r || !name)
+		return -EINVAL;
+	s = svc_find(r, name, strnlen(name, SVC_NAME_MAX + 1));
+	if (!s)
+		return -ENOENT;
+	s->used = 0;
+	s->gen++;
+	r->n_services--;
+	return 0;
+}
+
+int svc_router_register_builtins(struct svc_router *r)
+{
+	struct svc_service_opts echo = {
+	    .name = "echo",
+	    .kind = SVC_KIND_INPROC,
+	    .fn = svc_builtin_echo,
+	};
+	struct svc_service_opts stats = {
+	    .name = "mesh-stats",
+	    .kind = SVC_KIND_INPROC,
+	    .fn = svc_builtin_mesh_stats,
+	    .ctx = r,
+	};
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = svc_router_register(r, &echo);
+	if (err)
+		return err;
+	err = svc_router_register(r, &stats);
+	if (err)
+		svc_router_unregister(r, "echo");
+	return err;
+}
+
+/*
+ * Add the points for err to the peer's score and its address's (a may be
+ * NULL); ban whichever crosses its threshold, the key first. One violation
+ * fires at most one ban. Returns 1 if this violation banned something.
+ */
+static int router_score(struct svc_router *r, struct svc_peer_ent *e, struct svc_peer_ent *a,
+			unsigned int aprefix, int err, uint64_t now)
+{
+	uint64_t pts = svc_score_points(err);
+	unsigned int host = e->addr.ss_family == AF_INET6 ? 128 : 32;
+
+	if (!pts || e->banned_until > now || (a && a->banned_until > now))
+		return 0;
+	svc_score_decay(e, r->decay_ns, now);
+	e->score_mp += pts;
+	if (a) {
+		svc_score_decay(a, r->decay_ns, now);
+		a->score_mp += pts;
+	}
+	if (e->score_mp >= (uint64_t)r->ban_threshold * 1000) {
+		e->score_mp = 0;
+		e->banned_until = now + r->ban_ns;
+		r->bans++;
+		if (r->ban)
+			r->ban(r->ban_ctx, e->key, &e->addr, host, e->banned_until);
+		return 1;
+	}
+	if (a && a->score_mp >= (uint64_t)r->addr_ban_threshold * 1000) {
+		a->score_mp = 0;
+		a->banned_until = now + r->ban_ns;
+		r->bans++;
+		r->addr_bans++;
+		if (r->ban)
+			r->ban(r->ban_ctx, e->key, &e->addr, aprefix, a->banned_until);
+		return 1;
+	}
+	return 0;
+}
+
+/* The source-address entry of a peer (NULL when not IPv4/IPv6). */
+static struct svc_peer_ent *router_addr(struct svc_router *r, const struct svc_peer *peer,
+					uint64_t now, unsigned int *prefix)
+{
+	uint8_t key[IDENTITY_PK_LEN];
+	struct svc_peer_ent *a;
+
+	*prefix = svc_addr_key(r, &peer->addr, key);
+	if (!*prefix)
+		return NULL;
+	/* address entries never hold calls in flight: always evictable */
+	a = svc_peers_get(&r->addrs, key, now);
+	if (a)
+		a->addr = peer->addr;
+	return a;
+}
+
+struct svc_admit {
+	struct svc_peer_ent *e, *a;
+	unsigned int aprefix;
+};
+
+static int router_reject(struct svc_router *r, const struct svc_admit *ad, int err, int scored,
+			 uint64_t now)
+{
+	r->results[err]++;
+	if (scored && ad && ad->e)
+		router_score(r, ad->e, ad->a, ad->aprefix, err, now);
+	return err;
+}
+
+int svc_router_admit(struct svc_router *r, const struct svc_peer *peer, const char *service,
+		     size_t service_len, size_t payload_len, int stream, uint64_t now,
+		     struct svc_ticket *t)
+{
+	struct svc_admit ad = {0};
+	struct svc_peer_ent *e;
+	struct svc_ent *s;
+	uint32_t cap;
+
+	if (!r || !peer || !t)
+		return SVC_ERR_BAD_REQUEST;
+	memset(t, 0, sizeof(*t));
+	e = svc_peers_get(&r->peers, peer->key, now);
+	if (!e)
+		return router_reject(r, NULL, SVC_ERR_OVERLOADED, 0, now);
+	e->addr = peer->addr;
+	ad.e = e;
+	ad.a = router_addr(r, peer, now, &ad.aprefix);
+	if (e->banned_until > now || (ad.a && ad.a->banned_until > now))
+		return router_reject(r, &ad, SVC_ERR_BANNED, 0, now);
+	if (!service || !svc_name_valid((const uint8_t *)service, service_len))
+		return router_reject(r, &ad, SVC_ERR_BAD_REQUEST, 1, now);
+	s = svc_find(r, service, service_len);
+	if (!s)
+		return router_reject(r, &ad, SVC_ERR_NOT_FOUND, 1, now);
+	cap = r->peer_lim.max_payload < s->lim.max_payload ? r->peer_lim.max_payload
+							   : s->lim.max_payload;
+	if (payload_len > cap)
+		return router_reject(r, &ad, SVC_ERR_TOO_LARGE, 1, now);
+	if (e->inflight >= r->peer_lim.max_concurrent)
+		return router_reject(r, &ad, SVC_ERR_OVERLOADED, 1, now);
+	if (s->inflight >= s->lim.max_concurrent || r->inflight >= r->global_concurrent)
+		return router_reject(r, &ad, SVC_ERR_OVERLOADED, 0, now);
+	if (!svc_rate_take(&e->rate, r->peer_lim.calls_per_min, now))
+		return router_reject(r, &ad, SVC_ERR_RATE_LIMITED, 1, now);
+	if (ad.a && !svc_rate_take(&ad.a->rate, r->addr_calls_per_min, now)) {
+		e->rate.cur--; /* refused: not counted against the key either */
+		return router_reject(r, &ad, SVC_ERR_RATE_LIMITED, 1, now);
+	}
+	if (!svc_rate_take(&s->rate, s->lim.calls_per_min, now)) {
+		e->rate.cur--; /* not the peer's fault: uncount it */
+		if (ad.a)
+			ad.a->rate.cur--;
+		return router_reject(r, &ad, SVC_ERR_RATE_LIMITED, 0, now);
+	}
+
+	e->inflight++;
+	s->inflight++;
+	r->inflight++;
+	r->admitted++;
+	t->peer_slot = svc_peers_index(&r->peers, e);
+	t->peer_gen = e->gen;
+	t->svc_slot = (uint32_t)(s - r->svcs);
+	t->svc_gen = s->gen;
+	t->kind = s->kind;
+	t->stream = stream ? 1 : 0;
+	t->max_payload = cap;
+	if (s->kind == SVC_KIND_BACKEND)
+		memcpy(t->backend, s->backend, sizeof(t->backend));
+	return SVC_OK;
+}
+
+int svc_router_stream_data(struct svc_router *r, const struct svc_ticket *t, size_t len,
+			   uint64_t now)
+{
+	if (!r || !t || !t->stream)
+		return SVC_ERR_BAD_REQUEST;
+	if (len <= t->max_payload)
+		return SVC_OK;
+	if (t->peer_slot < r->peers.n && r->peers.ents[t->peer_slot].gen == t->peer_gen) {
+		struct svc_peer_ent *e = &r->peers.ents[t->peer_slot];
+		struct svc_peer p = {.addr = e->addr};
+		unsigned int prefix;
+		struct svc_peer_ent *a = router_addr(r, &p, now, &prefix);
+
+		router_score(r, e, a, prefix, SVC_ERR_TOO_LARGE, now);
+	}
+	return SVC_ERR_TOO_LARGE;
+}
+
+void svc_router_done(struct svc_router *r, const struct svc_ticket *t, int result, uint64_t now)
+{
+	if (!r || !t)
+		return;
+	if (t->peer_slot < r->peers.n && r->peers.ents[t->peer_slot].gen == t->peer_gen &&
+	    r->peers.ents[t->peer_slot].inflight)
+		r->peers.ents[t->peer_slot].inflight--;
+	if (t->svc_slot < r->max_services && r->svcs[t->svc_slot].gen == t->svc_gen &&
+	    r->svcs[t->svc_slot].inflight)
+		r->svcs[t->svc_slot].inflight--;
+	if (r->inflight)
+		r->inflight--;
+	if (result < 0 || result >= SVC_ERR__COUNT)
+		result = SVC_ERR_BACKEND_ERROR;
+	r->results[result]++;
+}
+
+int svc_router_call(struct svc_router *r, const struct svc_peer *peer, const struct svc_msg *req,
+		    uint64_t now, struct svc_reply *reply, struct svc_ticket *t)
+{
+	struct svc_call_info ci;
+	struct svc_ent *s;
+	int res;
+
+	if (!r || !peer || !req || !reply || !t || req->type != SVC_MSG_REQUEST)
+		return -EINVAL;
+	memset(reply, 0, sizeof(*reply));
+	res =
+	    svc_router_admit(r, peer, req->service, req->service_len, req->payload_len, 0, now, t);
+	if (res != SVC_OK) {
+		reply->err = (uint8_t)res;
+		return 0;
+	}
+	if (t->kind == SVC_KIND_BACKEND)
+		return 1;
+	s = &r->svcs[t->svc_slot];
+	reply->cap = t->max_payload;
+	ci = (struct svc_call_info){
+	    .service = req->service,
+	    .service_len = req->service_len,
+	    .method = req->method,
+	    .method_len = req->method_len,
+	    .payload = req->payload,
+	    .payload_len = req->payload_len,
+	    .peer_key = peer->key,
+	};
+	res = s->fn(s->ctx, &ci, reply);
+	if (res < 0 || res >= SVC_ERR__COUNT)
+		res = SVC_ERR_BACKEND_ERROR;
+	reply->err = (uint8_t)res;
+	svc_router_done(r, t, res, now);
+	return 0;
+}
+
+int svc_router_violation(struct svc_router *r, const struct svc_peer *peer, int err, uint64_t now)
+{
+	struct svc_peer_ent *e, *a;
+	unsigned int prefix;
+
+	if (!r || !peer)
+		return 0;
+	e = svc_peers_get(&r->peers, peer->key, now);
+	if (!e)
+		return 0;
+	e->addr = peer->addr;
+	a = router_addr(r, peer, now, &prefix);
+	return router_score(r, e, a, prefix, err, now);
+}
+
+int svc_router_peer_banned(struct svc_router *r, const uint8_t key[IDENTITY_PK_LEN],
+			   const struct sockaddr_storage *addr, uint64_t now)
+{
+	uint8_t akey[IDENTITY_PK_LEN];
+	struct svc_peer_ent *e;
+
+	if (!r)
+		return 0;
+	if (key) {
+		e = svc_peers_find(&r->peers, key);
+		if (e && e->banned_until > now)
+			return 1;
+	}
+	if (addr && svc_addr_key(r, addr, akey)) {
+		e = svc_peers_find(&r->addrs, akey);
+		if (e && e->banned_until > now)
+			return 1;
+	}
+	return 0;
+}
+
+void svc_router_get_stats(const struct svc_router *r, struct svc_router_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!r)
+		return;
+	st->admitted = r->admitted;
+	memcpy(st->results, r->results, sizeof(st->results));
+	st->bans = r->bans;
+	st->addr_bans = r->addr_bans;
+	st->addrs = r->addrs.n;
+	st->peers_evicted = r->peers.evicted;
+	st->peers = r->peers.n;
+	st->inflight = r->inflight;
+	st->services = r->n_services;
+}
+
+int svc_router_stats_json(const struct svc_router *r, char *out, size_t cap)
+{
+	struct svc_router_stats st;
+	size_t off = 0;
+	int n;
+
+	if (!r || !out)
+		return -EINVAL;
+	svc_router_get_stats(r, &st);
+	n = snprintf(out, cap,
+		     "{\"admitted\":%" PRIu64 ",\"inflight\":%u,\"services\":%u,"
+		     "\"peers_tracked\":%u,\"addrs_tracked\":%u,\"peers_evicted\":%" PRIu64
+		     ",\"bans\":%" PRIu64 ",\"addr_bans\":%" PRIu64 ",\"results\":{",
+		     st.admitted, st.inflight, st.services, st.peers, st.addrs, st.peers_evicted,
+		     st.bans, st.addr_bans);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENOBUFS;
+	off = (size_t)n;
+	for (unsigned int i = 0; i < SVC_ERR__COUNT; i++) {
+		n = snprintf(out + off, cap - off, "%s\"%s\":%" PRIu64, i ? "," : "",
+			     svc_err_name(i), st.results[i]);
+		if (n < 0 || (size_t)n >= cap - off)
+			return -ENOBUFS;
+		off += (size_t)n;
+	}
+	n = snprintf(out + off, cap - off, "}}");
+	if (n < 0 || (size_t)n >= cap - off)
+		return -ENOBUFS;
+	return (int)(off + (size_t)n);
+}
