@@ -18,6 +18,8 @@ Exit 77 with a SKIP line when libtorrent is not installed.
 import json
 import sys
 import tempfile
+import atexit
+import shutil
 import time
 import warnings
 
@@ -96,6 +98,7 @@ def main():
         ses.pop_alerts()
     out({"ev": "ready", "port": ses.listen_port(), "dht_nodes": ses.status().dht_nodes})
     save = tempfile.mkdtemp(prefix="lt_dht_")
+    atexit.register(shutil.rmtree, save, True)
     for line in sys.stdin:
         cmd = json.loads(line)
         c = cmd["cmd"]
