@@ -21,7 +21,7 @@
 #include "weft/log.h"
 #include "weft/store.h"
 #include "weft/util.h"
-#include "node_dht.h"
+#include "weft/node_dht.h"
 
 /* How long a source that blew its DHT query budget stays banned. Ten
  * minutes: long enough to stop a flood, short enough that a NATed
@@ -359,6 +359,23 @@ int node_dht_start(struct node_dht *nd)
 		for (size_t i = 0; i < WEFT_ARRAY_SIZE(public_routers); i++)
 			add_bootstrap(nd, public_routers[i]);
 	return 0;
+}
+
+int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg)
+{
+	if (!nd || !fn)
+		return -EINVAL;
+	dht_svc_lock(nd->svc);
+	fn(nd->dht, arg, util_now_ms());
+	dht_svc_unlock(nd->svc);
+	/* Whatever fn started wants the core's timers soon. */
+	dht_kick(nd);
+	return 0;
+}
+
+uint16_t node_dht_port(const struct node_dht *nd)
+{
+	return nd->port;
 }
 
 void node_dht_free(struct node_dht *nd)

@@ -5,6 +5,7 @@
 
 #include "weft/config.h"
 #include "weft/identity.h"
+#include <stdint.h>
 
 struct engine;
 struct ctl;
@@ -21,6 +22,22 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 int node_dht_start(struct node_dht *nd);
 /* Write the routing table and stored items to the store. */
 int node_dht_save(struct node_dht *nd);
+/*
+ * Run fn(dht, arg, now_ms) under the DHT's lock, from any thread (workers
+ * included) but never from inside a DHT callback (the lock is held there):
+ * the way other
+ * modules start DHT operations (dht_get_peers, dht_announce, dht_get,
+ * dht_put_mutable, ... from include/weft/dht.h). Their done callbacks run
+ * later on an engine worker with the lock held: they must not block and
+ * must not call node_dht_run(). Queries sent from fn go out through
+ * worker 0. Returns 0, or -EINVAL.
+ */
+struct dht;
+typedef void (*node_dht_fn)(struct dht *dht, void *arg, uint64_t now_ms);
+int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg);
+/* The UDP port the DHT serves (host order). */
+uint16_t node_dht_port(const struct node_dht *nd);
+
 /* Save, then free. Call after engine_stop(). NULL-safe. */
 void node_dht_free(struct node_dht *nd);
 
