@@ -18,7 +18,7 @@
 #include "weft/store.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
-#include "node_dht.h"
+#include "weft/node_dht.h"
 #include "notify.h"
 
 /* Housekeeping tick of the main loop. 1 s: coarse work only (expiry,
