@@ -48,6 +48,11 @@ enum dht_flags {
 	DHT_F_ENFORCE_BEP42 = 1U << 1, /* keep only BEP 42-valid ids (non-local IPs) in the table */
 	DHT_F_DERIVE_ID = 1U << 2,     /* re-derive our id from the voted external IP (BEP 42) */
 	DHT_F_NO_IPV6 = 1U << 3,       /* do not ask for / answer with nodes6 */
+	/* BEP 32: the caller can send to both IPv4 and IPv6 (it owns a socket
+	 * of each family), so find_node / get_peers / get queries carry
+	 * want=["n4","n6"] and the answers fill both routing tables, whichever
+	 * family the query went over. Ignored with DHT_F_NO_IPV6. */
+	DHT_F_DUAL_STACK = 1U << 4,
 };
 
 struct dht_limits {
@@ -62,8 +67,14 @@ struct dht_limits {
 	uint32_t budget_rate;	     /* 50: queries per second allowed per source IP */
 	uint32_t budget_burst;	     /* 200: bucket depth of the per-source budget */
 	uint32_t budget_sources;     /* 1024: sources tracked by the budget table (LRU) */
-	uint32_t query_timeout_ms;   /* 2000: a node that does not answer in 2 s is skipped */
-	uint32_t lookup_timeout_ms;  /* 30000: hard cap on one operation */
+	/* 2000: a query unanswered after this long is resent once with a new
+	 * transaction id; unanswered again after as long, the node is skipped
+	 * by the lookup and counted as failed (BEP 5 "bad" after 3 failures).
+	 * While the retry is out the lookup already queries the next
+	 * candidate, so a dead node costs the lookup no more than one timeout
+	 * of parallelism. A late answer to the first attempt still counts. */
+	uint32_t query_timeout_ms;
+	uint32_t lookup_timeout_ms; /* 30000: hard cap on one operation */
 };
 
 struct dht_opts {
@@ -206,7 +217,9 @@ struct dht_stats {
 	uint64_t queries_out[DHT_Q_COUNT];
 	uint64_t replies_in, errors_in,
 	    errors_out[10]; /* errors_out by code: 201..207, 301, 302, other */
-	uint64_t dropped_malformed, dropped_budget, timeouts;
+	uint64_t dropped_malformed, dropped_budget;
+	uint64_t timeouts; /* queries unanswered after the retry */
+	uint64_t retries;  /* queries resent after a first timeout */
 };
 
 void dht_get_stats(const struct dht *dht, struct dht_stats *st);

@@ -577,6 +577,32 @@ static void test_read_only_and_budget(void **state)
 	teardown((void **)&f);
 }
 
+/* Datagrams that do not parse cost budget too: a flood of garbage from one
+ * source is reported once and then starves that source's real queries. */
+static void test_malformed_flood_reported(void **state)
+{
+	struct fx *f;
+	struct dht_limits lim = {.budget_rate = 10, .budget_burst = 20};
+	struct dht_stats st;
+	struct qb q;
+	struct krpc_msg m;
+
+	setup_opts((void **)&f, 0, &lim);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(feed(f, (const uint8_t *)"garbage!", 8, &m), 0);
+	assert_int_equal(f->cap.abuse, 1);
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.dropped_malformed, 100);
+	assert_int_equal(st.dropped_budget, 80);
+	q_begin(&q);
+	q_id(&q);
+	q_end(&q, "ping");
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 0); /* budget spent */
+	f->from.sin_addr.s_addr = htonl(0x7f000009);
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r'); /* others unaffected */
+	teardown((void **)&f);
+}
+
 /* Answer the last query the node sent, from `from`, with id and ip field. */
 static void answer_last(struct fx *f, const struct sockaddr_in *from, const uint8_t id[20],
 			const uint8_t ipc[6])
@@ -652,6 +678,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bep44_errors, setup, teardown),
 	    cmocka_unit_test(test_storage_full),
 	    cmocka_unit_test(test_read_only_and_budget),
+	    cmocka_unit_test(test_malformed_flood_reported),
 	    cmocka_unit_test(test_bep42),
 	};
 

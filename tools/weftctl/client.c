@@ -154,6 +154,22 @@ int weftctl_do(struct weftctl *ctx, const char *method, const char *path, json_t
 	return WEFTCTL_OK;
 }
 
+int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json_t *body,
+		 void (*render)(const json_t *reply))
+{
+	json_t *o = NULL;
+	int rc = weftctl_do(ctx, method, path, body, &o);
+
+	if (rc || !o)
+		return rc;
+	if (ctx->json || !render)
+		weftctl_print_json(o);
+	else
+		render(o);
+	json_decref(o);
+	return WEFTCTL_OK;
+}
+
 void weftctl_print_json(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

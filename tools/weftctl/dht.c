@@ -62,8 +62,9 @@ static void print_status(json_t *o)
 	printf("\nerrors sent ");
 	json_object_foreach(json_object_get(o, "errors_out"), k, v) if (json_integer_value(v))
 	    printf(" %s:%lld", k, (long long)json_integer_value(v));
-	printf("\ndropped      %lld malformed, %lld over budget; %lld timeouts\n",
-	       jint(o, "dropped_malformed"), jint(o, "dropped_budget"), jint(o, "timeouts"));
+	printf("\ndropped      %lld malformed, %lld over budget; %lld timeouts, %lld retries\n",
+	       jint(o, "dropped_malformed"), jint(o, "dropped_budget"), jint(o, "timeouts"),
+	       jint(o, "retries"));
 }
 
 static void print_result(json_t *o)

@@ -34,21 +34,12 @@ static void row(const char *name, const json_t *w)
 	       json_integer_value(json_object_get(w, "tx_kernel")));
 }
 
-static int io_stats(struct weftctl *ctx)
+static void print_stats(const json_t *o)
 {
-	json_t *o, *ws, *w, *tot;
+	json_t *ws, *w, *tot;
 	size_t i, k;
 	char name[16];
-	int rc;
 
-	rc = weftctl_do(ctx, "GET", "/v1/io/stats", NULL, &o);
-	if (rc || !o)
-		return rc;
-	if (ctx->json) {
-		weftctl_print_json(o);
-		json_decref(o);
-		return WEFTCTL_OK;
-	}
 	printf("mode %s, %s\n", json_string_value(json_object_get(o, "mode")),
 	       json_is_true(json_object_get(o, "running")) ? "running" : "stopped");
 	printf("%-8s %12s %10s %12s %10s %8s %10s %10s %10s\n", "WORKER", "RX PKTS", "RX BYTES",
@@ -66,14 +57,12 @@ static int io_stats(struct weftctl *ctx)
 		if (v)
 			printf("%-20s %lld\n", drops[k], (long long)v);
 	}
-	json_decref(o);
-	return WEFTCTL_OK;
 }
 
 static int io_run(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "stats"))
-		return io_stats(ctx);
+		return weftctl_show(ctx, "GET", "/v1/io/stats", NULL, print_stats);
 	return weftctl_usage(io_usage);
 }
 

@@ -8,35 +8,28 @@
 
 static const char status_usage[] = "status";
 
+static void print_status(const json_t *o)
+{
+	json_int_t up = json_integer_value(json_object_get(o, "uptime_s"));
+	json_t *ports = json_object_get(o, "ports");
+
+	printf("node key   %s\n", json_string_value(json_object_get(o, "node_key")));
+	printf("version    %s\n", json_string_value(json_object_get(o, "version")));
+	printf("uptime     %lldd %02lld:%02lld:%02lld\n", up / 86400, up / 3600 % 24, up / 60 % 60,
+	       up % 60);
+	printf("io mode    %s\n", json_string_value(json_object_get(o, "io_mode")));
+	printf("ports      quic %lld, dht %lld (udp)\n",
+	       json_integer_value(json_object_get(ports, "quic")),
+	       json_integer_value(json_object_get(ports, "dht")));
+	printf("state dir  %s\n", json_string_value(json_object_get(o, "state_dir")));
+	printf("pid        %lld\n", json_integer_value(json_object_get(o, "pid")));
+}
+
 static int status_run(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *o;
-	int rc;
-
 	if (argc != 1)
 		return weftctl_usage(status_usage);
-	rc = weftctl_do(ctx, "GET", "/v1/status", NULL, &o);
-	if (rc)
-		return rc;
-	if (ctx->json) {
-		weftctl_print_json(o);
-	} else {
-		json_int_t up = json_integer_value(json_object_get(o, "uptime_s"));
-		json_t *ports = json_object_get(o, "ports");
-
-		printf("node key   %s\n", json_string_value(json_object_get(o, "node_key")));
-		printf("version    %s\n", json_string_value(json_object_get(o, "version")));
-		printf("uptime     %lldd %02lld:%02lld:%02lld\n", up / 86400, up / 3600 % 24,
-		       up / 60 % 60, up % 60);
-		printf("io mode    %s\n", json_string_value(json_object_get(o, "io_mode")));
-		printf("ports      quic %lld, dht %lld (udp)\n",
-		       json_integer_value(json_object_get(ports, "quic")),
-		       json_integer_value(json_object_get(ports, "dht")));
-		printf("state dir  %s\n", json_string_value(json_object_get(o, "state_dir")));
-		printf("pid        %lld\n", json_integer_value(json_object_get(o, "pid")));
-	}
-	json_decref(o);
-	return WEFTCTL_OK;
+	return weftctl_show(ctx, "GET", "/v1/status", NULL, print_status);
 }
 
 static int metrics_run(struct weftctl *ctx, int argc, char **argv)

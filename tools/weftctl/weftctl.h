@@ -48,6 +48,11 @@ int weftctl_call_text(struct weftctl *ctx, const char *path, char **out);
 int weftctl_do(struct weftctl *ctx, const char *method, const char *path, json_t *body,
 	       json_t **out);
 
+/* weftctl_do, then print the reply: the JSON as is with --json, else
+ * render(reply) (a human table). Returns WEFTCTL_OK or WEFTCTL_ERR. */
+int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json_t *body,
+		 void (*render)(const json_t *reply));
+
 void weftctl_print_json(const json_t *j);
 /* Print "usage: weftctl <usage line>" of a noun to stderr; returns WEFTCTL_USAGE. */
 int weftctl_usage(const char *noun_usage);

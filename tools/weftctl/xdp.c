@@ -20,24 +20,18 @@ static const char xdp_usage[] =
 	"xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
 	"            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]]";
 
-static int xdp_status(struct weftctl *ctx)
+static void print_status(const json_t *o)
 {
 	const char *key;
-	json_t *o, *c, *r, *v;
-	int rc;
+	json_t *c, *r, *v;
 
-	rc = weftctl_do(ctx, "GET", "/v1/xdp/status", NULL, &o);
-	if (rc || !o)
-		return rc;
-	if (ctx->json) {
-		weftctl_print_json(o);
-		json_decref(o);
-		return WEFTCTL_OK;
+	printf("policy     %s\n", json_string_value(json_object_get(o, "policy")));
+	if (json_object_get(o, "interface")) {
+		printf("interface  %s\n", json_string_value(json_object_get(o, "interface")));
+		printf("mode       %s\n", json_string_value(json_object_get(o, "mode")));
+		printf("program    %lld\n", json_integer_value(json_object_get(o, "prog_id")));
+		printf("maps       %s\n", json_string_value(json_object_get(o, "pin_dir")));
 	}
-	printf("interface  %s\n", json_string_value(json_object_get(o, "interface")));
-	printf("mode       %s\n", json_string_value(json_object_get(o, "mode")));
-	printf("program    %lld\n", json_integer_value(json_object_get(o, "prog_id")));
-	printf("maps       %s\n", json_string_value(json_object_get(o, "pin_dir")));
 	printf("sources    %lld tracked\n",
 	       json_integer_value(json_object_get(o, "sources_tracked")));
 	printf("\n%-24s %16s %14s\n", "COUNTER", "TOTAL", "RATE/s");
@@ -49,8 +43,6 @@ static int xdp_status(struct weftctl *ctx)
 	}
 	printf("(rates over the last %.1f s)\n",
 	       json_real_value(json_object_get(o, "interval_s")));
-	json_decref(o);
-	return WEFTCTL_OK;
 }
 
 static void print_limits(const json_t *o)
@@ -121,7 +113,7 @@ static json_t *parse_ports(const char *s)
 
 static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *body = json_object(), *o = NULL, *v;
+	json_t *body = json_object(), *v;
 	uint64_t n;
 	int rc;
 
@@ -151,16 +143,9 @@ static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 			goto usage;
 		}
 	}
-	rc = weftctl_do(ctx, "PUT", "/v1/xdp/limits", body, &o);
+	rc = weftctl_show(ctx, "PUT", "/v1/xdp/limits", body, print_limits);
 	json_decref(body);
-	if (rc || !o)
-		return rc;
-	if (ctx->json)
-		weftctl_print_json(o);
-	else
-		print_limits(o);
-	json_decref(o);
-	return WEFTCTL_OK;
+	return rc;
 usage:
 	json_decref(body);
 	return weftctl_usage(xdp_usage);
@@ -168,24 +153,13 @@ usage:
 
 static int xdp_run(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *o = NULL;
-	int rc;
-
 	if (argc == 2 && !strcmp(argv[1], "status"))
-		return xdp_status(ctx);
+		return weftctl_show(ctx, "GET", "/v1/xdp/status", NULL, print_status);
 	if (argc >= 3 && !strcmp(argv[1], "limits") && !strcmp(argv[2], "set"))
 		return xdp_limits_set(ctx, argc - 3, argv + 3);
 	if (argc != 2 || strcmp(argv[1], "limits"))
 		return weftctl_usage(xdp_usage);
-	rc = weftctl_do(ctx, "GET", "/v1/xdp/limits", NULL, &o);
-	if (rc || !o)
-		return rc;
-	if (ctx->json)
-		weftctl_print_json(o);
-	else
-		print_limits(o);
-	json_decref(o);
-	return WEFTCTL_OK;
+	return weftctl_show(ctx, "GET", "/v1/xdp/limits", NULL, print_limits);
 }
 
 WEFTCTL_NOUN(xdp, .name = "xdp", .usage = xdp_usage, .run = xdp_run, .needs_daemon = 1);

@@ -142,10 +142,21 @@ int dht_new(struct dht **out, const struct dht_opts *opts)
 	return 0;
 }
 
+/* Release a transaction slot and its retry copy. */
+static void pend_release(struct dht_pending *p)
+{
+	p->in_use = 0;
+	free(p->pkt);
+	p->pkt = NULL;
+}
+
 void dht_free(struct dht *dht)
 {
 	if (!dht)
 		return;
+	if (dht->pend)
+		for (uint32_t i = 0; i < dht->lim.max_pending; i++)
+			free(dht->pend[i].pkt);
 	if (dht->lks)
 		for (uint32_t i = 0; i < dht->lim.max_lookups; i++)
 			free(dht->lks[i].peers);
@@ -172,6 +183,8 @@ static int dht_sendto(struct dht *dht, const struct bencode_buf *b, const struct
 	return dht->o.send(dht->o.send_arg, b->p, b->len, to, tolen);
 }
 
+/* Writes "1:t<n>:<t>1:v4:<v>1:y1:<y>e"; the transaction id starts 5 bytes
+ * after the current length when tlen is 4 ("1:t4:"), see dht_send_query. */
 static void put_tail(struct dht *dht, struct bencode_buf *b, const uint8_t *t, size_t tlen,
 		     const char *y)
 {
@@ -189,10 +202,11 @@ int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *t
 		   uint64_t now)
 {
 	static const struct krpc_args none;
-	uint8_t pkt[1500], t[4];
+	uint8_t pkt[DHT_MAX_PKT], t[4];
 	struct bencode_buf b;
 	struct dht_pending *p = NULL;
 	uint32_t slot;
+	size_t tid_off;
 	int err;
 
 	if (!a)
@@ -264,6 +278,15 @@ int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *t
 		bencode_put_cstr(&b, "v");
 		bencode_put_raw(&b, a->v, a->vlen);
 	}
+	/* BEP 32: a dual-stack node asks for both families in searches */
+	if ((dht->o.flags & (DHT_F_DUAL_STACK | DHT_F_NO_IPV6)) == DHT_F_DUAL_STACK &&
+	    (q == KRPC_FIND_NODE || q == KRPC_GET_PEERS || q == KRPC_GET)) {
+		bencode_put_cstr(&b, "want");
+		bencode_put_list(&b);
+		bencode_put_cstr(&b, "n4");
+		bencode_put_cstr(&b, "n6");
+		bencode_put_end(&b);
+	}
 	bencode_put_end(&b);
 	bencode_put_cstr(&b, "q");
 	bencode_put_cstr(&b, krpc_method_name(q));
@@ -271,10 +294,18 @@ int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *t
 		bencode_put_cstr(&b, "ro");
 		bencode_put_int(&b, 1);
 	}
+	tid_off = b.len + 5; /* "1:t4:" */
 	put_tail(dht, &b, t, 4, "q");
 	err = dht_sendto(dht, &b, to, tolen);
 	if (err < 0)
 		return err;
+	/* keep a copy for the retry; without memory the query is simply not retried */
+	p->pkt = malloc(b.len);
+	if (p->pkt) {
+		memcpy(p->pkt, b.p, b.len);
+		p->pktlen = (uint16_t)b.len;
+		p->tid_off = (uint16_t)tid_off;
+	}
 	p->in_use = 1;
 	p->q = q;
 	memcpy(&p->addr, to, tolen < sizeof(p->addr) ? tolen : sizeof(p->addr));
@@ -342,8 +373,11 @@ static void reply_finish(struct dht *dht, struct bencode_buf *b, const struct kr
 	dht_sendto(dht, b, to, tolen);
 }
 
+/* "nodes" / "nodes6" with up to nmax entries each: the families asked for
+ * with want (BEP 32), else the requester's own family. */
 static void put_nodes(struct dht *dht, struct bencode_buf *b, const uint8_t *target,
-		      const struct krpc_msg *m, const struct sockaddr *from, uint64_t now)
+		      const struct krpc_msg *m, const struct sockaddr *from, uint64_t now,
+		      size_t nmax)
 {
 	const struct dht_node *cl[DHT_K];
 	uint8_t buf[DHT_K * 38];
@@ -356,7 +390,7 @@ static void put_nodes(struct dht *dht, struct bencode_buf *b, const uint8_t *tar
 	if (dht->o.flags & DHT_F_NO_IPV6)
 		want6 = 0;
 	if (want4) {
-		size_t n = dht_rt_closest(&dht->t4, target, now, cl, DHT_K), len = 0;
+		size_t n = dht_rt_closest(&dht->t4, target, now, cl, nmax), len = 0;
 
 		for (size_t i = 0; i < n; i++) {
 			memcpy(buf + len, cl[i]->id, DHT_ID_LEN);
@@ -367,7 +401,7 @@ static void put_nodes(struct dht *dht, struct bencode_buf *b, const uint8_t *tar
 		bencode_put_str(b, buf, len);
 	}
 	if (want6) {
-		size_t n = dht_rt_closest(&dht->t6, target, now, cl, DHT_K), len = 0;
+		size_t n = dht_rt_closest(&dht->t6, target, now, cl, nmax), len = 0;
 
 		for (size_t i = 0; i < n; i++) {
 			memcpy(buf + len, cl[i]->id, DHT_ID_LEN);
@@ -388,17 +422,46 @@ static void put_token(struct dht *dht, struct bencode_buf *b, const struct socka
 	bencode_put_str(b, tok, sizeof(tok));
 }
 
+/* Replies that carry nodes plus values or an item can outgrow one
+ * datagram when both families are asked for (8 nodes6 = 304 bytes next to
+ * a 1000-byte item): they are built with fewer nodes until they fit. */
 static void handle_get_peers(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
-			     socklen_t fromlen, uint64_t now)
+			     socklen_t fromlen, uint64_t now, size_t nmax, struct bencode_buf *b);
+static void handle_get(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+		       socklen_t fromlen, uint64_t now, size_t nmax, struct bencode_buf *b);
+
+static void reply_fitted(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+			 socklen_t fromlen, uint64_t now)
 {
-	uint8_t pkt[1500];
+	uint8_t pkt[DHT_MAX_PKT];
 	struct bencode_buf b;
+
+	for (size_t nmax = DHT_K;; nmax /= 2) {
+		bencode_buf_init(&b, pkt, sizeof(pkt));
+		if (m->q == KRPC_GET_PEERS)
+			handle_get_peers(dht, m, from, fromlen, now, nmax, &b);
+		else if (m->q == KRPC_GET)
+			handle_get(dht, m, from, fromlen, now, nmax, &b);
+		else {
+			reply_head(dht, &b, from);
+			put_nodes(dht, &b, m->target, m, from, now, nmax);
+		}
+		bencode_put_end(&b); /* r */
+		put_tail(dht, &b, m->t, m->tlen, "r");
+		if (!b.err || !nmax)
+			break;
+	}
+	dht_sendto(dht, &b, from, fromlen);
+}
+
+static void handle_get_peers(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+			     socklen_t fromlen, uint64_t now, size_t nmax, struct bencode_buf *b)
+{
 	struct dht_ih *e = dht_store_find_ih(&dht->store, m->info_hash);
 
-	bencode_buf_init(&b, pkt, sizeof(pkt));
-	reply_head(dht, &b, from);
-	put_nodes(dht, &b, m->info_hash, m, from, now);
-	put_token(dht, &b, from);
+	reply_head(dht, b, from);
+	put_nodes(dht, b, m->info_hash, m, from, now, nmax);
+	put_token(dht, b, from);
 	if (e) {
 		unsigned int sent = 0;
 		uint32_t start = 0;
@@ -406,8 +469,8 @@ static void handle_get_peers(struct dht *dht, const struct krpc_msg *m, const st
 		/* rotate the starting point so that every peer gets handed out */
 		if (e->npeers)
 			dht_random(dht, &start, sizeof(start));
-		bencode_put_cstr(&b, "values");
-		bencode_put_list(&b);
+		bencode_put_cstr(b, "values");
+		bencode_put_list(b);
 		for (uint32_t i = 0; i < e->npeers && sent < DHT_MAX_VALUES_OUT; i++) {
 			const struct dht_peer *p = &e->peers[(start + i) % e->npeers];
 			uint8_t c[18];
@@ -416,40 +479,35 @@ static void handle_get_peers(struct dht *dht, const struct krpc_msg *m, const st
 			if (p->addr.ss_family != from->sa_family || p->expires <= now)
 				continue;
 			cl = dht_addr_compact((const struct sockaddr *)&p->addr, c);
-			bencode_put_str(&b, c, (size_t)cl);
+			bencode_put_str(b, c, (size_t)cl);
 			sent++;
 		}
-		bencode_put_end(&b);
+		bencode_put_end(b);
 	}
-	reply_finish(dht, &b, m, from, fromlen);
 }
 
 static void handle_get(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
-		       socklen_t fromlen, uint64_t now)
+		       socklen_t fromlen, uint64_t now, size_t nmax, struct bencode_buf *b)
 {
-	uint8_t pkt[1500];
-	struct bencode_buf b;
 	const struct dht_item *it = dht_store_find_item(&dht->store, m->target);
 
-	bencode_buf_init(&b, pkt, sizeof(pkt));
-	reply_head(dht, &b, from);
+	reply_head(dht, b, from);
 	if (it && it->mut) {
-		bencode_put_cstr(&b, "k");
-		bencode_put_str(&b, it->k, DHT_PK_LEN);
+		bencode_put_cstr(b, "k");
+		bencode_put_str(b, it->k, DHT_PK_LEN);
 	}
-	put_nodes(dht, &b, m->target, m, from, now);
+	put_nodes(dht, b, m->target, m, from, now, nmax);
 	if (it && it->mut) {
-		bencode_put_cstr(&b, "seq");
-		bencode_put_int(&b, it->seq);
-		bencode_put_cstr(&b, "sig");
-		bencode_put_str(&b, it->sig, DHT_SIG_LEN);
+		bencode_put_cstr(b, "seq");
+		bencode_put_int(b, it->seq);
+		bencode_put_cstr(b, "sig");
+		bencode_put_str(b, it->sig, DHT_SIG_LEN);
 	}
-	put_token(dht, &b, from);
+	put_token(dht, b, from);
 	if (it && (!it->mut || !m->has_seq || it->seq > m->seq)) {
-		bencode_put_cstr(&b, "v");
-		bencode_put_raw(&b, it->v, it->vlen);
+		bencode_put_cstr(b, "v");
+		bencode_put_raw(b, it->v, it->vlen);
 	}
-	reply_finish(dht, &b, m, from, fromlen);
 }
 
 /* Validate and store a put. Returns 0 or a KRPC error code with *msg set. */
@@ -506,7 +564,7 @@ static int do_put(struct dht *dht, const struct krpc_msg *m, const struct sockad
 static void handle_query(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
 			 socklen_t fromlen, uint64_t now)
 {
-	uint8_t pkt[1500];
+	uint8_t pkt[DHT_MAX_PKT];
 	struct bencode_buf b;
 	const char *msg = NULL;
 	int code;
@@ -518,12 +576,9 @@ static void handle_query(struct dht *dht, const struct krpc_msg *m, const struct
 		reply_finish(dht, &b, m, from, fromlen);
 		break;
 	case KRPC_FIND_NODE:
-		reply_head(dht, &b, from);
-		put_nodes(dht, &b, m->target, m, from, now);
-		reply_finish(dht, &b, m, from, fromlen);
-		break;
 	case KRPC_GET_PEERS:
-		handle_get_peers(dht, m, from, fromlen, now);
+	case KRPC_GET:
+		reply_fitted(dht, m, from, fromlen, now);
 		break;
 	case KRPC_ANNOUNCE_PEER: {
 		struct sockaddr_storage peer;
@@ -549,9 +604,6 @@ static void handle_query(struct dht *dht, const struct krpc_msg *m, const struct
 		reply_finish(dht, &b, m, from, fromlen);
 		break;
 	}
-	case KRPC_GET:
-		handle_get(dht, m, from, fromlen, now);
-		break;
 	case KRPC_PUT:
 		code = do_put(dht, m, from, now, &msg);
 		if (code) {
@@ -717,7 +769,9 @@ static struct dht_pending *pending_match(struct dht *dht, const struct krpc_msg 
 	if ((tid & 0xffff) >= dht->lim.max_pending)
 		return NULL;
 	p = &dht->pend[tid & 0xffff];
-	if (!p->in_use || p->tid != tid || !dht_addr_eq((struct sockaddr *)&p->addr, from))
+	if (!p->in_use || !dht_addr_eq((struct sockaddr *)&p->addr, from))
+		return NULL;
+	if (p->tid != tid && !(p->attempt && p->old_tid == tid))
 		return NULL;
 	return p;
 }
@@ -733,8 +787,12 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		return -EINVAL;
 	if (krpc_parse(&m, buf, len)) {
 		dht->st.dropped_malformed++;
+		/* garbage costs budget like a query, so a flood of it reaches
+		 * on_abuse too (and is also counted in dropped_budget) */
+		if (!budget_take(dht, from, fromlen, now_ms))
+			return -EINVAL;
 		if (m.t && m.err_code && m.y != 'r' && m.y != 'e' &&
-		    !(dht->o.flags & DHT_F_READ_ONLY) && budget_take(dht, from, fromlen, now_ms))
+		    !(dht->o.flags & DHT_F_READ_ONLY))
 			send_error(dht, &m, m.err_code, m.err_msg, from, fromlen);
 		return -EINVAL;
 	}
@@ -754,7 +812,7 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		return -EINVAL;
 	if (m.y == 'e') {
 		dht->st.errors_in++;
-		p->in_use = 0;
+		pend_release(p);
 		if (p->lk)
 			dht_lk_error(dht, p, &m, now_ms);
 		return 0;
@@ -773,7 +831,7 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 	}
 	if (m.ip)
 		ip_vote(dht, m.ip, m.ip_len, from);
-	p->in_use = 0;
+	pend_release(p);
 	if (p->lk)
 		dht_lk_reply(dht, p, &m, from, fromlen, now_ms);
 	return 0;
@@ -823,6 +881,34 @@ static void maintain(struct dht *dht, uint64_t now)
 	}
 }
 
+/* Resend a timed-out query with a fresh transaction id (same slot, so the
+ * O(1) lookup by tid still works). Returns 1 when the retry went out. */
+static int retry_query(struct dht *dht, struct dht_pending *p, uint64_t now)
+{
+	uint32_t slot = p->tid & 0xffff, tid;
+
+	dht->next_tid++;
+	tid = (dht->next_tid << 16) | slot;
+	if (tid == p->tid)
+		tid ^= 0x10000;
+	p->pkt[p->tid_off] = (uint8_t)(tid >> 24);
+	p->pkt[p->tid_off + 1] = (uint8_t)(tid >> 16);
+	p->pkt[p->tid_off + 2] = (uint8_t)(tid >> 8);
+	p->pkt[p->tid_off + 3] = (uint8_t)tid;
+	if (dht->o.send(dht->o.send_arg, p->pkt, p->pktlen, (struct sockaddr *)&p->addr,
+			p->addrlen) < 0)
+		return 0;
+	p->old_tid = p->tid;
+	p->tid = tid;
+	p->attempt++;
+	p->sent_ms = now;
+	dht->st.retries++;
+	dht->st.queries_out[stat_q(p->q)]++;
+	if (p->lk)
+		dht_lk_retry(dht, p, now);
+	return 1;
+}
+
 int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 {
 	uint64_t next = now + 1000;
@@ -847,7 +933,13 @@ int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 				next = dl;
 			continue;
 		}
-		p->in_use = 0;
+		if (p->pkt && p->attempt + 1 < DHT_QUERY_ATTEMPTS && retry_query(dht, p, now)) {
+			dl = now + dht->lim.query_timeout_ms;
+			if (dl < next)
+				next = dl;
+			continue;
+		}
+		pend_release(p);
 		dht->st.timeouts++;
 		if (p->has_id) {
 			struct dht_table *tb = dht_table_for(dht, p->addr.ss_family);

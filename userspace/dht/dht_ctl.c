@@ -288,6 +288,7 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_object_set_new(o, "dropped_malformed", json_integer((json_int_t)st.dropped_malformed));
 	json_object_set_new(o, "dropped_budget", json_integer((json_int_t)st.dropped_budget));
 	json_object_set_new(o, "timeouts", json_integer((json_int_t)st.timeouts));
+	json_object_set_new(o, "retries", json_integer((json_int_t)st.retries));
 	ctl_resp_json(resp, 200, o);
 }
 

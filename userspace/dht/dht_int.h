@@ -25,6 +25,12 @@
 #define DHT_TOKEN_LEN 8
 #define DHT_IP_VOTES 16	     /* external-address votes kept */
 #define DHT_IP_VOTE_QUORUM 3 /* distinct reporters before we trust a vote */
+/* A query unanswered after query_timeout_ms is sent once more with a new
+ * transaction id (and waits query_timeout_ms again) before the node counts
+ * as having failed: one lost datagram on a lossy path must not mark a good
+ * node or drop it from a lookup. */
+#define DHT_QUERY_ATTEMPTS 2
+#define DHT_MAX_PKT 1500 /* largest datagram we build (Ethernet MTU payload) */
 
 /* ---- KRPC ---- */
 enum krpc_method {
@@ -224,6 +230,13 @@ struct dht_pending {
 	uint64_t sent_ms;
 	struct dht_lookup *lk; /* owner lookup (NULL for table maintenance) */
 	uint32_t lk_gen;
+	/* Retry (see DHT_QUERY_ATTEMPTS): a copy of the datagram, resent once
+	 * with a fresh transaction id patched in at tid_off. A late answer to
+	 * the first attempt (old_tid) is still accepted. */
+	uint8_t *pkt; /* malloc'd, NULL when the query is not retried */
+	uint16_t pktlen, tid_off;
+	uint32_t old_tid;
+	uint8_t attempt; /* 0: first send, 1: retried */
 };
 
 enum cand_state { CAND_NEW = 0, CAND_INFLIGHT, CAND_DONE, CAND_FAILED };
@@ -238,7 +251,8 @@ struct dht_cand {
 	uint8_t token_len;
 	uint8_t stored; /* store phase acknowledged */
 	uint8_t store_sent;
-	int64_t seq; /* mutable seq this node returned, -1 none */
+	uint8_t retrying; /* first attempt timed out, retry in flight (not counted in alpha) */
+	int64_t seq;	  /* mutable seq this node returned, -1 none */
 };
 
 enum lk_phase { LK_SEARCH = 0, LK_STORE, LK_DONE };
@@ -255,6 +269,8 @@ struct dht_lookup {
 	struct dht_cand cands[DHT_MAX_LOOKUP_CANDS];
 	unsigned int ncands;
 	unsigned int queried, visited, inflight;
+	unsigned int retrying; /* candidates whose retry is in flight */
+	int local_hit;	       /* our own storage answered (get_peers / get) */
 	/* announce */
 	uint16_t port;
 	int implied_port;
@@ -333,6 +349,8 @@ void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now);
 void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m,
 		  const struct sockaddr *from, socklen_t fromlen, uint64_t now);
 void dht_lk_fail(struct dht *dht, struct dht_pending *p, uint64_t now);
+/* The first attempt of p timed out and was resent: frees its alpha slot. */
+void dht_lk_retry(struct dht *dht, struct dht_pending *p, uint64_t now);
 void dht_lk_error(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m, uint64_t now);
 void dht_lk_timers(struct dht *dht, uint64_t now, uint64_t *next);
 

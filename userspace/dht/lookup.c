@@ -5,6 +5,15 @@
  * not fail have all answered. Announce and put add a store phase towards
  * the k closest nodes that gave a write token. Ping is a one-node "lookup"
  * so every operation shares one completion path.
+ *
+ * Timeouts: a query unanswered after query_timeout_ms is resent once (new
+ * transaction id, dht.c). During that retry the candidate no longer holds
+ * one of the alpha slots, so the search moves on to the next candidate,
+ * but the lookup does not converge before the retry is answered or times
+ * out too; only then is the candidate marked failed.
+ *
+ * get_peers and get also read our own storage: a node that was announced
+ * to (or stores the item) finds it even when no other node has it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -187,7 +196,7 @@ static void store_phase(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 
 static int search_status(const struct dht_lookup *lk)
 {
-	if (!lk->visited)
+	if (!lk->visited && !lk->local_hit)
 		return -ETIMEDOUT;
 	if (lk->op == DHT_OP_GET && !lk->found)
 		return -ENOENT;
@@ -232,7 +241,7 @@ void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 		lk->inflight++;
 		lk->queried++;
 	}
-	if (lk->inflight || pending_new)
+	if (lk->inflight || lk->retrying || pending_new)
 		return;
 	/* converged */
 	if ((lk->op == DHT_OP_ANNOUNCE || lk->op == DHT_OP_PUT_IMMUTABLE ||
@@ -242,6 +251,19 @@ void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 		return;
 	}
 	lk_finish(dht, lk, search_status(lk));
+}
+
+/* The query to c ended (answer, error or final timeout): give back the
+ * alpha slot, or the retry count when it was being retried. */
+static void slot_release(struct dht_lookup *lk, struct dht_cand *c)
+{
+	if (c->retrying) {
+		c->retrying = 0;
+		if (lk->retrying)
+			lk->retrying--;
+	} else if (lk->inflight) {
+		lk->inflight--;
+	}
 }
 
 static struct dht_lookup *lk_of(struct dht *dht, struct dht_pending *p)
@@ -315,8 +337,7 @@ void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg 
 	c = cand_find(lk, from);
 	if (!c)
 		return;
-	if (lk->inflight)
-		lk->inflight--;
+	slot_release(lk, c);
 	if (lk->phase == LK_STORE) {
 		c->stored = 1;
 		dht_lk_step(dht, lk, now);
@@ -365,15 +386,38 @@ void dht_lk_fail(struct dht *dht, struct dht_pending *p, uint64_t now)
 
 	if (!lk)
 		return;
-	if (lk->inflight)
+	c = cand_find(lk, (struct sockaddr *)&p->addr);
+	if (c)
+		slot_release(lk, c);
+	else if (lk->inflight)
 		lk->inflight--;
 	if (lk->op == DHT_OP_PING) {
 		lk_finish(dht, lk, -ETIMEDOUT);
 		return;
 	}
-	c = cand_find(lk, (struct sockaddr *)&p->addr);
 	if (c && lk->phase == LK_SEARCH)
 		c->state = CAND_FAILED;
+	dht_lk_step(dht, lk, now);
+}
+
+void dht_lk_retry(struct dht *dht, struct dht_pending *p, uint64_t now)
+{
+	struct dht_lookup *lk = lk_of(dht, p);
+	struct dht_cand *c;
+
+	if (!lk)
+		return;
+	lk->queried++;
+	/* ping and the store phase just wait for the retry */
+	if (lk->op == DHT_OP_PING || lk->phase != LK_SEARCH)
+		return;
+	c = cand_find(lk, (struct sockaddr *)&p->addr);
+	if (!c || c->state != CAND_INFLIGHT || c->retrying)
+		return;
+	c->retrying = 1;
+	lk->retrying++;
+	if (lk->inflight)
+		lk->inflight--;
 	dht_lk_step(dht, lk, now);
 }
 
@@ -450,11 +494,54 @@ int dht_lk_start(struct dht *dht, enum dht_op op, const uint8_t *target, uint64_
 	return 0;
 }
 
+/* What our own storage holds for the target: stored peers for get_peers
+ * and announce, the item for get, the seq of the item for a mutable put. */
+static void lk_local(struct dht *dht, struct dht_lookup *lk, uint64_t now)
+{
+	if (lk->op == DHT_OP_GET_PEERS || lk->op == DHT_OP_ANNOUNCE) {
+		const struct dht_ih *e = dht_store_find_ih(&dht->store, lk->target);
+
+		for (uint32_t i = 0; e && i < e->npeers; i++) {
+			uint8_t c[18];
+			int cl;
+
+			if (e->peers[i].expires <= now)
+				continue;
+			cl = dht_addr_compact((const struct sockaddr *)&e->peers[i].addr, c);
+			if (cl > 0) {
+				add_peer(lk, c, (size_t)cl);
+				/* an announce still needs nodes to store at */
+				lk->local_hit = lk->op == DHT_OP_GET_PEERS;
+			}
+		}
+	} else if (lk->op == DHT_OP_GET || lk->op == DHT_OP_PUT_MUTABLE) {
+		const struct dht_item *it = dht_store_find_item(&dht->store, lk->target);
+
+		if (!it || it->expires <= now || it->mut != lk->want_mutable)
+			return;
+		if (it->mut && (memcmp(it->k, lk->pk, DHT_PK_LEN) || it->salt_len != lk->salt_len ||
+				memcmp(it->salt, lk->salt, it->salt_len)))
+			return;
+		if (it->mut && it->seq > lk->max_seen_seq)
+			lk->max_seen_seq = it->seq;
+		if (lk->op != DHT_OP_GET)
+			return;
+		lk->found = 1;
+		lk->local_hit = 1;
+		lk->seq = it->mut ? it->seq : -1;
+		if (it->mut)
+			memcpy(lk->sig, it->sig, DHT_SIG_LEN);
+		memcpy(lk->v, it->v, it->vlen);
+		lk->vlen = it->vlen;
+	}
+}
+
 /* Start, let the caller fill op-specific fields, then run the first step. */
 static int lk_begin(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 {
+	lk_local(dht, lk, now);
 	if (!lk->ncands) {
-		lk_finish(dht, lk, -EHOSTUNREACH);
+		lk_finish(dht, lk, lk->local_hit ? 0 : -EHOSTUNREACH);
 		return 0;
 	}
 	dht_lk_step(dht, lk, now);

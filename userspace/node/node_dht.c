@@ -278,9 +278,11 @@ static void dht_metrics(void *arg, FILE *out)
 		"weft_dht_dropped_total{cause=\"malformed\"} %llu\n"
 		"weft_dht_dropped_total{cause=\"budget\"} %llu\n"
 		"weft_dht_dropped_total{cause=\"send_queue_full\"} %llu\n"
-		"# TYPE weft_dht_timeouts_total counter\nweft_dht_timeouts_total %llu\n",
+		"# TYPE weft_dht_timeouts_total counter\nweft_dht_timeouts_total %llu\n"
+		"# TYPE weft_dht_retries_total counter\nweft_dht_retries_total %llu\n",
 		(unsigned long long)st.dropped_malformed, (unsigned long long)st.dropped_budget,
-		(unsigned long long)nd->send_dropped, (unsigned long long)st.timeouts);
+		(unsigned long long)nd->send_dropped, (unsigned long long)st.timeouts,
+		(unsigned long long)st.retries);
 }
 
 int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, struct guard *g,
@@ -311,6 +313,9 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 	o.abuse_arg = nd;
 	if (cfg->dht_read_only)
 		o.flags |= DHT_F_READ_ONLY;
+	/* A socket bound to "::" serves both families: ask for and keep both. */
+	if (strchr(cfg->bind_addr, ':'))
+		o.flags |= DHT_F_DUAL_STACK;
 	if (cfg->dht_enforce_bep42)
 		o.flags |= DHT_F_ENFORCE_BEP42 | DHT_F_DERIVE_ID;
 	err = dht_new(&nd->dht, &o);
