@@ -16,7 +16,7 @@ export PYTHON=/usr/bin/python3
 # their exit status. halt_on_error keeps a sanitizer finding fatal.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:halt_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-LOGDIR="$BUILD/test-logs"
+LOGDIR=${LOGDIR:-"$BUILD/test-logs"}
 mkdir -p "$LOGDIR"
 
 tests=()
