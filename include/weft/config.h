@@ -41,9 +41,15 @@ struct weft_config {
 	int dht_public_routers;  /* use the well-known public routers */
 	int dht_read_only;       /* BEP 43 */
 	int dht_enforce_bep42;
+	/* [quic] */
+	uint32_t quic_idle_timeout_ms;
+	uint32_t quic_keepalive_ms;
+	uint32_t quic_max_conns;
+	uint32_t quic_max_conns_per_addr;
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;
+	char gateway_services[512]; /* whitelist: "a,b,c", "*" = any, "" = none */
 	/* [store] */
 	uint64_t store_map_size;
 };

@@ -163,6 +163,13 @@ struct quic_ep_opts {
 	uint64_t max_streams_bidi;        /* default QUIC_DEF_MAX_STREAMS */
 	uint64_t max_streams_uni;         /* default QUIC_DEF_MAX_STREAMS */
 	size_t max_udp_payload;           /* default QUIC_MAX_UDP_PAYLOAD; min 1200 */
+	/* Worker routing (docs/QUIC.md "Worker routing"): with
+	 * cid_route_count > 1, the first byte of every connection id this
+	 * endpoint issues is congruent to cid_route_index modulo
+	 * cid_route_count, so quic_cid_route() finds the owning endpoint from
+	 * any datagram's DCID. Default 0: plain random ids. */
+	unsigned int cid_route_count;     /* 0..256 */
+	unsigned int cid_route_index;     /* < cid_route_count */
 	quic_send_fn send;                /* required */
 	void *send_arg;
 	struct quic_callbacks cb;
@@ -205,6 +212,29 @@ int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns);
  */
 int quic_ep_connect(struct quic_ep *ep, const struct sockaddr *remote, socklen_t remote_len,
 		    const uint8_t *expected_key, uint64_t now_ns, struct quic_conn **out);
+
+/* Like quic_ep_connect(), with the path's local address given (the source
+ * address the kernel's route picks for remote; NULL = opts->local). Packets
+ * are sent with that local address, and replies arriving at it match the
+ * path. Same returns. */
+int quic_ep_connect_from(struct quic_ep *ep, const struct sockaddr *local, socklen_t local_len,
+			 const struct sockaddr *remote, socklen_t remote_len,
+			 const uint8_t *expected_key, uint64_t now_ns, struct quic_conn **out);
+
+/*
+ * Which of count endpoints (issuing ids with cid_route_count == count) owns
+ * the datagram buf: its DCID's first byte modulo count. A client's first
+ * Initials carry a DCID the client chose at random: they map to one fixed
+ * endpoint too, which accepts the connection and issues its own ids.
+ * Returns the index, or -1 when the datagram has no DCID or does not parse
+ * (process it anywhere: it is garbage or a version negotiation).
+ */
+int quic_cid_route(const uint8_t *buf, size_t len, unsigned int count);
+
+/* Advance the endpoint's clock (ns, never backwards) before application
+ * calls (quic_stream_send, quic_conn_close...) made outside input and
+ * expiry, so the packets they send carry a fresh timestamp. */
+void quic_ep_set_now(struct quic_ep *ep, uint64_t now_ns);
 
 /* Snapshot of endpoint counters. */
 void quic_ep_get_stats(const struct quic_ep *ep, struct quic_ep_stats *st);

@@ -15,6 +15,7 @@
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/node.h"
+#include "weft/quic_node.h"
 #include "weft/store.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
@@ -41,6 +42,7 @@ struct node {
 	struct wxdp *xdp;    /* xdp mode: the attached program */
 	struct guard *guard; /* bans, limits, counters (XDP or software) */
 	struct engine *engine;
+	struct quic_node *quic;
 	struct node_dht *dht;
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
@@ -186,6 +188,24 @@ static int node_engine_init(struct node *n)
 		return err;
 	}
 registered:
+	{
+		struct quic_node_opts qo = {
+			.eng = n->engine,
+			.ctl = n->ctl,
+			.id = &n->id,
+			.port = (uint16_t)n->cfg.quic_port,
+			.idle_timeout_ms = n->cfg.quic_idle_timeout_ms,
+			.keepalive_ms = n->cfg.quic_keepalive_ms,
+			.max_conns = n->cfg.quic_max_conns,
+			.max_conns_per_addr = n->cfg.quic_max_conns_per_addr,
+		};
+
+		err = quic_node_new(&n->quic, &qo);
+		if (err) {
+			log_error("node", "QUIC on udp %u: %s", qo.port, strerror(-err));
+			return err;
+		}
+	}
 	ctl_route(n->ctl, "GET", "/v1/io/stats", engine_ctl_stats, n->engine);
 	ctl_metrics(n->ctl, engine_metrics, n->engine);
 	return node_dht_new(&n->dht, n->engine, n->ctl, n->guard, n->store, &n->cfg, &n->id);
@@ -273,6 +293,7 @@ void node_free(struct node *n)
 	ctl_free(n->ctl);
 	engine_stop(n->engine);
 	node_dht_free(n->dht);
+	quic_node_free(n->quic);
 	engine_free(n->engine);
 	guard_free(n->guard);
 	wxdp_free(n->xdp);

@@ -225,7 +225,16 @@ static int verify_cb(gnutls_session_t tls)
 
 static void rand_cb(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *ctx)
 {
+	struct quic_conn *c = ctx ? ctx->native_handle : NULL;
+
 	randombytes_buf(dest, destlen);
+	/* While the conn is created ngtcp2 draws one byte whose low bit
+	 * decides whether it clears the fixed bit when the peer advertises
+	 * grease_quic_bit (ngtcp2 0.12 always advertises it). weft's XDP
+	 * program and software policer drop packets without the fixed bit,
+	 * so never grease it. */
+	if (c && c->creating && destlen == 1)
+		dest[0] &= 0xfe;
 }
 
 static int track_cid(struct quic_conn *c, const ngtcp2_cid *cid)
@@ -256,7 +265,7 @@ static int get_new_cid_cb(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, si
 {
 	struct quic_conn *c = user_data;
 
-	randombytes_buf(cid->data, cidlen);
+	quic_ep_cid_gen(c->ep, cid->data, cidlen);
 	cid->datalen = cidlen;
 	if (ngtcp2_crypto_generate_stateless_reset_token(token, c->ep->secret, QUIC_SECRET_LEN,
 							 cid) != 0)
@@ -518,6 +527,8 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	set.max_tx_udp_payload_size = ep->o.max_udp_payload;
 	set.handshake_timeout = (uint64_t)ep->o.handshake_timeout_ms * NGTCP2_MILLISECONDS;
 	set.cc_algo = NGTCP2_CC_ALGO_CUBIC;
+	set.rand_ctx.native_handle = c;
+	c->creating = 1;
 	ngtcp2_transport_params_default(&params);
 	params.initial_max_data = ep->o.max_data;
 	params.initial_max_stream_data_bidi_local = ep->o.max_stream_data;
@@ -528,9 +539,12 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	params.max_idle_timeout = (uint64_t)ep->o.idle_timeout_ms * NGTCP2_MILLISECONDS;
 	params.active_connection_id_limit = 8;
 	params.max_datagram_frame_size = QUIC_MAX_DATAGRAM;
+	/* Ask peers not to clear the fixed bit (RFC 9287): weft's XDP program
+	 * and software policer drop QUIC packets without it. */
+	params.grease_quic_bit = 0;
 
 	scid.datalen = QUIC_SCID_LEN;
-	randombytes_buf(scid.data, scid.datalen);
+	quic_ep_cid_gen(ep, scid.data, scid.datalen);
 	path.local.addr = (ngtcp2_sockaddr *)&c->local;
 	path.local.addrlen = c->local_len;
 	path.remote.addr = (ngtcp2_sockaddr *)&c->remote;
@@ -559,6 +573,7 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 		rc = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
 					    &cb, &set, &params, NULL, c);
 	}
+	c->creating = 0;
 	if (rc) {
 		c->conn = NULL;
 		rc = rc == NGTCP2_ERR_NOMEM ? -ENOMEM : -EINVAL;

@@ -25,6 +25,31 @@ void quic_ep_rand(uint8_t *buf, size_t len)
 	randombytes_buf(buf, len);
 }
 
+void quic_ep_cid_gen(const struct quic_ep *ep, uint8_t *id, size_t len)
+{
+	unsigned int n = ep->o.cid_route_count;
+
+	randombytes_buf(id, len);
+	if (n > 1 && len > 0)
+		/* Uniform over the bytes b with b % n == index. */
+		id[0] = (uint8_t)(ep->o.cid_route_index + n * randombytes_uniform(256 / n));
+}
+
+int quic_cid_route(const uint8_t *buf, size_t len, unsigned int count)
+{
+	ngtcp2_version_cid vc;
+	int rv;
+
+	if (!buf || count == 0)
+		return -1;
+	if (count == 1)
+		return 0;
+	rv = ngtcp2_pkt_decode_version_cid(&vc, buf, len, QUIC_SCID_LEN);
+	if (rv != 0 || vc.dcidlen == 0 || !vc.dcid)
+		return -1;
+	return (int)(vc.dcid[0] % count);
+}
+
 /* ------------------------------------------------------------ CID table */
 
 /* Open addressing, linear probing, keyed hash (the key is the endpoint
@@ -203,6 +228,9 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 		return -EINVAL;
 	if (opts->max_udp_payload && (opts->max_udp_payload < NGTCP2_MAX_UDP_PAYLOAD_SIZE ||
 				      opts->max_udp_payload > 65527))
+		return -EINVAL;
+	if (opts->cid_route_count > 256 ||
+	    (opts->cid_route_count && opts->cid_route_index >= opts->cid_route_count))
 		return -EINVAL;
 	alen = opts->alpn ? strlen(opts->alpn) : strlen(QUIC_ALPN);
 	if (alen == 0 || alen > 255)
@@ -393,7 +421,7 @@ static void send_retry(struct quic_ep *ep, const ngtcp2_pkt_hd *hd, const struct
 	ngtcp2_ssize tl, n;
 
 	scid.datalen = QUIC_SCID_LEN;
-	randombytes_buf(scid.data, scid.datalen);
+	quic_ep_cid_gen(ep, scid.data, scid.datalen);
 	tl = ngtcp2_crypto_generate_retry_token(token, ep->secret, QUIC_SECRET_LEN, hd->version,
 						(const ngtcp2_sockaddr *)remote, remote_len,
 						&scid, &hd->dcid, now);
@@ -601,18 +629,29 @@ int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns)
 int quic_ep_connect(struct quic_ep *ep, const struct sockaddr *remote, socklen_t remote_len,
 		    const uint8_t *expected_key, uint64_t now_ns, struct quic_conn **out)
 {
+	return quic_ep_connect_from(ep, NULL, 0, remote, remote_len, expected_key, now_ns, out);
+}
+
+int quic_ep_connect_from(struct quic_ep *ep, const struct sockaddr *local, socklen_t local_len,
+			 const struct sockaddr *remote, socklen_t remote_len,
+			 const uint8_t *expected_key, uint64_t now_ns, struct quic_conn **out)
+{
 	struct quic_conn *c;
 	int rc;
 
 	*out = NULL;
+	if (!local) {
+		local = (const struct sockaddr *)&ep->local;
+		local_len = ep->local_len;
+	}
 	if (!remote || remote_len == 0 || remote_len > sizeof(struct sockaddr_storage) ||
-	    !ep->local_len)
+	    !local_len || local_len > sizeof(struct sockaddr_storage))
 		return -EINVAL;
 	if (live_conns(ep, NULL) >= ep->o.max_conns)
 		return -EMFILE;
 	ep->now = now_ns;
-	rc = quic_conn_new(&c, ep, 0, NULL, NULL, (const struct sockaddr *)&ep->local,
-			   ep->local_len, remote, remote_len, expected_key, now_ns);
+	rc = quic_conn_new(&c, ep, 0, NULL, NULL, local, local_len, remote, remote_len,
+			   expected_key, now_ns);
 	if (rc)
 		return rc;
 	ep_link(ep, c);
@@ -620,6 +659,12 @@ int quic_ep_connect(struct quic_ep *ep, const struct sockaddr *remote, socklen_t
 	quic_conn_flush(c, now_ns);
 	*out = c;
 	return 0;
+}
+
+void quic_ep_set_now(struct quic_ep *ep, uint64_t now_ns)
+{
+	if (now_ns > ep->now)
+		ep->now = now_ns;
 }
 
 void quic_ep_get_stats(const struct quic_ep *ep, struct quic_ep_stats *st)

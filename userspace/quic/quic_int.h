@@ -79,6 +79,7 @@ struct quic_conn {
 	int busy;     /* inside ngtcp2: writes and closes are deferred */
 	int reported; /* on_closed done (or never owed): the app has let go */
 	int close_pending;
+	int creating; /* inside ngtcp2_conn_*_new (see rand_cb) */
 	uint64_t pending_code;
 	uint8_t pending_reason[QUIC_CLOSE_REASON_MAX];
 	size_t pending_reason_len;
@@ -110,6 +111,8 @@ void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid);
 void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
 		  const ngtcp2_path *path);
 void quic_ep_rand(uint8_t *buf, size_t len);
+/* Fill a new connection id of ours (random; routing byte first). */
+void quic_ep_cid_gen(const struct quic_ep *ep, uint8_t *id, size_t len);
 
 /* conn.c */
 const char *quic_tls_prio(void);

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * QUIC on the packet engine: one quic_ep per engine worker, the engine
+ * handler of the QUIC port, per-worker expiry timers, worker routing by
+ * connection id, the application API (dial, streams, close) used by the
+ * service fabric and content download, built-in stream types (echo, sink,
+ * discard) and the control API (/v1/quic/...). See docs/QUIC.md.
+ *
+ * Threads: every connection belongs to one worker. The application API may
+ * be called from any thread: calls are marshalled onto the owning worker
+ * with engine_call() (called on that worker's own thread they run at once).
+ * Every callback of struct quic_node_handler runs on the owning worker's
+ * thread: it must not block, and may call the API again.
+ *
+ * Connections are named by a uint64_t handle (worker index in the low 8
+ * bits, a node-wide serial above), never by pointer, so a handle used after
+ * the connection closed is a clean -ENOTCONN / ignored call, not a
+ * use-after-free.
+ */
+#ifndef WEFT_QUIC_NODE_H
+#define WEFT_QUIC_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/quic.h"
+
+struct engine;
+struct ctl;
+struct identity;
+struct quic_node;
+
+/* Built-in stream types (the first varint on a bidirectional stream names
+ * its type, docs/PROTOCOL.md). 0x00-0x0f are reserved for these. */
+#define QUIC_NODE_ST_ECHO 0x01    /* every byte echoed back; FIN answered with FIN */
+#define QUIC_NODE_ST_SINK 0x02    /* bytes counted and hashed (BLAKE2b-256); at FIN the
+				     reply is count (u64 BE) || hash (32 bytes), then FIN */
+#define QUIC_NODE_ST_DISCARD 0x03 /* bytes counted only; at FIN the reply is count (u64 BE) */
+#define QUIC_NODE_ST_APP_MIN 0x10 /* first type free for modules (quic_node_register) */
+
+/* Defaults of struct quic_node_opts (0 selects them). */
+#define QUIC_NODE_DEF_PORT 4433
+#define QUIC_NODE_DEF_MAX_QUEUED (64U << 20) /* bytes accepted by quic_node_write() and not
+						 yet in a stream's send buffer, node-wide:
+						 bounds memory held for slow peers */
+#define QUIC_NODE_DEF_MAX_TYPES 16           /* registered stream types */
+#define QUIC_NODE_PING_TIMEOUT_MS 5000       /* ping / connect wait in the control API */
+
+struct quic_node_opts {
+	struct engine *eng;          /* required; created, not started */
+	struct ctl *ctl;             /* optional: routes and metrics are registered on it */
+	const struct identity *id;   /* required: the node key (copied into each endpoint) */
+	uint16_t port;               /* QUIC UDP port (one of the engine's); default 4433 */
+	/* Per worker endpoint limits; 0 = quic.h defaults. weftd sets them
+	 * from the [quic] configuration section. */
+	unsigned int max_conns;
+	unsigned int max_conns_per_addr;
+	unsigned int idle_timeout_ms;
+	unsigned int handshake_timeout_ms;
+	unsigned int keepalive_ms;
+	size_t max_queued;           /* default QUIC_NODE_DEF_MAX_QUEUED */
+};
+
+/* Events of one connection or stream type; all optional, all on the owning
+ * worker's thread. conn is the handle; peer_key and data are borrowed. */
+struct quic_node_handler {
+	/* Handshake finished (err 0, peer_key set) or failed before it did
+	 * (err -ETIMEDOUT, -EKEYREJECTED: key pinning mismatch, -EPROTO: bad
+	 * certificate or ALPN, -ECONNREFUSED: peer refused / limits,
+	 * -ECONNRESET: stateless reset); after a failure closed() follows. */
+	void (*connected)(void *arg, uint64_t conn, int err, const uint8_t *peer_key);
+	/* Result of quic_node_stream_open(): sid >= 0 or err < 0. */
+	void (*stream_opened)(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err);
+	/* Stream payload in order (after the type varint); fin on the last. */
+	void (*stream_data)(void *arg, uint64_t conn, int64_t sid, const uint8_t *data,
+			    size_t len, int fin);
+	/* Every byte queued by quic_node_write() on sid is in the stream's
+	 * send buffer and there is room for more: write the next piece. */
+	void (*writable)(void *arg, uint64_t conn, int64_t sid);
+	/* Stream reset by the peer, or closed with its connection (err < 0). */
+	void (*stream_closed)(void *arg, uint64_t conn, int64_t sid, int err);
+	/* The connection is gone; the handle is dead after this returns. */
+	void (*closed)(void *arg, uint64_t conn, const struct quic_close_info *info);
+};
+
+/*
+ * Create the QUIC node: one endpoint per engine worker, the engine handler
+ * of opts->port (engine_register: call between engine_new and
+ * engine_start), control routes when opts->ctl is set:
+ *   GET  /v1/quic/conns      POST /v1/quic/ping      POST /v1/quic/bench
+ *   GET  /v1/quic/stats      and weft_quic_* lines on /metrics.
+ * Returns 0, -EINVAL (missing eng/id, port not served), -EEXIST (port
+ * already has a handler), -EBUSY (engine started), -ENOMEM, -EPROTO.
+ */
+int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts);
+/* Stop the engine's workers if they still run (engine_stop), close every
+ * connection (closed() with QUIC_CLOSE_ENDPOINT), free. Call before
+ * engine_free(). NULL-safe. */
+void quic_node_free(struct quic_node *qn);
+
+/*
+ * Parse "NODEKEY@ADDR" or "ADDR": NODEKEY is 64 hex digits; ADDR is
+ * "1.2.3.4", "1.2.3.4:4433", "[2001:db8::1]:4433" or "2001:db8::1" (a
+ * missing port is default_port). *have_key says whether a key was given.
+ * Returns 0 or -EINVAL.
+ */
+int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUIC_KEY_LEN],
+			   int *have_key, struct sockaddr_storage *ss, socklen_t *sslen);
+
+/*
+ * Dial target ("NODEKEY@ADDR": the peer's certificate must carry NODEKEY;
+ * "ADDR": any key, reported in connected()). h (copied) and arg receive the
+ * connection's events and those of the streams opened on it. *conn gets the
+ * handle before the dial runs. Returns 0, -EINVAL (bad target), -EAGAIN
+ * (worker command queue full), -ENOMEM.
+ */
+int quic_node_connect(struct quic_node *qn, const char *target, const struct quic_node_handler *h,
+		      void *arg, uint64_t *conn);
+/* Same with a parsed address. expected_key may be NULL. */
+int quic_node_connect_addr(struct quic_node *qn, const struct sockaddr *addr, socklen_t len,
+			   const uint8_t *expected_key, const struct quic_node_handler *h,
+			   void *arg, uint64_t *conn);
+
+/*
+ * Open a bidirectional stream of type stype on conn (after connected()).
+ * The type varint is sent first; stream_opened(token, sid, err) reports
+ * the id, or -ENOTCONN (no such connection), -EAGAIN (peer's stream limit:
+ * retry later). Returns 0, -EAGAIN (queue full), -ENOMEM.
+ */
+int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, uint64_t token);
+
+/*
+ * Queue len bytes (copied) on a stream; fin ends our side after them. Bytes
+ * go out in order as flow control allows; writable() fires when all queued
+ * bytes of the stream reached its send buffer. Returns 0, -ENOBUFS (more
+ * than max_queued bytes are waiting node-wide: wait for writable()),
+ * -EAGAIN, -ENOMEM. Errors found on the worker (no such connection or
+ * stream) drop the bytes and are counted (weft_quic_app_errors_total).
+ */
+int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data,
+		    size_t len, int fin);
+/* Reset a stream with an application error code. Returns 0 or -EAGAIN. */
+int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code);
+/* Graceful close with an application error code; closed() follows.
+ * Returns 0, -EAGAIN, -ENOMEM. */
+int quic_node_close(struct quic_node *qn, uint64_t conn, uint64_t app_error_code);
+
+/*
+ * Accept streams of type stype (>= QUIC_NODE_ST_APP_MIN) that peers open:
+ * their stream_data / stream_closed go to h (copied) with arg; answer with
+ * quic_node_write(). Before the engine starts. Returns 0, -EINVAL, -EEXIST,
+ * -ENOSPC (QUIC_NODE_DEF_MAX_TYPES reached).
+ */
+int quic_node_register(struct quic_node *qn, uint64_t stype, const struct quic_node_handler *h,
+		       void *arg);
+
+/* Result of quic_node_ping(). */
+struct quic_node_ping_result {
+	uint8_t peer_key[QUIC_KEY_LEN];
+	uint64_t handshake_us; /* connect() to handshake done */
+	uint64_t rtt_us;       /* one 32-byte echo round trip on a fresh stream */
+	uint64_t srtt_us;      /* ngtcp2's smoothed RTT after the echo */
+	unsigned int worker;
+};
+
+/*
+ * Synchronous helper for control handlers (never call it on a worker
+ * thread): dial target, echo 32 bytes, close. Returns 0, -EINVAL,
+ * -ETIMEDOUT (timeout_ms, 0 = QUIC_NODE_PING_TIMEOUT_MS), -EKEYREJECTED
+ * (peer key differs from the expected one), -EPROTO, -ECONNREFUSED,
+ * -ECONNRESET, -EIO (echo mismatch), -ENOMEM.
+ */
+int quic_node_ping(struct quic_node *qn, const char *target, unsigned int timeout_ms,
+		   struct quic_node_ping_result *res);
+
+/* Same; keep != 0 leaves the connection open afterwards (it then ends by
+ * idle timeout unless used): POST /v1/quic/ping {"keep": true}, for tests. */
+int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
+		    struct quic_node_ping_result *res);
+
+/* Bulk transfer to a peer's built-in stream (also POST /v1/quic/bench). */
+struct quic_node_bench_result {
+	uint64_t bytes_sent, bytes_back; /* back: echoed bytes (echo mode) */
+	uint64_t peer_count;             /* count the peer reported (sink/discard) */
+	uint8_t sent_hash[32];           /* BLAKE2b-256 of the bytes sent (verify) */
+	uint8_t peer_hash[32];           /* sink: what the peer hashed; echo: hash of the echo */
+	int hash_ok;                     /* verify: hashes equal and counts equal */
+	uint64_t elapsed_us;             /* first byte written to the reply (or echo) complete */
+	uint64_t handshake_us;
+};
+
+/*
+ * Send bytes of a deterministic pseudo-random stream (seeded by seed) on
+ * one stream of type stype (ECHO, SINK or DISCARD) and wait for the
+ * answer. verify: hash what is sent (and, with ECHO, what comes back).
+ * Control threads only. Returns 0 or the errors of quic_node_ping().
+ */
+int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, uint64_t bytes,
+		    uint64_t seed, int verify, unsigned int timeout_ms,
+		    struct quic_node_bench_result *res);
+
+#endif

@@ -1,0 +1,644 @@
+// SPDX-License-Identifier: MIT
+/*
+ * quic_node's synchronous helpers (ping, bench) and control API:
+ * GET /v1/quic/conns, GET /v1/quic/stats, POST /v1/quic/ping,
+ * POST /v1/quic/bench, weft_quic_* metrics. Handlers run on control
+ * threads and reach worker-owned state only through engine_call*.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quic/quic_node_int.h"
+#include "weft/ctl.h"
+#include "weft/io.h"
+#include "weft/util.h"
+
+/* Largest transfer POST /v1/quic/bench accepts: 16 GiB (a bound on how
+ * long one control request can keep a worker busy). */
+#define QN_BENCH_MAX_BYTES (16ULL << 30)
+#define QN_BENCH_DEF_TIMEOUT_MS 60000
+#define QN_SNAPSHOT_TIMEOUT_MS 1000
+
+/* ------------------------------------------------------------------ jobs */
+
+struct qn_job {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	_Atomic int refs;
+	int done, err; /* under mu */
+	struct quic_node *qn;
+	int bench;
+	int keep; /* ping: leave the connection open (it ends by idle timeout) */
+	uint64_t conn;
+	uint64_t t_start, t_hs, t_send, t_end;
+	uint8_t peer_key[QUIC_KEY_LEN];
+	uint64_t srtt_ns;
+	/* ping */
+	uint8_t probe[32], echo[32];
+	size_t echo_len;
+	/* bench */
+	uint64_t stype, bytes, seed;
+	int verify;
+	crypto_generichash_state *hs_sent, *hs_back;
+	uint64_t back;
+	uint8_t reply[40];
+	size_t reply_len;
+};
+
+static void job_put(struct qn_job *j)
+{
+	if (atomic_fetch_sub(&j->refs, 1) != 1)
+		return;
+	pthread_cond_destroy(&j->cv);
+	pthread_mutex_destroy(&j->mu);
+	if (j->hs_sent)
+		sodium_free(j->hs_sent);
+	if (j->hs_back)
+		sodium_free(j->hs_back);
+	free(j);
+}
+
+static struct qn_job *job_new(struct quic_node *qn)
+{
+	pthread_condattr_t ca;
+	struct qn_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&j->refs, 2); /* waiter + connection */
+	j->qn = qn;
+	return j;
+}
+
+static void job_done(struct qn_job *j, int err)
+{
+	pthread_mutex_lock(&j->mu);
+	if (!j->done) {
+		j->done = 1;
+		j->err = err;
+		j->t_end = qn_now_ns();
+		pthread_cond_broadcast(&j->cv);
+	}
+	pthread_mutex_unlock(&j->mu);
+}
+
+static struct qn_conn *job_conn(struct qn_job *j, uint64_t conn, struct qn_worker **wk)
+{
+	*wk = j->qn->wk[conn & 0xff];
+	return qn_conn_find(*wk, conn);
+}
+
+static void job_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct qn_job *j = arg;
+	struct qn_worker *wk;
+	struct qn_stream *s;
+	struct qn_conn *c;
+	int rc;
+
+	if (err) {
+		job_done(j, err);
+		return;
+	}
+	j->t_hs = qn_now_ns();
+	memcpy(j->peer_key, peer_key, QUIC_KEY_LEN);
+	c = job_conn(j, conn, &wk);
+	if (!c)
+		return;
+	rc = qn_stream_open_now(wk, c, j->bench ? j->stype : QUIC_NODE_ST_ECHO, &s);
+	if (rc) {
+		job_done(j, rc);
+		quic_conn_close(c->qc, 0, NULL);
+		return;
+	}
+	j->t_send = qn_now_ns();
+	if (j->bench)
+		qn_stream_gen_start(wk, c, s, j->bytes, j->seed, j->verify ? j->hs_sent : NULL);
+	else
+		qn_stream_queue(wk, c, s, j->probe, sizeof(j->probe), 1, 0);
+}
+
+static void job_finish_ok(struct qn_job *j, uint64_t conn, int err)
+{
+	struct quic_conn_info info;
+	struct qn_worker *wk;
+	struct qn_conn *c = job_conn(j, conn, &wk);
+
+	if (c && c->qc && !quic_conn_get_info(c->qc, &info))
+		j->srtt_ns = info.smoothed_rtt_ns;
+	job_done(j, err);
+	if (c && c->qc && !j->keep)
+		quic_conn_close(c->qc, 0, "done");
+}
+
+static void job_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		     int fin)
+{
+	struct qn_job *j = arg;
+	size_t n;
+
+	if (!j->bench) {
+		n = len < sizeof(j->echo) - j->echo_len ? len : sizeof(j->echo) - j->echo_len;
+		memcpy(j->echo + j->echo_len, data, n);
+		j->echo_len += n;
+		if (fin)
+			job_finish_ok(j, conn,
+				      j->echo_len == sizeof(j->probe) &&
+						      !memcmp(j->echo, j->probe, sizeof(j->probe))
+					      ? 0
+					      : -EIO);
+		return;
+	}
+	if (j->stype == QUIC_NODE_ST_ECHO) {
+		j->back += len;
+		if (j->hs_back && len)
+			crypto_generichash_update(j->hs_back, data, len);
+	} else {
+		n = len < sizeof(j->reply) - j->reply_len ? len : sizeof(j->reply) - j->reply_len;
+		memcpy(j->reply + j->reply_len, data, n);
+		j->reply_len += n;
+	}
+	if (fin)
+		job_finish_ok(j, conn, 0);
+}
+
+static void job_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
+{
+	struct qn_job *j = arg;
+
+	if (err)
+		job_done(j, err);
+}
+
+static void job_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+{
+	struct qn_job *j = arg;
+	int err = qn_close_errno(info);
+
+	job_done(j, err ? err : -ECONNABORTED);
+	job_put(j);
+}
+
+static const struct quic_node_handler job_handler = {
+	.connected = job_connected,
+	.stream_data = job_data,
+	.stream_closed = job_stream_closed,
+	.closed = job_closed,
+};
+
+/* Dial and wait; returns the job's error, or -ETIMEDOUT (the dial is then
+ * closed and the job freed by the connection's closed()). */
+static int job_run(struct quic_node *qn, struct qn_job *j, const char *target,
+		   unsigned int timeout_ms)
+{
+	struct timespec dl;
+	int rc, err;
+
+	j->t_start = qn_now_ns();
+	rc = quic_node_connect(qn, target, &job_handler, j, &j->conn);
+	if (rc) {
+		atomic_fetch_sub(&j->refs, 1); /* no connection will hold it */
+		return rc;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&j->mu);
+	rc = 0;
+	while (!j->done && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&j->cv, &j->mu, &dl);
+	err = j->done ? j->err : -ETIMEDOUT;
+	pthread_mutex_unlock(&j->mu);
+	if (err == -ETIMEDOUT)
+		quic_node_close(qn, j->conn, 0);
+	return err;
+}
+
+int quic_node_ping(struct quic_node *qn, const char *target, unsigned int timeout_ms,
+		   struct quic_node_ping_result *res)
+{
+	return quic_node_ping2(qn, target, timeout_ms, 0, res);
+}
+
+int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
+		    struct quic_node_ping_result *res)
+{
+	struct qn_job *j;
+	int err;
+
+	if (!qn || !target || !res)
+		return -EINVAL;
+	j = job_new(qn);
+	if (!j)
+		return -ENOMEM;
+	j->keep = keep;
+	randombytes_buf(j->probe, sizeof(j->probe));
+	err = job_run(qn, j, target, timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS);
+	if (!err) {
+		memcpy(res->peer_key, j->peer_key, QUIC_KEY_LEN);
+		res->handshake_us = (j->t_hs - j->t_start) / 1000;
+		res->rtt_us = (j->t_end - j->t_send) / 1000;
+		res->srtt_us = j->srtt_ns / 1000;
+		res->worker = (unsigned int)(j->conn & 0xff);
+	}
+	job_put(j);
+	return err;
+}
+
+int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, uint64_t bytes,
+		    uint64_t seed, int verify, unsigned int timeout_ms,
+		    struct quic_node_bench_result *res)
+{
+	struct qn_job *j;
+	int err;
+
+	if (!qn || !target || !res ||
+	    (stype != QUIC_NODE_ST_ECHO && stype != QUIC_NODE_ST_SINK &&
+	     stype != QUIC_NODE_ST_DISCARD))
+		return -EINVAL;
+	j = job_new(qn);
+	if (!j)
+		return -ENOMEM;
+	j->bench = 1;
+	j->stype = stype;
+	j->bytes = bytes;
+	j->seed = seed;
+	j->verify = verify;
+	if (verify) {
+		j->hs_sent = sodium_malloc(sizeof(*j->hs_sent));
+		j->hs_back = sodium_malloc(sizeof(*j->hs_back));
+		if (!j->hs_sent || !j->hs_back) {
+			atomic_store(&j->refs, 1);
+			job_put(j);
+			return -ENOMEM;
+		}
+		crypto_generichash_init(j->hs_sent, NULL, 0, 32);
+		crypto_generichash_init(j->hs_back, NULL, 0, 32);
+	}
+	err = job_run(qn, j, target, timeout_ms ? timeout_ms : QN_BENCH_DEF_TIMEOUT_MS);
+	memset(res, 0, sizeof(*res));
+	if (!err) {
+		res->bytes_sent = bytes;
+		res->handshake_us = (j->t_hs - j->t_start) / 1000;
+		res->elapsed_us = (j->t_end - j->t_send) / 1000;
+		res->bytes_back = j->back;
+		if (verify)
+			crypto_generichash_final(j->hs_sent, res->sent_hash, 32);
+		if (stype == QUIC_NODE_ST_ECHO) {
+			res->peer_count = j->back;
+			if (verify)
+				crypto_generichash_final(j->hs_back, res->peer_hash, 32);
+		} else if (j->reply_len >= 8) {
+			for (int i = 0; i < 8; i++)
+				res->peer_count = res->peer_count << 8 | j->reply[i];
+			if (j->reply_len == 40)
+				memcpy(res->peer_hash, j->reply + 8, 32);
+		}
+		res->hash_ok = res->peer_count == bytes &&
+			       (!verify || stype == QUIC_NODE_ST_DISCARD ||
+				!memcmp(res->sent_hash, res->peer_hash, 32));
+	}
+	job_put(j);
+	return err;
+}
+
+/* --------------------------------------------------------- snapshots */
+
+struct qn_snap {
+	struct quic_node *qn;
+	unsigned int idx;
+	json_t *conns; /* conns: array to append to */
+	struct quic_ep_stats st;
+	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types, nconns;
+};
+
+static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
+{
+	quic_ep_get_stats(wk->ep, &sn->st);
+	sn->fwd_out = wk->fwd_out;
+	sn->fwd_in = wk->fwd_in;
+	sn->fwd_drop = wk->fwd_drop;
+	sn->app_errors = wk->app_errors;
+	sn->echo_overruns = wk->echo_overruns;
+	sn->bad_types = wk->bad_types;
+	sn->nconns = wk->nconns;
+}
+
+static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
+{
+	struct quic_conn_info in;
+	struct qn_conn *c;
+	struct io_addr a;
+	char key[2 * QUIC_KEY_LEN + 1], addr[64];
+
+	for (c = wk->conns; c; c = c->next) {
+		if (!c->qc || quic_conn_get_info(c->qc, &in))
+			continue;
+		if (in.have_peer_key)
+			util_hex(key, in.peer_key, QUIC_KEY_LEN);
+		else
+			key[0] = 0;
+		addr[0] = 0;
+		if (!io_addr_from_sockaddr(&a, (struct sockaddr *)&in.remote, in.remote_len))
+			io_addr_fmt(&a, addr, sizeof(addr));
+		json_array_append_new(
+			sn->conns,
+			json_pack("{s:I,s:i,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id",
+				  (json_int_t)c->id, "worker", (int)wk->idx, "peer_key", key,
+				  "addr", addr, "server", in.is_server, "established",
+				  in.established, "rtt_us", (json_int_t)(in.smoothed_rtt_ns / 1000),
+				  "min_rtt_us", (json_int_t)(in.min_rtt_ns / 1000), "cwnd",
+				  (json_int_t)in.cwnd, "bytes_in_flight",
+				  (json_int_t)in.bytes_in_flight, "bytes_in",
+				  (json_int_t)in.bytes_rx, "bytes_out", (json_int_t)in.bytes_tx,
+				  "streams_open", (json_int_t)in.streams_open, "streams_opened",
+				  (json_int_t)in.streams_opened));
+	}
+}
+
+static void snap_fn(struct engine_worker *w, void *arg)
+{
+	struct qn_snap *sn = arg;
+	struct qn_worker *wk = sn->qn->wk[engine_worker_index(w)];
+
+	snap_stats(wk, sn);
+	if (sn->conns)
+		snap_conns(wk, sn);
+}
+
+/* Run on worker i; when the workers are not running nobody else touches
+ * the state, so read it here. Returns 0 or -errno. */
+static int snapshot(struct quic_node *qn, struct qn_snap *sn)
+{
+	int rc = engine_call_sync(qn->eng, sn->idx, snap_fn, sn, QN_SNAPSHOT_TIMEOUT_MS);
+
+	if (rc == -ESHUTDOWN) {
+		snap_stats(qn->wk[sn->idx], sn);
+		if (sn->conns)
+			snap_conns(qn->wk[sn->idx], sn);
+		rc = 0;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct quic_node *qn = arg;
+	json_t *arr = json_array();
+	unsigned int i;
+
+	for (i = 0; i < qn->nworkers; i++) {
+		struct qn_snap sn = { .qn = qn, .idx = i, .conns = arr };
+
+		if (snapshot(qn, &sn)) {
+			json_decref(arr);
+			ctl_resp_error(resp, 503, "busy", "worker %u did not answer", i);
+			return;
+		}
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:o}", "conns", arr));
+}
+
+#define QN_EP_STATS(X)                                                                         \
+	X(rx_datagrams) X(tx_datagrams) X(tx_sends) X(rx_bytes) X(tx_bytes) X(drop_garbage)    \
+	X(drop_conn_error) X(drop_limit) X(drop_closing) X(version_negotiations)              \
+	X(retries_sent) X(bad_tokens) X(stateless_resets_sent) X(conns_accepted)              \
+	X(conns_dialed) X(conns_established) X(conns_closed) X(peer_key_mismatch) X(bad_cert) \
+	X(alpn_mismatch) X(idle_timeouts) X(send_errors)
+#define QN_WK_STATS(X)                                                                         \
+	X(fwd_out) X(fwd_in) X(fwd_drop) X(app_errors) X(echo_overruns) X(bad_types)
+
+static json_t *snap_json(const struct qn_snap *sn)
+{
+	json_t *o = json_object();
+
+#define J(f) json_object_set_new(o, #f, json_integer((json_int_t)sn->st.f));
+	QN_EP_STATS(J)
+#undef J
+#define J(f) json_object_set_new(o, #f, json_integer((json_int_t)sn->f));
+	QN_WK_STATS(J)
+#undef J
+	json_object_set_new(o, "conns_active", json_integer((json_int_t)sn->st.conns_active));
+	return o;
+}
+
+static void snap_add(struct qn_snap *t, const struct qn_snap *s)
+{
+#define A(f) t->st.f += s->st.f;
+	QN_EP_STATS(A)
+#undef A
+#define A(f) t->f += s->f;
+	QN_WK_STATS(A)
+#undef A
+	t->st.conns_active += s->st.conns_active;
+}
+
+static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct quic_node *qn = arg;
+	struct qn_snap tot = { 0 };
+	json_t *ws = json_array(), *w;
+	unsigned int i;
+
+	for (i = 0; i < qn->nworkers; i++) {
+		struct qn_snap sn = { .qn = qn, .idx = i };
+
+		if (snapshot(qn, &sn))
+			continue;
+		w = snap_json(&sn);
+		json_object_set_new(w, "worker", json_integer(i));
+		json_array_append_new(ws, w);
+		snap_add(&tot, &sn);
+	}
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:o,s:o,s:I,s:I}", "workers", ws, "total", snap_json(&tot),
+				"queued_bytes", (json_int_t)atomic_load(&qn->queued), "cmd_full",
+				(json_int_t)atomic_load(&qn->cmd_full)));
+}
+
+static void qn_metrics(void *arg, FILE *out)
+{
+	struct quic_node *qn = arg;
+	struct qn_snap sn[ENGINE_MAX_WORKERS];
+	int ok[ENGINE_MAX_WORKERS];
+	unsigned int i;
+
+	for (i = 0; i < qn->nworkers; i++) {
+		memset(&sn[i], 0, sizeof(sn[i]));
+		sn[i].qn = qn;
+		sn[i].idx = i;
+		ok[i] = snapshot(qn, &sn[i]) == 0;
+	}
+#define M(f)                                                                               \
+	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                            \
+	for (i = 0; i < qn->nworkers; i++)                                                  \
+		if (ok[i])                                                                  \
+			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,     \
+				(unsigned long long)sn[i].st.f);
+	QN_EP_STATS(M)
+#undef M
+#define M(f)                                                                               \
+	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                            \
+	for (i = 0; i < qn->nworkers; i++)                                                  \
+		if (ok[i])                                                                  \
+			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,     \
+				(unsigned long long)sn[i].f);
+	QN_WK_STATS(M)
+#undef M
+	fprintf(out, "# HELP weft_quic_conns Open QUIC connections.\n"
+		     "# TYPE weft_quic_conns gauge\n");
+	for (i = 0; i < qn->nworkers; i++)
+		if (ok[i])
+			fprintf(out, "weft_quic_conns{worker=\"%u\"} %llu\n", i,
+				(unsigned long long)sn[i].st.conns_active);
+	fprintf(out, "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
+		(unsigned long long)atomic_load(&qn->queued));
+}
+
+static const char *req_target(const struct ctl_req *req)
+{
+	const char *t = json_string_value(json_object_get(req->json, "peer"));
+
+	return t ? t : json_string_value(json_object_get(req->json, "addr"));
+}
+
+static void resp_dial_error(struct ctl_resp *resp, int err, const char *target)
+{
+	switch (err) {
+	case -EINVAL:
+		ctl_resp_error(resp, 400, "bad_target",
+			       "cannot parse \"%s\": want NODEKEY@ADDR[:PORT] or ADDR[:PORT]",
+			       target);
+		break;
+	case -EKEYREJECTED:
+		ctl_resp_error(resp, 502, "peer_key_mismatch",
+			       "%s presented a different node key", target);
+		break;
+	case -ETIMEDOUT:
+		ctl_resp_error(resp, 504, "timeout", "no answer from %s", target);
+		break;
+	case -EPROTO:
+		ctl_resp_error(resp, 502, "handshake_failed",
+			       "TLS handshake with %s failed (certificate or ALPN)", target);
+		break;
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+		ctl_resp_error(resp, 502, "refused", "%s refused or reset the connection",
+			       target);
+		break;
+	case -EIO:
+		ctl_resp_error(resp, 502, "echo_mismatch", "%s echoed different bytes", target);
+		break;
+	default:
+		ctl_resp_errno(resp, err, "quic");
+	}
+}
+
+static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct quic_node *qn = arg;
+	struct quic_node_ping_result r;
+	const char *target = req_target(req);
+	json_int_t to = json_integer_value(json_object_get(req->json, "timeout_ms"));
+	char key[2 * QUIC_KEY_LEN + 1];
+	int err;
+
+	if (!target) {
+		ctl_resp_error(resp, 400, "bad_request", "want {\"peer\":\"NODEKEY@ADDR\"} or "
+							 "{\"addr\":\"ADDR\"}");
+		return;
+	}
+	if (to < 0 || to > 60000)
+		to = 0;
+	err = quic_node_ping2(qn, target, (unsigned int)to,
+			      json_is_true(json_object_get(req->json, "keep")), &r);
+	if (err) {
+		resp_dial_error(resp, err, target);
+		return;
+	}
+	util_hex(key, r.peer_key, QUIC_KEY_LEN);
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:s,s:I,s:I,s:I,s:i}", "peer_key", key, "rtt_us",
+				(json_int_t)r.rtt_us, "handshake_us", (json_int_t)r.handshake_us,
+				"srtt_us", (json_int_t)r.srtt_us, "worker", (int)r.worker));
+}
+
+static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct quic_node *qn = arg;
+	struct quic_node_bench_result r;
+	const char *target = req_target(req);
+	const char *mode = json_string_value(json_object_get(req->json, "mode"));
+	json_t *jv = json_object_get(req->json, "verify");
+	json_int_t bytes = json_integer_value(json_object_get(req->json, "bytes"));
+	json_int_t seed = json_integer_value(json_object_get(req->json, "seed"));
+	json_int_t to = json_integer_value(json_object_get(req->json, "timeout_ms"));
+	char h1[65], h2[65];
+	uint64_t stype;
+	int verify = jv ? json_is_true(jv) : 1, err;
+	double secs;
+
+	if (!target || bytes < 0 || (uint64_t)bytes > QN_BENCH_MAX_BYTES) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "want {\"peer\"|\"addr\", \"bytes\": N (<= 16 GiB), "
+			       "\"mode\": \"sink\"|\"echo\"|\"discard\", \"verify\": bool}");
+		return;
+	}
+	if (!mode || !strcmp(mode, "sink"))
+		stype = QUIC_NODE_ST_SINK;
+	else if (!strcmp(mode, "echo"))
+		stype = QUIC_NODE_ST_ECHO;
+	else if (!strcmp(mode, "discard"))
+		stype = QUIC_NODE_ST_DISCARD;
+	else {
+		ctl_resp_error(resp, 400, "bad_mode", "mode is sink, echo or discard");
+		return;
+	}
+	if (stype == QUIC_NODE_ST_DISCARD)
+		verify = 0;
+	if (to <= 0 || to > 600000)
+		to = 0;
+	err = quic_node_bench(qn, target, stype, (uint64_t)bytes, (uint64_t)seed, verify,
+			      (unsigned int)to, &r);
+	if (err) {
+		resp_dial_error(resp, err, target);
+		return;
+	}
+	util_hex(h1, r.sent_hash, 32);
+	util_hex(h2, r.peer_hash, 32);
+	secs = r.elapsed_us ? (double)r.elapsed_us / 1e6 : 1e-6;
+	ctl_resp_json(
+		resp, 200,
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:s,s:b,s:b}", "bytes",
+			  (json_int_t)r.bytes_sent, "bytes_back", (json_int_t)r.bytes_back,
+			  "peer_count", (json_int_t)r.peer_count, "elapsed_us",
+			  (json_int_t)r.elapsed_us, "handshake_us", (json_int_t)r.handshake_us,
+			  "mbit_s", (double)r.bytes_sent * 8 / secs / 1e6, "sent_hash",
+			  verify ? h1 : "", "peer_hash", verify ? h2 : "", "verified", verify,
+			  "ok", r.hash_ok));
+}
+
+int qn_ctl_register(struct quic_node *qn, struct ctl *ctl)
+{
+	int rc = 0;
+
+	rc |= ctl_route(ctl, "GET", "/v1/quic/conns", h_conns, qn);
+	rc |= ctl_route(ctl, "GET", "/v1/quic/stats", h_stats, qn);
+	rc |= ctl_route(ctl, "POST", "/v1/quic/ping", h_ping, qn);
+	rc |= ctl_route(ctl, "POST", "/v1/quic/bench", h_bench, qn);
+	rc |= ctl_metrics(ctl, qn_metrics, qn);
+	return rc ? -ENOSPC : 0;
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal to quic_node.c and quic_node_ctl.c. */
+#ifndef WEFT_QUIC_NODE_INT_H
+#define WEFT_QUIC_NODE_INT_H
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "weft/engine.h"
+#include "weft/quic_node.h"
+
+/* Bytes the echo responder may hold for one stream when the peer sends
+ * faster than the echo drains (received data is consumed at once, so this
+ * is the only bound): 8 MiB, beyond it the stream is reset (QN_ERR_OVERRUN). */
+#define QN_ECHO_MAX_QUEUED (8U << 20)
+#define QN_GEN_CHUNK (64U << 10) /* bench generator: bytes per quic_stream_send */
+
+/* Application error codes on weft streams (RESET_STREAM). */
+#define QN_ERR_UNKNOWN_TYPE 0x101
+#define QN_ERR_OVERRUN 0x102
+#define QN_ERR_BAD_TYPE 0x103
+
+struct qn_wbuf {
+	struct qn_wbuf *next;
+	size_t len, off;
+	int fin;
+	int app; /* from quic_node_write: counted in qn->queued, writable() owed */
+	uint8_t data[];
+};
+
+struct qn_stream {
+	struct qn_stream *next;
+	int64_t sid;
+	int incoming;
+	int typed;         /* incoming: type varint parsed */
+	uint8_t tbuf[8];
+	size_t tlen;
+	uint64_t stype;
+	const struct quic_node_handler *h; /* NULL: built-in */
+	void *arg;
+	struct qn_wbuf *wq, *wq_tail;
+	size_t wq_bytes;
+	int fin_sent;
+	int dead; /* reset / error: ignore further input */
+	/* built-in sink / discard */
+	uint64_t count;
+	crypto_generichash_state *hs;
+	/* bench generator */
+	uint64_t gen_total, gen_off, gen_seed;
+	crypto_generichash_state *gen_hs; /* borrowed from the job, or NULL */
+};
+
+struct qn_conn {
+	struct qn_conn *next, *prev;
+	uint64_t id;
+	struct quic_conn *qc;
+	struct quic_node_handler h;
+	void *arg;
+	int dialed;
+	int reported; /* connected() done */
+	uint64_t t_start_ns, t_hs_ns;
+	struct qn_stream *streams;
+};
+
+struct qn_worker {
+	struct quic_node *qn;
+	unsigned int idx;
+	struct engine_worker *w; /* set at the first call on the worker */
+	struct quic_ep *ep;
+	struct engine_timer timer;
+	struct qn_conn *conns;
+	size_t nconns;
+	uint8_t *scratch; /* QN_GEN_CHUNK */
+	/* counters (single writer: this worker) */
+	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types;
+};
+
+struct qn_type {
+	uint64_t stype;
+	struct quic_node_handler h;
+	void *arg;
+};
+
+struct quic_node {
+	struct engine *eng;
+	uint16_t port;
+	unsigned int nworkers;
+	struct qn_worker *wk[ENGINE_MAX_WORKERS];
+	struct qn_type types[QUIC_NODE_DEF_MAX_TYPES];
+	unsigned int ntypes;
+	size_t max_queued;
+	unsigned int idle_timeout_ms;
+	_Atomic size_t queued;
+	_Atomic uint64_t serial;
+	_Atomic unsigned int rr; /* round-robin worker for dials */
+	_Atomic int refs;        /* 1 + commands posted and not yet run */
+	_Atomic int dead;        /* quic_node_free done: commands only release */
+	_Atomic uint64_t cmd_full;
+};
+
+uint64_t qn_now_ns(void);
+/* Post a command that holds a node reference. */
+int qn_call(struct quic_node *qn, unsigned int worker, engine_cmd_fn fn, void *arg);
+/* Every command ends with this (drops the reference taken by qn_call);
+ * returns 1 when the node is dead and the command must only free its arg. */
+int qn_cmd_enter(struct quic_node *qn);
+void qn_put(struct quic_node *qn);
+/* Worker side helpers (owning worker thread only). */
+struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id);
+int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,
+		       struct qn_stream **out);
+int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *st,
+		    const uint8_t *data, size_t len, int fin, int app);
+void qn_stream_gen_start(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *st,
+			 uint64_t total, uint64_t seed, crypto_generichash_state *hs);
+void qn_kick(struct qn_worker *wk);
+/* Deterministic bench bytes at stream offset off. */
+void qn_gen_fill(uint64_t seed, uint64_t off, uint8_t *buf, size_t len);
+/* Close info -> errno for API users. */
+int qn_close_errno(const struct quic_close_info *info);
+/* Register the control routes and metrics. */
+int qn_ctl_register(struct quic_node *qn, struct ctl *ctl);
+
+#endif
