@@ -9,9 +9,14 @@ D=$(mktemp -d /tmp/weft-bans-XXXXXX)
 on_exit "rm -rf '$D'"
 SOCK="$D/weftd.sock"
 CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
+QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
 
-start_weftd "$D" --state-dir "$D" --io uring --quic-port 24433 --dht-port 26881
+start_weftd "$D" --state-dir "$D" --io uring --quic-port $QP --dht-port $DP
 [ "$(CTL --json xdp status | json_get policy)" = software ] || fail "policy mode"
+# SO_REUSEPORT must not let a second daemon share (and steal from) our ports.
+"$WEFTD" --state-dir "$D/other" --io uring --quic-port $QP --dht-port $DP 2>"$D/e2" &&
+	fail "second weftd started on the same ports"
+grep -q "Address already in use" "$D/e2" || fail "no clear port message: $(cat "$D/e2")"
 CTL ban add 203.0.113.0/24 >/dev/null || fail "ban add permanent"
 CTL ban add 2001:db8:99::/48 --ttl 3600 >/dev/null || fail "ban add v6"
 CTL ban add 198.51.100.7 --ttl 1 >/dev/null || fail "ban add short"
@@ -28,7 +33,7 @@ pass "add and list"
 
 sleep 1.2
 stop_weftd "$WEFTD_PID" || fail "stop"
-start_weftd "$D" --state-dir "$D" --io uring --quic-port 24433 --dht-port 26881
+start_weftd "$D" --state-dir "$D" --io uring --quic-port $QP --dht-port $DP
 list=$(CTL --json ban list) || fail "ban list after restart"
 echo "$list" | grep -q '"203.0.113.0/24"' || fail "permanent ban lost across restart: $list"
 echo "$list" | grep -q '"2001:db8:99::/48"' || fail "v6 ban lost across restart"
@@ -44,12 +49,12 @@ pass "delete"
 # Software policing in front of the engine: a banned source's datagrams are
 # dropped and counted before any handler; others are accepted.
 send_dht() { # COUNT SRC
-	"$PYTHON" - "$1" "$2" <<'PY'
+	"$PYTHON" - "$1" "$2" "$DP" <<'PY'
 import socket, sys
 n, src = int(sys.argv[1]), sys.argv[2]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((src, 0))
 for i in range(n):
-    s.sendto(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe", ("127.0.0.1", 26881))
+    s.sendto(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe", ("127.0.0.1", int(sys.argv[3])))
 PY
 }
 cnt() { CTL --json xdp status | json_get counters "$1"; }

@@ -9,14 +9,15 @@ set -u
 D=$(mktemp -d /tmp/weft-it-XXXXXX)
 on_exit "rm -rf '$D'"
 SOCK="$D/weftd.sock"
+QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
 
-start_weftd "$D" --state-dir "$D" --quic-port 14433 --dht-port 16881
+start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP
 PID=$WEFTD_PID
 
 # --- status through weftctl (table and JSON) and curl
 out=$("$WEFTCTL" --socket "$SOCK" status) || fail "weftctl status failed"
 echo "$out" | grep -q '^node key ' || fail "no node key line: $out"
-echo "$out" | grep -q 'quic 14433, dht 16881' || fail "ports missing: $out"
+echo "$out" | grep -q "quic $QP, dht $DP" || fail "ports missing: $out"
 key1=$("$WEFTCTL" --socket "$SOCK" --json status | json_get node_key)
 [ ${#key1} -eq 64 ] || fail "bad node key '$key1'"
 j=$(curl -sf --unix-socket "$SOCK" http://weftd/v1/status) || fail "curl status"
@@ -107,8 +108,8 @@ cat >"$D/w.conf" <<CONF
 state_dir = $D
 log_level = info
 [ports]
-quic = 14433
-dht = 16881
+quic = $QP
+dht = $DP
 CONF
 stop_weftd "$PID" || fail "SIGTERM stop not clean"
 [ -e "$SOCK" ] && fail "socket left behind"
@@ -139,7 +140,7 @@ open(os.path.join(sys.argv[1], "notify.got"), "wb").write(msg)
 PY
 wait_for "[ -e '$D/notify.ready' ]" || fail "notify listener"
 cp /dev/null "$D/w.conf"
-NOTIFY_SOCKET="$D/notify.sock" start_weftd "$D" --state-dir "$D"
+NOTIFY_SOCKET="$D/notify.sock" start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP
 wait_for "[ -e '$D/notify.got' ]" || fail "no READY from weftd"
 grep -q 'READY=1' "$D/notify.got" || fail "notify content: $(cat "$D/notify.got")"
 stop_weftd "$WEFTD_PID" || fail "stop 3"

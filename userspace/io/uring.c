@@ -76,7 +76,30 @@ static inline void st_add(uint64_t *c, uint64_t v)
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
 
-static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fam)
+/*
+ * SO_REUSEPORT would let a second process of the same user share (and
+ * silently take half of, or all of with a more specific address) a port
+ * already in use. Before the first queue binds, a plain bind of the same
+ * address proves nobody else holds it.
+ */
+static int port_free(const struct io_addr *a)
+{
+	struct sockaddr_storage ss;
+	int fd, len, zero = 0, err = 0;
+
+	fd = socket(a->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (a->family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	len = io_addr_to_sockaddr(a, a->family, &ss);
+	if (len < 0 || bind(fd, (struct sockaddr *)&ss, (socklen_t)len))
+		err = len < 0 ? -EINVAL : -errno;
+	close(fd);
+	return err;
+}
+
+static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fam, int first)
 {
 	struct sockaddr_storage ss;
 	struct io_addr a;
@@ -85,6 +108,8 @@ static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fa
 
 	if (io_addr_parse(&a, bind_addr, port))
 		return -EINVAL;
+	if (first && (err = port_free(&a)))
+		return err;
 	fd = socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -176,7 +201,7 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 		q->socks[i] = -1;
 	for (i = 0; i < opts->nports; i++) {
 		q->ports[i] = opts->ports[i];
-		err = open_sock(opts, opts->ports[i], opts->uring_gro, &q->fam[i]);
+		err = open_sock(opts, opts->ports[i], opts->uring_gro, &q->fam[i], qid == 0);
 		if (err < 0)
 			goto fail;
 		q->socks[i] = err;
