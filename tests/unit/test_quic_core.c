@@ -353,6 +353,33 @@ static void test_bidi_echo(void **state)
 	world_free(w);
 }
 
+static int stop_streams(void *arg)
+{
+	struct world *w = arg;
+
+	return w->app[0].nstreams_closed >= (int)w->want_rx;
+}
+
+/* More streams over one connection's life than the peer's concurrent
+ * stream limit (QUIC_DEF_MAX_STREAMS): closed streams must hand their
+ * credit back. */
+static void test_stream_credit(void **state)
+{
+	struct world *w = connected(11, NULL, NULL);
+	int64_t sid;
+
+	/* Bidirectional, echoed with FIN: both sides finish, the stream closes. */
+	w->app[0].echo = 1;
+	for (unsigned int i = 0; i < 2 * QUIC_DEF_MAX_STREAMS + 50; i++) {
+		assert_int_equal(quic_stream_open(w->cli, 1, &sid), 0);
+		assert_true(quic_stream_send(w->cli, sid, (const uint8_t *)"0123456789", 10, 1) == 10);
+		w->want_rx = i + 1;
+		if (sim_run(&w->sim, stop_streams, NULL, w, 5000 * SIM_MS) != 1)
+			fail_msg("stream %u never closed on the server", i);
+	}
+	world_free(w);
+}
+
 static void test_large_transfer(void **state)
 {
 	struct world *w = connected(4, NULL, NULL);
@@ -774,6 +801,7 @@ int main(void)
 		cmocka_unit_test(test_handshake_mutual),
 		cmocka_unit_test(test_pin_failure),
 		cmocka_unit_test(test_bidi_echo),
+		cmocka_unit_test(test_stream_credit),
 		cmocka_unit_test(test_large_transfer),
 		cmocka_unit_test(test_loss_reorder),
 		cmocka_unit_test(test_many_conns),

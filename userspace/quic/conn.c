@@ -384,6 +384,14 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint6
 	}
 	if (c->streams_open)
 		c->streams_open--;
+	/* Hand the peer's stream credit back (ngtcp2 leaves that to us):
+	 * without it a connection dies after max_streams peer streams. */
+	if (!ngtcp2_conn_is_local_stream(conn, sid)) {
+		if (ngtcp2_is_bidi_stream(sid))
+			ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+		else
+			ngtcp2_conn_extend_max_streams_uni(conn, 1);
+	}
 	if (c->ep->o.cb.on_stream_close && c->announced)
 		c->ep->o.cb.on_stream_close(c->ep->o.cb_arg, c, sid,
 					    !!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET),
