@@ -43,6 +43,14 @@
 int svc_backend_call(const char *addr, const uint8_t *payload, size_t len, uint32_t timeout_ms,
 		     size_t max_response, uint8_t **resp, size_t *resp_len);
 
+/*
+ * Connect to a backend address (as for svc_backend_call) within timeout_ms
+ * (0 = the default) and return the connected, blocking socket (caller
+ * closes), or -EINVAL (addr), -ETIMEDOUT, -ECONNREFUSED or -errno. Used by
+ * the HTTP pass-through, which relays a byte stream rather than one call.
+ */
+int svc_backend_connect(const char *addr, uint32_t timeout_ms);
+
 struct svc_backend_opts {
 	uint32_t threads;      /* SVC_BACKEND_DEFAULT_THREADS */
 	uint32_t queue;	       /* SVC_BACKEND_DEFAULT_QUEUE */

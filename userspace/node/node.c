@@ -20,6 +20,7 @@
 #include "weft/util.h"
 #include "weft/xdp.h"
 #include "weft/node_dht.h"
+#include "weft/svc_node.h"
 #include "notify.h"
 
 /* Housekeeping tick of the main loop. 1 s: coarse work only (expiry,
@@ -44,6 +45,7 @@ struct node {
 	struct engine *engine;
 	struct quic_node *quic;
 	struct node_dht *dht;
+	struct svc_node *svc; /* service fabric and gateway */
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
 	uint64_t start_ms;
@@ -208,7 +210,21 @@ registered:
 	}
 	ctl_route(n->ctl, "GET", "/v1/io/stats", engine_ctl_stats, n->engine);
 	ctl_metrics(n->ctl, engine_metrics, n->engine);
-	return node_dht_new(&n->dht, n->engine, n->ctl, n->guard, n->store, &n->cfg, &n->id);
+	err = node_dht_new(&n->dht, n->engine, n->ctl, n->guard, n->store, &n->cfg, &n->id);
+	if (err)
+		return err;
+	{
+		struct svc_node_opts so = { .eng = n->engine, .ctl = n->ctl, .quic = n->quic,
+					    .dht = n->dht, .guard = n->guard, .id = &n->id,
+					    .cfg = &n->cfg };
+
+		err = svc_node_new(&n->svc, &so);
+		if (err) {
+			log_error("node", "service fabric: %s", strerror(-err));
+			return err;
+		}
+	}
+	return 0;
 }
 
 int node_new(struct node **out, const struct weft_config *cfg, const char *config_path)
@@ -292,6 +308,7 @@ void node_free(struct node *n)
 		return;
 	ctl_free(n->ctl);
 	engine_stop(n->engine);
+	svc_node_free(n->svc);
 	node_dht_free(n->dht);
 	quic_node_free(n->quic);
 	engine_free(n->engine);
@@ -367,6 +384,11 @@ int node_run(struct node *n)
 	err = node_dht_start(n->dht);
 	if (err) {
 		log_error("node", "cannot start the DHT: %s", strerror(-err));
+		goto out;
+	}
+	err = svc_node_start(n->svc);
+	if (err) {
+		log_error("node", "cannot start the service fabric: %s", strerror(-err));
 		goto out;
 	}
 	err = ctl_start(n->ctl);

@@ -69,6 +69,42 @@ static int wait_fd(int fd, short ev, uint64_t deadline_ms)
 	}
 }
 
+int svc_backend_connect(const char *addr, uint32_t timeout_ms)
+{
+	uint64_t deadline =
+	    util_now_ms() + (timeout_ms ? timeout_ms : SVC_BACKEND_DEFAULT_TIMEOUT_MS);
+	struct sockaddr_storage ss;
+	socklen_t sl, el = sizeof(int);
+	int fd, e = 0, fl;
+
+	if (backend_addr(addr, &ss, &sl))
+		return -EINVAL;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+		if (errno != EINPROGRESS) {
+			e = -errno;
+			close(fd);
+			return e;
+		}
+		if (wait_fd(fd, POLLOUT, deadline)) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e) {
+			close(fd);
+			return -ECONNREFUSED;
+		}
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
 int svc_backend_call(const char *addr, const uint8_t *payload, size_t len, uint32_t timeout_ms,
 		     size_t max_response, uint8_t **resp, size_t *resp_len)
 {

@@ -1,0 +1,37 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Service call benchmark: two weftd joined by one veth pair in namespaces
+# (198.51.100.1 publishes echo, .2 calls it over one QUIC connection);
+# calls/s and latency p50/p99 at concurrency 1 and 32, then the loopback
+# gateway's latency (curl, sequential). Needs root. Not run by make test.
+# Usage: TOP=. WEFTD=build/weftd WEFTCTL=build/weftctl bench/svc.sh [calls]
+set -u
+: "${TOP:=$(cd "$(dirname "$0")/.." && pwd)}" "${WEFTD:=$TOP/build/weftd}" "${WEFTCTL:=$TOP/build/weftctl}"
+export TOP WEFTD WEFTCTL
+. "$TOP/tests/lib/common.sh"
+. "$TOP/tests/lib/netns.sh"
+netns_require_root
+N=${1:-20000}
+netns_create 2 pair || fail "netns setup"
+D=$(mktemp -d /tmp/weft-bsvc-XXXXXX)
+netns_on_exit "rm -rf '$D'"
+CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
+mkdir -p "$D/n1" "$D/n2"
+# The benchmark caller is trusted: lift the per-peer limits through config.
+NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
+	--log-level warn
+NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
+	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo --log-level warn
+CTL 1 svc publish echo --backend builtin >/dev/null
+sleep 2
+CTL 2 svc find echo >/dev/null || fail "find"
+echo "local echo (node 1 calls its own router, no network):"
+CTL 1 svc call echo x --data 0123456789abcdef --count 2000 --concurrency 1
+for c in 1 32; do
+	echo "remote echo over veth, one connection, concurrency $c, $N calls:"
+	CTL 2 svc call echo x --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
+	CTL 2 svc call echo x --data 0123456789abcdef --count "$N" --concurrency $c
+done
+echo "gateway call latency (curl, 200 sequential requests, includes curl's connect):"
+ip netns exec "$(netns_name 2)" bash -c 'for i in $(seq 200); do curl -s -o /dev/null -w "%{time_total}\n" -X POST --data-binary 0123456789abcdef http://127.0.0.1:5030/mesh/v1/call/echo/x; done' |
+	sort -n | awk '{a[NR]=$1} END {printf "p50 %.0f us  p99 %.0f us\n", a[int(NR/2)]*1e6, a[int(NR*0.99)]*1e6}'

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The service fabric inside weftd: the I/O-free service core
+ * (weft/svc.h, svc_router.h, svc_msg.h) put on QUIC streams
+ * (weft/quic_node.h), the DHT (weft/node_dht.h) and the guard's bans
+ * (weft/guard.h), plus the control routes (/v1/svc/...) and the optional
+ * loopback HTTP gateway (/mesh/v1/...). docs/SERVICE.md describes the
+ * behaviour, docs/PROTOCOL.md the stream types.
+ *
+ * Stream types (first varint of a bidirectional QUIC stream):
+ *   SVC_NODE_ST_DESC  caller sends a service name then FIN; the callee
+ *                     answers the signed descriptor bytes then FIN (empty
+ *                     answer: not offered).
+ *   SVC_NODE_ST_CALL  caller sends one svc_msg REQUEST then FIN; the callee
+ *                     answers one svc_msg RESPONSE then FIN.
+ *   SVC_NODE_ST_HTTP  caller sends one svc_msg REQUEST (method "http",
+ *                     payload = an HTTP/1.0 request) then FIN; the callee
+ *                     answers an svc_msg RESPONSE header with an empty
+ *                     payload (its error class), followed, when ok, by the
+ *                     backend's raw HTTP response bytes as they arrive,
+ *                     then FIN.
+ *
+ * Threads: every function below may be called from any thread except the
+ * engine workers (they block on QUIC and DHT work done by the workers).
+ */
+#ifndef WEFT_SVC_NODE_H
+#define WEFT_SVC_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/svc.h"
+#include "weft/svc_router.h"
+
+struct engine;
+struct ctl;
+struct quic_node;
+struct node_dht;
+struct guard;
+struct identity;
+struct weft_config;
+struct svc_node;
+
+/* 0x30-0x3f belong to the service fabric (0x20-0x2f to content). */
+#define SVC_NODE_ST_DESC 0x30
+#define SVC_NODE_ST_CALL 0x31
+#define SVC_NODE_ST_HTTP 0x32
+
+/* Published services on one node: 64. Each costs one announce and one
+ * descriptor; a node that offers more is a gateway, not a peer. */
+#define SVC_NODE_MAX_PUBLISHED 64
+/* Descriptor lifetime: 1 hour, re-signed and re-announced every 15 min
+ * (and the node record re-put): Mainline peers forget announces after
+ * about 30 min, so 15 min keeps a provider listed with margin. */
+#define SVC_NODE_DESC_LIFETIME_S 3600u
+#define SVC_NODE_REFRESH_S 900u
+/* An announce that no DHT node stored (table still empty at start, lost
+ * packets) is retried after 5 s. */
+#define SVC_NODE_RETRY_S 5u
+/* Candidates fetched per discovery: 32 (get_peers returns up to about
+ * 8 x 8 values; more than 20 so that rejects still leave 20 results). */
+#define SVC_NODE_MAX_CANDIDATES 32
+/* Pending client operations (descriptor fetches, calls) node-wide: 4096,
+ * 40 peers at their concurrency cap; past it calls fail overloaded. */
+#define SVC_NODE_MAX_OPS 4096
+/* Client connections kept to providers: 256, LRU; idle ones end by the
+ * QUIC idle timeout. */
+#define SVC_NODE_MAX_PEERS 256
+/* Inbound streams being served at once: 4096 (bounded further by the
+ * router's per-peer and global concurrency caps). */
+#define SVC_NODE_MAX_INBOUND 4096
+/* Default call timeout: 5 s (the backend default); discovery: 5 s for
+ * the DHT lookup plus 3 s for the descriptor fetches. */
+#define SVC_NODE_CALL_TIMEOUT_MS 5000u
+#define SVC_NODE_LOOKUP_TIMEOUT_MS 5000u
+#define SVC_NODE_FETCH_TIMEOUT_MS 3000u
+/* HTTP pass-through: response bytes a gateway request may buffer ahead of
+ * its HTTP client: 4 MiB; the provider's relay thread waits past it. */
+#define SVC_NODE_HTTP_WINDOW (4u << 20)
+
+struct svc_node_opts {
+	struct engine *eng;	      /* required (not started yet) */
+	struct ctl *ctl;	      /* optional: /v1/svc routes, metrics */
+	struct quic_node *quic;	      /* required */
+	struct node_dht *dht;	      /* optional: no DHT = no publish/discover */
+	struct guard *guard;	      /* optional: ban target */
+	const struct identity *id;    /* required (copied) */
+	const struct weft_config *cfg; /* required: ports, bind, gateway keys (copied) */
+};
+
+/*
+ * Create the fabric: router with the built-ins (echo, mesh-stats), backend
+ * pool, stream types on quic (call before the engine starts), routes.
+ * Returns 0, -EINVAL, -ENOMEM or the errors of quic_node_register().
+ */
+int svc_node_new(struct svc_node **out, const struct svc_node_opts *opts);
+/* After engine_start(): start the refresh thread and the gateway (when
+ * configured). Returns 0 or -errno (gateway bind failure included). */
+int svc_node_start(struct svc_node *sn);
+/* Stop threads and gateway, free. Call before quic_node_free(). NULL-safe. */
+void svc_node_free(struct svc_node *sn);
+
+/*
+ * Publish name: backend is "tcp:IP:PORT", "unix:/path", or NULL/"" for a
+ * built-in of that name (echo, mesh-stats). Registers it in the router,
+ * signs a descriptor, announces it and puts the node record (async).
+ * Returns 0, -EINVAL (bad name or backend), -EEXIST, -ENOSPC.
+ */
+int svc_node_publish(struct svc_node *sn, const char *name, const char *backend);
+/* Withdraw: 0 or -ENOENT. */
+int svc_node_unpublish(struct svc_node *sn, const char *name);
+
+/*
+ * Discover name: cached results or a DHT lookup plus descriptor fetches
+ * (each verified). out receives up to max results, best first. Returns the
+ * count (0: none valid), -EINVAL, -ENOTCONN (no DHT), -ETIMEDOUT.
+ */
+int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *out, size_t max);
+
+struct svc_node_call_res {
+	int err;	   /* enum svc_err of the call */
+	uint32_t status;   /* application status */
+	uint8_t *data;	   /* malloc'd response payload (caller frees) or NULL */
+	size_t len;
+	uint8_t peer[IDENTITY_PK_LEN]; /* provider */
+	uint64_t rtt_us;   /* stream open to response */
+};
+
+/*
+ * One call to the best provider of name (a local one when this node
+ * offers it). Returns 0 with res filled (res->err may be a remote error
+ * class) or -errno when no provider could be reached (-ENOENT: none
+ * found, -ETIMEDOUT, -ECONNREFUSED ...).
+ */
+int svc_node_call(struct svc_node *sn, const char *name, const char *method,
+		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
+		  struct svc_node_call_res *res);
+
+#endif

@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control routes of the service fabric (docs/CONTROL_API.md, "Services"):
+ *   POST /v1/svc/publish     {"name", "backend"}        publish
+ *   POST /v1/svc/unpublish   {"name"}                   withdraw
+ *   GET  /v1/svc/ls                                     what this node offers
+ *   GET  /v1/svc/find/<name>                            discovery
+ *   POST /v1/svc/call        {"name","method","data","count","concurrency","timeout_ms"}
+ *   GET  /v1/svc/stats                                  router and fabric counters
+ *   POST /v1/svc/debug/descriptor {"name","mode"}       test/diagnostic: serve a bad
+ *                                                       descriptor (see docs/SERVICE.md)
+ * and weft_svc_* lines on /metrics. Payloads are never logged.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_node_int.h"
+#include "weft/ctl.h"
+#include "weft/util.h"
+
+/* Calls one POST /v1/svc/call may ask for (a load test from the CLI and the
+ * benchmark): 1,000,000, and 256 concurrent callers at most. */
+#define SVCN_CTL_MAX_COUNT 1000000
+#define SVCN_CTL_MAX_CONC 256
+
+static void lock(struct svc_node *sn)
+{
+	pthread_mutex_lock(sn->mu);
+}
+
+static void unlock(struct svc_node *sn)
+{
+	pthread_mutex_unlock(sn->mu);
+}
+
+static json_t *result_json(const struct svc_dir_result *r)
+{
+	char id[2 * SVC_ID_LEN + 1], owner[2 * IDENTITY_PK_LEN + 1];
+	json_t *eps = json_array();
+
+	util_hex(id, r->id, SVC_ID_LEN);
+	util_hex(owner, r->owner, IDENTITY_PK_LEN);
+	for (uint32_t i = 0; i < r->n_endpoints; i++)
+		json_array_append_new(eps, json_string(r->endpoints[i]));
+	return json_pack("{s:s,s:s,s:s,s:i,s:o,s:I,s:i,s:i}", "name", r->name, "id", id, "owner",
+			 owner, "version", (int)r->version, "endpoints", eps, "expires",
+			 (json_int_t)r->desc_expires, "reputation", (int)r->reputation, "rtt_us",
+			 (int)r->rtt_us);
+}
+
+static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct svc_node *sn = arg;
+	const char *name = NULL, *backend = NULL;
+	uint8_t id[SVC_ID_LEN];
+	char hex[2 * SVC_ID_LEN + 1];
+	int err;
+
+	if (!req->json || json_unpack(req->json, "{s:s,s?s}", "name", &name, "backend", &backend)) {
+		ctl_resp_error(resp, 400, "bad_request", "want {\"name\": ..., \"backend\": ...}");
+		return;
+	}
+	if (backend && !strcmp(backend, "builtin"))
+		backend = NULL;
+	err = svc_node_publish(sn, name, backend);
+	if (err == -EINVAL) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "bad name or backend (tcp:IP:PORT, unix:/path, or a built-in: "
+			       "echo, mesh-stats)");
+		return;
+	}
+	if (err) {
+		ctl_resp_errno(resp, err, "publish");
+		return;
+	}
+	svc_id(id, sn->id.pk, name, strlen(name));
+	util_hex(hex, id, SVC_ID_LEN);
+	ctl_resp_json(resp, 200, json_pack("{s:s,s:s}", "name", name, "id", hex));
+}
+
+static void h_unpublish(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	const char *name = NULL;
+	int err;
+
+	if (!req->json || json_unpack(req->json, "{s:s}", "name", &name)) {
+		ctl_resp_error(resp, 400, "bad_request", "want {\"name\": ...}");
+		return;
+	}
+	err = svc_node_unpublish(arg, name);
+	if (err) {
+		ctl_resp_errno(resp, err, "unpublish");
+		return;
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:s}", "name", name));
+}
+
+static void h_ls(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct svc_node *sn = arg;
+	json_t *arr = json_array();
+
+	lock(sn);
+	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
+		struct svcn_pub *p = &sn->pubs[i];
+		uint8_t id[SVC_ID_LEN];
+		char hex[2 * SVC_ID_LEN + 1];
+
+		if (!p->used)
+			continue;
+		svc_id(id, sn->id.pk, p->name, strlen(p->name));
+		util_hex(hex, id, SVC_ID_LEN);
+		json_array_append_new(
+			arr, json_pack("{s:s,s:s,s:s,s:I,s:i,s:b}", "name", p->name, "id", hex,
+				       "backend", p->backend[0] ? p->backend : "builtin", "expires",
+				       (json_int_t)p->expires, "announced", p->announced, "raw",
+				       p->raw));
+	}
+	unlock(sn);
+	ctl_resp_json(resp, 200, json_pack("{s:o}", "services", arr));
+}
+
+static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct svc_node *sn = arg;
+	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
+	const char *name = req->subpath;
+	json_t *arr;
+	int n;
+
+	if (strlen(name) == 2 * SVC_ID_LEN && !strchr(name, '.')) {
+		uint8_t id[SVC_ID_LEN];
+
+		/* By service id: what the cache holds (found by name before). */
+		if (!util_unhex(id, SVC_ID_LEN, name)) {
+			lock(sn);
+			n = svc_dir_find_id(sn->dir, id, util_now_ms(), &res[0]);
+			unlock(sn);
+			if (n) {
+				ctl_resp_error(resp, 404, "not_found",
+					       "service id %s not in the directory cache", name);
+				return;
+			}
+			ctl_resp_json(resp, 200,
+				      json_pack("{s:s,s:[o]}", "id", name, "results",
+						result_json(&res[0])));
+			return;
+		}
+	}
+	n = svc_node_find(sn, name, res, SVC_DIR_DEFAULT_RESULTS);
+	if (n == -EINVAL) {
+		ctl_resp_error(resp, 400, "bad_request", "bad service name '%s'", name);
+		return;
+	}
+	if (n < 0) {
+		ctl_resp_errno(resp, n, "find");
+		return;
+	}
+	arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, result_json(&res[i]));
+	ctl_resp_json(resp, 200, json_pack("{s:s,s:o}", "name", name, "results", arr));
+}
+
+struct load {
+	struct svc_node *sn;
+	const char *name, *method;
+	const uint8_t *data;
+	size_t len;
+	uint32_t timeout_ms;
+	pthread_mutex_t mu;
+	long next, count;
+	uint64_t *lat;
+	long nlat;
+	uint64_t errs[SVC_ERR__COUNT + 1]; /* last: transport failures */
+	int last_errno;
+};
+
+static void *load_main(void *arg)
+{
+	struct load *l = arg;
+
+	for (;;) {
+		struct svc_node_call_res r;
+		long i;
+		int err;
+
+		pthread_mutex_lock(&l->mu);
+		i = l->next < l->count ? l->next++ : -1;
+		pthread_mutex_unlock(&l->mu);
+		if (i < 0)
+			return NULL;
+		err = svc_node_call(l->sn, l->name, l->method, l->data, l->len, l->timeout_ms, &r);
+		pthread_mutex_lock(&l->mu);
+		if (err) {
+			l->errs[SVC_ERR__COUNT]++;
+			l->last_errno = err;
+		} else {
+			l->errs[r.err < SVC_ERR__COUNT ? r.err : SVC_ERR_BAD_REQUEST]++;
+			if (r.err == SVC_OK)
+				l->lat[l->nlat++] = r.rtt_us;
+		}
+		pthread_mutex_unlock(&l->mu);
+		free(r.data);
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void call_many(struct svc_node *sn, struct load *l, int conc, struct ctl_resp *resp)
+{
+	pthread_t th[SVCN_CTL_MAX_CONC];
+	json_t *errs = json_object();
+	uint64_t t0, el;
+	int n = 0;
+
+	l->lat = calloc((size_t)l->count, sizeof(uint64_t));
+	if (!l->lat) {
+		ctl_resp_errno(resp, -ENOMEM, "call");
+		json_decref(errs);
+		return;
+	}
+	pthread_mutex_init(&l->mu, NULL);
+	t0 = util_now_ns();
+	for (; n < conc; n++)
+		if (pthread_create(&th[n], NULL, load_main, l))
+			break;
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	el = util_now_ns() - t0;
+	pthread_mutex_destroy(&l->mu);
+	qsort(l->lat, (size_t)l->nlat, sizeof(uint64_t), cmp_u64);
+	for (unsigned int e = 0; e < SVC_ERR__COUNT; e++)
+		if (l->errs[e])
+			json_object_set_new(errs, svc_err_name(e), json_integer((json_int_t)l->errs[e]));
+	if (l->errs[SVC_ERR__COUNT])
+		json_object_set_new(errs, "transport",
+				    json_integer((json_int_t)l->errs[SVC_ERR__COUNT]));
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:f,s:i,s:s}", "calls",
+				(json_int_t)l->count, "ok", (json_int_t)l->errs[SVC_OK], "errors",
+				errs, "p50_us", (json_int_t)(l->nlat ? l->lat[l->nlat / 2] : 0),
+				"p99_us",
+				(json_int_t)(l->nlat ? l->lat[(l->nlat * 99) / 100] : 0),
+				"elapsed_us", (json_int_t)(el / 1000), "calls_per_s",
+				el ? (double)l->count * 1e9 / (double)el : 0.0, "concurrency", n,
+				"last_transport_error",
+				l->last_errno ? strerror(-l->last_errno) : ""));
+	free(l->lat);
+	(void)sn;
+}
+
+static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct svc_node *sn = arg;
+	const char *name = NULL, *method = "", *data = "";
+	json_int_t count = 1, conc = 1, timeout = 0;
+	struct svc_node_call_res r;
+	char peer[2 * IDENTITY_PK_LEN + 1];
+	json_t *o, *d;
+	int err;
+
+	if (!req->json || json_unpack(req->json, "{s:s,s?s,s?s,s?I,s?I,s?I}", "name", &name,
+				      "method", &method, "data", &data, "count", &count,
+				      "concurrency", &conc, "timeout_ms", &timeout) ||
+	    count < 1 || count > SVCN_CTL_MAX_COUNT || conc < 1 || conc > SVCN_CTL_MAX_CONC ||
+	    timeout < 0 || timeout > 600000) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "want {\"name\", \"method\", \"data\", \"count\" (1..%d), "
+			       "\"concurrency\" (1..%d), \"timeout_ms\"}",
+			       SVCN_CTL_MAX_COUNT, SVCN_CTL_MAX_CONC);
+		return;
+	}
+	if (!svc_name_valid((const uint8_t *)name, strlen(name)) ||
+	    !svc_method_valid((const uint8_t *)method, strlen(method))) {
+		ctl_resp_error(resp, 400, "bad_request", "bad service or method name");
+		return;
+	}
+	if (count > 1) {
+		struct load l = { .sn = sn, .name = name, .method = method,
+				  .data = (const uint8_t *)data, .len = strlen(data),
+				  .timeout_ms = (uint32_t)timeout, .count = (long)count };
+
+		call_many(sn, &l, (int)(conc > count ? count : conc), resp);
+		return;
+	}
+	err = svc_node_call(sn, name, method, (const uint8_t *)data, strlen(data),
+			    (uint32_t)timeout, &r);
+	if (err == -ENOENT) {
+		ctl_resp_error(resp, 404, "not_found", "no provider of '%s' found", name);
+		return;
+	}
+	if (err) {
+		ctl_resp_error(resp, err == -ETIMEDOUT ? 504 : 502,
+			       err == -ETIMEDOUT ? "timeout" : "unreachable",
+			       "call to '%s' failed: %s", name, strerror(-err));
+		return;
+	}
+	util_hex(peer, r.peer, IDENTITY_PK_LEN);
+	o = json_pack("{s:s,s:i,s:s,s:I}", "error", svc_err_name((unsigned int)r.err), "status",
+		      (int)r.status, "peer", peer, "rtt_us", (json_int_t)r.rtt_us);
+	d = json_stringn((const char *)(r.data ? r.data : (const uint8_t *)""), r.len);
+	if (d) {
+		json_object_set_new(o, "data", d);
+	} else {
+		char *hex = malloc(2 * r.len + 1);
+
+		if (hex) {
+			util_hex(hex, r.data, r.len);
+			json_object_set_new(o, "data_hex", json_string(hex));
+			free(hex);
+		}
+	}
+	free(r.data);
+	ctl_resp_json(resp, 200, o);
+}
+
+static json_t *stats_json(struct svc_node *sn)
+{
+	struct svc_router_stats rs;
+	json_t *res = json_object(), *rej = json_object(), *o;
+	int conns = 0;
+
+	lock(sn);
+	for (size_t i = 0; i < SVC_NODE_MAX_PEERS; i++)
+		conns += sn->peers[i].state == SVCN_PEER_UP;
+	svc_router_get_stats(sn->router, &rs);
+	for (unsigned int e = 0; e < SVC_ERR__COUNT; e++)
+		json_object_set_new(res, svc_err_name(e), json_integer((json_int_t)rs.results[e]));
+	for (unsigned int i = 0; i < 8; i++)
+		json_object_set_new(rej, svcn_reject_name(i),
+				    json_integer((json_int_t)sn->st.rejected[i]));
+	o = json_pack("{s:{s:I,s:o,s:I,s:I,s:i,s:i,s:i,s:i},s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		      "s:I,s:o,s:I,s:I,s:i,s:i,s:i}}",
+		      "router", "admitted", (json_int_t)rs.admitted, "results", res, "bans",
+		      (json_int_t)rs.bans, "addr_bans", (json_int_t)rs.addr_bans, "peers",
+		      (int)rs.peers, "addrs", (int)rs.addrs, "inflight", (int)rs.inflight,
+		      "services", (int)rs.services, "fabric", "calls_in",
+		      (json_int_t)sn->st.calls_in, "calls_out", (json_int_t)sn->st.calls_out,
+		      "calls_out_ok", (json_int_t)sn->st.calls_out_ok, "http_in",
+		      (json_int_t)sn->st.http_in, "http_out", (json_int_t)sn->st.http_out,
+		      "descriptors_served", (json_int_t)sn->st.desc_served, "lookups",
+		      (json_int_t)sn->st.lookups, "fetched", (json_int_t)sn->st.fetched,
+		      "accepted", (json_int_t)sn->st.accepted, "rejected", rej, "gateway_requests",
+		      (json_int_t)sn->st.gw_requests, "gateway_denied",
+		      (json_int_t)sn->st.gw_denied, "cached_names", (int)svc_dir_names(sn->dir),
+		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
+	unlock(sn);
+	return o;
+}
+
+static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	ctl_resp_json(resp, 200, stats_json(arg));
+}
+
+static void h_debug_desc(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct svc_node *sn = arg;
+	const char *name = NULL, *mode = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	if (!req->json || json_unpack(req->json, "{s:s,s:s}", "name", &name, "mode", &mode) ||
+	    !svc_name_valid((const uint8_t *)name, strlen(name))) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "want {\"name\": ..., \"mode\": \"forged|tampered|expired|future|"
+			       "oversized\"}");
+		return;
+	}
+	err = svcn_bad_descriptor(sn, name, mode, &buf, &len);
+	if (err == -EINVAL) {
+		ctl_resp_error(resp, 400, "bad_request", "unknown mode '%s'", mode);
+		return;
+	}
+	if (!err)
+		err = svcn_publish_raw(sn, name, buf, len);
+	free(buf);
+	if (err) {
+		ctl_resp_errno(resp, err, "debug descriptor");
+		return;
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:s,s:s,s:I}", "name", name, "mode", mode, "bytes",
+					   (json_int_t)len));
+}
+
+static void metrics(void *arg, FILE *out)
+{
+	struct svc_node *sn = arg;
+	struct svc_router_stats rs;
+
+	lock(sn);
+	svc_router_get_stats(sn->router, &rs);
+	fprintf(out, "# HELP weft_svc_calls_total Service calls handled, by error class.\n"
+		     "# TYPE weft_svc_calls_total counter\n");
+	for (unsigned int e = 0; e < SVC_ERR__COUNT; e++)
+		fprintf(out, "weft_svc_calls_total{class=\"%s\"} %llu\n", svc_err_name(e),
+			(unsigned long long)rs.results[e]);
+	fprintf(out,
+		"# HELP weft_svc_bans_total Bans fired by service abuse controls.\n"
+		"# TYPE weft_svc_bans_total counter\nweft_svc_bans_total %llu\n"
+		"# HELP weft_svc_inflight Calls admitted and not finished.\n"
+		"# TYPE weft_svc_inflight gauge\nweft_svc_inflight %u\n"
+		"# HELP weft_svc_descriptors_rejected_total Fetched descriptors rejected.\n"
+		"# TYPE weft_svc_descriptors_rejected_total counter\n",
+		(unsigned long long)rs.bans, rs.inflight);
+	for (unsigned int i = 0; i < 8; i++)
+		fprintf(out, "weft_svc_descriptors_rejected_total{reason=\"%s\"} %llu\n",
+			svcn_reject_name(i), (unsigned long long)sn->st.rejected[i]);
+	unlock(sn);
+}
+
+int svcn_ctl_register(struct svc_node *sn)
+{
+	int err = 0;
+
+	err |= ctl_route(sn->ctl, "POST", "/v1/svc/publish", h_publish, sn);
+	err |= ctl_route(sn->ctl, "POST", "/v1/svc/unpublish", h_unpublish, sn);
+	err |= ctl_route(sn->ctl, "GET", "/v1/svc/ls", h_ls, sn);
+	err |= ctl_route(sn->ctl, "GET", "/v1/svc/find/", h_find, sn);
+	err |= ctl_route(sn->ctl, "POST", "/v1/svc/call", h_call, sn);
+	err |= ctl_route(sn->ctl, "GET", "/v1/svc/stats", h_stats, sn);
+	err |= ctl_route(sn->ctl, "POST", "/v1/svc/debug/descriptor", h_debug_desc, sn);
+	err |= ctl_metrics(sn->ctl, metrics, sn);
+	return err ? -ENOSPC : 0;
+}

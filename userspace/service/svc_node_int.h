@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal to svc_node.c, svc_node_ctl.c and gateway.c. */
+#ifndef WEFT_SVC_NODE_INT_H
+#define WEFT_SVC_NODE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "weft/config.h"
+#include "weft/identity.h"
+#include "weft/quic_node.h"
+#include "weft/svc_backend.h"
+#include "weft/svc_node.h"
+
+/* The QUIC handler argument. quic_node_free() reports stream and
+ * connection closes after svc_node_free() has run (weftd frees the fabric
+ * first), so the handlers' argument is this small block that outlives the
+ * fabric: dead set, every callback returns at once. It is freed by
+ * svc_node_free() only when no QUIC callback can follow (see there). */
+struct svcn_shim {
+	pthread_mutex_t mu; /* recursive: QUIC calls made on a worker run at once */
+	struct svc_node *sn; /* NULL once freed */
+};
+
+struct svcn_pub {
+	int used;
+	char name[SVC_NAME_MAX + 1];
+	char backend[SVC_BACKEND_ADDR_MAX]; /* "" = built-in */
+	uint8_t *desc; /* signed descriptor served on SVC_NODE_ST_DESC */
+	size_t desc_len;
+	int raw;       /* test/diagnostic: bytes set through the debug route */
+	uint64_t expires;
+	uint64_t refreshed_ms;
+	int announced; /* DHT nodes that stored the last announce (-1: pending) */
+};
+
+enum { SVCN_PEER_CONNECTING = 1, SVCN_PEER_UP, SVCN_PEER_DEAD };
+
+struct svcn_peer {
+	int state; /* 0 = free slot */
+	uint64_t conn;
+	int err;
+	uint8_t key[IDENTITY_PK_LEN];
+	int have_key;
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	uint64_t last_ms;
+	uint64_t ok, failed; /* call outcomes: reputation */
+};
+
+enum { SVCN_OP_DESC = 1, SVCN_OP_CALL, SVCN_OP_HTTP };
+
+struct svcn_op {
+	struct svcn_op *next;
+	uint64_t token;
+	int kind;
+	int refs; /* waiter + list */
+	uint64_t conn;
+	int64_t sid;
+	int opened;
+	int retried; /* moved to a fresh connection once (stream limit) */
+	uint8_t *req;
+	size_t req_len;
+	uint8_t *resp;
+	size_t resp_len, resp_cap, resp_max, resp_off;
+	int fin;
+	int done;
+	int err; /* transport error (negative errno) */
+	uint64_t t0_ns, t1_ns;
+};
+
+struct svcn_in {
+	struct svcn_in *next;
+	uint64_t conn;
+	int64_t sid;
+	int type;
+	struct svc_peer peer;
+	int have_peer;
+	uint8_t *buf; /* DESC: name bytes */
+	size_t len;
+	struct svc_msg_dec dec; /* CALL / HTTP */
+	int handled;
+};
+
+struct svcn_stats {
+	uint64_t calls_in, calls_out, calls_out_ok;
+	uint64_t http_in, http_out;
+	uint64_t desc_served, lookups, fetched, accepted;
+	uint64_t rejected[8]; /* by reason, see svcn_reject_name() */
+	uint64_t bans_sent;
+	uint64_t gw_requests, gw_denied;
+};
+
+struct svc_gateway;
+
+struct svc_node {
+	struct svcn_shim *shim;
+	pthread_mutex_t *mu; /* &shim->mu */
+	pthread_cond_t cv;   /* any op or peer state change */
+	struct engine *eng;
+	struct ctl *ctl;
+	struct quic_node *quic;
+	struct node_dht *dht;
+	struct guard *guard;
+	struct identity id;
+	char key_hex[2 * IDENTITY_PK_LEN + 1];
+	struct weft_config cfg;
+	struct svc_router *router;
+	struct svc_backend *backend;
+	struct svc_dir *dir;
+	struct svcn_pub pubs[SVC_NODE_MAX_PUBLISHED];
+	struct svcn_peer peers[SVC_NODE_MAX_PEERS];
+	struct svcn_op *ops;
+	size_t nops;
+	uint64_t next_token;
+	struct svcn_in *ins;
+	size_t nins;
+	struct svcn_stats st;
+	_Atomic int stopping;
+	_Atomic int relays; /* HTTP relay threads running */
+	pthread_t refresher;
+	int refresher_on;
+	pthread_cond_t refresh_cv;
+	struct svc_gateway *gw;
+};
+
+/* svc_node.c */
+uint64_t svcn_now_ns(void);
+const char *svcn_reject_name(unsigned int i);
+/* Start an operation (descriptor fetch, call, HTTP) on the provider at addr
+ * (expected key may be NULL). Locked by the caller. Returns the op (refs
+ * 2: list + caller) or NULL with *err set. */
+struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockaddr *addr,
+			      socklen_t alen, const uint8_t *expected_key, const uint8_t *req,
+			      size_t req_len, size_t resp_max, int *err);
+/* Wait (locked) until op is done or deadline_ns; returns 0 or -ETIMEDOUT. */
+int svcn_op_wait(struct svc_node *sn, struct svcn_op *op, uint64_t deadline_ns);
+/* Wait (locked) on the fabric's condition for at most ns. */
+void svcn_wait(struct svc_node *sn, uint64_t ns);
+/* Drop the caller's reference (locked); cancels the stream if not done. */
+void svcn_op_put(struct svc_node *sn, struct svcn_op *op);
+/* The provider to use for name: a result of svc_node_find, first usable
+ * endpoint (or local). Returns 0, 1 (this node) or -errno. */
+int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
+	      struct sockaddr_storage *ss, socklen_t *sl);
+/* Publish raw descriptor bytes for name (debug route). */
+int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len);
+/* Build a deliberately bad descriptor (debug route): mode "forged",
+ * "tampered", "expired", "future" or "oversized". malloc'd into *out. */
+int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode, uint8_t **out,
+			size_t *len);
+/* Our endpoints "ip:port" joined by ',' into buf; returns the count. */
+int svcn_endpoints(struct svc_node *sn, char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
+
+/* svc_node_ctl.c */
+int svcn_ctl_register(struct svc_node *sn);
+
+/* gateway.c */
+int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out);
+void svc_gateway_stop(struct svc_gateway *gw);
+
+#endif
