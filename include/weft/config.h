@@ -46,6 +46,8 @@ struct weft_config {
 	uint32_t quic_keepalive_ms;
 	uint32_t quic_max_conns;
 	uint32_t quic_max_conns_per_addr;
+	/* [content] */
+	uint64_t content_quota;  /* bytes of blobs kept; 0 = the store's default (10 GiB) */
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;

@@ -108,8 +108,14 @@ static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fa
 
 	if (io_addr_parse(&a, bind_addr, port))
 		return -EINVAL;
-	if (first && (err = port_free(&a)))
-		return err;
+	if (first) {
+		/* A ring torn down a moment ago (this process restarting its
+		 * engine) releases its sockets asynchronously: give it 0.5 s. */
+		for (int tries = 0; (err = port_free(&a)) == -EADDRINUSE && tries < 50; tries++)
+			usleep(10000);
+		if (err)
+			return err;
+	}
 	fd = socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -21,6 +21,7 @@
 #include "weft/xdp.h"
 #include "weft/node_dht.h"
 #include "weft/svc_node.h"
+#include "weft/content_node.h"
 #include "notify.h"
 
 /* Housekeeping tick of the main loop. 1 s: coarse work only (expiry,
@@ -46,6 +47,7 @@ struct node {
 	struct quic_node *quic;
 	struct node_dht *dht;
 	struct svc_node *svc; /* service fabric and gateway */
+	struct content_node *content;
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
 	uint64_t start_ms;
@@ -214,6 +216,17 @@ registered:
 	if (err)
 		return err;
 	{
+		struct content_node_opts cno = { .store = n->store, .state_dir = n->cfg.state_dir,
+						  .quic = n->quic, .dht = n->dht, .guard = n->guard,
+						  .ctl = n->ctl, .id = &n->id,
+						  .quic_port = (uint16_t)n->cfg.quic_port,
+						  .quota_bytes = n->cfg.content_quota };
+
+		err = content_node_new(&n->content, &cno);
+		if (err)
+			return err;
+	}
+	{
 		struct svc_node_opts so = { .eng = n->engine, .ctl = n->ctl, .quic = n->quic,
 					    .dht = n->dht, .guard = n->guard, .id = &n->id,
 					    .cfg = &n->cfg };
@@ -308,6 +321,7 @@ void node_free(struct node *n)
 		return;
 	ctl_free(n->ctl);
 	engine_stop(n->engine);
+	content_node_free(n->content);
 	svc_node_free(n->svc);
 	node_dht_free(n->dht);
 	quic_node_free(n->quic);
@@ -389,6 +403,11 @@ int node_run(struct node *n)
 	err = svc_node_start(n->svc);
 	if (err) {
 		log_error("node", "cannot start the service fabric: %s", strerror(-err));
+		goto out;
+	}
+	err = content_node_start(n->content);
+	if (err) {
+		log_error("node", "cannot start content serving: %s", strerror(-err));
 		goto out;
 	}
 	err = ctl_start(n->ctl);

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Content on the mesh inside weftd: serving chunks, CV lists and share
+ * manifests over QUIC (stream type CONTENT_ST_FETCH), announcing held
+ * content in the DHT, swarm downloads from several providers at once, and
+ * the /v1/content control API. Wire format, tunables and design in
+ * docs/CONTENT.md ("Content on the mesh") and docs/PROTOCOL.md ("Content").
+ *
+ * Threads: QUIC callbacks run on engine workers and only queue work; disk
+ * reads and chunk verification for serving run on CONTENT_SERVE_THREADS
+ * serve threads; each download runs on a thread of its own; DHT
+ * announcements on one announcer thread. Control handlers may block.
+ */
+#ifndef WEFT_CONTENT_NODE_H
+#define WEFT_CONTENT_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctl;
+struct guard;
+struct identity;
+struct node_dht;
+struct quic_node;
+struct store;
+struct content_node;
+
+/* QUIC stream types owned by content (0x20-0x2f are content's; the service
+ * fabric uses its own range). Only 0x20 is used today. */
+#define CONTENT_ST_FETCH 0x20
+
+/* Wire: request operations (first byte of a fetch stream's payload). */
+#define CONTENT_OP_INFO 0x01	 /* id(32) -> size, CV list, have-bitmap */
+#define CONTENT_OP_CHUNK 0x02	 /* id(32) index(u64 BE) -> chunk bytes */
+#define CONTENT_OP_MANIFEST 0x03 /* share id(20) -> signed manifest */
+/* Wire: response status (first byte of the answer). */
+#define CONTENT_ST_OK 0
+#define CONTENT_ST_NOT_FOUND 1
+#define CONTENT_ST_BAD_REQUEST 2
+#define CONTENT_ST_UNAVAILABLE 3 /* failed re-verification, I/O error */
+#define CONTENT_ST_BUSY 4	 /* serve queue full: try another provider */
+
+/* Tunables (defaults of struct content_node_opts; 0 selects them). */
+/* Serve threads: 2, enough to read and re-verify ~2 GB/s of chunks from
+ * the page cache without taking cores from the packet workers. */
+#define CONTENT_SERVE_THREADS 2
+/* Requests waiting for a serve thread: 512 (at most 128 MiB of answers
+ * being built); beyond that peers get BUSY and go elsewhere. */
+#define CONTENT_SERVE_QUEUE 512
+/* Parallel chunk requests of one download: 32 (8 MiB in flight covers a
+ * 10 Gbit/s x 6 ms bandwidth-delay product). */
+#define CONTENT_MAX_PARALLEL 32
+/* Chunk requests in flight to one provider: 12, so one slow provider holds
+ * at most 3 MiB of the window and the rest goes to the others. */
+#define CONTENT_PER_PROVIDER 12
+/* Providers used by one download: 16. */
+#define CONTENT_MAX_PROVIDERS 16
+/* A request unanswered after 5 s is failed and retried elsewhere: 256 KiB
+ * in 5 s is 420 kbit/s, slower than any provider worth keeping. */
+#define CONTENT_REQ_TIMEOUT_MS 5000
+/* Bad chunks (data that does not verify, or a CV list that does not prove
+ * out) before a provider is reported to the ban pipeline: 3. One could be
+ * a bit flip on a broken host; three is a pattern. */
+#define CONTENT_BAN_FAULTS 3
+/* Ban length for a provider that sent bad data: 1 hour. */
+#define CONTENT_BAN_TTL_S 3600
+/* Re-announce held content every 20 min: BEP 5 peers expire after 30 min
+ * (ours after DHT storage's own limit), with margin for a slow round. */
+#define CONTENT_REANNOUNCE_S 1200
+/* Download jobs kept (running and finished, for the API): 64. */
+#define CONTENT_MAX_JOBS 64
+
+struct content_node_opts {
+	struct store *store;	     /* required: LMDB store (caller-owned) */
+	const char *state_dir;	     /* required: blobs go to <state_dir>/blobs */
+	struct quic_node *quic;	     /* required: serving and downloads */
+	struct node_dht *dht;	     /* optional: announce / get_peers */
+	struct guard *guard;	     /* optional: bans for bad providers */
+	struct ctl *ctl;	     /* optional: /v1/content routes */
+	const struct identity *id;   /* required: signs shares */
+	uint16_t quic_port;	     /* announced port */
+	uint64_t quota_bytes;	     /* 0 = CSTORE_DEFAULT_QUOTA */
+	unsigned int max_parallel;   /* 0 = CONTENT_MAX_PARALLEL */
+	unsigned int per_provider;   /* 0 = CONTENT_PER_PROVIDER */
+	unsigned int req_timeout_ms; /* 0 = CONTENT_REQ_TIMEOUT_MS, or
+				      * WEFT_CONTENT_REQ_TIMEOUT_MS from the env */
+};
+
+/*
+ * Create: opens the chunk store, the "content_shares" database, registers
+ * stream type CONTENT_ST_FETCH on the QUIC node and the /v1/content routes.
+ * Call before engine_start(). Test-only environment knobs (logged loudly):
+ * WEFT_CONTENT_TEST_CORRUPT=1 flips one byte of every chunk served (after
+ * re-verification), WEFT_CONTENT_TEST_SERVE_DELAY_MS delays each chunk
+ * served. Returns 0, -EINVAL, -ENOMEM or the errors of cstore_new() /
+ * quic_node_register().
+ */
+int content_node_new(struct content_node **out, const struct content_node_opts *opts);
+/* After the engine and the DHT started: start serve threads, the announcer
+ * (every held complete content and every public share), and resume the
+ * partial downloads found in the store. Returns 0 or -errno. */
+int content_node_start(struct content_node *cn);
+/* Stop downloads, serving and announcing; free. Call after engine_stop()
+ * and before quic_node_free(). NULL-safe. */
+void content_node_free(struct content_node *cn);
+
+#endif

@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weftctl content add [--name NAME] [--private] PATH...
+ * weftctl content ls
+ * weftctl content get ID [--out DIR] [--from TARGET]... [--no-wait]
+ * weftctl content jobs [N]
+ * weftctl content stats
+ * API: /v1/content/... (docs/CONTENT.md, "Control API").
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "weftctl.h"
+
+static const char content_usage[] = "content add [--name NAME] [--private] PATH...\n"
+				    "content ls\n"
+				    "content get ID [--out DIR] [--from TARGET]... [--no-wait]\n"
+				    "content jobs [N]\n"
+				    "content stats";
+
+static long long jint(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "-";
+}
+
+static void print_share(json_t *o)
+{
+	json_t *it;
+	size_t i;
+	char b[32];
+
+	printf("share      %s\nname       %s\npublisher  %s\nseq        %lld\nvisibility %s\n",
+	       jstr(o, "share_id"), jstr(o, "name"), jstr(o, "publisher"), jint(o, "seq"),
+	       jstr(o, "visibility"));
+	printf("\n%-64s %10s  %-24s %s\n", "CONTENT ID", "SIZE", "TYPE", "PATH");
+	json_array_foreach(json_object_get(o, "items"), i, it)
+	    printf("%-64s %10s  %-24s %s\n", jstr(it, "id"),
+		   weftctl_fmt_bytes((double)jint(it, "size"), b, sizeof(b)), jstr(it, "type"),
+		   jstr(it, "path"));
+}
+
+static int cmd_add(struct weftctl *ctx, int argc, char **argv)
+{
+	json_t *paths = json_array(), *body, *out = NULL;
+	const char *name = NULL;
+	int priv = 0, rc;
+
+	for (int i = 2; i < argc; i++) {
+		char abs[PATH_MAX];
+
+		if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+			name = argv[++i];
+		} else if (!strcmp(argv[i], "--private")) {
+			priv = 1;
+		} else if (argv[i][0] == '-') {
+			json_decref(paths);
+			return weftctl_usage(content_usage);
+		} else {
+			if (!realpath(argv[i], abs)) {
+				fprintf(stderr, "weftctl: %s: %m\n", argv[i]);
+				json_decref(paths);
+				return WEFTCTL_ERR;
+			}
+			json_array_append_new(paths, json_string(abs));
+		}
+	}
+	if (!json_array_size(paths)) {
+		json_decref(paths);
+		return weftctl_usage(content_usage);
+	}
+	body = json_pack("{s:o,s:b}", "paths", paths, "private", priv);
+	if (name)
+		json_object_set_new(body, "name", json_string(name));
+	rc = weftctl_do(ctx, "POST", "/v1/content/add", body, ctx->json ? NULL : &out);
+	json_decref(body);
+	if (rc == WEFTCTL_OK && out) {
+		print_share(out);
+		if (!strcmp(jstr(out, "visibility"), "private"))
+			printf("\nprivate: not announced; give the share id and this node's "
+			       "address to those who may fetch it\n");
+	}
+	json_decref(out);
+	return rc;
+}
+
+static int cmd_ls(struct weftctl *ctx)
+{
+	json_t *out = NULL, *o;
+	size_t i;
+	char b[32], q[32];
+	int rc;
+
+	rc = weftctl_do(ctx, "GET", "/v1/content", NULL, ctx->json ? NULL : &out);
+	if (rc || !out)
+		return rc;
+	printf("%-64s %10s %9s  %s\n", "CONTENT ID", "SIZE", "CHUNKS", "STATE");
+	json_array_foreach(json_object_get(out, "blobs"), i, o)
+	    printf("%-64s %10s %4lld/%-4lld  %s\n", jstr(o, "id"),
+		   weftctl_fmt_bytes((double)jint(o, "size"), b, sizeof(b)), jint(o, "have"),
+		   jint(o, "nchunks"), jstr(o, "state"));
+	printf("\n%-40s %-24s %5s %6s  %s\n", "SHARE ID", "NAME", "SEQ", "ITEMS", "VISIBILITY");
+	json_array_foreach(json_object_get(out, "shares"), i, o)
+	    printf("%-40s %-24s %5lld %6lld  %s\n", jstr(o, "share_id"), jstr(o, "name"),
+		   jint(o, "seq"), jint(o, "nitems"), jstr(o, "visibility"));
+	o = json_object_get(out, "usage");
+	printf("\nstore: %s of %s in %lld blobs\n",
+	       weftctl_fmt_bytes((double)jint(o, "used"), b, sizeof(b)),
+	       weftctl_fmt_bytes((double)jint(o, "quota"), q, sizeof(q)), jint(o, "blobs"));
+	json_decref(out);
+	return WEFTCTL_OK;
+}
+
+static int count_up(json_t *job)
+{
+	json_t *p;
+	size_t i;
+	int n = 0;
+
+	json_array_foreach(json_object_get(job, "providers"), i, p) n +=
+	    !strcmp(jstr(p, "state"), "up") && jint(p, "chunks") >= 0;
+	return n;
+}
+
+/* One progress line: a bar with rate, ETA and providers on a TTY (redrawn
+ * in place), plain lines every few seconds otherwise. */
+static void progress(json_t *job, int tty)
+{
+	long long total = jint(job, "total_bytes"), done = jint(job, "done_bytes");
+	long long rate = jint(job, "rate_bps");
+	char b1[32], b2[32], b3[32], bar[31];
+	int pct, fill;
+
+	if (!total)
+		total = jint(job, "size");
+	pct = total ? (int)(done * 100 / total) : 0;
+	if (pct > 100)
+		pct = 100;
+	fill = pct * 30 / 100;
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(30 - fill));
+	bar[30] = 0;
+	weftctl_fmt_bytes((double)done, b1, sizeof(b1));
+	weftctl_fmt_bytes((double)total, b2, sizeof(b2));
+	weftctl_fmt_bytes((double)rate, b3, sizeof(b3));
+	if (tty)
+		printf("\r[%s] %3d%% %s/%s %s/s ETA %llds, %d providers, %lld bad   ", bar, pct, b1,
+		       b2, b3, rate && total > done ? (total - done) / rate : 0LL, count_up(job),
+		       jint(job, "bad_chunks"));
+	else
+		printf("progress %d%% %lld/%lld bytes rate %lld B/s providers %d bad %lld\n", pct,
+		       done, total, rate, count_up(job), jint(job, "bad_chunks"));
+	fflush(stdout);
+}
+
+static int cmd_get(struct weftctl *ctx, int argc, char **argv)
+{
+	json_t *from = json_array(), *body, *out = NULL;
+	const char *id = NULL;
+	char outdir[PATH_MAX] = "", path[64];
+	int nowait = 0, rc, tty = isatty(1), ticks = 0;
+	long long jid;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+			char cwd[PATH_MAX];
+
+			/* The daemon creates it; it needs an absolute path. */
+			i++;
+			if (argv[i][0] == '/')
+				snprintf(outdir, sizeof(outdir), "%s", argv[i]);
+			else if (getcwd(cwd, sizeof(cwd)))
+				snprintf(outdir, sizeof(outdir), "%.2047s/%.2047s", cwd, argv[i]);
+		} else if (!strcmp(argv[i], "--from") && i + 1 < argc) {
+			json_array_append_new(from, json_string(argv[++i]));
+		} else if (!strcmp(argv[i], "--no-wait")) {
+			nowait = 1;
+		} else if (argv[i][0] != '-' && !id) {
+			id = argv[i];
+		} else {
+			json_decref(from);
+			return weftctl_usage(content_usage);
+		}
+	}
+	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
+		json_decref(from);
+		return weftctl_usage(content_usage);
+	}
+	body = json_pack("{s:s,s:o}", "id", id, "from", from);
+	if (outdir[0])
+		json_object_set_new(body, "out", json_string(outdir));
+	rc = weftctl_do(ctx, "POST", "/v1/content/get", body, &out);
+	json_decref(body);
+	if (rc)
+		return rc;
+	jid = jint(out, "job");
+	json_decref(out);
+	if (nowait) {
+		if (ctx->json)
+			printf("{\"job\": %lld}\n", jid);
+		else
+			printf("job %lld\n", jid);
+		return WEFTCTL_OK;
+	}
+	snprintf(path, sizeof(path), "/v1/content/jobs/%lld", jid);
+	for (;;) {
+		out = NULL;
+		rc = weftctl_do(ctx, "GET", path, NULL, &out);
+		if (rc)
+			return rc;
+		if (json_is_true(json_object_get(out, "done")))
+			break;
+		if (!ctx->json && (tty || ticks % 20 == 0))
+			progress(out, tty);
+		json_decref(out);
+		ticks++;
+		usleep(100 * 1000);
+	}
+	if (ctx->json) {
+		weftctl_print_json(out);
+	} else {
+		char b[32];
+
+		progress(out, tty);
+		if (tty)
+			printf("\n");
+		if (!strcmp(jstr(out, "state"), "done"))
+			printf("done: %s, %lld chunks fetched, %lld already held, %lld bad chunks "
+			       "rejected, %.1f s%s%s\n",
+			       weftctl_fmt_bytes((double)jint(out, "done_bytes"), b, sizeof(b)),
+			       jint(out, "fetched"), jint(out, "resumed"), jint(out, "bad_chunks"),
+			       (double)jint(out, "elapsed_ms") / 1000.0, outdir[0] ? " -> " : "",
+			       outdir);
+	}
+	rc = strcmp(jstr(out, "state"), "done") ? WEFTCTL_ERR : WEFTCTL_OK;
+	if (rc && !ctx->json)
+		fprintf(stderr, "weftctl: download failed: %s\n", jstr(out, "error"));
+	json_decref(out);
+	return rc;
+}
+
+static void print_job(json_t *o)
+{
+	json_t *p;
+	size_t i;
+
+	printf("job %lld %s %s: %s, %lld/%lld chunks, fetched %lld, resumed %lld, bad %lld, "
+	       "retries %lld%s%s\n",
+	       jint(o, "job"), jstr(o, "kind"), jstr(o, "id"), jstr(o, "state"), jint(o, "have"),
+	       jint(o, "nchunks"), jint(o, "fetched"), jint(o, "resumed"), jint(o, "bad_chunks"),
+	       jint(o, "retries"), *jstr(o, "error") ? ": " : "", jstr(o, "error"));
+	json_array_foreach(json_object_get(o, "providers"), i, p)
+	    printf("  %-46s %-10s score %4lld chunks %6lld faults %3lld timeouts %3lld\n",
+		   jstr(p, "addr"), jstr(p, "state"), jint(p, "score"), jint(p, "chunks"),
+		   jint(p, "faults"), jint(p, "timeouts"));
+}
+
+static int cmd_jobs(struct weftctl *ctx, int argc, char **argv)
+{
+	json_t *out = NULL, *o;
+	char path[64];
+	size_t i;
+	int rc;
+
+	if (argc > 2)
+		snprintf(path, sizeof(path), "/v1/content/jobs/%s", argv[2]);
+	else
+		snprintf(path, sizeof(path), "/v1/content/jobs");
+	rc = weftctl_do(ctx, "GET", path, NULL, ctx->json ? NULL : &out);
+	if (rc || !out)
+		return rc;
+	if (argc > 2)
+		print_job(out);
+	else
+		json_array_foreach(json_object_get(out, "jobs"), i, o) print_job(o);
+	json_decref(out);
+	return WEFTCTL_OK;
+}
+
+static int cmd_stats(struct weftctl *ctx)
+{
+	json_t *out = NULL;
+	const char *k;
+	json_t *v;
+	int rc;
+
+	rc = weftctl_do(ctx, "GET", "/v1/content/stats", NULL, ctx->json ? NULL : &out);
+	if (rc || !out)
+		return rc;
+	json_object_foreach(out, k, v) printf("%-18s %lld\n", k, (long long)json_integer_value(v));
+	json_decref(out);
+	return WEFTCTL_OK;
+}
+
+static int content_run(struct weftctl *ctx, int argc, char **argv)
+{
+	if (argc < 2)
+		return weftctl_usage(content_usage);
+	if (!strcmp(argv[1], "add"))
+		return cmd_add(ctx, argc, argv);
+	if (!strcmp(argv[1], "ls") && argc == 2)
+		return cmd_ls(ctx);
+	if (!strcmp(argv[1], "get"))
+		return cmd_get(ctx, argc, argv);
+	if (!strcmp(argv[1], "jobs") && argc <= 3)
+		return cmd_jobs(ctx, argc, argv);
+	if (!strcmp(argv[1], "stats") && argc == 2)
+		return cmd_stats(ctx);
+	return weftctl_usage(content_usage);
+}
+
+WEFTCTL_NOUN(content, .name = "content", .usage = content_usage, .run = content_run,
+	     .needs_daemon = 1);

@@ -1,0 +1,886 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Content on the mesh inside weftd: chunk store + shares + announcing +
+ * the /v1/content control API. Serving is in serve.c, downloads in
+ * swarm.c. See include/weft/content_node.h and docs/CONTENT.md.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "content/content_node_int.h"
+#include "weft/ctl.h"
+#include "weft/dht.h"
+#include "weft/identity.h"
+#include "weft/log.h"
+#include "weft/node_dht.h"
+#include "weft/store.h"
+#include "weft/util.h"
+
+#define CN_SHARES_DB "content_shares"
+/* Announcements started per second: 8, so a store of 65536 blobs is
+ * announced in ~2.3 h at start and the DHT's own lookup table (bounded)
+ * never fills with ours. New content jumps the queue. */
+#define CN_ANNOUNCE_PER_S 8
+/* Announcement list bound: every blob plus every share. */
+#define CN_ANN_MAX (CSTORE_DEFAULT_MAX_BLOBS + 4096u)
+
+struct cn_ann {
+	uint8_t id[32];
+	uint8_t len;
+	uint64_t due_s; /* monotonic seconds */
+};
+
+/* ------------------------------------------------------------- shares */
+
+int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_ID_LEN],
+		 uint8_t **enc, size_t *len)
+{
+	void *v = NULL;
+	size_t vl = 0;
+	int rc;
+
+	rc = store_get(cn->store, cn->shares_dbi, share_id, MANIFEST_SHARE_ID_LEN, &v, &vl);
+	if (rc)
+		return rc;
+	*enc = v;
+	*len = vl;
+	return 0;
+}
+
+int cn_share_put(struct content_node *cn, const struct manifest *m)
+{
+	struct manifest old;
+	uint8_t *enc = NULL;
+	size_t len;
+	int rc;
+
+	manifest_init(&old);
+	if (cn_share_get(cn, m->share_id, &enc, &len) == 0) {
+		rc = manifest_decode(&old, enc, len);
+		free(enc);
+		enc = NULL;
+		if (rc == 0 && manifest_supersedes(m, &old) != 1) {
+			manifest_free(&old);
+			return 0; /* we hold this one or a newer one */
+		}
+		manifest_free(&old);
+	}
+	enc = malloc(MANIFEST_MAX_SIZE);
+	if (!enc)
+		return -ENOMEM;
+	rc = manifest_encode(m, enc, MANIFEST_MAX_SIZE, &len);
+	if (!rc)
+		rc = store_put(cn->store, cn->shares_dbi, m->share_id, MANIFEST_SHARE_ID_LEN, enc,
+			       len);
+	free(enc);
+	if (!rc && m->visibility == MANIFEST_PUBLIC)
+		cn_announce(cn, m->share_id, MANIFEST_SHARE_ID_LEN);
+	return rc;
+}
+
+/* ---------------------------------------------------------- announcing */
+
+static uint64_t mono_s(void)
+{
+	return util_now_ms() / 1000;
+}
+
+void cn_announce(struct content_node *cn, const uint8_t *id, size_t len)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&cn->amu);
+	for (i = 0; i < cn->nann; i++)
+		if (cn->ann[i].len == len && !memcmp(cn->ann[i].id, id, len))
+			break;
+	if (i == cn->nann) {
+		if (cn->nann == cn->capann) {
+			unsigned int nc = cn->capann ? cn->capann * 2 : 64;
+			struct cn_ann *na;
+
+			if (nc > CN_ANN_MAX)
+				nc = CN_ANN_MAX;
+			if (cn->nann == nc) {
+				pthread_mutex_unlock(&cn->amu);
+				log_warn(CN_MOD, "announcement list full (%u)", CN_ANN_MAX);
+				return;
+			}
+			na = realloc(cn->ann, nc * sizeof(*na));
+			if (!na) {
+				pthread_mutex_unlock(&cn->amu);
+				return;
+			}
+			cn->ann = na;
+			cn->capann = nc;
+		}
+		memset(&cn->ann[i], 0, sizeof(cn->ann[i]));
+		memcpy(cn->ann[i].id, id, len);
+		cn->ann[i].len = (uint8_t)len;
+		cn->nann++;
+	}
+	cn->ann[i].due_s = 0; /* now */
+	pthread_cond_signal(&cn->acond);
+	pthread_mutex_unlock(&cn->amu);
+}
+
+struct cn_ann_call {
+	const uint8_t *ih;
+	uint16_t port;
+	int rc;
+};
+
+static void ann_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct cn_ann_call *c = arg;
+
+	c->rc = dht_announce(dht, c->ih, c->port, 0, now, NULL, NULL);
+}
+
+static void *announcer(void *arg)
+{
+	struct content_node *cn = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&cn->amu);
+	while (!atomic_load(&cn->stopping)) {
+		uint64_t now = mono_s();
+		unsigned int started = 0;
+
+		for (unsigned int i = 0; i < cn->nann && started < CN_ANNOUNCE_PER_S; i++) {
+			struct cn_ann_call c = {.ih = cn->ann[i].id, .port = cn->quic_port};
+
+			if (cn->ann[i].due_s > now)
+				continue;
+			node_dht_run(cn->dht, ann_fn, &c);
+			started++;
+			if (c.rc == 0) {
+				cn->ann[i].due_s = now + CONTENT_REANNOUNCE_S;
+				atomic_fetch_add(&cn->announces, 1);
+			} else {
+				cn->ann[i].due_s = now + 5; /* DHT busy: soon again */
+				atomic_fetch_add(&cn->announce_fail, 1);
+			}
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&cn->acond, &cn->amu, &ts);
+	}
+	pthread_mutex_unlock(&cn->amu);
+	return NULL;
+}
+
+/* get_peers: the DHT calls back on a worker; the waiter may have given up,
+ * so the context is shared and freed by whoever is last. */
+struct cn_lk {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int refs, done, n;
+	struct sockaddr_storage peers[32];
+	const uint8_t *ih;
+	int rc;
+};
+
+static void lk_put(struct cn_lk *lk)
+{
+	int last;
+
+	pthread_mutex_lock(&lk->mu);
+	last = --lk->refs == 0;
+	pthread_mutex_unlock(&lk->mu);
+	if (last) {
+		pthread_mutex_destroy(&lk->mu);
+		pthread_cond_destroy(&lk->cond);
+		free(lk);
+	}
+}
+
+static void lk_done(void *arg, const struct dht_result *res)
+{
+	struct cn_lk *lk = arg;
+
+	pthread_mutex_lock(&lk->mu);
+	for (size_t i = 0; i < res->npeers && lk->n < 32; i++)
+		lk->peers[lk->n++] = res->peers[i];
+	lk->done = 1;
+	pthread_cond_signal(&lk->cond);
+	pthread_mutex_unlock(&lk->mu);
+	lk_put(lk);
+}
+
+static void lk_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct cn_lk *lk = arg;
+
+	lk->rc = dht_get_peers(dht, lk->ih, now, lk_done, lk);
+}
+
+struct cn_lk *cn_lookup_start(struct content_node *cn, const uint8_t ih[20])
+{
+	struct cn_lk *lk;
+
+	if (!cn->dht)
+		return NULL;
+	lk = calloc(1, sizeof(*lk));
+	if (!lk)
+		return NULL;
+	pthread_mutex_init(&lk->mu, NULL);
+	pthread_cond_init(&lk->cond, NULL);
+	lk->refs = 2;
+	lk->ih = ih;
+	node_dht_run(cn->dht, lk_fn, lk);
+	lk->ih = NULL;
+	if (lk->rc) {
+		lk->refs = 1; /* the callback will not run */
+		lk_put(lk);
+		return NULL;
+	}
+	return lk;
+}
+
+int cn_lookup_poll(struct cn_lk *lk, struct sockaddr_storage *out, size_t cap)
+{
+	int n;
+
+	pthread_mutex_lock(&lk->mu);
+	if (!lk->done) {
+		pthread_mutex_unlock(&lk->mu);
+		return -EAGAIN;
+	}
+	n = lk->n < (int)cap ? lk->n : (int)cap;
+	memcpy(out, lk->peers, (size_t)n * sizeof(*out));
+	pthread_mutex_unlock(&lk->mu);
+	return n;
+}
+
+void cn_lookup_put(struct cn_lk *lk)
+{
+	if (lk)
+		lk_put(lk);
+}
+
+/* ---------------------------------------------------------- adding */
+
+/* Media type from the file name's extension; application/octet-stream
+ * when unknown. A short table: what a browser needs for common files. */
+static const char *media_type(const char *name)
+{
+	static const struct {
+		const char *ext, *type;
+	} t[] = {
+	    {"txt", "text/plain"},	  {"md", "text/markdown"},
+	    {"html", "text/html"},	  {"htm", "text/html"},
+	    {"css", "text/css"},	  {"csv", "text/csv"},
+	    {"js", "text/javascript"},	  {"json", "application/json"},
+	    {"xml", "application/xml"},	  {"pdf", "application/pdf"},
+	    {"zip", "application/zip"},	  {"gz", "application/gzip"},
+	    {"tar", "application/x-tar"}, {"png", "image/png"},
+	    {"jpg", "image/jpeg"},	  {"jpeg", "image/jpeg"},
+	    {"gif", "image/gif"},	  {"svg", "image/svg+xml"},
+	    {"webp", "image/webp"},	  {"mp3", "audio/mpeg"},
+	    {"ogg", "audio/ogg"},	  {"mp4", "video/mp4"},
+	    {"webm", "video/webm"},	  {"wasm", "application/wasm"},
+	};
+	const char *dot = strrchr(name, '.');
+
+	if (dot && !strchr(dot, '/'))
+		for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+			if (!strcasecmp(dot + 1, t[i].ext))
+				return t[i].type;
+	return "application/octet-stream";
+}
+
+static int add_one(struct content_node *cn, struct manifest *m, const char *path, const char *rel)
+{
+	struct stat st;
+	uint8_t id[32];
+	int rc;
+
+	if (stat(path, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return 0; /* sockets, devices, ...: skipped */
+	rc = cstore_add_file(cn->cs, path, id);
+	if (rc) {
+		log_warn(CN_MOD, "cannot add %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	return manifest_add_item(m, rel, strlen(rel), id, (uint64_t)st.st_size, media_type(rel));
+}
+
+/* Depth-first over a folder; symlinks are not followed into directories
+ * (a loop would never end), entries sorted by the manifest itself. */
+static int add_tree(struct content_node *cn, struct manifest *m, const char *dir, const char *rel,
+		    int depth)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int rc = 0;
+
+	if (depth > 32)
+		return -ELOOP;
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while (!rc && (de = readdir(d))) {
+		char p[PATH_MAX], r[MANIFEST_MAX_PATH + 2];
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) >= (int)sizeof(p) ||
+		    snprintf(r, sizeof(r), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
+			(int)sizeof(r)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		if (lstat(p, &st)) {
+			rc = -errno;
+			break;
+		}
+		if (S_ISDIR(st.st_mode))
+			rc = add_tree(cn, m, p, r, depth + 1);
+		else
+			rc = add_one(cn, m, p, r);
+	}
+	closedir(d);
+	return rc;
+}
+
+static json_t *manifest_json(const struct manifest *m)
+{
+	json_t *items = json_array();
+	char sid[41], pk[65], sig[129], id[65];
+
+	util_hex(sid, m->share_id, MANIFEST_SHARE_ID_LEN);
+	util_hex(pk, m->pk, IDENTITY_PK_LEN);
+	util_hex(sig, m->sig, IDENTITY_SIG_LEN);
+	for (uint32_t i = 0; i < m->nitems; i++) {
+		util_hex(id, m->items[i].id, 32);
+		json_array_append_new(items,
+				      json_pack("{s:s,s:s,s:I,s:s}", "path", m->items[i].path, "id",
+						id, "size", (json_int_t)m->items[i].size, "type",
+						m->items[i].type));
+	}
+	return json_pack(
+	    "{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:o}", "share_id", sid, "name", m->name, "publisher", pk,
+	    "seq", (json_int_t)m->seq, "created", (json_int_t)m->created, "visibility",
+	    m->visibility == MANIFEST_PRIVATE ? "private" : "public", "sig", sig, "items", items);
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s && s[1] ? s + 1 : p;
+}
+
+/* POST /v1/content/add {"paths": [...], "name": "...", "private": false} */
+static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct content_node *cn = arg;
+	json_t *paths = req->json ? json_object_get(req->json, "paths") : NULL, *v;
+	const char *name = req->json ? json_string_value(json_object_get(req->json, "name")) : NULL;
+	int priv = req->json && json_is_true(json_object_get(req->json, "private"));
+	char nm[MANIFEST_MAX_NAME + 1], trimmed[PATH_MAX];
+	struct manifest m, old;
+	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN];
+	size_t i, len;
+	int rc = 0;
+
+	if (!json_is_array(paths) || !json_array_size(paths)) {
+		ctl_resp_error(resp, 400, "bad_request", "expected {\"paths\": [PATH, ...]}");
+		return;
+	}
+	manifest_init(&m);
+	if (!name) {
+		snprintf(trimmed, sizeof(trimmed), "%s",
+			 json_string_value(json_array_get(paths, 0)) ?: "share");
+		len = strlen(trimmed);
+		while (len > 1 && trimmed[len - 1] == '/')
+			trimmed[--len] = 0;
+		name = base_name(trimmed);
+	}
+	/* Private shares get a random suffix: the share id derives from the
+	 * key and the name, so a guessable name would make it findable. */
+	if (priv) {
+		uint8_t r[8];
+		char rh[17];
+
+		randombytes_buf(r, sizeof(r));
+		util_hex(rh, r, sizeof(r));
+		snprintf(nm, sizeof(nm), "%.47s-%s", name, rh);
+	} else {
+		snprintf(nm, sizeof(nm), "%s", name);
+	}
+	if (manifest_set_name(&m, nm, strlen(nm))) {
+		ctl_resp_error(resp, 400, "bad_request", "invalid share name");
+		goto out;
+	}
+	json_array_foreach(paths, i, v)
+	{
+		const char *p = json_string_value(v);
+		struct stat st;
+		char tp[PATH_MAX];
+
+		if (!p || p[0] != '/') {
+			ctl_resp_error(resp, 400, "bad_request", "paths must be absolute");
+			goto out;
+		}
+		snprintf(tp, sizeof(tp), "%s", p);
+		len = strlen(tp);
+		while (len > 1 && tp[len - 1] == '/')
+			tp[--len] = 0;
+		if (stat(tp, &st)) {
+			rc = -errno;
+			ctl_resp_errno(resp, rc, tp);
+			goto out;
+		}
+		/* A single folder: its content at the top; several paths: each
+		 * under its own name. */
+		if (S_ISDIR(st.st_mode))
+			rc = add_tree(cn, &m, tp, json_array_size(paths) == 1 ? "" : base_name(tp),
+				      0);
+		else
+			rc = add_one(cn, &m, tp, base_name(tp));
+		if (rc) {
+			ctl_resp_errno(resp, rc, tp);
+			goto out;
+		}
+	}
+	m.visibility = priv ? MANIFEST_PRIVATE : MANIFEST_PUBLIC;
+	m.created = (uint64_t)time(NULL);
+	/* A newer version of the same share supersedes the one held. */
+	manifest_share_id(cn->id->pk, nm, strlen(nm), sid);
+	m.seq = 1;
+	manifest_init(&old);
+	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0)
+		m.seq = old.seq + 1;
+	manifest_free(&old);
+	free(enc);
+	rc = manifest_sign(&m, cn->id);
+	if (!rc)
+		rc = cn_share_put(cn, &m);
+	if (rc) {
+		ctl_resp_errno(resp, rc, "share");
+		goto out;
+	}
+	if (m.visibility == MANIFEST_PUBLIC)
+		for (uint32_t k = 0; k < m.nitems; k++)
+			cn_announce(cn, m.items[k].id, 32);
+	ctl_resp_json(resp, 200, manifest_json(&m));
+out:
+	manifest_free(&m);
+}
+
+static int list_blob(void *arg, const struct cstore_info *info)
+{
+	json_t *a = arg;
+	char id[65];
+
+	util_hex(id, info->id, 32);
+	json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:s}", "id", id, "size",
+					   (json_int_t)info->size, "nchunks",
+					   (json_int_t)info->nchunks, "have",
+					   (json_int_t)info->have, "state",
+					   info->state == CSTORE_COMPLETE  ? "complete"
+					   : info->state == CSTORE_PARTIAL ? "partial"
+									   : "bad"));
+	return 0;
+}
+
+static int list_share(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	json_t *a = arg;
+	struct manifest m;
+
+	manifest_init(&m);
+	if (manifest_decode(&m, val, vlen) == 0) {
+		json_t *o = manifest_json(&m);
+
+		json_object_set_new(o, "nitems", json_integer(m.nitems));
+		json_object_del(o, "items");
+		json_object_del(o, "sig");
+		json_array_append_new(a, o);
+	}
+	manifest_free(&m);
+	return 0;
+}
+
+/* GET /v1/content */
+static void api_list(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct content_node *cn = arg;
+	json_t *blobs = json_array(), *shares = json_array();
+	uint64_t used, quota;
+	uint32_t n;
+
+	cstore_list(cn->cs, list_blob, blobs);
+	store_iter(cn->store, cn->shares_dbi, list_share, shares);
+	cstore_usage(cn->cs, &used, &quota, &n);
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:o,s:o,s:{s:I,s:I,s:i}}", "blobs", blobs, "shares", shares,
+				"usage", "used", (json_int_t)used, "quota", (json_int_t)quota,
+				"blobs", (int)n));
+}
+
+/* POST /v1/content/get {"id": HEX, "out": DIR, "from": [TARGET, ...]} */
+static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct content_node *cn = arg;
+	const char *id = req->json ? json_string_value(json_object_get(req->json, "id")) : NULL;
+	const char *out = req->json ? json_string_value(json_object_get(req->json, "out")) : NULL;
+	json_t *from = req->json ? json_object_get(req->json, "from") : NULL, *v;
+	struct cn_get_req *rq;
+	uint64_t jid;
+	size_t i;
+	int rc;
+
+	rq = calloc(1, sizeof(*rq));
+	if (!rq) {
+		ctl_resp_errno(resp, -ENOMEM, "get");
+		return;
+	}
+	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "id must be a content id (64 hex) or a share id (40 hex)");
+		goto out;
+	}
+	rq->id_len = strlen(id) / 2;
+	if (util_unhex(rq->id, rq->id_len, id)) {
+		ctl_resp_error(resp, 400, "bad_request", "id is not hex");
+		goto out;
+	}
+	if (out && (out[0] != '/' || strlen(out) >= sizeof(rq->out) - 1024)) {
+		ctl_resp_error(resp, 400, "bad_request", "out must be an absolute path");
+		goto out;
+	}
+	if (out)
+		snprintf(rq->out, sizeof(rq->out), "%s", out);
+	json_array_foreach(from, i, v)
+	{
+		const char *t = json_string_value(v);
+
+		if (!t || strlen(t) >= sizeof(rq->from[0]) || rq->nfrom == 8) {
+			ctl_resp_error(resp, 400, "bad_request", "from: at most 8 targets");
+			goto out;
+		}
+		snprintf(rq->from[rq->nfrom++], sizeof(rq->from[0]), "%s", t);
+	}
+	rc = cn_job_start(cn, rq, &jid);
+	if (rc) {
+		ctl_resp_errno(resp, rc, "download");
+		goto out;
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:I}", "job", (json_int_t)jid));
+out:
+	free(rq);
+}
+
+/* GET /v1/content/jobs and /v1/content/jobs/N */
+static void api_jobs(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct content_node *cn = arg;
+	uint64_t jid;
+	json_t *o;
+
+	if (!req->subpath || !*req->subpath) {
+		ctl_resp_json(resp, 200, json_pack("{s:o}", "jobs", cn_jobs_json(cn)));
+		return;
+	}
+	if (util_parse_u64(req->subpath, 1, UINT64_MAX, &jid)) {
+		ctl_resp_error(resp, 400, "bad_request", "job number expected");
+		return;
+	}
+	o = cn_job_json(cn, jid);
+	if (!o) {
+		ctl_resp_error(resp, 404, "not_found", "no job %llu", (unsigned long long)jid);
+		return;
+	}
+	ctl_resp_json(resp, 200, o);
+}
+
+/* GET /v1/content/shares/ID */
+static void api_share(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct content_node *cn = arg;
+	uint8_t sid[MANIFEST_SHARE_ID_LEN], *enc = NULL;
+	struct manifest m;
+	size_t len;
+	int rc;
+
+	if (!req->subpath || strlen(req->subpath) != 40 ||
+	    util_unhex(sid, sizeof(sid), req->subpath)) {
+		ctl_resp_error(resp, 400, "bad_request", "share id (40 hex) expected");
+		return;
+	}
+	if (cn_share_get(cn, sid, &enc, &len)) {
+		ctl_resp_error(resp, 404, "not_found",
+			       "share not held here (content get ID fetches it)");
+		return;
+	}
+	manifest_init(&m);
+	rc = manifest_decode(&m, enc, len);
+	free(enc);
+	if (rc) {
+		ctl_resp_errno(resp, rc, "stored manifest");
+		return;
+	}
+	ctl_resp_json(resp, 200, manifest_json(&m));
+	manifest_free(&m);
+}
+
+/* GET /v1/content/stats */
+static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct content_node *cn = arg;
+	uint64_t used, quota;
+	uint32_t n;
+
+	cstore_usage(cn->cs, &used, &quota, &n);
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}",
+				"served_chunks", (json_int_t)atomic_load(&cn->served_chunks),
+				"served_bytes", (json_int_t)atomic_load(&cn->served_bytes),
+				"served_infos", (json_int_t)atomic_load(&cn->served_infos),
+				"served_manifests", (json_int_t)atomic_load(&cn->served_manifests),
+				"busy", (json_int_t)atomic_load(&cn->serve_busy), "not_found",
+				(json_int_t)atomic_load(&cn->serve_notfound), "unavailable",
+				(json_int_t)atomic_load(&cn->serve_unavailable), "bad_requests",
+				(json_int_t)atomic_load(&cn->serve_bad), "announces",
+				(json_int_t)atomic_load(&cn->announces), "announce_failures",
+				(json_int_t)atomic_load(&cn->announce_fail), "used",
+				(json_int_t)used, "quota", (json_int_t)quota, "blobs", (int)n));
+}
+
+static void cn_metrics(void *arg, FILE *out)
+{
+	struct content_node *cn = arg;
+	uint64_t used, quota;
+
+	cstore_usage(cn->cs, &used, &quota, NULL);
+	fprintf(out,
+		"# HELP weft_content_served_chunks_total Chunks served to peers.\n"
+		"# TYPE weft_content_served_chunks_total counter\n"
+		"weft_content_served_chunks_total %llu\n"
+		"# HELP weft_content_served_bytes_total Chunk bytes served to peers.\n"
+		"# TYPE weft_content_served_bytes_total counter\n"
+		"weft_content_served_bytes_total %llu\n"
+		"# HELP weft_content_unavailable_total Chunks refused: failed re-verification or "
+		"I/O.\n# TYPE weft_content_unavailable_total counter\n"
+		"weft_content_unavailable_total %llu\n"
+		"# HELP weft_content_store_bytes Bytes counted against the content quota.\n"
+		"# TYPE weft_content_store_bytes gauge\nweft_content_store_bytes %llu\n"
+		"# HELP weft_content_quota_bytes Content store quota.\n"
+		"# TYPE weft_content_quota_bytes gauge\nweft_content_quota_bytes %llu\n",
+		(unsigned long long)atomic_load(&cn->served_chunks),
+		(unsigned long long)atomic_load(&cn->served_bytes),
+		(unsigned long long)atomic_load(&cn->serve_unavailable), (unsigned long long)used,
+		(unsigned long long)quota);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int content_node_new(struct content_node **out, const struct content_node_opts *opts)
+{
+	struct cstore_opts co = {0};
+	struct content_node *cn;
+	const char *e;
+	int rc;
+
+	*out = NULL;
+	if (!opts || !opts->store || !opts->state_dir || !opts->quic || !opts->id)
+		return -EINVAL;
+	cn = calloc(1, sizeof(*cn));
+	if (!cn)
+		return -ENOMEM;
+	pthread_mutex_init(&cn->smu, NULL);
+	pthread_cond_init(&cn->scond, NULL);
+	pthread_mutex_init(&cn->amu, NULL);
+	pthread_cond_init(&cn->acond, NULL);
+	pthread_mutex_init(&cn->jmu, NULL);
+	cn->store = opts->store;
+	cn->quic = opts->quic;
+	cn->dht = opts->dht;
+	cn->guard = opts->guard;
+	cn->id = opts->id;
+	cn->quic_port = opts->quic_port;
+	cn->max_parallel = opts->max_parallel ? opts->max_parallel : CONTENT_MAX_PARALLEL;
+	if (cn->max_parallel > 80)
+		cn->max_parallel = 80; /* request slots: 96 minus INFO/MANIFEST room */
+	cn->per_provider = opts->per_provider ? opts->per_provider : CONTENT_PER_PROVIDER;
+	cn->req_timeout_ms = opts->req_timeout_ms;
+	if (!cn->req_timeout_ms && (e = getenv("WEFT_CONTENT_REQ_TIMEOUT_MS")))
+		cn->req_timeout_ms = (unsigned int)strtoul(e, NULL, 10);
+	if (!cn->req_timeout_ms)
+		cn->req_timeout_ms = CONTENT_REQ_TIMEOUT_MS;
+	if ((e = getenv("WEFT_CONTENT_TEST_CORRUPT")) && !strcmp(e, "1")) {
+		cn->test_corrupt = 1;
+		log_warn(CN_MOD, "TEST KNOB WEFT_CONTENT_TEST_CORRUPT: every chunk served is "
+				 "corrupted on purpose");
+	}
+	if ((e = getenv("WEFT_CONTENT_TEST_SERVE_DELAY_MS"))) {
+		cn->test_delay_ms = (unsigned int)strtoul(e, NULL, 10);
+		log_warn(CN_MOD, "TEST KNOB WEFT_CONTENT_TEST_SERVE_DELAY_MS: %u ms per chunk",
+			 cn->test_delay_ms);
+	}
+	co.store = opts->store;
+	co.dir = opts->state_dir;
+	co.quota_bytes = opts->quota_bytes;
+	rc = cstore_new(&cn->cs, &co);
+	if (rc) {
+		log_error(CN_MOD, "chunk store in %s: %s", opts->state_dir, strerror(-rc));
+		goto fail;
+	}
+	rc = store_db(cn->store, CN_SHARES_DB, &cn->shares_dbi);
+	if (rc)
+		goto fail;
+	rc = cn_serve_init(cn);
+	if (rc) {
+		log_error(CN_MOD, "QUIC stream type 0x%x: %s", CONTENT_ST_FETCH, strerror(-rc));
+		goto fail;
+	}
+	if (opts->ctl) {
+		ctl_route(opts->ctl, "GET", "/v1/content", api_list, cn);
+		ctl_route(opts->ctl, "POST", "/v1/content/add", api_add, cn);
+		ctl_route(opts->ctl, "POST", "/v1/content/get", api_get, cn);
+		ctl_route(opts->ctl, "GET", "/v1/content/jobs", api_jobs, cn);
+		ctl_route(opts->ctl, "GET", "/v1/content/jobs/", api_jobs, cn);
+		ctl_route(opts->ctl, "GET", "/v1/content/shares/", api_share, cn);
+		ctl_route(opts->ctl, "GET", "/v1/content/stats", api_stats, cn);
+		ctl_metrics(opts->ctl, cn_metrics, cn);
+	}
+	*out = cn;
+	return 0;
+fail:
+	content_node_free(cn);
+	return rc;
+}
+
+struct cn_start_ctx {
+	struct content_node *cn;
+	uint8_t (*priv)[32];
+	size_t npriv, cappriv;
+	uint8_t (*partial)[32];
+	size_t npartial, cappartial;
+};
+
+static int collect_private(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct cn_start_ctx *c = arg;
+	struct manifest m;
+
+	manifest_init(&m);
+	if (manifest_decode(&m, val, vlen) == 0) {
+		if (m.visibility == MANIFEST_PRIVATE) {
+			for (uint32_t i = 0; i < m.nitems; i++) {
+				if (c->npriv == c->cappriv) {
+					size_t nc = c->cappriv ? c->cappriv * 2 : 64;
+					void *n = realloc(c->priv, nc * 32);
+
+					if (!n)
+						break;
+					c->priv = n;
+					c->cappriv = nc;
+				}
+				memcpy(c->priv[c->npriv++], m.items[i].id, 32);
+			}
+		} else {
+			cn_announce(c->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
+		}
+	}
+	manifest_free(&m);
+	return 0;
+}
+
+static int start_blob(void *arg, const struct cstore_info *info)
+{
+	struct cn_start_ctx *c = arg;
+
+	if (info->state == CSTORE_PARTIAL) {
+		if (c->npartial == c->cappartial) {
+			size_t nc = c->cappartial ? c->cappartial * 2 : 16;
+			void *n = realloc(c->partial, nc * 32);
+
+			if (!n)
+				return 0;
+			c->partial = n;
+			c->cappartial = nc;
+		}
+		memcpy(c->partial[c->npartial++], info->id, 32);
+		return 0;
+	}
+	if (info->state != CSTORE_COMPLETE)
+		return 0;
+	for (size_t i = 0; i < c->npriv; i++)
+		if (!memcmp(c->priv[i], info->id, 32))
+			return 0; /* only in private shares: not announced */
+	cn_announce(c->cn, info->id, 32);
+	return 0;
+}
+
+int content_node_start(struct content_node *cn)
+{
+	struct cn_start_ctx c = {.cn = cn};
+	int rc;
+
+	if (!cn)
+		return -EINVAL;
+	rc = cn_serve_start(cn);
+	if (rc)
+		return rc;
+	store_iter(cn->store, cn->shares_dbi, collect_private, &c);
+	cstore_list(cn->cs, start_blob, &c);
+	if (cn->dht) {
+		rc = pthread_create(&cn->athr, NULL, announcer, cn);
+		if (rc)
+			goto out;
+		cn->athr_started = 1;
+	}
+	/* Partial downloads resume on their own (kept in the store only). */
+	for (size_t i = 0; i < c.npartial; i++) {
+		struct cn_get_req *rq = calloc(1, sizeof(*rq));
+		uint64_t jid;
+
+		if (!rq)
+			break;
+		memcpy(rq->id, c.partial[i], 32);
+		rq->id_len = 32;
+		if (cn_job_start(cn, rq, &jid) == 0)
+			log_info(CN_MOD, "resuming a partial download as job %llu",
+				 (unsigned long long)jid);
+		free(rq);
+	}
+out:
+	free(c.priv);
+	free(c.partial);
+	return -rc;
+}
+
+void content_node_free(struct content_node *cn)
+{
+	if (!cn)
+		return;
+	atomic_store(&cn->stopping, 1);
+	cn_jobs_stop(cn);
+	pthread_mutex_lock(&cn->amu);
+	pthread_cond_broadcast(&cn->acond);
+	pthread_mutex_unlock(&cn->amu);
+	if (cn->athr_started)
+		pthread_join(cn->athr, NULL);
+	cn_serve_stop(cn);
+	cstore_free(cn->cs);
+	free(cn->ann);
+	pthread_mutex_destroy(&cn->smu);
+	pthread_cond_destroy(&cn->scond);
+	pthread_mutex_destroy(&cn->amu);
+	pthread_cond_destroy(&cn->acond);
+	pthread_mutex_destroy(&cn->jmu);
+	free(cn);
+}

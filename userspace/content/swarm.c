@@ -1,0 +1,1416 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Swarm download: one thread per job fetches a content id (or a share: its
+ * manifest, then every item) from several providers at once over QUIC.
+ *
+ * - Providers: explicit targets plus DHT get_peers under the first 20 bytes
+ *   of the id; looked up again when every known provider failed.
+ * - The CV list comes from the first provider whose INFO answer proves out
+ *   against the content id (cstore_open_partial checks it); every chunk is
+ *   then checked against its own CV by cstore_write_chunk before a byte is
+ *   written. Chunks already verified on disk (a resumed partial) are never
+ *   asked for again.
+ * - Scheduling: lowest missing chunk first, at most max_parallel requests
+ *   in flight and per_provider per provider, to the best-scored provider
+ *   that has the chunk and is not backing off. A failed or timed-out
+ *   request is retried elsewhere.
+ * - Scores: start 100; +1 per good chunk (cap 200); -50 per bad chunk or
+ *   bad CV list (a "fault"); -20 per timeout; -5 per error answer. After
+ *   CONTENT_BAN_FAULTS faults the provider's address goes to the ban
+ *   pipeline (guard_ban_addr) and the provider is dropped.
+ * - Backoff: after a failure a provider gets no new request for
+ *   250 ms << min(failures in a row, 5).
+ *
+ * QUIC callbacks run on engine workers: they go through a per-connection
+ * context (struct cn_cc) that outlives the job until the connection's
+ * closed() callback, so a late callback never touches a freed job.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "content/content_node_int.h"
+#include "weft/guard.h"
+#include "weft/identity.h"
+#include "weft/log.h"
+#include "weft/quic_node.h"
+#include "weft/util.h"
+
+#define CN_MAX_REQS 96 /* request slots: parallel chunk requests + INFO / MANIFEST */
+/* Longest answers accepted (status + header + body). */
+#define CN_CHUNK_ANSWER (5 + B3TREE_CHUNK_LEN)
+#define CN_MANIFEST_ANSWER (5 + MANIFEST_MAX_SIZE)
+#define CN_INFO_ANSWER(n) (21 + (size_t)(n)*32 + ((size_t)(n) + 7) / 8)
+/* Without progress for 60 s (no provider answers, none found) a job fails. */
+#define CN_STALL_MS 60000
+/* Providers looked up again at most every 3 s while none is usable. */
+#define CN_RELOOKUP_MS 3000
+
+enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
+/* Lanes: long-lived fetch streams to one provider, one request at a time
+ * each (docs/PROTOCOL.md): no stream credit spent per chunk. */
+#define CN_MAX_LANES 16
+enum { L_FREE = 0, L_OPENING, L_IDLE, L_BUSY };
+
+struct cn_lane {
+	int state;
+	int req; /* slot of the request it carries, -1 none */
+	unsigned int gen;
+	int64_t sid;
+};
+enum { K_INFO = 1, K_CHUNK, K_MANIFEST };
+
+struct cn_cc {
+	pthread_mutex_t mu;
+	struct cn_job *job; /* NULL once the job let go */
+	int peer;
+	int refs; /* job + connection */
+};
+
+struct cn_peer {
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	char name[80];
+	int state;
+	uint64_t conn;
+	struct cn_cc *cc;
+	int info;      /* current item: 0 not asked, 1 asked, 2 have, 3 does not have */
+	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */
+	uint8_t *bits; /* current item: chunks the provider has */
+	struct cn_lane lanes[CN_MAX_LANES];
+	unsigned int inflight, faults, timeouts, errors, fails_row;
+	int score;
+	uint64_t chunks, bytes, backoff_until;
+};
+
+struct cn_req {
+	int used, done, err, kind, peer, lane;
+	unsigned int gen;
+	uint64_t chunk, start_ms;
+	int64_t sid;
+	uint8_t *buf;
+	size_t len, cap, limit;
+};
+
+struct cn_job {
+	struct content_node *cn;
+	uint64_t jid;
+	struct cn_get_req rq;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	atomic_int stop;
+	int finished, status;
+	char state[16];
+	char error[160];
+	/* current item */
+	uint8_t cur[32];
+	int opened;
+	uint64_t size, nchunks, have_n, cursor;
+	uint8_t *have, *busy;
+	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
+	unsigned int npeers;
+	struct cn_req reqs[CN_MAX_REQS];
+	unsigned int gen, inflight;
+	uint64_t last_progress, last_lookup;
+	struct cn_lk *lk; /* DHT lookup under way */
+	/* totals */
+	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
+	uint64_t total_bytes, done_bytes, items_total, items_done;
+};
+
+static uint64_t now_ms(void)
+{
+	return util_now_ms();
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static struct cn_job *cc_enter(struct cn_cc *cc)
+{
+	pthread_mutex_lock(&cc->mu);
+	if (!cc->job) {
+		pthread_mutex_unlock(&cc->mu);
+		return NULL;
+	}
+	pthread_mutex_lock(&cc->job->mu);
+	return cc->job;
+}
+
+static void cc_leave(struct cn_cc *cc, struct cn_job *j)
+{
+	pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&j->mu);
+	pthread_mutex_unlock(&cc->mu);
+}
+
+static void cc_put(struct cn_cc *cc)
+{
+	int last;
+
+	pthread_mutex_lock(&cc->mu);
+	last = --cc->refs == 0;
+	pthread_mutex_unlock(&cc->mu);
+	if (last) {
+		pthread_mutex_destroy(&cc->mu);
+		free(cc);
+	}
+}
+
+static struct cn_lane *lane_by_sid(struct cn_job *j, int peer, int64_t sid)
+{
+	struct cn_peer *p = &j->peers[peer];
+
+	for (unsigned int i = 0; i < CN_MAX_LANES; i++)
+		if ((p->lanes[i].state == L_IDLE || p->lanes[i].state == L_BUSY) &&
+		    p->lanes[i].sid == sid)
+			return &p->lanes[i];
+	return NULL;
+}
+
+static void lane_drop(struct cn_job *j, struct cn_peer *p, struct cn_lane *l, int reset)
+{
+	if (reset && (l->state == L_IDLE || l->state == L_BUSY))
+		quic_node_stream_reset(j->cn->quic, p->conn, l->sid, 0);
+	l->state = L_FREE;
+	l->req = -1;
+}
+
+static void send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r)
+{
+	uint8_t msg[41];
+	size_t mlen;
+
+	if (r->kind == K_MANIFEST) {
+		msg[0] = CONTENT_OP_MANIFEST;
+		memcpy(msg + 1, j->rq.id, MANIFEST_SHARE_ID_LEN);
+		mlen = 21;
+	} else {
+		msg[0] = r->kind == K_INFO ? CONTENT_OP_INFO : CONTENT_OP_CHUNK;
+		memcpy(msg + 1, j->cur, 32);
+		mlen = 33;
+		if (r->kind == K_CHUNK) {
+			for (int i = 0; i < 8; i++)
+				msg[33 + i] = (uint8_t)(r->chunk >> (56 - 8 * i));
+			mlen = 41;
+		}
+	}
+	r->sid = p->lanes[r->lane].sid;
+	if (quic_node_write(j->cn->quic, p->conn, r->sid, msg, mlen, 0)) {
+		r->done = 1;
+		r->err = -EAGAIN;
+	}
+}
+
+static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct cn_cc *cc = arg;
+	struct cn_job *j = cc_enter(cc);
+	struct cn_peer *p;
+
+	if (!j)
+		return;
+	p = &j->peers[cc->peer];
+	if (err) {
+		log_info(CN_MOD, "provider %s: %s", p->name, strerror(-err));
+		p->state = P_DEAD;
+	} else if (peer_key && !memcmp(peer_key, j->cn->id->pk, IDENTITY_PK_LEN)) {
+		p->state = P_DEAD; /* ourselves, found through the DHT */
+		quic_node_close(j->cn->quic, conn, 0);
+	} else if (p->state == P_CONNECTING) {
+		p->state = P_UP;
+	}
+	cc_leave(cc, j);
+}
+
+static void cb_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct cn_cc *cc = arg;
+	struct cn_job *j = cc_enter(cc);
+	struct cn_peer *p;
+	struct cn_lane *l;
+	struct cn_req *r;
+
+	if (!j)
+		return;
+	p = &j->peers[cc->peer];
+	l = &p->lanes[(token & 0xff) % CN_MAX_LANES];
+	if (l->state != L_OPENING || l->gen != (unsigned int)(token >> 8)) {
+		if (sid >= 0)
+			quic_node_stream_reset(j->cn->quic, conn, sid, 0);
+		goto out;
+	}
+	r = l->req >= 0 ? &j->reqs[l->req] : NULL;
+	if (err || sid < 0) {
+		lane_drop(j, p, l, 0);
+		if (r && r->used && !r->done) {
+			r->done = 1;
+			r->err = err ? err : -EIO;
+		}
+		goto out;
+	}
+	l->sid = sid;
+	if (r && r->used && !r->done) {
+		l->state = L_BUSY;
+		send_request(j, p, r);
+	} else {
+		l->state = L_IDLE;
+		l->req = -1;
+	}
+out:
+	cc_leave(cc, j);
+}
+
+static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+			   int fin)
+{
+	struct cn_cc *cc = arg;
+	struct cn_job *j = cc_enter(cc);
+	struct cn_peer *p;
+	struct cn_lane *l;
+	struct cn_req *r;
+	size_t want, need;
+	uint8_t *nb;
+
+	if (!j)
+		return;
+	p = &j->peers[cc->peer];
+	l = lane_by_sid(j, cc->peer, sid);
+	if (!l)
+		goto out;
+	r = l->state == L_BUSY && l->req >= 0 ? &j->reqs[l->req] : NULL;
+	if (!r || !r->used || r->done) {
+		if (len) /* an answer nobody asked for */
+			lane_drop(j, p, l, 1);
+		else if (fin)
+			lane_drop(j, p, l, 0);
+		goto out;
+	}
+	if (r->len + len > r->limit) {
+		r->done = 1;
+		r->err = -EMSGSIZE;
+		lane_drop(j, p, l, 1);
+		goto out;
+	}
+	if (r->len + len > r->cap) {
+		want = r->kind == K_CHUNK ? CN_CHUNK_ANSWER : 2 * (r->len + len) + 65536;
+		if (want > r->limit)
+			want = r->limit;
+		nb = realloc(r->buf, want);
+		if (!nb) {
+			r->done = 1;
+			r->err = -ENOMEM;
+			lane_drop(j, p, l, 1);
+			goto out;
+		}
+		r->buf = nb;
+		r->cap = want;
+	}
+	memcpy(r->buf + r->len, data, len);
+	r->len += len;
+	if (r->len >= 5) {
+		need = 5 + (size_t)(((uint32_t)r->buf[1] << 24) | ((uint32_t)r->buf[2] << 16) |
+				    ((uint32_t)r->buf[3] << 8) | r->buf[4]);
+		if (need > r->limit || r->len > need) {
+			r->done = 1;
+			r->err = -EPROTO;
+			lane_drop(j, p, l, 1);
+			goto out;
+		}
+		if (r->len == need) {
+			r->done = 1;
+			l->state = L_IDLE;
+			l->req = -1;
+		}
+	}
+	if (fin) {
+		if (!r->done) {
+			r->done = 1;
+			r->err = -ECONNRESET;
+		}
+		lane_drop(j, p, l, 0);
+	}
+out:
+	cc_leave(cc, j);
+}
+
+static void fail_peer_reqs(struct cn_job *j, int peer, int err)
+{
+	for (unsigned int i = 0; i < CN_MAX_REQS; i++)
+		if (j->reqs[i].used && !j->reqs[i].done && j->reqs[i].peer == peer) {
+			j->reqs[i].done = 1;
+			j->reqs[i].err = err;
+		}
+}
+
+static void cb_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
+{
+	struct cn_cc *cc = arg;
+	struct cn_job *j = cc_enter(cc);
+	struct cn_lane *l;
+
+	if (!j)
+		return;
+	l = lane_by_sid(j, cc->peer, sid);
+	if (l) {
+		if (l->req >= 0 && j->reqs[l->req].used && !j->reqs[l->req].done) {
+			j->reqs[l->req].done = 1;
+			j->reqs[l->req].err = err ? err : -ECONNRESET;
+		}
+		lane_drop(j, &j->peers[cc->peer], l, 0);
+	}
+	cc_leave(cc, j);
+}
+
+static void cb_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+{
+	struct cn_cc *cc = arg;
+	struct cn_job *j = cc_enter(cc);
+
+	if (j) {
+		struct cn_peer *p = &j->peers[cc->peer];
+
+		if (p->state != P_BANNED)
+			p->state = P_DEAD;
+		fail_peer_reqs(j, cc->peer, -ENOTCONN);
+		for (unsigned int i = 0; i < CN_MAX_LANES; i++)
+			lane_drop(j, p, &p->lanes[i], 0);
+		cc_leave(cc, j);
+	}
+	cc_put(cc);
+}
+
+static const struct quic_node_handler cn_handler = {
+    .connected = cb_connected,
+    .stream_opened = cb_stream_opened,
+    .stream_data = cb_stream_data,
+    .stream_closed = cb_stream_closed,
+    .closed = cb_closed,
+};
+
+/* ------------------------------------------------------------ providers */
+
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
+/* Called with j->mu held. */
+static void add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen)
+{
+	struct cn_peer *p;
+	struct cn_cc *cc;
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < j->npeers; i++)
+		if (same_addr(&j->peers[i].addr, ss)) {
+			p = &j->peers[i];
+			if (p->state != P_DEAD || p->faults)
+				return;
+			goto dial; /* a dead provider found again: one more chance */
+		}
+	if (j->npeers == CONTENT_MAX_PROVIDERS)
+		return;
+	p = &j->peers[j->npeers++];
+	memset(p, 0, sizeof(*p));
+	p->addr = *ss;
+	p->alen = alen;
+	p->score = 100;
+	util_fmt_addr(ss, p->name, sizeof(p->name));
+	i = (unsigned int)(p - j->peers);
+dial:
+	cc = calloc(1, sizeof(*cc));
+	if (!cc) {
+		p->state = P_DEAD;
+		return;
+	}
+	pthread_mutex_init(&cc->mu, NULL);
+	cc->job = j;
+	cc->peer = (int)i;
+	cc->refs = 2;
+	if (p->cc) {
+		/* let go of the old connection's context */
+		pthread_mutex_lock(&p->cc->mu);
+		p->cc->job = NULL;
+		pthread_mutex_unlock(&p->cc->mu);
+		cc_put(p->cc);
+	}
+	p->cc = cc;
+	for (unsigned int k = 0; k < CN_MAX_LANES; k++) {
+		p->lanes[k].state = L_FREE;
+		p->lanes[k].req = -1;
+	}
+	p->inflight = 0;
+	p->state = P_CONNECTING;
+	p->info = 0;
+	p->mstate = 0;
+	p->fails_row = 0;
+	rc = quic_node_connect_addr(j->cn->quic, (const struct sockaddr *)&p->addr, p->alen, NULL,
+				    &cn_handler, cc, &p->conn);
+	if (rc) {
+		p->state = P_DEAD;
+		cc->refs = 1; /* no connection will report closed() */
+	}
+}
+
+/* Explicit providers now, DHT providers when the lookup answers
+ * (poll_lookup). */
+static void gather(struct cn_job *j, const uint8_t *ih)
+{
+	unsigned int k;
+
+	for (k = 0; k < j->rq.nfrom; k++) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		uint8_t key[QUIC_KEY_LEN];
+		int have_key;
+
+		if (!quic_node_parse_target(j->rq.from[k], QUIC_NODE_DEF_PORT, key, &have_key, &ss,
+					    &sl))
+			add_peer(j, &ss, sl);
+	}
+	j->last_lookup = now_ms();
+	if (!j->lk)
+		j->lk = cn_lookup_start(j->cn, ih);
+}
+
+static void poll_lookup(struct cn_job *j)
+{
+	struct sockaddr_storage found[32];
+	int n;
+
+	if (!j->lk || (n = cn_lookup_poll(j->lk, found, 32)) == -EAGAIN)
+		return;
+	cn_lookup_put(j->lk);
+	j->lk = NULL;
+	for (int i = 0; i < n; i++)
+		add_peer(j, &found[i],
+			 found[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+						       : sizeof(struct sockaddr_in6));
+}
+
+/* A provider sent data that does not verify. */
+static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
+{
+	p->faults++;
+	p->score -= 50;
+	p->fails_row++;
+	p->backoff_until = now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
+	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
+	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
+		uint8_t a[16];
+		int fam = p->addr.ss_family, rc = -ENODEV;
+
+		if (fam == AF_INET)
+			memcpy(a, &((struct sockaddr_in *)&p->addr)->sin_addr, 4);
+		else
+			memcpy(a, &((struct sockaddr_in6 *)&p->addr)->sin6_addr, 16);
+		if (j->cn->guard)
+			rc = guard_ban_addr(j->cn->guard, fam, a, CONTENT_BAN_TTL_S);
+		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s", p->name,
+			 p->faults, CONTENT_BAN_TTL_S, rc ? " (ban pipeline unavailable)" : "");
+		p->state = P_BANNED;
+		quic_node_close(j->cn->quic, p->conn, 0);
+		fail_peer_reqs(j, (int)(p - j->peers), -EACCES);
+	}
+}
+
+static void soft_fail(struct cn_peer *p, int penalty)
+{
+	p->score -= penalty;
+	p->fails_row++;
+	p->backoff_until = now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
+}
+
+/* ------------------------------------------------------------- requests */
+
+static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
+{
+	struct cn_peer *p = &j->peers[peer];
+	struct cn_req *r = NULL;
+	int slot = -1, idle = -1, freel = -1, rc;
+
+	for (unsigned int i = 0; i < CN_MAX_REQS; i++)
+		if (!j->reqs[i].used) {
+			r = &j->reqs[i];
+			slot = (int)i;
+			break;
+		}
+	if (!r)
+		return -ENOSPC;
+	for (int k = 0; k < CN_MAX_LANES; k++) {
+		if (p->lanes[k].state == L_IDLE && idle < 0)
+			idle = k;
+		if (p->lanes[k].state == L_FREE && freel < 0)
+			freel = k;
+	}
+	if (idle < 0 && freel < 0)
+		return -EBUSY;
+	r->used = 1;
+	r->done = 0;
+	r->err = 0;
+	r->kind = kind;
+	r->peer = peer;
+	r->chunk = chunk;
+	r->sid = -1;
+	r->len = 0;
+	r->gen = ++j->gen & 0xffffff;
+	r->start_ms = now_ms();
+	r->limit = kind == K_CHUNK ? CN_CHUNK_ANSWER
+		   : kind == K_MANIFEST
+		       ? CN_MANIFEST_ANSWER
+		       : CN_INFO_ANSWER(CSTORE_DEFAULT_MAX_BLOB / B3TREE_CHUNK_LEN);
+	if (idle >= 0) {
+		r->lane = idle;
+		p->lanes[idle].state = L_BUSY;
+		p->lanes[idle].req = slot;
+		send_request(j, p, r);
+	} else {
+		struct cn_lane *l = &p->lanes[freel];
+
+		l->gen = (l->gen + 1) & 0xffffff;
+		rc = quic_node_stream_open(j->cn->quic, p->conn, CONTENT_ST_FETCH,
+					   ((uint64_t)l->gen << 8) | (unsigned int)freel);
+		if (rc) {
+			r->used = 0;
+			return rc;
+		}
+		l->state = L_OPENING;
+		l->req = slot;
+		r->lane = freel;
+	}
+	p->inflight++;
+	if (kind == K_CHUNK) {
+		j->busy[chunk] = 1;
+		j->inflight++;
+	}
+	return 0;
+}
+
+static void req_release(struct cn_job *j, struct cn_req *r)
+{
+	struct cn_peer *p = &j->peers[r->peer];
+	struct cn_lane *l = &p->lanes[r->lane];
+
+	/* Still bound to its lane (given up, or failed by a fault): the
+	 * answer may still come, so the lane cannot carry another request. */
+	if (l->req == (int)(r - j->reqs)) {
+		if (l->state == L_OPENING)
+			l->req = -1; /* becomes idle when it opens */
+		else
+			lane_drop(j, p, l, 1);
+	}
+	if (p->inflight)
+		p->inflight--;
+	if (r->kind == K_CHUNK) {
+		j->busy[r->chunk] = 0;
+		j->inflight--;
+	}
+	r->used = 0;
+	r->len = 0;
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void set_item(struct cn_job *j, const uint8_t id[32])
+{
+	/* Answers still due for the previous item are of no use now. */
+	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
+		struct cn_req *r = &j->reqs[i];
+
+		if (r->used)
+			req_release(j, r);
+	}
+	memcpy(j->cur, id, 32);
+	j->opened = 0;
+	j->size = j->nchunks = j->have_n = j->cursor = 0;
+	free(j->have);
+	free(j->busy);
+	j->have = j->busy = NULL;
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		free(j->peers[i].bits);
+		j->peers[i].bits = NULL;
+		j->peers[i].info = 0;
+	}
+}
+
+/* First valid CV list: open (or resume) the partial download. */
+static int open_item(struct cn_job *j, uint64_t size, const uint8_t *cvs, uint64_t n)
+{
+	struct cstore_info info;
+	int rc;
+
+	pthread_mutex_unlock(&j->mu);
+	rc = cstore_open_partial(j->cn->cs, j->cur, size, cvs, n);
+	pthread_mutex_lock(&j->mu);
+	if (rc)
+		return rc;
+	j->have = calloc(n, 1);
+	j->busy = calloc(n, 1);
+	if (!j->have || !j->busy)
+		return -ENOMEM;
+	j->size = size;
+	j->nchunks = n;
+	if (cstore_info(j->cn->cs, j->cur, &info) == 0 && info.state == CSTORE_COMPLETE) {
+		memset(j->have, 1, n);
+		j->have_n = n;
+	} else {
+		for (uint64_t i = 0; i < n; i++)
+			if (cstore_has_chunk(j->cn->cs, j->cur, i) == 1) {
+				j->have[i] = 1;
+				j->have_n++;
+			}
+	}
+	j->resumed += j->have_n;
+	j->done_bytes += j->have_n == n ? size : j->have_n * B3TREE_CHUNK_LEN;
+	j->opened = 1;
+	return 0;
+}
+
+static void done_info(struct cn_job *j, struct cn_req *r)
+{
+	struct cn_peer *p = &j->peers[r->peer];
+	uint64_t size, n;
+	int rc;
+
+	if (r->err == -EAGAIN) {
+		p->info = 0; /* stream limit: ask again */
+		return;
+	}
+	if (r->err == -EPROTO || r->err == -EMSGSIZE)
+		goto bad;
+	if (r->err || r->len < 1) {
+		p->info = 3;
+		soft_fail(p, 5);
+		return;
+	}
+	if (r->buf[0] != CONTENT_ST_OK) {
+		p->info = 3; /* does not have it (or busy): not a fault */
+		return;
+	}
+	if (r->len < 21)
+		goto bad;
+	size = get_be(r->buf + 5, 8);
+	n = get_be(r->buf + 13, 8);
+	if (n != b3tree_nchunks(size) || n > CSTORE_DEFAULT_MAX_BLOB / B3TREE_CHUNK_LEN ||
+	    r->len != CN_INFO_ANSWER(n))
+		goto bad;
+	if (!j->opened) {
+		rc = open_item(j, size, r->buf + 21, n);
+		if (rc == -EBADMSG || rc == -EINVAL)
+			goto bad;
+		if (rc) {
+			snprintf(j->error, sizeof(j->error), "cannot store the download: %s",
+				 strerror(-rc));
+			j->status = rc;
+			return;
+		}
+	} else if (size != j->size || b3tree_verify_cvs(r->buf + 21, n, size, j->cur) != 0) {
+		goto bad;
+	}
+	free(p->bits);
+	p->bits = malloc(n);
+	if (!p->bits) {
+		p->info = 3;
+		return;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		p->bits[i] = (r->buf[21 + n * 32 + i / 8] >> (i % 8)) & 1;
+	p->info = 2;
+	return;
+bad:
+	p->info = 3;
+	j->bad_chunks++;
+	fault(j, p, "a CV list that does not prove out");
+}
+
+static void done_chunk(struct cn_job *j, struct cn_req *r)
+{
+	struct cn_peer *p = &j->peers[r->peer];
+	uint64_t idx = r->chunk, want = b3tree_chunk_size(j->size, idx);
+	int rc;
+
+	if (r->err == -EAGAIN) {
+		/* The peer's stream limit: not the provider's fault, retry soon. */
+		j->stream_waits++;
+		p->backoff_until = now_ms() + 5;
+		return;
+	}
+	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
+		j->retries++;
+		j->bad_chunks++;
+		fault(j, p, "an answer that breaks the framing");
+		return;
+	}
+	if (r->err || r->len < 1) {
+		j->retries++;
+		if (r->err != -EACCES && r->err != -ENOTCONN)
+			soft_fail(p, 5);
+		return;
+	}
+	if (r->buf[0] != CONTENT_ST_OK) {
+		j->retries++;
+		p->errors++;
+		soft_fail(p, 5);
+		if (r->buf[0] == CONTENT_ST_NOT_FOUND || r->buf[0] == CONTENT_ST_UNAVAILABLE)
+			p->bits[idx] = 0;
+		return;
+	}
+	if (r->len < 5 || get_be(r->buf + 1, 4) != want || r->len != 5 + want) {
+		j->retries++;
+		j->bad_chunks++;
+		fault(j, p, "a chunk of the wrong length");
+		return;
+	}
+	if (j->have[idx])
+		return;
+	/* Verify and write without holding the job lock (workers wait on it). */
+	pthread_mutex_unlock(&j->mu);
+	rc = cstore_write_chunk(j->cn->cs, j->cur, idx, r->buf + 5, (size_t)want);
+	pthread_mutex_lock(&j->mu);
+	if (rc == -EBADMSG) {
+		j->retries++;
+		j->bad_chunks++;
+		fault(j, p, "a chunk that does not verify");
+		return;
+	}
+	if (rc < 0) {
+		snprintf(j->error, sizeof(j->error), "writing chunk %llu: %s",
+			 (unsigned long long)idx, strerror(-rc));
+		j->status = rc;
+		return;
+	}
+	j->have[idx] = 1;
+	j->have_n++;
+	j->fetched++;
+	j->bytes += want;
+	j->done_bytes += want;
+	p->chunks++;
+	p->bytes += want;
+	p->fails_row = 0;
+	if (p->score < 200)
+		p->score++;
+	j->last_progress = now_ms();
+}
+
+static void process_done(struct cn_job *j)
+{
+	uint64_t t = now_ms();
+
+	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
+		struct cn_req *r = &j->reqs[i];
+		struct cn_peer *p;
+
+		if (!r->used)
+			continue;
+		p = &j->peers[r->peer];
+		if (!r->done && r->start_ms + j->cn->req_timeout_ms < t) {
+			p->timeouts++;
+			soft_fail(p, 20);
+			log_info(CN_MOD, "provider %s: request timed out", p->name);
+			r->done = 1;
+			r->err = -ETIMEDOUT;
+			if (p->timeouts >= 3 && p->fails_row >= 3 && p->state == P_UP) {
+				p->state = P_DEAD;
+				quic_node_close(j->cn->quic, p->conn, 0);
+			}
+		}
+		if (!r->done)
+			continue;
+		if (r->kind == K_INFO)
+			done_info(j, r);
+		else if (r->kind == K_CHUNK)
+			done_chunk(j, r);
+		/* K_MANIFEST is consumed by fetch_manifest before this runs */
+		else
+			continue;
+		req_release(j, r);
+	}
+}
+
+static int best_peer(struct cn_job *j, uint64_t idx, uint64_t t)
+{
+	int best = -1;
+
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		struct cn_peer *p = &j->peers[i];
+
+		if (p->state != P_UP || p->info != 2 || !p->bits[idx] ||
+		    p->inflight >= j->cn->per_provider || p->backoff_until > t)
+			continue;
+		if (best < 0 || p->score > j->peers[best].score ||
+		    (p->score == j->peers[best].score && p->inflight < j->peers[best].inflight))
+			best = (int)i;
+	}
+	return best;
+}
+
+static void schedule(struct cn_job *j)
+{
+	uint64_t t = now_ms(), i;
+	int peer;
+
+	for (unsigned int k = 0; k < j->npeers; k++) {
+		struct cn_peer *p = &j->peers[k];
+
+		if (p->state == P_UP && p->info == 0 && req_open(j, (int)k, K_INFO, 0) == 0)
+			p->info = 1;
+	}
+	if (!j->opened)
+		return;
+	while (j->cursor < j->nchunks && j->have[j->cursor])
+		j->cursor++;
+	for (i = j->cursor; i < j->nchunks && j->inflight < j->cn->max_parallel; i++) {
+		if (j->have[i] || j->busy[i])
+			continue;
+		peer = best_peer(j, i, t);
+		if (peer < 0) {
+			/* nobody can take this one now; see whether anyone has room */
+			unsigned int k;
+
+			for (k = 0; k < j->npeers; k++)
+				if (j->peers[k].state == P_UP && j->peers[k].info == 2 &&
+				    j->peers[k].inflight < j->cn->per_provider &&
+				    j->peers[k].backoff_until <= t)
+					break;
+			if (k == j->npeers)
+				break;
+			continue;
+		}
+		if (req_open(j, peer, K_CHUNK, i))
+			break;
+	}
+}
+
+static int usable_peers(struct cn_job *j)
+{
+	int n = 0;
+
+	for (unsigned int i = 0; i < j->npeers; i++)
+		if (j->peers[i].state == P_CONNECTING ||
+		    (j->peers[i].state == P_UP && j->peers[i].info != 3))
+			n++;
+	return n;
+}
+
+static void wait_a_bit(struct cn_job *j, unsigned int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&j->cond, &j->mu, &ts);
+}
+
+/* Download the current item (j->cur). Called and returns with j->mu held. */
+static int fetch_item(struct cn_job *j)
+{
+	struct cstore_info info;
+	uint64_t t;
+
+	if (cstore_info(j->cn->cs, j->cur, &info) == 0 && info.state == CSTORE_COMPLETE) {
+		j->resumed += info.nchunks;
+		j->done_bytes += info.size;
+		return 0;
+	}
+	snprintf(j->state, sizeof(j->state), "lookup");
+	gather(j, j->cur);
+	j->last_progress = now_ms();
+	snprintf(j->state, sizeof(j->state), "fetching");
+	while (!atomic_load(&j->stop) && !atomic_load(&j->cn->stopping)) {
+		poll_lookup(j);
+		process_done(j);
+		if (j->status)
+			return j->status;
+		if (j->opened && j->have_n == j->nchunks)
+			return 0;
+		schedule(j);
+		t = now_ms();
+		if (!usable_peers(j) && t - j->last_lookup > CN_RELOOKUP_MS)
+			gather(j, j->cur);
+		if (t - j->last_progress > CN_STALL_MS) {
+			snprintf(j->error, sizeof(j->error), "%s",
+				 j->opened ? "no provider answered for 60 s"
+					   : "no provider found for this content");
+			return -ETIMEDOUT;
+		}
+		wait_a_bit(j, 20);
+	}
+	return -ECANCELED;
+}
+
+/* Share: fetch and verify its manifest. Called and returns with j->mu held. */
+static int fetch_manifest(struct cn_job *j, struct manifest *m)
+{
+	uint8_t *enc = NULL;
+	size_t len = 0;
+	uint64_t t;
+	int rc;
+
+	if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0) {
+		rc = manifest_decode(m, enc, len);
+		free(enc);
+		if (rc == 0 && j->rq.nfrom == 0)
+			return 0; /* held locally; with explicit providers ask for a newer one */
+		manifest_free(m);
+		manifest_init(m);
+	}
+	snprintf(j->state, sizeof(j->state), "lookup");
+	gather(j, j->rq.id);
+	j->last_progress = now_ms();
+	snprintf(j->state, sizeof(j->state), "manifest");
+	while (!atomic_load(&j->stop) && !atomic_load(&j->cn->stopping)) {
+		poll_lookup(j);
+		for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
+			struct cn_req *r = &j->reqs[i];
+			struct cn_peer *p = &j->peers[r->peer];
+			struct manifest got;
+
+			if (!r->used || r->kind != K_MANIFEST)
+				continue;
+			if (!r->done && r->start_ms + j->cn->req_timeout_ms < now_ms()) {
+				r->done = 1;
+				r->err = -ETIMEDOUT;
+				p->timeouts++;
+			}
+			if (!r->done)
+				continue;
+			p->mstate = 2;
+			manifest_init(&got);
+			if (!r->err && r->len >= 5 && r->buf[0] == CONTENT_ST_OK &&
+			    get_be(r->buf + 1, 4) == r->len - 5) {
+				rc = manifest_decode(&got, r->buf + 5, r->len - 5);
+				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
+					manifest_free(&got);
+					j->bad_chunks++;
+					fault(j, p, "a manifest that does not verify");
+				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
+					manifest_free(m);
+					*m = got;
+				} else {
+					manifest_free(&got);
+				}
+			}
+			req_release(j, r);
+		}
+		for (unsigned int k = 0; k < j->npeers; k++) {
+			struct cn_peer *p = &j->peers[k];
+
+			if (p->state == P_UP && p->mstate == 0 &&
+			    req_open(j, (int)k, K_MANIFEST, 0) == 0)
+				p->mstate = 1;
+		}
+		/* done when every provider answered (or is gone) and one was good */
+		{
+			int waiting = 0;
+
+			for (unsigned int k = 0; k < j->npeers; k++)
+				if (j->peers[k].state == P_CONNECTING ||
+				    (j->peers[k].state == P_UP && j->peers[k].mstate != 2))
+					waiting = 1;
+			if (m->is_signed && !waiting)
+				return 0;
+		}
+		t = now_ms();
+		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
+			return 0;
+		if (t - j->last_progress > CN_STALL_MS) {
+			snprintf(j->error, sizeof(j->error), "no provider served this share");
+			return -ETIMEDOUT;
+		}
+		if (!usable_peers(j) && t - j->last_lookup > CN_RELOOKUP_MS)
+			gather(j, j->rq.id);
+		wait_a_bit(j, 20);
+	}
+	return -ECANCELED;
+}
+
+int cn_export(struct content_node *cn, const uint8_t id[32], const char *path)
+{
+	struct cstore_info info;
+	char tmp[PATH_MAX + 16], dir[PATH_MAX];
+	uint8_t *buf = NULL;
+	size_t len;
+	char *slash;
+	int fd = -1, rc;
+
+	rc = cstore_info(cn->cs, id, &info);
+	if (rc)
+		return rc;
+	if (info.state != CSTORE_COMPLETE)
+		return -EAGAIN;
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
+	    snprintf(tmp, sizeof(tmp), "%s.weft-part", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		rc = util_mkdir_p(dir, 0755);
+		if (rc)
+			return rc;
+	}
+	buf = malloc(B3TREE_CHUNK_LEN);
+	if (!buf)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (uint64_t i = 0; i < info.nchunks && info.size; i++) {
+		rc = cstore_read_chunk(cn->cs, id, i, buf, B3TREE_CHUNK_LEN, &len);
+		if (rc)
+			goto out;
+		for (size_t off = 0; off < len;) {
+			ssize_t w = write(fd, buf + off, len - off);
+
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				rc = -errno;
+				goto out;
+			}
+			off += (size_t)w;
+		}
+	}
+	if (fsync(fd) || close(fd)) {
+		fd = -1;
+		rc = -errno;
+		goto out;
+	}
+	fd = -1;
+	rc = rename(tmp, path) ? -errno : 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	free(buf);
+	return rc;
+}
+
+static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (!j->rq.out[0])
+		return;
+	if (snprintf(path, sizeof(path), "%s/%s", j->rq.out, rel) >= (int)sizeof(path)) {
+		j->status = -ENAMETOOLONG;
+		return;
+	}
+	pthread_mutex_unlock(&j->mu);
+	rc = cn_export(j->cn, id, path);
+	pthread_mutex_lock(&j->mu);
+	if (rc) {
+		snprintf(j->error, sizeof(j->error), "writing %.100s: %s", path, strerror(-rc));
+		j->status = rc;
+	}
+}
+
+static void *job_thread(void *arg)
+{
+	struct cn_job *j = arg;
+	struct manifest m;
+	char hex[65];
+	int rc = 0;
+
+	manifest_init(&m);
+	pthread_mutex_lock(&j->mu);
+	j->t_start = now_ms();
+	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
+		rc = fetch_manifest(j, &m);
+		if (!rc) {
+			cn_share_put(j->cn, &m);
+			j->items_total = m.nitems;
+			for (uint32_t i = 0; i < m.nitems; i++)
+				j->total_bytes += m.items[i].size;
+			for (uint32_t i = 0; i < m.nitems && !rc; i++) {
+				set_item(j, m.items[i].id);
+				rc = fetch_item(j);
+				if (!rc) {
+					job_export(j, m.items[i].id, m.items[i].path);
+					rc = j->status;
+				}
+				if (!rc) {
+					j->items_done++;
+					if (m.visibility == MANIFEST_PUBLIC)
+						cn_announce(j->cn, m.items[i].id, 32);
+				}
+			}
+			if (!rc && m.visibility == MANIFEST_PUBLIC)
+				cn_announce(j->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
+		}
+	} else {
+		j->items_total = 1;
+		set_item(j, j->rq.id);
+		rc = fetch_item(j);
+		if (!rc) {
+			j->total_bytes = j->size;
+			util_hex(hex, j->rq.id, 32);
+			job_export(j, j->rq.id, hex);
+			rc = j->status;
+		}
+		if (!rc) {
+			j->items_done = 1;
+			cn_announce(j->cn, j->rq.id, 32);
+		}
+	}
+	manifest_free(&m);
+	j->status = rc;
+	if (rc && !j->error[0])
+		snprintf(j->error, sizeof(j->error), "%s", strerror(-rc));
+	snprintf(j->state, sizeof(j->state), "%s", rc ? "failed" : "done");
+	j->t_end = now_ms();
+	/* Let go of every connection: late callbacks see no job. */
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		struct cn_peer *p = &j->peers[i];
+
+		if (p->state == P_UP || p->state == P_CONNECTING)
+			quic_node_close(j->cn->quic, p->conn, 0);
+	}
+	pthread_mutex_unlock(&j->mu);
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		struct cn_cc *cc = j->peers[i].cc;
+
+		if (!cc)
+			continue;
+		pthread_mutex_lock(&cc->mu);
+		cc->job = NULL;
+		pthread_mutex_unlock(&cc->mu);
+		cc_put(cc);
+		j->peers[i].cc = NULL;
+	}
+	pthread_mutex_lock(&j->mu);
+	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
+		free(j->reqs[i].buf);
+		j->reqs[i].buf = NULL;
+		j->reqs[i].used = 0;
+	}
+	cn_lookup_put(j->lk);
+	j->lk = NULL;
+	j->finished = 1;
+	pthread_mutex_unlock(&j->mu);
+	util_hex(hex, j->rq.id, j->rq.id_len);
+	if (rc)
+		log_warn(CN_MOD, "download %s failed: %s", hex, j->error);
+	else
+		log_info(CN_MOD,
+			 "download %s done: %llu chunks fetched, %llu already held, %llu bad", hex,
+			 (unsigned long long)j->fetched, (unsigned long long)j->resumed,
+			 (unsigned long long)j->bad_chunks);
+	return NULL;
+}
+
+static void job_free(struct cn_job *j)
+{
+	if (!j)
+		return;
+	for (unsigned int i = 0; i < j->npeers; i++)
+		free(j->peers[i].bits);
+	free(j->have);
+	free(j->busy);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+}
+
+int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id)
+{
+	struct cn_job *j;
+	unsigned int i, slot = CONTENT_MAX_JOBS;
+	int rc;
+
+	pthread_mutex_lock(&cn->jmu);
+	for (i = 0; i < cn->njobs; i++) {
+		struct cn_job *o = cn->jobs[i];
+
+		if (!o->finished && o->rq.id_len == rq->id_len &&
+		    !memcmp(o->rq.id, rq->id, rq->id_len)) {
+			/* Joining a running download (one resumed at start, say):
+			 * it takes the output folder if it had none, and the
+			 * providers given. */
+			pthread_mutex_lock(&o->mu);
+			if (!o->rq.out[0] && rq->out[0])
+				memcpy(o->rq.out, rq->out, sizeof(o->rq.out));
+			for (unsigned int k = 0; k < rq->nfrom && o->rq.nfrom < 8; k++)
+				memcpy(o->rq.from[o->rq.nfrom++], rq->from[k], sizeof(rq->from[k]));
+			if (rq->nfrom)
+				gather(o, o->rq.id_len == 32 ? o->cur : o->rq.id);
+			pthread_mutex_unlock(&o->mu);
+			*job_id = o->jid;
+			pthread_mutex_unlock(&cn->jmu);
+			return 0;
+		}
+	}
+	if (cn->njobs < CONTENT_MAX_JOBS) {
+		slot = cn->njobs;
+	} else {
+		for (i = 0; i < cn->njobs; i++)
+			if (cn->jobs[i]->finished) {
+				pthread_join(cn->jobs[i]->thr, NULL);
+				job_free(cn->jobs[i]);
+				slot = i;
+				break;
+			}
+	}
+	if (slot == CONTENT_MAX_JOBS) {
+		pthread_mutex_unlock(&cn->jmu);
+		return -EBUSY;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		pthread_mutex_unlock(&cn->jmu);
+		return -ENOMEM;
+	}
+	{
+		pthread_mutexattr_t ma;
+
+		/* Recursive: a QUIC API call made on a worker under the lock
+		 * may run its callbacks at once. */
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&j->mu, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
+	pthread_cond_init(&j->cond, NULL);
+	j->cn = cn;
+	j->rq = *rq;
+	j->jid = ++cn->next_job;
+	snprintf(j->state, sizeof(j->state), "starting");
+	rc = pthread_create(&j->thr, NULL, job_thread, j);
+	if (rc) {
+		job_free(j);
+		pthread_mutex_unlock(&cn->jmu);
+		return -rc;
+	}
+	cn->jobs[slot] = j;
+	if (slot == cn->njobs)
+		cn->njobs++;
+	*job_id = j->jid;
+	pthread_mutex_unlock(&cn->jmu);
+	return 0;
+}
+
+static const char *pstate(int s)
+{
+	switch (s) {
+	case P_CONNECTING:
+		return "connecting";
+	case P_UP:
+		return "up";
+	case P_BANNED:
+		return "banned";
+	default:
+		return "gone";
+	}
+}
+
+static json_t *job_to_json(struct cn_job *j)
+{
+	json_t *o, *ps;
+	char hex[65], cur[65];
+	uint64_t t, el;
+
+	pthread_mutex_lock(&j->mu);
+	util_hex(hex, j->rq.id, j->rq.id_len);
+	util_hex(cur, j->cur, 32);
+	t = j->t_end ? j->t_end : now_ms();
+	el = j->t_start ? t - j->t_start : 0;
+	ps = json_array();
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		struct cn_peer *p = &j->peers[i];
+
+		json_array_append_new(
+		    ps, json_pack("{s:s,s:s,s:i,s:I,s:I,s:i,s:i,s:i,s:i}", "addr", p->name, "state",
+				  pstate(p->state), "score", p->score, "chunks",
+				  (json_int_t)p->chunks, "bytes", (json_int_t)p->bytes, "faults",
+				  (int)p->faults, "timeouts", (int)p->timeouts, "errors",
+				  (int)p->errors, "inflight", (int)p->inflight));
+	}
+	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		      "s:I,s:s,s:o}",
+		      "job", (json_int_t)j->jid, "id", hex, "kind",
+		      j->rq.id_len == 32 ? "content" : "share", "state", j->state, "error",
+		      j->error, "current", cur, "size", (json_int_t)j->size, "nchunks",
+		      (json_int_t)j->nchunks, "have", (json_int_t)j->have_n, "fetched",
+		      (json_int_t)j->fetched, "resumed", (json_int_t)j->resumed, "bad_chunks",
+		      (json_int_t)j->bad_chunks, "retries", (json_int_t)j->retries, "bytes",
+		      (json_int_t)j->bytes, "total_bytes", (json_int_t)j->total_bytes, "done_bytes",
+		      (json_int_t)j->done_bytes, "items_total", (json_int_t)j->items_total,
+		      "items_done", (json_int_t)j->items_done, "elapsed_ms", (json_int_t)el, "out",
+		      j->rq.out, "providers", ps);
+	if (o) {
+		json_object_set_new(o, "done", json_boolean(j->finished));
+		json_object_set_new(o, "stream_waits", json_integer((json_int_t)j->stream_waits));
+		json_object_set_new(o, "rate_bps",
+				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
+	}
+	pthread_mutex_unlock(&j->mu);
+	return o;
+}
+
+json_t *cn_job_json(struct content_node *cn, uint64_t job_id)
+{
+	json_t *o = NULL;
+
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++)
+		if (cn->jobs[i]->jid == job_id)
+			o = job_to_json(cn->jobs[i]);
+	pthread_mutex_unlock(&cn->jmu);
+	return o;
+}
+
+json_t *cn_jobs_json(struct content_node *cn)
+{
+	json_t *a = json_array();
+
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++)
+		json_array_append_new(a, job_to_json(cn->jobs[i]));
+	pthread_mutex_unlock(&cn->jmu);
+	return a;
+}
+
+void cn_jobs_stop(struct content_node *cn)
+{
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++)
+		atomic_store(&cn->jobs[i]->stop, 1);
+	for (unsigned int i = 0; i < cn->njobs; i++) {
+		pthread_join(cn->jobs[i]->thr, NULL);
+		job_free(cn->jobs[i]);
+	}
+	cn->njobs = 0;
+	pthread_mutex_unlock(&cn->jmu);
+}
