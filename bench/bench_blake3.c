@@ -58,7 +58,7 @@ static double run_weft(const char *path, unsigned int threads, enum blake3_backe
 		return -1;
 	}
 	if (st.st_size > 0) {
-		/* As weftctl hash: pre-populated for one thread, faulted in parallel else. */
+		/* As weftctl hash: populated here for one thread, by the threads else. */
 		map = mmap(NULL, (size_t)st.st_size, PROT_READ,
 			   MAP_PRIVATE | (threads == 1 ? MAP_POPULATE : 0), fd, 0);
 		if (map == MAP_FAILED) {

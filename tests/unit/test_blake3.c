@@ -3,7 +3,8 @@
  * BLAKE3: the official test vectors (shared/testvectors/blake3.json, read at
  * run time) in all three modes with their full extended output, on every
  * backend this CPU can run; incremental updates split at awkward sizes;
- * seeking in the output; multi-threaded hashing equal to single-threaded;
+ * seeking in the output; multi-threaded hashing equal to single-threaded
+ * (on the heap and on a file mapping);
  * and a few long inputs whose digests were computed with b3sum 1.2.0.
  *
  * Vector file: $BLAKE3_VECTORS, else $TOP/../shared/testvectors/blake3.json,
@@ -17,6 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -457,6 +462,61 @@ static void test_mt_equals_st(void **state)
 	free(buf);
 }
 
+/*
+ * A file mapped without MAP_POPULATE, as `weftctl hash` maps it for several
+ * threads: the threads populate their own pieces (madvise) and every kernel
+ * prefetches past the end of the mapping. Digests equal those of the same
+ * bytes on the heap, for each backend and thread count, at an offset that is
+ * not page aligned.
+ */
+static void test_file_mapping(void **state)
+{
+	static const unsigned int threads[] = { 1, 2, 3 };
+	size_t len = 3 * 1048576 + 12345, i, ti;
+	char path[] = "/tmp/weft-test-blake3.XXXXXX";
+	uint8_t *buf = malloc(len), *map;
+	uint64_t rng = 7;
+	int fd, be;
+
+	(void)state;
+	assert_non_null(buf);
+	for (i = 0; i < len; i++)
+		buf[i] = (uint8_t)rng_next(&rng);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	assert_true(map != MAP_FAILED);
+	for (be = BLAKE3_BACKEND_PORTABLE; be < BLAKE3_BACKEND_COUNT; be++) {
+		struct blake3_hasher ref;
+		uint8_t want[32], got[32];
+
+		if (!blake3_backend_available(be))
+			continue;
+		blake3_hasher_init(&ref);
+		assert_int_equal(blake3_hasher_set_backend(&ref, be), 0);
+		blake3_hasher_update(&ref, buf + 100, len - 100);
+		blake3_hasher_finalize(&ref, want, sizeof(want));
+		for (ti = 0; ti < sizeof(threads) / sizeof(threads[0]); ti++) {
+			struct blake3_hasher h;
+
+			blake3_hasher_init(&h);
+			assert_int_equal(blake3_hasher_set_backend(&h, be), 0);
+			assert_int_equal(blake3_hasher_update_mt(&h, map + 100, len - 100,
+								 threads[ti]),
+					 0);
+			blake3_hasher_finalize(&h, got, sizeof(got));
+			if (memcmp(got, want, sizeof(want)))
+				fail_msg("backend %s threads %u differs", blake3_backend_name(be),
+					 threads[ti]);
+		}
+	}
+	munmap(map, len);
+	close(fd);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_finalize_then_continue),
 		cmocka_unit_test(test_long_inputs),
 		cmocka_unit_test(test_mt_equals_st),
+		cmocka_unit_test(test_file_mapping),
 	};
 
 	return cmocka_run_group_tests(tests, setup_vectors, teardown_vectors);

@@ -48,9 +48,10 @@ static int hash_fd(int fd, unsigned int threads, uint8_t out[BLAKE3_OUT_LEN])
 	    (uint64_t)st.st_size <= SIZE_MAX) {
 		size_t len = (size_t)st.st_size;
 		/*
-		 * One thread: have the kernel map every page up front (one call,
-		 * measured faster than faulting 4 KiB at a time). Several
-		 * threads: let them fault their own pieces in parallel.
+		 * One thread: have the kernel map every page up front (one call).
+		 * Several threads: map nothing here; each thread populates the
+		 * pieces it takes (blake3_mt.c), so the page-table work is split
+		 * between the threads instead of done serially before them.
 		 */
 		int one = threads == 1 || sysconf(_SC_NPROCESSORS_ONLN) == 1;
 		void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | (one ? MAP_POPULATE : 0),

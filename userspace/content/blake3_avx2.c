@@ -5,6 +5,12 @@
 
 #include "content/blake3_impl.h"
 
+/*
+ * Prefetch distance in groups of 8 inputs: 2 (16 KiB of chunks, as the
+ * AVX-512 kernel). 1 GiB from DRAM on Zen 4: 1.9 GB/s with the old 4-blocks-
+ * ahead prefetch, 2.45 with 1 or 2 groups ahead into L2.
+ */
+#define AVX2_PF_GROUPS 2
 #define LANES 8
 #define V __m256i
 #define V_ADD(a, b) _mm256_add_epi32(a, b)
@@ -52,10 +58,10 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 {
 	int half, l;
 
-	/* Eight input streams: ask for each one's data four blocks ahead. */
+	/* Same block of the inputs AVX2_PF_GROUPS groups ahead, into L2 (see blake3_avx512.c). */
 #pragma GCC unroll 8
 	for (l = 0; l < 8; l++)
-		_mm_prefetch((const char *)(p + l * stride + 256), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + (8 * AVX2_PF_GROUPS + l) * stride), _MM_HINT_T1);
 	#pragma GCC unroll 8
 	for (half = 0; half < 2; half++) {
 		V x[8];

@@ -34,10 +34,19 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	V a[4][4];
 	int g, j;
 
-	/* Sixteen input streams: ask for each one's data four blocks ahead. */
+	/*
+	 * Prefetch the same block of the next group of 16 inputs into L2
+	 * (chunks: 16 KiB ahead, ~3 us of work): that is exactly what this
+	 * kernel (or the next call, hashing the adjacent subtree) reads next.
+	 * Measured on Zen 4, 1 GiB from DRAM: 3.5 GB/s with no group-ahead
+	 * prefetch (4 blocks ahead into L1), 4.1 with 1-2 groups ahead into
+	 * L1, 5.0 with 1 group ahead into L2 (= the speed on L2-resident
+	 * data). Prefetching past the end of the input is harmless: prefetch
+	 * never faults.
+	 */
 #pragma GCC unroll 16
 	for (g = 0; g < 16; g++)
-		_mm_prefetch((const char *)(p + g * stride + 256), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + (16 + g) * stride), _MM_HINT_T1);
 	#pragma GCC unroll 8
 	for (g = 0; g < 4; g++) {
 		V x0 = V_LOADU(p + (4 * g + 0) * stride), x1 = V_LOADU(p + (4 * g + 1) * stride);

@@ -2,8 +2,9 @@
 /*
  * Multi-threaded BLAKE3: the input is cut exactly as blake3_hasher_update()
  * cuts it (power-of-two, chunk-aligned subtrees, largest first), each
- * subtree into pieces of at most PIECE_CHUNKS chunks. Threads take pieces
- * from a shared atomic index; each piece's CV lands in its own slot, so the
+ * subtree into pieces of at most PIECE_CHUNKS chunks. Each thread owns a
+ * contiguous run of pieces and steals from the others' ends when done
+ * (struct mt_job); each piece's CV lands in its own slot, so the
  * result does not depend on which thread ran what. The calling thread then
  * merges the pieces of each subtree (a power of two of them) and pushes the
  * subtree onto the hasher as update() would.
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "content/blake3_impl.h"
@@ -22,6 +24,12 @@
  * end of a 1 GiB input (4096 pieces).
  */
 #define PIECE_CHUNKS 256u
+
+#ifdef MADV_POPULATE_READ
+#define MT_MADV_POPULATE_READ MADV_POPULATE_READ
+#else
+#define MT_MADV_POPULATE_READ 22 /* Linux 5.14 uapi value; older glibc headers lack it */
+#endif
 
 struct mt_piece {
 	const uint8_t *in;
@@ -36,19 +44,81 @@ struct mt_job {
 	const uint32_t *key;
 	uint8_t flags;
 	unsigned int backend;
-	size_t next; /* atomic */
+	unsigned int nranges;
+	/*
+	 * Thread t owns the contiguous pieces [front, back) of ranges[t]
+	 * (front in the low 32 bits, back in the high ones; atomic) and takes
+	 * them from the front, so each thread streams through one region
+	 * of the input; a thread that runs out steals from the back of the
+	 * others (a thread delayed by the scheduler does not hold up the rest).
+	 */
+	uint64_t ranges[BLAKE3_MT_MAX_THREADS];
 };
+
+struct mt_arg {
+	struct mt_job *job;
+	unsigned int t;
+};
+
+/*
+ * Map the pages of one piece before hashing it. For a file mapping created
+ * without MAP_POPULATE (weftctl hash with several threads), this replaces 4
+ * faults per piece (fault-around maps 64 KiB per fault) by one call that
+ * maps 256 KiB, and the faults of two threads no longer contend: measured
+ * on 1 GiB in tmpfs with 2 threads, 475 -> 380-430 ms of CPU, 0.27 -> 0.23 s
+ * wall. Already mapped memory (heap, populated mappings) costs a page-table
+ * walk. Only a hint: errors (EINVAL before Linux 5.14, ENOMEM for a range
+ * that is not all mapped) are ignored and the hashing faults the pages in.
+ */
+static void mt_populate(const uint8_t *in, size_t len)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)in & ~(pg - 1);
+	uintptr_t e = ((uintptr_t)in + len + pg - 1) & ~(pg - 1);
+
+	(void)madvise((void *)a, e - a, MT_MADV_POPULATE_READ);
+}
+
+/* Take one piece of range r, from its front or its back; -1 when it is empty. */
+static long mt_take(struct mt_job *job, unsigned int r, bool back)
+{
+	uint64_t cur = __atomic_load_n(&job->ranges[r], __ATOMIC_RELAXED), next;
+	uint32_t f, b;
+
+	do {
+		f = (uint32_t)cur;
+		b = (uint32_t)(cur >> 32);
+		if (f >= b)
+			return -1;
+		next = back ? (uint64_t)(b - 1) << 32 | f : (uint64_t)b << 32 | (f + 1);
+	} while (!__atomic_compare_exchange_n(&job->ranges[r], &cur, next, true, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return back ? (long)(b - 1) : (long)f;
+}
+
+static void mt_hash_piece(struct mt_job *job, size_t i)
+{
+	const struct mt_piece *p = &job->pieces[i];
+
+	mt_populate(p->in, p->len);
+	blake3_subtree_cv(job->backend, p->in, p->len, job->key, p->counter, job->flags,
+			  job->cvs + 32 * i);
+}
 
 static void *mt_worker(void *arg)
 {
-	struct mt_job *job = arg;
-	size_t i;
+	struct mt_arg *a = arg;
+	struct mt_job *job = a->job;
+	unsigned int k;
+	long i;
 
-	while ((i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < job->n) {
-		const struct mt_piece *p = &job->pieces[i];
+	while ((i = mt_take(job, a->t, false)) >= 0)
+		mt_hash_piece(job, (size_t)i);
+	for (k = 1; k < job->nranges; k++) {
+		unsigned int r = (a->t + k) % job->nranges;
 
-		blake3_subtree_cv(job->backend, p->in, p->len, job->key, p->counter, job->flags,
-				  job->cvs + 32 * i);
+		while ((i = mt_take(job, r, true)) >= 0)
+			mt_hash_piece(job, (size_t)i);
 	}
 	return NULL;
 }
@@ -71,6 +141,7 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 	size_t nsub = 0, npieces = 0, pos = 0, i, k, fill;
 	struct mt_piece *pieces = NULL;
 	pthread_t tids[BLAKE3_MT_MAX_THREADS];
+	struct mt_arg args[BLAKE3_MT_MAX_THREADS];
 	unsigned int started = 0, t;
 	struct mt_job job;
 	uint8_t *cvs = NULL, *tmp = NULL;
@@ -108,8 +179,8 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 		pos += (size_t)n * BLAKE3_CHUNK_LEN;
 		counter += n;
 	}
-	if (npieces < 2)
-		goto serial;
+	if (npieces < 2 || npieces > UINT32_MAX)
+		goto serial; /* (the ranges count pieces in 32 bits: 1 PiB) */
 	pieces = calloc(npieces, sizeof(*pieces));
 	cvs = malloc(npieces * 32);
 	tmp = malloc(npieces * 16 + 32);
@@ -130,16 +201,22 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 		counter += n;
 	}
 
-	job = (struct mt_job){ .pieces = pieces, .n = npieces, .cvs = cvs, .key = h->key,
-			       .flags = h->flags, .backend = h->backend, .next = 0 };
 	if (threads > npieces)
 		threads = (unsigned int)npieces;
+	job = (struct mt_job){ .pieces = pieces, .n = npieces, .cvs = cvs, .key = h->key,
+			       .flags = h->flags, .backend = h->backend, .nranges = threads };
+	for (t = 0; t < threads; t++) {
+		uint64_t f = npieces * t / threads, b = npieces * (t + 1) / threads;
+
+		job.ranges[t] = b << 32 | f;
+		args[t] = (struct mt_arg){ .job = &job, .t = t };
+	}
 	for (t = 1; t < threads; t++) {
-		if (pthread_create(&tids[started], NULL, mt_worker, &job))
-			break; /* fewer helpers; the calling thread still finishes the queue */
+		if (pthread_create(&tids[started], NULL, mt_worker, &args[t]))
+			break; /* fewer helpers: the calling thread steals their ranges */
 		started++;
 	}
-	mt_worker(&job);
+	mt_worker(&args[0]);
 	for (t = 0; t < started; t++)
 		pthread_join(tids[t], NULL);
 
