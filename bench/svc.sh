@@ -3,7 +3,8 @@
 # Service call benchmark: two weftd joined by one veth pair in namespaces
 # (198.51.100.1 publishes echo, .2 calls it over one QUIC connection);
 # calls/s and latency p50/p99 at concurrency 1 and 32, then the loopback
-# gateway's latency (curl, sequential). Needs root. Not run by make test.
+# gateway's latency, local (node 1) and remote (node 2), with curl. The
+# publisher lifts its limits through [svc]. Needs root. Not run by make test.
 # Usage: TOP=. WEFTD=build/weftd WEFTCTL=build/weftctl bench/svc.sh [calls]
 set -u
 : "${TOP:=$(cd "$(dirname "$0")/.." && pwd)}" "${WEFTD:=$TOP/build/weftd}" "${WEFTCTL:=$TOP/build/weftctl}"
@@ -18,12 +19,15 @@ netns_on_exit "rm -rf '$D'"
 CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
 mkdir -p "$D/n1" "$D/n2"
 # The benchmark caller is trusted: lift the per-peer limits through config.
+LIFT=(--set svc.peer_calls_per_min=100000000 --set svc.service_calls_per_min=100000000
+	--set svc.addr_calls_per_min=100000000 --set svc.peer_concurrency=1000)
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
-	--log-level warn
+	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
-	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo --log-level warn
+	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo --log-level warn \
+	"${LIFT[@]}"
 CTL 1 svc publish echo --backend builtin >/dev/null
-sleep 2
+wait_for '[ "$(CTL 1 --json svc ls | json_get services 0 announced)" -ge 1 ]' 100 || fail "announce: $(CTL 1 --json svc ls)"
 CTL 2 svc find echo >/dev/null || fail "find"
 echo "local echo (node 1 calls its own router, no network):"
 CTL 1 svc call echo x --data 0123456789abcdef --count 2000 --concurrency 1
@@ -32,6 +36,11 @@ for c in 1 32; do
 	CTL 2 svc call echo x --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
 	CTL 2 svc call echo x --data 0123456789abcdef --count "$N" --concurrency $c
 done
-echo "gateway call latency (curl, 200 sequential requests, includes curl's connect):"
-ip netns exec "$(netns_name 2)" bash -c 'for i in $(seq 200); do curl -s -o /dev/null -w "%{time_total}\n" -X POST --data-binary 0123456789abcdef http://127.0.0.1:5030/mesh/v1/call/echo/x; done' |
-	sort -n | awk '{a[NR]=$1} END {printf "p50 %.0f us  p99 %.0f us\n", a[int(NR/2)]*1e6, a[int(NR*0.99)]*1e6}'
+gw_lat() { # NODE: 200 sequential gateway calls with curl
+	ip netns exec "$(netns_name "$1")" bash -c 'for i in $(seq 200); do curl -s -o /dev/null -w "%{time_total}\n" -X POST --data-binary 0123456789abcdef http://127.0.0.1:5030/mesh/v1/call/echo/x; done' |
+		sort -n | awk '{a[NR]=$1} END {printf "p50 %.0f us  p99 %.0f us\n", a[int(NR/2)]*1e6, a[int(NR*0.99)]*1e6}'
+}
+echo "local echo through node 1's own gateway (curl, 200 sequential, includes curl's connect):"
+gw_lat 1
+echo "remote echo through node 2's gateway (curl, 200 sequential, includes curl's connect):"
+gw_lat 2

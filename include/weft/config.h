@@ -52,6 +52,14 @@ struct weft_config {
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;
 	char gateway_services[512]; /* whitelist: "a,b,c", "*" = any, "" = none */
+	/* [svc]: service router limits (defaults: SVC_DEFAULT_* in svc_router.h) */
+	uint32_t svc_peer_calls_per_min;
+	uint32_t svc_max_payload;
+	uint32_t svc_peer_concurrency;
+	uint32_t svc_service_calls_per_min;
+	uint32_t svc_service_concurrency;
+	uint32_t svc_addr_calls_per_min;
+	uint32_t svc_global_concurrency;
 	/* [store] */
 	uint64_t store_map_size;
 };

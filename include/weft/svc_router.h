@@ -108,6 +108,8 @@ typedef void (*svc_ban_fn)(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 
 struct svc_router_opts {
 	struct svc_limits peer;	     /* per peer key, across services */
+	struct svc_limits svc;	     /* per service when its own limits are 0:
+				      * SVC_DEFAULT_SVC_* and SVC_DEFAULT_MAX_PAYLOAD */
 	uint32_t global_concurrent;  /* SVC_DEFAULT_GLOBAL_CONCURRENT */
 	uint32_t max_peers;	     /* SVC_DEFAULT_MAX_PEERS */
 	uint32_t max_services;	     /* SVC_DEFAULT_MAX_SERVICES */
@@ -169,7 +171,7 @@ struct svc_service_opts {
 	svc_handler_fn fn; /* SVC_KIND_INPROC */
 	void *ctx;
 	const char *backend;	  /* SVC_KIND_BACKEND: address as above */
-	struct svc_limits limits; /* per service; 0 fields = SVC_DEFAULT_SVC_* */
+	struct svc_limits limits; /* per service; 0 fields = the router's opts.svc */
 };
 
 struct svc_router;

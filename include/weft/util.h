@@ -16,6 +16,8 @@ uint64_t util_wall_s(void);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void util_hex(char *out, const uint8_t *in, size_t len);
+/* Value of one hex digit, or -1. */
+int util_hex_digit(char c);
 /* Parse exactly 2*len hex digits; returns 0 or -EINVAL. */
 int util_unhex(uint8_t *out, size_t len, const char *hex);
 

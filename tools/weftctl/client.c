@@ -170,6 +170,18 @@ int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json
 	return WEFTCTL_OK;
 }
 
+long long weftctl_jint(const json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+const char *weftctl_jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "-";
+}
+
 void weftctl_print_json(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

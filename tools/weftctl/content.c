@@ -22,18 +22,6 @@ static const char content_usage[] = "content add [--name NAME] [--private] PATH.
 				    "content jobs [N]\n"
 				    "content stats";
 
-static long long jint(json_t *o, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-
-	return s ? s : "-";
-}
-
 static void print_share(json_t *o)
 {
 	json_t *it;
@@ -41,13 +29,13 @@ static void print_share(json_t *o)
 	char b[32];
 
 	printf("share      %s\nname       %s\npublisher  %s\nseq        %lld\nvisibility %s\n",
-	       jstr(o, "share_id"), jstr(o, "name"), jstr(o, "publisher"), jint(o, "seq"),
-	       jstr(o, "visibility"));
+	       weftctl_jstr(o, "share_id"), weftctl_jstr(o, "name"), weftctl_jstr(o, "publisher"), weftctl_jint(o, "seq"),
+	       weftctl_jstr(o, "visibility"));
 	printf("\n%-64s %10s  %-24s %s\n", "CONTENT ID", "SIZE", "TYPE", "PATH");
 	json_array_foreach(json_object_get(o, "items"), i, it)
-	    printf("%-64s %10s  %-24s %s\n", jstr(it, "id"),
-		   weftctl_fmt_bytes((double)jint(it, "size"), b, sizeof(b)), jstr(it, "type"),
-		   jstr(it, "path"));
+	    printf("%-64s %10s  %-24s %s\n", weftctl_jstr(it, "id"),
+		   weftctl_fmt_bytes((double)weftctl_jint(it, "size"), b, sizeof(b)), weftctl_jstr(it, "type"),
+		   weftctl_jstr(it, "path"));
 }
 
 static int cmd_add(struct weftctl *ctx, int argc, char **argv)
@@ -86,7 +74,7 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 	json_decref(body);
 	if (rc == WEFTCTL_OK && out) {
 		print_share(out);
-		if (!strcmp(jstr(out, "visibility"), "private"))
+		if (!strcmp(weftctl_jstr(out, "visibility"), "private"))
 			printf("\nprivate: not announced; give the share id and this node's "
 			       "address to those who may fetch it\n");
 	}
@@ -106,17 +94,17 @@ static int cmd_ls(struct weftctl *ctx)
 		return rc;
 	printf("%-64s %10s %9s  %s\n", "CONTENT ID", "SIZE", "CHUNKS", "STATE");
 	json_array_foreach(json_object_get(out, "blobs"), i, o)
-	    printf("%-64s %10s %4lld/%-4lld  %s\n", jstr(o, "id"),
-		   weftctl_fmt_bytes((double)jint(o, "size"), b, sizeof(b)), jint(o, "have"),
-		   jint(o, "nchunks"), jstr(o, "state"));
+	    printf("%-64s %10s %4lld/%-4lld  %s\n", weftctl_jstr(o, "id"),
+		   weftctl_fmt_bytes((double)weftctl_jint(o, "size"), b, sizeof(b)), weftctl_jint(o, "have"),
+		   weftctl_jint(o, "nchunks"), weftctl_jstr(o, "state"));
 	printf("\n%-40s %-24s %5s %6s  %s\n", "SHARE ID", "NAME", "SEQ", "ITEMS", "VISIBILITY");
 	json_array_foreach(json_object_get(out, "shares"), i, o)
-	    printf("%-40s %-24s %5lld %6lld  %s\n", jstr(o, "share_id"), jstr(o, "name"),
-		   jint(o, "seq"), jint(o, "nitems"), jstr(o, "visibility"));
+	    printf("%-40s %-24s %5lld %6lld  %s\n", weftctl_jstr(o, "share_id"), weftctl_jstr(o, "name"),
+		   weftctl_jint(o, "seq"), weftctl_jint(o, "nitems"), weftctl_jstr(o, "visibility"));
 	o = json_object_get(out, "usage");
 	printf("\nstore: %s of %s in %lld blobs\n",
-	       weftctl_fmt_bytes((double)jint(o, "used"), b, sizeof(b)),
-	       weftctl_fmt_bytes((double)jint(o, "quota"), q, sizeof(q)), jint(o, "blobs"));
+	       weftctl_fmt_bytes((double)weftctl_jint(o, "used"), b, sizeof(b)),
+	       weftctl_fmt_bytes((double)weftctl_jint(o, "quota"), q, sizeof(q)), weftctl_jint(o, "blobs"));
 	json_decref(out);
 	return WEFTCTL_OK;
 }
@@ -128,7 +116,7 @@ static int count_up(json_t *job)
 	int n = 0;
 
 	json_array_foreach(json_object_get(job, "providers"), i, p) n +=
-	    !strcmp(jstr(p, "state"), "up") && jint(p, "chunks") >= 0;
+	    !strcmp(weftctl_jstr(p, "state"), "up") && weftctl_jint(p, "chunks") >= 0;
 	return n;
 }
 
@@ -136,13 +124,13 @@ static int count_up(json_t *job)
  * in place), plain lines every few seconds otherwise. */
 static void progress(json_t *job, int tty)
 {
-	long long total = jint(job, "total_bytes"), done = jint(job, "done_bytes");
-	long long rate = jint(job, "rate_bps");
+	long long total = weftctl_jint(job, "total_bytes"), done = weftctl_jint(job, "done_bytes");
+	long long rate = weftctl_jint(job, "rate_bps");
 	char b1[32], b2[32], b3[32], bar[31];
 	int pct, fill;
 
 	if (!total)
-		total = jint(job, "size");
+		total = weftctl_jint(job, "size");
 	pct = total ? (int)(done * 100 / total) : 0;
 	if (pct > 100)
 		pct = 100;
@@ -156,10 +144,10 @@ static void progress(json_t *job, int tty)
 	if (tty)
 		printf("\r[%s] %3d%% %s/%s %s/s ETA %llds, %d providers, %lld bad   ", bar, pct, b1,
 		       b2, b3, rate && total > done ? (total - done) / rate : 0LL, count_up(job),
-		       jint(job, "bad_chunks"));
+		       weftctl_jint(job, "bad_chunks"));
 	else
 		printf("progress %d%% %lld/%lld bytes rate %lld B/s providers %d bad %lld\n", pct,
-		       done, total, rate, count_up(job), jint(job, "bad_chunks"));
+		       done, total, rate, count_up(job), weftctl_jint(job, "bad_chunks"));
 	fflush(stdout);
 }
 
@@ -203,7 +191,7 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 	json_decref(body);
 	if (rc)
 		return rc;
-	jid = jint(out, "job");
+	jid = weftctl_jint(out, "job");
 	json_decref(out);
 	if (nowait) {
 		if (ctx->json)
@@ -234,17 +222,17 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 		progress(out, tty);
 		if (tty)
 			printf("\n");
-		if (!strcmp(jstr(out, "state"), "done"))
+		if (!strcmp(weftctl_jstr(out, "state"), "done"))
 			printf("done: %s, %lld chunks fetched, %lld already held, %lld bad chunks "
 			       "rejected, %.1f s%s%s\n",
-			       weftctl_fmt_bytes((double)jint(out, "done_bytes"), b, sizeof(b)),
-			       jint(out, "fetched"), jint(out, "resumed"), jint(out, "bad_chunks"),
-			       (double)jint(out, "elapsed_ms") / 1000.0, outdir[0] ? " -> " : "",
+			       weftctl_fmt_bytes((double)weftctl_jint(out, "done_bytes"), b, sizeof(b)),
+			       weftctl_jint(out, "fetched"), weftctl_jint(out, "resumed"), weftctl_jint(out, "bad_chunks"),
+			       (double)weftctl_jint(out, "elapsed_ms") / 1000.0, outdir[0] ? " -> " : "",
 			       outdir);
 	}
-	rc = strcmp(jstr(out, "state"), "done") ? WEFTCTL_ERR : WEFTCTL_OK;
+	rc = strcmp(weftctl_jstr(out, "state"), "done") ? WEFTCTL_ERR : WEFTCTL_OK;
 	if (rc && !ctx->json)
-		fprintf(stderr, "weftctl: download failed: %s\n", jstr(out, "error"));
+		fprintf(stderr, "weftctl: download failed: %s\n", weftctl_jstr(out, "error"));
 	json_decref(out);
 	return rc;
 }
@@ -256,13 +244,13 @@ static void print_job(json_t *o)
 
 	printf("job %lld %s %s: %s, %lld/%lld chunks, fetched %lld, resumed %lld, bad %lld, "
 	       "retries %lld%s%s\n",
-	       jint(o, "job"), jstr(o, "kind"), jstr(o, "id"), jstr(o, "state"), jint(o, "have"),
-	       jint(o, "nchunks"), jint(o, "fetched"), jint(o, "resumed"), jint(o, "bad_chunks"),
-	       jint(o, "retries"), *jstr(o, "error") ? ": " : "", jstr(o, "error"));
+	       weftctl_jint(o, "job"), weftctl_jstr(o, "kind"), weftctl_jstr(o, "id"), weftctl_jstr(o, "state"), weftctl_jint(o, "have"),
+	       weftctl_jint(o, "nchunks"), weftctl_jint(o, "fetched"), weftctl_jint(o, "resumed"), weftctl_jint(o, "bad_chunks"),
+	       weftctl_jint(o, "retries"), *weftctl_jstr(o, "error") ? ": " : "", weftctl_jstr(o, "error"));
 	json_array_foreach(json_object_get(o, "providers"), i, p)
 	    printf("  %-46s %-10s score %4lld chunks %6lld faults %3lld timeouts %3lld\n",
-		   jstr(p, "addr"), jstr(p, "state"), jint(p, "score"), jint(p, "chunks"),
-		   jint(p, "faults"), jint(p, "timeouts"));
+		   weftctl_jstr(p, "addr"), weftctl_jstr(p, "state"), weftctl_jint(p, "score"), weftctl_jint(p, "chunks"),
+		   weftctl_jint(p, "faults"), weftctl_jint(p, "timeouts"));
 }
 
 static int cmd_jobs(struct weftctl *ctx, int argc, char **argv)

@@ -26,29 +26,17 @@ static const char dht_usage[] = "dht status\n"
 				"dht get TARGET\n"
 				"dht get --key K [--salt S]";
 
-static long long jint(json_t *o, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-
-	return s ? s : "-";
-}
-
 static void print_status(json_t *o)
 {
 	json_t *b, *v;
 	const char *k;
 	size_t i;
 
-	printf("node id      %s\n", jstr(o, "id"));
-	printf("nodes        %lld IPv4, %lld IPv6\n", jint(o, "nodes4"), jint(o, "nodes6"));
-	printf("stored       %lld peers in %lld infohashes, %lld items\n", jint(o, "peers"),
-	       jint(o, "infohashes"), jint(o, "items"));
-	printf("lookups      %lld running\n", jint(o, "lookups"));
+	printf("node id      %s\n", weftctl_jstr(o, "id"));
+	printf("nodes        %lld IPv4, %lld IPv6\n", weftctl_jint(o, "nodes4"), weftctl_jint(o, "nodes6"));
+	printf("stored       %lld peers in %lld infohashes, %lld items\n", weftctl_jint(o, "peers"),
+	       weftctl_jint(o, "infohashes"), weftctl_jint(o, "items"));
+	printf("lookups      %lld running\n", weftctl_jint(o, "lookups"));
 	printf("buckets v4  ");
 	json_array_foreach(json_object_get(o, "buckets4"), i, b)
 	    printf(" %lld", (long long)json_integer_value(b));
@@ -58,13 +46,13 @@ static void print_status(json_t *o)
 	printf("\n\n%-14s %12s %12s\n", "QUERY", "IN", "OUT");
 	json_object_foreach(json_object_get(o, "queries_in"), k, v)
 	    printf("%-14s %12lld %12lld\n", k, (long long)json_integer_value(v),
-		   jint(json_object_get(o, "queries_out"), k));
+		   weftctl_jint(json_object_get(o, "queries_out"), k));
 	printf("\nerrors sent ");
 	json_object_foreach(json_object_get(o, "errors_out"), k, v) if (json_integer_value(v))
 	    printf(" %s:%lld", k, (long long)json_integer_value(v));
 	printf("\ndropped      %lld malformed, %lld over budget; %lld timeouts, %lld retries\n",
-	       jint(o, "dropped_malformed"), jint(o, "dropped_budget"), jint(o, "timeouts"),
-	       jint(o, "retries"));
+	       weftctl_jint(o, "dropped_malformed"), weftctl_jint(o, "dropped_budget"), weftctl_jint(o, "timeouts"),
+	       weftctl_jint(o, "retries"));
 }
 
 static void print_result(json_t *o)
@@ -72,22 +60,22 @@ static void print_result(json_t *o)
 	json_t *n, *arr;
 	size_t i;
 
-	printf("target   %s\n", jstr(o, "target"));
-	printf("visited  %lld nodes (%lld queried), %lld hops\n", jint(o, "visited"),
-	       jint(o, "queried"), jint(o, "hops"));
+	printf("target   %s\n", weftctl_jstr(o, "target"));
+	printf("visited  %lld nodes (%lld queried), %lld hops\n", weftctl_jint(o, "visited"),
+	       weftctl_jint(o, "queried"), weftctl_jint(o, "hops"));
 	if (json_object_get(o, "rtt_ms"))
-		printf("id       %s\nrtt      %lld ms\n", jstr(o, "id"), jint(o, "rtt_ms"));
+		printf("id       %s\nrtt      %lld ms\n", weftctl_jstr(o, "id"), weftctl_jint(o, "rtt_ms"));
 	if (json_object_get(o, "stored"))
-		printf("stored   on %lld nodes\n", jint(o, "stored"));
+		printf("stored   on %lld nodes\n", weftctl_jint(o, "stored"));
 	if (json_object_get(o, "seq"))
-		printf("seq      %lld\nkey      %s\nsig      %s\n", jint(o, "seq"), jstr(o, "key"),
-		       jstr(o, "sig"));
+		printf("seq      %lld\nkey      %s\nsig      %s\n", weftctl_jint(o, "seq"), weftctl_jstr(o, "key"),
+		       weftctl_jstr(o, "sig"));
 	if (json_object_get(o, "value"))
-		printf("value    %s\n", jstr(o, "value"));
+		printf("value    %s\n", weftctl_jstr(o, "value"));
 	else if (json_object_get(o, "value_hex"))
-		printf("value    (hex) %s\n", jstr(o, "value_hex"));
+		printf("value    (hex) %s\n", weftctl_jstr(o, "value_hex"));
 	else if (json_object_get(o, "value_bencode"))
-		printf("value    (bencode) %s\n", jstr(o, "value_bencode"));
+		printf("value    (bencode) %s\n", weftctl_jstr(o, "value_bencode"));
 	arr = json_object_get(o, "peers");
 	if (arr) {
 		printf("peers    %zu\n", json_array_size(arr));
@@ -96,7 +84,7 @@ static void print_result(json_t *o)
 	arr = json_object_get(o, "nodes");
 	if (json_array_size(arr) && !json_object_get(o, "rtt_ms")) {
 		printf("%-40s  %s\n", "CLOSEST NODES", "ADDRESS");
-		json_array_foreach(arr, i, n) printf("%-40s  %s\n", jstr(n, "id"), jstr(n, "addr"));
+		json_array_foreach(arr, i, n) printf("%-40s  %s\n", weftctl_jstr(n, "id"), weftctl_jstr(n, "addr"));
 	}
 }
 

@@ -54,6 +54,9 @@ int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json
 		 void (*render)(const json_t *reply));
 
 void weftctl_print_json(const json_t *j);
+/* Field of a JSON object: the integer (0 if absent), the string ("-" if absent). */
+long long weftctl_jint(const json_t *o, const char *key);
+const char *weftctl_jstr(const json_t *o, const char *key);
 /* Print "usage: weftctl <usage line>" of a noun to stderr; returns WEFTCTL_USAGE. */
 int weftctl_usage(const char *noun_usage);
 /* Human-readable byte count / duration into buf. */

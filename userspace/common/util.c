@@ -41,7 +41,7 @@ void util_hex(char *out, const uint8_t *in, size_t len)
 	out[2 * len] = '\0';
 }
 
-static int hexval(char c)
+int util_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -57,7 +57,7 @@ int util_unhex(uint8_t *out, size_t len, const char *hex)
 	if (!hex || strlen(hex) != 2 * len)
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = util_hex_digit(hex[2 * i]), lo = util_hex_digit(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -28,9 +28,12 @@ typedef int MHD_RESULT;
 typedef enum MHD_Result MHD_RESULT;
 #endif
 
-/* Request body cap: 1 MiB, the call payload cap; the HTTP pass-through
- * request (headers + body) travels as one call payload too. */
-#define GW_MAX_BODY SVC_MSG_DEFAULT_MAX_PAYLOAD
+/* Request body cap: the call payload cap (svc.max_payload, default 1 MiB);
+ * the HTTP pass-through request (headers + body) travels as one call
+ * payload too. */
+#define GW_MAX_BODY(gw)                                                                  \
+	((size_t)((gw)->sn->cfg.svc_max_payload ? (gw)->sn->cfg.svc_max_payload           \
+						: SVC_MSG_DEFAULT_MAX_PAYLOAD))
 /* Concurrent gateway connections: 256 (a thread each); idle timeout 30 s. */
 #define GW_MAX_CONNS 256
 #define GW_TIMEOUT_S 30
@@ -436,9 +439,9 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 	acc_add(&a, "Connection: close\r\nContent-Length: ", 35);
 	acc_add(&a, cl, strlen(cl));
 	acc_add(&a, "\r\n\r\n", 4);
-	if (a.bad || a.len + r->len > GW_MAX_BODY) {
+	if (a.bad || a.len + r->len > GW_MAX_BODY(gw)) {
 		free(a.buf);
-		return reply_error(c, 413, "too_large", "request over the 1 MiB call payload cap");
+		return reply_error(c, 413, "too_large", "request over the call payload cap");
 	}
 	req = malloc(a.len + r->len + 1);
 	if (!req) {
@@ -620,7 +623,7 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!r->too_big && r->len + *upload_size <= GW_MAX_BODY) {
+		if (!r->too_big && r->len + *upload_size <= GW_MAX_BODY(gw)) {
 			if (r->len + *upload_size > r->cap) {
 				size_t nc = r->cap ? r->cap : 4096;
 				uint8_t *nb;

@@ -25,6 +25,7 @@ struct svc_ent {
 
 struct svc_router {
 	struct svc_limits peer_lim;
+	struct svc_limits svc_lim; /* defaults for services registered without limits */
 	uint32_t global_concurrent;
 	uint32_t ban_threshold;
 	uint64_t decay_ns, ban_ns;
@@ -60,6 +61,9 @@ int svc_router_new(struct svc_router **out, const struct svc_router_opts *opts)
 	o.peer.calls_per_min = or_default(o.peer.calls_per_min, SVC_DEFAULT_PEER_CALLS_PER_MIN);
 	o.peer.max_payload = or_default(o.peer.max_payload, SVC_DEFAULT_MAX_PAYLOAD);
 	o.peer.max_concurrent = or_default(o.peer.max_concurrent, SVC_DEFAULT_PEER_CONCURRENT);
+	o.svc.calls_per_min = or_default(o.svc.calls_per_min, SVC_DEFAULT_SVC_CALLS_PER_MIN);
+	o.svc.max_payload = or_default(o.svc.max_payload, SVC_DEFAULT_MAX_PAYLOAD);
+	o.svc.max_concurrent = or_default(o.svc.max_concurrent, SVC_DEFAULT_SVC_CONCURRENT);
 	o.global_concurrent = or_default(o.global_concurrent, SVC_DEFAULT_GLOBAL_CONCURRENT);
 	o.max_peers = or_default(o.max_peers, SVC_DEFAULT_MAX_PEERS);
 	o.max_services = or_default(o.max_services, SVC_DEFAULT_MAX_SERVICES);
@@ -73,7 +77,8 @@ int svc_router_new(struct svc_router **out, const struct svc_router_opts *opts)
 	if (!o.ban_ns)
 		o.ban_ns = SVC_DEFAULT_BAN_NS;
 	if (o.max_peers <= o.global_concurrent || o.decay_ns < 1000 ||
-	    o.peer.max_payload > SVC_MSG_MAX_PAYLOAD_CEIL || o.max_services > 65536 ||
+	    o.peer.max_payload > SVC_MSG_MAX_PAYLOAD_CEIL ||
+	    o.svc.max_payload > SVC_MSG_MAX_PAYLOAD_CEIL || o.max_services > 65536 ||
 	    o.ban_threshold > 1000000 || o.addr_ban_threshold > 1000000 || o.addr_v6_prefix > 128)
 		return -EINVAL;
 
@@ -81,6 +86,7 @@ int svc_router_new(struct svc_router **out, const struct svc_router_opts *opts)
 	if (!r)
 		return -ENOMEM;
 	r->peer_lim = o.peer;
+	r->svc_lim = o.svc;
 	r->global_concurrent = o.global_concurrent;
 	r->ban_threshold = o.ban_threshold;
 	r->decay_ns = o.decay_ns;
@@ -208,9 +214,9 @@ int svc_router_register(struct svc_router *r, const struct svc_service_opts *o)
 	s->ctx = o->ctx;
 	if (o->kind == SVC_KIND_BACKEND)
 		snprintf(s->backend, sizeof(s->backend), "%s", o->backend);
-	s->lim.calls_per_min = or_default(o->limits.calls_per_min, SVC_DEFAULT_SVC_CALLS_PER_MIN);
-	s->lim.max_payload = or_default(o->limits.max_payload, SVC_DEFAULT_MAX_PAYLOAD);
-	s->lim.max_concurrent = or_default(o->limits.max_concurrent, SVC_DEFAULT_SVC_CONCURRENT);
+	s->lim.calls_per_min = or_default(o->limits.calls_per_min, r->svc_lim.calls_per_min);
+	s->lim.max_payload = or_default(o->limits.max_payload, r->svc_lim.max_payload);
+	s->lim.max_concurrent = or_default(o->limits.max_concurrent, r->svc_lim.max_concurrent);
 	s->used = 1;
 	r->n_services++;
 	return 0;

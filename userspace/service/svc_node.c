@@ -35,8 +35,8 @@
  * already; a little more is read so the verifier can say so. */
 #define SVCN_DESC_READ_MAX (SVC_DESC_MAX_LEN + 64)
 /* Response cap of a call: the message header and names on top of the
- * payload cap. */
-#define SVCN_RESP_MAX (SVC_MSG_DEFAULT_MAX_PAYLOAD + SVC_MSG_HDR_LEN + 2 * 64)
+ * payload cap (svc.max_payload). */
+#define SVCN_RESP_MAX(sn) ((size_t)svcn_max_payload(sn) + SVC_MSG_HDR_LEN + 2 * 64)
 /* HTTP pass-through response bytes buffered ahead of the gateway's client:
  * 16 MiB; past it the stream is reset (the client is too slow). */
 #define SVCN_HTTP_BUF_MAX (16u << 20)
@@ -52,6 +52,13 @@ const char *svcn_reject_name(unsigned int i)
 uint64_t svcn_now_ns(void)
 {
 	return util_now_ns();
+}
+
+/* Payload cap of calls in and out: svc.max_payload, or the message default
+ * for a node created without config_defaults(). */
+static uint32_t svcn_max_payload(const struct svc_node *sn)
+{
+	return sn->cfg.svc_max_payload ? sn->cfg.svc_max_payload : SVC_MSG_DEFAULT_MAX_PAYLOAD;
 }
 
 static void lock(struct svc_node *sn)
@@ -595,7 +602,7 @@ static struct svcn_in *in_get(struct svc_node *sn, uint64_t conn, int64_t sid, i
 	in->conn = conn;
 	in->sid = sid;
 	in->type = type;
-	svc_msg_dec_init(&in->dec, SVC_MSG_DEFAULT_MAX_PAYLOAD);
+	svc_msg_dec_init(&in->dec, svcn_max_payload(sn));
 	in->have_peer = conn_peer(sn, conn, &in->peer) == 0;
 	in->next = sn->ins;
 	sn->ins = in;
@@ -1670,7 +1677,7 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 	lock(sn);
 	sn->st.calls_out++;
 	o = svcn_op_start(sn, SVCN_OP_CALL, (const struct sockaddr *)&ss, sl, r.owner, req, rl,
-			  SVCN_RESP_MAX, &err);
+			  SVCN_RESP_MAX(sn), &err);
 	free(req);
 	if (!o) {
 		unlock(sn);
@@ -1680,7 +1687,7 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 	if (!err)
 		err = o->err;
 	if (!err) {
-		dl = svc_msg_decode(&rm, o->resp, o->resp_len, SVC_MSG_DEFAULT_MAX_PAYLOAD);
+		dl = svc_msg_decode(&rm, o->resp, o->resp_len, svcn_max_payload(sn));
 		if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
 			err = -EBADMSG;
 		} else {
@@ -1757,6 +1764,16 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	sn->cfg = *o->cfg;
 	util_hex(sn->key_hex, sn->id.pk, IDENTITY_PK_LEN);
 
+	/* [svc] limits; a zero (a caller without config_defaults()) is the
+	 * router's own default. */
+	ro.peer.calls_per_min = sn->cfg.svc_peer_calls_per_min;
+	ro.peer.max_payload = sn->cfg.svc_max_payload;
+	ro.peer.max_concurrent = sn->cfg.svc_peer_concurrency;
+	ro.svc.calls_per_min = sn->cfg.svc_service_calls_per_min;
+	ro.svc.max_payload = sn->cfg.svc_max_payload;
+	ro.svc.max_concurrent = sn->cfg.svc_service_concurrency;
+	ro.addr_calls_per_min = sn->cfg.svc_addr_calls_per_min;
+	ro.global_concurrent = sn->cfg.svc_global_concurrency;
 	ro.ban = on_ban;
 	ro.ban_ctx = sn;
 	err = svc_router_new(&sn->router, &ro);

@@ -322,6 +322,11 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	ctl_resp_json(resp, 200, o);
 }
 
+static json_int_t lim_or(uint32_t v, uint32_t def)
+{
+	return (json_int_t)(v ? v : def);
+}
+
 static json_t *stats_json(struct svc_node *sn)
 {
 	struct svc_router_stats rs;
@@ -352,6 +357,22 @@ static json_t *stats_json(struct svc_node *sn)
 		      (json_int_t)sn->st.gw_requests, "gateway_denied",
 		      (json_int_t)sn->st.gw_denied, "cached_names", (int)svc_dir_names(sn->dir),
 		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
+	/* The [svc] limits in force (0 in the config = the router's default). */
+	json_object_set_new(
+		o, "limits",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peer_calls_per_min",
+			  lim_or(sn->cfg.svc_peer_calls_per_min, SVC_DEFAULT_PEER_CALLS_PER_MIN),
+			  "max_payload", lim_or(sn->cfg.svc_max_payload, SVC_DEFAULT_MAX_PAYLOAD),
+			  "peer_concurrency",
+			  lim_or(sn->cfg.svc_peer_concurrency, SVC_DEFAULT_PEER_CONCURRENT),
+			  "service_calls_per_min",
+			  lim_or(sn->cfg.svc_service_calls_per_min, SVC_DEFAULT_SVC_CALLS_PER_MIN),
+			  "service_concurrency",
+			  lim_or(sn->cfg.svc_service_concurrency, SVC_DEFAULT_SVC_CONCURRENT),
+			  "addr_calls_per_min",
+			  lim_or(sn->cfg.svc_addr_calls_per_min, SVC_DEFAULT_ADDR_CALLS_PER_MIN),
+			  "global_concurrency",
+			  lim_or(sn->cfg.svc_global_concurrency, SVC_DEFAULT_GLOBAL_CONCURRENT)));
 	unlock(sn);
 	return o;
 }

@@ -280,17 +280,6 @@ static void bans_post(void *arg, const struct ctl_req *req, struct ctl_resp *res
 	ctl_resp_json(resp, 201, ban_json(&b, now));
 }
 
-static int hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void bans_delete(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	char cidr[128];
@@ -302,8 +291,8 @@ static void bans_delete(void *arg, const struct ctl_req *req, struct ctl_resp *r
 	for (const char *s = req->subpath; *s; s++) {
 		char c = *s;
 
-		if (c == '%' && hexv(s[1]) >= 0 && hexv(s[2]) >= 0) {
-			c = (char)(hexv(s[1]) * 16 + hexv(s[2]));
+		if (c == '%' && util_hex_digit(s[1]) >= 0 && util_hex_digit(s[2]) >= 0) {
+			c = (char)(util_hex_digit(s[1]) * 16 + util_hex_digit(s[2]));
 			s += 2;
 		}
 		if (o + 1 >= sizeof(cidr))
