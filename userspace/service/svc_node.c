@@ -2,8 +2,8 @@
 /*
  * The service fabric on the node: QUIC stream handlers (serving descriptors,
  * calls and HTTP pass-through), the client side (connection pool, pending
- * operations), publish (descriptor, announce, node record, refresh),
- * discovery (get_peers, fetch, verify, cache) and the router's ban hook.
+ * operations), the router's ban hook and the lifecycle; publish, discovery
+ * and outgoing calls are in svc_directory.c.
  * See weft/svc_node.h and docs/SERVICE.md.
  *
  * Locking: one recursive mutex (shim->mu) guards everything here; QUIC
@@ -30,13 +30,6 @@
 #include "weft/node_dht.h"
 #include "weft/util.h"
 
-#define SVCN_SALT "weft:node"
-/* Descriptor bytes accepted from a provider: anything longer is oversized
- * already; a little more is read so the verifier can say so. */
-#define SVCN_DESC_READ_MAX (SVC_DESC_MAX_LEN + 64)
-/* Response cap of a call: the message header and names on top of the
- * payload cap (svc.max_payload). */
-#define SVCN_RESP_MAX(sn) ((size_t)svcn_max_payload(sn) + SVC_MSG_HDR_LEN + 2 * 64)
 /* HTTP pass-through response bytes buffered ahead of the gateway's client:
  * 16 MiB; past it the stream is reset (the client is too slow). */
 #define SVCN_HTTP_BUF_MAX (16u << 20)
@@ -56,23 +49,23 @@ uint64_t svcn_now_ns(void)
 
 /* Payload cap of calls in and out: svc.max_payload, or the message default
  * for a node created without config_defaults(). */
-static uint32_t svcn_max_payload(const struct svc_node *sn)
+uint32_t svcn_max_payload(const struct svc_node *sn)
 {
 	return sn->cfg.svc_max_payload ? sn->cfg.svc_max_payload : SVC_MSG_DEFAULT_MAX_PAYLOAD;
 }
 
-static void lock(struct svc_node *sn)
+void svcn_lock(struct svc_node *sn)
 {
 	pthread_mutex_lock(sn->mu);
 }
 
-static void unlock(struct svc_node *sn)
+void svcn_unlock(struct svc_node *sn)
 {
 	pthread_mutex_unlock(sn->mu);
 }
 
 /* Lock the shim; NULL (unlocked) when the fabric is gone. */
-static struct svc_node *shim_enter(void *arg)
+struct svc_node *svcn_shim_enter(void *arg)
 {
 	struct svcn_shim *sh = arg;
 
@@ -163,7 +156,7 @@ static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 
 /* ---------------------------------------------------- client operations */
 
-static struct svcn_peer *peer_by_conn(struct svc_node *sn, uint64_t conn)
+struct svcn_peer *svcn_peer_by_conn(struct svc_node *sn, uint64_t conn)
 {
 	for (size_t i = 0; i < SVC_NODE_MAX_PEERS; i++)
 		if (sn->peers[i].state && sn->peers[i].conn == conn)
@@ -235,12 +228,12 @@ static void op_open(struct svc_node *sn, struct svcn_op *o)
 
 static void cl_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_peer *p;
 
 	if (!sn)
 		return;
-	p = peer_by_conn(sn, conn);
+	p = svcn_peer_by_conn(sn, conn);
 	if (p) {
 		if (err) {
 			p->state = SVCN_PEER_DEAD;
@@ -260,7 +253,7 @@ static void cl_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_
 			op_open(sn, o);
 	}
 	pthread_cond_broadcast(&sn->cv);
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *addr, socklen_t alen,
@@ -268,7 +261,7 @@ static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *ad
 
 static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_op *o;
 
 	if (!sn)
@@ -277,14 +270,14 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 	if (!o || o->done) {
 		if (!err)
 			quic_node_stream_reset(sn->quic, conn, sid, 0x1);
-		unlock(sn);
+		svcn_unlock(sn);
 		return;
 	}
 	if (err == -EAGAIN && !o->retried) {
 		/* The peer's stream limit: it has not (yet) granted more streams
 		 * on this connection. Retire the connection from the pool (its
 		 * streams in flight finish) and carry on over a fresh one. */
-		struct svcn_peer *p = peer_by_conn(sn, conn), *np;
+		struct svcn_peer *p = svcn_peer_by_conn(sn, conn), *np;
 		struct sockaddr_storage addr;
 		uint8_t key[IDENTITY_PK_LEN];
 		socklen_t alen;
@@ -303,7 +296,7 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 				o->conn = np->conn;
 				if (np->state == SVCN_PEER_UP)
 					op_open(sn, o);
-				unlock(sn);
+				svcn_unlock(sn);
 				return;
 			}
 			err = e2;
@@ -311,7 +304,7 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 	}
 	if (err) {
 		op_finish(sn, o, err);
-		unlock(sn);
+		svcn_unlock(sn);
 		return;
 	}
 	o->sid = sid;
@@ -320,13 +313,13 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 	err = quic_node_write(sn->quic, conn, sid, o->req, o->req_len, 1);
 	if (err)
 		op_finish(sn, o, err);
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static void cl_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
 			   int fin)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_op *o;
 
 	if (!sn)
@@ -365,12 +358,12 @@ static void cl_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 		pthread_cond_broadcast(&sn->cv);
 	}
 out:
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static void cl_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_op *o;
 
 	if (!sn)
@@ -378,24 +371,24 @@ static void cl_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
 	o = op_by_stream(sn, conn, sid);
 	if (o && !o->done)
 		op_finish(sn, o, err ? err : -ECONNRESET);
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static void cl_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_peer *p;
 
 	if (!sn)
 		return;
-	p = peer_by_conn(sn, conn);
+	p = svcn_peer_by_conn(sn, conn);
 	if (p)
 		memset(p, 0, sizeof(*p));
 	for (struct svcn_op *o = sn->ops; o; o = o->next)
 		if (o->conn == conn && !o->done)
 			op_finish(sn, o, -ECONNRESET);
 	pthread_cond_broadcast(&sn->cv);
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static const struct quic_node_handler cl_handler = {
@@ -659,7 +652,7 @@ struct svcn_bjob {
 static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 {
 	struct svcn_bjob *j = ctx;
-	struct svc_node *sn = shim_enter(j->shim);
+	struct svc_node *sn = svcn_shim_enter(j->shim);
 	struct svc_msg m = { 0 };
 
 	if (sn) {
@@ -672,7 +665,7 @@ static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 		m.method = j->method;
 		m.method_len = strlen(j->method);
 		log_call("call", &m, &j->peer, err, 0);
-		unlock(sn);
+		svcn_unlock(sn);
 	}
 	free(resp);
 	free(j);
@@ -789,7 +782,7 @@ static void *relay_main(void *arg)
 	}
 	if (fd >= 0)
 		close(fd);
-	sn = shim_enter(r->j.shim);
+	sn = svcn_shim_enter(r->j.shim);
 	if (sn) {
 		struct svc_msg m = { .service = r->j.service, .service_len = strlen(r->j.service),
 				     .method = "http", .method_len = 4 };
@@ -798,7 +791,7 @@ static void *relay_main(void *arg)
 		log_call("http", &m, &r->j.peer, err, 0);
 		atomic_fetch_sub(&sn->relays, 1);
 		pthread_cond_broadcast(&sn->cv);
-		unlock(sn);
+		svcn_unlock(sn);
 	}
 	free(r->req);
 	free(r);
@@ -863,7 +856,7 @@ static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc
 	pthread_attr_destroy(&at);
 }
 
-static struct svcn_pub *pub_find(struct svc_node *sn, const char *name, size_t len)
+struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len)
 {
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
 		if (sn->pubs[i].used && strlen(sn->pubs[i].name) == len &&
@@ -913,7 +906,7 @@ static void srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
 		if (!fin)
 			return;
 		in->handled = 1;
-		p = pub_find(sn, (const char *)in->buf, in->len);
+		p = svcn_pub_find(sn, (const char *)in->buf, in->len);
 		sn->st.desc_served += p != NULL;
 		quic_node_write(sn->quic, conn, sid, p ? p->desc : NULL, p ? p->desc_len : 0, 1);
 		goto end;
@@ -948,37 +941,37 @@ end:
 
 static void srv_desc_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 
 	if (!sn)
 		return;
 	srv_data(sn, SVC_NODE_ST_DESC, conn, sid, d, l, f);
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static void srv_call_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 
 	if (!sn)
 		return;
 	srv_data(sn, SVC_NODE_ST_CALL, conn, sid, d, l, f);
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static void srv_http_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 
 	if (!sn)
 		return;
 	srv_data(sn, SVC_NODE_ST_HTTP, conn, sid, d, l, f);
-	unlock(sn);
+	svcn_unlock(sn);
 }
 
 static void srv_closed(void *arg, uint64_t conn, int64_t sid, int err)
 {
-	struct svc_node *sn = shim_enter(arg);
+	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_in *in;
 
 	if (!sn)
@@ -986,738 +979,7 @@ static void srv_closed(void *arg, uint64_t conn, int64_t sid, int err)
 	in = in_find(sn, conn, sid);
 	if (in)
 		in_free(sn, in);
-	unlock(sn);
-}
-
-/* ------------------------------------------------------------ publish */
-
-/* "ip:port" or "[ip]:port" into dst when it fits: 1, else 0. */
-static int ep_set(char dst[SVC_DESC_ENDPOINT_MAX + 1], const char *ip, unsigned int port)
-{
-	char tmp[128];
-	int l = snprintf(tmp, sizeof(tmp), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
-
-	if (l <= 0 || l > SVC_DESC_ENDPOINT_MAX)
-		return 0;
-	memcpy(dst, tmp, (size_t)l + 1);
-	return 1;
-}
-
-int svcn_endpoints(struct svc_node *sn, char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1])
-{
-	struct ifaddrs *ifa = NULL, *i;
-	int n = 0, pass;
-	char ip[INET6_ADDRSTRLEN];
-	unsigned int port = sn->cfg.quic_port;
-
-	if (sn->cfg.bind_addr[0] && strcmp(sn->cfg.bind_addr, "0.0.0.0") &&
-	    strcmp(sn->cfg.bind_addr, "::")) {
-		return ep_set(eps[0], sn->cfg.bind_addr, port);
-	}
-	if (getifaddrs(&ifa))
-		return 0;
-	/* Pass 0: global addresses; pass 1: loopback, only if nothing else. */
-	for (pass = 0; pass < 2 && n == 0; pass++)
-		for (i = ifa; i && n < SVC_DESC_MAX_ENDPOINTS; i = i->ifa_next) {
-			if (!i->ifa_addr || !(i->ifa_flags & IFF_UP))
-				continue;
-			if (!!(i->ifa_flags & IFF_LOOPBACK) != pass)
-				continue;
-			if (i->ifa_addr->sa_family == AF_INET) {
-				inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip,
-					  sizeof(ip));
-				n += ep_set(eps[n], ip, port);
-			} else if (i->ifa_addr->sa_family == AF_INET6) {
-				struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
-
-				if (IN6_IS_ADDR_LINKLOCAL(a))
-					continue;
-				inet_ntop(AF_INET6, a, ip, sizeof(ip));
-				n += ep_set(eps[n], ip, port);
-			}
-		}
-	freeifaddrs(ifa);
-	return n;
-}
-
-/* Sign a fresh descriptor for p (locked). */
-static int pub_sign(struct svc_node *sn, struct svcn_pub *p)
-{
-	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
-	struct svc_desc d = { 0 };
-	uint8_t *buf = malloc(SVC_DESC_MAX_LEN);
-	const char *kind = p->backend[0] ? (strncmp(p->backend, "unix:", 5) ? "tcp" : "unix")
-					 : "builtin";
-	size_t len;
-	int n, err;
-
-	if (!buf)
-		return -ENOMEM;
-	n = svcn_endpoints(sn, eps);
-	d.name = p->name;
-	d.name_len = strlen(p->name);
-	d.version = 1;
-	d.n_endpoints = (uint32_t)n;
-	for (int i = 0; i < n; i++) {
-		d.endpoints[i] = eps[i];
-		d.endpoint_lens[i] = strlen(eps[i]);
-	}
-	d.n_meta = 1;
-	d.meta[0].key = (const uint8_t *)"kind";
-	d.meta[0].key_len = 4;
-	d.meta[0].val = (const uint8_t *)kind;
-	d.meta[0].val_len = strlen(kind);
-	d.created = util_wall_s();
-	d.expires = d.created + SVC_NODE_DESC_LIFETIME_S;
-	err = svc_desc_sign(&d, &sn->id, buf, SVC_DESC_MAX_LEN, &len);
-	if (err) {
-		free(buf);
-		return err;
-	}
-	free(p->desc);
-	p->desc = buf;
-	p->desc_len = len;
-	p->expires = d.expires;
-	return 0;
-}
-
-struct svcn_dhtop {
-	struct svcn_shim *shim;
-	char name[SVC_NAME_MAX + 1];
-	uint8_t target[20];
-	uint16_t port;
-	char value[900];
-	size_t vlen;
-};
-
-static void announce_done(void *arg, const struct dht_result *res)
-{
-	struct svcn_dhtop *op = arg;
-	struct svc_node *sn = shim_enter(op->shim);
-
-	if (sn) {
-		struct svcn_pub *p = pub_find(sn, op->name, strlen(op->name));
-
-		if (p)
-			p->announced = res->status ? 0 : (int)res->stored;
-		log_info("svc", "announced %s: stored on %u DHT nodes (%s)", op->name, res->stored,
-			 res->status ? strerror(-res->status) : "ok");
-		unlock(sn);
-	}
-	free(op);
-}
-
-static void put_done(void *arg, const struct dht_result *res)
-{
-	struct svcn_dhtop *op = arg;
-
-	log_info("svc", "node record put: stored on %u DHT nodes (%s)", res->stored,
-		 res->status ? strerror(-res->status) : "ok");
-	free(op);
-}
-
-static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
-{
-	struct svcn_dhtop *op = arg;
-
-	if (dht_announce(dht, op->target, op->port, 0, now_ms, announce_done, op))
-		free(op);
-}
-
-static void dht_put_fn(struct dht *dht, void *arg, uint64_t now_ms)
-{
-	struct svcn_dhtop *op = arg;
-
-	if (dht_put_mutable(dht, (const uint8_t *)op->value, op->vlen,
-			    (const uint8_t *)SVCN_SALT, strlen(SVCN_SALT), 0, now_ms, put_done, op))
-		free(op);
-}
-
-/* Announce name and (with it) re-put the node record. Unlocked. */
-static void pub_announce(struct svc_node *sn, const char *name)
-{
-	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
-	struct svcn_dhtop *a, *p;
-	int n;
-
-	if (!sn->dht)
-		return;
-	a = calloc(1, sizeof(*a));
-	p = calloc(1, sizeof(*p));
-	if (!a || !p) {
-		free(a);
-		free(p);
-		return;
-	}
-	a->shim = p->shim = sn->shim;
-	snprintf(a->name, sizeof(a->name), "%s", name);
-	svc_name_target(a->target, name, strlen(name));
-	a->port = (uint16_t)sn->cfg.quic_port;
-	if (node_dht_run(sn->dht, dht_announce_fn, a))
-		free(a);
-	/* Node record: "weft-node-v1 EP EP ..." (a bencoded string). */
-	n = svcn_endpoints(sn, eps);
-	p->vlen = (size_t)snprintf(p->value, sizeof(p->value), "weft-node-v1");
-	for (int i = 0; i < n && p->vlen + strlen(eps[i]) + 2 < sizeof(p->value); i++)
-		p->vlen += (size_t)snprintf(p->value + p->vlen, sizeof(p->value) - p->vlen, " %s",
-					    eps[i]);
-	if (node_dht_run(sn->dht, dht_put_fn, p))
-		free(p);
-}
-
-int svc_node_publish(struct svc_node *sn, const char *name, const char *backend)
-{
-	struct svc_service_opts so = { 0 };
-	struct svcn_pub *p = NULL;
-	int err;
-
-	if (!name || !svc_name_valid((const uint8_t *)name, strlen(name)))
-		return -EINVAL;
-	if (backend && *backend && strncmp(backend, "tcp:", 4) && strncmp(backend, "unix:", 5))
-		return -EINVAL;
-	if (backend && strlen(backend) >= SVC_BACKEND_ADDR_MAX)
-		return -EINVAL;
-	lock(sn);
-	if (pub_find(sn, name, strlen(name))) {
-		unlock(sn);
-		return -EEXIST;
-	}
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
-		if (!sn->pubs[i].used) {
-			p = &sn->pubs[i];
-			break;
-		}
-	if (!p) {
-		unlock(sn);
-		return -ENOSPC;
-	}
-	so.name = name;
-	if (backend && *backend) {
-		so.kind = SVC_KIND_BACKEND;
-		so.backend = backend;
-		err = svc_router_register(sn->router, &so);
-	} else {
-		/* Built-ins are registered at start; publishing one only advertises it. */
-		err = (!strcmp(name, "echo") || !strcmp(name, "mesh-stats")) ? 0 : -EINVAL;
-	}
-	if (err) {
-		unlock(sn);
-		return err;
-	}
-	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	snprintf(p->backend, sizeof(p->backend), "%s", backend ? backend : "");
-	p->announced = -1;
-	err = pub_sign(sn, p);
-	if (err) {
-		if (p->backend[0])
-			svc_router_unregister(sn->router, name);
-		unlock(sn);
-		return err;
-	}
-	p->used = 1;
-	p->refreshed_ms = util_now_ms();
-	unlock(sn);
-	log_info("svc", "published %s (%s)", name, backend && *backend ? "backend" : "built-in");
-	pub_announce(sn, name);
-	return 0;
-}
-
-int svc_node_unpublish(struct svc_node *sn, const char *name)
-{
-	struct svcn_pub *p;
-
-	lock(sn);
-	p = pub_find(sn, name, strlen(name));
-	if (!p) {
-		unlock(sn);
-		return -ENOENT;
-	}
-	if (p->backend[0])
-		svc_router_unregister(sn->router, name);
-	free(p->desc);
-	memset(p, 0, sizeof(*p));
-	unlock(sn);
-	return 0;
-}
-
-int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len)
-{
-	struct svcn_pub *p = NULL;
-	uint8_t *copy;
-
-	if (!svc_name_valid((const uint8_t *)name, strlen(name)) || len > 2 * SVC_DESC_MAX_LEN)
-		return -EINVAL;
-	copy = malloc(len ? len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, buf, len);
-	lock(sn);
-	p = pub_find(sn, name, strlen(name));
-	for (size_t i = 0; !p && i < SVC_NODE_MAX_PUBLISHED; i++)
-		if (!sn->pubs[i].used) {
-			p = &sn->pubs[i];
-			memset(p, 0, sizeof(*p));
-			snprintf(p->name, sizeof(p->name), "%s", name);
-			p->used = 1;
-		}
-	if (!p) {
-		unlock(sn);
-		free(copy);
-		return -ENOSPC;
-	}
-	free(p->desc);
-	p->desc = copy;
-	p->desc_len = len;
-	p->raw = 1;
-	p->announced = -1;
-	p->refreshed_ms = util_now_ms();
-	unlock(sn);
-	log_warn("svc", "serving a raw (diagnostic) descriptor for %s", name);
-	pub_announce(sn, name);
-	return 0;
-}
-
-int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode, uint8_t **out,
-			size_t *len)
-{
-	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
-	struct svc_desc d = { 0 };
-	struct identity other;
-	uint8_t seed[IDENTITY_SEED_LEN];
-	const struct identity *signer = &sn->id;
-	uint8_t *buf;
-	uint64_t now = util_wall_s();
-	int err, n;
-
-	buf = calloc(1, 3 * SVC_DESC_MAX_LEN);
-	if (!buf)
-		return -ENOMEM;
-	n = svcn_endpoints(sn, eps);
-	d.name = name;
-	d.name_len = strlen(name);
-	d.version = 1;
-	d.n_endpoints = (uint32_t)n;
-	for (int i = 0; i < n; i++) {
-		d.endpoints[i] = eps[i];
-		d.endpoint_lens[i] = strlen(eps[i]);
-	}
-	d.created = now;
-	d.expires = now + SVC_NODE_DESC_LIFETIME_S;
-	if (!strcmp(mode, "forged")) {
-		/* Signed correctly, but by a key that is not the TLS peer's. */
-		randombytes_buf(seed, sizeof(seed));
-		identity_from_seed(&other, seed);
-		signer = &other;
-	} else if (!strcmp(mode, "expired")) {
-		d.created = now - 7200;
-		d.expires = now - 3600;
-	} else if (!strcmp(mode, "future")) {
-		d.created = now + 3600;
-		d.expires = now + 7200;
-	} else if (strcmp(mode, "tampered") && strcmp(mode, "oversized")) {
-		free(buf);
-		return -EINVAL;
-	}
-	err = svc_desc_sign(&d, signer, buf, SVC_DESC_MAX_LEN, len);
-	if (signer == &other)
-		identity_wipe(&other);
-	if (err) {
-		free(buf);
-		return err;
-	}
-	if (!strcmp(mode, "tampered"))
-		buf[*len / 2] ^= 0x01; /* in the body: the signature no longer holds */
-	if (!strcmp(mode, "oversized")) {
-		memset(buf + *len, ' ', SVC_DESC_MAX_LEN + 16 - *len);
-		*len = SVC_DESC_MAX_LEN + 16;
-	}
-	*out = buf;
-	return 0;
-}
-
-/* Refresh thread: re-sign and re-announce every SVC_NODE_REFRESH_S (and
- * whatever is within a refresh period of expiring). */
-static void *refresh_main(void *arg)
-{
-	struct svc_node *sn = arg;
-	struct timespec ts;
-
-	lock(sn);
-	while (!atomic_load(&sn->stopping)) {
-		char names[SVC_NODE_MAX_PUBLISHED][SVC_NAME_MAX + 1];
-		size_t nn = 0;
-		uint64_t now = util_now_ms();
-
-		for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
-			struct svcn_pub *p = &sn->pubs[i];
-
-			/* Due, or the last announce reached no DHT node: retry
-			 * every SVC_NODE_RETRY_S. */
-			if (!p->used || (now - p->refreshed_ms < SVC_NODE_REFRESH_S * 1000ull &&
-					 (p->announced != 0 ||
-					  now - p->refreshed_ms < SVC_NODE_RETRY_S * 1000ull)))
-				continue;
-			if (!p->raw && pub_sign(sn, p))
-				continue;
-			p->refreshed_ms = now;
-			snprintf(names[nn++], sizeof(names[0]), "%s", p->name);
-		}
-		svc_dir_expire(sn->dir, now);
-		unlock(sn);
-		for (size_t i = 0; i < nn; i++)
-			pub_announce(sn, names[i]);
-		lock(sn);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += 2;
-		if (!atomic_load(&sn->stopping))
-			pthread_cond_timedwait(&sn->refresh_cv, sn->mu, &ts);
-	}
-	unlock(sn);
-	return NULL;
-}
-
-/* ------------------------------------------------------------ discovery */
-
-struct svcn_lookup {
-	struct svcn_shim *shim;
-	int refs;
-	int done, status;
-	size_t npeers;
-	struct sockaddr_storage peers[SVC_NODE_MAX_CANDIDATES];
-	uint8_t target[20];
-};
-
-static void lookup_put(struct svcn_lookup *lk)
-{
-	if (--lk->refs == 0)
-		free(lk);
-}
-
-static void lookup_done(void *arg, const struct dht_result *res)
-{
-	struct svcn_lookup *lk = arg;
-
-	pthread_mutex_lock(&lk->shim->mu);
-	lk->status = res->status;
-	for (size_t i = 0; i < res->npeers && lk->npeers < SVC_NODE_MAX_CANDIDATES; i++)
-		lk->peers[lk->npeers++] = res->peers[i];
-	lk->done = 1;
-	if (lk->shim->sn)
-		pthread_cond_broadcast(&lk->shim->sn->cv);
-	lookup_put(lk);
-	pthread_mutex_unlock(&lk->shim->mu);
-}
-
-static void dht_lookup_fn(struct dht *dht, void *arg, uint64_t now_ms)
-{
-	struct svcn_lookup *lk = arg;
-
-	if (dht_get_peers(dht, lk->target, now_ms, lookup_done, lk)) {
-		pthread_mutex_lock(&lk->shim->mu);
-		lk->done = 1;
-		lk->status = -ENOSPC;
-		lookup_put(lk);
-		pthread_mutex_unlock(&lk->shim->mu);
-	}
-}
-
-static int owner_banned(void *ctx, const uint8_t owner[IDENTITY_PK_LEN])
-{
-	struct svc_node *sn = ctx;
-
-	return svc_router_peer_banned(sn->router, owner, NULL, svcn_now_ns());
-}
-
-static int reject_index(int err)
-{
-	switch (err) {
-	case SVC_DESC_E_OVERSIZED: return 1;
-	case SVC_DESC_E_SIGNATURE: return 2;
-	case SVC_DESC_E_OWNER: return 3;
-	case SVC_DESC_E_EXPIRED: return 4;
-	case SVC_DESC_E_FUTURE: return 5;
-	case SVC_DESC_E_BANNED: return 6;
-	default: return 0;
-	}
-}
-
-static int32_t reputation(struct svc_node *sn, const uint8_t *key)
-{
-	for (size_t i = 0; i < SVC_NODE_MAX_PEERS; i++) {
-		struct svcn_peer *p = &sn->peers[i];
-
-		if (p->state && p->have_key && !memcmp(p->key, key, IDENTITY_PK_LEN)) {
-			int64_t r = (int64_t)p->ok - 4 * (int64_t)p->failed;
-
-			return (int32_t)(r > 1000 ? 1000 : r < -1000 ? -1000 : r);
-		}
-	}
-	return 0;
-}
-
-/* Verify one fetched descriptor and cache it (locked). */
-static void accept_desc(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len,
-			const uint8_t *peer_key, uint32_t rtt_us)
-{
-	struct svc_desc d;
-	int err;
-
-	err = svc_desc_verify(buf, len, peer_key, util_wall_s(), SVC_DESC_DEFAULT_SKEW,
-			      owner_banned, sn, &d);
-	if (!err && (d.name_len != strlen(name) || memcmp(d.name, name, d.name_len)))
-		err = SVC_DESC_E_MALFORMED; /* a descriptor for something else */
-	if (err) {
-		char kp[17];
-
-		sn->st.rejected[reject_index(err)]++;
-		util_hex(kp, peer_key, 8);
-		log_info("svc", "descriptor for %s from %s... rejected: %s", name, kp,
-			 svcn_reject_name((unsigned int)reject_index(err)));
-		return;
-	}
-	sn->st.accepted++;
-	svc_dir_add(sn->dir, &d, reputation(sn, peer_key), rtt_us, util_now_ms());
-}
-
-int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *out, size_t max)
-{
-	struct svcn_op *ops[SVC_NODE_MAX_CANDIDATES] = { 0 };
-	struct svcn_lookup *lk;
-	struct svcn_pub *own;
-	uint64_t deadline;
-	size_t nl = strlen(name);
-	int n, err = 0;
-
-	if (!svc_name_valid((const uint8_t *)name, nl))
-		return -EINVAL;
-	lock(sn);
-	n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
-	if (n > 0) {
-		unlock(sn);
-		return n;
-	}
-	own = pub_find(sn, name, nl);
-	if (own && !own->raw) /* our own offer: verified like any other */
-		accept_desc(sn, name, own->desc, own->desc_len, sn->id.pk, 0);
-	if (!sn->dht) {
-		n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
-		unlock(sn);
-		return n > 0 ? n : -ENOTCONN;
-	}
-	sn->st.lookups++;
-	lk = calloc(1, sizeof(*lk));
-	if (!lk) {
-		unlock(sn);
-		return -ENOMEM;
-	}
-	lk->shim = sn->shim;
-	lk->refs = 2;
-	svc_name_target(lk->target, name, nl);
-	unlock(sn);
-	node_dht_run(sn->dht, dht_lookup_fn, lk);
-	lock(sn);
-	deadline = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
-	while (!lk->done && svcn_now_ns() < deadline) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 50000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&sn->cv, sn->mu, &ts);
-	}
-	if (!lk->done) {
-		lookup_put(lk);
-		unlock(sn);
-		return -ETIMEDOUT;
-	}
-	/* Fetch every candidate's descriptor in parallel. */
-	for (size_t i = 0; i < lk->npeers; i++) {
-		socklen_t sl = lk->peers[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
-								 : sizeof(struct sockaddr_in6);
-		char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
-		char as[64];
-		int self = 0, ne;
-
-		/* Our own announce comes back from the DHT: already handled. */
-		util_fmt_addr(&lk->peers[i], as, sizeof(as));
-		ne = svcn_endpoints(sn, eps);
-		for (int e = 0; e < ne; e++)
-			self |= !strcmp(eps[e], as);
-		if (self)
-			continue;
-		ops[i] = svcn_op_start(sn, SVCN_OP_DESC, (const struct sockaddr *)&lk->peers[i], sl,
-				       NULL, (const uint8_t *)name, nl, SVCN_DESC_READ_MAX, &err);
-	}
-	sn->st.fetched += lk->npeers;
-	deadline = svcn_now_ns() + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull;
-	for (size_t i = 0; i < lk->npeers; i++) {
-		struct svcn_op *o = ops[i];
-		struct svcn_peer *p;
-
-		if (!o)
-			continue;
-		svcn_op_wait(sn, o, deadline);
-		p = peer_by_conn(sn, o->conn);
-		if (o->done && !o->err && o->fin && p && p->have_key && o->resp_len)
-			accept_desc(sn, name, o->resp, o->resp_len, p->key,
-				    (uint32_t)((o->t1_ns - o->t0_ns) / 1000));
-		else if (!o->done || o->err)
-			sn->st.rejected[7]++;
-		svcn_op_put(sn, o);
-	}
-	lookup_put(lk);
-	n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
-	unlock(sn);
-	return n;
-}
-
-int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
-	      struct sockaddr_storage *ss, socklen_t *sl)
-{
-	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
-	int n = svc_node_find(sn, name, res, SVC_DIR_DEFAULT_RESULTS);
-
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		if (!memcmp(res[i].owner, sn->id.pk, IDENTITY_PK_LEN)) {
-			*r = res[i];
-			return 1;
-		}
-		for (uint32_t e = 0; e < res[i].n_endpoints; e++) {
-			unsigned int l;
-
-			if (util_parse_addr(res[i].endpoints[e], ss, &l))
-				continue;
-			*sl = (socklen_t)l;
-			*r = res[i];
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-/* ------------------------------------------------------------ calls */
-
-int svc_node_call(struct svc_node *sn, const char *name, const char *method,
-		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
-		  struct svc_node_call_res *res)
-{
-	struct svc_msg m = { .type = SVC_MSG_REQUEST };
-	struct svc_dir_result r;
-	struct sockaddr_storage ss;
-	socklen_t sl = 0;
-	struct svcn_op *o;
-	struct svc_msg rm;
-	uint8_t *req;
-	size_t rl;
-	long dl;
-	int err, local;
-
-	memset(res, 0, sizeof(*res));
-	if (!method)
-		method = "";
-	if (!timeout_ms)
-		timeout_ms = SVC_NODE_CALL_TIMEOUT_MS;
-	m.service = name;
-	m.service_len = strlen(name);
-	m.method = method;
-	m.method_len = strlen(method);
-	m.payload = payload;
-	m.payload_len = len;
-	m.timeout_ms = timeout_ms;
-	local = svcn_pick(sn, name, &r, &ss, &sl);
-	if (local < 0)
-		return local;
-	memcpy(res->peer, r.owner, IDENTITY_PK_LEN);
-	if (local == 1) {
-		/* This node offers it: through our own router, as ourselves. */
-		struct svc_peer self = { 0 };
-		struct svc_reply reply = { 0 };
-		struct svc_ticket t;
-		struct sockaddr_in *lo = (struct sockaddr_in *)&self.addr;
-		uint64_t t0 = svcn_now_ns();
-
-		memcpy(self.key, sn->id.pk, IDENTITY_PK_LEN);
-		lo->sin_family = AF_INET;
-		lo->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		lock(sn);
-		err = svc_router_call(sn->router, &self, &m, svcn_now_ns(), &reply, &t);
-		unlock(sn);
-		if (err < 0)
-			return err;
-		if (err == 1) {
-			reply.err = (uint8_t)svc_backend_call(t.backend, payload, len, timeout_ms,
-							      SVC_BACKEND_DEFAULT_MAX_RESPONSE,
-							      &reply.buf, &reply.len);
-			lock(sn);
-			svc_router_done(sn->router, &t, reply.err, svcn_now_ns());
-			unlock(sn);
-		}
-		res->err = reply.err;
-		res->status = reply.status;
-		res->data = reply.buf;
-		res->len = reply.len;
-		res->rtt_us = (svcn_now_ns() - t0) / 1000;
-		return 0;
-	}
-	rl = svc_msg_len(&m);
-	req = malloc(rl);
-	if (!req)
-		return -ENOMEM;
-	err = svc_msg_encode(&m, req, rl, &rl);
-	if (err) {
-		free(req);
-		return err;
-	}
-	lock(sn);
-	sn->st.calls_out++;
-	o = svcn_op_start(sn, SVCN_OP_CALL, (const struct sockaddr *)&ss, sl, r.owner, req, rl,
-			  SVCN_RESP_MAX(sn), &err);
-	free(req);
-	if (!o) {
-		unlock(sn);
-		return err;
-	}
-	err = svcn_op_wait(sn, o, svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull);
-	if (!err)
-		err = o->err;
-	if (!err) {
-		dl = svc_msg_decode(&rm, o->resp, o->resp_len, svcn_max_payload(sn));
-		if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
-			err = -EBADMSG;
-		} else {
-			res->err = rm.err;
-			res->status = rm.status;
-			res->rtt_us = (o->t1_ns - o->t0_ns) / 1000;
-			if (rm.payload_len) {
-				res->data = malloc(rm.payload_len);
-				if (res->data) {
-					memcpy(res->data, rm.payload, rm.payload_len);
-					res->len = rm.payload_len;
-				}
-			}
-		}
-	}
-	{
-		struct svcn_peer *p = peer_by_conn(sn, o->conn);
-
-		if (p) {
-			if (!err && res->err == SVC_OK)
-				p->ok++;
-			else
-				p->failed++;
-		}
-	}
-	if (!err && res->err == SVC_OK)
-		sn->st.calls_out_ok++;
-	svcn_op_put(sn, o);
-	unlock(sn);
-	return err;
+	svcn_unlock(sn);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1811,7 +1073,7 @@ int svc_node_start(struct svc_node *sn)
 
 	if (!sn)
 		return -EINVAL;
-	err = pthread_create(&sn->refresher, NULL, refresh_main, sn);
+	err = pthread_create(&sn->refresher, NULL, svcn_refresh_main, sn);
 	if (err)
 		return -err;
 	sn->refresher_on = 1;
@@ -1832,14 +1094,14 @@ void svc_node_free(struct svc_node *sn)
 	atomic_store(&sn->stopping, 1);
 	svc_gateway_stop(sn->gw);
 	if (sn->refresher_on) {
-		lock(sn);
+		svcn_lock(sn);
 		pthread_cond_broadcast(&sn->refresh_cv);
-		unlock(sn);
+		svcn_unlock(sn);
 		pthread_join(sn->refresher, NULL);
 	}
 	/* Backend completions see stopping and do not write. */
 	svc_backend_free(sn->backend);
-	lock(sn);
+	svcn_lock(sn);
 	while (atomic_load(&sn->relays) > 0) {
 		struct timespec ts;
 

@@ -153,6 +153,27 @@ int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode,
 /* Our endpoints "ip:port" joined by ',' into buf; returns the count. */
 int svcn_endpoints(struct svc_node *sn, char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
 
+#define SVCN_SALT "weft:node"
+/* Descriptor bytes accepted from a provider: anything longer is oversized
+ * already; a little more is read so the verifier can say so. */
+#define SVCN_DESC_READ_MAX (SVC_DESC_MAX_LEN + 64)
+/* Response cap of a call: the message header and names on top of the
+ * payload cap (svc.max_payload). */
+#define SVCN_RESP_MAX(sn) ((size_t)svcn_max_payload(sn) + SVC_MSG_HDR_LEN + 2 * 64)
+
+/* svc_node.c: the fabric's lock, payload cap, published entry by name. */
+void svcn_lock(struct svc_node *sn);
+void svcn_unlock(struct svc_node *sn);
+uint32_t svcn_max_payload(const struct svc_node *sn);
+struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len);
+/* Lock the shim behind a QUIC handler arg; NULL (unlocked) when the fabric is gone. */
+struct svc_node *svcn_shim_enter(void *arg);
+/* The pooled client connection with this handle, or NULL (locked). */
+struct svcn_peer *svcn_peer_by_conn(struct svc_node *sn, uint64_t conn);
+
+/* svc_directory.c: the publisher's refresh thread. */
+void *svcn_refresh_main(void *arg);
+
 /* svc_node_ctl.c */
 int svcn_ctl_register(struct svc_node *sn);
 

@@ -1,0 +1,757 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The service fabric on the node, the directory side: publish (descriptor,
+ * announce, node record, refresh), discovery (get_peers, fetch, verify,
+ * cache) and outgoing calls. Split from svc_node.c (stream handlers, client
+ * connections, lifecycle); same locking rules (see there).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "quic/quic_node_int.h"
+#include "svc_node_int.h"
+#include "weft/dht.h"
+#include "weft/guard.h"
+#include "weft/log.h"
+#include "weft/node_dht.h"
+#include "weft/util.h"
+
+/* ------------------------------------------------------------ publish */
+
+/* "ip:port" or "[ip]:port" into dst when it fits: 1, else 0. */
+static int ep_set(char dst[SVC_DESC_ENDPOINT_MAX + 1], const char *ip, unsigned int port)
+{
+	char tmp[128];
+	int l = snprintf(tmp, sizeof(tmp), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+
+	if (l <= 0 || l > SVC_DESC_ENDPOINT_MAX)
+		return 0;
+	memcpy(dst, tmp, (size_t)l + 1);
+	return 1;
+}
+
+int svcn_endpoints(struct svc_node *sn, char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1])
+{
+	struct ifaddrs *ifa = NULL, *i;
+	int n = 0, pass;
+	char ip[INET6_ADDRSTRLEN];
+	unsigned int port = sn->cfg.quic_port;
+
+	if (sn->cfg.bind_addr[0] && strcmp(sn->cfg.bind_addr, "0.0.0.0") &&
+	    strcmp(sn->cfg.bind_addr, "::")) {
+		return ep_set(eps[0], sn->cfg.bind_addr, port);
+	}
+	if (getifaddrs(&ifa))
+		return 0;
+	/* Pass 0: global addresses; pass 1: loopback, only if nothing else. */
+	for (pass = 0; pass < 2 && n == 0; pass++)
+		for (i = ifa; i && n < SVC_DESC_MAX_ENDPOINTS; i = i->ifa_next) {
+			if (!i->ifa_addr || !(i->ifa_flags & IFF_UP))
+				continue;
+			if (!!(i->ifa_flags & IFF_LOOPBACK) != pass)
+				continue;
+			if (i->ifa_addr->sa_family == AF_INET) {
+				inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip,
+					  sizeof(ip));
+				n += ep_set(eps[n], ip, port);
+			} else if (i->ifa_addr->sa_family == AF_INET6) {
+				struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+
+				if (IN6_IS_ADDR_LINKLOCAL(a))
+					continue;
+				inet_ntop(AF_INET6, a, ip, sizeof(ip));
+				n += ep_set(eps[n], ip, port);
+			}
+		}
+	freeifaddrs(ifa);
+	return n;
+}
+
+/* Sign a fresh descriptor for p (locked). */
+static int pub_sign(struct svc_node *sn, struct svcn_pub *p)
+{
+	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
+	struct svc_desc d = { 0 };
+	uint8_t *buf = malloc(SVC_DESC_MAX_LEN);
+	const char *kind = p->backend[0] ? (strncmp(p->backend, "unix:", 5) ? "tcp" : "unix")
+					 : "builtin";
+	size_t len;
+	int n, err;
+
+	if (!buf)
+		return -ENOMEM;
+	n = svcn_endpoints(sn, eps);
+	d.name = p->name;
+	d.name_len = strlen(p->name);
+	d.version = 1;
+	d.n_endpoints = (uint32_t)n;
+	for (int i = 0; i < n; i++) {
+		d.endpoints[i] = eps[i];
+		d.endpoint_lens[i] = strlen(eps[i]);
+	}
+	d.n_meta = 1;
+	d.meta[0].key = (const uint8_t *)"kind";
+	d.meta[0].key_len = 4;
+	d.meta[0].val = (const uint8_t *)kind;
+	d.meta[0].val_len = strlen(kind);
+	d.created = util_wall_s();
+	d.expires = d.created + SVC_NODE_DESC_LIFETIME_S;
+	err = svc_desc_sign(&d, &sn->id, buf, SVC_DESC_MAX_LEN, &len);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	free(p->desc);
+	p->desc = buf;
+	p->desc_len = len;
+	p->expires = d.expires;
+	return 0;
+}
+
+struct svcn_dhtop {
+	struct svcn_shim *shim;
+	char name[SVC_NAME_MAX + 1];
+	uint8_t target[20];
+	uint16_t port;
+	char value[900];
+	size_t vlen;
+};
+
+static void announce_done(void *arg, const struct dht_result *res)
+{
+	struct svcn_dhtop *op = arg;
+	struct svc_node *sn = svcn_shim_enter(op->shim);
+
+	if (sn) {
+		struct svcn_pub *p = svcn_pub_find(sn, op->name, strlen(op->name));
+
+		if (p)
+			p->announced = res->status ? 0 : (int)res->stored;
+		log_info("svc", "announced %s: stored on %u DHT nodes (%s)", op->name, res->stored,
+			 res->status ? strerror(-res->status) : "ok");
+		svcn_unlock(sn);
+	}
+	free(op);
+}
+
+static void put_done(void *arg, const struct dht_result *res)
+{
+	struct svcn_dhtop *op = arg;
+
+	log_info("svc", "node record put: stored on %u DHT nodes (%s)", res->stored,
+		 res->status ? strerror(-res->status) : "ok");
+	free(op);
+}
+
+static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
+{
+	struct svcn_dhtop *op = arg;
+
+	if (dht_announce(dht, op->target, op->port, 0, now_ms, announce_done, op))
+		free(op);
+}
+
+static void dht_put_fn(struct dht *dht, void *arg, uint64_t now_ms)
+{
+	struct svcn_dhtop *op = arg;
+
+	if (dht_put_mutable(dht, (const uint8_t *)op->value, op->vlen,
+			    (const uint8_t *)SVCN_SALT, strlen(SVCN_SALT), 0, now_ms, put_done, op))
+		free(op);
+}
+
+/* Announce name and (with it) re-put the node record. Unlocked. */
+static void pub_announce(struct svc_node *sn, const char *name)
+{
+	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
+	struct svcn_dhtop *a, *p;
+	int n;
+
+	if (!sn->dht)
+		return;
+	a = calloc(1, sizeof(*a));
+	p = calloc(1, sizeof(*p));
+	if (!a || !p) {
+		free(a);
+		free(p);
+		return;
+	}
+	a->shim = p->shim = sn->shim;
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	svc_name_target(a->target, name, strlen(name));
+	a->port = (uint16_t)sn->cfg.quic_port;
+	if (node_dht_run(sn->dht, dht_announce_fn, a))
+		free(a);
+	/* Node record: "weft-node-v1 EP EP ..." (a bencoded string). */
+	n = svcn_endpoints(sn, eps);
+	p->vlen = (size_t)snprintf(p->value, sizeof(p->value), "weft-node-v1");
+	for (int i = 0; i < n && p->vlen + strlen(eps[i]) + 2 < sizeof(p->value); i++)
+		p->vlen += (size_t)snprintf(p->value + p->vlen, sizeof(p->value) - p->vlen, " %s",
+					    eps[i]);
+	if (node_dht_run(sn->dht, dht_put_fn, p))
+		free(p);
+}
+
+int svc_node_publish(struct svc_node *sn, const char *name, const char *backend)
+{
+	struct svc_service_opts so = { 0 };
+	struct svcn_pub *p = NULL;
+	int err;
+
+	if (!name || !svc_name_valid((const uint8_t *)name, strlen(name)))
+		return -EINVAL;
+	if (backend && *backend && strncmp(backend, "tcp:", 4) && strncmp(backend, "unix:", 5))
+		return -EINVAL;
+	if (backend && strlen(backend) >= SVC_BACKEND_ADDR_MAX)
+		return -EINVAL;
+	svcn_lock(sn);
+	if (svcn_pub_find(sn, name, strlen(name))) {
+		svcn_unlock(sn);
+		return -EEXIST;
+	}
+	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
+		if (!sn->pubs[i].used) {
+			p = &sn->pubs[i];
+			break;
+		}
+	if (!p) {
+		svcn_unlock(sn);
+		return -ENOSPC;
+	}
+	so.name = name;
+	if (backend && *backend) {
+		so.kind = SVC_KIND_BACKEND;
+		so.backend = backend;
+		err = svc_router_register(sn->router, &so);
+	} else {
+		/* Built-ins are registered at start; publishing one only advertises it. */
+		err = (!strcmp(name, "echo") || !strcmp(name, "mesh-stats")) ? 0 : -EINVAL;
+	}
+	if (err) {
+		svcn_unlock(sn);
+		return err;
+	}
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->backend, sizeof(p->backend), "%s", backend ? backend : "");
+	p->announced = -1;
+	err = pub_sign(sn, p);
+	if (err) {
+		if (p->backend[0])
+			svc_router_unregister(sn->router, name);
+		svcn_unlock(sn);
+		return err;
+	}
+	p->used = 1;
+	p->refreshed_ms = util_now_ms();
+	svcn_unlock(sn);
+	log_info("svc", "published %s (%s)", name, backend && *backend ? "backend" : "built-in");
+	pub_announce(sn, name);
+	return 0;
+}
+
+int svc_node_unpublish(struct svc_node *sn, const char *name)
+{
+	struct svcn_pub *p;
+
+	svcn_lock(sn);
+	p = svcn_pub_find(sn, name, strlen(name));
+	if (!p) {
+		svcn_unlock(sn);
+		return -ENOENT;
+	}
+	if (p->backend[0])
+		svc_router_unregister(sn->router, name);
+	free(p->desc);
+	memset(p, 0, sizeof(*p));
+	svcn_unlock(sn);
+	return 0;
+}
+
+int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len)
+{
+	struct svcn_pub *p = NULL;
+	uint8_t *copy;
+
+	if (!svc_name_valid((const uint8_t *)name, strlen(name)) || len > 2 * SVC_DESC_MAX_LEN)
+		return -EINVAL;
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, buf, len);
+	svcn_lock(sn);
+	p = svcn_pub_find(sn, name, strlen(name));
+	for (size_t i = 0; !p && i < SVC_NODE_MAX_PUBLISHED; i++)
+		if (!sn->pubs[i].used) {
+			p = &sn->pubs[i];
+			memset(p, 0, sizeof(*p));
+			snprintf(p->name, sizeof(p->name), "%s", name);
+			p->used = 1;
+		}
+	if (!p) {
+		svcn_unlock(sn);
+		free(copy);
+		return -ENOSPC;
+	}
+	free(p->desc);
+	p->desc = copy;
+	p->desc_len = len;
+	p->raw = 1;
+	p->announced = -1;
+	p->refreshed_ms = util_now_ms();
+	svcn_unlock(sn);
+	log_warn("svc", "serving a raw (diagnostic) descriptor for %s", name);
+	pub_announce(sn, name);
+	return 0;
+}
+
+int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode, uint8_t **out,
+			size_t *len)
+{
+	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
+	struct svc_desc d = { 0 };
+	struct identity other;
+	uint8_t seed[IDENTITY_SEED_LEN];
+	const struct identity *signer = &sn->id;
+	uint8_t *buf;
+	uint64_t now = util_wall_s();
+	int err, n;
+
+	buf = calloc(1, 3 * SVC_DESC_MAX_LEN);
+	if (!buf)
+		return -ENOMEM;
+	n = svcn_endpoints(sn, eps);
+	d.name = name;
+	d.name_len = strlen(name);
+	d.version = 1;
+	d.n_endpoints = (uint32_t)n;
+	for (int i = 0; i < n; i++) {
+		d.endpoints[i] = eps[i];
+		d.endpoint_lens[i] = strlen(eps[i]);
+	}
+	d.created = now;
+	d.expires = now + SVC_NODE_DESC_LIFETIME_S;
+	if (!strcmp(mode, "forged")) {
+		/* Signed correctly, but by a key that is not the TLS peer's. */
+		randombytes_buf(seed, sizeof(seed));
+		identity_from_seed(&other, seed);
+		signer = &other;
+	} else if (!strcmp(mode, "expired")) {
+		d.created = now - 7200;
+		d.expires = now - 3600;
+	} else if (!strcmp(mode, "future")) {
+		d.created = now + 3600;
+		d.expires = now + 7200;
+	} else if (strcmp(mode, "tampered") && strcmp(mode, "oversized")) {
+		free(buf);
+		return -EINVAL;
+	}
+	err = svc_desc_sign(&d, signer, buf, SVC_DESC_MAX_LEN, len);
+	if (signer == &other)
+		identity_wipe(&other);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	if (!strcmp(mode, "tampered"))
+		buf[*len / 2] ^= 0x01; /* in the body: the signature no longer holds */
+	if (!strcmp(mode, "oversized")) {
+		memset(buf + *len, ' ', SVC_DESC_MAX_LEN + 16 - *len);
+		*len = SVC_DESC_MAX_LEN + 16;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* Refresh thread: re-sign and re-announce every SVC_NODE_REFRESH_S (and
+ * whatever is within a refresh period of expiring). */
+void *svcn_refresh_main(void *arg)
+{
+	struct svc_node *sn = arg;
+	struct timespec ts;
+
+	svcn_lock(sn);
+	while (!atomic_load(&sn->stopping)) {
+		char names[SVC_NODE_MAX_PUBLISHED][SVC_NAME_MAX + 1];
+		size_t nn = 0;
+		uint64_t now = util_now_ms();
+
+		for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
+			struct svcn_pub *p = &sn->pubs[i];
+
+			/* Due, or the last announce reached no DHT node: retry
+			 * every SVC_NODE_RETRY_S. */
+			if (!p->used || (now - p->refreshed_ms < SVC_NODE_REFRESH_S * 1000ull &&
+					 (p->announced != 0 ||
+					  now - p->refreshed_ms < SVC_NODE_RETRY_S * 1000ull)))
+				continue;
+			if (!p->raw && pub_sign(sn, p))
+				continue;
+			p->refreshed_ms = now;
+			snprintf(names[nn++], sizeof(names[0]), "%s", p->name);
+		}
+		svc_dir_expire(sn->dir, now);
+		svcn_unlock(sn);
+		for (size_t i = 0; i < nn; i++)
+			pub_announce(sn, names[i]);
+		svcn_lock(sn);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 2;
+		if (!atomic_load(&sn->stopping))
+			pthread_cond_timedwait(&sn->refresh_cv, sn->mu, &ts);
+	}
+	svcn_unlock(sn);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ discovery */
+
+struct svcn_lookup {
+	struct svcn_shim *shim;
+	int refs;
+	int done, status;
+	size_t npeers;
+	struct sockaddr_storage peers[SVC_NODE_MAX_CANDIDATES];
+	uint8_t target[20];
+};
+
+static void lookup_put(struct svcn_lookup *lk)
+{
+	if (--lk->refs == 0)
+		free(lk);
+}
+
+static void lookup_done(void *arg, const struct dht_result *res)
+{
+	struct svcn_lookup *lk = arg;
+
+	pthread_mutex_lock(&lk->shim->mu);
+	lk->status = res->status;
+	for (size_t i = 0; i < res->npeers && lk->npeers < SVC_NODE_MAX_CANDIDATES; i++)
+		lk->peers[lk->npeers++] = res->peers[i];
+	lk->done = 1;
+	if (lk->shim->sn)
+		pthread_cond_broadcast(&lk->shim->sn->cv);
+	lookup_put(lk);
+	pthread_mutex_unlock(&lk->shim->mu);
+}
+
+static void dht_lookup_fn(struct dht *dht, void *arg, uint64_t now_ms)
+{
+	struct svcn_lookup *lk = arg;
+
+	if (dht_get_peers(dht, lk->target, now_ms, lookup_done, lk)) {
+		pthread_mutex_lock(&lk->shim->mu);
+		lk->done = 1;
+		lk->status = -ENOSPC;
+		lookup_put(lk);
+		pthread_mutex_unlock(&lk->shim->mu);
+	}
+}
+
+static int owner_banned(void *ctx, const uint8_t owner[IDENTITY_PK_LEN])
+{
+	struct svc_node *sn = ctx;
+
+	return svc_router_peer_banned(sn->router, owner, NULL, svcn_now_ns());
+}
+
+static int reject_index(int err)
+{
+	switch (err) {
+	case SVC_DESC_E_OVERSIZED: return 1;
+	case SVC_DESC_E_SIGNATURE: return 2;
+	case SVC_DESC_E_OWNER: return 3;
+	case SVC_DESC_E_EXPIRED: return 4;
+	case SVC_DESC_E_FUTURE: return 5;
+	case SVC_DESC_E_BANNED: return 6;
+	default: return 0;
+	}
+}
+
+static int32_t reputation(struct svc_node *sn, const uint8_t *key)
+{
+	for (size_t i = 0; i < SVC_NODE_MAX_PEERS; i++) {
+		struct svcn_peer *p = &sn->peers[i];
+
+		if (p->state && p->have_key && !memcmp(p->key, key, IDENTITY_PK_LEN)) {
+			int64_t r = (int64_t)p->ok - 4 * (int64_t)p->failed;
+
+			return (int32_t)(r > 1000 ? 1000 : r < -1000 ? -1000 : r);
+		}
+	}
+	return 0;
+}
+
+/* Verify one fetched descriptor and cache it (locked). */
+static void accept_desc(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len,
+			const uint8_t *peer_key, uint32_t rtt_us)
+{
+	struct svc_desc d;
+	int err;
+
+	err = svc_desc_verify(buf, len, peer_key, util_wall_s(), SVC_DESC_DEFAULT_SKEW,
+			      owner_banned, sn, &d);
+	if (!err && (d.name_len != strlen(name) || memcmp(d.name, name, d.name_len)))
+		err = SVC_DESC_E_MALFORMED; /* a descriptor for something else */
+	if (err) {
+		char kp[17];
+
+		sn->st.rejected[reject_index(err)]++;
+		util_hex(kp, peer_key, 8);
+		log_info("svc", "descriptor for %s from %s... rejected: %s", name, kp,
+			 svcn_reject_name((unsigned int)reject_index(err)));
+		return;
+	}
+	sn->st.accepted++;
+	svc_dir_add(sn->dir, &d, reputation(sn, peer_key), rtt_us, util_now_ms());
+}
+
+int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *out, size_t max)
+{
+	struct svcn_op *ops[SVC_NODE_MAX_CANDIDATES] = { 0 };
+	struct svcn_lookup *lk;
+	struct svcn_pub *own;
+	uint64_t deadline;
+	size_t nl = strlen(name);
+	int n, err = 0;
+
+	if (!svc_name_valid((const uint8_t *)name, nl))
+		return -EINVAL;
+	svcn_lock(sn);
+	n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
+	if (n > 0) {
+		svcn_unlock(sn);
+		return n;
+	}
+	own = svcn_pub_find(sn, name, nl);
+	if (own && !own->raw) /* our own offer: verified like any other */
+		accept_desc(sn, name, own->desc, own->desc_len, sn->id.pk, 0);
+	if (!sn->dht) {
+		n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
+		svcn_unlock(sn);
+		return n > 0 ? n : -ENOTCONN;
+	}
+	sn->st.lookups++;
+	lk = calloc(1, sizeof(*lk));
+	if (!lk) {
+		svcn_unlock(sn);
+		return -ENOMEM;
+	}
+	lk->shim = sn->shim;
+	lk->refs = 2;
+	svc_name_target(lk->target, name, nl);
+	svcn_unlock(sn);
+	node_dht_run(sn->dht, dht_lookup_fn, lk);
+	svcn_lock(sn);
+	deadline = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
+	while (!lk->done && svcn_now_ns() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 50000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&sn->cv, sn->mu, &ts);
+	}
+	if (!lk->done) {
+		lookup_put(lk);
+		svcn_unlock(sn);
+		return -ETIMEDOUT;
+	}
+	/* Fetch every candidate's descriptor in parallel. */
+	for (size_t i = 0; i < lk->npeers; i++) {
+		socklen_t sl = lk->peers[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+								 : sizeof(struct sockaddr_in6);
+		char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
+		char as[64];
+		int self = 0, ne;
+
+		/* Our own announce comes back from the DHT: already handled. */
+		util_fmt_addr(&lk->peers[i], as, sizeof(as));
+		ne = svcn_endpoints(sn, eps);
+		for (int e = 0; e < ne; e++)
+			self |= !strcmp(eps[e], as);
+		if (self)
+			continue;
+		ops[i] = svcn_op_start(sn, SVCN_OP_DESC, (const struct sockaddr *)&lk->peers[i], sl,
+				       NULL, (const uint8_t *)name, nl, SVCN_DESC_READ_MAX, &err);
+	}
+	sn->st.fetched += lk->npeers;
+	deadline = svcn_now_ns() + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull;
+	for (size_t i = 0; i < lk->npeers; i++) {
+		struct svcn_op *o = ops[i];
+		struct svcn_peer *p;
+
+		if (!o)
+			continue;
+		svcn_op_wait(sn, o, deadline);
+		p = svcn_peer_by_conn(sn, o->conn);
+		if (o->done && !o->err && o->fin && p && p->have_key && o->resp_len)
+			accept_desc(sn, name, o->resp, o->resp_len, p->key,
+				    (uint32_t)((o->t1_ns - o->t0_ns) / 1000));
+		else if (!o->done || o->err)
+			sn->st.rejected[7]++;
+		svcn_op_put(sn, o);
+	}
+	lookup_put(lk);
+	n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
+	svcn_unlock(sn);
+	return n;
+}
+
+int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
+	      struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
+	int n = svc_node_find(sn, name, res, SVC_DIR_DEFAULT_RESULTS);
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		if (!memcmp(res[i].owner, sn->id.pk, IDENTITY_PK_LEN)) {
+			*r = res[i];
+			return 1;
+		}
+		for (uint32_t e = 0; e < res[i].n_endpoints; e++) {
+			unsigned int l;
+
+			if (util_parse_addr(res[i].endpoints[e], ss, &l))
+				continue;
+			*sl = (socklen_t)l;
+			*r = res[i];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* ------------------------------------------------------------ calls */
+
+int svc_node_call(struct svc_node *sn, const char *name, const char *method,
+		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
+		  struct svc_node_call_res *res)
+{
+	struct svc_msg m = { .type = SVC_MSG_REQUEST };
+	struct svc_dir_result r;
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	struct svcn_op *o;
+	struct svc_msg rm;
+	uint8_t *req;
+	size_t rl;
+	long dl;
+	int err, local;
+
+	memset(res, 0, sizeof(*res));
+	if (!method)
+		method = "";
+	if (!timeout_ms)
+		timeout_ms = SVC_NODE_CALL_TIMEOUT_MS;
+	m.service = name;
+	m.service_len = strlen(name);
+	m.method = method;
+	m.method_len = strlen(method);
+	m.payload = payload;
+	m.payload_len = len;
+	m.timeout_ms = timeout_ms;
+	local = svcn_pick(sn, name, &r, &ss, &sl);
+	if (local < 0)
+		return local;
+	memcpy(res->peer, r.owner, IDENTITY_PK_LEN);
+	if (local == 1) {
+		/* This node offers it: through our own router, as ourselves. */
+		struct svc_peer self = { 0 };
+		struct svc_reply reply = { 0 };
+		struct svc_ticket t;
+		struct sockaddr_in *lo = (struct sockaddr_in *)&self.addr;
+		uint64_t t0 = svcn_now_ns();
+
+		memcpy(self.key, sn->id.pk, IDENTITY_PK_LEN);
+		lo->sin_family = AF_INET;
+		lo->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		svcn_lock(sn);
+		err = svc_router_call(sn->router, &self, &m, svcn_now_ns(), &reply, &t);
+		svcn_unlock(sn);
+		if (err < 0)
+			return err;
+		if (err == 1) {
+			reply.err = (uint8_t)svc_backend_call(t.backend, payload, len, timeout_ms,
+							      SVC_BACKEND_DEFAULT_MAX_RESPONSE,
+							      &reply.buf, &reply.len);
+			svcn_lock(sn);
+			svc_router_done(sn->router, &t, reply.err, svcn_now_ns());
+			svcn_unlock(sn);
+		}
+		res->err = reply.err;
+		res->status = reply.status;
+		res->data = reply.buf;
+		res->len = reply.len;
+		res->rtt_us = (svcn_now_ns() - t0) / 1000;
+		return 0;
+	}
+	rl = svc_msg_len(&m);
+	req = malloc(rl);
+	if (!req)
+		return -ENOMEM;
+	err = svc_msg_encode(&m, req, rl, &rl);
+	if (err) {
+		free(req);
+		return err;
+	}
+	svcn_lock(sn);
+	sn->st.calls_out++;
+	o = svcn_op_start(sn, SVCN_OP_CALL, (const struct sockaddr *)&ss, sl, r.owner, req, rl,
+			  SVCN_RESP_MAX(sn), &err);
+	free(req);
+	if (!o) {
+		svcn_unlock(sn);
+		return err;
+	}
+	err = svcn_op_wait(sn, o, svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+	if (!err)
+		err = o->err;
+	if (!err) {
+		dl = svc_msg_decode(&rm, o->resp, o->resp_len, svcn_max_payload(sn));
+		if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
+			err = -EBADMSG;
+		} else {
+			res->err = rm.err;
+			res->status = rm.status;
+			res->rtt_us = (o->t1_ns - o->t0_ns) / 1000;
+			if (rm.payload_len) {
+				res->data = malloc(rm.payload_len);
+				if (res->data) {
+					memcpy(res->data, rm.payload, rm.payload_len);
+					res->len = rm.payload_len;
+				}
+			}
+		}
+	}
+	{
+		struct svcn_peer *p = svcn_peer_by_conn(sn, o->conn);
+
+		if (p) {
+			if (!err && res->err == SVC_OK)
+				p->ok++;
+			else
+				p->failed++;
+		}
+	}
+	if (!err && res->err == SVC_OK)
+		sn->st.calls_out_ok++;
+	svcn_op_put(sn, o);
+	svcn_unlock(sn);
+	return err;
+}
+
