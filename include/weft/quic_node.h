@@ -199,4 +199,23 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 		    uint64_t seed, int verify, unsigned int timeout_ms,
 		    struct quic_node_bench_result *res);
 
+#define QUIC_NODE_HS_MAX 100000 /* handshakes per quic_node_handshakes() call */
+
+struct quic_node_hs_result {
+	uint64_t done;       /* handshakes completed */
+	uint64_t elapsed_us; /* whole run, first dial to last close posted */
+	uint64_t mean_us;    /* mean dial-to-connected time */
+};
+
+/*
+ * Handshake benchmark: count sequential connections to target ("KEY@ADDR"
+ * or "ADDR"), each dialed, waited for until connected (handshake done and
+ * the peer's key checked), then closed. Control threads only (blocks).
+ * Stops at the first failure. Returns 0 when at least one handshake was
+ * done (see res->done), else the dial error as quic_node_ping(), or
+ * -EINVAL (count 0 or > QUIC_NODE_HS_MAX).
+ */
+int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int count,
+			 unsigned int timeout_ms, struct quic_node_hs_result *res);
+
 #endif

@@ -37,6 +37,10 @@ struct quic_stream {
 	struct quic_stream *next;
 	int64_t id;
 	struct sblk *head, *tail;
+	/* First block that may hold unsent bytes (NULL: start at head), so
+	 * each packet does not walk the acknowledged-but-unsent chain. */
+	struct sblk *cur;
+	uint64_t cur_base; /* stream offset of cur->data[0] */
 	uint64_t base;  /* stream offset of head->data[0] */
 	uint64_t acked; /* contiguous acked offset */
 	uint64_t sent;  /* offset handed to ngtcp2 */
@@ -110,7 +114,14 @@ static int stream_append(struct quic_stream *s, const uint8_t *data, size_t len)
 		size_t n;
 
 		if (!b || b->len == b->cap) {
-			size_t cap = len < SBLK_MIN ? SBLK_MIN : len > SBLK_MAX ? SBLK_MAX : len;
+			/* Blocks double while a stream keeps writing (bulk
+			 * senders write a few KiB per ACK): fewer blocks, fewer
+			 * vectors per packet; small messages stay in 4 KiB. */
+			size_t cap = b ? b->cap * 2 : SBLK_MIN;
+
+			if (cap < len)
+				cap = len;
+			cap = cap < SBLK_MIN ? SBLK_MIN : cap > SBLK_MAX ? SBLK_MAX : cap;
 
 			b = malloc(sizeof(*b) + cap);
 			if (!b)
@@ -148,6 +159,8 @@ static void stream_ack(struct quic_stream *s, uint64_t end)
 		s->head = b->next;
 		if (!s->head)
 			s->tail = NULL;
+		if (s->cur == b)
+			s->cur = NULL;
 		free(b);
 	}
 }
@@ -155,11 +168,17 @@ static void stream_ack(struct quic_stream *s, uint64_t end)
 /* Vectors over unsent bytes; returns count. */
 static size_t stream_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max)
 {
-	uint64_t off = s->base;
-	struct sblk *b;
+	struct sblk *b = s->cur ? s->cur : s->head;
+	uint64_t off = s->cur ? s->cur_base : s->base;
 	size_t n = 0;
 
-	for (b = s->head; b && n < max; off += b->len, b = b->next) {
+	while (b && b->next && off + b->len <= s->sent) {
+		off += b->len;
+		b = b->next;
+	}
+	s->cur = b;
+	s->cur_base = off;
+	for (; b && n < max; off += b->len, b = b->next) {
 		if (off + b->len <= s->sent)
 			continue;
 		uint64_t skip = s->sent > off ? s->sent - off : 0;
@@ -1015,7 +1034,15 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 		c->ep->st.drop_conn_error++;
 		return;
 	}
-	post_read(c, now);
+	if (c->close_pending) {
+		post_read(c, now);
+		return;
+	}
+	/* Write once per receive batch, not once per datagram: the caller
+	 * runs quic_ep_handle_expiry() after its batch (the expiry is "now"
+	 * while a flush is pending), so one ACK covers the batch and the
+	 * packets freed by many ACKs leave as one GSO burst. */
+	c->flush_pending = 1;
 }
 
 uint64_t quic_conn_expiry(const struct quic_conn *c)
@@ -1024,6 +1051,8 @@ uint64_t quic_conn_expiry(const struct quic_conn *c)
 		return 0;
 	if (c->state >= QUIC_ST_CLOSING)
 		return c->close_deadline;
+	if (c->flush_pending)
+		return 0;
 	return ngtcp2_conn_get_expiry(c->conn);
 }
 
@@ -1038,8 +1067,14 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 			quic_conn_finish(c);
 		return;
 	}
-	if (now < ngtcp2_conn_get_expiry(c->conn))
+	if (now < ngtcp2_conn_get_expiry(c->conn)) {
+		if (c->flush_pending) {
+			c->flush_pending = 0;
+			post_read(c, now);
+		}
 		return;
+	}
+	c->flush_pending = 0;
 	c->busy = 1;
 	rv = ngtcp2_conn_handle_expiry(c->conn, now);
 	c->busy = 0;

@@ -77,6 +77,7 @@ struct quic_conn {
 	int reset_probe; /* input is a possible stateless reset */
 	void *user;
 	int busy;     /* inside ngtcp2: writes and closes are deferred */
+	int flush_pending; /* input processed, writing deferred to the timer pass */
 	int reported; /* on_closed done (or never owed): the app has let go */
 	int close_pending;
 	int creating; /* inside ngtcp2_conn_*_new (see rand_cb) */

@@ -31,6 +31,7 @@ struct qn_job {
 	struct quic_node *qn;
 	int bench;
 	int keep; /* ping: leave the connection open (it ends by idle timeout) */
+	int hs_only; /* handshake bench: done at connected(), then close */
 	uint64_t conn;
 	uint64_t t_start, t_hs, t_send, t_end;
 	uint8_t peer_key[QUIC_KEY_LEN];
@@ -95,6 +96,8 @@ static struct qn_conn *job_conn(struct qn_job *j, uint64_t conn, struct qn_worke
 	return qn_conn_find(*wk, conn);
 }
 
+static void job_finish_ok(struct qn_job *j, uint64_t conn, int err);
+
 static void job_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
 {
 	struct qn_job *j = arg;
@@ -109,6 +112,10 @@ static void job_connected(void *arg, uint64_t conn, int err, const uint8_t *peer
 	}
 	j->t_hs = qn_now_ns();
 	memcpy(j->peer_key, peer_key, QUIC_KEY_LEN);
+	if (j->hs_only) {
+		job_finish_ok(j, conn, 0);
+		return;
+	}
 	c = job_conn(j, conn, &wk);
 	if (!c)
 		return;
@@ -311,6 +318,37 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 	}
 	job_put(j);
 	return err;
+}
+
+int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int count,
+			 unsigned int timeout_ms, struct quic_node_hs_result *res)
+{
+	uint64_t t0, sum = 0;
+	struct qn_job *j;
+	unsigned int i;
+	int err = 0;
+
+	if (!qn || !target || !res || count == 0 || count > QUIC_NODE_HS_MAX)
+		return -EINVAL;
+	memset(res, 0, sizeof(*res));
+	t0 = qn_now_ns();
+	for (i = 0; i < count; i++) {
+		j = job_new(qn);
+		if (!j)
+			return -ENOMEM;
+		j->hs_only = 1;
+		err = job_run(qn, j, target, timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS);
+		if (!err) {
+			res->done++;
+			sum += j->t_hs - j->t_start;
+		}
+		job_put(j);
+		if (err)
+			break;
+	}
+	res->elapsed_us = (qn_now_ns() - t0) / 1000;
+	res->mean_us = res->done ? sum / res->done / 1000 : 0;
+	return res->done ? 0 : err;
 }
 
 /* --------------------------------------------------------- snapshots */
@@ -631,6 +669,34 @@ static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			  "ok", r.hash_ok));
 }
 
+static void h_handshakes(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct quic_node *qn = arg;
+	struct quic_node_hs_result r;
+	const char *target = req_target(req);
+	json_int_t count = json_integer_value(json_object_get(req->json, "count"));
+	json_int_t to = json_integer_value(json_object_get(req->json, "timeout_ms"));
+	int err;
+
+	if (!target || count <= 0 || count > QUIC_NODE_HS_MAX) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "want {\"peer\"|\"addr\", \"count\": 1..100000}");
+		return;
+	}
+	if (to <= 0 || to > 600000)
+		to = 0;
+	err = quic_node_handshakes(qn, target, (unsigned int)count, (unsigned int)to, &r);
+	if (err) {
+		resp_dial_error(resp, err, target);
+		return;
+	}
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:I,s:I,s:I,s:I,s:f}", "count", (json_int_t)count, "done",
+				(json_int_t)r.done, "elapsed_us", (json_int_t)r.elapsed_us,
+				"mean_handshake_us", (json_int_t)r.mean_us, "per_s",
+				r.elapsed_us ? (double)r.done * 1e6 / (double)r.elapsed_us : 0.0));
+}
+
 int qn_ctl_register(struct quic_node *qn, struct ctl *ctl)
 {
 	int rc = 0;
@@ -639,6 +705,7 @@ int qn_ctl_register(struct quic_node *qn, struct ctl *ctl)
 	rc |= ctl_route(ctl, "GET", "/v1/quic/stats", h_stats, qn);
 	rc |= ctl_route(ctl, "POST", "/v1/quic/ping", h_ping, qn);
 	rc |= ctl_route(ctl, "POST", "/v1/quic/bench", h_bench, qn);
+	rc |= ctl_route(ctl, "POST", "/v1/quic/handshakes", h_handshakes, qn);
 	rc |= ctl_metrics(ctl, qn_metrics, qn);
 	return rc ? -ENOSPC : 0;
 }

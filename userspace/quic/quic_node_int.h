@@ -72,6 +72,10 @@ struct qn_worker {
 	struct qn_conn *conns;
 	size_t nconns;
 	uint8_t *scratch; /* QN_GEN_CHUNK */
+	/* What scratch holds: generator bytes [gen_off, gen_off + gen_len)
+	 * of gen_seed (gen_len 0: nothing). */
+	uint64_t gen_seed, gen_off;
+	size_t gen_len;
 	/* counters (single writer: this worker) */
 	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types;
 };
