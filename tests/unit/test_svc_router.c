@@ -265,6 +265,38 @@ static void test_service_limits(void **state)
 	svc_router_free(r);
 }
 
+/* A service registered without limits of its own takes the router's
+ * per-service defaults (opts.svc, set from the [svc] config section). */
+static void test_service_defaults(void **state)
+{
+	struct svc_router_opts o = {.peer = {.calls_per_min = 100000},
+				    .svc = {.calls_per_min = 4, .max_payload = 500, .max_concurrent = 2}};
+	struct svc_service_opts s = {.name = "plain", .kind = SVC_KIND_BACKEND,
+				     .backend = "tcp:127.0.0.1:9"};
+	struct svc_ticket t[4];
+	struct svc_router *r;
+	struct svc_peer p;
+
+	assert_int_equal(svc_router_new(&r, &o), 0);
+	assert_int_equal(svc_router_register(r, &s), 0);
+	mk_peer(&p, 3);
+	assert_int_equal(svc_router_admit(r, &p, "plain", 5, 501, 0, T0, &t[0]), SVC_ERR_TOO_LARGE);
+	assert_int_equal(svc_router_admit(r, &p, "plain", 5, 500, 0, T0, &t[0]), SVC_OK);
+	assert_int_equal(t[0].max_payload, 500);
+	assert_int_equal(svc_router_admit(r, &p, "plain", 5, 1, 0, T0, &t[1]), SVC_OK);
+	assert_int_equal(svc_router_admit(r, &p, "plain", 5, 1, 0, T0, &t[2]), SVC_ERR_OVERLOADED);
+	svc_router_done(r, &t[0], SVC_OK, T0);
+	svc_router_done(r, &t[1], SVC_OK, T0);
+	assert_int_equal(svc_router_admit(r, &p, "plain", 5, 1, 0, T0, &t[0]), SVC_OK);
+	svc_router_done(r, &t[0], SVC_OK, T0);
+	assert_int_equal(svc_router_admit(r, &p, "plain", 5, 1, 0, T0, &t[0]), SVC_OK);
+	svc_router_done(r, &t[0], SVC_OK, T0);
+	/* 4 admitted this minute: the default per-service rate */
+	assert_int_equal(svc_router_admit(r, &p, "plain", 5, 1, 0, T0, &t[0]),
+			 SVC_ERR_RATE_LIMITED);
+	svc_router_free(r);
+}
+
 static void test_size_cap(void **state)
 {
 	struct svc_router *r;
@@ -576,6 +608,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_echo),	   cmocka_unit_test(test_mesh_stats_private),
 	    cmocka_unit_test(test_rate_limit),	   cmocka_unit_test(test_service_limits),
+	    cmocka_unit_test(test_service_defaults),
 	    cmocka_unit_test(test_size_cap),	   cmocka_unit_test(test_concurrency),
 	    cmocka_unit_test(test_ban_once),	   cmocka_unit_test(test_score_decay),
 	    cmocka_unit_test(test_addr_rate),	   cmocka_unit_test(test_addr_ban),
