@@ -948,7 +948,14 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 	batch_send(c, &b);
 	for (s = c->streams; s; s = s->next)
 		s->round_blocked = 0;
-	ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+	/* Pacing: ngtcp2 0.12 refuses to send before next_ts = ts + (bytes of
+	 * this pass) / pacing rate, and the worker's timer wheel ticks in ms
+	 * (a deadline 0.2 ms away fires 1-2 ms later). Credit the interval with
+	 * one tick (QUIC_PACING_SLACK_NS, as later ngtcp2 releases do with
+	 * NGTCP2_PKT_PACING_OVERHEAD): a pass whose pacing interval is under a
+	 * tick leaves the next ACK free to send, a longer one waits the rest. */
+	ngtcp2_conn_update_pkt_tx_time(c->conn, now > QUIC_PACING_SLACK_NS ?
+					       now - QUIC_PACING_SLACK_NS : now);
 	c->busy = 0;
 }
 

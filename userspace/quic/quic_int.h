@@ -26,6 +26,11 @@ struct quic_cid_ent {
 	struct quic_conn *conn;
 };
 
+/* Pacing slack: the pacing interval ngtcp2 computes after a write pass is
+ * shortened by this much. Default 1 ms = one tick of the engine's timer
+ * wheel, which cannot wait for less (see quic_conn_flush()). */
+#define QUIC_PACING_SLACK_NS 1000000ull
+
 struct quic_stream; /* conn.c */
 const char *quic_tls_prio(void);
 
