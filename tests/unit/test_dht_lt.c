@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "weft/dht.h"
+#include "weft/util.h"
 
 #define NNODES 8
 
@@ -49,14 +50,6 @@ struct net {
 	int lt_port;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int udp_send(void *arg, const uint8_t *buf, size_t len, const struct sockaddr *to,
 		    socklen_t tolen)
 {
@@ -71,12 +64,12 @@ static int udp_send(void *arg, const uint8_t *buf, size_t len, const struct sock
  * when one arrives (if want_line), else NULL. */
 static char *pump(struct net *net, uint64_t ms, int want_line)
 {
-	uint64_t end = now_ms() + ms;
+	uint64_t end = util_now_ms() + ms;
 	struct pollfd pfd[NNODES + 1];
 	uint8_t buf[2048];
 
 	for (;;) {
-		uint64_t now = now_ms(), next = end, nx;
+		uint64_t now = util_now_ms(), next = end, nx;
 		int timeout, np = NNODES;
 
 		if (want_line) {
@@ -124,7 +117,7 @@ static char *pump(struct net *net, uint64_t ms, int want_line)
 				if (r < 0)
 					break;
 				dht_input(net->n[i].dht, buf, (size_t)r, (struct sockaddr *)&from,
-					  fl, now_ms());
+					  fl, util_now_ms());
 			}
 		}
 		if (np > NNODES && (pfd[NNODES].revents & (POLLIN | POLLHUP))) {
@@ -144,9 +137,9 @@ static char *pump(struct net *net, uint64_t ms, int want_line)
 /* Wait (pumping) for the helper's next event; fails the test on timeout. */
 static json_t *py_event(struct net *net, const char *ev)
 {
-	uint64_t end = now_ms() + 60000;
+	uint64_t end = util_now_ms() + 60000;
 
-	while (now_ms() < end) {
+	while (util_now_ms() < end) {
 		char *s = pump(net, 100, 1);
 		json_t *j;
 
@@ -212,9 +205,9 @@ static void on_done(void *arg, const struct dht_result *r)
 
 static void wait_for(struct net *net, struct waiter *w)
 {
-	uint64_t end = now_ms() + 40000;
+	uint64_t end = util_now_ms() + 40000;
 
-	while (!w->done && now_ms() < end)
+	while (!w->done && util_now_ms() < end)
 		pump(net, 20, 0);
 	assert_true(w->done);
 }
@@ -288,7 +281,7 @@ static int setup(void **state)
 	}
 	for (int i = 1; i < NNODES; i++)
 		dht_add_node(net->n[i].dht, (struct sockaddr *)&net->n[0].addr,
-			     sizeof(net->n[0].addr), now_ms());
+			     sizeof(net->n[0].addr), util_now_ms());
 	pump(net, 1000, 0);
 	net->lt_port = free_udp_port();
 	snprintf(portbuf, sizeof(portbuf), "%d", net->lt_port);
@@ -321,11 +314,11 @@ static int teardown(void **state)
 		close(net->to_py);
 	}
 	if (net->pid > 0) {
-		uint64_t end = now_ms() + 10000;
+		uint64_t end = util_now_ms() + 10000;
 		int st;
 
 		while (waitpid(net->pid, &st, WNOHANG) == 0) {
-			if (now_ms() > end) {
+			if (util_now_ms() > end) {
 				kill(net->pid, SIGKILL);
 				waitpid(net->pid, &st, 0);
 				break;
@@ -392,7 +385,7 @@ static void test_interop(void **state)
 	}
 	json_decref(j);
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(dht_get(net->n[3].dht, target, NULL, NULL, 0, now_ms(), on_done, &w), 0);
+	assert_int_equal(dht_get(net->n[3].dht, target, NULL, NULL, 0, util_now_ms(), on_done, &w), 0);
 	wait_for(net, &w);
 	assert_int_equal(w.status, 0);
 	assert_int_equal(w.vlen, strlen("18:lt-immutable-value"));
@@ -417,7 +410,7 @@ static void test_interop(void **state)
 		json_decref(j);
 		memset(&w, 0, sizeof(w));
 		assert_int_equal(dht_get(net->n[5].dht, NULL, pk, (const uint8_t *)"lt-salt", 7,
-					 now_ms(), on_done, &w),
+					 util_now_ms(), on_done, &w),
 				 0);
 		wait_for(net, &w);
 		assert_int_equal(w.status, 0);
@@ -428,7 +421,7 @@ static void test_interop(void **state)
 	/* 3. weft puts an immutable item, libtorrent reads it */
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(dht_put_immutable(net->n[2].dht, (const uint8_t *)"weft-immutable", 14,
-					   now_ms(), on_done, &w),
+					   util_now_ms(), on_done, &w),
 			 0);
 	wait_for(net, &w);
 	assert_int_equal(w.status, 0);
@@ -441,7 +434,7 @@ static void test_interop(void **state)
 	/* 4. weft puts a salted mutable item, libtorrent reads it (and checks the signature) */
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(dht_put_mutable(net->n[6].dht, (const uint8_t *)"weft-mutable", 12,
-					 (const uint8_t *)"weft-salt", 9, 0, now_ms(), on_done, &w),
+					 (const uint8_t *)"weft-salt", 9, 0, util_now_ms(), on_done, &w),
 			 0);
 	wait_for(net, &w);
 	assert_int_equal(w.status, 0);
@@ -464,7 +457,7 @@ static void test_interop(void **state)
 
 		crypto_generichash(ih, sizeof(ih), (const uint8_t *)"weft-announce", 13, NULL, 0);
 		memset(&w, 0, sizeof(w));
-		assert_int_equal(dht_announce(net->n[4].dht, ih, 7777, 0, now_ms(), on_done, &w),
+		assert_int_equal(dht_announce(net->n[4].dht, ih, 7777, 0, util_now_ms(), on_done, &w),
 				 0);
 		wait_for(net, &w);
 		assert_true(w.stored >= 1);
@@ -493,10 +486,10 @@ static void test_interop(void **state)
 		py_cmd(net, json_pack("{s:s,s:s}", "cmd", "announce", "ih", th));
 		j = py_event(net, "announce");
 		json_decref(j);
-		end = now_ms() + 30000;
-		while (!port_found && now_ms() < end) {
+		end = util_now_ms() + 30000;
+		while (!port_found && util_now_ms() < end) {
 			memset(&w, 0, sizeof(w));
-			assert_int_equal(dht_get_peers(net->n[7].dht, ih, now_ms(), on_done, &w),
+			assert_int_equal(dht_get_peers(net->n[7].dht, ih, util_now_ms(), on_done, &w),
 					 0);
 			wait_for(net, &w);
 			for (size_t i = 0; i < w.npeers; i++)

@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "weft/dht.h"
+#include "weft/util.h"
 
 #define NNODES 24
 
@@ -38,14 +39,6 @@ struct net {
 	struct node n[NNODES];
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int udp_send(void *arg, const uint8_t *buf, size_t len, const struct sockaddr *to,
 		    socklen_t tolen)
 {
@@ -58,12 +51,12 @@ static int udp_send(void *arg, const uint8_t *buf, size_t len, const struct sock
 
 static void pump(struct net *net, uint64_t ms)
 {
-	uint64_t end = now_ms() + ms;
+	uint64_t end = util_now_ms() + ms;
 	struct pollfd pfd[NNODES];
 	uint8_t buf[2048];
 
 	for (;;) {
-		uint64_t now = now_ms(), next = end, nx;
+		uint64_t now = util_now_ms(), next = end, nx;
 		int timeout;
 
 		for (int i = 0; i < NNODES; i++) {
@@ -94,7 +87,7 @@ static void pump(struct net *net, uint64_t ms)
 				if (r < 0)
 					break;
 				dht_input(net->n[i].dht, buf, (size_t)r, (struct sockaddr *)&from,
-					  fl, now_ms());
+					  fl, util_now_ms());
 			}
 		}
 	}
@@ -129,9 +122,9 @@ static void on_done(void *arg, const struct dht_result *r)
 
 static void wait_for(struct net *net, struct waiter *w)
 {
-	uint64_t end = now_ms() + 30000;
+	uint64_t end = util_now_ms() + 30000;
 
-	while (!w->done && now_ms() < end)
+	while (!w->done && util_now_ms() < end)
 		pump(net, 20);
 	assert_true(w->done);
 }
@@ -171,7 +164,7 @@ static int setup(void **state)
 	}
 	for (int i = 1; i < NNODES; i++)
 		assert_int_equal(dht_add_node(net->n[i].dht, (struct sockaddr *)&net->n[0].addr,
-					      sizeof(net->n[0].addr), now_ms()),
+					      sizeof(net->n[0].addr), util_now_ms()),
 				 0);
 	pump(net, 1500);
 	*state = net;
@@ -208,7 +201,7 @@ static void test_tables_and_find_node(void **state)
 		int from = 3 + k * 5, to = (from + 7) % NNODES;
 
 		assert_int_equal(
-		    dht_find_node(net->n[from].dht, dht_id(net->n[to].dht), now_ms(), on_done, &w),
+		    dht_find_node(net->n[from].dht, dht_id(net->n[to].dht), util_now_ms(), on_done, &w),
 		    0);
 		wait_for(net, &w);
 		assert_int_equal(w.r.status, 0);
@@ -222,7 +215,7 @@ static void test_tables_and_find_node(void **state)
 		struct waiter w = {0};
 
 		assert_int_equal(dht_ping(net->n[1].dht, (struct sockaddr *)&net->n[2].addr,
-					  sizeof(net->n[2].addr), now_ms(), on_done, &w),
+					  sizeof(net->n[2].addr), util_now_ms(), on_done, &w),
 				 0);
 		wait_for(net, &w);
 		assert_int_equal(w.r.status, 0);
@@ -237,17 +230,17 @@ static void test_announce_get_peers(void **state)
 	struct waiter w = {0};
 
 	crypto_generichash(ih, sizeof(ih), (const uint8_t *)"weft-test", 9, NULL, 0);
-	assert_int_equal(dht_announce(net->n[5].dht, ih, 4242, 0, now_ms(), on_done, &w), 0);
+	assert_int_equal(dht_announce(net->n[5].dht, ih, 4242, 0, util_now_ms(), on_done, &w), 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, 0);
 	assert_true(w.r.stored >= 3);
 	memset(&w, 0, sizeof(w));
 	/* implied_port: the announcer's UDP port */
-	assert_int_equal(dht_announce(net->n[9].dht, ih, 0, 1, now_ms(), on_done, &w), 0);
+	assert_int_equal(dht_announce(net->n[9].dht, ih, 0, 1, util_now_ms(), on_done, &w), 0);
 	wait_for(net, &w);
 	assert_true(w.r.stored >= 3);
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(dht_get_peers(net->n[17].dht, ih, now_ms(), on_done, &w), 0);
+	assert_int_equal(dht_get_peers(net->n[17].dht, ih, util_now_ms(), on_done, &w), 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, 0);
 	assert_int_equal(w.r.npeers, 2);
@@ -274,14 +267,14 @@ static void test_items(void **state)
 
 	/* immutable */
 	assert_int_equal(dht_put_immutable(net->n[3].dht, (const uint8_t *)"hello weft", 10,
-					   now_ms(), on_done, &w),
+					   util_now_ms(), on_done, &w),
 			 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, 0);
 	assert_true(w.r.stored >= 3);
 	memcpy(target, w.r.target, 20);
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(dht_get(net->n[20].dht, target, NULL, NULL, 0, now_ms(), on_done, &w), 0);
+	assert_int_equal(dht_get(net->n[20].dht, target, NULL, NULL, 0, util_now_ms(), on_done, &w), 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, 0);
 	assert_int_equal(w.r.value_len, 13);
@@ -289,14 +282,14 @@ static void test_items(void **state)
 	/* missing item */
 	memset(&w, 0, sizeof(w));
 	target[0] ^= 0xff;
-	assert_int_equal(dht_get(net->n[20].dht, target, NULL, NULL, 0, now_ms(), on_done, &w), 0);
+	assert_int_equal(dht_get(net->n[20].dht, target, NULL, NULL, 0, util_now_ms(), on_done, &w), 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, -ENOENT);
 
 	/* mutable with salt, seq managed */
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(dht_put_mutable(net->n[8].dht, (const uint8_t *)"v1", 2,
-					 (const uint8_t *)"weft:node", 9, 0, now_ms(), on_done, &w),
+					 (const uint8_t *)"weft:node", 9, 0, util_now_ms(), on_done, &w),
 			 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, 0);
@@ -304,7 +297,7 @@ static void test_items(void **state)
 	assert_true(w.r.stored >= 3);
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(dht_get(net->n[12].dht, NULL, net->n[8].pk, (const uint8_t *)"weft:node",
-				 9, now_ms(), on_done, &w),
+				 9, util_now_ms(), on_done, &w),
 			 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, 0);
@@ -313,14 +306,14 @@ static void test_items(void **state)
 	/* second put: seq 2, with cas against the seq seen on the network */
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(dht_put_mutable(net->n[8].dht, (const uint8_t *)"v2", 2,
-					 (const uint8_t *)"weft:node", 9, 1, now_ms(), on_done, &w),
+					 (const uint8_t *)"weft:node", 9, 1, util_now_ms(), on_done, &w),
 			 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.seq, 2);
 	assert_true(w.r.stored >= 3);
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(dht_get(net->n[15].dht, NULL, net->n[8].pk, (const uint8_t *)"weft:node",
-				 9, now_ms(), on_done, &w),
+				 9, util_now_ms(), on_done, &w),
 			 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.seq, 2);
@@ -328,7 +321,7 @@ static void test_items(void **state)
 	/* the same key without the salt is another target: nothing there */
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(
-	    dht_get(net->n[15].dht, NULL, net->n[8].pk, NULL, 0, now_ms(), on_done, &w), 0);
+	    dht_get(net->n[15].dht, NULL, net->n[8].pk, NULL, 0, util_now_ms(), on_done, &w), 0);
 	wait_for(net, &w);
 	assert_int_equal(w.r.status, -ENOENT);
 }

@@ -126,11 +126,6 @@ struct cn_job {
 	uint64_t total_bytes, done_bytes, items_total, items_done;
 };
 
-static uint64_t now_ms(void)
-{
-	return util_now_ms();
-}
-
 /* ------------------------------------------------------------ callbacks */
 
 static struct cn_job *cc_enter(struct cn_cc *cc)
@@ -486,7 +481,7 @@ static void gather(struct cn_job *j, const uint8_t *ih)
 					    &sl))
 			add_peer(j, &ss, sl);
 	}
-	j->last_lookup = now_ms();
+	j->last_lookup = util_now_ms();
 	if (!j->lk)
 		j->lk = cn_lookup_start(j->cn, ih);
 }
@@ -512,7 +507,7 @@ static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
 	p->faults++;
 	p->score -= 50;
 	p->fails_row++;
-	p->backoff_until = now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
+	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
 	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
 	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
 		uint8_t a[16];
@@ -536,7 +531,7 @@ static void soft_fail(struct cn_peer *p, int penalty)
 {
 	p->score -= penalty;
 	p->fails_row++;
-	p->backoff_until = now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
+	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
 }
 
 /* ------------------------------------------------------------- requests */
@@ -572,7 +567,7 @@ static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 	r->sid = -1;
 	r->len = 0;
 	r->gen = ++j->gen & 0xffffff;
-	r->start_ms = now_ms();
+	r->start_ms = util_now_ms();
 	r->limit = kind == K_CHUNK ? CN_CHUNK_ANSWER
 		   : kind == K_MANIFEST
 		       ? CN_MANIFEST_ANSWER
@@ -757,7 +752,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (r->err == -EAGAIN) {
 		/* The peer's stream limit: not the provider's fault, retry soon. */
 		j->stream_waits++;
-		p->backoff_until = now_ms() + 5;
+		p->backoff_until = util_now_ms() + 5;
 		return;
 	}
 	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
@@ -814,12 +809,12 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	p->fails_row = 0;
 	if (p->score < 200)
 		p->score++;
-	j->last_progress = now_ms();
+	j->last_progress = util_now_ms();
 }
 
 static void process_done(struct cn_job *j)
 {
-	uint64_t t = now_ms();
+	uint64_t t = util_now_ms();
 
 	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
 		struct cn_req *r = &j->reqs[i];
@@ -871,7 +866,7 @@ static int best_peer(struct cn_job *j, uint64_t idx, uint64_t t)
 
 static void schedule(struct cn_job *j)
 {
-	uint64_t t = now_ms(), i;
+	uint64_t t = util_now_ms(), i;
 	int peer;
 
 	for (unsigned int k = 0; k < j->npeers; k++) {
@@ -943,7 +938,7 @@ static int fetch_item(struct cn_job *j)
 	}
 	snprintf(j->state, sizeof(j->state), "lookup");
 	gather(j, j->cur);
-	j->last_progress = now_ms();
+	j->last_progress = util_now_ms();
 	snprintf(j->state, sizeof(j->state), "fetching");
 	while (!atomic_load(&j->stop) && !atomic_load(&j->cn->stopping)) {
 		poll_lookup(j);
@@ -953,7 +948,7 @@ static int fetch_item(struct cn_job *j)
 		if (j->opened && j->have_n == j->nchunks)
 			return 0;
 		schedule(j);
-		t = now_ms();
+		t = util_now_ms();
 		if (!usable_peers(j) && t - j->last_lookup > CN_RELOOKUP_MS)
 			gather(j, j->cur);
 		if (t - j->last_progress > CN_STALL_MS) {
@@ -985,7 +980,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	}
 	snprintf(j->state, sizeof(j->state), "lookup");
 	gather(j, j->rq.id);
-	j->last_progress = now_ms();
+	j->last_progress = util_now_ms();
 	snprintf(j->state, sizeof(j->state), "manifest");
 	while (!atomic_load(&j->stop) && !atomic_load(&j->cn->stopping)) {
 		poll_lookup(j);
@@ -996,7 +991,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 
 			if (!r->used || r->kind != K_MANIFEST)
 				continue;
-			if (!r->done && r->start_ms + j->cn->req_timeout_ms < now_ms()) {
+			if (!r->done && r->start_ms + j->cn->req_timeout_ms < util_now_ms()) {
 				r->done = 1;
 				r->err = -ETIMEDOUT;
 				p->timeouts++;
@@ -1039,7 +1034,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 			if (m->is_signed && !waiting)
 				return 0;
 		}
-		t = now_ms();
+		t = util_now_ms();
 		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
 			return 0;
 		if (t - j->last_progress > CN_STALL_MS) {
@@ -1146,7 +1141,7 @@ static void *job_thread(void *arg)
 
 	manifest_init(&m);
 	pthread_mutex_lock(&j->mu);
-	j->t_start = now_ms();
+	j->t_start = util_now_ms();
 	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
 		rc = fetch_manifest(j, &m);
 		if (!rc) {
@@ -1190,7 +1185,7 @@ static void *job_thread(void *arg)
 	if (rc && !j->error[0])
 		snprintf(j->error, sizeof(j->error), "%s", strerror(-rc));
 	snprintf(j->state, sizeof(j->state), "%s", rc ? "failed" : "done");
-	j->t_end = now_ms();
+	j->t_end = util_now_ms();
 	/* Let go of every connection: late callbacks see no job. */
 	for (unsigned int i = 0; i < j->npeers; i++) {
 		struct cn_peer *p = &j->peers[i];
@@ -1344,7 +1339,7 @@ static json_t *job_to_json(struct cn_job *j)
 	pthread_mutex_lock(&j->mu);
 	util_hex(hex, j->rq.id, j->rq.id_len);
 	util_hex(cur, j->cur, 32);
-	t = j->t_end ? j->t_end : now_ms();
+	t = j->t_end ? j->t_end : util_now_ms();
 	el = j->t_start ? t - j->t_start : 0;
 	ps = json_array();
 	for (unsigned int i = 0; i < j->npeers; i++) {

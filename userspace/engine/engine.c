@@ -13,14 +13,7 @@
 
 #include "engine/engine_int.h"
 #include "weft/log.h"
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "weft/util.h"
 
 void engine_opts_default(struct engine_opts *opts)
 {
@@ -182,7 +175,7 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 			err = -ENOMEM;
 			goto fail;
 		}
-		w->now = now_ms();
+		w->now = util_now_ms();
 		engine_wheel_init(&w->wheel, w->now);
 		io.wake_fd = w->cmdq.efd;
 		io.stats = &w->st.io;
@@ -452,7 +445,7 @@ static void *worker_main(void *arg)
 	int n;
 
 	while (!__atomic_load_n(&eng->stop, __ATOMIC_ACQUIRE)) {
-		w->now = now_ms();
+		w->now = util_now_ms();
 		engine_st_add(&w->st.loops, 1);
 		n = be->rx(w->q, w->rx, batch);
 		if (n > 0) {
