@@ -8,13 +8,22 @@
  *     datagrams handed to the kernel, segmented later),
  *   - the engine over AF_XDP (copy mode on veth, built-in steering program),
  * printed as one table with ratios to the reference. 64-byte UDP payloads.
- * The flood source runs on CPU 0 (UDP GSO, 64 datagrams per send, so the
- * source is cheap), the path measured on CPU 1. On veth the kernel's
- * receive work (XDP, copy to UMEM, or the UDP stack) runs on the source's
- * CPU; "offered pps" shows what the source managed, and a path whose rx
- * equals it was not the bottleneck.
- * Needs root. Usage: bench_io [SECONDS]   (default 3)
+ *
+ * "Per core" means everything the receiving (or sending) host spends on the
+ * packets runs on CPU 1: the application thread and the kernel's receive
+ * work. On veth that kernel work (the UDP stack for a socket, or the XDP
+ * program and the copy into the UMEM for AF_XDP) normally runs in softirq on
+ * the *sender's* CPU, which would hide it; so both veth ends get GRO (veth
+ * then receives through NAPI) with threaded NAPI, and the NAPI thread of the
+ * measured end is pinned to CPU 1, the other end's to CPU 0. The source on
+ * CPU 0 sends one datagram per frame (UDP segmentation offload is off on its
+ * veth, so the kernel segments on CPU 0 and the receiver never gets a
+ * 64-datagram GSO skb for the price of one). "offered pps" shows what the
+ * source managed: a path whose rx is below it was the bottleneck, which is
+ * what a per-core ceiling needs.
+ * Needs root. Usage: bench_io [SECONDS [PATH]]   (default 3 s, all paths)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -30,6 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+
 #include "weft/engine.h"
 
 #define PORT 4433
@@ -37,15 +50,28 @@
 #define BATCH 64
 /* reference, io_uring with GSO, io_uring without GSO, AF_XDP */
 #define NPATHS 4
+/* The paced receive load every path carries without loss. */
+#define PACED_PPS 200000.0
 
 static char ns_a[32], ns_b[32];
 static int orig_ns = -1;
 static int secs = 3;
+static int xdp_source_failed;
+static double rx_busy[4][2], tx_busy[4][2]; /* CPU 0 / CPU 1 busy % per path */
+static double paced_busy[4];                 /* CPU 1 busy % at the paced load */
+
+#define IF_A "veA"
+#define IF_B "veB"
+#define ADDR_A "198.51.100.1"
+#define ADDR_B "198.51.100.2"
+#define MAC_A "02:77:00:00:00:01"
+#define MAC_B "02:77:00:00:00:02"
+static const uint8_t mac_a[6] = { 2, 0x77, 0, 0, 0, 1 }, mac_b[6] = { 2, 0x77, 0, 0, 0, 2 };
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
-	char cmd[768];
+	char cmd[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -79,6 +105,80 @@ static void pin(int cpu)
 	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
 }
 
+/*
+ * Pin the NAPI kernel threads of one veth end ("napi/<ifname>-<id>") to a
+ * CPU. Called after every attach, since attaching XDP may re-create them.
+ */
+static void pin_napi(const char *ifname, int cpu)
+{
+	char prefix[32], path[64], comm[64];
+	cpu_set_t s;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	snprintf(prefix, sizeof(prefix), "napi/%s-", ifname);
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	while ((de = readdir(d))) {
+		FILE *f;
+		int pid = atoi(de->d_name);
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)))
+			sched_setaffinity(pid, sizeof(s), &s);
+		fclose(f);
+	}
+	closedir(d);
+}
+
+static void pin_all_napi(int measured_is_a)
+{
+	pin_napi(IF_A, measured_is_a ? 1 : 0);
+	pin_napi(IF_B, measured_is_a ? 0 : 1);
+}
+
+/* Busy jiffies (all but idle and iowait) and total jiffies of CPU 0 and 1. */
+struct cpu_snap {
+	unsigned long long busy[2], total[2];
+};
+
+static void cpu_snap(struct cpu_snap *c)
+{
+	char line[256];
+	FILE *f = fopen("/proc/stat", "r");
+
+	memset(c, 0, sizeof(*c));
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long v[10] = { 0 }, t = 0;
+		int cpu, i;
+
+		if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
+			   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 9 || cpu < 0 || cpu > 1)
+			continue;
+		for (i = 0; i < 8; i++)
+			t += v[i];
+		c->total[cpu] = t;
+		c->busy[cpu] = t - v[3] - v[4];
+	}
+	fclose(f);
+}
+
+static double cpu_busy(const struct cpu_snap *a, const struct cpu_snap *b, int cpu)
+{
+	unsigned long long t = b->total[cpu] - a->total[cpu];
+
+	return t ? 100.0 * (double)(b->busy[cpu] - a->busy[cpu]) / (double)t : 0;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -110,7 +210,68 @@ struct flood {
 	const char *dst;
 	int cpu;
 	int gso;
+	int xdp;      /* generate with an XDP program run on live frames */
+	int xdp_fail; /* set when the kernel refused that */
+	double elapsed; /* xdp: seconds the source ran (it counts per run) */
+	double pps;     /* > 0: paced socket source at this rate */
 };
+
+/*
+ * The receive source: BPF_PROG_TEST_RUN with live frames runs a four-
+ * instruction XDP program (bpf_redirect to veB) over one prebuilt frame,
+ * in batches, inside the kernel: no socket, no skb on the source side. veB
+ * hands each frame to veA as an xdp_frame, which veA receives through its
+ * NAPI like a NIC driver receives a DMA buffer: it runs veA's XDP program
+ * on it, or builds an skb for the stack when there is none. Frames veA's
+ * ring cannot take are dropped at veB (they count as offered, not
+ * received), so the source never slows down to the receiver's pace.
+ */
+static int xdp_flood(struct flood *f)
+{
+	struct bpf_insn prog[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1,
+		  .imm = (int)if_nametoindex(IF_B) },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = 0 },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_redirect },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	uint8_t frame[256], payload[PAYLOAD] = { 0 };
+	struct io_addr src, dst;
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+	int fd, len;
+
+	io_addr_parse(&src, ADDR_B, 40000);
+	io_addr_parse(&dst, ADDR_A, PORT);
+	len = io_hdr_build(frame, sizeof(frame), mac_b, mac_a, &src, &dst, 1, payload, PAYLOAD);
+	fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_gen", "GPL", prog, 4, NULL);
+	if (fd < 0 || len < 0)
+		return -1;
+	o.data_in = frame;
+	o.data_size_in = (__u32)len;
+	o.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+	o.repeat = 1 << 16;
+	o.batch_size = 64;
+	f->elapsed = now_s();
+	/* Each run sets up and tears down a page pool (an RCU grace period,
+	 * tens of ms): size runs to ~250 ms so that is a small share. */
+	while (!f->stop) {
+		double t = now_s();
+
+		if (bpf_prog_test_run_opts(fd, &o)) {
+			close(fd);
+			return -1;
+		}
+		__atomic_fetch_add(&f->sent, (uint64_t)o.repeat, __ATOMIC_RELAXED);
+		t = now_s() - t;
+		if (t < 0.15 && o.repeat < (1 << 26))
+			o.repeat *= 2;
+		else if (t > 0.4 && o.repeat > (1 << 12))
+			o.repeat /= 2;
+	}
+	f->elapsed = now_s() - f->elapsed;
+	close(fd);
+	return 0;
+}
 
 static void *flood_main(void *arg)
 {
@@ -122,6 +283,11 @@ static void *flood_main(void *arg)
 	int fd, i;
 
 	pin(f->cpu);
+	if (f->xdp) {
+		if (xdp_flood(f) == 0)
+			return NULL;
+		f->xdp_fail = 1; /* fall through to the socket source */
+	}
 	fd = udp_sock(0);
 	inet_pton(AF_INET, f->dst, &d.sin_addr);
 	memset(mm, 0, sizeof(mm));
@@ -132,6 +298,24 @@ static void *flood_main(void *arg)
 		mm[i].msg_hdr.msg_iovlen = 1;
 		mm[i].msg_hdr.msg_name = &d;
 		mm[i].msg_hdr.msg_namelen = sizeof(d);
+	}
+	if (f->pps > 0) {
+		/* Paced: 16 datagrams per sendmmsg at absolute deadlines. */
+		double next = now_s(), gap = 16.0 / f->pps;
+
+		while (!f->stop) {
+			struct timespec ts;
+			int r = sendmmsg(fd, mm, 16, 0);
+
+			if (r > 0)
+				__atomic_fetch_add(&f->sent, (uint64_t)r, __ATOMIC_RELAXED);
+			next += gap;
+			ts.tv_sec = (time_t)next;
+			ts.tv_nsec = (long)((next - (double)ts.tv_sec) * 1e9);
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		}
+		close(fd);
+		return NULL;
 	}
 	if (f->gso) {
 		/* One sendmsg carries BATCH datagrams (UDP GSO): the offered
@@ -175,6 +359,7 @@ static void *recvmmsg_main(void *arg)
 	static uint8_t bufs[BATCH][2048];
 	struct mmsghdr mm[BATCH];
 	struct iovec iov[BATCH];
+	struct sockaddr_in from[BATCH]; /* a server needs the source to reply */
 	struct timeval tv = { 0, 100000 };
 	int fd, i;
 
@@ -187,10 +372,14 @@ static void *recvmmsg_main(void *arg)
 		iov[i].iov_len = sizeof(bufs[i]);
 		mm[i].msg_hdr.msg_iov = &iov[i];
 		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &from[i];
+		mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
 	}
 	while (!r->stop) {
-		int n = recvmmsg(fd, mm, BATCH, 0, NULL);
+		int n = recvmmsg(fd, mm, BATCH, MSG_WAITFORONE, NULL);
 
+		for (i = 0; i < n; i++)
+			mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
 		if (n > 0)
 			__atomic_fetch_add(&r->got, (uint64_t)n, __ATOMIC_RELAXED);
 	}
@@ -228,7 +417,7 @@ static struct engine *mk_engine(enum io_mode mode, int gso)
 
 	engine_opts_default(&o);
 	o.mode = mode;
-	o.ifname = "eth0";
+	o.ifname = IF_A;
 	o.ports = ports;
 	o.nports = 1;
 	o.pin_cpus = 1;
@@ -245,14 +434,15 @@ static struct engine *mk_engine(enum io_mode mode, int gso)
 }
 
 /* Receive pps of one path: flood from B for secs, count in A. */
-static double bench_rx(int which, double *sent_pps)
+static double bench_rx(int which, double paced, double *sent_pps)
 {
-	struct flood f = { .dst = "192.0.2.1", .cpu = 0, .gso = 1 };
+	struct flood f = { .dst = ADDR_A, .cpu = 0, .gso = 1, .xdp = paced <= 0, .pps = paced };
 	struct rxref ref = { 0 };
 	struct engine *e = NULL;
 	pthread_t ft, rt;
 	uint64_t c0, c1, s0, s1;
 	double t0, t1;
+	struct cpu_snap cs0, cs1;
 
 	enter(ns_a);
 	if (which == 0) {
@@ -265,6 +455,7 @@ static double bench_rx(int which, double *sent_pps)
 			return -1;
 		}
 	}
+	pin_all_napi(1);
 	enter(ns_b);
 	pthread_create(&ft, NULL, flood_main, &f);
 	enter(NULL);
@@ -272,7 +463,9 @@ static double bench_rx(int which, double *sent_pps)
 	c0 = which ? eng_rx(e) : __atomic_load_n(&ref.got, __ATOMIC_RELAXED);
 	s0 = __atomic_load_n(&f.sent, __ATOMIC_RELAXED);
 	t0 = now_s();
+	cpu_snap(&cs0);
 	sleep((unsigned int)secs);
+	cpu_snap(&cs1);
 	c1 = which ? eng_rx(e) : __atomic_load_n(&ref.got, __ATOMIC_RELAXED);
 	s1 = __atomic_load_n(&f.sent, __ATOMIC_RELAXED);
 	t1 = now_s();
@@ -283,6 +476,14 @@ static double bench_rx(int which, double *sent_pps)
 		pthread_join(rt, NULL);
 	}
 	engine_free(e);
+	if (f.xdp_fail)
+		xdp_source_failed = 1;
+	if (paced > 0) {
+		paced_busy[which] = cpu_busy(&cs0, &cs1, 1);
+	} else {
+		rx_busy[which][0] = cpu_busy(&cs0, &cs1, 0);
+		rx_busy[which][1] = cpu_busy(&cs0, &cs1, 1);
+	}
 	*sent_pps = (double)(s1 - s0) / (t1 - t0);
 	return (double)(c1 - c0) / (t1 - t0);
 }
@@ -310,12 +511,13 @@ static void tx_loop(struct engine_worker *w, void *arg)
 static double bench_tx(int which)
 {
 	volatile int stop = 0;
-	struct flood f = { .dst = "192.0.2.2", .cpu = 1 };
+	struct flood f = { .dst = ADDR_B, .cpu = 1 };
 	struct txloop tl;
 	struct engine *e = NULL;
 	pthread_t ft;
 	uint64_t c0, c1;
 	double t0, t1;
+	struct cpu_snap cs0, cs1;
 	int sink;
 
 	/* The sink in B: a bound socket never read (the kernel drops when
@@ -323,7 +525,7 @@ static double bench_tx(int which)
 	enter(ns_b);
 	sink = udp_sock(PORT);
 	enter(ns_a);
-	io_addr_parse(&tl.dst, "192.0.2.2", PORT);
+	io_addr_parse(&tl.dst, ADDR_B, PORT);
 	tl.stop = &stop;
 	if (which == 0) {
 		pthread_create(&ft, NULL, flood_main, &f);
@@ -337,10 +539,13 @@ static double bench_tx(int which)
 		}
 	}
 	enter(NULL);
+	pin_all_napi(0);
 	usleep(500 * 1000);
 	c0 = which ? eng_tx(e) : __atomic_load_n(&f.sent, __ATOMIC_RELAXED);
 	t0 = now_s();
+	cpu_snap(&cs0);
 	sleep((unsigned int)secs);
+	cpu_snap(&cs1);
 	c1 = which ? eng_tx(e) : __atomic_load_n(&f.sent, __ATOMIC_RELAXED);
 	t1 = now_s();
 	stop = 1;
@@ -349,6 +554,8 @@ static double bench_tx(int which)
 		pthread_join(ft, NULL);
 	engine_free(e);
 	close(sink);
+	tx_busy[which][0] = cpu_busy(&cs0, &cs1, 0);
+	tx_busy[which][1] = cpu_busy(&cs0, &cs1, 1);
 	return (double)(c1 - c0) / (t1 - t0);
 }
 
@@ -361,11 +568,14 @@ int main(int argc, char **argv)
 {
 	static const char *const names[NPATHS] = { "recvmmsg/sendmmsg loop", "engine io_uring, GSO",
 						   "engine io_uring, no GSO", "engine AF_XDP (copy, veth)" };
-	double rx[NPATHS], tx[NPATHS], sent[NPATHS];
-	int i;
+	double rx[NPATHS], tx[NPATHS], sent[NPATHS] = { 0 }, prx[NPATHS] = { 0 }, psent[NPATHS] = { 0 };
+	int i, only = -1;
 
 	if (argc > 1)
 		secs = atoi(argv[1]) > 0 ? atoi(argv[1]) : 3;
+	/* A second argument runs one path only (0..3, for profiling). */
+	if (argc > 2)
+		only = atoi(argv[2]);
 	if (geteuid() != 0) {
 		printf("SKIP: bench_io needs root (network namespaces, AF_XDP)\n");
 		return 77;
@@ -375,25 +585,49 @@ int main(int argc, char **argv)
 	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	atexit(cleanup);
 	if (sh("ip netns add %s && ip netns add %s && "
-	       "ip link add eth0 netns %s type veth peer name eth0 netns %s && "
-	       "ip -n %s addr add 192.0.2.1/24 dev eth0 && ip -n %s addr add 192.0.2.2/24 dev eth0 && "
-	       "ip -n %s link set eth0 up && ip -n %s link set eth0 up && "
+	       "ip link add " IF_A " address " MAC_A " netns %s type veth peer name " IF_B
+	       " address " MAC_B " netns %s && "
+	       "ip -n %s addr add " ADDR_A "/24 dev " IF_A " && ip -n %s addr add " ADDR_B "/24 dev " IF_B " && "
+	       "ip -n %s link set " IF_A " up && ip -n %s link set " IF_B " up && "
 	       "ip -n %s link set lo up && ip -n %s link set lo up && "
-	       "ip netns exec %s ping -c1 -W2 192.0.2.2 >/dev/null",
-	       ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a)) {
-		fprintf(stderr, "netns setup failed\n");
+	       "ip netns exec %s ethtool -K " IF_A " gro on tx-udp-segmentation off >/dev/null && "
+	       "ip netns exec %s ethtool -K " IF_B " gro on tx-udp-segmentation off >/dev/null && "
+	       "ip netns exec %s sh -c 'echo 1 > /sys/class/net/" IF_A "/threaded' && "
+	       "ip netns exec %s sh -c 'echo 1 > /sys/class/net/" IF_B "/threaded' && "
+	       "ip netns exec %s ping -c1 -W2 " ADDR_B " >/dev/null",
+	       ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a)) {
+		fprintf(stderr, "netns setup failed (needs ip, ethtool, threaded NAPI on veth)\n");
 		return 1;
 	}
 	for (i = 0; i < NPATHS; i++)
-		rx[i] = bench_rx(i, &sent[i]);
+		rx[i] = only < 0 || only == i ? bench_rx(i, 0, &sent[i]) : 0;
 	for (i = 0; i < NPATHS; i++)
-		tx[i] = bench_tx(i);
-	printf("veth, %d-byte UDP payloads, %d s per run, %ld online CPUs; measured path on CPU 1\n",
+		prx[i] = only < 0 || only == i ? bench_rx(i, PACED_PPS, &psent[i]) : 0;
+	for (i = 0; i < NPATHS; i++)
+		tx[i] = only < 0 || only == i ? bench_tx(i) : 0;
+	printf("veth, %d-byte UDP payloads, %d s per run, %ld online CPUs; measured path and its NAPI thread on CPU 1\n",
 	       PAYLOAD, secs, sysconf(_SC_NPROCESSORS_ONLN));
-	printf("%-28s %12s %9s %14s %12s %9s\n", "path", "rx pps", "rx ratio", "(offered pps)", "tx pps",
-	       "tx ratio");
+	if (xdp_source_failed)
+		printf("note: the kernel refused XDP live-frame generation; the receive source was "
+		       "a UDP GSO socket (its skbs make veA's XDP path pay a copy)\n");
+	printf("%-28s %11s %8s %12s %9s | %11s %8s %9s\n", "path", "rx pps", "ratio", "offered",
+	       "cpu0/cpu1", "tx pps", "ratio", "cpu0/cpu1");
 	for (i = 0; i < NPATHS; i++)
-		printf("%-28s %12.0f %8.2fx %14.0f %12.0f %8.2fx\n", names[i], rx[i],
-		       rx[0] > 0 ? rx[i] / rx[0] : 0, sent[i], tx[i], tx[0] > 0 ? tx[i] / tx[0] : 0);
+		printf("%-28s %11.0f %7.2fx %12.0f %4.0f/%3.0f%% | %11.0f %7.2fx %4.0f/%3.0f%%\n", names[i],
+		       rx[i], rx[0] > 0 ? rx[i] / rx[0] : 0, sent[i], rx_busy[i][0], rx_busy[i][1], tx[i],
+		       tx[0] > 0 ? tx[i] / tx[0] : 0, tx_busy[i][0], tx_busy[i][1]);
+	printf("\nreceive cost at a paced %.0f pps from a socket source (skbs: veA's XDP pays a copy "
+	       "per packet here that a NIC driver does not):\n",
+	       PACED_PPS);
+	printf("%-28s %11s %11s %9s %12s %14s %9s\n", "path", "offered", "rx pps", "cpu1",
+	       "ns/packet", "pps per core", "ratio");
+	for (i = 0; i < NPATHS; i++) {
+		double ns = prx[i] > 0 ? paced_busy[i] / 100.0 * 1e9 / prx[i] : 0;
+		double ns0 = prx[0] > 0 ? paced_busy[0] / 100.0 * 1e9 / prx[0] : 0;
+
+		printf("%-28s %11.0f %11.0f %8.1f%% %12.0f %14.0f %8.2fx\n", names[i], psent[i], prx[i],
+		       paced_busy[i], ns,
+		       ns > 0 ? 1e9 / ns : 0, ns > 0 ? ns0 / ns : 0);
+	}
 	return 0;
 }

@@ -13,6 +13,8 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_BOOTSTRAP 16
+#define CONFIG_MAX_WORKERS 64 /* = ENGINE_MAX_WORKERS */
+#define CONFIG_MAX_CPU 4095
 #define CONFIG_DEFAULT_PATH "/etc/weft/weftd.conf"
 
 struct weft_config {
@@ -21,6 +23,7 @@ struct weft_config {
 	char log_level[16];
 	char io[8];              /* "uring" | "xdp" | "auto" */
 	uint32_t workers;        /* 0 = one per CPU (uring) / rx queue (xdp) */
+	char cpus[256];          /* CPU list workers are pinned to, "" = not pinned */
 	char bind_addr[64];      /* UDP bind address for the uring backend */
 	/* [xdp] */
 	char xdp_ifname[IF_NAMESIZE];
@@ -85,6 +88,13 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen);
 
 /* Write the effective configuration as INI. */
 void config_print(const struct weft_config *cfg, FILE *out);
+
+/*
+ * Parse a CPU list ("2", "0,2-3", "" = none) into cpus[] in order.
+ * Returns the number of CPUs, -EINVAL for bad syntax or a CPU above
+ * CONFIG_MAX_CPU, -E2BIG for more than max.
+ */
+int config_parse_cpus(const char *s, uint16_t *cpus, unsigned int max);
 
 /* Nonzero if the key can change on SIGHUP without a restart. */
 int config_reloadable(const char *section, const char *key);

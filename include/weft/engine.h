@@ -55,7 +55,7 @@ struct engine_opts {
 	unsigned int nports;      /* 1..ENGINE_MAX_HANDLERS */
 	const char *bind_addr;    /* uring: numeric bind address; default "::" (dual-stack) */
 	int pin_cpus;             /* pin worker i to cpus[i] (or CPU i when cpus is NULL) */
-	const int *cpus;
+	const int *cpus;          /* one entry per worker; copied by engine_new */
 	unsigned int batch;       /* rx/tx batch; default 64 (one NAPI budget) */
 	unsigned int cmdq_size;   /* command ring per worker; default 256, power of 2 */
 	unsigned int tx_queue;    /* staged replies per worker; default 256: a burst of

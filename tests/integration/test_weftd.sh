@@ -146,6 +146,21 @@ grep -q 'READY=1' "$D/notify.got" || fail "notify content: $(cat "$D/notify.got"
 stop_weftd "$WEFTD_PID" || fail "stop 3"
 pass "sd_notify"
 
+# --- workers pinned with --cpus: each packet thread allowed on that CPU only
+start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP --workers 2 --cpus 0
+n=0
+for t in /proc/$WEFTD_PID/task/*; do
+	grep -q '^weft-io/' "$t/comm" 2>/dev/null || continue
+	n=$((n + 1))
+	c=$(awk '/^Cpus_allowed_list/ {print $2}' "$t/status")
+	[ "$c" = 0 ] || fail "worker $(cat "$t/comm") allowed on CPUs '$c', want 0"
+done
+[ "$n" -eq 2 ] || fail "want 2 weft-io threads, found $n"
+stop_weftd "$WEFTD_PID" || fail "stop 4"
+"$WEFTD" --state-dir "$D" --cpus 3-1 2>"$D/e"; [ $? -eq 2 ] || fail "bad --cpus exit (usage: 2)"
+grep -q "not a CPU list" "$D/e" || fail "bad --cpus message: $(cat "$D/e")"
+pass "worker CPU pinning"
+
 # --- operator errors: exit codes and messages
 "$WEFTD" --state-dir "$D" --config /nonexistent.conf 2>"$D/e"; [ $? -eq 1 ] || fail "missing config exit"
 grep -q nonexistent.conf "$D/e" || fail "missing config message"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Config: defaults, good files, every kind of bad file (with file:line). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,6 +107,12 @@ static void test_bad_files(void **state)
 		{ "[node\nworkers = 1\n", "syntax", 1 },
 		{ "just a line\n", "syntax", 1 },
 		{ "[ctl]\nmax_body = 10\n", "ctl.max_body", 2 },
+		{ "[node]\ncpus = 3-1\n", "not a CPU list", 2 },
+		{ "[node]\ncpus = a\n", "node.cpus", 2 },
+		{ "[node]\ncpus = 1,,2\n", "node.cpus", 2 },
+		{ "[node]\ncpus = 0-64\n", "at most 64", 2 },
+		{ "[node]\ncpus = 4096\n", "node.cpus", 2 },
+		{ "[node]\ncpus = 1-\n", "node.cpus", 2 },
 		{ "[ok]\n", NULL, 0 },
 	};
 	struct weft_config cfg;
@@ -126,6 +133,25 @@ static void test_bad_files(void **state)
 		if (!strstr(err, want))
 			fail_msg("case %zu: '%s' lacks '%s'", i, err, want);
 	}
+}
+
+static void test_cpu_list(void **state)
+{
+	uint16_t c[64];
+
+	(void)state;
+	assert_int_equal(config_parse_cpus("", c, 64), 0);
+	assert_int_equal(config_parse_cpus("5", c, 64), 1);
+	assert_int_equal(c[0], 5);
+	assert_int_equal(config_parse_cpus("0, 2-4,7", c, 64), 5);
+	assert_int_equal(c[0], 0);
+	assert_int_equal(c[1], 2);
+	assert_int_equal(c[3], 4);
+	assert_int_equal(c[4], 7);
+	assert_int_equal(config_parse_cpus("0-3", c, 3), -E2BIG);
+	assert_int_equal(config_parse_cpus("2,", c, 64), 1);
+	assert_int_equal(config_parse_cpus("-1", c, 64), -EINVAL);
+	assert_int_equal(config_parse_cpus("99999999999999999999", c, 64), -EINVAL);
 }
 
 static void test_missing_file(void **state)
@@ -193,6 +219,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_good_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_cpu_list),
 		cmocka_unit_test(test_finish_checks),
 		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, teardown),
 	};

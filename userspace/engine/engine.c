@@ -123,7 +123,10 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 		eng->opts.tx_queue = eng->opts.batch;
 	eng->opts.ifname = NULL; /* not kept: the caller's string */
 	eng->opts.bind_addr = NULL;
-	eng->opts.cpus = NULL;
+	if (opts->cpus) {
+		memcpy(eng->cpus, opts->cpus, eng->opts.workers * sizeof(int));
+		eng->opts.cpus = eng->cpus;
+	}
 	eng->be = io_backend_get(opts->mode);
 	if (!eng->be) {
 		free(eng);
@@ -475,7 +478,11 @@ static void *worker_start(void *arg)
 {
 	struct engine_worker *w = arg;
 	struct engine *eng = w->eng;
+	char name[16];
 
+	/* "weft-io/N" in top -H, ps -L and /proc/PID/task/TID/comm */
+	snprintf(name, sizeof(name), "weft-io/%u", w->idx);
+	pthread_setname_np(pthread_self(), name);
 	if (eng->opts.pin_cpus) {
 		cpu_set_t set;
 		int cpu = eng->opts.cpus ? eng->opts.cpus[w->idx] : (int)w->idx;

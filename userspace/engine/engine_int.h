@@ -93,6 +93,7 @@ struct engine {
 	void *be_ctx;
 	unsigned int nworkers;
 	struct engine_worker *workers[ENGINE_MAX_WORKERS];
+	int cpus[ENGINE_MAX_WORKERS]; /* opts.cpus, copied (opts.cpus points here) */
 	int stop;    /* atomic */
 	int running; /* atomic */
 };

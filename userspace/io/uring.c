@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "weft/io.h"
@@ -45,6 +46,7 @@ enum { TAG_RECV = 1, TAG_WAKE = 2 };
 struct io_queue {
 	struct io_uring ring;
 	int ring_ok;
+	int enable; /* created disabled: enabled by the worker on first use */
 	struct io_stats *st;
 	unsigned int qid, nsock, batch;
 	int socks[IO_MAX_PORTS];
@@ -123,10 +125,14 @@ static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fa
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
 		goto fail;
-	/* Bigger buffers absorb bursts between two worker passes; failure
-	 * (rmem_max) only means the kernel default. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	/* Bigger buffers absorb bursts between two worker passes. With
+	 * CAP_NET_ADMIN the size is forced past net.core.rmem_max (Debian's
+	 * default, 208 KiB, holds ~200 small datagrams); otherwise rmem_max
+	 * caps it, which only means more drops in a burst. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)))
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)))
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	if (a.family == AF_INET6) {
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) ||
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)))
@@ -183,6 +189,36 @@ static void ur_fini(void *ctx)
 {
 }
 
+/*
+ * One submitter (the worker) and deferred task work: completions are
+ * produced when the worker asks for events, not by interrupting it from
+ * the softirq that queued a datagram, so a flood costs one task-work run
+ * per wait instead of a wake-up per datagram. The completion queue holds
+ * a completion for every provided buffer, so it never overflows into the
+ * kernel's (allocating) overflow list. The ring is created disabled so
+ * the worker thread, not the one that opened it, becomes its submitter.
+ * Kernels without these flags (before 6.1) get a plain ring.
+ */
+static int ring_init(struct io_queue *q, unsigned int nbufs)
+{
+	struct io_uring_params p;
+	int err;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		  IORING_SETUP_R_DISABLED;
+	p.cq_entries = 2 * nbufs + 2 * UR_ENTRIES;
+	err = io_uring_queue_init_params(UR_ENTRIES, &q->ring, &p);
+	if (err == 0) {
+		q->enable = 1;
+		return 0;
+	}
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = 2 * nbufs + 2 * UR_ENTRIES;
+	return io_uring_queue_init_params(UR_ENTRIES, &q->ring, &p);
+}
+
 static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts, unsigned int qid)
 {
 	struct io_uring_buf_reg reg;
@@ -213,11 +249,6 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 		q->socks[i] = err;
 		q->nsock = i + 1;
 	}
-	err = io_uring_queue_init(UR_ENTRIES, &q->ring, 0);
-	if (err < 0)
-		goto fail;
-	q->ring_ok = 1;
-
 	q->buf_size = (opts->uring_gro ? UR_GRO_BUF : UR_SMALL_BUF) + UR_OVERHEAD;
 	q->nbufs = opts->uring_bufs ? opts->uring_bufs : (opts->uring_gro ? 256 : 512);
 	for (ents = 1; ents < q->nbufs; ents <<= 1)
@@ -226,6 +257,10 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 		err = -EINVAL;
 		goto fail;
 	}
+	err = ring_init(q, ents);
+	if (err < 0)
+		goto fail;
+	q->ring_ok = 1;
 	q->nbufs = ents;
 	q->br_len = ents * sizeof(struct io_uring_buf);
 	q->br = mmap(NULL, q->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -282,6 +317,14 @@ static int arm(struct io_queue *q)
 	unsigned int i;
 	int n = 0;
 
+	if (q->enable) {
+		/* Debian 12's liburing declares io_uring_enable_rings() but
+		 * does not export it: the register call itself. */
+		if (syscall(__NR_io_uring_register, q->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+			    NULL, 0) < 0)
+			return 0; /* cannot happen for a ring we created; nothing armed */
+		q->enable = 0;
+	}
 	for (i = 0; i < q->nsock; i++) {
 		if (q->armed[i])
 			continue;

@@ -12,7 +12,7 @@
 #include "weft/log.h"
 #include "weft/util.h"
 
-enum cfg_type { CFG_STR, CFG_U32, CFG_U64, CFG_BOOL, CFG_ENUM, CFG_LIST };
+enum cfg_type { CFG_STR, CFG_U32, CFG_U64, CFG_BOOL, CFG_ENUM, CFG_LIST, CFG_CPUS };
 
 struct cfg_key {
 	const char *section;
@@ -34,7 +34,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "node", "log_level", CFG_ENUM, OFF(log_level), SZ(log_level), 0, 0, "info",
 	  "error|warn|info|debug", 1 },
 	{ "node", "io", CFG_ENUM, OFF(io), SZ(io), 0, 0, "auto", "auto|uring|xdp", 0 },
-	{ "node", "workers", CFG_U32, OFF(workers), 0, 0, 256, "0", NULL, 0 },
+	{ "node", "workers", CFG_U32, OFF(workers), 0, 0, CONFIG_MAX_WORKERS, "0", NULL, 0 },
+	{ "node", "cpus", CFG_CPUS, OFF(cpus), SZ(cpus), 0, 0, "", NULL, 0 },
 	{ "node", "bind", CFG_STR, OFF(bind_addr), SZ(bind_addr), 0, 0, "::", NULL, 0 },
 	{ "xdp", "interface", CFG_STR, OFF(xdp_ifname), SZ(xdp_ifname), 0, 0, "", NULL, 0 },
 	{ "xdp", "mode", CFG_ENUM, OFF(xdp_mode), SZ(xdp_mode), 0, 0, "native",
@@ -116,6 +117,45 @@ static int enum_has(const char *choices, const char *v)
 	return 0;
 }
 
+int config_parse_cpus(const char *s, uint16_t *cpus, unsigned int max)
+{
+	unsigned int n = 0;
+
+	while (*s == ' ')
+		s++;
+	while (*s) {
+		char *end;
+		unsigned long a, b;
+
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		a = strtoul(s, &end, 10);
+		b = a;
+		if (*end == '-') {
+			if (end[1] < '0' || end[1] > '9')
+				return -EINVAL;
+			b = strtoul(end + 1, &end, 10);
+		}
+		if (a > CONFIG_MAX_CPU || b > CONFIG_MAX_CPU || b < a)
+			return -EINVAL;
+		for (; a <= b; a++) {
+			if (n == max)
+				return -E2BIG;
+			cpus[n++] = (uint16_t)a;
+		}
+		while (*end == ' ')
+			end++;
+		if (*end == ',')
+			end++;
+		else if (*end)
+			return -EINVAL;
+		s = end;
+		while (*s == ' ')
+			s++;
+	}
+	return (int)n;
+}
+
 static int cfg_apply(struct weft_config *cfg, const struct cfg_key *k, const char *value,
 		     char *err, size_t errlen)
 {
@@ -162,6 +202,18 @@ static int cfg_apply(struct weft_config *cfg, const struct cfg_key *k, const cha
 		}
 		*(int *)(void *)base = b;
 		return 0;
+	case CFG_CPUS: {
+		uint16_t cpus[CONFIG_MAX_WORKERS];
+
+		if (strlen(value) >= k->size || config_parse_cpus(value, cpus, CONFIG_MAX_WORKERS) < 0) {
+			snprintf(err, errlen,
+				 "%s.%s: '%s' is not a CPU list (e.g. 2,3 or 4-7; at most %d CPUs)",
+				 k->section, k->key, value, CONFIG_MAX_WORKERS);
+			return -EINVAL;
+		}
+		strcpy(base, value);
+		return 0;
+	}
 	case CFG_LIST: {
 		struct sockaddr_storage ss;
 		unsigned int sl;
@@ -358,6 +410,7 @@ void config_print(const struct weft_config *cfg, FILE *out)
 		switch (k->type) {
 		case CFG_STR:
 		case CFG_ENUM:
+		case CFG_CPUS:
 			fprintf(out, "%s = %s\n", k->key, base);
 			break;
 		case CFG_U32:

@@ -23,6 +23,7 @@ static void usage(FILE *out)
 		"      --log-level LEVEL   error|warn|info|debug (default info)\n"
 		"      --io MODE           auto|uring|xdp (default auto)\n"
 		"      --workers N         packet workers (0 = one per CPU or rx queue)\n"
+		"      --cpus LIST         pin workers to these CPUs, e.g. 2,3 or 2-5 (default: not pinned)\n"
 		"      --xdp IFNAME        attach the XDP program to IFNAME (implies --io=xdp)\n"
 		"      --xdp-mode MODE     native|generic (default native)\n"
 		"      --bind ADDR         UDP bind address in uring mode (default ::)\n"
@@ -39,7 +40,7 @@ static void usage(FILE *out)
 
 enum {
 	OPT_STATE = 256, OPT_SOCKET, OPT_LOG, OPT_IO, OPT_WORKERS, OPT_XDP, OPT_XDP_MODE,
-	OPT_BIND, OPT_QUIC, OPT_DHT, OPT_BOOT, OPT_GATEWAY, OPT_SET, OPT_PRINT,
+	OPT_BIND, OPT_QUIC, OPT_DHT, OPT_BOOT, OPT_GATEWAY, OPT_SET, OPT_PRINT, OPT_CPUS,
 };
 
 static const struct option longopts[] = {
@@ -49,6 +50,7 @@ static const struct option longopts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG },
 	{ "io", required_argument, NULL, OPT_IO },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "xdp", required_argument, NULL, OPT_XDP },
 	{ "xdp-mode", required_argument, NULL, OPT_XDP_MODE },
 	{ "bind", required_argument, NULL, OPT_BIND },
@@ -74,6 +76,7 @@ static const struct {
 	{ OPT_XDP_MODE, "xdp", "mode" },      { OPT_BIND, "node", "bind" },
 	{ OPT_QUIC, "ports", "quic" },        { OPT_DHT, "ports", "dht" },
 	{ OPT_BOOT, "dht", "bootstrap" },     { OPT_GATEWAY, "gateway", "listen" },
+	{ OPT_CPUS, "node", "cpus" },
 };
 
 int main(int argc, char **argv)

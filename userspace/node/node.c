@@ -121,6 +121,8 @@ static int node_policy_init(struct node *n)
 	wc.quic_ports[0] = (uint16_t)cfg->quic_port;
 	wc.dht_ports[0] = (uint16_t)cfg->dht_port;
 	n->workers = cfg->workers ? cfg->workers : (unsigned int)(ncpu > 0 ? ncpu : 1);
+	if (n->workers > ENGINE_MAX_WORKERS)
+		n->workers = ENGINE_MAX_WORKERS;
 	if (cfg->xdp_ifname[0] && strcmp(cfg->io, "uring") != 0) {
 		struct wxdp_opts xo = { 0 };
 
@@ -158,9 +160,19 @@ static int node_policy_init(struct node *n)
 static int node_engine_init(struct node *n)
 {
 	struct engine_opts eo;
-	int err;
+	uint16_t list[CONFIG_MAX_WORKERS];
+	int cpus[ENGINE_MAX_WORKERS];
+	int err, ncpus;
 
 	engine_opts_default(&eo);
+	/* Worker i runs on the i-th CPU of node.cpus, wrapping round. */
+	ncpus = config_parse_cpus(n->cfg.cpus, list, CONFIG_MAX_WORKERS);
+	if (ncpus > 0) {
+		for (unsigned int i = 0; i < n->workers; i++)
+			cpus[i] = list[i % (unsigned int)ncpus];
+		eo.pin_cpus = 1;
+		eo.cpus = cpus;
+	}
 	n->ports[0] = (uint16_t)n->cfg.quic_port;
 	n->ports[1] = (uint16_t)n->cfg.dht_port;
 	eo.ports = n->ports;
