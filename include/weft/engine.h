@@ -101,6 +101,8 @@ unsigned int engine_worker_index(const struct engine_worker *w);
 struct engine *engine_worker_engine(struct engine_worker *w);
 /* Loop time of the current iteration, CLOCK_MONOTONIC ms. */
 uint64_t engine_worker_now(const struct engine_worker *w);
+/* The same in microseconds. */
+uint64_t engine_worker_now_us(const struct engine_worker *w);
 /*
  * Queue a datagram (copied) for the worker's next tx batch; flushed after
  * the current rx batch or when the staging queue fills. src may be NULL
@@ -113,13 +115,24 @@ int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct
 /* Flush staged datagrams now. Returns how many the backend accepted. */
 int engine_flush(struct engine_worker *w);
 
-/* ---- timers: per worker hashed wheel, 1 ms ticks ---- */
+/*
+ * ---- timers ----
+ * Per worker: a hashed wheel with 1 ms ticks for ordinary deadlines, a
+ * short list of microsecond timers the loop wakes for exactly (transport
+ * pacing, delays under ENGINE_NEAR_US), and a deferred list run at the end
+ * of the current loop pass. A timer is in at most one of them: arming it
+ * one way disarms it the other ways.
+ */
+#define ENGINE_NEAR_US 2000
 struct engine_timer {
-	struct engine_timer *next, *prev;
+	struct engine_timer *next, *prev; /* wheel slot or near list */
+	struct engine_timer *dnext;       /* deferred list */
 	uint64_t expire_ms;
+	uint64_t expire_us;               /* near timers */
 	engine_cmd_fn fn;
 	void *arg;
-	int armed;
+	int armed;    /* wheel slot + 1, or -1 in the near list, 0 = not armed */
+	int deferred; /* 1 deferred, 2 deferred then cancelled (still linked) */
 };
 /* Initialise a caller-owned timer (no allocation in the wheel). */
 void engine_timer_init(struct engine_timer *t, engine_cmd_fn fn, void *arg);
@@ -127,7 +140,19 @@ void engine_timer_init(struct engine_timer *t, engine_cmd_fn fn, void *arg);
  * loop). Worker thread only; to arm from elsewhere, engine_call() a
  * function that does it. */
 void engine_timer_add(struct engine_worker *w, struct engine_timer *t, uint64_t delay_ms);
-/* Disarm; no-op if not armed. Worker thread only. */
+/* Arm t to fire after delay_us, to the microsecond: the worker's wait
+ * is shortened for it. Delays of ENGINE_NEAR_US or more go to the wheel
+ * (rounded up to whole ms). Worker thread only. */
+void engine_timer_add_us(struct engine_worker *w, struct engine_timer *t, uint64_t delay_us);
+/*
+ * Run t's callback once at the end of the current loop pass: after this
+ * receive batch, the due timers and the commands, before the pass's
+ * transmit flush. Lets a handler batch per-packet work (one reply for a
+ * whole receive batch) without waiting for a wheel tick. No-op when t is
+ * already deferred. Worker thread only.
+ */
+void engine_defer(struct engine_worker *w, struct engine_timer *t);
+/* Disarm (wheel, near or deferred); no-op if not armed. Worker thread only. */
 void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t);
 
 /* ---- command queue (any thread -> worker) ---- */

@@ -124,9 +124,10 @@ struct io_backend {
 	 * were dropped and counted) or -errno on a hard failure. */
 	int (*tx)(struct io_queue *q, const struct io_txmsg *msgs, unsigned int n);
 	/* Block until packets may be available, wake_fd is readable or
-	 * timeout_ms (-1: forever) passed; also runs housekeeping (xsk:
-	 * completions, neighbour events). Returns 0 or -errno (-EINTR ok). */
-	int (*wait)(struct io_queue *q, int timeout_ms);
+	 * timeout_us microseconds (-1: forever) passed; also runs
+	 * housekeeping (xsk: completions, neighbour events). Returns 0 or
+	 * -errno (-EINTR ok). */
+	int (*wait)(struct io_queue *q, int64_t timeout_us);
 	void (*close)(struct io_queue *q);
 };
 

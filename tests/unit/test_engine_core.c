@@ -396,6 +396,98 @@ static void test_engine_timers(void **state)
 	engine_free(eng);
 }
 
+/* Microsecond timers and the deferred list, driven on a running worker. */
+struct near_probe {
+	struct engine_timer near[3], def[3];
+	uint64_t armed_us, fired_us[3];
+	int near_fired[3], def_ran[3], log[8], nlog;
+	int in_call; /* 1 while arm_near is still running */
+	int def_during_call;
+};
+
+static struct near_probe *np_g;
+
+static void near_fire_i(struct engine_worker *w, void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	np_g->fired_us[i] = engine_worker_now_us(w);
+	np_g->near_fired[i]++;
+	if (np_g->nlog < 8)
+		np_g->log[np_g->nlog++] = 10 + i;
+}
+
+static void def_run_i(struct engine_worker *w, void *arg)
+{
+	int i = (int)(intptr_t)arg;
+
+	if (np_g->in_call)
+		np_g->def_during_call = 1;
+	np_g->def_ran[i]++;
+	if (np_g->nlog < 8)
+		np_g->log[np_g->nlog++] = 20 + i;
+	/* Deferring from a deferred callback runs in the same pass. */
+	if (i == 0)
+		engine_defer(w, &np_g->def[2]);
+}
+
+static void arm_near(struct engine_worker *w, void *arg)
+{
+	struct near_probe *p = arg;
+	int i;
+
+	p->in_call = 1;
+	p->armed_us = engine_worker_now_us(w);
+	for (i = 0; i < 3; i++) {
+		engine_timer_init(&p->near[i], near_fire_i, (void *)(intptr_t)i);
+		engine_timer_init(&p->def[i], def_run_i, (void *)(intptr_t)i);
+	}
+	engine_timer_add_us(w, &p->near[0], 300);  /* near list */
+	engine_timer_add_us(w, &p->near[1], 5000); /* >= ENGINE_NEAR_US: wheel */
+	engine_timer_add_us(w, &p->near[2], 100);
+	engine_timer_cancel(w, &p->near[2]);      /* silent */
+	engine_defer(w, &p->def[0]);
+	engine_defer(w, &p->def[0]);               /* no-op: once */
+	engine_defer(w, &p->def[1]);
+	engine_timer_cancel(w, &p->def[1]);        /* silent */
+	p->in_call = 0;
+}
+
+static void test_engine_near_and_defer(void **state)
+{
+	struct engine *eng = new_engine(8, 47023);
+	struct near_probe p;
+	int i;
+
+	memset(&p, 0, sizeof(p));
+	np_g = &p;
+	assert_int_equal(engine_start(eng), 0);
+	assert_int_equal(engine_call_sync(eng, 0, arm_near, &p, 1000), 0);
+	for (i = 0; i < 400 && !(p.near_fired[0] && p.near_fired[1]); i++) {
+		usleep(5000);
+		assert_int_equal(engine_call_sync(eng, 0, barrier, NULL, 1000), 0);
+	}
+	usleep(20 * 1000);
+	assert_int_equal(engine_call_sync(eng, 0, barrier, NULL, 1000), 0);
+	/* deferred: def[0] once, then def[2] (deferred by def[0]) in the same
+	 * pass, both after the command that deferred them returned */
+	assert_int_equal(p.def_ran[0], 1);
+	assert_int_equal(p.def_ran[1], 0);
+	assert_int_equal(p.def_ran[2], 1);
+	assert_int_equal(p.def_during_call, 0);
+	assert_int_equal(p.log[0], 20);
+	assert_int_equal(p.log[1], 22);
+	/* near timers: never early, cancelled one silent, wheel one later */
+	assert_int_equal(p.near_fired[0], 1);
+	assert_int_equal(p.near_fired[1], 1);
+	assert_int_equal(p.near_fired[2], 0);
+	assert_true(p.fired_us[0] >= p.armed_us + 300);
+	assert_true(p.fired_us[1] >= p.armed_us + 5000);
+	assert_int_equal(p.log[2], 10);
+	assert_int_equal(p.log[3], 11);
+	engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_engine_cmdq_threads),
 		cmocka_unit_test(test_engine_call_sync),
 		cmocka_unit_test(test_engine_timers),
+		cmocka_unit_test(test_engine_near_and_defer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,11 @@ uint64_t engine_worker_now(const struct engine_worker *w)
 	return w->now;
 }
 
+uint64_t engine_worker_now_us(const struct engine_worker *w)
+{
+	return w->now_us;
+}
+
 static void worker_free(struct engine *eng, struct engine_worker *w)
 {
 	if (!w)
@@ -268,14 +273,133 @@ int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct
 
 /* ---- timers ---- */
 
+static void near_unlink(struct engine_worker *w, struct engine_timer *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		w->near = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->next = t->prev = NULL;
+	t->armed = 0;
+}
+
+/* Out of the wheel or the near list; a deferred run is cancelled too. */
+static void timer_disarm(struct engine_worker *w, struct engine_timer *t)
+{
+	if (t->armed > 0)
+		engine_wheel_cancel(&w->wheel, t);
+	else if (t->armed < 0)
+		near_unlink(w, t);
+	if (t->deferred == 1)
+		t->deferred = 2;
+}
+
 void engine_timer_add(struct engine_worker *w, struct engine_timer *t, uint64_t delay_ms)
 {
+	timer_disarm(w, t);
 	engine_wheel_add(&w->wheel, t, w->now + delay_ms);
+}
+
+void engine_timer_add_us(struct engine_worker *w, struct engine_timer *t, uint64_t delay_us)
+{
+	if (delay_us >= ENGINE_NEAR_US) {
+		/* The wheel fires at whole ms of loop time: round the absolute
+		 * deadline up so the timer is never early. */
+		engine_timer_add(w, t, (w->now_us + delay_us + 999) / 1000 - w->now);
+		return;
+	}
+	timer_disarm(w, t);
+	t->expire_us = w->now_us + delay_us;
+	t->prev = NULL;
+	t->next = w->near;
+	if (t->next)
+		t->next->prev = t;
+	w->near = t;
+	t->armed = -1;
+}
+
+void engine_defer(struct engine_worker *w, struct engine_timer *t)
+{
+	if (t->deferred == 1)
+		return;
+	if (t->armed > 0)
+		engine_wheel_cancel(&w->wheel, t);
+	else if (t->armed < 0)
+		near_unlink(w, t);
+	if (t->deferred == 2) { /* still linked: revive */
+		t->deferred = 1;
+		return;
+	}
+	t->deferred = 1;
+	t->dnext = NULL;
+	if (w->defer_tail)
+		w->defer_tail->dnext = t;
+	else
+		w->defer_head = t;
+	w->defer_tail = t;
 }
 
 void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t)
 {
-	engine_wheel_cancel(&w->wheel, t);
+	timer_disarm(w, t);
+}
+
+/* Fire the due microsecond timers; one at a time, since a callback may
+ * re-arm or cancel any of them. */
+static unsigned int run_near(struct engine_worker *w)
+{
+	unsigned int fired = 0;
+	struct engine_timer *t;
+
+	for (;;) {
+		for (t = w->near; t && t->expire_us > w->now_us; t = t->next)
+			;
+		if (!t)
+			return fired;
+		near_unlink(w, t);
+		fired++;
+		t->fn(w, t->arg);
+	}
+}
+
+/* Run the deferred list, including what callbacks defer meanwhile
+ * (bounded, so a callback that always re-defers cannot spin the pass). */
+static unsigned int run_deferred(struct engine_worker *w)
+{
+	unsigned int ran = 0;
+	struct engine_timer *t;
+
+	while ((t = w->defer_head) && ran < 1024) {
+		w->defer_head = t->dnext;
+		if (!w->defer_head)
+			w->defer_tail = NULL;
+		t->dnext = NULL;
+		if (t->deferred == 1) {
+			t->deferred = 0;
+			ran++;
+			t->fn(w, t->arg);
+		} else {
+			t->deferred = 0;
+		}
+	}
+	return ran;
+}
+
+/* Microseconds until the earliest near timer, or -1. */
+static int64_t near_next_us(const struct engine_worker *w)
+{
+	const struct engine_timer *t;
+	int64_t best = -1;
+
+	for (t = w->near; t; t = t->next) {
+		int64_t d = t->expire_us > w->now_us ? (int64_t)(t->expire_us - w->now_us) : 0;
+
+		if (best < 0 || d < best)
+			best = d;
+	}
+	return best;
 }
 
 /* ---- command queue ---- */
@@ -448,7 +572,8 @@ static void *worker_main(void *arg)
 	int n;
 
 	while (!__atomic_load_n(&eng->stop, __ATOMIC_ACQUIRE)) {
-		w->now = util_now_ms();
+		w->now_us = util_now_ns() / 1000;
+		w->now = w->now_us / 1000;
 		engine_st_add(&w->st.loops, 1);
 		n = be->rx(w->q, w->rx, batch);
 		if (n > 0) {
@@ -457,15 +582,20 @@ static void *worker_main(void *arg)
 			be->rx_done(w->q);
 		}
 		fired = engine_wheel_advance(&w->wheel, w->now, w);
+		fired += run_near(w);
 		if (fired)
 			engine_st_add(&w->st.timers, fired);
 		cmds = run_cmds(w, eng->opts.cmdq_size);
+		if (run_deferred(w))
+			fired++;
 		engine_flush(w);
-		if (n <= 0 && !fired && !cmds) {
-			int64_t next = engine_wheel_next(&w->wheel, w->now);
+		if (n <= 0 && !fired && !cmds && !w->defer_head) {
+			int64_t next = engine_wheel_next(&w->wheel, w->now), nu = near_next_us(w);
 			/* Cap the sleep so a missed wake-up costs 1 s at most. */
-			int to = next < 0 || next > 1000 ? 1000 : (int)next;
+			int64_t to = next < 0 || next > 1000 ? 1000000 : next * 1000;
 
+			if (nu >= 0 && nu < to)
+				to = nu;
 			be->wait(w->q, to);
 		}
 	}

@@ -74,8 +74,10 @@ struct engine_worker {
 	pthread_t thread;
 	int thread_ok;
 	struct io_queue *q;
-	uint64_t now;
+	uint64_t now, now_us;
 	struct engine_wheel wheel;
+	struct engine_timer *near;       /* microsecond timers (few) */
+	struct engine_timer *defer_head, *defer_tail;
 	struct engine_cmdq cmdq;
 	struct io_pkt *rx;
 	struct io_txmsg *txm;

@@ -38,7 +38,7 @@ static void unlink_timer(struct engine_wheel *wh, struct engine_timer *t)
 
 void engine_wheel_cancel(struct engine_wheel *wh, struct engine_timer *t)
 {
-	if (t->armed)
+	if (t->armed > 0)
 		unlink_timer(wh, t);
 }
 
@@ -47,7 +47,7 @@ void engine_wheel_add(struct engine_wheel *wh, struct engine_timer *t, uint64_t 
 	uint64_t tick = expire_ms > wh->now ? expire_ms : wh->now + 1;
 	unsigned int s = (unsigned int)(tick & MASK);
 
-	if (t->armed)
+	if (t->armed > 0)
 		unlink_timer(wh, t);
 	t->expire_ms = expire_ms;
 	t->prev = NULL;

@@ -636,7 +636,7 @@ static int ur_tx(struct io_queue *q, const struct io_txmsg *msgs, unsigned int n
 	return (int)ok;
 }
 
-static int ur_wait(struct io_queue *q, int timeout_ms)
+static int ur_wait(struct io_queue *q, int64_t timeout_us)
 {
 	struct __kernel_timespec ts;
 	struct io_uring_cqe *cqe;
@@ -647,11 +647,11 @@ static int ur_wait(struct io_queue *q, int timeout_ms)
 		io_uring_submit(&q->ring);
 		return 0;
 	}
-	if (timeout_ms < 0) {
+	if (timeout_us < 0) {
 		r = io_uring_submit_and_wait(&q->ring, 1);
 	} else {
-		ts.tv_sec = timeout_ms / 1000;
-		ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+		ts.tv_sec = timeout_us / 1000000;
+		ts.tv_nsec = (long long)(timeout_us % 1000000) * 1000;
 		r = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, &ts, NULL);
 	}
 	if (r == -ETIME || r == -EINTR || r >= 0)

@@ -801,7 +801,7 @@ static int xsk_tx(struct io_queue *q, const struct io_txmsg *msgs, unsigned int 
 	return (int)ok;
 }
 
-static int xsk_wait(struct io_queue *q, int timeout_ms)
+static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 {
 	struct pollfd p[3 + IO_MAX_PORTS];
 	unsigned int np = 0, i;
@@ -822,9 +822,16 @@ static int xsk_wait(struct io_queue *q, int timeout_ms)
 		p[np++].events = POLLIN;
 	}
 	/* Transmit still in flight: come back soon to kick and reclaim. */
-	if (q->tx_outstanding && (timeout_ms < 0 || timeout_ms > 1))
-		timeout_ms = 1;
-	r = poll(p, np, timeout_ms);
+	if (q->tx_outstanding && (timeout_us < 0 || timeout_us > 1000))
+		timeout_us = 1000;
+	if (timeout_us >= 0) {
+		struct timespec ts = { .tv_sec = timeout_us / 1000000,
+				       .tv_nsec = (long)(timeout_us % 1000000) * 1000 };
+
+		r = ppoll(p, np, &ts, NULL);
+	} else {
+		r = ppoll(p, np, NULL, NULL);
+	}
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (p[nl].revents & POLLIN) {

@@ -174,17 +174,19 @@ static void qn_timer_fn(struct engine_worker *w, void *arg)
 	}
 	if (exp == UINT64_MAX)
 		return;
-	/* The wheel ticks in ms: round up, a timer never fires early by more
-	 * than the loop's own lag. */
-	engine_timer_add(w, &wk->timer, exp > now ? (exp - now + 999999) / 1000000 : 0);
+	/* Deadlines under 2 ms (pacing, ACK delay, a flush) are kept to the
+	 * microsecond: rounded up to the 1 ms wheel they would cap a
+	 * connection at one write pass per tick. Rounded up, never early. */
+	engine_timer_add_us(w, &wk->timer, exp > now ? (exp - now + 999) / 1000 : 0);
 }
 
-/* Re-evaluate the endpoint's deadline once this loop iteration's batch is
- * done (a timer due now runs after the rx batch and before the flush). */
+/* Re-evaluate the endpoint's deadline at the end of this loop pass:
+ * after the whole receive batch (one ACK and one write pass for it),
+ * before the pass's transmit flush. */
 void qn_kick(struct qn_worker *wk)
 {
-	if (wk->w && !(wk->timer.armed && wk->timer.expire_ms <= engine_worker_now(wk->w)))
-		engine_timer_add(wk->w, &wk->timer, 0);
+	if (wk->w)
+		engine_defer(wk->w, &wk->timer);
 }
 
 /* --------------------------------------------------------------- streams */
