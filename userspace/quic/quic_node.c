@@ -276,10 +276,26 @@ static void gen_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *
 	while (s->gen_off < s->gen_total) {
 		chunk = s->gen_total - s->gen_off > QN_GEN_CHUNK ? QN_GEN_CHUNK
 								 : (size_t)(s->gen_total - s->gen_off);
-		/* The send buffer usually takes a few KiB per ACK: reuse the bytes
-		 * generated last time instead of regenerating a whole chunk. */
-		if (wk->gen_len && wk->gen_seed == s->gen_seed && s->gen_off >= wk->gen_off &&
-		    s->gen_off < wk->gen_off + wk->gen_len) {
+		if (!s->gen_hs) {
+			/* Unverified (nobody hashes these bytes): one generated
+			 * block sent over and over, as the reference programs
+			 * send a file from the page cache. */
+			size_t d = (size_t)(s->gen_off % QN_GEN_CHUNK);
+
+			if (wk->gen_len != QN_GEN_CHUNK || wk->gen_off != 0 ||
+			    wk->gen_seed != s->gen_seed) {
+				qn_gen_fill(s->gen_seed, 0, wk->scratch, QN_GEN_CHUNK);
+				wk->gen_seed = s->gen_seed;
+				wk->gen_off = 0;
+				wk->gen_len = QN_GEN_CHUNK;
+			}
+			p = wk->scratch + d;
+			if (chunk > QN_GEN_CHUNK - d)
+				chunk = QN_GEN_CHUNK - d;
+		} else if (wk->gen_len && wk->gen_seed == s->gen_seed && s->gen_off >= wk->gen_off &&
+			   s->gen_off < wk->gen_off + wk->gen_len) {
+			/* The send buffer usually takes a few KiB per ACK: reuse
+			 * the bytes generated last time. */
 			size_t d = (size_t)(s->gen_off - wk->gen_off);
 
 			p = wk->scratch + d;
