@@ -112,6 +112,15 @@ uint64_t engine_worker_now_us(const struct engine_worker *w);
  */
 int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
 		const void *data, size_t len);
+/*
+ * Send len bytes as datagrams of seg bytes (the last may be shorter) to
+ * one destination, straight from data (no staging copy): what is staged
+ * goes first, then the burst, which the io_uring backend sends as UDP GSO
+ * messages and AF_XDP as frames of one batch. data is not used after the
+ * call. seg <= 2048. Returns the datagrams accepted or -EINVAL.
+ */
+int engine_send_burst(struct engine_worker *w, const struct io_addr *dst,
+		      const struct io_addr *src, const void *data, size_t len, size_t seg);
 /* Flush staged datagrams now. Returns how many the backend accepted. */
 int engine_flush(struct engine_worker *w);
 

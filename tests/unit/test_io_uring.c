@@ -171,6 +171,44 @@ static void test_gso_sizes(void **state)
 	close(fd6);
 }
 
+/* engine_send_burst: one staged datagram, then 10 x 1000 + 300 in place
+ * from one buffer. Arrival order: the staged one first, then the burst's
+ * 11 in order, as one GSO send. */
+static void send_inplace(struct engine_worker *w, void *arg)
+{
+	struct burst *b = arg;
+	static uint8_t buf[10300];
+	int i;
+
+	pattern[0] = 0;
+	assert_int_equal(engine_send(w, &b->dst[0], NULL, pattern, 700), 0);
+	for (i = 0; i < 11; i++)
+		buf[i * 1000] = (uint8_t)(i + 1);
+	assert_int_equal(engine_send_burst(w, &b->dst[0], NULL, buf, sizeof(buf), 1000), 11);
+	assert_int_equal(engine_send_burst(w, &b->dst[0], NULL, buf, 10, 0), -EINVAL);
+	assert_int_equal(engine_send_burst(w, &b->dst[0], NULL, buf, 10, 4096), -EINVAL);
+}
+
+static void test_send_burst_in_place(void **state)
+{
+	static const uint32_t sizes[12] = { 700,  1000, 1000, 1000, 1000, 1000,
+					    1000, 1000, 1000, 1000, 1000, 300 };
+	struct engine *eng = mk(P_ENG, 1, NULL, NULL);
+	int fd = rx_sock(AF_INET, P_RX4);
+	struct burst b;
+	uint64_t g;
+
+	assert_int_equal(engine_start(eng), 0);
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(io_addr_parse(&b.dst[0], "127.0.0.1", P_RX4), 0);
+	g = gso_sends(eng);
+	assert_int_equal(engine_call_sync(eng, 0, send_inplace, &b, 2000), 0);
+	expect(fd, sizes, 12);
+	assert_int_equal(gso_sends(eng) - g, 1);
+	engine_free(eng);
+	close(fd);
+}
+
 static void test_big_datagram_in_place(void **state)
 {
 	static const uint32_t sizes[3] = { 100, 60000, 100 };
@@ -340,6 +378,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gso_sizes),
 		cmocka_unit_test(test_big_datagram_in_place),
+		cmocka_unit_test(test_send_burst_in_place),
 		cmocka_unit_test(test_gro_split),
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_stats_outputs),

@@ -271,6 +271,36 @@ int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct
 	return 0;
 }
 
+int engine_send_burst(struct engine_worker *w, const struct io_addr *dst,
+		      const struct io_addr *src, const void *data, size_t len, size_t seg)
+{
+	struct io_txmsg m[64];
+	const uint8_t *p = data;
+	size_t off = 0;
+	unsigned int n;
+	int sent = 0, r;
+
+	if (!w || !dst || !data || !seg || seg > ENGINE_TX_SLOT ||
+	    (dst->family != AF_INET && dst->family != AF_INET6))
+		return -EINVAL;
+	/* In place, after what is staged, so the order on the wire holds. */
+	engine_flush(w);
+	while (off < len) {
+		for (n = 0; n < 64 && off < len; n++, off += seg) {
+			memset(&m[n], 0, sizeof(m[n]));
+			m[n].data = p + off;
+			m[n].len = (uint32_t)(len - off < seg ? len - off : seg);
+			m[n].dst = *dst;
+			if (src)
+				m[n].src = *src;
+		}
+		r = w->eng->be->tx(w->q, m, n);
+		if (r > 0)
+			sent += r;
+	}
+	return sent;
+}
+
 /* ---- timers ---- */
 
 static void near_unlink(struct engine_worker *w, struct engine_timer *t)

@@ -137,8 +137,6 @@ static int qn_send(void *arg, const uint8_t *buf, size_t len, size_t gso,
 {
 	struct qn_worker *wk = arg;
 	struct io_addr dst, src, *psrc = NULL;
-	size_t off, n;
-	int rc;
 
 	if (!wk->w)
 		return -ENOTCONN;
@@ -149,16 +147,12 @@ static int qn_send(void *arg, const uint8_t *buf, size_t len, size_t gso,
 		psrc = &src;
 	if (!gso)
 		gso = len;
-	/* One datagram per segment: the engine folds consecutive equal-size
-	 * datagrams to one destination back into one UDP_SEGMENT send (uring)
-	 * or writes them as frames of one tx batch (AF_XDP). */
-	for (off = 0; off < len; off += n) {
-		n = len - off < gso ? len - off : gso;
-		rc = engine_send(wk->w, &dst, psrc, buf + off, n);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	/* A burst of several packets goes out in place (the engine sends it
+	 * as one UDP_SEGMENT message on uring, frames of one batch on
+	 * AF_XDP); a lone packet is staged with the pass's other datagrams. */
+	if (len > gso)
+		return engine_send_burst(wk->w, &dst, psrc, buf, len, gso) > 0 ? 0 : -EIO;
+	return engine_send(wk->w, &dst, psrc, buf, len);
 }
 
 static void qn_timer_fn(struct engine_worker *w, void *arg)
