@@ -15,6 +15,10 @@
 #   the per-address connection limit are lifted on both nodes for the run:
 #   they are abuse limits, not transport limits.
 # - gtlsclient handshakes are one process each (start-up included).
+# - Every program runs pinned the same way: the sending/dialing side on
+#   CPU 0, the serving side on CPU 1 (taskset), weft, gtls and iperf3
+#   alike. Unpinned, the scheduler sometimes put both ends on one CPU and
+#   the same binary varied 2x between runs.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
@@ -22,7 +26,7 @@ case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 BYTES=${1:-1073741824}
 NHS=${2:-500}
 WEFTD=$BUILD/weftd
-for t in "$WEFTD" gtlsserver gtlsclient iperf3 curl; do
+for t in "$WEFTD" gtlsserver gtlsclient iperf3 curl taskset; do
 	command -v "$t" >/dev/null || { echo "SKIP: bench/quic.sh needs $t (make; apt ngtcp2-server ngtcp2-client iperf3)"; exit 77; }
 done
 export TOP
@@ -54,7 +58,7 @@ WIN=(--max-data=16M --max-stream-data-bidi-local=6M --max-stream-data-bidi-remot
 # run_set LABEL EXEC1 EXEC2 ADDR1 ADDR2: one row set. EXECn prefixes a
 # command to run on host n ("" on loopback, "ip netns exec ..." on veth).
 run_set() {
-	local label=$1 x1=$2 x2=$3 a1=$4 a2=$5 p n k2 out t0 t1 i ok
+	local label=$1 x1="$2 taskset -c 0" x2="$3 taskset -c 1" a1=$4 a2=$5 p n k2 out t0 t1 i ok
 	p=$((20000 + RANDOM % 20000))
 	for n in 1 2; do
 		rm -rf "$W/n$n"
