@@ -55,17 +55,21 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W
 	-out "$W/c.pem" -days 2 -subj /CN=bench 2>/dev/null || { echo "openssl failed"; exit 1; }
 WIN=(--max-data=16M --max-stream-data-bidi-local=6M --max-stream-data-bidi-remote=6M)
 
-# run_set LABEL EXEC1 EXEC2 ADDR1 ADDR2: one row set. EXECn prefixes a
-# command to run on host n ("" on loopback, "ip netns exec ..." on veth).
+# run_set LABEL EXEC1 EXEC2 ADDR1 ADDR2 [WEFT_IO_ARGS [weft-only]]: one row
+# set. EXECn prefixes a command to run on host n ("" on loopback, "ip netns
+# exec ..." on veth). WEFT_IO_ARGS replaces weftd's "--io uring"; with
+# "weft-only" the reference and TCP figures of the previous set are reused
+# (same hosts, same run).
 run_set() {
 	local label=$1 x1="$2 taskset -c 0" x2="$3 taskset -c 1" a1=$4 a2=$5 p n k2 out t0 t1 i ok
+	local wio=${6:---io uring} only=${7:-}
 	p=$((20000 + RANDOM % 20000))
 	for n in 1 2; do
 		rm -rf "$W/n$n"
 		mkdir -p "$W/n$n"
 		local x=$x1 a=$a1
 		[ "$n" = 2 ] && x=$x2 a=$a2
-		$x "$WEFTD" --state-dir "$W/n$n" --io uring --workers 1 --bind "$a" \
+		$x "$WEFTD" --state-dir "$W/n$n" $wio --workers 1 --bind "$a" \
 			--quic-port $((p + n)) --dht-port $((p + 10 + n)) --log-level warn \
 			--set quic.max_conns_per_addr=100000 >"$W/n$n.log" 2>&1 &
 		PIDS+=($!)
@@ -86,6 +90,13 @@ run_set() {
 	out=$(api 1 POST /v1/quic/handshakes -d "{\"peer\":\"$k2@$a2:$((p + 2))\",\"count\":$NHS}")
 	WEFT_HS=$(echo "$out" | jget per_s) || WEFT_HS=0
 
+	if [ -n "$only" ]; then
+		for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+		wait 2>/dev/null
+		PIDS=()
+		print_rows "$label"
+		return 0
+	fi
 	# ngtcp2 examples: HTTP/3 GET of the same number of bytes
 	$x2 gtlsserver -q --no-quic-dump --no-http-dump -d "$W/htdocs" "${WIN[@]}" \
 		--max-dyn-length=1 "$a2" $((p + 3)) "$W/k.pem" "$W/c.pem" >"$W/gs.log" 2>&1 &
@@ -118,7 +129,11 @@ print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	PIDS=()
-	awk -v l="$label" -v w="$WEFT_MBPS" -v g="$GTLS_MBPS" -v t="$TCP_MBPS" -v wh="$WEFT_HS" \
+	print_rows "$label"
+}
+
+print_rows() {
+	awk -v l="$1" -v w="$WEFT_MBPS" -v g="$GTLS_MBPS" -v t="$TCP_MBPS" -v wh="$WEFT_HS" \
 		-v gh="$GTLS_HS" 'BEGIN{
 		printf "%-9s %-22s %12.1f %12.1f %12.1f %8.2f %8.2f\n", l, "bulk Mbit/s", w, g, t,
 			(g > 0 ? w / g : 0), (t > 0 ? w / t : 0);
@@ -135,6 +150,9 @@ if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
 	if netns_create 2 pair; then
 		run_set veth "ip netns exec $(netns_name 1)" "ip netns exec $(netns_name 2)" \
 			"$(netns_ip4 1)" "$(netns_ip4 2)"
+		# weft over AF_XDP (native XDP on the veth pair, copy mode)
+		run_set veth-xdp "ip netns exec $(netns_name 1)" "ip netns exec $(netns_name 2)" \
+			"$(netns_ip4 1)" "$(netns_ip4 2)" "--io xdp --xdp $(netns_ifname 1)" weft-only
 	else
 		echo "veth: namespace setup failed"
 	fi

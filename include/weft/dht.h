@@ -102,7 +102,8 @@ struct dht;
 /* Create an instance. opts is copied (pointed-to keys are copied too).
  * Returns 0, -EINVAL (no send callback, bad key lengths) or -ENOMEM. */
 int dht_new(struct dht **out, const struct dht_opts *opts);
-/* Free everything; pending operations are dropped without callbacks. NULL-safe. */
+/* Free everything. Lookups still in progress complete first, with status
+ * -ECANCELED, so their callbacks can release what they carry. NULL-safe. */
 void dht_free(struct dht *dht);
 
 /* Handle one datagram from `from`. Never fails on hostile input; returns 0
@@ -140,7 +141,8 @@ struct dht_node_info {
 
 struct dht_result {
 	enum dht_op op;
-	int status; /* 0, -ETIMEDOUT (no answer), -ENOENT (get: no item), -EHOSTUNREACH (no nodes)
+	int status; /* 0, -ETIMEDOUT (no answer), -ENOENT (get: no item), -EHOSTUNREACH (no nodes),
+		     * -ECANCELED (dht_free while in progress)
 		     */
 	uint8_t target[DHT_ID_LEN];
 	unsigned int visited; /* nodes that answered */

@@ -32,25 +32,27 @@ struct quic_node;
 
 /* Built-in stream types (the first varint on a bidirectional stream names
  * its type, docs/PROTOCOL.md). 0x00-0x0f are reserved for these. */
-#define QUIC_NODE_ST_ECHO 0x01    /* every byte echoed back; FIN answered with FIN */
-#define QUIC_NODE_ST_SINK 0x02    /* bytes counted and hashed (BLAKE2b-256); at FIN the
+#define QUIC_NODE_ST_ECHO 0x01 /* every byte echoed back; FIN answered with FIN */
+#define QUIC_NODE_ST_SINK                                                                          \
+	0x02			  /* bytes counted and hashed (BLAKE2b-256); at FIN the            \
 				     reply is count (u64 BE) || hash (32 bytes), then FIN */
 #define QUIC_NODE_ST_DISCARD 0x03 /* bytes counted only; at FIN the reply is count (u64 BE) */
 #define QUIC_NODE_ST_APP_MIN 0x10 /* first type free for modules (quic_node_register) */
 
 /* Defaults of struct quic_node_opts (0 selects them). */
 #define QUIC_NODE_DEF_PORT 4433
-#define QUIC_NODE_DEF_MAX_QUEUED (64U << 20) /* bytes accepted by quic_node_write() and not
-						 yet in a stream's send buffer, node-wide:
-						 bounds memory held for slow peers */
-#define QUIC_NODE_DEF_MAX_TYPES 16           /* registered stream types */
-#define QUIC_NODE_PING_TIMEOUT_MS 5000       /* ping / connect wait in the control API */
+#define QUIC_NODE_DEF_MAX_QUEUED                                                                   \
+	(64U << 20)		       /* bytes accepted by quic_node_write() and not              \
+					   yet in a stream's send buffer, node-wide:               \
+					   bounds memory held for slow peers */
+#define QUIC_NODE_DEF_MAX_TYPES 16     /* registered stream types */
+#define QUIC_NODE_PING_TIMEOUT_MS 5000 /* ping / connect wait in the control API */
 
 struct quic_node_opts {
-	struct engine *eng;          /* required; created, not started */
-	struct ctl *ctl;             /* optional: routes and metrics are registered on it */
-	const struct identity *id;   /* required: the node key (copied into each endpoint) */
-	uint16_t port;               /* QUIC UDP port (one of the engine's); default 4433 */
+	struct engine *eng;	   /* required; created, not started */
+	struct ctl *ctl;	   /* optional: routes and metrics are registered on it */
+	const struct identity *id; /* required: the node key (copied into each endpoint) */
+	uint16_t port;		   /* QUIC UDP port (one of the engine's); default 4433 */
 	/* Per worker endpoint limits; 0 = quic.h defaults. weftd sets them
 	 * from the [quic] configuration section. */
 	unsigned int max_conns;
@@ -58,7 +60,7 @@ struct quic_node_opts {
 	unsigned int idle_timeout_ms;
 	unsigned int handshake_timeout_ms;
 	unsigned int keepalive_ms;
-	size_t max_queued;           /* default QUIC_NODE_DEF_MAX_QUEUED */
+	size_t max_queued; /* default QUIC_NODE_DEF_MAX_QUEUED */
 };
 
 /* Events of one connection or stream type; all optional, all on the owning
@@ -72,8 +74,8 @@ struct quic_node_handler {
 	/* Result of quic_node_stream_open(): sid >= 0 or err < 0. */
 	void (*stream_opened)(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err);
 	/* Stream payload in order (after the type varint); fin on the last. */
-	void (*stream_data)(void *arg, uint64_t conn, int64_t sid, const uint8_t *data,
-			    size_t len, int fin);
+	void (*stream_data)(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+			    int fin);
 	/* Every byte queued by quic_node_write() on sid is in the stream's
 	 * send buffer and there is room for more: write the next piece. */
 	void (*writable)(void *arg, uint64_t conn, int64_t sid);
@@ -81,6 +83,11 @@ struct quic_node_handler {
 	void (*stream_closed)(void *arg, uint64_t conn, int64_t sid, int err);
 	/* The connection is gone; the handle is dead after this returns. */
 	void (*closed)(void *arg, uint64_t conn, const struct quic_close_info *info);
+	/* Registered types only (quic_node_register): called once per distinct
+	 * arg when the node is finally freed, after the last callback, so
+	 * an owner freed before the QUIC node can hand its callback context
+	 * over instead of leaking it. NULL: nothing to release. */
+	void (*release)(void *arg);
 };
 
 /*
@@ -137,8 +144,8 @@ int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, u
  * -EAGAIN, -ENOMEM. Errors found on the worker (no such connection or
  * stream) drop the bytes and are counted (weft_quic_app_errors_total).
  */
-int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data,
-		    size_t len, int fin);
+int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data, size_t len,
+		    int fin);
 /* Reset a stream with an application error code. Returns 0 or -EAGAIN. */
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code);
 /* Graceful close with an application error code; closed() follows.
@@ -181,11 +188,11 @@ int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeo
 /* Bulk transfer to a peer's built-in stream (also POST /v1/quic/bench). */
 struct quic_node_bench_result {
 	uint64_t bytes_sent, bytes_back; /* back: echoed bytes (echo mode) */
-	uint64_t peer_count;             /* count the peer reported (sink/discard) */
-	uint8_t sent_hash[32];           /* BLAKE2b-256 of the bytes sent (verify) */
-	uint8_t peer_hash[32];           /* sink: what the peer hashed; echo: hash of the echo */
-	int hash_ok;                     /* verify: hashes equal and counts equal */
-	uint64_t elapsed_us;             /* first byte written to the reply (or echo) complete */
+	uint64_t peer_count;		 /* count the peer reported (sink/discard) */
+	uint8_t sent_hash[32];		 /* BLAKE2b-256 of the bytes sent (verify) */
+	uint8_t peer_hash[32];		 /* sink: what the peer hashed; echo: hash of the echo */
+	int hash_ok;			 /* verify: hashes equal and counts equal */
+	uint64_t elapsed_us;		 /* first byte written to the reply (or echo) complete */
 	uint64_t handshake_us;
 };
 
@@ -202,7 +209,7 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 #define QUIC_NODE_HS_MAX 100000 /* handshakes per quic_node_handshakes() call */
 
 struct quic_node_hs_result {
-	uint64_t done;       /* handshakes completed */
+	uint64_t done;	     /* handshakes completed */
 	uint64_t elapsed_us; /* whole run, first dial to last close posted */
 	uint64_t mean_us;    /* mean dial-to-connected time */
 };

@@ -5,7 +5,7 @@
 : "${WEFTD:=$TOP/build/san/weftd}" "${WEFTCTL:=$TOP/build/san/weftctl}"
 : "${PYTHON:=/usr/bin/python3}"
 # Daemons under test: a sanitizer report ends the process with an error.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1}:detect_leaks=0"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1}:detect_leaks=1"
 
 _EXIT_HOOKS=()
 on_exit() { _EXIT_HOOKS+=("$*"); }

@@ -35,8 +35,8 @@ static int teardown(void **state)
 
 static void h_tag(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
-	ctl_resp_json(resp, 200, json_pack("{s:s,s:s}", "tag", (const char *)arg, "sub",
-					   req->subpath));
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:s,s:s}", "tag", (const char *)arg, "sub", req->subpath));
 }
 
 static void h_silent(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -46,8 +46,8 @@ static void h_silent(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 static const char *run(struct ctl *ctl, const char *method, const char *path, int *status,
 		       char *buf, size_t len)
 {
-	struct ctl_req req = { .method = method, .path = path };
-	struct ctl_resp resp = { 0 };
+	struct ctl_req req = {.method = method, .path = path};
+	struct ctl_resp resp = {0};
 	char *s;
 
 	ctl_dispatch(ctl, &req, &resp);
@@ -71,7 +71,7 @@ static void metric_a(void *arg, FILE *out)
 
 static void test_routes(void **state)
 {
-	struct ctl_opts o = { .socket_path = sock };
+	struct ctl_opts o = {.socket_path = sock};
 	struct ctl *ctl;
 	char buf[512];
 	int st, val = 42;
@@ -115,13 +115,12 @@ static void test_errno_map(void **state)
 	static const struct {
 		int err, status;
 	} map[] = {
-		{ -EINVAL, 400 },    { -ENOENT, 404 },  { -EEXIST, 409 }, { -EPERM, 403 },
-		{ -EAGAIN, 503 },    { -ETIMEDOUT, 504 }, { -EMSGSIZE, 413 }, { -EOPNOTSUPP, 501 },
-		{ -EIO, 500 },
+	    {-EINVAL, 400},    {-ENOENT, 404},	 {-EEXIST, 409},     {-EPERM, 403}, {-EAGAIN, 503},
+	    {-ETIMEDOUT, 504}, {-EMSGSIZE, 413}, {-EOPNOTSUPP, 501}, {-EIO, 500},
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		struct ctl_resp r = { 0 };
+		struct ctl_resp r = {0};
 
 		ctl_resp_errno(&r, map[i].err, "op");
 		assert_int_equal(r.status, map[i].status);
@@ -130,13 +129,59 @@ static void test_errno_map(void **state)
 	}
 }
 
+/* An error message with bytes that are not UTF-8 (a request path, a
+ * character cut by the 512-byte message limit) still makes a JSON error
+ * with the status asked for; it was a 500 "handler produced no response"
+ * (found by tests/fuzz/fuzz_ctl_json.c with DELETE /v1/bans/%FF). */
+static void h_bad_path(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	ctl_resp_error(resp, 400, "bad_request", "not a CIDR: \"%s\"", req->subpath);
+}
+
+static void test_error_not_utf8(void **state)
+{
+	struct ctl_opts o = {.socket_path = sock};
+	struct ctl_resp r = {0};
+	struct ctl *ctl;
+	char buf[512], longmsg[600];
+	const char *msg;
+	int st;
+
+	ctl_resp_error(&r, 400, "bad_request", "x\xff\xfey");
+	assert_int_equal(r.status, 400);
+	msg = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+	assert_string_equal(msg, "x??y");
+	json_decref(r.json);
+	/* "ab" then "é" (2 bytes) x 298: the 511-byte limit cuts the last "é" */
+	memcpy(longmsg, "ab", 2);
+	for (size_t i = 2; i + 1 < sizeof(longmsg); i += 2)
+		memcpy(longmsg + i, "\xc3\xa9", 2);
+	longmsg[sizeof(longmsg) - 1] = '\0';
+	memset(&r, 0, sizeof(r));
+	ctl_resp_error(&r, 404, "not_found", "%s", longmsg);
+	assert_int_equal(r.status, 404);
+	msg = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+	assert_non_null(msg);
+	assert_int_equal(strlen(msg), 511);
+	assert_memory_equal(msg, "ab??", 4);
+	json_decref(r.json);
+
+	assert_int_equal(ctl_new(&ctl, &o), 0);
+	assert_int_equal(ctl_route(ctl, "DELETE", "/v1/b/", h_bad_path, NULL), 0);
+	run(ctl, "DELETE", "/v1/b/\xff", &st, buf, sizeof(buf));
+	assert_int_equal(st, 400);
+	assert_string_equal(buf, "{\"error\":{\"code\":\"bad_request\","
+				 "\"message\":\"not a CIDR: \\\"?\\\"\"}}");
+	ctl_free(ctl);
+}
+
 static void test_socket(void **state)
 {
-	struct ctl_opts o = { .socket_path = sock };
+	struct ctl_opts o = {.socket_path = sock};
 	struct ctl *a, *b;
 	struct stat sb;
 	int fd;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	char longp[300];
 
 	assert_int_equal(ctl_new(&a, &o), 0);
@@ -166,9 +211,10 @@ static void test_socket(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
-		cmocka_unit_test(test_errno_map),
-		cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
+	    cmocka_unit_test(test_errno_map),
+	    cmocka_unit_test_setup_teardown(test_error_not_utf8, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -418,13 +418,60 @@ static void test_persistence(void **state)
 	dht_free(NULL);
 }
 
+struct cancel_probe {
+	int calls, status;
+	enum dht_op op;
+};
+
+static void cancel_cb(void *arg, const struct dht_result *r)
+{
+	struct cancel_probe *p = arg;
+
+	p->calls++;
+	p->status = r->status;
+	p->op = r->op;
+}
+
+/* A lookup still waiting for answers when the DHT is freed completes once,
+ * with -ECANCELED, so its caller can release what it passed in. */
+static void test_free_cancels_lookups(void **state)
+{
+	struct dht *d;
+	int sent = 0;
+	uint8_t seed[32] = {9}, target[20] = {1};
+	struct dht_opts o = {.send = sink, .send_arg = &sent, .seed = seed};
+	struct sockaddr_storage ss;
+	struct cancel_probe a = {0}, b = {0};
+
+	(void)state;
+	assert_int_equal(dht_new(&d, &o), 0);
+	for (uint32_t i = 0; i < 10; i++) {
+		uint8_t id[20];
+
+		dht_random(d, id, sizeof(id));
+		mkaddr(&ss, 0x0a000101 + i, 6881);
+		dht_rt_heard(&d->t4, d->id, id, (struct sockaddr *)&ss, sizeof(struct sockaddr_in),
+			     RT_REPLY, 1000);
+	}
+	assert_int_equal(dht_get_peers(d, target, 1000, cancel_cb, &a), 0);
+	assert_int_equal(dht_find_node(d, target, 1000, cancel_cb, &b), 0);
+	assert_true(sent > 0); /* queries went out; nobody answers */
+	assert_int_equal(a.calls, 0);
+	dht_free(d);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.status, -ECANCELED);
+	assert_int_equal(a.op, DHT_OP_GET_PEERS);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(b.status, -ECANCELED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bep44_vectors), cmocka_unit_test(test_bep44_libsodium_key),
 	    cmocka_unit_test(test_bep42_vectors), cmocka_unit_test(test_routing),
 	    cmocka_unit_test(test_tokens),	  cmocka_unit_test(test_storage),
-	    cmocka_unit_test(test_persistence),
+	    cmocka_unit_test(test_persistence),	  cmocka_unit_test(test_free_cancels_lookups),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -381,27 +381,61 @@ static const char *base_name(const char *p)
 	return s && s[1] ? s + 1 : p;
 }
 
-/* POST /v1/content/add {"paths": [...], "name": "...", "private": false} */
-static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+/* A member of a request body that is there but of another type. */
+static int wrong_type(json_t *body, const char *key, int (*is)(const json_t *))
 {
-	struct content_node *cn = arg;
-	json_t *paths = req->json ? json_object_get(req->json, "paths") : NULL, *v;
-	const char *name = req->json ? json_string_value(json_object_get(req->json, "name")) : NULL;
-	int priv = req->json && json_is_true(json_object_get(req->json, "private"));
-	char nm[MANIFEST_MAX_NAME + 1], trimmed[PATH_MAX];
-	struct manifest m, old;
-	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN];
-	size_t i, len;
-	int rc = 0;
+	json_t *v = json_object_get(body, key);
 
-	if (!json_is_array(paths) || !json_array_size(paths)) {
-		ctl_resp_error(resp, 400, "bad_request", "expected {\"paths\": [PATH, ...]}");
-		return;
+	return v && !is(v);
+}
+
+static int is_bool(const json_t *v)
+{
+	return json_is_boolean(v);
+}
+
+static int is_string(const json_t *v)
+{
+	return json_is_string(v);
+}
+
+static int is_array(const json_t *v)
+{
+	return json_is_array(v);
+}
+
+int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp)
+{
+	const char *name = json_string_value(json_object_get(body, "name"));
+	char trimmed[PATH_MAX];
+	struct manifest m;
+	json_t *v;
+	size_t i, len;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->paths = json_object_get(body, "paths");
+	if (!json_is_object(body) || !json_is_array(a->paths) || !json_array_size(a->paths) ||
+	    wrong_type(body, "name", is_string) || wrong_type(body, "private", is_bool)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "expected {\"paths\": [PATH, ...], \"name\"?: NAME, \"private\"?: "
+			       "BOOL}");
+		return -EINVAL;
 	}
-	manifest_init(&m);
+	/* Every path checked before any file is read. */
+	json_array_foreach(a->paths, i, v)
+	{
+		const char *p = json_string_value(v);
+
+		if (!p || p[0] != '/' || strlen(p) >= PATH_MAX) {
+			ctl_resp_error(resp, 400, "bad_request", "paths must be absolute");
+			return -EINVAL;
+		}
+	}
+	a->priv = json_is_true(json_object_get(body, "private"));
 	if (!name) {
 		snprintf(trimmed, sizeof(trimmed), "%s",
-			 json_string_value(json_array_get(paths, 0)) ?: "share");
+			 json_string_value(json_array_get(a->paths, 0)));
 		len = strlen(trimmed);
 		while (len > 1 && trimmed[len - 1] == '/')
 			trimmed[--len] = 0;
@@ -409,31 +443,48 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	}
 	/* Private shares get a random suffix: the share id derives from the
 	 * key and the name, so a guessable name would make it findable. */
-	if (priv) {
+	if (a->priv) {
 		uint8_t r[8];
 		char rh[17];
 
 		randombytes_buf(r, sizeof(r));
 		util_hex(rh, r, sizeof(r));
-		snprintf(nm, sizeof(nm), "%.47s-%s", name, rh);
-	} else {
-		snprintf(nm, sizeof(nm), "%s", name);
+		snprintf(a->name, sizeof(a->name), "%.47s-%s", name, rh);
+	} else if (strlen(name) < sizeof(a->name)) {
+		snprintf(a->name, sizeof(a->name), "%s", name);
 	}
-	if (manifest_set_name(&m, nm, strlen(nm))) {
+	manifest_init(&m);
+	rc = a->name[0] ? manifest_set_name(&m, a->name, strlen(a->name)) : -EINVAL;
+	manifest_free(&m);
+	if (rc) {
 		ctl_resp_error(resp, 400, "bad_request", "invalid share name");
-		goto out;
+		return -EINVAL;
 	}
-	json_array_foreach(paths, i, v)
+	return 0;
+}
+
+/* POST /v1/content/add {"paths": [...], "name": "...", "private": false} */
+static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct content_node *cn = arg;
+	struct cn_add_args a;
+	struct manifest m, old;
+	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN];
+	const char *nm = a.name;
+	size_t i, len;
+	json_t *v;
+	int rc = 0;
+
+	if (cn_api_parse_add(req->json, &a, resp))
+		return;
+	manifest_init(&m);
+	manifest_set_name(&m, nm, strlen(nm)); /* checked by cn_api_parse_add */
+	json_array_foreach(a.paths, i, v)
 	{
-		const char *p = json_string_value(v);
 		struct stat st;
 		char tp[PATH_MAX];
 
-		if (!p || p[0] != '/') {
-			ctl_resp_error(resp, 400, "bad_request", "paths must be absolute");
-			goto out;
-		}
-		snprintf(tp, sizeof(tp), "%s", p);
+		snprintf(tp, sizeof(tp), "%s", json_string_value(v));
 		len = strlen(tp);
 		while (len > 1 && tp[len - 1] == '/')
 			tp[--len] = 0;
@@ -445,8 +496,8 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		/* A single folder: its content at the top; several paths: each
 		 * under its own name. */
 		if (S_ISDIR(st.st_mode))
-			rc = add_tree(cn, &m, tp, json_array_size(paths) == 1 ? "" : base_name(tp),
-				      0);
+			rc = add_tree(cn, &m, tp,
+				      json_array_size(a.paths) == 1 ? "" : base_name(tp), 0);
 		else
 			rc = add_one(cn, &m, tp, base_name(tp));
 		if (rc) {
@@ -454,7 +505,7 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			goto out;
 		}
 	}
-	m.visibility = priv ? MANIFEST_PRIVATE : MANIFEST_PUBLIC;
+	m.visibility = a.priv ? MANIFEST_PRIVATE : MANIFEST_PUBLIC;
 	m.created = (uint64_t)time(NULL);
 	/* A newer version of the same share supersedes the one held. */
 	manifest_share_id(cn->id->pk, nm, strlen(nm), sid);
@@ -530,16 +581,54 @@ static void api_list(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 				"blobs", (int)n));
 }
 
+int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
+{
+	const char *id = json_string_value(json_object_get(body, "id"));
+	const char *out = json_string_value(json_object_get(body, "out"));
+	json_t *from = json_object_get(body, "from"), *v;
+	size_t i;
+
+	memset(rq, 0, sizeof(*rq));
+	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "id must be a content id (64 hex) or a share id (40 hex)");
+		return -EINVAL;
+	}
+	rq->id_len = strlen(id) / 2;
+	if (util_unhex(rq->id, rq->id_len, id)) {
+		ctl_resp_error(resp, 400, "bad_request", "id is not hex");
+		return -EINVAL;
+	}
+	if (wrong_type(body, "out", is_string) ||
+	    (out && (out[0] != '/' || strlen(out) >= sizeof(rq->out) - 1024))) {
+		ctl_resp_error(resp, 400, "bad_request", "out must be an absolute path");
+		return -EINVAL;
+	}
+	if (out)
+		snprintf(rq->out, sizeof(rq->out), "%s", out);
+	if (wrong_type(body, "from", is_array)) {
+		ctl_resp_error(resp, 400, "bad_request", "from: a list of targets");
+		return -EINVAL;
+	}
+	json_array_foreach(from, i, v)
+	{
+		const char *t = json_string_value(v);
+
+		if (!t || strlen(t) >= sizeof(rq->from[0]) || rq->nfrom == 8) {
+			ctl_resp_error(resp, 400, "bad_request", "from: at most 8 targets");
+			return -EINVAL;
+		}
+		snprintf(rq->from[rq->nfrom++], sizeof(rq->from[0]), "%s", t);
+	}
+	return 0;
+}
+
 /* POST /v1/content/get {"id": HEX, "out": DIR, "from": [TARGET, ...]} */
 static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct content_node *cn = arg;
-	const char *id = req->json ? json_string_value(json_object_get(req->json, "id")) : NULL;
-	const char *out = req->json ? json_string_value(json_object_get(req->json, "out")) : NULL;
-	json_t *from = req->json ? json_object_get(req->json, "from") : NULL, *v;
 	struct cn_get_req *rq;
 	uint64_t jid;
-	size_t i;
 	int rc;
 
 	rq = calloc(1, sizeof(*rq));
@@ -547,32 +636,8 @@ static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		ctl_resp_errno(resp, -ENOMEM, "get");
 		return;
 	}
-	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
-		ctl_resp_error(resp, 400, "bad_request",
-			       "id must be a content id (64 hex) or a share id (40 hex)");
+	if (cn_api_parse_get(req->json, rq, resp))
 		goto out;
-	}
-	rq->id_len = strlen(id) / 2;
-	if (util_unhex(rq->id, rq->id_len, id)) {
-		ctl_resp_error(resp, 400, "bad_request", "id is not hex");
-		goto out;
-	}
-	if (out && (out[0] != '/' || strlen(out) >= sizeof(rq->out) - 1024)) {
-		ctl_resp_error(resp, 400, "bad_request", "out must be an absolute path");
-		goto out;
-	}
-	if (out)
-		snprintf(rq->out, sizeof(rq->out), "%s", out);
-	json_array_foreach(from, i, v)
-	{
-		const char *t = json_string_value(v);
-
-		if (!t || strlen(t) >= sizeof(rq->from[0]) || rq->nfrom == 8) {
-			ctl_resp_error(resp, 400, "bad_request", "from: at most 8 targets");
-			goto out;
-		}
-		snprintf(rq->from[rq->nfrom++], sizeof(rq->from[0]), "%s", t);
-	}
 	rc = cn_job_start(cn, rq, &jid);
 	if (rc) {
 		ctl_resp_errno(resp, rc, "download");

@@ -42,6 +42,7 @@ struct cn_job;
 struct cn_hub {
 	pthread_mutex_t mu;
 	struct content_node *cn; /* NULL once the content node is gone */
+	int quic_gone;		 /* the QUIC node released it: the last owner frees */
 };
 
 struct content_node {
@@ -87,6 +88,78 @@ struct content_node {
 	uint64_t next_job;
 };
 
+/* proto.c: the fetch protocol's wire format (docs/PROTOCOL.md "Content").
+ * Pure: no I/O, no locks, no store; fuzzed by tests/fuzz/fuzz_content_proto.c. */
+#define CN_REQ_MAX 41	/* longest request: CHUNK, op(1) id(32) index(8) */
+#define CN_ANS_HEAD 5	/* answer header: status(1) body length(u32 BE) */
+#define CN_INFO_HEAD 21 /* INFO answer: header, size(u64 BE), n(u64 BE) */
+/* Whole INFO answer for n chunks: header, n CVs, have-bitmap (bit i%8 of
+ * byte i/8 set when chunk i is held). */
+#define CN_INFO_ANSWER(n) (CN_INFO_HEAD + (size_t)(n)*32 + ((size_t)(n) + 7) / 8)
+/* Most chunks an INFO answer may list: a blob of CSTORE_DEFAULT_MAX_BLOB. */
+#define CN_INFO_MAX_N (CSTORE_DEFAULT_MAX_BLOB / B3TREE_CHUNK_LEN)
+
+/* A request. MANIFEST uses the first MANIFEST_SHARE_ID_LEN bytes of id,
+ * only CHUNK has an index. */
+struct cn_wreq {
+	uint8_t op; /* CONTENT_OP_* */
+	uint8_t id[32];
+	uint64_t index;
+};
+/* Length of a request by its operation byte (33, 41, 21); 0 if unknown. */
+size_t cn_req_len(uint8_t op);
+/* Encode q into out: returns its length, or -EINVAL (unknown op). */
+int cn_req_encode(const struct cn_wreq *q, uint8_t out[CN_REQ_MAX]);
+/* Decode exactly one request of len bytes. 0, or -EPROTO (unknown op or a
+ * length that is not the op's). */
+int cn_req_decode(struct cn_wreq *q, const uint8_t *buf, size_t len);
+/*
+ * Collect requests from a stream, one at a time: buf (CN_REQ_MAX bytes)
+ * holds *blen bytes of the current request (0 before its first byte).
+ * Takes bytes from *data / *len, advancing both, up to the end of the
+ * current request. Returns 1 when buf holds a whole request (*blen is its
+ * length; the caller handles it and sets *blen = 0), 0 when every byte was
+ * taken and the request is still incomplete (or *len was 0), -EPROTO when
+ * the operation byte is unknown (nothing taken).
+ */
+int cn_req_feed(uint8_t *buf, uint8_t *blen, const uint8_t **data, size_t *len);
+
+/* Write an answer header. */
+void cn_ans_head(uint8_t out[CN_ANS_HEAD], uint8_t status, uint32_t body_len);
+/* One answer being received. buf is owned and may be kept for the next
+ * answer (set len = 0); the owner frees it. */
+struct cn_ans {
+	uint8_t *buf;
+	size_t len, cap;
+	size_t limit; /* longest answer accepted, header included */
+	int whole;    /* allocate limit bytes at once (chunk answers) */
+};
+/*
+ * Append bytes of an answer as they arrive. Returns 1 when the answer is
+ * complete (buf, len), 0 when more is due, -EMSGSIZE (more than limit
+ * bytes), -EPROTO (announced length over limit, or bytes past the end) or
+ * -ENOMEM. After an error the answer is not usable.
+ */
+int cn_ans_feed(struct cn_ans *a, const uint8_t *data, size_t len);
+/* Body of a whole answer whose header announces exactly len - 5 bytes:
+ * 0 (*body, *blen point into ans) or -EBADMSG. */
+int cn_ans_body(const uint8_t *ans, size_t len, const uint8_t **body, size_t *blen);
+/* INFO answer (status OK) for a blob of size bytes in n chunks: writes the
+ * first CN_INFO_HEAD bytes; the caller adds the CVs and the bitmap. */
+void cn_info_head(uint8_t out[CN_INFO_HEAD], uint64_t size, uint64_t n);
+struct cn_info {
+	uint64_t size, n;
+	const uint8_t *cvs;  /* n * 32 bytes, inside the answer */
+	const uint8_t *bits; /* (n + 7) / 8 bytes, inside the answer */
+};
+/* Decode a whole INFO answer (status already checked): n must be
+ * b3tree_nchunks(size) and at most max_n, len exactly CN_INFO_ANSWER(n).
+ * The CVs are not verified here. 0 or -EBADMSG. */
+int cn_info_decode(struct cn_info *in, const uint8_t *ans, size_t len, uint64_t max_n);
+/* A whole CHUNK answer (status already checked) carries exactly want
+ * bytes: 0 or -EBADMSG. */
+int cn_chunk_check(const uint8_t *ans, size_t len, uint64_t want);
+
 /* serve.c */
 int cn_serve_init(struct content_node *cn);
 int cn_serve_start(struct content_node *cn);
@@ -125,5 +198,19 @@ void cn_jobs_stop(struct content_node *cn);
 /* Export a complete blob to path (atomically, via a temporary file),
  * re-verifying every chunk. */
 int cn_export(struct content_node *cn, const uint8_t id[32], const char *path);
+
+/* content_node.c: request bodies of the control API, checked without a
+ * node (tests/fuzz/fuzz_ctl_json.c). Each returns 0 with its output
+ * filled, or -EINVAL with a 400 answer (JSON error) put in resp. */
+struct ctl_resp;
+/* POST /v1/content/add {"paths": [ABS, ...], "name"?: S, "private"?: BOOL} */
+struct cn_add_args {
+	json_t *paths;			  /* non-empty array of absolute paths (borrowed) */
+	char name[MANIFEST_MAX_NAME + 1]; /* a valid share name (private: with suffix) */
+	int priv;
+};
+int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp);
+/* POST /v1/content/get {"id": HEX64|HEX40, "out"?: ABS, "from"?: [TARGET, ...]} */
+int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp);
 
 #endif

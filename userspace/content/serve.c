@@ -17,33 +17,14 @@
 #include "weft/quic_node.h"
 #include "weft/util.h"
 
+_Static_assert(sizeof(((struct cn_pending *)0)->buf) >= CN_REQ_MAX &&
+		   sizeof(((struct cn_sreq *)0)->buf) >= CN_REQ_MAX,
+	       "request buffers hold the longest request");
+
 /* A pending entry unused this long may be taken over when the table is
  * full: its connection most likely went away without closing the stream
  * (connections that close do not report each stream). */
 #define CN_PENDING_STALE_MS 30000
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* Write a whole answer, waiting while the node-wide send queue is full
  * (serve threads may wait; workers never do). */
@@ -66,55 +47,52 @@ static void reply(struct content_node *cn, uint64_t conn, int64_t sid, const uin
 /* Error answer: status, zero length. */
 static void reply_status(struct content_node *cn, const struct cn_sreq *r, uint8_t st)
 {
-	uint8_t b[5] = {st, 0, 0, 0, 0};
+	uint8_t b[CN_ANS_HEAD];
 
+	cn_ans_head(b, st, 0);
 	reply(cn, r->conn, r->sid, b, sizeof(b), r->fin);
 }
 
-static void serve_info(struct content_node *cn, const struct cn_sreq *r)
+static void serve_info(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q)
 {
 	struct cstore_info info;
 	uint8_t *cvs = NULL, *out;
 	uint64_t n, i;
-	size_t len, blen;
+	size_t len;
 	int rc;
 
-	rc = cstore_info(cn->cs, r->buf + 1, &info);
+	rc = cstore_info(cn->cs, q->id, &info);
 	if (rc || info.state == CSTORE_BAD) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
 		reply_status(cn, r, CONTENT_ST_NOT_FOUND);
 		return;
 	}
-	rc = cstore_cvs(cn->cs, r->buf + 1, &cvs, &n);
+	rc = cstore_cvs(cn->cs, q->id, &cvs, &n);
 	if (rc) {
 		reply_status(cn, r, CONTENT_ST_UNAVAILABLE);
 		return;
 	}
-	blen = (size_t)((n + 7) / 8);
-	len = 5 + 8 + 8 + (size_t)n * 32 + blen;
+	len = CN_INFO_ANSWER(n);
 	out = calloc(1, len);
 	if (!out) {
 		free(cvs);
 		reply_status(cn, r, CONTENT_ST_BUSY);
 		return;
 	}
-	out[0] = CONTENT_ST_OK;
-	put_u32(out + 1, (uint32_t)(len - 5));
-	put_u64(out + 5, info.size);
-	put_u64(out + 13, n);
-	memcpy(out + 21, cvs, (size_t)n * 32);
+	cn_info_head(out, info.size, n);
+	memcpy(out + CN_INFO_HEAD, cvs, (size_t)n * 32);
 	for (i = 0; i < n; i++)
-		if (info.state == CSTORE_COMPLETE || cstore_has_chunk(cn->cs, r->buf + 1, i) == 1)
-			out[21 + n * 32 + i / 8] |= (uint8_t)(1u << (i % 8));
+		if (info.state == CSTORE_COMPLETE || cstore_has_chunk(cn->cs, q->id, i) == 1)
+			out[CN_INFO_HEAD + n * 32 + i / 8] |= (uint8_t)(1u << (i % 8));
 	atomic_fetch_add(&cn->served_infos, 1);
 	reply(cn, r->conn, r->sid, out, len, r->fin);
 	free(out);
 	free(cvs);
 }
 
-static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, uint8_t *buf)
+static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q,
+			uint8_t *buf)
 {
-	uint64_t index = get_u64(r->buf + 33);
 	size_t len = 0;
 	int rc;
 
@@ -124,7 +102,7 @@ static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, uint8_
 
 		nanosleep(&ts, NULL);
 	}
-	rc = cstore_read_chunk(cn->cs, r->buf + 1, index, buf + 5, B3TREE_CHUNK_LEN, &len);
+	rc = cstore_read_chunk(cn->cs, q->id, q->index, buf + CN_ANS_HEAD, B3TREE_CHUNK_LEN, &len);
 	if (rc == -ENOENT || rc == -EINVAL) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
 		reply_status(cn, r, rc == -EINVAL ? CONTENT_ST_BAD_REQUEST : CONTENT_ST_NOT_FOUND);
@@ -137,49 +115,49 @@ static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, uint8_
 		return;
 	}
 	if (cn->test_corrupt && len)
-		buf[5 + len / 2] ^= 0x5a; /* test knob, see content_node.h */
-	buf[0] = CONTENT_ST_OK;
-	put_u32(buf + 1, (uint32_t)len);
+		buf[CN_ANS_HEAD + len / 2] ^= 0x5a; /* test knob, see content_node.h */
+	cn_ans_head(buf, CONTENT_ST_OK, (uint32_t)len);
 	atomic_fetch_add(&cn->served_chunks, 1);
 	atomic_fetch_add(&cn->served_bytes, len);
-	reply(cn, r->conn, r->sid, buf, len + 5, r->fin);
+	reply(cn, r->conn, r->sid, buf, len + CN_ANS_HEAD, r->fin);
 }
 
-static void serve_manifest(struct content_node *cn, const struct cn_sreq *r)
+static void serve_manifest(struct content_node *cn, const struct cn_sreq *r,
+			   const struct cn_wreq *q)
 {
 	uint8_t *enc = NULL, *out;
 	size_t len = 0;
 
-	if (cn_share_get(cn, r->buf + 1, &enc, &len)) {
+	if (cn_share_get(cn, q->id, &enc, &len)) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
 		reply_status(cn, r, CONTENT_ST_NOT_FOUND);
 		return;
 	}
-	out = malloc(len + 5);
+	out = malloc(len + CN_ANS_HEAD);
 	if (!out) {
 		free(enc);
 		reply_status(cn, r, CONTENT_ST_BUSY);
 		return;
 	}
-	out[0] = CONTENT_ST_OK;
-	put_u32(out + 1, (uint32_t)len);
-	memcpy(out + 5, enc, len);
+	cn_ans_head(out, CONTENT_ST_OK, (uint32_t)len);
+	memcpy(out + CN_ANS_HEAD, enc, len);
 	atomic_fetch_add(&cn->served_manifests, 1);
-	reply(cn, r->conn, r->sid, out, len + 5, r->fin);
+	reply(cn, r->conn, r->sid, out, len + CN_ANS_HEAD, r->fin);
 	free(out);
 	free(enc);
 }
 
 static void serve_one(struct content_node *cn, const struct cn_sreq *r, uint8_t *buf)
 {
-	uint8_t op = r->len ? r->buf[0] : 0;
+	struct cn_wreq q;
+	int rc = cn_req_decode(&q, r->buf, r->len);
 
-	if (op == CONTENT_OP_INFO && r->len == 33)
-		serve_info(cn, r);
-	else if (op == CONTENT_OP_CHUNK && r->len == 41)
-		serve_chunk(cn, r, buf);
-	else if (op == CONTENT_OP_MANIFEST && r->len == 21)
-		serve_manifest(cn, r);
+	if (!rc && q.op == CONTENT_OP_INFO)
+		serve_info(cn, r, &q);
+	else if (!rc && q.op == CONTENT_OP_CHUNK)
+		serve_chunk(cn, r, &q, buf);
+	else if (!rc && q.op == CONTENT_OP_MANIFEST)
+		serve_manifest(cn, r, &q);
 	else {
 		atomic_fetch_add(&cn->serve_bad, 1);
 		reply_status(cn, r, CONTENT_ST_BAD_REQUEST);
@@ -189,7 +167,7 @@ static void serve_one(struct content_node *cn, const struct cn_sreq *r, uint8_t 
 static void *serve_thread(void *arg)
 {
 	struct content_node *cn = arg;
-	uint8_t *buf = malloc(B3TREE_CHUNK_LEN + 5);
+	uint8_t *buf = malloc(B3TREE_CHUNK_LEN + CN_ANS_HEAD);
 	struct cn_sreq r;
 
 	if (!buf) {
@@ -214,20 +192,6 @@ static void *serve_thread(void *arg)
 	return NULL;
 }
 
-static size_t req_len(uint8_t op)
-{
-	switch (op) {
-	case CONTENT_OP_INFO:
-		return 33;
-	case CONTENT_OP_CHUNK:
-		return 41;
-	case CONTENT_OP_MANIFEST:
-		return 21;
-	default:
-		return 0;
-	}
-}
-
 /* Called with smu held. */
 static void enqueue(struct content_node *cn, uint64_t conn, int64_t sid, const uint8_t *req,
 		    size_t len, int fin)
@@ -235,7 +199,7 @@ static void enqueue(struct content_node *cn, uint64_t conn, int64_t sid, const u
 	struct cn_sreq *r;
 
 	if (cn->sq_len == CONTENT_SERVE_QUEUE || !cn->nsthr) {
-		static const uint8_t busy[5] = {CONTENT_ST_BUSY, 0, 0, 0, 0};
+		static const uint8_t busy[CN_ANS_HEAD] = {CONTENT_ST_BUSY, 0, 0, 0, 0};
 
 		atomic_fetch_add(&cn->serve_busy, 1);
 		/* Cheap and non-blocking enough for a worker: five bytes. */
@@ -286,15 +250,16 @@ static struct cn_pending *pending_find(struct content_node *cn, uint64_t conn, i
 /*
  * A fetch stream carries requests one after the other (each answered in
  * order; a client keeps one outstanding per stream). Requests have a fixed
- * length per operation; bytes of an incomplete one wait in the pending
- * table (bounded; a stream that cannot get an entry is reset with BUSY).
+ * length per operation (cn_req_feed frames them); bytes of an incomplete
+ * one wait in the pending table (bounded; a stream that cannot get an
+ * entry is reset with BUSY).
  */
 static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len, int fin)
 {
 	struct cn_hub *hub = arg;
 	struct content_node *cn;
 	struct cn_pending *p;
-	size_t need, take;
+	int rc;
 
 	pthread_mutex_lock(&hub->mu);
 	cn = hub->cn;
@@ -310,19 +275,14 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 		goto out;
 	}
 	while (len) {
-		need = p->len ? req_len(p->buf[0]) : req_len(data[0]);
-		if (!need) {
+		rc = cn_req_feed(p->buf, &p->len, &data, &len);
+		if (rc < 0) {
 			atomic_fetch_add(&cn->serve_bad, 1);
 			p->used = 0;
 			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BAD_REQUEST);
 			goto out;
 		}
-		take = need - p->len < len ? need - p->len : len;
-		memcpy(p->buf + p->len, data, take);
-		p->len = (uint8_t)(p->len + take);
-		data += take;
-		len -= take;
-		if (p->len == need) {
+		if (rc == 1) {
 			enqueue(cn, conn, sid, p->buf, p->len, fin && !len);
 			p->len = 0;
 		}
@@ -357,10 +317,30 @@ static void on_closed(void *arg, uint64_t conn, int64_t sid, int err)
 	pthread_mutex_unlock(&hub->mu);
 }
 
+static void hub_destroy(struct cn_hub *hub)
+{
+	pthread_mutex_destroy(&hub->mu);
+	free(hub);
+}
+
+/* quic_node's release hook: after its last callback. */
+static void hub_release(void *arg)
+{
+	struct cn_hub *hub = arg;
+	int gone;
+
+	pthread_mutex_lock(&hub->mu);
+	gone = hub->cn == NULL;
+	hub->quic_gone = 1;
+	pthread_mutex_unlock(&hub->mu);
+	if (gone)
+		hub_destroy(hub);
+}
+
 int cn_serve_init(struct content_node *cn)
 {
-	static const struct quic_node_handler h = {.stream_data = on_data,
-						   .stream_closed = on_closed};
+	static const struct quic_node_handler h = {
+	    .stream_data = on_data, .stream_closed = on_closed, .release = hub_release};
 
 	int rc;
 
@@ -393,15 +373,20 @@ int cn_serve_start(struct content_node *cn)
 
 void cn_serve_stop(struct content_node *cn)
 {
-	/* quic_node has no way to unregister a stream type and reports the
-	 * streams of every connection still open as closed when it is freed,
-	 * after us: the hub it calls stays allocated (48 bytes, once per
-	 * content node) and only answers that nobody is home. */
+	/* quic_node reports the streams of every connection still open as
+	 * closed when it is freed, after us: the hub stays until its release
+	 * hook runs then (or goes now if the QUIC node is already gone). */
 	if (cn->hub) {
-		pthread_mutex_lock(&cn->hub->mu);
-		cn->hub->cn = NULL;
-		pthread_mutex_unlock(&cn->hub->mu);
+		struct cn_hub *hub = cn->hub;
+		int quic_gone;
+
+		pthread_mutex_lock(&hub->mu);
+		hub->cn = NULL;
+		quic_gone = hub->quic_gone;
+		pthread_mutex_unlock(&hub->mu);
 		cn->hub = NULL;
+		if (quic_gone)
+			hub_destroy(hub);
 	}
 	pthread_mutex_lock(&cn->smu);
 	atomic_store(&cn->stopping, 1);

@@ -45,9 +45,8 @@
 
 #define CN_MAX_REQS 96 /* request slots: parallel chunk requests + INFO / MANIFEST */
 /* Longest answers accepted (status + header + body). */
-#define CN_CHUNK_ANSWER (5 + B3TREE_CHUNK_LEN)
-#define CN_MANIFEST_ANSWER (5 + MANIFEST_MAX_SIZE)
-#define CN_INFO_ANSWER(n) (21 + (size_t)(n)*32 + ((size_t)(n) + 7) / 8)
+#define CN_CHUNK_ANSWER (CN_ANS_HEAD + B3TREE_CHUNK_LEN)
+#define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
 /* Without progress for 60 s (no provider answers, none found) a job fails. */
 #define CN_STALL_MS 60000
 /* Providers looked up again at most every 3 s while none is usable. */
@@ -95,8 +94,7 @@ struct cn_req {
 	unsigned int gen;
 	uint64_t chunk, start_ms;
 	int64_t sid;
-	uint8_t *buf;
-	size_t len, cap, limit;
+	struct cn_ans a; /* the answer (its buffer is kept across requests) */
 };
 
 struct cn_job {
@@ -180,25 +178,20 @@ static void lane_drop(struct cn_job *j, struct cn_peer *p, struct cn_lane *l, in
 
 static void send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r)
 {
-	uint8_t msg[41];
-	size_t mlen;
+	struct cn_wreq q = {.index = r->chunk};
+	uint8_t msg[CN_REQ_MAX];
+	int mlen;
 
 	if (r->kind == K_MANIFEST) {
-		msg[0] = CONTENT_OP_MANIFEST;
-		memcpy(msg + 1, j->rq.id, MANIFEST_SHARE_ID_LEN);
-		mlen = 21;
+		q.op = CONTENT_OP_MANIFEST;
+		memcpy(q.id, j->rq.id, MANIFEST_SHARE_ID_LEN);
 	} else {
-		msg[0] = r->kind == K_INFO ? CONTENT_OP_INFO : CONTENT_OP_CHUNK;
-		memcpy(msg + 1, j->cur, 32);
-		mlen = 33;
-		if (r->kind == K_CHUNK) {
-			for (int i = 0; i < 8; i++)
-				msg[33 + i] = (uint8_t)(r->chunk >> (56 - 8 * i));
-			mlen = 41;
-		}
+		q.op = r->kind == K_INFO ? CONTENT_OP_INFO : CONTENT_OP_CHUNK;
+		memcpy(q.id, j->cur, 32);
 	}
+	mlen = cn_req_encode(&q, msg);
 	r->sid = p->lanes[r->lane].sid;
-	if (quic_node_write(j->cn->quic, p->conn, r->sid, msg, mlen, 0)) {
+	if (quic_node_write(j->cn->quic, p->conn, r->sid, msg, (size_t)mlen, 0)) {
 		r->done = 1;
 		r->err = -EAGAIN;
 	}
@@ -271,8 +264,7 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 	struct cn_peer *p;
 	struct cn_lane *l;
 	struct cn_req *r;
-	size_t want, need;
-	uint8_t *nb;
+	int rc;
 
 	if (!j)
 		return;
@@ -288,42 +280,17 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 			lane_drop(j, p, l, 0);
 		goto out;
 	}
-	if (r->len + len > r->limit) {
+	rc = cn_ans_feed(&r->a, data, len);
+	if (rc < 0) { /* -EMSGSIZE, -EPROTO (framing), -ENOMEM */
 		r->done = 1;
-		r->err = -EMSGSIZE;
+		r->err = rc;
 		lane_drop(j, p, l, 1);
 		goto out;
 	}
-	if (r->len + len > r->cap) {
-		want = r->kind == K_CHUNK ? CN_CHUNK_ANSWER : 2 * (r->len + len) + 65536;
-		if (want > r->limit)
-			want = r->limit;
-		nb = realloc(r->buf, want);
-		if (!nb) {
-			r->done = 1;
-			r->err = -ENOMEM;
-			lane_drop(j, p, l, 1);
-			goto out;
-		}
-		r->buf = nb;
-		r->cap = want;
-	}
-	memcpy(r->buf + r->len, data, len);
-	r->len += len;
-	if (r->len >= 5) {
-		need = 5 + (size_t)(((uint32_t)r->buf[1] << 24) | ((uint32_t)r->buf[2] << 16) |
-				    ((uint32_t)r->buf[3] << 8) | r->buf[4]);
-		if (need > r->limit || r->len > need) {
-			r->done = 1;
-			r->err = -EPROTO;
-			lane_drop(j, p, l, 1);
-			goto out;
-		}
-		if (r->len == need) {
-			r->done = 1;
-			l->state = L_IDLE;
-			l->req = -1;
-		}
+	if (rc == 1) {
+		r->done = 1;
+		l->state = L_IDLE;
+		l->req = -1;
 	}
 	if (fin) {
 		if (!r->done) {
@@ -565,13 +532,13 @@ static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 	r->peer = peer;
 	r->chunk = chunk;
 	r->sid = -1;
-	r->len = 0;
+	r->a.len = 0;
 	r->gen = ++j->gen & 0xffffff;
 	r->start_ms = util_now_ms();
-	r->limit = kind == K_CHUNK ? CN_CHUNK_ANSWER
-		   : kind == K_MANIFEST
-		       ? CN_MANIFEST_ANSWER
-		       : CN_INFO_ANSWER(CSTORE_DEFAULT_MAX_BLOB / B3TREE_CHUNK_LEN);
+	r->a.limit = kind == K_CHUNK	  ? CN_CHUNK_ANSWER
+		     : kind == K_MANIFEST ? CN_MANIFEST_ANSWER
+					  : CN_INFO_ANSWER(CN_INFO_MAX_N);
+	r->a.whole = kind == K_CHUNK;
 	if (idle >= 0) {
 		r->lane = idle;
 		p->lanes[idle].state = L_BUSY;
@@ -619,16 +586,7 @@ static void req_release(struct cn_job *j, struct cn_req *r)
 		j->inflight--;
 	}
 	r->used = 0;
-	r->len = 0;
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
+	r->a.len = 0;
 }
 
 static void set_item(struct cn_job *j, const uint8_t id[32])
@@ -689,7 +647,8 @@ static int open_item(struct cn_job *j, uint64_t size, const uint8_t *cvs, uint64
 static void done_info(struct cn_job *j, struct cn_req *r)
 {
 	struct cn_peer *p = &j->peers[r->peer];
-	uint64_t size, n;
+	const uint8_t *ans = r->a.buf;
+	struct cn_info in;
 	int rc;
 
 	if (r->err == -EAGAIN) {
@@ -698,24 +657,19 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (r->err == -EPROTO || r->err == -EMSGSIZE)
 		goto bad;
-	if (r->err || r->len < 1) {
+	if (r->err || r->a.len < 1) {
 		p->info = 3;
 		soft_fail(p, 5);
 		return;
 	}
-	if (r->buf[0] != CONTENT_ST_OK) {
+	if (ans[0] != CONTENT_ST_OK) {
 		p->info = 3; /* does not have it (or busy): not a fault */
 		return;
 	}
-	if (r->len < 21)
-		goto bad;
-	size = get_be(r->buf + 5, 8);
-	n = get_be(r->buf + 13, 8);
-	if (n != b3tree_nchunks(size) || n > CSTORE_DEFAULT_MAX_BLOB / B3TREE_CHUNK_LEN ||
-	    r->len != CN_INFO_ANSWER(n))
+	if (cn_info_decode(&in, ans, r->a.len, CN_INFO_MAX_N))
 		goto bad;
 	if (!j->opened) {
-		rc = open_item(j, size, r->buf + 21, n);
+		rc = open_item(j, in.size, in.cvs, in.n);
 		if (rc == -EBADMSG || rc == -EINVAL)
 			goto bad;
 		if (rc) {
@@ -724,17 +678,17 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 			j->status = rc;
 			return;
 		}
-	} else if (size != j->size || b3tree_verify_cvs(r->buf + 21, n, size, j->cur) != 0) {
+	} else if (in.size != j->size || b3tree_verify_cvs(in.cvs, in.n, in.size, j->cur) != 0) {
 		goto bad;
 	}
 	free(p->bits);
-	p->bits = malloc(n);
-	if (!p->bits) {
+	p->bits = malloc(in.n);
+	if (!p->bits) { /* done_chunk checks for NULL */
 		p->info = 3;
 		return;
 	}
-	for (uint64_t i = 0; i < n; i++)
-		p->bits[i] = (r->buf[21 + n * 32 + i / 8] >> (i % 8)) & 1;
+	for (uint64_t i = 0; i < in.n; i++)
+		p->bits[i] = (in.bits[i / 8] >> (i % 8)) & 1;
 	p->info = 2;
 	return;
 bad:
@@ -761,21 +715,25 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 		fault(j, p, "an answer that breaks the framing");
 		return;
 	}
-	if (r->err || r->len < 1) {
+	if (r->err || r->a.len < 1) {
 		j->retries++;
 		if (r->err != -EACCES && r->err != -ENOTCONN)
 			soft_fail(p, 5);
 		return;
 	}
-	if (r->buf[0] != CONTENT_ST_OK) {
+	if (r->a.buf[0] != CONTENT_ST_OK) {
 		j->retries++;
 		p->errors++;
 		soft_fail(p, 5);
-		if (r->buf[0] == CONTENT_ST_NOT_FOUND || r->buf[0] == CONTENT_ST_UNAVAILABLE)
+		/* bits may be gone: a later INFO whose bitmap could not be
+		 * allocated leaves it NULL (and info 3) */
+		if ((r->a.buf[0] == CONTENT_ST_NOT_FOUND ||
+		     r->a.buf[0] == CONTENT_ST_UNAVAILABLE) &&
+		    p->bits)
 			p->bits[idx] = 0;
 		return;
 	}
-	if (r->len < 5 || get_be(r->buf + 1, 4) != want || r->len != 5 + want) {
+	if (cn_chunk_check(r->a.buf, r->a.len, want)) {
 		j->retries++;
 		j->bad_chunks++;
 		fault(j, p, "a chunk of the wrong length");
@@ -785,7 +743,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 		return;
 	/* Verify and write without holding the job lock (workers wait on it). */
 	pthread_mutex_unlock(&j->mu);
-	rc = cstore_write_chunk(j->cn->cs, j->cur, idx, r->buf + 5, (size_t)want);
+	rc = cstore_write_chunk(j->cn->cs, j->cur, idx, r->a.buf + CN_ANS_HEAD, (size_t)want);
 	pthread_mutex_lock(&j->mu);
 	if (rc == -EBADMSG) {
 		j->retries++;
@@ -988,6 +946,8 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 			struct cn_req *r = &j->reqs[i];
 			struct cn_peer *p = &j->peers[r->peer];
 			struct manifest got;
+			const uint8_t *body;
+			size_t blen;
 
 			if (!r->used || r->kind != K_MANIFEST)
 				continue;
@@ -1000,9 +960,9 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				continue;
 			p->mstate = 2;
 			manifest_init(&got);
-			if (!r->err && r->len >= 5 && r->buf[0] == CONTENT_ST_OK &&
-			    get_be(r->buf + 1, 4) == r->len - 5) {
-				rc = manifest_decode(&got, r->buf + 5, r->len - 5);
+			if (!r->err && cn_ans_body(r->a.buf, r->a.len, &body, &blen) == 0 &&
+			    r->a.buf[0] == CONTENT_ST_OK) {
+				rc = manifest_decode(&got, body, blen);
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
@@ -1207,8 +1167,8 @@ static void *job_thread(void *arg)
 	}
 	pthread_mutex_lock(&j->mu);
 	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
-		free(j->reqs[i].buf);
-		j->reqs[i].buf = NULL;
+		free(j->reqs[i].a.buf);
+		j->reqs[i].a.buf = NULL;
 		j->reqs[i].used = 0;
 	}
 	cn_lookup_put(j->lk);

@@ -71,12 +71,22 @@ void ctl_resp_error(struct ctl_resp *resp, int status, const char *code, const c
 {
 	char msg[512];
 	va_list ap;
+	json_t *o;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	ctl_resp_json(resp, status,
-		      json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+	o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+	if (!o) {
+		/* Not UTF-8 (bytes of a request path, or a character cut by the
+		 * truncation above): JSON strings cannot carry it, and without
+		 * this the client got a 500 instead of this answer. */
+		for (char *c = msg; *c; c++)
+			if ((unsigned char)*c >= 0x80)
+				*c = '?';
+		o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+	}
+	ctl_resp_json(resp, status, o);
 }
 
 void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
@@ -122,7 +132,7 @@ void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
 
 static int ctl_bind(struct ctl *ctl)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	mode_t old;
 	int fd, err;
 
@@ -191,8 +201,7 @@ int ctl_new(struct ctl **out, const struct ctl_opts *opts)
 	return 0;
 }
 
-int ctl_route(struct ctl *ctl, const char *method, const char *prefix, ctl_handler_fn fn,
-	      void *arg)
+int ctl_route(struct ctl *ctl, const char *method, const char *prefix, ctl_handler_fn fn, void *arg)
 {
 	struct ctl_route *r;
 
@@ -341,8 +350,9 @@ static void ctl_own_metrics(void *arg, FILE *out)
 {
 	struct ctl *ctl = arg;
 
-	fprintf(out, "# HELP weft_ctl_requests_total Control API requests answered, by status class.\n"
-		     "# TYPE weft_ctl_requests_total counter\n");
+	fprintf(out,
+		"# HELP weft_ctl_requests_total Control API requests answered, by status class.\n"
+		"# TYPE weft_ctl_requests_total counter\n");
 	for (int i = 1; i <= 5; i++)
 		fprintf(out, "weft_ctl_requests_total{class=\"%dxx\"} %llu\n", i,
 			atomic_load_explicit(&ctl->answered[i], memory_order_relaxed));
@@ -356,13 +366,12 @@ static void ctl_resp_clear(struct ctl_resp *resp)
 }
 
 static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct ctl *ctl = cls;
 	struct ctl_conn *cc = *con_cls;
-	struct ctl_resp resp = { 0 };
+	struct ctl_resp resp = {0};
 	enum MHD_Result ret;
 
 	if (!cc) {
@@ -408,19 +417,19 @@ static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const 
 			       ctl->opts.max_body);
 	} else {
 		struct ctl_req req = {
-			.method = method,
-			.path = url,
-			.body = cc->body,
-			.body_len = cc->len,
-			.conn = conn,
+		    .method = method,
+		    .path = url,
+		    .body = cc->body,
+		    .body_len = cc->len,
+		    .conn = conn,
 		};
 		json_error_t jerr;
 
 		if (cc->len) {
-			req.json = json_loadb((const char *)cc->body, cc->len, JSON_REJECT_DUPLICATES,
-					      &jerr);
-			const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-								     "Content-Type");
+			req.json = json_loadb((const char *)cc->body, cc->len,
+					      JSON_REJECT_DUPLICATES, &jerr);
+			const char *ct =
+			    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
 			if (!req.json && ct && strncmp(ct, "application/json", 16) == 0) {
 				ctl_resp_error(&resp, 400, "bad_json", "malformed JSON body: %s",
 					       jerr.text);
@@ -449,6 +458,8 @@ static void ctl_completed(void *cls, struct MHD_Connection *conn, void **con_cls
 	}
 }
 
+/* libmicrohttpd's own messages: fmt is its format string, not ours. */
+static void ctl_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void ctl_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[256];
@@ -461,14 +472,13 @@ static void ctl_mhd_log(void *cls, const char *fmt, va_list ap)
 int ctl_start(struct ctl *ctl)
 {
 	ctl->mhd = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			MHD_USE_ERROR_LOG | MHD_USE_POLL,
-		0, NULL, NULL, ctl_access, ctl, MHD_OPTION_EXTERNAL_LOGGER, ctl_mhd_log, ctl,
-		MHD_OPTION_LISTEN_SOCKET, ctl->fd,
-		MHD_OPTION_CONNECTION_LIMIT, ctl->opts.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-		ctl->opts.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)ctl->opts.max_header, MHD_OPTION_NOTIFY_COMPLETED, ctl_completed, ctl,
-		MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
+		MHD_USE_POLL,
+	    0, NULL, NULL, ctl_access, ctl, MHD_OPTION_EXTERNAL_LOGGER, ctl_mhd_log, ctl,
+	    MHD_OPTION_LISTEN_SOCKET, ctl->fd, MHD_OPTION_CONNECTION_LIMIT, ctl->opts.max_conns,
+	    MHD_OPTION_CONNECTION_TIMEOUT, ctl->opts.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)ctl->opts.max_header, MHD_OPTION_NOTIFY_COMPLETED, ctl_completed, ctl,
+	    MHD_OPTION_END);
 	if (!ctl->mhd)
 		return -EIO;
 	return 0;

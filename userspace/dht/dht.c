@@ -154,6 +154,9 @@ void dht_free(struct dht *dht)
 {
 	if (!dht)
 		return;
+	/* Every callback runs once: lookups still going end as cancelled,
+	 * so what their callers handed us is released. */
+	dht_lookup_cancel_all(dht);
 	if (dht->pend)
 		for (uint32_t i = 0; i < dht->lim.max_pending; i++)
 			free(dht->pend[i].pkt);

@@ -370,13 +370,17 @@ static void h_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct dht_svc *svc = arg;
 	json_t *v = json_object_get(req->json, "value"), *salt = json_object_get(req->json, "salt");
-	int mut = json_is_true(json_object_get(req->json, "mutable"));
-	int imm = json_is_true(json_object_get(req->json, "immutable"));
-	int cas = json_is_true(json_object_get(req->json, "cas"));
+	json_t *jm = json_object_get(req->json, "mutable"),
+	       *ji = json_object_get(req->json, "immutable");
+	json_t *jc = json_object_get(req->json, "cas");
+	int mut = json_is_true(jm), imm = json_is_true(ji), cas = json_is_true(jc);
 	struct svc_wait *w;
 	int err;
 
-	if (!json_is_string(v) || mut == imm || (salt && !json_is_string(salt)) || (salt && !mut)) {
+	/* The flags are booleans: "mutable": "yes" is an error, not false. */
+	if (!json_is_string(v) || mut == imm || (salt && !json_is_string(salt)) || (salt && !mut) ||
+	    (jm && !json_is_boolean(jm)) || (ji && !json_is_boolean(ji)) ||
+	    (jc && !json_is_boolean(jc))) {
 		ctl_resp_error(resp, 400, "bad_request",
 			       "need \"value\" and exactly one of \"immutable\"/\"mutable\" (salt "
 			       "only with mutable)");

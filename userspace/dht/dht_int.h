@@ -346,6 +346,8 @@ struct dht_table *dht_table_for(struct dht *dht, int family);
 int dht_lk_start(struct dht *dht, enum dht_op op, const uint8_t *target, uint64_t now,
 		 dht_done_fn cb, void *arg, struct dht_lookup **out);
 void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now);
+/* dht_free: finish every lookup in progress with status -ECANCELED. */
+void dht_lookup_cancel_all(struct dht *dht);
 void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m,
 		  const struct sockaddr *from, socklen_t fromlen, uint64_t now);
 void dht_lk_fail(struct dht *dht, struct dht_pending *p, uint64_t now);

@@ -136,6 +136,13 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 	lk->npeers = 0;
 }
 
+void dht_lookup_cancel_all(struct dht *dht)
+{
+	for (uint32_t i = 0; dht->lks && i < dht->lim.max_lookups; i++)
+		if (dht->lks[i].in_use)
+			lk_finish(dht, &dht->lks[i], -ECANCELED);
+}
+
 static void store_phase(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 {
 	struct krpc_args a;

@@ -30,8 +30,21 @@ uint64_t qn_now_ns(void)
 
 void qn_put(struct quic_node *qn)
 {
-	if (atomic_fetch_sub(&qn->refs, 1) == 1)
-		free(qn);
+	unsigned int i, j;
+
+	if (atomic_fetch_sub(&qn->refs, 1) != 1)
+		return;
+	/* No callback can run any more: hand registered contexts back. */
+	for (i = 0; i < qn->ntypes; i++) {
+		if (!qn->types[i].h.release)
+			continue;
+		for (j = 0; j < i; j++)
+			if (qn->types[j].arg == qn->types[i].arg && qn->types[j].h.release)
+				break;
+		if (j == i)
+			qn->types[i].h.release(qn->types[i].arg);
+	}
+	free(qn);
 }
 
 int qn_call(struct quic_node *qn, unsigned int worker, engine_cmd_fn fn, void *arg)
@@ -132,8 +145,8 @@ static int is_unspec(const struct io_addr *a)
 
 /* ------------------------------------------------------------ tx / timer */
 
-static int qn_send(void *arg, const uint8_t *buf, size_t len, size_t gso,
-		   const struct sockaddr *to, socklen_t tolen, const struct sockaddr *local)
+static int qn_send(void *arg, const uint8_t *buf, size_t len, size_t gso, const struct sockaddr *to,
+		   socklen_t tolen, const struct sockaddr *local)
 {
 	struct qn_worker *wk = arg;
 	struct io_addr dst, src, *psrc = NULL;
@@ -252,8 +265,7 @@ static const struct quic_node_handler *stream_handler(struct qn_conn *c, struct 
 	return NULL;
 }
 
-static void stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
-			uint64_t code)
+static void stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code)
 {
 	s->dead = 1;
 	stream_drop_queue(wk->qn, s);
@@ -268,8 +280,9 @@ static void gen_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *
 	const uint8_t *p;
 
 	while (s->gen_off < s->gen_total) {
-		chunk = s->gen_total - s->gen_off > QN_GEN_CHUNK ? QN_GEN_CHUNK
-								 : (size_t)(s->gen_total - s->gen_off);
+		chunk = s->gen_total - s->gen_off > QN_GEN_CHUNK
+			    ? QN_GEN_CHUNK
+			    : (size_t)(s->gen_total - s->gen_off);
 		if (!s->gen_hs) {
 			/* Unverified (nobody hashes these bytes): one generated
 			 * block sent over and over, as the reference programs
@@ -286,8 +299,8 @@ static void gen_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *
 			p = wk->scratch + d;
 			if (chunk > QN_GEN_CHUNK - d)
 				chunk = QN_GEN_CHUNK - d;
-		} else if (wk->gen_len && wk->gen_seed == s->gen_seed && s->gen_off >= wk->gen_off &&
-			   s->gen_off < wk->gen_off + wk->gen_len) {
+		} else if (wk->gen_len && wk->gen_seed == s->gen_seed &&
+			   s->gen_off >= wk->gen_off && s->gen_off < wk->gen_off + wk->gen_len) {
 			/* The send buffer usually takes a few KiB per ACK: reuse
 			 * the bytes generated last time. */
 			size_t d = (size_t)(s->gen_off - wk->gen_off);
@@ -781,7 +794,7 @@ struct qn_op {
 
 static void op_connect(struct qn_worker *wk, struct qn_op *op)
 {
-	struct quic_close_info info = { .reason = QUIC_CLOSE_NONE };
+	struct quic_close_info info = {.reason = QUIC_CLOSE_NONE};
 	struct quic_conn *qc;
 	struct qn_conn *c;
 	int rc;
@@ -827,7 +840,7 @@ static void op_run(struct engine_worker *w, void *arg)
 
 	if (qn_cmd_enter(qn)) {
 		/* Node gone: owners of a dial still hear closed(). */
-		struct quic_close_info info = { .reason = QUIC_CLOSE_ENDPOINT };
+		struct quic_close_info info = {.reason = QUIC_CLOSE_ENDPOINT};
 
 		if (op->kind == OP_CONNECT && op->h.closed)
 			op->h.closed(op->arg, op->conn, &info);
@@ -1047,8 +1060,8 @@ int quic_node_connect(struct quic_node *qn, const char *target, const struct qui
 	rc = quic_node_parse_target(target, qn->port, key, &have_key, &ss, &sl);
 	if (rc)
 		return rc;
-	return quic_node_connect_addr(qn, (struct sockaddr *)&ss, sl, have_key ? key : NULL, h,
-				      arg, conn);
+	return quic_node_connect_addr(qn, (struct sockaddr *)&ss, sl, have_key ? key : NULL, h, arg,
+				      conn);
 }
 
 static struct qn_op *op_new(enum qn_op_kind kind, uint64_t conn, size_t len)
@@ -1077,8 +1090,8 @@ int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, u
 	return post(qn, op);
 }
 
-int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data,
-		    size_t len, int fin)
+int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data, size_t len,
+		    int fin)
 {
 	struct qn_op *op;
 	int rc;
@@ -1161,7 +1174,7 @@ static void worker_free(struct qn_worker *wk)
 		engine_timer_cancel(wk->w, &wk->timer);
 	quic_ep_free(wk->ep); /* closed() for every connection still open */
 	while (wk->conns) {
-		struct quic_close_info info = { .reason = QUIC_CLOSE_ENDPOINT };
+		struct quic_close_info info = {.reason = QUIC_CLOSE_ENDPOINT};
 
 		conn_report_closed(wk, wk->conns, &info);
 	}

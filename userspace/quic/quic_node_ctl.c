@@ -2,8 +2,10 @@
 /*
  * quic_node's synchronous helpers (ping, bench) and control API:
  * GET /v1/quic/conns, GET /v1/quic/stats, POST /v1/quic/ping,
- * POST /v1/quic/bench, weft_quic_* metrics. Handlers run on control
- * threads and reach worker-owned state only through engine_call*.
+ * POST /v1/quic/bench, POST /v1/quic/handshakes (bodies checked by
+ * qn_ctl_parse, which needs no node), weft_quic_* metrics. Handlers run
+ * on control threads and reach worker-owned state only through
+ * engine_call*.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,7 +32,7 @@ struct qn_job {
 	int done, err; /* under mu */
 	struct quic_node *qn;
 	int bench;
-	int keep; /* ping: leave the connection open (it ends by idle timeout) */
+	int keep;    /* ping: leave the connection open (it ends by idle timeout) */
 	int hs_only; /* handshake bench: done at connected(), then close */
 	uint64_t conn;
 	uint64_t t_start, t_hs, t_send, t_end;
@@ -158,9 +160,9 @@ static void job_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data,
 		if (fin)
 			job_finish_ok(j, conn,
 				      j->echo_len == sizeof(j->probe) &&
-						      !memcmp(j->echo, j->probe, sizeof(j->probe))
-					      ? 0
-					      : -EIO);
+					      !memcmp(j->echo, j->probe, sizeof(j->probe))
+					  ? 0
+					  : -EIO);
 		return;
 	}
 	if (j->stype == QUIC_NODE_ST_ECHO) {
@@ -194,10 +196,10 @@ static void job_closed(void *arg, uint64_t conn, const struct quic_close_info *i
 }
 
 static const struct quic_node_handler job_handler = {
-	.connected = job_connected,
-	.stream_data = job_data,
-	.stream_closed = job_stream_closed,
-	.closed = job_closed,
+    .connected = job_connected,
+    .stream_data = job_data,
+    .stream_closed = job_stream_closed,
+    .closed = job_closed,
 };
 
 /* Dial and wait; returns the job's error, or -ETIMEDOUT (the dial is then
@@ -312,9 +314,9 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 			if (j->reply_len == 40)
 				memcpy(res->peer_hash, j->reply + 8, 32);
 		}
-		res->hash_ok = res->peer_count == bytes &&
-			       (!verify || stype == QUIC_NODE_ST_DISCARD ||
-				!memcmp(res->sent_hash, res->peer_hash, 32));
+		res->hash_ok =
+		    res->peer_count == bytes && (!verify || stype == QUIC_NODE_ST_DISCARD ||
+						 !memcmp(res->sent_hash, res->peer_hash, 32));
 	}
 	job_put(j);
 	return err;
@@ -391,17 +393,16 @@ static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
 		if (!io_addr_from_sockaddr(&a, (struct sockaddr *)&in.remote, in.remote_len))
 			io_addr_fmt(&a, addr, sizeof(addr));
 		json_array_append_new(
-			sn->conns,
-			json_pack("{s:I,s:i,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id",
-				  (json_int_t)c->id, "worker", (int)wk->idx, "peer_key", key,
-				  "addr", addr, "server", in.is_server, "established",
-				  in.established, "rtt_us", (json_int_t)(in.smoothed_rtt_ns / 1000),
-				  "min_rtt_us", (json_int_t)(in.min_rtt_ns / 1000), "cwnd",
-				  (json_int_t)in.cwnd, "bytes_in_flight",
-				  (json_int_t)in.bytes_in_flight, "bytes_in",
-				  (json_int_t)in.bytes_rx, "bytes_out", (json_int_t)in.bytes_tx,
-				  "streams_open", (json_int_t)in.streams_open, "streams_opened",
-				  (json_int_t)in.streams_opened));
+		    sn->conns,
+		    json_pack("{s:I,s:i,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id",
+			      (json_int_t)c->id, "worker", (int)wk->idx, "peer_key", key, "addr",
+			      addr, "server", in.is_server, "established", in.established, "rtt_us",
+			      (json_int_t)(in.smoothed_rtt_ns / 1000), "min_rtt_us",
+			      (json_int_t)(in.min_rtt_ns / 1000), "cwnd", (json_int_t)in.cwnd,
+			      "bytes_in_flight", (json_int_t)in.bytes_in_flight, "bytes_in",
+			      (json_int_t)in.bytes_rx, "bytes_out", (json_int_t)in.bytes_tx,
+			      "streams_open", (json_int_t)in.streams_open, "streams_opened",
+			      (json_int_t)in.streams_opened));
 	}
 }
 
@@ -439,7 +440,7 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	unsigned int i;
 
 	for (i = 0; i < qn->nworkers; i++) {
-		struct qn_snap sn = { .qn = qn, .idx = i, .conns = arr };
+		struct qn_snap sn = {.qn = qn, .idx = i, .conns = arr};
 
 		if (snapshot(qn, &sn)) {
 			json_decref(arr);
@@ -450,14 +451,14 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	ctl_resp_json(resp, 200, json_pack("{s:o}", "conns", arr));
 }
 
-#define QN_EP_STATS(X)                                                                         \
-	X(rx_datagrams) X(tx_datagrams) X(tx_sends) X(rx_bytes) X(tx_bytes) X(drop_garbage)    \
-	X(drop_conn_error) X(drop_limit) X(drop_closing) X(version_negotiations)              \
-	X(retries_sent) X(bad_tokens) X(stateless_resets_sent) X(conns_accepted)              \
-	X(conns_dialed) X(conns_established) X(conns_closed) X(peer_key_mismatch) X(bad_cert) \
-	X(alpn_mismatch) X(idle_timeouts) X(send_errors)
-#define QN_WK_STATS(X)                                                                         \
-	X(fwd_out) X(fwd_in) X(fwd_drop) X(app_errors) X(echo_overruns) X(bad_types)
+#define QN_EP_STATS(X)                                                                             \
+	X(rx_datagrams)                                                                            \
+	X(tx_datagrams) X(tx_sends) X(rx_bytes) X(tx_bytes) X(drop_garbage) X(drop_conn_error)     \
+	    X(drop_limit) X(drop_closing) X(version_negotiations) X(retries_sent) X(bad_tokens)    \
+		X(stateless_resets_sent) X(conns_accepted) X(conns_dialed) X(conns_established)    \
+		    X(conns_closed) X(peer_key_mismatch) X(bad_cert) X(alpn_mismatch)              \
+			X(idle_timeouts) X(send_errors)
+#define QN_WK_STATS(X) X(fwd_out) X(fwd_in) X(fwd_drop) X(app_errors) X(echo_overruns) X(bad_types)
 
 static json_t *snap_json(const struct qn_snap *sn)
 {
@@ -487,12 +488,12 @@ static void snap_add(struct qn_snap *t, const struct qn_snap *s)
 static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct quic_node *qn = arg;
-	struct qn_snap tot = { 0 };
+	struct qn_snap tot = {0};
 	json_t *ws = json_array(), *w;
 	unsigned int i;
 
 	for (i = 0; i < qn->nworkers; i++) {
-		struct qn_snap sn = { .qn = qn, .idx = i };
+		struct qn_snap sn = {.qn = qn, .idx = i};
 
 		if (snapshot(qn, &sn))
 			continue;
@@ -520,19 +521,19 @@ static void qn_metrics(void *arg, FILE *out)
 		sn[i].idx = i;
 		ok[i] = snapshot(qn, &sn[i]) == 0;
 	}
-#define M(f)                                                                               \
-	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                            \
-	for (i = 0; i < qn->nworkers; i++)                                                  \
-		if (ok[i])                                                                  \
-			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,     \
+#define M(f)                                                                                       \
+	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                                   \
+	for (i = 0; i < qn->nworkers; i++)                                                         \
+		if (ok[i])                                                                         \
+			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,            \
 				(unsigned long long)sn[i].st.f);
 	QN_EP_STATS(M)
 #undef M
-#define M(f)                                                                               \
-	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                            \
-	for (i = 0; i < qn->nworkers; i++)                                                  \
-		if (ok[i])                                                                  \
-			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,     \
+#define M(f)                                                                                       \
+	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                                   \
+	for (i = 0; i < qn->nworkers; i++)                                                         \
+		if (ok[i])                                                                         \
+			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,            \
 				(unsigned long long)sn[i].f);
 	QN_WK_STATS(M)
 #undef M
@@ -546,11 +547,103 @@ static void qn_metrics(void *arg, FILE *out)
 		(unsigned long long)atomic_load(&qn->queued));
 }
 
-static const char *req_target(const struct ctl_req *req)
+/* A member that is there but of another type (JSON_TRUE: a boolean). */
+static int qn_wrong_type(json_t *body, const char *key, int type)
 {
-	const char *t = json_string_value(json_object_get(req->json, "peer"));
+	json_t *v = json_object_get(body, key);
 
-	return t ? t : json_string_value(json_object_get(req->json, "addr"));
+	if (!v)
+		return 0;
+	if (type == JSON_TRUE)
+		return !json_is_boolean(v);
+	return (int)json_typeof(v) != type;
+}
+
+int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp)
+{
+	/* Members each route reads (bit 1 << route), and their types. */
+	enum { P = 1 << QN_CTL_PING, B = 1 << QN_CTL_BENCH, H = 1 << QN_CTL_HANDSHAKES };
+	static const struct {
+		const char *key;
+		int type, routes;
+	} fields[] = {
+	    {"peer", JSON_STRING, P | B | H},
+	    {"addr", JSON_STRING, P | B | H},
+	    {"timeout_ms", JSON_INTEGER, P | B | H},
+	    {"keep", JSON_TRUE, P},
+	    {"bytes", JSON_INTEGER, B},
+	    {"seed", JSON_INTEGER, B},
+	    {"mode", JSON_STRING, B},
+	    {"verify", JSON_TRUE, B},
+	    {"count", JSON_INTEGER, H},
+	};
+	json_t *jv = json_object_get(body, "verify");
+	json_int_t to = json_integer_value(json_object_get(body, "timeout_ms"));
+	json_int_t bytes = json_integer_value(json_object_get(body, "bytes"));
+	json_int_t count = json_integer_value(json_object_get(body, "count"));
+	const char *mode = json_string_value(json_object_get(body, "mode"));
+
+	memset(a, 0, sizeof(*a));
+	a->target = json_string_value(json_object_get(body, "peer"));
+	if (!a->target)
+		a->target = json_string_value(json_object_get(body, "addr"));
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (((fields[i].routes >> route) & 1) &&
+		    qn_wrong_type(body, fields[i].key, fields[i].type)) {
+			ctl_resp_error(resp, 400, "bad_request", "\"%s\" must be %s", fields[i].key,
+				       fields[i].type == JSON_STRING	? "a string"
+				       : fields[i].type == JSON_INTEGER ? "an integer"
+									: "true or false");
+			return -EINVAL;
+		}
+	if (route == QN_CTL_PING) {
+		if (!a->target) {
+			ctl_resp_error(resp, 400, "bad_request",
+				       "want {\"peer\":\"NODEKEY@ADDR\"} or {\"addr\":\"ADDR\"}");
+			return -EINVAL;
+		}
+		a->timeout_ms = to < 0 || to > 60000 ? 0 : (unsigned int)to;
+		a->keep = json_is_true(json_object_get(body, "keep"));
+		return 0;
+	}
+	if (route == QN_CTL_BENCH) {
+		if (!a->target || bytes < 0 || (uint64_t)bytes > QN_BENCH_MAX_BYTES) {
+			ctl_resp_error(
+			    resp, 400, "bad_request",
+			    "want {\"peer\"|\"addr\", \"bytes\": N (<= 16 GiB), "
+			    "\"mode\": \"sink\"|\"echo\"|\"discard\", \"verify\": bool}");
+			return -EINVAL;
+		}
+		if (!mode || !strcmp(mode, "sink"))
+			a->stype = QUIC_NODE_ST_SINK;
+		else if (!strcmp(mode, "echo"))
+			a->stype = QUIC_NODE_ST_ECHO;
+		else if (!strcmp(mode, "discard"))
+			a->stype = QUIC_NODE_ST_DISCARD;
+		else {
+			ctl_resp_error(resp, 400, "bad_mode", "mode is sink, echo or discard");
+			return -EINVAL;
+		}
+		a->bytes = (uint64_t)bytes;
+		a->seed = (uint64_t)json_integer_value(json_object_get(body, "seed"));
+		a->verify = jv ? json_is_true(jv) : 1;
+		if (a->stype == QUIC_NODE_ST_DISCARD)
+			a->verify = 0;
+		a->timeout_ms = to <= 0 || to > 600000 ? 0 : (unsigned int)to;
+		return 0;
+	}
+	if (route == QN_CTL_HANDSHAKES) {
+		if (!a->target || count <= 0 || count > QUIC_NODE_HS_MAX) {
+			ctl_resp_error(resp, 400, "bad_request",
+				       "want {\"peer\"|\"addr\", \"count\": 1..100000}");
+			return -EINVAL;
+		}
+		a->count = (unsigned int)count;
+		a->timeout_ms = to <= 0 || to > 600000 ? 0 : (unsigned int)to;
+		return 0;
+	}
+	ctl_resp_error(resp, 404, "not_found", "no such request");
+	return -EINVAL;
 }
 
 static void resp_dial_error(struct ctl_resp *resp, int err, const char *target)
@@ -562,8 +655,8 @@ static void resp_dial_error(struct ctl_resp *resp, int err, const char *target)
 			       target);
 		break;
 	case -EKEYREJECTED:
-		ctl_resp_error(resp, 502, "peer_key_mismatch",
-			       "%s presented a different node key", target);
+		ctl_resp_error(resp, 502, "peer_key_mismatch", "%s presented a different node key",
+			       target);
 		break;
 	case -ETIMEDOUT:
 		ctl_resp_error(resp, 504, "timeout", "no answer from %s", target);
@@ -574,8 +667,7 @@ static void resp_dial_error(struct ctl_resp *resp, int err, const char *target)
 		break;
 	case -ECONNREFUSED:
 	case -ECONNRESET:
-		ctl_resp_error(resp, 502, "refused", "%s refused or reset the connection",
-			       target);
+		ctl_resp_error(resp, 502, "refused", "%s refused or reset the connection", target);
 		break;
 	case -EIO:
 		ctl_resp_error(resp, 502, "echo_mismatch", "%s echoed different bytes", target);
@@ -589,22 +681,15 @@ static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct quic_node *qn = arg;
 	struct quic_node_ping_result r;
-	const char *target = req_target(req);
-	json_int_t to = json_integer_value(json_object_get(req->json, "timeout_ms"));
+	struct qn_ctl_args a;
 	char key[2 * QUIC_KEY_LEN + 1];
 	int err;
 
-	if (!target) {
-		ctl_resp_error(resp, 400, "bad_request", "want {\"peer\":\"NODEKEY@ADDR\"} or "
-							 "{\"addr\":\"ADDR\"}");
+	if (qn_ctl_parse(QN_CTL_PING, req->json, &a, resp))
 		return;
-	}
-	if (to < 0 || to > 60000)
-		to = 0;
-	err = quic_node_ping2(qn, target, (unsigned int)to,
-			      json_is_true(json_object_get(req->json, "keep")), &r);
+	err = quic_node_ping2(qn, a.target, a.timeout_ms, a.keep, &r);
 	if (err) {
-		resp_dial_error(resp, err, target);
+		resp_dial_error(resp, err, a.target);
 		return;
 	}
 	util_hex(key, r.peer_key, QUIC_KEY_LEN);
@@ -618,80 +703,47 @@ static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct quic_node *qn = arg;
 	struct quic_node_bench_result r;
-	const char *target = req_target(req);
-	const char *mode = json_string_value(json_object_get(req->json, "mode"));
-	json_t *jv = json_object_get(req->json, "verify");
-	json_int_t bytes = json_integer_value(json_object_get(req->json, "bytes"));
-	json_int_t seed = json_integer_value(json_object_get(req->json, "seed"));
-	json_int_t to = json_integer_value(json_object_get(req->json, "timeout_ms"));
+	struct qn_ctl_args a;
 	char h1[65], h2[65];
-	uint64_t stype;
-	int verify = jv ? json_is_true(jv) : 1, err;
 	double secs;
+	int err;
 
-	if (!target || bytes < 0 || (uint64_t)bytes > QN_BENCH_MAX_BYTES) {
-		ctl_resp_error(resp, 400, "bad_request",
-			       "want {\"peer\"|\"addr\", \"bytes\": N (<= 16 GiB), "
-			       "\"mode\": \"sink\"|\"echo\"|\"discard\", \"verify\": bool}");
+	if (qn_ctl_parse(QN_CTL_BENCH, req->json, &a, resp))
 		return;
-	}
-	if (!mode || !strcmp(mode, "sink"))
-		stype = QUIC_NODE_ST_SINK;
-	else if (!strcmp(mode, "echo"))
-		stype = QUIC_NODE_ST_ECHO;
-	else if (!strcmp(mode, "discard"))
-		stype = QUIC_NODE_ST_DISCARD;
-	else {
-		ctl_resp_error(resp, 400, "bad_mode", "mode is sink, echo or discard");
-		return;
-	}
-	if (stype == QUIC_NODE_ST_DISCARD)
-		verify = 0;
-	if (to <= 0 || to > 600000)
-		to = 0;
-	err = quic_node_bench(qn, target, stype, (uint64_t)bytes, (uint64_t)seed, verify,
-			      (unsigned int)to, &r);
+	err = quic_node_bench(qn, a.target, a.stype, a.bytes, a.seed, a.verify, a.timeout_ms, &r);
 	if (err) {
-		resp_dial_error(resp, err, target);
+		resp_dial_error(resp, err, a.target);
 		return;
 	}
 	util_hex(h1, r.sent_hash, 32);
 	util_hex(h2, r.peer_hash, 32);
 	secs = r.elapsed_us ? (double)r.elapsed_us / 1e6 : 1e-6;
 	ctl_resp_json(
-		resp, 200,
-		json_pack("{s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:s,s:b,s:b}", "bytes",
-			  (json_int_t)r.bytes_sent, "bytes_back", (json_int_t)r.bytes_back,
-			  "peer_count", (json_int_t)r.peer_count, "elapsed_us",
-			  (json_int_t)r.elapsed_us, "handshake_us", (json_int_t)r.handshake_us,
-			  "mbit_s", (double)r.bytes_sent * 8 / secs / 1e6, "sent_hash",
-			  verify ? h1 : "", "peer_hash", verify ? h2 : "", "verified", verify,
-			  "ok", r.hash_ok));
+	    resp, 200,
+	    json_pack(
+		"{s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:s,s:b,s:b}", "bytes", (json_int_t)r.bytes_sent,
+		"bytes_back", (json_int_t)r.bytes_back, "peer_count", (json_int_t)r.peer_count,
+		"elapsed_us", (json_int_t)r.elapsed_us, "handshake_us", (json_int_t)r.handshake_us,
+		"mbit_s", (double)r.bytes_sent * 8 / secs / 1e6, "sent_hash", a.verify ? h1 : "",
+		"peer_hash", a.verify ? h2 : "", "verified", a.verify, "ok", r.hash_ok));
 }
 
 static void h_handshakes(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct quic_node *qn = arg;
 	struct quic_node_hs_result r;
-	const char *target = req_target(req);
-	json_int_t count = json_integer_value(json_object_get(req->json, "count"));
-	json_int_t to = json_integer_value(json_object_get(req->json, "timeout_ms"));
+	struct qn_ctl_args a;
 	int err;
 
-	if (!target || count <= 0 || count > QUIC_NODE_HS_MAX) {
-		ctl_resp_error(resp, 400, "bad_request",
-			       "want {\"peer\"|\"addr\", \"count\": 1..100000}");
+	if (qn_ctl_parse(QN_CTL_HANDSHAKES, req->json, &a, resp))
 		return;
-	}
-	if (to <= 0 || to > 600000)
-		to = 0;
-	err = quic_node_handshakes(qn, target, (unsigned int)count, (unsigned int)to, &r);
+	err = quic_node_handshakes(qn, a.target, a.count, a.timeout_ms, &r);
 	if (err) {
-		resp_dial_error(resp, err, target);
+		resp_dial_error(resp, err, a.target);
 		return;
 	}
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:I,s:I,s:I,s:I,s:f}", "count", (json_int_t)count, "done",
+		      json_pack("{s:I,s:I,s:I,s:I,s:f}", "count", (json_int_t)a.count, "done",
 				(json_int_t)r.done, "elapsed_us", (json_int_t)r.elapsed_us,
 				"mean_handshake_us", (json_int_t)r.mean_us, "per_s",
 				r.elapsed_us ? (double)r.done * 1e6 / (double)r.elapsed_us : 0.0));

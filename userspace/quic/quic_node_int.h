@@ -3,6 +3,7 @@
 #ifndef WEFT_QUIC_NODE_INT_H
 #define WEFT_QUIC_NODE_INT_H
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -33,7 +34,7 @@ struct qn_stream {
 	struct qn_stream *next;
 	int64_t sid;
 	int incoming;
-	int typed;         /* incoming: type varint parsed */
+	int typed; /* incoming: type varint parsed */
 	uint8_t tbuf[8];
 	size_t tlen;
 	uint64_t stype;
@@ -98,8 +99,8 @@ struct quic_node {
 	_Atomic size_t queued;
 	_Atomic uint64_t serial;
 	_Atomic unsigned int rr; /* round-robin worker for dials */
-	_Atomic int refs;        /* 1 + commands posted and not yet run */
-	_Atomic int dead;        /* quic_node_free done: commands only release */
+	_Atomic int refs;	 /* 1 + commands posted and not yet run */
+	_Atomic int dead;	 /* quic_node_free done: commands only release */
 	_Atomic uint64_t cmd_full;
 };
 
@@ -125,5 +126,21 @@ void qn_gen_fill(uint64_t seed, uint64_t off, uint8_t *buf, size_t len);
 int qn_close_errno(const struct quic_close_info *info);
 /* Register the control routes and metrics. */
 int qn_ctl_register(struct quic_node *qn, struct ctl *ctl);
+
+/* Request bodies of POST /v1/quic/ping, /bench and /handshakes, checked
+ * without a node (tests/fuzz/fuzz_ctl_json.c): 0 with *a filled, or
+ * -EINVAL with a 4xx answer (JSON error) put in resp. Strings in *a point
+ * into body. */
+enum { QN_CTL_PING = 1, QN_CTL_BENCH, QN_CTL_HANDSHAKES };
+struct qn_ctl_args {
+	const char *target;	 /* "peer", else "addr" */
+	uint64_t stype;		 /* bench: QUIC_NODE_ST_SINK (default), _ECHO, _DISCARD */
+	uint64_t bytes, seed;	 /* bench */
+	unsigned int count;	 /* handshakes: 1..QUIC_NODE_HS_MAX */
+	unsigned int timeout_ms; /* 0: the operation's default */
+	int keep, verify;	 /* ping; bench (default 1, 0 for discard) */
+};
+struct ctl_resp;
+int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp);
 
 #endif

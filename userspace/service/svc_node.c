@@ -34,8 +34,8 @@
  * 16 MiB; past it the stream is reset (the client is too slow). */
 #define SVCN_HTTP_BUF_MAX (16u << 20)
 
-static const char *const reject_names[8] = { "malformed", "oversized", "signature", "owner",
-					     "expired",	  "future",    "banned",    "unreachable" };
+static const char *const reject_names[8] = {"malformed", "oversized", "signature", "owner",
+					    "expired",	 "future",    "banned",	   "unreachable"};
 
 const char *svcn_reject_name(unsigned int i)
 {
@@ -109,7 +109,7 @@ static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 		   const struct sockaddr_storage *addr, unsigned int prefixlen, uint64_t expires_ns)
 {
 	struct svc_node *sn = ctx;
-	struct wxdp_ban b = { 0 };
+	struct wxdp_ban b = {0};
 	char kp[17], as[INET6_ADDRSTRLEN + 8];
 	int err;
 
@@ -128,8 +128,9 @@ static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
 			b.family = AF_INET;
 			memcpy(b.addr, &a->sin6_addr.s6_addr[12], 4);
-			b.prefixlen = (uint8_t)(prefixlen >= 96 ? (prefixlen > 128 ? 32 : prefixlen - 96)
-							       : 32);
+			b.prefixlen =
+			    (uint8_t)(prefixlen >= 96 ? (prefixlen > 128 ? 32 : prefixlen - 96)
+						      : 32);
 		} else {
 			b.family = AF_INET6;
 			memcpy(b.addr, &a->sin6_addr, 16);
@@ -140,7 +141,7 @@ static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 	}
 	/* Zero host bits beyond the prefix. */
 	for (unsigned int i = b.prefixlen; i < (b.family == AF_INET ? 32u : 128u); i++)
-		b.addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+		b.addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
 	b.expires_ns = expires_ns;
 	inet_ntop(b.family, b.addr, as, sizeof(as));
 	err = sn->guard ? guard_ban_add(sn->guard, &b) : -ENODEV;
@@ -214,8 +215,9 @@ static void op_release(struct svc_node *sn, struct svcn_op *op)
 
 static uint64_t op_stype(int kind)
 {
-	return kind == SVCN_OP_DESC ? SVC_NODE_ST_DESC
-				    : kind == SVCN_OP_CALL ? SVC_NODE_ST_CALL : SVC_NODE_ST_HTTP;
+	return kind == SVCN_OP_DESC   ? SVC_NODE_ST_DESC
+	       : kind == SVCN_OP_CALL ? SVC_NODE_ST_CALL
+				      : SVC_NODE_ST_HTTP;
 }
 
 static void op_open(struct svc_node *sn, struct svcn_op *o)
@@ -290,8 +292,8 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 			memcpy(key, p->key, sizeof(key));
 			p->state = SVCN_PEER_DEAD;
 			o->retried = 1;
-			np = peer_get(sn, (const struct sockaddr *)&addr, alen, have_key ? key : NULL,
-				      &e2);
+			np = peer_get(sn, (const struct sockaddr *)&addr, alen,
+				      have_key ? key : NULL, &e2);
 			if (np) {
 				o->conn = np->conn;
 				if (np->state == SVCN_PEER_UP)
@@ -392,11 +394,11 @@ static void cl_closed(void *arg, uint64_t conn, const struct quic_close_info *in
 }
 
 static const struct quic_node_handler cl_handler = {
-	.connected = cl_connected,
-	.stream_opened = cl_stream_opened,
-	.stream_data = cl_stream_data,
-	.stream_closed = cl_stream_closed,
-	.closed = cl_closed,
+    .connected = cl_connected,
+    .stream_opened = cl_stream_opened,
+    .stream_data = cl_stream_data,
+    .stream_closed = cl_stream_closed,
+    .closed = cl_closed,
 };
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, socklen_t bl)
@@ -607,7 +609,7 @@ static struct svcn_in *in_get(struct svc_node *sn, uint64_t conn, int64_t sid, i
 static void send_response(struct quic_node *qn, uint64_t conn, int64_t sid, int err,
 			  uint32_t status, const uint8_t *p, size_t len, int fin)
 {
-	struct svc_msg m = { .type = SVC_MSG_RESPONSE, .err = (uint8_t)err, .status = status };
+	struct svc_msg m = {.type = SVC_MSG_RESPONSE, .err = (uint8_t)err, .status = status};
 	uint8_t hdr[SVC_MSG_HDR_LEN];
 	size_t hl;
 
@@ -653,7 +655,7 @@ static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 {
 	struct svcn_bjob *j = ctx;
 	struct svc_node *sn = svcn_shim_enter(j->shim);
-	struct svc_msg m = { 0 };
+	struct svc_msg m = {0};
 
 	if (sn) {
 		svc_router_done(sn->router, &j->t, err, svcn_now_ns());
@@ -673,7 +675,7 @@ static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 
 static void serve_call(struct svc_node *sn, struct svcn_in *in, const struct svc_msg *m)
 {
-	struct svc_reply reply = { 0 };
+	struct svc_reply reply = {0};
 	struct svc_ticket t;
 	struct svcn_bjob *j;
 	int r;
@@ -784,8 +786,10 @@ static void *relay_main(void *arg)
 		close(fd);
 	sn = svcn_shim_enter(r->j.shim);
 	if (sn) {
-		struct svc_msg m = { .service = r->j.service, .service_len = strlen(r->j.service),
-				     .method = "http", .method_len = 4 };
+		struct svc_msg m = {.service = r->j.service,
+				    .service_len = strlen(r->j.service),
+				    .method = "http",
+				    .method_len = 4};
 
 		svc_router_done(sn->router, &r->j.t, err, svcn_now_ns());
 		log_call("http", &m, &r->j.peer, err, 0);
@@ -865,8 +869,8 @@ struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len
 	return NULL;
 }
 
-static void srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
-		     const uint8_t *data, size_t len, int fin)
+static void srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid, const uint8_t *data,
+		     size_t len, int fin)
 {
 	struct svcn_in *in = in_get(sn, conn, sid, type);
 	const struct svc_msg *m;
@@ -984,14 +988,34 @@ static void srv_closed(void *arg, uint64_t conn, int64_t sid, int err)
 
 /* ------------------------------------------------------------ lifecycle */
 
+static void shim_destroy(struct svcn_shim *sh)
+{
+	pthread_mutex_destroy(&sh->mu);
+	free(sh);
+}
+
+/* quic_node's release hook: after its last callback. */
+static void shim_release(void *arg)
+{
+	struct svcn_shim *sh = arg;
+	int gone;
+
+	pthread_mutex_lock(&sh->mu);
+	gone = sh->sn == NULL;
+	sh->quic_gone = 1;
+	pthread_mutex_unlock(&sh->mu);
+	if (gone)
+		shim_destroy(sh);
+}
+
 int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 {
-	struct svc_router_opts ro = { 0 };
-	struct svc_backend_opts bo = { 0 };
-	struct svc_dir_opts dopts = { 0 };
+	struct svc_router_opts ro = {0};
+	struct svc_backend_opts bo = {0};
+	struct svc_dir_opts dopts = {0};
 	pthread_mutexattr_t ma;
 	pthread_condattr_t ca;
-	struct quic_node_handler h = { 0 };
+	struct quic_node_handler h = {0};
 	struct svc_node *sn;
 	int err;
 
@@ -1048,6 +1072,7 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	if (err)
 		goto fail;
 	h.stream_closed = srv_closed;
+	h.release = shim_release;
 	h.stream_data = srv_desc_data;
 	err = quic_node_register(sn->quic, SVC_NODE_ST_DESC, &h, sn->shim);
 	h.stream_data = srv_call_data;
@@ -1088,6 +1113,7 @@ int svc_node_start(struct svc_node *sn)
 void svc_node_free(struct svc_node *sn)
 {
 	struct svcn_shim *shim;
+	int quic_gone;
 
 	if (!sn)
 		return;
@@ -1111,6 +1137,7 @@ void svc_node_free(struct svc_node *sn)
 	}
 	shim = sn->shim;
 	shim->sn = NULL;
+	quic_gone = shim->quic_gone; /* decided with sn = NULL, under the lock */
 	while (sn->ops) {
 		struct svcn_op *o = sn->ops;
 
@@ -1130,7 +1157,9 @@ void svc_node_free(struct svc_node *sn)
 	pthread_cond_destroy(&sn->refresh_cv);
 	identity_wipe(&sn->id);
 	free(sn);
-	/* The shim stays: quic_node_free() (after us in weftd) still reports
-	 * closes to our handlers, which find it dead and return. It is a few
-	 * dozen bytes once per process, and what makes that order safe. */
+	/* The shim stays while the QUIC node may still call our handlers
+	 * (quic_node_free() after us reports closes, which find it dead);
+	 * shim_release() frees it then. If the QUIC node went first, now. */
+	if (quic_gone)
+		shim_destroy(shim);
 }

@@ -50,21 +50,76 @@ static json_t *result_json(const struct svc_dir_result *r)
 			 (int)r->rtt_us);
 }
 
+int svcn_ctl_parse(int route, json_t *body, struct svcn_ctl_args *a, struct ctl_resp *resp)
+{
+	memset(a, 0, sizeof(*a));
+	a->method = a->data = "";
+	a->count = a->concurrency = 1;
+	switch (route) {
+	case SVCN_CTL_PUBLISH:
+		if (!body ||
+		    json_unpack(body, "{s:s,s?s}", "name", &a->name, "backend", &a->backend)) {
+			ctl_resp_error(resp, 400, "bad_request",
+				       "want {\"name\": ..., \"backend\": ...}");
+			return -EINVAL;
+		}
+		if (a->backend && !strcmp(a->backend, "builtin"))
+			a->backend = NULL;
+		return 0;
+	case SVCN_CTL_UNPUBLISH:
+		if (!body || json_unpack(body, "{s:s}", "name", &a->name)) {
+			ctl_resp_error(resp, 400, "bad_request", "want {\"name\": ...}");
+			return -EINVAL;
+		}
+		return 0;
+	case SVCN_CTL_CALL:
+		if (!body ||
+		    json_unpack(body, "{s:s,s?s,s?s,s?I,s?I,s?I}", "name", &a->name, "method",
+				&a->method, "data", &a->data, "count", &a->count, "concurrency",
+				&a->concurrency, "timeout_ms", &a->timeout_ms) ||
+		    a->count < 1 || a->count > SVCN_CTL_MAX_COUNT || a->concurrency < 1 ||
+		    a->concurrency > SVCN_CTL_MAX_CONC || a->timeout_ms < 0 ||
+		    a->timeout_ms > 600000) {
+			ctl_resp_error(resp, 400, "bad_request",
+				       "want {\"name\", \"method\", \"data\", \"count\" (1..%d), "
+				       "\"concurrency\" (1..%d), \"timeout_ms\"}",
+				       SVCN_CTL_MAX_COUNT, SVCN_CTL_MAX_CONC);
+			return -EINVAL;
+		}
+		if (!svc_name_valid((const uint8_t *)a->name, strlen(a->name)) ||
+		    !svc_method_valid((const uint8_t *)a->method, strlen(a->method))) {
+			ctl_resp_error(resp, 400, "bad_request", "bad service or method name");
+			return -EINVAL;
+		}
+		return 0;
+	case SVCN_CTL_DEBUG_DESC:
+		if (!body || json_unpack(body, "{s:s,s:s}", "name", &a->name, "mode", &a->mode) ||
+		    !svc_name_valid((const uint8_t *)a->name, strlen(a->name))) {
+			ctl_resp_error(
+			    resp, 400, "bad_request",
+			    "want {\"name\": ..., \"mode\": \"forged|tampered|expired|future|"
+			    "oversized\"}");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	ctl_resp_error(resp, 404, "not_found", "no such request");
+	return -EINVAL;
+}
+
 static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct svc_node *sn = arg;
-	const char *name = NULL, *backend = NULL;
+	struct svcn_ctl_args a;
+	const char *name;
 	uint8_t id[SVC_ID_LEN];
 	char hex[2 * SVC_ID_LEN + 1];
 	int err;
 
-	if (!req->json || json_unpack(req->json, "{s:s,s?s}", "name", &name, "backend", &backend)) {
-		ctl_resp_error(resp, 400, "bad_request", "want {\"name\": ..., \"backend\": ...}");
+	if (svcn_ctl_parse(SVCN_CTL_PUBLISH, req->json, &a, resp))
 		return;
-	}
-	if (backend && !strcmp(backend, "builtin"))
-		backend = NULL;
-	err = svc_node_publish(sn, name, backend);
+	name = a.name;
+	err = svc_node_publish(sn, name, a.backend);
 	if (err == -EINVAL) {
 		ctl_resp_error(resp, 400, "bad_request",
 			       "bad name or backend (tcp:IP:PORT, unix:/path, or a built-in: "
@@ -82,19 +137,17 @@ static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *res
 
 static void h_unpublish(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
-	const char *name = NULL;
+	struct svcn_ctl_args a;
 	int err;
 
-	if (!req->json || json_unpack(req->json, "{s:s}", "name", &name)) {
-		ctl_resp_error(resp, 400, "bad_request", "want {\"name\": ...}");
+	if (svcn_ctl_parse(SVCN_CTL_UNPUBLISH, req->json, &a, resp))
 		return;
-	}
-	err = svc_node_unpublish(arg, name);
+	err = svc_node_unpublish(arg, a.name);
 	if (err) {
 		ctl_resp_errno(resp, err, "unpublish");
 		return;
 	}
-	ctl_resp_json(resp, 200, json_pack("{s:s}", "name", name));
+	ctl_resp_json(resp, 200, json_pack("{s:s}", "name", a.name));
 }
 
 static void h_ls(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -112,11 +165,11 @@ static void h_ls(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			continue;
 		svc_id(id, sn->id.pk, p->name, strlen(p->name));
 		util_hex(hex, id, SVC_ID_LEN);
-		json_array_append_new(
-			arr, json_pack("{s:s,s:s,s:s,s:I,s:i,s:b}", "name", p->name, "id", hex,
-				       "backend", p->backend[0] ? p->backend : "builtin", "expires",
-				       (json_int_t)p->expires, "announced", p->announced, "raw",
-				       p->raw));
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:i,s:b}", "name", p->name,
+						     "id", hex, "backend",
+						     p->backend[0] ? p->backend : "builtin",
+						     "expires", (json_int_t)p->expires, "announced",
+						     p->announced, "raw", p->raw));
 	}
 	unlock(sn);
 	ctl_resp_json(resp, 200, json_pack("{s:o}", "services", arr));
@@ -143,9 +196,9 @@ static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 					       "service id %s not in the directory cache", name);
 				return;
 			}
-			ctl_resp_json(resp, 200,
-				      json_pack("{s:s,s:[o]}", "id", name, "results",
-						result_json(&res[0])));
+			ctl_resp_json(
+			    resp, 200,
+			    json_pack("{s:s,s:[o]}", "id", name, "results", result_json(&res[0])));
 			return;
 		}
 	}
@@ -239,7 +292,8 @@ static void call_many(struct svc_node *sn, struct load *l, int conc, struct ctl_
 	qsort(l->lat, (size_t)l->nlat, sizeof(uint64_t), cmp_u64);
 	for (unsigned int e = 0; e < SVC_ERR__COUNT; e++)
 		if (l->errs[e])
-			json_object_set_new(errs, svc_err_name(e), json_integer((json_int_t)l->errs[e]));
+			json_object_set_new(errs, svc_err_name(e),
+					    json_integer((json_int_t)l->errs[e]));
 	if (l->errs[SVC_ERR__COUNT])
 		json_object_set_new(errs, "transport",
 				    json_integer((json_int_t)l->errs[SVC_ERR__COUNT]));
@@ -247,8 +301,7 @@ static void call_many(struct svc_node *sn, struct load *l, int conc, struct ctl_
 		      json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:f,s:i,s:s}", "calls",
 				(json_int_t)l->count, "ok", (json_int_t)l->errs[SVC_OK], "errors",
 				errs, "p50_us", (json_int_t)(l->nlat ? l->lat[l->nlat / 2] : 0),
-				"p99_us",
-				(json_int_t)(l->nlat ? l->lat[(l->nlat * 99) / 100] : 0),
+				"p99_us", (json_int_t)(l->nlat ? l->lat[(l->nlat * 99) / 100] : 0),
 				"elapsed_us", (json_int_t)(el / 1000), "calls_per_s",
 				el ? (double)l->count * 1e9 / (double)el : 0.0, "concurrency", n,
 				"last_transport_error",
@@ -260,33 +313,30 @@ static void call_many(struct svc_node *sn, struct load *l, int conc, struct ctl_
 static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct svc_node *sn = arg;
-	const char *name = NULL, *method = "", *data = "";
-	json_int_t count = 1, conc = 1, timeout = 0;
+	struct svcn_ctl_args a;
+	const char *name, *method, *data;
+	json_int_t count, conc, timeout;
 	struct svc_node_call_res r;
 	char peer[2 * IDENTITY_PK_LEN + 1];
 	json_t *o, *d;
 	int err;
 
-	if (!req->json || json_unpack(req->json, "{s:s,s?s,s?s,s?I,s?I,s?I}", "name", &name,
-				      "method", &method, "data", &data, "count", &count,
-				      "concurrency", &conc, "timeout_ms", &timeout) ||
-	    count < 1 || count > SVCN_CTL_MAX_COUNT || conc < 1 || conc > SVCN_CTL_MAX_CONC ||
-	    timeout < 0 || timeout > 600000) {
-		ctl_resp_error(resp, 400, "bad_request",
-			       "want {\"name\", \"method\", \"data\", \"count\" (1..%d), "
-			       "\"concurrency\" (1..%d), \"timeout_ms\"}",
-			       SVCN_CTL_MAX_COUNT, SVCN_CTL_MAX_CONC);
+	if (svcn_ctl_parse(SVCN_CTL_CALL, req->json, &a, resp))
 		return;
-	}
-	if (!svc_name_valid((const uint8_t *)name, strlen(name)) ||
-	    !svc_method_valid((const uint8_t *)method, strlen(method))) {
-		ctl_resp_error(resp, 400, "bad_request", "bad service or method name");
-		return;
-	}
+	name = a.name;
+	method = a.method;
+	data = a.data;
+	count = a.count;
+	conc = a.concurrency;
+	timeout = a.timeout_ms;
 	if (count > 1) {
-		struct load l = { .sn = sn, .name = name, .method = method,
-				  .data = (const uint8_t *)data, .len = strlen(data),
-				  .timeout_ms = (uint32_t)timeout, .count = (long)count };
+		struct load l = {.sn = sn,
+				 .name = name,
+				 .method = method,
+				 .data = (const uint8_t *)data,
+				 .len = strlen(data),
+				 .timeout_ms = (uint32_t)timeout,
+				 .count = (long)count};
 
 		call_many(sn, &l, (int)(conc > count ? count : conc), resp);
 		return;
@@ -352,27 +402,27 @@ static json_t *stats_json(struct svc_node *sn)
 		      "calls_out_ok", (json_int_t)sn->st.calls_out_ok, "http_in",
 		      (json_int_t)sn->st.http_in, "http_out", (json_int_t)sn->st.http_out,
 		      "descriptors_served", (json_int_t)sn->st.desc_served, "lookups",
-		      (json_int_t)sn->st.lookups, "fetched", (json_int_t)sn->st.fetched,
-		      "accepted", (json_int_t)sn->st.accepted, "rejected", rej, "gateway_requests",
+		      (json_int_t)sn->st.lookups, "fetched", (json_int_t)sn->st.fetched, "accepted",
+		      (json_int_t)sn->st.accepted, "rejected", rej, "gateway_requests",
 		      (json_int_t)sn->st.gw_requests, "gateway_denied",
 		      (json_int_t)sn->st.gw_denied, "cached_names", (int)svc_dir_names(sn->dir),
 		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
 	/* The [svc] limits in force (0 in the config = the router's default). */
 	json_object_set_new(
-		o, "limits",
-		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peer_calls_per_min",
-			  lim_or(sn->cfg.svc_peer_calls_per_min, SVC_DEFAULT_PEER_CALLS_PER_MIN),
-			  "max_payload", lim_or(sn->cfg.svc_max_payload, SVC_DEFAULT_MAX_PAYLOAD),
-			  "peer_concurrency",
-			  lim_or(sn->cfg.svc_peer_concurrency, SVC_DEFAULT_PEER_CONCURRENT),
-			  "service_calls_per_min",
-			  lim_or(sn->cfg.svc_service_calls_per_min, SVC_DEFAULT_SVC_CALLS_PER_MIN),
-			  "service_concurrency",
-			  lim_or(sn->cfg.svc_service_concurrency, SVC_DEFAULT_SVC_CONCURRENT),
-			  "addr_calls_per_min",
-			  lim_or(sn->cfg.svc_addr_calls_per_min, SVC_DEFAULT_ADDR_CALLS_PER_MIN),
-			  "global_concurrency",
-			  lim_or(sn->cfg.svc_global_concurrency, SVC_DEFAULT_GLOBAL_CONCURRENT)));
+	    o, "limits",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peer_calls_per_min",
+		      lim_or(sn->cfg.svc_peer_calls_per_min, SVC_DEFAULT_PEER_CALLS_PER_MIN),
+		      "max_payload", lim_or(sn->cfg.svc_max_payload, SVC_DEFAULT_MAX_PAYLOAD),
+		      "peer_concurrency",
+		      lim_or(sn->cfg.svc_peer_concurrency, SVC_DEFAULT_PEER_CONCURRENT),
+		      "service_calls_per_min",
+		      lim_or(sn->cfg.svc_service_calls_per_min, SVC_DEFAULT_SVC_CALLS_PER_MIN),
+		      "service_concurrency",
+		      lim_or(sn->cfg.svc_service_concurrency, SVC_DEFAULT_SVC_CONCURRENT),
+		      "addr_calls_per_min",
+		      lim_or(sn->cfg.svc_addr_calls_per_min, SVC_DEFAULT_ADDR_CALLS_PER_MIN),
+		      "global_concurrency",
+		      lim_or(sn->cfg.svc_global_concurrency, SVC_DEFAULT_GLOBAL_CONCURRENT)));
 	unlock(sn);
 	return o;
 }
@@ -385,18 +435,16 @@ static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 static void h_debug_desc(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct svc_node *sn = arg;
-	const char *name = NULL, *mode = NULL;
+	struct svcn_ctl_args a;
+	const char *name, *mode;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int err;
 
-	if (!req->json || json_unpack(req->json, "{s:s,s:s}", "name", &name, "mode", &mode) ||
-	    !svc_name_valid((const uint8_t *)name, strlen(name))) {
-		ctl_resp_error(resp, 400, "bad_request",
-			       "want {\"name\": ..., \"mode\": \"forged|tampered|expired|future|"
-			       "oversized\"}");
+	if (svcn_ctl_parse(SVCN_CTL_DEBUG_DESC, req->json, &a, resp))
 		return;
-	}
+	name = a.name;
+	mode = a.mode;
 	err = svcn_bad_descriptor(sn, name, mode, &buf, &len);
 	if (err == -EINVAL) {
 		ctl_resp_error(resp, 400, "bad_request", "unknown mode '%s'", mode);
@@ -409,8 +457,9 @@ static void h_debug_desc(void *arg, const struct ctl_req *req, struct ctl_resp *
 		ctl_resp_errno(resp, err, "debug descriptor");
 		return;
 	}
-	ctl_resp_json(resp, 200, json_pack("{s:s,s:s,s:I}", "name", name, "mode", mode, "bytes",
-					   (json_int_t)len));
+	ctl_resp_json(
+	    resp, 200,
+	    json_pack("{s:s,s:s,s:I}", "name", name, "mode", mode, "bytes", (json_int_t)len));
 }
 
 static void metrics(void *arg, FILE *out)

@@ -3,6 +3,7 @@
 #ifndef WEFT_SVC_NODE_INT_H
 #define WEFT_SVC_NODE_INT_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -19,17 +20,18 @@
  * fabric: dead set, every callback returns at once. It is freed by
  * svc_node_free() only when no QUIC callback can follow (see there). */
 struct svcn_shim {
-	pthread_mutex_t mu; /* recursive: QUIC calls made on a worker run at once */
+	pthread_mutex_t mu;  /* recursive: QUIC calls made on a worker run at once */
 	struct svc_node *sn; /* NULL once freed */
+	int quic_gone;	     /* the QUIC node released it: the last owner frees */
 };
 
 struct svcn_pub {
 	int used;
 	char name[SVC_NAME_MAX + 1];
 	char backend[SVC_BACKEND_ADDR_MAX]; /* "" = built-in */
-	uint8_t *desc; /* signed descriptor served on SVC_NODE_ST_DESC */
+	uint8_t *desc;			    /* signed descriptor served on SVC_NODE_ST_DESC */
 	size_t desc_len;
-	int raw;       /* test/diagnostic: bytes set through the debug route */
+	int raw; /* test/diagnostic: bytes set through the debug route */
 	uint64_t expires;
 	uint64_t refreshed_ms;
 	int announced; /* DHT nodes that stored the last announce (-1: pending) */
@@ -151,7 +153,8 @@ int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, 
 int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode, uint8_t **out,
 			size_t *len);
 /* Our endpoints "ip:port" joined by ',' into buf; returns the count. */
-int svcn_endpoints(struct svc_node *sn, char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
+int svcn_endpoints(struct svc_node *sn,
+		   char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
 
 #define SVCN_SALT "weft:node"
 /* Descriptor bytes accepted from a provider: anything longer is oversized
@@ -176,6 +179,21 @@ void *svcn_refresh_main(void *arg);
 
 /* svc_node_ctl.c */
 int svcn_ctl_register(struct svc_node *sn);
+/* Request bodies of POST /v1/svc/publish, /unpublish, /call and
+ * /debug/descriptor, checked without a node (tests/fuzz/fuzz_ctl_json.c):
+ * 0 with *a filled, or -EINVAL with a 4xx answer (JSON error) put in resp.
+ * Strings in *a point into body. */
+enum { SVCN_CTL_PUBLISH = 1, SVCN_CTL_UNPUBLISH, SVCN_CTL_CALL, SVCN_CTL_DEBUG_DESC };
+struct svcn_ctl_args {
+	const char *name;
+	const char *backend;	       /* publish: NULL = built-in */
+	const char *method, *data;     /* call: default "" */
+	json_int_t count, concurrency; /* call: 1..SVCN_CTL_MAX_COUNT, 1..SVCN_CTL_MAX_CONC */
+	json_int_t timeout_ms;	       /* call: 0..600000, 0 = default */
+	const char *mode;	       /* debug/descriptor */
+};
+struct ctl_resp;
+int svcn_ctl_parse(int route, json_t *body, struct svcn_ctl_args *a, struct ctl_resp *resp);
 
 /* gateway.c */
 int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out);

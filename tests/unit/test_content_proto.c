@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/* Content fetch protocol wire format (userspace/content/proto.c): the
+ * docs/PROTOCOL.md "Content" vectors, request and answer framing in every
+ * split, and the bounds of INFO and CHUNK answers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "content/content_node_int.h"
+#include "weft/chunk.h"
+#include "weft/util.h"
+
+static void unhex(uint8_t *out, size_t n, const char *hex)
+{
+	assert_int_equal(strlen(hex), 2 * n);
+	assert_int_equal(util_unhex(out, n, hex), 0);
+}
+
+#define ABC_ID "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+
+static void test_vectors(void **state)
+{
+	uint8_t id[32], want[64], buf[CN_REQ_MAX], info[CN_INFO_ANSWER(1)], head[CN_INFO_HEAD];
+	struct cn_wreq q = {.op = CONTENT_OP_INFO};
+	struct cn_info in;
+	const uint8_t *body;
+	size_t blen;
+
+	unhex(id, 32, ABC_ID);
+	memcpy(q.id, id, 32);
+	assert_int_equal(cn_req_encode(&q, buf), 33);
+	unhex(want, 33, "01" ABC_ID);
+	assert_memory_equal(buf, want, 33);
+	q.op = CONTENT_OP_CHUNK;
+	assert_int_equal(cn_req_encode(&q, buf), 41);
+	unhex(want, 41, "02" ABC_ID "0000000000000000");
+	assert_memory_equal(buf, want, 41);
+	memset(&q, 0xee, sizeof(q));
+	assert_int_equal(cn_req_decode(&q, want, 41), 0);
+	assert_int_equal(q.op, CONTENT_OP_CHUNK);
+	assert_int_equal(q.index, 0);
+	assert_memory_equal(q.id, id, 32);
+	assert_int_equal(cn_req_decode(&q, want, 40), -EPROTO);
+	q.op = 7;
+	assert_int_equal(cn_req_encode(&q, buf), -EINVAL);
+
+	/* info answer: size 3, one chunk whose CV is the id, chunk 0 held */
+	unhex(info, sizeof(info),
+	      "00"
+	      "00000031"
+	      "0000000000000003"
+	      "0000000000000001" ABC_ID "01");
+	assert_int_equal(cn_info_decode(&in, info, sizeof(info), CN_INFO_MAX_N), 0);
+	assert_int_equal(in.size, 3);
+	assert_int_equal(in.n, 1);
+	assert_memory_equal(in.cvs, id, 32);
+	assert_int_equal(in.bits[0], 1);
+	assert_int_equal(b3tree_verify_cvs(in.cvs, in.n, in.size, id), 0);
+	cn_info_head(head, 3, 1);
+	assert_memory_equal(head, info, CN_INFO_HEAD);
+
+	/* chunk answer "abc", not found */
+	unhex(want, 8, "0000000003616263");
+	assert_int_equal(cn_chunk_check(want, 8, 3), 0);
+	assert_int_equal(cn_chunk_check(want, 8, 4), -EBADMSG);
+	assert_int_equal(cn_chunk_check(want, 7, 3), -EBADMSG);
+	assert_int_equal(cn_ans_body(want, 8, &body, &blen), 0);
+	assert_int_equal(blen, 3);
+	assert_memory_equal(body, "abc", 3);
+	cn_ans_head(buf, CONTENT_ST_NOT_FOUND, 0);
+	unhex(want, 5, "0100000000");
+	assert_memory_equal(buf, want, 5);
+}
+
+/* Two requests then an unknown op, fed in two pieces split anywhere. */
+static void test_req_feed(void **state)
+{
+	uint8_t s[33 + 21 + 1], buf[CN_REQ_MAX];
+	struct cn_wreq q = {.op = CONTENT_OP_INFO};
+
+	memset(q.id, 0xab, sizeof(q.id));
+	assert_int_equal(cn_req_encode(&q, buf), 33);
+	memcpy(s, buf, 33);
+	q.op = CONTENT_OP_MANIFEST;
+	assert_int_equal(cn_req_encode(&q, buf), 21);
+	memcpy(s + 33, buf, 21);
+	s[54] = 0x09;
+	for (size_t cut = 0; cut <= sizeof(s); cut++) {
+		const size_t pieces[2] = {cut, sizeof(s) - cut};
+		const uint8_t *p = s;
+		uint8_t blen = 0;
+		int got = 0, rc = 0;
+
+		for (int k = 0; k < 2 && rc >= 0; k++) {
+			size_t left = pieces[k];
+
+			while (left && (rc = cn_req_feed(buf, &blen, &p, &left)) >= 0) {
+				if (rc == 1) {
+					assert_int_equal(blen, got ? 21 : 33);
+					assert_memory_equal(buf, got ? s + 33 : s, blen);
+					got++;
+					blen = 0;
+				}
+			}
+		}
+		assert_int_equal(got, 2);
+		assert_int_equal(rc, -EPROTO);
+		assert_ptr_equal(p, s + 54); /* the unknown op was not taken */
+	}
+}
+
+static void test_ans_feed(void **state)
+{
+	uint8_t a[5 + 300], more[300 + 1];
+	struct cn_ans x = {.limit = sizeof(a)};
+
+	memset(a, 0x5a, sizeof(a));
+	cn_ans_head(a, CONTENT_ST_OK, 300);
+	/* one byte at a time: complete exactly at the end */
+	for (size_t i = 0; i < sizeof(a); i++)
+		assert_int_equal(cn_ans_feed(&x, a + i, 1), i + 1 == sizeof(a));
+	assert_int_equal(x.len, sizeof(a));
+	assert_memory_equal(x.buf, a, sizeof(a));
+	/* the buffer is kept for the next answer */
+	x.len = 0;
+	assert_int_equal(cn_ans_feed(&x, a, 10), 0);
+	assert_int_equal(cn_ans_feed(&x, a + 10, sizeof(a) - 10), 1);
+	/* a byte past the end breaks the framing, even within the limit */
+	x.len = 0;
+	x.limit = sizeof(a) + 1;
+	assert_int_equal(cn_ans_feed(&x, a, 5), 0);
+	memcpy(more, a + 5, 300);
+	more[300] = 0;
+	assert_int_equal(cn_ans_feed(&x, more, sizeof(more)), -EPROTO);
+	/* more than the limit; a header announcing more than the limit */
+	x.len = 0;
+	x.limit = 100;
+	assert_int_equal(cn_ans_feed(&x, a, 101), -EMSGSIZE);
+	x.len = 0;
+	assert_int_equal(cn_ans_feed(&x, a, 5), -EPROTO);
+	free(x.buf);
+}
+
+static void test_info_bounds(void **state)
+{
+	size_t len = CN_INFO_ANSWER(3);
+	uint8_t *a = calloc(1, len);
+	struct cn_info in;
+
+	assert_non_null(a);
+	cn_info_head(a, 2 * (uint64_t)B3TREE_CHUNK_LEN + 1, 3);
+	assert_int_equal(cn_info_decode(&in, a, len, CN_INFO_MAX_N), 0);
+	assert_ptr_equal(in.bits, a + CN_INFO_HEAD + 96);
+	assert_int_equal(cn_info_decode(&in, a, len - 1, CN_INFO_MAX_N), -EBADMSG);
+	assert_int_equal(cn_info_decode(&in, a, len, 2), -EBADMSG);
+	assert_int_equal(cn_info_decode(&in, a, 20, CN_INFO_MAX_N), -EBADMSG);
+	/* n that does not match the size */
+	cn_info_head(a, 2 * (uint64_t)B3TREE_CHUNK_LEN, 3);
+	assert_int_equal(cn_info_decode(&in, a, len, CN_INFO_MAX_N), -EBADMSG);
+	/* a huge n is refused before any length arithmetic */
+	cn_info_head(a, UINT64_MAX, UINT64_MAX);
+	assert_int_equal(cn_info_decode(&in, a, len, CN_INFO_MAX_N), -EBADMSG);
+	free(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_vectors),
+	    cmocka_unit_test(test_req_feed),
+	    cmocka_unit_test(test_ans_feed),
+	    cmocka_unit_test(test_info_bounds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
