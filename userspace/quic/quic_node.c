@@ -168,12 +168,23 @@ static int qn_send(void *arg, const uint8_t *buf, size_t len, size_t gso, const 
 	return engine_send(wk->w, &dst, psrc, buf, len);
 }
 
+/* A fresh clock read on the worker, remembered for the receive batch. */
+static uint64_t qn_wk_now(struct qn_worker *wk)
+{
+	uint64_t t = qn_now_ns();
+
+	if (t > wk->rx_ts_ns)
+		wk->rx_ts_ns = t;
+	return wk->rx_ts_ns;
+}
+
 static void qn_timer_fn(struct engine_worker *w, void *arg)
 {
 	struct qn_worker *wk = arg;
-	uint64_t now = qn_now_ns(), exp;
+	uint64_t now, exp;
 
 	wk->w = w;
+	now = qn_wk_now(wk);
 	exp = quic_ep_expiry(wk->ep);
 	if (exp <= now) {
 		quic_ep_handle_expiry(wk->ep, now);
@@ -418,7 +429,7 @@ int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,
 	*out = NULL;
 	if (!c->qc)
 		return -ENOTCONN;
-	quic_ep_set_now(wk->ep, qn_now_ns());
+	quic_ep_set_now(wk->ep, qn_wk_now(wk));
 	rc = quic_stream_open(c->qc, 1, &sid);
 	if (rc)
 		return rc;
@@ -716,8 +727,15 @@ static void input(struct qn_worker *wk, const uint8_t *buf, size_t len, const st
 	addr_to_ss(dst, &ls, &ll);
 	if (!rl)
 		return;
+	/* First packet of a loop pass: a fresh clock; the rest of the batch
+	 * shares it. Every fresh read on the worker goes through
+	 * qn_wk_now(), so ngtcp2 never sees time go backwards. */
+	if (!wk->w || engine_worker_now_us(wk->w) != wk->rx_ts_pass_us) {
+		qn_wk_now(wk);
+		wk->rx_ts_pass_us = wk->w ? engine_worker_now_us(wk->w) : 0;
+	}
 	quic_ep_input(wk->ep, buf, len, ll ? (struct sockaddr *)&ls : NULL, ll,
-		      (struct sockaddr *)&rs, rl, qn_now_ns());
+		      (struct sockaddr *)&rs, rl, wk->rx_ts_ns);
 	qn_kick(wk);
 }
 
@@ -850,7 +868,7 @@ static void op_run(struct engine_worker *w, void *arg)
 	}
 	wk = qn->wk[engine_worker_index(w)];
 	wk->w = w;
-	quic_ep_set_now(wk->ep, qn_now_ns());
+	quic_ep_set_now(wk->ep, qn_wk_now(wk));
 	if (op->kind == OP_CONNECT) {
 		op_connect(wk, op);
 		goto out;
