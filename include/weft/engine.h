@@ -141,7 +141,7 @@ struct engine_timer {
 	engine_cmd_fn fn;
 	void *arg;
 	int armed;    /* wheel slot + 1, or -1 in the near list, 0 = not armed */
-	int deferred; /* 1 deferred, 2 deferred then cancelled (still linked) */
+	int deferred; /* on the deferred list */
 };
 /* Initialise a caller-owned timer (no allocation in the wheel). */
 void engine_timer_init(struct engine_timer *t, engine_cmd_fn fn, void *arg);

@@ -315,15 +315,31 @@ static void near_unlink(struct engine_worker *w, struct engine_timer *t)
 	t->armed = 0;
 }
 
-/* Out of the wheel or the near list; a deferred run is cancelled too. */
+/* Take t off the deferred list (short: a walk is fine). */
+static void defer_unlink(struct engine_worker *w, struct engine_timer *t)
+{
+	struct engine_timer **pp, *prev = NULL;
+
+	for (pp = &w->defer_head; *pp; prev = *pp, pp = &(*pp)->dnext)
+		if (*pp == t) {
+			*pp = t->dnext;
+			if (w->defer_tail == t)
+				w->defer_tail = prev;
+			break;
+		}
+	t->dnext = NULL;
+	t->deferred = 0;
+}
+
+/* Out of the wheel, the near list or the deferred list. */
 static void timer_disarm(struct engine_worker *w, struct engine_timer *t)
 {
 	if (t->armed > 0)
 		engine_wheel_cancel(&w->wheel, t);
 	else if (t->armed < 0)
 		near_unlink(w, t);
-	if (t->deferred == 1)
-		t->deferred = 2;
+	if (t->deferred)
+		defer_unlink(w, t);
 }
 
 void engine_timer_add(struct engine_worker *w, struct engine_timer *t, uint64_t delay_ms)
@@ -352,16 +368,9 @@ void engine_timer_add_us(struct engine_worker *w, struct engine_timer *t, uint64
 
 void engine_defer(struct engine_worker *w, struct engine_timer *t)
 {
-	if (t->deferred == 1)
+	if (t->deferred)
 		return;
-	if (t->armed > 0)
-		engine_wheel_cancel(&w->wheel, t);
-	else if (t->armed < 0)
-		near_unlink(w, t);
-	if (t->deferred == 2) { /* still linked: revive */
-		t->deferred = 1;
-		return;
-	}
+	timer_disarm(w, t);
 	t->deferred = 1;
 	t->dnext = NULL;
 	if (w->defer_tail)
@@ -406,13 +415,9 @@ static unsigned int run_deferred(struct engine_worker *w)
 		if (!w->defer_head)
 			w->defer_tail = NULL;
 		t->dnext = NULL;
-		if (t->deferred == 1) {
-			t->deferred = 0;
-			ran++;
-			t->fn(w, t->arg);
-		} else {
-			t->deferred = 0;
-		}
+		t->deferred = 0;
+		ran++;
+		t->fn(w, t->arg);
 	}
 	return ran;
 }
