@@ -62,6 +62,7 @@ struct weft_config {
 	uint32_t svc_service_calls_per_min;
 	uint32_t svc_service_concurrency;
 	uint32_t svc_addr_calls_per_min;
+	uint32_t svc_addr_concurrency;
 	uint32_t svc_global_concurrency;
 	/* [store] */
 	uint64_t store_map_size;

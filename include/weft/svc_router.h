@@ -60,6 +60,10 @@
  * keys together: new Ed25519 keys cost nothing, addresses do.
  * 1000 calls per minute: ten clients behind one NAT at their own cap. */
 #define SVC_DEFAULT_ADDR_CALLS_PER_MIN 1000u
+/* Per source address, all keys together: 1000 concurrent calls, ten
+ * clients behind one NAT at their own cap; many fresh keys from one
+ * address cannot hold more than that between them. */
+#define SVC_DEFAULT_ADDR_CONCURRENT 1000u
 /* An IPv6 host usually owns its whole /64: count it as one source. */
 #define SVC_DEFAULT_ADDR_V6_PREFIX 64u
 /* Tracked source addresses: 65536, same reasoning and size as peers. */
@@ -114,6 +118,7 @@ struct svc_router_opts {
 	uint32_t max_peers;	     /* SVC_DEFAULT_MAX_PEERS */
 	uint32_t max_services;	     /* SVC_DEFAULT_MAX_SERVICES */
 	uint32_t addr_calls_per_min; /* SVC_DEFAULT_ADDR_CALLS_PER_MIN */
+	uint32_t addr_concurrent;    /* SVC_DEFAULT_ADDR_CONCURRENT */
 	uint32_t addr_v6_prefix;     /* SVC_DEFAULT_ADDR_V6_PREFIX (1..128) */
 	uint32_t max_addrs;	     /* SVC_DEFAULT_MAX_ADDRS */
 	uint32_t addr_ban_threshold; /* SVC_DEFAULT_ADDR_BAN_THRESHOLD points */
@@ -192,6 +197,7 @@ int svc_router_register_builtins(struct svc_router *r);
 /* An admitted call. Caller storage; pass to svc_router_done() exactly once. */
 struct svc_ticket {
 	uint32_t peer_slot, peer_gen;
+	uint32_t addr_slot, addr_gen; /* addr_slot UINT32_MAX: no address entry */
 	uint32_t svc_slot, svc_gen;
 	uint8_t kind;	      /* enum svc_kind of the service */
 	uint8_t stream;	      /* admitted as a stream */
@@ -205,8 +211,8 @@ struct svc_ticket {
  * (t filled in; call svc_router_done() when the call ends) or the enum
  * svc_err rejecting it (nothing to release), checked in this order:
  * overloaded (no room in the peer table), banned (key, then address),
- * bad_request (service name), not_found, too_large, overloaded (peer, then
- * service and global), rate_limited (peer, address, then service). A
+ * bad_request (service name), not_found, too_large, overloaded (peer,
+ * address, then service and global), rate_limited (peer, address, then service). A
  * rejection consumes no allowance.
  * Rejections the peer caused add to its score and may fire the ban
  * callback.

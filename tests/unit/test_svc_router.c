@@ -269,10 +269,11 @@ static void test_service_limits(void **state)
  * per-service defaults (opts.svc, set from the [svc] config section). */
 static void test_service_defaults(void **state)
 {
-	struct svc_router_opts o = {.peer = {.calls_per_min = 100000},
-				    .svc = {.calls_per_min = 4, .max_payload = 500, .max_concurrent = 2}};
-	struct svc_service_opts s = {.name = "plain", .kind = SVC_KIND_BACKEND,
-				     .backend = "tcp:127.0.0.1:9"};
+	struct svc_router_opts o = {
+	    .peer = {.calls_per_min = 100000},
+	    .svc = {.calls_per_min = 4, .max_payload = 500, .max_concurrent = 2}};
+	struct svc_service_opts s = {
+	    .name = "plain", .kind = SVC_KIND_BACKEND, .backend = "tcp:127.0.0.1:9"};
 	struct svc_ticket t[4];
 	struct svc_router *r;
 	struct svc_peer p;
@@ -502,6 +503,50 @@ static void test_addr_rate(void **state)
 	svc_router_free(r);
 }
 
+/* Concurrent calls per source address, all keys together. */
+static void test_addr_concurrency(void **state)
+{
+	struct svc_router_opts o = {.peer = {.calls_per_min = 100000}, .addr_concurrent = 5};
+	struct svc_ticket t[8], extra;
+	struct svc_router *r;
+	struct svc_peer p;
+	int n = 0;
+
+	assert_int_equal(svc_router_new(&r, &o), 0);
+	assert_int_equal(svc_router_register_builtins(r), 0);
+	/* five fresh keys on 198.51.100.5, one call each: the address is full */
+	for (uint32_t k = 0; k < 5; k++) {
+		mk_peer(&p, k << 8 | 5);
+		assert_int_equal(svc_router_admit(r, &p, "echo", 4, 1, 0, T0, &t[n++]), SVC_OK);
+	}
+	mk_peer(&p, 5 << 8 | 5);
+	assert_int_equal(svc_router_admit(r, &p, "echo", 4, 1, 0, T0, &extra), SVC_ERR_OVERLOADED);
+	/* the same key from another address is not held back */
+	mk_peer(&p, 5 << 8 | 6);
+	assert_int_equal(svc_router_admit(r, &p, "echo", 4, 1, 0, T0, &t[n++]), SVC_OK);
+	/* one call on .5 ends: room for one more there */
+	svc_router_done(r, &t[0], SVC_OK, T0);
+	mk_peer(&p, 5 << 8 | 5);
+	assert_int_equal(svc_router_admit(r, &p, "echo", 4, 1, 0, T0, &t[0]), SVC_OK);
+	assert_int_equal(svc_router_admit(r, &p, "echo", 4, 1, 0, T0, &extra), SVC_ERR_OVERLOADED);
+	for (int i = 0; i < n; i++)
+		svc_router_done(r, &t[i], SVC_OK, T0);
+	{
+		struct svc_router_stats st;
+
+		svc_router_get_stats(r, &st);
+		assert_int_equal(st.inflight, 0);
+	}
+	/* all released: the address takes five again */
+	for (uint32_t k = 0; k < 5; k++) {
+		mk_peer(&p, (10 + k) << 8 | 5);
+		assert_int_equal(svc_router_admit(r, &p, "echo", 4, 1, 0, T0, &t[k]), SVC_OK);
+	}
+	for (int i = 0; i < 5; i++)
+		svc_router_done(r, &t[i], SVC_OK, T0);
+	svc_router_free(r);
+}
+
 /* Keys that each stay under the key threshold still get their address
  * banned: once, with the address prefix. */
 static void test_addr_ban(void **state)
@@ -606,13 +651,19 @@ static void test_peer_table_lru(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_echo),	   cmocka_unit_test(test_mesh_stats_private),
-	    cmocka_unit_test(test_rate_limit),	   cmocka_unit_test(test_service_limits),
+	    cmocka_unit_test(test_echo),
+	    cmocka_unit_test(test_mesh_stats_private),
+	    cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_service_limits),
 	    cmocka_unit_test(test_service_defaults),
-	    cmocka_unit_test(test_size_cap),	   cmocka_unit_test(test_concurrency),
-	    cmocka_unit_test(test_ban_once),	   cmocka_unit_test(test_score_decay),
-	    cmocka_unit_test(test_addr_rate),	   cmocka_unit_test(test_addr_ban),
+	    cmocka_unit_test(test_size_cap),
+	    cmocka_unit_test(test_concurrency),
+	    cmocka_unit_test(test_ban_once),
+	    cmocka_unit_test(test_score_decay),
+	    cmocka_unit_test(test_addr_rate),
+	    cmocka_unit_test(test_addr_ban),
 	    cmocka_unit_test(test_peer_table_lru),
+	    cmocka_unit_test(test_addr_concurrency),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

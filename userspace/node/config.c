@@ -79,6 +79,8 @@ static const struct cfg_key cfg_keys[] = {
 	  "1000", NULL, 0 },
 	{ "svc", "addr_calls_per_min", CFG_U32, OFF(svc_addr_calls_per_min), 0, 1, 100000000,
 	  "1000", NULL, 0 },
+	{ "svc", "addr_concurrency", CFG_U32, OFF(svc_addr_concurrency), 0, 1, 1000000, "1000",
+	  NULL, 0 },
 	{ "svc", "global_concurrency", CFG_U32, OFF(svc_global_concurrency), 0, 1, 65535, "10000",
 	  NULL, 0 },
 	{ "store", "map_size", CFG_U64, OFF(store_map_size), 0, 1U << 20, 1ULL << 40,

@@ -33,7 +33,7 @@ struct svc_router {
 	void *ban_ctx;
 	struct svc_peers peers;
 	struct svc_peers addrs; /* keyed by svc_addr_key() */
-	uint32_t addr_calls_per_min, addr_v6_prefix, addr_ban_threshold;
+	uint32_t addr_calls_per_min, addr_concurrent, addr_v6_prefix, addr_ban_threshold;
 	uint32_t max_services, n_services;
 	struct svc_ent *svcs;
 	uint32_t inflight;
@@ -69,6 +69,7 @@ int svc_router_new(struct svc_router **out, const struct svc_router_opts *opts)
 	o.max_services = or_default(o.max_services, SVC_DEFAULT_MAX_SERVICES);
 	o.ban_threshold = or_default(o.ban_threshold, SVC_DEFAULT_BAN_THRESHOLD);
 	o.addr_calls_per_min = or_default(o.addr_calls_per_min, SVC_DEFAULT_ADDR_CALLS_PER_MIN);
+	o.addr_concurrent = or_default(o.addr_concurrent, SVC_DEFAULT_ADDR_CONCURRENT);
 	o.addr_v6_prefix = or_default(o.addr_v6_prefix, SVC_DEFAULT_ADDR_V6_PREFIX);
 	o.max_addrs = or_default(o.max_addrs, SVC_DEFAULT_MAX_ADDRS);
 	o.addr_ban_threshold = or_default(o.addr_ban_threshold, SVC_DEFAULT_ADDR_BAN_THRESHOLD);
@@ -95,6 +96,7 @@ int svc_router_new(struct svc_router **out, const struct svc_router_opts *opts)
 	r->ban_ctx = o.ban_ctx;
 	r->max_services = o.max_services;
 	r->addr_calls_per_min = o.addr_calls_per_min;
+	r->addr_concurrent = o.addr_concurrent;
 	r->addr_v6_prefix = o.addr_v6_prefix;
 	r->addr_ban_threshold = o.addr_ban_threshold;
 	r->svcs = calloc(o.max_services, sizeof(*r->svcs));
@@ -312,7 +314,7 @@ static struct svc_peer_ent *router_addr(struct svc_router *r, const struct svc_p
 	*prefix = svc_addr_key(r, &peer->addr, key);
 	if (!*prefix)
 		return NULL;
-	/* address entries never hold calls in flight: always evictable */
+	/* an address with calls in flight is not evicted (as for keys) */
 	a = svc_peers_get(&r->addrs, key, now);
 	if (a)
 		a->addr = peer->addr;
@@ -345,6 +347,7 @@ int svc_router_admit(struct svc_router *r, const struct svc_peer *peer, const ch
 	if (!r || !peer || !t)
 		return SVC_ERR_BAD_REQUEST;
 	memset(t, 0, sizeof(*t));
+	t->addr_slot = UINT32_MAX;
 	e = svc_peers_get(&r->peers, peer->key, now);
 	if (!e)
 		return router_reject(r, NULL, SVC_ERR_OVERLOADED, 0, now);
@@ -363,6 +366,8 @@ int svc_router_admit(struct svc_router *r, const struct svc_peer *peer, const ch
 	if (payload_len > cap)
 		return router_reject(r, &ad, SVC_ERR_TOO_LARGE, 1, now);
 	if (e->inflight >= r->peer_lim.max_concurrent)
+		return router_reject(r, &ad, SVC_ERR_OVERLOADED, 1, now);
+	if (ad.a && ad.a->inflight >= r->addr_concurrent)
 		return router_reject(r, &ad, SVC_ERR_OVERLOADED, 1, now);
 	if (s->inflight >= s->lim.max_concurrent || r->inflight >= r->global_concurrent)
 		return router_reject(r, &ad, SVC_ERR_OVERLOADED, 0, now);
@@ -385,6 +390,12 @@ int svc_router_admit(struct svc_router *r, const struct svc_peer *peer, const ch
 	r->admitted++;
 	t->peer_slot = svc_peers_index(&r->peers, e);
 	t->peer_gen = e->gen;
+	t->addr_slot = UINT32_MAX;
+	if (ad.a) {
+		ad.a->inflight++;
+		t->addr_slot = svc_peers_index(&r->addrs, ad.a);
+		t->addr_gen = ad.a->gen;
+	}
 	t->svc_slot = (uint32_t)(s - r->svcs);
 	t->svc_gen = s->gen;
 	t->kind = s->kind;
@@ -420,6 +431,9 @@ void svc_router_done(struct svc_router *r, const struct svc_ticket *t, int resul
 	if (t->peer_slot < r->peers.n && r->peers.ents[t->peer_slot].gen == t->peer_gen &&
 	    r->peers.ents[t->peer_slot].inflight)
 		r->peers.ents[t->peer_slot].inflight--;
+	if (t->addr_slot < r->addrs.n && r->addrs.ents[t->addr_slot].gen == t->addr_gen &&
+	    r->addrs.ents[t->addr_slot].inflight)
+		r->addrs.ents[t->addr_slot].inflight--;
 	if (t->svc_slot < r->max_services && r->svcs[t->svc_slot].gen == t->svc_gen &&
 	    r->svcs[t->svc_slot].inflight)
 		r->svcs[t->svc_slot].inflight--;

@@ -1059,6 +1059,7 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	ro.svc.max_payload = sn->cfg.svc_max_payload;
 	ro.svc.max_concurrent = sn->cfg.svc_service_concurrency;
 	ro.addr_calls_per_min = sn->cfg.svc_addr_calls_per_min;
+	ro.addr_concurrent = sn->cfg.svc_addr_concurrency;
 	ro.global_concurrent = sn->cfg.svc_global_concurrency;
 	ro.ban = on_ban;
 	ro.ban_ctx = sn;

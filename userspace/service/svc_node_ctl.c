@@ -410,7 +410,7 @@ static json_t *stats_json(struct svc_node *sn)
 	/* The [svc] limits in force (0 in the config = the router's default). */
 	json_object_set_new(
 	    o, "limits",
-	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peer_calls_per_min",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peer_calls_per_min",
 		      lim_or(sn->cfg.svc_peer_calls_per_min, SVC_DEFAULT_PEER_CALLS_PER_MIN),
 		      "max_payload", lim_or(sn->cfg.svc_max_payload, SVC_DEFAULT_MAX_PAYLOAD),
 		      "peer_concurrency",
@@ -421,6 +421,8 @@ static json_t *stats_json(struct svc_node *sn)
 		      lim_or(sn->cfg.svc_service_concurrency, SVC_DEFAULT_SVC_CONCURRENT),
 		      "addr_calls_per_min",
 		      lim_or(sn->cfg.svc_addr_calls_per_min, SVC_DEFAULT_ADDR_CALLS_PER_MIN),
+		      "addr_concurrency",
+		      lim_or(sn->cfg.svc_addr_concurrency, SVC_DEFAULT_ADDR_CONCURRENT),
 		      "global_concurrency",
 		      lim_or(sn->cfg.svc_global_concurrency, SVC_DEFAULT_GLOBAL_CONCURRENT)));
 	unlock(sn);
