@@ -112,7 +112,7 @@ struct cn_job {
 	uint8_t cur[32];
 	int opened;
 	uint64_t size, nchunks, have_n, cursor;
-	uint8_t *have, *busy;
+	uint8_t *have, *busy; /* busy: requests in flight for the chunk (<= 2) */
 	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
 	unsigned int npeers;
 	struct cn_req reqs[CN_MAX_REQS];
@@ -121,6 +121,7 @@ struct cn_job {
 	struct cn_lk *lk; /* DHT lookup under way */
 	/* totals */
 	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
+	uint64_t endgame; /* duplicate requests sent in the end game */
 	uint64_t total_bytes, done_bytes, items_total, items_done;
 };
 
@@ -560,7 +561,7 @@ static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 	}
 	p->inflight++;
 	if (kind == K_CHUNK) {
-		j->busy[chunk] = 1;
+		j->busy[chunk]++;
 		j->inflight++;
 	}
 	return 0;
@@ -582,7 +583,8 @@ static void req_release(struct cn_job *j, struct cn_req *r)
 	if (p->inflight)
 		p->inflight--;
 	if (r->kind == K_CHUNK) {
-		j->busy[r->chunk] = 0;
+		if (j->busy[r->chunk])
+			j->busy[r->chunk]--;
 		j->inflight--;
 	}
 	r->used = 0;
@@ -805,14 +807,15 @@ static void process_done(struct cn_job *j)
 	}
 }
 
-static int best_peer(struct cn_job *j, uint64_t idx, uint64_t t)
+/* The best provider for chunk idx now, other than peer 'except' (-1: any). */
+static int best_peer(struct cn_job *j, uint64_t idx, uint64_t t, int except)
 {
 	int best = -1;
 
 	for (unsigned int i = 0; i < j->npeers; i++) {
 		struct cn_peer *p = &j->peers[i];
 
-		if (p->state != P_UP || p->info != 2 || !p->bits[idx] ||
+		if ((int)i == except || p->state != P_UP || p->info != 2 || !p->bits[idx] ||
 		    p->inflight >= j->cn->per_provider || p->backoff_until > t)
 			continue;
 		if (best < 0 || p->score > j->peers[best].score ||
@@ -820,6 +823,37 @@ static int best_peer(struct cn_job *j, uint64_t idx, uint64_t t)
 			best = (int)i;
 	}
 	return best;
+}
+
+/*
+ * End game: when every missing chunk is already requested and there is
+ * room, ask a second provider for the ones still in flight (once each),
+ * so the last chunks do not wait on the slowest provider. The first good
+ * answer is kept, the other is dropped when it arrives (done_chunk sees
+ * the chunk is had). Costs at most one chunk per request slot.
+ */
+static void endgame(struct cn_job *j, uint64_t t)
+{
+	uint64_t i, missing = j->nchunks - j->have_n;
+
+	if (!missing || missing > j->cn->max_parallel || j->inflight >= j->cn->max_parallel)
+		return;
+	for (i = j->cursor; i < j->nchunks; i++)
+		if (!j->have[i] && !j->busy[i])
+			return; /* not the end yet: something is not even asked for */
+	for (i = j->cursor; i < j->nchunks && j->inflight < j->cn->max_parallel; i++) {
+		int first = -1, peer;
+
+		if (j->have[i] || j->busy[i] != 1)
+			continue;
+		for (unsigned int k = 0; k < CN_MAX_REQS; k++)
+			if (j->reqs[k].used && !j->reqs[k].done && j->reqs[k].kind == K_CHUNK &&
+			    j->reqs[k].chunk == i)
+				first = (int)j->reqs[k].peer;
+		peer = best_peer(j, i, t, first);
+		if (peer >= 0 && req_open(j, peer, K_CHUNK, i) == 0)
+			j->endgame++;
+	}
 }
 
 static void schedule(struct cn_job *j)
@@ -840,7 +874,7 @@ static void schedule(struct cn_job *j)
 	for (i = j->cursor; i < j->nchunks && j->inflight < j->cn->max_parallel; i++) {
 		if (j->have[i] || j->busy[i])
 			continue;
-		peer = best_peer(j, i, t);
+		peer = best_peer(j, i, t, -1);
 		if (peer < 0) {
 			/* nobody can take this one now; see whether anyone has room */
 			unsigned int k;
@@ -857,6 +891,7 @@ static void schedule(struct cn_job *j)
 		if (req_open(j, peer, K_CHUNK, i))
 			break;
 	}
+	endgame(j, t);
 }
 
 static int usable_peers(struct cn_job *j)
@@ -1327,6 +1362,7 @@ static json_t *job_to_json(struct cn_job *j)
 	if (o) {
 		json_object_set_new(o, "done", json_boolean(j->finished));
 		json_object_set_new(o, "stream_waits", json_integer((json_int_t)j->stream_waits));
+		json_object_set_new(o, "endgame", json_integer((json_int_t)j->endgame));
 		json_object_set_new(o, "rate_bps",
 				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
 	}
