@@ -32,8 +32,7 @@ struct engine_worker;
 #define engine_pkt io_pkt
 
 /* Handler for one UDP port. Runs on worker w; reply with engine_send(). */
-typedef void (*engine_handler_fn)(struct engine_worker *w, const struct engine_pkt *pkt,
-				  void *arg);
+typedef void (*engine_handler_fn)(struct engine_worker *w, const struct engine_pkt *pkt, void *arg);
 /* Pre-filter run before demux (the software policer in uring mode).
  * Return 0 to accept, non-zero to drop (counted as drop_filter). now is
  * CLOCK_MONOTONIC in ms. Runs on the worker thread: arg must be safe to
@@ -46,19 +45,19 @@ typedef void (*engine_cmd_fn)(struct engine_worker *w, void *arg);
 #define ENGINE_MAX_HANDLERS IO_MAX_PORTS
 
 struct engine_opts {
-	enum io_mode mode;        /* IO_MODE_URING (default) or IO_MODE_XDP */
-	unsigned int workers;     /* default 1; xdp: capped at the rx queue count */
-	const char *ifname;       /* xdp: interface (required) */
-	int xskmap_fd;            /* xdp: XSKMAP of weft's XDP program; -1: built-in steering */
-	int xdp_generic;          /* xdp: built-in program in SKB mode */
-	const uint16_t *ports;    /* UDP ports to serve (host order); required */
-	unsigned int nports;      /* 1..ENGINE_MAX_HANDLERS */
-	const char *bind_addr;    /* uring: numeric bind address; default "::" (dual-stack) */
-	int pin_cpus;             /* pin worker i to cpus[i] (or CPU i when cpus is NULL) */
-	const int *cpus;          /* one entry per worker; copied by engine_new */
-	unsigned int batch;       /* rx/tx batch; default 64 (one NAPI budget) */
-	unsigned int cmdq_size;   /* command ring per worker; default 256, power of 2 */
-	unsigned int tx_queue;    /* staged replies per worker; default 256: a burst of
+	enum io_mode mode;	  /* IO_MODE_URING (default) or IO_MODE_XDP */
+	unsigned int workers;	  /* default 1; xdp: capped at the rx queue count */
+	const char *ifname;	  /* xdp: interface (required) */
+	int xskmap_fd;		  /* xdp: XSKMAP of weft's XDP program; -1: built-in steering */
+	int xdp_generic;	  /* xdp: built-in program in SKB mode */
+	const uint16_t *ports;	  /* UDP ports to serve (host order); required */
+	unsigned int nports;	  /* 1..ENGINE_MAX_HANDLERS */
+	const char *bind_addr;	  /* uring: numeric bind address; default "::" (dual-stack) */
+	int pin_cpus;		  /* pin worker i to cpus[i] (or CPU i when cpus is NULL) */
+	const int *cpus;	  /* one entry per worker; copied by engine_new */
+	unsigned int batch;	  /* rx/tx batch; default 64 (one NAPI budget) */
+	unsigned int cmdq_size;	  /* command ring per worker; default 256, power of 2 */
+	unsigned int tx_queue;	  /* staged replies per worker; default 256: a burst of
 				     replies to one rx batch, flushed as one tx batch */
 	int uring_gro, uring_gso; /* default 1 */
 	unsigned int xsk_frames;  /* default 4096 per queue */
@@ -119,8 +118,8 @@ int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct
  * messages and AF_XDP as frames of one batch. data is not used after the
  * call. seg <= 2048. Returns the datagrams accepted or -EINVAL.
  */
-int engine_send_burst(struct engine_worker *w, const struct io_addr *dst,
-		      const struct io_addr *src, const void *data, size_t len, size_t seg);
+int engine_send_burst(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
+		      const void *data, size_t len, size_t seg);
 /* Flush staged datagrams now. Returns how many the backend accepted. */
 int engine_flush(struct engine_worker *w);
 
@@ -135,12 +134,12 @@ int engine_flush(struct engine_worker *w);
 #define ENGINE_NEAR_US 2000
 struct engine_timer {
 	struct engine_timer *next, *prev; /* wheel slot or near list */
-	struct engine_timer *dnext;       /* deferred list */
+	struct engine_timer *dnext;	  /* deferred list */
 	uint64_t expire_ms;
-	uint64_t expire_us;               /* near timers */
+	uint64_t expire_us; /* near timers */
 	engine_cmd_fn fn;
 	void *arg;
-	int armed;    /* wheel slot + 1, or -1 in the near list, 0 = not armed */
+	int armed;    /* wheel slot + 1, -1 near list, -2 about to fire, 0 not armed */
 	int deferred; /* on the deferred list */
 };
 /* Initialise a caller-owned timer (no allocation in the wheel). */
@@ -184,12 +183,12 @@ int engine_call_sync(struct engine *eng, unsigned int worker, engine_cmd_fn fn, 
 #define ENGINE_BATCH_BUCKETS 8 /* rx batch sizes 1, 2-3, 4-7, ..., 64-127, 128+ */
 struct engine_stats {
 	struct io_stats io;
-	uint64_t drop_filter;     /* pre-filter said drop */
+	uint64_t drop_filter;	  /* pre-filter said drop */
 	uint64_t drop_no_handler; /* no handler for the destination port */
-	uint64_t cmds;            /* commands run */
-	uint64_t cmd_full;        /* engine_call refused with -EAGAIN */
-	uint64_t timers;          /* timers fired */
-	uint64_t loops;           /* worker loop iterations */
+	uint64_t cmds;		  /* commands run */
+	uint64_t cmd_full;	  /* engine_call refused with -EAGAIN */
+	uint64_t timers;	  /* timers fired */
+	uint64_t loops;		  /* worker loop iterations */
 	uint64_t rx_batch_hist[ENGINE_BATCH_BUCKETS];
 };
 /* Copy worker's counters (relaxed reads; consistent per field). Returns 0

@@ -58,17 +58,17 @@ static void advance_to(struct engine_wheel *wh, struct fire_log *log, uint64_t f
 static void test_wheel_order_and_next(void **state)
 {
 	struct engine_wheel wh;
-	struct fire_log log = { .n = 0 };
+	struct fire_log log = {.n = 0};
 	struct engine_timer t[4];
 	struct tctx c[4];
 	int i;
-	const uint64_t delays[4] = { 30, 10, 2500, 10 }; /* 2500: beyond one revolution */
+	const uint64_t delays[4] = {30, 10, 2500, 10}; /* 2500: beyond one revolution */
 
 	engine_wheel_init(&wh, 1000);
 	log.wh = &wh;
 	assert_int_equal(engine_wheel_next(&wh, 1000), -1);
 	for (i = 0; i < 4; i++) {
-		c[i] = (struct tctx){ .log = &log, .id = i };
+		c[i] = (struct tctx){.log = &log, .id = i};
 		engine_timer_init(&t[i], on_fire, &c[i]);
 		engine_wheel_add(&wh, &t[i], 1000 + delays[i]);
 	}
@@ -78,7 +78,8 @@ static void test_wheel_order_and_next(void **state)
 	assert_int_equal(log.n, 0);
 	advance_to(&wh, &log, 1010, 1010);
 	assert_int_equal(log.n, 2); /* both 10 ms timers, same tick */
-	assert_true((log.order[0] == 1 && log.order[1] == 3) || (log.order[0] == 3 && log.order[1] == 1));
+	assert_true((log.order[0] == 1 && log.order[1] == 3) ||
+		    (log.order[0] == 3 && log.order[1] == 1));
 	assert_int_equal(engine_wheel_next(&wh, 1010), 20);
 	advance_to(&wh, &log, 1011, 1030);
 	assert_int_equal(log.n, 3);
@@ -98,14 +99,14 @@ static void test_wheel_order_and_next(void **state)
 static void test_wheel_cancel_rearm_and_jump(void **state)
 {
 	struct engine_wheel wh;
-	struct fire_log log = { .n = 0 };
+	struct fire_log log = {.n = 0};
 	struct engine_timer a, b, r;
 	struct tctx ca, cb, cr;
 
 	engine_wheel_init(&wh, 0);
 	log.wh = &wh;
-	ca = (struct tctx){ .log = &log, .id = 1, .rearm = &b, .cancel = 1 };
-	cb = (struct tctx){ .log = &log, .id = 2 };
+	ca = (struct tctx){.log = &log, .id = 1, .rearm = &b, .cancel = 1};
+	cb = (struct tctx){.log = &log, .id = 2};
 	engine_timer_init(&a, on_fire, &ca);
 	engine_timer_init(&b, on_fire, &cb);
 	/* a fires first and cancels b (same slot later in the same tick) */
@@ -120,7 +121,7 @@ static void test_wheel_cancel_rearm_and_jump(void **state)
 	 * revolution catch-up, never in the past of its own expiry. */
 	engine_wheel_init(&wh, 0);
 	log.n = 0;
-	cr = (struct tctx){ .log = &log, .id = 3, .rearm = &r };
+	cr = (struct tctx){.log = &log, .id = 3, .rearm = &r};
 	engine_timer_init(&r, on_fire, &cr);
 	engine_wheel_add(&wh, &r, 5);
 	log.now = 3000;
@@ -239,7 +240,7 @@ static struct engine *new_engine(unsigned int cmdq, uint16_t port)
 {
 	struct engine_opts o;
 	struct engine *eng = NULL;
-	uint16_t ports[1] = { port };
+	uint16_t ports[1] = {port};
 
 	engine_opts_default(&o);
 	o.ports = ports;
@@ -263,7 +264,7 @@ static void test_engine_cmdq_threads(void **state)
 	memset(&s, 0, sizeof(s));
 	for (p = 0; p < PRODUCERS; p++)
 		for (i = 0; i < PER_PRODUCER; i++)
-			items[p][i] = (struct item){ .s = &s, .producer = p, .seq = i };
+			items[p][i] = (struct item){.s = &s, .producer = p, .seq = i};
 	/* Before start nothing consumes: 64 fit, the 65th is refused. */
 	for (i = 0; i < 64; i++)
 		assert_int_equal(engine_call(eng, 0, record, &items[PRODUCERS - 1][0]), 0);
@@ -280,7 +281,7 @@ static void test_engine_cmdq_threads(void **state)
 	s.out_of_order = 0;
 	memset(s.last, 0, sizeof(s.last));
 	for (p = 0; p < PRODUCERS; p++) {
-		pa[p] = (struct prod_arg){ .eng = eng, .id = p };
+		pa[p] = (struct prod_arg){.eng = eng, .id = p};
 		assert_int_equal(pthread_create(&th[p], NULL, producer, &pa[p]), 0);
 	}
 	for (p = 0; p < PRODUCERS; p++) {
@@ -354,12 +355,12 @@ static struct tslot slots[3];
 static void arm_timers(struct engine_worker *w, void *arg)
 {
 	struct tfire *f = arg;
-	const uint64_t d[3] = { 40, 20, 60 };
+	const uint64_t d[3] = {40, 20, 60};
 	int i;
 
 	f->armed_at = engine_worker_now(w);
 	for (i = 0; i < 3; i++) {
-		slots[i] = (struct tslot){ .f = f, .id = i };
+		slots[i] = (struct tslot){.f = f, .id = i};
 		engine_timer_init(&f->t[i], tfired2, &slots[i]);
 		engine_timer_add(w, &f->t[i], d[i]);
 	}
@@ -445,11 +446,11 @@ static void arm_near(struct engine_worker *w, void *arg)
 	engine_timer_add_us(w, &p->near[0], 300);  /* near list */
 	engine_timer_add_us(w, &p->near[1], 5000); /* >= ENGINE_NEAR_US: wheel */
 	engine_timer_add_us(w, &p->near[2], 100);
-	engine_timer_cancel(w, &p->near[2]);      /* silent */
+	engine_timer_cancel(w, &p->near[2]); /* silent */
 	engine_defer(w, &p->def[0]);
-	engine_defer(w, &p->def[0]);               /* no-op: once */
+	engine_defer(w, &p->def[0]); /* no-op: once */
 	engine_defer(w, &p->def[1]);
-	engine_timer_cancel(w, &p->def[1]);        /* silent */
+	engine_timer_cancel(w, &p->def[1]); /* silent */
 	p->in_call = 0;
 }
 
@@ -488,16 +489,95 @@ static void test_engine_near_and_defer(void **state)
 	engine_free(eng);
 }
 
+/* A near timer re-arming itself for "now" fires once per loop pass (never
+ * spins inside one); a due timer cancelled by another's callback stays
+ * silent. */
+struct rearm_probe {
+	struct engine_timer self, b, c;
+	int self_n, b_n, c_n;
+	uint64_t loops[8];
+};
+
+static struct rearm_probe *rp_g;
+
+static uint64_t worker_loops(struct engine_worker *w)
+{
+	struct engine_stats st;
+
+	engine_stats_get(engine_worker_engine(w), engine_worker_index(w), &st);
+	return st.loops;
+}
+
+static void rearm_self(struct engine_worker *w, void *arg)
+{
+	(void)arg;
+	rp_g->loops[rp_g->self_n] = worker_loops(w);
+	if (++rp_g->self_n < 5)
+		engine_timer_add_us(w, &rp_g->self, 0);
+}
+
+static void fire_b(struct engine_worker *w, void *arg)
+{
+	(void)arg;
+	rp_g->b_n++;
+	engine_timer_cancel(w, &rp_g->c);
+}
+
+static void fire_c(struct engine_worker *w, void *arg)
+{
+	(void)w;
+	(void)arg;
+	rp_g->c_n++;
+}
+
+static void arm_rearm(struct engine_worker *w, void *arg)
+{
+	struct rearm_probe *p = arg;
+
+	engine_timer_init(&p->self, rearm_self, NULL);
+	engine_timer_init(&p->b, fire_b, NULL);
+	engine_timer_init(&p->c, fire_c, NULL);
+	engine_timer_add_us(w, &p->self, 0);
+	/* c then b on the list: b is found first (added last), cancels c */
+	engine_timer_add_us(w, &p->c, 50);
+	engine_timer_add_us(w, &p->b, 50);
+}
+
+static void test_engine_near_rearm(void **state)
+{
+	struct engine *eng = new_engine(8, 47033);
+	struct rearm_probe p;
+	int i;
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	rp_g = &p;
+	assert_int_equal(engine_start(eng), 0);
+	assert_int_equal(engine_call_sync(eng, 0, arm_rearm, &p, 1000), 0);
+	for (i = 0; i < 200 && (p.self_n < 5 || !p.b_n); i++) {
+		usleep(2000);
+		/* the worker keeps answering: nothing spins inside a pass */
+		assert_int_equal(engine_call_sync(eng, 0, barrier, NULL, 1000), 0);
+	}
+	assert_int_equal(p.self_n, 5);
+	for (i = 1; i < 5; i++)
+		assert_true(p.loops[i] > p.loops[i - 1]); /* one firing per pass */
+	assert_int_equal(p.b_n, 1);
+	assert_int_equal(p.c_n, 0);
+	engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wheel_order_and_next),
-		cmocka_unit_test(test_wheel_cancel_rearm_and_jump),
-		cmocka_unit_test(test_cmdq_order_and_full),
-		cmocka_unit_test(test_engine_cmdq_threads),
-		cmocka_unit_test(test_engine_call_sync),
-		cmocka_unit_test(test_engine_timers),
-		cmocka_unit_test(test_engine_near_and_defer),
+	    cmocka_unit_test(test_wheel_order_and_next),
+	    cmocka_unit_test(test_wheel_cancel_rearm_and_jump),
+	    cmocka_unit_test(test_cmdq_order_and_full),
+	    cmocka_unit_test(test_engine_cmdq_threads),
+	    cmocka_unit_test(test_engine_call_sync),
+	    cmocka_unit_test(test_engine_timers),
+	    cmocka_unit_test(test_engine_near_and_defer),
+	    cmocka_unit_test(test_engine_near_rearm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

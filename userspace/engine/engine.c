@@ -271,8 +271,8 @@ int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct
 	return 0;
 }
 
-int engine_send_burst(struct engine_worker *w, const struct io_addr *dst,
-		      const struct io_addr *src, const void *data, size_t len, size_t seg)
+int engine_send_burst(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
+		      const void *data, size_t len, size_t seg)
 {
 	struct io_txmsg m[64];
 	const uint8_t *p = data;
@@ -331,13 +331,24 @@ static void defer_unlink(struct engine_worker *w, struct engine_timer *t)
 	t->deferred = 0;
 }
 
+/* armed value of a near timer taken off the list to fire in this pass */
+#define NEAR_FIRING (-2)
+
 /* Out of the wheel, the near list or the deferred list. */
 static void timer_disarm(struct engine_worker *w, struct engine_timer *t)
 {
 	if (t->armed > 0)
 		engine_wheel_cancel(&w->wheel, t);
-	else if (t->armed < 0)
+	else if (t->armed == -1)
 		near_unlink(w, t);
+	else if (t->armed == NEAR_FIRING) {
+		/* run_near skips it (and never touches it again: the owner may
+		 * free it as soon as this returns) */
+		for (unsigned int i = 0; i < w->near_ndue; i++)
+			if (w->near_due[i] == t)
+				w->near_due[i] = NULL;
+		t->armed = 0;
+	}
 	if (t->deferred)
 		defer_unlink(w, t);
 }
@@ -385,22 +396,36 @@ void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t)
 	timer_disarm(w, t);
 }
 
-/* Fire the due microsecond timers; one at a time, since a callback may
- * re-arm or cancel any of them. */
+/* Fire the microsecond timers due now. The due ones are taken off the
+ * list first: one a callback re-arms for "now" fires in the next pass (as
+ * the wheel does), never again in this one, so a timer that keeps finding
+ * its deadline passed cannot spin the loop; one a callback cancels or
+ * re-arms before its turn does not fire. */
 static unsigned int run_near(struct engine_worker *w)
 {
-	unsigned int fired = 0;
-	struct engine_timer *t;
+	struct engine_timer *t, *n;
+	unsigned int i, fired = 0;
 
-	for (;;) {
-		for (t = w->near; t && t->expire_us > w->now_us; t = t->next)
-			;
-		if (!t)
-			return fired;
+	w->near_ndue = 0;
+	for (t = w->near; t && w->near_ndue < 64; t = n) {
+		n = t->next;
+		if (t->expire_us > w->now_us)
+			continue;
 		near_unlink(w, t);
+		t->armed = NEAR_FIRING;
+		w->near_due[w->near_ndue++] = t;
+	}
+	for (i = 0; i < w->near_ndue; i++) {
+		t = w->near_due[i];
+		if (!t)
+			continue; /* cancelled or re-armed by an earlier callback */
+		w->near_due[i] = NULL;
+		t->armed = 0;
 		fired++;
 		t->fn(w, t->arg);
 	}
+	w->near_ndue = 0;
+	return fired;
 }
 
 /* Run the deferred list, including what callbacks defer meanwhile

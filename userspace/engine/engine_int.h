@@ -21,7 +21,7 @@
 
 struct engine_wheel {
 	struct engine_timer *slot[ENGINE_WHEEL_SLOTS];
-	uint64_t now;       /* last tick processed */
+	uint64_t now;	    /* last tick processed */
 	unsigned int count; /* armed timers */
 };
 
@@ -49,7 +49,7 @@ struct engine_cmdq {
 	size_t mask;
 	size_t head __attribute__((aligned(64))); /* producers, atomic */
 	size_t tail __attribute__((aligned(64))); /* the one consumer */
-	int efd;                                 /* eventfd, or -1 */
+	int efd;				  /* eventfd, or -1 */
 };
 
 /* size is rounded up to a power of two (>= 2). Returns 0 or -errno. */
@@ -76,7 +76,9 @@ struct engine_worker {
 	struct io_queue *q;
 	uint64_t now, now_us;
 	struct engine_wheel wheel;
-	struct engine_timer *near;       /* microsecond timers (few) */
+	struct engine_timer *near;	   /* microsecond timers (few) */
+	struct engine_timer *near_due[64]; /* run_near: due ones being fired */
+	unsigned int near_ndue;
 	struct engine_timer *defer_head, *defer_tail;
 	struct engine_cmdq cmdq;
 	struct io_pkt *rx;
@@ -96,8 +98,8 @@ struct engine {
 	unsigned int nworkers;
 	struct engine_worker *workers[ENGINE_MAX_WORKERS];
 	int cpus[ENGINE_MAX_WORKERS]; /* opts.cpus, copied (opts.cpus points here) */
-	int stop;    /* atomic */
-	int running; /* atomic */
+	int stop;		      /* atomic */
+	int running;		      /* atomic */
 };
 
 /* Size of one staged tx slot: a full Ethernet frame; bigger datagrams are
