@@ -22,25 +22,16 @@ static long long geti(const json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
-static int quic_conns(struct weftctl *ctx)
+static void render_conns(const json_t *o)
 {
-	json_t *o, *arr, *c;
+	json_t *arr = json_object_get(o, "conns"), *c;
 	char b1[32], b2[32];
 	size_t i;
-	int rc;
 
-	rc = weftctl_do(ctx, "GET", "/v1/quic/conns", NULL, &o);
-	if (rc || !o)
-		return rc;
-	if (ctx->json) {
-		weftctl_print_json(o);
-		json_decref(o);
-		return WEFTCTL_OK;
-	}
-	arr = json_object_get(o, "conns");
 	printf("%-16s %-44s %-3s %9s %10s %10s %10s %7s %3s\n", "PEER", "ADDRESS", "DIR", "RTT",
 	       "CWND", "IN", "OUT", "STREAMS", "WKR");
-	json_array_foreach(arr, i, c) {
+	json_array_foreach(arr, i, c)
+	{
 		const char *key = json_string_value(json_object_get(c, "peer_key"));
 		char rtt[32];
 
@@ -48,60 +39,50 @@ static int quic_conns(struct weftctl *ctx)
 		printf("%-16.16s %-44s %-3s %9s %10lld %10s %10s %7lld %3lld\n",
 		       key && key[0] ? key : "-", json_string_value(json_object_get(c, "addr")),
 		       json_is_true(json_object_get(c, "server")) ? "in" : "out", rtt,
-		       geti(c, "cwnd"), weftctl_fmt_bytes((double)geti(c, "bytes_in"), b1, sizeof(b1)),
+		       geti(c, "cwnd"),
+		       weftctl_fmt_bytes((double)geti(c, "bytes_in"), b1, sizeof(b1)),
 		       weftctl_fmt_bytes((double)geti(c, "bytes_out"), b2, sizeof(b2)),
 		       geti(c, "streams_open"), geti(c, "worker"));
 	}
 	printf("%zu connection(s)\n", json_array_size(arr));
-	json_decref(o);
-	return WEFTCTL_OK;
+}
+
+static int quic_conns(struct weftctl *ctx)
+{
+	return weftctl_show(ctx, "GET", "/v1/quic/conns", NULL, render_conns);
+}
+
+static void render_ping(const json_t *o)
+{
+	printf("peer %s\n", json_string_value(json_object_get(o, "peer_key")));
+	printf("handshake %.3f ms, rtt %.3f ms (smoothed %.3f ms), worker %lld\n",
+	       (double)geti(o, "handshake_us") / 1000.0, (double)geti(o, "rtt_us") / 1000.0,
+	       (double)geti(o, "srtt_us") / 1000.0, geti(o, "worker"));
 }
 
 static int quic_ping(struct weftctl *ctx, const char *target)
 {
-	json_t *o, *body;
-	int rc;
+	json_t *body = json_pack("{s:s}", strchr(target, '@') ? "peer" : "addr", target);
+	int rc = weftctl_show(ctx, "POST", "/v1/quic/ping", body, render_ping);
 
-	body = json_pack("{s:s}", strchr(target, '@') ? "peer" : "addr", target);
-	rc = weftctl_do(ctx, "POST", "/v1/quic/ping", body, &o);
 	json_decref(body);
-	if (rc || !o)
-		return rc;
-	if (ctx->json) {
-		weftctl_print_json(o);
-	} else {
-		printf("peer %s\n", json_string_value(json_object_get(o, "peer_key")));
-		printf("handshake %.3f ms, rtt %.3f ms (smoothed %.3f ms), worker %lld\n",
-		       (double)geti(o, "handshake_us") / 1000.0, (double)geti(o, "rtt_us") / 1000.0,
-		       (double)geti(o, "srtt_us") / 1000.0, geti(o, "worker"));
-	}
-	json_decref(o);
-	return WEFTCTL_OK;
+	return rc;
+}
+
+static void render_stats(const json_t *o)
+{
+	json_t *tot = json_object_get(o, "total"), *v;
+	const char *k;
+
+	json_object_foreach(tot, k, v) printf("%-24s %lld\n", k, (long long)json_integer_value(v));
 }
 
 static int quic_stats(struct weftctl *ctx)
 {
-	json_t *o, *tot, *v;
-	const char *k;
-	int rc;
-
-	rc = weftctl_do(ctx, "GET", "/v1/quic/stats", NULL, &o);
-	if (rc || !o)
-		return rc;
-	if (ctx->json) {
-		weftctl_print_json(o);
-		json_decref(o);
-		return WEFTCTL_OK;
-	}
-	tot = json_object_get(o, "total");
-	json_object_foreach(tot, k, v)
-		printf("%-24s %lld\n", k, (long long)json_integer_value(v));
-	json_decref(o);
-	return WEFTCTL_OK;
+	return weftctl_show(ctx, "GET", "/v1/quic/stats", NULL, render_stats);
 }
 
-static int quic_bench(struct weftctl *ctx, const char *target, const char *bytes,
-		      const char *mode)
+static int quic_bench(struct weftctl *ctx, const char *target, const char *bytes, const char *mode)
 {
 	json_t *o, *body;
 	char *end;

@@ -39,7 +39,7 @@
 
 /* Index record: magic, state, size, nchunks, added (little-endian). */
 #define REC_LEN 32
-static const uint8_t rec_magic[4] = { 'W', 'C', 'S', '1' };
+static const uint8_t rec_magic[4] = {'W', 'C', 'S', '1'};
 /* Largest size a record may claim, whatever the configuration: 2^50 bytes
  * (1 PiB). Keeps nchunks * 32 and every offset far from overflow. */
 #define REC_MAX_SIZE (1ull << 50)
@@ -52,7 +52,7 @@ struct cstore {
 	uint32_t max_blobs;
 	int no_sync;
 	pthread_mutex_t lock; /* guards everything below and serialises index writes */
-	uint64_t used;        /* sum of entry sizes (partials at full size) */
+	uint64_t used;	      /* sum of entry sizes (partials at full size) */
 	uint64_t pending;     /* bytes reserved by adds in progress */
 	uint32_t nblobs;
 	uint32_t npending;
@@ -111,8 +111,8 @@ static int rec_decode(const void *val, size_t vlen, struct cstore_info *info)
 	info->nchunks = get_le64(p + 16);
 	info->added = get_le64(p + 24);
 	info->have = 0;
-	if (info->state < CSTORE_PARTIAL || info->state > CSTORE_BAD ||
-	    info->size > REC_MAX_SIZE || info->nchunks != b3tree_nchunks(info->size))
+	if (info->state < CSTORE_PARTIAL || info->state > CSTORE_BAD || info->size > REC_MAX_SIZE ||
+	    info->nchunks != b3tree_nchunks(info->size))
 		return -EBADMSG;
 	return 0;
 }
@@ -169,15 +169,23 @@ static int load_rec(struct cstore *cs, struct store_txn *t, const uint8_t *id,
 	return 0;
 }
 
+/* The record of id in dbi; an entry whose companion record is missing is
+ * damaged (-EBADMSG). */
+static int load_companion(struct store_txn *t, unsigned int dbi, const uint8_t *id, const void **v,
+			  size_t *vl)
+{
+	int err = store_txn_get(t, dbi, id, B3TREE_ID_LEN, v, vl);
+
+	return err == -ENOENT ? -EBADMSG : err;
+}
+
 static int load_cvs(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t nchunks,
 		    const uint8_t **cvs)
 {
 	const void *v;
 	size_t vl;
-	int err = store_txn_get(t, cs->db_cvs, id, B3TREE_ID_LEN, &v, &vl);
+	int err = load_companion(t, cs->db_cvs, id, &v, &vl);
 
-	if (err == -ENOENT)
-		return -EBADMSG; /* an entry without its CV list is damaged */
 	if (err)
 		return err;
 	if (vl != nchunks * B3TREE_CV_LEN)
@@ -191,10 +199,8 @@ static int load_bits(struct cstore *cs, struct store_txn *t, const uint8_t *id, 
 {
 	const void *v;
 	size_t vl;
-	int err = store_txn_get(t, cs->db_bits, id, B3TREE_ID_LEN, &v, &vl);
+	int err = load_companion(t, cs->db_bits, id, &v, &vl);
 
-	if (err == -ENOENT)
-		return -EBADMSG;
 	if (err)
 		return err;
 	if (!bits_valid(v, vl, nchunks))
@@ -300,13 +306,12 @@ static int open_blob(const struct cstore *cs, const uint8_t *id, uint32_t state,
 static int reserve_locked(struct cstore *cs, uint64_t size)
 {
 	if (cs->nblobs + cs->npending >= cs->max_blobs) {
-		log_error(MOD, "content store full: %u entries, limit %u", cs->nblobs + cs->npending,
-			  cs->max_blobs);
+		log_error(MOD, "content store full: %u entries, limit %u",
+			  cs->nblobs + cs->npending, cs->max_blobs);
 		return -ENFILE;
 	}
 	if (cs->used + cs->pending > cs->quota || size > cs->quota - cs->used - cs->pending) {
-		log_error(MOD,
-			  "content store quota exceeded: need %llu bytes, %llu of %llu in use",
+		log_error(MOD, "content store quota exceeded: need %llu bytes, %llu of %llu in use",
 			  (unsigned long long)size, (unsigned long long)(cs->used + cs->pending),
 			  (unsigned long long)cs->quota);
 		return -ENOSPC;
@@ -354,8 +359,7 @@ static int collect_id(void *arg, const void *key, size_t klen, const void *val, 
 	return 0;
 }
 
-static void drop_entry(struct cstore *cs, struct store_txn *t, const uint8_t *id,
-		       const char *why)
+static void drop_entry(struct cstore *cs, struct store_txn *t, const uint8_t *id, const char *why)
 {
 	char hex[65];
 
@@ -398,8 +402,7 @@ static int create_part(struct cstore *cs, const uint8_t *id, uint64_t size)
 }
 
 /* Check one entry at open; returns 0 (kept, *size counted) or 1 (dropped). */
-static int reconcile_one(struct cstore *cs, struct store_txn *t, const uint8_t *id,
-			 uint64_t *size)
+static int reconcile_one(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t *size)
 {
 	struct cstore_info in;
 	const uint8_t *cvs, *bits;
@@ -420,7 +423,8 @@ static int reconcile_one(struct cstore *cs, struct store_txn *t, const uint8_t *
 		drop_entry(cs, t, id, "CV list missing or not matching the id");
 		return 1;
 	}
-	if (cstore_path(cs, id, 0, fin, sizeof(fin)) || cstore_path(cs, id, 1, part, sizeof(part))) {
+	if (cstore_path(cs, id, 0, fin, sizeof(fin)) ||
+	    cstore_path(cs, id, 1, part, sizeof(part))) {
 		drop_entry(cs, t, id, "path too long");
 		return 1;
 	}
@@ -494,7 +498,7 @@ static void clean_staging(const char *blobdir)
 
 static int reconcile(struct cstore *cs)
 {
-	struct idlist l = { 0 };
+	struct idlist l = {0};
 	struct store_txn *t = NULL;
 	int err;
 
@@ -781,8 +785,7 @@ int cstore_add_file(struct cstore *cs, const char *path, uint8_t id_out[B3TREE_I
 	return err;
 }
 
-int cstore_add_buf(struct cstore *cs, const uint8_t *buf, size_t len,
-		   uint8_t id_out[B3TREE_ID_LEN])
+int cstore_add_buf(struct cstore *cs, const uint8_t *buf, size_t len, uint8_t id_out[B3TREE_ID_LEN])
 {
 	static const uint8_t empty[1];
 
@@ -894,7 +897,7 @@ static int update_bit_locked(struct cstore *cs, const uint8_t *id, uint64_t inde
 	if (set)
 		nb[index / 8] |= (uint8_t)(1u << (index % 8));
 	else
-		nb[index / 8] &= (uint8_t)~(1u << (index % 8));
+		nb[index / 8] &= (uint8_t) ~(1u << (index % 8));
 	if (set && bits_count(nb, bl) == in.nchunks) {
 		int fd = open_blob(cs, id, CSTORE_PARTIAL, O_RDONLY);
 
@@ -918,7 +921,8 @@ static int update_bit_locked(struct cstore *cs, const uint8_t *id, uint64_t inde
 
 		if (!cstore_path(cs, id, 1, part, sizeof(part)) &&
 		    !cstore_path(cs, id, 0, fin, sizeof(fin)) && rename(part, fin) < 0)
-			log_warn(MOD, "rename of a completed download failed: %s (retried at start)",
+			log_warn(MOD,
+				 "rename of a completed download failed: %s (retried at start)",
 				 strerror(errno));
 		err = 1;
 	}
@@ -1013,7 +1017,8 @@ static void mark_bad(struct cstore *cs, const uint8_t *id, uint64_t index)
 	rec_encode(rec, CSTORE_BAD, in.size, in.added);
 	if (store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN) == 0 &&
 	    store_txn_commit(t) == 0)
-		log_error(MOD, "blob %s failed re-verification at chunk %llu: marked bad, not served",
+		log_error(MOD,
+			  "blob %s failed re-verification at chunk %llu: marked bad, not served",
 			  hex, (unsigned long long)index);
 	t = NULL;
 out:
@@ -1055,8 +1060,10 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 		if (r.info.state == CSTORE_COMPLETE) {
 			mark_bad(cs, id, index);
 		} else {
-			log_warn(MOD, "chunk %llu of a partial download failed re-verification: "
-				 "will be fetched again", (unsigned long long)index);
+			log_warn(MOD,
+				 "chunk %llu of a partial download failed re-verification: "
+				 "will be fetched again",
+				 (unsigned long long)index);
 			pthread_mutex_lock(&cs->lock);
 			update_bit_locked(cs, id, index, 0);
 			pthread_mutex_unlock(&cs->lock);
@@ -1165,7 +1172,7 @@ static int list_one(void *arg, const void *key, size_t klen, const void *val, si
 
 int cstore_list(struct cstore *cs, cstore_list_fn fn, void *arg)
 {
-	struct list_ctx c = { .cs = cs, .fn = fn, .arg = arg };
+	struct list_ctx c = {.cs = cs, .fn = fn, .arg = arg};
 	int err;
 
 	if (!cs || !fn)
