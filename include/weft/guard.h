@@ -57,6 +57,19 @@ int guard_ban_add(struct guard *g, const struct wxdp_ban *b);
 /* Ban an address for ttl_s seconds (abuse pipeline); family AF_INET/AF_INET6,
  * addr in network order; IPv6 is banned by the configured v6 prefix. */
 int guard_ban_addr(struct guard *g, int family, const uint8_t *addr, uint64_t ttl_s);
+/* Evidence that a source owns its address: the only grounds on which the
+ * abuse pipeline may ban it, and what earns it priority in the kernel
+ * (docs/OPERATIONS.md, abuse pipeline). A forged UDP source can produce
+ * none of these. */
+enum guard_evidence {
+	GUARD_EV_REPLY = 1,	/* answered a query of ours with our transaction id */
+	GUARD_EV_TOKEN = 2,	/* completed a token round trip (DHT announce_peer/put) */
+	GUARD_EV_HANDSHAKE = 3, /* completed a QUIC handshake, or a valid Retry token */
+};
+/* Record that a source proved its address. Cheap and callable from any
+ * thread, packet workers included. 0 or -errno. */
+int guard_validated_add(struct guard *g, int family, const uint8_t *addr, enum guard_evidence ev);
+
 /* 0, -ENOENT. */
 int guard_ban_del(struct guard *g, const struct wxdp_ban *b);
 /* Live bans into out (cap entries); *n = how many. drops filled in xdp mode. */

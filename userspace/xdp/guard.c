@@ -139,6 +139,17 @@ int guard_ban_addr(struct guard *g, int family, const uint8_t *addr, uint64_t tt
 	return guard_ban_add(g, &b);
 }
 
+int guard_validated_add(struct guard *g, int family, const uint8_t *addr, enum guard_evidence ev)
+{
+	/* Interface only for now: the validated-source table is being built
+	 * (issue 12); callers may already report evidence. */
+	(void)g;
+	(void)family;
+	(void)addr;
+	(void)ev;
+	return 0;
+}
+
 int guard_ban_del(struct guard *g, const struct wxdp_ban *b)
 {
 	int idx;
