@@ -117,7 +117,8 @@ static __always_inline int ban_check4(const __u8 *src, __u64 now)
 	int i;
 
 	__builtin_memcpy(k.addr, src, 4);
-	for (i = 0; i < WXDP_BAN_MAX_NESTED; i++) {
+	/* One lookup for each skipped expired entry, plus the one after. */
+	for (i = 0; i <= WXDP_BAN_MAX_NESTED; i++) {
 		v = bpf_map_lookup_elem(&WXDP_MAP_BAN4, &k);
 		if (!v)
 			return 0;
@@ -140,7 +141,8 @@ static __always_inline int ban_check6(const __u8 *src, __u64 now)
 	int i;
 
 	__builtin_memcpy(k.addr, src, 16);
-	for (i = 0; i < WXDP_BAN_MAX_NESTED; i++) {
+	/* One lookup for each skipped expired entry, plus the one after. */
+	for (i = 0; i <= WXDP_BAN_MAX_NESTED; i++) {
 		v = bpf_map_lookup_elem(&WXDP_MAP_BAN6, &k);
 		if (!v)
 			return 0;

@@ -68,16 +68,25 @@
 #define WXDP_DEFAULT_V6_PREFIX 64
 
 /*
- * An expired ban is skipped and the next shorter covering prefix is tried,
- * at most this many times per packet (verifier-bounded loop). Userspace
- * garbage-collects expired entries, so nesting deeper than this is only
- * transient.
+ * An expired ban is skipped and the next shorter covering prefix is tried:
+ * up to this many nested expired entries are skipped per packet, so a live
+ * ban behind 8 expired ones still applies (9 lookups, verifier-bounded).
+ * Behind 9 or more expired entries the packet is treated as not banned
+ * (fail open, like a missing entry). Userspace garbage-collects expired
+ * entries, so nesting that deep is only transient.
  */
 #define WXDP_BAN_MAX_NESTED 8
 
-/* QUIC Initial datagrams below this size are dropped as too short
- * (RFC 9000 14.1: servers MUST discard smaller Initial datagrams). */
-#define WXDP_QUIC_MIN_INITIAL 1200
+/*
+ * No size rule for QUIC Initials here. RFC 9000 14.1 requires 1200-byte
+ * datagrams only of client Initials and ack-eliciting server Initials; a
+ * server's Initial carrying only ACK or CONNECTION_CLOSE may be smaller.
+ * weft dials from its listening port, so the fast path cannot tell "we
+ * are the server for this packet" from the port: the QUIC endpoint applies
+ * the rule (it accepts a small Initial only for a connection it dialled).
+ * Small Initials are still classed as Initial here and pay the per-source
+ * Initial bucket.
+ */
 
 /* Token-bucket rate: packets per second and burst (bucket depth). */
 struct wxdp_rate {

@@ -62,7 +62,9 @@ WXDP_UNROLL
  * when the packet is well formed, else the WXDP_STAT_DROP_* reason.
  *   QUIC: at least 1 byte; fixed bit (0x40) set (RFC 9000 17; weft never
  *         negotiates grease_quic_bit); a long header needs its 4-byte
- *         version; an Initial (v1 type 0, v2 type 1) needs >= 1200 bytes.
+ *         version; an Initial (v1 type 0, v2 type 1) is classed
+ *         WXDP_CLASS_INITIAL whatever its size (the 1200-byte rule is the
+ *         QUIC endpoint's: see xdp_abi.h).
  *   DHT:  at least 1 byte, and it is 'd' (a KRPC message is a bencoded
  *         dictionary, BEP 5).
  */
@@ -87,11 +89,8 @@ WXDP_INLINE int wxdp_payload_check(int kind, const __u8 *p, __u32 plen, __u32 *c
 		if (plen < WXDP_PEEK)
 			return WXDP_STAT_DROP_SHORT;
 		ver = ((__u32)p[1] << 24) | ((__u32)p[2] << 16) | ((__u32)p[3] << 8) | p[4];
-		if ((ver == WXDP_QUIC_V1 && type == 0) || (ver == WXDP_QUIC_V2 && type == 1)) {
-			if (plen < WXDP_QUIC_MIN_INITIAL)
-				return WXDP_STAT_DROP_SHORT;
+		if ((ver == WXDP_QUIC_V1 && type == 0) || (ver == WXDP_QUIC_V2 && type == 1))
 			*cls = WXDP_CLASS_INITIAL;
-		}
 	}
 	return 0;
 }

@@ -86,8 +86,10 @@ static void test_policer_basic(void **state)
 	assert_int_equal(chk(p, AF_INET, a4, 6881, "x", 1, T0), WXDP_STAT_DROP_DHT_NOT_DICT);
 	assert_int_equal(chk(p, AF_INET, a4, 6881, "", 0, T0), WXDP_STAT_DROP_SHORT);
 	assert_int_equal(chk(p, AF_INET, a4, 4433, "\x01", 1, T0), WXDP_STAT_DROP_QUIC_FIXED);
+	/* A small Initial is accepted (the endpoint applies the 1200-byte
+	 * rule) and pays the Initial bucket. */
 	assert_int_equal(chk(p, AF_INET, a4, 4433, "\xc0\x00\x00\x00\x01", 5, T0),
-			 WXDP_STAT_DROP_SHORT); /* Initial < 1200 */
+			 WXDP_STAT_REDIRECT);
 	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
 	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
 	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), WXDP_STAT_DROP_RATE_DHT);
@@ -108,12 +110,46 @@ static void test_policer_basic(void **state)
 	assert_int_equal(chk(p, AF_INET6, a6, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
 	policer_stats(p, st);
 	assert_int_equal(st[WXDP_STAT_RX], 15);
+	assert_int_equal(st[WXDP_STAT_DROP_SHORT], 1);
 	assert_int_equal(st[WXDP_STAT_DROP_BANNED], 3);
 	/* Bad config refused. */
 	c.v6_prefix = 0;
 	assert_int_equal(policer_config_set(p, &c), -EINVAL);
 	policer_free(p);
 	policer_free(NULL);
+}
+
+/* Same nesting bound as the XDP program (test_xdp_prog test_bans_nested). */
+static void test_policer_nested(void **state)
+{
+	static const uint8_t a4[4] = { 192, 0, 2, 1 };
+	static const uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	struct policer *p = mk(NULL, 0);
+	char cidr[64];
+
+	(void)state;
+	for (int v6 = 0; v6 < 2; v6++) {
+		int full = v6 ? 128 : 32, fam = v6 ? AF_INET6 : AF_INET;
+		const uint8_t *src = v6 ? a6 : a4;
+
+		for (int i = 0; i < WXDP_BAN_MAX_NESTED; i++) {
+			snprintf(cidr, sizeof(cidr), v6 ? "2001:db8::1/%d" : "192.0.2.1/%d",
+				 full - i);
+			pban(p, cidr, T0 - 1);
+		}
+		snprintf(cidr, sizeof(cidr), v6 ? "2001:db8::1/%d" : "192.0.2.1/%d",
+			 full - WXDP_BAN_MAX_NESTED);
+		pban(p, cidr, 0);
+		assert_int_equal(chk(p, fam, src, 6881, "de", 2, T0), WXDP_STAT_DROP_BANNED);
+		pban(p, cidr, T0 - 1);
+		snprintf(cidr, sizeof(cidr), v6 ? "2001:db8::1/%d" : "192.0.2.1/%d",
+			 full - WXDP_BAN_MAX_NESTED - 1);
+		pban(p, cidr, 0);
+		assert_int_equal(chk(p, fam, src, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
+		assert_int_equal(policer_ban_gc(p, T0), WXDP_BAN_MAX_NESTED + 1);
+		assert_int_equal(chk(p, fam, src, 6881, "de", 2, T0), WXDP_STAT_DROP_BANNED);
+	}
+	policer_free(p);
 }
 
 static void test_policer_bounded(void **state)
@@ -322,6 +358,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policer_basic),
+		cmocka_unit_test(test_policer_nested),
 		cmocka_unit_test(test_policer_bounded),
 		cmocka_unit_test(test_same_verdicts),
 	};

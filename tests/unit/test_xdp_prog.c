@@ -209,13 +209,17 @@ static void test_valid_and_malformed(void **state)
 		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
 		dht_pkt(&t, v6);
 		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-		/* QUIC Initial, full size and one byte short. */
+		/* QUIC Initial, full size, one byte short and tiny: no size
+		 * rule on the fast path (a server's ACK/CONNECTION_CLOSE-only
+		 * Initial may be small; the endpoint decides). */
 		quic_pkt(&t, v6);
 		t.payload = quic_initial;
 		t.plen = sizeof(quic_initial);
 		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
 		t.plen = sizeof(quic_initial) - 1;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		t.plen = 5;
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
 		/* Long header without its version. */
 		t.plen = 4;
 		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
@@ -496,6 +500,42 @@ static void test_bans(void **state)
 	assert_int_equal(wxdp_cidr_parse("nonsense", &b), -EINVAL);
 }
 
+/* Exactly WXDP_BAN_MAX_NESTED (8) nested expired covering prefixes are
+ * skipped to reach a live one; behind 9 the packet is not banned (the
+ * documented fail-open bound). */
+static void test_bans_nested(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t;
+	char cidr[64];
+
+	NEED_ROOT();
+	for (int v6 = 0; v6 < 2; v6++) {
+		int full = v6 ? 128 : 32;
+
+		dht_pkt(&t, v6);
+		for (int i = 0; i < WXDP_BAN_MAX_NESTED; i++) {
+			snprintf(cidr, sizeof(cidr), v6 ? "2001:db8:0:1::1/%d" : "192.0.2.1/%d",
+				 full - i);
+			ban(f, cidr, T0 - 1);
+		}
+		snprintf(cidr, sizeof(cidr), v6 ? "2001:db8:0:1::1/%d" : "192.0.2.1/%d",
+			 full - WXDP_BAN_MAX_NESTED);
+		ban(f, cidr, 0);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+		/* The live one expires too: a 9th expired entry, with a live
+		 * shorter prefix behind it, is past the bound. */
+		ban(f, cidr, T0 - 1);
+		snprintf(cidr, sizeof(cidr), v6 ? "2001:db8:0:1::1/%d" : "192.0.2.1/%d",
+			 full - WXDP_BAN_MAX_NESTED - 1);
+		ban(f, cidr, 0);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		/* Garbage collection removes the expired ones: banned again. */
+		assert_int_equal(wxdp_ban_gc(f->x, T0), WXDP_BAN_MAX_NESTED + 1);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	}
+}
+
 static void test_token_bucket(void **state)
 {
 	struct fx *f = *state;
@@ -531,6 +571,9 @@ static void test_token_bucket(void **state)
 	ti.plen = sizeof(quic_initial);
 	assert_int_equal(run_t(f, &ti), WXDP_STAT_PASS_NO_SOCKET);
 	assert_int_equal(run_t(f, &ti), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &ti), WXDP_STAT_DROP_RATE_INITIAL);
+	/* A small Initial is an Initial too: same bucket, no free pass. */
+	ti.plen = 60;
 	assert_int_equal(run_t(f, &ti), WXDP_STAT_DROP_RATE_INITIAL);
 	quic_pkt(&t, 0);
 	for (int i = 0; i < 50; i++)
@@ -628,6 +671,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v6_ext, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bans_nested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lru_bounded, setup_small_lru, teardown),
 		cmocka_unit_test(test_config_check),

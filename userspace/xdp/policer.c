@@ -296,7 +296,7 @@ static int banned(struct policer *p, uint8_t family, const uint8_t *src, uint64_
 		v.expires_ns = p->bans[i].expires_ns;
 		if (wxdp_ban_live(&v, now))
 			return 1;
-		if (++nested >= WXDP_BAN_MAX_NESTED)
+		if (++nested > WXDP_BAN_MAX_NESTED)
 			return 0;
 	}
 	return 0;
