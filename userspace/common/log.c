@@ -1,28 +1,96 @@
 // SPDX-License-Identifier: MIT
-/* Leveled logging to stderr: one write(2) per line so threads never interleave. */
+/* Leveled logging: one write(2) per line so threads never interleave. The
+ * settings are per context (include/weft/log.h); the only state here is
+ * each thread's binding. */
 #include <errno.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "weft/log.h"
 
-/* The one process-wide setting: the log threshold (default info). */
-static _Atomic int log_threshold = LOG_LVL_INFO;
+/* Used by threads bound to no context: info, stderr, no name. Never
+ * written (log_ctx_set_level takes a context its owner holds). */
+static const struct log_ctx log_default = { LOG_LVL_INFO, STDERR_FILENO, "" };
+
+static __thread struct log_ctx *log_tls;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
-void log_set_level(enum log_level lvl)
+void log_ctx_init(struct log_ctx *c, enum log_level lvl, int fd, const char *name)
 {
-	atomic_store_explicit(&log_threshold, (int)lvl, memory_order_relaxed);
+	memset(c, 0, sizeof(*c));
+	c->level = (int)lvl;
+	c->fd = fd >= 0 ? fd : STDERR_FILENO;
+	if (name)
+		snprintf(c->name, sizeof(c->name), "%s", name);
+}
+
+void log_ctx_set_level(struct log_ctx *c, enum log_level lvl)
+{
+	__atomic_store_n(&c->level, (int)lvl, __ATOMIC_RELAXED);
+}
+
+enum log_level log_ctx_level(const struct log_ctx *c)
+{
+	return (enum log_level)__atomic_load_n(&c->level, __ATOMIC_RELAXED);
+}
+
+struct log_ctx *log_bind(struct log_ctx *c)
+{
+	struct log_ctx *old = log_tls;
+
+	log_tls = c;
+	return old;
+}
+
+struct log_ctx *log_current(void)
+{
+	return log_tls;
+}
+
+static const struct log_ctx *cur(void)
+{
+	return log_tls ? log_tls : &log_default;
+}
+
+struct log_start {
+	void *(*fn)(void *);
+	void *arg;
+	struct log_ctx *ctx;
+};
+
+static void *log_thread_main(void *p)
+{
+	struct log_start s = *(struct log_start *)p;
+
+	free(p);
+	log_tls = s.ctx;
+	return s.fn(s.arg);
+}
+
+int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	struct log_start *s = malloc(sizeof(*s));
+	int rc;
+
+	if (!s)
+		return ENOMEM;
+	s->fn = fn;
+	s->arg = arg;
+	s->ctx = log_tls;
+	rc = pthread_create(t, attr, log_thread_main, s);
+	if (rc)
+		free(s);
+	return rc;
 }
 
 enum log_level log_get_level(void)
 {
-	return (enum log_level)atomic_load_explicit(&log_threshold, memory_order_relaxed);
+	return log_ctx_level(cur());
 }
 
 const char *log_level_name(enum log_level lvl)
@@ -49,19 +117,21 @@ int log_level_parse(const char *s, enum log_level *out)
 
 void log_msg(enum log_level lvl, const char *mod, const char *fmt, ...)
 {
+	const struct log_ctx *c = cur();
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
 	int n, m;
 
-	if ((int)lvl > atomic_load_explicit(&log_threshold, memory_order_relaxed))
+	if ((int)lvl > (int)log_ctx_level(c))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s%s%s: ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000000, log_level_name(lvl), mod);
+		     tm.tm_sec, ts.tv_nsec / 1000000, log_level_name(lvl), c->name,
+		     c->name[0] ? "/" : "", mod);
 	if (n < 0)
 		return;
 	va_start(ap, fmt);
@@ -74,6 +144,6 @@ void log_msg(enum log_level lvl, const char *mod, const char *fmt, ...)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	/* Best effort: a failed log write has nowhere better to go. */
-	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+	if (write(c->fd, line, (size_t)n) < 0)
 		return;
 }

@@ -903,7 +903,7 @@ int content_node_start(struct content_node *cn)
 	store_iter(cn->store, cn->shares_dbi, collect_private, &c);
 	cstore_list(cn->cs, start_blob, &c);
 	if (cn->dht) {
-		rc = pthread_create(&cn->athr, NULL, announcer, cn);
+		rc = log_thread_create(&cn->athr, NULL, announcer, cn);
 		if (rc)
 			goto out;
 		cn->athr_started = 1;

@@ -364,7 +364,7 @@ int cn_serve_start(struct content_node *cn)
 	int rc;
 
 	for (cn->nsthr = 0; cn->nsthr < CONTENT_SERVE_THREADS; cn->nsthr++) {
-		rc = pthread_create(&cn->sthr[cn->nsthr], NULL, serve_thread, cn);
+		rc = log_thread_create(&cn->sthr[cn->nsthr], NULL, serve_thread, cn);
 		if (rc)
 			return -rc;
 	}

@@ -1297,7 +1297,7 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 	j->rq = *rq;
 	j->jid = ++cn->next_job;
 	snprintf(j->state, sizeof(j->state), "starting");
-	rc = pthread_create(&j->thr, NULL, job_thread, j);
+	rc = log_thread_create(&j->thr, NULL, job_thread, j);
 	if (rc) {
 		job_free(j);
 		pthread_mutex_unlock(&cn->jmu);

@@ -51,6 +51,7 @@ struct ctl {
 	unsigned int nmetrics;
 	/* requests answered, by status class 1xx..5xx (index 1..5) */
 	_Atomic unsigned long long answered[6];
+	struct log_ctx *log; /* the creator's log context, bound in control threads */
 };
 
 /* Per-request state, kept across MHD's calls for one request. */
@@ -176,6 +177,7 @@ int ctl_new(struct ctl **out, const struct ctl_opts *opts)
 	if (!ctl)
 		return -ENOMEM;
 	ctl->fd = -1;
+	ctl->log = log_current();
 	ctl->opts = *opts;
 	ctl->opts.socket_path = ctl->path;
 	if (!ctl->opts.max_body)
@@ -374,6 +376,9 @@ static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const 
 	struct ctl_resp resp = {0};
 	enum MHD_Result ret;
 
+	/* libmicrohttpd's threads are not ours: log with the node's context */
+	if (log_current() != ctl->log)
+		log_bind(ctl->log);
 	if (!cc) {
 		const char *cl;
 

@@ -86,6 +86,7 @@ int main(int argc, char **argv)
 	char err[600];
 	int print = 0, c, rc, boot_reset = 0;
 	struct node *n = NULL;
+	struct log_ctx mlog;
 	enum log_level lvl;
 	sigset_t mask;
 
@@ -175,9 +176,12 @@ int main(int argc, char **argv)
 		config_print(&cfg, stdout);
 		return 0;
 	}
-	if (log_level_parse(cfg.log_level, &lvl) == 0)
-		log_set_level(lvl);
-
+	/* The node applies node.log_level to its own log context; main's own
+	 * lines (after the node is gone) use the same level. */
+	if (log_level_parse(cfg.log_level, &lvl))
+		lvl = LOG_LVL_INFO;
+	log_ctx_init(&mlog, lvl, -1, NULL);
+	log_bind(&mlog);
 	/* Block the signals in every thread; the main loop reads them. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

@@ -54,6 +54,7 @@ struct node {
 	uint64_t start_wall;
 	_Atomic unsigned long long reloads;
 	const char *io_mode; /* what actually runs: "uring" or "xdp" */
+	struct log_ctx log;  /* this node's level and output (node.log_level) */
 };
 
 const struct identity *node_identity(const struct node *n)
@@ -256,6 +257,8 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 {
 	struct store_opts so = { 0 };
 	struct ctl_opts co = { 0 };
+	struct log_ctx *prev_log;
+	enum log_level lvl;
 	struct node *n;
 	int created, err;
 
@@ -264,6 +267,12 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 	if (!n)
 		return -ENOMEM;
 	n->cfg = *cfg;
+	if (log_level_parse(cfg->log_level, &lvl))
+		lvl = LOG_LVL_INFO;
+	log_ctx_init(&n->log, lvl, -1, NULL);
+	/* Everything node_new starts (threads included) logs with the node's
+	 * context; the caller's binding is restored on return. */
+	prev_log = log_bind(&n->log);
 	if (config_path)
 		snprintf(n->config_path, sizeof(n->config_path), "%s", config_path);
 	n->start_ms = util_now_ms();
@@ -321,16 +330,21 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 	if (err)
 		goto fail;
 	*out = n;
+	log_bind(prev_log);
 	return 0;
 fail:
 	node_free(n);
+	log_bind(prev_log);
 	return err;
 }
 
 void node_free(struct node *n)
 {
+	struct log_ctx *prev_log;
+
 	if (!n)
 		return;
+	prev_log = log_bind(&n->log);
 	ctl_free(n->ctl);
 	engine_stop(n->engine);
 	content_node_free(n->content);
@@ -342,6 +356,7 @@ void node_free(struct node *n)
 	wxdp_free(n->xdp);
 	store_free(n->store);
 	identity_wipe(&n->id);
+	log_bind(prev_log);
 	free(n);
 }
 
@@ -363,7 +378,7 @@ static void node_reload(struct node *n)
 		return;
 	}
 	if (strcmp(fresh.log_level, n->cfg.log_level) && !log_level_parse(fresh.log_level, &lvl)) {
-		log_set_level(lvl);
+		log_ctx_set_level(&n->log, lvl);
 		snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", fresh.log_level);
 		log_info("node", "log level now %s", fresh.log_level);
 	}
@@ -383,6 +398,7 @@ int node_run(struct node *n)
 	struct __kernel_timespec tick = { .tv_sec = NODE_TICK_MS / 1000,
 					  .tv_nsec = (NODE_TICK_MS % 1000) * 1000000L };
 	struct signalfd_siginfo si;
+	struct log_ctx *prev_log;
 	sigset_t mask;
 	int sfd = -1, err, stop = 0;
 	unsigned long ticks = 0;
@@ -396,10 +412,14 @@ int node_run(struct node *n)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0)
 		return -errno;
+	/* The calling thread (weftd's main thread) logs as the node until
+	 * node_run returns. */
+	prev_log = log_bind(&n->log);
 	err = io_uring_queue_init(16, &ring, 0);
 	if (err < 0) {
 		log_error("node", "io_uring: %s", strerror(-err));
 		close(sfd);
+		log_bind(prev_log);
 		return err;
 	}
 	err = engine_start(n->engine);
@@ -485,5 +505,6 @@ out:
 	engine_stop(n->engine);
 	io_uring_queue_exit(&ring);
 	close(sfd);
+	log_bind(prev_log);
 	return err;
 }

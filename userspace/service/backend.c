@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "weft/log.h"
 #include "weft/svc_backend.h"
 #include "weft/util.h"
 
@@ -309,7 +310,7 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 		goto fail;
 	}
 	for (uint32_t i = 0; i < want; i++) {
-		err = -pthread_create(&b->threads[i], NULL, backend_worker, b);
+		err = -log_thread_create(&b->threads[i], NULL, backend_worker, b);
 		if (err)
 			goto fail;
 		b->n_threads++;

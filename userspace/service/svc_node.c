@@ -850,7 +850,7 @@ static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	atomic_fetch_add(&sn->relays, 1);
-	if (pthread_create(&th, &at, relay_main, r)) {
+	if (log_thread_create(&th, &at, relay_main, r)) {
 		atomic_fetch_sub(&sn->relays, 1);
 		svc_router_done(sn->router, &t, SVC_ERR_OVERLOADED, svcn_now_ns());
 		send_response(sn->quic, in->conn, in->sid, SVC_ERR_OVERLOADED, 0, NULL, 0, 1);
@@ -1099,7 +1099,7 @@ int svc_node_start(struct svc_node *sn)
 
 	if (!sn)
 		return -EINVAL;
-	err = pthread_create(&sn->refresher, NULL, svcn_refresh_main, sn);
+	err = log_thread_create(&sn->refresher, NULL, svcn_refresh_main, sn);
 	if (err)
 		return -err;
 	sn->refresher_on = 1;

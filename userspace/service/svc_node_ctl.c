@@ -18,6 +18,7 @@
 
 #include "svc_node_int.h"
 #include "weft/ctl.h"
+#include "weft/log.h"
 #include "weft/util.h"
 
 /* Calls one POST /v1/svc/call may ask for (a load test from the CLI and the
@@ -283,7 +284,7 @@ static void call_many(struct svc_node *sn, struct load *l, int conc, struct ctl_
 	pthread_mutex_init(&l->mu, NULL);
 	t0 = util_now_ns();
 	for (; n < conc; n++)
-		if (pthread_create(&th[n], NULL, load_main, l))
+		if (log_thread_create(&th[n], NULL, load_main, l))
 			break;
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
