@@ -43,6 +43,13 @@ enum dht_krpc_error {
 	DHT_ERR_SEQ = 302,
 };
 
+/* Kinds of address evidence (on_evidence); the values match enum
+ * guard_evidence in include/weft/guard.h. */
+enum dht_evidence {
+	DHT_EV_REPLY = 1, /* answered our query with our transaction id */
+	DHT_EV_TOKEN = 2, /* a query carried a valid token (token round trip) */
+};
+
 enum dht_flags {
 	DHT_F_READ_ONLY = 1U << 0,     /* BEP 43: send ro=1, answer no queries */
 	DHT_F_ENFORCE_BEP42 = 1U << 1, /* keep only BEP 42-valid ids (non-local IPs) in the table */
@@ -66,7 +73,11 @@ struct dht_limits {
 	uint32_t max_pending;	     /* 1024: outstanding transactions */
 	uint32_t budget_rate;	     /* 50: queries per second allowed per source IP */
 	uint32_t budget_burst;	     /* 200: bucket depth of the per-source budget */
-	uint32_t budget_sources;     /* 1024: sources tracked by the budget table (LRU) */
+	/* 4096: sources tracked by the budget table, a keyed hash table with
+	 * 8-slot probing; a new source evicts the least recently seen of its
+	 * 8 slots, so the lookup is O(1) and a flood of sources costs only
+	 * their own slots' history. Rounded up to a power of two. */
+	uint32_t budget_sources;
 	/* 2000: a query unanswered after this long is resent once with a new
 	 * transaction id; unanswered again after as long, the node is skipped
 	 * by the lookup and counted as failed (BEP 5 "bad" after 3 failures).
@@ -89,9 +100,26 @@ struct dht_opts {
 	void (*rand)(void *arg, uint8_t *buf, size_t len);
 	void *rand_arg;
 	const uint8_t *seed; /* 32 bytes seeding the internal generator; NULL -> OS randomness */
-	/* A source exceeded its query budget (called at most once per 10 s per source). */
+	/*
+	 * A source exceeded its query budget with queries that prove it owns
+	 * its address: each carried a valid token (announce_peer or put), which
+	 * only a host that received our earlier answer at that address can
+	 * have. Called at most once per 10 s per source. Overruns by queries
+	 * that prove nothing (ping, find_node, get_peers, get, garbage) are
+	 * dropped and counted (dropped_budget, budget_unproven) but never
+	 * reported: a forged UDP source can produce those, and a report is
+	 * what may lead to a ban.
+	 */
 	void (*on_abuse)(void *arg, const struct sockaddr *addr, socklen_t len);
 	void *abuse_arg;
+	/*
+	 * Evidence that a source owns its address (DHT_EV_*): it answered a
+	 * query of ours with our transaction id from the address we sent it
+	 * to, or it sent a query carrying a valid token. Called for every such
+	 * datagram; the receiver dedupes. May be NULL.
+	 */
+	void (*on_evidence)(void *arg, const struct sockaddr *addr, socklen_t len, int kind);
+	void *evidence_arg;
 	unsigned int flags; /* enum dht_flags */
 	struct dht_limits limits;
 	const char *version; /* 4-byte client version sent as "v", default "WF01" */
@@ -220,6 +248,10 @@ struct dht_stats {
 	uint64_t replies_in, errors_in,
 	    errors_out[10]; /* errors_out by code: 201..207, 301, 302, other */
 	uint64_t dropped_malformed, dropped_budget;
+	/* of dropped_budget: overruns by queries that prove nothing about
+	 * their source (never reported to on_abuse) */
+	uint64_t budget_unproven;
+	uint64_t abuse_reports; /* on_abuse calls */
 	uint64_t timeouts; /* queries unanswered after the retry */
 	uint64_t retries;  /* queries resent after a first timeout */
 };

@@ -61,6 +61,11 @@ struct quic_node_opts {
 	unsigned int handshake_timeout_ms;
 	unsigned int keepalive_ms;
 	size_t max_queued; /* default QUIC_NODE_DEF_MAX_QUEUED */
+	/* A handshake completed with the peer at addr (either side): QUIC's
+	 * address validation proved the peer owns it. On the worker thread;
+	 * weftd hands it to the guard (guard_validated_add). May be NULL. */
+	void (*on_validated)(void *arg, const struct sockaddr *addr, socklen_t len);
+	void *validated_arg;
 };
 
 /* Events of one connection or stream type; all optional, all on the owning

@@ -73,14 +73,43 @@ CTL xdp limits set --dht 321/77 >/dev/null || fail "limits set"
 [ "$(CTL --json xdp limits | json_get dht burst)" = 77 ] || fail "burst not applied"
 pass "limits"
 
-# The abuse pipeline: a source that blows the DHT's per-source query budget
-# (50 q/s, burst 200) is banned by the DHT through the guard. The packet
-# limit is raised first so that the DHT, not the policer, sees the flood.
+# The abuse pipeline bans only on evidence a forged source cannot make.
+# The packet limit is raised first so that the DHT, not the policer, sees
+# the floods. (1) 600 pings "from" 127.0.0.9 overrun the DHT's per-source
+# budget (50 q/s, burst 200), but a ping proves nothing about its source
+# address: dropped and counted, never banned.
 CTL xdp limits set --dht 100000/100000 >/dev/null || fail "raise limits"
+dstat() { CTL --json dht status | json_get "$1"; }
+u0=$(dstat budget_unproven)
 send_dht 600 127.0.0.9
-wait_for 'CTL --json ban list | grep -q "127.0.0.9/32"' 50 || fail "DHT abuse did not ban the source"
-grep -q "127.0.0.9.*exceeded its query budget" "$WEFTD_LOG" || fail "abuse ban not logged"
-pass "DHT abuse ends in a ban"
+wait_for '[ $(($(dstat budget_unproven) - u0)) -ge 300 ]' 50 ||
+	fail "unproven overrun not counted: $(($(dstat budget_unproven) - u0))"
+sleep 0.5
+CTL --json ban list | grep -q '"127.0.0.9/32"' && fail "a source with no evidence was banned"
+grep -q "127.0.0.9.*exceeded" "$WEFTD_LOG" && fail "unproven overrun reported for a ban"
+pass "DHT overrun without evidence: dropped, counted, not banned"
+
+# (2) 127.0.0.10 proves its address (a get_peers answer carries a token; it
+# sends it back in 600 announce_peer queries): that overrun is a ban.
+"$PYTHON" - "$DP" <<'PY' || fail "token flood helper"
+import re, socket, sys
+dst = ("127.0.0.1", int(sys.argv[1]))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.10", 0)); s.settimeout(5)
+ih = b"I" * 20
+s.sendto(b"d1:ad2:id20:abcdefghij01234567899:info_hash20:" + ih + b"e1:q9:get_peers1:t2:gp1:y1:qe", dst)
+r, _ = s.recvfrom(2048)
+m = re.search(rb"5:token(\d+):", r)
+if not m:
+    sys.exit("no token in %r" % r)
+n = int(m.group(1)); tok = r[m.end():m.end() + n]
+q = (b"d1:ad2:id20:abcdefghij01234567899:info_hash20:" + ih + b"4:porti6881e5:token%d:" % n +
+     tok + b"e1:q13:announce_peer1:t2:ap1:y1:qe")
+for i in range(600):
+    s.sendto(q, dst)
+PY
+wait_for 'CTL --json ban list | grep -q "127.0.0.10/32"' 50 || fail "token-proven DHT abuse did not ban the source"
+grep -q "127.0.0.10.*exceeded its query budget with token-proven" "$WEFTD_LOG" || fail "abuse ban not logged"
+pass "DHT abuse with a token round trip ends in a ban"
 stop_weftd "$WEFTD_PID" || fail "stop 2"
 "$WEFTD" --state-dir "$D" --xdp nosuchif0 2>"$D/e"; rc=$?
 [ $rc -eq 1 ] || fail "missing interface: exit $rc"

@@ -24,6 +24,8 @@ struct cap {
 	size_t len;
 	int count;
 	int abuse;
+	int ev[3]; /* on_evidence calls by kind (DHT_EV_*) */
+	struct sockaddr_in ev_from;
 };
 
 static int cap_send(void *arg, const uint8_t *buf, size_t len, const struct sockaddr *to,
@@ -42,6 +44,16 @@ static void cap_abuse(void *arg, const struct sockaddr *a, socklen_t l)
 	((struct cap *)arg)->abuse++;
 }
 
+static void cap_evidence(void *arg, const struct sockaddr *a, socklen_t l, int kind)
+{
+	struct cap *c = arg;
+
+	assert_true(kind == DHT_EV_REPLY || kind == DHT_EV_TOKEN);
+	assert_int_equal(l, sizeof(c->ev_from));
+	memcpy(&c->ev_from, a, sizeof(c->ev_from));
+	c->ev[kind]++;
+}
+
 struct fx {
 	struct dht *dht;
 	struct cap cap;
@@ -58,6 +70,8 @@ static int setup_opts(void **state, unsigned int flags, const struct dht_limits 
 
 	o.send_arg = &f->cap;
 	o.abuse_arg = &f->cap;
+	o.on_evidence = cap_evidence;
+	o.evidence_arg = &f->cap;
 	if (lim)
 		o.limits = *lim;
 	assert_int_equal(sodium_init() >= 0, 1);
@@ -564,7 +578,17 @@ static void test_read_only_and_budget(void **state)
 	for (int i = 0; i < 100; i++)
 		answered += feed(f, q.buf, q.b.len, &m) == 'r';
 	assert_int_equal(answered, 19);
-	assert_int_equal(f->cap.abuse, 1); /* reported once per 10 s */
+	/* pings prove nothing about their source (it may be forged): the
+	 * overrun is dropped and counted, never reported for a ban */
+	assert_int_equal(f->cap.abuse, 0);
+	{
+		struct dht_stats st;
+
+		dht_get_stats(f->dht, &st);
+		assert_int_equal(st.dropped_budget, 81);
+		assert_int_equal(st.budget_unproven, 81);
+		assert_int_equal(st.abuse_reports, 0);
+	}
 	/* refill at 10/s */
 	f->now += 1000;
 	answered = 0;
@@ -578,8 +602,9 @@ static void test_read_only_and_budget(void **state)
 }
 
 /* Datagrams that do not parse cost budget too: a flood of garbage from one
- * source is reported once and then starves that source's real queries. */
-static void test_malformed_flood_reported(void **state)
+ * source starves that source's real queries, but is never reported (a
+ * forged source can send garbage). */
+static void test_malformed_flood_not_reported(void **state)
 {
 	struct fx *f;
 	struct dht_limits lim = {.budget_rate = 10, .budget_burst = 20};
@@ -590,16 +615,148 @@ static void test_malformed_flood_reported(void **state)
 	setup_opts((void **)&f, 0, &lim);
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(feed(f, (const uint8_t *)"garbage!", 8, &m), 0);
-	assert_int_equal(f->cap.abuse, 1);
+	assert_int_equal(f->cap.abuse, 0);
 	dht_get_stats(f->dht, &st);
 	assert_int_equal(st.dropped_malformed, 100);
 	assert_int_equal(st.dropped_budget, 80);
+	assert_int_equal(st.budget_unproven, 80);
 	q_begin(&q);
 	q_id(&q);
 	q_end(&q, "ping");
 	assert_int_equal(feed(f, q.buf, q.b.len, &m), 0); /* budget spent */
 	f->from.sin_addr.s_addr = htonl(0x7f000009);
 	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r'); /* others unaffected */
+	teardown((void **)&f);
+}
+
+/* An announce_peer flood carrying a valid token proves its source (only a
+ * host that got our get_peers answer at that address has the token): the
+ * overrun is reported, once per 10 s, and each such query is evidence. The
+ * same flood with a bad token is neither. */
+static void test_token_proven_overrun(void **state)
+{
+	struct fx *f;
+	struct dht_limits lim = {.budget_rate = 10, .budget_burst = 20};
+	uint8_t ih[20] = {7}, tok[DHT_TOKEN_LEN];
+	struct dht_stats st;
+	struct qb q;
+	struct krpc_msg m;
+	int answered = 0;
+
+	setup_opts((void **)&f, 0, &lim);
+	get_token(f, ih, tok);
+	assert_int_equal(f->cap.ev[DHT_EV_TOKEN], 0); /* a get proves nothing */
+	q_begin(&q);
+	q_id(&q);
+	bencode_put_cstr(&q.b, "info_hash");
+	bencode_put_str(&q.b, ih, 20);
+	bencode_put_cstr(&q.b, "port");
+	bencode_put_int(&q.b, 6881);
+	bencode_put_cstr(&q.b, "token");
+	bencode_put_str(&q.b, tok, DHT_TOKEN_LEN);
+	q_end(&q, "announce_peer");
+	for (int i = 0; i < 50; i++)
+		answered += feed(f, q.buf, q.b.len, &m) == 'r';
+	assert_int_equal(answered, 19);
+	assert_int_equal(f->cap.abuse, 1);
+	assert_int_equal(f->cap.ev[DHT_EV_TOKEN], 19);
+	assert_memory_equal(&f->cap.ev_from.sin_addr, &f->from.sin_addr, 4);
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.abuse_reports, 1);
+	assert_int_equal(st.budget_unproven, 0);
+	/* a bad token from another source: no evidence, no report */
+	f->from.sin_addr.s_addr = htonl(0x7f000009);
+	tok[0] ^= 1;
+	memcpy(q.buf + q.b.len - 2 - strlen("1:y1:qe") - strlen("1:t2:tx") -
+		   strlen("1:q13:announce_peer") - 1 - DHT_TOKEN_LEN,
+	       tok, 1);
+	for (int i = 0; i < 50; i++)
+		feed(f, q.buf, q.b.len, &m);
+	assert_int_equal(f->cap.abuse, 1);
+	assert_int_equal(f->cap.ev[DHT_EV_TOKEN], 19);
+	teardown((void **)&f);
+}
+
+/* A reply with our transaction id from the address we asked is evidence;
+ * the same reply from another address, or with another id, is not. */
+static void test_reply_evidence(void **state)
+{
+	struct fx *f;
+	struct sockaddr_in node = {.sin_family = AF_INET, .sin_port = htons(6881)};
+	struct sockaddr_in other = node;
+	struct krpc_msg q;
+	uint8_t buf[256], id[20] = {0x42};
+	struct bencode_buf b;
+
+	setup_opts((void **)&f, 0, NULL);
+	node.sin_addr.s_addr = htonl(0x0a000001);
+	other.sin_addr.s_addr = htonl(0x0a000002);
+	assert_int_equal(dht_add_node(f->dht, (struct sockaddr *)&node, sizeof(node), f->now), 0);
+	assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
+	bencode_buf_init(&b, buf, sizeof(buf));
+	bencode_put_dict(&b);
+	bencode_put_cstr(&b, "r");
+	bencode_put_dict(&b);
+	bencode_put_cstr(&b, "id");
+	bencode_put_str(&b, id, 20);
+	bencode_put_end(&b);
+	bencode_put_cstr(&b, "t");
+	bencode_put_str(&b, q.t, q.tlen);
+	bencode_put_cstr(&b, "y");
+	bencode_put_cstr(&b, "r");
+	bencode_put_end(&b);
+	/* forged: right transaction id, wrong source address */
+	dht_input(f->dht, buf, b.len, (struct sockaddr *)&other, sizeof(other), f->now);
+	assert_int_equal(f->cap.ev[DHT_EV_REPLY], 0);
+	/* wrong transaction id from the right address */
+	buf[b.len - 2 - strlen("1:y1:r") - 1] ^= 0xff;
+	dht_input(f->dht, buf, b.len, (struct sockaddr *)&node, sizeof(node), f->now);
+	assert_int_equal(f->cap.ev[DHT_EV_REPLY], 0);
+	buf[b.len - 2 - strlen("1:y1:r") - 1] ^= 0xff;
+	assert_int_equal(
+	    dht_input(f->dht, buf, b.len, (struct sockaddr *)&node, sizeof(node), f->now), 0);
+	assert_int_equal(f->cap.ev[DHT_EV_REPLY], 1);
+	assert_memory_equal(&f->cap.ev_from.sin_addr, &node.sin_addr, 4);
+	teardown((void **)&f);
+}
+
+/* The budget table is bounded (a keyed hash, 8-slot probes): a flood of
+ * distinct sources never grows it, and a busy abuser stays limited while
+ * fewer sources than the table holds come and go. */
+static void test_budget_many_sources(void **state)
+{
+	struct fx *f;
+	struct dht_limits lim = {.budget_rate = 1, .budget_burst = 5, .budget_sources = 1000};
+	struct dht_stats st;
+	struct qb q;
+	struct krpc_msg m;
+	int abuser_answered = 0;
+
+	setup_opts((void **)&f, 0, &lim);
+	assert_int_equal(f->dht->lim.budget_sources, 1024); /* rounded to a power of two */
+	q_begin(&q);
+	q_id(&q);
+	q_end(&q, "ping");
+	for (uint32_t i = 0; i < 100000; i++) {
+		f->from.sin_addr.s_addr = htonl(0x0b000000 + i);
+		assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r'); /* new source: full bucket */
+	}
+	/* the abuser, one query per ms (refill 1/s), interleaved with 300
+	 * distinct others per round: its entry is the most recent of its
+	 * probe window, so it is not the one evicted */
+	for (int r = 0; r < 50; r++) {
+		f->now++;
+		f->from.sin_addr.s_addr = htonl(0x0c000001);
+		abuser_answered += feed(f, q.buf, q.b.len, &m) == 'r';
+		for (uint32_t i = 0; i < 300; i++) {
+			f->from.sin_addr.s_addr = htonl(0x0d000000 + (uint32_t)r * 300 + i);
+			feed(f, q.buf, q.b.len, &m);
+		}
+	}
+	assert_int_equal(abuser_answered, 5); /* its burst, then nothing */
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.dropped_budget, 45);
+	assert_int_equal(st.budget_unproven, 45);
 	teardown((void **)&f);
 }
 
@@ -678,7 +835,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bep44_errors, setup, teardown),
 	    cmocka_unit_test(test_storage_full),
 	    cmocka_unit_test(test_read_only_and_budget),
-	    cmocka_unit_test(test_malformed_flood_reported),
+	    cmocka_unit_test(test_malformed_flood_not_reported),
+	    cmocka_unit_test(test_token_proven_overrun),
+	    cmocka_unit_test(test_reply_evidence),
+	    cmocka_unit_test(test_budget_many_sources),
 	    cmocka_unit_test(test_bep42),
 	};
 

@@ -87,11 +87,6 @@ int cn_share_put(struct content_node *cn, const struct manifest *m)
 
 /* ---------------------------------------------------------- announcing */
 
-static uint64_t mono_s(void)
-{
-	return util_now_ms() / 1000;
-}
-
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len)
 {
 	unsigned int i;
@@ -143,23 +138,65 @@ static void ann_fn(struct dht *dht, void *arg, uint64_t now)
 	c->rc = dht_announce(dht, c->ih, c->port, 0, now, NULL, NULL);
 }
 
+/*
+ * Announcement budget: a token bucket of CN_ANNOUNCE_PER_S per second with a
+ * depth of CN_ANNOUNCE_PER_S, kept across wake-ups. A wake-up (new content,
+ * cn_announce) never refills it, so a burst of adds costs the DHT contacts
+ * at most CN_ANNOUNCE_PER_S announcements (each one get_peers + one
+ * announce_peer per contacted node) in any one second.
+ */
+struct cn_ann_budget {
+	uint64_t tokens_milli; /* 1000 = one announcement */
+	uint64_t last_ms;
+};
+
+static unsigned int ann_budget_avail(struct cn_ann_budget *b, uint64_t now_ms)
+{
+	const uint64_t cap = (uint64_t)CN_ANNOUNCE_PER_S * 1000;
+
+	if (!b->last_ms) {
+		b->tokens_milli = cap;
+	} else if (now_ms > b->last_ms) {
+		uint64_t add = (now_ms - b->last_ms) * CN_ANNOUNCE_PER_S;
+
+		b->tokens_milli = b->tokens_milli + add > cap ? cap : b->tokens_milli + add;
+	}
+	b->last_ms = now_ms;
+	return (unsigned int)(b->tokens_milli / 1000);
+}
+
+/* Milliseconds until the bucket holds one announcement again. */
+static uint64_t ann_budget_wait_ms(const struct cn_ann_budget *b)
+{
+	uint64_t missing = b->tokens_milli >= 1000 ? 0 : 1000 - b->tokens_milli;
+
+	return (missing + CN_ANNOUNCE_PER_S - 1) / CN_ANNOUNCE_PER_S;
+}
+
 static void *announcer(void *arg)
 {
 	struct content_node *cn = arg;
+	struct cn_ann_budget budget = {0};
 	struct timespec ts;
 
 	pthread_mutex_lock(&cn->amu);
 	while (!atomic_load(&cn->stopping)) {
-		uint64_t now = mono_s();
-		unsigned int started = 0;
+		uint64_t now_ms = util_now_ms(), now = now_ms / 1000, wait_ms = 1000;
+		unsigned int avail = ann_budget_avail(&budget, now_ms), started = 0;
+		int pending = 0;
 
-		for (unsigned int i = 0; i < cn->nann && started < CN_ANNOUNCE_PER_S; i++) {
+		for (unsigned int i = 0; i < cn->nann; i++) {
 			struct cn_ann_call c = {.ih = cn->ann[i].id, .port = cn->quic_port};
 
 			if (cn->ann[i].due_s > now)
 				continue;
+			if (started == avail) {
+				pending = 1;
+				break;
+			}
 			node_dht_run(cn->dht, ann_fn, &c);
 			started++;
+			budget.tokens_milli -= 1000;
 			if (c.rc == 0) {
 				cn->ann[i].due_s = now + CONTENT_REANNOUNCE_S;
 				atomic_fetch_add(&cn->announces, 1);
@@ -168,8 +205,17 @@ static void *announcer(void *arg)
 				atomic_fetch_add(&cn->announce_fail, 1);
 			}
 		}
+		if (pending)
+			wait_ms = ann_budget_wait_ms(&budget);
+		if (!wait_ms)
+			wait_ms = 1;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
+		ts.tv_sec += (time_t)(wait_ms / 1000);
+		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
 		pthread_cond_timedwait(&cn->acond, &cn->amu, &ts);
 	}
 	pthread_mutex_unlock(&cn->amu);

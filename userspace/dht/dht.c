@@ -79,12 +79,19 @@ static void limits_default(struct dht_limits *l, const struct dht_limits *in)
 	LIM(max_pending, 1024);
 	LIM(budget_rate, 50);
 	LIM(budget_burst, 200);
-	LIM(budget_sources, 1024);
+	LIM(budget_sources, 4096);
 	LIM(query_timeout_ms, 2000);
 	LIM(lookup_timeout_ms, 30000);
 #undef LIM
 	if (l->max_pending > 65535)
 		l->max_pending = 65535;
+	if (l->budget_sources > (1u << 20))
+		l->budget_sources = 1u << 20;
+	if (l->budget_sources < DHT_BUDGET_PROBE)
+		l->budget_sources = DHT_BUDGET_PROBE;
+	/* a power of two, so the slot is hash & mask */
+	while (l->budget_sources & (l->budget_sources - 1))
+		l->budget_sources += l->budget_sources & -l->budget_sources;
 }
 
 int dht_new(struct dht **out, const struct dht_opts *opts)
@@ -131,6 +138,8 @@ int dht_new(struct dht **out, const struct dht_opts *opts)
 	dht->pend = calloc(dht->lim.max_pending, sizeof(*dht->pend));
 	dht->lks = calloc(dht->lim.max_lookups, sizeof(*dht->lks));
 	dht->budget = calloc(dht->lim.budget_sources, sizeof(*dht->budget));
+	dht->budget_mask = dht->lim.budget_sources - 1;
+	dht_random(dht, dht->budget_key, sizeof(dht->budget_key));
 	if (!dht->pend || !dht->lks || !dht->budget) {
 		dht_free(dht);
 		return -ENOMEM;
@@ -622,28 +631,37 @@ static void handle_query(struct dht *dht, const struct krpc_msg *m, const struct
 	}
 }
 
-/* Per-source token bucket. Returns 1 when the query may be answered. */
+/*
+ * Per-source token bucket. Returns 1 when the query may be answered.
+ * proven: this datagram carries a valid token, so its source address is
+ * real; only overruns by such datagrams are reported to on_abuse.
+ * The table is a keyed hash (SipHash) probed over DHT_BUDGET_PROBE slots:
+ * O(1) per datagram; an unknown source takes the least recently seen of
+ * its slots.
+ */
 static int budget_take(struct dht *dht, const struct sockaddr *from, socklen_t fromlen,
-		       uint64_t now)
+		       uint64_t now, int proven)
 {
 	const uint8_t *ip;
 	int iplen = dht_addr_ip(from, &ip);
-	struct dht_budget *e = NULL, *lru = &dht->budget[0];
+	struct dht_budget *e = NULL, *lru = NULL;
 	uint64_t cap = (uint64_t)dht->lim.budget_burst * 1000;
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t slot;
 
 	if (iplen <= 0)
 		return 0;
-	for (uint32_t i = 0; i < dht->lim.budget_sources; i++) {
-		struct dht_budget *c = &dht->budget[i];
+	crypto_shorthash(h, ip, (unsigned long long)iplen, dht->budget_key);
+	memcpy(&slot, h, sizeof(slot));
+	for (uint32_t i = 0; i < DHT_BUDGET_PROBE; i++) {
+		struct dht_budget *c = &dht->budget[(slot + i) & dht->budget_mask];
 
 		if (c->iplen == iplen && !memcmp(c->ip, ip, (size_t)iplen)) {
 			e = c;
 			break;
 		}
-		if (c->last_ms < lru->last_ms || !c->iplen)
+		if (!lru || !c->iplen || (lru->iplen && c->last_ms < lru->last_ms))
 			lru = c;
-		if (!c->iplen)
-			break;
 	}
 	if (!e) {
 		e = lru;
@@ -665,11 +683,31 @@ static int budget_take(struct dht *dht, const struct sockaddr *from, socklen_t f
 		return 1;
 	}
 	dht->st.dropped_budget++;
+	if (!proven) {
+		dht->st.budget_unproven++;
+		return 0;
+	}
 	if (dht->o.on_abuse && (!e->last_report || now - e->last_report >= DHT_ABUSE_REPORT_MS)) {
 		e->last_report = now;
+		dht->st.abuse_reports++;
 		dht->o.on_abuse(dht->o.abuse_arg, from, fromlen);
 	}
 	return 0;
+}
+
+/* A query whose token is valid for its source (announce_peer, put). */
+static int query_proven(const struct dht *dht, const struct krpc_msg *m,
+			const struct sockaddr *from)
+{
+	if (m->q != KRPC_ANNOUNCE_PEER && m->q != KRPC_PUT)
+		return 0;
+	return m->token && dht_token_check(&dht->tok, from, m->token, m->token_len);
+}
+
+static void evidence(struct dht *dht, const struct sockaddr *from, socklen_t fromlen, int kind)
+{
+	if (dht->o.on_evidence)
+		dht->o.on_evidence(dht->o.evidence_arg, from, fromlen, kind);
 }
 
 static int node_acceptable(struct dht *dht, const uint8_t *id, const struct sockaddr *from)
@@ -792,7 +830,7 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		dht->st.dropped_malformed++;
 		/* garbage costs budget like a query, so a flood of it reaches
 		 * on_abuse too (and is also counted in dropped_budget) */
-		if (!budget_take(dht, from, fromlen, now_ms))
+		if (!budget_take(dht, from, fromlen, now_ms, 0))
 			return -EINVAL;
 		if (m.t && m.err_code && m.y != 'r' && m.y != 'e' &&
 		    !(dht->o.flags & DHT_F_READ_ONLY))
@@ -802,8 +840,12 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 	if (m.y == 'q') {
 		if (dht->o.flags & DHT_F_READ_ONLY)
 			return 0;
-		if (!budget_take(dht, from, fromlen, now_ms))
+		int proven = query_proven(dht, &m, from);
+
+		if (!budget_take(dht, from, fromlen, now_ms, proven))
 			return -EAGAIN;
+		if (proven)
+			evidence(dht, from, fromlen, DHT_EV_TOKEN);
 		dht->st.queries_in[stat_q(m.q)]++;
 		if (!m.ro && node_acceptable(dht, m.id, from))
 			dht_rt_heard(tb, dht->id, m.id, from, fromlen, RT_QUERY, now_ms);
@@ -813,6 +855,8 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 	p = pending_match(dht, &m, from);
 	if (!p)
 		return -EINVAL;
+	/* Our transaction id came back from the address we sent it to. */
+	evidence(dht, from, fromlen, DHT_EV_REPLY);
 	if (m.y == 'e') {
 		dht->st.errors_in++;
 		pend_release(p);

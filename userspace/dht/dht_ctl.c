@@ -287,6 +287,8 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_object_set_new(o, "errors_in", json_integer((json_int_t)st.errors_in));
 	json_object_set_new(o, "dropped_malformed", json_integer((json_int_t)st.dropped_malformed));
 	json_object_set_new(o, "dropped_budget", json_integer((json_int_t)st.dropped_budget));
+	json_object_set_new(o, "budget_unproven", json_integer((json_int_t)st.budget_unproven));
+	json_object_set_new(o, "abuse_reports", json_integer((json_int_t)st.abuse_reports));
 	json_object_set_new(o, "timeouts", json_integer((json_int_t)st.timeouts));
 	json_object_set_new(o, "retries", json_integer((json_int_t)st.retries));
 	ctl_resp_json(resp, 200, o);

@@ -208,6 +208,7 @@ struct dht_ipvote {
 };
 
 /* ---- per-source budget ---- */
+#define DHT_BUDGET_PROBE 8 /* slots probed per lookup in the budget table */
 struct dht_budget {
 	uint8_t ip[16];
 	uint8_t iplen;
@@ -311,6 +312,8 @@ struct dht {
 	struct dht_lookup *lks;
 	uint32_t lk_gen;
 	struct dht_budget *budget;
+	uint32_t budget_mask;	   /* slots - 1 (a power of two) */
+	uint8_t budget_key[16];	   /* keys the slot hash: sources cannot aim at one slot */
 	struct dht_ipvote votes[DHT_IP_VOTES];
 	unsigned int nvotes;
 	int64_t last_put_seq;

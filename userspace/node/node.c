@@ -158,6 +158,17 @@ static int node_policy_init(struct node *n)
  * io_uring, loudly: the XDP program stays attached and keeps filtering,
  * and what it accepts reaches the sockets through the kernel stack.
  */
+/* A QUIC handshake proved a peer's address: the guard gives it priority in
+ * the kernel and lets the abuse pipeline ban it (quic_node_opts.on_validated). */
+static void quic_validated(void *arg, const struct sockaddr *sa, socklen_t len)
+{
+	struct io_addr a;
+
+	if (!arg || io_addr_from_sockaddr(&a, sa, len))
+		return;
+	guard_validated_add(arg, a.family, a.addr, GUARD_EV_HANDSHAKE);
+}
+
 static int node_engine_init(struct node *n)
 {
 	struct engine_opts eo;
@@ -215,6 +226,8 @@ registered:
 			.keepalive_ms = n->cfg.quic_keepalive_ms,
 			.max_conns = n->cfg.quic_max_conns,
 			.max_conns_per_addr = n->cfg.quic_max_conns_per_addr,
+			.on_validated = quic_validated,
+			.validated_arg = n->guard,
 		};
 
 		err = quic_node_new(&n->quic, &qo);

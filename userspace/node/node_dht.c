@@ -23,9 +23,12 @@
 #include "weft/util.h"
 #include "weft/node_dht.h"
 
-/* How long a source that blew its DHT query budget stays banned. Ten
- * minutes: long enough to stop a flood, short enough that a NATed
- * neighbour of an abuser is not locked out for long. */
+/* How long a source that blew its DHT query budget with queries that
+ * prove its address (valid tokens: see dht_opts.on_abuse) stays banned.
+ * Ten minutes: long enough to stop a flood, short enough that a NATed
+ * neighbour of an abuser is not locked out for long. Overruns by queries
+ * that prove nothing are only dropped: a forged source must never be able
+ * to get a real peer banned. */
 #define NODE_DHT_ABUSE_BAN_S 600
 /* Upper bound on the periodic timer: the core asks for less when it needs. */
 #define NODE_DHT_MAX_SLEEP_MS 1000
@@ -47,6 +50,7 @@ struct node_dht {
 	uint16_t port;
 	struct weft_config cfg;
 	_Atomic unsigned long long send_dropped; /* control-thread sends refused by a full queue */
+	_Atomic unsigned long long evidence;     /* address proofs handed to the guard */
 };
 
 /* The worker whose handler is running on this thread, if any. */
@@ -153,9 +157,23 @@ static void dht_abuse(void *arg, const struct sockaddr *sa, socklen_t len)
 	if (io_addr_from_sockaddr(&a, sa, len))
 		return;
 	util_fmt_addr((const struct sockaddr_storage *)sa, buf, sizeof(buf));
-	log_warn("dht", "source %s exceeded its query budget: banned for %d s", buf,
-		 NODE_DHT_ABUSE_BAN_S);
+	log_warn("dht", "source %s exceeded its query budget with token-proven queries: banned for %d s",
+		 buf, NODE_DHT_ABUSE_BAN_S);
 	guard_ban_addr(nd->guard, a.family, a.addr, NODE_DHT_ABUSE_BAN_S);
+}
+
+/* The core saw a source prove its address: tell the guard, which gives it
+ * priority in the kernel (validated sources skip the global budget). */
+static void dht_evidence(void *arg, const struct sockaddr *sa, socklen_t len, int kind)
+{
+	struct node_dht *nd = arg;
+	struct io_addr a;
+
+	if (!nd->guard || io_addr_from_sockaddr(&a, sa, len))
+		return;
+	nd->evidence++;
+	guard_validated_add(nd->guard, a.family, a.addr,
+			    kind == DHT_EV_TOKEN ? GUARD_EV_TOKEN : GUARD_EV_REPLY);
 }
 
 static void dht_load(struct node_dht *nd)
@@ -278,10 +296,15 @@ static void dht_metrics(void *arg, FILE *out)
 		"weft_dht_dropped_total{cause=\"malformed\"} %llu\n"
 		"weft_dht_dropped_total{cause=\"budget\"} %llu\n"
 		"weft_dht_dropped_total{cause=\"send_queue_full\"} %llu\n"
+		"# TYPE weft_dht_budget_unproven_total counter\nweft_dht_budget_unproven_total %llu\n"
+		"# TYPE weft_dht_abuse_reports_total counter\nweft_dht_abuse_reports_total %llu\n"
+		"# TYPE weft_dht_evidence_total counter\nweft_dht_evidence_total %llu\n"
 		"# TYPE weft_dht_timeouts_total counter\nweft_dht_timeouts_total %llu\n"
 		"# TYPE weft_dht_retries_total counter\nweft_dht_retries_total %llu\n",
 		(unsigned long long)st.dropped_malformed, (unsigned long long)st.dropped_budget,
-		(unsigned long long)nd->send_dropped, (unsigned long long)st.timeouts,
+		(unsigned long long)nd->send_dropped, (unsigned long long)st.budget_unproven,
+		(unsigned long long)st.abuse_reports, (unsigned long long)nd->evidence,
+		(unsigned long long)st.timeouts,
 		(unsigned long long)st.retries);
 }
 
@@ -311,6 +334,8 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 	o.send_arg = nd;
 	o.on_abuse = dht_abuse;
 	o.abuse_arg = nd;
+	o.on_evidence = dht_evidence;
+	o.evidence_arg = nd;
 	if (cfg->dht_read_only)
 		o.flags |= DHT_F_READ_ONLY;
 	/* A socket bound to "::" serves both families: ask for and keep both. */

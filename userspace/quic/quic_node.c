@@ -569,6 +569,13 @@ static void cb_conn(void *arg, struct quic_conn *qc, const uint8_t *peer_key)
 	struct qn_worker *wk = arg;
 	struct qn_conn *c = quic_conn_get_user(qc);
 
+	if (wk->qn->on_validated) {
+		struct quic_conn_info ci;
+
+		if (!quic_conn_get_info(qc, &ci))
+			wk->qn->on_validated(wk->qn->validated_arg, (struct sockaddr *)&ci.remote,
+					     ci.remote_len);
+	}
 	if (!c) {
 		c = conn_new(wk, new_id(wk->qn, wk->idx));
 		if (!c) {
@@ -1233,6 +1240,8 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	qn->eng = opts->eng;
 	qn->port = opts->port ? opts->port : QUIC_NODE_DEF_PORT;
 	qn->max_queued = opts->max_queued ? opts->max_queued : QUIC_NODE_DEF_MAX_QUEUED;
+	qn->on_validated = opts->on_validated;
+	qn->validated_arg = opts->validated_arg;
 	qn->nworkers = engine_workers(opts->eng);
 	qn->idle_timeout_ms = opts->idle_timeout_ms;
 	if (!qn->nworkers || qn->nworkers > 256) {

@@ -100,6 +100,8 @@ struct quic_node {
 	unsigned int ntypes;
 	size_t max_queued;
 	unsigned int idle_timeout_ms;
+	void (*on_validated)(void *arg, const struct sockaddr *addr, socklen_t len);
+	void *validated_arg;
 	_Atomic size_t queued;
 	_Atomic uint64_t serial;
 	_Atomic unsigned int rr; /* round-robin worker for dials */
