@@ -7,7 +7,8 @@
 #   tests/unit/test_*.c         -> cmocka binaries, built with ASan + UBSan
 #   tests/integration/test_*.sh -> run by tests/run.sh against ASan binaries
 #   bench/bench_*.c             -> benchmark harnesses (make bench)
-#   tests/fuzz/fuzz_*.c         -> libFuzzer targets (make fuzz)
+#   tests/fuzz/fuzz_*.c         -> libFuzzer targets (make fuzz); make test
+#                                  replays each over tests/fuzz/corpus/<target>/
 
 BUILD   ?= build
 V       ?= 0
@@ -58,6 +59,7 @@ TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
 
@@ -134,7 +136,8 @@ $(BUILD)/test/%: $(OBJ_san)/tests/unit/%.o $(TESTLIB_OBJS) $(OBJ_san)/libweft.a
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl $(BPF_OBJS)
+TEST_BINS := $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
+	$(BPF_OBJS) $(FUZZ_BINS)
 
 test: check-deps
 	$(Q)$(MAKE) --no-print-directory $(TEST_BINS)
@@ -158,7 +161,6 @@ bench: check-deps
 	$(Q)BUILD=$(BUILD) bench/run.sh $(BENCHES)
 
 # ---- fuzz targets (clang + libFuzzer) ----
-FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 $(BUILD)/fuzz/%: $(OBJ_fuzz)/tests/fuzz/%.o $(OBJ_fuzz)/libweft.a
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)

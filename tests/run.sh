@@ -1,8 +1,19 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Runs every unit test binary and integration script; prints one summary
-# line "N passed, N failed, N skipped". A test exits 0 (pass), 77 (skip,
-# with its reason on stderr/stdout) or anything else (fail).
+# Runs every unit test binary, every fuzz target over its seed corpus and
+# every integration script; prints one summary line
+# "N passed, N failed, N skipped". A test exits 0 (pass), 77 (skip, with its
+# reason on stdout/stderr) or anything else (fail).
+#
+# Skips tell the truth:
+#  - cmocka test cases that call skip() ("[  SKIPPED ]" lines) are counted
+#    and listed, not hidden inside a passing binary;
+#  - run as root (as CI runs), nothing may skip: a test that exits 77 or has
+#    skipped cmocka cases is a FAIL, with its reason shown. Every test
+#    dependency is installed by `make check-deps`, and the only legitimate
+#    skip reason left is "not root".
+#  - a fuzz target (tests/fuzz/fuzz_*.c) without a corpus directory
+#    (tests/fuzz/corpus/<target>/) or without its binary fails.
 # Usage: tests/run.sh [NAME-SUBSTRING...]  (default: all)
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,10 +29,16 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:halt_on_error=1:detect_leak
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 LOGDIR=${LOGDIR:-"$BUILD/test-logs"}
 mkdir -p "$LOGDIR"
+ROOT=0
+[ "$(id -u)" -eq 0 ] && ROOT=1
 
+# Test kinds: unit binaries, fuzz replays ("fuzz:NAME"), integration scripts.
 tests=()
 for t in "$BUILD"/test/test_*; do
 	[ -x "$t" ] && tests+=("$t")
+done
+for t in "$TOP"/tests/fuzz/fuzz_*.c; do
+	[ -f "$t" ] && tests+=("fuzz:$(basename "$t" .c)")
 done
 for t in "$TOP"/tests/integration/test_*.sh; do
 	[ -f "$t" ] && tests+=("$t")
@@ -37,26 +54,70 @@ want() {
 }
 FILTERS=("$@")
 
-pass=0 fail=0 skip=0 failed=()
+# fuzz_replay NAME: run the libFuzzer binary once over every file of its
+# corpus (-runs=0: no mutation, nothing written); a crash, leak, sanitizer
+# report or invariant abort is a failure.
+fuzz_replay() {
+	local bin="$BUILD/fuzz/$1" corpus="$TOP/tests/fuzz/corpus/$1"
+	if [ ! -x "$bin" ]; then
+		echo "FAIL: $bin not built (make fuzz)"
+		return 1
+	fi
+	if [ ! -d "$corpus" ] || [ -z "$(ls -A "$corpus")" ]; then
+		echo "FAIL: no seed corpus: tests/fuzz/corpus/$1/ is missing or empty"
+		return 1
+	fi
+	echo "replaying $(ls -A "$corpus" | wc -l) inputs of $corpus"
+	"$bin" -runs=0 "$corpus"
+}
+
+# The reason a test gave for skipping: its SKIP lines (first 3).
+skip_reason() {
+	grep -i 'skip' "$1" | grep -v -e '^\[  SKIPPED \]' -e 'SKIPPED TEST' | head -n 3 | tr '\n' ' '
+}
+
+pass=0 fail=0 skip=0 case_skip=0 failed=()
 start_all=$(date +%s)
 for t in "${tests[@]}"; do
-	name=$(basename "$t")
-	name=${name%.sh}
+	case "$t" in
+	fuzz:*) name=${t#fuzz:} ;;
+	*) name=$(basename "$t"); name=${name%.sh} ;;
+	esac
 	want "$name" || continue
 	log="$LOGDIR/$name.log"
 	t0=$(date +%s)
-	if [ "${t%.sh}" != "$t" ]; then
-		timeout -k 10 600 bash "$t" >"$log" 2>&1
-	else
-		timeout -k 10 600 "$t" >"$log" 2>&1
-	fi
+	case "$t" in
+	fuzz:*) fuzz_replay "$name" >"$log" 2>&1 ;;
+	*.sh) timeout -k 10 600 bash "$t" >"$log" 2>&1 ;;
+	*) timeout -k 10 600 "$t" >"$log" 2>&1 ;;
+	esac
 	rc=$?
 	dt=$(($(date +%s) - t0))
+	# cmocka: "[  SKIPPED ] N test(s), listed below:" per group, then one
+	# "[  SKIPPED ] name" line per case.
+	nskip=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) test(s).*/\1/p' "$log" |
+		awk '{ s += $1 } END { print s + 0 }')
+	skipped_cases=$(grep -E '^\[  SKIPPED \] ' "$log" | grep -v 'test(s)' | sed 's/^\[  SKIPPED \] //' |
+		sort -u | tr '\n' ' ')
+	if [ $rc -eq 77 ] && [ $ROOT -eq 1 ]; then
+		rc=1
+		why="skipped while running as root: $(skip_reason "$log")"
+	elif [ $rc -eq 0 ] && [ "$nskip" -gt 0 ] && [ $ROOT -eq 1 ]; then
+		rc=1
+		why="$nskip cmocka case(s) skipped while running as root: $skipped_cases; $(skip_reason "$log")"
+	else
+		why=""
+	fi
 	case $rc in
-	0) pass=$((pass + 1)); printf 'PASS  %-32s %4ss\n' "$name" "$dt" ;;
-	77) skip=$((skip + 1)); printf 'SKIP  %-32s %s\n' "$name" "$(grep -m1 -i 'skip' "$log")" ;;
+	0) pass=$((pass + 1)); printf 'PASS  %-32s %4ss\n' "$name" "$dt"
+	   if [ "$nskip" -gt 0 ]; then
+		case_skip=$((case_skip + nskip))
+		printf '      %d cmocka case(s) skipped: %s(%s)\n' "$nskip" "$skipped_cases" "$(skip_reason "$log")"
+	   fi ;;
+	77) skip=$((skip + 1)); printf 'SKIP  %-32s %s\n' "$name" "$(skip_reason "$log")" ;;
 	*) fail=$((fail + 1)); failed+=("$name")
 	   printf 'FAIL  %-32s %4ss (exit %d)\n' "$name" "$dt" "$rc"
+	   [ -n "$why" ] && echo "      $why"
 	   echo "----- last lines of $log -----"; tail -n 40 "$log"; echo "-----" ;;
 	esac
 	# Test-case counts from cmocka, for the record.
@@ -64,5 +125,6 @@ for t in "${tests[@]}"; do
 done
 echo "total time: $(($(date +%s) - start_all))s; logs in $LOGDIR"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
-echo "$pass passed, $fail failed, $skip skipped"
+[ $case_skip -gt 0 ] && echo "skipped: $skip test program(s) and $case_skip cmocka case(s) (listed above)"
+echo "$pass passed, $fail failed, $((skip + case_skip)) skipped"
 [ $fail -eq 0 ]

@@ -39,7 +39,7 @@ case "${SVC_TEST_MODE:-native}" in
 uring) AMODE=uring AARGS=(--io uring) ;;
 generic) AARGS=(--xdp eth0 --xdp-mode generic)
 	for i in 2 3; do
-		netns_exec $i ethtool -K eth0 tx-udp-segmentation off >/dev/null || skip "ethtool"
+		netns_exec $i ethtool -K eth0 tx-udp-segmentation off >/dev/null || fail "ethtool -K eth0 tx-udp-segmentation off in ns $i"
 	done ;;
 *) AARGS=(--xdp eth0 --xdp-mode native) ;;
 esac

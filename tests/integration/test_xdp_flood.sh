@@ -31,7 +31,7 @@ netns_exec 1 ip addr add "$LEGIT_IP/24" dev eth0 || fail "second address"
 
 start_weftd "$D" --state-dir "$D" --xdp eth0 --quic-port 4433 --dht-port 6881
 code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" http://weftd/v1/xdp/status)
-[ "$code" = 200 ] || skip "weftd does not serve /v1/xdp/status yet (wxdp_ctl_register not wired): $code"
+[ "$code" = 200 ] || fail "GET /v1/xdp/status answered $code, want 200"
 [ "$(CTL --json xdp status | json_get mode)" = native ] || fail "not in native mode"
 pass "weftd attached in native mode"
 
