@@ -48,6 +48,9 @@ struct sim {
 	struct sim_pkt **heap;
 	size_t hlen, hcap;
 	uint64_t sent, dropped, delivered;
+	/* Optional: sees every datagram a node sends (from: its index). */
+	void (*tap)(void *arg, int from, const uint8_t *buf, size_t len);
+	void *tap_arg;
 };
 
 static inline uint64_t sim_rand(struct sim *s)
@@ -126,6 +129,8 @@ static inline int sim_send(void *arg, const uint8_t *buf, size_t len, size_t gso
 		struct sim_pkt *p;
 
 		s->sent++;
+		if (s->tap)
+			s->tap(s->tap_arg, n->idx, buf, seg);
 		if (target < 0 || (s->loss_pct && sim_rand(s) % 100 < s->loss_pct)) {
 			s->dropped++;
 		} else {

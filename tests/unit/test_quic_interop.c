@@ -327,10 +327,14 @@ static void test_client_vs_gtlsserver(void **state)
 	rm_tmpdir(dir);
 }
 
-static void test_gtlsclient_vs_server(void **state)
+/* Run gtlsclient (with a node-key client certificate) against our endpoint
+ * as server; version: its -v argument (NULL: its default, v1). Returns our
+ * endpoint's version-negotiation count; asserts the exchange completed. */
+static uint64_t gtlsclient_vs_server(const char *version, const char *preferred)
 {
 	uint8_t pk[32], sk[64], cpk[32], csk[64];
 	char dir[64], key[128], cert[128], port_s[16], uri[64];
+	struct quic_ep_stats st;
 	struct io io;
 	pid_t pid, r = 0;
 	uint64_t deadline;
@@ -339,8 +343,6 @@ static void test_gtlsclient_vs_server(void **state)
 	static const uint8_t resp[] = { 0x01, 0x03, 0x00, 0x00, 0xd9, 0x00, 0x05,
 					'h',  'e',  'l',  'l',  'o' };
 
-	if (access(CLIENT_BIN, X_OK) != 0)
-		skip();
 	crypto_sign_keypair(pk, sk);
 	crypto_sign_keypair(cpk, csk);
 	mk_tmpdir(dir, sizeof(dir));
@@ -353,8 +355,21 @@ static void test_gtlsclient_vs_server(void **state)
 	snprintf(uri, sizeof(uri), "https://127.0.0.1:%u/", ntohs(io.local.sin_port));
 	{
 		char *argv[] = { CLIENT_BIN, "--exit-on-all-streams-close", "--key", key,
-				 "--cert", cert, "127.0.0.1", port_s, uri, NULL };
+				 "--cert", cert, "127.0.0.1", port_s, uri, NULL, NULL, NULL };
+		char vopt[64], popt[64];
 
+		if (version) {
+			/* Start with that version; after Version Negotiation
+			 * retry with v1, the one weft speaks (gtlsclient wants
+			 * the first version among the preferred ones unless it
+			 * is a reserved one). */
+			snprintf(vopt, sizeof(vopt), "--version=%s", version);
+			argv[9] = vopt;
+		}
+		if (preferred) {
+			snprintf(popt, sizeof(popt), "--preferred-versions=%s", preferred);
+			argv[10] = popt;
+		}
 		pid = spawn(argv, dir);
 	}
 	deadline = now_ns() + 20ULL * 1000000000ULL;
@@ -383,8 +398,35 @@ static void test_gtlsclient_vs_server(void **state)
 	assert_int_equal(r, pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+	quic_ep_get_stats(io.ep, &st);
 	io_free(&io);
 	rm_tmpdir(dir);
+	return st.version_negotiations;
+}
+
+static void test_gtlsclient_vs_server(void **state)
+{
+	if (access(CLIENT_BIN, X_OK) != 0)
+		skip();
+	assert_int_equal(gtlsclient_vs_server(NULL, NULL), 0);
+}
+
+/* A client starting with another version (ngtcp2 0.12 speaks draft-29 and
+ * the provisional v2, 0x709a50c4; 0x1a2a3a4a is one nobody speaks) gets
+ * Version Negotiation listing v1, and the connection then completes in v1. */
+static void test_gtlsclient_other_versions(void **state)
+{
+	static const char *const versions[][2] = {
+		{ "0xff00001d", "0xff00001d,v1" },
+		{ "v2draft", "v2draft,v1" },
+		{ "0x1a2a3a4a", "v1" },
+	};
+	size_t i;
+
+	if (access(CLIENT_BIN, X_OK) != 0)
+		skip();
+	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+		assert_true(gtlsclient_vs_server(versions[i][0], versions[i][1]) >= 1);
 }
 
 int main(void)
@@ -392,6 +434,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_client_vs_gtlsserver, teardown),
 		cmocka_unit_test_teardown(test_gtlsclient_vs_server, teardown),
+		cmocka_unit_test_teardown(test_gtlsclient_other_versions, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -553,6 +553,7 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	set.initial_ts = now;
 	set.max_tx_udp_payload_size = ep->o.max_udp_payload;
 	set.handshake_timeout = (uint64_t)ep->o.handshake_timeout_ms * NGTCP2_MILLISECONDS;
+	c->hs_deadline = now + set.handshake_timeout;
 	set.cc_algo = NGTCP2_CC_ALGO_CUBIC;
 	set.rand_ctx.native_handle = c;
 	c->creating = 1;
@@ -748,6 +749,9 @@ static void on_fatal(struct quic_conn *c, int rv, uint64_t now)
 		return;
 	case NGTCP2_ERR_DROP_CONN:
 	case NGTCP2_ERR_RETRY:
+	case NGTCP2_ERR_RECV_VERSION_NEGOTIATION:
+		/* The last: a valid Version Negotiation packet without v1, the
+		 * only version we speak; nothing is owed to the peer. */
 		set_reason(c, QUIC_CLOSE_PROTOCOL);
 		quic_conn_finish(c);
 		return;
@@ -819,6 +823,16 @@ static struct quic_stream *next_stream(struct quic_conn *c)
 	return NULL;
 }
 
+/* ngtcp2 0.12 asserts on a negotiated version when it writes a 1-RTT
+ * packet (conn_write_pkt), and a server connection gets one only from a
+ * client Initial it could process. The endpoint admits v1 Initials only,
+ * so this is a second line: until then the connection writes nothing and
+ * runs no ngtcp2 timer; it lives until its handshake deadline. */
+static int negotiated(const struct quic_conn *c)
+{
+	return !c->is_server || ngtcp2_conn_get_negotiated_version(c->conn) != 0;
+}
+
 void quic_conn_flush(struct quic_conn *c, uint64_t now)
 {
 	struct quic_ep *ep = c->ep;
@@ -831,6 +845,10 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 
 	if (c->state >= QUIC_ST_CLOSING)
 		return;
+	if (!negotiated(c)) {
+		c->flush_pending = 0;
+		return;
+	}
 	if (c->busy) {
 		/* Inside ngtcp2 (a callback queued data): write as soon as it
 		 * returns; the expiry is "now" while a flush is pending. */
@@ -1047,6 +1065,7 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 		if (rv == NGTCP2_ERR_DRAINING || rv == NGTCP2_ERR_CLOSING ||
 		    ngtcp2_err_is_fatal(rv) || rv == NGTCP2_ERR_CRYPTO ||
 		    rv == NGTCP2_ERR_DROP_CONN || rv == NGTCP2_ERR_RETRY ||
+		    rv == NGTCP2_ERR_RECV_VERSION_NEGOTIATION ||
 		    rv == NGTCP2_ERR_CALLBACK_FAILURE) {
 			c->ep->st.drop_conn_error++;
 			on_fatal(c, rv, now);
@@ -1075,6 +1094,8 @@ uint64_t quic_conn_expiry(const struct quic_conn *c)
 		return c->close_deadline;
 	if (c->flush_pending)
 		return 0;
+	if (!negotiated(c))
+		return c->hs_deadline;
 	return ngtcp2_conn_get_expiry(c->conn);
 }
 
@@ -1087,6 +1108,14 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 	if (c->state >= QUIC_ST_CLOSING) {
 		if (now >= c->close_deadline)
 			quic_conn_finish(c);
+		return;
+	}
+	if (!negotiated(c)) {
+		c->flush_pending = 0;
+		if (now >= c->hs_deadline) {
+			set_reason(c, QUIC_CLOSE_HANDSHAKE_TIMEOUT);
+			quic_conn_finish(c);
+		}
 		return;
 	}
 	if (now < ngtcp2_conn_get_expiry(c->conn)) {

@@ -3,7 +3,8 @@
  * QUIC endpoint: the per-worker demultiplexer. Routes datagrams by
  * destination connection id (so a peer that changes address keeps its
  * connection), accepts new connections under global and per-address
- * limits, answers unknown versions with Version Negotiation, floods with
+ * limits, answers every version but QUIC v1 with Version Negotiation (so no
+ * connection ngtcp2 would build for a draft or v2 ever exists), floods with
  * Retry (address-validation tokens sealed with a per-endpoint key), and
  * unknown short-header packets with a stateless reset.
  */
@@ -48,6 +49,63 @@ int quic_cid_route(const uint8_t *buf, size_t len, unsigned int count)
 	if (rv != 0 || vc.dcidlen == 0 || !vc.dcid)
 		return -1;
 	return (int)(vc.dcid[0] % count);
+}
+
+/* --------------------------------------------------------- classification */
+
+enum quic_pkt_verdict quic_pkt_classify(const uint8_t *buf, size_t len, int server,
+					struct quic_pkt_inv *inv)
+{
+	struct quic_pkt_inv tmp;
+	size_t off;
+
+	if (!inv)
+		inv = &tmp;
+	memset(inv, 0, sizeof(*inv));
+	if (!buf || len == 0)
+		return QUIC_PKT_DROP;
+	if (!(buf[0] & 0x80)) {
+		/* Short header: 1 byte, then our fixed-length DCID. */
+		if (len < 1 + QUIC_SCID_LEN)
+			return QUIC_PKT_DROP;
+		inv->dcid = buf + 1;
+		inv->dcidlen = QUIC_SCID_LEN;
+		return QUIC_PKT_SHORT;
+	}
+	/* Long header: flags, version, DCID length and DCID, SCID length and
+	 * SCID (each id up to 255 bytes in versions we do not know). */
+	if (len < 7)
+		return QUIC_PKT_DROP;
+	inv->long_hdr = 1;
+	inv->version = (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 8 |
+		       buf[4];
+	inv->dcidlen = buf[5];
+	off = 6 + inv->dcidlen;
+	if (off + 1 > len)
+		return QUIC_PKT_DROP;
+	inv->dcid = buf + 6;
+	inv->scidlen = buf[off];
+	if (off + 1 + inv->scidlen > len)
+		return QUIC_PKT_DROP;
+	inv->scid = buf + off + 1;
+	inv->type = (buf[0] >> 4) & 0x3;
+	if (inv->version == NGTCP2_PROTO_VER_V1) {
+		if (inv->dcidlen > NGTCP2_MAX_CIDLEN || inv->scidlen > NGTCP2_MAX_CIDLEN)
+			return QUIC_PKT_DROP;
+		return QUIC_PKT_V1;
+	}
+	if (inv->version == 0) {
+		/* Only a connection we dialled can be waiting for one; it
+		 * carries our ids, and never gets an answer. */
+		if (inv->dcidlen > NGTCP2_MAX_CIDLEN || inv->scidlen > NGTCP2_MAX_CIDLEN)
+			return QUIC_PKT_DROP;
+		return QUIC_PKT_VN;
+	}
+	/* A version we do not speak: ngtcp2 0.12 would accept draft-29 and
+	 * the provisional v2 and build connections it cannot drive. */
+	if (server && len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+		return QUIC_PKT_SEND_VN;
+	return QUIC_PKT_DROP;
 }
 
 /* ------------------------------------------------------------ CID table */
@@ -383,16 +441,20 @@ static size_t live_conns(const struct quic_ep *ep, const struct sockaddr *from)
 	return n;
 }
 
-static void send_vn(struct quic_ep *ep, const ngtcp2_version_cid *vc, const struct sockaddr *local,
-		    socklen_t local_len, const struct sockaddr *remote, socklen_t remote_len)
+static void send_vn(struct quic_ep *ep, const struct quic_pkt_inv *inv,
+		    const struct sockaddr *local, socklen_t local_len, const struct sockaddr *remote,
+		    socklen_t remote_len)
 {
 	static const uint32_t sv[] = { NGTCP2_PROTO_VER_V1 };
-	uint8_t buf[256], r;
+	/* flags, version, two ids of up to 255 bytes with their lengths, v1 */
+	uint8_t buf[1 + 4 + 2 * (1 + 255) + sizeof(sv)], r;
 	ngtcp2_ssize n;
 
 	randombytes_buf(&r, 1);
-	n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), r, vc->scid, vc->scidlen,
-						 vc->dcid, vc->dcidlen, sv, sizeof(sv) / sizeof(sv[0]));
+	/* Echo the ids swapped (RFC 8999 6). */
+	n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), r, inv->scid, inv->scidlen,
+						 inv->dcid, inv->dcidlen, sv,
+						 sizeof(sv) / sizeof(sv[0]));
 	if (n <= 0)
 		return;
 	ep->st.version_negotiations++;
@@ -535,13 +597,49 @@ static void ep_accept(struct quic_ep *ep, const uint8_t *buf, size_t len,
 	quic_conn_input(c, buf, len, local, local_len, remote, remote_len, now);
 }
 
+/* A short-header packet for a connection we do not know (any more), or a
+ * stateless reset from a peer that lost one of ours: those carry a random
+ * DCID and end with a token we were given. */
+static void ep_unknown_short(struct quic_ep *ep, const uint8_t *buf, size_t len,
+			     const struct quic_pkt_inv *inv, const struct sockaddr *local,
+			     socklen_t local_len, const struct sockaddr *remote,
+			     socklen_t remote_len, uint64_t now)
+{
+	struct quic_conn *c = NULL;
+
+	if (len >= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN)
+		for (c = ep->conns; c; c = c->next)
+			if (quic_conn_reset_match(c, buf + len - NGTCP2_STATELESS_RESET_TOKENLEN))
+				break;
+	if (c) {
+		c->reset_probe = 1;
+		quic_conn_input(c, buf, len, local, local_len, remote, remote_len, now);
+		c->reset_probe = 0;
+	} else {
+		ep->st.drop_garbage++;
+		send_reset(ep, inv->dcid, len, local, local_len, remote, remote_len, now);
+	}
+}
+
+/* May a long-header v1 packet (or a Version Negotiation packet) of this
+ * type reach this live connection? Retry and Version Negotiation answer a
+ * client's Initial: only a connection we dialled, still in its handshake,
+ * takes them (ngtcp2 validates them further). */
+static int long_for_conn(const struct quic_conn *c, enum quic_pkt_verdict v,
+			 const struct quic_pkt_inv *inv)
+{
+	if (v == QUIC_PKT_VN || inv->type == QUIC_LT_RETRY)
+		return !c->is_server && c->state == QUIC_ST_HANDSHAKE;
+	return 1;
+}
+
 int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
 		  const struct sockaddr *local, socklen_t local_len,
 		  const struct sockaddr *remote, socklen_t remote_len, uint64_t now_ns)
 {
-	ngtcp2_version_cid vc;
+	struct quic_pkt_inv inv;
+	enum quic_pkt_verdict v;
 	struct quic_cid_ent *e;
-	int rv;
 
 	ep->now = now_ns;
 	ep->st.rx_datagrams++;
@@ -555,46 +653,30 @@ int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
 		ep->st.drop_garbage++;
 		return 0;
 	}
-	rv = ngtcp2_pkt_decode_version_cid(&vc, buf, len, QUIC_SCID_LEN);
-	if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
-		/* Only answer datagrams as large as a client Initial: no
-		 * amplification through us. */
-		if (ep->o.server && len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
-			send_vn(ep, &vc, local, local_len, remote, remote_len);
-		else
-			ep->st.drop_garbage++;
-		return 0;
-	}
-	if (rv != 0 || vc.dcidlen > NGTCP2_MAX_CIDLEN) {
+	v = quic_pkt_classify(buf, len, ep->o.server, &inv);
+	if (v == QUIC_PKT_DROP) {
 		ep->st.drop_garbage++;
 		return 0;
 	}
-	e = vc.dcidlen ? cid_find(ep, vc.dcid, vc.dcidlen) : NULL;
-	if (e && e->conn->state != QUIC_ST_DEAD) {
+	if (v == QUIC_PKT_SEND_VN) {
+		send_vn(ep, &inv, local, local_len, remote, remote_len);
+		return 0;
+	}
+	e = inv.dcidlen ? cid_find(ep, inv.dcid, inv.dcidlen) : NULL;
+	if (e && e->conn->state == QUIC_ST_DEAD)
+		e = NULL;
+	if (e && (v == QUIC_PKT_SHORT || long_for_conn(e->conn, v, &inv)))
 		quic_conn_input(e->conn, buf, len, local, local_len, remote, remote_len, now_ns);
-	} else if (vc.version == 0) {
-		/* Short header for a connection we do not know (any more), or
-		 * a stateless reset from a peer that lost one of ours: those
-		 * carry a random DCID and end with a token we were given. */
-		struct quic_conn *c = NULL;
-
-		if (len >= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN)
-			for (c = ep->conns; c; c = c->next)
-				if (quic_conn_reset_match(c, buf + len - NGTCP2_STATELESS_RESET_TOKENLEN))
-					break;
-		if (c) {
-			c->reset_probe = 1;
-			quic_conn_input(c, buf, len, local, local_len, remote, remote_len, now_ns);
-			c->reset_probe = 0;
-		} else {
-			ep->st.drop_garbage++;
-			send_reset(ep, vc.dcid, len, local, local_len, remote, remote_len, now_ns);
-		}
-	} else if (ep->o.server) {
+	else if (!e && v == QUIC_PKT_SHORT)
+		ep_unknown_short(ep, buf, len, &inv, local, local_len, remote, remote_len, now_ns);
+	else if (!e && v == QUIC_PKT_V1 && ep->o.server && inv.type == QUIC_LT_INITIAL &&
+		 len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+		/* Only a padded client Initial may create a connection
+		 * (RFC 9000 14.1); small Initials, 0-RTT, Handshake and Retry
+		 * packets for no connection are dropped unanswered. */
 		ep_accept(ep, buf, len, local, local_len, remote, remote_len, now_ns);
-	} else {
+	else
 		ep->st.drop_garbage++;
-	}
 	ep_sweep(ep);
 	return 0;
 }

@@ -64,6 +64,7 @@ struct quic_conn {
 	int pin;
 	struct quic_close_info close; /* reason set at the first cause */
 	uint64_t close_deadline;      /* end of closing/draining period */
+	uint64_t hs_deadline;         /* end of the handshake timeout */
 	uint8_t *close_pkt;           /* CONNECTION_CLOSE to replay while closing */
 	size_t close_pkt_len;
 	unsigned int close_replays;
@@ -112,6 +113,44 @@ struct quic_ep {
 };
 
 /* endpoint.c */
+
+/* The version-independent header (RFC 8999) of a datagram's first packet. */
+struct quic_pkt_inv {
+	uint32_t version;  /* 0 for a Version Negotiation packet or a short header */
+	int long_hdr;
+	unsigned int type; /* long packet type bits (QUIC_LT_*) when version is 1 */
+	const uint8_t *dcid, *scid; /* point into the datagram */
+	size_t dcidlen, scidlen;
+};
+
+/* QUIC v1 long packet types as on the wire (RFC 9000 17.2). */
+enum { QUIC_LT_INITIAL = 0, QUIC_LT_0RTT = 1, QUIC_LT_HANDSHAKE = 2, QUIC_LT_RETRY = 3 };
+
+/* What the endpoint does with a datagram, decided from its first bytes
+ * alone, before any connection state is looked up. */
+enum quic_pkt_verdict {
+	QUIC_PKT_DROP = 0, /* unparsable, or nothing this endpoint may answer */
+	QUIC_PKT_SHORT,    /* short header: route by DCID (or a stateless reset) */
+	QUIC_PKT_V1,       /* QUIC v1 long header: route by DCID, or accept an Initial */
+	QUIC_PKT_VN,       /* Version Negotiation: only for a connection we dialled */
+	QUIC_PKT_SEND_VN,  /* another version, in a datagram as large as a client
+			    * Initial, to a server: answer with Version Negotiation */
+};
+
+/*
+ * Classify a datagram (buf, len) for an endpoint that accepts connections
+ * (server != 0) or not. weft speaks QUIC v1 only: every other long-header
+ * version (drafts, v2, unknown, reserved) is answered with Version
+ * Negotiation when the datagram is >= 1200 bytes and the endpoint is a
+ * server (RFC 9000 6.1, 14.1: no amplification), else dropped. A Version
+ * Negotiation packet is never answered, nor is a short header. Short
+ * headers are parsed with our QUIC_SCID_LEN-byte connection ids. Fills
+ * *inv (may be NULL) for every verdict but QUIC_PKT_DROP. Pure: no state,
+ * no allocation.
+ */
+enum quic_pkt_verdict quic_pkt_classify(const uint8_t *buf, size_t len, int server,
+					struct quic_pkt_inv *inv);
+
 int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid);
 void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid);
 void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
