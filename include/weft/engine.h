@@ -40,6 +40,8 @@ typedef void (*engine_handler_fn)(struct engine_worker *w, const struct engine_p
 typedef int (*engine_filter_fn)(void *arg, const struct engine_pkt *pkt, uint64_t now);
 /* Command / timer callback, on the worker's thread. */
 typedef void (*engine_cmd_fn)(struct engine_worker *w, void *arg);
+/* Clock the workers read: monotonic nanoseconds. Any thread. */
+typedef uint64_t (*engine_clock_fn)(void *arg);
 
 #define ENGINE_MAX_WORKERS 64
 #define ENGINE_MAX_HANDLERS IO_MAX_PORTS
@@ -63,6 +65,11 @@ struct engine_opts {
 	unsigned int xsk_frames;  /* default 4096 per queue */
 	engine_filter_fn filter;  /* optional */
 	void *filter_arg;
+	/* Time of the loop, its timers and the filter's now: NULL reads
+	 * CLOCK_MONOTONIC; tests pass simnet_now_ns (virtual time). */
+	engine_clock_fn clock;
+	void *clock_arg;
+	struct simnet_host *sim_host; /* mem: the simulated host served (required) */
 };
 
 /* Documented defaults: uring, 1 worker, xskmap_fd -1, batch 64, cmdq 256,
@@ -94,6 +101,24 @@ void engine_free(struct engine *eng);
 
 unsigned int engine_workers(const struct engine *eng);
 enum io_mode engine_mode(const struct engine *eng);
+/* The engine's clock (opts.clock), in ns; any thread. */
+uint64_t engine_now_ns(const struct engine *eng);
+/* The local address the backend sends to dst from (port 0), when the
+ * backend knows it (mem: the simulated host's address). Returns 0,
+ * -EOPNOTSUPP (ask the kernel: uring, xdp), -ENETUNREACH. Any thread. */
+int engine_local_addr(const struct engine *eng, const struct io_addr *dst, struct io_addr *local);
+
+/*
+ * Run one pass of every worker's loop on the calling thread, without
+ * waiting: receive batch, demux, due timers, commands, deferred list,
+ * flush. For engines whose workers are not started (mem backend tests
+ * drive N engines and the simulated network from one thread, so a run is
+ * the same for a seed). Returns 1 when some worker did work (the caller
+ * should poll again before moving the clock), 0 when all were idle, or
+ * -EBUSY (workers running). *next_us, when not NULL, gets the
+ * microseconds until the earliest armed timer of any worker (-1: none).
+ */
+int engine_poll(struct engine *eng, int64_t *next_us);
 
 /* ---- worker context (valid on the worker thread only) ---- */
 unsigned int engine_worker_index(const struct engine_worker *w);

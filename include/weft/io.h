@@ -52,6 +52,7 @@ struct io_txmsg {
 enum io_mode {
 	IO_MODE_URING = 0,
 	IO_MODE_XDP = 1,
+	IO_MODE_MEM = 2, /* in-memory, on a simulated network (tests; io_opts.sim_host) */
 };
 
 #define IO_MAX_PORTS 8
@@ -94,6 +95,8 @@ struct io_opts {
 	unsigned int xsk_frames;  /* UMEM frames per queue; default 4096 (8 MiB) */
 	int xdp_generic;          /* attach the built-in program in SKB mode */
 	int xsk_no_zerocopy;      /* skip the XDP_ZEROCOPY attempt */
+	/* mem */
+	struct simnet_host *sim_host; /* the host whose queues this backend serves */
 };
 
 /* Fill opts with the documented defaults (mode uring, batch 64, GRO/GSO on,
@@ -101,6 +104,7 @@ struct io_opts {
 void io_opts_default(struct io_opts *opts);
 
 struct io_queue;
+struct simnet_host;
 
 /* A backend. Every op is called from the queue's thread only, except
  * open/close which the engine calls from the control thread before the
@@ -129,10 +133,19 @@ struct io_backend {
 	 * -errno (-EINTR ok). */
 	int (*wait)(struct io_queue *q, int64_t timeout_us);
 	void (*close)(struct io_queue *q);
+	/* Optional, any thread: the local address datagrams to dst leave
+	 * from (port left 0). NULL: the kernel's route lookup applies (uring,
+	 * xsk). Returns 0 or -ENETUNREACH. */
+	int (*local_addr)(void *ctx, const struct io_addr *dst, struct io_addr *local);
 };
 
 extern const struct io_backend io_backend_uring;
 extern const struct io_backend io_backend_xsk;
+/* In-memory backend (mem.c): queue i is receive queue i of a simnet host
+ * (include/weft/simnet.h); tx hands datagrams to the simulated network,
+ * from the host's address and the message's source port (0: the first
+ * served port). Up to SIMNET_MAX_QUEUES queues. No privilege, no socket. */
+extern const struct io_backend io_backend_mem;
 
 /* Backend for a mode, or NULL. */
 const struct io_backend *io_backend_get(enum io_mode mode);

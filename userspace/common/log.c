@@ -14,11 +14,11 @@
 
 /* Used by threads bound to no context: info, stderr, no name. Never
  * written (log_ctx_set_level takes a context its owner holds). */
-static const struct log_ctx log_default = { LOG_LVL_INFO, STDERR_FILENO, "" };
+static const struct log_ctx log_default = {LOG_LVL_INFO, STDERR_FILENO, ""};
 
 static __thread struct log_ctx *log_tls;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_ctx_init(struct log_ctx *c, enum log_level lvl, int fd, const char *name)
 {
@@ -128,10 +128,11 @@ void log_msg(enum log_level lvl, const char *mod, const char *fmt, ...)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s%s%s: ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000000, log_level_name(lvl), c->name,
-		     c->name[0] ? "/" : "", mod);
+	n = snprintf(line, sizeof(line),
+		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s%s%s: ", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     ts.tv_nsec / 1000000, log_level_name(lvl), c->name, c->name[0] ? "/" : "",
+		     mod);
 	if (n < 0)
 		return;
 	va_start(ap, fmt);

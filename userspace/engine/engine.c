@@ -38,6 +38,25 @@ enum io_mode engine_mode(const struct engine *eng)
 	return eng->opts.mode;
 }
 
+uint64_t engine_now_ns(const struct engine *eng)
+{
+	return eng->opts.clock ? eng->opts.clock(eng->opts.clock_arg) : util_now_ns();
+}
+
+int engine_local_addr(const struct engine *eng, const struct io_addr *dst, struct io_addr *local)
+{
+	if (!eng->be->local_addr)
+		return -EOPNOTSUPP;
+	return eng->be->local_addr(eng->be_ctx, dst, local);
+}
+
+/* Loop time of the pass, from the engine's clock. */
+static void worker_tick(struct engine_worker *w)
+{
+	w->now_us = engine_now_ns(w->eng) / 1000;
+	w->now = w->now_us / 1000;
+}
+
 unsigned int engine_worker_index(const struct engine_worker *w)
 {
 	return w->idx;
@@ -107,6 +126,8 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 		return -EINVAL;
 	if (opts->mode == IO_MODE_XDP && !opts->ifname)
 		return -EINVAL;
+	if (opts->mode == IO_MODE_MEM && !opts->sim_host)
+		return -EINVAL;
 	for (i = 0; i < opts->nports; i++)
 		if (!opts->ports[i])
 			return -EINVAL;
@@ -150,6 +171,7 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 	io.xskmap_fd = opts->xskmap_fd;
 	io.xsk_frames = opts->xsk_frames;
 	io.xdp_generic = opts->xdp_generic;
+	io.sim_host = opts->sim_host;
 	nq = eng->be->init(&eng->be_ctx, &io, eng->opts.workers);
 	if (nq < 0) {
 		err = nq;
@@ -183,7 +205,7 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 			err = -ENOMEM;
 			goto fail;
 		}
-		w->now = util_now_ms();
+		worker_tick(w);
 		engine_wheel_init(&w->wheel, w->now);
 		io.wake_fd = w->cmdq.efd;
 		io.stats = &w->st.io;
@@ -623,45 +645,87 @@ static void demux(struct engine_worker *w, unsigned int n)
 	}
 }
 
+/* One pass of the loop; returns 1 when it did work (then the caller
+ * must not wait before the next pass). */
+static int worker_pass(struct engine_worker *w)
+{
+	struct engine *eng = w->eng;
+	const struct io_backend *be = eng->be;
+	unsigned int fired, cmds;
+	int n;
+
+	worker_tick(w);
+	engine_st_add(&w->st.loops, 1);
+	n = be->rx(w->q, w->rx, eng->opts.batch);
+	if (n > 0) {
+		engine_st_add(&w->st.rx_batch_hist[batch_bucket((unsigned int)n)], 1);
+		demux(w, (unsigned int)n);
+		be->rx_done(w->q);
+	}
+	fired = engine_wheel_advance(&w->wheel, w->now, w);
+	fired += run_near(w);
+	if (fired)
+		engine_st_add(&w->st.timers, fired);
+	cmds = run_cmds(w, eng->opts.cmdq_size);
+	if (run_deferred(w))
+		fired++;
+	engine_flush(w);
+	return n > 0 || fired || cmds || w->defer_head;
+}
+
+/* Microseconds until the worker's next timer (wheel or near), -1: none. */
+static int64_t worker_next_us(const struct engine_worker *w)
+{
+	int64_t next = engine_wheel_next(&w->wheel, w->now), nu = near_next_us(w);
+	int64_t to = next < 0 ? -1 : next * 1000;
+
+	if (nu >= 0 && (to < 0 || nu < to))
+		to = nu;
+	return to;
+}
+
 static void *worker_main(void *arg)
 {
 	struct engine_worker *w = arg;
 	struct engine *eng = w->eng;
-	const struct io_backend *be = eng->be;
-	unsigned int batch = eng->opts.batch, fired, cmds;
-	int n;
 
 	while (!__atomic_load_n(&eng->stop, __ATOMIC_ACQUIRE)) {
-		w->now_us = util_now_ns() / 1000;
-		w->now = w->now_us / 1000;
-		engine_st_add(&w->st.loops, 1);
-		n = be->rx(w->q, w->rx, batch);
-		if (n > 0) {
-			engine_st_add(&w->st.rx_batch_hist[batch_bucket((unsigned int)n)], 1);
-			demux(w, (unsigned int)n);
-			be->rx_done(w->q);
-		}
-		fired = engine_wheel_advance(&w->wheel, w->now, w);
-		fired += run_near(w);
-		if (fired)
-			engine_st_add(&w->st.timers, fired);
-		cmds = run_cmds(w, eng->opts.cmdq_size);
-		if (run_deferred(w))
-			fired++;
-		engine_flush(w);
-		if (n <= 0 && !fired && !cmds && !w->defer_head) {
-			int64_t next = engine_wheel_next(&w->wheel, w->now), nu = near_next_us(w);
-			/* Cap the sleep so a missed wake-up costs 1 s at most. */
-			int64_t to = next < 0 || next > 1000 ? 1000000 : next * 1000;
+		if (!worker_pass(w)) {
+			int64_t to = worker_next_us(w);
 
-			if (nu >= 0 && nu < to)
-				to = nu;
-			be->wait(w->q, to);
+			/* Cap the sleep so a missed wake-up costs 1 s at most. */
+			if (to < 0 || to > 1000000)
+				to = 1000000;
+			eng->be->wait(w->q, to);
 		}
 	}
 	run_cmds(w, ~0u);
 	engine_flush(w);
 	return NULL;
+}
+
+int engine_poll(struct engine *eng, int64_t *next_us)
+{
+	unsigned int i;
+	int64_t best = -1;
+	int busy = 0;
+
+	if (!eng)
+		return -EINVAL;
+	if (__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	for (i = 0; i < eng->nworkers; i++) {
+		struct engine_worker *w = eng->workers[i];
+		int64_t t;
+
+		busy |= worker_pass(w);
+		t = worker_next_us(w);
+		if (t >= 0 && (best < 0 || t < best))
+			best = t;
+	}
+	if (next_us)
+		*next_us = best;
+	return busy;
 }
 
 static void *worker_start(void *arg)

@@ -26,13 +26,18 @@ const struct io_backend *io_backend_get(enum io_mode mode)
 		return &io_backend_uring;
 	case IO_MODE_XDP:
 		return &io_backend_xsk;
+	case IO_MODE_MEM:
+		return &io_backend_mem;
 	}
 	return NULL;
 }
 
 const char *io_mode_name(enum io_mode mode)
 {
-	return mode == IO_MODE_XDP ? "xdp" : mode == IO_MODE_URING ? "uring" : "?";
+	return mode == IO_MODE_XDP     ? "xdp"
+	       : mode == IO_MODE_URING ? "uring"
+	       : mode == IO_MODE_MEM   ? "mem"
+				       : "?";
 }
 
 int io_mode_parse(const char *s, enum io_mode *out)

@@ -18,12 +18,9 @@
 #include "weft/identity.h"
 #include "weft/log.h"
 
-uint64_t qn_now_ns(void)
+uint64_t qn_now_ns(const struct quic_node *qn)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return engine_now_ns(qn->eng);
 }
 
 /* ------------------------------------------------------------ references */
@@ -171,7 +168,7 @@ static int qn_send(void *arg, const uint8_t *buf, size_t len, size_t gso, const 
 /* A fresh clock read on the worker, remembered for the receive batch. */
 static uint64_t qn_wk_now(struct qn_worker *wk)
 {
-	uint64_t t = qn_now_ns();
+	uint64_t t = qn_now_ns(wk->qn);
 
 	if (t > wk->rx_ts_ns)
 		wk->rx_ts_ns = t;
@@ -586,7 +583,7 @@ static void cb_conn(void *arg, struct quic_conn *qc, const uint8_t *peer_key)
 		quic_conn_set_user(qc, c);
 		return;
 	}
-	c->t_hs_ns = qn_now_ns();
+	c->t_hs_ns = qn_now_ns(wk->qn);
 	c->reported = 1;
 	if (c->h.connected)
 		c->h.connected(c->arg, c->id, 0, peer_key);
@@ -832,7 +829,7 @@ static void op_connect(struct qn_worker *wk, struct qn_op *op)
 	c->h = op->h;
 	c->arg = op->arg;
 	c->dialed = 1;
-	c->t_start_ns = qn_now_ns();
+	c->t_start_ns = qn_now_ns(wk->qn);
 	rc = quic_ep_connect_from(wk->ep, (struct sockaddr *)&op->local, op->local_len,
 				  (struct sockaddr *)&op->remote, op->remote_len,
 				  op->have_key ? op->key : NULL, c->t_start_ns, &qc);
@@ -1016,13 +1013,30 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
 	return 0;
 }
 
-/* The local address the kernel would use towards remote (route lookup
- * through a connected UDP socket; nothing is sent), with our port. */
-static int route_local(const struct sockaddr *remote, socklen_t rlen, uint16_t port,
-		       struct sockaddr_storage *ss, socklen_t *len)
+/* The local address the engine's backend (simulated network) or else the
+ * kernel would use towards remote (route lookup through a connected UDP
+ * socket; nothing is sent), with our port. */
+static int route_local(struct engine *eng, const struct sockaddr *remote, socklen_t rlen,
+		       uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
-	int fd = socket(remote->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+	struct io_addr dst, loc;
+	int fd, err = 0;
 
+	if (!io_addr_from_sockaddr(&dst, remote, rlen)) {
+		err = engine_local_addr(eng, &dst, &loc);
+		if (!err) {
+			loc.port = port;
+			err = io_addr_to_sockaddr(&loc, loc.family, ss);
+			if (err < 0)
+				return err;
+			*len = (socklen_t)err;
+			return 0;
+		}
+		if (err != -EOPNOTSUPP)
+			return err;
+		err = 0;
+	}
+	fd = socket(remote->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	*len = sizeof(*ss);
@@ -1053,7 +1067,7 @@ int quic_node_connect_addr(struct quic_node *qn, const struct sockaddr *addr, so
 		return -ENOMEM;
 	memcpy(&op->remote, addr, len);
 	op->remote_len = len;
-	rc = route_local(addr, len, qn->port, &op->local, &op->local_len);
+	rc = route_local(qn->eng, addr, len, qn->port, &op->local, &op->local_len);
 	if (rc) {
 		free(op);
 		return rc == -ENETUNREACH ? rc : -EINVAL;

@@ -86,7 +86,7 @@ static void job_done(struct qn_job *j, int err)
 	if (!j->done) {
 		j->done = 1;
 		j->err = err;
-		j->t_end = qn_now_ns();
+		j->t_end = qn_now_ns(j->qn);
 		pthread_cond_broadcast(&j->cv);
 	}
 	pthread_mutex_unlock(&j->mu);
@@ -112,7 +112,7 @@ static void job_connected(void *arg, uint64_t conn, int err, const uint8_t *peer
 		job_done(j, err);
 		return;
 	}
-	j->t_hs = qn_now_ns();
+	j->t_hs = qn_now_ns(j->qn);
 	memcpy(j->peer_key, peer_key, QUIC_KEY_LEN);
 	if (j->hs_only) {
 		job_finish_ok(j, conn, 0);
@@ -127,7 +127,7 @@ static void job_connected(void *arg, uint64_t conn, int err, const uint8_t *peer
 		quic_conn_close(c->qc, 0, NULL);
 		return;
 	}
-	j->t_send = qn_now_ns();
+	j->t_send = qn_now_ns(j->qn);
 	if (j->bench)
 		qn_stream_gen_start(wk, c, s, j->bytes, j->seed, j->verify ? j->hs_sent : NULL);
 	else
@@ -210,7 +210,7 @@ static int job_run(struct quic_node *qn, struct qn_job *j, const char *target,
 	struct timespec dl;
 	int rc, err;
 
-	j->t_start = qn_now_ns();
+	j->t_start = qn_now_ns(qn);
 	rc = quic_node_connect(qn, target, &job_handler, j, &j->conn);
 	if (rc) {
 		atomic_fetch_sub(&j->refs, 1); /* no connection will hold it */
@@ -333,7 +333,7 @@ int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int 
 	if (!qn || !target || !res || count == 0 || count > QUIC_NODE_HS_MAX)
 		return -EINVAL;
 	memset(res, 0, sizeof(*res));
-	t0 = qn_now_ns();
+	t0 = qn_now_ns(qn);
 	for (i = 0; i < count; i++) {
 		j = job_new(qn);
 		if (!j)
@@ -348,7 +348,7 @@ int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int 
 		if (err)
 			break;
 	}
-	res->elapsed_us = (qn_now_ns() - t0) / 1000;
+	res->elapsed_us = (qn_now_ns(qn) - t0) / 1000;
 	res->mean_us = res->done ? sum / res->done / 1000 : 0;
 	return res->done ? 0 : err;
 }

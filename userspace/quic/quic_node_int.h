@@ -110,7 +110,8 @@ struct quic_node {
 	_Atomic uint64_t cmd_full;
 };
 
-uint64_t qn_now_ns(void);
+/* The engine's clock (virtual in simulated runs). */
+uint64_t qn_now_ns(const struct quic_node *qn);
 /* Post a command that holds a node reference. */
 int qn_call(struct quic_node *qn, unsigned int worker, engine_cmd_fn fn, void *arg);
 /* Every command ends with this (drops the reference taken by qn_call);
