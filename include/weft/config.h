@@ -64,6 +64,10 @@ struct weft_config {
 	uint32_t svc_addr_calls_per_min;
 	uint32_t svc_addr_concurrency;
 	uint32_t svc_global_concurrency;
+	uint32_t svc_max_timeout_ms;	   /* cap of every call / pass-through deadline */
+	uint32_t svc_backend_max_inflight; /* backend requests in progress, node-wide */
+	uint32_t svc_backend_max_per_service; /* ... per service */
+	uint32_t svc_http_buffer;	   /* pass-through bytes buffered per request */
 	/* [store] */
 	uint64_t store_map_size;
 };

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "weft/identity.h"
+#include "weft/svc_http.h"
 
 /* ---- error classes (wire values: one byte, never renumbered) ---- */
 enum svc_err {
@@ -166,7 +167,7 @@ struct svc_dir;
 
 /* Defaults, each overridable in svc_dir_opts (0 = default). */
 /* 1024 names: a node talks to a handful of services; 1024 bounds memory
- * (1024 names * 20 results * 552 B + name entries = about 12 MB worst case)
+ * (1024 names * 20 results * 672 B + name entries = about 14 MB worst case)
  * under a discovery flood. */
 #define SVC_DIR_DEFAULT_NAMES 1024
 /* 20 results per name, as the issue asks: enough to fail over, few enough
@@ -195,6 +196,11 @@ struct svc_dir_result {
 	int32_t reputation;    /* higher is better */
 	uint32_t rtt_us;       /* lower is better */
 	uint64_t expires_ms;   /* cache expiry, caller's monotonic clock */
+	/* The provider's HTTP publish options, from its signed metadata
+	 * (SVC_HTTP_META_*): enum svc_http_flags, and the one web origin
+	 * allowed to read the service through the gateway ("" = none). */
+	uint32_t http_flags;
+	char http_cors[SVC_HTTP_CORS_MAX + 1];
 };
 
 /* 0, -EINVAL (max_results 0 or > 64) or -ENOMEM. */

@@ -74,9 +74,15 @@ struct svc_node;
 #define SVC_NODE_CALL_TIMEOUT_MS 5000u
 #define SVC_NODE_LOOKUP_TIMEOUT_MS 5000u
 #define SVC_NODE_FETCH_TIMEOUT_MS 3000u
-/* HTTP pass-through: response bytes a gateway request may buffer ahead of
- * its HTTP client: 4 MiB; the provider's relay thread waits past it. */
-#define SVC_NODE_HTTP_WINDOW (4u << 20)
+/* Cap of every deadline, whether asked by a peer, the gateway or the
+ * control API: 30 s (svc.max_timeout_ms). A remote peer cannot hold a
+ * backend connection, a router slot or a stream longer than this. */
+#define SVC_NODE_MAX_TIMEOUT_MS 30000u
+/* HTTP pass-through: response bytes buffered per request, ahead of the
+ * reader (the gateway's HTTP client, or the QUIC stream at the provider):
+ * 4 MiB (svc.http_buffer); past it the provider stops reading its backend
+ * and the gateway resets the stream. */
+#define SVC_NODE_HTTP_BUFFER (4u << 20)
 
 struct svc_node_opts {
 	struct engine *eng;	      /* required (not started yet) */
@@ -100,13 +106,23 @@ int svc_node_start(struct svc_node *sn);
 /* Stop threads and gateway, free. Call before quic_node_free(). NULL-safe. */
 void svc_node_free(struct svc_node *sn);
 
+/* HTTP publish options of a service, carried in its signed descriptor so
+ * that every gateway applies them (docs/SERVICE.md, "Gateway origins and
+ * headers"). Zeroed = the safe default: no credentials, no CORS. */
+struct svc_node_pub_opts {
+	uint32_t http_flags; /* enum svc_http_flags */
+	const char *cors;    /* NULL/"": none; "*" or "http[s]://HOST[:PORT]", <= 128 bytes */
+};
+
 /*
  * Publish name: backend is "tcp:IP:PORT", "unix:/path", or NULL/"" for a
  * built-in of that name (echo, mesh-stats). Registers it in the router,
  * signs a descriptor, announces it and puts the node record (async).
- * Returns 0, -EINVAL (bad name or backend), -EEXIST, -ENOSPC.
+ * po may be NULL. Returns 0, -EINVAL (bad name, backend or cors), -EEXIST,
+ * -ENOSPC.
  */
-int svc_node_publish(struct svc_node *sn, const char *name, const char *backend);
+int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
+		     const struct svc_node_pub_opts *po);
 /* Withdraw: 0 or -ENOENT. */
 int svc_node_unpublish(struct svc_node *sn, const char *name);
 

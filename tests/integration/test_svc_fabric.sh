@@ -48,7 +48,7 @@ NETNS_EXEC="ip netns exec $(netns_name 1) $D/bpffs.sh" start_weftd "$D/n1" --sta
 	"${AARGS[@]}" --workers 1 --bootstrap "$IPB:6881" --set svc.peer_calls_per_min=80
 LOGA=$WEFTD_LOG
 NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
-	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GW" --set gateway.services=echo,web
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GW" --set gateway.services=echo,web,hdr,hdrc
 [ "$(CTL 1 --json status | json_get io_mode)" = $AMODE ] || fail "A not in $AMODE mode"
 [ "$(CTL 1 --json svc stats | json_get limits peer_calls_per_min)" = 80 ] ||
 	fail "svc.peer_calls_per_min not applied: $(CTL 1 --json svc stats)"
@@ -96,6 +96,59 @@ code=$($G -o /dev/null -w '%{http_code}' -X POST --data x "http://127.0.0.1:$GW/
 [ "$code" = 403 ] || fail "non-whitelisted service: $code"
 grep -q "via gateway" "$D"/n*/weftd.log.* && fail "a request body reached a log"
 pass "gateway: call, discovery, HTTP pass-through, whitelist"
+
+# Gateway origins and headers across nodes: a backend on A that echoes the
+# request head it received and sets a cookie, published twice: "hdr" with
+# the defaults, "hdrc" with --http-credentials and a CORS origin.
+cat >"$D/hdr.py" <<'PYEOF'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = str(self.headers).encode()
+        self.send_response(200)
+        self.send_header("Set-Cookie", "sid=from-provider")
+        self.send_header("Keep-Alive", "timeout=5")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PYEOF
+netns_exec 1 "$PYTHON" "$D/hdr.py" 8081 >/dev/null 2>&1 &
+HDRPID=$!
+netns_on_exit "kill $HDRPID"
+CTL 1 svc publish hdr --backend tcp:127.0.0.1:8081 >/dev/null || fail "publish hdr"
+CTL 1 svc publish hdrc --backend tcp:127.0.0.1:8081 --http-credentials --cors http://app.localhost:1 >/dev/null ||
+	fail "publish hdrc"
+CTL 3 svc call echo x >/dev/null
+wait_for 'CTL 3 --json svc find hdrc | grep -q "$KA"' 100 || fail "find hdrc"
+IDC=$(CTL 3 --json svc find hdrc | json_get results 0 id)
+wait_for 'CTL 3 --json svc find hdr | grep -q "$KA"' 100 || fail "find hdr"
+SECRETS=(-H "Cookie: sid=local-secret" -H "Authorization: Bearer local-token" -H "Proxy-Authorization: Basic eA==" -H "Connection: X-Private" -H "X-Private: p")
+code=$($G -o /dev/null -w '%{http_code}' -H "Host: evil.example:$GW" "http://127.0.0.1:$GW/mesh/v1/services/echo")
+[ "$code" = 421 ] || fail "DNS-rebinding Host answered $code, want 421"
+code=$($G -o /dev/null -w '%{http_code}' -H "Origin: http://evil.example" "http://127.0.0.1:$GW/mesh/v1/services/echo")
+[ "$code" = 403 ] || fail "foreign Origin answered $code, want 403"
+pass "gateway refuses a foreign Host (421) and a foreign Origin (403)"
+# The service's own origin, across nodes: nothing secret crosses.
+$G -D "$D/h1" -o "$D/b1" "${SECRETS[@]}" -H "Host: hdr.localhost:$GW" "http://127.0.0.1:$GW/x" || fail "hdr origin"
+grep -q "^HTTP/1.1 200" "$D/h1" || fail "hdr origin: $(head -1 "$D/h1")"
+grep -qi "^host: hdr" "$D/b1" || fail "backend saw: $(cat "$D/b1")"
+grep -qiE "local-secret|local-token|proxy-authorization|x-private" "$D/b1" && fail "secrets reached the provider: $(cat "$D/b1")"
+grep -qiE "^set-cookie|^keep-alive" "$D/h1" && fail "Set-Cookie / Keep-Alive passed back: $(cat "$D/h1")"
+# Path form: the same, sandboxed.
+$G -D "$D/h2" -o "$D/b2" "${SECRETS[@]}" "http://127.0.0.1:$GW/mesh/v1/http/hdrc/y" || fail "path form"
+grep -qiE "local-secret|local-token" "$D/b2" && fail "path form passed credentials: $(cat "$D/b2")"
+grep -qi "^set-cookie" "$D/h2" && fail "path form passed Set-Cookie"
+grep -qi "^content-security-policy: sandbox" "$D/h2" || fail "path form not sandboxed: $(cat "$D/h2")"
+# The pinned origin of the service that opted in: credentials cross.
+$G -D "$D/h3" -o "$D/b3" "${SECRETS[@]}" -H "Host: $IDC.localhost:$GW" "http://127.0.0.1:$GW/z" || fail "pinned origin"
+grep -q "local-secret" "$D/b3" && grep -q "local-token" "$D/b3" || fail "opt-in: credentials missing at the provider: $(cat "$D/b3")"
+grep -qiE "proxy-authorization|x-private" "$D/b3" && fail "opt-in passed hop-by-hop headers: $(cat "$D/b3")"
+grep -qi "^set-cookie: sid=from-provider" "$D/h3" || fail "opt-in: Set-Cookie missing: $(cat "$D/h3")"
+code=$($G -o /dev/null -w '%{http_code}' -H "Host: $IDC.localhost:$GW" -H "Origin: http://app.localhost:1" "http://127.0.0.1:$GW/z")
+[ "$code" = 200 ] || fail "CORS origin of hdrc answered $code"
+pass "gateway across nodes: per-service origins, no credentials unless opted in (pinned origin), no hop-by-hop headers"
 
 for m in forged:owner tampered:signature expired:expired future:future oversized:oversized; do
 	mode=${m%%:*} reason=${m#*:}

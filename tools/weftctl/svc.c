@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * weftctl svc publish NAME --backend tcp:IP:PORT|unix:PATH|builtin
+ *                          [--http-credentials] [--cors ORIGIN]
  * weftctl svc unpublish NAME
  * weftctl svc ls
  * weftctl svc find NAME|SERVICE_ID
@@ -15,7 +16,7 @@
 #include "weftctl.h"
 
 static const char svc_usage[] =
-	"svc publish NAME --backend tcp:IP:PORT|unix:PATH|builtin\n"
+	"svc publish NAME --backend tcp:IP:PORT|unix:PATH|builtin [--http-credentials] [--cors ORIGIN]\n"
 	"svc unpublish NAME\n"
 	"svc ls\n"
 	"svc find NAME|SERVICE_ID\n"
@@ -141,8 +142,18 @@ static int svc_run(struct weftctl *ctx, int argc, char **argv)
 		json_decref(body);
 		return rc;
 	}
-	if (!strcmp(argv[1], "publish") && argc == 5 && !strcmp(argv[3], "--backend")) {
+	if (!strcmp(argv[1], "publish") && argc >= 5 && !strcmp(argv[3], "--backend")) {
 		body = json_pack("{s:s,s:s}", "name", argv[2], "backend", argv[4]);
+		for (int i = 5; i < argc; i++) {
+			if (!strcmp(argv[i], "--http-credentials")) {
+				json_object_set_new(body, "http_credentials", json_true());
+			} else if (!strcmp(argv[i], "--cors") && i + 1 < argc) {
+				json_object_set_new(body, "cors", json_string(argv[++i]));
+			} else {
+				json_decref(body);
+				return weftctl_usage(svc_usage);
+			}
+		}
 		rc = weftctl_do(ctx, "POST", "/v1/svc/publish", body, &o);
 		json_decref(body);
 		if (rc || !o)

@@ -246,6 +246,18 @@ int svc_dir_add(struct svc_dir *dir, const struct svc_desc *d, int32_t reputatio
 	for (uint32_t i = 0; i < d->n_endpoints; i++)
 		memcpy(res->r.endpoints[i], d->endpoints[i], d->endpoint_lens[i]);
 	res->r.desc_expires = d->expires;
+	for (uint32_t i = 0; i < d->n_meta && i < SVC_DESC_MAX_META; i++) {
+		const struct svc_meta *m = &d->meta[i];
+
+		if (m->key_len == strlen(SVC_HTTP_META_CREDENTIALS) &&
+		    !memcmp(m->key, SVC_HTTP_META_CREDENTIALS, m->key_len) && m->val_len == 1 &&
+		    m->val[0] == '1')
+			res->r.http_flags |= SVC_HTTP_F_CREDENTIALS;
+		if (m->key_len == strlen(SVC_HTTP_META_CORS) &&
+		    !memcmp(m->key, SVC_HTTP_META_CORS, m->key_len) &&
+		    m->val_len <= SVC_HTTP_CORS_MAX && !memchr(m->val, 0, m->val_len))
+			memcpy(res->r.http_cors, m->val, m->val_len);
+	}
 	res->r.reputation = reputation;
 	res->r.rtt_us = rtt_us;
 	res->r.expires_ms = now_ms + dir->ttl_ms;

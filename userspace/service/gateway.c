@@ -1,10 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * Loopback HTTP gateway (libmicrohttpd, a thread per connection):
- *   POST /mesh/v1/call/<service>/<method>   a call; body = payload
- *   GET  /mesh/v1/services/<name>           discovery as JSON
- *   ANY  /mesh/v1/http/<service>/<path>     HTTP pass-through to a provider's
- *                                           HTTP backend, response streamed back
+ * Loopback HTTP gateway (libmicrohttpd, a thread per connection, at most
+ * GW_MAX_CONNS):
+ *   on the gateway's own host (localhost:PORT, 127.0.0.1:PORT, [::1]:PORT):
+ *     POST /mesh/v1/call/<service>/<method>   a call; body = payload
+ *     GET  /mesh/v1/services/<name>           discovery as JSON
+ *     ANY  /mesh/v1/http/<service>/<path>     HTTP pass-through, path form:
+ *                                             sandboxed, never credentials
+ *   on a service's own origin:
+ *     ANY  http://<name>.localhost:PORT/<path>        best provider of name
+ *     ANY  http://<service-id>.localhost:PORT/<path>  that one provider
+ * Any other Host is refused (421: DNS rebinding), a browser request from a
+ * foreign Origin too (403) unless the service allows that origin (CORS,
+ * its publish options). Hop-by-hop and credential headers do not cross the
+ * gateway except where the service opted in (weft/svc_http.h).
  * Only services listed in gateway.services may be called. Request bodies
  * are never logged. A non-loopback address needs gateway.allow_public and
  * is logged as a warning. docs/SERVICE.md, "Gateway".
@@ -20,6 +29,7 @@
 
 #include "svc_node_int.h"
 #include "weft/log.h"
+#include "weft/svc_http.h"
 #include "weft/util.h"
 
 #if MHD_VERSION < 0x00097002
@@ -31,18 +41,25 @@ typedef enum MHD_Result MHD_RESULT;
 /* Request body cap: the call payload cap (svc.max_payload, default 1 MiB);
  * the HTTP pass-through request (headers + body) travels as one call
  * payload too. */
-#define GW_MAX_BODY(gw)                                                                  \
-	((size_t)((gw)->sn->cfg.svc_max_payload ? (gw)->sn->cfg.svc_max_payload           \
-						: SVC_MSG_DEFAULT_MAX_PAYLOAD))
+#define GW_MAX_BODY(gw) ((size_t)svcn_max_payload((gw)->sn))
 /* Concurrent gateway connections: 256 (a thread each); idle timeout 30 s. */
 #define GW_MAX_CONNS 256
 #define GW_TIMEOUT_S 30
-/* Head of a relayed HTTP response (status line + headers): 64 KiB. */
-#define GW_MAX_HEAD (64u << 10)
 
 struct svc_gateway {
 	struct svc_node *sn;
 	struct MHD_Daemon *mhd;
+	uint16_t port;
+	char listen_host[64]; /* host part of gateway.listen, as written */
+};
+
+/* A pass-through target: the provider picked for a request. */
+struct gw_target {
+	int local; /* 1: this node, 0: remote at ss */
+	struct svc_dir_result dr;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int pinned; /* reached through its service id: credentials may pass */
 };
 
 struct gw_req {
@@ -51,6 +68,11 @@ struct gw_req {
 	size_t len, cap;
 	int too_big;
 	int started; /* the first call (headers only) has been seen */
+	int kind;    /* SVC_GW_HOST_* */
+	char label[65];
+	struct gw_target tg; /* kind == SVC_GW_HOST_SERVICE */
+	char *cors_origin;   /* a foreign origin the service allows */
+	uint32_t timeout_ms;
 };
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
@@ -70,9 +92,18 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (r) {
 		free(r->uri);
 		free(r->body);
+		free(r->cors_origin);
 		free(r);
 	}
 	*con_cls = NULL;
+}
+
+/* Headers on every answer of the gateway's own host: no sniffing, not
+ * embeddable by other origins. */
+static void bare_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
 }
 
 static MHD_RESULT reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
@@ -88,6 +119,7 @@ static MHD_RESULT reply(struct MHD_Connection *c, unsigned int status, const cha
 		MHD_add_response_header(resp, "Content-Type", ctype);
 	if (err_class)
 		MHD_add_response_header(resp, "X-Weft-Error", err_class);
+	bare_headers(resp);
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -206,9 +238,13 @@ static MHD_RESULT gw_call(struct svc_gateway *gw, struct MHD_Connection *c, cons
 
 	if (!svc_method_valid((const uint8_t *)method, strlen(method)))
 		return reply_error(c, 400, "bad_request", "bad method name");
-	err = svc_node_call(gw->sn, svc, method, r->body, r->len, 0, &res);
+	err = svc_node_call(gw->sn, svc, method, r->body, r->len, r->timeout_ms, &res);
 	if (err == -ENOENT)
 		return reply_error(c, 404, "not_found", "no provider of this service found");
+	if (err == -EBUSY)
+		return reply_error(c, 503, "overloaded", "too many calls in flight");
+	if (err == -ESHUTDOWN)
+		return reply_error(c, 503, "shutting_down", "the node is stopping");
 	if (err)
 		return reply_error(c, err == -ETIMEDOUT ? 504 : 502,
 				   err == -ETIMEDOUT ? "timeout" : "unreachable", strerror(-err));
@@ -225,6 +261,7 @@ static MHD_RESULT gw_call(struct svc_gateway *gw, struct MHD_Connection *c, cons
 	MHD_add_response_header(resp, "X-Weft-Error", svc_err_name((unsigned int)res.err));
 	MHD_add_response_header(resp, "X-Weft-Status", st);
 	MHD_add_response_header(resp, "X-Weft-Peer", peer);
+	bare_headers(resp);
 	ret = MHD_queue_response(c, http_status(res.err), resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -236,19 +273,9 @@ struct hdr_acc {
 	char *buf;
 	size_t len, cap;
 	int bad;
+	unsigned int flags; /* svc_http_flags of the target */
+	const char *conn;   /* the request's Connection value */
 };
-
-static int hdr_skip(const char *k)
-{
-	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection",
-					   "transfer-encoding", "content-length", "upgrade",
-					   "te", "trailer", "expect" };
-
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (!strcasecmp(k, hop[i]))
-			return 1;
-	return 0;
-}
 
 static void acc_add(struct hdr_acc *a, const char *s, size_t l)
 {
@@ -277,8 +304,9 @@ static MHD_RESULT hdr_iter(void *cls, enum MHD_ValueKind kind, const char *k, co
 {
 	struct hdr_acc *a = cls;
 
-	if (hdr_skip(k) || strchr(k, '\r') || strchr(k, '\n') || (v && (strchr(v, '\r') ||
-									 strchr(v, '\n'))))
+	if (!k || strpbrk(k, "\r\n") || (v && strpbrk(v, "\r\n")))
+		return MHD_YES;
+	if (!svc_http_req_keep(k, strlen(k), a->conn, a->conn ? strlen(a->conn) : 0, a->flags))
 		return MHD_YES;
 	acc_add(a, k, strlen(k));
 	acc_add(a, ": ", 2);
@@ -290,6 +318,7 @@ static MHD_RESULT hdr_iter(void *cls, enum MHD_ValueKind kind, const char *k, co
 struct gw_stream {
 	struct svc_node *sn;
 	struct svcn_op *op;
+	uint64_t idle_ns; /* the pass-through's deadline: no byte for this long */
 	int fd;		/* local provider: the backend socket */
 	uint8_t *pre;	/* local: body bytes read with the head */
 	size_t pre_len, pre_off;
@@ -303,9 +332,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	if (s->op) {
 		struct svcn_op *o = s->op;
+		uint64_t deadline = svcn_now_ns() + s->idle_ns;
 
 		pthread_mutex_lock(sn->mu);
-		while (o->resp_off == o->resp_len && !o->done)
+		while (o->resp_off == o->resp_len && !o->done && !atomic_load(&sn->stopping) &&
+		       svcn_now_ns() < deadline)
 			svcn_wait(sn, 50000000ull);
 		if (o->resp_off < o->resp_len) {
 			n = (ssize_t)(o->resp_len - o->resp_off < max ? o->resp_len - o->resp_off
@@ -313,8 +344,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			memcpy(buf, o->resp + o->resp_off, (size_t)n);
 			o->resp_off += (size_t)n;
 		} else {
-			n = o->err ? MHD_CONTENT_READER_END_WITH_ERROR
-				   : MHD_CONTENT_READER_END_OF_STREAM;
+			n = o->done && !o->err ? MHD_CONTENT_READER_END_OF_STREAM
+					       : MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 		pthread_mutex_unlock(sn->mu);
 		return n;
@@ -348,92 +379,97 @@ static void stream_free(void *cls)
 	free(s);
 }
 
-/*
- * Parse the head of an HTTP response in buf[0..len): returns its length
- * (through "\r\n\r\n"), 0 if incomplete, -1 if malformed. Fills status
- * and the content length (-1 unknown).
- */
-static long parse_head(const uint8_t *buf, size_t len, unsigned int *status, long long *clen)
+/* Bytes of a parsed head as a NUL-terminated copy (MHD wants C strings). */
+static char *head_str(const uint8_t *head, uint32_t off, uint32_t len)
 {
-	const char *p = (const char *)buf;
-	size_t i;
-
-	for (i = 0; i + 3 < len; i++)
-		if (!memcmp(p + i, "\r\n\r\n", 4))
-			break;
-	if (i + 3 >= len)
-		return len > GW_MAX_HEAD ? -1 : 0;
-	if (i < 12 || memcmp(p, "HTTP/1.", 7) || p[8] != ' ')
-		return -1;
-	*status = (unsigned int)((p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0'));
-	if (*status < 100 || *status > 599)
-		return -1;
-	*clen = -1;
-	return (long)(i + 4);
+	return strndup((const char *)head + off, len);
 }
 
-/* Add the backend's headers (hop-by-hop ones dropped) to resp. */
-static void copy_headers(struct MHD_Response *resp, const uint8_t *head, size_t hl,
-			 long long *clen)
+/* Pass the backend's headers that may cross (svc_http_resp_keep) to resp. */
+static void copy_headers(struct MHD_Response *resp, const uint8_t *head,
+			 const struct svc_http_head *h, unsigned int flags)
 {
-	char *h = strndup((const char *)head, hl), *save = NULL, *line;
+	const char *conn = NULL;
+	size_t cl = 0;
 
-	if (!h)
-		return;
-	line = strtok_r(h, "\r\n", &save); /* status line */
-	while ((line = strtok_r(NULL, "\r\n", &save))) {
-		char *colon = strchr(line, ':'), *v;
-
-		if (!colon)
-			continue;
-		*colon = 0;
-		v = colon + 1;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		if (!strcasecmp(line, "content-length")) {
-			char *end;
-			long long x = strtoll(v, &end, 10);
-
-			if (end != v && x >= 0)
-				*clen = x;
-			continue;
+	for (uint32_t i = 0; i < h->n; i++)
+		if (h->h[i].name_len == 10 &&
+		    !strncasecmp((const char *)head + h->h[i].name_off, "connection", 10)) {
+			conn = (const char *)head + h->h[i].val_off;
+			cl = h->h[i].val_len;
 		}
-		if (hdr_skip(line))
+	for (uint32_t i = 0; i < h->n; i++) {
+		char *k, *v;
+
+		if (!svc_http_resp_keep((const char *)head + h->h[i].name_off, h->h[i].name_len,
+					conn, cl, flags))
 			continue;
-		MHD_add_response_header(resp, line, v);
+		k = head_str(head, h->h[i].name_off, h->h[i].name_len);
+		v = head_str(head, h->h[i].val_off, h->h[i].val_len);
+		if (k && v)
+			MHD_add_response_header(resp, k, v);
+		free(k);
+		free(v);
 	}
-	free(h);
+}
+
+/* Parse a head for the pass-through: > 0 its length, 0 incomplete, < 0 a
+ * head the gateway will not relay (malformed, oversized, 1xx, chunked). */
+static long gw_head(const uint8_t *buf, size_t len, struct svc_http_head *h)
+{
+	long hl = svc_http_head_parse(buf, len, h);
+
+	if (hl > 0 && (h->status < 200 || h->chunked))
+		return -EBADMSG;
+	return hl;
+}
+
+/* How the gateway answers for a target: its own headers on top of the
+ * backend's. */
+struct gw_out {
+	unsigned int flags;	 /* svc_http_flags honoured */
+	const char *cors_origin; /* allowed foreign origin, or NULL */
+	int sandbox;		 /* path form: an opaque origin for whatever it serves */
+};
+
+static void out_headers(struct MHD_Response *resp, const struct gw_out *go)
+{
+	if (go->sandbox) {
+		MHD_add_response_header(resp, "Content-Security-Policy", "sandbox");
+		bare_headers(resp);
+	}
+	if (go->cors_origin) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", go->cors_origin);
+		MHD_add_response_header(resp, "Vary", "Origin");
+		if (go->flags & SVC_HTTP_F_CREDENTIALS)
+			MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
+	}
 }
 
 static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, const char *svc,
-			  const char *method, const struct gw_req *r)
+			  const struct gw_target *tg, const char *method, const char *path,
+			  const struct gw_req *r, const struct gw_out *go)
 {
 	struct svc_node *sn = gw->sn;
-	struct hdr_acc a = { 0 };
+	struct hdr_acc a = { .flags = go->flags };
 	struct svc_msg m = { .type = SVC_MSG_REQUEST };
-	struct svc_dir_result dr;
-	struct sockaddr_storage ss;
-	socklen_t sl = 0;
+	struct svc_http_head h;
 	struct gw_stream *s;
 	struct MHD_Response *resp;
-	unsigned int status = 0;
-	long long clen = -1;
-	const char *uri = r->uri, *rest;
-	char name[SVC_NAME_MAX + 1], cl[32];
+	char cl[32];
 	uint8_t *req = NULL;
 	size_t rl;
 	long hl = 0;
 	MHD_RESULT ret;
-	int err, local;
+	int err;
 
-	/* uri = /mesh/v1/http/<svc>/<path>[?query]: the backend sees /<path>[?query]. */
-	uri += strlen("/mesh/v1/http/");
-	if (split(uri, name, &rest))
-		return reply_error(c, 400, "bad_request", "bad service name");
+	a.conn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
 	acc_add(&a, method, strlen(method));
-	acc_add(&a, " /", 2);
-	acc_add(&a, rest, strlen(rest));
-	acc_add(&a, " HTTP/1.0\r\n", 11);
+	acc_add(&a, " ", 1);
+	acc_add(&a, path, strlen(path));
+	acc_add(&a, " HTTP/1.0\r\nHost: ", 17);
+	acc_add(&a, svc, strlen(svc));
+	acc_add(&a, "\r\n", 2);
 	MHD_get_connection_values(c, MHD_HEADER_KIND, hdr_iter, &a);
 	snprintf(cl, sizeof(cl), "%zu", r->len);
 	acc_add(&a, "Connection: close\r\nContent-Length: ", 35);
@@ -460,18 +496,11 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 	}
 	s->sn = sn;
 	s->fd = -1;
-	local = svcn_pick(sn, svc, &dr, &ss, &sl);
-	if (local < 0) {
-		free(req);
-		free(s);
-		if (local == -ENOENT || local == 0)
-			return reply_error(c, 404, "not_found", "no provider of this service found");
-		return reply_error(c, 502, "unreachable", strerror(-local));
-	}
-	if (local == 1) {
+	s->idle_ns = (uint64_t)r->timeout_ms * 1000000ull;
+	if (tg->local == 1) {
 		/* This node offers it: straight to the local backend. */
 		char backend[SVC_BACKEND_ADDR_MAX] = "";
-		uint8_t *head = malloc(GW_MAX_HEAD + 1);
+		uint8_t *head = malloc(SVC_HTTP_MAX_HEAD + 1);
 		size_t have = 0;
 
 		pthread_mutex_lock(sn->mu);
@@ -479,8 +508,7 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 			if (sn->pubs[i].used && !strcmp(sn->pubs[i].name, svc))
 				snprintf(backend, sizeof(backend), "%s", sn->pubs[i].backend);
 		pthread_mutex_unlock(sn->mu);
-		err = backend[0] && head ? svc_backend_connect(backend, SVC_NODE_CALL_TIMEOUT_MS)
-					 : -EINVAL;
+		err = backend[0] && head ? svc_backend_connect(backend, r->timeout_ms) : -EINVAL;
 		if (err >= 0) {
 			s->fd = err;
 			for (size_t off = 0; off < rl;) {
@@ -493,8 +521,8 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 				off += (size_t)n;
 			}
 		}
-		while (err >= 0 && !(hl = parse_head(head, have, &status, &clen))) {
-			ssize_t n = read(s->fd, head + have, GW_MAX_HEAD + 1 - have);
+		while (err >= 0 && !(hl = gw_head(head, have, &h))) {
+			ssize_t n = read(s->fd, head + have, SVC_HTTP_MAX_HEAD + 1 - have);
 
 			if (n <= 0) {
 				err = -EIO;
@@ -522,7 +550,7 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 			stream_free(s);
 			return MHD_NO;
 		}
-		copy_headers(resp, head, (size_t)hl, &clen);
+		copy_headers(resp, head, &h, go->flags);
 		free(head);
 		goto send;
 	}
@@ -532,6 +560,7 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 	m.method_len = 4;
 	m.payload = req;
 	m.payload_len = rl;
+	m.timeout_ms = r->timeout_ms;
 	{
 		size_t ml = svc_msg_len(&m);
 		uint8_t *enc = malloc(ml);
@@ -541,16 +570,19 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		pthread_mutex_lock(sn->mu);
 		sn->st.http_out++;
 		s->op = err ? NULL
-			    : svcn_op_start(sn, SVCN_OP_HTTP, (const struct sockaddr *)&ss, sl,
-					    dr.owner, enc, ml, 16u << 20, &err);
+			    : svcn_op_start(sn, SVCN_OP_HTTP, (const struct sockaddr *)&tg->ss,
+					    tg->sl, tg->dr.owner, enc, ml, svcn_http_buffer(sn),
+					    &err);
 		free(enc);
 		if (!s->op) {
 			pthread_mutex_unlock(sn->mu);
 			free(s);
+			if (err == -EBUSY)
+				return reply_error(c, 503, "overloaded", "too many calls in flight");
 			return reply_error(c, 502, "unreachable", strerror(-err));
 		}
 		/* Wait for the RESPONSE header and the backend's HTTP head. */
-		uint64_t deadline = svcn_now_ns() + SVC_NODE_CALL_TIMEOUT_MS * 1000000ull;
+		uint64_t deadline = svcn_now_ns() + s->idle_ns;
 		struct svcn_op *o = s->op;
 		struct svc_msg rm;
 
@@ -559,15 +591,15 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 				long dl = svc_msg_decode(&rm, o->resp, SVC_MSG_HDR_LEN, 0);
 
 				if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
-					err = SVC_ERR_BAD_REQUEST;
+					err = SVC_ERR_BACKEND_ERROR;
 					break;
 				}
 				if (rm.err != SVC_OK) {
 					err = rm.err;
 					break;
 				}
-				hl = parse_head(o->resp + SVC_MSG_HDR_LEN,
-						o->resp_len - SVC_MSG_HDR_LEN, &status, &clen);
+				hl = gw_head(o->resp + SVC_MSG_HDR_LEN,
+					     o->resp_len - SVC_MSG_HDR_LEN, &h);
 				if (hl) {
 					err = hl < 0 ? SVC_ERR_BACKEND_ERROR : SVC_OK;
 					break;
@@ -581,18 +613,23 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 				err = SVC_ERR_TIMEOUT;
 				break;
 			}
+			if (atomic_load(&sn->stopping)) {
+				err = SVC_ERR_OVERLOADED;
+				break;
+			}
 			svcn_wait(sn, 50000000ull);
 		}
 		if (err != SVC_OK) {
 			pthread_mutex_unlock(sn->mu);
 			stream_free(s);
 			return reply_error(c, http_status(err), svc_err_name((unsigned int)err),
-					   "pass-through failed");
+					   err == SVC_ERR_TIMEOUT ? "the provider did not answer in time"
+								  : "pass-through failed");
 		}
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32768, stream_read, s,
 							 stream_free);
 		if (resp)
-			copy_headers(resp, o->resp + SVC_MSG_HDR_LEN, (size_t)hl, &clen);
+			copy_headers(resp, o->resp + SVC_MSG_HDR_LEN, &h, go->flags);
 		o->resp_off = SVC_MSG_HDR_LEN + (size_t)hl;
 		pthread_mutex_unlock(sn->mu);
 		if (!resp) {
@@ -601,10 +638,170 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		}
 	}
 send:
-	log_debug("svc", "gateway http service=%s method=%s status=%u", svc, method, status);
-	ret = MHD_queue_response(c, status, resp);
+	out_headers(resp, go);
+	log_debug("svc", "gateway http service=%s method=%s status=%u", svc, method, h.status);
+	ret = MHD_queue_response(c, h.status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* ---- admission: Host, Origin, target ---- */
+
+static int cors_allows(const char *cors, const char *origin)
+{
+	return cors[0] && (!strcmp(cors, "*") || !strcmp(cors, origin));
+}
+
+static int bad_request_line(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+			return 1;
+	return 0;
+}
+
+/* Pick the provider for a service origin's label: a service id (pinned) or
+ * a name. Returns 0, or an HTTP status with the answer queued in *ret. */
+static int gw_resolve(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_req *r,
+		      MHD_RESULT *ret)
+{
+	uint8_t id[SVC_ID_LEN];
+	int e;
+
+	if (strlen(r->label) == 2 * SVC_ID_LEN && !util_unhex(id, SVC_ID_LEN, r->label)) {
+		r->tg.pinned = 1;
+		e = svcn_pick_id(gw->sn, id, &r->tg.dr, &r->tg.ss, &r->tg.sl);
+	} else if (svc_name_valid((const uint8_t *)r->label, strlen(r->label))) {
+		e = svcn_pick(gw->sn, r->label, &r->tg.dr, &r->tg.ss, &r->tg.sl);
+	} else {
+		*ret = reply_error(c, 400, "bad_request", "bad service name in Host");
+		return 400;
+	}
+	if (e < 0) {
+		if (e == -ENOENT || e == -ENOTCONN)
+			*ret = reply_error(c, 404, "not_found",
+					   r->tg.pinned ? "service id not known: find the service "
+							  "first (GET /mesh/v1/services/NAME)"
+							: "no provider of this service found");
+		else
+			*ret = reply_error(c, 502, "unreachable", strerror(-e));
+		return e == -ENOENT || e == -ENOTCONN ? 404 : 502;
+	}
+	r->tg.local = e;
+	return 0;
+}
+
+static uint32_t gw_timeout(struct svc_gateway *gw, struct MHD_Connection *c)
+{
+	const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Weft-Timeout-Ms");
+	uint32_t max = svcn_max_timeout(gw->sn);
+	unsigned long v;
+	char *end;
+
+	if (!t)
+		return SVC_NODE_CALL_TIMEOUT_MS < max ? SVC_NODE_CALL_TIMEOUT_MS : max;
+	v = strtoul(t, &end, 10);
+	if (end == t || *end || !v)
+		return SVC_NODE_CALL_TIMEOUT_MS < max ? SVC_NODE_CALL_TIMEOUT_MS : max;
+	return v > max ? max : (uint32_t)v;
+}
+
+static void count_denied(struct svc_gateway *gw)
+{
+	pthread_mutex_lock(gw->sn->mu);
+	gw->sn->st.gw_denied++;
+	pthread_mutex_unlock(gw->sn->mu);
+}
+
+/*
+ * First call of a request (headers only): Host, target, whitelist, Origin,
+ * CORS preflight. Returns 1 when the request may go on, 0 when an answer
+ * was queued (*ret).
+ */
+static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_req *r,
+		    const char *method, MHD_RESULT *ret)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *cors = "";
+
+	r->kind = svc_gw_host(host, gw->port, gw->listen_host, r->label);
+	if (r->kind < 0) {
+		count_denied(gw);
+		log_info("svc", "gateway: refused a request for a foreign Host");
+		*ret = reply_error(c, 421, "misdirected",
+				   "Host is not this gateway: use localhost:PORT or "
+				   "<service>.localhost:PORT");
+		return 0;
+	}
+	if (bad_request_line(r->uri) || bad_request_line(method)) {
+		*ret = reply_error(c, 400, "bad_request", "bad request line");
+		return 0;
+	}
+	r->timeout_ms = gw_timeout(gw, c);
+	if (r->kind == SVC_GW_HOST_SERVICE) {
+		/* A name outside the whitelist is refused before any lookup;
+		 * an id once it names its service. */
+		if ((strlen(r->label) == 2 * SVC_ID_LEN ||
+		     allowed(gw->sn->cfg.gateway_services, r->label, strlen(r->label))) &&
+		    gw_resolve(gw, c, r, ret))
+			return 0;
+		if (!allowed(gw->sn->cfg.gateway_services, r->tg.dr.name,
+			     strlen(r->tg.dr.name))) {
+			count_denied(gw);
+			log_info("svc", "gateway: %s not in gateway.services", r->tg.dr.name);
+			*ret = reply_error(c, 403, "forbidden",
+					   "service not in the gateway whitelist (gateway.services)");
+			return 0;
+		}
+		cors = r->tg.dr.http_cors;
+	}
+	if (origin && !svc_gw_origin_same(origin, host)) {
+		if (r->kind != SVC_GW_HOST_SERVICE || !cors_allows(cors, origin)) {
+			count_denied(gw);
+			*ret = reply_error(c, 403, "foreign_origin",
+					   "requests from another web origin are refused");
+			return 0;
+		}
+		r->cors_origin = strdup(origin);
+	} else if (!origin) {
+		/* No Origin: a tool, a same-origin GET, a navigation, or a
+		 * cross-site embed (<img>, <script>) which is refused. */
+		const char *sfs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+		const char *sfm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Mode");
+
+		if (sfs && (!strcasecmp(sfs, "cross-site") || !strcasecmp(sfs, "same-site")) &&
+		    !(sfm && !strcasecmp(sfm, "navigate"))) {
+			count_denied(gw);
+			*ret = reply_error(c, 403, "foreign_origin",
+					   "cross-site requests are refused");
+			return 0;
+		}
+	}
+	if (r->cors_origin && !strcmp(method, "OPTIONS") &&
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method")) {
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		const char *rh = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     "Access-Control-Request-Headers");
+		struct gw_out go = { .flags = r->tg.pinned ? r->tg.dr.http_flags : 0,
+				     .cors_origin = r->cors_origin };
+
+		if (!resp) {
+			*ret = MHD_NO;
+			return 0;
+		}
+		out_headers(resp, &go);
+		MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+					"GET, HEAD, POST, PUT, PATCH, DELETE");
+		if (rh && !strpbrk(rh, "\r\n"))
+			MHD_add_response_header(resp, "Access-Control-Allow-Headers", rh);
+		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+		*ret = MHD_queue_response(c, 204, resp);
+		MHD_destroy_response(resp);
+		return 0;
+	}
+	return 1;
 }
 
 static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -615,11 +812,17 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 	struct gw_req *r = *con_cls;
 	char name[SVC_NAME_MAX + 1];
 	const char *rest;
+	MHD_RESULT ret = MHD_NO;
 
 	if (!r)
 		return MHD_NO;
 	if (!r->started) {
 		r->started = 1;
+		pthread_mutex_lock(gw->sn->mu);
+		gw->sn->st.gw_requests++;
+		pthread_mutex_unlock(gw->sn->mu);
+		if (!gw_admit(gw, c, r, method, &ret))
+			return ret;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -644,11 +847,15 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	pthread_mutex_lock(gw->sn->mu);
-	gw->sn->st.gw_requests++;
-	pthread_mutex_unlock(gw->sn->mu);
 	if (r->too_big)
-		return reply_error(c, 413, "too_large", "body over the 1 MiB call payload cap");
+		return reply_error(c, 413, "too_large", "body over the call payload cap");
+	if (r->kind == SVC_GW_HOST_SERVICE) {
+		/* A service's own origin: every path is the service's. */
+		struct gw_out go = { .flags = r->tg.pinned ? r->tg.dr.http_flags : 0,
+				     .cors_origin = r->cors_origin };
+
+		return gw_http(gw, c, r->tg.dr.name, &r->tg, method, r->uri, r, &go);
+	}
 	if (!strncmp(url, "/mesh/v1/services/", 18)) {
 		if (strcmp(method, "GET"))
 			return reply_error(c, 405, "bad_method", "GET only");
@@ -660,16 +867,35 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 		if (split(url + 14, name, &rest))
 			return reply_error(c, 400, "bad_request", "bad service name");
 		if (!allowed(gw->sn->cfg.gateway_services, name, strlen(name))) {
-			pthread_mutex_lock(gw->sn->mu);
-			gw->sn->st.gw_denied++;
-			pthread_mutex_unlock(gw->sn->mu);
+			count_denied(gw);
 			log_info("svc", "gateway: %s not in gateway.services", name);
 			return reply_error(c, 403, "forbidden",
 					   "service not in the gateway whitelist "
 					   "(gateway.services)");
 		}
-		if (http)
-			return gw_http(gw, c, name, method, r);
+		if (http) {
+			/* Path form on the gateway's own origin: shared by every
+			 * service, so no credentials ever, and whatever it serves
+			 * runs sandboxed (an opaque origin). */
+			struct gw_out go = { .sandbox = 1 };
+			struct gw_target tg = { 0 };
+			size_t pl = 14 + strlen(name);
+			const char *raw = r->uri + pl;
+			int e;
+
+			/* The raw path must spell the service as the decoded one. */
+			if (strlen(r->uri) < pl || strncmp(r->uri, url, pl) ||
+			    (*raw && *raw != '/' && *raw != '?'))
+				return reply_error(c, 400, "bad_request", "encoded service path");
+			e = svcn_pick(gw->sn, name, &tg.dr, &tg.ss, &tg.sl);
+			if (e < 0)
+				return e == -ENOENT || e == -ENOTCONN
+					       ? reply_error(c, 404, "not_found",
+							     "no provider of this service found")
+					       : reply_error(c, 502, "unreachable", strerror(-e));
+			tg.local = e;
+			return gw_http(gw, c, name, &tg, method, *raw ? raw : "/", r, &go);
+		}
 		if (strcmp(method, "POST"))
 			return reply_error(c, 405, "bad_method", "POST only");
 		return gw_call(gw, c, name, rest, r);
@@ -691,6 +917,7 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	struct sockaddr_storage ss;
 	unsigned int sl;
 	struct svc_gateway *gw;
+	const char *colon;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_ERROR_LOG | MHD_USE_POLL;
 
@@ -714,6 +941,11 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	if (!gw)
 		return -ENOMEM;
 	gw->sn = sn;
+	gw->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						  : ((struct sockaddr_in *)&ss)->sin_port);
+	colon = strrchr(sn->cfg.gateway, ':');
+	if (colon && (size_t)(colon - sn->cfg.gateway) < sizeof(gw->listen_host))
+		memcpy(gw->listen_host, sn->cfg.gateway, (size_t)(colon - sn->cfg.gateway));
 	gw->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, gw, MHD_OPTION_SOCK_ADDR, &ss,
 				   MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL,
 				   MHD_OPTION_NOTIFY_COMPLETED, req_done, NULL,

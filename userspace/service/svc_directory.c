@@ -102,6 +102,19 @@ static int pub_sign(struct svc_node *sn, struct svcn_pub *p)
 	d.meta[0].key_len = 4;
 	d.meta[0].val = (const uint8_t *)kind;
 	d.meta[0].val_len = strlen(kind);
+	/* HTTP publish options: every gateway reads them from here. */
+	if (p->http_flags & SVC_HTTP_F_CREDENTIALS) {
+		d.meta[d.n_meta].key = (const uint8_t *)SVC_HTTP_META_CREDENTIALS;
+		d.meta[d.n_meta].key_len = strlen(SVC_HTTP_META_CREDENTIALS);
+		d.meta[d.n_meta].val = (const uint8_t *)"1";
+		d.meta[d.n_meta++].val_len = 1;
+	}
+	if (p->cors[0]) {
+		d.meta[d.n_meta].key = (const uint8_t *)SVC_HTTP_META_CORS;
+		d.meta[d.n_meta].key_len = strlen(SVC_HTTP_META_CORS);
+		d.meta[d.n_meta].val = (const uint8_t *)p->cors;
+		d.meta[d.n_meta++].val_len = strlen(p->cors);
+	}
 	d.created = util_wall_s();
 	d.expires = d.created + SVC_NODE_DESC_LIFETIME_S;
 	err = svc_desc_sign(&d, &sn->id, buf, SVC_DESC_MAX_LEN, &len);
@@ -200,7 +213,28 @@ static void pub_announce(struct svc_node *sn, const char *name)
 		free(p);
 }
 
-int svc_node_publish(struct svc_node *sn, const char *name, const char *backend)
+/* A CORS origin a service may name: "*" or "http[s]://HOST[:PORT]" of
+ * printable bytes without spaces, commas or a path. */
+static int cors_valid(const char *o)
+{
+	const char *h;
+	size_t l = strlen(o);
+
+	if (!strcmp(o, "*"))
+		return 1;
+	if (l > SVC_HTTP_CORS_MAX)
+		return 0;
+	h = !strncmp(o, "http://", 7) ? o + 7 : !strncmp(o, "https://", 8) ? o + 8 : NULL;
+	if (!h || !*h)
+		return 0;
+	for (; *h; h++)
+		if (*h <= ' ' || *h >= 0x7f || *h == ',' || *h == '/')
+			return 0;
+	return 1;
+}
+
+int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
+		     const struct svc_node_pub_opts *po)
 {
 	struct svc_service_opts so = { 0 };
 	struct svcn_pub *p = NULL;
@@ -211,6 +245,8 @@ int svc_node_publish(struct svc_node *sn, const char *name, const char *backend)
 	if (backend && *backend && strncmp(backend, "tcp:", 4) && strncmp(backend, "unix:", 5))
 		return -EINVAL;
 	if (backend && strlen(backend) >= SVC_BACKEND_ADDR_MAX)
+		return -EINVAL;
+	if (po && po->cors && po->cors[0] && !cors_valid(po->cors))
 		return -EINVAL;
 	svcn_lock(sn);
 	if (svcn_pub_find(sn, name, strlen(name))) {
@@ -242,6 +278,10 @@ int svc_node_publish(struct svc_node *sn, const char *name, const char *backend)
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	snprintf(p->backend, sizeof(p->backend), "%s", backend ? backend : "");
+	if (po) {
+		p->http_flags = po->http_flags & SVC_HTTP_F_CREDENTIALS;
+		snprintf(p->cors, sizeof(p->cors), "%s", po->cors ? po->cors : "");
+	}
 	p->announced = -1;
 	err = pub_sign(sn, p);
 	if (err) {
@@ -634,6 +674,52 @@ int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
 		}
 	}
 	return -ENOENT;
+}
+
+/* First usable endpoint of r into ss: 0, or -ENOENT. */
+static int pick_endpoint(const struct svc_dir_result *r, struct sockaddr_storage *ss,
+			 socklen_t *sl)
+{
+	for (uint32_t e = 0; e < r->n_endpoints; e++) {
+		unsigned int l;
+
+		if (util_parse_addr(r->endpoints[e], ss, &l))
+			continue;
+		*sl = (socklen_t)l;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_dir_result *r,
+		 struct sockaddr_storage *ss, socklen_t *sl)
+{
+	int err;
+
+	svcn_lock(sn);
+	err = svc_dir_find_id(sn->dir, id, util_now_ms(), r);
+	if (err) {
+		/* One of ours, not looked up yet: verified into the cache. */
+		for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
+			struct svcn_pub *p = &sn->pubs[i];
+			uint8_t pid[SVC_ID_LEN];
+
+			if (!p->used || p->raw)
+				continue;
+			svc_id(pid, sn->id.pk, p->name, strlen(p->name));
+			if (!memcmp(pid, id, SVC_ID_LEN)) {
+				accept_desc(sn, p->name, p->desc, p->desc_len, sn->id.pk, 0);
+				err = svc_dir_find_id(sn->dir, id, util_now_ms(), r);
+				break;
+			}
+		}
+	}
+	svcn_unlock(sn);
+	if (err)
+		return -ENOENT;
+	if (!memcmp(r->owner, sn->id.pk, IDENTITY_PK_LEN))
+		return 1;
+	return pick_endpoint(r, ss, sl);
 }
 
 /* ------------------------------------------------------------ calls */

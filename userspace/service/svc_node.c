@@ -30,10 +30,6 @@
 #include "weft/node_dht.h"
 #include "weft/util.h"
 
-/* HTTP pass-through response bytes buffered ahead of the gateway's client:
- * 16 MiB; past it the stream is reset (the client is too slow). */
-#define SVCN_HTTP_BUF_MAX (16u << 20)
-
 static const char *const reject_names[8] = {"malformed", "oversized", "signature", "owner",
 					    "expired",	 "future",    "banned",	   "unreachable"};
 
@@ -52,6 +48,25 @@ uint64_t svcn_now_ns(void)
 uint32_t svcn_max_payload(const struct svc_node *sn)
 {
 	return sn->cfg.svc_max_payload ? sn->cfg.svc_max_payload : SVC_MSG_DEFAULT_MAX_PAYLOAD;
+}
+
+uint32_t svcn_max_timeout(const struct svc_node *sn)
+{
+	return sn->cfg.svc_max_timeout_ms ? sn->cfg.svc_max_timeout_ms : SVC_NODE_MAX_TIMEOUT_MS;
+}
+
+uint32_t svcn_clamp_timeout(const struct svc_node *sn, uint32_t ms)
+{
+	uint32_t max = svcn_max_timeout(sn);
+
+	if (!ms)
+		ms = SVC_NODE_CALL_TIMEOUT_MS;
+	return ms > max ? max : ms;
+}
+
+size_t svcn_http_buffer(const struct svc_node *sn)
+{
+	return sn->cfg.svc_http_buffer ? sn->cfg.svc_http_buffer : SVC_NODE_HTTP_BUFFER;
 }
 
 void svcn_lock(struct svc_node *sn)

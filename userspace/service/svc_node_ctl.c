@@ -59,9 +59,12 @@ int svcn_ctl_parse(int route, json_t *body, struct svcn_ctl_args *a, struct ctl_
 	switch (route) {
 	case SVCN_CTL_PUBLISH:
 		if (!body ||
-		    json_unpack(body, "{s:s,s?s}", "name", &a->name, "backend", &a->backend)) {
+		    json_unpack(body, "{s:s,s?s,s?b,s?s}", "name", &a->name, "backend",
+				&a->backend, "http_credentials", &a->http_credentials, "cors",
+				&a->cors)) {
 			ctl_resp_error(resp, 400, "bad_request",
-				       "want {\"name\": ..., \"backend\": ...}");
+				       "want {\"name\": ..., \"backend\": ..., "
+				       "\"http_credentials\": bool, \"cors\": origin}");
 			return -EINVAL;
 		}
 		if (a->backend && !strcmp(a->backend, "builtin"))
@@ -112,6 +115,7 @@ static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *res
 {
 	struct svc_node *sn = arg;
 	struct svcn_ctl_args a;
+	struct svc_node_pub_opts po = { 0 };
 	const char *name;
 	uint8_t id[SVC_ID_LEN];
 	char hex[2 * SVC_ID_LEN + 1];
@@ -120,11 +124,13 @@ static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *res
 	if (svcn_ctl_parse(SVCN_CTL_PUBLISH, req->json, &a, resp))
 		return;
 	name = a.name;
-	err = svc_node_publish(sn, name, a.backend);
+	po.http_flags = a.http_credentials ? SVC_HTTP_F_CREDENTIALS : 0;
+	po.cors = a.cors;
+	err = svc_node_publish(sn, name, a.backend, &po);
 	if (err == -EINVAL) {
 		ctl_resp_error(resp, 400, "bad_request",
-			       "bad name or backend (tcp:IP:PORT, unix:/path, or a built-in: "
-			       "echo, mesh-stats)");
+			       "bad name, backend (tcp:IP:PORT, unix:/path, or a built-in: "
+			       "echo, mesh-stats) or cors origin (http[s]://HOST[:PORT] or *)");
 		return;
 	}
 	if (err) {
@@ -166,11 +172,12 @@ static void h_ls(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			continue;
 		svc_id(id, sn->id.pk, p->name, strlen(p->name));
 		util_hex(hex, id, SVC_ID_LEN);
-		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:i,s:b}", "name", p->name,
-						     "id", hex, "backend",
-						     p->backend[0] ? p->backend : "builtin",
-						     "expires", (json_int_t)p->expires, "announced",
-						     p->announced, "raw", p->raw));
+		json_array_append_new(
+		    arr, json_pack("{s:s,s:s,s:s,s:I,s:i,s:b,s:b,s:s}", "name", p->name, "id", hex,
+				   "backend", p->backend[0] ? p->backend : "builtin", "expires",
+				   (json_int_t)p->expires, "announced", p->announced, "raw", p->raw,
+				   "http_credentials", !!(p->http_flags & SVC_HTTP_F_CREDENTIALS),
+				   "cors", p->cors));
 	}
 	unlock(sn);
 	ctl_resp_json(resp, 200, json_pack("{s:o}", "services", arr));

@@ -29,6 +29,8 @@ struct svcn_pub {
 	int used;
 	char name[SVC_NAME_MAX + 1];
 	char backend[SVC_BACKEND_ADDR_MAX]; /* "" = built-in */
+	uint32_t http_flags;		    /* publish options (svc_node_pub_opts) */
+	char cors[SVC_HTTP_CORS_MAX + 1];
 	uint8_t *desc;			    /* signed descriptor served on SVC_NODE_ST_DESC */
 	size_t desc_len;
 	int raw; /* test/diagnostic: bytes set through the debug route */
@@ -146,6 +148,10 @@ void svcn_op_put(struct svc_node *sn, struct svcn_op *op);
  * endpoint (or local). Returns 0, 1 (this node) or -errno. */
 int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
 	      struct sockaddr_storage *ss, socklen_t *sl);
+/* The same for one service id, from the directory cache or our own
+ * offers: 0, 1 (this node) or -ENOENT. */
+int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_dir_result *r,
+		 struct sockaddr_storage *ss, socklen_t *sl);
 /* Publish raw descriptor bytes for name (debug route). */
 int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len);
 /* Build a deliberately bad descriptor (debug route): mode "forged",
@@ -168,6 +174,12 @@ int svcn_endpoints(struct svc_node *sn,
 void svcn_lock(struct svc_node *sn);
 void svcn_unlock(struct svc_node *sn);
 uint32_t svcn_max_payload(const struct svc_node *sn);
+/* svc.max_timeout_ms: the cap of every deadline (SVC_NODE_MAX_TIMEOUT_MS). */
+uint32_t svcn_max_timeout(const struct svc_node *sn);
+/* A deadline asked for (0 = SVC_NODE_CALL_TIMEOUT_MS), clamped to it. */
+uint32_t svcn_clamp_timeout(const struct svc_node *sn, uint32_t ms);
+/* svc.http_buffer: pass-through bytes buffered per request. */
+size_t svcn_http_buffer(const struct svc_node *sn);
 struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len);
 /* Lock the shim behind a QUIC handler arg; NULL (unlocked) when the fabric is gone. */
 struct svc_node *svcn_shim_enter(void *arg);
@@ -187,6 +199,8 @@ enum { SVCN_CTL_PUBLISH = 1, SVCN_CTL_UNPUBLISH, SVCN_CTL_CALL, SVCN_CTL_DEBUG_D
 struct svcn_ctl_args {
 	const char *name;
 	const char *backend;	       /* publish: NULL = built-in */
+	int http_credentials;	       /* publish: SVC_HTTP_F_CREDENTIALS */
+	const char *cors;	       /* publish: NULL = none */
 	const char *method, *data;     /* call: default "" */
 	json_int_t count, concurrency; /* call: 1..SVCN_CTL_MAX_COUNT, 1..SVCN_CTL_MAX_CONC */
 	json_int_t timeout_ms;	       /* call: 0..600000, 0 = default */
