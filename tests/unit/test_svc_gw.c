@@ -302,7 +302,6 @@ static int gw_setup(void **state)
 					   .cors = "http://app.localhost:1" };
 
 	assert_non_null(t);
-	log_set_level(LOG_LVL_WARN);
 	for (size_t i = 0; i < sizeof(seed); i++)
 		seed[i] = (uint8_t)(0x40 + i);
 	identity_from_seed(&t->id, seed);
