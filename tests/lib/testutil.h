@@ -16,5 +16,7 @@ int tu_write(const char *dir, const char *name, const void *buf, size_t len, uns
 void tu_fill(uint8_t *buf, size_t len, uint64_t seed);
 /* Nonzero when running as root (privileged tests skip otherwise). */
 int tu_is_root(void);
+/* A UDP port free on 127.0.0.1 right now (bound, read, released), or -1. */
+int tu_free_udp_port(void);
 
 #endif

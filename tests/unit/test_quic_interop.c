@@ -33,6 +33,8 @@
 
 #include <weft/quic.h>
 
+#include "testutil.h"
+
 #define SERVER_BIN "/usr/sbin/gtlsserver"
 #define CLIENT_BIN "/usr/bin/gtlsclient"
 #define BODY "weft interop body\n"
@@ -195,20 +197,6 @@ static void io_step(struct io *io, int max_ms)
 		quic_ep_handle_expiry(io->ep, now_ns());
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0), port;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 static pid_t spawn(char *const argv[], const char *dir)
 {
 	pid_t pid = fork();
@@ -278,7 +266,8 @@ static void test_client_vs_gtlsserver(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, BODY, strlen(BODY)), (ssize_t)strlen(BODY));
 	close(fd);
-	port = free_port();
+	port = tu_free_udp_port();
+	assert_true(port > 0);
 	snprintf(port_s, sizeof(port_s), "%d", port);
 	{
 		char *argv[] = { SERVER_BIN, "-d", dir, "127.0.0.1", port_s, key, cert, NULL };

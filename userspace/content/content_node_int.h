@@ -34,6 +34,8 @@ struct cn_pending {
 	uint8_t len;
 	uint8_t buf[48];
 	int used;
+	unsigned int inflight; /* requests queued or being answered */
+	int fin_owed; /* the client's FIN came alone: ours follows the last answer */
 };
 
 struct cn_job;

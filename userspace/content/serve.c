@@ -150,7 +150,14 @@ static void serve_manifest(struct content_node *cn, const struct cn_sreq *r,
 static void serve_one(struct content_node *cn, const struct cn_sreq *r, uint8_t *buf)
 {
 	struct cn_wreq q;
-	int rc = cn_req_decode(&q, r->buf, r->len);
+	int rc;
+
+	if (r->len == 0) {
+		/* The client's FIN, with no answer owed before ours. */
+		reply(cn, r->conn, r->sid, NULL, 0, 1);
+		return;
+	}
+	rc = cn_req_decode(&q, r->buf, r->len);
 
 	if (!rc && q.op == CONTENT_OP_INFO)
 		serve_info(cn, r, &q);
@@ -162,6 +169,28 @@ static void serve_one(struct content_node *cn, const struct cn_sreq *r, uint8_t 
 		atomic_fetch_add(&cn->serve_bad, 1);
 		reply_status(cn, r, CONTENT_ST_BAD_REQUEST);
 	}
+}
+
+static struct cn_pending *pending_find(struct content_node *cn, uint64_t conn, int64_t sid,
+				       int create);
+
+/* A request's answer is written (smu held): if the client's FIN came alone
+ * while answers were owed, ours follows the last of them. Written here, by
+ * a serve thread (which may wait), and in stream order: every answer of the
+ * stream went to quic_node_write() before. */
+static void answered(struct content_node *cn, const struct cn_sreq *r)
+{
+	struct cn_pending *p = pending_find(cn, r->conn, r->sid, 0);
+
+	if (!p || !p->inflight)
+		return;
+	if (--p->inflight || !p->fin_owed)
+		return;
+	p->used = 0;
+	p->fin_owed = 0;
+	pthread_mutex_unlock(&cn->smu);
+	reply(cn, r->conn, r->sid, NULL, 0, 1);
+	pthread_mutex_lock(&cn->smu);
 }
 
 static void *serve_thread(void *arg)
@@ -186,32 +215,40 @@ static void *serve_thread(void *arg)
 		pthread_mutex_unlock(&cn->smu);
 		serve_one(cn, &r, buf);
 		pthread_mutex_lock(&cn->smu);
+		if (r.len)
+			answered(cn, &r);
 	}
 	pthread_mutex_unlock(&cn->smu);
 	free(buf);
 	return NULL;
 }
 
-/* Called with smu held. */
-static void enqueue(struct content_node *cn, uint64_t conn, int64_t sid, const uint8_t *req,
-		    size_t len, int fin)
+/* Called with smu held. len 0: just our FIN (fin set), when no answer of
+ * the stream is owed. p (may be NULL) counts the answers owed. */
+static void enqueue(struct content_node *cn, struct cn_pending *p, uint64_t conn, int64_t sid,
+		    const uint8_t *req, size_t len, int fin)
 {
 	struct cn_sreq *r;
 
 	if (cn->sq_len == CONTENT_SERVE_QUEUE || !cn->nsthr) {
 		static const uint8_t busy[CN_ANS_HEAD] = {CONTENT_ST_BUSY, 0, 0, 0, 0};
 
-		atomic_fetch_add(&cn->serve_busy, 1);
-		/* Cheap and non-blocking enough for a worker: five bytes. */
-		quic_node_write(cn->quic, conn, sid, busy, sizeof(busy), fin);
+		/* Cheap and non-blocking enough for a worker: five bytes
+		 * (none for a lone FIN: never refused for want of room). */
+		if (len)
+			atomic_fetch_add(&cn->serve_busy, 1);
+		quic_node_write(cn->quic, conn, sid, busy, len ? sizeof(busy) : 0, fin);
 		return;
 	}
+	if (len && p)
+		p->inflight++;
 	r = &cn->sq[(cn->sq_head + cn->sq_len) % CONTENT_SERVE_QUEUE];
 	r->conn = conn;
 	r->sid = sid;
 	r->len = (uint8_t)len;
 	r->fin = (uint8_t)fin;
-	memcpy(r->buf, req, len);
+	if (len)
+		memcpy(r->buf, req, len);
 	cn->sq_len++;
 	pthread_cond_signal(&cn->scond);
 }
@@ -231,7 +268,7 @@ static struct cn_pending *pending_find(struct content_node *cn, uint64_t conn, i
 		}
 		if (!p->used && !free_slot)
 			free_slot = p;
-		if (p->used && p->last_ms + CN_PENDING_STALE_MS < now &&
+		if (p->used && !p->inflight && p->last_ms + CN_PENDING_STALE_MS < now &&
 		    (!stale || p->last_ms < stale->last_ms))
 			stale = p;
 	}
@@ -243,6 +280,8 @@ static struct cn_pending *pending_find(struct content_node *cn, uint64_t conn, i
 	free_slot->conn = conn;
 	free_slot->sid = sid;
 	free_slot->len = 0;
+	free_slot->inflight = 0;
+	free_slot->fin_owed = 0;
 	free_slot->last_ms = now;
 	return free_slot;
 }
@@ -252,14 +291,16 @@ static struct cn_pending *pending_find(struct content_node *cn, uint64_t conn, i
  * order; a client keeps one outstanding per stream). Requests have a fixed
  * length per operation (cn_req_feed frames them); bytes of an incomplete
  * one wait in the pending table (bounded; a stream that cannot get an
- * entry is reset with BUSY).
+ * entry is reset with BUSY). The client's FIN is answered with ours: on
+ * the answer to a request that came with it, or, when it comes alone,
+ * after the last answer owed (docs/CONTENT.md).
  */
 static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len, int fin)
 {
 	struct cn_hub *hub = arg;
 	struct content_node *cn;
 	struct cn_pending *p;
-	int rc;
+	int rc, fin_sent = 0;
 
 	pthread_mutex_lock(&hub->mu);
 	cn = hub->cn;
@@ -283,7 +324,8 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 			goto out;
 		}
 		if (rc == 1) {
-			enqueue(cn, conn, sid, p->buf, p->len, fin && !len);
+			fin_sent = fin && !len;
+			enqueue(cn, p, conn, sid, p->buf, p->len, fin_sent);
 			p->len = 0;
 		}
 	}
@@ -291,6 +333,16 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 		if (p->len) {
 			atomic_fetch_add(&cn->serve_bad, 1);
 			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BAD_REQUEST);
+		} else if (!fin_sent && p->inflight) {
+			/* FIN on its own, answers still owed: ours goes
+			 * after the last (answered()); keep the entry. */
+			p->fin_owed = 1;
+			goto out;
+		} else if (!fin_sent) {
+			/* FIN on its own after the last answer: end our
+			 * side too, or the stream stays half-open and its
+			 * credit never returns to the client. */
+			enqueue(cn, NULL, conn, sid, NULL, 0, 1);
 		}
 		p->used = 0;
 	}

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The serving side of content fetch streams (type CONTENT_ST_FETCH) over
+ * real QUIC on 127.0.0.1: a server (engine + QUIC node + content node with
+ * its store) and a client QUIC node in one process. 300 fetch streams on
+ * one connection, at most 16 at a time, each one request then the
+ * client's FIN: with the request, on its own right after it (the answer
+ * still owed), or on its own after reading the answer (how a third-party
+ * client ends a stream). Every stream must get the answer and then the
+ * server's FIN: a stream left half-open keeps its stream credit, and with
+ * the default limit of 100 concurrent streams the connection could not
+ * open a 101st.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+
+#include "content/content_node_int.h"
+#include "testutil.h"
+#include "weft/content_node.h"
+#include "weft/engine.h"
+#include "weft/identity.h"
+#include "weft/quic_node.h"
+#include "weft/store.h"
+
+#define STREAMS 300
+#define PARALLEL 16
+
+struct st {
+	uint8_t ans[64];
+	size_t len;
+	int mode; /* 0: FIN with the request, 1: FIN alone at once, 2: FIN alone after the answer */
+	int fin_written, done;
+};
+
+struct cli {
+	struct quic_node *qn;
+	uint64_t conn;
+	atomic_int connected, failed, done, opened, open_errors, bad;
+	int retry_opens; /* opens refused (-EAGAIN), retried at the next completion */
+	struct st st[STREAMS * 2];
+	int64_t sid_of[STREAMS];
+};
+
+/* On the client worker. */
+static void open_next(struct cli *c)
+{
+	int n = atomic_load(&c->opened);
+
+	if (n >= STREAMS)
+		return;
+	if (quic_node_stream_open(c->qn, c->conn, CONTENT_ST_FETCH, (uint64_t)n) == 0)
+		atomic_fetch_add(&c->opened, 1);
+}
+
+static void on_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct cli *c = arg;
+	int i;
+
+	if (err) {
+		atomic_store(&c->failed, 1);
+		return;
+	}
+	c->conn = conn;
+	atomic_store(&c->connected, 1);
+	for (i = 0; i < PARALLEL; i++)
+		open_next(c);
+}
+
+static struct st *st_of(struct cli *c, int64_t sid)
+{
+	/* client-initiated bidi stream ids: 0, 4, 8... */
+	if (sid < 0 || (sid & 3) || sid / 4 >= (int64_t)(sizeof(c->st) / sizeof(c->st[0])))
+		return NULL;
+	return &c->st[sid / 4];
+}
+
+static void on_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct cli *c = arg;
+	struct cn_wreq q = { .op = CONTENT_OP_INFO };
+	uint8_t req[CN_REQ_MAX];
+	struct st *s;
+	int len;
+
+	if (err) {
+		atomic_fetch_add(&c->open_errors, 1);
+		c->retry_opens++;
+		atomic_fetch_sub(&c->opened, 1);
+		return;
+	}
+	s = st_of(c, sid);
+	if (!s) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	memset(s, 0, sizeof(*s));
+	s->mode = (int)(token % 3);
+	/* An id nobody holds: the answer is NOT_FOUND, head only. */
+	tu_fill(q.id, sizeof(q.id), token + 1);
+	len = cn_req_encode(&q, req);
+	assert_true(len > 0);
+	if (quic_node_write(c->qn, conn, sid, req, (size_t)len, s->mode == 0))
+		atomic_fetch_add(&c->bad, 1);
+	if (s->mode == 1 && quic_node_write(c->qn, conn, sid, NULL, 0, 1))
+		atomic_fetch_add(&c->bad, 1);
+	s->fin_written = s->mode != 2;
+}
+
+static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		    int fin)
+{
+	struct cli *c = arg;
+	struct st *s = st_of(c, sid);
+
+	if (!s || s->done) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	if (len > sizeof(s->ans) - s->len) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	if (len)
+		memcpy(s->ans + s->len, data, len);
+	s->len += len;
+	if (s->len >= CN_ANS_HEAD && !s->fin_written) {
+		/* Read the whole answer, then end our side alone. */
+		s->fin_written = 1;
+		if (quic_node_write(c->qn, conn, sid, NULL, 0, 1))
+			atomic_fetch_add(&c->bad, 1);
+	}
+	if (!fin)
+		return;
+	s->done = 1;
+	if (s->len != CN_ANS_HEAD || s->ans[0] != CONTENT_ST_NOT_FOUND)
+		atomic_fetch_add(&c->bad, 1);
+	atomic_fetch_add(&c->done, 1);
+	/* One stream ended: one more may start (and one refused earlier). */
+	open_next(c);
+	if (c->retry_opens) {
+		c->retry_opens--;
+		open_next(c);
+	}
+}
+
+static void on_sclosed(void *arg, uint64_t conn, int64_t sid, int err)
+{
+	struct cli *c = arg;
+	struct st *s = st_of(c, sid);
+
+	/* A reset is a failure; a clean close after our count is fine. */
+	if (err && (!s || !s->done))
+		atomic_fetch_add(&c->bad, 1);
+}
+
+struct side {
+	struct engine *eng;
+	struct quic_node *qn;
+	struct identity id;
+	uint16_t port;
+};
+
+static void side_new(struct side *s, uint8_t seed_byte)
+{
+	uint8_t seed[IDENTITY_SEED_LEN];
+	struct engine_opts eo;
+	struct quic_node_opts qo;
+	int port = tu_free_udp_port();
+
+	assert_true(port > 0);
+	memset(seed, seed_byte, sizeof(seed));
+	identity_from_seed(&s->id, seed);
+	s->port = (uint16_t)port;
+	engine_opts_default(&eo);
+	eo.ports = &s->port;
+	eo.nports = 1;
+	eo.bind_addr = "127.0.0.1";
+	assert_int_equal(engine_new(&s->eng, &eo), 0);
+	memset(&qo, 0, sizeof(qo));
+	qo.eng = s->eng;
+	qo.id = &s->id;
+	qo.port = s->port;
+	assert_int_equal(quic_node_new(&s->qn, &qo), 0);
+}
+
+static void test_fin_alone_300_streams(void **state)
+{
+	static struct cli c;
+	struct quic_node_handler h = { .connected = on_connected,
+				       .stream_opened = on_opened,
+				       .stream_data = on_data,
+				       .stream_closed = on_sclosed };
+	struct side srv, cl;
+	struct store *store = NULL;
+	struct store_opts so = { 0 };
+	struct content_node *cn = NULL;
+	struct content_node_opts cno;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	char *dir = tu_tmpdir(), sdir[512];
+	int i;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(sdir, sizeof(sdir), "%s/store", dir);
+	so.dir = sdir;
+	assert_int_equal(store_new(&store, &so), 0);
+	side_new(&srv, 1);
+	memset(&cno, 0, sizeof(cno));
+	cno.store = store;
+	cno.state_dir = dir;
+	cno.quic = srv.qn;
+	cno.id = &srv.id;
+	cno.quic_port = srv.port;
+	assert_int_equal(content_node_new(&cn, &cno), 0);
+	side_new(&cl, 2);
+	c.qn = cl.qn;
+	assert_int_equal(engine_start(srv.eng), 0);
+	assert_int_equal(engine_start(cl.eng), 0);
+	assert_int_equal(content_node_start(cn), 0);
+
+	to.sin_port = htons(srv.port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(quic_node_connect_addr(cl.qn, (struct sockaddr *)&to, sizeof(to),
+						srv.id.pk, &h, &c, &c.conn),
+			 0);
+	/* Every wait has a deadline: 60 s for 300 tiny exchanges. */
+	for (i = 0; i < 6000 && atomic_load(&c.done) < STREAMS && !atomic_load(&c.failed) &&
+		    !atomic_load(&c.bad);
+	     i++)
+		usleep(10000);
+	printf("streams done %d/%d, opens refused %d, errors %d\n", atomic_load(&c.done), STREAMS,
+	       atomic_load(&c.open_errors), atomic_load(&c.bad));
+	assert_false(atomic_load(&c.failed));
+	assert_int_equal(atomic_load(&c.bad), 0);
+	assert_int_equal(atomic_load(&c.done), STREAMS);
+
+	engine_stop(cl.eng);
+	engine_stop(srv.eng);
+	content_node_free(cn);
+	quic_node_free(cl.qn);
+	quic_node_free(srv.qn);
+	engine_free(cl.eng);
+	engine_free(srv.eng);
+	store_free(store);
+	tu_rmrf_free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fin_alone_300_streams),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
