@@ -13,6 +13,24 @@
 #define WEFT_VERSION "0.1.0"
 
 struct node;
+struct ctl;
+struct log_ctx;
+struct simnet_host;
+
+/* Construction options beyond the configuration (node_new_opts). Zero
+ * them for weftd's defaults. */
+struct node_opts {
+	const char *config_path; /* re-read on SIGHUP; NULL: no reloads */
+	int log_fd;		 /* the node's log lines; 0 or -1: stderr */
+	const char *log_name;	 /* prefix of the node's log lines; NULL: none */
+	/*
+	 * Tests: run the packet engine on the in-memory backend as this host
+	 * of a simulated network (include/weft/simnet.h), on the network's
+	 * clock, with the software policer in front (as in uring mode).
+	 * node.io and the XDP keys are then ignored. NULL: uring or XDP.
+	 */
+	struct simnet_host *sim_host;
+};
 
 /*
  * Build a node from a finished configuration: lock and open the state
@@ -22,7 +40,20 @@ struct node;
  * -EPERM (key file permissions), -EADDRINUSE (control socket live), -errno.
  */
 int node_new(struct node **out, const struct weft_config *cfg, const char *config_path);
+/* The same with options (opts may be NULL). Several nodes may live in one
+ * process: nothing here is process-wide (each has its own log context,
+ * state directory and control socket). */
+int node_new_opts(struct node **out, const struct weft_config *cfg, const struct node_opts *opts);
 void node_free(struct node *n);
+
+/* Start the packet workers, the DHT, the service fabric and content
+ * serving (what node_run does before serving the control socket); for
+ * in-process tests, which call the control handlers with ctl_dispatch.
+ * Returns 0 or -errno. node_free stops everything. */
+int node_start(struct node *n);
+/* The node's control API (routes for ctl_dispatch) and log context. */
+struct ctl *node_ctl(struct node *n);
+struct log_ctx *node_log(struct node *n);
 
 /* Serve until SIGTERM/SIGINT (0) or a fatal error (-errno). SIGHUP reloads
  * the reloadable keys. Reports READY=1 to systemd when NOTIFY_SOCKET is set. */

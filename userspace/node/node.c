@@ -16,6 +16,7 @@
 #include "weft/log.h"
 #include "weft/node.h"
 #include "weft/quic_node.h"
+#include "weft/simnet.h"
 #include "weft/store.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
@@ -55,6 +56,7 @@ struct node {
 	_Atomic unsigned long long reloads;
 	const char *io_mode; /* what actually runs: "uring" or "xdp" */
 	struct log_ctx log;  /* this node's level and output (node.log_level) */
+	struct simnet_host *sim_host; /* tests: engine on the mem backend */
 };
 
 const struct identity *node_identity(const struct node *n)
@@ -124,7 +126,7 @@ static int node_policy_init(struct node *n)
 	n->workers = cfg->workers ? cfg->workers : (unsigned int)(ncpu > 0 ? ncpu : 1);
 	if (n->workers > ENGINE_MAX_WORKERS)
 		n->workers = ENGINE_MAX_WORKERS;
-	if (cfg->xdp_ifname[0] && strcmp(cfg->io, "uring") != 0) {
+	if (cfg->xdp_ifname[0] && strcmp(cfg->io, "uring") != 0 && !n->sim_host) {
 		struct wxdp_opts xo = { 0 };
 
 		xo.ifname = cfg->xdp_ifname;
@@ -208,6 +210,12 @@ static int node_engine_init(struct node *n)
 		eo.mode = IO_MODE_URING;
 		eo.filter = guard_filter;
 		eo.filter_arg = n->guard;
+		if (n->sim_host) {
+			eo.mode = IO_MODE_MEM;
+			eo.sim_host = n->sim_host;
+			eo.clock = simnet_now_ns;
+			eo.clock_arg = simnet_host_net(n->sim_host);
+		}
 	}
 	err = engine_new(&n->engine, &eo);
 	if (err) {
@@ -268,6 +276,25 @@ registered:
 
 int node_new(struct node **out, const struct weft_config *cfg, const char *config_path)
 {
+	struct node_opts o = { .config_path = config_path };
+
+	return node_new_opts(out, cfg, &o);
+}
+
+struct ctl *node_ctl(struct node *n)
+{
+	return n->ctl;
+}
+
+struct log_ctx *node_log(struct node *n)
+{
+	return &n->log;
+}
+
+int node_new_opts(struct node **out, const struct weft_config *cfg, const struct node_opts *opts)
+{
+	static const struct node_opts none;
+	const char *config_path;
 	struct store_opts so = { 0 };
 	struct ctl_opts co = { 0 };
 	struct log_ctx *prev_log;
@@ -282,7 +309,11 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 	n->cfg = *cfg;
 	if (log_level_parse(cfg->log_level, &lvl))
 		lvl = LOG_LVL_INFO;
-	log_ctx_init(&n->log, lvl, -1, NULL);
+	if (!opts)
+		opts = &none;
+	config_path = opts->config_path;
+	n->sim_host = opts->sim_host;
+	log_ctx_init(&n->log, lvl, opts->log_fd > 0 ? opts->log_fd : -1, opts->log_name);
 	/* Everything node_new starts (threads included) logs with the node's
 	 * context; the caller's binding is restored on return. */
 	prev_log = log_bind(&n->log);
@@ -290,7 +321,7 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 		snprintf(n->config_path, sizeof(n->config_path), "%s", config_path);
 	n->start_ms = util_now_ms();
 	n->start_wall = util_wall_s();
-	n->io_mode = "uring";
+	n->io_mode = n->sim_host ? "mem" : "uring";
 
 	err = util_mkdir_p(cfg->state_dir, 0700);
 	if (err) {
@@ -373,6 +404,34 @@ void node_free(struct node *n)
 	free(n);
 }
 
+int node_start(struct node *n)
+{
+	struct log_ctx *prev_log = log_bind(&n->log);
+	int err;
+
+	err = engine_start(n->engine);
+	if (err) {
+		log_error("node", "cannot start the packet workers: %s", strerror(-err));
+		goto out;
+	}
+	err = node_dht_start(n->dht);
+	if (err) {
+		log_error("node", "cannot start the DHT: %s", strerror(-err));
+		goto out;
+	}
+	err = svc_node_start(n->svc);
+	if (err) {
+		log_error("node", "cannot start the service fabric: %s", strerror(-err));
+		goto out;
+	}
+	err = content_node_start(n->content);
+	if (err)
+		log_error("node", "cannot start content serving: %s", strerror(-err));
+out:
+	log_bind(prev_log);
+	return err;
+}
+
 /* SIGHUP: re-read the file; apply what can change live, warn about the rest. */
 static void node_reload(struct node *n)
 {
@@ -435,26 +494,9 @@ int node_run(struct node *n)
 		log_bind(prev_log);
 		return err;
 	}
-	err = engine_start(n->engine);
-	if (err) {
-		log_error("node", "cannot start the packet workers: %s", strerror(-err));
+	err = node_start(n);
+	if (err)
 		goto out;
-	}
-	err = node_dht_start(n->dht);
-	if (err) {
-		log_error("node", "cannot start the DHT: %s", strerror(-err));
-		goto out;
-	}
-	err = svc_node_start(n->svc);
-	if (err) {
-		log_error("node", "cannot start the service fabric: %s", strerror(-err));
-		goto out;
-	}
-	err = content_node_start(n->content);
-	if (err) {
-		log_error("node", "cannot start content serving: %s", strerror(-err));
-		goto out;
-	}
 	err = ctl_start(n->ctl);
 	if (err) {
 		log_error("node", "cannot start the control API: %s", strerror(-err));
