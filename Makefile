@@ -71,8 +71,12 @@ CC_rel := $(CC)
 CC_san := $(CC)
 CC_fuzz := $(CLANG)
 FLAGS_rel := $(BASE_CFLAGS) $(CFLAGS)
-FLAGS_san := $(BASE_CFLAGS) $(SAN) $(CFLAGS)
-FLAGS_fuzz := $(BASE_CFLAGS) -Wno-error -O1 -fsanitize=fuzzer-no-link,address,undefined $(CFLAGS)
+# Test hooks (content test_corrupt and the like, POST /v1/svc/debug/descriptor)
+# exist in the sanitized and fuzz flavours only, never in the release weftd.
+TEST_HOOKS := -DWEFT_TEST_HOOKS
+FLAGS_san := $(BASE_CFLAGS) $(SAN) $(TEST_HOOKS) $(CFLAGS)
+FLAGS_fuzz := $(BASE_CFLAGS) -Wno-error -O1 -fsanitize=fuzzer-no-link,address,undefined \
+	$(TEST_HOOKS) $(CFLAGS)
 
 lib_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(LIB_SRCS))
 ctl_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(CTL_SRCS))

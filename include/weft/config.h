@@ -16,6 +16,9 @@
 #define CONFIG_MAX_WORKERS 64 /* = ENGINE_MAX_WORKERS */
 #define CONFIG_MAX_CPU 4095
 #define CONFIG_DEFAULT_PATH "/etc/weft/weftd.conf"
+/* Bytes of command-line settings remembered for SIGHUP (see
+ * config_set_flag): 8 KiB holds every key set once with long values. */
+#define CONFIG_FLAGS_MAX 8192
 
 struct weft_config {
 	/* [node] */
@@ -70,6 +73,18 @@ struct weft_config {
 	uint32_t svc_http_buffer;	   /* pass-through bytes buffered per request */
 	/* [store] */
 	uint64_t store_map_size;
+	/* Keys set on the command line, "section.key=value\n" each, in order:
+	 * a SIGHUP reload re-applies them over the file so flags keep winning. */
+	char flags[CONFIG_FLAGS_MAX];
+	/* Test hooks: no key sets them and the release weftd never reads
+	 * them. A test build of weftd (-DWEFT_TEST_HOOKS) fills them from
+	 * WEFT_CONTENT_* environment variables at start (docs/CONTENT.md);
+	 * in-process tests set them per node. */
+	struct {
+		int content_corrupt;		 /* content_node_opts.test_corrupt */
+		uint32_t content_serve_delay_ms; /* .test_serve_delay_ms */
+		uint32_t content_req_timeout_ms; /* .req_timeout_ms (0 = default) */
+	} test;
 };
 
 /* Fill embedded defaults (state dir depends on the effective uid). */
@@ -88,6 +103,19 @@ int config_load_file(struct weft_config *cfg, const char *path, char *err, size_
 int config_set(struct weft_config *cfg, const char *section, const char *key, const char *value,
 	       char *err, size_t errlen);
 
+/* config_set for a command-line flag: also remembered in cfg->flags.
+ * Returns config_set's codes, or -E2BIG (over CONFIG_FLAGS_MAX bytes) and
+ * -EINVAL (a newline in the value) with a reason in err. A list key
+ * (dht.bootstrap) given as flags replaces the file's list. */
+int config_set_flag(struct weft_config *cfg, const char *section, const char *key,
+		    const char *value, char *err, size_t errlen);
+
+/* Apply the command-line settings remembered in from->flags to cfg (after
+ * config_load_file on a reload) and remember them in cfg->flags too.
+ * Returns 0 or config_set's codes with a reason in err. */
+int config_reapply_flags(struct weft_config *cfg, const struct weft_config *from, char *err,
+			 size_t errlen);
+
 /* Final checks and derived values (socket path from state dir). */
 int config_finish(struct weft_config *cfg, char *err, size_t errlen);
 
@@ -103,5 +131,16 @@ int config_parse_cpus(const char *s, uint16_t *cpus, unsigned int max);
 
 /* Nonzero if the key can change on SIGHUP without a restart. */
 int config_reloadable(const char *section, const char *key);
+
+/*
+ * Compare two configurations key by key, in table order: fn is called once
+ * per key whose value differs, with both values as text (a list joined by
+ * ',', "" shown as "\"\"") and whether the key is live (config_reloadable).
+ * Returns the number of keys that differ.
+ */
+typedef void (*config_diff_fn)(void *arg, const char *section, const char *key,
+			       const char *from, const char *to, int live);
+int config_diff(const struct weft_config *a, const struct weft_config *b, config_diff_fn fn,
+		void *arg);
 
 #endif

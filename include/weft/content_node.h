@@ -82,17 +82,20 @@ struct content_node_opts {
 	uint64_t quota_bytes;	     /* 0 = CSTORE_DEFAULT_QUOTA */
 	unsigned int max_parallel;   /* 0 = CONTENT_MAX_PARALLEL */
 	unsigned int per_provider;   /* 0 = CONTENT_PER_PROVIDER */
-	unsigned int req_timeout_ms; /* 0 = CONTENT_REQ_TIMEOUT_MS, or
-				      * WEFT_CONTENT_REQ_TIMEOUT_MS from the env */
+	unsigned int req_timeout_ms; /* 0 = CONTENT_REQ_TIMEOUT_MS */
+	/* Test hooks, per node, honoured only by test builds (compiled with
+	 * -DWEFT_TEST_HOOKS: the sanitized and fuzz flavours, never the
+	 * release weftd) and logged loudly there: */
+	int test_corrupt;		  /* flip one byte of every chunk served,
+					   * after re-verification */
+	unsigned int test_serve_delay_ms; /* delay each chunk served */
 };
 
 /*
  * Create: opens the chunk store, the "content_shares" database, registers
  * stream type CONTENT_ST_FETCH on the QUIC node and the /v1/content routes.
- * Call before engine_start(). Test-only environment knobs (logged loudly):
- * WEFT_CONTENT_TEST_CORRUPT=1 flips one byte of every chunk served (after
- * re-verification), WEFT_CONTENT_TEST_SERVE_DELAY_MS delays each chunk
- * served. Returns 0, -EINVAL, -ENOMEM or the errors of cstore_new() /
+ * Call before engine_start(). Test hooks: see struct content_node_opts.
+ * Returns 0, -EINVAL, -ENOMEM or the errors of cstore_new() /
  * quic_node_register().
  */
 int content_node_new(struct content_node **out, const struct content_node_opts *opts);

@@ -48,8 +48,10 @@ typedef void (*ctl_handler_fn)(void *arg, const struct ctl_req *req, struct ctl_
 /* Append Prometheus text-format lines to out. */
 typedef void (*ctl_metrics_fn)(void *arg, FILE *out);
 
-/* Create the server and bind the socket (an existing stale socket file is
- * replaced; a live one is -EADDRINUSE). Returns 0 or -errno. */
+/* Create the server and bind the socket, mode 0600 (an existing stale
+ * socket file is replaced; a live one is -EADDRINUSE; anything at the path
+ * that is not a socket, a symlink included, is left untouched and is
+ * -ENOTSOCK). The process umask is not touched. Returns 0 or -errno. */
 int ctl_new(struct ctl **out, const struct ctl_opts *opts);
 /* Start serving (spawns the control threads). Returns 0 or -errno. */
 int ctl_start(struct ctl *ctl);

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Swarm download in network namespaces: four weftd on a bridge forming a
 # DHT. Hosts 1-3 hold the same 32 MiB file and announce it; host 3 serves
-# corrupted chunks (test knob WEFT_CONTENT_TEST_CORRUPT=1, docs/CONTENT.md);
+# corrupted chunks (test hook WEFT_CONTENT_TEST_CORRUPT=1 of the test build, docs/CONTENT.md);
 # host 4 finds the providers with get_peers and downloads from all three,
 # and host 2 is killed with SIGKILL mid-transfer. Checks: the file arrives
 # intact, host 3 is penalised and banned, host 4 then provides the file.
@@ -38,7 +38,7 @@ start_node 1 WEFT_CONTENT_TEST_SERVE_DELAY_MS=20
 start_node 2 WEFT_CONTENT_TEST_SERVE_DELAY_MS=20
 start_node 3 WEFT_CONTENT_TEST_SERVE_DELAY_MS=20 WEFT_CONTENT_TEST_CORRUPT=1
 start_node 4
-grep -q "TEST KNOB WEFT_CONTENT_TEST_CORRUPT" "$LOG3" || fail "corrupt knob not active on host 3"
+grep -q "TEST HOOK content test_corrupt" "$LOG3" || fail "corrupt knob not active on host 3"
 
 "$PYTHON" -c 'import random,sys; random.seed(7); sys.stdout.buffer.write(random.randbytes(32 << 20))' >"$D/file.bin"
 WANT=$(b3sum --no-names "$D/file.bin")

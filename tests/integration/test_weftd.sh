@@ -102,24 +102,46 @@ fi
 grep -q "in use by another weftd" "$D/err2" || fail "no clear message: $(cat "$D/err2")"
 pass "double start"
 
-# --- SIGHUP reloads the log level from the config file
+# --- SIGHUP: live keys (docs/CONFIG.md) applied, every changed key named
+# with "(applied)" or "(needs restart)", command-line flags still winning.
 cat >"$D/w.conf" <<CONF
 [node]
 state_dir = $D
 log_level = info
+workers = 1
 [ports]
 quic = $QP
 dht = $DP
+[svc]
+peer_calls_per_min = 100
+peer_concurrency = 9
 CONF
 stop_weftd "$PID" || fail "SIGTERM stop not clean"
 [ -e "$SOCK" ] && fail "socket left behind"
-start_weftd "$D" --config "$D/w.conf"
+start_weftd "$D" --config "$D/w.conf" --set svc.peer_concurrency=7
 PID=$WEFTD_PID
 key2=$("$WEFTCTL" --socket "$SOCK" --json status | json_get node_key)
 [ "$key1" = "$key2" ] || fail "identity changed across restart"
-sed -i 's/log_level = info/log_level = debug/' "$D/w.conf"
+# at info level a request leaves no debug line
+curl -sf --unix-socket "$SOCK" http://weftd/v1/status >/dev/null || fail "status"
+grep -q 'ctl: GET /v1/status' "$WEFTD_LOG" && fail "debug lines at info level"
+sed -i -e 's/log_level = info/log_level = debug/' -e 's/workers = 1/workers = 2/' \
+	-e 's/peer_calls_per_min = 100/peer_calls_per_min = 50/' -e 's/peer_concurrency = 9/peer_concurrency = 8/' "$D/w.conf"
 kill -HUP "$PID"
-wait_for "grep -q 'log level now debug' '$WEFTD_LOG'" || fail "SIGHUP reload"
+wait_for "grep -q 'configuration reloaded from' '$WEFTD_LOG'" || fail "SIGHUP reload"
+grep -qF 'config: node.log_level info -> debug (applied)' "$WEFTD_LOG" || fail "log_level line: $(grep config: "$WEFTD_LOG")"
+grep -qF 'config: node.workers 1 -> 2 (needs restart)' "$WEFTD_LOG" || fail "workers line: $(grep config: "$WEFTD_LOG")"
+grep -qF 'config: svc.peer_calls_per_min 100 -> 50 (needs restart)' "$WEFTD_LOG" ||
+	fail "svc line: $(grep config: "$WEFTD_LOG")"
+grep -q 'config: svc.peer_concurrency' "$WEFTD_LOG" && fail "a key set by a flag was taken from the file"
+grep -q '3 key(s) changed, 1 applied, 2 need a restart' "$WEFTD_LOG" || fail "reload summary: $(grep reloaded "$WEFTD_LOG")"
+[ "$(grep -c 'config: ' "$WEFTD_LOG")" = 3 ] || fail "unchanged keys reported: $(grep 'config: ' "$WEFTD_LOG")"
+# applied for real: the same request is now logged at debug level
+curl -sf --unix-socket "$SOCK" http://weftd/v1/status >/dev/null || fail "status"
+wait_for "grep -q 'ctl: GET /v1/status -> 200' '$WEFTD_LOG'" || fail "log level debug not in force after SIGHUP"
+# not applied for real either: the running limit is still 100
+lim=$(curl -sf --unix-socket "$SOCK" http://weftd/v1/svc/stats | json_get limits peer_calls_per_min)
+[ "$lim" = 100 ] || fail "a restart-only key changed at run time: peer_calls_per_min $lim"
 echo "[node]" >"$D/bad.conf"; echo "nonsense = 1" >>"$D/bad.conf"
 cp "$D/bad.conf" "$D/w.conf"
 kill -HUP "$PID"
@@ -128,6 +150,55 @@ kill -0 "$PID" || fail "bad reload killed weftd"
 curl -sf --unix-socket "$SOCK" http://weftd/metrics | grep -q '^weft_config_reloads_total 1' || fail "reload count"
 stop_weftd "$PID" || fail "stop 2"
 pass "restart and reload"
+
+# --- the control socket: only a stale socket is ever removed; a regular
+# file or a symlink at the path is refused and left as it was; the mode is
+# 0600 whatever the umask (which weftd never changes)
+echo precious >"$D/reg.sock"
+"$WEFTD" --state-dir "$D" --socket "$D/reg.sock" --quic-port $QP --dht-port $DP 2>"$D/e"
+[ $? -eq 1 ] || fail "a regular file at the socket path was accepted"
+grep -q "reg.sock exists and is a regular file, not a socket" "$D/e" || fail "regular file message: $(cat "$D/e")"
+[ "$(cat "$D/reg.sock")" = precious ] && [ -f "$D/reg.sock" ] || fail "regular file touched"
+echo target >"$D/target"
+ln -s "$D/target" "$D/link.sock"
+"$WEFTD" --state-dir "$D" --socket "$D/link.sock" --quic-port $QP --dht-port $DP 2>"$D/e"
+[ $? -eq 1 ] || fail "a symlink at the socket path was accepted"
+grep -q "link.sock exists and is a symbolic link, not a socket" "$D/e" || fail "symlink message: $(cat "$D/e")"
+[ -L "$D/link.sock" ] && [ "$(readlink "$D/link.sock")" = "$D/target" ] && [ "$(cat "$D/target")" = target ] ||
+	fail "symlink or its target touched"
+$PYTHON -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$D/stale.sock" || fail "stale socket"
+(umask 000; exec "$WEFTD" --state-dir "$D" --socket "$D/stale.sock" --quic-port $QP --dht-port $DP \
+	>"$D/stale.log" 2>&1) &
+PID=$!
+wait_for "curl -sf --unix-socket '$D/stale.sock' http://weftd/v1/status >/dev/null" 200 ||
+	fail "stale socket not replaced: $(tail -3 "$D/stale.log")"
+[ "$(stat -c %a "$D/stale.sock")" = 600 ] || fail "socket mode $(stat -c %a "$D/stale.sock") under umask 000"
+stop_weftd "$PID" || fail "stop (stale socket)"
+[ -e "$D/stale.sock" ] && fail "socket left behind"
+pass "control socket path"
+
+# --- test hooks are in the test build only: the release weftd has none of
+# their names, and its control API does not know the diagnostic route
+if [ -x "$WEFTD_REL" ]; then
+	strings "$WEFTD" | grep -q WEFT_CONTENT_TEST_CORRUPT || fail "the test build has no test hooks: this check proves nothing"
+	n=$(strings "$WEFTD_REL" | grep -c -e WEFT_CONTENT_ -e 'debug/descriptor' -e 'TEST HOOK')
+	[ "$n" = 0 ] || fail "release weftd contains $n test hook string(s)"
+	for bin in "$WEFTD_REL" "$WEFTD"; do
+		WEFTD=$bin start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP
+		code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
+			-H 'Content-Type: application/json' --data '{"name":"x","mode":"nope"}' \
+			http://weftd/v1/svc/debug/descriptor)
+		stop_weftd "$WEFTD_PID" || fail "stop ($bin)"
+		if [ "$bin" = "$WEFTD_REL" ]; then
+			[ "$code" = 404 ] || fail "release weftd answers the debug route: $code $(cat "$D/r")"
+		else
+			[ "$code" = 400 ] || fail "test weftd debug route: $code $(cat "$D/r")"
+		fi
+	done
+	pass "test hooks only in test builds"
+else
+	fail "release weftd $WEFTD_REL not built"
+fi
 
 # --- readiness to systemd
 $PYTHON - "$D" <<'PY' &

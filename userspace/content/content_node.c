@@ -802,7 +802,6 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 {
 	struct cstore_opts co = {0};
 	struct content_node *cn;
-	const char *e;
 	int rc;
 
 	*out = NULL;
@@ -826,21 +825,19 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	if (cn->max_parallel > 80)
 		cn->max_parallel = 80; /* request slots: 96 minus INFO/MANIFEST room */
 	cn->per_provider = opts->per_provider ? opts->per_provider : CONTENT_PER_PROVIDER;
-	cn->req_timeout_ms = opts->req_timeout_ms;
-	if (!cn->req_timeout_ms && (e = getenv("WEFT_CONTENT_REQ_TIMEOUT_MS")))
-		cn->req_timeout_ms = (unsigned int)strtoul(e, NULL, 10);
-	if (!cn->req_timeout_ms)
-		cn->req_timeout_ms = CONTENT_REQ_TIMEOUT_MS;
-	if ((e = getenv("WEFT_CONTENT_TEST_CORRUPT")) && !strcmp(e, "1")) {
+	cn->req_timeout_ms = opts->req_timeout_ms ? opts->req_timeout_ms : CONTENT_REQ_TIMEOUT_MS;
+#ifdef WEFT_TEST_HOOKS
+	if (opts->test_corrupt) {
 		cn->test_corrupt = 1;
-		log_warn(CN_MOD, "TEST KNOB WEFT_CONTENT_TEST_CORRUPT: every chunk served is "
+		log_warn(CN_MOD, "TEST HOOK content test_corrupt: every chunk served is "
 				 "corrupted on purpose");
 	}
-	if ((e = getenv("WEFT_CONTENT_TEST_SERVE_DELAY_MS"))) {
-		cn->test_delay_ms = (unsigned int)strtoul(e, NULL, 10);
-		log_warn(CN_MOD, "TEST KNOB WEFT_CONTENT_TEST_SERVE_DELAY_MS: %u ms per chunk",
+	if (opts->test_serve_delay_ms) {
+		cn->test_delay_ms = opts->test_serve_delay_ms;
+		log_warn(CN_MOD, "TEST HOOK content test_serve_delay_ms: %u ms per chunk",
 			 cn->test_delay_ms);
 	}
+#endif
 	co.store = opts->store;
 	co.dir = opts->state_dir;
 	co.quota_bytes = opts->quota_bytes;

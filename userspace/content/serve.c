@@ -96,12 +96,14 @@ static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, const 
 	size_t len = 0;
 	int rc;
 
+#ifdef WEFT_TEST_HOOKS
 	if (cn->test_delay_ms) {
 		struct timespec ts = {cn->test_delay_ms / 1000,
 				      (long)(cn->test_delay_ms % 1000) * 1000000L};
 
 		nanosleep(&ts, NULL);
 	}
+#endif
 	rc = cstore_read_chunk(cn->cs, q->id, q->index, buf + CN_ANS_HEAD, B3TREE_CHUNK_LEN, &len);
 	if (rc == -ENOENT || rc == -EINVAL) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
@@ -114,8 +116,10 @@ static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, const 
 		reply_status(cn, r, CONTENT_ST_UNAVAILABLE);
 		return;
 	}
+#ifdef WEFT_TEST_HOOKS
 	if (cn->test_corrupt && len)
-		buf[CN_ANS_HEAD + len / 2] ^= 0x5a; /* test knob, see content_node.h */
+		buf[CN_ANS_HEAD + len / 2] ^= 0x5a; /* test hook, see content_node.h */
+#endif
 	cn_ans_head(buf, CONTENT_ST_OK, (uint32_t)len);
 	atomic_fetch_add(&cn->served_chunks, 1);
 	atomic_fetch_add(&cn->served_bytes, len);

@@ -6,6 +6,7 @@
  * functions on a route table that is fixed before ctl_start().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,6 +44,8 @@ struct ctl_metric {
 struct ctl {
 	struct ctl_opts opts;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t sock_dev; /* the socket file ctl_bind made (ino 0: none) */
+	ino_t sock_ino;
 	int fd;
 	struct MHD_Daemon *mhd;
 	struct ctl_route routes[CTL_MAX_ROUTES];
@@ -131,39 +134,112 @@ void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
 	ctl_resp_error(resp, status, code, "%s: %s", what, strerror(e));
 }
 
+static const char *file_kind(mode_t m)
+{
+	if (S_ISLNK(m))
+		return "symbolic link";
+	if (S_ISREG(m))
+		return "regular file";
+	if (S_ISDIR(m))
+		return "directory";
+	if (S_ISFIFO(m))
+		return "FIFO";
+	return "special file";
+}
+
+/*
+ * Remove a stale socket file at the path, and only that: lstat (a symlink
+ * is not followed), anything but a socket is refused with -ENOTSOCK and
+ * left untouched, a socket something still answers on is -EADDRINUSE.
+ */
+static int ctl_remove_stale(struct ctl *ctl, const struct sockaddr_un *sun)
+{
+	struct stat st;
+	int fd;
+
+	if (lstat(ctl->path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_error("ctl", "%s exists and is a %s, not a socket: not touching it", ctl->path,
+			  file_kind(st.st_mode));
+		return -ENOTSOCK;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	if (unlink(ctl->path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Remove the socket file if it is still the one ctl_bind created. */
+static void ctl_unlink_own(struct ctl *ctl)
+{
+	struct stat st;
+
+	if (lstat(ctl->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == ctl->sock_dev &&
+	    st.st_ino == ctl->sock_ino)
+		unlink(ctl->path);
+}
+
+/*
+ * Bind the control socket, mode 0600, without touching the process-wide
+ * umask (other threads and other nodes in the process create files too):
+ * bind, then chmod the path (AT_SYMLINK_NOFOLLOW: never through a symlink
+ * put there meanwhile), then listen. Until listen() every connect() is
+ * refused (ECONNREFUSED), so the mode the umask gave the file for that
+ * moment grants nobody anything: race-free. The socket's identity
+ * (device, inode) is kept so that ctl_free removes this socket only.
+ */
 static int ctl_bind(struct ctl *ctl)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	mode_t old;
+	struct stat st;
 	int fd, err;
 
 	if (strlen(ctl->path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sun.sun_path, ctl->path);
+	err = ctl_remove_stale(ctl, &sun);
+	if (err)
+		return err;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* An existing socket: in use if something answers, stale otherwise. */
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-		close(fd);
-		return -EADDRINUSE;
-	}
-	close(fd);
-	unlink(ctl->path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	old = umask(077);
-	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (err < 0 || chmod(ctl->path, 0600) < 0 || listen(fd, 128) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		err = -errno;
 		close(fd);
+		return err;
+	}
+	/* A failure before the identity is known leaves the path alone: it
+	 * may no longer be ours. */
+	if (fchmodat(AT_FDCWD, ctl->path, 0600, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    lstat(ctl->path, &st) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		close(fd); /* replaced between bind and chmod */
+		return -ENOTSOCK;
+	}
+	ctl->sock_dev = st.st_dev;
+	ctl->sock_ino = st.st_ino;
+	if (listen(fd, 128) < 0) {
+		err = -errno;
+		close(fd);
+		ctl_unlink_own(ctl);
 		return err;
 	}
 	ctl->fd = fd;
 	return 0;
 }
+
 
 int ctl_new(struct ctl **out, const struct ctl_opts *opts)
 {
@@ -446,6 +522,16 @@ static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const 
 	}
 send:
 	ctl_count(ctl, resp.status);
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		char path[129];
+		size_t i;
+
+		/* the path as sent, control bytes masked: no forged log lines */
+		for (i = 0; url[i] && i < sizeof(path) - 1; i++)
+			path[i] = url[i] >= 0x20 && url[i] < 0x7f ? url[i] : '?';
+		path[i] = '\0';
+		log_debug("ctl", "%s %s -> %d", method, path, resp.status);
+	}
 	ret = ctl_send(conn, &resp);
 	ctl_resp_clear(&resp);
 	return ret;
@@ -497,6 +583,7 @@ void ctl_free(struct ctl *ctl)
 		MHD_stop_daemon(ctl->mhd); /* closes the listen socket */
 	else if (ctl->fd >= 0)
 		close(ctl->fd);
-	unlink(ctl->path);
+	if (ctl->sock_ino)
+		ctl_unlink_own(ctl);
 	free(ctl);
 }

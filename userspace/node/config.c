@@ -404,42 +404,127 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* A key's value as text (a list joined by ','), truncated to len. */
+static void cfg_format(const struct weft_config *cfg, const struct cfg_key *k, char *buf,
+		       size_t len)
+{
+	const char *base = (const char *)cfg + k->off;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	switch (k->type) {
+	case CFG_STR:
+	case CFG_ENUM:
+	case CFG_CPUS:
+		snprintf(buf, len, "%s", base);
+		break;
+	case CFG_U32:
+		snprintf(buf, len, "%u", *(const uint32_t *)(const void *)base);
+		break;
+	case CFG_U64:
+		snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)(const void *)base);
+		break;
+	case CFG_BOOL:
+		snprintf(buf, len, "%s", *(const int *)(const void *)base ? "true" : "false");
+		break;
+	case CFG_LIST:
+		for (uint32_t j = 0; j < cfg->dht_nbootstrap && used < len; j++)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", j ? "," : "",
+						 cfg->dht_bootstrap[j]);
+		break;
+	}
+}
+
 void config_print(const struct weft_config *cfg, FILE *out)
 {
 	const char *cur = "";
+	char v[PATH_MAX];
 
 	fprintf(out, "# effective weftd configuration\n");
 	for (size_t i = 0; i < WEFT_ARRAY_SIZE(cfg_keys); i++) {
 		const struct cfg_key *k = &cfg_keys[i];
-		const char *base = (const char *)cfg + k->off;
 
 		if (strcmp(cur, k->section)) {
 			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
 			cur = k->section;
 		}
-		switch (k->type) {
-		case CFG_STR:
-		case CFG_ENUM:
-		case CFG_CPUS:
-			fprintf(out, "%s = %s\n", k->key, base);
-			break;
-		case CFG_U32:
-			fprintf(out, "%s = %u\n", k->key, *(const uint32_t *)(const void *)base);
-			break;
-		case CFG_U64:
-			fprintf(out, "%s = %llu\n", k->key,
-				(unsigned long long)*(const uint64_t *)(const void *)base);
-			break;
-		case CFG_BOOL:
-			fprintf(out, "%s = %s\n", k->key,
-				*(const int *)(const void *)base ? "true" : "false");
-			break;
-		case CFG_LIST:
-			if (!cfg->dht_nbootstrap)
-				fprintf(out, "# %s = (none)\n", k->key);
-			for (uint32_t j = 0; j < cfg->dht_nbootstrap; j++)
-				fprintf(out, "%s = %s\n", k->key, cfg->dht_bootstrap[j]);
-			break;
+		if (k->type != CFG_LIST) {
+			cfg_format(cfg, k, v, sizeof(v));
+			fprintf(out, "%s = %s\n", k->key, v);
+			continue;
 		}
+		if (!cfg->dht_nbootstrap)
+			fprintf(out, "# %s = (none)\n", k->key);
+		for (uint32_t j = 0; j < cfg->dht_nbootstrap; j++)
+			fprintf(out, "%s = %s\n", k->key, cfg->dht_bootstrap[j]);
 	}
+}
+
+int config_diff(const struct weft_config *a, const struct weft_config *b, config_diff_fn fn,
+		void *arg)
+{
+	char va[PATH_MAX], vb[PATH_MAX];
+	int n = 0;
+
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(cfg_keys); i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		cfg_format(a, k, va, sizeof(va));
+		cfg_format(b, k, vb, sizeof(vb));
+		if (!strcmp(va, vb))
+			continue;
+		n++;
+		if (fn)
+			fn(arg, k->section, k->key, va[0] ? va : "\"\"", vb[0] ? vb : "\"\"",
+			   k->reloadable);
+	}
+	return n;
+}
+
+int config_set_flag(struct weft_config *cfg, const char *section, const char *key,
+		    const char *value, char *err, size_t errlen)
+{
+	size_t used = strlen(cfg->flags), need;
+	int rc;
+
+	if (strchr(value, '\n')) {
+		snprintf(err, errlen, "%s.%s: a value cannot contain a newline", section, key);
+		return -EINVAL;
+	}
+	need = strlen(section) + strlen(key) + strlen(value) + 3;
+	if (used + need >= sizeof(cfg->flags)) {
+		snprintf(err, errlen, "too many command-line settings (over %d bytes)",
+			 CONFIG_FLAGS_MAX);
+		return -E2BIG;
+	}
+	/* The first list entry given as a flag replaces the file's list. */
+	if (!strcmp(section, "dht") && !strcmp(key, "bootstrap") && !strstr(cfg->flags, "dht.bootstrap="))
+		cfg->dht_nbootstrap = 0;
+	rc = config_set(cfg, section, key, value, err, errlen);
+	if (rc)
+		return rc;
+	snprintf(cfg->flags + used, sizeof(cfg->flags) - used, "%s.%s=%s\n", section, key, value);
+	return 0;
+}
+
+int config_reapply_flags(struct weft_config *cfg, const struct weft_config *from, char *err,
+			 size_t errlen)
+{
+	char flags[CONFIG_FLAGS_MAX];
+	char *line, *save = NULL;
+	int rc;
+
+	snprintf(flags, sizeof(flags), "%s", from->flags);
+	cfg->flags[0] = '\0';
+	for (line = strtok_r(flags, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *dot = strchr(line, '.'), *eq = strchr(line, '=');
+
+		if (!dot || !eq || dot > eq)
+			continue; /* never written by config_set_flag */
+		*dot = *eq = '\0';
+		rc = config_set_flag(cfg, line, dot + 1, eq + 1, err, errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }

@@ -79,12 +79,29 @@ static const struct {
 	{ OPT_CPUS, "node", "cpus" },
 };
 
+#ifdef WEFT_TEST_HOOKS
+/* Test builds only (the sanitized weftd the integration tests run): the
+ * per-node test hooks of struct weft_config, from the environment. The
+ * release weftd has neither this code nor these names. */
+static void test_hooks_from_env(struct weft_config *cfg)
+{
+	const char *e;
+
+	if ((e = getenv("WEFT_CONTENT_TEST_CORRUPT")) && !strcmp(e, "1"))
+		cfg->test.content_corrupt = 1;
+	if ((e = getenv("WEFT_CONTENT_TEST_SERVE_DELAY_MS")))
+		cfg->test.content_serve_delay_ms = (uint32_t)strtoul(e, NULL, 10);
+	if ((e = getenv("WEFT_CONTENT_REQ_TIMEOUT_MS")))
+		cfg->test.content_req_timeout_ms = (uint32_t)strtoul(e, NULL, 10);
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	struct weft_config cfg;
 	const char *config_path = NULL;
 	char err[600];
-	int print = 0, c, rc, boot_reset = 0;
+	int print = 0, c, rc;
 	struct node *n = NULL;
 	struct log_ctx mlog;
 	enum log_level lvl;
@@ -135,7 +152,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			*dot = *eq = '\0';
-			if (config_set(&cfg, buf, dot + 1, eq + 1, err, sizeof(err))) {
+			if (config_set_flag(&cfg, buf, dot + 1, eq + 1, err, sizeof(err))) {
 				fprintf(stderr, "weftd: --set: %s\n", err);
 				return 2;
 			}
@@ -152,13 +169,11 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		if (c == OPT_BOOT && !boot_reset) {
-			cfg.dht_nbootstrap = 0; /* flags replace the file's list */
-			boot_reset = 1;
-		}
-		if (c == OPT_XDP && config_set(&cfg, "node", "io", "xdp", err, sizeof(err)))
+		/* --xdp implies node.io = xdp */
+		if (c == OPT_XDP &&
+		    config_set_flag(&cfg, "node", "io", "xdp", err, sizeof(err)))
 			return 2;
-		if (config_set(&cfg, sec, key, optarg, err, sizeof(err))) {
+		if (config_set_flag(&cfg, sec, key, optarg, err, sizeof(err))) {
 			fprintf(stderr, "weftd: %s\n", err);
 			return 2;
 		}
@@ -176,6 +191,9 @@ int main(int argc, char **argv)
 		config_print(&cfg, stdout);
 		return 0;
 	}
+#ifdef WEFT_TEST_HOOKS
+	test_hooks_from_env(&cfg);
+#endif
 	/* The node applies node.log_level to its own log context; main's own
 	 * lines (after the node is gone) use the same level. */
 	if (log_level_parse(cfg.log_level, &lvl))

@@ -254,7 +254,11 @@ registered:
 						  .quic = n->quic, .dht = n->dht, .guard = n->guard,
 						  .ctl = n->ctl, .id = &n->id,
 						  .quic_port = (uint16_t)n->cfg.quic_port,
-						  .quota_bytes = n->cfg.content_quota };
+						  .quota_bytes = n->cfg.content_quota,
+						  .req_timeout_ms = n->cfg.test.content_req_timeout_ms,
+						  .test_corrupt = n->cfg.test.content_corrupt,
+						  .test_serve_delay_ms =
+						      n->cfg.test.content_serve_delay_ms };
 
 		err = content_node_new(&n->content, &cno);
 		if (err)
@@ -361,7 +365,10 @@ int node_new_opts(struct node **out, const struct weft_config *cfg, const struct
 	err = ctl_new(&n->ctl, &co);
 	if (err) {
 		log_error("node", "control socket %s: %s", cfg->ctl_socket,
-			  err == -EADDRINUSE ? "another process is serving it" : strerror(-err));
+			  err == -EADDRINUSE ? "another process is serving it"
+			  : err == -ENOTSOCK ? "the path exists and is not a socket (left "
+					       "untouched): remove it or set ctl.socket"
+					     : strerror(-err));
 		goto fail;
 	}
 	ctl_route(n->ctl, "GET", "/v1/status", node_status, n);
@@ -432,34 +439,94 @@ out:
 	return err;
 }
 
-/* SIGHUP: re-read the file; apply what can change live, warn about the rest. */
+/*
+ * Live keys (config.c marks them reloadable; docs/CONFIG.md "live"): how
+ * each is applied to the running node. Every key the table marks live has
+ * an entry here; a live key without one would be reported as needing a
+ * restart, never as applied.
+ */
+static int apply_log_level(struct node *n, const struct weft_config *fresh)
+{
+	enum log_level lvl;
+
+	if (log_level_parse(fresh->log_level, &lvl))
+		return -EINVAL;
+	log_ctx_set_level(&n->log, lvl);
+	snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", fresh->log_level);
+	return 0;
+}
+
+static const struct {
+	const char *section, *key;
+	int (*apply)(struct node *n, const struct weft_config *fresh);
+} node_live_keys[] = {
+	{ "node", "log_level", apply_log_level },
+};
+
+struct reload_ctx {
+	struct node *n;
+	const struct weft_config *fresh;
+	unsigned int applied, restart;
+};
+
+/* One line per changed key: "config: SEC.KEY OLD -> NEW (applied)" or
+ * "(needs restart)". */
+static void reload_key(void *arg, const char *section, const char *key, const char *from,
+		       const char *to, int live)
+{
+	struct reload_ctx *rc = arg;
+	int err = -ENOENT;
+
+	for (size_t i = 0; live && i < WEFT_ARRAY_SIZE(node_live_keys); i++)
+		if (!strcmp(node_live_keys[i].section, section) &&
+		    !strcmp(node_live_keys[i].key, key))
+			err = node_live_keys[i].apply(rc->n, rc->fresh);
+	if (!err) {
+		rc->applied++;
+		log_info("node", "config: %s.%s %s -> %s (applied)", section, key, from, to);
+		return;
+	}
+	rc->restart++;
+	if (live)
+		log_error("node", "config: %s.%s %s -> %s (marked live but not applied: %s; "
+				  "needs restart)", section, key, from, to, strerror(-err));
+	else
+		log_warn("node", "config: %s.%s %s -> %s (needs restart)", section, key, from, to);
+}
+
+/* SIGHUP: re-read the file (command-line flags still win), apply the live
+ * keys that changed, name the others that need a restart. */
 static void node_reload(struct node *n)
 {
-	struct weft_config fresh;
+	struct weft_config *fresh;
+	struct reload_ctx rc = { .n = n };
 	char err[512];
-	enum log_level lvl;
+	int changed;
 
 	if (!n->config_path[0]) {
 		log_info("node", "SIGHUP: no configuration file to reload");
 		return;
 	}
-	config_defaults(&fresh);
-	if (config_load_file(&fresh, n->config_path, err, sizeof(err)) ||
-	    config_finish(&fresh, err, sizeof(err))) {
-		log_error("node", "SIGHUP: keeping the running configuration: %s", err);
+	fresh = malloc(sizeof(*fresh)); /* ~30 KiB: not on the stack */
+	if (!fresh) {
+		log_error("node", "SIGHUP: keeping the running configuration: out of memory");
 		return;
 	}
-	if (strcmp(fresh.log_level, n->cfg.log_level) && !log_level_parse(fresh.log_level, &lvl)) {
-		log_ctx_set_level(&n->log, lvl);
-		snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", fresh.log_level);
-		log_info("node", "log level now %s", fresh.log_level);
+	config_defaults(fresh);
+	if (config_load_file(fresh, n->config_path, err, sizeof(err)) ||
+	    config_reapply_flags(fresh, &n->cfg, err, sizeof(err)) ||
+	    config_finish(fresh, err, sizeof(err))) {
+		log_error("node", "SIGHUP: keeping the running configuration: %s", err);
+		free(fresh);
+		return;
 	}
-	if (fresh.quic_port != n->cfg.quic_port || fresh.dht_port != n->cfg.dht_port ||
-	    strcmp(fresh.state_dir, n->cfg.state_dir) || strcmp(fresh.io, n->cfg.io))
-		log_warn("node", "SIGHUP: ports, state directory and I/O mode change only on "
-				 "restart");
+	fresh->test = n->cfg.test;
+	rc.fresh = fresh;
+	changed = config_diff(&n->cfg, fresh, reload_key, &rc);
+	free(fresh);
 	atomic_fetch_add(&n->reloads, 1);
-	log_info("node", "configuration reloaded from %s", n->config_path);
+	log_info("node", "configuration reloaded from %s: %d key(s) changed, %u applied, %u need "
+			 "a restart", n->config_path, changed, rc.applied, rc.restart);
 }
 
 int node_run(struct node *n)

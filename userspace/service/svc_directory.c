@@ -316,6 +316,7 @@ int svc_node_unpublish(struct svc_node *sn, const char *name)
 	return 0;
 }
 
+#ifdef WEFT_TEST_HOOKS /* the diagnostic route of test builds only */
 int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len)
 {
 	struct svcn_pub *p = NULL;
@@ -410,6 +411,7 @@ int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode,
 	*out = buf;
 	return 0;
 }
+#endif /* WEFT_TEST_HOOKS */
 
 /* Refresh thread: re-sign and re-announce every SVC_NODE_REFRESH_S (and
  * whatever is within a refresh period of expiring). */

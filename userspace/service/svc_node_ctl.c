@@ -7,7 +7,7 @@
  *   GET  /v1/svc/find/<name>                            discovery
  *   POST /v1/svc/call        {"name","method","data","count","concurrency","timeout_ms"}
  *   GET  /v1/svc/stats                                  router and fabric counters
- *   POST /v1/svc/debug/descriptor {"name","mode"}       test/diagnostic: serve a bad
+ *   POST /v1/svc/debug/descriptor {"name","mode"}       test builds only: serve a bad
  *                                                       descriptor (see docs/SERVICE.md)
  * and weft_svc_* lines on /metrics. Payloads are never logged.
  */
@@ -442,6 +442,7 @@ static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	ctl_resp_json(resp, 200, stats_json(arg));
 }
 
+#ifdef WEFT_TEST_HOOKS
 static void h_debug_desc(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct svc_node *sn = arg;
@@ -471,6 +472,7 @@ static void h_debug_desc(void *arg, const struct ctl_req *req, struct ctl_resp *
 	    resp, 200,
 	    json_pack("{s:s,s:s,s:I}", "name", name, "mode", mode, "bytes", (json_int_t)len));
 }
+#endif
 
 static void metrics(void *arg, FILE *out)
 {
@@ -508,7 +510,9 @@ int svcn_ctl_register(struct svc_node *sn)
 	err |= ctl_route(sn->ctl, "GET", "/v1/svc/find/", h_find, sn);
 	err |= ctl_route(sn->ctl, "POST", "/v1/svc/call", h_call, sn);
 	err |= ctl_route(sn->ctl, "GET", "/v1/svc/stats", h_stats, sn);
+#ifdef WEFT_TEST_HOOKS
 	err |= ctl_route(sn->ctl, "POST", "/v1/svc/debug/descriptor", h_debug_desc, sn);
+#endif
 	err |= ctl_metrics(sn->ctl, metrics, sn);
 	return err ? -ENOSPC : 0;
 }

@@ -153,11 +153,13 @@ int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
 int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_dir_result *r,
 		 struct sockaddr_storage *ss, socklen_t *sl);
 /* Publish raw descriptor bytes for name (debug route). */
+#ifdef WEFT_TEST_HOOKS /* test builds only: POST /v1/svc/debug/descriptor */
 int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len);
 /* Build a deliberately bad descriptor (debug route): mode "forged",
  * "tampered", "expired", "future" or "oversized". malloc'd into *out. */
 int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode, uint8_t **out,
 			size_t *len);
+#endif
 /* Our endpoints "ip:port" joined by ',' into buf; returns the count. */
 int svcn_endpoints(struct svc_node *sn,
 		   char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
