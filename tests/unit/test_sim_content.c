@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Swarm download across four complete nodes in this process, on a
+ * simulated network (the in-process port of the first part of
+ * tests/integration/test_content_swarm.sh; no root, no namespace):
+ * nodes 1-3 hold an 8 MiB file and announce it in the DHT (node 1 is
+ * everyone's bootstrap); node 3 corrupts every chunk it serves (the
+ * per-node test hook cfg.test.content_corrupt); node 4 downloads. Node 2
+ * dies mid-transfer (its simulated host drops everything). The file
+ * arrives intact (BLAKE3 id checked, bytes compared), the bad chunks are
+ * rejected, node 3 is penalised, banned by the downloader's guard and in
+ * its ban list, and every chunk is accounted to a provider.
+ *
+ * Every step goes through the control handlers (ctl_dispatch).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "simnode.h"
+#include "testutil.h"
+#include "weft/blake3.h"
+#include "weft/simnet.h"
+
+#define FILE_LEN (8u << 20) /* 32 chunks of 256 KiB */
+#define NCHUNKS 32
+
+static struct simnode N[5]; /* 1..4 */
+static struct simnet *SN;
+
+static void provider(struct weft_config *cfg)
+{
+	/* A chunk served every 20 ms at most per request slot: the transfer
+	 * lasts long enough for a provider to die in the middle of it. */
+	cfg->test.content_serve_delay_ms = 20;
+	cfg->test.content_req_timeout_ms = 1000;
+}
+
+static void corrupt_provider(struct weft_config *cfg)
+{
+	provider(cfg);
+	cfg->test.content_corrupt = 1;
+}
+
+static void downloader(struct weft_config *cfg)
+{
+	cfg->test.content_req_timeout_ms = 1000;
+}
+
+struct peers_q {
+	const char *ih;
+};
+
+static int three_providers(void *arg)
+{
+	struct peers_q *q = arg;
+	json_t *o = NULL;
+	int st = simnode_ctl(&N[4], "POST", "/v1/dht/get-peers",
+			     json_pack("{s:s}", "infohash", q->ih), &o);
+	int ok = st == 200 && json_array_size(json_object_get(o, "peers")) >= 3;
+
+	json_decref(o);
+	return ok;
+}
+
+struct job_q {
+	char path[64];
+	json_int_t min_fetched;
+};
+
+static json_t *job(struct job_q *q)
+{
+	return simnode_ok(&N[4], "GET", q->path, NULL);
+}
+
+static int fetched_some(void *arg)
+{
+	struct job_q *q = arg;
+	json_t *o = job(q);
+	int ok = json_integer_value(json_object_get(o, "fetched")) >= q->min_fetched;
+
+	json_decref(o);
+	return ok;
+}
+
+static int job_done(void *arg)
+{
+	json_t *o = job(arg);
+	int ok = json_is_true(json_object_get(o, "done"));
+
+	json_decref(o);
+	return ok;
+}
+
+static const json_t *provider_of(const json_t *job, const char *ip)
+{
+	const json_t *p;
+	size_t i;
+	char want[64];
+
+	snprintf(want, sizeof(want), "%s:", ip);
+	json_array_foreach(json_object_get(job, "providers"), i,
+			   p) if (!strncmp(json_string_value(json_object_get(p, "addr")), want,
+					   strlen(want))) return p;
+	return NULL;
+}
+
+static void test_swarm_corrupt_and_dying(void **state)
+{
+	struct simnet_opts so = {.seed = 21, .clock = SIMNET_CLOCK_REAL};
+	static const char *const boot[] = {"dht.bootstrap=198.51.100.1:6881",
+					   "quic.idle_timeout_ms=3000", NULL};
+	struct simnet_link lan = {.latency_us = 300, .jitter_us = 100};
+	char *dir = tu_tmpdir(), path[700], out[512], id[65], ih[41];
+	uint8_t *data = malloc(FILE_LEN), *back = malloc(FILE_LEN);
+	struct peers_q pq = {ih};
+	struct job_q jq;
+	json_t *o, *j;
+	const json_t *bad, *dead;
+	json_int_t sum = 0, at_kill;
+	size_t i;
+	const json_t *p;
+	int fd;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(data);
+	assert_non_null(back);
+	assert_int_equal(simnet_new(&SN, &so), 0);
+	simnode_new(&N[1], SN, "n1", "198.51.100.1", NULL, NULL, provider, NULL);
+	simnode_new(&N[2], SN, "n2", "198.51.100.2", NULL, boot, provider, NULL);
+	simnode_new(&N[3], SN, "n3", "198.51.100.3", NULL, boot, corrupt_provider, NULL);
+	simnode_new(&N[4], SN, "n4", "198.51.100.4", NULL, boot, downloader, NULL);
+	for (i = 1; i <= 4; i++)
+		simnet_host_set_link(N[i].host, &lan);
+
+	tu_fill(data, FILE_LEN, 7);
+	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
+	snprintf(path, sizeof(path), "%s/file.bin", dir);
+	for (i = 1; i <= 3; i++) {
+		o = simnode_ok(&N[i], "POST", "/v1/content/add",
+			       json_pack("{s:[s]}", "paths", path));
+		snprintf(id, sizeof(id), "%s",
+			 json_string_value(json_object_get(
+			     json_array_get(json_object_get(o, "items"), 0), "id")));
+		json_decref(o);
+	}
+	{
+		struct blake3_hasher h;
+		uint8_t want[32];
+		char hex[65];
+
+		/* The content id is the BLAKE3 of the file. */
+		blake3_hasher_init(&h);
+		blake3_hasher_update(&h, data, FILE_LEN);
+		blake3_hasher_finalize(&h, want, sizeof(want));
+		for (i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", want[i]);
+		assert_string_equal(id, hex);
+	}
+	memcpy(ih, id, 40);
+	ih[40] = '\0';
+	assert_int_equal(simnode_wait(three_providers, &pq, 20000), 0);
+
+	snprintf(out, sizeof(out), "%s/out", dir);
+	assert_int_equal(mkdir(out, 0700), 0);
+	o = simnode_ok(&N[4], "POST", "/v1/content/get",
+		       json_pack("{s:s,s:s}", "id", id, "out", out));
+	snprintf(jq.path, sizeof(jq.path), "/v1/content/jobs/%lld",
+		 (long long)json_integer_value(json_object_get(o, "job")));
+	json_decref(o);
+
+	/* Node 2 dies mid-transfer. */
+	jq.min_fetched = 4;
+	assert_int_equal(simnode_wait(fetched_some, &jq, 30000), 0);
+	simnet_host_set_down(N[2].host, 1);
+	o = job(&jq);
+	at_kill = json_integer_value(json_object_get(o, "fetched"));
+	json_decref(o);
+	assert_true(at_kill < NCHUNKS); /* really mid-transfer */
+	assert_int_equal(simnode_wait(job_done, &jq, 60000), 0);
+
+	j = job(&jq);
+	if (strcmp(json_string_value(json_object_get(j, "state")), "done"))
+		fail_msg("download failed: %s", json_dumps(j, JSON_COMPACT));
+	snprintf(path, sizeof(path), "%s/%s", out, id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, back, FILE_LEN), FILE_LEN);
+	close(fd);
+	assert_memory_equal(back, data, FILE_LEN);
+
+	bad = provider_of(j, N[3].ip);
+	dead = provider_of(j, N[2].ip);
+	assert_non_null(bad);
+	assert_string_equal(json_string_value(json_object_get(bad, "state")), "banned");
+	assert_true(json_integer_value(json_object_get(bad, "faults")) >= 3);
+	assert_true(json_integer_value(json_object_get(bad, "score")) < 100);
+	assert_true(json_integer_value(json_object_get(j, "bad_chunks")) >= 3);
+	/* The dead provider was dropped, or the end game routed around it. */
+	assert_non_null(dead);
+	assert_true(strcmp(json_string_value(json_object_get(dead, "state")), "up") ||
+		    json_integer_value(json_object_get(j, "endgame")) > 0);
+	json_array_foreach(json_object_get(j, "providers"), i, p) sum +=
+	    json_integer_value(json_object_get(p, "chunks"));
+	assert_int_equal(sum, NCHUNKS);
+	assert_int_equal(json_integer_value(json_object_get(j, "fetched")), NCHUNKS);
+	print_message("swarm: %lld chunks, %lld bad rejected, %lld retried, provider 3 %s, "
+		      "provider 2 killed at %lld chunks: %s after %lld chunks, %d timeouts\n",
+		      (long long)json_integer_value(json_object_get(j, "fetched")),
+		      (long long)json_integer_value(json_object_get(j, "bad_chunks")),
+		      (long long)json_integer_value(json_object_get(j, "retries")),
+		      json_string_value(json_object_get(bad, "state")), (long long)at_kill,
+		      json_string_value(json_object_get(dead, "state")),
+		      (long long)json_integer_value(json_object_get(dead, "chunks")),
+		      (int)json_integer_value(json_object_get(dead, "timeouts")));
+	json_decref(j);
+
+	/* The downloader's guard holds the ban. */
+	o = simnode_ok(&N[4], "GET", "/v1/bans", NULL);
+	{
+		char *s = json_dumps(o, JSON_COMPACT);
+
+		if (!strstr(s, N[3].ip))
+			fail_msg("bad provider not banned: %s", s);
+		free(s);
+	}
+	json_decref(o);
+
+	for (i = 4; i >= 1; i--)
+		simnode_free(&N[i]);
+	simnet_free(SN);
+	free(data);
+	free(back);
+	tu_rmrf_free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_swarm_corrupt_and_dying),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
