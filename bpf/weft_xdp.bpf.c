@@ -2,9 +2,10 @@
 /*
  * weft XDP fast path: parse Ethernet (up to two VLAN tags) / IPv4 (options)
  * / IPv6 (extension headers, bounded) / UDP; pass everything that is not
- * UDP to a weft port untouched; drop malformed weft packets, banned sources
- * and sources over their token bucket; steer the rest to the AF_XDP socket
- * of the rx queue, or to the kernel when there is none.
+ * UDP to a weft port untouched; drop malformed weft packets, banned sources,
+ * sources over their token bucket and unvalidated sources over their
+ * class's global budget; steer the rest to the AF_XDP socket of the rx
+ * queue, or to the kernel when there is none.
  *
  * Maps, config and counters: include/weft/xdp_abi.h. The policy arithmetic
  * (ports, payload checks, buckets) is include/weft/xdp_policy.h, shared with
@@ -87,6 +88,20 @@ struct {
 	__type(value, __u32);
 } WXDP_MAP_XSKS SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WXDP_DEFAULT_VALID);
+	__type(key, struct wxdp_src_key);
+	__type(value, struct wxdp_valid_val);
+} WXDP_MAP_VALID SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WXDP_CLASS__MAX);
+	__type(key, __u32);
+	__type(value, struct wxdp_bucket);
+} WXDP_MAP_BUDGET SEC(".maps");
+
 /* libxdp dispatcher: run early, and let the next program see what we pass. */
 struct {
 	__uint(priority, 10);
@@ -158,7 +173,34 @@ static __always_inline int ban_check6(const __u8 *src, __u64 now)
 }
 
 /*
- * Policy stage, after parsing: payload sanity, ban list, token bucket.
+ * Global budget of unvalidated sources for class cls: 1 = within it (or
+ * the source is validated, or the class has no budget), 0 = over it.
+ * Looked up only after the per-source bucket admitted the packet, so one
+ * loud source is cut by its own bucket and does not spend the budget.
+ */
+static __always_inline int unval_take(const struct wxdp_config *cfg, const struct wxdp_src_key *sk,
+				      __u32 cls, __u64 now)
+{
+	const struct wxdp_rate *rate = wxdp_class_unval(cfg, cls);
+	struct wxdp_valid_val *vv;
+	struct wxdp_bucket *b;
+	__u32 idx = cls;
+
+	if (rate->pps == 0)
+		return 1;
+	vv = bpf_map_lookup_elem(&WXDP_MAP_VALID, sk);
+	if (vv && wxdp_valid_live(vv, now))
+		return 1;
+	b = bpf_map_lookup_elem(&WXDP_MAP_BUDGET, &idx);
+	if (!b)
+		return 1;
+	/* Per-CPU: no other CPU touches this bucket. */
+	return wxdp_tb_take(b, rate, now);
+}
+
+/*
+ * Policy stage, after parsing: payload sanity, ban list, token bucket,
+ * unvalidated budget.
  * Returns WXDP_STAT_DROP_* or WXDP_STAT_REDIRECT (accepted).
  * A global (separately verified) function: inlined into every parse path
  * (VLAN depth x IPv4/IPv6) it would multiply the verifier's state count.
@@ -192,13 +234,13 @@ __noinline int wxdp_police(struct wxdp_pkt *pk)
 	if (pk->v6 ? ban_check6(pk->src, now) : ban_check4(pk->src, now))
 		return WXDP_STAT_DROP_BANNED;
 
-	rate = wxdp_class_rate(cfg, cls);
-	if (rate->pps == 0)
-		return WXDP_STAT_REDIRECT;
 	if (pk->v6)
 		wxdp_src_key_v6(&sk, pk->src, cfg->v6_prefix);
 	else
 		wxdp_src_key_v4(&sk, pk->src);
+	rate = wxdp_class_rate(cfg, cls);
+	if (rate->pps == 0)
+		goto budget;
 	sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
 	if (!sv) {
 		struct wxdp_src_val nv = {};
@@ -208,7 +250,7 @@ __noinline int wxdp_police(struct wxdp_pkt *pk)
 		bpf_map_update_elem(&WXDP_MAP_BUCKETS, &sk, &nv, BPF_NOEXIST);
 		sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
 		if (!sv)
-			return WXDP_STAT_REDIRECT; /* fail open: never seen */
+			goto budget; /* fail open: never seen */
 	}
 	if (cls == WXDP_CLASS_INITIAL)
 		b = &sv->b[WXDP_CLASS_INITIAL];
@@ -222,6 +264,9 @@ __noinline int wxdp_police(struct wxdp_pkt *pk)
 	 * RSS, so this does not matter in practice. */
 	if (!wxdp_tb_take(b, rate, now))
 		return wxdp_class_drop_stat(cls);
+budget:
+	if (!unval_take(cfg, &sk, cls, now))
+		return wxdp_class_unval_stat(cls);
 	return WXDP_STAT_REDIRECT;
 }
 

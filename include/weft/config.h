@@ -32,6 +32,10 @@ struct weft_config {
 	char xdp_ifname[IF_NAMESIZE];
 	char xdp_mode[8];        /* "native" | "generic" */
 	char xdp_pin_root[PATH_MAX];
+	/* global budgets of unvalidated sources, per worker (both I/O modes) */
+	uint32_t unval_quic_pps, unval_quic_burst;
+	uint32_t unval_initial_pps, unval_initial_burst;
+	uint32_t unval_dht_pps, unval_dht_burst;
 	/* [ports] */
 	uint32_t quic_port;
 	uint32_t dht_port;

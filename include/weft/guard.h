@@ -7,14 +7,17 @@
  * same with the same configuration (include/weft/policer.h). The guard owns
  * the operator-facing side for both: bans (persisted in the store, restored
  * at start, applied to the XDP map or to every policer), run-time limits,
- * counters, and the control API routes (/v1/xdp/..., /v1/bans). Abuse
- * reports from the DHT and the service router end up in guard_ban_add().
+ * counters, the table of validated sources (mirrored into the XDP map or
+ * read by the policers) and the control API routes (/v1/xdp/..., /v1/bans).
+ * Abuse reports from the DHT and the service router end up in
+ * guard_ban_addr() / guard_ban_add() as automatic bans.
  *
  * Thread-safe: every function may be called from any thread.
  */
 #ifndef WEFT_GUARD_H
 #define WEFT_GUARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,9 +28,33 @@ struct guard;
 struct store;
 struct ctl;
 
-/* Bans the guard keeps (both families): the XDP tries hold 16384 per
- * family; the same bound applies in uring mode. */
-#define GUARD_MAX_BANS (2 * WXDP_DEFAULT_BANS)
+/*
+ * Bans the guard keeps, both families together, in two quotas that never
+ * compete (docs/XDP.md, "Bans"):
+ * - operator bans (kind WXDP_BAN_OPERATOR, the control API): at most
+ *   16384; a full quota refuses with -ENOSPC; never evicted.
+ * - automatic bans (kind WXDP_BAN_AUTO, the abuse pipeline): at most 4096,
+ *   always expiring (a permanent request is capped at 1 day); when full,
+ *   the least recently banned one is evicted, so a flood of automatic bans
+ *   can neither fail nor evict an operator ban.
+ * The XDP tries and the policers' tables are sized to the sum.
+ */
+#define GUARD_MAX_OPERATOR_BANS WXDP_DEFAULT_OPERATOR_BANS
+#define GUARD_MAX_AUTO_BANS WXDP_DEFAULT_AUTO_BANS
+#define GUARD_MAX_BANS (GUARD_MAX_OPERATOR_BANS + GUARD_MAX_AUTO_BANS)
+#define GUARD_AUTO_BAN_MAX_S 86400
+
+/*
+ * Validated sources (sources that proved their address, enum
+ * guard_evidence): at most 65536, keyed like the rate-limit buckets (IPv4
+ * address, IPv6 /v6_prefix); an entry lasts 30 minutes after the latest
+ * evidence; reports within 60 s of the previous refresh cost one lock-free
+ * lookup and nothing else. When full, the source validated longest ago in
+ * the new one's 8-way set is forgotten.
+ */
+#define GUARD_VALID_MAX WXDP_DEFAULT_VALID
+#define GUARD_VALID_TTL_S 1800
+#define GUARD_VALID_REFRESH_S 60
 
 struct guard_opts {
 	struct wxdp *xdp;          /* xdp mode: the loaded program (borrowed) */
@@ -51,11 +78,19 @@ struct wxdp *guard_xdp(struct guard *g);
  */
 int guard_filter(void *arg, const struct io_pkt *pkt, uint64_t now_ms);
 
-/* Add or replace a ban; expires_ns is CLOCK_MONOTONIC (0 = permanent).
- * Persisted before it is applied. 0, -EINVAL, -ENOSPC (GUARD_MAX_BANS). */
+/*
+ * Add or replace a ban; expires_ns is CLOCK_MONOTONIC (0 = permanent; an
+ * automatic ban is capped at GUARD_AUTO_BAN_MAX_S), b->kind its quota
+ * (zero = WXDP_BAN_AUTO). An operator ban of a CIDR with an automatic ban
+ * takes it over; an automatic ban of a CIDR the operator banned leaves the
+ * operator's in place. Persisted with its kind. 0, -EINVAL, -ENOSPC (the
+ * operator quota is full; automatic bans evict instead).
+ */
 int guard_ban_add(struct guard *g, const struct wxdp_ban *b);
-/* Ban an address for ttl_s seconds (abuse pipeline); family AF_INET/AF_INET6,
- * addr in network order; IPv6 is banned by the configured v6 prefix. */
+/* Automatic ban of an address for ttl_s seconds (abuse pipeline); family
+ * AF_INET/AF_INET6, addr in network order; IPv6 is banned by the configured
+ * v6 prefix. The caller must hold evidence that the source owns the
+ * address (guard_validated()). */
 int guard_ban_addr(struct guard *g, int family, const uint8_t *addr, uint64_t ttl_s);
 /* Evidence that a source owns its address: the only grounds on which the
  * abuse pipeline may ban it, and what earns it priority in the kernel
@@ -67,12 +102,18 @@ enum guard_evidence {
 	GUARD_EV_HANDSHAKE = 3, /* completed a QUIC handshake, or a valid Retry token */
 };
 /* Record that a source proved its address. Cheap and callable from any
- * thread, packet workers included. 0 or -errno. */
+ * thread, packet workers included (a refresh within GUARD_VALID_REFRESH_S
+ * takes no lock; otherwise a short mutex and, in xdp mode, one map update).
+ * 0, -EINVAL (family, ev) or -errno from the map. */
 int guard_validated_add(struct guard *g, int family, const uint8_t *addr, enum guard_evidence ev);
+/* Has the source (family AF_INET/AF_INET6, addr in network order) proved
+ * its address within GUARD_VALID_TTL_S? Lock-free, any thread. */
+bool guard_validated(const struct guard *g, int family, const uint8_t *addr);
 
 /* 0, -ENOENT. */
 int guard_ban_del(struct guard *g, const struct wxdp_ban *b);
-/* Live bans into out (cap entries); *n = how many. drops filled in xdp mode. */
+/* Live bans into out (cap entries), with their kind; *n = how many.
+ * drops filled in xdp mode. */
 int guard_ban_list(struct guard *g, struct wxdp_ban *out, size_t cap, size_t *n);
 /* Drop expired bans (map, policers, store). Returns how many. */
 int guard_ban_gc(struct guard *g);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Software policer: the XDP program's policy (payload checks, ban list,
- * per-source token buckets) for the io_uring backend, where packets arrive
+ * per-source token buckets, global budgets of unvalidated sources) for the
+ * io_uring backend, where packets arrive
  * through UDP sockets instead of XDP. It takes the same struct wxdp_config
  * and the same struct wxdp_ban entries as the XDP program and returns the
  * same verdict for the same packet: the arithmetic is the one copy in
@@ -9,7 +10,10 @@
  * fragments) are the kernel's job on this path.
  *
  * Memory is bounded: a fixed set-associative table of per-source buckets
- * (8 ways, least recently used way evicted) and a fixed ban table.
+ * (8 ways, least recently used way evicted) and a fixed ban table. The
+ * unvalidated budgets are one bucket per class per policer: with one
+ * policer per engine worker that is per worker, like the XDP program's
+ * per-CPU budgets.
  * Thread-safe (one internal mutex; uncontended when each engine worker owns
  * its policer, which is the intended use with SO_REUSEPORT sockets).
  */
@@ -24,6 +28,14 @@
 
 struct policer;
 
+/*
+ * Is the source with rate-limit key k (wxdp_src_key_v4/v6 under the
+ * config's v6_prefix) validated at now_ns? Called on the packet path, for
+ * packets of a class with an unvalidated budget only: must not block (the
+ * guard's table is read without a lock). Returns nonzero if validated.
+ */
+typedef int (*policer_valid_fn)(void *arg, const struct wxdp_src_key *k, uint64_t now_ns);
+
 struct policer_opts {
 	const struct wxdp_config *config; /* NULL = wxdp_config_default() */
 	/* Per-source table capacity, default WXDP_DEFAULT_BUCKETS (same as
@@ -33,6 +45,10 @@ struct policer_opts {
 	uint32_t bans;
 	/* Hash seed for set selection; 0 = random (getrandom). Tests fix it. */
 	uint64_t seed;
+	/* Validated-source lookup; NULL = no source is validated (every
+	 * packet of a budgeted class pays the budget). */
+	policer_valid_fn valid;
+	void *valid_arg;
 };
 
 /* A received datagram as the policer sees it. */

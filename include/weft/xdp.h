@@ -34,6 +34,17 @@ struct wxdp_ban {
 			    * bits beyond prefixlen are zero after parsing */
 	uint64_t expires_ns; /* CLOCK_MONOTONIC ns, 0 = never */
 	uint64_t drops;      /* filled by wxdp_ban_list(): packets dropped */
+	uint8_t kind;        /* enum wxdp_ban_kind (the guard's; the maps do not
+			      * record it) */
+};
+
+/*
+ * Who made a ban. The zero value is automatic, so a caller that does not
+ * say is never given the operator's protected quota.
+ */
+enum wxdp_ban_kind {
+	WXDP_BAN_AUTO = 0,     /* the abuse pipeline: expiring, LRU-evicted table */
+	WXDP_BAN_OPERATOR = 1, /* the control API: own quota, never evicted */
 };
 
 /*
@@ -51,6 +62,7 @@ struct wxdp_opts {
 	int no_attach;         /* 1: load only, no interface, no pins (tests, bench) */
 	uint32_t buckets;      /* LRU size, default WXDP_DEFAULT_BUCKETS */
 	uint32_t bans;         /* per-family ban trie size, default WXDP_DEFAULT_BANS */
+	uint32_t valid;        /* validated-source LRU size, default WXDP_DEFAULT_VALID */
 	const struct wxdp_config *config; /* initial config; NULL = defaults */
 	wxdp_ban_change_fn on_ban_change;
 	void *cb_arg;
@@ -85,12 +97,25 @@ int wxdp_config_set(struct wxdp *x, const struct wxdp_config *c);
 int wxdp_ban_add(struct wxdp *x, const struct wxdp_ban *b);
 /* Remove a ban (family/prefixlen/addr match exactly). 0, -ENOENT, -errno. */
 int wxdp_ban_del(struct wxdp *x, const struct wxdp_ban *b);
+/* Read one exact ban's expiry and drop count from its trie into b.
+ * 0, -EINVAL, -ENOENT or -errno. */
+int wxdp_ban_get(struct wxdp *x, struct wxdp_ban *b);
 /* List up to cap bans into out (may be NULL with cap 0); *n = total count
  * (which may exceed cap). Returns 0 or -errno. */
 int wxdp_ban_list(struct wxdp *x, struct wxdp_ban *out, size_t cap, size_t *n);
 /* Remove bans expired at now_ns (CLOCK_MONOTONIC). Returns the number
  * removed (>= 0) or -errno. Call periodically (e.g. every 10 s). */
 int wxdp_ban_gc(struct wxdp *x, uint64_t now_ns);
+
+/*
+ * Validated sources (the guard mirrors its table here): set adds or
+ * refreshes key k (wxdp_src_key_v4/v6 with the config's v6_prefix) until
+ * expires_ns (CLOCK_MONOTONIC); del removes it. The map is an LRU: when
+ * full, the least recently used entry is evicted. 0, -EINVAL, -ENOENT
+ * (del) or -errno.
+ */
+int wxdp_valid_set(struct wxdp *x, const struct wxdp_src_key *k, uint64_t expires_ns);
+int wxdp_valid_del(struct wxdp *x, const struct wxdp_src_key *k);
 
 /* Sum the per-CPU counters into out[WXDP_STAT__MAX]. 0 or -errno. */
 int wxdp_stats_read(struct wxdp *x, uint64_t *out);
@@ -107,6 +132,8 @@ enum wxdp_fd {
 	WXDP_FD_BAN6,
 	WXDP_FD_BUCKETS,
 	WXDP_FD_XSKS, /* for the AF_XDP backend: key = rx queue, value = xsk fd */
+	WXDP_FD_VALID,
+	WXDP_FD_BUDGET,
 };
 /* A file descriptor owned by x (do not close), or -EINVAL. */
 int wxdp_fd(struct wxdp *x, enum wxdp_fd which);

@@ -24,6 +24,8 @@
 #define WXDP_MAP_BAN6 wxdp_ban6       /* LPM_TRIE wxdp_ban6_key -> wxdp_ban_val */
 #define WXDP_MAP_BUCKETS wxdp_buckets /* LRU_HASH wxdp_src_key -> wxdp_src_val */
 #define WXDP_MAP_XSKS wxdp_xsks       /* XSKMAP rx queue index -> AF_XDP socket */
+#define WXDP_MAP_VALID wxdp_valid     /* LRU_HASH wxdp_src_key -> wxdp_valid_val */
+#define WXDP_MAP_BUDGET wxdp_budget   /* PERCPU_ARRAY[WXDP_CLASS__MAX] of wxdp_bucket */
 
 /*
  * Map sizes. The LRU and ban tries can be resized at load time
@@ -31,12 +33,24 @@
  * - buckets: 65536 sources. An LRU entry is ~130 bytes with kernel overhead,
  *   so ~8.5 MiB; a spoofed flood from more sources only evicts, and 64 Ki
  *   concurrently active peers is far beyond one node's working set.
- * - bans: 16384 CIDRs per family: operator and abuse-pipeline bans, which
- *   are aggregated by prefix; a trie node is ~100 bytes, so ~1.6 MiB each.
+ * - bans: two quotas that never compete (docs/XDP.md, "Bans"): 16384
+ *   operator bans (the control API; aggregated by prefix) and 4096
+ *   automatic bans (the abuse pipeline; expiring, least recently banned
+ *   evicted when full). Each trie is sized to the sum, so neither family's
+ *   trie can be full while both quotas hold: 20480 entries, a trie node is
+ *   ~100 bytes, so ~2 MiB each.
+ * - valid: 65536 validated sources (wxdp_src_key, like the buckets), filled
+ *   by userspace (the guard) from evidence a forged source cannot produce;
+ *   ~6 MiB. Validated sources skip the global budget of unvalidated
+ *   traffic. More validated peers than this is far beyond one node's
+ *   working set; the least recently validated are forgotten first.
  * - xsks: 64 rx queues, more than any NIC weft targets exposes by default.
  */
 #define WXDP_DEFAULT_BUCKETS 65536
-#define WXDP_DEFAULT_BANS 16384
+#define WXDP_DEFAULT_OPERATOR_BANS 16384
+#define WXDP_DEFAULT_AUTO_BANS 4096
+#define WXDP_DEFAULT_BANS (WXDP_DEFAULT_OPERATOR_BANS + WXDP_DEFAULT_AUTO_BANS)
+#define WXDP_DEFAULT_VALID 65536
 #define WXDP_MAX_QUEUES 64
 
 /* Configurable port sets: up to 4 ports per protocol, 0 = unused slot. */
@@ -66,6 +80,32 @@
 #define WXDP_DEFAULT_DHT_PPS 100
 #define WXDP_DEFAULT_DHT_BURST 200
 #define WXDP_DEFAULT_V6_PREFIX 64
+
+/*
+ * Default global budgets for UNVALIDATED sources, per traffic class and per
+ * CPU (WXDP_MAP_BUDGET is a PERCPU_ARRAY; an rx queue's NAPI runs on one
+ * CPU, so with the usual one-queue-per-CPU IRQ affinity this is per rx
+ * queue = per AF_XDP worker). Sized from measured worker capacity so that
+ * a many-source spoofed flood, each source under its own limit, cannot
+ * fill the worker and starve validated peers, which skip these budgets.
+ * pps 0 disables a class's budget ("priority off").
+ * - DHT: 50000 pps, burst 5000. One AF_XDP worker answers ~110 kpps of
+ *   DHT pings (measured, docs/XDP.md); half of that for strangers leaves
+ *   the other half to validated peers and to the worker's own queries.
+ * - QUIC other (not Initial): 100000 pps, burst 10000. One AF_XDP worker
+ *   moves ~2.3-2.6 Gbit/s of QUIC, ~200 kpps of 1400-byte datagrams
+ *   (docs/QUIC.md); half again. Peers that completed a handshake are
+ *   validated and skip it.
+ * - QUIC Initial: 1000 pps, burst 200. A worker completes ~700-1000
+ *   handshakes/s (docs/QUIC.md) and a handshake costs the server one or
+ *   two client Initials.
+ */
+#define WXDP_DEFAULT_UNVAL_DHT_PPS 50000
+#define WXDP_DEFAULT_UNVAL_DHT_BURST 5000
+#define WXDP_DEFAULT_UNVAL_QUIC_PPS 100000
+#define WXDP_DEFAULT_UNVAL_QUIC_BURST 10000
+#define WXDP_DEFAULT_UNVAL_INITIAL_PPS 1000
+#define WXDP_DEFAULT_UNVAL_INITIAL_BURST 200
 
 /*
  * An expired ban is skipped and the next shorter covering prefix is tried:
@@ -111,6 +151,11 @@ struct wxdp_config {
 	__u16 dht_ports[WXDP_MAX_PORTS];  /* host order, 0 = unused */
 	__u8 v6_prefix; /* IPv6 source bucketing prefix, 1..128, default 64 */
 	__u8 pad[7];
+	/* Global budgets of unvalidated sources, per CPU (see the defaults
+	 * above); pps 0 = no budget for that class. */
+	struct wxdp_rate unval_quic;
+	struct wxdp_rate unval_initial;
+	struct wxdp_rate unval_dht;
 };
 
 /*
@@ -133,6 +178,9 @@ enum wxdp_stat {
 	WXDP_STAT_DROP_RATE_QUIC,    /* over the per-source QUIC bucket */
 	WXDP_STAT_DROP_RATE_INITIAL, /* over the per-source QUIC Initial bucket */
 	WXDP_STAT_DROP_RATE_DHT,     /* over the per-source DHT bucket */
+	WXDP_STAT_DROP_UNVAL_QUIC,   /* unvalidated source, QUIC budget spent */
+	WXDP_STAT_DROP_UNVAL_INITIAL, /* unvalidated source, Initial budget spent */
+	WXDP_STAT_DROP_UNVAL_DHT,    /* unvalidated source, DHT budget spent */
 	WXDP_STAT__MAX
 };
 
@@ -179,9 +227,15 @@ struct wxdp_src_val {
 	struct wxdp_bucket b[WXDP_CLASS__MAX];
 };
 
+/* A validated source (WXDP_MAP_VALID value). */
+struct wxdp_valid_val {
+	__u64 expires_ns; /* CLOCK_MONOTONIC ns; the entry no longer counts at it */
+};
+
 #ifndef __bpf__
 _Static_assert(sizeof(struct wxdp_rate) == 8, "wxdp_rate ABI");
-_Static_assert(sizeof(struct wxdp_config) == 56, "wxdp_config ABI");
+_Static_assert(sizeof(struct wxdp_config) == 80, "wxdp_config ABI");
+_Static_assert(sizeof(struct wxdp_valid_val) == 8, "wxdp_valid_val ABI");
 _Static_assert(sizeof(struct wxdp_ban4_key) == 8, "wxdp_ban4_key ABI");
 _Static_assert(sizeof(struct wxdp_ban6_key) == 20, "wxdp_ban6_key ABI");
 _Static_assert(sizeof(struct wxdp_ban_val) == 24, "wxdp_ban_val ABI");

@@ -190,6 +190,32 @@ WXDP_INLINE const struct wxdp_rate *wxdp_class_rate(const struct wxdp_config *c,
 	return &c->quic;
 }
 
+/* The global budget of unvalidated sources for a class. */
+WXDP_INLINE const struct wxdp_rate *wxdp_class_unval(const struct wxdp_config *c, __u32 cls)
+{
+	if (cls == WXDP_CLASS_INITIAL)
+		return &c->unval_initial;
+	if (cls == WXDP_CLASS_DHT)
+		return &c->unval_dht;
+	return &c->unval_quic;
+}
+
+/* The counter of a packet dropped by its class's unvalidated budget. */
+WXDP_INLINE __u32 wxdp_class_unval_stat(__u32 cls)
+{
+	if (cls == WXDP_CLASS_INITIAL)
+		return WXDP_STAT_DROP_UNVAL_INITIAL;
+	if (cls == WXDP_CLASS_DHT)
+		return WXDP_STAT_DROP_UNVAL_DHT;
+	return WXDP_STAT_DROP_UNVAL_QUIC;
+}
+
+/* Is a validated-source entry in force at now? */
+WXDP_INLINE int wxdp_valid_live(const struct wxdp_valid_val *v, __u64 now)
+{
+	return now < v->expires_ns;
+}
+
 /* The drop counter of a class. */
 WXDP_INLINE __u32 wxdp_class_drop_stat(__u32 cls)
 {

@@ -29,6 +29,9 @@ list=$(CTL --json ban list) || fail "ban list"
 for c in 203.0.113.0/24 2001:db8:99::/48 198.51.100.7/32; do
 	echo "$list" | grep -q "\"$c\"" || fail "ban $c not listed: $list"
 done
+# Control-API bans are operator bans, and `ban ls` says so.
+CTL ban ls | grep -q '^203.0.113.0/24 *operator ' || fail "kind not shown: $(CTL ban ls)"
+[ "$(CTL --json xdp status | json_get bans operator)" = 3 ] || fail "operator count"
 pass "add and list"
 
 sleep 1.2
@@ -38,6 +41,7 @@ list=$(CTL --json ban list) || fail "ban list after restart"
 echo "$list" | grep -q '"203.0.113.0/24"' || fail "permanent ban lost across restart: $list"
 echo "$list" | grep -q '"2001:db8:99::/48"' || fail "v6 ban lost across restart"
 echo "$list" | grep -q '"198.51.100.7/32"' && fail "expired ban restored"
+CTL ban ls | grep -q '^2001:db8:99::/48 *operator ' || fail "kind lost across restart: $(CTL ban ls)"
 grep -q "restored 2 bans" "$WEFTD_LOG" || fail "restore not logged"
 pass "persistence"
 
@@ -109,6 +113,7 @@ for i in range(600):
 PY
 wait_for 'CTL --json ban list | grep -q "127.0.0.10/32"' 50 || fail "token-proven DHT abuse did not ban the source"
 grep -q "127.0.0.10.*exceeded its query budget with token-proven" "$WEFTD_LOG" || fail "abuse ban not logged"
+CTL ban ls | grep -q '^127.0.0.10/32 *auto ' || fail "abuse ban not automatic: $(CTL ban ls)"
 pass "DHT abuse with a token round trip ends in a ban"
 stop_weftd "$WEFTD_PID" || fail "stop 2"
 "$WEFTD" --state-dir "$D" --xdp nosuchif0 2>"$D/e"; rc=$?

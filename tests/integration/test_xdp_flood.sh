@@ -75,7 +75,7 @@ read -r fs ls secs < <(netns_exec 1 "$PYTHON" "$D/send.py" $((FLOOD_PPS * SECS))
 [ -n "${secs:-}" ] || fail "sender failed"
 sleep 0.3
 c1=$(counters)
-weft=$(delta "$c0" "$c1" "redirect+pass_no_socket+drop_rate_dht+drop_banned+drop_short+drop_dht_not_dict")
+weft=$(delta "$c0" "$c1" "redirect+pass_no_socket+drop_rate_dht+drop_unvalidated_dht+drop_banned+drop_short+drop_dht_not_dict")
 acc=$(delta "$c0" "$c1" "redirect+pass_no_socket")
 dropped=$(delta "$c0" "$c1" "drop_rate_dht")
 rx=$(delta "$c0" "$c1" "rx")

@@ -7,6 +7,7 @@
  * otherwise.
  */
 #include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +23,13 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include "weft/guard.h"
+#include "weft/io.h"
 #include "weft/policer.h"
+#include "weft/store.h"
 #include "weft/xdp.h"
 #include "weft/xdp_abi.h"
+#include "weft/xdp_policy.h"
 #include "xdp_testpkt.h"
 
 #define T0 1000000000000ULL
@@ -162,6 +167,7 @@ static void test_policer_bounded(void **state)
 
 	(void)state;
 	wxdp_config_default(&c);
+	c.unval_dht.pps = 0; /* this test is about the per-source table */
 	p = mk(&c, 256);
 	for (int i = 0; i < 20000; i++) {
 		a4[1] = (uint8_t)(i >> 16);
@@ -219,6 +225,34 @@ static int bpf_verdict(struct wxdp *x, const uint8_t *pkt, size_t len)
 	return v == WXDP_STAT_PASS_NO_SOCKET ? WXDP_STAT_REDIRECT : v;
 }
 
+/* Validated sources of the equivalence corpus: the same keys go into the
+ * program's map and answer the policer's lookup. */
+#define NVALID 3
+
+struct valid_set {
+	struct wxdp_src_key k[NVALID];
+	uint64_t exp[NVALID];
+};
+
+static int valid_lookup(void *arg, const struct wxdp_src_key *k, uint64_t now)
+{
+	const struct valid_set *v = arg;
+
+	for (int i = 0; i < NVALID; i++)
+		if (!memcmp(&v->k[i], k, sizeof(*k)) && now < v->exp[i])
+			return 1;
+	return 0;
+}
+
+static void pin_cpu(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 static void test_same_verdicts(void **state)
 {
 	static uint8_t initial[1300] = { 0xc3, 0, 0, 0, 1 };
@@ -250,6 +284,7 @@ static void test_same_verdicts(void **state)
 	struct wxdp_config c;
 	struct wxdp *x = NULL;
 	struct policer *p;
+	struct valid_set vs;
 	uint8_t buf[TPKT_MAX];
 	uint64_t now = T0, nverd[WXDP_STAT__MAX] = { 0 };
 	int compared = 0;
@@ -264,10 +299,28 @@ static void test_same_verdicts(void **state)
 	c.dht = (struct wxdp_rate){ .pps = 2, .burst = 3 };
 	c.quic = (struct wxdp_rate){ .pps = 1, .burst = 2 };
 	c.quic_initial = (struct wxdp_rate){ .pps = 1, .burst = 1 };
+	/* Budgets small enough that a dozen sources spend them. */
+	c.unval_dht = (struct wxdp_rate){ .pps = 6, .burst = 8 };
+	c.unval_quic = (struct wxdp_rate){ .pps = 3, .burst = 4 };
+	c.unval_initial = (struct wxdp_rate){ .pps = 1, .burst = 2 };
 	c.now_override_ns = now;
+	pin_cpu(); /* the program's budgets are per CPU */
 	assert_int_equal(wxdp_new(&x, &xo), 0);
 	assert_int_equal(wxdp_config_set(x, &c), 0);
-	p = mk(&c, 0);
+	{
+		struct policer_opts o = { .config = &c, .seed = 42, .valid = valid_lookup,
+					  .valid_arg = &vs };
+
+		assert_int_equal(policer_new(&p, &o), 0);
+	}
+	/* Validated: 192.0.2.1 (for 2 s), 198.51.100.1, 2001:db8:0:1::/64. */
+	wxdp_src_key_v4(&vs.k[0], (const uint8_t[4]){ 192, 0, 2, 1 });
+	wxdp_src_key_v4(&vs.k[1], (const uint8_t[4]){ 198, 51, 100, 1 });
+	wxdp_src_key_v6(&vs.k[2], (const uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1 }, 64);
+	vs.exp[0] = now + 2000 * MS;
+	vs.exp[1] = vs.exp[2] = now + 3600000 * MS;
+	for (int i = 0; i < NVALID; i++)
+		assert_int_equal(wxdp_valid_set(x, &vs.k[i], vs.exp[i]), 0);
 
 	for (int step = 0; step < 4000; step++) {
 		uint32_t r = rnd() % 100;
@@ -354,6 +407,206 @@ static void test_same_verdicts(void **state)
 	wxdp_free(x);
 }
 
+/* --- the guard in software mode: validated sources, ban quotas --- */
+
+static struct guard *mk_guard(struct store *st)
+{
+	struct guard_opts o = { .npolicers = 1, .store = st };
+	struct guard *g = NULL;
+
+	assert_int_equal(guard_new(&g, &o), 0);
+	return g;
+}
+
+/* One DHT ping from src through the guard's filter: 0 accepted, 1 dropped. */
+static int gsend(struct guard *g, int fam, const uint8_t *src)
+{
+	static uint8_t ping[] = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+	struct io_pkt k = { .data = ping, .len = sizeof(ping) - 1 };
+
+	k.src.family = (uint16_t)fam;
+	memcpy(k.src.addr, src, fam == AF_INET ? 4 : 16);
+	k.dst.port = WXDP_DEFAULT_DHT_PORT;
+	return guard_filter(g, &k, 0);
+}
+
+static void test_guard_validated(void **state)
+{
+	uint8_t a4[4] = { 203, 0, 113, 1 }, b6[16] = { 0x20, 0x01, 0x0d, 0xb8, [7] = 9, [15] = 1 };
+	uint64_t st[WXDP_STAT__MAX];
+	struct wxdp_config c;
+	struct guard *g = mk_guard(NULL);
+
+	(void)state;
+	assert_false(guard_validated(g, AF_INET, a4));
+	assert_int_equal(guard_validated_add(g, AF_INET, a4, GUARD_EV_REPLY), 0);
+	assert_int_equal(guard_validated_add(g, AF_INET, a4, GUARD_EV_REPLY), 0); /* refresh */
+	assert_true(guard_validated(g, AF_INET, a4));
+	assert_int_equal(guard_validated_add(g, AF_INET6, b6, GUARD_EV_HANDSHAKE), 0);
+	b6[15] = 2; /* same /64 */
+	assert_true(guard_validated(g, AF_INET6, b6));
+	b6[7] = 8;
+	assert_false(guard_validated(g, AF_INET6, b6));
+	assert_int_equal(guard_validated_add(g, AF_INET, a4, 0), -EINVAL);
+	assert_int_equal(guard_validated_add(g, AF_UNIX, a4, GUARD_EV_TOKEN), -EINVAL);
+	assert_false(guard_validated(g, AF_UNIX, a4));
+	/* A budget of 2 unvalidated DHT packets at a frozen clock: 50
+	 * unvalidated sources get 2 through; the validated one all 30. */
+	assert_int_equal(guard_config_get(g, &c), 0);
+	c.unval_dht = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+	c.now_override_ns = T0;
+	assert_int_equal(guard_config_set(g, &c), 0);
+	{
+		int acc = 0;
+
+		for (int i = 0; i < 50; i++) {
+			uint8_t s4[4] = { 10, 9, (uint8_t)(i >> 8), (uint8_t)i };
+
+			acc += !gsend(g, AF_INET, s4);
+		}
+		assert_int_equal(acc, 2);
+		for (int i = 0; i < 30; i++)
+			assert_int_equal(gsend(g, AF_INET, a4), 0);
+	}
+	assert_int_equal(guard_stats(g, st), 0);
+	assert_int_equal(st[WXDP_STAT_DROP_UNVAL_DHT], 48);
+	assert_int_equal(st[WXDP_STAT_RX], 80);
+	guard_free(g);
+}
+
+static int count_kind(struct guard *g, int kind, size_t *total)
+{
+	static struct wxdp_ban list[GUARD_MAX_BANS];
+	size_t n = 0;
+	int k = 0;
+
+	assert_int_equal(guard_ban_list(g, list, GUARD_MAX_BANS, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		k += list[i].kind == kind;
+	if (total)
+		*total = n;
+	return k;
+}
+
+/* Operator bans survive a flood of automatic bans ten times the automatic
+ * quota: none fails, none is evicted, and they still drop. */
+static void test_guard_ban_quotas(void **state)
+{
+	struct guard *g = mk_guard(NULL);
+	struct wxdp_ban b = { 0 };
+	uint8_t a[4];
+	size_t n;
+
+	(void)state;
+	/* The operator quota, full. */
+	for (unsigned int i = 0; i < GUARD_MAX_OPERATOR_BANS; i++) {
+		b = (struct wxdp_ban){ .family = AF_INET, .prefixlen = 32,
+				       .kind = WXDP_BAN_OPERATOR };
+		b.addr[0] = 100;
+		b.addr[1] = (uint8_t)(i >> 16);
+		b.addr[2] = (uint8_t)(i >> 8);
+		b.addr[3] = (uint8_t)i;
+		assert_int_equal(guard_ban_add(g, &b), 0);
+	}
+	b.addr[0] = 101;
+	assert_int_equal(guard_ban_add(g, &b), -ENOSPC);
+	/* 10x the automatic quota of automatic bans: each one succeeds. */
+	for (unsigned int i = 0; i < 10 * GUARD_MAX_AUTO_BANS; i++) {
+		a[0] = 10;
+		a[1] = (uint8_t)(i >> 16);
+		a[2] = (uint8_t)(i >> 8);
+		a[3] = (uint8_t)i;
+		assert_int_equal(guard_ban_addr(g, AF_INET, a, 600), 0);
+	}
+	assert_int_equal(count_kind(g, WXDP_BAN_OPERATOR, &n), GUARD_MAX_OPERATOR_BANS);
+	assert_int_equal(n, GUARD_MAX_BANS);
+	/* Every operator ban still drops; the newest automatic bans drop, the
+	 * oldest were evicted (least recently banned first). */
+	for (unsigned int i = 0; i < GUARD_MAX_OPERATOR_BANS; i += 97) {
+		uint8_t o[4] = { 100, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i };
+
+		assert_int_equal(gsend(g, AF_INET, o), 1);
+	}
+	a[1] = 0, a[2] = 0, a[3] = 0;
+	assert_int_equal(gsend(g, AF_INET, a), 0); /* first automatic: evicted */
+	{
+		unsigned int last = 10 * GUARD_MAX_AUTO_BANS - 1;
+		uint8_t l[4] = { 10, (uint8_t)(last >> 16), (uint8_t)(last >> 8), (uint8_t)last };
+
+		assert_int_equal(gsend(g, AF_INET, l), 1);
+		/* An automatic ban of an operator-banned CIDR leaves it as is. */
+		uint8_t o[4] = { 100, 0, 0, 7 };
+
+		assert_int_equal(guard_ban_addr(g, AF_INET, o, 1), 0);
+		assert_int_equal(count_kind(g, WXDP_BAN_OPERATOR, NULL), GUARD_MAX_OPERATOR_BANS);
+	}
+	/* Refreshing an automatic ban makes it the most recent: re-ban the
+	 * oldest surviving one, add one more, and it survives. */
+	{
+		unsigned int oldest = 9 * GUARD_MAX_AUTO_BANS;
+		uint8_t o[4] = { 10, (uint8_t)(oldest >> 16), (uint8_t)(oldest >> 8),
+				 (uint8_t)oldest };
+		uint8_t nx[4] = { 11, 0, 0, 1 };
+
+		assert_int_equal(guard_ban_addr(g, AF_INET, o, 600), 0);
+		assert_int_equal(guard_ban_addr(g, AF_INET, nx, 600), 0);
+		assert_int_equal(gsend(g, AF_INET, o), 1);
+		o[3]++; /* the next oldest went instead */
+		assert_int_equal(gsend(g, AF_INET, o), 0);
+	}
+	/* Deleting operator bans frees their quota. */
+	b.addr[0] = 100, b.addr[1] = 0, b.addr[2] = 0, b.addr[3] = 7;
+	b.kind = WXDP_BAN_OPERATOR;
+	assert_int_equal(guard_ban_del(g, &b), 0);
+	b.addr[0] = 101;
+	assert_int_equal(guard_ban_add(g, &b), 0);
+	guard_free(g);
+}
+
+/* Kinds persist; automatic bans never become permanent. */
+static void test_guard_ban_persist(void **state)
+{
+	char dir[] = "/tmp/weft-guard-XXXXXX";
+	struct store_opts so = { 0 };
+	struct store *st = NULL;
+	struct guard *g;
+	struct wxdp_ban b;
+	uint8_t a[4] = { 192, 0, 2, 77 };
+	static struct wxdp_ban list[GUARD_MAX_BANS];
+	size_t n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	so.dir = dir;
+	assert_int_equal(store_new(&st, &so), 0);
+	g = mk_guard(st);
+	assert_int_equal(wxdp_cidr_parse("198.51.100.0/24", &b), 0);
+	b.kind = WXDP_BAN_OPERATOR;
+	assert_int_equal(guard_ban_add(g, &b), 0);
+	assert_int_equal(guard_ban_addr(g, AF_INET, a, 0), 0); /* "permanent" */
+	guard_free(g);
+	g = mk_guard(st);
+	assert_int_equal(guard_ban_list(g, list, GUARD_MAX_BANS, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].prefixlen == 24) {
+			assert_int_equal(list[i].kind, WXDP_BAN_OPERATOR);
+			assert_int_equal(list[i].expires_ns, 0);
+		} else {
+			assert_int_equal(list[i].kind, WXDP_BAN_AUTO);
+			assert_true(list[i].expires_ns > 0);
+		}
+	}
+	guard_free(g);
+	store_free(st);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +614,9 @@ int main(void)
 		cmocka_unit_test(test_policer_nested),
 		cmocka_unit_test(test_policer_bounded),
 		cmocka_unit_test(test_same_verdicts),
+		cmocka_unit_test(test_guard_validated),
+		cmocka_unit_test(test_guard_ban_quotas),
+		cmocka_unit_test(test_guard_ban_persist),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

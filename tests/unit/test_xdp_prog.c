@@ -7,6 +7,7 @@
  * action must match that counter. Needs root (skips otherwise).
  */
 #include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,8 +22,10 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include "weft/guard.h"
 #include "weft/xdp.h"
 #include "weft/xdp_abi.h"
+#include "weft/xdp_policy.h"
 #include "xdp_testpkt.h"
 
 #define T0 1000000000000ULL /* test clock origin: 1000 s */
@@ -34,6 +37,16 @@ struct fx {
 	uint8_t buf[TPKT_MAX];
 };
 
+/* The unvalidated budgets are per CPU: keep every test run on one. */
+static void pin_cpu(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 static int setup_n(void **state, uint32_t buckets)
 {
 	struct wxdp_opts o = { .no_attach = 1, .buckets = buckets };
@@ -42,6 +55,7 @@ static int setup_n(void **state, uint32_t buckets)
 
 	if (geteuid() != 0)
 		return 0; /* each test skips */
+	pin_cpu();
 	f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	err = wxdp_new(&f->x, &o);
@@ -608,6 +622,148 @@ static void test_token_bucket(void **state)
 	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
 }
 
+static void valid_set(struct fx *f, const struct tpkt *t, uint64_t expires)
+{
+	struct wxdp_src_key k;
+
+	if (t->v6)
+		wxdp_src_key_v6(&k, t->src, f->cfg.v6_prefix);
+	else
+		wxdp_src_key_v4(&k, t->src);
+	assert_int_equal(wxdp_valid_set(f->x, &k, expires), 0);
+}
+
+/* Global budget of unvalidated sources: many sources, each under its own
+ * limit, share one budget per class; validated sources skip it but keep
+ * their per-source bucket. */
+static void test_unvalidated_budget(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t, v, ti;
+	uint64_t now = T0;
+
+	NEED_ROOT();
+	f->cfg.dht = (struct wxdp_rate){ .pps = 100, .burst = 3 };
+	f->cfg.unval_dht = (struct wxdp_rate){ .pps = 10, .burst = 5 };
+	f->cfg.unval_quic = (struct wxdp_rate){ .pps = 0, .burst = 0 };
+	f->cfg.unval_initial = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+	set_cfg(f);
+	dht_pkt(&t, 0);
+	for (int i = 0; i < 5; i++) {
+		t.src[3] = (uint8_t)(10 + i); /* five sources, one packet each */
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	}
+	t.src[3] = 20;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UNVAL_DHT);
+	/* A validated source skips the spent budget ... */
+	dht_pkt(&v, 0);
+	v.src[3] = 99;
+	valid_set(f, &v, now + 1000 * MS);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_t(f, &v), WXDP_STAT_PASS_NO_SOCKET);
+	/* ... but not its own bucket (burst 3). */
+	assert_int_equal(run_t(f, &v), WXDP_STAT_DROP_RATE_DHT);
+	/* Per-source first: a loud unvalidated source is cut by its bucket
+	 * and does not spend the budget for others. */
+	set_now(f, now += 100 * MS); /* one budget token back, 10 bucket tokens */
+	t.src[3] = 21;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_t(f, &t), i ? WXDP_STAT_DROP_UNVAL_DHT : WXDP_STAT_PASS_NO_SOCKET);
+	/* Validation expires: the source pays the budget again. */
+	set_now(f, now = T0 + 1000 * MS);
+	for (int i = 0; i < 5; i++) {
+		t.src[3] = (uint8_t)(30 + i);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	}
+	assert_int_equal(run_t(f, &v), WXDP_STAT_DROP_UNVAL_DHT);
+	/* Other classes have their own budgets: QUIC has none here, Initials
+	 * a burst of 2 whatever the source. */
+	quic_pkt(&t, 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	quic_pkt(&ti, 0);
+	ti.payload = quic_initial;
+	ti.plen = sizeof(quic_initial);
+	for (int i = 0; i < 3; i++) {
+		ti.src[3] = (uint8_t)(40 + i);
+		assert_int_equal(run_t(f, &ti),
+				 i < 2 ? WXDP_STAT_PASS_NO_SOCKET : WXDP_STAT_DROP_UNVAL_INITIAL);
+	}
+	/* IPv6: validated by /64, like the buckets. */
+	dht_pkt(&v, 1);
+	valid_set(f, &v, now + 1000 * MS);
+	v.src[15] = 77; /* same /64 */
+	assert_int_equal(run_t(f, &v), WXDP_STAT_PASS_NO_SOCKET);
+	v.src[7] = 5; /* another /64 */
+	assert_int_equal(run_t(f, &v), WXDP_STAT_DROP_UNVAL_DHT);
+	/* Budget off ("priority off"): everyone passes. */
+	f->cfg.unval_dht.pps = 0;
+	set_cfg(f);
+	assert_int_equal(run_t(f, &v), WXDP_STAT_PASS_NO_SOCKET);
+	/* The mirror can be emptied. */
+	{
+		struct wxdp_src_key k;
+
+		wxdp_src_key_v4(&k, (const uint8_t[4]){ 192, 0, 2, 99 });
+		assert_int_equal(wxdp_valid_del(f->x, &k), 0);
+		assert_int_equal(wxdp_valid_del(f->x, &k), -ENOENT);
+	}
+}
+
+/* The guard in xdp mode mirrors validated sources into the program's map
+ * and keeps operator bans through a flood of automatic ones. */
+static void test_guard_xdp(void **state)
+{
+	struct fx *f = *state;
+	struct guard_opts go = { .xdp = f->x };
+	struct guard *g = NULL;
+	struct wxdp_ban b, *list;
+	struct tpkt t;
+	size_t n;
+	int ops = 0;
+
+	NEED_ROOT();
+	assert_int_equal(guard_new(&g, &go), 0);
+	f->cfg.unval_dht = (struct wxdp_rate){ .pps = 1, .burst = 1 };
+	assert_int_equal(guard_config_set(g, &f->cfg), 0);
+	dht_pkt(&t, 0);
+	t.src[3] = 50;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UNVAL_DHT);
+	assert_int_equal(guard_validated_add(g, AF_INET, t.src, GUARD_EV_REPLY), 0);
+	assert_true(guard_validated(g, AF_INET, t.src));
+	/* The map's expiry is CLOCK_MONOTONIC + 30 min; the test clock (1000
+	 * s) is before it. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* Operator ban, then 2x the automatic quota of automatic bans. */
+	assert_int_equal(wxdp_cidr_parse("192.0.2.0/24", &b), 0);
+	b.kind = WXDP_BAN_OPERATOR;
+	assert_int_equal(guard_ban_add(g, &b), 0);
+	for (unsigned int i = 0; i < 2 * GUARD_MAX_AUTO_BANS; i++) {
+		uint8_t a[4] = { 10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i };
+
+		assert_int_equal(guard_ban_addr(g, AF_INET, a, 600), 0);
+	}
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	list = calloc(GUARD_MAX_BANS, sizeof(*list));
+	assert_non_null(list);
+	assert_int_equal(guard_ban_list(g, list, GUARD_MAX_BANS, &n), 0);
+	assert_int_equal(n, GUARD_MAX_AUTO_BANS + 1);
+	for (size_t i = 0; i < n; i++)
+		if (list[i].kind == WXDP_BAN_OPERATOR) {
+			ops++;
+			assert_int_equal(list[i].prefixlen, 24);
+			assert_int_equal(list[i].drops, 1);
+		}
+	assert_int_equal(ops, 1);
+	/* The trie holds exactly what the guard holds. */
+	assert_int_equal(wxdp_ban_list(f->x, NULL, 0, &n), 0);
+	assert_int_equal(n, GUARD_MAX_AUTO_BANS + 1);
+	free(list);
+	guard_free(g);
+}
+
 static void test_lru_bounded(void **state)
 {
 	struct fx *f = *state;
@@ -673,6 +829,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bans_nested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unvalidated_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guard_xdp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lru_bounded, setup_small_lru, teardown),
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_attach_errors),

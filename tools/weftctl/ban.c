@@ -2,7 +2,7 @@
 /*
  * weftctl ban add CIDR [--ttl SECONDS]   (default: permanent)
  * weftctl ban del CIDR
- * weftctl ban list
+ * weftctl ban list | ls        kind: operator (these) or auto (abuse pipeline)
  * API: POST /v1/bans, DELETE /v1/bans/<cidr>, GET /v1/bans (docs/XDP.md).
  */
 #include <stdio.h>
@@ -13,7 +13,7 @@
 
 static const char ban_usage[] = "ban add CIDR [--ttl SECONDS]\n"
 				"ban del CIDR\n"
-				"ban list";
+				"ban list|ls";
 
 static int ban_print(struct weftctl *ctx, json_t *o)
 {
@@ -25,7 +25,7 @@ static int ban_print(struct weftctl *ctx, json_t *o)
 		return WEFTCTL_OK;
 	}
 	a = json_object_get(o, "bans");
-	printf("%-44s %14s %14s\n", "CIDR", "EXPIRES IN", "DROPS");
+	printf("%-44s %-8s %14s %14s\n", "CIDR", "KIND", "EXPIRES IN", "DROPS");
 	json_array_foreach(a, i, b) {
 		json_t *e = json_object_get(b, "expires_in_s");
 		char exp[32];
@@ -34,7 +34,8 @@ static int ban_print(struct weftctl *ctx, json_t *o)
 			snprintf(exp, sizeof(exp), "%llds", (long long)json_integer_value(e));
 		else
 			snprintf(exp, sizeof(exp), "never");
-		printf("%-44s %14s %14lld\n", json_string_value(json_object_get(b, "cidr")), exp,
+		printf("%-44s %-8s %14s %14lld\n", json_string_value(json_object_get(b, "cidr")),
+		       json_string_value(json_object_get(b, "kind")), exp,
 		       json_integer_value(json_object_get(b, "drops")));
 	}
 	return WEFTCTL_OK;
@@ -47,7 +48,7 @@ static int ban_run(struct weftctl *ctx, int argc, char **argv)
 	char path[256];
 	int rc;
 
-	if (argc == 2 && !strcmp(argv[1], "list")) {
+	if (argc == 2 && (!strcmp(argv[1], "list") || !strcmp(argv[1], "ls"))) {
 		rc = weftctl_do(ctx, "GET", "/v1/bans", NULL, &o);
 		if (rc || !o)
 			return rc;

@@ -5,6 +5,8 @@
  * weftctl xdp limits set [--quic PPS/BURST] [--initial PPS/BURST]
  *                        [--dht PPS/BURST] [--v6-prefix N]
  *                        [--quic-ports P[,P..]] [--dht-ports P[,P..]]
+ *                        [--unval-quic PPS/BURST] [--unval-initial PPS/BURST]
+ *                        [--unval-dht PPS/BURST]
  * API: GET /v1/xdp/status, GET/PUT /v1/xdp/limits (docs/XDP.md).
  */
 #include <errno.h>
@@ -18,7 +20,8 @@
 static const char xdp_usage[] =
 	"xdp status\n"
 	"xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
-	"            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]]";
+	"            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]\n"
+	"            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]]";
 
 static void print_status(const json_t *o)
 {
@@ -34,6 +37,20 @@ static void print_status(const json_t *o)
 	}
 	printf("sources    %lld tracked\n",
 	       json_integer_value(json_object_get(o, "sources_tracked")));
+	v = json_object_get(o, "validated");
+	printf("validated  %lld of %lld (reply %lld, token %lld, handshake %lld reports)\n",
+	       json_integer_value(json_object_get(v, "sources")),
+	       json_integer_value(json_object_get(v, "capacity")),
+	       json_integer_value(json_object_get(json_object_get(v, "evidence"), "reply")),
+	       json_integer_value(json_object_get(json_object_get(v, "evidence"), "token")),
+	       json_integer_value(json_object_get(json_object_get(v, "evidence"), "handshake")));
+	v = json_object_get(o, "bans");
+	printf("bans       operator %lld of %lld, auto %lld of %lld (%lld evicted)\n",
+	       json_integer_value(json_object_get(v, "operator")),
+	       json_integer_value(json_object_get(v, "operator_max")),
+	       json_integer_value(json_object_get(v, "auto")),
+	       json_integer_value(json_object_get(v, "auto_max")),
+	       json_integer_value(json_object_get(v, "auto_evicted")));
 	printf("\n%-24s %16s %14s\n", "COUNTER", "TOTAL", "RATE/s");
 	c = json_object_get(o, "counters");
 	r = json_object_get(o, "rates_per_s");
@@ -50,12 +67,18 @@ static void print_limits(const json_t *o)
 	static const char *const rates[] = { "quic", "quic_initial", "dht" };
 	const char *names[2] = { "quic_ports", "dht_ports" };
 
-	printf("%-14s %12s %12s\n", "CLASS", "PPS", "BURST");
-	for (size_t i = 0; i < 3; i++) {
-		json_t *r = json_object_get(o, rates[i]);
+	json_t *u = json_object_get(o, "unvalidated");
 
-		printf("%-14s %12lld %12lld\n", rates[i], json_integer_value(json_object_get(r, "pps")),
-		       json_integer_value(json_object_get(r, "burst")));
+	printf("%-14s %12s %12s %16s %14s\n", "CLASS", "PPS", "BURST", "UNVALIDATED PPS",
+	       "BURST");
+	for (size_t i = 0; i < 3; i++) {
+		json_t *r = json_object_get(o, rates[i]), *b = json_object_get(u, rates[i]);
+
+		printf("%-14s %12lld %12lld %16lld %14lld\n", rates[i],
+		       json_integer_value(json_object_get(r, "pps")),
+		       json_integer_value(json_object_get(r, "burst")),
+		       json_integer_value(json_object_get(b, "pps")),
+		       json_integer_value(json_object_get(b, "burst")));
 	}
 	for (int i = 0; i < 2; i++) {
 		json_t *a = json_object_get(o, names[i]), *v;
@@ -67,7 +90,7 @@ static void print_limits(const json_t *o)
 		printf("\n");
 	}
 	printf("%-14s /%lld\n", "v6_prefix", json_integer_value(json_object_get(o, "v6_prefix")));
-	printf("(pps 0 = unlimited)\n");
+	printf("(per source; unvalidated: global per worker; pps 0 = unlimited)\n");
 }
 
 /* "PPS/BURST" -> {"pps":..,"burst":..} */
@@ -113,7 +136,7 @@ static json_t *parse_ports(const char *s)
 
 static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *body = json_object(), *v;
+	json_t *body = json_object(), *unval = json_object(), *v;
 	uint64_t n;
 	int rc;
 
@@ -135,6 +158,16 @@ static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 			if (!v)
 				goto usage;
 			json_object_set_new(body, opt[2] == 'q' ? "quic_ports" : "dht_ports", v);
+		} else if (!strcmp(opt, "--unval-quic") || !strcmp(opt, "--unval-initial") ||
+			   !strcmp(opt, "--unval-dht")) {
+			v = parse_rate(val);
+			if (!v)
+				goto usage;
+			json_object_set_new(unval,
+					    !strcmp(opt, "--unval-quic")  ? "quic"
+					    : !strcmp(opt, "--unval-dht") ? "dht"
+									  : "quic_initial",
+					    v);
 		} else if (!strcmp(opt, "--v6-prefix")) {
 			if (util_parse_u64(val, 1, 128, &n))
 				goto usage;
@@ -143,10 +176,14 @@ static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 			goto usage;
 		}
 	}
+	if (json_object_size(unval))
+		json_object_set(body, "unvalidated", unval);
+	json_decref(unval);
 	rc = weftctl_show(ctx, "PUT", "/v1/xdp/limits", body, print_limits);
 	json_decref(body);
 	return rc;
 usage:
+	json_decref(unval);
 	json_decref(body);
 	return weftctl_usage(xdp_usage);
 }

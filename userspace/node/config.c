@@ -11,6 +11,7 @@
 #include "weft/config.h"
 #include "weft/log.h"
 #include "weft/util.h"
+#include "weft/xdp_abi.h"
 
 enum cfg_type { CFG_STR, CFG_U32, CFG_U64, CFG_BOOL, CFG_ENUM, CFG_LIST, CFG_CPUS };
 
@@ -42,6 +43,15 @@ static const struct cfg_key cfg_keys[] = {
 	  "native|generic", 0 },
 	{ "xdp", "pin_root", CFG_STR, OFF(xdp_pin_root), SZ(xdp_pin_root), 0, 0,
 	  "/sys/fs/bpf/weft", NULL, 0 },
+#define UNVAL(cls, f, def)                                                                   \
+	{ "xdp", "unvalidated_" cls, CFG_U32, OFF(f), 0, 0, UINT32_MAX, WXDP_STR(def), NULL, 0 }
+	UNVAL("quic_pps", unval_quic_pps, WXDP_DEFAULT_UNVAL_QUIC_PPS),
+	UNVAL("quic_burst", unval_quic_burst, WXDP_DEFAULT_UNVAL_QUIC_BURST),
+	UNVAL("initial_pps", unval_initial_pps, WXDP_DEFAULT_UNVAL_INITIAL_PPS),
+	UNVAL("initial_burst", unval_initial_burst, WXDP_DEFAULT_UNVAL_INITIAL_BURST),
+	UNVAL("dht_pps", unval_dht_pps, WXDP_DEFAULT_UNVAL_DHT_PPS),
+	UNVAL("dht_burst", unval_dht_burst, WXDP_DEFAULT_UNVAL_DHT_BURST),
+#undef UNVAL
 	{ "ports", "quic", CFG_U32, OFF(quic_port), 0, 1, 65535, "4433", NULL, 0 },
 	{ "ports", "dht", CFG_U32, OFF(dht_port), 0, 1, 65535, "6881", NULL, 0 },
 	{ "ctl", "socket", CFG_STR, OFF(ctl_socket), SZ(ctl_socket), 0, 0, "", NULL, 0 },

@@ -123,6 +123,9 @@ static int node_policy_init(struct node *n)
 	memset(wc.dht_ports, 0, sizeof(wc.dht_ports));
 	wc.quic_ports[0] = (uint16_t)cfg->quic_port;
 	wc.dht_ports[0] = (uint16_t)cfg->dht_port;
+	wc.unval_quic = (struct wxdp_rate){ cfg->unval_quic_pps, cfg->unval_quic_burst };
+	wc.unval_initial = (struct wxdp_rate){ cfg->unval_initial_pps, cfg->unval_initial_burst };
+	wc.unval_dht = (struct wxdp_rate){ cfg->unval_dht_pps, cfg->unval_dht_burst };
 	n->workers = cfg->workers ? cfg->workers : (unsigned int)(ncpu > 0 ? ncpu : 1);
 	if (n->workers > ENGINE_MAX_WORKERS)
 		n->workers = ENGINE_MAX_WORKERS;

@@ -71,6 +71,22 @@ int wxdp_ban_del(struct wxdp *x, const struct wxdp_ban *in)
 	return 0;
 }
 
+int wxdp_ban_get(struct wxdp *x, struct wxdp_ban *b)
+{
+	struct wxdp_ban_val v;
+	union ban_key k;
+	int which;
+
+	if (!x || !b || wxdp_ban_norm(b))
+		return -EINVAL;
+	which = key_of(b, &k);
+	if (bpf_map_lookup_elem(wxdp_fd(x, which), &k, &v))
+		return -errno;
+	b->expires_ns = v.expires_ns;
+	b->drops = v.drops;
+	return 0;
+}
+
 /*
  * Walk one trie; for each entry call fn. Iteration over an LPM trie with
  * get_next_key is stable against concurrent deletes of the current key only

@@ -3,6 +3,7 @@
  * software policers, with bans persisted in LMDB. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,11 +13,17 @@
 #include "weft/policer.h"
 #include "weft/store.h"
 #include "weft/util.h"
+#include "weft/xdp_policy.h"
 #include "guard_int.h"
+#include "xdp/xdp_internal.h"
 
 /* Persisted record: key = family(1) prefixlen(1) addr(16); value = expiry
- * in wall-clock seconds, u64 little endian, 0 = permanent. */
+ * in wall-clock seconds, u64 little endian, 0 = permanent, then the kind
+ * (1 byte, enum wxdp_ban_kind). Records written before kinds existed have
+ * no kind byte and are restored as operator bans (nothing is lost). */
 #define BAN_KEY_LEN 18
+#define BAN_VAL_LEN 9
+#define BAN_VAL_LEN_V0 8
 
 static void ban_key(const struct wxdp_ban *b, uint8_t k[BAN_KEY_LEN])
 {
@@ -36,17 +43,18 @@ static uint64_t mono_to_wall(uint64_t exp_ns)
 
 static void ban_persist(struct guard *g, const struct wxdp_ban *b, int added)
 {
-	uint8_t k[BAN_KEY_LEN], v[8];
+	uint8_t k[BAN_KEY_LEN], v[BAN_VAL_LEN];
 	uint64_t w;
 	int err;
 
-	if (!g->store)
+	if (!g->store || g->restoring)
 		return;
 	ban_key(b, k);
 	if (added) {
 		w = mono_to_wall(b->expires_ns);
 		for (int i = 0; i < 8; i++)
 			v[i] = (uint8_t)(w >> (8 * i));
+		v[8] = b->kind;
 		err = store_put(g->store, g->db, k, sizeof(k), v, sizeof(v));
 	} else {
 		err = store_del(g->store, g->db, k, sizeof(k));
@@ -61,8 +69,8 @@ static void ban_persist(struct guard *g, const struct wxdp_ban *b, int added)
 static int ban_find(struct guard *g, const struct wxdp_ban *b)
 {
 	for (size_t i = 0; i < g->nbans; i++)
-		if (g->bans[i].family == b->family && g->bans[i].prefixlen == b->prefixlen &&
-		    memcmp(g->bans[i].addr, b->addr, 16) == 0)
+		if (g->bans[i].b.family == b->family && g->bans[i].b.prefixlen == b->prefixlen &&
+		    memcmp(g->bans[i].b.addr, b->addr, 16) == 0)
 			return (int)i;
 	return -1;
 }
@@ -88,29 +96,94 @@ static void apply_del(struct guard *g, const struct wxdp_ban *b)
 		policer_ban_del(g->pol[i], b);
 }
 
+/* Remove entry idx everywhere (map or policers, store, table). Lock held. */
+static void ban_remove(struct guard *g, size_t idx)
+{
+	apply_del(g, &g->bans[idx].b);
+	ban_persist(g, &g->bans[idx].b, 0);
+	g->nkind[g->bans[idx].b.kind]--;
+	g->bans[idx] = g->bans[--g->nbans];
+}
+
+/* Make room for one automatic ban: drop an expired one, else evict the
+ * least recently banned. Lock held; the quota is full. */
+static void auto_make_room(struct guard *g, uint64_t now)
+{
+	size_t victim = SIZE_MAX;
+
+	for (size_t i = 0; i < g->nbans; i++) {
+		const struct guard_ban_ent *e = &g->bans[i];
+
+		if (e->b.kind != WXDP_BAN_AUTO)
+			continue;
+		if (e->b.expires_ns && e->b.expires_ns <= now) {
+			victim = i;
+			break;
+		}
+		if (victim == SIZE_MAX || e->seq < g->bans[victim].seq)
+			victim = i;
+	}
+	if (victim == SIZE_MAX)
+		return;
+	if (!g->bans[victim].b.expires_ns || g->bans[victim].b.expires_ns > now)
+		g->auto_evicted++;
+	ban_remove(g, victim);
+}
+
+/* Add, or replace, under the lock. */
+static int ban_add_locked(struct guard *g, struct wxdp_ban *b, uint64_t now)
+{
+	static const size_t quota[2] = { GUARD_MAX_AUTO_BANS, GUARD_MAX_OPERATOR_BANS };
+	int idx = ban_find(g, b), err;
+
+	if (idx >= 0 && g->bans[idx].b.kind == WXDP_BAN_OPERATOR && b->kind == WXDP_BAN_AUTO)
+		return 0; /* the operator's ban stays as the operator set it */
+	if (idx < 0 || g->bans[idx].b.kind != b->kind) {
+		if (g->nkind[b->kind] >= quota[b->kind]) {
+			if (b->kind == WXDP_BAN_OPERATOR)
+				return -ENOSPC;
+			auto_make_room(g, now);
+			idx = ban_find(g, b); /* the table moved */
+		}
+	}
+	err = apply_add(g, b);
+	if (err) {
+		if (b->kind == WXDP_BAN_AUTO)
+			g->auto_refused++;
+		return err;
+	}
+	if (idx < 0) {
+		idx = (int)g->nbans++;
+	} else {
+		g->nkind[g->bans[idx].b.kind]--;
+	}
+	g->nkind[b->kind]++;
+	g->bans[idx].b = *b;
+	g->bans[idx].seq = ++g->ban_seq;
+	ban_persist(g, b, 1);
+	return 0;
+}
+
 int guard_ban_add(struct guard *g, const struct wxdp_ban *in)
 {
 	struct wxdp_ban b = *in;
-	int idx, err;
+	uint64_t now = util_now_ns();
+	int err;
 
 	if (b.family != AF_INET && b.family != AF_INET6)
 		return -EINVAL;
 	if (b.prefixlen > (b.family == AF_INET ? 32 : 128))
 		return -EINVAL;
+	if (b.kind != WXDP_BAN_AUTO && b.kind != WXDP_BAN_OPERATOR)
+		return -EINVAL;
+	if (wxdp_ban_norm(&b))
+		return -EINVAL;
 	b.drops = 0;
+	if (b.kind == WXDP_BAN_AUTO &&
+	    (!b.expires_ns || b.expires_ns > now + GUARD_AUTO_BAN_MAX_S * 1000000000ULL))
+		b.expires_ns = now + GUARD_AUTO_BAN_MAX_S * 1000000000ULL;
 	pthread_mutex_lock(&g->lock);
-	idx = ban_find(g, &b);
-	if (idx < 0 && g->nbans >= GUARD_MAX_BANS) {
-		pthread_mutex_unlock(&g->lock);
-		return -ENOSPC;
-	}
-	err = apply_add(g, &b);
-	if (!err) {
-		if (idx < 0)
-			idx = (int)g->nbans++;
-		g->bans[idx] = b;
-		ban_persist(g, &b, 1);
-	}
+	err = ban_add_locked(g, &b, now);
 	pthread_mutex_unlock(&g->lock);
 	return err;
 }
@@ -118,51 +191,96 @@ int guard_ban_add(struct guard *g, const struct wxdp_ban *in)
 int guard_ban_addr(struct guard *g, int family, const uint8_t *addr, uint64_t ttl_s)
 {
 	struct wxdp_ban b = { 0 };
-	struct wxdp_config c;
 
-	guard_config_get(g, &c);
 	b.family = (uint8_t)family;
+	b.kind = WXDP_BAN_AUTO;
 	if (family == AF_INET) {
 		memcpy(b.addr, addr, 4);
 		b.prefixlen = 32;
 	} else if (family == AF_INET6) {
-		b.prefixlen = c.v6_prefix ? c.v6_prefix : 64;
-		for (unsigned int i = 0; i < 16; i++) {
-			unsigned int bits = b.prefixlen > 8 * i ? b.prefixlen - 8 * i : 0;
-
-			b.addr[i] = bits >= 8 ? addr[i] : (uint8_t)(addr[i] & (0xff00 >> bits));
-		}
+		memcpy(b.addr, addr, 16);
+		b.prefixlen = atomic_load_explicit(&g->v6_prefix, memory_order_relaxed);
 	} else {
 		return -EINVAL;
 	}
+	if (ttl_s > GUARD_AUTO_BAN_MAX_S)
+		ttl_s = GUARD_AUTO_BAN_MAX_S;
 	b.expires_ns = ttl_s ? util_now_ns() + ttl_s * 1000000000ULL : 0;
 	return guard_ban_add(g, &b);
 }
 
-int guard_validated_add(struct guard *g, int family, const uint8_t *addr, enum guard_evidence ev)
+/* --- validated sources --- */
+
+static int src_key(const struct guard *g, int family, const uint8_t *addr, struct wxdp_src_key *k)
 {
-	/* Interface only for now: the validated-source table is being built
-	 * (issue 12); callers may already report evidence. */
-	(void)g;
-	(void)family;
-	(void)addr;
-	(void)ev;
+	if (family == AF_INET)
+		wxdp_src_key_v4(k, addr);
+	else if (family == AF_INET6)
+		wxdp_src_key_v6(k, addr, atomic_load_explicit(&g->v6_prefix, memory_order_relaxed));
+	else
+		return -EINVAL;
 	return 0;
 }
 
-int guard_ban_del(struct guard *g, const struct wxdp_ban *b)
+int guard_validated_add(struct guard *g, int family, const uint8_t *addr, enum guard_evidence ev)
 {
+	const uint64_t ttl = GUARD_VALID_TTL_S * 1000000000ULL;
+	const uint64_t refresh = GUARD_VALID_REFRESH_S * 1000000000ULL;
+	struct wxdp_src_key k, old;
+	uint64_t now = util_now_ns(), exp;
+	int err = 0;
+
+	if (!g || !addr || ev < GUARD_EV_REPLY || ev > GUARD_EV_HANDSHAKE ||
+	    src_key(g, family, addr, &k))
+		return -EINVAL;
+	atomic_fetch_add_explicit(&g->ev[ev], 1, memory_order_relaxed);
+	/* Fast path: refreshed less than a minute ago. */
+	exp = guard_valid_get(&g->valid, &k);
+	if (exp > now && exp - now > ttl - refresh)
+		return 0;
+	pthread_mutex_lock(&g->valid_lock);
+	if (guard_valid_put(&g->valid, &k, now, &old)) {
+		atomic_fetch_add_explicit(&g->valid_evicted, 1, memory_order_relaxed);
+		if (g->xdp)
+			wxdp_valid_del(g->xdp, &old);
+	}
+	if (g->xdp)
+		err = wxdp_valid_set(g->xdp, &k, now + ttl);
+	pthread_mutex_unlock(&g->valid_lock);
+	return err;
+}
+
+bool guard_validated(const struct guard *g, int family, const uint8_t *addr)
+{
+	struct wxdp_src_key k;
+
+	if (!g || !addr || src_key(g, family, addr, &k))
+		return false;
+	return guard_valid_get(&g->valid, &k) > util_now_ns();
+}
+
+/* policer_valid_fn: the policers read the same table. */
+static int policer_valid(void *arg, const struct wxdp_src_key *k, uint64_t now_ns)
+{
+	const struct guard *g = arg;
+
+	return guard_valid_get(&g->valid, k) > now_ns;
+}
+
+int guard_ban_del(struct guard *g, const struct wxdp_ban *in)
+{
+	struct wxdp_ban b = *in;
 	int idx;
 
+	if (wxdp_ban_norm(&b))
+		return -EINVAL;
 	pthread_mutex_lock(&g->lock);
-	idx = ban_find(g, b);
+	idx = ban_find(g, &b);
 	if (idx < 0) {
 		pthread_mutex_unlock(&g->lock);
 		return -ENOENT;
 	}
-	apply_del(g, &g->bans[idx]);
-	ban_persist(g, &g->bans[idx], 0);
-	g->bans[idx] = g->bans[--g->nbans];
+	ban_remove(g, (size_t)idx);
 	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
@@ -172,13 +290,14 @@ int guard_ban_list(struct guard *g, struct wxdp_ban *out, size_t cap, size_t *n)
 	uint64_t now = util_now_ns();
 	size_t o = 0;
 
-	if (g->xdp)
-		return wxdp_ban_list(g->xdp, out, cap, n);
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < g->nbans && o < cap; i++)
-		if (!g->bans[i].expires_ns || g->bans[i].expires_ns > now)
-			out[o++] = g->bans[i];
+		if (!g->bans[i].b.expires_ns || g->bans[i].b.expires_ns > now)
+			out[o++] = g->bans[i].b;
 	pthread_mutex_unlock(&g->lock);
+	if (g->xdp)
+		for (size_t i = 0; i < o; i++)
+			wxdp_ban_get(g->xdp, &out[i]);
 	*n = o;
 	return 0;
 }
@@ -190,18 +309,14 @@ int guard_ban_gc(struct guard *g)
 
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < g->nbans;) {
-		if (g->bans[i].expires_ns && g->bans[i].expires_ns <= now) {
-			apply_del(g, &g->bans[i]);
-			ban_persist(g, &g->bans[i], 0);
-			g->bans[i] = g->bans[--g->nbans];
+		if (g->bans[i].b.expires_ns && g->bans[i].b.expires_ns <= now) {
+			ban_remove(g, i);
 			removed++;
 		} else {
 			i++;
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
-	if (g->xdp)
-		wxdp_ban_gc(g->xdp, now);
 	return removed;
 }
 
@@ -221,6 +336,7 @@ int guard_config_set(struct guard *g, const struct wxdp_config *c)
 
 	if (wxdp_config_check(c))
 		return -EINVAL;
+	atomic_store_explicit(&g->v6_prefix, c->v6_prefix, memory_order_relaxed);
 	if (g->xdp)
 		return wxdp_config_set(g->xdp, c);
 	pthread_mutex_lock(&g->lock);
@@ -303,11 +419,13 @@ static int restore_one(void *arg, const void *key, size_t klen, const void *val,
 	uint64_t w = 0;
 
 	/* Hostile disk: check every field. */
-	if (klen != BAN_KEY_LEN || vlen != 8 || (k[0] != 4 && k[0] != 6) ||
-	    k[1] > (k[0] == 4 ? 32 : 128)) {
+	if (klen != BAN_KEY_LEN || (vlen != BAN_VAL_LEN && vlen != BAN_VAL_LEN_V0) ||
+	    (k[0] != 4 && k[0] != 6) || k[1] > (k[0] == 4 ? 32 : 128) ||
+	    (vlen == BAN_VAL_LEN && v[8] != WXDP_BAN_AUTO && v[8] != WXDP_BAN_OPERATOR)) {
 		r->bad++;
 		return 0;
 	}
+	b.kind = vlen == BAN_VAL_LEN ? v[8] : WXDP_BAN_OPERATOR;
 	for (int i = 0; i < 8; i++)
 		w |= (uint64_t)v[i] << (8 * i);
 	if (w && w <= r->now_wall) {
@@ -318,11 +436,10 @@ static int restore_one(void *arg, const void *key, size_t klen, const void *val,
 	b.prefixlen = k[1];
 	memcpy(b.addr, k + 2, 16);
 	b.expires_ns = w ? r->now_ns + (w - r->now_wall) * 1000000000ULL : 0;
-	if (r->g->nbans >= GUARD_MAX_BANS || apply_add(r->g, &b)) {
+	if (ban_add_locked(r->g, &b, r->now_ns)) {
 		r->bad++;
 		return 0;
 	}
-	r->g->bans[r->g->nbans++] = b;
 	r->restored++;
 	return 0;
 }
@@ -344,14 +461,20 @@ int guard_new(struct guard **out, const struct guard_opts *opts)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->valid_lock, NULL);
+	err = guard_valid_init(&g->valid, GUARD_VALID_MAX, GUARD_VALID_TTL_S * 1000000000ULL);
+	if (err)
+		goto fail;
 	g->xdp = opts->xdp;
 	g->store = opts->store;
 	if (opts->config)
 		g->config = *opts->config;
 	else
 		wxdp_config_default(&g->config);
+	atomic_store(&g->v6_prefix, g->config.v6_prefix ? g->config.v6_prefix : 64);
 	if (opts->npolicers) {
-		struct policer_opts po = { .config = &g->config };
+		struct policer_opts po = { .config = &g->config, .valid = policer_valid,
+					   .valid_arg = g };
 
 		g->pol = calloc(opts->npolicers, sizeof(*g->pol));
 		if (!g->pol) {
@@ -373,7 +496,9 @@ int guard_new(struct guard **out, const struct guard_opts *opts)
 		err = store_db(g->store, "bans", &g->db);
 		if (err)
 			goto fail;
+		g->restoring = 1; /* the records are on disk already */
 		err = store_iter(g->store, g->db, restore_one, &r);
+		g->restoring = 0;
 		if (err)
 			goto fail;
 		if (r.restored || r.expired || r.bad)
@@ -397,6 +522,8 @@ void guard_free(struct guard *g)
 		policer_free(g->pol[i]);
 	free(g->pol);
 	free(g->bans);
+	guard_valid_fini(&g->valid);
+	pthread_mutex_destroy(&g->valid_lock);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }

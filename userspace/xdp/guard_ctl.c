@@ -10,6 +10,7 @@
  * plus weft_xdp_* lines on /metrics.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,8 @@
 
 /* Longest accepted ban TTL: ten years, so expiry arithmetic cannot wrap. */
 #define MAX_TTL_S (10ULL * 365 * 86400)
-/* Entries returned by GET /v1/bans (the trie holds at most 2 x 16384). */
-#define LIST_MAX (2 * WXDP_DEFAULT_BANS)
+/* Entries returned by GET /v1/bans: every ban the guard can hold. */
+#define LIST_MAX GUARD_MAX_BANS
 
 static void status_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
@@ -59,6 +60,26 @@ static void status_get(void *arg, const struct ctl_req *req, struct ctl_resp *re
 	o = json_pack("{s:s,s:o,s:o,s:f,s:I}", "policy", guard_mode(g), "counters", counters,
 		      "rates_per_s", rates, "interval_s", dt, "sources_tracked",
 		      (json_int_t)guard_sources(g));
+	pthread_mutex_lock(&g->lock);
+	json_object_set_new(o, "bans",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "operator",
+				      (json_int_t)g->nkind[WXDP_BAN_OPERATOR], "operator_max",
+				      (json_int_t)GUARD_MAX_OPERATOR_BANS, "auto",
+				      (json_int_t)g->nkind[WXDP_BAN_AUTO], "auto_max",
+				      (json_int_t)GUARD_MAX_AUTO_BANS, "auto_evicted",
+				      (json_int_t)g->auto_evicted, "auto_refused",
+				      (json_int_t)g->auto_refused));
+	pthread_mutex_unlock(&g->lock);
+	json_object_set_new(
+	    o, "validated",
+	    json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I}}", "sources",
+		      (json_int_t)guard_valid_count(&g->valid, now), "capacity",
+		      (json_int_t)guard_valid_capacity(&g->valid), "ttl_s",
+		      (json_int_t)GUARD_VALID_TTL_S, "evicted",
+		      (json_int_t)atomic_load(&g->valid_evicted), "evidence", "reply",
+		      (json_int_t)atomic_load(&g->ev[GUARD_EV_REPLY]), "token",
+		      (json_int_t)atomic_load(&g->ev[GUARD_EV_TOKEN]), "handshake",
+		      (json_int_t)atomic_load(&g->ev[GUARD_EV_HANDSHAKE])));
 	if (x) {
 		json_object_set_new(o, "interface", json_string(wxdp_ifname(x)));
 		json_object_set_new(o, "mode", json_string(wxdp_mode(x)));
@@ -87,10 +108,12 @@ static json_t *ports_json(const __u16 *p)
 
 static json_t *limits_json(const struct wxdp_config *c)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:i}", "quic", rate_json(&c->quic), "quic_initial",
-			 rate_json(&c->quic_initial), "dht", rate_json(&c->dht), "quic_ports",
-			 ports_json(c->quic_ports), "dht_ports", ports_json(c->dht_ports),
-			 "v6_prefix", c->v6_prefix);
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:i,s:{s:o,s:o,s:o}}", "quic", rate_json(&c->quic),
+			 "quic_initial", rate_json(&c->quic_initial), "dht", rate_json(&c->dht),
+			 "quic_ports", ports_json(c->quic_ports), "dht_ports",
+			 ports_json(c->dht_ports), "v6_prefix", c->v6_prefix, "unvalidated",
+			 "quic", rate_json(&c->unval_quic), "quic_initial",
+			 rate_json(&c->unval_initial), "dht", rate_json(&c->unval_dht));
 }
 
 static int num(json_t *v, uint64_t max, uint64_t *out)
@@ -143,6 +166,26 @@ static int ports_from(json_t *a, __u16 *p)
 	return 0;
 }
 
+/* {"quic": rate, "quic_initial": rate, "dht": rate}, any subset. */
+static int unval_from(json_t *o, struct wxdp_config *c)
+{
+	const char *key;
+	json_t *v;
+
+	if (!o)
+		return 0;
+	if (!json_is_object(o))
+		return -EINVAL;
+	json_object_foreach(o, key, v)
+		if (strcmp(key, "quic") && strcmp(key, "quic_initial") && strcmp(key, "dht"))
+			return -EINVAL;
+	if (rate_from(json_object_get(o, "quic"), &c->unval_quic) ||
+	    rate_from(json_object_get(o, "quic_initial"), &c->unval_initial) ||
+	    rate_from(json_object_get(o, "dht"), &c->unval_dht))
+		return -EINVAL;
+	return 0;
+}
+
 static void limits_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct wxdp_config c;
@@ -158,7 +201,7 @@ static void limits_get(void *arg, const struct ctl_req *req, struct ctl_resp *re
 static void limits_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	static const char *const known[] = { "quic", "quic_initial", "dht", "quic_ports",
-					     "dht_ports", "v6_prefix" };
+					     "dht_ports", "v6_prefix", "unvalidated" };
 	struct wxdp_config c;
 	const char *key;
 	uint64_t v;
@@ -189,7 +232,8 @@ static void limits_put(void *arg, const struct ctl_req *req, struct ctl_resp *re
 	    rate_from(json_object_get(req->json, "quic_initial"), &c.quic_initial) ||
 	    rate_from(json_object_get(req->json, "dht"), &c.dht) ||
 	    ports_from(json_object_get(req->json, "quic_ports"), c.quic_ports) ||
-	    ports_from(json_object_get(req->json, "dht_ports"), c.dht_ports)) {
+	    ports_from(json_object_get(req->json, "dht_ports"), c.dht_ports) ||
+	    unval_from(json_object_get(req->json, "unvalidated"), &c)) {
 		ctl_resp_error(resp, 400, "bad_request",
 			       "rates are {\"pps\": N, \"burst\": N} (0..2^32-1), ports 1..65535, at most %d",
 			       WXDP_MAX_PORTS);
@@ -222,8 +266,9 @@ static json_t *ban_json(const struct wxdp_ban *b, uint64_t now)
 		exp = json_integer(b->expires_ns > now
 					   ? (json_int_t)((b->expires_ns - now + 999999999ULL) / 1000000000ULL)
 					   : 0);
-	return json_pack("{s:s,s:o,s:I}", "cidr", cidr, "expires_in_s", exp, "drops",
-			 (json_int_t)b->drops);
+	return json_pack("{s:s,s:o,s:I,s:s}", "cidr", cidr, "expires_in_s", exp, "drops",
+			 (json_int_t)b->drops, "kind",
+			 b->kind == WXDP_BAN_OPERATOR ? "operator" : "auto");
 }
 
 static void bans_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -272,6 +317,7 @@ static void bans_post(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		return;
 	}
 	b.expires_ns = t ? now + t * 1000000000ULL : 0;
+	b.kind = WXDP_BAN_OPERATOR;
 	err = guard_ban_add(arg, &b);
 	if (err) {
 		ctl_resp_errno(resp, err, "adding ban");
@@ -314,6 +360,7 @@ static void bans_delete(void *arg, const struct ctl_req *req, struct ctl_resp *r
 
 static void xdp_metrics(void *arg, FILE *out)
 {
+	struct guard *g = arg;
 	uint64_t cur[WXDP_STAT__MAX];
 
 	if (guard_stats(arg, cur))
@@ -322,6 +369,20 @@ static void xdp_metrics(void *arg, FILE *out)
 	for (unsigned int i = 0; i < WXDP_STAT__MAX; i++)
 		fprintf(out, "weft_xdp_packets_total{counter=\"%s\"} %llu\n", wxdp_stat_name(i),
 			(unsigned long long)cur[i]);
+	fprintf(out, "# TYPE weft_validated_sources gauge\n");
+	fprintf(out, "weft_validated_sources %zu\n", guard_valid_count(&g->valid, util_now_ns()));
+	fprintf(out, "# TYPE weft_validated_evidence_total counter\n");
+	for (int e = GUARD_EV_REPLY; e <= GUARD_EV_HANDSHAKE; e++)
+		fprintf(out, "weft_validated_evidence_total{evidence=\"%s\"} %llu\n",
+			e == GUARD_EV_REPLY ? "reply" : e == GUARD_EV_TOKEN ? "token" : "handshake",
+			(unsigned long long)atomic_load(&g->ev[e]));
+	pthread_mutex_lock(&g->lock);
+	fprintf(out, "# TYPE weft_bans gauge\n");
+	fprintf(out, "weft_bans{kind=\"operator\"} %zu\nweft_bans{kind=\"auto\"} %zu\n",
+		g->nkind[WXDP_BAN_OPERATOR], g->nkind[WXDP_BAN_AUTO]);
+	fprintf(out, "# TYPE weft_bans_auto_evicted_total counter\n");
+	fprintf(out, "weft_bans_auto_evicted_total %llu\n", (unsigned long long)g->auto_evicted);
+	pthread_mutex_unlock(&g->lock);
 }
 
 int guard_ctl_register(struct guard *g, struct ctl *ctl)

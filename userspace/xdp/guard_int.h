@@ -1,13 +1,47 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal state of the guard (guard.c, guard_ctl.c). */
+/* Internal state of the guard (guard.c, guard_ctl.c, valid.c). */
 #ifndef WEFT_GUARD_INT_H
 #define WEFT_GUARD_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "weft/guard.h"
 
 struct policer;
+
+/* One way of the validated-source table: a seqlock (seq odd while a
+ * writer is inside) over the key and its expiry (0 = empty). */
+struct guard_valid_slot {
+	_Atomic uint32_t seq;
+	_Atomic uint64_t k[2];
+	_Atomic uint64_t expires_ns;
+};
+
+struct guard_valid {
+	struct guard_valid_slot *slots;
+	size_t nsets; /* power of two; 8 ways each */
+	uint64_t seed;
+	uint64_t ttl_ns;
+};
+
+/* valid.c. init: capacity rounded down to a power of two (>= 8 ways). */
+int guard_valid_init(struct guard_valid *v, uint32_t capacity, uint64_t ttl_ns);
+void guard_valid_fini(struct guard_valid *v);
+size_t guard_valid_capacity(const struct guard_valid *v);
+/* Expiry of k's entry (0 = absent). Lock-free; any thread. */
+uint64_t guard_valid_get(const struct guard_valid *v, const struct wxdp_src_key *k);
+/* Add or refresh k until now + ttl. Writers serialise (guard valid_lock).
+ * Returns 1 and fills *evicted when a live entry was evicted, else 0. */
+int guard_valid_put(struct guard_valid *v, const struct wxdp_src_key *k, uint64_t now,
+		    struct wxdp_src_key *evicted);
+/* Live entries (walks the table). */
+size_t guard_valid_count(const struct guard_valid *v, uint64_t now);
+
+struct guard_ban_ent {
+	struct wxdp_ban b; /* b.kind says which quota it counts against */
+	uint64_t seq;      /* automatic bans: last (re)ban, for LRU eviction */
+};
 
 struct guard {
 	pthread_mutex_t lock;      /* bans table, config copy, stats snapshot */
@@ -17,10 +51,20 @@ struct guard {
 	struct wxdp_config config; /* uring mode: the policers' config */
 	struct store *store;
 	unsigned int db;
-	struct wxdp_ban *bans;     /* GUARD_MAX_BANS entries */
+	struct guard_ban_ent *bans; /* GUARD_MAX_BANS entries, both kinds */
 	size_t nbans;
+	size_t nkind[2];           /* by enum wxdp_ban_kind */
+	uint64_t ban_seq;
+	uint64_t auto_evicted, auto_refused;
+	int restoring;             /* guard_new() restoring from the store */
 	uint64_t snap[WXDP_STAT__MAX]; /* previous counters, for rates */
 	uint64_t snap_ns;
+	/* validated sources */
+	pthread_mutex_t valid_lock; /* writers of valid (and the XDP mirror) */
+	struct guard_valid valid;
+	_Atomic uint8_t v6_prefix;  /* the config's, for keys without a lock */
+	_Atomic uint64_t ev[4];     /* evidence reports by enum guard_evidence */
+	_Atomic uint64_t valid_evicted;
 };
 
 #endif

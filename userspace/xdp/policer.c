@@ -10,6 +10,9 @@
  *     shorter covering prefix, at most WXDP_BAN_MAX_NESTED times".
  *   - buckets: 8-way set-associative, least recently used way evicted: like
  *     the kernel's LRU hash, memory is fixed and a many-source flood evicts.
+ * The program's third table, validated sources, is the guard's (read
+ * through opts.valid without a lock); its per-CPU budgets are one bucket
+ * per class here.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,27 +54,21 @@ struct policer {
 	struct src_slot *src;
 	size_t nsets; /* power of two */
 	uint64_t tick;
+	/* global budgets of unvalidated sources, per class */
+	struct wxdp_bucket budget[WXDP_CLASS__MAX];
+	policer_valid_fn valid;
+	void *valid_arg;
 	uint64_t stats[WXDP_STAT__MAX];
 };
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint64_t hash_bytes(uint64_t seed, const uint8_t *b, size_t n, uint64_t extra)
 {
-	uint64_t h = mix64(seed ^ extra), w;
+	uint64_t h = wxdp_mix64(seed ^ extra), w;
 
 	for (size_t i = 0; i < n; i += 8) {
 		w = 0;
 		memcpy(&w, b + i, n - i < 8 ? n - i : 8);
-		h = mix64(h ^ w) + i;
+		h = wxdp_mix64(h ^ w) + i;
 	}
 	return h;
 }
@@ -106,6 +103,8 @@ int policer_new(struct policer **out, const struct policer_opts *opts)
 	pthread_mutex_init(&p->lock, NULL);
 	p->cfg = cfg;
 	p->seed = opts ? opts->seed : 0;
+	p->valid = opts ? opts->valid : NULL;
+	p->valid_arg = opts ? opts->valid_arg : NULL;
 	if (!p->seed && getrandom(&p->seed, sizeof(p->seed), 0) != sizeof(p->seed))
 		p->seed = 0x9e3779b97f4a7c15ULL; /* no entropy: still bounded */
 	cap = opts && opts->bans ? opts->bans : WXDP_DEFAULT_BANS;
@@ -363,16 +362,21 @@ static unsigned int decide(struct policer *p, const struct policer_pkt *pkt)
 	now = cfg->now_override_ns ? cfg->now_override_ns : pkt->now_ns;
 	if (banned(p, pkt->family, pkt->src, now))
 		return WXDP_STAT_DROP_BANNED;
-	rate = wxdp_class_rate(cfg, cls);
-	if (rate->pps == 0)
-		return WXDP_STAT_REDIRECT;
 	if (pkt->family == AF_INET6)
 		wxdp_src_key_v6(&sk, pkt->src, cfg->v6_prefix);
 	else
 		wxdp_src_key_v4(&sk, pkt->src);
-	sv = src_get(p, &sk);
-	if (!wxdp_tb_take(&sv->b[cls], rate, now))
-		return wxdp_class_drop_stat(cls);
+	rate = wxdp_class_rate(cfg, cls);
+	if (rate->pps) {
+		sv = src_get(p, &sk);
+		if (!wxdp_tb_take(&sv->b[cls], rate, now))
+			return wxdp_class_drop_stat(cls);
+	}
+	/* The program's unval_take(): after the per-source bucket. */
+	rate = wxdp_class_unval(cfg, cls);
+	if (rate->pps && !(p->valid && p->valid(p->valid_arg, &sk, now)) &&
+	    !wxdp_tb_take(&p->budget[cls], rate, now))
+		return wxdp_class_unval_stat(cls);
 	return WXDP_STAT_REDIRECT;
 }
 

@@ -46,7 +46,20 @@ static const char *const stat_names[WXDP_STAT__MAX] = {
 	[WXDP_STAT_DROP_RATE_QUIC] = "drop_rate_quic",
 	[WXDP_STAT_DROP_RATE_INITIAL] = "drop_rate_quic_initial",
 	[WXDP_STAT_DROP_RATE_DHT] = "drop_rate_dht",
+	[WXDP_STAT_DROP_UNVAL_QUIC] = "drop_unvalidated_quic",
+	[WXDP_STAT_DROP_UNVAL_INITIAL] = "drop_unvalidated_initial",
+	[WXDP_STAT_DROP_UNVAL_DHT] = "drop_unvalidated_dht",
 };
+
+uint64_t wxdp_mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
 
 const char *wxdp_stat_name(unsigned int idx)
 {
@@ -65,6 +78,12 @@ void wxdp_config_default(struct wxdp_config *c)
 	c->quic_ports[0] = WXDP_DEFAULT_QUIC_PORT;
 	c->dht_ports[0] = WXDP_DEFAULT_DHT_PORT;
 	c->v6_prefix = WXDP_DEFAULT_V6_PREFIX;
+	c->unval_quic.pps = WXDP_DEFAULT_UNVAL_QUIC_PPS;
+	c->unval_quic.burst = WXDP_DEFAULT_UNVAL_QUIC_BURST;
+	c->unval_initial.pps = WXDP_DEFAULT_UNVAL_INITIAL_PPS;
+	c->unval_initial.burst = WXDP_DEFAULT_UNVAL_INITIAL_BURST;
+	c->unval_dht.pps = WXDP_DEFAULT_UNVAL_DHT_PPS;
+	c->unval_dht.burst = WXDP_DEFAULT_UNVAL_DHT_BURST;
 }
 
 int wxdp_config_check(const struct wxdp_config *c)
@@ -186,10 +205,12 @@ static struct bpf_map *map_of(struct wxdp *x, int i)
 	case 3: return x->skel->maps.WXDP_MAP_BAN6;
 	case 4: return x->skel->maps.WXDP_MAP_BUCKETS;
 	case 5: return x->skel->maps.WXDP_MAP_XSKS;
+	case 6: return x->skel->maps.WXDP_MAP_VALID;
+	case 7: return x->skel->maps.WXDP_MAP_BUDGET;
 	}
 	return NULL;
 }
-#define NMAPS 6
+#define NMAPS 8
 
 static void unpin_all(struct wxdp *x)
 {
@@ -341,6 +362,9 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 	if (!err)
 		err = bpf_map__set_max_entries(x->skel->maps.WXDP_MAP_BAN6,
 					       opts->bans ? opts->bans : WXDP_DEFAULT_BANS);
+	if (!err)
+		err = bpf_map__set_max_entries(x->skel->maps.WXDP_MAP_VALID,
+					       opts->valid ? opts->valid : WXDP_DEFAULT_VALID);
 	if (err)
 		goto out;
 
@@ -436,6 +460,8 @@ int wxdp_fd(struct wxdp *x, enum wxdp_fd which)
 	case WXDP_FD_BAN6: return bpf_map__fd(x->skel->maps.WXDP_MAP_BAN6);
 	case WXDP_FD_BUCKETS: return bpf_map__fd(x->skel->maps.WXDP_MAP_BUCKETS);
 	case WXDP_FD_XSKS: return bpf_map__fd(x->skel->maps.WXDP_MAP_XSKS);
+	case WXDP_FD_VALID: return bpf_map__fd(x->skel->maps.WXDP_MAP_VALID);
+	case WXDP_FD_BUDGET: return bpf_map__fd(x->skel->maps.WXDP_MAP_BUDGET);
 	}
 	return -EINVAL;
 }
@@ -538,5 +564,27 @@ int wxdp_bucket_count(struct wxdp *x, size_t *n)
 	if (errno != ENOENT)
 		return -errno;
 	*n = cnt;
+	return 0;
+}
+
+/* --- validated sources --- */
+
+int wxdp_valid_set(struct wxdp *x, const struct wxdp_src_key *k, uint64_t expires_ns)
+{
+	struct wxdp_valid_val v = { .expires_ns = expires_ns };
+
+	if (!x || !k)
+		return -EINVAL;
+	if (bpf_map_update_elem(wxdp_fd(x, WXDP_FD_VALID), k, &v, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int wxdp_valid_del(struct wxdp *x, const struct wxdp_src_key *k)
+{
+	if (!x || !k)
+		return -EINVAL;
+	if (bpf_map_delete_elem(wxdp_fd(x, WXDP_FD_VALID), k))
+		return -errno;
 	return 0;
 }

@@ -25,6 +25,10 @@ struct wxdp {
 	void *cb_arg;
 };
 
+/* 64-bit finaliser (MurmurHash3 fmix64): the policer's and the guard's
+ * table hashes, keyed by a random seed. */
+uint64_t wxdp_mix64(uint64_t x);
+
 /* Validate family/prefixlen and clear host bits. 0 or -EINVAL. */
 int wxdp_ban_norm(struct wxdp_ban *b);
 
