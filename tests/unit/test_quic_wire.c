@@ -6,8 +6,9 @@
  * reserved, unknown; only for datagrams >= 1200 bytes, never for a VN or a
  * short header), Retry / VN / 0-RTT / Handshake / small Initials where they
  * must not create or reach a connection, a VN ending a dial, coalesced
- * garbage, and small server Initials (CONNECTION_REFUSED, a close during
- * the handshake) reaching the dialler as the precise error.
+ * garbage, small server Initials (CONNECTION_REFUSED, a close during the
+ * handshake) reaching the dialler as the precise error, and an empty
+ * datagram (an ngtcp2 assertion the endpoint fuzzer found).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,7 +27,9 @@
 #define V_RESERVED 0x1a2a3a4au
 
 struct app {
-	int nconn, nclosed;
+	int nconn, nclosed, ndgram;
+	size_t last_dgram_len;
+	struct quic_conn *conn; /* last announced */
 	struct quic_close_info last_close;
 };
 
@@ -47,6 +50,13 @@ struct w {
 static void on_conn(void *arg, struct quic_conn *c, const uint8_t *peer)
 {
 	((struct app *)arg)->nconn++;
+	((struct app *)arg)->conn = c;
+}
+
+static void on_dgram(void *arg, struct quic_conn *c, const uint8_t *d, size_t len)
+{
+	((struct app *)arg)->ndgram++;
+	((struct app *)arg)->last_dgram_len = len;
 }
 
 static void on_closed(void *arg, struct quic_conn *c, const struct quic_close_info *info)
@@ -55,6 +65,8 @@ static void on_closed(void *arg, struct quic_conn *c, const struct quic_close_in
 
 	a->nclosed++;
 	a->last_close = *info;
+	if (a->conn == c)
+		a->conn = NULL;
 }
 
 static void tap_fn(void *arg, int from, const uint8_t *buf, size_t len)
@@ -82,6 +94,7 @@ static struct sim_node *add(struct w *w, struct quic_ep_opts *o)
 	}
 	o->cb.on_conn = on_conn;
 	o->cb.on_closed = on_closed;
+	o->cb.on_datagram = on_dgram;
 	o->cb_arg = &w->app[w->sim.nnodes];
 	n = sim_add(&w->sim, o, &rc);
 	assert_int_equal(rc, 0);
@@ -547,6 +560,26 @@ static void test_small_initial_handshake_close(void **state)
 	w_free(w);
 }
 
+/* An empty RFC 9221 datagram is legal; ngtcp2 0.12 asserts on a
+ * zero-length vector (found by fuzz_quic_ep). */
+static void test_empty_datagram(void **state)
+{
+	struct w *w = w_new(10, NULL, NULL);
+	struct quic_conn *c;
+
+	assert_int_equal(quic_ep_connect(w->cli->ep, (struct sockaddr *)&w->srv->addr,
+					 sizeof(w->srv->addr), NULL, w->sim.now, &c),
+			 0);
+	assert_true(sim_run(&w->sim, NULL, NULL, w, 1000 * SIM_MS) >= 0);
+	assert_int_equal(w->app[1].nconn, 1);
+	assert_int_equal(quic_conn_send_datagram(c, (const uint8_t *)"", 0), 0);
+	assert_int_equal(quic_conn_send_datagram(c, (const uint8_t *)"x", 1), 0);
+	assert_true(sim_run(&w->sim, NULL, NULL, w, 1000 * SIM_MS) >= 0);
+	assert_int_equal(w->app[0].ndgram, 2);
+	assert_int_equal(w->app[0].last_dgram_len, 1);
+	w_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -560,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_coalesced_garbage),
 		cmocka_unit_test(test_small_initial_refusal),
 		cmocka_unit_test(test_small_initial_handshake_close),
+		cmocka_unit_test(test_empty_datagram),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -884,9 +884,11 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 			struct quic_dgram *d = &c->dgq[c->dgq_head];
 			ngtcp2_vec dv = { d->data, d->len };
 
+			/* An empty datagram is no vector: ngtcp2 0.12 asserts
+			 * on a zero-length one (found by fuzz_quic_ep). */
 			n = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, dst, mtu, &accepted,
-							NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv, 1,
-							now);
+							NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv,
+							d->len ? 1 : 0, now);
 			if (accepted || n == NGTCP2_ERR_INVALID_ARGUMENT ||
 			    n == NGTCP2_ERR_INVALID_STATE) {
 				/* Sent, or can never be sent (too big for the peer). */
