@@ -45,7 +45,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 .DELETE_ON_ERROR:
 .SECONDARY:
 .SUFFIXES:
-.PHONY: all run test unit integration bench fuzz install clean deps check-deps format
+.PHONY: all run test unit integration bench fuzz install clean deps check-deps format check-layers
 
 # MODULES="common store node" restricts libweft to those modules (handy while
 # another module is mid-edit); default: every module.
@@ -143,7 +143,12 @@ $(BUILD)/test/%: $(OBJ_san)/tests/unit/%.o $(TESTLIB_OBJS) $(OBJ_san)/libweft.a
 TEST_BINS := $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
 	$(BPF_OBJS) $(FUZZ_BINS)
 
-test: check-deps
+# The layers rule (docs/ARCHITECTURE.md): no module includes another's
+# private headers, none reaches up into node/. Checked before the tests.
+check-layers:
+	$(Q)tools/check-layers.sh
+
+test: check-deps check-layers
 	$(Q)$(MAKE) --no-print-directory $(TEST_BINS)
 	$(Q)BUILD=$(BUILD) tests/run.sh $(TESTS)
 

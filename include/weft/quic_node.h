@@ -158,6 +158,16 @@ int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uin
 int quic_node_close(struct quic_node *qn, uint64_t conn, uint64_t app_error_code);
 
 /*
+ * The peer of conn: its node key (authenticated by the handshake) into key
+ * and its address into addr. conn is an opaque handle (how it encodes the
+ * owning worker is quic_node's business). Call on conn's owning worker,
+ * i.e. from one of conn's handler callbacks. Returns 0, or -ENOTCONN (no
+ * such connection on this node, closed, or no authenticated key yet).
+ */
+int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KEY_LEN],
+			struct sockaddr_storage *addr);
+
+/*
  * Accept streams of type stype (>= QUIC_NODE_ST_APP_MIN) that peers open:
  * their stream_data / stream_closed go to h (copied) with arg; answer with
  * quic_node_write(). Before the engine starts. Returns 0, -EINVAL, -EEXIST,

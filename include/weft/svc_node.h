@@ -38,7 +38,6 @@ struct quic_node;
 struct node_dht;
 struct guard;
 struct identity;
-struct weft_config;
 struct svc_node;
 
 /* 0x30-0x3f belong to the service fabric (0x20-0x2f to content). */
@@ -84,6 +83,32 @@ struct svc_node;
  * and the gateway resets the stream. */
 #define SVC_NODE_HTTP_BUFFER (4u << 20)
 
+/*
+ * The fabric's settings. weftd fills them from its [ports], [node],
+ * [gateway] and [svc] keys (docs/CONFIG.md; the member names follow the
+ * keys); a test fills what it needs. 0 or "" selects the default noted.
+ */
+struct svc_node_cfg {
+	uint32_t quic_port;	    /* announced in descriptors (required) */
+	char bind_addr[64];	    /* "", "::", "0.0.0.0": endpoints from the interfaces */
+	char gateway[64];	    /* "" = no gateway; else ADDR:PORT */
+	int gateway_allow_public;   /* a non-loopback gateway address is allowed */
+	char gateway_services[512]; /* gateway whitelist: "a,b,c", "*" = any, "" = none */
+	/* router limits (0 = SVC_DEFAULT_* in svc_router.h) */
+	uint32_t svc_peer_calls_per_min;
+	uint32_t svc_max_payload; /* 0 = SVC_MSG_DEFAULT_MAX_PAYLOAD */
+	uint32_t svc_peer_concurrency;
+	uint32_t svc_service_calls_per_min;
+	uint32_t svc_service_concurrency;
+	uint32_t svc_addr_calls_per_min;
+	uint32_t svc_addr_concurrency;
+	uint32_t svc_global_concurrency;
+	uint32_t svc_max_timeout_ms;	      /* 0 = SVC_NODE_MAX_TIMEOUT_MS */
+	uint32_t svc_backend_max_inflight;    /* backend requests in progress, node-wide */
+	uint32_t svc_backend_max_per_service; /* ... per service */
+	uint32_t svc_http_buffer;	      /* 0 = SVC_NODE_HTTP_BUFFER */
+};
+
 struct svc_node_opts {
 	struct engine *eng;	      /* required (not started yet) */
 	struct ctl *ctl;	      /* optional: /v1/svc routes, metrics */
@@ -91,7 +116,7 @@ struct svc_node_opts {
 	struct node_dht *dht;	      /* optional: no DHT = no publish/discover */
 	struct guard *guard;	      /* optional: ban target */
 	const struct identity *id;    /* required (copied) */
-	const struct weft_config *cfg; /* required: ports, bind, gateway keys (copied) */
+	const struct svc_node_cfg *cfg; /* required (copied) */
 };
 
 /*

@@ -26,7 +26,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "weft/config.h"
 #include "weft/engine.h"
 #include "weft/identity.h"
 #include "weft/log.h"
@@ -285,7 +284,7 @@ struct gwt {
 	struct quic_node *quic;
 	struct svc_node *sn;
 	struct identity id;
-	struct weft_config cfg;
+	struct svc_node_cfg cfg;
 	uint16_t ports[2], gw_port;
 	struct hsrv be;
 	char web_id[2 * SVC_ID_LEN + 1];
@@ -309,7 +308,7 @@ static int gw_setup(void **state)
 	t->ports[1] = free_port(SOCK_DGRAM);
 	t->gw_port = free_port(SOCK_STREAM);
 	assert_true(t->ports[0] && t->ports[1] && t->gw_port && t->ports[0] != t->ports[1]);
-	config_defaults(&t->cfg);
+	memset(&t->cfg, 0, sizeof(t->cfg)); /* 0: every limit at its default */
 	snprintf(t->cfg.gateway, sizeof(t->cfg.gateway), "127.0.0.1:%u", t->gw_port);
 	snprintf(t->cfg.gateway_services, sizeof(t->cfg.gateway_services), "web,pinned");
 	snprintf(t->cfg.bind_addr, sizeof(t->cfg.bind_addr), "127.0.0.1");

@@ -174,6 +174,30 @@ static void quic_validated(void *arg, const struct sockaddr *sa, socklen_t len)
 	guard_validated_add(arg, a.family, a.addr, GUARD_EV_HANDSHAKE);
 }
 
+/* The service fabric's settings, from weftd's configuration (the fabric
+ * never sees struct weft_config: docs/ARCHITECTURE.md, "Layers"). */
+static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->quic_port = c->quic_port;
+	snprintf(s->bind_addr, sizeof(s->bind_addr), "%s", c->bind_addr);
+	snprintf(s->gateway, sizeof(s->gateway), "%s", c->gateway);
+	s->gateway_allow_public = c->gateway_allow_public;
+	snprintf(s->gateway_services, sizeof(s->gateway_services), "%s", c->gateway_services);
+	s->svc_peer_calls_per_min = c->svc_peer_calls_per_min;
+	s->svc_max_payload = c->svc_max_payload;
+	s->svc_peer_concurrency = c->svc_peer_concurrency;
+	s->svc_service_calls_per_min = c->svc_service_calls_per_min;
+	s->svc_service_concurrency = c->svc_service_concurrency;
+	s->svc_addr_calls_per_min = c->svc_addr_calls_per_min;
+	s->svc_addr_concurrency = c->svc_addr_concurrency;
+	s->svc_global_concurrency = c->svc_global_concurrency;
+	s->svc_max_timeout_ms = c->svc_max_timeout_ms;
+	s->svc_backend_max_inflight = c->svc_backend_max_inflight;
+	s->svc_backend_max_per_service = c->svc_backend_max_per_service;
+	s->svc_http_buffer = c->svc_http_buffer;
+}
+
 static int node_engine_init(struct node *n)
 {
 	struct engine_opts eo;
@@ -268,9 +292,12 @@ registered:
 			return err;
 	}
 	{
+		struct svc_node_cfg sc;
 		struct svc_node_opts so = { .eng = n->engine, .ctl = n->ctl, .quic = n->quic,
 					    .dht = n->dht, .guard = n->guard, .id = &n->id,
-					    .cfg = &n->cfg };
+					    .cfg = &sc };
+
+		node_svc_cfg(&n->cfg, &sc);
 
 		err = svc_node_new(&n->svc, &so);
 		if (err) {

@@ -556,6 +556,23 @@ struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id)
 	return NULL;
 }
 
+int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KEY_LEN],
+			struct sockaddr_storage *addr)
+{
+	unsigned int w = (unsigned int)(conn & 0xff); /* see new_id() */
+	struct quic_conn_info info;
+	struct qn_conn *c;
+
+	if (!qn || w >= qn->nworkers || !qn->wk[w])
+		return -ENOTCONN;
+	c = qn_conn_find(qn->wk[w], conn);
+	if (!c || !c->qc || quic_conn_get_info(c->qc, &info) || !info.have_peer_key)
+		return -ENOTCONN;
+	memcpy(key, info.peer_key, QUIC_KEY_LEN);
+	memcpy(addr, &info.remote, sizeof(*addr));
+	return 0;
+}
+
 static uint64_t new_id(struct quic_node *qn, unsigned int worker)
 {
 	return (atomic_fetch_add(&qn->serial, 1) << 8) | worker;

@@ -10,13 +10,14 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "quic/quic_node_int.h"
+#include "weft/quic_node.h"
 #include "svc_node_int.h"
 #include "weft/dht.h"
 #include "weft/guard.h"

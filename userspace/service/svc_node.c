@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "quic/quic_node_int.h"
+#include "weft/quic_node.h"
 #include "svc_node_int.h"
 #include "weft/dht.h"
 #include "weft/guard.h"
@@ -94,26 +94,12 @@ struct svc_node *svcn_shim_enter(void *arg)
 
 /* ------------------------------------------------------------ peer info */
 
-/*
- * Key and address of the peer of an inbound connection, on its owning
- * worker (where stream callbacks run). quic_node.h has no accessor yet;
- * this reads the connection through quic_node_int.h until it does.
- */
+/* Key and address of the peer of an inbound connection, on its owning
+ * worker (where stream callbacks run). */
 static int conn_peer(struct svc_node *sn, uint64_t conn, struct svc_peer *p)
 {
-	struct quic_node *qn = sn->quic;
-	unsigned int w = (unsigned int)(conn & 0xff);
-	struct quic_conn_info info;
-	struct qn_conn *c;
-
-	if (w >= qn->nworkers || !qn->wk[w])
-		return -ENOTCONN;
-	c = qn_conn_find(qn->wk[w], conn);
-	if (!c || !c->qc || quic_conn_get_info(c->qc, &info) || !info.have_peer_key)
-		return -ENOTCONN;
-	memcpy(p->key, info.peer_key, IDENTITY_PK_LEN);
-	memcpy(&p->addr, &info.remote, sizeof(p->addr));
-	return 0;
+	_Static_assert(IDENTITY_PK_LEN == QUIC_KEY_LEN, "node keys are QUIC keys");
+	return quic_node_conn_peer(sn->quic, conn, p->key, &p->addr);
 }
 
 /* ------------------------------------------------------------------ bans */

@@ -8,7 +8,6 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
-#include "weft/config.h"
 #include "weft/identity.h"
 #include "weft/quic_node.h"
 #include "weft/svc_backend.h"
@@ -109,7 +108,7 @@ struct svc_node {
 	struct guard *guard;
 	struct identity id;
 	char key_hex[2 * IDENTITY_PK_LEN + 1];
-	struct weft_config cfg;
+	struct svc_node_cfg cfg;
 	struct svc_router *router;
 	struct svc_backend *backend;
 	struct svc_dir *dir;
