@@ -10,9 +10,11 @@
  * down its write side, and reads the response until the backend closes.
  * Deadline: one overall timeout per call. Response bounded by max_response.
  *
- * Threads: svc_backend_new() starts a small pool of workers that run
- * blocking calls (non-blocking sockets + poll, so the timeout holds for
- * connect, write and read alike). Jobs wait in a bounded FIFO.
+ * Threads: svc_backend_new() starts one thread (owned by the handle,
+ * joined by svc_backend_free) with an epoll loop over non-blocking
+ * sockets: no thread per request. Every request has a deadline; requests
+ * in progress are bounded node-wide and per service. The synchronous
+ * svc_backend_call() below is for tools and tests.
  */
 #ifndef WEFT_SVC_BACKEND_H
 #define WEFT_SVC_BACKEND_H
@@ -22,12 +24,14 @@
 
 #include "weft/svc.h"
 
-/* Workers: 4. Backend calls are short and local; 4 overlap a slow one. */
-#define SVC_BACKEND_DEFAULT_THREADS 4u
-/* Queue: 1024 jobs, ~ the per-service concurrency cap; past it submit
- * returns -EAGAIN and the caller answers overloaded. */
-#define SVC_BACKEND_DEFAULT_QUEUE 1024u
-/* Per-call timeout: 5 s, when the request gives none. */
+/* Requests in progress (one socket each): 1024 node-wide, within the
+ * default open-file limit next to QUIC and the store; 256 per service, so
+ * that a stalled backend leaves room for the others. Past either, submit
+ * returns -EBUSY and the caller answers overloaded (svc.backend_max_*). */
+#define SVC_BACKEND_DEFAULT_MAX_INFLIGHT 1024u
+#define SVC_BACKEND_DEFAULT_MAX_PER_SERVICE 256u
+/* Per-call timeout: 5 s, when the request gives none (callers clamp what
+ * a peer asks for to svc.max_timeout_ms first). */
 #define SVC_BACKEND_DEFAULT_TIMEOUT_MS 5000u
 /* Response cap: 1 MiB, the same as the call payload cap. */
 #define SVC_BACKEND_DEFAULT_MAX_RESPONSE (1024u * 1024u)
@@ -43,42 +47,72 @@
 int svc_backend_call(const char *addr, const uint8_t *payload, size_t len, uint32_t timeout_ms,
 		     size_t max_response, uint8_t **resp, size_t *resp_len);
 
-/*
- * Connect to a backend address (as for svc_backend_call) within timeout_ms
- * (0 = the default) and return the connected, blocking socket (caller
- * closes), or -EINVAL (addr), -ETIMEDOUT, -ECONNREFUSED or -errno. Used by
- * the HTTP pass-through, which relays a byte stream rather than one call.
- */
-int svc_backend_connect(const char *addr, uint32_t timeout_ms);
-
 struct svc_backend_opts {
-	uint32_t threads;      /* SVC_BACKEND_DEFAULT_THREADS */
-	uint32_t queue;	       /* SVC_BACKEND_DEFAULT_QUEUE */
-	uint32_t timeout_ms;   /* SVC_BACKEND_DEFAULT_TIMEOUT_MS */
-	uint32_t max_response; /* SVC_BACKEND_DEFAULT_MAX_RESPONSE */
+	uint32_t max_inflight;	  /* SVC_BACKEND_DEFAULT_MAX_INFLIGHT */
+	uint32_t max_per_service; /* SVC_BACKEND_DEFAULT_MAX_PER_SERVICE */
+	uint32_t timeout_ms;	  /* SVC_BACKEND_DEFAULT_TIMEOUT_MS */
+	uint32_t max_response;	  /* SVC_BACKEND_DEFAULT_MAX_RESPONSE */
 };
 
 /*
- * Completion: runs on a worker thread (hand the result to the engine
- * through its command queue). err is an enum svc_err as for
- * svc_backend_call(); resp (len bytes) is owned by the callee: free() it.
- * On svc_backend_free() queued jobs complete with SVC_ERR_OVERLOADED.
+ * Call completion: runs on the backend thread (never with the caller's
+ * locks held). err is an enum svc_err as for svc_backend_call(), plus
+ * SVC_ERR_OVERLOADED when svc_backend_free() ends the call; resp (len
+ * bytes) is owned by the callee: free() it.
  */
 typedef void (*svc_backend_done_fn)(void *ctx, int err, uint8_t *resp, size_t len);
 
+/*
+ * Where a stream's bytes go (HTTP pass-through), on the backend thread.
+ * data: the next bytes from the backend (len may be 0), fin = 1 once the
+ * backend closed (then buf is empty). Return 0 when taken, -EAGAIN when
+ * the sink is full: the same bytes are offered again 2 ms later and the
+ * backend is not read meanwhile; any other negative value ends the stream.
+ * end: exactly once, last; err SVC_OK (fin taken), SVC_ERR_TIMEOUT (no
+ * byte taken for the timeout), SVC_ERR_BACKEND_ERROR, SVC_ERR_BAD_REQUEST
+ * (address), SVC_ERR_OVERLOADED (svc_backend_free).
+ */
+struct svc_backend_sink {
+	int (*data)(void *ctx, const uint8_t *buf, size_t len, int fin);
+	void (*end)(void *ctx, int err);
+};
+
 struct svc_backend;
 
-/* 0, -EINVAL, -ENOMEM or -errno from pthread_create. */
+/* Starts the backend thread. 0, -EINVAL, -ENOMEM or -errno. */
 int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opts);
-/* Stops the workers (waits for calls in progress); NULL-safe. */
+/* Ends every request in progress at once (their callbacks run with
+ * SVC_ERR_OVERLOADED before it returns), stops the thread, frees.
+ * Never waits on a backend. NULL-safe. */
 void svc_backend_free(struct svc_backend *b);
 
 /*
- * Queue a call; the payload is copied. timeout_ms 0 = the default.
- * Returns 0 (done() will run exactly once), -EINVAL, -EAGAIN (queue full)
- * or -ENOMEM.
+ * Start a call; the payload is copied. service (may be NULL) is the name
+ * the per-service bound counts against. timeout_ms 0 = the default; it is
+ * one deadline for connect, write and the whole answer. Returns 0 (done()
+ * will run exactly once), -EINVAL, -EBUSY (over max_inflight or
+ * max_per_service: answer overloaded), -ESHUTDOWN or -ENOMEM.
  */
-int svc_backend_submit(struct svc_backend *b, const char *addr, const uint8_t *payload, size_t len,
-		       uint32_t timeout_ms, svc_backend_done_fn done, void *ctx);
+int svc_backend_submit(struct svc_backend *b, const char *addr, const char *service,
+		       const uint8_t *payload, size_t len, uint32_t timeout_ms,
+		       svc_backend_done_fn done, void *ctx);
+
+/*
+ * Start a stream: write req (copied), then hand every byte the backend
+ * sends to sink until it closes. timeout_ms (0 = default) bounds connect
+ * + write + the first bytes, then every wait for progress (bytes read and
+ * taken by the sink). sink must outlive the stream. Returns as
+ * svc_backend_submit (0: sink->end will run exactly once).
+ */
+int svc_backend_stream(struct svc_backend *b, const char *addr, const char *service,
+		       const uint8_t *req, size_t len, uint32_t timeout_ms,
+		       const struct svc_backend_sink *sink, void *ctx);
+
+struct svc_backend_stats {
+	uint32_t inflight; /* requests in progress */
+	uint64_t busy;	   /* refused by a bound */
+	uint64_t timeouts; /* ended by their deadline */
+};
+void svc_backend_stats(struct svc_backend *b, struct svc_backend_stats *st);
 
 #endif

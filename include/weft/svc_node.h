@@ -16,9 +16,11 @@
  *   SVC_NODE_ST_HTTP  caller sends one svc_msg REQUEST (method "http",
  *                     payload = an HTTP/1.0 request) then FIN; the callee
  *                     answers an svc_msg RESPONSE header with an empty
- *                     payload (its error class), followed, when ok, by the
- *                     backend's raw HTTP response bytes as they arrive,
- *                     then FIN.
+ *                     payload followed by the backend's raw HTTP response
+ *                     bytes as they arrive, then FIN. The header leaves with
+ *                     the first bytes (class ok), or alone with the error
+ *                     class (timeout, backend_error, a refusal) when none
+ *                     came; a failure after that resets the stream.
  *
  * Threads: every function below may be called from any thread except the
  * engine workers (they block on QUIC and DHT work done by the workers).
@@ -77,6 +79,10 @@ struct svc_node;
  * control API: 30 s (svc.max_timeout_ms). A remote peer cannot hold a
  * backend connection, a router slot or a stream longer than this. */
 #define SVC_NODE_MAX_TIMEOUT_MS 30000u
+/* A caller gives the callee its deadline and waits that long plus 500 ms
+ * for the answer, so that the callee's own "timeout" (which frees its
+ * slot first) is what comes back, not a race between the two clocks. */
+#define SVC_NODE_NET_MARGIN_MS 500u
 /* HTTP pass-through: response bytes buffered per request, ahead of the
  * reader (the gateway's HTTP client, or the QUIC stream at the provider):
  * 4 MiB (svc.http_buffer); past it the provider stops reading its backend
@@ -128,6 +134,11 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *opts);
 /* After engine_start(): start the refresh thread and the gateway (when
  * configured). Returns 0 or -errno (gateway bind failure included). */
 int svc_node_start(struct svc_node *sn);
+/* Start stopping: every wait of the fabric (calls, lookups, gateway
+ * requests, control API handlers) returns at once with -ESHUTDOWN, so the
+ * threads that run them can be joined. Call first when the node stops
+ * (before the control server is freed). NULL-safe, idempotent. */
+void svc_node_stop(struct svc_node *sn);
 /* Stop threads and gateway, free. Call before quic_node_free(). NULL-safe. */
 void svc_node_free(struct svc_node *sn);
 

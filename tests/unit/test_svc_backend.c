@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Backend forwarder against real loopback servers started here: a TCP echo
- * server, a unix-socket echo server, a silent one and a chatty one. */
+ * server, a unix-socket echo server, a silent one and a chatty one; the
+ * event loop's bounds, deadlines and streams. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +23,7 @@
 #include "weft/svc_backend.h"
 #include "weft/svc_router.h"
 
-enum srv_mode { SRV_ECHO, SRV_SILENT, SRV_CHATTY };
+enum srv_mode { SRV_ECHO, SRV_SILENT, SRV_CHATTY, SRV_READ_CHATTY };
 
 struct srv {
 	int fd;
@@ -47,8 +48,13 @@ static void serve_one(struct srv *s, int c)
 		close(c);
 		return;
 	}
-	if (s->mode == SRV_CHATTY) {
+	if (s->mode == SRV_CHATTY || s->mode == SRV_READ_CHATTY) {
 		uint8_t junk[4096];
+
+		/* READ_CHATTY reads the request first (a stream request is
+		 * not half-closed), so its close is not a reset. */
+		if (s->mode == SRV_READ_CHATTY)
+			(void)!read(c, junk, sizeof(junk));
 
 		memset(junk, 'j', sizeof(junk));
 		(void)!write(c, junk, sizeof(junk));
@@ -273,34 +279,176 @@ static void test_pool(void **state)
 		jobs[i] = (struct job_ctx){.w = &w, .idx = i};
 		tu_fill(w.expect[i], 64, 100 + i);
 		assert_int_equal(
-		    svc_backend_submit(b, s.addr, w.expect[i], 64, 0, on_done, &jobs[i]), 0);
+		    svc_backend_submit(b, s.addr, "echo", w.expect[i], 64, 0, on_done, &jobs[i]), 0);
 	}
 	wait_for(&w, 64);
 	assert_int_equal(w.ok, 64);
-	assert_int_equal(svc_backend_submit(b, "bogus", NULL, 0, 0, on_done, &jobs[0]), -EINVAL);
+	assert_int_equal(svc_backend_submit(b, "bogus", "echo", NULL, 0, 0, on_done, &jobs[0]),
+			 -EINVAL);
 	svc_backend_free(b);
 	srv_stop(&s);
 
-	/* bounded queue: 1 worker stuck on a silent backend, 2 queue slots */
+	/* Bounds: 3 in flight node-wide, 2 per service, at a silent backend;
+	 * every one ends with a timeout, and the bounds free up after. */
 	memset(w.errs, 0, sizeof(w.errs));
 	w.done = 0;
 	srv_start_tcp(&quiet, SRV_SILENT);
 	{
-		struct svc_backend_opts o = {.threads = 1, .queue = 2};
+		struct svc_backend_opts o = {.max_inflight = 3, .max_per_service = 2};
 
 		assert_int_equal(svc_backend_new(&b, &o), 0);
 	}
-	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[0]), 0);
-	/* the worker has taken job 0 off the queue once the server saw it */
-	while (!__atomic_load_n(&quiet.accepted, __ATOMIC_SEQ_CST))
-		usleep(1000);
-	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[1]), 0);
-	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[2]), 0);
-	assert_int_equal(svc_backend_submit(b, quiet.addr, NULL, 0, 300, on_done, &jobs[3]),
-			 -EAGAIN);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, "a", NULL, 0, 300, on_done, &jobs[0]), 0);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, "a", NULL, 0, 300, on_done, &jobs[1]), 0);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, "a", NULL, 0, 300, on_done, &jobs[2]),
+			 -EBUSY);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, "b", NULL, 0, 300, on_done, &jobs[3]), 0);
+	assert_int_equal(svc_backend_submit(b, quiet.addr, "c", NULL, 0, 300, on_done, &jobs[4]),
+			 -EBUSY);
 	wait_for(&w, 3);
 	assert_int_equal(w.errs[SVC_ERR_TIMEOUT], 3);
+	{
+		struct svc_backend_stats st;
+
+		svc_backend_stats(b, &st);
+		assert_int_equal(st.inflight, 0);
+		assert_int_equal(st.busy, 2);
+		assert_int_equal(st.timeouts, 3);
+	}
+	assert_int_equal(svc_backend_submit(b, quiet.addr, "a", NULL, 0, 100, on_done, &jobs[0]), 0);
+	wait_for(&w, 4);
+	/* Ended by svc_backend_free, callback included, without waiting. */
+	assert_int_equal(svc_backend_submit(b, quiet.addr, "a", NULL, 0, 60000, on_done, &jobs[1]),
+			 0);
 	svc_backend_free(b);
+	assert_int_equal(w.done, 5);
+	assert_int_equal(w.errs[SVC_ERR_OVERLOADED], 1);
+	srv_stop(&quiet);
+}
+
+static int task_count(void)
+{
+	char path[64];
+	FILE *f;
+	char line[256];
+	int n = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)getpid());
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* 500 calls at once at a backend that accepts and never answers: no
+ * thread per call (the process's thread count does not move), each ends
+ * with a timeout. */
+static void test_stall_no_threads(void **state)
+{
+	static struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	static struct job_ctx jobs[500];
+	struct svc_backend *b;
+	struct srv quiet;
+	int t0, t1;
+
+	srv_start_tcp(&quiet, SRV_SILENT);
+	assert_int_equal(svc_backend_new(&b, NULL), 0);
+	t0 = task_count();
+	for (int i = 0; i < 500; i++) {
+		jobs[i] = (struct job_ctx){.w = &w, .idx = 0};
+		assert_int_equal(svc_backend_submit(b, quiet.addr, i % 2 ? "x" : "y", NULL, 0, 500,
+						    on_done, &jobs[i]),
+				 0);
+	}
+	t1 = task_count();
+	wait_for(&w, 500);
+	assert_int_equal(w.errs[SVC_ERR_TIMEOUT], 500);
+	assert_true(t0 > 0);
+	assert_int_equal(t1, t0);
+	svc_backend_free(b);
+	srv_stop(&quiet);
+}
+
+/* Streams: every byte reaches the sink, which may push back (-EAGAIN);
+ * a silent backend ends with a timeout. */
+struct sink_ctx {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t got;
+	int refusals, fin, ended, err;
+};
+
+static int sink_data(void *ctx, const uint8_t *buf, size_t len, int fin)
+{
+	struct sink_ctx *s = ctx;
+
+	if (s->refusals > 0) {
+		s->refusals--;
+		return -EAGAIN;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != 'j')
+			return -EINVAL;
+	s->got += len;
+	s->fin |= fin;
+	return 0;
+}
+
+static void sink_end(void *ctx, int err)
+{
+	struct sink_ctx *s = ctx;
+
+	pthread_mutex_lock(&s->mu);
+	s->ended++;
+	s->err = err;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static const struct svc_backend_sink test_sink = {.data = sink_data, .end = sink_end};
+
+static void sink_wait(struct sink_ctx *s)
+{
+	pthread_mutex_lock(&s->mu);
+	while (!s->ended)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void test_stream(void **state)
+{
+	struct sink_ctx s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+			     .refusals = 3};
+	struct svc_backend *b;
+	struct srv chatty, quiet;
+
+	srv_start_tcp(&chatty, SRV_READ_CHATTY);
+	srv_start_tcp(&quiet, SRV_SILENT);
+	assert_int_equal(svc_backend_new(&b, NULL), 0);
+	assert_int_equal(svc_backend_stream(b, chatty.addr, "web", (const uint8_t *)"GET /", 5, 2000,
+					    &test_sink, &s),
+			 0);
+	sink_wait(&s);
+	assert_int_equal(s.err, SVC_OK);
+	assert_int_equal(s.got, 4096);
+	assert_int_equal(s.fin, 1);
+	assert_int_equal(s.ended, 1);
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_init(&s.mu, NULL);
+	pthread_cond_init(&s.cv, NULL);
+	assert_int_equal(svc_backend_stream(b, quiet.addr, "web", (const uint8_t *)"GET /", 5, 200,
+					    &test_sink, &s),
+			 0);
+	sink_wait(&s);
+	assert_int_equal(s.err, SVC_ERR_TIMEOUT);
+	assert_int_equal(s.got, 0);
+	assert_int_equal(svc_backend_stream(b, "bogus", "web", NULL, 0, 0, &test_sink, &s), -EINVAL);
+	svc_backend_free(b);
+	srv_stop(&chatty);
 	srv_stop(&quiet);
 }
 
@@ -350,6 +498,8 @@ int main(void)
 	    cmocka_unit_test(test_unix_echo),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_pool),
+	    cmocka_unit_test(test_stall_no_threads),
+	    cmocka_unit_test(test_stream),
 	    cmocka_unit_test(test_router_to_backend),
 	};
 

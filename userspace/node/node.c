@@ -426,6 +426,9 @@ void node_free(struct node *n)
 	if (!n)
 		return;
 	prev_log = log_bind(&n->log);
+	/* Control handlers waiting on service calls return now, so that
+	 * ctl_free() does not wait out their deadlines. */
+	svc_node_stop(n->svc);
 	ctl_free(n->ctl);
 	engine_stop(n->engine);
 	content_node_free(n->content);

@@ -317,51 +317,34 @@ static MHD_RESULT hdr_iter(void *cls, enum MHD_ValueKind kind, const char *k, co
 
 struct gw_stream {
 	struct svc_node *sn;
-	struct svcn_op *op;
-	uint64_t idle_ns; /* the pass-through's deadline: no byte for this long */
-	int fd;		/* local provider: the backend socket */
-	uint8_t *pre;	/* local: body bytes read with the head */
-	size_t pre_len, pre_off;
+	struct svcn_op *op; /* remote (QUIC stream) or local (backend stream) */
+	uint64_t idle_ns;   /* the pass-through's deadline: no byte for this long */
 };
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct gw_stream *s = cls;
 	struct svc_node *sn = s->sn;
+	struct svcn_op *o = s->op;
+	uint64_t deadline = svcn_now_ns() + s->idle_ns;
 	ssize_t n;
 
-	if (s->op) {
-		struct svcn_op *o = s->op;
-		uint64_t deadline = svcn_now_ns() + s->idle_ns;
-
-		pthread_mutex_lock(sn->mu);
-		while (o->resp_off == o->resp_len && !o->done && !atomic_load(&sn->stopping) &&
-		       svcn_now_ns() < deadline)
-			svcn_wait(sn, 50000000ull);
-		if (o->resp_off < o->resp_len) {
-			n = (ssize_t)(o->resp_len - o->resp_off < max ? o->resp_len - o->resp_off
-								       : max);
-			memcpy(buf, o->resp + o->resp_off, (size_t)n);
-			o->resp_off += (size_t)n;
-		} else {
-			n = o->done && !o->err ? MHD_CONTENT_READER_END_OF_STREAM
-					       : MHD_CONTENT_READER_END_WITH_ERROR;
-		}
-		pthread_mutex_unlock(sn->mu);
-		return n;
+	pthread_mutex_lock(sn->mu);
+	while (o->resp_off == o->resp_len && !o->done && !atomic_load(&sn->stopping) &&
+	       svcn_now_ns() < deadline)
+		svcn_wait(sn, 50000000ull);
+	if (o->resp_off < o->resp_len) {
+		n = (ssize_t)(o->resp_len - o->resp_off < max ? o->resp_len - o->resp_off : max);
+		memcpy(buf, o->resp + o->resp_off, (size_t)n);
+		o->resp_off += (size_t)n;
+		if (o->resp_off == o->resp_len && !o->local)
+			o->resp_off = o->resp_len = 0;
+	} else {
+		n = o->done && !o->err ? MHD_CONTENT_READER_END_OF_STREAM
+				       : MHD_CONTENT_READER_END_WITH_ERROR;
 	}
-	if (s->pre_off < s->pre_len) {
-		n = (ssize_t)(s->pre_len - s->pre_off < max ? s->pre_len - s->pre_off : max);
-		memcpy(buf, s->pre + s->pre_off, (size_t)n);
-		s->pre_off += (size_t)n;
-		return n;
-	}
-	do
-		n = read(s->fd, buf, max);
-	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+	pthread_mutex_unlock(sn->mu);
+	return n;
 }
 
 static void stream_free(void *cls)
@@ -373,9 +356,6 @@ static void stream_free(void *cls)
 		svcn_op_put(s->sn, s->op);
 		pthread_mutex_unlock(s->sn->mu);
 	}
-	if (s->fd >= 0)
-		close(s->fd);
-	free(s->pre);
 	free(s);
 }
 
@@ -495,76 +475,28 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		return MHD_NO;
 	}
 	s->sn = sn;
-	s->fd = -1;
-	s->idle_ns = (uint64_t)r->timeout_ms * 1000000ull;
+	/* A remote provider gets the deadline; we wait it plus the margin. */
+	s->idle_ns = (uint64_t)(r->timeout_ms + (tg->local == 1 ? 0 : SVC_NODE_NET_MARGIN_MS)) *
+		     1000000ull;
 	if (tg->local == 1) {
-		/* This node offers it: straight to the local backend. */
-		char backend[SVC_BACKEND_ADDR_MAX] = "";
-		uint8_t *head = malloc(SVC_HTTP_MAX_HEAD + 1);
-		size_t have = 0;
-
-		pthread_mutex_lock(sn->mu);
-		for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
-			if (sn->pubs[i].used && !strcmp(sn->pubs[i].name, svc))
-				snprintf(backend, sizeof(backend), "%s", sn->pubs[i].backend);
-		pthread_mutex_unlock(sn->mu);
-		err = backend[0] && head ? svc_backend_connect(backend, r->timeout_ms) : -EINVAL;
-		if (err >= 0) {
-			s->fd = err;
-			for (size_t off = 0; off < rl;) {
-				ssize_t n = write(s->fd, req + off, rl - off);
-
-				if (n <= 0) {
-					err = -EIO;
-					break;
-				}
-				off += (size_t)n;
-			}
-		}
-		while (err >= 0 && !(hl = gw_head(head, have, &h))) {
-			ssize_t n = read(s->fd, head + have, SVC_HTTP_MAX_HEAD + 1 - have);
-
-			if (n <= 0) {
-				err = -EIO;
-				break;
-			}
-			have += (size_t)n;
-		}
+		/* This node offers it: to the local backend, on the backend
+		 * thread (the answer fills the op like a provider's would). */
+		s->op = svcn_local_http(sn, svc, req, rl, r->timeout_ms, &err);
 		free(req);
-		if (err < 0 || hl < 0) {
-			free(head);
-			stream_free(s);
-			return reply_error(c, 502, "backend_error",
-					   err == -EINVAL ? "not an HTTP backend service"
-							  : "backend did not answer HTTP");
-		}
-		s->pre = malloc(have - (size_t)hl + 1);
-		if (s->pre) {
-			memcpy(s->pre, head + hl, have - (size_t)hl);
-			s->pre_len = have - (size_t)hl;
-		}
-		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32768, stream_read, s,
-							 stream_free);
-		if (!resp) {
-			free(head);
-			stream_free(s);
-			return MHD_NO;
-		}
-		copy_headers(resp, head, &h, go->flags);
-		free(head);
-		goto send;
-	}
-	m.service = svc;
-	m.service_len = strlen(svc);
-	m.method = "http";
-	m.method_len = 4;
-	m.payload = req;
-	m.payload_len = rl;
-	m.timeout_ms = r->timeout_ms;
-	{
-		size_t ml = svc_msg_len(&m);
-		uint8_t *enc = malloc(ml);
+		pthread_mutex_lock(sn->mu);
+	} else {
+		size_t ml;
+		uint8_t *enc;
 
+		m.service = svc;
+		m.service_len = strlen(svc);
+		m.method = "http";
+		m.method_len = 4;
+		m.payload = req;
+		m.payload_len = rl;
+		m.timeout_ms = r->timeout_ms;
+		ml = svc_msg_len(&m);
+		enc = malloc(ml);
 		err = enc ? svc_msg_encode(&m, enc, ml, &ml) : -ENOMEM;
 		free(req);
 		pthread_mutex_lock(sn->mu);
@@ -574,20 +506,26 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 					    tg->sl, tg->dr.owner, enc, ml, svcn_http_buffer(sn),
 					    &err);
 		free(enc);
-		if (!s->op) {
-			pthread_mutex_unlock(sn->mu);
-			free(s);
-			if (err == -EBUSY)
-				return reply_error(c, 503, "overloaded", "too many calls in flight");
-			return reply_error(c, 502, "unreachable", strerror(-err));
-		}
-		/* Wait for the RESPONSE header and the backend's HTTP head. */
+	}
+	if (!s->op) {
+		pthread_mutex_unlock(sn->mu);
+		free(s);
+		if (err == -EBUSY)
+			return reply_error(c, 503, "overloaded", "too many requests in flight");
+		if (err == -EINVAL && tg->local == 1)
+			return reply_error(c, 502, "backend_error", "not an HTTP backend service");
+		return reply_error(c, 502, "unreachable", strerror(-err));
+	}
+	/* Wait for the RESPONSE header (remote) and the backend's HTTP head,
+	 * within the request's deadline. */
+	{
 		uint64_t deadline = svcn_now_ns() + s->idle_ns;
 		struct svcn_op *o = s->op;
+		size_t base = o->local ? 0 : SVC_MSG_HDR_LEN;
 		struct svc_msg rm;
 
 		for (;;) {
-			if (o->resp_len >= SVC_MSG_HDR_LEN) {
+			if (!o->local && o->resp_len >= SVC_MSG_HDR_LEN) {
 				long dl = svc_msg_decode(&rm, o->resp, SVC_MSG_HDR_LEN, 0);
 
 				if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
@@ -598,15 +536,22 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 					err = rm.err;
 					break;
 				}
-				hl = gw_head(o->resp + SVC_MSG_HDR_LEN,
-					     o->resp_len - SVC_MSG_HDR_LEN, &h);
+			}
+			if (o->resp_len >= base) {
+				hl = gw_head(o->resp + base, o->resp_len - base, &h);
 				if (hl) {
 					err = hl < 0 ? SVC_ERR_BACKEND_ERROR : SVC_OK;
 					break;
 				}
 			}
 			if (o->done) {
-				err = o->err == -ETIMEDOUT ? SVC_ERR_TIMEOUT : SVC_ERR_BACKEND_ERROR;
+				if (o->local)
+					err = o->cls == SVC_OK ? SVC_ERR_BACKEND_ERROR : o->cls;
+				else
+					err = o->err == -ETIMEDOUT ? SVC_ERR_TIMEOUT
+					      : o->err == -EAGAIN || o->err == -EBUSY
+						  ? SVC_ERR_OVERLOADED
+						  : SVC_ERR_BACKEND_ERROR;
 				break;
 			}
 			if (svcn_now_ns() >= deadline) {
@@ -629,15 +574,14 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32768, stream_read, s,
 							 stream_free);
 		if (resp)
-			copy_headers(resp, o->resp + SVC_MSG_HDR_LEN, &h, go->flags);
-		o->resp_off = SVC_MSG_HDR_LEN + (size_t)hl;
+			copy_headers(resp, o->resp + base, &h, go->flags);
+		o->resp_off = base + (size_t)hl;
 		pthread_mutex_unlock(sn->mu);
 		if (!resp) {
 			stream_free(s);
 			return MHD_NO;
 		}
 	}
-send:
 	out_headers(resp, go);
 	log_debug("svc", "gateway http service=%s method=%s status=%u", svc, method, h.status);
 	ret = MHD_queue_response(c, h.status, resp);

@@ -596,21 +596,12 @@ int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *
 	node_dht_run(sn->dht, dht_lookup_fn, lk);
 	svcn_lock(sn);
 	deadline = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
-	while (!lk->done && svcn_now_ns() < deadline) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 50000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&sn->cv, sn->mu, &ts);
-	}
+	while (!lk->done && svcn_now_ns() < deadline && !atomic_load(&sn->stopping))
+		svcn_wait(sn, 50000000ull);
 	if (!lk->done) {
 		lookup_put(lk);
 		svcn_unlock(sn);
-		return -ETIMEDOUT;
+		return atomic_load(&sn->stopping) ? -ESHUTDOWN : -ETIMEDOUT;
 	}
 	/* Fetch every candidate's descriptor in parallel. */
 	for (size_t i = 0; i < lk->npeers; i++) {
@@ -727,6 +718,87 @@ int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_d
 
 /* ------------------------------------------------------------ calls */
 
+/* A call to this node's own backend, on the backend thread; this thread
+ * waits (the fabric's condition) until it completes or the node stops.
+ * The completion releases the router ticket, so a waiter that leaves
+ * early loses nothing. */
+struct lcall {
+	struct svc_node *sn;
+	struct svc_ticket t;
+	int refs, done, err;
+	uint8_t *resp;
+	size_t len;
+};
+
+static void lcall_put(struct lcall *lc)
+{
+	if (--lc->refs)
+		return;
+	free(lc->resp);
+	free(lc);
+}
+
+static void lcall_done(void *ctx, int err, uint8_t *resp, size_t len)
+{
+	struct lcall *lc = ctx;
+	struct svc_node *sn = lc->sn;
+
+	svcn_lock(sn);
+	svc_router_done(sn->router, &lc->t, err, svcn_now_ns());
+	lc->done = 1;
+	lc->err = err;
+	lc->resp = resp;
+	lc->len = len;
+	pthread_cond_broadcast(&sn->cv);
+	lcall_put(lc);
+	svcn_unlock(sn);
+}
+
+static int local_backend_call(struct svc_node *sn, const struct svc_ticket *t, const char *name,
+			      const uint8_t *payload, size_t len, uint32_t timeout_ms,
+			      struct svc_reply *reply)
+{
+	struct lcall *lc = calloc(1, sizeof(*lc));
+	int err;
+
+	if (!lc) {
+		svcn_lock(sn);
+		svc_router_done(sn->router, t, SVC_ERR_OVERLOADED, svcn_now_ns());
+		svcn_unlock(sn);
+		return -ENOMEM;
+	}
+	lc->sn = sn;
+	lc->t = *t;
+	lc->refs = 2;
+	err = svc_backend_submit(sn->backend, t->backend, name, payload, len, timeout_ms,
+				 lcall_done, lc);
+	svcn_lock(sn);
+	if (err) {
+		svc_router_done(sn->router, t, SVC_ERR_OVERLOADED, svcn_now_ns());
+		svcn_unlock(sn);
+		free(lc);
+		if (err == -EBUSY) {
+			reply->err = SVC_ERR_OVERLOADED;
+			return 0;
+		}
+		return err;
+	}
+	/* The backend ends the call by its deadline; stopping ends it too. */
+	while (!lc->done && !atomic_load(&sn->stopping))
+		svcn_wait(sn, 100000000ull);
+	if (lc->done) {
+		reply->err = (uint8_t)lc->err;
+		reply->buf = lc->resp;
+		reply->len = lc->len;
+		lc->resp = NULL;
+	} else {
+		err = -ESHUTDOWN;
+	}
+	lcall_put(lc);
+	svcn_unlock(sn);
+	return err;
+}
+
 int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
 		  struct svc_node_call_res *res)
@@ -745,8 +817,7 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 	memset(res, 0, sizeof(*res));
 	if (!method)
 		method = "";
-	if (!timeout_ms)
-		timeout_ms = SVC_NODE_CALL_TIMEOUT_MS;
+	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
 	m.service = name;
 	m.service_len = strlen(name);
 	m.method = method;
@@ -775,12 +846,9 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		if (err < 0)
 			return err;
 		if (err == 1) {
-			reply.err = (uint8_t)svc_backend_call(t.backend, payload, len, timeout_ms,
-							      SVC_BACKEND_DEFAULT_MAX_RESPONSE,
-							      &reply.buf, &reply.len);
-			svcn_lock(sn);
-			svc_router_done(sn->router, &t, reply.err, svcn_now_ns());
-			svcn_unlock(sn);
+			err = local_backend_call(sn, &t, name, payload, len, timeout_ms, &reply);
+			if (err)
+				return err;
 		}
 		res->err = reply.err;
 		res->status = reply.status;
@@ -807,7 +875,8 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		svcn_unlock(sn);
 		return err;
 	}
-	err = svcn_op_wait(sn, o, svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull);
+	err = svcn_op_wait(sn, o,
+			   svcn_now_ns() + (uint64_t)(timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull);
 	if (!err)
 		err = o->err;
 	if (!err) {

@@ -182,10 +182,33 @@ static struct svcn_op *op_by_token(struct svc_node *sn, uint64_t token)
 	return NULL;
 }
 
+/* Take o off its connection's count (once). */
+static void op_uncount(struct svc_node *sn, struct svcn_op *o)
+{
+	struct svcn_peer *p;
+
+	if (!o->counted)
+		return;
+	o->counted = 0;
+	p = svcn_peer_by_conn(sn, o->conn);
+	if (p && p->streams) {
+		p->streams--;
+		p->full = 0;
+	}
+}
+
+static void op_count(struct svc_node *sn, struct svcn_op *o, struct svcn_peer *p)
+{
+	o->conn = p->conn;
+	o->counted = 1;
+	p->streams++;
+}
+
 static void op_finish(struct svc_node *sn, struct svcn_op *o, int err)
 {
 	if (o->done)
 		return;
+	op_uncount(sn, o);
 	o->done = 1;
 	o->err = err;
 	o->t1_ns = svcn_now_ns();
@@ -276,7 +299,7 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 		svcn_unlock(sn);
 		return;
 	}
-	if (err == -EAGAIN && !o->retried) {
+	if (err == -EAGAIN && o->retried < SVCN_STREAM_RETRIES) {
 		/* The peer's stream limit: it has not (yet) granted more streams
 		 * on this connection. Retire the connection from the pool (its
 		 * streams in flight finish) and carry on over a fresh one. */
@@ -291,12 +314,13 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 			alen = p->alen;
 			have_key = p->have_key;
 			memcpy(key, p->key, sizeof(key));
-			p->state = SVCN_PEER_DEAD;
-			o->retried = 1;
+			op_uncount(sn, o);
+			p->full = 1; /* until one of its streams ends */
+			o->retried++;
 			np = peer_get(sn, (const struct sockaddr *)&addr, alen,
 				      have_key ? key : NULL, &e2);
 			if (np) {
-				o->conn = np->conn;
+				op_count(sn, o, np);
 				if (np->state == SVCN_PEER_UP)
 					op_open(sn, o);
 				svcn_unlock(sn);
@@ -429,6 +453,8 @@ static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *ad
 
 	for (i = 0; i < SVC_NODE_MAX_PEERS; i++) {
 		p = &sn->peers[i];
+		if (p->full || p->streams >= SVCN_CONN_STREAMS)
+			continue; /* another connection to the same peer */
 		if (p->state == SVCN_PEER_UP && key && p->have_key &&
 		    !memcmp(p->key, key, IDENTITY_PK_LEN)) {
 			p->last_ms = util_now_ms();
@@ -437,6 +463,8 @@ static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *ad
 	}
 	for (i = 0; i < SVC_NODE_MAX_PEERS; i++) {
 		p = &sn->peers[i];
+		if (p->full || p->streams >= SVCN_CONN_STREAMS)
+			continue;
 		if ((p->state == SVCN_PEER_UP || p->state == SVCN_PEER_CONNECTING) &&
 		    same_addr(&p->addr, addr, alen) &&
 		    (!key || !p->have_key || !memcmp(p->key, key, IDENTITY_PK_LEN))) {
@@ -502,7 +530,7 @@ struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockad
 		free(o);
 		return NULL;
 	}
-	o->conn = p->conn;
+	op_count(sn, o, p);
 	o->next = sn->ops;
 	sn->ops = o;
 	sn->nops++;
@@ -519,6 +547,8 @@ int svcn_op_wait(struct svc_node *sn, struct svcn_op *op, uint64_t deadline_ns)
 	while (!op->done) {
 		uint64_t now = svcn_now_ns();
 
+		if (atomic_load(&sn->stopping))
+			return -ESHUTDOWN;
 		if (now >= deadline_ns)
 			return -ETIMEDOUT;
 		/* cv uses CLOCK_MONOTONIC (see svc_node_new). */
@@ -548,15 +578,130 @@ void svcn_op_put(struct svc_node *sn, struct svcn_op *op)
 {
 	if (!op)
 		return;
+	if (op->local) {
+		/* Gateway + backend stream references; the stream's sink sees
+		 * done and ends it. */
+		if (!op->done) {
+			op->done = 1;
+			op->err = -ECANCELED;
+		}
+		if (--op->refs == 0) {
+			free(op->req);
+			free(op->resp);
+			free(op);
+		}
+		return;
+	}
 	if (!op->done) {
 		if (op->opened)
 			quic_node_stream_reset(sn->quic, op->conn, op->sid, 0x3);
+		op_uncount(sn, op);
 		op->done = 1;
 		op->err = -ECANCELED;
 	}
 	/* Both references at once: the list's goes with the caller's. */
 	op->refs = 1;
 	op_release(sn, op);
+}
+
+/* ------------------------------------------------ local pass-through */
+
+static int local_data(void *ctx, const uint8_t *buf, size_t len, int fin)
+{
+	struct svcn_op *o = ctx;
+	struct svc_node *sn = o->sn;
+
+	svcn_lock(sn);
+	if (o->done || atomic_load(&sn->stopping)) {
+		svcn_unlock(sn);
+		return -ECANCELED;
+	}
+	if (o->resp_off && o->resp_off * 2 >= o->resp_len) {
+		memmove(o->resp, o->resp + o->resp_off, o->resp_len - o->resp_off);
+		o->resp_len -= o->resp_off;
+		o->resp_off = 0;
+	}
+	if (o->resp_len - o->resp_off + len > o->resp_max) {
+		svcn_unlock(sn);
+		return -EAGAIN; /* the gateway's client is behind: wait */
+	}
+	if (o->resp_len + len > o->resp_cap) {
+		size_t nc = o->resp_cap ? o->resp_cap : 16384;
+		uint8_t *nb;
+
+		while (nc < o->resp_len + len)
+			nc *= 2;
+		nb = realloc(o->resp, nc);
+		if (!nb) {
+			svcn_unlock(sn);
+			return -ENOMEM;
+		}
+		o->resp = nb;
+		o->resp_cap = nc;
+	}
+	if (len)
+		memcpy(o->resp + o->resp_len, buf, len);
+	o->resp_len += len;
+	if (fin) {
+		o->fin = 1;
+		o->cls = SVC_OK;
+		op_finish(sn, o, 0);
+	}
+	pthread_cond_broadcast(&sn->cv);
+	svcn_unlock(sn);
+	return 0;
+}
+
+static void local_end(void *ctx, int err)
+{
+	struct svcn_op *o = ctx;
+	struct svc_node *sn = o->sn;
+
+	svcn_lock(sn);
+	if (!o->done) {
+		o->cls = err;
+		op_finish(sn, o, err == SVC_OK ? 0 : err == SVC_ERR_TIMEOUT ? -ETIMEDOUT : -EIO);
+	}
+	svcn_op_put(sn, o);
+	svcn_unlock(sn);
+}
+
+static const struct svc_backend_sink local_sink = {.data = local_data, .end = local_end};
+
+struct svcn_op *svcn_local_http(struct svc_node *sn, const char *service, const uint8_t *req,
+				size_t len, uint32_t timeout_ms, int *err)
+{
+	char backend[SVC_BACKEND_ADDR_MAX] = "";
+	struct svcn_pub *p;
+	struct svcn_op *o;
+
+	svcn_lock(sn);
+	p = svcn_pub_find(sn, service, strlen(service));
+	if (p)
+		snprintf(backend, sizeof(backend), "%s", p->backend);
+	svcn_unlock(sn);
+	if (!backend[0]) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	o->local = 1;
+	o->sn = sn;
+	o->kind = SVCN_OP_HTTP;
+	o->refs = 2;
+	o->resp_max = svcn_http_buffer(sn);
+	o->t0_ns = svcn_now_ns();
+	*err = svc_backend_stream(sn->backend, backend, service, req, len, timeout_ms, &local_sink,
+				  o);
+	if (*err) {
+		free(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* ------------------------------------------------------------ server */
@@ -714,8 +859,9 @@ static void serve_call(struct svc_node *sn, struct svcn_in *in, const struct svc
 	j->peer = in->peer;
 	snprintf(j->service, sizeof(j->service), "%.*s", (int)m->service_len, m->service);
 	snprintf(j->method, sizeof(j->method), "%.*s", (int)m->method_len, m->method);
-	r = svc_backend_submit(sn->backend, t.backend, m->payload, m->payload_len, m->timeout_ms,
-			       backend_done, j);
+	/* The deadline a peer asks for is capped by svc.max_timeout_ms. */
+	r = svc_backend_submit(sn->backend, t.backend, j->service, m->payload, m->payload_len,
+			       svcn_clamp_timeout(sn, m->timeout_ms), backend_done, j);
 	if (r) {
 		svc_router_done(sn->router, &t, SVC_ERR_OVERLOADED, svcn_now_ns());
 		send_response(sn->quic, in->conn, in->sid, SVC_ERR_OVERLOADED, 0, NULL, 0, 1);
@@ -723,92 +869,74 @@ static void serve_call(struct svc_node *sn, struct svcn_in *in, const struct svc
 	}
 }
 
-/* HTTP pass-through: one relay thread per admitted request (bounded by the
- * router's concurrency caps) streams the backend's answer back. */
+/* HTTP pass-through at the provider: a stream on the backend thread whose
+ * sink writes the QUIC stream. The RESPONSE header goes out with the
+ * backend's first bytes, or carries the error (timeout, backend_error) when
+ * none came: the caller's gateway can tell a stalled backend (504). */
 struct svcn_relay {
+	struct svc_node *sn; /* valid until svc_node_free ends the backend */
 	struct svcn_bjob j;
-	uint8_t *req;
-	size_t req_len;
-	uint32_t timeout_ms;
+	int hdr_sent;
 };
 
-static int relay_write(struct quic_node *qn, struct svcn_relay *r, const uint8_t *p, size_t len,
-		       int fin)
+static int relay_write_err(int e)
 {
-	int err;
-
-	for (int tries = 0; tries < 30000; tries++) {
-		err = quic_node_write(qn, r->j.conn, r->j.sid, p, len, fin);
-		if (err != -ENOBUFS && err != -EAGAIN)
-			return err;
-		usleep(1000); /* node-wide send queue full: wait for it to drain */
-	}
-	return -ETIMEDOUT;
+	return e == -ENOBUFS || e == -EAGAIN ? -EAGAIN : e;
 }
 
-static void *relay_main(void *arg)
+static int relay_data(void *ctx, const uint8_t *buf, size_t len, int fin)
 {
-	struct svcn_relay *r = arg;
-	struct svc_node *sn;
-	uint8_t buf[16384];
-	int fd, err = SVC_OK;
-	ssize_t n;
+	struct svcn_relay *r = ctx;
+	int e;
 
-	fd = svc_backend_connect(r->j.t.backend, r->timeout_ms);
-	if (fd < 0)
-		err = fd == -ETIMEDOUT ? SVC_ERR_TIMEOUT : SVC_ERR_BACKEND_ERROR;
-	if (fd >= 0) {
-		size_t off = 0;
+	if (atomic_load(&r->sn->stopping))
+		return -ESHUTDOWN;
+	if (!r->hdr_sent) {
+		struct svc_msg m = {.type = SVC_MSG_RESPONSE, .err = SVC_OK};
+		uint8_t hdr[SVC_MSG_HDR_LEN];
+		size_t hl;
 
-		while (off < r->req_len) {
-			n = write(fd, r->req + off, r->req_len - off);
-			if (n <= 0) {
-				err = SVC_ERR_BACKEND_ERROR;
-				break;
-			}
-			off += (size_t)n;
-		}
+		if (svc_msg_encode_head(&m, hdr, sizeof(hdr), &hl))
+			return -EINVAL;
+		e = quic_node_write(r->j.qn, r->j.conn, r->j.sid, hdr, hl, 0);
+		if (e)
+			return relay_write_err(e);
+		r->hdr_sent = 1;
 	}
-	send_response(r->j.qn, r->j.conn, r->j.sid, err, 0, NULL, 0, err != SVC_OK);
-	if (err == SVC_OK) {
-		for (;;) {
-			n = read(fd, buf, sizeof(buf));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				relay_write(r->j.qn, r, NULL, 0, 1);
-				break;
-			}
-			if (relay_write(r->j.qn, r, buf, (size_t)n, 0))
-				break;
-		}
-	}
-	if (fd >= 0)
-		close(fd);
-	sn = svcn_shim_enter(r->j.shim);
-	if (sn) {
-		struct svc_msg m = {.service = r->j.service,
-				    .service_len = strlen(r->j.service),
-				    .method = "http",
-				    .method_len = 4};
+	if (!len && !fin)
+		return 0;
+	e = quic_node_write(r->j.qn, r->j.conn, r->j.sid, buf, len, fin);
+	return e ? relay_write_err(e) : 0;
+}
 
-		svc_router_done(sn->router, &r->j.t, err, svcn_now_ns());
-		log_call("http", &m, &r->j.peer, err, 0);
-		atomic_fetch_sub(&sn->relays, 1);
-		pthread_cond_broadcast(&sn->cv);
-		svcn_unlock(sn);
+static void relay_end(void *ctx, int err)
+{
+	struct svcn_relay *r = ctx;
+	struct svc_node *sn = r->sn;
+	struct svc_msg m = {.service = r->j.service,
+			    .service_len = strlen(r->j.service),
+			    .method = "http",
+			    .method_len = 4};
+
+	svcn_lock(sn);
+	svc_router_done(sn->router, &r->j.t, err, svcn_now_ns());
+	if (!atomic_load(&sn->stopping)) {
+		if (!r->hdr_sent)
+			send_response(r->j.qn, r->j.conn, r->j.sid, err, 0, NULL, 0, 1);
+		else if (err != SVC_OK)
+			quic_node_stream_reset(r->j.qn, r->j.conn, r->j.sid, 0x6);
 	}
-	free(r->req);
+	log_call("http", &m, &r->j.peer, err, 0);
+	svcn_unlock(sn);
 	free(r);
-	return NULL;
 }
+
+static const struct svc_backend_sink relay_sink = {.data = relay_data, .end = relay_end};
 
 static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc_msg *m)
 {
 	struct svc_ticket t;
 	struct svcn_relay *r;
-	pthread_attr_t at;
-	pthread_t th;
 	int e;
 
 	sn->st.http_in++;
@@ -829,36 +957,28 @@ static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc
 		return;
 	}
 	r = calloc(1, sizeof(*r));
-	if (r)
-		r->req = malloc(m->payload_len ? m->payload_len : 1);
-	if (!r || !r->req) {
-		if (r)
-			free(r);
-		svc_router_done(sn->router, &t, SVC_ERR_OVERLOADED, svcn_now_ns());
-		send_response(sn->quic, in->conn, in->sid, SVC_ERR_OVERLOADED, 0, NULL, 0, 1);
-		return;
+	if (r) {
+		r->sn = sn;
+		r->j.shim = sn->shim;
+		r->j.qn = sn->quic;
+		r->j.conn = in->conn;
+		r->j.sid = in->sid;
+		r->j.t = t;
+		r->j.peer = in->peer;
+		snprintf(r->j.service, sizeof(r->j.service), "%.*s", (int)m->service_len,
+			 m->service);
 	}
-	memcpy(r->req, m->payload, m->payload_len);
-	r->req_len = m->payload_len;
-	r->timeout_ms = m->timeout_ms ? m->timeout_ms : SVC_BACKEND_DEFAULT_TIMEOUT_MS;
-	r->j.shim = sn->shim;
-	r->j.qn = sn->quic;
-	r->j.conn = in->conn;
-	r->j.sid = in->sid;
-	r->j.t = t;
-	r->j.peer = in->peer;
-	snprintf(r->j.service, sizeof(r->j.service), "%.*s", (int)m->service_len, m->service);
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	atomic_fetch_add(&sn->relays, 1);
-	if (log_thread_create(&th, &at, relay_main, r)) {
-		atomic_fetch_sub(&sn->relays, 1);
-		svc_router_done(sn->router, &t, SVC_ERR_OVERLOADED, svcn_now_ns());
-		send_response(sn->quic, in->conn, in->sid, SVC_ERR_OVERLOADED, 0, NULL, 0, 1);
-		free(r->req);
+	/* The deadline a peer asks for is capped by svc.max_timeout_ms. */
+	e = r ? svc_backend_stream(sn->backend, t.backend, r->j.service, m->payload,
+				   m->payload_len, svcn_clamp_timeout(sn, m->timeout_ms),
+				   &relay_sink, r)
+	      : -ENOMEM;
+	if (e) {
 		free(r);
+		svc_router_done(sn->router, &t, SVC_ERR_OVERLOADED, svcn_now_ns());
+		log_call("http", m, &in->peer, SVC_ERR_OVERLOADED, 0);
+		send_response(sn->quic, in->conn, in->sid, SVC_ERR_OVERLOADED, 0, NULL, 0, 1);
 	}
-	pthread_attr_destroy(&at);
 }
 
 struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len)
@@ -1067,6 +1187,9 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	err = svc_router_new(&sn->router, &ro);
 	if (!err)
 		err = svc_router_register_builtins(sn->router);
+	bo.max_inflight = sn->cfg.svc_backend_max_inflight;
+	bo.max_per_service = sn->cfg.svc_backend_max_per_service;
+	bo.max_response = svcn_max_payload(sn);
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
 	if (!err)
@@ -1094,6 +1217,17 @@ fail:
 	return err;
 }
 
+void svc_node_stop(struct svc_node *sn)
+{
+	if (!sn)
+		return;
+	atomic_store(&sn->stopping, 1);
+	svcn_lock(sn);
+	pthread_cond_broadcast(&sn->cv);
+	pthread_cond_broadcast(&sn->refresh_cv);
+	svcn_unlock(sn);
+}
+
 int svc_node_start(struct svc_node *sn)
 {
 	int err;
@@ -1119,7 +1253,7 @@ void svc_node_free(struct svc_node *sn)
 
 	if (!sn)
 		return;
-	atomic_store(&sn->stopping, 1);
+	svc_node_stop(sn);
 	svc_gateway_stop(sn->gw);
 	if (sn->refresher_on) {
 		svcn_lock(sn);
@@ -1127,16 +1261,10 @@ void svc_node_free(struct svc_node *sn)
 		svcn_unlock(sn);
 		pthread_join(sn->refresher, NULL);
 	}
-	/* Backend completions see stopping and do not write. */
+	/* Backend completions and streams see stopping and do not write; the
+	 * backend ends every request in progress without waiting on any. */
 	svc_backend_free(sn->backend);
 	svcn_lock(sn);
-	while (atomic_load(&sn->relays) > 0) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&sn->cv, sn->mu, &ts);
-	}
 	shim = sn->shim;
 	shim->sn = NULL;
 	quic_gone = shim->quic_gone; /* decided with sn = NULL, under the lock */

@@ -236,6 +236,7 @@ struct load {
 	uint64_t *lat;
 	long nlat;
 	uint64_t errs[SVC_ERR__COUNT + 1]; /* last: transport failures */
+	uint64_t max_us;		   /* slowest call, whatever its outcome */
 	int last_errno;
 };
 
@@ -253,9 +254,18 @@ static void *load_main(void *arg)
 		pthread_mutex_unlock(&l->mu);
 		if (i < 0)
 			return NULL;
+		uint64_t t0 = util_now_ns(), us;
+
 		err = svc_node_call(l->sn, l->name, l->method, l->data, l->len, l->timeout_ms, &r);
+		us = (util_now_ns() - t0) / 1000;
 		pthread_mutex_lock(&l->mu);
-		if (err) {
+		if (us > l->max_us)
+			l->max_us = us;
+		if (err == -ETIMEDOUT) {
+			/* Our own deadline passed first: the same answer as the
+			 * callee's timeout. */
+			l->errs[SVC_ERR_TIMEOUT]++;
+		} else if (err) {
 			l->errs[SVC_ERR__COUNT]++;
 			l->last_errno = err;
 		} else {
@@ -306,10 +316,11 @@ static void call_many(struct svc_node *sn, struct load *l, int conc, struct ctl_
 		json_object_set_new(errs, "transport",
 				    json_integer((json_int_t)l->errs[SVC_ERR__COUNT]));
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:f,s:i,s:s}", "calls",
+		      json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:f,s:i,s:s}", "calls",
 				(json_int_t)l->count, "ok", (json_int_t)l->errs[SVC_OK], "errors",
 				errs, "p50_us", (json_int_t)(l->nlat ? l->lat[l->nlat / 2] : 0),
 				"p99_us", (json_int_t)(l->nlat ? l->lat[(l->nlat * 99) / 100] : 0),
+				"max_us", (json_int_t)l->max_us,
 				"elapsed_us", (json_int_t)(el / 1000), "calls_per_s",
 				el ? (double)l->count * 1e9 / (double)el : 0.0, "concurrency", n,
 				"last_transport_error",
@@ -433,6 +444,25 @@ static json_t *stats_json(struct svc_node *sn)
 		      lim_or(sn->cfg.svc_addr_concurrency, SVC_DEFAULT_ADDR_CONCURRENT),
 		      "global_concurrency",
 		      lim_or(sn->cfg.svc_global_concurrency, SVC_DEFAULT_GLOBAL_CONCURRENT)));
+	{
+		/* Deadlines and backend bounds (docs/SERVICE.md). */
+		struct svc_backend_stats bs;
+		json_t *l = json_object_get(o, "limits");
+
+		svc_backend_stats(sn->backend, &bs);
+		json_object_set_new(l, "max_timeout_ms", json_integer(svcn_max_timeout(sn)));
+		json_object_set_new(l, "backend_max_inflight",
+				    json_integer(lim_or(sn->cfg.svc_backend_max_inflight,
+							SVC_BACKEND_DEFAULT_MAX_INFLIGHT)));
+		json_object_set_new(l, "backend_max_per_service",
+				    json_integer(lim_or(sn->cfg.svc_backend_max_per_service,
+							SVC_BACKEND_DEFAULT_MAX_PER_SERVICE)));
+		json_object_set_new(l, "http_buffer", json_integer((json_int_t)svcn_http_buffer(sn)));
+		json_object_set_new(o, "backend",
+				    json_pack("{s:i,s:I,s:I}", "inflight", (int)bs.inflight, "busy",
+					      (json_int_t)bs.busy, "timeouts",
+					      (json_int_t)bs.timeouts));
+	}
 	unlock(sn);
 	return o;
 }

@@ -50,6 +50,8 @@ struct svcn_peer {
 	socklen_t alen;
 	uint64_t last_ms;
 	uint64_t ok, failed; /* call outcomes: reputation */
+	uint32_t streams;    /* our ops on this connection not done yet */
+	int full;	     /* the peer refused a stream: none more until one ends */
 };
 
 enum { SVCN_OP_DESC = 1, SVCN_OP_CALL, SVCN_OP_HTTP };
@@ -62,7 +64,8 @@ struct svcn_op {
 	uint64_t conn;
 	int64_t sid;
 	int opened;
-	int retried; /* moved to a fresh connection once (stream limit) */
+	int retried; /* moved to a fresh connection (stream limit), at most
+		      * SVCN_STREAM_RETRIES times */
 	uint8_t *req;
 	size_t req_len;
 	uint8_t *resp;
@@ -70,6 +73,10 @@ struct svcn_op {
 	int fin;
 	int done;
 	int err; /* transport error (negative errno) */
+	int local; /* pass-through to this node's backend (svcn_local_http) */
+	int counted; /* counted in its connection's svcn_peer.streams */
+	int cls;   /* local: the stream's end, an enum svc_err */
+	struct svc_node *sn; /* local: the fabric (the sink's lock) */
 	uint64_t t0_ns, t1_ns;
 };
 
@@ -121,7 +128,6 @@ struct svc_node {
 	size_t nins;
 	struct svcn_stats st;
 	_Atomic int stopping;
-	_Atomic int relays; /* HTTP relay threads running */
 	pthread_t refresher;
 	int refresher_on;
 	pthread_cond_t refresh_cv;
@@ -137,7 +143,15 @@ const char *svcn_reject_name(unsigned int i);
 struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockaddr *addr,
 			      socklen_t alen, const uint8_t *expected_key, const uint8_t *req,
 			      size_t req_len, size_t resp_max, int *err);
-/* Wait (locked) until op is done or deadline_ns; returns 0 or -ETIMEDOUT. */
+/* An HTTP pass-through to this node's own backend for service: an op
+ * (local) whose resp the backend stream fills with the raw HTTP answer
+ * (no RESPONSE header), at most svc.http_buffer ahead of the reader.
+ * Unlocked. Returns the op (refs 2: caller + stream) or NULL with *err
+ * (-EINVAL: not a backend service, -EBUSY: backend bounds, -ENOMEM). */
+struct svcn_op *svcn_local_http(struct svc_node *sn, const char *service, const uint8_t *req,
+				size_t len, uint32_t timeout_ms, int *err);
+/* Wait (locked) until op is done or deadline_ns; returns 0, -ETIMEDOUT
+ * or -ESHUTDOWN (the node is stopping). */
 int svcn_op_wait(struct svc_node *sn, struct svcn_op *op, uint64_t deadline_ns);
 /* Wait (locked) on the fabric's condition for at most ns. */
 void svcn_wait(struct svc_node *sn, uint64_t ns);
@@ -164,6 +178,14 @@ int svcn_endpoints(struct svc_node *sn,
 		   char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
 
 #define SVCN_SALT "weft:node"
+/* An op that finds its connection out of stream credit (the peer allows
+ * 100 concurrent streams) moves to a fresh connection; more callers than
+ * that at once may find the fresh one full too: 4 moves, then -EAGAIN. */
+#define SVCN_STREAM_RETRIES 4
+/* Ops one pooled connection carries at once: 96, under the peer's 100
+ * concurrent streams (QUIC_DEF_MAX_STREAMS) with room for the credit that
+ * is on its way back; more callers get more connections to that peer. */
+#define SVCN_CONN_STREAMS 96
 /* Descriptor bytes accepted from a provider: anything longer is oversized
  * already; a little more is read so the verifier can say so. */
 #define SVCN_DESC_READ_MAX (SVC_DESC_MAX_LEN + 64)
