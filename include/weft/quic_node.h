@@ -73,8 +73,9 @@ struct quic_node_opts {
 struct quic_node_handler {
 	/* Handshake finished (err 0, peer_key set) or failed before it did
 	 * (err -ETIMEDOUT, -EKEYREJECTED: key pinning mismatch, -EPROTO: bad
-	 * certificate or ALPN, -ECONNREFUSED: peer refused / limits,
-	 * -ECONNRESET: stateless reset); after a failure closed() follows. */
+	 * certificate or ALPN, found here or by the peer (its TLS alert),
+	 * -ECONNREFUSED: peer refused / limits, -ECONNRESET: stateless reset
+	 * or another peer close); after a failure closed() follows. */
 	void (*connected)(void *arg, uint64_t conn, int err, const uint8_t *peer_key);
 	/* Result of quic_node_stream_open(): sid >= 0 or err < 0. */
 	void (*stream_opened)(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err);

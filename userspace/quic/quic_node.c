@@ -108,6 +108,11 @@ int qn_close_errno(const struct quic_close_info *info)
 	case QUIC_CLOSE_PEER:
 		if (info->is_app && info->error_code == 0)
 			return 0;
+		/* A TLS alert from the peer (CRYPTO_ERROR 0x100-0x1ff, e.g.
+		 * 0x178 no common ALPN): the handshake failed, as when we
+		 * detect it ourselves. */
+		if (!info->is_app && info->error_code >= 0x100 && info->error_code <= 0x1ff)
+			return -EPROTO;
 		return info->error_code == 0x2 ? -ECONNREFUSED : -ECONNRESET;
 	case QUIC_CLOSE_IDLE:
 	case QUIC_CLOSE_HANDSHAKE_TIMEOUT:
