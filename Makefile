@@ -7,6 +7,7 @@
 #   tests/unit/test_*.c         -> cmocka binaries, built with ASan + UBSan
 #   tests/integration/test_*.sh -> run by tests/run.sh against ASan binaries
 #   bench/bench_*.c             -> benchmark harnesses (make bench)
+#   tests/tools/*.c             -> helpers the integration tests run
 #   tests/fuzz/fuzz_*.c         -> libFuzzer targets (make fuzz); make test
 #                                  replays each over tests/fuzz/corpus/<target>/
 
@@ -140,7 +141,15 @@ $(BUILD)/test/%: $(OBJ_san)/tests/unit/%.o $(TESTLIB_OBJS) $(OBJ_san)/libweft.a
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
+# Helper programs the integration tests run (plain release flags: a flood
+# sender must be fast, not instrumented).
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tools/%: tests/tools/%.c
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(FLAGS_rel) -o $@ $<
+
+TEST_BINS := $(TOOL_BINS) $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
 	$(BPF_OBJS) $(FUZZ_BINS)
 
 # The layers rule (docs/ARCHITECTURE.md): no module includes another's

@@ -75,6 +75,17 @@ struct io_stats {
 	uint64_t rx_gro_bufs;         /* uring: coalesced receives split by gso_size */
 	uint64_t neigh_updates;       /* xsk: neighbour/route change events applied */
 	uint64_t zerocopy;            /* xsk: 1 if bound with XDP_ZEROCOPY */
+	/* xsk: the socket's own drop statistics (getsockopt XDP_STATISTICS),
+	 * the kernel's totals for the queue's socket, refreshed at least every
+	 * 100 ms while the queue runs and once at close. Frames the XDP
+	 * program redirected (its "redirect" counter) but the socket dropped
+	 * show up here, not in rx_pkts. */
+	uint64_t xsk_rx_dropped;          /* no fill-ring buffer to copy into, frame too large */
+	uint64_t xsk_rx_invalid_descs;    /* fill-ring descriptors the kernel refused */
+	uint64_t xsk_tx_invalid_descs;    /* tx descriptors the kernel refused */
+	uint64_t xsk_rx_ring_full;        /* frames dropped because the rx ring was full */
+	uint64_t xsk_rx_fill_ring_empty;  /* times the fill ring had no buffer */
+	uint64_t xsk_tx_ring_empty;       /* times the tx ring was empty when polled */
 };
 
 struct io_opts {

@@ -89,9 +89,11 @@
  * a many-source spoofed flood, each source under its own limit, cannot
  * fill the worker and starve validated peers, which skip these budgets.
  * pps 0 disables a class's budget ("priority off").
- * - DHT: 50000 pps, burst 5000. One AF_XDP worker answers ~110 kpps of
- *   DHT pings (measured, docs/XDP.md); half of that for strangers leaves
- *   the other half to validated peers and to the worker's own queries.
+ * - DHT: 20000 pps, burst 2000. One AF_XDP worker answers ~110 kpps of
+ *   DHT pings on an idle core, but only ~45 kpps measured on a shared,
+ *   loaded one (docs/XDP.md); a budget under that keeps room for
+ *   validated peers and the worker's own queries. Legitimate first
+ *   contacts from new nodes are a few hundred per second on a busy node.
  * - QUIC other (not Initial): 100000 pps, burst 10000. One AF_XDP worker
  *   moves ~2.3-2.6 Gbit/s of QUIC, ~200 kpps of 1400-byte datagrams
  *   (docs/QUIC.md); half again. Peers that completed a handshake are
@@ -100,8 +102,8 @@
  *   handshakes/s (docs/QUIC.md) and a handshake costs the server one or
  *   two client Initials.
  */
-#define WXDP_DEFAULT_UNVAL_DHT_PPS 50000
-#define WXDP_DEFAULT_UNVAL_DHT_BURST 5000
+#define WXDP_DEFAULT_UNVAL_DHT_PPS 20000
+#define WXDP_DEFAULT_UNVAL_DHT_BURST 2000
 #define WXDP_DEFAULT_UNVAL_QUIC_PPS 100000
 #define WXDP_DEFAULT_UNVAL_QUIC_BURST 10000
 #define WXDP_DEFAULT_UNVAL_INITIAL_PPS 1000

@@ -18,11 +18,7 @@ netns_require_root
 netns_create 2 pair || fail "netns setup"
 D=$(mktemp -d /tmp/weft-xdp-XXXXXX)
 netns_on_exit "rm -rf '$D'"
-# `ip netns exec` remounts /sys, hiding bpffs; weftd needs one for pinning
-# and for libxdp's dispatcher, so give it a private bpffs.
-printf '#!/bin/sh\nmount -t bpf bpf /sys/fs/bpf || exit 1\nexec "$@"\n' >"$D/bpffs.sh"
-chmod +x "$D/bpffs.sh"
-NETNS_EXEC="ip netns exec $(netns_name 2) $D/bpffs.sh"
+NETNS_EXEC=$(netns_bpffs_exec 2 "$D")
 SOCK="$D/weftd.sock"
 CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
 FLOOD_IP=$(netns_ip4 1) DST_IP=$(netns_ip4 2)

@@ -42,6 +42,14 @@ netns_ip6() { echo "2001:db8:77::$1"; }
 netns_name() { echo "${NS_PREFIX}h$1"; }
 netns_ifname() { echo "eth0"; }
 netns_exec() { local n=$1; shift; ip netns exec "${NS_PREFIX}h$n" "$@"; }
+# netns_bpffs_exec N DIR: prints a command prefix (for NETNS_EXEC) that runs
+# in host N with a private bpffs: `ip netns exec` remounts /sys, hiding
+# bpffs, and weftd --xdp needs one for pinning and libxdp's dispatcher.
+netns_bpffs_exec() {
+	printf '#!/bin/sh\nmount -t bpf bpf /sys/fs/bpf || exit 1\nexec "$@"\n' >"$2/bpffs.sh"
+	chmod +x "$2/bpffs.sh"
+	echo "ip netns exec ${NS_PREFIX}h$1 $2/bpffs.sh"
+}
 
 # netns_create N [pair]: with "pair", two hosts joined directly by one veth
 # (no bridge), which XDP tests want (native XDP on veth needs the peer to

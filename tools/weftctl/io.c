@@ -15,6 +15,8 @@ static const char *const drops[] = {
 	"rx_drop_malformed", "rx_drop_not_ours", "tx_drop_nobuf", "tx_drop_error",
 	"drop_filter",       "drop_no_handler",  "cmd_full",
 	"rx_kernel",         "tx_gso_sends",     "rx_gro_bufs",   "neigh_updates",
+	"xsk_rx_dropped",    "xsk_rx_invalid_descs", "xsk_tx_invalid_descs", "xsk_rx_ring_full",
+	"xsk_rx_fill_ring_empty", "xsk_tx_ring_empty",
 };
 
 static void row(const char *name, const json_t *w)

@@ -61,6 +61,12 @@ static const struct field fields[] = {
 	IOF(rx_gro_bufs, "coalesced receives split by gso_size"),
 	IOF(neigh_updates, "neighbour and route change events applied"),
 	IOF(zerocopy, "AF_XDP socket bound in zero-copy mode"),
+	IOF(xsk_rx_dropped, "AF_XDP: frames dropped with no fill-ring buffer (or too large)"),
+	IOF(xsk_rx_invalid_descs, "AF_XDP: invalid fill-ring descriptors"),
+	IOF(xsk_tx_invalid_descs, "AF_XDP: invalid tx descriptors"),
+	IOF(xsk_rx_ring_full, "AF_XDP: frames dropped with the rx ring full"),
+	IOF(xsk_rx_fill_ring_empty, "AF_XDP: times the fill ring was empty"),
+	IOF(xsk_tx_ring_empty, "AF_XDP: times the tx ring was empty"),
 	ENF(drop_filter, "datagrams dropped by the pre-filter (policer)"),
 	ENF(drop_no_handler, "datagrams for a port without handler"),
 	ENF(cmds, "commands run"),
@@ -159,6 +165,17 @@ void engine_metrics(void *arg, FILE *out)
 	for (i = 0; i < eng->nworkers; i++)
 		engine_stats_get(eng, i, &s[i]);
 	for (f = 0; f < WEFT_ARRAY_SIZE(fields); f++) {
+		/* The AF_XDP socket's statistics are per queue (= worker). */
+		if (!strncmp(fields[f].name, "xsk_", 4)) {
+			if (eng->opts.mode != IO_MODE_XDP)
+				continue;
+			fprintf(out, "# HELP weft_%s_total %s\n", fields[f].name, fields[f].help);
+			fprintf(out, "# TYPE weft_%s_total counter\n", fields[f].name);
+			for (i = 0; i < eng->nworkers; i++)
+				fprintf(out, "weft_%s_total{queue=\"%u\"} %" PRIu64 "\n",
+					fields[f].name, i, fval(&s[i], &fields[f]));
+			continue;
+		}
 		fprintf(out, "# HELP weft_io_%s %s\n", fields[f].name, fields[f].help);
 		fprintf(out, "# TYPE weft_io_%s %s\n", fields[f].name,
 			strcmp(fields[f].name, "zerocopy") ? "counter" : "gauge");

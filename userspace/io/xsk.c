@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <ifaddrs.h>
 
@@ -84,11 +85,53 @@ struct io_queue {
 	struct io_neigh *neigh;
 	int ksock[IO_MAX_PORTS];
 	uint8_t *kbuf; /* kernel-path rx buffers, batch x XSK_FRAME */
+	uint64_t xstats_ns; /* last XDP_STATISTICS read (CLOCK_MONOTONIC) */
 };
+
+/* How often the socket's drop statistics are read while the queue runs. */
+#define XSK_STATS_PERIOD_NS 100000000ULL
 
 static inline void st_add(uint64_t *c, uint64_t v)
 {
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+static inline void st_set(uint64_t *c, uint64_t v)
+{
+	__atomic_store_n(c, v, __ATOMIC_RELAXED);
+}
+
+/* Copy the socket's XDP_STATISTICS into the queue's counters (they are the
+ * kernel's running totals for this socket). */
+static void xstats_read(struct io_queue *q)
+{
+	struct xdp_statistics xs;
+	socklen_t len = sizeof(xs);
+
+	memset(&xs, 0, sizeof(xs));
+	if (getsockopt(q->fd, SOL_XDP, XDP_STATISTICS, &xs, &len))
+		return;
+	st_set(&q->st->xsk_rx_dropped, xs.rx_dropped);
+	st_set(&q->st->xsk_rx_invalid_descs, xs.rx_invalid_descs);
+	st_set(&q->st->xsk_tx_invalid_descs, xs.tx_invalid_descs);
+	/* Fields after tx_invalid_descs exist since Linux 5.9; an older
+	 * kernel returns a shorter struct and they stay 0. */
+	st_set(&q->st->xsk_rx_ring_full, xs.rx_ring_full);
+	st_set(&q->st->xsk_rx_fill_ring_empty, xs.rx_fill_ring_empty_descs);
+	st_set(&q->st->xsk_tx_ring_empty, xs.tx_ring_empty_descs);
+}
+
+static void xstats_maybe(struct io_queue *q)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (now - q->xstats_ns < XSK_STATS_PERIOD_NS)
+		return;
+	q->xstats_ns = now;
+	xstats_read(q);
 }
 
 /* ---- built-in steering program ---- */
@@ -327,6 +370,7 @@ static void xsk_close(struct io_queue *q)
 	if (!q)
 		return;
 	if (q->xsk) {
+		xstats_read(q);
 		if (q->ctx)
 			bpf_map_delete_elem(q->ctx->map_fd, &q->qid);
 		xsk_socket__delete(q->xsk);
@@ -627,6 +671,7 @@ static int xsk_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
 	}
 	if (n)
 		xsk_ring_cons__release(&q->rx, n);
+	xstats_maybe(q);
 	if (k) {
 		st_add(&q->st->rx_pkts, k);
 		st_add(&q->st->rx_bytes, bytes);
@@ -849,6 +894,7 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 	}
 	kick_tx(q);
 	reclaim(q);
+	xstats_maybe(q);
 	return 0;
 }
 
