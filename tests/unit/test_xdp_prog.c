@@ -715,14 +715,15 @@ static void test_unvalidated_budget(void **state)
 static void test_guard_xdp(void **state)
 {
 	struct fx *f = *state;
-	struct guard_opts go = { .xdp = f->x };
+	struct guard_opts go = { 0 };
 	struct guard *g = NULL;
 	struct wxdp_ban b, *list;
 	struct tpkt t;
 	size_t n;
 	int ops = 0;
 
-	NEED_ROOT();
+	NEED_ROOT(); /* no fixture (f is NULL) when not root */
+	go.xdp = f->x;
 	assert_int_equal(guard_new(&g, &go), 0);
 	f->cfg.unval_dht = (struct wxdp_rate){ .pps = 1, .burst = 1 };
 	assert_int_equal(guard_config_set(g, &f->cfg), 0);
