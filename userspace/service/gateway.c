@@ -51,6 +51,7 @@ struct svc_gateway {
 	struct MHD_Daemon *mhd;
 	uint16_t port;
 	char listen_host[64]; /* host part of gateway.listen, as written */
+	struct log_ctx *log;  /* the node's log context, bound in MHD's threads */
 };
 
 /* A pass-through target: the provider picked for a request. */
@@ -758,6 +759,10 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 	const char *rest;
 	MHD_RESULT ret = MHD_NO;
 
+	/* libmicrohttpd's threads are not ours: log as the node */
+	if (log_current() != gw->log)
+		log_bind(gw->log);
+
 	if (!r)
 		return MHD_NO;
 	if (!r->started) {
@@ -885,6 +890,7 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	if (!gw)
 		return -ENOMEM;
 	gw->sn = sn;
+	gw->log = log_current();
 	gw->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						  : ((struct sockaddr_in *)&ss)->sin_port);
 	colon = strrchr(sn->cfg.gateway, ':');
