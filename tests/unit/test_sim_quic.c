@@ -56,7 +56,8 @@ static void addr(struct io_addr *a, const char *ip)
 	assert_int_equal(io_addr_parse(a, ip, 0), 0);
 }
 
-static void peer_new(struct world *wd, const char *ip, struct simnet_nat *nat, uint8_t seed)
+static void peer_new(struct world *wd, const char *ip, struct simnet_nat *nat, uint8_t seed,
+		     unsigned int keepalive_ms)
 {
 	struct peer *p = &wd->p[wd->np++];
 	struct engine_opts eo;
@@ -81,10 +82,13 @@ static void peer_new(struct world *wd, const char *ip, struct simnet_nat *nat, u
 	qo.id = &p->id;
 	qo.port = port;
 	qo.handshake_timeout_ms = 3000;
+	qo.idle_timeout_ms = 60000;
+	qo.keepalive_ms = keepalive_ms;
 	assert_int_equal(quic_node_new(&p->qn, &qo), 0);
 }
 
-static void world_init(struct world *wd, uint64_t seed, enum simnet_nat_filter filter)
+static void world_init_opts(struct world *wd, uint64_t seed, enum simnet_nat_filter filter,
+			    uint32_t nat_timeout_ms, unsigned int keepalive_ms)
 {
 	struct simnet_opts so = {.seed = seed, .clock = SIMNET_CLOCK_MANUAL};
 	struct io_addr out;
@@ -92,10 +96,15 @@ static void world_init(struct world *wd, uint64_t seed, enum simnet_nat_filter f
 	memset(wd, 0, sizeof(*wd));
 	assert_int_equal(simnet_new(&wd->sn, &so), 0);
 	addr(&out, "198.51.100.200");
-	assert_int_equal(simnet_nat_add(wd->sn, &out, filter, 0, &wd->nat), 0);
-	peer_new(wd, "198.51.100.1", NULL, 1); /* A */
-	peer_new(wd, "10.0.0.2", wd->nat, 2);  /* B, behind the NAT */
-	peer_new(wd, "198.51.100.3", NULL, 3); /* C */
+	assert_int_equal(simnet_nat_add(wd->sn, &out, filter, nat_timeout_ms, &wd->nat), 0);
+	peer_new(wd, "198.51.100.1", NULL, 1, 0);	    /* A */
+	peer_new(wd, "10.0.0.2", wd->nat, 2, keepalive_ms); /* B, behind the NAT */
+	peer_new(wd, "198.51.100.3", NULL, 3, 0);	    /* C */
+}
+
+static void world_init(struct world *wd, uint64_t seed, enum simnet_nat_filter filter)
+{
+	world_init_opts(wd, seed, filter, 0, 0);
 }
 
 static void world_free(struct world *wd)
@@ -333,6 +342,55 @@ static void test_nat_endpoint_independent(void **state)
 	nat_filtering(SIMNET_NAT_EIF, 1);
 }
 
+/*
+ * NAT mapping lifetime in virtual time: B's mapping expires after 5 s
+ * idle. Without keepalives, 20 s of silence (0 wall time) lose it: B's
+ * next stream leaves through a new mapping (NAT rebinding), A validates
+ * the new path and the echo still works. With a 2 s keepalive the one
+ * mapping stays alive.
+ */
+static void nat_idle(unsigned int keepalive_ms)
+{
+	struct world wd;
+	struct echo e;
+	struct simnet_stats st;
+
+	world_init_opts(&wd, 11, SIMNET_NAT_ADF, 5000, keepalive_ms);
+	echo_init(&e, &wd, &wd.p[1]);
+	assert_int_equal(quic_node_connect(wd.p[1].qn, "198.51.100.1:4433", &echo_h, &e, &e.conn),
+			 0);
+	assert_int_equal(world_run(&wd, 10000 * MS, echo_done, &e), 0);
+	assert_true(e.fin);
+	assert_int_equal(world_run(&wd, 20000 * MS, NULL, NULL), -ETIMEDOUT);
+	assert_false(e.closed);
+	assert_int_equal(simnet_nat_mappings(wd.nat), keepalive_ms ? 1 : 0);
+
+	e.fin = 0;
+	e.ngot = 0;
+	assert_int_equal(quic_node_stream_open(e.qn, e.conn, QUIC_NODE_ST_ECHO, 7), 0);
+	assert_int_equal(world_run(&wd, 10000 * MS, echo_done, &e), 0);
+	assert_int_equal(e.err, 0);
+	assert_true(e.fin);
+	assert_int_equal(e.ngot, ECHO_LEN);
+	assert_memory_equal(e.got, e.sent, ECHO_LEN);
+	simnet_stats_get(wd.sn, &st);
+	assert_int_equal(st.nat_mapped, keepalive_ms ? 1 : 2);
+	echo_fini(&e);
+	world_free(&wd);
+}
+
+static void test_nat_rebinding_after_idle(void **state)
+{
+	(void)state;
+	nat_idle(0);
+}
+
+static void test_nat_keepalive(void **state)
+{
+	(void)state;
+	nat_idle(2000);
+}
+
 /* ---- simnet alone ---- */
 
 static void test_simnet_limits(void **state)
@@ -452,6 +510,8 @@ int main(void)
 	    cmocka_unit_test(test_echo_through_nat_deterministic),
 	    cmocka_unit_test(test_nat_address_dependent),
 	    cmocka_unit_test(test_nat_endpoint_independent),
+	    cmocka_unit_test(test_nat_rebinding_after_idle),
+	    cmocka_unit_test(test_nat_keepalive),
 	};
 
 	if (sodium_init() < 0)
