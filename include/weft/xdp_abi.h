@@ -89,11 +89,12 @@
  * a many-source spoofed flood, each source under its own limit, cannot
  * fill the worker and starve validated peers, which skip these budgets.
  * pps 0 disables a class's budget ("priority off").
- * - DHT: 20000 pps, burst 2000. One AF_XDP worker answers ~110 kpps of
- *   DHT pings on an idle core, but only ~45 kpps measured on a shared,
- *   loaded one (docs/XDP.md); a budget under that keeps room for
- *   validated peers and the worker's own queries. Legitimate first
- *   contacts from new nodes are a few hundred per second on a busy node.
+ * - DHT: 10000 pps, burst 1000. One AF_XDP worker answers ~110 kpps of
+ *   DHT pings on an idle core, but only 18-37 kpps were measured on a
+ *   shared, loaded 2-vCPU host (docs/XDP.md), and the budget must stay
+ *   under what the worker really gets or its ring overflows and drops
+ *   validated packets too. Legitimate first contacts from new nodes are a
+ *   few hundred per second even on a busy node.
  * - QUIC other (not Initial): 100000 pps, burst 10000. One AF_XDP worker
  *   moves ~2.3-2.6 Gbit/s of QUIC, ~200 kpps of 1400-byte datagrams
  *   (docs/QUIC.md); half again. Peers that completed a handshake are
@@ -102,8 +103,8 @@
  *   handshakes/s (docs/QUIC.md) and a handshake costs the server one or
  *   two client Initials.
  */
-#define WXDP_DEFAULT_UNVAL_DHT_PPS 20000
-#define WXDP_DEFAULT_UNVAL_DHT_BURST 2000
+#define WXDP_DEFAULT_UNVAL_DHT_PPS 10000
+#define WXDP_DEFAULT_UNVAL_DHT_BURST 1000
 #define WXDP_DEFAULT_UNVAL_QUIC_PPS 100000
 #define WXDP_DEFAULT_UNVAL_QUIC_BURST 10000
 #define WXDP_DEFAULT_UNVAL_INITIAL_PPS 1000

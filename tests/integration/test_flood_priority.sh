@@ -37,6 +37,11 @@ CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
 LEGIT_IP=$(netns_ip4 1) DST_IP=$(netns_ip4 2)
 SECS=${FLOOD_SECS:-10} RATE=40
 DST_MAC=$(ip -n "$(netns_name 2)" link show eth0 | awk '/link\/ether/ {print $2}')
+# weftd answers the forged pings; route the answers back to h1 (which
+# drops them, not being 10/9) as an Internet uplink would, so the worker
+# pays what it pays in the field (a resolved neighbour, AF_XDP transmit),
+# not a failed kernel send per datagram.
+ip -n "$(netns_name 2)" route add 10.0.0.0/9 via "$LEGIT_IP" || fail "route"
 
 WEFTD=$WEFTD_REL start_weftd "$D" --state-dir "$D" --xdp eth0 --workers 1 \
 	--quic-port 4433 --dht-port 6881
@@ -120,8 +125,9 @@ round() {
 	local weft sent
 	weft=$(py 'sum(b[k]-a[k] for k in b if k.startswith(("redirect","pass_no_socket","drop_")))' "$C0" "$C1")
 	sent=$((FS + LS))
-	# + our own ping exchange and the peer's answer, a few datagrams
-	[ "$weft" -ge "$sent" ] && [ "$weft" -le $((sent + 20)) ] ||
+	# Up to 0.1% may be lost before XDP (the veth's own ring, counted by
+	# sendmmsg as sent); + our ping exchange with the peer, a few more.
+	[ "$weft" -ge $((sent - sent / 1000 - 10)) ] && [ "$weft" -le $((sent + 20)) ] ||
 		fail "$name: weft verdicts $weft != sent $sent"
 }
 
