@@ -772,6 +772,8 @@ static void test_lru_bounded(void **state)
 	size_t n = 0;
 
 	NEED_ROOT();
+	f->cfg.unval_dht.pps = 0; /* this test is about the per-source LRU */
+	set_cfg(f);
 	dht_pkt(&t, 0);
 	for (int i = 0; i < 2000; i++) {
 		t.src[1] = (uint8_t)(i >> 8);
