@@ -35,6 +35,7 @@ netns_exec 2 /usr/sbin/gtlsserver -q -d "$D/www" "$IP2" 4443 "$D/key.pem" "$D/ce
 	>"$D/gtlsserver.log" 2>&1 &
 GPID=$!
 netns_on_exit "kill $GPID"
+wait_for "netns_exec 2 ss -Huln | grep -q ':4443 '" 100 || fail "gtlsserver did not listen: $(cat "$D/gtlsserver.log")"
 
 start_node() { # N MODE [extra args]
 	local n=$1 mode=$2 args

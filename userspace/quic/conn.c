@@ -677,6 +677,16 @@ void quic_conn_finish(struct quic_conn *c)
 	c->state = QUIC_ST_DEAD;
 }
 
+/* ngtcp2 0.12 asserts on a negotiated version when it writes a 1-RTT
+ * packet (conn_write_pkt), and a server connection gets one only from a
+ * client Initial it could process. The endpoint admits v1 Initials only,
+ * so this is a second line: until then the connection writes nothing and
+ * runs no ngtcp2 timer; it lives until its handshake deadline. */
+static int negotiated(const struct quic_conn *c)
+{
+	return !c->is_server || ngtcp2_conn_get_negotiated_version(c->conn) != 0;
+}
+
 static uint64_t close_period(struct quic_conn *c)
 {
 	return 3 * ngtcp2_conn_get_pto(c->conn);
@@ -694,6 +704,9 @@ static void enter_closing(struct quic_conn *c, const ngtcp2_connection_close_err
 
 	if (c->state >= QUIC_ST_CLOSING)
 		return;
+	/* Not guarded by negotiated(): a v1 server connection refusing a
+	 * ClientHello (no common ALPN) has no negotiated version yet, and its
+	 * CONNECTION_CLOSE goes out in an Initial, which ngtcp2 writes. */
 	c->close.error_code = ccerr->error_code;
 	c->close.is_app = ccerr->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
 	ngtcp2_path_storage_zero(&ps);
@@ -821,16 +834,6 @@ static struct quic_stream *next_stream(struct quic_conn *c)
 		if (stream_pending(s))
 			return s;
 	return NULL;
-}
-
-/* ngtcp2 0.12 asserts on a negotiated version when it writes a 1-RTT
- * packet (conn_write_pkt), and a server connection gets one only from a
- * client Initial it could process. The endpoint admits v1 Initials only,
- * so this is a second line: until then the connection writes nothing and
- * runs no ngtcp2 timer; it lives until its handshake deadline. */
-static int negotiated(const struct quic_conn *c)
-{
-	return !c->is_server || ngtcp2_conn_get_negotiated_version(c->conn) != 0;
 }
 
 void quic_conn_flush(struct quic_conn *c, uint64_t now)
