@@ -272,21 +272,29 @@ int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint8_t **blob, s
  * apply. Returns the number of entries accepted or -EINVAL. */
 int dht_import_storage(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms);
 
-/* ---- locked wrapper for the control API (userspace/dht/dht_ctl.c) ----
- * The worker that owns the DHT calls dht_input/dht_periodic between
- * dht_svc_lock/unlock. Control handlers take the same lock, start an
- * operation, and wait on a condition variable (lock released) for its
- * callback, which runs on the worker inside dht_input/dht_periodic. Times
- * passed to the DHT must come from util_now_ms() on both sides. The send
- * callback may therefore run on a control thread (always under the lock).
+/* ---- control API wrapper (userspace/dht/dht_ctl.c) ----
+ * One thread owns a struct dht. Control handlers never touch it directly:
+ * they hand a function to the owner through opts.run (weftd: worker 0's
+ * command queue, waited for with a deadline) and then wait, on a mutex and
+ * condition variable of their own that the owner only takes when an
+ * operation completes, for the operation's callback. Without opts.run
+ * (tests that drive a dht from one thread of their own) the handlers take
+ * dht_svc_lock, which that thread must hold around dht_input/dht_periodic.
+ * Times passed to the DHT come from util_now_ms() on both sides.
  */
 struct dht_svc;
 struct ctl;
 
+typedef void (*dht_svc_fn)(struct dht *dht, void *arg, uint64_t now_ms);
 struct dht_svc_opts {
 	unsigned int timeout_ms; /* wait per request, default 35000 (> lookup timeout) */
-	/* Called (lock held) after a handler started an operation, so the owner
-	 * can recompute its next dht_periodic deadline; may be NULL. */
+	/* Run fn(dht, fnarg, now) on the owner thread and return once it ran:
+	 * 0, or -errno when it did not run (and never will). NULL: lock mode. */
+	int (*run)(void *arg, dht_svc_fn fn, void *fnarg);
+	void *run_arg;
+	/* Lock mode only: called (lock held) after a handler started an
+	 * operation, so the owner can recompute its next dht_periodic
+	 * deadline; may be NULL. */
 	void (*kick)(void *arg);
 	void *kick_arg;
 };

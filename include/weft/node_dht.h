@@ -23,14 +23,19 @@ int node_dht_start(struct node_dht *nd);
 /* Write the routing table and stored items to the store. */
 int node_dht_save(struct node_dht *nd);
 /*
- * Run fn(dht, arg, now_ms) under the DHT's lock, from any thread (workers
- * included) but never from inside a DHT callback (the lock is held there):
- * the way other
+ * Run fn(dht, arg, now_ms) on the DHT's owner, worker 0: the way other
  * modules start DHT operations (dht_get_peers, dht_announce, dht_get,
- * dht_put_mutable, ... from include/weft/dht.h). Their done callbacks run
- * later on an engine worker with the lock held: they must not block and
- * must not call node_dht_run(). Queries sent from fn go out through
- * worker 0. Returns 0, or -EINVAL.
+ * dht_put_mutable, ... from include/weft/dht.h).
+ * - On worker 0 (inside DHT callbacks too): fn runs now.
+ * - On a thread outside the engine: fn runs on worker 0 and this waits
+ *   for it (at most 5 s; -ETIMEDOUT then, and fn never runs). Before the
+ *   workers start or after they stop, fn runs on the caller's thread.
+ * - On another engine worker (which must not block on worker 0): fn is
+ *   posted and runs later, so arg must stay valid until fn ran (pass
+ *   something fn owns or that is reference-counted).
+ * Done callbacks of started operations run on worker 0 later: they must
+ * not block. Returns 0, -EINVAL, -ETIMEDOUT, -EAGAIN (command queue full),
+ * -ENOMEM.
  */
 struct dht;
 typedef void (*node_dht_fn)(struct dht *dht, void *arg, uint64_t now_ms);

@@ -229,7 +229,7 @@ struct cn_lk {
 	pthread_cond_t cond;
 	int refs, done, n;
 	struct sockaddr_storage peers[32];
-	const uint8_t *ih;
+	uint8_t ih[20];
 	int rc;
 };
 
@@ -265,6 +265,12 @@ static void lk_fn(struct dht *dht, void *arg, uint64_t now)
 	struct cn_lk *lk = arg;
 
 	lk->rc = dht_get_peers(dht, lk->ih, now, lk_done, lk);
+	if (lk->rc) { /* no callback will come: done, with no peers */
+		pthread_mutex_lock(&lk->mu);
+		lk->done = 1;
+		pthread_mutex_unlock(&lk->mu);
+		lk_put(lk);
+	}
 }
 
 struct cn_lk *cn_lookup_start(struct content_node *cn, const uint8_t ih[20])
@@ -278,12 +284,10 @@ struct cn_lk *cn_lookup_start(struct content_node *cn, const uint8_t ih[20])
 		return NULL;
 	pthread_mutex_init(&lk->mu, NULL);
 	pthread_cond_init(&lk->cond, NULL);
-	lk->refs = 2;
-	lk->ih = ih;
-	node_dht_run(cn->dht, lk_fn, lk);
-	lk->ih = NULL;
-	if (lk->rc) {
-		lk->refs = 1; /* the callback will not run */
+	lk->refs = 2; /* ours and the callback's (lk_done, or lk_fn on failure) */
+	memcpy(lk->ih, ih, sizeof(lk->ih));
+	if (node_dht_run(cn->dht, lk_fn, lk)) {
+		lk_put(lk); /* lk_fn never runs: drop its reference too */
 		lk_put(lk);
 		return NULL;
 	}

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Control API of the DHT (docs/DHT.md, "Control API"), served through
- * struct dht_svc: a mutex shared with the worker that owns the DHT and a
- * condition variable the handlers wait on for an operation's callback.
+ * struct dht_svc: handlers start an operation on the thread that owns the
+ * DHT (opts.run) and wait, on the svc's own mutex and condition variable
+ * (never held while the DHT runs), for its callback.
  *   GET  /v1/dht/status
  *   POST /v1/dht/ping       {"addr":"ip:port"}
  *   POST /v1/dht/find-node  {"id":hex40}
@@ -25,17 +26,31 @@
 
 struct dht_svc {
 	struct dht *dht;
-	pthread_mutex_t mu;
+	pthread_mutex_t mu;  /* lock mode only: the DHT itself */
+	pthread_mutex_t wmu; /* request hand-off only (done/abandoned) */
 	pthread_cond_t cv;
 	struct dht_svc_opts o;
 };
+
+/* Run fn on the owner (opts.run) or under the lock. */
+static int svc_exec(struct dht_svc *svc, dht_svc_fn fn, void *arg)
+{
+	if (svc->o.run)
+		return svc->o.run(svc->o.run_arg, fn, arg);
+	pthread_mutex_lock(&svc->mu);
+	fn(svc->dht, arg, util_now_ms());
+	if (svc->o.kick)
+		svc->o.kick(svc->o.kick_arg);
+	pthread_mutex_unlock(&svc->mu);
+	return 0;
+}
 
 /* One request's result; heap-allocated so a late callback after a handler
  * timeout writes into memory that still exists (then frees it). */
 struct svc_wait {
 	struct dht_svc *svc;
 	int done, abandoned;
-	json_t *out; /* built in the callback (worker thread, lock held) */
+	json_t *out; /* built in the callback (owner thread) */
 	int status;
 };
 
@@ -55,6 +70,7 @@ int dht_svc_new(struct dht_svc **out, struct dht *dht, const struct dht_svc_opts
 	if (!s->o.timeout_ms)
 		s->o.timeout_ms = 35000;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->wmu, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -72,6 +88,7 @@ void dht_svc_free(struct dht_svc *svc)
 	if (!svc)
 		return;
 	pthread_cond_destroy(&svc->cv);
+	pthread_mutex_destroy(&svc->wmu);
 	pthread_mutex_destroy(&svc->mu);
 	free(svc);
 }
@@ -171,30 +188,40 @@ static void svc_done(void *arg, const struct dht_result *r)
 		if (r->nnodes)
 			json_object_set_new(o, "id", hex_json(r->nodes[0].id, DHT_ID_LEN));
 	}
+	pthread_mutex_lock(&w->svc->wmu);
 	w->out = o;
 	w->done = 1;
 	if (w->abandoned) {
-		json_decref(w->out);
+		pthread_mutex_unlock(&w->svc->wmu);
+		json_decref(o);
 		free(w);
 		return;
 	}
 	pthread_cond_broadcast(&w->svc->cv);
+	pthread_mutex_unlock(&w->svc->wmu);
 }
 
-/* Called with the lock held after the operation was started (err = its
- * return). Waits, answers, and releases w unless the callback still owns it. */
+static struct svc_wait *svc_begin(struct dht_svc *svc)
+{
+	struct svc_wait *w = calloc(1, sizeof(*w));
+
+	if (w)
+		w->svc = svc;
+	return w;
+}
+
+/* After the operation was started on the owner (err = its return, or why
+ * it could not run). Waits, answers, and releases w unless the callback
+ * still owns it. */
 static void svc_finish(struct dht_svc *svc, struct svc_wait *w, int err, struct ctl_resp *resp)
 {
 	struct timespec dl;
 
 	if (err) {
-		pthread_mutex_unlock(&svc->mu);
 		free(w);
 		ctl_resp_errno(resp, err, "starting DHT operation");
 		return;
 	}
-	if (svc->o.kick)
-		svc->o.kick(svc->o.kick_arg);
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += svc->o.timeout_ms / 1000;
 	dl.tv_nsec += (long)(svc->o.timeout_ms % 1000) * 1000000L;
@@ -202,16 +229,17 @@ static void svc_finish(struct dht_svc *svc, struct svc_wait *w, int err, struct 
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000L;
 	}
+	pthread_mutex_lock(&svc->wmu);
 	while (!w->done)
-		if (pthread_cond_timedwait(&svc->cv, &svc->mu, &dl) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&svc->cv, &svc->wmu, &dl) == ETIMEDOUT)
 			break;
 	if (!w->done) {
 		w->abandoned = 1; /* the callback frees it */
-		pthread_mutex_unlock(&svc->mu);
+		pthread_mutex_unlock(&svc->wmu);
 		ctl_resp_error(resp, 504, "timeout", "DHT operation did not finish in time");
 		return;
 	}
-	pthread_mutex_unlock(&svc->mu);
+	pthread_mutex_unlock(&svc->wmu);
 	if (w->status == -EHOSTUNREACH) {
 		ctl_resp_error(resp, 503, "no_nodes",
 			       "the routing table is empty (bootstrap first)");
@@ -228,13 +256,66 @@ static void svc_finish(struct dht_svc *svc, struct svc_wait *w, int err, struct 
 	free(w);
 }
 
-static struct svc_wait *svc_begin(struct dht_svc *svc)
-{
-	struct svc_wait *w = calloc(1, sizeof(*w));
+/* One operation to start on the owner thread: the handler's parsed
+ * request (borrowed for the synchronous run) and the start's result. */
+struct svc_op {
+	enum dht_op op;
+	struct svc_wait *w;
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+	const uint8_t *id, *key;
+	uint16_t port;
+	const uint8_t *v, *salt;
+	size_t vlen, salt_len;
+	int cas;
+	int err;
+};
 
-	if (w)
-		w->svc = svc;
-	return w;
+static void op_start(struct dht *dht, void *arg, uint64_t now)
+{
+	struct svc_op *o = arg;
+
+	switch (o->op) {
+	case DHT_OP_PING:
+		o->err = dht_ping(dht, o->addr, o->addrlen, now, svc_done, o->w);
+		break;
+	case DHT_OP_FIND_NODE:
+		o->err = dht_find_node(dht, o->id, now, svc_done, o->w);
+		break;
+	case DHT_OP_GET_PEERS:
+		o->err = dht_get_peers(dht, o->id, now, svc_done, o->w);
+		break;
+	case DHT_OP_ANNOUNCE:
+		o->err = dht_announce(dht, o->id, o->port, 0, now, svc_done, o->w);
+		break;
+	case DHT_OP_PUT_IMMUTABLE:
+		o->err = dht_put_immutable(dht, o->v, o->vlen, now, svc_done, o->w);
+		break;
+	case DHT_OP_PUT_MUTABLE:
+		o->err = dht_put_mutable(dht, o->v, o->vlen, o->salt, o->salt_len, o->cas, now,
+					 svc_done, o->w);
+		break;
+	case DHT_OP_GET:
+		o->err = dht_get(dht, o->id, o->key, o->salt, o->salt_len, now, svc_done, o->w);
+		break;
+	default:
+		o->err = -EINVAL;
+		break;
+	}
+}
+
+/* Start o on the owner, then wait for it and answer. */
+static void svc_run_op(struct dht_svc *svc, struct svc_op *o, struct ctl_resp *resp)
+{
+	int err;
+
+	o->w = svc_begin(svc);
+	if (!o->w) {
+		ctl_resp_errno(resp, -ENOMEM, "DHT operation");
+		return;
+	}
+	err = svc_exec(svc, op_start, o);
+	svc_finish(svc, o->w, err ? err : o->err, resp);
 }
 
 static int get_hex(const struct ctl_req *req, const char *key, uint8_t *out, size_t n)
@@ -246,6 +327,11 @@ static int get_hex(const struct ctl_req *req, const char *key, uint8_t *out, siz
 	return 0;
 }
 
+static void stats_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	dht_get_stats(dht, arg);
+}
+
 static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct dht_svc *svc = arg;
@@ -254,10 +340,18 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 		   *b4 = json_array(), *b6 = json_array();
 	static const char *const ecodes[10] = {"201", "202", "203", "204", "205",
 					       "206", "207", "301", "302", "other"};
+	int err;
 
-	pthread_mutex_lock(&svc->mu);
-	dht_get_stats(svc->dht, &st);
-	pthread_mutex_unlock(&svc->mu);
+	err = svc_exec(svc, stats_fn, &st);
+	if (err) {
+		json_decref(qi);
+		json_decref(qo);
+		json_decref(eo);
+		json_decref(b4);
+		json_decref(b6);
+		ctl_resp_errno(resp, err, "DHT status");
+		return;
+	}
 	for (int i = 0; i < DHT_Q_COUNT; i++) {
 		json_object_set_new(qi, dht_stat_q_names[i],
 				    json_integer((json_int_t)st.queries_in[i]));
@@ -300,21 +394,16 @@ static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	const char *a = json_string_value(json_object_get(req->json, "addr"));
 	struct sockaddr_storage ss;
 	unsigned int sl;
-	struct svc_wait *w;
-	int err;
+	struct svc_op o = {0};
 
 	if (!a || util_parse_addr(a, &ss, &sl)) {
 		ctl_resp_error(resp, 400, "bad_request", "addr must be \"ip:port\"");
 		return;
 	}
-	w = svc_begin(svc);
-	if (!w) {
-		ctl_resp_errno(resp, -ENOMEM, "ping");
-		return;
-	}
-	pthread_mutex_lock(&svc->mu);
-	err = dht_ping(svc->dht, (struct sockaddr *)&ss, sl, util_now_ms(), svc_done, w);
-	svc_finish(svc, w, err, resp);
+	o.op = DHT_OP_PING;
+	o.addr = (struct sockaddr *)&ss;
+	o.addrlen = sl;
+	svc_run_op(svc, &o, resp);
 }
 
 static void h_id_op(struct dht_svc *svc, const struct ctl_req *req, struct ctl_resp *resp,
@@ -322,8 +411,7 @@ static void h_id_op(struct dht_svc *svc, const struct ctl_req *req, struct ctl_r
 {
 	uint8_t id[DHT_ID_LEN];
 	json_int_t port = 0;
-	struct svc_wait *w;
-	int err;
+	struct svc_op o = {.op = op, .id = id};
 
 	if (get_hex(req, key, id, DHT_ID_LEN)) {
 		ctl_resp_error(resp, 400, "bad_request", "%s must be 40 hex digits", key);
@@ -338,19 +426,8 @@ static void h_id_op(struct dht_svc *svc, const struct ctl_req *req, struct ctl_r
 			return;
 		}
 	}
-	w = svc_begin(svc);
-	if (!w) {
-		ctl_resp_errno(resp, -ENOMEM, key);
-		return;
-	}
-	pthread_mutex_lock(&svc->mu);
-	if (op == DHT_OP_FIND_NODE)
-		err = dht_find_node(svc->dht, id, util_now_ms(), svc_done, w);
-	else if (op == DHT_OP_GET_PEERS)
-		err = dht_get_peers(svc->dht, id, util_now_ms(), svc_done, w);
-	else
-		err = dht_announce(svc->dht, id, (uint16_t)port, 0, util_now_ms(), svc_done, w);
-	svc_finish(svc, w, err, resp);
+	o.port = (uint16_t)port;
+	svc_run_op(svc, &o, resp);
 }
 
 static void h_find_node(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -376,8 +453,7 @@ static void h_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	       *ji = json_object_get(req->json, "immutable");
 	json_t *jc = json_object_get(req->json, "cas");
 	int mut = json_is_true(jm), imm = json_is_true(ji), cas = json_is_true(jc);
-	struct svc_wait *w;
-	int err;
+	struct svc_op o = {0};
 
 	/* The flags are booleans: "mutable": "yes" is an error, not false. */
 	if (!json_is_string(v) || mut == imm || (salt && !json_is_string(salt)) || (salt && !mut) ||
@@ -394,21 +470,13 @@ static void h_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			       "value over 995 bytes or salt over 64 bytes");
 		return;
 	}
-	w = svc_begin(svc);
-	if (!w) {
-		ctl_resp_errno(resp, -ENOMEM, "put");
-		return;
-	}
-	pthread_mutex_lock(&svc->mu);
-	if (imm)
-		err = dht_put_immutable(svc->dht, (const uint8_t *)json_string_value(v),
-					json_string_length(v), util_now_ms(), svc_done, w);
-	else
-		err = dht_put_mutable(
-		    svc->dht, (const uint8_t *)json_string_value(v), json_string_length(v),
-		    salt ? (const uint8_t *)json_string_value(salt) : NULL,
-		    salt ? json_string_length(salt) : 0, cas, util_now_ms(), svc_done, w);
-	svc_finish(svc, w, err, resp);
+	o.op = imm ? DHT_OP_PUT_IMMUTABLE : DHT_OP_PUT_MUTABLE;
+	o.v = (const uint8_t *)json_string_value(v);
+	o.vlen = json_string_length(v);
+	o.salt = salt ? (const uint8_t *)json_string_value(salt) : NULL;
+	o.salt_len = salt ? json_string_length(salt) : 0;
+	o.cas = cas;
+	svc_run_op(svc, &o, resp);
 }
 
 static void h_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -418,8 +486,7 @@ static void h_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	json_t *salt = json_object_get(req->json, "salt");
 	int has_target = !get_hex(req, "target", target, DHT_ID_LEN);
 	int has_key = !get_hex(req, "key", key, DHT_PK_LEN);
-	struct svc_wait *w;
-	int err;
+	struct svc_op o = {.op = DHT_OP_GET};
 
 	if (has_target == has_key || (salt && (!json_is_string(salt) || !has_key ||
 					       json_string_length(salt) > DHT_MAX_SALT))) {
@@ -427,16 +494,11 @@ static void h_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			       "need \"target\" (40 hex) or \"key\" (64 hex) [+ \"salt\"]");
 		return;
 	}
-	w = svc_begin(svc);
-	if (!w) {
-		ctl_resp_errno(resp, -ENOMEM, "get");
-		return;
-	}
-	pthread_mutex_lock(&svc->mu);
-	err = dht_get(svc->dht, has_target ? target : NULL, has_key ? key : NULL,
-		      salt ? (const uint8_t *)json_string_value(salt) : NULL,
-		      salt ? json_string_length(salt) : 0, util_now_ms(), svc_done, w);
-	svc_finish(svc, w, err, resp);
+	o.id = has_target ? target : NULL;
+	o.key = has_key ? key : NULL;
+	o.salt = salt ? (const uint8_t *)json_string_value(salt) : NULL;
+	o.salt_len = salt ? json_string_length(salt) : 0;
+	svc_run_op(svc, &o, resp);
 }
 
 int dht_svc_register(struct dht_svc *svc, struct ctl *ctl)

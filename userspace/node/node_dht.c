@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * The DHT on the engine. Every worker may receive DHT datagrams (SO_REUSEPORT
- * spreads them), so the core sits behind dht_svc's mutex: a worker takes it
- * for one dht_input(), worker 0's timer for dht_periodic(), and control
- * handlers while they start an operation. Sends made on a worker go into
- * that worker's tx batch; sends made on a control thread (an operation's
- * first queries) are copied to worker 0 through its command queue.
+ * The DHT on the engine. Worker 0 owns the core: it runs dht_input() for
+ * the datagrams it receives, dht_periodic() on its timer, and every
+ * operation other threads start (node_dht_run, the control API through
+ * dht_svc's run hook). Other workers receive DHT datagrams too (SO_REUSEPORT
+ * and RSS spread them): they copy each one to worker 0 through its command
+ * queue (bounded; a full queue drops the datagram and counts it). No lock
+ * is taken per datagram. Before the workers start and after they stop,
+ * the caller's thread is the only one running and calls the core directly
+ * under cold_mu.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +43,41 @@ static const char *const public_routers[] = {
 	"router.utorrent.com:6881",
 };
 
+/*
+ * Datagrams another worker received, on their way to worker 0: gathered
+ * during one receive pass and posted as one command at its end (engine_defer),
+ * so a flood costs the owner's command ring one slot per pass, not one per
+ * datagram. A batch holds at most NODE_DHT_FWD_MAX datagrams; a full one is
+ * posted at once. When worker 0's ring is full the batch is dropped and
+ * counted (fwd_dropped): the owner is saturated and the policers in front
+ * already shaped what reaches it.
+ */
+#define NODE_DHT_FWD_MAX 64
+
+struct dht_fwd_dgram {
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	uint16_t len;
+	uint8_t data[1500]; /* KRPC datagrams are far smaller (BEP 44 puts ~1.1 KB) */
+};
+
+struct node_dht;
+struct dht_fwd {
+	struct node_dht *nd;
+	unsigned int n;
+	struct dht_fwd_dgram d[NODE_DHT_FWD_MAX];
+};
+
+struct dht_fwd_stage {
+	struct node_dht *nd;
+	struct dht_fwd *b;
+	struct engine_timer flush; /* deferred to the end of the pass */
+};
+
+static int node_dht_run_sync(struct node_dht *nd, void (*fn)(struct dht *, void *, uint64_t),
+			     void *arg);
+static int svc_run(void *arg, dht_svc_fn fn, void *fnarg);
+
 struct node_dht {
 	struct engine *eng;
 	struct guard *guard;
@@ -51,10 +90,28 @@ struct node_dht {
 	struct weft_config cfg;
 	_Atomic unsigned long long send_dropped; /* control-thread sends refused by a full queue */
 	_Atomic unsigned long long evidence;     /* address proofs handed to the guard */
+	_Atomic unsigned long long fwd;          /* datagrams forwarded to worker 0 */
+	_Atomic unsigned long long fwd_dropped;  /* ... refused by a full command queue */
+	pthread_mutex_t cold_mu; /* the core while no worker runs */
+	struct dht_fwd_stage stage[ENGINE_MAX_WORKERS]; /* [i]: owned by worker i */
 };
 
-/* The worker whose handler is running on this thread, if any. */
+/* The worker whose DHT handler is running on this thread, if any. */
 static __thread struct engine_worker *dht_cur_worker;
+/* The engine worker this thread is (set on every worker at start). */
+static __thread struct engine_worker *tls_worker;
+static __thread const struct engine *tls_engine;
+
+/* Is this thread worker 0 of nd's engine (the DHT's owner)? */
+static int on_owner(const struct node_dht *nd)
+{
+	return tls_engine == nd->eng && tls_worker && engine_worker_index(tls_worker) == 0;
+}
+
+static int on_other_worker(const struct node_dht *nd)
+{
+	return tls_engine == nd->eng && tls_worker && engine_worker_index(tls_worker) != 0;
+}
 
 struct dht_tx {
 	struct node_dht *nd;
@@ -99,20 +156,86 @@ static int dht_send_cb(void *arg, const uint8_t *buf, size_t len, const struct s
 	return err;
 }
 
+static void input_on_owner(struct node_dht *nd, struct engine_worker *w, const uint8_t *data,
+			   size_t len, const struct sockaddr *sa, socklen_t sl)
+{
+	dht_cur_worker = w;
+	dht_input(nd->dht, data, len, sa, sl, util_now_ms());
+	dht_cur_worker = NULL;
+}
+
+static void fwd_cmd(struct engine_worker *w, void *arg)
+{
+	struct dht_fwd *b = arg;
+
+	for (unsigned int i = 0; i < b->n; i++)
+		input_on_owner(b->nd, w, b->d[i].data, b->d[i].len, (struct sockaddr *)&b->d[i].ss,
+			       b->d[i].sl);
+	free(b);
+}
+
+static void fwd_post(struct dht_fwd_stage *st)
+{
+	struct dht_fwd *b = st->b;
+	unsigned int n;
+
+	st->b = NULL;
+	if (!b)
+		return;
+	n = b->n; /* b belongs to worker 0 once posted */
+	if (engine_call(st->nd->eng, 0, fwd_cmd, b)) {
+		st->nd->fwd_dropped += n;
+		free(b);
+		return;
+	}
+	st->nd->fwd += n;
+}
+
+static void fwd_flush(struct engine_worker *w, void *arg)
+{
+	fwd_post(arg);
+}
+
 static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *arg)
 {
 	struct node_dht *nd = arg;
 	struct sockaddr_storage ss;
 	int sl = io_addr_to_sockaddr(&pkt->src, pkt->src.family, &ss);
+	struct dht_fwd_stage *st;
+	struct dht_fwd_dgram *d;
+	unsigned int idx = engine_worker_index(w);
 
 	if (sl < 0)
 		return;
-	dht_cur_worker = w;
-	dht_svc_lock(nd->svc);
-	dht_input(nd->dht, pkt->data, pkt->len, (struct sockaddr *)&ss, (socklen_t)sl,
-		  util_now_ms());
-	dht_svc_unlock(nd->svc);
-	dht_cur_worker = NULL;
+	if (idx == 0) {
+		input_on_owner(nd, w, pkt->data, pkt->len, (struct sockaddr *)&ss, (socklen_t)sl);
+		return;
+	}
+	/* Another worker: hand the datagram to the owner. */
+	if (pkt->len > sizeof(d->data) || idx >= ENGINE_MAX_WORKERS) {
+		nd->fwd_dropped++;
+		return;
+	}
+	st = &nd->stage[idx];
+	if (!st->b) {
+		st->b = malloc(sizeof(*st->b));
+		if (!st->b) {
+			nd->fwd_dropped++;
+			return;
+		}
+		st->b->nd = nd;
+		st->b->n = 0;
+		engine_defer(w, &st->flush);
+	}
+	d = &st->b->d[st->b->n++];
+	d->ss = ss;
+	d->sl = (socklen_t)sl;
+	d->len = (uint16_t)pkt->len;
+	memcpy(d->data, pkt->data, pkt->len);
+	if (st->b->n == NODE_DHT_FWD_MAX) {
+		engine_timer_cancel(w, &st->flush);
+		fwd_post(st);
+	}
 }
 
 static void dht_tick(struct engine_worker *w, void *arg)
@@ -121,31 +244,13 @@ static void dht_tick(struct engine_worker *w, void *arg)
 	uint64_t now = util_now_ms(), next = now + NODE_DHT_MAX_SLEEP_MS;
 
 	dht_cur_worker = w;
-	dht_svc_lock(nd->svc);
 	dht_periodic(nd->dht, now, &next);
-	dht_svc_unlock(nd->svc);
 	dht_cur_worker = NULL;
 	if (next < now)
 		next = now;
 	if (next > now + NODE_DHT_MAX_SLEEP_MS)
 		next = now + NODE_DHT_MAX_SLEEP_MS;
 	engine_timer_add(w, &nd->timer, next - now);
-}
-
-/* A control handler started an operation: run the core's timers soon. */
-static void dht_kick_cmd(struct engine_worker *w, void *arg)
-{
-	struct node_dht *nd = arg;
-
-	engine_timer_add(w, &nd->timer, 0);
-}
-
-static void dht_kick(void *arg)
-{
-	struct node_dht *nd = arg;
-
-	/* Best effort: the periodic timer runs within a second anyway. */
-	engine_call(nd->eng, 0, dht_kick_cmd, nd);
 }
 
 static void dht_abuse(void *arg, const struct sockaddr *sa, socklen_t len)
@@ -200,6 +305,21 @@ static void dht_load(struct node_dht *nd)
 	}
 }
 
+struct nd_export {
+	uint8_t *nodes, *items;
+	size_t nl, il;
+	int err;
+};
+
+static void export_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct nd_export *ex = arg;
+
+	ex->err = dht_export_nodes(dht, &ex->nodes, &ex->nl);
+	if (!ex->err)
+		ex->err = dht_export_storage(dht, now, &ex->items, &ex->il);
+}
+
 int node_dht_save(struct node_dht *nd)
 {
 	uint8_t *nodes = NULL, *items = NULL;
@@ -207,11 +327,15 @@ int node_dht_save(struct node_dht *nd)
 	struct store_txn *t;
 	int err;
 
-	dht_svc_lock(nd->svc);
-	err = dht_export_nodes(nd->dht, &nodes, &nl);
+	struct nd_export ex = {0};
+
+	err = node_dht_run_sync(nd, export_fn, &ex);
 	if (!err)
-		err = dht_export_storage(nd->dht, util_now_ms(), &items, &il);
-	dht_svc_unlock(nd->svc);
+		err = ex.err;
+	nodes = ex.nodes;
+	items = ex.items;
+	nl = ex.nl;
+	il = ex.il;
 	if (err)
 		goto out;
 	/* Both in one transaction: a crash keeps the previous pair. */
@@ -233,9 +357,15 @@ out:
 	return err;
 }
 
+static void add_nodes_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	for (const struct addrinfo *ai = arg; ai; ai = ai->ai_next)
+		dht_add_node(dht, ai->ai_addr, ai->ai_addrlen, now);
+}
+
 static void add_bootstrap(struct node_dht *nd, const char *hostport)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL, *ai;
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
 	char host[128], *colon;
 	const char *port;
 	int rc;
@@ -261,12 +391,14 @@ static void add_bootstrap(struct node_dht *nd, const char *hostport)
 		log_warn("dht", "bootstrap %s: %s", hostport, gai_strerror(rc));
 		return;
 	}
-	dht_svc_lock(nd->svc);
-	for (ai = res; ai; ai = ai->ai_next)
-		dht_add_node(nd->dht, ai->ai_addr, ai->ai_addrlen, util_now_ms());
-	dht_svc_unlock(nd->svc);
+	node_dht_run_sync(nd, add_nodes_fn, res);
 	freeaddrinfo(res);
 	log_info("dht", "bootstrapping through %s", hostport);
+}
+
+static void stats_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	dht_get_stats(dht, arg);
 }
 
 static void dht_metrics(void *arg, FILE *out)
@@ -274,9 +406,8 @@ static void dht_metrics(void *arg, FILE *out)
 	struct node_dht *nd = arg;
 	struct dht_stats st;
 
-	dht_svc_lock(nd->svc);
-	dht_get_stats(nd->dht, &st);
-	dht_svc_unlock(nd->svc);
+	if (node_dht_run_sync(nd, stats_fn, &st))
+		return;
 	fprintf(out,
 		"# HELP weft_dht_nodes Nodes in the routing table.\n# TYPE weft_dht_nodes gauge\n"
 		"weft_dht_nodes{family=\"ipv4\"} %u\nweft_dht_nodes{family=\"ipv6\"} %u\n"
@@ -299,11 +430,14 @@ static void dht_metrics(void *arg, FILE *out)
 		"# TYPE weft_dht_budget_unproven_total counter\nweft_dht_budget_unproven_total %llu\n"
 		"# TYPE weft_dht_abuse_reports_total counter\nweft_dht_abuse_reports_total %llu\n"
 		"# TYPE weft_dht_evidence_total counter\nweft_dht_evidence_total %llu\n"
+		"# TYPE weft_dht_forwarded_total counter\nweft_dht_forwarded_total %llu\n"
+		"# TYPE weft_dht_forward_dropped_total counter\nweft_dht_forward_dropped_total %llu\n"
 		"# TYPE weft_dht_timeouts_total counter\nweft_dht_timeouts_total %llu\n"
 		"# TYPE weft_dht_retries_total counter\nweft_dht_retries_total %llu\n",
 		(unsigned long long)st.dropped_malformed, (unsigned long long)st.dropped_budget,
 		(unsigned long long)nd->send_dropped, (unsigned long long)st.budget_unproven,
 		(unsigned long long)st.abuse_reports, (unsigned long long)nd->evidence,
+		(unsigned long long)nd->fwd, (unsigned long long)nd->fwd_dropped,
 		(unsigned long long)st.timeouts,
 		(unsigned long long)st.retries);
 }
@@ -325,6 +459,11 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 	nd->store = st;
 	nd->cfg = *cfg;
 	nd->port = (uint16_t)cfg->dht_port;
+	pthread_mutex_init(&nd->cold_mu, NULL);
+	for (unsigned int i = 0; i < ENGINE_MAX_WORKERS; i++) {
+		nd->stage[i].nd = nd;
+		engine_timer_init(&nd->stage[i].flush, fwd_flush, &nd->stage[i]);
+	}
 	err = store_db(st, "dht", &nd->db);
 	if (err)
 		goto fail;
@@ -346,8 +485,8 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 	err = dht_new(&nd->dht, &o);
 	if (err)
 		goto fail;
-	so.kick = dht_kick;
-	so.kick_arg = nd;
+	so.run = svc_run;
+	so.run_arg = nd;
 	err = dht_svc_new(&nd->svc, nd->dht, &so);
 	if (err)
 		goto fail;
@@ -377,10 +516,25 @@ static void dht_start_cmd(struct engine_worker *w, void *arg)
 	engine_timer_add(w, &nd->timer, 0);
 }
 
+/* Every worker learns which worker it is, for node_dht_run. */
+static void tls_cmd(struct engine_worker *w, void *arg)
+{
+	struct node_dht *nd = arg;
+
+	tls_worker = w;
+	tls_engine = nd->eng;
+}
+
 int node_dht_start(struct node_dht *nd)
 {
-	int err = engine_call_sync(nd->eng, 0, dht_start_cmd, nd, 5000);
+	int err;
 
+	for (unsigned int i = 0; i < engine_workers(nd->eng); i++) {
+		err = engine_call_sync(nd->eng, i, tls_cmd, nd, 5000);
+		if (err)
+			return err;
+	}
+	err = engine_call_sync(nd->eng, 0, dht_start_cmd, nd, 5000);
 	if (err)
 		return err;
 	for (uint32_t i = 0; i < nd->cfg.dht_nbootstrap; i++)
@@ -391,16 +545,86 @@ int node_dht_start(struct node_dht *nd)
 	return 0;
 }
 
+/* How long a thread outside the engine waits for worker 0 to run its
+ * function: the owner runs commands between receive batches, so this is
+ * only reached when it is stuck or gone. */
+#define NODE_DHT_RUN_WAIT_MS 5000
+
+struct nd_run {
+	struct node_dht *nd;
+	node_dht_fn fn;
+	void *arg;
+};
+
+static void run_here(struct node_dht *nd, struct engine_worker *w, node_dht_fn fn, void *arg)
+{
+	struct engine_worker *prev = dht_cur_worker;
+
+	dht_cur_worker = w;
+	fn(nd->dht, arg, util_now_ms());
+	dht_cur_worker = prev;
+	/* Whatever fn started wants the core's timers soon. */
+	if (w)
+		engine_timer_add(w, &nd->timer, 0);
+}
+
+static void run_cmd(struct engine_worker *w, void *arg)
+{
+	struct nd_run *r = arg;
+
+	run_here(r->nd, w, r->fn, r->arg);
+}
+
+static void run_cmd_async(struct engine_worker *w, void *arg)
+{
+	run_cmd(w, arg);
+	free(arg);
+}
+
+static int node_dht_run_sync(struct node_dht *nd, node_dht_fn fn, void *arg)
+{
+	struct nd_run r = {nd, fn, arg};
+	int err;
+
+	if (on_owner(nd)) {
+		run_here(nd, tls_worker, fn, arg);
+		return 0;
+	}
+	err = engine_call_sync(nd->eng, 0, run_cmd, &r, NODE_DHT_RUN_WAIT_MS);
+	if (err != -ESHUTDOWN)
+		return err;
+	/* No worker runs (before engine_start, after engine_stop). */
+	pthread_mutex_lock(&nd->cold_mu);
+	fn(nd->dht, arg, util_now_ms());
+	pthread_mutex_unlock(&nd->cold_mu);
+	return 0;
+}
+
 int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg)
 {
+	struct nd_run *r;
+	int err;
+
 	if (!nd || !fn)
 		return -EINVAL;
-	dht_svc_lock(nd->svc);
-	fn(nd->dht, arg, util_now_ms());
-	dht_svc_unlock(nd->svc);
-	/* Whatever fn started wants the core's timers soon. */
-	dht_kick(nd);
-	return 0;
+	if (!on_other_worker(nd))
+		return node_dht_run_sync(nd, fn, arg);
+	/* Another worker must not block on worker 0: post and return. */
+	r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->nd = nd;
+	r->fn = fn;
+	r->arg = arg;
+	err = engine_call(nd->eng, 0, run_cmd_async, r);
+	if (err)
+		free(r);
+	return err;
+}
+
+static int svc_run(void *arg, dht_svc_fn fn, void *fnarg)
+{
+	return node_dht_run_sync(arg, fn, fnarg);
 }
 
 uint16_t node_dht_port(const struct node_dht *nd)
@@ -413,7 +637,10 @@ void node_dht_free(struct node_dht *nd)
 	if (!nd)
 		return;
 	node_dht_save(nd);
+	for (unsigned int i = 0; i < ENGINE_MAX_WORKERS; i++)
+		free(nd->stage[i].b); /* workers stopped mid-pass */
 	dht_svc_free(nd->svc);
 	dht_free(nd->dht);
+	pthread_mutex_destroy(&nd->cold_mu);
 	free(nd);
 }
