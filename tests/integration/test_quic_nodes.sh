@@ -12,9 +12,6 @@ command -v tc >/dev/null || skip "tc (iproute2) missing"
 netns_create 2 pair || fail "netns setup"
 D=$(mktemp -d /tmp/wquic.XXXXXX)
 netns_on_exit "rm -rf '$D'"
-# `ip netns exec` remounts /sys, hiding bpffs: XDP mode gets a private one.
-printf '#!/bin/sh\nmount -t bpf bpf /sys/fs/bpf 2>/dev/null\nexec "$@"\n' >"$D/bpffs.sh"
-chmod +x "$D/bpffs.sh"
 
 IP1=$(netns_ip4 1) IP2=$(netns_ip4 2) IP62=$(netns_ip6 2)
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
@@ -22,20 +19,8 @@ api() { local n=$1 m=$2 p=$3; shift 3; curl -s --unix-socket "$D/n$n/weftd.sock"
 nconns() { api "$1" GET /v1/quic/conns | json_get conns | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 
 start_node() { # N MODE
-	local n=$1 mode=$2 args
-	mkdir -p "$D/n$n"
 	# Idle timeout 3 s (default 30 s) so the idle and dead-peer checks are quick.
-	args=(--state-dir "$D/n$n" --quic-port 4433 --dht-port 6881 --workers 2 --log-level info
-		--set quic.idle_timeout_ms=3000)
-	if [ "$mode" = xdp ]; then
-		args+=(--xdp eth0 --xdp-mode generic)
-	else
-		args+=(--io uring)
-	fi
-	NETNS_EXEC="ip netns exec $(netns_name "$n") $D/bpffs.sh"
-	start_weftd "$D/n$n" "${args[@]}"
-	eval "PID$n=$WEFTD_PID"
-	eval "LOG$n=$WEFTD_LOG"
+	netns_weftd "$1" "$2" "$D" --workers 2 --set quic.idle_timeout_ms=3000
 }
 
 stop_nodes() {

@@ -21,8 +21,6 @@ command -v openssl >/dev/null || fail "openssl missing"
 netns_create 2 pair || fail "netns setup"
 D=$(mktemp -d /tmp/wqref.XXXXXX)
 netns_on_exit "rm -rf '$D'"
-printf '#!/bin/sh\nmount -t bpf bpf /sys/fs/bpf 2>/dev/null\nexec "$@"\n' >"$D/bpffs.sh"
-chmod +x "$D/bpffs.sh"
 IP2=$(netns_ip4 2)
 api() { local n=$1 m=$2 p=$3; shift 3; curl -s --unix-socket "$D/n$n/weftd.sock" -X "$m" "http://weftd$p" "$@"; }
 ping2() { api 1 POST /v1/quic/ping -d "{\"peer\":\"$1\",\"keep\":true,\"timeout_ms\":8000}"; }
@@ -37,25 +35,9 @@ GPID=$!
 netns_on_exit "kill $GPID"
 wait_for "netns_exec 2 ss -Huln | grep -q ':4443 '" 100 || fail "gtlsserver did not listen: $(cat "$D/gtlsserver.log")"
 
-start_node() { # N MODE [extra args]
-	local n=$1 mode=$2 args
-	shift 2
-	mkdir -p "$D/n$n"
-	args=(--state-dir "$D/n$n" --quic-port 4433 --dht-port 6881 --workers 1 --log-level info "$@")
-	if [ "$mode" = xdp ]; then
-		args+=(--xdp eth0 --xdp-mode generic)
-	else
-		args+=(--io uring)
-	fi
-	NETNS_EXEC="ip netns exec $(netns_name "$n") $D/bpffs.sh"
-	start_weftd "$D/n$n" "${args[@]}"
-	eval "PID$n=$WEFTD_PID"
-	eval "LOG$n=$WEFTD_LOG"
-}
-
 for mode in uring xdp; do
-	start_node 1 "$mode"
-	start_node 2 "$mode" --set quic.max_conns_per_addr=1
+	netns_weftd 1 "$mode" "$D" --workers 1
+	netns_weftd 2 "$mode" "$D" --workers 1 --set quic.max_conns_per_addr=1
 	WEFTD_LOG=$LOG1
 	grep -q "io $mode" "$LOG1" || fail "$mode: node 1 did not run the $mode backend: $(grep ready "$LOG1")"
 	K2=$(api 2 GET /v1/status | json_get node_key)

@@ -99,3 +99,28 @@ _netns_wait_dad() {
 		sleep 0.1
 	done
 }
+
+# netns_weftd N MODE DIR [args...]: start weftd in host N, state in DIR/nN,
+# QUIC port 4433, DHT 6881, with the io_uring backend (MODE uring) or
+# AF_XDP on eth0 in generic mode (MODE xdp; `ip netns exec` remounts /sys,
+# hiding bpffs, so XDP gets a private one); extra args follow. Needs
+# tests/lib/common.sh. Sets PID<N> and LOG<N> (and leaves NETNS_EXEC set).
+netns_weftd() {
+	local n=$1 mode=$2 dir=$3 args
+	shift 3
+	mkdir -p "$dir/n$n"
+	if [ ! -x "$dir/bpffs.sh" ]; then
+		printf '#!/bin/sh\nmount -t bpf bpf /sys/fs/bpf 2>/dev/null\nexec "$@"\n' >"$dir/bpffs.sh"
+		chmod +x "$dir/bpffs.sh"
+	fi
+	args=(--state-dir "$dir/n$n" --quic-port 4433 --dht-port 6881 --log-level info "$@")
+	if [ "$mode" = xdp ]; then
+		args+=(--xdp eth0 --xdp-mode generic)
+	else
+		args+=(--io uring)
+	fi
+	NETNS_EXEC="ip netns exec $(netns_name "$n") $dir/bpffs.sh"
+	start_weftd "$dir/n$n" "${args[@]}"
+	eval "PID$n=$WEFTD_PID"
+	eval "LOG$n=$WEFTD_LOG"
+}
