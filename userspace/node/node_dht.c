@@ -102,6 +102,12 @@ static __thread struct engine_worker *dht_cur_worker;
 static __thread struct engine_worker *tls_worker;
 static __thread const struct engine *tls_engine;
 
+/* The DHT's clock: the engine's (monotonic, or a simulated network's). */
+static uint64_t nd_now(const struct node_dht *nd)
+{
+	return engine_now_ns(nd->eng) / 1000000;
+}
+
 /* Is this thread worker 0 of nd's engine (the DHT's owner)? */
 static int on_owner(const struct node_dht *nd)
 {
@@ -160,7 +166,7 @@ static void input_on_owner(struct node_dht *nd, struct engine_worker *w, const u
 			   size_t len, const struct sockaddr *sa, socklen_t sl)
 {
 	dht_cur_worker = w;
-	dht_input(nd->dht, data, len, sa, sl, util_now_ms());
+	dht_input(nd->dht, data, len, sa, sl, nd_now(nd));
 	dht_cur_worker = NULL;
 }
 
@@ -241,7 +247,7 @@ static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *
 static void dht_tick(struct engine_worker *w, void *arg)
 {
 	struct node_dht *nd = arg;
-	uint64_t now = util_now_ms(), next = now + NODE_DHT_MAX_SLEEP_MS;
+	uint64_t now = nd_now(nd), next = now + NODE_DHT_MAX_SLEEP_MS;
 
 	dht_cur_worker = w;
 	dht_periodic(nd->dht, now, &next);
@@ -288,7 +294,7 @@ static void dht_load(struct node_dht *nd)
 	int n;
 
 	if (store_get(nd->store, nd->db, "nodes", 5, (void **)&blob, &len) == 0) {
-		n = dht_import_nodes(nd->dht, blob, len, util_now_ms());
+		n = dht_import_nodes(nd->dht, blob, len, nd_now(nd));
 		free(blob);
 		if (n < 0)
 			log_warn("dht", "stored routing table unreadable: ignored");
@@ -296,7 +302,7 @@ static void dht_load(struct node_dht *nd)
 			log_info("dht", "restored %d nodes", n);
 	}
 	if (store_get(nd->store, nd->db, "storage", 7, (void **)&blob, &len) == 0) {
-		n = dht_import_storage(nd->dht, blob, len, util_now_ms());
+		n = dht_import_storage(nd->dht, blob, len, nd_now(nd));
 		free(blob);
 		if (n < 0)
 			log_warn("dht", "stored items unreadable: ignored");
@@ -561,7 +567,7 @@ static void run_here(struct node_dht *nd, struct engine_worker *w, node_dht_fn f
 	struct engine_worker *prev = dht_cur_worker;
 
 	dht_cur_worker = w;
-	fn(nd->dht, arg, util_now_ms());
+	fn(nd->dht, arg, nd_now(nd));
 	dht_cur_worker = prev;
 	/* Whatever fn started wants the core's timers soon. */
 	if (w)
@@ -595,7 +601,7 @@ static int node_dht_run_sync(struct node_dht *nd, node_dht_fn fn, void *arg)
 		return err;
 	/* No worker runs (before engine_start, after engine_stop). */
 	pthread_mutex_lock(&nd->cold_mu);
-	fn(nd->dht, arg, util_now_ms());
+	fn(nd->dht, arg, nd_now(nd));
 	pthread_mutex_unlock(&nd->cold_mu);
 	return 0;
 }
