@@ -289,6 +289,7 @@ struct gwt {
 	struct hsrv be;
 	char web_id[2 * SVC_ID_LEN + 1];
 	char pin_id[2 * SVC_ID_LEN + 1];
+	char wild_id[2 * SVC_ID_LEN + 1];
 };
 
 static int gw_setup(void **state)
@@ -310,7 +311,7 @@ static int gw_setup(void **state)
 	assert_true(t->ports[0] && t->ports[1] && t->gw_port && t->ports[0] != t->ports[1]);
 	memset(&t->cfg, 0, sizeof(t->cfg)); /* 0: every limit at its default */
 	snprintf(t->cfg.gateway, sizeof(t->cfg.gateway), "127.0.0.1:%u", t->gw_port);
-	snprintf(t->cfg.gateway_services, sizeof(t->cfg.gateway_services), "web,pinned");
+	snprintf(t->cfg.gateway_services, sizeof(t->cfg.gateway_services), "web,pinned,wild");
 	snprintf(t->cfg.bind_addr, sizeof(t->cfg.bind_addr), "127.0.0.1");
 	t->cfg.quic_port = t->ports[0];
 	engine_opts_default(&eo);
@@ -340,10 +341,16 @@ static int gw_setup(void **state)
 	snprintf(backend, sizeof(backend), "tcp:127.0.0.1:%u", t->be.port);
 	assert_int_equal(svc_node_publish(t->sn, "web", backend, NULL), 0);
 	assert_int_equal(svc_node_publish(t->sn, "pinned", backend, &creds), 0);
+	creds.cors = "*";
+	assert_int_equal(svc_node_publish(t->sn, "wild", backend, &creds), 0);
+	creds.cors = "http://x/path";
+	assert_int_equal(svc_node_publish(t->sn, "bad-cors", backend, &creds), -EINVAL);
 	svc_id(id, t->id.pk, "web", 3);
 	util_hex(t->web_id, id, SVC_ID_LEN);
 	svc_id(id, t->id.pk, "pinned", 6);
 	util_hex(t->pin_id, id, SVC_ID_LEN);
+	svc_id(id, t->id.pk, "wild", 4);
+	util_hex(t->wild_id, id, SVC_ID_LEN);
 	*state = t;
 	return 0;
 }
@@ -574,6 +581,11 @@ static void test_gw_cors(void **state)
 	/* Any other origin still refused. */
 	assert_int_equal(get(t, host, "/d", "Origin: http://app.localhost:2\r\n", out, sizeof(out)),
 			 403);
+	/* "*" lets any origin read the service, never with credentials. */
+	snprintf(host, sizeof(host), "%s.localhost:%u", t->wild_id, t->gw_port);
+	assert_int_equal(get(t, host, "/w", "Origin: http://x.example\r\n", out, sizeof(out)), 200);
+	assert_non_null(strstr(out, "Access-Control-Allow-Origin: http://x.example"));
+	assert_null(strstr(out, "Access-Control-Allow-Credentials"));
 }
 
 int main(void)

@@ -103,6 +103,11 @@ static void print_stats(json_t *o)
 	       jint(r, "admitted"), jint(r, "inflight"), jint(r, "peers"), jint(r, "bans"),
 	       jint(r, "services"));
 	printf("results: %s\n", res ? res : "");
+	if (json_object_get(o, "backend"))
+		printf("backend: inflight %lld, refused busy %lld, timeouts %lld\n",
+		       jint(json_object_get(o, "backend"), "inflight"),
+		       jint(json_object_get(o, "backend"), "busy"),
+		       jint(json_object_get(o, "backend"), "timeouts"));
 	printf("fabric: calls in %lld out %lld (ok %lld), http in %lld out %lld, "
 	       "descriptors served %lld, lookups %lld, accepted %lld\n",
 	       jint(f, "calls_in"), jint(f, "calls_out"), jint(f, "calls_out_ok"),

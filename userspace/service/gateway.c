@@ -73,6 +73,7 @@ struct gw_req {
 	char label[65];
 	struct gw_target tg; /* kind == SVC_GW_HOST_SERVICE */
 	char *cors_origin;   /* a foreign origin the service allows */
+	int cors_wild;	     /* ... through "*" */
 	uint32_t timeout_ms;
 };
 
@@ -410,6 +411,7 @@ static long gw_head(const uint8_t *buf, size_t len, struct svc_http_head *h)
 struct gw_out {
 	unsigned int flags;	 /* svc_http_flags honoured */
 	const char *cors_origin; /* allowed foreign origin, or NULL */
+	int cors_wild;		 /* allowed through "*": never with credentials */
 	int sandbox;		 /* path form: an opaque origin for whatever it serves */
 };
 
@@ -422,7 +424,7 @@ static void out_headers(struct MHD_Response *resp, const struct gw_out *go)
 	if (go->cors_origin) {
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", go->cors_origin);
 		MHD_add_response_header(resp, "Vary", "Origin");
-		if (go->flags & SVC_HTTP_F_CREDENTIALS)
+		if ((go->flags & SVC_HTTP_F_CREDENTIALS) && !go->cors_wild)
 			MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
 	}
 }
@@ -709,6 +711,7 @@ static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_
 			return 0;
 		}
 		r->cors_origin = strdup(origin);
+		r->cors_wild = !strcmp(cors, "*");
 	} else if (!origin) {
 		/* No Origin: a tool, a same-origin GET, a navigation, or a
 		 * cross-site embed (<img>, <script>) which is refused. */
@@ -730,7 +733,8 @@ static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_
 		const char *rh = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     "Access-Control-Request-Headers");
 		struct gw_out go = { .flags = r->tg.pinned ? r->tg.dr.http_flags : 0,
-				     .cors_origin = r->cors_origin };
+				     .cors_origin = r->cors_origin,
+				     .cors_wild = r->cors_wild };
 
 		if (!resp) {
 			*ret = MHD_NO;
@@ -801,7 +805,8 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 	if (r->kind == SVC_GW_HOST_SERVICE) {
 		/* A service's own origin: every path is the service's. */
 		struct gw_out go = { .flags = r->tg.pinned ? r->tg.dr.http_flags : 0,
-				     .cors_origin = r->cors_origin };
+				     .cors_origin = r->cors_origin,
+				     .cors_wild = r->cors_wild };
 
 		return gw_http(gw, c, r->tg.dr.name, &r->tg, method, r->uri, r, &go);
 	}

@@ -555,6 +555,20 @@ static void accept_desc(struct svc_node *sn, const char *name, const uint8_t *bu
 		return;
 	}
 	sn->st.accepted++;
+	{
+		uint8_t id[SVC_ID_LEN];
+		unsigned int i;
+
+		svc_id(id, d.owner, d.name, d.name_len);
+		for (i = 0; i < SVCN_IDS && memcmp(sn->ids[i].id, id, SVC_ID_LEN); i++)
+			;
+		if (i == SVCN_IDS) {
+			i = sn->ids_next++ % SVCN_IDS;
+			memcpy(sn->ids[i].id, id, SVC_ID_LEN);
+			memcpy(sn->ids[i].name, d.name, d.name_len);
+			sn->ids[i].name[d.name_len] = 0;
+		}
+	}
 	svc_dir_add(sn->dir, &d, reputation(sn, peer_key), rtt_us, util_now_ms());
 }
 
@@ -692,6 +706,20 @@ int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_d
 
 	svcn_lock(sn);
 	err = svc_dir_find_id(sn->dir, id, util_now_ms(), r);
+	for (size_t i = 0; err && i < SVCN_IDS; i++) {
+		/* Seen before, out of the cache now: look its name up again. */
+		char name[SVC_NAME_MAX + 1];
+		struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
+
+		if (memcmp(sn->ids[i].id, id, SVC_ID_LEN) || !sn->ids[i].name[0])
+			continue;
+		memcpy(name, sn->ids[i].name, sizeof(name));
+		svcn_unlock(sn);
+		svc_node_find(sn, name, res, SVC_DIR_DEFAULT_RESULTS);
+		svcn_lock(sn);
+		err = svc_dir_find_id(sn->dir, id, util_now_ms(), r);
+		break;
+	}
 	if (err) {
 		/* One of ours, not looked up yet: verified into the cache. */
 		for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {

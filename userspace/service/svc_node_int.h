@@ -104,6 +104,9 @@ struct svcn_stats {
 
 struct svc_gateway;
 
+/* Remembered id -> name pairs (svc_node.ids): 256, 22 KiB. */
+#define SVCN_IDS 256
+
 struct svc_node {
 	struct svcn_shim *shim;
 	pthread_mutex_t *mu; /* &shim->mu */
@@ -127,6 +130,15 @@ struct svc_node {
 	struct svcn_in *ins;
 	size_t nins;
 	struct svcn_stats st;
+	/* Service ids seen in verified descriptors and their names, kept
+	 * longer than the directory cache (round robin over SVCN_IDS): a
+	 * pinned gateway origin <id>.localhost finds its name again after
+	 * the cache entry expired. */
+	struct svcn_idname {
+		uint8_t id[SVC_ID_LEN];
+		char name[SVC_NAME_MAX + 1];
+	} ids[SVCN_IDS];
+	unsigned int ids_next;
 	_Atomic int stopping;
 	pthread_t refresher;
 	int refresher_on;
