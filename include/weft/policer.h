@@ -14,8 +14,10 @@
  * unvalidated budgets are one bucket per class per policer: with one
  * policer per engine worker that is per worker, like the XDP program's
  * per-CPU budgets.
- * Thread-safe (one internal mutex; uncontended when each engine worker owns
- * its policer, which is the intended use with SO_REUSEPORT sockets).
+ * Threads: one owner calls policer_check() (the engine worker of its
+ * queue); no lock is taken per packet. Any thread may set the config, add,
+ * delete and collect bans (serialised among themselves, published to the
+ * owner through a sequence counter) and read counters.
  */
 #ifndef WEFT_POLICER_H
 #define WEFT_POLICER_H
@@ -83,7 +85,7 @@ int policer_ban_gc(struct policer *p, uint64_t now_ns);
  * hand to the engine), or a WXDP_STAT_DROP_* reason. Updates the buckets
  * and counters. Never fails; a packet with bad fields is a drop verdict.
  */
-unsigned int policer_check(struct policer *p, const struct policer_pkt *pkt);
+unsigned int policer_check(struct policer *p, const struct policer_pkt *pkt); /* owner only */
 
 /* Counters in the XDP layout (rx + one verdict counter per packet). */
 void policer_stats(struct policer *p, uint64_t *out);

@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -607,10 +608,89 @@ static void test_guard_ban_persist(void **state)
 	}
 }
 
+/*
+ * No lock per packet: the owner checks packets while another thread adds
+ * and deletes bans (hundreds of neighbours of the owner's sources, and one
+ * of them) and changes the config. A source never banned is never dropped
+ * as banned (a read that races a write is retried, never half-used); the
+ * toggled one is banned once the writer leaves it banned; the counters add
+ * up.
+ */
+struct race {
+	struct policer *p;
+	_Atomic int stop;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	struct wxdp_config c;
+	char cidr[32];
+
+	wxdp_config_default(&c);
+	c.dht = (struct wxdp_rate){ .pps = 0, .burst = 0 };
+	c.unval_dht = c.dht;
+	for (int i = 0; i < 20000; i++) {
+		struct wxdp_ban b;
+
+		snprintf(cidr, sizeof(cidr), "198.51.%d.%d/32", 100 + (i % 3), i % 250);
+		assert_int_equal(wxdp_cidr_parse(cidr, &b), 0);
+		if (policer_ban_add(r->p, &b) == 0 && (i & 1))
+			policer_ban_del(r->p, &b);
+		assert_int_equal(wxdp_cidr_parse("192.0.2.66/32", &b), 0);
+		if (i & 1)
+			policer_ban_add(r->p, &b);
+		else
+			policer_ban_del(r->p, &b);
+		c.v6_prefix = (uint8_t)(48 + (i % 17));
+		policer_config_set(r->p, &c);
+	}
+	{
+		struct wxdp_ban b;
+
+		assert_int_equal(wxdp_cidr_parse("192.0.2.66/32", &b), 0);
+		policer_ban_add(r->p, &b);
+	}
+	r->stop = 1;
+	return NULL;
+}
+
+static void test_policer_owner_lockfree(void **state)
+{
+	static const uint8_t good[4] = { 192, 0, 2, 7 }, toggled[4] = { 192, 0, 2, 66 };
+	struct wxdp_config c;
+	struct race r = { 0 };
+	uint64_t st[WXDP_STAT__MAX], sum = 0, n = 0;
+	pthread_t t;
+
+	(void)state;
+	wxdp_config_default(&c);
+	c.dht = (struct wxdp_rate){ .pps = 0, .burst = 0 }; /* no bucket: only bans decide */
+	c.unval_dht = c.dht;
+	r.p = mk(&c, 0);
+	assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
+	while (!r.stop) {
+		assert_int_equal(chk(r.p, AF_INET, good, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
+		(void)chk(r.p, AF_INET, toggled, 6881, "de", 2, T0);
+		n += 2;
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(chk(r.p, AF_INET, toggled, 6881, "de", 2, T0), WXDP_STAT_DROP_BANNED);
+	assert_int_equal(chk(r.p, AF_INET, good, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
+	n += 2;
+	policer_stats(r.p, st);
+	for (int i = 1; i < WXDP_STAT__MAX; i++)
+		sum += st[i];
+	assert_int_equal(st[WXDP_STAT_RX], n);
+	assert_int_equal(sum, n);
+	policer_free(r.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policer_basic),
+		cmocka_unit_test(test_policer_owner_lockfree),
 		cmocka_unit_test(test_policer_nested),
 		cmocka_unit_test(test_policer_bounded),
 		cmocka_unit_test(test_same_verdicts),

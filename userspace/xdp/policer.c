@@ -13,6 +13,17 @@
  * The program's third table, validated sources, is the guard's (read
  * through opts.valid without a lock); its per-CPU budgets are one bucket
  * per class here.
+ *
+ * Threads: the worker that calls policer_check() owns the buckets, the
+ * budgets and the counters (it alone writes them; readers of counters use
+ * relaxed atomic loads). The config and the ban table are written by
+ * control threads (config, bans, gc) under wlock and read by the owner
+ * without a lock through a sequence counter: a writer makes seq odd, writes,
+ * makes it even; the owner reads the config and does the ban lookup, then
+ * retries if seq moved. The ban table is a fixed array (no pointers to
+ * chase) and every probe loop is bounded by its size, so a read racing a
+ * write sees stale or mixed slots at worst, and the retry discards them.
+ * No lock is taken per packet.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -42,7 +53,8 @@ struct src_slot {
 };
 
 struct policer {
-	pthread_mutex_t lock;
+	pthread_mutex_t wlock; /* writers of cfg and bans */
+	uint32_t seq;	       /* odd while a writer changes cfg or bans */
 	struct wxdp_config cfg;
 	uint64_t seed;
 	/* bans */
@@ -100,7 +112,7 @@ int policer_new(struct policer **out, const struct policer_opts *opts)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->wlock, NULL);
 	p->cfg = cfg;
 	p->seed = opts ? opts->seed : 0;
 	p->valid = opts ? opts->valid : NULL;
@@ -129,25 +141,58 @@ void policer_free(struct policer *p)
 		return;
 	free(p->bans);
 	free(p->src);
-	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->wlock);
 	free(p);
+}
+
+/* Writers: wlock held; seq odd between write_begin and write_end. */
+static void write_begin(struct policer *p)
+{
+	pthread_mutex_lock(&p->wlock);
+	__atomic_store_n(&p->seq, p->seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void write_end(struct policer *p)
+{
+	__atomic_store_n(&p->seq, p->seq + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&p->wlock);
+}
+
+/* Readers: begin returns the even sequence to check against at the end. */
+static uint32_t read_begin(const struct policer *p)
+{
+	uint32_t s;
+
+	while ((s = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE)) & 1)
+		__builtin_ia32_pause();
+	return s;
+}
+
+static int read_retry(const struct policer *p, uint32_t s)
+{
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(&p->seq, __ATOMIC_RELAXED) != s;
 }
 
 int policer_config_set(struct policer *p, const struct wxdp_config *c)
 {
 	if (!p || wxdp_config_check(c))
 		return -EINVAL;
-	pthread_mutex_lock(&p->lock);
+	write_begin(p);
 	p->cfg = *c;
-	pthread_mutex_unlock(&p->lock);
+	write_end(p);
 	return 0;
 }
 
 void policer_config_get(struct policer *p, struct wxdp_config *c)
 {
-	pthread_mutex_lock(&p->lock);
-	*c = p->cfg;
-	pthread_mutex_unlock(&p->lock);
+	uint32_t s;
+
+	do {
+		s = read_begin(p);
+		*c = p->cfg;
+	} while (read_retry(p, s));
 }
 
 /* --- bans --- */
@@ -163,7 +208,8 @@ static size_t ban_find(const struct policer *p, uint8_t family, uint8_t plen, co
 {
 	size_t i = ban_hash(p, family, plen, addr);
 
-	while (p->bans[i].used) {
+	/* Bounded: a reader racing a writer must terminate whatever it sees. */
+	for (size_t n = 0; n < p->ban_slots && p->bans[i].used; n++) {
 		const struct ban_slot *s = &p->bans[i];
 
 		if (s->family == family && s->prefixlen == plen && !memcmp(s->addr, addr, 16))
@@ -178,6 +224,11 @@ static uint32_t *plen_count(struct policer *p, uint8_t family, uint8_t plen)
 	return family == AF_INET ? &p->plen4[plen] : &p->plen6[plen];
 }
 
+static uint32_t plen_used(const struct policer *p, uint8_t family, uint8_t plen)
+{
+	return family == AF_INET ? p->plen4[plen] : p->plen6[plen];
+}
+
 int policer_ban_add(struct policer *p, const struct wxdp_ban *in)
 {
 	struct wxdp_ban b;
@@ -189,7 +240,7 @@ int policer_ban_add(struct policer *p, const struct wxdp_ban *in)
 	b = *in;
 	if (wxdp_ban_norm(&b))
 		return -EINVAL;
-	pthread_mutex_lock(&p->lock);
+	write_begin(p);
 	i = ban_find(p, b.family, b.prefixlen, b.addr);
 	if (p->bans[i].used) {
 		p->bans[i].expires_ns = b.expires_ns;
@@ -202,7 +253,7 @@ int policer_ban_add(struct policer *p, const struct wxdp_ban *in)
 		p->ban_n++;
 		(*plen_count(p, b.family, b.prefixlen))++;
 	}
-	pthread_mutex_unlock(&p->lock);
+	write_end(p);
 	return err;
 }
 
@@ -239,13 +290,13 @@ int policer_ban_del(struct policer *p, const struct wxdp_ban *in)
 	b = *in;
 	if (wxdp_ban_norm(&b))
 		return -EINVAL;
-	pthread_mutex_lock(&p->lock);
+	write_begin(p);
 	i = ban_find(p, b.family, b.prefixlen, b.addr);
 	if (p->bans[i].used)
 		ban_remove_at(p, i);
 	else
 		err = -ENOENT;
-	pthread_mutex_unlock(&p->lock);
+	write_end(p);
 	return err;
 }
 
@@ -256,7 +307,7 @@ int policer_ban_gc(struct policer *p, uint64_t now_ns)
 
 	if (!p)
 		return -EINVAL;
-	pthread_mutex_lock(&p->lock);
+	write_begin(p);
 	while (i < p->ban_slots) {
 		struct ban_slot *s = &p->bans[i];
 
@@ -267,12 +318,12 @@ int policer_ban_gc(struct policer *p, uint64_t now_ns)
 		}
 		i++;
 	}
-	pthread_mutex_unlock(&p->lock);
+	write_end(p);
 	return removed;
 }
 
 /* Longest-prefix match with the XDP program's expiry fallback. */
-static int banned(struct policer *p, uint8_t family, const uint8_t *src, uint64_t now)
+static int banned(const struct policer *p, uint8_t family, const uint8_t *src, uint64_t now)
 {
 	int maxlen = family == AF_INET ? 32 : 128, nested = 0;
 	struct wxdp_ban b = { .family = family };
@@ -283,7 +334,7 @@ static int banned(struct policer *p, uint8_t family, const uint8_t *src, uint64_
 	for (int len = maxlen; len >= 0; len--) {
 		size_t i;
 
-		if (!*plen_count(p, family, (uint8_t)len))
+		if (!plen_used(p, family, (uint8_t)len))
 			continue;
 		memset(b.addr, 0, sizeof(b.addr));
 		memcpy(b.addr, src, family == AF_INET ? 4 : 16);
@@ -311,15 +362,15 @@ static struct wxdp_src_val *src_get(struct policer *p, const struct wxdp_src_key
 	p->tick++;
 	for (int w = 0; w < WAYS; w++) {
 		if (s[w].tick && !memcmp(&s[w].key, k, sizeof(*k))) {
-			s[w].tick = p->tick;
+			__atomic_store_n(&s[w].tick, p->tick, __ATOMIC_RELAXED);
 			return &s[w].val;
 		}
 		if (s[w].tick < victim->tick)
 			victim = &s[w];
 	}
-	memset(victim, 0, sizeof(*victim));
 	victim->key = *k;
-	victim->tick = p->tick;
+	memset(&victim->val, 0, sizeof(victim->val));
+	__atomic_store_n(&victim->tick, p->tick, __ATOMIC_RELAXED);
 	return &victim->val;
 }
 
@@ -327,24 +378,23 @@ size_t policer_bucket_count(struct policer *p)
 {
 	size_t n = 0;
 
-	pthread_mutex_lock(&p->lock);
+	/* Any thread: the owner may be changing the table meanwhile. */
 	for (size_t i = 0; i < p->nsets * WAYS; i++)
-		n += p->src[i].tick != 0;
-	pthread_mutex_unlock(&p->lock);
+		n += __atomic_load_n(&p->src[i].tick, __ATOMIC_RELAXED) != 0;
 	return n;
 }
 
 /* --- verdict --- */
 
-static unsigned int decide(struct policer *p, const struct policer_pkt *pkt)
+/*
+ * The part of the verdict that reads the shared config and bans: payload
+ * checks and the ban list. Only reads (it may be retried). Returns a
+ * verdict, or 0 to go on to the buckets with *cls and *now set.
+ */
+static unsigned int decide_shared(const struct policer *p, const struct wxdp_config *cfg,
+				  const struct policer_pkt *pkt, __u32 *cls, uint64_t *now)
 {
-	const struct wxdp_config *cfg = &p->cfg;
 	uint8_t peek[WXDP_PEEK] = { 0 };
-	struct wxdp_src_key sk;
-	struct wxdp_src_val *sv;
-	const struct wxdp_rate *rate;
-	__u32 cls = WXDP_CLASS_QUIC;
-	uint64_t now;
 	int kind, r;
 
 	if (pkt->family != AF_INET && pkt->family != AF_INET6)
@@ -356,12 +406,23 @@ static unsigned int decide(struct policer *p, const struct policer_pkt *pkt)
 		return WXDP_STAT_DROP_UDP_LEN; /* cannot be one UDP datagram */
 	if (pkt->len && pkt->payload)
 		memcpy(peek, pkt->payload, pkt->len < WXDP_PEEK ? pkt->len : WXDP_PEEK);
-	r = wxdp_payload_check(kind, peek, pkt->payload ? (__u32)pkt->len : 0, &cls);
+	r = wxdp_payload_check(kind, peek, pkt->payload ? (__u32)pkt->len : 0, cls);
 	if (r)
 		return (unsigned int)r;
-	now = cfg->now_override_ns ? cfg->now_override_ns : pkt->now_ns;
-	if (banned(p, pkt->family, pkt->src, now))
+	*now = cfg->now_override_ns ? cfg->now_override_ns : pkt->now_ns;
+	if (banned(p, pkt->family, pkt->src, *now))
 		return WXDP_STAT_DROP_BANNED;
+	return 0;
+}
+
+/* Buckets and budgets: the owner's alone. */
+static unsigned int decide_owned(struct policer *p, const struct wxdp_config *cfg,
+				 const struct policer_pkt *pkt, __u32 cls, uint64_t now)
+{
+	struct wxdp_src_key sk;
+	struct wxdp_src_val *sv;
+	const struct wxdp_rate *rate;
+
 	if (pkt->family == AF_INET6)
 		wxdp_src_key_v6(&sk, pkt->src, cfg->v6_prefix);
 	else
@@ -380,23 +441,35 @@ static unsigned int decide(struct policer *p, const struct policer_pkt *pkt)
 	return WXDP_STAT_REDIRECT;
 }
 
+static void stat_inc(struct policer *p, unsigned int i)
+{
+	__atomic_store_n(&p->stats[i], p->stats[i] + 1, __ATOMIC_RELAXED);
+}
+
 unsigned int policer_check(struct policer *p, const struct policer_pkt *pkt)
 {
+	struct wxdp_config cfg;
+	__u32 cls = WXDP_CLASS_QUIC;
+	uint64_t now = 0;
 	unsigned int v;
+	uint32_t s;
 
 	if (!p || !pkt)
 		return WXDP_STAT_DROP_SHORT;
-	pthread_mutex_lock(&p->lock);
-	v = decide(p, pkt);
-	p->stats[WXDP_STAT_RX]++;
-	p->stats[v]++;
-	pthread_mutex_unlock(&p->lock);
+	do {
+		s = read_begin(p);
+		cfg = p->cfg;
+		v = decide_shared(p, &cfg, pkt, &cls, &now);
+	} while (read_retry(p, s));
+	if (!v)
+		v = decide_owned(p, &cfg, pkt, cls, now);
+	stat_inc(p, WXDP_STAT_RX);
+	stat_inc(p, v);
 	return v;
 }
 
 void policer_stats(struct policer *p, uint64_t *out)
 {
-	pthread_mutex_lock(&p->lock);
-	memcpy(out, p->stats, sizeof(p->stats));
-	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < WXDP_STAT__MAX; i++)
+		out[i] = __atomic_load_n(&p->stats[i], __ATOMIC_RELAXED);
 }
