@@ -76,6 +76,15 @@ void ctl_resp_error(struct ctl_resp *resp, int status, const char *code, const c
 	__attribute__((format(printf, 4, 5)));
 /* Map a negative errno from a module to an HTTP error response. */
 void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what);
+/*
+ * A change the store could not make durable in time (its writer's queue
+ * full, its deadline passed, the disk failing): 503 with code
+ * "not_durable" and a message saying what happened ("what" is the part
+ * already in effect, e.g. "ban applied"). Errors that say the request
+ * itself is wrong (-EINVAL, -ENOENT, -EEXIST) keep ctl_resp_errno's
+ * mapping.
+ */
+void ctl_resp_store_error(struct ctl_resp *resp, int err, const char *what);
 
 /* Dispatch one request through the route table (used by the gateway and by
  * tests, which need no socket). */

@@ -83,8 +83,13 @@ int guard_filter(void *arg, const struct io_pkt *pkt, uint64_t now_ms);
  * automatic ban is capped at GUARD_AUTO_BAN_MAX_S), b->kind its quota
  * (zero = WXDP_BAN_AUTO). An operator ban of a CIDR with an automatic ban
  * takes it over; an automatic ban of a CIDR the operator banned leaves the
- * operator's in place. Persisted with its kind. 0, -EINVAL, -ENOSPC (the
- * operator quota is full; automatic bans evict instead).
+ * operator's in place. Persisted with its kind through the store's
+ * writer: an automatic ban fire-and-forget (never waits on the disk, any
+ * thread); an operator ban durably: this returns once it is on disk.
+ * 0, -EINVAL, -ENOSPC (the operator quota is full; automatic bans evict
+ * instead), or for an operator ban the errors of store_write_wait
+ * (-ETIMEDOUT, -EAGAIN, -EIO...: the ban is in force, but not known to be
+ * stored; adding it again is harmless).
  */
 int guard_ban_add(struct guard *g, const struct wxdp_ban *b);
 /* Automatic ban of an address for ttl_s seconds (abuse pipeline); family
@@ -110,7 +115,8 @@ int guard_validated_add(struct guard *g, int family, const uint8_t *addr, enum g
  * its address within GUARD_VALID_TTL_S? Lock-free, any thread. */
 bool guard_validated(const struct guard *g, int family, const uint8_t *addr);
 
-/* 0, -ENOENT. */
+/* Durable like an operator ban: 0, -ENOENT, or the errors of
+ * store_write_wait (the ban is lifted, its record maybe not yet). */
 int guard_ban_del(struct guard *g, const struct wxdp_ban *b);
 /* Live bans into out (cap entries), with their kind; *n = how many.
  * drops filled in xdp mode. */
@@ -127,7 +133,9 @@ int guard_stats(struct guard *g, uint64_t *out);
 /* Per-source buckets tracked (XDP LRU or policers). */
 size_t guard_sources(struct guard *g);
 
-/* Routes: GET /v1/xdp/status, GET|PUT /v1/xdp/limits, GET|POST /v1/bans,
+/* Routes: GET /v1/xdp/status, GET|PUT|DELETE /v1/xdp/limits (PUT's keys
+ * are stored and override the configuration file at the next starts until
+ * DELETE; docs/CONFIG.md), GET|POST /v1/bans,
  * DELETE /v1/bans/<cidr>, weft_xdp_* metrics. */
 int guard_ctl_register(struct guard *g, struct ctl *ctl);
 

@@ -20,7 +20,10 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 		 struct store *st, const struct weft_config *cfg, const struct identity *id);
 /* After engine_start(): arm the periodic timer and contact bootstrap nodes. */
 int node_dht_start(struct node_dht *nd);
-/* Write the routing table and stored items to the store. */
+/* Hand the routing table and stored items to the store's writer
+ * (fire-and-forget: committed with its next batch; the caller never waits
+ * on the disk). 0, -EAGAIN (writer queue full: dropped, the next periodic
+ * save retries) or -errno. */
 int node_dht_save(struct node_dht *nd);
 /*
  * Run fn(dht, arg, now_ms) on the DHT's owner, worker 0: the way other

@@ -7,6 +7,26 @@
  * write goes through a transaction that either commits whole or not at all,
  * so stopping the process at any moment leaves the store consistent.
  *
+ * The writer (store_write_*): one thread per store, started by store_new()
+ * and stopped (queue drained) by store_free(), takes queued writes and
+ * commits them in batches, one LMDB transaction (one fsync) per batch.
+ * Each queued write is atomic on its own (a nested transaction inside the
+ * batch): one that fails leaves the others of its batch untouched. Two
+ * ways in:
+ *  - store_write_async(): fire-and-forget, for state that need not be
+ *    durable at once (automatic bans, the DHT's periodic snapshot). Never
+ *    blocks on I/O: the caller takes one short mutex to append; a full
+ *    queue drops the write, counts it and logs (at most every 10 s).
+ *  - store_write_queue() + store_write_wait() / store_write_sync() /
+ *    store_write_call(): durable, for what the control API acknowledges.
+ *    The caller waits, with a deadline, until the batch holding its write
+ *    is committed; concurrent waiters share one commit (group commit).
+ * Writes queued by one thread are committed in the order they were queued.
+ * Direct write transactions (store_txn_begin(st, 0), store_put, ...) still
+ * work (LMDB serialises them with the writer's) and are meant for code off
+ * the packet path that must read and write in one transaction at once
+ * (migrations, the chunk store's index).
+ *
  * The store takes an exclusive flock on <state>/store/weft.lock: a second
  * process opening the same directory gets -EBUSY.
  */
@@ -15,6 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 struct store;
@@ -37,8 +58,30 @@ struct store_opts {
 	uint32_t schema_version;  /* target version; 0 = STORE_SCHEMA_VERSION */
 	store_migrate_fn migrate; /* may be NULL when no migration is needed */
 	void *migrate_arg;
-	int read_only;            /* open without writing (tools); no lock taken */
+	int read_only;            /* open without writing (tools); no lock taken, no writer */
+	unsigned int write_queue_max;     /* queued writes per class; 0 = STORE_WRITE_QUEUE_MAX */
+	unsigned int write_timeout_ms;    /* durable wait when a call passes 0; 0 = default */
 };
+
+/*
+ * Writer limits (docs/OPERATIONS.md, "Limits"):
+ * - STORE_WRITE_QUEUE_MAX writes queued and not yet taken by the writer,
+ *   counted separately for fire-and-forget and durable writes (a flood of
+ *   automatic bans cannot refuse an operator's ban), and
+ *   STORE_WRITE_QUEUE_BYTES of copied keys and values over both: a full
+ *   queue means the disk is far behind; fire-and-forget writes are dropped
+ *   (weft_store_writes_dropped_total), durable ones refused with -EAGAIN.
+ * - STORE_WRITE_BATCH_MAX writes per transaction: bounds the time one
+ *   commit holds LMDB's write lock.
+ * - STORE_WRITE_TIMEOUT_MS: default deadline of a durable wait; a commit
+ *   normally takes milliseconds, 5 s means the disk is stuck.
+ * - store_free() drains the queue, waiting at most STORE_WRITER_STOP_MS.
+ */
+#define STORE_WRITE_QUEUE_MAX 4096U
+#define STORE_WRITE_QUEUE_BYTES (64U << 20)
+#define STORE_WRITE_BATCH_MAX 512U
+#define STORE_WRITE_TIMEOUT_MS 5000U
+#define STORE_WRITER_STOP_MS 2000U
 
 /*
  * Open (creating if absent) the store.
@@ -98,5 +141,82 @@ int store_iter(struct store *st, unsigned int dbi, store_iter_fn fn, void *arg);
 
 /* Entry count and bytes used, for /metrics. */
 int store_stat(struct store *st, unsigned int dbi, uint64_t *entries);
+
+/* ---- the writer ---- */
+
+/* One put or delete. val == NULL: delete key (an absent key is not an
+ * error). key and val are copied when the write is queued. */
+struct store_op {
+	unsigned int dbi;
+	const void *key;
+	size_t klen;
+	const void *val;
+	size_t vlen;
+};
+
+/* A durable write in flight (store_write_queue -> store_write_wait). */
+struct store_write;
+
+/*
+ * Fire-and-forget: queue n ops (applied atomically together) and return.
+ * Never waits on the disk or the writer. Returns 0, -EINVAL (n == 0,
+ * n > 64, a key of 0 or > 511 bytes), -EAGAIN (queue full: dropped and
+ * counted), -ENOMEM, -ESHUTDOWN (store stopping or read-only).
+ */
+int store_write_async(struct store *st, const struct store_op *ops, size_t n);
+
+/*
+ * Durable write in two steps, so that a caller can queue under its own lock
+ * (the store then commits in the order of that lock) and wait outside it.
+ * store_write_queue: errors as store_write_async (-EAGAIN: queue full, not
+ * queued). On 0, *out must be passed to store_write_wait exactly once.
+ */
+int store_write_queue(struct store *st, const struct store_op *ops, size_t n,
+		      struct store_write **out);
+/*
+ * Wait until w is committed, at most timeout_ms (0 = the store's default).
+ * Consumes w. Returns 0 (on disk), -ETIMEDOUT (deadline passed: the write
+ * was withdrawn if the writer had not started it, else it may still
+ * commit), -ENOSPC (map full), -EINVAL (bad key), -EIO or another -errno
+ * from LMDB (not written).
+ */
+int store_write_wait(struct store_write *w, unsigned int timeout_ms);
+/* Queue and wait. */
+int store_write_sync(struct store *st, const struct store_op *ops, size_t n,
+		     unsigned int timeout_ms);
+
+/*
+ * Run fn(txn, arg) on the writer thread inside its batch transaction (a
+ * nested one: fn's changes are kept when it returns 0, discarded when it
+ * returns < 0, which is then the result) and wait for the commit, at most
+ * timeout_ms (0 = default). fn sees every write committed or queued
+ * before it, and may be run again (only the last run counts) when another
+ * write of its batch fails and the batch is retried: it must only read
+ * and write through txn and arg. arg is not used after this returns: on a
+ * deadline, a call the writer has not started is withdrawn; one it is
+ * running is waited for (fn does no I/O but LMDB's). Returns fn's result
+ * or the errors of store_write_wait.
+ */
+typedef int (*store_write_fn)(struct store_txn *txn, void *arg);
+int store_write_call(struct store *st, store_write_fn fn, void *arg, unsigned int timeout_ms);
+
+struct store_writer_stats {
+	uint64_t queued;          /* writes waiting now (both classes) */
+	uint64_t queued_bytes;
+	uint64_t queued_total;    /* writes accepted */
+	uint64_t committed_total; /* writes on disk */
+	uint64_t failed_total;    /* writes refused by LMDB (map full, bad key, ...) */
+	uint64_t dropped_total;   /* fire-and-forget writes refused by a full queue */
+	uint64_t refused_total;   /* durable writes refused by a full queue */
+	uint64_t timeouts_total;  /* durable waits that passed their deadline */
+	uint64_t batches_total;   /* transactions committed */
+	uint64_t commit_ns_sum;   /* time in commit (fsync included), summed */
+	uint64_t commit_ns_max;
+	uint64_t commit_hist[8];  /* commits <= 1, 4, 16, 64, 256 ms, 1, 4 s, more */
+};
+/* Snapshot of the writer's counters (zeros for a read-only store). */
+void store_writer_stats(struct store *st, struct store_writer_stats *out);
+/* weft_store_* lines for /metrics; arg is the store (ctl_metrics_fn). */
+void store_metrics(void *arg, FILE *out);
 
 #endif

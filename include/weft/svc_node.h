@@ -41,6 +41,7 @@ struct node_dht;
 struct guard;
 struct identity;
 struct svc_node;
+struct store;
 
 /* 0x30-0x3f belong to the service fabric (0x20-0x2f to content). */
 #define SVC_NODE_ST_DESC 0x30
@@ -121,6 +122,7 @@ struct svc_node_opts {
 	struct quic_node *quic;	      /* required */
 	struct node_dht *dht;	      /* optional: no DHT = no publish/discover */
 	struct guard *guard;	      /* optional: ban target */
+	struct store *store;	      /* optional: publications persist across restarts */
 	const struct identity *id;    /* required (copied) */
 	const struct svc_node_cfg *cfg; /* required (copied) */
 };
@@ -131,7 +133,8 @@ struct svc_node_opts {
  * Returns 0, -EINVAL, -ENOMEM or the errors of quic_node_register().
  */
 int svc_node_new(struct svc_node **out, const struct svc_node_opts *opts);
-/* After engine_start(): start the refresh thread and the gateway (when
+/* After engine_start() and node_dht_start(): publish the stored
+ * publications again, start the refresh thread and the gateway (when
  * configured). Returns 0 or -errno (gateway bind failure included). */
 int svc_node_start(struct svc_node *sn);
 /* Start stopping: every wait of the fabric (calls, lookups, gateway
@@ -154,12 +157,15 @@ struct svc_node_pub_opts {
  * Publish name: backend is "tcp:IP:PORT", "unix:/path", or NULL/"" for a
  * built-in of that name (echo, mesh-stats). Registers it in the router,
  * signs a descriptor, announces it and puts the node record (async).
+ * With a store, the publication is recorded durably before this returns
+ * and published again at every start (svc_node_start) until unpublished.
  * po may be NULL. Returns 0, -EINVAL (bad name, backend or cors), -EEXIST,
- * -ENOSPC.
+ * -ENOSPC, or the errors of store_write_wait (then it is not published).
  */
 int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
 		     const struct svc_node_pub_opts *po);
-/* Withdraw: 0 or -ENOENT. */
+/* Withdraw, and forget the stored record: 0, -ENOENT, or the errors of
+ * store_write_wait (withdrawn now; the record may come back at restart). */
 int svc_node_unpublish(struct svc_node *sn, const char *name);
 
 /*

@@ -7,7 +7,10 @@
  *                        [--quic-ports P[,P..]] [--dht-ports P[,P..]]
  *                        [--unval-quic PPS/BURST] [--unval-initial PPS/BURST]
  *                        [--unval-dht PPS/BURST]
- * API: GET /v1/xdp/status, GET/PUT /v1/xdp/limits (docs/XDP.md).
+ * weftctl xdp limits reset            back to the configuration file's values
+ * Limits set at run time are stored and override the configuration file
+ * at every start until reset (docs/CONFIG.md).
+ * API: GET /v1/xdp/status, GET/PUT/DELETE /v1/xdp/limits (docs/XDP.md).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,7 +24,8 @@ static const char xdp_usage[] =
 	"xdp status\n"
 	"xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
 	"            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]\n"
-	"            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]]";
+	"            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]]\n"
+	"xdp limits reset";
 
 static void print_status(const json_t *o)
 {
@@ -194,6 +198,8 @@ static int xdp_run(struct weftctl *ctx, int argc, char **argv)
 		return weftctl_show(ctx, "GET", "/v1/xdp/status", NULL, print_status);
 	if (argc >= 3 && !strcmp(argv[1], "limits") && !strcmp(argv[2], "set"))
 		return xdp_limits_set(ctx, argc - 3, argv + 3);
+	if (argc == 3 && !strcmp(argv[1], "limits") && !strcmp(argv[2], "reset"))
+		return weftctl_show(ctx, "DELETE", "/v1/xdp/limits", NULL, print_limits);
 	if (argc != 2 || strcmp(argv[1], "limits"))
 		return weftctl_usage(xdp_usage);
 	return weftctl_show(ctx, "GET", "/v1/xdp/limits", NULL, print_limits);

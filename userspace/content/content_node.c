@@ -54,33 +54,60 @@ int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_
 	return 0;
 }
 
-int cn_share_put(struct content_node *cn, const struct manifest *m)
-{
-	struct manifest old;
-	uint8_t *enc = NULL;
+struct share_put {
+	struct content_node *cn;
+	const struct manifest *m;
+	const uint8_t *enc;
 	size_t len;
+	int stored;
+};
+
+/* On the store's writer: compare with the held version and put, in one
+ * transaction, so that two puts of one share cannot both win. */
+static int share_put_fn(struct store_txn *txn, void *arg)
+{
+	struct share_put *sp = arg;
+	struct manifest old;
+	const void *v;
+	size_t vl;
 	int rc;
 
-	manifest_init(&old);
-	if (cn_share_get(cn, m->share_id, &enc, &len) == 0) {
-		rc = manifest_decode(&old, enc, len);
-		free(enc);
-		enc = NULL;
-		if (rc == 0 && manifest_supersedes(m, &old) != 1) {
+	sp->stored = 0;
+	rc = store_txn_get(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN, &v,
+			   &vl);
+	if (rc == 0) {
+		manifest_init(&old);
+		rc = manifest_decode(&old, v, vl);
+		if (rc == 0 && manifest_supersedes(sp->m, &old) != 1) {
 			manifest_free(&old);
 			return 0; /* we hold this one or a newer one */
 		}
 		manifest_free(&old);
+	} else if (rc != -ENOENT) {
+		return rc;
 	}
+	rc = store_txn_put(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN,
+			   sp->enc, sp->len);
+	sp->stored = !rc;
+	return rc;
+}
+
+int cn_share_put(struct content_node *cn, const struct manifest *m)
+{
+	struct share_put sp = { cn, m, NULL, 0, 0 };
+	uint8_t *enc;
+	int rc;
+
 	enc = malloc(MANIFEST_MAX_SIZE);
 	if (!enc)
 		return -ENOMEM;
-	rc = manifest_encode(m, enc, MANIFEST_MAX_SIZE, &len);
+	rc = manifest_encode(m, enc, MANIFEST_MAX_SIZE, &sp.len);
+	sp.enc = enc;
+	/* Durable when this returns: the control API acknowledges shares. */
 	if (!rc)
-		rc = store_put(cn->store, cn->shares_dbi, m->share_id, MANIFEST_SHARE_ID_LEN, enc,
-			       len);
+		rc = store_write_call(cn->store, share_put_fn, &sp, 0);
 	free(enc);
-	if (!rc && m->visibility == MANIFEST_PUBLIC)
+	if (!rc && sp.stored && m->visibility == MANIFEST_PUBLIC)
 		cn_announce(cn, m->share_id, MANIFEST_SHARE_ID_LEN);
 	return rc;
 }
@@ -566,10 +593,13 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	manifest_free(&old);
 	free(enc);
 	rc = manifest_sign(&m, cn->id);
-	if (!rc)
-		rc = cn_share_put(cn, &m);
 	if (rc) {
 		ctl_resp_errno(resp, rc, "share");
+		goto out;
+	}
+	rc = cn_share_put(cn, &m);
+	if (rc) {
+		ctl_resp_store_error(resp, rc, "content added");
 		goto out;
 	}
 	if (m.visibility == MANIFEST_PUBLIC)

@@ -170,7 +170,9 @@ void cn_serve_stop(struct content_node *cn);
 /* content_node.c: share records and announcements */
 int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_ID_LEN],
 		 uint8_t **enc, size_t *len);
-/* Store a verified manifest unless an equal or newer one is held. */
+/* Store a verified manifest unless an equal or newer one is held, through
+ * the store's writer; durable when it returns 0 (control and job threads
+ * only: it waits). Errors of store_write_call. */
 int cn_share_put(struct content_node *cn, const struct manifest *m);
 /* Queue id for announcement (len 32: content id; len 20: share id). */
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len);

@@ -333,6 +333,21 @@ static void ctl_serve_metrics(struct ctl *ctl, struct ctl_resp *resp)
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+void ctl_resp_store_error(struct ctl_resp *resp, int err, const char *what)
+{
+	int e = err < 0 ? -err : err;
+
+	if (e == EINVAL || e == ENOENT || e == EEXIST) {
+		ctl_resp_errno(resp, err, what);
+		return;
+	}
+	ctl_resp_error(resp, 503, "not_durable",
+		       "%s, but not stored durably (%s): repeat the request", what,
+		       e == ETIMEDOUT ? "the store did not commit in time"
+		       : e == EAGAIN  ? "the store's write queue is full"
+				      : strerror(e));
+}
+
 void ctl_dispatch(struct ctl *ctl, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	const struct ctl_route *best = NULL;

@@ -294,7 +294,8 @@ registered:
 	{
 		struct svc_node_cfg sc;
 		struct svc_node_opts so = { .eng = n->engine, .ctl = n->ctl, .quic = n->quic,
-					    .dht = n->dht, .guard = n->guard, .id = &n->id,
+					    .dht = n->dht, .guard = n->guard, .store = n->store,
+					    .id = &n->id,
 					    .cfg = &sc };
 
 		node_svc_cfg(&n->cfg, &sc);
@@ -403,6 +404,7 @@ int node_new_opts(struct node **out, const struct weft_config *cfg, const struct
 	}
 	ctl_route(n->ctl, "GET", "/v1/status", node_status, n);
 	ctl_metrics(n->ctl, node_metrics, n);
+	ctl_metrics(n->ctl, store_metrics, n->store);
 
 	err = node_policy_init(n);
 	if (err)

@@ -330,7 +330,6 @@ int node_dht_save(struct node_dht *nd)
 {
 	uint8_t *nodes = NULL, *items = NULL;
 	size_t nl = 0, il = 0;
-	struct store_txn *t;
 	int err;
 
 	struct nd_export ex = {0};
@@ -344,17 +343,16 @@ int node_dht_save(struct node_dht *nd)
 	il = ex.il;
 	if (err)
 		goto out;
-	/* Both in one transaction: a crash keeps the previous pair. */
-	err = store_txn_begin(nd->store, 0, &t);
-	if (err)
-		goto out;
-	err = store_txn_put(t, nd->db, "nodes", 5, nodes, nl);
-	if (!err)
-		err = store_txn_put(t, nd->db, "storage", 7, items, il);
-	if (err)
-		store_txn_abort(t);
-	else
-		err = store_txn_commit(t);
+	/* Both in one write (atomic: a crash keeps the previous pair), handed
+	 * to the store's writer: the caller never waits on the disk. */
+	struct store_op ops[2] = {
+		{ .dbi = nd->db, .key = "nodes", .klen = 5, .val = nodes ? nodes : (void *)"",
+		  .vlen = nl },
+		{ .dbi = nd->db, .key = "storage", .klen = 7, .val = items ? items : (void *)"",
+		  .vlen = il },
+	};
+
+	err = store_write_async(nd->store, ops, 2);
 out:
 	if (err)
 		log_warn("dht", "cannot save the DHT state: %s", strerror(-err));

@@ -23,6 +23,7 @@
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/node_dht.h"
+#include "weft/store.h"
 #include "weft/util.h"
 
 /* ------------------------------------------------------------ publish */
@@ -234,11 +235,28 @@ static int cors_valid(const char *o)
 	return 1;
 }
 
+/* Forget a publication in memory (unpublish, or a publish whose record
+ * could not be stored). Locked. */
+static void pub_drop_locked(struct svc_node *sn, struct svcn_pub *p)
+{
+	if (p->backend[0])
+		svc_router_unregister(sn->router, p->name);
+	free(p->desc);
+	memset(p, 0, sizeof(*p));
+}
+
 int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
 		     const struct svc_node_pub_opts *po)
 {
+	return svcn_publish(sn, name, backend, po, 1);
+}
+
+int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
+		 const struct svc_node_pub_opts *po, int persist)
+{
 	struct svc_service_opts so = { 0 };
 	struct svcn_pub *p = NULL;
+	struct store_write *ticket = NULL;
 	int err;
 
 	if (!name || !svc_name_valid((const uint8_t *)name, strlen(name)))
@@ -291,9 +309,30 @@ int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
 		svcn_unlock(sn);
 		return err;
 	}
+	/* Queued under the lock: the store sees publish/unpublish of a name
+	 * in the order memory does. */
+	if (persist && (err = svcn_pub_store_queue(sn, name, p, &ticket))) {
+		free(p->desc);
+		if (p->backend[0])
+			svc_router_unregister(sn->router, name);
+		memset(p, 0, sizeof(*p));
+		svcn_unlock(sn);
+		return err;
+	}
 	p->used = 1;
 	p->refreshed_ms = util_now_ms();
 	svcn_unlock(sn);
+	if (ticket && (err = store_write_wait(ticket, 0))) {
+		/* Not known to be stored: not acknowledged, so not kept (a
+		 * write past its deadline may still land; the next start
+		 * then publishes it, which the caller asked for anyway). */
+		svcn_lock(sn);
+		p = svcn_pub_find(sn, name, strlen(name));
+		if (p)
+			pub_drop_locked(sn, p);
+		svcn_unlock(sn);
+		return err;
+	}
 	log_info("svc", "published %s (%s)", name, backend && *backend ? "backend" : "built-in");
 	pub_announce(sn, name);
 	return 0;
@@ -301,7 +340,9 @@ int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
 
 int svc_node_unpublish(struct svc_node *sn, const char *name)
 {
+	struct store_write *ticket = NULL;
 	struct svcn_pub *p;
+	int err;
 
 	svcn_lock(sn);
 	p = svcn_pub_find(sn, name, strlen(name));
@@ -309,12 +350,14 @@ int svc_node_unpublish(struct svc_node *sn, const char *name)
 		svcn_unlock(sn);
 		return -ENOENT;
 	}
-	if (p->backend[0])
-		svc_router_unregister(sn->router, name);
-	free(p->desc);
-	memset(p, 0, sizeof(*p));
+	err = svcn_pub_store_queue(sn, name, NULL, &ticket);
+	if (err) {
+		svcn_unlock(sn);
+		return err;
+	}
+	pub_drop_locked(sn, p);
 	svcn_unlock(sn);
-	return 0;
+	return ticket ? store_write_wait(ticket, 0) : 0;
 }
 
 #ifdef WEFT_TEST_HOOKS /* the diagnostic route of test builds only */

@@ -1194,6 +1194,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		err = svc_backend_new(&sn->backend, &bo);
 	if (!err)
 		err = svc_dir_new(&sn->dir, &dopts);
+	if (!err)
+		err = svcn_pub_store_init(sn, o->store);
 	if (err)
 		goto fail;
 	h.stream_closed = srv_closed;
@@ -1234,6 +1236,9 @@ int svc_node_start(struct svc_node *sn)
 
 	if (!sn)
 		return -EINVAL;
+	err = svcn_pub_restore(sn);
+	if (err)
+		log_warn("svc", "stored publications: %s", strerror(-err));
 	err = log_thread_create(&sn->refresher, NULL, svcn_refresh_main, sn);
 	if (err)
 		return -err;

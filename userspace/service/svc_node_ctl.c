@@ -133,8 +133,12 @@ static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *res
 			       "echo, mesh-stats) or cors origin (http[s]://HOST[:PORT] or *)");
 		return;
 	}
-	if (err) {
+	if (err == -EEXIST || err == -ENOSPC) {
 		ctl_resp_errno(resp, err, "publish");
+		return;
+	}
+	if (err) {
+		ctl_resp_store_error(resp, err, "publish refused");
 		return;
 	}
 	svc_id(id, sn->id.pk, name, strlen(name));
@@ -151,7 +155,7 @@ static void h_unpublish(void *arg, const struct ctl_req *req, struct ctl_resp *r
 		return;
 	err = svc_node_unpublish(arg, a.name);
 	if (err) {
-		ctl_resp_errno(resp, err, "unpublish");
+		ctl_resp_store_error(resp, err, "unpublished");
 		return;
 	}
 	ctl_resp_json(resp, 200, json_pack("{s:s}", "name", a.name));

@@ -116,6 +116,9 @@ struct svc_node {
 	struct quic_node *quic;
 	struct node_dht *dht;
 	struct guard *guard;
+	struct store *store;	   /* publications persist here (svc_persist.c) */
+	unsigned int pub_db;
+	unsigned int pub_restored;
 	struct identity id;
 	char key_hex[2 * IDENTITY_PK_LEN + 1];
 	struct svc_node_cfg cfg;
@@ -145,6 +148,21 @@ struct svc_node {
 	pthread_cond_t refresh_cv;
 	struct svc_gateway *gw;
 };
+
+/* svc_persist.c: publications in the store. init opens the database (st
+ * may be NULL: nothing persists). queue: the record of p under name (p
+ * NULL: its removal) as a durable write; *ticket NULL when there is no
+ * store; else store_write_wait it outside the lock. restore: publish
+ * every stored record again (at start). All return 0 or -errno. */
+struct store;
+struct store_write;
+int svcn_pub_store_init(struct svc_node *sn, struct store *st);
+int svcn_pub_store_queue(struct svc_node *sn, const char *name, const struct svcn_pub *p,
+			 struct store_write **ticket);
+int svcn_pub_restore(struct svc_node *sn);
+/* svc_directory.c: publish with persist = 0 (restore) or 1 (the API). */
+int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
+		 const struct svc_node_pub_opts *po, int persist);
 
 /* svc_node.c */
 uint64_t svcn_now_ns(void);

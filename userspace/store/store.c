@@ -13,28 +13,17 @@
 #include "weft/log.h"
 #include "weft/store.h"
 #include "weft/util.h"
+#include "store_int.h"
 
 #define STORE_MAGIC "weft-store-v1"
 #define STORE_META_DB "meta"
 #define STORE_DEFAULT_MAP_SIZE (1ULL << 30)
 #define STORE_DEFAULT_MAX_DBS 32U
 
-struct store {
-	MDB_env *env;
-	MDB_dbi meta;
-	int lock_fd;
-	uint32_t version;
-	int read_only;
-};
-
-struct store_txn {
-	struct store *st;
-	MDB_txn *txn;
-	int read_only;
-};
+#define mdb_err store_mdb_err
 
 /* LMDB codes -> negative errno, at the module boundary (STYLE rule 4). */
-static int mdb_err(int rc)
+int store_mdb_err(int rc)
 {
 	switch (rc) {
 	case MDB_SUCCESS:
@@ -281,6 +270,8 @@ int store_new(struct store **out, const struct store_opts *opts)
 				  opts->dir);
 		goto fail;
 	}
+	if (!st->read_only && (err = store_writer_start(st, opts)))
+		goto fail;
 	*out = st;
 	return 0;
 fail:
@@ -292,6 +283,16 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	if (store_writer_stop(st)) {
+		/* The writer is stuck inside LMDB (a disk that does not answer):
+		 * closing the environment under it would crash; the process is
+		 * stopping, so leave it and release the directory lock. */
+		log_error("store", "the writer did not stop within %u ms: store left open",
+			  STORE_WRITER_STOP_MS);
+		if (st->lock_fd >= 0)
+			close(st->lock_fd);
+		return;
+	}
 	if (st->env)
 		mdb_env_close(st->env);
 	if (st->lock_fd >= 0)

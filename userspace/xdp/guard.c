@@ -41,28 +41,42 @@ static uint64_t mono_to_wall(uint64_t exp_ns)
 	return util_wall_s() + (exp_ns > now ? (exp_ns - now + 999999999ULL) / 1000000000ULL : 0);
 }
 
-static void ban_persist(struct guard *g, const struct wxdp_ban *b, int added)
+/*
+ * Record a ban change in the store, in the order of the guard's lock.
+ * ticket NULL: fire-and-forget (automatic bans, expiry, eviction: they may
+ * come from packet workers, which never wait on the disk). Otherwise a
+ * durable write the caller waits for once the lock is released (operator
+ * bans: the control API acknowledges them only once they are on disk).
+ */
+static int ban_persist(struct guard *g, const struct wxdp_ban *b, int added,
+		       struct store_write **ticket)
 {
 	uint8_t k[BAN_KEY_LEN], v[BAN_VAL_LEN];
+	struct store_op op = { .dbi = g->db, .key = k, .klen = sizeof(k) };
 	uint64_t w;
 	int err;
 
 	if (!g->store || g->restoring)
-		return;
+		return 0;
 	ban_key(b, k);
 	if (added) {
 		w = mono_to_wall(b->expires_ns);
 		for (int i = 0; i < 8; i++)
 			v[i] = (uint8_t)(w >> (8 * i));
 		v[8] = b->kind;
-		err = store_put(g->store, g->db, k, sizeof(k), v, sizeof(v));
-	} else {
-		err = store_del(g->store, g->db, k, sizeof(k));
-		if (err == -ENOENT)
-			err = 0;
+		op.val = v;
+		op.vlen = sizeof(v);
 	}
+	if (!ticket) {
+		/* A full queue drops it (counted by the store): the ban is in
+		 * force and lasts until restart at worst. */
+		store_write_async(g->store, &op, 1);
+		return 0;
+	}
+	err = store_write_queue(g->store, &op, 1, ticket);
 	if (err)
-		log_warn("guard", "cannot persist a ban change: %s", strerror(-err));
+		*ticket = NULL;
+	return err;
 }
 
 /* Index of an exact ban in the table, or -1. Caller holds the lock. */
@@ -96,13 +110,17 @@ static void apply_del(struct guard *g, const struct wxdp_ban *b)
 		policer_ban_del(g->pol[i], b);
 }
 
-/* Remove entry idx everywhere (map or policers, store, table). Lock held. */
-static void ban_remove(struct guard *g, size_t idx)
+/* Remove entry idx everywhere (map or policers, store, table). Lock held.
+ * ticket: as ban_persist. */
+static int ban_remove(struct guard *g, size_t idx, struct store_write **ticket)
 {
+	int err;
+
 	apply_del(g, &g->bans[idx].b);
-	ban_persist(g, &g->bans[idx].b, 0);
+	err = ban_persist(g, &g->bans[idx].b, 0, ticket);
 	g->nkind[g->bans[idx].b.kind]--;
 	g->bans[idx] = g->bans[--g->nbans];
+	return err;
 }
 
 /* Make room for one automatic ban: drop an expired one, else evict the
@@ -127,11 +145,12 @@ static void auto_make_room(struct guard *g, uint64_t now)
 		return;
 	if (!g->bans[victim].b.expires_ns || g->bans[victim].b.expires_ns > now)
 		g->auto_evicted++;
-	ban_remove(g, victim);
+	ban_remove(g, victim, NULL);
 }
 
-/* Add, or replace, under the lock. */
-static int ban_add_locked(struct guard *g, struct wxdp_ban *b, uint64_t now)
+/* Add, or replace, under the lock. ticket: as ban_persist. */
+static int ban_add_locked(struct guard *g, struct wxdp_ban *b, uint64_t now,
+			  struct store_write **ticket)
 {
 	static const size_t quota[2] = { GUARD_MAX_AUTO_BANS, GUARD_MAX_OPERATOR_BANS };
 	int idx = ban_find(g, b), err;
@@ -160,13 +179,14 @@ static int ban_add_locked(struct guard *g, struct wxdp_ban *b, uint64_t now)
 	g->nkind[b->kind]++;
 	g->bans[idx].b = *b;
 	g->bans[idx].seq = ++g->ban_seq;
-	ban_persist(g, b, 1);
-	return 0;
+	/* In force now; an operator's ban is acknowledged once on disk. */
+	return ban_persist(g, b, 1, ticket);
 }
 
 int guard_ban_add(struct guard *g, const struct wxdp_ban *in)
 {
 	struct wxdp_ban b = *in;
+	struct store_write *ticket = NULL;
 	uint64_t now = util_now_ns();
 	int err;
 
@@ -183,8 +203,10 @@ int guard_ban_add(struct guard *g, const struct wxdp_ban *in)
 	    (!b.expires_ns || b.expires_ns > now + GUARD_AUTO_BAN_MAX_S * 1000000000ULL))
 		b.expires_ns = now + GUARD_AUTO_BAN_MAX_S * 1000000000ULL;
 	pthread_mutex_lock(&g->lock);
-	err = ban_add_locked(g, &b, now);
+	err = ban_add_locked(g, &b, now, b.kind == WXDP_BAN_OPERATOR ? &ticket : NULL);
 	pthread_mutex_unlock(&g->lock);
+	if (!err && ticket)
+		err = store_write_wait(ticket, 0);
 	return err;
 }
 
@@ -270,7 +292,8 @@ static int policer_valid(void *arg, const struct wxdp_src_key *k, uint64_t now_n
 int guard_ban_del(struct guard *g, const struct wxdp_ban *in)
 {
 	struct wxdp_ban b = *in;
-	int idx;
+	struct store_write *ticket = NULL;
+	int idx, err;
 
 	if (wxdp_ban_norm(&b))
 		return -EINVAL;
@@ -280,9 +303,11 @@ int guard_ban_del(struct guard *g, const struct wxdp_ban *in)
 		pthread_mutex_unlock(&g->lock);
 		return -ENOENT;
 	}
-	ban_remove(g, (size_t)idx);
+	err = ban_remove(g, (size_t)idx, &ticket);
 	pthread_mutex_unlock(&g->lock);
-	return 0;
+	if (!err && ticket)
+		err = store_write_wait(ticket, 0);
+	return err;
 }
 
 int guard_ban_list(struct guard *g, struct wxdp_ban *out, size_t cap, size_t *n)
@@ -310,7 +335,7 @@ int guard_ban_gc(struct guard *g)
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < g->nbans;) {
 		if (g->bans[i].b.expires_ns && g->bans[i].b.expires_ns <= now) {
-			ban_remove(g, i);
+			ban_remove(g, i, NULL);
 			removed++;
 		} else {
 			i++;
@@ -436,7 +461,7 @@ static int restore_one(void *arg, const void *key, size_t klen, const void *val,
 	b.prefixlen = k[1];
 	memcpy(b.addr, k + 2, 16);
 	b.expires_ns = w ? r->now_ns + (w - r->now_wall) * 1000000000ULL : 0;
-	if (ban_add_locked(r->g, &b, r->now_ns)) {
+	if (ban_add_locked(r->g, &b, r->now_ns, NULL)) {
 		r->bad++;
 		return 0;
 	}
@@ -462,6 +487,7 @@ int guard_new(struct guard **out, const struct guard_opts *opts)
 	}
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->valid_lock, NULL);
+	pthread_mutex_init(&g->limits_mu, NULL);
 	err = guard_valid_init(&g->valid, GUARD_VALID_MAX, GUARD_VALID_TTL_S * 1000000000ULL);
 	if (err)
 		goto fail;
@@ -490,6 +516,9 @@ int guard_new(struct guard **out, const struct guard_opts *opts)
 	} else if (opts->config && (err = wxdp_config_set(g->xdp, opts->config))) {
 		goto fail;
 	}
+	g->file_config = g->config;
+	if (g->store && (err = guard_limits_restore(g)))
+		goto fail;
 	if (g->store) {
 		struct restore_ctx r = { g, util_wall_s(), util_now_ns(), 0, 0, 0 };
 
@@ -523,6 +552,8 @@ void guard_free(struct guard *g)
 	free(g->pol);
 	free(g->bans);
 	guard_valid_fini(&g->valid);
+	json_decref(g->rt_overrides);
+	pthread_mutex_destroy(&g->limits_mu);
 	pthread_mutex_destroy(&g->valid_lock);
 	pthread_mutex_destroy(&g->lock);
 	free(g);

@@ -3,7 +3,9 @@
  * Control API of the packet policy, XDP or software (docs/XDP.md, "Control API"):
  *   GET    /v1/xdp/status      mode, program id, counters, rates
  *   GET    /v1/xdp/limits      run-time config
- *   PUT    /v1/xdp/limits      change part of it (merged, validated)
+ *   PUT    /v1/xdp/limits      change part of it (merged, validated, stored:
+ *                               overrides the config file until DELETE)
+ *   DELETE /v1/xdp/limits      back to the configuration file's values
  *   GET    /v1/bans            list bans
  *   POST   /v1/bans            {"cidr": "192.0.2.0/24", "ttl": 3600}
  *   DELETE /v1/bans/<cidr>     e.g. /v1/bans/192.0.2.0/24 (or %2F)
@@ -18,6 +20,8 @@
 #include <jansson.h>
 
 #include "weft/ctl.h"
+#include "weft/log.h"
+#include "weft/store.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
 #include "weft/guard.h"
@@ -198,60 +202,185 @@ static void limits_get(void *arg, const struct ctl_req *req, struct ctl_resp *re
 	ctl_resp_json(resp, 200, limits_json(&c));
 }
 
-static void limits_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+/*
+ * Merge a limits object (a PUT body, or the stored run-time overrides)
+ * into c. 0 or -EINVAL with *why set.
+ */
+static int limits_merge(json_t *o, struct wxdp_config *c, char *why, size_t wl)
 {
 	static const char *const known[] = { "quic", "quic_initial", "dht", "quic_ports",
 					     "dht_ports", "v6_prefix", "unvalidated" };
-	struct wxdp_config c;
 	const char *key;
 	uint64_t v;
 	json_t *val;
-	int err;
 
-	if (!json_is_object(req->json)) {
-		ctl_resp_error(resp, 400, "bad_request", "expected a JSON object of limits");
-		return;
+	if (!json_is_object(o)) {
+		snprintf(why, wl, "expected a JSON object of limits");
+		return -EINVAL;
 	}
-	json_object_foreach(req->json, key, val) {
+	json_object_foreach(o, key, val) {
 		size_t i;
 
 		for (i = 0; i < WEFT_ARRAY_SIZE(known); i++)
 			if (!strcmp(key, known[i]))
 				break;
 		if (i == WEFT_ARRAY_SIZE(known)) {
-			ctl_resp_error(resp, 400, "bad_request", "unknown limit \"%s\"", key);
-			return;
+			snprintf(why, wl, "unknown limit \"%s\"", key);
+			return -EINVAL;
 		}
 	}
-	err = guard_config_get(arg, &c);
+	if (rate_from(json_object_get(o, "quic"), &c->quic) ||
+	    rate_from(json_object_get(o, "quic_initial"), &c->quic_initial) ||
+	    rate_from(json_object_get(o, "dht"), &c->dht) ||
+	    ports_from(json_object_get(o, "quic_ports"), c->quic_ports) ||
+	    ports_from(json_object_get(o, "dht_ports"), c->dht_ports) ||
+	    unval_from(json_object_get(o, "unvalidated"), c)) {
+		snprintf(why, wl,
+			 "rates are {\"pps\": N, \"burst\": N} (0..2^32-1), ports 1..65535, at "
+			 "most %d", WXDP_MAX_PORTS);
+		return -EINVAL;
+	}
+	if ((val = json_object_get(o, "v6_prefix"))) {
+		if (num(val, 128, &v) || v == 0) {
+			snprintf(why, wl, "v6_prefix must be 1..128");
+			return -EINVAL;
+		}
+		c->v6_prefix = (__u8)v;
+	}
+	return 0;
+}
+
+/* The stored overrides as one put (NULL overrides: a delete). */
+static int overrides_queue(struct guard *g, json_t *ov, struct store_write **ticket)
+{
+	struct store_op op = { .dbi = g->rt_db, .key = GUARD_RT_LIMITS_KEY,
+			       .klen = sizeof(GUARD_RT_LIMITS_KEY) - 1 };
+	char *enc = NULL;
+	int err;
+
+	if (ov) {
+		enc = json_dumps(ov, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!enc)
+			return -ENOMEM;
+		op.val = enc;
+		op.vlen = strlen(enc);
+	}
+	err = store_write_queue(g->store, &op, 1, ticket);
+	free(enc);
+	return err;
+}
+
+static void limits_put(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct guard *g = arg;
+	struct store_write *ticket = NULL;
+	struct wxdp_config c;
+	char why[160];
+	json_t *ov = NULL;
+	int err;
+
+	/* One change at a time: memory and store see the same order. */
+	pthread_mutex_lock(&g->limits_mu);
+	err = guard_config_get(g, &c);
 	if (err) {
+		pthread_mutex_unlock(&g->limits_mu);
 		ctl_resp_errno(resp, err, "reading XDP limits");
 		return;
 	}
-	if (rate_from(json_object_get(req->json, "quic"), &c.quic) ||
-	    rate_from(json_object_get(req->json, "quic_initial"), &c.quic_initial) ||
-	    rate_from(json_object_get(req->json, "dht"), &c.dht) ||
-	    ports_from(json_object_get(req->json, "quic_ports"), c.quic_ports) ||
-	    ports_from(json_object_get(req->json, "dht_ports"), c.dht_ports) ||
-	    unval_from(json_object_get(req->json, "unvalidated"), &c)) {
-		ctl_resp_error(resp, 400, "bad_request",
-			       "rates are {\"pps\": N, \"burst\": N} (0..2^32-1), ports 1..65535, at most %d",
-			       WXDP_MAX_PORTS);
+	if (limits_merge(req->json, &c, why, sizeof(why))) {
+		pthread_mutex_unlock(&g->limits_mu);
+		ctl_resp_error(resp, 400, "bad_request", "%s", why);
 		return;
 	}
-	if ((val = json_object_get(req->json, "v6_prefix"))) {
-		if (num(val, 128, &v) || v == 0) {
-			ctl_resp_error(resp, 400, "bad_request", "v6_prefix must be 1..128");
-			return;
-		}
-		c.v6_prefix = (__u8)v;
-	}
-	err = guard_config_set(arg, &c);
+	err = guard_config_set(g, &c);
 	if (err) {
+		pthread_mutex_unlock(&g->limits_mu);
 		ctl_resp_error(resp, 400, "bad_request", "invalid limits (a port used twice?)");
 		return;
 	}
+	/* The keys set at run time, accumulated: they override the config
+	 * file at every start until DELETE /v1/xdp/limits. */
+	if (g->store) {
+		ov = g->rt_overrides ? json_deep_copy(g->rt_overrides) : json_object();
+		if (!ov || json_object_update_recursive(ov, req->json))
+			err = -ENOMEM;
+		else
+			err = overrides_queue(g, ov, &ticket);
+		if (!err) {
+			json_decref(g->rt_overrides);
+			g->rt_overrides = ov;
+			ov = NULL;
+		}
+	}
+	pthread_mutex_unlock(&g->limits_mu);
+	json_decref(ov);
+	if (!err && ticket)
+		err = store_write_wait(ticket, 0);
+	if (err) {
+		ctl_resp_store_error(resp, err, "limits applied");
+		return;
+	}
 	ctl_resp_json(resp, 200, limits_json(&c));
+}
+
+/* Back to the configuration file's values; the overrides are forgotten. */
+static void limits_delete(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct guard *g = arg;
+	struct store_write *ticket = NULL;
+	int err;
+
+	pthread_mutex_lock(&g->limits_mu);
+	err = guard_config_set(g, &g->file_config);
+	if (!err && g->store) {
+		err = overrides_queue(g, NULL, &ticket);
+		if (!err) {
+			json_decref(g->rt_overrides);
+			g->rt_overrides = NULL;
+		}
+	}
+	pthread_mutex_unlock(&g->limits_mu);
+	if (!err && ticket)
+		err = store_write_wait(ticket, 0);
+	if (err) {
+		ctl_resp_store_error(resp, err, "limits reset");
+		return;
+	}
+	ctl_resp_json(resp, 200, limits_json(&g->file_config));
+}
+
+int guard_limits_restore(struct guard *g)
+{
+	struct wxdp_config c = g->file_config;
+	char why[160] = "not JSON";
+	json_error_t jerr;
+	json_t *ov;
+	void *v = NULL;
+	size_t vl = 0;
+	int err;
+
+	err = store_db(g->store, GUARD_RT_DB, &g->rt_db);
+	if (err)
+		return err;
+	err = store_get(g->store, g->rt_db, GUARD_RT_LIMITS_KEY, sizeof(GUARD_RT_LIMITS_KEY) - 1,
+			&v, &vl);
+	if (err == -ENOENT)
+		return 0;
+	if (err)
+		return err;
+	ov = json_loadb(v, vl, 0, &jerr);
+	free(v);
+	/* Hostile disk: the record goes through the PUT checks. */
+	if (!ov || limits_merge(ov, &c, why, sizeof(why)) || guard_config_set(g, &c)) {
+		log_warn("guard", "stored run-time limits unreadable (%s): configuration file "
+				  "values kept", why);
+		json_decref(ov);
+		return 0;
+	}
+	g->rt_overrides = ov;
+	log_info("guard", "run-time limits restored (they override the configuration file "
+			  "until DELETE /v1/xdp/limits)");
+	return 0;
 }
 
 static json_t *ban_json(const struct wxdp_ban *b, uint64_t now)
@@ -319,8 +448,12 @@ static void bans_post(void *arg, const struct ctl_req *req, struct ctl_resp *res
 	b.expires_ns = t ? now + t * 1000000000ULL : 0;
 	b.kind = WXDP_BAN_OPERATOR;
 	err = guard_ban_add(arg, &b);
-	if (err) {
+	if (err == -EINVAL || err == -ENOSPC) {
 		ctl_resp_errno(resp, err, "adding ban");
+		return;
+	}
+	if (err) {
+		ctl_resp_store_error(resp, err, "ban applied");
 		return;
 	}
 	ctl_resp_json(resp, 201, ban_json(&b, now));
@@ -351,8 +484,12 @@ static void bans_delete(void *arg, const struct ctl_req *req, struct ctl_resp *r
 		return;
 	}
 	err = guard_ban_del(arg, &b);
-	if (err) {
+	if (err == -EINVAL || err == -ENOENT) {
 		ctl_resp_errno(resp, err, "removing ban");
+		return;
+	}
+	if (err) {
+		ctl_resp_store_error(resp, err, "ban removed");
 		return;
 	}
 	ctl_resp_json(resp, 200, json_pack("{s:s}", "removed", cidr));
@@ -396,6 +533,8 @@ int guard_ctl_register(struct guard *g, struct ctl *ctl)
 		err = ctl_route(ctl, "GET", "/v1/xdp/limits", limits_get, g);
 	if (!err)
 		err = ctl_route(ctl, "PUT", "/v1/xdp/limits", limits_put, g);
+	if (!err)
+		err = ctl_route(ctl, "DELETE", "/v1/xdp/limits", limits_delete, g);
 	if (!err)
 		err = ctl_route(ctl, "GET", "/v1/bans", bans_get, g);
 	if (!err)

@@ -3,6 +3,7 @@
 #ifndef WEFT_GUARD_INT_H
 #define WEFT_GUARD_INT_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -57,6 +58,11 @@ struct guard {
 	uint64_t ban_seq;
 	uint64_t auto_evicted, auto_refused;
 	int restoring;             /* guard_new() restoring from the store */
+	/* run-time limits (guard_ctl.c) */
+	pthread_mutex_t limits_mu;  /* one PUT/DELETE at a time: memory and store agree */
+	struct wxdp_config file_config; /* the configuration file's, for DELETE */
+	json_t *rt_overrides;       /* keys set at run time (stored), or NULL */
+	unsigned int rt_db;
 	uint64_t snap[WXDP_STAT__MAX]; /* previous counters, for rates */
 	uint64_t snap_ns;
 	/* validated sources */
@@ -66,5 +72,16 @@ struct guard {
 	_Atomic uint64_t ev[4];     /* evidence reports by enum guard_evidence */
 	_Atomic uint64_t valid_evicted;
 };
+
+/* Run-time settings kept across restarts: db GUARD_RT_DB, the limits set
+ * through PUT /v1/xdp/limits under GUARD_RT_LIMITS_KEY (JSON: the keys
+ * the operator set, merged over the configuration file at start). */
+#define GUARD_RT_DB "guard_runtime"
+#define GUARD_RT_LIMITS_KEY "xdp_limits"
+
+/* guard_ctl.c: apply the stored run-time limits over file_config (at
+ * guard_new). 0 or -errno from the store; an unreadable record is logged
+ * and ignored. */
+int guard_limits_restore(struct guard *g);
 
 #endif

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Publications kept in the store, so that they survive a restart: one
+ * record per published service in the database "svc_publications",
+ * written through the store's writer and durable when publish/unpublish
+ * return (the control API acknowledges them). At start, svc_node_start()
+ * publishes every record again: registered in the router, a fresh
+ * descriptor signed, announced on the DHT.
+ *
+ * Record: key = the name; value = version (1 byte, 1), http_flags (u32
+ * little endian), backend length (u16 LE) and bytes ("" = built-in),
+ * CORS origin length (u16 LE) and bytes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_node_int.h"
+#include "weft/log.h"
+#include "weft/store.h"
+
+#define PUB_DB "svc_publications"
+#define PUB_VERSION 1
+#define PUB_REC_MAX (1 + 4 + 2 + SVC_BACKEND_ADDR_MAX + 2 + SVC_HTTP_CORS_MAX)
+
+static size_t pub_encode(const struct svcn_pub *p, uint8_t *out)
+{
+	size_t bl = strlen(p->backend), cl = strlen(p->cors), o = 0;
+
+	out[o++] = PUB_VERSION;
+	for (int i = 0; i < 4; i++)
+		out[o++] = (uint8_t)(p->http_flags >> (8 * i));
+	out[o++] = (uint8_t)bl;
+	out[o++] = (uint8_t)(bl >> 8);
+	memcpy(out + o, p->backend, bl);
+	o += bl;
+	out[o++] = (uint8_t)cl;
+	out[o++] = (uint8_t)(cl >> 8);
+	memcpy(out + o, p->cors, cl);
+	return o + cl;
+}
+
+int svcn_pub_store_init(struct svc_node *sn, struct store *st)
+{
+	sn->store = st;
+	return st ? store_db(st, PUB_DB, &sn->pub_db) : 0;
+}
+
+int svcn_pub_store_queue(struct svc_node *sn, const char *name, const struct svcn_pub *p,
+			 struct store_write **ticket)
+{
+	uint8_t rec[PUB_REC_MAX];
+	struct store_op op = { .dbi = sn->pub_db, .key = name, .klen = strlen(name) };
+
+	*ticket = NULL;
+	if (!sn->store)
+		return 0;
+	if (p) {
+		op.val = rec;
+		op.vlen = pub_encode(p, rec);
+	}
+	return store_write_queue(sn->store, &op, 1, ticket);
+}
+
+/* Hostile disk: every length checked, names and backends re-validated by
+ * svc_node_publish itself. */
+static int restore_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct svc_node *sn = arg;
+	const uint8_t *v = val;
+	char name[SVC_NAME_MAX + 1], backend[SVC_BACKEND_ADDR_MAX], cors[SVC_HTTP_CORS_MAX + 1];
+	struct svc_node_pub_opts po = { 0 };
+	size_t o = 5, bl, cl;
+	int err;
+
+	if (klen == 0 || klen > SVC_NAME_MAX || vlen < 9 || v[0] != PUB_VERSION)
+		goto bad;
+	memcpy(name, key, klen);
+	name[klen] = '\0';
+	for (int i = 0; i < 4; i++)
+		po.http_flags |= (uint32_t)v[1 + i] << (8 * i);
+	bl = v[o] | (size_t)v[o + 1] << 8;
+	o += 2;
+	if (bl >= sizeof(backend) || o + bl + 2 > vlen)
+		goto bad;
+	memcpy(backend, v + o, bl);
+	backend[bl] = '\0';
+	o += bl;
+	cl = v[o] | (size_t)v[o + 1] << 8;
+	o += 2;
+	if (cl >= sizeof(cors) || o + cl != vlen)
+		goto bad;
+	memcpy(cors, v + o, cl);
+	cors[cl] = '\0';
+	po.cors = cors;
+	err = svcn_publish(sn, name, backend, &po, 0);
+	if (err)
+		log_warn("svc", "stored publication %s not restored: %s", name, strerror(-err));
+	else
+		sn->pub_restored++;
+	return 0;
+bad:
+	log_warn("svc", "unreadable stored publication (%zu bytes): skipped", vlen);
+	return 0;
+}
+
+int svcn_pub_restore(struct svc_node *sn)
+{
+	int err;
+
+	if (!sn->store)
+		return 0;
+	sn->pub_restored = 0;
+	err = store_iter(sn->store, sn->pub_db, restore_one, sn);
+	if (sn->pub_restored)
+		log_info("svc", "restored %u publication(s) from the store", sn->pub_restored);
+	return err;
+}
