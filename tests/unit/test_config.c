@@ -212,6 +212,68 @@ static void test_print_roundtrip(void **state)
 	assert_false(config_reloadable("ports", "quic"));
 }
 
+struct diff_rec {
+	char lines[8][160];
+	int n;
+};
+
+static void diff_cb(void *arg, const char *section, const char *key, const char *from,
+		    const char *to, int live)
+{
+	struct diff_rec *r = arg;
+
+	assert_true(r->n < 8);
+	snprintf(r->lines[r->n++], sizeof(r->lines[0]), "%s.%s %s -> %s%s", section, key, from, to,
+		 live ? " live" : "");
+}
+
+/* SIGHUP's view: a key-by-key diff (lists joined, "" shown), and flags
+ * given at start re-applied over a freshly loaded file. */
+static void test_diff_and_flags(void **state)
+{
+	struct weft_config run, fresh;
+	struct diff_rec r = { 0 };
+	char err[256];
+
+	/* running: file, then flags */
+	assert_int_equal(load(&run, "[node]\nlog_level = info\nworkers = 1\n"
+				    "[dht]\nbootstrap = 10.0.0.1:1\n",
+			      err, sizeof(err)),
+			 0);
+	assert_int_equal(config_set_flag(&run, "svc", "peer_concurrency", "7", err, sizeof(err)), 0);
+	assert_int_equal(config_set_flag(&run, "dht", "bootstrap", "10.0.0.9:9", err, sizeof(err)), 0);
+	assert_int_equal(run.dht_nbootstrap, 1); /* a flag list replaces the file's */
+	assert_int_equal(config_set_flag(&run, "dht", "bootstrap", "10.0.0.8:8", err, sizeof(err)), 0);
+	assert_int_equal(run.dht_nbootstrap, 2);
+	assert_int_equal(config_set_flag(&run, "node", "log_level", "x\ny", err, sizeof(err)), -EINVAL);
+	assert_int_equal(config_set_flag(&run, "no", "such", "1", err, sizeof(err)), -ENOENT);
+	assert_int_equal(config_finish(&run, err, sizeof(err)), 0);
+	assert_int_equal(config_diff(&run, &run, diff_cb, &r), 0);
+
+	/* the file changes; the flags still win */
+	assert_int_equal(load(&fresh, "[node]\nlog_level = debug\nworkers = 2\n"
+				      "[svc]\npeer_concurrency = 3\n[gateway]\nlisten = 127.0.0.1:9\n",
+			      err, sizeof(err)),
+			 0);
+	assert_int_equal(config_reapply_flags(&fresh, &run, err, sizeof(err)), 0);
+	assert_int_equal(config_finish(&fresh, err, sizeof(err)), 0);
+	assert_int_equal(fresh.svc_peer_concurrency, 7);
+	assert_int_equal(fresh.dht_nbootstrap, 2);
+	assert_string_equal(fresh.flags, run.flags);
+	assert_int_equal(config_diff(&run, &fresh, diff_cb, &r), 3);
+	assert_string_equal(r.lines[0], "node.log_level info -> debug live");
+	assert_string_equal(r.lines[1], "node.workers 1 -> 2");
+	assert_string_equal(r.lines[2], "gateway.listen \"\" -> 127.0.0.1:9");
+	/* a list is compared whole */
+	r.n = 0;
+	fresh.dht_nbootstrap = 1;
+	assert_int_equal(config_diff(&run, &fresh, NULL, NULL), 4);
+	assert_int_equal(config_diff(&run, &fresh, diff_cb, &r), 4);
+	/* table order: [node], [dht], ..., [gateway] */
+	assert_string_equal(r.lines[2], "dht.bootstrap 10.0.0.9:9,10.0.0.8:8 -> 10.0.0.9:9");
+	assert_string_equal(r.lines[3], "gateway.listen \"\" -> 127.0.0.1:9");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_list),
 		cmocka_unit_test(test_finish_checks),
 		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_diff_and_flags, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
