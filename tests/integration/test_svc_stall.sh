@@ -30,9 +30,11 @@ LIFT=(--set svc.peer_calls_per_min=100000000 --set svc.addr_calls_per_min=100000
 	--set svc.peer_concurrency=100000 --set svc.addr_concurrency=100000)
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 "${LIFT[@]}"
 PIDA=$WEFTD_PID
+LOGA=$WEFTD_LOG
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
 	--bootstrap "$IPA:6881" --gateway "127.0.0.1:$GW" --set gateway.services=stall,echo
 PIDC=$WEFTD_PID
+LOGC=$WEFTD_LOG
 wait_for '[ "$(CTL 2 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail "DHT did not form"
 
 # The stalled backend: accepts, reads nothing, answers nothing, closes nothing.
@@ -154,4 +156,10 @@ TC=$(stop_time "$PIDC")
 echo "C stopped $TC ms after SIGTERM (control and gateway requests waiting)"
 [ "$TC" -le 2000 ] || fail "C took $TC ms to stop"
 pass "SIGTERM ends A in $TA ms and C in $TC ms"
+# A clean exit: status 0, and no sanitizer report (leaks included).
+wait "$PIDA"; ra=$?
+wait "$PIDC"; rc=$?
+[ "$ra" = 0 ] && [ "$rc" = 0 ] || fail "exit status A $ra, C $rc"
+grep -l "Sanitizer" "$LOGA" "$LOGC" && fail "sanitizer report: $(grep -h -A20 Sanitizer "$LOGA" "$LOGC" | head -40)"
+pass "both exit 0 without a sanitizer report"
 finish
