@@ -70,7 +70,8 @@ run_mode() {
 	pass "$mode: 4 MiB echoed over IPv6 intact"
 
 	# concurrent connections (each ping is its own connection)
-	local pids=()
+	local pids=() t0
+	t0=$(date +%s%N)
 	for i in $(seq 1 24); do
 		api 1 POST /v1/quic/ping -d "{\"peer\":\"$K2@$IP2\",\"keep\":true}" >"$D/p$i" &
 		pids+=($!)
@@ -81,7 +82,16 @@ run_mode() {
 		[ "$(json_get peer_key <"$D/p$i" 2>/dev/null)" = "$K2" ] && ok=$((ok + 1))
 	done
 	[ "$ok" = 24 ] || fail "$mode: only $ok of 24 concurrent connections worked"
-	[ "$(nconns 1)" -ge 24 ] || fail "$mode: conns list has $(nconns 1) entries, want 24"
+	# The kept connections end by idle timeout (3 s here): count them only
+	# while none can have timed out yet, which a loaded machine may miss.
+	local n ms
+	n=$(nconns 1)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	if [ "$ms" -lt 2500 ]; then
+		[ "$n" -ge 24 ] || fail "$mode: conns list has $n entries after $ms ms, want 24"
+	else
+		echo "note: $mode: conns counted after $ms ms (idle timeout 3 s): $n listed, not checked"
+	fi
 	ctl 1 quic conns | grep -q "$IP2:4433" || fail "$mode: conns table lacks the peer"
 	pass "$mode: 24 concurrent connections, listed by weftctl quic conns"
 
