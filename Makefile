@@ -46,7 +46,8 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 .DELETE_ON_ERROR:
 .SECONDARY:
 .SUFFIXES:
-.PHONY: all run test unit integration bench fuzz install clean deps check-deps format check-layers
+.PHONY: all run test unit integration bench fuzz install clean deps check-deps format check-layers \
+	man deb
 
 # MODULES="common store node" restricts libweft to those modules (handy while
 # another module is mid-edit); default: every module.
@@ -189,6 +190,32 @@ install: all
 	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/bin
 	install -m 0755 $(BUILD)/weftd $(DESTDIR)/usr/local/sbin/weftd
 	install -m 0755 $(BUILD)/weftctl $(DESTDIR)/usr/local/bin/weftctl
+
+# ---- operators: man pages and the Debian package (docs/OPERATIONS.md) ----
+# weftd(8) and weftctl(8): tools/man/*.in with the programs' own --help;
+# weft.conf(5): the keys table of docs/CONFIG.md.
+MAN_PAGES := $(BUILD)/man/weftd.8 $(BUILD)/man/weftctl.8 $(BUILD)/man/weft.conf.5
+man: $(MAN_PAGES)
+$(BUILD)/man/weftd.8 $(BUILD)/man/weftctl.8: $(BUILD)/man/%.8: tools/man/%.8.in tools/man/mkman.py $(BUILD)/%
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BUILD)/$* --help >$@.usage
+	$(Q)/usr/bin/python3 tools/man/mkman.py $< $@.usage $@
+$(BUILD)/man/weft.conf.5: docs/CONFIG.md tools/man/mkman.py
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)/usr/bin/python3 tools/man/mkman.py weft.conf.5 $< $@
+
+# The package is built in a copy of the tree (dpkg-buildpackage writes its
+# output beside the source, and debian/rules clean must not touch build/):
+# $(BUILD)/deb/weft_*.deb.
+deb:
+	$(Q)rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	$(Q)tar -c --exclude=./.git --exclude=./build --exclude='./$(BUILD)' --exclude=./debian/build \
+		-f - . | tar -x -C $(BUILD)/deb/src
+	$(Q)cd $(BUILD)/deb/src && DEB_BUILD_OPTIONS="parallel=2 $${DEB_BUILD_OPTIONS:-}" \
+		dpkg-buildpackage -us -uc -b
+	$(Q)ls $(BUILD)/deb/*.deb
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -15,7 +15,7 @@
 #define CONFIG_MAX_BOOTSTRAP 16
 #define CONFIG_MAX_WORKERS 64 /* = ENGINE_MAX_WORKERS */
 #define CONFIG_MAX_CPU 4095
-#define CONFIG_DEFAULT_PATH "/etc/weft/weftd.conf"
+#define CONFIG_DEFAULT_PATH "/etc/weft/weft.conf"
 /* Bytes of command-line settings remembered for SIGHUP (see
  * config_set_flag): 8 KiB holds every key set once with long values. */
 #define CONFIG_FLAGS_MAX 8192
@@ -40,7 +40,8 @@ struct weft_config {
 	uint32_t quic_port;
 	uint32_t dht_port;
 	/* [ctl] */
-	char ctl_socket[PATH_MAX]; /* "" = <state_dir>/weftd.sock */
+	char ctl_socket[PATH_MAX]; /* "" = $RUNTIME_DIRECTORY or <state_dir>/weftd.sock */
+	char ctl_socket_mode[8];   /* "0600" | "0660" */
 	uint32_t ctl_max_body;
 	uint32_t ctl_max_header;
 	uint32_t ctl_max_conns;
@@ -125,6 +126,9 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen);
 
 /* Write the effective configuration as INI. */
 void config_print(const struct weft_config *cfg, FILE *out);
+/* Print every key commented out with its embedded default (the packaged
+ * /etc/weft/weft.conf is generated with this). */
+void config_print_defaults(FILE *out);
 
 /*
  * Parse a CPU list ("2", "0,2-3", "" = none) into cpus[] in order.

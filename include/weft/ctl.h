@@ -20,6 +20,7 @@ struct ctl;
 
 struct ctl_opts {
 	const char *socket_path; /* unix socket, created mode 0600 */
+	unsigned int mode;       /* 0600 (default when 0) or 0660: the group may connect */
 	size_t max_body;         /* request body cap, default 1 MiB -> 413 */
 	size_t max_header;       /* header memory per connection, default 16 KiB -> 431 */
 	unsigned int max_conns;  /* concurrent connections, default 64 */

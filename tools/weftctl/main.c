@@ -13,12 +13,18 @@
 extern const struct weftctl_noun __start_weftctl_nouns[];
 extern const struct weftctl_noun __stop_weftctl_nouns[];
 
+#define WEFTCTL_SERVICE_SOCKET "/run/weft/weftd.sock"
+
 static const char *default_socket(char *buf, size_t len)
 {
 	const char *env = getenv("WEFT_SOCKET"), *xdg, *home;
 
 	if (env && env[0])
 		return env;
+	/* The packaged service's socket (RuntimeDirectory=weft): operators in
+	 * group weft use it without root. */
+	if (access(WEFTCTL_SERVICE_SOCKET, F_OK) == 0)
+		return WEFTCTL_SERVICE_SOCKET;
 	if (geteuid() == 0)
 		return "/var/lib/weft/weftd.sock";
 	if ((xdg = getenv("XDG_STATE_HOME")) && xdg[0] == '/')
@@ -45,7 +51,8 @@ static void usage(FILE *out)
 				u++;
 		}
 	}
-	fprintf(out, "\nThe socket defaults to $WEFT_SOCKET, else weftd's default for this user.\n"
+	fprintf(out, "\nThe socket defaults to $WEFT_SOCKET, else " WEFTCTL_SERVICE_SOCKET " (the systemd\n"
+		     "service's) if it exists, else weftd's default for this user.\n"
 		     "Exit codes: 0 ok, 1 error, 2 usage.\n");
 }
 

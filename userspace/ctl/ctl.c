@@ -188,7 +188,7 @@ static void ctl_unlink_own(struct ctl *ctl)
 }
 
 /*
- * Bind the control socket, mode 0600, without touching the process-wide
+ * Bind the control socket, mode 0600 (0660 when asked), without touching the process-wide
  * umask (other threads and other nodes in the process create files too):
  * bind, then chmod the path (AT_SYMLINK_NOFOLLOW: never through a symlink
  * put there meanwhile), then listen. Until listen() every connect() is
@@ -218,7 +218,7 @@ static int ctl_bind(struct ctl *ctl)
 	}
 	/* A failure before the identity is known leaves the path alone: it
 	 * may no longer be ours. */
-	if (fchmodat(AT_FDCWD, ctl->path, 0600, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (fchmodat(AT_FDCWD, ctl->path, ctl->opts.mode, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    lstat(ctl->path, &st) < 0) {
 		err = -errno;
 		close(fd);
@@ -247,7 +247,8 @@ int ctl_new(struct ctl **out, const struct ctl_opts *opts)
 	int err;
 
 	*out = NULL;
-	if (!opts->socket_path || !opts->socket_path[0])
+	if (!opts->socket_path || !opts->socket_path[0] ||
+	    (opts->mode && opts->mode != 0600 && opts->mode != 0660))
 		return -EINVAL;
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
@@ -256,6 +257,8 @@ int ctl_new(struct ctl **out, const struct ctl_opts *opts)
 	ctl->log = log_current();
 	ctl->opts = *opts;
 	ctl->opts.socket_path = ctl->path;
+	if (!ctl->opts.mode)
+		ctl->opts.mode = 0600;
 	if (!ctl->opts.max_body)
 		ctl->opts.max_body = 1U << 20;
 	if (!ctl->opts.max_header)

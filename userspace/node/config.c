@@ -55,6 +55,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "ports", "quic", CFG_U32, OFF(quic_port), 0, 1, 65535, "4433", NULL, 0 },
 	{ "ports", "dht", CFG_U32, OFF(dht_port), 0, 1, 65535, "6881", NULL, 0 },
 	{ "ctl", "socket", CFG_STR, OFF(ctl_socket), SZ(ctl_socket), 0, 0, "", NULL, 0 },
+	{ "ctl", "socket_mode", CFG_ENUM, OFF(ctl_socket_mode), SZ(ctl_socket_mode), 0, 0, "0600",
+	  "0600|0660", 0 },
 	{ "ctl", "max_body", CFG_U32, OFF(ctl_max_body), 0, 1024, 64U << 20, "1048576", NULL, 0 },
 	{ "ctl", "max_header", CFG_U32, OFF(ctl_max_header), 0, 2048, 1U << 20, "16384", NULL,
 	  0 },
@@ -278,7 +280,10 @@ void config_defaults(struct weft_config *cfg)
 	for (size_t i = 0; i < WEFT_ARRAY_SIZE(cfg_keys); i++)
 		if (cfg_keys[i].def)
 			cfg_apply(cfg, &cfg_keys[i], cfg_keys[i].def, err, sizeof(err));
-	if (geteuid() == 0) {
+	/* Under systemd (StateDirectory=weft) the unit's state directory. */
+	if ((xdg = getenv("STATE_DIRECTORY")) && xdg[0] == '/' && !strchr(xdg, ':')) {
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%.*s", PATH_MAX - 16, xdg);
+	} else if (geteuid() == 0) {
 		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/weft");
 	} else if ((xdg = getenv("XDG_STATE_HOME")) && xdg[0] == '/') {
 		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%.*s/weft", PATH_MAX - 16, xdg);
@@ -376,10 +381,16 @@ int config_load_file(struct weft_config *cfg, const char *path, char *err, size_
 
 int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 {
+	const char *rt;
+
 	if (cfg->state_dir[0] != '/') {
 		snprintf(err, errlen, "node.state_dir must be an absolute path");
 		return -EINVAL;
 	}
+	/* Under systemd (RuntimeDirectory=weft): the socket in /run/weft. */
+	if (!cfg->ctl_socket[0] && (rt = getenv("RUNTIME_DIRECTORY")) && rt[0] == '/' &&
+	    !strchr(rt, ':') && strlen(rt) + sizeof("/weftd.sock") <= 108)
+		snprintf(cfg->ctl_socket, sizeof(cfg->ctl_socket), "%s/weftd.sock", rt);
 	if (!cfg->ctl_socket[0]) {
 		if (strlen(cfg->state_dir) + sizeof("/weftd.sock") > sizeof(cfg->ctl_socket)) {
 			snprintf(err, errlen, "node.state_dir too long");
@@ -467,6 +478,35 @@ void config_print(const struct weft_config *cfg, FILE *out)
 			fprintf(out, "# %s = (none)\n", k->key);
 		for (uint32_t j = 0; j < cfg->dht_nbootstrap; j++)
 			fprintf(out, "%s = %s\n", k->key, cfg->dht_bootstrap[j]);
+	}
+}
+
+void config_print_defaults(FILE *out)
+{
+	const char *cur = "";
+
+	fprintf(out, "# weft.conf: weftd's configuration (see weft.conf(5) and docs/CONFIG.md).\n"
+		     "# Every key is shown commented out with its embedded default; uncomment\n"
+		     "# and edit a line to change it. weftd re-reads this file on SIGHUP\n"
+		     "# (systemctl reload weft).\n");
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(cfg_keys); i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		const char *def = k->def ? k->def : "";
+
+		if (strcmp(cur, k->section)) {
+			fprintf(out, "\n[%s]\n", k->section);
+			cur = k->section;
+		}
+		if (k->type == CFG_LIST)
+			fprintf(out, "# %s =    (repeatable; none by default)\n", k->key);
+		else if (k->off == OFF(state_dir))
+			fprintf(out, "# %s = /var/lib/weft\n", k->key);
+		else if (k->off == OFF(ctl_socket))
+			fprintf(out, "# %s = /run/weft/weftd.sock\n", k->key);
+		else if (k->type == CFG_ENUM)
+			fprintf(out, "# %s: one of %s\n# %s = %s\n", k->key, k->choices, k->key, def);
+		else
+			fprintf(out, "# %s =%s%s\n", k->key, def[0] ? " " : "", def);
 	}
 }
 

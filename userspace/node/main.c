@@ -33,6 +33,7 @@ static void usage(FILE *out)
 		"      --gateway ADDR:PORT loopback HTTP gateway (off by default)\n"
 		"      --set SEC.KEY=VAL   set any configuration key (see docs/CONFIG.md)\n"
 		"      --print-config      print the effective configuration and exit\n"
+		"      --print-default-config  print every key commented out with its default\n"
 		"  -V, --version           print the version and exit\n"
 		"  -h, --help              this text\n",
 		CONFIG_DEFAULT_PATH);
@@ -41,6 +42,7 @@ static void usage(FILE *out)
 enum {
 	OPT_STATE = 256, OPT_SOCKET, OPT_LOG, OPT_IO, OPT_WORKERS, OPT_XDP, OPT_XDP_MODE,
 	OPT_BIND, OPT_QUIC, OPT_DHT, OPT_BOOT, OPT_GATEWAY, OPT_SET, OPT_PRINT, OPT_CPUS,
+	OPT_PRINT_DEFAULTS,
 };
 
 static const struct option longopts[] = {
@@ -60,6 +62,7 @@ static const struct option longopts[] = {
 	{ "gateway", required_argument, NULL, OPT_GATEWAY },
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "print-config", no_argument, NULL, OPT_PRINT },
+	{ "print-default-config", no_argument, NULL, OPT_PRINT_DEFAULTS },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -140,6 +143,9 @@ int main(int argc, char **argv)
 		case OPT_PRINT:
 			print = 1;
 			continue;
+		case OPT_PRINT_DEFAULTS:
+			config_print_defaults(stdout);
+			return 0;
 		case OPT_SET: {
 			char buf[512], *dot, *eq;
 

@@ -389,6 +389,7 @@ int node_new_opts(struct node **out, const struct weft_config *cfg, const struct
 	log_info("node", "%s node key %s", created ? "created" : "loaded", n->pk_hex);
 
 	co.socket_path = cfg->ctl_socket;
+	co.mode = strcmp(cfg->ctl_socket_mode, "0660") ? 0600 : 0660;
 	co.max_body = cfg->ctl_max_body;
 	co.max_header = cfg->ctl_max_header;
 	co.max_conns = cfg->ctl_max_conns;

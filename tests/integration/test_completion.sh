@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# bash completion for weftctl: sourced, driven through COMP_WORDS and
+# COMP_CWORD: nouns, verbs, flags, and service names and share ids from a
+# running weftd.
+set -u
+. "$TOP/tests/lib/common.sh"
+. "$TOP/tools/completion/weftctl"
+
+D=$(mktemp -d /tmp/weft-comp-XXXXXX)
+on_exit "rm -rf '$D'"
+SOCK="$D/weftd.sock"
+QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+
+# comp WORD...: complete the last word; prints COMPREPLY one per line
+comp() {
+	COMP_WORDS=("$@")
+	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+	COMPREPLY=()
+	_weftctl
+	printf '%s\n' "${COMPREPLY[@]}"
+}
+has() { grep -qx -- "$2" <<<"$1" || fail "completion lacks '$2': $(echo $1)"; }
+
+out=$(comp "$WEFTCTL" "")
+for w in ban content dht status svc xdp --json --socket; do has "$out" "$w"; done
+out=$(comp "$WEFTCTL" s)
+[ "$(echo $out)" = "share status svc" ] || fail "prefix s: $(echo $out)"
+out=$(comp "$WEFTCTL" svc "")
+for w in publish unpublish ls find call stats; do has "$out" "$w"; done
+out=$(comp "$WEFTCTL" dht g)
+[ "$(echo $out)" = "get-peers get" ] || fail "dht g: $(echo $out)"
+out=$(comp "$WEFTCTL" xdp limits --unval-)
+[ "$(echo $out)" = "--unval-quic --unval-initial --unval-dht" ] || fail "xdp limits: $(echo $out)"
+out=$(comp "$WEFTCTL" svc publish x --b)
+has "$out" --backend
+pass "nouns, verbs and flags"
+
+start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP
+"$WEFTCTL" --socket "$SOCK" svc publish echo --backend builtin >/dev/null || fail "publish"
+echo hello >"$D/f"
+"$WEFTCTL" --socket "$SOCK" content add --name f "$D/f" >/dev/null || fail "content add"
+sid=$("$WEFTCTL" --socket "$SOCK" --json content ls | json_get shares 0 share_id) || fail "no share"
+out=$(comp "$WEFTCTL" --socket "$SOCK" svc call "")
+has "$out" echo
+out=$(comp "$WEFTCTL" --socket "$SOCK" svc unpublish ec)
+[ "$(echo $out)" = echo ] || fail "unpublish ec: $(echo $out)"
+out=$(comp "$WEFTCTL" --socket "$SOCK" share show "")
+has "$out" "$sid"
+out=$(comp "$WEFTCTL" --socket "$SOCK" content get "${sid:0:6}")
+[ "$(echo $out)" = "$sid" ] || fail "content get prefix: $(echo $out)"
+pass "service names and share ids from the running daemon"
+stop_weftd "$WEFTD_PID" || fail "stop"
+finish
