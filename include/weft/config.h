@@ -28,6 +28,11 @@ struct weft_config {
 	uint32_t workers;        /* 0 = one per CPU (uring) / rx queue (xdp) */
 	char cpus[256];          /* CPU list workers are pinned to, "" = not pinned */
 	char bind_addr[64];      /* UDP bind address for the uring backend */
+	/* node.announce_addrs: "ADDR:PORT,..." (at most 8) published in the
+	 * node record besides the discovered ones, private ranges included */
+	char announce_addrs[512];
+	uint32_t resolve_cache_max;   /* node.resolve_cache_max: node records cached */
+	uint32_t resolve_cache_ttl_s; /* node.resolve_cache_ttl_s: how long one is used */
 	/* [xdp] */
 	char xdp_ifname[IF_NAMESIZE];
 	char xdp_mode[8];        /* "native" | "generic" */
@@ -136,6 +141,11 @@ void config_print_defaults(FILE *out);
  * CONFIG_MAX_CPU, -E2BIG for more than max.
  */
 int config_parse_cpus(const char *s, uint16_t *cpus, unsigned int max);
+/* node.announce_addrs parsed into out (may be NULL: validate only), at
+ * most max. Returns the count or -EINVAL. */
+struct sockaddr_storage;
+int config_announce_addrs(const struct weft_config *cfg, struct sockaddr_storage *out,
+			  unsigned int max);
 
 /* Nonzero if the key can change on SIGHUP without a restart. */
 int config_reloadable(const char *section, const char *key);

@@ -120,6 +120,15 @@ struct dht_opts {
 	 */
 	void (*on_evidence)(void *arg, const struct sockaddr *addr, socklen_t len, int kind);
 	void *evidence_arg;
+	/*
+	 * A reply to one of our queries (matched by transaction id and
+	 * source) carried the BEP 42 `ip` field: the replier saw us at ip
+	 * (ip_len 6: IPv4 + port, 18: IPv6 + port, network order). Address
+	 * discovery votes with it (docs/CONNECTIVITY.md). May be NULL.
+	 */
+	void (*on_reflexive)(void *arg, const struct sockaddr *from, socklen_t fromlen,
+			     const uint8_t *ip, size_t ip_len);
+	void *reflexive_arg;
 	unsigned int flags; /* enum dht_flags */
 	struct dht_limits limits;
 	const char *version; /* 4-byte client version sent as "v", default "WF01" */

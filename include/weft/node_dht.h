@@ -5,7 +5,9 @@
 
 #include "weft/config.h"
 #include "weft/identity.h"
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct engine;
 struct ctl;
@@ -43,6 +45,12 @@ int node_dht_save(struct node_dht *nd);
 struct dht;
 typedef void (*node_dht_fn)(struct dht *dht, void *arg, uint64_t now_ms);
 int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg);
+/* Where the `ip` fields of KRPC replies go (dht_opts.on_reflexive: the
+ * replier `from` saw us at ip, 6 or 18 bytes); runs on worker 0. Set it
+ * before node_dht_start(). */
+typedef void (*node_dht_reflexive_fn)(void *arg, const struct sockaddr *from, socklen_t fromlen,
+				      const uint8_t *ip, size_t ip_len);
+void node_dht_set_reflexive(struct node_dht *nd, node_dht_reflexive_fn fn, void *arg);
 /* The UDP port the DHT serves (host order). */
 uint16_t node_dht_port(const struct node_dht *nd);
 

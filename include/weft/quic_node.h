@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "weft/io.h"
 #include "weft/quic.h"
 
 struct engine;
@@ -37,6 +38,10 @@ struct quic_node;
 	0x02			  /* bytes counted and hashed (BLAKE2b-256); at FIN the            \
 				     reply is count (u64 BE) || hash (32 bytes), then FIN */
 #define QUIC_NODE_ST_DISCARD 0x03 /* bytes counted only; at FIN the reply is count (u64 BE) */
+/* Address discovery: after every handshake each side opens one stream of
+ * this type carrying the address it sees the peer at (docs/PROTOCOL.md,
+ * "Observed address"), then FIN; the acceptor answers with FIN. */
+#define QUIC_NODE_ST_OBSERVED 0x04
 #define QUIC_NODE_ST_APP_MIN 0x10 /* first type free for modules (quic_node_register) */
 
 /* Defaults of struct quic_node_opts (0 selects them). */
@@ -66,6 +71,28 @@ struct quic_node_opts {
 	 * weftd hands it to the guard (guard_validated_add). May be NULL. */
 	void (*on_validated)(void *arg, const struct sockaddr *addr, socklen_t len);
 	void *validated_arg;
+	/* A peer (at peer, authenticated by the handshake) told us the address
+	 * it sees us at (seen) on our QUIC port (local_port). On the worker
+	 * thread; weftd votes with it (conn_node_observed). May be NULL: the
+	 * node still tells its peers what it sees. */
+	void (*on_observed)(void *arg, const struct sockaddr *peer, socklen_t peerlen,
+			    const struct io_addr *seen, uint16_t local_port);
+	void *observed_arg;
+	/* A datagram to the QUIC port whose first two bits are 00 (QUIC always
+	 * sets the fixed bit 0x40): STUN. Return a reply length written to out
+	 * (sent back to from), 0 for none, < 0 to drop (counted). On the worker
+	 * thread. NULL: such datagrams go to QUIC, which drops them. */
+	int (*on_stun)(void *arg, const uint8_t *buf, size_t len, const struct io_addr *from,
+		       uint8_t *out, size_t cap);
+	void *stun_arg;
+	/* Dial by key: resolve a node key to its addresses (weftd: the node
+	 * record in the DHT, conn_node_resolve). Blocks up to its own deadline;
+	 * called by quic_node_resolve() on control threads only. Returns the
+	 * count written (0: a record without addresses), -ENOENT (no record),
+	 * or another -errno. NULL: a bare key is not a valid target. */
+	int (*resolve)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *addrs,
+		       unsigned int max);
+	void *resolve_arg;
 };
 
 /* Events of one connection or stream type; all optional, all on the owning
@@ -119,6 +146,19 @@ void quic_node_free(struct quic_node *qn);
  */
 int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUIC_KEY_LEN],
 			   int *have_key, struct sockaddr_storage *ss, socklen_t *sslen);
+
+#define QUIC_NODE_TARGET_MAX 128 /* "KEY@[v6]:port" fits */
+#define QUIC_NODE_RESOLVE_MAX 8	 /* addresses tried for one key */
+/*
+ * Expand a target for dialling: "NODEKEY" alone (64 hex digits) is
+ * resolved through opts.resolve into "NODEKEY@ADDR" strings, one per
+ * address of the node's record, in the record's order; any other target is
+ * copied as the only entry. Blocks (control threads only). Returns the
+ * count (>= 1), -ENOENT (no record: not_found), -EHOSTUNREACH (a record
+ * without any address), -EINVAL (a bare key and no resolver), -errno.
+ */
+int quic_node_resolve(struct quic_node *qn, const char *target,
+		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max);
 
 /*
  * Dial target ("NODEKEY@ADDR": the peer's certificate must carry NODEKEY;
@@ -188,7 +228,10 @@ struct quic_node_ping_result {
 
 /*
  * Synchronous helper for control handlers (never call it on a worker
- * thread): dial target, echo 32 bytes, close. Returns 0, -EINVAL,
+ * thread): dial target, echo 32 bytes, close. A bare NODEKEY target is
+ * resolved (quic_node_resolve) and its addresses are tried in turn, each
+ * with timeout_ms / count (at least 1 s): -ENOENT when the key has no
+ * record, -EHOSTUNREACH when no address answered. Returns 0, -EINVAL,
  * -ETIMEDOUT (timeout_ms, 0 = QUIC_NODE_PING_TIMEOUT_MS), -EKEYREJECTED
  * (peer key differs from the expected one), -EPROTO, -ECONNREFUSED,
  * -ECONNRESET, -EIO (echo mismatch), -ENOMEM.

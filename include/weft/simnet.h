@@ -123,6 +123,14 @@ int simnet_link_set(struct simnet *sn, const struct io_addr *a, const struct io_
  * -ENOMEM. */
 int simnet_nat_add(struct simnet *sn, const struct io_addr *outside, enum simnet_nat_filter filter,
 		   uint32_t timeout_ms, struct simnet_nat **out);
+/* NAT mapping behaviour (RFC 4787 section 4.1). */
+enum simnet_nat_mapping {
+	SIMNET_NAT_MAP_EIM = 0, /* endpoint-independent: one outside port per inside endpoint */
+	SIMNET_NAT_MAP_ADM = 1, /* address-dependent: a new outside port per remote address */
+};
+/* Set the NAT's mapping behaviour (default EIM) before it maps anything.
+ * Returns 0 or -EINVAL. */
+int simnet_nat_set_mapping(struct simnet_nat *nat, enum simnet_nat_mapping m);
 /* Live mappings of the NAT. */
 unsigned int simnet_nat_mappings(struct simnet_nat *nat);
 

@@ -23,6 +23,17 @@ static void print_status(const json_t *o)
 	       json_integer_value(json_object_get(ports, "dht")));
 	printf("state dir  %s\n", json_string_value(json_object_get(o, "state_dir")));
 	printf("pid        %lld\n", json_integer_value(json_object_get(o, "pid")));
+	if (json_object_get(o, "nat")) {
+		json_t *refl = json_object_get(o, "reflexive"), *r;
+		size_t i;
+
+		printf("nat        %s\n", weftctl_jstr(o, "nat"));
+		if (!json_array_size(refl))
+			printf("reflexive  - (%lld votes so far)\n", weftctl_jint(o, "votes"));
+		json_array_foreach(refl, i, r)
+			printf("reflexive  %s (%lld voters)\n", weftctl_jstr(r, "addr"),
+			       weftctl_jint(r, "voters"));
+	}
 }
 
 static int status_run(struct weftctl *ctx, int argc, char **argv)

@@ -876,8 +876,11 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		if (!before)
 			dht->want_bootstrap = 1;
 	}
-	if (m.ip)
+	if (m.ip) {
 		ip_vote(dht, m.ip, m.ip_len, from);
+		if (dht->o.on_reflexive && (m.ip_len == 6 || m.ip_len == 18))
+			dht->o.on_reflexive(dht->o.reflexive_arg, from, fromlen, m.ip, m.ip_len);
+	}
 	pend_release(p);
 	if (p->lk)
 		dht_lk_reply(dht, p, &m, from, fromlen, now_ms);

@@ -38,6 +38,12 @@ static const struct cfg_key cfg_keys[] = {
 	{ "node", "workers", CFG_U32, OFF(workers), 0, 0, CONFIG_MAX_WORKERS, "0", NULL, 0 },
 	{ "node", "cpus", CFG_CPUS, OFF(cpus), SZ(cpus), 0, 0, "", NULL, 0 },
 	{ "node", "bind", CFG_STR, OFF(bind_addr), SZ(bind_addr), 0, 0, "::", NULL, 0 },
+	{ "node", "announce_addrs", CFG_STR, OFF(announce_addrs), SZ(announce_addrs), 0, 0, "",
+	  NULL, 0 },
+	{ "node", "resolve_cache_max", CFG_U32, OFF(resolve_cache_max), 0, 1, 65536, "256", NULL,
+	  0 },
+	{ "node", "resolve_cache_ttl_s", CFG_U32, OFF(resolve_cache_ttl_s), 0, 1, 86400, "300",
+	  NULL, 0 },
 	{ "xdp", "interface", CFG_STR, OFF(xdp_ifname), SZ(xdp_ifname), 0, 0, "", NULL, 0 },
 	{ "xdp", "mode", CFG_ENUM, OFF(xdp_mode), SZ(xdp_mode), 0, 0, "native",
 	  "native|generic", 0 },
@@ -413,6 +419,11 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "node.io = xdp needs xdp.interface (--xdp IFNAME)");
 		return -EINVAL;
 	}
+	if (config_announce_addrs(cfg, NULL, 8) < 0) {
+		snprintf(err, errlen, "node.announce_addrs '%s': at most 8 ADDR:PORT, comma-separated",
+			 cfg->announce_addrs);
+		return -EINVAL;
+	}
 	if (cfg->gateway[0]) {
 		struct sockaddr_storage ss;
 		unsigned int sl;
@@ -423,6 +434,26 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+int config_announce_addrs(const struct weft_config *cfg, struct sockaddr_storage *out,
+			  unsigned int max)
+{
+	char buf[sizeof(cfg->announce_addrs)], *tok, *save = NULL;
+	unsigned int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", cfg->announce_addrs);
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		struct sockaddr_storage ss;
+		unsigned int sl;
+
+		if (n == max || util_parse_addr(tok, &ss, &sl))
+			return -EINVAL;
+		if (out)
+			out[n] = ss;
+		n++;
+	}
+	return (int)n;
 }
 
 /* A key's value as text (a list joined by ','), truncated to len. */

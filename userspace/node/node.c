@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* weftd's node: wiring of identity, store, control API and the main loop. */
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <liburing.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -10,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "weft/conn.h"
 #include "weft/ctl.h"
 #include "weft/engine.h"
 #include "weft/guard.h"
@@ -49,6 +52,7 @@ struct node {
 	struct node_dht *dht;
 	struct svc_node *svc; /* service fabric and gateway */
 	struct content_node *content;
+	struct conn_node *conn; /* node record, address discovery, resolution */
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
 	uint64_t start_ms;
@@ -75,6 +79,12 @@ static void node_status(void *arg, const struct ctl_req *req, struct ctl_resp *r
 		      "ports", "quic", (int)n->cfg.quic_port, "dht", (int)n->cfg.dht_port,
 		      "state_dir", n->cfg.state_dir, "socket", n->cfg.ctl_socket, "pid",
 		      (json_int_t)getpid());
+	if (n->conn) {
+		json_t *c = conn_node_status_json(n->conn);
+
+		json_object_update(o, c);
+		json_decref(c);
+	}
 	ctl_resp_json(resp, 200, o);
 }
 
@@ -174,6 +184,124 @@ static void quic_validated(void *arg, const struct sockaddr *sa, socklen_t len)
 	guard_validated_add(arg, a.family, a.addr, GUARD_EV_HANDSHAKE);
 }
 
+/* What QUIC peers and DHT repliers say they see us at: votes for the
+ * reflexive address (conn). n->conn is set before the workers start. */
+static void quic_observed(void *arg, const struct sockaddr *peer, socklen_t peerlen,
+			  const struct io_addr *seen, uint16_t local_port)
+{
+	struct node *n = arg;
+	struct io_addr voter;
+
+	if (!io_addr_from_sockaddr(&voter, peer, peerlen))
+		conn_node_observed(n->conn, CONN_VOTE_QUIC, &voter, seen, local_port);
+}
+
+static void dht_reflexive(void *arg, const struct sockaddr *from, socklen_t fromlen,
+			  const uint8_t *ip, size_t ip_len)
+{
+	struct node *n = arg;
+	struct io_addr voter, seen = { 0 };
+
+	if (io_addr_from_sockaddr(&voter, from, fromlen))
+		return;
+	seen.family = ip_len == 6 ? AF_INET : AF_INET6;
+	memcpy(seen.addr, ip, ip_len - 2);
+	seen.port = (uint16_t)(ip[ip_len - 2] << 8 | ip[ip_len - 1]);
+	conn_node_observed(n->conn, CONN_VOTE_KRPC, &voter, &seen, (uint16_t)n->cfg.dht_port);
+}
+
+/* Dial by key (quic_node_opts.resolve): the addresses of the node record. */
+static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *addrs,
+			unsigned int max)
+{
+	struct node *n = arg;
+	struct conn_record rec;
+	unsigned int i, cnt = 0;
+	int err;
+
+	err = conn_node_resolve(n->conn, key, &rec, NULL);
+	if (err)
+		return err;
+	for (i = 0; i < rec.naddrs && cnt < max; i++)
+		if (io_addr_to_sockaddr(&rec.addrs[i], rec.addrs[i].family, &addrs[cnt]) > 0)
+			cnt++;
+	return (int)cnt;
+}
+
+/* STUN Binding requests on the QUIC port (docs/CONNECTIVITY.md). */
+static int quic_stun(void *arg, const uint8_t *buf, size_t len, const struct io_addr *from,
+		     uint8_t *out, size_t cap)
+{
+	(void)arg;
+	return conn_stun_answer(buf, len, from, out, cap);
+}
+
+/* The node's own addresses: the bind address when it is specific, else
+ * the interfaces' (getifaddrs); the simulated host's address in tests. */
+static unsigned int node_local_addrs(struct node *n, struct io_addr *out, unsigned int max)
+{
+	struct sockaddr_storage ss;
+	struct ifaddrs *ifa = NULL, *i;
+	unsigned int cnt = 0, sl;
+	char bind[80];
+
+	if (n->sim_host) {
+		simnet_host_addr(n->sim_host, &out[0]);
+		return 1;
+	}
+	if (strchr(n->cfg.bind_addr, ':') && n->cfg.bind_addr[0] != '[')
+		snprintf(bind, sizeof(bind), "[%s]:1", n->cfg.bind_addr);
+	else
+		snprintf(bind, sizeof(bind), "%s:1", n->cfg.bind_addr);
+	if (!util_parse_addr(bind, &ss, &sl) &&
+	    !io_addr_from_sockaddr(&out[0], (struct sockaddr *)&ss, sl)) {
+		static const uint8_t zero[16];
+
+		if (memcmp(out[0].addr, zero, out[0].family == AF_INET ? 4 : 16))
+			return 1;
+	}
+	if (getifaddrs(&ifa))
+		return 0;
+	for (i = ifa; i && cnt < max; i = i->ifa_next) {
+		socklen_t l;
+
+		if (!i->ifa_addr)
+			continue;
+		l = i->ifa_addr->sa_family == AF_INET	 ? sizeof(struct sockaddr_in)
+		    : i->ifa_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							 : 0;
+		if (l && !io_addr_from_sockaddr(&out[cnt], i->ifa_addr, l))
+			cnt++;
+	}
+	freeifaddrs(ifa);
+	return cnt;
+}
+
+static int node_conn_init(struct node *n)
+{
+	struct sockaddr_storage ann[CONN_REC_MAX_ADDRS];
+	struct conn_node_opts co = { .eng = n->engine, .dht = n->dht, .ctl = n->ctl,
+				     .id = &n->id, .quic_port = (uint16_t)n->cfg.quic_port };
+	int na, err;
+
+	na = config_announce_addrs(&n->cfg, ann, CONN_REC_MAX_ADDRS);
+	for (int i = 0; i < na; i++)
+		if (!io_addr_from_sockaddr(&co.announce[co.nannounce], (struct sockaddr *)&ann[i],
+					   sizeof(ann[i])))
+			co.nannounce++;
+	co.cache_max = n->cfg.resolve_cache_max;
+	co.cache_ttl_s = n->cfg.resolve_cache_ttl_s;
+	co.caps = CONN_CAP_SEED | (n->cfg.gateway[0] ? CONN_CAP_GATEWAY : 0);
+	co.nlocal = node_local_addrs(n, co.local, CONN_REC_MAX_ADDRS);
+	err = conn_node_new(&n->conn, &co);
+	if (err) {
+		log_error("node", "connectivity: %s", strerror(-err));
+		return err;
+	}
+	node_dht_set_reflexive(n->dht, dht_reflexive, n);
+	return 0;
+}
+
 /* The service fabric's settings, from weftd's configuration (the fabric
  * never sees struct weft_config: docs/ARCHITECTURE.md, "Layers"). */
 static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
@@ -263,6 +391,11 @@ registered:
 			.max_conns_per_addr = n->cfg.quic_max_conns_per_addr,
 			.on_validated = quic_validated,
 			.validated_arg = n->guard,
+			.on_observed = quic_observed,
+			.observed_arg = n,
+			.on_stun = quic_stun,
+			.resolve = node_resolve,
+			.resolve_arg = n,
 		};
 
 		err = quic_node_new(&n->quic, &qo);
@@ -274,6 +407,9 @@ registered:
 	ctl_route(n->ctl, "GET", "/v1/io/stats", engine_ctl_stats, n->engine);
 	ctl_metrics(n->ctl, engine_metrics, n->engine);
 	err = node_dht_new(&n->dht, n->engine, n->ctl, n->guard, n->store, &n->cfg, &n->id);
+	if (err)
+		return err;
+	err = node_conn_init(n);
 	if (err)
 		return err;
 	{
@@ -437,6 +573,7 @@ void node_free(struct node *n)
 	content_node_free(n->content);
 	svc_node_free(n->svc);
 	node_dht_free(n->dht);
+	conn_node_free(n->conn); /* after the DHT: its puts call back into conn */
 	quic_node_free(n->quic);
 	engine_free(n->engine);
 	guard_free(n->guard);
@@ -460,6 +597,11 @@ int node_start(struct node *n)
 	err = node_dht_start(n->dht);
 	if (err) {
 		log_error("node", "cannot start the DHT: %s", strerror(-err));
+		goto out;
+	}
+	err = conn_node_start(n->conn);
+	if (err) {
+		log_error("node", "cannot start the node record publisher: %s", strerror(-err));
 		goto out;
 	}
 	err = svc_node_start(n->svc);

@@ -94,6 +94,8 @@ struct node_dht {
 	_Atomic unsigned long long fwd_dropped;  /* ... refused by a full command queue */
 	pthread_mutex_t cold_mu; /* the core while no worker runs */
 	struct dht_fwd_stage stage[ENGINE_MAX_WORKERS]; /* [i]: owned by worker i */
+	node_dht_reflexive_fn refl_fn; /* set before start: KRPC `ip` fields */
+	void *refl_arg;
 };
 
 /* The worker whose DHT handler is running on this thread, if any. */
@@ -446,6 +448,21 @@ static void dht_metrics(void *arg, FILE *out)
 		(unsigned long long)st.retries);
 }
 
+static void dht_reflexive(void *arg, const struct sockaddr *from, socklen_t fromlen,
+			  const uint8_t *ip, size_t ip_len)
+{
+	struct node_dht *nd = arg;
+
+	if (nd->refl_fn)
+		nd->refl_fn(nd->refl_arg, from, fromlen, ip, ip_len);
+}
+
+void node_dht_set_reflexive(struct node_dht *nd, node_dht_reflexive_fn fn, void *arg)
+{
+	nd->refl_fn = fn;
+	nd->refl_arg = arg;
+}
+
 int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, struct guard *g,
 		 struct store *st, const struct weft_config *cfg, const struct identity *id)
 {
@@ -479,6 +496,8 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 	o.abuse_arg = nd;
 	o.on_evidence = dht_evidence;
 	o.evidence_arg = nd;
+	o.on_reflexive = dht_reflexive;
+	o.reflexive_arg = nd;
 	if (cfg->dht_read_only)
 		o.flags |= DHT_F_READ_ONLY;
 	/* A socket bound to "::" serves both families: ask for and keep both. */

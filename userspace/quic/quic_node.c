@@ -267,6 +267,8 @@ static void stream_free(struct quic_node *qn, struct qn_conn *c, struct qn_strea
 static const struct quic_node_handler *stream_handler(struct qn_conn *c, struct qn_stream *s,
 						      void **arg)
 {
+	if (s->internal)
+		return NULL;
 	if (s->h) {
 		*arg = s->arg;
 		return s->h;
@@ -463,6 +465,55 @@ void qn_stream_gen_start(struct qn_worker *wk, struct qn_conn *c, struct qn_stre
 		qn_stream_queue(wk, c, s, NULL, 0, 1, 0);
 }
 
+/* What a peer says it sees us at: at most CONN_OBS_MAX bytes, then FIN
+ * (answered with FIN). Anything longer or malformed resets the stream. */
+static void observed_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
+			  const uint8_t *data, size_t len, int fin)
+{
+	struct quic_conn_info ci;
+	struct io_addr seen;
+
+	if (len > sizeof(s->obuf) - s->olen) {
+		wk->obs_bad++;
+		stream_fail(wk, c, s, QN_ERR_OVERRUN);
+		return;
+	}
+	memcpy(s->obuf + s->olen, data, len);
+	s->olen += len;
+	if (!fin)
+		return;
+	if (conn_obs_parse(s->obuf, s->olen, &seen) || !c->qc || quic_conn_get_info(c->qc, &ci)) {
+		wk->obs_bad++;
+		stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
+		return;
+	}
+	wk->obs_rx++;
+	if (wk->qn->on_observed)
+		wk->qn->on_observed(wk->qn->observed_arg, (struct sockaddr *)&ci.remote,
+				    ci.remote_len, &seen, wk->qn->port);
+	qn_stream_queue(wk, c, s, NULL, 0, 1, 0);
+}
+
+/* After the handshake: tell the peer the address we see it at. */
+static void observed_send(struct qn_worker *wk, struct qn_conn *c)
+{
+	struct quic_conn_info ci;
+	struct qn_stream *s;
+	struct io_addr a;
+	uint8_t msg[CONN_OBS_MAX];
+	int n;
+
+	if (!c->qc || quic_conn_get_info(c->qc, &ci) ||
+	    io_addr_from_sockaddr(&a, (struct sockaddr *)&ci.remote, ci.remote_len))
+		return;
+	n = conn_obs_encode(&a, msg, sizeof(msg));
+	if (n <= 0 || qn_stream_open_now(wk, c, QUIC_NODE_ST_OBSERVED, &s))
+		return;
+	s->internal = 1;
+	if (!qn_stream_queue(wk, c, s, msg, (size_t)n, 1, 0))
+		wk->obs_sent++;
+}
+
 /* Built-in responders. */
 static void builtin_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
 			 const uint8_t *data, size_t len, int fin)
@@ -495,6 +546,9 @@ static void builtin_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stre
 		}
 		qn_stream_queue(wk, c, s, reply, rlen, 1, 0);
 		return;
+	case QUIC_NODE_ST_OBSERVED:
+		observed_data(wk, c, s, data, len, fin);
+		return;
 	}
 }
 
@@ -502,7 +556,8 @@ static int type_lookup(struct quic_node *qn, struct qn_stream *s)
 {
 	unsigned int i;
 
-	if (s->stype == QUIC_NODE_ST_ECHO || s->stype == QUIC_NODE_ST_DISCARD)
+	if (s->stype == QUIC_NODE_ST_ECHO || s->stype == QUIC_NODE_ST_DISCARD ||
+	    s->stype == QUIC_NODE_ST_OBSERVED)
 		return 0;
 	if (s->stype == QUIC_NODE_ST_SINK) {
 		s->hs = sodium_malloc(sizeof(*s->hs));
@@ -603,8 +658,10 @@ static void cb_conn(void *arg, struct quic_conn *qc, const uint8_t *peer_key)
 		}
 		c->qc = qc;
 		quic_conn_set_user(qc, c);
+		observed_send(wk, c);
 		return;
 	}
+	observed_send(wk, c);
 	c->t_hs_ns = qn_now_ns(wk->qn);
 	c->reported = 1;
 	if (c->h.connected)
@@ -788,6 +845,18 @@ static void qn_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *a
 	int owner;
 
 	wk->w = w;
+	if (pkt->len && !(pkt->data[0] & 0xc0) && qn->on_stun) {
+		/* Not QUIC (the fixed bit 0x40 is always set, RFC 9000 17):
+		 * STUN shares the port (RFC 7983's demultiplexing). */
+		uint8_t out[CONN_STUN_MAX_REPLY];
+		int n = qn->on_stun(qn->stun_arg, pkt->data, pkt->len, &pkt->src, out, sizeof(out));
+
+		if (n > 0 && !engine_send(w, &pkt->src, &pkt->dst, out, (size_t)n))
+			wk->stun_answered++;
+		else
+			wk->stun_dropped++;
+		return;
+	}
 	owner = quic_cid_route(pkt->data, pkt->len, qn->nworkers);
 	if (owner >= 0 && (unsigned int)owner != wk->idx) {
 		/* Another worker owns this connection id: hand it over. */
@@ -1277,6 +1346,12 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	qn->port = opts->port ? opts->port : QUIC_NODE_DEF_PORT;
 	qn->max_queued = opts->max_queued ? opts->max_queued : QUIC_NODE_DEF_MAX_QUEUED;
 	qn->on_validated = opts->on_validated;
+	qn->on_observed = opts->on_observed;
+	qn->observed_arg = opts->observed_arg;
+	qn->on_stun = opts->on_stun;
+	qn->stun_arg = opts->stun_arg;
+	qn->resolve = opts->resolve;
+	qn->resolve_arg = opts->resolve_arg;
 	qn->validated_arg = opts->validated_arg;
 	qn->nworkers = engine_workers(opts->eng);
 	qn->idle_timeout_ms = opts->idle_timeout_ms;

@@ -7,7 +7,10 @@
  * on control threads and reach worker-owned state only through
  * engine_call*.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,7 +243,75 @@ int quic_node_ping(struct quic_node *qn, const char *target, unsigned int timeou
 	return quic_node_ping2(qn, target, timeout_ms, 0, res);
 }
 
+int quic_node_resolve(struct quic_node *qn, const char *target,
+		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max)
+{
+	struct sockaddr_storage ss[QUIC_NODE_RESOLVE_MAX];
+	uint8_t key[QUIC_KEY_LEN];
+	char ip[INET6_ADDRSTRLEN];
+	int n;
+
+	if (!qn || !target || !max)
+		return -EINVAL;
+	if (strlen(target) != 2 * QUIC_KEY_LEN || util_unhex(key, QUIC_KEY_LEN, target)) {
+		if (strlen(target) >= QUIC_NODE_TARGET_MAX)
+			return -EINVAL;
+		snprintf(out[0], QUIC_NODE_TARGET_MAX, "%s", target);
+		return 1;
+	}
+	if (!qn->resolve)
+		return -EINVAL;
+	if (max > QUIC_NODE_RESOLVE_MAX)
+		max = QUIC_NODE_RESOLVE_MAX;
+	n = qn->resolve(qn->resolve_arg, key, ss, max);
+	if (n < 0)
+		return n;
+	if (n == 0)
+		return -EHOSTUNREACH;
+	for (int i = 0; i < n; i++) {
+		const void *a = ss[i].ss_family == AF_INET
+				    ? (const void *)&((struct sockaddr_in *)&ss[i])->sin_addr
+				    : (const void *)&((struct sockaddr_in6 *)&ss[i])->sin6_addr;
+		unsigned int port = ntohs(ss[i].ss_family == AF_INET
+					      ? ((struct sockaddr_in *)&ss[i])->sin_port
+					      : ((struct sockaddr_in6 *)&ss[i])->sin6_port);
+
+		if (!inet_ntop(ss[i].ss_family, a, ip, sizeof(ip)))
+			return -EINVAL;
+		snprintf(out[i], QUIC_NODE_TARGET_MAX,
+			 ss[i].ss_family == AF_INET6 ? "%s@[%s]:%u" : "%s@%s:%u", target, ip, port);
+	}
+	return n;
+}
+
+static int ping_one(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
+		    struct quic_node_ping_result *res);
+
 int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
+		    struct quic_node_ping_result *res)
+{
+	char t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	unsigned int each;
+	int n, err = -EHOSTUNREACH;
+
+	if (!qn || !target || !res)
+		return -EINVAL;
+	n = quic_node_resolve(qn, target, t, QUIC_NODE_RESOLVE_MAX);
+	if (n < 0)
+		return n;
+	if (n == 1 && !strcmp(t[0], target))
+		return ping_one(qn, target, timeout_ms, keep, res);
+	timeout_ms = timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS;
+	each = timeout_ms / (unsigned int)n < 1000 ? 1000 : timeout_ms / (unsigned int)n;
+	for (int i = 0; i < n; i++) {
+		err = ping_one(qn, t[i], each, keep, res);
+		if (!err || err == -EKEYREJECTED)
+			return err;
+	}
+	return -EHOSTUNREACH; /* no address of the record answered */
+}
+
+static int ping_one(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
 		    struct quic_node_ping_result *res)
 {
 	struct qn_job *j;
@@ -276,6 +347,13 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 	    (stype != QUIC_NODE_ST_ECHO && stype != QUIC_NODE_ST_SINK &&
 	     stype != QUIC_NODE_ST_DISCARD))
 		return -EINVAL;
+	/* A bare key: the record's first address. */
+	char t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+
+	err = quic_node_resolve(qn, target, t, QUIC_NODE_RESOLVE_MAX);
+	if (err < 0)
+		return err;
+	target = t[0];
 	j = job_new(qn);
 	if (!j)
 		return -ENOMEM;
@@ -361,6 +439,7 @@ struct qn_snap {
 	json_t *conns; /* conns: array to append to */
 	struct quic_ep_stats st;
 	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types, nconns;
+	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
 };
 
 static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
@@ -372,6 +451,11 @@ static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
 	sn->app_errors = wk->app_errors;
 	sn->echo_overruns = wk->echo_overruns;
 	sn->bad_types = wk->bad_types;
+	sn->obs_sent = wk->obs_sent;
+	sn->obs_rx = wk->obs_rx;
+	sn->obs_bad = wk->obs_bad;
+	sn->stun_answered = wk->stun_answered;
+	sn->stun_dropped = wk->stun_dropped;
 	sn->nconns = wk->nconns;
 }
 
@@ -458,7 +542,8 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		X(stateless_resets_sent) X(conns_accepted) X(conns_dialed) X(conns_established)    \
 		    X(conns_closed) X(peer_key_mismatch) X(bad_cert) X(alpn_mismatch)              \
 			X(idle_timeouts) X(send_errors)
-#define QN_WK_STATS(X) X(fwd_out) X(fwd_in) X(fwd_drop) X(app_errors) X(echo_overruns) X(bad_types)
+#define QN_WK_STATS(X) X(fwd_out) X(fwd_in) X(fwd_drop) X(app_errors) X(echo_overruns) X(bad_types) \
+	X(obs_sent) X(obs_rx) X(obs_bad) X(stun_answered) X(stun_dropped)
 
 static json_t *snap_json(const struct qn_snap *sn)
 {
@@ -671,6 +756,14 @@ static void resp_dial_error(struct ctl_resp *resp, int err, const char *target)
 		break;
 	case -EIO:
 		ctl_resp_error(resp, 502, "echo_mismatch", "%s echoed different bytes", target);
+		break;
+	case -ENOENT:
+		ctl_resp_error(resp, 404, "not_found", "no node record for %s in the DHT", target);
+		break;
+	case -EHOSTUNREACH:
+		ctl_resp_error(resp, 502, "unreachable",
+			       "no address of %s answered (its node record lists none, or every "
+			       "dial failed)", target);
 		break;
 	default:
 		ctl_resp_errno(resp, err, "quic");

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "weft/conn.h"
 #include "weft/engine.h"
 #include "weft/quic_node.h"
 
@@ -44,6 +45,9 @@ struct qn_stream {
 	size_t wq_bytes;
 	int fin_sent;
 	int dead; /* reset / error: ignore further input */
+	int internal; /* opened by the node itself (observed address): no app events */
+	uint8_t obuf[CONN_OBS_MAX]; /* incoming observed-address payload */
+	size_t olen;
 	/* built-in sink / discard */
 	uint64_t count;
 	crypto_generichash_state *hs;
@@ -83,6 +87,7 @@ struct qn_worker {
 	size_t gen_len;
 	/* counters (single writer: this worker) */
 	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types;
+	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
 };
 
 struct qn_type {
@@ -102,6 +107,15 @@ struct quic_node {
 	unsigned int idle_timeout_ms;
 	void (*on_validated)(void *arg, const struct sockaddr *addr, socklen_t len);
 	void *validated_arg;
+	void (*on_observed)(void *arg, const struct sockaddr *peer, socklen_t peerlen,
+			    const struct io_addr *seen, uint16_t local_port);
+	void *observed_arg;
+	int (*on_stun)(void *arg, const uint8_t *buf, size_t len, const struct io_addr *from,
+		       uint8_t *out, size_t cap);
+	void *stun_arg;
+	int (*resolve)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *addrs,
+		       unsigned int max);
+	void *resolve_arg;
 	_Atomic size_t queued;
 	_Atomic uint64_t serial;
 	_Atomic unsigned int rr; /* round-robin worker for dials */

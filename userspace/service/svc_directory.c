@@ -136,8 +136,6 @@ struct svcn_dhtop {
 	char name[SVC_NAME_MAX + 1];
 	uint8_t target[20];
 	uint16_t port;
-	char value[900];
-	size_t vlen;
 };
 
 static void announce_done(void *arg, const struct dht_result *res)
@@ -157,15 +155,6 @@ static void announce_done(void *arg, const struct dht_result *res)
 	free(op);
 }
 
-static void put_done(void *arg, const struct dht_result *res)
-{
-	struct svcn_dhtop *op = arg;
-
-	log_info("svc", "node record put: stored on %u DHT nodes (%s)", res->stored,
-		 res->status ? strerror(-res->status) : "ok");
-	free(op);
-}
-
 static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
 {
 	struct svcn_dhtop *op = arg;
@@ -174,45 +163,23 @@ static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
 		free(op);
 }
 
-static void dht_put_fn(struct dht *dht, void *arg, uint64_t now_ms)
-{
-	struct svcn_dhtop *op = arg;
-
-	if (dht_put_mutable(dht, (const uint8_t *)op->value, op->vlen,
-			    (const uint8_t *)SVCN_SALT, strlen(SVCN_SALT), 0, now_ms, put_done, op))
-		free(op);
-}
-
-/* Announce name and (with it) re-put the node record. Unlocked. */
+/* Announce name. Unlocked. The node record (key = node key, salt
+ * "weft:node") is published by the node itself (conn), service or not. */
 static void pub_announce(struct svc_node *sn, const char *name)
 {
-	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
-	struct svcn_dhtop *a, *p;
-	int n;
+	struct svcn_dhtop *a;
 
 	if (!sn->dht)
 		return;
 	a = calloc(1, sizeof(*a));
-	p = calloc(1, sizeof(*p));
-	if (!a || !p) {
-		free(a);
-		free(p);
+	if (!a)
 		return;
-	}
-	a->shim = p->shim = sn->shim;
+	a->shim = sn->shim;
 	snprintf(a->name, sizeof(a->name), "%s", name);
 	svc_name_target(a->target, name, strlen(name));
 	a->port = (uint16_t)sn->cfg.quic_port;
 	if (node_dht_run(sn->dht, dht_announce_fn, a))
 		free(a);
-	/* Node record: "weft-node-v1 EP EP ..." (a bencoded string). */
-	n = svcn_endpoints(sn, eps);
-	p->vlen = (size_t)snprintf(p->value, sizeof(p->value), "weft-node-v1");
-	for (int i = 0; i < n && p->vlen + strlen(eps[i]) + 2 < sizeof(p->value); i++)
-		p->vlen += (size_t)snprintf(p->value + p->vlen, sizeof(p->value) - p->vlen, " %s",
-					    eps[i]);
-	if (node_dht_run(sn->dht, dht_put_fn, p))
-		free(p);
 }
 
 /* A CORS origin a service may name: "*" or "http[s]://HOST[:PORT]" of

@@ -207,7 +207,6 @@ int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode,
 int svcn_endpoints(struct svc_node *sn,
 		   char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
 
-#define SVCN_SALT "weft:node"
 /* An op that finds its connection out of stream credit (the peer allows
  * 100 concurrent streams) moves to a fresh connection; more callers than
  * that at once may find the fresh one full too: 4 moves, then -EAGAIN. */

@@ -35,6 +35,7 @@ struct nat_map {
 	int used;
 	struct simnet_host *in; /* inside host */
 	uint16_t in_port, out_port;
+	struct io_addr remote; /* address-dependent mapping: the remote address */
 	uint64_t last_ns;
 	struct io_addr perm[SIMNET_NAT_MAX_PERMS]; /* remote endpoints sent to */
 	unsigned int nperm, perm_next;
@@ -44,6 +45,7 @@ struct simnet_nat {
 	struct simnet *sn;
 	struct io_addr outside;
 	enum simnet_nat_filter filter;
+	enum simnet_nat_mapping mapping;
 	uint64_t timeout_ns;
 	uint16_t next_port;
 	struct nat_map map[SIMNET_NAT_MAX_MAPS];
@@ -331,6 +333,16 @@ out:
 	return err;
 }
 
+int simnet_nat_set_mapping(struct simnet_nat *nat, enum simnet_nat_mapping m)
+{
+	if (!nat || m > SIMNET_NAT_MAP_ADM)
+		return -EINVAL;
+	pthread_mutex_lock(&nat->sn->mu);
+	nat->mapping = m;
+	pthread_mutex_unlock(&nat->sn->mu);
+	return 0;
+}
+
 static int map_live(const struct simnet_nat *nat, const struct nat_map *m, uint64_t now)
 {
 	return m->used && now - m->last_ns <= nat->timeout_ns;
@@ -352,7 +364,7 @@ unsigned int simnet_nat_mappings(struct simnet_nat *nat)
 /* The mapping of an inside endpoint, created on first use (an expired or
  * the least recently used one is recycled when the table is full). */
 static struct nat_map *nat_out(struct simnet_nat *nat, struct simnet_host *in, uint16_t port,
-			       uint64_t now)
+			       const struct io_addr *dst, uint64_t now)
 {
 	struct nat_map *m, *free_m = NULL, *oldest = NULL;
 	unsigned int i, tries;
@@ -364,7 +376,8 @@ static struct nat_map *nat_out(struct simnet_nat *nat, struct simnet_host *in, u
 				free_m = m;
 			continue;
 		}
-		if (m->in == in && m->in_port == port)
+		if (m->in == in && m->in_port == port &&
+		    (nat->mapping == SIMNET_NAT_MAP_EIM || addr_eq(&m->remote, dst)))
 			return m;
 		if (!oldest || m->last_ns < oldest->last_ns)
 			oldest = m;
@@ -374,6 +387,7 @@ static struct nat_map *nat_out(struct simnet_nat *nat, struct simnet_host *in, u
 	m->used = 1;
 	m->in = in;
 	m->in_port = port;
+	m->remote = *dst;
 	/* Next outside port not held by a live mapping. */
 	for (tries = 0; tries < 65536; tries++) {
 		uint16_t p = nat->next_port++;
@@ -569,7 +583,7 @@ int simnet_send(struct simnet_host *h, uint16_t sport, const struct io_addr *dst
 	src_net = h->addr;
 	to = h->nat ? host_find(sn, dst, h->nat) : NULL;
 	if (!to && h->nat) {
-		struct nat_map *m = nat_out(h->nat, h, sport, now);
+		struct nat_map *m = nat_out(h->nat, h, sport, dst, now);
 
 		m->last_ns = now;
 		nat_permit(m, dst);

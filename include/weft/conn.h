@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connectivity: how a node is found and reached by its key alone.
+ *
+ *  - Node records (conn_record_*): the canonical bencoded value a node
+ *    publishes as a BEP 44 mutable item (key = node key, salt "weft:node"):
+ *    reachable addresses, relays where it holds reservations, capability
+ *    flags, a timestamp. Codec without I/O, strict parser (docs/PROTOCOL.md,
+ *    "Node records"; fuzzed by tests/fuzz/fuzz_node_record.c).
+ *  - Address discovery (conn_votes_*): votes from peers on how they see us
+ *    (QUIC "observed address" streams and the `ip` field of KRPC replies);
+ *    distinct peers decide, one cannot move it; NAT classification.
+ *  - STUN (conn_stun_*): RFC 8489 Binding requests answered on the QUIC port.
+ *  - The node glue (conn_node_*): publishes the record, resolves keys with
+ *    a bounded TTL cache, serves /v1/node/resolve.
+ * Design and limits: docs/CONNECTIVITY.md.
+ */
+#ifndef WEFT_CONN_H
+#define WEFT_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "weft/io.h"
+
+/* ------------------------------------------------------------ records */
+
+#define CONN_SALT "weft:node"	    /* BEP 44 salt of node records */
+#define CONN_REC_VERSION 1	    /* "v" of the records this build writes */
+#define CONN_REC_MAX_ADDRS 8	    /* addresses in one record */
+#define CONN_REC_MAX_RELAYS 4	    /* relays in one record */
+#define CONN_REC_MAX_LEN 1000	    /* BEP 44's limit on the bencoded value */
+#define CONN_KEY_LEN 32		    /* Ed25519 node key */
+
+/* Capability flags ("c"). Unknown bits are kept by the parser. */
+enum conn_caps {
+	CONN_CAP_RELAY = 1U << 0,   /* offers relaying (issue 14, relay part) */
+	CONN_CAP_SEED = 1U << 1,    /* serves content */
+	CONN_CAP_GATEWAY = 1U << 2, /* runs a service gateway */
+};
+
+struct conn_relay {
+	uint8_t key[CONN_KEY_LEN]; /* the relay's node key */
+	struct io_addr addr;	   /* where the reservation is held */
+};
+
+struct conn_record {
+	uint32_t version;  /* CONN_REC_VERSION */
+	uint32_t caps;	   /* enum conn_caps */
+	uint64_t ts;	   /* seconds since the epoch when written */
+	unsigned int naddrs;
+	struct io_addr addrs[CONN_REC_MAX_ADDRS]; /* QUIC addresses, port set */
+	unsigned int nrelays;
+	struct conn_relay relays[CONN_REC_MAX_RELAYS];
+};
+
+/*
+ * Encode rec canonically into out (cap bytes; CONN_REC_MAX_LEN is always
+ * enough). Returns the length, or -EINVAL (version 0, too many entries, an
+ * address that is neither IPv4 nor IPv6 or has port 0), -ENOBUFS.
+ */
+int conn_record_encode(const struct conn_record *rec, uint8_t *out, size_t cap);
+/*
+ * Parse a record: the exact canonical encoding only (sorted keys, no
+ * trailing bytes, compact addresses of 6 or 18 bytes with a non-zero port,
+ * keys of 32 bytes, at most CONN_REC_MAX_* entries, version >= 1). Keys it
+ * does not know are skipped (later minor additions). Returns 0, -EINVAL
+ * (malformed), -EPROTONOSUPPORT (version it cannot read: > CONN_REC_VERSION).
+ */
+int conn_record_parse(const uint8_t *buf, size_t len, struct conn_record *rec);
+
+/* 1 if a is an address others can reach: not unspecified, loopback,
+ * link-local, private (RFC 1918, RFC 6598 shared, IPv6 ULA), multicast
+ * or reserved. Documentation ranges count as public (tests use them). */
+int conn_addr_public(const struct io_addr *a);
+
+/* ------------------------------------------------------------ votes */
+
+#define CONN_VOTE_SLOTS 32	  /* voters remembered (oldest replaced) */
+#define CONN_VOTE_QUORUM 2	  /* distinct voters needed to decide */
+#define CONN_VOTE_TTL_MS 1800000ULL /* a vote counts for 30 min */
+
+enum conn_vote_src {
+	CONN_VOTE_QUIC = 1, /* a QUIC peer's observed-address message */
+	CONN_VOTE_KRPC = 2, /* the `ip` field of a KRPC reply (BEP 42) */
+	CONN_VOTE_STUN = 3, /* reserved: answers to our own STUN requests */
+};
+
+enum conn_nat {
+	CONN_NAT_UNKNOWN = 0, /* fewer than two distinct voters */
+	CONN_NAT_NONE,	      /* the reflexive address is one of ours */
+	CONN_NAT_EIM,	      /* endpoint-independent mapping: one port for all peers */
+	CONN_NAT_ADM,	      /* address/port-dependent mapping: ports differ per peer */
+};
+const char *conn_nat_name(enum conn_nat n);
+
+struct conn_votes; /* bounded table; not thread-safe (the glue locks it) */
+
+int conn_votes_new(struct conn_votes **out);
+void conn_votes_free(struct conn_votes *v);
+/*
+ * One observation: the peer at voter says it saw us at seen (address and
+ * port), for our socket bound to local_port. A voter is its /24 (IPv4) or
+ * /48 (IPv6): a later vote of the same prefix and source replaces the
+ * earlier one, so one peer (or one network) is one vote. Votes from
+ * non-public voters or about non-public addresses are ignored. Returns 1
+ * if the decided reflexive addresses changed, 0 otherwise, -EINVAL.
+ */
+int conn_votes_add(struct conn_votes *v, enum conn_vote_src src, const struct io_addr *voter,
+		   const struct io_addr *seen, uint16_t local_port, uint64_t now_ms);
+/* Addresses the node owns (interfaces): a reflexive address among them
+ * means no NAT. At most CONN_REC_MAX_ADDRS are kept. */
+void conn_votes_set_local(struct conn_votes *v, const struct io_addr *addrs, unsigned int n);
+
+struct conn_reflexive {
+	struct io_addr addr; /* decided address; port: the mapped port for the
+				QUIC socket when all its voters agree, else 0 */
+	unsigned int voters; /* distinct voters for this address */
+};
+struct conn_vote_state {
+	unsigned int nrefl;
+	struct conn_reflexive refl[2]; /* at most one IPv4 and one IPv6 */
+	enum conn_nat nat;
+	unsigned int voters; /* live votes in the table */
+};
+/* The decision at now_ms for the socket on quic_port: per family, the
+ * address with the most distinct voters if it has at least
+ * CONN_VOTE_QUORUM and strictly more than any other. */
+void conn_votes_state(struct conn_votes *v, uint16_t quic_port, uint64_t now_ms,
+		      struct conn_vote_state *st);
+
+/* ------------------------------------------------------------ observed address message */
+
+/* Payload of a QUIC observed-address stream (type 0x04, docs/PROTOCOL.md):
+ * family (1: 4 or 6) | port (2, big endian) | address (4 or 16). */
+#define CONN_OBS_MAX 19
+int conn_obs_encode(const struct io_addr *a, uint8_t *out, size_t cap);
+int conn_obs_parse(const uint8_t *buf, size_t len, struct io_addr *a);
+
+/* ------------------------------------------------------------ STUN */
+
+#define CONN_STUN_COOKIE 0x2112A442U
+#define CONN_STUN_MAX_REPLY 64
+
+/* 1 if buf looks like a STUN message (top two bits 00, magic cookie at
+ * offset 4, length a multiple of 4 matching len). Never reads past len. */
+int conn_stun_is(const uint8_t *buf, size_t len);
+/*
+ * Answer a Binding request from `from`: a Binding success response with
+ * XOR-MAPPED-ADDRESS (and FINGERPRINT when the request carried one) into
+ * out. Attributes are walked with every length checked; unknown
+ * comprehension-required attributes get a 420 error response listing them
+ * (RFC 8489 6.3.1). Returns the reply length, 0 when nothing must be
+ * answered (a response or indication, or not a Binding request),
+ * -EINVAL (malformed: dropped).
+ */
+int conn_stun_answer(const uint8_t *buf, size_t len, const struct io_addr *from, uint8_t *out,
+		     size_t cap);
+/* Build a Binding request with transaction id tid (12 bytes) and a
+ * FINGERPRINT (tests). Returns the length or -ENOBUFS. */
+int conn_stun_request(const uint8_t tid[12], uint8_t *out, size_t cap);
+/* Parse a Binding success response's XOR-MAPPED-ADDRESS (tests).
+ * Returns 0, -EINVAL. */
+int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[12],
+			     struct io_addr *mapped);
+
+/* ------------------------------------------------------------ node glue */
+
+#define CONN_DEF_CACHE_MAX 256	      /* resolved records cached */
+#define CONN_DEF_CACHE_TTL_S 300      /* a cached record is used this long */
+#define CONN_NEG_TTL_S 30	      /* a not_found answer is remembered this long */
+#define CONN_DEF_RESOLVE_MS 10000     /* deadline of one resolution (DHT get) */
+#define CONN_REPUBLISH_S 1800	      /* republish every 30 min (BEP 44 items live 2 h) */
+#define CONN_CHECK_MS 5000	      /* addresses re-checked this often */
+#define CONN_MIN_REPUBLISH_MS 10000   /* at most one change-driven put per 10 s */
+
+struct engine;
+struct ctl;
+struct identity;
+struct node_dht;
+struct quic_node;
+struct json_t;
+struct conn_node;
+
+struct conn_node_opts {
+	struct engine *eng;	   /* required: timers run on worker 0 */
+	struct node_dht *dht;	   /* required */
+	struct ctl *ctl;	   /* optional: /v1/node/... routes */
+	const struct identity *id; /* required */
+	uint16_t quic_port;
+	uint32_t caps;				   /* enum conn_caps advertised */
+	struct io_addr announce[CONN_REC_MAX_ADDRS]; /* operator-listed addresses (node.announce_addrs) */
+	unsigned int nannounce;
+	unsigned int cache_max;	  /* 0: CONN_DEF_CACHE_MAX */
+	unsigned int cache_ttl_s; /* 0: CONN_DEF_CACHE_TTL_S */
+	unsigned int resolve_ms;  /* 0: CONN_DEF_RESOLVE_MS */
+	/* Interface addresses of the node (uring/xdp: getifaddrs); public
+	 * ones are published, all of them tell "no NAT" apart. */
+	struct io_addr local[CONN_REC_MAX_ADDRS];
+	unsigned int nlocal;
+};
+
+int conn_node_new(struct conn_node **out, const struct conn_node_opts *opts);
+/* After the engine started: arm the publisher on worker 0 (first put now). */
+int conn_node_start(struct conn_node *cn);
+void conn_node_free(struct conn_node *cn);
+
+/* Observations, from any thread (QUIC workers, DHT owner). */
+void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const struct io_addr *voter,
+			const struct io_addr *seen, uint16_t local_port);
+
+/*
+ * Resolve key to its record: from the cache, else a DHT get (mutable,
+ * salt "weft:node") verified and parsed, within the resolve deadline.
+ * Blocks: control threads only. Returns 0, -ENOENT (no record: not_found),
+ * -EBADMSG (a record that does not parse), -ETIMEDOUT, -EINVAL.
+ * *cached says whether the cache answered.
+ */
+int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
+		      struct conn_record *rec, int *cached);
+/* Drop the cache (tests, `POST /v1/node/resolve {"fresh":true}`). */
+void conn_node_cache_flush(struct conn_node *cn);
+
+/* {"reflexive":[...],"nat":"...","record":{...},"published":...} for
+ * /v1/status; new reference. */
+struct json_t *conn_node_status_json(struct conn_node *cn);
+/* A record as JSON (new reference). */
+struct json_t *conn_record_json(const struct conn_record *rec);
+
+#endif

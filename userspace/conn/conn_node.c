@@ -1,0 +1,594 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Connectivity on the node: the publisher of the node record (a timer on
+ * worker 0, the DHT's owner, so puts start without crossing threads), the
+ * vote table fed by QUIC workers and the DHT, and resolution of keys with
+ * a bounded TTL cache, served as /v1/node/resolve. docs/CONNECTIVITY.md.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft/conn.h"
+#include "weft/ctl.h"
+#include "weft/dht.h"
+#include "weft/engine.h"
+#include "weft/identity.h"
+#include "weft/log.h"
+#include "weft/node_dht.h"
+#include "weft/util.h"
+
+struct cache_ent {
+	int used;
+	int negative; /* not_found remembered for CONN_NEG_TTL_S */
+	uint8_t key[CONN_KEY_LEN];
+	uint64_t expires_ms;
+	uint64_t last_use; /* LRU: value of the node's access counter */
+	struct conn_record rec;
+};
+
+struct conn_node {
+	struct conn_node_opts o;
+	pthread_mutex_t mu; /* votes, cache, published state */
+	struct conn_votes *votes;
+	struct cache_ent *cache;
+	struct engine_timer timer; /* on worker 0 */
+	int started;
+	uint64_t tick; /* cache access counter (under mu) */
+	/* publisher (worker 0) */
+	struct conn_record published;
+	int have_published, put_ok;
+	uint64_t last_put_ms;
+	_Atomic uint64_t puts, puts_failed, resolves, cache_hits, votes_in, stun;
+	_Atomic int freeing;
+};
+
+/* A put in flight; owns its value. */
+struct put_op {
+	struct conn_node *cn;
+	uint8_t v[CONN_REC_MAX_LEN];
+	size_t vlen;
+};
+
+/* A resolution: shared by the waiting thread and the DHT callback. */
+struct resolve_op {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs, done, status;
+	uint8_t key[CONN_KEY_LEN];
+	uint8_t v[DHT_MAX_VALUE];
+	size_t vlen;
+};
+
+static uint64_t now_ms(struct conn_node *cn)
+{
+	return engine_now_ns(cn->o.eng) / 1000000;
+}
+
+/* ------------------------------------------------------------ publisher */
+
+static int addr_in(const struct conn_record *r, const struct io_addr *a)
+{
+	for (unsigned int i = 0; i < r->naddrs; i++)
+		if (r->addrs[i].family == a->family && r->addrs[i].port == a->port &&
+		    !memcmp(r->addrs[i].addr, a->addr, a->family == AF_INET ? 4 : 16))
+			return 1;
+	return 0;
+}
+
+static void rec_add(struct conn_record *r, const struct io_addr *a)
+{
+	if (r->naddrs < CONN_REC_MAX_ADDRS && a->port && !addr_in(r, a))
+		r->addrs[r->naddrs++] = *a;
+}
+
+/* The record as it should be now: operator-listed addresses first, then
+ * reflexive addresses voted by peers, then public interface addresses. */
+static void build_record(struct conn_node *cn, uint64_t now, struct conn_record *r)
+{
+	struct conn_vote_state st;
+	unsigned int i;
+
+	memset(r, 0, sizeof(*r));
+	r->version = CONN_REC_VERSION;
+	r->caps = cn->o.caps;
+	for (i = 0; i < cn->o.nannounce; i++)
+		rec_add(r, &cn->o.announce[i]);
+	pthread_mutex_lock(&cn->mu);
+	conn_votes_state(cn->votes, cn->o.quic_port, now, &st);
+	pthread_mutex_unlock(&cn->mu);
+	for (i = 0; i < st.nrefl; i++) {
+		struct io_addr a = st.refl[i].addr;
+
+		if (!a.port) /* ports differ per peer: the local port is the best guess */
+			a.port = cn->o.quic_port;
+		rec_add(r, &a);
+	}
+	for (i = 0; i < cn->o.nlocal; i++) {
+		struct io_addr a = cn->o.local[i];
+
+		a.port = cn->o.quic_port;
+		if (conn_addr_public(&a))
+			rec_add(r, &a);
+	}
+}
+
+static int same_content(const struct conn_record *a, const struct conn_record *b)
+{
+	if (a->caps != b->caps || a->naddrs != b->naddrs || a->nrelays != b->nrelays)
+		return 0;
+	for (unsigned int i = 0; i < a->naddrs; i++)
+		if (!addr_in(b, &a->addrs[i]))
+			return 0;
+	return !memcmp(a->relays, b->relays, a->nrelays * sizeof(a->relays[0]));
+}
+
+static void put_done(void *arg, const struct dht_result *res)
+{
+	struct put_op *op = arg;
+	struct conn_node *cn = op->cn;
+
+	/* On worker 0, like the timer: no lock needed for put_ok. */
+	cn->put_ok = res->status == 0 && res->stored > 0;
+	if (!cn->put_ok)
+		atomic_fetch_add(&cn->puts_failed, 1);
+	log_info("conn", "node record put: stored on %u DHT nodes (%s)", res->stored,
+		 res->status ? strerror(-res->status) : "ok");
+	free(op);
+}
+
+static void put_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct put_op *op = arg;
+
+	if (dht_put_mutable(dht, op->v, op->vlen, (const uint8_t *)CONN_SALT, strlen(CONN_SALT),
+			    0, now, put_done, op))
+		free(op);
+}
+
+static void publish_tick(struct engine_worker *w, void *arg)
+{
+	struct conn_node *cn = arg;
+	uint64_t now = now_ms(cn);
+	struct conn_record r;
+	struct put_op *op;
+	int changed, due, n;
+
+	if (atomic_load(&cn->freeing))
+		return;
+	build_record(cn, now, &r);
+	changed = !cn->have_published || !same_content(&r, &cn->published);
+	due = !cn->have_published || now - cn->last_put_ms >= CONN_REPUBLISH_S * 1000ULL ||
+	      (!cn->put_ok && now - cn->last_put_ms >= CONN_CHECK_MS) ||
+	      (changed && now - cn->last_put_ms >= CONN_MIN_REPUBLISH_MS);
+	if (due) {
+		r.ts = util_wall_s();
+		op = calloc(1, sizeof(*op));
+		n = op ? conn_record_encode(&r, op->v, sizeof(op->v)) : -ENOMEM;
+		if (n > 0) {
+			op->cn = cn;
+			op->vlen = (size_t)n;
+			cn->last_put_ms = now;
+			cn->put_ok = 0;
+			pthread_mutex_lock(&cn->mu);
+			cn->published = r;
+			cn->have_published = 1;
+			pthread_mutex_unlock(&cn->mu);
+			atomic_fetch_add(&cn->puts, 1);
+			/* On worker 0 node_dht_run runs put_fn at once. */
+			if (node_dht_run(cn->o.dht, put_fn, op))
+				free(op);
+		} else {
+			free(op);
+		}
+	}
+	engine_timer_add(w, &cn->timer, CONN_CHECK_MS);
+}
+
+static void start_cmd(struct engine_worker *w, void *arg)
+{
+	struct conn_node *cn = arg;
+
+	engine_timer_add(w, &cn->timer, 0);
+}
+
+/* ------------------------------------------------------------ votes */
+
+void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const struct io_addr *voter,
+			const struct io_addr *seen, uint16_t local_port)
+{
+	char a[64], b[64];
+	int r;
+
+	if (!cn)
+		return;
+	atomic_fetch_add(&cn->votes_in, 1);
+	pthread_mutex_lock(&cn->mu);
+	r = conn_votes_add(cn->votes, src, voter, seen, local_port, now_ms(cn));
+	pthread_mutex_unlock(&cn->mu);
+	if (r > 0)
+		log_info("conn", "reflexive address decision changed (vote by %s: %s)",
+			 io_addr_fmt(voter, a, sizeof(a)), io_addr_fmt(seen, b, sizeof(b)));
+}
+
+/* ------------------------------------------------------------ resolution */
+
+static void resolve_put(struct resolve_op *op)
+{
+	int last;
+
+	pthread_mutex_lock(&op->mu);
+	last = --op->refs == 0;
+	pthread_mutex_unlock(&op->mu);
+	if (last) {
+		pthread_mutex_destroy(&op->mu);
+		pthread_cond_destroy(&op->cv);
+		free(op);
+	}
+}
+
+static void get_done(void *arg, const struct dht_result *res)
+{
+	struct resolve_op *op = arg;
+
+	pthread_mutex_lock(&op->mu);
+	op->status = res->status;
+	if (!res->status && (!res->value || !res->mutable_item || res->value_len > sizeof(op->v)))
+		op->status = -ENOENT;
+	if (!op->status) {
+		/* v is a bencoded string (BEP 44): the record is its content. */
+		const uint8_t *p = res->value, *colon;
+		size_t l = 0;
+
+		colon = memchr(p, ':', res->value_len);
+		for (const uint8_t *q = p; colon && q < colon; q++)
+			l = *q >= '0' && *q <= '9' && l < 100000 ? l * 10 + (size_t)(*q - '0') : SIZE_MAX;
+		if (!colon || colon == p || (colon - p > 1 && *p == '0') ||
+		    l != res->value_len - (size_t)(colon - p) - 1) {
+			op->status = -EBADMSG;
+		} else {
+			memcpy(op->v, colon + 1, l);
+			op->vlen = l;
+		}
+	}
+	op->done = 1;
+	pthread_cond_signal(&op->cv);
+	pthread_mutex_unlock(&op->mu);
+	resolve_put(op);
+}
+
+static void get_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct resolve_op *op = arg;
+	int err;
+
+	err = dht_get(dht, NULL, op->key, (const uint8_t *)CONN_SALT, strlen(CONN_SALT), now,
+		      get_done, op);
+	if (err) {
+		struct dht_result res = { .op = DHT_OP_GET, .status = err };
+
+		get_done(op, &res);
+	}
+}
+
+static struct cache_ent *cache_find(struct conn_node *cn, const uint8_t *key, uint64_t now)
+{
+	for (unsigned int i = 0; i < cn->o.cache_max; i++) {
+		struct cache_ent *e = &cn->cache[i];
+
+		if (e->used && !memcmp(e->key, key, CONN_KEY_LEN)) {
+			if (now >= e->expires_ms) {
+				e->used = 0;
+				return NULL;
+			}
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void cache_store(struct conn_node *cn, const uint8_t *key, const struct conn_record *rec,
+			uint64_t now)
+{
+	struct cache_ent *e = NULL, *lru = NULL;
+
+	for (unsigned int i = 0; i < cn->o.cache_max && !e; i++) {
+		struct cache_ent *x = &cn->cache[i];
+
+		if (x->used && !memcmp(x->key, key, CONN_KEY_LEN))
+			e = x;
+		else if (!x->used || now >= x->expires_ms)
+			e = x;
+		else if (!lru || x->last_use < lru->last_use)
+			lru = x;
+	}
+	if (!e)
+		e = lru; /* full: the least recently used entry goes */
+	memset(e, 0, sizeof(*e));
+	e->used = 1;
+	memcpy(e->key, key, CONN_KEY_LEN);
+	e->last_use = ++cn->tick;
+	if (rec) {
+		e->rec = *rec;
+		e->expires_ms = now + (uint64_t)cn->o.cache_ttl_s * 1000;
+	} else {
+		e->negative = 1;
+		e->expires_ms = now + CONN_NEG_TTL_S * 1000ULL;
+	}
+}
+
+void conn_node_cache_flush(struct conn_node *cn)
+{
+	pthread_mutex_lock(&cn->mu);
+	memset(cn->cache, 0, cn->o.cache_max * sizeof(*cn->cache));
+	pthread_mutex_unlock(&cn->mu);
+}
+
+int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
+		      struct conn_record *rec, int *cached)
+{
+	struct resolve_op *op;
+	struct cache_ent *e;
+	struct timespec ts;
+	uint64_t now;
+	int err;
+
+	if (!cn || !key || !rec)
+		return -EINVAL;
+	if (cached)
+		*cached = 0;
+	atomic_fetch_add(&cn->resolves, 1);
+	now = now_ms(cn);
+	pthread_mutex_lock(&cn->mu);
+	e = cache_find(cn, key, now);
+	if (e) {
+		e->last_use = ++cn->tick;
+		err = e->negative ? -ENOENT : 0;
+		if (!err)
+			*rec = e->rec;
+		pthread_mutex_unlock(&cn->mu);
+		atomic_fetch_add(&cn->cache_hits, 1);
+		if (cached)
+			*cached = 1;
+		return err;
+	}
+	pthread_mutex_unlock(&cn->mu);
+
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	pthread_mutex_init(&op->mu, NULL);
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&op->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	memcpy(op->key, key, CONN_KEY_LEN);
+	op->refs = 2;
+	err = node_dht_run(cn->o.dht, get_fn, op);
+	if (err) {
+		op->refs = 1;
+		resolve_put(op);
+		return err;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += cn->o.resolve_ms / 1000;
+	ts.tv_nsec += (long)(cn->o.resolve_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&op->mu);
+	while (!op->done)
+		if (pthread_cond_timedwait(&op->cv, &op->mu, &ts) == ETIMEDOUT)
+			break;
+	err = op->done ? op->status : -ETIMEDOUT;
+	if (!err)
+		err = conn_record_parse(op->v, op->vlen, rec);
+	pthread_mutex_unlock(&op->mu);
+	resolve_put(op);
+	if (err == -EHOSTUNREACH || err == -ETIMEDOUT)
+		err = -ENOENT; /* no record found within the deadline */
+	now = now_ms(cn);
+	if (!err || err == -ENOENT) {
+		pthread_mutex_lock(&cn->mu);
+		cache_store(cn, key, err ? NULL : rec, now);
+		pthread_mutex_unlock(&cn->mu);
+	}
+	return err == -EPROTONOSUPPORT || err == -EINVAL ? -EBADMSG : err;
+}
+
+/* ------------------------------------------------------------ JSON and control */
+
+json_t *conn_record_json(const struct conn_record *rec)
+{
+	json_t *o = json_object(), *a = json_array(), *r = json_array(), *c = json_array();
+	char buf[64], hex[2 * CONN_KEY_LEN + 1];
+	unsigned int i;
+
+	for (i = 0; i < rec->naddrs; i++)
+		json_array_append_new(a, json_string(io_addr_fmt(&rec->addrs[i], buf, sizeof(buf))));
+	for (i = 0; i < rec->nrelays; i++) {
+		util_hex(hex, rec->relays[i].key, CONN_KEY_LEN);
+		json_array_append_new(
+		    r, json_pack("{s:s,s:s}", "key", hex, "addr",
+				 io_addr_fmt(&rec->relays[i].addr, buf, sizeof(buf))));
+	}
+	if (rec->caps & CONN_CAP_RELAY)
+		json_array_append_new(c, json_string("relay"));
+	if (rec->caps & CONN_CAP_SEED)
+		json_array_append_new(c, json_string("seed"));
+	if (rec->caps & CONN_CAP_GATEWAY)
+		json_array_append_new(c, json_string("gateway"));
+	json_object_set_new(o, "version", json_integer(rec->version));
+	json_object_set_new(o, "addrs", a);
+	json_object_set_new(o, "relays", r);
+	json_object_set_new(o, "caps", c);
+	json_object_set_new(o, "caps_bits", json_integer(rec->caps));
+	json_object_set_new(o, "ts", json_integer((json_int_t)rec->ts));
+	return o;
+}
+
+json_t *conn_node_status_json(struct conn_node *cn)
+{
+	struct conn_vote_state st;
+	struct conn_record pub;
+	int have;
+	json_t *o, *refl = json_array();
+	char buf[64];
+
+	pthread_mutex_lock(&cn->mu);
+	conn_votes_state(cn->votes, cn->o.quic_port, now_ms(cn), &st);
+	pub = cn->published;
+	have = cn->have_published;
+	pthread_mutex_unlock(&cn->mu);
+	for (unsigned int i = 0; i < st.nrefl; i++) {
+		struct io_addr a = st.refl[i].addr;
+
+		json_array_append_new(refl, json_pack("{s:s,s:i}", "addr",
+						      io_addr_fmt(&a, buf, sizeof(buf)), "voters",
+						      (int)st.refl[i].voters));
+	}
+	o = json_pack("{s:o,s:s,s:i,s:I,s:I}", "reflexive", refl, "nat", conn_nat_name(st.nat),
+		      "votes", (int)st.voters, "record_puts", (json_int_t)atomic_load(&cn->puts),
+		      "record_puts_failed", (json_int_t)atomic_load(&cn->puts_failed));
+	json_object_set_new(o, "record", have ? conn_record_json(&pub) : json_null());
+	return o;
+}
+
+static void ctl_resolve(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct conn_node *cn = arg;
+	const char *hex = NULL;
+	uint8_t key[CONN_KEY_LEN];
+	struct conn_record rec;
+	int cached = 0, fresh = 0, err;
+	json_t *o;
+
+	if (req->json) {
+		hex = json_string_value(json_object_get(req->json, "key"));
+		fresh = json_is_true(json_object_get(req->json, "fresh"));
+	} else {
+		hex = ctl_req_query(req, "key");
+		fresh = ctl_req_query(req, "fresh") && !strcmp(ctl_req_query(req, "fresh"), "1");
+	}
+	if (!hex || strlen(hex) != 2 * CONN_KEY_LEN || util_unhex(key, CONN_KEY_LEN, hex)) {
+		ctl_resp_error(resp, 400, "bad_request", "key: 64 hex digits required");
+		return;
+	}
+	if (fresh)
+		conn_node_cache_flush(cn);
+	err = conn_node_resolve(cn, key, &rec, &cached);
+	if (err == -ENOENT) {
+		ctl_resp_error(resp, 404, "not_found",
+			       "no node record for %.16s... in the DHT (deadline %u ms)", hex,
+			       cn->o.resolve_ms);
+		return;
+	}
+	if (err == -EBADMSG) {
+		ctl_resp_error(resp, 502, "bad_record", "the node record of %.16s... does not parse",
+			       hex);
+		return;
+	}
+	if (err) {
+		ctl_resp_errno(resp, err, "resolve");
+		return;
+	}
+	o = conn_record_json(&rec);
+	json_object_set_new(o, "key", json_string(hex));
+	json_object_set_new(o, "cached", json_boolean(cached));
+	ctl_resp_json(resp, 200, o);
+}
+
+static void conn_metrics(void *arg, FILE *out)
+{
+	struct conn_node *cn = arg;
+
+	fprintf(out,
+		"# HELP weft_node_record_puts_total Node record puts started.\n"
+		"# TYPE weft_node_record_puts_total counter\nweft_node_record_puts_total %llu\n"
+		"# HELP weft_node_record_puts_failed_total Node record puts stored nowhere.\n"
+		"# TYPE weft_node_record_puts_failed_total counter\n"
+		"weft_node_record_puts_failed_total %llu\n"
+		"# HELP weft_node_resolves_total Key resolutions asked.\n"
+		"# TYPE weft_node_resolves_total counter\nweft_node_resolves_total %llu\n"
+		"# HELP weft_node_resolve_cache_hits_total Resolutions answered by the cache.\n"
+		"# TYPE weft_node_resolve_cache_hits_total counter\n"
+		"weft_node_resolve_cache_hits_total %llu\n"
+		"# HELP weft_addr_votes_total Reflexive address observations received.\n"
+		"# TYPE weft_addr_votes_total counter\nweft_addr_votes_total %llu\n",
+		(unsigned long long)atomic_load(&cn->puts),
+		(unsigned long long)atomic_load(&cn->puts_failed),
+		(unsigned long long)atomic_load(&cn->resolves),
+		(unsigned long long)atomic_load(&cn->cache_hits),
+		(unsigned long long)atomic_load(&cn->votes_in));
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int conn_node_new(struct conn_node **out, const struct conn_node_opts *opts)
+{
+	struct conn_node *cn;
+	int err;
+
+	*out = NULL;
+	if (!opts || !opts->eng || !opts->dht || !opts->id || opts->nannounce > CONN_REC_MAX_ADDRS ||
+	    opts->nlocal > CONN_REC_MAX_ADDRS)
+		return -EINVAL;
+	cn = calloc(1, sizeof(*cn));
+	if (!cn)
+		return -ENOMEM;
+	cn->o = *opts;
+	if (!cn->o.cache_max)
+		cn->o.cache_max = CONN_DEF_CACHE_MAX;
+	if (!cn->o.cache_ttl_s)
+		cn->o.cache_ttl_s = CONN_DEF_CACHE_TTL_S;
+	if (!cn->o.resolve_ms)
+		cn->o.resolve_ms = CONN_DEF_RESOLVE_MS;
+	pthread_mutex_init(&cn->mu, NULL);
+	engine_timer_init(&cn->timer, publish_tick, cn);
+	cn->cache = calloc(cn->o.cache_max, sizeof(*cn->cache));
+	err = cn->cache ? conn_votes_new(&cn->votes) : -ENOMEM;
+	if (err)
+		goto fail;
+	conn_votes_set_local(cn->votes, cn->o.local, cn->o.nlocal);
+	if (cn->o.ctl) {
+		err = ctl_route(cn->o.ctl, "GET", "/v1/node/resolve", ctl_resolve, cn);
+		if (!err)
+			err = ctl_route(cn->o.ctl, "POST", "/v1/node/resolve", ctl_resolve, cn);
+		if (!err)
+			err = ctl_metrics(cn->o.ctl, conn_metrics, cn);
+		if (err)
+			goto fail;
+	}
+	*out = cn;
+	return 0;
+fail:
+	conn_node_free(cn);
+	return err;
+}
+
+int conn_node_start(struct conn_node *cn)
+{
+	int err = engine_call(cn->o.eng, 0, start_cmd, cn);
+
+	if (!err)
+		cn->started = 1;
+	return err;
+}
+
+/* After engine_stop(): the timer no longer runs. */
+void conn_node_free(struct conn_node *cn)
+{
+	if (!cn)
+		return;
+	atomic_store(&cn->freeing, 1);
+	conn_votes_free(cn->votes);
+	free(cn->cache);
+	pthread_mutex_destroy(&cn->mu);
+	free(cn);
+}
