@@ -186,13 +186,14 @@ int store_write_sync(struct store *st, const struct store_op *ops, size_t n,
 		     unsigned int timeout_ms);
 
 /*
- * Run fn(txn, arg) on the writer thread inside its batch transaction (a
- * nested one: fn's changes are kept when it returns 0, discarded when it
- * returns < 0, which is then the result) and wait for the commit, at most
- * timeout_ms (0 = default). fn sees every write committed or queued
- * before it, and may be run again (only the last run counts) when another
- * write of its batch fails and the batch is retried: it must only read
- * and write through txn and arg. arg is not used after this returns: on a
+ * Run fn(txn, arg) on the writer thread inside its batch transaction and
+ * wait for the commit, at most timeout_ms (0 = default). fn's changes are
+ * kept when it returns >= 0, discarded when it returns < 0, which is then
+ * the result. fn sees every write committed or queued before it, and may
+ * be run more than once (only the last run counts: a failing write, fn
+ * itself included, makes the writer run the batch again with each write
+ * isolated): it must only read and write through txn and arg, and set its
+ * outputs in arg on every run. arg is not used after this returns: on a
  * deadline, a call the writer has not started is withdrawn; one it is
  * running is waited for (fn does no I/O but LMDB's). Returns fn's result
  * or the errors of store_write_wait.

@@ -239,13 +239,40 @@ static void test_full_queue(void **state)
 	store_free(st);
 }
 
+struct failer {
+	struct store *st;
+	unsigned int db;
+	int rc;
+};
+
+/* Writes, then fails: none of its writes may stay. */
+static int fail_fn(struct store_txn *txn, void *arg)
+{
+	struct failer *f = arg;
+	int err = store_txn_put(txn, f->db, "partial", 7, "x", 1);
+
+	return err ? err : -EIO;
+}
+
+static void *fail_main(void *arg)
+{
+	struct failer *f = arg;
+
+	f->rc = store_write_call(f->st, fail_fn, f, 20000);
+	return NULL;
+}
+
 static void test_failure_isolated(void **state)
 {
 	struct store *st = open_st(0);
 	struct store_write *w[3];
 	struct store_txn *t;
 	struct store_op op;
+	struct failer f;
+	pthread_t th;
 	unsigned int db;
+	void *v;
+	size_t vl;
 
 	assert_int_equal(store_db(st, "w", &db), 0);
 	t = hold(st);
@@ -253,13 +280,19 @@ static void test_failure_isolated(void **state)
 	assert_int_equal(store_write_queue(st, &op, 1, &w[0]), 0);
 	put_op(&op, db + 100, "bad", "x"); /* no such database */
 	assert_int_equal(store_write_queue(st, &op, 1, &w[1]), 0);
+	f = (struct failer){ st, db, 0 };
+	assert_int_equal(pthread_create(&th, NULL, fail_main, &f), 0);
+	wait_queued_total(st, 3);
 	put_op(&op, db, "two", "2");
 	assert_int_equal(store_write_queue(st, &op, 1, &w[2]), 0);
 	store_txn_abort(t);
 	assert_int_equal(store_write_wait(w[0], 10000), 0);
 	assert_true(store_write_wait(w[1], 10000) < 0);
 	assert_int_equal(store_write_wait(w[2], 10000), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(f.rc, -EIO);
 	assert_int_equal(entries(st, db), 2);
+	assert_int_equal(store_get(st, db, "partial", 7, &v, &vl), -ENOENT);
 	store_free(st);
 }
 

@@ -305,31 +305,29 @@ static int apply_ops(MDB_txn *txn, const struct store_write *sw)
 }
 
 /*
- * Apply one write inside the batch transaction parent. Functions, and
- * every write once a batch had a failure, run in a nested transaction so
- * that a failing one leaves the rest of the batch intact; plain writes
- * normally go straight into the batch (a nested transaction costs LMDB a
- * page list of its own, far more than a small put).
+ * Apply one write inside the batch transaction parent: straight into it
+ * normally; each in a nested transaction of its own once the batch had a
+ * failure (isolate), so that the failing write touches nothing else. (A
+ * nested transaction costs LMDB a page list of its own, far more than a
+ * small put: only worth it when something failed.)
  */
 static int apply_one(struct store *st, MDB_txn *parent, struct store_write *sw, int isolate)
 {
+	struct store_txn t = { st, parent, 0 };
 	MDB_txn *child;
 	int rc, err;
 
-	if (!sw->fn && !isolate)
-		return apply_ops(parent, sw);
+	if (!isolate) {
+		err = sw->fn ? sw->fn(&t, sw->arg) : apply_ops(parent, sw);
+		return err > 0 ? 0 : err;
+	}
 	rc = mdb_txn_begin(st->env, parent, 0, &child);
 	if (rc)
 		return store_mdb_err(rc);
-	if (sw->fn) {
-		struct store_txn t = { st, child, 0 };
-
-		err = sw->fn(&t, sw->arg);
-		if (err > 0)
-			err = 0;
-	} else {
-		err = apply_ops(child, sw);
-	}
+	t.txn = child;
+	err = sw->fn ? sw->fn(&t, sw->arg) : apply_ops(child, sw);
+	if (err > 0)
+		err = 0;
 	if (err) {
 		mdb_txn_abort(child);
 		return err;
@@ -377,7 +375,7 @@ static int apply_batch(struct store_writer *w, struct store_write *batch, int is
 		pthread_mutex_unlock(&w->mu);
 		sw->err = apply_one(w->st, txn, sw, isolate);
 		pthread_mutex_lock(&w->mu);
-		if (sw->err && !isolate && !sw->fn) {
+		if (sw->err && !isolate) {
 			/* Start over, every write on its own. */
 			for (struct store_write *o = batch; o; o = o->next)
 				if (o->state == W_APPLYING || o->state == W_APPLIED)
