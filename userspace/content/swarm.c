@@ -1140,7 +1140,11 @@ static void *job_thread(void *arg)
 	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
 		rc = fetch_manifest(j, &m);
 		if (!rc) {
+			/* Waits for the store's commit: not under the job lock,
+			 * which worker callbacks take. */
+			pthread_mutex_unlock(&j->mu);
 			cn_share_put(j->cn, &m);
+			pthread_mutex_lock(&j->mu);
 			j->items_total = m.nitems;
 			for (uint32_t i = 0; i < m.nitems; i++)
 				j->total_bytes += m.items[i].size;
