@@ -209,6 +209,15 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 			struct sockaddr_storage *addr);
 
 /*
+ * The engine worker that owns conn (where its callbacks run), for state a
+ * module keeps per worker; < quic_node_workers(qn) for a handle of this
+ * node. Any thread; conn need not be open.
+ */
+unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn);
+/* Number of workers (endpoints) of the node. */
+unsigned int quic_node_workers(const struct quic_node *qn);
+
+/*
  * Accept streams of type stype (>= QUIC_NODE_ST_APP_MIN) that peers open:
  * their stream_data / stream_closed go to h (copied) with arg; answer with
  * quic_node_write(). Before the engine starts. Returns 0, -EINVAL, -EEXIST,

@@ -10,6 +10,10 @@
  * server's FIN: a stream left half-open keeps its stream credit, and with
  * the default limit of 100 concurrent streams the connection could not
  * open a 101st.
+ *
+ * The server runs 2 workers and is dialled from 3 client nodes (3 source
+ * ports, so connections spread over its workers): each worker keeps its
+ * own table of pending streams, and every entry must be free at the end.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -175,7 +179,9 @@ struct side {
 	uint16_t port;
 };
 
-static void side_new(struct side *s, uint8_t seed_byte)
+#define NCLI 3
+
+static void side_new(struct side *s, uint8_t seed_byte, unsigned int workers)
 {
 	uint8_t seed[IDENTITY_SEED_LEN];
 	struct engine_opts eo;
@@ -187,6 +193,7 @@ static void side_new(struct side *s, uint8_t seed_byte)
 	identity_from_seed(&s->id, seed);
 	s->port = (uint16_t)port;
 	engine_opts_default(&eo);
+	eo.workers = workers;
 	eo.ports = &s->port;
 	eo.nports = 1;
 	eo.bind_addr = "127.0.0.1";
@@ -200,25 +207,26 @@ static void side_new(struct side *s, uint8_t seed_byte)
 
 static void test_fin_alone_300_streams(void **state)
 {
-	static struct cli c;
+	static struct cli c[NCLI];
 	struct quic_node_handler h = { .connected = on_connected,
 				       .stream_opened = on_opened,
 				       .stream_data = on_data,
 				       .stream_closed = on_sclosed };
-	struct side srv, cl;
+	struct side srv, cl[NCLI];
 	struct store *store = NULL;
 	struct store_opts so = { 0 };
 	struct content_node *cn = NULL;
 	struct content_node_opts cno;
 	struct sockaddr_in to = { .sin_family = AF_INET };
 	char *dir = tu_tmpdir(), sdir[512];
-	int i;
+	int i, k, done, failed, bad;
 
-	memset(&c, 0, sizeof(c));
+	(void)state;
+	memset(c, 0, sizeof(c));
 	snprintf(sdir, sizeof(sdir), "%s/store", dir);
 	so.dir = sdir;
 	assert_int_equal(store_new(&store, &so), 0);
-	side_new(&srv, 1);
+	side_new(&srv, 1, 2);
 	memset(&cno, 0, sizeof(cno));
 	cno.store = store;
 	cno.state_dir = dir;
@@ -226,34 +234,58 @@ static void test_fin_alone_300_streams(void **state)
 	cno.id = &srv.id;
 	cno.quic_port = srv.port;
 	assert_int_equal(content_node_new(&cn, &cno), 0);
-	side_new(&cl, 2);
-	c.qn = cl.qn;
 	assert_int_equal(engine_start(srv.eng), 0);
-	assert_int_equal(engine_start(cl.eng), 0);
 	assert_int_equal(content_node_start(cn), 0);
-
 	to.sin_port = htons(srv.port);
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(quic_node_connect_addr(cl.qn, (struct sockaddr *)&to, sizeof(to),
-						srv.id.pk, &h, &c, &c.conn),
-			 0);
-	/* Every wait has a deadline: 60 s for 300 tiny exchanges. */
-	for (i = 0; i < 6000 && atomic_load(&c.done) < STREAMS && !atomic_load(&c.failed) &&
-		    !atomic_load(&c.bad);
-	     i++)
+	for (k = 0; k < NCLI; k++) {
+		side_new(&cl[k], (uint8_t)(2 + k), 1);
+		c[k].qn = cl[k].qn;
+		assert_int_equal(engine_start(cl[k].eng), 0);
+		assert_int_equal(quic_node_connect_addr(cl[k].qn, (struct sockaddr *)&to,
+							sizeof(to), srv.id.pk, &h, &c[k],
+							&c[k].conn),
+				 0);
+	}
+	/* Every wait has a deadline: 60 s for 900 tiny exchanges. */
+	for (i = 0; i < 6000; i++) {
+		done = failed = bad = 0;
+		for (k = 0; k < NCLI; k++) {
+			done += atomic_load(&c[k].done);
+			failed += atomic_load(&c[k].failed);
+			bad += atomic_load(&c[k].bad);
+		}
+		if (done == NCLI * STREAMS || failed || bad)
+			break;
 		usleep(10000);
-	printf("streams done %d/%d, opens refused %d, errors %d\n", atomic_load(&c.done), STREAMS,
-	       atomic_load(&c.open_errors), atomic_load(&c.bad));
-	assert_false(atomic_load(&c.failed));
-	assert_int_equal(atomic_load(&c.bad), 0);
-	assert_int_equal(atomic_load(&c.done), STREAMS);
+	}
+	for (k = 0; k < NCLI; k++)
+		printf("client %d: streams done %d/%d, opens refused %d, errors %d\n", k,
+		       atomic_load(&c[k].done), STREAMS, atomic_load(&c[k].open_errors),
+		       atomic_load(&c[k].bad));
+	for (k = 0; k < NCLI; k++) {
+		assert_false(atomic_load(&c[k].failed));
+		assert_int_equal(atomic_load(&c[k].bad), 0);
+		assert_int_equal(atomic_load(&c[k].done), STREAMS);
+	}
 
-	engine_stop(cl.eng);
+	for (k = 0; k < NCLI; k++)
+		engine_stop(cl[k].eng);
 	engine_stop(srv.eng);
+	/* Every stream ended with both FINs: no pending entry is left on
+	 * any worker's table. */
+	assert_int_equal(cn->nwtab, 2);
+	for (unsigned int w = 0; w < cn->nwtab; w++) {
+		printf("server worker %u: pending entries at most %u, left %u\n", w,
+		       cn->wtab[w]->peak, cn->wtab[w]->used);
+		assert_int_equal(cn->wtab[w]->used, 0);
+	}
 	content_node_free(cn);
-	quic_node_free(cl.qn);
+	for (k = 0; k < NCLI; k++) {
+		quic_node_free(cl[k].qn);
+		engine_free(cl[k].eng);
+	}
 	quic_node_free(srv.qn);
-	engine_free(cl.eng);
 	engine_free(srv.eng);
 	store_free(store);
 	tu_rmrf_free(dir);

@@ -844,8 +844,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	cn = calloc(1, sizeof(*cn));
 	if (!cn)
 		return -ENOMEM;
-	pthread_mutex_init(&cn->smu, NULL);
-	pthread_cond_init(&cn->scond, NULL);
+	sem_init(&cn->sq_sem, 0, 0);
 	pthread_mutex_init(&cn->amu, NULL);
 	pthread_cond_init(&cn->acond, NULL);
 	pthread_mutex_init(&cn->jmu, NULL);
@@ -1019,8 +1018,7 @@ void content_node_free(struct content_node *cn)
 	cn_serve_stop(cn);
 	cstore_free(cn->cs);
 	free(cn->ann);
-	pthread_mutex_destroy(&cn->smu);
-	pthread_cond_destroy(&cn->scond);
+	sem_destroy(&cn->sq_sem);
 	pthread_mutex_destroy(&cn->amu);
 	pthread_cond_destroy(&cn->acond);
 	pthread_mutex_destroy(&cn->jmu);

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -15,36 +16,74 @@
 
 #define CN_MOD "content"
 
-/* One request waiting for a serve thread. */
+/* One request waiting for a serve thread: a cell of the serve queue,
+ * copied in by the owning worker, out by a serve thread. tab, slot and gen
+ * name the stream's pending entry (tab NULL: none) so the serve thread can
+ * count the answer off it without a lock (cn_pending.st). */
+struct cn_wtab;
 struct cn_sreq {
 	uint64_t conn;
 	int64_t sid;
+	struct cn_wtab *tab;
+	uint32_t gen;
+	uint16_t slot;
 	uint8_t len;
 	uint8_t fin; /* answer with FIN: the client ended the stream */
 	uint8_t buf[48];
 };
 
 /* Open fetch streams being served, with the bytes of a request not yet
- * complete: 1024 (64 downloaders x 16 streams). Bounded. */
+ * complete, per engine worker: 1024 (64 downloaders x 16 streams). Bounded. */
 #define CN_PENDING_MAX 1024
+/* Hash buckets of a worker's pending table (a power of two, 2x entries). */
+#define CN_PENDING_BUCKETS 2048
+/* cn_pending.st: generation (high 32 bits), FIN owed, answers owed. */
+#define CN_ST_FIN_OWED (1ull << 31)
+#define CN_ST_INFLIGHT 0x7fffffffull
 struct cn_pending {
 	uint64_t conn;
 	uint64_t last_ms;
 	int64_t sid;
+	uint16_t hnext;		 /* hash chain: index + 1, 0 = end */
+	uint16_t prev, next;	 /* LRU list (oldest first): index + 1 */
+	uint8_t used;
 	uint8_t len;
 	uint8_t buf[48];
-	int used;
-	unsigned int inflight; /* requests queued or being answered */
-	int fin_owed; /* the client's FIN came alone: ours follows the last answer */
+	/* The only word another thread writes: serve threads take one off
+	 * the answers owed (when the generation still matches); the owner
+	 * adds them, sets FIN owed and bumps the generation when it frees
+	 * or reuses the entry. */
+	_Atomic uint64_t st;
+};
+
+/* A worker's table of pending fetch streams: touched only by that worker
+ * (the connection's owner, where its stream callbacks run), except for
+ * cn_pending.st. Lookups hash (conn, stream). */
+struct cn_wtab {
+	struct cn_pending e[CN_PENDING_MAX];
+	uint16_t bucket[CN_PENDING_BUCKETS]; /* index + 1, 0 = empty */
+	uint16_t free_head;		     /* free entries, through hnext */
+	uint16_t lru_head, lru_tail;
+	unsigned int used, peak; /* entries in use, most at once */
+};
+
+/* One cell of the serve queue (bounded MPMC ring, D. Vyukov's design):
+ * seq tells producers and consumers whose turn the cell is. */
+struct cn_scell {
+	_Atomic uint64_t seq;
+	struct cn_sreq r;
 };
 
 struct cn_job;
 
-/* What quic_node calls for CONTENT_ST_FETCH streams (see cn_serve_stop). */
+/* What quic_node calls for CONTENT_ST_FETCH streams (see cn_serve_stop):
+ * no lock; a callback counts itself in active while it uses cn, and the
+ * stop path clears cn then waits for active to drop to zero. refs: the
+ * content node and the QUIC node; the last to let go frees it. */
 struct cn_hub {
-	pthread_mutex_t mu;
-	struct content_node *cn; /* NULL once the content node is gone */
-	int quic_gone;		 /* the QUIC node released it: the last owner frees */
+	struct content_node *_Atomic cn; /* NULL once the content node is gone */
+	atomic_uint active;
+	atomic_uint refs;
 };
 
 struct content_node {
@@ -63,11 +102,12 @@ struct content_node {
 
 	/* serving */
 	struct cn_hub *hub;
-	pthread_mutex_t smu;
-	pthread_cond_t scond;
-	struct cn_sreq *sq; /* ring of CONTENT_SERVE_QUEUE */
-	unsigned int sq_head, sq_len;
-	struct cn_pending pending[CN_PENDING_MAX];
+	struct cn_wtab **wtab; /* per engine worker */
+	unsigned int nwtab;
+	struct cn_scell *sq; /* CONTENT_SERVE_QUEUE cells */
+	_Atomic uint64_t sq_in, sq_out;
+	sem_t sq_sem; /* one post per queued request (and per serve thread at stop) */
+	atomic_int serving; /* serve threads run: workers may queue */
 	pthread_t sthr[CONTENT_SERVE_THREADS];
 	unsigned int nsthr;
 	atomic_ullong served_chunks, served_bytes, served_infos, served_manifests, serve_busy,

@@ -5,8 +5,14 @@
  * bytes (at most 41) and queue them; serve threads read, re-verify (inside
  * cstore_read_chunk: a blob that fails is marked bad and never served) and
  * answer with quic_node_write().
+ *
+ * Owners: each worker owns the pending table of its connections' streams
+ * (struct cn_wtab); requests cross to the serve threads through a bounded
+ * lock-free ring; a serve thread counts its answer off the stream's entry
+ * with one atomic word. No mutex is taken on a worker (docs/CONTENT.md).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -175,26 +181,95 @@ static void serve_one(struct content_node *cn, const struct cn_sreq *r, uint8_t 
 	}
 }
 
-static struct cn_pending *pending_find(struct content_node *cn, uint64_t conn, int64_t sid,
-				       int create);
+/* ----------------------------------------------------- the serve queue */
 
-/* A request's answer is written (smu held): if the client's FIN came alone
- * while answers were owed, ours follows the last of them. Written here, by
- * a serve thread (which may wait), and in stream order: every answer of the
- * stream went to quic_node_write() before. */
+/*
+ * Workers hand requests to serve threads through a bounded ring of
+ * CONTENT_SERVE_QUEUE cells without a lock (multi-producer multi-consumer,
+ * D. Vyukov's bounded queue: each cell's sequence number says whether it
+ * waits for a producer or a consumer), and wake them with a semaphore post
+ * (an atomic add, plus a futex wake only when a thread sleeps).
+ */
+
+/* Claim the next cell on one side of the ring: the producers' (ctr
+ * sq_in, the cell's turn when seq == pos) or the consumers' (sq_out, seq
+ * == pos + 1). NULL when that cell is not the side's yet (full, resp.
+ * empty or still being filled). */
+static struct cn_scell *sq_claim(struct content_node *cn, _Atomic uint64_t *ctr, uint64_t off,
+				 uint64_t *posp)
+{
+	uint64_t pos = atomic_load_explicit(ctr, memory_order_relaxed);
+
+	for (;;) {
+		struct cn_scell *c = &cn->sq[pos % CONTENT_SERVE_QUEUE];
+		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		int64_t d = (int64_t)(seq - (pos + off));
+
+		if (d < 0)
+			return NULL;
+		if (d > 0)
+			pos = atomic_load_explicit(ctr, memory_order_relaxed);
+		else if (atomic_compare_exchange_weak_explicit(ctr, &pos, pos + 1,
+							       memory_order_relaxed,
+							       memory_order_relaxed)) {
+			*posp = pos;
+			return c;
+		}
+	}
+}
+
+/* Queue r (a worker; never waits). 0, or -ENOBUFS when the ring is full. */
+static int sq_push(struct content_node *cn, const struct cn_sreq *r)
+{
+	struct cn_scell *c;
+	uint64_t pos;
+
+	c = sq_claim(cn, &cn->sq_in, 0, &pos);
+	if (!c)
+		return -ENOBUFS;
+	c->r = *r;
+	atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+	sem_post(&cn->sq_sem);
+	return 0;
+}
+
+/* Take the oldest request (a serve thread): 1, or 0 when the cell at the
+ * head is empty or still being filled by its producer. */
+static int sq_pop(struct content_node *cn, struct cn_sreq *r)
+{
+	struct cn_scell *c;
+	uint64_t pos;
+
+	c = sq_claim(cn, &cn->sq_out, 1, &pos);
+	if (!c)
+		return 0;
+	*r = c->r;
+	atomic_store_explicit(&c->seq, pos + CONTENT_SERVE_QUEUE, memory_order_release);
+	return 1;
+}
+
+/* A request's answer is written (a serve thread): count it off its
+ * stream's entry, if the entry still holds that stream (generation). If
+ * the client's FIN came alone while answers were owed, ours follows the
+ * last of them: written here, by a serve thread (which may wait), after
+ * every answer of the stream went to quic_node_write(). The worker keeps
+ * the entry until it reuses it (pending_get) or the stream closes. */
 static void answered(struct content_node *cn, const struct cn_sreq *r)
 {
-	struct cn_pending *p = pending_find(cn, r->conn, r->sid, 0);
+	struct cn_pending *p;
+	uint64_t old, nw;
 
-	if (!p || !p->inflight)
+	if (!r->tab)
 		return;
-	if (--p->inflight || !p->fin_owed)
-		return;
-	p->used = 0;
-	p->fin_owed = 0;
-	pthread_mutex_unlock(&cn->smu);
-	reply(cn, r->conn, r->sid, NULL, 0, 1);
-	pthread_mutex_lock(&cn->smu);
+	p = &r->tab->e[r->slot];
+	old = atomic_load(&p->st);
+	do {
+		if ((uint32_t)(old >> 32) != r->gen || !(old & CN_ST_INFLIGHT))
+			return;
+		nw = old - 1;
+	} while (!atomic_compare_exchange_weak(&p->st, &old, nw));
+	if ((nw & CN_ST_FIN_OWED) && !(nw & CN_ST_INFLIGHT))
+		reply(cn, r->conn, r->sid, NULL, 0, 1);
 }
 
 static void *serve_thread(void *arg)
@@ -207,113 +282,237 @@ static void *serve_thread(void *arg)
 		log_error(CN_MOD, "serve thread: out of memory");
 		return NULL;
 	}
-	pthread_mutex_lock(&cn->smu);
 	for (;;) {
-		while (!cn->sq_len && !atomic_load(&cn->stopping))
-			pthread_cond_wait(&cn->scond, &cn->smu);
+		while (sem_wait(&cn->sq_sem) && errno == EINTR)
+			;
 		if (atomic_load(&cn->stopping))
 			break;
-		r = cn->sq[cn->sq_head];
-		cn->sq_head = (cn->sq_head + 1) % CONTENT_SERVE_QUEUE;
-		cn->sq_len--;
-		pthread_mutex_unlock(&cn->smu);
+		/* One post per published request; the cell at the head may
+		 * still be in its producer's hands for a few instructions
+		 * (claimed before a later one was published): wait for it. */
+		while (!sq_pop(cn, &r)) {
+			if (atomic_load(&cn->stopping))
+				goto out;
+			sched_yield();
+		}
 		serve_one(cn, &r, buf);
-		pthread_mutex_lock(&cn->smu);
 		if (r.len)
 			answered(cn, &r);
 	}
-	pthread_mutex_unlock(&cn->smu);
+out:
 	free(buf);
 	return NULL;
 }
 
-/* Called with smu held. len 0: just our FIN (fin set), when no answer of
- * the stream is owed. p (may be NULL) counts the answers owed. */
-static void enqueue(struct content_node *cn, struct cn_pending *p, uint64_t conn, int64_t sid,
-		    const uint8_t *req, size_t len, int fin)
-{
-	struct cn_sreq *r;
+/* ------------------------------------------- a worker's pending streams */
 
-	if (cn->sq_len == CONTENT_SERVE_QUEUE || !cn->nsthr) {
+/* Eviction looks at this many of the oldest entries for one that is done
+ * or stale, so that taking over an entry stays O(1). */
+#define CN_EVICT_SCAN 32
+
+/* Handles are node-assigned serials and stream ids count up: a peer
+ * cannot choose colliding keys, and a chain is at most CN_PENDING_MAX. */
+static unsigned int pending_hash(uint64_t conn, int64_t sid)
+{
+	uint64_t h = conn * 0x9e3779b97f4a7c15ull ^ (uint64_t)sid * 0xc2b2ae3d27d4eb4full;
+
+	h ^= h >> 29;
+	return (unsigned int)(h & (CN_PENDING_BUCKETS - 1));
+}
+
+static void wtab_init(struct cn_wtab *t)
+{
+	for (unsigned int i = 0; i < CN_PENDING_MAX; i++)
+		t->e[i].hnext = (uint16_t)(i + 2 <= CN_PENDING_MAX ? i + 2 : 0);
+	t->free_head = 1;
+}
+
+static void lru_unlink(struct cn_wtab *t, struct cn_pending *p)
+{
+	if (p->prev)
+		t->e[p->prev - 1].next = p->next;
+	else
+		t->lru_head = p->next;
+	if (p->next)
+		t->e[p->next - 1].prev = p->prev;
+	else
+		t->lru_tail = p->prev;
+	p->prev = p->next = 0;
+}
+
+static void lru_append(struct cn_wtab *t, struct cn_pending *p)
+{
+	uint16_t ix = (uint16_t)(p - t->e + 1);
+
+	p->prev = t->lru_tail;
+	p->next = 0;
+	if (t->lru_tail)
+		t->e[t->lru_tail - 1].next = ix;
+	else
+		t->lru_head = ix;
+	t->lru_tail = ix;
+}
+
+/* Free an entry: off its chain and the LRU list; the generation moves on so
+ * a serve thread still holding a request of it counts nothing off. */
+static void pending_free(struct cn_wtab *t, struct cn_pending *p)
+{
+	uint16_t ix = (uint16_t)(p - t->e + 1), *link;
+	uint64_t st = atomic_load(&p->st);
+
+	if (!p->used)
+		return;
+	for (link = &t->bucket[pending_hash(p->conn, p->sid)]; *link; link = &t->e[*link - 1].hnext)
+		if (*link == ix) {
+			*link = p->hnext;
+			break;
+		}
+	lru_unlink(t, p);
+	atomic_store(&p->st, ((st >> 32) + 1) << 32);
+	p->used = 0;
+	p->hnext = t->free_head;
+	t->free_head = ix;
+	t->used--;
+}
+
+/* Done: the client's FIN came, and every answer (and our FIN) went out. */
+static int pending_done(const struct cn_pending *p)
+{
+	uint64_t st = atomic_load(&p->st);
+
+	return (st & CN_ST_FIN_OWED) && !(st & CN_ST_INFLIGHT);
+}
+
+/* The entry of (conn, sid) on this worker's table, or a new one (create);
+ * NULL when the table is full of live streams. */
+static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t sid, int create)
+{
+	unsigned int h = pending_hash(conn, sid), n = 0;
+	uint64_t now = util_now_ms();
+	struct cn_pending *p;
+	uint16_t ix;
+
+	for (ix = t->bucket[h]; ix; ix = t->e[ix - 1].hnext) {
+		p = &t->e[ix - 1];
+		if (p->conn == conn && p->sid == sid) {
+			p->last_ms = now;
+			lru_unlink(t, p);
+			lru_append(t, p);
+			return p;
+		}
+	}
+	if (!create)
+		return NULL;
+	if (!t->free_head) {
+		/* Full: take over the oldest entry that is done, or unused for
+		 * CN_PENDING_STALE_MS with no answer owed (its connection most
+		 * likely went away without closing the stream). */
+		for (ix = t->lru_head; ix && n < CN_EVICT_SCAN; ix = t->e[ix - 1].next, n++) {
+			p = &t->e[ix - 1];
+			if (pending_done(p) ||
+			    (!(atomic_load(&p->st) & CN_ST_INFLIGHT) &&
+			     p->last_ms + CN_PENDING_STALE_MS < now))
+				break;
+		}
+		if (!ix || n == CN_EVICT_SCAN)
+			return NULL;
+		pending_free(t, &t->e[ix - 1]);
+	}
+	ix = t->free_head;
+	p = &t->e[ix - 1];
+	t->free_head = p->hnext;
+	p->used = 1;
+	p->conn = conn;
+	p->sid = sid;
+	p->len = 0;
+	p->last_ms = now;
+	p->hnext = t->bucket[h];
+	t->bucket[h] = ix;
+	lru_append(t, p);
+	if (++t->used > t->peak)
+		t->peak = t->used;
+	return p;
+}
+
+/* Queue a request (a worker). len 0: just our FIN (fin set), when no
+ * answer of the stream is owed. p (may be NULL) counts the answers owed.
+ * A full queue answers BUSY at once. */
+static void enqueue(struct content_node *cn, struct cn_wtab *t, struct cn_pending *p,
+		    uint64_t conn, int64_t sid, const uint8_t *req, size_t len, int fin)
+{
+	struct cn_sreq r = {.conn = conn, .sid = sid, .len = (uint8_t)len, .fin = (uint8_t)fin};
+
+	if (len && p) {
+		r.tab = t;
+		r.slot = (uint16_t)(p - t->e);
+		r.gen = (uint32_t)(atomic_fetch_add(&p->st, 1) >> 32);
+	}
+	if (len)
+		memcpy(r.buf, req, len);
+	if (!atomic_load(&cn->serving) || sq_push(cn, &r)) {
 		static const uint8_t busy[CN_ANS_HEAD] = {CONTENT_ST_BUSY, 0, 0, 0, 0};
 
+		if (r.tab)
+			atomic_fetch_sub(&p->st, 1); /* never queued: nobody else counts it */
 		/* Cheap and non-blocking enough for a worker: five bytes
 		 * (none for a lone FIN: never refused for want of room). */
 		if (len)
 			atomic_fetch_add(&cn->serve_busy, 1);
 		quic_node_write(cn->quic, conn, sid, busy, len ? sizeof(busy) : 0, fin);
-		return;
 	}
-	if (len && p)
-		p->inflight++;
-	r = &cn->sq[(cn->sq_head + cn->sq_len) % CONTENT_SERVE_QUEUE];
-	r->conn = conn;
-	r->sid = sid;
-	r->len = (uint8_t)len;
-	r->fin = (uint8_t)fin;
-	if (len)
-		memcpy(r->buf, req, len);
-	cn->sq_len++;
-	pthread_cond_signal(&cn->scond);
 }
 
-static struct cn_pending *pending_find(struct content_node *cn, uint64_t conn, int64_t sid,
-				       int create)
+/* -------------------------------------------------- the QUIC callbacks */
+
+/* The content node behind a callback, counted in hub->active until
+ * hub_leave(); NULL when it is gone. No lock: see cn_serve_stop(). */
+static struct content_node *hub_enter(struct cn_hub *hub)
 {
-	struct cn_pending *free_slot = NULL, *stale = NULL;
-	uint64_t now = util_now_ms();
+	struct content_node *cn;
 
-	for (unsigned int i = 0; i < CN_PENDING_MAX; i++) {
-		struct cn_pending *p = &cn->pending[i];
+	atomic_fetch_add(&hub->active, 1);
+	cn = atomic_load(&hub->cn);
+	if (!cn)
+		atomic_fetch_sub(&hub->active, 1);
+	return cn;
+}
 
-		if (p->used && p->conn == conn && p->sid == sid) {
-			p->last_ms = now;
-			return p;
-		}
-		if (!p->used && !free_slot)
-			free_slot = p;
-		if (p->used && !p->inflight && p->last_ms + CN_PENDING_STALE_MS < now &&
-		    (!stale || p->last_ms < stale->last_ms))
-			stale = p;
-	}
-	if (!free_slot)
-		free_slot = stale;
-	if (!create || !free_slot)
-		return NULL;
-	free_slot->used = 1;
-	free_slot->conn = conn;
-	free_slot->sid = sid;
-	free_slot->len = 0;
-	free_slot->inflight = 0;
-	free_slot->fin_owed = 0;
-	free_slot->last_ms = now;
-	return free_slot;
+static void hub_leave(struct cn_hub *hub)
+{
+	atomic_fetch_sub(&hub->active, 1);
+}
+
+/* The pending table of conn's owning worker: the thread we run on. */
+static struct cn_wtab *wtab_of(struct content_node *cn, uint64_t conn)
+{
+	unsigned int w = quic_node_conn_worker(cn->quic, conn);
+
+	return w < cn->nwtab ? cn->wtab[w] : NULL;
 }
 
 /*
  * A fetch stream carries requests one after the other (each answered in
  * order; a client keeps one outstanding per stream). Requests have a fixed
  * length per operation (cn_req_feed frames them); bytes of an incomplete
- * one wait in the pending table (bounded; a stream that cannot get an
- * entry is reset with BUSY). The client's FIN is answered with ours: on
- * the answer to a request that came with it, or, when it comes alone,
- * after the last answer owed (docs/CONTENT.md).
+ * one wait in the pending table of the connection's worker (bounded; a
+ * stream that cannot get an entry is reset with BUSY). The client's FIN is
+ * answered with ours: on the answer to a request that came with it, or,
+ * when it comes alone, after the last answer owed (docs/CONTENT.md).
+ * Runs on the connection's worker and takes no lock.
  */
 static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len, int fin)
 {
 	struct cn_hub *hub = arg;
-	struct content_node *cn;
-	struct cn_pending *p;
+	struct content_node *cn = hub_enter(hub);
+	struct cn_pending *p = NULL;
+	struct cn_wtab *t;
 	int rc, fin_sent = 0;
 
-	pthread_mutex_lock(&hub->mu);
-	cn = hub->cn;
-	if (!cn) {
-		pthread_mutex_unlock(&hub->mu);
+	if (!cn)
 		return;
-	}
-	pthread_mutex_lock(&cn->smu);
-	p = pending_find(cn, conn, sid, 1);
+	t = wtab_of(cn, conn);
+	if (t)
+		p = pending_get(t, conn, sid, 1);
 	if (!p) {
 		atomic_fetch_add(&cn->serve_busy, 1);
 		quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BUSY);
@@ -323,13 +522,13 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 		rc = cn_req_feed(p->buf, &p->len, &data, &len);
 		if (rc < 0) {
 			atomic_fetch_add(&cn->serve_bad, 1);
-			p->used = 0;
+			pending_free(t, p);
 			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BAD_REQUEST);
 			goto out;
 		}
 		if (rc == 1) {
 			fin_sent = fin && !len;
-			enqueue(cn, p, conn, sid, p->buf, p->len, fin_sent);
+			enqueue(cn, t, p, conn, sid, p->buf, p->len, fin_sent);
 			p->len = 0;
 		}
 	}
@@ -337,78 +536,80 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 		if (p->len) {
 			atomic_fetch_add(&cn->serve_bad, 1);
 			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BAD_REQUEST);
-		} else if (!fin_sent && p->inflight) {
-			/* FIN on its own, answers still owed: ours goes
-			 * after the last (answered()); keep the entry. */
-			p->fin_owed = 1;
+		} else if (!fin_sent &&
+			   (atomic_fetch_or(&p->st, CN_ST_FIN_OWED) & CN_ST_INFLIGHT)) {
+			/* FIN on its own, answers still owed: the serve
+			 * thread that writes the last one writes ours
+			 * (answered()); the entry stays until then. */
 			goto out;
 		} else if (!fin_sent) {
 			/* FIN on its own after the last answer: end our
 			 * side too, or the stream stays half-open and its
 			 * credit never returns to the client. */
-			enqueue(cn, NULL, conn, sid, NULL, 0, 1);
+			enqueue(cn, t, NULL, conn, sid, NULL, 0, 1);
 		}
-		p->used = 0;
+		pending_free(t, p);
 	}
 out:
-	pthread_mutex_unlock(&cn->smu);
-	pthread_mutex_unlock(&hub->mu);
+	hub_leave(hub);
 }
 
 static void on_closed(void *arg, uint64_t conn, int64_t sid, int err)
 {
 	struct cn_hub *hub = arg;
-	struct content_node *cn;
+	struct content_node *cn = hub_enter(hub);
 	struct cn_pending *p;
+	struct cn_wtab *t;
 
-	pthread_mutex_lock(&hub->mu);
-	cn = hub->cn;
-	if (cn) {
-		pthread_mutex_lock(&cn->smu);
-		p = pending_find(cn, conn, sid, 0);
-		if (p)
-			p->used = 0;
-		pthread_mutex_unlock(&cn->smu);
-	}
-	pthread_mutex_unlock(&hub->mu);
+	(void)err;
+	if (!cn)
+		return;
+	t = wtab_of(cn, conn);
+	p = t ? pending_get(t, conn, sid, 0) : NULL;
+	if (p)
+		pending_free(t, p);
+	hub_leave(hub);
 }
 
-static void hub_destroy(struct cn_hub *hub)
+/* Drop one of the hub's two owners (content node, QUIC node). */
+static void hub_put(struct cn_hub *hub)
 {
-	pthread_mutex_destroy(&hub->mu);
-	free(hub);
+	if (atomic_fetch_sub(&hub->refs, 1) == 1)
+		free(hub);
 }
 
 /* quic_node's release hook: after its last callback. */
 static void hub_release(void *arg)
 {
-	struct cn_hub *hub = arg;
-	int gone;
-
-	pthread_mutex_lock(&hub->mu);
-	gone = hub->cn == NULL;
-	hub->quic_gone = 1;
-	pthread_mutex_unlock(&hub->mu);
-	if (gone)
-		hub_destroy(hub);
+	hub_put(arg);
 }
 
 int cn_serve_init(struct content_node *cn)
 {
 	static const struct quic_node_handler h = {
 	    .stream_data = on_data, .stream_closed = on_closed, .release = hub_release};
-
+	unsigned int nw = quic_node_workers(cn->quic);
 	int rc;
 
 	cn->sq = calloc(CONTENT_SERVE_QUEUE, sizeof(*cn->sq));
-	cn->hub = calloc(1, sizeof(*cn->hub));
-	if (!cn->sq || !cn->hub)
+	cn->wtab = calloc(nw ? nw : 1, sizeof(*cn->wtab));
+	if (!cn->sq || !cn->wtab)
 		return -ENOMEM;
-	pthread_mutex_init(&cn->hub->mu, NULL);
-	cn->hub->cn = cn;
+	for (unsigned int i = 0; i < CONTENT_SERVE_QUEUE; i++)
+		atomic_init(&cn->sq[i].seq, i);
+	for (cn->nwtab = 0; cn->nwtab < nw; cn->nwtab++) {
+		cn->wtab[cn->nwtab] = calloc(1, sizeof(struct cn_wtab));
+		if (!cn->wtab[cn->nwtab])
+			return -ENOMEM;
+		wtab_init(cn->wtab[cn->nwtab]);
+	}
+	cn->hub = calloc(1, sizeof(*cn->hub));
+	if (!cn->hub)
+		return -ENOMEM;
+	atomic_init(&cn->hub->cn, cn);
+	atomic_init(&cn->hub->refs, 2);
 	rc = quic_node_register(cn->quic, CONTENT_ST_FETCH, &h, cn->hub);
 	if (rc) {
-		pthread_mutex_destroy(&cn->hub->mu);
 		free(cn->hub);
 		cn->hub = NULL;
 	}
@@ -424,6 +625,7 @@ int cn_serve_start(struct content_node *cn)
 		if (rc)
 			return -rc;
 	}
+	atomic_store(&cn->serving, 1);
 	return 0;
 }
 
@@ -431,26 +633,29 @@ void cn_serve_stop(struct content_node *cn)
 {
 	/* quic_node reports the streams of every connection still open as
 	 * closed when it is freed, after us: the hub stays until its release
-	 * hook runs then (or goes now if the QUIC node is already gone). */
+	 * hook runs then (or goes now if the QUIC node is already gone).
+	 * Callbacks never block, so the wait for those running is short. */
 	if (cn->hub) {
 		struct cn_hub *hub = cn->hub;
-		int quic_gone;
 
-		pthread_mutex_lock(&hub->mu);
-		hub->cn = NULL;
-		quic_gone = hub->quic_gone;
-		pthread_mutex_unlock(&hub->mu);
+		atomic_store(&hub->cn, NULL);
+		while (atomic_load(&hub->active))
+			sched_yield();
 		cn->hub = NULL;
-		if (quic_gone)
-			hub_destroy(hub);
+		hub_put(hub);
 	}
-	pthread_mutex_lock(&cn->smu);
+	atomic_store(&cn->serving, 0);
 	atomic_store(&cn->stopping, 1);
-	pthread_cond_broadcast(&cn->scond);
-	pthread_mutex_unlock(&cn->smu);
+	for (unsigned int i = 0; i < cn->nsthr; i++)
+		sem_post(&cn->sq_sem);
 	for (unsigned int i = 0; i < cn->nsthr; i++)
 		pthread_join(cn->sthr[i], NULL);
 	cn->nsthr = 0;
 	free(cn->sq);
 	cn->sq = NULL;
+	for (unsigned int i = 0; i < cn->nwtab; i++)
+		free(cn->wtab[i]);
+	free(cn->wtab);
+	cn->wtab = NULL;
+	cn->nwtab = 0;
 }

@@ -633,6 +633,18 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 	return 0;
 }
 
+unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn)
+{
+	unsigned int w = (unsigned int)(conn & 0xff); /* see new_id() */
+
+	return qn && w < qn->nworkers ? w : 0;
+}
+
+unsigned int quic_node_workers(const struct quic_node *qn)
+{
+	return qn ? qn->nworkers : 0;
+}
+
 static uint64_t new_id(struct quic_node *qn, unsigned int worker)
 {
 	return (atomic_fetch_add(&qn->serial, 1) << 8) | worker;
