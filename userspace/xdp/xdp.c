@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -265,6 +266,37 @@ static int on_bpffs(const char *path)
 	}
 }
 
+/*
+ * Where the pin root is not on a bpffs (`ip netns exec` remounts /sys
+ * without one; some hosts mount none), mount one, as libxdp does with
+ * LIBXDP_BPFFS_AUTOMOUNT: on /sys/fs/bpf when the root is under it (libxdp's
+ * dispatcher finds it there too), else on the pin root itself. Needs
+ * CAP_SYS_ADMIN; without it the caller runs unpinned and says why.
+ */
+static int ensure_bpffs(const char *root)
+{
+	static const char sysbpf[] = "/sys/fs/bpf";
+	const char *mnt = root;
+	struct stat st;
+	int err;
+
+	if (on_bpffs(root))
+		return 0;
+	if (!strncmp(root, sysbpf, sizeof(sysbpf) - 1) &&
+	    (root[sizeof(sysbpf) - 1] == '/' || !root[sizeof(sysbpf) - 1]) &&
+	    stat(sysbpf, &st) == 0 && S_ISDIR(st.st_mode)) {
+		mnt = sysbpf;
+	} else {
+		err = util_mkdir_p(root, 0700);
+		if (err)
+			return err;
+	}
+	if (mount("bpf", mnt, "bpf", 0, "mode=0700") < 0)
+		return -errno;
+	log_info(MOD, "no bpffs under %s: mounted one on %s", root, mnt);
+	return 0;
+}
+
 static int pin_all(struct wxdp *x)
 {
 	char path[PATH_MAX];
@@ -290,10 +322,34 @@ static int pin_all(struct wxdp *x)
 	return 0;
 }
 
+/* Another XDP program holds the interface without libxdp's dispatcher:
+ * name it, and say what the operator can do. */
+static void explain_busy(const char *what, const char *ifname)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex((int)if_nametoindex(ifname));
+	struct xdp_program *p = NULL;
+
+	if (mp && !libxdp_get_error(mp) && xdp_multiprog__is_legacy(mp))
+		p = xdp_multiprog__main_prog(mp);
+	if (p)
+		log_error(MOD,
+			  "%s: %s already has the XDP program %s (id %u) attached without libxdp's "
+			  "dispatcher, which cannot share the interface (the dispatcher needs "
+			  "BPF_PROG_TYPE_EXT, see docs/XDP.md): unload it first (xdp-loader unload), "
+			  "or run weft with --io uring",
+			  what, ifname, xdp_program__name(p), xdp_program__id(p));
+	else
+		log_error(MOD, "%s on %s: %s", what, ifname, strerror(EBUSY));
+	if (mp && !libxdp_get_error(mp))
+		xdp_multiprog__close(mp);
+}
+
 static int explain(int err, const char *what, const char *ifname)
 {
-	if (err == -EPERM || err == -EACCES)
-		log_error(MOD, "%s: permission denied (needs root or CAP_BPF+CAP_NET_ADMIN)", what);
+	if (err == -EBUSY || err == -EEXIST)
+		explain_busy(what, ifname);
+	else if (err == -EPERM || err == -EACCES)
+		log_error(MOD, "%s: permission denied (needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", what);
 	else if (err == -EOPNOTSUPP || err == -KERN_ENOTSUPP || err == -EINVAL)
 		log_error(MOD, "%s on %s: XDP not supported in this mode (try generic/skb mode): %s",
 			  what, ifname, strerror(err == -KERN_ENOTSUPP ? EOPNOTSUPP : -err));
@@ -384,6 +440,15 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 			log_error(MOD, "libxdp cannot use the object: %s", strerror(-err));
 			goto out;
 		}
+		/* Before attaching: libxdp's dispatcher wants a bpffs too. */
+		if (!(opts->pin_root && !opts->pin_root[0])) {
+			const char *root = opts->pin_root ? opts->pin_root : DEFAULT_PIN_ROOT;
+			int merr = ensure_bpffs(root);
+
+			if (merr)
+				log_warn(MOD, "no bpffs under %s and cannot mount one: %s", root,
+					 strerror(-merr));
+		}
 		/* Loads the object (as a dispatcher extension when possible). */
 		err = xdp_program__attach(x->prog, x->ifindex, mode, 0);
 		if (err) {
@@ -404,10 +469,10 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 		err = pin_dir_for(x->pin_dir, sizeof(x->pin_dir),
 				  opts->pin_root ? opts->pin_root : DEFAULT_PIN_ROOT, x->ifname);
 		if (!err && !on_bpffs(x->pin_dir)) {
-			/* e.g. under `ip netns exec`, which remounts /sys: run
-			 * without pins rather than refuse to start. */
+			/* no bpffs and none could be mounted (no CAP_SYS_ADMIN):
+			 * run without pins rather than refuse to start. */
 			log_warn(MOD, "%s is not on a bpffs: maps not pinned "
-				 "(mount -t bpf bpf /sys/fs/bpf to inspect them)", x->pin_dir);
+				 "(mount -t bpf bpf /sys/fs/bpf, or give CAP_SYS_ADMIN)", x->pin_dir);
 			x->pin_dir[0] = '\0';
 		} else if (!err) {
 			err = pin_all(x);
