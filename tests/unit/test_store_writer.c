@@ -19,6 +19,8 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "weft/ctl.h"
+#include "weft/guard.h"
 #include "weft/store.h"
 
 static char *dir;
@@ -405,6 +407,88 @@ static void test_metrics(void **state)
 	store_free(st);
 }
 
+/* Dispatch method path body; returns the status, the error code in code. */
+static int call(struct ctl *ctl, const char *method, const char *path, const char *body,
+		char *code, size_t cl)
+{
+	struct ctl_req req = { .method = method, .path = path };
+	struct ctl_resp resp = { 0 };
+	json_error_t je;
+	const char *c;
+
+	if (body) {
+		req.body = (const uint8_t *)body;
+		req.body_len = strlen(body);
+		req.json = json_loads(body, 0, &je);
+	}
+	ctl_dispatch(ctl, &req, &resp);
+	c = json_string_value(json_object_get(json_object_get(resp.json, "error"), "code"));
+	snprintf(code, cl, "%s", c ? c : "");
+	json_decref(req.json);
+	json_decref(resp.json);
+	free(resp.text);
+	return resp.status;
+}
+
+/*
+ * The guard's control routes over a store whose writer cannot commit: an
+ * operator ban and a limits change are answered 503 "not_durable" after
+ * the deadline (in force, not stored), then 2xx once the store commits, and
+ * only what was acknowledged comes back with a new guard on the store.
+ */
+static void test_guard_not_durable(void **state)
+{
+	struct store_opts so = { .dir = dir, .map_size = 16 << 20, .write_timeout_ms = 200 };
+	struct guard_opts go = { .npolicers = 1 };
+	struct ctl_opts co = { 0 };
+	struct wxdp_ban list[8];
+	struct wxdp_config c;
+	struct store *st = NULL;
+	struct guard *g = NULL;
+	struct ctl *ctl = NULL;
+	struct store_txn *t;
+	char sock[512], code[64];
+	size_t n;
+
+	snprintf(sock, sizeof(sock), "%s/ctl.sock", dir);
+	co.socket_path = sock;
+	assert_int_equal(store_new(&st, &so), 0);
+	go.store = st;
+	assert_int_equal(guard_new(&g, &go), 0);
+	assert_int_equal(ctl_new(&ctl, &co), 0);
+	assert_int_equal(guard_ctl_register(g, ctl), 0);
+
+	t = hold(st);
+	assert_int_equal(call(ctl, "POST", "/v1/bans", "{\"cidr\": \"192.0.2.0/24\"}", code,
+			      sizeof(code)), 503);
+	assert_string_equal(code, "not_durable");
+	assert_int_equal(call(ctl, "PUT", "/v1/xdp/limits", "{\"dht\": {\"pps\": 4321}}", code,
+			      sizeof(code)), 503);
+	assert_string_equal(code, "not_durable");
+	/* In force all the same. */
+	assert_int_equal(guard_ban_list(g, list, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(guard_config_get(g, &c), 0);
+	assert_int_equal(c.dht.pps, 4321);
+	store_txn_abort(t);
+	assert_int_equal(call(ctl, "POST", "/v1/bans", "{\"cidr\": \"198.51.100.0/24\"}", code,
+			      sizeof(code)), 201);
+	ctl_free(ctl);
+	guard_free(g);
+
+	/* A new guard on the same store: the acknowledged ban only, the
+	 * unacknowledged limits change not applied. */
+	ctl = NULL;
+	assert_int_equal(guard_new(&g, &go), 0);
+	assert_int_equal(guard_ban_list(g, list, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].addr[0], 198);
+	assert_int_equal(guard_config_get(g, &c), 0);
+	assert_int_not_equal(c.dht.pps, 4321);
+	guard_free(g);
+	store_free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +500,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guard_not_durable, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
