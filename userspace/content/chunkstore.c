@@ -235,6 +235,24 @@ static int ensure_subdir(const struct cstore *cs, const uint8_t *id)
 	return 0;
 }
 
+static int sync_subdir(const struct cstore *cs, const uint8_t *id)
+{
+	char p[4096];
+	char hex[65];
+	int fd, err = 0;
+
+	util_hex(hex, id, B3TREE_ID_LEN);
+	if ((size_t)snprintf(p, sizeof(p), "%s/%.2s", cs->blobdir, hex) >= sizeof(p))
+		return -ENAMETOOLONG;
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
 static void unlink_files(const struct cstore *cs, const uint8_t *id)
 {
 	char p[4096];
@@ -664,6 +682,12 @@ static int commit_complete_locked(struct cstore *cs, const uint8_t *id, uint64_t
 		goto out;
 	if (rename(staged, fin) < 0) {
 		err = -errno;
+		goto out;
+	}
+	/* The new name on disk before the index says complete (a power cut
+	 * would otherwise keep the index and lose the name). */
+	if (!cs->no_sync && (err = sync_subdir(cs, id))) {
+		unlink(fin);
 		goto out;
 	}
 	err = store_txn_commit(t);
