@@ -256,6 +256,8 @@ __noinline int wxdp_police(struct wxdp_pkt *pk)
 		b = &sv->b[WXDP_CLASS_INITIAL];
 	else if (cls == WXDP_CLASS_DHT)
 		b = &sv->b[WXDP_CLASS_DHT];
+	else if (cls == WXDP_CLASS_STUN)
+		b = &sv->b[WXDP_CLASS_STUN];
 	else
 		b = &sv->b[WXDP_CLASS_QUIC];
 	/* Racing CPUs may each refill from the same snapshot, so a source

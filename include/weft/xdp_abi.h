@@ -79,6 +79,12 @@
 #define WXDP_DEFAULT_INITIAL_BURST 40
 #define WXDP_DEFAULT_DHT_PPS 100
 #define WXDP_DEFAULT_DHT_BURST 200
+/* STUN Binding requests on the QUIC port (docs/CONNECTIVITY.md): a client
+ * asks a few times per address change; 10 per second per source with a
+ * burst of 20 answers any client and caps what one source makes the node
+ * send (answers are at most request + 44 bytes). */
+#define WXDP_DEFAULT_STUN_PPS 10
+#define WXDP_DEFAULT_STUN_BURST 20
 #define WXDP_DEFAULT_V6_PREFIX 64
 
 /*
@@ -109,6 +115,10 @@
 #define WXDP_DEFAULT_UNVAL_QUIC_BURST 10000
 #define WXDP_DEFAULT_UNVAL_INITIAL_PPS 1000
 #define WXDP_DEFAULT_UNVAL_INITIAL_BURST 200
+/* STUN sources are never validated (no handshake): all of them share
+ * this budget, 1000 answers per second per CPU. */
+#define WXDP_DEFAULT_UNVAL_STUN_PPS 1000
+#define WXDP_DEFAULT_UNVAL_STUN_BURST 200
 
 /*
  * An expired ban is skipped and the next shorter covering prefix is tried:
@@ -159,6 +169,8 @@ struct wxdp_config {
 	struct wxdp_rate unval_quic;
 	struct wxdp_rate unval_initial;
 	struct wxdp_rate unval_dht;
+	struct wxdp_rate stun;	     /* STUN on a QUIC port, per source */
+	struct wxdp_rate unval_stun; /* STUN, global budget of unvalidated sources */
 };
 
 /*
@@ -184,6 +196,8 @@ enum wxdp_stat {
 	WXDP_STAT_DROP_UNVAL_QUIC,   /* unvalidated source, QUIC budget spent */
 	WXDP_STAT_DROP_UNVAL_INITIAL, /* unvalidated source, Initial budget spent */
 	WXDP_STAT_DROP_UNVAL_DHT,    /* unvalidated source, DHT budget spent */
+	WXDP_STAT_DROP_RATE_STUN,    /* over the per-source STUN bucket */
+	WXDP_STAT_DROP_UNVAL_STUN,   /* unvalidated source, STUN budget spent */
 	WXDP_STAT__MAX
 };
 
@@ -223,6 +237,7 @@ enum wxdp_class {
 	WXDP_CLASS_QUIC = 0,
 	WXDP_CLASS_INITIAL,
 	WXDP_CLASS_DHT,
+	WXDP_CLASS_STUN, /* STUN Binding requests on a QUIC port */
 	WXDP_CLASS__MAX
 };
 
@@ -237,13 +252,13 @@ struct wxdp_valid_val {
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct wxdp_rate) == 8, "wxdp_rate ABI");
-_Static_assert(sizeof(struct wxdp_config) == 80, "wxdp_config ABI");
+_Static_assert(sizeof(struct wxdp_config) == 96, "wxdp_config ABI");
 _Static_assert(sizeof(struct wxdp_valid_val) == 8, "wxdp_valid_val ABI");
 _Static_assert(sizeof(struct wxdp_ban4_key) == 8, "wxdp_ban4_key ABI");
 _Static_assert(sizeof(struct wxdp_ban6_key) == 20, "wxdp_ban6_key ABI");
 _Static_assert(sizeof(struct wxdp_ban_val) == 24, "wxdp_ban_val ABI");
 _Static_assert(sizeof(struct wxdp_src_key) == 16, "wxdp_src_key ABI");
-_Static_assert(sizeof(struct wxdp_src_val) == 48, "wxdp_src_val ABI");
+_Static_assert(sizeof(struct wxdp_src_val) == 64, "wxdp_src_val ABI");
 #endif
 
 #endif

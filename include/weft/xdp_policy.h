@@ -32,8 +32,11 @@ enum wxdp_kind {
 	WXDP_KIND_DHT = 2,
 };
 
-/* Bytes of UDP payload the checks look at (QUIC first byte + version). */
-#define WXDP_PEEK 5
+/* Bytes of UDP payload the checks look at (QUIC first byte + version;
+ * STUN's first byte and magic cookie at offset 4). */
+#define WXDP_PEEK 8
+#define WXDP_STUN_COOKIE 0x2112A442U /* RFC 8489 */
+#define WXDP_STUN_HDR 20
 
 /* QUIC versions whose Initial packet type we recognise. */
 #define WXDP_QUIC_V1 0x00000001U
@@ -60,6 +63,9 @@ WXDP_UNROLL
  * Check a weft UDP payload. p holds the first min(plen, WXDP_PEEK) bytes,
  * plen is the full payload length (UDP length - 8). Returns 0 and sets *cls
  * when the packet is well formed, else the WXDP_STAT_DROP_* reason.
+ *   STUN on a QUIC port: top two bits 00 (QUIC always sets 0x40), at
+ *         least the 20-byte header, magic cookie 0x2112A442 at offset 4
+ *         (RFC 7983 demultiplexing): WXDP_CLASS_STUN.
  *   QUIC: at least 1 byte; fixed bit (0x40) set (RFC 9000 17; weft never
  *         negotiates grease_quic_bit); a long header needs its 4-byte
  *         version; an Initial (v1 type 0, v2 type 1) is classed
@@ -80,13 +86,20 @@ WXDP_INLINE int wxdp_payload_check(int kind, const __u8 *p, __u32 plen, __u32 *c
 	}
 	if (plen < 1)
 		return WXDP_STAT_DROP_SHORT;
-	if (!(p[0] & 0x40))
+	if (!(p[0] & 0x40)) {
+		if ((p[0] & 0xc0) == 0 && plen >= WXDP_STUN_HDR &&
+		    (((__u32)p[4] << 24) | ((__u32)p[5] << 16) | ((__u32)p[6] << 8) | p[7]) ==
+			WXDP_STUN_COOKIE) {
+			*cls = WXDP_CLASS_STUN;
+			return 0;
+		}
 		return WXDP_STAT_DROP_QUIC_FIXED;
+	}
 	*cls = WXDP_CLASS_QUIC;
 	if (p[0] & 0x80) {
 		__u32 ver, type = (p[0] >> 4) & 3;
 
-		if (plen < WXDP_PEEK)
+		if (plen < 5)
 			return WXDP_STAT_DROP_SHORT;
 		ver = ((__u32)p[1] << 24) | ((__u32)p[2] << 16) | ((__u32)p[3] << 8) | p[4];
 		if ((ver == WXDP_QUIC_V1 && type == 0) || (ver == WXDP_QUIC_V2 && type == 1))
@@ -187,6 +200,8 @@ WXDP_INLINE const struct wxdp_rate *wxdp_class_rate(const struct wxdp_config *c,
 		return &c->quic_initial;
 	if (cls == WXDP_CLASS_DHT)
 		return &c->dht;
+	if (cls == WXDP_CLASS_STUN)
+		return &c->stun;
 	return &c->quic;
 }
 
@@ -197,6 +212,8 @@ WXDP_INLINE const struct wxdp_rate *wxdp_class_unval(const struct wxdp_config *c
 		return &c->unval_initial;
 	if (cls == WXDP_CLASS_DHT)
 		return &c->unval_dht;
+	if (cls == WXDP_CLASS_STUN)
+		return &c->unval_stun;
 	return &c->unval_quic;
 }
 
@@ -207,6 +224,8 @@ WXDP_INLINE __u32 wxdp_class_unval_stat(__u32 cls)
 		return WXDP_STAT_DROP_UNVAL_INITIAL;
 	if (cls == WXDP_CLASS_DHT)
 		return WXDP_STAT_DROP_UNVAL_DHT;
+	if (cls == WXDP_CLASS_STUN)
+		return WXDP_STAT_DROP_UNVAL_STUN;
 	return WXDP_STAT_DROP_UNVAL_QUIC;
 }
 
@@ -223,6 +242,8 @@ WXDP_INLINE __u32 wxdp_class_drop_stat(__u32 cls)
 		return WXDP_STAT_DROP_RATE_INITIAL;
 	if (cls == WXDP_CLASS_DHT)
 		return WXDP_STAT_DROP_RATE_DHT;
+	if (cls == WXDP_CLASS_STUN)
+		return WXDP_STAT_DROP_RATE_STUN;
 	return WXDP_STAT_DROP_RATE_QUIC;
 }
 

@@ -31,7 +31,7 @@ for w in publish unpublish ls find call stats; do has "$out" "$w"; done
 out=$(comp "$WEFTCTL" dht g)
 [ "$(echo $out)" = "get-peers get" ] || fail "dht g: $(echo $out)"
 out=$(comp "$WEFTCTL" xdp limits --unval-)
-[ "$(echo $out)" = "--unval-quic --unval-initial --unval-dht" ] || fail "xdp limits: $(echo $out)"
+[ "$(echo $out)" = "--unval-quic --unval-initial --unval-dht --unval-stun" ] || fail "xdp limits: $(echo $out)"
 out=$(comp "$WEFTCTL" svc publish x --b)
 has "$out" --backend
 pass "nouns, verbs and flags"

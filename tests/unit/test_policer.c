@@ -125,6 +125,46 @@ static void test_policer_basic(void **state)
 	policer_free(NULL);
 }
 
+/* STUN on the QUIC port: recognised by its top bits and magic cookie,
+ * classed on its own per-source bucket and unvalidated budget; anything
+ * else without the QUIC fixed bit stays malformed. rx == sum of verdicts. */
+static void test_policer_stun(void **state)
+{
+	static const uint8_t a4[4] = { 192, 0, 2, 1 }, b4[4] = { 198, 51, 100, 7 };
+	static const char req[20] = "\x00\x01\x00\x00\x21\x12\xa4\x42" "abcdefghijkl";
+	static const char nocookie[20] = "\x00\x01\x00\x00\x21\x12\xa4\x43" "abcdefghijkl";
+	uint64_t st[WXDP_STAT__MAX], sum = 0;
+	struct wxdp_config c;
+	struct policer *p;
+
+	(void)state;
+	wxdp_config_default(&c);
+	assert_int_equal(c.stun.pps, WXDP_DEFAULT_STUN_PPS);
+	c.stun = (struct wxdp_rate){ .pps = 10, .burst = 2 };
+	c.unval_stun = (struct wxdp_rate){ .pps = 10, .burst = 3 };
+	p = mk(&c, 0);
+	assert_int_equal(chk(p, AF_INET, a4, 4433, req, 20, T0), WXDP_STAT_REDIRECT);
+	assert_int_equal(chk(p, AF_INET, a4, 4433, req, 20, T0), WXDP_STAT_REDIRECT);
+	assert_int_equal(chk(p, AF_INET, a4, 4433, req, 20, T0), WXDP_STAT_DROP_RATE_STUN);
+	/* QUIC from the same source is not charged by STUN. */
+	assert_int_equal(chk(p, AF_INET, a4, 4433, "\x40\x00", 2, T0), WXDP_STAT_REDIRECT);
+	/* Another source: its own bucket, the global budget (3) is spent. */
+	assert_int_equal(chk(p, AF_INET, b4, 4433, req, 20, T0), WXDP_STAT_REDIRECT);
+	assert_int_equal(chk(p, AF_INET, b4, 4433, req, 20, T0), WXDP_STAT_DROP_UNVAL_STUN);
+	/* Not STUN: no cookie, shorter than a header, on the DHT port. */
+	assert_int_equal(chk(p, AF_INET, b4, 4433, nocookie, 20, T0), WXDP_STAT_DROP_QUIC_FIXED);
+	assert_int_equal(chk(p, AF_INET, b4, 4433, req, 19, T0), WXDP_STAT_DROP_QUIC_FIXED);
+	assert_int_equal(chk(p, AF_INET, b4, 6881, req, 20, T0), WXDP_STAT_DROP_DHT_NOT_DICT);
+	policer_stats(p, st);
+	for (int i = 1; i < WXDP_STAT__MAX; i++)
+		sum += st[i];
+	assert_int_equal(st[WXDP_STAT_RX], 9);
+	assert_int_equal(sum, st[WXDP_STAT_RX]);
+	assert_int_equal(st[WXDP_STAT_DROP_RATE_STUN], 1);
+	assert_int_equal(st[WXDP_STAT_DROP_UNVAL_STUN], 1);
+	policer_free(p);
+}
+
 /* Same nesting bound as the XDP program (test_xdp_prog test_bans_nested). */
 static void test_policer_nested(void **state)
 {
@@ -276,6 +316,9 @@ static void test_same_verdicts(void **state)
 		{ 4433, (const char *)initial2, sizeof(initial2) },
 		{ 4433, (const char *)vneg, sizeof(vneg) },
 		{ 4433, "", 0 },
+		{ 4433, "\x00\x01\x00\x00\x21\x12\xa4\x42" "abcdefghijkl", 20 }, /* STUN */
+		{ 4433, "\x00\x01\x00\x00\x21\x12\xa4\x42" "abcdefghijkl", 20 },
+		{ 4433, "\x00\x01\x00\x00\x21\x12\xa4\x43" "abcdefghijkl", 20 }, /* no cookie */
 		{ 5353, "hello", 5 },
 	};
 	static const char *ban_pool[] = { "192.0.2.0/24", "192.0.2.3", "198.51.100.0/25",
@@ -304,6 +347,8 @@ static void test_same_verdicts(void **state)
 	c.unval_dht = (struct wxdp_rate){ .pps = 6, .burst = 8 };
 	c.unval_quic = (struct wxdp_rate){ .pps = 3, .burst = 4 };
 	c.unval_initial = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+	c.stun = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+	c.unval_stun = (struct wxdp_rate){ .pps = 2, .burst = 3 };
 	c.now_override_ns = now;
 	pin_cpu(); /* the program's budgets are per CPU */
 	assert_int_equal(wxdp_new(&x, &xo), 0);
@@ -690,6 +735,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policer_basic),
+		cmocka_unit_test(test_policer_stun),
 		cmocka_unit_test(test_policer_owner_lockfree),
 		cmocka_unit_test(test_policer_nested),
 		cmocka_unit_test(test_policer_bounded),

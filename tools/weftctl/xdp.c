@@ -24,7 +24,8 @@ static const char xdp_usage[] =
 	"xdp status\n"
 	"xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
 	"            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]\n"
-	"            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]]\n"
+	"            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]\n"
+	"            [--stun PPS/BURST] [--unval-stun PPS/BURST]]\n"
 	"xdp limits reset";
 
 static void print_status(const json_t *o)
@@ -68,14 +69,14 @@ static void print_status(const json_t *o)
 
 static void print_limits(const json_t *o)
 {
-	static const char *const rates[] = { "quic", "quic_initial", "dht" };
+	static const char *const rates[] = { "quic", "quic_initial", "dht", "stun" };
 	const char *names[2] = { "quic_ports", "dht_ports" };
 
 	json_t *u = json_object_get(o, "unvalidated");
 
 	printf("%-14s %12s %12s %16s %14s\n", "CLASS", "PPS", "BURST", "UNVALIDATED PPS",
 	       "BURST");
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		json_t *r = json_object_get(o, rates[i]), *b = json_object_get(u, rates[i]);
 
 		printf("%-14s %12lld %12lld %16lld %14lld\n", rates[i],
@@ -150,27 +151,32 @@ static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 		if (!val)
 			goto usage;
 		i++;
-		if (!strcmp(opt, "--quic") || !strcmp(opt, "--initial") || !strcmp(opt, "--dht")) {
+		if (!strcmp(opt, "--quic") || !strcmp(opt, "--initial") || !strcmp(opt, "--dht") ||
+		    !strcmp(opt, "--stun")) {
 			v = parse_rate(val);
 			if (!v)
 				goto usage;
 			json_object_set_new(body,
-					    !strcmp(opt, "--quic") ? "quic"
-					    : !strcmp(opt, "--dht") ? "dht" : "quic_initial", v);
+					    !strcmp(opt, "--quic")   ? "quic"
+					    : !strcmp(opt, "--dht")  ? "dht"
+					    : !strcmp(opt, "--stun") ? "stun"
+								     : "quic_initial",
+					    v);
 		} else if (!strcmp(opt, "--quic-ports") || !strcmp(opt, "--dht-ports")) {
 			v = parse_ports(val);
 			if (!v)
 				goto usage;
 			json_object_set_new(body, opt[2] == 'q' ? "quic_ports" : "dht_ports", v);
 		} else if (!strcmp(opt, "--unval-quic") || !strcmp(opt, "--unval-initial") ||
-			   !strcmp(opt, "--unval-dht")) {
+			   !strcmp(opt, "--unval-dht") || !strcmp(opt, "--unval-stun")) {
 			v = parse_rate(val);
 			if (!v)
 				goto usage;
 			json_object_set_new(unval,
-					    !strcmp(opt, "--unval-quic")  ? "quic"
-					    : !strcmp(opt, "--unval-dht") ? "dht"
-									  : "quic_initial",
+					    !strcmp(opt, "--unval-quic")   ? "quic"
+					    : !strcmp(opt, "--unval-dht")  ? "dht"
+					    : !strcmp(opt, "--unval-stun") ? "stun"
+									   : "quic_initial",
 					    v);
 		} else if (!strcmp(opt, "--v6-prefix")) {
 			if (util_parse_u64(val, 1, 128, &n))

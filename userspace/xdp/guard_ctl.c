@@ -112,12 +112,13 @@ static json_t *ports_json(const __u16 *p)
 
 static json_t *limits_json(const struct wxdp_config *c)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:i,s:{s:o,s:o,s:o}}", "quic", rate_json(&c->quic),
-			 "quic_initial", rate_json(&c->quic_initial), "dht", rate_json(&c->dht),
-			 "quic_ports", ports_json(c->quic_ports), "dht_ports",
-			 ports_json(c->dht_ports), "v6_prefix", c->v6_prefix, "unvalidated",
-			 "quic", rate_json(&c->unval_quic), "quic_initial",
-			 rate_json(&c->unval_initial), "dht", rate_json(&c->unval_dht));
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:{s:o,s:o,s:o,s:o}}", "quic",
+			 rate_json(&c->quic), "quic_initial", rate_json(&c->quic_initial), "dht",
+			 rate_json(&c->dht), "stun", rate_json(&c->stun), "quic_ports",
+			 ports_json(c->quic_ports), "dht_ports", ports_json(c->dht_ports),
+			 "v6_prefix", c->v6_prefix, "unvalidated", "quic",
+			 rate_json(&c->unval_quic), "quic_initial", rate_json(&c->unval_initial),
+			 "dht", rate_json(&c->unval_dht), "stun", rate_json(&c->unval_stun));
 }
 
 static int num(json_t *v, uint64_t max, uint64_t *out)
@@ -170,7 +171,7 @@ static int ports_from(json_t *a, __u16 *p)
 	return 0;
 }
 
-/* {"quic": rate, "quic_initial": rate, "dht": rate}, any subset. */
+/* {"quic": rate, "quic_initial": rate, "dht": rate, "stun": rate}, any subset. */
 static int unval_from(json_t *o, struct wxdp_config *c)
 {
 	const char *key;
@@ -181,11 +182,13 @@ static int unval_from(json_t *o, struct wxdp_config *c)
 	if (!json_is_object(o))
 		return -EINVAL;
 	json_object_foreach(o, key, v)
-		if (strcmp(key, "quic") && strcmp(key, "quic_initial") && strcmp(key, "dht"))
+		if (strcmp(key, "quic") && strcmp(key, "quic_initial") && strcmp(key, "dht") &&
+		    strcmp(key, "stun"))
 			return -EINVAL;
 	if (rate_from(json_object_get(o, "quic"), &c->unval_quic) ||
 	    rate_from(json_object_get(o, "quic_initial"), &c->unval_initial) ||
-	    rate_from(json_object_get(o, "dht"), &c->unval_dht))
+	    rate_from(json_object_get(o, "dht"), &c->unval_dht) ||
+	    rate_from(json_object_get(o, "stun"), &c->unval_stun))
 		return -EINVAL;
 	return 0;
 }
@@ -208,7 +211,7 @@ static void limits_get(void *arg, const struct ctl_req *req, struct ctl_resp *re
  */
 static int limits_merge(json_t *o, struct wxdp_config *c, char *why, size_t wl)
 {
-	static const char *const known[] = { "quic", "quic_initial", "dht", "quic_ports",
+	static const char *const known[] = { "quic", "quic_initial", "dht", "stun", "quic_ports",
 					     "dht_ports", "v6_prefix", "unvalidated" };
 	const char *key;
 	uint64_t v;
@@ -232,6 +235,7 @@ static int limits_merge(json_t *o, struct wxdp_config *c, char *why, size_t wl)
 	if (rate_from(json_object_get(o, "quic"), &c->quic) ||
 	    rate_from(json_object_get(o, "quic_initial"), &c->quic_initial) ||
 	    rate_from(json_object_get(o, "dht"), &c->dht) ||
+	    rate_from(json_object_get(o, "stun"), &c->stun) ||
 	    ports_from(json_object_get(o, "quic_ports"), c->quic_ports) ||
 	    ports_from(json_object_get(o, "dht_ports"), c->dht_ports) ||
 	    unval_from(json_object_get(o, "unvalidated"), c)) {

@@ -50,6 +50,8 @@ static const char *const stat_names[WXDP_STAT__MAX] = {
 	[WXDP_STAT_DROP_UNVAL_QUIC] = "drop_unvalidated_quic",
 	[WXDP_STAT_DROP_UNVAL_INITIAL] = "drop_unvalidated_initial",
 	[WXDP_STAT_DROP_UNVAL_DHT] = "drop_unvalidated_dht",
+	[WXDP_STAT_DROP_RATE_STUN] = "drop_rate_stun",
+	[WXDP_STAT_DROP_UNVAL_STUN] = "drop_unvalidated_stun",
 };
 
 uint64_t wxdp_mix64(uint64_t x)
@@ -85,6 +87,10 @@ void wxdp_config_default(struct wxdp_config *c)
 	c->unval_initial.burst = WXDP_DEFAULT_UNVAL_INITIAL_BURST;
 	c->unval_dht.pps = WXDP_DEFAULT_UNVAL_DHT_PPS;
 	c->unval_dht.burst = WXDP_DEFAULT_UNVAL_DHT_BURST;
+	c->stun.pps = WXDP_DEFAULT_STUN_PPS;
+	c->stun.burst = WXDP_DEFAULT_STUN_BURST;
+	c->unval_stun.pps = WXDP_DEFAULT_UNVAL_STUN_PPS;
+	c->unval_stun.burst = WXDP_DEFAULT_UNVAL_STUN_BURST;
 }
 
 int wxdp_config_check(const struct wxdp_config *c)
