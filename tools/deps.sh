@@ -11,7 +11,8 @@ libgnutls28-dev libssl-dev libsodium-dev liblmdb-dev lmdb-utils libinih-dev
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
 iproute2 iputils-ping curl ethtool b3sum python3 python3-libtorrent ngtcp2-client ngtcp2-server iperf3
 golang-go golang-github-lucas-clemente-quic-go-dev coturn
-debhelper dpkg-dev fakeroot systemd adduser libcap2-bin util-linux man-db bash-completion"
+debhelper dpkg-dev fakeroot systemd adduser libcap2-bin util-linux man-db bash-completion
+prometheus"
 
 missing=""
 for p in $PKGS; do

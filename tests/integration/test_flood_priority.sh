@@ -155,7 +155,7 @@ echo "off: redirect $red, delivered $del, socket drops $xdrop"
 [ "$xdrop" -gt 0 ] || fail "off: overload but the AF_XDP socket reports no drops"
 py "1 if abs(a - b - c) <= 0.02 * a + 64 else 0" "$red" "$del" "$xdrop" | grep -q 1 ||
 	fail "off: redirect $red != delivered $del + dropped $xdrop"
-CTL metrics | grep -q '^weft_xsk_rx_ring_full_total{queue="0"} ' || fail "xsk metrics missing"
+CTL metrics | grep -q '^weft_io_xsk_rx_ring_full_total{queue="0"} ' || fail "xsk metrics missing"
 CTL io stats | grep -q xsk_rx || fail "io stats do not show the socket drops"
 pass "without priority: validated peer lost $LOSS% (with: $PRIO_LOSS%); socket drops exported, redirect = delivered + dropped"
 stop_weftd "$WEFTD_PID" || fail "weftd did not stop cleanly"

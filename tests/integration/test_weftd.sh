@@ -44,7 +44,7 @@ pass "json errors"
 
 # --- metrics
 m=$(curl -sf --unix-socket "$SOCK" http://weftd/metrics) || fail "metrics"
-echo "$m" | grep -q '^weft_uptime_seconds ' || fail "no uptime metric"
+echo "$m" | grep -q '^weft_node_uptime_seconds ' || fail "no uptime metric"
 echo "$m" | grep -q '^weft_ctl_requests_total{class="4xx"} [1-9]' || fail "4xx not counted"
 "$WEFTCTL" --socket "$SOCK" metrics | grep -q '^process_resident_memory_bytes' || fail "weftctl metrics"
 pass "metrics"
@@ -147,7 +147,7 @@ cp "$D/bad.conf" "$D/w.conf"
 kill -HUP "$PID"
 wait_for "grep -q 'keeping the running configuration' '$WEFTD_LOG'" || fail "bad reload not refused"
 kill -0 "$PID" || fail "bad reload killed weftd"
-curl -sf --unix-socket "$SOCK" http://weftd/metrics | grep -q '^weft_config_reloads_total 1' || fail "reload count"
+curl -sf --unix-socket "$SOCK" http://weftd/metrics | grep -q '^weft_node_config_reloads_total 1' || fail "reload count"
 stop_weftd "$PID" || fail "stop 2"
 pass "restart and reload"
 

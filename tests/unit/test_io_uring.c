@@ -358,8 +358,8 @@ static void test_stats_outputs(void **state)
 	f = open_memstream(&buf, &len);
 	engine_metrics(eng, f);
 	fclose(f);
-	assert_non_null(strstr(buf, "weft_io_rx_pkts{mode=\"uring\",worker=\"0\"} 0\n"));
-	assert_non_null(strstr(buf, "# TYPE weft_io_tx_pkts counter\n"));
+	assert_non_null(strstr(buf, "weft_io_rx_pkts_total{mode=\"uring\",worker=\"0\"} 0\n"));
+	assert_non_null(strstr(buf, "# TYPE weft_io_tx_pkts_total counter\n"));
 	free(buf);
 	{
 		struct ctl_resp resp;

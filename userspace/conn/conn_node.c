@@ -519,8 +519,8 @@ static void conn_metrics(void *arg, FILE *out)
 		"# HELP weft_node_resolve_cache_hits_total Resolutions answered by the cache.\n"
 		"# TYPE weft_node_resolve_cache_hits_total counter\n"
 		"weft_node_resolve_cache_hits_total %llu\n"
-		"# HELP weft_addr_votes_total Reflexive address observations received.\n"
-		"# TYPE weft_addr_votes_total counter\nweft_addr_votes_total %llu\n",
+		"# HELP weft_node_addr_votes_total Reflexive address observations received.\n"
+		"# TYPE weft_node_addr_votes_total counter\nweft_node_addr_votes_total %llu\n",
 		(unsigned long long)atomic_load(&cn->puts),
 		(unsigned long long)atomic_load(&cn->puts_failed),
 		(unsigned long long)atomic_load(&cn->resolves),

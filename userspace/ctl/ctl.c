@@ -21,6 +21,7 @@
 
 #include "weft/ctl.h"
 #include "weft/log.h"
+#include "weft/util.h"
 
 #define CTL_MAX_ROUTES 128
 #define CTL_MAX_METRICS 32
@@ -41,6 +42,11 @@ struct ctl_metric {
 	void *arg;
 };
 
+/* Upper bounds (seconds) of the request latency histogram's buckets. */
+#define CTL_LAT_BUCKETS 9
+static const double ctl_lat_le[CTL_LAT_BUCKETS] = {0.0005, 0.001, 0.005, 0.01, 0.05,
+						   0.1,    0.5,   1,     5};
+
 struct ctl {
 	struct ctl_opts opts;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -54,11 +60,16 @@ struct ctl {
 	unsigned int nmetrics;
 	/* requests answered, by status class 1xx..5xx (index 1..5) */
 	_Atomic unsigned long long answered[6];
+	/* request latency histogram (weft_ctl_request_duration_seconds):
+	 * per-bucket counts (not cumulative), sum in microseconds */
+	_Atomic unsigned long long lat_bucket[CTL_LAT_BUCKETS + 1];
+	_Atomic unsigned long long lat_sum_us;
 	struct log_ctx *log; /* the creator's log context, bound in control threads */
 };
 
 /* Per-request state, kept across MHD's calls for one request. */
 struct ctl_conn {
+	uint64_t t0_ns; /* first call for this request */
 	uint8_t *body;
 	size_t len, cap;
 	int too_large;
@@ -434,12 +445,18 @@ static enum MHD_Result ctl_send(struct MHD_Connection *conn, struct ctl_resp *re
 	return ret;
 }
 
-static void ctl_count(struct ctl *ctl, int status)
+static void ctl_count(struct ctl *ctl, int status, uint64_t t0_ns)
 {
 	int cls = status / 100;
+	uint64_t us = (util_now_ns() - t0_ns) / 1000;
+	unsigned int b = 0;
 
 	if (cls >= 1 && cls <= 5)
 		atomic_fetch_add_explicit(&ctl->answered[cls], 1, memory_order_relaxed);
+	while (b < CTL_LAT_BUCKETS && (double)us / 1e6 > ctl_lat_le[b])
+		b++;
+	atomic_fetch_add_explicit(&ctl->lat_bucket[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ctl->lat_sum_us, us, memory_order_relaxed);
 }
 
 static void ctl_own_metrics(void *arg, FILE *out)
@@ -452,6 +469,25 @@ static void ctl_own_metrics(void *arg, FILE *out)
 	for (int i = 1; i <= 5; i++)
 		fprintf(out, "weft_ctl_requests_total{class=\"%dxx\"} %llu\n", i,
 			atomic_load_explicit(&ctl->answered[i], memory_order_relaxed));
+	/* A request being measured right now may show in a bucket and not yet
+	 * in the sum: each value is read once, the buckets cumulated here. */
+	unsigned long long cum = 0;
+
+	fprintf(out, "# HELP weft_ctl_request_duration_seconds Control API request latency, "
+		     "from its first byte to the answer queued.\n"
+		     "# TYPE weft_ctl_request_duration_seconds histogram\n");
+	for (int b = 0; b <= CTL_LAT_BUCKETS; b++) {
+		cum += atomic_load_explicit(&ctl->lat_bucket[b], memory_order_relaxed);
+		if (b < CTL_LAT_BUCKETS)
+			fprintf(out, "weft_ctl_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+				ctl_lat_le[b], cum);
+		else
+			fprintf(out, "weft_ctl_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+				cum);
+	}
+	fprintf(out, "weft_ctl_request_duration_seconds_sum %.6f\n"
+		     "weft_ctl_request_duration_seconds_count %llu\n",
+		(double)atomic_load_explicit(&ctl->lat_sum_us, memory_order_relaxed) / 1e6, cum);
 }
 
 static void ctl_resp_clear(struct ctl_resp *resp)
@@ -479,6 +515,7 @@ static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const 
 		cc = calloc(1, sizeof(*cc));
 		if (!cc)
 			return MHD_NO;
+		cc->t0_ns = util_now_ns();
 		*con_cls = cc;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > ctl->opts.max_body)
@@ -539,7 +576,7 @@ static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const 
 		json_decref(req.json);
 	}
 send:
-	ctl_count(ctl, resp.status);
+	ctl_count(ctl, resp.status, cc->t0_ns);
 	if (log_get_level() >= LOG_LVL_DEBUG) {
 		char path[129];
 		size_t i;

@@ -169,26 +169,29 @@ void engine_metrics(void *arg, FILE *out)
 		if (!strncmp(fields[f].name, "xsk_", 4)) {
 			if (eng->opts.mode != IO_MODE_XDP)
 				continue;
-			fprintf(out, "# HELP weft_%s_total %s\n", fields[f].name, fields[f].help);
-			fprintf(out, "# TYPE weft_%s_total counter\n", fields[f].name);
+			fprintf(out, "# HELP weft_io_%s_total %s\n", fields[f].name, fields[f].help);
+			fprintf(out, "# TYPE weft_io_%s_total counter\n", fields[f].name);
 			for (i = 0; i < eng->nworkers; i++)
-				fprintf(out, "weft_%s_total{queue=\"%u\"} %" PRIu64 "\n",
+				fprintf(out, "weft_io_%s_total{queue=\"%u\"} %" PRIu64 "\n",
 					fields[f].name, i, fval(&s[i], &fields[f]));
 			continue;
 		}
-		fprintf(out, "# HELP weft_io_%s %s\n", fields[f].name, fields[f].help);
-		fprintf(out, "# TYPE weft_io_%s %s\n", fields[f].name,
-			strcmp(fields[f].name, "zerocopy") ? "counter" : "gauge");
+		/* counters end in _total; zerocopy is a gauge */
+		const char *sfx = strcmp(fields[f].name, "zerocopy") ? "_total" : "";
+
+		fprintf(out, "# HELP weft_io_%s%s %s\n", fields[f].name, sfx, fields[f].help);
+		fprintf(out, "# TYPE weft_io_%s%s %s\n", fields[f].name, sfx,
+			sfx[0] ? "counter" : "gauge");
 		for (i = 0; i < eng->nworkers; i++)
-			fprintf(out, "weft_io_%s{mode=\"%s\",worker=\"%u\"} %" PRIu64 "\n",
-				fields[f].name, io_mode_name(eng->opts.mode), i,
+			fprintf(out, "weft_io_%s%s{mode=\"%s\",worker=\"%u\"} %" PRIu64 "\n",
+				fields[f].name, sfx, io_mode_name(eng->opts.mode), i,
 				fval(&s[i], &fields[f]));
 	}
-	fprintf(out, "# HELP weft_io_rx_batch_size Receive batches by size bucket\n");
-	fprintf(out, "# TYPE weft_io_rx_batch_size counter\n");
+	fprintf(out, "# HELP weft_io_rx_batches_by_size_total Receive batches by size bucket.\n");
+	fprintf(out, "# TYPE weft_io_rx_batches_by_size_total counter\n");
 	for (i = 0; i < eng->nworkers; i++)
 		for (b = 0; b < ENGINE_BATCH_BUCKETS; b++)
-			fprintf(out, "weft_io_rx_batch_size{worker=\"%u\",size=\"%s\"} %" PRIu64 "\n",
+			fprintf(out, "weft_io_rx_batches_by_size_total{worker=\"%u\",size=\"%s\"} %" PRIu64 "\n",
 				i, bucket_names[b], s[i].rx_batch_hist[b]);
 }
 

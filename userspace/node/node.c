@@ -104,12 +104,12 @@ static void node_metrics(void *arg, FILE *out)
 		"weft_build_info{version=\"%s\",io_mode=\"%s\"} 1\n"
 		"# HELP process_start_time_seconds Start time of the process since the epoch.\n"
 		"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %llu\n"
-		"# HELP weft_uptime_seconds Seconds since weftd started.\n"
-		"# TYPE weft_uptime_seconds gauge\nweft_uptime_seconds %llu\n"
+		"# HELP weft_node_uptime_seconds Seconds since weftd started.\n"
+		"# TYPE weft_node_uptime_seconds gauge\nweft_node_uptime_seconds %llu\n"
 		"# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
 		"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n"
-		"# HELP weft_config_reloads_total SIGHUP reloads applied.\n"
-		"# TYPE weft_config_reloads_total counter\nweft_config_reloads_total %llu\n",
+		"# HELP weft_node_config_reloads_total SIGHUP reloads applied.\n"
+		"# TYPE weft_node_config_reloads_total counter\nweft_node_config_reloads_total %llu\n",
 		WEFT_VERSION, n->io_mode, (unsigned long long)n->start_wall,
 		(unsigned long long)((util_now_ms() - n->start_ms) / 1000),
 		rss * sysconf(_SC_PAGESIZE), atomic_load(&n->reloads));

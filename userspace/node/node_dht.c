@@ -417,11 +417,12 @@ static void dht_metrics(void *arg, FILE *out)
 	fprintf(out,
 		"# HELP weft_dht_nodes Nodes in the routing table.\n# TYPE weft_dht_nodes gauge\n"
 		"weft_dht_nodes{family=\"ipv4\"} %u\nweft_dht_nodes{family=\"ipv6\"} %u\n"
-		"# TYPE weft_dht_stored gauge\nweft_dht_stored{kind=\"infohashes\"} %u\n"
+		"# HELP weft_dht_stored Items the DHT stores for others, by kind.\n# TYPE weft_dht_stored gauge\nweft_dht_stored{kind=\"infohashes\"} %u\n"
 		"weft_dht_stored{kind=\"peers\"} %u\nweft_dht_stored{kind=\"items\"} %u\n"
-		"# TYPE weft_dht_lookups gauge\nweft_dht_lookups %u\n",
+		"# HELP weft_dht_lookups DHT lookups in progress.\n# TYPE weft_dht_lookups gauge\nweft_dht_lookups %u\n",
 		st.nodes4, st.nodes6, st.infohashes, st.peers, st.items, st.lookups);
-	fprintf(out, "# TYPE weft_dht_queries_total counter\n");
+	fprintf(out, "# HELP weft_dht_queries_total KRPC queries, by direction and method.\n"
+		     "# TYPE weft_dht_queries_total counter\n");
 	for (int q = 0; q < DHT_Q_COUNT; q++)
 		fprintf(out,
 			"weft_dht_queries_total{dir=\"in\",q=\"%s\"} %llu\n"
@@ -429,16 +430,24 @@ static void dht_metrics(void *arg, FILE *out)
 			dht_stat_q_names[q], (unsigned long long)st.queries_in[q], dht_stat_q_names[q],
 			(unsigned long long)st.queries_out[q]);
 	fprintf(out,
+		"# HELP weft_dht_dropped_total DHT datagrams dropped, by cause.\n"
 		"# TYPE weft_dht_dropped_total counter\n"
 		"weft_dht_dropped_total{cause=\"malformed\"} %llu\n"
 		"weft_dht_dropped_total{cause=\"budget\"} %llu\n"
 		"weft_dht_dropped_total{cause=\"send_queue_full\"} %llu\n"
+		"# HELP weft_dht_budget_unproven_total Budget overruns by queries that prove nothing about their source.\n"
 		"# TYPE weft_dht_budget_unproven_total counter\nweft_dht_budget_unproven_total %llu\n"
+		"# HELP weft_dht_abuse_reports_total Sources reported to the guard as abusive.\n"
 		"# TYPE weft_dht_abuse_reports_total counter\nweft_dht_abuse_reports_total %llu\n"
+		"# HELP weft_dht_evidence_total Address proofs handed to the guard.\n"
 		"# TYPE weft_dht_evidence_total counter\nweft_dht_evidence_total %llu\n"
+		"# HELP weft_dht_forwarded_total DHT datagrams forwarded to the owning worker.\n"
 		"# TYPE weft_dht_forwarded_total counter\nweft_dht_forwarded_total %llu\n"
+		"# HELP weft_dht_forward_dropped_total DHT datagrams not forwarded: the owner's queue was full.\n"
 		"# TYPE weft_dht_forward_dropped_total counter\nweft_dht_forward_dropped_total %llu\n"
+		"# HELP weft_dht_timeouts_total Queries unanswered after the retry.\n"
 		"# TYPE weft_dht_timeouts_total counter\nweft_dht_timeouts_total %llu\n"
+		"# HELP weft_dht_retries_total Queries resent after a first timeout.\n"
 		"# TYPE weft_dht_retries_total counter\nweft_dht_retries_total %llu\n",
 		(unsigned long long)st.dropped_malformed, (unsigned long long)st.dropped_budget,
 		(unsigned long long)nd->send_dropped, (unsigned long long)st.budget_unproven,

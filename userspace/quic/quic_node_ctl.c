@@ -535,24 +535,51 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	ctl_resp_json(resp, 200, json_pack("{s:o}", "conns", arr));
 }
 
+/* Every counter with its Prometheus HELP text. */
 #define QN_EP_STATS(X)                                                                             \
-	X(rx_datagrams)                                                                            \
-	X(tx_datagrams) X(tx_sends) X(rx_bytes) X(tx_bytes) X(drop_garbage) X(drop_conn_error)     \
-	    X(drop_limit) X(drop_closing) X(version_negotiations) X(retries_sent) X(bad_tokens)    \
-		X(stateless_resets_sent) X(conns_accepted) X(conns_dialed) X(conns_established)    \
-		    X(conns_closed) X(peer_key_mismatch) X(bad_cert) X(alpn_mismatch)              \
-			X(idle_timeouts) X(send_errors)
-#define QN_WK_STATS(X) X(fwd_out) X(fwd_in) X(fwd_drop) X(app_errors) X(echo_overruns) X(bad_types) \
-	X(obs_sent) X(obs_rx) X(obs_bad) X(stun_answered) X(stun_dropped)
+	X(rx_datagrams, "UDP datagrams received by the QUIC endpoint.")                            \
+	X(tx_datagrams, "UDP datagrams sent by the QUIC endpoint.")                                \
+	X(tx_sends, "Send calls (a GSO batch counts once).")                                       \
+	X(rx_bytes, "UDP payload bytes received.")                                                 \
+	X(tx_bytes, "UDP payload bytes sent.")                                                     \
+	X(drop_garbage, "Datagrams dropped: unparsable header, short or unknown packets.")         \
+	X(drop_conn_error, "Datagrams a connection rejected (decryption failure and the like).")   \
+	X(drop_limit, "Connections refused by the connection limits (CONNECTION_REFUSED sent).")   \
+	X(drop_closing, "Datagrams for a closing or draining connection.")                         \
+	X(version_negotiations, "Version Negotiation packets sent.")                               \
+	X(retries_sent, "Retry packets sent (address validation).")                                \
+	X(bad_tokens, "Initials with an invalid or expired token.")                                \
+	X(stateless_resets_sent, "Stateless resets sent.")                                         \
+	X(conns_accepted, "Connections accepted (server side).")                                   \
+	X(conns_dialed, "Connections dialled (client side).")                                      \
+	X(conns_established, "Connections whose handshake completed.")                             \
+	X(conns_closed, "Connections closed, whatever the reason.")                                \
+	X(peer_key_mismatch, "Handshakes refused: the peer's node key was not the one dialled.")   \
+	X(bad_cert, "Handshakes refused: invalid peer certificate.")                               \
+	X(alpn_mismatch, "Handshakes refused: no common ALPN.")                                    \
+	X(idle_timeouts, "Connections closed by the idle timeout.")                                \
+	X(send_errors, "Datagrams the socket refused to send.")
+#define QN_WK_STATS(X)                                                                             \
+	X(fwd_out, "Datagrams forwarded to the worker owning their connection.")                   \
+	X(fwd_in, "Datagrams received from another worker.")                                       \
+	X(fwd_drop, "Datagrams dropped instead of forwarded to their owning worker.")                      \
+	X(app_errors, "Stream sends that failed (the stream was dropped).")                                \
+	X(echo_overruns, "Echo streams failed: more queued than the echo limit.")                        \
+	X(bad_types, "Streams with a malformed or unknown stream type.")                                                \
+	X(obs_sent, "Reflexive address observations sent to peers.")                              \
+	X(obs_rx, "Reflexive address observations received.")                                      \
+	X(obs_bad, "Malformed reflexive address observations.")                                    \
+	X(stun_answered, "STUN binding requests answered.")                                        \
+	X(stun_dropped, "STUN datagrams not answered (refused or not sent).")
 
 static json_t *snap_json(const struct qn_snap *sn)
 {
 	json_t *o = json_object();
 
-#define J(f) json_object_set_new(o, #f, json_integer((json_int_t)sn->st.f));
+#define J(f, h) json_object_set_new(o, #f, json_integer((json_int_t)sn->st.f));
 	QN_EP_STATS(J)
 #undef J
-#define J(f) json_object_set_new(o, #f, json_integer((json_int_t)sn->f));
+#define J(f, h) json_object_set_new(o, #f, json_integer((json_int_t)sn->f));
 	QN_WK_STATS(J)
 #undef J
 	json_object_set_new(o, "conns_active", json_integer((json_int_t)sn->st.conns_active));
@@ -561,10 +588,10 @@ static json_t *snap_json(const struct qn_snap *sn)
 
 static void snap_add(struct qn_snap *t, const struct qn_snap *s)
 {
-#define A(f) t->st.f += s->st.f;
+#define A(f, h) t->st.f += s->st.f;
 	QN_EP_STATS(A)
 #undef A
-#define A(f) t->f += s->f;
+#define A(f, h) t->f += s->f;
 	QN_WK_STATS(A)
 #undef A
 	t->st.conns_active += s->st.conns_active;
@@ -606,16 +633,16 @@ static void qn_metrics(void *arg, FILE *out)
 		sn[i].idx = i;
 		ok[i] = snapshot(qn, &sn[i]) == 0;
 	}
-#define M(f)                                                                                       \
-	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                                   \
+#define M(f, h)                                                                                    \
+	fprintf(out, "# HELP weft_quic_" #f "_total " h "\n# TYPE weft_quic_" #f "_total counter\n"); \
 	for (i = 0; i < qn->nworkers; i++)                                                         \
 		if (ok[i])                                                                         \
 			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,            \
 				(unsigned long long)sn[i].st.f);
 	QN_EP_STATS(M)
 #undef M
-#define M(f)                                                                                       \
-	fprintf(out, "# TYPE weft_quic_" #f "_total counter\n");                                   \
+#define M(f, h)                                                                                    \
+	fprintf(out, "# HELP weft_quic_" #f "_total " h "\n# TYPE weft_quic_" #f "_total counter\n"); \
 	for (i = 0; i < qn->nworkers; i++)                                                         \
 		if (ok[i])                                                                         \
 			fprintf(out, "weft_quic_" #f "_total{worker=\"%u\"} %llu\n", i,            \
@@ -628,7 +655,8 @@ static void qn_metrics(void *arg, FILE *out)
 		if (ok[i])
 			fprintf(out, "weft_quic_conns{worker=\"%u\"} %llu\n", i,
 				(unsigned long long)sn[i].st.conns_active);
-	fprintf(out, "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
+	fprintf(out, "# HELP weft_quic_queued_bytes Stream bytes queued for sending, all connections.\n"
+		     "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
 		(unsigned long long)atomic_load(&qn->queued));
 }
 

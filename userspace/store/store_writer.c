@@ -555,16 +555,21 @@ void store_metrics(void *arg, FILE *out)
 	fprintf(out,
 		"# HELP weft_store_queued Writes waiting for the store writer.\n"
 		"# TYPE weft_store_queued gauge\nweft_store_queued %llu\n"
+		"# HELP weft_store_queued_bytes Bytes of keys and values waiting for the store writer.\n"
 		"# TYPE weft_store_queued_bytes gauge\nweft_store_queued_bytes %llu\n"
 		"# HELP weft_store_writes_total Writes accepted by the store writer.\n"
 		"# TYPE weft_store_writes_total counter\nweft_store_writes_total %llu\n"
+		"# HELP weft_store_writes_committed_total Writes committed to LMDB.\n"
 		"# TYPE weft_store_writes_committed_total counter\n"
 		"weft_store_writes_committed_total %llu\n"
+		"# HELP weft_store_writes_failed_total Writes LMDB refused.\n"
 		"# TYPE weft_store_writes_failed_total counter\nweft_store_writes_failed_total %llu\n"
 		"# HELP weft_store_writes_dropped_total Fire-and-forget writes dropped by a full "
 		"queue.\n"
 		"# TYPE weft_store_writes_dropped_total counter\nweft_store_writes_dropped_total %llu\n"
+		"# HELP weft_store_writes_refused_total Durable writes refused by a full queue.\n"
 		"# TYPE weft_store_writes_refused_total counter\nweft_store_writes_refused_total %llu\n"
+		"# HELP weft_store_wait_timeouts_total Durable writes not committed within their deadline.\n"
 		"# TYPE weft_store_wait_timeouts_total counter\nweft_store_wait_timeouts_total %llu\n"
 		"# HELP weft_store_commit_seconds Time of one batch commit (fsync included).\n"
 		"# TYPE weft_store_commit_seconds histogram\n",
@@ -579,6 +584,7 @@ void store_metrics(void *arg, FILE *out)
 	}
 	fprintf(out,
 		"weft_store_commit_seconds_sum %.6f\nweft_store_commit_seconds_count %llu\n"
+		"# HELP weft_store_commit_seconds_max Slowest batch commit.\n"
 		"# TYPE weft_store_commit_seconds_max gauge\nweft_store_commit_seconds_max %.6f\n",
 		(double)s.commit_ns_sum / 1e9, (unsigned long long)cum,
 		(double)s.commit_ns_max / 1e9);

@@ -506,23 +506,27 @@ static void xdp_metrics(void *arg, FILE *out)
 
 	if (guard_stats(arg, cur))
 		return;
-	fprintf(out, "# TYPE weft_xdp_packets_total counter\n");
+	fprintf(out, "# HELP weft_xdp_packets_total XDP program verdicts, by counter.\n"
+		     "# TYPE weft_xdp_packets_total counter\n");
 	for (unsigned int i = 0; i < WXDP_STAT__MAX; i++)
 		fprintf(out, "weft_xdp_packets_total{counter=\"%s\"} %llu\n", wxdp_stat_name(i),
 			(unsigned long long)cur[i]);
-	fprintf(out, "# TYPE weft_validated_sources gauge\n");
-	fprintf(out, "weft_validated_sources %zu\n", guard_valid_count(&g->valid, util_now_ns()));
-	fprintf(out, "# TYPE weft_validated_evidence_total counter\n");
+	fprintf(out, "# HELP weft_xdp_validated_sources Sources that proved their address.\n"
+		     "# TYPE weft_xdp_validated_sources gauge\n");
+	fprintf(out, "weft_xdp_validated_sources %zu\n", guard_valid_count(&g->valid, util_now_ns()));
+	fprintf(out, "# HELP weft_xdp_validated_evidence_total Address proofs, by kind of evidence.\n"
+		     "# TYPE weft_xdp_validated_evidence_total counter\n");
 	for (int e = GUARD_EV_REPLY; e <= GUARD_EV_HANDSHAKE; e++)
-		fprintf(out, "weft_validated_evidence_total{evidence=\"%s\"} %llu\n",
+		fprintf(out, "weft_xdp_validated_evidence_total{evidence=\"%s\"} %llu\n",
 			e == GUARD_EV_REPLY ? "reply" : e == GUARD_EV_TOKEN ? "token" : "handshake",
 			(unsigned long long)atomic_load(&g->ev[e]));
 	pthread_mutex_lock(&g->lock);
-	fprintf(out, "# TYPE weft_bans gauge\n");
-	fprintf(out, "weft_bans{kind=\"operator\"} %zu\nweft_bans{kind=\"auto\"} %zu\n",
+	fprintf(out, "# HELP weft_xdp_bans Banned prefixes, by kind.\n# TYPE weft_xdp_bans gauge\n");
+	fprintf(out, "weft_xdp_bans{kind=\"operator\"} %zu\nweft_xdp_bans{kind=\"auto\"} %zu\n",
 		g->nkind[WXDP_BAN_OPERATOR], g->nkind[WXDP_BAN_AUTO]);
-	fprintf(out, "# TYPE weft_bans_auto_evicted_total counter\n");
-	fprintf(out, "weft_bans_auto_evicted_total %llu\n", (unsigned long long)g->auto_evicted);
+	fprintf(out, "# HELP weft_xdp_bans_auto_evicted_total Automatic bans evicted by newer ones.\n"
+		     "# TYPE weft_xdp_bans_auto_evicted_total counter\n");
+	fprintf(out, "weft_xdp_bans_auto_evicted_total %llu\n", (unsigned long long)g->auto_evicted);
 	pthread_mutex_unlock(&g->lock);
 }
 
