@@ -81,6 +81,7 @@ struct weft_config {
 	uint32_t svc_backend_max_inflight; /* backend requests in progress, node-wide */
 	uint32_t svc_backend_max_per_service; /* ... per service */
 	uint32_t svc_http_buffer;	   /* pass-through bytes buffered per request */
+	uint32_t svc_owner_queue;	   /* stream events waiting for the fabric's owner */
 	/* [store] */
 	uint64_t store_map_size;
 	/* Keys set on the command line, "section.key=value\n" each, in order:

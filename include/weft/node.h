@@ -15,6 +15,7 @@
 struct node;
 struct ctl;
 struct log_ctx;
+struct svc_node;
 struct simnet_host;
 
 /* Construction options beyond the configuration (node_new_opts). Zero
@@ -54,6 +55,8 @@ int node_start(struct node *n);
 /* The node's control API (routes for ctl_dispatch) and log context. */
 struct ctl *node_ctl(struct node *n);
 struct log_ctx *node_log(struct node *n);
+/* The node's service fabric (NULL before node_new finished); for tests. */
+struct svc_node *node_svc(struct node *n);
 
 /* Serve until SIGTERM/SIGINT (0) or a fatal error (-errno). SIGHUP reloads
  * the reloadable keys. Reports READY=1 to systemd when NOTIFY_SOCKET is set. */

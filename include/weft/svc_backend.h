@@ -108,6 +108,23 @@ int svc_backend_stream(struct svc_backend *b, const char *addr, const char *serv
 		       const uint8_t *req, size_t len, uint32_t timeout_ms,
 		       const struct svc_backend_sink *sink, void *ctx);
 
+/*
+ * The backend thread is also the service fabric's owner: work handed to it
+ * from other threads (QUIC stream events from packet workers, DHT
+ * completions) is a message run on its loop, in the order each producer
+ * posted. The message is intrusive (embed it; fn frees it). Posting never
+ * blocks and takes no lock: a lock-free multi-producer queue (one atomic
+ * exchange) and an eventfd wake-up only when the loop may be asleep.
+ * Bounds are the poster's business (it knows what a message holds).
+ * cancel = 1: the loop is gone (svc_backend_free): release, do nothing.
+ */
+struct svc_backend_msg {
+	struct svc_backend_msg *_Atomic next;
+	void (*fn)(struct svc_backend_msg *m, int cancel);
+};
+/* Post m: 0, or -ESHUTDOWN (no loop: m untouched). Any thread. */
+int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m);
+
 struct svc_backend_stats {
 	uint32_t inflight; /* requests in progress */
 	uint64_t busy;	   /* refused by a bound */

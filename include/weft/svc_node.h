@@ -95,6 +95,15 @@ struct store;
  * [gateway] and [svc] keys (docs/CONFIG.md; the member names follow the
  * keys); a test fills what it needs. 0 or "" selects the default noted.
  */
+/* Stream data events from packet workers waiting for the fabric's owner
+ * thread: 4096 (and 16 MiB of copied bytes, SVC_NODE_OWNER_BYTES): a
+ * second of a busy node's calls. Past either, a stream's bytes are refused
+ * and the stream is reset with SVC_NODE_RST_OWNER_BUSY (svc.owner_queue). */
+#define SVC_NODE_OWNER_QUEUE 4096
+#define SVC_NODE_OWNER_BYTES (16u << 20)
+/* Reset code of a service stream whose bytes the owner queue refused. */
+#define SVC_NODE_RST_OWNER_BUSY 0x7
+
 struct svc_node_cfg {
 	uint32_t quic_port;	    /* announced in descriptors (required) */
 	char bind_addr[64];	    /* "", "::", "0.0.0.0": endpoints from the interfaces */
@@ -114,6 +123,7 @@ struct svc_node_cfg {
 	uint32_t svc_backend_max_inflight;    /* backend requests in progress, node-wide */
 	uint32_t svc_backend_max_per_service; /* ... per service */
 	uint32_t svc_http_buffer;	      /* 0 = SVC_NODE_HTTP_BUFFER */
+	uint32_t svc_owner_queue;	      /* 0 = SVC_NODE_OWNER_QUEUE */
 };
 
 struct svc_node_opts {

@@ -109,6 +109,7 @@ static const struct cfg_key cfg_keys[] = {
 	  "256", NULL, 0 },
 	{ "svc", "http_buffer", CFG_U32, OFF(svc_http_buffer), 0, 65536, 64U << 20, "4194304", NULL,
 	  0 },
+	{ "svc", "owner_queue", CFG_U32, OFF(svc_owner_queue), 0, 1, 1U << 20, "4096", NULL, 0 },
 	{ "store", "map_size", CFG_U64, OFF(store_map_size), 0, 1U << 20, 1ULL << 40,
 	  "1073741824", NULL, 0 },
 };

@@ -324,6 +324,7 @@ static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
 	s->svc_backend_max_inflight = c->svc_backend_max_inflight;
 	s->svc_backend_max_per_service = c->svc_backend_max_per_service;
 	s->svc_http_buffer = c->svc_http_buffer;
+	s->svc_owner_queue = c->svc_owner_queue;
 }
 
 static int node_engine_init(struct node *n)
@@ -455,6 +456,11 @@ int node_new(struct node **out, const struct weft_config *cfg, const char *confi
 struct ctl *node_ctl(struct node *n)
 {
 	return n->ctl;
+}
+
+struct svc_node *node_svc(struct node *n)
+{
+	return n->svc;
 }
 
 struct log_ctx *node_log(struct node *n)

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +229,14 @@ struct svc_backend {
 	int th_on;
 	struct bjob *active; /* loop thread only */
 	uint64_t stat_busy, stat_timeout;
+	/* Posted messages (svc_backend_post): D. Vyukov's intrusive MPSC
+	 * queue; head is where producers link, tail the consumer's end. */
+	struct svc_backend_msg *_Atomic mq_head;
+	struct svc_backend_msg *mq_tail; /* loop thread (and free) only */
+	struct svc_backend_msg mq_stub;
+	atomic_int mq_wake;  /* a wake-up is on its way: producers skip theirs */
+	atomic_int mq_open;  /* the loop takes messages */
+	atomic_uint mq_busy; /* producers inside svc_backend_post */
 };
 
 /* A stream chunk the sink refused is offered again after 2 ms: the QUIC
@@ -499,6 +509,70 @@ static void job_start(struct svc_backend *b, struct bjob *j)
 	b->active = j;
 }
 
+static void wake(struct svc_backend *b);
+
+/* Link m at the producers' end (any thread). */
+static void mq_push(struct svc_backend *b, struct svc_backend_msg *m)
+{
+	struct svc_backend_msg *prev;
+
+	atomic_store(&m->next, NULL);
+	prev = atomic_exchange(&b->mq_head, m);
+	atomic_store(&prev->next, m);
+}
+
+/* Take the oldest posted message (the loop; free once it has joined), or
+ * NULL when none is complete yet (a producer between its exchange and its
+ * link: its own wake-up follows). */
+static struct svc_backend_msg *mq_pop(struct svc_backend *b)
+{
+	struct svc_backend_msg *tail = b->mq_tail, *next = atomic_load(&tail->next);
+
+	if (tail == &b->mq_stub) {
+		if (!next)
+			return NULL;
+		b->mq_tail = tail = next;
+		next = atomic_load(&tail->next);
+	}
+	if (next) {
+		b->mq_tail = next;
+		return tail;
+	}
+	if (tail != atomic_load(&b->mq_head))
+		return NULL;
+	/* tail is the last one: put the stub behind it, then take it. */
+	mq_push(b, &b->mq_stub);
+	next = atomic_load(&tail->next);
+	if (!next)
+		return NULL;
+	b->mq_tail = next;
+	return tail;
+}
+
+int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m)
+{
+	atomic_fetch_add(&b->mq_busy, 1);
+	if (!atomic_load(&b->mq_open)) {
+		atomic_fetch_sub(&b->mq_busy, 1);
+		return -ESHUTDOWN;
+	}
+	mq_push(b, m);
+	if (!atomic_exchange(&b->mq_wake, 1))
+		wake(b);
+	atomic_fetch_sub(&b->mq_busy, 1);
+	return 0;
+}
+
+/* Run every posted message that is complete (the loop). */
+static void mq_run(struct svc_backend *b, int cancel)
+{
+	struct svc_backend_msg *m;
+
+	atomic_store(&b->mq_wake, 0);
+	while ((m = mq_pop(b)))
+		m->fn(m, cancel);
+}
+
 static void *backend_loop(void *arg)
 {
 	struct svc_backend *b = arg;
@@ -526,6 +600,7 @@ static void *backend_loop(void *arg)
 			}
 			job_io(b, evs[i].data.ptr, evs[i].events);
 		}
+		mq_run(b, 0);
 		pthread_mutex_lock(&b->mu);
 		pend = b->pend_head;
 		b->pend_head = b->pend_tail = NULL;
@@ -576,6 +651,8 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 	b->timeout_ms = o.timeout_ms ? o.timeout_ms : SVC_BACKEND_DEFAULT_TIMEOUT_MS;
 	b->max_response = o.max_response ? o.max_response : SVC_BACKEND_DEFAULT_MAX_RESPONSE;
 	pthread_mutex_init(&b->mu, NULL);
+	atomic_init(&b->mq_head, &b->mq_stub);
+	b->mq_tail = &b->mq_stub;
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	b->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (b->epfd < 0 || b->evfd < 0 || epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->evfd, &e)) {
@@ -586,6 +663,7 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 	if (err)
 		goto fail;
 	b->th_on = 1;
+	atomic_store(&b->mq_open, 1);
 	*out = b;
 	return 0;
 fail:
@@ -613,6 +691,12 @@ void svc_backend_free(struct svc_backend *b)
 		wake(b);
 		pthread_join(b->th, NULL);
 	}
+	/* Posted messages left: released, not run. A producer inside
+	 * svc_backend_post finishes its link first (a few instructions). */
+	atomic_store(&b->mq_open, 0);
+	while (atomic_load(&b->mq_busy))
+		sched_yield();
+	mq_run(b, 1);
 	while ((j = b->pend_head)) {
 		b->pend_head = j->next;
 		j->fd = -1;

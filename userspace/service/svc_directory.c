@@ -136,9 +136,12 @@ struct svcn_dhtop {
 	char name[SVC_NAME_MAX + 1];
 	uint8_t target[20];
 	uint16_t port;
+	int status;	 /* the announce's result, copied on worker 0 */
+	unsigned int stored;
 };
 
-static void announce_done(void *arg, const struct dht_result *res)
+/* On the fabric's owner (posted from worker 0, the DHT's owner). */
+static void announce_done_own(void *arg)
 {
 	struct svcn_dhtop *op = arg;
 	struct svc_node *sn = svcn_shim_enter(op->shim);
@@ -147,12 +150,21 @@ static void announce_done(void *arg, const struct dht_result *res)
 		struct svcn_pub *p = svcn_pub_find(sn, op->name, strlen(op->name));
 
 		if (p)
-			p->announced = res->status ? 0 : (int)res->stored;
-		log_info("svc", "announced %s: stored on %u DHT nodes (%s)", op->name, res->stored,
-			 res->status ? strerror(-res->status) : "ok");
+			p->announced = op->status ? 0 : (int)op->stored;
+		log_info("svc", "announced %s: stored on %u DHT nodes (%s)", op->name, op->stored,
+			 op->status ? strerror(-op->status) : "ok");
 		svcn_unlock(sn);
 	}
 	free(op);
+}
+
+static void announce_done(void *arg, const struct dht_result *res)
+{
+	struct svcn_dhtop *op = arg;
+
+	op->status = res->status;
+	op->stored = res->stored;
+	svcn_owner_call(op->shim, announce_done_own, op);
 }
 
 static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
@@ -482,14 +494,12 @@ static void lookup_put(struct svcn_lookup *lk)
 		free(lk);
 }
 
-static void lookup_done(void *arg, const struct dht_result *res)
+/* On the fabric's owner: the waiter reads the result once done is set. */
+static void lookup_done_own(void *arg)
 {
 	struct svcn_lookup *lk = arg;
 
 	pthread_mutex_lock(&lk->shim->mu);
-	lk->status = res->status;
-	for (size_t i = 0; i < res->npeers && lk->npeers < SVC_NODE_MAX_CANDIDATES; i++)
-		lk->peers[lk->npeers++] = res->peers[i];
 	lk->done = 1;
 	if (lk->shim->sn)
 		pthread_cond_broadcast(&lk->shim->sn->cv);
@@ -497,16 +507,25 @@ static void lookup_done(void *arg, const struct dht_result *res)
 	pthread_mutex_unlock(&lk->shim->mu);
 }
 
+/* On worker 0 (the DHT's owner): the result is copied into lk, which no
+ * other thread reads before done is set, then handed to the owner. */
+static void lookup_done(void *arg, const struct dht_result *res)
+{
+	struct svcn_lookup *lk = arg;
+
+	lk->status = res->status;
+	for (size_t i = 0; i < res->npeers && lk->npeers < SVC_NODE_MAX_CANDIDATES; i++)
+		lk->peers[lk->npeers++] = res->peers[i];
+	svcn_owner_call(lk->shim, lookup_done_own, lk);
+}
+
 static void dht_lookup_fn(struct dht *dht, void *arg, uint64_t now_ms)
 {
 	struct svcn_lookup *lk = arg;
 
 	if (dht_get_peers(dht, lk->target, now_ms, lookup_done, lk)) {
-		pthread_mutex_lock(&lk->shim->mu);
-		lk->done = 1;
 		lk->status = -ENOSPC;
-		lookup_put(lk);
-		pthread_mutex_unlock(&lk->shim->mu);
+		svcn_owner_call(lk->shim, lookup_done_own, lk);
 	}
 }
 
@@ -617,8 +636,14 @@ int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *
 	lk->refs = 2;
 	svc_name_target(lk->target, name, nl);
 	svcn_unlock(sn);
-	node_dht_run(sn->dht, dht_lookup_fn, lk);
+	n = node_dht_run(sn->dht, dht_lookup_fn, lk);
 	svcn_lock(sn);
+	if (n) {
+		/* Never ran: both references are ours. */
+		free(lk);
+		svcn_unlock(sn);
+		return n;
+	}
 	deadline = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
 	while (!lk->done && svcn_now_ns() < deadline && !atomic_load(&sn->stopping))
 		svcn_wait(sn, 50000000ull);

@@ -6,14 +6,19 @@
  * and outgoing calls are in svc_directory.c.
  * See weft/svc_node.h and docs/SERVICE.md.
  *
- * Locking: one recursive mutex (shim->mu) guards everything here; QUIC
- * callbacks take it on the worker, control threads take it and wait on
- * sn->cv. The DHT is never entered with it held (node_dht_run takes the
- * DHT lock; DHT callbacks take ours).
+ * Owner and locking: the fabric's owner is the backend thread (its event
+ * loop). QUIC callbacks on packet workers take no lock: they copy their
+ * event and post it to the owner (see "worker -> owner events"), which
+ * runs it under one recursive mutex (shim->mu); backend completions run
+ * on the owner too. Control threads, the gateway and the refresher still
+ * take that mutex and wait on sn->cv (off the packet path). The DHT is
+ * never entered with it held (node_dht_run runs on worker 0; DHT
+ * completions are posted to the owner).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <sched.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -90,16 +95,6 @@ struct svc_node *svcn_shim_enter(void *arg)
 		return NULL;
 	}
 	return sh->sn;
-}
-
-/* ------------------------------------------------------------ peer info */
-
-/* Key and address of the peer of an inbound connection, on its owning
- * worker (where stream callbacks run). */
-static int conn_peer(struct svc_node *sn, uint64_t conn, struct svc_peer *p)
-{
-	_Static_assert(IDENTITY_PK_LEN == QUIC_KEY_LEN, "node keys are QUIC keys");
-	return quic_node_conn_peer(sn->quic, conn, p->key, &p->addr);
 }
 
 /* ------------------------------------------------------------------ bans */
@@ -252,13 +247,11 @@ static void op_open(struct svc_node *sn, struct svcn_op *o)
 		op_finish(sn, o, err);
 }
 
-static void cl_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+/* The client side's QUIC events, on the owner (locked): see ev_run(). */
+void svcn_cl_connected_own(struct svc_node *sn, uint64_t conn, int err, const uint8_t *peer_key)
 {
-	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_peer *p;
 
-	if (!sn)
-		return;
 	p = svcn_peer_by_conn(sn, conn);
 	if (p) {
 		if (err) {
@@ -279,24 +272,19 @@ static void cl_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_
 			op_open(sn, o);
 	}
 	pthread_cond_broadcast(&sn->cv);
-	svcn_unlock(sn);
 }
 
 static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *addr, socklen_t alen,
 				  const uint8_t *key, int *err);
 
-static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+void svcn_cl_opened_own(struct svc_node *sn, uint64_t conn, uint64_t token, int64_t sid, int err)
 {
-	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_op *o;
 
-	if (!sn)
-		return;
 	o = op_by_token(sn, token);
 	if (!o || o->done) {
 		if (!err)
 			quic_node_stream_reset(sn->quic, conn, sid, 0x1);
-		svcn_unlock(sn);
 		return;
 	}
 	if (err == -EAGAIN && o->retried < SVCN_STREAM_RETRIES) {
@@ -323,7 +311,6 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 				op_count(sn, o, np);
 				if (np->state == SVCN_PEER_UP)
 					op_open(sn, o);
-				svcn_unlock(sn);
 				return;
 			}
 			err = e2;
@@ -331,7 +318,6 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 	}
 	if (err) {
 		op_finish(sn, o, err);
-		svcn_unlock(sn);
 		return;
 	}
 	o->sid = sid;
@@ -340,24 +326,20 @@ static void cl_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t s
 	err = quic_node_write(sn->quic, conn, sid, o->req, o->req_len, 1);
 	if (err)
 		op_finish(sn, o, err);
-	svcn_unlock(sn);
 }
 
-static void cl_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
-			   int fin)
+void svcn_cl_data_own(struct svc_node *sn, uint64_t conn, int64_t sid, const uint8_t *data,
+			size_t len, int fin)
 {
-	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_op *o;
 
-	if (!sn)
-		return;
 	o = op_by_stream(sn, conn, sid);
 	if (!o || o->done)
-		goto out;
+		return;
 	if (o->resp_len - o->resp_off + len > o->resp_max) {
 		quic_node_stream_reset(sn->quic, conn, sid, 0x2);
 		op_finish(sn, o, -EMSGSIZE);
-		goto out;
+		return;
 	}
 	if (o->resp_off && o->resp_off == o->resp_len) /* HTTP reader caught up */
 		o->resp_off = o->resp_len = 0;
@@ -370,7 +352,7 @@ static void cl_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 		nb = realloc(o->resp, nc);
 		if (!nb) {
 			op_finish(sn, o, -ENOMEM);
-			goto out;
+			return;
 		}
 		o->resp = nb;
 		o->resp_cap = nc;
@@ -384,30 +366,21 @@ static void cl_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 	} else if (o->kind == SVCN_OP_HTTP) {
 		pthread_cond_broadcast(&sn->cv);
 	}
-out:
-	svcn_unlock(sn);
 }
 
-static void cl_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
+void svcn_cl_sclosed_own(struct svc_node *sn, uint64_t conn, int64_t sid, int err)
 {
-	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_op *o;
 
-	if (!sn)
-		return;
 	o = op_by_stream(sn, conn, sid);
 	if (o && !o->done)
 		op_finish(sn, o, err ? err : -ECONNRESET);
-	svcn_unlock(sn);
 }
 
-static void cl_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+void svcn_cl_closed_own(struct svc_node *sn, uint64_t conn)
 {
-	struct svc_node *sn = svcn_shim_enter(arg);
 	struct svcn_peer *p;
 
-	if (!sn)
-		return;
 	p = svcn_peer_by_conn(sn, conn);
 	if (p)
 		memset(p, 0, sizeof(*p));
@@ -415,16 +388,7 @@ static void cl_closed(void *arg, uint64_t conn, const struct quic_close_info *in
 		if (o->conn == conn && !o->done)
 			op_finish(sn, o, -ECONNRESET);
 	pthread_cond_broadcast(&sn->cv);
-	svcn_unlock(sn);
 }
-
-static const struct quic_node_handler cl_handler = {
-    .connected = cl_connected,
-    .stream_opened = cl_stream_opened,
-    .stream_data = cl_stream_data,
-    .stream_closed = cl_stream_closed,
-    .closed = cl_closed,
-};
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, socklen_t bl)
 {
@@ -488,7 +452,7 @@ static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *ad
 	lru->alen = alen;
 	lru->state = SVCN_PEER_CONNECTING;
 	lru->last_ms = util_now_ms();
-	*err = quic_node_connect_addr(sn->quic, addr, alen, key, &cl_handler, sn->shim, &lru->conn);
+	*err = quic_node_connect_addr(sn->quic, addr, alen, key, &svcn_cl_handler, sn->shim, &lru->conn);
 	if (*err) {
 		memset(lru, 0, sizeof(*lru));
 		return NULL;
@@ -729,7 +693,8 @@ static void in_free(struct svc_node *sn, struct svcn_in *in)
 	free(in);
 }
 
-static struct svcn_in *in_get(struct svc_node *sn, uint64_t conn, int64_t sid, int type)
+static struct svcn_in *in_get(struct svc_node *sn, uint64_t conn, int64_t sid, int type,
+			      const struct svc_peer *peer)
 {
 	struct svcn_in *in = in_find(sn, conn, sid);
 
@@ -744,7 +709,10 @@ static struct svcn_in *in_get(struct svc_node *sn, uint64_t conn, int64_t sid, i
 	in->sid = sid;
 	in->type = type;
 	svc_msg_dec_init(&in->dec, svcn_max_payload(sn));
-	in->have_peer = conn_peer(sn, conn, &in->peer) == 0;
+	if (peer) {
+		in->peer = *peer;
+		in->have_peer = 1;
+	}
 	in->next = sn->ins;
 	sn->ins = in;
 	sn->nins++;
@@ -990,10 +958,10 @@ struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len
 	return NULL;
 }
 
-static void srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid, const uint8_t *data,
-		     size_t len, int fin)
+void svcn_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
+		     const struct svc_peer *peer, const uint8_t *data, size_t len, int fin)
 {
-	struct svcn_in *in = in_get(sn, conn, sid, type);
+	struct svcn_in *in = in_get(sn, conn, sid, type, peer);
 	const struct svc_msg *m;
 	size_t used;
 	int r;
@@ -1064,47 +1032,12 @@ end:
 		in_free(sn, in);
 }
 
-static void srv_desc_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
+void svcn_srv_closed_own(struct svc_node *sn, uint64_t conn, int64_t sid)
 {
-	struct svc_node *sn = svcn_shim_enter(arg);
+	struct svcn_in *in = in_find(sn, conn, sid);
 
-	if (!sn)
-		return;
-	srv_data(sn, SVC_NODE_ST_DESC, conn, sid, d, l, f);
-	svcn_unlock(sn);
-}
-
-static void srv_call_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
-{
-	struct svc_node *sn = svcn_shim_enter(arg);
-
-	if (!sn)
-		return;
-	srv_data(sn, SVC_NODE_ST_CALL, conn, sid, d, l, f);
-	svcn_unlock(sn);
-}
-
-static void srv_http_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
-{
-	struct svc_node *sn = svcn_shim_enter(arg);
-
-	if (!sn)
-		return;
-	srv_data(sn, SVC_NODE_ST_HTTP, conn, sid, d, l, f);
-	svcn_unlock(sn);
-}
-
-static void srv_closed(void *arg, uint64_t conn, int64_t sid, int err)
-{
-	struct svc_node *sn = svcn_shim_enter(arg);
-	struct svcn_in *in;
-
-	if (!sn)
-		return;
-	in = in_find(sn, conn, sid);
 	if (in)
 		in_free(sn, in);
-	svcn_unlock(sn);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1198,20 +1131,20 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		err = svcn_pub_store_init(sn, o->store);
 	if (err)
 		goto fail;
-	h.stream_closed = srv_closed;
 	h.release = shim_release;
-	h.stream_data = srv_desc_data;
+	svcn_srv_handler(&h, SVC_NODE_ST_DESC);
 	err = quic_node_register(sn->quic, SVC_NODE_ST_DESC, &h, sn->shim);
-	h.stream_data = srv_call_data;
+	svcn_srv_handler(&h, SVC_NODE_ST_CALL);
 	if (!err)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_CALL, &h, sn->shim);
-	h.stream_data = srv_http_data;
+	svcn_srv_handler(&h, SVC_NODE_ST_HTTP);
 	if (!err)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_HTTP, &h, sn->shim);
 	if (!err && sn->ctl)
 		err = svcn_ctl_register(sn);
 	if (err)
 		goto fail;
+	atomic_store(&sn->shim->live, sn); /* workers may post from now on */
 	*out = sn;
 	return 0;
 fail:
@@ -1259,6 +1192,14 @@ void svc_node_free(struct svc_node *sn)
 	if (!sn)
 		return;
 	svc_node_stop(sn);
+	/* No worker posts from now on; those inside a callback finish (they
+	 * never block). Events queued are run or released by the owner
+	 * (svc_backend_free below). */
+	if (sn->shim) {
+		atomic_store(&sn->shim->live, NULL);
+		while (atomic_load(&sn->shim->active))
+			sched_yield();
+	}
 	svc_gateway_stop(sn->gw);
 	if (sn->refresher_on) {
 		svcn_lock(sn);

@@ -430,6 +430,14 @@ static json_t *stats_json(struct svc_node *sn)
 		      (json_int_t)sn->st.gw_requests, "gateway_denied",
 		      (json_int_t)sn->st.gw_denied, "cached_names", (int)svc_dir_names(sn->dir),
 		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
+	/* Events from packet workers waiting for the fabric's owner. */
+	json_object_set_new(
+	    o, "owner",
+	    json_pack("{s:i,s:i,s:I,s:I,s:I}", "queued_data", (int)atomic_load(&sn->shim->q_data),
+		      "queued_control", (int)atomic_load(&sn->shim->q_ctl), "queue_max",
+		      (json_int_t)svcn_owner_queue(sn), "refused",
+		      (json_int_t)atomic_load(&sn->shim->q_refused), "events",
+		      (json_int_t)sn->st.owner_events));
 	/* The [svc] limits in force (0 in the config = the router's default). */
 	json_object_set_new(
 	    o, "limits",
@@ -531,6 +539,14 @@ static void metrics(void *arg, FILE *out)
 	for (unsigned int i = 0; i < 8; i++)
 		fprintf(out, "weft_svc_descriptors_rejected_total{reason=\"%s\"} %llu\n",
 			svcn_reject_name(i), (unsigned long long)sn->st.rejected[i]);
+	fprintf(out,
+		"# HELP weft_svc_owner_queue Events from packet workers waiting for the fabric's owner, by kind.\n"
+		"# TYPE weft_svc_owner_queue gauge\n"
+		"weft_svc_owner_queue{kind=\"data\"} %u\nweft_svc_owner_queue{kind=\"control\"} %u\n"
+		"# HELP weft_svc_owner_refused_total Service streams reset because the owner queue was full.\n"
+		"# TYPE weft_svc_owner_refused_total counter\nweft_svc_owner_refused_total %llu\n",
+		atomic_load(&sn->shim->q_data), atomic_load(&sn->shim->q_ctl),
+		(unsigned long long)atomic_load(&sn->shim->q_refused));
 	unlock(sn);
 }
 

@@ -17,11 +17,22 @@
  * connection closes after svc_node_free() has run (weftd frees the fabric
  * first), so the handlers' argument is this small block that outlives the
  * fabric: dead set, every callback returns at once. It is freed by
- * svc_node_free() only when no QUIC callback can follow (see there). */
+ * svc_node_free() only when no QUIC callback can follow (see there).
+ *
+ * Workers never take mu: a QUIC callback copies its event and posts it to
+ * the fabric's owner, the backend thread (svc_backend_post), counting
+ * itself in active while it reads live; svc_node_free clears live, then
+ * waits for active to drop to zero before the owner goes. */
 struct svcn_shim {
-	pthread_mutex_t mu;  /* recursive: QUIC calls made on a worker run at once */
+	pthread_mutex_t mu;  /* recursive: control threads nest fabric calls */
 	struct svc_node *sn; /* NULL once freed */
 	int quic_gone;	     /* the QUIC node released it: the last owner frees */
+	struct svc_node *_Atomic live; /* workers may post events to sn */
+	atomic_uint active;	       /* workers inside a callback */
+	atomic_uint q_data;	       /* stream data events queued to the owner */
+	atomic_size_t q_bytes;	       /* their bytes */
+	atomic_uint q_ctl;	       /* other events queued (opens, closes) */
+	atomic_ullong q_refused;       /* streams reset: the owner queue was full */
 };
 
 struct svcn_pub {
@@ -100,6 +111,7 @@ struct svcn_stats {
 	uint64_t rejected[8]; /* by reason, see svcn_reject_name() */
 	uint64_t bans_sent;
 	uint64_t gw_requests, gw_denied;
+	uint64_t owner_events; /* events the owner ran */
 };
 
 struct svc_gateway;
@@ -233,6 +245,27 @@ uint32_t svcn_clamp_timeout(const struct svc_node *sn, uint32_t ms);
 /* svc.http_buffer: pass-through bytes buffered per request. */
 size_t svcn_http_buffer(const struct svc_node *sn);
 struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len);
+/* svc_owner.c: the QUIC handlers of the fabric (on packet workers: they
+ * post to the owner). cl: our outgoing connections; srv: stream type
+ * type of the provider side, filled into *h. */
+extern const struct quic_node_handler svcn_cl_handler;
+void svcn_srv_handler(struct quic_node_handler *h, int type);
+/* svc_node.c: the events, run on the owner with the lock held. */
+void svcn_cl_connected_own(struct svc_node *sn, uint64_t conn, int err, const uint8_t *peer_key);
+void svcn_cl_opened_own(struct svc_node *sn, uint64_t conn, uint64_t token, int64_t sid, int err);
+void svcn_cl_data_own(struct svc_node *sn, uint64_t conn, int64_t sid, const uint8_t *data,
+		      size_t len, int fin);
+void svcn_cl_sclosed_own(struct svc_node *sn, uint64_t conn, int64_t sid, int err);
+void svcn_cl_closed_own(struct svc_node *sn, uint64_t conn);
+void svcn_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
+		   const struct svc_peer *peer, const uint8_t *data, size_t len, int fin);
+void svcn_srv_closed_own(struct svc_node *sn, uint64_t conn, int64_t sid);
+/* svc.owner_queue: stream data events waiting for the owner. */
+uint32_t svcn_owner_queue(const struct svc_node *sn);
+/* Run fn(arg) on the fabric's owner thread (posted; from a packet worker,
+ * e.g. a DHT completion on worker 0): fn takes the fabric's lock itself.
+ * When the owner is going away (or out of memory), fn runs here, at once. */
+void svcn_owner_call(struct svcn_shim *sh, void (*fn)(void *arg), void *arg);
 /* Lock the shim behind a QUIC handler arg; NULL (unlocked) when the fabric is gone. */
 struct svc_node *svcn_shim_enter(void *arg);
 /* The pooled client connection with this handle, or NULL (locked). */
