@@ -22,6 +22,9 @@
  *    The caller waits, with a deadline, until the batch holding its write
  *    is committed; concurrent waiters share one commit (group commit).
  * Writes queued by one thread are committed in the order they were queued.
+ * Never wait for a durable write while holding a write transaction of the
+ * same store (the writer needs LMDB's write lock: the wait would end in
+ * -ETIMEDOUT), nor call store_write_* from inside a store_write_fn.
  * Direct write transactions (store_txn_begin(st, 0), store_put, ...) still
  * work (LMDB serialises them with the writer's) and are meant for code off
  * the packet path that must read and write in one transaction at once
