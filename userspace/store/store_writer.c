@@ -236,18 +236,17 @@ int store_write_wait(struct store_write *sw, unsigned int timeout_ms)
 		if (cond_wait_until(&w->done, &w->mu, dl) == ETIMEDOUT && sw->state != W_DONE)
 			break;
 	}
+	/* A function running now uses its caller's arg: let it end. */
+	while (sw->state == W_APPLYING)
+		pthread_cond_wait(&w->done, &w->mu);
 	if (sw->state == W_DONE) {
 		err = sw->err;
 	} else {
 		err = -ETIMEDOUT;
 		w->s.timeouts_total++;
-		/* A function running now uses its caller's arg: let it end. */
-		while (sw->state == W_APPLYING)
-			pthread_cond_wait(&w->done, &w->mu);
 		/* Not started: never will be. Applied: commits with its batch,
 		 * but is not run again if the batch has to be retried. */
-		if (sw->state != W_DONE)
-			sw->cancelled = 1;
+		sw->cancelled = 1;
 	}
 	put_locked(sw);
 	pthread_mutex_unlock(&w->mu);
