@@ -73,7 +73,7 @@ static void test_routes(void **state)
 {
 	struct ctl_opts o = {.socket_path = sock};
 	struct ctl *ctl;
-	char buf[512];
+	char buf[4096]; /* the ctl's own metrics come first */
 	int st, val = 42;
 
 	assert_int_equal(ctl_new(&ctl, &o), 0);
@@ -105,6 +105,8 @@ static void test_routes(void **state)
 	assert_int_equal(st, 200);
 	assert_non_null(strstr(buf, "weft_test_metric 42\n"));
 	assert_non_null(strstr(buf, "weft_ctl_requests_total"));
+	assert_non_null(strstr(buf, "# TYPE weft_ctl_request_duration_seconds histogram\n"));
+	assert_non_null(strstr(buf, "weft_ctl_request_duration_seconds_bucket{le=\"+Inf\"} "));
 	run(ctl, "POST", "/metrics", &st, buf, sizeof(buf));
 	assert_int_equal(st, 405);
 	ctl_free(ctl);
