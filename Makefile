@@ -116,6 +116,9 @@ $(eval $(call flavour,rel))
 $(eval $(call flavour,san))
 $(eval $(call flavour,fuzz))
 
+# The dashboard's page, script and style are assembled into assets.o.
+$(foreach f,rel san fuzz,$(OBJ_$(f))/userspace/dash/assets.o): $(wildcard userspace/dash/assets/*)
+
 $(BUILD)/weftd: $(OBJ_rel)/userspace/node/main.o $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)

@@ -67,6 +67,9 @@ struct weft_config {
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;
+	/* [dashboard] */
+	char dashboard[64]; /* "" = off, else ADDR:PORT */
+	int dashboard_allow_public;
 	char gateway_services[512]; /* whitelist: "a,b,c", "*" = any, "" = none */
 	/* [svc]: service router limits (defaults: SVC_DEFAULT_* in svc_router.h) */
 	uint32_t svc_peer_calls_per_min;

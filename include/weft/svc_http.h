@@ -13,6 +13,7 @@
 #ifndef WEFT_SVC_HTTP_H
 #define WEFT_SVC_HTTP_H
 
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,5 +108,17 @@ int svc_gw_host(const char *host, uint16_t port, const char *listen_host, char l
  * (80 when absent on both sides). "null" and anything else: 0.
  */
 int svc_gw_origin_same(const char *origin, const char *host);
+
+/*
+ * 1 if a request without an Origin header is a cross-site or same-site
+ * subresource (an <img> or <script> from another site embedding the
+ * answer), from its Sec-Fetch-Site and Sec-Fetch-Mode values (NULL when
+ * absent): refused by the gateway and the dashboard. A navigation, a tool
+ * (no Sec-Fetch headers) or a same-origin request: 0.
+ */
+int svc_gw_cross_site(const char *sec_fetch_site, const char *sec_fetch_mode);
+
+/* 1 if ss is a loopback address (127/8 or ::1). */
+int svc_gw_loopback(const struct sockaddr_storage *ss);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "weft/conn.h"
 #include "weft/ctl.h"
+#include "weft/dash.h"
 #include "weft/engine.h"
 #include "weft/guard.h"
 #include "weft/log.h"
@@ -53,6 +54,7 @@ struct node {
 	struct svc_node *svc; /* service fabric and gateway */
 	struct content_node *content;
 	struct conn_node *conn; /* node record, address discovery, resolution */
+	struct dash *dash;      /* live dashboard (dashboard.listen), NULL when off */
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
 	uint64_t start_ms;
@@ -574,6 +576,7 @@ void node_free(struct node *n)
 	/* Control handlers waiting on service calls return now, so that
 	 * ctl_free() does not wait out their deadlines. */
 	svc_node_stop(n->svc);
+	dash_free(n->dash); /* before the control routes it answers from */
 	ctl_free(n->ctl);
 	engine_stop(n->engine);
 	content_node_free(n->content);
@@ -752,6 +755,18 @@ int node_run(struct node *n)
 	if (err) {
 		log_error("node", "cannot start the control API: %s", strerror(-err));
 		goto out;
+	}
+	if (n->cfg.dashboard[0]) {
+		struct dash_opts dopt = {.listen = n->cfg.dashboard,
+					 .allow_public = n->cfg.dashboard_allow_public,
+					 .ctl = n->ctl};
+
+		err = dash_new(&n->dash, &dopt);
+		if (err) {
+			log_error("node", "cannot start the dashboard on %s: %s", n->cfg.dashboard,
+				  strerror(-err));
+			goto out;
+		}
 	}
 	log_info("node", "weftd %s ready: control API on %s, state in %s, io %s x%u, udp %u/%u",
 		 WEFT_VERSION, n->cfg.ctl_socket, n->cfg.state_dir, n->io_mode,

@@ -718,8 +718,7 @@ static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_
 		const char *sfs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
 		const char *sfm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Mode");
 
-		if (sfs && (!strcasecmp(sfs, "cross-site") || !strcasecmp(sfs, "same-site")) &&
-		    !(sfm && !strcasecmp(sfm, "navigate"))) {
+		if (svc_gw_cross_site(sfs, sfm)) {
 			count_denied(gw);
 			*ret = reply_error(c, 403, "foreign_origin",
 					   "cross-site requests are refused");
@@ -857,15 +856,6 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 	return reply_error(c, 404, "not_found", "no such gateway path");
 }
 
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-	if (ss->ss_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-	return 0;
-}
-
 int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 {
 	struct sockaddr_storage ss;
@@ -878,7 +868,7 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	*out = NULL;
 	if (util_parse_addr(sn->cfg.gateway, &ss, &sl))
 		return -EINVAL;
-	if (!is_loopback(&ss)) {
+	if (!svc_gw_loopback(&ss)) {
 		if (!sn->cfg.gateway_allow_public) {
 			log_error("svc", "gateway %s is not a loopback address; set "
 					 "gateway.allow_public to serve it",

@@ -2,6 +2,7 @@
 /* Gateway HTTP rules without I/O: response-head parser, header filters,
  * Host and Origin checks. See weft/svc_http.h. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,21 @@ int svc_gw_host(const char *host, uint16_t port, const char *listen_host, char l
 		return SVC_GW_HOST_SERVICE;
 	}
 	return -EPERM;
+}
+
+int svc_gw_cross_site(const char *sfs, const char *sfm)
+{
+	return sfs && (!strcasecmp(sfs, "cross-site") || !strcasecmp(sfs, "same-site")) &&
+	       !(sfm && !strcasecmp(sfm, "navigate"));
+}
+
+int svc_gw_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 0;
 }
 
 int svc_gw_origin_same(const char *origin, const char *host)

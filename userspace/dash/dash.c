@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The live dashboard (include/weft/dash.h): a libmicrohttpd server with four
+ * paths: the page, its script, its style (all built into weftd by
+ * assets.c) and GET /api/snapshot (read-only control API routes in one JSON
+ * object). docs/OPERATIONS.md, "Live dashboard".
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "weft/ctl.h"
+#include "weft/dash.h"
+#include "weft/log.h"
+#include "weft/svc_http.h"
+#include "weft/util.h"
+
+#if MHD_VERSION >= 0x00097002
+#define MHD_RESULT enum MHD_Result
+#else
+#define MHD_RESULT int
+#endif
+
+/* assets.c: the page, script and style, NUL-terminated */
+extern const char dash_index_html[], dash_app_js[], dash_app_css[];
+
+struct dash {
+	struct MHD_Daemon *mhd;
+	struct ctl *ctl;
+	struct log_ctx *log;
+	uint16_t port;
+	char listen_host[64]; /* the address as written in dashboard.listen */
+};
+
+/* The read-only routes the snapshot answers, under these keys. */
+static const struct {
+	const char *key, *path;
+} snap_routes[] = {
+	{"status", "/v1/status"},     {"xdp", "/v1/xdp/status"},   {"dht", "/v1/dht/status"},
+	{"quic", "/v1/quic/stats"},   {"conns", "/v1/quic/conns"}, {"content", "/v1/content/stats"},
+	{"jobs", "/v1/content/jobs"}, {"shares", "/v1/content"},   {"svc", "/v1/svc/stats"},
+	{"services", "/v1/svc/ls"},   {"bans", "/v1/bans"},        {"io", "/v1/io/stats"},
+};
+
+static json_t *snapshot(struct dash *d)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < sizeof(snap_routes) / sizeof(snap_routes[0]); i++) {
+		struct ctl_req req = {.method = "GET", .path = snap_routes[i].path, .subpath = ""};
+		struct ctl_resp resp = {.status = 200};
+
+		ctl_dispatch(d->ctl, &req, &resp);
+		if (resp.status == 200 && resp.json) {
+			json_object_set_new(o, snap_routes[i].key, resp.json);
+		} else {
+			/* a module that is off (no content store...) or busy */
+			json_object_set_new(o, snap_routes[i].key,
+					    json_pack("{s:i}", "unavailable", resp.status));
+			json_decref(resp.json);
+		}
+		free(resp.text);
+	}
+	json_object_set_new(o, "time_ms", json_integer((json_int_t)util_now_ms()));
+	return o;
+}
+
+static void security_headers(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "Content-Security-Policy",
+				"default-src 'none'; script-src 'self'; style-src 'self'; "
+				"connect-src 'self'; img-src 'self'; base-uri 'none'; "
+				"form-action 'none'; frame-ancestors 'none'");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+}
+
+static MHD_RESULT reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
+			const char *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
+	MHD_RESULT ret;
+
+	if (!r) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free((void *)body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", ctype);
+	security_headers(r);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static MHD_RESULT reply_error(struct MHD_Connection *c, unsigned int status, const char *code,
+			      const char *msg)
+{
+	char *s = NULL;
+	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+
+	if (o)
+		s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!s)
+		return MHD_NO;
+	return reply(c, status, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE);
+}
+
+/* The gateway's rules (userspace/service/gateway.c): the Host must name this
+ * server (localhost, a loopback literal, or the listen address: DNS
+ * rebinding is refused), an Origin must be this origin, and without an
+ * Origin a cross-site or same-site request other than a navigation (an
+ * <img> or <script> embedding the snapshot) is refused. */
+static int admit(struct dash *d, struct MHD_Connection *c, MHD_RESULT *ret)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	char label[65];
+
+	if (svc_gw_host(host, d->port, d->listen_host, label) != SVC_GW_HOST_BARE) {
+		log_info("dash", "refused a request for a foreign Host");
+		*ret = reply_error(c, 421, "misdirected",
+				   "Host is not this dashboard: use localhost:PORT");
+		return 0;
+	}
+	if (origin && !svc_gw_origin_same(origin, host)) {
+		*ret = reply_error(c, 403, "foreign_origin",
+				   "requests from another web origin are refused");
+		return 0;
+	}
+	if (!origin) {
+		const char *sfs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+		const char *sfm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Mode");
+
+		if (svc_gw_cross_site(sfs, sfm)) {
+			*ret = reply_error(c, 403, "foreign_origin", "cross-site requests are refused");
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
+			  const char *method, const char *version, const char *upload_data,
+			  size_t *upload_size, void **con_cls)
+{
+	struct dash *d = cls;
+	MHD_RESULT ret = MHD_NO;
+
+	(void)version;
+	(void)upload_data;
+	if (log_current() != d->log)
+		log_bind(d->log);
+	if (!*con_cls) {
+		/* first call: headers only; answer on the next one */
+		*con_cls = d;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0; /* no path takes a body: discarded, refused below */
+		return MHD_YES;
+	}
+	if (!admit(d, c, &ret))
+		return ret;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply_error(c, 405, "method_not_allowed", "the dashboard is read-only");
+	if (!strcmp(url, "/"))
+		return reply(c, 200, "text/html; charset=utf-8", dash_index_html,
+			     strlen(dash_index_html), MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/app.js"))
+		return reply(c, 200, "text/javascript; charset=utf-8", dash_app_js,
+			     strlen(dash_app_js), MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/app.css"))
+		return reply(c, 200, "text/css; charset=utf-8", dash_app_css, strlen(dash_app_css),
+			     MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/api/snapshot")) {
+		json_t *o = snapshot(d);
+		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+		json_decref(o);
+		if (!s)
+			return reply_error(c, 500, "internal", "out of memory");
+		return reply(c, 200, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE);
+	}
+	return reply_error(c, 404, "not_found", "no such dashboard path");
+}
+
+int dash_new(struct dash **out, const struct dash_opts *opts)
+{
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_ERROR_LOG | MHD_USE_POLL;
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_storage ss;
+	unsigned int sl;
+	struct dash *d;
+	const char *end;
+	size_t hl;
+
+	*out = NULL;
+	if (!opts || !opts->listen || !opts->ctl || util_parse_addr(opts->listen, &ss, &sl))
+		return -EINVAL;
+	if (!svc_gw_loopback(&ss)) {
+		if (!opts->allow_public) {
+			log_error("dash", "dashboard %s is not a loopback address; set "
+					  "dashboard.allow_public to serve it",
+				  opts->listen);
+			return -EPERM;
+		}
+		log_warn("dash", "dashboard on NON-LOOPBACK address %s (dashboard.allow_public): "
+				 "anyone who reaches it sees the node's state",
+			 opts->listen);
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->ctl = opts->ctl;
+	d->log = log_current();
+	/* the host part as written ("[::1]:8080" -> "[::1]", "127.0.0.1:80" ->
+	 * "127.0.0.1"), which svc_gw_host accepts as this server's name */
+	end = strrchr(opts->listen, ':');
+	hl = end ? (size_t)(end - opts->listen) : 0;
+	if (hl && hl < sizeof(d->listen_host))
+		memcpy(d->listen_host, opts->listen, hl);
+	d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, d, MHD_OPTION_SOCK_ADDR, &ss,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)DASH_MAX_CONNS,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)DASH_TIMEOUT_S,
+				  MHD_OPTION_END);
+	if (!d->mhd) {
+		log_error("dash", "cannot listen on %s", opts->listen);
+		free(d);
+		return -EADDRINUSE;
+	}
+	info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	d->port = info ? info->port : 0;
+	log_info("dash", "dashboard on http://%s/", opts->listen);
+	*out = d;
+	return 0;
+}
+
+uint16_t dash_port(const struct dash *d)
+{
+	return d ? d->port : 0;
+}
+
+void dash_free(struct dash *d)
+{
+	if (!d)
+		return;
+	MHD_stop_daemon(d->mhd);
+	free(d);
+}
