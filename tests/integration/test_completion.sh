@@ -29,12 +29,20 @@ out=$(comp "$WEFTCTL" s)
 out=$(comp "$WEFTCTL" svc "")
 for w in publish unpublish ls find call stats; do has "$out" "$w"; done
 out=$(comp "$WEFTCTL" dht g)
-[ "$(echo $out)" = "get-peers get" ] || fail "dht g: $(echo $out)"
+[ "$(echo $out)" = "get get-peers" ] || fail "dht g: $(echo $out)"
 out=$(comp "$WEFTCTL" xdp limits --unval-)
 [ "$(echo $out)" = "--unval-quic --unval-initial --unval-dht --unval-stun" ] || fail "xdp limits: $(echo $out)"
 out=$(comp "$WEFTCTL" svc publish x --b)
 has "$out" --backend
-pass "nouns, verbs and flags"
+# every noun and verb of weftctl's own usage text is offered
+while read -r noun verbs; do
+	[ -n "$noun" ] || continue # a usage line's continuation
+	has "$(comp "$WEFTCTL" "")" "$noun"
+	for v in ${verbs//|/ }; do
+		has "$(comp "$WEFTCTL" "$noun" "")" "$v"
+	done
+done < <("$WEFTCTL" --help | sed -n 's/^  weftctl \([a-z-]*\) \{0,1\}\([a-z|-]*\).*/\1 \2/p' | sort -u)
+pass "nouns, verbs and flags (every command of weftctl --help)"
 
 start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP
 "$WEFTCTL" --socket "$SOCK" svc publish echo --backend builtin >/dev/null || fail "publish"
