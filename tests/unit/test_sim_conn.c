@@ -27,11 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "simnode.h"
+#include "testutil.h"
 #include "weft/simnet.h"
 
 struct world {
@@ -271,6 +273,68 @@ static void test_errors(void **state)
 	json_decref(o);
 }
 
+struct jwait {
+	struct simnode *x;
+	char path[64];
+};
+
+static int job_finished(void *arg)
+{
+	struct jwait *jw = arg;
+	json_t *o = simnode_ok(jw->x, "GET", jw->path, NULL);
+	const char *st = json_string_value(json_object_get(o, "state"));
+	int done = st && (!strcmp(st, "done") || !strcmp(st, "failed"));
+
+	json_decref(o);
+	return done;
+}
+
+/* content get --from KEY: D (behind a NAT) downloads from A named by its
+ * key alone; an unknown key is not_found before any job starts. */
+static void test_content_from_key(void **state)
+{
+	static const char nokey[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	static uint8_t data[300000], back[sizeof(data)];
+	char path[1200], out[512], id[65];
+	struct jwait jw = { .x = &W.d };
+	json_t *o;
+	FILE *f;
+
+	(void)state;
+	tu_fill(data, sizeof(data), 3);
+	assert_int_equal(tu_write(W.a.dir, "blob.bin", data, sizeof(data), 0600), 0);
+	snprintf(path, sizeof(path), "%s/blob.bin", W.a.dir);
+	o = simnode_ok(&W.a, "POST", "/v1/content/add", json_pack("{s:[s]}", "paths", path));
+	snprintf(id, sizeof(id), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(o, "items"), 0),
+						   "id")));
+	json_decref(o);
+	snprintf(out, sizeof(out), "%s/out", W.d.dir);
+	assert_int_equal(mkdir(out, 0700), 0);
+	assert_int_equal(simnode_ctl(&W.d, "POST", "/v1/content/get",
+				     json_pack("{s:s,s:s,s:[s]}", "id", id, "out", out, "from", nokey),
+				     &o),
+			 404);
+	json_decref(o);
+	o = simnode_ok(&W.d, "POST", "/v1/content/get",
+		       json_pack("{s:s,s:s,s:[s]}", "id", id, "out", out, "from", W.a.key));
+	snprintf(jw.path, sizeof(jw.path), "/v1/content/jobs/%lld",
+		 (long long)json_integer_value(json_object_get(o, "job")));
+	json_decref(o);
+	assert_int_equal(simnode_wait(job_finished, &jw, 60000), 0);
+	o = simnode_ok(&W.d, "GET", jw.path, NULL);
+	if (strcmp(json_string_value(json_object_get(o, "state")), "done"))
+		fail_msg("download failed: %s", json_dumps(o, JSON_COMPACT));
+	json_decref(o);
+	snprintf(path, sizeof(path), "%s/%s", out, id);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(back, 1, sizeof(back), f), sizeof(back));
+	fclose(f);
+	assert_memory_equal(back, data, sizeof(data));
+}
+
 static int cached(struct simnode *x, const char *key)
 {
 	json_t *o = simnode_ok(x, "POST", "/v1/node/resolve", json_pack("{s:s}", "key", key));
@@ -304,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_records_everywhere),
 		cmocka_unit_test(test_nat_classes),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_content_from_key),
 		cmocka_unit_test(test_cache),
 	};
 

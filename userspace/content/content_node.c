@@ -16,6 +16,7 @@
 
 #include "content/content_node_int.h"
 #include "weft/ctl.h"
+#include "weft/quic_node.h"
 #include "weft/dht.h"
 #include "weft/identity.h"
 #include "weft/log.h"
@@ -703,7 +704,40 @@ int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 	return 0;
 }
 
-/* POST /v1/content/get {"id": HEX, "out": DIR, "from": [TARGET, ...]} */
+/* Providers named by key alone: their node records' addresses (blocking
+ * resolution, on the control thread, before any lock), at most 8 targets
+ * in all. Returns 0, or -ENOENT / -EHOSTUNREACH for the first key that
+ * has no record or no address (answered not_found / unreachable). */
+static int expand_keys(struct content_node *cn, struct cn_get_req *rq, struct ctl_resp *resp)
+{
+	char from[8][sizeof(rq->from[0])], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	unsigned int nfrom = rq->nfrom, k;
+	int n;
+
+	memcpy(from, rq->from, sizeof(from));
+	rq->nfrom = 0;
+	for (k = 0; k < nfrom; k++) {
+		n = quic_node_resolve(cn->quic, from[k], t, QUIC_NODE_RESOLVE_MAX);
+		if (n == -ENOENT || n == -EHOSTUNREACH) {
+			ctl_resp_error(resp, n == -ENOENT ? 404 : 502,
+				       n == -ENOENT ? "not_found" : "unreachable",
+				       n == -ENOENT ? "no node record for provider %s"
+						    : "the node record of %s lists no address",
+				       from[k]);
+			return n;
+		}
+		if (n < 0) {
+			ctl_resp_error(resp, 400, "bad_request", "from: bad target %s", from[k]);
+			return n;
+		}
+		for (int i = 0; i < n && rq->nfrom < 8; i++)
+			snprintf(rq->from[rq->nfrom++], sizeof(rq->from[0]), "%s", t[i]);
+	}
+	return 0;
+}
+
+/* POST /v1/content/get {"id": HEX, "out": DIR, "from": [TARGET, ...]};
+ * a TARGET is KEY@ADDR, ADDR, or a node key alone (resolved). */
 static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct content_node *cn = arg;
@@ -716,7 +750,7 @@ static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		ctl_resp_errno(resp, -ENOMEM, "get");
 		return;
 	}
-	if (cn_api_parse_get(req->json, rq, resp))
+	if (cn_api_parse_get(req->json, rq, resp) || expand_keys(cn, rq, resp))
 		goto out;
 	rc = cn_job_start(cn, rq, &jid);
 	if (rc) {
