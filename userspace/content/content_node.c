@@ -730,8 +730,9 @@ static int expand_keys(struct content_node *cn, struct cn_get_req *rq, struct ct
 			ctl_resp_error(resp, 400, "bad_request", "from: bad target %s", from[k]);
 			return n;
 		}
+		_Static_assert(sizeof(rq->from[0]) == QUIC_NODE_TARGET_MAX, "target sizes");
 		for (int i = 0; i < n && rq->nfrom < 8; i++)
-			snprintf(rq->from[rq->nfrom++], sizeof(rq->from[0]), "%s", t[i]);
+			memcpy(rq->from[rq->nfrom++], t[i], QUIC_NODE_TARGET_MAX);
 	}
 	return 0;
 }
