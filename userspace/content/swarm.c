@@ -27,6 +27,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -66,11 +67,18 @@ struct cn_lane {
 };
 enum { K_INFO = 1, K_CHUNK, K_MANIFEST };
 
+/*
+ * A connection's context. Lock order: cc->mu, then job->mu (the worker's
+ * callbacks, cc_enter). The job thread, which holds job->mu while it
+ * re-dials a peer, lets go of the old context without taking cc->mu: it
+ * clears job (atomic) and drops its reference (atomic), and cc_enter checks
+ * job again once it holds job->mu.
+ */
 struct cn_cc {
 	pthread_mutex_t mu;
-	struct cn_job *job; /* NULL once the job let go */
+	_Atomic(struct cn_job *) job; /* NULL once the job let go */
 	int peer;
-	int refs; /* job + connection */
+	atomic_int refs; /* job + connection */
 };
 
 struct cn_peer {
@@ -129,13 +137,21 @@ struct cn_job {
 
 static struct cn_job *cc_enter(struct cn_cc *cc)
 {
+	struct cn_job *j;
+
 	pthread_mutex_lock(&cc->mu);
-	if (!cc->job) {
+	j = atomic_load(&cc->job);
+	if (!j) {
 		pthread_mutex_unlock(&cc->mu);
 		return NULL;
 	}
-	pthread_mutex_lock(&cc->job->mu);
-	return cc->job;
+	pthread_mutex_lock(&j->mu);
+	if (atomic_load(&cc->job) != j) { /* let go of while we waited */
+		pthread_mutex_unlock(&j->mu);
+		pthread_mutex_unlock(&cc->mu);
+		return NULL;
+	}
+	return j;
 }
 
 static void cc_leave(struct cn_cc *cc, struct cn_job *j)
@@ -147,11 +163,8 @@ static void cc_leave(struct cn_cc *cc, struct cn_job *j)
 
 static void cc_put(struct cn_cc *cc)
 {
-	int last;
+	int last = atomic_fetch_sub(&cc->refs, 1) == 1;
 
-	pthread_mutex_lock(&cc->mu);
-	last = --cc->refs == 0;
-	pthread_mutex_unlock(&cc->mu);
 	if (last) {
 		pthread_mutex_destroy(&cc->mu);
 		free(cc);
@@ -405,14 +418,13 @@ dial:
 		return;
 	}
 	pthread_mutex_init(&cc->mu, NULL);
-	cc->job = j;
+	atomic_init(&cc->job, j);
 	cc->peer = (int)i;
-	cc->refs = 2;
+	atomic_init(&cc->refs, 2);
 	if (p->cc) {
-		/* let go of the old connection's context */
-		pthread_mutex_lock(&p->cc->mu);
-		p->cc->job = NULL;
-		pthread_mutex_unlock(&p->cc->mu);
+		/* let go of the old connection's context (j->mu is held: not
+		 * cc->mu, see struct cn_cc) */
+		atomic_store(&p->cc->job, NULL);
 		cc_put(p->cc);
 	}
 	p->cc = cc;
@@ -429,7 +441,7 @@ dial:
 				    &cn_handler, cc, &p->conn);
 	if (rc) {
 		p->state = P_DEAD;
-		cc->refs = 1; /* no connection will report closed() */
+		atomic_store(&cc->refs, 1); /* no connection will report closed() */
 	}
 }
 
@@ -1198,8 +1210,8 @@ static void *job_thread(void *arg)
 
 		if (!cc)
 			continue;
-		pthread_mutex_lock(&cc->mu);
-		cc->job = NULL;
+		pthread_mutex_lock(&cc->mu); /* waits out a callback inside the job */
+		atomic_store(&cc->job, NULL);
 		pthread_mutex_unlock(&cc->mu);
 		cc_put(cc);
 		j->peers[i].cc = NULL;
