@@ -84,6 +84,8 @@ struct weft_config {
 	uint32_t svc_backend_max_inflight; /* backend requests in progress, node-wide */
 	uint32_t svc_backend_max_per_service; /* ... per service */
 	uint32_t svc_http_buffer;	   /* pass-through bytes buffered per request */
+	uint32_t svc_ban_threshold;	   /* violation points that ban a peer key */
+	uint32_t svc_addr_ban_threshold;   /* ... a source address */
 	uint32_t svc_owner_queue;	   /* stream events waiting for the fabric's owner */
 	/* [store] */
 	uint64_t store_map_size;

@@ -72,7 +72,7 @@
  * from one address; a single abusive key is banned (at 50) long before
  * its address is. */
 #define SVC_DEFAULT_ADDR_BAN_THRESHOLD 200u
-/* Registered services: 256; lookups are a linear scan of this table. */
+/* Registered services: 256; looked up by name through a hashed index. */
 #define SVC_DEFAULT_MAX_SERVICES 256u
 /* Violation scoring: points per rejection (see svc_router_violation()),
  * ban at 50 points, decay 1 point per second. A client that trips a limit

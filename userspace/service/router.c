@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sodium.h>
 
 #include "svc_int.h"
 
@@ -21,6 +22,7 @@ struct svc_ent {
 	struct svc_limits lim;
 	struct svc_rate rate;
 	uint32_t inflight;
+	uint32_t hnext; /* name index chain: slot + 1, 0 = end */
 };
 
 struct svc_router {
@@ -36,6 +38,11 @@ struct svc_router {
 	uint32_t addr_calls_per_min, addr_concurrent, addr_v6_prefix, addr_ban_threshold;
 	uint32_t max_services, n_services;
 	struct svc_ent *svcs;
+	/* Name index: buckets (a power of two >= max_services) of slot + 1
+	 * chains, hashed with a random SipHash key: a name a peer sends is
+	 * found in O(1) whatever the peer picks. */
+	uint32_t *svc_heads, svc_mask;
+	uint8_t svc_key[crypto_shorthash_KEYBYTES];
 	uint32_t inflight;
 	uint64_t admitted;
 	uint64_t results[SVC_ERR__COUNT];
@@ -100,16 +107,24 @@ int svc_router_new(struct svc_router **out, const struct svc_router_opts *opts)
 	r->addr_v6_prefix = o.addr_v6_prefix;
 	r->addr_ban_threshold = o.addr_ban_threshold;
 	r->svcs = calloc(o.max_services, sizeof(*r->svcs));
-	if (!r->svcs) {
+	for (r->svc_mask = 16; r->svc_mask < o.max_services; r->svc_mask <<= 1)
+		;
+	r->svc_heads = calloc(r->svc_mask, sizeof(*r->svc_heads));
+	r->svc_mask--;
+	if (!r->svcs || !r->svc_heads) {
+		free(r->svcs);
+		free(r->svc_heads);
 		free(r);
 		return -ENOMEM;
 	}
+	randombytes_buf(r->svc_key, sizeof(r->svc_key));
 	err = svc_peers_init(&r->peers, o.max_peers, o.seed);
 	if (!err)
 		err = svc_peers_init(&r->addrs, o.max_addrs, o.seed ? o.seed + 1 : 0);
 	if (err) {
 		svc_peers_fini(&r->peers);
 		free(r->svcs);
+		free(r->svc_heads);
 		free(r);
 		return err;
 	}
@@ -124,6 +139,7 @@ void svc_router_free(struct svc_router *r)
 	svc_peers_fini(&r->peers);
 	svc_peers_fini(&r->addrs);
 	free(r->svcs);
+	free(r->svc_heads);
 	free(r);
 }
 
@@ -162,12 +178,21 @@ static unsigned int svc_addr_key(const struct svc_router *r, const struct sockad
 	return 0;
 }
 
+static uint32_t *svc_bucket(struct svc_router *r, const char *name, size_t len)
+{
+	uint64_t h;
+
+	crypto_shorthash((unsigned char *)&h, (const unsigned char *)name, len, r->svc_key);
+	return &r->svc_heads[(uint32_t)h & r->svc_mask];
+}
+
+/* The service called name: one hash and its chain (per call). */
 static struct svc_ent *svc_find(struct svc_router *r, const char *name, size_t len)
 {
-	for (uint32_t i = 0; i < r->max_services; i++) {
-		struct svc_ent *s = &r->svcs[i];
+	for (uint32_t i = *svc_bucket(r, name, len); i; i = r->svcs[i - 1].hnext) {
+		struct svc_ent *s = &r->svcs[i - 1];
 
-		if (s->used && s->len == len && memcmp(s->name, name, len) == 0)
+		if (s->len == len && memcmp(s->name, name, len) == 0)
 			return s;
 	}
 	return NULL;
@@ -211,6 +236,12 @@ int svc_router_register(struct svc_router *r, const struct svc_service_opts *o)
 	}
 	memcpy(s->name, o->name, len);
 	s->len = len;
+	{
+		uint32_t *head = svc_bucket(r, s->name, len);
+
+		s->hnext = *head;
+		*head = (uint32_t)(s - r->svcs) + 1;
+	}
 	s->kind = (uint8_t)o->kind;
 	s->fn = o->fn;
 	s->ctx = o->ctx;
@@ -233,6 +264,13 @@ int svc_router_unregister(struct svc_router *r, const char *name)
 	s = svc_find(r, name, strnlen(name, SVC_NAME_MAX + 1));
 	if (!s)
 		return -ENOENT;
+	for (uint32_t *link = svc_bucket(r, s->name, s->len); *link;
+	     link = &r->svcs[*link - 1].hnext)
+		if (*link == (uint32_t)(s - r->svcs) + 1) {
+			*link = s->hnext;
+			break;
+		}
+	s->hnext = 0;
 	s->used = 0;
 	s->gen++;
 	r->n_services--;

@@ -161,17 +161,26 @@ struct svcn_peer *svcn_peer_by_conn(struct svc_node *sn, uint64_t conn)
 	return NULL;
 }
 
+/* Bucket of (a, b) in the SVCN_HASH tables. */
+static unsigned int svcn_hash(uint64_t a, int64_t b)
+{
+	uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (uint64_t)b * 0xc2b2ae3d27d4eb4full;
+
+	h ^= h >> 31;
+	return (unsigned int)(h & (SVCN_HASH - 1));
+}
+
 static struct svcn_op *op_by_stream(struct svc_node *sn, uint64_t conn, int64_t sid)
 {
-	for (struct svcn_op *o = sn->ops; o; o = o->next)
-		if (o->conn == conn && o->opened && o->sid == sid)
+	for (struct svcn_op *o = sn->op_sid[svcn_hash(conn, sid)]; o; o = o->snext)
+		if (o->conn == conn && o->sid == sid)
 			return o;
 	return NULL;
 }
 
 static struct svcn_op *op_by_token(struct svc_node *sn, uint64_t token)
 {
-	for (struct svcn_op *o = sn->ops; o; o = o->next)
+	for (struct svcn_op *o = sn->op_tok[svcn_hash(token, 0)]; o; o = o->tnext)
 		if (o->token == token)
 			return o;
 	return NULL;
@@ -210,16 +219,32 @@ static void op_finish(struct svc_node *sn, struct svcn_op *o, int err)
 	pthread_cond_broadcast(&sn->cv);
 }
 
+/* Off the list and both tables (O(1) but for the length of a chain). */
 static void op_unlink(struct svc_node *sn, struct svcn_op *op)
 {
 	struct svcn_op **pp;
 
-	for (pp = &sn->ops; *pp; pp = &(*pp)->next)
+	if (op->prev)
+		op->prev->next = op->next;
+	else if (sn->ops == op)
+		sn->ops = op->next;
+	else
+		return; /* not listed */
+	if (op->next)
+		op->next->prev = op->prev;
+	op->next = op->prev = NULL;
+	sn->nops--;
+	for (pp = &sn->op_tok[svcn_hash(op->token, 0)]; *pp; pp = &(*pp)->tnext)
 		if (*pp == op) {
-			*pp = op->next;
-			sn->nops--;
-			return;
+			*pp = op->tnext;
+			break;
 		}
+	if (op->opened)
+		for (pp = &sn->op_sid[svcn_hash(op->conn, op->sid)]; *pp; pp = &(*pp)->snext)
+			if (*pp == op) {
+				*pp = op->snext;
+				break;
+			}
 }
 
 static void op_release(struct svc_node *sn, struct svcn_op *op)
@@ -322,6 +347,8 @@ void svcn_cl_opened_own(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	}
 	o->sid = sid;
 	o->opened = 1;
+	o->snext = sn->op_sid[svcn_hash(conn, sid)];
+	sn->op_sid[svcn_hash(conn, sid)] = o;
 	o->t0_ns = svcn_now_ns();
 	err = quic_node_write(sn->quic, conn, sid, o->req, o->req_len, 1);
 	if (err)
@@ -495,9 +522,14 @@ struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockad
 		return NULL;
 	}
 	op_count(sn, o, p);
+	o->prev = NULL;
 	o->next = sn->ops;
+	if (sn->ops)
+		sn->ops->prev = o;
 	sn->ops = o;
 	sn->nops++;
+	o->tnext = sn->op_tok[svcn_hash(o->token, 0)];
+	sn->op_tok[svcn_hash(o->token, 0)] = o;
 	if (p->state == SVCN_PEER_UP)
 		op_open(sn, o);
 	*err = 0;
@@ -672,7 +704,7 @@ struct svcn_op *svcn_local_http(struct svc_node *sn, const char *service, const 
 
 static struct svcn_in *in_find(struct svc_node *sn, uint64_t conn, int64_t sid)
 {
-	for (struct svcn_in *i = sn->ins; i; i = i->next)
+	for (struct svcn_in *i = sn->in_tab[svcn_hash(conn, sid)]; i; i = i->next)
 		if (i->conn == conn && i->sid == sid)
 			return i;
 	return NULL;
@@ -682,7 +714,7 @@ static void in_free(struct svc_node *sn, struct svcn_in *in)
 {
 	struct svcn_in **pp;
 
-	for (pp = &sn->ins; *pp; pp = &(*pp)->next)
+	for (pp = &sn->in_tab[svcn_hash(in->conn, in->sid)]; *pp; pp = &(*pp)->next)
 		if (*pp == in) {
 			*pp = in->next;
 			sn->nins--;
@@ -713,8 +745,8 @@ static struct svcn_in *in_get(struct svc_node *sn, uint64_t conn, int64_t sid, i
 		in->peer = *peer;
 		in->have_peer = 1;
 	}
-	in->next = sn->ins;
-	sn->ins = in;
+	in->next = sn->in_tab[svcn_hash(conn, sid)];
+	sn->in_tab[svcn_hash(conn, sid)] = in;
 	sn->nins++;
 	return in;
 }
@@ -1089,6 +1121,7 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	pthread_mutex_init(&sn->shim->mu, &ma);
 	pthread_mutexattr_destroy(&ma);
 	sn->shim->sn = sn;
+	sn->shim->quic_gone = 1; /* until registered: svc_node_free frees it */
 	sn->mu = &sn->shim->mu;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1115,6 +1148,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	ro.addr_calls_per_min = sn->cfg.svc_addr_calls_per_min;
 	ro.addr_concurrent = sn->cfg.svc_addr_concurrency;
 	ro.global_concurrent = sn->cfg.svc_global_concurrency;
+	ro.ban_threshold = sn->cfg.svc_ban_threshold;
+	ro.addr_ban_threshold = sn->cfg.svc_addr_ban_threshold;
 	ro.ban = on_ban;
 	ro.ban_ctx = sn;
 	err = svc_router_new(&sn->router, &ro);
@@ -1134,6 +1169,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	h.release = shim_release;
 	svcn_srv_handler(&h, SVC_NODE_ST_DESC);
 	err = quic_node_register(sn->quic, SVC_NODE_ST_DESC, &h, sn->shim);
+	if (!err)
+		sn->shim->quic_gone = 0; /* the QUIC node holds it: its release frees */
 	svcn_srv_handler(&h, SVC_NODE_ST_CALL);
 	if (!err)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_CALL, &h, sn->shim);
@@ -1222,8 +1259,9 @@ void svc_node_free(struct svc_node *sn)
 		free(o->resp);
 		free(o);
 	}
-	while (sn->ins)
-		in_free(sn, sn->ins);
+	for (unsigned int b = 0; b < SVCN_HASH; b++)
+		while (sn->in_tab[b])
+			in_free(sn, sn->in_tab[b]);
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
 		free(sn->pubs[i].desc);
 	svc_dir_free(sn->dir);

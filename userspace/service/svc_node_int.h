@@ -68,7 +68,9 @@ struct svcn_peer {
 enum { SVCN_OP_DESC = 1, SVCN_OP_CALL, SVCN_OP_HTTP };
 
 struct svcn_op {
-	struct svcn_op *next;
+	struct svcn_op *next, *prev; /* sn->ops */
+	struct svcn_op *tnext;	     /* sn->op_tok chain */
+	struct svcn_op *snext;	     /* sn->op_sid chain, once opened */
 	uint64_t token;
 	int kind;
 	int refs; /* waiter + list */
@@ -92,7 +94,7 @@ struct svcn_op {
 };
 
 struct svcn_in {
-	struct svcn_in *next;
+	struct svcn_in *next; /* sn->in_tab chain */
 	uint64_t conn;
 	int64_t sid;
 	int type;
@@ -116,6 +118,12 @@ struct svcn_stats {
 
 struct svc_gateway;
 
+/* Buckets of the tables of operations (by token, by stream) and inbound
+ * streams (by stream): 1024 each, so that a lookup per stream event is
+ * O(1) at the bounds (SVC_NODE_MAX_OPS, SVC_NODE_MAX_INBOUND = 4096).
+ * Keys are node-assigned (connection serials, stream ids, tokens): a
+ * peer cannot choose them. */
+#define SVCN_HASH 1024
 /* Remembered id -> name pairs (svc_node.ids): 256, 22 KiB. */
 #define SVCN_IDS 256
 
@@ -142,7 +150,8 @@ struct svc_node {
 	struct svcn_op *ops;
 	size_t nops;
 	uint64_t next_token;
-	struct svcn_in *ins;
+	struct svcn_op *op_tok[SVCN_HASH], *op_sid[SVCN_HASH];
+	struct svcn_in *in_tab[SVCN_HASH];
 	size_t nins;
 	struct svcn_stats st;
 	/* Service ids seen in verified descriptors and their names, kept
