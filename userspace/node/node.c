@@ -351,6 +351,11 @@ static int node_engine_init(struct node *n)
 	n->ports[1] = (uint16_t)n->cfg.dht_port;
 	eo.ports = n->ports;
 	eo.nports = 2;
+	/* Commands per worker: 4096 (64 KiB of ring), not the engine's 256:
+	 * the service fabric's owner and the content serve threads reach
+	 * QUIC through it (every answer, stream open and reset), and a
+	 * connection coming up flushes up to 96 waiting stream opens at once. */
+	eo.cmdq_size = 4096;
 	eo.workers = n->workers;
 	eo.bind_addr = n->cfg.bind_addr;
 	if (n->xdp) {
