@@ -34,6 +34,7 @@
 
 #include "simnode.h"
 #include "testutil.h"
+#include "weft/conn.h"
 #include "weft/simnet.h"
 
 struct world {
@@ -362,6 +363,32 @@ static void test_cache(void **state)
 	assert_false(cached(&W.c, W.a.key));
 }
 
+struct pwait {
+	struct simnode *x;
+	json_int_t above;
+};
+
+static int puts_above(void *arg)
+{
+	struct pwait *pw = arg;
+
+	return simnode_get_int(pw->x, "/v1/status", "record_puts", NULL) > pw->above;
+}
+
+/* Republish before BEP 44's 2 h expiry: 31 min later (simulated clock)
+ * every node has put its record again. Last: the jump ages everything. */
+static void test_republish(void **state)
+{
+	struct pwait pw[] = { { &W.a, 0 }, { &W.b, 0 }, { &W.d, 0 } };
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++)
+		pw[i].above = simnode_get_int(pw[i].x, "/v1/status", "record_puts", NULL);
+	simnet_advance(W.sn, (CONN_REPUBLISH_S + 60) * 1000000000ULL);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(simnode_wait(puts_above, &pw[i], 30000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_content_from_key),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_republish),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
