@@ -36,6 +36,8 @@ curl -sfI "$URL/" | grep -qi "^content-security-policy: default-src 'none'; scri
 pass "page, script and style served by weftd; CSP self only"
 
 "$WEFTCTL" --socket "$SOCK" ban add 203.0.113.0/24 >/dev/null || fail "ban add"
+"$WEFTCTL" --socket "$SOCK" svc publish echo --backend builtin >/dev/null || fail "svc publish"
+"$WEFTCTL" --socket "$SOCK" svc call echo hi --count 5 >/dev/null || fail "svc call"
 
 # --- the page in Chromium, with traffic arriving meanwhile
 cat >"$D/ping.py" <<'PY'
@@ -109,7 +111,13 @@ dht=$("$WEFTCTL" --socket "$SOCK" --json dht status)
 nb=$("$WEFTCTL" --socket "$SOCK" --json ban ls | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["bans"]))')
 [ "$(page ids bans-count)" = "$nb" ] || fail "bans: page $(page ids bans-count), weftctl $nb"
 grep -q '203.0.113.0/24' "$D/dom.html" || fail "the ban is not listed on the page"
-pass "page figures match weftctl --json status, dht status and ban ls"
+sv=$("$WEFTCTL" --socket "$SOCK" --json svc stats)
+[ "$(page ids svc-lat-count)" = "$(echo "$sv" | json_get call_latency_us count)" ] ||
+	fail "service call latency count: page $(page ids svc-lat-count), weftctl $(echo "$sv" | json_get call_latency_us count)"
+[ "$(page ids svc-lat-count)" -ge 5 ] || fail "service calls not counted"
+case "$(page ids svc-lat-mean)" in [0-9]*.[0-9][0-9]) ;; *) fail "no mean latency: '$(page ids svc-lat-mean)'" ;; esac
+[ "$(page ids svc-count)" = 1 ] || fail "published services: $(page ids svc-count)"
+pass "page figures match weftctl --json status, dht status, ban ls and svc stats (latency of $(page ids svc-lat-count) calls, mean $(page ids svc-lat-mean) ms)"
 
 # --- origin rules (the gateway's)
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }

@@ -862,6 +862,18 @@ static int local_backend_call(struct svc_node *sn, const struct svc_ticket *t, c
 	return err;
 }
 
+/* An answered outgoing call's latency into the histogram (lock held). */
+static void svcn_count_latency(struct svc_node *sn, uint64_t us)
+{
+	static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
+	unsigned int b = 0;
+
+	while (b < SVCN_LAT_BUCKETS && us > le[b])
+		b++;
+	sn->st.call_lat[b]++;
+	sn->st.call_lat_sum_us += us;
+}
+
 int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
 		  struct svc_node_call_res *res)
@@ -918,6 +930,9 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		res->data = reply.buf;
 		res->len = reply.len;
 		res->rtt_us = (svcn_now_ns() - t0) / 1000;
+		svcn_lock(sn);
+		svcn_count_latency(sn, res->rtt_us);
+		svcn_unlock(sn);
 		return 0;
 	}
 	rl = svc_msg_len(&m);
@@ -971,6 +986,8 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 	}
 	if (!err && res->err == SVC_OK)
 		sn->st.calls_out_ok++;
+	if (!err)
+		svcn_count_latency(sn, res->rtt_us);
 	svcn_op_put(sn, o);
 	svcn_unlock(sn);
 	return err;

@@ -430,6 +430,26 @@ static json_t *stats_json(struct svc_node *sn)
 		      (json_int_t)sn->st.gw_requests, "gateway_denied",
 		      (json_int_t)sn->st.gw_denied, "cached_names", (int)svc_dir_names(sn->dir),
 		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
+	/* Answered outgoing calls by latency: cumulative buckets as Prometheus
+	 * has them ("le" in microseconds), count and sum. */
+	{
+		static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
+		json_t *b = json_object();
+		uint64_t cum = 0;
+		char k[24];
+
+		for (unsigned int i = 0; i <= SVCN_LAT_BUCKETS; i++) {
+			cum += sn->st.call_lat[i];
+			if (i < SVCN_LAT_BUCKETS)
+				snprintf(k, sizeof(k), "%llu", (unsigned long long)le[i]);
+			else
+				snprintf(k, sizeof(k), "+Inf");
+			json_object_set_new(b, k, json_integer((json_int_t)cum));
+		}
+		json_object_set_new(o, "call_latency_us",
+				    json_pack("{s:I,s:I,s:o}", "count", (json_int_t)cum, "sum",
+					      (json_int_t)sn->st.call_lat_sum_us, "le", b));
+	}
 	/* Events from packet workers waiting for the fabric's owner. */
 	json_object_set_new(
 	    o, "owner",
@@ -539,6 +559,26 @@ static void metrics(void *arg, FILE *out)
 	for (unsigned int i = 0; i < 8; i++)
 		fprintf(out, "weft_svc_descriptors_rejected_total{reason=\"%s\"} %llu\n",
 			svcn_reject_name(i), (unsigned long long)sn->st.rejected[i]);
+	{
+		static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
+		unsigned long long cum = 0;
+
+		fprintf(out, "# HELP weft_svc_call_duration_seconds Latency of answered outgoing "
+			     "service calls (this node calling a provider, itself included).\n"
+			     "# TYPE weft_svc_call_duration_seconds histogram\n");
+		for (unsigned int i = 0; i <= SVCN_LAT_BUCKETS; i++) {
+			cum += sn->st.call_lat[i];
+			if (i < SVCN_LAT_BUCKETS)
+				fprintf(out, "weft_svc_call_duration_seconds_bucket{le=\"%g\"} %llu\n",
+					(double)le[i] / 1e6, cum);
+			else
+				fprintf(out, "weft_svc_call_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+					cum);
+		}
+		fprintf(out, "weft_svc_call_duration_seconds_sum %.6f\n"
+			     "weft_svc_call_duration_seconds_count %llu\n",
+			(double)sn->st.call_lat_sum_us / 1e6, cum);
+	}
 	fprintf(out,
 		"# HELP weft_svc_owner_queue Events from packet workers waiting for the fabric's owner, by kind.\n"
 		"# TYPE weft_svc_owner_queue gauge\n"

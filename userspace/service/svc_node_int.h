@@ -106,8 +106,17 @@ struct svcn_in {
 	int handled;
 };
 
+/* Upper bounds (microseconds) of the outgoing call latency histogram
+ * (weft_svc_call_duration_seconds); one more bucket: +Inf. */
+#define SVCN_LAT_BUCKETS 10
+#define SVCN_LAT_BOUNDS_US                                                                         \
+	{ 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 500000, 2000000 }
+
 struct svcn_stats {
 	uint64_t calls_in, calls_out, calls_out_ok;
+	/* answered outgoing calls (any result) by latency, not cumulative */
+	uint64_t call_lat[SVCN_LAT_BUCKETS + 1];
+	uint64_t call_lat_sum_us;
 	uint64_t http_in, http_out;
 	uint64_t desc_served, lookups, fetched, accepted;
 	uint64_t rejected[8]; /* by reason, see svcn_reject_name() */

@@ -99,6 +99,19 @@
     set("svc-inflight", num(r.inflight));
     set("svc-rate", fmt(rate(num(f.calls_in) + num(f.calls_out),
       prev ? num(pf.calls_in) + num(pf.calls_out) : undefined, dt)));
+    const lat = sv.call_latency_us || {}, plat = (prev && prev.svc && prev.svc.call_latency_us) || {};
+    const lc = num(lat.count), ls = num(lat.sum);
+    set("svc-lat-count", lc);
+    set("svc-lat-mean", lc ? (ls / lc / 1000).toFixed(2) : "-");
+    let p99 = "-";
+    if (lc) {
+      for (const k of Object.keys(lat.le || {})) {
+        if (num(lat.le[k]) >= 0.99 * lc) { p99 = k === "+Inf" ? "∞" : (Number(k) / 1000).toString(); break; }
+      }
+    }
+    set("svc-lat-p99", p99);
+    const dc = lc - num(plat.count);
+    set("svc-lat-recent", prev && dc > 0 ? ((ls - num(plat.sum)) / dc / 1000).toFixed(2) : "-");
     rows("svc-rows", Object.keys(r.results || {}), (k) => [k, num(r.results[k])], (k) => k !== "ok" && num(r.results[k]) > 0);
     rows("service-rows", services, (x) => [x.name, x.backend]);
 
