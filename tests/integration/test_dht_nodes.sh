@@ -77,7 +77,8 @@ start_node 2
 grep -q "restored [1-9][0-9]* nodes" "$WEFTD_LOG" || fail "routing table not restored"
 # At least as many: every node publishes its node record (BEP 44, salt
 # weft:node) and retries a put that stored nowhere, so more may arrive.
-[ "$(CTL 2 --json dht status | json_get items)" -ge "$items" ] || fail "items not restored"
+now=$(CTL 2 --json dht status | json_get items)
+[ "$now" -ge "$items" ] || fail "items not restored: $now after the restart, $items before"
 [ "$(CTL 2 --json dht status | json_get nodes4)" -ge 1 ] || fail "no nodes after restart"
 pass "persistence"
 for i in 1 2 3; do eval "stop_weftd \$PID$i" || fail "stop $i"; done

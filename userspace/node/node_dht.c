@@ -328,7 +328,9 @@ static void export_fn(struct dht *dht, void *arg, uint64_t now)
 		ex->err = dht_export_storage(dht, now, &ex->items, &ex->il);
 }
 
-int node_dht_save(struct node_dht *nd)
+/* durable: wait until it is on disk (at stop), else hand it to the
+ * store's writer and return (the periodic snapshot). */
+static int save(struct node_dht *nd, int durable)
 {
 	uint8_t *nodes = NULL, *items = NULL;
 	size_t nl = 0, il = 0;
@@ -354,13 +356,18 @@ int node_dht_save(struct node_dht *nd)
 		  .vlen = il },
 	};
 
-	err = store_write_async(nd->store, ops, 2);
+	err = durable ? store_write_sync(nd->store, ops, 2, 0) : store_write_async(nd->store, ops, 2);
 out:
 	if (err)
 		log_warn("dht", "cannot save the DHT state: %s", strerror(-err));
 	free(nodes);
 	free(items);
 	return err;
+}
+
+int node_dht_save(struct node_dht *nd)
+{
+	return save(nd, 0);
 }
 
 static void add_nodes_fn(struct dht *dht, void *arg, uint64_t now)
@@ -668,7 +675,7 @@ void node_dht_free(struct node_dht *nd)
 {
 	if (!nd)
 		return;
-	node_dht_save(nd);
+	save(nd, 1); /* the last snapshot: on disk before the store closes */
 	for (unsigned int i = 0; i < ENGINE_MAX_WORKERS; i++)
 		free(nd->stage[i].b); /* workers stopped mid-pass */
 	dht_svc_free(nd->svc);
