@@ -124,6 +124,8 @@ struct svc_backend_msg {
 };
 /* Post m: 0, or -ESHUTDOWN (no loop: m untouched). Any thread. */
 int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m);
+/* 1 when called on the backend thread itself (the fabric's owner), else 0. */
+int svc_backend_on_loop(const struct svc_backend *b);
 
 struct svc_backend_stats {
 	uint32_t inflight; /* requests in progress */

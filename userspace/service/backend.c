@@ -563,6 +563,11 @@ int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m)
 	return 0;
 }
 
+int svc_backend_on_loop(const struct svc_backend *b)
+{
+	return b && b->th_on && pthread_equal(pthread_self(), b->th);
+}
+
 /* Run every posted message that is complete (the loop). */
 static void mq_run(struct svc_backend *b, int cancel)
 {

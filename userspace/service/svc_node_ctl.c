@@ -26,16 +26,6 @@
 #define SVCN_CTL_MAX_COUNT 1000000
 #define SVCN_CTL_MAX_CONC 256
 
-static void lock(struct svc_node *sn)
-{
-	pthread_mutex_lock(sn->mu);
-}
-
-static void unlock(struct svc_node *sn)
-{
-	pthread_mutex_unlock(sn->mu);
-}
-
 static json_t *result_json(const struct svc_dir_result *r)
 {
 	char id[2 * SVC_ID_LEN + 1], owner[2 * IDENTITY_PK_LEN + 1];
@@ -161,12 +151,11 @@ static void h_unpublish(void *arg, const struct ctl_req *req, struct ctl_resp *r
 	ctl_resp_json(resp, 200, json_pack("{s:s}", "name", a.name));
 }
 
-static void h_ls(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+/* On the owner: what h_ls answers. */
+static void ls_own(struct svc_node *sn, void *arg)
 {
-	struct svc_node *sn = arg;
-	json_t *arr = json_array();
+	json_t *arr = arg;
 
-	lock(sn);
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
 		struct svcn_pub *p = &sn->pubs[i];
 		uint8_t id[SVC_ID_LEN];
@@ -183,8 +172,43 @@ static void h_ls(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 				   "http_credentials", !!(p->http_flags & SVC_HTTP_F_CREDENTIALS),
 				   "cors", p->cors));
 	}
-	unlock(sn);
+}
+
+/* A control request that timed out waiting for the owner, or found the
+ * fabric stopping. */
+static void owner_error(struct ctl_resp *resp, int err)
+{
+	if (err == -ETIMEDOUT || err == -ESHUTDOWN)
+		ctl_resp_error(resp, 503, "busy", "the service fabric did not answer: %s",
+			       strerror(-err));
+	else
+		ctl_resp_errno(resp, err, "svc");
+}
+
+static void h_ls(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	json_t *arr = json_array();
+	int err = svcn_owner_run(arg, ls_own, arr, SVCN_OWNER_RUN_MS);
+
+	if (err) {
+		json_decref(arr);
+		owner_error(resp, err);
+		return;
+	}
 	ctl_resp_json(resp, 200, json_pack("{s:o}", "services", arr));
+}
+
+struct find_id {
+	const uint8_t *id;
+	struct svc_dir_result *res;
+	int n;
+};
+
+static void find_id_own(struct svc_node *sn, void *arg)
+{
+	struct find_id *f = arg;
+
+	f->n = svc_dir_find_id(sn->dir, f->id, util_now_ms(), f->res);
 }
 
 static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -200,10 +224,14 @@ static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 
 		/* By service id: what the cache holds (found by name before). */
 		if (!util_unhex(id, SVC_ID_LEN, name)) {
-			lock(sn);
-			n = svc_dir_find_id(sn->dir, id, util_now_ms(), &res[0]);
-			unlock(sn);
-			if (n) {
+			struct find_id f = {.id = id, .res = &res[0]};
+			int err = svcn_owner_run(sn, find_id_own, &f, SVCN_OWNER_RUN_MS);
+
+			if (err) {
+				owner_error(resp, err);
+				return;
+			}
+			if (f.n) {
 				ctl_resp_error(resp, 404, "not_found",
 					       "service id %s not in the directory cache", name);
 				return;
@@ -400,13 +428,13 @@ static json_int_t lim_or(uint32_t v, uint32_t def)
 	return (json_int_t)(v ? v : def);
 }
 
-static json_t *stats_json(struct svc_node *sn)
+/* On the owner: the answer of GET /v1/svc/stats into *(json_t **)arg. */
+static void stats_own(struct svc_node *sn, void *arg)
 {
 	struct svc_router_stats rs;
 	json_t *res = json_object(), *rej = json_object(), *o;
 	int conns = 0;
 
-	lock(sn);
 	for (size_t i = 0; i < SVC_NODE_MAX_PEERS; i++)
 		conns += sn->peers[i].state == SVCN_PEER_UP;
 	svc_router_get_stats(sn->router, &rs);
@@ -495,13 +523,18 @@ static json_t *stats_json(struct svc_node *sn)
 					      (json_int_t)bs.busy, "timeouts",
 					      (json_int_t)bs.timeouts));
 	}
-	unlock(sn);
-	return o;
+	*(json_t **)arg = o;
 }
 
 static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
-	ctl_resp_json(resp, 200, stats_json(arg));
+	json_t *o = NULL;
+	int err = svcn_owner_run(arg, stats_own, &o, SVCN_OWNER_RUN_MS);
+
+	if (err)
+		owner_error(resp, err);
+	else
+		ctl_resp_json(resp, 200, o);
 }
 
 #ifdef WEFT_TEST_HOOKS
@@ -536,18 +569,38 @@ static void h_debug_desc(void *arg, const struct ctl_req *req, struct ctl_resp *
 }
 #endif
 
+struct metrics_snap {
+	struct svc_router_stats rs;
+	uint64_t rejected[8];
+	uint64_t call_lat[SVCN_LAT_BUCKETS + 1];
+	uint64_t call_lat_sum_us;
+};
+
+static void metrics_own(struct svc_node *sn, void *arg)
+{
+	struct metrics_snap *m = arg;
+
+	svc_router_get_stats(sn->router, &m->rs);
+	memcpy(m->rejected, sn->st.rejected, sizeof(m->rejected));
+	memcpy(m->call_lat, sn->st.call_lat, sizeof(m->call_lat));
+	m->call_lat_sum_us = sn->st.call_lat_sum_us;
+}
+
 static void metrics(void *arg, FILE *out)
 {
 	struct svc_node *sn = arg;
-	struct svc_router_stats rs;
+	struct metrics_snap m;
+	const struct svc_router_stats *rs = &m.rs;
 
-	lock(sn);
-	svc_router_get_stats(sn->router, &rs);
+	/* The owner's counters; none (the lines are left out) when it does
+	 * not answer in time. The queue gauges are atomics: always. */
+	if (svcn_owner_run(sn, metrics_own, &m, SVCN_OWNER_RUN_MS))
+		goto queue;
 	fprintf(out, "# HELP weft_svc_calls_total Service calls handled, by error class.\n"
 		     "# TYPE weft_svc_calls_total counter\n");
 	for (unsigned int e = 0; e < SVC_ERR__COUNT; e++)
 		fprintf(out, "weft_svc_calls_total{class=\"%s\"} %llu\n", svc_err_name(e),
-			(unsigned long long)rs.results[e]);
+			(unsigned long long)rs->results[e]);
 	fprintf(out,
 		"# HELP weft_svc_bans_total Bans fired by service abuse controls.\n"
 		"# TYPE weft_svc_bans_total counter\nweft_svc_bans_total %llu\n"
@@ -555,10 +608,10 @@ static void metrics(void *arg, FILE *out)
 		"# TYPE weft_svc_inflight gauge\nweft_svc_inflight %u\n"
 		"# HELP weft_svc_descriptors_rejected_total Fetched descriptors rejected.\n"
 		"# TYPE weft_svc_descriptors_rejected_total counter\n",
-		(unsigned long long)rs.bans, rs.inflight);
+		(unsigned long long)rs->bans, rs->inflight);
 	for (unsigned int i = 0; i < 8; i++)
 		fprintf(out, "weft_svc_descriptors_rejected_total{reason=\"%s\"} %llu\n",
-			svcn_reject_name(i), (unsigned long long)sn->st.rejected[i]);
+			svcn_reject_name(i), (unsigned long long)m.rejected[i]);
 	{
 		static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
 		unsigned long long cum = 0;
@@ -567,7 +620,7 @@ static void metrics(void *arg, FILE *out)
 			     "service calls (this node calling a provider, itself included).\n"
 			     "# TYPE weft_svc_call_duration_seconds histogram\n");
 		for (unsigned int i = 0; i <= SVCN_LAT_BUCKETS; i++) {
-			cum += sn->st.call_lat[i];
+			cum += m.call_lat[i];
 			if (i < SVCN_LAT_BUCKETS)
 				fprintf(out, "weft_svc_call_duration_seconds_bucket{le=\"%g\"} %llu\n",
 					(double)le[i] / 1e6, cum);
@@ -577,8 +630,9 @@ static void metrics(void *arg, FILE *out)
 		}
 		fprintf(out, "weft_svc_call_duration_seconds_sum %.6f\n"
 			     "weft_svc_call_duration_seconds_count %llu\n",
-			(double)sn->st.call_lat_sum_us / 1e6, cum);
+			(double)m.call_lat_sum_us / 1e6, cum);
 	}
+queue:
 	fprintf(out,
 		"# HELP weft_svc_owner_queue Events from packet workers waiting for the fabric's owner, by kind.\n"
 		"# TYPE weft_svc_owner_queue gauge\n"
@@ -587,7 +641,6 @@ static void metrics(void *arg, FILE *out)
 		"# TYPE weft_svc_owner_refused_total counter\nweft_svc_owner_refused_total %llu\n",
 		atomic_load(&sn->shim->q_data), atomic_load(&sn->shim->q_ctl),
 		(unsigned long long)atomic_load(&sn->shim->q_refused));
-	unlock(sn);
 }
 
 int svcn_ctl_register(struct svc_node *sn)

@@ -284,6 +284,18 @@ uint32_t svcn_owner_queue(const struct svc_node *sn);
  * e.g. a DHT completion on worker 0): fn takes the fabric's lock itself.
  * When the owner is going away (or out of memory), fn runs here, at once. */
 void svcn_owner_call(struct svcn_shim *sh, void (*fn)(void *arg), void *arg);
+/* Run fn(sn, arg) on the fabric's owner thread and wait for it, at most
+ * timeout_ms (SVCN_OWNER_RUN_MS for control requests): the way control
+ * threads, the gateway and the refresher reach the fabric's state. fn must
+ * not block. On the owner itself, fn runs at once. Returns 0 (fn ran),
+ * -ETIMEDOUT (fn never started and never will: arg may go), -ESHUTDOWN
+ * (the fabric is stopping: fn did not run) or -ENOMEM. The caller holds
+ * nothing the owner needs while it waits. */
+int svcn_owner_run(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *arg), void *arg,
+		   uint32_t timeout_ms);
+/* The deadline of a control request's turn on the owner: 2 s (the owner
+ * runs only short, non-blocking handlers; past it the request answers 503). */
+#define SVCN_OWNER_RUN_MS 2000u
 /* Lock the shim behind a QUIC handler arg; NULL (unlocked) when the fabric is gone. */
 struct svc_node *svcn_shim_enter(void *arg);
 /* The pooled client connection with this handle, or NULL (locked). */

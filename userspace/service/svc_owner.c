@@ -13,8 +13,10 @@
  * svc_node.c (svcn_*_own, svcn_srv_data).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "svc_node_int.h"
 #include "weft/log.h"
@@ -345,4 +347,121 @@ void svcn_srv_handler(struct quic_node_handler *h, int type)
 	h->stream_data = type == SVC_NODE_ST_DESC   ? srv_desc_data
 			 : type == SVC_NODE_ST_CALL ? srv_call_data
 						    : srv_http_data;
+}
+
+/* ---------------------------------------------------- synchronous runs */
+
+/* A run of fn on the owner for a waiting thread. Two references (waiter,
+ * queue). The owner starts fn only if it moves state from PENDING to
+ * RUNNING; a waiter whose deadline passes moves it from PENDING to
+ * CANCELLED and leaves, so fn never starts on its freed arguments. Once
+ * fn is RUNNING the waiter stays until DONE: fn never blocks. */
+enum { SVCN_RUN_PENDING, SVCN_RUN_RUNNING, SVCN_RUN_DONE, SVCN_RUN_CANCELLED };
+
+struct svcn_run {
+	struct svc_backend_msg m; /* first */
+	struct svc_node *sn;
+	void (*fn)(struct svc_node *sn, void *arg);
+	void *arg;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	_Atomic int state;
+	atomic_int refs;
+	int err; /* -ESHUTDOWN: the owner went away before running fn */
+};
+
+static void run_put(struct svcn_run *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+	}
+}
+
+/* fn under the fabric's lock while control paths not yet moved to the
+ * owner still take it. */
+static void run_fn(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *arg), void *arg)
+{
+	svcn_lock(sn);
+	fn(sn, arg);
+	svcn_unlock(sn);
+}
+
+static void run_msg(struct svc_backend_msg *m, int cancel)
+{
+	struct svcn_run *r = (struct svcn_run *)m;
+	int expect = SVCN_RUN_PENDING;
+
+	if (atomic_compare_exchange_strong(&r->state, &expect, SVCN_RUN_RUNNING)) {
+		if (cancel || atomic_load(&r->sn->stopping))
+			r->err = -ESHUTDOWN;
+		else
+			run_fn(r->sn, r->fn, r->arg);
+		pthread_mutex_lock(&r->mu);
+		atomic_store(&r->state, SVCN_RUN_DONE);
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	run_put(r);
+}
+
+int svcn_owner_run(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *arg), void *arg,
+		   uint32_t timeout_ms)
+{
+	pthread_condattr_t ca;
+	struct svcn_run *r;
+	struct timespec dl;
+	int rc = 0, err, expect;
+
+	if (svc_backend_on_loop(sn->backend)) {
+		run_fn(sn, fn, arg); /* already the owner (a nested call) */
+		return 0;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->m.fn = run_msg;
+	r->sn = sn;
+	r->fn = fn;
+	r->arg = arg;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&r->state, SVCN_RUN_PENDING);
+	atomic_init(&r->refs, 2);
+	err = svc_backend_post(sn->backend, &r->m);
+	if (err) {
+		atomic_store(&r->refs, 1);
+		run_put(r);
+		return err;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&r->mu);
+	while (atomic_load(&r->state) != SVCN_RUN_DONE) {
+		if (rc == ETIMEDOUT) {
+			expect = SVCN_RUN_PENDING;
+			if (atomic_compare_exchange_strong(&r->state, &expect,
+							   SVCN_RUN_CANCELLED)) {
+				pthread_mutex_unlock(&r->mu);
+				run_put(r);
+				return -ETIMEDOUT;
+			}
+			pthread_cond_wait(&r->cv, &r->mu); /* running: ends soon */
+			continue;
+		}
+		rc = pthread_cond_timedwait(&r->cv, &r->mu, &dl);
+	}
+	pthread_mutex_unlock(&r->mu);
+	err = r->err;
+	run_put(r);
+	return err;
 }
