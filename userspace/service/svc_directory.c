@@ -230,26 +230,29 @@ int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
 	return svcn_publish(sn, name, backend, po, 1);
 }
 
-int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
-		 const struct svc_node_pub_opts *po, int persist)
+/* A publish or unpublish run on the owner: the in-memory part and the
+ * store write queued (in the order memory changes); the caller waits for
+ * the ticket off the owner. */
+struct pub_req {
+	const char *name, *backend;
+	const struct svc_node_pub_opts *po;
+	int persist;
+	struct store_write *ticket;
+	int err;
+};
+
+static void publish_own(struct svc_node *sn, void *arg)
 {
+	struct pub_req *r = arg;
+	const char *name = r->name, *backend = r->backend;
+	const struct svc_node_pub_opts *po = r->po;
 	struct svc_service_opts so = { 0 };
 	struct svcn_pub *p = NULL;
-	struct store_write *ticket = NULL;
 	int err;
 
-	if (!name || !svc_name_valid((const uint8_t *)name, strlen(name)))
-		return -EINVAL;
-	if (backend && *backend && strncmp(backend, "tcp:", 4) && strncmp(backend, "unix:", 5))
-		return -EINVAL;
-	if (backend && strlen(backend) >= SVC_BACKEND_ADDR_MAX)
-		return -EINVAL;
-	if (po && po->cors && po->cors[0] && !cors_valid(po->cors))
-		return -EINVAL;
-	svcn_lock(sn);
 	if (svcn_pub_find(sn, name, strlen(name))) {
-		svcn_unlock(sn);
-		return -EEXIST;
+		r->err = -EEXIST;
+		return;
 	}
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
 		if (!sn->pubs[i].used) {
@@ -257,8 +260,8 @@ int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
 			break;
 		}
 	if (!p) {
-		svcn_unlock(sn);
-		return -ENOSPC;
+		r->err = -ENOSPC;
+		return;
 	}
 	so.name = name;
 	if (backend && *backend) {
@@ -270,8 +273,8 @@ int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
 		err = (!strcmp(name, "echo") || !strcmp(name, "mesh-stats")) ? 0 : -EINVAL;
 	}
 	if (err) {
-		svcn_unlock(sn);
-		return err;
+		r->err = err;
+		return;
 	}
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
@@ -285,31 +288,53 @@ int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
 	if (err) {
 		if (p->backend[0])
 			svc_router_unregister(sn->router, name);
-		svcn_unlock(sn);
-		return err;
+		r->err = err;
+		return;
 	}
-	/* Queued under the lock: the store sees publish/unpublish of a name
-	 * in the order memory does. */
-	if (persist && (err = svcn_pub_store_queue(sn, name, p, &ticket))) {
+	if (r->persist && (err = svcn_pub_store_queue(sn, name, p, &r->ticket))) {
 		free(p->desc);
 		if (p->backend[0])
 			svc_router_unregister(sn->router, name);
 		memset(p, 0, sizeof(*p));
-		svcn_unlock(sn);
-		return err;
+		r->err = err;
+		return;
 	}
 	p->used = 1;
 	p->refreshed_ms = util_now_ms();
-	svcn_unlock(sn);
-	if (ticket && (err = store_write_wait(ticket, 0))) {
+}
+
+/* Forget name in memory (a publish whose record was not stored). */
+static void pub_forget_own(struct svc_node *sn, void *arg)
+{
+	struct svcn_pub *p = svcn_pub_find(sn, arg, strlen(arg));
+
+	if (p)
+		pub_drop_locked(sn, p);
+}
+
+int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
+		 const struct svc_node_pub_opts *po, int persist)
+{
+	struct pub_req r = {.name = name, .backend = backend, .po = po, .persist = persist};
+	int err;
+
+	if (!name || !svc_name_valid((const uint8_t *)name, strlen(name)))
+		return -EINVAL;
+	if (backend && *backend && strncmp(backend, "tcp:", 4) && strncmp(backend, "unix:", 5))
+		return -EINVAL;
+	if (backend && strlen(backend) >= SVC_BACKEND_ADDR_MAX)
+		return -EINVAL;
+	if (po && po->cors && po->cors[0] && !cors_valid(po->cors))
+		return -EINVAL;
+	err = svcn_owner_run(sn, publish_own, &r, SVCN_OWNER_RUN_MS);
+	if (err || r.err)
+		return err ? err : r.err;
+	if (r.ticket && (err = store_write_wait(r.ticket, 0))) {
 		/* Not known to be stored: not acknowledged, so not kept (a
 		 * write past its deadline may still land; the next start
 		 * then publishes it, which the caller asked for anyway). */
-		svcn_lock(sn);
-		p = svcn_pub_find(sn, name, strlen(name));
-		if (p)
-			pub_drop_locked(sn, p);
-		svcn_unlock(sn);
+		if (svcn_owner_run(sn, pub_forget_own, (void *)name, SVCN_OWNER_RUN_MS))
+			log_warn("svc", "%s: not stored, and still served until restart", name);
 		return err;
 	}
 	log_info("svc", "published %s (%s)", name, backend && *backend ? "backend" : "built-in");
@@ -317,61 +342,78 @@ int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
 	return 0;
 }
 
+static void unpublish_own(struct svc_node *sn, void *arg)
+{
+	struct pub_req *r = arg;
+	struct svcn_pub *p = svcn_pub_find(sn, r->name, strlen(r->name));
+
+	if (!p) {
+		r->err = -ENOENT;
+		return;
+	}
+	r->err = svcn_pub_store_queue(sn, r->name, NULL, &r->ticket);
+	if (!r->err)
+		pub_drop_locked(sn, p);
+}
+
 int svc_node_unpublish(struct svc_node *sn, const char *name)
 {
-	struct store_write *ticket = NULL;
-	struct svcn_pub *p;
-	int err;
+	struct pub_req r = {.name = name};
+	int err = svcn_owner_run(sn, unpublish_own, &r, SVCN_OWNER_RUN_MS);
 
-	svcn_lock(sn);
-	p = svcn_pub_find(sn, name, strlen(name));
-	if (!p) {
-		svcn_unlock(sn);
-		return -ENOENT;
-	}
-	err = svcn_pub_store_queue(sn, name, NULL, &ticket);
-	if (err) {
-		svcn_unlock(sn);
-		return err;
-	}
-	pub_drop_locked(sn, p);
-	svcn_unlock(sn);
-	return ticket ? store_write_wait(ticket, 0) : 0;
+	if (err || r.err)
+		return err ? err : r.err;
+	return r.ticket ? store_write_wait(r.ticket, 0) : 0;
 }
 
 #ifdef WEFT_TEST_HOOKS /* the diagnostic route of test builds only */
-int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len)
-{
-	struct svcn_pub *p = NULL;
-	uint8_t *copy;
+struct raw_req {
+	const char *name;
+	uint8_t *copy; /* taken by the owner (NULL then) */
+	size_t len;
+	int err;
+};
 
-	if (!svc_name_valid((const uint8_t *)name, strlen(name)) || len > 2 * SVC_DESC_MAX_LEN)
-		return -EINVAL;
-	copy = malloc(len ? len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, buf, len);
-	svcn_lock(sn);
-	p = svcn_pub_find(sn, name, strlen(name));
+static void publish_raw_own(struct svc_node *sn, void *arg)
+{
+	struct raw_req *r = arg;
+	struct svcn_pub *p = svcn_pub_find(sn, r->name, strlen(r->name));
+
 	for (size_t i = 0; !p && i < SVC_NODE_MAX_PUBLISHED; i++)
 		if (!sn->pubs[i].used) {
 			p = &sn->pubs[i];
 			memset(p, 0, sizeof(*p));
-			snprintf(p->name, sizeof(p->name), "%s", name);
+			snprintf(p->name, sizeof(p->name), "%s", r->name);
 			p->used = 1;
 		}
 	if (!p) {
-		svcn_unlock(sn);
-		free(copy);
-		return -ENOSPC;
+		r->err = -ENOSPC;
+		return;
 	}
 	free(p->desc);
-	p->desc = copy;
-	p->desc_len = len;
+	p->desc = r->copy;
+	r->copy = NULL;
+	p->desc_len = r->len;
 	p->raw = 1;
 	p->announced = -1;
 	p->refreshed_ms = util_now_ms();
-	svcn_unlock(sn);
+}
+
+int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len)
+{
+	struct raw_req r = {.name = name, .len = len};
+	int err;
+
+	if (!svc_name_valid((const uint8_t *)name, strlen(name)) || len > 2 * SVC_DESC_MAX_LEN)
+		return -EINVAL;
+	r.copy = malloc(len ? len : 1);
+	if (!r.copy)
+		return -ENOMEM;
+	memcpy(r.copy, buf, len);
+	err = svcn_owner_run(sn, publish_raw_own, &r, SVCN_OWNER_RUN_MS);
+	free(r.copy);
+	if (err || r.err)
+		return err ? err : r.err;
 	log_warn("svc", "serving a raw (diagnostic) descriptor for %s", name);
 	pub_announce(sn, name);
 	return 0;
@@ -438,42 +480,58 @@ int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode,
 
 /* Refresh thread: re-sign and re-announce every SVC_NODE_REFRESH_S (and
  * whatever is within a refresh period of expiring). */
+struct refresh_req {
+	char names[SVC_NODE_MAX_PUBLISHED][SVC_NAME_MAX + 1];
+	size_t nn;
+};
+
+/* On the owner: re-sign what is due, expire the directory cache. */
+static void refresh_own(struct svc_node *sn, void *arg)
+{
+	struct refresh_req *r = arg;
+	uint64_t now = util_now_ms();
+
+	r->nn = 0;
+	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
+		struct svcn_pub *p = &sn->pubs[i];
+
+		/* Due, or the last announce reached no DHT node: retry
+		 * every SVC_NODE_RETRY_S. */
+		if (!p->used || (now - p->refreshed_ms < SVC_NODE_REFRESH_S * 1000ull &&
+				 (p->announced != 0 ||
+				  now - p->refreshed_ms < SVC_NODE_RETRY_S * 1000ull)))
+			continue;
+		if (!p->raw && pub_sign(sn, p))
+			continue;
+		p->refreshed_ms = now;
+		snprintf(r->names[r->nn++], sizeof(r->names[0]), "%s", p->name);
+	}
+	svc_dir_expire(sn->dir, now);
+}
+
 void *svcn_refresh_main(void *arg)
 {
 	struct svc_node *sn = arg;
+	struct refresh_req *r = malloc(sizeof(*r));
 	struct timespec ts;
 
-	svcn_lock(sn);
+	if (!r) {
+		log_warn("svc", "out of memory: publications are not refreshed");
+		return NULL;
+	}
 	while (!atomic_load(&sn->stopping)) {
-		char names[SVC_NODE_MAX_PUBLISHED][SVC_NAME_MAX + 1];
-		size_t nn = 0;
-		uint64_t now = util_now_ms();
-
-		for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
-			struct svcn_pub *p = &sn->pubs[i];
-
-			/* Due, or the last announce reached no DHT node: retry
-			 * every SVC_NODE_RETRY_S. */
-			if (!p->used || (now - p->refreshed_ms < SVC_NODE_REFRESH_S * 1000ull &&
-					 (p->announced != 0 ||
-					  now - p->refreshed_ms < SVC_NODE_RETRY_S * 1000ull)))
-				continue;
-			if (!p->raw && pub_sign(sn, p))
-				continue;
-			p->refreshed_ms = now;
-			snprintf(names[nn++], sizeof(names[0]), "%s", p->name);
-		}
-		svc_dir_expire(sn->dir, now);
-		svcn_unlock(sn);
-		for (size_t i = 0; i < nn; i++)
-			pub_announce(sn, names[i]);
-		svcn_lock(sn);
+		/* A turn on the owner that times out is tried 2 s later. */
+		if (!svcn_owner_run(sn, refresh_own, r, SVCN_OWNER_RUN_MS))
+			for (size_t i = 0; i < r->nn; i++)
+				pub_announce(sn, r->names[i]);
+		pthread_mutex_lock(&sn->refresh_mu);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 2;
 		if (!atomic_load(&sn->stopping))
-			pthread_cond_timedwait(&sn->refresh_cv, sn->mu, &ts);
+			pthread_cond_timedwait(&sn->refresh_cv, &sn->refresh_mu, &ts);
+		pthread_mutex_unlock(&sn->refresh_mu);
 	}
-	svcn_unlock(sn);
+	free(r);
 	return NULL;
 }
 

@@ -1127,6 +1127,7 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&sn->cv, &ca);
 	pthread_cond_init(&sn->refresh_cv, &ca);
+	pthread_mutex_init(&sn->refresh_mu, NULL);
 	pthread_condattr_destroy(&ca);
 	sn->eng = o->eng;
 	sn->ctl = o->ctl;
@@ -1196,8 +1197,10 @@ void svc_node_stop(struct svc_node *sn)
 	atomic_store(&sn->stopping, 1);
 	svcn_lock(sn);
 	pthread_cond_broadcast(&sn->cv);
-	pthread_cond_broadcast(&sn->refresh_cv);
 	svcn_unlock(sn);
+	pthread_mutex_lock(&sn->refresh_mu);
+	pthread_cond_broadcast(&sn->refresh_cv);
+	pthread_mutex_unlock(&sn->refresh_mu);
 }
 
 int svc_node_start(struct svc_node *sn)
@@ -1239,9 +1242,9 @@ void svc_node_free(struct svc_node *sn)
 	}
 	svc_gateway_stop(sn->gw);
 	if (sn->refresher_on) {
-		svcn_lock(sn);
+		pthread_mutex_lock(&sn->refresh_mu);
 		pthread_cond_broadcast(&sn->refresh_cv);
-		svcn_unlock(sn);
+		pthread_mutex_unlock(&sn->refresh_mu);
 		pthread_join(sn->refresher, NULL);
 	}
 	/* Backend completions and streams see stopping and do not write; the
@@ -1269,6 +1272,7 @@ void svc_node_free(struct svc_node *sn)
 	pthread_mutex_unlock(&shim->mu);
 	pthread_cond_destroy(&sn->cv);
 	pthread_cond_destroy(&sn->refresh_cv);
+	pthread_mutex_destroy(&sn->refresh_mu);
 	identity_wipe(&sn->id);
 	free(sn);
 	/* The shim stays while the QUIC node may still call our handlers

@@ -175,6 +175,7 @@ struct svc_node {
 	_Atomic int stopping;
 	pthread_t refresher;
 	int refresher_on;
+	pthread_mutex_t refresh_mu; /* the refresher's sleep only */
 	pthread_cond_t refresh_cv;
 	struct svc_gateway *gw;
 };
