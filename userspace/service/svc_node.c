@@ -10,8 +10,10 @@
  * loop). QUIC callbacks on packet workers take no lock: they copy their
  * event and post it to the owner (see "worker -> owner events"), which
  * runs it under one recursive mutex (shim->mu); backend completions run
- * on the owner too. Control threads, the gateway and the refresher still
- * take that mutex and wait on sn->cv (off the packet path). The DHT is
+ * on the owner too. The refresher and the control routes other than
+ * calls and lookups run their work on the owner (svcn_owner_run, with a
+ * deadline); calls, lookups and the gateway still take that mutex and
+ * wait on sn->cv (off the packet path). The DHT is
  * never entered with it held (node_dht_run runs on worker 0; DHT
  * completions are posted to the owner).
  */

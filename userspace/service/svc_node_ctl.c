@@ -179,7 +179,7 @@ static void ls_own(struct svc_node *sn, void *arg)
 static void owner_error(struct ctl_resp *resp, int err)
 {
 	if (err == -ETIMEDOUT || err == -ESHUTDOWN)
-		ctl_resp_error(resp, 503, "busy", "the service fabric did not answer: %s",
+		ctl_resp_error(resp, 503, "unavailable", "the service fabric did not answer: %s",
 			       strerror(-err));
 	else
 		ctl_resp_errno(resp, err, "svc");
