@@ -13,7 +13,8 @@
  * C discovers echo, calls it once (connection up), then A's owner is held
  * by a message that waits on a semaphore, and C sends 40 calls at once.
  * A helper thread lets the owner go when A has refused a stream (or after
- * 10 s, which fails the test).
+ * 10 s, which fails the test). Then control requests with the owner held:
+ * 503 within their 2 s deadline, and a cancelled publish never happens.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -205,10 +206,57 @@ static void test_owner_queue_full(void **state)
 	sem_destroy(&h.release);
 }
 
+/* Control requests run on the owner with a 2 s deadline: with the owner
+ * held they answer 503 unavailable (no hang), and a publish that gave up
+ * before the owner took it never happens (the owner skips a cancelled
+ * request: it would write into a caller that left). */
+static void test_owner_held_control(void **state)
+{
+	struct svc_node *asn = node_svc(W.a.node);
+	static struct hold h;
+	json_t *o = NULL, *svcs;
+	int st;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	sem_init(&h.running, 0, 0);
+	sem_init(&h.release, 0, 0);
+	h.m.fn = hold_run;
+	assert_int_equal(svc_backend_post(asn->backend, &h.m), 0);
+	assert_int_equal(sem_wait(&h.running), 0);
+
+	st = simnode_ctl(&W.a, "GET", "/v1/svc/stats", NULL, &o);
+	assert_int_equal(st, 503);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+	    "unavailable");
+	json_decref(o);
+	o = NULL;
+	st = simnode_ctl(&W.a, "POST", "/v1/svc/publish",
+			 json_pack("{s:s,s:s}", "name", "late", "backend", "tcp:127.0.0.1:9"), &o);
+	assert_int_equal(st, 503);
+	json_decref(o);
+
+	sem_post(&h.release);
+	/* The owner runs again: the cancelled publish left nothing behind. */
+	o = simnode_ok(&W.a, "GET", "/v1/svc/ls", NULL);
+	svcs = json_object_get(o, "services");
+	assert_non_null(svcs);
+	for (size_t i = 0; i < json_array_size(svcs); i++)
+		assert_string_not_equal(
+		    json_string_value(json_object_get(json_array_get(svcs, i), "name")), "late");
+	json_decref(o);
+	assert_false(h.timed_out);
+	assert_int_equal(simnode_get_int(&W.a, "/v1/svc/stats", "owner", "queued_data", NULL), 0);
+	sem_destroy(&h.running);
+	sem_destroy(&h.release);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_owner_queue_full),
+	    cmocka_unit_test(test_owner_held_control),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
