@@ -488,8 +488,8 @@ static void observed_data(struct qn_worker *wk, struct qn_conn *c, struct qn_str
 		return;
 	}
 	wk->obs_rx++;
-	if (wk->qn->on_observed)
-		wk->qn->on_observed(wk->qn->observed_arg, (struct sockaddr *)&ci.remote,
+	if (wk->qn->o.on_observed)
+		wk->qn->o.on_observed(wk->qn->o.observed_arg, (struct sockaddr *)&ci.remote,
 				    ci.remote_len, &seen, wk->qn->port);
 	qn_stream_queue(wk, c, s, NULL, 0, 1, 0);
 }
@@ -655,11 +655,11 @@ static void cb_conn(void *arg, struct quic_conn *qc, const uint8_t *peer_key)
 	struct qn_worker *wk = arg;
 	struct qn_conn *c = quic_conn_get_user(qc);
 
-	if (wk->qn->on_validated) {
+	if (wk->qn->o.on_validated) {
 		struct quic_conn_info ci;
 
 		if (!quic_conn_get_info(qc, &ci))
-			wk->qn->on_validated(wk->qn->validated_arg, (struct sockaddr *)&ci.remote,
+			wk->qn->o.on_validated(wk->qn->o.validated_arg, (struct sockaddr *)&ci.remote,
 					     ci.remote_len);
 	}
 	if (!c) {
@@ -857,11 +857,11 @@ static void qn_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *a
 	int owner;
 
 	wk->w = w;
-	if (pkt->len && !(pkt->data[0] & 0xc0) && qn->on_stun) {
+	if (pkt->len && !(pkt->data[0] & 0xc0) && qn->o.on_stun) {
 		/* Not QUIC (the fixed bit 0x40 is always set, RFC 9000 17):
 		 * STUN shares the port (RFC 7983's demultiplexing). */
 		uint8_t out[CONN_STUN_MAX_REPLY];
-		int n = qn->on_stun(qn->stun_arg, pkt->data, pkt->len, &pkt->src, out, sizeof(out));
+		int n = qn->o.on_stun(qn->o.stun_arg, pkt->data, pkt->len, &pkt->src, out, sizeof(out));
 
 		if (n > 0 && !engine_send(w, &pkt->src, &pkt->dst, out, (size_t)n))
 			wk->stun_answered++;
@@ -1357,14 +1357,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	qn->eng = opts->eng;
 	qn->port = opts->port ? opts->port : QUIC_NODE_DEF_PORT;
 	qn->max_queued = opts->max_queued ? opts->max_queued : QUIC_NODE_DEF_MAX_QUEUED;
-	qn->on_validated = opts->on_validated;
-	qn->on_observed = opts->on_observed;
-	qn->observed_arg = opts->observed_arg;
-	qn->on_stun = opts->on_stun;
-	qn->stun_arg = opts->stun_arg;
-	qn->resolve = opts->resolve;
-	qn->resolve_arg = opts->resolve_arg;
-	qn->validated_arg = opts->validated_arg;
+	qn->o = *opts;
 	qn->nworkers = engine_workers(opts->eng);
 	qn->idle_timeout_ms = opts->idle_timeout_ms;
 	if (!qn->nworkers || qn->nworkers > 256) {

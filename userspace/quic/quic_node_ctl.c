@@ -259,11 +259,11 @@ int quic_node_resolve(struct quic_node *qn, const char *target,
 		snprintf(out[0], QUIC_NODE_TARGET_MAX, "%s", target);
 		return 1;
 	}
-	if (!qn->resolve)
+	if (!qn->o.resolve)
 		return -EINVAL;
 	if (max > QUIC_NODE_RESOLVE_MAX)
 		max = QUIC_NODE_RESOLVE_MAX;
-	n = qn->resolve(qn->resolve_arg, key, ss, max);
+	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max);
 	if (n < 0)
 		return n;
 	if (n == 0)

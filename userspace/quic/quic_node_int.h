@@ -105,17 +105,7 @@ struct quic_node {
 	unsigned int ntypes;
 	size_t max_queued;
 	unsigned int idle_timeout_ms;
-	void (*on_validated)(void *arg, const struct sockaddr *addr, socklen_t len);
-	void *validated_arg;
-	void (*on_observed)(void *arg, const struct sockaddr *peer, socklen_t peerlen,
-			    const struct io_addr *seen, uint16_t local_port);
-	void *observed_arg;
-	int (*on_stun)(void *arg, const uint8_t *buf, size_t len, const struct io_addr *from,
-		       uint8_t *out, size_t cap);
-	void *stun_arg;
-	int (*resolve)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *addrs,
-		       unsigned int max);
-	void *resolve_arg;
+	struct quic_node_opts o; /* as given: the hooks (on_validated, on_observed, on_stun, resolve) */
 	_Atomic size_t queued;
 	_Atomic uint64_t serial;
 	_Atomic unsigned int rr; /* round-robin worker for dials */
