@@ -280,6 +280,18 @@ static void test_echo_xdp_weft_prog(void **state)
 	r = wxdp_new(&x, &xo);
 	enter(NULL);
 	assert_int_equal(r, 0);
+	{
+		/* The client is one unvalidated source sending as fast as it
+		 * can: this test is about steering, not budgets, so the global
+		 * budgets of unvalidated sources are off (an idle machine sent
+		 * past the QUIC one). */
+		struct wxdp_config cfg;
+
+		assert_int_equal(wxdp_config_get(x, &cfg), 0);
+		cfg.unval_quic.pps = cfg.unval_initial.pps = cfg.unval_dht.pps = 0;
+		cfg.unval_stun.pps = 0;
+		assert_int_equal(wxdp_config_set(x, &cfg), 0);
+	}
 	echo_both_families(IO_MODE_XDP, 1, wxdp_fd(x, WXDP_FD_XSKS));
 	assert_int_equal(wxdp_stats_read(x, c), 0);
 	print_message("weft XDP program: rx %llu redirected %llu passed (not weft) %llu\n",
@@ -311,6 +323,7 @@ static int police(void *arg, const struct engine_pkt *pkt, uint64_t now_ms)
 static void test_uring_policer(void **state)
 {
 	struct policer_opts po = { .seed = 1 };
+	struct wxdp_config pcfg;
 	struct policer *pol = NULL;
 	struct wxdp_ban ban;
 	struct engine_stats t;
@@ -322,6 +335,12 @@ static void test_uring_policer(void **state)
 
 	if (!tu_is_root())
 		skip();
+	/* One unvalidated client at full speed: the global budgets of
+	 * unvalidated sources are not what this test is about (off). */
+	wxdp_config_default(&pcfg);
+	pcfg.unval_quic.pps = pcfg.unval_initial.pps = pcfg.unval_dht.pps = 0;
+	pcfg.unval_stun.pps = 0;
+	po.config = &pcfg;
 	assert_int_equal(policer_new(&pol, &po), 0);
 	assert_int_equal(wxdp_cidr_parse("2001:db8::2/128", &ban), 0);
 	assert_int_equal(policer_ban_add(pol, &ban), 0);
