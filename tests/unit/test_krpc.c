@@ -629,6 +629,33 @@ static void test_malformed_flood_not_reported(void **state)
 	teardown((void **)&f);
 }
 
+/* A reply to query q from a node with id (and, when ipc is set, the
+ * BEP 42 "ip" field). Returns its length. */
+static size_t build_reply(uint8_t *buf, size_t cap, const struct krpc_msg *q,
+			  const uint8_t id[20], const uint8_t ipc[6])
+{
+	struct bencode_buf b;
+
+	bencode_buf_init(&b, buf, cap);
+	bencode_put_dict(&b);
+	if (ipc) {
+		bencode_put_cstr(&b, "ip");
+		bencode_put_str(&b, ipc, 6);
+	}
+	bencode_put_cstr(&b, "r");
+	bencode_put_dict(&b);
+	bencode_put_cstr(&b, "id");
+	bencode_put_str(&b, id, 20);
+	bencode_put_end(&b);
+	bencode_put_cstr(&b, "t");
+	bencode_put_str(&b, q->t, q->tlen);
+	bencode_put_cstr(&b, "y");
+	bencode_put_cstr(&b, "r");
+	bencode_put_end(&b);
+	assert_int_equal(b.err, 0);
+	return b.len;
+}
+
 /* An announce_peer flood carrying a valid token proves its source (only a
  * host that got our get_peers answer at that address has the token): the
  * overrun is reported, once per 10 s, and each such query is evidence. The
@@ -686,35 +713,24 @@ static void test_reply_evidence(void **state)
 	struct sockaddr_in other = node;
 	struct krpc_msg q;
 	uint8_t buf[256], id[20] = {0x42};
-	struct bencode_buf b;
+	size_t len;
 
 	setup_opts((void **)&f, 0, NULL);
 	node.sin_addr.s_addr = htonl(0x0a000001);
 	other.sin_addr.s_addr = htonl(0x0a000002);
 	assert_int_equal(dht_add_node(f->dht, (struct sockaddr *)&node, sizeof(node), f->now), 0);
 	assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
-	bencode_buf_init(&b, buf, sizeof(buf));
-	bencode_put_dict(&b);
-	bencode_put_cstr(&b, "r");
-	bencode_put_dict(&b);
-	bencode_put_cstr(&b, "id");
-	bencode_put_str(&b, id, 20);
-	bencode_put_end(&b);
-	bencode_put_cstr(&b, "t");
-	bencode_put_str(&b, q.t, q.tlen);
-	bencode_put_cstr(&b, "y");
-	bencode_put_cstr(&b, "r");
-	bencode_put_end(&b);
+	len = build_reply(buf, sizeof(buf), &q, id, NULL);
 	/* forged: right transaction id, wrong source address */
-	dht_input(f->dht, buf, b.len, (struct sockaddr *)&other, sizeof(other), f->now);
+	dht_input(f->dht, buf, len, (struct sockaddr *)&other, sizeof(other), f->now);
 	assert_int_equal(f->cap.ev[DHT_EV_REPLY], 0);
 	/* wrong transaction id from the right address */
-	buf[b.len - 2 - strlen("1:y1:r") - 1] ^= 0xff;
-	dht_input(f->dht, buf, b.len, (struct sockaddr *)&node, sizeof(node), f->now);
+	buf[len - 2 - strlen("1:y1:r") - 1] ^= 0xff;
+	dht_input(f->dht, buf, len, (struct sockaddr *)&node, sizeof(node), f->now);
 	assert_int_equal(f->cap.ev[DHT_EV_REPLY], 0);
-	buf[b.len - 2 - strlen("1:y1:r") - 1] ^= 0xff;
+	buf[len - 2 - strlen("1:y1:r") - 1] ^= 0xff;
 	assert_int_equal(
-	    dht_input(f->dht, buf, b.len, (struct sockaddr *)&node, sizeof(node), f->now), 0);
+	    dht_input(f->dht, buf, len, (struct sockaddr *)&node, sizeof(node), f->now), 0);
 	assert_int_equal(f->cap.ev[DHT_EV_REPLY], 1);
 	assert_memory_equal(&f->cap.ev_from.sin_addr, &node.sin_addr, 4);
 	teardown((void **)&f);
@@ -766,26 +782,13 @@ static void answer_last(struct fx *f, const struct sockaddr_in *from, const uint
 {
 	struct krpc_msg q;
 	uint8_t buf[256];
-	struct bencode_buf b;
+	size_t len;
 
 	assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
 	assert_int_equal(q.y, 'q');
-	bencode_buf_init(&b, buf, sizeof(buf));
-	bencode_put_dict(&b);
-	bencode_put_cstr(&b, "ip");
-	bencode_put_str(&b, ipc, 6);
-	bencode_put_cstr(&b, "r");
-	bencode_put_dict(&b);
-	bencode_put_cstr(&b, "id");
-	bencode_put_str(&b, id, 20);
-	bencode_put_end(&b);
-	bencode_put_cstr(&b, "t");
-	bencode_put_str(&b, q.t, q.tlen);
-	bencode_put_cstr(&b, "y");
-	bencode_put_cstr(&b, "r");
-	bencode_put_end(&b);
+	len = build_reply(buf, sizeof(buf), &q, id, ipc);
 	assert_int_equal(
-	    dht_input(f->dht, buf, b.len, (const struct sockaddr *)from, sizeof(*from), f->now), 0);
+	    dht_input(f->dht, buf, len, (const struct sockaddr *)from, sizeof(*from), f->now), 0);
 }
 
 static void test_bep42(void **state)
