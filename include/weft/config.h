@@ -75,6 +75,7 @@ struct weft_config {
 	uint32_t svc_peer_calls_per_min;
 	uint32_t svc_max_payload;
 	uint32_t svc_peer_concurrency;
+	uint32_t svc_conn_streams;
 	uint32_t svc_service_calls_per_min;
 	uint32_t svc_service_concurrency;
 	uint32_t svc_addr_calls_per_min;

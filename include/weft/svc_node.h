@@ -124,6 +124,7 @@ struct svc_node_cfg {
 	uint32_t svc_backend_max_per_service; /* ... per service */
 	uint32_t svc_http_buffer;	      /* 0 = SVC_NODE_HTTP_BUFFER */
 	uint32_t svc_owner_queue;	      /* 0 = SVC_NODE_OWNER_QUEUE */
+	uint32_t svc_conn_streams;	      /* calls per pooled connection; 0 = SVCN_CONN_STREAMS */
 	uint32_t svc_ban_threshold;	      /* 0 = SVC_DEFAULT_BAN_THRESHOLD */
 	uint32_t svc_addr_ban_threshold;      /* 0 = SVC_DEFAULT_ADDR_BAN_THRESHOLD */
 };

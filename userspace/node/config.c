@@ -116,6 +116,7 @@ static const struct cfg_key cfg_keys[] = {
 	  0 },
 	{ "svc", "addr_ban_threshold", CFG_U32, OFF(svc_addr_ban_threshold), 0, 1, 1000000,
 	  "200", NULL, 0 },
+	{ "svc", "conn_streams", CFG_U32, OFF(svc_conn_streams), 0, 1, 96, "96", NULL, 0 },
 	{ "svc", "owner_queue", CFG_U32, OFF(svc_owner_queue), 0, 1, 1U << 20, "4096", NULL, 0 },
 	{ "store", "map_size", CFG_U64, OFF(store_map_size), 0, 1U << 20, 1ULL << 40,
 	  "1073741824", NULL, 0 },

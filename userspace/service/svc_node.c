@@ -437,42 +437,74 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b,
 	return 0;
 }
 
-/* A live connection to addr (and key, when given), or a new dial. */
+/* Is p a connection to addr (and key, when given)? 2: up and proven to be
+ * key; 1: to addr (up or connecting), its key not contradicting key. */
+static int peer_match(const struct svcn_peer *p, const struct sockaddr *addr, socklen_t alen,
+		      const uint8_t *key)
+{
+	if (p->state == SVCN_PEER_UP && key && p->have_key &&
+	    !memcmp(p->key, key, IDENTITY_PK_LEN))
+		return 2;
+	if ((p->state == SVCN_PEER_UP || p->state == SVCN_PEER_CONNECTING) &&
+	    same_addr(&p->addr, addr, alen) &&
+	    (!key || !p->have_key || !memcmp(p->key, key, IDENTITY_PK_LEN)))
+		return 1;
+	return 0;
+}
+
+/* A live connection to addr (and key, when given) with room for one more
+ * call (svc.conn_streams), or a new dial; past SVCN_PEER_CONNS connections
+ * to the peer, or with every slot carrying calls, the least loaded one
+ * (its stream credit decides); else -EBUSY. */
 static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *addr, socklen_t alen,
 				  const uint8_t *key, int *err)
 {
-	struct svcn_peer *p, *lru = NULL;
+	struct svcn_peer *p, *lru = NULL, *best[3] = { NULL, NULL, NULL }, *least = NULL;
+	uint32_t per_conn = sn->cfg.svc_conn_streams && sn->cfg.svc_conn_streams < SVCN_CONN_STREAMS
+				    ? sn->cfg.svc_conn_streams
+				    : SVCN_CONN_STREAMS;
+	unsigned int nconn = 0;
 	size_t i;
+	int m;
 
 	for (i = 0; i < SVC_NODE_MAX_PEERS; i++) {
 		p = &sn->peers[i];
-		if (p->full || p->streams >= SVCN_CONN_STREAMS)
-			continue; /* another connection to the same peer */
-		if (p->state == SVCN_PEER_UP && key && p->have_key &&
-		    !memcmp(p->key, key, IDENTITY_PK_LEN)) {
-			p->last_ms = util_now_ms();
-			return p;
-		}
-	}
-	for (i = 0; i < SVC_NODE_MAX_PEERS; i++) {
-		p = &sn->peers[i];
-		if (p->full || p->streams >= SVCN_CONN_STREAMS)
+		m = peer_match(p, addr, alen, key);
+		if (!m)
 			continue;
-		if ((p->state == SVCN_PEER_UP || p->state == SVCN_PEER_CONNECTING) &&
-		    same_addr(&p->addr, addr, alen) &&
-		    (!key || !p->have_key || !memcmp(p->key, key, IDENTITY_PK_LEN))) {
-			p->last_ms = util_now_ms();
-			return p;
-		}
+		nconn++;
+		if (p->full)
+			continue;
+		if (p->streams < per_conn && !best[m])
+			best[m] = p;
+		if (!least || p->streams < least->streams)
+			least = p;
 	}
+	p = best[2] ? best[2] : best[1];
+	if (!p && nconn >= SVCN_PEER_CONNS)
+		p = least;
+	if (p) {
+		p->last_ms = util_now_ms();
+		return p;
+	}
+	/* A free slot, else the least recently used idle one: a connection
+	 * with calls in flight is never closed under them. */
 	for (i = 0; i < SVC_NODE_MAX_PEERS; i++) {
 		p = &sn->peers[i];
 		if (!p->state || p->state == SVCN_PEER_DEAD) {
 			lru = p;
 			break;
 		}
-		if (!lru || p->last_ms < lru->last_ms)
+		if (!p->streams && (!lru || p->last_ms < lru->last_ms))
 			lru = p;
+	}
+	if (!lru) {
+		if (least) {
+			least->last_ms = util_now_ms();
+			return least;
+		}
+		*err = -EBUSY;
+		return NULL;
 	}
 	if (lru->state == SVCN_PEER_UP || lru->state == SVCN_PEER_CONNECTING)
 		quic_node_close(sn->quic, lru->conn, 0);

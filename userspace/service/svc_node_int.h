@@ -246,6 +246,10 @@ int svcn_endpoints(struct svc_node *sn,
  * concurrent streams (QUIC_DEF_MAX_STREAMS) with room for the credit that
  * is on its way back; more callers get more connections to that peer. */
 #define SVCN_CONN_STREAMS 96
+/* Connections the pool opens to one peer: past them, calls share the least
+ * loaded (a peer admits ~20 handshakes/s from one address, XDP's per-source
+ * Initial rate: a burst of dials would only wait on it). */
+#define SVCN_PEER_CONNS 32
 /* Descriptor bytes accepted from a provider: anything longer is oversized
  * already; a little more is read so the verifier can say so. */
 #define SVCN_DESC_READ_MAX (SVC_DESC_MAX_LEN + 64)
