@@ -160,6 +160,11 @@ int conn_stun_answer(const uint8_t *buf, size_t len, const struct io_addr *from,
 /* Build a Binding request with transaction id tid (12 bytes) and a
  * FINGERPRINT (tests). Returns the length or -ENOBUFS. */
 int conn_stun_request(const uint8_t tid[12], uint8_t *out, size_t cap);
+/* The same with one attribute of type type (0: none) and value val (vlen
+ * bytes, padded to 4) before the FINGERPRINT (relay circuit binds,
+ * WEFT-CIRCUIT). Returns the length, -EINVAL, -ENOBUFS. */
+int conn_stun_request_attr(const uint8_t tid[12], uint16_t type, const uint8_t *val, size_t vlen,
+			   uint8_t *out, size_t cap);
 /* Parse a Binding success response's XOR-MAPPED-ADDRESS (tests).
  * Returns 0, -EINVAL. */
 int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[12],

@@ -162,13 +162,30 @@ int conn_stun_answer(const uint8_t *buf, size_t len, const struct io_addr *from,
 
 int conn_stun_request(const uint8_t tid[12], uint8_t *out, size_t cap)
 {
-	if (cap < STUN_HDR + 8)
+	return conn_stun_request_attr(tid, 0, NULL, 0, out, cap);
+}
+
+int conn_stun_request_attr(const uint8_t tid[12], uint16_t type, const uint8_t *val, size_t vlen,
+			   uint8_t *out, size_t cap)
+{
+	size_t n = STUN_HDR, pad = (4 - (vlen & 3)) & 3;
+
+	if (vlen > 512 || (vlen && !val))
+		return -EINVAL;
+	if (cap < STUN_HDR + (type ? 4 + vlen + pad : 0) + 8)
 		return -ENOBUFS;
 	put16(out, STUN_BINDING_REQ);
-	put16(out + 2, 0);
 	put32(out + 4, CONN_STUN_COOKIE);
 	memcpy(out + 8, tid, 12);
-	return (int)add_fingerprint(out, STUN_HDR);
+	if (type) {
+		put16(out + n, type);
+		put16(out + n + 2, (uint16_t)vlen);
+		memcpy(out + n + 4, val, vlen);
+		memset(out + n + 4 + vlen, 0, pad);
+		n += 4 + vlen + pad;
+	}
+	put16(out + 2, (uint16_t)(n - STUN_HDR));
+	return (int)add_fingerprint(out, n);
 }
 
 int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[12],

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Relay, control plane (issue 14): reservations and circuit requests over
+ * QUIC. The data plane (forwarding on relay ports, binding of circuit ends)
+ * is include/weft/relay_fwd.h.
+ *
+ *  - The control protocol (relay_msg_*): messages on QUIC streams of type
+ *    RELAY_ST_CTL, framed type | length | body; codec without I/O, strict
+ *    parser (docs/PROTOCOL.md, "Relay control"; fuzzed by
+ *    tests/fuzz/fuzz_relay_msg.c).
+ *  - The circuit bind request (relay_bind_*): the STUN Binding request with
+ *    the WEFT-CIRCUIT attribute an end sends to relay:PORT from its QUIC
+ *    socket, and the parse of the relay's answer.
+ *  - The reservation table (relay_tab_*): limits, expiry and churn of the
+ *    relay's reservations and the circuits counted against them; no I/O,
+ *    no clock of its own, not thread-safe (the glue locks it).
+ *  - The node glue (relay_node_*): relay server (relay.enable), client
+ *    (reservations held by an unreachable node, circuits it accepts or
+ *    asks for), control routes and metrics.
+ * Design and limits: docs/CONNECTIVITY.md, "Relay".
+ */
+#ifndef WEFT_RELAY_H
+#define WEFT_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/io.h"
+
+/* ------------------------------------------------------------ messages */
+
+#define RELAY_ST_CTL 0x40  /* QUIC stream type of the relay control protocol */
+#define RELAY_KEY_LEN 32   /* node key */
+#define RELAY_TOKEN_LEN 16 /* circuit end token (WEFT-CIRCUIT value) */
+#define RELAY_MSG_HDR 3	   /* type (1) | body length (2, big endian) */
+#define RELAY_MSG_MAX 64   /* largest message, header included */
+
+enum relay_msg_type {
+	RELAY_MSG_RESERVE = 0x01,  /* node -> relay: take or refresh a reservation; no body */
+	RELAY_MSG_RESERVED = 0x02, /* relay -> node: status (1) | ttl_s (4) */
+	RELAY_MSG_CONNECT = 0x03,  /* dialler -> relay: target key (32) */
+	RELAY_MSG_CIRCUIT = 0x04,  /* relay -> each end: status (1) | port (2) | token (16) |
+				      circuit id (8) | lifetime_ms (4) | max_bytes (8) */
+	RELAY_MSG_OFFER = 0x05,	   /* relay -> reserved node: dialler key (32) | circuit id (8) */
+	RELAY_MSG_ANSWER = 0x06,   /* reserved node -> relay: status (1): 0 accept, else refuse */
+};
+
+/* Status codes of RESERVED, CIRCUIT and ANSWER (one space). */
+enum relay_status {
+	RELAY_OK = 0,
+	RELAY_E_NOT_RELAY = 1,	    /* relaying is not enabled on this node */
+	RELAY_E_NO_RESERVATION = 2, /* the target holds no reservation here */
+	RELAY_E_REFUSED = 3,	    /* the target refused the circuit */
+	RELAY_E_RESERVATIONS = 4,   /* relay.max_reservations reached */
+	RELAY_E_CIRCUITS = 5,	    /* relay.circuits_per_reservation reached for the target */
+	RELAY_E_ADDR_LIMIT = 6,	    /* relay.reservations_per_addr reached for the source */
+	RELAY_E_NO_CAPACITY = 7,    /* the data plane has no free port or circuit */
+	RELAY_E_TIMEOUT = 8,	    /* the target did not answer the offer in time */
+	RELAY_E_BAD_REQUEST = 9,    /* malformed or unexpected message */
+	RELAY_E_CHURN = 10,	    /* too many new reservations from this source */
+	RELAY_E__MAX
+};
+/* "ok", "not_relay", "no_reservation", "refused", ... ("unknown" if out of range). */
+const char *relay_status_name(unsigned int st);
+
+struct relay_msg {
+	uint8_t type;	/* enum relay_msg_type */
+	uint8_t status; /* RESERVED, CIRCUIT, ANSWER */
+	uint32_t ttl_s; /* RESERVED */
+	uint8_t key[RELAY_KEY_LEN]; /* CONNECT: target; OFFER: dialler */
+	uint16_t port;		    /* CIRCUIT: relay port */
+	uint8_t token[RELAY_TOKEN_LEN]; /* CIRCUIT: this end's token */
+	uint64_t circuit;	    /* CIRCUIT, OFFER */
+	uint32_t lifetime_ms;	    /* CIRCUIT */
+	uint64_t max_bytes;	    /* CIRCUIT */
+};
+
+/* Encode m into out. Returns the length, -EINVAL (unknown type), -ENOBUFS. */
+int relay_msg_encode(const struct relay_msg *m, uint8_t *out, size_t cap);
+/*
+ * Parse one message from the front of buf. Every type has one exact body
+ * length; anything else is malformed. Returns the bytes consumed (> 0),
+ * 0 when buf holds only part of a message (wait for more; never more than
+ * RELAY_MSG_MAX bytes are needed), -EINVAL (unknown type, wrong length).
+ */
+int relay_msg_parse(const uint8_t *buf, size_t len, struct relay_msg *m);
+
+/* ------------------------------------------------------------ circuit bind */
+
+#define RELAY_STUN_ATTR_CIRCUIT 0xC057 /* WEFT-CIRCUIT: comprehension-optional */
+#define RELAY_BIND_LEN 48	       /* STUN header 20 + WEFT-CIRCUIT 20 + FINGERPRINT 8 */
+/* Binding request with transaction id tid, WEFT-CIRCUIT = token and a
+ * FINGERPRINT. Returns RELAY_BIND_LEN or -ENOBUFS. */
+int relay_bind_request(const uint8_t tid[12], const uint8_t token[RELAY_TOKEN_LEN], uint8_t *out,
+		       size_t cap);
+/* 1 if buf is a Binding success response (class and method checked, the
+ * magic cookie, a length that matches len); its transaction id into tid. */
+int relay_bind_is_response(const uint8_t *buf, size_t len, uint8_t tid[12]);
+
+/* ------------------------------------------------------------ reservation table */
+
+/* Defaults (docs/CONFIG.md, relay.*). An ordinary node that enables relay
+ * keeps them; a relay host raises them. */
+#define RELAY_DEF_MAX_RESERVATIONS 128	    /* relay.max_reservations */
+#define RELAY_DEF_CIRCUITS_PER_RES 8	    /* relay.circuits_per_reservation */
+#define RELAY_DEF_RES_PER_ADDR 4	    /* relay.reservations_per_addr (IPv4 address, IPv6 /64) */
+#define RELAY_DEF_RES_TTL_S 60		    /* relay.reservation_ttl_s: lifetime without refresh */
+#define RELAY_DEF_CHURN_MAX 30		    /* relay.churn_max: new reservations per source per minute */
+#define RELAY_CHURN_WINDOW_MS 60000ULL	    /* the churn window */
+#define RELAY_CHURN_SLOTS 256		    /* sources whose churn is tracked (oldest replaced) */
+#define RELAY_OFFER_MS 5000		    /* the target answers an offer within this */
+#define RELAY_REFRESH_MS 10000		    /* the holder refreshes this often (under QUIC's idle timeout) */
+
+struct relay_tab_opts {
+	unsigned int max_reservations;	   /* 0: default */
+	unsigned int circuits_per_res;	   /* 0: default */
+	unsigned int reservations_per_addr; /* 0: default */
+	unsigned int ttl_s;		   /* 0: default */
+	unsigned int churn_max;		   /* 0: default */
+};
+
+struct relay_res {
+	uint8_t key[RELAY_KEY_LEN]; /* the holder's node key (its QUIC certificate) */
+	struct io_addr addr;	    /* the holder's address as the relay sees it */
+	uint64_t conn;		    /* the QUIC connection holding it (quic_node handle) */
+	uint64_t created_ms, expires_ms;
+	unsigned int circuits; /* live circuits towards the holder */
+	uint64_t circuits_total;
+};
+
+struct relay_tab;
+
+int relay_tab_new(struct relay_tab **out, const struct relay_tab_opts *o);
+void relay_tab_free(struct relay_tab *t);
+/*
+ * Take or refresh the reservation of key held over conn, from addr (the
+ * connection's validated address). A key already reserved over another
+ * connection moves to this one (the holder reconnected). Returns RELAY_OK
+ * with *ttl_s set, or RELAY_E_RESERVATIONS / RELAY_E_ADDR_LIMIT /
+ * RELAY_E_CHURN (a new reservation beyond relay.churn_max per minute from
+ * the address; *abuse is set to 1 the first time in a window, the moment
+ * to report it to the ban pipeline).
+ */
+int relay_tab_reserve(struct relay_tab *t, const uint8_t key[RELAY_KEY_LEN],
+		      const struct io_addr *addr, uint64_t conn, uint64_t now_ms,
+		      uint32_t *ttl_s, int *abuse);
+/* The live reservation of key, or NULL. The pointer is valid until the
+ * next call that changes the table. */
+struct relay_res *relay_tab_find(struct relay_tab *t, const uint8_t key[RELAY_KEY_LEN],
+				 uint64_t now_ms);
+/* Count a circuit towards key: RELAY_OK, RELAY_E_NO_RESERVATION,
+ * RELAY_E_CIRCUITS. relay_tab_circuit_end gives it back. */
+int relay_tab_circuit_add(struct relay_tab *t, const uint8_t key[RELAY_KEY_LEN], uint64_t now_ms);
+void relay_tab_circuit_end(struct relay_tab *t, const uint8_t key[RELAY_KEY_LEN]);
+/* The connection conn closed: its reservations end. Returns how many. */
+unsigned int relay_tab_drop_conn(struct relay_tab *t, uint64_t conn);
+/* Drop reservations not refreshed in time. Returns how many. */
+unsigned int relay_tab_expire(struct relay_tab *t, uint64_t now_ms);
+/* Live reservations; the i-th (0 <= i < count) or NULL. */
+unsigned int relay_tab_count(const struct relay_tab *t);
+const struct relay_res *relay_tab_get(const struct relay_tab *t, unsigned int i);
+
+/* ------------------------------------------------------------ node glue */
+
+struct engine;
+struct ctl;
+struct guard;
+struct quic_node;
+struct relay_node;
+struct relay_fwd;
+struct conn_node;
+struct json_t;
+
+#define RELAY_DEF_BIND_MS 5000	/* an end's bind gives up after this (200 ms, 400 ms, ... apart) */
+#define RELAY_DEF_DIRECT_MS 3000 /* dial by key: direct addresses before the relay */
+#define RELAY_MAX_USE 4		/* relays a node keeps reservations with (CONN_REC_MAX_RELAYS) */
+
+struct relay_node_opts {
+	struct engine *eng;	 /* required */
+	struct quic_node *quic;	 /* required */
+	struct ctl *ctl;	 /* optional: /v1/relay/... routes and metrics */
+	struct guard *guard;	 /* optional: reservation churn is banned through it */
+	struct conn_node *conn;	 /* optional: the node record lists the relays held */
+	struct relay_fwd *fwd;	 /* the data plane; NULL: this node does not relay */
+	struct relay_tab_opts tab;
+	/* Circuit limits handed to the data plane (0: its defaults). */
+	uint64_t circuit_bytes;
+	uint32_t circuit_lifetime_ms;
+	/* Relays to hold reservations with ("KEY@ADDR"; relay.use), and
+	 * whether to hold them at all: 1 always, 0 never, -1 when the NAT
+	 * classification says we are behind an address-dependent NAT or no
+	 * direct inbound contact came (relay.reserve = auto). */
+	char use[RELAY_MAX_USE][128];
+	unsigned int nuse;
+	int reserve;
+	int accept; /* accept circuits offered by our relays (relay.accept, default 1) */
+};
+
+int relay_node_new(struct relay_node **out, const struct relay_node_opts *o);
+/* After the engine started: the reservation keeper and expiry timers. */
+int relay_node_start(struct relay_node *rn);
+void relay_node_free(struct relay_node *rn);
+
+/* A datagram on the QUIC port that is STUN: 1 if it answered one of our
+ * binds (consumed), 0 otherwise. Any worker thread. */
+int relay_node_stun(struct relay_node *rn, const uint8_t *buf, size_t len,
+		    const struct io_addr *from);
+
+/*
+ * Dialler side, control threads only (blocks up to RELAY_OFFER_MS plus
+ * the bind deadline): ask the relay (its key and address) for a circuit to
+ * target, bind our end, and give the address to dial (relay:PORT) in *out.
+ * Returns 0, -ECONNREFUSED (a refusal: *status says which), -ETIMEDOUT,
+ * -EHOSTUNREACH (relay unreachable), -errno.
+ */
+int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
+		       const struct io_addr *relay_addr, const uint8_t target[RELAY_KEY_LEN],
+		       struct io_addr *out, unsigned int *status);
+
+#endif
