@@ -8,9 +8,9 @@
  *    RELAY_ST_CTL, framed type | length | body; codec without I/O, strict
  *    parser (docs/PROTOCOL.md, "Relay control"; fuzzed by
  *    tests/fuzz/fuzz_relay_msg.c).
- *  - The circuit bind request (relay_bind_*): the STUN Binding request with
- *    the WEFT-CIRCUIT attribute an end sends to relay:PORT from its QUIC
- *    socket, and the parse of the relay's answer.
+ *  - The answer to a circuit bind (relay_bind_is_response): what an end
+ *    waits for after sending relay_bind_request() (relay_fwd.h) to
+ *    relay:PORT from its QUIC socket.
  *  - The reservation table (relay_tab_*): limits, expiry and churn of the
  *    relay's reservations and the circuits counted against them; no I/O,
  *    no clock of its own, not thread-safe (the glue locks it).
@@ -87,12 +87,8 @@ int relay_msg_parse(const uint8_t *buf, size_t len, struct relay_msg *m);
 
 /* ------------------------------------------------------------ circuit bind */
 
-#define RELAY_STUN_ATTR_CIRCUIT 0xC057 /* WEFT-CIRCUIT: comprehension-optional */
-#define RELAY_BIND_LEN 48	       /* STUN header 20 + WEFT-CIRCUIT 20 + FINGERPRINT 8 */
-/* Binding request with transaction id tid, WEFT-CIRCUIT = token and a
- * FINGERPRINT. Returns RELAY_BIND_LEN or -ENOBUFS. */
-int relay_bind_request(const uint8_t tid[12], const uint8_t token[RELAY_TOKEN_LEN], uint8_t *out,
-		       size_t cap);
+/* The request itself (WEFT-CIRCUIT, type 0xC057) is built by the data
+ * plane's relay_bind_request() (include/weft/relay_fwd.h). */
 /* 1 if buf is a Binding success response (class and method checked, the
  * magic cookie, a length that matches len); its transaction id into tid. */
 int relay_bind_is_response(const uint8_t *buf, size_t len, uint8_t tid[12]);

@@ -2,8 +2,7 @@
 /*
  * Relay control messages (docs/PROTOCOL.md, "Relay control"): framed
  * type (1) | body length (2, big endian) | body, one exact body length per
- * type; and the circuit bind request (a STUN Binding request carrying
- * WEFT-CIRCUIT) with the check of its answer.
+ * type; and the check of the answer to a circuit bind.
  */
 #include <errno.h>
 #include <string.h>
@@ -154,13 +153,6 @@ int relay_msg_parse(const uint8_t *buf, size_t len, struct relay_msg *m)
 		break;
 	}
 	return RELAY_MSG_HDR + bl;
-}
-
-int relay_bind_request(const uint8_t tid[12], const uint8_t token[RELAY_TOKEN_LEN], uint8_t *out,
-		       size_t cap)
-{
-	return conn_stun_request_attr(tid, RELAY_STUN_ATTR_CIRCUIT, token, RELAY_TOKEN_LEN, out,
-				      cap);
 }
 
 int relay_bind_is_response(const uint8_t *buf, size_t len, uint8_t tid[12])
