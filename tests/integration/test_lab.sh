@@ -1,0 +1,78 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# weftlab (tools/weftlab, docs/LAB.md): a small lab of release weftd, each in
+# its own namespace on one bridge, one node behind a NAT router; the
+# bootstrap, lookups and distribute scenarios produce sane JSON (every node
+# healthy, every lookup finds what was announced, every node's download
+# verifies); the report has its PNG plots; `down` leaves no namespace,
+# link or process with the lab's prefix, also after `kill -9` of the tool
+# in the middle of `up`; two labs side by side.
+set -u
+. "$TOP/tests/lib/common.sh"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP: $T_NAME needs root (network namespaces)"
+	exit 77
+fi
+for c in ip tc nft; do command -v $c >/dev/null || fail "$c missing (make deps)"; done
+"$PYTHON" -c 'import matplotlib' 2>/dev/null || fail "python3-matplotlib missing (make deps)"
+LAB="$PYTHON $TOP/tools/weftlab"
+export WEFTD="$WEFTD_REL" WEFTCTL="$WEFTCTL_REL"
+D=$(mktemp -d /tmp/weft-lab-XXXXXX)
+prefixes=()
+cleanup() {
+	local d
+	for d in "$D/a" "$D/b" "$D/c"; do [ -f "$d/lab.json" ] && $LAB --dir "$d" down >/dev/null 2>&1; done
+	rm -rf "$D"
+}
+on_exit cleanup
+prefix_of() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["prefix"])' "$1/lab.json"; }
+# nothing_left PREFIX: no namespace, no process in one, no link anywhere
+nothing_left() {
+	local p=$1
+	ip netns list | grep -q "^$p-" && fail "namespaces left: $(ip netns list | grep "^$p-" | head -3)"
+	pgrep -f "$D/[abc]/nodes/" >/dev/null && fail "weftd left: $(pgrep -af "$D/[abc]/nodes/" | head -3)"
+	ip -o link | grep -q "$p" && fail "link left in the host namespace"
+	grep -q "/run/netns/$p-" /proc/mounts && fail "netns mount left"
+	return 0
+}
+
+# --- up: 6 nodes, one behind a random-fully NAT; a second lab beside it
+$LAB --dir "$D/a" up --nodes 6 --nat g1:random-fully:1 >"$D/up.out" 2>&1 || { cat "$D/up.out"; fail "up failed"; }
+PA=$(prefix_of "$D/a")
+$LAB --dir "$D/b" up --nodes 2 >"$D/upb.out" 2>&1 || { cat "$D/upb.out"; fail "second lab: up failed"; }
+PB=$(prefix_of "$D/b")
+[ "$PA" != "$PB" ] || fail "two labs share the prefix $PA"
+$LAB --dir "$D/a" status --json >"$D/status.json" || fail "status: a node is down"
+"$PYTHON" - "$D/status.json" <<'PY' || fail "status is not sane"
+import json, sys
+s = json.load(open(sys.argv[1]))
+n = s["nodes"]
+assert len(n) == 6, len(n)
+assert all(v["alive"] and v["healthy"] for v in n), [v for v in n if not v["healthy"]]
+assert [v["nat"] for v in n].count("g1") == 1
+assert all(v["ip"].startswith(("198.18.", "10.1.")) for v in n), [v["ip"] for v in n]
+PY
+[ "$(ip netns list | grep -c "^$PA-")" -eq 8 ] || fail "expected 8 namespaces (bridge, router, 6 nodes)"
+pass "two labs up side by side ($PA: 6 nodes healthy, one behind a NAT; $PB: 2 nodes)"
+
+# --- down, and down after kill -9 of the tool in the middle of up
+$LAB --dir "$D/b" down >/dev/null || fail "down of the second lab failed"
+ip netns list | grep -q "^$PB-" && fail "second lab's namespaces left"
+$LAB --dir "$D/a" status >/dev/null || fail "the first lab suffered from the second's down"
+$LAB --dir "$D/a" down >"$D/down.out" || fail "down failed: $(cat "$D/down.out")"
+nothing_left "$PA"
+[ -f "$D/a/lab.json" ] && fail "lab.json still there after down"
+pass "down leaves no namespace, link, mount or process ($(cat "$D/down.out"))"
+
+$LAB --dir "$D/c" up --nodes 12 >"$D/upc.out" 2>&1 &
+UP=$!
+# kill it once it has created namespaces and started some weftd
+wait_for '[ -f "$D/c/lab.json" ] && pgrep -f "$D/c/nodes/" >/dev/null' 300 || fail "up did not start nodes"
+kill -9 $UP
+wait $UP 2>/dev/null
+PC=$(prefix_of "$D/c")
+ip netns list | grep -q "^$PC-" || fail "nothing to clean up: the test did not catch up in the middle"
+$LAB --dir "$D/c" down >"$D/downc.out" || fail "down after kill -9 failed: $(cat "$D/downc.out")"
+nothing_left "$PC"
+pass "down after kill -9 of up: nothing left ($(cat "$D/downc.out"))"
+finish
