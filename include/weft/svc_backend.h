@@ -52,6 +52,13 @@ struct svc_backend_opts {
 	uint32_t max_per_service; /* SVC_BACKEND_DEFAULT_MAX_PER_SERVICE */
 	uint32_t timeout_ms;	  /* SVC_BACKEND_DEFAULT_TIMEOUT_MS */
 	uint32_t max_response;	  /* SVC_BACKEND_DEFAULT_MAX_RESPONSE */
+	/* Optional: run on the backend thread after every pass of its loop
+	 * (messages, I/O, deadlines), tick_ctx as argument; returns the
+	 * CLOCK_MONOTONIC time (ns, util_now_ns) by which it wants to run
+	 * again, UINT64_MAX for none. The service fabric's timers. It must
+	 * not block. Not run once svc_backend_free() began. */
+	uint64_t (*tick)(void *ctx, uint64_t now_ns);
+	void *tick_ctx;
 };
 
 /*

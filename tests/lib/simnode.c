@@ -168,6 +168,19 @@ json_int_t simnode_get_int(struct simnode *x, const char *route, ...)
 	return r;
 }
 
+int simnode_finds(struct simnode *x, const char *name)
+{
+	char path[128];
+	json_t *o = NULL;
+	int st, ok;
+
+	snprintf(path, sizeof(path), "/v1/svc/find/%s", name);
+	st = simnode_ctl(x, "GET", path, NULL, &o);
+	ok = st == 200 && json_array_size(json_object_get(o, "results")) >= 1;
+	json_decref(o);
+	return ok;
+}
+
 int simnode_wait(int (*cond)(void *arg), void *arg, unsigned int timeout_ms)
 {
 	struct timespec ms = {0, 1000000};

@@ -52,6 +52,10 @@ json_t *simnode_ok(struct simnode *x, const char *method, const char *path, json
  * NULL). Fails the test when absent. */
 json_int_t simnode_get_int(struct simnode *x, const char *route, ...);
 
+/* 1 when x finds at least one provider of service name (GET
+ * /v1/svc/find/NAME), else 0. */
+int simnode_finds(struct simnode *x, const char *name);
+
 /*
  * Wait until cond(arg) is true, checking every millisecond of real time,
  * for at most timeout_ms. The nodes' workers run as threads on the

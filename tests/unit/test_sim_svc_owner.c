@@ -32,6 +32,7 @@
 
 #include "service/svc_node_int.h"
 #include "simnode.h"
+#include "svc_hold.h"
 #include "weft/node.h"
 #include "weft/simnet.h"
 #include "weft/svc_backend.h"
@@ -53,13 +54,7 @@ static int dht_formed(void *arg)
 
 static int c_finds_echo(void *arg)
 {
-	struct world *w = arg;
-	json_t *o = NULL;
-	int st = simnode_ctl(&w->c, "GET", "/v1/svc/find/echo", NULL, &o), ok;
-
-	ok = st == 200 && json_array_size(json_object_get(o, "results")) >= 1;
-	json_decref(o);
-	return ok;
+	return simnode_finds(&((struct world *)arg)->c, "echo");
 }
 
 static int setup(void **state)
@@ -93,33 +88,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A message that holds the owner (A's backend thread) until released. */
-struct hold {
-	struct svc_backend_msg m;
-	sem_t running, release;
-	int timed_out;
-};
-
-static void hold_run(struct svc_backend_msg *m, int cancel)
-{
-	struct hold *h = (struct hold *)m;
-	struct timespec ts;
-
-	sem_post(&h->running);
-	if (cancel)
-		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 10;
-	while (sem_timedwait(&h->release, &ts))
-		if (errno != EINTR) {
-			h->timed_out = 1;
-			return;
-		}
-}
-
 struct releaser {
 	struct svc_node *sn;
-	struct hold *h;
+	struct svc_hold *h;
 	unsigned long long refused_seen;
 };
 
@@ -135,14 +106,14 @@ static void *release_main(void *arg)
 		struct timespec ms = {0, 1000000};
 		nanosleep(&ms, NULL);
 	}
-	sem_post(&r->h->release);
+	svc_hold_release(r->h);
 	return NULL;
 }
 
 static void test_owner_queue_full(void **state)
 {
 	struct svc_node *asn = node_svc(W.a.node);
-	static struct hold h;
+	static struct svc_hold h;
 	struct releaser rel = {0};
 	pthread_t th;
 	json_t *o, *errs;
@@ -160,12 +131,7 @@ static void test_owner_queue_full(void **state)
 	assert_int_equal(simnode_get_int(&W.a, "/v1/svc/stats", "owner", "queue_max", NULL), 4);
 
 	/* Hold A's owner. */
-	memset(&h, 0, sizeof(h));
-	sem_init(&h.running, 0, 0);
-	sem_init(&h.release, 0, 0);
-	h.m.fn = hold_run;
-	assert_int_equal(svc_backend_post(asn->backend, &h.m), 0);
-	assert_int_equal(sem_wait(&h.running), 0);
+	svc_hold_start(asn, &h);
 	rel.sn = asn;
 	rel.h = &h;
 	assert_int_equal(pthread_create(&th, NULL, release_main, &rel), 0);
@@ -175,7 +141,7 @@ static void test_owner_queue_full(void **state)
 		       json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "name", "echo", "method", "ping",
 				 "data", "x", "count", 40, "concurrency", 40, "timeout_ms", 10000));
 	pthread_join(th, NULL);
-	assert_false(h.timed_out);
+	assert_false(h.timed_out); /* the releaser let it go, not the time limit */
 	{
 		char *s = json_dumps(o, JSON_COMPACT);
 
@@ -202,8 +168,7 @@ static void test_owner_queue_full(void **state)
 		       json_pack("{s:s,s:s,s:s}", "name", "echo", "method", "ping", "data", "again"));
 	assert_string_equal(json_string_value(json_object_get(o, "error")), "ok");
 	json_decref(o);
-	sem_destroy(&h.running);
-	sem_destroy(&h.release);
+	assert_int_equal(svc_hold_done(&h), 0);
 }
 
 /* Control requests run on the owner with a 2 s deadline: with the owner
@@ -213,17 +178,12 @@ static void test_owner_queue_full(void **state)
 static void test_owner_held_control(void **state)
 {
 	struct svc_node *asn = node_svc(W.a.node);
-	static struct hold h;
+	static struct svc_hold h;
 	json_t *o = NULL, *svcs;
 	int st;
 
 	(void)state;
-	memset(&h, 0, sizeof(h));
-	sem_init(&h.running, 0, 0);
-	sem_init(&h.release, 0, 0);
-	h.m.fn = hold_run;
-	assert_int_equal(svc_backend_post(asn->backend, &h.m), 0);
-	assert_int_equal(sem_wait(&h.running), 0);
+	svc_hold_start(asn, &h);
 
 	st = simnode_ctl(&W.a, "GET", "/v1/svc/stats", NULL, &o);
 	assert_int_equal(st, 503);
@@ -237,7 +197,7 @@ static void test_owner_held_control(void **state)
 	assert_int_equal(st, 503);
 	json_decref(o);
 
-	sem_post(&h.release);
+	svc_hold_release(&h);
 	/* The owner runs again: the cancelled publish left nothing behind. */
 	o = simnode_ok(&W.a, "GET", "/v1/svc/ls", NULL);
 	svcs = json_object_get(o, "services");
@@ -246,10 +206,8 @@ static void test_owner_held_control(void **state)
 		assert_string_not_equal(
 		    json_string_value(json_object_get(json_array_get(svcs, i), "name")), "late");
 	json_decref(o);
-	assert_false(h.timed_out);
+	assert_int_equal(svc_hold_done(&h), 0);
 	assert_int_equal(simnode_get_int(&W.a, "/v1/svc/stats", "owner", "queued_data", NULL), 0);
-	sem_destroy(&h.running);
-	sem_destroy(&h.release);
 }
 
 int main(void)

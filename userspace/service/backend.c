@@ -229,6 +229,9 @@ struct svc_backend {
 	int th_on;
 	struct bjob *active; /* loop thread only */
 	uint64_t stat_busy, stat_timeout;
+	uint64_t (*tick)(void *ctx, uint64_t now_ns); /* loop thread only */
+	void *tick_ctx;
+	uint64_t tick_next_ms; /* when tick wants to run again */
 	/* Posted messages (svc_backend_post): D. Vyukov's intrusive MPSC
 	 * queue; head is where producers link, tail the consumer's end. */
 	struct svc_backend_msg *_Atomic mq_head;
@@ -588,6 +591,8 @@ static void *backend_loop(void *arg)
 		struct bjob *j, *nx, *pend;
 		int n, stop;
 
+		if (b->tick && b->tick_next_ms < next)
+			next = b->tick_next_ms;
 		for (j = b->active; j; j = j->next) {
 			if (j->deadline_ms < next)
 				next = j->deadline_ms;
@@ -628,6 +633,13 @@ static void *backend_loop(void *arg)
 			else if (j->state == BJ_BLOCKED && now >= j->retry_ms)
 				job_deliver(b, j);
 		}
+		if (b->tick) {
+			uint64_t t = b->tick(b->tick_ctx, util_now_ns());
+
+			/* in ms, rounded up: never a busy loop on a deadline
+			 * less than a millisecond away */
+			b->tick_next_ms = t == UINT64_MAX ? UINT64_MAX : (t + 999999) / 1000000;
+		}
 	}
 	/* Stopping: whatever is in progress ends now, callbacks included. */
 	while (b->active)
@@ -655,6 +667,9 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 	    o.max_per_service ? o.max_per_service : SVC_BACKEND_DEFAULT_MAX_PER_SERVICE;
 	b->timeout_ms = o.timeout_ms ? o.timeout_ms : SVC_BACKEND_DEFAULT_TIMEOUT_MS;
 	b->max_response = o.max_response ? o.max_response : SVC_BACKEND_DEFAULT_MAX_RESPONSE;
+	b->tick = o.tick;
+	b->tick_ctx = o.tick_ctx;
+	b->tick_next_ms = UINT64_MAX;
 	pthread_mutex_init(&b->mu, NULL);
 	atomic_init(&b->mq_head, &b->mq_stub);
 	b->mq_tail = &b->mq_stub;

@@ -317,47 +317,41 @@ static MHD_RESULT hdr_iter(void *cls, enum MHD_ValueKind kind, const char *k, co
 	return MHD_YES;
 }
 
+/* A pass-through being relayed: the owner fills the pipe (remote: the
+ * provider's stream; local: our backend), this thread empties it. The
+ * bytes read with the head that follow it go out first. */
 struct gw_stream {
-	struct svc_node *sn;
-	struct svcn_op *op; /* remote (QUIC stream) or local (backend stream) */
-	uint64_t idle_ns;   /* the pass-through's deadline: no byte for this long */
+	struct svcn_pipe *p;
+	uint64_t idle_ns; /* the pass-through's deadline: no byte for this long */
+	uint8_t *pend;	  /* read with the head, not sent yet */
+	size_t pend_off, pend_len;
 };
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct gw_stream *s = cls;
-	struct svc_node *sn = s->sn;
-	struct svcn_op *o = s->op;
-	uint64_t deadline = svcn_now_ns() + s->idle_ns;
-	ssize_t n;
+	long n;
 
-	pthread_mutex_lock(sn->mu);
-	while (o->resp_off == o->resp_len && !o->done && !atomic_load(&sn->stopping) &&
-	       svcn_now_ns() < deadline)
-		svcn_wait(sn, 50000000ull);
-	if (o->resp_off < o->resp_len) {
-		n = (ssize_t)(o->resp_len - o->resp_off < max ? o->resp_len - o->resp_off : max);
-		memcpy(buf, o->resp + o->resp_off, (size_t)n);
-		o->resp_off += (size_t)n;
-		if (o->resp_off == o->resp_len && !o->local)
-			o->resp_off = o->resp_len = 0;
-	} else {
-		n = o->done && !o->err ? MHD_CONTENT_READER_END_OF_STREAM
-				       : MHD_CONTENT_READER_END_WITH_ERROR;
+	(void)pos;
+	if (s->pend_off < s->pend_len) {
+		n = (long)(s->pend_len - s->pend_off < max ? s->pend_len - s->pend_off : max);
+		memcpy(buf, s->pend + s->pend_off, (size_t)n);
+		s->pend_off += (size_t)n;
+		return n;
 	}
-	pthread_mutex_unlock(sn->mu);
-	return n;
+	n = svcn_pipe_read(s->p, (uint8_t *)buf, max, svcn_now_ns() + s->idle_ns);
+	if (n > 0)
+		return n;
+	return n == 0 && s->p->ok ? MHD_CONTENT_READER_END_OF_STREAM
+				  : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void stream_free(void *cls)
 {
 	struct gw_stream *s = cls;
 
-	if (s->op) {
-		pthread_mutex_lock(s->sn->mu);
-		svcn_op_put(s->sn, s->op);
-		pthread_mutex_unlock(s->sn->mu);
-	}
+	svcn_pipe_close(s->p); /* the owner ends the stream if it is still on */
+	free(s->pend);
 	free(s);
 }
 
@@ -477,16 +471,14 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		free(req);
 		return MHD_NO;
 	}
-	s->sn = sn;
 	/* A remote provider gets the deadline; we wait it plus the margin. */
 	s->idle_ns = (uint64_t)(r->timeout_ms + (tg->local == 1 ? 0 : SVC_NODE_NET_MARGIN_MS)) *
 		     1000000ull;
 	if (tg->local == 1) {
 		/* This node offers it: to the local backend, on the backend
-		 * thread (the answer fills the op like a provider's would). */
-		s->op = svcn_local_http(sn, svc, req, rl, r->timeout_ms, &err);
-		free(req);
-		pthread_mutex_lock(sn->mu);
+		 * thread (its answer fills the pipe like a provider's would). */
+		s->p = svcn_http_start(sn, 1, svc, NULL, 0, NULL, req, rl, r->timeout_ms,
+				       s->idle_ns, &err);
 	} else {
 		size_t ml;
 		uint8_t *enc;
@@ -502,34 +494,31 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		enc = malloc(ml);
 		err = enc ? svc_msg_encode(&m, enc, ml, &ml) : -ENOMEM;
 		free(req);
-		pthread_mutex_lock(sn->mu);
-		sn->st.http_out++;
-		s->op = err ? NULL
-			    : svcn_op_start(sn, SVCN_OP_HTTP, (const struct sockaddr *)&tg->ss,
-					    tg->sl, tg->dr.owner, enc, ml, svcn_http_buffer(sn),
-					    &err);
-		free(enc);
+		if (err)
+			free(enc);
+		else
+			s->p = svcn_http_start(sn, 0, svc, &tg->ss, tg->sl, tg->dr.owner, enc, ml,
+					       r->timeout_ms, s->idle_ns, &err);
 	}
-	if (!s->op) {
-		pthread_mutex_unlock(sn->mu);
+	if (!s->p) {
 		free(s);
-		if (err == -EBUSY)
-			return reply_error(c, 503, "overloaded", "too many requests in flight");
-		if (err == -EINVAL && tg->local == 1)
-			return reply_error(c, 502, "backend_error", "not an HTTP backend service");
-		return reply_error(c, 502, "unreachable", strerror(-err));
+		return reply_error(c, err == -ENOMEM ? 500 : 503,
+				   err == -ENOMEM ? "internal" : "unavailable", strerror(-err));
 	}
-	/* Wait for the RESPONSE header (remote) and the backend's HTTP head,
-	 * within the request's deadline. */
+	/* Read up to the RESPONSE header (remote) and the backend's HTTP
+	 * head, within the request's deadline. */
 	{
 		uint64_t deadline = svcn_now_ns() + s->idle_ns;
-		struct svcn_op *o = s->op;
-		size_t base = o->local ? 0 : SVC_MSG_HDR_LEN;
+		size_t base = tg->local == 1 ? 0 : SVC_MSG_HDR_LEN;
+		size_t max = svcn_http_buffer(sn) + base, cap = 16384, got = 0;
+		uint8_t *hb = malloc(cap);
 		struct svc_msg rm;
+		long n;
 
-		for (;;) {
-			if (!o->local && o->resp_len >= SVC_MSG_HDR_LEN) {
-				long dl = svc_msg_decode(&rm, o->resp, SVC_MSG_HDR_LEN, 0);
+		err = hb ? SVC_OK : SVC_ERR_OVERLOADED;
+		while (hb) {
+			if (base && got >= base) {
+				long dl = svc_msg_decode(&rm, hb, SVC_MSG_HDR_LEN, 0);
 
 				if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
 					err = SVC_ERR_BACKEND_ERROR;
@@ -540,50 +529,64 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 					break;
 				}
 			}
-			if (o->resp_len >= base) {
-				hl = gw_head(o->resp + base, o->resp_len - base, &h);
+			if (got >= base && got > 0) {
+				hl = gw_head(hb + base, got - base, &h);
 				if (hl) {
 					err = hl < 0 ? SVC_ERR_BACKEND_ERROR : SVC_OK;
 					break;
 				}
 			}
-			if (o->done) {
-				if (o->local)
-					err = o->cls == SVC_OK ? SVC_ERR_BACKEND_ERROR : o->cls;
-				else
-					err = o->err == -ETIMEDOUT ? SVC_ERR_TIMEOUT
-					      : o->err == -EAGAIN || o->err == -EBUSY
-						  ? SVC_ERR_OVERLOADED
-						  : SVC_ERR_BACKEND_ERROR;
-				break;
+			if (got == cap) {
+				uint8_t *nb = cap < max ? realloc(hb, cap * 2 < max ? cap * 2 : max)
+							: NULL;
+
+				if (!nb) {
+					err = SVC_ERR_BACKEND_ERROR; /* no head within the buffer */
+					break;
+				}
+				hb = nb;
+				cap = cap * 2 < max ? cap * 2 : max;
 			}
-			if (svcn_now_ns() >= deadline) {
-				err = SVC_ERR_TIMEOUT;
-				break;
+			n = svcn_pipe_read(s->p, hb + got, cap - got, deadline);
+			if (n > 0) {
+				got += (size_t)n;
+				continue;
 			}
-			if (atomic_load(&sn->stopping)) {
-				err = SVC_ERR_OVERLOADED;
-				break;
+			if (n == 0 && s->p->start_err) {
+				int e = s->p->start_err;
+
+				free(hb);
+				stream_free(s);
+				if (e == -EBUSY)
+					return reply_error(c, 503, "overloaded",
+							   "too many requests in flight");
+				if (e == -EINVAL && tg->local == 1)
+					return reply_error(c, 502, "backend_error",
+							   "not an HTTP backend service");
+				return reply_error(c, 502, "unreachable", strerror(-e));
 			}
-			svcn_wait(sn, 50000000ull);
+			err = n == 0 ? (s->p->cls == SVC_OK ? SVC_ERR_BACKEND_ERROR : s->p->cls)
+			      : n == -ETIMEDOUT ? SVC_ERR_TIMEOUT
+						: SVC_ERR_OVERLOADED;
+			break;
 		}
 		if (err != SVC_OK) {
-			pthread_mutex_unlock(sn->mu);
+			free(hb);
 			stream_free(s);
 			return reply_error(c, http_status(err), svc_err_name((unsigned int)err),
 					   err == SVC_ERR_TIMEOUT ? "the provider did not answer in time"
 								  : "pass-through failed");
 		}
+		s->pend = hb;
+		s->pend_off = base + (size_t)hl;
+		s->pend_len = got;
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32768, stream_read, s,
 							 stream_free);
-		if (resp)
-			copy_headers(resp, o->resp + base, &h, go->flags);
-		o->resp_off = base + (size_t)hl;
-		pthread_mutex_unlock(sn->mu);
 		if (!resp) {
 			stream_free(s);
 			return MHD_NO;
 		}
+		copy_headers(resp, hb + base, &h, go->flags);
 	}
 	out_headers(resp, go);
 	log_debug("svc", "gateway http service=%s method=%s status=%u", svc, method, h.status);
@@ -655,9 +658,7 @@ static uint32_t gw_timeout(struct svc_gateway *gw, struct MHD_Connection *c)
 
 static void count_denied(struct svc_gateway *gw)
 {
-	pthread_mutex_lock(gw->sn->mu);
-	gw->sn->st.gw_denied++;
-	pthread_mutex_unlock(gw->sn->mu);
+	atomic_fetch_add(&gw->sn->gw_denied, 1);
 }
 
 /*
@@ -770,9 +771,7 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_NO;
 	if (!r->started) {
 		r->started = 1;
-		pthread_mutex_lock(gw->sn->mu);
-		gw->sn->st.gw_requests++;
-		pthread_mutex_unlock(gw->sn->mu);
+		atomic_fetch_add(&gw->sn->gw_requests, 1);
 		if (!gw_admit(gw, c, r, method, &ret))
 			return ret;
 		return MHD_YES;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The service fabric on the node, the directory side: publish (descriptor,
- * announce, node record, refresh), discovery (get_peers, fetch, verify,
- * cache) and outgoing calls. Split from svc_node.c (stream handlers, client
- * connections, lifecycle); same locking rules (see there).
+ * announce, node record, refresh) and descriptor verification into the
+ * cache. Split from svc_node.c (stream handlers, client connections,
+ * lifecycle); lookups and calls are in svc_calls.c; everything here runs on the fabric's owner but
+ * for the callers' halves of publish and the refresher (see svc_node.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -77,7 +78,7 @@ int svcn_endpoints(struct svc_node *sn, char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DES
 	return n;
 }
 
-/* Sign a fresh descriptor for p (locked). */
+/* Sign a fresh descriptor for p (on the owner). */
 static int pub_sign(struct svc_node *sn, struct svcn_pub *p)
 {
 	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
@@ -140,11 +141,11 @@ struct svcn_dhtop {
 	unsigned int stored;
 };
 
-/* On the fabric's owner (posted from worker 0, the DHT's owner). */
-static void announce_done_own(void *arg)
+/* On the fabric's owner (posted from worker 0, the DHT's owner); sn NULL:
+ * the owner is gone, release only. */
+static void announce_done_own(void *arg, struct svc_node *sn)
 {
 	struct svcn_dhtop *op = arg;
-	struct svc_node *sn = svcn_shim_enter(op->shim);
 
 	if (sn) {
 		struct svcn_pub *p = svcn_pub_find(sn, op->name, strlen(op->name));
@@ -153,7 +154,6 @@ static void announce_done_own(void *arg)
 			p->announced = op->status ? 0 : (int)op->stored;
 		log_info("svc", "announced %s: stored on %u DHT nodes (%s)", op->name, op->stored,
 			 op->status ? strerror(-op->status) : "ok");
-		svcn_unlock(sn);
 	}
 	free(op);
 }
@@ -175,7 +175,7 @@ static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
 		free(op);
 }
 
-/* Announce name. Unlocked. The node record (key = node key, salt
+/* Announce name (any thread: worker 0 runs it). The node record (key = node key, salt
  * "weft:node") is published by the node itself (conn), service or not. */
 static void pub_announce(struct svc_node *sn, const char *name)
 {
@@ -216,7 +216,7 @@ static int cors_valid(const char *o)
 
 /* Forget a publication in memory (unpublish, or a publish whose record
  * could not be stored). Locked. */
-static void pub_drop_locked(struct svc_node *sn, struct svcn_pub *p)
+static void pub_drop_own(struct svc_node *sn, struct svcn_pub *p)
 {
 	if (p->backend[0])
 		svc_router_unregister(sn->router, p->name);
@@ -309,7 +309,7 @@ static void pub_forget_own(struct svc_node *sn, void *arg)
 	struct svcn_pub *p = svcn_pub_find(sn, arg, strlen(arg));
 
 	if (p)
-		pub_drop_locked(sn, p);
+		pub_drop_own(sn, p);
 }
 
 int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
@@ -353,7 +353,7 @@ static void unpublish_own(struct svc_node *sn, void *arg)
 	}
 	r->err = svcn_pub_store_queue(sn, r->name, NULL, &r->ticket);
 	if (!r->err)
-		pub_drop_locked(sn, p);
+		pub_drop_own(sn, p);
 }
 
 int svc_node_unpublish(struct svc_node *sn, const char *name)
@@ -537,56 +537,6 @@ void *svcn_refresh_main(void *arg)
 
 /* ------------------------------------------------------------ discovery */
 
-struct svcn_lookup {
-	struct svcn_shim *shim;
-	int refs;
-	int done, status;
-	size_t npeers;
-	struct sockaddr_storage peers[SVC_NODE_MAX_CANDIDATES];
-	uint8_t target[20];
-};
-
-static void lookup_put(struct svcn_lookup *lk)
-{
-	if (--lk->refs == 0)
-		free(lk);
-}
-
-/* On the fabric's owner: the waiter reads the result once done is set. */
-static void lookup_done_own(void *arg)
-{
-	struct svcn_lookup *lk = arg;
-
-	pthread_mutex_lock(&lk->shim->mu);
-	lk->done = 1;
-	if (lk->shim->sn)
-		pthread_cond_broadcast(&lk->shim->sn->cv);
-	lookup_put(lk);
-	pthread_mutex_unlock(&lk->shim->mu);
-}
-
-/* On worker 0 (the DHT's owner): the result is copied into lk, which no
- * other thread reads before done is set, then handed to the owner. */
-static void lookup_done(void *arg, const struct dht_result *res)
-{
-	struct svcn_lookup *lk = arg;
-
-	lk->status = res->status;
-	for (size_t i = 0; i < res->npeers && lk->npeers < SVC_NODE_MAX_CANDIDATES; i++)
-		lk->peers[lk->npeers++] = res->peers[i];
-	svcn_owner_call(lk->shim, lookup_done_own, lk);
-}
-
-static void dht_lookup_fn(struct dht *dht, void *arg, uint64_t now_ms)
-{
-	struct svcn_lookup *lk = arg;
-
-	if (dht_get_peers(dht, lk->target, now_ms, lookup_done, lk)) {
-		lk->status = -ENOSPC;
-		svcn_owner_call(lk->shim, lookup_done_own, lk);
-	}
-}
-
 static int owner_banned(void *ctx, const uint8_t owner[IDENTITY_PK_LEN])
 {
 	struct svc_node *sn = ctx;
@@ -621,8 +571,8 @@ static int32_t reputation(struct svc_node *sn, const uint8_t *key)
 	return 0;
 }
 
-/* Verify one fetched descriptor and cache it (locked). */
-static void accept_desc(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len,
+/* Verify one fetched descriptor and cache it (on the owner). */
+void svcn_accept_desc(struct svc_node *sn, const char *name, const uint8_t *buf, size_t len,
 			const uint8_t *peer_key, uint32_t rtt_us)
 {
 	struct svc_desc d;
@@ -657,397 +607,5 @@ static void accept_desc(struct svc_node *sn, const char *name, const uint8_t *bu
 		}
 	}
 	svc_dir_add(sn->dir, &d, reputation(sn, peer_key), rtt_us, util_now_ms());
-}
-
-int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *out, size_t max)
-{
-	struct svcn_op *ops[SVC_NODE_MAX_CANDIDATES] = { 0 };
-	struct svcn_lookup *lk;
-	struct svcn_pub *own;
-	uint64_t deadline;
-	size_t nl = strlen(name);
-	int n, err = 0;
-
-	if (!svc_name_valid((const uint8_t *)name, nl))
-		return -EINVAL;
-	svcn_lock(sn);
-	n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
-	if (n > 0) {
-		svcn_unlock(sn);
-		return n;
-	}
-	own = svcn_pub_find(sn, name, nl);
-	if (own && !own->raw) /* our own offer: verified like any other */
-		accept_desc(sn, name, own->desc, own->desc_len, sn->id.pk, 0);
-	if (!sn->dht) {
-		n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
-		svcn_unlock(sn);
-		return n > 0 ? n : -ENOTCONN;
-	}
-	sn->st.lookups++;
-	lk = calloc(1, sizeof(*lk));
-	if (!lk) {
-		svcn_unlock(sn);
-		return -ENOMEM;
-	}
-	lk->shim = sn->shim;
-	lk->refs = 2;
-	svc_name_target(lk->target, name, nl);
-	svcn_unlock(sn);
-	n = node_dht_run(sn->dht, dht_lookup_fn, lk);
-	svcn_lock(sn);
-	if (n) {
-		/* Never ran: both references are ours. */
-		free(lk);
-		svcn_unlock(sn);
-		return n;
-	}
-	deadline = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
-	while (!lk->done && svcn_now_ns() < deadline && !atomic_load(&sn->stopping))
-		svcn_wait(sn, 50000000ull);
-	if (!lk->done) {
-		lookup_put(lk);
-		svcn_unlock(sn);
-		return atomic_load(&sn->stopping) ? -ESHUTDOWN : -ETIMEDOUT;
-	}
-	/* Fetch every candidate's descriptor in parallel. */
-	for (size_t i = 0; i < lk->npeers; i++) {
-		socklen_t sl = lk->peers[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
-								 : sizeof(struct sockaddr_in6);
-		char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
-		char as[64];
-		int self = 0, ne;
-
-		/* Our own announce comes back from the DHT: already handled. */
-		util_fmt_addr(&lk->peers[i], as, sizeof(as));
-		ne = svcn_endpoints(sn, eps);
-		for (int e = 0; e < ne; e++)
-			self |= !strcmp(eps[e], as);
-		if (self)
-			continue;
-		ops[i] = svcn_op_start(sn, SVCN_OP_DESC, (const struct sockaddr *)&lk->peers[i], sl,
-				       NULL, (const uint8_t *)name, nl, SVCN_DESC_READ_MAX, &err);
-	}
-	sn->st.fetched += lk->npeers;
-	deadline = svcn_now_ns() + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull;
-	for (size_t i = 0; i < lk->npeers; i++) {
-		struct svcn_op *o = ops[i];
-		struct svcn_peer *p;
-
-		if (!o)
-			continue;
-		svcn_op_wait(sn, o, deadline);
-		p = svcn_peer_by_conn(sn, o->conn);
-		if (o->done && !o->err && o->fin && p && p->have_key && o->resp_len)
-			accept_desc(sn, name, o->resp, o->resp_len, p->key,
-				    (uint32_t)((o->t1_ns - o->t0_ns) / 1000));
-		else if (!o->done || o->err)
-			sn->st.rejected[7]++;
-		svcn_op_put(sn, o);
-	}
-	lookup_put(lk);
-	n = svc_dir_find(sn->dir, name, nl, util_now_ms(), out, max);
-	svcn_unlock(sn);
-	return n;
-}
-
-int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
-	      struct sockaddr_storage *ss, socklen_t *sl)
-{
-	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
-	int n = svc_node_find(sn, name, res, SVC_DIR_DEFAULT_RESULTS);
-
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		if (!memcmp(res[i].owner, sn->id.pk, IDENTITY_PK_LEN)) {
-			*r = res[i];
-			return 1;
-		}
-		for (uint32_t e = 0; e < res[i].n_endpoints; e++) {
-			unsigned int l;
-
-			if (util_parse_addr(res[i].endpoints[e], ss, &l))
-				continue;
-			*sl = (socklen_t)l;
-			*r = res[i];
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-/* First usable endpoint of r into ss: 0, or -ENOENT. */
-static int pick_endpoint(const struct svc_dir_result *r, struct sockaddr_storage *ss,
-			 socklen_t *sl)
-{
-	for (uint32_t e = 0; e < r->n_endpoints; e++) {
-		unsigned int l;
-
-		if (util_parse_addr(r->endpoints[e], ss, &l))
-			continue;
-		*sl = (socklen_t)l;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_dir_result *r,
-		 struct sockaddr_storage *ss, socklen_t *sl)
-{
-	int err;
-
-	svcn_lock(sn);
-	err = svc_dir_find_id(sn->dir, id, util_now_ms(), r);
-	for (size_t i = 0; err && i < SVCN_IDS; i++) {
-		/* Seen before, out of the cache now: look its name up again. */
-		char name[SVC_NAME_MAX + 1];
-		struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
-
-		if (memcmp(sn->ids[i].id, id, SVC_ID_LEN) || !sn->ids[i].name[0])
-			continue;
-		memcpy(name, sn->ids[i].name, sizeof(name));
-		svcn_unlock(sn);
-		svc_node_find(sn, name, res, SVC_DIR_DEFAULT_RESULTS);
-		svcn_lock(sn);
-		err = svc_dir_find_id(sn->dir, id, util_now_ms(), r);
-		break;
-	}
-	if (err) {
-		/* One of ours, not looked up yet: verified into the cache. */
-		for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
-			struct svcn_pub *p = &sn->pubs[i];
-			uint8_t pid[SVC_ID_LEN];
-
-			if (!p->used || p->raw)
-				continue;
-			svc_id(pid, sn->id.pk, p->name, strlen(p->name));
-			if (!memcmp(pid, id, SVC_ID_LEN)) {
-				accept_desc(sn, p->name, p->desc, p->desc_len, sn->id.pk, 0);
-				err = svc_dir_find_id(sn->dir, id, util_now_ms(), r);
-				break;
-			}
-		}
-	}
-	svcn_unlock(sn);
-	if (err)
-		return -ENOENT;
-	if (!memcmp(r->owner, sn->id.pk, IDENTITY_PK_LEN))
-		return 1;
-	return pick_endpoint(r, ss, sl);
-}
-
-/* ------------------------------------------------------------ calls */
-
-/* A call to this node's own backend, on the backend thread; this thread
- * waits (the fabric's condition) until it completes or the node stops.
- * The completion releases the router ticket, so a waiter that leaves
- * early loses nothing. */
-struct lcall {
-	struct svc_node *sn;
-	struct svc_ticket t;
-	int refs, done, err;
-	uint8_t *resp;
-	size_t len;
-};
-
-static void lcall_put(struct lcall *lc)
-{
-	if (--lc->refs)
-		return;
-	free(lc->resp);
-	free(lc);
-}
-
-static void lcall_done(void *ctx, int err, uint8_t *resp, size_t len)
-{
-	struct lcall *lc = ctx;
-	struct svc_node *sn = lc->sn;
-
-	svcn_lock(sn);
-	svc_router_done(sn->router, &lc->t, err, svcn_now_ns());
-	lc->done = 1;
-	lc->err = err;
-	lc->resp = resp;
-	lc->len = len;
-	pthread_cond_broadcast(&sn->cv);
-	lcall_put(lc);
-	svcn_unlock(sn);
-}
-
-static int local_backend_call(struct svc_node *sn, const struct svc_ticket *t, const char *name,
-			      const uint8_t *payload, size_t len, uint32_t timeout_ms,
-			      struct svc_reply *reply)
-{
-	struct lcall *lc = calloc(1, sizeof(*lc));
-	int err;
-
-	if (!lc) {
-		svcn_lock(sn);
-		svc_router_done(sn->router, t, SVC_ERR_OVERLOADED, svcn_now_ns());
-		svcn_unlock(sn);
-		return -ENOMEM;
-	}
-	lc->sn = sn;
-	lc->t = *t;
-	lc->refs = 2;
-	err = svc_backend_submit(sn->backend, t->backend, name, payload, len, timeout_ms,
-				 lcall_done, lc);
-	svcn_lock(sn);
-	if (err) {
-		svc_router_done(sn->router, t, SVC_ERR_OVERLOADED, svcn_now_ns());
-		svcn_unlock(sn);
-		free(lc);
-		if (err == -EBUSY) {
-			reply->err = SVC_ERR_OVERLOADED;
-			return 0;
-		}
-		return err;
-	}
-	/* The backend ends the call by its deadline; stopping ends it too. */
-	while (!lc->done && !atomic_load(&sn->stopping))
-		svcn_wait(sn, 100000000ull);
-	if (lc->done) {
-		reply->err = (uint8_t)lc->err;
-		reply->buf = lc->resp;
-		reply->len = lc->len;
-		lc->resp = NULL;
-	} else {
-		err = -ESHUTDOWN;
-	}
-	lcall_put(lc);
-	svcn_unlock(sn);
-	return err;
-}
-
-/* An answered outgoing call's latency into the histogram (lock held). */
-static void svcn_count_latency(struct svc_node *sn, uint64_t us)
-{
-	static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
-	unsigned int b = 0;
-
-	while (b < SVCN_LAT_BUCKETS && us > le[b])
-		b++;
-	sn->st.call_lat[b]++;
-	sn->st.call_lat_sum_us += us;
-}
-
-int svc_node_call(struct svc_node *sn, const char *name, const char *method,
-		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
-		  struct svc_node_call_res *res)
-{
-	struct svc_msg m = { .type = SVC_MSG_REQUEST };
-	struct svc_dir_result r;
-	struct sockaddr_storage ss;
-	socklen_t sl = 0;
-	struct svcn_op *o;
-	struct svc_msg rm;
-	uint8_t *req;
-	size_t rl;
-	long dl;
-	int err, local;
-
-	memset(res, 0, sizeof(*res));
-	if (!method)
-		method = "";
-	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	m.service = name;
-	m.service_len = strlen(name);
-	m.method = method;
-	m.method_len = strlen(method);
-	m.payload = payload;
-	m.payload_len = len;
-	m.timeout_ms = timeout_ms;
-	local = svcn_pick(sn, name, &r, &ss, &sl);
-	if (local < 0)
-		return local;
-	memcpy(res->peer, r.owner, IDENTITY_PK_LEN);
-	if (local == 1) {
-		/* This node offers it: through our own router, as ourselves. */
-		struct svc_peer self = { 0 };
-		struct svc_reply reply = { 0 };
-		struct svc_ticket t;
-		struct sockaddr_in *lo = (struct sockaddr_in *)&self.addr;
-		uint64_t t0 = svcn_now_ns();
-
-		memcpy(self.key, sn->id.pk, IDENTITY_PK_LEN);
-		lo->sin_family = AF_INET;
-		lo->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		svcn_lock(sn);
-		err = svc_router_call(sn->router, &self, &m, svcn_now_ns(), &reply, &t);
-		svcn_unlock(sn);
-		if (err < 0)
-			return err;
-		if (err == 1) {
-			err = local_backend_call(sn, &t, name, payload, len, timeout_ms, &reply);
-			if (err)
-				return err;
-		}
-		res->err = reply.err;
-		res->status = reply.status;
-		res->data = reply.buf;
-		res->len = reply.len;
-		res->rtt_us = (svcn_now_ns() - t0) / 1000;
-		svcn_lock(sn);
-		svcn_count_latency(sn, res->rtt_us);
-		svcn_unlock(sn);
-		return 0;
-	}
-	rl = svc_msg_len(&m);
-	req = malloc(rl);
-	if (!req)
-		return -ENOMEM;
-	err = svc_msg_encode(&m, req, rl, &rl);
-	if (err) {
-		free(req);
-		return err;
-	}
-	svcn_lock(sn);
-	sn->st.calls_out++;
-	o = svcn_op_start(sn, SVCN_OP_CALL, (const struct sockaddr *)&ss, sl, r.owner, req, rl,
-			  SVCN_RESP_MAX(sn), &err);
-	free(req);
-	if (!o) {
-		svcn_unlock(sn);
-		return err;
-	}
-	err = svcn_op_wait(sn, o,
-			   svcn_now_ns() + (uint64_t)(timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull);
-	if (!err)
-		err = o->err;
-	if (!err) {
-		dl = svc_msg_decode(&rm, o->resp, o->resp_len, svcn_max_payload(sn));
-		if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
-			err = -EBADMSG;
-		} else {
-			res->err = rm.err;
-			res->status = rm.status;
-			res->rtt_us = (o->t1_ns - o->t0_ns) / 1000;
-			if (rm.payload_len) {
-				res->data = malloc(rm.payload_len);
-				if (res->data) {
-					memcpy(res->data, rm.payload, rm.payload_len);
-					res->len = rm.payload_len;
-				}
-			}
-		}
-	}
-	{
-		struct svcn_peer *p = svcn_peer_by_conn(sn, o->conn);
-
-		if (p) {
-			if (!err && res->err == SVC_OK)
-				p->ok++;
-			else
-				p->failed++;
-		}
-	}
-	if (!err && res->err == SVC_OK)
-		sn->st.calls_out_ok++;
-	if (!err)
-		svcn_count_latency(sn, res->rtt_us);
-	svcn_op_put(sn, o);
-	svcn_unlock(sn);
-	return err;
 }
 

@@ -6,16 +6,15 @@
  * and outgoing calls are in svc_directory.c.
  * See weft/svc_node.h and docs/SERVICE.md.
  *
- * Owner and locking: the fabric's owner is the backend thread (its event
- * loop). QUIC callbacks on packet workers take no lock: they copy their
- * event and post it to the owner (see "worker -> owner events"), which
- * runs it under one recursive mutex (shim->mu); backend completions run
- * on the owner too. The refresher and the control routes other than
- * calls and lookups run their work on the owner (svcn_owner_run, with a
- * deadline); calls, lookups and the gateway still take that mutex and
- * wait on sn->cv (off the packet path). The DHT is
- * never entered with it held (node_dht_run runs on worker 0; DHT
- * completions are posted to the owner).
+ * Owner: the fabric's state is the backend thread's alone (its event
+ * loop), and no lock guards it. QUIC callbacks on packet workers copy
+ * their event and post it to the owner (svc_owner.c); backend completions
+ * run on the owner; the refresher and control routes run their work there
+ * (svcn_owner_run, with a deadline); calls, lookups, pass-throughs and the
+ * load generator are jobs the owner drives while their callers wait on
+ * their own semaphores (svc_calls.c). The DHT is reached through
+ * node_dht_run from callers (worker 0 runs it); its completions are posted
+ * to the owner.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,32 +75,9 @@ size_t svcn_http_buffer(const struct svc_node *sn)
 	return sn->cfg.svc_http_buffer ? sn->cfg.svc_http_buffer : SVC_NODE_HTTP_BUFFER;
 }
 
-void svcn_lock(struct svc_node *sn)
-{
-	pthread_mutex_lock(sn->mu);
-}
-
-void svcn_unlock(struct svc_node *sn)
-{
-	pthread_mutex_unlock(sn->mu);
-}
-
-/* Lock the shim; NULL (unlocked) when the fabric is gone. */
-struct svc_node *svcn_shim_enter(void *arg)
-{
-	struct svcn_shim *sh = arg;
-
-	pthread_mutex_lock(&sh->mu);
-	if (!sh->sn) {
-		pthread_mutex_unlock(&sh->mu);
-		return NULL;
-	}
-	return sh->sn;
-}
-
 /* ------------------------------------------------------------------ bans */
 
-/* Router ban callback (called with our lock held): into the guard, v4-mapped
+/* Router ban callback (on the owner): into the guard, v4-mapped
  * addresses as IPv4 so the XDP IPv4 trie matches. */
 static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 		   const struct sockaddr_storage *addr, unsigned int prefixlen, uint64_t expires_ns)
@@ -210,6 +186,18 @@ static void op_count(struct svc_node *sn, struct svcn_op *o, struct svcn_peer *p
 	p->streams++;
 }
 
+/* The svc_err class of a pass-through that ended with err (errno). */
+static int op_http_cls(int err)
+{
+	return !err ? SVC_OK
+	       : err == -ETIMEDOUT ? SVC_ERR_TIMEOUT
+	       : err == -EAGAIN || err == -EBUSY ? SVC_ERR_OVERLOADED
+					       : SVC_ERR_BACKEND_ERROR;
+}
+
+/* o is done: its job hears of it at the next svcn_tick (never from inside
+ * a caller of op_finish, which may be iterating the tables), its pipe's
+ * reader at once (a pass-through op is freed at that tick). */
 static void op_finish(struct svc_node *sn, struct svcn_op *o, int err)
 {
 	if (o->done)
@@ -218,7 +206,13 @@ static void op_finish(struct svc_node *sn, struct svcn_op *o, int err)
 	o->done = 1;
 	o->err = err;
 	o->t1_ns = svcn_now_ns();
-	pthread_cond_broadcast(&sn->cv);
+	if (o->pipe)
+		svcn_pipe_end(o->pipe, op_http_cls(err), !err);
+	if ((o->job || o->pipe) && !o->in_ready) {
+		o->in_ready = 1;
+		o->rnext = sn->ready;
+		sn->ready = o;
+	}
 }
 
 /* Off the list and both tables (O(1) but for the length of a chain). */
@@ -249,11 +243,13 @@ static void op_unlink(struct svc_node *sn, struct svcn_op *op)
 			}
 }
 
+/* Free op once its waiter let go and it is off the ready list. */
 static void op_release(struct svc_node *sn, struct svcn_op *op)
 {
-	if (--op->refs > 0)
+	if (!op->put || op->in_ready)
 		return;
 	op_unlink(sn, op);
+	svcn_pipe_put(op->pipe);
 	free(op->req);
 	free(op->resp);
 	free(op);
@@ -274,7 +270,7 @@ static void op_open(struct svc_node *sn, struct svcn_op *o)
 		op_finish(sn, o, err);
 }
 
-/* The client side's QUIC events, on the owner (locked): see ev_run(). */
+/* The client side's QUIC events, on the owner: see ev_run(). */
 void svcn_cl_connected_own(struct svc_node *sn, uint64_t conn, int err, const uint8_t *peer_key)
 {
 	struct svcn_peer *p;
@@ -298,7 +294,6 @@ void svcn_cl_connected_own(struct svc_node *sn, uint64_t conn, int err, const ui
 		else
 			op_open(sn, o);
 	}
-	pthread_cond_broadcast(&sn->cv);
 }
 
 static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *addr, socklen_t alen,
@@ -365,13 +360,27 @@ void svcn_cl_data_own(struct svc_node *sn, uint64_t conn, int64_t sid, const uin
 	o = op_by_stream(sn, conn, sid);
 	if (!o || o->done)
 		return;
-	if (o->resp_len - o->resp_off + len > o->resp_max) {
+	if (o->pipe) {
+		/* A pass-through: into the gateway's ring, or the reader left. */
+		int e = svcn_pipe_write(o->pipe, data, len);
+
+		if (e) {
+			quic_node_stream_reset(sn->quic, conn, sid, e == -EAGAIN ? 0x2 : 0x3);
+			op_finish(sn, o, e == -EAGAIN ? -EMSGSIZE : -ECANCELED);
+			return;
+		}
+		o->deadline_ns = svcn_now_ns() + o->idle_ns;
+		if (fin) {
+			o->fin = 1;
+			op_finish(sn, o, 0);
+		}
+		return;
+	}
+	if (o->resp_len + len > o->resp_max) {
 		quic_node_stream_reset(sn->quic, conn, sid, 0x2);
 		op_finish(sn, o, -EMSGSIZE);
 		return;
 	}
-	if (o->resp_off && o->resp_off == o->resp_len) /* HTTP reader caught up */
-		o->resp_off = o->resp_len = 0;
 	if (o->resp_len + len > o->resp_cap) {
 		size_t nc = o->resp_cap ? o->resp_cap : 4096;
 		uint8_t *nb;
@@ -392,8 +401,6 @@ void svcn_cl_data_own(struct svc_node *sn, uint64_t conn, int64_t sid, const uin
 	if (fin) {
 		o->fin = 1;
 		op_finish(sn, o, 0);
-	} else if (o->kind == SVCN_OP_HTTP) {
-		pthread_cond_broadcast(&sn->cv);
 	}
 }
 
@@ -416,7 +423,6 @@ void svcn_cl_closed_own(struct svc_node *sn, uint64_t conn)
 	for (struct svcn_op *o = sn->ops; o; o = o->next)
 		if (o->conn == conn && !o->done)
 			op_finish(sn, o, -ECONNRESET);
-	pthread_cond_broadcast(&sn->cv);
 }
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, socklen_t bl)
@@ -523,7 +529,7 @@ static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *ad
 
 struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockaddr *addr,
 			      socklen_t alen, const uint8_t *expected_key, const uint8_t *req,
-			      size_t req_len, size_t resp_max, int *err)
+			      size_t req_len, size_t resp_max, struct svcn_job *job, int *err)
 {
 	struct svcn_peer *p;
 	struct svcn_op *o;
@@ -547,7 +553,7 @@ struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockad
 	o->kind = kind;
 	o->resp_max = resp_max;
 	o->token = ++sn->next_token;
-	o->refs = 2;
+	o->job = job;
 	o->t0_ns = svcn_now_ns();
 	p = peer_get(sn, addr, alen, expected_key, err);
 	if (!p) {
@@ -570,168 +576,55 @@ struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockad
 	return o;
 }
 
-int svcn_op_wait(struct svc_node *sn, struct svcn_op *op, uint64_t deadline_ns)
-{
-	struct timespec ts;
-
-	while (!op->done) {
-		uint64_t now = svcn_now_ns();
-
-		if (atomic_load(&sn->stopping))
-			return -ESHUTDOWN;
-		if (now >= deadline_ns)
-			return -ETIMEDOUT;
-		/* cv uses CLOCK_MONOTONIC (see svc_node_new). */
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
-			     (deadline_ns - now);
-		ts.tv_sec = (time_t)(t / 1000000000ull);
-		ts.tv_nsec = (long)(t % 1000000000ull);
-		pthread_cond_timedwait(&sn->cv, sn->mu, &ts);
-	}
-	return 0;
-}
-
-void svcn_wait(struct svc_node *sn, uint64_t ns)
-{
-	struct timespec ts;
-	uint64_t t;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + ns;
-	ts.tv_sec = (time_t)(t / 1000000000ull);
-	ts.tv_nsec = (long)(t % 1000000000ull);
-	pthread_cond_timedwait(&sn->cv, sn->mu, &ts);
-}
-
 void svcn_op_put(struct svc_node *sn, struct svcn_op *op)
 {
 	if (!op)
 		return;
-	if (op->local) {
-		/* Gateway + backend stream references; the stream's sink sees
-		 * done and ends it. */
-		if (!op->done) {
-			op->done = 1;
-			op->err = -ECANCELED;
-		}
-		if (--op->refs == 0) {
-			free(op->req);
-			free(op->resp);
-			free(op);
-		}
-		return;
-	}
+	op->job = NULL; /* nobody to tell */
 	if (!op->done) {
 		if (op->opened)
 			quic_node_stream_reset(sn->quic, op->conn, op->sid, 0x3);
-		op_uncount(sn, op);
-		op->done = 1;
-		op->err = -ECANCELED;
+		op_finish(sn, op, -ECANCELED);
 	}
-	/* Both references at once: the list's goes with the caller's. */
-	op->refs = 1;
+	op->put = 1;
 	op_release(sn, op);
 }
 
-/* ------------------------------------------------ local pass-through */
-
-static int local_data(void *ctx, const uint8_t *buf, size_t len, int fin)
+/* The ops done since the last call: their jobs are told (svc_calls.c). */
+void svcn_ready_run(struct svc_node *sn)
 {
-	struct svcn_op *o = ctx;
-	struct svc_node *sn = o->sn;
-
-	svcn_lock(sn);
-	if (o->done || atomic_load(&sn->stopping)) {
-		svcn_unlock(sn);
-		return -ECANCELED;
-	}
-	if (o->resp_off && o->resp_off * 2 >= o->resp_len) {
-		memmove(o->resp, o->resp + o->resp_off, o->resp_len - o->resp_off);
-		o->resp_len -= o->resp_off;
-		o->resp_off = 0;
-	}
-	if (o->resp_len - o->resp_off + len > o->resp_max) {
-		svcn_unlock(sn);
-		return -EAGAIN; /* the gateway's client is behind: wait */
-	}
-	if (o->resp_len + len > o->resp_cap) {
-		size_t nc = o->resp_cap ? o->resp_cap : 16384;
-		uint8_t *nb;
-
-		while (nc < o->resp_len + len)
-			nc *= 2;
-		nb = realloc(o->resp, nc);
-		if (!nb) {
-			svcn_unlock(sn);
-			return -ENOMEM;
-		}
-		o->resp = nb;
-		o->resp_cap = nc;
-	}
-	if (len)
-		memcpy(o->resp + o->resp_len, buf, len);
-	o->resp_len += len;
-	if (fin) {
-		o->fin = 1;
-		o->cls = SVC_OK;
-		op_finish(sn, o, 0);
-	}
-	pthread_cond_broadcast(&sn->cv);
-	svcn_unlock(sn);
-	return 0;
-}
-
-static void local_end(void *ctx, int err)
-{
-	struct svcn_op *o = ctx;
-	struct svc_node *sn = o->sn;
-
-	svcn_lock(sn);
-	if (!o->done) {
-		o->cls = err;
-		op_finish(sn, o, err == SVC_OK ? 0 : err == SVC_ERR_TIMEOUT ? -ETIMEDOUT : -EIO);
-	}
-	svcn_op_put(sn, o);
-	svcn_unlock(sn);
-}
-
-static const struct svc_backend_sink local_sink = {.data = local_data, .end = local_end};
-
-struct svcn_op *svcn_local_http(struct svc_node *sn, const char *service, const uint8_t *req,
-				size_t len, uint32_t timeout_ms, int *err)
-{
-	char backend[SVC_BACKEND_ADDR_MAX] = "";
-	struct svcn_pub *p;
 	struct svcn_op *o;
 
-	svcn_lock(sn);
-	p = svcn_pub_find(sn, service, strlen(service));
-	if (p)
-		snprintf(backend, sizeof(backend), "%s", p->backend);
-	svcn_unlock(sn);
-	if (!backend[0]) {
-		*err = -EINVAL;
-		return NULL;
+	while ((o = sn->ready)) {
+		sn->ready = o->rnext;
+		o->in_ready = 0;
+		if (o->put)
+			op_release(sn, o);
+		else if (o->job)
+			o->job->op_done(sn, o->job, o);
+		else
+			svcn_op_put(sn, o); /* a pass-through: the pipe has it all */
 	}
-	o = calloc(1, sizeof(*o));
-	if (!o) {
-		*err = -ENOMEM;
-		return NULL;
+}
+
+/* HTTP ops past their idle deadline, or whose reader left, end (owner).
+ * Returns the earliest deadline of those left (UINT64_MAX: none). */
+uint64_t svcn_ops_expire(struct svc_node *sn, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (struct svcn_op *o = sn->ops; o; o = o->next) {
+		if (o->done || !o->pipe)
+			continue;
+		if (now >= o->deadline_ns || atomic_load(&o->pipe->closed)) {
+			if (o->opened)
+				quic_node_stream_reset(sn->quic, o->conn, o->sid, 0x3);
+			op_finish(sn, o, now >= o->deadline_ns ? -ETIMEDOUT : -ECANCELED);
+		} else if (o->deadline_ns < next) {
+			next = o->deadline_ns;
+		}
 	}
-	o->local = 1;
-	o->sn = sn;
-	o->kind = SVCN_OP_HTTP;
-	o->refs = 2;
-	o->resp_max = svcn_http_buffer(sn);
-	o->t0_ns = svcn_now_ns();
-	*err = svc_backend_stream(sn->backend, backend, service, req, len, timeout_ms, &local_sink,
-				  o);
-	if (*err) {
-		free(o);
-		return NULL;
-	}
-	return o;
+	return next;
 }
 
 /* ------------------------------------------------------------ server */
@@ -830,11 +723,11 @@ struct svcn_bjob {
 	char method[SVC_METHOD_MAX + 1];
 };
 
-/* Backend completion (backend pool thread). */
+/* Backend completion (on the owner: the backend thread). */
 static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 {
 	struct svcn_bjob *j = ctx;
-	struct svc_node *sn = svcn_shim_enter(j->shim);
+	struct svc_node *sn = j->shim->sn; /* on the owner */
 	struct svc_msg m = {0};
 
 	if (sn) {
@@ -847,7 +740,6 @@ static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 		m.method = j->method;
 		m.method_len = strlen(j->method);
 		log_call("call", &m, &j->peer, err, 0);
-		svcn_unlock(sn);
 	}
 	free(resp);
 	free(j);
@@ -952,7 +844,6 @@ static void relay_end(void *ctx, int err)
 			    .method = "http",
 			    .method_len = 4};
 
-	svcn_lock(sn);
 	svc_router_done(sn->router, &r->j.t, err, svcn_now_ns());
 	if (!atomic_load(&sn->stopping)) {
 		if (!r->hdr_sent)
@@ -961,7 +852,6 @@ static void relay_end(void *ctx, int err)
 			quic_node_stream_reset(r->j.qn, r->j.conn, r->j.sid, 0x6);
 	}
 	log_call("http", &m, &r->j.peer, err, 0);
-	svcn_unlock(sn);
 	free(r);
 }
 
@@ -1108,24 +998,17 @@ void svcn_srv_closed_own(struct svc_node *sn, uint64_t conn, int64_t sid)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static void shim_destroy(struct svcn_shim *sh)
+/* One owner of the shim lets go (the fabric, or the QUIC node's release
+ * hook after its last callback); the last one frees it. */
+static void shim_put(struct svcn_shim *sh)
 {
-	pthread_mutex_destroy(&sh->mu);
-	free(sh);
+	if (atomic_fetch_sub(&sh->refs, 1) == 1)
+		free(sh);
 }
 
-/* quic_node's release hook: after its last callback. */
 static void shim_release(void *arg)
 {
-	struct svcn_shim *sh = arg;
-	int gone;
-
-	pthread_mutex_lock(&sh->mu);
-	gone = sh->sn == NULL;
-	sh->quic_gone = 1;
-	pthread_mutex_unlock(&sh->mu);
-	if (gone)
-		shim_destroy(sh);
+	shim_put(arg);
 }
 
 int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
@@ -1133,7 +1016,6 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	struct svc_router_opts ro = {0};
 	struct svc_backend_opts bo = {0};
 	struct svc_dir_opts dopts = {0};
-	pthread_mutexattr_t ma;
 	pthread_condattr_t ca;
 	struct quic_node_handler h = {0};
 	struct svc_node *sn;
@@ -1150,16 +1032,11 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		free(sn);
 		return -ENOMEM;
 	}
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&sn->shim->mu, &ma);
-	pthread_mutexattr_destroy(&ma);
 	sn->shim->sn = sn;
-	sn->shim->quic_gone = 1; /* until registered: svc_node_free frees it */
-	sn->mu = &sn->shim->mu;
+	atomic_init(&sn->shim->refs, 1); /* until registered: svc_node_free frees it */
+	sn->due_ns = UINT64_MAX;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&sn->cv, &ca);
 	pthread_cond_init(&sn->refresh_cv, &ca);
 	pthread_mutex_init(&sn->refresh_mu, NULL);
 	pthread_condattr_destroy(&ca);
@@ -1193,6 +1070,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	bo.max_inflight = sn->cfg.svc_backend_max_inflight;
 	bo.max_per_service = sn->cfg.svc_backend_max_per_service;
 	bo.max_response = svcn_max_payload(sn);
+	bo.tick = svcn_tick; /* jobs and pass-throughs: their deadlines */
+	bo.tick_ctx = sn;
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
 	if (!err)
@@ -1203,9 +1082,10 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		goto fail;
 	h.release = shim_release;
 	svcn_srv_handler(&h, SVC_NODE_ST_DESC);
+	atomic_store(&sn->shim->refs, 2); /* the QUIC node's release lets go of one */
 	err = quic_node_register(sn->quic, SVC_NODE_ST_DESC, &h, sn->shim);
-	if (!err)
-		sn->shim->quic_gone = 0; /* the QUIC node holds it: its release frees */
+	if (err)
+		atomic_store(&sn->shim->refs, 1); /* never registered: no release */
 	svcn_srv_handler(&h, SVC_NODE_ST_CALL);
 	if (!err)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_CALL, &h, sn->shim);
@@ -1228,10 +1108,9 @@ void svc_node_stop(struct svc_node *sn)
 {
 	if (!sn)
 		return;
+	/* Callers waiting on jobs look at stopping at least every
+	 * SVCN_JOB_POLL_MS and leave. */
 	atomic_store(&sn->stopping, 1);
-	svcn_lock(sn);
-	pthread_cond_broadcast(&sn->cv);
-	svcn_unlock(sn);
 	pthread_mutex_lock(&sn->refresh_mu);
 	pthread_cond_broadcast(&sn->refresh_cv);
 	pthread_mutex_unlock(&sn->refresh_mu);
@@ -1261,7 +1140,6 @@ int svc_node_start(struct svc_node *sn)
 void svc_node_free(struct svc_node *sn)
 {
 	struct svcn_shim *shim;
-	int quic_gone;
 
 	if (!sn)
 		return;
@@ -1284,14 +1162,18 @@ void svc_node_free(struct svc_node *sn)
 	/* Backend completions and streams see stopping and do not write; the
 	 * backend ends every request in progress without waiting on any. */
 	svc_backend_free(sn->backend);
-	svcn_lock(sn);
+	/* The owner's loop is over: this thread is the state's only user. */
+	svcn_jobs_free(sn);
 	shim = sn->shim;
-	shim->sn = NULL;
-	quic_gone = shim->quic_gone; /* decided with sn = NULL, under the lock */
+	if (shim)
+		shim->sn = NULL;
 	while (sn->ops) {
 		struct svcn_op *o = sn->ops;
 
 		sn->ops = o->next;
+		if (o->pipe)
+			svcn_pipe_end(o->pipe, SVC_ERR_OVERLOADED, 0);
+		svcn_pipe_put(o->pipe);
 		free(o->req);
 		free(o->resp);
 		free(o);
@@ -1303,8 +1185,6 @@ void svc_node_free(struct svc_node *sn)
 		free(sn->pubs[i].desc);
 	svc_dir_free(sn->dir);
 	svc_router_free(sn->router);
-	pthread_mutex_unlock(&shim->mu);
-	pthread_cond_destroy(&sn->cv);
 	pthread_cond_destroy(&sn->refresh_cv);
 	pthread_mutex_destroy(&sn->refresh_mu);
 	identity_wipe(&sn->id);
@@ -1312,6 +1192,6 @@ void svc_node_free(struct svc_node *sn)
 	/* The shim stays while the QUIC node may still call our handlers
 	 * (quic_node_free() after us reports closes, which find it dead);
 	 * shim_release() frees it then. If the QUIC node went first, now. */
-	if (quic_gone)
-		shim_destroy(shim);
+	if (shim)
+		shim_put(shim);
 }

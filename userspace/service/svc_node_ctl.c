@@ -257,59 +257,6 @@ static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	ctl_resp_json(resp, 200, json_pack("{s:s,s:o}", "name", name, "results", arr));
 }
 
-struct load {
-	struct svc_node *sn;
-	const char *name, *method;
-	const uint8_t *data;
-	size_t len;
-	uint32_t timeout_ms;
-	pthread_mutex_t mu;
-	long next, count;
-	uint64_t *lat;
-	long nlat;
-	uint64_t errs[SVC_ERR__COUNT + 1]; /* last: transport failures */
-	uint64_t max_us;		   /* slowest call, whatever its outcome */
-	int last_errno;
-};
-
-static void *load_main(void *arg)
-{
-	struct load *l = arg;
-
-	for (;;) {
-		struct svc_node_call_res r;
-		long i;
-		int err;
-
-		pthread_mutex_lock(&l->mu);
-		i = l->next < l->count ? l->next++ : -1;
-		pthread_mutex_unlock(&l->mu);
-		if (i < 0)
-			return NULL;
-		uint64_t t0 = util_now_ns(), us;
-
-		err = svc_node_call(l->sn, l->name, l->method, l->data, l->len, l->timeout_ms, &r);
-		us = (util_now_ns() - t0) / 1000;
-		pthread_mutex_lock(&l->mu);
-		if (us > l->max_us)
-			l->max_us = us;
-		if (err == -ETIMEDOUT) {
-			/* Our own deadline passed first: the same answer as the
-			 * callee's timeout. */
-			l->errs[SVC_ERR_TIMEOUT]++;
-		} else if (err) {
-			l->errs[SVC_ERR__COUNT]++;
-			l->last_errno = err;
-		} else {
-			l->errs[r.err < SVC_ERR__COUNT ? r.err : SVC_ERR_BAD_REQUEST]++;
-			if (r.err == SVC_OK)
-				l->lat[l->nlat++] = r.rtt_us;
-		}
-		pthread_mutex_unlock(&l->mu);
-		free(r.data);
-	}
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -317,48 +264,47 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void call_many(struct svc_node *sn, struct load *l, int conc, struct ctl_resp *resp)
+/* svc call --count N --concurrency C: the calls run on the fabric's owner,
+ * C in flight at a time (svcn_call_many): no thread per call. */
+static void call_many(struct svc_node *sn, const struct svcn_ctl_args *a, struct ctl_resp *resp)
 {
-	pthread_t th[SVCN_CTL_MAX_CONC];
-	json_t *errs = json_object();
-	uint64_t t0, el;
-	int n = 0;
+	struct svcn_load_res l;
+	long count = (long)a->count;
+	int conc = (int)(a->concurrency > a->count ? a->count : a->concurrency);
+	json_t *errs;
+	int err;
 
-	l->lat = calloc((size_t)l->count, sizeof(uint64_t));
-	if (!l->lat) {
-		ctl_resp_errno(resp, -ENOMEM, "call");
-		json_decref(errs);
+	err = svcn_call_many(sn, a->name, a->method, (const uint8_t *)a->data, strlen(a->data),
+			     (uint32_t)a->timeout_ms, count, conc, &l);
+	if (err == -ENOENT) {
+		ctl_resp_error(resp, 404, "not_found", "no provider of '%s' found", a->name);
 		return;
 	}
-	pthread_mutex_init(&l->mu, NULL);
-	t0 = util_now_ns();
-	for (; n < conc; n++)
-		if (log_thread_create(&th[n], NULL, load_main, l))
-			break;
-	for (int i = 0; i < n; i++)
-		pthread_join(th[i], NULL);
-	el = util_now_ns() - t0;
-	pthread_mutex_destroy(&l->mu);
-	qsort(l->lat, (size_t)l->nlat, sizeof(uint64_t), cmp_u64);
+	if (err) {
+		ctl_resp_error(resp, err == -ETIMEDOUT || err == -ESHUTDOWN ? 503 : 502,
+			       err == -ETIMEDOUT || err == -ESHUTDOWN ? "unavailable" : "unreachable",
+			       "calls to '%s' failed: %s", a->name, strerror(-err));
+		return;
+	}
+	errs = json_object();
+	qsort(l.lat, (size_t)l.nlat, sizeof(uint64_t), cmp_u64);
 	for (unsigned int e = 0; e < SVC_ERR__COUNT; e++)
-		if (l->errs[e])
-			json_object_set_new(errs, svc_err_name(e),
-					    json_integer((json_int_t)l->errs[e]));
-	if (l->errs[SVC_ERR__COUNT])
+		if (l.errs[e])
+			json_object_set_new(errs, svc_err_name(e), json_integer((json_int_t)l.errs[e]));
+	if (l.errs[SVC_ERR__COUNT])
 		json_object_set_new(errs, "transport",
-				    json_integer((json_int_t)l->errs[SVC_ERR__COUNT]));
+				    json_integer((json_int_t)l.errs[SVC_ERR__COUNT]));
 	ctl_resp_json(resp, 200,
 		      json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:f,s:i,s:s}", "calls",
-				(json_int_t)l->count, "ok", (json_int_t)l->errs[SVC_OK], "errors",
-				errs, "p50_us", (json_int_t)(l->nlat ? l->lat[l->nlat / 2] : 0),
-				"p99_us", (json_int_t)(l->nlat ? l->lat[(l->nlat * 99) / 100] : 0),
-				"max_us", (json_int_t)l->max_us,
-				"elapsed_us", (json_int_t)(el / 1000), "calls_per_s",
-				el ? (double)l->count * 1e9 / (double)el : 0.0, "concurrency", n,
-				"last_transport_error",
-				l->last_errno ? strerror(-l->last_errno) : ""));
-	free(l->lat);
-	(void)sn;
+				(json_int_t)count, "ok", (json_int_t)l.errs[SVC_OK], "errors", errs,
+				"p50_us", (json_int_t)(l.nlat ? l.lat[l.nlat / 2] : 0), "p99_us",
+				(json_int_t)(l.nlat ? l.lat[(l.nlat * 99) / 100] : 0), "max_us",
+				(json_int_t)l.max_us, "elapsed_us", (json_int_t)(l.elapsed_ns / 1000),
+				"calls_per_s",
+				l.elapsed_ns ? (double)count * 1e9 / (double)l.elapsed_ns : 0.0,
+				"concurrency", conc, "last_transport_error",
+				l.last_errno ? strerror(-l.last_errno) : ""));
+	free(l.lat);
 }
 
 static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -366,7 +312,7 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	struct svc_node *sn = arg;
 	struct svcn_ctl_args a;
 	const char *name, *method, *data;
-	json_int_t count, conc, timeout;
+	json_int_t count, timeout;
 	struct svc_node_call_res r;
 	char peer[2 * IDENTITY_PK_LEN + 1];
 	json_t *o, *d;
@@ -378,18 +324,9 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	method = a.method;
 	data = a.data;
 	count = a.count;
-	conc = a.concurrency;
 	timeout = a.timeout_ms;
 	if (count > 1) {
-		struct load l = {.sn = sn,
-				 .name = name,
-				 .method = method,
-				 .data = (const uint8_t *)data,
-				 .len = strlen(data),
-				 .timeout_ms = (uint32_t)timeout,
-				 .count = (long)count};
-
-		call_many(sn, &l, (int)(conc > count ? count : conc), resp);
+		call_many(sn, &a, resp);
 		return;
 	}
 	err = svc_node_call(sn, name, method, (const uint8_t *)data, strlen(data),
@@ -455,8 +392,8 @@ static void stats_own(struct svc_node *sn, void *arg)
 		      "descriptors_served", (json_int_t)sn->st.desc_served, "lookups",
 		      (json_int_t)sn->st.lookups, "fetched", (json_int_t)sn->st.fetched, "accepted",
 		      (json_int_t)sn->st.accepted, "rejected", rej, "gateway_requests",
-		      (json_int_t)sn->st.gw_requests, "gateway_denied",
-		      (json_int_t)sn->st.gw_denied, "cached_names", (int)svc_dir_names(sn->dir),
+		      (json_int_t)atomic_load(&sn->gw_requests), "gateway_denied",
+		      (json_int_t)atomic_load(&sn->gw_denied), "cached_names", (int)svc_dir_names(sn->dir),
 		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
 	/* Answered outgoing calls by latency: cumulative buckets as Prometheus
 	 * has them ("le" in microseconds), count and sum. */
@@ -478,14 +415,17 @@ static void stats_own(struct svc_node *sn, void *arg)
 				    json_pack("{s:I,s:I,s:o}", "count", (json_int_t)cum, "sum",
 					      (json_int_t)sn->st.call_lat_sum_us, "le", b));
 	}
-	/* Events from packet workers waiting for the fabric's owner. */
+	/* Events from packet workers waiting for the fabric's owner; callers'
+	 * jobs and outgoing streams it drives. */
 	json_object_set_new(
 	    o, "owner",
-	    json_pack("{s:i,s:i,s:I,s:I,s:I}", "queued_data", (int)atomic_load(&sn->shim->q_data),
-		      "queued_control", (int)atomic_load(&sn->shim->q_ctl), "queue_max",
+	    json_pack("{s:i,s:i,s:I,s:I,s:I,s:i,s:i}", "queued_data",
+		      (int)atomic_load(&sn->shim->q_data), "queued_control",
+		      (int)atomic_load(&sn->shim->q_ctl), "queue_max",
 		      (json_int_t)svcn_owner_queue(sn), "refused",
 		      (json_int_t)atomic_load(&sn->shim->q_refused), "events",
-		      (json_int_t)sn->st.owner_events));
+		      (json_int_t)sn->st.owner_events, "jobs", (int)sn->njobs, "ops",
+		      (int)sn->nops));
 	/* The [svc] limits in force (0 in the config = the router's default). */
 	json_object_set_new(
 	    o, "limits",

@@ -10,10 +10,13 @@
  * so the caller sees the error at once. Opens and closes are never
  * refused: at most one per stream and connection the QUIC node admits,
  * they keep the owner's tables true. The handlers run on the owner are in
- * svc_node.c (svcn_*_own, svcn_srv_data).
+ * svc_node.c (svcn_*_own, svcn_srv_data). The owner's run of a control
+ * request (svcn_owner_run) is below; callers' calls, lookups and
+ * pass-throughs are jobs (svc_calls.c).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,8 +59,8 @@ uint32_t svcn_owner_queue(const struct svc_node *sn)
 	return sn->cfg.svc_owner_queue ? sn->cfg.svc_owner_queue : SVC_NODE_OWNER_QUEUE;
 }
 
-/* On the owner: run one event under the fabric's lock, or only release it
- * (cancel: the owner is stopping). */
+/* On the owner: run one event, or only release it (cancel: the owner is
+ * stopping). */
 static void ev_run(struct svc_backend_msg *m, int cancel)
 {
 	struct svcn_ev *ev = (struct svcn_ev *)m;
@@ -70,7 +73,7 @@ static void ev_run(struct svc_backend_msg *m, int cancel)
 	} else {
 		atomic_fetch_sub(&sh->q_ctl, 1);
 	}
-	sn = cancel ? NULL : svcn_shim_enter(sh);
+	sn = cancel ? NULL : sh->sn;
 	if (sn) {
 		sn->st.owner_events++;
 		switch (ev->kind) {
@@ -97,7 +100,6 @@ static void ev_run(struct svc_backend_msg *m, int cancel)
 			svcn_srv_closed_own(sn, ev->conn, ev->sid);
 			break;
 		}
-		svcn_unlock(sn);
 	}
 	free(ev);
 }
@@ -199,7 +201,8 @@ static void ev_data(struct svc_node *sn, int kind, int type, uint64_t conn, int6
 
 struct svcn_call {
 	struct svc_backend_msg m;
-	void (*fn)(void *arg);
+	struct svcn_shim *sh;
+	void (*fn)(void *arg, struct svc_node *sn);
 	void *arg;
 };
 
@@ -207,18 +210,18 @@ static void call_run(struct svc_backend_msg *m, int cancel)
 {
 	struct svcn_call *c = (struct svcn_call *)m;
 
-	(void)cancel; /* fn releases what it holds either way */
-	c->fn(c->arg);
+	c->fn(c->arg, cancel ? NULL : c->sh->sn);
 	free(c);
 }
 
-void svcn_owner_call(struct svcn_shim *sh, void (*fn)(void *arg), void *arg)
+void svcn_owner_call(struct svcn_shim *sh, void (*fn)(void *arg, struct svc_node *sn), void *arg)
 {
 	struct svc_node *sn = ev_enter(sh);
 	struct svcn_call *c = sn ? malloc(sizeof(*c)) : NULL;
 
 	if (c) {
 		c->m.fn = call_run;
+		c->sh = sh;
 		c->fn = fn;
 		c->arg = arg;
 		if (!svc_backend_post(sn->backend, &c->m))
@@ -229,7 +232,7 @@ void svcn_owner_call(struct svcn_shim *sh, void (*fn)(void *arg), void *arg)
 	if (sn)
 		ev_leave(sh);
 	if (!c)
-		fn(arg);
+		fn(arg, NULL);
 }
 
 static void cl_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
@@ -363,8 +366,7 @@ struct svcn_run {
 	struct svc_node *sn;
 	void (*fn)(struct svc_node *sn, void *arg);
 	void *arg;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	sem_t sem; /* posted once, when DONE: the owner never waits on the caller */
 	_Atomic int state;
 	atomic_int refs;
 	int err; /* -ESHUTDOWN: the owner went away before running fn */
@@ -373,19 +375,9 @@ struct svcn_run {
 static void run_put(struct svcn_run *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) == 1) {
-		pthread_cond_destroy(&r->cv);
-		pthread_mutex_destroy(&r->mu);
+		sem_destroy(&r->sem);
 		free(r);
 	}
-}
-
-/* fn under the fabric's lock while control paths not yet moved to the
- * owner still take it. */
-static void run_fn(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *arg), void *arg)
-{
-	svcn_lock(sn);
-	fn(sn, arg);
-	svcn_unlock(sn);
 }
 
 static void run_msg(struct svc_backend_msg *m, int cancel)
@@ -397,25 +389,35 @@ static void run_msg(struct svc_backend_msg *m, int cancel)
 		if (cancel || atomic_load(&r->sn->stopping))
 			r->err = -ESHUTDOWN;
 		else
-			run_fn(r->sn, r->fn, r->arg);
-		pthread_mutex_lock(&r->mu);
+			r->fn(r->sn, r->arg);
 		atomic_store(&r->state, SVCN_RUN_DONE);
-		pthread_cond_broadcast(&r->cv);
-		pthread_mutex_unlock(&r->mu);
+		sem_post(&r->sem);
 	}
 	run_put(r);
+}
+
+int svcn_sem_wait_until(sem_t *sem, uint64_t deadline_ns)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(deadline_ns / 1000000000ull);
+	ts.tv_nsec = (long)(deadline_ns % 1000000000ull);
+	/* util_now_ns is CLOCK_MONOTONIC */
+	while (sem_clockwait(sem, CLOCK_MONOTONIC, &ts))
+		if (errno != EINTR)
+			return -errno;
+	return 0;
 }
 
 int svcn_owner_run(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *arg), void *arg,
 		   uint32_t timeout_ms)
 {
-	pthread_condattr_t ca;
 	struct svcn_run *r;
-	struct timespec dl;
-	int rc = 0, err, expect;
+	uint64_t dl;
+	int err, expect;
 
 	if (svc_backend_on_loop(sn->backend)) {
-		run_fn(sn, fn, arg); /* already the owner (a nested call) */
+		fn(sn, arg); /* already the owner (a nested call) */
 		return 0;
 	}
 	r = calloc(1, sizeof(*r));
@@ -425,11 +427,7 @@ int svcn_owner_run(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *ar
 	r->sn = sn;
 	r->fn = fn;
 	r->arg = arg;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	sem_init(&r->sem, 0, 0);
 	atomic_init(&r->state, SVCN_RUN_PENDING);
 	atomic_init(&r->refs, 2);
 	err = svc_backend_post(sn->backend, &r->m);
@@ -438,29 +436,17 @@ int svcn_owner_run(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *ar
 		run_put(r);
 		return err;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&r->mu);
-	while (atomic_load(&r->state) != SVCN_RUN_DONE) {
-		if (rc == ETIMEDOUT) {
-			expect = SVCN_RUN_PENDING;
-			if (atomic_compare_exchange_strong(&r->state, &expect,
-							   SVCN_RUN_CANCELLED)) {
-				pthread_mutex_unlock(&r->mu);
-				run_put(r);
-				return -ETIMEDOUT;
-			}
-			pthread_cond_wait(&r->cv, &r->mu); /* running: ends soon */
-			continue;
+	dl = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	if (svcn_sem_wait_until(&r->sem, dl)) {
+		expect = SVCN_RUN_PENDING;
+		if (atomic_compare_exchange_strong(&r->state, &expect, SVCN_RUN_CANCELLED)) {
+			run_put(r);
+			return -ETIMEDOUT;
 		}
-		rc = pthread_cond_timedwait(&r->cv, &r->mu, &dl);
+		/* Running: fn never blocks, it ends soon. */
+		while (sem_wait(&r->sem) && errno == EINTR)
+			;
 	}
-	pthread_mutex_unlock(&r->mu);
 	err = r->err;
 	run_put(r);
 	return err;
