@@ -153,20 +153,19 @@ WXDP_INLINE int wxdp_ban_live(const struct wxdp_ban_val *v, __u64 now)
 }
 
 /*
- * Take one packet from bucket b with rate r at time now. Returns 1 (allowed)
- * or 0 (over the limit). A never-used bucket (last_ns 0) starts full.
+ * Refill bucket b with rate r up to time now and return the tokens it
+ * holds (nano-packets). A never-used bucket (last_ns 0) starts full.
  * Tokens are nano-packets: burst <= 2^32 packets so full <= 4.3e18 and the
  * refill product elapsed * pps is bounded by (full - tokens) + pps, which
  * cannot overflow 64 bits. A clock going backwards refills nothing.
+ * r->pps must not be 0.
  */
-WXDP_INLINE int wxdp_tb_take(struct wxdp_bucket *b, const struct wxdp_rate *r, __u64 now)
+WXDP_INLINE __u64 wxdp_tb_refill(struct wxdp_bucket *b, const struct wxdp_rate *r, __u64 now)
 {
 	__u64 burst = r->burst ? r->burst : 1;
 	__u64 full = burst * WXDP_NS_PER_S;
 	__u64 tokens = b->tokens;
 
-	if (r->pps == 0)
-		return 1;
 	if (b->last_ns == 0) {
 		tokens = full;
 		b->last_ns = now;
@@ -185,12 +184,35 @@ WXDP_INLINE int wxdp_tb_take(struct wxdp_bucket *b, const struct wxdp_rate *r, _
 	}
 	if (tokens > full)
 		tokens = full;
-	if (tokens < WXDP_NS_PER_S) {
-		b->tokens = tokens;
+	b->tokens = tokens;
+	return tokens;
+}
+
+/*
+ * Take one packet from bucket b with rate r at time now. Returns 1 (allowed)
+ * or 0 (over the limit). pps 0 = no limit.
+ */
+WXDP_INLINE int wxdp_tb_take(struct wxdp_bucket *b, const struct wxdp_rate *r, __u64 now)
+{
+	__u64 tokens;
+
+	if (r->pps == 0)
+		return 1;
+	tokens = wxdp_tb_refill(b, r, now);
+	if (tokens < WXDP_NS_PER_S)
 		return 0;
-	}
 	b->tokens = tokens - WXDP_NS_PER_S;
 	return 1;
+}
+
+/*
+ * 1 when bucket b holds a packet's worth of tokens at time now (refilled,
+ * nothing taken), else 0. pps 0 = no limit. Lets a caller drop on an empty
+ * shared budget before it pays for per-source state.
+ */
+WXDP_INLINE int wxdp_tb_ready(struct wxdp_bucket *b, const struct wxdp_rate *r, __u64 now)
+{
+	return r->pps == 0 || wxdp_tb_refill(b, r, now) >= WXDP_NS_PER_S;
 }
 
 /* The rate of a class in a config. */

@@ -221,6 +221,22 @@ static void test_policer_bounded(void **state)
 	assert_true(policer_bucket_count(p) >= 128);
 	policer_free(p);
 
+	/* An empty unvalidated budget drops before a per-source entry is
+	 * made: a many-source flood beyond the budget adds none (the kernel
+	 * program does the same; each entry made per forged source cost the
+	 * program more than the sender spent, docs/XDP.md). */
+	wxdp_config_default(&c);
+	c.unval_dht = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+	p = mk(&c, 256);
+	for (int i = 0; i < 1000; i++) {
+		a4[2] = (uint8_t)(i >> 8);
+		a4[3] = (uint8_t)i;
+		assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0),
+				 i < 2 ? WXDP_STAT_REDIRECT : WXDP_STAT_DROP_UNVAL_DHT);
+	}
+	assert_int_equal(policer_bucket_count(p), 2);
+	policer_free(p);
+
 	/* Ban table: capacity is enforced; deletes keep lookups correct. */
 	{
 		struct policer_opts o = { .bans = 64, .seed = 1 };

@@ -655,6 +655,23 @@ static void test_unvalidated_budget(void **state)
 	}
 	t.src[3] = 20;
 	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UNVAL_DHT);
+	/* An empty budget drops before a per-source bucket is made: a
+	 * many-source flood beyond the budget costs no LRU insert per
+	 * packet (that insert made the program slower than the sender,
+	 * docs/XDP.md). */
+	{
+		struct tpkt u = t;
+		size_t n0 = 0, n1 = 0;
+
+		assert_int_equal(wxdp_bucket_count(f->x, &n0), 0);
+		for (int i = 0; i < 50; i++) {
+			u.src[2] = 77;
+			u.src[3] = (uint8_t)i;
+			assert_int_equal(run_t(f, &u), WXDP_STAT_DROP_UNVAL_DHT);
+		}
+		assert_int_equal(wxdp_bucket_count(f->x, &n1), 0);
+		assert_int_equal(n1, n0);
+	}
 	/* A validated source skips the spent budget ... */
 	dht_pkt(&v, 0);
 	v.src[3] = 99;

@@ -421,22 +421,28 @@ static unsigned int decide_owned(struct policer *p, const struct wxdp_config *cf
 {
 	struct wxdp_src_key sk;
 	struct wxdp_src_val *sv;
-	const struct wxdp_rate *rate;
+	const struct wxdp_rate *rate, *unval = wxdp_class_unval(cfg, cls);
+	struct wxdp_bucket *budget = NULL;
 
 	if (pkt->family == AF_INET6)
 		wxdp_src_key_v6(&sk, pkt->src, cfg->v6_prefix);
 	else
 		wxdp_src_key_v4(&sk, pkt->src);
+	/* As the program: an unvalidated source meets an empty budget before
+	 * a per-source entry is made for it; the budget is paid only after
+	 * the per-source bucket admitted the packet. */
+	if (unval->pps && !(p->valid && p->valid(p->valid_arg, &sk, now))) {
+		budget = &p->budget[cls];
+		if (!wxdp_tb_ready(budget, unval, now))
+			return wxdp_class_unval_stat(cls);
+	}
 	rate = wxdp_class_rate(cfg, cls);
 	if (rate->pps) {
 		sv = src_get(p, &sk);
 		if (!wxdp_tb_take(&sv->b[cls], rate, now))
 			return wxdp_class_drop_stat(cls);
 	}
-	/* The program's unval_take(): after the per-source bucket. */
-	rate = wxdp_class_unval(cfg, cls);
-	if (rate->pps && !(p->valid && p->valid(p->valid_arg, &sk, now)) &&
-	    !wxdp_tb_take(&p->budget[cls], rate, now))
+	if (budget && !wxdp_tb_take(budget, unval, now))
 		return wxdp_class_unval_stat(cls);
 	return WXDP_STAT_REDIRECT;
 }
