@@ -66,6 +66,8 @@ struct guard_opts {
 /* Create; restores the persisted bans that have not expired.
  * Returns 0, -EINVAL (neither or both of xdp/npolicers), -ENOMEM, -errno. */
 int guard_new(struct guard **out, const struct guard_opts *opts);
+/* Waits (the store's default deadline at most) for the ban writes queued so
+ * far to reach the store, then frees. */
 void guard_free(struct guard *g);
 
 /* "xdp" or "software". */

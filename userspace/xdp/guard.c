@@ -543,10 +543,24 @@ fail:
 	return err;
 }
 
+static int store_barrier(struct store_txn *txn, void *arg)
+{
+	(void)txn;
+	(void)arg;
+	return 0;
+}
+
 void guard_free(struct guard *g)
 {
 	if (!g)
 		return;
+	/* The fire-and-forget ban writes (automatic bans, expiry) queued so
+	 * far reach the disk before the guard is gone: the store's writer
+	 * runs in order, so a call behind them is a barrier. A guard made
+	 * next on the same store restores them (test_guard_ban_persist
+	 * failed on a loaded machine without it). */
+	if (g->store)
+		store_write_call(g->store, store_barrier, NULL, 0);
 	for (unsigned int i = 0; i < g->npol; i++)
 		policer_free(g->pol[i]);
 	free(g->pol);
