@@ -90,6 +90,14 @@ struct weft_config {
 	uint32_t svc_owner_queue;	   /* stream events waiting for the fabric's owner */
 	/* [store] */
 	uint64_t store_map_size;
+	/* [relay]: the data plane's keys (include/weft/relay_fwd.h, RELAY_DEF_*) */
+	char relay_ports[16];		/* "MIN-MAX", parsed by config_relay_ports() */
+	uint32_t relay_max_circuits;
+	uint64_t relay_circuit_bytes;
+	uint32_t relay_circuit_pps;
+	uint32_t relay_circuit_burst;
+	uint32_t relay_circuit_lifetime_ms;
+	uint32_t relay_circuit_idle_ms;
 	/* Keys set on the command line, "section.key=value\n" each, in order:
 	 * a SIGHUP reload re-applies them over the file so flags keep winning. */
 	char flags[CONFIG_FLAGS_MAX];
@@ -151,6 +159,9 @@ int config_parse_cpus(const char *s, uint16_t *cpus, unsigned int max);
 /* node.announce_addrs parsed into out (may be NULL: validate only), at
  * most max. Returns the count or -EINVAL. */
 struct sockaddr_storage;
+/* relay.ports "MIN-MAX" (or one port) into *min / *max: 1 <= MIN <= MAX,
+ * at most 4096 ports. Returns 0 or -EINVAL. */
+int config_relay_ports(const struct weft_config *cfg, uint16_t *min, uint16_t *max);
 int config_announce_addrs(const struct weft_config *cfg, struct sockaddr_storage *out,
 			  unsigned int max);
 

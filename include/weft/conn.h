@@ -146,6 +146,10 @@ int conn_obs_parse(const uint8_t *buf, size_t len, struct io_addr *a);
 /* 1 if buf looks like a STUN message (top two bits 00, magic cookie at
  * offset 4, length a multiple of 4 matching len). Never reads past len. */
 int conn_stun_is(const uint8_t *buf, size_t len);
+/* The FINGERPRINT value (RFC 8489 14.7: CRC-32 XOR 0x5354554e) of the
+ * message bytes buf[0..len), the header's length already covering the
+ * FINGERPRINT attribute. */
+uint32_t conn_stun_fingerprint(const uint8_t *buf, size_t len);
 /*
  * Answer a Binding request from `from`: a Binding success response with
  * XOR-MAPPED-ADDRESS (and FINGERPRINT when the request carried one) into

@@ -45,6 +45,7 @@ typedef uint64_t (*engine_clock_fn)(void *arg);
 
 #define ENGINE_MAX_WORKERS 64
 #define ENGINE_MAX_HANDLERS IO_MAX_PORTS
+#define ENGINE_MAX_RANGE IO_MAX_RANGE
 
 struct engine_opts {
 	enum io_mode mode;	  /* IO_MODE_URING (default) or IO_MODE_XDP */
@@ -54,6 +55,12 @@ struct engine_opts {
 	int xdp_generic;	  /* xdp: built-in program in SKB mode */
 	const uint16_t *ports;	  /* UDP ports to serve (host order); required */
 	unsigned int nports;	  /* 1..ENGINE_MAX_HANDLERS */
+	/* An extra range of served ports (host order, inclusive; 0 = none):
+	 * the relay's ports (relay.ports), one per circuit, served by one
+	 * handler (engine_register_range). uring: one socket per port per
+	 * queue; mem: delivered like any port; xdp: the weft XDP program
+	 * steers them (wxdp relay ports). At most ENGINE_MAX_RANGE ports. */
+	uint16_t range_min, range_max;
 	const char *bind_addr;	  /* uring: numeric bind address; default "::" (dual-stack) */
 	int pin_cpus;		  /* pin worker i to cpus[i] (or CPU i when cpus is NULL) */
 	const int *cpus;	  /* one entry per worker; copied by engine_new */
@@ -90,6 +97,12 @@ int engine_new(struct engine **out, const struct engine_opts *opts);
  * engine_start(). Returns 0, -EINVAL (port not served), -EEXIST, -EBUSY
  * (already started). */
 int engine_register(struct engine *eng, uint16_t port, engine_handler_fn fn, void *arg);
+/* Register the one handler of the port range (opts.range_min..max)
+ * before engine_start(): every datagram to a port of the range goes to
+ * fn. Returns 0, -EINVAL (no range, or min/max differ from opts), -EEXIST,
+ * -EBUSY (already started). */
+int engine_register_range(struct engine *eng, uint16_t min, uint16_t max, engine_handler_fn fn,
+			  void *arg);
 /* Start the worker threads. Returns 0 or -errno (threads already started
  * are stopped again). */
 int engine_start(struct engine *eng);

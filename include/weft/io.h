@@ -56,6 +56,8 @@ enum io_mode {
 };
 
 #define IO_MAX_PORTS 8
+/* Most ports of the extra served range (io_opts.range_min..max). */
+#define IO_MAX_RANGE 4096
 
 /* Per-queue counters, single writer (the queue's thread), read relaxed by
  * others. The engine embeds one per worker. */
@@ -92,6 +94,7 @@ struct io_opts {
 	enum io_mode mode;
 	const uint16_t *ports;    /* UDP ports served, host order */
 	unsigned int nports;      /* 1..IO_MAX_PORTS */
+	uint16_t range_min, range_max; /* extra served range, inclusive; 0 = none */
 	unsigned int batch;       /* max packets per rx/tx call; default 64 */
 	int wake_fd;              /* eventfd the wait op also watches (-1: none) */
 	struct io_stats *stats;   /* where the queue counts; required */

@@ -261,4 +261,70 @@ _Static_assert(sizeof(struct wxdp_src_key) == 16, "wxdp_src_key ABI");
 _Static_assert(sizeof(struct wxdp_src_val) == 64, "wxdp_src_val ABI");
 #endif
 
+/*
+ * ---- Relay circuits (include/weft/relay_fwd.h, docs/XDP.md "Circuit map") ----
+ * A circuit owns one relay port; slot = port - relay.ports' first port.
+ * WXDP_MAP_CIRC holds the circuit (limits, shared byte count, per-direction
+ * counters and buckets); WXDP_MAP_RELAY maps a latched end (relay port +
+ * source address) to the hop its packets take. The same struct wxdp_circ
+ * is the userspace forwarder's circuit state, and include/weft/relay_policy.h
+ * decides for both.
+ */
+#define WXDP_MAP_RELAY wxdp_relay /* HASH wxdp_relay_key -> wxdp_relay_hop */
+#define WXDP_MAP_CIRC wxdp_circ   /* ARRAY[WXDP_RELAY_MAX_CIRC] of wxdp_circ */
+/* Most relay ports (circuits) one program serves: 4096 x 128 bytes =
+ * 512 KiB of array; the hop map holds two entries per circuit. */
+#define WXDP_RELAY_MAX_CIRC 4096
+
+struct wxdp_relay_key {
+	__u8 addr[16];	/* source address, IPv4 in addr[0..3], rest zero */
+	__be16 sport;	/* source port, network order */
+	__be16 rport;	/* relay port (destination), network order */
+	__u8 family;	/* 4 or 6 */
+	__u8 pad[3];
+};
+
+struct wxdp_relay_hop {
+	__u8 addr[16];	/* the other end's latched address */
+	__be16 dport;	/* the other end's port, network order */
+	__u8 family;	/* 4 or 6; equal to the key's (no 4<->6 translation) */
+	__u8 dir;	/* 0: end A -> end B, 1: B -> A */
+	__u32 slot;	/* index in WXDP_MAP_CIRC */
+	__u64 id;	/* circuit id: a hop whose id differs from the slot's is stale */
+};
+
+struct wxdp_circ_dir {
+	__u64 pkts, bytes; /* forwarded (UDP payload bytes) */
+	__u64 drops;	   /* dropped: over the rate, the byte limit or ended */
+	struct wxdp_bucket bucket;
+};
+
+struct wxdp_circ {
+	__u64 id;	  /* 0: free slot */
+	__u64 max_bytes;  /* both directions together; 0 = unlimited */
+	__u64 expires_ns; /* hard end of life; 0 = none */
+	__u64 idle_ns;	  /* ended when nothing was forwarded this long; 0 = never */
+	__u64 last_ns;	  /* last forwarded packet (creation time at first) */
+	struct wxdp_rate rate; /* per direction; pps 0 = unlimited */
+	__u32 ended;	  /* 0 alive, else the enum wxdp_relay_end reason */
+	__u32 pad;
+	struct wxdp_circ_dir dir[2];
+};
+
+/* Why a circuit ended (also RELAY_END_* in relay_fwd.h). */
+enum wxdp_relay_end {
+	WXDP_RELAY_END_NONE = 0,
+	WXDP_RELAY_END_DELETED = 1,  /* relay_fwd_del / relay_fwd_free */
+	WXDP_RELAY_END_LIFETIME = 2, /* hard lifetime reached */
+	WXDP_RELAY_END_IDLE = 3,     /* nothing forwarded for idle_ns */
+	WXDP_RELAY_END_BYTES = 4,    /* byte limit reached */
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct wxdp_relay_key) == 24, "wxdp_relay_key ABI");
+_Static_assert(sizeof(struct wxdp_relay_hop) == 32, "wxdp_relay_hop ABI");
+_Static_assert(sizeof(struct wxdp_circ_dir) == 40, "wxdp_circ_dir ABI");
+_Static_assert(sizeof(struct wxdp_circ) == 136, "wxdp_circ ABI");
+#endif
+
 #endif

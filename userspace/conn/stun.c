@@ -64,6 +64,11 @@ static uint32_t crc32_iso(const uint8_t *p, size_t len)
 	return ~c;
 }
 
+uint32_t conn_stun_fingerprint(const uint8_t *buf, size_t len)
+{
+	return crc32_iso(buf, len) ^ FP_XOR;
+}
+
 int conn_stun_is(const uint8_t *buf, size_t len)
 {
 	return buf && len >= STUN_HDR && (buf[0] & 0xc0) == 0 && get32(buf + 4) == CONN_STUN_COOKIE &&

@@ -131,6 +131,10 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 	for (i = 0; i < opts->nports; i++)
 		if (!opts->ports[i])
 			return -EINVAL;
+	if ((opts->range_min || opts->range_max) &&
+	    (!opts->range_min || opts->range_max < opts->range_min ||
+	     opts->range_max - opts->range_min >= ENGINE_MAX_RANGE))
+		return -EINVAL;
 	eng = calloc(1, sizeof(*eng));
 	if (!eng)
 		return -ENOMEM;
@@ -163,6 +167,8 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 	io.mode = opts->mode;
 	io.ports = eng->ports;
 	io.nports = opts->nports;
+	io.range_min = opts->range_min;
+	io.range_max = opts->range_max;
 	io.batch = eng->opts.batch;
 	io.bind_addr = opts->bind_addr;
 	io.uring_gro = opts->uring_gro;
@@ -240,6 +246,22 @@ int engine_register(struct engine *eng, uint16_t port, engine_handler_fn fn, voi
 	eng->handlers[eng->nhandlers].fn = fn;
 	eng->handlers[eng->nhandlers].arg = arg;
 	eng->nhandlers++;
+	return 0;
+}
+
+int engine_register_range(struct engine *eng, uint16_t min, uint16_t max, engine_handler_fn fn,
+			  void *arg)
+{
+	if (!eng || !fn)
+		return -EINVAL;
+	if (__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	if (!eng->opts.range_min || min != eng->opts.range_min || max != eng->opts.range_max)
+		return -EINVAL;
+	if (eng->range.fn)
+		return -EEXIST;
+	eng->range.fn = fn;
+	eng->range.arg = arg;
 	return 0;
 }
 
@@ -637,6 +659,11 @@ static void demux(struct engine_worker *w, unsigned int n)
 		for (h = 0; h < eng->nhandlers; h++)
 			if (eng->handlers[h].port == p->dst.port)
 				break;
+		if (h == eng->nhandlers && eng->range.fn && p->dst.port >= eng->opts.range_min &&
+		    p->dst.port <= eng->opts.range_max) {
+			eng->range.fn(w, p, eng->range.arg);
+			continue;
+		}
 		if (h == eng->nhandlers) {
 			engine_st_add(&w->st.drop_no_handler, 1);
 			continue;

@@ -93,6 +93,7 @@ struct engine {
 	uint16_t ports[ENGINE_MAX_HANDLERS];
 	struct engine_handler handlers[ENGINE_MAX_HANDLERS];
 	unsigned int nhandlers;
+	struct engine_handler range; /* fn NULL: no range handler */
 	const struct io_backend *be;
 	void *be_ctx;
 	unsigned int nworkers;

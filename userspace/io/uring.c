@@ -49,10 +49,14 @@ struct io_queue {
 	int enable; /* created disabled: enabled by the worker on first use */
 	struct io_stats *st;
 	unsigned int qid, nsock, batch;
-	int socks[IO_MAX_PORTS];
-	int fam[IO_MAX_PORTS];
-	uint16_t ports[IO_MAX_PORTS];
-	int armed[IO_MAX_PORTS];
+	/* nports named ports, then the range's ports in order (socket
+	 * nports + port - range_min) */
+	unsigned int nports;
+	uint16_t range_min, range_max;
+	int *socks;
+	int *fam;
+	uint16_t *ports;
+	int *armed;
 	int wake_fd, wake_armed;
 	uint64_t wake_buf;
 	int gso;
@@ -167,6 +171,10 @@ static void ur_close(struct io_queue *q)
 	for (i = 0; i < q->nsock; i++)
 		if (q->socks[i] >= 0)
 			close(q->socks[i]);
+	free(q->socks);
+	free(q->fam);
+	free(q->ports);
+	free(q->armed);
 	if (q->br)
 		munmap(q->br, q->br_len);
 	if (q->bufs)
@@ -223,15 +231,30 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 {
 	struct io_uring_buf_reg reg;
 	struct io_queue *q;
-	unsigned int i, ents;
+	unsigned int i, ents, total;
 	int err;
 
 	*out = NULL;
 	if (!opts->nports || opts->nports > IO_MAX_PORTS || !opts->stats)
 		return -EINVAL;
+	if (opts->range_min && (opts->range_max < opts->range_min ||
+				opts->range_max - opts->range_min >= IO_MAX_RANGE))
+		return -EINVAL;
+	total = opts->nports + (opts->range_min ? opts->range_max - opts->range_min + 1U : 0);
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
+	q->socks = calloc(total, sizeof(*q->socks));
+	q->fam = calloc(total, sizeof(*q->fam));
+	q->ports = calloc(total, sizeof(*q->ports));
+	q->armed = calloc(total, sizeof(*q->armed));
+	if (!q->socks || !q->fam || !q->ports || !q->armed) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	q->nports = opts->nports;
+	q->range_min = opts->range_min;
+	q->range_max = opts->range_min ? opts->range_max : 0;
 	q->st = opts->stats;
 	q->qid = qid;
 	q->batch = opts->batch ? opts->batch : 64;
@@ -239,11 +262,12 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 		q->batch = UR_MAX_BATCH;
 	q->wake_fd = opts->wake_fd;
 	q->gso = opts->uring_gso;
-	for (i = 0; i < IO_MAX_PORTS; i++)
+	for (i = 0; i < total; i++)
 		q->socks[i] = -1;
-	for (i = 0; i < opts->nports; i++) {
-		q->ports[i] = opts->ports[i];
-		err = open_sock(opts, opts->ports[i], opts->uring_gro, &q->fam[i], qid == 0);
+	for (i = 0; i < total; i++) {
+		q->ports[i] = i < opts->nports ? opts->ports[i]
+					       : (uint16_t)(opts->range_min + (i - opts->nports));
+		err = open_sock(opts, q->ports[i], opts->uring_gro, &q->fam[i], qid == 0);
 		if (err < 0)
 			goto fail;
 		q->socks[i] = err;
@@ -491,7 +515,9 @@ static unsigned int sock_for(struct io_queue *q, uint16_t port)
 {
 	unsigned int i;
 
-	for (i = 0; i < q->nsock; i++)
+	if (q->range_min && port >= q->range_min && port <= q->range_max)
+		return q->nports + (unsigned int)(port - q->range_min);
+	for (i = 0; i < q->nports; i++)
 		if (q->ports[i] == port)
 			return i;
 	return 0;

@@ -118,6 +118,19 @@ static const struct cfg_key cfg_keys[] = {
 	  "200", NULL, 0 },
 	{ "svc", "conn_streams", CFG_U32, OFF(svc_conn_streams), 0, 1, 96, "96", NULL, 0 },
 	{ "svc", "owner_queue", CFG_U32, OFF(svc_owner_queue), 0, 1, 1U << 20, "4096", NULL, 0 },
+	{ "relay", "ports", CFG_STR, OFF(relay_ports), SZ(relay_ports), 0, 0, "42000-42255", NULL,
+	  0 },
+	{ "relay", "max_circuits", CFG_U32, OFF(relay_max_circuits), 0, 1, 4096, "256", NULL, 0 },
+	{ "relay", "circuit_bytes", CFG_U64, OFF(relay_circuit_bytes), 0, 1024, 1ULL << 50,
+	  "134217728", NULL, 0 },
+	{ "relay", "circuit_pps", CFG_U32, OFF(relay_circuit_pps), 0, 1, 100000000, "20000", NULL,
+	  0 },
+	{ "relay", "circuit_burst", CFG_U32, OFF(relay_circuit_burst), 0, 1, 100000000, "4000",
+	  NULL, 0 },
+	{ "relay", "circuit_lifetime_ms", CFG_U32, OFF(relay_circuit_lifetime_ms), 0, 1000,
+	  2000000000, "3600000", NULL, 0 },
+	{ "relay", "circuit_idle_ms", CFG_U32, OFF(relay_circuit_idle_ms), 0, 1000, 2000000000,
+	  "60000", NULL, 0 },
 	{ "store", "map_size", CFG_U64, OFF(store_map_size), 0, 1U << 20, 1ULL << 40,
 	  "1073741824", NULL, 0 },
 };
@@ -428,6 +441,11 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "node.io = xdp needs xdp.interface (--xdp IFNAME)");
 		return -EINVAL;
 	}
+	if (config_relay_ports(cfg, NULL, NULL)) {
+		snprintf(err, errlen, "relay.ports '%s': MIN-MAX, 1..65535, at most 4096 ports",
+			 cfg->relay_ports);
+		return -EINVAL;
+	}
 	if (config_announce_addrs(cfg, NULL, 8) < 0) {
 		snprintf(err, errlen, "node.announce_addrs '%s': at most 8 ADDR:PORT, comma-separated",
 			 cfg->announce_addrs);
@@ -442,6 +460,26 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+int config_relay_ports(const struct weft_config *cfg, uint16_t *min, uint16_t *max)
+{
+	unsigned long lo, hi;
+	char *end;
+
+	errno = 0;
+	lo = strtoul(cfg->relay_ports, &end, 10);
+	hi = lo;
+	if (*end == '-')
+		hi = strtoul(end + 1, &end, 10);
+	if (errno || end == cfg->relay_ports || *end || lo < 1 || hi > 65535 || hi < lo ||
+	    hi - lo >= 4096 || !(cfg->relay_ports[0] >= '0' && cfg->relay_ports[0] <= '9'))
+		return -EINVAL;
+	if (min)
+		*min = (uint16_t)lo;
+	if (max)
+		*max = (uint16_t)hi;
 	return 0;
 }
 
