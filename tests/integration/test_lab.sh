@@ -55,6 +55,40 @@ PY
 [ "$(ip netns list | grep -c "^$PA-")" -eq 8 ] || fail "expected 8 namespaces (bridge, router, 6 nodes)"
 pass "two labs up side by side ($PA: 6 nodes healthy, one behind a NAT; $PB: 2 nodes)"
 
+# --- scenarios: bootstrap (cold restart), lookups, distribute; the report
+$LAB --dir "$D/a" run bootstrap --seed 1 >"$D/boot.out" 2>&1 || { cat "$D/boot.out"; fail "run bootstrap"; }
+$LAB --dir "$D/a" run lookups --seed 2 --count 60 >"$D/lk.out" 2>&1 || { cat "$D/lk.out"; fail "run lookups"; }
+$LAB --dir "$D/a" run distribute --seed 3 --size 4 >"$D/dist.out" 2>&1 || { cat "$D/dist.out"; fail "run distribute"; }
+"$PYTHON" - "$D/a/results" <<'PY' || fail "scenario results are not sane: $(cat "$D/boot.out" "$D/lk.out" "$D/dist.out")"
+import json, os, sys
+d = sys.argv[1]
+r = lambda n: json.load(open(os.path.join(d, n + ".json")))
+b = r("bootstrap")
+assert b["mode"] == "cold" and b["healthy"] == 6 and b["t_all_healthy_s"] is not None, b
+l = r("lookups")
+s = l["summary"]
+assert s["find_node"]["count"] + s["get_peers"]["count"] == 60, s
+# every announced infohash was found by every get_peers; find_node reaches
+# the exact node (a lookup may still time out on a NAT mapping: >= 90 %)
+assert s["get_peers"]["ok"] == s["get_peers"]["count"], s["get_peers"]
+assert s["find_node"]["success"] >= 0.9, s["find_node"]
+assert all(x["hops"] is not None for x in l["lookups"] if x["ok"])
+t = r("distribute")
+assert t["downloaders"] == 5 and t["done"] == 5 and t["verified"] == 5, t
+assert all(v["verified"] for v in t["per_node"].values()), t["per_node"]
+assert t["t100_s"] is not None and t["seed_upload_bytes"] >= t["size"], t
+assert len(t["resources"]) == 6 and all(v["rss_max"] > 0 for v in t["resources"].values())
+PY
+grep -q '^find_node' "$D/lk.out" || fail "lookups printed no table"
+$LAB --dir "$D/a" report >"$D/rep.out" 2>&1 || { cat "$D/rep.out"; fail "report"; }
+for f in lookup_latency_cdf download_completion rss_per_node cpu_per_node; do
+	head -c 8 "$D/a/report/$f.png" | grep -q PNG || fail "report: $f.png is not a PNG"
+done
+grep -q 'lookup_latency_cdf.png' "$D/a/report/index.html" || fail "report: index.html lacks the plots"
+$LAB --dir "$D/a" top --once </dev/null >"$D/top.out" || fail "top --once"
+grep -q '6/6 up' "$D/top.out" || fail "top: $(cat "$D/top.out")"
+pass "bootstrap (6/6 healthy), lookups, distribute (5/5 verified), report with 4 PNG plots, top"
+
 # --- down, and down after kill -9 of the tool in the middle of up
 $LAB --dir "$D/b" down >/dev/null || fail "down of the second lab failed"
 ip netns list | grep -q "^$PB-" && fail "second lab's namespaces left"
