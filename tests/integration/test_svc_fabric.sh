@@ -48,7 +48,7 @@ NETNS_EXEC="ip netns exec $(netns_name 1) $D/bpffs.sh" start_weftd "$D/n1" --sta
 	"${AARGS[@]}" --workers 1 --bootstrap "$IPB:6881" --set svc.peer_calls_per_min=80
 LOGA=$WEFTD_LOG
 NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
-	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GW" --set gateway.services=echo,web,hdr,hdrc
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GW" --set gateway.services=echo,web,hdr,hdrc,webc
 [ "$(CTL 1 --json status | json_get io_mode)" = $AMODE ] || fail "A not in $AMODE mode"
 [ "$(CTL 1 --json svc stats | json_get limits peer_calls_per_min)" = 80 ] ||
 	fail "svc.peer_calls_per_min not applied: $(CTL 1 --json svc stats)"
@@ -59,6 +59,9 @@ pass "three nodes, A in $AMODE mode, B the only contact"
 
 # HTTP backend on A's loopback.
 echo "hello from A's web server" >"$D/www/hello.txt"
+# 3 MiB of fixed bytes: a pass-through many chunks long (the owner queues
+# them to the gateway's thread, under svc.http_buffer = 4 MiB).
+"$PYTHON" -c "import sys,random; random.seed(13); sys.stdout.buffer.write(random.randbytes(3 << 20))" >"$D/www/big.bin"
 netns_exec 1 "$PYTHON" -m http.server 8080 --bind 127.0.0.1 --directory "$D/www" >/dev/null 2>&1 &
 HPID=$!
 netns_on_exit "kill $HPID"
@@ -90,12 +93,24 @@ body=$($G -X POST --data-binary "via gateway" "http://127.0.0.1:$GW/mesh/v1/call
 $G "http://127.0.0.1:$GW/mesh/v1/services/echo" | grep -q "$KA" || fail "gateway discovery"
 body=$($G "http://127.0.0.1:$GW/mesh/v1/http/web/hello.txt") || fail "pass-through"
 [ "$body" = "hello from A's web server" ] || fail "pass-through answered '$body'"
+$G -o "$D/big.out" "http://127.0.0.1:$GW/mesh/v1/http/web/big.bin" || fail "big pass-through"
+cmp -s "$D/big.out" "$D/www/big.bin" || fail "big pass-through: $(stat -c %s "$D/big.out") bytes, not the file"
+# The same file from a backend on C itself: C's own backend stream feeds
+# its gateway's thread (the backend is read again when the queue is full).
+netns_exec 3 "$PYTHON" -m http.server 8082 --bind 127.0.0.1 --directory "$D/www" >/dev/null 2>&1 &
+CPID=$!
+netns_on_exit "kill $CPID"
+wait_for "netns_exec 3 curl -sf http://127.0.0.1:8082/hello.txt >/dev/null" 50 || fail "C's http.server"
+CTL 3 svc publish webc --backend tcp:127.0.0.1:8082 >/dev/null || fail "publish webc"
+rm -f "$D/big.out"
+$G -o "$D/big.out" "http://127.0.0.1:$GW/mesh/v1/http/webc/big.bin" || fail "local big pass-through"
+cmp -s "$D/big.out" "$D/www/big.bin" || fail "local big pass-through: $(stat -c %s "$D/big.out") bytes"
 code=$($G -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW/mesh/v1/http/web/absent.txt")
 [ "$code" = 404 ] || fail "pass-through status $code, want the backend's 404"
 code=$($G -o /dev/null -w '%{http_code}' -X POST --data x "http://127.0.0.1:$GW/mesh/v1/call/mesh-stats/x")
 [ "$code" = 403 ] || fail "non-whitelisted service: $code"
 grep -q "via gateway" "$D"/n*/weftd.log.* && fail "a request body reached a log"
-pass "gateway: call, discovery, HTTP pass-through, whitelist"
+pass "gateway: call, discovery, HTTP pass-through (3 MiB byte for byte, remote and local), whitelist"
 
 # Gateway origins and headers across nodes: a backend on A that echoes the
 # request head it received and sets a cookie, published twice: "hdr" with

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +448,11 @@ int svcn_owner_run(struct svc_node *sn, void (*fn)(struct svc_node *sn, void *ar
 		while (sem_wait(&r->sem) && errno == EINTR)
 			;
 	}
+	/* The owner stored DONE before its sem_post: this load orders its
+	 * writes (fn's results) before our reads, for any memory model
+	 * checker that does not follow semaphores. */
+	while (atomic_load(&r->state) != SVCN_RUN_DONE)
+		sched_yield();
 	err = r->err;
 	run_put(r);
 	return err;
