@@ -83,7 +83,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, WXDP_MAX_QUEUES);
+	__uint(max_entries, WXDP_XSKS_MAX);
 	__type(key, __u32);
 	__type(value, __u32);
 } WXDP_MAP_XSKS SEC(".maps");
@@ -122,6 +122,7 @@ struct wxdp_pkt {
 	__u32 v6;       /* 1 for IPv6 */
 	__u32 kind;     /* WXDP_KIND_* */
 	__u32 plen;     /* UDP payload length */
+	__u16 dport;    /* UDP destination port, host order */
 	__u8 peek[8];   /* first min(plen, WXDP_PEEK) payload bytes */
 };
 
@@ -337,7 +338,8 @@ static __always_inline __u32 parse_v4(const struct wxdp_config *cfg, struct wxdp
 	udp = pos + hl;
 	if ((void *)(udp + 1) > end)
 		return WXDP_STAT_PASS_NOT_WEFT; /* cannot tell the port */
-	pk->kind = wxdp_port_kind(cfg, bpf_ntohs(udp->dest));
+	pk->dport = bpf_ntohs(udp->dest);
+	pk->kind = wxdp_port_kind(cfg, pk->dport);
 	if (pk->kind == WXDP_KIND_NONE)
 		return WXDP_STAT_PASS_NOT_WEFT;
 	tot = bpf_ntohs(ip->tot_len);
@@ -391,7 +393,8 @@ static __always_inline __u32 parse_v6(const struct wxdp_config *cfg, struct wxdp
 	udp = pos;
 	if ((void *)(udp + 1) > end)
 		return WXDP_STAT_PASS_NOT_WEFT;
-	pk->kind = wxdp_port_kind(cfg, bpf_ntohs(udp->dest));
+	pk->dport = bpf_ntohs(udp->dest);
+	pk->kind = wxdp_port_kind(cfg, pk->dport);
 	if (pk->kind == WXDP_KIND_NONE)
 		return WXDP_STAT_PASS_NOT_WEFT;
 	ext = pos - (void *)(ip6 + 1);
@@ -405,7 +408,9 @@ static __always_inline __u32 parse_v6(const struct wxdp_config *cfg, struct wxdp
 	return parse_udp(cfg, pk, udp, end, plen - ext);
 }
 
-static __always_inline __u32 classify(struct xdp_md *ctx, const struct wxdp_config *cfg)
+/* Verdict of the packet; *dport its UDP destination port when it got one. */
+static __always_inline __u32 classify(struct xdp_md *ctx, const struct wxdp_config *cfg,
+				      __u16 *dport)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -413,6 +418,7 @@ static __always_inline __u32 classify(struct xdp_md *ctx, const struct wxdp_conf
 	struct ethhdr *eth = data;
 	struct vlan_hdr_ *vh;
 	void *pos;
+	__u32 v = WXDP_STAT_PASS_NOT_WEFT;
 	__be16 proto;
 	int i;
 
@@ -431,17 +437,19 @@ static __always_inline __u32 classify(struct xdp_md *ctx, const struct wxdp_conf
 		pos = vh + 1;
 	}
 	if (proto == bpf_htons(ETH_P_IP))
-		return parse_v4(cfg, &pk, pos, end);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return parse_v6(cfg, &pk, pos, end);
-	return WXDP_STAT_PASS_NOT_WEFT;
+		v = parse_v4(cfg, &pk, pos, end);
+	else if (proto == bpf_htons(ETH_P_IPV6))
+		v = parse_v6(cfg, &pk, pos, end);
+	*dport = pk.dport;
+	return v;
 }
 
 SEC("xdp")
 int weft_xdp(struct xdp_md *ctx)
 {
 	const struct wxdp_config *cfg;
-	__u32 zero = 0, v;
+	__u32 zero = 0, v, slot;
+	__u16 dport = 0;
 	int act = XDP_PASS;
 
 	stat_inc(WXDP_STAT_RX);
@@ -450,15 +458,20 @@ int weft_xdp(struct xdp_md *ctx)
 		stat_inc(WXDP_STAT_PASS_NOT_WEFT);
 		return XDP_PASS;
 	}
-	v = classify(ctx, cfg);
+	v = classify(ctx, cfg, &dport);
 	switch (v) {
 	case WXDP_STAT_PASS_NOT_WEFT:
 	case WXDP_STAT_PASS_FRAGMENT:
 		act = XDP_PASS;
 		break;
 	case WXDP_STAT_REDIRECT:
-		/* Low bits of flags = action when the queue has no socket. */
-		act = bpf_redirect_map(&WXDP_MAP_XSKS, ctx->rx_queue_index, XDP_PASS);
+		/* The socket of the port's instance on this queue; none
+		 * (another instance's queue, or its kernel sockets): the
+		 * low bits of flags, XDP_PASS. */
+		slot = wxdp_port_owner(cfg, dport) * WXDP_MAX_QUEUES + ctx->rx_queue_index;
+		if (ctx->rx_queue_index >= WXDP_MAX_QUEUES)
+			slot = WXDP_XSKS_MAX;
+		act = bpf_redirect_map(&WXDP_MAP_XSKS, slot, XDP_PASS);
 		if (act != XDP_REDIRECT)
 			v = WXDP_STAT_PASS_NO_SOCKET;
 		break;

@@ -106,6 +106,8 @@ struct io_opts {
 	/* xsk */
 	const char *ifname;
 	int xskmap_fd;            /* weft's XSKMAP, or -1: load the built-in steering program */
+	unsigned int xskmap_base; /* queue q's socket goes at key xskmap_base + q; default 0
+				   * (weft's XSKMAP: owner * WXDP_MAX_QUEUES, docs/XDP.md) */
 	unsigned int xsk_frames;  /* UMEM frames per queue; default 4096 (8 MiB) */
 	int xdp_generic;          /* attach the built-in program in SKB mode */
 	int xsk_no_zerocopy;      /* skip the XDP_ZEROCOPY attempt */

@@ -69,14 +69,26 @@ struct wxdp_opts {
 };
 
 /*
- * Load (and unless no_attach, attach and pin). Errors, each also logged:
+ * Load (and unless no_attach, attach and pin). When weft's program is
+ * already attached to the interface by another weftd with its maps pinned
+ * under the same pin root, join it instead (dense nodes, docs/XDP.md): its
+ * pinned maps are reused, this instance takes a free slot (0..
+ * WXDP_MAX_INSTANCES - 1) and adds the config's ports, owned by that slot,
+ * to the shared config. Errors, each also logged:
  *   -ENODEV      interface missing
  *   -EPERM       no privilege (CAP_BPF + CAP_NET_ADMIN, or root)
  *   -EOPNOTSUPP  the interface or kernel cannot run XDP in the asked mode
- *   -EBUSY       weft is already attached to this interface in this netns
+ *   -EBUSY       weft is attached to this interface in this netns, its maps
+ *                not pinned (nothing to join)
+ *   -EADDRINUSE  a port of the config is another live instance's
+ *   -ENOSPC      the interface would have more than WXDP_MAX_PORTS ports of
+ *                a class
+ *   -EUSERS      WXDP_MAX_INSTANCES instances already share the interface
+ *   -ETIMEDOUT   another instance held the netns lock for 5 s
  *   -EINVAL      bad options or config
  *   other        -errno from libbpf / libxdp
- * On success *out owns the program; wxdp_free() detaches and unpins.
+ * On success *out owns its share; wxdp_free() takes its ports out, and the
+ * last instance on the interface detaches the program and unpins.
  */
 int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts);
 /* Detach, unpin, unload. NULL-safe. */
@@ -144,6 +156,9 @@ const char *wxdp_mode(struct wxdp *x);
 /* Interface name ("" with no_attach) and pin directory ("" if unpinned). */
 const char *wxdp_ifname(struct wxdp *x);
 const char *wxdp_pin_dir(struct wxdp *x);
+/* This instance's slot on a shared interface (0 when alone or unpinned):
+ * its AF_XDP sockets go at XSKMAP key slot * WXDP_MAX_QUEUES + queue. */
+unsigned int wxdp_owner(struct wxdp *x);
 
 /* Parse "192.0.2.0/24", "2001:db8::/32" or a bare address (full-length
  * prefix) into b (expires_ns/drops zeroed, host bits cleared). 0 or -EINVAL. */

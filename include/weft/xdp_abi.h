@@ -23,7 +23,7 @@
 #define WXDP_MAP_BAN4 wxdp_ban4       /* LPM_TRIE wxdp_ban4_key -> wxdp_ban_val */
 #define WXDP_MAP_BAN6 wxdp_ban6       /* LPM_TRIE wxdp_ban6_key -> wxdp_ban_val */
 #define WXDP_MAP_BUCKETS wxdp_buckets /* LRU_HASH wxdp_src_key -> wxdp_src_val */
-#define WXDP_MAP_XSKS wxdp_xsks       /* XSKMAP rx queue index -> AF_XDP socket */
+#define WXDP_MAP_XSKS wxdp_xsks       /* XSKMAP owner * WXDP_MAX_QUEUES + rx queue -> AF_XDP socket */
 #define WXDP_MAP_VALID wxdp_valid     /* LRU_HASH wxdp_src_key -> wxdp_valid_val */
 #define WXDP_MAP_BUDGET wxdp_budget   /* PERCPU_ARRAY[WXDP_CLASS__MAX] of wxdp_bucket */
 
@@ -52,6 +52,12 @@
 #define WXDP_DEFAULT_BANS (WXDP_DEFAULT_OPERATOR_BANS + WXDP_DEFAULT_AUTO_BANS)
 #define WXDP_DEFAULT_VALID 65536
 #define WXDP_MAX_QUEUES 64
+/* weftd instances sharing one interface's program (dense nodes,
+ * docs/XDP.md): each owns some of the configured ports and the XSKMAP
+ * slots owner * WXDP_MAX_QUEUES + rx queue. 4: every instance has at
+ * least one port of a class, and a class has WXDP_MAX_PORTS. */
+#define WXDP_MAX_INSTANCES 4
+#define WXDP_XSKS_MAX (WXDP_MAX_QUEUES * WXDP_MAX_INSTANCES)
 
 /* Configurable port sets: up to 4 ports per protocol, 0 = unused slot. */
 #define WXDP_MAX_PORTS 4
@@ -163,7 +169,12 @@ struct wxdp_config {
 	__u16 quic_ports[WXDP_MAX_PORTS]; /* host order, 0 = unused */
 	__u16 dht_ports[WXDP_MAX_PORTS];  /* host order, 0 = unused */
 	__u8 v6_prefix; /* IPv6 source bucketing prefix, 1..128, default 64 */
-	__u8 pad[7];
+	/* Owner instance (0..WXDP_MAX_INSTANCES-1) of quic_ports[i] and
+	 * dht_ports[i], 2 bits per port: (quic_owners >> 2 * i) & 3. 0 for
+	 * a lone instance. */
+	__u8 quic_owners;
+	__u8 dht_owners;
+	__u8 pad[5];
 	/* Global budgets of unvalidated sources, per CPU (see the defaults
 	 * above); pps 0 = no budget for that class. */
 	struct wxdp_rate unval_quic;

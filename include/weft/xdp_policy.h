@@ -153,6 +153,24 @@ WXDP_INLINE int wxdp_ban_live(const struct wxdp_ban_val *v, __u64 now)
 }
 
 /*
+ * The instance that owns port dport (see wxdp_config.quic_owners): 0..
+ * WXDP_MAX_INSTANCES - 1, and 0 for a port that is not configured.
+ */
+WXDP_INLINE __u32 wxdp_port_owner(const struct wxdp_config *c, __u16 dport)
+{
+	int i;
+
+WXDP_UNROLL
+	for (i = 0; i < WXDP_MAX_PORTS; i++) {
+		if (dport && c->quic_ports[i] == dport)
+			return ((__u32)c->quic_owners >> (2 * i)) & 3;
+		if (dport && c->dht_ports[i] == dport)
+			return ((__u32)c->dht_owners >> (2 * i)) & 3;
+	}
+	return 0;
+}
+
+/*
  * Refill bucket b with rate r up to time now and return the tokens it
  * holds (nano-packets). A never-used bucket (last_ns 0) starts full.
  * Tokens are nano-packets: burst <= 2^32 packets so full <= 4.3e18 and the

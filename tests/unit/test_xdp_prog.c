@@ -821,6 +821,21 @@ static void test_config_check(void **state)
 	wxdp_config_default(&c);
 	c.pad[0] = 1;
 	assert_int_equal(wxdp_config_check(&c), -EINVAL);
+	/* Owners (instances sharing the interface): 2 bits per port, only
+	 * for configured ports; the program's lookup reads them back. */
+	wxdp_config_default(&c);
+	c.quic_ports[1] = 4434;
+	c.dht_ports[1] = 6882;
+	c.quic_owners = 3 << 2;
+	c.dht_owners = 2 << 2;
+	assert_int_equal(wxdp_config_check(&c), 0);
+	assert_int_equal(wxdp_port_owner(&c, WXDP_DEFAULT_QUIC_PORT), 0);
+	assert_int_equal(wxdp_port_owner(&c, 4434), 3);
+	assert_int_equal(wxdp_port_owner(&c, 6882), 2);
+	assert_int_equal(wxdp_port_owner(&c, 9999), 0);
+	assert_int_equal(wxdp_port_owner(&c, 0), 0);
+	c.quic_owners |= 1 << 4; /* quic_ports[2] is unused */
+	assert_int_equal(wxdp_config_check(&c), -EINVAL);
 }
 
 static void test_attach_errors(void **state)

@@ -175,6 +175,7 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 	io.uring_gso = opts->uring_gso;
 	io.ifname = opts->ifname;
 	io.xskmap_fd = opts->xskmap_fd;
+	io.xskmap_base = opts->xskmap_fd >= 0 ? opts->xskmap_base : 0;
 	io.xsk_frames = opts->xsk_frames;
 	io.xdp_generic = opts->xdp_generic;
 	io.sim_host = opts->sim_host;

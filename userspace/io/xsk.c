@@ -56,6 +56,7 @@ struct xsk_ctx {
 	int ifindex;
 	char ifname[IF_NAMESIZE];
 	int map_fd, own_map;
+	unsigned int map_base; /* key of queue 0's socket in map_fd */
 	int prog_fd;
 	int link_fd; /* bpf_link holding the built-in program on the interface */
 	unsigned int nq;
@@ -327,6 +328,7 @@ static int xsk_init(void **ctxp, const struct io_opts *opts, unsigned int want)
 	c->nq = rx_queue_count(c->ifname);
 	if (opts->xskmap_fd >= 0) {
 		c->map_fd = opts->xskmap_fd;
+		c->map_base = opts->xskmap_base;
 	} else {
 		c->map_fd = bpf_map_create(BPF_MAP_TYPE_XSKMAP, "weft_xsks", 4, 4,
 					   c->nq > 64 ? c->nq : 64, NULL);
@@ -371,8 +373,11 @@ static void xsk_close(struct io_queue *q)
 		return;
 	if (q->xsk) {
 		xstats_read(q);
-		if (q->ctx)
-			bpf_map_delete_elem(q->ctx->map_fd, &q->qid);
+		if (q->ctx) {
+			uint32_t key = q->ctx->map_base + q->qid;
+
+			bpf_map_delete_elem(q->ctx->map_fd, &key);
+		}
 		xsk_socket__delete(q->xsk);
 	}
 	if (q->umem)
@@ -501,9 +506,15 @@ static int xsk_open(struct io_queue **out, void *arg, const struct io_opts *opts
 	if (zc)
 		st_add(&q->st->zerocopy, 1);
 	q->fd = xsk_socket__fd(q->xsk);
-	err = xsk_socket__update_xskmap(q->xsk, c->map_fd);
-	if (err)
-		goto fail;
+	{
+		/* Not xsk_socket__update_xskmap(): its key is the queue. */
+		uint32_t key = c->map_base + qid;
+
+		if (bpf_map_update_elem(c->map_fd, &key, &q->fd, 0)) {
+			err = -errno;
+			goto fail;
+		}
+	}
 	/* Half the frames to the fill ring (receive), half for transmit. */
 	nfill = q->nframes / 2;
 	if (nfill > XSK_RING)

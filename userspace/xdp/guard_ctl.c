@@ -89,6 +89,7 @@ static void status_get(void *arg, const struct ctl_req *req, struct ctl_resp *re
 		json_object_set_new(o, "mode", json_string(wxdp_mode(x)));
 		json_object_set_new(o, "prog_id", json_integer((json_int_t)wxdp_prog_id(x)));
 		json_object_set_new(o, "pin_dir", json_string(wxdp_pin_dir(x)));
+		json_object_set_new(o, "instance", json_integer((json_int_t)wxdp_owner(x)));
 	} else {
 		json_object_set_new(o, "mode", json_string("software"));
 	}

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -103,6 +105,11 @@ int wxdp_config_check(const struct wxdp_config *c)
 	all[1] = c->dht_ports;
 	for (size_t i = 0; i < sizeof(c->pad); i++)
 		if (c->pad[i])
+			return -EINVAL;
+	/* An owner only for a configured port. */
+	for (int i = 0; i < WXDP_MAX_PORTS; i++)
+		if ((!c->quic_ports[i] && ((c->quic_owners >> (2 * i)) & 3)) ||
+		    (!c->dht_ports[i] && ((c->dht_owners >> (2 * i)) & 3)))
 			return -EINVAL;
 	for (int a = 0; a < 2; a++)
 		for (int i = 0; i < WXDP_MAX_PORTS; i++) {
@@ -229,6 +236,10 @@ static void unpin_all(struct wxdp *x)
 		snprintf(path, sizeof(path), "%s/%s", x->pin_dir, bpf_map__name(map_of(x, i)));
 		unlink(path);
 	}
+	for (unsigned int i = 0; i < WXDP_MAX_INSTANCES; i++) {
+		snprintf(path, sizeof(path), "%s/owner%u", x->pin_dir, i);
+		rmdir(path);
+	}
 	rmdir(x->pin_dir);
 	x->pin_dir[0] = '\0';
 }
@@ -328,6 +339,214 @@ static int pin_all(struct wxdp *x)
 	return 0;
 }
 
+/* --- several instances on one interface (docs/XDP.md) --- */
+
+/*
+ * Lock the netns directory (pin_dir's parent) with flock: joins, leaves
+ * and port changes of the instances on this netns's interfaces are read-
+ * modify-writes of the shared config. Returns the fd (close() unlocks;
+ * so does the holder's death) or -errno; -ETIMEDOUT after 5 s.
+ */
+static int ns_lock(const char *pin_dir)
+{
+	char dir[1024];
+	char *slash;
+	int fd, err = 0;
+
+	snprintf(dir, sizeof(dir), "%s", pin_dir);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return -EINVAL;
+	*slash = '\0';
+	err = util_mkdir_p(dir, 0700);
+	if (err)
+		return err;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Held for a few map operations: 5 s means a wedged holder. */
+	for (int i = 0; i < 500; i++) {
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			return fd;
+		err = -errno;
+		if (err != -EWOULDBLOCK && err != -EINTR)
+			break;
+		usleep(10000);
+	}
+	close(fd);
+	return err == -EWOULDBLOCK ? -ETIMEDOUT : err;
+}
+
+/* An instance is alive in slot i while it holds the flock of the
+ * directory pin_dir/owner<i>; a crashed one's lock went with it. */
+static int owner_alive(const struct wxdp *x, unsigned int i)
+{
+	char p[PATH_MAX];
+	int fd, alive;
+
+	if (x->owner_fd >= 0 && i == x->owner)
+		return 1;
+	snprintf(p, sizeof(p), "%s/owner%u", x->pin_dir, i);
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd); /* releases the lock if we took it */
+	return alive;
+}
+
+/* Take the first free slot; its lock is held until wxdp_free().
+ * -EUSERS: WXDP_MAX_INSTANCES instances are alive on the interface. */
+static int owner_claim(struct wxdp *x)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	for (unsigned int i = 0; i < WXDP_MAX_INSTANCES; i++) {
+		snprintf(p, sizeof(p), "%s/owner%u", x->pin_dir, i);
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (!flock(fd, LOCK_EX | LOCK_NB)) {
+			x->owner = i;
+			x->owner_fd = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return -EUSERS;
+}
+
+/*
+ * The config to write: mine's limits, the ports of the other live
+ * instances as they are in the shared config s (a dead instance's are
+ * dropped), then mine's ports owned by x. -EADDRINUSE when a port of
+ * mine is another live instance's, -ENOSPC when a class would have more
+ * than WXDP_MAX_PORTS ports on the interface.
+ */
+static int ports_merge(const struct wxdp *x, struct wxdp_config *out, const struct wxdp_config *s,
+		       const struct wxdp_config *mine)
+{
+	unsigned int live = 0;
+
+	for (unsigned int i = 0; i < WXDP_MAX_INSTANCES; i++)
+		if (i != x->owner && owner_alive(x, i))
+			live |= 1U << i;
+	*out = *mine;
+	memset(out->quic_ports, 0, sizeof(out->quic_ports));
+	memset(out->dht_ports, 0, sizeof(out->dht_ports));
+	out->quic_owners = out->dht_owners = 0;
+	for (int k = 0; k < 2; k++) {
+		const __u16 *sp = k ? s->dht_ports : s->quic_ports;
+		const __u16 *mp = k ? mine->dht_ports : mine->quic_ports;
+		unsigned int so = k ? s->dht_owners : s->quic_owners, n = 0;
+		__u16 *op = k ? out->dht_ports : out->quic_ports;
+		__u8 *oo = k ? &out->dht_owners : &out->quic_owners;
+
+		for (int i = 0; i < WXDP_MAX_PORTS; i++) {
+			unsigned int o = (so >> (2 * i)) & 3;
+
+			if (!sp[i] || o == x->owner || !(live & (1U << o)))
+				continue;
+			op[n] = sp[i];
+			*oo = (__u8)(*oo | o << (2 * n));
+			n++;
+		}
+		for (int i = 0; i < WXDP_MAX_PORTS; i++) {
+			if (!mp[i])
+				continue;
+			if (n == WXDP_MAX_PORTS)
+				return -ENOSPC;
+			op[n] = mp[i];
+			*oo = (__u8)(*oo | x->owner << (2 * n));
+			n++;
+		}
+	}
+	return wxdp_config_check(out) ? -EADDRINUSE : 0;
+}
+
+static int shared_read(struct wxdp *x, struct wxdp_config *c)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(wxdp_fd(x, WXDP_FD_CONFIG), &zero, c) ? -errno : 0;
+}
+
+static int shared_write(struct wxdp *x, const struct wxdp_config *c)
+{
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(wxdp_fd(x, WXDP_FD_CONFIG), &zero, c, 0) ? -errno : 0;
+}
+
+/* With the netns lock held: merge mine into the shared config. */
+static int shared_set(struct wxdp *x, const struct wxdp_config *mine)
+{
+	struct wxdp_config s, m;
+	int err = shared_read(x, &s);
+
+	if (!err)
+		err = ports_merge(x, &m, &s, mine);
+	if (!err)
+		err = shared_write(x, &m);
+	return err;
+}
+
+/* Reuse the maps pinned by the instance that attached the program. */
+static int join_pinned(struct wxdp *x)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	for (int i = 0; i < NMAPS; i++) {
+		struct bpf_map *m = map_of(x, i);
+
+		snprintf(path, sizeof(path), "%s/%s", x->pin_dir, bpf_map__name(m));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			return -errno;
+		err = bpf_map__reuse_fd(m, fd);
+		close(fd); /* reuse_fd took its own copy */
+		if (err)
+			return err;
+	}
+	/* The program is the attached one; ours is never loaded. */
+	return bpf_program__set_autoload(x->skel->progs.weft_xdp, false);
+}
+
+/* The attached weft program (from whichever instance attached it): its
+ * mode and id (for a joiner), or detach it (the last one out). */
+static int attached_prog(struct wxdp *x, int detach)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(x->ifindex);
+	struct xdp_program *p = NULL;
+	int err = -ENOENT;
+
+	if (!mp || libxdp_get_error(mp))
+		return -ENOENT;
+	if (xdp_multiprog__is_legacy(mp)) {
+		p = xdp_multiprog__main_prog(mp);
+		if (p && strcmp(xdp_program__name(p), "weft_xdp"))
+			p = NULL;
+	} else {
+		while ((p = xdp_multiprog__next_prog(p, mp)))
+			if (!strcmp(xdp_program__name(p), "weft_xdp"))
+				break;
+	}
+	if (p) {
+		x->mode = xdp_multiprog__attach_mode(mp);
+		x->prog_id = xdp_program__id(p);
+		err = 0;
+		if (detach)
+			err = xdp_multiprog__is_legacy(mp) ? xdp_multiprog__detach(mp)
+							  : xdp_program__detach(p, x->ifindex, x->mode, 0);
+	}
+	xdp_multiprog__close(mp);
+	return err;
+}
+
 /* Another XDP program holds the interface without libxdp's dispatcher:
  * name it, and say what the operator can do. */
 static void explain_busy(const char *what, const char *ifname)
@@ -371,7 +590,7 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 	struct wxdp_config cfg;
 	struct wxdp *x = NULL;
 	__u32 zero = 0;
-	int err;
+	int err, lock = -1;
 
 	if (!out || !opts)
 		return -EINVAL;
@@ -391,6 +610,8 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 	x->on_ban_change = opts->on_ban_change;
 	x->cb_arg = opts->cb_arg;
 	x->mode = XDP_MODE_UNSPEC;
+	x->owner = WXDP_MAX_INSTANCES; /* none until owner_claim() */
+	x->owner_fd = -1;
 	if (!opts->no_attach) {
 		if (!opts->ifname || !opts->ifname[0] || strlen(opts->ifname) >= IF_NAMESIZE) {
 			err = -EINVAL;
@@ -403,10 +624,47 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 			log_error(MOD, "interface %s not found", opts->ifname);
 			goto out;
 		}
+		/* A bpffs before attaching: libxdp's dispatcher wants one, and
+		 * the pins are how other instances share the program. */
+		if (!(opts->pin_root && !opts->pin_root[0])) {
+			const char *root = opts->pin_root ? opts->pin_root : DEFAULT_PIN_ROOT;
+			int merr = ensure_bpffs(root);
+
+			if (merr)
+				log_warn(MOD, "no bpffs under %s and cannot mount one: %s", root,
+					 strerror(-merr));
+			err = pin_dir_for(x->pin_dir, sizeof(x->pin_dir), root, x->ifname);
+			if (err)
+				goto out;
+			if (!on_bpffs(x->pin_dir)) {
+				/* no bpffs and none could be mounted (no
+				 * CAP_SYS_ADMIN): run without pins rather
+				 * than refuse to start. */
+				log_warn(MOD, "%s is not on a bpffs: maps not pinned "
+					 "(mount -t bpf bpf /sys/fs/bpf, or give CAP_SYS_ADMIN)", x->pin_dir);
+				x->pin_dir[0] = '\0';
+			} else {
+				lock = ns_lock(x->pin_dir);
+				if (lock < 0) {
+					err = lock;
+					log_error(MOD, "cannot lock %s: %s", x->pin_dir, strerror(-err));
+					goto out;
+				}
+			}
+		}
+		/* Another weftd attached weft's program here: share it. */
 		if (weft_attached(x->ifindex)) {
-			err = -EBUSY;
-			log_error(MOD, "weft XDP program already attached to %s", opts->ifname);
-			goto out;
+			char path[PATH_MAX];
+
+			snprintf(path, sizeof(path), "%s/%s", x->pin_dir, WXDP_STR(WXDP_MAP_CONFIG));
+			if (!x->pin_dir[0] || access(path, F_OK)) {
+				err = -EBUSY;
+				log_error(MOD, "weft XDP program already attached to %s, its maps not "
+					  "pinned under %s: cannot share it", opts->ifname,
+					  x->pin_dir[0] ? x->pin_dir : "(no pins)");
+				goto out;
+			}
+			x->joined = 1;
 		}
 	}
 
@@ -430,7 +688,18 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 	if (err)
 		goto out;
 
-	if (opts->no_attach) {
+	if (x->joined) {
+		err = join_pinned(x);
+		if (!err)
+			err = weft_xdp__load(x->skel);
+		if (!err)
+			err = attached_prog(x, 0);
+		if (err) {
+			log_error(MOD, "cannot join weft's XDP program on %s: %s", x->ifname,
+				  strerror(-err));
+			goto out;
+		}
+	} else if (opts->no_attach) {
 		err = weft_xdp__load(x->skel);
 		if (err) {
 			err = explain(err, "loading the XDP program", "-");
@@ -446,15 +715,6 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 			log_error(MOD, "libxdp cannot use the object: %s", strerror(-err));
 			goto out;
 		}
-		/* Before attaching: libxdp's dispatcher wants a bpffs too. */
-		if (!(opts->pin_root && !opts->pin_root[0])) {
-			const char *root = opts->pin_root ? opts->pin_root : DEFAULT_PIN_ROOT;
-			int merr = ensure_bpffs(root);
-
-			if (merr)
-				log_warn(MOD, "no bpffs under %s and cannot mount one: %s", root,
-					 strerror(-merr));
-		}
 		/* Loads the object (as a dispatcher extension when possible). */
 		err = xdp_program__attach(x->prog, x->ifindex, mode, 0);
 		if (err) {
@@ -464,47 +724,102 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 		x->mode = mode;
 	}
 
-	err = bpf_map_update_elem(bpf_map__fd(x->skel->maps.WXDP_MAP_CONFIG), &zero, &cfg, 0);
-	if (err) {
-		err = -errno;
-		log_error(MOD, "cannot write the XDP config: %s", strerror(-err));
-		goto out;
-	}
-
-	if (!opts->no_attach && !(opts->pin_root && !opts->pin_root[0])) {
-		err = pin_dir_for(x->pin_dir, sizeof(x->pin_dir),
-				  opts->pin_root ? opts->pin_root : DEFAULT_PIN_ROOT, x->ifname);
-		if (!err && !on_bpffs(x->pin_dir)) {
-			/* no bpffs and none could be mounted (no CAP_SYS_ADMIN):
-			 * run without pins rather than refuse to start. */
-			log_warn(MOD, "%s is not on a bpffs: maps not pinned "
-				 "(mount -t bpf bpf /sys/fs/bpf, or give CAP_SYS_ADMIN)", x->pin_dir);
-			x->pin_dir[0] = '\0';
-		} else if (!err) {
-			err = pin_all(x);
-		}
-		if (err)
+	if (!x->joined) {
+		err = bpf_map_update_elem(bpf_map__fd(x->skel->maps.WXDP_MAP_CONFIG), &zero, &cfg, 0);
+		if (err) {
+			err = -errno;
+			log_error(MOD, "cannot write the XDP config: %s", strerror(-err));
 			goto out;
+		}
+		if (x->pin_dir[0]) {
+			err = pin_all(x);
+			if (err)
+				goto out;
+		}
 	}
-	if (x->prog)
-		log_info(MOD, "attached to %s (%s mode), program id %u, maps in %s", x->ifname,
+	if (x->pin_dir[0]) {
+		/* A slot, then our ports into the shared config. */
+		err = owner_claim(x);
+		if (!err)
+			err = shared_set(x, &cfg);
+		if (err) {
+			log_error(MOD, "cannot share %s: %s", x->ifname,
+				  err == -EADDRINUSE ? "a port is another weftd's on this interface"
+				  : err == -ENOSPC  ? "more than 4 ports of a class on this interface"
+				  : err == -EUSERS  ? "4 weftd instances already share it"
+						    : strerror(-err));
+			goto out;
+		}
+	}
+	if (x->prog || x->joined)
+		log_info(MOD, "%s %s (%s mode), program id %u, maps in %s, instance %u",
+			 x->joined ? "joined weft's program on" : "attached to", x->ifname,
 			 x->mode == XDP_MODE_SKB ? "skb" : "native", wxdp_prog_id(x),
-			 x->pin_dir[0] ? x->pin_dir : "(not pinned)");
+			 x->pin_dir[0] ? x->pin_dir : "(not pinned)",
+			 x->owner_fd >= 0 ? x->owner : 0);
+	if (lock >= 0)
+		close(lock);
 	*out = x;
 	return 0;
 out:
 	wxdp_free(x);
+	if (lock >= 0)
+		close(lock);
 	return err;
+}
+
+/* Is another instance alive on x's interface? */
+static int others_alive(const struct wxdp *x)
+{
+	for (unsigned int i = 0; i < WXDP_MAX_INSTANCES; i++)
+		if (i != x->owner && owner_alive(x, i))
+			return 1;
+	return 0;
 }
 
 void wxdp_free(struct wxdp *x)
 {
+	int last = 1, lock = -1;
+
 	if (!x)
 		return;
-	if (x->skel)
+	if (x->owner_fd >= 0 || x->joined) {
+		/* Best effort without the lock (a wedged holder): leaving
+		 * must not hang. */
+		lock = ns_lock(x->pin_dir);
+		last = !others_alive(x);
+		if (!last && x->owner_fd >= 0) {
+			struct wxdp_config s, none;
+
+			/* Take our ports out; the program stays for the others. */
+			if (!shared_read(x, &s)) {
+				none = s;
+				memset(none.quic_ports, 0, sizeof(none.quic_ports));
+				memset(none.dht_ports, 0, sizeof(none.dht_ports));
+				none.quic_owners = none.dht_owners = 0;
+				if (shared_set(x, &none))
+					log_warn(MOD, "cannot take our ports out of %s's config", x->ifname);
+			}
+		}
+	}
+	if (x->skel && last)
 		unpin_all(x);
+	if (x->joined && last && x->mode != XDP_MODE_UNSPEC) {
+		int err = attached_prog(x, 1);
+
+		if (err)
+			log_warn(MOD, "detach from %s: %s", x->ifname, strerror(-err));
+	}
+	if (x->owner_fd >= 0) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/owner%u", x->pin_dir, x->owner);
+		close(x->owner_fd);
+		if (!last)
+			rmdir(path);
+	}
 	if (x->prog) {
-		if (x->mode != XDP_MODE_UNSPEC) {
+		if (x->mode != XDP_MODE_UNSPEC && last) {
 			int err = xdp_program__detach(x->prog, x->ifindex, x->mode, 0);
 
 			if (err)
@@ -512,6 +827,8 @@ void wxdp_free(struct wxdp *x)
 		}
 		xdp_program__close(x->prog);
 	}
+	if (lock >= 0)
+		close(lock);
 	weft_xdp__destroy(x->skel);
 	free(x);
 }
@@ -541,8 +858,11 @@ uint32_t wxdp_prog_id(struct wxdp *x)
 {
 	struct bpf_prog_info info = { 0 };
 	__u32 len = sizeof(info);
-	int fd = wxdp_fd(x, WXDP_FD_PROG);
+	int fd;
 
+	if (x && x->joined)
+		return x->prog_id;
+	fd = wxdp_fd(x, WXDP_FD_PROG);
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 		return 0;
 	return info.id;
@@ -560,6 +880,11 @@ const char *wxdp_ifname(struct wxdp *x)
 	return x ? x->ifname : "";
 }
 
+unsigned int wxdp_owner(struct wxdp *x)
+{
+	return x && x->owner_fd >= 0 ? x->owner : 0;
+}
+
 const char *wxdp_pin_dir(struct wxdp *x)
 {
 	return x ? x->pin_dir : "";
@@ -569,24 +894,49 @@ const char *wxdp_pin_dir(struct wxdp *x)
 
 int wxdp_config_get(struct wxdp *x, struct wxdp_config *c)
 {
-	__u32 zero = 0;
+	struct wxdp_config s;
+	int err;
 
 	if (!x || !c)
 		return -EINVAL;
-	if (bpf_map_lookup_elem(wxdp_fd(x, WXDP_FD_CONFIG), &zero, c))
-		return -errno;
+	err = shared_read(x, &s);
+	if (err)
+		return err;
+	*c = s;
+	if (x->owner_fd < 0)
+		return 0;
+	/* Sharing the interface: our own ports only. */
+	memset(c->quic_ports, 0, sizeof(c->quic_ports));
+	memset(c->dht_ports, 0, sizeof(c->dht_ports));
+	c->quic_owners = c->dht_owners = 0;
+	for (int k = 0; k < 2; k++) {
+		const __u16 *sp = k ? s.dht_ports : s.quic_ports;
+		unsigned int so = k ? s.dht_owners : s.quic_owners, n = 0;
+		__u16 *op = k ? c->dht_ports : c->quic_ports;
+
+		for (int i = 0; i < WXDP_MAX_PORTS; i++)
+			if (sp[i] && ((so >> (2 * i)) & 3) == x->owner)
+				op[n++] = sp[i];
+	}
 	return 0;
 }
 
 int wxdp_config_set(struct wxdp *x, const struct wxdp_config *c)
 {
-	__u32 zero = 0;
+	int err, lock;
 
 	if (!x || !c || wxdp_config_check(c))
 		return -EINVAL;
-	if (bpf_map_update_elem(wxdp_fd(x, WXDP_FD_CONFIG), &zero, c, 0))
-		return -errno;
-	return 0;
+	if (x->owner_fd < 0)
+		return shared_write(x, c);
+	/* Sharing the interface: our ports replace ours, the others' stay;
+	 * the limits are the interface's (the last set applies). */
+	lock = ns_lock(x->pin_dir);
+	if (lock < 0)
+		return lock;
+	err = shared_set(x, c);
+	close(lock);
+	return err;
 }
 
 /* --- stats --- */

@@ -21,6 +21,14 @@ struct wxdp {
 	int mode; /* enum xdp_attach_mode; XDP_MODE_UNSPEC = not attached */
 	char ifname[IF_NAMESIZE];
 	char pin_dir[1024]; /* shorter than PATH_MAX: room for "/<map name>" */
+	/* Sharing the interface with other weftd instances (docs/XDP.md):
+	 * this instance's slot, the flock that says it is alive (a
+	 * directory "owner<N>" in pin_dir), and whether it joined a program
+	 * another instance attached (then mode and prog_id are that one's). */
+	unsigned int owner;
+	int owner_fd;
+	int joined;
+	uint32_t prog_id;
 	wxdp_ban_change_fn on_ban_change;
 	void *cb_arg;
 };
