@@ -83,7 +83,7 @@ FLAGS_fuzz := $(BASE_CFLAGS) -Wno-error -O1 -fsanitize=fuzzer-no-link,address,un
 lib_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(LIB_SRCS))
 ctl_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(CTL_SRCS))
 
-all: $(BUILD)/weftd $(BUILD)/weftctl $(BPF_OBJS) $(BPF_SKELS)
+all: $(BUILD)/weftd $(BUILD)/weftctl $(BUILD)/weftlab-sim $(BPF_OBJS) $(BPF_SKELS)
 
 # ---- dependency check: install the Debian packages if any is missing ----
 deps:
@@ -127,6 +127,11 @@ $(BUILD)/weftctl: $(call ctl_objs,rel) $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
+# weftlab sim's driver: the DHT core on a simulated network (docs/LAB.md).
+$(BUILD)/weftlab-sim: $(OBJ_rel)/tools/weftlab-sim/weftlab_sim.o $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
 # Sanitized daemon and CLI: what the integration tests run.
 $(BUILD)/san/weftd: $(OBJ_san)/userspace/node/main.o $(OBJ_san)/libweft.a
 	$(call msg,LD,$@)
@@ -154,6 +159,7 @@ $(BUILD)/tools/%: tests/tools/%.c
 	$(Q)$(CC) $(CPPFLAGS) $(FLAGS_rel) -o $@ $<
 
 TEST_BINS := $(TOOL_BINS) $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
+	$(BUILD)/weftlab-sim \
 	$(BPF_OBJS) $(FUZZ_BINS)
 
 # The layers rule (docs/ARCHITECTURE.md): no module includes another's
@@ -193,16 +199,25 @@ install: all
 	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/bin
 	install -m 0755 $(BUILD)/weftd $(DESTDIR)/usr/local/sbin/weftd
 	install -m 0755 $(BUILD)/weftctl $(DESTDIR)/usr/local/bin/weftctl
+	install -m 0755 tools/weftlab $(DESTDIR)/usr/local/bin/weftlab
+	install -d $(DESTDIR)/usr/local/lib/weft
+	install -m 0755 $(BUILD)/weftlab-sim $(DESTDIR)/usr/local/lib/weft/weftlab-sim
 
 # ---- operators: man pages and the Debian package (docs/OPERATIONS.md) ----
 # weftd(8) and weftctl(8): tools/man/*.in with the programs' own --help;
 # weft.conf(5): the keys table of docs/CONFIG.md.
-MAN_PAGES := $(BUILD)/man/weftd.8 $(BUILD)/man/weftctl.8 $(BUILD)/man/weft.conf.5
+MAN_PAGES := $(BUILD)/man/weftd.8 $(BUILD)/man/weftctl.8 $(BUILD)/man/weft.conf.5 $(BUILD)/man/weftlab.1
 man: $(MAN_PAGES)
 $(BUILD)/man/weftd.8 $(BUILD)/man/weftctl.8: $(BUILD)/man/%.8: tools/man/%.8.in tools/man/mkman.py $(BUILD)/%
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(BUILD)/$* --help >$@.usage
+	$(Q)/usr/bin/python3 tools/man/mkman.py $< $@.usage $@
+# weftlab(1): its command list from weftlab --help (a Python script: no build)
+$(BUILD)/man/weftlab.1: tools/man/weftlab.1.in tools/man/mkman.py tools/weftlab
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)/usr/bin/python3 tools/weftlab --help | sed -n '/^commands:/,$$p' >$@.usage
 	$(Q)/usr/bin/python3 tools/man/mkman.py $< $@.usage $@
 $(BUILD)/man/weft.conf.5: docs/CONFIG.md tools/man/mkman.py
 	$(call msg,MAN,$@)

@@ -12,14 +12,18 @@ on_exit "rm -rf '$D'"
 SOCK="$D/weftd.sock"
 QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
 
-# comp WORD...: complete the last word; prints COMPREPLY one per line
-comp() {
+# comp_with FN WORD...: complete the last word with FN; prints COMPREPLY
+# one per line. comp: weftctl's, lcomp: weftlab's.
+comp_with() {
+	local fn=$1
+	shift
 	COMP_WORDS=("$@")
 	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
 	COMPREPLY=()
-	_weftctl
+	"$fn"
 	printf '%s\n' "${COMPREPLY[@]}"
 }
+comp() { comp_with _weftctl "$@"; }
 has() { grep -qx -- "$2" <<<"$1" || fail "completion lacks '$2': $(echo $1)"; }
 
 out=$(comp "$WEFTCTL" "")
@@ -59,4 +63,19 @@ out=$(comp "$WEFTCTL" --socket "$SOCK" content get "${sid:0:6}")
 [ "$(echo $out)" = "$sid" ] || fail "content get prefix: $(echo $out)"
 pass "service names and share ids from the running daemon"
 stop_weftd "$WEFTD_PID" || fail "stop"
+
+# weftlab: commands, scenarios (every one weftlab --help lists), options
+. "$TOP/tools/completion/weftlab"
+lcomp() { comp_with _weftlab "$@"; }
+out=$(lcomp weftlab --dir "$D" "")
+for w in up down status run report top; do has "$out" "$w"; done
+out=$(lcomp weftlab run "")
+for w in $("$PYTHON" "$TOP/tools/weftlab" --help | sed -n 's/^  weftlab \[--dir DIR\] run \([a-z]*\).*/\1/p'); do
+	has "$out" "$w"
+done
+out=$(lcomp weftlab up --n)
+[ "$(echo $out)" = "--nodes --nat" ] || fail "weftlab up --n: $(echo $out)"
+out=$(lcomp weftlab run distribute --s)
+has "$out" --size
+pass "weftlab: commands, every scenario, options"
 finish

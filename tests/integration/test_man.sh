@@ -1,20 +1,21 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Man pages: weftd(8), weftctl(8), weft.conf(5) render without a warning;
+# Man pages: weftd(8), weftctl(8), weft.conf(5), weftlab(1) render without a warning;
 # every key of docs/CONFIG.md is in weft.conf(5), every weftctl verb (from
-# weftctl's own usage text) and every weftd flag in their pages.
+# weftctl's own usage text) and every weftd flag in their pages, every
+# weftlab command (from weftlab --help) in weftlab(1).
 set -u
 . "$TOP/tests/lib/common.sh"
 command -v man >/dev/null || fail "man missing (man-db)"
 make --no-print-directory -C "$TOP" BUILD="$BUILD" man >/dev/null || fail "make man failed"
 M="$BUILD/man"
 render() { MANWIDTH=200 man -l "$M/$1" 2>/dev/null; }
-for p in weftd.8 weftctl.8 weft.conf.5; do
+for p in weftd.8 weftctl.8 weft.conf.5 weftlab.1; do
 	w=$(MANWIDTH=80 man --warnings -l "$M/$p" 2>&1 >/dev/null)
 	[ -z "$w" ] || fail "$p: warnings: $w"
 	render "$p" | grep -q . || fail "$p renders empty"
 done
-pass "three pages render without warnings"
+pass "four pages render without warnings"
 
 keys=$(sed -n '/^## Keys/,/^## Files/p' "$TOP/docs/CONFIG.md" |
 	grep -o '^| `[a-z_]*\.[a-z_0-9]*`\(, `[a-z_]*\.[a-z_0-9]*`\)*' | grep -o '[a-z_]*\.[a-z_0-9]*')
@@ -37,4 +38,15 @@ for f in $("$WEFTD_REL" --help | grep -o '\-\-[a-z-]*' | sort -u); do
 	render weftd.8 | grep -q -- "$f" || fail "weftd(8) lacks $f"
 done
 pass "weftctl(8) has all $verbs commands, weftd(8) every flag"
+
+lab=0
+while read -r verb rest; do
+	render weftlab.1 | grep -qF -- "weftlab [--dir DIR] $verb" || fail "weftlab(1) lacks '$verb'"
+	lab=$((lab + 1))
+done < <("$PYTHON" "$TOP/tools/weftlab" --help | sed -n 's/^  weftlab \[--dir DIR\] \([a-z]*\( [a-z]*\)\{0,1\}\).*/\1/p')
+[ $lab -ge 12 ] || fail "only $lab weftlab commands found"
+for v in up down status report top bootstrap lookups churn distribute services flood; do
+	render weftlab.1 | grep -q "$v" || fail "weftlab(1) lacks $v"
+done
+pass "weftlab(1) has all $lab commands"
 finish

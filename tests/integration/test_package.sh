@@ -32,7 +32,8 @@ dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|' >"$D/contents"
 for f in /usr/sbin/weftd /usr/bin/weftctl /usr/lib/weft/weft_xdp.bpf.o /etc/weft/weft.conf \
 	/lib/systemd/system/weft.service /usr/libexec/weft/weft-bpffs \
 	/usr/share/bash-completion/completions/weftctl /usr/share/man/man8/weftd.8.gz \
-	/usr/share/man/man8/weftctl.8.gz /usr/share/man/man5/weft.conf.5.gz; do
+	/usr/share/man/man8/weftctl.8.gz /usr/share/man/man5/weft.conf.5.gz \
+	/usr/bin/weftlab /usr/lib/weft/weftlab-sim /usr/share/man/man1/weftlab.1.gz /usr/share/bash-completion/completions/weftlab; do
 	grep -qx "$f" "$D/contents" || fail "$f not in the package: $(cat "$D/contents")"
 done
 dpkg-deb -I "$DEB" | grep -q 'postinst' || fail "no postinst (system user)"
@@ -49,7 +50,10 @@ while read -r line; do
 	grep -qxF "$line" "$R/etc/weft/weft.conf" || fail "weft.conf lacks '$line'"
 done <"$D/keys"
 [ "$(wc -l <"$D/keys")" -ge 40 ] || fail "only $(wc -l <"$D/keys") keys in weft.conf"
-pass "contents: binaries, BPF object, unit, helper, man pages, completion, conffile ($(wc -l <"$D/keys") keys)"
+"$R/usr/bin/weftlab" --help | grep -q 'weftlab \[--dir DIR\] up' || fail "the packaged weftlab does not run"
+WEFTLAB_SIM="$R/usr/lib/weft/weftlab-sim" "$R/usr/bin/weftlab" --dir "$D/lab" sim --nodes 50 lookups \
+	--lookups 20 --seed 1 >/dev/null 2>&1 || fail "the packaged weftlab-sim does not run"
+pass "contents: binaries, weftlab, BPF object, unit, helper, man pages, completion, conffile ($(wc -l <"$D/keys") keys)"
 
 # --- the unit
 U="$R/lib/systemd/system/weft.service"
