@@ -92,7 +92,8 @@ check-deps:
 	$(Q)tools/deps.sh check || tools/deps.sh install
 
 # ---- BPF ----
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/weft/xdp_abi.h
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/weft/xdp_abi.h include/weft/xdp_policy.h \
+		include/weft/relay_policy.h
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -157,6 +158,12 @@ $(BUILD)/tools/%: tests/tools/%.c
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(FLAGS_rel) -o $@ $<
+
+# relay_node runs the relay data plane (engine + XDP program): linked to libweft.
+$(BUILD)/tools/relay_node: tests/tools/relay_node.c $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
 TEST_BINS := $(TOOL_BINS) $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
 	$(BUILD)/weftlab-sim \

@@ -21,6 +21,7 @@
 #include <bpf/bpf_helpers.h>
 #include <xdp/xdp_helpers.h>
 
+#include "weft/relay_policy.h"
 #include "weft/xdp_abi.h"
 #include "weft/xdp_policy.h"
 
@@ -102,6 +103,35 @@ struct {
 	__type(value, struct wxdp_bucket);
 } WXDP_MAP_BUDGET SEC(".maps");
 
+/* Relay circuits (docs/XDP.md, "Circuit map"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * WXDP_RELAY_MAX_CIRC);
+	__type(key, struct wxdp_relay_key);
+	__type(value, struct wxdp_relay_hop);
+} WXDP_MAP_RELAY SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WXDP_RELAY_MAX_CIRC);
+	__type(key, __u32);
+	__type(value, struct wxdp_circ);
+} WXDP_MAP_CIRC SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wxdp_relay_cfg);
+} WXDP_MAP_RCFG SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 2 * WXDP_RELAY_MAX_CIRC);
+	__type(key, struct wxdp_relay_key);
+	__type(value, struct wxdp_relay_l2);
+} WXDP_MAP_RL2 SEC(".maps");
+
 /* libxdp dispatcher: run early, and let the next program see what we pass. */
 struct {
 	__uint(priority, 10);
@@ -124,7 +154,22 @@ struct wxdp_pkt {
 	__u32 plen;     /* UDP payload length */
 	__u16 dport;    /* UDP destination port, host order */
 	__u8 peek[8];   /* first min(plen, WXDP_PEEK) payload bytes */
+	__u32 l3off, l4off; /* relay: offsets of the IP and UDP headers */
 };
+
+/* classify()'s answer for a datagram to a relay port: not a counter, the
+ * relay stage (wxdp_relay) counts it. */
+#define WXDP_V_RELAY 0x100
+
+/* Is dport (host order) one of the relay's ports? */
+static __always_inline int relay_port(__u16 dport)
+{
+	struct wxdp_relay_cfg *rc;
+	__u32 zero = 0;
+
+	rc = bpf_map_lookup_elem(&WXDP_MAP_RCFG, &zero);
+	return rc && rc->port_min && dport >= rc->port_min && dport <= rc->port_max;
+}
 
 static __always_inline int ban_check4(const __u8 *src, __u64 now)
 {
@@ -340,8 +385,13 @@ static __always_inline __u32 parse_v4(const struct wxdp_config *cfg, struct wxdp
 		return WXDP_STAT_PASS_NOT_WEFT; /* cannot tell the port */
 	pk->dport = bpf_ntohs(udp->dest);
 	pk->kind = wxdp_port_kind(cfg, pk->dport);
-	if (pk->kind == WXDP_KIND_NONE)
-		return WXDP_STAT_PASS_NOT_WEFT;
+	if (pk->kind == WXDP_KIND_NONE) {
+		if (!relay_port(pk->dport))
+			return WXDP_STAT_PASS_NOT_WEFT;
+		pk->l4off = pk->l3off + hl;
+		pk->v6 = 0;
+		return WXDP_V_RELAY;
+	}
 	tot = bpf_ntohs(ip->tot_len);
 	if (tot < hl + sizeof(*udp))
 		return WXDP_STAT_DROP_UDP_LEN;
@@ -395,8 +445,13 @@ static __always_inline __u32 parse_v6(const struct wxdp_config *cfg, struct wxdp
 		return WXDP_STAT_PASS_NOT_WEFT;
 	pk->dport = bpf_ntohs(udp->dest);
 	pk->kind = wxdp_port_kind(cfg, pk->dport);
-	if (pk->kind == WXDP_KIND_NONE)
-		return WXDP_STAT_PASS_NOT_WEFT;
+	if (pk->kind == WXDP_KIND_NONE) {
+		if (!relay_port(pk->dport))
+			return WXDP_STAT_PASS_NOT_WEFT;
+		pk->l4off = pk->l3off + (__u32)(pos - (void *)ip6);
+		pk->v6 = 1;
+		return WXDP_V_RELAY;
+	}
 	ext = pos - (void *)(ip6 + 1);
 	plen = bpf_ntohs(ip6->payload_len);
 	if (plen < ext + sizeof(*udp))
@@ -408,13 +463,13 @@ static __always_inline __u32 parse_v6(const struct wxdp_config *cfg, struct wxdp
 	return parse_udp(cfg, pk, udp, end, plen - ext);
 }
 
-/* Verdict of the packet; *dport its UDP destination port when it got one. */
+/* Verdict of the packet; pk->dport its UDP destination port when it got
+ * one, pk->l3off/l4off/v6 for the relay stage. */
 static __always_inline __u32 classify(struct xdp_md *ctx, const struct wxdp_config *cfg,
-				      __u16 *dport)
+				      struct wxdp_pkt *pk)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct wxdp_pkt pk = {};
 	struct ethhdr *eth = data;
 	struct vlan_hdr_ *vh;
 	void *pos;
@@ -436,20 +491,210 @@ static __always_inline __u32 classify(struct xdp_md *ctx, const struct wxdp_conf
 		proto = vh->proto;
 		pos = vh + 1;
 	}
+	pk->l3off = (__u32)(pos - data);
 	if (proto == bpf_htons(ETH_P_IP))
-		v = parse_v4(cfg, &pk, pos, end);
+		v = parse_v4(cfg, pk, pos, end);
 	else if (proto == bpf_htons(ETH_P_IPV6))
-		v = parse_v6(cfg, &pk, pos, end);
-	*dport = pk.dport;
+		v = parse_v6(cfg, pk, pos, end);
 	return v;
+}
+
+/* ---- relay circuits: forwarding inside the program ---- */
+
+/* A datagram of plen bytes at p that may be a relay bind (STUN-shaped,
+ * docs/PROTOCOL.md "Relay bind"): binds always go to userspace. QUIC
+ * always sets 0x40 in its first byte, so no QUIC packet looks like one. */
+static __always_inline int relay_bind_shaped(const __u8 *p, void *end, __u32 plen)
+{
+	if (plen < WXDP_STUN_HDR || (void *)(p + 8) > end)
+		return 0;
+	return (p[0] & 0xc0) == 0 && p[4] == 0x21 && p[5] == 0x12 && p[6] == 0xa4 && p[7] == 0x42;
+}
+
+/* To userspace (the queue's AF_XDP socket of instance 0: the relay runs
+ * in the first, or only, weftd on the interface): binds, unknown sources,
+ * circuits not (yet) in the kernel. */
+static __always_inline int relay_user(struct xdp_md *ctx)
+{
+	__u32 slot = ctx->rx_queue_index;
+
+	stat_inc(WXDP_STAT_RELAY_USER);
+	if (slot >= WXDP_MAX_QUEUES)
+		slot = WXDP_XSKS_MAX;
+	return bpf_redirect_map(&WXDP_MAP_XSKS, slot, XDP_PASS);
+}
+
+enum { RELAY_FWD = 0, RELAY_USER = 1, RELAY_DROP = 2 };
+
+/*
+ * The decision for a datagram keyed k (plen payload bytes at p, ttl its
+ * TTL / hop limit): a bind is recorded (its link layer) and goes to
+ * userspace; a bound end's datagram is decided by relay_policy.h and
+ * counted in the circuit. RELAY_FWD sets *hopp.
+ */
+static __always_inline int relay_decide(struct xdp_md *ctx, struct ethhdr *eth,
+					const struct wxdp_relay_key *k, const __u8 *p, void *end,
+					__u32 plen, __u32 ttl, struct wxdp_relay_hop **hopp)
+{
+	const struct wxdp_config *cfg;
+	struct wxdp_relay_hop *hop;
+	struct wxdp_circ *c;
+	__u32 zero = 0, slot, d;
+	__u64 now;
+
+	if (relay_bind_shaped(p, end, plen)) {
+		struct wxdp_relay_l2 l2;
+
+		/* Remember how this sender is reached: userspace copies it
+		 * into the other end's hop when both are bound. */
+		__builtin_memcpy(l2.src_mac, eth->h_source, 6);
+		__builtin_memcpy(l2.dst_mac, eth->h_dest, 6);
+		l2.ifindex = ctx->ingress_ifindex;
+		bpf_map_update_elem(&WXDP_MAP_RL2, k, &l2, BPF_ANY);
+		return RELAY_USER;
+	}
+	hop = bpf_map_lookup_elem(&WXDP_MAP_RELAY, k);
+	if (!hop || !hop->l2.ifindex || hop->family != k->family)
+		return RELAY_USER;
+	slot = hop->slot;
+	c = bpf_map_lookup_elem(&WXDP_MAP_CIRC, &slot);
+	if (!c || c->id != hop->id)
+		return RELAY_USER;
+	cfg = bpf_map_lookup_elem(&WXDP_MAP_CONFIG, &zero);
+	now = cfg && cfg->now_override_ns ? cfg->now_override_ns : bpf_ktime_get_ns();
+	d = hop->dir & 1;
+	if (ttl <= 1 || wrelay_decide(c, d, plen, now) != WRELAY_FORWARD) {
+		__sync_fetch_and_add(&c->dir[d].drops, 1);
+		return RELAY_DROP;
+	}
+	__sync_fetch_and_add(&c->dir[d].pkts, 1);
+	__sync_fetch_and_add(&c->dir[d].bytes, plen);
+	c->last_ns = now;
+	*hopp = hop;
+	return RELAY_FWD;
+}
+
+/* Send the rewritten frame towards the other end: its MACs from the
+ * other end's bind, out of the interface that bind came in on. */
+static __always_inline int relay_send(struct xdp_md *ctx, struct ethhdr *eth,
+				      const struct wxdp_relay_hop *hop)
+{
+	__u32 ifindex = hop->l2.ifindex;
+
+	__builtin_memcpy(eth->h_dest, hop->l2.src_mac, 6);
+	__builtin_memcpy(eth->h_source, hop->l2.dst_mac, 6);
+	stat_inc(WXDP_STAT_RELAY_TX);
+	if (ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(ifindex, 0);
+}
+
+static __always_inline int relay_verdict(struct xdp_md *ctx, int r)
+{
+	if (r == RELAY_DROP) {
+		stat_inc(WXDP_STAT_RELAY_DROP);
+		return XDP_DROP;
+	}
+	return relay_user(ctx);
+}
+
+/*
+ * A datagram to a relay port (l3off / l4off: its IP and UDP headers, v6:
+ * IPv6). A bound end's datagram is decided by relay_policy.h, rewritten
+ * (from the address and relay port it came to, to the other end; TTL /
+ * hop limit decremented; incremental IP and UDP checksums) and sent back
+ * out: XDP_TX on the same interface, a redirect otherwise. Everything
+ * else goes to userspace, which answers binds and counts the rest. Counts
+ * exactly one of relay_tx, relay_user, relay_drop. Global (verified
+ * once), like wxdp_police.
+ */
+__noinline int wxdp_relay_fwd(struct xdp_md *ctx, __u32 l3off, __u32 l4off, __u32 v6)
+{
+	__u16 ow[WRELAY_CSUM_MAX_WORDS] = {}, nw[WRELAY_CSUM_MAX_WORDS] = {}, o_ttl, n_ttl;
+	struct wxdp_relay_hop *hop = NULL;
+	struct wxdp_relay_key k;
+	struct ethhdr *eth;
+	struct udphdr *udp;
+	void *data, *end;
+	__u32 plen;
+	__be16 rport;
+	int r;
+
+	if (!ctx)
+		return XDP_PASS;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return relay_user(ctx);
+	/* Bounded for the verifier: two VLAN tags, IPv6 extension headers. */
+	l3off &= 0x3f;
+	l4off &= 0x1ff;
+	udp = data + l4off;
+	if ((void *)(udp + 1) > end)
+		return relay_user(ctx);
+	plen = bpf_ntohs(udp->len);
+	if (plen < sizeof(*udp))
+		return relay_user(ctx);
+	plen -= sizeof(*udp);
+	rport = udp->dest;
+	if (!v6) {
+		struct iphdr *ip = data + l3off;
+
+		if ((void *)(ip + 1) > end || ip->ihl != 5)
+			return relay_user(ctx);
+		wrelay_key(&k, 4, (const __u8 *)&ip->saddr, udp->source, rport);
+		r = relay_decide(ctx, eth, &k, (const __u8 *)(udp + 1), end, plen, ip->ttl, &hop);
+		if (r != RELAY_FWD || !hop)
+			return relay_verdict(ctx, r);
+		__builtin_memcpy(ow, &ip->saddr, 8);	/* saddr, daddr */
+		__builtin_memcpy(nw, &ip->daddr, 4);	/* saddr' = daddr */
+		__builtin_memcpy(&nw[2], hop->addr, 4); /* daddr' = the other end */
+		ow[4] = udp->source;
+		ow[5] = rport;
+		nw[4] = rport;
+		nw[5] = hop->dport;
+		/* IPv4 header checksum: the addresses and the TTL word. */
+		__builtin_memcpy(&o_ttl, &ip->ttl, 2);
+		ip->ttl--;
+		__builtin_memcpy(&n_ttl, &ip->ttl, 2);
+		ip->check = wrelay_csum_replace(ip->check, ow, nw, 4);
+		ip->check = wrelay_csum_replace(ip->check, &o_ttl, &n_ttl, 1);
+		if (udp->check) /* 0: sent without a checksum (IPv4 only) */
+			udp->check = wrelay_udp_csum_fix(wrelay_csum_replace(udp->check, ow, nw, 6));
+		__builtin_memcpy(&ip->saddr, nw, 8);
+	} else {
+		struct ipv6hdr *ip6 = data + l3off;
+
+		if ((void *)(ip6 + 1) > end)
+			return relay_user(ctx);
+		wrelay_key(&k, 6, ip6->saddr.in6_u.u6_addr8, udp->source, rport);
+		r = relay_decide(ctx, eth, &k, (const __u8 *)(udp + 1), end, plen, ip6->hop_limit,
+				 &hop);
+		if (r != RELAY_FWD || !hop)
+			return relay_verdict(ctx, r);
+		__builtin_memcpy(ow, &ip6->saddr, 32);
+		__builtin_memcpy(nw, &ip6->daddr, 16);
+		__builtin_memcpy(&nw[8], hop->addr, 16);
+		ow[16] = udp->source;
+		ow[17] = rport;
+		nw[16] = rport;
+		nw[17] = hop->dport;
+		ip6->hop_limit--;
+		udp->check = wrelay_udp_csum_fix(wrelay_csum_replace(udp->check, ow, nw, 18));
+		__builtin_memcpy(&ip6->saddr, nw, 32);
+	}
+	udp->source = rport;
+	udp->dest = hop->dport;
+	return relay_send(ctx, eth, hop);
 }
 
 SEC("xdp")
 int weft_xdp(struct xdp_md *ctx)
 {
 	const struct wxdp_config *cfg;
+	struct wxdp_pkt pk = {};
 	__u32 zero = 0, v, slot;
-	__u16 dport = 0;
 	int act = XDP_PASS;
 
 	stat_inc(WXDP_STAT_RX);
@@ -458,7 +703,9 @@ int weft_xdp(struct xdp_md *ctx)
 		stat_inc(WXDP_STAT_PASS_NOT_WEFT);
 		return XDP_PASS;
 	}
-	v = classify(ctx, cfg, &dport);
+	v = classify(ctx, cfg, &pk);
+	if (v == WXDP_V_RELAY)
+		return wxdp_relay_fwd(ctx, pk.l3off, pk.l4off, pk.v6);
 	switch (v) {
 	case WXDP_STAT_PASS_NOT_WEFT:
 	case WXDP_STAT_PASS_FRAGMENT:
@@ -468,7 +715,7 @@ int weft_xdp(struct xdp_md *ctx)
 		/* The socket of the port's instance on this queue; none
 		 * (another instance's queue, or its kernel sockets): the
 		 * low bits of flags, XDP_PASS. */
-		slot = wxdp_port_owner(cfg, dport) * WXDP_MAX_QUEUES + ctx->rx_queue_index;
+		slot = wxdp_port_owner(cfg, pk.dport) * WXDP_MAX_QUEUES + ctx->rx_queue_index;
 		if (ctx->rx_queue_index >= WXDP_MAX_QUEUES)
 			slot = WXDP_XSKS_MAX;
 		act = bpf_redirect_map(&WXDP_MAP_XSKS, slot, XDP_PASS);

@@ -99,11 +99,16 @@ WXDP_UNROLL
 	}
 }
 
+/* Most 16-bit words one update covers: IPv6 source and destination
+ * (2 x 8) and the two ports. */
+#define WRELAY_CSUM_MAX_WORDS 18
+
 /*
  * Incremental Internet checksum update (RFC 1624, eqn. 3: HC' = ~(~HC +
  * ~m + m')) for a field of n 16-bit words changing from old to new (both
  * as they sit in the packet). csum is the checksum field as stored
  * (network order value read as __u16); returns the new field value.
+ * n <= WRELAY_CSUM_MAX_WORDS.
  * Works on either byte order as long as all three are read the same way.
  */
 WXDP_INLINE __u16 wrelay_csum_replace(__u16 csum, const __u16 *old, const __u16 *new_, int n)
@@ -112,7 +117,7 @@ WXDP_INLINE __u16 wrelay_csum_replace(__u16 csum, const __u16 *old, const __u16 
 	int i;
 
 WXDP_UNROLL
-	for (i = 0; i < 8; i++) {
+	for (i = 0; i < WRELAY_CSUM_MAX_WORDS; i++) {
 		if (i < n) {
 			s += (__u16)~old[i];
 			s += new_[i];

@@ -146,6 +146,10 @@ enum wxdp_fd {
 	WXDP_FD_XSKS, /* for the AF_XDP backend: key = rx queue, value = xsk fd */
 	WXDP_FD_VALID,
 	WXDP_FD_BUDGET,
+	WXDP_FD_RELAY, /* relay hops (userspace/relay/fwd_xdp.c owns the four relay maps) */
+	WXDP_FD_CIRC,
+	WXDP_FD_RCFG,
+	WXDP_FD_RL2,
 };
 /* A file descriptor owned by x (do not close), or -EINVAL. */
 int wxdp_fd(struct wxdp *x, enum wxdp_fd which);

@@ -209,6 +209,9 @@ enum wxdp_stat {
 	WXDP_STAT_DROP_UNVAL_DHT,    /* unvalidated source, DHT budget spent */
 	WXDP_STAT_DROP_RATE_STUN,    /* over the per-source STUN bucket */
 	WXDP_STAT_DROP_UNVAL_STUN,   /* unvalidated source, STUN budget spent */
+	WXDP_STAT_RELAY_TX,          /* relay circuit packet rewritten and sent (XDP_TX/redirect) */
+	WXDP_STAT_RELAY_USER,        /* to a relay port, not a bound hop (binds...): to userspace */
+	WXDP_STAT_RELAY_DROP,        /* relay circuit packet dropped by the policy (rate, limit, end) */
 	WXDP_STAT__MAX
 };
 
@@ -283,9 +286,31 @@ _Static_assert(sizeof(struct wxdp_src_val) == 64, "wxdp_src_val ABI");
  */
 #define WXDP_MAP_RELAY wxdp_relay /* HASH wxdp_relay_key -> wxdp_relay_hop */
 #define WXDP_MAP_CIRC wxdp_circ   /* ARRAY[WXDP_RELAY_MAX_CIRC] of wxdp_circ */
-/* Most relay ports (circuits) one program serves: 4096 x 128 bytes =
- * 512 KiB of array; the hop map holds two entries per circuit. */
+#define WXDP_MAP_RCFG wxdp_rcfg   /* ARRAY[1] of wxdp_relay_cfg */
+#define WXDP_MAP_RL2 wxdp_rl2     /* LRU_HASH wxdp_relay_key -> wxdp_relay_l2 */
+/* Most relay ports (circuits) one program serves: 4096 x 136 bytes =
+ * 544 KiB of array; the hop map holds two entries per circuit; the L2 map
+ * remembers the last 2 x 4096 bind senders. */
 #define WXDP_RELAY_MAX_CIRC 4096
+
+/* The relay port range (WXDP_MAP_RCFG[0]); port_min 0 = no relay. */
+struct wxdp_relay_cfg {
+	__u16 port_min, port_max; /* host order, inclusive */
+	__u32 pad;
+};
+
+/*
+ * Link layer of a bind's sender, recorded by the program when a bind
+ * (STUN-shaped datagram) reaches a relay port: the MAC it came from (the
+ * end's next hop), the MAC it came to (ours) and the interface. Userspace
+ * copies it into the other end's hop, so forwarding needs no FIB or
+ * neighbour lookup (nor net.ipv4.ip_forward).
+ */
+struct wxdp_relay_l2 {
+	__u8 src_mac[6]; /* the sender's (next hop's) MAC */
+	__u8 dst_mac[6]; /* our interface's MAC */
+	__u32 ifindex;	 /* interface it arrived on */
+};
 
 struct wxdp_relay_key {
 	__u8 addr[16];	/* source address, IPv4 in addr[0..3], rest zero */
@@ -302,6 +327,7 @@ struct wxdp_relay_hop {
 	__u8 dir;	/* 0: end A -> end B, 1: B -> A */
 	__u32 slot;	/* index in WXDP_MAP_CIRC */
 	__u64 id;	/* circuit id: a hop whose id differs from the slot's is stale */
+	struct wxdp_relay_l2 l2; /* how to reach the other end (its bind's L2) */
 };
 
 struct wxdp_circ_dir {
@@ -333,7 +359,9 @@ enum wxdp_relay_end {
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct wxdp_relay_key) == 24, "wxdp_relay_key ABI");
-_Static_assert(sizeof(struct wxdp_relay_hop) == 32, "wxdp_relay_hop ABI");
+_Static_assert(sizeof(struct wxdp_relay_hop) == 48, "wxdp_relay_hop ABI");
+_Static_assert(sizeof(struct wxdp_relay_l2) == 16, "wxdp_relay_l2 ABI");
+_Static_assert(sizeof(struct wxdp_relay_cfg) == 8, "wxdp_relay_cfg ABI");
 _Static_assert(sizeof(struct wxdp_circ_dir) == 40, "wxdp_circ_dir ABI");
 _Static_assert(sizeof(struct wxdp_circ) == 136, "wxdp_circ ABI");
 #endif

@@ -85,6 +85,11 @@ struct io_queue {
 	uint16_t ip_id;
 	struct io_neigh *neigh;
 	int ksock[IO_MAX_PORTS];
+	/* The extra served range (relay ports): received through the XDP
+	 * program only; a kernel-path socket per port is opened on the first
+	 * send that needs one (unresolved neighbour). */
+	uint16_t range_min, range_max;
+	int *rksock;
 	uint8_t *kbuf; /* kernel-path rx buffers, batch x XSK_FRAME */
 	uint64_t xstats_ns; /* last XDP_STATISTICS read (CLOCK_MONOTONIC) */
 };
@@ -387,6 +392,10 @@ static void xsk_close(struct io_queue *q)
 	for (i = 0; i < q->nports; i++)
 		if (q->ksock[i] >= 0)
 			close(q->ksock[i]);
+	for (i = 0; q->rksock && i <= (unsigned int)(q->range_max - q->range_min); i++)
+		if (q->rksock[i] >= 0)
+			close(q->rksock[i]);
+	free(q->rksock);
 	io_neigh_free(q->neigh);
 	free(q->free_frames);
 	free(q->done);
@@ -470,6 +479,18 @@ static int xsk_open(struct io_queue **out, void *arg, const struct io_opts *opts
 		q->batch = XSK_MAX_BATCH;
 	q->nports = opts->nports;
 	memcpy(q->ports, opts->ports, opts->nports * sizeof(uint16_t));
+	if (opts->range_min && opts->range_max >= opts->range_min &&
+	    opts->range_max - opts->range_min < IO_MAX_RANGE) {
+		q->range_min = opts->range_min;
+		q->range_max = opts->range_max;
+		q->rksock = malloc((q->range_max - q->range_min + 1U) * sizeof(int));
+		if (!q->rksock) {
+			free(q);
+			return -ENOMEM;
+		}
+		for (i = 0; i <= (unsigned int)(q->range_max - q->range_min); i++)
+			q->rksock[i] = -1;
+	}
 	q->nframes = opts->xsk_frames ? opts->xsk_frames : XSK_DEFAULT_FRAMES;
 	if (q->nframes < 2 * q->batch || q->nframes > 2 * XSK_RING)
 		q->nframes = XSK_DEFAULT_FRAMES;
@@ -585,7 +606,7 @@ static int port_served(const struct io_queue *q, uint16_t port)
 	for (i = 0; i < q->nports; i++)
 		if (q->ports[i] == port)
 			return 1;
-	return 0;
+	return q->range_min && port >= q->range_min && port <= q->range_max;
 }
 
 /* Receive from the kernel-path sockets into kbuf (what the XDP program
@@ -726,6 +747,24 @@ static unsigned int ksock_for(const struct io_queue *q, uint16_t port)
 	return 0;
 }
 
+/* The kernel-path socket sending from port (a range port's is opened on
+ * first use), or -1. */
+static int kfd_for(struct io_queue *q, uint16_t port)
+{
+	if (q->range_min && port >= q->range_min && port <= q->range_max) {
+		int *fd = &q->rksock[port - q->range_min];
+
+		if (*fd < 0) {
+			int r = ksock_open(port);
+
+			if (r >= 0)
+				*fd = r;
+		}
+		return *fd;
+	}
+	return q->ksock[ksock_for(q, port)];
+}
+
 /* Kernel path: the unresolved-neighbour / other-interface case. */
 static int tx_kernel(struct io_queue *q, const struct io_txmsg *m, const struct io_addr *src)
 {
@@ -767,7 +806,7 @@ static int tx_kernel(struct io_queue *q, const struct io_txmsg *m, const struct 
 			mh.msg_controllen = CMSG_SPACE(sizeof(pi));
 		}
 	}
-	if (sendmsg(q->ksock[ksock_for(q, src->port)], &mh, MSG_DONTWAIT) < 0)
+	if (sendmsg(kfd_for(q, src->port), &mh, MSG_DONTWAIT) < 0)
 		return -errno;
 	return 0;
 }

@@ -156,6 +156,10 @@ static void relay_rx(struct engine_worker *w, const struct engine_pkt *pkt, void
 		rf->tot.drop_unknown++;
 		goto out;
 	}
+	/* xdp mode: the program forwards this circuit; a datagram here
+	 * slipped past it (hops being installed): decide on its state. */
+	if (c->in_kernel)
+		relay_kern_sync(rf, c);
 	v = wrelay_decide(&c->st, (__u32)e, pkt->len, now);
 	if (v == WRELAY_FORWARD) {
 		wrelay_account(&c->st, (__u32)e, pkt->len, now);
@@ -237,7 +241,7 @@ int relay_fwd_new(struct relay_fwd **out, const struct relay_fwd_opts *o)
 	limits_fill(&rf->o.defaults, NULL);
 	rf->nslots = n;
 	rf->next_id = 1;
-	rf->circ_fd = rf->hop_fd = -1;
+	rf->circ_fd = rf->hop_fd = rf->rl2_fd = -1;
 	rf->slots = calloc(n, sizeof(*rf->slots));
 	if (!rf->slots) {
 		free(rf);

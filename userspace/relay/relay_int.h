@@ -39,7 +39,7 @@ struct relay_fwd {
 	struct engine_timer sweep;
 	struct engine_worker *w0; /* worker 0, once the sweep timer is armed */
 	/* xdp mode (fwd_xdp.c) */
-	int circ_fd, hop_fd;
+	int circ_fd, hop_fd, rl2_fd;
 };
 
 /* ---- fwd_xdp.c, called with rf->mu held ---- */

@@ -53,6 +53,9 @@ static const char *const stat_names[WXDP_STAT__MAX] = {
 	[WXDP_STAT_DROP_UNVAL_INITIAL] = "drop_unvalidated_initial",
 	[WXDP_STAT_DROP_UNVAL_DHT] = "drop_unvalidated_dht",
 	[WXDP_STAT_DROP_RATE_STUN] = "drop_rate_stun",
+	[WXDP_STAT_RELAY_TX] = "relay_tx",
+	[WXDP_STAT_RELAY_USER] = "relay_user",
+	[WXDP_STAT_RELAY_DROP] = "relay_drop",
 	[WXDP_STAT_DROP_UNVAL_STUN] = "drop_unvalidated_stun",
 };
 
@@ -221,10 +224,14 @@ static struct bpf_map *map_of(struct wxdp *x, int i)
 	case 5: return x->skel->maps.WXDP_MAP_XSKS;
 	case 6: return x->skel->maps.WXDP_MAP_VALID;
 	case 7: return x->skel->maps.WXDP_MAP_BUDGET;
+	case 8: return x->skel->maps.WXDP_MAP_RELAY;
+	case 9: return x->skel->maps.WXDP_MAP_CIRC;
+	case 10: return x->skel->maps.WXDP_MAP_RCFG;
+	case 11: return x->skel->maps.WXDP_MAP_RL2;
 	}
 	return NULL;
 }
-#define NMAPS 8
+#define NMAPS 12
 
 static void unpin_all(struct wxdp *x)
 {
@@ -850,6 +857,10 @@ int wxdp_fd(struct wxdp *x, enum wxdp_fd which)
 	case WXDP_FD_XSKS: return bpf_map__fd(x->skel->maps.WXDP_MAP_XSKS);
 	case WXDP_FD_VALID: return bpf_map__fd(x->skel->maps.WXDP_MAP_VALID);
 	case WXDP_FD_BUDGET: return bpf_map__fd(x->skel->maps.WXDP_MAP_BUDGET);
+	case WXDP_FD_RELAY: return bpf_map__fd(x->skel->maps.WXDP_MAP_RELAY);
+	case WXDP_FD_CIRC: return bpf_map__fd(x->skel->maps.WXDP_MAP_CIRC);
+	case WXDP_FD_RCFG: return bpf_map__fd(x->skel->maps.WXDP_MAP_RCFG);
+	case WXDP_FD_RL2: return bpf_map__fd(x->skel->maps.WXDP_MAP_RL2);
 	}
 	return -EINVAL;
 }

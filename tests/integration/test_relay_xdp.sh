@@ -1,0 +1,96 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Relay data plane in namespaces: ends A (h1) and B (h2) and a relay (h3)
+# on one bridge. The relay (tests/tools/relay_node: engine + relay_fwd, one
+# circuit) runs in xdp mode (weft's XDP program, generic mode, on eth0) and
+# then in uring mode. Each end binds (STUN with WEFT-CIRCUIT), then A sends
+# 200 datagrams of 1200 bytes that B echoes, each checked byte for byte
+# (the ends send full UDP checksums, tx offload off, so the receiving
+# kernels verify the relay's incremental checksum update).
+#   xdp:   every datagram forwarded by the program: the circuit's map
+#          counters count 200 + 200, relay_tx counts 400, and userspace
+#          forwarded none (user_pkts 0); a stranger's datagram to the port
+#          goes to userspace and is dropped there (drop_unknown).
+#   uring: the engine forwards the same exchange (user_pkts 400).
+set -u
+. "$TOP/tests/lib/common.sh"
+. "$TOP/tests/lib/netns.sh"
+netns_require_root
+RELAY_NODE="$TOP/build/tools/relay_node"
+END="$TOP/tests/lib/relay_end.py"
+[ -x "$RELAY_NODE" ] || fail "missing $RELAY_NODE (make build/tools/relay_node)"
+netns_create 3 || fail "netns setup"
+D=$(mktemp -d /tmp/weft-relay-XXXXXX)
+netns_on_exit "rm -rf '$D'"
+RIP=$(netns_ip4 3)
+TA=000102030405060708090a0b0c0d0e0f
+TB=f0e0d0c0b0a090807060504030201000
+N=200
+for h in 1 2; do
+	netns_exec $h ethtool -K eth0 tx off >/dev/null 2>&1 || fail "ethtool tx off in h$h"
+done
+netns_exec 1 ping -c1 -W2 "$RIP" >/dev/null || fail "h1 cannot reach the relay"
+netns_exec 2 ping -c1 -W2 "$RIP" >/dev/null || fail "h2 cannot reach the relay"
+
+stat() { json_get "$@" <"$D/stats.json"; }
+
+# run_relay MODE: start relay_node in h3, sets RPID and PORT.
+run_relay() {
+	local exec
+	exec=$(netns_bpffs_exec 3 "$D")
+	rm -f "$D/stats.json" "$D/relay.out"
+	$exec "$RELAY_NODE" "$1" eth0 42000 42003 $TA $TB "$D/stats.json" >"$D/relay.out" 2>"$D/relay.err" &
+	RPID=$!
+	netns_on_exit "kill $RPID"
+	wait_for "grep -q '^port' '$D/relay.out'" 100 || { cat "$D/relay.err" >&2; fail "$1: relay_node did not start"; }
+	PORT=$(awk '/^port/ {print $2}' "$D/relay.out")
+	wait_for "[ -s '$D/stats.json' ]" 50 || fail "$1: no stats"
+}
+
+stop_relay() {
+	kill "$RPID" && wait "$RPID"
+}
+
+# exchange: B echoes, A pings N datagrams through the circuit.
+exchange() {
+	netns_exec 2 "$PYTHON" "$END" echo "$RIP" "$PORT" $TB $N >"$D/b.out" 2>&1 &
+	local bpid=$!
+	wait_for "grep -q bound '$D/b.out'" 60 || fail "$1: B did not bind: $(cat "$D/b.out")"
+	out=$(netns_exec 1 "$PYTHON" "$END" ping "$RIP" "$PORT" $TA $N 1200 2>&1) ||
+		fail "$1: exchange failed: $out"
+	wait "$bpid" || fail "$1: B's echo loop failed: $(cat "$D/b.out")"
+	echo "$out" | grep -q "^ok $N\$" || fail "$1: $out"
+	pass "$1: $N datagrams of 1200 bytes A -> B -> A through relay:$PORT, every byte checked"
+	sleep 0.3 # the next stats snapshot
+}
+
+# ---- xdp mode ----
+run_relay xdp-generic
+exchange xdp
+[ "$(stat circuits 0 in_kernel)" = True ] || fail "xdp: circuit not in the kernel"
+a=$(stat circuits 0 ends 0 pkts) b=$(stat circuits 0 ends 1 pkts)
+[ "$a" = $N ] && [ "$b" = $N ] || fail "xdp: map counters A->B $a, B->A $b, want $N each"
+[ "$(stat circuits 0 ends 0 bytes)" = $((N * 1200)) ] || fail "xdp: byte counter"
+tx=$(stat xdp relay_tx) user=$(stat totals user_pkts)
+[ "$tx" = $((2 * N)) ] || fail "xdp: relay_tx $tx, want $((2 * N))"
+[ "$user" = 0 ] || fail "xdp: userspace forwarded $user datagrams, want 0"
+[ "$(stat totals binds_ok)" -ge 2 ] || fail "xdp: binds not counted"
+pass "xdp: map counters $a + $b, relay_tx $tx, userspace forwarded $user"
+# A stranger (h1, another socket: not A's latched address) is not forwarded.
+before=$(stat xdp relay_user)
+netns_exec 1 "$PYTHON" -c "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'\x40stranger', ('$RIP', $PORT))"
+wait_for "[ \"\$(stat totals drop_unknown)\" -ge 1 ]" 30 || fail "xdp: stranger not dropped in userspace"
+[ "$(stat xdp relay_user)" -gt "$before" ] || fail "xdp: stranger did not reach userspace"
+[ "$(stat totals user_pkts)" = 0 ] || fail "xdp: stranger forwarded"
+pass "xdp: a stranger's datagram went to userspace and was dropped (drop_unknown)"
+stop_relay
+
+# ---- uring mode: the engine forwards ----
+run_relay uring
+exchange uring
+user=$(stat totals user_pkts)
+[ "$user" = $((2 * N)) ] || fail "uring: userspace forwarded $user, want $((2 * N))"
+[ "$(stat circuits 0 in_kernel)" = False ] || fail "uring: circuit claims the kernel"
+pass "uring: userspace forwarded $user"
+stop_relay
+finish
