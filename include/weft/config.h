@@ -33,6 +33,16 @@ struct weft_config {
 	char announce_addrs[512];
 	uint32_t resolve_cache_max;   /* node.resolve_cache_max: node records cached */
 	uint32_t resolve_cache_ttl_s; /* node.resolve_cache_ttl_s: how long one is used */
+	/* [relay], control plane (docs/CONNECTIVITY.md, "Relay") */
+	int relay_enable;		  /* relay.enable: offer relaying */
+	uint32_t relay_max_reservations;  /* relay.max_reservations */
+	uint32_t relay_circuits_per_res;  /* relay.circuits_per_reservation */
+	uint32_t relay_res_per_addr;	  /* relay.reservations_per_addr */
+	uint32_t relay_reservation_ttl_s; /* relay.reservation_ttl_s */
+	uint32_t relay_churn_max;	  /* relay.churn_max: new reservations/min/source */
+	char relay_use[640];		  /* relay.use: "KEY@ADDR:PORT,..." (at most 4) */
+	char relay_reserve[8];		  /* relay.reserve: "auto" | "always" | "never" */
+	int relay_accept;		  /* relay.accept: accept circuits offered to us */
 	/* [xdp] */
 	char xdp_ifname[IF_NAMESIZE];
 	char xdp_mode[8];        /* "native" | "generic" */
@@ -162,6 +172,9 @@ struct sockaddr_storage;
 /* relay.ports "MIN-MAX" (or one port) into *min / *max: 1 <= MIN <= MAX,
  * at most 4096 ports. Returns 0 or -EINVAL. */
 int config_relay_ports(const struct weft_config *cfg, uint16_t *min, uint16_t *max);
+/* relay.use split into "NODEKEY@ADDR:PORT" entries (out may be NULL:
+ * validate only), at most max. Returns the count or -EINVAL. */
+int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned int max);
 int config_announce_addrs(const struct weft_config *cfg, struct sockaddr_storage *out,
 			  unsigned int max);
 

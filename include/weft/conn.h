@@ -228,6 +228,14 @@ void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const stru
  */
 int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 		      struct conn_record *rec, int *cached);
+/* The relays holding a reservation for this node (at most
+ * CONN_REC_MAX_RELAYS), listed in its record from the next check on (a
+ * change republishes within CONN_MIN_REPUBLISH_MS). Any thread. */
+void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsigned int n);
+/* 1 when the node looks unreachable from outside: the NAT classification
+ * found a NAT, or it is undecided and the node has neither a public
+ * interface address nor node.announce_addrs. Any thread. */
+int conn_node_behind_nat(struct conn_node *cn);
 /* Drop the cache (tests, `POST /v1/node/resolve {"fresh":true}`). */
 void conn_node_cache_flush(struct conn_node *cn);
 

@@ -89,10 +89,18 @@ struct quic_node_opts {
 	 * record in the DHT, conn_node_resolve). Blocks up to its own deadline;
 	 * called by quic_node_resolve() on control threads only. Returns the
 	 * count written (0: a record without addresses), -ENOENT (no record),
-	 * or another -errno. NULL: a bare key is not a valid target. */
+	 * or another -errno; *nrelays: relays the record lists. NULL: a bare
+	 * key is not a valid target. */
 	int (*resolve)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *addrs,
-		       unsigned int max);
+		       unsigned int max, unsigned int *nrelays);
 	void *resolve_arg;
+	/* Dial by key through a relay (weftd: relay_node_circuit on a relay
+	 * the record lists, see quic_node_resolve). Asks for a circuit to
+	 * key, binds our end and gives the address to dial (relay:PORT).
+	 * Blocks, control threads only. Returns 0, -EHOSTUNREACH, -errno.
+	 * NULL: no relay fallback. */
+	int (*relay)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *out);
+	void *relay_arg;
 };
 
 /* Events of one connection or stream type; all optional, all on the owning
@@ -149,13 +157,20 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
 
 #define QUIC_NODE_TARGET_MAX 128 /* "KEY@[v6]:port" fits */
 #define QUIC_NODE_RESOLVE_MAX 8	 /* addresses tried for one key */
+#define QUIC_NODE_DIRECT_MS 3000 /* a record with relays: its direct addresses get this long */
 /*
  * Expand a target for dialling: "NODEKEY" alone (64 hex digits) is
  * resolved through opts.resolve into "NODEKEY@ADDR" strings, one per
  * address of the node's record, in the record's order; any other target is
- * copied as the only entry. Blocks (control threads only). Returns the
- * count (>= 1), -ENOENT (no record: not_found), -EHOSTUNREACH (a record
- * without any address), -EINVAL (a bare key and no resolver), -errno.
+ * copied as the only entry. When the record lists relays (and opts.relay
+ * is set), the direct addresses are first tried with one handshake each,
+ * QUIC_NODE_DIRECT_MS for all of them: the first that answers is the only
+ * entry; when none does, the relay fallback's relay:PORT is ("NODEKEY@"
+ * relay:PORT: the key is still pinned end to end). Blocks (control
+ * threads only). Returns the count (>= 1), -ENOENT (no record:
+ * not_found), -EHOSTUNREACH (a record without any address, or with
+ * relays of which none gave a circuit and no direct address answered),
+ * -EINVAL (a bare key and no resolver), -errno.
  */
 int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max);
@@ -214,13 +229,23 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
  * node. Any thread; conn need not be open.
  */
 unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn);
+/*
+ * Send one datagram (copied) from the QUIC port to `to`, outside any
+ * connection: the relay circuit bind (STUN), which must leave from the
+ * socket the QUIC packets will use so that a NAT maps both alike. Posted
+ * to worker 0. Any thread. Returns 0, -EINVAL, -EAGAIN, -ENOMEM.
+ */
+int quic_node_send_raw(struct quic_node *qn, const struct io_addr *to, const void *buf,
+		       size_t len);
 /* Number of workers (endpoints) of the node. */
 unsigned int quic_node_workers(const struct quic_node *qn);
 
 /*
  * Accept streams of type stype (>= QUIC_NODE_ST_APP_MIN) that peers open:
  * their stream_data / stream_closed go to h (copied) with arg; answer with
- * quic_node_write(). Before the engine starts. Returns 0, -EINVAL, -EEXIST,
+ * quic_node_write(). A stream of that type this node opens on a connection
+ * it accepted (no handler of its own) reports to h too (stream_opened
+ * included). Before the engine starts. Returns 0, -EINVAL, -EEXIST,
  * -ENOSPC (QUIC_NODE_DEF_MAX_TYPES reached).
  */
 int quic_node_register(struct quic_node *qn, uint64_t stype, const struct quic_node_handler *h,

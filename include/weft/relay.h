@@ -152,6 +152,8 @@ void relay_tab_circuit_end(struct relay_tab *t, const uint8_t key[RELAY_KEY_LEN]
 unsigned int relay_tab_drop_conn(struct relay_tab *t, uint64_t conn);
 /* Drop reservations not refreshed in time. Returns how many. */
 unsigned int relay_tab_expire(struct relay_tab *t, uint64_t now_ms);
+/* Reservations ended by expiry since relay_tab_new. */
+uint64_t relay_tab_expired(const struct relay_tab *t);
 /* Live reservations; the i-th (0 <= i < count) or NULL. */
 unsigned int relay_tab_count(const struct relay_tab *t);
 const struct relay_res *relay_tab_get(const struct relay_tab *t, unsigned int i);
@@ -177,7 +179,6 @@ struct relay_node_opts {
 	struct ctl *ctl;	 /* optional: /v1/relay/... routes and metrics */
 	struct guard *guard;	 /* optional: reservation churn is banned through it */
 	struct conn_node *conn;	 /* optional: the node record lists the relays held */
-	struct relay_fwd *fwd;	 /* the data plane; NULL: this node does not relay */
 	struct relay_tab_opts tab;
 	/* Circuit limits handed to the data plane (0: its defaults). */
 	uint64_t circuit_bytes;
@@ -192,9 +193,24 @@ struct relay_node_opts {
 	int accept; /* accept circuits offered by our relays (relay.accept, default 1) */
 };
 
+/*
+ * Create the control plane: registers stream type RELAY_ST_CTL on the QUIC
+ * node (before the engine starts) and, with o->ctl, the routes
+ *   GET /v1/relay/status   GET /v1/relay/reservations   GET /v1/relay/circuits
+ * and weft_relay_* metrics. Returns 0, -EINVAL (missing eng/quic, a bad
+ * relay.use entry), -EEXIST (type taken), -ENOMEM.
+ */
 int relay_node_new(struct relay_node **out, const struct relay_node_opts *o);
+/* Attach the data plane (relay.enable; before relay_node_start): this node
+ * then grants reservations and circuits. Create it with
+ * relay_fwd_opts.on_end = relay_node_fwd_end, .arg = rn. */
+void relay_node_set_fwd(struct relay_node *rn, struct relay_fwd *fwd);
+void relay_node_fwd_end(void *arg, uint64_t id, int reason);
 /* After the engine started: the reservation keeper and expiry timers. */
 int relay_node_start(struct relay_node *rn);
+/* Stop using rn: its memory goes back when the QUIC node is freed (the
+ * stream type's release), after the last callback. Free the data plane
+ * after this and before the QUIC node. NULL-safe. */
 void relay_node_free(struct relay_node *rn);
 
 /* A datagram on the QUIC port that is STUN: 1 if it answered one of our

@@ -41,6 +41,9 @@ struct conn_node {
 	/* publisher (worker 0) */
 	struct conn_record published;
 	int have_published, put_ok;
+	/* relays holding a reservation for us (conn_node_set_relays; under mu) */
+	struct conn_relay relays[CONN_REC_MAX_RELAYS];
+	unsigned int nrelays;
 	uint64_t last_put_ms;
 	_Atomic uint64_t puts, puts_failed, resolves, cache_hits, votes_in, stun;
 	_Atomic int freeing;
@@ -114,6 +117,44 @@ static void build_record(struct conn_node *cn, uint64_t now, struct conn_record 
 		if (conn_addr_public(&a))
 			rec_add(r, &a);
 	}
+	pthread_mutex_lock(&cn->mu);
+	r->nrelays = cn->nrelays;
+	memcpy(r->relays, cn->relays, sizeof(cn->relays[0]) * cn->nrelays);
+	pthread_mutex_unlock(&cn->mu);
+}
+
+void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsigned int n)
+{
+	if (!cn)
+		return;
+	if (n > CONN_REC_MAX_RELAYS)
+		n = CONN_REC_MAX_RELAYS;
+	pthread_mutex_lock(&cn->mu);
+	memset(cn->relays, 0, sizeof(cn->relays));
+	memcpy(cn->relays, r, sizeof(*r) * n);
+	cn->nrelays = n;
+	pthread_mutex_unlock(&cn->mu);
+}
+
+int conn_node_behind_nat(struct conn_node *cn)
+{
+	struct conn_vote_state st;
+	unsigned int i;
+
+	if (!cn)
+		return 0;
+	pthread_mutex_lock(&cn->mu);
+	conn_votes_state(cn->votes, cn->o.quic_port, now_ms(cn), &st);
+	pthread_mutex_unlock(&cn->mu);
+	if (st.nat == CONN_NAT_EIM || st.nat == CONN_NAT_ADM)
+		return 1;
+	if (st.nat == CONN_NAT_NONE || cn->o.nannounce)
+		return 0;
+	/* Undecided: without a public interface address nobody can reach us. */
+	for (i = 0; i < cn->o.nlocal; i++)
+		if (conn_addr_public(&cn->o.local[i]))
+			return 0;
+	return 1;
 }
 
 static int same_content(const struct conn_record *a, const struct conn_record *b)
@@ -123,7 +164,13 @@ static int same_content(const struct conn_record *a, const struct conn_record *b
 	for (unsigned int i = 0; i < a->naddrs; i++)
 		if (!addr_in(b, &a->addrs[i]))
 			return 0;
-	return !memcmp(a->relays, b->relays, a->nrelays * sizeof(a->relays[0]));
+	for (unsigned int i = 0; i < a->nrelays; i++)
+		if (memcmp(a->relays[i].key, b->relays[i].key, CONN_KEY_LEN) ||
+		    a->relays[i].addr.family != b->relays[i].addr.family ||
+		    a->relays[i].addr.port != b->relays[i].addr.port ||
+		    memcmp(a->relays[i].addr.addr, b->relays[i].addr.addr, 16))
+			return 0;
+	return 1;
 }
 
 static void put_done(void *arg, const struct dht_result *res)

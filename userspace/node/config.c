@@ -44,6 +44,20 @@ static const struct cfg_key cfg_keys[] = {
 	  0 },
 	{ "node", "resolve_cache_ttl_s", CFG_U32, OFF(resolve_cache_ttl_s), 0, 1, 86400, "300",
 	  NULL, 0 },
+	{ "relay", "enable", CFG_BOOL, OFF(relay_enable), 0, 0, 0, "false", NULL, 0 },
+	{ "relay", "max_reservations", CFG_U32, OFF(relay_max_reservations), 0, 1, 1000000, "128",
+	  NULL, 0 },
+	{ "relay", "circuits_per_reservation", CFG_U32, OFF(relay_circuits_per_res), 0, 1, 65536,
+	  "8", NULL, 0 },
+	{ "relay", "reservations_per_addr", CFG_U32, OFF(relay_res_per_addr), 0, 1, 1000000, "4",
+	  NULL, 0 },
+	{ "relay", "reservation_ttl_s", CFG_U32, OFF(relay_reservation_ttl_s), 0, 15, 86400, "60",
+	  NULL, 0 },
+	{ "relay", "churn_max", CFG_U32, OFF(relay_churn_max), 0, 1, 1000000, "30", NULL, 0 },
+	{ "relay", "use", CFG_STR, OFF(relay_use), SZ(relay_use), 0, 0, "", NULL, 0 },
+	{ "relay", "reserve", CFG_ENUM, OFF(relay_reserve), SZ(relay_reserve), 0, 0, "auto",
+	  "auto|always|never", 0 },
+	{ "relay", "accept", CFG_BOOL, OFF(relay_accept), 0, 0, 0, "true", NULL, 0 },
 	{ "xdp", "interface", CFG_STR, OFF(xdp_ifname), SZ(xdp_ifname), 0, 0, "", NULL, 0 },
 	{ "xdp", "mode", CFG_ENUM, OFF(xdp_mode), SZ(xdp_mode), 0, 0, "native",
 	  "native|generic", 0 },
@@ -451,6 +465,11 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 			 cfg->announce_addrs);
 		return -EINVAL;
 	}
+	if (config_relay_use(cfg, NULL, 4) < 0) {
+		snprintf(err, errlen, "relay.use '%s': at most 4 NODEKEY@ADDR:PORT, comma-separated",
+			 cfg->relay_use);
+		return -EINVAL;
+	}
 	if (cfg->gateway[0]) {
 		struct sockaddr_storage ss;
 		unsigned int sl;
@@ -481,6 +500,31 @@ int config_relay_ports(const struct weft_config *cfg, uint16_t *min, uint16_t *m
 	if (max)
 		*max = (uint16_t)hi;
 	return 0;
+}
+
+int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned int max)
+{
+	char buf[sizeof(cfg->relay_use)], *tok, *save = NULL;
+	unsigned int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", cfg->relay_use);
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		struct sockaddr_storage ss;
+		uint8_t key[32];
+		unsigned int sl;
+		char hex[65];
+
+		if (n == max || strlen(tok) >= 128 || strlen(tok) < 66 || tok[64] != '@')
+			return -EINVAL;
+		memcpy(hex, tok, 64);
+		hex[64] = '\0';
+		if (util_unhex(key, sizeof(key), hex) || util_parse_addr(tok + 65, &ss, &sl))
+			return -EINVAL;
+		if (out)
+			snprintf(out[n], 128, "%s", tok);
+		n++;
+	}
+	return (int)n;
 }
 
 int config_announce_addrs(const struct weft_config *cfg, struct sockaddr_storage *out,

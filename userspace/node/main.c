@@ -31,6 +31,7 @@ static void usage(FILE *out)
 		"      --dht-port PORT     (default 6881)\n"
 		"      --bootstrap H:P     DHT bootstrap node (repeatable; none by default)\n"
 		"      --gateway ADDR:PORT loopback HTTP gateway (off by default)\n"
+		"      --relay             relay for nodes behind NAT (relay.enable = true)\n"
 		"      --set SEC.KEY=VAL   set any configuration key (see docs/CONFIG.md)\n"
 		"      --print-config      print the effective configuration and exit\n"
 		"      --print-default-config  print every key commented out with its default\n"
@@ -42,7 +43,7 @@ static void usage(FILE *out)
 enum {
 	OPT_STATE = 256, OPT_SOCKET, OPT_LOG, OPT_IO, OPT_WORKERS, OPT_XDP, OPT_XDP_MODE,
 	OPT_BIND, OPT_QUIC, OPT_DHT, OPT_BOOT, OPT_GATEWAY, OPT_SET, OPT_PRINT, OPT_CPUS,
-	OPT_PRINT_DEFAULTS,
+	OPT_PRINT_DEFAULTS, OPT_RELAY,
 };
 
 static const struct option longopts[] = {
@@ -60,6 +61,7 @@ static const struct option longopts[] = {
 	{ "dht-port", required_argument, NULL, OPT_DHT },
 	{ "bootstrap", required_argument, NULL, OPT_BOOT },
 	{ "gateway", required_argument, NULL, OPT_GATEWAY },
+	{ "relay", no_argument, NULL, OPT_RELAY },
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "print-config", no_argument, NULL, OPT_PRINT },
 	{ "print-default-config", no_argument, NULL, OPT_PRINT_DEFAULTS },
@@ -142,6 +144,12 @@ int main(int argc, char **argv)
 			return 0;
 		case OPT_PRINT:
 			print = 1;
+			continue;
+		case OPT_RELAY:
+			if (config_set_flag(&cfg, "relay", "enable", "true", err, sizeof(err))) {
+				fprintf(stderr, "weftd: --relay: %s\n", err);
+				return 2;
+			}
 			continue;
 		case OPT_PRINT_DEFAULTS:
 			config_print_defaults(stdout);

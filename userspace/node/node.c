@@ -20,6 +20,8 @@
 #include "weft/log.h"
 #include "weft/node.h"
 #include "weft/quic_node.h"
+#include "weft/relay.h"
+#include "weft/relay_fwd.h"
 #include "weft/simnet.h"
 #include "weft/store.h"
 #include "weft/util.h"
@@ -54,6 +56,8 @@ struct node {
 	struct svc_node *svc; /* service fabric and gateway */
 	struct content_node *content;
 	struct conn_node *conn; /* node record, address discovery, resolution */
+	struct relay_node *relay; /* relay control plane (both roles) */
+	struct relay_fwd *relay_fwd; /* relay data plane (relay.enable), else NULL */
 	struct dash *dash;      /* live dashboard (dashboard.listen), NULL when off */
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
@@ -194,8 +198,14 @@ static void quic_observed(void *arg, const struct sockaddr *peer, socklen_t peer
 	struct node *n = arg;
 	struct io_addr voter;
 
-	if (!io_addr_from_sockaddr(&voter, peer, peerlen))
-		conn_node_observed(n->conn, CONN_VOTE_QUIC, &voter, seen, local_port);
+	if (io_addr_from_sockaddr(&voter, peer, peerlen))
+		return;
+	/* Over a relay circuit the peer sees us at the relay's address,
+	 * which is its own view of the peer too: not a vote about us. */
+	if (voter.family == seen->family && voter.port == seen->port &&
+	    !memcmp(voter.addr, seen->addr, sizeof(voter.addr)))
+		return;
+	conn_node_observed(n->conn, CONN_VOTE_QUIC, &voter, seen, local_port);
 }
 
 static void dht_reflexive(void *arg, const struct sockaddr *from, socklen_t fromlen,
@@ -214,7 +224,7 @@ static void dht_reflexive(void *arg, const struct sockaddr *from, socklen_t from
 
 /* Dial by key (quic_node_opts.resolve): the addresses of the node record. */
 static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *addrs,
-			unsigned int max)
+			unsigned int max, unsigned int *nrelays)
 {
 	struct node *n = arg;
 	struct conn_record rec;
@@ -224,17 +234,50 @@ static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *
 	err = conn_node_resolve(n->conn, key, &rec, NULL);
 	if (err)
 		return err;
+	*nrelays = rec.nrelays;
 	for (i = 0; i < rec.naddrs && cnt < max; i++)
 		if (io_addr_to_sockaddr(&rec.addrs[i], rec.addrs[i].family, &addrs[cnt]) > 0)
 			cnt++;
 	return (int)cnt;
 }
 
-/* STUN Binding requests on the QUIC port (docs/CONNECTIVITY.md). */
+/* Dial by key through a relay the node record lists (quic_node_opts.relay):
+ * a circuit from the first relay that grants one. */
+static int node_relay(void *arg, const uint8_t *key, struct sockaddr_storage *out)
+{
+	struct node *n = arg;
+	struct conn_record rec;
+	struct io_addr via;
+	char hex[2 * CONN_KEY_LEN + 1];
+	unsigned int st;
+	int err;
+
+	err = conn_node_resolve(n->conn, key, &rec, NULL);
+	if (err)
+		return err;
+	err = -EHOSTUNREACH;
+	for (unsigned int i = 0; i < rec.nrelays; i++) {
+		err = relay_node_circuit(n->relay, rec.relays[i].key, &rec.relays[i].addr, key, &via,
+					 &st);
+		if (!err)
+			return io_addr_to_sockaddr(&via, via.family, out) > 0 ? 0 : -EINVAL;
+		util_hex(hex, key, CONN_KEY_LEN);
+		log_info("node", "relay circuit to %.16s... failed: %s%s%s", hex, strerror(-err),
+			 err == -ECONNREFUSED ? ": " : "",
+			 err == -ECONNREFUSED ? relay_status_name(st) : "");
+	}
+	return err;
+}
+
+/* STUN on the QUIC port (docs/CONNECTIVITY.md): answers to our relay
+ * circuit binds, and Binding requests we answer. */
 static int quic_stun(void *arg, const uint8_t *buf, size_t len, const struct io_addr *from,
 		     uint8_t *out, size_t cap)
 {
-	(void)arg;
+	struct node *n = arg;
+
+	if (relay_node_stun(n->relay, buf, len, from))
+		return 0;
 	return conn_stun_answer(buf, len, from, out, cap);
 }
 
@@ -293,7 +336,8 @@ static int node_conn_init(struct node *n)
 			co.nannounce++;
 	co.cache_max = n->cfg.resolve_cache_max;
 	co.cache_ttl_s = n->cfg.resolve_cache_ttl_s;
-	co.caps = CONN_CAP_SEED | (n->cfg.gateway[0] ? CONN_CAP_GATEWAY : 0);
+	co.caps = CONN_CAP_SEED | (n->cfg.gateway[0] ? CONN_CAP_GATEWAY : 0) |
+		  (n->cfg.relay_enable ? CONN_CAP_RELAY : 0);
 	co.nlocal = node_local_addrs(n, co.local, CONN_REC_MAX_ADDRS);
 	err = conn_node_new(&n->conn, &co);
 	if (err) {
@@ -301,6 +345,58 @@ static int node_conn_init(struct node *n)
 		return err;
 	}
 	node_dht_set_reflexive(n->dht, dht_reflexive, n);
+	return 0;
+}
+
+/* The relay's control plane (always: a node may hold reservations and
+ * dial through relays), and its data plane with relay.enable. */
+static int node_relay_init(struct node *n)
+{
+	struct relay_node_opts ro = { .eng = n->engine, .quic = n->quic, .ctl = n->ctl,
+				      .guard = n->guard, .conn = n->conn };
+	struct relay_fwd_opts fo;
+	int err, nuse;
+
+	ro.tab.max_reservations = n->cfg.relay_max_reservations;
+	ro.tab.circuits_per_res = n->cfg.relay_circuits_per_res;
+	ro.tab.reservations_per_addr = n->cfg.relay_res_per_addr;
+	ro.tab.ttl_s = n->cfg.relay_reservation_ttl_s;
+	ro.tab.churn_max = n->cfg.relay_churn_max;
+	ro.reserve = !strcmp(n->cfg.relay_reserve, "always")  ? 1
+		     : !strcmp(n->cfg.relay_reserve, "never") ? 0
+							      : -1;
+	ro.accept = n->cfg.relay_accept;
+	ro.circuit_bytes = n->cfg.relay_circuit_bytes;
+	ro.circuit_lifetime_ms = n->cfg.relay_circuit_lifetime_ms;
+	nuse = config_relay_use(&n->cfg, ro.use, RELAY_MAX_USE);
+	ro.nuse = nuse > 0 ? (unsigned int)nuse : 0;
+	err = relay_node_new(&n->relay, &ro);
+	if (err) {
+		log_error("node", "relay: %s", strerror(-err));
+		return err;
+	}
+	if (!n->cfg.relay_enable)
+		return 0;
+	relay_fwd_opts_default(&fo);
+	fo.eng = n->engine;
+	if (config_relay_ports(&n->cfg, &fo.port_min, &fo.port_max))
+		return -EINVAL;
+	fo.max_circuits = n->cfg.relay_max_circuits;
+	fo.defaults.max_bytes = n->cfg.relay_circuit_bytes;
+	fo.defaults.pps = n->cfg.relay_circuit_pps;
+	fo.defaults.burst = n->cfg.relay_circuit_burst;
+	fo.defaults.lifetime_ms = n->cfg.relay_circuit_lifetime_ms;
+	fo.defaults.idle_ms = n->cfg.relay_circuit_idle_ms;
+	fo.xdp = n->xdp;
+	fo.on_end = relay_node_fwd_end;
+	fo.arg = n->relay;
+	err = relay_fwd_new(&n->relay_fwd, &fo);
+	if (err) {
+		log_error("node", "relay data plane on udp %u-%u: %s", fo.port_min, fo.port_max,
+			  strerror(-err));
+		return err;
+	}
+	relay_node_set_fwd(n->relay, n->relay_fwd);
 	return 0;
 }
 
@@ -352,6 +448,9 @@ static int node_engine_init(struct node *n)
 	n->ports[1] = (uint16_t)n->cfg.dht_port;
 	eo.ports = n->ports;
 	eo.nports = 2;
+	if (n->cfg.relay_enable &&
+	    config_relay_ports(&n->cfg, &eo.range_min, &eo.range_max)) /* checked by config */
+		return -EINVAL;
 	/* Commands per worker: 4096 (64 KiB of ring), not the engine's 256:
 	 * the service fabric's owner and the content serve threads reach
 	 * QUIC through it (every answer, stream open and reset), and a
@@ -406,8 +505,11 @@ registered:
 			.on_observed = quic_observed,
 			.observed_arg = n,
 			.on_stun = quic_stun,
+			.stun_arg = n,
 			.resolve = node_resolve,
 			.resolve_arg = n,
+			.relay = node_relay,
+			.relay_arg = n,
 		};
 
 		err = quic_node_new(&n->quic, &qo);
@@ -422,6 +524,9 @@ registered:
 	if (err)
 		return err;
 	err = node_conn_init(n);
+	if (err)
+		return err;
+	err = node_relay_init(n);
 	if (err)
 		return err;
 	{
@@ -590,6 +695,8 @@ void node_free(struct node *n)
 	engine_stop(n->engine);
 	content_node_free(n->content);
 	svc_node_free(n->svc);
+	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
+	relay_fwd_free(n->relay_fwd);
 	node_dht_free(n->dht);
 	conn_node_free(n->conn); /* after the DHT: its puts call back into conn */
 	quic_node_free(n->quic);
@@ -620,6 +727,11 @@ int node_start(struct node *n)
 	err = conn_node_start(n->conn);
 	if (err) {
 		log_error("node", "cannot start the node record publisher: %s", strerror(-err));
+		goto out;
+	}
+	err = relay_node_start(n->relay);
+	if (err) {
+		log_error("node", "cannot start the relay: %s", strerror(-err));
 		goto out;
 	}
 	err = svc_node_start(n->svc);

@@ -423,6 +423,8 @@ static int put_varint_stream(struct qn_worker *wk, struct qn_conn *c, struct qn_
 	return qn_stream_queue(wk, c, s, vb, (size_t)n, 0, 0);
 }
 
+static int type_lookup(struct quic_node *qn, struct qn_stream *s);
+
 int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,
 		       struct qn_stream **out)
 {
@@ -443,6 +445,10 @@ int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,
 		return -ENOMEM;
 	}
 	s->stype = stype;
+	/* On a connection we accepted there is no handler of our own: a
+	 * registered type's streams we open report to that type. */
+	if (!c->dialed && stype >= QUIC_NODE_ST_APP_MIN)
+		(void)type_lookup(wk->qn, s);
 	rc = put_varint_stream(wk, c, s, stype);
 	if (rc) {
 		stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
@@ -988,8 +994,16 @@ static void op_run(struct engine_worker *w, void *arg)
 		rc = c ? qn_stream_open_now(wk, c, op->u, &s) : -ENOTCONN;
 		if (rc)
 			wk->app_errors++;
-		if (c && c->h.stream_opened)
+		if (c && !c->dialed && op->u >= QUIC_NODE_ST_APP_MIN) {
+			/* Accepted connection: the registered type hears it. */
+			for (unsigned int i = 0; i < qn->ntypes; i++)
+				if (qn->types[i].stype == op->u && qn->types[i].h.stream_opened)
+					qn->types[i].h.stream_opened(qn->types[i].arg, c->id,
+								     op->token, rc ? -1 : s->sid,
+								     rc);
+		} else if (c && c->h.stream_opened) {
 			c->h.stream_opened(c->arg, c->id, op->token, rc ? -1 : s->sid, rc);
+		}
 		break;
 	case OP_WRITE:
 		/* op->len stays counted in qn->queued until the pump moves
@@ -1016,6 +1030,48 @@ static void op_run(struct engine_worker *w, void *arg)
 out:
 	free(op);
 	qn_put(qn);
+}
+
+struct qn_raw {
+	struct quic_node *qn;
+	struct io_addr to;
+	size_t len;
+	uint8_t data[];
+};
+
+static void raw_run(struct engine_worker *w, void *arg)
+{
+	struct qn_raw *r = arg;
+	struct quic_node *qn = r->qn;
+
+	if (!qn_cmd_enter(qn)) {
+		if (engine_send(w, &r->to, NULL, r->data, r->len))
+			qn->wk[engine_worker_index(w)]->app_errors++;
+		engine_flush(w);
+	}
+	free(r);
+	qn_put(qn);
+}
+
+int quic_node_send_raw(struct quic_node *qn, const struct io_addr *to, const void *buf,
+		       size_t len)
+{
+	struct qn_raw *r;
+	int rc;
+
+	if (!qn || !to || !buf || !len || len > 1500)
+		return -EINVAL;
+	r = malloc(sizeof(*r) + len);
+	if (!r)
+		return -ENOMEM;
+	r->qn = qn;
+	r->to = *to;
+	r->len = len;
+	memcpy(r->data, buf, len);
+	rc = qn_call(qn, 0, raw_run, r);
+	if (rc)
+		free(r);
+	return rc;
 }
 
 static int post(struct quic_node *qn, struct qn_op *op)

@@ -243,12 +243,30 @@ int quic_node_ping(struct quic_node *qn, const char *target, unsigned int timeou
 	return quic_node_ping2(qn, target, timeout_ms, 0, res);
 }
 
+/* "KEY@ADDR:PORT" (IPv6 in brackets) into out. */
+static int target_str(const char *key, const struct sockaddr_storage *ss, char *out)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const void *a = ss->ss_family == AF_INET
+			    ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+			    : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	unsigned int port = ntohs(ss->ss_family == AF_INET
+				      ? ((const struct sockaddr_in *)ss)->sin_port
+				      : ((const struct sockaddr_in6 *)ss)->sin6_port);
+
+	if (!inet_ntop(ss->ss_family, a, ip, sizeof(ip)))
+		return -EINVAL;
+	snprintf(out, QUIC_NODE_TARGET_MAX, ss->ss_family == AF_INET6 ? "%s@[%s]:%u" : "%s@%s:%u",
+		 key, ip, port);
+	return 0;
+}
+
 int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max)
 {
 	struct sockaddr_storage ss[QUIC_NODE_RESOLVE_MAX];
 	uint8_t key[QUIC_KEY_LEN];
-	char ip[INET6_ADDRSTRLEN];
+	unsigned int nrelays = 0;
 	int n;
 
 	if (!qn || !target || !max)
@@ -263,24 +281,31 @@ int quic_node_resolve(struct quic_node *qn, const char *target,
 		return -EINVAL;
 	if (max > QUIC_NODE_RESOLVE_MAX)
 		max = QUIC_NODE_RESOLVE_MAX;
-	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max);
+	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max, &nrelays);
 	if (n < 0)
 		return n;
+	if (nrelays && qn->o.relay) {
+		/* Behind a relay: a direct address that answers a handshake
+		 * within QUIC_NODE_DIRECT_MS wins, else a circuit. */
+		unsigned int each = n ? QUIC_NODE_DIRECT_MS / (unsigned int)n : 0;
+
+		for (int i = 0; i < n; i++) {
+			struct quic_node_hs_result hr;
+
+			if (target_str(target, &ss[i], out[0]))
+				return -EINVAL;
+			if (quic_node_handshakes(qn, out[0], 1, each < 500 ? 500 : each, &hr) == 0)
+				return 1;
+		}
+		if (qn->o.relay(qn->o.relay_arg, key, &ss[0]) == 0)
+			return target_str(target, &ss[0], out[0]) ? -EINVAL : 1;
+		return -EHOSTUNREACH;
+	}
 	if (n == 0)
 		return -EHOSTUNREACH;
-	for (int i = 0; i < n; i++) {
-		const void *a = ss[i].ss_family == AF_INET
-				    ? (const void *)&((struct sockaddr_in *)&ss[i])->sin_addr
-				    : (const void *)&((struct sockaddr_in6 *)&ss[i])->sin6_addr;
-		unsigned int port = ntohs(ss[i].ss_family == AF_INET
-					      ? ((struct sockaddr_in *)&ss[i])->sin_port
-					      : ((struct sockaddr_in6 *)&ss[i])->sin6_port);
-
-		if (!inet_ntop(ss[i].ss_family, a, ip, sizeof(ip)))
+	for (int i = 0; i < n; i++)
+		if (target_str(target, &ss[i], out[i]))
 			return -EINVAL;
-		snprintf(out[i], QUIC_NODE_TARGET_MAX,
-			 ss[i].ss_family == AF_INET6 ? "%s@[%s]:%u" : "%s@%s:%u", target, ip, port);
-	}
 	return n;
 }
 

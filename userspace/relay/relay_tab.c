@@ -26,6 +26,7 @@ struct relay_tab {
 	struct relay_tab_opts o;
 	struct relay_res *res; /* o.max_reservations slots, [0, n) live */
 	unsigned int n;
+	uint64_t expired; /* reservations ended by expiry, ever */
 	struct churn churn[RELAY_CHURN_SLOTS];
 };
 
@@ -233,6 +234,7 @@ unsigned int relay_tab_expire(struct relay_tab *t, uint64_t now_ms)
 	for (unsigned int i = 0; i < t->n;)
 		if (t->res[i].expires_ms <= now_ms) {
 			drop_at(t, i);
+			t->expired++;
 			n++;
 		} else {
 			i++;
@@ -248,4 +250,9 @@ unsigned int relay_tab_count(const struct relay_tab *t)
 const struct relay_res *relay_tab_get(const struct relay_tab *t, unsigned int i)
 {
 	return i < t->n ? &t->res[i] : NULL;
+}
+
+uint64_t relay_tab_expired(const struct relay_tab *t)
+{
+	return t->expired;
 }

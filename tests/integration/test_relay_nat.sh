@@ -1,0 +1,115 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The relay with real weftd processes and real NATs (nftables masquerade):
+#
+#   bridge 198.51.100.0/24
+#     h1 .1  relay host (weftd --relay, relay.circuit_bytes 96 MiB)
+#     h2 .2  DHT bootstrap
+#     h3 .3  router A: masquerade (port-preserving) for 10.0.5.0/24 -> h5 10.0.5.2
+#     h4 .4  router B: masquerade fully-random (iptables: random-fully) for 10.0.6.0/24 -> h6 10.0.6.2
+#
+# h5 and h6 are unreachable from outside (nothing is forwarded in), find
+# themselves behind NAT (relay.reserve = auto), take a reservation with h1
+# (relay.use) and list it in their node records. From h5:
+#  - `weftctl node resolve KEY6` shows h6's record with the relay;
+#  - `weftctl quic ping KEY6` succeeds through a circuit of h1 (the direct
+#    address does not answer);
+#  - a 64 MiB `content get ID --from KEY6` completes and verifies (BLAKE3)
+#    through the relay;
+#  - a 128 MiB `quic bench` to h6 is cut by the relay at its 96 MiB byte
+#    limit: the bench fails and h1 counts a circuit ended by "byte limit".
+. "$TOP/tests/lib/common.sh"
+. "$TOP/tests/lib/netns.sh"
+netns_require_root
+command -v nft >/dev/null || fail "nft (nftables) missing: run tools/deps.sh install"
+command -v b3sum >/dev/null || fail "b3sum missing: run tools/deps.sh install"
+netns_create 4 || fail "netns setup"
+D=$(mktemp -d /tmp/wrelay.XXXXXX)
+netns_on_exit "rm -rf '$D'"
+ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
+
+# nat_host ROUTER HOST SUBNET MASQ: host HOST on a LAN behind ROUTER (which
+# is on the bridge), ROUTER masquerading the LAN with MASQ; nothing inside
+# is reachable from outside (no forwarding in).
+nat_host() {
+	local r=$1 h=$2 net=$3 masq=$4 rns hns
+	rns=$(netns_name "$r")
+	hns=$(netns_name "$h")
+	ip netns add "$hns" || return 1
+	NS_COUNT=$h
+	ip link add lan0 netns "$rns" type veth peer name eth0 netns "$hns" || return 1
+	ip -n "$rns" addr add "$net.1/24" dev lan0
+	ip -n "$rns" link set lan0 up
+	ip -n "$hns" link set lo up
+	ip -n "$hns" addr add "$net.2/24" dev eth0
+	ip -n "$hns" link set eth0 up
+	ip -n "$hns" route add default via "$net.1"
+	ip netns exec "$rns" sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec "$rns" nft -f - <<EOF || return 1
+table ip nat {
+	chain post {
+		type nat hook postrouting priority 100;
+		oifname "eth0" ip saddr $net.0/24 $masq
+	}
+}
+EOF
+}
+nat_host 3 5 10.0.5 "masquerade" || fail "NAT A setup"
+nat_host 4 6 10.0.6 "masquerade fully-random" || fail "NAT B setup"
+
+IP1=$(netns_ip4 1)
+IP2=$(netns_ip4 2)
+netns_weftd 2 uring "$D" --workers 1
+netns_weftd 1 uring "$D" --workers 1 --relay --set "dht.bootstrap=$IP2:6881" \
+	--set relay.circuit_bytes=100663296
+K1=$(ctl 1 --json status | json_get node_key)
+for n in 5 6; do
+	netns_weftd "$n" uring "$D" --workers 1 --set "dht.bootstrap=$IP2:6881" \
+		--set "relay.use=$K1@$IP1:4433"
+done
+K5=$(ctl 5 --json status | json_get node_key)
+K6=$(ctl 6 --json status | json_get node_key)
+
+held() { [ "$(ctl "$1" --json relay status | json_get use 0 state)" = held ]; }
+wait_for "held 5 && held 6" 300 || fail "reservations not held: $(ctl 5 relay status; ctl 6 relay status)"
+out=$(ctl 1 relay reservations)
+echo "$out" | grep -q "^${K5:0:16}" && echo "$out" | grep -q "^${K6:0:16}" ||
+	fail "relay does not list both holders: $out"
+pass "h5 (port-preserving NAT) and h6 (random-fully) hold reservations with the relay"
+
+# h6's record lists the relay (republished when the relay set changed).
+wait_for "ctl 5 --json node resolve $K6 --fresh 2>/dev/null | grep -q '$K1'" 400 ||
+	fail "h6's record does not list the relay: $(ctl 5 --json node resolve "$K6" --fresh 2>&1)"
+out=$(ctl 5 node resolve "$K6")
+echo "$out" | grep -q "^relay    $IP1:4433 $K1" || fail "resolve table: $out"
+pass "weftctl node resolve KEY6 (from h5) lists the relay"
+
+out=$(ctl 5 --json quic ping "$K6")
+[ "$(echo "$out" | json_get peer_key)" = "$K6" ] || fail "quic ping KEY6 through the relay: $out"
+[ "$(ctl 1 --json relay status | json_get counters circuits)" -ge 1 ] || fail "no circuit at the relay"
+pass "weftctl quic ping KEY6 from h5 succeeds through the relay (rtt $(echo "$out" | json_get rtt_us) us)"
+
+"$PYTHON" -c 'import random,sys; random.seed(14); sys.stdout.buffer.write(random.randbytes(64 << 20))' >"$D/file.bin"
+WANT=$(b3sum --no-names "$D/file.bin")
+ctl 6 --json content add "$D/file.bin" >"$D/add" || fail "content add on h6"
+ID=$(json_get items 0 id <"$D/add")
+t0=$(date +%s%N)
+ctl 5 --json content get "$ID" --out "$D/out" --from "$K6" >"$D/get" 2>&1 ||
+	fail "content get --from KEY6: $(cat "$D/get")"
+t1=$(date +%s%N)
+[ "$(b3sum --no-names "$D/out/$ID")" = "$WANT" ] || fail "downloaded file differs"
+pass "64 MiB content get --from KEY6 through the relay verified ($(((t1 - t0) / 1000000)) ms)"
+ctl 1 relay circuits
+
+# 128 MiB through one circuit of at most 96 MiB: cut by the relay.
+out=$(ctl 5 --json quic bench "$K6" 134217728 sink 2>&1) &&
+	fail "a 128 MiB bench passed a 96 MiB circuit: $out"
+wait_for '[ "$(ctl 1 --json relay status | json_get counters ended_bytes)" -ge 1 ]' 100 ||
+	fail "no circuit ended by its byte limit: $(ctl 1 relay status)"
+grep -q "ended: byte limit" "$LOG1" || fail "relay log does not name the byte limit"
+pass "a circuit over its byte limit is cut (bench: $(echo "$out" | tr -d "\n" | cut -c1-100))"
+
+for p in "$PID5" "$PID6" "$PID1" "$PID2"; do
+	stop_weftd "$p" || fail "a weftd did not stop cleanly"
+done
+finish
