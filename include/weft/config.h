@@ -47,6 +47,7 @@ struct weft_config {
 	char xdp_ifname[IF_NAMESIZE];
 	char xdp_mode[8];        /* "native" | "generic" */
 	char xdp_pin_root[PATH_MAX];
+	uint32_t xdp_first_queue; /* xdp.first_queue: AF_XDP on rx queues from this one */
 	/* global budgets of unvalidated sources, per worker (both I/O modes) */
 	uint32_t unval_quic_pps, unval_quic_burst;
 	uint32_t unval_initial_pps, unval_initial_burst;

@@ -52,7 +52,8 @@ struct engine_opts {
 	unsigned int workers;	  /* default 1; xdp: capped at the rx queue count */
 	const char *ifname;	  /* xdp: interface (required) */
 	int xskmap_fd;		  /* xdp: XSKMAP of weft's XDP program; -1: built-in steering */
-	unsigned int xskmap_base; /* xdp: key of queue 0's socket in xskmap_fd (default 0) */
+	unsigned int xskmap_base; /* xdp: key of rx queue 0's socket in xskmap_fd (default 0) */
+	unsigned int xdp_first_queue; /* xdp: first rx queue to bind (default 0) */
 	int xdp_generic;	  /* xdp: built-in program in SKB mode */
 	const uint16_t *ports;	  /* UDP ports to serve (host order); required */
 	unsigned int nports;	  /* 1..ENGINE_MAX_HANDLERS */

@@ -109,6 +109,7 @@ struct io_opts {
 	unsigned int xskmap_base; /* queue q's socket goes at key xskmap_base + q; default 0
 				   * (weft's XSKMAP: owner * WXDP_MAX_QUEUES, docs/XDP.md) */
 	unsigned int xsk_frames;  /* UMEM frames per queue; default 4096 (8 MiB) */
+	unsigned int xsk_first_queue; /* queue i binds the interface's rx queue first + i; default 0 */
 	int xdp_generic;          /* attach the built-in program in SKB mode */
 	int xsk_no_zerocopy;      /* skip the XDP_ZEROCOPY attempt */
 	/* mem */

@@ -20,6 +20,12 @@
 #     program stays, A's ports leave the config; A restarts and joins;
 #   - B stops: A keeps answering; the last to stop detaches the program
 #     and removes the pins.
+# Then on a two-queue veth: A binds queue 0, B queue 1 (xdp.first_queue),
+# each its own AF_XDP socket. The sender's queue is chosen per socket
+# (its random flow hash), so 32 pinging sockets per instance land on both
+# queues (all on one: probability 2^-31 per instance): each instance gets
+# the datagrams of its queue on its socket and the others through the
+# kernel, all answered, none on the other instance's socket.
 set -u
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
@@ -143,5 +149,55 @@ stop_weftd "$PID_A" || fail "A did not stop cleanly"
 [ -z "$(attached_id)" ] || fail "the last instance left the program attached"
 [ ! -e "$PINDIR" ] || fail "the last instance left its pins: $(ls "$PINDIR")"
 pass "the last instance out detached the program and removed the pins"
+
+# --- two queues: each instance its own AF_XDP socket
+ip -n "$(netns_name 1)" link del eth0 || fail "veth del"
+ip link add eth0 netns "$(netns_name 1)" numtxqueues 2 numrxqueues 2 type veth peer name eth0 \
+	netns "$H2" numtxqueues 2 numrxqueues 2 || fail "two-queue veth"
+_netns_addr 1
+_netns_addr 2
+_netns_wait_dad
+cat >"$D/pings.py" <<'PY'
+# pings.py IP PORT N: N sockets (N flow hashes) each get a DHT ping answered.
+import socket, sys, time
+ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+left = set(range(n)); end = time.monotonic() + 10
+while left and time.monotonic() < end:
+    for i in left:
+        socks[i].sendto(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:%02d1:y1:qe" % i, (ip, port))
+    time.sleep(0.2)
+    for i in list(left):
+        socks[i].setblocking(False)
+        try:
+            if b"1:y1:r" in socks[i].recv(2048):
+                left.discard(i)
+        except BlockingIOError:
+            pass
+sys.exit(1 if left else 0)
+PY
+start_a
+start_b_q1() {
+	start_weftd "$D/b" --state-dir "$D/b" --xdp eth0 --workers 1 --quic-port 4434 \
+		--dht-port 6882 --set xdp.pin_root="$PINROOT" --set xdp.first_queue=1
+	PID_B=$WEFTD_PID LOG_B=$WEFTD_LOG
+}
+start_b_q1
+[ "$(CB --json status | json_get io_mode)" = xdp ] || fail "B on queue 1: not on AF_XDP"
+grep -q "AF_XDP eth0 queue 1 bound" "$LOG_B" || fail "B did not bind queue 1"
+netns_exec 1 "$PYTHON" "$D/pings.py" "$IP2" 6881 32 || fail "A: not every socket answered"
+netns_exec 1 "$PYTHON" "$D/pings.py" "$IP2" 6882 32 || fail "B: not every socket answered"
+for who in A B; do
+	read -r xsk kern notours <<<"$(C$who --json io stats | "$PYTHON" -c 'import json,sys
+w=json.load(sys.stdin)["workers"][0]; print(w["rx_pkts"], w["rx_kernel"], w["rx_drop_not_ours"])')"
+	[ "$xsk" -gt 0 ] && [ "$kern" -gt 0 ] ||
+		fail "$who: AF_XDP $xsk, kernel $kern: both queues should have carried its pings"
+	[ "$notours" = 0 ] || fail "$who's socket received $notours datagrams of the other"
+	echo "$who: $xsk datagrams on its AF_XDP socket, $kern through the kernel (the other queue)"
+done
+stop_weftd "$PID_B" || fail "B did not stop cleanly"
+stop_weftd "$PID_A" || fail "A did not stop cleanly"
+[ -z "$(attached_id)" ] || fail "two queues: the last instance left the program attached"
+pass "two queues: A on queue 0 and B on queue 1, each its own AF_XDP socket, every ping answered"
 stop_weftd "$PID_C" || fail "C did not stop cleanly"
 finish

@@ -177,6 +177,7 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 	io.xskmap_fd = opts->xskmap_fd;
 	io.xskmap_base = opts->xskmap_fd >= 0 ? opts->xskmap_base : 0;
 	io.xsk_frames = opts->xsk_frames;
+	io.xsk_first_queue = opts->xdp_first_queue;
 	io.xdp_generic = opts->xdp_generic;
 	io.sim_host = opts->sim_host;
 	nq = eng->be->init(&eng->be_ctx, &io, eng->opts.workers);

@@ -56,7 +56,8 @@ struct xsk_ctx {
 	int ifindex;
 	char ifname[IF_NAMESIZE];
 	int map_fd, own_map;
-	unsigned int map_base; /* key of queue 0's socket in map_fd */
+	unsigned int map_base; /* key of rx queue 0's socket in map_fd */
+	unsigned int first;    /* our queue i is the interface's rx queue first + i */
 	int prog_fd;
 	int link_fd; /* bpf_link holding the built-in program on the interface */
 	unsigned int nq;
@@ -331,6 +332,13 @@ static int xsk_init(void **ctxp, const struct io_opts *opts, unsigned int want)
 	if (err)
 		goto fail;
 	c->nq = rx_queue_count(c->ifname);
+	c->first = opts->xsk_first_queue;
+	if (c->first >= c->nq) {
+		err = -EINVAL;
+		log_error("io", "AF_XDP on %s: first queue %u, but it has %u rx queue(s)", c->ifname,
+			  c->first, c->nq);
+		goto fail;
+	}
 	if (opts->xskmap_fd >= 0) {
 		c->map_fd = opts->xskmap_fd;
 		c->map_base = opts->xskmap_base;
@@ -361,7 +369,7 @@ static int xsk_init(void **ctxp, const struct io_opts *opts, unsigned int want)
 		}
 	}
 	*ctxp = c;
-	return (int)(want < c->nq ? want : c->nq);
+	return (int)(want < c->nq - c->first ? want : c->nq - c->first);
 fail:
 	log_error("io", "AF_XDP on %s: %s", opts->ifname, strerror(-err));
 	xsk_fini(c);
@@ -379,7 +387,7 @@ static void xsk_close(struct io_queue *q)
 	if (q->xsk) {
 		xstats_read(q);
 		if (q->ctx) {
-			uint32_t key = q->ctx->map_base + q->qid;
+			uint32_t key = q->ctx->map_base + q->ctx->first + q->qid;
 
 			bpf_map_delete_elem(q->ctx->map_fd, &key);
 		}
@@ -445,7 +453,8 @@ static int umem_and_socket(struct io_queue *q, const struct io_opts *opts, int z
 	err = xsk_umem__create(&q->umem, q->area, q->area_len, &q->fill, &q->comp, &uc);
 	if (err)
 		return err;
-	err = xsk_socket__create(&q->xsk, q->ctx->ifname, q->qid, q->umem, &q->rx, &q->tx, &sc);
+	err = xsk_socket__create(&q->xsk, q->ctx->ifname, q->ctx->first + q->qid, q->umem, &q->rx,
+				 &q->tx, &sc);
 	if (err) {
 		q->xsk = NULL;
 		xsk_umem__delete(q->umem);
@@ -529,7 +538,7 @@ static int xsk_open(struct io_queue **out, void *arg, const struct io_opts *opts
 	q->fd = xsk_socket__fd(q->xsk);
 	{
 		/* Not xsk_socket__update_xskmap(): its key is the queue. */
-		uint32_t key = c->map_base + qid;
+		uint32_t key = c->map_base + c->first + qid;
 
 		if (bpf_map_update_elem(c->map_fd, &key, &q->fd, 0)) {
 			err = -errno;
@@ -558,12 +567,13 @@ static int xsk_open(struct io_queue **out, void *arg, const struct io_opts *opts
 			goto fail;
 		q->ksock[i] = err;
 	}
-	log_info("io", "AF_XDP %s queue %u bound (%s mode)", c->ifname, qid,
+	log_info("io", "AF_XDP %s queue %u bound (%s mode)", c->ifname, c->first + qid,
 		 q->st->zerocopy ? "zero-copy" : "copy");
 	*out = q;
 	return 0;
 fail:
-	log_error("io", "AF_XDP %s queue %u: %s", c->ifname, qid, strerror(err < 0 ? -err : err));
+	log_error("io", "AF_XDP %s queue %u: %s", c->ifname, c->first + qid,
+		  strerror(err < 0 ? -err : err));
 	xsk_close(q);
 	return err < 0 ? err : -err;
 }

@@ -63,6 +63,8 @@ static const struct cfg_key cfg_keys[] = {
 	  "native|generic", 0 },
 	{ "xdp", "pin_root", CFG_STR, OFF(xdp_pin_root), SZ(xdp_pin_root), 0, 0,
 	  "/sys/fs/bpf/weft", NULL, 0 },
+	{ "xdp", "first_queue", CFG_U32, OFF(xdp_first_queue), 0, 0, WXDP_MAX_QUEUES - 1, "0",
+	  NULL, 0 },
 #define UNVAL(cls, f, def)                                                                   \
 	{ "xdp", "unvalidated_" cls, CFG_U32, OFF(f), 0, 0, UINT32_MAX, WXDP_STR(def), NULL, 0 }
 	UNVAL("quic_pps", unval_quic_pps, WXDP_DEFAULT_UNVAL_QUIC_PPS),

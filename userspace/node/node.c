@@ -463,6 +463,7 @@ static int node_engine_init(struct node *n)
 		eo.ifname = n->cfg.xdp_ifname;
 		eo.xskmap_fd = wxdp_fd(n->xdp, WXDP_FD_XSKS);
 		eo.xskmap_base = wxdp_owner(n->xdp) * WXDP_MAX_QUEUES;
+		eo.xdp_first_queue = n->cfg.xdp_first_queue;
 		err = engine_new(&n->engine, &eo);
 		if (!err)
 			goto registered;
