@@ -13,7 +13,8 @@
 # From h1 a third weftd (io_uring) pings both over QUIC and the DHT.
 # Checks:
 #   - one program, both instances' ports in the shared config with their
-#     owners; each instance's limits show its own ports only;
+#     owners; each instance's limits show its own ports only; a third
+#     asking for a port A owns is refused and changes nothing;
 #   - both answer QUIC and DHT; A's traffic is redirected to its socket,
 #     B's passed to the kernel (pass_no_socket), none to the wrong one;
 #   - A (the instance that attached) stops: B keeps answering, the
@@ -105,6 +106,18 @@ grep -q "joined weft's program on eth0" "$LOG_B" || fail "B did not join: $(grep
 [ "$(CA --json xdp limits | json_get quic_ports)" = "[4433]" ] || fail "A's limits: $(CA --json xdp limits)"
 [ "$(CB --json xdp limits | json_get dht_ports)" = "[6882]" ] || fail "B's limits: $(CB --json xdp limits)"
 pass "B joined A's program $PROG (instance 1, ports added to the shared config, kernel steering)"
+
+# A third instance asking for A's QUIC port is refused, clearly, and
+# leaves the shared config as it was.
+mkdir -p "$D/x"
+timeout 30 $NETNS_EXEC "$WEFTD" --state-dir "$D/x" --xdp eth0 --workers 1 --quic-port 4433 \
+	--dht-port 6883 --set xdp.pin_root="$PINROOT" >"$D/x.log" 2>&1 &&
+	fail "a third instance started on A's port"
+grep -q "a port is another weftd's on this interface" "$D/x.log" ||
+	fail "the refusal does not say why: $(tail -3 "$D/x.log")"
+[ "$(shared_cfg)" = "4433,4434,0,0 6881,6882,0,0 4 4" ] || fail "refused join changed: $(shared_cfg)"
+[ "$(attached_id)" = "$PROG" ] || fail "the refused join touched the attachment"
+pass "a third instance on A's port is refused and changes nothing"
 
 WHAT="both up"
 r0=$(counter redirect) n0=$(counter pass_no_socket)

@@ -769,9 +769,10 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 	*out = x;
 	return 0;
 out:
-	wxdp_free(x);
+	/* Unlocked first: wxdp_free() takes the lock itself to leave. */
 	if (lock >= 0)
 		close(lock);
+	wxdp_free(x);
 	return err;
 }
 
