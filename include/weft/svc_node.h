@@ -183,8 +183,12 @@ int svc_node_unpublish(struct svc_node *sn, const char *name);
 
 /*
  * Discover name: cached results or a DHT lookup plus descriptor fetches
- * (each verified). out receives up to max results, best first. Returns the
- * count (0: none valid), -EINVAL, -ENOTCONN (no DHT), -ETIMEDOUT.
+ * (each verified), done by the fabric's owner while this thread waits with
+ * a deadline (at most 2 s for the owner to look at its cache; 5 s for the
+ * DHT, then 3 s for the descriptors). out receives up to max results, best
+ * first. Returns the count (0: none valid), -EINVAL, -ENOTCONN (no DHT),
+ * -ETIMEDOUT, -ESHUTDOWN (stopping), -EBUSY (too many jobs on the owner),
+ * -EDEADLK (called on the owner itself).
  */
 int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *out, size_t max);
 
@@ -199,9 +203,12 @@ struct svc_node_call_res {
 
 /*
  * One call to the best provider of name (a local one when this node
- * offers it). Returns 0 with res filled (res->err may be a remote error
- * class) or -errno when no provider could be reached (-ENOENT: none
- * found, -ETIMEDOUT, -ECONNREFUSED ...).
+ * offers it), run by the fabric's owner while this thread waits on its own
+ * semaphore, at most timeout_ms (clamped, see svc.max_timeout_ms) plus
+ * SVC_NODE_NET_MARGIN_MS once the provider is known. Returns 0 with res
+ * filled (res->err may be a remote error class) or -errno when no provider
+ * could be reached (-ENOENT: none found, -ETIMEDOUT, -ECONNREFUSED,
+ * -ESHUTDOWN, -EBUSY, -EDEADLK on the owner itself ...).
  */
 int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		  const uint8_t *payload, size_t len, uint32_t timeout_ms,

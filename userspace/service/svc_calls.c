@@ -41,7 +41,7 @@ static void pipe_wake(struct svcn_pipe *p)
 		sem_post(&p->sem);
 }
 
-static struct svcn_pipe *pipe_new(struct svc_node *sn, size_t cap)
+struct svcn_pipe *svcn_pipe_new(const _Atomic int *stopping, size_t cap)
 {
 	struct svcn_pipe *p = calloc(1, sizeof(*p));
 
@@ -55,7 +55,7 @@ static struct svcn_pipe *pipe_new(struct svc_node *sn, size_t cap)
 	sem_init(&p->sem, 0, 0);
 	atomic_init(&p->refs, 2);
 	p->cap = cap;
-	p->stopping = &sn->stopping;
+	p->stopping = stopping;
 	return p;
 }
 
@@ -292,6 +292,10 @@ static int job_run(struct svc_node *sn, struct svcn_job *j, uint64_t deadline_ns
 {
 	int err;
 
+	if (svc_backend_on_loop(sn->backend)) {
+		job_put(j); /* the owner cannot wait for itself */
+		return -EDEADLK;
+	}
 	j->m.fn = job_msg;
 	err = svc_backend_post(sn->backend, &j->m);
 	if (err) {
@@ -528,6 +532,8 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 
 	if (!svc_name_valid((const uint8_t *)name, nl))
 		return -EINVAL;
+	if (svc_backend_on_loop(sn->backend))
+		return -EDEADLK; /* the owner cannot wait for its own jobs */
 	err = svcn_owner_run(sn, find_cache_own, &fc, turn_ms);
 	if (err)
 		return err;
@@ -1272,7 +1278,7 @@ struct svcn_pipe *svcn_http_start(struct svc_node *sn, int local, const char *se
 				  uint32_t timeout_ms, uint64_t idle_ns, int *err)
 {
 	struct http_msg *h = calloc(1, sizeof(*h));
-	struct svcn_pipe *p = h ? pipe_new(sn, svcn_http_buffer(sn)) : NULL;
+	struct svcn_pipe *p = h ? svcn_pipe_new(&sn->stopping, svcn_http_buffer(sn)) : NULL;
 
 	if (!p) {
 		free(h);

@@ -298,6 +298,10 @@ struct svcn_pipe {
 	struct svcn_chunk *tail;  /* the producer's: last linked */
 	const _Atomic int *stopping; /* the fabric's: the reader leaves */
 };
+/* A pipe of at most cap queued bytes, two references (reader and
+ * producer); its reader leaves its waits once *stopping is set. NULL:
+ * out of memory. */
+struct svcn_pipe *svcn_pipe_new(const _Atomic int *stopping, size_t cap);
 /* Producer side (the owner): 0, -EAGAIN (no room for len), -ECANCELED
  * (the reader left). end: once, last (cls an enum svc_err). */
 int svcn_pipe_write(struct svcn_pipe *p, const uint8_t *buf, size_t len);
@@ -312,7 +316,7 @@ struct svcn_pipe *svcn_http_start(struct svc_node *sn, int local, const char *se
 				  const uint8_t *key, uint8_t *req, size_t len,
 				  uint32_t timeout_ms, uint64_t idle_ns, int *err);
 /* Up to max bytes out of p into buf, waiting until deadline_ns for one:
- * > 0 bytes, 0 ended (see cls, ok), -ETIMEDOUT. */
+ * > 0 bytes, 0 ended (see cls, ok, start_err), -ETIMEDOUT, -ESHUTDOWN. */
 long svcn_pipe_read(struct svcn_pipe *p, uint8_t *buf, size_t max, uint64_t deadline_ns);
 /* The reader leaves (the owner cancels the stream at its next look). */
 void svcn_pipe_close(struct svcn_pipe *p);
