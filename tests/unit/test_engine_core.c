@@ -484,8 +484,15 @@ static void test_engine_near_and_defer(void **state)
 	assert_int_equal(p.near_fired[2], 0);
 	assert_true(p.fired_us[0] >= p.armed_us + 300);
 	assert_true(p.fired_us[1] >= p.armed_us + 5000);
-	assert_int_equal(p.log[2], 10);
-	assert_int_equal(p.log[3], 11);
+	/* In due order, unless the worker was off its CPU past both deadlines
+	 * (a loaded machine): then both are due in one pass, and the near
+	 * list and the wheel do not promise an order between them. */
+	if (p.fired_us[0] < p.armed_us + 5000) {
+		assert_int_equal(p.log[2], 10);
+		assert_int_equal(p.log[3], 11);
+	} else {
+		assert_int_equal(p.log[2] + p.log[3], 21);
+	}
 	engine_free(eng);
 }
 
