@@ -169,7 +169,9 @@ int engine_flush(struct engine_worker *w);
  * short list of microsecond timers the loop wakes for exactly (transport
  * pacing, delays under ENGINE_NEAR_US), and a deferred list run at the end
  * of the current loop pass. A timer is in at most one of them: arming it
- * one way disarms it the other ways.
+ * one way disarms it the other ways. Timers fire never early; a wheel
+ * timer and a near timer that are both overdue in one pass (the worker
+ * was off its CPU) fire in no promised order between them.
  */
 #define ENGINE_NEAR_US 2000
 struct engine_timer {
