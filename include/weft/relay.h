@@ -167,11 +167,16 @@ struct quic_node;
 struct relay_node;
 struct relay_fwd;
 struct conn_node;
+struct node_dht;
 struct json_t;
 
 #define RELAY_DEF_BIND_MS 5000	/* an end's bind gives up after this (200 ms, 400 ms, ... apart) */
 #define RELAY_DEF_DIRECT_MS 3000 /* dial by key: direct addresses before the relay */
 #define RELAY_MAX_USE 4		/* relays a node keeps reservations with (CONN_REC_MAX_RELAYS) */
+/* Relays announce their QUIC port in the DHT under SHA-1 of this
+ * (cf7a45c0063a5dbfd1507ccd152834477d55597b); an unreachable node without
+ * relay.use looks them up there. */
+#define RELAY_DHT_NAME "weft:relay"
 
 struct relay_node_opts {
 	struct engine *eng;	 /* required */
@@ -179,6 +184,8 @@ struct relay_node_opts {
 	struct ctl *ctl;	 /* optional: /v1/relay/... routes and metrics */
 	struct guard *guard;	 /* optional: reservation churn is banned through it */
 	struct conn_node *conn;	 /* optional: the node record lists the relays held */
+	struct node_dht *dht;	 /* optional: relays announce, nodes find relays */
+	uint16_t quic_port;	 /* announced by a relay */
 	struct relay_tab_opts tab;
 	/* Circuit limits handed to the data plane (0: its defaults). */
 	uint64_t circuit_bytes;

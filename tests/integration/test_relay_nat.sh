@@ -18,6 +18,9 @@
 #    through the relay;
 #  - a 128 MiB `quic bench` to h6 is cut by the relay at its 96 MiB byte
 #    limit: the bench fails and h1 counts a circuit ended by "byte limit".
+# Twice: with the relay host in uring mode (the engine forwards), then in
+# xdp mode (generic XDP on its veth): there the relay's userspace forwards
+# none of the circuits' packets (user_pkts 0, circuits in_kernel).
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
 netns_require_root
@@ -25,7 +28,7 @@ command -v nft >/dev/null || fail "nft (nftables) missing: run tools/deps.sh ins
 command -v b3sum >/dev/null || fail "b3sum missing: run tools/deps.sh install"
 netns_create 4 || fail "netns setup"
 D=$(mktemp -d /tmp/wrelay.XXXXXX)
-netns_on_exit "rm -rf '$D'"
+netns_on_exit "[ -n "${RELAY_NAT_KEEP:-}" ] && cp -r '$D' "$RELAY_NAT_KEEP"; rm -rf '$D'"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 
 # nat_host ROUTER HOST SUBNET MASQ: host HOST on a LAN behind ROUTER (which
@@ -59,8 +62,15 @@ nat_host 4 6 10.0.6 "masquerade fully-random" || fail "NAT B setup"
 
 IP1=$(netns_ip4 1)
 IP2=$(netns_ip4 2)
+"$PYTHON" -c 'import random,sys; random.seed(14); sys.stdout.buffer.write(random.randbytes(64 << 20))' >"$D/file.bin"
+WANT=$(b3sum --no-names "$D/file.bin")
+
+# run_mode MODE: the whole scenario with the relay host in MODE (uring:
+# the engine forwards; xdp: the XDP program does, userspace sees binds only).
+run_mode() {
+local mode=$1 T="$1:"
 netns_weftd 2 uring "$D" --workers 1
-netns_weftd 1 uring "$D" --workers 1 --relay --set "dht.bootstrap=$IP2:6881" \
+netns_weftd 1 "$mode" "$D" --workers 1 --relay --set "dht.bootstrap=$IP2:6881" \
 	--set relay.circuit_bytes=100663296
 K1=$(ctl 1 --json status | json_get node_key)
 for n in 5 6; do
@@ -70,46 +80,71 @@ done
 K5=$(ctl 5 --json status | json_get node_key)
 K6=$(ctl 6 --json status | json_get node_key)
 
+# Each NATed node knows DHT nodes (a lost bootstrap ping is pinged again:
+# the DHT pings its bootstrap node once, with one retry).
+dht_ok() {
+	[ "$(ctl "$1" --json dht status | json_get nodes4)" -ge 2 ] && return 0
+	ctl "$1" dht ping "$IP2:6881" >/dev/null 2>&1
+	return 1
+}
+wait_for "dht_ok 5 && dht_ok 6" 300 || fail "$T the NATed nodes did not join the DHT"
 held() { [ "$(ctl "$1" --json relay status | json_get use 0 state)" = held ]; }
-wait_for "held 5 && held 6" 300 || fail "reservations not held: $(ctl 5 relay status; ctl 6 relay status)"
+wait_for "held 5 && held 6" 300 || fail "$T reservations not held: $(ctl 5 relay status; ctl 6 relay status)"
 out=$(ctl 1 relay reservations)
 echo "$out" | grep -q "^${K5:0:16}" && echo "$out" | grep -q "^${K6:0:16}" ||
-	fail "relay does not list both holders: $out"
-pass "h5 (port-preserving NAT) and h6 (random-fully) hold reservations with the relay"
+	fail "$T relay does not list both holders: $out"
+pass "$T h5 (port-preserving NAT) and h6 (random-fully) hold reservations with the relay"
 
 # h6's record lists the relay (republished when the relay set changed).
 wait_for "ctl 5 --json node resolve $K6 --fresh 2>/dev/null | grep -q '$K1'" 400 ||
-	fail "h6's record does not list the relay: $(ctl 5 --json node resolve "$K6" --fresh 2>&1)"
+	fail "$T h6's record does not list the relay: $(ctl 5 --json node resolve "$K6" --fresh 2>&1)"
 out=$(ctl 5 node resolve "$K6")
-echo "$out" | grep -q "^relay    $IP1:4433 $K1" || fail "resolve table: $out"
-pass "weftctl node resolve KEY6 (from h5) lists the relay"
+echo "$out" | grep -q "^relay    $IP1:4433 $K1" || fail "$T resolve table: $out"
+pass "$T weftctl node resolve KEY6 (from h5) lists the relay"
 
 out=$(ctl 5 --json quic ping "$K6")
-[ "$(echo "$out" | json_get peer_key)" = "$K6" ] || fail "quic ping KEY6 through the relay: $out"
-[ "$(ctl 1 --json relay status | json_get counters circuits)" -ge 1 ] || fail "no circuit at the relay"
-pass "weftctl quic ping KEY6 from h5 succeeds through the relay (rtt $(echo "$out" | json_get rtt_us) us)"
+[ "$(echo "$out" | json_get peer_key)" = "$K6" ] || fail "$T quic ping KEY6 through the relay: $out"
+[ "$(ctl 1 --json relay status | json_get counters circuits)" -ge 1 ] || fail "$T no circuit at the relay"
+pass "$T weftctl quic ping KEY6 from h5 succeeds through the relay (rtt $(echo "$out" | json_get rtt_us) us)"
 
-"$PYTHON" -c 'import random,sys; random.seed(14); sys.stdout.buffer.write(random.randbytes(64 << 20))' >"$D/file.bin"
-WANT=$(b3sum --no-names "$D/file.bin")
-ctl 6 --json content add "$D/file.bin" >"$D/add" || fail "content add on h6"
+ctl 6 --json content add "$D/file.bin" >"$D/add" || fail "$T content add on h6"
 ID=$(json_get items 0 id <"$D/add")
 t0=$(date +%s%N)
 ctl 5 --json content get "$ID" --out "$D/out" --from "$K6" >"$D/get" 2>&1 ||
-	fail "content get --from KEY6: $(cat "$D/get")"
+	fail "$T content get --from KEY6: $(cat "$D/get")"
 t1=$(date +%s%N)
-[ "$(b3sum --no-names "$D/out/$ID")" = "$WANT" ] || fail "downloaded file differs"
-pass "64 MiB content get --from KEY6 through the relay verified ($(((t1 - t0) / 1000000)) ms)"
+[ "$(b3sum --no-names "$D/out/$ID")" = "$WANT" ] || fail "$T downloaded file differs"
+pass "$T 64 MiB content get --from KEY6 through the relay verified ($(((t1 - t0) / 1000000)) ms)"
 ctl 1 relay circuits
+if [ "$mode" = xdp ]; then
+	# Forwarded in the kernel: the relay's userspace forwarded nothing,
+	# the circuits say in_kernel and carried the transfer.
+	st=$(ctl 1 --json relay status)
+	[ "$(echo "$st" | json_get data_plane user_pkts)" = 0 ] ||
+		fail "$T userspace forwarded circuit packets in xdp mode: $st"
+	ctl 1 --json relay circuits | "$PYTHON" -c 'import json,sys
+c=json.load(sys.stdin)["circuits"]
+big=[x for x in c if sum(e["bytes"] for e in x["ends"]) > (32 << 20)]
+sys.exit(0 if big and all(x["in_kernel"] for x in big) else 1)' ||
+		fail "$T the transfer's circuit was not forwarded in the kernel: $(ctl 1 --json relay circuits)"
+	pass "$T the relay's userspace forwarded none of the circuits' packets (user_pkts 0, in_kernel)"
+fi
 
 # 128 MiB through one circuit of at most 96 MiB: cut by the relay.
 out=$(ctl 5 --json quic bench "$K6" 134217728 sink 2>&1) &&
-	fail "a 128 MiB bench passed a 96 MiB circuit: $out"
+	fail "$T a 128 MiB bench passed a 96 MiB circuit: $out"
 wait_for '[ "$(ctl 1 --json relay status | json_get counters ended_bytes)" -ge 1 ]' 100 ||
-	fail "no circuit ended by its byte limit: $(ctl 1 relay status)"
-grep -q "ended: byte limit" "$LOG1" || fail "relay log does not name the byte limit"
-pass "a circuit over its byte limit is cut (bench: $(echo "$out" | tr -d "\n" | cut -c1-100))"
+	fail "$T no circuit ended by its byte limit: $(ctl 1 relay status)"
+grep -q "ended: byte limit" "$LOG1" || fail "$T relay log does not name the byte limit"
+pass "$T a circuit over its byte limit is cut (bench: $(echo "$out" | tr -d "\n" | cut -c1-100))"
 
 for p in "$PID5" "$PID6" "$PID1" "$PID2"; do
-	stop_weftd "$p" || fail "a weftd did not stop cleanly"
+	stop_weftd "$p" || fail "$T a weftd did not stop cleanly"
+done
+rm -rf "$D/n1" "$D/n2" "$D/n5" "$D/n6" "$D/out"
+}
+
+for m in ${RELAY_NAT_MODES:-uring xdp}; do
+	run_mode "$m"
 done
 finish

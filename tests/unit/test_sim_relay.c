@@ -8,10 +8,12 @@
  *   D  10.0.0.4      behind an endpoint-independent NAT (APDF filtering)
  *   E  10.0.1.5      behind an address-dependent NAT (APDF filtering)
  *   F  10.0.2.6      behind an EIM NAT, relay.accept = false
+ *   G  10.0.3.7      behind an EIM NAT, no relay.use: finds R in the DHT
  *
  * D, E and F are unreachable from outside (their NATs filter), find
  * themselves behind NAT (relay.reserve = auto) and take a reservation with
- * R (relay.use); their node records list R. D then reaches E by key alone:
+ * R (relay.use; G finds R under the relay infohash in the DHT); their node
+ * records list R. D then reaches E by key alone:
  * `quic ping KEY` and `content get --from KEY` (1 MiB, verified) go
  * through a circuit of R; R's control plane and data plane count it.
  * Refusals are clear codes: no_reservation (a key R holds nothing for),
@@ -41,8 +43,8 @@
 
 struct world {
 	struct simnet *sn;
-	struct simnet_nat *eim, *adm, *eim2;
-	struct simnode b, r, d, e, f;
+	struct simnet_nat *eim, *adm, *eim2, *eim3;
+	struct simnode b, r, d, e, f, g;
 	char use[160]; /* relay.use=R */
 };
 
@@ -98,7 +100,21 @@ static int lists_relay(struct simnode *from, struct simnode *x)
 static int records_list_relay(void *arg)
 {
 	(void)arg;
-	return lists_relay(&W.b, &W.d) && lists_relay(&W.b, &W.e) && lists_relay(&W.b, &W.f);
+	return lists_relay(&W.b, &W.d) && lists_relay(&W.b, &W.e) && lists_relay(&W.b, &W.f) &&
+	       lists_relay(&W.b, &W.g);
+}
+
+static int g_holds(void *arg)
+{
+	json_t *o = simnode_ok(&W.g, "GET", "/v1/relay/status", NULL);
+	json_t *u = json_array_get(json_object_get(o, "use"), 0);
+	int ok = u && !strcmp(json_string_value(json_object_get(u, "state")), "held") &&
+		 !strcmp(json_string_value(json_object_get(u, "source")), "dht") &&
+		 !strcmp(json_string_value(json_object_get(u, "key")), W.r.key);
+
+	(void)arg;
+	json_decref(o);
+	return ok;
 }
 
 static int setup(void **state)
@@ -129,7 +145,9 @@ static int setup(void **state)
 	assert_int_equal(io_addr_parse(&out, "198.51.104.100", 0), 0);
 	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.eim2), 0);
 	simnode_new(&W.f, W.sn, "F", "10.0.2.6", W.eim2, natf, NULL, NULL);
-	(void)pub;
+	assert_int_equal(io_addr_parse(&out, "198.51.105.100", 0), 0);
+	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.eim3), 0);
+	simnode_new(&W.g, W.sn, "G", "10.0.3.7", W.eim3, pub, NULL, NULL);
 	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
 	return 0;
 }
@@ -137,6 +155,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	simnode_free(&W.g);
 	simnode_free(&W.f);
 	simnode_free(&W.e);
 	simnode_free(&W.d);
@@ -170,9 +189,15 @@ static void test_reservations(void **state)
 	assert_true(reserved_at_r(W.f.key));
 	/* ...the public ones take none (B has no relay.use; R is public). */
 	assert_false(reserved_at_r(W.b.key));
+	/* G has no relay.use: it finds R under SHA-1("weft:relay") in the DHT
+	 * (R announces itself) and reserves there too. */
+	assert_int_equal(simnode_wait(g_holds, NULL, 60000), 0);
+	assert_true(reserved_at_r(W.g.key));
+	assert_true(simnode_get_int(&W.r, "/v1/relay/status", "dht", "announces_stored", NULL) >=
+		    1);
 	o = simnode_ok(&W.r, "GET", "/v1/relay/status", NULL);
 	assert_true(json_is_true(json_object_get(o, "enabled")));
-	assert_int_equal(json_integer_value(json_object_get(o, "reservations")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "reservations")), 4);
 	assert_int_equal(json_integer_value(
 			     json_object_get(json_object_get(o, "limits"), "circuits_per_reservation")),
 			 3);
@@ -386,13 +411,14 @@ static int not_reserved(void *arg)
 static int all_reserved(void *arg)
 {
 	(void)arg;
-	return reserved_at_r(W.d.key) && reserved_at_r(W.e.key) && reserved_at_r(W.f.key);
+	return reserved_at_r(W.d.key) && reserved_at_r(W.e.key) && reserved_at_r(W.f.key) &&
+	       reserved_at_r(W.g.key);
 }
 
 static int expired_all(void *arg)
 {
 	(void)arg;
-	return r_counter("expired") >= 3;
+	return r_counter("expired") >= 4;
 }
 
 static void test_expiry_and_teardown(void **state)
@@ -401,7 +427,7 @@ static void test_expiry_and_teardown(void **state)
 
 	(void)state;
 	/* The clock jumps past reservation_ttl_s (15 s on R) but not past
-	 * QUIC's idle timeout (30 s): R expires the three reservations at
+	 * QUIC's idle timeout (30 s): R expires the four reservations at
 	 * its next look; the holders take them again. */
 	simnet_advance(W.sn, 16000000000ULL);
 	assert_int_equal(simnode_wait(expired_all, NULL, 30000), 0);

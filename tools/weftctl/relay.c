@@ -40,8 +40,8 @@ static void print_status(const json_t *o)
 	printf("reserve        %s, accept circuits: %s\n", weftctl_jstr(o, "reserve"),
 	       json_is_true(json_object_get(o, "accept")) ? "yes" : "no");
 	json_array_foreach(json_object_get(o, "use"), i, x)
-		printf("relay used     %s  %s (expires in %lld s, last %s)\n",
-		       weftctl_jstr(x, "relay"), weftctl_jstr(x, "state"),
+		printf("relay used     %s  %s (%s; expires in %lld s, last %s)\n",
+		       weftctl_jstr(x, "relay"), weftctl_jstr(x, "state"), weftctl_jstr(x, "source"),
 		       weftctl_jint(x, "expires_in_s"), weftctl_jstr(x, "last_status"));
 	printf("our circuits   binds %lld ok / %lld failed, offers %lld accepted / %lld refused\n",
 	       weftctl_jint(c, "binds_ok"), weftctl_jint(c, "binds_failed"),

@@ -353,7 +353,8 @@ static int node_conn_init(struct node *n)
 static int node_relay_init(struct node *n)
 {
 	struct relay_node_opts ro = { .eng = n->engine, .quic = n->quic, .ctl = n->ctl,
-				      .guard = n->guard, .conn = n->conn };
+				      .guard = n->guard, .conn = n->conn, .dht = n->dht,
+				      .quic_port = (uint16_t)n->cfg.quic_port };
 	struct relay_fwd_opts fo;
 	int err, nuse;
 

@@ -31,9 +31,11 @@
 
 #include "weft/conn.h"
 #include "weft/ctl.h"
+#include "weft/dht.h"
 #include "weft/engine.h"
 #include "weft/guard.h"
 #include "weft/log.h"
+#include "weft/node_dht.h"
 #include "weft/quic_node.h"
 #include "weft/relay.h"
 #include "weft/relay_fwd.h"
@@ -46,6 +48,11 @@
 #define RN_RETRY_MS 5000       /* a lost reservation is retried this often */
 #define RN_BAN_S 600	       /* churn ban */
 #define RN_DIAL_MS 10000       /* a circuit request answers within this */
+#define RN_ANNOUNCE_MS 900000ULL /* relays re-announce every 15 min (DHT peers live 30 min) */
+#define RN_ANNOUNCE_RETRY_MS 5000ULL /* until an announce was stored somewhere */
+#define RN_DEAD_FAILS 3		 /* a discovered relay is dropped after this many failed dials */
+#define RN_DISCOVER_MIN_MS 5000ULL  /* an unreachable node without relays looks them up, */
+#define RN_DISCOVER_MAX_MS 300000ULL /* backing off from 5 s to 5 min while none is found */
 
 /* Token of the streams we open: purpose in the top byte, slot below. */
 #define TOK_USE (1ULL << 56)
@@ -104,6 +111,10 @@ struct rn_use { /* client: a relay we hold (or want) a reservation with */
 	int answered; /* the last RESERVE sent (at refreshed_ms) was answered */
 	unsigned int last_status;
 	uint64_t taken, lost;
+	int discovered; /* found in the DHT: the key is learned at the handshake */
+	int have_key;
+	int dead;	     /* a discovered relay that failed RN_DEAD_FAILS dials in a row */
+	unsigned int fails;
 };
 
 struct rn_bind { /* one of our circuit ends binding */
@@ -137,6 +148,10 @@ struct relay_node {
 	struct rn_circ *circs;
 	unsigned int ncircs;
 	struct rn_use use[RELAY_MAX_USE];
+	unsigned int nuse; /* configured (relay.use) first, then discovered */
+	uint8_t ih[DHT_ID_LEN]; /* SHA-1("weft:relay") */
+	uint64_t next_announce_ms, next_discover_ms, discover_gap_ms;
+	uint64_t announces, announces_stored, discovered;
 	struct rn_bind binds[RN_MAX_BINDS];
 	struct rn_dial dials[RN_MAX_DIALS];
 	struct engine_timer timer;
@@ -471,7 +486,7 @@ int relay_node_stun(struct relay_node *rn, const uint8_t *buf, size_t len,
 
 static struct rn_use *use_by_conn(struct relay_node *rn, uint64_t conn)
 {
-	for (unsigned int i = 0; i < rn->o.nuse; i++)
+	for (unsigned int i = 0; i < rn->nuse; i++)
 		if (rn->use[i].st != U_IDLE && rn->use[i].conn == conn)
 			return &rn->use[i];
 	return NULL;
@@ -491,8 +506,8 @@ static void publish_relays(struct relay_node *rn)
 	struct conn_relay r[CONN_REC_MAX_RELAYS];
 	unsigned int n = 0;
 
-	for (unsigned int i = 0; i < rn->o.nuse && n < CONN_REC_MAX_RELAYS; i++)
-		if (rn->use[i].st == U_HELD) {
+	for (unsigned int i = 0; i < rn->nuse && n < CONN_REC_MAX_RELAYS; i++)
+		if (rn->use[i].st == U_HELD && rn->use[i].have_key) {
 			memcpy(r[n].key, rn->use[i].key, CONN_KEY_LEN);
 			r[n].addr = rn->use[i].addr;
 			n++;
@@ -508,6 +523,10 @@ static void use_lost(struct relay_node *rn, struct rn_use *u, int close)
 {
 	if (u->st == U_HELD)
 		u->lost++;
+	if (u->st == U_HELD)
+		u->fails = 0;
+	else if (u->discovered && ++u->fails >= RN_DEAD_FAILS)
+		u->dead = 1; /* its slot goes to the next relay the DHT gives */
 	if (close && u->st != U_IDLE)
 		quic_node_close(rn->o.quic, u->conn, 0);
 	st_drop_conn(rn, u->conn);
@@ -598,7 +617,7 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 			break;
 		return;
 	case RC_RES_OUT:
-		u = s->ref < rn->o.nuse ? &rn->use[s->ref] : NULL;
+		u = s->ref < rn->nuse ? &rn->use[s->ref] : NULL;
 		if (m->type != RELAY_MSG_RESERVED || !u || u->conn != s->conn)
 			break;
 		u->last_status = m->status;
@@ -707,7 +726,7 @@ static void cb_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int
 		break;
 	}
 	case TOK_USE: {
-		struct rn_use *u = idx < rn->o.nuse ? &rn->use[idx] : NULL;
+		struct rn_use *u = idx < rn->nuse ? &rn->use[idx] : NULL;
 
 		if (!u || u->conn != conn || u->st != U_OPENING)
 			break;
@@ -777,6 +796,10 @@ static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_
 	u = use_by_conn(rn, conn);
 	d = dial_by_conn(rn, conn);
 	if (u && u->st == U_DIALING) {
+		if (!err && peer_key && !u->have_key) {
+			memcpy(u->key, peer_key, RELAY_KEY_LEN);
+			u->have_key = 1;
+		}
 		if (err) {
 			use_lost(rn, u, 1);
 		} else {
@@ -832,6 +855,87 @@ static const struct quic_node_handler rn_handler = {
 
 /* ------------------------------------------------------------ timer */
 
+/* ------------------------------------------------------------ DHT */
+
+static void announce_done(void *arg, const struct dht_result *res)
+{
+	struct relay_node *rn = arg;
+
+	if (atomic_load(&rn->freeing) || res->status == -ECANCELED)
+		return;
+	lock(rn);
+	if (res->stored) {
+		rn->announces_stored++;
+		rn->next_announce_ms = now_ms(rn) + RN_ANNOUNCE_MS;
+	}
+	unlock(rn);
+}
+
+static void announce_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct relay_node *rn = arg;
+
+	rn->announces++;
+	dht_announce(dht, rn->ih, rn->o.quic_port, 0, now, announce_done, rn);
+}
+
+/* Relays found under the relay infohash: free slots get them (the key
+ * comes with the handshake). On worker 0. */
+static void discover_done(void *arg, const struct dht_result *res)
+{
+	struct relay_node *rn = arg;
+	char buf[64];
+
+	if (atomic_load(&rn->freeing) || res->status == -ECANCELED)
+		return;
+	lock(rn);
+	for (size_t i = 0; i < res->npeers; i++) {
+		struct io_addr a;
+		unsigned int k, slot = rn->nuse;
+
+		if (io_addr_from_sockaddr(&a, (const struct sockaddr *)&res->peers[i],
+					  sizeof(res->peers[i])))
+			continue;
+		for (k = 0; k < rn->nuse; k++) {
+			if (rn->use[k].dead && slot == rn->nuse)
+				slot = k;
+			if (!rn->use[k].dead && rn->use[k].addr.family == a.family &&
+			    rn->use[k].addr.port == a.port &&
+			    !memcmp(rn->use[k].addr.addr, a.addr, sizeof(a.addr)))
+				break;
+		}
+		if (k < rn->nuse || slot >= RELAY_MAX_USE)
+			continue;
+		k = slot;
+		memset(&rn->use[k], 0, sizeof(rn->use[k]));
+		rn->use[k].addr = a;
+		rn->use[k].discovered = 1;
+		snprintf(rn->use[k].target, sizeof(rn->use[k].target), "%s",
+			 io_addr_fmt(&a, buf, sizeof(buf)));
+		if (k == rn->nuse)
+			rn->nuse++;
+		rn->discovered++;
+		rn->discover_gap_ms = 0; /* found: look again quickly if it fails */
+		log_info("relay", "relay found in the DHT: %s", rn->use[k].target);
+	}
+	unlock(rn);
+}
+
+static void discover_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct relay_node *rn = arg;
+
+	dht_get_peers(dht, rn->ih, now, discover_done, rn);
+}
+
+static int held_any(struct relay_node *rn)
+{
+	for (unsigned int i = 0; i < rn->nuse; i++)
+		if (rn->use[i].st == U_HELD)
+			return 1;
+	return 0;
+}
+
 static int want_reserve(struct relay_node *rn)
 {
 	if (rn->o.reserve >= 0)
@@ -855,10 +959,12 @@ static void tick(struct engine_worker *w, void *arg)
 		if (rn->pending[i].used && now >= rn->pending[i].deadline_ms)
 			offer_done(rn, &rn->pending[i], RELAY_E_TIMEOUT);
 	/* client side: keep the reservations */
-	for (unsigned int i = 0; i < rn->o.nuse; i++) {
+	for (unsigned int i = 0; i < rn->nuse; i++) {
 		struct rn_use *u = &rn->use[i];
 		struct relay_msg m = { .type = RELAY_MSG_RESERVE };
 
+		if (u->dead)
+			continue;
 		if (!want && u->st != U_IDLE) {
 			use_lost(rn, u, 1);
 			u->next_try_ms = now;
@@ -885,6 +991,20 @@ static void tick(struct engine_worker *w, void *arg)
 			u->answered = 0;
 			send_msg(rn, u->conn, u->sid, &m, 0);
 		}
+	}
+	/* a relay announces itself; a node that wants a relay and has none
+	 * configured looks for them */
+	if (rn->o.dht && rn->fwd && now >= rn->next_announce_ms) {
+		rn->next_announce_ms = now + RN_ANNOUNCE_RETRY_MS;
+		node_dht_run(rn->o.dht, announce_fn, rn);
+	}
+	if (rn->o.dht && want && !rn->fwd && !rn->o.nuse && !held_any(rn) &&
+	    now >= rn->next_discover_ms) {
+		rn->discover_gap_ms = rn->discover_gap_ms ? rn->discover_gap_ms * 2 : RN_DISCOVER_MIN_MS;
+		if (rn->discover_gap_ms > RN_DISCOVER_MAX_MS)
+			rn->discover_gap_ms = RN_DISCOVER_MAX_MS;
+		rn->next_discover_ms = now + rn->discover_gap_ms;
+		node_dht_run(rn->o.dht, discover_fn, rn);
 	}
 	for (unsigned int i = 0; i < RN_MAX_BINDS; i++) {
 		struct rn_bind *b = &rn->binds[i];
@@ -1024,7 +1144,7 @@ static json_t *status_json(struct relay_node *rn)
 	char buf[64];
 
 	lock(rn);
-	for (unsigned int i = 0; i < rn->o.nuse; i++) {
+	for (unsigned int i = 0; i < rn->nuse; i++) {
 		struct rn_use *u = &rn->use[i];
 
 		json_array_append_new(
@@ -1036,6 +1156,10 @@ static json_t *status_json(struct relay_node *rn)
 						     : 0),
 				    "taken", (json_int_t)u->taken, "lost", (json_int_t)u->lost,
 				    "last_status", relay_status_name(u->last_status)));
+		json_object_set_new(json_array_get(held, json_array_size(held) - 1), "source",
+				    json_string(u->dead ? "dht (dropped)"
+						: u->discovered ? "dht"
+								: "config"));
 	}
 	for (unsigned int i = 1; i < RELAY_E__MAX; i++)
 		json_object_set_new(ref, relay_status_name(i),
@@ -1070,6 +1194,9 @@ static json_t *status_json(struct relay_node *rn)
 						      : rn->o.reserve ? "always"
 								      : "never"));
 	json_object_set_new(o, "accept", json_boolean(rn->o.accept));
+	json_object_set_new(o, "dht", json_pack("{s:I,s:I,s:I}", "announces", (json_int_t)rn->announces,
+						"announces_stored", (json_int_t)rn->announces_stored,
+						"relays_found", (json_int_t)rn->discovered));
 	unlock(rn);
 	return o;
 }
@@ -1202,7 +1329,7 @@ static void metrics(void *arg, FILE *out)
 	unsigned int held = 0;
 
 	lock(rn);
-	for (unsigned int i = 0; i < rn->o.nuse; i++)
+	for (unsigned int i = 0; i < rn->nuse; i++)
 		held += rn->use[i].st == U_HELD;
 	fprintf(out,
 		"# HELP weft_relay_reservations Reservations this relay holds for other nodes.\n"
@@ -1314,6 +1441,8 @@ int relay_node_new(struct relay_node **out, const struct relay_node_opts *o)
 		pthread_cond_init(&rn->cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	rn->nuse = o->nuse;
+	dht_bep44_target_immutable(rn->ih, (const uint8_t *)RELAY_DHT_NAME, strlen(RELAY_DHT_NAME));
 	engine_timer_init(&rn->timer, tick, rn);
 	err = quic_node_register(o->quic, RELAY_ST_CTL, &rn_handler, rn);
 	if (err)
