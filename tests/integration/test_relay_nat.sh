@@ -83,7 +83,7 @@ K6=$(ctl 6 --json status | json_get node_key)
 # Each NATed node knows DHT nodes (a lost bootstrap ping is pinged again:
 # the DHT pings its bootstrap node once, with one retry).
 dht_ok() {
-	[ "$(ctl "$1" --json dht status | json_get nodes4)" -ge 2 ] && return 0
+	[ "$(ctl "$1" --json dht status | json_get nodes4)" -ge 1 ] && return 0
 	ctl "$1" dht ping "$IP2:6881" >/dev/null 2>&1
 	return 1
 }
