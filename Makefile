@@ -159,8 +159,9 @@ $(BUILD)/tools/%: tests/tools/%.c
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(FLAGS_rel) -o $@ $<
 
-# relay_node runs the relay data plane (engine + XDP program): linked to libweft.
-$(BUILD)/tools/relay_node: tests/tools/relay_node.c $(OBJ_rel)/libweft.a
+# relay_node runs the relay data plane (engine + XDP program), relay_load
+# binds with relay_bind_request: linked to libweft.
+$(BUILD)/tools/relay_node $(BUILD)/tools/relay_load: $(BUILD)/tools/%: tests/tools/%.c $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
@@ -192,7 +193,7 @@ $(BUILD)/bench/%: $(OBJ_rel)/bench/%.o $(OBJ_rel)/libweft.a
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
 bench: check-deps
-	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load
 	$(Q)BUILD=$(BUILD) bench/run.sh $(BENCHES)
 
 # ---- fuzz targets (clang + libFuzzer) ----
