@@ -32,7 +32,11 @@
  * is served by the engine: engine_opts.range_min/max = relay.ports, one
  * handler registered by relay_fwd_new). In xdp mode (opts.xdp set) bound
  * circuits are forwarded inside the XDP program (circuit map, rewrite,
- * XDP_TX) and never reach userspace; binds still do.
+ * XDP_TX) and never reach userspace; binds still do (to the AF_XDP
+ * sockets of instance 0: with several weftd sharing an interface, the
+ * relay is the first). A circuit's two ends must be of one family to be
+ * forwarded in the kernel (otherwise userspace forwards it). Stats and
+ * relay_fwd_json read the kernel's counters (in_kernel = 1).
  *
  * Threads: every function may be called from any thread (an internal
  * mutex guards the circuit table), except relay_fwd_free. on_end runs on
