@@ -966,7 +966,7 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		  struct svc_node_call_res *res)
 {
 	struct svc_dir_result r;
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = {0};
 	socklen_t sl = 0;
 	struct call_job *c;
 	int err, local;
@@ -1044,6 +1044,12 @@ static void load_free(struct svcn_job *j)
 
 static void load_finish(struct svc_node *sn, struct load_job *l)
 {
+	if (l->started < l->count && !job_abandoned(&l->j)) {
+		/* Never started (the owner's job table was full, or out of
+		 * memory): counted as transport failures, not left out. */
+		l->res.errs[SVC_ERR__COUNT] += (uint64_t)(l->count - l->started);
+		l->res.last_errno = -EBUSY;
+	}
 	l->res.elapsed_ns = svcn_now_ns() - l->t0;
 	job_deliver(sn, &l->j);
 }
@@ -1119,7 +1125,7 @@ int svcn_call_many(struct svc_node *sn, const char *name, const char *method,
 		   struct svcn_load_res *out)
 {
 	struct svc_dir_result r;
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = {0};
 	socklen_t sl = 0;
 	struct load_job *l;
 	uint64_t per, rounds;
