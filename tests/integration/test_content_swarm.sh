@@ -107,7 +107,8 @@ S1=$(ctl 1 --json content stats | json_get served_chunks)
 ctl 4 --json content get "$ID2" --from "$(netns_ip4 1)" --no-wait >"$D/get2" || fail "get file2"
 J2=$(json_get job <"$D/get2")
 wait_for '[ "$(job "$J2" | json_get fetched)" -ge 20 ]' 300 || fail "file2 does not progress"
-SEEN=$(job "$J2" | json_get fetched)
+job "$J2" >"$D/pre2"
+SEEN=$(json_get fetched <"$D/pre2") RETRY_PRE=$(json_get retries <"$D/pre2")
 kill -9 "$PID4"
 wait "$PID4" 2>/dev/null
 start_node 4
@@ -122,6 +123,7 @@ wait_for '[ "$(ctl 4 --json content jobs | json_get jobs 0 done)" = True ]' 600 
 	fail "resumed download did not finish: $(ctl 4 --json content jobs)"
 ctl 4 --json content jobs >"$D/jobs2"
 R=$(json_get jobs 0 resumed <"$D/jobs2") F=$(json_get jobs 0 fetched <"$D/jobs2")
+RETRY_POST=$(json_get jobs 0 retries <"$D/jobs2")
 [ "$(json_get jobs 0 state <"$D/jobs2")" = done ] || fail "resume failed: $(cat "$D/jobs2")"
 [ "$R" -ge "$SEEN" ] || fail "verified chunks lost: $R resumed, $SEEN were verified before the crash"
 [ $((R + F)) -eq 64 ] || fail "resumed $R + fetched $F != 64 chunks"
@@ -129,9 +131,14 @@ ctl 4 content get "$ID2" --out "$D/out2" >/dev/null || fail "export after resume
 cmp "$D/file2.bin" "$D/out2/$ID2" || fail "resumed file differs"
 S2=$(ctl 1 --json content stats | json_get served_chunks)
 # Extra chunks host 1 served are the ones in flight at the crash (at most 12
-# lanes), plus retries of timed-out requests on a loaded machine.
-[ $((S2 - S1)) -le $((64 + 24)) ] || fail "host 1 served $((S2 - S1)) chunks for a 64-chunk file"
-pass "resume after a crash: $R chunks kept, $F fetched (host 1 served $((S2 - S1)))"
+# lanes: requests retried after the figures above were read are among
+# them) and the retries of timed-out requests the job counted, before and
+# after the crash (a loaded machine times requests out: a fixed margin of
+# 24 failed a clean-clone run with 100 served).
+MAXS=$((64 + 12 + RETRY_PRE + RETRY_POST))
+[ $((S2 - S1)) -le $MAXS ] ||
+	fail "host 1 served $((S2 - S1)) chunks for a 64-chunk file (retries $RETRY_PRE + $RETRY_POST)"
+pass "resume after a crash: $R chunks kept, $F fetched (host 1 served $((S2 - S1)), at most $MAXS)"
 
 # A blob damaged on disk fails re-verification: marked bad, never served
 # or exported again.
