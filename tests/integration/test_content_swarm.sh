@@ -130,12 +130,13 @@ RETRY_POST=$(json_get jobs 0 retries <"$D/jobs2")
 ctl 4 content get "$ID2" --out "$D/out2" >/dev/null || fail "export after resume"
 cmp "$D/file2.bin" "$D/out2/$ID2" || fail "resumed file differs"
 S2=$(ctl 1 --json content stats | json_get served_chunks)
-# Extra chunks host 1 served are the ones in flight at the crash (at most 12
-# lanes: requests retried after the figures above were read are among
-# them) and the retries of timed-out requests the job counted, before and
-# after the crash (a loaded machine times requests out: a fixed margin of
-# 24 failed a clean-clone run with 100 served).
-MAXS=$((64 + 12 + RETRY_PRE + RETRY_POST))
+# Extra chunks host 1 served: those in flight when the figures above were
+# read and those in flight at the crash (at most 12 lanes each: a chunk
+# that arrived in between may not have reached the disk and is fetched
+# again), and the retries of timed-out requests the job counted, before
+# and after the crash (a loaded machine times requests out: a fixed margin
+# of 24 failed a clean-clone run with 100 served).
+MAXS=$((64 + 24 + RETRY_PRE + RETRY_POST))
 [ $((S2 - S1)) -le $MAXS ] ||
 	fail "host 1 served $((S2 - S1)) chunks for a 64-chunk file (retries $RETRY_PRE + $RETRY_POST)"
 pass "resume after a crash: $R chunks kept, $F fetched (host 1 served $((S2 - S1)), at most $MAXS)"
