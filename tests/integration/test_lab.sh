@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 # weftlab (tools/weftlab, docs/LAB.md): a small lab of release weftd, each in
 # its own namespace on one bridge, one node behind a NAT router; the
-# bootstrap, lookups and distribute scenarios produce sane JSON (every node
-# healthy, every lookup finds what was announced, every node's download
-# verifies); the report has its PNG plots; `down` leaves no namespace,
+# bootstrap, lookups, distribute, churn and flood scenarios produce sane
+# JSON (every node healthy, every get_peers finds what was announced, every
+# node's download verifies, churn kills and restarts, the flood reaches its
+# target); the report has its PNG plots; `down` leaves no namespace,
 # link or process with the lab's prefix, also after `kill -9` of the tool
 # in the middle of `up`; two labs side by side.
 set -u
@@ -80,6 +81,31 @@ assert t["t100_s"] is not None and t["seed_upload_bytes"] >= t["size"], t
 assert len(t["resources"]) == 6 and all(v["rss_max"] > 0 for v in t["resources"].values())
 PY
 grep -q '^find_node' "$D/lk.out" || fail "lookups printed no table"
+
+# churn (2 of 6 nodes killed and restarted during 8 s) and flood (node 2
+# flooded from node 5's namespace for 3 s, measured from the others)
+$LAB --dir "$D/a" run churn --seed 4 --fraction 0.34 --duration 8 --down 2 >"$D/churn.out" 2>&1 ||
+	{ cat "$D/churn.out"; fail "run churn"; }
+$LAB --dir "$D/a" run flood --seed 5 --target 2 --attacker 5 --duration 3 >"$D/flood.out" 2>&1 ||
+	{ cat "$D/flood.out"; fail "run flood"; }
+"$PYTHON" - "$D/a/results" <<'PY' || fail "churn/flood results are not sane: $(cat "$D/churn.out" "$D/flood.out")"
+import json, os, sys
+d = sys.argv[1]
+r = lambda n: json.load(open(os.path.join(d, n + ".json")))
+c = r("churn")
+kills = [e for e in c["events"] if e["ev"] == "kill"]
+starts = [e for e in c["events"] if e["ev"] == "start"]
+assert len(kills) == 2 and len(starts) == 2, c["events"]
+assert all(e["node"] != 1 for e in kills), kills
+assert sum(v["count"] for v in c["summary"].values()) == len(c["lookups"]) > 0
+f = r("flood")
+assert f["target"] == 2 and f["attacker"] == 5 and f["flood"]["sent"] > 0, f["flood"]
+# the target's policer saw the flood
+assert f["target_counters"].get("rx", 0) > 0, f["target_counters"]
+assert [p["phase"] for p in f["phases"]] == ["before", "during", "after"]
+assert all(p["calls"] > 0 and p["dht_pings"] > 0 for p in f["phases"]), f["phases"]
+PY
+$LAB --dir "$D/a" status >/dev/null || fail "a node is down after churn/flood"
 $LAB --dir "$D/a" report >"$D/rep.out" 2>&1 || { cat "$D/rep.out"; fail "report"; }
 for f in lookup_latency_cdf download_completion rss_per_node cpu_per_node; do
 	head -c 8 "$D/a/report/$f.png" | grep -q PNG || fail "report: $f.png is not a PNG"
@@ -87,7 +113,7 @@ done
 grep -q 'lookup_latency_cdf.png' "$D/a/report/index.html" || fail "report: index.html lacks the plots"
 $LAB --dir "$D/a" top --once </dev/null >"$D/top.out" || fail "top --once"
 grep -q '6/6 up' "$D/top.out" || fail "top: $(cat "$D/top.out")"
-pass "bootstrap (6/6 healthy), lookups, distribute (5/5 verified), report with 4 PNG plots, top"
+pass "bootstrap (6/6 healthy), lookups, distribute (5/5 verified), churn, flood, report with 4 PNG plots, top"
 
 # --- down, and down after kill -9 of the tool in the middle of up
 $LAB --dir "$D/b" down >/dev/null || fail "down of the second lab failed"
