@@ -83,10 +83,13 @@ PY
 grep -q '^find_node' "$D/lk.out" || fail "lookups printed no table"
 
 # churn (2 of 6 nodes killed and restarted during 8 s) and flood (node 2
-# flooded from node 5's namespace for 3 s, measured from the others)
+# flooded from node 5's namespace for 3 s at 5000 datagrams/s, measured
+# from the others; paced: this checks the scenario's mechanics, not how
+# much a loaded CI machine's target survives, so no assertion on the calls'
+# success)
 $LAB --dir "$D/a" run churn --seed 4 --fraction 0.34 --duration 8 --down 2 >"$D/churn.out" 2>&1 ||
 	{ cat "$D/churn.out"; fail "run churn"; }
-$LAB --dir "$D/a" run flood --seed 5 --target 2 --attacker 5 --duration 3 >"$D/flood.out" 2>&1 ||
+$LAB --dir "$D/a" run flood --seed 5 --target 2 --attacker 5 --duration 3 --pps 5000 >"$D/flood.out" 2>&1 ||
 	{ cat "$D/flood.out"; fail "run flood"; }
 "$PYTHON" - "$D/a/results" <<'PY' || fail "churn/flood results are not sane: $(cat "$D/churn.out" "$D/flood.out")"
 import json, os, sys
