@@ -154,6 +154,8 @@ int dht_periodic(struct dht *dht, uint64_t now_ms, uint64_t *next_ms);
 
 /* Add a node to contact (bootstrap): it is pinged and enters the table when it answers. */
 int dht_add_node(struct dht *dht, const struct sockaddr *addr, socklen_t len, uint64_t now_ms);
+/* Nodes in the routing tables (IPv4 and IPv6). */
+unsigned int dht_node_count(const struct dht *dht);
 
 /* Our current node id (20 bytes). */
 const uint8_t *dht_id(const struct dht *dht);

@@ -1021,6 +1021,11 @@ int dht_add_node(struct dht *dht, const struct sockaddr *addr, socklen_t len, ui
 	return dht_send_query(dht, KRPC_PING, addr, len, NULL, NULL, NULL, now_ms);
 }
 
+unsigned int dht_node_count(const struct dht *dht)
+{
+	return table_count(&dht->t4) + table_count(&dht->t6);
+}
+
 void dht_get_stats(const struct dht *dht, struct dht_stats *st)
 {
 	*st = dht->st;

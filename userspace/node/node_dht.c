@@ -36,6 +36,12 @@
 #define NODE_DHT_ABUSE_BAN_S 600
 /* Upper bound on the periodic timer: the core asks for less when it needs. */
 #define NODE_DHT_MAX_SLEEP_MS 1000
+/* Bootstrap addresses kept to ping again while the routing table is empty
+ * (the first pings lost, the bootstrap not up yet, a network outage): after
+ * 1 s, then twice as long each time up to a minute, until a node answers. */
+#define NODE_DHT_MAX_BOOT 16
+#define NODE_DHT_BOOT_RETRY_MS 1000
+#define NODE_DHT_BOOT_RETRY_MAX_MS 60000
 
 static const char *const public_routers[] = {
 	"router.bittorrent.com:6881",
@@ -96,6 +102,12 @@ struct node_dht {
 	struct dht_fwd_stage stage[ENGINE_MAX_WORKERS]; /* [i]: owned by worker i */
 	node_dht_reflexive_fn refl_fn; /* set before start: KRPC `ip` fields */
 	void *refl_arg;
+	/* worker 0's: the bootstrap addresses and when to ping them again */
+	struct sockaddr_storage boot[NODE_DHT_MAX_BOOT];
+	socklen_t boot_len[NODE_DHT_MAX_BOOT];
+	unsigned int nboot;
+	uint64_t boot_next_ms, boot_wait_ms;
+	_Atomic unsigned long long boot_retries; /* bootstrap pings repeated */
 };
 
 /* The worker whose DHT handler is running on this thread, if any. */
@@ -253,6 +265,24 @@ static void dht_tick(struct engine_worker *w, void *arg)
 
 	dht_cur_worker = w;
 	dht_periodic(nd->dht, now, &next);
+	if (nd->nboot && !dht_node_count(nd->dht)) {
+		if (now >= nd->boot_next_ms) {
+			for (unsigned int i = 0; i < nd->nboot; i++)
+				dht_add_node(nd->dht, (struct sockaddr *)&nd->boot[i], nd->boot_len[i],
+					     now);
+			nd->boot_retries++;
+			nd->boot_wait_ms = nd->boot_wait_ms ? nd->boot_wait_ms * 2
+							    : NODE_DHT_BOOT_RETRY_MS;
+			if (nd->boot_wait_ms > NODE_DHT_BOOT_RETRY_MAX_MS)
+				nd->boot_wait_ms = NODE_DHT_BOOT_RETRY_MAX_MS;
+			nd->boot_next_ms = now + nd->boot_wait_ms;
+		}
+		if (next > nd->boot_next_ms)
+			next = nd->boot_next_ms;
+	} else if (nd->nboot) {
+		nd->boot_wait_ms = 0; /* the next time the table empties: 1 s again */
+		nd->boot_next_ms = now + NODE_DHT_BOOT_RETRY_MS;
+	}
 	dht_cur_worker = NULL;
 	if (next < now)
 		next = now;
@@ -370,10 +400,24 @@ int node_dht_save(struct node_dht *nd)
 	return save(nd, 0);
 }
 
+struct boot_add {
+	struct node_dht *nd;
+	const struct addrinfo *res;
+};
+
 static void add_nodes_fn(struct dht *dht, void *arg, uint64_t now)
 {
-	for (const struct addrinfo *ai = arg; ai; ai = ai->ai_next)
+	struct boot_add *b = arg;
+	struct node_dht *nd = b->nd;
+
+	for (const struct addrinfo *ai = b->res; ai; ai = ai->ai_next) {
 		dht_add_node(dht, ai->ai_addr, ai->ai_addrlen, now);
+		if (nd->nboot < NODE_DHT_MAX_BOOT && ai->ai_addrlen <= sizeof(nd->boot[0])) {
+			memcpy(&nd->boot[nd->nboot], ai->ai_addr, ai->ai_addrlen);
+			nd->boot_len[nd->nboot++] = ai->ai_addrlen;
+		}
+	}
+	nd->boot_next_ms = now + NODE_DHT_BOOT_RETRY_MS;
 }
 
 static void add_bootstrap(struct node_dht *nd, const char *hostport)
@@ -404,7 +448,11 @@ static void add_bootstrap(struct node_dht *nd, const char *hostport)
 		log_warn("dht", "bootstrap %s: %s", hostport, gai_strerror(rc));
 		return;
 	}
-	node_dht_run_sync(nd, add_nodes_fn, res);
+	{
+		struct boot_add b = { nd, res };
+
+		node_dht_run_sync(nd, add_nodes_fn, &b);
+	}
 	freeaddrinfo(res);
 	log_info("dht", "bootstrapping through %s", hostport);
 }
@@ -455,13 +503,15 @@ static void dht_metrics(void *arg, FILE *out)
 		"# HELP weft_dht_timeouts_total Queries unanswered after the retry.\n"
 		"# TYPE weft_dht_timeouts_total counter\nweft_dht_timeouts_total %llu\n"
 		"# HELP weft_dht_retries_total Queries resent after a first timeout.\n"
-		"# TYPE weft_dht_retries_total counter\nweft_dht_retries_total %llu\n",
+		"# TYPE weft_dht_retries_total counter\nweft_dht_retries_total %llu\n"
+		"# HELP weft_dht_bootstrap_retries_total Rounds of bootstrap pings repeated while the routing table was empty.\n"
+		"# TYPE weft_dht_bootstrap_retries_total counter\nweft_dht_bootstrap_retries_total %llu\n",
 		(unsigned long long)st.dropped_malformed, (unsigned long long)st.dropped_budget,
 		(unsigned long long)nd->send_dropped, (unsigned long long)st.budget_unproven,
 		(unsigned long long)st.abuse_reports, (unsigned long long)nd->evidence,
 		(unsigned long long)nd->fwd, (unsigned long long)nd->fwd_dropped,
 		(unsigned long long)st.timeouts,
-		(unsigned long long)st.retries);
+		(unsigned long long)st.retries, (unsigned long long)nd->boot_retries);
 }
 
 static void dht_reflexive(void *arg, const struct sockaddr *from, socklen_t fromlen,
