@@ -187,7 +187,8 @@ run: check-deps
 
 # ---- benchmarks (never part of make test) ----
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
-$(BUILD)/bench/%: $(OBJ_rel)/bench/%.o $(OBJ_rel)/libweft.a
+# bench/benchlib.c (pinning, CPU accounting, JSON results) goes into every harness.
+$(BUILD)/bench/%: $(OBJ_rel)/bench/%.o $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,120 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The benchmark report generator (bench/report.py, docs/BENCH.md) on the
+# stored sample results tests/bench/*.json (written by bench_io through
+# bench/benchlib.c): report.md is produced, lists every figure (id and value)
+# and every ratio (label, value, goal status) of the samples, and every PNG
+# it links is a valid image (signature, chunk CRCs, IHDR size, decodable).
+# Malformed results are refused with the file named and no report written.
+# No benchmark runs here and no timing is checked: the figures are data.
+set -u
+. "$TOP/tests/lib/common.sh"
+"$PYTHON" -c 'import matplotlib' 2>/dev/null || fail "python3-matplotlib missing (make deps)"
+T=$(mktemp -d)
+on_exit rm -rf "$T"
+SAMPLES=("$TOP"/tests/bench/*.json)
+# Two results of one run of bench_io: all paths (ratios) and the reference
+# path alone (figures only, no ratio: no plot).
+[ ${#SAMPLES[@]} -ge 2 ] || fail "expected at least two sample results in tests/bench/"
+
+"$PYTHON" "$TOP/bench/report.py" --out "$T/out" "$TOP/tests/bench" >"$T/log" 2>&1 ||
+	fail "report.py failed: $(cat "$T/log")"
+[ -s "$T/out/report.md" ] || fail "no report.md"
+pass "report.md written from ${#SAMPLES[@]} sample results"
+
+"$PYTHON" - "$T/out" "${SAMPLES[@]}" <<'EOF' || fail "report check failed"
+import binascii, json, os, re, struct, sys
+out, samples = sys.argv[1], sys.argv[2:]
+md = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+rows = md.splitlines()
+
+def value_text(v):
+    # docs/BENCH.md: whole numbers and |v| >= 1000 with thousands
+    # separators, others with 4 significant digits.
+    return f"{v:,.0f}" if abs(v) >= 1000 or float(v).is_integer() else f"{v:.4g}"
+
+nfig = nratio = 0
+with_ratios = set()
+for path in samples:
+    r = json.load(open(path, encoding="utf-8"))
+    assert r["figures"], path + ": sample without figures"
+    if r["ratios"]:
+        with_ratios.add("ratios-" + os.path.basename(path)[:-5] + ".png")
+    assert r["commit"] in md and r["command"] in md, path + ": commit or command missing"
+    assert os.path.basename(path) in md, path + ": result file not named"
+    for f in r["figures"]:
+        cell = f"| `{f['id']}` |"
+        hits = [l for l in rows if l.startswith(cell)]
+        assert len(hits) >= 1, f"figure {f['id']} not listed"
+        want = f"| {value_text(f['value'])} | {f['unit']} |"
+        assert any(want in l and f["label"] in l for l in hits), \
+            f"figure {f['id']}: no row with label, value {want}"
+        nfig += 1
+    for q in r["ratios"]:
+        v = q["num"], q["den"]
+        byid = {f["id"]: f["value"] for f in r["figures"]}
+        assert abs(byid[v[0]] / byid[v[1]] - q["value"]) < 1e-6 * max(1, q["value"]), q["id"]
+        hits = [l for l in rows if f"| {q['label']} | {q['value']:.2f}x |" in l]
+        assert hits, f"ratio {q['id']} not listed"
+        if "goal" in q:
+            status = "met" if q["value"] >= q["goal"] else "short by"
+            assert any(f"≥ {q['goal']:.2f}x" in l and status in l for l in hits), \
+                f"ratio {q['id']}: goal {q['goal']} / '{status}' missing"
+        nratio += 1
+
+# Every linked image is a valid PNG, one per result with ratios.
+pngs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+assert with_ratios and sorted(pngs) == sorted(with_ratios), (pngs, with_ratios)
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.image as mpimg
+for name in pngs:
+    data = open(os.path.join(out, name), "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", name + ": not a PNG signature"
+    pos, chunks = 8, []
+    while pos < len(data):
+        n, = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        crc, = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        assert binascii.crc32(kind + body) & 0xffffffff == crc, f"{name}: bad CRC in {kind}"
+        chunks.append(kind)
+        pos += 12 + n
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND" and b"IDAT" in chunks, name
+    w, h = struct.unpack(">II", data[16:24])
+    assert 100 <= w <= 4000 and 100 <= h <= 4000, f"{name}: {w}x{h}"
+    img = mpimg.imread(os.path.join(out, name))
+    assert img.shape[0] == h and img.shape[1] == w, f"{name}: decoded {img.shape} vs {w}x{h}"
+print(f"{nfig} figures, {nratio} ratios, {len(pngs)} PNG(s) checked")
+EOF
+pass "every figure and ratio of the samples in report.md; PNGs valid"
+
+# Hostile or broken results: refused, the file named, nothing written.
+S=${SAMPLES[0]}
+bad() { # NAME PYTHON-EXPR-ON-r (None: truncated file)
+	mkdir -p "$T/bad-$1"
+	"$PYTHON" - "$S" "$T/bad-$1/r.json" "$2" <<'EOF'
+import json, sys
+src, dst, expr = sys.argv[1:]
+raw = open(src, encoding="utf-8").read()
+if expr == "truncate":
+    open(dst, "w").write(raw[: len(raw) // 2])
+else:
+    r = json.loads(raw)
+    exec(expr)
+    open(dst, "w").write(json.dumps(r))
+EOF
+	if "$PYTHON" "$TOP/bench/report.py" --out "$T/badout-$1" "$T/bad-$1" >"$T/badlog" 2>&1; then
+		fail "$1: a broken result was accepted"
+	fi
+	grep -q "bad-$1/r.json" "$T/badlog" || fail "$1: error does not name the file: $(cat "$T/badlog")"
+	[ ! -e "$T/badout-$1/report.md" ] || fail "$1: a report was written"
+}
+bad truncated truncate
+bad schema 'r["schema"] = "other/9"'
+bad foreign_ratio 'r["ratios"][0]["den"] = "no.such.figure"'
+bad forged_ratio 'r["ratios"][0]["value"] *= 3'
+bad nan 'r["figures"][0]["value"] = float("nan")'
+bad dup_id 'r["figures"].append(dict(r["figures"][0]))'
+bad no_figures 'del r["figures"]'
+pass "truncated, foreign-schema, foreign/forged-ratio, NaN, duplicate-id, missing-field results refused"
+finish
