@@ -43,7 +43,14 @@ enum relay_msg_type {
 				      circuit id (8) | lifetime_ms (4) | max_bytes (8) */
 	RELAY_MSG_OFFER = 0x05,	   /* relay -> reserved node: dialler key (32) | circuit id (8) */
 	RELAY_MSG_ANSWER = 0x06,   /* reserved node -> relay: status (1): 0 accept, else refuse */
+	RELAY_MSG_ENDED = 0x07,	   /* relay -> holder (reservation stream): circuit id (8) |
+				      port (2) | reason (1): the data plane ended the circuit */
 };
+
+/* ENDED's reason: the RELAY_END_* codes of include/weft/relay_fwd.h. */
+#define RELAY_ENDED_MAX 4
+/* "deleted", "lifetime", "idle", "byte_limit" ("unknown" if out of range). */
+const char *relay_end_name(unsigned int reason);
 
 /* Status codes of RESERVED, CIRCUIT and ANSWER (one space). */
 enum relay_status {
@@ -68,11 +75,12 @@ struct relay_msg {
 	uint8_t status; /* RESERVED, CIRCUIT, ANSWER */
 	uint32_t ttl_s; /* RESERVED */
 	uint8_t key[RELAY_KEY_LEN]; /* CONNECT: target; OFFER: dialler */
-	uint16_t port;		    /* CIRCUIT: relay port */
+	uint16_t port;		    /* CIRCUIT, ENDED: relay port */
 	uint8_t token[RELAY_TOKEN_LEN]; /* CIRCUIT: this end's token */
-	uint64_t circuit;	    /* CIRCUIT, OFFER */
+	uint64_t circuit;	    /* CIRCUIT, OFFER, ENDED */
 	uint32_t lifetime_ms;	    /* CIRCUIT */
 	uint64_t max_bytes;	    /* CIRCUIT */
+	uint8_t reason;		    /* ENDED: 1..RELAY_ENDED_MAX */
 };
 
 /* Encode m into out. Returns the length, -EINVAL (unknown type), -ENOBUFS. */

@@ -17,7 +17,8 @@
 #  - a 64 MiB `content get ID --from KEY6` completes and verifies (BLAKE3)
 #    through the relay;
 #  - a 128 MiB `quic bench` to h6 is cut by the relay at its 96 MiB byte
-#    limit: the bench fails and h1 counts a circuit ended by "byte limit".
+#    limit: the bench fails, h1 counts a circuit ended by "byte limit" and
+#    tells the holder (ENDED: its ended_by_relay.byte_limit counts it).
 # Twice: with the relay host in uring mode (the engine forwards), then in
 # xdp mode (generic XDP on its veth): there the relay's userspace forwards
 # none of the circuits' packets (user_pkts 0, circuits in_kernel).
@@ -136,6 +137,8 @@ out=$(ctl 5 --json quic bench "$K6" 134217728 sink 2>&1) &&
 wait_for '[ "$(ctl 1 --json relay status | json_get counters ended_bytes)" -ge 1 ]' 100 ||
 	fail "$T no circuit ended by its byte limit: $(ctl 1 relay status)"
 grep -q "ended: byte limit" "$LOG1" || fail "$T relay log does not name the byte limit"
+wait_for '[ "$(ctl 6 --json relay status | json_get ended_by_relay byte_limit)" -ge 1 ]' 100 ||
+	fail "$T the holder was not told the byte limit (ENDED): $(ctl 6 --json relay status)"
 pass "$T a circuit over its byte limit is cut (bench: $(echo "$out" | tr -d "\n" | cut -c1-100))"
 
 for p in "$PID5" "$PID6" "$PID1" "$PID2"; do

@@ -105,6 +105,17 @@ static void test_msg_vectors(void **state)
 	m.status = RELAY_E_REFUSED;
 	check_vector(&m, "060001 03");
 
+	memset(&m, 0, sizeof(m));
+	m.type = RELAY_MSG_ENDED;
+	m.circuit = 1;
+	m.port = 42000;
+	m.reason = 4; /* RELAY_END_BYTES */
+	check_vector(&m, "07000b 0000000000000001 a410 04");
+	assert_string_equal(relay_end_name(4), "byte_limit");
+	assert_string_equal(relay_end_name(1), "deleted");
+	assert_string_equal(relay_end_name(0), "unknown");
+	assert_string_equal(relay_end_name(9), "unknown");
+
 	assert_string_equal(relay_status_name(RELAY_E_REFUSED), "refused");
 	assert_string_equal(relay_status_name(RELAY_E_NO_RESERVATION), "no_reservation");
 	assert_string_equal(relay_status_name(200), "unknown");
@@ -120,7 +131,7 @@ static void test_msg_refusals(void **state)
 	/* Unknown type: refused from its first byte. */
 	b[0] = 0x00;
 	assert_int_equal(relay_msg_parse(b, 1, &m), -EINVAL);
-	b[0] = 0x07;
+	b[0] = 0x08;
 	assert_int_equal(relay_msg_parse(b, 1, &m), -EINVAL);
 	/* A length other than the type's: refused before the body arrives. */
 	unhex("0100 01", b, sizeof(b));
@@ -134,6 +145,15 @@ static void test_msg_refusals(void **state)
 	unhex("040027 00 0000", b, sizeof(b));
 	assert_int_equal(relay_msg_parse(b, 42, &m), -EINVAL);
 	assert_int_equal(relay_msg_parse(NULL, 3, &m), -EINVAL);
+	/* ENDED: exact length, a port, a known reason (1..4). */
+	unhex("07000c", b, sizeof(b));
+	assert_int_equal(relay_msg_parse(b, 3, &m), -EINVAL);
+	unhex("07000b 0000000000000001 0000 04", b, sizeof(b));
+	assert_int_equal(relay_msg_parse(b, 14, &m), -EINVAL);
+	unhex("07000b 0000000000000001 a410 00", b, sizeof(b));
+	assert_int_equal(relay_msg_parse(b, 14, &m), -EINVAL);
+	unhex("07000b 0000000000000001 a410 05", b, sizeof(b));
+	assert_int_equal(relay_msg_parse(b, 14, &m), -EINVAL);
 }
 
 static void test_bind(void **state)

@@ -19,7 +19,8 @@
  * Refusals are clear codes: no_reservation (a key R holds nothing for),
  * refused (F refuses), not_relay (B does not relay), circuits_full
  * (circuits_per_reservation). A transfer past circuit_bytes is cut by the
- * data plane (ended by "byte limit"). Expiry: the simulated clock jumps
+ * data plane (ended by "byte limit") and R tells the holder (ENDED).
+ * Expiry: the simulated clock jumps
  * past relay.reservation_ttl_s, R expires the reservations, the holders
  * take them again. Teardown: F vanishes, its reservation ends when its
  * refreshes stop.
@@ -383,6 +384,13 @@ static int ended_by_bytes(void *arg)
 	return r_counter("ended_bytes") >= 1;
 }
 
+static int holder_told_bytes(void *arg)
+{
+	(void)arg;
+	return simnode_get_int(&W.d, "/v1/relay/status", "ended_by_relay", "byte_limit", NULL) >=
+	       1;
+}
+
 static void test_byte_limit(void **state)
 {
 	json_t *o = NULL;
@@ -400,6 +408,11 @@ static void test_byte_limit(void **state)
 	assert_int_not_equal(st, 200);
 	json_decref(o);
 	assert_int_equal(simnode_wait(ended_by_bytes, NULL, 30000), 0);
+	/* R told the holder why (ENDED on D's reservation stream). */
+	assert_int_equal(simnode_wait(holder_told_bytes, NULL, 30000), 0);
+	assert_int_equal(simnode_get_int(&W.d, "/v1/relay/status", "ended_by_relay", "lifetime",
+					 NULL),
+			 0);
 }
 
 static int not_reserved(void *arg)

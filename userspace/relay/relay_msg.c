@@ -29,6 +29,14 @@ const char *relay_status_name(unsigned int st)
 	return st < RELAY_E__MAX ? status_names[st] : "unknown";
 }
 
+const char *relay_end_name(unsigned int reason)
+{
+	static const char *const names[RELAY_ENDED_MAX + 1] = { "unknown", "deleted", "lifetime",
+								"idle", "byte_limit" };
+
+	return reason <= RELAY_ENDED_MAX ? names[reason] : "unknown";
+}
+
 /* Body length of each type; -1: unknown type. */
 static int body_len(unsigned int type)
 {
@@ -45,6 +53,8 @@ static int body_len(unsigned int type)
 		return RELAY_KEY_LEN + 8;
 	case RELAY_MSG_ANSWER:
 		return 1;
+	case RELAY_MSG_ENDED:
+		return 8 + 2 + 1;
 	}
 	return -1;
 }
@@ -100,6 +110,11 @@ int relay_msg_encode(const struct relay_msg *m, uint8_t *out, size_t cap)
 	case RELAY_MSG_ANSWER:
 		put_be(p, m->status, 1);
 		break;
+	case RELAY_MSG_ENDED:
+		p = put_be(p, m->circuit, 8);
+		p = put_be(p, m->port, 2);
+		put_be(p, m->reason, 1);
+		break;
 	}
 	return RELAY_MSG_HDR + bl;
 }
@@ -150,6 +165,14 @@ int relay_msg_parse(const uint8_t *buf, size_t len, struct relay_msg *m)
 		break;
 	case RELAY_MSG_ANSWER:
 		m->status = p[0];
+		break;
+	case RELAY_MSG_ENDED:
+		m->circuit = get_be(p, 8);
+		m->port = (uint16_t)get_be(p + 8, 2);
+		m->reason = p[10];
+		/* An ended circuit had a port, and ended for a known reason. */
+		if (m->port == 0 || m->reason == 0 || m->reason > RELAY_ENDED_MAX)
+			return -EINVAL;
 		break;
 	}
 	return RELAY_MSG_HDR + bl;

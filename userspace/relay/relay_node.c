@@ -41,6 +41,9 @@
 #include "weft/relay_fwd.h"
 #include "weft/util.h"
 
+_Static_assert(RELAY_END_DELETED == 1 && RELAY_END_BYTES == RELAY_ENDED_MAX,
+	       "ENDED's reason is relay_fwd's RELAY_END_* code");
+
 #define RN_TICK_MS 100	       /* timer period: bind retries, offers, keeper */
 #define RN_MAX_PENDING 64      /* offers waiting for the holder's answer */
 #define RN_MAX_BINDS 32	       /* our ends binding at once */
@@ -163,6 +166,7 @@ struct relay_node {
 	uint64_t offers_in, offers_accepted, offers_refused;
 	uint64_t binds_ok, binds_failed, dials_total, dials_ok;
 	uint64_t ended_by[5];
+	uint64_t ended_seen[RELAY_ENDED_MAX + 1]; /* holder: ENDED received, by reason */
 };
 
 static const struct quic_node_handler rn_handler;
@@ -389,6 +393,24 @@ static void offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int
 	sodium_memzero(tok_b, sizeof(tok_b));
 }
 
+/* Tell the holder of circuit c why it ended: ENDED on its reservation
+ * stream (the one stream the relay holds open towards it). */
+static void ended_notify(struct relay_node *rn, struct rn_circ *c, int reason)
+{
+	struct relay_msg m = { .type = RELAY_MSG_ENDED, .circuit = c->id, .port = c->port };
+	struct relay_res *r = relay_tab_find(rn->tab, c->tkey, now_ms(rn));
+
+	if (!r || reason <= 0 || reason > RELAY_ENDED_MAX)
+		return;
+	m.reason = (uint8_t)reason;
+	for (unsigned int i = 0; i < rn->nstreams; i++)
+		if (rn->streams[i].used && rn->streams[i].role == RS_RES_IN &&
+		    rn->streams[i].conn == r->conn) {
+			send_msg(rn, r->conn, rn->streams[i].sid, &m, 0);
+			return;
+		}
+}
+
 /* relay_fwd's on_end: the data plane ended circuit id. */
 static void fwd_on_end(void *arg, uint64_t id, int reason)
 {
@@ -408,6 +430,7 @@ static void fwd_on_end(void *arg, uint64_t id, int reason)
 			log_info("relay", "circuit %llu (%s... -> %s...) ended: %s",
 				 (unsigned long long)id, d, t,
 				 why[reason > 0 && reason < 5 ? reason : 0]);
+			ended_notify(rn, &rn->circs[i], reason);
 			relay_tab_circuit_end(rn->tab, rn->circs[i].tkey);
 			rn->circs[i].used = 0;
 		}
@@ -618,6 +641,12 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 		return;
 	case RC_RES_OUT:
 		u = s->ref < rn->nuse ? &rn->use[s->ref] : NULL;
+		if (m->type == RELAY_MSG_ENDED && u && u->conn == s->conn) {
+			log_warn("relay", "relay %s ended circuit %llu (port %u): %s", u->target,
+				 (unsigned long long)m->circuit, m->port, relay_end_name(m->reason));
+			rn->ended_seen[m->reason]++;
+			return;
+		}
 		if (m->type != RELAY_MSG_RESERVED || !u || u->conn != s->conn)
 			break;
 		u->last_status = m->status;
@@ -1190,6 +1219,16 @@ static json_t *status_json(struct relay_node *rn)
 		      (json_int_t)rn->binds_ok, "binds_failed", (json_int_t)rn->binds_failed,
 		      "dials", (json_int_t)rn->dials_total, "dials_ok", (json_int_t)rn->dials_ok));
 	json_object_set_new(o, "use", held);
+	/* Holder: circuits towards us that our relays ended (ENDED), by reason. */
+	json_object_set_new(o, "ended_by_relay",
+			    json_pack("{s:I,s:I,s:I,s:I}", relay_end_name(RELAY_END_DELETED),
+				      (json_int_t)rn->ended_seen[RELAY_END_DELETED],
+				      relay_end_name(RELAY_END_LIFETIME),
+				      (json_int_t)rn->ended_seen[RELAY_END_LIFETIME],
+				      relay_end_name(RELAY_END_IDLE),
+				      (json_int_t)rn->ended_seen[RELAY_END_IDLE],
+				      relay_end_name(RELAY_END_BYTES),
+				      (json_int_t)rn->ended_seen[RELAY_END_BYTES]));
 	json_object_set_new(o, "reserve", json_string(rn->o.reserve < 0   ? "auto"
 						      : rn->o.reserve ? "always"
 								      : "never"));
