@@ -174,6 +174,8 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
  */
 int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max);
+/* 1 when quic_node_resolve() can resolve a bare key (opts.resolve set). */
+int quic_node_can_resolve(const struct quic_node *qn);
 
 /*
  * Dial target ("NODEKEY@ADDR": the peer's certificate must carry NODEKEY;

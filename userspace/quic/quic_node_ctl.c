@@ -261,6 +261,11 @@ static int target_str(const char *key, const struct sockaddr_storage *ss, char *
 	return 0;
 }
 
+int quic_node_can_resolve(const struct quic_node *qn)
+{
+	return qn && qn->o.resolve;
+}
+
 int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max)
 {

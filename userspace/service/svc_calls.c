@@ -713,6 +713,12 @@ struct call_job {
 	size_t req_len;
 	uint8_t *own_req;   /* req when this job owns it */
 	uint32_t timeout_ms;
+	/* Dial by key (see svc_node_call): direct_ms > 0 bounds the wait for
+	 * the descriptor's endpoint to answer; unsent: the call ended before
+	 * its REQUEST left (safe to make again elsewhere); by_key: this call
+	 * goes to an address the provider's key resolved to. */
+	uint32_t direct_ms;
+	int direct, unsent, by_key;
 	struct svcn_op *op;
 	struct svc_ticket t;
 	uint64_t t0;
@@ -844,14 +850,18 @@ static void call_start(struct svc_node *sn, struct svcn_job *j)
 		return;
 	}
 	sn->st.calls_out++;
+	sn->st.calls_by_key += c->by_key;
 	c->op = svcn_op_start(sn, SVCN_OP_CALL, (const struct sockaddr *)&c->ss, c->sl, c->key,
 			      c->req, c->req_len, SVCN_RESP_MAX(sn), &c->j, &err);
 	if (!c->op) {
 		call_finish(sn, c, err);
 		return;
 	}
+	c->direct = c->direct_ms > 0;
 	job_list(sn, &c->j,
-		 c->t0 + (uint64_t)(c->timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull);
+		 c->t0 + (uint64_t)((c->direct ? c->direct_ms
+					       : c->timeout_ms + SVC_NODE_NET_MARGIN_MS)) *
+				 1000000ull);
 }
 
 /* The provider's reputation: an outcome on the connection's peer. */
@@ -865,8 +875,10 @@ static void call_outcome(struct svc_node *sn, struct call_job *c, int good)
 		else
 			p->failed++;
 	}
-	if (good)
+	if (good) {
 		sn->st.calls_out_ok++;
+		sn->st.calls_by_key_ok += c->by_key;
+	}
 }
 
 static void call_op_done(struct svc_node *sn, struct svcn_job *j, struct svcn_op *o)
@@ -876,6 +888,7 @@ static void call_op_done(struct svc_node *sn, struct svcn_job *j, struct svcn_op
 	int err = o->err;
 	long dl;
 
+	c->unsent = err && !o->opened;
 	if (!err) {
 		dl = svc_msg_decode(&rm, o->resp, o->resp_len, svcn_max_payload(sn));
 		if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
@@ -901,6 +914,20 @@ static void call_expire(struct svc_node *sn, struct svcn_job *j)
 {
 	struct call_job *c = (struct call_job *)j;
 
+	if (c->direct) {
+		/* The endpoint's time is up: a call whose REQUEST left waits
+		 * for its own deadline; one still dialling ends unsent. */
+		c->direct = 0;
+		if (c->op && c->op->opened) {
+			job_list(sn, &c->j,
+				 c->t0 + (uint64_t)(c->timeout_ms + SVC_NODE_NET_MARGIN_MS) *
+						 1000000ull);
+			return;
+		}
+		c->unsent = 1;
+		call_finish(sn, c, -EHOSTUNREACH);
+		return;
+	}
 	if (!c->local)
 		call_outcome(sn, c, 0);
 	call_finish(sn, c, -ETIMEDOUT);
@@ -961,29 +988,25 @@ static struct call_job *call_new(struct svc_node *sn, const char *name, const ch
 	return c;
 }
 
-int svc_node_call(struct svc_node *sn, const char *name, const char *method,
-		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
-		  struct svc_node_call_res *res)
+/* One call job on the provider picked (see call_new; direct_ms, by_key: see
+ * struct call_job), the caller waiting for it. *unsent: it ended before
+ * its REQUEST left. */
+static int call_run(struct svc_node *sn, const char *name, const char *method,
+		    const uint8_t *payload, size_t len, uint32_t timeout_ms, int local,
+		    const struct svc_dir_result *r, const struct sockaddr_storage *ss, socklen_t sl,
+		    uint32_t direct_ms, int by_key, struct svc_node_call_res *res, int *unsent)
 {
-	struct svc_dir_result r;
-	struct sockaddr_storage ss = {0};
-	socklen_t sl = 0;
 	struct call_job *c;
-	int err, local;
+	int err;
 
-	memset(res, 0, sizeof(*res));
-	if (!method)
-		method = "";
-	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms));
-	if (local < 0)
-		return local;
-	memcpy(res->peer, r.owner, IDENTITY_PK_LEN);
+	*unsent = 0;
 	/* The payload is the caller's until the job is over; a local call
 	 * reads it on the owner: copy it first. */
-	c = call_new(sn, name, method, payload, len, timeout_ms, local, &r, &ss, sl, &err);
+	c = call_new(sn, name, method, payload, len, timeout_ms, local, r, ss, sl, &err);
 	if (!c)
 		return err;
+	c->direct_ms = direct_ms;
+	c->by_key = by_key;
 	if (local && len) {
 		c->own_req = malloc(len);
 		if (!c->own_req) {
@@ -997,8 +1020,10 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 	err = job_run(sn, &c->j,
 		      svcn_now_ns() + (uint64_t)(timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull +
 			  SVCN_WAIT_SLACK_NS);
-	if (!err)
+	if (!err) {
 		err = c->j.err;
+		*unsent = err && c->unsent;
+	}
 	if (!err) {
 		res->err = c->res.err;
 		res->status = c->res.status;
@@ -1008,6 +1033,85 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		c->res.data = NULL;
 	}
 	job_put(&c->j);
+	return err;
+}
+
+/* The provider's descriptor endpoints did not answer: its key, resolved
+ * like `quic ping KEY` (quic_node_resolve: the node record, its direct
+ * addresses, else a relay's circuit), within the call's deadline end_ns.
+ * -EHOSTUNREACH: no record, or nothing it lists answered. */
+static int call_by_key(struct svc_node *sn, const char *name, const char *method,
+		       const uint8_t *payload, size_t len, const struct svc_dir_result *r,
+		       uint64_t end_ns, struct svc_node_call_res *res)
+{
+	char hex[2 * IDENTITY_PK_LEN + 1], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	int n, err = -EHOSTUNREACH, unsent = 1;
+
+	util_hex(hex, r->owner, IDENTITY_PK_LEN);
+	n = quic_node_resolve(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX);
+	if (n == -ENOENT)
+		n = -EHOSTUNREACH; /* no record: nothing else to dial */
+	if (n < 0)
+		err = n;
+	for (int i = 0; i < n && unsent; i++) {
+		uint8_t key[QUIC_KEY_LEN];
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		uint64_t now = svcn_now_ns();
+		uint32_t left;
+		int have;
+
+		/* What is left of the deadline, shared by the addresses left. */
+		left = now + 1000000ull < end_ns
+			       ? (uint32_t)((end_ns - now) / 1000000ull / (uint64_t)(n - i))
+			       : 0;
+		if (!left) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		if (quic_node_parse_target(t[i], 0, key, &have, &ss, &sl))
+			continue;
+		err = call_run(sn, name, method, payload, len, left, 0, r, &ss, sl, 0, 1, res,
+			       &unsent);
+	}
+	if (err)
+		atomic_fetch_add(&sn->calls_by_key_failed, 1);
+	return err;
+}
+
+int svc_node_call(struct svc_node *sn, const char *name, const char *method,
+		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
+		  struct svc_node_call_res *res)
+{
+	struct svc_dir_result r;
+	struct sockaddr_storage ss = {0};
+	socklen_t sl = 0;
+	uint32_t direct_ms = 0;
+	uint64_t end_ns;
+	int err, local, unsent;
+
+	memset(res, 0, sizeof(*res));
+	if (!method)
+		method = "";
+	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
+	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms));
+	if (local < 0)
+		return local;
+	memcpy(res->peer, r.owner, IDENTITY_PK_LEN);
+	end_ns = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	/* A provider whose endpoints may not answer (behind NAT) is reachable
+	 * by its key: the endpoint gets a quarter of the call's time (at
+	 * most QUIC_NODE_DIRECT_MS) to answer, the key the rest. */
+	if (!local && timeout_ms >= SVCN_BY_KEY_MIN_MS && quic_node_can_resolve(sn->quic)) {
+		direct_ms = timeout_ms / 4;
+		if (direct_ms > QUIC_NODE_DIRECT_MS)
+			direct_ms = QUIC_NODE_DIRECT_MS;
+	}
+	err = call_run(sn, name, method, payload, len, timeout_ms, local, &r, &ss, sl, direct_ms, 0,
+		       res, &unsent);
+	if (err && direct_ms && unsent)
+		err = call_by_key(sn, name, method, payload, len, &r,
+				  end_ns + SVC_NODE_NET_MARGIN_MS * 1000000ull, res);
 	return err;
 }
 

@@ -335,6 +335,14 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		ctl_resp_error(resp, 404, "not_found", "no provider of '%s' found", name);
 		return;
 	}
+	if (err == -EHOSTUNREACH) {
+		ctl_resp_error(resp, 502, "unreachable",
+			       "call to '%s' failed: the provider's endpoints did not answer and "
+			       "its key gave no address that answered (no node record, or "
+			       "neither its addresses nor a relay answered)",
+			       name);
+		return;
+	}
 	if (err) {
 		ctl_resp_error(resp, err == -ETIMEDOUT ? 504 : 502,
 			       err == -ETIMEDOUT ? "timeout" : "unreachable",
@@ -415,6 +423,13 @@ static void stats_own(struct svc_node *sn, void *arg)
 				    json_pack("{s:I,s:I,s:o}", "count", (json_int_t)cum, "sum",
 					      (json_int_t)sn->st.call_lat_sum_us, "le", b));
 	}
+	/* Calls whose provider's endpoints did not answer, made to its key
+	 * (its node record: direct addresses, else a relay's circuit). */
+	json_object_set_new(
+	    json_object_get(o, "fabric"), "by_key",
+	    json_pack("{s:I,s:I,s:I}", "calls", (json_int_t)sn->st.calls_by_key, "ok",
+		      (json_int_t)sn->st.calls_by_key_ok, "failed",
+		      (json_int_t)atomic_load(&sn->calls_by_key_failed)));
 	/* Events from packet workers waiting for the fabric's owner; callers'
 	 * jobs and outgoing streams it drives. */
 	json_object_set_new(
@@ -514,6 +529,7 @@ struct metrics_snap {
 	uint64_t rejected[8];
 	uint64_t call_lat[SVCN_LAT_BUCKETS + 1];
 	uint64_t call_lat_sum_us;
+	uint64_t by_key, by_key_ok;
 };
 
 static void metrics_own(struct svc_node *sn, void *arg)
@@ -524,6 +540,8 @@ static void metrics_own(struct svc_node *sn, void *arg)
 	memcpy(m->rejected, sn->st.rejected, sizeof(m->rejected));
 	memcpy(m->call_lat, sn->st.call_lat, sizeof(m->call_lat));
 	m->call_lat_sum_us = sn->st.call_lat_sum_us;
+	m->by_key = sn->st.calls_by_key;
+	m->by_key_ok = sn->st.calls_by_key_ok;
 }
 
 static void metrics(void *arg, FILE *out)
@@ -552,6 +570,18 @@ static void metrics(void *arg, FILE *out)
 	for (unsigned int i = 0; i < 8; i++)
 		fprintf(out, "weft_svc_descriptors_rejected_total{reason=\"%s\"} %llu\n",
 			svcn_reject_name(i), (unsigned long long)m.rejected[i]);
+	fprintf(out,
+		"# HELP weft_svc_calls_by_key_total Outgoing calls made to an address the "
+		"provider's key resolved to (its descriptor's endpoints did not answer).\n"
+		"# TYPE weft_svc_calls_by_key_total counter\nweft_svc_calls_by_key_total %llu\n"
+		"# HELP weft_svc_calls_by_key_ok_total Those answered with ok.\n"
+		"# TYPE weft_svc_calls_by_key_ok_total counter\nweft_svc_calls_by_key_ok_total %llu\n"
+		"# HELP weft_svc_calls_by_key_failed_total Calls whose endpoints did not answer "
+		"and whose key gave no address that did.\n"
+		"# TYPE weft_svc_calls_by_key_failed_total counter\n"
+		"weft_svc_calls_by_key_failed_total %llu\n",
+		(unsigned long long)m.by_key, (unsigned long long)m.by_key_ok,
+		(unsigned long long)atomic_load(&sn->calls_by_key_failed));
 	{
 		static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
 		unsigned long long cum = 0;

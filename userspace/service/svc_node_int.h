@@ -125,6 +125,9 @@ struct svcn_in {
 
 struct svcn_stats {
 	uint64_t calls_in, calls_out, calls_out_ok;
+	/* calls made to the provider's key (its descriptor's endpoints did
+	 * not answer; svc_calls.c), and those answered */
+	uint64_t calls_by_key, calls_by_key_ok;
 	/* answered outgoing calls (any result) by latency, not cumulative */
 	uint64_t call_lat[SVCN_LAT_BUCKETS + 1];
 	uint64_t call_lat_sum_us;
@@ -181,6 +184,9 @@ struct svc_node {
 	uint64_t due_ns;       /* the next job or op deadline to check */
 	struct svcn_stats st;
 	atomic_ullong gw_requests, gw_denied; /* gateway threads count them */
+	/* calls whose endpoints did not answer and whose key did not resolve
+	 * to an address that answered (callers count them) */
+	atomic_ullong calls_by_key_failed;
 	/* Service ids seen in verified descriptors and their names, kept
 	 * longer than the directory cache (round robin over SVCN_IDS): a
 	 * pinned gateway origin <id>.localhost finds its name again after
@@ -272,6 +278,10 @@ enum { SVCN_JOB_WAITING, SVCN_JOB_DONE, SVCN_JOB_ABANDONED };
 /* Jobs on the owner at once: past it a caller gets -EBUSY (4096, the
  * operation bound SVC_NODE_MAX_OPS: a job holds at most a few). */
 #define SVCN_MAX_JOBS 4096
+/* A remote call with at least this timeout falls back to dialling the
+ * provider's key when its descriptor's endpoint does not answer within a
+ * quarter of it (svc_calls.c); a shorter one leaves no time for it. */
+#define SVCN_BY_KEY_MIN_MS 1000u
 
 /* The gateway's pass-through reader: a single-producer (the owner, or the
  * backend sink on the owner) single-consumer (the gateway thread) queue
