@@ -9,6 +9,8 @@
  *   E  10.0.1.5      behind an address-dependent NAT (APDF filtering)
  *   F  10.0.2.6      behind an EIM NAT, relay.accept = false
  *   G  10.0.3.7      behind an EIM NAT, no relay.use: finds R in the DHT
+ *   H  198.51.100.8  public; node.bind=203.0.113.9, so its service
+ *                    descriptors list an endpoint nobody answers at
  *
  * D, E and F are unreachable from outside (their NATs filter), find
  * themselves behind NAT (relay.reserve = auto) and take a reservation with
@@ -23,7 +25,8 @@
  * Expiry: the simulated clock jumps
  * past relay.reservation_ttl_s, R expires the reservations, the holders
  * take them again. Teardown: F vanishes, its reservation ends when its
- * refreshes stop.
+ * refreshes stop. Calls by key: E calls H's service, whose descriptor's
+ * endpoint does not answer; the call goes to H's key (svc stats by_key).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -45,7 +48,7 @@
 struct world {
 	struct simnet *sn;
 	struct simnet_nat *eim, *adm, *eim2, *eim3;
-	struct simnode b, r, d, e, f, g;
+	struct simnode b, r, d, e, f, g, h;
 	char use[160]; /* relay.use=R */
 };
 
@@ -122,6 +125,10 @@ static int setup(void **state)
 {
 	struct simnet_opts so = { .seed = 1414, .clock = SIMNET_CLOCK_REAL };
 	static const char *const pub[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
+	/* H's descriptor lists 203.0.113.9:4433 (node.bind), where nothing
+	 * answers; it serves at 198.51.100.8 (the DHT announce's address). */
+	static const char *const pubh[] = { "dht.bootstrap=198.51.100.2:6881",
+					    "node.bind=203.0.113.9", NULL };
 	static const char *const relay[] = { "dht.bootstrap=198.51.100.2:6881", "relay.enable=true",
 					     "relay.circuit_bytes=4194304",
 					     "relay.circuits_per_reservation=3",
@@ -149,6 +156,7 @@ static int setup(void **state)
 	assert_int_equal(io_addr_parse(&out, "198.51.105.100", 0), 0);
 	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.eim3), 0);
 	simnode_new(&W.g, W.sn, "G", "10.0.3.7", W.eim3, pub, NULL, NULL);
+	simnode_new(&W.h, W.sn, "H", "198.51.100.8", NULL, pubh, NULL, NULL);
 	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
 	return 0;
 }
@@ -156,6 +164,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	simnode_free(&W.h);
 	simnode_free(&W.g);
 	simnode_free(&W.f);
 	simnode_free(&W.e);
@@ -258,6 +267,51 @@ static void test_ping_by_key(void **state)
 	assert_true(simnode_get_int(&W.e, "/v1/relay/status", "counters", "binds_ok", NULL) >= 1);
 	assert_true(simnode_get_int(&W.e, "/v1/relay/status", "counters", "offers_accepted",
 				    NULL) >= 1);
+}
+
+/* E finds the "echo" H publishes (builtin). */
+static int e_finds_echo(void *arg)
+{
+	json_t *o = NULL;
+	int st, n;
+
+	(void)arg;
+	st = simnode_ctl(&W.e, "GET", "/v1/svc/find/echo", NULL, &o);
+	n = st == 200 ? (int)json_array_size(json_object_get(o, "results")) : 0;
+	json_decref(o);
+	return n > 0;
+}
+
+static json_int_t by_key(struct simnode *x, const char *k)
+{
+	return simnode_get_int(x, "/v1/svc/stats", "fabric", "by_key", k, NULL);
+}
+
+static void test_svc_by_key(void **state)
+{
+	json_int_t calls = by_key(&W.e, "calls"), ok = by_key(&W.e, "ok");
+	json_t *o;
+
+	(void)state;
+	json_decref(simnode_ok(&W.h, "POST", "/v1/svc/publish",
+			       json_pack("{s:s,s:s}", "name", "echo", "backend", "builtin")));
+	assert_int_equal(simnode_wait(e_finds_echo, NULL, 30000), 0);
+	/* The find's connection to H would carry the call (the pool reuses a
+	 * connection proven to be the provider's key): the clock jumps past
+	 * QUIC's idle timeout (30 s), which closes it; the descriptor stays
+	 * cached (it expires in hours). */
+	simnet_advance(W.sn, 31000000000ULL);
+	/* E (behind its NAT) calls it: the descriptor's endpoint does not
+	 * answer, H's key does (its node record's address). */
+	o = simnode_ok(&W.e, "POST", "/v1/svc/call",
+		       json_pack("{s:s,s:s,s:s,s:i}", "name", "echo", "method", "ping", "data",
+				 "by key", "timeout_ms", 20000));
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "ok");
+	assert_string_equal(json_string_value(json_object_get(o, "peer")), W.h.key);
+	assert_string_equal(json_string_value(json_object_get(o, "data")), "by key");
+	json_decref(o);
+	assert_int_equal(by_key(&W.e, "calls"), calls + 1);
+	assert_int_equal(by_key(&W.e, "ok"), ok + 1);
 }
 
 struct jwait {
@@ -462,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_reservations),	   cmocka_unit_test(test_ping_by_key),
 		cmocka_unit_test(test_content_via_relay), cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_byte_limit),	   cmocka_unit_test(test_expiry_and_teardown),
+		cmocka_unit_test(test_svc_by_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
