@@ -282,6 +282,13 @@ static int e_finds_echo(void *arg)
 	return n > 0;
 }
 
+/* E's service pool holds no connection (the find's one closed). */
+static int e_pool_empty(void *arg)
+{
+	(void)arg;
+	return simnode_get_int(&W.e, "/v1/svc/stats", "fabric", "connections", NULL) == 0;
+}
+
 static json_int_t by_key(struct simnode *x, const char *k)
 {
 	return simnode_get_int(x, "/v1/svc/stats", "fabric", "by_key", k, NULL);
@@ -301,6 +308,7 @@ static void test_svc_by_key(void **state)
 	 * QUIC's idle timeout (30 s), which closes it; the descriptor stays
 	 * cached (it expires in hours). */
 	simnet_advance(W.sn, 31000000000ULL);
+	assert_int_equal(simnode_wait(e_pool_empty, NULL, 30000), 0);
 	/* E (behind its NAT) calls it: the descriptor's endpoint does not
 	 * answer, H's key does (its node record's address). */
 	o = simnode_ok(&W.e, "POST", "/v1/svc/call",
