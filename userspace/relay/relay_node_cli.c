@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The holder and dialler side of the relay control plane
+ * (docs/CONNECTIVITY.md, "Relay"): binds of our circuit ends, the
+ * reservations we keep with our relays, offers we accept, relays found in
+ * the DHT, and circuits we ask for (relay_node_circuit).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "weft/conn.h"
+#include "weft/ctl.h"
+#include "weft/dht.h"
+#include "weft/engine.h"
+#include "weft/guard.h"
+#include "weft/log.h"
+#include "weft/node_dht.h"
+#include "weft/quic_node.h"
+#include "weft/relay.h"
+#include "weft/relay_fwd.h"
+#include "weft/util.h"
+
+#include "relay_node_int.h"
+
+/* ------------------------------------------------------------ binds */
+
+struct rn_bind *rn_bind_start(struct relay_node *rn, const struct io_addr *to,
+				  const uint8_t token[RELAY_TOKEN_LEN])
+{
+	for (unsigned int i = 0; i < RN_MAX_BINDS; i++)
+		if (!rn->binds[i].used) {
+			struct rn_bind *b = &rn->binds[i];
+
+			memset(b, 0, sizeof(*b));
+			b->used = 1;
+			b->to = *to;
+			memcpy(b->token, token, RELAY_TOKEN_LEN);
+			randombytes_buf(b->tid, sizeof(b->tid));
+			b->start_ms = b->next_ms = now_ms(rn);
+			return b;
+		}
+	return NULL;
+}
+
+/* Send the bind's next attempt when due: 200 ms, 400 ms, 800 ms... apart. */
+void rn_bind_step(struct relay_node *rn, struct rn_bind *b, uint64_t now)
+{
+	uint8_t req[RELAY_BIND_LEN];
+	unsigned int shift;
+
+	if (!b->used || b->done || now < b->next_ms)
+		return;
+	if (now - b->start_ms >= RELAY_DEF_BIND_MS) {
+		rn->binds_failed++;
+		b->done = -ETIMEDOUT;
+		pthread_cond_broadcast(&rn->cv);
+		return;
+	}
+	if (relay_bind_request(b->token, b->tid, req, sizeof(req)) == RELAY_BIND_LEN)
+		quic_node_send_raw(rn->o.quic, &b->to, req, sizeof(req));
+	shift = b->tries < 5 ? b->tries : 5;
+	b->tries++;
+	b->next_ms = now + (200ULL << shift);
+}
+
+int relay_node_stun(struct relay_node *rn, const uint8_t *buf, size_t len,
+		    const struct io_addr *from)
+{
+	uint8_t tid[12];
+	int hit = 0;
+
+	if (!rn || atomic_load(&rn->freeing) || !relay_bind_is_response(buf, len, tid))
+		return 0;
+	lock(rn);
+	for (unsigned int i = 0; i < RN_MAX_BINDS; i++) {
+		struct rn_bind *b = &rn->binds[i];
+
+		if (b->used && !b->done && !memcmp(b->tid, tid, 12) &&
+		    from->family == b->to.family && from->port == b->to.port &&
+		    !memcmp(from->addr, b->to.addr, 16)) {
+			b->done = 1;
+			rn->binds_ok++;
+			hit = 1;
+			pthread_cond_broadcast(&rn->cv);
+		}
+	}
+	unlock(rn);
+	return hit;
+}
+
+/* ------------------------------------------------------------ client side */
+
+struct rn_use *rn_use_by_conn(struct relay_node *rn, uint64_t conn)
+{
+	for (unsigned int i = 0; i < rn->nuse; i++)
+		if (rn->use[i].st != U_IDLE && rn->use[i].conn == conn)
+			return &rn->use[i];
+	return NULL;
+}
+
+struct rn_dial *rn_dial_by_conn(struct relay_node *rn, uint64_t conn)
+{
+	for (unsigned int i = 0; i < RN_MAX_DIALS; i++)
+		if (rn->dials[i].st != D_FREE && rn->dials[i].conn == conn)
+			return &rn->dials[i];
+	return NULL;
+}
+
+/* The relays we hold into the node record (when the set changed). */
+void rn_publish_relays(struct relay_node *rn)
+{
+	struct conn_relay r[CONN_REC_MAX_RELAYS];
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < rn->nuse && n < CONN_REC_MAX_RELAYS; i++)
+		if (rn->use[i].st == U_HELD && rn->use[i].have_key) {
+			memcpy(r[n].key, rn->use[i].key, CONN_KEY_LEN);
+			r[n].addr = rn->use[i].addr;
+			n++;
+		}
+	/* conn_node republishes only when the record's content changed. */
+	rn->published_relays = (int)n;
+	conn_node_set_relays(rn->o.conn, r, n);
+}
+
+/* The reservation with u is gone (or never came): close its connection
+ * unless it is already closed, retry in RN_RETRY_MS. */
+void rn_use_lost(struct relay_node *rn, struct rn_use *u, int close)
+{
+	if (u->st == U_HELD)
+		u->lost++;
+	if (u->st == U_HELD)
+		u->fails = 0;
+	else if (u->discovered && ++u->fails >= RN_DEAD_FAILS)
+		u->dead = 1; /* its slot goes to the next relay the DHT gives */
+	if (close && u->st != U_IDLE)
+		quic_node_close(rn->o.quic, u->conn, 0);
+	rn_st_drop_conn(rn, u->conn);
+	u->st = U_IDLE;
+	u->next_try_ms = now_ms(rn) + RN_RETRY_MS;
+	rn_publish_relays(rn);
+}
+
+void rn_on_offer(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m)
+{
+	struct relay_msg a = { .type = RELAY_MSG_ANSWER };
+
+	rn->offers_in++;
+	if (!rn_use_by_conn(rn, s->conn)) {
+		/* Offers come only from a relay we hold a reservation with. */
+		quic_node_stream_reset(rn->o.quic, s->conn, s->sid, RELAY_E_BAD_REQUEST);
+		s->used = 0;
+		return;
+	}
+	(void)m;
+	a.status = rn->o.accept ? RELAY_OK : RELAY_E_REFUSED;
+	if (rn->o.accept)
+		rn->offers_accepted++;
+	else
+		rn->offers_refused++;
+	rn_send_msg(rn, s->conn, s->sid, &a, !rn->o.accept);
+	if (!rn->o.accept)
+		s->used = 0;
+}
+
+/* The relay granted the circuit we accepted: bind our end. */
+void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s,
+			      const struct relay_msg *m)
+{
+	struct rn_use *u = rn_use_by_conn(rn, s->conn);
+
+	s->used = 0;
+	if (!u || m->status != RELAY_OK)
+		return;
+	struct io_addr to = u->addr;
+
+	to.port = m->port;
+	if (!rn_bind_start(rn, &to, m->token))
+		rn->binds_failed++;
+}
+
+
+/* ------------------------------------------------------------ DHT */
+
+static void announce_done(void *arg, const struct dht_result *res)
+{
+	struct relay_node *rn = arg;
+
+	if (atomic_load(&rn->freeing) || res->status == -ECANCELED)
+		return;
+	lock(rn);
+	if (res->stored) {
+		rn->announces_stored++;
+		rn->next_announce_ms = now_ms(rn) + RN_ANNOUNCE_MS;
+	}
+	unlock(rn);
+}
+
+void rn_announce_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct relay_node *rn = arg;
+
+	rn->announces++;
+	dht_announce(dht, rn->ih, rn->o.quic_port, 0, now, announce_done, rn);
+}
+
+/* Relays found under the relay infohash: free slots get them (the key
+ * comes with the handshake). On worker 0. */
+static void discover_done(void *arg, const struct dht_result *res)
+{
+	struct relay_node *rn = arg;
+	char buf[64];
+
+	if (atomic_load(&rn->freeing) || res->status == -ECANCELED)
+		return;
+	lock(rn);
+	for (size_t i = 0; i < res->npeers; i++) {
+		struct io_addr a;
+		unsigned int k, slot = rn->nuse;
+
+		if (io_addr_from_sockaddr(&a, (const struct sockaddr *)&res->peers[i],
+					  sizeof(res->peers[i])))
+			continue;
+		for (k = 0; k < rn->nuse; k++) {
+			if (rn->use[k].dead && slot == rn->nuse)
+				slot = k;
+			if (!rn->use[k].dead && rn->use[k].addr.family == a.family &&
+			    rn->use[k].addr.port == a.port &&
+			    !memcmp(rn->use[k].addr.addr, a.addr, sizeof(a.addr)))
+				break;
+		}
+		if (k < rn->nuse || slot >= RELAY_MAX_USE)
+			continue;
+		k = slot;
+		memset(&rn->use[k], 0, sizeof(rn->use[k]));
+		rn->use[k].addr = a;
+		rn->use[k].discovered = 1;
+		snprintf(rn->use[k].target, sizeof(rn->use[k].target), "%s",
+			 io_addr_fmt(&a, buf, sizeof(buf)));
+		if (k == rn->nuse)
+			rn->nuse++;
+		rn->discovered++;
+		rn->discover_gap_ms = 0; /* found: look again quickly if it fails */
+		log_info("relay", "relay found in the DHT: %s", rn->use[k].target);
+	}
+	unlock(rn);
+}
+
+void rn_discover_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct relay_node *rn = arg;
+
+	dht_get_peers(dht, rn->ih, now, discover_done, rn);
+}
+
+int rn_held_any(struct relay_node *rn)
+{
+	for (unsigned int i = 0; i < rn->nuse; i++)
+		if (rn->use[i].st == U_HELD)
+			return 1;
+	return 0;
+}
+
+int rn_want_reserve(struct relay_node *rn)
+{
+	if (rn->o.reserve >= 0)
+		return rn->o.reserve;
+	return conn_node_behind_nat(rn->o.conn);
+}
+
+
+/* ------------------------------------------------------------ dialler */
+
+static void deadline_in(struct timespec *ts, unsigned int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
+		       const struct io_addr *relay_addr, const uint8_t target[RELAY_KEY_LEN],
+		       struct io_addr *out, unsigned int *status)
+{
+	struct sockaddr_storage ss;
+	struct timespec dl;
+	struct rn_dial *d = NULL;
+	struct rn_bind *b;
+	struct relay_msg m;
+	uint64_t conn = 0;
+	int l, err = 0;
+
+	if (!rn || !relay_key || !relay_addr || !target || !out)
+		return -EINVAL;
+	if (status)
+		*status = RELAY_OK;
+	l = io_addr_to_sockaddr(relay_addr, relay_addr->family, &ss);
+	if (l <= 0)
+		return -EINVAL;
+	lock(rn);
+	rn->dials_total++;
+	for (unsigned int i = 0; i < RN_MAX_DIALS; i++)
+		if (rn->dials[i].st == D_FREE) {
+			d = &rn->dials[i];
+			break;
+		}
+	if (!d) {
+		unlock(rn);
+		return -EBUSY;
+	}
+	memset(d, 0, sizeof(*d));
+	d->st = D_DIALING;
+	memcpy(d->target, target, RELAY_KEY_LEN);
+	/* The lock is held across the dial: its callbacks wait for d->conn. */
+	err = quic_node_connect_addr(rn->o.quic, (struct sockaddr *)&ss, (socklen_t)l, relay_key,
+				     &rn_handler, rn, &conn);
+	if (err) {
+		d->st = D_FREE;
+		unlock(rn);
+		return err == -ENETUNREACH ? -EHOSTUNREACH : err;
+	}
+	d->conn = conn;
+	deadline_in(&dl, RN_DIAL_MS);
+	while (d->st == D_DIALING || d->st == D_WAIT)
+		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
+			break;
+	if (d->st == D_DONE) {
+		m = d->m;
+	} else {
+		err = d->st == D_FAILED ? d->err : -ETIMEDOUT;
+		if (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -ECONNRESET)
+			err = -EHOSTUNREACH; /* the relay itself did not answer */
+	}
+	rn_st_drop_conn(rn, conn);
+	d->st = D_FREE;
+	unlock(rn);
+	quic_node_close(rn->o.quic, conn, 0);
+	if (err)
+		return err;
+	if (m.status != RELAY_OK) {
+		if (status)
+			*status = m.status;
+		return m.status == RELAY_E_TIMEOUT ? -ETIMEDOUT : -ECONNREFUSED;
+	}
+	/* Bind our end from the QUIC socket, and wait for the answer. */
+	*out = *relay_addr;
+	out->port = m.port;
+	lock(rn);
+	b = rn_bind_start(rn, out, m.token);
+	if (!b) {
+		unlock(rn);
+		return -EBUSY;
+	}
+	b->waited = 1;
+	rn_bind_step(rn, b, now_ms(rn));
+	deadline_in(&dl, RELAY_DEF_BIND_MS + 2 * RN_TICK_MS);
+	while (!b->done)
+		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
+			break;
+	err = b->done == 1 ? 0 : -ETIMEDOUT;
+	if (!b->done)
+		rn->binds_failed++;
+	b->used = 0;
+	if (!err)
+		rn->dials_ok++;
+	unlock(rn);
+	sodium_memzero(&m, sizeof(m));
+	return err;
+}
+

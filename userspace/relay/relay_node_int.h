@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/* Relay control plane internals shared by relay_node.c (streams, events,
+ * timer, lifecycle), relay_node_srv.c (the relay side), relay_node_cli.c
+ * (holder and dialler side) and relay_node_ctl.c (control API). */
+#ifndef WEFT_RELAY_NODE_INT_H
+#define WEFT_RELAY_NODE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "weft/dht.h"
+#include "weft/engine.h"
+#include "weft/io.h"
+#include "weft/quic_node.h"
+#include "weft/relay.h"
+
+#define RN_TICK_MS 100	       /* timer period: bind retries, offers, keeper */
+#define RN_MAX_PENDING 64      /* offers waiting for the holder's answer */
+#define RN_MAX_BINDS 32	       /* our ends binding at once */
+#define RN_MAX_DIALS 16	       /* circuit requests of ours at once */
+#define RN_RETRY_MS 5000       /* a lost reservation is retried this often */
+#define RN_BAN_S 600	       /* churn ban */
+#define RN_DIAL_MS 10000       /* a circuit request answers within this */
+#define RN_ANNOUNCE_MS 900000ULL /* relays re-announce every 15 min (DHT peers live 30 min) */
+#define RN_ANNOUNCE_RETRY_MS 5000ULL /* until an announce was stored somewhere */
+#define RN_DEAD_FAILS 3		 /* a discovered relay is dropped after this many failed dials */
+#define RN_DISCOVER_MIN_MS 5000ULL  /* an unreachable node without relays looks them up, */
+#define RN_DISCOVER_MAX_MS 300000ULL /* backing off from 5 s to 5 min while none is found */
+
+/* Token of the streams we open: purpose in the top byte, slot below. */
+#define TOK_USE (1ULL << 56)
+#define TOK_DIAL (2ULL << 56)
+#define TOK_OFFER (3ULL << 56)
+#define TOK_KIND(t) ((t) & (0xffULL << 56))
+#define TOK_IDX(t) ((t) & ((1ULL << 56) - 1))
+
+enum rs_role {
+	RS_NEW = 0,	/* incoming, first message not seen */
+	RS_RES_IN,	/* relay: a holder's reservation stream */
+	RS_CONNECT_IN,	/* relay: a dialler's CONNECT */
+	RS_OFFER_OUT,	/* relay: our offer to a holder */
+	RC_RES_OUT,	/* client: our reservation stream */
+	RC_OFFER_IN,	/* client: an offer from our relay */
+	RC_CONNECT_OUT, /* client: our CONNECT */
+};
+
+struct rn_stream {
+	int used, seen; /* seen: the one CONNECT of a stream arrived */
+	enum rs_role role;
+	uint64_t conn;
+	int64_t sid;
+	uint64_t ref; /* pending / use / dial slot */
+	uint8_t buf[RELAY_MSG_MAX];
+	size_t blen;
+};
+
+struct rn_pending { /* relay: an offer in flight */
+	int used;
+	uint64_t dconn, tconn;
+	int64_t dsid, tsid;
+	uint8_t dkey[RELAY_KEY_LEN], tkey[RELAY_KEY_LEN];
+	uint64_t deadline_ms;
+};
+
+struct rn_circ { /* relay: a circuit in the data plane */
+	int used;
+	uint64_t id;
+	uint16_t port;
+	uint8_t dkey[RELAY_KEY_LEN], tkey[RELAY_KEY_LEN];
+	uint64_t created_ms;
+};
+
+enum use_state { U_IDLE = 0, U_DIALING, U_OPENING, U_WAIT, U_HELD };
+
+struct rn_use { /* client: a relay we hold (or want) a reservation with */
+	char target[128];
+	uint8_t key[RELAY_KEY_LEN];
+	struct io_addr addr;
+	enum use_state st;
+	uint64_t conn;
+	int64_t sid;
+	uint64_t next_try_ms, refreshed_ms, expires_ms;
+	int answered; /* the last RESERVE sent (at refreshed_ms) was answered */
+	unsigned int last_status;
+	uint64_t taken, lost;
+	int discovered; /* found in the DHT: the key is learned at the handshake */
+	int have_key;
+	int dead;	     /* a discovered relay that failed RN_DEAD_FAILS dials in a row */
+	unsigned int fails;
+};
+
+struct rn_bind { /* one of our circuit ends binding */
+	int used, done; /* done: 1 answered, < 0 failed */
+	int waited;	/* a dialler waits for it (and frees it); else the timer does */
+	uint8_t tid[12], token[RELAY_TOKEN_LEN];
+	struct io_addr to;
+	uint64_t start_ms, next_ms;
+	unsigned int tries;
+};
+
+enum dial_state { D_FREE = 0, D_DIALING, D_WAIT, D_DONE, D_FAILED };
+
+struct rn_dial { /* client: a circuit request of ours */
+	enum dial_state st;
+	uint64_t conn;
+	int err;
+	uint8_t target[RELAY_KEY_LEN];
+	struct relay_msg m;
+};
+
+struct relay_node {
+	struct relay_node_opts o;
+	struct relay_fwd *fwd; /* the data plane; NULL: this node does not relay */
+	pthread_mutex_t mu; /* recursive: everything below */
+	pthread_cond_t cv;  /* dial and bind progress */
+	struct relay_tab *tab;
+	struct rn_stream *streams;
+	unsigned int nstreams;
+	struct rn_pending pending[RN_MAX_PENDING];
+	struct rn_circ *circs;
+	unsigned int ncircs;
+	struct rn_use use[RELAY_MAX_USE];
+	unsigned int nuse; /* configured (relay.use) first, then discovered */
+	uint8_t ih[DHT_ID_LEN]; /* SHA-1("weft:relay") */
+	uint64_t next_announce_ms, next_discover_ms, discover_gap_ms;
+	uint64_t announces, announces_stored, discovered;
+	struct rn_bind binds[RN_MAX_BINDS];
+	struct rn_dial dials[RN_MAX_DIALS];
+	struct engine_timer timer;
+	int published_relays; /* count last given to conn_node */
+	_Atomic int freeing;
+	/* counters */
+	uint64_t reserves_ok, reserves_refused, refreshes, churn_bans;
+	uint64_t connects, circuits_ok, circuits_refused[RELAY_E__MAX];
+	uint64_t offers_in, offers_accepted, offers_refused;
+	uint64_t binds_ok, binds_failed, dials_total, dials_ok;
+	uint64_t ended_by[5];
+	uint64_t ended_seen[RELAY_ENDED_MAX + 1]; /* holder: ENDED received, by reason */
+};
+
+extern const struct quic_node_handler rn_handler;
+void rn_release(void *arg);
+
+static inline uint64_t now_ms(struct relay_node *rn)
+{
+	return engine_now_ns(rn->o.eng) / 1000000;
+}
+
+static inline void lock(struct relay_node *rn)
+{
+	pthread_mutex_lock(&rn->mu);
+}
+
+static inline void unlock(struct relay_node *rn)
+{
+	pthread_mutex_unlock(&rn->mu);
+}
+
+/* ---- relay_node.c: streams ---- */
+struct rn_stream *rn_st_find(struct relay_node *rn, uint64_t conn, int64_t sid);
+struct rn_stream *rn_st_add(struct relay_node *rn, uint64_t conn, int64_t sid,
+			    enum rs_role role, uint64_t ref);
+void rn_st_drop_conn(struct relay_node *rn, uint64_t conn);
+void rn_send_msg(struct relay_node *rn, uint64_t conn, int64_t sid, const struct relay_msg *m,
+		 int fin);
+
+/* ---- relay_node_srv.c: the relay side (reservations, circuits) ---- */
+void rn_on_reserve(struct relay_node *rn, struct rn_stream *s);
+void rn_on_connect(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *req);
+/* The holder answered offer p (or did not in time: status TIMEOUT). */
+void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int status);
+/* relay_fwd's on_end: the data plane ended circuit id. */
+void rn_fwd_on_end(void *arg, uint64_t id, int reason);
+
+/* ---- relay_node_cli.c: the holder and dialler side ---- */
+struct rn_bind *rn_bind_start(struct relay_node *rn, const struct io_addr *to,
+			      const uint8_t token[RELAY_TOKEN_LEN]);
+void rn_bind_step(struct relay_node *rn, struct rn_bind *b, uint64_t now);
+struct rn_use *rn_use_by_conn(struct relay_node *rn, uint64_t conn);
+struct rn_dial *rn_dial_by_conn(struct relay_node *rn, uint64_t conn);
+void rn_publish_relays(struct relay_node *rn);
+void rn_use_lost(struct relay_node *rn, struct rn_use *u, int close);
+void rn_on_offer(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m);
+void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m);
+void rn_announce_fn(struct dht *dht, void *arg, uint64_t now);
+void rn_discover_fn(struct dht *dht, void *arg, uint64_t now);
+int rn_held_any(struct relay_node *rn);
+int rn_want_reserve(struct relay_node *rn);
+
+/* ---- relay_node_ctl.c: /v1/relay/... routes and metrics ---- */
+void rn_ctl_register(struct relay_node *rn);
+
+#endif

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The relay side of the relay control plane (docs/CONNECTIVITY.md, "Relay"):
+ * reservations, CONNECT -> OFFER -> ANSWER -> CIRCUIT, and circuits ended
+ * by the data plane (ENDED to the holder). Called with rn->mu held.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "weft/conn.h"
+#include "weft/ctl.h"
+#include "weft/dht.h"
+#include "weft/engine.h"
+#include "weft/guard.h"
+#include "weft/log.h"
+#include "weft/node_dht.h"
+#include "weft/quic_node.h"
+#include "weft/relay.h"
+#include "weft/relay_fwd.h"
+#include "weft/util.h"
+
+#include "relay_node_int.h"
+
+static void send_circuit_status(struct relay_node *rn, uint64_t conn, int64_t sid,
+				unsigned int status)
+{
+	struct relay_msg m = { .type = RELAY_MSG_CIRCUIT, .status = (uint8_t)status };
+
+	if (status < RELAY_E__MAX)
+		rn->circuits_refused[status]++;
+	rn_send_msg(rn, conn, sid, &m, 1);
+}
+
+
+/* ------------------------------------------------------------ relay side */
+
+void rn_on_reserve(struct relay_node *rn, struct rn_stream *s)
+{
+	struct relay_msg m = { .type = RELAY_MSG_RESERVED };
+	struct sockaddr_storage ss;
+	uint8_t key[RELAY_KEY_LEN];
+	struct io_addr a;
+	int abuse = 0, st;
+
+	if (!rn->fwd) {
+		m.status = RELAY_E_NOT_RELAY;
+	} else if (quic_node_conn_peer(rn->o.quic, s->conn, key, &ss) ||
+		   io_addr_from_sockaddr(&a, (struct sockaddr *)&ss, sizeof(ss))) {
+		m.status = RELAY_E_BAD_REQUEST;
+	} else {
+		int fresh = !relay_tab_find(rn->tab, key, now_ms(rn)) ||
+			    relay_tab_find(rn->tab, key, now_ms(rn))->conn != s->conn;
+
+		st = relay_tab_reserve(rn->tab, key, &a, s->conn, now_ms(rn), &m.ttl_s, &abuse);
+		m.status = (uint8_t)st;
+		if (st == RELAY_OK && fresh)
+			rn->reserves_ok++;
+		else if (st == RELAY_OK)
+			rn->refreshes++;
+		else
+			rn->reserves_refused++;
+		if (abuse && rn->o.guard) {
+			/* The QUIC handshake of this connection validated
+			 * the source: evidence the ban pipeline accepts. */
+			char buf[64];
+
+			rn->churn_bans++;
+			log_warn("relay", "reservation churn from %s: banned for %u s",
+				 io_addr_fmt(&a, buf, sizeof(buf)), RN_BAN_S);
+			guard_ban_addr(rn->o.guard, a.family, a.addr, RN_BAN_S);
+		}
+	}
+	rn_send_msg(rn, s->conn, s->sid, &m, m.status != RELAY_OK);
+	if (m.status != RELAY_OK)
+		s->used = 0;
+}
+
+void rn_on_connect(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *req)
+{
+	struct sockaddr_storage ss;
+	struct relay_res *r;
+	struct rn_pending *p = NULL;
+	uint8_t dkey[RELAY_KEY_LEN];
+	unsigned int i;
+	int st;
+
+	rn->connects++;
+	if (!rn->fwd) {
+		st = RELAY_E_NOT_RELAY;
+		goto refuse;
+	}
+	if (quic_node_conn_peer(rn->o.quic, s->conn, dkey, &ss) ||
+	    !memcmp(dkey, req->key, RELAY_KEY_LEN)) {
+		st = RELAY_E_BAD_REQUEST;
+		goto refuse;
+	}
+	for (i = 0; i < RN_MAX_PENDING && rn->pending[i].used; i++)
+		;
+	if (i == RN_MAX_PENDING) {
+		st = RELAY_E_NO_CAPACITY;
+		goto refuse;
+	}
+	st = relay_tab_circuit_add(rn->tab, req->key, now_ms(rn));
+	if (st != RELAY_OK)
+		goto refuse;
+	r = relay_tab_find(rn->tab, req->key, now_ms(rn));
+	p = &rn->pending[i];
+	memset(p, 0, sizeof(*p));
+	p->used = 1;
+	p->dconn = s->conn;
+	p->dsid = s->sid;
+	p->tconn = r->conn;
+	p->tsid = -1;
+	memcpy(p->dkey, dkey, RELAY_KEY_LEN);
+	memcpy(p->tkey, req->key, RELAY_KEY_LEN);
+	p->deadline_ms = now_ms(rn) + RELAY_OFFER_MS;
+	s->ref = i;
+	if (quic_node_stream_open(rn->o.quic, r->conn, RELAY_ST_CTL, TOK_OFFER | i)) {
+		relay_tab_circuit_end(rn->tab, req->key);
+		p->used = 0;
+		st = RELAY_E_NO_CAPACITY;
+		goto refuse;
+	}
+	return;
+refuse:
+	send_circuit_status(rn, s->conn, s->sid, (unsigned int)st);
+	s->used = 0;
+}
+
+/* The holder answered offer p (or did not in time: status TIMEOUT). */
+void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int status)
+{
+	struct relay_fwd_limits lim = { .max_bytes = rn->o.circuit_bytes,
+					.lifetime_ms = rn->o.circuit_lifetime_ms };
+	struct relay_msg a = { .type = RELAY_MSG_CIRCUIT }, b;
+	struct rn_circ *c = NULL;
+	uint8_t tok_a[RELAY_TOKEN_LEN], tok_b[RELAY_TOKEN_LEN];
+	uint64_t id = 0;
+	uint16_t port = 0;
+	unsigned int i;
+	int err;
+
+	if (status == RELAY_OK) {
+		for (i = 0; i < rn->ncircs && rn->circs[i].used; i++)
+			;
+		if (i < rn->ncircs)
+			c = &rn->circs[i];
+		randombytes_buf(tok_a, sizeof(tok_a));
+		do
+			randombytes_buf(tok_b, sizeof(tok_b));
+		while (!memcmp(tok_a, tok_b, sizeof(tok_a)));
+		err = c ? relay_fwd_add(rn->fwd, tok_a, tok_b, &lim, &id, &port) : -ENOSPC;
+		if (err)
+			status = RELAY_E_NO_CAPACITY;
+	}
+	if (status != RELAY_OK) {
+		relay_tab_circuit_end(rn->tab, p->tkey);
+		send_circuit_status(rn, p->dconn, p->dsid, status);
+		if (p->tsid >= 0)
+			quic_node_write(rn->o.quic, p->tconn, p->tsid, NULL, 0, 1);
+		p->used = 0;
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->used = 1;
+	c->id = id;
+	c->port = port;
+	memcpy(c->dkey, p->dkey, RELAY_KEY_LEN);
+	memcpy(c->tkey, p->tkey, RELAY_KEY_LEN);
+	c->created_ms = now_ms(rn);
+	rn->circuits_ok++;
+	a.port = port;
+	a.circuit = id;
+	a.lifetime_ms = rn->o.circuit_lifetime_ms;
+	a.max_bytes = rn->o.circuit_bytes;
+	b = a;
+	memcpy(a.token, tok_a, RELAY_TOKEN_LEN);
+	memcpy(b.token, tok_b, RELAY_TOKEN_LEN);
+	rn_send_msg(rn, p->tconn, p->tsid, &b, 1);
+	rn_send_msg(rn, p->dconn, p->dsid, &a, 1);
+	p->used = 0;
+	sodium_memzero(tok_a, sizeof(tok_a));
+	sodium_memzero(tok_b, sizeof(tok_b));
+}
+
+/* Tell the holder of circuit c why it ended: ENDED on its reservation
+ * stream (the one stream the relay holds open towards it). */
+static void ended_notify(struct relay_node *rn, struct rn_circ *c, int reason)
+{
+	struct relay_msg m = { .type = RELAY_MSG_ENDED, .circuit = c->id, .port = c->port };
+	struct relay_res *r = relay_tab_find(rn->tab, c->tkey, now_ms(rn));
+
+	if (!r || reason <= 0 || reason > RELAY_ENDED_MAX)
+		return;
+	m.reason = (uint8_t)reason;
+	for (unsigned int i = 0; i < rn->nstreams; i++)
+		if (rn->streams[i].used && rn->streams[i].role == RS_RES_IN &&
+		    rn->streams[i].conn == r->conn) {
+			rn_send_msg(rn, r->conn, rn->streams[i].sid, &m, 0);
+			return;
+		}
+}
+
+/* relay_fwd's on_end: the data plane ended circuit id. */
+void rn_fwd_on_end(void *arg, uint64_t id, int reason)
+{
+	struct relay_node *rn = arg;
+
+	if (atomic_load(&rn->freeing))
+		return;
+	lock(rn);
+	for (unsigned int i = 0; i < rn->ncircs; i++)
+		if (rn->circs[i].used && rn->circs[i].id == id) {
+			static const char *const why[] = { "?", "deleted", "lifetime", "idle",
+							   "byte limit" };
+			char d[17], t[17];
+
+			util_hex(d, rn->circs[i].dkey, 8);
+			util_hex(t, rn->circs[i].tkey, 8);
+			log_info("relay", "circuit %llu (%s... -> %s...) ended: %s",
+				 (unsigned long long)id, d, t,
+				 why[reason > 0 && reason < 5 ? reason : 0]);
+			ended_notify(rn, &rn->circs[i], reason);
+			relay_tab_circuit_end(rn->tab, rn->circs[i].tkey);
+			rn->circs[i].used = 0;
+		}
+	if (reason > 0 && reason < 5)
+		rn->ended_by[reason]++;
+	unlock(rn);
+}
+
