@@ -37,12 +37,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,47 +64,20 @@
 /* The paced receive load every path carries without loss. */
 #define PACED_PPS 200000.0
 
-static char ns_a[32], ns_b[32];
-static int orig_ns = -1;
+static struct bench_veth veth;
 static int secs = 3;
 static int xdp_source_failed;
 static double rx_busy[4][2], tx_busy[4][2]; /* CPU 0 / CPU 1 busy % per path */
 static double paced_busy[4];                 /* CPU 1 busy % at the paced load */
 
-#define IF_A "veA"
-#define IF_B "veB"
-#define ADDR_A "198.51.100.1"
-#define ADDR_B "198.51.100.2"
-#define MAC_A "02:77:00:00:00:01"
-#define MAC_B "02:77:00:00:00:02"
-static const uint8_t mac_a[6] = { 2, 0x77, 0, 0, 0, 1 }, mac_b[6] = { 2, 0x77, 0, 0, 0, 2 };
+#define IF_A BENCH_IF_A
+#define IF_B BENCH_IF_B
+#define ADDR_A BENCH_ADDR_A
+#define ADDR_B BENCH_ADDR_B
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
+static int enter(int end)
 {
-	char cmd[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static int enter(const char *ns)
-{
-	char path[128];
-	int fd, r;
-
-	if (!ns)
-		return setns(orig_ns, CLONE_NEWNET);
-	snprintf(path, sizeof(path), "/run/netns/%s", ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = setns(fd, CLONE_NEWNET);
-	close(fd);
-	return r;
+	return bench_veth_enter(&veth, end);
 }
 
 static void pin_all_napi(int measured_is_a)
@@ -138,67 +109,31 @@ struct flood {
 	const char *dst;
 	int cpu;
 	int gso;
-	int xdp;      /* generate with an XDP program run on live frames */
+	int xdp;      /* generate with benchlib's live-frame source (lf) */
 	int xdp_fail; /* set when the kernel refused that */
-	double elapsed; /* xdp: seconds the source ran (it counts per run) */
+	struct bench_lfsrc lf;
 	double pps;     /* > 0: paced socket source at this rate */
 };
 
-/*
- * The receive source: BPF_PROG_TEST_RUN with live frames runs a four-
- * instruction XDP program (bpf_redirect to veB) over one prebuilt frame,
- * in batches, inside the kernel: no socket, no skb on the source side. veB
- * hands each frame to veA as an xdp_frame, which veA receives through its
- * NAPI like a NIC driver receives a DMA buffer: it runs veA's XDP program
- * on it, or builds an skb for the stack when there is none. Frames veA's
- * ring cannot take are dropped at veB (they count as offered, not
- * received), so the source never slows down to the receiver's pace.
- */
+/* The receive source: benchlib's live-frame source through veB to veA,
+ * whose NAPI receives each frame like a NIC driver receives a DMA buffer.
+ * f->lf.stop and f->lf.sent are its stop flag and counter. */
 static int xdp_flood(struct flood *f)
 {
-	struct bpf_insn prog[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1,
-		  .imm = (int)if_nametoindex(IF_B) },
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = 0 },
-		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_redirect },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
-	uint8_t frame[256], payload[PAYLOAD] = { 0 };
-	struct io_addr src, dst;
-	LIBBPF_OPTS(bpf_test_run_opts, o);
-	int fd, len;
+	static uint8_t frame[256], payload[PAYLOAD];
+	struct io_addr sa, da;
+	int len;
 
-	io_addr_parse(&src, ADDR_B, 40000);
-	io_addr_parse(&dst, ADDR_A, PORT);
-	len = io_hdr_build(frame, sizeof(frame), mac_b, mac_a, &src, &dst, 1, payload, PAYLOAD);
-	fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_gen", "GPL", prog, 4, NULL);
-	if (fd < 0 || len < 0)
+	io_addr_parse(&sa, ADDR_B, 40000);
+	io_addr_parse(&da, ADDR_A, PORT);
+	len = io_hdr_build(frame, sizeof(frame), bench_mac_b, bench_mac_a, &sa, &da, 1, payload,
+			   PAYLOAD);
+	if (len < 0)
 		return -1;
-	o.data_in = frame;
-	o.data_size_in = (__u32)len;
-	o.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-	o.repeat = 1 << 16;
-	o.batch_size = 64;
-	f->elapsed = bench_now();
-	/* Each run sets up and tears down a page pool (an RCU grace period,
-	 * tens of ms): size runs to ~250 ms so that is a small share. */
-	while (!f->stop) {
-		double t = bench_now();
-
-		if (bpf_prog_test_run_opts(fd, &o)) {
-			close(fd);
-			return -1;
-		}
-		__atomic_fetch_add(&f->sent, (uint64_t)o.repeat, __ATOMIC_RELAXED);
-		t = bench_now() - t;
-		if (t < 0.15 && o.repeat < (1 << 26))
-			o.repeat *= 2;
-		else if (t > 0.4 && o.repeat > (1 << 12))
-			o.repeat /= 2;
-	}
-	f->elapsed = bench_now() - f->elapsed;
-	close(fd);
-	return 0;
+	f->lf.frame = frame;
+	f->lf.len = (unsigned int)len;
+	f->lf.out_ifindex = (int)if_nametoindex(IF_B);
+	return bench_lfsrc_run(&f->lf) ? -1 : 0;
 }
 
 static void *flood_main(void *arg)
@@ -370,32 +305,33 @@ static double bench_rx(int which, double paced, double *sent_pps)
 	double t0, t1;
 	struct bench_cpu cs0, cs1;
 
-	enter(ns_a);
+	enter('A');
 	if (which == 0) {
 		pthread_create(&rt, NULL, recvmmsg_main, &ref);
 	} else {
 		e = mk_engine(which == 3 ? IO_MODE_XDP : IO_MODE_URING, which == 1);
 		if (!e || engine_start(e)) {
-			enter(NULL);
+			enter(0);
 			engine_free(e);
 			return -1;
 		}
 	}
 	pin_all_napi(1);
-	enter(ns_b);
+	enter('B');
 	pthread_create(&ft, NULL, flood_main, &f);
-	enter(NULL);
+	enter(0);
 	usleep(500 * 1000); /* warm up */
 	c0 = which ? eng_rx(e) : __atomic_load_n(&ref.got, __ATOMIC_RELAXED);
-	s0 = __atomic_load_n(&f.sent, __ATOMIC_RELAXED);
+	s0 = __atomic_load_n(&f.sent, __ATOMIC_RELAXED) + __atomic_load_n(&f.lf.sent, __ATOMIC_RELAXED);
 	t0 = bench_now();
 	bench_cpu_snap(&cs0);
 	sleep((unsigned int)secs);
 	bench_cpu_snap(&cs1);
 	c1 = which ? eng_rx(e) : __atomic_load_n(&ref.got, __ATOMIC_RELAXED);
-	s1 = __atomic_load_n(&f.sent, __ATOMIC_RELAXED);
+	s1 = __atomic_load_n(&f.sent, __ATOMIC_RELAXED) + __atomic_load_n(&f.lf.sent, __ATOMIC_RELAXED);
 	t1 = bench_now();
 	f.stop = 1;
+	f.lf.stop = 1;
 	pthread_join(ft, NULL);
 	if (which == 0) {
 		ref.stop = 1;
@@ -449,9 +385,9 @@ static double bench_tx(int which, int ref_gso, double busy[2])
 
 	/* The sink in B: a bound socket never read (the kernel drops when
 	 * its buffer is full), so B costs no CPU of its own. */
-	enter(ns_b);
+	enter('B');
 	sink = udp_sock(PORT);
-	enter(ns_a);
+	enter('A');
 	io_addr_parse(&tl.dst, ADDR_B, PORT);
 	tl.stop = &stop;
 	if (which == 0) {
@@ -459,13 +395,13 @@ static double bench_tx(int which, int ref_gso, double busy[2])
 	} else {
 		e = mk_engine(which == 3 ? IO_MODE_XDP : IO_MODE_URING, which == 1);
 		if (!e || engine_start(e) || engine_call(e, 0, tx_loop, &tl)) {
-			enter(NULL);
+			enter(0);
 			engine_free(e);
 			close(sink);
 			return -1;
 		}
 	}
-	enter(NULL);
+	enter(0);
 	pin_all_napi(0);
 	usleep(500 * 1000);
 	c0 = which ? eng_tx(e) : __atomic_load_n(&f.sent, __ATOMIC_RELAXED);
@@ -488,7 +424,7 @@ static double bench_tx(int which, int ref_gso, double busy[2])
 
 static void cleanup(void)
 {
-	sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
+	bench_veth_free(&veth);
 }
 
 /* Figures and ratios of one path, into the JSON result. */
@@ -530,7 +466,7 @@ int main(int argc, char **argv)
 	double rx[NPATHS], tx[NPATHS], sent[NPATHS] = { 0 }, prx[NPATHS] = { 0 }, psent[NPATHS] = { 0 };
 	double tx_plain = 0, tx_plain_busy[2] = { 0 };
 	struct bench_result *res = NULL;
-	char path[4096], id[64], label[160];
+	char id[64], label[160];
 	int i, only = -1, err;
 
 	if (argc > 1)
@@ -547,22 +483,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_result_new: %s\n", strerror(-err));
 		return 1;
 	}
-	snprintf(ns_a, sizeof(ns_a), "wbA%d", (int)getpid());
-	snprintf(ns_b, sizeof(ns_b), "wbB%d", (int)getpid());
-	orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	atexit(cleanup);
-	if (sh("ip netns add %s && ip netns add %s && "
-	       "ip link add " IF_A " address " MAC_A " netns %s type veth peer name " IF_B
-	       " address " MAC_B " netns %s && "
-	       "ip -n %s addr add " ADDR_A "/24 dev " IF_A " && ip -n %s addr add " ADDR_B "/24 dev " IF_B " && "
-	       "ip -n %s link set " IF_A " up && ip -n %s link set " IF_B " up && "
-	       "ip -n %s link set lo up && ip -n %s link set lo up && "
-	       "ip netns exec %s ethtool -K " IF_A " gro on tx-udp-segmentation off >/dev/null && "
-	       "ip netns exec %s ethtool -K " IF_B " gro on tx-udp-segmentation off >/dev/null && "
-	       "ip netns exec %s ping -c1 -W2 " ADDR_B " >/dev/null",
-	       ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a, ns_b, ns_a) ||
-	    bench_napi_threaded(ns_a, IF_A) || bench_napi_threaded(ns_b, IF_B)) {
-		fprintf(stderr, "netns setup failed (needs ip, ethtool, threaded NAPI on veth)\n");
+	if (bench_veth_new(&veth, "io")) {
 		bench_result_free(res);
 		return 1;
 	}
@@ -645,12 +567,5 @@ int main(int argc, char **argv)
 	if (xdp_source_failed)
 		bench_result_note(res, "the kernel refused XDP live-frame generation; the receive source "
 				       "was a UDP GSO socket");
-	bench_result_note(res, "one run; ratios are between figures of this run only");
-	err = bench_result_write(res, path, sizeof(path));
-	if (err)
-		fprintf(stderr, "writing the JSON result: %s\n", strerror(-err));
-	else
-		printf("\nresult: %s\n", path);
-	bench_result_free(res);
-	return err ? 1 : 0;
+	return bench_result_finish(res);
 }

@@ -9,6 +9,9 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +20,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <jansson.h>
+#include <linux/bpf.h>
 
 #define BENCH_SCHEMA "weft-bench/1"
 
 struct bench_result {
 	json_t *root;
-	json_t *params, *figures, *ratios, *notes;
+	json_t *params, *figures, *ratios, *notes, *series;
 	json_t *by_id; /* figure id -> value, for ratios */
 	char name[64];
 	char started[32];
@@ -48,24 +53,22 @@ int bench_pin(int cpu)
 	return -pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
 }
 
-int bench_pin_napi(const char *ifname, int cpu)
+/* Calls fn(pid, arg) for every NAPI kernel thread of ifname; returns how
+ * many fn accepted (returned 1), or a negative errno. */
+static int napi_each(const char *ifname, int (*fn)(int pid, void *arg), void *arg)
 {
 	char prefix[64], path[64], comm[64];
 	struct dirent *de;
-	cpu_set_t s;
 	int n = 0;
 	DIR *d;
 
-	if (!ifname || cpu < 0 || cpu >= CPU_SETSIZE ||
-	    (size_t)snprintf(prefix, sizeof(prefix), "napi/%s-", ifname) >= sizeof(prefix))
+	if (!ifname || (size_t)snprintf(prefix, sizeof(prefix), "napi/%s-", ifname) >= sizeof(prefix))
 		return -EINVAL;
 	d = opendir("/proc");
 	if (!d)
 		return -errno;
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
 	while ((de = readdir(d))) {
-		int pid = atoi(de->d_name);
+		int pid = atoi(de->d_name), hit;
 		FILE *f;
 
 		if (pid <= 0)
@@ -74,13 +77,89 @@ int bench_pin_napi(const char *ifname, int cpu)
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix)) &&
-		    sched_setaffinity(pid, sizeof(s), &s) == 0)
-			n++;
+		hit = fgets(comm, sizeof(comm), f) && !strncmp(comm, prefix, strlen(prefix));
 		fclose(f);
+		if (hit)
+			n += fn(pid, arg);
 	}
 	closedir(d);
 	return n;
+}
+
+static int pin_one(int pid, void *arg)
+{
+	return sched_setaffinity(pid, sizeof(cpu_set_t), arg) == 0;
+}
+
+int bench_pin_napi(const char *ifname, int cpu)
+{
+	cpu_set_t s;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return -EINVAL;
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	return napi_each(ifname, pin_one, &s);
+}
+
+long long bench_thread_cpu_ns(int pid, int tid)
+{
+	char path[96];
+	long long ns = -1;
+	FILE *f;
+
+	if (tid <= 0)
+		snprintf(path, sizeof(path), "/proc/%d/schedstat", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%lld", &ns) != 1 || ns < 0)
+		ns = -EIO;
+	fclose(f);
+	return ns;
+}
+
+long long bench_proc_cpu_ns(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* The command name may hold spaces and parentheses: fields count
+	 * from the last ')'; utime and stime are fields 14 and 15. */
+	p = strrchr(buf, ')');
+	if (!p || hz <= 0 ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -EIO;
+	return (long long)((ut + st) * (1000000000ULL / (unsigned long long)hz));
+}
+
+static int napi_add_cpu(int pid, void *arg)
+{
+	long long ns = bench_thread_cpu_ns(pid, 0);
+
+	if (ns > 0)
+		*(long long *)arg += ns;
+	return 1;
+}
+
+long long bench_napi_cpu_ns(const char *ifname)
+{
+	long long sum = 0;
+
+	napi_each(ifname, napi_add_cpu, &sum);
+	return sum;
 }
 
 static int safe_name(const char *s)
@@ -146,6 +225,121 @@ double bench_cpu_busy(const struct bench_cpu *a, const struct bench_cpu *b, int 
 		return 0;
 	t = b->total[cpu] - a->total[cpu];
 	return 100.0 * (double)(b->busy[cpu] - a->busy[cpu]) / (double)t;
+}
+
+/* ---- veth pair ---- */
+
+const unsigned char bench_mac_a[6] = { 2, 0x77, 0, 0, 0, 1 }, bench_mac_b[6] = { 2, 0x77, 0, 0, 0, 2 };
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+int bench_veth_new(struct bench_veth *v, const char *tag)
+{
+	const char *a = v->ns_a, *b = v->ns_b;
+
+	memset(v, 0, sizeof(*v));
+	v->orig_ns = -1;
+	if (!tag || strlen(tag) > 4 || strspn(tag, "abcdefghijklmnopqrstuvwxyz") != strlen(tag))
+		return -EINVAL;
+	snprintf(v->ns_a, sizeof(v->ns_a), "wb%sA%d", tag, (int)getpid());
+	snprintf(v->ns_b, sizeof(v->ns_b), "wb%sB%d", tag, (int)getpid());
+	v->orig_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (v->orig_ns < 0)
+		return -errno;
+	if (sh("ip netns add %s && ip netns add %s && "
+	       "ip link add " BENCH_IF_A " address 02:77:00:00:00:01 netns %s type veth peer name " BENCH_IF_B
+	       " address 02:77:00:00:00:02 netns %s && "
+	       "ip -n %s addr add " BENCH_ADDR_A "/24 dev " BENCH_IF_A " && "
+	       "ip -n %s addr add " BENCH_ADDR_B "/24 dev " BENCH_IF_B " && "
+	       "ip -n %s link set " BENCH_IF_A " up && ip -n %s link set " BENCH_IF_B " up && "
+	       "ip -n %s link set lo up && ip -n %s link set lo up && "
+	       "ip netns exec %s ethtool -K " BENCH_IF_A " gro on tx-udp-segmentation off >/dev/null && "
+	       "ip netns exec %s ethtool -K " BENCH_IF_B " gro on tx-udp-segmentation off >/dev/null && "
+	       "ip netns exec %s ping -c1 -W2 " BENCH_ADDR_B " >/dev/null",
+	       a, b, a, b, a, b, a, b, a, b, a, b, a) ||
+	    bench_napi_threaded(a, BENCH_IF_A) || bench_napi_threaded(b, BENCH_IF_B)) {
+		fprintf(stderr, "veth setup failed (needs ip, ethtool, threaded NAPI on veth)\n");
+		bench_veth_free(v);
+		return -EIO;
+	}
+	return 0;
+}
+
+int bench_veth_enter(const struct bench_veth *v, int end)
+{
+	char path[128];
+	int fd, r;
+
+	if (!end)
+		return setns(v->orig_ns, CLONE_NEWNET) ? -errno : 0;
+	snprintf(path, sizeof(path), "/run/netns/%s", end == 'A' ? v->ns_a : v->ns_b);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = setns(fd, CLONE_NEWNET) ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+void bench_veth_free(struct bench_veth *v)
+{
+	if (v->ns_a[0])
+		sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", v->ns_a, v->ns_b);
+	v->ns_a[0] = v->ns_b[0] = 0;
+	if (v->orig_ns >= 0)
+		close(v->orig_ns);
+	v->orig_ns = -1;
+}
+
+int bench_lfsrc_run(struct bench_lfsrc *src)
+{
+	struct bpf_insn prog[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = src->out_ifindex },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = 0 },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_redirect },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+	double t0 = bench_now();
+	int fd, err = 0;
+
+	fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_gen", "GPL", prog, 4, NULL);
+	if (fd < 0)
+		return -errno;
+	o.data_in = src->frame;
+	o.data_size_in = src->len;
+	o.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+	o.repeat = 1 << 16;
+	o.batch_size = 64;
+	/* Each run sets up and tears down a page pool (an RCU grace period,
+	 * tens of ms): size runs to ~250 ms so that is a small share. */
+	while (!src->stop) {
+		double t = bench_now();
+
+		if (bpf_prog_test_run_opts(fd, &o)) {
+			err = -errno;
+			break;
+		}
+		__atomic_fetch_add(&src->sent, (unsigned long long)o.repeat, __ATOMIC_RELAXED);
+		t = bench_now() - t;
+		if (t < 0.15 && o.repeat < (1 << 26))
+			o.repeat *= 2;
+		else if (t > 0.4 && o.repeat > (1 << 12))
+			o.repeat /= 2;
+	}
+	src->elapsed = bench_now() - t0;
+	close(fd);
+	return err;
 }
 
 /* ---- results ---- */
@@ -272,7 +466,9 @@ int bench_result_new(struct bench_result **out, const char *name, int argc, char
 	r->ratios = json_array();
 	r->notes = json_array();
 	r->by_id = json_object();
-	if (!r->root || !r->params || !r->figures || !r->ratios || !r->notes || !r->by_id) {
+	r->series = json_array();
+	if (!r->root || !r->params || !r->figures || !r->ratios || !r->notes || !r->by_id ||
+	    !r->series) {
 		bench_result_free(r);
 		return -ENOMEM;
 	}
@@ -293,6 +489,7 @@ int bench_result_new(struct bench_result **out, const char *name, int argc, char
 	json_object_set(r->root, "figures", r->figures);
 	json_object_set(r->root, "ratios", r->ratios);
 	json_object_set(r->root, "notes", r->notes);
+	json_object_set(r->root, "series", r->series);
 	*out = r;
 	return 0;
 }
@@ -307,6 +504,7 @@ void bench_result_free(struct bench_result *r)
 	json_decref(r->ratios);
 	json_decref(r->notes);
 	json_decref(r->by_id);
+	json_decref(r->series);
 	free(r);
 }
 
@@ -360,6 +558,65 @@ int bench_result_ratio(struct bench_result *r, const char *id, const char *label
 	if (goal > 0)
 		json_object_set_new(o, "goal", json_real(goal));
 	return json_array_append_new(r->ratios, o) ? -ENOMEM : 0;
+}
+
+int bench_result_same_work(struct bench_result *r, const char *text)
+{
+	if (!text || !*text)
+		return -EINVAL;
+	return json_object_set_new(r->root, "same_work", json_string(text)) ? -ENOMEM : 0;
+}
+
+#define BENCH_MAX_SERIES 16
+
+/* The element of array a whose string field key equals val, or NULL. */
+static json_t *find_by(json_t *a, const char *key, const char *val)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(a, i, e)
+	{
+		const char *s = json_string_value(json_object_get(e, key));
+
+		if (s && !strcmp(s, val))
+			return e;
+	}
+	return NULL;
+}
+
+int bench_result_point(struct bench_result *r, const char *series_id, const char *title,
+		       const char *x_unit, const char *y_unit, const char *line_label, double x,
+		       double y)
+{
+	json_t *s, *lines, *l, *pts, *pt;
+
+	if (!valid_id(series_id) || !title || !x_unit || !y_unit || !line_label || !isfinite(x) ||
+	    !isfinite(y))
+		return -EINVAL;
+	s = find_by(r->series, "id", series_id);
+	if (!s) {
+		if (json_array_size(r->series) >= BENCH_MAX_SERIES)
+			return -ENOSPC;
+		s = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "id", series_id, "title", title, "x_unit",
+			      x_unit, "y_unit", y_unit, "lines");
+		if (!s || json_array_append_new(r->series, s))
+			return -ENOMEM;
+	}
+	lines = json_object_get(s, "lines");
+	l = find_by(lines, "label", line_label);
+	if (!l) {
+		if (json_array_size(lines) >= BENCH_MAX_SERIES)
+			return -ENOSPC;
+		l = json_pack("{s:s, s:[]}", "label", line_label, "points");
+		if (!l || json_array_append_new(lines, l))
+			return -ENOMEM;
+	}
+	pts = json_object_get(l, "points");
+	if (json_array_size(pts) >= BENCH_MAX_ITEMS)
+		return -ENOSPC;
+	pt = json_pack("[f, f]", x, y);
+	return !pt || json_array_append_new(pts, pt) ? -ENOMEM : 0;
 }
 
 int bench_result_note(struct bench_result *r, const char *text)
@@ -423,4 +680,19 @@ int bench_result_write(struct bench_result *r, char *path, size_t pathlen)
 	if (path && pathlen)
 		snprintf(path, pathlen, "%s", file);
 	return 0;
+}
+
+int bench_result_finish(struct bench_result *r)
+{
+	char path[PATH_MAX + 160];
+	int err;
+
+	bench_result_note(r, "one run; ratios are between figures of this run only");
+	err = bench_result_write(r, path, sizeof(path));
+	if (err)
+		fprintf(stderr, "writing the JSON result: %s\n", strerror(-err));
+	else
+		printf("\nresult: %s\n", path);
+	bench_result_free(r);
+	return err ? 1 : 0;
 }

@@ -54,6 +54,73 @@ int bench_cpu_snap(struct bench_cpu *c);
 /* Busy percentage of one CPU between two snapshots (0 when unknown). */
 double bench_cpu_busy(const struct bench_cpu *a, const struct bench_cpu *b, int cpu);
 
+/* ---- CPU time of tasks (robust to other load on a shared machine) ---- */
+
+/*
+ * Nanoseconds a thread has run (/proc/PID/task/TID/schedstat, first field;
+ * tid <= 0: the thread pid itself). Negative errno when it is gone.
+ */
+long long bench_thread_cpu_ns(int pid, int tid);
+
+/*
+ * Nanoseconds a process has run, all its threads, live and exited
+ * (utime + stime of /proc/PID/stat, clock-tick resolution). Negative errno.
+ */
+long long bench_proc_cpu_ns(int pid);
+
+/* Nanoseconds run by the NAPI kernel threads of ifname ("napi/<ifname>-*",
+ * threaded NAPI), summed; 0 when there are none. */
+long long bench_napi_cpu_ns(const char *ifname);
+
+/* ---- a veth pair between two network namespaces ---- */
+
+/*
+ * Namespaces "wb<tag>A<pid>" and "wb<tag>B<pid>" joined by veth veA
+ * (02:77:00:00:00:01, 198.51.100.1/24) and veB (...:02, 198.51.100.2/24),
+ * GRO on and UDP segmentation offload off on both ends (veth then
+ * receives through NAPI, one datagram per frame), threaded NAPI on both.
+ */
+#define BENCH_IF_A "veA"
+#define BENCH_IF_B "veB"
+#define BENCH_ADDR_A "198.51.100.1"
+#define BENCH_ADDR_B "198.51.100.2"
+extern const unsigned char bench_mac_a[6], bench_mac_b[6];
+
+struct bench_veth {
+	char ns_a[32], ns_b[32];
+	int orig_ns; /* fd of the namespace the pair was made from */
+};
+
+/* Make the pair (tag: [a-z], at most 4 characters). 0 or a negative errno
+ * (-EIO: ip, ethtool or threaded NAPI refused; the message is on stderr). */
+int bench_veth_new(struct bench_veth *v, const char *tag);
+/* Move the calling thread into end 'A', 'B', or back (0). 0 or -errno. */
+int bench_veth_enter(const struct bench_veth *v, int end);
+/* Remove both namespaces (the pair goes with them). */
+void bench_veth_free(struct bench_veth *v);
+
+/*
+ * The live-frame source that cannot be the bottleneck: BPF_PROG_TEST_RUN
+ * with BPF_F_TEST_XDP_LIVE_FRAMES runs a four-instruction XDP program
+ * (bpf_redirect to out_ifindex) over one prebuilt frame, in batches, in
+ * the kernel: no socket, no skb on the source side. The peer of a veth
+ * end receives each frame as an xdp_frame through its NAPI, as a NIC
+ * driver receives a DMA buffer; frames its ring cannot take are dropped at
+ * the sending end (counted as offered), so the source never slows to the
+ * receiver's pace. Run it in a thread in the sending namespace, pinned.
+ */
+struct bench_lfsrc {
+	volatile int stop;
+	unsigned long long sent; /* frames offered, updated per test-run */
+	const void *frame;
+	unsigned int len;
+	int out_ifindex;
+	double elapsed; /* seconds it ran */
+};
+
+/* Runs until src->stop. 0, or a negative errno when the kernel refused. */
+int bench_lfsrc_run(struct bench_lfsrc *src);
+
 /* ---- results ---- */
 
 struct bench_result;
@@ -87,6 +154,24 @@ int bench_result_figure(struct bench_result *r, const char *id, const char *labe
 int bench_result_ratio(struct bench_result *r, const char *id, const char *label, const char *num,
 		       const char *den, double goal);
 
+/*
+ * The harness's "same work" rule (docs/BENCH.md), the text written at the
+ * top of its source: what both sides of every ratio share. 0, -EINVAL or
+ * -ENOMEM.
+ */
+int bench_result_same_work(struct bench_result *r, const char *text);
+
+/*
+ * A point (x, y) of line line_label in series series_id (a line plot in the
+ * report: cost against size or load). The series is made on first use with
+ * title and the axis units; at most 16 series, 16 lines each and
+ * BENCH_MAX_ITEMS points per line. 0, -EINVAL (bad id, non-finite value),
+ * -ENOSPC or -ENOMEM.
+ */
+int bench_result_point(struct bench_result *r, const char *series_id, const char *title,
+		       const char *x_unit, const char *y_unit, const char *line_label, double x,
+		       double y);
+
 /* A free-text note (a fallback taken, a caveat of this run). */
 int bench_result_note(struct bench_result *r, const char *text);
 
@@ -97,5 +182,12 @@ int bench_result_note(struct bench_result *r, const char *text);
  * NULL). 0 or a negative errno.
  */
 int bench_result_write(struct bench_result *r, char *path, size_t pathlen);
+
+/*
+ * The end of a harness: note "one run", write the result (printing its
+ * path, or the error on stderr) and free it. Returns 0, or 1 when the
+ * write failed (an exit status).
+ */
+int bench_result_finish(struct bench_result *r);
 
 #endif
