@@ -1,17 +1,20 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# DHT: (a) KRPC queries answered per second and per CPU-second by one weft
-# DHT instance and by a libtorrent 2.0.8 session (python3-libtorrent, run
-# with /usr/bin/python3) under the same loopback load generator, side by
-# side with the ratio; (b) find_node / get_peers latency (p50, p99) and hop
-# counts in a 200-node weft network in one process. Loopback only, no root.
-# Usage: bench/dht.sh [SECONDS] [NODES]   (defaults 5 and 200; build first:
-# make bench, or make BUILD=... $BUILD/bench/bench_dht)
+# DHT: (a) KRPC replies per CPU-second of a running weftd (the daemon's real
+# path) and of a libtorrent 2.0.8 session (python3-libtorrent, run with
+# /usr/bin/python3), each a process pinned to CPU 1, under the same load
+# generator on CPU 0 at three loads, with the ratio; (b) find_node /
+# get_peers latency (p50, p99) and hop counts in a 200-node network of the
+# DHT core in one process. Loopback only. The "same work" rule is at the
+# top of bench/bench_dht.c and in its JSON result.
+# Usage: bench/dht.sh [SECONDS] [NODES]   (defaults 3 per load and 200;
+# build first: make bench)
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 B="$BUILD/bench/bench_dht"
 [ -x "$B" ] || { echo "build $B first (make bench)"; exit 1; }
+[ -x "$BUILD/weftd" ] || { echo "build $BUILD/weftd first (make bench)"; exit 1; }
 [ "$(nproc)" -ge 2 ] || echo "note: fewer than 2 CPUs, generator and server share one"
-exec "$B" "${1:-5}" "${2:-200}"
+exec "$B" "${1:-3}" "${2:-200}"
