@@ -67,6 +67,7 @@ struct weft_config {
 	uint32_t dht_nbootstrap;
 	int dht_public_routers;  /* use the well-known public routers */
 	int dht_read_only;       /* BEP 43 */
+	int dht_read_only_behind_nat; /* BEP 43 while conn finds a NAT */
 	int dht_enforce_bep42;
 	/* [quic] */
 	uint32_t quic_idle_timeout_ms;

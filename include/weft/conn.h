@@ -236,6 +236,11 @@ void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsi
  * found a NAT, or it is undecided and the node has neither a public
  * interface address nor node.announce_addrs. Any thread. */
 int conn_node_behind_nat(struct conn_node *cn);
+/* 1 only when the votes found a NAT (endpoint-independent or dependent
+ * mapping) and the operator listed no node.announce_addrs; 0 when there is
+ * none or it is undecided. What the DHT's read-only switch goes by: an
+ * undecided node (no votes yet) keeps answering. Any thread. */
+int conn_node_nat_found(struct conn_node *cn);
 /* Drop the cache (tests, `POST /v1/node/resolve {"fresh":true}`). */
 void conn_node_cache_flush(struct conn_node *cn);
 

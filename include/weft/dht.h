@@ -156,6 +156,11 @@ int dht_periodic(struct dht *dht, uint64_t now_ms, uint64_t *next_ms);
 int dht_add_node(struct dht *dht, const struct sockaddr *addr, socklen_t len, uint64_t now_ms);
 /* Nodes in the routing tables (IPv4 and IPv6). */
 unsigned int dht_node_count(const struct dht *dht);
+/* Turn BEP 43 read-only mode on or off at run time (DHT_F_READ_ONLY):
+ * while on, queries carry ro=1 and incoming queries are not answered, so
+ * other nodes keep this one out of their routing tables. For a node that
+ * found itself behind a NAT, which others could not query anyway. */
+void dht_set_read_only(struct dht *dht, int on);
 
 /* Our current node id (20 bytes). */
 const uint8_t *dht_id(const struct dht *dht);
@@ -265,6 +270,8 @@ struct dht_stats {
 	uint64_t abuse_reports; /* on_abuse calls */
 	uint64_t timeouts; /* queries unanswered after the retry */
 	uint64_t retries;  /* queries resent after a first timeout */
+	unsigned int read_only; /* 1: BEP 43 read-only now (dht_set_read_only) */
+	uint64_t read_only_switches; /* times read-only was turned on or off */
 };
 
 void dht_get_stats(const struct dht *dht, struct dht_stats *st);

@@ -51,6 +51,12 @@ int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg);
 typedef void (*node_dht_reflexive_fn)(void *arg, const struct sockaddr *from, socklen_t fromlen,
 				      const uint8_t *ip, size_t ip_len);
 void node_dht_set_reflexive(struct node_dht *nd, node_dht_reflexive_fn fn, void *arg);
+/* How the DHT learns whether the node is behind a NAT (1 yes, 0 no); with
+ * dht.read_only_behind_nat it then turns BEP 43 read-only mode on (and off
+ * again when the answer changes). Called on worker 0 about once a second;
+ * must not block. Set it before node_dht_start(). */
+typedef int (*node_dht_nat_fn)(void *arg);
+void node_dht_set_nat_probe(struct node_dht *nd, node_dht_nat_fn fn, void *arg);
 /* The UDP port the DHT serves (host order). */
 uint16_t node_dht_port(const struct node_dht *nd);
 

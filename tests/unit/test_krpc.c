@@ -566,6 +566,42 @@ static void test_read_only_and_budget(void **state)
 	assert_int_equal(feed(f, q.buf, q.b.len, &m), 0); /* BEP 43: no answer */
 	teardown((void **)&f);
 
+	/* switched at run time (a node that found itself behind a NAT) */
+	setup_opts((void **)&f, 0, NULL);
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+	dht_set_read_only(f->dht, 1);
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 0);
+	{
+		/* its own queries now say ro=1 (top level, BEP 43) */
+		struct sockaddr_in node = {.sin_family = AF_INET, .sin_port = htons(6881)};
+		struct krpc_msg sent;
+
+		node.sin_addr.s_addr = htonl(0x0a000001);
+		assert_int_equal(dht_add_node(f->dht, (struct sockaddr *)&node, sizeof(node), f->now),
+				 0);
+		assert_int_equal(krpc_parse(&sent, f->cap.buf, f->cap.len), 0);
+		assert_int_equal(sent.y, 'q');
+		assert_int_equal(sent.ro, 1);
+	}
+	{
+		struct dht_stats st;
+
+		dht_get_stats(f->dht, &st);
+		assert_int_equal(st.read_only, 1);
+		assert_int_equal(st.read_only_switches, 1);
+	}
+	dht_set_read_only(f->dht, 1); /* no change, not counted */
+	dht_set_read_only(f->dht, 0);
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+	{
+		struct dht_stats st;
+
+		dht_get_stats(f->dht, &st);
+		assert_int_equal(st.read_only, 0);
+		assert_int_equal(st.read_only_switches, 2);
+	}
+	teardown((void **)&f);
+
 	setup_opts((void **)&f, 0, &lim);
 	/* a sender with ro=1 is answered but kept out of the table */
 	{

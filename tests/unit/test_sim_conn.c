@@ -11,6 +11,8 @@
  *    "endpoint-independent", the one behind an address-dependent NAT
  *    "address-dependent"; the NATed node's record carries its reflexive
  *    address, never its private interface address;
+ *  - D and E, once they know they are behind a NAT, turn BEP 43
+ *    read-only (dht.read_only_behind_nat) and still resolve keys;
  *  - errors: a key without a record is not_found, a key whose record
  *    lists only an unreachable address is unreachable;
  *  - the resolution cache: a second resolution is cached; with
@@ -174,6 +176,22 @@ struct nwait {
 	const char *want;
 };
 
+static int dht_ro(struct simnode *x)
+{
+	json_t *o = simnode_ok(x, "GET", "/v1/dht/status", NULL);
+	int ro = json_is_true(json_object_get(o, "read_only"));
+
+	json_decref(o);
+	return ro;
+}
+
+static int natted_read_only(void *arg)
+{
+	struct world *w = arg;
+
+	return dht_ro(&w->d) && dht_ro(&w->e);
+}
+
 static int nat_is(void *arg)
 {
 	struct nwait *n = arg;
@@ -216,6 +234,18 @@ static void test_nat_classes(void **state)
 			     15));
 	assert_true(json_integer_value(json_object_get(x, "voters")) >= 2);
 	json_decref(o);
+	/* Found behind a NAT, D and E turn BEP 43 read-only (their DHT ticks
+	 * at least once a second): others keep them out of their routing
+	 * tables. The public nodes do not. D's own lookups still work. */
+	assert_int_equal(simnode_wait(natted_read_only, &W, 30000), 0);
+	assert_false(dht_ro(&W.a));
+	assert_false(dht_ro(&W.b));
+	assert_false(dht_ro(&W.c));
+	{
+		struct rwait ra = { &W.d, W.a.key, "203.0.113.1:4433" };
+
+		assert_int_equal(simnode_wait(rwait_cond, &ra, 30000), 0);
+	}
 	/* D's record (republished when its addresses changed, at most once
 	 * per CONN_MIN_REPUBLISH_MS: the clock jumps past that) carries the
 	 * NAT's outside address, never 10.0.0.4. */

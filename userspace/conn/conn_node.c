@@ -136,19 +136,37 @@ void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsi
 	pthread_mutex_unlock(&cn->mu);
 }
 
-int conn_node_behind_nat(struct conn_node *cn)
+static enum conn_nat nat_class(struct conn_node *cn)
 {
 	struct conn_vote_state st;
+
+	pthread_mutex_lock(&cn->mu);
+	conn_votes_state(cn->votes, cn->o.quic_port, now_ms(cn), &st);
+	pthread_mutex_unlock(&cn->mu);
+	return st.nat;
+}
+
+int conn_node_nat_found(struct conn_node *cn)
+{
+	enum conn_nat nat;
+
+	if (!cn || cn->o.nannounce)
+		return 0;
+	nat = nat_class(cn);
+	return nat == CONN_NAT_EIM || nat == CONN_NAT_ADM;
+}
+
+int conn_node_behind_nat(struct conn_node *cn)
+{
+	enum conn_nat nat;
 	unsigned int i;
 
 	if (!cn)
 		return 0;
-	pthread_mutex_lock(&cn->mu);
-	conn_votes_state(cn->votes, cn->o.quic_port, now_ms(cn), &st);
-	pthread_mutex_unlock(&cn->mu);
-	if (st.nat == CONN_NAT_EIM || st.nat == CONN_NAT_ADM)
+	nat = nat_class(cn);
+	if (nat == CONN_NAT_EIM || nat == CONN_NAT_ADM)
 		return 1;
-	if (st.nat == CONN_NAT_NONE || cn->o.nannounce)
+	if (nat == CONN_NAT_NONE || cn->o.nannounce)
 		return 0;
 	/* Undecided: without a public interface address nobody can reach us. */
 	for (i = 0; i < cn->o.nlocal; i++)

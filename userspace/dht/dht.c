@@ -1026,9 +1026,21 @@ unsigned int dht_node_count(const struct dht *dht)
 	return table_count(&dht->t4) + table_count(&dht->t6);
 }
 
+void dht_set_read_only(struct dht *dht, int on)
+{
+	if (!on == !(dht->o.flags & DHT_F_READ_ONLY))
+		return;
+	if (on)
+		dht->o.flags |= DHT_F_READ_ONLY;
+	else
+		dht->o.flags &= ~(unsigned int)DHT_F_READ_ONLY;
+	dht->st.read_only_switches++;
+}
+
 void dht_get_stats(const struct dht *dht, struct dht_stats *st)
 {
 	*st = dht->st;
+	st->read_only = !!(dht->o.flags & DHT_F_READ_ONLY);
 	memcpy(st->id, dht->id, DHT_ID_LEN);
 	st->buckets4 = dht->t4.nb;
 	st->buckets6 = dht->t6.nb;

@@ -374,6 +374,7 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_object_set_new(o, "peers", json_integer(st.peers));
 	json_object_set_new(o, "items", json_integer(st.items));
 	json_object_set_new(o, "lookups", json_integer(st.lookups));
+	json_object_set_new(o, "read_only", json_boolean(st.read_only));
 	json_object_set_new(o, "queries_in", qi);
 	json_object_set_new(o, "queries_out", qo);
 	json_object_set_new(o, "errors_out", eo);

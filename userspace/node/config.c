@@ -88,6 +88,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "dht", "public_routers", CFG_BOOL, OFF(dht_public_routers), 0, 0, 0, "false", NULL,
 	  0 },
 	{ "dht", "read_only", CFG_BOOL, OFF(dht_read_only), 0, 0, 0, "false", NULL, 0 },
+	{ "dht", "read_only_behind_nat", CFG_BOOL, OFF(dht_read_only_behind_nat), 0, 0, 0, "true",
+	  NULL, 0 },
 	{ "dht", "enforce_bep42", CFG_BOOL, OFF(dht_enforce_bep42), 0, 0, 0, "false", NULL, 0 },
 	{ "quic", "idle_timeout_ms", CFG_U32, OFF(quic_idle_timeout_ms), 0, 1000, 3600000, "30000",
 	  NULL, 0 },

@@ -322,6 +322,13 @@ static unsigned int node_local_addrs(struct node *n, struct io_addr *out, unsign
 	return cnt;
 }
 
+static int node_nat_found(void *arg)
+{
+	struct node *n = arg;
+
+	return conn_node_nat_found(n->conn);
+}
+
 static int node_conn_init(struct node *n)
 {
 	struct sockaddr_storage ann[CONN_REC_MAX_ADDRS];
@@ -345,6 +352,7 @@ static int node_conn_init(struct node *n)
 		return err;
 	}
 	node_dht_set_reflexive(n->dht, dht_reflexive, n);
+	node_dht_set_nat_probe(n->dht, node_nat_found, n);
 	return 0;
 }
 

@@ -108,6 +108,9 @@ struct node_dht {
 	unsigned int nboot;
 	uint64_t boot_next_ms, boot_wait_ms;
 	_Atomic unsigned long long boot_retries; /* bootstrap pings repeated */
+	/* set before start: is this node behind a NAT? (dht.read_only_behind_nat) */
+	node_dht_nat_fn nat_fn;
+	void *nat_arg;
 };
 
 /* The worker whose DHT handler is running on this thread, if any. */
@@ -264,6 +267,21 @@ static void dht_tick(struct engine_worker *w, void *arg)
 	uint64_t now = nd_now(nd), next = now + NODE_DHT_MAX_SLEEP_MS;
 
 	dht_cur_worker = w;
+	/* Behind a NAT the others cannot query us (a filtering NAT drops what
+	 * we did not ask for): say so with BEP 43's ro=1, so that they keep us
+	 * out of their routing tables instead of handing out an address nobody
+	 * can reach. Checked on every tick; the classification can change. */
+	if (nd->nat_fn && !nd->cfg.dht_read_only && nd->cfg.dht_read_only_behind_nat) {
+		struct dht_stats st;
+		int ro = nd->nat_fn(nd->nat_arg) > 0;
+
+		dht_get_stats(nd->dht, &st);
+		if (ro != (int)st.read_only) {
+			dht_set_read_only(nd->dht, ro);
+			log_info("dht", "%s", ro ? "behind a NAT: read-only from now on (BEP 43 ro=1)"
+						  : "no NAT any more: answering queries again");
+		}
+	}
 	dht_periodic(nd->dht, now, &next);
 	if (nd->nboot && !dht_node_count(nd->dht)) {
 		if (now >= nd->boot_next_ms) {
@@ -474,8 +492,11 @@ static void dht_metrics(void *arg, FILE *out)
 		"weft_dht_nodes{family=\"ipv4\"} %u\nweft_dht_nodes{family=\"ipv6\"} %u\n"
 		"# HELP weft_dht_stored Items the DHT stores for others, by kind.\n# TYPE weft_dht_stored gauge\nweft_dht_stored{kind=\"infohashes\"} %u\n"
 		"weft_dht_stored{kind=\"peers\"} %u\nweft_dht_stored{kind=\"items\"} %u\n"
-		"# HELP weft_dht_lookups DHT lookups in progress.\n# TYPE weft_dht_lookups gauge\nweft_dht_lookups %u\n",
-		st.nodes4, st.nodes6, st.infohashes, st.peers, st.items, st.lookups);
+		"# HELP weft_dht_lookups DHT lookups in progress.\n# TYPE weft_dht_lookups gauge\nweft_dht_lookups %u\n"
+		"# HELP weft_dht_read_only 1 while the node is a BEP 43 read-only node.\n# TYPE weft_dht_read_only gauge\nweft_dht_read_only %u\n"
+		"# HELP weft_dht_read_only_switches_total Times read-only mode was turned on or off.\n# TYPE weft_dht_read_only_switches_total counter\nweft_dht_read_only_switches_total %llu\n",
+		st.nodes4, st.nodes6, st.infohashes, st.peers, st.items, st.lookups, st.read_only,
+		(unsigned long long)st.read_only_switches);
 	fprintf(out, "# HELP weft_dht_queries_total KRPC queries, by direction and method.\n"
 		     "# TYPE weft_dht_queries_total counter\n");
 	for (int q = 0; q < DHT_Q_COUNT; q++)
@@ -714,6 +735,12 @@ int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg)
 static int svc_run(void *arg, dht_svc_fn fn, void *fnarg)
 {
 	return node_dht_run_sync(arg, fn, fnarg);
+}
+
+void node_dht_set_nat_probe(struct node_dht *nd, node_dht_nat_fn fn, void *arg)
+{
+	nd->nat_fn = fn;
+	nd->nat_arg = arg;
 }
 
 uint16_t node_dht_port(const struct node_dht *nd)
