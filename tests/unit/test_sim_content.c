@@ -11,6 +11,13 @@
  * rejected, node 3 is penalised, banned by the downloader's guard and in
  * its ban list, and every chunk is accounted to a provider.
  *
+ * Second scenario (test_partial_provider): downloaders serve what they
+ * have. A seed's only downloader B announces the file as soon as it starts
+ * fetching; the seed goes down mid-transfer; a second downloader C then
+ * gets from B every chunk B had (B is a partial provider: C asks for its
+ * INFO bitmap again while B's grows); the seed comes back, both downloads
+ * find it again (periodic re-lookup) and finish intact.
+ *
  * Every step goes through the control handlers (ctl_dispatch).
  */
 #include <errno.h>
@@ -246,10 +253,169 @@ static void test_swarm_corrupt_and_dying(void **state)
 	tu_rmrf_free(dir);
 }
 
+/* ------------------------------------------------- partial providers */
+
+static struct simnode M[5]; /* 1 seed + bootstrap, 2 = B, 3 = C, 4 = DHT only */
+
+struct pjob {
+	struct simnode *x;
+	char path[64];
+	const char *ip; /* provider_of */
+	json_int_t min;
+};
+
+static json_t *pjob_get(struct pjob *q)
+{
+	return simnode_ok(q->x, "GET", q->path, NULL);
+}
+
+static int pjob_have(void *arg)
+{
+	struct pjob *q = arg;
+	json_t *o = pjob_get(q);
+	int ok = json_integer_value(json_object_get(o, "have")) >= q->min;
+
+	json_decref(o);
+	return ok;
+}
+
+/* q->x's job got at least q->min chunks from the provider at q->ip. */
+static int pjob_from(void *arg)
+{
+	struct pjob *q = arg;
+	json_t *o = pjob_get(q);
+	const json_t *p = provider_of(o, q->ip);
+	int ok = p && json_integer_value(json_object_get(p, "chunks")) >= q->min;
+
+	json_decref(o);
+	return ok;
+}
+
+static int pjob_done(void *arg)
+{
+	struct pjob *q = arg;
+	json_t *o = pjob_get(q);
+	int ok = json_is_true(json_object_get(o, "done"));
+
+	json_decref(o);
+	return ok;
+}
+
+static void pjob_start(struct pjob *q, struct simnode *x, const char *id, const char *out)
+{
+	json_t *o = simnode_ok(x, "POST", "/v1/content/get",
+			       json_pack("{s:s,s:s}", "id", id, "out", out));
+
+	q->x = x;
+	snprintf(q->path, sizeof(q->path), "/v1/content/jobs/%lld",
+		 (long long)json_integer_value(json_object_get(o, "job")));
+	json_decref(o);
+}
+
+static void pjob_check(struct pjob *q, const char *out, const char *id, const uint8_t *data)
+{
+	json_t *j = pjob_get(q);
+	char path[700];
+	uint8_t *back = malloc(FILE_LEN);
+	int fd;
+
+	assert_non_null(back);
+	if (strcmp(json_string_value(json_object_get(j, "state")), "done"))
+		fail_msg("download failed: %s", json_dumps(j, JSON_COMPACT));
+	json_decref(j);
+	snprintf(path, sizeof(path), "%s/%s", out, id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, back, FILE_LEN), FILE_LEN);
+	close(fd);
+	assert_memory_equal(back, data, FILE_LEN);
+	free(back);
+}
+
+static void test_partial_provider(void **state)
+{
+	struct simnet_opts so = {.seed = 22, .clock = SIMNET_CLOCK_REAL};
+	static const char *const boot[] = {"dht.bootstrap=198.51.100.1:6881",
+					   "quic.idle_timeout_ms=3000", NULL};
+	struct simnet_link lan = {.latency_us = 300, .jitter_us = 100};
+	char *dir = tu_tmpdir(), path[700], outb[512], outc[512], id[65], ih[41];
+	uint8_t *data = malloc(FILE_LEN);
+	struct peers_q pq = {ih};
+	struct pjob b, c;
+	json_int_t b_had;
+	json_t *o;
+	size_t i;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(data);
+	assert_int_equal(simnet_new(&SN, &so), 0);
+	simnode_new(&M[1], SN, "m1", "198.51.100.1", NULL, NULL, provider, NULL);
+	simnode_new(&M[2], SN, "m2", "198.51.100.2", NULL, boot, downloader, NULL);
+	simnode_new(&M[3], SN, "m3", "198.51.100.3", NULL, boot, downloader, NULL);
+	simnode_new(&M[4], SN, "m4", "198.51.100.4", NULL, boot, NULL, NULL);
+	for (i = 1; i <= 4; i++)
+		simnet_host_set_link(M[i].host, &lan);
+	tu_fill(data, FILE_LEN, 9);
+	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
+	snprintf(path, sizeof(path), "%s/file.bin", dir);
+	o = simnode_ok(&M[1], "POST", "/v1/content/add", json_pack("{s:[s]}", "paths", path));
+	snprintf(id, sizeof(id), "%s",
+		 json_string_value(
+		     json_object_get(json_array_get(json_object_get(o, "items"), 0), "id")));
+	json_decref(o);
+	memcpy(ih, id, 40);
+	ih[40] = '\0';
+	snprintf(outb, sizeof(outb), "%s/b", dir);
+	snprintf(outc, sizeof(outc), "%s/c", dir);
+	assert_int_equal(mkdir(outb, 0700), 0);
+	assert_int_equal(mkdir(outc, 0700), 0);
+
+	/* B starts; the seed goes down once B has a few chunks. */
+	pjob_start(&b, &M[2], id, outb);
+	b.min = 4;
+	assert_int_equal(simnode_wait(pjob_have, &b, 30000), 0);
+	simnet_host_set_down(M[1].host, 1);
+	o = pjob_get(&b);
+	b_had = json_integer_value(json_object_get(o, "have"));
+	json_decref(o);
+	assert_true(b_had < NCHUNKS); /* really mid-transfer */
+
+	/* C finds B, which announced at its start, and gets from B at
+	 * least every chunk B had when the seed went down: nobody else
+	 * can have served them. */
+	pjob_start(&c, &M[3], id, outc);
+	c.ip = M[2].ip;
+	c.min = b_had;
+	assert_int_equal(simnode_wait(pjob_from, &c, 40000), 0);
+
+	/* The seed is back: both find it again and finish. */
+	simnet_host_set_down(M[1].host, 0);
+	assert_int_equal(simnode_wait(pjob_done, &b, 60000), 0);
+	assert_int_equal(simnode_wait(pjob_done, &c, 60000), 0);
+	pjob_check(&b, outb, id, data);
+	pjob_check(&c, outc, id, data);
+	o = pjob_get(&c);
+	print_message("partial: B had %lld of %d chunks when the seed went down; C got %lld "
+		      "from B\n",
+		      (long long)b_had, NCHUNKS,
+		      (long long)json_integer_value(
+			  json_object_get(provider_of(o, M[2].ip), "chunks")));
+	json_decref(o);
+	(void)pq;
+
+	for (i = 4; i >= 1; i--)
+		simnode_free(&M[i]);
+	simnet_free(SN);
+	free(data);
+	tu_rmrf_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_swarm_corrupt_and_dying),
+	    cmocka_unit_test(test_partial_provider),
 	};
 
 	if (sodium_init() < 0)

@@ -4,7 +4,10 @@
  * manifest, then every item) from several providers at once over QUIC.
  *
  * - Providers: explicit targets plus DHT get_peers under the first 20 bytes
- *   of the id; looked up again when every known provider failed.
+ *   of the id; looked up again when every known provider failed, and every
+ *   15 s while the download runs. Other downloaders count: a download of
+ *   public content is announced once its CV list is verified, and a
+ *   provider with part of the item is asked for its bitmap again.
  * - The CV list comes from the first provider whose INFO answer proves out
  *   against the content id (cstore_open_partial checks it); every chunk is
  *   then checked against its own CV by cstore_write_chunk before a byte is
@@ -50,8 +53,15 @@
 #define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
 /* Without progress for 60 s (no provider answers, none found) a job fails. */
 #define CN_STALL_MS 60000
-/* Providers looked up again at most every 3 s while none is usable. */
+/* Providers looked up again at most every 3 s while none is usable, and
+ * every 15 s while the download runs: other downloaders announce what
+ * they are fetching as soon as they start, and serve the chunks they
+ * have (a distribution then does not rest on its seed alone). */
 #define CN_RELOOKUP_MS 3000
+#define CN_REGATHER_MS 15000
+/* A provider that has only part of the item (another downloader) is asked
+ * for its INFO again every 2 s: its bitmap grows. */
+#define CN_INFO_REFRESH_MS 2000
 
 enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
 /* Lanes: long-lived fetch streams to one provider, one request at a time
@@ -89,6 +99,10 @@ struct cn_peer {
 	uint64_t conn;
 	struct cn_cc *cc;
 	int info;      /* current item: 0 not asked, 1 asked, 2 have, 3 does not have */
+	int refresh;   /* an INFO asked again (info stays 2 meanwhile) */
+	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
+	int self;      /* our own node, found through the DHT: never dialled again */
+	uint64_t info_at;
 	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */
 	uint8_t *bits; /* current item: chunks the provider has */
 	struct cn_lane lanes[CN_MAX_LANES];
@@ -119,6 +133,7 @@ struct cn_job {
 	/* current item */
 	uint8_t cur[32];
 	int opened;
+	int announce; /* announce the current item once opened (public content) */
 	uint64_t size, nchunks, have_n, cursor;
 	uint8_t *have, *busy; /* busy: requests in flight for the chunk (<= 2) */
 	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
@@ -225,6 +240,7 @@ static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_
 		p->state = P_DEAD;
 	} else if (peer_key && !memcmp(peer_key, j->cn->id->pk, IDENTITY_PK_LEN)) {
 		p->state = P_DEAD; /* ourselves, found through the DHT */
+		p->self = 1;
 		quic_node_close(j->cn->quic, conn, 0);
 	} else if (p->state == P_CONNECTING) {
 		p->state = P_UP;
@@ -398,7 +414,7 @@ static void add_peer(struct cn_job *j, const struct sockaddr_storage *ss, sockle
 	for (i = 0; i < j->npeers; i++)
 		if (same_addr(&j->peers[i].addr, ss)) {
 			p = &j->peers[i];
-			if (p->state != P_DEAD || p->faults)
+			if (p->state != P_DEAD || p->faults || p->self)
 				return;
 			goto dial; /* a dead provider found again: one more chance */
 		}
@@ -622,6 +638,8 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 		free(j->peers[i].bits);
 		j->peers[i].bits = NULL;
 		j->peers[i].info = 0;
+		j->peers[i].refresh = 0;
+		j->peers[i].partial = 0;
 	}
 }
 
@@ -655,6 +673,10 @@ static int open_item(struct cn_job *j, uint64_t size, const uint8_t *cvs, uint64
 	j->resumed += j->have_n;
 	j->done_bytes += j->have_n == n ? size : j->have_n * B3TREE_CHUNK_LEN;
 	j->opened = 1;
+	/* Other downloaders may fetch what we have verified from now on
+	 * (serve.c answers INFO with our bitmap). */
+	if (j->announce)
+		cn_announce(j->cn, j->cur, 32);
 	return 0;
 }
 
@@ -665,6 +687,8 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	struct cn_info in;
 	int rc;
 
+	p->refresh = 0;
+	p->info_at = util_now_ms();
 	if (r->err == -EAGAIN) {
 		p->info = 0; /* stream limit: ask again */
 		return;
@@ -701,8 +725,11 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 		p->info = 3;
 		return;
 	}
-	for (uint64_t i = 0; i < in.n; i++)
+	p->partial = 0;
+	for (uint64_t i = 0; i < in.n; i++) {
 		p->bits[i] = (in.bits[i / 8] >> (i % 8)) & 1;
+		p->partial |= !p->bits[i];
+	}
 	p->info = 2;
 	return;
 bad:
@@ -878,6 +905,9 @@ static void schedule(struct cn_job *j)
 
 		if (p->state == P_UP && p->info == 0 && req_open(j, (int)k, K_INFO, 0) == 0)
 			p->info = 1;
+		else if (p->state == P_UP && p->info == 2 && p->partial && !p->refresh &&
+			 t - p->info_at >= CN_INFO_REFRESH_MS && req_open(j, (int)k, K_INFO, 0) == 0)
+			p->refresh = 1;
 	}
 	if (!j->opened)
 		return;
@@ -954,7 +984,7 @@ static int fetch_item(struct cn_job *j)
 			return 0;
 		schedule(j);
 		t = util_now_ms();
-		if (!usable_peers(j) && t - j->last_lookup > CN_RELOOKUP_MS)
+		if (t - j->last_lookup > (usable_peers(j) ? CN_REGATHER_MS : CN_RELOOKUP_MS))
 			gather(j, j->cur);
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "%s",
@@ -1162,6 +1192,7 @@ static void *job_thread(void *arg)
 				j->total_bytes += m.items[i].size;
 			for (uint32_t i = 0; i < m.nitems && !rc; i++) {
 				set_item(j, m.items[i].id);
+				j->announce = m.visibility == MANIFEST_PUBLIC;
 				rc = fetch_item(j);
 				if (!rc) {
 					job_export(j, m.items[i].id, m.items[i].path);
@@ -1179,6 +1210,7 @@ static void *job_thread(void *arg)
 	} else {
 		j->items_total = 1;
 		set_item(j, j->rq.id);
+		j->announce = 1; /* announced when done anyway: from the start now */
 		rc = fetch_item(j);
 		if (!rc) {
 			j->total_bytes = j->size;
