@@ -180,7 +180,7 @@ static int bench_testrun(struct bench_result *res, unsigned int repeat)
 			snprintf(id, sizeof(id), "testrun.%s.%s_ns", v6 ? "v6" : "v4", v_id[v]);
 			snprintf(label, sizeof(label), "test-run %s, %s", v6 ? "IPv6" : "IPv4", v_label[v]);
 			bench_result_figure(res, id, label, ns[v6], "ns/packet");
-			snprintf(label, sizeof(label), "25 ns goal / test-run %s %s (>= 1: met)",
+			snprintf(label, sizeof(label), "test-run %s %s: 25 ns goal / ns measured",
 				 v6 ? "IPv6" : "IPv4", v_id[v]);
 			snprintf(rid, sizeof(rid), "testrun.%s.%s_vs_goal", v6 ? "v6" : "v4", v_id[v]);
 			bench_result_ratio(res, rid, label, "testrun.goal_ns", id, 1.0);
@@ -517,8 +517,7 @@ static int bench_flood(struct bench_result *res, int secs)
 		char num[64];
 
 		snprintf(id, sizeof(id), "flood.%s.vs_user", p_id[p]);
-		snprintf(label, sizeof(label), "%s / userspace recvmmsg loop, drops per CPU-second",
-			 p_label[p]);
+		snprintf(label, sizeof(label), "%s / recvmmsg loop, drops per CPU-s", p_label[p]);
 		snprintf(num, sizeof(num), "flood.%s.drops_per_cpu_s", p_id[p]);
 		bench_result_ratio(res, id, label, num, "flood.user.drops_per_cpu_s", GOAL_FLOOD);
 	}

@@ -430,6 +430,20 @@ static void cpu_model(char *buf, size_t n)
 	fclose(f);
 }
 
+/* "1.23 0.98 0.50" (1, 5, 15 minutes) from /proc/loadavg, or "?". */
+static void load_average(char *buf, size_t n)
+{
+	double a, b, c;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	snprintf(buf, n, "?");
+	if (!f)
+		return;
+	if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+		snprintf(buf, n, "%.2f %.2f %.2f", a, b, c);
+	fclose(f);
+}
+
 static int valid_id(const char *id)
 {
 	if (!id || !*id || strlen(id) > 63)
@@ -483,6 +497,8 @@ int bench_result_new(struct bench_result **out, const char *name, int argc, char
 	}
 	cpu_model(buf, sizeof(buf));
 	json_object_set_new(r->root, "cpu_model", json_string(buf));
+	load_average(buf, sizeof(buf));
+	json_object_set_new(r->root, "loadavg", json_string(buf));
 	json_object_set_new(r->root, "cpus", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
 	json_object_set_new(r->root, "started", json_string(r->started));
 	json_object_set(r->root, "params", r->params);

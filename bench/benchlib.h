@@ -126,7 +126,8 @@ int bench_lfsrc_run(struct bench_lfsrc *src);
 struct bench_result;
 
 /*
- * A result of harness name (e.g. "io"); argv is recorded as the command.
+ * A result of harness name (e.g. "io"); argv is recorded as the command,
+ * /proc/loadavg at this call as "loadavg" (the load the run started under).
  * The commit comes from $WEFT_BENCH_COMMIT (bench/run.sh sets it) or else
  * from git in the executable's directory. 0, -EINVAL or -ENOMEM.
  */

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Benchmark report: reads the JSON results of one run (bench/benchlib.h,
-schema "weft-bench/1", docs/BENCH.md) and writes OUT/report.md with one PNG
-bar plot of the ratios per result (OUT/ratios-<result file>.png; a dashed line
-marks each ratio's goal and 1.0x marks parity).
+schema "weft-bench/1", docs/BENCH.md) and writes OUT/report.md, one screen:
+the ratios that carry a goal with their status, OUT/ratios.png (bars of those
+ratios; a dashed mark at each goal, 1.0x marks parity), OUT/lines.png (one
+line plot per series: cost against size or load) and each harness's "same
+work" rule; and OUT/details.md with every figure, ratio, param and note.
 
 Usage: bench/report.py [--out DIR] RESULT.json|DIR...
   (a DIR argument means every *.json in it; default --out build/bench)
@@ -23,6 +25,7 @@ SCHEMA = "weft-bench/1"
 ID_RE = re.compile(r"^[a-z0-9_.]{1,63}$")
 MAX_RESULT_BYTES = 4 << 20
 MAX_ITEMS = 512
+MAX_SERIES = 16
 
 
 class BadResult(Exception):
@@ -76,6 +79,34 @@ def load(path):
     if len(figs) > MAX_ITEMS or len(ratios) > MAX_ITEMS or not isinstance(notes, list) \
             or not isinstance(params, dict):
         raise BadResult(f"{path}: too many items or bad notes/params")
+    for key in ("same_work", "loadavg"):
+        if key in r:
+            _need(r, key, str, path)
+    series = r.get("series", [])
+    if not isinstance(series, list) or len(series) > MAX_SERIES:
+        raise BadResult(f"{path}: bad series")
+    for i, sr in enumerate(series):
+        where = f"{path}: series[{i}]"
+        if not isinstance(sr, dict) or not ID_RE.match(_need(sr, "id", str, where)):
+            raise BadResult(where + ": not an object with an id")
+        for key in ("title", "x_unit", "y_unit"):
+            _need(sr, key, str, where)
+        lines = _need(sr, "lines", list, where)
+        if len(lines) > MAX_SERIES:
+            raise BadResult(where + ": too many lines")
+        for j, ln in enumerate(lines):
+            lw = f"{where}.lines[{j}]"
+            if not isinstance(ln, dict):
+                raise BadResult(lw + ": not an object")
+            _need(ln, "label", str, lw)
+            pts = _need(ln, "points", list, lw)
+            if len(pts) > MAX_ITEMS:
+                raise BadResult(lw + ": too many points")
+            for pt in pts:
+                if not isinstance(pt, list) or len(pt) != 2 or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in pt):
+                    raise BadResult(lw + ": a point is not two finite numbers")
     ids = {}
     for i, f in enumerate(figs):
         where = f"{path}: figures[{i}]"
@@ -120,79 +151,132 @@ def goal_cell(q):
     return f"≥ {fmt_ratio(g)}", f"short by {fmt_ratio(g - v)} ({100 * (g - v) / g:.0f}%)"
 
 
-def plot_ratios(r, png):
+def goal_ratios(results):
+    """(harness, ratio) for every ratio with a goal, in result order."""
+    return [(r["harness"], q) for r in results for q in r["ratios"] if "goal" in q]
+
+
+def plot_ratios(rows, png):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    qs = r["ratios"]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(qs) + 1.4), dpi=100)
-    ys = list(range(len(qs)))
-    vals = [q["value"] for q in qs]
-    colors = []
-    for q in qs:
-        if "goal" in q:
-            colors.append("tab:green" if q["value"] >= q["goal"] else "tab:red")
-        else:
-            colors.append("tab:blue")
-    ax.barh(ys, vals, color=colors)
-    for y, q in zip(ys, qs):
-        if "goal" in q:
-            ax.plot([q["goal"], q["goal"]], [y - 0.4, y + 0.4], "k--", linewidth=1)
-        ax.text(q["value"], y, " " + fmt_ratio(q["value"]), va="center", fontsize=8)
+    fig, ax = plt.subplots(figsize=(9, 0.24 * len(rows) + 1.2), dpi=100)
+    ys = list(range(len(rows)))
+    vals = [q["value"] for _, q in rows]
+    ax.barh(ys, vals, color=["tab:green" if q["value"] >= q["goal"] else "tab:red"
+                             for _, q in rows], height=0.7)
+    for y, (_, q) in zip(ys, rows):
+        ax.plot([q["goal"], q["goal"]], [y - 0.4, y + 0.4], "k--", linewidth=1)
+        ax.text(q["value"], y, " " + fmt_ratio(q["value"]), va="center", fontsize=7)
     ax.axvline(1.0, color="grey", linewidth=0.8)
     ax.set_yticks(ys)
-    ax.set_yticklabels([q["label"] for q in qs], fontsize=8)
+    ax.set_yticklabels([f"{h}: {q['label']}"[:70] for h, q in rows], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ratio (weft / reference; dashed: goal)")
-    ax.set_title(f"{r['harness']}: ratios, one run ({r['started']})", fontsize=10)
+    ax.set_xlabel("ratio, one run (green: goal met, red: missed; dashed: goal)", fontsize=8)
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
 
 
-def report(results, out):
-    os.makedirs(out, exist_ok=True)
-    for old in glob.glob(os.path.join(out, "ratios-*.png")):
-        os.unlink(old)  # plots of an earlier run's harnesses
-    lines = ["# weft benchmark report", ""]
-    first = results[0]
-    lines.append(f"{len(results)} result(s); kernel {first['kernel']}; CPU {first['cpu_model']}"
-                 f" ({first.get('cpus', '?')} online); commit {first['commit']}.")
-    lines.append("Every ratio is between two figures of the same result (one run).")
-    lines.append("")
-    lines.append("## Ratios")
-    lines.append("")
-    lines.append("| harness | ratio | value | goal | status |")
-    lines.append("|---|---|---|---|---|")
-    for r in results:
-        for q in r["ratios"]:
-            g, st = goal_cell(q)
-            lines.append(f"| {md(r['harness'])} | {md(q['label'])} | {fmt_ratio(q['value'])} "
-                         f"| {g} | {st} |")
+def plot_lines(series, png):
+    """One subplot per series (harness, series), side by side."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(series)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2), dpi=100, squeeze=False)
+    for ax, (h, sr) in zip(axes[0], series):
+        for ln in sr["lines"]:
+            pts = sorted(ln["points"])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
+                    label=ln["label"])
+        ax.set_title(f"{h}: {sr['title']}", fontsize=8)
+        ax.set_xlabel(sr["x_unit"], fontsize=7)
+        ax.set_ylabel(sr["y_unit"], fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+
+
+def details(results, lines):
+    """Every field of every result (details.md)."""
     for r in results:
         lines += ["", f"## {r['harness']}", ""]
         lines.append(f"- command: `{md(r['command'])}`")
         lines.append(f"- commit {md(r['commit'])}, kernel {md(r['kernel'])}, "
-                     f"CPU {md(r['cpu_model'])}, started {md(r['started'])}, "
-                     f"finished {md(r.get('finished', '?'))}")
+                     f"CPU {md(r['cpu_model'])}, load average {md(r.get('loadavg', '?'))}, "
+                     f"started {md(r['started'])}, finished {md(r.get('finished', '?'))}")
         lines.append(f"- result file: {os.path.basename(r['_path'])}")
+        if r.get("same_work"):
+            lines.append(f"- same work: {md(r['same_work'])}")
         if r.get("params"):
             lines.append("- params: " + ", ".join(f"{md(k)}={fmt_value(v) if isinstance(v, (int, float)) else md(v)}"
                                                   for k, v in sorted(r["params"].items())))
         for n in r.get("notes", []):
             lines.append(f"- note: {md(n)}")
         if r["ratios"]:
-            png = "ratios-" + os.path.basename(r["_path"])[:-len(".json")] + ".png"
-            plot_ratios(r, os.path.join(out, png))
-            lines += ["", f"![{r['harness']} ratios]({png})"]
+            lines += ["", "| ratio | value | goal | status |", "|---|---|---|---|"]
+            for q in r["ratios"]:
+                g, st = goal_cell(q)
+                lines.append(f"| {md(q['label'])} | {fmt_ratio(q['value'])} | {g} | {st} |")
         lines += ["", "| id | figure | value | unit |", "|---|---|---|---|"]
         for f in r["figures"]:
             lines.append(f"| `{f['id']}` | {md(f['label'])} | {fmt_value(f['value'])} "
                          f"| {md(f['unit'])} |")
-    with open(os.path.join(out, "report.md.tmp"), "w", encoding="utf-8") as fh:
+        for sr in r.get("series", []):
+            lines += ["", f"series `{sr['id']}`: {md(sr['title'])} ({md(sr['x_unit'])} -> "
+                      f"{md(sr['y_unit'])})"]
+            for ln in sr["lines"]:
+                pts = ", ".join(f"({fmt_value(x)}, {fmt_value(y)})" for x, y in ln["points"])
+                lines.append(f"- {md(ln['label'])}: {pts}")
+
+
+def write(path, lines):
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    os.replace(os.path.join(out, "report.md.tmp"), os.path.join(out, "report.md"))
+    os.replace(path + ".tmp", path)
+
+
+def report(results, out):
+    os.makedirs(out, exist_ok=True)
+    for old in glob.glob(os.path.join(out, "*.png")):
+        os.unlink(old)  # plots of an earlier run
+    first = results[0]
+    loads = ", ".join(f"{r['harness']} {r['loadavg']}" for r in results if r.get("loadavg"))
+    lines = ["# weft benchmark report", ""]
+    commits = ", ".join(sorted({r["commit"] for r in results}))
+    lines.append(f"{len(results)} result(s), commit {commits}, kernel {first['kernel']}, "
+                 f"CPU {first['cpu_model']} ({first.get('cpus', '?')} online), "
+                 f"{min(r['started'] for r in results)} .. "
+                 f"{max(r.get('finished', r['started']) for r in results)}"
+                 + (f"; load average (1/5/15 min) at each start: {loads}" if loads else "") + ".")
+    lines.append("Every ratio is between two figures of one result (one run); every figure, "
+                 "command and note: [details.md](details.md).")
+    rows = goal_ratios(results)
+    if rows:
+        lines += ["", "| harness | ratio | value | goal | status |", "|---|---|---|---|---|"]
+        for h, q in rows:
+            g, st = goal_cell(q)
+            lines.append(f"| {md(h)} | {md(q['label'])} | {fmt_ratio(q['value'])} | {g} | {st} |")
+        plot_ratios(rows, os.path.join(out, "ratios.png"))
+        lines += ["", "![ratios against their goals](ratios.png)"]
+    series = [(r["harness"], sr) for r in results for sr in r.get("series", [])]
+    if series:
+        plot_lines(series, os.path.join(out, "lines.png"))
+        lines += ["", "![cost against size or load](lines.png)"]
+    rules = [r for r in results if r.get("same_work")]
+    if rules:
+        lines += ["", "Same work: " + "; ".join(f"**{md(r['harness'])}**: {md(r['same_work'])}"
+                                             for r in rules)]
+    write(os.path.join(out, "report.md"), lines)
+    det = ["# weft benchmark report: details", ""]
+    details(results, det)
+    write(os.path.join(out, "details.md"), det)
 
 
 def main():
@@ -217,7 +301,7 @@ def main():
         return 1
     results.sort(key=lambda r: (r["harness"], r["started"]))
     report(results, a.out)
-    print(f"report: {os.path.join(a.out, 'report.md')} ({len(results)} result(s))")
+    print(f"report: {os.path.join(a.out, 'report.md')} and details.md ({len(results)} result(s))")
     return 0
 
 

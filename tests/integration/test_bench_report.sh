@@ -1,10 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The benchmark report generator (bench/report.py, docs/BENCH.md) on the
-# stored sample results tests/bench/*.json (written by bench_io through
-# bench/benchlib.c): report.md is produced, lists every figure (id and value)
-# and every ratio (label, value, goal status) of the samples, and every PNG
-# it links is a valid image (signature, chunk CRCs, IHDR size, decodable).
+# stored sample results tests/bench/*.json (written by bench_io and
+# bench_dht through bench/benchlib.c): report.md is produced and holds every
+# ratio with a goal (label, value, goal status), the "same work" rule of
+# each result and the load average; details.md lists every figure (id and
+# value), every ratio and every series point; every PNG report.md links
+# (ratios.png, lines.png) is a valid image (signature, chunk CRCs, IHDR
+# size, decodable).
 # Malformed results are refused with the file named and no report written.
 # No benchmark runs here and no timing is checked: the figures are data.
 set -u
@@ -14,57 +17,75 @@ T=$(mktemp -d)
 on_exit rm -rf "$T"
 SAMPLES=("$TOP"/tests/bench/*.json)
 # Two results of one run of bench_io: all paths (ratios) and the reference
-# path alone (figures only, no ratio: no plot).
-[ ${#SAMPLES[@]} -ge 2 ] || fail "expected at least two sample results in tests/bench/"
+# path alone (figures only, no ratio); one of bench_dht (a series, a same-
+# work rule, the load average).
+[ ${#SAMPLES[@]} -ge 3 ] || fail "expected at least three sample results in tests/bench/"
 
 "$PYTHON" "$TOP/bench/report.py" --out "$T/out" "$TOP/tests/bench" >"$T/log" 2>&1 ||
 	fail "report.py failed: $(cat "$T/log")"
-[ -s "$T/out/report.md" ] || fail "no report.md"
+[ -s "$T/out/report.md" ] && [ -s "$T/out/details.md" ] || fail "no report.md or details.md"
 pass "report.md written from ${#SAMPLES[@]} sample results"
 
 "$PYTHON" - "$T/out" "${SAMPLES[@]}" <<'EOF' || fail "report check failed"
 import binascii, json, os, re, struct, sys
 out, samples = sys.argv[1], sys.argv[2:]
 md = open(os.path.join(out, "report.md"), encoding="utf-8").read()
-rows = md.splitlines()
+det = open(os.path.join(out, "details.md"), encoding="utf-8").read()
+rows, drows = md.splitlines(), det.splitlines()
 
 def value_text(v):
     # docs/BENCH.md: whole numbers and |v| >= 1000 with thousands
     # separators, others with 4 significant digits.
     return f"{v:,.0f}" if abs(v) >= 1000 or float(v).is_integer() else f"{v:.4g}"
 
-nfig = nratio = 0
-with_ratios = set()
+nfig = nratio = npts = 0
+want_png = set()
 for path in samples:
     r = json.load(open(path, encoding="utf-8"))
     assert r["figures"], path + ": sample without figures"
-    if r["ratios"]:
-        with_ratios.add("ratios-" + os.path.basename(path)[:-5] + ".png")
-    assert r["commit"] in md and r["command"] in md, path + ": commit or command missing"
-    assert os.path.basename(path) in md, path + ": result file not named"
+    if any("goal" in q for q in r["ratios"]):
+        want_png.add("ratios.png")
+    if r.get("series"):
+        want_png.add("lines.png")
+    assert r["commit"] in md, path + ": commit missing from report.md"
+    assert r["command"] in det, path + ": command missing from details.md"
+    assert os.path.basename(path) in det, path + ": result file not named"
+    if r.get("same_work"):
+        assert r["same_work"] in md, path + ": same-work rule missing from report.md"
+    if r.get("loadavg"):
+        assert r["loadavg"] in md, path + ": load average missing from report.md"
     for f in r["figures"]:
         cell = f"| `{f['id']}` |"
-        hits = [l for l in rows if l.startswith(cell)]
+        hits = [l for l in drows if l.startswith(cell)]
         assert len(hits) >= 1, f"figure {f['id']} not listed"
         want = f"| {value_text(f['value'])} | {f['unit']} |"
         assert any(want in l and f["label"] in l for l in hits), \
             f"figure {f['id']}: no row with label, value {want}"
         nfig += 1
+    byid = {f["id"]: f["value"] for f in r["figures"]}
     for q in r["ratios"]:
-        v = q["num"], q["den"]
-        byid = {f["id"]: f["value"] for f in r["figures"]}
-        assert abs(byid[v[0]] / byid[v[1]] - q["value"]) < 1e-6 * max(1, q["value"]), q["id"]
-        hits = [l for l in rows if f"| {q['label']} | {q['value']:.2f}x |" in l]
-        assert hits, f"ratio {q['id']} not listed"
+        assert abs(byid[q["num"]] / byid[q["den"]] - q["value"]) < 1e-6 * max(1, q["value"]), q["id"]
+        cell = f"| {q['label']} | {q['value']:.2f}x |"
+        assert any(cell in l for l in drows), f"ratio {q['id']} not in details.md"
         if "goal" in q:
             status = "met" if q["value"] >= q["goal"] else "short by"
+            hits = [l for l in rows if cell in l]
             assert any(f"≥ {q['goal']:.2f}x" in l and status in l for l in hits), \
-                f"ratio {q['id']}: goal {q['goal']} / '{status}' missing"
+                f"ratio {q['id']}: goal {q['goal']} / '{status}' missing from report.md"
         nratio += 1
+    for sr in r.get("series", []):
+        for ln in sr["lines"]:
+            hits = [l for l in drows if l.startswith(f"- {ln['label']}: ")]
+            assert hits, f"series {sr['id']} line {ln['label']} not listed"
+            for x, y in ln["points"]:
+                assert f"({value_text(x)}, {value_text(y)})" in hits[0], (sr["id"], x, y)
+                npts += 1
+assert npts, "no series point in the samples"
+assert len(rows) <= 45, f"report.md is {len(rows)} lines: not one screen"
 
-# Every linked image is a valid PNG, one per result with ratios.
+# Every linked image is a valid PNG: ratios.png and lines.png.
 pngs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-assert with_ratios and sorted(pngs) == sorted(with_ratios), (pngs, with_ratios)
+assert sorted(pngs) == sorted(want_png), (pngs, want_png)
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.image as mpimg
@@ -84,9 +105,9 @@ for name in pngs:
     assert 100 <= w <= 4000 and 100 <= h <= 4000, f"{name}: {w}x{h}"
     img = mpimg.imread(os.path.join(out, name))
     assert img.shape[0] == h and img.shape[1] == w, f"{name}: decoded {img.shape} vs {w}x{h}"
-print(f"{nfig} figures, {nratio} ratios, {len(pngs)} PNG(s) checked")
+print(f"{nfig} figures, {nratio} ratios, {npts} series points, {len(pngs)} PNG(s) checked")
 EOF
-pass "every figure and ratio of the samples in report.md; PNGs valid"
+pass "goal ratios, rules and load in report.md (one screen); every figure, ratio and point in details.md; PNGs valid"
 
 # Hostile or broken results: refused, the file named, nothing written.
 S=${SAMPLES[0]}
@@ -116,5 +137,8 @@ bad forged_ratio 'r["ratios"][0]["value"] *= 3'
 bad nan 'r["figures"][0]["value"] = float("nan")'
 bad dup_id 'r["figures"].append(dict(r["figures"][0]))'
 bad no_figures 'del r["figures"]'
-pass "truncated, foreign-schema, foreign/forged-ratio, NaN, duplicate-id, missing-field results refused"
+bad nan_point 'r["series"] = [{"id": "s", "title": "t", "x_unit": "x", "y_unit": "y", "lines": [{"label": "l", "points": [[1, float("inf")]]}]}]'
+bad bad_point 'r["series"] = [{"id": "s", "title": "t", "x_unit": "x", "y_unit": "y", "lines": [{"label": "l", "points": [[1]]}]}]'
+bad rule_type 'r["same_work"] = 7'
+pass "truncated, foreign-schema, foreign/forged-ratio, NaN, duplicate-id, missing-field, bad-series, bad-rule results refused"
 finish
