@@ -74,6 +74,8 @@ struct weft_config {
 	uint32_t quic_keepalive_ms;
 	uint32_t quic_max_conns;
 	uint32_t quic_max_conns_per_addr;
+	int quic_punch; /* hole punching on relayed connections */
+	uint32_t quic_punch_attempts, quic_punch_cands, quic_punch_fallback_ms;
 	/* [content] */
 	uint64_t content_quota;  /* bytes of blobs kept; 0 = the store's default (10 GiB) */
 	/* [gateway] */

@@ -241,6 +241,14 @@ int conn_node_behind_nat(struct conn_node *cn);
  * none or it is undecided. What the DHT's read-only switch goes by: an
  * undecided node (no votes yet) keeps answering. Any thread. */
 int conn_node_nat_found(struct conn_node *cn);
+/* Hole punching candidates (include/weft/path.h): global IPv6, then
+ * operator-listed, public interface, voted reflexive and last QUIC-observed
+ * IPv4 addresses, then private interface addresses (same LAN), all with
+ * the QUIC port unless a mapped port is known; never loopback or
+ * link-local; at most max. *nat: the NAT class (enum conn_nat). Any
+ * thread. */
+unsigned int conn_node_path_cands(struct conn_node *cn, struct io_addr *out, unsigned int max,
+				  uint8_t *nat);
 /* Drop the cache (tests, `POST /v1/node/resolve {"fresh":true}`). */
 void conn_node_cache_flush(struct conn_node *cn);
 

@@ -96,6 +96,14 @@ struct quic_conn_info {
 	uint64_t datagrams_rx, datagrams_tx;
 };
 
+/* Path layer counters of one connection (quic_conn_path_stats). */
+struct quic_path_stats {
+	uint64_t direct_rx, direct_tx; /* datagrams from / to the direct address */
+	uint64_t alias_rx;	       /* datagrams from any alias (direct included) */
+	uint64_t unanswered_ns; /* first send to the direct address since the last
+				   datagram from it (0: none waiting) */
+};
+
 struct quic_callbacks {
 	/* Handshake done and peer certificate verified. peer_key is the peer's
 	 * Ed25519 node key (borrowed for the call). */
@@ -276,6 +284,20 @@ int quic_conn_send_datagram(struct quic_conn *c, const uint8_t *data, size_t len
 int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info);
 /* Application pointer, free for the caller's use. */
 void quic_conn_set_user(struct quic_conn *c, void *user);
+/*
+ * Path layer (docs/CONNECTIVITY.md "Direct paths"). ngtcp2 keeps the
+ * address the connection was set up on as its only remote address; these
+ * move the real path under it without a QUIC migration.
+ * quic_conn_set_direct: send every packet to sa from now on (NULL: back to
+ * the set-up address). quic_conn_add_alias: datagrams for this connection
+ * (found by DCID) whose source is sa are handed to ngtcp2 as coming from
+ * the set-up address; at most QUIC_CONN_MAX_ALIAS, the oldest replaced.
+ * Owning thread only. Return 0 or -EINVAL.
+ */
+#define QUIC_CONN_MAX_ALIAS 4
+int quic_conn_set_direct(struct quic_conn *c, const struct sockaddr *sa, socklen_t len);
+int quic_conn_add_alias(struct quic_conn *c, const struct sockaddr *sa, socklen_t len);
+void quic_conn_path_stats(const struct quic_conn *c, struct quic_path_stats *st);
 void *quic_conn_get_user(const struct quic_conn *c);
 int quic_conn_is_server(const struct quic_conn *c);
 

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "weft/io.h"
+#include "weft/path.h"
 #include "weft/quic.h"
 
 struct engine;
@@ -42,6 +43,9 @@ struct quic_node;
  * this type carrying the address it sees the peer at (docs/PROTOCOL.md,
  * "Observed address"), then FIN; the acceptor answers with FIN. */
 #define QUIC_NODE_ST_OBSERVED 0x04
+/* Path coordination (hole punching, docs/PROTOCOL.md "Path coordination"):
+ * opened by the dialler of a relayed connection. */
+#define QUIC_NODE_ST_PATH 0x05
 #define QUIC_NODE_ST_APP_MIN 0x10 /* first type free for modules (quic_node_register) */
 
 /* Defaults of struct quic_node_opts (0 selects them). */
@@ -101,6 +105,15 @@ struct quic_node_opts {
 	 * NULL: no relay fallback. */
 	int (*relay)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *out);
 	void *relay_arg;
+	/* Hole punching on relayed connections (docs/CONNECTIVITY.md "Direct
+	 * paths"). punch_off: never start or answer it. path_cands: our
+	 * candidate addresses (reflexive, interfaces; global IPv6 first) and
+	 * NAT class (enum conn_nat) for an offer; on a worker thread; NULL:
+	 * no candidates of our own (we still probe the peer's). */
+	int punch_off;
+	unsigned int (*path_cands)(void *arg, struct io_addr *out, unsigned int max, uint8_t *nat);
+	void *path_cands_arg;
+	struct path_limits path; /* 0 fields: path.h defaults */
 };
 
 /* Events of one connection or stream type; all optional, all on the owning

@@ -28,21 +28,36 @@ static void render_conns(const json_t *o)
 	char b1[32], b2[32];
 	size_t i;
 
-	printf("%-16s %-44s %-3s %9s %10s %10s %10s %7s %3s\n", "PEER", "ADDRESS", "DIR", "RTT",
-	       "CWND", "IN", "OUT", "STREAMS", "WKR");
+	printf("%-16s %-44s %-3s %9s %10s %10s %10s %7s %3s  %s\n", "PEER", "ADDRESS", "DIR", "RTT",
+	       "CWND", "IN", "OUT", "STREAMS", "WKR", "PATH");
 	json_array_foreach(arr, i, c)
 	{
 		const char *key = json_string_value(json_object_get(c, "peer_key"));
-		char rtt[32];
+		json_t *p = json_object_get(c, "path");
+		const char *st = json_string_value(json_object_get(p, "state"));
+		const char *dir = json_string_value(json_object_get(p, "direct"));
+		const char *rel = json_string_value(json_object_get(p, "relay"));
+		char rtt[32], path[160];
 
 		snprintf(rtt, sizeof(rtt), "%.2fms", (double)geti(c, "rtt_us") / 1000.0);
-		printf("%-16.16s %-44s %-3s %9s %10lld %10s %10s %7lld %3lld\n",
+		/* direct (no relay), direct via punching (relay listed), relayed,
+		 * punching, failed (with both NAT classes) */
+		if (st && !strcmp(st, "failed"))
+			snprintf(path, sizeof(path), "failed via %s (nat %s, peer %s)", rel ? rel : "-",
+				 json_string_value(json_object_get(p, "nat")),
+				 json_string_value(json_object_get(p, "peer_nat")));
+		else if (st && rel)
+			snprintf(path, sizeof(path), "%s%s%s (relay %s)", st, dir ? " " : "",
+				 dir ? dir : "", rel);
+		else
+			snprintf(path, sizeof(path), "%s", st ? st : "-");
+		printf("%-16.16s %-44s %-3s %9s %10lld %10s %10s %7lld %3lld  %s\n",
 		       key && key[0] ? key : "-", json_string_value(json_object_get(c, "addr")),
 		       json_is_true(json_object_get(c, "server")) ? "in" : "out", rtt,
 		       geti(c, "cwnd"),
 		       weftctl_fmt_bytes((double)geti(c, "bytes_in"), b1, sizeof(b1)),
 		       weftctl_fmt_bytes((double)geti(c, "bytes_out"), b2, sizeof(b2)),
-		       geti(c, "streams_open"), geti(c, "worker"));
+		       geti(c, "streams_open"), geti(c, "worker"), path);
 	}
 	printf("%zu connection(s)\n", json_array_size(arr));
 }

@@ -45,6 +45,9 @@ struct conn_node {
 	struct conn_relay relays[CONN_REC_MAX_RELAYS];
 	unsigned int nrelays;
 	uint64_t last_put_ms;
+	/* last QUIC observation of our QUIC socket per family (under mu):
+	 * the mapping an endpoint-independent NAT shows every peer */
+	struct io_addr seen_quic[2];
 	_Atomic uint64_t puts, puts_failed, resolves, cache_hits, votes_in, stun;
 	_Atomic int freeing;
 };
@@ -134,6 +137,73 @@ void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsi
 	memcpy(cn->relays, r, sizeof(*r) * n);
 	cn->nrelays = n;
 	pthread_mutex_unlock(&cn->mu);
+}
+
+static void cand_add(struct io_addr *out, unsigned int *n, unsigned int max, const struct io_addr *a)
+{
+	static const uint8_t zero[16];
+	unsigned int i;
+
+	if (*n >= max || !a->port || (a->family != AF_INET && a->family != AF_INET6) ||
+	    !memcmp(a->addr, zero, a->family == AF_INET ? 4 : 16))
+		return;
+	/* Never loopback or link-local: a probe there reaches this host. */
+	if ((a->family == AF_INET && (a->addr[0] == 127 || (a->addr[0] == 169 && a->addr[1] == 254))) ||
+	    (a->family == AF_INET6 &&
+	     ((a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80) ||
+	      (!memcmp(a->addr, zero, 15) && a->addr[15] == 1))))
+		return;
+	for (i = 0; i < *n; i++)
+		if (io_addr_equal(&out[i], a))
+			return;
+	out[(*n)++] = *a;
+}
+
+unsigned int conn_node_path_cands(struct conn_node *cn, struct io_addr *out, unsigned int max,
+				  uint8_t *nat)
+{
+	struct conn_vote_state st;
+	struct io_addr seen[2], a;
+	unsigned int i, n = 0, pass;
+
+	*nat = CONN_NAT_UNKNOWN;
+	if (!cn)
+		return 0;
+	pthread_mutex_lock(&cn->mu);
+	conn_votes_state(cn->votes, cn->o.quic_port, now_ms(cn), &st);
+	memcpy(seen, cn->seen_quic, sizeof(seen));
+	pthread_mutex_unlock(&cn->mu);
+	*nat = (uint8_t)st.nat;
+	/* Global IPv6 first (no NAT to cross), then IPv4. */
+	for (pass = 0; pass < 2; pass++) {
+		int fam = pass ? AF_INET : AF_INET6;
+
+		for (i = 0; i < cn->o.nannounce; i++)
+			if (cn->o.announce[i].family == fam)
+				cand_add(out, &n, max, &cn->o.announce[i]);
+		for (i = 0; i < cn->o.nlocal; i++) {
+			a = cn->o.local[i];
+			a.port = cn->o.quic_port;
+			if (a.family == fam && conn_addr_public(&a))
+				cand_add(out, &n, max, &a);
+		}
+		for (i = 0; i < st.nrefl; i++) {
+			a = st.refl[i].addr;
+			if (!a.port)
+				a.port = cn->o.quic_port;
+			if (a.family == fam)
+				cand_add(out, &n, max, &a);
+		}
+		if (seen[pass ? 0 : 1].family == fam)
+			cand_add(out, &n, max, &seen[pass ? 0 : 1]);
+	}
+	/* Private interface addresses last: peers on the same LAN. */
+	for (i = 0; i < cn->o.nlocal; i++) {
+		a = cn->o.local[i];
+		a.port = cn->o.quic_port;
+		cand_add(out, &n, max, &a);
+	}
+	return n;
 }
 
 static enum conn_nat nat_class(struct conn_node *cn)
@@ -273,6 +343,9 @@ void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const stru
 	atomic_fetch_add(&cn->votes_in, 1);
 	pthread_mutex_lock(&cn->mu);
 	r = conn_votes_add(cn->votes, src, voter, seen, local_port, now_ms(cn));
+	if (src == CONN_VOTE_QUIC && local_port == cn->o.quic_port && seen->port &&
+	    conn_addr_public(seen) && conn_addr_public(voter))
+		cn->seen_quic[seen->family == AF_INET6] = *seen;
 	pthread_mutex_unlock(&cn->mu);
 	if (r > 0)
 		log_info("conn", "reflexive address decision changed (vote by %s: %s)",

@@ -222,6 +222,14 @@ static void dht_reflexive(void *arg, const struct sockaddr *from, socklen_t from
 	conn_node_observed(n->conn, CONN_VOTE_KRPC, &voter, &seen, (uint16_t)n->cfg.dht_port);
 }
 
+/* Hole punching candidates (quic_node_opts.path_cands). */
+static unsigned int node_path_cands(void *arg, struct io_addr *out, unsigned int max, uint8_t *nat)
+{
+	struct node *n = arg;
+
+	return conn_node_path_cands(n->conn, out, max, nat);
+}
+
 /* Dial by key (quic_node_opts.resolve): the addresses of the node record. */
 static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *addrs,
 			unsigned int max, unsigned int *nrelays)
@@ -520,6 +528,12 @@ registered:
 			.resolve_arg = n,
 			.relay = node_relay,
 			.relay_arg = n,
+			.punch_off = !n->cfg.quic_punch,
+			.path_cands = node_path_cands,
+			.path_cands_arg = n,
+			.path = { .attempts = n->cfg.quic_punch_attempts,
+				  .max_cands = n->cfg.quic_punch_cands,
+				  .fallback_ms = n->cfg.quic_punch_fallback_ms },
 		};
 
 		err = quic_node_new(&n->quic, &qo);

@@ -722,7 +722,7 @@ static void enter_closing(struct quic_conn *c, const ngtcp2_connection_close_err
 	}
 	c->close_pkt = buf;
 	c->close_pkt_len = (size_t)n;
-	quic_ep_send(c->ep, buf, (size_t)n, (size_t)n, &ps.path);
+	conn_send(c, buf, (size_t)n, (size_t)n, &ps.path);
 	c->state = QUIC_ST_CLOSING;
 	c->close_deadline = now + close_period(c);
 	report_closed(c);
@@ -798,7 +798,7 @@ struct batch {
 static void batch_send(struct quic_conn *c, struct batch *b)
 {
 	if (b->off)
-		quic_ep_send(c->ep, c->ep->txbuf, b->off, b->gso, &b->ps.path);
+		conn_send(c, c->ep->txbuf, b->off, b->gso, &b->ps.path);
 	b->off = 0;
 	b->gso = 0;
 	b->npkt = 0;
@@ -1049,7 +1049,7 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 			p.remote.addr = (ngtcp2_sockaddr *)remote;
 			p.remote.addrlen = remote_len;
 			p.user_data = NULL;
-			quic_ep_send(c->ep, c->close_pkt, c->close_pkt_len, c->close_pkt_len, &p);
+			conn_send(c, c->close_pkt, c->close_pkt_len, c->close_pkt_len, &p);
 		}
 		return;
 	}

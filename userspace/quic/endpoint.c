@@ -665,6 +665,8 @@ int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
 	e = inv.dcidlen ? cid_find(ep, inv.dcid, inv.dcidlen) : NULL;
 	if (e && e->conn->state == QUIC_ST_DEAD)
 		e = NULL;
+	if (e && e->conn->nalias)
+		conn_path_rx(e->conn, &remote, &remote_len);
 	if (e && (v == QUIC_PKT_SHORT || long_for_conn(e->conn, v, &inv)))
 		quic_conn_input(e->conn, buf, len, local, local_len, remote, remote_len, now_ns);
 	else if (!e && v == QUIC_PKT_SHORT)

@@ -90,6 +90,15 @@ struct quic_conn {
 	uint64_t pending_code;
 	uint8_t pending_reason[QUIC_CLOSE_REASON_MAX];
 	size_t pending_reason_len;
+	/* Path layer (quic_conn_set_direct / quic_conn_add_alias): ngtcp2
+	 * only ever sees `remote`; packets go to `direct` when set, and
+	 * packets from an alias are handed in as coming from `remote`. */
+	struct sockaddr_storage direct;
+	socklen_t direct_len;
+	struct sockaddr_storage alias[QUIC_CONN_MAX_ALIAS];
+	socklen_t alias_len[QUIC_CONN_MAX_ALIAS];
+	unsigned int nalias, alias_next;
+	struct quic_path_stats pst;
 };
 
 struct quic_ep {
@@ -179,5 +188,11 @@ int quic_conn_reset_match(struct quic_conn *c, const uint8_t *tail);
 void quic_conn_timer(struct quic_conn *c, uint64_t now);
 /* Report on_closed (once) and mark DEAD. */
 void quic_conn_finish(struct quic_conn *c);
+
+/* conn_path.c: send through the connection's current path; rewrite an
+ * alias source to the set-up address (1 when rewritten). */
+void conn_send(struct quic_conn *c, const uint8_t *buf, size_t len, size_t gso,
+	       const ngtcp2_path *path);
+int conn_path_rx(struct quic_conn *c, const struct sockaddr **remote, socklen_t *remote_len);
 
 #endif

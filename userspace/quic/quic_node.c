@@ -221,6 +221,11 @@ static struct qn_stream *stream_find(struct qn_conn *c, int64_t sid)
 	return NULL;
 }
 
+struct qn_stream *qn_stream_get(struct qn_conn *c, int64_t sid)
+{
+	return stream_find(c, sid);
+}
+
 static struct qn_stream *stream_add(struct qn_conn *c, int64_t sid, int incoming)
 {
 	struct qn_stream *s = calloc(1, sizeof(*s));
@@ -286,6 +291,11 @@ static void stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_strea
 	stream_drop_queue(wk->qn, s);
 	if (c->qc)
 		quic_stream_reset(c->qc, s->sid, code);
+}
+
+void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code)
+{
+	stream_fail(wk, c, s, code);
 }
 
 static void gen_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s)
@@ -494,6 +504,13 @@ static void observed_data(struct qn_worker *wk, struct qn_conn *c, struct qn_str
 		return;
 	}
 	wk->obs_rx++;
+	{
+		struct io_addr remote;
+
+		if (!io_addr_from_sockaddr(&remote, (struct sockaddr *)&ci.remote, ci.remote_len) &&
+		    io_addr_equal(&remote, &seen))
+			qn_path_relayed(wk, c);
+	}
 	if (wk->qn->o.on_observed)
 		wk->qn->o.on_observed(wk->qn->o.observed_arg, (struct sockaddr *)&ci.remote,
 				    ci.remote_len, &seen, wk->qn->port);
@@ -565,6 +582,8 @@ static int type_lookup(struct quic_node *qn, struct qn_stream *s)
 	if (s->stype == QUIC_NODE_ST_ECHO || s->stype == QUIC_NODE_ST_DISCARD ||
 	    s->stype == QUIC_NODE_ST_OBSERVED)
 		return 0;
+	if (s->stype == QUIC_NODE_ST_PATH)
+		return qn->o.punch_off ? -ENOENT : 0;
 	if (s->stype == QUIC_NODE_ST_SINK) {
 		s->hs = sodium_malloc(sizeof(*s->hs));
 		if (!s->hs)
@@ -600,6 +619,7 @@ static struct qn_conn *conn_new(struct qn_worker *wk, uint64_t id)
 
 static void conn_free(struct qn_worker *wk, struct qn_conn *c)
 {
+	qn_path_free(c);
 	while (c->streams)
 		stream_free(wk->qn, c, c->streams);
 	if (c->prev)
@@ -739,6 +759,10 @@ static void cb_stream_data(void *arg, struct quic_conn *qc, int64_t sid, const u
 			stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
 		return;
 	}
+	if (s->stype == QUIC_NODE_ST_PATH) {
+		qn_path_stream_data(wk, c, s, data, len);
+		return;
+	}
 	if (s->incoming && !s->h) {
 		builtin_data(wk, c, s, data, len, fin);
 		return;
@@ -824,6 +848,10 @@ static void input(struct qn_worker *wk, const uint8_t *buf, size_t len, const st
 	struct sockaddr_storage rs, ls;
 	socklen_t rl, ll;
 
+	if (path_probe_is(buf, len)) {
+		qn_path_probe(wk, buf, len, src);
+		return;
+	}
 	addr_to_ss(src, &rs, &rl);
 	addr_to_ss(dst, &ls, &ll);
 	if (!rl)
@@ -863,7 +891,8 @@ static void qn_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *a
 	int owner;
 
 	wk->w = w;
-	if (pkt->len && !(pkt->data[0] & 0xc0) && qn->o.on_stun) {
+	owner = qn_path_route(qn, pkt->data, pkt->len);
+	if (owner < 0 && pkt->len && !(pkt->data[0] & 0xc0) && qn->o.on_stun) {
 		/* Not QUIC (the fixed bit 0x40 is always set, RFC 9000 17):
 		 * STUN shares the port (RFC 7983's demultiplexing). */
 		uint8_t out[CONN_STUN_MAX_REPLY];
@@ -875,7 +904,8 @@ static void qn_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *a
 			wk->stun_dropped++;
 		return;
 	}
-	owner = quic_cid_route(pkt->data, pkt->len, qn->nworkers);
+	if (owner < 0)
+		owner = quic_cid_route(pkt->data, pkt->len, qn->nworkers);
 	if (owner >= 0 && (unsigned int)owner != wk->idx) {
 		/* Another worker owns this connection id: hand it over. */
 		struct qn_fwd *f = malloc(sizeof(*f) + pkt->len);
@@ -1370,6 +1400,7 @@ static void worker_free(struct qn_worker *wk)
 	/* Workers are stopped: the wheel is ours to touch. */
 	if (wk->w)
 		engine_timer_cancel(wk->w, &wk->timer);
+	qn_path_stop_worker(wk);
 	quic_ep_free(wk->ep); /* closed() for every connection still open */
 	while (wk->conns) {
 		struct quic_close_info info = {.reason = QUIC_CLOSE_ENDPOINT};
@@ -1449,6 +1480,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 		wk->qn = qn;
 		wk->idx = i;
 		engine_timer_init(&wk->timer, qn_timer_fn, wk);
+		qn_path_init_worker(wk);
 		wk->scratch = malloc(QN_GEN_CHUNK);
 		if (!wk->scratch) {
 			rc = -ENOMEM;

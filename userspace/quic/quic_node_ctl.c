@@ -470,6 +470,8 @@ struct qn_snap {
 	struct quic_ep_stats st;
 	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types, nconns;
 	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
+	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
+	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
 };
 
 static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
@@ -486,6 +488,10 @@ static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
 	sn->obs_bad = wk->obs_bad;
 	sn->stun_answered = wk->stun_answered;
 	sn->stun_dropped = wk->stun_dropped;
+#define C(f) sn->f = wk->f;
+	C(path_switches) C(path_fallbacks) C(punch_attempts) C(punch_direct) C(punch_failed)
+	C(punch_probes_tx) C(punch_probes_rx) C(punch_acks_tx) C(punch_acks_rx) C(punch_bad)
+#undef C
 	sn->nconns = wk->nconns;
 }
 
@@ -497,6 +503,8 @@ static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
 	char key[2 * QUIC_KEY_LEN + 1], addr[64];
 
 	for (c = wk->conns; c; c = c->next) {
+		json_t *o;
+
 		if (!c->qc || quic_conn_get_info(c->qc, &in))
 			continue;
 		if (in.have_peer_key)
@@ -506,9 +514,7 @@ static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
 		addr[0] = 0;
 		if (!io_addr_from_sockaddr(&a, (struct sockaddr *)&in.remote, in.remote_len))
 			io_addr_fmt(&a, addr, sizeof(addr));
-		json_array_append_new(
-		    sn->conns,
-		    json_pack("{s:I,s:i,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id",
+		o = json_pack("{s:I,s:i,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id",
 			      (json_int_t)c->id, "worker", (int)wk->idx, "peer_key", key, "addr",
 			      addr, "server", in.is_server, "established", in.established, "rtt_us",
 			      (json_int_t)(in.smoothed_rtt_ns / 1000), "min_rtt_us",
@@ -516,7 +522,10 @@ static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
 			      "bytes_in_flight", (json_int_t)in.bytes_in_flight, "bytes_in",
 			      (json_int_t)in.bytes_rx, "bytes_out", (json_int_t)in.bytes_tx,
 			      "streams_open", (json_int_t)in.streams_open, "streams_opened",
-			      (json_int_t)in.streams_opened));
+			      (json_int_t)in.streams_opened);
+		if (o)
+			json_object_set_new(o, "path", qn_path_json(c, &in.remote, in.remote_len));
+		json_array_append_new(sn->conns, o);
 	}
 }
 
@@ -600,7 +609,17 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(obs_rx, "Reflexive address observations received.")                                      \
 	X(obs_bad, "Malformed reflexive address observations.")                                    \
 	X(stun_answered, "STUN binding requests answered.")                                        \
-	X(stun_dropped, "STUN datagrams not answered (refused or not sent).")
+	X(stun_dropped, "STUN datagrams not answered (refused or not sent).")                      \
+	X(path_switches, "Connections moved between their relayed and a direct path (both ways).") \
+	X(path_fallbacks, "Direct paths that stopped answering: back to the relay circuit.")        \
+	X(punch_attempts, "Hole punching attempts started or answered.")                           \
+	X(punch_direct, "Relayed connections moved to a direct path.")                             \
+	X(punch_failed, "Relayed connections whose every punch attempt failed.")                   \
+	X(punch_probes_tx, "Punch probes sent.")                                                   \
+	X(punch_probes_rx, "Punch probes received with a valid token.")                            \
+	X(punch_acks_tx, "Punch probe acks sent (one per valid probe).")                           \
+	X(punch_acks_rx, "Punch probe acks received.")                                             \
+	X(punch_bad, "Punch datagrams or path messages refused (malformed, unknown token).")
 
 static json_t *snap_json(const struct qn_snap *sn)
 {

@@ -10,6 +10,7 @@
 
 #include "weft/conn.h"
 #include "weft/engine.h"
+#include "weft/path.h"
 #include "weft/quic_node.h"
 
 /* Bytes the echo responder may hold for one stream when the peer sends
@@ -66,6 +67,8 @@ struct qn_conn {
 	int reported; /* connected() done */
 	uint64_t t_start_ns, t_hs_ns;
 	struct qn_stream *streams;
+	int relayed;	     /* the peer sees us where we see it: a relay circuit */
+	struct qn_path *path; /* hole punching state (quic_path.c), or NULL */
 };
 
 struct qn_worker {
@@ -88,6 +91,10 @@ struct qn_worker {
 	/* counters (single writer: this worker) */
 	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types;
 	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
+	/* path layer (quic_path.c) */
+	struct engine_timer path_timer;
+	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
+	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
 };
 
 struct qn_type {
@@ -153,5 +160,26 @@ struct qn_ctl_args {
 };
 struct ctl_resp;
 int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp);
+
+/* Streams (quic_node.c). */
+struct qn_stream *qn_stream_get(struct qn_conn *c, int64_t sid);
+void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code);
+
+/* Path layer glue (quic_path.c), owning worker only. */
+void qn_path_init_worker(struct qn_worker *wk);
+void qn_path_stop_worker(struct qn_worker *wk);
+/* An observation from the peer on c equal to our view of the peer's
+ * address: c runs over a relay circuit (the dialler starts punching). */
+void qn_path_relayed(struct qn_worker *wk, struct qn_conn *c);
+/* Bytes of c's path stream (type QUIC_NODE_ST_PATH), either direction. */
+void qn_path_stream_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
+			 const uint8_t *data, size_t len);
+/* The worker a probe or ack belongs to, -1 if buf is none. */
+int qn_path_route(const struct quic_node *qn, const uint8_t *buf, size_t len);
+/* A probe or ack on its owning worker. */
+void qn_path_probe(struct qn_worker *wk, const uint8_t *buf, size_t len, const struct io_addr *src);
+void qn_path_free(struct qn_conn *c);
+/* {"state", "relay", "direct", ...} for GET /v1/quic/conns (new reference). */
+json_t *qn_path_json(struct qn_conn *c, const struct sockaddr_storage *remote, socklen_t rlen);
 
 #endif

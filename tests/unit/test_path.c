@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The hole-punching core (include/weft/path.h): message and probe vectors
+ * (docs/PROTOCOL.md), every truncation and corruption refused, and two
+ * state machines wired to each other through a tiny in-test network with
+ * NAT filtering: the synchronised exchange validates a path on both sides,
+ * a filtered pair fails after the documented schedule, and the bounds
+ * (probes per attempt, one ack per probe, no ack larger than its probe)
+ * hold. Virtual time only.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "weft/path.h"
+
+static const uint8_t connect_vec[] = {
+	0x01, 0x1b, 0x01, 0x02, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
+	0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x01, 0x04, 0xc6, 0x33, 0x64, 0x07, 0x4e, 0x20,
+};
+
+static void test_vectors(void **state)
+{
+	struct path_offer o = { .attempt = 1, .nat = 2, .route = 0, .ncand = 1 }, q;
+	struct path_probe pr = { 0 }, pq;
+	uint8_t buf[PATH_MSG_MAX], pb[PATH_PROBE_LEN], idx;
+	enum path_msg_type t;
+	size_t used;
+	int n;
+
+	(void)state;
+	for (int i = 0; i < PATH_TOKEN_LEN; i++)
+		o.token[i] = (uint8_t)i;
+	o.cand[0].family = AF_INET;
+	o.cand[0].port = 20000;
+	memcpy(o.cand[0].addr, (uint8_t[]){ 198, 51, 100, 7 }, 4);
+	n = path_msg_encode(buf, sizeof(buf), PATH_MSG_CONNECT, &o, 0);
+	assert_int_equal(n, sizeof(connect_vec));
+	assert_memory_equal(buf, connect_vec, sizeof(connect_vec));
+	assert_int_equal(path_msg_parse(buf, (size_t)n, &used, &t, &q, &idx), 0);
+	assert_int_equal(used, (size_t)n);
+	assert_int_equal(t, PATH_MSG_CONNECT);
+	assert_int_equal(q.ncand, 1);
+	assert_int_equal(q.cand[0].port, 20000);
+	/* Every prefix asks for more; never a message. */
+	for (size_t l = 0; l < sizeof(connect_vec); l++)
+		assert_int_equal(path_msg_parse(connect_vec, l, &used, &t, &q, &idx), -EAGAIN);
+	/* Corruptions that must be refused. */
+	memcpy(buf, connect_vec, sizeof(connect_vec));
+	buf[0] = 9;
+	assert_int_equal(path_msg_parse(buf, sizeof(connect_vec), &used, &t, &q, &idx), -EBADMSG);
+	memcpy(buf, connect_vec, sizeof(connect_vec));
+	buf[2] = 0; /* attempt 0 */
+	assert_int_equal(path_msg_parse(buf, sizeof(connect_vec), &used, &t, &q, &idx), -EBADMSG);
+	memcpy(buf, connect_vec, sizeof(connect_vec));
+	buf[3] = 4; /* class */
+	assert_int_equal(path_msg_parse(buf, sizeof(connect_vec), &used, &t, &q, &idx), -EBADMSG);
+	memcpy(buf, connect_vec, sizeof(connect_vec));
+	buf[21] = 9; /* more candidates than the body holds */
+	assert_int_equal(path_msg_parse(buf, sizeof(connect_vec), &used, &t, &q, &idx), -EBADMSG);
+	memcpy(buf, connect_vec, sizeof(connect_vec));
+	buf[22] = 5; /* family */
+	assert_int_equal(path_msg_parse(buf, sizeof(connect_vec), &used, &t, &q, &idx), -EBADMSG);
+	memcpy(buf, connect_vec, sizeof(connect_vec));
+	buf[27] = buf[28] = 0; /* port 0 */
+	assert_int_equal(path_msg_parse(buf, sizeof(connect_vec), &used, &t, &q, &idx), -EBADMSG);
+	/* Lengths refused at the header (before waiting for the body). */
+	assert_int_equal(path_msg_parse((uint8_t[]){ 3, 2 }, 2, &used, &t, &q, &idx), -EBADMSG);
+	assert_int_equal(path_msg_parse((uint8_t[]){ 4, 1 }, 2, &used, &t, &q, &idx), -EBADMSG);
+	assert_int_equal(path_msg_parse((uint8_t[]){ 1, 250 }, 2, &used, &t, &q, &idx), -EBADMSG);
+	assert_int_equal(path_msg_parse((uint8_t[]){ 4, 2, 1, 8 }, 4, &used, &t, &q, &idx),
+			 -EBADMSG);
+	assert_int_equal(path_msg_parse((uint8_t[]){ 4, 2, 1, 7 }, 4, &used, &t, &q, &idx), 0);
+	assert_int_equal(idx, 7);
+
+	/* Probe vector. */
+	for (int i = 0; i < 12; i++)
+		pr.nonce[i] = (uint8_t)(0xa0 + i);
+	pr.route = 1;
+	pr.attempt = 2;
+	memset(pr.token, 0x55, sizeof(pr.token));
+	assert_int_equal(path_probe_encode(pb, &pr), PATH_PROBE_LEN);
+	assert_memory_equal(pb, ((uint8_t[]){ 0x0e, 0x01, 0x00, 0x14, 0x21, 0x12, 0xa4, 0x42 }), 8);
+	assert_int_equal(pb[20], 1);
+	assert_int_equal(pb[21], 2);
+	assert_true(path_probe_is(pb, sizeof(pb)));
+	assert_int_equal(path_probe_parse(pb, sizeof(pb), &pq), 0);
+	assert_false(pq.ack);
+	assert_false(path_probe_is(pb, sizeof(pb) - 1));
+	pb[7] ^= 1; /* no cookie: not ours (and not STUN) */
+	assert_false(path_probe_is(pb, sizeof(pb)));
+	pb[7] ^= 1;
+	pb[22] = 1;
+	assert_int_equal(path_probe_parse(pb, sizeof(pb), &pq), -EBADMSG);
+	/* A STUN Binding request is not a probe. */
+	pb[22] = 0;
+	pb[0] = 0x00;
+	pb[1] = 0x01;
+	assert_false(path_probe_is(pb, sizeof(pb)));
+}
+
+/* ----------------------------------------------- two ends, one network */
+
+struct end;
+struct net {
+	struct end *e[2];
+	int filter_b; /* B's NAT drops what B did not send to first */
+	int b_sent;   /* B sent to A's candidate: A's packets now pass */
+	int direct[2];
+	unsigned int probes[2], acks[2];
+	uint64_t now;
+};
+
+struct end {
+	struct net *n;
+	int i;
+	struct path_conn pc;
+	struct io_addr me;
+	uint8_t msgs[8][PATH_MSG_MAX];
+	size_t mlen[8];
+	unsigned int nmsg;
+};
+
+static struct path_io IO[2];
+
+static int e_msg(void *arg, const uint8_t *m, size_t len)
+{
+	struct end *e = arg;
+
+	assert_true(e->nmsg < 8);
+	memcpy(e->msgs[e->nmsg], m, len);
+	e->mlen[e->nmsg++] = len;
+	return 0;
+}
+
+static int e_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len)
+{
+	struct end *e = arg, *o = e->n->e[!e->i];
+	struct path_probe pr;
+
+	assert_int_equal(len, PATH_PROBE_LEN);
+	assert_int_equal(path_probe_parse(buf, len, &pr), 0);
+	if (pr.ack)
+		e->n->acks[e->i]++;
+	else
+		e->n->probes[e->i]++;
+	if (!io_addr_equal(to, &o->me))
+		return 0; /* nobody there */
+	if (e->i == 1)
+		e->n->b_sent = 1;
+	if (o->i == 1 && e->n->filter_b && !e->n->b_sent)
+		return 0; /* B's NAT filters */
+	if (path_probe_mine(&o->pc, &pr))
+		path_on_probe(&o->pc, &pr, &e->me, e->n->now, &IO[o->i]);
+	return 0;
+}
+
+static unsigned int e_cands(void *arg, struct io_addr *out, unsigned int max, uint8_t *nat)
+{
+	struct end *e = arg;
+
+	(void)max;
+	out[0] = e->me;
+	*nat = 2;
+	return 1;
+}
+
+static void e_use(void *arg, const struct io_addr *d)
+{
+	struct end *e = arg;
+
+	e->n->direct[e->i] = d != NULL;
+}
+
+static void deliver(struct end *from, struct end *to)
+{
+	for (unsigned int k = 0; k < from->nmsg; k++) {
+		struct path_offer o;
+		enum path_msg_type t;
+		uint8_t idx;
+		size_t used;
+
+		assert_int_equal(path_msg_parse(from->msgs[k], from->mlen[k], &used, &t, &o, &idx),
+				 0);
+		path_on_msg(&to->pc, t, &o, idx, from->n->now, &IO[to->i]);
+	}
+	from->nmsg = 0;
+}
+
+static void run(struct net *n, uint64_t until_ms)
+{
+	for (; n->now < until_ms * 1000000ULL; n->now += 10000000ULL) {
+		for (int i = 0; i < 2; i++)
+			path_tick(&n->e[i]->pc, n->now, &IO[i]);
+		deliver(n->e[0], n->e[1]);
+		deliver(n->e[1], n->e[0]);
+	}
+}
+
+static void setup_net(struct net *n, struct end *a, struct end *b)
+{
+	memset(n, 0, sizeof(*n));
+	memset(a, 0, sizeof(*a));
+	memset(b, 0, sizeof(*b));
+	n->e[0] = a;
+	n->e[1] = b;
+	a->n = b->n = n;
+	b->i = 1;
+	a->me.family = b->me.family = AF_INET;
+	a->me.port = 20000;
+	b->me.port = 20001;
+	memcpy(a->me.addr, (uint8_t[]){ 198, 51, 100, 1 }, 4);
+	memcpy(b->me.addr, (uint8_t[]){ 198, 51, 100, 2 }, 4);
+	for (int i = 0; i < 2; i++) {
+		IO[i] = (struct path_io){ .arg = n->e[i], .send_msg = e_msg, .send_udp = e_udp,
+					  .cands = e_cands, .use = e_use };
+		path_init(&n->e[i]->pc, i == 0, (uint8_t)i, NULL);
+	}
+}
+
+static void test_punch_ok(void **state)
+{
+	struct net n;
+	struct end a, b;
+
+	(void)state;
+	setup_net(&n, &a, &b);
+	n.filter_b = 1; /* APDF at B: A's first probes are dropped, B's open it */
+	n.now = 1;
+	assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+	run(&n, 3000);
+	assert_int_equal(a.pc.state, PATH_DIRECT);
+	assert_int_equal(b.pc.state, PATH_DIRECT);
+	assert_true(n.direct[0] && n.direct[1]);
+	assert_int_equal(a.pc.direct_attempt, 1);
+	assert_true(io_addr_equal(&a.pc.direct, &b.me));
+	assert_true(io_addr_equal(&b.pc.direct, &a.me));
+	/* At most one ack per valid probe received. */
+	assert_true(n.acks[0] <= b.pc.probes_tx && n.acks[1] <= a.pc.probes_tx);
+	assert_int_equal(a.pc.acks_tx, a.pc.probes_rx);
+	/* Fallback puts it back on the relay. */
+	path_fallback(&a.pc, &IO[0]);
+	assert_false(n.direct[0]);
+	assert_int_equal(a.pc.fallbacks, 1);
+}
+
+static int drop_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len)
+{
+	struct end *e = arg;
+
+	(void)to;
+	(void)buf;
+	(void)len;
+	e->n->probes[e->i]++;
+	return 0;
+}
+
+static void test_punch_fails(void **state)
+{
+	struct net n;
+	struct end a, b;
+
+	(void)state;
+	setup_net(&n, &a, &b);
+	IO[0].send_udp = IO[1].send_udp = drop_udp; /* nothing gets through */
+	n.now = 1;
+	assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+	run(&n, 4000);
+	assert_int_equal(a.pc.state, PATH_WAIT_RETRY);
+	assert_int_equal(a.pc.attempt, 1);
+	/* 15 rounds of one candidate per attempt and side. */
+	assert_int_equal(n.probes[0], 15);
+	assert_int_equal(n.probes[1], 15);
+	run(&n, 5020);
+	assert_int_equal(a.pc.attempt, 2); /* second attempt at +5 s */
+	run(&n, 14990);
+	assert_int_equal(a.pc.attempt, 2);
+	run(&n, 20000);
+	assert_int_equal(a.pc.attempt, 3); /* third at +15 s */
+	assert_int_equal(a.pc.state, PATH_FAILED);
+	assert_int_equal(b.pc.state, PATH_FAILED); /* told by FAILED */
+	assert_int_equal(b.pc.peer.nat, 2);
+	assert_int_equal(n.probes[0], 45);
+	assert_int_equal(n.probes[1], 45);
+	assert_false(n.direct[0] || n.direct[1]);
+	/* A fourth CONNECT is refused. */
+	struct path_offer o = { .attempt = 4 };
+	assert_int_equal(path_on_msg(&b.pc, PATH_MSG_CONNECT, &o, 0, n.now, &IO[1]), -EPROTO);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vectors),
+		cmocka_unit_test(test_punch_ok),
+		cmocka_unit_test(test_punch_fails),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
