@@ -48,6 +48,16 @@ struct quic_node;
 #define QUIC_NODE_ST_PATH 0x05
 #define QUIC_NODE_ST_APP_MIN 0x10 /* first type free for modules (quic_node_register) */
 
+/* Application close codes of weft connections (docs/PROTOCOL.md,
+ * "Application close codes"). A connection that ran through a relay
+ * circuit the relay ended (docs/CONNECTIVITY.md, "Relay") is closed by
+ * each end that learns it (ENDED) with QUIC_NODE_APP_RELAY_ENDED | reason,
+ * reason the ENDED reason (1 deleted, 2 lifetime, 3 idle, 4 byte_limit)
+ * and the reason phrase "relay_circuit_ended: <reason>". Its handlers see
+ * -ENOLINK (stream_closed, and the connected() of a dial not finished). */
+#define QUIC_NODE_APP_RELAY_ENDED 0x52454c00ULL /* "REL\0" */
+#define QUIC_NODE_APP_IS_RELAY_ENDED(code) (((code) & ~0xffULL) == QUIC_NODE_APP_RELAY_ENDED)
+
 /* Defaults of struct quic_node_opts (0 selects them). */
 #define QUIC_NODE_DEF_PORT 4433
 #define QUIC_NODE_DEF_MAX_QUEUED                                                                   \
@@ -252,6 +262,19 @@ unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn);
  */
 int quic_node_send_raw(struct quic_node *qn, const struct io_addr *to, const void *buf,
 		       size_t len);
+/*
+ * Close every connection whose peer is at `peer` (all workers) with the
+ * application error code and reason phrase given (copied, at most
+ * 128 bytes sent): a relay circuit's end closing the
+ * connections that ran through relay:PORT (QUIC_NODE_APP_RELAY_ENDED).
+ * Asynchronous; any thread. Returns 0, -EINVAL, -EAGAIN, -ENOMEM.
+ */
+int quic_node_close_peer(struct quic_node *qn, const struct io_addr *peer, uint64_t app_code,
+			 const char *reason);
+/* Keep conn alive: PINGs when it is idle for ms (0: off), e.g. a relay circuit's
+ * control connection that must outlive QUIC's idle timeout. Asynchronous;
+ * any thread. Returns 0, -EINVAL, -EAGAIN, -ENOMEM. */
+int quic_node_keepalive(struct quic_node *qn, uint64_t conn, unsigned int ms);
 /* Number of workers (endpoints) of the node. */
 unsigned int quic_node_workers(const struct quic_node *qn);
 
@@ -273,6 +296,9 @@ struct quic_node_ping_result {
 	uint64_t rtt_us;       /* one 32-byte echo round trip on a fresh stream */
 	uint64_t srtt_us;      /* ngtcp2's smoothed RTT after the echo */
 	unsigned int worker;
+	/* On -ENOLINK (the relay ended the circuit): the close code,
+	 * QUIC_NODE_APP_RELAY_ENDED | reason; else 0. */
+	uint64_t close_code;
 };
 
 /*
@@ -283,7 +309,8 @@ struct quic_node_ping_result {
  * record, -EHOSTUNREACH when no address answered. Returns 0, -EINVAL,
  * -ETIMEDOUT (timeout_ms, 0 = QUIC_NODE_PING_TIMEOUT_MS), -EKEYREJECTED
  * (peer key differs from the expected one), -EPROTO, -ECONNREFUSED,
- * -ECONNRESET, -EIO (echo mismatch), -ENOMEM.
+ * -ECONNRESET, -EIO (echo mismatch), -ENOLINK (the connection ran through a
+ * relay circuit the relay ended: res->close_code says why), -ENOMEM.
  */
 int quic_node_ping(struct quic_node *qn, const char *target, unsigned int timeout_ms,
 		   struct quic_node_ping_result *res);
@@ -302,6 +329,7 @@ struct quic_node_bench_result {
 	int hash_ok;			 /* verify: hashes equal and counts equal */
 	uint64_t elapsed_us;		 /* first byte written to the reply (or echo) complete */
 	uint64_t handshake_us;
+	uint64_t close_code; /* on -ENOLINK: as in quic_node_ping_result */
 };
 
 /*

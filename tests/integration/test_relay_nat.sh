@@ -137,9 +137,13 @@ out=$(ctl 5 --json quic bench "$K6" 134217728 sink 2>&1) &&
 wait_for '[ "$(ctl 1 --json relay status | json_get counters ended_bytes)" -ge 1 ]' 100 ||
 	fail "$T no circuit ended by its byte limit: $(ctl 1 relay status)"
 grep -q "ended: byte limit" "$LOG1" || fail "$T relay log does not name the byte limit"
+# The dialler is told why (ENDED on its CONNECT stream; the connection
+# through relay:PORT closed with relay_circuit_ended), not a timeout.
+echo "$out" | grep -q "relay_circuit_ended: byte_limit" ||
+	fail "$T the dialler's error does not name the byte limit: $out"
 wait_for '[ "$(ctl 6 --json relay status | json_get ended_by_relay byte_limit)" -ge 1 ]' 100 ||
 	fail "$T the holder was not told the byte limit (ENDED): $(ctl 6 --json relay status)"
-pass "$T a circuit over its byte limit is cut (bench: $(echo "$out" | tr -d "\n" | cut -c1-100))"
+pass "$T a circuit over its byte limit is cut; the dialler's error: $(echo "$out" | tr -d "\n" | cut -c1-120)"
 
 for p in "$PID5" "$PID6" "$PID1" "$PID2"; do
 	stop_weftd "$p" || fail "$T a weftd did not stop cleanly"

@@ -467,8 +467,18 @@ static void test_byte_limit(void **state)
 			 json_pack("{s:s,s:s,s:I,s:i}", "addr", W.d.key, "type", "sink", "bytes",
 				   (json_int_t)(8 << 20), "timeout_ms", 20000),
 			 &o);
-	assert_int_not_equal(st, 200);
+	/* The dialler learns why: R sent ENDED on E's CONNECT stream, E
+	 * closed the connection through R:PORT with the relay's reason
+	 * (QUIC_NODE_APP_RELAY_ENDED | byte_limit), not an idle timeout. */
+	assert_int_equal(st, 502);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+			    "relay_circuit_ended");
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(o, "error"),
+								 "message")),
+			       "relay_circuit_ended: byte_limit"));
 	json_decref(o);
+	assert_true(simnode_get_int(&W.e, "/v1/relay/status", "ended_by_relay", "byte_limit", NULL) >=
+		    1);
 	assert_int_equal(simnode_wait(ended_by_bytes, NULL, 30000), 0);
 	/* R told the holder why (ENDED on D's reservation stream). */
 	assert_int_equal(simnode_wait(holder_told_bytes, NULL, 30000), 0);

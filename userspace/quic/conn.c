@@ -1166,6 +1166,14 @@ int quic_conn_close(struct quic_conn *c, uint64_t app_error_code, const char *re
 	return 0;
 }
 
+int quic_conn_set_keepalive(struct quic_conn *c, unsigned int ms)
+{
+	if (!c || !c->conn || c->state >= QUIC_ST_CLOSING)
+		return -ENOTCONN;
+	ngtcp2_conn_set_keep_alive_timeout(c->conn, (uint64_t)ms * NGTCP2_MILLISECONDS);
+	return 0;
+}
+
 static int usable(const struct quic_conn *c)
 {
 	return c && c->state == QUIC_ST_OPEN && !c->reported && !c->close_pending;

@@ -101,6 +101,10 @@ void qn_gen_fill(uint64_t seed, uint64_t off, uint8_t *buf, size_t len)
 
 int qn_close_errno(const struct quic_close_info *info)
 {
+	/* A relay circuit's end, closed by us or by the peer that learned it. */
+	if (info->is_app && QUIC_NODE_APP_IS_RELAY_ENDED(info->error_code) &&
+	    (info->reason == QUIC_CLOSE_LOCAL_APP || info->reason == QUIC_CLOSE_PEER))
+		return -ENOLINK;
 	switch (info->reason) {
 	case QUIC_CLOSE_NONE:
 	case QUIC_CLOSE_LOCAL_APP:

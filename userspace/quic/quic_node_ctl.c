@@ -18,6 +18,7 @@
 #include "quic/quic_node_int.h"
 #include "weft/ctl.h"
 #include "weft/io.h"
+#include "weft/relay.h"
 #include "weft/util.h"
 
 /* Largest transfer POST /v1/quic/bench accepts: 16 GiB (a bound on how
@@ -33,6 +34,7 @@ struct qn_job {
 	pthread_cond_t cv;
 	_Atomic int refs;
 	int done, err; /* under mu */
+	uint64_t close_code; /* -ENOLINK: the relay's close code (under mu) */
 	struct quic_node *qn;
 	int bench;
 	int keep;    /* ping: leave the connection open (it ends by idle timeout) */
@@ -185,7 +187,8 @@ static void job_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
 {
 	struct qn_job *j = arg;
 
-	if (err)
+	/* -ENOLINK: closed() follows at once with the relay's reason. */
+	if (err && err != -ENOLINK)
 		job_done(j, err);
 }
 
@@ -194,6 +197,12 @@ static void job_closed(void *arg, uint64_t conn, const struct quic_close_info *i
 	struct qn_job *j = arg;
 	int err = qn_close_errno(info);
 
+	if (err == -ENOLINK) {
+		pthread_mutex_lock(&j->mu);
+		if (!j->done)
+			j->close_code = info->error_code;
+		pthread_mutex_unlock(&j->mu);
+	}
 	job_done(j, err ? err : -ECONNABORTED);
 	job_put(j);
 }
@@ -335,7 +344,7 @@ int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeo
 	each = timeout_ms / (unsigned int)n < 1000 ? 1000 : timeout_ms / (unsigned int)n;
 	for (int i = 0; i < n; i++) {
 		err = ping_one(qn, t[i], each, keep, res);
-		if (!err || err == -EKEYREJECTED)
+		if (!err || err == -EKEYREJECTED || err == -ENOLINK)
 			return err;
 	}
 	return -EHOSTUNREACH; /* no address of the record answered */
@@ -355,6 +364,7 @@ static int ping_one(struct quic_node *qn, const char *target, unsigned int timeo
 	j->keep = keep;
 	randombytes_buf(j->probe, sizeof(j->probe));
 	err = job_run(qn, j, target, timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS);
+	res->close_code = err == -ENOLINK ? j->close_code : 0;
 	if (!err) {
 		memcpy(res->peer_key, j->peer_key, QUIC_KEY_LEN);
 		res->handshake_us = (j->t_hs - j->t_start) / 1000;
@@ -405,6 +415,7 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 	}
 	err = job_run(qn, j, target, timeout_ms ? timeout_ms : QN_BENCH_DEF_TIMEOUT_MS);
 	memset(res, 0, sizeof(*res));
+	res->close_code = err == -ENOLINK ? j->close_code : 0;
 	if (!err) {
 		res->bytes_sent = bytes;
 		res->handshake_us = (j->t_hs - j->t_start) / 1000;
@@ -808,9 +819,15 @@ int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp
 	return -EINVAL;
 }
 
-static void resp_dial_error(struct ctl_resp *resp, int err, const char *target)
+static void resp_dial_error(struct ctl_resp *resp, int err, const char *target,
+			    uint64_t close_code)
 {
 	switch (err) {
+	case -ENOLINK:
+		ctl_resp_error(resp, 502, "relay_circuit_ended",
+			       "relay_circuit_ended: %s (the relay ended the circuit to %s)",
+			       relay_end_name((unsigned int)(close_code & 0xff)), target);
+		break;
 	case -EINVAL:
 		ctl_resp_error(resp, 400, "bad_target",
 			       "cannot parse \"%s\": want NODEKEY@ADDR[:PORT] or ADDR[:PORT]",
@@ -859,7 +876,7 @@ static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		return;
 	err = quic_node_ping2(qn, a.target, a.timeout_ms, a.keep, &r);
 	if (err) {
-		resp_dial_error(resp, err, a.target);
+		resp_dial_error(resp, err, a.target, r.close_code);
 		return;
 	}
 	util_hex(key, r.peer_key, QUIC_KEY_LEN);
@@ -882,7 +899,7 @@ static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		return;
 	err = quic_node_bench(qn, a.target, a.stype, a.bytes, a.seed, a.verify, a.timeout_ms, &r);
 	if (err) {
-		resp_dial_error(resp, err, a.target);
+		resp_dial_error(resp, err, a.target, r.close_code);
 		return;
 	}
 	util_hex(h1, r.sent_hash, 32);
@@ -909,7 +926,7 @@ static void h_handshakes(void *arg, const struct ctl_req *req, struct ctl_resp *
 		return;
 	err = quic_node_handshakes(qn, a.target, a.count, a.timeout_ms, &r);
 	if (err) {
-		resp_dial_error(resp, err, a.target);
+		resp_dial_error(resp, err, a.target, 0);
 		return;
 	}
 	ctl_resp_json(resp, 200,

@@ -138,9 +138,10 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 	case RC_RES_OUT:
 		u = s->ref < rn->nuse ? &rn->use[s->ref] : NULL;
 		if (m->type == RELAY_MSG_ENDED && u && u->conn == s->conn) {
-			log_warn("relay", "relay %s ended circuit %llu (port %u): %s", u->target,
-				 (unsigned long long)m->circuit, m->port, relay_end_name(m->reason));
-			rn->ended_seen[m->reason]++;
+			struct io_addr via = u->addr;
+
+			via.port = m->port;
+			rn_circuit_ended(rn, u->target, &via, m);
 			return;
 		}
 		if (m->type != RELAY_MSG_RESERVED || !u || u->conn != s->conn)
@@ -168,8 +169,39 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 		d->m = *m;
 		d->st = D_DONE;
 		s->used = 0;
+		for (unsigned int i = 0; m->status == RELAY_OK && i < RN_MAX_OUTS; i++)
+			if (!rn->outs[i].used) {
+				/* The stream now waits for the circuit's ENDED. */
+				struct rn_out *o = &rn->outs[i];
+
+				o->used = 1;
+				o->conn = s->conn;
+				o->sid = s->sid;
+				o->circuit = m->circuit;
+				o->via = d->relay;
+				o->via.port = m->port;
+				s->used = 1;
+				s->role = RC_CIRC_OUT;
+				s->ref = i;
+				d->out = (int)i + 1;
+				break;
+			}
 		pthread_cond_broadcast(&rn->cv);
 		return;
+	case RC_CIRC_OUT: {
+		struct rn_out *o = s->ref < RN_MAX_OUTS ? &rn->outs[s->ref] : NULL;
+		char buf[64];
+
+		if (m->type != RELAY_MSG_ENDED || !o || !o->used || o->conn != s->conn ||
+		    m->port != o->via.port)
+			break;
+		s->used = 0;
+		o->used = 0;
+		rn_circuit_ended(rn, io_addr_fmt(&o->via, buf, sizeof(buf)), &o->via, m);
+		/* Nothing more to learn from this relay connection. */
+		quic_node_close(rn->o.quic, o->conn, 0);
+		return;
+	}
 	default:
 		break;
 	}
@@ -366,6 +398,10 @@ static void cb_closed(void *arg, uint64_t conn, const struct quic_close_info *in
 		d->err = info && info->reason == QUIC_CLOSE_IDLE ? -ETIMEDOUT : -ECONNRESET;
 		pthread_cond_broadcast(&rn->cv);
 	}
+	/* A granted circuit's control connection gone: its ENDED cannot come. */
+	for (unsigned int i = 0; i < RN_MAX_OUTS; i++)
+		if (rn->outs[i].used && rn->outs[i].conn == conn)
+			rn->outs[i].used = 0;
 	unlock(rn);
 }
 

@@ -185,6 +185,20 @@ void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s,
 		rn->binds_failed++;
 }
 
+void rn_circuit_ended(struct relay_node *rn, const char *relay, const struct io_addr *via,
+		      const struct relay_msg *m)
+{
+	char why[64];
+
+	log_warn("relay", "relay %s ended circuit %llu (port %u): %s", relay,
+		 (unsigned long long)m->circuit, m->port, relay_end_name(m->reason));
+	rn->ended_seen[m->reason]++;
+	/* Our QUIC connection through relay:PORT is dead: end it now with
+	 * the reason, rather than let its callers wait for the idle timeout. */
+	snprintf(why, sizeof(why), "relay_circuit_ended: %s", relay_end_name(m->reason));
+	quic_node_close_peer(rn->o.quic, via, QUIC_NODE_APP_RELAY_ENDED | m->reason, why);
+}
+
 
 /* ------------------------------------------------------------ DHT */
 
@@ -288,6 +302,18 @@ static void deadline_in(struct timespec *ts, unsigned int ms)
 	}
 }
 
+/* A granted circuit we give up (its bind failed): stop waiting for its
+ * ENDED and close the relay connection. */
+static void out_drop(struct relay_node *rn, uint64_t conn, int slot)
+{
+	if (!slot)
+		return;
+	if (rn->outs[slot - 1].used && rn->outs[slot - 1].conn == conn)
+		rn->outs[slot - 1].used = 0;
+	rn_st_drop_conn(rn, conn);
+	quic_node_close(rn->o.quic, conn, 0);
+}
+
 int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
 		       const struct io_addr *relay_addr, const uint8_t target[RELAY_KEY_LEN],
 		       struct io_addr *out, unsigned int *status)
@@ -298,7 +324,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	struct rn_bind *b;
 	struct relay_msg m;
 	uint64_t conn = 0;
-	int l, err = 0;
+	int l, err = 0, out_slot = 0;
 
 	if (!rn || !relay_key || !relay_addr || !target || !out)
 		return -EINVAL;
@@ -320,6 +346,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	}
 	memset(d, 0, sizeof(*d));
 	d->st = D_DIALING;
+	d->relay = *relay_addr;
 	memcpy(d->target, target, RELAY_KEY_LEN);
 	/* The lock is held across the dial: its callbacks wait for d->conn. */
 	err = quic_node_connect_addr(rn->o.quic, (struct sockaddr *)&ss, (socklen_t)l, relay_key,
@@ -336,15 +363,23 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 			break;
 	if (d->st == D_DONE) {
 		m = d->m;
+		out_slot = d->out;
 	} else {
 		err = d->st == D_FAILED ? d->err : -ETIMEDOUT;
 		if (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -ECONNRESET)
 			err = -EHOSTUNREACH; /* the relay itself did not answer */
 	}
-	rn_st_drop_conn(rn, conn);
 	d->st = D_FREE;
-	unlock(rn);
-	quic_node_close(rn->o.quic, conn, 0);
+	if (out_slot) {
+		/* Granted, and its ENDED awaited: the connection stays up,
+		 * with PINGs so that QUIC's idle timeout does not end it. */
+		unlock(rn);
+		quic_node_keepalive(rn->o.quic, conn, RN_OUT_KEEPALIVE_MS);
+	} else {
+		rn_st_drop_conn(rn, conn);
+		unlock(rn);
+		quic_node_close(rn->o.quic, conn, 0);
+	}
 	if (err)
 		return err;
 	if (m.status != RELAY_OK) {
@@ -358,6 +393,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	lock(rn);
 	b = rn_bind_start(rn, out, m.token);
 	if (!b) {
+		out_drop(rn, conn, out_slot);
 		unlock(rn);
 		return -EBUSY;
 	}
@@ -373,6 +409,8 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	b->used = 0;
 	if (!err)
 		rn->dials_ok++;
+	else
+		out_drop(rn, conn, out_slot);
 	unlock(rn);
 	sodium_memzero(&m, sizeof(m));
 	return err;

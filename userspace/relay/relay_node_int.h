@@ -17,6 +17,8 @@
 #define RN_TICK_MS 100	       /* timer period: bind retries, offers, keeper */
 #define RN_MAX_PENDING 64      /* offers waiting for the holder's answer */
 #define RN_MAX_BINDS 32	       /* our ends binding at once */
+#define RN_MAX_OUTS 64	       /* circuits of ours whose ENDED we wait for */
+#define RN_OUT_KEEPALIVE_MS 10000 /* their control connections PING this often when idle */
 #define RN_MAX_DIALS 16	       /* circuit requests of ours at once */
 #define RN_RETRY_MS 5000       /* a lost reservation is retried this often */
 #define RN_BAN_S 600	       /* churn ban */
@@ -42,6 +44,7 @@ enum rs_role {
 	RC_RES_OUT,	/* client: our reservation stream */
 	RC_OFFER_IN,	/* client: an offer from our relay */
 	RC_CONNECT_OUT, /* client: our CONNECT */
+	RC_CIRC_OUT,	/* client: our CONNECT granted, waiting for ENDED */
 };
 
 struct rn_stream {
@@ -68,6 +71,8 @@ struct rn_circ { /* relay: a circuit in the data plane */
 	uint16_t port;
 	uint8_t dkey[RELAY_KEY_LEN], tkey[RELAY_KEY_LEN];
 	uint64_t created_ms;
+	uint64_t dconn; /* the dialler's CONNECT stream, kept open: ENDED goes there too */
+	int64_t dsid;
 };
 
 enum use_state { U_IDLE = 0, U_DIALING, U_OPENING, U_WAIT, U_HELD };
@@ -106,6 +111,16 @@ struct rn_dial { /* client: a circuit request of ours */
 	int err;
 	uint8_t target[RELAY_KEY_LEN];
 	struct relay_msg m;
+	struct io_addr relay;
+	int out; /* granted: 1 + the rn_out slot that waits for ENDED; 0: none free */
+};
+
+struct rn_out { /* dialler: a granted circuit of ours; its CONNECT stream stays open */
+	int used;
+	uint64_t conn; /* our control connection to the relay */
+	int64_t sid;
+	uint64_t circuit;
+	struct io_addr via; /* relay:PORT, where our QUIC connection to the target goes */
 };
 
 struct relay_node {
@@ -126,6 +141,7 @@ struct relay_node {
 	uint64_t announces, announces_stored, discovered;
 	struct rn_bind binds[RN_MAX_BINDS];
 	struct rn_dial dials[RN_MAX_DIALS];
+	struct rn_out outs[RN_MAX_OUTS];
 	struct engine_timer timer;
 	int published_relays; /* count last given to conn_node */
 	_Atomic int freeing;
@@ -135,7 +151,7 @@ struct relay_node {
 	uint64_t offers_in, offers_accepted, offers_refused;
 	uint64_t binds_ok, binds_failed, dials_total, dials_ok;
 	uint64_t ended_by[5];
-	uint64_t ended_seen[RELAY_ENDED_MAX + 1]; /* holder: ENDED received, by reason */
+	uint64_t ended_seen[RELAY_ENDED_MAX + 1]; /* holder and dialler: ENDED received, by reason */
 };
 
 extern const struct quic_node_handler rn_handler;
@@ -182,6 +198,11 @@ void rn_publish_relays(struct relay_node *rn);
 void rn_use_lost(struct relay_node *rn, struct rn_use *u, int close);
 void rn_on_offer(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m);
 void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m);
+/* ENDED from a relay (on a reservation stream or a granted CONNECT's):
+ * count it and close our QUIC connections that ran through via (relay:PORT)
+ * with QUIC_NODE_APP_RELAY_ENDED | reason. */
+void rn_circuit_ended(struct relay_node *rn, const char *relay, const struct io_addr *via,
+		      const struct relay_msg *m);
 void rn_announce_fn(struct dht *dht, void *arg, uint64_t now);
 void rn_discover_fn(struct dht *dht, void *arg, uint64_t now);
 int rn_held_any(struct relay_node *rn);

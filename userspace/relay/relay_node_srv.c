@@ -140,6 +140,7 @@ void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int sta
 					.lifetime_ms = rn->o.circuit_lifetime_ms };
 	struct relay_msg a = { .type = RELAY_MSG_CIRCUIT }, b;
 	struct rn_circ *c = NULL;
+	struct rn_stream *ds;
 	uint8_t tok_a[RELAY_TOKEN_LEN], tok_b[RELAY_TOKEN_LEN];
 	uint64_t id = 0;
 	uint16_t port = 0;
@@ -174,6 +175,8 @@ void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int sta
 	memcpy(c->dkey, p->dkey, RELAY_KEY_LEN);
 	memcpy(c->tkey, p->tkey, RELAY_KEY_LEN);
 	c->created_ms = now_ms(rn);
+	c->dconn = p->dconn;
+	c->dsid = p->dsid;
 	rn->circuits_ok++;
 	a.port = port;
 	a.circuit = id;
@@ -183,22 +186,31 @@ void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int sta
 	memcpy(a.token, tok_a, RELAY_TOKEN_LEN);
 	memcpy(b.token, tok_b, RELAY_TOKEN_LEN);
 	rn_send_msg(rn, p->tconn, p->tsid, &b, 1);
-	rn_send_msg(rn, p->dconn, p->dsid, &a, 1);
+	/* The dialler's stream stays open (no FIN): ENDED goes there when
+	 * the circuit ends. Its table entry is freed: nothing more is read. */
+	rn_send_msg(rn, p->dconn, p->dsid, &a, 0);
+	ds = rn_st_find(rn, p->dconn, p->dsid);
+	if (ds)
+		ds->used = 0;
 	p->used = 0;
 	sodium_memzero(tok_a, sizeof(tok_a));
 	sodium_memzero(tok_b, sizeof(tok_b));
 }
 
-/* Tell the holder of circuit c why it ended: ENDED on its reservation
- * stream (the one stream the relay holds open towards it). */
+/* Tell both ends of circuit c why it ended: ENDED on the holder's
+ * reservation stream (the one stream the relay holds open towards it) and
+ * on the dialler's CONNECT stream (kept open since CIRCUIT), with FIN. */
 static void ended_notify(struct relay_node *rn, struct rn_circ *c, int reason)
 {
 	struct relay_msg m = { .type = RELAY_MSG_ENDED, .circuit = c->id, .port = c->port };
 	struct relay_res *r = relay_tab_find(rn->tab, c->tkey, now_ms(rn));
 
-	if (!r || reason <= 0 || reason > RELAY_ENDED_MAX)
+	if (reason <= 0 || reason > RELAY_ENDED_MAX)
 		return;
 	m.reason = (uint8_t)reason;
+	rn_send_msg(rn, c->dconn, c->dsid, &m, 1);
+	if (!r)
+		return;
 	for (unsigned int i = 0; i < rn->nstreams; i++)
 		if (rn->streams[i].used && rn->streams[i].role == RS_RES_IN &&
 		    rn->streams[i].conn == r->conn) {
