@@ -263,7 +263,8 @@ unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn);
 int quic_node_send_raw(struct quic_node *qn, const struct io_addr *to, const void *buf,
 		       size_t len);
 /*
- * Close every connection whose peer is at `peer` (all workers) with the
+ * Close every connection whose peer is at `peer` (all workers), except
+ * those moved to a direct path (hole punching), with the
  * application error code and reason phrase given (copied, at most
  * 128 bytes sent): a relay circuit's end closing the
  * connections that ran through relay:PORT (QUIC_NODE_APP_RELAY_ENDED).

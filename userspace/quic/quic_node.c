@@ -99,42 +99,6 @@ void qn_gen_fill(uint64_t seed, uint64_t off, uint8_t *buf, size_t len)
 	}
 }
 
-int qn_close_errno(const struct quic_close_info *info)
-{
-	/* A relay circuit's end, closed by us or by the peer that learned it. */
-	if (info->is_app && QUIC_NODE_APP_IS_RELAY_ENDED(info->error_code) &&
-	    (info->reason == QUIC_CLOSE_LOCAL_APP || info->reason == QUIC_CLOSE_PEER))
-		return -ENOLINK;
-	switch (info->reason) {
-	case QUIC_CLOSE_NONE:
-	case QUIC_CLOSE_LOCAL_APP:
-		return 0;
-	case QUIC_CLOSE_PEER:
-		if (info->is_app && info->error_code == 0)
-			return 0;
-		/* A TLS alert from the peer (CRYPTO_ERROR 0x100-0x1ff, e.g.
-		 * 0x178 no common ALPN): the handshake failed, as when we
-		 * detect it ourselves. */
-		if (!info->is_app && info->error_code >= 0x100 && info->error_code <= 0x1ff)
-			return -EPROTO;
-		return info->error_code == 0x2 ? -ECONNREFUSED : -ECONNRESET;
-	case QUIC_CLOSE_IDLE:
-	case QUIC_CLOSE_HANDSHAKE_TIMEOUT:
-		return -ETIMEDOUT;
-	case QUIC_CLOSE_PEER_KEY_MISMATCH:
-		return -EKEYREJECTED;
-	case QUIC_CLOSE_BAD_CERT:
-	case QUIC_CLOSE_ALPN:
-	case QUIC_CLOSE_PROTOCOL:
-		return -EPROTO;
-	case QUIC_CLOSE_RESET:
-		return -ECONNRESET;
-	case QUIC_CLOSE_ENDPOINT:
-		return -ESHUTDOWN;
-	}
-	return -EIO;
-}
-
 static void addr_to_ss(const struct io_addr *a, struct sockaddr_storage *ss, socklen_t *len)
 {
 	int l = io_addr_to_sockaddr(a, a->family, ss);
