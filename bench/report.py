@@ -255,6 +255,15 @@ def report(results, out):
                  f"{min(r['started'] for r in results)} .. "
                  f"{max(r.get('finished', r['started']) for r in results)}"
                  + (f"; load average (1/5/15 min) at each start: {loads}" if loads else "") + ".")
+    for r in results:
+        if r["harness"] != "run":
+            continue
+        byid = {f["id"]: f["value"] for f in r["figures"]}
+        if "run.total_seconds" in byid:
+            t = byid["run.total_seconds"]
+            n = sum(1 for k in byid if k.endswith(".seconds") and k != "run.total_seconds")
+            lines.append(f"bench/run.sh: {n} harness(es) in {t:,.0f} s (goal: a whole make bench "
+                         f"under 1,200 s{'' if t < 1200 else f'; over by {t - 1200:,.0f} s'}).")
     lines.append("Every ratio is between two figures of one result (one run); every figure, "
                  "command and note: [details.md](details.md).")
     rows = goal_ratios(results)

@@ -3,31 +3,97 @@
 # Runs the benchmark harnesses (bench/*.sh), each printing its own table of
 # weft vs the reference in the same run, with ratios. Never part of make test.
 # Harnesses built on bench/benchlib.h also write one JSON result each into
-# $BUILD/bench/runs/<UTC time>/; bench/report.py then writes
-# $BUILD/bench/report.md with PNG plots from that run's results (docs/BENCH.md).
+# $BUILD/bench/runs/<UTC time>/; this script adds run-<time>.json there
+# (seconds and exit status of every harness, the budget, the load average)
+# and bench/report.py then writes $BUILD/bench/report.md, details.md and
+# the PNG plots from that run's results (docs/BENCH.md).
+#
+# Each harness has a time budget (seconds, BUDGET_<name> overrides it; the
+# defaults keep a whole run under 20 minutes on the 2-core development VM):
+# past it the harness is stopped (SIGTERM, SIGKILL 15 s later), reported
+# as over budget, and the run fails. Arguments per harness come from
+# ARGS_<name> (e.g. ARGS_xdp=8), else the harness's defaults.
 # Usage: bench/run.sh [NAME...]   e.g. bench/run.sh blake3 xdp
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 export TOP BUILD PYTHON=/usr/bin/python3
-WEFT_BENCH_DIR="$BUILD/bench/runs/$(date -u +%Y%m%dT%H%M%SZ)"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+WEFT_BENCH_DIR="$BUILD/bench/runs/$STAMP"
 WEFT_BENCH_COMMIT=$(git -C "$TOP" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 export WEFT_BENCH_DIR WEFT_BENCH_COMMIT
+mkdir -p "$WEFT_BENCH_DIR"
+
+# Default budgets in seconds (measured run times on the loaded 2-core VM
+# with room to spare; docs/BENCH.md "make bench").
+declare -A BUDGET=([blake3]=140 [content]=100 [dht]=110 [io]=130 [quic]=300 [relay]=100
+	[store]=60 [svc]=60 [xdp]=80)
+
 rc=0
+T0=$(date +%s.%N)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+RUNLOG="$WEFT_BENCH_DIR/.run.tsv" # name, seconds, status, budget
+: >"$RUNLOG"
 for s in "$TOP"/bench/*.sh; do
 	name=$(basename "$s" .sh)
 	[ "$name" = run ] && continue
 	if [ $# -gt 0 ]; then
 		case " $* " in *" $name "*) ;; *) continue ;; esac
 	fi
-	echo "=== bench: $name ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r))"
-	bash "$s" || { echo "bench $name failed"; rc=1; }
-	echo
+	var=BUDGET_$name
+	budget=${!var:-${BUDGET[$name]:-120}}
+	var=ARGS_$name
+	read -r -a args <<<"${!var:-}"
+	echo "=== bench: $name ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), budget ${budget} s)"
+	t=$(date +%s.%N)
+	timeout -k 15 "$budget" bash "$s" "${args[@]}"
+	st=$?
+	t=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+	case $st in
+	0) ;;
+	77) echo "bench $name: skipped (a dependency is missing)" ;;
+	124 | 137) echo "bench $name: over its budget of $budget s, stopped"; rc=1 ;;
+	*) echo "bench $name failed (status $st)"; rc=1 ;;
+	esac
+	printf '%s\t%s\t%s\t%s\n' "$name" "$t" "$st" "$budget" >>"$RUNLOG"
+	printf 'bench %s: %.0f s\n\n' "$name" "$t"
 done
-if compgen -G "$WEFT_BENCH_DIR/*.json" >/dev/null; then
-	"$PYTHON" "$TOP/bench/report.py" --out "$BUILD/bench" "$WEFT_BENCH_DIR" || rc=1
-else
-	echo "no JSON results in this run (harnesses without bench/benchlib.h print tables only)"
-fi
+TOTAL=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+printf 'all harnesses: %.0f s\n' "$TOTAL"
+
+# The run's own result: seconds and status per harness (weft-bench/1).
+"$PYTHON" - "$RUNLOG" "$WEFT_BENCH_DIR/run-$STAMP.json" "$TOTAL" "$LOAD0" "$*" <<'EOF' || rc=1
+import json, os, platform, sys, time
+log, out, total, load0, names = sys.argv[1:]
+cpu = "unknown"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+figs, notes = [], []
+for line in open(log):
+    name, secs, st, budget = line.rstrip("\n").split("\t")
+    figs.append({"id": f"run.{name}.seconds", "label": f"{name}: wall time (budget {budget} s)",
+                 "value": float(secs), "unit": "s"})
+    figs.append({"id": f"run.{name}.status", "label": f"{name}: exit status (0 ok, 77 skipped, 124 over budget)",
+                 "value": float(st), "unit": ""})
+    if st not in ("0",):
+        notes.append(f"{name}: exit status {st}")
+figs.append({"id": "run.total_seconds", "label": "all harnesses: wall time (goal < 1200 s)",
+             "value": float(total), "unit": "s"})
+ratios = []
+now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+r = {"schema": "weft-bench/1", "harness": "run", "command": "bench/run.sh " + names,
+     "commit": os.environ.get("WEFT_BENCH_COMMIT", "unknown"),
+     "kernel": f"{platform.release()} {platform.machine()}", "cpu_model": cpu,
+     "cpus": os.cpu_count(), "loadavg": load0,
+     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - float(total))),
+     "finished": now, "params": {}, "figures": figs, "ratios": ratios, "notes": notes}
+with open(out + ".tmp", "w") as f:
+    json.dump(r, f, indent=1, sort_keys=True)
+os.replace(out + ".tmp", out)
+EOF
+rm -f "$RUNLOG"
+"$PYTHON" "$TOP/bench/report.py" --out "$BUILD/bench" "$WEFT_BENCH_DIR" || rc=1
 exit $rc
