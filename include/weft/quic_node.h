@@ -76,6 +76,7 @@ struct quic_node_opts {
 	 * from the [quic] configuration section. */
 	unsigned int max_conns;
 	unsigned int max_conns_per_addr;
+	unsigned int retry_rate; /* new handshakes/s before Retry; QUIC_DEF_RETRY_RATE */
 	unsigned int idle_timeout_ms;
 	unsigned int handshake_timeout_ms;
 	unsigned int keepalive_ms;
@@ -344,6 +345,7 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 		    struct quic_node_bench_result *res);
 
 #define QUIC_NODE_HS_MAX 100000 /* handshakes per quic_node_handshakes() call */
+#define QUIC_NODE_HS_WINDOW_MAX 256 /* handshakes in flight in one call */
 
 struct quic_node_hs_result {
 	uint64_t done;	     /* handshakes completed */
@@ -352,14 +354,21 @@ struct quic_node_hs_result {
 };
 
 /*
- * Handshake benchmark: count sequential connections to target ("KEY@ADDR"
- * or "ADDR"), each dialed, waited for until connected (handshake done and
- * the peer's key checked), then closed. Control threads only (blocks).
- * Stops at the first failure. Returns 0 when at least one handshake was
- * done (see res->done), else the dial error as quic_node_ping(), or
- * -EINVAL (count 0 or > QUIC_NODE_HS_MAX).
+ * Handshake benchmark: count connections to target ("KEY@ADDR" or "ADDR"),
+ * window of them in flight (0 or 1: one after the other), each dialed,
+ * waited for until connected (handshake done and the peer's key checked),
+ * then closed; echo: a 32-byte echo stream first, closed once the bytes
+ * came back (the server has then completed its side: it verified the
+ * client's Finished and certificate; without it the close may leave
+ * before the client's Finished). Each has timeout_ms (0:
+ * QUIC_NODE_PING_TIMEOUT_MS). Control
+ * threads only (blocks). The first failure stops new dials; those in
+ * flight finish. Returns 0 when at least one handshake was done (see
+ * res->done), else the dial error as quic_node_ping(), -ENOMEM, or -EINVAL
+ * (count 0 or > QUIC_NODE_HS_MAX, window > QUIC_NODE_HS_WINDOW_MAX).
  */
 int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int count,
-			 unsigned int timeout_ms, struct quic_node_hs_result *res);
+			 unsigned int window, int echo, unsigned int timeout_ms,
+			 struct quic_node_hs_result *res);
 
 #endif

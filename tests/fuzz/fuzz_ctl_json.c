@@ -387,7 +387,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!rc)
 			check(a.target && a.timeout_ms <= 600000 &&
 			      (rt->id != QN_CTL_HANDSHAKES ||
-			       (a.count >= 1 && a.count <= QUIC_NODE_HS_MAX)));
+			       (a.count >= 1 && a.count <= QUIC_NODE_HS_MAX && a.window >= 1 &&
+				a.window <= QUIC_NODE_HS_WINDOW_MAX)));
 		break;
 	}
 	case SVC: {

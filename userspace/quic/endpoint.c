@@ -259,7 +259,9 @@ static int bucket_take(uint64_t *tokens, uint64_t *ts, unsigned int rate, uint64
 		*tokens = cap;
 	}
 	if (now > *ts) {
-		uint64_t add = (now - *ts) * rate;
+		/* A full second refills the bucket (and keeps the product
+		 * below from overflowing after a long idle time). */
+		uint64_t add = now - *ts >= NS_PER_S ? cap : (now - *ts) * rate;
 
 		*tokens = add >= cap - *tokens ? cap : *tokens + add;
 		*ts = now;

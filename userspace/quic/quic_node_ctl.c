@@ -29,6 +29,25 @@
 
 /* ------------------------------------------------------------------ jobs */
 
+/* The jobs of one windowed quic_node_handshakes() call: each completion is
+ * counted here, so the caller waits on one condition for any of them. Held
+ * by the caller and by every job of the group (the last one frees it). */
+struct qn_hs_group {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	_Atomic int refs;
+	uint64_t ndone; /* under mu */
+};
+
+static void grp_put(struct qn_hs_group *g)
+{
+	if (atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
+	free(g);
+}
+
 struct qn_job {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -39,6 +58,8 @@ struct qn_job {
 	int bench;
 	int keep;    /* ping: leave the connection open (it ends by idle timeout) */
 	int hs_only; /* handshake bench: done at connected(), then close */
+	struct qn_hs_group *grp; /* handshake bench: told of the completion */
+	struct timespec deadline; /* handshake bench, CLOCK_MONOTONIC */
 	uint64_t conn;
 	uint64_t t_start, t_hs, t_send, t_end;
 	uint8_t peer_key[QUIC_KEY_LEN];
@@ -65,21 +86,30 @@ static void job_put(struct qn_job *j)
 		sodium_free(j->hs_sent);
 	if (j->hs_back)
 		sodium_free(j->hs_back);
+	if (j->grp)
+		grp_put(j->grp);
 	free(j);
+}
+
+/* A mutex and a condition variable whose waits use CLOCK_MONOTONIC. */
+static void mu_cv_init(pthread_mutex_t *mu, pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 static struct qn_job *job_new(struct quic_node *qn)
 {
-	pthread_condattr_t ca;
 	struct qn_job *j = calloc(1, sizeof(*j));
 
 	if (!j)
 		return NULL;
-	pthread_mutex_init(&j->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mu_cv_init(&j->mu, &j->cv);
 	atomic_init(&j->refs, 2); /* waiter + connection */
 	j->qn = qn;
 	return j;
@@ -87,14 +117,22 @@ static struct qn_job *job_new(struct quic_node *qn)
 
 static void job_done(struct qn_job *j, int err)
 {
+	int first = 0;
+
 	pthread_mutex_lock(&j->mu);
 	if (!j->done) {
-		j->done = 1;
+		j->done = first = 1;
 		j->err = err;
 		j->t_end = qn_now_ns(j->qn);
 		pthread_cond_broadcast(&j->cv);
 	}
 	pthread_mutex_unlock(&j->mu);
+	if (first && j->grp) {
+		pthread_mutex_lock(&j->grp->mu);
+		j->grp->ndone++;
+		pthread_cond_broadcast(&j->grp->cv);
+		pthread_mutex_unlock(&j->grp->mu);
+	}
 }
 
 static struct qn_conn *job_conn(struct qn_job *j, uint64_t conn, struct qn_worker **wk)
@@ -216,11 +254,12 @@ static const struct quic_node_handler job_handler = {
 
 /* Dial and wait; returns the job's error, or -ETIMEDOUT (the dial is then
  * closed and the job freed by the connection's closed()). */
-static int job_run(struct quic_node *qn, struct qn_job *j, const char *target,
-		   unsigned int timeout_ms)
+/* Start j's dial to target; its deadline is timeout_ms from now. */
+static int job_start(struct quic_node *qn, struct qn_job *j, const char *target,
+		     unsigned int timeout_ms)
 {
-	struct timespec dl;
-	int rc, err;
+	struct timespec *dl = &j->deadline;
+	int rc;
 
 	j->t_start = qn_now_ns(qn);
 	rc = quic_node_connect(qn, target, &job_handler, j, &j->conn);
@@ -228,17 +267,27 @@ static int job_run(struct quic_node *qn, struct qn_job *j, const char *target,
 		atomic_fetch_sub(&j->refs, 1); /* no connection will hold it */
 		return rc;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
+	clock_gettime(CLOCK_MONOTONIC, dl);
+	dl->tv_sec += timeout_ms / 1000;
+	dl->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl->tv_nsec >= 1000000000L) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000L;
 	}
+	return 0;
+}
+
+static int job_run(struct quic_node *qn, struct qn_job *j, const char *target,
+		   unsigned int timeout_ms)
+{
+	int rc, err;
+
+	rc = job_start(qn, j, target, timeout_ms);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&j->mu);
-	rc = 0;
 	while (!j->done && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&j->cv, &j->mu, &dl);
+		rc = pthread_cond_timedwait(&j->cv, &j->mu, &j->deadline);
 	err = j->done ? j->err : -ETIMEDOUT;
 	pthread_mutex_unlock(&j->mu);
 	if (err == -ETIMEDOUT)
@@ -308,7 +357,7 @@ int quic_node_resolve(struct quic_node *qn, const char *target,
 
 			if (target_str(target, &ss[i], out[0]))
 				return -EINVAL;
-			if (quic_node_handshakes(qn, out[0], 1, each < 500 ? 500 : each, &hr) == 0)
+			if (quic_node_handshakes(qn, out[0], 1, 1, 0, each < 500 ? 500 : each, &hr) == 0)
 				return 1;
 		}
 		if (qn->o.relay(qn->o.relay_arg, key, &ss[0]) == 0)
@@ -441,34 +490,124 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 	return err;
 }
 
-int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int count,
-			 unsigned int timeout_ms, struct quic_node_hs_result *res)
+static int ts_before(const struct timespec *a, const struct timespec *b)
 {
-	uint64_t t0, sum = 0;
-	struct qn_job *j;
-	unsigned int i;
-	int err = 0;
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
 
-	if (!qn || !target || !res || count == 0 || count > QUIC_NODE_HS_MAX)
-		return -EINVAL;
-	memset(res, 0, sizeof(*res));
-	t0 = qn_now_ns(qn);
-	for (i = 0; i < count; i++) {
-		j = job_new(qn);
+/* Reap the finished (or overdue: closed, -ETIMEDOUT) jobs of fl[window];
+ * returns how many left, the first error in *err. */
+static unsigned int hs_reap(struct quic_node *qn, struct qn_job **fl, unsigned int window,
+			    struct quic_node_hs_result *res, uint64_t *sum, int *err)
+{
+	struct timespec now;
+	unsigned int i, n = 0;
+	int done, e;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (i = 0; i < window; i++) {
+		struct qn_job *j = fl[i];
+
 		if (!j)
-			return -ENOMEM;
-		j->hs_only = 1;
-		err = job_run(qn, j, target, timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS);
-		if (!err) {
+			continue;
+		pthread_mutex_lock(&j->mu);
+		done = j->done;
+		e = j->err;
+		pthread_mutex_unlock(&j->mu);
+		if (!done && ts_before(&now, &j->deadline))
+			continue;
+		if (!done) {
+			e = -ETIMEDOUT;
+			quic_node_close(qn, j->conn, 0);
+		}
+		if (!e) {
 			res->done++;
-			sum += j->t_hs - j->t_start;
+			*sum += j->t_hs - j->t_start;
+		} else if (!*err) {
+			*err = e;
 		}
 		job_put(j);
-		if (err)
+		fl[i] = NULL;
+		n++;
+	}
+	return n;
+}
+
+int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int count,
+			 unsigned int window, int echo, unsigned int timeout_ms,
+			 struct quic_node_hs_result *res)
+{
+	unsigned int started = 0, inflight = 0, i;
+	struct qn_hs_group *g;
+	struct timespec first;
+	struct qn_job **fl;
+	uint64_t t0, sum = 0, seen = 0;
+	int err = 0, rc;
+
+	if (!qn || !target || !res || count == 0 || count > QUIC_NODE_HS_MAX ||
+	    window > QUIC_NODE_HS_WINDOW_MAX)
+		return -EINVAL;
+	memset(res, 0, sizeof(*res));
+	window = window == 0 ? 1 : window > count ? count : window;
+	timeout_ms = timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS;
+	fl = calloc(window, sizeof(*fl));
+	g = calloc(1, sizeof(*g));
+	if (!fl || !g) {
+		free(fl);
+		free(g);
+		return -ENOMEM;
+	}
+	mu_cv_init(&g->mu, &g->cv);
+	atomic_init(&g->refs, 1);
+	t0 = qn_now_ns(qn);
+	for (;;) {
+		/* Fill the window; a failure stops new dials (those in
+		 * flight still finish). */
+		for (i = 0; i < window && !err && started < count; i++) {
+			struct qn_job *j;
+
+			if (fl[i])
+				continue;
+			j = job_new(qn);
+			if (!j) {
+				err = -ENOMEM;
+				break;
+			}
+			if (echo)
+				randombytes_buf(j->probe, sizeof(j->probe));
+			else
+				j->hs_only = 1;
+			j->grp = g;
+			atomic_fetch_add(&g->refs, 1);
+			rc = job_start(qn, j, target, timeout_ms);
+			if (rc) {
+				job_put(j);
+				err = rc;
+				break;
+			}
+			fl[i] = j;
+			inflight++;
+			started++;
+		}
+		if (!inflight)
 			break;
+		/* Wait for any completion or the earliest deadline. */
+		first = (struct timespec){0, 0};
+		for (i = 0; i < window; i++)
+			if (fl[i] && (!first.tv_sec || ts_before(&fl[i]->deadline, &first)))
+				first = fl[i]->deadline;
+		pthread_mutex_lock(&g->mu);
+		rc = 0;
+		while (g->ndone == seen && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&g->cv, &g->mu, &first);
+		seen = g->ndone;
+		pthread_mutex_unlock(&g->mu);
+		inflight -= hs_reap(qn, fl, window, res, &sum, &err);
 	}
 	res->elapsed_us = (qn_now_ns(qn) - t0) / 1000;
 	res->mean_us = res->done ? sum / res->done / 1000 : 0;
+	free(fl);
+	grp_put(g);
 	return res->done ? 0 : err;
 }
 
@@ -749,11 +888,15 @@ int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp
 	    {"mode", JSON_STRING, B},
 	    {"verify", JSON_TRUE, B},
 	    {"count", JSON_INTEGER, H},
+	    {"window", JSON_INTEGER, H},
+	    {"echo", JSON_TRUE, H},
 	};
 	json_t *jv = json_object_get(body, "verify");
 	json_int_t to = json_integer_value(json_object_get(body, "timeout_ms"));
 	json_int_t bytes = json_integer_value(json_object_get(body, "bytes"));
 	json_int_t count = json_integer_value(json_object_get(body, "count"));
+	json_t *jw = json_object_get(body, "window");
+	json_int_t window = jw ? json_integer_value(jw) : 1;
 	const char *mode = json_string_value(json_object_get(body, "mode"));
 
 	memset(a, 0, sizeof(*a));
@@ -806,12 +949,16 @@ int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp
 		return 0;
 	}
 	if (route == QN_CTL_HANDSHAKES) {
-		if (!a->target || count <= 0 || count > QUIC_NODE_HS_MAX) {
+		if (!a->target || count <= 0 || count > QUIC_NODE_HS_MAX || window <= 0 ||
+		    window > QUIC_NODE_HS_WINDOW_MAX) {
 			ctl_resp_error(resp, 400, "bad_request",
-				       "want {\"peer\"|\"addr\", \"count\": 1..100000}");
+				       "want {\"peer\"|\"addr\", \"count\": 1..100000, "
+				       "\"window\": 1..256}");
 			return -EINVAL;
 		}
 		a->count = (unsigned int)count;
+		a->window = (unsigned int)window;
+		a->echo = json_is_true(json_object_get(body, "echo"));
 		a->timeout_ms = to <= 0 || to > 600000 ? 0 : (unsigned int)to;
 		return 0;
 	}
@@ -924,7 +1071,7 @@ static void h_handshakes(void *arg, const struct ctl_req *req, struct ctl_resp *
 
 	if (qn_ctl_parse(QN_CTL_HANDSHAKES, req->json, &a, resp))
 		return;
-	err = quic_node_handshakes(qn, a.target, a.count, a.timeout_ms, &r);
+	err = quic_node_handshakes(qn, a.target, a.count, a.window, a.echo, a.timeout_ms, &r);
 	if (err) {
 		resp_dial_error(resp, err, a.target, 0);
 		return;

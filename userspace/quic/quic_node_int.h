@@ -155,8 +155,10 @@ struct qn_ctl_args {
 	uint64_t stype;		 /* bench: QUIC_NODE_ST_SINK (default), _ECHO, _DISCARD */
 	uint64_t bytes, seed;	 /* bench */
 	unsigned int count;	 /* handshakes: 1..QUIC_NODE_HS_MAX */
+	unsigned int window;	 /* handshakes in flight: 1..QUIC_NODE_HS_WINDOW_MAX */
 	unsigned int timeout_ms; /* 0: the operation's default */
 	int keep, verify;	 /* ping; bench (default 1, 0 for discard) */
+	int echo;		 /* handshakes: a 32-byte echo before each close */
 };
 struct ctl_resp;
 int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp);
