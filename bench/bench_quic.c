@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: MIT
+/*
+ * QUIC benchmark (never run by make test; docs/BENCH.md, QUIC.md). One run,
+ * one JSON result (bench/benchlib.h), on loopback and on a veth pair
+ * between two namespaces (root), each path with:
+ *
+ * (a) Handshakes per second and per server CPU-second: weft's client (a
+ *     weftd, POST /v1/quic/handshakes) against weft's server (a weftd),
+ *     and quic-go's client against quic-go's server (bench/quicgo/, built
+ *     from Debian's quic-go 0.29), COUNT handshakes one after the other
+ *     and COUNT with WINDOW in flight; plus quic-go's client against
+ *     weft's server (the same client for both servers: shows the server's
+ *     cost does not depend on whose client drives it).
+ * (b) Bulk: BYTES over one stream of one connection to a discard stream
+ *     (the receiver counts, answers the count at FIN), weft to weft and
+ *     quic-go to quic-go, and kernel TCP (iperf3 -n BYTES, one stream).
+ *
+ * Same work (both sides of every ratio):
+ *  - long-running processes on both sides (every server and client is
+ *    started once per path; no process start-up is measured);
+ *  - TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, Ed25519 certificates on both
+ *    sides with the client's certificate required and verified by the
+ *    server, no session tickets or resumption, no Retry / address
+ *    validation (weft's retry_rate is lifted, quic-go validates none), ALPN
+ *    weft/1 (quic-go's negotiated suite is checked by the harness);
+ *  - a handshake is counted once a 32-byte echo on a stream of the new
+ *    connection came back (so the server has verified the client's
+ *    Finished and certificate), then the connection is closed; clients
+ *    dial from one UDP socket;
+ *  - the server process pinned whole to CPU 1, the client to CPU 0 (veth:
+ *    the receiving end's NAPI thread pinned with its process); the
+ *    per-core figure is handshakes / (utime + stime of the whole server
+ *    process, /proc/PID/stat), so other load on the shared machine is
+ *    not counted;
+ *  - bulk: one connection, one stream, 16 MiB / 6 MiB receive windows on
+ *    both QUIC stacks, discard at the receiver, time from first byte to
+ *    the count back; iperf3 pinned the same way (sender CPU 0, receiver
+ *    CPU 1). weft's per-source policer (an abuse limit) is lifted.
+ *  - the same machine and run: ratios only between figures of this run.
+ *
+ * Usage: bench_quic QUICGO_BIN [COUNT [WINDOW [BYTES]]]
+ *   (defaults 2000, 32, 1 GiB; WEFTD=path overrides the weftd next to
+ *   build/bench/). Needs iperf3 and curl.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "benchlib.h"
+
+#define OUT_MAX 65536
+#define SERVER_CPU 1
+#define CLIENT_CPU 0
+
+static const char *same_work =
+    "long-running client and server processes on both sides; TLS 1.3 "
+    "TLS_AES_128_GCM_SHA256 + X25519, Ed25519 certificates both ways (client "
+    "certificate required and verified), no tickets, no Retry, ALPN weft/1; a "
+    "handshake counts once a 32-byte echo on the new connection came back; "
+    "server process pinned to CPU 1, client to CPU 0; per-core = handshakes / "
+    "server process CPU time; bulk: one connection, one stream to discard, "
+    "16/6 MiB windows, iperf3 pinned the same way; same machine, same run";
+
+static char g_dir[64];
+static const char *g_weftd, *g_qgo;
+static struct bench_veth g_veth;
+static int g_have_veth;
+
+struct proc {
+	pid_t pid;
+	char log[128];
+};
+
+static void die(const char *m)
+{
+	fprintf(stderr, "bench_quic: %s\n", m);
+	exit(1);
+}
+
+/* Fork argv on cpu, in veth end (0: here); stdout/stderr to log, or to a
+ * pipe whose read end goes to *rfd. */
+static pid_t spawn(char *const argv[], int cpu, int end, const char *log, int *rfd)
+{
+	int p[2] = {-1, -1};
+	pid_t pid;
+
+	if (rfd && pipe(p))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		cpu_set_t s;
+		int fd = rfd ? p[1] : open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (end && bench_veth_enter(&g_veth, end))
+			_exit(126);
+		CPU_ZERO(&s);
+		CPU_SET(cpu, &s);
+		sched_setaffinity(0, sizeof(s), &s); /* every thread inherits it */
+		if (fd >= 0) {
+			dup2(fd, 1);
+			if (!rfd)
+				dup2(fd, 2);
+		}
+		if (rfd)
+			close(p[0]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (rfd) {
+		close(p[1]);
+		*rfd = p[0];
+	}
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 50; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		usleep(100000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* Run argv to its end (at most secs), its stdout in out. 0 or -1. */
+static int run(char *const argv[], int cpu, int end, int secs, char *out, size_t outlen)
+{
+	double dl = bench_now() + secs;
+	size_t n = 0;
+	int fd, st = -1;
+	pid_t pid = spawn(argv, cpu, end, NULL, &fd);
+
+	if (pid < 0)
+		return -1;
+	out[0] = 0;
+	for (;;) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		int left = (int)((dl - bench_now()) * 1000);
+		ssize_t r;
+
+		if (left <= 0 || poll(&pf, 1, left) <= 0) {
+			fprintf(stderr, "bench_quic: %s: no end in %d s\n", argv[0], secs);
+			kill(pid, SIGKILL);
+			break;
+		}
+		r = read(fd, out + n, outlen - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		out[n] = 0;
+		if (n == outlen - 1)
+			break;
+	}
+	close(fd);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* The number after "key": in a flat JSON text, or NAN-free -1 if absent. */
+static double jnum(const char *js, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(js, k);
+	return p ? strtod(p + strlen(k), NULL) : -1;
+}
+
+static int jstr(const char *js, const char *key, char *out, size_t len)
+{
+	char k[64];
+	const char *p, *e;
+
+	snprintf(k, sizeof(k), "\"%s\":\"", key);
+	p = strstr(js, k);
+	if (!p)
+		return -1;
+	p += strlen(k);
+	e = strchr(p, '"');
+	if (!e || (size_t)(e - p) >= len)
+		return -1;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = 0;
+	return 0;
+}
+
+/* The control API of weftd n (1: client, 2: server). */
+static int api(int n, const char *method, const char *path, const char *body, int secs, char *out)
+{
+	char sock[128], url[128], mt[16];
+	char *argv[] = {"curl",
+			"-s",
+			"--max-time",
+			"600",
+			"--unix-socket",
+			sock,
+			"-X",
+			mt,
+			url,
+			"-d",
+			(char *)(body ? body : ""),
+			NULL};
+
+	snprintf(sock, sizeof(sock), "%s/n%d/weftd.sock", g_dir, n);
+	snprintf(url, sizeof(url), "http://weftd%s", path);
+	snprintf(mt, sizeof(mt), "%s", method);
+	if (!body)
+		argv[9] = NULL;
+	return run(argv, CLIENT_CPU, 0, secs, out, OUT_MAX);
+}
+
+static pid_t weftd_start(int n, int cpu, int end, const char *addr, int port)
+{
+	char dir[96], log[128], qp[16], dp[16];
+	char *argv[] = {(char *)g_weftd,
+			"--state-dir",
+			dir,
+			"--io",
+			"uring",
+			"--workers",
+			"1",
+			"--bind",
+			(char *)addr,
+			"--quic-port",
+			qp,
+			"--dht-port",
+			dp,
+			"--log-level",
+			"warn",
+			"--set",
+			"quic.max_conns_per_addr=100000",
+			"--set",
+			"quic.retry_rate=1000000",
+			NULL};
+
+	snprintf(dir, sizeof(dir), "%s/n%d", g_dir, n);
+	snprintf(log, sizeof(log), "%s/n%d.log", g_dir, n);
+	snprintf(qp, sizeof(qp), "%d", port);
+	snprintf(dp, sizeof(dp), "%d", port + 10);
+	mkdir(dir, 0700);
+	return spawn(argv, cpu, end, log, NULL);
+}
+
+struct path {
+	const char *name; /* "loopback", "veth" */
+	int end_c, end_s; /* veth ends of client and server (0: loopback) */
+	const char *addr_c, *addr_s;
+};
+
+struct hsfig {
+	double per_s, per_cpu_s, done, mean_us;
+};
+
+/* CPU of server pid around one run of argv (a quic-go client) or of a
+ * weft handshakes request (argv NULL, body). */
+static int hs_measure(pid_t server, char *const argv[], const char *body, int end, struct hsfig *f)
+{
+	char *out = malloc(OUT_MAX);
+	long long c0, c1;
+	double t0, t1;
+	int rc;
+
+	if (!out)
+		return -1;
+	c0 = bench_proc_cpu_ns(server);
+	t0 = bench_now();
+	rc = argv ? run(argv, CLIENT_CPU, end, 600, out, OUT_MAX)
+		  : api(1, "POST", "/v1/quic/handshakes", body, 600, out);
+	t1 = bench_now();
+	c1 = bench_proc_cpu_ns(server);
+	memset(f, 0, sizeof(*f));
+	f->done = jnum(out, "done");
+	f->mean_us = jnum(out, "mean_handshake_us");
+	if (rc || f->done <= 0 || c0 < 0 || c1 <= c0) {
+		fprintf(stderr, "bench_quic: handshakes failed: %s\n", out);
+		free(out);
+		return -1;
+	}
+	if (argv) {
+		char cs[64];
+
+		if (jstr(out, "cipher", cs, sizeof(cs)) || strcmp(cs, "TLS_AES_128_GCM_SHA256")) {
+			fprintf(stderr, "bench_quic: quic-go negotiated %s, not AES-128-GCM\n",
+				out);
+			free(out);
+			return -1;
+		}
+	}
+	f->per_s = f->done / (t1 - t0);
+	f->per_cpu_s = f->done / ((double)(c1 - c0) / 1e9);
+	free(out);
+	return 0;
+}
+
+static void hs_figures(struct bench_result *r, const char *path, const char *who, unsigned int w,
+		       const struct hsfig *f)
+{
+	char id[64], label[160];
+
+	snprintf(id, sizeof(id), "%s.hs_w%u.%s.per_cpu_s", path, w, who);
+	snprintf(label, sizeof(label), "%s, %s: handshakes per server CPU-second, window %u", path,
+		 who, w);
+	bench_result_figure(r, id, label, f->per_cpu_s, "handshakes/CPU-s");
+	snprintf(id, sizeof(id), "%s.hs_w%u.%s.per_s", path, w, who);
+	snprintf(label, sizeof(label), "%s, %s: handshakes per second (wall), window %u", path, who,
+		 w);
+	bench_result_figure(r, id, label, f->per_s, "handshakes/s");
+	snprintf(id, sizeof(id), "%s.hs_w%u.%s.mean_us", path, w, who);
+	snprintf(label, sizeof(label), "%s, %s: mean dial-to-echo time, window %u", path, who, w);
+	bench_result_figure(r, id, label, f->mean_us, "us");
+	snprintf(label, sizeof(label), "%s, %s", path, who);
+	bench_result_point(r, "hs_cost", "server CPU per handshake against window", "window",
+			   "us CPU/handshake", label, w, 1e6 / f->per_cpu_s);
+	printf("%-9s %-26s window %-4u %10.0f /s %10.0f /CPU-s %9.0f us\n", path, who, w, f->per_s,
+	       f->per_cpu_s, f->mean_us);
+}
+
+static double iperf(const struct path *p, long long bytes, int port)
+{
+	char ps[16], ns[32], log[128], *out = malloc(OUT_MAX);
+	char *srv[] = {"iperf3", "-s", "-1", "-p", ps, "-B", (char *)p->addr_s, NULL};
+	char *cli[] = {"iperf3", "-c", (char *)p->addr_s, "-p", ps, "-n", ns, "-J", NULL};
+	const char *k;
+	double v = -1;
+	pid_t s;
+
+	if (!out)
+		return -1;
+	snprintf(ps, sizeof(ps), "%d", port);
+	snprintf(ns, sizeof(ns), "%lld", bytes);
+	snprintf(log, sizeof(log), "%s/iperf3.log", g_dir);
+	s = spawn(srv, SERVER_CPU, p->end_s, log, NULL);
+	usleep(500000);
+	if (run(cli, CLIENT_CPU, p->end_c, 600, out, OUT_MAX) == 0 &&
+	    (k = strstr(out, "\"sum_received\"")))
+		v = jnum(k, "bits_per_second") / 1e6;
+	stop(s);
+	free(out);
+	return v;
+}
+
+static int run_path(struct bench_result *r, const struct path *p, unsigned int count,
+		    unsigned int window, long long bytes)
+{
+	char key[80], body[512], tgt[160], qa[64], wa[64], cs[16], ws[16], bs[32], id[64];
+	char *out = malloc(OUT_MAX);
+	int port = 20000 + (int)(getpid() % 20000), ok = -1;
+	pid_t ws_pid, wc_pid, qs_pid = -1;
+	double mb, wmb = -1, qmb = -1, tmb;
+
+	if (!out)
+		return -1;
+	snprintf(qa, sizeof(qa), "%s:%d", p->addr_s, port + 3);
+	snprintf(wa, sizeof(wa), "%s:%d", p->addr_s, port + 2);
+	ws_pid = weftd_start(2, SERVER_CPU, p->end_s, p->addr_s, port + 2);
+	wc_pid = weftd_start(1, CLIENT_CPU, p->end_c, p->addr_c, port + 1);
+	{
+		char log[128], *argv[] = {(char *)g_qgo, "server", qa, NULL};
+
+		snprintf(log, sizeof(log), "%s/qgo.log", g_dir);
+		qs_pid = spawn(argv, SERVER_CPU, p->end_s, log, NULL);
+	}
+	if (ws_pid < 0 || wc_pid < 0 || qs_pid < 0)
+		goto out;
+	for (int i = 0; i < 100; i++) {
+		if (!api(1, "GET", "/v1/status", NULL, 5, out) &&
+		    !api(2, "GET", "/v1/status", NULL, 5, out))
+			break;
+		usleep(100000);
+	}
+	if (jstr(out, "node_key", key, sizeof(key))) {
+		fprintf(stderr, "bench_quic: weftd did not start (logs in %s)\n", g_dir);
+		goto out;
+	}
+	for (int n = 1; n <= 2; n++)
+		api(n, "PUT", "/v1/xdp/limits",
+		    "{\"quic\":{\"pps\":0,\"burst\":0},\"quic_initial\":{\"pps\":0,\"burst\":0}}",
+		    10, out);
+	if (p->end_c) {
+		bench_pin_napi(BENCH_IF_A, CLIENT_CPU);
+		bench_pin_napi(BENCH_IF_B, SERVER_CPU);
+	}
+	snprintf(tgt, sizeof(tgt), "%s@%s", key, wa);
+	snprintf(cs, sizeof(cs), "%u", count);
+	/* warm-up: a few handshakes each, not counted */
+	snprintf(body, sizeof(body), "{\"peer\":\"%s\",\"count\":20,\"echo\":true}", tgt);
+	api(1, "POST", "/v1/quic/handshakes", body, 60, out);
+	{
+		char *argv[] = {(char *)g_qgo, "hs", qa, "20", "1", NULL};
+
+		run(argv, CLIENT_CPU, p->end_c, 60, out, OUT_MAX);
+	}
+	unsigned int wins[2] = {1, window};
+	for (int k = 0; k < 2; k++) {
+		unsigned int w = wins[k];
+		struct hsfig fw, fq, fx;
+
+		snprintf(ws, sizeof(ws), "%u", w);
+		snprintf(body, sizeof(body),
+			 "{\"peer\":\"%s\",\"count\":%u,\"window\":%u,\"echo\":true,\"timeout_ms\":"
+			 "10000}",
+			 tgt, count, w);
+		char *qq[] = {(char *)g_qgo, "hs", qa, cs, ws, NULL};
+		char *qw[] = {(char *)g_qgo, "hs", wa, cs, ws, NULL};
+
+		if (hs_measure(ws_pid, NULL, body, 0, &fw) ||
+		    hs_measure(qs_pid, qq, NULL, p->end_c, &fq) ||
+		    hs_measure(ws_pid, qw, NULL, p->end_c, &fx))
+			goto out;
+		hs_figures(r, p->name, "weft", w, &fw);
+		hs_figures(r, p->name, "quicgo", w, &fq);
+		hs_figures(r, p->name, "quicgo_to_weft", w, &fx);
+		char num[64], den[64], label[160];
+
+		snprintf(num, sizeof(num), "%s.hs_w%u.weft.per_cpu_s", p->name, w);
+		snprintf(den, sizeof(den), "%s.hs_w%u.quicgo.per_cpu_s", p->name, w);
+		snprintf(id, sizeof(id), "%s.hs_w%u.weft_vs_quicgo", p->name, w);
+		snprintf(label, sizeof(label),
+			 "%s, window %u: handshakes per server CPU-s, weft / quic-go (own clients)",
+			 p->name, w);
+		bench_result_ratio(r, id, label, num, den, 3.0);
+		snprintf(num, sizeof(num), "%s.hs_w%u.quicgo_to_weft.per_cpu_s", p->name, w);
+		snprintf(id, sizeof(id), "%s.hs_w%u.same_client", p->name, w);
+		snprintf(label, sizeof(label),
+			 "%s, window %u: per server CPU-s, weft / quic-go server, both driven by "
+			 "quic-go's client",
+			 p->name, w);
+		bench_result_ratio(r, id, label, num, den, 3.0);
+		snprintf(num, sizeof(num), "%s.hs_w%u.weft.per_cpu_s", p->name, w);
+		snprintf(id, sizeof(id), "%s.hs_w%u.weft_vs_5000", p->name, w);
+		snprintf(label, sizeof(label),
+			 "%s, window %u: weft handshakes per server CPU-s / 5000", p->name, w);
+		bench_result_ratio(r, id, label, num, "goal.hs_per_core", 1.0);
+	}
+
+	/* bulk */
+	snprintf(body, sizeof(body), "{\"peer\":\"%s\",\"bytes\":4194304,\"mode\":\"discard\"}",
+		 tgt);
+	api(1, "POST", "/v1/quic/bench", body, 60, out);
+	snprintf(body, sizeof(body),
+		 "{\"peer\":\"%s\",\"bytes\":%lld,\"mode\":\"discard\",\"timeout_ms\":600000}", tgt,
+		 bytes);
+	if (!api(1, "POST", "/v1/quic/bench", body, 620, out) &&
+	    jnum(out, "peer_count") == (double)bytes)
+		wmb = jnum(out, "mbit_s");
+	snprintf(bs, sizeof(bs), "%lld", bytes);
+	{
+		char *argv[] = {(char *)g_qgo, "bulk", qa, bs, NULL};
+
+		if (!run(argv, CLIENT_CPU, p->end_c, 620, out, OUT_MAX) &&
+		    jnum(out, "peer_count") == (double)bytes)
+			qmb = jnum(out, "mbit_s");
+	}
+	stop(qs_pid);
+	qs_pid = -1;
+	stop(wc_pid);
+	wc_pid = -1;
+	stop(ws_pid);
+	ws_pid = -1;
+	tmb = iperf(p, bytes, port + 4);
+	if (wmb <= 0 || qmb <= 0 || tmb <= 0) {
+		fprintf(stderr, "bench_quic: %s bulk failed (weft %.0f, quic-go %.0f, tcp %.0f)\n",
+			p->name, wmb, qmb, tmb);
+		goto out;
+	}
+	{
+		const char *who[3] = {"weft", "quicgo", "tcp"};
+		const char *lab[3] = {"weft, one connection, discard",
+				      "quic-go, one connection, discard",
+				      "kernel TCP (iperf3), one stream"};
+		double v[3] = {wmb, qmb, tmb};
+		char label[160], num[64], den[64];
+
+		for (int i = 0; i < 3; i++) {
+			snprintf(id, sizeof(id), "%s.bulk.%s", p->name, who[i]);
+			snprintf(label, sizeof(label), "%s, %s", p->name, lab[i]);
+			bench_result_figure(r, id, label, v[i], "Mbit/s");
+		}
+		snprintf(num, sizeof(num), "%s.bulk.weft", p->name);
+		snprintf(den, sizeof(den), "%s.bulk.tcp", p->name);
+		snprintf(id, sizeof(id), "%s.bulk.weft_vs_tcp", p->name);
+		snprintf(label, sizeof(label), "%s bulk: weft / kernel TCP (iperf3)", p->name);
+		bench_result_ratio(r, id, label, num, den, 0.6);
+		snprintf(den, sizeof(den), "%s.bulk.quicgo", p->name);
+		snprintf(id, sizeof(id), "%s.bulk.weft_vs_quicgo", p->name);
+		snprintf(label, sizeof(label), "%s bulk: weft / quic-go", p->name);
+		bench_result_ratio(r, id, label, num, den, 0);
+		mb = wmb;
+		printf("%-9s bulk Mbit/s: weft %.0f  quic-go %.0f  tcp %.0f  weft/tcp %.2fx  "
+		       "weft/quic-go %.2fx\n",
+		       p->name, mb, qmb, tmb, mb / tmb, mb / qmb);
+	}
+	ok = 0;
+out:
+	stop(qs_pid);
+	stop(wc_pid);
+	stop(ws_pid);
+	free(out);
+	return ok;
+}
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	if (g_have_veth)
+		bench_veth_free(&g_veth);
+	g_have_veth = 0;
+	if (!strncmp(g_dir, "/tmp/wbquic.", 12) && !strchr(g_dir, '\'')) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+		if (system(cmd))
+			fprintf(stderr, "bench_quic: could not remove %s\n", g_dir);
+	}
+}
+
+static double loadavg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
+int main(int argc, char **argv)
+{
+	static char wpath[512];
+	struct bench_result *r;
+	unsigned int count = 2000, window = 32;
+	long long bytes = 1LL << 30;
+	const char *e = getenv("WEFTD");
+	int rc = 0;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: bench_quic QUICGO_BIN [COUNT [WINDOW [BYTES]]]\n");
+		return 2;
+	}
+	g_qgo = argv[1];
+	if (argc > 2)
+		count = (unsigned int)strtoul(argv[2], NULL, 10);
+	if (argc > 3)
+		window = (unsigned int)strtoul(argv[3], NULL, 10);
+	if (argc > 4)
+		bytes = strtoll(argv[4], NULL, 10);
+	if (count < 1 || count > 100000 || window < 2 || window > 256 || bytes < (1 << 20))
+		die("COUNT 1..100000, WINDOW 2..256, BYTES >= 1 MiB");
+	if (e && *e) {
+		g_weftd = e;
+	} else {
+		ssize_t n = readlink("/proc/self/exe", wpath, sizeof(wpath) - 16);
+		char *s;
+
+		if (n <= 0)
+			die("cannot find myself");
+		wpath[n] = 0;
+		s = strrchr(wpath, '/');
+		*s = 0;
+		s = strrchr(wpath, '/');
+		strcpy(s ? s + 1 : wpath, "weftd");
+		g_weftd = wpath;
+	}
+	if (access(g_weftd, X_OK) || access(g_qgo, X_OK))
+		die("weftd or the quic-go program is missing (make; bench/quic.sh builds "
+		    "quic-go's)");
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(g_dir, sizeof(g_dir), "/tmp/wbquic.XXXXXX");
+	if (!mkdtemp(g_dir))
+		die("mkdtemp");
+	atexit(cleanup);
+	if (bench_result_new(&r, "quic", argc, argv))
+		die("result");
+	bench_result_same_work(r, same_work);
+	bench_result_param(r, "handshakes", count);
+	bench_result_param(r, "window", window);
+	bench_result_param(r, "bulk_bytes", (double)bytes);
+	bench_result_param(r, "loadavg_1m_start", loadavg());
+	bench_result_figure(r, "goal.hs_per_core", "the issue's goal: handshakes per server core",
+			    5000, "handshakes/CPU-s");
+	printf(
+	    "QUIC: %u handshakes per row (window 1 and %u), bulk %lld bytes; load average %.2f\n",
+	    count, window, bytes, loadavg());
+	printf("%-9s %-26s %-11s %13s %17s %12s\n", "path", "client -> server", "", "wall",
+	       "per server CPU-s", "mean");
+
+	struct path lo = {"loopback", 0, 0, "127.0.0.1", "127.0.0.1"};
+
+	if (run_path(r, &lo, count, window, bytes))
+		rc = 1;
+	if (geteuid() != 0) {
+		bench_result_note(r, "veth: skipped (needs root)");
+	} else if (bench_veth_new(&g_veth, "q")) {
+		bench_result_note(r, "veth: the namespace pair could not be made");
+		rc = 1;
+	} else {
+		struct path ve = {"veth", 'A', 'B', BENCH_ADDR_A, BENCH_ADDR_B};
+
+		g_have_veth = 1;
+		if (run_path(r, &ve, count, window, bytes))
+			rc = 1;
+	}
+	bench_result_param(r, "loadavg_1m_end", loadavg());
+	return bench_result_finish(r) || rc;
+}
