@@ -249,6 +249,12 @@ int conn_node_nat_found(struct conn_node *cn);
  * thread. */
 unsigned int conn_node_path_cands(struct conn_node *cn, struct io_addr *out, unsigned int max,
 				  uint8_t *nat);
+/* The port our QUIC socket is mapped to on the reflexive address of
+ * family (AF_INET, AF_INET6) when every QUIC voter agrees on it (no NAT,
+ * or an endpoint-independent mapping), else 0. What a service announce
+ * gives the DHT: the announce's source address is the NAT's, and the
+ * QUIC port behind it is this one. Any thread. */
+uint16_t conn_node_quic_mapped_port(struct conn_node *cn, int family);
 /* Drop the cache (tests, `POST /v1/node/resolve {"fresh":true}`). */
 void conn_node_cache_flush(struct conn_node *cn);
 

@@ -138,6 +138,13 @@ struct svc_node_opts {
 	struct store *store;	      /* optional: publications persist across restarts */
 	const struct identity *id;    /* required (copied) */
 	const struct svc_node_cfg *cfg; /* required (copied) */
+	/* Optional: the QUIC port to announce services with, when it is
+	 * known to differ from cfg->quic_port (behind a NAT whose mapping of
+	 * the QUIC socket is endpoint-independent: weftd gives
+	 * conn_node_quic_mapped_port(AF_INET)); 0: cfg->quic_port. Checked
+	 * every 2 s: a change announces every publication again. */
+	uint16_t (*announce_port)(void *arg);
+	void *announce_port_arg;
 };
 
 /*

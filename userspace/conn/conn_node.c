@@ -226,6 +226,21 @@ int conn_node_nat_found(struct conn_node *cn)
 	return nat == CONN_NAT_EIM || nat == CONN_NAT_ADM;
 }
 
+uint16_t conn_node_quic_mapped_port(struct conn_node *cn, int family)
+{
+	struct conn_vote_state st;
+
+	if (!cn)
+		return 0;
+	pthread_mutex_lock(&cn->mu);
+	conn_votes_state(cn->votes, cn->o.quic_port, now_ms(cn), &st);
+	pthread_mutex_unlock(&cn->mu);
+	for (unsigned int i = 0; i < st.nrefl; i++)
+		if (st.refl[i].addr.family == family)
+			return st.refl[i].addr.port;
+	return 0;
+}
+
 int conn_node_behind_nat(struct conn_node *cn)
 {
 	enum conn_nat nat;

@@ -445,6 +445,14 @@ static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
 	s->svc_addr_ban_threshold = c->svc_addr_ban_threshold;
 }
 
+/* svc_node_opts.announce_port: the NAT's mapping of our QUIC socket. */
+static uint16_t node_announce_port(void *arg)
+{
+	struct node *n = arg;
+
+	return conn_node_quic_mapped_port(n->conn, AF_INET);
+}
+
 static int node_engine_init(struct node *n)
 {
 	struct engine_opts eo;
@@ -574,7 +582,9 @@ registered:
 		struct svc_node_opts so = { .eng = n->engine, .ctl = n->ctl, .quic = n->quic,
 					    .dht = n->dht, .guard = n->guard, .store = n->store,
 					    .id = &n->id,
-					    .cfg = &sc };
+					    .cfg = &sc,
+					    .announce_port = node_announce_port,
+					    .announce_port_arg = n };
 
 		node_svc_cfg(&n->cfg, &sc);
 

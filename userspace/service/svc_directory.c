@@ -175,6 +175,16 @@ static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
 		free(op);
 }
 
+/* The QUIC port services are announced with: the NAT's mapping of our
+ * QUIC socket when the address votes know it (an announce's address is
+ * the one the DHT sees it come from: the NAT's), else ours. */
+static uint16_t announce_port(struct svc_node *sn)
+{
+	uint16_t p = sn->announce_port ? sn->announce_port(sn->announce_port_arg) : 0;
+
+	return p ? p : (uint16_t)sn->cfg.quic_port;
+}
+
 /* Announce name (any thread: worker 0 runs it). The node record (key = node key, salt
  * "weft:node") is published by the node itself (conn), service or not. */
 static void pub_announce(struct svc_node *sn, const char *name)
@@ -189,7 +199,8 @@ static void pub_announce(struct svc_node *sn, const char *name)
 	a->shim = sn->shim;
 	snprintf(a->name, sizeof(a->name), "%s", name);
 	svc_name_target(a->target, name, strlen(name));
-	a->port = (uint16_t)sn->cfg.quic_port;
+	a->port = announce_port(sn);
+	atomic_store(&sn->announced_port, a->port);
 	if (node_dht_run(sn->dht, dht_announce_fn, a))
 		free(a);
 }
@@ -490,6 +501,10 @@ static void refresh_own(struct svc_node *sn, void *arg)
 {
 	struct refresh_req *r = arg;
 	uint64_t now = util_now_ms();
+	uint16_t last = atomic_load(&sn->announced_port);
+	/* The announced port changed (the votes found our NAT's mapping, or
+	 * it moved): every publication is announced again now. */
+	int moved = last && last != announce_port(sn);
 
 	r->nn = 0;
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
@@ -497,7 +512,7 @@ static void refresh_own(struct svc_node *sn, void *arg)
 
 		/* Due, or the last announce reached no DHT node: retry
 		 * every SVC_NODE_RETRY_S. */
-		if (!p->used || (now - p->refreshed_ms < SVC_NODE_REFRESH_S * 1000ull &&
+		if (!p->used || (!moved && now - p->refreshed_ms < SVC_NODE_REFRESH_S * 1000ull &&
 				 (p->announced != 0 ||
 				  now - p->refreshed_ms < SVC_NODE_RETRY_S * 1000ull)))
 			continue;

@@ -1045,6 +1045,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	sn->quic = o->quic;
 	sn->dht = o->dht;
 	sn->guard = o->guard;
+	sn->announce_port = o->announce_port;
+	sn->announce_port_arg = o->announce_port_arg;
 	sn->id = *o->id;
 	sn->cfg = *o->cfg;
 	util_hex(sn->key_hex, sn->id.pk, IDENTITY_PK_LEN);

@@ -156,6 +156,9 @@ struct svc_gateway;
  * job (svc_calls.c) or run a function there (svcn_owner_run). */
 struct svc_node {
 	struct svcn_shim *shim;
+	uint16_t (*announce_port)(void *arg); /* svc_node_opts.announce_port */
+	void *announce_port_arg;
+	_Atomic uint16_t announced_port; /* the port of the last announce (0: none yet) */
 	struct engine *eng;
 	struct ctl *ctl;
 	struct quic_node *quic;
