@@ -46,6 +46,7 @@
  *   (defaults 2000, 32, 1 GiB; WEFTD=path overrides the weftd next to
  *   build/bench/). Needs iperf3 and curl.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -271,15 +272,49 @@ struct path {
 };
 
 struct hsfig {
-	double per_s, per_cpu_s, done, mean_us;
+	double per_s, per_cpu_s, done, mean_us, runq_s;
 };
+
+/* Nanoseconds the threads of pid spent runnable but waiting for a CPU
+ * (second field of /proc/PID/task/TID/schedstat, summed): what the load
+ * of the shared machine took from it. 0 when unknown. */
+static long long runq_ns(pid_t pid)
+{
+	char path[64];
+	long long sum = 0;
+	struct dirent *d;
+	DIR *dir;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir))) {
+		unsigned long long run, wait;
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+			sum += (long long)wait;
+		fclose(f);
+	}
+	closedir(dir);
+	return sum;
+}
 
 /* CPU of server pid around one run of argv (a quic-go client) or of a
  * weft handshakes request (argv NULL, body). */
 static int hs_measure(pid_t server, char *const argv[], const char *body, int end, struct hsfig *f)
 {
 	char *out = malloc(OUT_MAX);
-	long long c0, c1;
+	long long c0, c1, q0 = runq_ns(server);
 	double t0, t1;
 	int rc;
 
@@ -292,6 +327,7 @@ static int hs_measure(pid_t server, char *const argv[], const char *body, int en
 	t1 = bench_now();
 	c1 = bench_proc_cpu_ns(server);
 	memset(f, 0, sizeof(*f));
+	f->runq_s = (double)(runq_ns(server) - q0) / 1e9;
 	f->done = jnum(out, "done");
 	f->mean_us = jnum(out, "mean_handshake_us");
 	if (rc || f->done <= 0 || c0 < 0 || c1 <= c0) {
@@ -331,19 +367,24 @@ static void hs_figures(struct bench_result *r, const char *path, const char *who
 	snprintf(id, sizeof(id), "%s.hs_w%u.%s.mean_us", path, w, who);
 	snprintf(label, sizeof(label), "%s, %s: mean dial-to-echo time, window %u", path, who, w);
 	bench_result_figure(r, id, label, f->mean_us, "us");
+	snprintf(id, sizeof(id), "%s.hs_w%u.%s.server_runq_s", path, w, who);
+	snprintf(label, sizeof(label),
+		 "%s, %s: seconds the server's threads waited for a CPU (load), window %u", path,
+		 who, w);
+	bench_result_figure(r, id, label, f->runq_s, "s");
 	snprintf(label, sizeof(label), "%s, %s", path, who);
 	bench_result_point(r, "hs_cost", "server CPU per handshake against window", "window",
 			   "us CPU/handshake", label, w, 1e6 / f->per_cpu_s);
-	printf("%-9s %-26s window %-4u %10.0f /s %10.0f /CPU-s %9.0f us\n", path, who, w, f->per_s,
-	       f->per_cpu_s, f->mean_us);
+	printf("%-9s %-16s window %-4u %8.0f /s %8.0f /CPU-s %9.0f us %7.2f s\n", path, who, w,
+	       f->per_s, f->per_cpu_s, f->mean_us, f->runq_s);
 }
 
 /* One bulk row: wall rate and CPU of both sides (processes, plus on veth
  * the NAPI thread of each side's interface; a child client's CPU from
  * RUSAGE_CHILDREN). */
 struct bulk {
-	double mbit, tx_cpu_s, rx_cpu_s;
-	long long tx0, rx0;
+	double mbit, tx_cpu_s, rx_cpu_s, tx_runq_s, rx_runq_s;
+	long long tx0, rx0, txq0, rxq0;
 	double kids0;
 };
 
@@ -369,6 +410,8 @@ static void bulk_begin(struct bulk *b, pid_t tx, pid_t rx, const struct path *p)
 {
 	b->tx0 = side_cpu_ns(tx, p, BENCH_IF_A);
 	b->rx0 = side_cpu_ns(rx, p, BENCH_IF_B);
+	b->txq0 = runq_ns(tx);
+	b->rxq0 = runq_ns(rx);
 	b->kids0 = kids_cpu_s();
 }
 
@@ -379,6 +422,8 @@ static void bulk_end(struct bulk *b, pid_t tx, pid_t rx, const struct path *p)
 	if (!tx)
 		b->tx_cpu_s += kids_cpu_s() - b->kids0;
 	b->rx_cpu_s = (double)(side_cpu_ns(rx, p, BENCH_IF_B) - b->rx0) / 1e9;
+	b->tx_runq_s = (double)(runq_ns(tx) - b->txq0) / 1e9;
+	b->rx_runq_s = (double)(runq_ns(rx) - b->rxq0) / 1e9;
 }
 
 static void bulk_figures(struct bench_result *r, const struct path *p, const struct bulk *b)
@@ -404,7 +449,15 @@ static void bulk_figures(struct bench_result *r, const struct path *p, const str
 			 lab[i]);
 		if (b[i].rx_cpu_s > 0)
 			bench_result_figure(r, id, label, bits / b[i].rx_cpu_s, "Mbit/CPU-s");
+		snprintf(id, sizeof(id), "%s.bulk.%s.rx_runq_s", p->name, who[i]);
+		snprintf(label, sizeof(label),
+			 "%s, %s: seconds the receiver waited for a CPU (load)", p->name, lab[i]);
+		bench_result_figure(r, id, label, b[i].rx_runq_s, "s");
 	}
+	snprintf(id, sizeof(id), "%s.bulk.weft.tx_runq_s", p->name);
+	snprintf(label, sizeof(label), "%s, weft: seconds the sender waited for a CPU (load)",
+		 p->name);
+	bench_result_figure(r, id, label, b[0].tx_runq_s, "s");
 	snprintf(num, sizeof(num), "%s.bulk.weft", p->name);
 	snprintf(den, sizeof(den), "%s.bulk.tcp", p->name);
 	snprintf(id, sizeof(id), "%s.bulk.weft_vs_tcp", p->name);
@@ -429,8 +482,10 @@ static void bulk_figures(struct bench_result *r, const struct path *p, const str
 	       p->name, b[0].mbit, b[1].mbit, b[2].mbit, b[0].mbit / b[2].mbit,
 	       b[0].mbit / b[1].mbit);
 	for (int i = 0; i < 3; i++)
-		printf("%-9s bulk %-7s CPU s: sender %.2f receiver %.2f\n", p->name, who[i],
-		       b[i].tx_cpu_s, b[i].rx_cpu_s);
+		printf("%-9s bulk %-7s CPU s: sender %.2f receiver %.2f; waited for a CPU: "
+		       "sender %.2f receiver %.2f s (long-running processes only)\n",
+		       p->name, who[i], b[i].tx_cpu_s, b[i].rx_cpu_s, b[i].tx_runq_s,
+		       b[i].rx_runq_s);
 }
 
 static void iperf(const struct path *p, long long bytes, int port, struct bulk *b)
@@ -687,8 +742,8 @@ int main(int argc, char **argv)
 	printf(
 	    "QUIC: %u handshakes per row (window 1 and %u), bulk %lld bytes; load average %.2f\n",
 	    count, window, bytes, loadavg());
-	printf("%-9s %-26s %-11s %13s %17s %12s\n", "path", "client -> server", "", "wall",
-	       "per server CPU-s", "mean");
+	printf("%-9s %-16s %-11s %11s %15s %12s %9s\n", "path", "client->server", "", "wall",
+	       "per server CPU", "mean", "srv runq");
 
 	struct path lo = {"loopback", 0, 0, "127.0.0.1", "127.0.0.1"};
 
