@@ -41,7 +41,12 @@ for h in 1 2; do netns_exec $h ping -c1 -W2 "$RIP" >/dev/null || exit 1; done
 rx_b() { netns_exec 2 awk '$1 == "Udp:" && $2 ~ /^[0-9]/ {print $2 + $3 + $4 - $8}' /proc/net/snmp; }
 # Packets the kernel dropped for a full per-CPU backlog (softnet_stat
 # column 2), all CPUs: where datagrams a relay sent but B never saw went.
-backlog_drops() { awk '{s += strtonum("0x" $2)} END {print s}' /proc/net/softnet_stat; }
+# (hex; summed in bash: Debian's awk, mawk, has no strtonum)
+backlog_drops() {
+	local s=0 _a d _r
+	while read -r _a d _r; do s=$((s + 0x$d)); done </proc/net/softnet_stat
+	echo "$s"
+}
 
 # measure: B's rx_packets over SECS while the sender (started before) runs;
 # the first second is warm-up. Prints the rate.
@@ -61,9 +66,14 @@ weft() {
 	RELAY_NODE_PPS=100000000 $exec taskset -c "$RELAY_CPU" "$RN" "$1" eth0 42000 42003 $TA $TB \
 		"$D/stats.json" >"$D/rn.out" 2>"$D/rn.err" &
 	rp=$!
-	for _ in $(seq 1 100); do grep -q '^port' "$D/rn.out" 2>/dev/null && break; sleep 0.1; done
+	for _ in $(seq 1 300); do grep -q '^port' "$D/rn.out" 2>/dev/null && break; sleep 0.1; done
 	port=$(awk '/^port/ {print $2}' "$D/rn.out")
-	[ -n "$port" ] || { cat "$D/rn.err" >&2; kill $rp; return 1; }
+	[ -n "$port" ] || {
+		echo "relay_node $1 did not start in 30 s: $(cat "$D/rn.err")" >&2
+		kill $rp
+		echo "0 0 0 0 0 0 0 0" >"$D/$1.res"
+		return 1
+	}
 	netns_exec 2 "$RL" hold "$RIP" "$port" $TB $((SECS + 4)) >/dev/null &
 	sleep 0.5
 	netns_exec 1 taskset -c "$SEND_CPU" "$RL" send "$RIP" "$port" $TA "$SIZE" $((SECS + 2)) >"$D/send.out" &
