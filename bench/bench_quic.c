@@ -233,14 +233,22 @@ static int api(int n, const char *method, const char *path, const char *body, in
 	return run(argv, CLIENT_CPU, 0, secs, out, OUT_MAX);
 }
 
-static pid_t weftd_start(int n, int cpu, int end, const char *addr, int port)
+struct path {
+	const char *name; /* "loopback", "veth" */
+	int end_c, end_s; /* veth ends of client and server (0: loopback) */
+	const char *addr_c, *addr_s;
+};
+
+/* weftd n on cpu in veth end (0: here); ifname: AF_XDP on it (--xdp, native
+ * XDP), else io_uring. */
+static pid_t weftd_start(int n, int cpu, int end, const char *addr, int port, const char *ifname)
 {
 	char dir[96], log[128], qp[16], dp[16];
 	char *argv[] = {(char *)g_weftd,
 			"--state-dir",
 			dir,
-			"--io",
-			"uring",
+			ifname ? "--xdp" : "--io",
+			ifname ? (char *)ifname : "uring",
 			"--workers",
 			"1",
 			"--bind",
@@ -265,11 +273,36 @@ static pid_t weftd_start(int n, int cpu, int end, const char *addr, int port)
 	return spawn(argv, cpu, end, log, NULL);
 }
 
-struct path {
-	const char *name; /* "loopback", "veth" */
-	int end_c, end_s; /* veth ends of client and server (0: loopback) */
-	const char *addr_c, *addr_s;
-};
+/* Client weftd 1 and server weftd 2 up, policer lifted, NAPI threads
+ * pinned on veth; the server's key in key. 0 or -1. */
+static int weft_pair(const struct path *p, int port, int xdp, pid_t *ws, pid_t *wc, char *key,
+		     size_t keylen, char *out)
+{
+	*ws = weftd_start(2, SERVER_CPU, p->end_s, p->addr_s, port + 2, xdp ? BENCH_IF_B : NULL);
+	*wc = weftd_start(1, CLIENT_CPU, p->end_c, p->addr_c, port + 1, xdp ? BENCH_IF_A : NULL);
+	if (*ws < 0 || *wc < 0)
+		return -1;
+	for (int i = 0; i < 100; i++) {
+		if (!api(1, "GET", "/v1/status", NULL, 5, out) &&
+		    !api(2, "GET", "/v1/status", NULL, 5, out))
+			break;
+		usleep(100000);
+	}
+	if (jstr(out, "node_key", key, keylen)) {
+		fprintf(stderr, "bench_quic: weftd did not start (logs in %s)\n", g_dir);
+		return -1;
+	}
+	for (int n = 1; n <= 2; n++)
+		api(n, "PUT", "/v1/xdp/limits",
+		    "{\"quic\":{\"pps\":0,\"burst\":0},\"quic_initial\":{\"pps\":0,\"burst\":0}}",
+		    10, out);
+	if (p->end_c) { /* after XDP is attached, which may re-create them */
+		bench_pin_napi(BENCH_IF_A, CLIENT_CPU);
+		bench_pin_napi(BENCH_IF_B, SERVER_CPU);
+	}
+	return 0;
+}
+
 
 struct hsfig {
 	double per_s, per_cpu_s, done, mean_us, runq_s;
@@ -518,41 +551,23 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 	char key[80], body[512], tgt[160], qa[64], wa[64], cs[16], ws[16], bs[32], id[64];
 	char *out = malloc(OUT_MAX);
 	int port = 20000 + (int)(getpid() % 20000), ok = -1;
-	pid_t ws_pid, wc_pid, qs_pid = -1;
+	pid_t ws_pid = -1, wc_pid = -1, qs_pid = -1;
 	struct bulk b[3] = {{.mbit = -1}, {.mbit = -1}, {.mbit = -1}};
 
 	if (!out)
 		return -1;
 	snprintf(qa, sizeof(qa), "%s:%d", p->addr_s, port + 3);
 	snprintf(wa, sizeof(wa), "%s:%d", p->addr_s, port + 2);
-	ws_pid = weftd_start(2, SERVER_CPU, p->end_s, p->addr_s, port + 2);
-	wc_pid = weftd_start(1, CLIENT_CPU, p->end_c, p->addr_c, port + 1);
+	if (weft_pair(p, port, 0, &ws_pid, &wc_pid, key, sizeof(key), out))
+		goto out;
 	{
 		char log[128], *argv[] = {(char *)g_qgo, "server", qa, NULL};
 
 		snprintf(log, sizeof(log), "%s/qgo.log", g_dir);
 		qs_pid = spawn(argv, SERVER_CPU, p->end_s, log, NULL);
 	}
-	if (ws_pid < 0 || wc_pid < 0 || qs_pid < 0)
+	if (qs_pid < 0)
 		goto out;
-	for (int i = 0; i < 100; i++) {
-		if (!api(1, "GET", "/v1/status", NULL, 5, out) &&
-		    !api(2, "GET", "/v1/status", NULL, 5, out))
-			break;
-		usleep(100000);
-	}
-	if (jstr(out, "node_key", key, sizeof(key))) {
-		fprintf(stderr, "bench_quic: weftd did not start (logs in %s)\n", g_dir);
-		goto out;
-	}
-	for (int n = 1; n <= 2; n++)
-		api(n, "PUT", "/v1/xdp/limits",
-		    "{\"quic\":{\"pps\":0,\"burst\":0},\"quic_initial\":{\"pps\":0,\"burst\":0}}",
-		    10, out);
-	if (p->end_c) {
-		bench_pin_napi(BENCH_IF_A, CLIENT_CPU);
-		bench_pin_napi(BENCH_IF_B, SERVER_CPU);
-	}
 	snprintf(tgt, sizeof(tgt), "%s@%s", key, wa);
 	snprintf(cs, sizeof(cs), "%u", count);
 	/* warm-up: a few handshakes each, not counted */
@@ -646,6 +661,80 @@ out:
 	stop(qs_pid);
 	stop(wc_pid);
 	stop(ws_pid);
+	free(out);
+	return ok;
+}
+
+/* weft over AF_XDP (native XDP on both veth ends, copy mode) in the same
+ * run: WINDOW handshakes and the bulk, against the quic-go and TCP figures
+ * of the veth rows of this result. */
+static int run_xdp(struct bench_result *r, const struct path *p, unsigned int count,
+		   unsigned int window, long long bytes)
+{
+	char key[80], body[512], tgt[200], wa[64], id[64], num[64], den[64], label[200];
+	char *out = malloc(OUT_MAX);
+	int port = 20020 + (int)(getpid() % 20000), ok = -1;
+	double bits = (double)bytes * 8 / 1e6;
+	struct bulk b = {.mbit = -1};
+	pid_t ws = -1, wc = -1;
+	struct hsfig f;
+
+	if (!out)
+		return -1;
+	if (weft_pair(p, port, 1, &ws, &wc, key, sizeof(key), out))
+		goto out;
+	snprintf(wa, sizeof(wa), "%s:%d", p->addr_s, port + 2);
+	snprintf(tgt, sizeof(tgt), "%s@%s", key, wa);
+	snprintf(body, sizeof(body), "{\"peer\":\"%s\",\"count\":20,\"echo\":true}", tgt);
+	api(1, "POST", "/v1/quic/handshakes", body, 60, out);
+	snprintf(body, sizeof(body),
+		 "{\"peer\":\"%s\",\"count\":%u,\"window\":%u,\"echo\":true,\"timeout_ms\":10000}",
+		 tgt, count, window);
+	if (hs_measure(ws, NULL, body, 0, &f))
+		goto out;
+	hs_figures(r, "veth_xdp", "weft", window, &f);
+	snprintf(num, sizeof(num), "veth_xdp.hs_w%u.weft.per_cpu_s", window);
+	snprintf(den, sizeof(den), "veth.hs_w%u.quicgo.per_cpu_s", window);
+	snprintf(id, sizeof(id), "veth_xdp.hs_w%u.weft_vs_quicgo", window);
+	snprintf(label, sizeof(label),
+		 "veth, window %u: handshakes per server CPU-s, weft on AF_XDP / quic-go", window);
+	bench_result_ratio(r, id, label, num, den, 3.0);
+
+	snprintf(body, sizeof(body), "{\"peer\":\"%s\",\"bytes\":4194304,\"mode\":\"discard\"}",
+		 tgt);
+	api(1, "POST", "/v1/quic/bench", body, 60, out);
+	snprintf(body, sizeof(body),
+		 "{\"peer\":\"%s\",\"bytes\":%lld,\"mode\":\"discard\",\"timeout_ms\":600000}", tgt,
+		 bytes);
+	bulk_begin(&b, wc, ws, p);
+	if (!api(1, "POST", "/v1/quic/bench", body, 620, out) &&
+	    jnum(out, "peer_count") == (double)bytes)
+		b.mbit = jnum(out, "mbit_s");
+	bulk_end(&b, wc, ws, p);
+	if (b.mbit <= 0 || b.tx_cpu_s <= 0 || b.rx_cpu_s <= 0) {
+		fprintf(stderr, "bench_quic: veth_xdp bulk failed: %s\n", out);
+		goto out;
+	}
+	bench_result_figure(r, "veth_xdp.bulk.weft",
+			    "veth, weft on AF_XDP, one connection, discard", b.mbit, "Mbit/s");
+	bench_result_figure(r, "veth_xdp.bulk.weft.per_tx_cpu_s",
+			    "veth, weft on AF_XDP: Mbit per sender CPU-second", bits / b.tx_cpu_s,
+			    "Mbit/CPU-s");
+	bench_result_figure(r, "veth_xdp.bulk.weft.per_rx_cpu_s",
+			    "veth, weft on AF_XDP: Mbit per receiver CPU-second", bits / b.rx_cpu_s,
+			    "Mbit/CPU-s");
+	bench_result_ratio(r, "veth_xdp.bulk.weft_vs_tcp",
+			   "veth bulk: weft on AF_XDP / kernel TCP (iperf3), Mbit/s",
+			   "veth_xdp.bulk.weft", "veth.bulk.tcp", 0.6);
+	bench_result_ratio(r, "veth_xdp.bulk.weft_vs_quicgo",
+			   "veth bulk: weft on AF_XDP / quic-go, Mbit/s", "veth_xdp.bulk.weft",
+			   "veth.bulk.quicgo", 0);
+	printf("veth_xdp  bulk Mbit/s: weft on AF_XDP %.0f (CPU s: sender %.2f receiver %.2f)\n",
+	       b.mbit, b.tx_cpu_s, b.rx_cpu_s);
+	ok = 0;
+out:
+	stop(wc);
+	stop(ws);
 	free(out);
 	return ok;
 }
@@ -772,6 +861,8 @@ int main(int argc, char **argv)
 			bench_result_note(r,
 					  "veth: UDP segmentation offload could not be turned on");
 		if (run_path(r, &ve, count, window, bytes))
+			rc = 1;
+		else if (run_xdp(r, &ve, count, window, bytes))
 			rc = 1;
 	}
 	bench_result_param(r, "loadavg_1m_end", loadavg());
