@@ -4,7 +4,8 @@
 # connection, weft (weftd client and server) vs quic-go (Debian's quic-go
 # 0.29, bench/quicgo/quicgo_bench.go, client and server) vs kernel TCP
 # (iperf3, bulk), on loopback and on a veth pair between two namespaces
-# (root), all in one run: build/bench/bench_quic (bench/bench_quic.c).
+# (root; there weft also over AF_XDP), all in one run: build/bench/bench_quic
+# (bench/bench_quic.c).
 # Same work (written in full at the top of bench/bench_quic.c and into the
 # JSON result): long-running processes on both sides, TLS 1.3 with
 # AES-128-GCM and X25519, Ed25519 certificates both ways, no tickets, no
