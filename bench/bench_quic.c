@@ -80,6 +80,8 @@ static char g_dir[64];
 static const char *g_weftd, *g_qgo;
 static struct bench_veth g_veth;
 static long long g_bytes;
+/* The veth rows' references, for the AF_XDP rows' printed ratios. */
+static double g_veth_qgo_hs = 1, g_veth_tcp = 1, g_veth_qgo_mbit = 1;
 static int g_have_veth;
 
 struct proc {
@@ -302,7 +304,6 @@ static int weft_pair(const struct path *p, int port, int xdp, pid_t *ws, pid_t *
 	}
 	return 0;
 }
-
 
 struct hsfig {
 	double per_s, per_cpu_s, done, mean_us, runq_s;
@@ -598,6 +599,12 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 		hs_figures(r, p->name, "weft", w, &fw);
 		hs_figures(r, p->name, "quicgo", w, &fq);
 		hs_figures(r, p->name, "quicgo_to_weft", w, &fx);
+		if (p->end_c)
+			g_veth_qgo_hs = fq.per_cpu_s;
+		printf("%-9s ratios, window %u: weft / quic-go per server CPU %.2fx (goal 3x), "
+		       "same client %.2fx, weft / 5000 %.2fx (goal 1x)\n",
+		       p->name, w, fw.per_cpu_s / fq.per_cpu_s, fx.per_cpu_s / fq.per_cpu_s,
+		       fw.per_cpu_s / 5000);
 		char num[64], den[64], label[160];
 
 		snprintf(num, sizeof(num), "%s.hs_w%u.weft.per_cpu_s", p->name, w);
@@ -656,6 +663,10 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 		goto out;
 	}
 	bulk_figures(r, p, b);
+	if (p->end_c) {
+		g_veth_tcp = b[2].mbit;
+		g_veth_qgo_mbit = b[1].mbit;
+	}
 	ok = 0;
 out:
 	stop(qs_pid);
@@ -731,6 +742,9 @@ static int run_xdp(struct bench_result *r, const struct path *p, unsigned int co
 			   "veth.bulk.quicgo", 0);
 	printf("veth_xdp  bulk Mbit/s: weft on AF_XDP %.0f (CPU s: sender %.2f receiver %.2f)\n",
 	       b.mbit, b.tx_cpu_s, b.rx_cpu_s);
+	printf("veth_xdp  ratios against this run's veth rows: handshakes per server CPU / "
+	       "quic-go %.2fx (goal 3x); bulk / TCP %.2fx (goal 0.6x), / quic-go %.2fx\n",
+	       f.per_cpu_s / g_veth_qgo_hs, b.mbit / g_veth_tcp, b.mbit / g_veth_qgo_mbit);
 	ok = 0;
 out:
 	stop(wc);
