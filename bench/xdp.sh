@@ -6,7 +6,7 @@
 # pinned core, as packets dropped per CPU-second, from one live-frame source
 # in one run. The "same work" rule is at the top of bench/bench_xdp.c and
 # in its JSON result. Needs root. Usage: bench/xdp.sh [SECONDS]
-# (default 4 s per flood path; build first: make bench).
+# (3 rounds, each path SECONDS per round, default 2; build first: make bench).
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
@@ -14,4 +14,4 @@ case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 B="$BUILD/bench/bench_xdp"
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: bench/xdp.sh needs root"; exit 77; }
 [ -x "$B" ] || { echo "build $B first (make bench)"; exit 1; }
-exec "$B" "${1:-4}"
+exec "$B" "${1:-2}"
