@@ -59,6 +59,8 @@ struct node {
 	uint32_t addr;	/* index into the address table */
 	uint32_t access; /* one-way access delay, us */
 	uint32_t gen;	 /* timer generation (stale timer events are skipped) */
+	uint32_t contact; /* bootstrap contact (address index), pinged again while the table is empty */
+	uint64_t boot_next, boot_wait;
 	uint64_t next;	 /* scheduled periodic */
 	int live;
 	uint64_t joined;
@@ -87,7 +89,7 @@ static struct {
 	struct lookup *lk;
 	uint32_t nlk;
 	uint32_t cur_node; /* the node whose dht is running (for send) */
-	uint64_t replaced;
+	uint64_t replaced, boot_retries;
 } S;
 
 static uint64_t rnd(void)
@@ -217,6 +219,26 @@ static void tick(uint32_t i)
 	if (!n->live)
 		return;
 	dht_periodic(n->dht, S.now, &nx);
+	/* what weftd's node_dht does: ping the bootstrap contact again while
+	 * the table is empty, after 1 s, doubling to once a minute */
+	if (n->contact != UINT32_MAX && !dht_node_count(n->dht)) {
+		if (S.now >= n->boot_next) {
+			struct sockaddr_in sa;
+
+			mkaddr(&sa, n->contact);
+			dht_add_node(n->dht, (struct sockaddr *)&sa, sizeof(sa), S.now);
+			n->boot_wait = n->boot_wait ? n->boot_wait * 2 : 1000;
+			if (n->boot_wait > 60000)
+				n->boot_wait = 60000;
+			n->boot_next = S.now + n->boot_wait;
+			S.boot_retries++;
+		}
+		if (nx > n->boot_next)
+			nx = n->boot_next;
+	} else {
+		n->boot_wait = 0;
+		n->boot_next = S.now + 1000;
+	}
 	if (nx <= S.now)
 		nx = S.now + 1;
 	if (nx != n->next) {
@@ -258,10 +280,13 @@ static uint32_t node_add(uint32_t contact_node, int has_contact)
 	}
 	n->live = 1;
 	n->joined = S.now;
+	n->contact = UINT32_MAX;
 	if (has_contact) {
 		struct sockaddr_in sa;
 
-		mkaddr(&sa, S.n[contact_node].addr);
+		n->contact = S.n[contact_node].addr;
+		n->boot_next = S.now + 1000;
+		mkaddr(&sa, n->contact);
 		dht_add_node(n->dht, (struct sockaddr *)&sa, sizeof(sa), S.now);
 	}
 	tick(i);
@@ -621,10 +646,10 @@ int main(int argc, char **argv)
 		print_summary("get_peers", 1);
 	}
 	printf("},\n \"network\": {\"sent\": %llu, \"delivered\": %llu, \"lost\": %llu, "
-	       "\"to_gone_node\": %llu, \"dropped_inflight_cap\": %llu},\n",
+	       "\"to_gone_node\": %llu, \"dropped_inflight_cap\": %llu, \"bootstrap_retries\": %llu},\n",
 	       (unsigned long long)S.sent, (unsigned long long)S.delivered,
 	       (unsigned long long)S.lost, (unsigned long long)S.to_dead,
-	       (unsigned long long)S.dropped);
+	       (unsigned long long)S.dropped, (unsigned long long)S.boot_retries);
 	printf(" \"tables\": {\"live\": %u, \"mean\": %.2f, \"min\": %u},\n", live,
 	       live ? (double)tables / live : 0.0, live ? tmin : 0);
 	printf(" \"virtual_s\": %.3f, \"cpu_s\": %.3f, \"max_rss_kib\": %ld,\n",

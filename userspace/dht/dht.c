@@ -889,6 +889,38 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 
 static void bootstrap_done(void *arg, const struct dht_result *res)
 {
+	(void)arg;
+	(void)res;
+}
+
+/* The self-lookup ended: fill the buckets it did not (Kademlia section 2.3:
+ * "u refreshes all k-buckets further away than its closest neighbor").
+ * Without it the far buckets hold only who happened to query us until the
+ * 15-minute refresh, and every lookup takes more hops (docs/DHT.md). */
+static void self_lookup_done(void *arg, const struct dht_result *res)
+{
+	struct dht *dht = arg;
+
+	if (res->status != -ECANCELED)
+		dht->want_refresh = 1;
+}
+
+/* One find_node for a random id in each bucket that is not full, but the
+ * last (ours): at most DHT_MAX_BUCKETS lookups, in practice log2(n/8). */
+static void refresh_thin(struct dht *dht, struct dht_table *t, uint64_t now)
+{
+	for (unsigned int i = 0; i + 1 < t->nb; i++) {
+		struct dht_bucket *b = &t->b[i];
+		uint8_t rnd[DHT_ID_LEN], target[DHT_ID_LEN];
+
+		if (b->n >= DHT_K)
+			continue;
+		dht_random(dht, rnd, sizeof(rnd));
+		dht_rt_random_in_bucket(t, dht->id, i, rnd, target);
+		b->last_changed = now;
+		if (dht_find_node(dht, target, now, bootstrap_done, NULL))
+			break; /* no lookup slot left: the 15-minute refresh will do it */
+	}
 }
 
 static void maintain(struct dht *dht, uint64_t now)
@@ -896,12 +928,28 @@ static void maintain(struct dht *dht, uint64_t now)
 	struct dht_table *tabs[2] = {&dht->t4, &dht->t6};
 	unsigned int pings = 0, total = table_count(&dht->t4) + table_count(&dht->t6);
 
-	/* Fill the table: look ourselves up when it is young or thin. */
-	if (total &&
-	    (dht->want_bootstrap || (total < 2 * DHT_K && now - dht->last_bootstrap > 60000))) {
+	/* Fill the table: look ourselves up when it is young or thin, and
+	 * again 1, 2, 4, 8 and then every 15 minutes: a node that joined a
+	 * smaller network learns that its neighbourhood filled up (its own
+	 * bucket splits), which the 15-minute bucket refresh never does for a
+	 * bucket whose nodes keep answering (jech/dht's neighbourhood
+	 * maintenance does the same). Each ends with refresh_thin(). */
+	if (!dht->self_gap)
+		dht->self_gap = 60000;
+	if (total && (dht->want_bootstrap || now - dht->last_bootstrap >= dht->self_gap ||
+		      (total < 2 * DHT_K && now - dht->last_bootstrap > 60000))) {
+		if (!dht->want_bootstrap && now - dht->last_bootstrap >= dht->self_gap)
+			dht->self_gap = dht->self_gap * 2 < DHT_REFRESH_MS ? dht->self_gap * 2
+									 : DHT_REFRESH_MS;
 		dht->want_bootstrap = 0;
 		dht->last_bootstrap = now;
-		dht_find_node(dht, dht->id, now, bootstrap_done, NULL);
+		dht_find_node(dht, dht->id, now, self_lookup_done, dht);
+	}
+	if (dht->want_refresh) {
+		dht->want_refresh = 0;
+		refresh_thin(dht, &dht->t4, now);
+		if (!(dht->o.flags & DHT_F_NO_IPV6))
+			refresh_thin(dht, &dht->t6, now);
 	}
 	for (int k = 0; k < 2; k++) {
 		struct dht_table *t = tabs[k];

@@ -319,6 +319,8 @@ struct dht {
 	int64_t last_put_seq;
 	uint64_t last_expire, last_maint, last_bootstrap;
 	int want_bootstrap;
+	int want_refresh; /* self-lookup done: refresh the thin buckets (Kademlia 2.3) */
+	uint64_t self_gap; /* next periodic self-lookup: 1 min after the first, doubling to 15 */
 	struct dht_stats st;
 };
 
