@@ -29,6 +29,11 @@ cleanup() {
 	rm -rf "$D"
 }
 on_exit cleanup
+# the last lines of every node's log (to tell a weftd crash from a tool error)
+node_logs() {
+	local f
+	for f in "$1"/nodes/n*/weftd.log; do echo "== $f"; tail -n 5 "$f"; done
+}
 prefix_of() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["prefix"])' "$1/lab.json"; }
 # nothing_left PREFIX: no namespace, no process in one, no link anywhere
 nothing_left() {
@@ -124,9 +129,9 @@ grep -q 'direct share' "$D/relay.out" || fail "relay printed no direct share"
 # much a loaded CI machine's target survives, so no assertion on the calls'
 # success)
 $LAB --dir "$D/a" run churn --seed 4 --fraction 0.2 --duration 8 --down 2 >"$D/churn.out" 2>&1 ||
-	{ cat "$D/churn.out"; fail "run churn"; }
+	{ cat "$D/churn.out"; node_logs "$D/a"; fail "run churn"; }
 $LAB --dir "$D/a" run flood --seed 5 --target 2 --attacker 5 --duration 3 --pps 5000 >"$D/flood.out" 2>&1 ||
-	{ cat "$D/flood.out"; fail "run flood"; }
+	{ cat "$D/flood.out"; node_logs "$D/a"; fail "run flood"; }
 "$PYTHON" - "$D/a/results" <<'PY' || fail "churn/flood results are not sane: $(cat "$D/churn.out" "$D/flood.out")"
 import json, os, sys
 d = sys.argv[1]
@@ -135,6 +140,7 @@ c = r("churn")
 kills = [e for e in c["events"] if e["ev"] == "kill"]
 starts = [e for e in c["events"] if e["ev"] == "start"]
 assert len(kills) == 2 and len(starts) == 2, c["events"]
+assert all(e["tries"] >= 1 for e in starts), starts
 assert all(e["node"] != 1 for e in kills), kills
 assert sum(v["count"] for v in c["summary"].values()) == len(c["lookups"]) > 0
 f = r("flood")
