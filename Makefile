@@ -28,7 +28,7 @@ ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 PKGS := libbpf libxdp liburing libngtcp2 libngtcp2_crypto_gnutls gnutls \
-	libcrypto libsodium lmdb inih libmicrohttpd jansson libcurl cmocka
+	nettle libcrypto libsodium lmdb inih libmicrohttpd jansson libcurl cmocka
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

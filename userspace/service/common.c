@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#include <nettle/sha1.h>
 
 #include "weft/blake3.h"
 #include "weft/svc.h"
@@ -74,17 +74,11 @@ void svc_id(uint8_t out[SVC_ID_LEN], const uint8_t owner[IDENTITY_PK_LEN], const
 int svc_name_target(uint8_t out[20], const char *name, size_t name_len)
 {
 	static const char prefix[] = "weft:svc:";
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned int olen = 0;
-	int err = -EIO;
+	struct sha1_ctx c;
 
-	if (!ctx)
-		return -EIO;
-	if (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
-	    EVP_DigestUpdate(ctx, prefix, sizeof(prefix) - 1) == 1 &&
-	    EVP_DigestUpdate(ctx, name, name_len) == 1 &&
-	    EVP_DigestFinal_ex(ctx, out, &olen) == 1 && olen == 20)
-		err = 0;
-	EVP_MD_CTX_free(ctx);
-	return err;
+	sha1_init(&c);
+	sha1_update(&c, sizeof(prefix) - 1, (const uint8_t *)prefix);
+	sha1_update(&c, name_len, (const uint8_t *)name);
+	sha1_digest(&c, SHA1_DIGEST_SIZE, out);
+	return 0;
 }
