@@ -8,8 +8,9 @@
  *
  *  - retries: a node that drops the first query is still found, through a
  *    byte-identical retry with a new transaction id sent one query timeout
- *    later, and is not marked; a node that drops everything gets exactly
- *    two queries and one failure mark; ping retries too.
+ *    later, and is not marked; the closest candidate that drops everything
+ *    gets exactly three queries (DHT_QUERY_ATTEMPTS_CLOSE) and one failure
+ *    mark; a ping to a dead node exactly two.
  *  - BEP 32 want: a dual-stack node sends want=["n4","n6"] and, bootstrapped
  *    over IPv4 only, learns and finds IPv6-only nodes; a node without the
  *    flag sends no want; answers honour want (n4, n6, both) and shrink the
@@ -413,10 +414,14 @@ static void test_retry_dead_node(void **state)
 	assert_int_equal(dht_find_node(s->n[3].dht, dht_id(s->n[7].dht), s->now, on_done, &wt), 0);
 	sim_wait(s, &wt);
 	assert_int_equal(wt.r.status, 0);
-	/* exactly one query and one retry, then the node is skipped and marked once */
-	assert_int_equal(w.ndropped, 2);
+	/* the target is the closest candidate: one query and two retries
+	 * (DHT_QUERY_ATTEMPTS_CLOSE), one timeout apart, then the node is
+	 * skipped and marked once */
+	assert_int_equal(w.ndropped, 3);
 	assert_retry_of(&w.dropped, &w.after[0]);
+	assert_retry_of(&w.dropped, &w.after[1]);
 	assert_int_equal(w.after[0].at, w.dropped.at + SIM_TIMEOUT);
+	assert_int_equal(w.after[1].at, w.dropped.at + 2 * SIM_TIMEOUT);
 	for (size_t i = 0; i < wt.r.nnodes; i++)
 		assert_memory_not_equal(wt.r.nodes[i].id, dht_id(s->n[7].dht), DHT_ID_LEN);
 	assert_int_equal(wt.r.nnodes, DHT_K); /* the lookup went on with the others */

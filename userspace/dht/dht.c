@@ -1031,7 +1031,10 @@ int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 				next = dl;
 			continue;
 		}
-		if (p->pkt && p->attempt + 1 < DHT_QUERY_ATTEMPTS && retry_query(dht, p, now)) {
+		if (p->pkt &&
+		    (p->attempt + 1 < DHT_QUERY_ATTEMPTS ||
+		     (p->attempt + 1 < DHT_QUERY_ATTEMPTS_CLOSE && p->lk && dht_lk_is_close(dht, p))) &&
+		    retry_query(dht, p, now)) {
 			dl = now + dht->lim.query_timeout_ms;
 			if (dl < next)
 				next = dl;

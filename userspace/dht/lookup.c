@@ -428,6 +428,24 @@ void dht_lk_retry(struct dht *dht, struct dht_pending *p, uint64_t now)
 	dht_lk_step(dht, lk, now);
 }
 
+int dht_lk_is_close(struct dht *dht, struct dht_pending *p)
+{
+	struct dht_lookup *lk = lk_of(dht, p);
+	unsigned int rank = 0;
+
+	if (!lk || lk->phase != LK_SEARCH || lk->op == DHT_OP_PING)
+		return 0;
+	for (unsigned int i = 0; i < lk->ncands && rank < DHT_K; i++) {
+		const struct dht_cand *c = &lk->cands[i];
+
+		if (dht_addr_eq((const struct sockaddr *)&c->addr, (struct sockaddr *)&p->addr))
+			return 1;
+		if (c->state != CAND_FAILED)
+			rank++;
+	}
+	return 0;
+}
+
 void dht_lk_error(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m, uint64_t now)
 {
 	struct dht_lookup *lk = lk_of(dht, p);
