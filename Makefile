@@ -211,6 +211,7 @@ install: all
 	install -m 0755 tools/weftlab $(DESTDIR)/usr/local/bin/weftlab
 	install -d $(DESTDIR)/usr/local/lib/weft
 	install -m 0755 $(BUILD)/weftlab-sim $(DESTDIR)/usr/local/lib/weft/weftlab-sim
+	install -m 0755 tools/weftlab-aria2 $(DESTDIR)/usr/local/lib/weft/weftlab-aria2
 
 # ---- operators: man pages and the Debian package (docs/OPERATIONS.md) ----
 # weftd(8) and weftctl(8): tools/man/*.in with the programs' own --help;

@@ -192,6 +192,9 @@ struct dht_result {
 	unsigned int visited; /* nodes that answered */
 	unsigned int queried; /* queries sent */
 	unsigned int hops;    /* longest referral chain to a node among the k closest */
+	/* referral chain to the closest node that answered (for find_node of
+	 * an existing node: the target itself); 1 = it was in our table */
+	unsigned int hops_closest;
 	const struct dht_node_info *nodes; /* k closest nodes that answered, closest first */
 	size_t nnodes;
 	const struct sockaddr_storage *peers; /* get_peers/announce: unique peers found */

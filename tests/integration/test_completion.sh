@@ -70,7 +70,7 @@ lcomp() { comp_with _weftlab "$@"; }
 out=$(lcomp weftlab --dir "$D" "")
 for w in up down status run report top; do has "$out" "$w"; done
 out=$(lcomp weftlab run "")
-for w in $("$PYTHON" "$TOP/tools/weftlab" --help | sed -n 's/^  weftlab \[--dir DIR\] run \([a-z]*\).*/\1/p'); do
+for w in $("$PYTHON" "$TOP/tools/weftlab" --help | sed -n 's/^  weftlab \[--dir DIR\] run \([a-z0-9]*\).*/\1/p'); do
 	has "$out" "$w"
 done
 out=$(lcomp weftlab up --n)

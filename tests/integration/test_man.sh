@@ -43,7 +43,7 @@ lab=0
 while read -r verb rest; do
 	render weftlab.1 | grep -qF -- "weftlab [--dir DIR] $verb" || fail "weftlab(1) lacks '$verb'"
 	lab=$((lab + 1))
-done < <("$PYTHON" "$TOP/tools/weftlab" --help | sed -n 's/^  weftlab \[--dir DIR\] \([a-z]*\( [a-z]*\)\{0,1\}\).*/\1/p')
+done < <("$PYTHON" "$TOP/tools/weftlab" --help | sed -n 's/^  weftlab \[--dir DIR\] \([a-z]*\( [a-z0-9]*\)\{0,1\}\).*/\1/p')
 [ $lab -ge 12 ] || fail "only $lab weftlab commands found"
 for v in up down status report top bootstrap lookups churn distribute services flood; do
 	render weftlab.1 | grep -q "$v" || fail "weftlab(1) lacks $v"

@@ -415,13 +415,17 @@ static void test_retry_dead_node(void **state)
 	sim_wait(s, &wt);
 	assert_int_equal(wt.r.status, 0);
 	/* the target is the closest candidate: one query and two retries
-	 * (DHT_QUERY_ATTEMPTS_CLOSE), one timeout apart, then the node is
-	 * skipped and marked once */
+	 * (DHT_QUERY_ATTEMPTS_CLOSE), one timeout then half a timeout apart,
+	 * then the node is skipped and marked once */
 	assert_int_equal(w.ndropped, 3);
 	assert_retry_of(&w.dropped, &w.after[0]);
 	assert_retry_of(&w.dropped, &w.after[1]);
 	assert_int_equal(w.after[0].at, w.dropped.at + SIM_TIMEOUT);
-	assert_int_equal(w.after[1].at, w.dropped.at + 2 * SIM_TIMEOUT);
+	assert_int_equal(w.after[1].at, w.dropped.at + SIM_TIMEOUT + SIM_TIMEOUT / 2);
+	/* given up two timeouts after the first attempt, as with two attempts
+	 * (virtual time, stepped by 10 ms) */
+	assert_true(s->now >= w.dropped.at + 2 * SIM_TIMEOUT);
+	assert_true(s->now <= w.dropped.at + 2 * SIM_TIMEOUT + 10);
 	for (size_t i = 0; i < wt.r.nnodes; i++)
 		assert_memory_not_equal(wt.r.nodes[i].id, dht_id(s->n[7].dht), DHT_ID_LEN);
 	assert_int_equal(wt.r.nnodes, DHT_K); /* the lookup went on with the others */

@@ -72,7 +72,7 @@ struct lookup {
 	uint8_t target[DHT_ID_LEN];
 	uint64_t start, end;
 	int status, ok, done, counted;
-	unsigned int hops, queried, visited;
+	unsigned int hops, hops_closest, queried, visited;
 };
 
 static struct {
@@ -321,6 +321,7 @@ static void lookup_done(void *arg, const struct dht_result *res)
 	l->end = S.now;
 	l->status = res->status;
 	l->hops = res->hops;
+	l->hops_closest = res->hops_closest;
 	l->queried = res->queried;
 	l->visited = res->visited;
 	l->counted = res->status != -ECANCELED;
@@ -400,7 +401,7 @@ static void print_summary(const char *kind, int k)
 {
 	uint64_t *lat = calloc(S.nlk + 1, sizeof(*lat));
 	uint32_t cnt = 0, ok = 0, nl = 0;
-	double hops = 0;
+	double hops = 0, hclose = 0;
 	unsigned int hmax = 0;
 
 	for (uint32_t j = 0; j < S.nlk; j++) {
@@ -413,17 +414,20 @@ static void print_summary(const char *kind, int k)
 			ok++;
 			lat[nl++] = l->end - l->start;
 			hops += l->hops;
+			hclose += l->hops_closest;
 			if (l->hops > hmax)
 				hmax = l->hops;
 		}
 	}
 	qsort(lat, nl, sizeof(*lat), cmp_u64);
 	printf("\"%s\": {\"count\": %u, \"ok\": %u, \"success\": %.6f, \"p50_ms\": %llu, "
-	       "\"p99_ms\": %llu, \"max_ms\": %llu, \"hops_mean\": %.4f, \"hops_max\": %u}",
+	       "\"p99_ms\": %llu, \"max_ms\": %llu, \"hops_mean\": %.4f, \"hops_max\": %u, "
+	       "\"hops_closest_mean\": %.4f}",
 	       kind, cnt, ok, cnt ? (double)ok / cnt : 0.0,
 	       (unsigned long long)(nl ? lat[(nl * 50 + 99) / 100 - 1] : 0),
 	       (unsigned long long)(nl ? lat[(nl * 99 + 99) / 100 - 1] : 0),
-	       (unsigned long long)(nl ? lat[nl - 1] : 0), ok ? hops / ok : 0.0, hmax);
+	       (unsigned long long)(nl ? lat[nl - 1] : 0), ok ? hops / ok : 0.0, hmax,
+	       ok ? hclose / ok : 0.0);
 	free(lat);
 }
 
@@ -663,11 +667,11 @@ int main(int argc, char **argv)
 
 		if (!l->done || !l->counted)
 			continue;
-		printf("%s\n  {\"kind\": \"%s\", \"ok\": %s, \"ms\": %llu, \"hops\": %u, \"queried\": %u, "
-		       "\"t\": %.3f}",
+		printf("%s\n  {\"kind\": \"%s\", \"ok\": %s, \"ms\": %llu, \"hops\": %u, "
+		       "\"hops_closest\": %u, \"queried\": %u, \"t\": %.3f}",
 		       first ? "" : ",", l->kind ? "get_peers" : "find_node",
 		       l->ok ? "true" : "false", (unsigned long long)(l->end - l->start), l->hops,
-		       l->queried, (l->start - t_lk0) / 1000.0);
+		       l->hops_closest, l->queried, (l->start - t_lk0) / 1000.0);
 		first = 0;
 	}
 	printf("]}\n");

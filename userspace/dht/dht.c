@@ -1007,6 +1007,17 @@ static int retry_query(struct dht *dht, struct dht_pending *p, uint64_t now)
 	return 1;
 }
 
+/* How long attempt p->attempt waits. After the first retry, a query to
+ * one of its lookup's k closest candidates waits half a timeout, twice
+ * (DHT_QUERY_ATTEMPTS_CLOSE = 3 attempts): three attempts in the same two
+ * timeouts as everyone else's two, so a dead node costs no more time. */
+static uint64_t attempt_timeout(struct dht *dht, struct dht_pending *p)
+{
+	if (p->attempt >= 1 && p->lk && dht_lk_is_close(dht, p))
+		return dht->lim.query_timeout_ms / 2;
+	return dht->lim.query_timeout_ms;
+}
+
 int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 {
 	uint64_t next = now + 1000;
@@ -1025,7 +1036,7 @@ int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 
 		if (!p->in_use)
 			continue;
-		dl = p->sent_ms + dht->lim.query_timeout_ms;
+		dl = p->sent_ms + attempt_timeout(dht, p);
 		if (dl > now) {
 			if (dl < next)
 				next = dl;
@@ -1035,7 +1046,7 @@ int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 		    (p->attempt + 1 < DHT_QUERY_ATTEMPTS ||
 		     (p->attempt + 1 < DHT_QUERY_ATTEMPTS_CLOSE && p->lk && dht_lk_is_close(dht, p))) &&
 		    retry_query(dht, p, now)) {
-			dl = now + dht->lim.query_timeout_ms;
+			dl = now + attempt_timeout(dht, p);
 			if (dl < next)
 				next = dl;
 			continue;

@@ -31,10 +31,11 @@
  * node or drop it from a lookup. */
 #define DHT_QUERY_ATTEMPTS 2
 /* A lookup query to one of the k closest candidates not known to have
- * failed gets one attempt more: those nodes are the lookup's answer (and
- * an announce's or put's store set), and at 5% datagram loss two attempts
- * still lose a live one 1% of the time ((1 - 0.95^2)^2), which is what
- * kept find_node below 99% there (docs/DHT.md, docs/LAB.md). */
+ * failed gets one attempt more, its retries half a timeout apart (given up
+ * after two timeouts, as any other): those nodes are the lookup's answer
+ * (and an announce's or put's store set), and at 5% datagram loss two
+ * attempts still lose a live one 1% of the time ((1 - 0.95^2)^2), which
+ * is what kept find_node below 99% there (docs/DHT.md, docs/LAB.md). */
 #define DHT_QUERY_ATTEMPTS_CLOSE 3
 #define DHT_MAX_PKT 1500 /* largest datagram we build (Ethernet MTU payload) */
 

@@ -98,6 +98,8 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 		nodes[nn].addrlen = c->addrlen;
 		if (c->hop > hops)
 			hops = c->hop;
+		if (!nn)
+			r.hops_closest = c->hop;
 		nn++;
 	}
 	r.op = lk->op;
