@@ -179,7 +179,7 @@ void qn_kick(struct qn_worker *wk)
 
 /* --------------------------------------------------------------- streams */
 
-static struct qn_stream *stream_find(struct qn_conn *c, int64_t sid)
+struct qn_stream *qn_stream_get(struct qn_conn *c, int64_t sid)
 {
 	struct qn_stream *s;
 
@@ -187,11 +187,6 @@ static struct qn_stream *stream_find(struct qn_conn *c, int64_t sid)
 		if (s->sid == sid)
 			return s;
 	return NULL;
-}
-
-struct qn_stream *qn_stream_get(struct qn_conn *c, int64_t sid)
-{
-	return stream_find(c, sid);
 }
 
 static struct qn_stream *stream_add(struct qn_conn *c, int64_t sid, int incoming)
@@ -253,17 +248,12 @@ static const struct quic_node_handler *stream_handler(struct qn_conn *c, struct 
 	return NULL;
 }
 
-static void stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code)
+void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code)
 {
 	s->dead = 1;
 	stream_drop_queue(wk->qn, s);
 	if (c->qc)
 		quic_stream_reset(c->qc, s->sid, code);
-}
-
-void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code)
-{
-	stream_fail(wk, c, s, code);
 }
 
 static void gen_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s)
@@ -429,7 +419,7 @@ int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,
 		(void)type_lookup(wk->qn, s);
 	rc = put_varint_stream(wk, c, s, stype);
 	if (rc) {
-		stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
+		qn_stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
 		return rc;
 	}
 	*out = s;
@@ -459,7 +449,7 @@ static void observed_data(struct qn_worker *wk, struct qn_conn *c, struct qn_str
 
 	if (len > sizeof(s->obuf) - s->olen) {
 		wk->obs_bad++;
-		stream_fail(wk, c, s, QN_ERR_OVERRUN);
+		qn_stream_fail(wk, c, s, QN_ERR_OVERRUN);
 		return;
 	}
 	memcpy(s->obuf + s->olen, data, len);
@@ -468,17 +458,11 @@ static void observed_data(struct qn_worker *wk, struct qn_conn *c, struct qn_str
 		return;
 	if (conn_obs_parse(s->obuf, s->olen, &seen) || !c->qc || quic_conn_get_info(c->qc, &ci)) {
 		wk->obs_bad++;
-		stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
+		qn_stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
 		return;
 	}
 	wk->obs_rx++;
-	{
-		struct io_addr remote;
-
-		if (!io_addr_from_sockaddr(&remote, (struct sockaddr *)&ci.remote, ci.remote_len) &&
-		    io_addr_equal(&remote, &seen))
-			qn_path_relayed(wk, c);
-	}
+	qn_path_observed(wk, c, &ci, &seen);
 	if (wk->qn->o.on_observed)
 		wk->qn->o.on_observed(wk->qn->o.observed_arg, (struct sockaddr *)&ci.remote,
 				    ci.remote_len, &seen, wk->qn->port);
@@ -516,7 +500,7 @@ static void builtin_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stre
 	case QUIC_NODE_ST_ECHO:
 		if (s->wq_bytes + len > QN_ECHO_MAX_QUEUED) {
 			wk->echo_overruns++;
-			stream_fail(wk, c, s, QN_ERR_OVERRUN);
+			qn_stream_fail(wk, c, s, QN_ERR_OVERRUN);
 			return;
 		}
 		if (len || fin)
@@ -634,11 +618,6 @@ unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn)
 	return qn && w < qn->nworkers ? w : 0;
 }
 
-unsigned int quic_node_workers(const struct quic_node *qn)
-{
-	return qn ? qn->nworkers : 0;
-}
-
 static uint64_t new_id(struct quic_node *qn, unsigned int worker)
 {
 	return (atomic_fetch_add(&qn->serial, 1) << 8) | worker;
@@ -678,7 +657,7 @@ static void cb_stream_open(void *arg, struct quic_conn *qc, int64_t sid)
 {
 	struct qn_conn *c = quic_conn_get_user(qc);
 
-	if (c && !stream_find(c, sid) && !stream_add(c, sid, 1))
+	if (c && !qn_stream_get(c, sid) && !stream_add(c, sid, 1))
 		quic_stream_reset(qc, sid, 0x1);
 }
 
@@ -693,7 +672,7 @@ static void cb_stream_data(void *arg, struct quic_conn *qc, int64_t sid, const u
 
 	if (!c)
 		return;
-	s = stream_find(c, sid);
+	s = qn_stream_get(c, sid);
 	if (!s && !(s = stream_add(c, sid, 1))) {
 		quic_stream_reset(qc, sid, 0x1);
 		return;
@@ -711,20 +690,20 @@ static void cb_stream_data(void *arg, struct quic_conn *qc, int64_t sid, const u
 			continue;
 		if (r < 0) {
 			wk->bad_types++;
-			stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
+			qn_stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
 			return;
 		}
 		s->typed = 1;
 		s->stype = t;
 		if (type_lookup(wk->qn, s)) {
 			wk->bad_types++;
-			stream_fail(wk, c, s, QN_ERR_UNKNOWN_TYPE);
+			qn_stream_fail(wk, c, s, QN_ERR_UNKNOWN_TYPE);
 			return;
 		}
 	}
 	if (!s->typed) {
 		if (fin)
-			stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
+			qn_stream_fail(wk, c, s, QN_ERR_BAD_TYPE);
 		return;
 	}
 	if (s->stype == QUIC_NODE_ST_PATH) {
@@ -749,7 +728,7 @@ static void cb_stream_close(void *arg, struct quic_conn *qc, int64_t sid, int ha
 	struct qn_stream *s;
 	void *harg;
 
-	if (!c || !(s = stream_find(c, sid)))
+	if (!c || !(s = qn_stream_get(c, sid)))
 		return;
 	h = stream_handler(c, s, &harg);
 	if (h && h->stream_closed && s->typed)
@@ -763,7 +742,7 @@ static void cb_stream_writable(void *arg, struct quic_conn *qc, int64_t sid)
 	struct qn_conn *c = quic_conn_get_user(qc);
 	struct qn_stream *s;
 
-	if (c && (s = stream_find(c, sid)) && !s->dead)
+	if (c && (s = qn_stream_get(c, sid)) && !s->dead)
 		stream_pump(wk, c, s);
 }
 
@@ -986,7 +965,7 @@ static void op_run(struct engine_worker *w, void *arg)
 	}
 	c = qn_conn_find(wk, op->conn);
 	if (c && c->qc && op->kind != OP_OPEN && op->kind != OP_CLOSE)
-		s = stream_find(c, op->sid);
+		s = qn_stream_get(c, op->sid);
 	switch (op->kind) {
 	case OP_OPEN:
 		rc = c ? qn_stream_open_now(wk, c, op->u, &s) : -ENOTCONN;
@@ -1013,7 +992,7 @@ static void op_run(struct engine_worker *w, void *arg)
 		break;
 	case OP_RESET:
 		if (s)
-			stream_fail(wk, c, s, op->u);
+			qn_stream_fail(wk, c, s, op->u);
 		else
 			wk->app_errors++;
 		break;

@@ -611,6 +611,11 @@ int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int 
 	return res->done ? 0 : err;
 }
 
+unsigned int quic_node_workers(const struct quic_node *qn)
+{
+	return qn ? qn->nworkers : 0;
+}
+
 /* --------------------------------------------------------- snapshots */
 
 struct qn_snap {

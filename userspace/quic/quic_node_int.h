@@ -170,9 +170,10 @@ void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s
 /* Path layer glue (quic_path.c), owning worker only. */
 void qn_path_init_worker(struct qn_worker *wk);
 void qn_path_stop_worker(struct qn_worker *wk);
-/* An observation from the peer on c equal to our view of the peer's
- * address: c runs over a relay circuit (the dialler starts punching). */
-void qn_path_relayed(struct qn_worker *wk, struct qn_conn *c);
+/* The peer on c sees us at seen: equal to our view of the peer's address
+ * (ci.remote), c runs over a relay circuit (the dialler starts punching). */
+void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic_conn_info *ci,
+		      const struct io_addr *seen);
 /* Bytes of c's path stream (type QUIC_NODE_ST_PATH), either direction. */
 void qn_path_stream_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
 			 const uint8_t *data, size_t len);

@@ -231,12 +231,17 @@ static struct qn_path *qp_get(struct qn_worker *wk, struct qn_conn *c, int initi
 	return p;
 }
 
-void qn_path_relayed(struct qn_worker *wk, struct qn_conn *c)
+void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic_conn_info *ci,
+		      const struct io_addr *seen)
 {
 	struct qn_path *p;
 	struct path_io io;
 	struct qp_ctx x = { .wk = wk, .c = c };
+	struct io_addr remote;
 
+	if (io_addr_from_sockaddr(&remote, (const struct sockaddr *)&ci->remote, ci->remote_len) ||
+	    !io_addr_equal(&remote, seen))
+		return;
 	c->relayed = 1;
 	if (wk->qn->o.punch_off || !c->dialed || c->path || !c->qc || !wk->w)
 		return;
