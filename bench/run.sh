@@ -5,6 +5,7 @@
 # Harnesses built on bench/benchlib.h also write one JSON result each into
 # $BUILD/bench/runs/<UTC time>/; this script adds run-<time>.json there
 # (seconds and exit status of every harness, the budget, the load average)
+# and each harness's printed output as <name>.log
 # and bench/report.py then writes $BUILD/bench/report.md, details.md and
 # the PNG plots from that run's results (docs/BENCH.md).
 #
@@ -47,8 +48,8 @@ for s in "$TOP"/bench/*.sh; do
 	read -r -a args <<<"${!var:-}"
 	echo "=== bench: $name ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), budget ${budget} s)"
 	t=$(date +%s.%N)
-	timeout -k 15 "$budget" bash "$s" "${args[@]}"
-	st=$?
+	timeout -k 15 "$budget" bash "$s" "${args[@]}" 2>&1 | tee "$WEFT_BENCH_DIR/$name.log"
+	st=${PIPESTATUS[0]}
 	t=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 	case $st in
 	0) ;;
