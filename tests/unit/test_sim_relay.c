@@ -307,8 +307,20 @@ static void test_svc_by_key(void **state)
 	 * connection proven to be the provider's key): the clock jumps past
 	 * QUIC's idle timeout (30 s), which closes it; the descriptor stays
 	 * cached (it expires in hours). */
-	simnet_advance(W.sn, 31000000000ULL);
-	assert_int_equal(simnode_wait(e_pool_empty, NULL, 30000), 0);
+	{
+		/* A connection that something used again after the jump
+		 * (a periodic refresh, a path attempt; under heavy load they
+		 * all fall due right after it) idles out only 30 s of its
+		 * clock later: jump again rather than wait for the wall
+		 * clock (at most 3 jumps: nothing here recurs forever). */
+		int jumps = 0, empty = 0;
+
+		while (!empty && jumps++ < 3) {
+			simnet_advance(W.sn, 31000000000ULL);
+			empty = simnode_wait(e_pool_empty, NULL, 20000) == 0;
+		}
+		assert_true(empty);
+	}
 	/* E (behind its NAT) calls it: the descriptor's endpoint does not
 	 * answer, H's key does (its node record's address). */
 	o = simnode_ok(&W.e, "POST", "/v1/svc/call",
