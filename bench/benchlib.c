@@ -102,6 +102,18 @@ int bench_pin_napi(const char *ifname, int cpu)
 	return napi_each(ifname, pin_one, &s);
 }
 
+static int fifo_one(int pid, void *arg)
+{
+	struct sched_param sp = { .sched_priority = *(const int *)arg };
+
+	return sched_setscheduler(pid, SCHED_FIFO, &sp) == 0;
+}
+
+int bench_napi_fifo(const char *ifname, int prio)
+{
+	return napi_each(ifname, fifo_one, &prio);
+}
+
 long long bench_thread_cpu_ns(int pid, int tid)
 {
 	char path[96];
@@ -301,19 +313,61 @@ void bench_veth_free(struct bench_veth *v)
 	v->orig_ns = -1;
 }
 
+/*
+ * The restore prologue of the source program (bench_lfsrc.restore): with
+ * n 8-byte words, r2 = data, r3 = data_end; if data + 8n > data_end skip
+ * to the redirect; else store each word of frame (LD_IMM64 into r4, STX).
+ * Returns the instructions written.
+ */
+static int lfsrc_restore(struct bpf_insn *p, const unsigned char *frame, unsigned int n)
+{
+	int i = 0;
+
+	p[i++] = (struct bpf_insn){ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_2,
+				    .src_reg = BPF_REG_1, .off = 0 };
+	p[i++] = (struct bpf_insn){ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_3,
+				    .src_reg = BPF_REG_1, .off = 4 };
+	p[i++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_4,
+				    .src_reg = BPF_REG_2 };
+	p[i++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_4,
+				    .imm = (int)(8 * n) };
+	/* jump over the 3 instructions per word */
+	p[i++] = (struct bpf_insn){ .code = BPF_JMP | BPF_JGT | BPF_X, .dst_reg = BPF_REG_4,
+				    .src_reg = BPF_REG_3, .off = (short)(3 * n) };
+	for (unsigned int w = 0; w < n; w++) {
+		unsigned long long v;
+
+		memcpy(&v, frame + 8 * w, 8);
+		p[i++] = (struct bpf_insn){ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_4,
+					    .imm = (int)(unsigned int)v };
+		p[i++] = (struct bpf_insn){ .imm = (int)(unsigned int)(v >> 32) };
+		p[i++] = (struct bpf_insn){ .code = BPF_STX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_2,
+					    .src_reg = BPF_REG_4, .off = (short)(8 * w) };
+	}
+	return i;
+}
+
 int bench_lfsrc_run(struct bench_lfsrc *src)
 {
-	struct bpf_insn prog[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = src->out_ifindex },
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = 0 },
-		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_redirect },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
+	struct bpf_insn prog[5 + 3 * BENCH_LFSRC_RESTORE_MAX / 8 + 4];
+	unsigned char head[BENCH_LFSRC_RESTORE_MAX] = { 0 };
 	LIBBPF_OPTS(bpf_test_run_opts, o);
 	double t0 = bench_now();
-	int fd, err = 0;
+	unsigned int words = (src->restore + 7) / 8;
+	int fd, err = 0, n = 0;
 
-	fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_gen", "GPL", prog, 4, NULL);
+	if (words * 8 > BENCH_LFSRC_RESTORE_MAX || words * 8 > src->len)
+		words = (src->len < BENCH_LFSRC_RESTORE_MAX ? src->len : BENCH_LFSRC_RESTORE_MAX) / 8;
+	if (src->restore) {
+		memcpy(head, src->frame, words * 8);
+		n = lfsrc_restore(prog, head, words);
+	}
+	prog[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1,
+				       .imm = src->out_ifindex };
+	prog[n++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2 };
+	prog[n++] = (struct bpf_insn){ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_redirect };
+	prog[n++] = (struct bpf_insn){ .code = BPF_JMP | BPF_EXIT };
+	fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_gen", "GPL", prog, (size_t)n, NULL);
 	if (fd < 0)
 		return -errno;
 	o.data_in = src->frame;

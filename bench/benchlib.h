@@ -35,6 +35,14 @@ int bench_pin(int cpu);
 int bench_pin_napi(const char *ifname, int cpu);
 
 /*
+ * Run every NAPI kernel thread of ifname as SCHED_FIFO at priority prio
+ * (1..99), so it preempts the CPU's other work as soon as frames arrive:
+ * for a sink that shares its CPU with the source and must keep its small
+ * ring drained. Returns the number of threads changed or a negative errno.
+ */
+int bench_napi_fifo(const char *ifname, int prio);
+
+/*
  * Turn on threaded NAPI on device dev ("echo 1 > /sys/class/net/DEV/threaded"),
  * inside network namespace netns (a name under /run/netns; NULL: the
  * current one). 0 or a negative errno (-EINVAL for a name with characters
@@ -115,8 +123,15 @@ struct bench_lfsrc {
 	const void *frame;
 	unsigned int len;
 	int out_ifindex;
+	/* > 0: the program rewrites the frame's first restore bytes (rounded
+	 * up to 8, at most BENCH_LFSRC_RESTORE_MAX and len) from frame before
+	 * each redirect. The kernel recycles live frames without copying the
+	 * data in again, so a receiver that rewrites frames in place (a relay
+	 * turning addresses round) would otherwise get its own output back. */
+	unsigned int restore;
 	double elapsed; /* seconds it ran */
 };
+#define BENCH_LFSRC_RESTORE_MAX 128
 
 /* Runs until src->stop. 0, or a negative errno when the kernel refused. */
 int bench_lfsrc_run(struct bench_lfsrc *src);
