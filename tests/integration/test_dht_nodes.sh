@@ -52,6 +52,25 @@ code=$(curl -s -o /dev/null -w "%{http_code}" --unix-socket "$D/n3/weftd.sock" -
 [ "$code" = 400 ] || fail "API accepted a bad target: $code"
 pass "put and get"
 
+# A node on every address answers from the address it was asked on: a
+# query to 127.0.0.2 gets its reply from 127.0.0.2, not from the kernel's
+# choice (127.0.0.1); an asker behind a NAT or a filter would drop that.
+start_node 4 --bind 0.0.0.0
+"$PYTHON" - "$(port 4)" <<'PY' || fail "reply source address"
+import socket, sys
+port = int(sys.argv[1])
+for dst in ("127.0.0.2", "127.0.0.3"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(5)
+    s.sendto(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe", (dst, port))
+    data, src = s.recvfrom(2048)
+    if src[0] != dst or b"1:y1:r" not in data:
+        print("asked %s, answered from %s: %r" % (dst, src, data[:60]))
+        sys.exit(1)
+PY
+pass "replies leave from the address asked"
+
 # Hostile datagrams on the DHT port: the node keeps serving.
 "$PYTHON" - "$(port 2)" <<'PY'
 import socket, sys, random

@@ -63,6 +63,7 @@ static const char *const public_routers[] = {
 struct dht_fwd_dgram {
 	struct sockaddr_storage ss;
 	socklen_t sl;
+	struct io_addr local; /* the address it was sent to: replies leave from it */
 	uint16_t len;
 	uint8_t data[1500]; /* KRPC datagrams are far smaller (BEP 44 puts ~1.1 KB) */
 };
@@ -115,6 +116,11 @@ struct node_dht {
 
 /* The worker whose DHT handler is running on this thread, if any. */
 static __thread struct engine_worker *dht_cur_worker;
+/* The local address the datagram being handled was sent to, if known: what
+ * the DHT sends meanwhile (its reply above all) leaves from that address, so
+ * a host with several addresses answers from the one it was asked on (the
+ * asker, behind a NAT or a filter, drops an answer from another). */
+static __thread const struct io_addr *dht_cur_local;
 /* The engine worker this thread is (set on every worker at start). */
 static __thread struct engine_worker *tls_worker;
 static __thread const struct engine *tls_engine;
@@ -162,8 +168,13 @@ static int dht_send_cb(void *arg, const uint8_t *buf, size_t len, const struct s
 
 	if (io_addr_from_sockaddr(&dst, to, tolen))
 		return -EAFNOSUPPORT;
-	if (dht_cur_worker)
+	if (dht_cur_worker) {
+		if (dht_cur_local && dht_cur_local->family == dst.family) {
+			src = *dht_cur_local;
+			src.port = nd->port;
+		}
 		return engine_send(dht_cur_worker, &dst, &src, buf, len);
+	}
 	tx = malloc(sizeof(*tx) + len);
 	if (!tx)
 		return -ENOMEM;
@@ -180,10 +191,13 @@ static int dht_send_cb(void *arg, const uint8_t *buf, size_t len, const struct s
 }
 
 static void input_on_owner(struct node_dht *nd, struct engine_worker *w, const uint8_t *data,
-			   size_t len, const struct sockaddr *sa, socklen_t sl)
+			   size_t len, const struct sockaddr *sa, socklen_t sl,
+			   const struct io_addr *local)
 {
 	dht_cur_worker = w;
+	dht_cur_local = local && local->family ? local : NULL;
 	dht_input(nd->dht, data, len, sa, sl, nd_now(nd));
+	dht_cur_local = NULL;
 	dht_cur_worker = NULL;
 }
 
@@ -193,7 +207,7 @@ static void fwd_cmd(struct engine_worker *w, void *arg)
 
 	for (unsigned int i = 0; i < b->n; i++)
 		input_on_owner(b->nd, w, b->d[i].data, b->d[i].len, (struct sockaddr *)&b->d[i].ss,
-			       b->d[i].sl);
+			       b->d[i].sl, &b->d[i].local);
 	free(b);
 }
 
@@ -231,7 +245,8 @@ static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *
 	if (sl < 0)
 		return;
 	if (idx == 0) {
-		input_on_owner(nd, w, pkt->data, pkt->len, (struct sockaddr *)&ss, (socklen_t)sl);
+		input_on_owner(nd, w, pkt->data, pkt->len, (struct sockaddr *)&ss, (socklen_t)sl,
+			       &pkt->dst);
 		return;
 	}
 	/* Another worker: hand the datagram to the owner. */
@@ -253,6 +268,7 @@ static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *
 	d = &st->b->d[st->b->n++];
 	d->ss = ss;
 	d->sl = (socklen_t)sl;
+	d->local = pkt->dst;
 	d->len = (uint16_t)pkt->len;
 	memcpy(d->data, pkt->data, pkt->len);
 	if (st->b->n == NODE_DHT_FWD_MAX) {
