@@ -544,6 +544,43 @@ out:
 	return err;
 }
 
+/*
+ * bench/relay.sh's QUIC part (relayed vs direct bulk, measured before this
+ * harness runs, in the same invocation): lines "id TAB label TAB value TAB
+ * unit" in the file $BENCH_RELAY_EXTRA become figures of this result
+ * (ids prefixed "relay."), and the relayed/direct ratio is added.
+ */
+static void extra_figures(struct bench_result *res)
+{
+	const char *path = getenv("BENCH_RELAY_EXTRA");
+	char line[512], id[80];
+	int n = 0;
+	FILE *f;
+
+	if (!path || !(f = fopen(path, "r")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *sp, *fid = strtok_r(line, "\t\n", &sp), *label = strtok_r(NULL, "\t\n", &sp);
+		char *val = strtok_r(NULL, "\t\n", &sp), *unit = strtok_r(NULL, "\t\n", &sp);
+
+		if (!fid || !label || !val || !unit)
+			continue;
+		snprintf(id, sizeof(id), "relay.%s", fid);
+		if (!bench_result_figure(res, id, label, strtod(val, NULL), unit))
+			n++;
+	}
+	fclose(f);
+	if (!n) {
+		bench_result_note(res, "QUIC bulk relayed vs direct: not measured in this run "
+				       "(relay.sh printed why)");
+		return;
+	}
+	bench_result_ratio(res, "relay.quic.relayed_vs_direct",
+			   "QUIC bulk A -> B, relayed / direct (Mbit/s)", "relay.quic.relayed_mbit_s",
+			   "relay.quic.direct_mbit_s", 0);
+	printf("QUIC bulk A -> B: figures of bench/relay.sh's first part added (%d)\n", n);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_result *res = NULL;
@@ -677,6 +714,7 @@ int main(int argc, char **argv)
 	}
 	bench_result_ratio(res, "relay.xdp.vs_uring", "weft XDP / weft userspace, forwarded per CPU-s",
 			   "relay.xdp.fwd_per_cpu_s", "relay.uring.fwd_per_cpu_s", 0);
+	extra_figures(res);
 	bench_result_param(res, "payload_bytes", PAYLOAD);
 	bench_result_param(res, "seconds_per_round", secs);
 	bench_result_param(res, "rounds", rounds);
