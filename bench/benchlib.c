@@ -381,6 +381,10 @@ int bench_lfsrc_run(struct bench_lfsrc *src)
 		double t = bench_now();
 
 		if (bpf_prog_test_run_opts(fd, &o)) {
+			/* A signal (a harness's child exiting) cuts a run short:
+			 * the frames it sent are not counted, go on. */
+			if (errno == EINTR)
+				continue;
 			err = -errno;
 			break;
 		}
