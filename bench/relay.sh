@@ -7,7 +7,8 @@
 #     address (nftables), so `weftctl quic bench KEY_B` from A goes through
 #     a circuit of h1; then B accepts A and `quic bench KEY_B@IP_B` goes
 #     direct. Same BYTES, sink mode, one connection each. Mbit/s, and the
-#     relay's weftd CPU time per GB relayed.
+#     relay's weftd CPU time per GB relayed. The circuit's policer
+#     (relay.circuit_pps) is lifted: the relay's capacity, not the policy.
 #  2. forwarding per core: packets forwarded per CPU-second of the relay's
 #     core by weft's XDP relay, weft's userspace relay and coturn, from one
 #     live-frame source over one veth pair, 100-byte payload
@@ -48,7 +49,10 @@ quic_part() {
 	netns_on_exit "rm -rf '$D'"
 	ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 	IP1=$(netns_ip4 1) IP2=$(netns_ip4 2) IP3=$(netns_ip4 3)
-	netns_weftd 1 uring "$D" --workers 1 --relay
+	# The circuit's policer lifted (default 20 kpps per direction, ~190-240
+	# Mbit/s of QUIC): the relay's own capacity is measured.
+	netns_weftd 1 uring "$D" --workers 1 --relay --set relay.circuit_pps=10000000 \
+		--set relay.circuit_burst=1000000
 	K1=$(ctl 1 --json status | json_get node_key)
 	netns_weftd 3 uring "$D" --workers 1 --set "dht.bootstrap=$IP1:6881" \
 		--set "relay.use=$K1@$IP1:4433" --set relay.reserve=always
@@ -76,7 +80,7 @@ EOF2
 	[ "$(ctl 1 --json relay status | json_get counters circuits)" -ge 1 ] ||
 		{ echo "QUIC part: no circuit at the relay: $out; $(ctl 1 --json relay status)"; return 1; }
 	mb=$(echo "$out" | json_get mbit_s)
-	fig quic.relayed_mbit_s "QUIC bulk A -> B through a relay circuit (relay: weftd uring, 1 worker)" "$mb" "Mbit/s"
+	fig quic.relayed_mbit_s "QUIC bulk A -> B through a relay circuit (relay: weftd uring, 1 worker, policer lifted)" "$mb" "Mbit/s"
 	fig quic.relay_cpu_s_per_gb "relay weftd CPU time per GB relayed (process; bridge softirq not counted)" \
 		"$(awk -v a="$c0" -v b="$c1" -v n="$BYTES" 'BEGIN { print (b - a) / (n / 1e9) }')" "s/GB"
 	echo "QUIC bulk $BYTES bytes A -> B relayed: $mb Mbit/s, relay CPU $(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }') s"
