@@ -25,8 +25,8 @@ export WEFTD_REL="$BUILD/weftd" WEFTCTL_REL="$BUILD/weftctl"
 export PYTHON=/usr/bin/python3
 # Leak checking stays on for unit tests; daemons under test report through
 # their exit status. halt_on_error keeps a sanitizer finding fatal.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:halt_on_error=1:detect_leaks=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ASAN_BASE=${ASAN_OPTIONS:-abort_on_error=0:halt_on_error=1:detect_leaks=1}
+UBSAN_BASE=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 LOGDIR=${LOGDIR:-"$BUILD/test-logs"}
 mkdir -p "$LOGDIR"
 ROOT=0
@@ -85,6 +85,14 @@ for t in "${tests[@]}"; do
 	esac
 	want "$name" || continue
 	log="$LOGDIR/$name.log"
+	# Sanitizer reports of every process the test starts (daemons whose
+	# own logs live in the test's temporary directory too) land in
+	# $LOGDIR/san-NAME/ and are appended to the test's log below, so a
+	# failure in CI shows its stack.
+	sandir="$LOGDIR/san-$name"
+	rm -rf "$sandir" && mkdir -p "$sandir"
+	export ASAN_OPTIONS="$ASAN_BASE:log_path=$sandir/asan"
+	export UBSAN_OPTIONS="$UBSAN_BASE:log_path=$sandir/ubsan"
 	t0=$(date +%s)
 	case "$t" in
 	fuzz:*) fuzz_replay "$name" >"$log" 2>&1 ;;
@@ -93,6 +101,12 @@ for t in "${tests[@]}"; do
 	esac
 	rc=$?
 	dt=$(($(date +%s) - t0))
+	for f in "$sandir"/*; do
+		[ -f "$f" ] || continue
+		echo "----- sanitizer report $(basename "$f") -----"
+		cat "$f"
+	done >>"$log"
+	rmdir "$sandir" 2>/dev/null
 	# cmocka: "[  SKIPPED ] N test(s), listed below:" per group, then one
 	# "[  SKIPPED ] name" line per case.
 	nskip=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) test(s).*/\1/p' "$log" |
