@@ -212,6 +212,7 @@ install: all
 	install -d $(DESTDIR)/usr/local/lib/weft
 	install -m 0755 $(BUILD)/weftlab-sim $(DESTDIR)/usr/local/lib/weft/weftlab-sim
 	install -m 0755 tools/weftlab-aria2 $(DESTDIR)/usr/local/lib/weft/weftlab-aria2
+	install -m 0644 tools/weftlab_common.py tools/weftlab_scenarios.py $(DESTDIR)/usr/local/lib/weft/
 
 # ---- operators: man pages and the Debian package (docs/OPERATIONS.md) ----
 # weftd(8) and weftctl(8): tools/man/*.in with the programs' own --help;
@@ -224,7 +225,7 @@ $(BUILD)/man/weftd.8 $(BUILD)/man/weftctl.8: $(BUILD)/man/%.8: tools/man/%.8.in 
 	$(Q)$(BUILD)/$* --help >$@.usage
 	$(Q)/usr/bin/python3 tools/man/mkman.py $< $@.usage $@
 # weftlab(1): its command list from weftlab --help (a Python script: no build)
-$(BUILD)/man/weftlab.1: tools/man/weftlab.1.in tools/man/mkman.py tools/weftlab
+$(BUILD)/man/weftlab.1: tools/man/weftlab.1.in tools/man/mkman.py tools/weftlab tools/weftlab_common.py tools/weftlab_scenarios.py
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)/usr/bin/python3 tools/weftlab --help | sed -n '/^commands:/,$$p' >$@.usage

@@ -33,7 +33,7 @@ for f in /usr/sbin/weftd /usr/bin/weftctl /usr/lib/weft/weft_xdp.bpf.o /etc/weft
 	/lib/systemd/system/weft.service /usr/libexec/weft/weft-bpffs \
 	/usr/share/bash-completion/completions/weftctl /usr/share/man/man8/weftd.8.gz \
 	/usr/share/man/man8/weftctl.8.gz /usr/share/man/man5/weft.conf.5.gz \
-	/usr/bin/weftlab /usr/lib/weft/weftlab-sim /usr/share/man/man1/weftlab.1.gz /usr/share/bash-completion/completions/weftlab; do
+	/usr/bin/weftlab /usr/lib/weft/weftlab-sim /usr/lib/weft/weftlab_common.py /usr/lib/weft/weftlab_scenarios.py /usr/share/man/man1/weftlab.1.gz /usr/share/bash-completion/completions/weftlab; do
 	grep -qx "$f" "$D/contents" || fail "$f not in the package: $(cat "$D/contents")"
 done
 dpkg-deb -I "$DEB" | grep -q 'postinst' || fail "no postinst (system user)"

@@ -1,0 +1,767 @@
+# SPDX-License-Identifier: MIT
+"""weftlab's scenarios (`weftlab run NAME`): each takes the lab, the parsed
+arguments and a seeded random generator, prints a table and returns the
+result written to results/NAME.json (docs/LAB.md)."""
+import argparse
+import concurrent.futures as cf
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+
+import weftlab_common
+from weftlab_common import *  # noqa: F401,F403 (the shared helpers)
+
+def sample_resources(lab):
+    """RSS and CPU seconds of every node now."""
+    out = {}
+    for i in lab.nodes():
+        pid = lab.node(i).get("pid")
+        s = proc_sample(pid) if pid else None
+        if s:
+            out[str(i)] = {"rss": s[0], "cpu_s": s[1]}
+    return out
+
+
+def write_result(lab, name, res):
+    d = lab.results_dir()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = os.path.join(d, "%s-%s.json" % (name, stamp))
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1)
+    latest = os.path.join(d, name + ".json")
+    with open(latest + ".tmp", "w") as f:
+        json.dump(res, f, indent=1)
+    os.replace(latest + ".tmp", latest)
+    log("results: %s" % latest)
+    return path
+
+
+# ------------------------------------------------------------ scenarios
+
+class Sampler:
+    """RSS and CPU time of every node, once a second, in a thread."""
+
+    def __init__(self, lab, period=1.0):
+        self.lab, self.period = lab, period
+        self.samples = []
+        self.stop_ev = threading.Event()
+        self.t0 = time.time()
+        self.th = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        last = False
+        while True:
+            s = {"t": round(time.time() - self.t0, 2), "rss": {}, "cpu_s": {}}
+            for i in self.lab.nodes():
+                pid = self.lab.node(i).get("pid")
+                ps = proc_sample(pid) if pid else None
+                if ps:
+                    s["rss"][str(i)], s["cpu_s"][str(i)] = ps[0], round(ps[1], 3)
+            self.samples.append(s)
+            if last:
+                return
+            # one more sample once stopped: a short run still has two
+            last = self.stop_ev.wait(self.period)
+
+    def __enter__(self):
+        self.th.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        self.th.join()
+
+
+def summary_resources(samples):
+    """Per node: max RSS and mean CPU % (of one core) over the samples."""
+    if len(samples) < 2:
+        return {}
+    first, last = samples[0], samples[-1]
+    dt = last["t"] - first["t"]
+    out = {}
+    for k in last["rss"]:
+        rss = max(s["rss"].get(k, 0) for s in samples)
+        cpu = None
+        if k in first["cpu_s"] and dt > 0:
+            cpu = 100.0 * (last["cpu_s"][k] - first["cpu_s"][k]) / dt
+        out[k] = {"rss_max": rss, "cpu_pct": cpu}
+    return out
+
+
+def live_nodes(lab):
+    return [i for i in lab.nodes() if lab.node(i).get("pid") and pid_alive(lab.node(i)["pid"])]
+
+
+def dht_ids(lab, ids):
+    out = {}
+    with cf.ThreadPoolExecutor(16) as pool:
+        for i, s in zip(ids, pool.map(lambda i: safe(lambda: lab.dht_status(i)), ids)):
+            if s and s.get("id"):
+                out[i] = s["id"]
+    return out
+
+
+def safe(fn):
+    try:
+        return fn()
+    except (OSError, ApiError):
+        return None
+
+
+def timed(fn):
+    """(seconds, result, error string) of fn()."""
+    t = time.time()
+    try:
+        r = fn()
+        return time.time() - t, r, None
+    except ApiError as e:
+        return time.time() - t, None, e.code
+    except OSError as e:
+        return time.time() - t, None, str(e)[:60]
+
+
+def announce_set(lab, rng, count):
+    """count nodes each announce a fresh infohash; [(ih, node, ip)]."""
+    nodes = live_nodes(lab)
+    who = rng.sample(nodes, min(count, len(nodes)))
+    out = []
+
+    def one(i):
+        ih = "%040x" % rng.getrandbits(160)
+        r = safe(lambda: api(lab.sock(i), "POST", "/v1/dht/announce",
+                             {"infohash": ih, "port": QUIC_PORT}, timeout=30))
+        return (ih, i, r)
+    with cf.ThreadPoolExecutor(8) as pool:
+        for ih, i, r in pool.map(one, who):
+            if r is not None:
+                out.append((ih, i))
+    return out
+
+
+def peer_ok(lab, announcer, peers):
+    """Did get_peers find the announcer? Its own address, or for a node
+    behind a NAT the router's public address (the port is the mapping's)."""
+    n = lab.node(announcer)
+    want = n["ip"] if not n["nat"] else lab.st["nat"][n["nat"]]["public"]
+    return any(p.rsplit(":", 1)[0] == want for p in peers or [])
+
+
+def lookup_once(lab, rng, kind, ids, anns, origins):
+    """One lookup from a random origin: find_node of a node's id (found when
+    the id is among the answer's nodes) or get_peers of an announced
+    infohash (found when the announcer is among the peers)."""
+    if kind == "find_node":
+        target = rng.choice(sorted(ids))
+        cand = [o for o in origins if o != target] or origins
+        o = rng.choice(cand)
+        dt, r, err = timed(lambda: api(lab.sock(o), "POST", "/v1/dht/find-node",
+                                       {"id": ids[target]}, timeout=30))
+        ok = bool(r) and any(x.get("id") == ids[target] for x in r.get("nodes", []))
+    else:
+        ih, ann = rng.choice(anns)
+        cand = [x for x in origins if x != ann] or origins
+        o = rng.choice(cand)
+        dt, r, err = timed(lambda: api(lab.sock(o), "POST", "/v1/dht/get-peers",
+                                       {"infohash": ih}, timeout=30))
+        ok = bool(r) and peer_ok(lab, ann, r.get("peers"))
+    return {"kind": kind, "from": o, "ok": ok, "ms": round(dt * 1000.0, 2),
+            "hops": r.get("hops") if r else None, "queried": r.get("queried") if r else None,
+            "error": err, "t": time.time()}
+
+
+def lookup_rows(recs):
+    rows, summ = [], {}
+    for kind in ("find_node", "get_peers"):
+        rs = [r for r in recs if r["kind"] == kind]
+        if not rs:
+            continue
+        lat = [r["ms"] for r in rs if r["ok"]]
+        hops = [r["hops"] for r in rs if r["ok"] and r["hops"] is not None]
+        ok = sum(1 for r in rs if r["ok"])
+        s = {"count": len(rs), "ok": ok, "success": ok / len(rs), "p50_ms": pct(lat, 50),
+             "p99_ms": pct(lat, 99), "max_ms": max(lat) if lat else None,
+             "hops_mean": statistics.mean(hops) if hops else None,
+             "hops_max": max(hops) if hops else None}
+        summ[kind] = s
+        rows.append([kind, s["count"], "%.1f%%" % (100.0 * s["success"]), fmt(s["p50_ms"], " ms"),
+                     fmt(s["p99_ms"], " ms"), fmt(s["hops_mean"], "", 2), fmt(s["hops_max"])])
+    return rows, summ
+
+
+LOOKUP_HDR = ["lookup", "count", "success", "p50", "p99", "hops mean", "hops max"]
+
+
+def run_lookups(lab, a, rng):
+    nodes = live_nodes(lab)
+    ids = dht_ids(lab, nodes)
+    anns = announce_set(lab, rng, min(len(nodes), 20))
+    if not anns:
+        raise LabError("no announce succeeded")
+    count = a.count or min(1000, 10 * len(nodes))
+    kinds = ["find_node", "get_peers"] * (count // 2) + ["find_node"] * (count % 2)
+    with Sampler(lab) as smp:
+        with cf.ThreadPoolExecutor(a.concurrency) as pool:
+            recs = list(pool.map(lambda k: lookup_once(lab, random.Random(rng.random()), k, ids,
+                                                        anns, nodes), kinds))
+    rows, summ = lookup_rows(recs)
+    print(table(LOOKUP_HDR, rows))
+    return {"announced": len(anns), "summary": summ, "lookups": recs, "samples": smp.samples,
+            "resources": summary_resources(smp.samples)}
+
+
+def run_bootstrap(lab, a, rng):
+    """Stop every node and start them all again (in waves, as `up` does):
+    time until each routing table is healthy. Cold by default (state wiped: new keys, an
+    empty table), --warm keeps the state (the stored routing table)."""
+    ids = lab.nodes()
+    for i in ids:
+        lab.stop_node(i)
+    lab.save()
+    if not a.warm:
+        for i in ids:
+            d = lab.node_dir(i)
+            for f in os.listdir(d):
+                if f != "weftd.log":
+                    p = os.path.join(d, f)
+                    shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+    with Sampler(lab) as smp:
+        t0 = time.time()
+        try:
+            lab.start_all(ids)
+        finally:
+            lab.save()
+        t_up = time.time() - t0
+        lab.save()
+        healthy = lab.wait_healthy(ids, time.time() + a.timeout, t0)
+    times = sorted(healthy.values())
+    res = {"mode": "warm" if a.warm else "cold", "nodes": len(ids), "t_processes_s": t_up,
+           "healthy": len(healthy), "healthy_s": {str(k): v for k, v in healthy.items()},
+           "p50_s": pct(times, 50), "p90_s": pct(times, 90),
+           "t_all_healthy_s": times[-1] if len(times) == len(ids) else None,
+           "samples": smp.samples, "resources": summary_resources(smp.samples)}
+    print(table(["mode", "nodes", "answering s", "healthy", "p50 s", "p90 s", "all s"],
+                [[res["mode"], len(ids), fmt(t_up), "%d/%d" % (len(healthy), len(ids)),
+                  fmt(res["p50_s"], "", 2), fmt(res["p90_s"], "", 2),
+                  fmt(res["t_all_healthy_s"], "", 2)]]))
+    if len(healthy) < len(ids):
+        res["failed"] = "%d nodes not healthy in %d s" % (len(ids) - len(healthy), a.timeout)
+    return res
+
+
+def restart_node(lab, i, deadline):
+    """Start node i again after a kill and wait until it answers. A process
+    killed with SIGKILL can hold its UDP ports for a while after it is gone
+    (the kernel tears an io_uring instance down asynchronously), so a start
+    that exits at once is tried again every 0.5 s until the deadline.
+    Returns the number of starts it took."""
+    tries = 0
+    while True:
+        tries += 1
+        lab.start_node(i, lab.bootstrap_of(i))
+        try:
+            lab.wait_up([i], min(deadline, time.time() + 30))
+            return tries
+        except LabError:
+            lab.stop_node(i, signal.SIGKILL, wait=5)
+            if time.time() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def run_churn(lab, a, rng):
+    """Kill fraction x nodes (node 1, the lab's DHT contact, stays), one at
+    a time at even intervals over the duration, each restarted --down
+    seconds later with its state, while lookups run."""
+    nodes = lab.nodes()
+    ids = dht_ids(lab, nodes)
+    anns = announce_set(lab, rng, min(len(nodes), 20))
+    victims = [i for i in nodes[1:]]
+    events = max(1, int(round(a.fraction * len(nodes))))
+    gap = a.duration / events
+    stop = threading.Event()
+    log_ev = []
+    down = {}
+    lock = threading.Lock()
+
+    def churner():
+        r = random.Random(rng.random())
+        k = 0
+        nxt = time.time() + gap / 2
+        while not stop.is_set():
+            now = time.time()
+            for i, t in list(down.items()):
+                if now >= t:
+                    # the node stays in `down` (no lookup from it) until it answers
+                    tries = restart_node(lab, i, now + 60)
+                    with lock:
+                        del down[i]
+                    log_ev.append({"t": now, "node": i, "ev": "start", "tries": tries})
+            if now >= nxt and k < events:
+                up = [i for i in victims if i not in down]
+                if up:
+                    i = r.choice(up)
+                    with lock:
+                        lab.stop_node(i, signal.SIGKILL, wait=2)
+                        down[i] = now + a.down
+                    log_ev.append({"t": now, "node": i, "ev": "kill"})
+                    k += 1
+                nxt += gap
+            reap()
+            stop.wait(0.05)
+        for i in list(down):
+            now = time.time()
+            tries = restart_node(lab, i, now + 60)
+            log_ev.append({"t": now, "node": i, "ev": "start", "tries": tries})
+
+    recs = []
+    th = threading.Thread(target=churner, daemon=True)
+    t0 = time.time()
+    with Sampler(lab) as smp:
+        th.start()
+        r = random.Random(rng.random())
+
+        def looker():
+            rr = random.Random(r.random())
+            while time.time() - t0 < a.duration:
+                with lock:
+                    origins = [i for i in live_nodes(lab) if i not in down]
+                    targets = {i: ids[i] for i in origins if i in ids}
+                if not origins or not targets:
+                    time.sleep(0.1)
+                    continue
+                kind = rr.choice(["find_node", "get_peers"])
+                rec = lookup_once(lab, rr, kind, targets, anns, origins)
+                with lock:
+                    # a lookup from a node killed meanwhile is not the DHT's failure
+                    if rec["from"] in down:
+                        continue
+                recs.append(rec)
+        with cf.ThreadPoolExecutor(a.concurrency) as pool:
+            list(pool.map(lambda _: looker(), range(a.concurrency)))
+        stop.set()
+        th.join()
+    lab.save()
+    rows, summ = lookup_rows(recs)
+    kills = sum(1 for e in log_ev if e["ev"] == "kill")
+    print("churn: %d kills over %.0f s (%.0f%% of %d nodes), each down %.0f s"
+          % (kills, a.duration, 100.0 * kills / len(nodes), len(nodes), a.down))
+    print(table(LOOKUP_HDR, rows))
+    for r in recs:
+        r["t"] = round(r["t"] - t0, 3)
+    for e in log_ev:
+        e["t"] = round(e["t"] - t0, 3)
+    return {"duration_s": a.duration, "fraction": a.fraction, "down_s": a.down, "kills": kills,
+            "events": log_ev, "summary": summ, "lookups": recs, "samples": smp.samples,
+            "resources": summary_resources(smp.samples)}
+
+
+def b3_of(path):
+    out = sh([weftctl_path(), "hash", "--no-names", path], check=False).strip()
+    return out.split()[0] if out else None
+
+
+def run_distribute(lab, a, rng):
+    """One seed publishes a file, every other node downloads it at once."""
+    seed = a.seed_node
+    if str(seed) not in lab.st["nodes"]:
+        raise LabError("--seed-node %d: no such node" % seed)
+    data = os.path.join(lab.dir, "data")
+    os.makedirs(data, exist_ok=True)
+    src = os.path.join(data, "dist-%dMiB-%d.bin" % (a.size, rng.getrandbits(32)))
+    with open(src, "wb") as f:
+        r = random.Random(rng.random())
+        for _ in range(a.size):
+            f.write(r.getrandbits(8 << 20).to_bytes(1 << 20, "little"))
+    share = api(lab.sock(seed), "POST", "/v1/content/add", {"paths": [src]}, timeout=300)
+    cid = share["items"][0]["id"]
+    size = share["items"][0]["size"]
+    st0 = api(lab.sock(seed), "GET", "/v1/content/stats")
+    others = [i for i in lab.nodes() if i != seed]
+    jobs, outdir = {}, {}
+    prog = {str(i): [] for i in others}
+    done = {}
+    with Sampler(lab) as smp:
+        t0 = time.time()
+        for i in others:
+            outdir[i] = os.path.join(lab.node_dir(i), "dl-%s" % cid[:12])
+            os.makedirs(outdir[i], exist_ok=True)
+            jobs[i] = api(lab.sock(i), "POST", "/v1/content/get", {"id": cid, "out": outdir[i]},
+                          timeout=30)["job"]
+        deadline = t0 + a.timeout
+        pool = cf.ThreadPoolExecutor(16)
+        failed = {}
+        while len(done) + len(failed) < len(others) and time.time() < deadline:
+            todo = [i for i in others if i not in done and i not in failed]
+            now = time.time() - t0
+            for i, j in zip(todo, pool.map(lambda i: safe(lambda: api(
+                    lab.sock(i), "GET", "/v1/content/jobs/%d" % jobs[i], timeout=5)), todo)):
+                if not j:
+                    continue
+                prog[str(i)].append([round(now, 3), j.get("done_bytes", 0)])
+                if j.get("state") == "done" or j.get("done") is True:
+                    done[i] = now
+                elif j.get("state") == "failed":
+                    failed[i] = j.get("error")
+            time.sleep(0.25)
+        pool.shutdown()
+    st1 = api(lab.sock(seed), "GET", "/v1/content/stats")
+    verified = {}
+    for i in done:
+        verified[i] = b3_of(os.path.join(outdir[i], cid)) == cid
+    times = sorted(done.values())
+    n = len(others)
+
+    def t_frac(f):
+        k = int(-(-f * n // 1))  # ceil
+        return times[k - 1] if k <= len(times) and k > 0 else None
+    res = {"seed": seed, "content_id": cid, "size": size, "downloaders": n,
+           "done": len(done), "verified": sum(1 for v in verified.values() if v),
+           "failed": {str(k): v for k, v in failed.items()},
+           "t50_s": t_frac(0.5), "t90_s": t_frac(0.9), "t100_s": t_frac(1.0),
+           "seed_upload_bytes": st1.get("served_bytes", 0) - st0.get("served_bytes", 0),
+           "per_node": {str(i): {"s": done.get(i), "verified": verified.get(i),
+                                 "mbit_s": size * 8 / done[i] / 1e6 if i in done and done[i] else None}
+                        for i in others},
+           "progress": prog, "samples": smp.samples, "resources": summary_resources(smp.samples)}
+    tp = [v["mbit_s"] for v in res["per_node"].values() if v["mbit_s"]]
+    res["mbit_s_p50"] = pct(tp, 50)
+    print(table(["size", "nodes", "done", "verified", "t50", "t90", "t100", "seed upload",
+                 "per-node p50"],
+                [["%.1f MiB" % (size / 1048576.0), n, res["done"], res["verified"],
+                  fmt(res["t50_s"], " s", 2), fmt(res["t90_s"], " s", 2),
+                  fmt(res["t100_s"], " s", 2),
+                  "%.1f MiB (%.2fx)" % (res["seed_upload_bytes"] / 1048576.0,
+                                        res["seed_upload_bytes"] / float(size)),
+                  fmt(res["mbit_s_p50"], " Mbit/s")]]))
+    if not a.keep:
+        os.unlink(src)
+    return res
+
+
+def call_norm(r):
+    """A /v1/svc/call answer as a batch: a single call (count 1) answers
+    {"error", "status", "rtt_us", ...}, a batch {"calls", "ok", ...}."""
+    if r is None or "calls" in r:
+        return r
+    ok = r.get("status") == 0
+    return {"calls": 1, "ok": int(ok), "errors": {r.get("error", "?"): 1},
+            "p50_us": r.get("rtt_us") if ok else None, "p99_us": r.get("rtt_us") if ok else None}
+
+
+def publish(lab, i, name):
+    """Publish a builtin service on node i (already published is fine)."""
+    try:
+        api(lab.sock(i), "POST", "/v1/svc/publish", {"name": name, "backend": "builtin"},
+            timeout=30)
+    except ApiError as e:
+        if e.code != "exists":
+            raise
+
+
+def run_services(lab, a, rng):
+    """Publish a builtin echo service on K nodes; every node calls it."""
+    nodes = live_nodes(lab)
+    k = min(a.providers, len(nodes))
+    prov = rng.sample(nodes, k)
+    name = "echo"  # the builtin echo backend answers under its own name
+    for i in prov:
+        publish(lab, i, name)
+    # every node finds it before the calls start (the DHT announce is async)
+    t0 = time.time()
+    found = {}
+    with cf.ThreadPoolExecutor(16) as pool:
+        while len(found) < len(nodes) and time.time() - t0 < a.timeout:
+            todo = [i for i in nodes if i not in found]
+            for i, r in zip(todo, pool.map(lambda i: safe(lambda: api(
+                    lab.sock(i), "GET", "/v1/svc/find/" + name, timeout=15)), todo)):
+                if r and r.get("results"):
+                    found[i] = time.time() - t0
+            if len(found) < len(nodes):
+                time.sleep(0.5)
+
+    def call(i):
+        dt, r, err = timed(lambda: api(lab.sock(i), "POST", "/v1/svc/call", {
+            "name": name, "method": "echo", "data": "weftlab", "count": a.calls,
+            "concurrency": a.call_concurrency, "timeout_ms": 5000}, timeout=120))
+        return i, call_norm(r), err
+    with Sampler(lab) as smp:
+        with cf.ThreadPoolExecutor(min(32, len(nodes))) as pool:
+            out = list(pool.map(call, nodes))
+    per = {}
+    for i, r, err in out:
+        per[str(i)] = {"calls": r.get("calls") if r else 0, "ok": r.get("ok") if r else 0,
+                       "p50_us": r.get("p50_us") if r else None,
+                       "p99_us": r.get("p99_us") if r else None,
+                       "calls_per_s": r.get("calls_per_s") if r else None,
+                       "errors": r.get("errors") if r else {"request": err},
+                       "provider": i in prov, "find_s": found.get(i)}
+    calls = sum(v["calls"] or 0 for v in per.values())
+    ok = sum(v["ok"] or 0 for v in per.values())
+    p50 = [v["p50_us"] for v in per.values() if v["p50_us"] is not None]
+    p99 = [v["p99_us"] for v in per.values() if v["p99_us"] is not None]
+    res = {"service": name, "providers": prov, "callers": len(nodes), "found": len(found),
+           "calls": calls, "ok": ok, "expected_calls": a.calls * len(nodes),
+           "p50_us_median": pct(p50, 50), "p99_us_max": max(p99) if p99 else None,
+           "find_s_max": max(found.values()) if found else None, "per_node": per,
+           "samples": smp.samples, "resources": summary_resources(smp.samples)}
+    print(table(["providers", "callers", "found", "calls", "ok", "p50 (median node)",
+                 "p99 (worst node)", "find (slowest)"],
+                [[k, len(nodes), len(found), calls, ok, fmt(res["p50_us_median"], " us"),
+                  fmt(res["p99_us_max"], " us"), fmt(res["find_s_max"], " s", 2)]]))
+    return res
+
+
+def flood_main(a):
+    """Hidden `_flood`: run inside the attacker's namespace. Sends DHT
+    find_node queries (random targets and transaction ids, one node id per
+    source port) and QUIC-looking garbage to TARGET from 16 source ports,
+    for SECONDS; prints JSON."""
+    t_end = time.time() + a.seconds
+    socks = []
+    ids = []
+    for _ in range(16):
+        ids.append(random.Random(a.seed + len(ids)).getrandbits(160).to_bytes(20, "big"))
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        socks.append(s)
+    rng = random.Random(a.seed)
+    sent = 0
+    fails = 0
+    period = 1.0 / a.pps if a.pps else 0.0
+    nxt = time.time()
+    while time.time() < t_end:
+        for k, s in enumerate(socks):
+            tid = rng.getrandbits(16).to_bytes(2, "big")
+            nid = ids[k]  # one node id per source port: one attacking host
+            tgt = rng.getrandbits(160).to_bytes(20, "big")
+            if k % 4:
+                msg = (b"d1:ad2:id20:" + nid + b"6:target20:" + tgt + b"e1:q9:find_node1:t2:"
+                       + tid + b"1:y1:qe")
+                port = DHT_PORT
+            else:
+                msg = bytes([0xc3]) + rng.getrandbits(8 * 1199).to_bytes(1199, "big")
+                port = QUIC_PORT
+            try:
+                s.sendto(msg, (a.target, port))
+                sent += 1
+            except (BlockingIOError, OSError):
+                fails += 1
+        if period:
+            nxt += period * len(socks)
+            d = nxt - time.time()
+            if d > 0:
+                time.sleep(d)
+    print(json.dumps({"sent": sent, "send_failed": fails, "seconds": a.seconds}))
+
+
+def run_flood(lab, a, rng):
+    """One node (the target) attacked from another node's namespace while
+    the others call its echo service: calls before, during, after."""
+    nodes = live_nodes(lab)
+    pubs = [i for i in nodes if not lab.node(i)["nat"]]
+    if len(pubs) < 3:
+        raise LabError("flood needs at least 3 nodes on the bridge")
+    target = a.target or pubs[1]
+    attacker = a.attacker or pubs[-1]
+    if target == attacker:
+        raise LabError("target and attacker are the same node")
+    callers = [i for i in nodes if i not in (target, attacker)]
+    # mesh-stats (builtin) is published by the target alone, so every call
+    # reaches the node under attack (echo may have other providers)
+    name = "mesh-stats"
+    publish(lab, target, name)
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        if all(safe(lambda: api(lab.sock(i), "GET", "/v1/svc/find/" + name, timeout=15))
+               for i in callers[:3]):
+            break
+        time.sleep(0.5)
+
+    def phase(label, seconds):
+        recs = []
+        end = time.time() + seconds
+
+        pings = []
+
+        def caller(i):
+            # one call and one DHT ping a second per caller: under the
+            # target's per-peer limit (svc.peer_calls_per_min, 100), so the
+            # measurement itself is never what gets banned
+            nxt = time.time()
+            while time.time() < end:
+                nxt += 1.0
+                dt, r, err = timed(lambda: api(lab.sock(i), "POST", "/v1/svc/call", {
+                    "name": name, "method": "get", "data": "x", "count": 1,
+                    "concurrency": 1, "timeout_ms": 2000}, timeout=60))
+                r = call_norm(r)
+                recs.append({"node": i, "t": time.time(), "calls": (r or {}).get("calls") or 1,
+                             "ok": (r or {}).get("ok") or 0,
+                             "p50_us": r.get("p50_us") if r else None,
+                             "p99_us": r.get("p99_us") if r else None,
+                             "errors": r.get("errors") if r else {"request": err}})
+                dt, r, err = timed(lambda: api(lab.sock(i), "POST", "/v1/dht/ping", {
+                    "addr": "%s:%d" % (lab.node(target)["ip"], DHT_PORT)}, timeout=30))
+                pings.append({"node": i, "ok": r is not None,
+                              "rtt_ms": r.get("rtt_ms") if r else None, "error": err})
+                time.sleep(max(0.0, nxt - time.time()))
+        with cf.ThreadPoolExecutor(min(16, len(callers))) as pool:
+            list(pool.map(caller, callers[:16]))
+        calls = sum(r["calls"] for r in recs)
+        ok = sum(r["ok"] for r in recs)
+        p50 = [r["p50_us"] for r in recs if r["p50_us"] is not None]
+        p99 = [r["p99_us"] for r in recs if r["p99_us"] is not None]
+        rtt = [p["rtt_ms"] for p in pings if p["ok"] and p["rtt_ms"] is not None]
+        return {"phase": label, "calls": calls, "ok": ok, "success": ok / calls if calls else None,
+                "p50_us": pct(p50, 50), "p99_us": pct(p99, 99), "batches": recs,
+                "dht_pings": len(pings), "dht_pings_ok": sum(1 for p in pings if p["ok"]),
+                "dht_rtt_p50_ms": pct(rtt, 50), "dht_rtt_p99_ms": pct(rtt, 99)}
+
+    def counters():
+        x = safe(lambda: api(lab.sock(target), "GET", "/v1/xdp/status", timeout=30))
+        return dict((k, v) for k, v in (x or {}).get("counters", {}).items() if isinstance(v, int))
+
+    with Sampler(lab) as smp:
+        before = phase("before", a.duration / 3.0)
+        c0 = counters()
+        cmd = ["ip", "netns", "exec", lab.node(attacker)["ns"], sys.executable,
+               weftlab_common.SCRIPT, "_flood", "--target", lab.node(target)["ip"],
+               "--seconds", str(a.duration), "--pps", str(a.pps), "--seed", str(rng.getrandbits(32))]
+        fl = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        during = phase("during", a.duration)
+        out, _ = fl.communicate(timeout=a.duration + 30)
+        c1 = counters()
+        after = phase("after", a.duration / 3.0)
+    try:
+        sent = json.loads(out)
+    except ValueError:
+        sent = {"sent": None}
+    delta = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1 if c1.get(k, 0) != c0.get(k, 0)}
+    phases = [before, during, after]
+    res = {"target": target, "attacker": attacker, "service": name, "flood": sent,
+           "flood_pps": sent["sent"] / a.duration if sent.get("sent") else None,
+           "target_counters": delta, "phases": phases, "samples": smp.samples,
+           "resources": summary_resources(smp.samples)}
+    print("flood: %s datagrams from node %d to node %d in %d s (%s pps); target's policer: %s"
+          % (sent.get("sent"), attacker, target, a.duration, fmt(res["flood_pps"], "", 0),
+             ", ".join("%s +%d" % kv for kv in sorted(delta.items()) if kv[0] != "rx") or "-"))
+    print(table(["phase", "calls", "ok", "success", "p50", "p99", "dht pings", "ok", "rtt p50",
+                 "rtt p99"],
+                [[p["phase"], p["calls"], p["ok"],
+                  fmt(100.0 * p["success"] if p["success"] is not None else None, "%"),
+                  fmt(p["p50_us"], " us"), fmt(p["p99_us"], " us"), p["dht_pings"],
+                  p["dht_pings_ok"], fmt(p["dht_rtt_p50_ms"], " ms"),
+                  fmt(p["dht_rtt_p99_ms"], " ms")] for p in phases]))
+    return res
+
+
+def run_nat(lab, a, rng):
+    """Dial by key across NAT groups: every node pings the node records'
+    keys of a sample of others (POST /v1/quic/ping with the key alone)."""
+    nodes = live_nodes(lab)
+    keys = {i: lab.node(i).get("key") for i in nodes if lab.node(i).get("key")}
+    pairs = []
+    for i in nodes:
+        others = [j for j in nodes if j != i and j in keys]
+        for j in rng.sample(others, min(a.per_node, len(others))):
+            pairs.append((i, j))
+
+    def one(p):
+        i, j = p
+        if a.fresh:
+            # drop i's cached record of j: one cached before j's relay
+            # reservation lists no relay and fails at once (docs/LAB.md)
+            safe(lambda: api(lab.sock(i), "POST", "/v1/node/resolve",
+                             {"key": keys[j], "fresh": True}, timeout=15))
+        dt, r, err = timed(lambda: api(lab.sock(i), "POST", "/v1/quic/ping",
+                                       {"addr": keys[j], "timeout_ms": a.ping_timeout},
+                                       timeout=a.ping_timeout / 1000.0 + 30))
+        return {"from": i, "to": j, "ok": r is not None, "ms": round(dt * 1000, 1), "error": err,
+                "from_group": lab.node(i)["nat"] or "bridge", "to_group": lab.node(j)["nat"] or "bridge"}
+    relays = [i for i in nodes if lab.node(i).get("relay")]
+    behind = [j for j in keys if lab.node(j)["nat"]]
+    pubs = [i for i in nodes if not lab.node(i)["nat"]]
+    if relays and behind and pubs and a.wait_records > 0:
+        # a node behind a NAT publishes its relay in its record once its
+        # reservation is held: dial only after every such record says so
+        t0, todo = time.time(), set(behind)
+        while todo and time.time() - t0 < a.wait_records:
+            for j in sorted(todo):
+                r = safe(lambda: api(lab.sock(pubs[0]), "POST", "/v1/node/resolve",
+                                     {"key": keys[j], "fresh": True}, timeout=15))
+                if r and r.get("relays"):
+                    todo.discard(j)
+            if todo:
+                time.sleep(1)
+        print("records listing a relay: %d/%d of the nodes behind a NAT (%.1f s)"
+              % (len(behind) - len(todo), len(behind), time.time() - t0))
+
+    def circuits():
+        """Circuits the relays granted so far (/v1/relay/status)."""
+        n = 0
+        for i in relays:
+            st = safe(lambda: api(lab.sock(i), "GET", "/v1/relay/status", timeout=5)) or {}
+            n += st.get("counters", {}).get("circuits", 0)
+        return n
+    c0 = circuits()
+    with Sampler(lab) as smp:
+        with cf.ThreadPoolExecutor(a.concurrency) as pool:
+            recs = list(pool.map(one, pairs))
+    relayed = circuits() - c0
+    groups = {}
+    for r in recs:
+        g = groups.setdefault((r["from_group"], r["to_group"]), [0, 0])
+        g[0] += 1
+        g[1] += r["ok"]
+    rows = [[f, t, n, ok, "%.1f%%" % (100.0 * ok / n)] for (f, t), (n, ok) in sorted(groups.items())]
+    print(table(["from", "to", "pings", "ok", "success"], rows))
+    ok = sum(1 for r in recs if r["ok"])
+    # a dial through a relay opens one circuit: the rest of the successful
+    # pings went direct (an upper bound when a failed dial got a circuit)
+    direct = max(0, ok - relayed)
+    print("%d of %d pings ok; %d circuits through %d relays; direct share %s"
+          % (ok, len(recs), relayed, len(relays),
+             "%.1f%%" % (100.0 * direct / ok) if ok else "-"))
+    return {"pairs": recs, "groups": [{"from": f, "to": t, "count": n, "ok": ok}
+                                      for (f, t), (n, ok) in sorted(groups.items())],
+            "relays": len(relays), "relayed": relayed, "ok": ok,
+            "direct_share": direct / float(ok) if ok else None,
+            "samples": smp.samples, "resources": summary_resources(smp.samples)}
+
+
+def run_aria2(lab, a, rng):
+    """The distribute scenario done by aria2c: tools/weftlab-aria2 (next to
+    this script, or installed in /usr/lib/weft) does it and writes
+    results/aria2.json itself."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    tool = next((p for p in (os.path.join(here, "weftlab-aria2"), "/usr/lib/weft/weftlab-aria2",
+                             "/usr/local/lib/weft/weftlab-aria2") if os.path.exists(p)), None)
+    if not tool:
+        raise LabError("weftlab-aria2 not found next to weftlab nor in /usr/lib/weft")
+    args = [sys.executable, tool, "--dir", lab.dir, "--size", str(a.size), "--seed-node",
+            str(a.seed_node), "--timeout", str(a.timeout), "--seed", str(rng.getrandbits(31))]
+    if a.keep:
+        args.append("--keep")
+    if subprocess.call(args) != 0:
+        raise LabError("aria2: not every node got the file (results/aria2.json)")
+    return None
+
+
+SCENARIOS = {"bootstrap": run_bootstrap, "lookups": run_lookups, "churn": run_churn,
+             "distribute": run_distribute, "services": run_services, "flood": run_flood,
+             "nat": run_nat, "relay": run_nat, "aria2": run_aria2}
+
+
