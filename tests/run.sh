@@ -93,6 +93,7 @@ for t in "${tests[@]}"; do
 	rm -rf "$sandir" && mkdir -p "$sandir"
 	export ASAN_OPTIONS="$ASAN_BASE:log_path=$sandir/asan"
 	export UBSAN_OPTIONS="$UBSAN_BASE:log_path=$sandir/ubsan"
+	export WEFT_SANDIR="$sandir"
 	t0=$(date +%s)
 	case "$t" in
 	fuzz:*) fuzz_replay "$name" >"$log" 2>&1 ;;

@@ -177,7 +177,7 @@ pass "end game: $EG duplicate requests, file intact ($(json_get retries <"$D/job
 for n in 1 2 3 4; do
 	eval "stop_weftd \$PID$n" && continue
 	eval "WEFTD_LOG=\$LOG$n"
-	grep -A40 "ERROR: AddressSanitizer" "$WEFTD_LOG" | head -60 >&2
+	grep -A40 "ERROR: AddressSanitizer" "$WEFTD_LOG" | head -60 >&2 # without tests/run.sh
 	fail "stop host $n"
 done
 finish

@@ -161,5 +161,6 @@ wait "$PIDA"; ra=$?
 wait "$PIDC"; rc=$?
 [ "$ra" = 0 ] && [ "$rc" = 0 ] || fail "exit status A $ra, C $rc"
 grep -l "Sanitizer" "$LOGA" "$LOGC" && fail "sanitizer report: $(grep -h -A20 Sanitizer "$LOGA" "$LOGC" | head -40)"
+san_reports && fail "sanitizer report (above)"
 pass "both exit 0 without a sanitizer report"
 finish

@@ -20,7 +20,21 @@ pass() { echo "ok: $T_NAME: $*"; }
 fail() {
 	echo "FAIL: $T_NAME: $*" >&2
 	[ -n "${WEFTD_LOG:-}" ] && [ -f "$WEFTD_LOG" ] && { echo "--- weftd log:"; tail -n 30 "$WEFTD_LOG"; } >&2
+	san_reports >&2
 	exit 1
+}
+# san_reports: print the sanitizer reports of the processes this test
+# started (tests/run.sh points ASan/UBSan's log_path at $WEFT_SANDIR);
+# returns 1 when there is none.
+san_reports() {
+	local f found=1
+	for f in "${WEFT_SANDIR:-/nonexistent}"/*; do
+		[ -f "$f" ] || continue
+		echo "--- sanitizer report $(basename "$f"):"
+		head -n 60 "$f"
+		found=0
+	done
+	return $found
 }
 skip() { echo "SKIP: $T_NAME: $*"; exit 77; }
 finish() { echo "ok: $T_NAME: all checks passed"; exit 0; }
