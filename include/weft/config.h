@@ -40,6 +40,7 @@ struct weft_config {
 	uint32_t relay_res_per_addr;	  /* relay.reservations_per_addr */
 	uint32_t relay_reservation_ttl_s; /* relay.reservation_ttl_s */
 	uint32_t relay_churn_max;	  /* relay.churn_max: new reservations/min/source */
+	uint32_t relay_flood_drops;	  /* relay.flood_drops: drops/s of a circuit end that are a strike */
 	char relay_use[640];		  /* relay.use: "KEY@ADDR:PORT,..." (at most 4) */
 	char relay_reserve[8];		  /* relay.reserve: "auto" | "always" | "never" */
 	int relay_accept;		  /* relay.accept: accept circuits offered to us */

@@ -228,6 +228,10 @@ void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const stru
  */
 int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 		      struct conn_record *rec, int *cached);
+/* The same, waiting at most timeout_ms (0 or more than resolve_ms:
+ * resolve_ms) for the DHT. */
+int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
+			     struct conn_record *rec, int *cached, unsigned int timeout_ms);
 /* The relays holding a reservation for this node (at most
  * CONN_REC_MAX_RELAYS), listed in its record from the next check on (a
  * change republishes within CONN_MIN_REPUBLISH_MS). Any thread. */

@@ -107,14 +107,17 @@ struct quic_node_opts {
 	 * or another -errno; *nrelays: relays the record lists. NULL: a bare
 	 * key is not a valid target. */
 	int (*resolve)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *addrs,
-		       unsigned int max, unsigned int *nrelays);
+		       unsigned int max, unsigned int *nrelays, unsigned int timeout_ms);
 	void *resolve_arg;
 	/* Dial by key through a relay (weftd: relay_node_circuit on a relay
 	 * the record lists, see quic_node_resolve). Asks for a circuit to
 	 * key, binds our end and gives the address to dial (relay:PORT).
-	 * Blocks, control threads only. Returns 0, -EHOSTUNREACH, -errno.
+	 * Blocks, control threads only, at most timeout_ms (0: its own
+	 * deadlines). Returns 0, -ECONNREFUSED (a relay refused: *status is
+	 * its enum relay_status), -ETIMEDOUT, -EHOSTUNREACH, -errno.
 	 * NULL: no relay fallback. */
-	int (*relay)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *out);
+	int (*relay)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *out,
+		     unsigned int timeout_ms, unsigned int *status);
 	void *relay_arg;
 	/* Hole punching on relayed connections (docs/CONNECTIVITY.md "Direct
 	 * paths"). punch_off: never start or answer it. path_cands: our
@@ -198,6 +201,19 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
  */
 int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max);
+/*
+ * The same within timeout_ms (0: the hooks' own deadlines, up to
+ * CONN_DEF_RESOLVE_MS for the record, QUIC_NODE_DIRECT_MS for the direct
+ * addresses, then the relay's 10 s answer and 5 s bind): the record
+ * lookup, the direct attempts and the circuit share it; -ETIMEDOUT when it
+ * ran out. Also -ECONNREFUSED when the record's relays refused the circuit
+ * (*relay_status, when not NULL: the last refusal's enum relay_status,
+ * e.g. circuits_full; 0 otherwise). A service call by key gives it what is
+ * left of the call's deadline.
+ */
+int quic_node_resolve_within(struct quic_node *qn, const char *target,
+			     char out[][QUIC_NODE_TARGET_MAX], unsigned int max,
+			     unsigned int timeout_ms, unsigned int *relay_status);
 /* 1 when quic_node_resolve() can resolve a bare key (opts.resolve set). */
 int quic_node_can_resolve(const struct quic_node *qn);
 
@@ -301,6 +317,9 @@ struct quic_node_ping_result {
 	/* On -ENOLINK (the relay ended the circuit): the close code,
 	 * QUIC_NODE_APP_RELAY_ENDED | reason; else 0. */
 	uint64_t close_code;
+	/* On -ECONNREFUSED from a bare key's relay: its refusal (enum
+	 * relay_status); else 0. */
+	unsigned int relay_status;
 };
 
 /*
@@ -332,6 +351,7 @@ struct quic_node_bench_result {
 	uint64_t elapsed_us;		 /* first byte written to the reply (or echo) complete */
 	uint64_t handshake_us;
 	uint64_t close_code; /* on -ENOLINK: as in quic_node_ping_result */
+	unsigned int relay_status; /* on -ECONNREFUSED: as in quic_node_ping_result */
 };
 
 /*

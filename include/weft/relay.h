@@ -166,6 +166,37 @@ uint64_t relay_tab_expired(const struct relay_tab *t);
 unsigned int relay_tab_count(const struct relay_tab *t);
 const struct relay_res *relay_tab_get(const struct relay_tab *t, unsigned int i);
 
+/* ------------------------------------------------------------ flood evidence */
+
+/*
+ * A circuit end that floods (docs/OPERATIONS.md, "The abuse pipeline"):
+ * once per RELAY_FLOOD_WINDOW_MS the relay looks at each bound end's drop
+ * and forward counters (drops: packets from it over the circuit's rate, or
+ * past its limits). A window with at least relay.flood_drops new drops
+ * that are also more than RELAY_FLOOD_RATIO times the packets forwarded
+ * from it is a strike; any other window clears the strikes;
+ * RELAY_FLOOD_STRIKES strikes in a row are abuse. The ratio keeps a
+ * congestion-controlled transfer that runs into the circuit's rate (a few
+ * per cent lost, then backing off) from ever counting: it cannot keep
+ * losing two packets of three for seconds. Only an end whose latched address is the validated address
+ * of its party's QUIC connection (the dialler's CONNECT connection, the
+ * holder's reservation) is banned; the circuit ends either way. No I/O.
+ */
+#define RELAY_FLOOD_WINDOW_MS 1000
+#define RELAY_FLOOD_STRIKES 3
+#define RELAY_FLOOD_RATIO 2
+#define RELAY_DEF_FLOOD_DROPS 1000 /* relay.flood_drops: drops per window that are a strike */
+
+struct relay_flood {
+	uint64_t last_drops, last_pkts; /* the counters at the last look */
+	unsigned int strikes;
+};
+
+/* One window's look at an end whose counters read drops and pkts
+ * (forwarded) now: 1 when this makes RELAY_FLOOD_STRIKES strikes in a row
+ * (the strikes restart), else 0. threshold 0: RELAY_DEF_FLOOD_DROPS. */
+int relay_flood_step(struct relay_flood *f, uint64_t drops, uint64_t pkts, uint64_t threshold);
+
 /* ------------------------------------------------------------ node glue */
 
 struct engine;
@@ -195,6 +226,7 @@ struct relay_node_opts {
 	struct node_dht *dht;	 /* optional: relays announce, nodes find relays */
 	uint16_t quic_port;	 /* announced by a relay */
 	struct relay_tab_opts tab;
+	uint32_t flood_drops; /* relay.flood_drops; 0: RELAY_DEF_FLOOD_DROPS */
 	/* Circuit limits handed to the data plane (0: its defaults). */
 	uint64_t circuit_bytes;
 	uint32_t circuit_lifetime_ms;
@@ -224,8 +256,9 @@ void relay_node_fwd_end(void *arg, uint64_t id, int reason);
 /* After the engine started: the reservation keeper and expiry timers. */
 int relay_node_start(struct relay_node *rn);
 /* Stop using rn: its memory goes back when the QUIC node is freed (the
- * stream type's release), after the last callback. Free the data plane
- * after this and before the QUIC node. NULL-safe. */
+ * stream type's release), after the last callback. Call after
+ * engine_stop() (its timer leaves the stopped worker's wheel). Free the
+ * data plane after this and before the QUIC node. NULL-safe. */
 void relay_node_free(struct relay_node *rn);
 
 /* A datagram on the QUIC port that is STUN: 1 if it answered one of our
@@ -234,14 +267,15 @@ int relay_node_stun(struct relay_node *rn, const uint8_t *buf, size_t len,
 		    const struct io_addr *from);
 
 /*
- * Dialler side, control threads only (blocks up to RELAY_OFFER_MS plus
- * the bind deadline): ask the relay (its key and address) for a circuit to
+ * Dialler side, control threads only (blocks up to 10 s for the relay's
+ * answer plus RELAY_DEF_BIND_MS for the bind, or timeout_ms for both when
+ * it is not 0): ask the relay (its key and address) for a circuit to
  * target, bind our end, and give the address to dial (relay:PORT) in *out.
  * Returns 0, -ECONNREFUSED (a refusal: *status says which), -ETIMEDOUT,
  * -EHOSTUNREACH (relay unreachable), -errno.
  */
 int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
 		       const struct io_addr *relay_addr, const uint8_t target[RELAY_KEY_LEN],
-		       struct io_addr *out, unsigned int *status);
+		       struct io_addr *out, unsigned int timeout_ms, unsigned int *status);
 
 #endif

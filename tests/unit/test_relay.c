@@ -322,12 +322,45 @@ static void test_churn(void **state)
 	relay_tab_free(t);
 }
 
+/* Flood evidence: only RELAY_FLOOD_STRIKES windows in a row over the
+ * threshold are abuse; a quiet window in between clears the strikes. */
+static void test_flood(void **state)
+{
+	struct relay_flood f = { 0 };
+	uint64_t d = 0, p = 0;
+
+	(void)state;
+	assert_int_equal(relay_flood_step(&f, d += 100, p += 10, 100), 0); /* strike 1 */
+	assert_int_equal(relay_flood_step(&f, d += 100, p += 10, 100), 0); /* strike 2 */
+	assert_int_equal(relay_flood_step(&f, d += 99, p += 10, 100), 0);  /* quiet: cleared */
+	assert_int_equal(f.strikes, 0);
+	assert_int_equal(relay_flood_step(&f, d += 500, p += 50, 100), 0);
+	assert_int_equal(relay_flood_step(&f, d += 500, p += 50, 100), 0);
+	assert_int_equal(relay_flood_step(&f, d += 500, p += 50, 100), 1); /* 3 in a row */
+	/* the strikes restart after abuse */
+	assert_int_equal(relay_flood_step(&f, d += 500, p += 50, 100), 0);
+	assert_int_equal(f.strikes, 1);
+	/* a transfer at the circuit's rate: many drops, but no more than
+	 * twice what went through, is never a strike */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(relay_flood_step(&f, d += 4000, p += 2000, 100), 0);
+	assert_int_equal(f.strikes, 0);
+	/* a counter that went backwards (a new circuit) is no strike */
+	assert_int_equal(relay_flood_step(&f, 0, 0, 100), 0);
+	assert_int_equal(f.strikes, 0);
+	/* threshold 0: the default */
+	assert_int_equal(relay_flood_step(&f, RELAY_DEF_FLOOD_DROPS - 1, 0, 0), 0);
+	assert_int_equal(f.strikes, 0);
+	assert_int_equal(relay_flood_step(&f, 3 * RELAY_DEF_FLOOD_DROPS, 0, 0), 0);
+	assert_int_equal(f.strikes, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_msg_vectors), cmocka_unit_test(test_msg_refusals),
 		cmocka_unit_test(test_bind),	    cmocka_unit_test(test_tab),
-		cmocka_unit_test(test_churn),
+		cmocka_unit_test(test_churn),	    cmocka_unit_test(test_flood),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,9 @@
 
 #include "simnode.h"
 #include "testutil.h"
+#include "weft/quic_node.h"
 #include "weft/simnet.h"
+#include "weft/util.h"
 
 struct world {
 	struct simnet *sn;
@@ -127,8 +129,10 @@ static int setup(void **state)
 	static const char *const pub[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
 	/* H's descriptor lists 203.0.113.9:4433 (node.bind), where nothing
 	 * answers; it serves at 198.51.100.8 (the DHT announce's address). */
-	static const char *const pubh[] = { "dht.bootstrap=198.51.100.2:6881",
-					    "node.bind=203.0.113.9", NULL };
+	/* H also holds a reservation with R (relay.reserve = always), so
+	 * that its record lists R: a call by its key may try a circuit. */
+	const char *pubh[] = { "dht.bootstrap=198.51.100.2:6881", "node.bind=203.0.113.9", W.use,
+			       "relay.reserve=always", NULL };
 	static const char *const relay[] = { "dht.bootstrap=198.51.100.2:6881", "relay.enable=true",
 					     "relay.circuit_bytes=4194304",
 					     "relay.circuits_per_reservation=3",
@@ -207,7 +211,7 @@ static void test_reservations(void **state)
 		    1);
 	o = simnode_ok(&W.r, "GET", "/v1/relay/status", NULL);
 	assert_true(json_is_true(json_object_get(o, "enabled")));
-	assert_int_equal(json_integer_value(json_object_get(o, "reservations")), 4);
+	assert_int_equal(json_integer_value(json_object_get(o, "reservations")), 5);
 	assert_int_equal(json_integer_value(
 			     json_object_get(json_object_get(o, "limits"), "circuits_per_reservation")),
 			 3);
@@ -334,6 +338,42 @@ static void test_svc_by_key(void **state)
 	assert_int_equal(by_key(&W.e, "ok"), ok + 1);
 }
 
+static int h_held(void *arg)
+{
+	char a[16];
+
+	(void)arg;
+	return !strcmp(use_state(&W.h, a, sizeof(a)), "held");
+}
+
+/* A call by key never overruns the call's deadline: H is down, its
+ * descriptor's endpoint and its record's address do not answer, and its
+ * record lists R (whose offer to H would take RELAY_OFFER_MS to time out):
+ * the record lookup, the direct attempts and the circuit share what is
+ * left of the call's 4 s (plus the fabric's margins), instead of taking
+ * their own 3 s + 10 s + 5 s. */
+static void test_svc_by_key_deadline(void **state)
+{
+	json_t *o = NULL;
+	const char *e;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(simnode_wait(h_held, NULL, 30000), 0);
+	assert_int_equal(simnode_wait(e_finds_echo, NULL, 30000), 0);
+	simnet_host_set_down(W.h.host, 1);
+	t0 = util_now_ms();
+	simnode_ctl(&W.e, "POST", "/v1/svc/call",
+		    json_pack("{s:s,s:s,s:s,s:i}", "name", "echo", "method", "ping", "data", "late",
+			      "timeout_ms", 4000),
+		    &o);
+	assert_true(util_now_ms() - t0 <= 4000 + 2000);
+	e = json_string_value(json_object_get(o, "error")); /* NULL: an error object */
+	assert_true(!e || strcmp(e, "ok"));
+	json_decref(o);
+	simnet_host_set_down(W.h.host, 0);
+}
+
 struct jwait {
 	struct simnode *x;
 	char path[64];
@@ -421,7 +461,9 @@ static int circuits_to(const char *key)
 static void test_refusals(void **state)
 {
 	char code[32];
-	int n;
+	json_t *o = NULL;
+	uint64_t t0;
+	int n, st;
 
 	(void)state;
 	/* B holds no reservation at R. */
@@ -432,6 +474,20 @@ static void test_refusals(void **state)
 	assert_string_equal(code, "refused");
 	assert_true(simnode_get_int(&W.f, "/v1/relay/status", "counters", "offers_refused",
 				    NULL) >= 1);
+	/* Dialling F by key: its direct address does not answer (its NAT
+	 * filters), its relay refuses: the clear refusal, named, within the
+	 * stated deadline (QUIC_NODE_DIRECT_MS for the direct addresses, then
+	 * the relay's answer, at most 10 s), not "unreachable" or a timeout. */
+	t0 = util_now_ms();
+	st = simnode_ctl(&W.d, "POST", "/v1/quic/ping", json_pack("{s:s}", "addr", W.f.key), &o);
+	assert_true(util_now_ms() - t0 <= QUIC_NODE_DIRECT_MS + 10000);
+	assert_int_equal(st, 502);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+			    "relay_refused");
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(o, "error"),
+								 "message")),
+			       "relay_refused: refused"));
+	json_decref(o);
 	/* B is no relay. */
 	assert_int_equal(connect_via(&W.d, &W.b, W.e.key, code, sizeof(code)), 502);
 	assert_string_equal(code, "not_relay");
@@ -441,8 +497,7 @@ static void test_refusals(void **state)
 	n = circuits_to(W.e.key);
 	assert_true(n >= 0 && n <= 3);
 	for (int k = 0; k < 6; k++) {
-		int st = connect_via(&W.d, &W.r, W.e.key, code, sizeof(code));
-
+		st = connect_via(&W.d, &W.r, W.e.key, code, sizeof(code));
 		if (st != 200)
 			break;
 		assert_string_equal(code, "ok");
@@ -546,7 +601,7 @@ int main(void)
 		cmocka_unit_test(test_reservations),	   cmocka_unit_test(test_ping_by_key),
 		cmocka_unit_test(test_content_via_relay), cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_byte_limit),	   cmocka_unit_test(test_expiry_and_teardown),
-		cmocka_unit_test(test_svc_by_key),
+		cmocka_unit_test(test_svc_by_key),	   cmocka_unit_test(test_svc_by_key_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -483,6 +483,13 @@ void conn_node_cache_flush(struct conn_node *cn)
 int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 		      struct conn_record *rec, int *cached)
 {
+	return conn_node_resolve_within(cn, key, rec, cached, 0);
+}
+
+int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
+			     struct conn_record *rec, int *cached, unsigned int timeout_ms)
+{
+	unsigned int wait_ms;
 	struct resolve_op *op;
 	struct cache_ent *e;
 	struct timespec ts;
@@ -528,9 +535,10 @@ int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 		resolve_put(op);
 		return err;
 	}
+	wait_ms = timeout_ms && timeout_ms < cn->o.resolve_ms ? timeout_ms : cn->o.resolve_ms;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += cn->o.resolve_ms / 1000;
-	ts.tv_nsec += (long)(cn->o.resolve_ms % 1000) * 1000000L;
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
@@ -544,6 +552,8 @@ int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 		err = conn_record_parse(op->v, op->vlen, rec);
 	pthread_mutex_unlock(&op->mu);
 	resolve_put(op);
+	if (err == -ETIMEDOUT && wait_ms < cn->o.resolve_ms)
+		return -ETIMEDOUT; /* the caller's budget ran out: nothing learned */
 	if (err == -EHOSTUNREACH || err == -ETIMEDOUT)
 		err = -ENOENT; /* no record found within the deadline */
 	now = now_ms(cn);

@@ -54,6 +54,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "relay", "reservation_ttl_s", CFG_U32, OFF(relay_reservation_ttl_s), 0, 15, 86400, "60",
 	  NULL, 0 },
 	{ "relay", "churn_max", CFG_U32, OFF(relay_churn_max), 0, 1, 1000000, "30", NULL, 0 },
+	{ "relay", "flood_drops", CFG_U32, OFF(relay_flood_drops), 0, 1, 100000000, "1000", NULL,
+	  0 },
 	{ "relay", "use", CFG_STR, OFF(relay_use), SZ(relay_use), 0, 0, "", NULL, 0 },
 	{ "relay", "reserve", CFG_ENUM, OFF(relay_reserve), SZ(relay_reserve), 0, 0, "auto",
 	  "auto|always|never", 0 },

@@ -232,14 +232,14 @@ static unsigned int node_path_cands(void *arg, struct io_addr *out, unsigned int
 
 /* Dial by key (quic_node_opts.resolve): the addresses of the node record. */
 static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *addrs,
-			unsigned int max, unsigned int *nrelays)
+			unsigned int max, unsigned int *nrelays, unsigned int timeout_ms)
 {
 	struct node *n = arg;
 	struct conn_record rec;
 	unsigned int i, cnt = 0;
 	int err;
 
-	err = conn_node_resolve(n->conn, key, &rec, NULL);
+	err = conn_node_resolve_within(n->conn, key, &rec, NULL, timeout_ms);
 	if (err)
 		return err;
 	*nrelays = rec.nrelays;
@@ -250,23 +250,35 @@ static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *
 }
 
 /* Dial by key through a relay the node record lists (quic_node_opts.relay):
- * a circuit from the first relay that grants one. */
-static int node_relay(void *arg, const uint8_t *key, struct sockaddr_storage *out)
+ * a circuit from the first relay that grants one, all within timeout_ms
+ * (0: the relay's own deadlines); *status: the last refusal. */
+static int node_relay(void *arg, const uint8_t *key, struct sockaddr_storage *out,
+		      unsigned int timeout_ms, unsigned int *status)
 {
 	struct node *n = arg;
 	struct conn_record rec;
 	struct io_addr via;
 	char hex[2 * CONN_KEY_LEN + 1];
-	unsigned int st;
+	uint64_t end = util_now_ms() + timeout_ms;
+	unsigned int st = 0, left = timeout_ms;
 	int err;
 
-	err = conn_node_resolve(n->conn, key, &rec, NULL);
+	err = conn_node_resolve_within(n->conn, key, &rec, NULL, timeout_ms);
 	if (err)
 		return err;
 	err = -EHOSTUNREACH;
 	for (unsigned int i = 0; i < rec.nrelays; i++) {
+		if (timeout_ms) {
+			uint64_t now = util_now_ms();
+
+			if (now >= end)
+				return -ETIMEDOUT;
+			left = (unsigned int)(end - now);
+		}
 		err = relay_node_circuit(n->relay, rec.relays[i].key, &rec.relays[i].addr, key, &via,
-					 &st);
+					 left, &st);
+		if (err == -ECONNREFUSED)
+			*status = st;
 		if (!err)
 			return io_addr_to_sockaddr(&via, via.family, out) > 0 ? 0 : -EINVAL;
 		util_hex(hex, key, CONN_KEY_LEN);
@@ -379,6 +391,7 @@ static int node_relay_init(struct node *n)
 	ro.tab.reservations_per_addr = n->cfg.relay_res_per_addr;
 	ro.tab.ttl_s = n->cfg.relay_reservation_ttl_s;
 	ro.tab.churn_max = n->cfg.relay_churn_max;
+	ro.flood_drops = n->cfg.relay_flood_drops;
 	ro.reserve = !strcmp(n->cfg.relay_reserve, "always")  ? 1
 		     : !strcmp(n->cfg.relay_reserve, "never") ? 0
 							      : -1;

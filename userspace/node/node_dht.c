@@ -87,6 +87,7 @@ static int svc_run(void *arg, dht_svc_fn fn, void *fnarg);
 
 struct node_dht {
 	struct engine *eng;
+	struct engine_worker *w0; /* where the timer is armed (worker 0), once started */
 	struct guard *guard;
 	struct store *store;
 	unsigned int db;
@@ -639,6 +640,7 @@ static void dht_start_cmd(struct engine_worker *w, void *arg)
 {
 	struct node_dht *nd = arg;
 
+	nd->w0 = w;
 	engine_timer_add(w, &nd->timer, 0);
 }
 
@@ -769,6 +771,10 @@ void node_dht_free(struct node_dht *nd)
 	if (!nd)
 		return;
 	save(nd, 1); /* the last snapshot: on disk before the store closes */
+	/* Workers are stopped (engine_stop): the wheel is ours. A timer left
+	 * in it would be a freed neighbour of the next one unlinked. */
+	if (nd->w0)
+		engine_timer_cancel(nd->w0, &nd->timer);
 	for (unsigned int i = 0; i < ENGINE_MAX_WORKERS; i++)
 		free(nd->stage[i].b); /* workers stopped mid-pass */
 	dht_svc_free(nd->svc);

@@ -327,11 +327,31 @@ int quic_node_can_resolve(const struct quic_node *qn)
 int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max)
 {
-	struct sockaddr_storage ss[QUIC_NODE_RESOLVE_MAX];
-	uint8_t key[QUIC_KEY_LEN];
-	unsigned int nrelays = 0;
-	int n;
+	return quic_node_resolve_within(qn, target, out, max, 0, NULL);
+}
 
+/* Milliseconds left until end_ns (0: none); UINT32_MAX without a deadline. */
+static unsigned int ms_left(struct quic_node *qn, uint64_t end_ns)
+{
+	uint64_t now = qn_now_ns(qn);
+
+	if (!end_ns)
+		return UINT32_MAX;
+	return now < end_ns ? (unsigned int)((end_ns - now + 999999) / 1000000) : 0;
+}
+
+int quic_node_resolve_within(struct quic_node *qn, const char *target,
+			     char out[][QUIC_NODE_TARGET_MAX], unsigned int max,
+			     unsigned int timeout_ms, unsigned int *relay_status)
+{
+	struct sockaddr_storage ss[QUIC_NODE_RESOLVE_MAX];
+	uint64_t end_ns = timeout_ms ? qn_now_ns(qn) + (uint64_t)timeout_ms * 1000000ULL : 0;
+	uint8_t key[QUIC_KEY_LEN];
+	unsigned int nrelays = 0, st = 0;
+	int n, err;
+
+	if (relay_status)
+		*relay_status = 0;
 	if (!qn || !target || !max)
 		return -EINVAL;
 	if (strlen(target) != 2 * QUIC_KEY_LEN || util_unhex(key, QUIC_KEY_LEN, target)) {
@@ -344,25 +364,36 @@ int quic_node_resolve(struct quic_node *qn, const char *target,
 		return -EINVAL;
 	if (max > QUIC_NODE_RESOLVE_MAX)
 		max = QUIC_NODE_RESOLVE_MAX;
-	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max, &nrelays);
+	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max, &nrelays, timeout_ms);
 	if (n < 0)
 		return n;
 	if (nrelays && qn->o.relay) {
 		/* Behind a relay: a direct address that answers a handshake
-		 * within QUIC_NODE_DIRECT_MS wins, else a circuit. */
-		unsigned int each = n ? QUIC_NODE_DIRECT_MS / (unsigned int)n : 0;
+		 * within QUIC_NODE_DIRECT_MS wins, else a circuit; all within
+		 * the deadline. */
+		unsigned int each = n ? QUIC_NODE_DIRECT_MS / (unsigned int)n : 0, left;
 
 		for (int i = 0; i < n; i++) {
 			struct quic_node_hs_result hr;
+			unsigned int t = each < 500 ? 500 : each;
 
+			left = ms_left(qn, end_ns);
+			if (!left)
+				return -ETIMEDOUT;
 			if (target_str(target, &ss[i], out[0]))
 				return -EINVAL;
-			if (quic_node_handshakes(qn, out[0], 1, 1, 0, each < 500 ? 500 : each, &hr) == 0)
+			if (quic_node_handshakes(qn, out[0], 1, 1, 0, t < left ? t : left, &hr) == 0)
 				return 1;
 		}
-		if (qn->o.relay(qn->o.relay_arg, key, &ss[0]) == 0)
+		left = ms_left(qn, end_ns);
+		if (!left)
+			return -ETIMEDOUT;
+		err = qn->o.relay(qn->o.relay_arg, key, &ss[0], left == UINT32_MAX ? 0 : left, &st);
+		if (!err)
 			return target_str(target, &ss[0], out[0]) ? -EINVAL : 1;
-		return -EHOSTUNREACH;
+		if (err == -ECONNREFUSED && relay_status)
+			*relay_status = st;
+		return err == -ECONNREFUSED || err == -ETIMEDOUT ? err : -EHOSTUNREACH;
 	}
 	if (n == 0)
 		return -EHOSTUNREACH;
@@ -384,7 +415,8 @@ int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeo
 
 	if (!qn || !target || !res)
 		return -EINVAL;
-	n = quic_node_resolve(qn, target, t, QUIC_NODE_RESOLVE_MAX);
+	res->close_code = 0;
+	n = quic_node_resolve_within(qn, target, t, QUIC_NODE_RESOLVE_MAX, 0, &res->relay_status);
 	if (n < 0)
 		return n;
 	if (n == 1 && !strcmp(t[0], target))
@@ -439,7 +471,8 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 	/* A bare key: the record's first address. */
 	char t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
 
-	err = quic_node_resolve(qn, target, t, QUIC_NODE_RESOLVE_MAX);
+	memset(res, 0, sizeof(*res));
+	err = quic_node_resolve_within(qn, target, t, QUIC_NODE_RESOLVE_MAX, 0, &res->relay_status);
 	if (err < 0)
 		return err;
 	target = t[0];
@@ -972,9 +1005,16 @@ int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp
 }
 
 static void resp_dial_error(struct ctl_resp *resp, int err, const char *target,
-			    uint64_t close_code)
+			    uint64_t close_code, unsigned int relay_status)
 {
 	switch (err) {
+	case -ECONNREFUSED:
+		if (!relay_status)
+			goto refused;
+		ctl_resp_error(resp, 502, "relay_refused",
+			       "relay_refused: %s (the relay of %s refused the circuit)",
+			       relay_status_name(relay_status), target);
+		break;
 	case -ENOLINK:
 		ctl_resp_error(resp, 502, "relay_circuit_ended",
 			       "relay_circuit_ended: %s (the relay ended the circuit to %s)",
@@ -996,8 +1036,8 @@ static void resp_dial_error(struct ctl_resp *resp, int err, const char *target,
 		ctl_resp_error(resp, 502, "handshake_failed",
 			       "TLS handshake with %s failed (certificate or ALPN)", target);
 		break;
-	case -ECONNREFUSED:
 	case -ECONNRESET:
+	refused:
 		ctl_resp_error(resp, 502, "refused", "%s refused or reset the connection", target);
 		break;
 	case -EIO:
@@ -1028,7 +1068,7 @@ static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		return;
 	err = quic_node_ping2(qn, a.target, a.timeout_ms, a.keep, &r);
 	if (err) {
-		resp_dial_error(resp, err, a.target, r.close_code);
+		resp_dial_error(resp, err, a.target, r.close_code, r.relay_status);
 		return;
 	}
 	util_hex(key, r.peer_key, QUIC_KEY_LEN);
@@ -1051,7 +1091,7 @@ static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		return;
 	err = quic_node_bench(qn, a.target, a.stype, a.bytes, a.seed, a.verify, a.timeout_ms, &r);
 	if (err) {
-		resp_dial_error(resp, err, a.target, r.close_code);
+		resp_dial_error(resp, err, a.target, r.close_code, r.relay_status);
 		return;
 	}
 	util_hex(h1, r.sent_hash, 32);
@@ -1078,7 +1118,7 @@ static void h_handshakes(void *arg, const struct ctl_req *req, struct ctl_resp *
 		return;
 	err = quic_node_handshakes(qn, a.target, a.count, a.window, a.echo, a.timeout_ms, &r);
 	if (err) {
-		resp_dial_error(resp, err, a.target, 0);
+		resp_dial_error(resp, err, a.target, 0, 0);
 		return;
 	}
 	ctl_resp_json(resp, 200,

@@ -429,6 +429,7 @@ static void tick(struct engine_worker *w, void *arg)
 	lock(rn);
 	/* relay side */
 	relay_tab_expire(rn->tab, now);
+	rn_flood_check(rn, now);
 	for (unsigned int i = 0; i < RN_MAX_PENDING; i++)
 		if (rn->pending[i].used && now >= rn->pending[i].deadline_ms)
 			rn_offer_done(rn, &rn->pending[i], RELAY_E_TIMEOUT);
@@ -495,6 +496,7 @@ static void start_cmd(struct engine_worker *w, void *arg)
 {
 	struct relay_node *rn = arg;
 
+	rn->w0 = w;
 	engine_timer_add(w, &rn->timer, 0);
 }
 
@@ -612,8 +614,13 @@ void rn_release(void *arg)
  * once (what they would touch, conn_node and the data plane, may be gone). */
 void relay_node_free(struct relay_node *rn)
 {
-	if (rn)
-		atomic_store(&rn->freeing, 1);
+	if (!rn)
+		return;
+	atomic_store(&rn->freeing, 1);
+	/* Called after engine_stop (node_free): the wheel is ours, and the
+	 * timer must not stay linked in it once rn is released. */
+	if (rn->w0)
+		engine_timer_cancel(rn->w0, &rn->timer);
 }
 
 void relay_node_set_fwd(struct relay_node *rn, struct relay_fwd *fwd)

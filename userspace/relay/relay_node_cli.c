@@ -316,8 +316,10 @@ static void out_drop(struct relay_node *rn, uint64_t conn, int slot)
 
 int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
 		       const struct io_addr *relay_addr, const uint8_t target[RELAY_KEY_LEN],
-		       struct io_addr *out, unsigned int *status)
+		       struct io_addr *out, unsigned int timeout_ms, unsigned int *status)
 {
+	uint64_t end = util_now_ms() + timeout_ms, now;
+	unsigned int wait;
 	struct sockaddr_storage ss;
 	struct timespec dl;
 	struct rn_dial *d = NULL;
@@ -357,7 +359,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 		return err == -ENETUNREACH ? -EHOSTUNREACH : err;
 	}
 	d->conn = conn;
-	deadline_in(&dl, RN_DIAL_MS);
+	deadline_in(&dl, timeout_ms && timeout_ms < RN_DIAL_MS ? timeout_ms : RN_DIAL_MS);
 	while (d->st == D_DIALING || d->st == D_WAIT)
 		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
 			break;
@@ -399,7 +401,11 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	}
 	b->waited = 1;
 	rn_bind_step(rn, b, now_ms(rn));
-	deadline_in(&dl, RELAY_DEF_BIND_MS + 2 * RN_TICK_MS);
+	wait = RELAY_DEF_BIND_MS + 2 * RN_TICK_MS;
+	now = util_now_ms();
+	if (timeout_ms && (now >= end || end - now < wait))
+		wait = now < end ? (unsigned int)(end - now) : 0;
+	deadline_in(&dl, wait);
 	while (!b->done)
 		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
 			break;

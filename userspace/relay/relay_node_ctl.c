@@ -74,6 +74,9 @@ static json_t *status_json(struct relay_node *rn)
 			(int)rn->o.circuit_lifetime_ms);
 	json_object_set_new(o, "enabled", json_boolean(rn->fwd != NULL));
 	json_object_set_new(o, "reservations", json_integer(relay_tab_count(rn->tab)));
+	json_object_set_new(lim, "flood_drops",
+			    json_integer(rn->o.flood_drops ? rn->o.flood_drops
+							   : RELAY_DEF_FLOOD_DROPS));
 	json_object_set_new(o, "limits", lim);
 	json_object_set_new(
 	    o, "counters",
@@ -90,6 +93,11 @@ static json_t *status_json(struct relay_node *rn)
 		      "offers_refused", (json_int_t)rn->offers_refused, "binds_ok",
 		      (json_int_t)rn->binds_ok, "binds_failed", (json_int_t)rn->binds_failed,
 		      "dials", (json_int_t)rn->dials_total, "dials_ok", (json_int_t)rn->dials_ok));
+	/* circuits ended for a flooding end, and ends banned for it */
+	json_object_set_new(json_object_get(o, "counters"), "flood_cuts",
+			    json_integer((json_int_t)rn->flood_cuts));
+	json_object_set_new(json_object_get(o, "counters"), "flood_bans",
+			    json_integer((json_int_t)rn->flood_bans));
 	json_object_set_new(o, "use", held);
 	/* Holder: circuits towards us that our relays ended (ENDED), by reason. */
 	json_object_set_new(o, "ended_by_relay",
@@ -215,7 +223,7 @@ static void api_connect(void *arg, const struct ctl_req *req, struct ctl_resp *r
 			       "want {\"relay\": \"KEY@ADDR:PORT\", \"target\": KEY}");
 		return;
 	}
-	err = relay_node_circuit(rn, rkey, &ra, tkey, &out, &st);
+	err = relay_node_circuit(rn, rkey, &ra, tkey, &out, 0, &st);
 	if (err == -ECONNREFUSED) {
 		ctl_resp_error(resp, 502, relay_status_name(st), "the relay refused: %s",
 			       relay_status_name(st));
@@ -253,10 +261,18 @@ static void metrics(void *arg, FILE *out)
 		"weft_relay_reservations_refused_total %llu\n"
 		"# HELP weft_relay_circuits_total Circuits granted by this relay.\n"
 		"# TYPE weft_relay_circuits_total counter\nweft_relay_circuits_total %llu\n"
+		"# HELP weft_relay_flood_cuts_total Circuits ended because an end flooded.\n"
+		"# TYPE weft_relay_flood_cuts_total counter\nweft_relay_flood_cuts_total %llu\n"
+		"# HELP weft_relay_abuse_bans_total Addresses banned for relay abuse, by kind.\n"
+		"# TYPE weft_relay_abuse_bans_total counter\n"
+		"weft_relay_abuse_bans_total{kind=\"flood\"} %llu\n"
+		"weft_relay_abuse_bans_total{kind=\"churn\"} %llu\n"
 		"# HELP weft_relay_circuit_refusals_total Circuit requests refused, by reason.\n"
 		"# TYPE weft_relay_circuit_refusals_total counter\n",
 		relay_tab_count(rn->tab), (unsigned long long)rn->reserves_ok,
-		(unsigned long long)rn->reserves_refused, (unsigned long long)rn->circuits_ok);
+		(unsigned long long)rn->reserves_refused, (unsigned long long)rn->circuits_ok,
+		(unsigned long long)rn->flood_cuts, (unsigned long long)rn->flood_bans,
+		(unsigned long long)rn->churn_bans);
 	for (unsigned int i = 1; i < RELAY_E__MAX; i++)
 		fprintf(out, "weft_relay_circuit_refusals_total{reason=\"%s\"} %llu\n",
 			relay_status_name(i), (unsigned long long)rn->circuits_refused[i]);

@@ -62,6 +62,7 @@ struct rn_pending { /* relay: an offer in flight */
 	uint64_t dconn, tconn;
 	int64_t dsid, tsid;
 	uint8_t dkey[RELAY_KEY_LEN], tkey[RELAY_KEY_LEN];
+	struct io_addr daddr; /* the dialler's connection's (validated) address */
 	uint64_t deadline_ms;
 };
 
@@ -73,6 +74,8 @@ struct rn_circ { /* relay: a circuit in the data plane */
 	uint64_t created_ms;
 	uint64_t dconn; /* the dialler's CONNECT stream, kept open: ENDED goes there too */
 	int64_t dsid;
+	struct io_addr daddr;	    /* the dialler's CONNECT connection's address */
+	struct relay_flood flood[2]; /* per end: [0] the dialler's, [1] the holder's */
 };
 
 enum use_state { U_IDLE = 0, U_DIALING, U_OPENING, U_WAIT, U_HELD };
@@ -143,10 +146,13 @@ struct relay_node {
 	struct rn_dial dials[RN_MAX_DIALS];
 	struct rn_out outs[RN_MAX_OUTS];
 	struct engine_timer timer;
+	struct engine_worker *w0; /* where the timer is armed, once started */
 	int published_relays; /* count last given to conn_node */
 	_Atomic int freeing;
 	/* counters */
 	uint64_t reserves_ok, reserves_refused, refreshes, churn_bans;
+	uint64_t flood_cuts, flood_bans; /* circuits ended for a flooding end; ends banned */
+	uint64_t next_flood_ms;
 	uint64_t connects, circuits_ok, circuits_refused[RELAY_E__MAX];
 	uint64_t offers_in, offers_accepted, offers_refused;
 	uint64_t binds_ok, binds_failed, dials_total, dials_ok;
@@ -185,6 +191,8 @@ void rn_on_reserve(struct relay_node *rn, struct rn_stream *s);
 void rn_on_connect(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *req);
 /* The holder answered offer p (or did not in time: status TIMEOUT). */
 void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int status);
+/* Once per RELAY_FLOOD_WINDOW_MS: flooding circuit ends (relay.flood_drops). */
+void rn_flood_check(struct relay_node *rn, uint64_t now);
 /* relay_fwd's on_end: the data plane ended circuit id. */
 void rn_fwd_on_end(void *arg, uint64_t id, int reason);
 

@@ -117,6 +117,8 @@ void rn_on_connect(struct relay_node *rn, struct rn_stream *s, const struct rela
 	p->dsid = s->sid;
 	p->tconn = r->conn;
 	p->tsid = -1;
+	if (io_addr_from_sockaddr(&p->daddr, (struct sockaddr *)&ss, sizeof(ss)))
+		memset(&p->daddr, 0, sizeof(p->daddr));
 	memcpy(p->dkey, dkey, RELAY_KEY_LEN);
 	memcpy(p->tkey, req->key, RELAY_KEY_LEN);
 	p->deadline_ms = now_ms(rn) + RELAY_OFFER_MS;
@@ -177,6 +179,7 @@ void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int sta
 	c->created_ms = now_ms(rn);
 	c->dconn = p->dconn;
 	c->dsid = p->dsid;
+	c->daddr = p->daddr;
 	rn->circuits_ok++;
 	a.port = port;
 	a.circuit = id;
@@ -247,3 +250,54 @@ void rn_fwd_on_end(void *arg, uint64_t id, int reason)
 	unlock(rn);
 }
 
+static int same_addr(const struct io_addr *a, const struct io_addr *b)
+{
+	return a->family && a->family == b->family && a->port == b->port &&
+	       !memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+/* Circuit c has a flooding end (e: 0 dialler, 1 holder) at addr: end the
+ * circuit, and ban the address when it is the one its party's QUIC
+ * connection proved it owns (a handshake completed from it); any other
+ * source (forged, or a NAT that maps the circuit elsewhere) only loses
+ * the circuit. */
+static void flood_abuse(struct relay_node *rn, struct rn_circ *c, unsigned int e,
+			const struct io_addr *addr)
+{
+	struct relay_res *r = e ? relay_tab_find(rn->tab, c->tkey, now_ms(rn)) : NULL;
+	const struct io_addr *valid = e ? (r ? &r->addr : NULL) : &c->daddr;
+	int ban = valid && same_addr(addr, valid) && rn->o.guard;
+	char buf[64];
+
+	log_warn("relay", "circuit %llu: the %s at %s floods (%u windows over %u drops/s): %s",
+		 (unsigned long long)c->id, e ? "holder" : "dialler",
+		 io_addr_fmt(addr, buf, sizeof(buf)), RELAY_FLOOD_STRIKES,
+		 rn->o.flood_drops ? rn->o.flood_drops : RELAY_DEF_FLOOD_DROPS,
+		 ban ? "circuit ended, address banned" : "circuit ended (address not validated)");
+	rn->flood_cuts++;
+	if (ban) {
+		rn->flood_bans++;
+		guard_ban_addr(rn->o.guard, addr->family, addr->addr, RN_BAN_S);
+	}
+	relay_fwd_del(rn->fwd, c->id); /* on_end frees c */
+}
+
+void rn_flood_check(struct relay_node *rn, uint64_t now)
+{
+	struct relay_fwd_stats st;
+
+	if (!rn->fwd || now < rn->next_flood_ms)
+		return;
+	rn->next_flood_ms = now + RELAY_FLOOD_WINDOW_MS;
+	for (unsigned int i = 0; i < rn->ncircs; i++) {
+		struct rn_circ *c = &rn->circs[i];
+
+		if (!c->used || relay_fwd_stats(rn->fwd, c->id, &st))
+			continue;
+		for (unsigned int e = 0; e < 2 && c->used; e++)
+			if (st.end[e].bound &&
+			    relay_flood_step(&c->flood[e], st.end[e].drops, st.end[e].pkts,
+					     rn->o.flood_drops))
+				flood_abuse(rn, c, e, &st.end[e].addr);
+	}
+}

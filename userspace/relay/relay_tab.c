@@ -256,3 +256,20 @@ uint64_t relay_tab_expired(const struct relay_tab *t)
 {
 	return t->expired;
 }
+
+int relay_flood_step(struct relay_flood *f, uint64_t drops, uint64_t pkts, uint64_t threshold)
+{
+	uint64_t d = drops >= f->last_drops ? drops - f->last_drops : 0;
+	uint64_t p = pkts >= f->last_pkts ? pkts - f->last_pkts : 0;
+
+	f->last_drops = drops;
+	f->last_pkts = pkts;
+	if (d < (threshold ? threshold : RELAY_DEF_FLOOD_DROPS) || d <= RELAY_FLOOD_RATIO * p) {
+		f->strikes = 0;
+		return 0;
+	}
+	if (++f->strikes < RELAY_FLOOD_STRIKES)
+		return 0;
+	f->strikes = 0;
+	return 1;
+}

@@ -1045,10 +1045,16 @@ static int call_by_key(struct svc_node *sn, const char *name, const char *method
 		       uint64_t end_ns, struct svc_node_call_res *res)
 {
 	char hex[2 * IDENTITY_PK_LEN + 1], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	uint64_t start = svcn_now_ns();
 	int n, err = -EHOSTUNREACH, unsent = 1;
 
+	if (start + 1000000ull >= end_ns)
+		return -ETIMEDOUT;
 	util_hex(hex, r->owner, IDENTITY_PK_LEN);
-	n = quic_node_resolve(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX);
+	/* The record lookup, direct attempts and relay circuit share what is
+	 * left of the call's deadline: the fallback never overruns it. */
+	n = quic_node_resolve_within(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
+				     (unsigned int)((end_ns - start) / 1000000ull), NULL);
 	if (n == -ENOENT)
 		n = -EHOSTUNREACH; /* no record: nothing else to dial */
 	if (n < 0)
