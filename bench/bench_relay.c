@@ -9,12 +9,13 @@
  * (benchlib, BPF test-run with live frames, CPU 0; it cannot be the
  * bottleneck: frames veA cannot take are dropped at veB and counted as
  * offered) sends A's datagrams out of veB into veA, the relay (in
- * namespace A, on veA) forwards them back out of veA to B's socket in
- * namespace B, which never reads. veA has threaded NAPI pinned to CPU 1
- * and the relay process is pinned to CPU 1 too (taskset); veB's NAPI and
- * the source are on CPU 0. A relay's figure is packets forwarded (counted
- * the same way for all: datagrams reaching B's UDP layer, delivered or
- * dropped at B's full socket buffer) per CPU-second of the relay's work:
+ * namespace A, on veA) forwards them back out of veA to B (a bound socket
+ * in namespace B; its datagrams are taken at veB by an XDP program that
+ * counts and drops them, veb_sink()). veA has threaded NAPI pinned to
+ * CPU 1 and the relay process is pinned to CPU 1 too (taskset); veB's NAPI
+ * (SCHED_FIFO) and the source are on CPU 0. A relay's figure is packets
+ * forwarded (counted the same way for all: datagrams reaching B's end,
+ * counted by B's XDP sink) per CPU-second of the relay's work:
  * veA's NAPI thread time plus the relay process's CPU time (all threads).
  * The relays: (a) weft's XDP relay (relay_node xdp: the XDP program
  * forwards, native mode on veA), (b) weft's userspace relay (relay_node
@@ -69,9 +70,10 @@ static const char same_work[] =
 	"same 100-byte payload A -> relay -> B over the same veth pair, from the same live-frame "
 	"source (CPU 0, cannot be the bottleneck) in the same run; the relay's veth end veA has "
 	"threaded NAPI pinned to CPU 1 and the relay process is pinned to CPU 1; figure = "
-	"datagrams reaching B's UDP layer per CPU-second of the relay's work (veA NAPI thread + "
-	"relay process CPU time); coturn gets one relay thread, the same pinning and the same "
-	"payload inside TURN ChannelData (4 bytes of framing added by A, stripped by coturn)";
+	"datagrams reaching B's end (counted by an XDP drop on B's veth, its NAPI thread "
+	"SCHED_FIFO on CPU 0) per CPU-second of the relay's work (veA NAPI thread + relay "
+	"process CPU time); coturn gets one relay thread, the same pinning and the same payload "
+	"inside TURN ChannelData (4 bytes of framing added by A, stripped by coturn)";
 
 static const uint8_t tok_a[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 static const uint8_t tok_b[16] = { 0xf0, 0xe0, 0xd0, 0xc0, 0xb0, 0xa0, 0x90, 0x80,
@@ -383,7 +385,7 @@ static unsigned long long veb_sunk(void)
 /* ---- measurement ---- */
 
 /* Drops counted by one device of the current namespace (rx or tx column
- * of /proc/net/dev): frames lost between the relay and B's UDP layer. */
+ * of /proc/net/dev): frames lost between the relay and B's sink. */
 static unsigned long long dev_drops(const char *dev, int tx)
 {
 	char line[512];
@@ -695,7 +697,7 @@ int main(int argc, char **argv)
 		bench_result_figure(res, id, label, v, unit);                        \
 	} while (0)
 		FIG("offered_pps", "offered by the live-frame source", t->offered, "pps");
-		FIG("fwd_pps", "forwarded (reached B's UDP layer)", t->fwd, "pps");
+		FIG("fwd_pps", "forwarded (reached B's end)", t->fwd, "pps");
 		FIG("lost_after_pps", "lost between relay and B (veth drops)", t->lost_after, "pps");
 		FIG("cpu_s", "relay CPU time (veA NAPI thread + relay process)", t->cpu_s, "s");
 		FIG("cpu_share", "relay CPU time per second of wall time", 100.0 * t->cpu_s / t->secs, "%");
