@@ -147,7 +147,8 @@ static int spawn(enum relay r, const char *relay_node)
 			 "mount -t bpf bpf /sys/fs/bpf || exit 1; "
 			 "RELAY_NODE_PPS=100000000 exec taskset -c 1 %s %s " BENCH_IF_A
 			 " %d %d %s %s %s/stats-%s.json 1",
-			 relay_node, r == R_XDP ? xdp_mode : "uring", RELAY_PORT_MIN, RELAY_PORT_MAX, ta, tb, tmpdir, r_id[r]);
+			 relay_node, r == R_XDP ? xdp_mode : "uring", RELAY_PORT_MIN, RELAY_PORT_MAX,
+			 ta, tb, tmpdir, r_id[r]);
 	snprintf(log, sizeof(log), "%s/%s.out", tmpdir, r_id[r]);
 	p = fork();
 	if (p < 0)
