@@ -184,17 +184,19 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
 
 #define QUIC_NODE_TARGET_MAX 128 /* "KEY@[v6]:port" fits */
 #define QUIC_NODE_RESOLVE_MAX 8	 /* addresses tried for one key */
-#define QUIC_NODE_DIRECT_MS 3000 /* a record with relays: its direct addresses get this long */
+#define QUIC_NODE_DIRECT_MS 3000 /* relays but no circuit: the direct addresses get this long */
 /*
  * Expand a target for dialling: "NODEKEY" alone (64 hex digits) is
  * resolved through opts.resolve into "NODEKEY@ADDR" strings, one per
  * address of the node's record, in the record's order; any other target is
  * copied as the only entry. When the record lists relays (and opts.relay
- * is set), the direct addresses are first tried with one handshake each,
- * QUIC_NODE_DIRECT_MS for all of them: the first that answers is the only
- * entry; when none does, the relay fallback's relay:PORT is ("NODEKEY@"
- * relay:PORT: the key is still pinned end to end). Blocks (control
- * threads only). Returns the count (>= 1), -ENOENT (no record:
+ * is set), the relay fallback is asked first and its relay:PORT is the
+ * only entry ("NODEKEY@relay:PORT": the key is still pinned end to end;
+ * nothing is sent to the direct addresses before it, hole punching finds
+ * a direct path afterwards); when no relay gives a circuit, the direct
+ * addresses are tried with one handshake each, QUIC_NODE_DIRECT_MS for
+ * all of them, and the first that answers is the only entry. Blocks
+ * (control threads only). Returns the count (>= 1), -ENOENT (no record:
  * not_found), -EHOSTUNREACH (a record without any address, or with
  * relays of which none gave a circuit and no direct address answered),
  * -EINVAL (a bare key and no resolver), -errno.
@@ -203,10 +205,11 @@ int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max);
 /*
  * The same within timeout_ms (0: the hooks' own deadlines, up to
- * CONN_DEF_RESOLVE_MS for the record, QUIC_NODE_DIRECT_MS for the direct
- * addresses, then the relay's 10 s answer and 5 s bind): the record
- * lookup, the direct attempts and the circuit share it; -ETIMEDOUT when it
+ * CONN_DEF_RESOLVE_MS for the record, the relay's 10 s answer and 5 s
+ * bind, then QUIC_NODE_DIRECT_MS for the direct addresses): the record
+ * lookup, the circuit and the direct attempts share it; -ETIMEDOUT when it
  * ran out. Also -ECONNREFUSED when the record's relays refused the circuit
+ * and no direct address answered
  * (*relay_status, when not NULL: the last refusal's enum relay_status,
  * e.g. circuits_full; 0 otherwise). A service call by key gives it what is
  * left of the call's deadline.

@@ -12,8 +12,8 @@
 # themselves behind NAT (relay.reserve = auto), take a reservation with h1
 # (relay.use) and list it in their node records. From h5:
 #  - `weftctl node resolve KEY6` shows h6's record with the relay;
-#  - `weftctl quic ping KEY6` succeeds through a circuit of h1 (the direct
-#    address does not answer);
+#  - `weftctl quic ping KEY6` succeeds through a circuit of h1 (the record
+#    lists the relay: dial by key asks it at once);
 #  - a 64 MiB `content get ID --from KEY6` completes and verifies (BLAKE3)
 #    through the relay;
 #  - a 128 MiB `quic bench` to h6 is cut by the relay at its 96 MiB byte

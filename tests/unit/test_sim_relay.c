@@ -238,8 +238,9 @@ static void test_ping_by_key(void **state)
 	int found = 0;
 
 	(void)state;
-	/* D pings E by key: E's direct address does not answer (its NAT
-	 * filters), R's circuit does; the key is checked end to end. */
+	/* D pings E by key: E's record lists R, so the ping goes through a
+	 * circuit of R at once (nothing to E's direct address first); the
+	 * key is checked end to end. */
 	o = simnode_ok(&W.d, "POST", "/v1/quic/ping",
 		       json_pack("{s:s,s:i}", "addr", W.e.key, "timeout_ms", 5000));
 	assert_string_equal(json_string_value(json_object_get(o, "peer_key")), W.e.key);

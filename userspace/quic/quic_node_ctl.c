@@ -368,31 +368,42 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 	if (n < 0)
 		return n;
 	if (nrelays && qn->o.relay) {
-		/* Behind a relay: a direct address that answers a handshake
-		 * within QUIC_NODE_DIRECT_MS wins, else a circuit; all within
-		 * the deadline. */
+		/* The peer found itself unreachable and holds a reservation:
+		 * its circuit first, no packet to its direct addresses before
+		 * it. Such a packet, reaching a Linux masquerade router for
+		 * its own address:port before its host sent anything there,
+		 * leaves a conntrack entry (30 s) that later makes the
+		 * router remap the host's port towards us, which defeats
+		 * hole punching (docs/CONNECTIVITY.md "Direct paths"). Hole
+		 * punching over the circuit finds a direct path within
+		 * milliseconds where one exists. The direct addresses get
+		 * one handshake each (QUIC_NODE_DIRECT_MS for all) only when
+		 * no relay gives a circuit; all within the deadline. */
 		unsigned int each = n ? QUIC_NODE_DIRECT_MS / (unsigned int)n : 0, left;
+		struct sockaddr_storage rs;
 
+		left = ms_left(qn, end_ns);
+		if (!left)
+			return -ETIMEDOUT;
+		err = qn->o.relay(qn->o.relay_arg, key, &rs, left == UINT32_MAX ? 0 : left, &st);
+		if (!err)
+			return target_str(target, &rs, out[0]) ? -EINVAL : 1;
 		for (int i = 0; i < n; i++) {
 			struct quic_node_hs_result hr;
 			unsigned int t = each < 500 ? 500 : each;
 
 			left = ms_left(qn, end_ns);
 			if (!left)
-				return -ETIMEDOUT;
+				break;
 			if (target_str(target, &ss[i], out[0]))
 				return -EINVAL;
 			if (quic_node_handshakes(qn, out[0], 1, 1, 0, t < left ? t : left, &hr) == 0)
 				return 1;
 		}
-		left = ms_left(qn, end_ns);
-		if (!left)
-			return -ETIMEDOUT;
-		err = qn->o.relay(qn->o.relay_arg, key, &ss[0], left == UINT32_MAX ? 0 : left, &st);
-		if (!err)
-			return target_str(target, &ss[0], out[0]) ? -EINVAL : 1;
 		if (err == -ECONNREFUSED && relay_status)
 			*relay_status = st;
+		if (err != -ECONNREFUSED && !ms_left(qn, end_ns))
+			return -ETIMEDOUT;
 		return err == -ECONNREFUSED || err == -ETIMEDOUT ? err : -EHOSTUNREACH;
 	}
 	if (n == 0)
