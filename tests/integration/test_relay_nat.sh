@@ -32,34 +32,8 @@ D=$(mktemp -d /tmp/wrelay.XXXXXX)
 netns_on_exit "[ -n "${RELAY_NAT_KEEP:-}" ] && cp -r '$D' "$RELAY_NAT_KEEP"; rm -rf '$D'"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 
-# nat_host ROUTER HOST SUBNET MASQ: host HOST on a LAN behind ROUTER (which
-# is on the bridge), ROUTER masquerading the LAN with MASQ; nothing inside
-# is reachable from outside (no forwarding in).
-nat_host() {
-	local r=$1 h=$2 net=$3 masq=$4 rns hns
-	rns=$(netns_name "$r")
-	hns=$(netns_name "$h")
-	ip netns add "$hns" || return 1
-	NS_COUNT=$h
-	ip link add lan0 netns "$rns" type veth peer name eth0 netns "$hns" || return 1
-	ip -n "$rns" addr add "$net.1/24" dev lan0
-	ip -n "$rns" link set lan0 up
-	ip -n "$hns" link set lo up
-	ip -n "$hns" addr add "$net.2/24" dev eth0
-	ip -n "$hns" link set eth0 up
-	ip -n "$hns" route add default via "$net.1"
-	ip netns exec "$rns" sysctl -qw net.ipv4.ip_forward=1
-	ip netns exec "$rns" nft -f - <<EOF || return 1
-table ip nat {
-	chain post {
-		type nat hook postrouting priority 100;
-		oifname "eth0" ip saddr $net.0/24 $masq
-	}
-}
-EOF
-}
-nat_host 3 5 10.0.5 "masquerade" || fail "NAT A setup"
-nat_host 4 6 10.0.6 "masquerade fully-random" || fail "NAT B setup"
+netns_nat_host 3 5 10.0.5 "masquerade" || fail "NAT A setup"
+netns_nat_host 4 6 10.0.6 "masquerade fully-random" || fail "NAT B setup"
 
 IP1=$(netns_ip4 1)
 IP2=$(netns_ip4 2)

@@ -100,6 +100,36 @@ _netns_wait_dad() {
 	done
 }
 
+# netns_nat_host ROUTER HOST SUBNET MASQ: host HOST (a new namespace, address
+# SUBNET.2, default route via SUBNET.1) on a LAN behind ROUTER (a bridge
+# host), ROUTER masquerading the LAN on its eth0 with the nftables
+# statement MASQ ("masquerade", "masquerade fully-random"); nothing inside
+# is reachable from outside (no forwarding in). Hosts created this way are
+# numbered after the bridge's and removed with them.
+netns_nat_host() {
+	local r=$1 h=$2 net=$3 masq=$4 rns hns
+	rns=$(netns_name "$r")
+	hns=$(netns_name "$h")
+	ip netns add "$hns" || return 1
+	NS_COUNT=$h
+	ip link add lan0 netns "$rns" type veth peer name eth0 netns "$hns" || return 1
+	ip -n "$rns" addr add "$net.1/24" dev lan0
+	ip -n "$rns" link set lan0 up
+	ip -n "$hns" link set lo up
+	ip -n "$hns" addr add "$net.2/24" dev eth0
+	ip -n "$hns" link set eth0 up
+	ip -n "$hns" route add default via "$net.1"
+	ip netns exec "$rns" sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec "$rns" nft -f - <<EOF || return 1
+table ip nat {
+	chain post {
+		type nat hook postrouting priority 100;
+		oifname "eth0" ip saddr $net.0/24 $masq
+	}
+}
+EOF
+}
+
 # netns_weftd N MODE DIR [args...]: start weftd in host N, state in DIR/nN,
 # QUIC port 4433, DHT 6881, with the io_uring backend (MODE uring) or
 # AF_XDP on eth0 in generic mode (MODE xdp; `ip netns exec` remounts /sys,
