@@ -390,12 +390,75 @@ static void test_bulk_across_switch(void **state)
 	assert_true(metric(&W.n[S2], "punch_direct") >= direct0 + 1);
 }
 
+/* N1 -> N2 dialled by bare key (docs/CONNECTIVITY.md "Resolution and dial
+ * by key"): N2's record lists R (relay.reserve = always), so the
+ * connection is set up through a circuit of R, never at N2's direct
+ * address first (with the old order N2's public address answered the
+ * direct handshake: this test fails there), and hole punching then moves
+ * it to a direct path. */
+struct by_key {
+	char seen[16][64]; /* addresses of N1's connections to N2 before */
+	unsigned int nseen;
+	char new_addr[64];
+	int bad;  /* a connection to N2 not through R */
+	int done; /* the new connection is direct */
+};
+
+static int by_key_scan(void *arg)
+{
+	struct by_key *b = arg;
+	json_t *o = simnode_ok(&W.n[N1], "GET", "/v1/quic/conns", NULL), *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "conns"), i, c) {
+		const char *a = str(c, "addr");
+		unsigned int k;
+
+		if (strcmp(str(c, "peer_key"), W.n[N2].key))
+			continue;
+		if (strncmp(a, "198.51.101.3:", 13))
+			b->bad = 1;
+		for (k = 0; k < b->nseen && strcmp(b->seen[k], a); k++)
+			;
+		if (k < b->nseen)
+			continue;
+		snprintf(b->new_addr, sizeof(b->new_addr), "%s", a);
+		b->done = !strcmp(str(json_object_get(c, "path"), "state"), "direct");
+	}
+	json_decref(o);
+	return b->done;
+}
+
+static void test_by_key_relay_first(void **state)
+{
+	struct by_key b = { 0 };
+	json_t *o, *c;
+	size_t i;
+
+	(void)state;
+	o = simnode_ok(&W.n[N1], "GET", "/v1/quic/conns", NULL);
+	json_array_foreach(json_object_get(o, "conns"), i, c) {
+		if (!strcmp(str(c, "peer_key"), W.n[N2].key) && b.nseen < 16)
+			snprintf(b.seen[b.nseen++], sizeof(b.seen[0]), "%s", str(c, "addr"));
+	}
+	json_decref(o);
+	o = simnode_ok(&W.n[N1], "POST", "/v1/quic/ping",
+		       json_pack("{s:s,s:b,s:i}", "addr", W.n[N2].key, "keep", 1, "timeout_ms",
+				 10000));
+	assert_string_equal(str(o, "peer_key"), W.n[N2].key);
+	json_decref(o);
+	assert_int_equal(simnode_wait(by_key_scan, &b, 20000), 0);
+	assert_false(b.bad);
+	assert_true(!strncmp(b.new_addr, "198.51.101.3:", 13));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_matrix),
 		cmocka_unit_test(test_relay_quiet),
 		cmocka_unit_test(test_bulk_across_switch),
+		cmocka_unit_test(test_by_key_relay_first),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
