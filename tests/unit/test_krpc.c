@@ -293,15 +293,31 @@ static void test_good_queries(void **state)
 	assert_memory_equal(m.ip, "\x7f\0\0\x02\x1b\x58", 6);
 	/* the sender entered the routing table */
 	assert_non_null(dht_rt_find(&f->dht->t4, f->dht->id, peer_id));
-	/* find_node answers with compact nodes (the only node we know is the asker) */
+	/* find_node answers with compact nodes, never the asker: the only
+	 * node we know is the asker, so the list is empty */
 	q_begin(&q);
 	q_id(&q);
 	bencode_put_cstr(&q.b, "target");
 	bencode_put_str(&q.b, ih, 20);
 	q_end(&q, "find_node");
 	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
-	assert_int_equal(m.nodes_len, 26);
-	assert_memory_equal(m.nodes, peer_id, 20);
+	assert_int_equal(m.nodes_len, 0);
+	/* another asker (other id, other address) is told about the first */
+	{
+		struct sockaddr_in keep = f->from;
+
+		f->from.sin_addr.s_addr = htonl(0x7f000005);
+		q_begin(&q);
+		bencode_put_cstr(&q.b, "id");
+		bencode_put_str(&q.b, "ZYXWVUTSRQ9876543210", 20);
+		bencode_put_cstr(&q.b, "target");
+		bencode_put_str(&q.b, ih, 20);
+		q_end(&q, "find_node");
+		assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+		assert_int_equal(m.nodes_len, 26);
+		assert_memory_equal(m.nodes, peer_id, 20);
+		f->from = keep;
+	}
 	/* get_peers: token, no values yet */
 	q_begin(&q);
 	q_id(&q);

@@ -387,11 +387,37 @@ static void reply_finish(struct dht *dht, struct bencode_buf *b, const struct kr
 
 /* "nodes" / "nodes6" with up to nmax entries each: the families asked for
  * with want (BEP 32), else the requester's own family. */
+/* Up to nmax of our nodes closest to target, compact (26 or 38 bytes each),
+ * never the asker itself (by id or by address): an answer that names the
+ * asker wastes a slot on a node it cannot use, and in a small network that
+ * slot is the one node it would not learn otherwise. */
+static size_t compact_closest(const struct dht_table *t, const uint8_t *target, uint64_t now,
+			      const struct krpc_msg *m, const struct sockaddr *from, size_t nmax,
+			      uint8_t *buf, size_t stride)
+{
+	const struct dht_node *cl[DHT_K + 1];
+	size_t n = dht_rt_closest(t, target, now, cl, nmax + 1), k = 0;
+	uint8_t fc[18], nc[18];
+	int fl = dht_addr_compact(from, fc);
+
+	for (size_t i = 0; i < n && k < nmax; i++) {
+		if (m->id && !memcmp(cl[i]->id, m->id, DHT_ID_LEN))
+			continue;
+		if (fl > 0 &&
+		    dht_addr_compact((const struct sockaddr *)&cl[i]->addr, nc) == fl &&
+		    !memcmp(nc, fc, (size_t)fl))
+			continue;
+		memcpy(buf + k * stride, cl[i]->id, DHT_ID_LEN);
+		dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + k * stride + 20);
+		k++;
+	}
+	return k * stride;
+}
+
 static void put_nodes(struct dht *dht, struct bencode_buf *b, const uint8_t *target,
 		      const struct krpc_msg *m, const struct sockaddr *from, uint64_t now,
 		      size_t nmax)
 {
-	const struct dht_node *cl[DHT_K];
 	uint8_t buf[DHT_K * 38];
 	int want4 = m->want4, want6 = m->want6;
 
@@ -401,25 +427,17 @@ static void put_nodes(struct dht *dht, struct bencode_buf *b, const uint8_t *tar
 	}
 	if (dht->o.flags & DHT_F_NO_IPV6)
 		want6 = 0;
+	if (nmax > DHT_K)
+		nmax = DHT_K;
 	if (want4) {
-		size_t n = dht_rt_closest(&dht->t4, target, now, cl, nmax), len = 0;
+		size_t len = compact_closest(&dht->t4, target, now, m, from, nmax, buf, 26);
 
-		for (size_t i = 0; i < n; i++) {
-			memcpy(buf + len, cl[i]->id, DHT_ID_LEN);
-			dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + len + 20);
-			len += 26;
-		}
 		bencode_put_cstr(b, "nodes");
 		bencode_put_str(b, buf, len);
 	}
 	if (want6) {
-		size_t n = dht_rt_closest(&dht->t6, target, now, cl, nmax), len = 0;
+		size_t len = compact_closest(&dht->t6, target, now, m, from, nmax, buf, 38);
 
-		for (size_t i = 0; i < n; i++) {
-			memcpy(buf + len, cl[i]->id, DHT_ID_LEN);
-			dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + len + 20);
-			len += 38;
-		}
 		bencode_put_cstr(b, "nodes6");
 		bencode_put_str(b, buf, len);
 	}
