@@ -44,6 +44,8 @@ struct weft_config {
 	char relay_use[640];		  /* relay.use: "KEY@ADDR:PORT,..." (at most 4) */
 	char relay_reserve[8];		  /* relay.reserve: "auto" | "always" | "never" */
 	int relay_accept;		  /* relay.accept: accept circuits offered to us */
+	int relay_announce;		  /* relay.announce: a relay announces itself in the DHT */
+	uint32_t relay_seen_max;	  /* relay.seen_max: relay candidates kept from records seen */
 	/* [xdp] */
 	char xdp_ifname[IF_NAMESIZE];
 	char xdp_mode[8];        /* "native" | "generic" */

@@ -180,6 +180,13 @@ int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[1
 #define CONN_DEF_CACHE_TTL_S 300      /* a cached record is used this long */
 #define CONN_NEG_TTL_S 30	      /* a not_found answer is remembered this long */
 #define CONN_DEF_RESOLVE_MS 10000     /* deadline of one resolution (DHT get) */
+/* Relay candidates remembered from records seen: a node without relay.use
+ * tries them when it wants a relay; 16 is four times what it can hold
+ * (RELAY_MAX_USE) so that dead ones can be skipped, and 16 x ~70 bytes
+ * is nothing. An entry lasts an hour after its record was last seen (a
+ * record itself lives 2 h in the DHT, republished every 30 min). */
+#define CONN_DEF_SEEN_RELAYS 16
+#define CONN_SEEN_RELAY_TTL_S 3600
 #define CONN_REPUBLISH_S 1800	      /* republish every 30 min (BEP 44 items live 2 h) */
 #define CONN_CHECK_MS 5000	      /* addresses re-checked this often */
 #define CONN_MIN_REPUBLISH_MS 10000   /* at most one change-driven put per 10 s */
@@ -204,6 +211,7 @@ struct conn_node_opts {
 	unsigned int cache_max;	  /* 0: CONN_DEF_CACHE_MAX */
 	unsigned int cache_ttl_s; /* 0: CONN_DEF_CACHE_TTL_S */
 	unsigned int resolve_ms;  /* 0: CONN_DEF_RESOLVE_MS */
+	unsigned int seen_relays_max; /* 0: CONN_DEF_SEEN_RELAYS (relay.seen_max) */
 	/* Interface addresses of the node (uring/xdp: getifaddrs); public
 	 * ones are published, all of them tell "no NAT" apart. */
 	struct io_addr local[CONN_REC_MAX_ADDRS];
@@ -259,6 +267,18 @@ unsigned int conn_node_path_cands(struct conn_node *cn, struct io_addr *out, uns
  * gives the DHT: the announce's source address is the NAT's, and the
  * QUIC port behind it is this one. Any thread. */
 uint16_t conn_node_quic_mapped_port(struct conn_node *cn, int family);
+/*
+ * Relay candidates learned from the records this node resolved (the
+ * relays a record lists, and a record's own key and first address when it
+ * has CONN_CAP_RELAY): a bounded table (seen_relays_max entries, the
+ * oldest replaced), each entry kept CONN_SEEN_RELAY_TTL_S after it was
+ * last seen. Never this node's own key. Copies at most max into out, the
+ * most recently seen first; returns how many. Any thread.
+ */
+unsigned int conn_node_seen_relays(struct conn_node *cn, struct conn_relay *out, unsigned int max);
+/* Forget candidate key (its relay failed): it comes back only when a
+ * record lists it again. Any thread. */
+void conn_node_seen_relay_drop(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN]);
 /* Drop the cache (tests, `POST /v1/node/resolve {"fresh":true}`). */
 void conn_node_cache_flush(struct conn_node *cn);
 

@@ -238,6 +238,10 @@ struct relay_node_opts {
 	unsigned int nuse;
 	int reserve;
 	int accept; /* accept circuits offered by our relays (relay.accept, default 1) */
+	/* A relay (fwd set) announces itself under RELAY_DHT_NAME unless
+	 * this is set (relay.announce = false: a relay known only to the
+	 * nodes configured with it or that saw it in a record). */
+	int no_announce;
 };
 
 /*

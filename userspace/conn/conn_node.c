@@ -30,11 +30,18 @@ struct cache_ent {
 	struct conn_record rec;
 };
 
+struct seen_relay {
+	int used;
+	struct conn_relay r;
+	uint64_t seen_ms;
+};
+
 struct conn_node {
 	struct conn_node_opts o;
 	pthread_mutex_t mu; /* votes, cache, published state */
 	struct conn_votes *votes;
 	struct cache_ent *cache;
+	struct seen_relay *seen; /* relay candidates from records (o.seen_relays_max) */
 	struct engine_timer timer; /* on worker 0 */
 	int started;
 	uint64_t tick; /* cache access counter (under mu) */
@@ -473,6 +480,88 @@ static void cache_store(struct conn_node *cn, const uint8_t *key, const struct c
 	}
 }
 
+/* ------------------------------------------------------------ relays seen */
+
+static void seen_add(struct conn_node *cn, const uint8_t *key, const struct io_addr *a,
+		     uint64_t now)
+{
+	struct seen_relay *e = NULL, *fr = NULL, *lru = NULL;
+
+	if (!memcmp(key, cn->o.id->pk, CONN_KEY_LEN) || !a->family || !a->port)
+		return;
+	for (unsigned int i = 0; i < cn->o.seen_relays_max && !e; i++) {
+		struct seen_relay *x = &cn->seen[i];
+
+		if (x->used && !memcmp(x->r.key, key, CONN_KEY_LEN))
+			e = x;
+		else if (!x->used || now >= x->seen_ms + CONN_SEEN_RELAY_TTL_S * 1000ULL)
+			fr = fr ? fr : x;
+		else if (!lru || x->seen_ms < lru->seen_ms)
+			lru = x;
+	}
+	if (!e)
+		e = fr ? fr : lru; /* full: the entry seen longest ago goes */
+	e->used = 1;
+	memcpy(e->r.key, key, CONN_KEY_LEN);
+	e->r.addr = *a;
+	e->seen_ms = now;
+}
+
+/* Under cn->mu: the relay candidates a freshly fetched record names. */
+static void seen_from_record(struct conn_node *cn, const uint8_t *key,
+			     const struct conn_record *rec, uint64_t now)
+{
+	for (unsigned int i = 0; i < rec->nrelays; i++)
+		seen_add(cn, rec->relays[i].key, &rec->relays[i].addr, now);
+	if ((rec->caps & CONN_CAP_RELAY) && rec->naddrs)
+		seen_add(cn, key, &rec->addrs[0], now);
+}
+
+unsigned int conn_node_seen_relays(struct conn_node *cn, struct conn_relay *out, unsigned int max)
+{
+	uint64_t ms[64], now;
+	unsigned int n = 0;
+
+	if (!cn || !out)
+		return 0;
+	if (max > 64)
+		max = 64;
+	now = now_ms(cn);
+	pthread_mutex_lock(&cn->mu);
+	/* insertion into out, newest first, keeping the max newest */
+	for (unsigned int i = 0; i < cn->o.seen_relays_max; i++) {
+		struct seen_relay *x = &cn->seen[i];
+		unsigned int p;
+
+		if (!x->used || now >= x->seen_ms + CONN_SEEN_RELAY_TTL_S * 1000ULL)
+			continue;
+		for (p = n; p > 0 && ms[p - 1] < x->seen_ms; p--)
+			;
+		if (p >= max)
+			continue;
+		if (n == max)
+			n--;
+		memmove(&out[p + 1], &out[p], (n - p) * sizeof(*out));
+		memmove(&ms[p + 1], &ms[p], (n - p) * sizeof(*ms));
+		out[p] = x->r;
+		ms[p] = x->seen_ms;
+		n++;
+	}
+	pthread_mutex_unlock(&cn->mu);
+	return n;
+}
+
+void conn_node_seen_relay_drop(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN])
+{
+	if (!cn || !key)
+		return;
+	pthread_mutex_lock(&cn->mu);
+	for (unsigned int i = 0; i < cn->o.seen_relays_max; i++)
+		if (cn->seen[i].used && !memcmp(cn->seen[i].r.key, key, CONN_KEY_LEN))
+			cn->seen[i].used = 0;
+	pthread_mutex_unlock(&cn->mu);
+}
+
 void conn_node_cache_flush(struct conn_node *cn)
 {
 	pthread_mutex_lock(&cn->mu);
@@ -560,6 +649,8 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	if (!err || err == -ENOENT) {
 		pthread_mutex_lock(&cn->mu);
 		cache_store(cn, key, err ? NULL : rec, now);
+		if (!err)
+			seen_from_record(cn, key, rec, now);
 		pthread_mutex_unlock(&cn->mu);
 	}
 	return err == -EPROTONOSUPPORT || err == -EINVAL ? -EBADMSG : err;
@@ -712,10 +803,13 @@ int conn_node_new(struct conn_node **out, const struct conn_node_opts *opts)
 		cn->o.cache_ttl_s = CONN_DEF_CACHE_TTL_S;
 	if (!cn->o.resolve_ms)
 		cn->o.resolve_ms = CONN_DEF_RESOLVE_MS;
+	if (!cn->o.seen_relays_max)
+		cn->o.seen_relays_max = CONN_DEF_SEEN_RELAYS;
 	pthread_mutex_init(&cn->mu, NULL);
 	engine_timer_init(&cn->timer, publish_tick, cn);
 	cn->cache = calloc(cn->o.cache_max, sizeof(*cn->cache));
-	err = cn->cache ? conn_votes_new(&cn->votes) : -ENOMEM;
+	cn->seen = calloc(cn->o.seen_relays_max, sizeof(*cn->seen));
+	err = cn->cache && cn->seen ? conn_votes_new(&cn->votes) : -ENOMEM;
 	if (err)
 		goto fail;
 	conn_votes_set_local(cn->votes, cn->o.local, cn->o.nlocal);
@@ -752,6 +846,7 @@ void conn_node_free(struct conn_node *cn)
 	atomic_store(&cn->freeing, 1);
 	conn_votes_free(cn->votes);
 	free(cn->cache);
+	free(cn->seen);
 	pthread_mutex_destroy(&cn->mu);
 	free(cn);
 }

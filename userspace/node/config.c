@@ -60,6 +60,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "relay", "reserve", CFG_ENUM, OFF(relay_reserve), SZ(relay_reserve), 0, 0, "auto",
 	  "auto|always|never", 0 },
 	{ "relay", "accept", CFG_BOOL, OFF(relay_accept), 0, 0, 0, "true", NULL, 0 },
+	{ "relay", "announce", CFG_BOOL, OFF(relay_announce), 0, 0, 0, "true", NULL, 0 },
+	{ "relay", "seen_max", CFG_U32, OFF(relay_seen_max), 0, 1, 1024, "16", NULL, 0 },
 	{ "xdp", "interface", CFG_STR, OFF(xdp_ifname), SZ(xdp_ifname), 0, 0, "", NULL, 0 },
 	{ "xdp", "mode", CFG_ENUM, OFF(xdp_mode), SZ(xdp_mode), 0, 0, "native",
 	  "native|generic", 0 },

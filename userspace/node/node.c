@@ -362,6 +362,7 @@ static int node_conn_init(struct node *n)
 					   sizeof(ann[i])))
 			co.nannounce++;
 	co.cache_max = n->cfg.resolve_cache_max;
+	co.seen_relays_max = n->cfg.relay_seen_max;
 	co.cache_ttl_s = n->cfg.resolve_cache_ttl_s;
 	co.caps = CONN_CAP_SEED | (n->cfg.gateway[0] ? CONN_CAP_GATEWAY : 0) |
 		  (n->cfg.relay_enable ? CONN_CAP_RELAY : 0);
@@ -396,6 +397,7 @@ static int node_relay_init(struct node *n)
 		     : !strcmp(n->cfg.relay_reserve, "never") ? 0
 							      : -1;
 	ro.accept = n->cfg.relay_accept;
+	ro.no_announce = !n->cfg.relay_announce;
 	ro.circuit_bytes = n->cfg.relay_circuit_bytes;
 	ro.circuit_lifetime_ms = n->cfg.relay_circuit_lifetime_ms;
 	nuse = config_relay_use(&n->cfg, ro.use, RELAY_MAX_USE);

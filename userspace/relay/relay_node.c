@@ -469,10 +469,13 @@ static void tick(struct engine_worker *w, void *arg)
 	}
 	/* a relay announces itself; a node that wants a relay and has none
 	 * configured looks for them */
-	if (rn->o.dht && rn->fwd && now >= rn->next_announce_ms) {
+	if (rn->o.dht && rn->fwd && !rn->o.no_announce && now >= rn->next_announce_ms) {
 		rn->next_announce_ms = now + RN_ANNOUNCE_RETRY_MS;
 		node_dht_run(rn->o.dht, rn_announce_fn, rn);
 	}
+	/* records seen name relays with their keys: free slots take them */
+	if (rn->o.conn && want && !rn->fwd && !rn->o.nuse && !rn_held_any(rn))
+		rn_from_records(rn);
 	if (rn->o.dht && want && !rn->fwd && !rn->o.nuse && !rn_held_any(rn) &&
 	    now >= rn->next_discover_ms) {
 		rn->discover_gap_ms = rn->discover_gap_ms ? rn->discover_gap_ms * 2 : RN_DISCOVER_MIN_MS;

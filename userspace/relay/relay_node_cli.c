@@ -137,8 +137,11 @@ void rn_use_lost(struct relay_node *rn, struct rn_use *u, int close)
 		u->lost++;
 	if (u->st == U_HELD)
 		u->fails = 0;
-	else if (u->discovered && ++u->fails >= RN_DEAD_FAILS)
-		u->dead = 1; /* its slot goes to the next relay the DHT gives */
+	else if (u->discovered && ++u->fails >= RN_DEAD_FAILS) {
+		u->dead = 1; /* its slot goes to the next relay found */
+		if (u->from_record) /* back only when a record lists it again */
+			conn_node_seen_relay_drop(rn->o.conn, u->key);
+	}
 	if (close && u->st != U_IDLE)
 		quic_node_close(rn->o.quic, u->conn, 0);
 	rn_st_drop_conn(rn, u->conn);
@@ -224,6 +227,25 @@ void rn_announce_fn(struct dht *dht, void *arg, uint64_t now)
 	dht_announce(dht, rn->ih, rn->o.quic_port, 0, now, announce_done, rn);
 }
 
+/* A free slot for a new relay at a (and key, when known): -1 when one
+ * holds it already or none is free. */
+static int free_slot(struct relay_node *rn, const struct io_addr *a, const uint8_t *key)
+{
+	unsigned int k, slot = rn->nuse;
+
+	for (k = 0; k < rn->nuse; k++) {
+		struct rn_use *u = &rn->use[k];
+
+		if (u->dead && slot == rn->nuse)
+			slot = k;
+		if (!u->dead && ((u->addr.family == a->family && u->addr.port == a->port &&
+				  !memcmp(u->addr.addr, a->addr, sizeof(a->addr))) ||
+				 (key && u->have_key && !memcmp(u->key, key, RELAY_KEY_LEN))))
+			return -1;
+	}
+	return slot < RELAY_MAX_USE ? (int)slot : -1;
+}
+
 /* Relays found under the relay infohash: free slots get them (the key
  * comes with the handshake). On worker 0. */
 static void discover_done(void *arg, const struct dht_result *res)
@@ -236,34 +258,55 @@ static void discover_done(void *arg, const struct dht_result *res)
 	lock(rn);
 	for (size_t i = 0; i < res->npeers; i++) {
 		struct io_addr a;
-		unsigned int k, slot = rn->nuse;
+		int k;
 
 		if (io_addr_from_sockaddr(&a, (const struct sockaddr *)&res->peers[i],
 					  sizeof(res->peers[i])))
 			continue;
-		for (k = 0; k < rn->nuse; k++) {
-			if (rn->use[k].dead && slot == rn->nuse)
-				slot = k;
-			if (!rn->use[k].dead && rn->use[k].addr.family == a.family &&
-			    rn->use[k].addr.port == a.port &&
-			    !memcmp(rn->use[k].addr.addr, a.addr, sizeof(a.addr)))
-				break;
-		}
-		if (k < rn->nuse || slot >= RELAY_MAX_USE)
+		k = free_slot(rn, &a, NULL);
+		if (k < 0)
 			continue;
-		k = slot;
 		memset(&rn->use[k], 0, sizeof(rn->use[k]));
 		rn->use[k].addr = a;
 		rn->use[k].discovered = 1;
 		snprintf(rn->use[k].target, sizeof(rn->use[k].target), "%s",
 			 io_addr_fmt(&a, buf, sizeof(buf)));
-		if (k == rn->nuse)
+		if ((unsigned int)k == rn->nuse)
 			rn->nuse++;
 		rn->discovered++;
 		rn->discover_gap_ms = 0; /* found: look again quickly if it fails */
 		log_info("relay", "relay found in the DHT: %s", rn->use[k].target);
 	}
 	unlock(rn);
+}
+
+void rn_from_records(struct relay_node *rn)
+{
+	struct conn_relay c[RELAY_MAX_USE];
+	unsigned int n = conn_node_seen_relays(rn->o.conn, c, RELAY_MAX_USE);
+	char buf[64], hex[2 * RELAY_KEY_LEN + 1];
+
+	for (unsigned int i = 0; i < n; i++) {
+		int k = free_slot(rn, &c[i].addr, c[i].key);
+		struct rn_use *u;
+
+		if (k < 0)
+			continue;
+		u = &rn->use[k];
+		memset(u, 0, sizeof(*u));
+		u->addr = c[i].addr;
+		memcpy(u->key, c[i].key, RELAY_KEY_LEN);
+		u->have_key = 1;
+		u->discovered = 1;
+		u->from_record = 1;
+		util_hex(hex, c[i].key, RELAY_KEY_LEN);
+		snprintf(u->target, sizeof(u->target), "%s@%s", hex,
+			 io_addr_fmt(&c[i].addr, buf, sizeof(buf)));
+		if ((unsigned int)k == rn->nuse)
+			rn->nuse++;
+		rn->from_records++;
+		log_info("relay", "relay found in a record seen: %s", u->target);
+	}
 }
 
 void rn_discover_fn(struct dht *dht, void *arg, uint64_t now)

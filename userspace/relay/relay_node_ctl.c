@@ -58,7 +58,9 @@ static json_t *status_json(struct relay_node *rn)
 				    "taken", (json_int_t)u->taken, "lost", (json_int_t)u->lost,
 				    "last_status", relay_status_name(u->last_status)));
 		json_object_set_new(json_array_get(held, json_array_size(held) - 1), "source",
-				    json_string(u->dead ? "dht (dropped)"
+				    json_string(u->from_record
+						    ? (u->dead ? "record (dropped)" : "record")
+						: u->dead     ? "dht (dropped)"
 						: u->discovered ? "dht"
 								: "config"));
 	}
@@ -116,6 +118,7 @@ static json_t *status_json(struct relay_node *rn)
 	json_object_set_new(o, "dht", json_pack("{s:I,s:I,s:I}", "announces", (json_int_t)rn->announces,
 						"announces_stored", (json_int_t)rn->announces_stored,
 						"relays_found", (json_int_t)rn->discovered));
+	json_object_set_new(o, "relays_from_records", json_integer((json_int_t)rn->from_records));
 	unlock(rn);
 	return o;
 }

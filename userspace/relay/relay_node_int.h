@@ -91,7 +91,8 @@ struct rn_use { /* client: a relay we hold (or want) a reservation with */
 	int answered; /* the last RESERVE sent (at refreshed_ms) was answered */
 	unsigned int last_status;
 	uint64_t taken, lost;
-	int discovered; /* found in the DHT: the key is learned at the handshake */
+	int discovered; /* found (DHT or record), not configured: may be dropped */
+	int from_record; /* found in a record seen (conn_node_seen_relays): key known */
 	int have_key;
 	int dead;	     /* a discovered relay that failed RN_DEAD_FAILS dials in a row */
 	unsigned int fails;
@@ -141,7 +142,7 @@ struct relay_node {
 	unsigned int nuse; /* configured (relay.use) first, then discovered */
 	uint8_t ih[DHT_ID_LEN]; /* SHA-1("weft:relay") */
 	uint64_t next_announce_ms, next_discover_ms, discover_gap_ms;
-	uint64_t announces, announces_stored, discovered;
+	uint64_t announces, announces_stored, discovered, from_records;
 	struct rn_bind binds[RN_MAX_BINDS];
 	struct rn_dial dials[RN_MAX_DIALS];
 	struct rn_out outs[RN_MAX_OUTS];
@@ -213,6 +214,9 @@ void rn_circuit_ended(struct relay_node *rn, const char *relay, const struct io_
 		      const struct relay_msg *m);
 void rn_announce_fn(struct dht *dht, void *arg, uint64_t now);
 void rn_discover_fn(struct dht *dht, void *arg, uint64_t now);
+/* Free (or dead) slots take relays from the records this node has seen
+ * (conn_node_seen_relays), the newest first. */
+void rn_from_records(struct relay_node *rn);
 int rn_held_any(struct relay_node *rn);
 int rn_want_reserve(struct relay_node *rn);
 
