@@ -18,6 +18,7 @@
 #include "testutil.h"
 #include "weft/svc_router.h"
 #include "weft/util.h"
+#include "service/svc_int.h"
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC) /* arbitrary monotonic start */
@@ -648,6 +649,33 @@ static void test_peer_table_lru(void **state)
 	svc_router_free(r);
 }
 
+/* The peer table's buckets start zeroed (index + 1, 0 = empty): 16 buckets
+ * and 12 entries, 60 keys inserted in turn so chains are long and eviction
+ * unlinks heads, middles and tails; only the last 12 keys stay findable. */
+static void test_peer_table_chains(void **state)
+{
+	struct svc_peers p;
+	uint8_t key[IDENTITY_PK_LEN];
+
+	(void)state;
+	assert_int_equal(svc_peers_init(&p, 12, 7), 0);
+	for (uint32_t k = 0; k < 60; k++) {
+		memset(key, 0, sizeof(key));
+		memcpy(key, &k, sizeof(k));
+		assert_non_null(svc_peers_get(&p, key, 1));
+		for (uint32_t j = 0; j <= k; j++) {
+			memset(key, 0, sizeof(key));
+			memcpy(key, &j, sizeof(j));
+			if (j + 12 > k)
+				assert_non_null(svc_peers_find(&p, key));
+			else
+				assert_null(svc_peers_find(&p, key));
+		}
+	}
+	assert_int_equal(p.evicted, 60 - 12);
+	svc_peers_fini(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -663,6 +691,7 @@ int main(void)
 	    cmocka_unit_test(test_addr_rate),
 	    cmocka_unit_test(test_addr_ban),
 	    cmocka_unit_test(test_peer_table_lru),
+	    cmocka_unit_test(test_peer_table_chains),
 	    cmocka_unit_test(test_addr_concurrency),
 	};
 

@@ -26,10 +26,13 @@ int svc_peers_init(struct svc_peers *p, uint32_t max, uint64_t seed)
 		nb <<= 1;
 	p->max = max;
 	p->mask = nb - 1;
-	p->heads = malloc((size_t)nb * sizeof(*p->heads));
+	/* Zeroed and left so: a bucket holds its first entry's index + 1 (0 =
+	 * empty), so the table's pages stay unbacked until a peer hashes
+	 * there (64 Ki buckets of two tables were 512 KiB of an idle weftd's
+	 * RSS when filled with SVC_NIL). */
+	p->heads = calloc(nb, sizeof(*p->heads));
 	if (!p->heads)
 		return -ENOMEM;
-	memset(p->heads, 0xff, (size_t)nb * sizeof(*p->heads));
 	p->lru_head = p->lru_tail = SVC_NIL;
 	if (seed) {
 		for (size_t i = 0; i < sizeof(p->key); i++)
@@ -55,6 +58,17 @@ static uint32_t peers_bucket(const struct svc_peers *p, const uint8_t *key)
 	return (uint32_t)h & p->mask;
 }
 
+/* First entry of bucket b (SVC_NIL: none); heads[] hold index + 1. */
+static uint32_t head_get(const struct svc_peers *p, uint32_t b)
+{
+	return p->heads[b] - 1; /* 0 - 1 wraps to SVC_NIL */
+}
+
+static void head_set(struct svc_peers *p, uint32_t b, uint32_t i)
+{
+	p->heads[b] = i + 1; /* SVC_NIL + 1 wraps to 0 */
+}
+
 uint32_t svc_peers_index(const struct svc_peers *p, const struct svc_peer_ent *e)
 {
 	return (uint32_t)(e - p->ents);
@@ -62,7 +76,7 @@ uint32_t svc_peers_index(const struct svc_peers *p, const struct svc_peer_ent *e
 
 struct svc_peer_ent *svc_peers_find(struct svc_peers *p, const uint8_t key[IDENTITY_PK_LEN])
 {
-	for (uint32_t i = p->heads[peers_bucket(p, key)]; i != SVC_NIL; i = p->ents[i].hnext)
+	for (uint32_t i = head_get(p, peers_bucket(p, key)); i != SVC_NIL; i = p->ents[i].hnext)
 		if (memcmp(p->ents[i].key, key, IDENTITY_PK_LEN) == 0)
 			return &p->ents[i];
 	return NULL;
@@ -98,12 +112,16 @@ static void lru_front(struct svc_peers *p, uint32_t i)
 
 static void hash_unlink(struct svc_peers *p, uint32_t i)
 {
-	uint32_t *pp = &p->heads[peers_bucket(p, p->ents[i].key)];
+	uint32_t b = peers_bucket(p, p->ents[i].key), cur = head_get(p, b);
 
-	while (*pp != SVC_NIL && *pp != i)
-		pp = &p->ents[*pp].hnext;
-	if (*pp == i)
-		*pp = p->ents[i].hnext;
+	if (cur == i) {
+		head_set(p, b, p->ents[i].hnext);
+		return;
+	}
+	while (cur != SVC_NIL && p->ents[cur].hnext != i)
+		cur = p->ents[cur].hnext;
+	if (cur != SVC_NIL)
+		p->ents[cur].hnext = p->ents[i].hnext;
 }
 
 /* A free slot: a never-used one, or the least recently used idle peer. */
@@ -159,8 +177,8 @@ struct svc_peer_ent *svc_peers_get(struct svc_peers *p, const uint8_t key[IDENTI
 	memcpy(e->key, key, IDENTITY_PK_LEN);
 	e->score_ns = now;
 	b = peers_bucket(p, key);
-	e->hnext = p->heads[b];
-	p->heads[b] = i;
+	e->hnext = head_get(p, b);
+	head_set(p, b, i);
 	lru_front(p, i);
 	return e;
 }

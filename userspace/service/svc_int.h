@@ -36,7 +36,7 @@ struct svc_peer_ent {
 struct svc_peers {
 	uint32_t max, n, alloc;
 	uint32_t mask;
-	uint32_t *heads;
+	uint32_t *heads; /* per bucket: first entry index + 1, 0 = empty */
 	struct svc_peer_ent *ents;
 	uint32_t lru_head, lru_tail;
 	uint8_t key[16]; /* SipHash key */
