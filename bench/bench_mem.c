@@ -739,6 +739,9 @@ static int weftd_part(struct bench_result *res, const char *bin, unsigned int ni
 	sleep(1);
 	if (bad || snap_median(pid, 3, 300, &m0))
 		goto fail;
+	snprintf(label, sizeof(label), "weftd RSS after %u pings from %u sources (receive ring written)",
+		 nsrc > WARM_PINGS ? nsrc : WARM_PINGS, nsrc);
+	figure_pair(res, "weftd.warm.rss", label, m0.rss_kib, "KiB");
 	for (i = 0; i < nitems; i++)
 		if (krpc_store(&src[i / ITEMS_PER_SRC], &dht, i, 0, &t))
 			bad++;

@@ -100,7 +100,7 @@ struct io_opts {
 	struct io_stats *stats;   /* where the queue counts; required */
 	/* uring */
 	const char *bind_addr;    /* numeric; default "::" dual-stack */
-	unsigned int uring_bufs;  /* provided buffers; default 512 x 2 KiB, 256 x 64 KiB with GRO */
+	unsigned int uring_bufs;  /* most provided buffers; default 512 x 2 KiB, 256 x 64 KiB with GRO (16 at first, docs/ENGINE.md) */
 	int uring_gro;            /* UDP_GRO on receive; default 1 (see io_opts_default) */
 	int uring_gso;            /* UDP_SEGMENT on send; default 1 */
 	/* xsk */

@@ -3,8 +3,8 @@
  * io_uring backend on loopback (no root needed): UDP GSO segment sizes
  * (a burst to one destination arrives as the right number and sizes of
  * datagrams, in order), GSO grouping rules, GRO receive split by gso_size
- * between two engines, oversized datagrams sent in place, and the
- * pre-filter hook.
+ * between two engines, oversized datagrams sent in place, the receive
+ * ring growing from its first buffers, and the pre-filter hook.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -293,6 +293,66 @@ static void test_gro_split(void **state)
 	engine_free(rx);
 }
 
+/* ---- receive buffers provided lazily (uring.c grow_bufs) ---- */
+
+struct seq_rec {
+	unsigned int n, bad;
+};
+
+static void seq_record(struct engine_worker *w, const struct engine_pkt *pkt, void *arg)
+{
+	struct seq_rec *r = arg;
+	uint32_t idx;
+
+	(void)w;
+	if (pkt->len != 100)
+		r->bad++;
+	memcpy(&idx, pkt->data, sizeof(idx));
+	if (idx != r->n)
+		r->bad++;
+	__atomic_store_n(&r->n, r->n + 1, __ATOMIC_RELEASE);
+}
+
+/* The ring starts with a few GRO buffers and grows to its limit: bursts of
+ * 128 separate datagrams (each takes a whole buffer) from one socket all
+ * arrive, whole and in order, while the ring is short of buffers at first
+ * (a receive ending with -ENOBUFS is re-armed; the datagrams wait in the
+ * socket's buffer). Each burst is awaited before the next, with a 10 s
+ * deadline, so no timing decides the outcome. */
+static void test_rx_ring_grows(void **state)
+{
+	struct engine *rx = mk(P_GRO + 1, 1, NULL, NULL);
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(P_GRO + 1),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct engine_stats s;
+	struct seq_rec r = { 0 };
+	uint8_t pkt[100] = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(engine_register(rx, P_GRO + 1, seq_record, &r), 0);
+	assert_int_equal(engine_start(rx), 0);
+	for (uint32_t i = 0; i < 1024;) {
+		for (uint32_t end = i + 128; i < end; i++) {
+			memcpy(pkt, &i, sizeof(i));
+			assert_int_equal(sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&dst,
+						sizeof(dst)), (ssize_t)sizeof(pkt));
+		}
+		for (int t = 0; t < 2000 && __atomic_load_n(&r.n, __ATOMIC_ACQUIRE) < i; t++)
+			usleep(5000);
+		assert_int_equal(__atomic_load_n(&r.n, __ATOMIC_ACQUIRE), i);
+	}
+	assert_int_equal(engine_call_sync(rx, 0, barrier, NULL, 2000), 0);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(engine_stats_get(rx, 0, &s), 0);
+	print_message("1024 datagrams in bursts of 128; receives that found the ring empty: %llu\n",
+		      (unsigned long long)s.io.rx_ring_full);
+	assert_int_equal(s.io.rx_pkts, 1024);
+	close(fd);
+	engine_free(rx);
+}
+
 /* ---- pre-filter ---- */
 
 static int drop_odd(void *arg, const struct engine_pkt *pkt, uint64_t now)
@@ -380,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_big_datagram_in_place),
 		cmocka_unit_test(test_send_burst_in_place),
 		cmocka_unit_test(test_gro_split),
+		cmocka_unit_test(test_rx_ring_grows),
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_stats_outputs),
 	};
