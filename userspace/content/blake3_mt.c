@@ -31,8 +31,18 @@
 #define MT_MADV_POPULATE_READ 22 /* Linux 5.14 uapi value; older glibc headers lack it */
 #endif
 
+/* Read buffer of the calling thread for file input outside the pieces. */
+#define MT_READ_BUF (2u << 20)
+
+/* The input: memory (base), or a file read with pread from offset off. */
+struct mt_src {
+	const uint8_t *base; /* NULL: read from fd */
+	int fd;
+	uint64_t off;
+};
+
 struct mt_piece {
-	const uint8_t *in;
+	size_t pos; /* from the start of the input */
 	size_t len;
 	uint64_t counter;
 };
@@ -40,6 +50,8 @@ struct mt_piece {
 struct mt_job {
 	const struct mt_piece *pieces;
 	size_t n;
+	struct mt_src src;
+	int err; /* first read error of a worker (atomic) */
 	uint8_t *cvs;
 	const uint32_t *key;
 	uint8_t flags;
@@ -96,12 +108,73 @@ static long mt_take(struct mt_job *job, unsigned int r, bool back)
 	return back ? (long)(b - 1) : (long)f;
 }
 
-static void mt_hash_piece(struct mt_job *job, size_t i)
+/* len bytes of fd at off into buf: 0, -EIO (the file ended: it shrank
+ * while hashed) or -errno. */
+static int mt_pread(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Absorb input bytes [pos, pos + len) in the calling thread. */
+static int mt_src_update(struct blake3_hasher *h, const struct mt_src *src, size_t pos,
+			 size_t len)
+{
+	uint8_t *buf;
+	int err = 0;
+
+	if (src->base) {
+		blake3_hasher_update(h, src->base + pos, len);
+		return 0;
+	}
+	if (!len)
+		return 0;
+	buf = malloc(len < MT_READ_BUF ? len : MT_READ_BUF);
+	if (!buf)
+		return -ENOMEM;
+	while (len && !err) {
+		size_t n = len < MT_READ_BUF ? len : MT_READ_BUF;
+
+		err = mt_pread(src->fd, buf, n, src->off + pos);
+		if (!err)
+			blake3_hasher_update(h, buf, n);
+		pos += n;
+		len -= n;
+	}
+	free(buf);
+	return err;
+}
+
+/* buf: the worker's piece buffer (file input only). */
+static void mt_hash_piece(struct mt_job *job, size_t i, uint8_t *buf)
 {
 	const struct mt_piece *p = &job->pieces[i];
+	const uint8_t *in = buf;
+	int err;
 
-	mt_populate(p->in, p->len);
-	blake3_subtree_cv(job->backend, p->in, p->len, job->key, p->counter, job->flags,
+	if (job->src.base) {
+		in = job->src.base + p->pos;
+		mt_populate(in, p->len);
+	} else if ((err = mt_pread(job->src.fd, buf, p->len, job->src.off + p->pos))) {
+		int zero = 0;
+
+		__atomic_compare_exchange_n(&job->err, &zero, err, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+		return;
+	}
+	blake3_subtree_cv(job->backend, in, p->len, job->key, p->counter, job->flags,
 			  job->cvs + 32 * i);
 }
 
@@ -109,17 +182,32 @@ static void *mt_worker(void *arg)
 {
 	struct mt_arg *a = arg;
 	struct mt_job *job = a->job;
+	uint8_t *buf = NULL;
 	unsigned int k;
 	long i;
 
-	while ((i = mt_take(job, a->t, false)) >= 0)
-		mt_hash_piece(job, (size_t)i);
+	if (!job->src.base) {
+		/* File input: each piece is read here, into memory this thread
+		 * reuses (cache-warm), instead of faulting a mapping in. */
+		buf = malloc((size_t)PIECE_CHUNKS * BLAKE3_CHUNK_LEN);
+		if (!buf) {
+			int zero = 0;
+
+			__atomic_compare_exchange_n(&job->err, &zero, -ENOMEM, false,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+			return NULL;
+		}
+	}
+	while (!__atomic_load_n(&job->err, __ATOMIC_RELAXED) && (i = mt_take(job, a->t, false)) >= 0)
+		mt_hash_piece(job, (size_t)i, buf);
 	for (k = 1; k < job->nranges; k++) {
 		unsigned int r = (a->t + k) % job->nranges;
 
-		while ((i = mt_take(job, r, true)) >= 0)
-			mt_hash_piece(job, (size_t)i);
+		while (!__atomic_load_n(&job->err, __ATOMIC_RELAXED) &&
+		       (i = mt_take(job, r, true)) >= 0)
+			mt_hash_piece(job, (size_t)i, buf);
 	}
+	free(buf);
 	return NULL;
 }
 
@@ -133,10 +221,8 @@ static unsigned int mt_threads(unsigned int threads)
 	return threads > BLAKE3_MT_MAX_THREADS ? BLAKE3_MT_MAX_THREADS : threads;
 }
 
-int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
-			    unsigned int threads)
+static int mt_update(struct blake3_hasher *h, struct mt_src src, size_t len, unsigned int threads)
 {
-	const uint8_t *p = in;
 	uint64_t sub_chunks[64], counter;
 	size_t nsub = 0, npieces = 0, pos = 0, i, k, fill;
 	struct mt_piece *pieces = NULL;
@@ -145,21 +231,23 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 	unsigned int started = 0, t;
 	struct mt_job job;
 	uint8_t *cvs = NULL, *tmp = NULL;
+	int err;
 
-	if (!in && len)
-		return -EINVAL;
 	threads = mt_threads(threads);
-	if (threads < 2 || len < BLAKE3_MT_MIN_LEN) {
-		blake3_hasher_update(h, in, len);
-		return 0;
-	}
+	if (threads < 2 || len < BLAKE3_MT_MIN_LEN)
+		return mt_src_update(h, &src, 0, len);
 	/* Top up a partly filled chunk so the rest starts on a chunk boundary. */
 	fill = (BLAKE3_CHUNK_LEN - (size_t)h->chunk.blocks_done * BLAKE3_BLOCK_LEN -
 		h->chunk.buf_len) % BLAKE3_CHUNK_LEN;
 	if (fill > len)
 		fill = len;
-	blake3_hasher_update(h, p, fill);
-	p += fill;
+	err = mt_src_update(h, &src, 0, fill);
+	if (err)
+		return err;
+	if (src.base)
+		src.base += fill;
+	else
+		src.off += fill;
 	len -= fill;
 
 	/* Plan: the subtrees update() would take, without taking them yet. */
@@ -193,7 +281,7 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 		uint64_t n = sub_chunks[i], step = n > PIECE_CHUNKS ? PIECE_CHUNKS : n, c;
 
 		for (c = 0; c < n; c += step, k++) {
-			pieces[k].in = p + pos;
+			pieces[k].pos = pos;
 			pieces[k].len = (size_t)step * BLAKE3_CHUNK_LEN;
 			pieces[k].counter = counter + c;
 			pos += pieces[k].len;
@@ -203,7 +291,7 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 
 	if (threads > npieces)
 		threads = (unsigned int)npieces;
-	job = (struct mt_job){ .pieces = pieces, .n = npieces, .cvs = cvs, .key = h->key,
+	job = (struct mt_job){ .pieces = pieces, .n = npieces, .src = src, .cvs = cvs, .key = h->key,
 			       .flags = h->flags, .backend = h->backend, .nranges = threads };
 	for (t = 0; t < threads; t++) {
 		uint64_t f = npieces * t / threads, b = npieces * (t + 1) / threads;
@@ -219,6 +307,10 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 	mt_worker(&args[0]);
 	for (t = 0; t < started; t++)
 		pthread_join(tids[t], NULL);
+	if (job.err) {
+		err = job.err;
+		goto out;
+	}
 
 	/* Merge each subtree's pieces and push it, in input order. */
 	k = 0;
@@ -231,19 +323,38 @@ int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
 		k += np;
 	}
 	/* The tail (at most one chunk) goes through the ordinary path. */
-	blake3_hasher_update(h, p + pos, len - pos);
+	err = mt_src_update(h, &src, pos, len - pos);
+out:
 	free(pieces);
 	free(cvs);
 	free(tmp);
-	return 0;
+	return err;
 
 serial:
 	free(pieces);
 	free(cvs);
 	free(tmp);
-	blake3_hasher_update(h, p, len);
-	return 0;
+	return mt_src_update(h, &src, 0, len);
 }
+
+int blake3_hasher_update_mt(struct blake3_hasher *h, const void *in, size_t len,
+			    unsigned int threads)
+{
+	if (!in && len)
+		return -EINVAL;
+	return mt_update(h, (struct mt_src){ .base = in, .fd = -1 }, len, threads);
+}
+
+int blake3_hasher_update_fd(struct blake3_hasher *h, int fd, uint64_t off, size_t len,
+			    unsigned int threads)
+{
+	if (fd < 0)
+		return -EBADF;
+	if (!len)
+		return 0;
+	return mt_update(h, (struct mt_src){ .base = NULL, .fd = fd, .off = off }, len, threads);
+}
+
 
 int blake3_hash_mt(const void *buf, size_t len, unsigned int threads, uint8_t *out, size_t outlen)
 {
