@@ -103,6 +103,20 @@ struct {
 	__type(value, struct wxdp_bucket);
 } WXDP_MAP_BUDGET SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct wxdp_ban_state);
+} WXDP_MAP_BANST SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wxdp_clock);
+} WXDP_MAP_CLOCK SEC(".maps");
+
 /* Relay circuits (docs/XDP.md, "Circuit map"). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -149,17 +163,22 @@ static __always_inline void stat_inc(__u32 idx)
 /* What the parser hands to the policy stage. */
 struct wxdp_pkt {
 	__u8 src[16];   /* IPv4 in the first 4 bytes */
-	__u32 v6;       /* 1 for IPv6 */
-	__u32 kind;     /* WXDP_KIND_* */
-	__u32 plen;     /* UDP payload length */
+	__u8 v6;        /* 1 for IPv6 */
+	__u8 kind;      /* WXDP_KIND_* */
 	__u16 dport;    /* UDP destination port, host order */
+	__u32 plen;     /* UDP payload length */
 	__u8 peek[8];   /* first min(plen, WXDP_PEEK) payload bytes */
 	__u32 l3off, l4off; /* relay: offsets of the IP and UDP headers */
 };
+/* Small: police() is inlined into weft_xdp, whose frame and
+ * wxdp_relay_fwd's share the 512-byte stack. */
 
 /* classify()'s answer for a datagram to a relay port: not a counter, the
  * relay stage (wxdp_relay) counts it. */
 #define WXDP_V_RELAY 0x100
+/* classify()'s answer for a well-formed weft datagram: pk is filled for
+ * police(). */
+#define WXDP_V_POLICE 0x101
 
 /* Is dport (host order) one of the relay's ports? */
 static __always_inline int relay_port(__u16 dport)
@@ -171,7 +190,46 @@ static __always_inline int relay_port(__u16 dport)
 	return rc && rc->port_min && dport >= rc->port_min && dport <= rc->port_max;
 }
 
-static __always_inline int ban_check4(const __u8 *src, __u64 now)
+/*
+ * The policy's clock (CLOCK_MONOTONIC ns, xdp_abi.h struct wxdp_clock):
+ * the coarse clock, read once per tick per CPU, or the test hook. *now
+ * caches it for the packet (0: not read yet), so a packet whose verdict
+ * needs no time (no live limit, no expiring ban) never reads it.
+ */
+static __always_inline __u64 pol_now(const struct wxdp_config *cfg, __u64 *now)
+{
+	struct wxdp_clock *c;
+	__u32 zero = 0;
+	__u64 j;
+
+	if (*now)
+		return *now;
+	if (cfg->now_override_ns) {
+		*now = cfg->now_override_ns;
+		return *now;
+	}
+	c = bpf_map_lookup_elem(&WXDP_MAP_CLOCK, &zero);
+	if (!c) {
+		*now = bpf_ktime_get_coarse_ns();
+		return *now;
+	}
+	j = bpf_jiffies64();
+	if (c->jiffies != j || !c->ns) {
+		c->ns = bpf_ktime_get_coarse_ns();
+		c->jiffies = j;
+	}
+	*now = c->ns;
+	return *now;
+}
+
+/* Is ban entry v live? Permanent entries need no clock. */
+static __always_inline int ban_live(const struct wxdp_config *cfg, const struct wxdp_ban_val *v,
+				    __u64 *now)
+{
+	return v->expires_ns == 0 || wxdp_ban_live(v, pol_now(cfg, now));
+}
+
+static __always_inline int ban_check4(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
 {
 	struct wxdp_ban4_key k = { .prefixlen = 32 };
 	struct wxdp_ban_val *v;
@@ -183,7 +241,7 @@ static __always_inline int ban_check4(const __u8 *src, __u64 now)
 		v = bpf_map_lookup_elem(&WXDP_MAP_BAN4, &k);
 		if (!v)
 			return 0;
-		if (wxdp_ban_live(v, now)) {
+		if (ban_live(cfg, v, now)) {
 			__sync_fetch_and_add(&v->drops, 1);
 			return 1;
 		}
@@ -195,7 +253,7 @@ static __always_inline int ban_check4(const __u8 *src, __u64 now)
 	return 0;
 }
 
-static __always_inline int ban_check6(const __u8 *src, __u64 now)
+static __always_inline int ban_check6(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
 {
 	struct wxdp_ban6_key k = { .prefixlen = 128 };
 	struct wxdp_ban_val *v;
@@ -207,7 +265,7 @@ static __always_inline int ban_check6(const __u8 *src, __u64 now)
 		v = bpf_map_lookup_elem(&WXDP_MAP_BAN6, &k);
 		if (!v)
 			return 0;
-		if (wxdp_ban_live(v, now)) {
+		if (ban_live(cfg, v, now)) {
 			__sync_fetch_and_add(&v->drops, 1);
 			return 1;
 		}
@@ -224,7 +282,7 @@ static __always_inline int ban_check6(const __u8 *src, __u64 now)
  */
 static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config *cfg,
 							const struct wxdp_src_key *sk, __u32 cls,
-							__u64 now)
+							__u64 *now)
 {
 	const struct wxdp_rate *rate = wxdp_class_unval(cfg, cls);
 	struct wxdp_valid_val *vv;
@@ -233,35 +291,47 @@ static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config
 	if (rate->pps == 0)
 		return NULL;
 	vv = bpf_map_lookup_elem(&WXDP_MAP_VALID, sk);
-	if (vv && wxdp_valid_live(vv, now))
+	if (vv && wxdp_valid_live(vv, pol_now(cfg, now)))
 		return NULL;
 	return bpf_map_lookup_elem(&WXDP_MAP_BUDGET, &idx);
+}
+
+/* A never-used source's buckets (last_ns 0: they start full). */
+static const struct wxdp_src_val src_val_new = {};
+
+/* Is the source of pk in a live ban? The trie of its family is looked up
+ * only when it may hold entries (struct wxdp_ban_state). */
+static __always_inline int banned(const struct wxdp_config *cfg, const struct wxdp_pkt *pk,
+				  __u64 *now)
+{
+	const struct wxdp_ban_state *bs;
+	__u32 fam = pk->v6 ? 1 : 0;
+
+	bs = bpf_map_lookup_elem(&WXDP_MAP_BANST, &fam);
+	if (bs && !bs->may_hold)
+		return 0;
+	return pk->v6 ? ban_check6(cfg, pk->src, now) : ban_check4(cfg, pk->src, now);
 }
 
 /*
  * Policy stage, after parsing: payload sanity, ban list, an empty
  * unvalidated budget, token bucket, unvalidated budget paid.
  * Returns WXDP_STAT_DROP_* or WXDP_STAT_REDIRECT (accepted).
- * A global (separately verified) function: inlined into every parse path
- * (VLAN depth x IPv4/IPv6) it would multiply the verifier's state count.
+ * Inlined once, after the parse paths (VLAN depth x IPv4/IPv6) have
+ * joined: a bpf-to-bpf call costs ~7 ns per packet on the development VM
+ * (docs/XDP.md "Cost"), and one inlined copy keeps the verifier's work
+ * to what the global function needed.
  */
-__noinline int wxdp_police(struct wxdp_pkt *pk)
+static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_pkt *pk)
 {
-	const struct wxdp_config *cfg;
-	__u32 zero = 0;
 	struct wxdp_src_key sk;
 	struct wxdp_src_val *sv;
 	const struct wxdp_rate *rate;
 	struct wxdp_bucket *b, *budget;
 	__u32 cls = WXDP_CLASS_QUIC;
-	__u64 now;
+	__u64 now = 0;
 	int r;
 
-	if (!pk)
-		return WXDP_STAT_PASS_NOT_WEFT;
-	cfg = bpf_map_lookup_elem(&WXDP_MAP_CONFIG, &zero);
-	if (!cfg)
-		return WXDP_STAT_PASS_NOT_WEFT;
 	if (pk->kind != WXDP_KIND_QUIC && pk->kind != WXDP_KIND_DHT)
 		return WXDP_STAT_PASS_NOT_WEFT;
 	if (pk->plen > 0xffff)
@@ -270,8 +340,7 @@ __noinline int wxdp_police(struct wxdp_pkt *pk)
 	if (r)
 		return r;
 
-	now = cfg->now_override_ns ? cfg->now_override_ns : bpf_ktime_get_ns();
-	if (pk->v6 ? ban_check6(pk->src, now) : ban_check4(pk->src, now))
+	if (banned(cfg, pk, &now))
 		return WXDP_STAT_DROP_BANNED;
 
 	if (pk->v6)
@@ -287,19 +356,19 @@ __noinline int wxdp_police(struct wxdp_pkt *pk)
 	 * docs/XDP.md). The budget (per CPU) is paid only
 	 * after the per-source bucket admitted the packet, so one loud
 	 * source is cut by its own bucket and does not spend it. */
-	budget = unval_budget(cfg, &sk, cls, now);
-	if (budget && !wxdp_tb_ready(budget, wxdp_class_unval(cfg, cls), now))
+	budget = unval_budget(cfg, &sk, cls, &now);
+	if (budget && !wxdp_tb_ready(budget, wxdp_class_unval(cfg, cls), pol_now(cfg, &now)))
 		return wxdp_class_unval_stat(cls);
 	rate = wxdp_class_rate(cfg, cls);
 	if (rate->pps == 0)
 		goto pay;
 	sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
 	if (!sv) {
-		struct wxdp_src_val nv = {};
-
 		/* LRU: inserting evicts the least recently used source when
-		 * full, so memory never grows. -EEXIST: another CPU raced us. */
-		bpf_map_update_elem(&WXDP_MAP_BUCKETS, &sk, &nv, BPF_NOEXIST);
+		 * full, so memory never grows. -EEXIST: another CPU raced us.
+		 * The new value comes from .rodata, not the stack: the 512-byte
+		 * stack is shared with wxdp_relay_fwd's frame. */
+		bpf_map_update_elem(&WXDP_MAP_BUCKETS, &sk, &src_val_new, BPF_NOEXIST);
 		sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
 		if (!sv)
 			goto pay; /* fail open: never seen */
@@ -316,12 +385,12 @@ __noinline int wxdp_police(struct wxdp_pkt *pk)
 	 * spread over several rx queues can exceed its rate by at most one
 	 * packet per racing CPU; per-source traffic lands on one queue under
 	 * RSS, so this does not matter in practice. */
-	if (!wxdp_tb_take(b, rate, now))
+	if (!wxdp_tb_take(b, rate, pol_now(cfg, &now)))
 		return wxdp_class_drop_stat(cls);
 pay:
 	/* Per-CPU and this CPU's program is not re-entered: the token seen
 	 * ready above is still there. */
-	if (budget && !wxdp_tb_take(budget, wxdp_class_unval(cfg, cls), now))
+	if (budget && !wxdp_tb_take(budget, wxdp_class_unval(cfg, cls), pol_now(cfg, &now)))
 		return wxdp_class_unval_stat(cls);
 	return WXDP_STAT_REDIRECT;
 }
@@ -358,7 +427,7 @@ static __always_inline __u32 parse_udp(const struct wxdp_config *cfg, struct wxd
 		return WXDP_STAT_DROP_UDP_LEN;
 	pk->plen = ulen - sizeof(*udp);
 	peek_payload(pk, (__u8 *)(udp + 1), end);
-	return wxdp_police(pk);
+	return WXDP_V_POLICE;
 }
 
 static __always_inline __u32 parse_v4(const struct wxdp_config *cfg, struct wxdp_pkt *pk,
@@ -606,7 +675,7 @@ static __always_inline int relay_verdict(struct xdp_md *ctx, int r)
  * out: XDP_TX on the same interface, a redirect otherwise. Everything
  * else goes to userspace, which answers binds and counts the rest. Counts
  * exactly one of relay_tx, relay_user, relay_drop. Global (verified
- * once), like wxdp_police.
+ * once): relay packets pay the call, the policed ones do not.
  */
 __noinline int wxdp_relay_fwd(struct xdp_md *ctx, __u32 l3off, __u32 l4off, __u32 v6)
 {
@@ -706,6 +775,8 @@ int weft_xdp(struct xdp_md *ctx)
 	v = classify(ctx, cfg, &pk);
 	if (v == WXDP_V_RELAY)
 		return wxdp_relay_fwd(ctx, pk.l3off, pk.l4off, pk.v6);
+	if (v == WXDP_V_POLICE)
+		v = police(cfg, &pk);
 	switch (v) {
 	case WXDP_STAT_PASS_NOT_WEFT:
 	case WXDP_STAT_PASS_FRAGMENT:

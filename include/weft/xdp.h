@@ -150,6 +150,7 @@ enum wxdp_fd {
 	WXDP_FD_CIRC,
 	WXDP_FD_RCFG,
 	WXDP_FD_RL2,
+	WXDP_FD_BANST, /* which ban tries may hold entries (userspace/xdp/ban.c) */
 };
 /* A file descriptor owned by x (do not close), or -EINVAL. */
 int wxdp_fd(struct wxdp *x, enum wxdp_fd which);

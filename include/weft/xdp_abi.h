@@ -26,6 +26,8 @@
 #define WXDP_MAP_XSKS wxdp_xsks       /* XSKMAP owner * WXDP_MAX_QUEUES + rx queue -> AF_XDP socket */
 #define WXDP_MAP_VALID wxdp_valid     /* LRU_HASH wxdp_src_key -> wxdp_valid_val */
 #define WXDP_MAP_BUDGET wxdp_budget   /* PERCPU_ARRAY[WXDP_CLASS__MAX] of wxdp_bucket */
+#define WXDP_MAP_BANST wxdp_banst     /* ARRAY[2] of struct wxdp_ban_state: [0] IPv4, [1] IPv6 */
+#define WXDP_MAP_CLOCK wxdp_clock     /* PERCPU_ARRAY[1] of struct wxdp_clock */
 
 /*
  * Map sizes. The LRU and ban tries can be resized at load time
@@ -234,6 +236,37 @@ struct wxdp_ban_val {
 };
 
 /*
+ * WXDP_MAP_BANST[0] (IPv4) and [1] (IPv6): whether the family's ban trie
+ * may hold entries, so the program skips the lookup of an empty one (a
+ * trie lookup costs ~10 ns even empty, docs/XDP.md "Cost"). One element
+ * per family, so instances sharing the maps never read-modify-write
+ * each other's flag. Written only by userspace's ban calls
+ * (userspace/xdp/ban.c): set to 1 before an entry is added, back to 0
+ * only after a delete found the trie empty, and to 1 again when the trie
+ * is not empty after that write (another instance added meanwhile): a
+ * flag is never 0 while its trie holds a ban added before that packet.
+ */
+struct wxdp_ban_state {
+	__u32 may_hold; /* nonzero: the family's trie may hold entries */
+	__u32 pad;
+};
+
+/*
+ * WXDP_MAP_CLOCK[cpu]: the program's clock. bpf_ktime_get_ns() costs
+ * ~32 ns per call on the development VM (its TSC read is slow) and
+ * bpf_ktime_get_coarse_ns() ~18 ns; jiffies (bpf_jiffies64(), inlined by
+ * the verifier) is free. The program reads the coarse clock once per tick
+ * per CPU, when jiffies moved, and uses that value until the next tick:
+ * CLOCK_MONOTONIC (the clock of every time in this ABI) late by at most
+ * two ticks (8 ms at HZ 250). docs/XDP.md "Clock" says what that means
+ * for the token buckets and ban expiry.
+ */
+struct wxdp_clock {
+	__u64 jiffies; /* bpf_jiffies64() when ns was read */
+	__u64 ns;      /* bpf_ktime_get_coarse_ns() then */
+};
+
+/*
  * Rate-limit source key: IPv4 as the v4-mapped IPv6 address ::ffff:a.b.c.d,
  * IPv6 masked to the configured prefix, so one key type covers both.
  */
@@ -271,6 +304,8 @@ _Static_assert(sizeof(struct wxdp_valid_val) == 8, "wxdp_valid_val ABI");
 _Static_assert(sizeof(struct wxdp_ban4_key) == 8, "wxdp_ban4_key ABI");
 _Static_assert(sizeof(struct wxdp_ban6_key) == 20, "wxdp_ban6_key ABI");
 _Static_assert(sizeof(struct wxdp_ban_val) == 24, "wxdp_ban_val ABI");
+_Static_assert(sizeof(struct wxdp_ban_state) == 8, "wxdp_ban_state ABI");
+_Static_assert(sizeof(struct wxdp_clock) == 16, "wxdp_clock ABI");
 _Static_assert(sizeof(struct wxdp_src_key) == 16, "wxdp_src_key ABI");
 _Static_assert(sizeof(struct wxdp_src_val) == 64, "wxdp_src_val ABI");
 #endif

@@ -128,8 +128,7 @@ WXDP_UNROLL
  * (values above 128 act as 128, 0 as 1: never one bucket for all of v6). */
 WXDP_INLINE void wxdp_src_key_v6(struct wxdp_src_key *k, const __u8 *a16, __u32 prefix)
 {
-	__u64 hi, lo;
-	int i;
+	__u64 hi, lo, w[2];
 
 	/* Two 64-bit masks, most significant bit first; only two branches so
 	 * the verifier does not fork per byte. */
@@ -139,11 +138,16 @@ WXDP_INLINE void wxdp_src_key_v6(struct wxdp_src_key *k, const __u8 *a16, __u32 
 		prefix = 128;
 	hi = prefix >= 64 ? ~0ULL : ~0ULL << (64 - prefix);
 	lo = prefix <= 64 ? 0 : ~0ULL << (128 - prefix);
-WXDP_UNROLL
-	for (i = 0; i < 8; i++) {
-		k->addr[i] = a16[i] & (__u8)(hi >> (56 - 8 * i));
-		k->addr[8 + i] = a16[8 + i] & (__u8)(lo >> (56 - 8 * i));
-	}
+	/* Masked as two 64-bit words in memory (byte) order: a byte-wise
+	 * loop spilled the BPF program's registers past its stack budget. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	hi = __builtin_bswap64(hi);
+	lo = __builtin_bswap64(lo);
+#endif
+	__builtin_memcpy(w, a16, 16);
+	w[0] &= hi;
+	w[1] &= lo;
+	__builtin_memcpy(k->addr, w, 16);
 }
 
 /* Is a ban entry in force at now (CLOCK_MONOTONIC ns)? */

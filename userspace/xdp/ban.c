@@ -29,12 +29,46 @@ static int key_of(const struct wxdp_ban *b, union ban_key *k)
 	return WXDP_FD_BAN6;
 }
 
+/* The program's "this trie may hold entries" flag of the trie behind fd
+ * which (struct wxdp_ban_state in xdp_abi.h says why and the protocol). */
+static int state_set(struct wxdp *x, int which, __u32 may_hold)
+{
+	struct wxdp_ban_state st = { .may_hold = may_hold };
+	__u32 key = which == WXDP_FD_BAN6 ? 1 : 0;
+
+	return bpf_map_update_elem(wxdp_fd(x, WXDP_FD_BANST), &key, &st, BPF_ANY) ? -errno : 0;
+}
+
+/* 1 when the trie behind fd which holds an entry, 0 when empty, or -errno. */
+static int trie_nonempty(struct wxdp *x, int which)
+{
+	union ban_key next;
+
+	if (!bpf_map_get_next_key(wxdp_fd(x, which), NULL, &next))
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+/* After a delete: clear the flag when the trie is empty, then set it again
+ * if an entry appeared between the check and the write (another instance
+ * sharing the maps). An error leaves the flag set (the program then just
+ * looks the trie up). */
+static void state_after_del(struct wxdp *x, int which)
+{
+	if (trie_nonempty(x, which) != 0)
+		return;
+	if (state_set(x, which, 0))
+		return;
+	if (trie_nonempty(x, which) != 0)
+		state_set(x, which, 1);
+}
+
 int wxdp_ban_add(struct wxdp *x, const struct wxdp_ban *in)
 {
 	struct wxdp_ban b;
 	struct wxdp_ban_val v = { 0 };
 	union ban_key k;
-	int which;
+	int which, err;
 
 	if (!x || !in)
 		return -EINVAL;
@@ -45,8 +79,15 @@ int wxdp_ban_add(struct wxdp *x, const struct wxdp_ban *in)
 	which = key_of(&b, &k);
 	v.expires_ns = b.expires_ns;
 	v.prefixlen = b.prefixlen;
-	if (bpf_map_update_elem(wxdp_fd(x, which), &k, &v, BPF_ANY))
-		return errno == E2BIG ? -ENOSPC : -errno;
+	/* The flag first: the entry is never in a trie the program skips. */
+	err = state_set(x, which, 1);
+	if (err)
+		return err;
+	if (bpf_map_update_elem(wxdp_fd(x, which), &k, &v, BPF_ANY)) {
+		err = errno == E2BIG ? -ENOSPC : -errno;
+		state_after_del(x, which);
+		return err;
+	}
 	if (x->on_ban_change)
 		x->on_ban_change(x->cb_arg, &b, 1);
 	return 0;
@@ -66,6 +107,7 @@ int wxdp_ban_del(struct wxdp *x, const struct wxdp_ban *in)
 	which = key_of(&b, &k);
 	if (bpf_map_delete_elem(wxdp_fd(x, which), &k))
 		return -errno;
+	state_after_del(x, which);
 	if (x->on_ban_change)
 		x->on_ban_change(x->cb_arg, &b, 0);
 	return 0;

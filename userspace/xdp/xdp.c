@@ -228,10 +228,12 @@ static struct bpf_map *map_of(struct wxdp *x, int i)
 	case 9: return x->skel->maps.WXDP_MAP_CIRC;
 	case 10: return x->skel->maps.WXDP_MAP_RCFG;
 	case 11: return x->skel->maps.WXDP_MAP_RL2;
+	case 12: return x->skel->maps.WXDP_MAP_BANST;
+	case 13: return x->skel->maps.WXDP_MAP_CLOCK;
 	}
 	return NULL;
 }
-#define NMAPS 12
+#define NMAPS 14
 
 static void unpin_all(struct wxdp *x)
 {
@@ -862,6 +864,7 @@ int wxdp_fd(struct wxdp *x, enum wxdp_fd which)
 	case WXDP_FD_CIRC: return bpf_map__fd(x->skel->maps.WXDP_MAP_CIRC);
 	case WXDP_FD_RCFG: return bpf_map__fd(x->skel->maps.WXDP_MAP_RCFG);
 	case WXDP_FD_RL2: return bpf_map__fd(x->skel->maps.WXDP_MAP_RL2);
+	case WXDP_FD_BANST: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANST);
 	}
 	return -EINVAL;
 }
