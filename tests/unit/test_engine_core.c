@@ -574,6 +574,55 @@ static void test_engine_near_rearm(void **state)
 	engine_free(eng);
 }
 
+/* engine_stop() takes every timer off the worker's lists: modules are
+ * freed one after another, and a cancel after its slot neighbour's memory
+ * went back must not write into it (an ASan heap-use-after-free in
+ * test_sim_relay's teardown before the fix). */
+struct stop_probe {
+	struct engine_worker *w;
+	struct engine_timer *a, *b;
+};
+
+static void never(struct engine_worker *w, void *arg)
+{
+	(void)w;
+	(void)arg;
+	fail_msg("a timer fired");
+}
+
+static void arm_two(struct engine_worker *w, void *arg)
+{
+	struct stop_probe *p = arg;
+
+	p->w = w;
+	engine_timer_init(p->a, never, NULL);
+	engine_timer_init(p->b, never, NULL);
+	/* the same delay: the same wheel slot, linked to each other */
+	engine_timer_add(w, p->a, 600000);
+	engine_timer_add(w, p->b, 600000);
+}
+
+static void test_engine_stop_detaches(void **state)
+{
+	struct engine *eng = new_engine(8, 47034);
+	struct stop_probe p = {0};
+
+	(void)state;
+	p.a = malloc(sizeof(*p.a));
+	p.b = malloc(sizeof(*p.b));
+	assert_non_null(p.a);
+	assert_non_null(p.b);
+	assert_int_equal(engine_start(eng), 0);
+	assert_int_equal(engine_call_sync(eng, 0, arm_two, &p, 1000), 0);
+	engine_stop(eng);
+	assert_int_equal(p.a->armed, 0);
+	assert_int_equal(p.b->armed, 0);
+	free(p.a);			  /* its owner goes first */
+	engine_timer_cancel(p.w, p.b); /* no write into a's memory */
+	free(p.b);
+	engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +634,7 @@ int main(void)
 	    cmocka_unit_test(test_engine_timers),
 	    cmocka_unit_test(test_engine_near_and_defer),
 	    cmocka_unit_test(test_engine_near_rearm),
+	    cmocka_unit_test(test_engine_stop_detaches),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

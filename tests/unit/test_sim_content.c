@@ -51,7 +51,10 @@ static void provider(struct weft_config *cfg)
 	/* A chunk served every 20 ms at most per request slot: the transfer
 	 * lasts long enough for a provider to die in the middle of it. */
 	cfg->test.content_serve_delay_ms = 20;
-	cfg->test.content_req_timeout_ms = 1000;
+	/* 3 s: a request answered late on a loaded machine (the test runs
+	 * on the real clock) must not make the corrupt provider "gone"
+	 * before its third bad chunk bans it. */
+	cfg->test.content_req_timeout_ms = 3000;
 }
 
 static void corrupt_provider(struct weft_config *cfg)
@@ -62,7 +65,10 @@ static void corrupt_provider(struct weft_config *cfg)
 
 static void downloader(struct weft_config *cfg)
 {
-	cfg->test.content_req_timeout_ms = 1000;
+	/* 3 s: a request answered late on a loaded machine (the test runs
+	 * on the real clock) must not make the corrupt provider "gone"
+	 * before its third bad chunk bans it. */
+	cfg->test.content_req_timeout_ms = 3000;
 }
 
 struct peers_q {

@@ -803,13 +803,59 @@ int engine_start(struct engine *eng)
 	return 0;
 }
 
+/* With the workers stopped (or never started, as in the in-memory
+ * harness), take every timer off its worker's lists. The owners of those
+ * timers are freed one module after another; a module that cancels its
+ * own timer after another's memory went back would otherwise write into
+ * the freed neighbour through the list links. Once detached, a cancel is
+ * a no-op, whatever order the modules are freed in. */
+static void detach_timers(struct engine_worker *w)
+{
+	struct engine_timer *t, *n;
+	unsigned int s;
+
+	for (s = 0; s < ENGINE_WHEEL_SLOTS; s++) {
+		for (t = w->wheel.slot[s]; t; t = n) {
+			n = t->next;
+			t->next = t->prev = NULL;
+			t->armed = 0;
+		}
+		w->wheel.slot[s] = NULL;
+	}
+	w->wheel.count = 0;
+	for (t = w->near; t; t = n) {
+		n = t->next;
+		t->next = t->prev = NULL;
+		t->armed = 0;
+	}
+	w->near = NULL;
+	for (s = 0; s < w->near_ndue; s++) {
+		if (w->near_due[s])
+			w->near_due[s]->armed = 0;
+		w->near_due[s] = NULL;
+	}
+	w->near_ndue = 0;
+	for (t = w->defer_head; t; t = n) {
+		n = t->dnext;
+		t->dnext = NULL;
+		t->deferred = 0;
+	}
+	w->defer_head = w->defer_tail = NULL;
+}
+
 void engine_stop(struct engine *eng)
 {
 	unsigned int i;
 	uint64_t one = 1;
 
-	if (!eng || !__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
+	if (!eng)
 		return;
+	if (!__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE)) {
+		for (i = 0; i < eng->nworkers; i++)
+			if (eng->workers[i] && !eng->workers[i]->thread_ok)
+				detach_timers(eng->workers[i]);
+		return;
+	}
 	__atomic_store_n(&eng->stop, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < eng->nworkers; i++) {
 		struct engine_worker *w = eng->workers[i];
@@ -824,6 +870,7 @@ void engine_stop(struct engine *eng)
 		if (w->thread_ok)
 			pthread_join(w->thread, NULL);
 		w->thread_ok = 0;
+		detach_timers(w);
 	}
 	__atomic_store_n(&eng->running, 0, __ATOMIC_RELEASE);
 }
