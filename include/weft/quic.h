@@ -312,11 +312,27 @@ int quic_conn_is_server(const struct quic_conn *c);
  * -ENOMEM or -EPROTO.
  */
 int quic_cert_make(const uint8_t *pk, const uint8_t *sk, uint8_t **der, size_t *der_len);
+/* Pointers into a parsed certificate (valid while its DER is). */
+struct quic_cert_view {
+	const uint8_t *key; /* QUIC_KEY_LEN bytes: the Ed25519 subject key */
+	const uint8_t *sig; /* 64 bytes: the certificate's signature */
+	const uint8_t *tbs; /* the signed TBSCertificate bytes */
+	size_t tbs_len;
+};
 /*
- * Check a peer certificate: DER X.509, Ed25519 subject key, and a valid
- * signature by that same key (self-signed, no CA). On success writes the key
- * to pk_out. Returns 0, -EBADMSG (malformed), -EKEYREJECTED (not Ed25519 or
- * bad self-signature).
+ * Parse a peer certificate without trusting a length: DER X.509 (definite,
+ * minimal lengths), an Ed25519 subject key (RFC 8410, 32 bytes), Ed25519 as
+ * the TBS and the outer signature algorithm, a 64-byte signature, nothing
+ * after. Checks no signature: in a TLS 1.3 handshake the CertificateVerify,
+ * which GnuTLS checks with this same key, is what proves the peer holds it
+ * (conn.c verify_cb). Returns 0, -EBADMSG (malformed) or -EKEYREJECTED (not
+ * Ed25519).
+ */
+int quic_cert_parse(const uint8_t *der, size_t len, struct quic_cert_view *v);
+/*
+ * quic_cert_parse() and the self-signature over the TBS by the subject key
+ * (no CA). On success writes the key to pk_out. Returns 0, -EBADMSG
+ * (malformed), -EKEYREJECTED (not Ed25519 or bad self-signature).
  */
 int quic_cert_verify(const uint8_t *der, size_t len, uint8_t *pk_out);
 /* Write PEM key and certificate files (mode 0600) for the node key: for

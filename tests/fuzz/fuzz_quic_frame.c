@@ -2,7 +2,8 @@
 /*
  * libFuzzer target for the weft frame layer and the peer-certificate
  * parser: one-shot decode, the reassembler fed in input-chosen chunks,
- * re-encoding of every decoded frame, and quic_cert_verify().
+ * re-encoding of every decoded frame, quic_cert_parse() (the handshake's
+ * certificate check) and quic_cert_verify().
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			off += n;
 		}
 		quic_framer_free(fr);
+	}
+	{
+		struct quic_cert_view v;
+
+		/* Whatever it accepts lies inside the input. */
+		if (quic_cert_parse(data, size, &v) == 0 &&
+		    (v.key < data || v.key + QUIC_KEY_LEN > data + size || v.sig < data ||
+		     v.sig + 64 > data + size || v.tbs < data || v.tbs + v.tbs_len > data + size))
+			__builtin_trap();
 	}
 	quic_cert_verify(data, size, pk);
 	return 0;

@@ -41,5 +41,21 @@ for vs in draft29 v2; do
 	kill -0 "$PID" 2>/dev/null || fail "weftd died on quic-go offering only $vs"
 done
 pass "quic-go offering only draft-29 or v2: told v1 is offered, weftd up"
+# A peer presenting a node's certificate without holding its key: the
+# certificate (key B, validly self-signed) is signed for, in the TLS
+# CertificateVerify, by another key. weftd must refuse the handshake and
+# never record key B as a peer (verify_cb reads the key from the
+# certificate; the CertificateVerify check by that key is what binds it).
+out=$(timeout -k 2 20 "$D/quicgo_dial" "127.0.0.1:$QP" v1 forged 2>"$D/forged.err") &&
+	fail "quic-go with a certificate whose key it does not hold connected: $out"
+keyB=$(sed -n 's/^certificate key //p' "$D/forged.err")
+[ ${#keyB} -eq 64 ] || fail "no certificate key printed: $(cat "$D/forged.err")"
+# The client's side completes first (it sent its Finished); weftd answers
+# the bad CertificateVerify with TLS alert decrypt_error (51): QUIC error
+# 0x133, seen by the dial or by the echo that follows it.
+echo "$out" | grep -q "CRYPTO_ERROR (0x133)" || fail "forged CertificateVerify: $out"
+api /v1/quic/conns | grep -qi "$keyB" && fail "key $keyB recorded as a peer: $(api /v1/quic/conns)"
+kill -0 "$PID" 2>/dev/null || fail "weftd died on a forged CertificateVerify"
+pass "a certificate signed for by another key (forged CertificateVerify) is refused"
 stop_weftd "$PID" || fail "weftd did not stop cleanly (sanitizer report?)"
 finish

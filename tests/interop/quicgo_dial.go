@@ -9,6 +9,9 @@
 //
 //	quicgo_dial ADDR:PORT draft29,v1     -> "ok version=0x1" (exit 0)
 //	quicgo_dial ADDR:PORT draft29        -> "error: ..." (exit 1)
+//	quicgo_dial ADDR:PORT v1 forged      -> presents a certificate of one
+//	    key (validly self-signed) but signs the TLS CertificateVerify with
+//	    another key: a peer claiming a node key it does not hold.
 //
 // Built offline by tests/integration/test_quic_quicgo.sh with
 // GOPATH=/usr/share/gocode GO111MODULE=off.
@@ -38,8 +41,9 @@ func die(f string, a ...interface{}) {
 }
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: quicgo_dial ADDR:PORT VERSION[,VERSION...]")
+	forged := len(os.Args) == 4 && os.Args[3] == "forged"
+	if len(os.Args) != 3 && !forged {
+		fmt.Fprintln(os.Stderr, "usage: quicgo_dial ADDR:PORT VERSION[,VERSION...] [forged]")
 		os.Exit(2)
 	}
 	names := map[string]quic.VersionNumber{
@@ -67,10 +71,19 @@ func main() {
 	if err != nil {
 		die("certificate: %v", err)
 	}
+	signer := priv
+	if forged {
+		// crypto/tls signs with PrivateKey without checking it against the
+		// certificate's key.
+		if _, signer, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			die("key: %v", err)
+		}
+		fmt.Fprintf(os.Stderr, "certificate key %x\n", []byte(pub))
+	}
 	tlsConf := &tls.Config{
 		InsecureSkipVerify: true, // weft authenticates node keys, not names
 		NextProtos:         []string{"weft/1"},
-		Certificates:       []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
+		Certificates:       []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: signer}},
 	}
 	conf := &quic.Config{Versions: versions, HandshakeIdleTimeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * weft frame layer (docs/QUIC.md test vectors), varints (RFC 9000 A.1
- * vectors), the stream reassembler, and node-key certificates.
+ * vectors), the stream reassembler, node-key certificates, and the curve
+ * functions weft puts in place of nettle's under GnuTLS (userspace/quic/cert.c).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <nettle/curve25519.h>
+#include <nettle/eddsa.h>
 #include <sodium.h>
 
 #include <weft/quic.h>
@@ -219,12 +225,133 @@ static void test_cert_malformed(void **state)
 	free(der);
 }
 
+/* quic_cert_parse: the key of a valid certificate; no signature check (a
+ * bad self-signature parses, quic_cert_verify refuses it); other key types
+ * and non-DER lengths refused; every truncation refused. */
+static void test_cert_parse(void **state)
+{
+	uint8_t pk[32], sk[64], *der = NULL, *bad, got[32];
+	gnutls_x509_privkey_t ek;
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t d = { NULL, 0 };
+	struct quic_cert_view v;
+	size_t len = 0, i;
+
+	crypto_sign_keypair(pk, sk);
+	assert_int_equal(quic_cert_make(pk, sk, &der, &len), 0);
+	assert_int_equal(quic_cert_parse(der, len, &v), 0);
+	assert_memory_equal(v.key, pk, 32);
+	assert_true(v.tbs > der && v.tbs + v.tbs_len < der + len);
+	for (i = 0; i < len; i++)
+		assert_int_not_equal(quic_cert_parse(der, i, &v), 0);
+	bad = malloc(len + 1);
+	memcpy(bad, der, len);
+	bad[len - 5] ^= 0x10;
+	assert_int_equal(quic_cert_parse(bad, len, &v), 0);
+	assert_int_equal(quic_cert_verify(bad, len, got), -EKEYREJECTED);
+	/* A trailing byte, and the outer length in a non-minimal long form. */
+	memcpy(bad, der, len);
+	bad[len] = 0;
+	assert_int_equal(quic_cert_parse(bad, len + 1, &v), -EBADMSG);
+	assert_true(der[1] == 0x81 || der[1] == 0x82); /* a few hundred bytes */
+	bad[0] = 0x30;
+	bad[1] = (uint8_t)(der[1] + 1);
+	bad[2] = 0x00; /* the same length, one leading zero byte longer */
+	memcpy(bad + 3, der + 2, len - 2);
+	assert_int_equal(quic_cert_parse(bad, len + 1, &v), -EBADMSG);
+	free(bad);
+	free(der);
+	/* An ECDSA P-256 certificate: well-formed, not Ed25519. */
+	assert_int_equal(gnutls_x509_privkey_init(&ek), 0);
+	assert_int_equal(gnutls_x509_privkey_generate(ek, GNUTLS_PK_ECDSA,
+						      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+			 0);
+	assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+	assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
+	assert_int_equal(gnutls_x509_crt_set_serial(crt, "\x01", 1), 0);
+	assert_int_equal(gnutls_x509_crt_set_activation_time(crt, 1577836800), 0);
+	assert_int_equal(gnutls_x509_crt_set_expiration_time(crt, 1577836800 + 86400), 0);
+	assert_int_equal(gnutls_x509_crt_set_key(crt, ek), 0);
+	assert_int_equal(gnutls_x509_crt_sign2(crt, crt, ek, GNUTLS_DIG_SHA256, 0), 0);
+	assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &d), 0);
+	assert_int_equal(quic_cert_parse(d.data, d.size, &v), -EKEYREJECTED);
+	assert_int_equal(quic_cert_verify(d.data, d.size, got), -EKEYREJECTED);
+	gnutls_free(d.data);
+	gnutls_x509_crt_deinit(crt);
+	gnutls_x509_privkey_deinit(ek);
+	assert_int_equal(quic_cert_parse(NULL, 0, &v), -EBADMSG);
+}
+
+/* cert.c defines nettle_curve25519_mul and nettle_ed25519_sha512_verify
+ * (libsodium inside) so GnuTLS's calls land there: the definitions here
+ * must be the ones in effect (not libhogweed's) and give nettle's results,
+ * fixed seed. */
+static void test_curve_interposed(void **state)
+{
+	void (*mul)(uint8_t *, const uint8_t *, const uint8_t *) =
+		(void (*)(uint8_t *, const uint8_t *, const uint8_t *))dlsym(RTLD_DEFAULT,
+									     "nettle_curve25519_mul");
+	void (*nmul)(uint8_t *, const uint8_t *, const uint8_t *) =
+		(void (*)(uint8_t *, const uint8_t *, const uint8_t *))dlsym(RTLD_NEXT,
+									     "nettle_curve25519_mul");
+	int (*nver)(const uint8_t *, size_t, const uint8_t *, const uint8_t *) =
+		(int (*)(const uint8_t *, size_t, const uint8_t *, const uint8_t *))dlsym(
+			RTLD_NEXT, "nettle_ed25519_sha512_verify");
+	/* RFC 7748 5.2, first vector. */
+	static const uint8_t k[32] = { 0xa5, 0x46, 0xe3, 0x6b, 0xf0, 0x52, 0x7c, 0x9d,
+				       0x3b, 0x16, 0x15, 0x4b, 0x82, 0x46, 0x5e, 0xdd,
+				       0x62, 0x14, 0x4c, 0x0a, 0xc1, 0xfc, 0x5a, 0x18,
+				       0x50, 0x6a, 0x22, 0x44, 0xba, 0x44, 0x9a, 0xc4 };
+	static const uint8_t u[32] = { 0xe6, 0xdb, 0x68, 0x67, 0x58, 0x30, 0x30, 0xdb,
+				       0x35, 0x94, 0xc1, 0xa4, 0x24, 0xb1, 0x5f, 0x7c,
+				       0x72, 0x66, 0x24, 0xec, 0x26, 0xb3, 0x35, 0x3b,
+				       0x10, 0xa9, 0x03, 0xa6, 0xd0, 0xab, 0x1c, 0x4c };
+	static const uint8_t r[32] = { 0xc3, 0xda, 0x55, 0x37, 0x9d, 0xe9, 0xc6, 0x90,
+				       0x8e, 0x94, 0xea, 0x4d, 0xf2, 0x8d, 0x08, 0x4f,
+				       0x32, 0xec, 0xcf, 0x03, 0x49, 0x1c, 0x71, 0xf7,
+				       0x54, 0xb4, 0x07, 0x55, 0x77, 0xa2, 0x85, 0x52 };
+	uint8_t seed[randombytes_SEEDBYTES] = { 7 }, buf[32 * 2 + 64 + 200], q1[32], q2[32];
+	uint8_t pk[32], sk[64], sig[64];
+	int i;
+
+	assert_non_null(nmul);
+	assert_non_null(nver);
+	assert_ptr_equal(mul, nettle_curve25519_mul); /* ours is the global one */
+	assert_ptr_not_equal(nmul, nettle_curve25519_mul);
+	curve25519_mul(q1, k, u);
+	assert_memory_equal(q1, r, 32);
+	for (i = 0; i < 200; i++) {
+		randombytes_buf_deterministic(buf, sizeof(buf), seed);
+		seed[1] = (uint8_t)i;
+		seed[2] = (uint8_t)(i >> 8);
+		if (i < 3) /* u = 0, 1 and 0 with the top bit set: small order */
+			memset(buf + 32, 0, 32);
+		if (i == 1)
+			buf[32] = 1;
+		if (i == 2)
+			buf[63] = 0x80;
+		curve25519_mul(q1, buf, buf + 32);
+		memset(q2, 0xaa, sizeof(q2));
+		nmul(q2, buf, buf + 32);
+		assert_memory_equal(q1, q2, 32);
+		/* Ed25519: a valid signature, then one with a flipped bit. */
+		crypto_sign_seed_keypair(pk, sk, buf);
+		crypto_sign_detached(sig, NULL, buf + 64, 1 + i % 200, sk);
+		assert_int_equal(ed25519_sha512_verify(pk, 1 + i % 200, buf + 64, sig), 1);
+		assert_int_equal(nver(pk, 1 + i % 200, buf + 64, sig), 1);
+		sig[i % 64] ^= (uint8_t)(1u << (i % 8));
+		assert_int_equal(ed25519_sha512_verify(pk, 1 + i % 200, buf + 64, sig), 0);
+		assert_int_equal(nver(pk, 1 + i % 200, buf + 64, sig), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_varint_rfc),     cmocka_unit_test(test_frame_vectors),
 		cmocka_unit_test(test_framer_chunks),  cmocka_unit_test(test_framer_errors),
 		cmocka_unit_test(test_cert_roundtrip), cmocka_unit_test(test_cert_malformed),
+		cmocka_unit_test(test_cert_parse),     cmocka_unit_test(test_curve_interposed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

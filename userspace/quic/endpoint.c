@@ -384,6 +384,10 @@ static void ep_sweep(struct quic_ep *ep)
 {
 	struct quic_conn *c, *n;
 
+	/* Runs after every datagram and timer pass: scan the list only when
+	 * a connection died (the scan was 3% of a busy server's CPU). */
+	if (!ep->ndead)
+		return;
 	for (c = ep->conns; c; c = n) {
 		n = c->next;
 		if (c->state == QUIC_ST_DEAD) {
@@ -391,6 +395,7 @@ static void ep_sweep(struct quic_ep *ep)
 			quic_conn_destroy(c);
 		}
 	}
+	ep->ndead = 0;
 }
 
 void quic_ep_free(struct quic_ep *ep)

@@ -114,6 +114,7 @@ struct quic_ep {
 	size_t cid_cap, cid_used; /* used counts live + tombstones */
 	struct quic_conn *conns;
 	size_t nconns;
+	size_t ndead; /* conns in QUIC_ST_DEAD, freed by the next ep_sweep */
 	struct quic_ep_stats st;
 	/* Token buckets (tokens scaled by 1e9 to stay integral). */
 	uint64_t retry_tokens, retry_ts, reset_tokens, reset_ts;
