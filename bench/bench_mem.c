@@ -20,7 +20,9 @@
  *     (RSS after - RSS before) / N_ITEMS, each RSS the median of 3
  *     samples. Every put must be acknowledged, and a get of the first and
  *     last item must return its value, or the run fails. Goal: <= 1.5 KiB
- *     per item.
+ *     per item. Then 256 sources never seen ping twice each: RSS per new
+ *     source (the policer's and the DHT's per-source state), what a node
+ *     pays per peer it meets.
  *
  * (c) Per idle QUIC connection: two processes (this one the server, a
  *     forked child the client), each one quic_ep (the core weftd's workers
@@ -75,6 +77,7 @@ extern char **environ;
 #define ITEMS_PER_SRC 32
 #define VLEN 64
 #define WARM_PINGS 1024
+#define NEW_SRCS 256
 #define GOAL_CONN_BYTES (64.0 * 1024)
 #define GOAL_ITEM_BYTES 1536.0
 #define GOAL_IDLE_RSS_KIB 8192.0
@@ -676,7 +679,7 @@ static int weftd_part(struct bench_result *res, const char *bin, unsigned int ni
 	char dir[] = "/tmp/weft-bench-mem.XXXXXX", cmd[600], label[160];
 	unsigned int nsrc = (nitems + ITEMS_PER_SRC - 1) / ITEMS_PER_SRC, i, bad = 0;
 	struct krpc_src *src = calloc(nsrc, sizeof(*src));
-	struct memsnap idle, m0, m1, m2;
+	struct memsnap idle, m0, m1, m2, m3;
 	struct sockaddr_in dht = { .sin_family = AF_INET };
 	uint16_t qport = free_udp_port(), dport = free_udp_port(), t = 0;
 	uint8_t q[256], ans[4096];
@@ -757,12 +760,37 @@ static int weftd_part(struct bench_result *res, const char *bin, unsigned int ni
 	sleep(1);
 	if (bad || snap_median(pid, 3, 300, &m2))
 		goto fail;
+	/* Sources never seen, two pings each: what a node pays per peer. */
+	for (i = 0; i < NEW_SRCS && !bad; i++) {
+		struct krpc_src ns;
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "127.0.%u.%u", 200 + i / 250, 1 + i % 250);
+		ns.fd = udp_bound(ip, 0, NULL);
+		if (ns.fd < 0)
+			goto fail;
+		for (int k = 0; k < 20; k++)
+			ns.id[k] = (uint8_t)(i * 37 + k * 11 + 5);
+		for (int k = 0; k < 2; k++) {
+			size_t ql = krpc_query(q, sizeof(q), "ping", ns.id, ++t, (const uint8_t *)"", 0);
+
+			if (krpc_call(&ns, &dht, q, ql, t, ans, sizeof(ans)) < 0)
+				bad++;
+		}
+		close(ns.fd);
+	}
+	sleep(1);
+	if (bad || snap_median(pid, 3, 300, &m3))
+		goto fail;
 	printf("DHT, %u BEP 44 items (64-byte values) then %u announced peers, %u sources:\n",
 	       nitems, nitems, nsrc);
 	snprintf(label, sizeof(label), "DHT: weftd RSS per stored BEP 44 item (%u items)", nitems);
 	figure_pair(res, "dht.rss_per_item", label, (m1.rss_kib - m0.rss_kib) * 1024 / nitems, "B");
 	snprintf(label, sizeof(label), "DHT: weftd RSS per announced peer (%u infohashes)", nitems);
 	figure_pair(res, "dht.rss_per_peer", label, (m2.rss_kib - m1.rss_kib) * 1024 / nitems, "B");
+	snprintf(label, sizeof(label), "weftd RSS per new source (%u sources, 2 pings each)", NEW_SRCS);
+	figure_pair(res, "weftd.rss_per_source", label, (m3.rss_kib - m2.rss_kib) * 1024 / NEW_SRCS,
+		    "B");
 	figure_pair(res, "weftd.loaded.threads", "weftd threads after the stores", m2.threads, "");
 	bench_result_figure(res, "goal.dht_item", "goal (issue 17): per stored DHT item, at most",
 			    GOAL_ITEM_BYTES, "B");

@@ -749,6 +749,40 @@ static void test_policer_owner_lockfree(void **state)
 	policer_free(r.p);
 }
 
+/*
+ * The per-source table starts small and doubles up to its capacity instead
+ * of evicting (policer.c SRC_INIT_SETS): 5000 sources in a table of 65,536
+ * are all kept (none evicted), and a source's rate state survives the
+ * growths its successors cause: a source that spent its burst is still
+ * dropped after 5000 others arrived at the same instant.
+ */
+static void test_policer_grows(void **state)
+{
+	struct wxdp_config c;
+	struct policer *p;
+	uint8_t a4[4] = { 10, 9, 0, 1 };
+	unsigned int v;
+	int i;
+
+	(void)state;
+	wxdp_config_default(&c);
+	c.unval_dht.pps = 0; /* this test is about the per-source table */
+	c.dht = (struct wxdp_rate){ .pps = 1, .burst = 3 };
+	p = mk(&c, 65536);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
+	v = chk(p, AF_INET, a4, 6881, "de", 2, T0);
+	assert_int_not_equal(v, WXDP_STAT_REDIRECT);
+	for (i = 0; i < 5000; i++) {
+		uint8_t b4[4] = { 10, 1, (uint8_t)(i >> 8), (uint8_t)i };
+
+		assert_int_equal(chk(p, AF_INET, b4, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
+	}
+	assert_int_equal(policer_bucket_count(p), 5001);
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), v);
+	policer_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -757,6 +791,7 @@ int main(void)
 		cmocka_unit_test(test_policer_owner_lockfree),
 		cmocka_unit_test(test_policer_nested),
 		cmocka_unit_test(test_policer_bounded),
+		cmocka_unit_test(test_policer_grows),
 		cmocka_unit_test(test_same_verdicts),
 		cmocka_unit_test(test_guard_validated),
 		cmocka_unit_test(test_guard_ban_quotas),

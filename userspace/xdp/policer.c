@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include "weft/policer.h"
@@ -37,6 +38,17 @@
 #include "xdp/xdp_internal.h"
 
 #define WAYS 8
+/*
+ * The per-source table starts with SRC_INIT_SETS sets (512 sources, 44 KiB
+ * of address space) and doubles, up to the capacity asked, when a source
+ * would evict a live one. A new source lands in a random set, so a table
+ * sized for 65,536 sources from the start had one page resident per source
+ * met until it was dense (4 KiB per peer of an idle weftd, bench_mem); a
+ * table sized to the population is dense. Under a many-source flood it
+ * reaches the same capacity within a few growths (docs/XDP.md).
+ */
+#define SRC_INIT_SETS 64
+#define SRC_MAX_TABS 64 /* tables of one policer: doublings from 1 set to 2^63 */
 
 struct ban_slot {
 	uint8_t used;
@@ -52,6 +64,13 @@ struct src_slot {
 	struct wxdp_src_val val;
 };
 
+/* One size of the per-source table; immutable once published. */
+struct src_tab {
+	size_t nsets; /* power of two */
+	size_t bytes; /* of the slot mapping */
+	struct src_slot *slot;
+};
+
 struct policer {
 	pthread_mutex_t wlock; /* writers of cfg and bans */
 	uint32_t seq;	       /* odd while a writer changes cfg or bans */
@@ -62,9 +81,14 @@ struct policer {
 	size_t ban_slots; /* power of two, 2x capacity */
 	size_t ban_cap, ban_n;
 	uint32_t plen4[33], plen6[129];
-	/* buckets */
-	struct src_slot *src;
-	size_t nsets; /* power of two */
+	/* buckets: the current table (atomic: policer_bucket_count reads it
+	 * from any thread) and the ones it replaced, whose slots are given
+	 * back to the kernel (MADV_DONTNEED: a late reader sees empty slots)
+	 * and unmapped by policer_free */
+	struct src_tab *src;
+	struct src_tab *tabs[SRC_MAX_TABS];
+	unsigned int ntabs;
+	size_t nsets_max;
 	uint64_t tick;
 	/* global budgets of unvalidated sources, per class */
 	struct wxdp_bucket budget[WXDP_CLASS__MAX];
@@ -92,6 +116,28 @@ static size_t pow2_floor(size_t v)
 	while (p * 2 <= v && p * 2 != 0)
 		p *= 2;
 	return p;
+}
+
+/* A zeroed table of nsets sets (mapped: its pages cost nothing until
+ * written), kept in p->tabs; NULL on failure. */
+static struct src_tab *src_tab_new(struct policer *p, size_t nsets)
+{
+	struct src_tab *t;
+
+	if (p->ntabs == SRC_MAX_TABS)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->nsets = nsets;
+	t->bytes = nsets * WAYS * sizeof(struct src_slot);
+	t->slot = mmap(NULL, t->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t->slot == MAP_FAILED) {
+		free(t);
+		return NULL;
+	}
+	p->tabs[p->ntabs++] = t;
+	return t;
 }
 
 int policer_new(struct policer **out, const struct policer_opts *opts)
@@ -124,9 +170,9 @@ int policer_new(struct policer **out, const struct policer_opts *opts)
 	for (p->ban_slots = 16; p->ban_slots < cap * 2;)
 		p->ban_slots *= 2; /* load factor <= 1/2: probes stay short */
 	buckets = opts && opts->buckets ? opts->buckets : WXDP_DEFAULT_BUCKETS;
-	p->nsets = pow2_floor(buckets < WAYS ? 1 : buckets / WAYS);
+	p->nsets_max = pow2_floor(buckets < WAYS ? 1 : buckets / WAYS);
 	p->bans = calloc(p->ban_slots, sizeof(*p->bans));
-	p->src = calloc(p->nsets * WAYS, sizeof(*p->src));
+	p->src = src_tab_new(p, p->nsets_max < SRC_INIT_SETS ? p->nsets_max : SRC_INIT_SETS);
 	if (!p->bans || !p->src) {
 		policer_free(p);
 		return -ENOMEM;
@@ -140,7 +186,10 @@ void policer_free(struct policer *p)
 	if (!p)
 		return;
 	free(p->bans);
-	free(p->src);
+	for (unsigned int i = 0; i < p->ntabs; i++) {
+		munmap(p->tabs[i]->slot, p->tabs[i]->bytes);
+		free(p->tabs[i]);
+	}
 	pthread_mutex_destroy(&p->wlock);
 	free(p);
 }
@@ -354,10 +403,46 @@ static int banned(const struct policer *p, uint8_t family, const uint8_t *src, u
 
 /* --- buckets --- */
 
+static size_t src_set(const struct policer *p, const struct src_tab *t,
+		      const struct wxdp_src_key *k)
+{
+	return (size_t)hash_bytes(p->seed, k->addr, 16, 0x5eed) & (t->nsets - 1);
+}
+
+/*
+ * Owner only: move every entry into a table twice the size and publish
+ * it. Set s's entries go to s or s + nsets of the new table, at most WAYS
+ * each, so all fit and keep their LRU ticks. 0 or -ENOMEM (the table
+ * stays as it is: the caller evicts).
+ */
+static int src_grow(struct policer *p)
+{
+	struct src_tab *o = p->src, *n = src_tab_new(p, o->nsets * 2);
+
+	if (!n)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->nsets * WAYS; i++) {
+		struct src_slot *s;
+
+		if (!o->slot[i].tick)
+			continue;
+		s = &n->slot[src_set(p, n, &o->slot[i].key) * WAYS];
+		for (int w = 0; w < WAYS; w++) {
+			if (!s[w].tick) {
+				s[w] = o->slot[i];
+				break;
+			}
+		}
+	}
+	__atomic_store_n(&p->src, n, __ATOMIC_RELEASE);
+	(void)madvise(o->slot, o->bytes, MADV_DONTNEED);
+	return 0;
+}
+
 static struct wxdp_src_val *src_get(struct policer *p, const struct wxdp_src_key *k)
 {
-	size_t set = (size_t)hash_bytes(p->seed, k->addr, 16, 0x5eed) & (p->nsets - 1);
-	struct src_slot *s = &p->src[set * WAYS], *victim = &s[0];
+	struct src_tab *t = p->src;
+	struct src_slot *s = &t->slot[src_set(p, t, k) * WAYS], *victim = &s[0];
 
 	p->tick++;
 	for (int w = 0; w < WAYS; w++) {
@@ -368,6 +453,10 @@ static struct wxdp_src_val *src_get(struct policer *p, const struct wxdp_src_key
 		if (s[w].tick < victim->tick)
 			victim = &s[w];
 	}
+	/* A full set while the table may still grow: grow instead of evicting
+	 * (the doubled table has a free way in this source's set). */
+	if (victim->tick && t->nsets < p->nsets_max && !src_grow(p))
+		return src_get(p, k);
 	victim->key = *k;
 	memset(&victim->val, 0, sizeof(victim->val));
 	__atomic_store_n(&victim->tick, p->tick, __ATOMIC_RELAXED);
@@ -376,11 +465,13 @@ static struct wxdp_src_val *src_get(struct policer *p, const struct wxdp_src_key
 
 size_t policer_bucket_count(struct policer *p)
 {
+	/* Any thread: the owner may be changing or replacing the table
+	 * meanwhile (a replaced one reads as empty). */
+	const struct src_tab *t = __atomic_load_n(&p->src, __ATOMIC_ACQUIRE);
 	size_t n = 0;
 
-	/* Any thread: the owner may be changing the table meanwhile. */
-	for (size_t i = 0; i < p->nsets * WAYS; i++)
-		n += __atomic_load_n(&p->src[i].tick, __ATOMIC_RELAXED) != 0;
+	for (size_t i = 0; i < t->nsets * WAYS; i++)
+		n += __atomic_load_n(&t->slot[i].tick, __ATOMIC_RELAXED) != 0;
 	return n;
 }
 
