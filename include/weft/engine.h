@@ -34,10 +34,11 @@ struct engine_worker;
 /* Handler for one UDP port. Runs on worker w; reply with engine_send(). */
 typedef void (*engine_handler_fn)(struct engine_worker *w, const struct engine_pkt *pkt, void *arg);
 /* Pre-filter run before demux (the software policer in uring mode).
- * Return 0 to accept, non-zero to drop (counted as drop_filter). now is
- * CLOCK_MONOTONIC in ms. Runs on the worker thread: arg must be safe to
- * use from every worker at once. */
-typedef int (*engine_filter_fn)(void *arg, const struct engine_pkt *pkt, uint64_t now);
+ * Return 0 to accept, non-zero to drop (counted as drop_filter). now_ns is
+ * CLOCK_MONOTONIC in ns, read once at the start of the worker's pass (a
+ * receive batch shares it; also with a simulated engine clock). Runs on
+ * the worker thread: arg must be safe to use from every worker at once. */
+typedef int (*engine_filter_fn)(void *arg, const struct engine_pkt *pkt, uint64_t now_ns);
 /* Command / timer callback, on the worker's thread. */
 typedef void (*engine_cmd_fn)(struct engine_worker *w, void *arg);
 /* Clock the workers read: monotonic nanoseconds. Any thread. */

@@ -76,9 +76,10 @@ struct wxdp *guard_xdp(struct guard *g);
 
 /*
  * engine_filter_fn for uring mode: arg is the guard; the policer of
- * pkt->queue decides. Returns 0 to accept, 1 to drop.
+ * pkt->queue decides at now_ns (CLOCK_MONOTONIC; 0 reads the clock).
+ * Returns 0 to accept, 1 to drop.
  */
-int guard_filter(void *arg, const struct io_pkt *pkt, uint64_t now_ms);
+int guard_filter(void *arg, const struct io_pkt *pkt, uint64_t now_ns);
 
 /*
  * Add or replace a ban; expires_ns is CLOCK_MONOTONIC (0 = permanent; an

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* Bencode decoder/encoder: vectors, canonical forms, every kind of bad input. */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,12 +205,48 @@ static void test_encoder(void **state)
 	assert_true(b.len <= 4);
 }
 
+/* The hand-written integer formatter against snprintf at the edges. */
+static void test_encoder_numbers(void **state)
+{
+	static const int64_t ints[] = { 0, 1, -1, 9, 10, -10, 99, 100, 1234567890123LL,
+					INT64_MAX, INT64_MIN, INT64_MIN + 1 };
+	static const size_t lens[] = { 0, 1, 9, 10, 20, 99, 100, 208, 1000 };
+	static uint8_t big[1100];
+	uint8_t buf[1200];
+	char want[1200];
+	struct bencode_buf b;
+	int n;
+
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		bencode_buf_init(&b, buf, sizeof(buf));
+		bencode_put_int(&b, ints[i]);
+		n = snprintf(want, sizeof(want), "i%" PRId64 "e", ints[i]);
+		assert_int_equal(b.err, 0);
+		assert_int_equal(b.len, (size_t)n);
+		assert_memory_equal(buf, want, (size_t)n);
+	}
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		bencode_buf_init(&b, buf, sizeof(buf));
+		bencode_put_str(&b, big, lens[i]);
+		n = snprintf(want, sizeof(want), "%zu:", lens[i]);
+		assert_int_equal(b.err, 0);
+		assert_int_equal(b.len, (size_t)n + lens[i]);
+		assert_memory_equal(buf, want, (size_t)n);
+	}
+	/* a prefix that does not fit is refused whole */
+	bencode_buf_init(&b, buf, 3);
+	bencode_put_str(&b, big, 100);
+	assert_int_equal(b.err, -ENOBUFS);
+	assert_int_equal(b.len, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_valid),	   cmocka_unit_test(test_noncanonical),
 	    cmocka_unit_test(test_keys),	   cmocka_unit_test(test_truncation),
 	    cmocka_unit_test(test_depth_and_size), cmocka_unit_test(test_encoder),
+	    cmocka_unit_test(test_encoder_numbers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -318,7 +318,7 @@ static void test_echo_xdp_weft_prog(void **state)
 
 /* ---- software policing in uring mode (the lead's wiring, in small) ---- */
 
-static int police(void *arg, const struct engine_pkt *pkt, uint64_t now_ms)
+static int police(void *arg, const struct engine_pkt *pkt, uint64_t now_ns)
 {
 	struct policer_pkt pp;
 
@@ -328,7 +328,7 @@ static int police(void *arg, const struct engine_pkt *pkt, uint64_t now_ms)
 	pp.dport = pkt->dst.port;
 	pp.payload = pkt->data;
 	pp.len = pkt->len;
-	pp.now_ns = now_ms * 1000000;
+	pp.now_ns = now_ns;
 	return policer_check(arg, &pp) != WXDP_STAT_REDIRECT;
 }
 

@@ -284,20 +284,37 @@ void bencode_put_raw(struct bencode_buf *b, const void *raw, size_t len)
 	b->len += len;
 }
 
+/* Decimal digits of v, written backwards from end; returns the first.
+ * Replies are built per datagram: snprintf was ~6% of a reply's CPU. */
+static char *fmt_u64(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
 void bencode_put_int(struct bencode_buf *b, int64_t v)
 {
-	char tmp[32];
-	int n = snprintf(tmp, sizeof(tmp), "i%" PRId64 "e", v);
+	char tmp[24], *p;
 
-	bencode_put_raw(b, tmp, (size_t)n);
+	tmp[sizeof(tmp) - 1] = 'e';
+	/* the magnitude as unsigned: INT64_MIN has no positive int64 */
+	p = fmt_u64(tmp + sizeof(tmp) - 1, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+	if (v < 0)
+		*--p = '-';
+	*--p = 'i';
+	bencode_put_raw(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 void bencode_put_str(struct bencode_buf *b, const void *s, size_t len)
 {
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%zu:", len);
+	char tmp[24], *p;
 
-	bencode_put_raw(b, tmp, (size_t)n);
+	tmp[sizeof(tmp) - 1] = ':';
+	p = fmt_u64(tmp + sizeof(tmp) - 1, len);
+	bencode_put_raw(b, p, (size_t)(tmp + sizeof(tmp) - p));
 	bencode_put_raw(b, s, len);
 }
 

@@ -139,7 +139,9 @@ int dht_rt_heard(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 void dht_rt_failed(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 		   const struct sockaddr *sa);
 struct dht_node *dht_rt_find(struct dht_table *t, const uint8_t *self, const uint8_t *id);
-/* Up to max non-bad nodes closest to target, closest first. */
+/* Up to max non-bad nodes closest to target, closest first; max is capped
+ * at DHT_RT_CLOSEST_MAX (a lookup's half of its candidates). */
+#define DHT_RT_CLOSEST_MAX (DHT_MAX_LOOKUP_CANDS / 2)
 size_t dht_rt_closest(const struct dht_table *t, const uint8_t *target, uint64_t now,
 		      const struct dht_node **out, size_t max);
 int dht_rt_node_good(const struct dht_node *n, uint64_t now);

@@ -212,28 +212,54 @@ void dht_rt_failed(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 	repl_remove(b, id);
 }
 
+/* The first 8 bytes of id XOR target, big-endian: distances compare as
+ * these integers unless they tie (then byte by byte, dht_id_closer). */
+static uint64_t dist64(const uint8_t *id, const uint8_t *target)
+{
+	uint64_t d = 0;
+
+	for (int i = 0; i < 8; i++)
+		d = d << 8 | (uint8_t)(id[i] ^ target[i]);
+	return d;
+}
+
+/* One closest() answer per find_node / get_peers / get: the whole table is
+ * scanned (at most 160 buckets of 8), so each candidate's distance is
+ * computed once and compared as an integer. */
 size_t dht_rt_closest(const struct dht_table *t, const uint8_t *target, uint64_t now,
 		      const struct dht_node **out, size_t max)
 {
+	uint64_t dist[DHT_RT_CLOSEST_MAX];
 	size_t n = 0;
 
+	if (max > DHT_RT_CLOSEST_MAX)
+		max = DHT_RT_CLOSEST_MAX;
+	if (!max)
+		return 0;
 	for (unsigned int i = 0; i < t->nb; i++) {
 		const struct dht_bucket *b = &t->b[i];
 
 		for (uint8_t j = 0; j < b->n; j++) {
 			const struct dht_node *c = &b->nodes[j];
+			uint64_t d;
 			size_t pos;
 
 			if (dht_rt_node_bad(c))
 				continue;
-			if (n == max && !dht_id_closer(target, c->id, out[n - 1]->id))
+			d = dist64(c->id, target);
+			if (n == max && (d > dist[n - 1] ||
+					 (d == dist[n - 1] && !dht_id_closer(target, c->id, out[n - 1]->id))))
 				continue;
 			pos = n < max ? n++ : n - 1;
-			while (pos > 0 && dht_id_closer(target, c->id, out[pos - 1]->id)) {
+			while (pos > 0 && (d < dist[pos - 1] ||
+					   (d == dist[pos - 1] &&
+					    dht_id_closer(target, c->id, out[pos - 1]->id)))) {
 				out[pos] = out[pos - 1];
+				dist[pos] = dist[pos - 1];
 				pos--;
 			}
 			out[pos] = c;
+			dist[pos] = d;
 		}
 	}
 	return n;

@@ -50,10 +50,24 @@ int engine_local_addr(const struct engine *eng, const struct io_addr *dst, struc
 	return eng->be->local_addr(eng->be_ctx, dst, local);
 }
 
-/* Loop time of the pass, from the engine's clock. */
+/* Loop time of the pass, from the engine's clock, read once per pass: the
+ * receive batch, its handlers and the filter use it instead of a clock
+ * read per datagram. The filter's time is always CLOCK_MONOTONIC (the
+ * guard's bans and buckets are), also when the engine's clock is a
+ * simulated one. */
 static void worker_tick(struct engine_worker *w)
 {
-	w->now_us = engine_now_ns(w->eng) / 1000;
+	const struct engine *eng = w->eng;
+	uint64_t ns;
+
+	if (eng->opts.clock) {
+		ns = eng->opts.clock(eng->opts.clock_arg);
+		w->mono_ns = eng->opts.filter ? util_now_ns() : 0;
+	} else {
+		ns = util_now_ns();
+		w->mono_ns = ns;
+	}
+	w->now_us = ns / 1000;
 	w->now = w->now_us / 1000;
 }
 
@@ -654,7 +668,7 @@ static void demux(struct engine_worker *w, unsigned int n)
 	for (i = 0; i < n; i++) {
 		const struct io_pkt *p = &w->rx[i];
 
-		if (eng->opts.filter && eng->opts.filter(eng->opts.filter_arg, p, w->now)) {
+		if (eng->opts.filter && eng->opts.filter(eng->opts.filter_arg, p, w->mono_ns)) {
 			engine_st_add(&w->st.drop_filter, 1);
 			continue;
 		}

@@ -197,7 +197,9 @@ static void input_on_owner(struct node_dht *nd, struct engine_worker *w, const u
 {
 	dht_cur_worker = w;
 	dht_cur_local = local && local->family ? local : NULL;
-	dht_input(nd->dht, data, len, sa, sl, nd_now(nd));
+	/* the pass's time (engine clock, read once per receive batch): token
+	 * ages, budgets and timeouts are kept in ms, a batch lasts less */
+	dht_input(nd->dht, data, len, sa, sl, engine_worker_now(w));
 	dht_cur_local = NULL;
 	dht_cur_worker = NULL;
 }
