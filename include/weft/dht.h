@@ -29,6 +29,22 @@
 #define DHT_PK_LEN 32
 #define DHT_SK_LEN 64 /* libsodium form: seed || public key */
 #define DHT_SIG_LEN 64
+/*
+ * weft's extension to BEP 5 (docs/DHT.md, "Key claims on announces"): an
+ * announce_peer may carry "wk", an opaque value of exactly DHT_WK_LEN
+ * bytes the announcer attaches (weft: a service provider's signed key
+ * claim, docs/SERVICE.md). A node stores it with the peer and returns it
+ * in get_peers replies next to "values". The DHT never reads it: whoever
+ * uses it checks it.
+ */
+#define DHT_WK_LEN 104
+#define DHT_MAX_WK_OUT 4     /* "wk" entries in one get_peers reply (4 x 122 bytes at most) */
+#define DHT_MAX_RESULT_WK 32 /* claims collected by one lookup */
+
+struct dht_wk {
+	struct sockaddr_storage addr; /* the peer (address and port) it came with */
+	uint8_t v[DHT_WK_LEN];
+};
 
 /* KRPC error codes (BEP 5, BEP 44). */
 enum dht_krpc_error {
@@ -199,6 +215,8 @@ struct dht_result {
 	size_t nnodes;
 	const struct sockaddr_storage *peers; /* get_peers/announce: unique peers found */
 	size_t npeers;
+	const struct dht_wk *wks; /* get_peers: "wk" values found, one per peer address */
+	size_t nwks;
 	unsigned int stored; /* announce/put: nodes that acknowledged the store */
 	/* get / put: the item */
 	const uint8_t *value; /* bencoded v */
@@ -228,6 +246,11 @@ int dht_get_peers(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint64_t now_ms
  * implied_port=1 so the receiver uses our source port. */
 int dht_announce(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port, int implied_port,
 		 uint64_t now_ms, dht_done_fn cb, void *arg);
+/* The same with wk (DHT_WK_LEN bytes, copied; NULL: none) sent as the
+ * "wk" argument of every announce_peer. */
+int dht_announce_wk(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port,
+		    int implied_port, const uint8_t *wk, uint64_t now_ms, dht_done_fn cb,
+		    void *arg);
 /* BEP 44 get. For a mutable item pass pk (32) and salt; target is then
  * computed (pass target NULL). For immutable pass target, pk NULL. */
 int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uint8_t *salt,

@@ -68,6 +68,31 @@ void svc_id(uint8_t out[SVC_ID_LEN], const uint8_t owner[IDENTITY_PK_LEN], const
  */
 int svc_name_target(uint8_t out[20], const char *name, size_t name_len);
 
+/*
+ * Provider key claim (docs/SERVICE.md, "Finding a provider behind a
+ * filtering NAT"): what a provider attaches to its announce (the DHT's
+ * "wk", DHT_WK_LEN bytes) so that a caller who cannot reach the announced
+ * address learns the provider's key and dials it by key (node record,
+ * relay circuit):
+ *   key (32) || t (8, big-endian seconds since the epoch) || sig (64)
+ *   sig = Ed25519(key, "weft-svc-claim-v1\n" || target (20) || t (8))
+ * target is svc_name_target(name): the claim names the service, not an
+ * address, so a replay from elsewhere only points at the true provider.
+ */
+#define SVC_CLAIM_LEN 104
+#define SVC_CLAIM_MAX_AGE_S 3600 /* providers re-announce every 15 min */
+#define SVC_CLAIM_SKEW_S 300	 /* as SVC_DESC_DEFAULT_SKEW */
+void svc_claim_sign(uint8_t out[SVC_CLAIM_LEN], const struct identity *id,
+		    const uint8_t target[20], uint64_t t);
+/*
+ * Check claim (exactly SVC_CLAIM_LEN bytes) for target at now (seconds):
+ * the signature, then now - SVC_CLAIM_MAX_AGE_S <= t <= now +
+ * SVC_CLAIM_SKEW_S. Returns 0 and the key in key_out, -EBADMSG (bad
+ * signature) or -EKEYEXPIRED (t out of the window).
+ */
+int svc_claim_verify(const uint8_t claim[SVC_CLAIM_LEN], const uint8_t target[20], uint64_t now,
+		     uint8_t key_out[IDENTITY_PK_LEN]);
+
 /* ---- descriptors ---- */
 /* Caps (the decoder rejects anything beyond them with -EMSGSIZE). */
 #define SVC_DESC_MAX_LEN 2048	 /* whole encoded descriptor; fits the caps below */

@@ -76,6 +76,14 @@ struct store;
 #define SVC_NODE_CALL_TIMEOUT_MS 5000u
 #define SVC_NODE_LOOKUP_TIMEOUT_MS 5000u
 #define SVC_NODE_FETCH_TIMEOUT_MS 3000u
+/* Discovery by key (docs/SERVICE.md, "Finding a provider behind a
+ * filtering NAT"): providers whose announced address gave no descriptor
+ * but whose announce carried a valid key claim are dialled by key (node
+ * record, relay circuit), at most 4 per lookup, sharing 15 s (a record
+ * lookup, a relay's answer and a bind fit), then 3 s for their
+ * descriptors. */
+#define SVC_NODE_CLAIM_KEYS 4u
+#define SVC_NODE_CLAIM_MS 15000u
 /* Cap of every deadline, whether asked by a peer, the gateway or the
  * control API: 30 s (svc.max_timeout_ms). A remote peer cannot hold a
  * backend connection, a router slot or a stream longer than this. */

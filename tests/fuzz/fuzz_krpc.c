@@ -32,7 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (dht_new(&dht, &o))
 			return 0;
 	}
-	(void)krpc_parse(&m, data, size);
+	if (!krpc_parse(&m, data, size))
+		for (unsigned int i = 0; i < m.nwks; i++) /* key claims: exact lengths only */
+			if (m.wks_len[i] != 6 + DHT_WK_LEN && m.wks_len[i] != 18 + DHT_WK_LEN)
+				__builtin_trap();
 	from.sin_addr.s_addr = htonl(0x0a000000u | (size & 0xff));
 	dht_input(dht, data, size, (struct sockaddr *)&from, sizeof(from), now);
 	now += 50;

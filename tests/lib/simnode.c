@@ -181,6 +181,20 @@ int simnode_finds(struct simnode *x, const char *name)
 	return ok;
 }
 
+int simnode_lists_relay(struct simnode *from, const char *key, const char *relay_key)
+{
+	json_t *o = NULL, *rel;
+	int ok = 0;
+
+	if (simnode_ctl(from, "POST", "/v1/node/resolve",
+			json_pack("{s:s,s:b}", "key", key, "fresh", 1), &o) == 200) {
+		rel = json_array_get(json_object_get(o, "relays"), 0);
+		ok = rel && !strcmp(json_string_value(json_object_get(rel, "key")), relay_key);
+	}
+	json_decref(o);
+	return ok;
+}
+
 int simnode_wait(int (*cond)(void *arg), void *arg, unsigned int timeout_ms)
 {
 	struct timespec ms = {0, 1000000};

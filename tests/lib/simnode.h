@@ -55,6 +55,9 @@ json_int_t simnode_get_int(struct simnode *x, const char *route, ...);
 /* 1 when x finds at least one provider of service name (GET
  * /v1/svc/find/NAME), else 0. */
 int simnode_finds(struct simnode *x, const char *name);
+/* 1 when key's node record, resolved fresh by from, lists relay_key as
+ * its first relay, else 0. */
+int simnode_lists_relay(struct simnode *from, const char *key, const char *relay_key);
 
 /*
  * Wait until cond(arg) is true, checking every millisecond of real time,

@@ -384,6 +384,97 @@ static void test_good_queries(void **state)
 	expect_err(f, &q, 203);
 }
 
+/* An announce_peer of ih from port, with a "wk" of wklen bytes (0: none). */
+static void announce_wk(struct fx *f, const uint8_t ih[20], const uint8_t *tok, uint16_t port,
+			const uint8_t *wk, size_t wklen)
+{
+	struct qb q;
+	struct krpc_msg m;
+
+	q_begin(&q);
+	q_id(&q);
+	bencode_put_cstr(&q.b, "info_hash");
+	bencode_put_str(&q.b, ih, 20);
+	bencode_put_cstr(&q.b, "port");
+	bencode_put_int(&q.b, port);
+	bencode_put_cstr(&q.b, "token");
+	bencode_put_str(&q.b, tok, DHT_TOKEN_LEN);
+	if (wklen) {
+		bencode_put_cstr(&q.b, "wk");
+		bencode_put_str(&q.b, wk, wklen);
+	}
+	q_end(&q, "announce_peer");
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+}
+
+/* weft's key claims ("wk", docs/DHT.md): stored with the announcing peer,
+ * handed out next to "values"; a "wk" of another length is ignored (the
+ * announce itself still counts); a later announce without one clears it.
+ * In a reply, entries of other lengths are skipped. */
+static void test_wk_claims(void **state)
+{
+	struct fx *f = *state;
+	const uint8_t ih[20] = "wk-infohash-wk-infoh";
+	uint8_t tok[DHT_TOKEN_LEN], wk[DHT_WK_LEN + 1];
+	struct krpc_msg m;
+	struct qb q;
+
+	for (size_t i = 0; i < sizeof(wk); i++)
+		wk[i] = (uint8_t)(0xa0 + i);
+	get_token(f, ih, tok);
+	announce_wk(f, ih, tok, 7001, wk, DHT_WK_LEN);
+	announce_wk(f, ih, tok, 7002, wk, DHT_WK_LEN + 1); /* ignored: wrong length */
+	announce_wk(f, ih, tok, 7003, wk, DHT_WK_LEN - 1);
+	q_begin(&q);
+	q_id(&q);
+	bencode_put_cstr(&q.b, "info_hash");
+	bencode_put_str(&q.b, ih, 20);
+	q_end(&q, "get_peers");
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+	assert_int_equal(m.nvalues, 3);
+	assert_int_equal(m.nwks, 1);
+	assert_int_equal(m.wks_len[0], 6 + DHT_WK_LEN);
+	assert_memory_equal(m.wks[0], "\x7f\0\0\x02\x1b\x59", 6); /* 127.0.0.2:7001 */
+	assert_memory_equal(m.wks[0] + 6, wk, DHT_WK_LEN);
+	/* the same peer announces again without a claim: it is gone */
+	announce_wk(f, ih, tok, 7001, NULL, 0);
+	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+	assert_int_equal(m.nvalues, 3);
+	assert_int_equal(m.nwks, 0);
+	/* a reply's "wk" entries of other lengths (and other types) are skipped */
+	{
+		uint8_t buf[1024], e[19 + DHT_WK_LEN];
+		struct bencode_buf b;
+
+		memset(e, 7, sizeof(e));
+		bencode_buf_init(&b, buf, sizeof(buf));
+		bencode_put_dict(&b);
+		bencode_put_cstr(&b, "r");
+		bencode_put_dict(&b);
+		bencode_put_cstr(&b, "id");
+		bencode_put_str(&b, peer_id, 20);
+		bencode_put_cstr(&b, "wk");
+		bencode_put_list(&b);
+		bencode_put_str(&b, e, 6 + DHT_WK_LEN - 1);
+		bencode_put_int(&b, 5);
+		bencode_put_str(&b, e, 18 + DHT_WK_LEN);
+		bencode_put_str(&b, e, 6 + DHT_WK_LEN);
+		bencode_put_str(&b, e, 19 + DHT_WK_LEN);
+		bencode_put_end(&b);
+		bencode_put_end(&b);
+		bencode_put_cstr(&b, "t");
+		bencode_put_cstr(&b, "tx");
+		bencode_put_cstr(&b, "y");
+		bencode_put_cstr(&b, "r");
+		bencode_put_end(&b);
+		assert_int_equal(b.err, 0);
+		assert_int_equal(krpc_parse(&m, buf, b.len), 0);
+		assert_int_equal(m.nwks, 2);
+		assert_int_equal(m.wks_len[0], 18 + DHT_WK_LEN);
+		assert_int_equal(m.wks_len[1], 6 + DHT_WK_LEN);
+	}
+}
+
 static void test_bep44_errors(void **state)
 {
 	struct fx *f = *state;
@@ -888,6 +979,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bep5_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_good_queries, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bep44_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wk_claims, setup, teardown),
 	    cmocka_unit_test(test_storage_full),
 	    cmocka_unit_test(test_read_only_and_budget),
 	    cmocka_unit_test(test_malformed_flood_not_reported),

@@ -119,16 +119,8 @@ static int held_from_record(void *arg)
 static int lists_r(void *arg)
 {
 	struct simnode *x = arg;
-	json_t *o = NULL, *rel;
-	int ok = 0;
 
-	if (simnode_ctl(&W.b, "POST", "/v1/node/resolve",
-			json_pack("{s:s,s:b}", "key", x->key, "fresh", 1), &o) == 200) {
-		rel = json_array_get(json_object_get(o, "relays"), 0);
-		ok = rel && !strcmp(json_string_value(json_object_get(rel, "key")), W.r.key);
-	}
-	json_decref(o);
-	return ok;
+	return simnode_lists_relay(&W.b, x->key, W.r.key);
 }
 
 static int no_relay(struct simnode *x)

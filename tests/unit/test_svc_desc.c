@@ -57,6 +57,45 @@ static void base_desc(struct svc_desc *d)
 	d->expires = T_EXPIRES;
 }
 
+/* Key claim vector C1 (docs/SERVICE.md; computed with Python
+ * `cryptography`): key of seed 00..1f, target SHA1("weft:svc:echo"),
+ * t = 1700000000. Every one-bit change is refused; the time window holds
+ * at its edges; another service's target is refused. */
+static const char c1_hex[] =
+    "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8000000006553f100"
+    "c0e562aafc647bec6b5aa72dc1bc8d22359d261da7c9af13120596a3524333bae05676f6cbffc498"
+    "af417db784a256ff1c60b88a523883ba5d6c08915054fe0a";
+
+static void test_claim(void **state)
+{
+	struct identity id;
+	uint8_t target[20], other[20], want[SVC_CLAIM_LEN], c[SVC_CLAIM_LEN], key[32];
+	const uint64_t t = 1700000000;
+
+	(void)state;
+	seed_id(&id, 0);
+	assert_int_equal(util_unhex(target, 20, d1_target), 0);
+	assert_int_equal(util_unhex(want, sizeof(want), c1_hex), 0);
+	svc_claim_sign(c, &id, target, t);
+	assert_memory_equal(c, want, SVC_CLAIM_LEN);
+	assert_int_equal(svc_claim_verify(c, target, t, key), 0);
+	assert_memory_equal(key, id.pk, 32);
+	assert_int_equal(svc_claim_verify(c, target, t + SVC_CLAIM_MAX_AGE_S, key), 0);
+	assert_int_equal(svc_claim_verify(c, target, t + SVC_CLAIM_MAX_AGE_S + 1, key),
+			 -EKEYEXPIRED);
+	assert_int_equal(svc_claim_verify(c, target, t - SVC_CLAIM_SKEW_S, key), 0);
+	assert_int_equal(svc_claim_verify(c, target, t - SVC_CLAIM_SKEW_S - 1, key),
+			 -EKEYEXPIRED);
+	svc_name_target(other, "echo2", 5);
+	assert_int_equal(svc_claim_verify(c, other, t, key), -EBADMSG);
+	for (size_t i = 0; i < SVC_CLAIM_LEN * 8; i++) {
+		memcpy(c, want, sizeof(c));
+		c[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_not_equal(svc_claim_verify(c, target, t, key), 0);
+	}
+	identity_wipe(&id);
+}
+
 static void test_vector(void **state)
 {
 	struct identity id;
@@ -467,6 +506,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_vector),
+	    cmocka_unit_test(test_claim),
 	    cmocka_unit_test(test_forged_every_byte),
 	    cmocka_unit_test(test_forged_each_field),
 	    cmocka_unit_test(test_time_window),

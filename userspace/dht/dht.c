@@ -170,8 +170,10 @@ void dht_free(struct dht *dht)
 		for (uint32_t i = 0; i < dht->lim.max_pending; i++)
 			free(dht->pend[i].pkt);
 	if (dht->lks)
-		for (uint32_t i = 0; i < dht->lim.max_lookups; i++)
+		for (uint32_t i = 0; i < dht->lim.max_lookups; i++) {
 			free(dht->lks[i].peers);
+			free(dht->lks[i].wks);
+		}
 	dht_store_free(&dht->store);
 	free(dht->pend);
 	free(dht->lks);
@@ -289,6 +291,10 @@ int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *t
 	if (a->v) {
 		bencode_put_cstr(&b, "v");
 		bencode_put_raw(&b, a->v, a->vlen);
+	}
+	if (a->wk) {
+		bencode_put_cstr(&b, "wk");
+		bencode_put_str(&b, a->wk, DHT_WK_LEN);
 	}
 	/* BEP 32: a dual-stack node asks for both families in searches */
 	if ((dht->o.flags & (DHT_F_DUAL_STACK | DHT_F_NO_IPV6)) == DHT_F_DUAL_STACK &&
@@ -493,7 +499,8 @@ static void handle_get_peers(struct dht *dht, const struct krpc_msg *m, const st
 	put_nodes(dht, b, m->info_hash, m, from, now, nmax);
 	put_token(dht, b, from);
 	if (e) {
-		unsigned int sent = 0;
+		const struct dht_peer *claims[DHT_MAX_WK_OUT];
+		unsigned int sent = 0, nclaims = 0;
 		uint32_t start = 0;
 
 		/* rotate the starting point so that every peer gets handed out */
@@ -511,8 +518,23 @@ static void handle_get_peers(struct dht *dht, const struct krpc_msg *m, const st
 			cl = dht_addr_compact((const struct sockaddr *)&p->addr, c);
 			bencode_put_str(b, c, (size_t)cl);
 			sent++;
+			if (p->wk && nclaims < DHT_MAX_WK_OUT)
+				claims[nclaims++] = p;
 		}
 		bencode_put_end(b);
+		/* weft's key claims of peers in "values" (docs/DHT.md) */
+		if (nclaims) {
+			bencode_put_cstr(b, "wk");
+			bencode_put_list(b);
+			for (unsigned int i = 0; i < nclaims; i++) {
+				uint8_t c[18 + DHT_WK_LEN];
+				int cl = dht_addr_compact((const struct sockaddr *)&claims[i]->addr, c);
+
+				memcpy(c + cl, claims[i]->wk, DHT_WK_LEN);
+				bencode_put_str(b, c, (size_t)cl + DHT_WK_LEN);
+			}
+			bencode_put_end(b);
+		}
 	}
 }
 
@@ -626,7 +648,7 @@ static void handle_query(struct dht *dht, const struct krpc_msg *m, const struct
 			else
 				((struct sockaddr_in6 *)&peer)->sin6_port = port;
 		}
-		if (dht_store_add_peer(&dht->store, m->info_hash, (struct sockaddr *)&peer, now)) {
+		if (dht_store_add_peer_wk(&dht->store, m->info_hash, (struct sockaddr *)&peer, m->wk, now)) {
 			send_error(dht, m, DHT_ERR_SERVER, "storage full", from, fromlen);
 			return;
 		}

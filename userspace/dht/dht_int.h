@@ -21,6 +21,7 @@
 #define DHT_MAX_LOOKUP_CANDS 64			/* candidates kept per lookup (closest first) */
 #define DHT_MAX_RESULT_PEERS 256		/* unique peers collected per get_peers */
 #define DHT_MAX_VALUES_IN 128			/* "values" entries parsed from one reply */
+#define DHT_MAX_WK_IN 16 /* "wk" entries parsed from one reply */
 #define DHT_MAX_VALUES_OUT 50			/* peers sent in one reply (fits 1500-byte MTU) */
 #define DHT_TOKEN_LEN 8
 #define DHT_IP_VOTES 16	     /* external-address votes kept */
@@ -68,6 +69,11 @@ struct krpc_msg {
 	const uint8_t *values[DHT_MAX_VALUES_IN];
 	uint8_t values_len[DHT_MAX_VALUES_IN];
 	unsigned int nvalues;
+	const uint8_t *wk; /* announce_peer: DHT_WK_LEN bytes, or NULL */
+	/* get_peers reply: "wk" entries, compact peer (6 or 18) || DHT_WK_LEN */
+	const uint8_t *wks[DHT_MAX_WK_IN];
+	uint8_t wks_len[DHT_MAX_WK_IN];
+	unsigned int nwks;
 	int ro;
 	int want4, want6;  /* "want" list present and contains n4 / n6 */
 	const uint8_t *ip; /* top-level "ip": our address as seen by the sender */
@@ -167,6 +173,7 @@ int dht_token_check(const struct dht_tokens *t, const struct sockaddr *sa, const
 struct dht_peer {
 	struct sockaddr_storage addr;
 	uint64_t expires;
+	uint8_t *wk; /* the announce's "wk" (DHT_WK_LEN, malloc'd), or NULL: most have none */
 };
 struct dht_ih {
 	uint8_t ih[DHT_ID_LEN];
@@ -201,6 +208,10 @@ void dht_store_free(struct dht_store *s);
 /* Returns 0, -ENOSPC (a cap was hit). */
 int dht_store_add_peer(struct dht_store *s, const uint8_t *ih, const struct sockaddr *sa,
 		       uint64_t now);
+/* The same with the announce's "wk" (DHT_WK_LEN bytes) or NULL; a later
+ * announce from the same address replaces it. */
+int dht_store_add_peer_wk(struct dht_store *s, const uint8_t *ih, const struct sockaddr *sa,
+			  const uint8_t *wk, uint64_t now);
 struct dht_ih *dht_store_find_ih(const struct dht_store *s, const uint8_t *ih);
 struct dht_item *dht_store_find_item(const struct dht_store *s, const uint8_t *target);
 /* Insert or replace (the caller has validated seq/cas/signature). Returns 0 or -ENOSPC. */
@@ -284,6 +295,10 @@ struct dht_lookup {
 	/* announce */
 	uint16_t port;
 	int implied_port;
+	int has_wk;
+	uint8_t wk[DHT_WK_LEN]; /* announce: sent with every announce_peer */
+	struct dht_wk *wks;	/* get_peers: claims found (DHT_MAX_RESULT_WK) */
+	size_t nwks;
 	/* peers */
 	struct sockaddr_storage *peers;
 	size_t npeers;
@@ -346,6 +361,7 @@ struct krpc_args {
 	size_t vlen;
 	const uint8_t *k, *sig, *salt;
 	size_t salt_len;
+	const uint8_t *wk; /* announce_peer: DHT_WK_LEN bytes */
 	int has_seq, has_cas;
 	int64_t seq, cas;
 };

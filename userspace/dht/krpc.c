@@ -115,6 +115,8 @@ static int parse_query(struct krpc_msg *m, const struct bencode_doc *d,
 			return proto_err(m, "missing token");
 		m->token = n->s;
 		m->token_len = n->slen;
+		/* weft's key claim: exactly DHT_WK_LEN bytes, else ignored */
+		m->wk = str_n(d, a, "wk", DHT_WK_LEN);
 		break;
 	case KRPC_GET:
 		m->target = str_n(d, a, "target", DHT_ID_LEN);
@@ -206,6 +208,16 @@ static int parse_reply(struct krpc_msg *m, const struct bencode_doc *d,
 			continue;
 		m->values[m->nvalues] = v->s;
 		m->values_len[m->nvalues++] = (uint8_t)v->slen;
+	}
+	/* weft's key claims: compact peer || DHT_WK_LEN bytes; other lengths skipped */
+	n = bencode_dict_get_type(d, r, "wk", BENCODE_LIST);
+	for (const struct bencode_node *v = bencode_first(d, n); v && m->nwks < DHT_MAX_WK_IN;
+	     v = bencode_next(d, v)) {
+		if (v->type != BENCODE_STR ||
+		    (v->slen != 6 + DHT_WK_LEN && v->slen != 18 + DHT_WK_LEN))
+			continue;
+		m->wks[m->nwks] = v->s;
+		m->wks_len[m->nwks++] = (uint8_t)v->slen;
 	}
 	n = bencode_dict_get_type(d, r, "token", BENCODE_STR);
 	if (n && n->slen <= 32) {

@@ -112,6 +112,8 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 	r.nnodes = nn;
 	r.peers = lk->peers;
 	r.npeers = lk->npeers;
+	r.wks = lk->wks;
+	r.nwks = lk->nwks;
 	r.stored = 0;
 	for (unsigned int i = 0; i < lk->ncands; i++)
 		r.stored += lk->cands[i].stored;
@@ -136,6 +138,9 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 	free(lk->peers);
 	lk->peers = NULL;
 	lk->npeers = 0;
+	free(lk->wks);
+	lk->wks = NULL;
+	lk->nwks = 0;
 }
 
 void dht_lookup_cancel_all(struct dht *dht)
@@ -156,6 +161,7 @@ static void store_phase(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 		a.info_hash = lk->target;
 		a.port = lk->port;
 		a.implied_port = lk->implied_port;
+		a.wk = lk->has_wk ? lk->wk : NULL;
 	} else {
 		a.v = lk->v;
 		a.vlen = lk->vlen;
@@ -302,6 +308,29 @@ static void add_peer(struct dht_lookup *lk, const uint8_t *c, size_t len)
 	lk->peers[lk->npeers++] = ss;
 }
 
+/* A key claim (compact peer of clen bytes, then DHT_WK_LEN): one per peer
+ * address, the first seen kept; at most DHT_MAX_RESULT_WK. */
+static void add_wk(struct dht_lookup *lk, const uint8_t *c, size_t clen, const uint8_t *wk)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	if (lk->op != DHT_OP_GET_PEERS || dht_addr_from_compact(c, clen, &ss, &sl) ||
+	    lk->nwks >= DHT_MAX_RESULT_WK)
+		return;
+	for (size_t i = 0; i < lk->nwks; i++)
+		if (dht_addr_eq((struct sockaddr *)&lk->wks[i].addr, (struct sockaddr *)&ss))
+			return;
+	if (!lk->wks) {
+		lk->wks = calloc(DHT_MAX_RESULT_WK, sizeof(*lk->wks));
+		if (!lk->wks)
+			return;
+	}
+	lk->wks[lk->nwks].addr = ss;
+	memcpy(lk->wks[lk->nwks].v, wk, DHT_WK_LEN);
+	lk->nwks++;
+}
+
 static void take_item(struct dht_lookup *lk, struct dht_cand *c, const struct krpc_msg *m)
 {
 	if (lk->want_mutable) {
@@ -383,6 +412,8 @@ void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg 
 	if (lk->op == DHT_OP_GET_PEERS || lk->op == DHT_OP_ANNOUNCE)
 		for (unsigned int i = 0; i < m->nvalues; i++)
 			add_peer(lk, m->values[i], m->values_len[i]);
+	for (unsigned int i = 0; i < m->nwks; i++)
+		add_wk(lk, m->wks[i], m->wks_len[i] - DHT_WK_LEN, m->wks[i] + m->wks_len[i] - DHT_WK_LEN);
 	if (m->v && (lk->op == DHT_OP_GET || lk->op == DHT_OP_PUT_MUTABLE))
 		take_item(lk, c, m);
 	dht_lk_step(dht, lk, now);
@@ -537,6 +568,8 @@ static void lk_local(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 			cl = dht_addr_compact((const struct sockaddr *)&e->peers[i].addr, c);
 			if (cl > 0) {
 				add_peer(lk, c, (size_t)cl);
+				if (e->peers[i].wk)
+					add_wk(lk, c, (size_t)cl, e->peers[i].wk);
 				/* an announce still needs nodes to store at */
 				lk->local_hit = lk->op == DHT_OP_GET_PEERS;
 			}
@@ -596,6 +629,13 @@ int dht_get_peers(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint64_t now_ms
 int dht_announce(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port, int implied_port,
 		 uint64_t now_ms, dht_done_fn cb, void *arg)
 {
+	return dht_announce_wk(dht, ih, port, implied_port, NULL, now_ms, cb, arg);
+}
+
+int dht_announce_wk(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port,
+		    int implied_port, const uint8_t *wk, uint64_t now_ms, dht_done_fn cb,
+		    void *arg)
+{
 	struct dht_lookup *lk;
 	int err;
 
@@ -606,6 +646,9 @@ int dht_announce(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port, i
 		return err;
 	lk->port = port;
 	lk->implied_port = implied_port;
+	lk->has_wk = wk != NULL;
+	if (wk)
+		memcpy(lk->wk, wk, DHT_WK_LEN);
 	return lk_begin(dht, lk, now_ms);
 }
 

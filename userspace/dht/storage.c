@@ -23,6 +23,13 @@ void dht_store_init(struct dht_store *s, const struct dht_limits *lim)
 	s->lim = lim;
 }
 
+static void peers_free(struct dht_ih *e)
+{
+	for (uint32_t j = 0; j < e->npeers; j++)
+		free(e->peers[j].wk);
+	free(e->peers);
+}
+
 void dht_store_free(struct dht_store *s)
 {
 	for (unsigned int i = 0; i < DHT_STORE_HBUCKETS; i++) {
@@ -30,7 +37,7 @@ void dht_store_free(struct dht_store *s)
 			struct dht_ih *e = s->ih[i];
 
 			s->ih[i] = e->next;
-			free(e->peers);
+			peers_free(e);
 			free(e);
 		}
 		while (s->it[i]) {
@@ -59,8 +66,33 @@ struct dht_item *dht_store_find_item(const struct dht_store *s, const uint8_t *t
 	return NULL;
 }
 
+/* p's address, lifetime and claim (p->wk valid or NULL). Out of memory
+ * for a claim: the peer is stored without it. */
+static void peer_set(struct dht_peer *p, const struct sockaddr *sa, socklen_t salen,
+		     const uint8_t *wk, uint64_t now)
+{
+	memset(&p->addr, 0, sizeof(p->addr));
+	memcpy(&p->addr, sa, salen);
+	p->expires = now + DHT_PEER_TTL_MS;
+	if (!wk) {
+		free(p->wk);
+		p->wk = NULL;
+		return;
+	}
+	if (!p->wk)
+		p->wk = malloc(DHT_WK_LEN);
+	if (p->wk)
+		memcpy(p->wk, wk, DHT_WK_LEN);
+}
+
 int dht_store_add_peer(struct dht_store *s, const uint8_t *ih, const struct sockaddr *sa,
 		       uint64_t now)
+{
+	return dht_store_add_peer_wk(s, ih, sa, NULL, now);
+}
+
+int dht_store_add_peer_wk(struct dht_store *s, const uint8_t *ih, const struct sockaddr *sa,
+			  const uint8_t *wk, uint64_t now)
 {
 	struct dht_ih *e = dht_store_find_ih(s, ih);
 	socklen_t salen =
@@ -81,7 +113,7 @@ int dht_store_add_peer(struct dht_store *s, const uint8_t *ih, const struct sock
 	}
 	for (uint32_t i = 0; i < e->npeers; i++) {
 		if (dht_addr_eq((struct sockaddr *)&e->peers[i].addr, sa)) {
-			e->peers[i].expires = now + DHT_PEER_TTL_MS;
+			peer_set(&e->peers[i], sa, salen, wk, now);
 			return 0;
 		}
 	}
@@ -91,9 +123,7 @@ int dht_store_add_peer(struct dht_store *s, const uint8_t *ih, const struct sock
 		for (uint32_t i = 1; i < e->npeers; i++)
 			if (e->peers[i].expires < e->peers[old].expires)
 				old = i;
-		memset(&e->peers[old].addr, 0, sizeof(e->peers[old].addr));
-		memcpy(&e->peers[old].addr, sa, salen);
-		e->peers[old].expires = now + DHT_PEER_TTL_MS;
+		peer_set(&e->peers[old], sa, salen, wk, now);
 		return 0;
 	}
 	if (s->npeers >= s->lim->max_peers)
@@ -110,9 +140,8 @@ int dht_store_add_peer(struct dht_store *s, const uint8_t *ih, const struct sock
 		e->peers = np;
 		e->cap = nc;
 	}
-	memset(&e->peers[e->npeers].addr, 0, sizeof(e->peers[0].addr));
-	memcpy(&e->peers[e->npeers].addr, sa, salen);
-	e->peers[e->npeers].expires = now + DHT_PEER_TTL_MS;
+	e->peers[e->npeers].wk = NULL;
+	peer_set(&e->peers[e->npeers], sa, salen, wk, now);
 	e->npeers++;
 	s->npeers++;
 	return 0;
@@ -167,14 +196,17 @@ void dht_store_expire(struct dht_store *s, uint64_t now)
 			struct dht_ih *e = *pe;
 			uint32_t k = 0;
 
-			for (uint32_t j = 0; j < e->npeers; j++)
+			for (uint32_t j = 0; j < e->npeers; j++) {
 				if (e->peers[j].expires > now)
 					e->peers[k++] = e->peers[j];
+				else
+					free(e->peers[j].wk);
+			}
 			s->npeers -= e->npeers - k;
 			e->npeers = k;
 			if (!k) {
 				*pe = e->next;
-				free(e->peers);
+				free(e->peers); /* every claim freed above */
 				free(e);
 				s->nih--;
 				continue;

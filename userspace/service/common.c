@@ -6,6 +6,7 @@
 #include <nettle/sha1.h>
 
 #include "weft/blake3.h"
+#include "weft/identity.h"
 #include "weft/svc.h"
 
 static const char *const svc_err_names[SVC_ERR__COUNT] = {
@@ -80,5 +81,46 @@ int svc_name_target(uint8_t out[20], const char *name, size_t name_len)
 	sha1_update(&c, sizeof(prefix) - 1, (const uint8_t *)prefix);
 	sha1_update(&c, name_len, (const uint8_t *)name);
 	sha1_digest(&c, SHA1_DIGEST_SIZE, out);
+	return 0;
+}
+
+/* ---------------------------------------------------------- key claims */
+
+static const char claim_dom[] = "weft-svc-claim-v1\n";
+
+static void claim_msg(uint8_t msg[sizeof(claim_dom) - 1 + 20 + 8], const uint8_t target[20],
+		      uint64_t t)
+{
+	memcpy(msg, claim_dom, sizeof(claim_dom) - 1);
+	memcpy(msg + sizeof(claim_dom) - 1, target, 20);
+	for (int i = 0; i < 8; i++)
+		msg[sizeof(claim_dom) - 1 + 20 + i] = (uint8_t)(t >> (56 - 8 * i));
+}
+
+void svc_claim_sign(uint8_t out[SVC_CLAIM_LEN], const struct identity *id,
+		    const uint8_t target[20], uint64_t t)
+{
+	uint8_t msg[sizeof(claim_dom) - 1 + 20 + 8];
+
+	claim_msg(msg, target, t);
+	memcpy(out, id->pk, IDENTITY_PK_LEN);
+	memcpy(out + IDENTITY_PK_LEN, msg + sizeof(claim_dom) - 1 + 20, 8);
+	identity_sign(id, msg, sizeof(msg), out + IDENTITY_PK_LEN + 8);
+}
+
+int svc_claim_verify(const uint8_t claim[SVC_CLAIM_LEN], const uint8_t target[20], uint64_t now,
+		     uint8_t key_out[IDENTITY_PK_LEN])
+{
+	uint8_t msg[sizeof(claim_dom) - 1 + 20 + 8];
+	uint64_t t = 0;
+
+	for (int i = 0; i < 8; i++)
+		t = t << 8 | claim[IDENTITY_PK_LEN + i];
+	claim_msg(msg, target, t);
+	if (identity_verify(claim, msg, sizeof(msg), claim + IDENTITY_PK_LEN + 8))
+		return -EBADMSG;
+	if (t > now + SVC_CLAIM_SKEW_S || t + SVC_CLAIM_MAX_AGE_S < now)
+		return -EKEYEXPIRED;
+	memcpy(key_out, claim, IDENTITY_PK_LEN);
 	return 0;
 }

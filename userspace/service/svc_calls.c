@@ -360,6 +360,12 @@ struct find_job {
 	int status; /* the DHT's, copied on worker 0 */
 	size_t npeers;
 	struct sockaddr_storage peers[SVC_NODE_MAX_CANDIDATES];
+	/* key claims the DHT gave (copied on worker 0; SVC_NODE_MAX_CANDIDATES) */
+	size_t nclaims;
+	uint8_t claims[SVC_NODE_MAX_CANDIDATES][SVC_CLAIM_LEN];
+	/* by key: peers[i] is a target of key keys[i] (pinned) */
+	int keyed;
+	uint8_t keys[SVC_NODE_CLAIM_KEYS][IDENTITY_PK_LEN];
 	uint64_t lookup_deadline_ns;
 	struct svcn_op *ops[SVC_NODE_MAX_CANDIDATES];
 	unsigned int pending;
@@ -456,7 +462,8 @@ static void find_lookup_own(void *arg, struct svc_node *sn)
 		if (self)
 			continue;
 		f->ops[i] = svcn_op_start(sn, SVCN_OP_DESC, (const struct sockaddr *)&f->peers[i],
-					  sl, NULL, (const uint8_t *)f->name, strlen(f->name),
+					  sl, f->keyed ? f->keys[i] : NULL, (const uint8_t *)f->name,
+					  strlen(f->name),
 					  SVCN_DESC_READ_MAX, &f->j, &err);
 		f->pending += f->ops[i] != NULL;
 	}
@@ -477,6 +484,8 @@ static void lookup_done(void *arg, const struct dht_result *res)
 	f->status = res->status;
 	for (size_t i = 0; i < res->npeers && f->npeers < SVC_NODE_MAX_CANDIDATES; i++)
 		f->peers[f->npeers++] = res->peers[i];
+	for (size_t i = 0; i < res->nwks && f->nclaims < SVC_NODE_MAX_CANDIDATES; i++)
+		memcpy(f->claims[f->nclaims++], res->wks[i].v, SVC_CLAIM_LEN);
 	svcn_owner_call(f->j.sn->shim, find_lookup_own, f);
 }
 
@@ -521,9 +530,117 @@ static void find_cache_own(struct svc_node *sn, void *arg)
 	fc->need_lookup = 1;
 }
 
+static struct find_job *find_job_new(struct svc_node *sn, const char *name, size_t max)
+{
+	struct find_job *f = calloc(1, sizeof(*f));
+	size_t nl = strlen(name);
+
+	if (f)
+		f->out = calloc(max ? max : 1, sizeof(*f->out));
+	if (!f || !f->out) {
+		free(f);
+		return NULL;
+	}
+	job_init(&f->j, sn, 2); /* the caller's, the DHT's (then the owner's) */
+	f->j.op_done = find_op_done;
+	f->j.expire = find_expire;
+	f->j.free = find_free;
+	memcpy(f->name, name, nl + 1);
+	f->max = max;
+	svc_name_target(f->target, name, nl);
+	return f;
+}
+
+/* Wait for f (started), copy its results into out; drops the caller's
+ * reference. Returns the count or -errno. */
+static int find_wait(struct svc_node *sn, struct find_job *f, struct svc_dir_result *out,
+		     uint64_t deadline_ns)
+{
+	int err = job_wait(sn, &f->j, deadline_ns);
+
+	if (!err)
+		err = f->j.err;
+	if (!err) {
+		err = f->n;
+		if (f->n > 0)
+			memcpy(out, f->out, (size_t)f->n * sizeof(*out));
+	}
+	job_put(&f->j);
+	return err;
+}
+
+/*
+ * The lookup's providers that gave no descriptor at their announced
+ * address (a filtering NAT drops the fetch) but whose announce carried a
+ * valid key claim: dial each key (node record, relay circuit: the same
+ * path as `quic ping KEY`) and fetch its descriptor over that connection,
+ * the key pinned. Caller's thread (it blocks); at most SVC_NODE_CLAIM_KEYS
+ * keys sharing budget_ms. Returns the lookup's results then (count or
+ * -errno), or n unchanged when no key was dialled.
+ */
+static int find_by_claims(struct svc_node *sn, const char *name, const struct find_job *f,
+			  struct svc_dir_result *out, size_t max, int n, uint32_t budget_ms)
+{
+	char hex[2 * IDENTITY_PK_LEN + 1], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	uint64_t end = svcn_now_ns() + (uint64_t)budget_ms * 1000000ull, now;
+	uint64_t wall = util_wall_s();
+	struct find_job *g;
+	int err;
+
+	if (!f->nclaims || !quic_node_can_resolve(sn->quic))
+		return n;
+	g = find_job_new(sn, name, max);
+	if (!g)
+		return n;
+	g->keyed = 1;
+	for (size_t i = 0; i < f->nclaims && g->npeers < SVC_NODE_CLAIM_KEYS; i++) {
+		uint8_t key[IDENTITY_PK_LEN], k2[QUIC_KEY_LEN];
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		int have, dup = !memcmp(f->claims[i], sn->id.pk, IDENTITY_PK_LEN), nt;
+
+		/* a forged, stale or foreign claim is not dialled */
+		if (dup || svc_claim_verify(f->claims[i], f->target, wall, key))
+			continue;
+		for (int r = 0; r < n && !dup; r++)
+			dup = !memcmp(out[r].owner, key, IDENTITY_PK_LEN); /* found already */
+		for (size_t k = 0; k < g->npeers && !dup; k++)
+			dup = !memcmp(g->keys[k], key, IDENTITY_PK_LEN);
+		now = svcn_now_ns();
+		if (dup || now + 1000000ull >= end)
+			continue;
+		util_hex(hex, key, IDENTITY_PK_LEN);
+		atomic_fetch_add(&sn->finds_by_key, 1);
+		nt = quic_node_resolve_within(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
+					      (unsigned int)((end - now) / 1000000ull), NULL);
+		/* the first target answered (a circuit, or a direct address) */
+		if (nt <= 0 || quic_node_parse_target(t[0], 0, k2, &have, &ss, &sl)) {
+			log_info("svc", "lookup %s: provider %.16s... by its key claim: %s", name,
+				 hex, nt < 0 ? strerror(-nt) : "no address");
+			continue;
+		}
+		log_info("svc", "lookup %s: provider %.16s... by its key claim: %s", name, hex,
+			 t[0] + 2 * IDENTITY_PK_LEN + 1);
+		memcpy(g->keys[g->npeers], key, IDENTITY_PK_LEN);
+		g->peers[g->npeers++] = ss;
+	}
+	if (!g->npeers) {
+		atomic_store(&g->j.refs, 1); /* never ran: ours alone */
+		job_put(&g->j);
+		return n;
+	}
+	g->lookup_deadline_ns = svcn_now_ns() + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull;
+	svcn_owner_call(sn->shim, find_lookup_own, g);
+	err = find_wait(sn, g, out, g->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
+					   SVCN_WAIT_SLACK_NS);
+	if (err > n)
+		atomic_fetch_add(&sn->finds_by_key_ok, (unsigned long long)(err - n));
+	return err < 0 ? n : err;
+}
+
 /* svc_node_find whose cache step (a turn on the owner) ends by turn_ms. */
 static int find_within(struct svc_node *sn, const char *name, struct svc_dir_result *out,
-		       size_t max, uint32_t turn_ms)
+		       size_t max, uint32_t turn_ms, uint32_t claim_ms)
 {
 	struct find_cache fc = {.name = name, .out = out, .max = max};
 	struct find_job *f;
@@ -539,20 +656,9 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 		return err;
 	if (!fc.need_lookup)
 		return fc.n;
-	f = calloc(1, sizeof(*f));
-	if (f)
-		f->out = calloc(max ? max : 1, sizeof(*f->out));
-	if (!f || !f->out) {
-		free(f);
+	f = find_job_new(sn, name, max);
+	if (!f)
 		return -ENOMEM;
-	}
-	job_init(&f->j, sn, 2); /* the caller's, the DHT's (then the owner's) */
-	f->j.op_done = find_op_done;
-	f->j.expire = find_expire;
-	f->j.free = find_free;
-	memcpy(f->name, name, nl + 1);
-	f->max = max;
-	svc_name_target(f->target, name, nl);
 	f->lookup_deadline_ns = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
 	err = node_dht_run(sn->dht, dht_lookup_fn, f);
 	if (err) {
@@ -560,31 +666,29 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 		job_put(&f->j);
 		return err;
 	}
-	err = job_wait(sn, &f->j,
-		       f->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
-			   SVCN_WAIT_SLACK_NS);
-	if (!err)
-		err = f->j.err;
-	if (!err) {
-		err = f->n;
-		if (f->n > 0)
-			memcpy(out, f->out, (size_t)f->n * sizeof(*out));
-	}
+	/* a reference of ours for the claims, past find_wait's */
+	atomic_fetch_add(&f->j.refs, 1);
+	err = find_wait(sn, f,  out,
+			f->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
+			    SVCN_WAIT_SLACK_NS);
+	if (err >= 0 && (size_t)err < max)
+		err = find_by_claims(sn, name, f, out, max, err, claim_ms);
 	job_put(&f->j);
 	return err;
 }
 
 int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *out, size_t max)
 {
-	return find_within(sn, name, out, max, SVCN_OWNER_RUN_MS);
+	return find_within(sn, name, out, max, SVCN_OWNER_RUN_MS, SVC_NODE_CLAIM_MS);
 }
 
 /* svcn_pick with the owner's turn bounded by turn_ms (a call's deadline). */
 static int pick_within(struct svc_node *sn, const char *name, struct svc_dir_result *r,
-		       struct sockaddr_storage *ss, socklen_t *sl, uint32_t turn_ms)
+		       struct sockaddr_storage *ss, socklen_t *sl, uint32_t turn_ms,
+		       uint32_t claim_ms)
 {
 	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
-	int n = find_within(sn, name, res, SVC_DIR_DEFAULT_RESULTS, turn_ms);
+	int n = find_within(sn, name, res, SVC_DIR_DEFAULT_RESULTS, turn_ms, claim_ms);
 
 	if (n < 0)
 		return n;
@@ -609,7 +713,13 @@ static int pick_within(struct svc_node *sn, const char *name, struct svc_dir_res
 int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
 	      struct sockaddr_storage *ss, socklen_t *sl)
 {
-	return pick_within(sn, name, r, ss, sl, SVCN_OWNER_RUN_MS);
+	return pick_within(sn, name, r, ss, sl, SVCN_OWNER_RUN_MS, SVC_NODE_CLAIM_MS);
+}
+
+/* A call's dials by key claim in its lookup: within the call's timeout. */
+static uint32_t call_claim_ms(uint32_t timeout_ms)
+{
+	return timeout_ms < SVC_NODE_CLAIM_MS ? timeout_ms : SVC_NODE_CLAIM_MS;
 }
 
 /* A call's turn on the owner for its lookup: within the call's deadline
@@ -1100,7 +1210,8 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 	if (!method)
 		method = "";
 	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms));
+	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms),
+			    call_claim_ms(timeout_ms));
 	if (local < 0)
 		return local;
 	memcpy(res->peer, r.owner, IDENTITY_PK_LEN);
@@ -1245,7 +1356,8 @@ int svcn_call_many(struct svc_node *sn, const char *name, const char *method,
 	if (count < 1 || conc < 1)
 		return -EINVAL;
 	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms));
+	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms),
+			    call_claim_ms(timeout_ms));
 	if (local < 0)
 		return local;
 	l = calloc(1, sizeof(*l));

@@ -137,6 +137,7 @@ struct svcn_dhtop {
 	char name[SVC_NAME_MAX + 1];
 	uint8_t target[20];
 	uint16_t port;
+	uint8_t claim[SVC_CLAIM_LEN]; /* our key claim, sent as the announce's "wk" */
 	int status;	 /* the announce's result, copied on worker 0 */
 	unsigned int stored;
 };
@@ -171,7 +172,8 @@ static void dht_announce_fn(struct dht *dht, void *arg, uint64_t now_ms)
 {
 	struct svcn_dhtop *op = arg;
 
-	if (dht_announce(dht, op->target, op->port, 0, now_ms, announce_done, op))
+	_Static_assert(SVC_CLAIM_LEN == DHT_WK_LEN, "a key claim is the DHT's wk");
+	if (dht_announce_wk(dht, op->target, op->port, 0, op->claim, now_ms, announce_done, op))
 		free(op);
 }
 
@@ -200,6 +202,9 @@ static void pub_announce(struct svc_node *sn, const char *name)
 	snprintf(a->name, sizeof(a->name), "%s", name);
 	svc_name_target(a->target, name, strlen(name));
 	a->port = announce_port(sn);
+	/* Our key with the announce: a caller whose packets our NAT filters
+	 * dials us by key (record, relay) instead. */
+	svc_claim_sign(a->claim, &sn->id, a->target, util_wall_s());
 	atomic_store(&sn->announced_port, a->port);
 	if (node_dht_run(sn->dht, dht_announce_fn, a))
 		free(a);

@@ -430,6 +430,12 @@ static void stats_own(struct svc_node *sn, void *arg)
 	    json_pack("{s:I,s:I,s:I}", "calls", (json_int_t)sn->st.calls_by_key, "ok",
 		      (json_int_t)sn->st.calls_by_key_ok, "failed",
 		      (json_int_t)atomic_load(&sn->calls_by_key_failed)));
+	/* Lookups: providers dialled by the key claim of their announce
+	 * (their announced address gave nothing), and those that answered. */
+	json_object_set_new(json_object_get(o, "fabric"), "find_by_key",
+			    json_pack("{s:I,s:I}", "dialled",
+				      (json_int_t)atomic_load(&sn->finds_by_key), "found",
+				      (json_int_t)atomic_load(&sn->finds_by_key_ok)));
 	/* Events from packet workers waiting for the fabric's owner; callers'
 	 * jobs and outgoing streams it drives. */
 	json_object_set_new(

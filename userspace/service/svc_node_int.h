@@ -190,6 +190,8 @@ struct svc_node {
 	/* calls whose endpoints did not answer and whose key did not resolve
 	 * to an address that answered (callers count them) */
 	atomic_ullong calls_by_key_failed;
+	/* lookups: providers dialled by their key claim, descriptors so found */
+	atomic_ullong finds_by_key, finds_by_key_ok;
 	/* Service ids seen in verified descriptors and their names, kept
 	 * longer than the directory cache (round robin over SVCN_IDS): a
 	 * pinned gateway origin <id>.localhost finds its name again after
