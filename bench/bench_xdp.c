@@ -225,6 +225,91 @@ static size_t setup_case(struct wxdp *x, const struct wxdp_config *base, enum ve
 	return tpkt_build(buf, &t);
 }
 
+/* Other full-length bans loaded for the series below: up to the sum of
+ * both ban quotas' defaults (16384 operator + 4096 automatic). */
+static const unsigned int ban_counts[] = { 1, 256, 4096, 20000 };
+
+/* The i-th other ban of a family: an address spread over the whole IPv4
+ * space or 2001:db8::/32 (a multiplicative hash of i: the trie is as deep
+ * as real, scattered bans make it; bans bunched in one /8 far from the
+ * source let a trie lookup stop at its first node). */
+static void other_ban(struct wxdp_ban *b, int v6, uint32_t i)
+{
+	uint32_t h = (i + 1) * 2654435761u;
+
+	memset(b, 0, sizeof(*b));
+	if (v6) {
+		static const uint8_t pfx[4] = { 0x20, 0x01, 0x0d, 0xb8 };
+
+		b->family = AF_INET6;
+		b->prefixlen = 128;
+		memcpy(b->addr, pfx, 4);
+		memcpy(b->addr + 12, &h, 4);
+		b->addr[8] = (uint8_t)i;
+	} else {
+		b->family = AF_INET;
+		b->prefixlen = 32;
+		memcpy(b->addr, &h, 4);
+		if (b->addr[0] == 192 && b->addr[1] == 0 && b->addr[2] == 2)
+			b->addr[0] = 10; /* never the measured source's 192.0.2.0/24 */
+	}
+}
+
+/*
+ * Cost against the size of the ban list (a line plot): drop banned, and
+ * accept (redirect) of a source that is not banned, with n other
+ * full-length bans of the same family loaded. Every accepted packet pays
+ * the ban check, so the second line is what a long ban list costs all
+ * traffic. 0, or 1 when a case was counted elsewhere or a ban add failed.
+ */
+static int ban_series(struct bench_result *res, struct wxdp *x, const struct wxdp_config *base,
+		      unsigned int repeat)
+{
+	static const enum verdict vs[2] = { V_BANNED, V_REDIRECT };
+	uint8_t buf[TPKT_MAX];
+	char label[160];
+	int bad = 0, moved;
+
+	for (int v6 = 0; v6 < 2; v6++) {
+		uint32_t loaded = 0;
+
+		for (size_t c = 0; c < sizeof(ban_counts) / sizeof(ban_counts[0]); c++) {
+			for (; loaded < ban_counts[c]; loaded++) {
+				struct wxdp_ban b;
+
+				other_ban(&b, v6, loaded);
+				if (wxdp_ban_add(x, &b)) {
+					fprintf(stderr, "ban series: add %u: failed\n", loaded);
+					return 1;
+				}
+			}
+			for (int k = 0; k < 2; k++) {
+				size_t len = setup_case(x, base, vs[k], v6, 56, buf);
+				double ns = run_ns(x, buf, len, repeat, &moved);
+
+				if (moved != v_counter[vs[k]])
+					bad = 1;
+				snprintf(label, sizeof(label), "test-run %s %s", v6 ? "IPv6" : "IPv4",
+					 v_id[vs[k]]);
+				bench_result_point(res, "testrun_bans",
+						   "XDP program cost against the number of full-length bans "
+						   "(test-run)",
+						   "other /32 or /128 bans loaded", "ns/packet", label,
+						   (double)ban_counts[c], ns);
+				printf("%-58s %9.1f %9s  %u other bans\n", label, ns, "-",
+				       ban_counts[c]);
+			}
+		}
+		for (uint32_t i = 0; i < loaded; i++) {
+			struct wxdp_ban b;
+
+			other_ban(&b, v6, i);
+			wxdp_ban_del(x, &b);
+		}
+	}
+	return bad;
+}
+
 static int bench_testrun(struct bench_result *res, unsigned int repeat)
 {
 	static const size_t sizes[] = { 56, 256, 512, 1024, 1400 };
@@ -338,6 +423,7 @@ static int bench_testrun(struct bench_result *res, unsigned int repeat)
 			bench_result_point(res, "testrun_size", "XDP program cost against payload size (IPv4, test-run)",
 					   "payload bytes", "ns/packet", label, (double)sizes[s], ns);
 		}
+	bad |= ban_series(res, x, &base, repeat / 4);
 	wxdp_config_set(x, &base);
 
 	/* The software policer on the same decision, for comparison. */

@@ -104,8 +104,24 @@ struct {
 } WXDP_MAP_BUDGET SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WXDP_DEFAULT_BANS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct wxdp_ban4_key);
+	__type(value, struct wxdp_ban_val);
+} WXDP_MAP_BANX4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WXDP_DEFAULT_BANS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct wxdp_ban6_key);
+	__type(value, struct wxdp_ban_val);
+} WXDP_MAP_BANX6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, WXDP_BANT__MAX);
 	__type(key, __u32);
 	__type(value, struct wxdp_ban_state);
 } WXDP_MAP_BANST SEC(".maps");
@@ -229,7 +245,11 @@ static __always_inline int ban_live(const struct wxdp_config *cfg, const struct 
 	return v->expires_ns == 0 || wxdp_ban_live(v, pol_now(cfg, now));
 }
 
-static __always_inline int ban_check4(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
+/* The trie walks: first is the number of expired entries already skipped
+ * (the exact entry's, 0 or 1). The trie holds no full-length prefix, so
+ * its first lookup finds the longest shorter one. */
+static __always_inline int ban_check4(const struct wxdp_config *cfg, const __u8 *src, int first,
+				      __u64 *now)
 {
 	struct wxdp_ban4_key k = { .prefixlen = 32 };
 	struct wxdp_ban_val *v;
@@ -237,7 +257,7 @@ static __always_inline int ban_check4(const struct wxdp_config *cfg, const __u8 
 
 	__builtin_memcpy(k.addr, src, 4);
 	/* One lookup for each skipped expired entry, plus the one after. */
-	for (i = 0; i <= WXDP_BAN_MAX_NESTED; i++) {
+	for (i = first; i <= WXDP_BAN_MAX_NESTED; i++) {
 		v = bpf_map_lookup_elem(&WXDP_MAP_BAN4, &k);
 		if (!v)
 			return 0;
@@ -253,7 +273,8 @@ static __always_inline int ban_check4(const struct wxdp_config *cfg, const __u8 
 	return 0;
 }
 
-static __always_inline int ban_check6(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
+static __always_inline int ban_check6(const struct wxdp_config *cfg, const __u8 *src, int first,
+				      __u64 *now)
 {
 	struct wxdp_ban6_key k = { .prefixlen = 128 };
 	struct wxdp_ban_val *v;
@@ -261,7 +282,7 @@ static __always_inline int ban_check6(const struct wxdp_config *cfg, const __u8 
 
 	__builtin_memcpy(k.addr, src, 16);
 	/* One lookup for each skipped expired entry, plus the one after. */
-	for (i = 0; i <= WXDP_BAN_MAX_NESTED; i++) {
+	for (i = first; i <= WXDP_BAN_MAX_NESTED; i++) {
 		v = bpf_map_lookup_elem(&WXDP_MAP_BAN6, &k);
 		if (!v)
 			return 0;
@@ -299,18 +320,67 @@ static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config
 /* A never-used source's buckets (last_ns 0: they start full). */
 static const struct wxdp_src_val src_val_new = {};
 
-/* Is the source of pk in a live ban? The trie of its family is looked up
- * only when it may hold entries (struct wxdp_ban_state). */
+/* May ban table t (enum wxdp_ban_table) hold entries? */
+static __always_inline int ban_table_used(__u32 t)
+{
+	const struct wxdp_ban_state *bs = bpf_map_lookup_elem(&WXDP_MAP_BANST, &t);
+
+	return !bs || bs->may_hold;
+}
+
+/*
+ * Is the source of pk in a live ban? Its exact ban first (the longest
+ * prefix there can be), then the longest covering prefix in the trie,
+ * skipping expired entries as before; a table is looked up only when it
+ * may hold entries (struct wxdp_ban_state). One function per family: with
+ * one lookup call for both exact maps, clang merged the two calls into
+ * one instruction, the verifier then cannot inline the lookup of either
+ * map and calls the generic helper (+20 ns per packet, measured).
+ */
+static __always_inline int banned4(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
+{
+	struct wxdp_ban4_key k = { .prefixlen = 32 };
+	struct wxdp_ban_val *v = NULL;
+	int first = 0;
+
+	if (ban_table_used(WXDP_BANT_EXACT4)) {
+		__builtin_memcpy(k.addr, src, 4);
+		v = bpf_map_lookup_elem(&WXDP_MAP_BANX4, &k);
+		if (v) {
+			if (ban_live(cfg, v, now)) {
+				__sync_fetch_and_add(&v->drops, 1);
+				return 1;
+			}
+			first = 1;
+		}
+	}
+	return ban_table_used(WXDP_BANT_TRIE4) && ban_check4(cfg, src, first, now);
+}
+
+static __always_inline int banned6(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
+{
+	struct wxdp_ban6_key k = { .prefixlen = 128 };
+	struct wxdp_ban_val *v = NULL;
+	int first = 0;
+
+	if (ban_table_used(WXDP_BANT_EXACT6)) {
+		__builtin_memcpy(k.addr, src, 16);
+		v = bpf_map_lookup_elem(&WXDP_MAP_BANX6, &k);
+		if (v) {
+			if (ban_live(cfg, v, now)) {
+				__sync_fetch_and_add(&v->drops, 1);
+				return 1;
+			}
+			first = 1;
+		}
+	}
+	return ban_table_used(WXDP_BANT_TRIE6) && ban_check6(cfg, src, first, now);
+}
+
 static __always_inline int banned(const struct wxdp_config *cfg, const struct wxdp_pkt *pk,
 				  __u64 *now)
 {
-	const struct wxdp_ban_state *bs;
-	__u32 fam = pk->v6 ? 1 : 0;
-
-	bs = bpf_map_lookup_elem(&WXDP_MAP_BANST, &fam);
-	if (bs && !bs->may_hold)
-		return 0;
-	return pk->v6 ? ban_check6(cfg, pk->src, now) : ban_check4(cfg, pk->src, now);
+	return pk->v6 ? banned6(cfg, pk->src, now) : banned4(cfg, pk->src, now);
 }
 
 /*

@@ -61,7 +61,8 @@ struct wxdp_opts {
 	int skb_mode;          /* 1: generic (skb) mode; default 0 = native only */
 	int no_attach;         /* 1: load only, no interface, no pins (tests, bench) */
 	uint32_t buckets;      /* LRU size, default WXDP_DEFAULT_BUCKETS */
-	uint32_t bans;         /* per-family ban trie size, default WXDP_DEFAULT_BANS */
+	uint32_t bans;         /* size of each ban table (per family: the exact
+				* hash and the trie), default WXDP_DEFAULT_BANS */
 	uint32_t valid;        /* validated-source LRU size, default WXDP_DEFAULT_VALID */
 	const struct wxdp_config *config; /* initial config; NULL = defaults */
 	wxdp_ban_change_fn on_ban_change;
@@ -150,7 +151,9 @@ enum wxdp_fd {
 	WXDP_FD_CIRC,
 	WXDP_FD_RCFG,
 	WXDP_FD_RL2,
-	WXDP_FD_BANST, /* which ban tries may hold entries (userspace/xdp/ban.c) */
+	WXDP_FD_BANST, /* which ban tables may hold entries (userspace/xdp/ban.c) */
+	WXDP_FD_BANX4, /* exact /32 bans (the tries hold the other prefixes) */
+	WXDP_FD_BANX6, /* exact /128 bans */
 };
 /* A file descriptor owned by x (do not close), or -EINVAL. */
 int wxdp_fd(struct wxdp *x, enum wxdp_fd which);

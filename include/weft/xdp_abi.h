@@ -26,7 +26,9 @@
 #define WXDP_MAP_XSKS wxdp_xsks       /* XSKMAP owner * WXDP_MAX_QUEUES + rx queue -> AF_XDP socket */
 #define WXDP_MAP_VALID wxdp_valid     /* LRU_HASH wxdp_src_key -> wxdp_valid_val */
 #define WXDP_MAP_BUDGET wxdp_budget   /* PERCPU_ARRAY[WXDP_CLASS__MAX] of wxdp_bucket */
-#define WXDP_MAP_BANST wxdp_banst     /* ARRAY[2] of struct wxdp_ban_state: [0] IPv4, [1] IPv6 */
+#define WXDP_MAP_BANX4 wxdp_banx4     /* HASH wxdp_ban4_key (/32 only) -> wxdp_ban_val */
+#define WXDP_MAP_BANX6 wxdp_banx6     /* HASH wxdp_ban6_key (/128 only) -> wxdp_ban_val */
+#define WXDP_MAP_BANST wxdp_banst     /* ARRAY[WXDP_BANT__MAX] of struct wxdp_ban_state */
 #define WXDP_MAP_CLOCK wxdp_clock     /* PERCPU_ARRAY[1] of struct wxdp_clock */
 
 /*
@@ -38,9 +40,10 @@
  * - bans: two quotas that never compete (docs/XDP.md, "Bans"): 16384
  *   operator bans (the control API; aggregated by prefix) and 4096
  *   automatic bans (the abuse pipeline; expiring, least recently banned
- *   evicted when full). Each trie is sized to the sum, so neither family's
- *   trie can be full while both quotas hold: 20480 entries, a trie node is
- *   ~100 bytes, so ~2 MiB each.
+ *   evicted when full). Each trie, and each exact-address hash in front of
+ *   it (/32, /128), is sized to the sum, so no table can be full while
+ *   both quotas hold: 20480 entries each, allocated as used (a trie node
+ *   or hash element is ~100 bytes: at most ~2 MiB per table).
  * - valid: 65536 validated sources (wxdp_src_key, like the buckets), filled
  *   by userspace (the guard) from evidence a forged source cannot produce;
  *   ~6 MiB. Validated sources skip the global budget of unvalidated
@@ -131,7 +134,8 @@
 /*
  * An expired ban is skipped and the next shorter covering prefix is tried:
  * up to this many nested expired entries are skipped per packet, so a live
- * ban behind 8 expired ones still applies (9 lookups, verifier-bounded).
+ * ban behind 8 expired ones still applies (9 lookups, verifier-bounded; an
+ * expired exact /32 or /128 entry counts as one of the 8).
  * Behind 9 or more expired entries the packet is treated as not banned
  * (fail open, like a missing entry). Userspace garbage-collects expired
  * entries, so nesting that deep is only transient.
@@ -236,18 +240,32 @@ struct wxdp_ban_val {
 };
 
 /*
- * WXDP_MAP_BANST[0] (IPv4) and [1] (IPv6): whether the family's ban trie
- * may hold entries, so the program skips the lookup of an empty one (a
- * trie lookup costs ~10 ns even empty, docs/XDP.md "Cost"). One element
- * per family, so instances sharing the maps never read-modify-write
- * each other's flag. Written only by userspace's ban calls
- * (userspace/xdp/ban.c): set to 1 before an entry is added, back to 0
- * only after a delete found the trie empty, and to 1 again when the trie
- * is not empty after that write (another instance added meanwhile): a
- * flag is never 0 while its trie holds a ban added before that packet.
+ * Where a ban lives: a full-length one (/32, /128) in its family's exact
+ * hash (one ~20 ns hash lookup instead of a trie walk: ~60 ns with 16,000
+ * /32 entries, docs/XDP.md "Cost"), any other prefix in the family's LPM
+ * trie. The index of each table in WXDP_MAP_BANST.
+ */
+enum wxdp_ban_table {
+	WXDP_BANT_TRIE4 = 0,
+	WXDP_BANT_TRIE6,
+	WXDP_BANT_EXACT4,
+	WXDP_BANT_EXACT6,
+	WXDP_BANT__MAX
+};
+
+/*
+ * WXDP_MAP_BANST[enum wxdp_ban_table]: whether that ban table may hold
+ * entries, so the program skips the lookup of an empty one (an empty trie
+ * still costs ~10 ns, an empty hash ~20 ns). One element per table, so
+ * instances sharing the maps never read-modify-write each other's flag.
+ * Written only by userspace's ban calls (userspace/xdp/ban.c): set to 1
+ * before an entry is added, back to 0 only after a delete found the table
+ * empty, and to 1 again when the table is not empty after that write
+ * (another instance added meanwhile): a flag is never 0 while its table
+ * holds a ban added before that packet.
  */
 struct wxdp_ban_state {
-	__u32 may_hold; /* nonzero: the family's trie may hold entries */
+	__u32 may_hold; /* nonzero: the table may hold entries */
 	__u32 pad;
 };
 

@@ -550,6 +550,79 @@ static void test_bans_nested(void **state)
 	}
 }
 
+/* The "may hold entries" flag of ban table t (enum wxdp_ban_table). */
+static uint32_t ban_flag(struct fx *f, uint32_t t)
+{
+	struct wxdp_ban_state st;
+
+	assert_int_equal(bpf_map_lookup_elem(wxdp_fd(f->x, WXDP_FD_BANST), &t, &st), 0);
+	return st.may_hold;
+}
+
+/* Full-length bans live in the exact hashes, others in the tries; each
+ * table's flag is set while it holds an entry and cleared when the last
+ * one goes; the verdicts do not depend on where a ban lives. */
+static void test_ban_tables(void **state)
+{
+	struct fx *f = *state;
+	struct wxdp_ban list[8], b;
+	struct tpkt t;
+	size_t n;
+
+	NEED_ROOT();
+	for (uint32_t i = 0; i < WXDP_BANT__MAX; i++)
+		assert_int_equal(ban_flag(f, i), 0);
+	dht_pkt(&t, 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	ban(f, "192.0.2.1/32", 0);
+	assert_int_equal(ban_flag(f, WXDP_BANT_EXACT4), 1);
+	assert_int_equal(ban_flag(f, WXDP_BANT_TRIE4), 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	ban(f, "192.0.2.0/24", 0);
+	assert_int_equal(ban_flag(f, WXDP_BANT_TRIE4), 1);
+	/* The exact entry counts its drops; get reads it from its table. */
+	assert_int_equal(wxdp_cidr_parse("192.0.2.1/32", &b), 0);
+	assert_int_equal(wxdp_ban_get(f->x, &b), 0);
+	assert_int_equal(b.drops, 1);
+	assert_int_equal(wxdp_ban_del(f->x, &b), 0);
+	assert_int_equal(ban_flag(f, WXDP_BANT_EXACT4), 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED); /* the /24 */
+	assert_int_equal(wxdp_cidr_parse("192.0.2.0/24", &b), 0);
+	assert_int_equal(wxdp_ban_del(f->x, &b), 0);
+	assert_int_equal(ban_flag(f, WXDP_BANT_TRIE4), 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* A flag left set over an empty table (another instance's add in
+	 * flight) changes nothing. */
+	{
+		struct wxdp_ban_state on = { .may_hold = 1 };
+
+		for (uint32_t i = 0; i < WXDP_BANT__MAX; i++)
+			assert_int_equal(bpf_map_update_elem(wxdp_fd(f->x, WXDP_FD_BANST), &i, &on, 0),
+					 0);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		dht_pkt(&t, 1);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	}
+	/* IPv6: the /128 and a /64, both listed with their prefixes. */
+	ban(f, "2001:db8:0:1::1/128", 0); /* dht_pkt()'s IPv6 source */
+	ban(f, "2001:db8:0:1::/64", T0 + MS);
+	dht_pkt(&t, 1);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	assert_int_equal(wxdp_ban_list(f->x, list, 8, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true((list[0].prefixlen == 128 && list[1].prefixlen == 64) ||
+		    (list[0].prefixlen == 64 && list[1].prefixlen == 128));
+	/* GC walks both tables: the expired /64 goes, the /128 stays. */
+	assert_int_equal(wxdp_ban_gc(f->x, T0 + MS), 1);
+	assert_int_equal(ban_flag(f, WXDP_BANT_TRIE6), 0);
+	assert_int_equal(ban_flag(f, WXDP_BANT_EXACT6), 1);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_BANNED);
+	assert_int_equal(wxdp_cidr_parse("2001:db8:0:1::1/128", &b), 0);
+	assert_int_equal(wxdp_ban_del(f->x, &b), 0);
+	assert_int_equal(ban_flag(f, WXDP_BANT_EXACT6), 0);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+}
+
 static void test_token_bucket(void **state)
 {
 	struct fx *f = *state;
@@ -863,6 +936,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bans_nested, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ban_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unvalidated_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_xdp, setup, teardown),

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* Ban list: the two LPM tries of the XDP program (include/weft/xdp.h). */
+/* Ban list: the XDP program's ban tables (include/weft/xdp.h): per family
+ * an exact hash for full-length bans (/32, /128) and an LPM trie for the
+ * other prefixes (enum wxdp_ban_table in xdp_abi.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,30 +18,34 @@ union ban_key {
 	struct wxdp_ban6_key k6;
 };
 
+/* The key of b and the table (WXDP_FD_*) it lives in. */
 static int key_of(const struct wxdp_ban *b, union ban_key *k)
 {
 	memset(k, 0, sizeof(*k));
 	if (b->family == AF_INET) {
 		k->k4.prefixlen = b->prefixlen;
 		memcpy(k->k4.addr, b->addr, 4);
-		return WXDP_FD_BAN4;
+		return b->prefixlen == 32 ? WXDP_FD_BANX4 : WXDP_FD_BAN4;
 	}
 	k->k6.prefixlen = b->prefixlen;
 	memcpy(k->k6.addr, b->addr, 16);
-	return WXDP_FD_BAN6;
+	return b->prefixlen == 128 ? WXDP_FD_BANX6 : WXDP_FD_BAN6;
 }
 
-/* The program's "this trie may hold entries" flag of the trie behind fd
+/* The program's "this table may hold entries" flag of the table behind fd
  * which (struct wxdp_ban_state in xdp_abi.h says why and the protocol). */
 static int state_set(struct wxdp *x, int which, __u32 may_hold)
 {
 	struct wxdp_ban_state st = { .may_hold = may_hold };
-	__u32 key = which == WXDP_FD_BAN6 ? 1 : 0;
+	__u32 key = which == WXDP_FD_BAN4    ? WXDP_BANT_TRIE4
+		    : which == WXDP_FD_BAN6  ? WXDP_BANT_TRIE6
+		    : which == WXDP_FD_BANX4 ? WXDP_BANT_EXACT4
+					     : WXDP_BANT_EXACT6;
 
 	return bpf_map_update_elem(wxdp_fd(x, WXDP_FD_BANST), &key, &st, BPF_ANY) ? -errno : 0;
 }
 
-/* 1 when the trie behind fd which holds an entry, 0 when empty, or -errno. */
+/* 1 when the table behind fd which holds an entry, 0 when empty, or -errno. */
 static int trie_nonempty(struct wxdp *x, int which)
 {
 	union ban_key next;
@@ -49,7 +55,7 @@ static int trie_nonempty(struct wxdp *x, int which)
 	return errno == ENOENT ? 0 : -errno;
 }
 
-/* After a delete: clear the flag when the trie is empty, then set it again
+/* After a delete: clear the flag when the table is empty, then set it again
  * if an entry appeared between the check and the write (another instance
  * sharing the maps). An error leaves the flag set (the program then just
  * looks the trie up). */
@@ -130,15 +136,15 @@ int wxdp_ban_get(struct wxdp *x, struct wxdp_ban *b)
 }
 
 /*
- * Walk one trie; for each entry call fn. Iteration over an LPM trie with
+ * Walk one table; for each entry call fn. Iteration over an LPM trie with
  * get_next_key is stable against concurrent deletes of the current key only
  * if we fetch the next key before acting, which we do.
  */
 typedef int (*ban_fn)(struct wxdp *x, const struct wxdp_ban *b, void *arg);
 
-static int walk(struct wxdp *x, int family, ban_fn fn, void *arg)
+static int walk_table(struct wxdp *x, int which, int family, ban_fn fn, void *arg)
 {
-	int fd = wxdp_fd(x, family == AF_INET ? WXDP_FD_BAN4 : WXDP_FD_BAN6);
+	int fd = wxdp_fd(x, which);
 	union ban_key k, next;
 	struct wxdp_ban_val v;
 	struct wxdp_ban b;
@@ -169,6 +175,15 @@ static int walk(struct wxdp *x, int family, ban_fn fn, void *arg)
 		if (err)
 			return err;
 	}
+}
+
+/* Both tables of a family: the exact bans, then the prefixes. */
+static int walk(struct wxdp *x, int family, ban_fn fn, void *arg)
+{
+	int err = walk_table(x, family == AF_INET ? WXDP_FD_BANX4 : WXDP_FD_BANX6, family, fn, arg);
+
+	return err ? err : walk_table(x, family == AF_INET ? WXDP_FD_BAN4 : WXDP_FD_BAN6, family,
+				      fn, arg);
 }
 
 struct list_ctx {

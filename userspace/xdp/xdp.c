@@ -230,10 +230,12 @@ static struct bpf_map *map_of(struct wxdp *x, int i)
 	case 11: return x->skel->maps.WXDP_MAP_RL2;
 	case 12: return x->skel->maps.WXDP_MAP_BANST;
 	case 13: return x->skel->maps.WXDP_MAP_CLOCK;
+	case 14: return x->skel->maps.WXDP_MAP_BANX4;
+	case 15: return x->skel->maps.WXDP_MAP_BANX6;
 	}
 	return NULL;
 }
-#define NMAPS 14
+#define NMAPS 16
 
 static void unpin_all(struct wxdp *x)
 {
@@ -692,6 +694,12 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 		err = bpf_map__set_max_entries(x->skel->maps.WXDP_MAP_BAN6,
 					       opts->bans ? opts->bans : WXDP_DEFAULT_BANS);
 	if (!err)
+		err = bpf_map__set_max_entries(x->skel->maps.WXDP_MAP_BANX4,
+					       opts->bans ? opts->bans : WXDP_DEFAULT_BANS);
+	if (!err)
+		err = bpf_map__set_max_entries(x->skel->maps.WXDP_MAP_BANX6,
+					       opts->bans ? opts->bans : WXDP_DEFAULT_BANS);
+	if (!err)
 		err = bpf_map__set_max_entries(x->skel->maps.WXDP_MAP_VALID,
 					       opts->valid ? opts->valid : WXDP_DEFAULT_VALID);
 	if (err)
@@ -865,6 +873,8 @@ int wxdp_fd(struct wxdp *x, enum wxdp_fd which)
 	case WXDP_FD_RCFG: return bpf_map__fd(x->skel->maps.WXDP_MAP_RCFG);
 	case WXDP_FD_RL2: return bpf_map__fd(x->skel->maps.WXDP_MAP_RL2);
 	case WXDP_FD_BANST: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANST);
+	case WXDP_FD_BANX4: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANX4);
+	case WXDP_FD_BANX6: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANX6);
 	}
 	return -EINVAL;
 }
