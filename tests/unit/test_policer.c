@@ -783,6 +783,35 @@ static void test_policer_grows(void **state)
 	policer_free(p);
 }
 
+/*
+ * The validated-source table starts small and doubles up to its capacity
+ * (65,536) instead of evicting (valid.c VALID_INIT_SETS): 5000 sources
+ * validated one after the other are all still validated, and a source
+ * never validated is not.
+ */
+static void test_guard_valid_grows(void **state)
+{
+	struct guard *g = mk_guard(NULL);
+	uint8_t a4[4] = { 10, 0, 0, 0 };
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5000; i++) {
+		a4[2] = (uint8_t)(i >> 8);
+		a4[3] = (uint8_t)i;
+		assert_int_equal(guard_validated_add(g, AF_INET, a4, GUARD_EV_REPLY), 0);
+	}
+	for (i = 0; i < 5000; i++) {
+		a4[2] = (uint8_t)(i >> 8);
+		a4[3] = (uint8_t)i;
+		if (!guard_validated(g, AF_INET, a4))
+			fail_msg("source %d lost its validation", i);
+	}
+	a4[1] = 1;
+	assert_false(guard_validated(g, AF_INET, a4));
+	guard_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -794,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_policer_grows),
 		cmocka_unit_test(test_same_verdicts),
 		cmocka_unit_test(test_guard_validated),
+		cmocka_unit_test(test_guard_valid_grows),
 		cmocka_unit_test(test_guard_ban_quotas),
 		cmocka_unit_test(test_guard_ban_persist),
 	};

@@ -19,9 +19,23 @@ struct guard_valid_slot {
 	_Atomic uint64_t expires_ns;
 };
 
-struct guard_valid {
+/* One size of the table (valid.c); immutable once published. */
+struct guard_valid_tab {
 	struct guard_valid_slot *slots;
 	size_t nsets; /* power of two; 8 ways each */
+	size_t bytes; /* of the slot mapping */
+};
+
+#define GUARD_VALID_MAX_TABS 64
+
+/* The table starts small and doubles up to its capacity (valid.c): tab is
+ * the current one (atomic: readers take no lock), tabs[] every one made,
+ * the replaced ones' pages given back and unmapped by fini. */
+struct guard_valid {
+	struct guard_valid_tab *tab;
+	struct guard_valid_tab *tabs[GUARD_VALID_MAX_TABS];
+	unsigned int ntabs;
+	size_t nsets_max;
 	uint64_t seed;
 	uint64_t ttl_ns;
 };
