@@ -255,6 +255,15 @@ int dht_announce_wk(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port
  * computed (pass target NULL). For immutable pass target, pk NULL. */
 int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uint8_t *salt,
 	    size_t salt_len, uint64_t now_ms, dht_done_fn cb, void *arg);
+/* A mutable get (pk, salt) that also calls first(arg, res) once, as soon
+ * as the first valid item is known (res->status 0, value, seq, sig set;
+ * our own storage counts), while the lookup goes on; cb(arg, res) comes at
+ * the end as for dht_get, with the highest seq found. first is not called
+ * when no valid item turns up. Neither may call back into the DHT. For a
+ * caller that acts on the first answer and revalidates with the last (a
+ * silent node costs the lookup two query timeouts: docs/DHT.md). */
+int dht_get_first(struct dht *dht, const uint8_t *pk, const uint8_t *salt, size_t salt_len,
+		  uint64_t now_ms, dht_done_fn first, dht_done_fn cb, void *arg);
 /* Put an immutable item: value is the raw string (encoded as a bencode
  * string, at most DHT_MAX_VALUE bytes once encoded). */
 int dht_put_immutable(struct dht *dht, const uint8_t *value, size_t len, uint64_t now_ms,

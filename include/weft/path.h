@@ -58,6 +58,9 @@ enum path_msg_type {
 #define PATH_DEF_REPLY_MS 5000	      /* CONNECT unanswered this long: the attempt failed */
 #define PATH_RETRY1_MS 5000	      /* second attempt 5 s after the first started */
 #define PATH_RETRY2_MS 15000	      /* third attempt 15 s after the first started */
+#define PATH_DEF_PEER_ATTEMPTS 10     /* attempts per peer key per window, both roles... */
+#define PATH_DEF_PEER_WINDOW_S 600    /* ...per 10 min */
+#define PATH_DEF_PEER_SLOTS 256	      /* peers tracked (the oldest window's slot is reused) */
 
 struct path_limits {
 	unsigned int attempts;	  /* default PATH_DEF_ATTEMPTS (at most 3) */
@@ -127,7 +130,32 @@ struct path_io {
 	/* Packets from this address belong to the connection (rewritten to
 	 * the stable address before QUIC sees them). */
 	void (*alias)(void *arg, const struct io_addr *from);
+	/* May an attempt with this connection's peer start now (the per-peer
+	 * budget, struct path_budget)? 0: yes, and it is counted; <0: no.
+	 * NULL: always. */
+	int (*allow)(void *arg);
 };
+
+/*
+ * Attempts per peer key per time window (docs/CONNECTIVITY.md "Bounds"):
+ * a bounded table (no lock, no clock: the caller serialises and passes
+ * now). Each slot holds a key, the start of its window and the attempts
+ * counted in it; a window older than window_ms starts again at 0. When
+ * every slot is taken, the slot whose window started first is reused (a
+ * peer that churns through more keys than slots can only reset budgets of
+ * keys it does not own: each key costs it an authenticated connection).
+ */
+struct path_budget;
+/* max_attempts 0: PATH_DEF_PEER_ATTEMPTS; window_s 0: PATH_DEF_PEER_WINDOW_S;
+ * slots 0: PATH_DEF_PEER_SLOTS. Returns 0, -ENOMEM. */
+int path_budget_new(struct path_budget **out, unsigned int max_attempts, unsigned int window_s,
+		    unsigned int slots);
+void path_budget_free(struct path_budget *b);
+/* Count one attempt with key (32 bytes) at now_ns: 0, or -EAGAIN when its
+ * window already holds max_attempts (nothing counted). */
+int path_budget_take(struct path_budget *b, const uint8_t *key, uint64_t now_ns);
+/* Attempts left for key at now_ns (max_attempts for an unknown key). */
+unsigned int path_budget_left(const struct path_budget *b, const uint8_t *key, uint64_t now_ns);
 
 /* Per-connection state and its outcome (read by the control API). */
 struct path_conn {
@@ -150,11 +178,13 @@ struct path_conn {
 	/* outcome */
 	struct io_addr direct;
 	uint64_t to_direct_ms; /* first CONNECT to direct */
+	uint64_t t_direct_ns;  /* when it went direct (the caller's clock) */
 	unsigned int direct_attempt;
 	int validated_here; /* 1: our ack validated it; 0: the peer told us */
 	/* counters */
 	uint64_t probes_tx, probes_rx, acks_tx, acks_rx, bad_rx;
 	uint64_t switches, fallbacks, attempts_started;
+	uint64_t limited; /* attempts not started or answered: the peer's budget was spent */
 	int failed_counted, direct_counted;
 };
 

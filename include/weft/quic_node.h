@@ -128,6 +128,9 @@ struct quic_node_opts {
 	unsigned int (*path_cands)(void *arg, struct io_addr *out, unsigned int max, uint8_t *nat);
 	void *path_cands_arg;
 	struct path_limits path; /* 0 fields: path.h defaults */
+	/* Attempts per peer key per window, both roles (struct path_budget;
+	 * 0: PATH_DEF_PEER_ATTEMPTS per PATH_DEF_PEER_WINDOW_S). */
+	unsigned int punch_peer_attempts, punch_peer_window_s;
 };
 
 /* Events of one connection or stream type; all optional, all on the owning
@@ -316,6 +319,10 @@ struct quic_node_ping_result {
 	uint64_t handshake_us; /* connect() to handshake done */
 	uint64_t rtt_us;       /* one 32-byte echo round trip on a fresh stream */
 	uint64_t srtt_us;      /* ngtcp2's smoothed RTT after the echo */
+	/* From the call: to the address dialled (a bare key's record lookup
+	 * and relay circuit; 0 for an address), and to the echo's answer
+	 * (the first byte back: resolve + handshake + one round trip). */
+	uint64_t resolve_us, first_byte_us;
 	unsigned int worker;
 	/* On -ENOLINK (the relay ended the circuit): the close code,
 	 * QUIC_NODE_APP_RELAY_ENDED | reason; else 0. */

@@ -90,6 +90,14 @@ struct relay_fwd_limits {
 	uint32_t pps, burst;  /* per direction token bucket */
 	uint32_t lifetime_ms; /* hard lifetime from relay_fwd_add */
 	uint32_t idle_ms;     /* ended when nothing was forwarded this long */
+	/* 1: a bind is answered only once both ends are bound, so an answer
+	 * means "forwarding"; the first end's (last) request is answered when
+	 * the second end binds. The control plane's circuits set it: a
+	 * dialler that sends at once after its answer never has its first
+	 * packet (a QUIC Initial, retransmitted only after ~1 s) dropped
+	 * because the holder's bind was still on its way. 0: every valid bind
+	 * is answered at once. */
+	uint32_t hold_binds;
 };
 
 struct relay_fwd_opts {

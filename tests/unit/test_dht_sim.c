@@ -246,6 +246,8 @@ static struct sim *sim_net4(int n)
 
 struct waiter {
 	int done;
+	int last_done, last_status; /* dht_get_first's end (on_done2) */
+	int64_t last_seq;
 	struct dht_result r;
 	struct sockaddr_storage peers[16];
 	uint8_t v[DHT_MAX_VALUE + 8];
@@ -269,6 +271,15 @@ static void on_done(void *arg, const struct dht_result *r)
 		memcpy(w->v, r->value, r->value_len);
 		w->r.value = w->v;
 	}
+}
+
+static void on_done2(void *arg, const struct dht_result *r)
+{
+	struct waiter *w = arg;
+
+	w->last_done = 1;
+	w->last_status = r->status;
+	w->last_seq = r->seq;
 }
 
 static void sim_wait(struct sim *s, struct waiter *w)
@@ -852,11 +863,85 @@ static void test_own_results(void **state)
 	sim_free(s);
 }
 
+/* Node `from`'s queries to the even nodes other than 0 vanish. */
+static int drop_even_filter(struct sim *s, const struct simpkt *p)
+{
+	struct krpc_msg m;
+	int to = node_at(s, (const struct sockaddr *)&p->to);
+	int from = node_at(s, (const struct sockaddr *)&p->from);
+
+	return from == *(int *)s->farg && to > 0 && to % 2 == 0 && is_query(p, &m);
+}
+
+/* dht_get_first (docs/CONNECTIVITY.md "Resolution and dial by key"): the
+ * first valid item is handed over as soon as one node answers with it,
+ * one query round trip (1 ms each way here) after the start, while the
+ * lookup waits for its silent candidates' timeouts (two query timeouts)
+ * before its end, which carries the same item. A silent node costs a
+ * plain get those seconds: a dial by key no longer waits for them. */
+static void test_get_first(void **state)
+{
+	struct sim *s = sim_net4(16);
+	struct waiter first = {0};
+	uint8_t pk[32], sk[64], kseed[32] = {9};
+	uint64_t t0, t_first = 0;
+	int me = 3;
+
+	(void)state;
+	crypto_sign_seed_keypair(pk, sk, kseed);
+	for (int i = 0; i < 16; i++)
+		if (i != me)
+			outside_put_mutable(s, i, pk, sk, "weft:node", 5, "record");
+	s->filter = drop_even_filter;
+	s->farg = &me;
+	t0 = s->now;
+	assert_int_equal(dht_get_first(s->n[me].dht, pk, (const uint8_t *)"weft:node", 9, s->now,
+				       on_done, on_done2, &first),
+			 0);
+	for (int i = 0; i < 60000 && !first.done; i++)
+		sim_run(s, 1);
+	assert_true(first.done);
+	t_first = s->now;
+	/* One round trip: the query's 1 ms out, its answer's 1 ms back. */
+	assert_true(t_first - t0 <= 2);
+	assert_int_equal(first.r.status, 0);
+	assert_int_equal(first.r.seq, 5);
+	assert_memory_equal(first.r.value, "6:record", 8);
+	assert_false(first.last_done);
+	while (!first.last_done && s->now < t0 + 60000)
+		sim_run(s, 10);
+	assert_true(first.last_done);
+	/* The end waited for the silent nodes: at least two query timeouts. */
+	assert_true(s->now - t0 >= 2 * SIM_TIMEOUT);
+	assert_int_equal(first.last_status, 0);
+	assert_int_equal(first.last_seq, 5);
+
+	/* No item anywhere: first never comes, the end says -ENOENT. */
+	memset(&first, 0, sizeof(first));
+	kseed[0] = 10;
+	crypto_sign_seed_keypair(pk, sk, kseed);
+	s->filter = NULL;
+	assert_int_equal(dht_get_first(s->n[me].dht, pk, (const uint8_t *)"weft:node", 9, s->now,
+				       on_done, on_done2, &first),
+			 0);
+	while (!first.last_done && s->now < t0 + 120000)
+		sim_run(s, 10);
+	assert_true(first.last_done);
+	assert_false(first.done);
+	assert_int_equal(first.last_status, -ENOENT);
+	/* Hostile arguments. */
+	assert_int_equal(dht_get_first(s->n[me].dht, NULL, NULL, 0, s->now, on_done, on_done2,
+				       &first),
+			 -EINVAL);
+	sim_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_retry_drop_first),
 	    cmocka_unit_test(test_retry_dead_node),
+	    cmocka_unit_test(test_get_first),
 	    cmocka_unit_test(test_want),
 	    cmocka_unit_test(test_own_results),
 	};

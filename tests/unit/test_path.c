@@ -125,7 +125,16 @@ struct end {
 	uint8_t msgs[8][PATH_MSG_MAX];
 	size_t mlen[8];
 	unsigned int nmsg;
+	struct path_budget *budget; /* per-peer budget (NULL: none) */
+	uint8_t peer_key[32];
 };
+
+static int e_allow(void *arg)
+{
+	struct end *e = arg;
+
+	return path_budget_take(e->budget, e->peer_key, e->n->now);
+}
 
 static struct path_io IO[2];
 
@@ -294,12 +303,113 @@ static void test_punch_fails(void **state)
 	assert_int_equal(path_on_msg(&b.pc, PATH_MSG_CONNECT, &o, 0, n.now, &IO[1]), -EPROTO);
 }
 
+/* The per-peer budget alone: max per window, independent keys, a new
+ * window, and the bounded table (the oldest window's slot is reused). */
+static void test_budget_table(void **state)
+{
+	struct path_budget *b;
+	uint8_t k1[32] = { 1 }, k2[32] = { 2 }, k3[32] = { 3 };
+	const uint64_t s = 1000000000ULL;
+
+	(void)state;
+	assert_int_equal(path_budget_new(&b, 4, 60, 2), 0);
+	assert_int_equal(path_budget_left(b, k1, 1), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(path_budget_take(b, k1, 1 + (uint64_t)i * s), 0);
+	assert_int_equal(path_budget_take(b, k1, 10 * s), -EAGAIN);
+	assert_int_equal(path_budget_left(b, k1, 10 * s), 0);
+	assert_int_equal(path_budget_take(b, k2, 20 * s), 0); /* another peer */
+	assert_int_equal(path_budget_left(b, k2, 20 * s), 3);
+	assert_int_equal(path_budget_take(b, k1, 59 * s), -EAGAIN);
+	/* k1's window (from 1 ns) is over at 60 s + 1 ns. */
+	assert_int_equal(path_budget_take(b, k1, 61 * s), 0);
+	assert_int_equal(path_budget_left(b, k1, 61 * s), 3);
+	/* Two slots: k3 takes the slot whose window started first (k2's). */
+	assert_int_equal(path_budget_take(b, k3, 62 * s), 0);
+	assert_int_equal(path_budget_left(b, k1, 62 * s), 3);
+	assert_int_equal(path_budget_left(b, k2, 62 * s), 4);
+	assert_int_equal(path_budget_left(b, k3, 62 * s), 3);
+	path_budget_free(b);
+	/* Defaults. */
+	assert_int_equal(path_budget_new(&b, 0, 0, 0), 0);
+	assert_int_equal(path_budget_left(b, k1, 1), PATH_DEF_PEER_ATTEMPTS);
+	path_budget_free(b);
+}
+
+/* Attempts per peer, over connections: with 4 attempts per peer and
+ * window, a first connection over a dead network spends 3; a second one
+ * with the same peer gets one more attempt, and its other two are not
+ * started (no CONNECT sent, no probe); it ends failed at +15 s as usual.
+ * A holder whose budget for the dialler is spent leaves CONNECT
+ * unanswered: the dialler's attempt times out, nobody probes. */
+static void test_peer_budget(void **state)
+{
+	struct net n;
+	struct end a, b;
+	struct path_budget *ba, *bb;
+	uint64_t t;
+
+	(void)state;
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(path_budget_new(&ba, 4, 600, 0), 0);
+	assert_int_equal(path_budget_new(&bb, 100, 600, 0), 0);
+	for (int conn = 0; conn < 2; conn++) {
+		t = n.now;
+		setup_net(&n, &a, &b);
+		n.now = conn ? t : 1;
+		a.budget = ba;
+		b.budget = bb;
+		memset(a.peer_key, 0xbb, 32);
+		memset(b.peer_key, 0xaa, 32);
+		IO[0].allow = IO[1].allow = e_allow;
+		IO[0].send_udp = IO[1].send_udp = drop_udp;
+		assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+		run(&n, n.now / 1000000 + 21000);
+		assert_int_equal(a.pc.state, PATH_FAILED);
+		assert_int_equal(b.pc.state, PATH_FAILED);
+		assert_int_equal(a.pc.attempt, 3);
+		assert_int_equal(a.pc.attempts_started, conn ? 1 : 3);
+		assert_int_equal(a.pc.limited, conn ? 2 : 0);
+		assert_int_equal(b.pc.attempts_started, conn ? 1 : 3);
+		assert_int_equal(n.probes[0], conn ? 15 : 45);
+		assert_int_equal(n.probes[1], conn ? 15 : 45);
+	}
+	assert_int_equal(path_budget_left(ba, a.peer_key, n.now), 0);
+	assert_int_equal(path_budget_left(bb, b.peer_key, n.now), 96);
+	path_budget_free(ba);
+	path_budget_free(bb);
+
+	/* The holder's side: B allows 1 attempt per window for A. */
+	assert_int_equal(path_budget_new(&ba, 100, 600, 0), 0);
+	assert_int_equal(path_budget_new(&bb, 1, 600, 0), 0);
+	setup_net(&n, &a, &b);
+	n.now = 1;
+	a.budget = ba;
+	b.budget = bb;
+	memset(a.peer_key, 0xbb, 32);
+	memset(b.peer_key, 0xaa, 32);
+	IO[0].allow = IO[1].allow = e_allow;
+	IO[0].send_udp = IO[1].send_udp = drop_udp;
+	assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+	run(&n, 21000);
+	assert_int_equal(a.pc.attempts_started, 3); /* A sent three CONNECTs */
+	assert_int_equal(b.pc.attempts_started, 1); /* B answered one */
+	assert_int_equal(b.pc.limited, 2);
+	assert_int_equal(n.probes[0], 15); /* attempts 2 and 3: no REPLY, no probes */
+	assert_int_equal(n.probes[1], 15);
+	assert_int_equal(a.pc.state, PATH_FAILED);
+	path_budget_free(ba);
+	path_budget_free(bb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_punch_ok),
 		cmocka_unit_test(test_punch_fails),
+		cmocka_unit_test(test_budget_table),
+		cmocka_unit_test(test_peer_budget),
 	};
 
 	if (sodium_init() < 0)

@@ -319,6 +319,56 @@ static void test_circuit_both_ways(void **state)
 	fx_fini(&f);
 }
 
+/* hold_binds (the control plane's circuits): the first end's bind is
+ * answered only when the other end binds, so an end that sends as soon as
+ * it is answered (a QUIC Initial) never loses its first datagram to an
+ * unbound peer; both answers go out on the second bind, each with its own
+ * transaction id and mapped address; nothing is dropped. */
+static void test_hold_binds(void **state)
+{
+	struct fx f;
+	struct relay_fwd_limits lim = { .hold_binds = 1 };
+	uint8_t ta[16], tb[16], req[RELAY_BIND_LEN], tida[12], buf[1500];
+	struct io_addr ma, mb, from;
+	struct relay_fwd_stats st;
+	uint64_t id;
+	uint16_t port;
+	size_t len = 0;
+
+	(void)state;
+	fx_init(&f, NULL);
+	toks(ta, tb, 9);
+	assert_int_equal(relay_fwd_add(f.rf, ta, tb, &lim, &id, &port), 0);
+	/* A binds (twice: a retry): latched, not answered. */
+	memset(tida, 0x51, sizeof(tida));
+	assert_int_equal(relay_bind_request(ta, tida, req, sizeof(req)), RELAY_BIND_LEN);
+	to_relay(&f, f.a, port, req, sizeof(req));
+	pump(&f, 20);
+	to_relay(&f, f.a, port, req, sizeof(req));
+	pump(&f, 20);
+	assert_int_equal(drain(f.a, NULL, NULL, NULL), 0);
+	assert_int_equal(relay_fwd_stats(f.rf, id, &st), 0);
+	assert_true(st.end[0].bound && !st.end[1].bound);
+	/* B binds: B is answered, and A's held bind with it. */
+	bind_end(&f, f.b, tb, port, &mb);
+	assert_int_equal(drain(f.a, buf, &len, &from), 1);
+	assert_int_equal(from.port, port);
+	assert_int_equal(conn_stun_parse_response(buf, len, tida, &ma), 0);
+	assert_int_equal(ma.port, 20000); /* NAT A's outside port */
+	/* A's first datagram after its answer goes through. */
+	to_relay(&f, f.a, port, "initial", 7);
+	pump(&f, 5);
+	assert_int_equal(drain(f.b, buf, &len, &from), 1);
+	assert_int_equal(len, 7);
+	assert_memory_equal(buf, "initial", 7);
+	assert_int_equal(relay_fwd_stats(f.rf, id, &st), 0);
+	assert_int_equal(st.end[0].drops + st.end[1].drops, 0);
+	/* Once both are bound, a rebind is answered at once. */
+	bind_end(&f, f.a, ta, port, &ma);
+	assert_int_equal(drain(f.b, NULL, NULL, NULL), 0);
+	fx_fini(&f);
+}
+
 /* Forged and wrong-token senders: no answer, no latch, no forwarding. */
 static void test_hostile(void **state)
 {
@@ -584,6 +634,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bind_codec),
+		cmocka_unit_test(test_hold_binds),
 		cmocka_unit_test(test_circuit_both_ways),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_limits),

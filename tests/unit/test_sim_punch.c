@@ -332,6 +332,26 @@ static json_int_t circuit_pkts(const char *relay_addr)
 	return n;
 }
 
+/* R's drops (both ends) of the circuit on relay_addr's port; -1: none. */
+static json_int_t circuit_drops(const char *relay_addr)
+{
+	json_t *o = simnode_ok(&W.r, "GET", "/v1/relay/circuits", NULL), *c;
+	const char *colon = strrchr(relay_addr, ':');
+	json_int_t port = colon ? atoi(colon + 1) : -1, n = -1;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "circuits"), i, c) {
+		json_t *e = json_object_get(c, "ends");
+
+		if (json_integer_value(json_object_get(c, "port")) != port)
+			continue;
+		n = json_integer_value(json_object_get(json_array_get(e, 0), "drops")) +
+		    json_integer_value(json_object_get(json_array_get(e, 1), "drops"));
+	}
+	json_decref(o);
+	return n;
+}
+
 struct grow {
 	struct pair *p;
 	json_int_t from;
@@ -446,10 +466,23 @@ static void test_by_key_relay_first(void **state)
 		       json_pack("{s:s,s:b,s:i}", "addr", W.n[N2].key, "keep", 1, "timeout_ms",
 				 10000));
 	assert_string_equal(str(o, "peer_key"), W.n[N2].key);
+	/* The steps, in order, from the call: record and circuit, then the
+	 * handshake, then the echo (the first byte back). */
+	assert_true(json_integer_value(json_object_get(o, "resolve_us")) > 0);
+	assert_true(json_integer_value(json_object_get(o, "first_byte_us")) >=
+		    json_integer_value(json_object_get(o, "resolve_us")) +
+			json_integer_value(json_object_get(o, "handshake_us")) +
+			json_integer_value(json_object_get(o, "rtt_us")));
 	json_decref(o);
 	assert_int_equal(simnode_wait(by_key_scan, &b, 20000), 0);
 	assert_false(b.bad);
 	assert_true(!strncmp(b.new_addr, "198.51.101.3:", 13));
+	/* The dialler sent nothing into the circuit before both ends were
+	 * bound (R answers a bind only then): no datagram of the handshake
+	 * was dropped at R, so no QUIC retransmission timer (about 1 s for an
+	 * Initial) was waited for. With the holder's bind at R's next tick
+	 * and an immediate answer, the dialler's first Initial was dropped. */
+	assert_int_equal(circuit_drops(b.new_addr), 0);
 }
 
 int main(void)

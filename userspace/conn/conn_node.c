@@ -27,6 +27,7 @@ struct cache_ent {
 	uint8_t key[CONN_KEY_LEN];
 	uint64_t expires_ms;
 	uint64_t last_use; /* LRU: value of the node's access counter */
+	int64_t seq;	   /* BEP 44 seq of rec: a lookup's later answer replaces only an older one */
 	struct conn_record rec;
 };
 
@@ -66,11 +67,16 @@ struct put_op {
 	size_t vlen;
 };
 
-/* A resolution: shared by the waiting thread and the DHT callback. */
+/* A resolution: shared by the waiting thread and the DHT callbacks. The
+ * waiter wakes on the first valid record (dht_get_first); the lookup goes
+ * on, and a record with a higher seq at its end replaces the cached one. */
 struct resolve_op {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	struct conn_node *cn;
 	int refs, done, status;
+	int first; /* done by the first answer; the lookup still runs */
+	int64_t seq;
 	uint8_t key[CONN_KEY_LEN];
 	uint8_t v[DHT_MAX_VALUE];
 	size_t vlen;
@@ -390,33 +396,75 @@ static void resolve_put(struct resolve_op *op)
 	}
 }
 
-static void get_done(void *arg, const struct dht_result *res)
+/* The record inside a get's answer into v (DHT_MAX_VALUE bytes): 0,
+ * the answer's error, -ENOENT (no mutable item), -EBADMSG. */
+static int unwrap(const struct dht_result *res, uint8_t *v, size_t *vlen)
+{
+	/* v is a bencoded string (BEP 44): the record is its content. */
+	const uint8_t *p = res->value, *colon;
+	size_t l = 0;
+
+	if (res->status)
+		return res->status;
+	if (!res->value || !res->mutable_item || res->value_len > DHT_MAX_VALUE)
+		return -ENOENT;
+	colon = memchr(p, ':', res->value_len);
+	for (const uint8_t *q = p; colon && q < colon; q++)
+		l = *q >= '0' && *q <= '9' && l < 100000 ? l * 10 + (size_t)(*q - '0') : SIZE_MAX;
+	if (!colon || colon == p || (colon - p > 1 && *p == '0') ||
+	    l != res->value_len - (size_t)(colon - p) - 1)
+		return -EBADMSG;
+	memcpy(v, colon + 1, l);
+	*vlen = l;
+	return 0;
+}
+
+static void cache_store(struct conn_node *cn, const uint8_t *key, const struct conn_record *rec,
+			int64_t seq, uint64_t now);
+static void seen_from_record(struct conn_node *cn, const uint8_t *key,
+			     const struct conn_record *rec, uint64_t now);
+
+/* The first valid record: the waiter goes on with it. */
+static void get_first(void *arg, const struct dht_result *res)
 {
 	struct resolve_op *op = arg;
 
 	pthread_mutex_lock(&op->mu);
-	op->status = res->status;
-	if (!res->status && (!res->value || !res->mutable_item || res->value_len > sizeof(op->v)))
-		op->status = -ENOENT;
-	if (!op->status) {
-		/* v is a bencoded string (BEP 44): the record is its content. */
-		const uint8_t *p = res->value, *colon;
-		size_t l = 0;
-
-		colon = memchr(p, ':', res->value_len);
-		for (const uint8_t *q = p; colon && q < colon; q++)
-			l = *q >= '0' && *q <= '9' && l < 100000 ? l * 10 + (size_t)(*q - '0') : SIZE_MAX;
-		if (!colon || colon == p || (colon - p > 1 && *p == '0') ||
-		    l != res->value_len - (size_t)(colon - p) - 1) {
-			op->status = -EBADMSG;
-		} else {
-			memcpy(op->v, colon + 1, l);
-			op->vlen = l;
-		}
+	if (!op->done) {
+		op->status = unwrap(res, op->v, &op->vlen);
+		op->seq = res->seq;
+		op->first = 1;
+		op->done = 1;
+		pthread_cond_signal(&op->cv);
 	}
-	op->done = 1;
-	pthread_cond_signal(&op->cv);
 	pthread_mutex_unlock(&op->mu);
+}
+
+static void get_done(void *arg, const struct dht_result *res)
+{
+	struct resolve_op *op = arg;
+	struct conn_record rec;
+	uint8_t v[DHT_MAX_VALUE];
+	size_t vlen = 0;
+	int newer = 0;
+
+	pthread_mutex_lock(&op->mu);
+	if (!op->done) {
+		op->status = unwrap(res, op->v, &op->vlen);
+		op->seq = res->seq;
+		op->done = 1;
+		pthread_cond_signal(&op->cv);
+	} else if (op->first && res->status != -ECANCELED && res->seq > op->seq &&
+		   !unwrap(res, v, &vlen) && !conn_record_parse(v, vlen, &rec)) {
+		newer = 1; /* the lookup's end found a later record than the first */
+	}
+	pthread_mutex_unlock(&op->mu);
+	if (newer && !atomic_load(&op->cn->freeing)) {
+		pthread_mutex_lock(&op->cn->mu);
+		cache_store(op->cn, op->key, &rec, res->seq, now_ms(op->cn));
+		seen_from_record(op->cn, op->key, &rec, now_ms(op->cn));
+		pthread_mutex_unlock(&op->cn->mu);
+	}
 	resolve_put(op);
 }
 
@@ -425,8 +473,8 @@ static void get_fn(struct dht *dht, void *arg, uint64_t now)
 	struct resolve_op *op = arg;
 	int err;
 
-	err = dht_get(dht, NULL, op->key, (const uint8_t *)CONN_SALT, strlen(CONN_SALT), now,
-		      get_done, op);
+	err = dht_get_first(dht, op->key, (const uint8_t *)CONN_SALT, strlen(CONN_SALT), now,
+			    get_first, get_done, op);
 	if (err) {
 		struct dht_result res = { .op = DHT_OP_GET, .status = err };
 
@@ -451,9 +499,19 @@ static struct cache_ent *cache_find(struct conn_node *cn, const uint8_t *key, ui
 }
 
 static void cache_store(struct conn_node *cn, const uint8_t *key, const struct conn_record *rec,
-			uint64_t now)
+			int64_t seq, uint64_t now)
 {
 	struct cache_ent *e = NULL, *lru = NULL;
+
+	for (unsigned int i = 0; i < cn->o.cache_max; i++) {
+		struct cache_ent *x = &cn->cache[i];
+
+		/* A later record already there (a lookup's end beat its
+		 * first answer's waiter): keep it. */
+		if (x->used && !x->negative && now < x->expires_ms && x->seq > seq &&
+		    !memcmp(x->key, key, CONN_KEY_LEN))
+			return;
+	}
 
 	for (unsigned int i = 0; i < cn->o.cache_max && !e; i++) {
 		struct cache_ent *x = &cn->cache[i];
@@ -471,6 +529,7 @@ static void cache_store(struct conn_node *cn, const uint8_t *key, const struct c
 	e->used = 1;
 	memcpy(e->key, key, CONN_KEY_LEN);
 	e->last_use = ++cn->tick;
+	e->seq = seq;
 	if (rec) {
 		e->rec = *rec;
 		e->expires_ms = now + (uint64_t)cn->o.cache_ttl_s * 1000;
@@ -581,6 +640,7 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	unsigned int wait_ms;
 	struct resolve_op *op;
 	struct cache_ent *e;
+	int64_t op_seq;
 	struct timespec ts;
 	uint64_t now;
 	int err;
@@ -617,6 +677,7 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	pthread_cond_init(&op->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	memcpy(op->key, key, CONN_KEY_LEN);
+	op->cn = cn;
 	op->refs = 2;
 	err = node_dht_run(cn->o.dht, get_fn, op);
 	if (err) {
@@ -639,6 +700,7 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	err = op->done ? op->status : -ETIMEDOUT;
 	if (!err)
 		err = conn_record_parse(op->v, op->vlen, rec);
+	op_seq = op->seq;
 	pthread_mutex_unlock(&op->mu);
 	resolve_put(op);
 	if (err == -ETIMEDOUT && wait_ms < cn->o.resolve_ms)
@@ -648,7 +710,7 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	now = now_ms(cn);
 	if (!err || err == -ENOENT) {
 		pthread_mutex_lock(&cn->mu);
-		cache_store(cn, key, err ? NULL : rec, now);
+		cache_store(cn, key, err ? NULL : rec, op_seq, now);
 		if (!err)
 			seen_from_record(cn, key, rec, now);
 		pthread_mutex_unlock(&cn->mu);

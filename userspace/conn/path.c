@@ -5,6 +5,7 @@
  * every call takes now_ns and answers through struct path_io.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -276,8 +277,18 @@ static void send_msg(struct path_conn *p, enum path_msg_type t, uint8_t idx,
 		io->send_msg(io->arg, buf, (size_t)n);
 }
 
+static void attempt_over(struct path_conn *p, uint64_t now, const struct path_io *io);
+
 static void begin_attempt(struct path_conn *p, uint64_t now, const struct path_io *io)
 {
+	if (io->allow && io->allow(io->arg) < 0) {
+		/* The peer's budget is spent: this attempt does not happen
+		 * (it counts against the connection's schedule). */
+		p->limited++;
+		p->attempt++;
+		attempt_over(p, now, io);
+		return;
+	}
 	offer_fill(p, (uint8_t)(p->attempt + 1), io);
 	p->attempt++;
 	p->attempts_started++;
@@ -302,6 +313,7 @@ static void go_direct(struct path_conn *p, const struct io_addr *d, uint64_t now
 	p->direct = *d;
 	p->state = PATH_DIRECT;
 	p->to_direct_ms = (now - p->t_first_ns) / MS;
+	p->t_direct_ns = now;
 	p->direct_attempt = p->attempt;
 	p->switches++;
 	if (io->alias)
@@ -338,6 +350,11 @@ int path_on_msg(struct path_conn *p, enum path_msg_type type, const struct path_
 			return -EPROTO;
 		if (p->state == PATH_DIRECT)
 			return 0;
+		if (io->allow && io->allow(io->arg) < 0) {
+			/* Unanswered: the dialler's attempt times out. */
+			p->limited++;
+			return 0;
+		}
 		if (!p->t_first_ns)
 			p->t_first_ns = now_ns;
 		p->peer = *o;
@@ -508,4 +525,91 @@ void path_fallback(struct path_conn *p, const struct path_io *io)
 	p->state = PATH_IDLE;
 	if (io->use)
 		io->use(io->arg, NULL);
+}
+
+/* ------------------------------------------------------------ per-peer budget */
+
+struct path_budget_slot {
+	int used;
+	uint8_t key[32];
+	uint64_t window_ns; /* start of the key's window */
+	unsigned int n;	    /* attempts counted in it */
+};
+
+struct path_budget {
+	unsigned int max, nslots;
+	uint64_t window_ns;
+	struct path_budget_slot slot[];
+};
+
+int path_budget_new(struct path_budget **out, unsigned int max_attempts, unsigned int window_s,
+		    unsigned int slots)
+{
+	struct path_budget *b;
+
+	*out = NULL;
+	if (!slots)
+		slots = PATH_DEF_PEER_SLOTS;
+	b = calloc(1, sizeof(*b) + (size_t)slots * sizeof(b->slot[0]));
+	if (!b)
+		return -ENOMEM;
+	b->max = max_attempts ? max_attempts : PATH_DEF_PEER_ATTEMPTS;
+	b->window_ns = (uint64_t)(window_s ? window_s : PATH_DEF_PEER_WINDOW_S) * 1000 * MS;
+	b->nslots = slots;
+	*out = b;
+	return 0;
+}
+
+void path_budget_free(struct path_budget *b)
+{
+	free(b);
+}
+
+static struct path_budget_slot *budget_find(const struct path_budget *b, const uint8_t *key)
+{
+	for (unsigned int i = 0; i < b->nslots; i++)
+		if (b->slot[i].used && !memcmp(b->slot[i].key, key, 32))
+			return (struct path_budget_slot *)&b->slot[i];
+	return NULL;
+}
+
+unsigned int path_budget_left(const struct path_budget *b, const uint8_t *key, uint64_t now_ns)
+{
+	const struct path_budget_slot *s = budget_find(b, key);
+
+	if (!s || now_ns - s->window_ns >= b->window_ns)
+		return b->max;
+	return s->n < b->max ? b->max - s->n : 0;
+}
+
+int path_budget_take(struct path_budget *b, const uint8_t *key, uint64_t now_ns)
+{
+	struct path_budget_slot *s = budget_find(b, key);
+
+	if (!s) {
+		for (unsigned int i = 0; i < b->nslots; i++) {
+			struct path_budget_slot *x = &b->slot[i];
+
+			if (!x->used) {
+				s = x;
+				break;
+			}
+			if (!s || x->window_ns < s->window_ns)
+				s = x;
+		}
+		if (!s)
+			return -EAGAIN; /* no slot at all */
+		memset(s, 0, sizeof(*s));
+		s->used = 1;
+		memcpy(s->key, key, 32);
+		s->window_ns = now_ns;
+	}
+	if (now_ns - s->window_ns >= b->window_ns) {
+		s->window_ns = now_ns;
+		s->n = 0;
+	}
+	if (s->n >= b->max)
+		return -EAGAIN;
+	s->n++;
+	return 0;
 }

@@ -286,6 +286,7 @@ struct dht_lookup {
 	uint8_t target[DHT_ID_LEN];
 	uint64_t started, deadline;
 	dht_done_fn cb;
+	dht_done_fn first_cb; /* dht_get_first: called once with the first valid item */
 	void *arg;
 	struct dht_cand cands[DHT_MAX_LOOKUP_CANDS];
 	unsigned int ncands;

@@ -80,14 +80,14 @@ static void cand_add(struct dht *dht, struct dht_lookup *lk, const uint8_t *id,
 	lk->ncands++;
 }
 
-static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
+/* The lookup's result so far into r (nodes: DHT_K slots). */
+static void lk_result(struct dht_lookup *lk, int status, struct dht_result *r,
+		      struct dht_node_info *nodes)
 {
-	struct dht_node_info nodes[DHT_K];
-	struct dht_result r;
 	size_t nn = 0;
 	unsigned int hops = 0;
 
-	memset(&r, 0, sizeof(r));
+	memset(r, 0, sizeof(*r));
 	for (unsigned int i = 0; i < lk->ncands && nn < DHT_K; i++) {
 		const struct dht_cand *c = &lk->cands[i];
 
@@ -99,38 +99,60 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 		if (c->hop > hops)
 			hops = c->hop;
 		if (!nn)
-			r.hops_closest = c->hop;
+			r->hops_closest = c->hop;
 		nn++;
 	}
-	r.op = lk->op;
-	r.status = status;
-	memcpy(r.target, lk->target, DHT_ID_LEN);
-	r.visited = lk->visited;
-	r.queried = lk->queried;
-	r.hops = hops;
-	r.nodes = nodes;
-	r.nnodes = nn;
-	r.peers = lk->peers;
-	r.npeers = lk->npeers;
-	r.wks = lk->wks;
-	r.nwks = lk->nwks;
-	r.stored = 0;
+	r->op = lk->op;
+	r->status = status;
+	memcpy(r->target, lk->target, DHT_ID_LEN);
+	r->visited = lk->visited;
+	r->queried = lk->queried;
+	r->hops = hops;
+	r->nodes = nodes;
+	r->nnodes = nn;
+	r->peers = lk->peers;
+	r->npeers = lk->npeers;
+	r->wks = lk->wks;
+	r->nwks = lk->nwks;
+	r->stored = 0;
 	for (unsigned int i = 0; i < lk->ncands; i++)
-		r.stored += lk->cands[i].stored;
+		r->stored += lk->cands[i].stored;
 	if (lk->found || lk->op == DHT_OP_PUT_IMMUTABLE || lk->op == DHT_OP_PUT_MUTABLE) {
-		r.value = lk->v;
-		r.value_len = lk->vlen;
-		r.seq = lk->seq;
-		r.mutable_item = lk->want_mutable;
+		r->value = lk->v;
+		r->value_len = lk->vlen;
+		r->seq = lk->seq;
+		r->mutable_item = lk->want_mutable;
 		if (lk->want_mutable) {
-			r.pk = lk->pk;
-			r.sig = lk->sig;
-			r.salt = lk->salt;
-			r.salt_len = lk->salt_len;
+			r->pk = lk->pk;
+			r->sig = lk->sig;
+			r->salt = lk->salt;
+			r->salt_len = lk->salt_len;
 		}
 	}
 	if (lk->op == DHT_OP_PING && lk->ncands)
-		r.rtt_ms = (uint32_t)(lk->deadline - lk->started); /* set by the ping reply */
+		r->rtt_ms = (uint32_t)(lk->deadline - lk->started); /* set by the ping reply */
+}
+
+/* dht_get_first: the first valid item is known; tell the caller once. */
+static void lk_first(struct dht_lookup *lk)
+{
+	struct dht_node_info nodes[DHT_K];
+	struct dht_result r;
+	dht_done_fn fn = lk->first_cb;
+
+	if (!fn || !lk->found)
+		return;
+	lk->first_cb = NULL;
+	lk_result(lk, 0, &r, nodes);
+	fn(lk->arg, &r);
+}
+
+static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
+{
+	struct dht_node_info nodes[DHT_K];
+	struct dht_result r;
+
+	lk_result(lk, status, &r, nodes);
 	lk->phase = LK_DONE;
 	lk->in_use = 0;
 	if (lk->cb)
@@ -348,6 +370,7 @@ static void take_item(struct dht_lookup *lk, struct dht_cand *c, const struct kr
 		memcpy(lk->sig, m->sig, DHT_SIG_LEN);
 		memcpy(lk->v, m->v, m->vlen);
 		lk->vlen = m->vlen;
+		lk_first(lk);
 		return;
 	}
 	if (lk->op != DHT_OP_GET || lk->found || m->vlen > DHT_MAX_VALUE)
@@ -600,6 +623,7 @@ static void lk_local(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 static int lk_begin(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 {
 	lk_local(dht, lk, now);
+	lk_first(lk);
 	if (!lk->ncands) {
 		lk_finish(dht, lk, lk->local_hit ? 0 : -EHOSTUNREACH);
 		return 0;
@@ -675,6 +699,28 @@ int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uin
 			memcpy(lk->salt, salt, salt_len);
 		lk->salt_len = salt_len;
 	}
+	return lk_begin(dht, lk, now_ms);
+}
+
+int dht_get_first(struct dht *dht, const uint8_t *pk, const uint8_t *salt, size_t salt_len,
+		  uint64_t now_ms, dht_done_fn first, dht_done_fn cb, void *arg)
+{
+	struct dht_lookup *lk;
+	uint8_t t[DHT_ID_LEN];
+	int err;
+
+	if (!pk || salt_len > DHT_MAX_SALT)
+		return -EINVAL;
+	dht_bep44_target_mutable(t, pk, salt, salt_len);
+	err = dht_lk_start(dht, DHT_OP_GET, t, now_ms, cb, arg, &lk);
+	if (err)
+		return err;
+	lk->want_mutable = 1;
+	memcpy(lk->pk, pk, DHT_PK_LEN);
+	if (salt_len)
+		memcpy(lk->salt, salt, salt_len);
+	lk->salt_len = salt_len;
+	lk->first_cb = first;
 	return lk_begin(dht, lk, now_ms);
 }
 

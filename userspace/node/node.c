@@ -558,6 +558,8 @@ registered:
 			.path = { .attempts = n->cfg.quic_punch_attempts,
 				  .max_cands = n->cfg.quic_punch_cands,
 				  .fallback_ms = n->cfg.quic_punch_fallback_ms },
+			.punch_peer_attempts = n->cfg.quic_punch_peer_attempts,
+			.punch_peer_window_s = n->cfg.quic_punch_peer_window_s,
 		};
 
 		err = quic_node_new(&n->quic, &qo);

@@ -41,6 +41,8 @@ void qn_put(struct quic_node *qn)
 		if (j == i)
 			qn->types[i].h.release(qn->types[i].arg);
 	}
+	path_budget_free(qn->budget);
+	pthread_mutex_destroy(&qn->budget_mu);
 	free(qn);
 }
 
@@ -1392,6 +1394,10 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	qn->port = opts->port ? opts->port : QUIC_NODE_DEF_PORT;
 	qn->max_queued = opts->max_queued ? opts->max_queued : QUIC_NODE_DEF_MAX_QUEUED;
 	qn->o = *opts;
+	pthread_mutex_init(&qn->budget_mu, NULL);
+	rc = path_budget_new(&qn->budget, opts->punch_peer_attempts, opts->punch_peer_window_s, 0);
+	if (rc)
+		goto fail;
 	qn->nworkers = engine_workers(opts->eng);
 	qn->idle_timeout_ms = opts->idle_timeout_ms;
 	if (!qn->nworkers || qn->nworkers > 256) {
@@ -1460,6 +1466,8 @@ fail:
 			free(qn->wk[i]);
 		}
 	}
+	path_budget_free(qn->budget);
+	pthread_mutex_destroy(&qn->budget_mu);
 	free(qn);
 	return rc;
 }

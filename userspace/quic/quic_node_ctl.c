@@ -18,6 +18,7 @@
 #include "quic/quic_node_int.h"
 #include "weft/ctl.h"
 #include "weft/io.h"
+#include "weft/log.h"
 #include "weft/relay.h"
 #include "weft/util.h"
 
@@ -156,6 +157,8 @@ static void job_connected(void *arg, uint64_t conn, int err, const uint8_t *peer
 		return;
 	}
 	j->t_hs = qn_now_ns(j->qn);
+	log_debug("quic", "conn %llx: handshake done after %llu ms", (unsigned long long)conn,
+		  (unsigned long long)((j->t_hs - j->t_start) / 1000000));
 	memcpy(j->peer_key, peer_key, QUIC_KEY_LEN);
 	if (j->hs_only) {
 		job_finish_ok(j, conn, 0);
@@ -364,7 +367,10 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 		return -EINVAL;
 	if (max > QUIC_NODE_RESOLVE_MAX)
 		max = QUIC_NODE_RESOLVE_MAX;
+	log_debug("quic", "dial %.16s...: resolving", target);
 	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max, &nrelays, timeout_ms);
+	log_debug("quic", "dial %.16s...: record: %d addresses, %u relays (%s)", target, n,
+		  nrelays, n < 0 ? strerror(-n) : "ok");
 	if (n < 0)
 		return n;
 	if (nrelays && qn->o.relay) {
@@ -386,6 +392,7 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 		if (!left)
 			return -ETIMEDOUT;
 		err = qn->o.relay(qn->o.relay_arg, key, &rs, left == UINT32_MAX ? 0 : left, &st);
+		log_debug("quic", "dial %.16s...: circuit: %s", target, err ? strerror(-err) : "bound");
 		if (!err)
 			return target_str(target, &rs, out[0]) ? -EINVAL : 1;
 		for (int i = 0; i < n; i++) {
@@ -415,27 +422,32 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 }
 
 static int ping_one(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
-		    struct quic_node_ping_result *res);
+		    uint64_t t0, struct quic_node_ping_result *res);
 
 int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
 		    struct quic_node_ping_result *res)
 {
 	char t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
 	unsigned int each;
+	uint64_t t0;
 	int n, err = -EHOSTUNREACH;
 
 	if (!qn || !target || !res)
 		return -EINVAL;
 	res->close_code = 0;
+	t0 = qn_now_ns(qn);
 	n = quic_node_resolve_within(qn, target, t, QUIC_NODE_RESOLVE_MAX, 0, &res->relay_status);
 	if (n < 0)
 		return n;
-	if (n == 1 && !strcmp(t[0], target))
-		return ping_one(qn, target, timeout_ms, keep, res);
+	res->resolve_us = (qn_now_ns(qn) - t0) / 1000;
+	if (n == 1 && !strcmp(t[0], target)) {
+		res->resolve_us = 0;
+		return ping_one(qn, target, timeout_ms, keep, t0, res);
+	}
 	timeout_ms = timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS;
 	each = timeout_ms / (unsigned int)n < 1000 ? 1000 : timeout_ms / (unsigned int)n;
 	for (int i = 0; i < n; i++) {
-		err = ping_one(qn, t[i], each, keep, res);
+		err = ping_one(qn, t[i], each, keep, t0, res);
 		if (!err || err == -EKEYREJECTED || err == -ENOLINK)
 			return err;
 	}
@@ -443,7 +455,7 @@ int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeo
 }
 
 static int ping_one(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
-		    struct quic_node_ping_result *res)
+		    uint64_t t0, struct quic_node_ping_result *res)
 {
 	struct qn_job *j;
 	int err;
@@ -462,6 +474,7 @@ static int ping_one(struct quic_node *qn, const char *target, unsigned int timeo
 		res->handshake_us = (j->t_hs - j->t_start) / 1000;
 		res->rtt_us = (j->t_end - j->t_send) / 1000;
 		res->srtt_us = j->srtt_ns / 1000;
+		res->first_byte_us = (j->t_end - t0) / 1000;
 		res->worker = (unsigned int)(j->conn & 0xff);
 	}
 	job_put(j);
@@ -671,6 +684,7 @@ struct qn_snap {
 	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
 	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
 	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
+	uint64_t punch_limited;
 };
 
 static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
@@ -690,6 +704,7 @@ static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
 #define C(f) sn->f = wk->f;
 	C(path_switches) C(path_fallbacks) C(punch_attempts) C(punch_direct) C(punch_failed)
 	C(punch_probes_tx) C(punch_probes_rx) C(punch_acks_tx) C(punch_acks_rx) C(punch_bad)
+	C(punch_limited)
 #undef C
 	sn->nconns = wk->nconns;
 }
@@ -818,7 +833,8 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(punch_probes_rx, "Punch probes received with a valid token.")                            \
 	X(punch_acks_tx, "Punch probe acks sent (one per valid probe).")                           \
 	X(punch_acks_rx, "Punch probe acks received.")                                             \
-	X(punch_bad, "Punch datagrams or path messages refused (malformed, unknown token).")
+	X(punch_bad, "Punch datagrams or path messages refused (malformed, unknown token).")        \
+	X(punch_limited, "Punch attempts not started or not answered: the peer's budget was spent.")
 
 static json_t *snap_json(const struct qn_snap *sn)
 {
@@ -1084,9 +1100,11 @@ static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	}
 	util_hex(key, r.peer_key, QUIC_KEY_LEN);
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:s,s:I,s:I,s:I,s:i}", "peer_key", key, "rtt_us",
+		      json_pack("{s:s,s:I,s:I,s:I,s:i,s:I,s:I}", "peer_key", key, "rtt_us",
 				(json_int_t)r.rtt_us, "handshake_us", (json_int_t)r.handshake_us,
-				"srtt_us", (json_int_t)r.srtt_us, "worker", (int)r.worker));
+				"srtt_us", (json_int_t)r.srtt_us, "worker", (int)r.worker,
+				"resolve_us", (json_int_t)r.resolve_us, "first_byte_us",
+				(json_int_t)r.first_byte_us));
 }
 
 static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)

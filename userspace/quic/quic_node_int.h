@@ -4,6 +4,7 @@
 #define WEFT_QUIC_NODE_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -95,6 +96,7 @@ struct qn_worker {
 	struct engine_timer path_timer;
 	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
 	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
+	uint64_t punch_limited;
 };
 
 struct qn_type {
@@ -119,6 +121,9 @@ struct quic_node {
 	_Atomic int refs;	 /* 1 + commands posted and not yet run */
 	_Atomic int dead;	 /* quic_node_free done: commands only release */
 	_Atomic uint64_t cmd_full;
+	/* hole punching attempts per peer key per window (all workers) */
+	pthread_mutex_t budget_mu;
+	struct path_budget *budget;
 };
 
 /* The engine's clock (virtual in simulated runs). */

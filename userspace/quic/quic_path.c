@@ -23,7 +23,7 @@ struct qn_path {
 	uint8_t rbuf[PATH_MSG_MAX];
 	size_t rlen;
 	/* what the worker counters already hold of pc's */
-	uint64_t c_attempts, c_switches, c_fallbacks, c_ptx, c_prx, c_atx, c_arx, c_bad;
+	uint64_t c_attempts, c_switches, c_fallbacks, c_ptx, c_prx, c_atx, c_arx, c_bad, c_lim;
 	int c_direct, c_failed;
 };
 
@@ -113,6 +113,22 @@ static void qp_alias(void *arg, const struct io_addr *from)
 		quic_conn_add_alias(x->c->qc, (struct sockaddr *)&ss, len);
 }
 
+/* The per-peer budget (struct path_budget, shared by the workers). */
+static int qp_allow(void *arg)
+{
+	struct qp_ctx *x = arg;
+	struct quic_node *qn = x->wk->qn;
+	struct quic_conn_info info;
+	int rc;
+
+	if (!x->c->qc || quic_conn_get_info(x->c->qc, &info) || !info.have_peer_key)
+		return -EPERM;
+	pthread_mutex_lock(&qn->budget_mu);
+	rc = path_budget_take(qn->budget, info.peer_key, qn_now_ns(qn));
+	pthread_mutex_unlock(&qn->budget_mu);
+	return rc;
+}
+
 static void qp_io(struct path_io *io, struct qp_ctx *x)
 {
 	io->arg = x;
@@ -121,6 +137,7 @@ static void qp_io(struct path_io *io, struct qp_ctx *x)
 	io->cands = qp_cands;
 	io->use = qp_use;
 	io->alias = qp_alias;
+	io->allow = qp_allow;
 }
 
 /* Move pc's counters into the worker's (metrics survive the connection). */
@@ -137,6 +154,8 @@ static void qp_count(struct qn_worker *wk, struct qn_conn *c)
 	wk->punch_acks_tx += pc->acks_tx - p->c_atx;
 	wk->punch_acks_rx += pc->acks_rx - p->c_arx;
 	wk->punch_bad += pc->bad_rx - p->c_bad;
+	wk->punch_limited += pc->limited - p->c_lim;
+	p->c_lim = pc->limited;
 	p->c_attempts = pc->attempts_started;
 	p->c_switches = pc->switches;
 	p->c_fallbacks = pc->fallbacks;
@@ -249,6 +268,7 @@ void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic
 	if (!p)
 		return;
 	qp_io(&io, &x);
+	log_debug("quic", "conn %llx relayed: punching", (unsigned long long)c->id);
 	path_start(&p->pc, qn_now_ns(wk->qn), &io);
 	qp_run(wk);
 }
@@ -358,9 +378,15 @@ json_t *qn_path_json(struct qn_conn *c, const struct sockaddr_storage *remote, s
 		      conn_nat_name(p->pc.mine.nat), "peer_nat", conn_nat_name(p->pc.peer.nat),
 		      "relayed_rtt_us", (json_int_t)(p->pc.rtt_ns / 1000), "fallbacks",
 		      (json_int_t)p->pc.fallbacks);
+	json_object_set_new(o, "limited", json_integer((json_int_t)p->pc.limited));
 	if (p->pc.state == PATH_DIRECT) {
 		json_object_set_new(o, "direct", json_string(d));
 		json_object_set_new(o, "to_direct_ms", json_integer((json_int_t)p->pc.to_direct_ms));
+		/* the dialler: from its connection's start (first Initial) */
+		if (c->dialed && c->t_start_ns && p->pc.t_direct_ns >= c->t_start_ns)
+			json_object_set_new(
+			    o, "since_connect_ms",
+			    json_integer((json_int_t)((p->pc.t_direct_ns - c->t_start_ns) / 1000000)));
 		json_object_set_new(o, "direct_attempt", json_integer((json_int_t)p->pc.direct_attempt));
 		json_object_set_new(o, "validated_here", json_boolean(p->pc.validated_here));
 	} else {

@@ -112,6 +112,8 @@ static void do_bind(struct relay_fwd *rf, struct engine_worker *w, const struct 
 	c->end[e].addr = pkt->src;
 	c->end[e].binds++;
 	rf->tot.binds_ok++;
+	log_debug("relay", "circuit %llu: end %d bound (other end %s)", (unsigned long long)c->id,
+		  e, c->end[!e].bound ? "bound" : "not bound");
 	if (moved && rf->o.xdp && c->end[0].bound && c->end[1].bound) {
 		/* The kernel path takes over; a failure leaves it here. */
 		int err = relay_kern_install(rf, c);
@@ -120,9 +122,22 @@ static void do_bind(struct relay_fwd *rf, struct engine_worker *w, const struct 
 			log_warn("relay", "circuit %llu stays in userspace: %s",
 				 (unsigned long long)c->id, strerror(-err));
 	}
+	if (c->lim.hold_binds && !c->end[!e].bound) {
+		/* Answered when the other end binds (relay_fwd_limits). */
+		memcpy(c->end[e].held_req, pkt->data, RELAY_BIND_LEN);
+		c->end[e].held = 1;
+		return;
+	}
 	n = conn_stun_answer(pkt->data, pkt->len, &pkt->src, out, sizeof(out));
 	if (n > 0)
 		(void)engine_send(w, &pkt->src, &pkt->dst, out, (size_t)n);
+	if (c->end[!e].held) {
+		c->end[!e].held = 0;
+		n = conn_stun_answer(c->end[!e].held_req, RELAY_BIND_LEN, &c->end[!e].addr, out,
+				     sizeof(out));
+		if (n > 0)
+			(void)engine_send(w, &c->end[!e].addr, &pkt->dst, out, (size_t)n);
+	}
 }
 
 static void relay_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *arg)

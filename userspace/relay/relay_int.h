@@ -15,6 +15,8 @@ struct relay_end_int {
 	struct io_addr addr;
 	uint64_t binds;
 	uint64_t drops_unbound; /* from this end while the other was not bound */
+	int held;		/* hold_binds: this end's bind awaits the other's */
+	uint8_t held_req[RELAY_BIND_LEN];
 };
 
 struct relay_circ {

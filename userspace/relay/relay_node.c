@@ -366,6 +366,7 @@ static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_
 				rn_use_lost(rn, u, 1);
 		}
 	} else if (d && d->st == D_DIALING) {
+		log_debug("relay", "circuit request: relay connected (%s)", err ? strerror(-err) : "ok");
 		if (err || quic_node_stream_open(rn->o.quic, conn, RELAY_ST_CTL,
 						 TOK_DIAL | (uint64_t)(d - rn->dials))) {
 			d->st = D_FAILED;

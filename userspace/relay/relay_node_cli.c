@@ -86,6 +86,7 @@ int relay_node_stun(struct relay_node *rn, const uint8_t *buf, size_t len,
 		    !memcmp(from->addr, b->to.addr, 16)) {
 			b->done = 1;
 			rn->binds_ok++;
+			log_debug("relay", "bind answered (port %u, try %u)", b->to.port, b->tries);
 			hit = 1;
 			pthread_cond_broadcast(&rn->cv);
 		}
@@ -162,6 +163,7 @@ void rn_on_offer(struct relay_node *rn, struct rn_stream *s, const struct relay_
 		return;
 	}
 	(void)m;
+	log_debug("relay", "holder: offer");
 	a.status = rn->o.accept ? RELAY_OK : RELAY_E_REFUSED;
 	if (rn->o.accept)
 		rn->offers_accepted++;
@@ -177,6 +179,7 @@ void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s,
 			      const struct relay_msg *m)
 {
 	struct rn_use *u = rn_use_by_conn(rn, s->conn);
+	struct rn_bind *b;
 
 	s->used = 0;
 	if (!u || m->status != RELAY_OK)
@@ -184,8 +187,12 @@ void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s,
 	struct io_addr to = u->addr;
 
 	to.port = m->port;
-	if (!rn_bind_start(rn, &to, m->token))
+	log_debug("relay", "holder: circuit granted (port %u): binding", m->port);
+	b = rn_bind_start(rn, &to, m->token);
+	if (!b)
 		rn->binds_failed++;
+	else
+		rn_bind_step(rn, b, now_ms(rn)); /* now, not at the next tick */
 }
 
 void rn_circuit_ended(struct relay_node *rn, const char *relay, const struct io_addr *via,
@@ -402,6 +409,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 		return err == -ENETUNREACH ? -EHOSTUNREACH : err;
 	}
 	d->conn = conn;
+	log_debug("relay", "circuit request: dialling the relay");
 	deadline_in(&dl, timeout_ms && timeout_ms < RN_DIAL_MS ? timeout_ms : RN_DIAL_MS);
 	while (d->st == D_DIALING || d->st == D_WAIT)
 		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
@@ -432,6 +440,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 			*status = m.status;
 		return m.status == RELAY_E_TIMEOUT ? -ETIMEDOUT : -ECONNREFUSED;
 	}
+	log_debug("relay", "circuit granted (port %u): binding", m.port);
 	/* Bind our end from the QUIC socket, and wait for the answer. */
 	*out = *relay_addr;
 	out->port = m.port;
@@ -456,6 +465,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	if (!b->done)
 		rn->binds_failed++;
 	b->used = 0;
+	log_debug("relay", "circuit bind: %s after %u tries", err ? "timeout" : "ok", b->tries);
 	if (!err)
 		rn->dials_ok++;
 	else

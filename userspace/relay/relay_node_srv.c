@@ -91,6 +91,7 @@ void rn_on_connect(struct relay_node *rn, struct rn_stream *s, const struct rela
 	int st;
 
 	rn->connects++;
+	log_debug("relay", "relay: CONNECT");
 	if (!rn->fwd) {
 		st = RELAY_E_NOT_RELAY;
 		goto refuse;
@@ -139,7 +140,8 @@ refuse:
 void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int status)
 {
 	struct relay_fwd_limits lim = { .max_bytes = rn->o.circuit_bytes,
-					.lifetime_ms = rn->o.circuit_lifetime_ms };
+					.lifetime_ms = rn->o.circuit_lifetime_ms,
+					.hold_binds = 1 };
 	struct relay_msg a = { .type = RELAY_MSG_CIRCUIT }, b;
 	struct rn_circ *c = NULL;
 	struct rn_stream *ds;
@@ -149,6 +151,7 @@ void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int sta
 	unsigned int i;
 	int err;
 
+	log_debug("relay", "relay: answer %u", status);
 	if (status == RELAY_OK) {
 		for (i = 0; i < rn->ncircs && rn->circs[i].used; i++)
 			;
