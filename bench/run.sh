@@ -28,8 +28,8 @@ mkdir -p "$WEFT_BENCH_DIR"
 
 # Default budgets in seconds (measured run times on the loaded 2-core VM
 # with room to spare; docs/BENCH.md "make bench").
-declare -A BUDGET=([blake3]=120 [content]=100 [dht]=110 [io]=130 [quic]=300 [relay]=180
-	[mem]=50 [store]=60 [svc]=60 [xdp]=80)
+declare -A BUDGET=([blake3]=120 [content]=60 [dht]=80 [io]=100 [quic]=300 [relay]=130
+	[mem]=50 [punch]=210 [store]=40 [svc]=40 [xdp]=60)
 
 rc=0
 T0=$(date +%s.%N)

@@ -179,6 +179,7 @@ int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[1
 #define CONN_DEF_CACHE_MAX 256	      /* resolved records cached */
 #define CONN_DEF_CACHE_TTL_S 300      /* a cached record is used this long */
 #define CONN_NEG_TTL_S 30	      /* a not_found answer is remembered this long */
+#define CONN_MAX_REVALIDATE 8 /* resolutions whose lookup goes on after its first record */
 #define CONN_DEF_RESOLVE_MS 10000     /* deadline of one resolution (DHT get) */
 /* Relay candidates remembered from records seen: a node without relay.use
  * tries them when it wants a relay; 16 is four times what it can hold

@@ -258,12 +258,14 @@ int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uin
 /* A mutable get (pk, salt) that also calls first(arg, res) once, as soon
  * as the first valid item is known (res->status 0, value, seq, sig set;
  * our own storage counts), while the lookup goes on; cb(arg, res) comes at
- * the end as for dht_get, with the highest seq found. first is not called
- * when no valid item turns up. Neither may call back into the DHT. For a
- * caller that acts on the first answer and revalidates with the last (a
- * silent node costs the lookup two query timeouts: docs/DHT.md). */
+ * the end as for dht_get, with the highest seq found. stop: the lookup
+ * ends right after first (cb follows with the same item, before the next
+ * packet or timer), which frees its slot of max_lookups at once. first is
+ * not called when no valid item turns up. Neither may call back into the
+ * DHT. For a caller that acts on the first answer and revalidates with the
+ * last (a silent node costs the lookup two query timeouts: docs/DHT.md). */
 int dht_get_first(struct dht *dht, const uint8_t *pk, const uint8_t *salt, size_t salt_len,
-		  uint64_t now_ms, dht_done_fn first, dht_done_fn cb, void *arg);
+		  int stop, uint64_t now_ms, dht_done_fn first, dht_done_fn cb, void *arg);
 /* Put an immutable item: value is the raw string (encoded as a bencode
  * string, at most DHT_MAX_VALUE bytes once encoded). */
 int dht_put_immutable(struct dht *dht, const uint8_t *value, size_t len, uint64_t now_ms,

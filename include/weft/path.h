@@ -185,6 +185,7 @@ struct path_conn {
 	uint64_t probes_tx, probes_rx, acks_tx, acks_rx, bad_rx;
 	uint64_t switches, fallbacks, attempts_started;
 	uint64_t limited; /* attempts not started or answered: the peer's budget was spent */
+	uint64_t repunches; /* dialler: punching again after a fallback */
 	int failed_counted, direct_counted;
 };
 
@@ -206,7 +207,10 @@ int path_probe_mine(const struct path_conn *p, const struct path_probe *pr);
 /* Timers: run what is due; returns the next deadline (UINT64_MAX: none). */
 uint64_t path_tick(struct path_conn *p, uint64_t now_ns, const struct path_io *io);
 /* The direct path stopped answering (the glue's fallback check): back to
- * the relayed address. */
+ * the relayed address. The dialler then punches again (state
+ * PATH_WAIT_RETRY, due at once: call path_tick) when the connection has
+ * attempts left and the NAT classes allow a direct path; a holder that
+ * gets a newer CONNECT while direct falls back too. */
 void path_fallback(struct path_conn *p, const struct path_io *io);
 
 #endif

@@ -323,6 +323,7 @@ struct quic_node_ping_result {
 	 * and relay circuit; 0 for an address), and to the echo's answer
 	 * (the first byte back: resolve + handshake + one round trip). */
 	uint64_t resolve_us, first_byte_us;
+	uint64_t conn; /* the connection's id (/v1/quic/conns "id"; kept with keep) */
 	unsigned int worker;
 	/* On -ENOLINK (the relay ended the circuit): the close code,
 	 * QUIC_NODE_APP_RELAY_ENDED | reason; else 0. */

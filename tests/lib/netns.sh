@@ -130,6 +130,27 @@ table ip nat {
 EOF
 }
 
+# netns_delay_uplink N DELAY_MS [STATS]: what host N sends to the bridge is
+# held DELAY_MS (tests/lib/delay_line.py, between N's bridge port pN and a
+# new veth dN whose peer bN joins the bridge: this kernel has no
+# sch_netem; counters to STATS at exit). The delay line copies frames as
+# they are: turn GSO and checksum offload off on N's eth0 first.
+# Needs $PYTHON and $TOP.
+netns_delay_uplink() {
+	local n=$1 ms=$2 stats=${3:-} br=${NS_PREFIX}br i
+	ip -n "$br" link set "p$n" nomaster || return 1
+	ip -n "$br" link add "d$n" type veth peer name "b$n" || return 1
+	ip -n "$br" link set "b$n" master br0 || return 1
+	for i in "d$n" "b$n"; do
+		ip -n "$br" link set "$i" up
+		ip netns exec "$br" ethtool -K "$i" tx off gso off tso off \
+			tx-udp-segmentation off >/dev/null 2>&1
+	done
+	ip netns exec "$br" "$PYTHON" "$TOP/tests/lib/delay_line.py" "p$n" "d$n" "$ms" \
+		${stats:+--stats "$stats"} &
+	NS_EXIT_HOOKS=("kill $!" "${NS_EXIT_HOOKS[@]}")
+}
+
 # netns_weftd N MODE DIR [args...]: start weftd in host N, state in DIR/nN,
 # QUIC port 4433, DHT 6881, with the io_uring backend (MODE uring) or
 # AF_XDP on eth0 in generic mode (MODE xdp; `ip netns exec` remounts /sys,

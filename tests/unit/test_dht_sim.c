@@ -895,7 +895,7 @@ static void test_get_first(void **state)
 	s->filter = drop_even_filter;
 	s->farg = &me;
 	t0 = s->now;
-	assert_int_equal(dht_get_first(s->n[me].dht, pk, (const uint8_t *)"weft:node", 9, s->now,
+	assert_int_equal(dht_get_first(s->n[me].dht, pk, (const uint8_t *)"weft:node", 9, 0, s->now,
 				       on_done, on_done2, &first),
 			 0);
 	for (int i = 0; i < 60000 && !first.done; i++)
@@ -916,12 +916,26 @@ static void test_get_first(void **state)
 	assert_int_equal(first.last_status, 0);
 	assert_int_equal(first.last_seq, 5);
 
+	/* stop: the lookup ends with its first item, in the same step. */
+	memset(&first, 0, sizeof(first));
+	t0 = s->now;
+	assert_int_equal(dht_get_first(s->n[me].dht, pk, (const uint8_t *)"weft:node", 9, 1, s->now,
+				       on_done, on_done2, &first),
+			 0);
+	for (int i = 0; i < 60000 && !first.done; i++)
+		sim_run(s, 1);
+	assert_true(first.done && first.last_done);
+	assert_true(s->now - t0 <= 2);
+	assert_int_equal(first.last_status, 0);
+	assert_int_equal(first.last_seq, 5);
+	sim_run(s, 3 * SIM_TIMEOUT); /* late answers and timeouts find no lookup */
+
 	/* No item anywhere: first never comes, the end says -ENOENT. */
 	memset(&first, 0, sizeof(first));
 	kseed[0] = 10;
 	crypto_sign_seed_keypair(pk, sk, kseed);
 	s->filter = NULL;
-	assert_int_equal(dht_get_first(s->n[me].dht, pk, (const uint8_t *)"weft:node", 9, s->now,
+	assert_int_equal(dht_get_first(s->n[me].dht, pk, (const uint8_t *)"weft:node", 9, 0, s->now,
 				       on_done, on_done2, &first),
 			 0);
 	while (!first.last_done && s->now < t0 + 120000)
@@ -930,7 +944,7 @@ static void test_get_first(void **state)
 	assert_false(first.done);
 	assert_int_equal(first.last_status, -ENOENT);
 	/* Hostile arguments. */
-	assert_int_equal(dht_get_first(s->n[me].dht, NULL, NULL, 0, s->now, on_done, on_done2,
+	assert_int_equal(dht_get_first(s->n[me].dht, NULL, NULL, 0, 0, s->now, on_done, on_done2,
 				       &first),
 			 -EINVAL);
 	sim_free(s);

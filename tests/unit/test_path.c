@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "weft/conn.h"
 #include "weft/path.h"
 
 static const uint8_t connect_vec[] = {
@@ -257,6 +258,83 @@ static void test_punch_ok(void **state)
 	path_fallback(&a.pc, &IO[0]);
 	assert_false(n.direct[0]);
 	assert_int_equal(a.pc.fallbacks, 1);
+	/* Both classes endpoint-independent and attempts left: the dialler
+	 * punches again at once (attempt 2); the holder, still direct, falls
+	 * back on the newer CONNECT and answers; both go direct again. */
+	assert_int_equal(a.pc.state, PATH_WAIT_RETRY);
+	assert_int_equal(a.pc.repunches, 1);
+	n.b_sent = 0;
+	run(&n, n.now / 1000000 + 3000);
+	assert_int_equal(a.pc.attempt, 2);
+	assert_int_equal(b.pc.fallbacks, 1);
+	assert_int_equal(a.pc.state, PATH_DIRECT);
+	assert_int_equal(b.pc.state, PATH_DIRECT);
+	assert_int_equal(a.pc.direct_attempt, 2);
+	assert_true(n.direct[0] && n.direct[1]);
+	/* Once more: attempt 3, the last of the connection. */
+	path_fallback(&a.pc, &IO[0]);
+	run(&n, n.now / 1000000 + 3000);
+	assert_int_equal(a.pc.state, PATH_DIRECT);
+	assert_int_equal(a.pc.attempt, 3);
+	/* No attempts left: relayed for good, no CONNECT. */
+	path_fallback(&a.pc, &IO[0]);
+	assert_int_equal(a.pc.state, PATH_IDLE);
+	assert_int_equal(a.pc.repunches, 2);
+	run(&n, n.now / 1000000 + 3000);
+	assert_int_equal(a.pc.attempt, 3);
+	assert_false(n.direct[0]);
+}
+
+/* No re-punch when a class rules a direct path out (an address-dependent
+ * mapping on a NATed side), or when the peer's budget is spent. */
+static unsigned int e_cands_adm(void *arg, struct io_addr *out, unsigned int max, uint8_t *nat)
+{
+	unsigned int n = e_cands(arg, out, max, nat);
+
+	*nat = CONN_NAT_ADM;
+	return n;
+}
+
+static void test_repunch_bounds(void **state)
+{
+	struct net n;
+	struct end a, b;
+	struct path_budget *ba;
+
+	(void)state;
+	/* B address-dependent, A endpoint-independent: direct here only
+	 * because this test's network lets it; no second try. */
+	setup_net(&n, &a, &b);
+	IO[1].cands = e_cands_adm;
+	n.now = 1;
+	assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+	run(&n, 3000);
+	assert_int_equal(a.pc.state, PATH_DIRECT);
+	path_fallback(&a.pc, &IO[0]);
+	assert_int_equal(a.pc.state, PATH_IDLE);
+	assert_int_equal(a.pc.repunches, 0);
+	run(&n, 6000);
+	assert_int_equal(a.pc.attempt, 1);
+	IO[1].cands = e_cands;
+
+	/* Budget of 1 per window at A: the re-punch is skipped (limited) and,
+	 * the schedule spent on it, the connection ends failed. */
+	assert_int_equal(path_budget_new(&ba, 1, 600, 0), 0);
+	setup_net(&n, &a, &b);
+	a.budget = ba;
+	memset(a.peer_key, 0xbb, 32);
+	IO[0].allow = e_allow;
+	n.now = 1;
+	assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+	run(&n, 3000);
+	assert_int_equal(a.pc.state, PATH_DIRECT);
+	path_fallback(&a.pc, &IO[0]);
+	run(&n, 16000); /* the third attempt's time is +15 s from the first */
+	assert_int_equal(a.pc.limited, 2); /* attempts 2 and 3 not started */
+	assert_int_equal(a.pc.attempts_started, 1);
+	assert_int_equal(a.pc.state, PATH_FAILED);
+	IO[0].allow = NULL;
+	path_budget_free(ba);
 }
 
 static int drop_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len)
@@ -408,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_punch_ok),
 		cmocka_unit_test(test_punch_fails),
+		cmocka_unit_test(test_repunch_bounds),
 		cmocka_unit_test(test_budget_table),
 		cmocka_unit_test(test_peer_budget),
 	};

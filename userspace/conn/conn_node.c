@@ -58,6 +58,8 @@ struct conn_node {
 	struct io_addr seen_quic[2];
 	_Atomic uint64_t puts, puts_failed, resolves, cache_hits, votes_in, stun;
 	_Atomic int freeing;
+	/* lookups that gave their first record and still run (worker 0) */
+	unsigned int revalidating;
 };
 
 /* A put in flight; owns its value. */
@@ -438,6 +440,7 @@ static void get_first(void *arg, const struct dht_result *res)
 		pthread_cond_signal(&op->cv);
 	}
 	pthread_mutex_unlock(&op->mu);
+	op->cn->revalidating++; /* until get_done */
 }
 
 static void get_done(void *arg, const struct dht_result *res)
@@ -449,6 +452,8 @@ static void get_done(void *arg, const struct dht_result *res)
 	int newer = 0;
 
 	pthread_mutex_lock(&op->mu);
+	if (op->first && op->cn->revalidating)
+		op->cn->revalidating--;
 	if (!op->done) {
 		op->status = unwrap(res, op->v, &op->vlen);
 		op->seq = res->seq;
@@ -473,8 +478,12 @@ static void get_fn(struct dht *dht, void *arg, uint64_t now)
 	struct resolve_op *op = arg;
 	int err;
 
-	err = dht_get_first(dht, op->key, (const uint8_t *)CONN_SALT, strlen(CONN_SALT), now,
-			    get_first, get_done, op);
+	/* At most CONN_MAX_REVALIDATE lookups go on after their first
+	 * record: beyond, one ends there (its slot of the DHT's 64 lookups
+	 * is free at once: a burst of dials cannot starve announces). */
+	err = dht_get_first(dht, op->key, (const uint8_t *)CONN_SALT, strlen(CONN_SALT),
+			    op->cn->revalidating >= CONN_MAX_REVALIDATE, now, get_first, get_done,
+			    op);
 	if (err) {
 		struct dht_result res = { .op = DHT_OP_GET, .status = err };
 

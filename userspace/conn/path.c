@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "weft/conn.h"
 #include "weft/path.h"
 
 #define PATH_HDR 2 /* type, body length */
@@ -348,8 +349,15 @@ int path_on_msg(struct path_conn *p, enum path_msg_type type, const struct path_
 	case PATH_MSG_CONNECT:
 		if (p->initiator || o->attempt > p->lim.attempts || o->attempt <= p->attempt)
 			return -EPROTO;
-		if (p->state == PATH_DIRECT)
-			return 0;
+		if (p->state == PATH_DIRECT) {
+			/* A newer attempt: the dialler lost the direct path
+			 * (it fell back); back on the relay here too. */
+			p->fallbacks++;
+			p->switches++;
+			p->state = PATH_IDLE;
+			if (io->use)
+				io->use(io->arg, NULL);
+		}
 		if (io->allow && io->allow(io->arg) < 0) {
 			/* Unanswered: the dialler's attempt times out. */
 			p->limited++;
@@ -516,6 +524,16 @@ uint64_t path_tick(struct path_conn *p, uint64_t now_ns, const struct path_io *i
 	}
 }
 
+/* Can a direct path exist between NAT classes a and b (the truth table of
+ * docs/CONNECTIVITY.md)? An address-dependent mapping defeats it unless the
+ * other side has no NAT; unknown classes are given the benefit. */
+static int nat_pair_allows(uint8_t a, uint8_t b)
+{
+	if (a == CONN_NAT_NONE || b == CONN_NAT_NONE)
+		return 1;
+	return a != CONN_NAT_ADM && b != CONN_NAT_ADM;
+}
+
 void path_fallback(struct path_conn *p, const struct path_io *io)
 {
 	if (p->state != PATH_DIRECT)
@@ -525,6 +543,16 @@ void path_fallback(struct path_conn *p, const struct path_io *io)
 	p->state = PATH_IDLE;
 	if (io->use)
 		io->use(io->arg, NULL);
+	/* The dialler punches again at once with the connection's attempts
+	 * left (the per-peer budget still applies), when the classes allow a
+	 * direct path: the path worked, a rebinding NAT or a changed network
+	 * may have moved the peer's mapping. */
+	if (p->initiator && p->attempt < p->lim.attempts &&
+	    nat_pair_allows(p->mine.nat, p->peer.nat)) {
+		p->repunches++;
+		p->state = PATH_WAIT_RETRY;
+		p->t_next_attempt_ns = 0; /* due at the next tick */
+	}
 }
 
 /* ------------------------------------------------------------ per-peer budget */

@@ -287,6 +287,8 @@ struct dht_lookup {
 	uint64_t started, deadline;
 	dht_done_fn cb;
 	dht_done_fn first_cb; /* dht_get_first: called once with the first valid item */
+	int stop_first;	      /* dht_get_first's stop: end once first_cb was called */
+	int first_given;
 	void *arg;
 	struct dht_cand cands[DHT_MAX_LOOKUP_CANDS];
 	unsigned int ncands;

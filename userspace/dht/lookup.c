@@ -143,6 +143,7 @@ static void lk_first(struct dht_lookup *lk)
 	if (!fn || !lk->found)
 		return;
 	lk->first_cb = NULL;
+	lk->first_given = 1;
 	lk_result(lk, 0, &r, nodes);
 	fn(lk->arg, &r);
 }
@@ -252,6 +253,10 @@ void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 	}
 	if (lk->op == DHT_OP_PING)
 		return;
+	if (lk->stop_first && lk->first_given) {
+		lk_finish(dht, lk, 0); /* late answers find no lookup */
+		return;
+	}
 	for (unsigned int i = 0; i < lk->ncands && seen < DHT_K; i++) {
 		struct dht_cand *c = &lk->cands[i];
 		struct krpc_args a;
@@ -703,7 +708,7 @@ int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uin
 }
 
 int dht_get_first(struct dht *dht, const uint8_t *pk, const uint8_t *salt, size_t salt_len,
-		  uint64_t now_ms, dht_done_fn first, dht_done_fn cb, void *arg)
+		  int stop, uint64_t now_ms, dht_done_fn first, dht_done_fn cb, void *arg)
 {
 	struct dht_lookup *lk;
 	uint8_t t[DHT_ID_LEN];
@@ -721,6 +726,7 @@ int dht_get_first(struct dht *dht, const uint8_t *pk, const uint8_t *salt, size_
 		memcpy(lk->salt, salt, salt_len);
 	lk->salt_len = salt_len;
 	lk->first_cb = first;
+	lk->stop_first = stop;
 	return lk_begin(dht, lk, now_ms);
 }
 

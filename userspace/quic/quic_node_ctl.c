@@ -475,6 +475,7 @@ static int ping_one(struct quic_node *qn, const char *target, unsigned int timeo
 		res->rtt_us = (j->t_end - j->t_send) / 1000;
 		res->srtt_us = j->srtt_ns / 1000;
 		res->first_byte_us = (j->t_end - t0) / 1000;
+		res->conn = j->conn;
 		res->worker = (unsigned int)(j->conn & 0xff);
 	}
 	job_put(j);
@@ -1100,11 +1101,11 @@ static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	}
 	util_hex(key, r.peer_key, QUIC_KEY_LEN);
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:s,s:I,s:I,s:I,s:i,s:I,s:I}", "peer_key", key, "rtt_us",
+		      json_pack("{s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:I}", "peer_key", key, "rtt_us",
 				(json_int_t)r.rtt_us, "handshake_us", (json_int_t)r.handshake_us,
 				"srtt_us", (json_int_t)r.srtt_us, "worker", (int)r.worker,
 				"resolve_us", (json_int_t)r.resolve_us, "first_byte_us",
-				(json_int_t)r.first_byte_us));
+				(json_int_t)r.first_byte_us, "conn", (json_int_t)r.conn));
 }
 
 static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)

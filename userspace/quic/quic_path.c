@@ -201,9 +201,10 @@ static void qp_run(struct qn_worker *wk)
 
 			quic_conn_path_stats(c->qc, &st);
 			if (st.unanswered_ns && now > st.unanswered_ns &&
-			    now - st.unanswered_ns > (uint64_t)p->pc.lim.fallback_ms * 1000000ULL)
+			    now - st.unanswered_ns > (uint64_t)p->pc.lim.fallback_ms * 1000000ULL) {
 				path_fallback(&p->pc, &io);
-			else
+				t = path_tick(&p->pc, now, &io); /* a re-punch starts now */
+			} else
 				t = now + QP_CHECK_MS * 1000000ULL;
 		}
 		qp_count(wk, c);
@@ -379,6 +380,7 @@ json_t *qn_path_json(struct qn_conn *c, const struct sockaddr_storage *remote, s
 		      "relayed_rtt_us", (json_int_t)(p->pc.rtt_ns / 1000), "fallbacks",
 		      (json_int_t)p->pc.fallbacks);
 	json_object_set_new(o, "limited", json_integer((json_int_t)p->pc.limited));
+	json_object_set_new(o, "repunches", json_integer((json_int_t)p->pc.repunches));
 	if (p->pc.state == PATH_DIRECT) {
 		json_object_set_new(o, "direct", json_string(d));
 		json_object_set_new(o, "to_direct_ms", json_integer((json_int_t)p->pc.to_direct_ms));

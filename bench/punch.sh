@@ -1,0 +1,183 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Hole punching benchmark (issue 15), one run, one JSON result
+# (bench/bench_punch.c computes the figures and writes it).
+#
+# The NAT matrix of tests/integration/test_punch_nat.sh, with real weftd
+# processes in namespaces on one bridge:
+#   h1 relay (weftd --relay), h2 DHT bootstrap (also on 198.51.101.0/24:
+#   two /24s of voters), h3 a public node P;
+#   routers h4 (A) and h5 (B): nftables masquerade, port-preserving;
+#   routers h6 (C) and h7 (D): masquerade fully-random (symmetric-like);
+#   hosts h8 behind A, h9 behind B, h10 behind C, h11 behind D, each
+#   holding a reservation with h1 (found unreachable: relay.reserve=auto).
+# Every router's uplink holds what it sends 30 ms (tests/lib/delay_line.py:
+# no sch_netem on this kernel), so every path between two hosts, relayed
+# or direct, has a 60 ms round trip (the relay adds no delay of its own).
+#
+# Pairs (dialler -> target), TRIALS dials each (default 20):
+#   pp_pp   A -> B   both port-preserving: a direct path exists
+#   pub_pp  P -> B   public -> port-preserving: a direct path exists
+#   pp_rf   A -> C   port-preserving -> fully-random: none
+#   rf_rf   C -> D   fully-random both: none
+# Each trial dials the target's bare key (bench/punch_trials.py): the
+# record lookup in the DHT (every trial: the diallers cache records 1 s),
+# a circuit of h1, the QUIC handshake, one echo (the first byte), then the
+# punch. Figures: time from the dial (the control API call) to the first
+# byte and to the direct path, how many trials reached it; then, on the
+# pairs with a direct path, the same connection's RTT and throughput both
+# ways: direct (a new connection to the punched address KEY@ADDR, whose
+# 5-tuple the punched connection's keepalives keep open in both NATs) and
+# relayed (a dial by key while the target's router drops everything from
+# the dialler's public address: the punch fails, the circuit carries it).
+# The per-peer punch budget is raised (quic.punch_peer_attempts): 20
+# trials with one peer exceed its default of 10 per 10 min; so is the
+# relay's circuits per reservation (every trial keeps its connection).
+#
+# Needs root. Never part of make test.
+#   bench/punch.sh [TRIALS] [BYTES]   (BYTES per throughput transfer,
+#   default 16 MiB)
+# Build first: make bench (build/bench/bench_punch, build/weftd,
+# build/weftctl).
+set -u
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
+TRIALS=${1:-20}
+BYTES=${2:-16777216}
+B="$BUILD/bench/bench_punch"
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: bench/punch.sh needs root"; exit 77; }
+[ -x "$B" ] && [ -x "$BUILD/weftd" ] && [ -x "$BUILD/weftctl" ] ||
+	{ echo "build $B, $BUILD/weftd and $BUILD/weftctl first (make bench)"; exit 1; }
+for c in nft ethtool; do command -v $c >/dev/null || { echo "SKIP: $c missing"; exit 77; }; done
+export TOP WEFTD="$BUILD/weftd" WEFTCTL="$BUILD/weftctl" PYTHON=/usr/bin/python3
+T_NAME=punch
+. "$TOP/tests/lib/common.sh"
+. "$TOP/tests/lib/netns.sh"
+T0=$(date +%s)
+netns_create 7 || fail "netns setup"
+D=$(mktemp -d /tmp/weft-punchbench-XXXXXX)
+netns_on_exit "rm -rf '$D'"
+TSV="$D/trials.tsv"
+ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
+
+netns_nat_host 4 8 10.0.8 "masquerade" || fail "NAT A"
+netns_nat_host 5 9 10.0.9 "masquerade" || fail "NAT B"
+netns_nat_host 6 10 10.0.10 "masquerade fully-random" || fail "NAT C"
+netns_nat_host 7 11 10.0.11 "masquerade fully-random" || fail "NAT D"
+DELAY_MS=30
+for n in 1 2 3 4 5 6 7; do
+	ip netns exec "$(netns_name "$n")" ethtool -K eth0 tx off gso off tso off \
+		tx-udp-segmentation off >/dev/null 2>&1 || fail "ethtool on h$n"
+done
+# (the delay lines' complaints when the namespaces go at exit: not shown)
+for n in 4 5 6 7; do netns_delay_uplink "$n" "$DELAY_MS" 2>/dev/null || fail "delay line"; done
+IP1=$(netns_ip4 1)
+ip -n "$(netns_name 2)" addr add 198.51.101.2/24 dev eth0 || fail "second network"
+for n in 1 3 4 5 6 7; do
+	ip -n "$(netns_name "$n")" route add 198.51.101.0/24 dev eth0 || fail "route"
+done
+IP2=198.51.101.2
+COMMON=(--set "dht.bootstrap=$IP2:6881" --set quic.keepalive_ms=1000
+	--set quic.punch_peer_attempts=100000 --set node.resolve_cache_ttl_s=1 --log-level warn)
+netns_weftd 2 uring "$D" --workers 1 --log-level warn
+# Every trial keeps its connection, and with it its circuit (ended when
+# idle for relay.circuit_idle_ms): room for all of them.
+netns_weftd 1 uring "$D" --workers 1 --relay "${COMMON[@]}" \
+	--set relay.circuits_per_reservation=1000
+K1=$(ctl 1 --json status | json_get node_key)
+netns_weftd 3 uring "$D" --workers 1 "${COMMON[@]}"
+for n in 8 9 10 11; do
+	netns_weftd "$n" uring "$D" --workers 1 "${COMMON[@]}" --set "relay.use=$K1@$IP1:4433"
+done
+declare -A K
+for n in 3 8 9 10 11; do K[$n]=$(ctl "$n" --json status | json_get node_key); done
+dht_ok() {
+	[ "$(ctl "$1" --json dht status | json_get nodes4)" -ge 1 ] && return 0
+	ctl "$1" dht ping "$IP2:6881" >/dev/null 2>&1
+	return 1
+}
+wait_for "dht_ok 3 && dht_ok 8 && dht_ok 9 && dht_ok 10 && dht_ok 11" 300 || fail "DHT not joined"
+held() { [ "$(ctl "$1" --json relay status | json_get use 0 state)" = held ]; }
+wait_for "held 8 && held 9 && held 10 && held 11" 300 || fail "reservations not held"
+# Each dialler sees its target's record listing the relay.
+for dt in "8 9" "3 9" "8 10" "10 11"; do
+	set -- $dt
+	wait_for "ctl $1 --json node resolve ${K[$2]} --fresh 2>/dev/null | grep -q '$K1'" 400 ||
+		fail "h$1 does not see h$2's record with the relay"
+done
+T1=$(date +%s)
+echo "setup: $((T1 - T0)) s (7 namespaces, 4 NATs, 7 weftd, records with the relay)"
+
+SOCK() { echo "$D/n$1/weftd.sock"; }
+trials() { # PAIR DIALLER TARGET WAIT
+	"$PYTHON" "$TOP/bench/punch_trials.py" "$(SOCK "$2")" "$1" "${K[$3]}" "$TRIALS" "$4" >>"$TSV" ||
+		fail "trials of $1"
+}
+fig() { printf 'fig\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TSV"; }
+# conn_direct N KEY: the direct address of N's newest direct connection to KEY.
+conn_direct() {
+	ctl "$1" --json quic conns | "$PYTHON" -c 'import json,sys
+cs = [c for c in json.load(sys.stdin)["conns"] if c["peer_key"] == sys.argv[1]
+      and (c.get("path") or {}).get("state") == "direct" and (c.get("path") or {}).get("relay")]
+print(max(cs, key=lambda c: c["id"])["path"]["direct"] if cs else "")' "$2"
+}
+median_rtt() { # N TARGET: median rtt_us of 5 pings (ms)
+	local i out v=()
+	for i in 1 2 3 4 5; do
+		out=$(ctl "$1" --json quic ping "$2" 2>&1) || { echo "ping $2: $out" >&2; return 1; }
+		v+=("$(echo "$out" | json_get rtt_us)")
+	done
+	printf '%s\n' "${v[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[3] / 1000 }'
+}
+# rtt_tput PAIR DIALLER TARGET ROUTER_OF_TARGET DIALLER_PUBLIC_IP
+rtt_tput() {
+	local pair=$1 d=$2 t=$3 r=$4 ip=$5 addr out mb rtt
+	addr=$(conn_direct "$d" "${K[$t]}")
+	[ -n "$addr" ] || { echo "$pair: no direct connection left for the direct figures"; return 1; }
+	rtt=$(median_rtt "$d" "${K[$t]}@$addr") || return 1
+	out=$(ctl "$d" --json quic bench "${K[$t]}@$addr" "$BYTES" sink 2>&1) ||
+		{ echo "$pair direct bench: $out"; return 1; }
+	mb=$(echo "$out" | json_get mbit_s)
+	fig "$pair.direct_rtt_ms" "$pair: RTT on the direct path (median of 5 pings to KEY@$addr)" "$rtt" ms
+	fig "$pair.direct_mbit_s" "$pair: QUIC bulk $BYTES bytes on the direct path" "$mb" "Mbit/s"
+	echo "$pair direct ($addr): RTT $rtt ms, $mb Mbit/s"
+	# The target's router drops everything from the dialler's public
+	# address: the punch fails, the connection stays on the circuit.
+	ip netns exec "$(netns_name "$r")" nft -f - <<EOF || return 1
+table inet benchblock {
+	chain pre {
+		type filter hook prerouting priority -300;
+		ip saddr $ip drop
+	}
+}
+EOF
+	rtt=$(median_rtt "$d" "${K[$t]}") || return 1
+	out=$(ctl "$d" --json quic bench "${K[$t]}" "$BYTES" sink 2>&1) ||
+		{ echo "$pair relayed bench: $out"; return 1; }
+	ip netns exec "$(netns_name "$r")" nft delete table inet benchblock
+	mb=$(echo "$out" | json_get mbit_s)
+	fig "$pair.relayed_rtt_ms" "$pair: RTT through the relay (median of 5 pings by key, direct path blocked)" "$rtt" ms
+	fig "$pair.relayed_mbit_s" "$pair: QUIC bulk $BYTES bytes through the relay (direct path blocked)" "$mb" "Mbit/s"
+	echo "$pair relayed: RTT $rtt ms, $mb Mbit/s"
+}
+
+trials pp_pp 8 9 1
+trials pub_pp 3 9 1
+T2=$(date +%s)
+rtt_tput pp_pp 8 9 5 "$(netns_ip4 4)" || echo "pp_pp: no RTT/throughput figures"
+rtt_tput pub_pp 3 9 5 "$(netns_ip4 3)" || echo "pub_pp: no RTT/throughput figures"
+T3=$(date +%s)
+trials pp_rf 8 10 0
+trials rf_rf 10 11 0
+T4=$(date +%s)
+fig load_avg "load average (1 min) at the end of the trials" "$(cut -d' ' -f1 /proc/loadavg)" ""
+fig seconds.setup "setup (namespaces, NATs, weftd, DHT, reservations, records)" "$((T1 - T0))" s
+fig seconds.trials "trials ($TRIALS per pair, 4 pairs)" "$((T2 - T1 + T4 - T3))" s
+fig seconds.throughput "RTT and throughput, relayed and direct" "$((T3 - T2))" s
+for n in 2 1 3 8 9 10 11; do
+	eval "stop_weftd \"\$PID$n\"" || echo "weftd h$n did not stop cleanly"
+done
+# The raw trials next to the result (bench/run.sh's run directory).
+[ -n "${WEFT_BENCH_DIR:-}" ] && cp "$TSV" "$WEFT_BENCH_DIR/punch-trials.tsv"
+BENCH_PUNCH_TSV="$TSV" "$B" "$TRIALS" "$BYTES" "$DELAY_MS"
