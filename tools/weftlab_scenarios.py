@@ -412,10 +412,11 @@ def run_distribute(lab, a, rng):
                 if not j:
                     continue
                 prog[str(i)].append([round(now, 3), j.get("done_bytes", 0)])
-                if j.get("state") == "done" or j.get("done") is True:
-                    done[i] = now
-                elif j.get("state") == "failed":
+                # a failed job is finished too ("done": true): state first
+                if j.get("state") == "failed":
                     failed[i] = j.get("error")
+                elif j.get("state") == "done" or j.get("done") is True:
+                    done[i] = now
             time.sleep(0.25)
         pool.shutdown()
     st1 = api(lab.sock(seed), "GET", "/v1/content/stats")

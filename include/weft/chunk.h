@@ -173,6 +173,21 @@ int cstore_write_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint6
 		       const uint8_t *buf, size_t len);
 
 /*
+ * cstore_write_chunk in two steps, so that one sync covers many chunks:
+ * put checks the chunk against its CV and writes it, without a sync and
+ * without setting its bit (it is neither held, nor served, nor trusted
+ * after a restart); commit syncs the blob's file once (unless no_sync)
+ * and sets the bits of the n chunks put before in one transaction.
+ * put returns 0 (written, or already present) or the errors of
+ * cstore_write_chunk; commit returns 1 when the blob became complete, 0,
+ * -ENOENT, -EINVAL (an index out of range), -EIO or -errno.
+ */
+int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+		     const uint8_t *buf, size_t len);
+int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], const uint64_t *idx,
+			 size_t n);
+
+/*
  * Read chunk index for serving, into buf (cap >= its size); *len gets the
  * size. The chunk is re-verified against its CV: on mismatch a complete
  * blob is marked CSTORE_BAD and never served again (logged); a partial one
@@ -194,6 +209,14 @@ int cstore_cvs(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint8_t **cvs
 /* 1 if chunk index of id is present and verified, 0 if not, -ENOENT if id
  * is unknown, -EINVAL if index is out of range. */
 int cstore_has_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index);
+
+/* Entry of id (into *info) and its verified-chunk bitmap in one
+ * transaction: bit i % 8 of byte i / 8 set when chunk i is held (all of
+ * them for a complete blob; bits past nchunks zero) into bits, which holds
+ * cap bytes. Returns 0, -ENOENT, -EIO (marked bad), -ENOBUFS (cap under
+ * ceil(nchunks / 8)) or -EBADMSG. */
+int cstore_bitmap(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], struct cstore_info *info,
+		  uint8_t *bits, size_t cap);
 
 /* Call fn for every entry in id order; fn returns 0 to go on, >0 to stop
  * (returned), <0 to abort (returned). Records that fail validation are

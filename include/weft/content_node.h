@@ -33,6 +33,8 @@ struct content_node;
 #define CONTENT_OP_INFO 0x01	 /* id(32) -> size, CV list, have-bitmap */
 #define CONTENT_OP_CHUNK 0x02	 /* id(32) index(u64 BE) -> chunk bytes */
 #define CONTENT_OP_MANIFEST 0x03 /* share id(20) -> signed manifest */
+#define CONTENT_OP_HAVE 0x04	 /* id(32) -> size, have-bitmap (INFO without CVs) */
+#define CONTENT_OP_PEERS 0x05	 /* id(32) -> other nodes fetching or holding id */
 /* Wire: response status (first byte of the answer). */
 #define CONTENT_ST_OK 0
 #define CONTENT_ST_NOT_FOUND 1

@@ -148,6 +148,37 @@ static void info_answer(const uint8_t *ans, size_t len)
 	(void)b3tree_verify_cvs(in.cvs, in.n, in.size, zero);
 }
 
+/* HAVE: decoded, re-encoded as serve_have does; only padding bits past n
+ * may differ. */
+static void have_answer(const uint8_t *ans, size_t len)
+{
+	struct cn_info in;
+	uint8_t *re;
+
+	if (cn_have_decode(&in, ans, len, CN_INFO_MAX_N))
+		return;
+	check(len == CN_HAVE_ANSWER(in.n) && in.n == b3tree_nchunks(in.size) && !in.cvs);
+	re = calloc(1, len);
+	check(re != NULL);
+	cn_have_head(re, in.size, in.n);
+	memcpy(re + CN_INFO_HEAD, in.bits, len - CN_INFO_HEAD);
+	check(memcmp(re, ans, len) == 0);
+	free(re);
+}
+
+/* PEERS: every entry decoded re-encodes to the same bytes. */
+static void peers_answer(const uint8_t *ans, size_t len)
+{
+	struct sockaddr_storage got[CN_PEX_MAX];
+	uint8_t re[CN_PEERS_ANSWER_MAX];
+	int n = cn_peers_decode(ans, len, got, CN_PEX_MAX);
+
+	if (n < 0)
+		return;
+	check(n <= CN_PEX_MAX && len <= CN_PEERS_ANSWER_MAX);
+	check(cn_peers_encode(re, got, (size_t)n) == len && memcmp(re, ans, len) == 0);
+}
+
 static void manifest_answer(const uint8_t *body, size_t blen)
 {
 	struct manifest m;
@@ -175,9 +206,15 @@ static void answer(const uint8_t *data, size_t size)
 
 	if (!size)
 		return;
-	kind = data[0] % 3; /* 0 INFO, 1 CHUNK, 2 MANIFEST */
+	kind = data[0] % 3; /* 0 INFO, 1 CHUNK, 2 MANIFEST; bits 4-5: 1 HAVE, 2 PEERS */
+	if (((data[0] >> 4) & 3) == 1)
+		kind = 3;
+	else if (((data[0] >> 4) & 3) == 2)
+		kind = 4;
 	a.limit = kind == 0   ? CN_INFO_ANSWER(CN_INFO_MAX_N)
 		  : kind == 1 ? CN_ANS_HEAD + B3TREE_CHUNK_LEN
+		  : kind == 3 ? CN_HAVE_ANSWER(CN_INFO_MAX_N)
+		  : kind == 4 ? CN_PEERS_ANSWER_MAX
 			      : CN_ANS_HEAD + MANIFEST_MAX_SIZE;
 	if ((data[0] >> 2) & 3)
 		a.limit = limits[(data[0] >> 2) & 3];
@@ -211,6 +248,10 @@ static void answer(const uint8_t *data, size_t size)
 			else if (kind == 1)
 				check(cn_chunk_check(a.buf, a.len, blen) == 0 &&
 				      cn_chunk_check(a.buf, a.len, blen + 1) != 0);
+			else if (kind == 3)
+				have_answer(a.buf, a.len);
+			else if (kind == 4)
+				peers_answer(a.buf, a.len);
 			else
 				manifest_answer(body, blen);
 		}
@@ -229,6 +270,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (cn_info_decode(&in, data, size, CN_INFO_MAX_N) == 0)
 			check(in.n <= CN_INFO_MAX_N && size == CN_INFO_ANSWER(in.n));
+		if (cn_have_decode(&in, data, size, CN_INFO_MAX_N) == 0)
+			check(in.n <= CN_INFO_MAX_N && size == CN_HAVE_ANSWER(in.n));
+		peers_answer(data, size);
 	}
 	return 0;
 }

@@ -255,6 +255,65 @@ static void test_partial_resume(void **state)
 	free(b);
 }
 
+/* put + commit: a chunk put is neither held nor served until committed;
+ * a commit sets many bits at once, survives a restart and completes the
+ * blob; cstore_bitmap reads the bitmap in one transaction. */
+static void test_put_commit(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 4 * K + 123;
+	uint8_t *b = blob(len, 3), id[32], cvs[5 * 32], *buf = malloc(K), bits[4];
+	const uint64_t odd[2] = {1, 3}, rest[3] = {0, 2, 4}, bad[1] = {5};
+	struct cstore_info in;
+	size_t got;
+
+	assert_non_null(buf);
+	blake3_hash(b, len, id, 32);
+	assert_int_equal(b3tree_chunk_cvs(b, len, cvs), 0);
+	f->o.no_sync = 0;
+	fx_open(f);
+	assert_int_equal(cstore_bitmap(f->cs, id, &in, bits, sizeof(bits)), -ENOENT);
+	assert_int_equal(cstore_open_partial(f->cs, id, len, cvs, 5), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + K, K), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 3, b + 3 * K, K), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 2, b + 3 * K, K), -EBADMSG);
+	/* written, not held */
+	assert_int_equal(cstore_has_chunk(f->cs, id, 1), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), -ENOENT);
+	memset(bits, 0xee, sizeof(bits));
+	assert_int_equal(cstore_bitmap(f->cs, id, &in, bits, sizeof(bits)), 0);
+	assert_int_equal(in.state, CSTORE_PARTIAL);
+	assert_int_equal(bits[0], 0);
+	assert_int_equal(cstore_bitmap(f->cs, id, &in, bits, 0), -ENOBUFS);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, bad, 1), -EINVAL);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, odd, 2), 0);
+	assert_int_equal(cstore_has_chunk(f->cs, id, 1), 1);
+	assert_int_equal(cstore_has_chunk(f->cs, id, 3), 1);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 3, buf, K, &got), 0);
+	assert_memory_equal(buf, b + 3 * K, K);
+	assert_int_equal(cstore_bitmap(f->cs, id, &in, bits, sizeof(bits)), 0);
+	assert_int_equal(bits[0], 0x0a);
+
+	/* Restart: the committed chunks are held. */
+	fx_close(f);
+	fx_open(f);
+	assert_int_equal(cstore_info(f->cs, id, &in), 0);
+	assert_int_equal(in.have, 2);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cstore_put_chunk(f->cs, id, rest[i], b + rest[i] * K,
+						  rest[i] == 4 ? 123 : K),
+				 0);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, rest, 3), 1); /* complete */
+	assert_int_equal(cstore_commit_chunks(f->cs, id, rest, 3), 0);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, NULL, 0), 0);
+	assert_int_equal(cstore_bitmap(f->cs, id, &in, bits, sizeof(bits)), 0);
+	assert_int_equal(in.state, CSTORE_COMPLETE);
+	assert_int_equal(bits[0], 0x1f); /* bits past nchunks zero */
+	read_all(f->cs, id, b, len);
+	free(buf);
+	free(b);
+}
+
 static void corrupt(const char *path, off_t off)
 {
 	int fd = open(path, O_RDWR);
@@ -543,6 +602,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),

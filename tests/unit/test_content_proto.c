@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,97 @@ static void test_info_bounds(void **state)
 	free(a);
 }
 
+/* HAVE and PEERS (peer exchange): the docs/PROTOCOL.md vectors, and what
+ * a decoder must refuse. */
+static void test_have_peers(void **state)
+{
+	uint8_t id[32], buf[CN_REQ_MAX], want[64], have[CN_HAVE_ANSWER(1)];
+	uint8_t peers[5 + 2 + 6 + 18], out[CN_PEERS_ANSWER_MAX];
+	struct cn_wreq q = {.op = CONTENT_OP_HAVE};
+	struct sockaddr_storage got[CN_PEX_MAX + 1];
+	const struct sockaddr_in *a4 = (const void *)&got[0];
+	const struct sockaddr_in6 *a6 = (const void *)&got[1];
+	struct cn_info in;
+
+	(void)state;
+	unhex(id, 32, ABC_ID);
+	memcpy(q.id, id, 32);
+	assert_int_equal(cn_req_encode(&q, buf), 33);
+	unhex(want, 33, "04" ABC_ID);
+	assert_memory_equal(buf, want, 33);
+	q.op = CONTENT_OP_PEERS;
+	assert_int_equal(cn_req_encode(&q, buf), 33);
+	unhex(want, 33, "05" ABC_ID);
+	assert_memory_equal(buf, want, 33);
+	assert_int_equal(cn_req_decode(&q, want, 33), 0);
+	assert_int_equal(q.op, CONTENT_OP_PEERS);
+
+	/* have answer: size 3, one chunk, held */
+	unhex(have, sizeof(have),
+	      "00"
+	      "00000011"
+	      "0000000000000003"
+	      "0000000000000001"
+	      "01");
+	assert_int_equal(cn_have_decode(&in, have, sizeof(have), CN_INFO_MAX_N), 0);
+	assert_int_equal(in.size, 3);
+	assert_int_equal(in.n, 1);
+	assert_null(in.cvs);
+	assert_int_equal(in.bits[0], 1);
+	cn_have_head(out, 3, 1);
+	assert_memory_equal(out, have, CN_INFO_HEAD);
+	assert_int_not_equal(cn_have_decode(&in, have, sizeof(have) - 1, CN_INFO_MAX_N), 0);
+	have[16] = 2; /* two chunks cannot hold 3 bytes */
+	assert_int_not_equal(cn_have_decode(&in, have, sizeof(have), CN_INFO_MAX_N), 0);
+
+	/* peers answer: 198.51.100.7:4433 and [2001:db8::1]:4433 */
+	unhex(peers, sizeof(peers),
+	      "00"
+	      "0000001a"
+	      "0101"
+	      "c6336407"
+	      "1151"
+	      "20010db8000000000000000000000001"
+	      "1151");
+	assert_int_equal(cn_peers_decode(peers, sizeof(peers), got, CN_PEX_MAX), 2);
+	assert_int_equal(got[0].ss_family, AF_INET);
+	assert_int_equal(ntohs(a4->sin_port), 4433);
+	assert_int_equal(ntohl(a4->sin_addr.s_addr), 0xc6336407);
+	assert_int_equal(got[1].ss_family, AF_INET6);
+	assert_int_equal(ntohs(a6->sin6_port), 4433);
+	assert_int_equal(a6->sin6_addr.s6_addr[0], 0x20);
+	assert_int_equal(cn_peers_encode(out, got, 2), sizeof(peers));
+	assert_memory_equal(out, peers, sizeof(peers));
+	/* a short output array takes the first ones */
+	assert_int_equal(cn_peers_decode(peers, sizeof(peers), got, 1), 1);
+	/* length not that of the counts, port 0, more than CN_PEX_MAX */
+	assert_int_equal(cn_peers_decode(peers, sizeof(peers) - 1, got, CN_PEX_MAX), -EBADMSG);
+	peers[6] = 2;
+	assert_int_equal(cn_peers_decode(peers, sizeof(peers), got, CN_PEX_MAX), -EBADMSG);
+	peers[6] = 1;
+	peers[11] = peers[12] = 0;
+	assert_int_equal(cn_peers_decode(peers, sizeof(peers), got, CN_PEX_MAX), -EBADMSG);
+	{
+		uint8_t big[CN_ANS_HEAD + 2 + 33 * 6] = {0};
+
+		cn_ans_head(big, CONTENT_ST_OK, 2 + 33 * 6);
+		big[CN_ANS_HEAD] = 33;
+		for (int i = 0; i < 33; i++)
+			big[CN_ANS_HEAD + 2 + i * 6 + 5] = 1;
+		assert_int_equal(cn_peers_decode(big, sizeof(big), got, CN_PEX_MAX + 1), -EBADMSG);
+		/* encode never lists more than CN_PEX_MAX */
+		for (int i = 0; i < 33; i++) {
+			struct sockaddr_in *x = (void *)&got[i];
+
+			memset(&got[i], 0, sizeof(got[i]));
+			x->sin_family = AF_INET;
+			x->sin_port = htons(1);
+		}
+		assert_int_equal(cn_peers_encode(out, got, 33), CN_ANS_HEAD + 2 + CN_PEX_MAX * 6);
+		assert_int_equal(out[CN_ANS_HEAD], CN_PEX_MAX);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +267,7 @@ int main(void)
 	    cmocka_unit_test(test_req_feed),
 	    cmocka_unit_test(test_ans_feed),
 	    cmocka_unit_test(test_info_bounds),
+	    cmocka_unit_test(test_have_peers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

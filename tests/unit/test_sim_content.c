@@ -18,6 +18,10 @@
  * INFO bitmap again while B's grows); the seed comes back, both downloads
  * find it again (periodic re-lookup) and finish intact.
  *
+ * Third scenario (test_peer_exchange): with no DHT at all, a downloader
+ * given only the seed learns another downloader from the seed's PEERS
+ * answer and finishes from it once the seed is gone.
+ *
  * Every step goes through the control handlers (ctl_dispatch).
  */
 #include <errno.h>
@@ -338,6 +342,30 @@ static void pjob_check(struct pjob *q, const char *out, const char *id, const ui
 	free(back);
 }
 
+/* x adds the file at path: its content id into id (65 bytes). */
+static void add_file(struct simnode *x, const char *path, char *id)
+{
+	json_t *o = simnode_ok(x, "POST", "/v1/content/add", json_pack("{s:[s]}", "paths", path));
+
+	snprintf(id, 65, "%s",
+		 json_string_value(
+		     json_object_get(json_array_get(json_object_get(o, "items"), 0), "id")));
+	json_decref(o);
+}
+
+/* q fetches id on x into out, from the node at ip only. */
+static void pjob_start_from(struct pjob *q, struct simnode *x, const char *id, const char *out,
+			    const char *ip)
+{
+	json_t *o = simnode_ok(x, "POST", "/v1/content/get",
+			       json_pack("{s:s,s:s,s:[s]}", "id", id, "out", out, "from", ip));
+
+	q->x = x;
+	snprintf(q->path, sizeof(q->path), "/v1/content/jobs/%lld",
+		 (long long)json_integer_value(json_object_get(o, "job")));
+	json_decref(o);
+}
+
 static void test_partial_provider(void **state)
 {
 	struct simnet_opts so = {.seed = 22, .clock = SIMNET_CLOCK_REAL};
@@ -365,11 +393,7 @@ static void test_partial_provider(void **state)
 	tu_fill(data, FILE_LEN, 9);
 	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
 	snprintf(path, sizeof(path), "%s/file.bin", dir);
-	o = simnode_ok(&M[1], "POST", "/v1/content/add", json_pack("{s:[s]}", "paths", path));
-	snprintf(id, sizeof(id), "%s",
-		 json_string_value(
-		     json_object_get(json_array_get(json_object_get(o, "items"), 0), "id")));
-	json_decref(o);
+	add_file(&M[1], path, id);
 	memcpy(ih, id, 40);
 	ih[40] = '\0';
 	snprintf(outb, sizeof(outb), "%s/b", dir);
@@ -417,11 +441,107 @@ static void test_partial_provider(void **state)
 	tu_rmrf_free(dir);
 }
 
+/* ------------------------------------------------- peer exchange */
+
+static struct simnode Q[4]; /* 1 seed, 2 = D1, 3 = D2 */
+
+static void slow_provider(struct weft_config *cfg)
+{
+	/* 50 ms per chunk served, 2 serve threads: 32 chunks take the seed
+	 * at least 800 ms, far longer than one PEERS answer (queued at the
+	 * seed before the first chunk request of the same downloader). */
+	cfg->test.content_serve_delay_ms = 50;
+	cfg->test.content_req_timeout_ms = 1000;
+}
+
+/* q->x's job lists the provider at q->ip (whatever it got from it). */
+static int pjob_lists(void *arg)
+{
+	struct pjob *q = arg;
+	json_t *o = pjob_get(q);
+	int ok = provider_of(o, q->ip) != NULL;
+
+	json_decref(o);
+	return ok;
+}
+
+/*
+ * Downloaders learn each other from the nodes they fetch from (op PEERS),
+ * without the DHT: no node here has a DHT contact, so the only way D2
+ * can know D1 is the seed's PEERS answer (D1 asked the seed for the
+ * file before: the seed's swarm table holds it). D1 finishes from the
+ * seed; D2 is given the seed alone, lists D1 as a provider, and once the
+ * seed is gone gets the rest from D1. The file arrives intact.
+ */
+static void test_peer_exchange(void **state)
+{
+	struct simnet_opts so = {.seed = 23, .clock = SIMNET_CLOCK_REAL};
+	static const char *const nodht[] = {"quic.idle_timeout_ms=3000", NULL};
+	struct simnet_link lan = {.latency_us = 300, .jitter_us = 100};
+	char *dir = tu_tmpdir(), path[700], out1[512], out2[512], id[65];
+	uint8_t *data = malloc(FILE_LEN);
+	struct pjob d1, d2;
+	json_int_t from_d1, from_seed, pex;
+	json_t *o;
+	size_t i;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(data);
+	assert_int_equal(simnet_new(&SN, &so), 0);
+	simnode_new(&Q[1], SN, "q1", "198.51.100.1", NULL, nodht, slow_provider, NULL);
+	simnode_new(&Q[2], SN, "q2", "198.51.100.2", NULL, nodht, downloader, NULL);
+	simnode_new(&Q[3], SN, "q3", "198.51.100.3", NULL, nodht, downloader, NULL);
+	for (i = 1; i <= 3; i++)
+		simnet_host_set_link(Q[i].host, &lan);
+	tu_fill(data, FILE_LEN, 11);
+	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
+	snprintf(path, sizeof(path), "%s/file.bin", dir);
+	add_file(&Q[1], path, id);
+	snprintf(out1, sizeof(out1), "%s/d1", dir);
+	snprintf(out2, sizeof(out2), "%s/d2", dir);
+	assert_int_equal(mkdir(out1, 0700), 0);
+	assert_int_equal(mkdir(out2, 0700), 0);
+
+	/* D1 fetches everything from the seed. */
+	pjob_start_from(&d1, &Q[2], id, out1, Q[1].ip);
+	assert_int_equal(simnode_wait(pjob_done, &d1, 60000), 0);
+	pjob_check(&d1, out1, id, data);
+
+	/* D2 is told about the seed only, and learns D1 from it. */
+	pjob_start_from(&d2, &Q[3], id, out2, Q[1].ip);
+	d2.ip = Q[2].ip;
+	assert_int_equal(simnode_wait(pjob_lists, &d2, 20000), 0);
+
+	/* The seed goes: D2 finishes from D1 alone. */
+	simnet_host_set_down(Q[1].host, 1);
+	assert_int_equal(simnode_wait(pjob_done, &d2, 60000), 0);
+	pjob_check(&d2, out2, id, data);
+	o = pjob_get(&d2);
+	from_d1 = json_integer_value(json_object_get(provider_of(o, Q[2].ip), "chunks"));
+	from_seed = json_integer_value(json_object_get(provider_of(o, Q[1].ip), "chunks"));
+	pex = json_integer_value(json_object_get(o, "pex_found"));
+	json_decref(o);
+	assert_true(from_d1 >= 1);
+	assert_int_equal(from_d1 + from_seed, NCHUNKS);
+	assert_true(pex >= 1);
+	print_message("peer exchange: D2 got %lld chunks from the seed, %lld from D1 (found "
+		      "through PEERS)\n",
+		      (long long)from_seed, (long long)from_d1);
+
+	for (i = 3; i >= 1; i--)
+		simnode_free(&Q[i]);
+	simnet_free(SN);
+	free(data);
+	tu_rmrf_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_swarm_corrupt_and_dying),
 	    cmocka_unit_test(test_partial_provider),
+	    cmocka_unit_test(test_peer_exchange),
 	};
 
 	if (sodium_init() < 0)

@@ -883,15 +883,25 @@ out:
 	return err;
 }
 
+static int update_bits_locked(struct cstore *cs, const uint8_t *id, const uint64_t *idx, size_t n,
+			      int set);
+
 /* Set (or clear) bit index of a partial entry; returns 1 when the entry
  * became complete, 0 otherwise, or -errno. Lock held. */
 static int update_bit_locked(struct cstore *cs, const uint8_t *id, uint64_t index, int set)
+{
+	return update_bits_locked(cs, id, &index, 1, set);
+}
+
+/* The same for n bits in one transaction. */
+static int update_bits_locked(struct cstore *cs, const uint8_t *id, const uint64_t *idx, size_t n,
+			      int set)
 {
 	struct store_txn *t = NULL;
 	struct cstore_info in;
 	const uint8_t *bits;
 	uint8_t *nb = NULL, rec[REC_LEN];
-	size_t bl;
+	size_t bl, i;
 	int err, done = 0;
 
 	err = store_txn_begin(cs->st, 0, &t);
@@ -903,14 +913,17 @@ static int update_bit_locked(struct cstore *cs, const uint8_t *id, uint64_t inde
 		err = in.state == CSTORE_COMPLETE ? 0 : -EIO;
 		goto out;
 	}
-	if (index >= in.nchunks) {
-		err = -EINVAL;
-		goto out;
-	}
+	for (i = 0; i < n; i++)
+		if (idx[i] >= in.nchunks) {
+			err = -EINVAL;
+			goto out;
+		}
 	if ((err = load_bits(cs, t, id, in.nchunks, &bits)))
 		goto out;
 	bl = bits_len(in.nchunks);
-	if (bit_get(bits, index) == !!set)
+	for (i = 0; i < n && bit_get(bits, idx[i]) == !!set; i++)
+		;
+	if (i == n)
 		goto out; /* nothing to do */
 	nb = malloc(bl);
 	if (!nb) {
@@ -918,10 +931,14 @@ static int update_bit_locked(struct cstore *cs, const uint8_t *id, uint64_t inde
 		goto out;
 	}
 	memcpy(nb, bits, bl);
-	if (set)
-		nb[index / 8] |= (uint8_t)(1u << (index % 8));
-	else
-		nb[index / 8] &= (uint8_t) ~(1u << (index % 8));
+	for (i = 0; i < n; i++) {
+		uint64_t index = idx[i];
+
+		if (set)
+			nb[index / 8] |= (uint8_t)(1u << (index % 8));
+		else
+			nb[index / 8] &= (uint8_t) ~(1u << (index % 8));
+	}
 	if (set && bits_count(nb, bl) == in.nchunks) {
 		int fd = open_blob(cs, id, CSTORE_PARTIAL, O_RDONLY);
 
@@ -995,6 +1012,41 @@ out:
 int cstore_write_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		       const uint8_t *buf, size_t len)
 {
+	int err = cstore_put_chunk(cs, id, index, buf, len);
+
+	return err ? err : cstore_commit_chunks(cs, id, &index, 1);
+}
+
+int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], const uint64_t *idx,
+			 size_t n)
+{
+	int fd, err = 0;
+
+	if (!cs || !id || (!idx && n))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	if (!cs->no_sync) {
+		fd = open_blob(cs, id, CSTORE_PARTIAL, O_WRONLY);
+		if (fd == -ENOENT) /* complete already (another writer): nothing to do */
+			return 0;
+		if (fd < 0)
+			return fd;
+		if (fdatasync(fd) < 0)
+			err = -errno;
+		close(fd);
+		if (err)
+			return err;
+	}
+	pthread_mutex_lock(&cs->lock);
+	err = update_bits_locked(cs, id, idx, n, 1);
+	pthread_mutex_unlock(&cs->lock);
+	return err;
+}
+
+int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+		     const uint8_t *buf, size_t len)
+{
 	struct chunk_ref r;
 	int fd, err;
 
@@ -1014,14 +1066,7 @@ int cstore_write_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint6
 	if (fd < 0)
 		return fd;
 	err = pwrite_full(fd, buf, len, index * B3TREE_CHUNK_LEN);
-	if (!err && !cs->no_sync && fdatasync(fd) < 0)
-		err = -errno;
 	close(fd);
-	if (err)
-		return err;
-	pthread_mutex_lock(&cs->lock);
-	err = update_bit_locked(cs, id, index, 1);
-	pthread_mutex_unlock(&cs->lock);
 	return err;
 }
 
@@ -1156,6 +1201,38 @@ int cstore_cvs(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint8_t **cvs
 	}
 	memcpy(*cvs, p, in.nchunks * B3TREE_CV_LEN);
 	*n = in.nchunks;
+out:
+	store_txn_abort(t);
+	return err;
+}
+
+int cstore_bitmap(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], struct cstore_info *info,
+		  uint8_t *bits, size_t cap)
+{
+	struct store_txn *t = NULL;
+	const uint8_t *b;
+	size_t blen;
+	int err;
+
+	if (!cs || !id || !info || (!bits && cap))
+		return -EINVAL;
+	err = store_txn_begin(cs->st, 1, &t);
+	if (err)
+		return err;
+	if ((err = load_rec(cs, t, id, info)))
+		goto out;
+	blen = (size_t)((info->nchunks + 7) / 8);
+	if (info->state == CSTORE_BAD) {
+		err = -EIO;
+	} else if (cap < blen) {
+		err = -ENOBUFS;
+	} else if (info->state == CSTORE_COMPLETE) {
+		memset(bits, 0xff, blen);
+		if (info->nchunks % 8)
+			bits[blen - 1] = (uint8_t)((1u << (info->nchunks % 8)) - 1);
+	} else if (!(err = load_bits(cs, t, id, info->nchunks, &b))) {
+		memcpy(bits, b, blen);
+	}
 out:
 	store_txn_abort(t);
 	return err;

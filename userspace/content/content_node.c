@@ -256,7 +256,7 @@ struct cn_lk {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	int refs, done, n;
-	struct sockaddr_storage peers[32];
+	struct sockaddr_storage peers[CN_LOOKUP_MAX];
 	uint8_t ih[20];
 	int rc;
 };
@@ -280,7 +280,7 @@ static void lk_done(void *arg, const struct dht_result *res)
 	struct cn_lk *lk = arg;
 
 	pthread_mutex_lock(&lk->mu);
-	for (size_t i = 0; i < res->npeers && lk->n < 32; i++)
+	for (size_t i = 0; i < res->npeers && lk->n < CN_LOOKUP_MAX; i++)
 		lk->peers[lk->n++] = res->peers[i];
 	lk->done = 1;
 	pthread_cond_signal(&lk->cond);
@@ -822,10 +822,10 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 	struct content_node *cn = arg;
 	uint64_t used, quota;
 	uint32_t n;
+	json_t *o;
 
 	cstore_usage(cn->cs, &used, &quota, &n);
-	ctl_resp_json(resp, 200,
-		      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}",
+	o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}",
 				"served_chunks", (json_int_t)atomic_load(&cn->served_chunks),
 				"served_bytes", (json_int_t)atomic_load(&cn->served_bytes),
 				"served_infos", (json_int_t)atomic_load(&cn->served_infos),
@@ -836,7 +836,14 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 				(json_int_t)atomic_load(&cn->serve_bad), "announces",
 				(json_int_t)atomic_load(&cn->announces), "announce_failures",
 				(json_int_t)atomic_load(&cn->announce_fail), "used",
-				(json_int_t)used, "quota", (json_int_t)quota, "blobs", (int)n));
+				(json_int_t)used, "quota", (json_int_t)quota, "blobs", (int)n);
+	if (o) {
+		json_object_set_new(o, "served_haves",
+				    json_integer((json_int_t)atomic_load(&cn->served_haves)));
+		json_object_set_new(o, "served_peers",
+				    json_integer((json_int_t)atomic_load(&cn->served_peers)));
+	}
+	ctl_resp_json(resp, 200, o);
 }
 
 static void cn_metrics(void *arg, FILE *out)
@@ -883,6 +890,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	pthread_mutex_init(&cn->amu, NULL);
 	pthread_cond_init(&cn->acond, NULL);
 	pthread_mutex_init(&cn->jmu, NULL);
+	pthread_mutex_init(&cn->swmu, NULL);
 	cn->store = opts->store;
 	cn->quic = opts->quic;
 	cn->dht = opts->dht;
@@ -1057,5 +1065,6 @@ void content_node_free(struct content_node *cn)
 	pthread_mutex_destroy(&cn->amu);
 	pthread_cond_destroy(&cn->acond);
 	pthread_mutex_destroy(&cn->jmu);
+	pthread_mutex_destroy(&cn->swmu);
 	free(cn);
 }

@@ -30,6 +30,10 @@ struct cn_sreq {
 	uint8_t len;
 	uint8_t fin; /* answer with FIN: the client ended the stream */
 	uint8_t buf[48];
+	/* INFO, HAVE and PEERS: the asking node's address (the connection's
+	 * validated path, its QUIC port: where it serves too), for the swarm
+	 * table; ss_family 0 when unknown */
+	struct sockaddr_storage from;
 };
 
 /* Open fetch streams being served, with the bytes of a request not yet
@@ -75,6 +79,20 @@ struct cn_scell {
 };
 
 struct cn_job;
+
+/* The swarm table (serve.c): nodes that asked us for INFO, HAVE or PEERS
+ * of some content lately, by the first 8 bytes of its id, so that a
+ * PEERS answer can tell a downloader about the others (a seed has no
+ * download of its own to learn them from). Bounded: CN_SWARM_MAX entries,
+ * the oldest replaced; an entry older than CN_SWARM_TTL_MS is not given
+ * out. Only addresses that completed a QUIC handshake with us get in. */
+#define CN_SWARM_MAX 256
+#define CN_SWARM_TTL_MS 120000
+struct cn_swarm_ent {
+	uint8_t id[8];
+	uint64_t at; /* 0: free */
+	struct sockaddr_storage addr;
+};
 
 /* What quic_node calls for CONTENT_ST_FETCH streams (see cn_serve_stop):
  * no lock; a callback counts itself in active while it uses cn, and the
@@ -123,6 +141,11 @@ struct content_node {
 	unsigned int nann, capann;
 	atomic_ullong announces, announce_fail;
 
+	/* the swarm table (serve threads, under swmu) */
+	pthread_mutex_t swmu;
+	struct cn_swarm_ent swarm[CN_SWARM_MAX];
+	atomic_ullong served_haves, served_peers;
+
 	/* downloads */
 	pthread_mutex_t jmu;
 	struct cn_job *jobs[CONTENT_MAX_JOBS];
@@ -140,6 +163,14 @@ struct content_node {
 #define CN_INFO_ANSWER(n) (CN_INFO_HEAD + (size_t)(n)*32 + ((size_t)(n) + 7) / 8)
 /* Most chunks an INFO answer may list: a blob of CSTORE_DEFAULT_MAX_BLOB. */
 #define CN_INFO_MAX_N (CSTORE_DEFAULT_MAX_BLOB / B3TREE_CHUNK_LEN)
+
+/* HAVE answer for n chunks: header, size(u64 BE), n(u64 BE), bitmap. */
+#define CN_HAVE_ANSWER(n) (CN_INFO_HEAD + ((size_t)(n) + 7) / 8)
+/* PEERS answer: header, count of IPv4 (u8) and of IPv6 (u8) entries, then
+ * the entries (6 bytes: address, port BE; 18 bytes for IPv6), at most
+ * CN_PEX_MAX in all. */
+#define CN_PEX_MAX 32
+#define CN_PEERS_ANSWER_MAX (CN_ANS_HEAD + 2 + CN_PEX_MAX * 18)
 
 /* A request. MANIFEST uses the first MANIFEST_SHARE_ID_LEN bytes of id,
  * only CHUNK has an index. */
@@ -198,6 +229,21 @@ struct cn_info {
  * b3tree_nchunks(size) and at most max_n, len exactly CN_INFO_ANSWER(n).
  * The CVs are not verified here. 0 or -EBADMSG. */
 int cn_info_decode(struct cn_info *in, const uint8_t *ans, size_t len, uint64_t max_n);
+/* HAVE answer (status OK) for a blob of size bytes in n chunks: writes
+ * the first CN_INFO_HEAD bytes; the caller adds the bitmap. */
+void cn_have_head(uint8_t out[CN_INFO_HEAD], uint64_t size, uint64_t n);
+/* Decode a whole HAVE answer (status already checked): n must be
+ * b3tree_nchunks(size) and at most max_n, len exactly CN_HAVE_ANSWER(n);
+ * in->cvs is NULL. 0 or -EBADMSG. */
+int cn_have_decode(struct cn_info *in, const uint8_t *ans, size_t len, uint64_t max_n);
+/* PEERS answer (status OK) listing n addresses (AF_INET / AF_INET6 with a
+ * port; others skipped, at most CN_PEX_MAX taken) into out
+ * (CN_PEERS_ANSWER_MAX bytes): returns its length. */
+size_t cn_peers_encode(uint8_t *out, const struct sockaddr_storage *addrs, size_t n);
+/* Decode a whole PEERS answer (status already checked) into out (at most
+ * cap): the number of addresses, or -EBADMSG (counts over CN_PEX_MAX, a
+ * length that is not theirs, port 0). */
+int cn_peers_decode(const uint8_t *ans, size_t len, struct sockaddr_storage *out, size_t cap);
 /* A whole CHUNK answer (status already checked) carries exactly want
  * bytes: 0 or -EBADMSG. */
 int cn_chunk_check(const uint8_t *ans, size_t len, uint64_t want);
@@ -219,11 +265,30 @@ void cn_announce(struct content_node *cn, const uint8_t *id, size_t len);
 /* DHT get_peers on ih (20 bytes, read during the call only), without
  * waiting: NULL when it cannot start (no DHT, too many lookups). Poll
  * returns -EAGAIN until done, then how many addresses went to out (at
- * most cap, 32 kept). Put releases it (any time). */
+ * most cap, CN_LOOKUP_MAX kept). Put releases it (any time). */
+#define CN_LOOKUP_MAX 64
 struct cn_lk;
 struct cn_lk *cn_lookup_start(struct content_node *cn, const uint8_t ih[20]);
 int cn_lookup_poll(struct cn_lk *lk, struct sockaddr_storage *out, size_t cap);
 void cn_lookup_put(struct cn_lk *lk);
+
+/* pick.c: which chunks a download asks for next, rarest first (pure). */
+struct cn_pick {
+	const uint8_t *have, *busy; /* per chunk: held; requests in flight */
+	const uint8_t *avail;	    /* per chunk: providers known to have it */
+	uint64_t n, cursor;	    /* chunks; the lowest one not held */
+	uint32_t *scratch;	    /* n entries, the caller's */
+};
+/* Ranks above this count as this (CONTENT_MAX_PROVIDERS). */
+#define CN_PICK_LEVELS CONTENT_MAX_PROVIDERS
+/*
+ * Offer up to want chunks to take(arg, index), rarest first, ties in scan
+ * order from a start drawn from r (a random number; see pick.c). take
+ * returns 1 (asked for), 0 (no provider with room has it: the next one is
+ * offered) or < 0 (stop). Returns how many were taken.
+ */
+unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
+		     int (*take)(void *arg, uint64_t index), void *arg);
 
 /* swarm.c */
 struct cn_get_req {
@@ -239,6 +304,12 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 json_t *cn_job_json(struct content_node *cn, uint64_t job_id);
 json_t *cn_jobs_json(struct content_node *cn);
 void cn_jobs_stop(struct content_node *cn);
+/* Addresses of the providers of the running download of id (connected,
+ * with a bitmap), at most cap, none equal to except: the count. */
+size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
+		    const struct sockaddr_storage *except, struct sockaddr_storage *out, size_t cap);
+/* Same address and port. */
+int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* Export a complete blob to path (atomically, via a temporary file),
  * re-verifying every chunk. */
 int cn_export(struct content_node *cn, const uint8_t id[32], const char *path);

@@ -6,7 +6,9 @@
  * store; serve.c (the provider) and swarm.c (the downloader) call it, and
  * so does tests/fuzz/fuzz_content_proto.c. Every length is checked here.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +33,8 @@ size_t cn_req_len(uint8_t op)
 {
 	switch (op) {
 	case CONTENT_OP_INFO:
+	case CONTENT_OP_HAVE:
+	case CONTENT_OP_PEERS:
 		return 33;
 	case CONTENT_OP_CHUNK:
 		return 41;
@@ -156,4 +160,100 @@ int cn_chunk_check(const uint8_t *ans, size_t len, uint64_t want)
 	if (len < CN_ANS_HEAD || get_be(ans + 1, 4) != want || len != CN_ANS_HEAD + want)
 		return -EBADMSG;
 	return 0;
+}
+
+void cn_have_head(uint8_t out[CN_INFO_HEAD], uint64_t size, uint64_t n)
+{
+	cn_ans_head(out, CONTENT_ST_OK, (uint32_t)(CN_HAVE_ANSWER(n) - CN_ANS_HEAD));
+	put_be(out + 5, size, 8);
+	put_be(out + 13, n, 8);
+}
+
+int cn_have_decode(struct cn_info *in, const uint8_t *ans, size_t len, uint64_t max_n)
+{
+	uint64_t size, n;
+
+	if (len < CN_INFO_HEAD)
+		return -EBADMSG;
+	size = get_be(ans + 5, 8);
+	n = get_be(ans + 13, 8);
+	if (n != b3tree_nchunks(size) || n > max_n || len != CN_HAVE_ANSWER(n))
+		return -EBADMSG;
+	in->size = size;
+	in->n = n;
+	in->cvs = NULL;
+	in->bits = ans + CN_INFO_HEAD;
+	return 0;
+}
+
+size_t cn_peers_encode(uint8_t *out, const struct sockaddr_storage *addrs, size_t n)
+{
+	size_t n4 = 0, n6 = 0, off = CN_ANS_HEAD + 2;
+
+	/* IPv4 entries first, then IPv6 */
+	for (int fam = 0; fam < 2; fam++)
+		for (size_t i = 0; i < n && n4 + n6 < CN_PEX_MAX; i++) {
+			if (!fam && addrs[i].ss_family == AF_INET) {
+				const struct sockaddr_in *a = (const void *)&addrs[i];
+
+				if (!a->sin_port)
+					continue;
+				memcpy(out + off, &a->sin_addr, 4);
+				memcpy(out + off + 4, &a->sin_port, 2);
+				off += 6;
+				n4++;
+			} else if (fam && addrs[i].ss_family == AF_INET6) {
+				const struct sockaddr_in6 *a = (const void *)&addrs[i];
+
+				if (!a->sin6_port)
+					continue;
+				memcpy(out + off, &a->sin6_addr, 16);
+				memcpy(out + off + 16, &a->sin6_port, 2);
+				off += 18;
+				n6++;
+			}
+		}
+	cn_ans_head(out, CONTENT_ST_OK, (uint32_t)(off - CN_ANS_HEAD));
+	out[CN_ANS_HEAD] = (uint8_t)n4;
+	out[CN_ANS_HEAD + 1] = (uint8_t)n6;
+	return off;
+}
+
+int cn_peers_decode(const uint8_t *ans, size_t len, struct sockaddr_storage *out, size_t cap)
+{
+	size_t n4, n6, off = CN_ANS_HEAD + 2, k = 0;
+
+	if (len < CN_ANS_HEAD + 2 || get_be(ans + 1, 4) != len - CN_ANS_HEAD)
+		return -EBADMSG;
+	n4 = ans[CN_ANS_HEAD];
+	n6 = ans[CN_ANS_HEAD + 1];
+	if (n4 + n6 > CN_PEX_MAX || len != off + n4 * 6 + n6 * 18)
+		return -EBADMSG;
+	for (size_t i = 0; i < n4 + n6; i++) {
+		int v6 = i >= n4;
+		const uint8_t *e = ans + off;
+		const uint8_t *port = e + (v6 ? 16 : 4);
+
+		off += v6 ? 18 : 6;
+		if (!port[0] && !port[1])
+			return -EBADMSG;
+		if (k == cap)
+			continue;
+		memset(&out[k], 0, sizeof(out[k]));
+		if (v6) {
+			struct sockaddr_in6 *a = (void *)&out[k];
+
+			a->sin6_family = AF_INET6;
+			memcpy(&a->sin6_addr, e, 16);
+			memcpy(&a->sin6_port, port, 2);
+		} else {
+			struct sockaddr_in *a = (void *)&out[k];
+
+			a->sin_family = AF_INET;
+			memcpy(&a->sin_addr, e, 4);
+			memcpy(&a->sin_port, port, 2);
+		}
+		k++;
+	}
+	return (int)k;
 }

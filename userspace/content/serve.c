@@ -59,20 +59,53 @@ static void reply_status(struct content_node *cn, const struct cn_sreq *r, uint8
 	reply(cn, r->conn, r->sid, b, sizeof(b), r->fin);
 }
 
+/* Remember that r->from asked about id (the swarm table): refresh its
+ * entry, else take a free or the oldest one. */
+static void swarm_note(struct content_node *cn, const struct cn_sreq *r, const uint8_t *id)
+{
+	struct cn_swarm_ent *e, *pick = NULL;
+	uint64_t now = util_now_ms();
+
+	if (!r->from.ss_family)
+		return;
+	pthread_mutex_lock(&cn->swmu);
+	for (unsigned int i = 0; i < CN_SWARM_MAX; i++) {
+		e = &cn->swarm[i];
+		if (e->at && !memcmp(e->id, id, sizeof(e->id)) && cn_same_addr(&e->addr, &r->from)) {
+			pick = e;
+			break;
+		}
+		if (!pick || (pick->at && e->at < pick->at))
+			pick = e;
+	}
+	memcpy(pick->id, id, sizeof(pick->id));
+	pick->addr = r->from;
+	pick->at = now;
+	pthread_mutex_unlock(&cn->swmu);
+}
+
+/* The entry of id into *info when we hold it (not bad): 0; else the
+ * NOT_FOUND answer went out: -1. */
+static int held(struct content_node *cn, const struct cn_sreq *r, const uint8_t *id,
+		struct cstore_info *info)
+{
+	if (cstore_info(cn->cs, id, info) == 0 && info->state != CSTORE_BAD)
+		return 0;
+	atomic_fetch_add(&cn->serve_notfound, 1);
+	reply_status(cn, r, CONTENT_ST_NOT_FOUND);
+	return -1;
+}
+
 static void serve_info(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q)
 {
 	struct cstore_info info;
 	uint8_t *cvs = NULL, *out;
-	uint64_t n, i;
+	uint64_t n;
 	size_t len;
 	int rc;
 
-	rc = cstore_info(cn->cs, q->id, &info);
-	if (rc || info.state == CSTORE_BAD) {
-		atomic_fetch_add(&cn->serve_notfound, 1);
-		reply_status(cn, r, CONTENT_ST_NOT_FOUND);
+	if (held(cn, r, q->id, &info))
 		return;
-	}
 	rc = cstore_cvs(cn->cs, q->id, &cvs, &n);
 	if (rc) {
 		reply_status(cn, r, CONTENT_ST_UNAVAILABLE);
@@ -87,13 +120,103 @@ static void serve_info(struct content_node *cn, const struct cn_sreq *r, const s
 	}
 	cn_info_head(out, info.size, n);
 	memcpy(out + CN_INFO_HEAD, cvs, (size_t)n * 32);
-	for (i = 0; i < n; i++)
-		if (info.state == CSTORE_COMPLETE || cstore_has_chunk(cn->cs, q->id, i) == 1)
-			out[CN_INFO_HEAD + n * 32 + i / 8] |= (uint8_t)(1u << (i % 8));
+	/* the bitmap of the same moment as the size (one transaction); a
+	 * blob replaced in between answers as unavailable */
+	rc = cstore_bitmap(cn->cs, q->id, &info, out + CN_INFO_HEAD + n * 32, (n + 7) / 8);
+	if (rc || info.nchunks != n) {
+		free(out);
+		free(cvs);
+		reply_status(cn, r, CONTENT_ST_UNAVAILABLE);
+		return;
+	}
 	atomic_fetch_add(&cn->served_infos, 1);
+	swarm_note(cn, r, q->id);
 	reply(cn, r->conn, r->sid, out, len, r->fin);
 	free(out);
 	free(cvs);
+}
+
+/* HAVE: the bitmap alone (a downloader refreshing what another has). */
+static void serve_have(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q)
+{
+	struct cstore_info info;
+	uint8_t *out;
+	size_t cap;
+	int rc;
+
+	if (held(cn, r, q->id, &info))
+		return;
+	cap = (size_t)((info.nchunks + 7) / 8);
+	out = calloc(1, CN_INFO_HEAD + cap);
+	if (!out) {
+		reply_status(cn, r, CONTENT_ST_BUSY);
+		return;
+	}
+	rc = cstore_bitmap(cn->cs, q->id, &info, out + CN_INFO_HEAD, cap);
+	if (rc) {
+		free(out);
+		reply_status(cn, r, rc == -ENOENT ? CONTENT_ST_NOT_FOUND : CONTENT_ST_UNAVAILABLE);
+		return;
+	}
+	cn_have_head(out, info.size, info.nchunks);
+	atomic_fetch_add(&cn->served_haves, 1);
+	swarm_note(cn, r, q->id);
+	reply(cn, r->conn, r->sid, out, CN_HAVE_ANSWER(info.nchunks), r->fin);
+	free(out);
+}
+
+static int addr_listed(const struct sockaddr_storage *a, size_t n,
+		       const struct sockaddr_storage *x)
+{
+	for (size_t k = 0; k < n; k++)
+		if (cn_same_addr(&a[k], x))
+			return 1;
+	return 0;
+}
+
+/* PEERS: other nodes of id's swarm, for content we hold: the providers of
+ * our own download of it, then the nodes that asked us about it lately
+ * (newest first), never the asker itself; at most CN_PEX_MAX. */
+static void serve_peers(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q)
+{
+	struct sockaddr_storage a[CN_PEX_MAX];
+	uint8_t out[CN_PEERS_ANSWER_MAX];
+	struct cstore_info info;
+	size_t n;
+	uint64_t now = util_now_ms();
+
+	if (held(cn, r, q->id, &info))
+		return;
+	n = cn_job_peers(cn, q->id, &r->from, a, CN_PEX_MAX);
+	pthread_mutex_lock(&cn->swmu);
+	/* newest first: each round takes the newest entry below the last
+	 * one taken, ordered by (time, slot): at most CN_SWARM_MAX rounds of
+	 * CN_SWARM_MAX entries */
+	for (uint64_t below = UINT64_MAX; n < CN_PEX_MAX;) {
+		uint64_t bestk = 0;
+		int best = -1;
+
+		for (unsigned int i = 0; i < CN_SWARM_MAX; i++) {
+			struct cn_swarm_ent *e = &cn->swarm[i];
+			uint64_t key = e->at * CN_SWARM_MAX + i;
+
+			if (e->at && key < below && e->at + CN_SWARM_TTL_MS >= now &&
+			    !memcmp(e->id, q->id, sizeof(e->id)) && (best < 0 || key > bestk)) {
+				best = (int)i;
+				bestk = key;
+			}
+		}
+		if (best < 0)
+			break;
+		below = bestk;
+		if (!cn_same_addr(&cn->swarm[best].addr, &r->from) &&
+		    !addr_listed(a, n, &cn->swarm[best].addr))
+			a[n++] = cn->swarm[best].addr;
+	}
+	pthread_mutex_unlock(&cn->swmu);
+	swarm_note(cn, r, q->id);
+	atomic_fetch_add(&cn->served_peers, 1);
+	reply(cn, r->conn, r->sid, out, cn_peers_encode(out, a, n), r->fin);
 }
 
 static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q,
@@ -175,6 +298,10 @@ static void serve_one(struct content_node *cn, const struct cn_sreq *r, uint8_t 
 		serve_chunk(cn, r, &q, buf);
 	else if (!rc && q.op == CONTENT_OP_MANIFEST)
 		serve_manifest(cn, r, &q);
+	else if (!rc && q.op == CONTENT_OP_HAVE)
+		serve_have(cn, r, &q);
+	else if (!rc && q.op == CONTENT_OP_PEERS)
+		serve_peers(cn, r, &q);
 	else {
 		atomic_fetch_add(&cn->serve_bad, 1);
 		reply_status(cn, r, CONTENT_ST_BAD_REQUEST);
@@ -441,6 +568,14 @@ static void enqueue(struct content_node *cn, struct cn_wtab *t, struct cn_pendin
 		    uint64_t conn, int64_t sid, const uint8_t *req, size_t len, int fin)
 {
 	struct cn_sreq r = {.conn = conn, .sid = sid, .len = (uint8_t)len, .fin = (uint8_t)fin};
+	uint8_t key[QUIC_KEY_LEN];
+
+	/* Who asks about a blob (the swarm table, serve_peers): the
+	 * connection's address, looked up here, on its worker. */
+	if (len && (req[0] == CONTENT_OP_INFO || req[0] == CONTENT_OP_HAVE ||
+		    req[0] == CONTENT_OP_PEERS) &&
+	    quic_node_conn_peer(cn->quic, conn, key, &r.from))
+		r.from.ss_family = 0;
 
 	if (len && p) {
 		r.tab = t;

@@ -5,18 +5,28 @@
  *
  * - Providers: explicit targets plus DHT get_peers under the first 20 bytes
  *   of the id; looked up again when every known provider failed, and every
- *   15 s while the download runs. Other downloaders count: a download of
- *   public content is announced once its CV list is verified, and a
- *   provider with part of the item is asked for its bitmap again.
+ *   15 s while the download runs (sooner while few are usable). Other
+ *   downloaders count: a download of public content is announced once its
+ *   CV list is verified, a provider with part of the item is asked for its
+ *   bitmap again (HAVE), and every provider is asked for the other nodes
+ *   of the swarm it knows (PEERS: peer exchange, bounded, hints only).
  * - The CV list comes from the first provider whose INFO answer proves out
  *   against the content id (cstore_open_partial checks it); every chunk is
  *   then checked against its own CV by cstore_write_chunk before a byte is
  *   written. Chunks already verified on disk (a resumed partial) are never
  *   asked for again.
- * - Scheduling: lowest missing chunk first, at most max_parallel requests
- *   in flight and per_provider per provider, to the best-scored provider
- *   that has the chunk and is not backing off. A failed or timed-out
- *   request is retried elsewhere.
+ * - Scheduling: rarest first (the fewest providers known to have it, from
+ *   their bitmaps), ties broken by a random starting point, so that
+ *   downloaders started together fetch different chunks and trade them;
+ *   at most max_parallel requests in flight and per_provider per
+ *   provider, each to a provider that has the chunk and is not backing
+ *   off: a partial one (another downloader) before a complete one (a
+ *   seed), then the best score. A failed or timed-out request is retried
+ *   elsewhere.
+ * - Pipelining: a provider may have `depth` chunk requests in flight, 4 at
+ *   first, +1 per good chunk up to per_provider, halved on a failure.
+ * - Chunks are written as they arrive and committed (one sync, one store
+ *   transaction) in groups: served to others from their commit on.
  * - Scores: start 100; +1 per good chunk (cap 200); -50 per bad chunk or
  *   bad CV list (a "fault"); -20 per timeout; -5 per error answer. After
  *   CONTENT_BAN_FAULTS faults the provider's address goes to the ban
@@ -48,6 +58,7 @@
 #include "weft/util.h"
 
 #define CN_MAX_REQS 96 /* request slots: parallel chunk requests + INFO / MANIFEST */
+_Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
 /* Longest answers accepted (status + header + body). */
 #define CN_CHUNK_ANSWER (CN_ANS_HEAD + B3TREE_CHUNK_LEN)
 #define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
@@ -59,9 +70,32 @@
  * have (a distribution then does not rest on its seed alone). */
 #define CN_RELOOKUP_MS 3000
 #define CN_REGATHER_MS 15000
+/* While fewer than CN_WANT_PROVIDERS providers are usable, the lookup is
+ * repeated sooner: 1 s after the first, then 2, 4, 8 s (other downloaders
+ * announce themselves within a second or two of their start). */
+#define CN_WANT_PROVIDERS 8
+#define CN_EARLY_LOOKUP_MS 1000
 /* A provider that has only part of the item (another downloader) is asked
  * for its INFO again every 2 s: its bitmap grows. */
-#define CN_INFO_REFRESH_MS 2000
+#define CN_INFO_REFRESH_MS 1000
+/* Peer exchange: a provider is asked for the other nodes of the swarm
+ * (op PEERS) once it is up, then every 5 s while the provider table has
+ * room; at most CN_PEX_ADD new addresses are taken from one answer (a
+ * provider cannot make us dial more than that per 5 s). */
+#define CN_PEX_MS 5000
+/* Pipelining per provider: a new provider may have CN_DEPTH_START chunk
+ * requests in flight; each good chunk adds one (up to per_provider), each
+ * failure (timeout, error answer, busy) halves it, so an overloaded
+ * provider (a seed that 50 downloaders found at once) is asked for less
+ * instead of timing out and being dropped. */
+#define CN_DEPTH_START 4
+/* Chunks are made durable in groups (cstore_commit_chunks: one fdatasync
+ * and one store transaction) of up to CN_COMMIT_MAX, or after
+ * CN_COMMIT_MS: a chunk is served to other downloaders from its commit
+ * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
+#define CN_COMMIT_MAX 16
+#define CN_COMMIT_MS 250
+#define CN_PEX_ADD 8
 
 enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
 /* Lanes: long-lived fetch streams to one provider, one request at a time
@@ -75,7 +109,7 @@ struct cn_lane {
 	unsigned int gen;
 	int64_t sid;
 };
-enum { K_INFO = 1, K_CHUNK, K_MANIFEST };
+enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS };
 
 /*
  * A connection's context. Lock order: cc->mu, then job->mu (the worker's
@@ -102,11 +136,16 @@ struct cn_peer {
 	int refresh;   /* an INFO asked again (info stays 2 meanwhile) */
 	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
 	int self;      /* our own node, found through the DHT: never dialled again */
-	uint64_t info_at;
+	int nohave;    /* refused HAVE (an older node): refresh with INFO */
+	int pex;       /* PEERS: 0 never asked, 1 asked, 2 answered, 3 refused */
+	uint64_t info_at, pex_at;
 	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */
 	uint8_t *bits; /* current item: chunks the provider has */
+	int counted;   /* bits are in the job's availability counts */
 	struct cn_lane lanes[CN_MAX_LANES];
 	unsigned int inflight, faults, timeouts, errors, fails_row;
+	unsigned int depth; /* chunk requests it may have in flight (<= per_provider) */
+	int seed;	    /* its bitmap was complete once: its slot is never given away */
 	int score;
 	uint64_t chunks, bytes, backoff_until;
 };
@@ -136,6 +175,10 @@ struct cn_job {
 	int announce; /* announce the current item once opened (public content) */
 	uint64_t size, nchunks, have_n, cursor;
 	uint8_t *have, *busy; /* busy: requests in flight for the chunk (<= 2) */
+	uint8_t *avail;	      /* providers up whose bitmap has the chunk */
+	uint32_t *order;      /* scratch of cn_pick: chunks in the order offered */
+	uint64_t rng;	      /* xorshift state: random starting points */
+	unsigned int nlookups; /* lookups for the current item */
 	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
 	unsigned int npeers;
 	struct cn_req reqs[CN_MAX_REQS];
@@ -144,7 +187,11 @@ struct cn_job {
 	struct cn_lk *lk; /* DHT lookup under way */
 	/* totals */
 	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
+	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
+	size_t npend;
+	uint64_t pend_since;
 	uint64_t endgame; /* duplicate requests sent in the end game */
+	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
 	uint64_t total_bytes, done_bytes, items_total, items_done;
 };
 
@@ -169,11 +216,20 @@ static struct cn_job *cc_enter(struct cn_cc *cc)
 	return j;
 }
 
-static void cc_leave(struct cn_cc *cc, struct cn_job *j)
+/* wake: the job thread has something to do (a request finished, a
+ * connection changed). Not for every packet of an answer: a wake-up per
+ * packet cost a futex call on the worker and a pass of the job thread. */
+static void cc_leave_wake(struct cn_cc *cc, struct cn_job *j, int wake)
 {
-	pthread_cond_signal(&j->cond);
+	if (wake)
+		pthread_cond_signal(&j->cond);
 	pthread_mutex_unlock(&j->mu);
 	pthread_mutex_unlock(&cc->mu);
+}
+
+static void cc_leave(struct cn_cc *cc, struct cn_job *j)
+{
+	cc_leave_wake(cc, j, 1);
 }
 
 static void cc_put(struct cn_cc *cc)
@@ -215,7 +271,10 @@ static void send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r)
 		q.op = CONTENT_OP_MANIFEST;
 		memcpy(q.id, j->rq.id, MANIFEST_SHARE_ID_LEN);
 	} else {
-		q.op = r->kind == K_INFO ? CONTENT_OP_INFO : CONTENT_OP_CHUNK;
+		q.op = r->kind == K_INFO    ? CONTENT_OP_INFO
+		       : r->kind == K_HAVE  ? CONTENT_OP_HAVE
+		       : r->kind == K_PEERS ? CONTENT_OP_PEERS
+					    : CONTENT_OP_CHUNK;
 		memcpy(q.id, j->cur, 32);
 	}
 	mlen = cn_req_encode(&q, msg);
@@ -294,7 +353,7 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 	struct cn_peer *p;
 	struct cn_lane *l;
 	struct cn_req *r;
-	int rc;
+	int rc, wake = 1;
 
 	if (!j)
 		return;
@@ -311,6 +370,7 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 		goto out;
 	}
 	rc = cn_ans_feed(&r->a, data, len);
+	wake = rc != 0 || fin; /* the answer is complete, or broken */
 	if (rc < 0) { /* -EMSGSIZE, -EPROTO (framing), -ENOMEM */
 		r->done = 1;
 		r->err = rc;
@@ -330,7 +390,7 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 		lane_drop(j, p, l, 0);
 	}
 out:
-	cc_leave(cc, j);
+	cc_leave_wake(cc, j, wake);
 }
 
 static void fail_peer_reqs(struct cn_job *j, int peer, int err)
@@ -389,7 +449,7 @@ static const struct quic_node_handler cn_handler = {
 
 /* ------------------------------------------------------------ providers */
 
-static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return 0;
@@ -403,6 +463,51 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_sto
 	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
 }
 
+/* Count p's bitmap in (add > 0) or out of the job's availability counts
+ * (once each way). Called with j->mu held. */
+static void avail_account(struct cn_job *j, struct cn_peer *p, int add)
+{
+	if (!j->avail || !p->bits || p->counted == (add > 0))
+		return;
+	for (uint64_t i = 0; i < j->nchunks; i++)
+		if (p->bits[i]) {
+			if (add > 0)
+				j->avail[i]++;
+			else if (j->avail[i])
+				j->avail[i]--;
+		}
+	p->counted = add > 0;
+}
+
+/* A provider slot that can be given to another: gone without a fault,
+ * not ourselves, no request of it left to account. -1 if none. */
+static int reusable_slot(const struct cn_job *j)
+{
+	for (unsigned int k = 0; k < j->npeers; k++) {
+		const struct cn_peer *p = &j->peers[k];
+		unsigned int i;
+
+		if (p->state != P_DEAD || p->faults || p->self || p->seed)
+			continue;
+		for (i = 0; i < CN_MAX_REQS; i++)
+			if (j->reqs[i].used && j->reqs[i].peer == (int)k)
+				break;
+		if (i == CN_MAX_REQS)
+			return (int)k;
+	}
+	return -1;
+}
+
+static uint64_t job_rand(struct cn_job *j)
+{
+	uint64_t x = j->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return j->rng = x;
+}
+
 /* Called with j->mu held. */
 static void add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen)
 {
@@ -412,16 +517,30 @@ static void add_peer(struct cn_job *j, const struct sockaddr_storage *ss, sockle
 	int rc;
 
 	for (i = 0; i < j->npeers; i++)
-		if (same_addr(&j->peers[i].addr, ss)) {
+		if (cn_same_addr(&j->peers[i].addr, ss)) {
 			p = &j->peers[i];
 			if (p->state != P_DEAD || p->faults || p->self)
 				return;
 			goto dial; /* a dead provider found again: one more chance */
 		}
-	if (j->npeers == CONTENT_MAX_PROVIDERS)
-		return;
-	p = &j->peers[j->npeers++];
-	memset(p, 0, sizeof(*p));
+	if (j->npeers == CONTENT_MAX_PROVIDERS) {
+		/* Full: a provider that went away without a fault takes no
+		 * slot from one just found (its stats go with it). */
+		int k = reusable_slot(j);
+		struct cn_cc *old;
+
+		if (k < 0)
+			return;
+		p = &j->peers[k];
+		avail_account(j, p, -1);
+		free(p->bits);
+		old = p->cc; /* let go of below */
+		memset(p, 0, sizeof(*p));
+		p->cc = old;
+	} else {
+		p = &j->peers[j->npeers++];
+		memset(p, 0, sizeof(*p));
+	}
 	p->addr = *ss;
 	p->alen = alen;
 	p->score = 100;
@@ -449,8 +568,10 @@ dial:
 		p->lanes[k].req = -1;
 	}
 	p->inflight = 0;
+	p->depth = CN_DEPTH_START < j->cn->per_provider ? CN_DEPTH_START : j->cn->per_provider;
 	p->state = P_CONNECTING;
 	p->info = 0;
+	p->pex = 0;
 	p->mstate = 0;
 	p->fails_row = 0;
 	rc = quic_node_connect_addr(j->cn->quic, (const struct sockaddr *)&p->addr, p->alen, NULL,
@@ -478,19 +599,30 @@ static void gather(struct cn_job *j, const uint8_t *ih)
 			add_peer(j, &ss, sl);
 	}
 	j->last_lookup = util_now_ms();
-	if (!j->lk)
+	if (!j->lk) {
 		j->lk = cn_lookup_start(j->cn, ih);
+		j->nlookups++;
+	}
 }
 
 static void poll_lookup(struct cn_job *j)
 {
-	struct sockaddr_storage found[32];
+	struct sockaddr_storage found[CN_LOOKUP_MAX];
 	int n;
 
-	if (!j->lk || (n = cn_lookup_poll(j->lk, found, 32)) == -EAGAIN)
+	if (!j->lk || (n = cn_lookup_poll(j->lk, found, CN_LOOKUP_MAX)) == -EAGAIN)
 		return;
 	cn_lookup_put(j->lk);
 	j->lk = NULL;
+	/* In a random order: downloaders that find the same peers fill
+	 * their provider tables with different ones. */
+	for (int i = n - 1; i > 0; i--) {
+		int k = (int)(job_rand(j) % (uint64_t)(i + 1));
+		struct sockaddr_storage x = found[i];
+
+		found[i] = found[k];
+		found[k] = x;
+	}
 	for (int i = 0; i < n; i++)
 		add_peer(j, &found[i],
 			 found[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
@@ -525,6 +657,7 @@ static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
 
 static void soft_fail(struct cn_peer *p, int penalty)
 {
+	p->depth = p->depth > 2 ? p->depth / 2 : 1;
 	p->score -= penalty;
 	p->fails_row++;
 	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
@@ -566,6 +699,8 @@ static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 	r->start_ms = util_now_ms();
 	r->a.limit = kind == K_CHUNK	  ? CN_CHUNK_ANSWER
 		     : kind == K_MANIFEST ? CN_MANIFEST_ANSWER
+		     : kind == K_HAVE	  ? CN_HAVE_ANSWER(CN_INFO_MAX_N)
+		     : kind == K_PEERS	  ? CN_PEERS_ANSWER_MAX
 					  : CN_INFO_ANSWER(CN_INFO_MAX_N);
 	r->a.whole = kind == K_CHUNK;
 	if (idle >= 0) {
@@ -633,10 +768,17 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 	j->size = j->nchunks = j->have_n = j->cursor = 0;
 	free(j->have);
 	free(j->busy);
-	j->have = j->busy = NULL;
+	free(j->avail);
+	free(j->order);
+	j->have = j->busy = j->avail = NULL;
+	j->order = NULL;
+	j->nlookups = 0;
+	j->npend = 0;
 	for (unsigned int i = 0; i < j->npeers; i++) {
 		free(j->peers[i].bits);
 		j->peers[i].bits = NULL;
+		j->peers[i].counted = 0;
+		j->peers[i].pex = 0;
 		j->peers[i].info = 0;
 		j->peers[i].refresh = 0;
 		j->peers[i].partial = 0;
@@ -656,7 +798,9 @@ static int open_item(struct cn_job *j, uint64_t size, const uint8_t *cvs, uint64
 		return rc;
 	j->have = calloc(n, 1);
 	j->busy = calloc(n, 1);
-	if (!j->have || !j->busy)
+	j->avail = calloc(n, 1);
+	j->order = calloc(n, sizeof(*j->order));
+	if (!j->have || !j->busy || !j->avail || !j->order)
 		return -ENOMEM;
 	j->size = size;
 	j->nchunks = n;
@@ -690,11 +834,19 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	p->refresh = 0;
 	p->info_at = util_now_ms();
 	if (r->err == -EAGAIN) {
-		p->info = 0; /* stream limit: ask again */
+		if (r->kind == K_INFO)
+			p->info = 0; /* stream limit: ask again */
 		return;
 	}
 	if (r->err == -EPROTO || r->err == -EMSGSIZE)
 		goto bad;
+	if (r->kind == K_HAVE && (r->err || r->a.len < 1 || ans[0] == CONTENT_ST_BAD_REQUEST)) {
+		/* an older node resets the stream of an op it does not
+		 * know: use INFO with it from now on */
+		if (r->err != -ETIMEDOUT && r->err != -ENOTCONN)
+			p->nohave = 1;
+		return;
+	}
 	if (r->err || r->a.len < 1) {
 		p->info = 3;
 		soft_fail(p, 5);
@@ -703,6 +855,13 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	if (ans[0] != CONTENT_ST_OK) {
 		p->info = 3; /* does not have it (or busy): not a fault */
 		return;
+	}
+	if (r->kind == K_HAVE) {
+		/* only a refresh: the same blob as the INFO before */
+		if (cn_have_decode(&in, ans, r->a.len, CN_INFO_MAX_N) || !j->opened ||
+		    in.size != j->size)
+			goto bad;
+		goto bits;
 	}
 	if (cn_info_decode(&in, ans, r->a.len, CN_INFO_MAX_N))
 		goto bad;
@@ -719,6 +878,8 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	} else if (in.size != j->size || b3tree_verify_cvs(in.cvs, in.n, in.size, j->cur) != 0) {
 		goto bad;
 	}
+bits:
+	avail_account(j, p, -1);
 	free(p->bits);
 	p->bits = malloc(in.n);
 	if (!p->bits) { /* done_chunk checks for NULL */
@@ -730,12 +891,90 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 		p->bits[i] = (in.bits[i / 8] >> (i % 8)) & 1;
 		p->partial |= !p->bits[i];
 	}
+	p->seed |= !p->partial;
 	p->info = 2;
+	if (p->state == P_UP)
+		avail_account(j, p, 1);
 	return;
 bad:
 	p->info = 3;
 	j->bad_chunks++;
 	fault(j, p, "a CV list that does not prove out");
+}
+
+/* PEERS answer: up to CN_PEX_ADD addresses not known yet are dialled (in
+ * a random order). Whatever they serve is verified like any provider's. */
+static void done_peers(struct cn_job *j, struct cn_req *r)
+{
+	struct cn_peer *p = &j->peers[r->peer];
+	struct sockaddr_storage got[CN_PEX_MAX];
+	int n, added = 0;
+
+	p->pex_at = util_now_ms();
+	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
+		p->pex = 3;
+		j->bad_chunks++;
+		fault(j, p, "a PEERS answer that breaks the framing");
+		return;
+	}
+	if (r->err || r->a.len < 1 || r->a.buf[0] != CONTENT_ST_OK) {
+		/* an older node (unknown op), or nothing to say */
+		p->pex = r->err == -ETIMEDOUT || (r->a.len >= 1 && r->a.buf[0] == CONTENT_ST_BUSY)
+			     ? 2
+			     : 3;
+		return;
+	}
+	n = cn_peers_decode(r->a.buf, r->a.len, got, CN_PEX_MAX);
+	if (n < 0) {
+		p->pex = 3;
+		j->bad_chunks++;
+		fault(j, p, "a PEERS answer that does not parse");
+		return;
+	}
+	p->pex = 2;
+	for (int i = n - 1; i > 0; i--) {
+		int k = (int)(job_rand(j) % (uint64_t)(i + 1));
+		struct sockaddr_storage x = got[i];
+
+		got[i] = got[k];
+		got[k] = x;
+	}
+	for (int i = 0; i < n && added < CN_PEX_ADD; i++) {
+		unsigned int k;
+
+		for (k = 0; k < j->npeers && !cn_same_addr(&j->peers[k].addr, &got[i]); k++)
+			;
+		if (k < j->npeers)
+			continue;
+		add_peer(j, &got[i],
+			 got[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+						     : sizeof(struct sockaddr_in6));
+		added++;
+		j->pex_found++;
+	}
+}
+
+/* Make the chunks written since the last commit durable and held (one
+ * sync, one transaction): from then on they are served to others and
+ * trusted after a restart. Called with j->mu held; drops it meanwhile. */
+static void commit_pending(struct cn_job *j)
+{
+	uint64_t idx[CN_COMMIT_MAX];
+	size_t n = j->npend;
+	int rc;
+
+	if (!n)
+		return;
+	memcpy(idx, j->pend, n * sizeof(idx[0]));
+	j->npend = 0;
+	pthread_mutex_unlock(&j->mu);
+	rc = cstore_commit_chunks(j->cn->cs, j->cur, idx, n);
+	pthread_mutex_lock(&j->mu);
+	if (rc < 0 && !j->status) {
+		snprintf(j->error, sizeof(j->error), "committing %zu chunks: %s", n,
+			 strerror(-rc));
+		j->status = rc;
+	}
 }
 
 static void done_chunk(struct cn_job *j, struct cn_req *r)
@@ -770,8 +1009,11 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 		 * allocated leaves it NULL (and info 3) */
 		if ((r->a.buf[0] == CONTENT_ST_NOT_FOUND ||
 		     r->a.buf[0] == CONTENT_ST_UNAVAILABLE) &&
-		    p->bits)
+		    p->bits && p->bits[idx]) {
 			p->bits[idx] = 0;
+			if (p->counted && j->avail[idx])
+				j->avail[idx]--;
+		}
 		return;
 	}
 	if (cn_chunk_check(r->a.buf, r->a.len, want)) {
@@ -782,9 +1024,10 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	}
 	if (j->have[idx])
 		return;
-	/* Verify and write without holding the job lock (workers wait on it). */
+	/* Verify and write without holding the job lock (workers wait on it);
+	 * durable, and served, once committed (commit_pending). */
 	pthread_mutex_unlock(&j->mu);
-	rc = cstore_write_chunk(j->cn->cs, j->cur, idx, r->a.buf + CN_ANS_HEAD, (size_t)want);
+	rc = cstore_put_chunk(j->cn->cs, j->cur, idx, r->a.buf + CN_ANS_HEAD, (size_t)want);
 	pthread_mutex_lock(&j->mu);
 	if (rc == -EBADMSG) {
 		j->retries++;
@@ -800,12 +1043,19 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	}
 	j->have[idx] = 1;
 	j->have_n++;
+	if (!j->npend)
+		j->pend_since = util_now_ms();
+	j->pend[j->npend++] = idx;
+	if (j->npend == CN_COMMIT_MAX)
+		commit_pending(j);
 	j->fetched++;
 	j->bytes += want;
 	j->done_bytes += want;
 	p->chunks++;
 	p->bytes += want;
 	p->fails_row = 0;
+	if (p->depth < j->cn->per_provider)
+		p->depth++;
 	if (p->score < 200)
 		p->score++;
 	j->last_progress = util_now_ms();
@@ -835,8 +1085,10 @@ static void process_done(struct cn_job *j)
 		}
 		if (!r->done)
 			continue;
-		if (r->kind == K_INFO)
+		if (r->kind == K_INFO || r->kind == K_HAVE)
 			done_info(j, r);
+		else if (r->kind == K_PEERS)
+			done_peers(j, r);
 		else if (r->kind == K_CHUNK)
 			done_chunk(j, r);
 		/* K_MANIFEST is consumed by fetch_manifest before this runs */
@@ -844,6 +1096,33 @@ static void process_done(struct cn_job *j)
 			continue;
 		req_release(j, r);
 	}
+}
+
+/* Room in the provider table for peers found by exchange: a free slot, or
+ * one held by a provider that went away. */
+static int pex_room(const struct cn_job *j)
+{
+	return j->npeers < CONTENT_MAX_PROVIDERS || reusable_slot(j) >= 0;
+}
+
+/* A provider that can take a chunk request now. */
+static int has_room(const struct cn_job *j, const struct cn_peer *p, uint64_t t)
+{
+	return p->state == P_UP && p->info == 2 && p->bits && p->inflight < p->depth &&
+	       p->backoff_until <= t;
+}
+
+/* p is a better source than q for a chunk both have: a partial provider
+ * (another downloader) before a complete one, so that a seed's upload
+ * goes to the chunks only it has; then the higher score, then the fewer
+ * requests in flight. */
+static int better(const struct cn_peer *p, const struct cn_peer *q)
+{
+	if (p->partial != q->partial)
+		return p->partial;
+	if (p->score != q->score)
+		return p->score > q->score;
+	return p->inflight < q->inflight;
 }
 
 /* The best provider for chunk idx now, other than peer 'except' (-1: any). */
@@ -854,11 +1133,9 @@ static int best_peer(struct cn_job *j, uint64_t idx, uint64_t t, int except)
 	for (unsigned int i = 0; i < j->npeers; i++) {
 		struct cn_peer *p = &j->peers[i];
 
-		if ((int)i == except || p->state != P_UP || p->info != 2 || !p->bits[idx] ||
-		    p->inflight >= j->cn->per_provider || p->backoff_until > t)
+		if ((int)i == except || !has_room(j, p, t) || !p->bits[idx])
 			continue;
-		if (best < 0 || p->score > j->peers[best].score ||
-		    (p->score == j->peers[best].score && p->inflight < j->peers[best].inflight))
+		if (best < 0 || better(p, &j->peers[best]))
 			best = (int)i;
 	}
 	return best;
@@ -895,10 +1172,43 @@ static void endgame(struct cn_job *j, uint64_t t)
 	}
 }
 
+struct pick_ctx {
+	struct cn_job *j;
+	uint64_t t;
+};
+
+/* cn_pick's take: the best provider with room that has the chunk. */
+static int pick_take(void *arg, uint64_t i)
+{
+	struct pick_ctx *c = arg;
+	int peer = best_peer(c->j, i, c->t, -1);
+
+	if (peer < 0)
+		return 0;
+	return req_open(c->j, peer, K_CHUNK, i) ? -1 : 1;
+}
+
+/* Ask for chunks, rarest first (pick.c), while providers have room. */
+static void pick_chunks(struct cn_job *j, uint64_t t)
+{
+	struct cn_pick pk = {.have = j->have, .busy = j->busy, .avail = j->avail,
+			     .n = j->nchunks, .cursor = j->cursor, .scratch = j->order};
+	struct pick_ctx c = {j, t};
+	unsigned int k;
+
+	if (j->inflight >= j->cn->max_parallel)
+		return;
+	for (k = 0; k < j->npeers; k++)
+		if (has_room(j, &j->peers[k], t))
+			break;
+	if (k == j->npeers)
+		return;
+	cn_pick(&pk, j->cn->max_parallel - j->inflight, job_rand(j), pick_take, &c);
+}
+
 static void schedule(struct cn_job *j)
 {
-	uint64_t t = util_now_ms(), i;
-	int peer;
+	uint64_t t = util_now_ms();
 
 	for (unsigned int k = 0; k < j->npeers; k++) {
 		struct cn_peer *p = &j->peers[k];
@@ -906,33 +1216,23 @@ static void schedule(struct cn_job *j)
 		if (p->state == P_UP && p->info == 0 && req_open(j, (int)k, K_INFO, 0) == 0)
 			p->info = 1;
 		else if (p->state == P_UP && p->info == 2 && p->partial && !p->refresh &&
-			 t - p->info_at >= CN_INFO_REFRESH_MS && req_open(j, (int)k, K_INFO, 0) == 0)
+			 t - p->info_at >= CN_INFO_REFRESH_MS &&
+			 req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0)
 			p->refresh = 1;
+		if (p->state == P_UP && p->info == 2 && p->pex != 1 && p->pex != 3 &&
+		    (!p->pex || t - p->pex_at >= CN_PEX_MS) && pex_room(j) &&
+		    req_open(j, (int)k, K_PEERS, 0) == 0)
+			p->pex = 1;
 	}
 	if (!j->opened)
 		return;
+	/* Providers that went away leave the availability counts. */
+	for (unsigned int k = 0; k < j->npeers; k++)
+		if (j->peers[k].counted && (j->peers[k].state != P_UP || j->peers[k].info != 2))
+			avail_account(j, &j->peers[k], -1);
 	while (j->cursor < j->nchunks && j->have[j->cursor])
 		j->cursor++;
-	for (i = j->cursor; i < j->nchunks && j->inflight < j->cn->max_parallel; i++) {
-		if (j->have[i] || j->busy[i])
-			continue;
-		peer = best_peer(j, i, t, -1);
-		if (peer < 0) {
-			/* nobody can take this one now; see whether anyone has room */
-			unsigned int k;
-
-			for (k = 0; k < j->npeers; k++)
-				if (j->peers[k].state == P_UP && j->peers[k].info == 2 &&
-				    j->peers[k].inflight < j->cn->per_provider &&
-				    j->peers[k].backoff_until <= t)
-					break;
-			if (k == j->npeers)
-				break;
-			continue;
-		}
-		if (req_open(j, peer, K_CHUNK, i))
-			break;
-	}
+	pick_chunks(j, t);
 	endgame(j, t);
 }
 
@@ -960,6 +1260,20 @@ static void wait_a_bit(struct cn_job *j, unsigned int ms)
 	pthread_cond_timedwait(&j->cond, &j->mu, &ts);
 }
 
+/* When to look providers up again: soon while few are usable (the other
+ * downloaders announce themselves as they start), then every 15 s. */
+static uint64_t relookup_ms(struct cn_job *j)
+{
+	int n = usable_peers(j);
+	unsigned int k = j->nlookups ? j->nlookups - 1 : 0;
+
+	if (!n)
+		return CN_RELOOKUP_MS;
+	if (n < CN_WANT_PROVIDERS && k < 4)
+		return (uint64_t)CN_EARLY_LOOKUP_MS << k;
+	return CN_REGATHER_MS;
+}
+
 /* Download the current item (j->cur). Called and returns with j->mu held. */
 static int fetch_item(struct cn_job *j)
 {
@@ -978,13 +1292,16 @@ static int fetch_item(struct cn_job *j)
 	while (!atomic_load(&j->stop) && !atomic_load(&j->cn->stopping)) {
 		poll_lookup(j);
 		process_done(j);
+		if (j->npend && (j->have_n == j->nchunks ||
+				 util_now_ms() - j->pend_since >= CN_COMMIT_MS))
+			commit_pending(j);
 		if (j->status)
 			return j->status;
 		if (j->opened && j->have_n == j->nchunks)
 			return 0;
 		schedule(j);
 		t = util_now_ms();
-		if (t - j->last_lookup > (usable_peers(j) ? CN_REGATHER_MS : CN_RELOOKUP_MS))
+		if (t - j->last_lookup > relookup_ms(j))
 			gather(j, j->cur);
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "%s",
@@ -994,6 +1311,7 @@ static int fetch_item(struct cn_job *j)
 		}
 		wait_a_bit(j, 20);
 	}
+	commit_pending(j); /* stopping: what is written is kept */
 	return -ECANCELED;
 }
 
@@ -1277,6 +1595,8 @@ static void job_free(struct cn_job *j)
 		free(j->peers[i].bits);
 	free(j->have);
 	free(j->busy);
+	free(j->avail);
+	free(j->order);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cond);
 	free(j);
@@ -1344,6 +1664,9 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 	j->cn = cn;
 	j->rq = *rq;
 	j->jid = ++cn->next_job;
+	j->rng = (util_now_ms() * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(uintptr_t)j << 16) ^ j->jid;
+	if (!j->rng)
+		j->rng = 1;
 	snprintf(j->state, sizeof(j->state), "starting");
 	rc = log_thread_create(&j->thr, NULL, job_thread, j);
 	if (rc) {
@@ -1394,6 +1717,8 @@ static json_t *job_to_json(struct cn_job *j)
 				  (json_int_t)p->chunks, "bytes", (json_int_t)p->bytes, "faults",
 				  (int)p->faults, "timeouts", (int)p->timeouts, "errors",
 				  (int)p->errors, "inflight", (int)p->inflight));
+		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "depth",
+				    json_integer(p->depth));
 	}
 	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 		      "s:I,s:s,s:o}",
@@ -1411,11 +1736,33 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "done", json_boolean(j->finished));
 		json_object_set_new(o, "stream_waits", json_integer((json_int_t)j->stream_waits));
 		json_object_set_new(o, "endgame", json_integer((json_int_t)j->endgame));
+		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
 		json_object_set_new(o, "rate_bps",
 				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
 	}
 	pthread_mutex_unlock(&j->mu);
 	return o;
+}
+
+size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
+		    const struct sockaddr_storage *except, struct sockaddr_storage *out, size_t cap)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++) {
+		struct cn_job *j = cn->jobs[i];
+
+		pthread_mutex_lock(&j->mu);
+		if (!j->finished && j->opened && !memcmp(j->cur, id, 32))
+			for (unsigned int k = 0; k < j->npeers && n < cap; k++)
+				if (j->peers[k].state == P_UP && j->peers[k].info == 2 &&
+				    !cn_same_addr(&j->peers[k].addr, except))
+					out[n++] = j->peers[k].addr;
+		pthread_mutex_unlock(&j->mu);
+	}
+	pthread_mutex_unlock(&cn->jmu);
+	return n;
 }
 
 json_t *cn_job_json(struct content_node *cn, uint64_t job_id)

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Chunk selection of a swarm download (swarm.c), rarest first: pure, no
+ * I/O, no locks, so that tests/unit/test_swarm_pick.c can check it on
+ * made-up availability.
+ *
+ * A chunk's rank is how many providers up are known to have it (from
+ * their bitmaps). Chunks held, already asked for, or that nobody known
+ * has are skipped. The others are offered by rank, rarest first (a
+ * counting sort into the caller's scratch array: two scans of the missing
+ * range); among chunks of equal rank in scan order from a random start,
+ * so that downloaders started together ask for different chunks and soon
+ * have something to trade (BitTorrent's random first piece, then rarest
+ * first).
+ */
+#include "content/content_node_int.h"
+
+unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
+		     int (*take)(void *arg, uint64_t index), void *arg)
+{
+	unsigned int pos[CN_PICK_LEVELS + 2] = {0}, taken = 0, m;
+	uint64_t span, i, c, start;
+
+	if (pk->cursor >= pk->n || !want)
+		return 0;
+	span = pk->n - pk->cursor;
+	start = r % span;
+#define RANK(i) (pk->avail[i] > CN_PICK_LEVELS ? CN_PICK_LEVELS : pk->avail[i])
+#define ELIGIBLE(i) (!pk->have[i] && !pk->busy[i] && pk->avail[i])
+	for (i = pk->cursor; i < pk->n; i++)
+		if (ELIGIBLE(i))
+			pos[RANK(i) + 1]++;
+	for (m = 1; m <= CN_PICK_LEVELS + 1; m++)
+		pos[m] += pos[m - 1];
+	m = pos[CN_PICK_LEVELS + 1]; /* eligible chunks */
+	for (c = 0; c < span; c++) {
+		i = pk->cursor + (start + c) % span;
+		if (ELIGIBLE(i))
+			pk->scratch[pos[RANK(i)]++] = (uint32_t)i;
+	}
+#undef RANK
+#undef ELIGIBLE
+	for (unsigned int k = 0; k < m && taken < want; k++) {
+		int rc = take(arg, pk->scratch[k]);
+
+		if (rc < 0)
+			break;
+		taken += rc > 0;
+	}
+	return taken;
+}
