@@ -190,6 +190,7 @@ struct cn_job {
 	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
 	size_t npend;
 	uint64_t pend_since;
+	uint64_t committed; /* chunks of the current item held durably */
 	uint64_t endgame; /* duplicate requests sent in the end game */
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
 	uint64_t total_bytes, done_bytes, items_total, items_done;
@@ -774,6 +775,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 	j->order = NULL;
 	j->nlookups = 0;
 	j->npend = 0;
+	j->committed = 0;
 	for (unsigned int i = 0; i < j->npeers; i++) {
 		free(j->peers[i].bits);
 		j->peers[i].bits = NULL;
@@ -815,6 +817,7 @@ static int open_item(struct cn_job *j, uint64_t size, const uint8_t *cvs, uint64
 			}
 	}
 	j->resumed += j->have_n;
+	j->committed = j->have_n;
 	j->done_bytes += j->have_n == n ? size : j->have_n * B3TREE_CHUNK_LEN;
 	j->opened = 1;
 	/* Other downloaders may fetch what we have verified from now on
@@ -970,6 +973,8 @@ static void commit_pending(struct cn_job *j)
 	pthread_mutex_unlock(&j->mu);
 	rc = cstore_commit_chunks(j->cn->cs, j->cur, idx, n);
 	pthread_mutex_lock(&j->mu);
+	if (rc >= 0)
+		j->committed += n;
 	if (rc < 0 && !j->status) {
 		snprintf(j->error, sizeof(j->error), "committing %zu chunks: %s", n,
 			 strerror(-rc));
@@ -1737,6 +1742,7 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "stream_waits", json_integer((json_int_t)j->stream_waits));
 		json_object_set_new(o, "endgame", json_integer((json_int_t)j->endgame));
 		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
+		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
 		json_object_set_new(o, "rate_bps",
 				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
 	}
