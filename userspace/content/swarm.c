@@ -23,8 +23,8 @@
  *   off: a partial one (another downloader) before a complete one (a
  *   seed), then the best score. A failed or timed-out request is retried
  *   elsewhere.
- * - Pipelining: a provider may have `depth` chunk requests in flight, 4 at
- *   first, +1 per good chunk up to per_provider, halved on a failure.
+ * - Pipelining: a provider may have `depth` chunk requests in flight,
+ *   per_provider at first, halved on a failure, +1 per good chunk.
  * - Chunks are written as they arrive and committed (one sync, one store
  *   transaction) in groups: served to others from their commit on.
  * - Scores: start 100; +1 per good chunk (cap 200); -50 per bad chunk or
@@ -83,12 +83,11 @@ _Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
  * room; at most CN_PEX_ADD new addresses are taken from one answer (a
  * provider cannot make us dial more than that per 5 s). */
 #define CN_PEX_MS 5000
-/* Pipelining per provider: a new provider may have CN_DEPTH_START chunk
- * requests in flight; each good chunk adds one (up to per_provider), each
- * failure (timeout, error answer, busy) halves it, so an overloaded
- * provider (a seed that 50 downloaders found at once) is asked for less
- * instead of timing out and being dropped. */
-#define CN_DEPTH_START 4
+/* Pipelining per provider: a provider may have `depth` chunk requests in
+ * flight: per_provider at first, halved on each failure (timeout, error
+ * answer, busy), one more per good chunk up to per_provider again, so an
+ * overloaded provider (a seed that 50 downloaders found at once) is asked
+ * for less instead of timing out and being dropped. */
 /* Chunks are made durable in groups (cstore_commit_chunks: one fdatasync
  * and one store transaction) of up to CN_COMMIT_MAX, or after
  * CN_COMMIT_MS: a chunk is served to other downloaders from its commit
@@ -569,7 +568,7 @@ dial:
 		p->lanes[k].req = -1;
 	}
 	p->inflight = 0;
-	p->depth = CN_DEPTH_START < j->cn->per_provider ? CN_DEPTH_START : j->cn->per_provider;
+	p->depth = j->cn->per_provider;
 	p->state = P_CONNECTING;
 	p->info = 0;
 	p->pex = 0;
