@@ -14,6 +14,8 @@
 #  - `weftctl node resolve KEY6` shows h6's record with the relay;
 #  - `weftctl quic ping KEY6` succeeds through a circuit of h1 (the record
 #    lists the relay: dial by key asks it at once);
+#  - a service h6 publishes is found by name (its announce's key claim,
+#    h6's record, a circuit) and called through the relay (uring run);
 #  - a 64 MiB `content get ID --from KEY6` completes and verifies (BLAKE3)
 #    through the relay;
 #  - a 128 MiB `quic bench` to h6 is cut by the relay at its 96 MiB byte
@@ -21,7 +23,8 @@
 #    tells the holder (ENDED: its ended_by_relay.byte_limit counts it).
 # Twice: with the relay host in uring mode (the engine forwards), then in
 # xdp mode (generic XDP on its veth): there the relay's userspace forwards
-# none of the circuits' packets (user_pkts 0, circuits in_kernel).
+# none of the transfer's packets (every circuit in_kernel; user_pkts at
+# most the few packets that raced a circuit's installation).
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
 netns_require_root
@@ -82,6 +85,24 @@ out=$(ctl 5 --json quic ping "$K6")
 [ "$(ctl 1 --json relay status | json_get counters circuits)" -ge 1 ] || fail "$T no circuit at the relay"
 pass "$T weftctl quic ping KEY6 from h5 succeeds through the relay (rtt $(echo "$out" | json_get rtt_us) us)"
 
+# A service of h6 (random-fully NAT: its announce's address is filtered
+# and its port unknown) found by name from h5 through its announce's key
+# claim, h6's record and a circuit of the relay, then called (uring only:
+# the relay's mode does not change the control path).
+if [ "$mode" = uring ]; then
+	ctl 6 svc publish echo --backend builtin >/dev/null || fail "$T svc publish on h6"
+	announced() { [ "$(ctl 6 --json svc ls | json_get services 0 announced)" -ge 1 ] 2>/dev/null; }
+	wait_for announced 300 || fail "$T h6's announce was not stored: $(ctl 6 svc ls)"
+	out=$(ctl 5 --json svc find echo 2>&1)
+	[ "$(echo "$out" | json_get results 0 owner)" = "$K6" ] || fail "$T svc find echo from h5: $out"
+	[ "$(ctl 5 --json svc stats | json_get fabric find_by_key found)" -ge 1 ] ||
+		fail "$T not found by key claim: $(ctl 5 --json svc stats)"
+	out=$(ctl 5 svc call echo ping --data "through the relay" --timeout 20000 2>&1) ||
+		fail "$T svc call echo from h5: $out"
+	[ "$out" = "through the relay" ] || fail "$T echo answered '$out'"
+	pass "$T h6's service found by name (key claim, record, circuit) and called from h5 through the relay"
+fi
+
 ctl 6 --json content add "$D/file.bin" >"$D/add" || fail "$T content add on h6"
 ID=$(json_get items 0 id <"$D/add")
 t0=$(date +%s%N)
@@ -92,17 +113,21 @@ t1=$(date +%s%N)
 pass "$T 64 MiB content get --from KEY6 through the relay verified ($(((t1 - t0) / 1000000)) ms)"
 ctl 1 relay circuits
 if [ "$mode" = xdp ]; then
-	# Forwarded in the kernel: the relay's userspace forwarded nothing,
-	# the circuits say in_kernel and carried the transfer.
+	# Forwarded in the kernel: the circuits say in_kernel and carried the
+	# transfer, and the relay's userspace forwarded at most the packets
+	# that raced a circuit's installation: a datagram of the first end to
+	# bind that the program queued to userspace (no hop yet) before the
+	# second end's bind, which installs the hops, was handled (one run in
+	# three had one such packet, the QUIC Initial). At most 4 per circuit,
+	# against ~55000 packets of the transfer.
 	st=$(ctl 1 --json relay status)
-	[ "$(echo "$st" | json_get data_plane user_pkts)" = 0 ] ||
-		fail "$T userspace forwarded circuit packets in xdp mode: $st"
+	up=$(echo "$st" | json_get data_plane user_pkts)
 	ctl 1 --json relay circuits | "$PYTHON" -c 'import json,sys
 c=json.load(sys.stdin)["circuits"]
 big=[x for x in c if sum(e["bytes"] for e in x["ends"]) > (32 << 20)]
-sys.exit(0 if big and all(x["in_kernel"] for x in big) else 1)' ||
-		fail "$T the transfer's circuit was not forwarded in the kernel: $(ctl 1 --json relay circuits)"
-	pass "$T the relay's userspace forwarded none of the circuits' packets (user_pkts 0, in_kernel)"
+sys.exit(0 if big and all(x["in_kernel"] for x in c) and int(sys.argv[1]) <= 4 * len(c) else 1)' "$up" ||
+		fail "$T the circuits were not forwarded in the kernel (user_pkts $up): $(ctl 1 --json relay circuits)"
+	pass "$T the relay's userspace forwarded none of the transfer's packets (user_pkts $up: packets racing an install; every circuit in_kernel)"
 fi
 
 # 128 MiB through one circuit of at most 96 MiB: cut by the relay.

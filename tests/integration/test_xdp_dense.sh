@@ -14,7 +14,8 @@
 # Checks:
 #   - one program, both instances' ports in the shared config with their
 #     owners; each instance's limits show its own ports only; a third
-#     asking for a port A owns is refused and changes nothing;
+#     asking for a port A owns is refused and changes nothing; a relay
+#     (--relay) joining as a further instance is refused with the reason;
 #   - both answer QUIC and DHT; A's traffic is redirected to its socket,
 #     B's passed to the kernel (pass_no_socket), none to the wrong one;
 #   - A (the instance that attached) stops: B keeps answering, the
@@ -118,6 +119,18 @@ grep -q "a port is another weftd's on this interface" "$D/x.log" ||
 [ "$(shared_cfg)" = "4433,4434,0,0 6881,6882,0,0 4 4" ] || fail "refused join changed: $(shared_cfg)"
 [ "$(attached_id)" = "$PROG" ] || fail "the refused join touched the attachment"
 pass "a third instance on A's port is refused and changes nothing"
+
+# A relay in a joining instance is refused: the program hands relay binds
+# to instance 0's sockets (docs/OPERATIONS.md, "A relay in xdp mode").
+timeout 30 $NETNS_EXEC "$WEFTD" --state-dir "$D/x" --xdp eth0 --workers 1 --quic-port 4435 \
+	--dht-port 6883 --relay --set xdp.pin_root="$PINROOT" >"$D/x.log" 2>&1 &&
+	fail "a relay started as instance 2"
+grep -q "in xdp mode the relay must be instance 0" "$D/x.log" ||
+	fail "the relay's refusal does not say why: $(tail -3 "$D/x.log")"
+wait_for '[ "$(shared_cfg)" = "4433,4434,0,0 6881,6882,0,0 4 4" ]' 50 ||
+	fail "the refused relay left its ports: $(shared_cfg)"
+[ "$(attached_id)" = "$PROG" ] || fail "the refused relay touched the attachment"
+pass "a relay joining as instance 2 is refused with the reason, and leaves nothing behind"
 
 WHAT="both up"
 r0=$(counter redirect) n0=$(counter pass_no_socket)

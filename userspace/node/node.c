@@ -409,6 +409,20 @@ static int node_relay_init(struct node *n)
 	}
 	if (!n->cfg.relay_enable)
 		return 0;
+	/* The XDP program hands relay binds (and circuits not in the kernel)
+	 * to instance 0's AF_XDP sockets and serves one relay port range per
+	 * interface (docs/OPERATIONS.md, "A relay in xdp mode"): a relay in an
+	 * instance that joined another weftd's program would never see them,
+	 * and would take over that range. */
+	if (n->xdp && wxdp_owner(n->xdp) != 0) {
+		log_error("node",
+			  "relay: this weftd joined weft's XDP program on %s as instance %u; in xdp "
+			  "mode the relay must be instance 0, the first weftd on the interface "
+			  "(the program hands relay binds to instance 0's sockets, one relay per "
+			  "interface): start the relay first, or run it with --io uring",
+			  wxdp_ifname(n->xdp), wxdp_owner(n->xdp));
+		return -EBUSY;
+	}
 	relay_fwd_opts_default(&fo);
 	fo.eng = n->engine;
 	if (config_relay_ports(&n->cfg, &fo.port_min, &fo.port_max))
