@@ -89,10 +89,11 @@ run_mode() {
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	if [ "$ms" -lt 2500 ]; then
 		[ "$n" -ge 24 ] || fail "$mode: conns list has $n entries after $ms ms, want 24"
+		ctl 1 quic conns | grep -q "$IP2:4433" || fail "$mode: conns table lacks the peer"
 	else
+		# The same holds for the peer's row (seen at load 20: 7.5 s).
 		echo "note: $mode: conns counted after $ms ms (idle timeout 3 s): $n listed, not checked"
 	fi
-	ctl 1 quic conns | grep -q "$IP2:4433" || fail "$mode: conns table lacks the peer"
 	pass "$mode: 24 concurrent connections, listed by weftctl quic conns"
 
 	# idle timeout (3 s): the kept connections go away on both sides
