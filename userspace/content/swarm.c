@@ -498,6 +498,16 @@ static int reusable_slot(const struct cn_job *j)
 	return -1;
 }
 
+/* Room in the provider table for peers found by exchange: a free slot
+ * only. Slots of providers that went away are refilled from the DHT (at
+ * most every 15 s): refilling them from PEERS answers made a 50-node lab
+ * dial ~900 providers per download (each a handshake and a 32 KiB INFO)
+ * as loaded peers timed out and were replaced. */
+static int pex_room(const struct cn_job *j)
+{
+	return j->npeers < CONTENT_MAX_PROVIDERS;
+}
+
 static uint64_t job_rand(struct cn_job *j)
 {
 	uint64_t x = j->rng;
@@ -941,7 +951,7 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 		got[i] = got[k];
 		got[k] = x;
 	}
-	for (int i = 0; i < n && added < CN_PEX_ADD; i++) {
+	for (int i = 0; i < n && added < CN_PEX_ADD && pex_room(j); i++) {
 		unsigned int k;
 
 		for (k = 0; k < j->npeers && !cn_same_addr(&j->peers[k].addr, &got[i]); k++)
@@ -1100,13 +1110,6 @@ static void process_done(struct cn_job *j)
 			continue;
 		req_release(j, r);
 	}
-}
-
-/* Room in the provider table for peers found by exchange: a free slot, or
- * one held by a provider that went away. */
-static int pex_room(const struct cn_job *j)
-{
-	return j->npeers < CONTENT_MAX_PROVIDERS || reusable_slot(j) >= 0;
 }
 
 /* A provider that can take a chunk request now. */
