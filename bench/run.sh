@@ -28,6 +28,9 @@ mkdir -p "$WEFT_BENCH_DIR"
 
 # Default budgets in seconds (measured run times on the loaded 2-core VM
 # with room to spare; docs/BENCH.md "make bench").
+# Default arguments (ARGS_<name> overrides): content moves 128 MiB per
+# transfer (four transfers, one of them aria2's, fit its budget).
+declare -A ARGS=([content]=128)
 declare -A BUDGET=([blake3]=120 [content]=60 [dht]=80 [io]=100 [quic]=300 [relay]=130
 	[mem]=50 [punch]=210 [store]=40 [svc]=40 [xdp]=60)
 
@@ -45,7 +48,7 @@ for s in "$TOP"/bench/*.sh; do
 	var=BUDGET_$name
 	budget=${!var:-${BUDGET[$name]:-120}}
 	var=ARGS_$name
-	read -r -a args <<<"${!var:-}"
+	read -r -a args <<<"${!var:-${ARGS[$name]:-}}"
 	echo "=== bench: $name ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), budget ${budget} s)"
 	t=$(date +%s.%N)
 	timeout -k 15 "$budget" bash "$s" "${args[@]}" 2>&1 | tee "$WEFT_BENCH_DIR/$name.log"
