@@ -28,9 +28,9 @@ mkdir -p "$WEFT_BENCH_DIR"
 
 # Default budgets in seconds (measured run times on the loaded 2-core VM
 # with room to spare; docs/BENCH.md "make bench").
-# Default arguments (ARGS_<name> overrides): content moves 128 MiB per
-# transfer (four transfers, one of them aria2's, fit its budget).
-declare -A ARGS=([content]=128)
+# Default arguments (ARGS_<name> overrides): content moves 64 MiB per
+# transfer (its four transfers, one of them aria2's, fit its budget).
+declare -A ARGS=([content]=64)
 declare -A BUDGET=([blake3]=120 [content]=60 [dht]=80 [io]=100 [quic]=300 [relay]=130
 	[mem]=50 [punch]=210 [store]=40 [svc]=40 [xdp]=60)
 
