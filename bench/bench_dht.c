@@ -8,7 +8,10 @@
  *     guard and policer; a child process started here) and of a libtorrent
  *     2.0.8 session (python3-libtorrent: a full session in its own
  *     process), under the same load generator, at three loads (WINDOWS
- *     queries kept outstanding); the ratio at the highest load.
+ *     queries kept outstanding); the ratio at the highest load. A third
+ *     process, the kernel floor (floor_serve: canned replies, no DHT), is
+ *     measured the same way to show what the per-datagram UDP path alone
+ *     costs here; it is a bound, not a contender.
  *
  *     Same work: both servers are long-running processes pinned whole to
  *     CPU 1 (every thread), bound to loopback, first taught the same 16
@@ -560,6 +563,104 @@ static void lt_stop(struct lt_proc *lt)
 	child_stop(lt->pid, 0);
 }
 
+/*
+ * ---- the kernel floor: answers without a DHT ----
+ *
+ * Not a contender: what any server pays on this path before doing DHT
+ * work. A child process pinned to CPU 1 (as the servers) answers every
+ * query from one socket with a canned reply of the shape and size the
+ * servers send (ping: 70 bytes; find_node: nodes208, 289; get_peers: plus
+ * a token, 306; mean 222 as weftd's), the transaction id copied, through
+ * recvmmsg / sendmmsg 64 at a time (blocking). Its replies per CPU-second
+ * bound what a server that sends each reply as its own UDP datagram
+ * through the kernel can reach here; the ratio floor / libtorrent is the
+ * most any such server can show against libtorrent on this machine.
+ */
+static void floor_serve(int fd)
+{
+	static uint8_t in[BATCH][2048], out[BATCH][512], rep[3][512];
+	struct mmsghdr im[BATCH], om[BATCH];
+	struct iovec iv[BATCH], ov[BATCH];
+	struct sockaddr_storage from[BATCH];
+	uint8_t nodes[208], tail[] = "1:t4:TTTT1:v4:WF001:y1:re";
+	struct bencode_buf b[3];
+
+	memset(nodes, 'n', sizeof(nodes));
+	for (int k = 0; k < 3; k++) {
+		bencode_buf_init(&b[k], rep[k], sizeof(rep[k]));
+		bencode_put_raw(&b[k], "d2:ip6:AAAAAA1:rd2:id20:01234567890123456789", 44);
+		if (k) {
+			bencode_put_cstr(&b[k], "nodes");
+			bencode_put_str(&b[k], nodes, sizeof(nodes));
+		}
+		if (k == 2) {
+			bencode_put_cstr(&b[k], "token");
+			bencode_put_str(&b[k], "kkkkkkkk", 8);
+		}
+		bencode_put_end(&b[k]);
+		bencode_put_raw(&b[k], tail, sizeof(tail) - 1);
+	}
+	for (;;) {
+		int n;
+
+		for (int i = 0; i < BATCH; i++) {
+			iv[i].iov_base = in[i];
+			iv[i].iov_len = sizeof(in[i]);
+			memset(&im[i].msg_hdr, 0, sizeof(im[i].msg_hdr));
+			im[i].msg_hdr.msg_iov = &iv[i];
+			im[i].msg_hdr.msg_iovlen = 1;
+			im[i].msg_hdr.msg_name = &from[i];
+			im[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		}
+		n = recvmmsg(fd, im, BATCH, MSG_WAITFORONE, NULL);
+		for (int i = 0; i < n; i++) {
+			const uint8_t *t = memmem(in[i], im[i].msg_len, "1:t4:", 5);
+			int k = memmem(in[i], im[i].msg_len, "4:ping", 6) ? 0
+				: memmem(in[i], im[i].msg_len, "9:get_peers", 11) ? 2 : 1;
+
+			memcpy(out[i], rep[k], b[k].len);
+			if (t && t + 9 <= in[i] + im[i].msg_len)
+				memcpy(out[i] + b[k].len - 20, t + 5, 4);
+			ov[i].iov_base = out[i];
+			ov[i].iov_len = b[k].len;
+			memset(&om[i].msg_hdr, 0, sizeof(om[i].msg_hdr));
+			om[i].msg_hdr.msg_iov = &ov[i];
+			om[i].msg_hdr.msg_iovlen = 1;
+			om[i].msg_hdr.msg_name = &from[i];
+			om[i].msg_hdr.msg_namelen = im[i].msg_hdr.msg_namelen;
+		}
+		if (n > 0 && sendmmsg(fd, om, (unsigned int)n, 0) < 0 && errno == EBADF)
+			_exit(0);
+	}
+}
+
+/* Fork the floor server on CPU 1; its port, or -1. */
+static int floor_start(pid_t *pid)
+{
+	struct sockaddr_in a;
+	int fd = udp_socket(&a);
+
+	*pid = -1;
+	if (fd < 0)
+		return -1;
+	*pid = fork();
+	if (*pid < 0) {
+		close(fd);
+		return -1;
+	}
+	if (!*pid) {
+		cpu_set_t s;
+
+		CPU_ZERO(&s);
+		CPU_SET(1, &s);
+		sched_setaffinity(0, sizeof(s), &s);
+		floor_serve(fd);
+		_exit(0);
+	}
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
 /* ---- weftd, the real daemon ---- */
 
 struct weftd_proc {
@@ -776,8 +877,9 @@ static int part_a(struct bench_result *res, double secs)
 	struct fill_thread ft = {.n = fill};
 	struct weftd_proc wd = {0};
 	struct lt_proc lt = {0};
-	struct row rw[NWIN], rl[NWIN];
-	int have_lt, have_weftd;
+	struct row rw[NWIN], rl[NWIN], rf[NWIN];
+	int have_lt, have_weftd, floor_port;
+	pid_t floor_pid;
 	pthread_t fth;
 
 	if (pnodes_new(fill, NFILL, 0xa0))
@@ -785,6 +887,7 @@ static int part_a(struct bench_result *res, double secs)
 	pthread_create(&fth, NULL, fill_main, &ft);
 	have_weftd = !weftd_start(&wd, fill, NFILL);
 	have_lt = !lt_start(&lt, fill, NFILL);
+	floor_port = floor_start(&floor_pid);
 	if (!have_lt)
 		printf("libtorrent: not available (python3-libtorrent missing?)\n");
 	printf("(a) KRPC replies, %.0f s per load, ping/find_node/get_peers 1:1:1 from %d sources, "
@@ -801,6 +904,10 @@ static int part_a(struct bench_result *res, double secs)
 		if (have_lt) {
 			measure(lt.port, lt.pid, secs, windows[k], &rl[k]);
 			record_row(res, "libtorrent", "libtorrent 2.0.8", windows[k], &rl[k]);
+		}
+		if (floor_port > 0) {
+			measure(floor_port, floor_pid, secs, windows[k], &rf[k]);
+			record_row(res, "floor", "floor (no DHT work)", windows[k], &rf[k]);
 		}
 	}
 	if (have_weftd && have_lt) {
@@ -819,6 +926,26 @@ static int part_a(struct bench_result *res, double secs)
 			       ((double)rw[NWIN - 1].r.replies / rw[NWIN - 1].cpu) /
 				   ((double)rl[NWIN - 1].r.replies / rl[NWIN - 1].cpu));
 	}
+	if (floor_port > 0 && have_lt && rl[NWIN - 1].r.replies && rf[NWIN - 1].r.replies) {
+		char num[64], den[64];
+
+		snprintf(num, sizeof(num), "floor.w%u.replies_per_cpu_s", WINDOW);
+		snprintf(den, sizeof(den), "libtorrent.w%u.replies_per_cpu_s", WINDOW);
+		bench_result_ratio(res, "floor.vs_libtorrent", "kernel floor (canned replies, no DHT) / libtorrent session, replies per CPU-second (window 256): the most a per-datagram UDP server reaches here",
+				   num, den, 0);
+		if (have_weftd && rw[NWIN - 1].r.replies) {
+			snprintf(num, sizeof(num), "weftd.w%u.replies_per_cpu_s", WINDOW);
+			snprintf(den, sizeof(den), "floor.w%u.replies_per_cpu_s", WINDOW);
+			bench_result_ratio(res, "weftd.vs_floor", "weftd / kernel floor, replies per CPU-second (window 256): the share of the floor weftd reaches",
+					   num, den, 0);
+		}
+		if (rf[NWIN - 1].cpu > 0)
+			printf("ratio floor/libtorrent at window %u: %.2fx replies per CPU-second\n", WINDOW,
+			       ((double)rf[NWIN - 1].r.replies / rf[NWIN - 1].cpu) /
+				   ((double)rl[NWIN - 1].r.replies / rl[NWIN - 1].cpu));
+	}
+	if (floor_port <= 0)
+		bench_result_note(res, "the floor server did not start: no floor rows");
 	if (!have_weftd)
 		bench_result_note(res, "weftd did not start: no weftd rows");
 	if (!have_lt)
@@ -826,6 +953,8 @@ static int part_a(struct bench_result *res, double secs)
 	bench_result_param(res, "seconds_per_load", secs);
 	bench_result_param(res, "sources", NSRC);
 	lt_stop(&lt);
+	if (floor_pid > 0)
+		child_stop(floor_pid, 1);
 	weftd_stop(&wd);
 	atomic_store(&ft.stop, 1);
 	pthread_join(fth, NULL);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -433,6 +434,57 @@ static void test_stats_outputs(void **state)
 	engine_free(eng);
 }
 
+/* ---- source address with a one-address bind ---- */
+
+struct src_send {
+	struct io_addr dst, src;
+};
+
+static void send_from(struct engine_worker *w, void *arg)
+{
+	struct src_send *s = arg;
+
+	assert_int_equal(engine_send(w, &s->dst, &s->src, "x", 1), 0);
+	engine_flush(w);
+}
+
+/* Bound to 127.0.0.1 the backend leaves IP_PKTINFO out when the source
+ * asked for is that address; any other source still goes in the control
+ * message and is the one the datagram leaves from. */
+static void test_src_bound(void **state)
+{
+	struct engine_opts o;
+	struct engine *eng = NULL;
+	uint16_t ports[1] = { P_ENG };
+	int fd = rx_sock(AF_INET, P_RX4);
+	const char *srcs[2] = { "127.0.0.1", "127.0.0.2" };
+
+	engine_opts_default(&o);
+	o.ports = ports;
+	o.nports = 1;
+	o.bind_addr = "127.0.0.1";
+	assert_int_equal(engine_new(&eng, &o), 0);
+	assert_int_equal(engine_start(eng), 0);
+	for (int i = 0; i < 2; i++) {
+		struct src_send s;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		char buf[8], ip[INET_ADDRSTRLEN];
+
+		assert_int_equal(io_addr_parse(&s.dst, "127.0.0.1", P_RX4), 0);
+		assert_int_equal(io_addr_parse(&s.src, srcs[i], P_ENG), 0);
+		assert_int_equal(engine_call_sync(eng, 0, send_from, &s, 2000), 0);
+		assert_int_equal(poll(&p, 1, 2000), 1);
+		assert_int_equal(recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl), 1);
+		assert_non_null(inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip)));
+		assert_string_equal(ip, srcs[i]);
+		assert_int_equal(ntohs(from.sin_port), P_ENG);
+	}
+	engine_free(eng);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_rx_ring_grows),
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_stats_outputs),
+		cmocka_unit_test(test_src_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -57,6 +57,10 @@ struct io_queue {
 	uint16_t range_min, range_max;
 	int *socks;
 	int *fam;
+	/* the bind address when it is one address (not "::" / "0.0.0.0"):
+	 * replies from it need no IP_PKTINFO, the socket has no other */
+	struct io_addr bound;
+	int bound_one;
 	uint16_t *ports;
 	int *armed;
 	int wake_fd, wake_armed;
@@ -259,6 +263,11 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 		goto fail;
 	}
 	q->nports = opts->nports;
+	if (!io_addr_parse(&q->bound, opts->bind_addr ? opts->bind_addr : "::", 0)) {
+		static const uint8_t any[16];
+
+		q->bound_one = memcmp(q->bound.addr, any, q->bound.family == AF_INET ? 4 : 16) != 0;
+	}
 	q->range_min = opts->range_min;
 	q->range_max = opts->range_min ? opts->range_max : 0;
 	q->st = opts->stats;
@@ -563,6 +572,15 @@ static unsigned int sock_for(struct io_queue *q, uint16_t port)
 	return 0;
 }
 
+/* Is src the one address the sockets are bound to? Then the kernel sends
+ * from it anyway, and the IP_PKTINFO control message (copied, parsed and
+ * checked against the local addresses per datagram) is left out. */
+static int src_is_bound(const struct io_queue *q, const struct io_addr *src)
+{
+	return q->bound_one && src->family == q->bound.family &&
+	       !memcmp(src->addr, q->bound.addr, src->family == AF_INET ? 4 : 16);
+}
+
 /* Build one (possibly GSO) message at slot m from msgs[i..i+k). */
 static size_t fill_msg(struct io_queue *q, unsigned int m, const struct io_txmsg *msgs,
 		       unsigned int k, int sock_family)
@@ -592,7 +610,9 @@ static size_t fill_msg(struct io_queue *q, unsigned int m, const struct io_txmsg
 		clen += CMSG_SPACE(sizeof(seg));
 		c = CMSG_NXTHDR(h, c);
 	}
-	if (t->src.family == AF_INET) {
+	if (src_is_bound(q, &t->src)) {
+		/* no control message needed for the source */
+	} else if (t->src.family == AF_INET) {
 		struct in_pktinfo pi;
 
 		memset(&pi, 0, sizeof(pi));
