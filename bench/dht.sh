@@ -3,7 +3,8 @@
 # DHT: (a) KRPC replies per CPU-second of a running weftd (the daemon's real
 # path) and of a libtorrent 2.0.8 session (python3-libtorrent, run with
 # /usr/bin/python3), each a process pinned to CPU 1, under the same load
-# generator on CPU 0 at three loads, with the ratio; (b) find_node /
+# generator on CPU 0 at three loads, with the ratio, and a kernel floor
+# (canned replies, no DHT work) at the highest load; (b) find_node /
 # get_peers latency (p50, p99) and hop counts in a 200-node network of the
 # DHT core in one process. Loopback only. The "same work" rule is at the
 # top of bench/bench_dht.c and in its JSON result.
