@@ -538,6 +538,12 @@ static int ur_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
 	 * (taken buffers return to the ring in ur_rx_done, after the caller). */
 	if (q->nprov < q->nbufs && (q->starved || 2 * q->ndone >= q->nprov))
 		grow_bufs(q);
+	/* A receive that ended here (-ENOBUFS) is armed again now, not at the
+	 * next call: with no receive armed nothing would wake the worker
+	 * before its next timer, and the datagrams waiting in the socket
+	 * would wait that long (seconds, seen as stalled handshakes). */
+	if (arm(q))
+		io_uring_submit(&q->ring);
 	if (n) {
 		uint64_t bytes = 0;
 		unsigned int i;
