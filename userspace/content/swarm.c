@@ -608,6 +608,12 @@ static void gather(struct cn_job *j, const uint8_t *ih)
 					    &sl))
 			add_peer(j, &ss, sl);
 	}
+	/* Providers dropped for timeouts (overloaded, not lying) get one more
+	 * chance at each lookup: one may be the only holder of what is
+	 * missing, and neither the DHT nor a peer may name it again. */
+	for (k = 0; k < j->npeers; k++)
+		if (j->peers[k].state == P_DEAD && !j->peers[k].faults && !j->peers[k].self)
+			add_peer(j, &j->peers[k].addr, j->peers[k].alen);
 	j->last_lookup = util_now_ms();
 	if (!j->lk) {
 		j->lk = cn_lookup_start(j->cn, ih);
