@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Internals of content_node (content_node.c, serve.c, swarm.c). */
+/* Internals of content_node (content_node.c, serve.c, swarm.c, swarm_peers.c). */
 #ifndef WEFT_CONTENT_NODE_INT_H
 #define WEFT_CONTENT_NODE_INT_H
 
@@ -290,7 +290,7 @@ struct cn_pick {
 unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
 		     int (*take)(void *arg, uint64_t index), void *arg);
 
-/* swarm.c */
+/* swarm.c, swarm_peers.c */
 struct cn_get_req {
 	uint8_t id[32];
 	size_t id_len;	   /* 32 content id, 20 share id */
@@ -313,6 +313,160 @@ int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage
 /* Export a complete blob to path (atomically, via a temporary file),
  * re-verifying every chunk. */
 int cn_export(struct content_node *cn, const uint8_t id[32], const char *path);
+
+/* ---- A download job's state, shared by swarm.c (the job driver) and
+ * swarm_peers.c (QUIC callbacks, the provider table, lookups, scores). */
+#define CN_MAX_REQS 96 /* request slots: parallel chunk requests + INFO / MANIFEST */
+_Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
+/* Longest answers accepted (status + header + body). */
+#define CN_CHUNK_ANSWER (CN_ANS_HEAD + B3TREE_CHUNK_LEN)
+#define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
+/* Without progress for 60 s (no provider answers, none found) a job fails. */
+#define CN_STALL_MS 60000
+/* Providers looked up again at most every 3 s while none is usable, and
+ * every 15 s while the download runs: other downloaders announce what
+ * they are fetching as soon as they start, and serve the chunks they
+ * have (a distribution then does not rest on its seed alone). */
+#define CN_RELOOKUP_MS 3000
+#define CN_REGATHER_MS 15000
+/* While fewer than CN_WANT_PROVIDERS providers are usable, the lookup is
+ * repeated sooner: 1 s after the first, then 2, 4, 8 s (other downloaders
+ * announce themselves within a second or two of their start). */
+#define CN_WANT_PROVIDERS 8
+#define CN_EARLY_LOOKUP_MS 1000
+/* A provider that has only part of the item (another downloader) is asked
+ * for its INFO again every 2 s: its bitmap grows. */
+#define CN_INFO_REFRESH_MS 1000
+/* Peer exchange: a provider is asked for the other nodes of the swarm
+ * (op PEERS) once it is up, then every 5 s while the provider table has
+ * room; at most CN_PEX_ADD new addresses are taken from one answer (a
+ * provider cannot make us dial more than that per 5 s). */
+#define CN_PEX_MS 5000
+/* Pipelining per provider: a provider may have `depth` chunk requests in
+ * flight: per_provider at first, halved on each failure (timeout, error
+ * answer, busy), one more per good chunk up to per_provider again, so an
+ * overloaded provider (a seed that 50 downloaders found at once) is asked
+ * for less instead of timing out and being dropped. */
+/* Chunks are made durable in groups (cstore_commit_chunks: one fdatasync
+ * and one store transaction) of up to CN_COMMIT_MAX, or after
+ * CN_COMMIT_MS: a chunk is served to other downloaders from its commit
+ * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
+#define CN_COMMIT_MAX 16
+#define CN_COMMIT_MS 250
+#define CN_PEX_ADD 8
+
+enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
+/* Lanes: long-lived fetch streams to one provider, one request at a time
+ * each (docs/PROTOCOL.md): no stream credit spent per chunk. */
+#define CN_MAX_LANES 16
+enum { L_FREE = 0, L_OPENING, L_IDLE, L_BUSY };
+
+struct cn_lane {
+	int state;
+	int req; /* slot of the request it carries, -1 none */
+	unsigned int gen;
+	int64_t sid;
+};
+enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS };
+
+/*
+ * A connection's context. Lock order: cc->mu, then job->mu (the worker's
+ * callbacks, cn_cc_enter). The job thread, which holds job->mu while it
+ * re-dials a peer, lets go of the old context without taking cc->mu: it
+ * clears job (atomic) and drops its reference (atomic), and cn_cc_enter checks
+ * job again once it holds job->mu.
+ */
+struct cn_cc {
+	pthread_mutex_t mu;
+	_Atomic(struct cn_job *) job; /* NULL once the job let go */
+	int peer;
+	atomic_int refs; /* job + connection */
+};
+
+struct cn_peer {
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	char name[80];
+	int state;
+	uint64_t conn;
+	struct cn_cc *cc;
+	int info;      /* current item: 0 not asked, 1 asked, 2 have, 3 does not have */
+	int refresh;   /* an INFO asked again (info stays 2 meanwhile) */
+	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
+	int self;      /* our own node, found through the DHT: never dialled again */
+	int nohave;    /* refused HAVE (an older node): refresh with INFO */
+	int pex;       /* PEERS: 0 never asked, 1 asked, 2 answered, 3 refused */
+	uint64_t info_at, pex_at;
+	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */
+	uint8_t *bits; /* current item: chunks the provider has */
+	int counted;   /* bits are in the job's availability counts */
+	struct cn_lane lanes[CN_MAX_LANES];
+	unsigned int inflight, faults, timeouts, errors, fails_row;
+	unsigned int depth; /* chunk requests it may have in flight (<= per_provider) */
+	int seed;	    /* its bitmap was complete once: its slot is never given away */
+	int score;
+	uint64_t chunks, bytes, backoff_until;
+};
+
+struct cn_req {
+	int used, done, err, kind, peer, lane;
+	unsigned int gen;
+	uint64_t chunk, start_ms;
+	int64_t sid;
+	struct cn_ans a; /* the answer (its buffer is kept across requests) */
+};
+
+struct cn_job {
+	struct content_node *cn;
+	uint64_t jid;
+	struct cn_get_req rq;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	atomic_int stop;
+	int finished, status;
+	char state[16];
+	char error[160];
+	/* current item */
+	uint8_t cur[32];
+	int opened;
+	int announce; /* announce the current item once opened (public content) */
+	uint64_t size, nchunks, have_n, cursor;
+	uint8_t *have, *busy; /* busy: requests in flight for the chunk (<= 2) */
+	uint8_t *avail;	      /* providers up whose bitmap has the chunk */
+	uint32_t *order;      /* scratch of cn_pick: chunks in the order offered */
+	uint64_t rng;	      /* xorshift state: random starting points */
+	unsigned int nlookups; /* lookups for the current item */
+	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
+	unsigned int npeers;
+	struct cn_req reqs[CN_MAX_REQS];
+	unsigned int gen, inflight;
+	uint64_t last_progress, last_lookup;
+	struct cn_lk *lk; /* DHT lookup under way */
+	/* totals */
+	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
+	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
+	size_t npend;
+	uint64_t pend_since;
+	uint64_t committed; /* chunks of the current item held durably */
+	uint64_t endgame; /* duplicate requests sent in the end game */
+	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
+	uint64_t total_bytes, done_bytes, items_total, items_done;
+};
+
+/* swarm_peers.c */
+struct cn_job *cn_cc_enter(struct cn_cc *cc);
+void cn_cc_put(struct cn_cc *cc);
+void cn_lane_drop(struct cn_job *j, struct cn_peer *p, struct cn_lane *l, int reset);
+void cn_send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r);
+void cn_avail_account(struct cn_job *j, struct cn_peer *p, int add);
+int cn_pex_room(const struct cn_job *j);
+uint64_t cn_job_rand(struct cn_job *j);
+void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen);
+void cn_gather(struct cn_job *j, const uint8_t *ih);
+void cn_poll_lookup(struct cn_job *j);
+void cn_fault(struct cn_job *j, struct cn_peer *p, const char *what);
+void cn_soft_fail(struct cn_peer *p, int penalty);
 
 /* content_node.c: request bodies of the control API, checked without a
  * node (tests/fuzz/fuzz_ctl_json.c). Each returns 0 with its output

@@ -57,628 +57,6 @@
 #include "weft/quic_node.h"
 #include "weft/util.h"
 
-#define CN_MAX_REQS 96 /* request slots: parallel chunk requests + INFO / MANIFEST */
-_Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
-/* Longest answers accepted (status + header + body). */
-#define CN_CHUNK_ANSWER (CN_ANS_HEAD + B3TREE_CHUNK_LEN)
-#define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
-/* Without progress for 60 s (no provider answers, none found) a job fails. */
-#define CN_STALL_MS 60000
-/* Providers looked up again at most every 3 s while none is usable, and
- * every 15 s while the download runs: other downloaders announce what
- * they are fetching as soon as they start, and serve the chunks they
- * have (a distribution then does not rest on its seed alone). */
-#define CN_RELOOKUP_MS 3000
-#define CN_REGATHER_MS 15000
-/* While fewer than CN_WANT_PROVIDERS providers are usable, the lookup is
- * repeated sooner: 1 s after the first, then 2, 4, 8 s (other downloaders
- * announce themselves within a second or two of their start). */
-#define CN_WANT_PROVIDERS 8
-#define CN_EARLY_LOOKUP_MS 1000
-/* A provider that has only part of the item (another downloader) is asked
- * for its INFO again every 2 s: its bitmap grows. */
-#define CN_INFO_REFRESH_MS 1000
-/* Peer exchange: a provider is asked for the other nodes of the swarm
- * (op PEERS) once it is up, then every 5 s while the provider table has
- * room; at most CN_PEX_ADD new addresses are taken from one answer (a
- * provider cannot make us dial more than that per 5 s). */
-#define CN_PEX_MS 5000
-/* Pipelining per provider: a provider may have `depth` chunk requests in
- * flight: per_provider at first, halved on each failure (timeout, error
- * answer, busy), one more per good chunk up to per_provider again, so an
- * overloaded provider (a seed that 50 downloaders found at once) is asked
- * for less instead of timing out and being dropped. */
-/* Chunks are made durable in groups (cstore_commit_chunks: one fdatasync
- * and one store transaction) of up to CN_COMMIT_MAX, or after
- * CN_COMMIT_MS: a chunk is served to other downloaders from its commit
- * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
-#define CN_COMMIT_MAX 16
-#define CN_COMMIT_MS 250
-#define CN_PEX_ADD 8
-
-enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
-/* Lanes: long-lived fetch streams to one provider, one request at a time
- * each (docs/PROTOCOL.md): no stream credit spent per chunk. */
-#define CN_MAX_LANES 16
-enum { L_FREE = 0, L_OPENING, L_IDLE, L_BUSY };
-
-struct cn_lane {
-	int state;
-	int req; /* slot of the request it carries, -1 none */
-	unsigned int gen;
-	int64_t sid;
-};
-enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS };
-
-/*
- * A connection's context. Lock order: cc->mu, then job->mu (the worker's
- * callbacks, cc_enter). The job thread, which holds job->mu while it
- * re-dials a peer, lets go of the old context without taking cc->mu: it
- * clears job (atomic) and drops its reference (atomic), and cc_enter checks
- * job again once it holds job->mu.
- */
-struct cn_cc {
-	pthread_mutex_t mu;
-	_Atomic(struct cn_job *) job; /* NULL once the job let go */
-	int peer;
-	atomic_int refs; /* job + connection */
-};
-
-struct cn_peer {
-	struct sockaddr_storage addr;
-	socklen_t alen;
-	char name[80];
-	int state;
-	uint64_t conn;
-	struct cn_cc *cc;
-	int info;      /* current item: 0 not asked, 1 asked, 2 have, 3 does not have */
-	int refresh;   /* an INFO asked again (info stays 2 meanwhile) */
-	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
-	int self;      /* our own node, found through the DHT: never dialled again */
-	int nohave;    /* refused HAVE (an older node): refresh with INFO */
-	int pex;       /* PEERS: 0 never asked, 1 asked, 2 answered, 3 refused */
-	uint64_t info_at, pex_at;
-	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */
-	uint8_t *bits; /* current item: chunks the provider has */
-	int counted;   /* bits are in the job's availability counts */
-	struct cn_lane lanes[CN_MAX_LANES];
-	unsigned int inflight, faults, timeouts, errors, fails_row;
-	unsigned int depth; /* chunk requests it may have in flight (<= per_provider) */
-	int seed;	    /* its bitmap was complete once: its slot is never given away */
-	int score;
-	uint64_t chunks, bytes, backoff_until;
-};
-
-struct cn_req {
-	int used, done, err, kind, peer, lane;
-	unsigned int gen;
-	uint64_t chunk, start_ms;
-	int64_t sid;
-	struct cn_ans a; /* the answer (its buffer is kept across requests) */
-};
-
-struct cn_job {
-	struct content_node *cn;
-	uint64_t jid;
-	struct cn_get_req rq;
-	pthread_t thr;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	atomic_int stop;
-	int finished, status;
-	char state[16];
-	char error[160];
-	/* current item */
-	uint8_t cur[32];
-	int opened;
-	int announce; /* announce the current item once opened (public content) */
-	uint64_t size, nchunks, have_n, cursor;
-	uint8_t *have, *busy; /* busy: requests in flight for the chunk (<= 2) */
-	uint8_t *avail;	      /* providers up whose bitmap has the chunk */
-	uint32_t *order;      /* scratch of cn_pick: chunks in the order offered */
-	uint64_t rng;	      /* xorshift state: random starting points */
-	unsigned int nlookups; /* lookups for the current item */
-	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
-	unsigned int npeers;
-	struct cn_req reqs[CN_MAX_REQS];
-	unsigned int gen, inflight;
-	uint64_t last_progress, last_lookup;
-	struct cn_lk *lk; /* DHT lookup under way */
-	/* totals */
-	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
-	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
-	size_t npend;
-	uint64_t pend_since;
-	uint64_t committed; /* chunks of the current item held durably */
-	uint64_t endgame; /* duplicate requests sent in the end game */
-	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
-	uint64_t total_bytes, done_bytes, items_total, items_done;
-};
-
-/* ------------------------------------------------------------ callbacks */
-
-static struct cn_job *cc_enter(struct cn_cc *cc)
-{
-	struct cn_job *j;
-
-	pthread_mutex_lock(&cc->mu);
-	j = atomic_load(&cc->job);
-	if (!j) {
-		pthread_mutex_unlock(&cc->mu);
-		return NULL;
-	}
-	pthread_mutex_lock(&j->mu);
-	if (atomic_load(&cc->job) != j) { /* let go of while we waited */
-		pthread_mutex_unlock(&j->mu);
-		pthread_mutex_unlock(&cc->mu);
-		return NULL;
-	}
-	return j;
-}
-
-/* wake: the job thread has something to do (a request finished, a
- * connection changed). Not for every packet of an answer: a wake-up per
- * packet cost a futex call on the worker and a pass of the job thread. */
-static void cc_leave_wake(struct cn_cc *cc, struct cn_job *j, int wake)
-{
-	if (wake)
-		pthread_cond_signal(&j->cond);
-	pthread_mutex_unlock(&j->mu);
-	pthread_mutex_unlock(&cc->mu);
-}
-
-static void cc_leave(struct cn_cc *cc, struct cn_job *j)
-{
-	cc_leave_wake(cc, j, 1);
-}
-
-static void cc_put(struct cn_cc *cc)
-{
-	int last = atomic_fetch_sub(&cc->refs, 1) == 1;
-
-	if (last) {
-		pthread_mutex_destroy(&cc->mu);
-		free(cc);
-	}
-}
-
-static struct cn_lane *lane_by_sid(struct cn_job *j, int peer, int64_t sid)
-{
-	struct cn_peer *p = &j->peers[peer];
-
-	for (unsigned int i = 0; i < CN_MAX_LANES; i++)
-		if ((p->lanes[i].state == L_IDLE || p->lanes[i].state == L_BUSY) &&
-		    p->lanes[i].sid == sid)
-			return &p->lanes[i];
-	return NULL;
-}
-
-static void lane_drop(struct cn_job *j, struct cn_peer *p, struct cn_lane *l, int reset)
-{
-	if (reset && (l->state == L_IDLE || l->state == L_BUSY))
-		quic_node_stream_reset(j->cn->quic, p->conn, l->sid, 0);
-	l->state = L_FREE;
-	l->req = -1;
-}
-
-static void send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r)
-{
-	struct cn_wreq q = {.index = r->chunk};
-	uint8_t msg[CN_REQ_MAX];
-	int mlen;
-
-	if (r->kind == K_MANIFEST) {
-		q.op = CONTENT_OP_MANIFEST;
-		memcpy(q.id, j->rq.id, MANIFEST_SHARE_ID_LEN);
-	} else {
-		q.op = r->kind == K_INFO    ? CONTENT_OP_INFO
-		       : r->kind == K_HAVE  ? CONTENT_OP_HAVE
-		       : r->kind == K_PEERS ? CONTENT_OP_PEERS
-					    : CONTENT_OP_CHUNK;
-		memcpy(q.id, j->cur, 32);
-	}
-	mlen = cn_req_encode(&q, msg);
-	r->sid = p->lanes[r->lane].sid;
-	if (quic_node_write(j->cn->quic, p->conn, r->sid, msg, (size_t)mlen, 0)) {
-		r->done = 1;
-		r->err = -EAGAIN;
-	}
-}
-
-static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cc_enter(cc);
-	struct cn_peer *p;
-
-	if (!j)
-		return;
-	p = &j->peers[cc->peer];
-	if (err) {
-		log_info(CN_MOD, "provider %s: %s", p->name, strerror(-err));
-		p->state = P_DEAD;
-	} else if (peer_key && !memcmp(peer_key, j->cn->id->pk, IDENTITY_PK_LEN)) {
-		p->state = P_DEAD; /* ourselves, found through the DHT */
-		p->self = 1;
-		quic_node_close(j->cn->quic, conn, 0);
-	} else if (p->state == P_CONNECTING) {
-		p->state = P_UP;
-	}
-	cc_leave(cc, j);
-}
-
-static void cb_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cc_enter(cc);
-	struct cn_peer *p;
-	struct cn_lane *l;
-	struct cn_req *r;
-
-	if (!j)
-		return;
-	p = &j->peers[cc->peer];
-	l = &p->lanes[(token & 0xff) % CN_MAX_LANES];
-	if (l->state != L_OPENING || l->gen != (unsigned int)(token >> 8)) {
-		if (sid >= 0)
-			quic_node_stream_reset(j->cn->quic, conn, sid, 0);
-		goto out;
-	}
-	r = l->req >= 0 ? &j->reqs[l->req] : NULL;
-	if (err || sid < 0) {
-		lane_drop(j, p, l, 0);
-		if (r && r->used && !r->done) {
-			r->done = 1;
-			r->err = err ? err : -EIO;
-		}
-		goto out;
-	}
-	l->sid = sid;
-	if (r && r->used && !r->done) {
-		l->state = L_BUSY;
-		send_request(j, p, r);
-	} else {
-		l->state = L_IDLE;
-		l->req = -1;
-	}
-out:
-	cc_leave(cc, j);
-}
-
-static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
-			   int fin)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cc_enter(cc);
-	struct cn_peer *p;
-	struct cn_lane *l;
-	struct cn_req *r;
-	int rc, wake = 1;
-
-	if (!j)
-		return;
-	p = &j->peers[cc->peer];
-	l = lane_by_sid(j, cc->peer, sid);
-	if (!l)
-		goto out;
-	r = l->state == L_BUSY && l->req >= 0 ? &j->reqs[l->req] : NULL;
-	if (!r || !r->used || r->done) {
-		if (len) /* an answer nobody asked for */
-			lane_drop(j, p, l, 1);
-		else if (fin)
-			lane_drop(j, p, l, 0);
-		goto out;
-	}
-	rc = cn_ans_feed(&r->a, data, len);
-	wake = rc != 0 || fin; /* the answer is complete, or broken */
-	if (rc < 0) { /* -EMSGSIZE, -EPROTO (framing), -ENOMEM */
-		r->done = 1;
-		r->err = rc;
-		lane_drop(j, p, l, 1);
-		goto out;
-	}
-	if (rc == 1) {
-		r->done = 1;
-		l->state = L_IDLE;
-		l->req = -1;
-	}
-	if (fin) {
-		if (!r->done) {
-			r->done = 1;
-			r->err = -ECONNRESET;
-		}
-		lane_drop(j, p, l, 0);
-	}
-out:
-	cc_leave_wake(cc, j, wake);
-}
-
-static void fail_peer_reqs(struct cn_job *j, int peer, int err)
-{
-	for (unsigned int i = 0; i < CN_MAX_REQS; i++)
-		if (j->reqs[i].used && !j->reqs[i].done && j->reqs[i].peer == peer) {
-			j->reqs[i].done = 1;
-			j->reqs[i].err = err;
-		}
-}
-
-static void cb_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cc_enter(cc);
-	struct cn_lane *l;
-
-	if (!j)
-		return;
-	l = lane_by_sid(j, cc->peer, sid);
-	if (l) {
-		if (l->req >= 0 && j->reqs[l->req].used && !j->reqs[l->req].done) {
-			j->reqs[l->req].done = 1;
-			j->reqs[l->req].err = err ? err : -ECONNRESET;
-		}
-		lane_drop(j, &j->peers[cc->peer], l, 0);
-	}
-	cc_leave(cc, j);
-}
-
-static void cb_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cc_enter(cc);
-
-	if (j) {
-		struct cn_peer *p = &j->peers[cc->peer];
-
-		if (p->state != P_BANNED)
-			p->state = P_DEAD;
-		fail_peer_reqs(j, cc->peer, -ENOTCONN);
-		for (unsigned int i = 0; i < CN_MAX_LANES; i++)
-			lane_drop(j, p, &p->lanes[i], 0);
-		cc_leave(cc, j);
-	}
-	cc_put(cc);
-}
-
-static const struct quic_node_handler cn_handler = {
-    .connected = cb_connected,
-    .stream_opened = cb_stream_opened,
-    .stream_data = cb_stream_data,
-    .stream_closed = cb_stream_closed,
-    .closed = cb_closed,
-};
-
-/* ------------------------------------------------------------ providers */
-
-int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
-}
-
-/* Count p's bitmap in (add > 0) or out of the job's availability counts
- * (once each way). Called with j->mu held. */
-static void avail_account(struct cn_job *j, struct cn_peer *p, int add)
-{
-	if (!j->avail || !p->bits || p->counted == (add > 0))
-		return;
-	for (uint64_t i = 0; i < j->nchunks; i++)
-		if (p->bits[i]) {
-			if (add > 0)
-				j->avail[i]++;
-			else if (j->avail[i])
-				j->avail[i]--;
-		}
-	p->counted = add > 0;
-}
-
-/* A provider slot that can be given to another: gone without a fault,
- * not ourselves, no request of it left to account. -1 if none. */
-static int reusable_slot(const struct cn_job *j)
-{
-	for (unsigned int k = 0; k < j->npeers; k++) {
-		const struct cn_peer *p = &j->peers[k];
-		unsigned int i;
-
-		if (p->state != P_DEAD || p->faults || p->self || p->seed)
-			continue;
-		for (i = 0; i < CN_MAX_REQS; i++)
-			if (j->reqs[i].used && j->reqs[i].peer == (int)k)
-				break;
-		if (i == CN_MAX_REQS)
-			return (int)k;
-	}
-	return -1;
-}
-
-/* Room in the provider table for peers found by exchange: a free slot
- * only. Slots of providers that went away are refilled from the DHT (at
- * most every 15 s): refilling them from PEERS answers made a 50-node lab
- * dial ~900 providers per download (each a handshake and a 32 KiB INFO)
- * as loaded peers timed out and were replaced. */
-static int pex_room(const struct cn_job *j)
-{
-	return j->npeers < CONTENT_MAX_PROVIDERS;
-}
-
-static uint64_t job_rand(struct cn_job *j)
-{
-	uint64_t x = j->rng;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return j->rng = x;
-}
-
-/* Called with j->mu held. */
-static void add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen)
-{
-	struct cn_peer *p;
-	struct cn_cc *cc;
-	unsigned int i;
-	int rc;
-
-	for (i = 0; i < j->npeers; i++)
-		if (cn_same_addr(&j->peers[i].addr, ss)) {
-			p = &j->peers[i];
-			if (p->state != P_DEAD || p->faults || p->self)
-				return;
-			goto dial; /* a dead provider found again: one more chance */
-		}
-	if (j->npeers == CONTENT_MAX_PROVIDERS) {
-		/* Full: a provider that went away without a fault takes no
-		 * slot from one just found (its stats go with it). */
-		int k = reusable_slot(j);
-		struct cn_cc *old;
-
-		if (k < 0)
-			return;
-		p = &j->peers[k];
-		avail_account(j, p, -1);
-		free(p->bits);
-		old = p->cc; /* let go of below */
-		memset(p, 0, sizeof(*p));
-		p->cc = old;
-	} else {
-		p = &j->peers[j->npeers++];
-		memset(p, 0, sizeof(*p));
-	}
-	p->addr = *ss;
-	p->alen = alen;
-	p->score = 100;
-	util_fmt_addr(ss, p->name, sizeof(p->name));
-	i = (unsigned int)(p - j->peers);
-dial:
-	cc = calloc(1, sizeof(*cc));
-	if (!cc) {
-		p->state = P_DEAD;
-		return;
-	}
-	pthread_mutex_init(&cc->mu, NULL);
-	atomic_init(&cc->job, j);
-	cc->peer = (int)i;
-	atomic_init(&cc->refs, 2);
-	if (p->cc) {
-		/* let go of the old connection's context (j->mu is held: not
-		 * cc->mu, see struct cn_cc) */
-		atomic_store(&p->cc->job, NULL);
-		cc_put(p->cc);
-	}
-	p->cc = cc;
-	for (unsigned int k = 0; k < CN_MAX_LANES; k++) {
-		p->lanes[k].state = L_FREE;
-		p->lanes[k].req = -1;
-	}
-	p->inflight = 0;
-	p->depth = j->cn->per_provider;
-	p->state = P_CONNECTING;
-	p->info = 0;
-	p->pex = 0;
-	p->mstate = 0;
-	p->fails_row = 0;
-	rc = quic_node_connect_addr(j->cn->quic, (const struct sockaddr *)&p->addr, p->alen, NULL,
-				    &cn_handler, cc, &p->conn);
-	if (rc) {
-		p->state = P_DEAD;
-		atomic_store(&cc->refs, 1); /* no connection will report closed() */
-	}
-}
-
-/* Explicit providers now, DHT providers when the lookup answers
- * (poll_lookup). */
-static void gather(struct cn_job *j, const uint8_t *ih)
-{
-	unsigned int k;
-
-	for (k = 0; k < j->rq.nfrom; k++) {
-		struct sockaddr_storage ss;
-		socklen_t sl;
-		uint8_t key[QUIC_KEY_LEN];
-		int have_key;
-
-		if (!quic_node_parse_target(j->rq.from[k], QUIC_NODE_DEF_PORT, key, &have_key, &ss,
-					    &sl))
-			add_peer(j, &ss, sl);
-	}
-	/* Providers dropped for timeouts (overloaded, not lying) get one more
-	 * chance at each lookup: one may be the only holder of what is
-	 * missing, and neither the DHT nor a peer may name it again. */
-	for (k = 0; k < j->npeers; k++)
-		if (j->peers[k].state == P_DEAD && !j->peers[k].faults && !j->peers[k].self)
-			add_peer(j, &j->peers[k].addr, j->peers[k].alen);
-	j->last_lookup = util_now_ms();
-	if (!j->lk) {
-		j->lk = cn_lookup_start(j->cn, ih);
-		j->nlookups++;
-	}
-}
-
-static void poll_lookup(struct cn_job *j)
-{
-	struct sockaddr_storage found[CN_LOOKUP_MAX];
-	int n;
-
-	if (!j->lk || (n = cn_lookup_poll(j->lk, found, CN_LOOKUP_MAX)) == -EAGAIN)
-		return;
-	cn_lookup_put(j->lk);
-	j->lk = NULL;
-	/* In a random order: downloaders that find the same peers fill
-	 * their provider tables with different ones. */
-	for (int i = n - 1; i > 0; i--) {
-		int k = (int)(job_rand(j) % (uint64_t)(i + 1));
-		struct sockaddr_storage x = found[i];
-
-		found[i] = found[k];
-		found[k] = x;
-	}
-	for (int i = 0; i < n; i++)
-		add_peer(j, &found[i],
-			 found[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
-						       : sizeof(struct sockaddr_in6));
-}
-
-/* A provider sent data that does not verify. */
-static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
-{
-	p->faults++;
-	p->score -= 50;
-	p->fails_row++;
-	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
-	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
-	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
-		uint8_t a[16];
-		int fam = p->addr.ss_family, rc = -ENODEV;
-
-		if (fam == AF_INET)
-			memcpy(a, &((struct sockaddr_in *)&p->addr)->sin_addr, 4);
-		else
-			memcpy(a, &((struct sockaddr_in6 *)&p->addr)->sin6_addr, 16);
-		if (j->cn->guard)
-			rc = guard_ban_addr(j->cn->guard, fam, a, CONTENT_BAN_TTL_S);
-		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s", p->name,
-			 p->faults, CONTENT_BAN_TTL_S, rc ? " (ban pipeline unavailable)" : "");
-		p->state = P_BANNED;
-		quic_node_close(j->cn->quic, p->conn, 0);
-		fail_peer_reqs(j, (int)(p - j->peers), -EACCES);
-	}
-}
-
-static void soft_fail(struct cn_peer *p, int penalty)
-{
-	p->depth = p->depth > 2 ? p->depth / 2 : 1;
-	p->score -= penalty;
-	p->fails_row++;
-	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
-}
-
 /* ------------------------------------------------------------- requests */
 
 static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
@@ -723,7 +101,7 @@ static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 		r->lane = idle;
 		p->lanes[idle].state = L_BUSY;
 		p->lanes[idle].req = slot;
-		send_request(j, p, r);
+		cn_send_request(j, p, r);
 	} else {
 		struct cn_lane *l = &p->lanes[freel];
 
@@ -757,7 +135,7 @@ static void req_release(struct cn_job *j, struct cn_req *r)
 		if (l->state == L_OPENING)
 			l->req = -1; /* becomes idle when it opens */
 		else
-			lane_drop(j, p, l, 1);
+			cn_lane_drop(j, p, l, 1);
 	}
 	if (p->inflight)
 		p->inflight--;
@@ -867,7 +245,7 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (r->err || r->a.len < 1) {
 		p->info = 3;
-		soft_fail(p, 5);
+		cn_soft_fail(p, 5);
 		return;
 	}
 	if (ans[0] != CONTENT_ST_OK) {
@@ -897,7 +275,7 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 		goto bad;
 	}
 bits:
-	avail_account(j, p, -1);
+	cn_avail_account(j, p, -1);
 	free(p->bits);
 	p->bits = malloc(in.n);
 	if (!p->bits) { /* done_chunk checks for NULL */
@@ -912,12 +290,12 @@ bits:
 	p->seed |= !p->partial;
 	p->info = 2;
 	if (p->state == P_UP)
-		avail_account(j, p, 1);
+		cn_avail_account(j, p, 1);
 	return;
 bad:
 	p->info = 3;
 	j->bad_chunks++;
-	fault(j, p, "a CV list that does not prove out");
+	cn_fault(j, p, "a CV list that does not prove out");
 }
 
 /* PEERS answer: up to CN_PEX_ADD addresses not known yet are dialled (in
@@ -932,7 +310,7 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
 		p->pex = 3;
 		j->bad_chunks++;
-		fault(j, p, "a PEERS answer that breaks the framing");
+		cn_fault(j, p, "a PEERS answer that breaks the framing");
 		return;
 	}
 	if (r->err || r->a.len < 1 || r->a.buf[0] != CONTENT_ST_OK) {
@@ -946,25 +324,25 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 	if (n < 0) {
 		p->pex = 3;
 		j->bad_chunks++;
-		fault(j, p, "a PEERS answer that does not parse");
+		cn_fault(j, p, "a PEERS answer that does not parse");
 		return;
 	}
 	p->pex = 2;
 	for (int i = n - 1; i > 0; i--) {
-		int k = (int)(job_rand(j) % (uint64_t)(i + 1));
+		int k = (int)(cn_job_rand(j) % (uint64_t)(i + 1));
 		struct sockaddr_storage x = got[i];
 
 		got[i] = got[k];
 		got[k] = x;
 	}
-	for (int i = 0; i < n && added < CN_PEX_ADD && pex_room(j); i++) {
+	for (int i = 0; i < n && added < CN_PEX_ADD && cn_pex_room(j); i++) {
 		unsigned int k;
 
 		for (k = 0; k < j->npeers && !cn_same_addr(&j->peers[k].addr, &got[i]); k++)
 			;
 		if (k < j->npeers)
 			continue;
-		add_peer(j, &got[i],
+		cn_add_peer(j, &got[i],
 			 got[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
 						     : sizeof(struct sockaddr_in6));
 		added++;
@@ -1012,19 +390,19 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
 		j->retries++;
 		j->bad_chunks++;
-		fault(j, p, "an answer that breaks the framing");
+		cn_fault(j, p, "an answer that breaks the framing");
 		return;
 	}
 	if (r->err || r->a.len < 1) {
 		j->retries++;
 		if (r->err != -EACCES && r->err != -ENOTCONN)
-			soft_fail(p, 5);
+			cn_soft_fail(p, 5);
 		return;
 	}
 	if (r->a.buf[0] != CONTENT_ST_OK) {
 		j->retries++;
 		p->errors++;
-		soft_fail(p, 5);
+		cn_soft_fail(p, 5);
 		/* bits may be gone: a later INFO whose bitmap could not be
 		 * allocated leaves it NULL (and info 3) */
 		if ((r->a.buf[0] == CONTENT_ST_NOT_FOUND ||
@@ -1039,7 +417,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (cn_chunk_check(r->a.buf, r->a.len, want)) {
 		j->retries++;
 		j->bad_chunks++;
-		fault(j, p, "a chunk of the wrong length");
+		cn_fault(j, p, "a chunk of the wrong length");
 		return;
 	}
 	if (j->have[idx])
@@ -1052,7 +430,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (rc == -EBADMSG) {
 		j->retries++;
 		j->bad_chunks++;
-		fault(j, p, "a chunk that does not verify");
+		cn_fault(j, p, "a chunk that does not verify");
 		return;
 	}
 	if (rc < 0) {
@@ -1094,7 +472,7 @@ static void process_done(struct cn_job *j)
 		p = &j->peers[r->peer];
 		if (!r->done && r->start_ms + j->cn->req_timeout_ms < t) {
 			p->timeouts++;
-			soft_fail(p, 20);
+			cn_soft_fail(p, 20);
 			log_info(CN_MOD, "provider %s: request timed out", p->name);
 			r->done = 1;
 			r->err = -ETIMEDOUT;
@@ -1216,7 +594,7 @@ static void pick_chunks(struct cn_job *j, uint64_t t)
 			break;
 	if (k == j->npeers)
 		return;
-	cn_pick(&pk, j->cn->max_parallel - j->inflight, job_rand(j), pick_take, &c);
+	cn_pick(&pk, j->cn->max_parallel - j->inflight, cn_job_rand(j), pick_take, &c);
 }
 
 static void schedule(struct cn_job *j)
@@ -1233,7 +611,7 @@ static void schedule(struct cn_job *j)
 			 req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0)
 			p->refresh = 1;
 		if (p->state == P_UP && p->info == 2 && p->pex != 1 && p->pex != 3 &&
-		    (!p->pex || t - p->pex_at >= CN_PEX_MS) && pex_room(j) &&
+		    (!p->pex || t - p->pex_at >= CN_PEX_MS) && cn_pex_room(j) &&
 		    req_open(j, (int)k, K_PEERS, 0) == 0)
 			p->pex = 1;
 	}
@@ -1242,7 +620,7 @@ static void schedule(struct cn_job *j)
 	/* Providers that went away leave the availability counts. */
 	for (unsigned int k = 0; k < j->npeers; k++)
 		if (j->peers[k].counted && (j->peers[k].state != P_UP || j->peers[k].info != 2))
-			avail_account(j, &j->peers[k], -1);
+			cn_avail_account(j, &j->peers[k], -1);
 	while (j->cursor < j->nchunks && j->have[j->cursor])
 		j->cursor++;
 	pick_chunks(j, t);
@@ -1299,11 +677,11 @@ static int fetch_item(struct cn_job *j)
 		return 0;
 	}
 	snprintf(j->state, sizeof(j->state), "lookup");
-	gather(j, j->cur);
+	cn_gather(j, j->cur);
 	j->last_progress = util_now_ms();
 	snprintf(j->state, sizeof(j->state), "fetching");
 	while (!atomic_load(&j->stop) && !atomic_load(&j->cn->stopping)) {
-		poll_lookup(j);
+		cn_poll_lookup(j);
 		process_done(j);
 		if (j->npend && (j->have_n == j->nchunks ||
 				 util_now_ms() - j->pend_since >= CN_COMMIT_MS))
@@ -1315,7 +693,7 @@ static int fetch_item(struct cn_job *j)
 		schedule(j);
 		t = util_now_ms();
 		if (t - j->last_lookup > relookup_ms(j))
-			gather(j, j->cur);
+			cn_gather(j, j->cur);
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "%s",
 				 j->opened ? "no provider answered for 60 s"
@@ -1345,11 +723,11 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 		manifest_init(m);
 	}
 	snprintf(j->state, sizeof(j->state), "lookup");
-	gather(j, j->rq.id);
+	cn_gather(j, j->rq.id);
 	j->last_progress = util_now_ms();
 	snprintf(j->state, sizeof(j->state), "manifest");
 	while (!atomic_load(&j->stop) && !atomic_load(&j->cn->stopping)) {
-		poll_lookup(j);
+		cn_poll_lookup(j);
 		for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
 			struct cn_req *r = &j->reqs[i];
 			struct cn_peer *p = &j->peers[r->peer];
@@ -1374,7 +752,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
-					fault(j, p, "a manifest that does not verify");
+					cn_fault(j, p, "a manifest that does not verify");
 				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
 					manifest_free(m);
 					*m = got;
@@ -1410,7 +788,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 			return -ETIMEDOUT;
 		}
 		if (!usable_peers(j) && t - j->last_lookup > CN_RELOOKUP_MS)
-			gather(j, j->rq.id);
+			cn_gather(j, j->rq.id);
 		wait_a_bit(j, 20);
 	}
 	return -ECANCELED;
@@ -1576,7 +954,7 @@ static void *job_thread(void *arg)
 		pthread_mutex_lock(&cc->mu); /* waits out a callback inside the job */
 		atomic_store(&cc->job, NULL);
 		pthread_mutex_unlock(&cc->mu);
-		cc_put(cc);
+		cn_cc_put(cc);
 		j->peers[i].cc = NULL;
 	}
 	pthread_mutex_lock(&j->mu);
@@ -1636,7 +1014,7 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 			for (unsigned int k = 0; k < rq->nfrom && o->rq.nfrom < 8; k++)
 				memcpy(o->rq.from[o->rq.nfrom++], rq->from[k], sizeof(rq->from[k]));
 			if (rq->nfrom)
-				gather(o, o->rq.id_len == 32 ? o->cur : o->rq.id);
+				cn_gather(o, o->rq.id_len == 32 ? o->cur : o->rq.id);
 			pthread_mutex_unlock(&o->mu);
 			*job_id = o->jid;
 			pthread_mutex_unlock(&cn->jmu);

@@ -288,7 +288,9 @@ enum { SVCN_JOB_WAITING, SVCN_JOB_DONE, SVCN_JOB_ABANDONED };
  * quarter of it (svc_calls.c); a shorter one leaves no time for it. */
 #define SVCN_BY_KEY_MIN_MS 1000u
 
-/* The gateway's pass-through reader: a single-producer (the owner, or the
+/* ---- svc_pipe.c: the gateway's HTTP pass-through ----
+ *
+ * The gateway's pass-through reader: a single-producer (the owner, or the
  * backend sink on the owner) single-consumer (the gateway thread) queue
  * of byte chunks, lock-free (each chunk is linked with one release store),
  * at most svc.http_buffer bytes queued; the consumer sleeps on its own
