@@ -34,7 +34,7 @@ struct svcn_pipe *svcn_pipe_new(const _Atomic int *stopping, size_t cap)
 
 	if (!p)
 		return NULL;
-	p->head = p->tail = calloc(1, sizeof(struct svcn_chunk)); /* the stub */
+	p->head = p->tail = calloc(1, sizeof(struct svcn_chunk)); /* the queue's dummy head node */
 	if (!p->head) {
 		free(p);
 		return NULL;
@@ -119,7 +119,7 @@ static size_t pipe_take(struct svcn_pipe *p, uint8_t *buf, size_t max)
 		atomic_fetch_sub(&p->queued, k);
 		if (n->off < n->len)
 			break;
-		free(p->head); /* n is the new stub */
+		free(p->head); /* n is the new dummy head node */
 		p->head = n;
 	}
 	return got;
