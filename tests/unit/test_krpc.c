@@ -973,6 +973,154 @@ static void test_bep42(void **state)
 	teardown((void **)&f);
 }
 
+/* The transaction id of the query last sent; its low half is the slot. */
+static uint32_t last_tid(struct fx *f)
+{
+	struct krpc_msg q;
+
+	assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
+	assert_int_equal(q.y, 'q');
+	assert_int_equal(q.tlen, 4);
+	return (uint32_t)q.t[0] << 24 | (uint32_t)q.t[1] << 16 | (uint32_t)q.t[2] << 8 | q.t[3];
+}
+
+static void ping_addr(struct sockaddr_in *a, uint32_t i)
+{
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(0x0a000000 + i);
+	a->sin_port = htons(6881);
+}
+
+static void done_count(void *arg, const struct dht_result *r)
+{
+	(void)r;
+	(*(int *)arg)++;
+}
+
+/* Transaction slots are taken lowest-first, and once the queries are over
+ * the slots above the first DHT_PEND_KEEP are handed back: a later query
+ * takes slot 0 again, a late answer to a query of a slot handed back is
+ * refused, and the bound (max_pending) is the same. */
+static void test_pending_lowest_first(void **state)
+{
+	struct fx *f;
+	struct dht_limits lim = {.max_pending = 200};
+	struct sockaddr_in a;
+	uint8_t late[256], id[20] = {7};
+	size_t late_len = 0;
+	struct dht_stats st;
+
+	(void)state;
+	setup_opts((void **)&f, 0, &lim);
+	for (uint32_t i = 0; i < 200; i++) {
+		ping_addr(&a, i);
+		assert_int_equal(dht_add_node(f->dht, (struct sockaddr *)&a, sizeof(a), f->now), 0);
+		assert_int_equal(last_tid(f) & 0xffff, i);
+		if (i == 150) {
+			struct krpc_msg q;
+
+			assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
+			late_len = build_reply(late, sizeof(late), &q, id, NULL);
+		}
+	}
+	ping_addr(&a, 200);
+	assert_int_equal(dht_add_node(f->dht, (struct sockaddr *)&a, sizeof(a), f->now), -ENOSPC);
+	assert_int_equal(f->dht->pend_touched, 200);
+	/* every query is retried once, then times out; maintain runs at 5 s */
+	f->now = 3001;
+	dht_periodic(f->dht, f->now, NULL);
+	f->now = 5002;
+	dht_periodic(f->dht, f->now, NULL);
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.timeouts, 200);
+	assert_int_equal(f->dht->pend_touched, DHT_PEND_KEEP);
+	ping_addr(&a, 150);
+	assert_int_equal(dht_input(f->dht, late, late_len, (struct sockaddr *)&a, sizeof(a), f->now),
+			 -EINVAL);
+	for (uint32_t i = 0; i < 3; i++) {
+		ping_addr(&a, 300 + i);
+		assert_int_equal(dht_add_node(f->dht, (struct sockaddr *)&a, sizeof(a), f->now), 0);
+		assert_int_equal(last_tid(f) & 0xffff, i);
+	}
+	teardown((void **)&f);
+}
+
+/* Lookup slots: lowest-first too, handed back above DHT_LK_KEEP once the
+ * lookups ended; a lookup started after that works and its answer
+ * completes it. */
+static void test_lookup_slots_trimmed(void **state)
+{
+	struct fx *f;
+	struct sockaddr_in a;
+	struct dht_stats st;
+	struct krpc_msg q;
+	uint8_t buf[256], id[20] = {5};
+	size_t len;
+	int done = 0;
+
+	(void)state;
+	setup_opts((void **)&f, 0, NULL);
+	for (uint32_t i = 0; i < 10; i++) {
+		ping_addr(&a, i);
+		assert_int_equal(
+		    dht_ping(f->dht, (struct sockaddr *)&a, sizeof(a), f->now, done_count, &done), 0);
+	}
+	assert_int_equal(f->dht->lk_touched, 10);
+	f->now = 3001;
+	dht_periodic(f->dht, f->now, NULL);
+	f->now = 5002;
+	dht_periodic(f->dht, f->now, NULL);
+	assert_int_equal(done, 10);
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.lookups, 0);
+	assert_int_equal(f->dht->lk_touched, DHT_LK_KEEP);
+	ping_addr(&a, 42);
+	assert_int_equal(
+	    dht_ping(f->dht, (struct sockaddr *)&a, sizeof(a), f->now, done_count, &done), 0);
+	assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
+	len = build_reply(buf, sizeof(buf), &q, id, NULL);
+	assert_int_equal(dht_input(f->dht, buf, len, (struct sockaddr *)&a, sizeof(a), f->now), 0);
+	assert_int_equal(done, 11);
+	teardown((void **)&f);
+}
+
+/* The budget table starts small and doubles as sources arrive: no source
+ * loses its bucket on the way (each spent its burst and stays limited).
+ * 1000 sources under a 65,536 cap: the table only doubles when a window
+ * of 8 is full, so it never reaches the cap, where an eviction could
+ * happen (a full window at load 1000/65536 has probability < 1e-14). */
+static void test_budget_grows(void **state)
+{
+	struct fx *f;
+	struct dht_limits lim = {.budget_rate = 1, .budget_burst = 2, .budget_sources = 65536};
+	struct dht_stats st;
+	struct qb q;
+	struct krpc_msg m;
+
+	(void)state;
+	setup_opts((void **)&f, 0, &lim);
+	assert_int_equal(f->dht->budget_mask + 1, DHT_BUDGET_START);
+	q_begin(&q);
+	q_id(&q);
+	q_end(&q, "ping");
+	for (uint32_t i = 0; i < 1000; i++) {
+		f->from.sin_addr.s_addr = htonl(0x0b000000 + i);
+		assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+		assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+		assert_int_equal(feed(f, q.buf, q.b.len, &m), 0);
+	}
+	for (uint32_t i = 0; i < 1000; i++) {
+		f->from.sin_addr.s_addr = htonl(0x0b000000 + i);
+		assert_int_equal(feed(f, q.buf, q.b.len, &m), 0);
+	}
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.dropped_budget, 2000);
+	assert_true(f->dht->budget_mask + 1 >= 1024);
+	assert_true(f->dht->budget_mask + 1 <= 16384);
+	teardown((void **)&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -987,6 +1135,9 @@ int main(void)
 	    cmocka_unit_test(test_reply_evidence),
 	    cmocka_unit_test(test_budget_many_sources),
 	    cmocka_unit_test(test_bep42),
+	    cmocka_unit_test(test_pending_lowest_first),
+	    cmocka_unit_test(test_lookup_slots_trimmed),
+	    cmocka_unit_test(test_budget_grows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,8 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dht/dht_int.h"
 
@@ -98,6 +100,7 @@ int dht_new(struct dht **out, const struct dht_opts *opts)
 {
 	struct dht *dht;
 	uint8_t fresh[32];
+	uint32_t n;
 
 	*out = NULL;
 	if (!opts || !opts->send || (!!opts->pk != !!opts->sk))
@@ -135,15 +138,21 @@ int dht_new(struct dht **out, const struct dht_opts *opts)
 	dht_random(dht, fresh, sizeof(fresh));
 	dht_token_init(&dht->tok, fresh, 0);
 	dht_store_init(&dht->store, &dht->lim);
-	dht->pend = calloc(dht->lim.max_pending, sizeof(*dht->pend));
-	dht->lks = calloc(dht->lim.max_lookups, sizeof(*dht->lks));
-	dht->budget = calloc(dht->lim.budget_sources, sizeof(*dht->budget));
-	dht->budget_mask = dht->lim.budget_sources - 1;
+	dht->pend = dht_slots_new(dht->lim.max_pending, sizeof(*dht->pend));
+	dht->pend_used = calloc((dht->lim.max_pending + 63) / 64, sizeof(uint64_t));
+	dht->lks = dht_slots_new(dht->lim.max_lookups, sizeof(*dht->lks));
+	n = dht->lim.budget_sources < DHT_BUDGET_START ? dht->lim.budget_sources
+						       : DHT_BUDGET_START;
+	dht->budget = calloc(n, sizeof(*dht->budget));
+	dht->budget_mask = n - 1;
 	dht_random(dht, dht->budget_key, sizeof(dht->budget_key));
-	if (!dht->pend || !dht->lks || !dht->budget) {
+	if (!dht->pend || !dht->pend_used || !dht->lks || !dht->budget) {
 		dht_free(dht);
 		return -ENOMEM;
 	}
+	/* the slots past max_pending in the last word are never free */
+	if (dht->lim.max_pending % 64)
+		dht->pend_used[dht->lim.max_pending / 64] = ~0ULL << (dht->lim.max_pending % 64);
 	dht_random(dht, &dht->next_tid, sizeof(dht->next_tid));
 	dht->last_put_seq = 0;
 	dht->tok.rotated_ms = UINT64_MAX; /* set on first periodic */
@@ -151,12 +160,73 @@ int dht_new(struct dht **out, const struct dht_opts *opts)
 	return 0;
 }
 
-/* Release a transaction slot and its retry copy. */
-static void pend_release(struct dht_pending *p)
+void *dht_slots_new(size_t n, size_t size)
 {
+	void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void dht_slots_del(void *base, size_t n, size_t size)
+{
+	if (base)
+		munmap(base, n * size);
+}
+
+void dht_slots_trim(void *base, size_t size, uint32_t hw, uint32_t keep, uint32_t *touched)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uint32_t from = hw > keep ? hw : keep;
+	size_t start, end;
+
+	if (*touched <= from)
+		return;
+	start = ((size_t)from * size + pg - 1) / pg * pg;
+	end = ((size_t)*touched * size + pg - 1) / pg * pg;
+	/* a failure only leaves the pages resident */
+	if (end > start)
+		(void)madvise((uint8_t *)base + start, end - start, MADV_DONTNEED);
+	*touched = from;
+}
+
+/* Release a transaction slot and its retry copy. */
+static void pend_release(struct dht *dht, struct dht_pending *p)
+{
+	uint32_t slot = (uint32_t)(p - dht->pend);
+
 	p->in_use = 0;
 	free(p->pkt);
 	p->pkt = NULL;
+	dht->pend_used[slot / 64] &= ~(1ULL << (slot % 64));
+}
+
+/* The lowest free transaction slot, or -1. */
+static int64_t pend_take(struct dht *dht)
+{
+	for (uint32_t w = 0; w < (dht->lim.max_pending + 63) / 64; w++)
+		if (~dht->pend_used[w]) {
+			uint32_t slot = w * 64 + (uint32_t)__builtin_ctzll(~dht->pend_used[w]);
+
+			dht->pend_used[w] |= 1ULL << (slot % 64);
+			if (slot >= dht->pend_touched)
+				dht->pend_touched = slot + 1;
+			return slot;
+		}
+	return -1;
+}
+
+/* One past the highest transaction slot in use. */
+static uint32_t pend_high(const struct dht *dht)
+{
+	for (uint32_t w = (dht->lim.max_pending + 63) / 64; w-- > 0;) {
+		uint64_t u = dht->pend_used[w];
+
+		if (w == dht->lim.max_pending / 64 && dht->lim.max_pending % 64)
+			u &= ~(~0ULL << (dht->lim.max_pending % 64));
+		if (u)
+			return w * 64 + 64 - (uint32_t)__builtin_clzll(u);
+	}
+	return 0;
 }
 
 void dht_free(struct dht *dht)
@@ -167,16 +237,17 @@ void dht_free(struct dht *dht)
 	 * so what their callers handed us is released. */
 	dht_lookup_cancel_all(dht);
 	if (dht->pend)
-		for (uint32_t i = 0; i < dht->lim.max_pending; i++)
+		for (uint32_t i = 0; i < dht->pend_touched; i++)
 			free(dht->pend[i].pkt);
 	if (dht->lks)
-		for (uint32_t i = 0; i < dht->lim.max_lookups; i++) {
+		for (uint32_t i = 0; i < dht->lk_touched; i++) {
 			free(dht->lks[i].peers);
 			free(dht->lks[i].wks);
 		}
 	dht_store_free(&dht->store);
-	free(dht->pend);
-	free(dht->lks);
+	dht_slots_del(dht->pend, dht->lim.max_pending, sizeof(*dht->pend));
+	free(dht->pend_used);
+	dht_slots_del(dht->lks, dht->lim.max_lookups, sizeof(*dht->lks));
 	free(dht->budget);
 	sodium_memzero(dht->sk, sizeof(dht->sk));
 	free(dht);
@@ -218,7 +289,8 @@ int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *t
 	static const struct krpc_args none;
 	uint8_t pkt[DHT_MAX_PKT], t[4];
 	struct bencode_buf b;
-	struct dht_pending *p = NULL;
+	struct dht_pending *p;
+	int64_t took;
 	uint32_t slot;
 	size_t tid_off;
 	int err;
@@ -226,15 +298,13 @@ int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *t
 	if (!a)
 		a = &none;
 	dht->next_tid++;
-	for (uint32_t i = 0; i < dht->lim.max_pending; i++) {
-		slot = (dht->next_tid + i) % dht->lim.max_pending;
-		if (!dht->pend[slot].in_use) {
-			p = &dht->pend[slot];
-			break;
-		}
-	}
-	if (!p)
+	/* lowest free slot first, so the slots written follow the peak in
+	 * flight (dht_slots_trim); the tid's high half still changes per query */
+	took = pend_take(dht);
+	if (took < 0)
 		return -ENOSPC;
+	slot = (uint32_t)took;
+	p = &dht->pend[slot];
 	memset(p, 0, sizeof(*p));
 	p->tid = (dht->next_tid << 16) | slot;
 	t[0] = (uint8_t)(p->tid >> 24);
@@ -315,8 +385,10 @@ int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *t
 	tid_off = b.len + 5; /* "1:t4:" */
 	put_tail(dht, &b, t, 4, "q");
 	err = dht_sendto(dht, &b, to, tolen);
-	if (err < 0)
+	if (err < 0) {
+		dht->pend_used[slot / 64] &= ~(1ULL << (slot % 64));
 		return err;
+	}
 	/* keep a copy for the retry; without memory the query is simply not retried */
 	p->pkt = malloc(b.len);
 	if (p->pkt) {
@@ -671,40 +743,86 @@ static void handle_query(struct dht *dht, const struct krpc_msg *m, const struct
 	}
 }
 
+/* The budget slot of ip: its entry (*found 1), or the slot a new entry
+ * takes: a free one, else the least recently seen of the probe window. */
+static struct dht_budget *budget_slot(struct dht_budget *tab, uint32_t mask, const uint8_t *key,
+				      const uint8_t *ip, size_t iplen, int *found)
+{
+	struct dht_budget *lru = NULL;
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t slot;
+
+	crypto_shorthash(h, ip, (unsigned long long)iplen, key);
+	memcpy(&slot, h, sizeof(slot));
+	*found = 0;
+	for (uint32_t i = 0; i < DHT_BUDGET_PROBE; i++) {
+		struct dht_budget *c = &tab[(slot + i) & mask];
+
+		if (c->iplen == iplen && !memcmp(c->ip, ip, iplen)) {
+			*found = 1;
+			return c;
+		}
+		if (!lru || !c->iplen || (lru->iplen && c->last_ms < lru->last_ms))
+			lru = c;
+	}
+	return lru;
+}
+
+/* Double the budget table (DHT_BUDGET_START): every entry moves to its
+ * slot in the larger one. Returns 0 or -ENOMEM (the table stays as it
+ * was). An entry whose new window is full (improbable at half the load)
+ * replaces the least recently seen there, as at the full size. */
+static int budget_grow(struct dht *dht)
+{
+	uint32_t n = (dht->budget_mask + 1) * 2;
+	struct dht_budget *tab = calloc(n, sizeof(*tab));
+
+	if (!tab)
+		return -ENOMEM;
+	for (uint32_t i = 0; i <= dht->budget_mask; i++) {
+		const struct dht_budget *o = &dht->budget[i];
+		struct dht_budget *d;
+		int found;
+
+		if (!o->iplen)
+			continue;
+		d = budget_slot(tab, n - 1, dht->budget_key, o->ip, o->iplen, &found);
+		if (d->iplen && d->last_ms > o->last_ms)
+			continue;
+		*d = *o;
+	}
+	free(dht->budget);
+	dht->budget = tab;
+	dht->budget_mask = n - 1;
+	return 0;
+}
+
 /*
  * Per-source token bucket. Returns 1 when the query may be answered.
  * proven: this datagram carries a valid token, so its source address is
  * real; only overruns by such datagrams are reported to on_abuse.
  * The table is a keyed hash (SipHash) probed over DHT_BUDGET_PROBE slots:
- * O(1) per datagram; an unknown source takes the least recently seen of
- * its slots.
+ * O(1) per datagram; an unknown source takes a free slot of its window,
+ * the table doubles up to budget_sources when there is none, and at that
+ * size it takes the least recently seen of its slots.
  */
 static int budget_take(struct dht *dht, const struct sockaddr *from, socklen_t fromlen,
 		       uint64_t now, int proven)
 {
 	const uint8_t *ip;
 	int iplen = dht_addr_ip(from, &ip);
-	struct dht_budget *e = NULL, *lru = NULL;
+	struct dht_budget *e;
 	uint64_t cap = (uint64_t)dht->lim.budget_burst * 1000;
-	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t slot;
+	int found;
 
 	if (iplen <= 0)
 		return 0;
-	crypto_shorthash(h, ip, (unsigned long long)iplen, dht->budget_key);
-	memcpy(&slot, h, sizeof(slot));
-	for (uint32_t i = 0; i < DHT_BUDGET_PROBE; i++) {
-		struct dht_budget *c = &dht->budget[(slot + i) & dht->budget_mask];
-
-		if (c->iplen == iplen && !memcmp(c->ip, ip, (size_t)iplen)) {
-			e = c;
-			break;
-		}
-		if (!lru || !c->iplen || (lru->iplen && c->last_ms < lru->last_ms))
-			lru = c;
-	}
-	if (!e) {
-		e = lru;
+	e = budget_slot(dht->budget, dht->budget_mask, dht->budget_key, ip, (size_t)iplen, &found);
+	while (!found && e->iplen && dht->budget_mask + 1 < dht->lim.budget_sources &&
+	       !budget_grow(dht))
+		e = budget_slot(dht->budget, dht->budget_mask, dht->budget_key, ip, (size_t)iplen,
+				&found);
+	if (!found) {
 		memset(e, 0, sizeof(*e));
 		memcpy(e->ip, ip, (size_t)iplen);
 		e->iplen = (uint8_t)iplen;
@@ -899,7 +1017,7 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 	evidence(dht, from, fromlen, DHT_EV_REPLY);
 	if (m.y == 'e') {
 		dht->st.errors_in++;
-		pend_release(p);
+		pend_release(dht, p);
 		if (p->lk)
 			dht_lk_error(dht, p, &m, now_ms);
 		return 0;
@@ -921,7 +1039,7 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		if (dht->o.on_reflexive && (m.ip_len == 6 || m.ip_len == 18))
 			dht->o.on_reflexive(dht->o.reflexive_arg, from, fromlen, m.ip, m.ip_len);
 	}
-	pend_release(p);
+	pend_release(dht, p);
 	if (p->lk)
 		dht_lk_reply(dht, p, &m, from, fromlen, now_ms);
 	return 0;
@@ -1070,11 +1188,11 @@ int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 		dht_random(dht, fresh, sizeof(fresh));
 		dht_token_rotate(&dht->tok, fresh, now);
 	}
-	for (uint32_t i = 0; i < dht->lim.max_pending; i++) {
+	for (uint32_t i = 0; i < dht->pend_touched; i++) {
 		struct dht_pending *p = &dht->pend[i];
 		uint64_t dl;
 
-		if (!p->in_use)
+		if (!(dht->pend_used[i / 64] & (1ULL << (i % 64))) || !p->in_use)
 			continue;
 		dl = p->sent_ms + attempt_timeout(dht, p);
 		if (dl > now) {
@@ -1091,7 +1209,7 @@ int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 				next = dl;
 			continue;
 		}
-		pend_release(p);
+		pend_release(dht, p);
 		dht->st.timeouts++;
 		if (p->has_id) {
 			struct dht_table *tb = dht_table_for(dht, p->addr.ss_family);
@@ -1110,6 +1228,9 @@ int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)
 	if (dht->want_bootstrap || now - dht->last_maint >= 5000) {
 		dht->last_maint = now;
 		maintain(dht, now);
+		dht_slots_trim(dht->pend, sizeof(*dht->pend), pend_high(dht), DHT_PEND_KEEP,
+			       &dht->pend_touched);
+		dht_lk_trim(dht);
 	}
 	if (next_ms)
 		*next_ms = next;
@@ -1165,6 +1286,6 @@ void dht_get_stats(const struct dht *dht, struct dht_stats *st)
 	st->peers = dht->store.npeers;
 	st->items = dht->store.nitems;
 	st->lookups = 0;
-	for (uint32_t i = 0; i < dht->lim.max_lookups; i++)
+	for (uint32_t i = 0; i < dht->lk_touched; i++)
 		st->lookups += (unsigned int)dht->lks[i].in_use;
 }

@@ -229,6 +229,13 @@ struct dht_ipvote {
 
 /* ---- per-source budget ---- */
 #define DHT_BUDGET_PROBE 8 /* slots probed per lookup in the budget table */
+/* The budget table starts with this many slots and doubles (rehashed) up
+ * to budget_sources only when a new source would evict a live one, so a
+ * node that meets few sources does not write a page of the full-size table
+ * per source (4096 x 40 B = 160 KiB at the default). At the full size it
+ * behaves as a fixed table: an unknown source takes the least recently
+ * seen of its DHT_BUDGET_PROBE slots. */
+#define DHT_BUDGET_START 256
 struct dht_budget {
 	uint8_t ip[16];
 	uint8_t iplen;
@@ -239,6 +246,24 @@ struct dht_budget {
 
 /* ---- transactions and lookups ---- */
 struct dht_lookup;
+
+/*
+ * Slot arrays of the pending transactions (max_pending) and the lookups
+ * (max_lookups) are anonymous mappings, slots taken lowest-first: what is
+ * resident follows the peak in use, not the capacity, and every few
+ * seconds (maintain) the pages above the highest slot in use and above the
+ * first DHT_PEND_KEEP / DHT_LK_KEEP slots are handed back to the kernel
+ * (MADV_DONTNEED: they read as zeroes again, a free slot). A pending
+ * query still pointing at a lookup slot handed back sees in_use 0 and a
+ * generation that does not match, as for any finished lookup.
+ */
+#define DHT_PEND_KEEP 64 /* pending slots never handed back (14 KiB) */
+#define DHT_LK_KEEP 2	 /* lookup slots never handed back (29 KiB) */
+void *dht_slots_new(size_t n, size_t size);
+void dht_slots_del(void *base, size_t n, size_t size);
+/* Hand back the pages of slots [max(hw, keep), *touched) and set *touched
+ * to max(hw, keep); the slots there must be free. */
+void dht_slots_trim(void *base, size_t size, uint32_t hw, uint32_t keep, uint32_t *touched);
 
 struct dht_pending {
 	uint32_t tid;
@@ -334,12 +359,15 @@ struct dht {
 	struct dht_table t4, t6;
 	struct dht_tokens tok;
 	struct dht_store store;
-	struct dht_pending *pend;
+	struct dht_pending *pend; /* max_pending slots (dht_slots_new) */
+	uint64_t *pend_used;	  /* bitmap of pend slots in use; bits past max_pending set */
+	uint32_t pend_touched;	  /* slots [0, pend_touched) may be resident */
 	uint32_t next_tid;
-	struct dht_lookup *lks;
+	struct dht_lookup *lks; /* max_lookups slots (dht_slots_new) */
+	uint32_t lk_touched;	/* slots [0, lk_touched) may be resident */
 	uint32_t lk_gen;
 	struct dht_budget *budget;
-	uint32_t budget_mask;	   /* slots - 1 (a power of two) */
+	uint32_t budget_mask;	   /* slots - 1 (a power of two, <= budget_sources) */
 	uint8_t budget_key[16];	   /* keys the slot hash: sources cannot aim at one slot */
 	struct dht_ipvote votes[DHT_IP_VOTES];
 	unsigned int nvotes;
@@ -391,5 +419,7 @@ void dht_lk_retry(struct dht *dht, struct dht_pending *p, uint64_t now);
 int dht_lk_is_close(struct dht *dht, struct dht_pending *p);
 void dht_lk_error(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m, uint64_t now);
 void dht_lk_timers(struct dht *dht, uint64_t now, uint64_t *next);
+/* Hand back the pages of lookup slots above the highest in use (dht_slots_trim). */
+void dht_lk_trim(struct dht *dht);
 
 #endif

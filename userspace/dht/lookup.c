@@ -168,7 +168,7 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 
 void dht_lookup_cancel_all(struct dht *dht)
 {
-	for (uint32_t i = 0; dht->lks && i < dht->lim.max_lookups; i++)
+	for (uint32_t i = 0; dht->lks && i < dht->lk_touched; i++)
 		if (dht->lks[i].in_use)
 			lk_finish(dht, &dht->lks[i], -ECANCELED);
 }
@@ -522,7 +522,7 @@ void dht_lk_error(struct dht *dht, struct dht_pending *p, const struct krpc_msg 
 
 void dht_lk_timers(struct dht *dht, uint64_t now, uint64_t *next)
 {
-	for (uint32_t i = 0; i < dht->lim.max_lookups; i++) {
+	for (uint32_t i = 0; i < dht->lk_touched; i++) {
 		struct dht_lookup *lk = &dht->lks[i];
 
 		if (!lk->in_use)
@@ -536,15 +536,27 @@ void dht_lk_timers(struct dht *dht, uint64_t now, uint64_t *next)
 	}
 }
 
+void dht_lk_trim(struct dht *dht)
+{
+	uint32_t hw = dht->lk_touched;
+
+	while (hw > 0 && !dht->lks[hw - 1].in_use)
+		hw--;
+	dht_slots_trim(dht->lks, sizeof(*dht->lks), hw, DHT_LK_KEEP, &dht->lk_touched);
+}
+
 int dht_lk_start(struct dht *dht, enum dht_op op, const uint8_t *target, uint64_t now,
 		 dht_done_fn cb, void *arg, struct dht_lookup **out)
 {
 	struct dht_lookup *lk = NULL;
 	const struct dht_node *cl[DHT_MAX_LOOKUP_CANDS / 2];
 
+	/* the lowest free slot: the slots written follow the peak in use */
 	for (uint32_t i = 0; i < dht->lim.max_lookups; i++) {
 		if (!dht->lks[i].in_use) {
 			lk = &dht->lks[i];
+			if (i >= dht->lk_touched)
+				dht->lk_touched = i + 1;
 			break;
 		}
 	}
