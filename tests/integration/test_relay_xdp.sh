@@ -11,7 +11,9 @@
 #          counters count 200 + 200 (more if one was sent again after a
 #          loss), relay_tx counts their sum, and userspace
 #          forwarded none (user_pkts 0); a stranger's datagram to the port
-#          goes to userspace and is dropped there (drop_unknown).
+#          goes to userspace and is dropped there (drop_unknown); both
+#          ends bind again from new ports and exchange again: the hops
+#          are rewritten in place, counters go on, userspace forwards none.
 #   xdp6:  the same over IPv6 (hop limit, UDP checksum over the IPv6
 #          pseudo-header), all in the kernel.
 #   uring: the engine forwards the same exchange (user_pkts 400).
@@ -91,6 +93,16 @@ wait_for "[ \"\$(stat totals drop_unknown)\" -ge 1 ]" 30 || fail "xdp: stranger 
 [ "$(stat xdp relay_user)" -gt "$before" ] || fail "xdp: stranger did not reach userspace"
 [ "$(stat totals user_pkts)" = 0 ] || fail "xdp: stranger forwarded"
 pass "xdp: a stranger's datagram went to userspace and was dropped (drop_unknown)"
+echo_done
+# Both ends bind again from new sockets (new ports, as after a NAT
+# rebinding): the hops are rewritten in place, the kernel's counters go on,
+# and userspace still forwards nothing.
+exchange xdp-rebind
+a2=$(stat circuits 0 ends 0 pkts) b2=$(stat circuits 0 ends 1 pkts) user=$(stat totals user_pkts)
+[ "$(stat circuits 0 in_kernel)" = True ] && [ "$a2" -ge $((a + N)) ] && [ "$b2" -ge $((b + N)) ] &&
+	[ "$user" = 0 ] ||
+	fail "xdp-rebind: in_kernel $(stat circuits 0 in_kernel), map counters $a2 + $b2 (were $a + $b), userspace $user"
+pass "xdp-rebind: map counters $a + $b -> $a2 + $b2, userspace forwarded $user"
 echo_done
 stop_relay
 

@@ -19,6 +19,7 @@
 #include "weft/conn.h"
 #include "weft/log.h"
 #include "weft/relay_policy.h"
+#include "weft/util.h"
 
 /* Expiry sweep period: lifetime and idle ends are detected per packet
  * exactly; the sweep reclaims circuits that see no packet at all, so its
@@ -173,8 +174,17 @@ static void relay_rx(struct engine_worker *w, const struct engine_pkt *pkt, void
 	}
 	/* xdp mode: the program forwards this circuit; a datagram here
 	 * slipped past it (hops being installed): decide on its state. */
-	if (c->in_kernel)
+	if (c->in_kernel) {
 		relay_kern_sync(rf, c);
+		if (!c->raced_logged) {
+			c->raced_logged = 1;
+			log_info("relay",
+				 "circuit %llu: a datagram of end %d (%u bytes, first byte 0x%02x) "
+				 "reached userspace %llu us after its kernel install",
+				 (unsigned long long)c->id, e, pkt->len, pkt->data[0],
+				 (unsigned long long)((util_now_ns() - c->installed_ns) / 1000));
+		}
+	}
 	v = wrelay_decide(&c->st, (__u32)e, pkt->len, now);
 	if (v == WRELAY_FORWARD) {
 		wrelay_account(&c->st, (__u32)e, pkt->len, now);

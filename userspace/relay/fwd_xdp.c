@@ -18,6 +18,7 @@
 #include "relay/relay_int.h"
 #include "weft/log.h"
 #include "weft/relay_policy.h"
+#include "weft/util.h"
 #include "weft/xdp.h"
 
 int relay_kern_init(struct relay_fwd *rf)
@@ -69,8 +70,6 @@ int relay_kern_install(struct relay_fwd *rf, struct relay_circ *c)
 		if (bpf_map_lookup_elem(rf->rl2_fd, &k[e], &l2[e]))
 			return -ENOENT; /* the bind's link layer was not seen */
 	}
-	if (c->in_kernel)
-		relay_kern_remove(rf, c);
 	for (e = 0; e < 2; e++) {
 		memset(&hop[e], 0, sizeof(hop[e]));
 		memcpy(hop[e].addr, c->end[!e].addr.addr, 16);
@@ -81,20 +80,31 @@ int relay_kern_install(struct relay_fwd *rf, struct relay_circ *c)
 		hop[e].id = c->id;
 		hop[e].l2 = l2[!e];
 	}
-	/* The state first, then the hops that point at it. */
-	if (bpf_map_update_elem(rf->circ_fd, &slot, &c->st, BPF_ANY))
+	/* The state first, then the hops that point at it. A rebind (an end
+	 * moved) keeps the kernel's live state and overwrites the hops in
+	 * place, then deletes the moved end's old key: no moment in which the
+	 * circuit's datagrams go to userspace. */
+	if (!c->in_kernel && bpf_map_update_elem(rf->circ_fd, &slot, &c->st, BPF_ANY))
 		return -errno;
 	for (e = 0; e < 2; e++) {
 		if (bpf_map_update_elem(rf->hop_fd, &k[e], &hop[e], BPF_ANY)) {
 			err = -errno;
-			if (e)
+			if (c->in_kernel)
+				relay_kern_remove(rf, c);
+			else if (e)
 				(void)bpf_map_delete_elem(rf->hop_fd, &k[0]);
 			return err;
 		}
 	}
+	if (c->in_kernel)
+		for (e = 0; e < 2; e++)
+			if (memcmp(&c->hop_key[e], &k[0], sizeof(k[0])) &&
+			    memcmp(&c->hop_key[e], &k[1], sizeof(k[1])))
+				(void)bpf_map_delete_elem(rf->hop_fd, &c->hop_key[e]);
 	c->hop_key[0] = k[0];
 	c->hop_key[1] = k[1];
 	c->in_kernel = 1;
+	c->installed_ns = util_now_ns();
 	return 0;
 }
 

@@ -28,6 +28,8 @@ struct relay_circ {
 	uint64_t created_ns;
 	struct wxdp_circ st; /* policy state; in the kernel: mirrored in WXDP_MAP_CIRC */
 	int in_kernel;	     /* both hops installed in the XDP program's map */
+	uint64_t installed_ns; /* when (relay clock), for the raced-datagram log */
+	int raced_logged;      /* a datagram of it reached userspace once in_kernel */
 	struct wxdp_relay_key hop_key[2]; /* installed keys (valid when in_kernel) */
 };
 
