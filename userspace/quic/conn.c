@@ -577,7 +577,13 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	params.initial_max_streams_bidi = ep->o.max_streams_bidi;
 	params.initial_max_streams_uni = ep->o.max_streams_uni;
 	params.max_idle_timeout = (uint64_t)ep->o.idle_timeout_ms * NGTCP2_MILLISECONDS;
-	params.active_connection_id_limit = 8;
+	/* Connection ids the peer may issue us: RFC 9000's minimum, one spare.
+	 * A NAT rebinding keeps the CID (ngtcp2 then needs no new one), weft's
+	 * own path changes are hidden from ngtcp2 (conn_path.c), and a peer
+	 * that moves to its spare gets a new one once it retires the old. Each
+	 * CID costs both ends memory (ngtcp2's entry, our endpoint's CID table,
+	 * NEW_CONNECTION_ID frames): 8 before, ~2 KiB per idle connection. */
+	params.active_connection_id_limit = 2;
 	params.max_datagram_frame_size = QUIC_MAX_DATAGRAM;
 	/* Ask peers not to clear the fixed bit (RFC 9287): weft's XDP program
 	 * and software policer drop QUIC packets without it. */
@@ -606,12 +612,12 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 			goto err;
 		}
 		rc = ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &cb,
-					    &set, &params, NULL, c);
+					    &set, &params, &quic_mem, c);
 	} else {
 		dcid.datalen = QUIC_SCID_LEN;
 		randombytes_buf(dcid.data, dcid.datalen);
 		rc = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-					    &cb, &set, &params, NULL, c);
+					    &cb, &set, &params, &quic_mem, c);
 	}
 	c->creating = 0;
 	if (rc) {

@@ -15,6 +15,10 @@
 #define QUIC_CLOSE_REASON_MAX 128
 #define QUIC_SECRET_LEN 32
 
+/* The allocator of every ngtcp2 connection (quic_mem.c): malloc, with the
+ * whole pages of large fresh blocks left unbacked until written. */
+extern const ngtcp2_mem quic_mem;
+
 /* Build the endpoint's certificate credentials from the node key. */
 int quic_cert_cred_new(gnutls_certificate_credentials_t *out, const uint8_t *pk,
 		       const uint8_t *sk);
