@@ -67,12 +67,17 @@ struct cn_wtab {
 	struct cn_pending e[CN_PENDING_MAX];
 	uint16_t bucket[CN_PENDING_BUCKETS]; /* index + 1, 0 = empty */
 	uint16_t free_head;		     /* free entries, through hnext */
+	uint16_t fresh;			     /* e[fresh..] never used yet: the table needs
+					      * no initialisation, and its pages stay
+					      * unbacked until used (calloc) */
 	uint16_t lru_head, lru_tail;
 	unsigned int used, peak; /* entries in use, most at once */
 };
 
 /* One cell of the serve queue (bounded MPMC ring, D. Vyukov's design):
- * seq tells producers and consumers whose turn the cell is. */
+ * seq tells producers and consumers whose turn the cell is. It is stored
+ * less the cell's index, so the zeroed ring from calloc is the initial
+ * state and its pages stay unbacked until used. */
 struct cn_scell {
 	_Atomic uint64_t seq;
 	struct cn_sreq r;

@@ -328,8 +328,10 @@ static struct cn_scell *sq_claim(struct content_node *cn, _Atomic uint64_t *ctr,
 	uint64_t pos = atomic_load_explicit(ctr, memory_order_relaxed);
 
 	for (;;) {
-		struct cn_scell *c = &cn->sq[pos % CONTENT_SERVE_QUEUE];
-		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		uint64_t idx = pos % CONTENT_SERVE_QUEUE;
+		struct cn_scell *c = &cn->sq[idx];
+		/* stored less the cell's index (struct cn_scell) */
+		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire) + idx;
 		int64_t d = (int64_t)(seq - (pos + off));
 
 		if (d < 0)
@@ -355,7 +357,7 @@ static int sq_push(struct content_node *cn, const struct cn_sreq *r)
 	if (!c)
 		return -ENOBUFS;
 	c->r = *r;
-	atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+	atomic_store_explicit(&c->seq, pos + 1 - pos % CONTENT_SERVE_QUEUE, memory_order_release);
 	sem_post(&cn->sq_sem);
 	return 0;
 }
@@ -371,7 +373,8 @@ static int sq_pop(struct content_node *cn, struct cn_sreq *r)
 	if (!c)
 		return 0;
 	*r = c->r;
-	atomic_store_explicit(&c->seq, pos + CONTENT_SERVE_QUEUE, memory_order_release);
+	atomic_store_explicit(&c->seq, pos + CONTENT_SERVE_QUEUE - pos % CONTENT_SERVE_QUEUE,
+			      memory_order_release);
 	return 1;
 }
 
@@ -445,13 +448,6 @@ static unsigned int pending_hash(uint64_t conn, int64_t sid)
 
 	h ^= h >> 29;
 	return (unsigned int)(h & (CN_PENDING_BUCKETS - 1));
-}
-
-static void wtab_init(struct cn_wtab *t)
-{
-	for (unsigned int i = 0; i < CN_PENDING_MAX; i++)
-		t->e[i].hnext = (uint16_t)(i + 2 <= CN_PENDING_MAX ? i + 2 : 0);
-	t->free_head = 1;
 }
 
 static void lru_unlink(struct cn_wtab *t, struct cn_pending *p)
@@ -530,7 +526,7 @@ static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t 
 	}
 	if (!create)
 		return NULL;
-	if (!t->free_head) {
+	if (!t->free_head && t->fresh == CN_PENDING_MAX) {
 		/* Full: take over the oldest entry that is done, or unused for
 		 * CN_PENDING_STALE_MS with no answer owed (its connection most
 		 * likely went away without closing the stream). */
@@ -545,9 +541,14 @@ static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t 
 			return NULL;
 		pending_free(t, &t->e[ix - 1]);
 	}
-	ix = t->free_head;
-	p = &t->e[ix - 1];
-	t->free_head = p->hnext;
+	if (t->free_head) {
+		ix = t->free_head;
+		p = &t->e[ix - 1];
+		t->free_head = p->hnext;
+	} else {
+		ix = ++t->fresh;
+		p = &t->e[ix - 1];
+	}
 	p->used = 1;
 	p->conn = conn;
 	p->sid = sid;
@@ -730,13 +731,10 @@ int cn_serve_init(struct content_node *cn)
 	cn->wtab = calloc(nw ? nw : 1, sizeof(*cn->wtab));
 	if (!cn->sq || !cn->wtab)
 		return -ENOMEM;
-	for (unsigned int i = 0; i < CONTENT_SERVE_QUEUE; i++)
-		atomic_init(&cn->sq[i].seq, i);
 	for (cn->nwtab = 0; cn->nwtab < nw; cn->nwtab++) {
 		cn->wtab[cn->nwtab] = calloc(1, sizeof(struct cn_wtab));
 		if (!cn->wtab[cn->nwtab])
 			return -ENOMEM;
-		wtab_init(cn->wtab[cn->nwtab]);
 	}
 	cn->hub = calloc(1, sizeof(*cn->hub));
 	if (!cn->hub)

@@ -15,15 +15,14 @@
 
 int engine_cmdq_init(struct engine_cmdq *cq, unsigned int size, int with_eventfd)
 {
-	size_t n = 2, i;
+	size_t n = 2;
 
 	while (n < size)
 		n <<= 1;
+	/* zeroed: every cell's (relative) sequence number is its initial one */
 	cq->cells = calloc(n, sizeof(*cq->cells));
 	if (!cq->cells)
 		return -ENOMEM;
-	for (i = 0; i < n; i++)
-		cq->cells[i].seq = i;
 	cq->mask = n - 1;
 	cq->head = cq->tail = 0;
 	cq->efd = -1;
@@ -60,7 +59,7 @@ int engine_cmdq_push(struct engine_cmdq *cq, engine_cmd_fn fn, void *arg)
 		intptr_t dif;
 
 		c = &cq->cells[pos & cq->mask];
-		seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+		seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE) + (pos & cq->mask);
 		dif = (intptr_t)seq - (intptr_t)pos;
 		if (dif == 0) {
 			if (__atomic_compare_exchange_n(&cq->head, &pos, pos + 1, 1, __ATOMIC_RELAXED,
@@ -74,7 +73,7 @@ int engine_cmdq_push(struct engine_cmdq *cq, engine_cmd_fn fn, void *arg)
 	}
 	c->fn = fn;
 	c->arg = arg;
-	__atomic_store_n(&c->seq, pos + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->seq, pos + 1 - (pos & cq->mask), __ATOMIC_RELEASE);
 	if (cq->efd >= 0 && write(cq->efd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: the counter is saturated, the worker is awake anyway. */
 	}
@@ -83,14 +82,15 @@ int engine_cmdq_push(struct engine_cmdq *cq, engine_cmd_fn fn, void *arg)
 
 int engine_cmdq_pop(struct engine_cmdq *cq, engine_cmd_fn *fn, void **arg)
 {
-	struct engine_cmd_cell *c = &cq->cells[cq->tail & cq->mask];
-	size_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+	size_t idx = cq->tail & cq->mask;
+	struct engine_cmd_cell *c = &cq->cells[idx];
+	size_t seq = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE) + idx;
 
 	if (seq != cq->tail + 1)
 		return 0;
 	*fn = c->fn;
 	*arg = c->arg;
-	__atomic_store_n(&c->seq, cq->tail + cq->mask + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->seq, cq->tail + cq->mask + 1 - idx, __ATOMIC_RELEASE);
 	cq->tail++;
 	return 1;
 }

@@ -39,7 +39,8 @@ int64_t engine_wheel_next(const struct engine_wheel *wh, uint64_t now_ms);
 
 /* ---- bounded MPSC command ring (Vyukov's sequence-numbered cells) ---- */
 struct engine_cmd_cell {
-	size_t seq; /* atomic */
+	size_t seq; /* atomic; stored less the cell's index, so the zeroed ring
+		     * from calloc is the initial state (no page written at start) */
 	engine_cmd_fn fn;
 	void *arg;
 };
