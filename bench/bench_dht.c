@@ -34,8 +34,8 @@
  *     get_peers for infohashes announced beforehand, one lookup at a time,
  *     wall time from start to callback; p50 / p99, hops, queries, success.
  *
- * Usage: bench_dht [SECONDS] [NNET]   (defaults 3 s per load and 200;
- * WEFTD=path overrides the weftd next to build/bench/)
+ * Usage: bench_dht [SECONDS] [NNET] [PARTS]   (defaults 3 s per load, 200
+ * and "abc"; WEFTD=path overrides the weftd next to build/bench/)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -93,7 +93,17 @@ static void pin(int cpu)
 	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
 }
 
-static int udp_socket(struct sockaddr_in *a)
+/* Where part (a) or (c) runs: the servers' address, the generator's source
+ * prefix and, on the veth pair, the pair (servers in end A, generator in
+ * end B). */
+static struct site {
+	uint32_t addr;     /* servers' IPv4 address, host order */
+	uint32_t src_base; /* generator sources: src_base + (i / 254) << 8 + 1 + i % 254 */
+	const struct bench_veth *veth; /* NULL: loopback, one namespace */
+} site = { INADDR_LOOPBACK, 0x7f100000u, NULL };
+
+/* A UDP socket bound to addr (host order), port chosen by the kernel. */
+static int udp_socket_at(struct sockaddr_in *a, uint32_t addr)
 {
 	socklen_t al = sizeof(*a);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0), sz = 4 << 20;
@@ -104,12 +114,31 @@ static int udp_socket(struct sockaddr_in *a)
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	memset(a, 0, sizeof(*a));
 	a->sin_family = AF_INET;
-	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a->sin_addr.s_addr = htonl(addr);
 	if (bind(fd, (struct sockaddr *)a, sizeof(*a)) ||
 	    getsockname(fd, (struct sockaddr *)a, &al)) {
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+static int udp_socket(struct sockaddr_in *a)
+{
+	return udp_socket_at(a, site.addr);
+}
+
+/* A socket at the servers' address, in their namespace (end A of the
+ * veth pair, or this one). */
+static int server_socket(struct sockaddr_in *a)
+{
+	int fd;
+
+	if (site.veth)
+		bench_veth_enter(site.veth, 'A');
+	fd = udp_socket(a);
+	if (site.veth)
+		bench_veth_enter(site.veth, 0);
 	return fd;
 }
 
@@ -260,12 +289,13 @@ static void make_tmpl(struct tmpl *t, const char *method, const uint8_t id[20],
 	t->id_off = p ? (size_t)(p - t->buf) + 7 : 0;
 }
 
-/* Source address i of the generator: 127.16.0.0/12, never .0 or .255. */
+/* Source address i of the generator: 127.16.0.0/12 on loopback, 10.16.0.0/12
+ * on the veth pair; never .0 or .255. */
 static struct in_addr gen_src(unsigned int i)
 {
 	struct in_addr a;
 
-	a.s_addr = htonl(0x7f100000u | (i / 254) << 8 | (1 + i % 254));
+	a.s_addr = htonl(site.src_base | (i / 254) << 8 | (1 + i % 254));
 	return a;
 }
 
@@ -426,31 +456,103 @@ static void gen_run(struct gen_args *g)
 	close(fd);
 }
 
-/* CPU time of a whole process at the window edges. */
+/* Pid of the kernel thread named comm ("ksoftirqd/1"), or -1. */
+static int kthread_pid(const char *comm)
+{
+	char path[64], line[64];
+	int pid = -1;
+
+	for (int p = 2; p < 4096 && pid < 0; p++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", p);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = 0;
+			if (!strcmp(line, comm))
+				pid = p;
+		}
+		fclose(f);
+	}
+	return pid;
+}
+
+/* Softirq ticks of one CPU so far (/proc/stat, 7th value of "cpuN"). */
+static unsigned long long softirq_ticks(int cpu)
+{
+	char line[256], want[16];
+	unsigned long long v[7] = {0};
+	FILE *f = fopen("/proc/stat", "r");
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), "cpu%d ", cpu);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, want, strlen(want))) {
+			sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+			       &v[2], &v[3], &v[4], &v[5], &v[6]);
+			break;
+		}
+	fclose(f);
+	return v[6];
+}
+
+/*
+ * CPU time a server causes, at the window edges: its whole process
+ * (utime + stime, every thread; without CONFIG_IRQ_TIME_ACCOUNTING a
+ * softirq run on its way out of a system call or an interrupt is in
+ * there too). On the veth pair also the kernel threads that work for it
+ * on its CPU: the receive NAPI thread(s) of its interface (threaded NAPI:
+ * the XDP program and the AF_XDP copy, or GRO + IP + UDP for a socket)
+ * and ksoftirqd/1 (softirq deferred from its context; whatever else on
+ * CPU 1 deferred softirq is charged to it too, so an upper bound).
+ */
 struct cpu_probe {
 	pid_t pid;
-	long long t0, t1;
+	int ksoftirqd;
+	long long t0, t1, k0, k1;
+	unsigned long long s0, s1;
 	double w0, w1;
 };
+
+static long long kthreads_ns(const struct cpu_probe *c)
+{
+	long long k = 0, v;
+
+	if (!site.veth)
+		return 0;
+	k = bench_napi_cpu_ns(BENCH_IF_A);
+	v = c->ksoftirqd > 0 ? bench_thread_cpu_ns(c->ksoftirqd, 0) : 0;
+	return k + (v > 0 ? v : 0);
+}
 
 static void cpu_edge(void *arg, int end)
 {
 	struct cpu_probe *c = arg;
-	long long v = bench_proc_cpu_ns(c->pid);
+	long long v = bench_proc_cpu_ns(c->pid), k = kthreads_ns(c);
+	unsigned long long s = softirq_ticks(1);
 	double w = bench_now();
 
 	if (end) {
 		c->t1 = v;
+		c->k1 = k;
+		c->s1 = s;
 		c->w1 = w;
 	} else {
 		c->t0 = v;
+		c->k0 = k;
+		c->s0 = s;
 		c->w0 = w;
 	}
 }
 
 struct row {
 	struct gen_result r;
-	double wall, cpu;
+	double wall, cpu; /* cpu: process + kernel threads (kcpu) */
+	double kcpu;      /* veth: NAPI thread(s) of veA and ksoftirqd/1 */
+	double sirq;      /* CPU 1's softirq time in /proc/stat (tick-sampled, any task) */
 };
 
 /* libtorrent session for part (a). Prints "ready PORT NODES" and waits for
@@ -467,14 +569,14 @@ static const char LT_SCRIPT[] =
     "except ImportError:\n"
     "    print('SKIP no libtorrent', flush=True); sys.exit(77)\n"
     "os.sched_setaffinity(0, {1})\n"
-    "s = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': True,\n"
+    "s = lt.session({'listen_interfaces': sys.argv[1] + ':0', 'enable_dht': True,\n"
     "    'dht_bootstrap_nodes': '', 'enable_lsd': False, 'enable_upnp': False,\n"
     "    'enable_natpmp': False, 'dht_restrict_routing_ips': False,\n"
     "    'dht_restrict_search_ips': False, 'dht_prefer_verified_node_ids': False,\n"
     "    'dht_block_ratelimit': 1000000000, 'dht_upload_rate_limit': 2000000000,\n"
     "    'alert_mask': 0})\n"
-    "for a in sys.argv[1:]:\n"
-    "    s.add_dht_node(('127.0.0.1', int(a)))\n"
+    "for a in sys.argv[2:]:\n"
+    "    s.add_dht_node((sys.argv[1], int(a)))\n"
     "end = time.time() + 20\n"
     "while time.time() < end and s.status().dht_nodes < 8:\n"
     "    time.sleep(0.1)\n"
@@ -491,7 +593,8 @@ struct lt_proc {
 static int lt_start(struct lt_proc *lt, const struct pnode *fill, int nfill)
 {
 	int in[2], out[2];
-	char *argv[4 + NFILL + 1], ports[NFILL][8], line[128];
+	char *argv[5 + NFILL + 1], ports[NFILL][8], line[128], addr[INET_ADDRSTRLEN];
+	struct in_addr ia = { htonl(site.addr) };
 	ssize_t r;
 	size_t len = 0;
 
@@ -500,15 +603,19 @@ static int lt_start(struct lt_proc *lt, const struct pnode *fill, int nfill)
 	argv[0] = "/usr/bin/python3";
 	argv[1] = "-c";
 	argv[2] = (char *)LT_SCRIPT;
+	argv[3] = (char *)inet_ntop(AF_INET, &ia, addr, sizeof(addr)); /* fillers share it */
 	for (int i = 0; i < nfill; i++) {
 		snprintf(ports[i], sizeof(ports[i]), "%u", ntohs(fill[i].addr.sin_port));
-		argv[3 + i] = ports[i];
+		argv[4 + i] = ports[i];
 	}
-	argv[3 + nfill] = NULL;
+	argv[4 + nfill] = NULL;
+	fflush(NULL);
 	lt->pid = fork();
 	if (lt->pid < 0)
 		return -1;
 	if (!lt->pid) {
+		if (site.veth && bench_veth_enter(site.veth, 'A'))
+			_exit(127);
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		close(in[1]);
@@ -638,11 +745,12 @@ static void floor_serve(int fd)
 static int floor_start(pid_t *pid)
 {
 	struct sockaddr_in a;
-	int fd = udp_socket(&a);
+	int fd = server_socket(&a);
 
 	*pid = -1;
 	if (fd < 0)
 		return -1;
+	fflush(NULL);
 	*pid = fork();
 	if (*pid < 0) {
 		close(fd);
@@ -672,7 +780,7 @@ struct weftd_proc {
 static int free_port(void)
 {
 	struct sockaddr_in a;
-	int fd = udp_socket(&a);
+	int fd = server_socket(&a);
 
 	if (fd < 0)
 		return -1;
@@ -680,16 +788,22 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
-/* One KRPC query to 127.0.0.1:port; the reply's length, or -1 (1 s). */
+/* One KRPC query to the servers' address, port (from end B on the veth
+ * pair); the reply's length, or -1 (1 s). */
 static int krpc_ask(int port, const struct tmpl *q, uint8_t *rep, size_t cap)
 {
 	struct sockaddr_in me, to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	struct pollfd pfd;
-	int fd = udp_socket(&me), n = -1;
+	int fd, n = -1;
 
+	if (site.veth)
+		bench_veth_enter(site.veth, 'B');
+	fd = udp_socket_at(&me, site.veth ? ntohl(inet_addr(BENCH_ADDR_B)) : site.addr);
+	if (site.veth)
+		bench_veth_enter(site.veth, 0);
 	if (fd < 0)
 		return -1;
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_addr.s_addr = htonl(site.addr);
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	if (sendto(fd, q->buf, q->len, 0, (struct sockaddr *)&to, sizeof(to)) > 0 &&
@@ -722,13 +836,16 @@ static const char *weftd_path(char *buf, size_t n)
 }
 
 /*
- * Start weftd (uring, one worker, the whole process on CPU 1, loopback
- * only, bootstrapped from the fillers) and wait until a find_node answer
- * carries 8 nodes (30 s at most). 0 or -1.
+ * Start weftd (one worker, the whole process on CPU 1, bootstrapped from
+ * the fillers) and wait until a find_node answer carries 8 nodes (30 s at
+ * most). io "uring": bound to the site's address (loopback, or veA in end
+ * A); io "xdp": weft's XDP program native on veA and an AF_XDP socket on
+ * its queue (copy mode on veth), end A of the pair. 0 or -1.
  */
-static int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill)
+static int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill, const char *io)
 {
-	char exe[4096], port[16], qport[16], boot[NFILL][32], log[96];
+	char exe[4096], port[16], qport[16], boot[NFILL][32], log[96], addr[INET_ADDRSTRLEN];
+	struct in_addr ia = { htonl(site.addr) };
 	char *argv[24 + 2 * NFILL];
 	const char *bin = weftd_path(exe, sizeof(exe));
 	uint8_t id[20] = { 1 }, target[20] = { 2 }, rep[2048];
@@ -744,14 +861,20 @@ static int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill
 	argv[a++] = (char *)bin;
 	argv[a++] = "--state-dir";
 	argv[a++] = w->dir;
-	argv[a++] = "--io";
-	argv[a++] = "uring";
+	inet_ntop(AF_INET, &ia, addr, sizeof(addr));
+	if (!strcmp(io, "xdp")) {
+		argv[a++] = "--xdp";
+		argv[a++] = BENCH_IF_A;
+	} else {
+		argv[a++] = "--io";
+		argv[a++] = "uring";
+		argv[a++] = "--bind";
+		argv[a++] = addr;
+	}
 	argv[a++] = "--workers";
 	argv[a++] = "1";
 	argv[a++] = "--cpus";
 	argv[a++] = "1";
-	argv[a++] = "--bind";
-	argv[a++] = "127.0.0.1";
 	argv[a++] = "--dht-port";
 	argv[a++] = port;
 	argv[a++] = "--quic-port";
@@ -761,12 +884,13 @@ static int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill
 	argv[a++] = "--set";
 	argv[a++] = "xdp.unvalidated_dht_pps=0";
 	for (int i = 0; i < nfill; i++) {
-		snprintf(boot[i], sizeof(boot[i]), "127.0.0.1:%u", ntohs(fill[i].addr.sin_port));
+		snprintf(boot[i], sizeof(boot[i]), "%s:%u", addr, ntohs(fill[i].addr.sin_port));
 		argv[a++] = "--bootstrap";
 		argv[a++] = boot[i];
 	}
 	argv[a] = NULL;
 	snprintf(log, sizeof(log), "%s/weftd.log", w->dir);
+	fflush(NULL); /* the child's freopen must not write our buffer again */
 	w->pid = fork();
 	if (w->pid < 0)
 		return -1;
@@ -775,6 +899,8 @@ static int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill
 		FILE *f = freopen(log, "w", stdout);
 
 		(void)f;
+		if (site.veth && bench_veth_enter(site.veth, 'A'))
+			_exit(127);
 		dup2(1, 2);
 		CPU_ZERO(&s);
 		CPU_SET(1, &s);
@@ -789,7 +915,12 @@ static int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill
 		if (n > 0 && memmem(rep, (size_t)n, "5:nodes208:", 11))
 			return 0;
 		if (waitpid(w->pid, NULL, WNOHANG) != 0) {
-			fprintf(stderr, "weftd exited; its log: %s\n", log);
+			char tail[160];
+
+			fprintf(stderr, "weftd (--io %s) exited; the end of its log:\n", io);
+			snprintf(tail, sizeof(tail), "tail -n 5 '%s' >&2", log);
+			if (system(tail))
+				fprintf(stderr, "(no log)\n");
 			w->pid = 0;
 			return -1;
 		}
@@ -828,16 +959,26 @@ static void *fill_main(void *arg)
 /* One measurement: the generator against port for secs at window. */
 static void measure(int port, pid_t pid, double secs, unsigned int window, struct row *x)
 {
+	static int ksoftirqd;
 	struct cpu_probe cp = {.pid = pid};
 	struct gen_args g = {.secs = secs, .window = window, .edge = cpu_edge, .edge_arg = &cp};
 
+	if (site.veth && !ksoftirqd)
+		ksoftirqd = kthread_pid("ksoftirqd/1");
+	cp.ksoftirqd = ksoftirqd;
 	g.to.sin_family = AF_INET;
-	g.to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g.to.sin_addr.s_addr = htonl(site.addr);
 	g.to.sin_port = htons((uint16_t)port);
+	if (site.veth)
+		bench_veth_enter(site.veth, 'B'); /* the generator's end */
 	gen_run(&g);
+	if (site.veth)
+		bench_veth_enter(site.veth, 0);
 	x->r = g.r;
 	x->wall = cp.w1 - cp.w0;
-	x->cpu = (double)(cp.t1 - cp.t0) / 1e9;
+	x->kcpu = (double)(cp.k1 - cp.k0) / 1e9;
+	x->cpu = (double)(cp.t1 - cp.t0) / 1e9 + x->kcpu;
+	x->sirq = (double)(cp.s1 - cp.s0) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void record_row(struct bench_result *res, const char *id, const char *name,
@@ -864,6 +1005,12 @@ static void record_row(struct bench_result *res, const char *id, const char *nam
 	    "bytes");
 	FIG("lost", "queries unanswered after 500 ms", (double)x->r.lost, "queries");
 	FIG("errors", "error replies", (double)x->r.errors, "replies");
+	if (site.veth) {
+		FIG("kthread_cpu_share", "CPU of veA's NAPI thread and ksoftirqd/1 per second (in cpu_share)",
+		    x->wall > 0 ? 100.0 * x->kcpu / x->wall : 0, "%");
+		FIG("cpu1_softirq_share", "softirq time on CPU 1 per second, /proc/stat (tick-sampled, any task)",
+		    x->wall > 0 ? 100.0 * x->sirq / x->wall : 0, "%");
+	}
 #undef FIG
 	snprintf(line, sizeof(line), "%s", name);
 	if (rps > 0 && rpc > 0)
@@ -885,7 +1032,7 @@ static int part_a(struct bench_result *res, double secs)
 	if (pnodes_new(fill, NFILL, 0xa0))
 		return -1;
 	pthread_create(&fth, NULL, fill_main, &ft);
-	have_weftd = !weftd_start(&wd, fill, NFILL);
+	have_weftd = !weftd_start(&wd, fill, NFILL, "uring");
 	have_lt = !lt_start(&lt, fill, NFILL);
 	floor_port = floor_start(&floor_pid);
 	if (!have_lt)
@@ -962,6 +1109,173 @@ static int part_a(struct bench_result *res, double secs)
 	pthread_join(fth, NULL);
 	pnodes_free(fill, NFILL);
 	return have_weftd ? 0 : -1;
+}
+
+/* ---------------- part (c): the same servers on a veth pair ---------------- */
+
+/* Counter name of weftd's io totals (GET /v1/io/stats, curl on its control
+ * socket), or -1. */
+static double weftd_io_total(const struct weftd_proc *w, const char *name)
+{
+	char cmd[256], buf[16384], key[64], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "curl -s --max-time 5 --unix-socket %s/weftd.sock http://weftd/v1/io/stats",
+		 w->dir);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	pclose(f);
+	buf[n] = 0;
+	p = strstr(buf, "\"total\"");
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	p = p ? strstr(p, key) : NULL;
+	return p ? atof(p + strlen(key)) : -1;
+}
+
+static void pin_napis(void)
+{
+	bench_pin_napi(BENCH_IF_A, 1); /* the servers' receive: charged to them */
+	bench_pin_napi(BENCH_IF_B, 0); /* the generator's */
+}
+
+/*
+ * Window WINDOW on the veth pair of bench_veth_new (threaded NAPI, veA's
+ * thread on CPU 1 with the server, veB's on CPU 0 with the generator):
+ * weftd in xdp mode (its XDP program native on veA, one AF_XDP socket in
+ * copy mode: replies leave through the TX ring), weftd in uring mode,
+ * libtorrent and the floor, one after the other, each alone on the pair.
+ * The generator in end B sends from 10.16.0.0/12 (local to B; end A
+ * routes it through B's address, so a reply needs one neighbour entry).
+ * CPU counted: the process plus veA's NAPI thread and ksoftirqd/1.
+ */
+static int part_c(struct bench_result *res, double secs)
+{
+	struct bench_veth v;
+	struct pnode fill[NFILL];
+	struct fill_thread ft = {.n = fill};
+	struct weftd_proc w = {0};
+	struct lt_proc lt = {0};
+	struct row r[4] = {0};
+	static const char *const ids[4] = { "veth.weftd_xdp", "veth.weftd_uring", "veth.libtorrent", "veth.floor" };
+	static const char *const names[4] = { "weftd xdp (veth)", "weftd uring (veth)", "libtorrent (veth)",
+					      "floor (veth)" };
+	int have[4] = {0};
+	double txk = -1, txp = -1, rxk = -1, rxp = -1;
+	pid_t pid;
+	pthread_t fth;
+	char cmd[512];
+
+	for (int i = 0; i < NFILL; i++) {
+		fill[i].fd = -1;
+		fill[i].dht = NULL;
+	}
+	if (bench_veth_new(&v, "dht")) {
+		bench_result_note(res, "veth pair not available (root, ip, ethtool, threaded NAPI): no veth rows");
+		return 0;
+	}
+	/* TSO off on both ends: veth hands a sender's skb to the peer's NAPI
+	 * (threaded, pinned with the receiver) only then; with TSO on it goes
+	 * through the backlog in the sender's own softirq, which charges each
+	 * side for the other's receive and skips a native XDP program. */
+	snprintf(cmd, sizeof(cmd), "ip -n %s route add 10.16.0.0/12 via " BENCH_ADDR_B " && "
+		 "ip -n %s route add local 10.16.0.0/12 dev lo && "
+		 "ip netns exec %s ethtool -K " BENCH_IF_A " tso off >/dev/null && "
+		 "ip netns exec %s ethtool -K " BENCH_IF_B " tso off >/dev/null",
+		 v.ns_a, v.ns_b, v.ns_a, v.ns_b);
+	if (system(cmd)) {
+		bench_veth_free(&v);
+		return -1;
+	}
+	site = (struct site){ ntohl(inet_addr(BENCH_ADDR_A)), 0x0a100000u, &v };
+	bench_veth_enter(&v, 'A');
+	if (pnodes_new(fill, NFILL, 0xc0)) {
+		bench_veth_enter(&v, 0);
+		goto out;
+	}
+	bench_veth_enter(&v, 0);
+	pthread_create(&fth, NULL, fill_main, &ft);
+	printf("\n(c) the same on a veth pair (servers in one namespace, generator in another), window %u; "
+	       "cpu = process + veA NAPI thread + ksoftirqd/1\n", WINDOW);
+	printf("%-22s %6s %10s %9s %13s %8s %8s %7s\n", "server", "window", "replies/s", "cpu",
+	       "replies/cpu-s", "bytes/r", "lost", "errors");
+	for (int k = 0; k < 4; k++) {
+		if (k < 2) {
+			have[k] = !weftd_start(&w, fill, NFILL, k ? "uring" : "xdp");
+			pid = w.pid;
+		} else if (k == 2) {
+			have[k] = !lt_start(&lt, fill, NFILL);
+			pid = lt.pid;
+		} else {
+			int port = floor_start(&pid);
+
+			have[k] = port > 0;
+			w.port = port;
+		}
+		if (have[k]) {
+			pin_napis();
+			measure(k == 2 ? lt.port : w.port, pid, secs, WINDOW, &r[k]);
+			record_row(res, ids[k], names[k], WINDOW, &r[k]);
+			if (k == 0) {
+				txk = weftd_io_total(&w, "tx_kernel");
+				txp = weftd_io_total(&w, "tx_pkts");
+				rxk = weftd_io_total(&w, "rx_kernel");
+				rxp = weftd_io_total(&w, "rx_pkts");
+			}
+		}
+		if (k < 2)
+			weftd_stop(&w);
+		else if (k == 2)
+			lt_stop(&lt);
+		else if (pid > 0)
+			child_stop(pid, 1);
+		memset(&w, 0, sizeof(w));
+	}
+	if (rxp > 0 && rxk >= 0) {
+		printf("weftd xdp: %.0f datagrams received, %.0f of them (%.2f%%) on a kernel socket, the rest from the AF_XDP RX ring\n",
+		       rxp + rxk, rxk, 100.0 * rxk / (rxp + rxk));
+		bench_result_figure(res, "veth.weftd_xdp.rx_kernel_share",
+				    "weftd xdp: share of its datagrams received on a kernel socket (not the AF_XDP RX ring)",
+				    100.0 * rxk / (rxp + rxk), "%");
+	}
+	if (txp > 0 && txk >= 0) {
+		printf("weftd xdp: %.0f datagrams sent, %.0f of them (%.2f%%) through a kernel socket, the rest on the AF_XDP TX ring\n",
+		       txp, txk, 100.0 * txk / txp);
+		bench_result_figure(res, "veth.weftd_xdp.tx_kernel_share",
+				    "weftd xdp: share of its datagrams sent through a kernel socket (not the AF_XDP TX ring)",
+				    100.0 * txk / txp, "%");
+	}
+	for (int k = 1; k < 4; k++) {
+		char num[64], den[64], id[64], label[160];
+
+		if (!have[0] || !have[k] || !r[k].r.replies || r[k].cpu <= 0)
+			continue;
+		snprintf(num, sizeof(num), "%s.w%u.replies_per_cpu_s", ids[0], WINDOW);
+		snprintf(den, sizeof(den), "%s.w%u.replies_per_cpu_s", ids[k], WINDOW);
+		snprintf(id, sizeof(id), "veth.weftd_xdp.vs_%s", ids[k] + 5);
+		snprintf(label, sizeof(label), "weftd xdp / %s, replies per CPU-second incl. NAPI and ksoftirqd (window %u)",
+			 names[k], WINDOW);
+		bench_result_ratio(res, id, label, num, den, k == 2 ? 3.0 : 0);
+		printf("ratio weftd xdp / %s: %.2fx replies per CPU-second\n", names[k],
+		       ((double)r[0].r.replies / r[0].cpu) / ((double)r[k].r.replies / r[k].cpu));
+	}
+	if (have[0]) {
+		char num[64];
+
+		snprintf(num, sizeof(num), "veth.weftd_xdp.w%u.replies_per_cpu_s", WINDOW);
+		bench_result_ratio(res, "veth.weftd_xdp.vs_libtorrent_loopback",
+				   "weftd xdp on veth / libtorrent on loopback (part a), replies per CPU-second (window 256)",
+				   num, "libtorrent.w256.replies_per_cpu_s", 0);
+	}
+	atomic_store(&ft.stop, 1);
+	pthread_join(fth, NULL);
+out:
+	pnodes_free(fill, NFILL);
+	site = (struct site){ INADDR_LOOPBACK, 0x7f100000u, NULL };
+	bench_veth_free(&v);
+	return 0;
 }
 
 /* ---------------- part (b): lookups in a large network ---------------- */
@@ -1127,26 +1441,35 @@ int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 3;
 	int nnet = argc > 2 ? atoi(argv[2]) : 200;
+	const char *parts = argc > 3 ? argv[3] : "abc";
 	struct bench_result *res = NULL;
 
-	if (sodium_init() < 0 || secs <= 0 || nnet < 2 || nnet > 1000) {
-		fprintf(stderr, "usage: bench_dht [SECONDS] [NODES]\n");
+	if (sodium_init() < 0 || secs <= 0 || nnet < 2 || nnet > 1000 ||
+	    strspn(parts, "abc") != strlen(parts)) {
+		fprintf(stderr, "usage: bench_dht [SECONDS] [NODES] [PARTS]\n");
 		return 2;
 	}
 	if (bench_result_new(&res, "dht", argc, argv))
 		return 1;
 	bench_result_same_work(res, "weftd (the daemon: engine, one worker, node DHT) and a libtorrent "
 				    "2.0.8 session, each a long-running process pinned whole to CPU 1, "
-				    "same 16 helper nodes, same query mix from the same 4096 loopback "
+				    "same 16 helper nodes, same query mix from the same 4096 "
 				    "sources and node ids, global limits lifted on both; figure = "
-				    "replies per CPU-second of the whole process (/proc/PID/stat)");
+				    "replies per CPU-second of the whole process (/proc/PID/stat); "
+				    "part (c), on a veth pair, adds the server side's NAPI thread "
+				    "and ksoftirqd/1 to every server alike");
 	signal(SIGPIPE, SIG_IGN);
-	if (part_a(res, secs)) {
+	if (strchr(parts, 'a') && part_a(res, secs)) {
 		fprintf(stderr, "part (a) failed to set up\n");
 		bench_result_free(res);
 		return 1;
 	}
-	if (part_b(res, nnet)) {
+	if (strchr(parts, 'c') && part_c(res, secs)) {
+		fprintf(stderr, "part (c) failed to set up\n");
+		bench_result_free(res);
+		return 1;
+	}
+	if (strchr(parts, 'b') && part_b(res, nnet)) {
 		fprintf(stderr, "part (b) failed to set up\n");
 		bench_result_free(res);
 		return 1;

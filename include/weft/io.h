@@ -238,6 +238,10 @@ struct io_neigh;
  * few next hops (the gateway, plus on-link peers). */
 #define IO_NEIGH_DEFAULT_MAX 1024
 #define IO_NEIGH_ROUTE_MAX 256
+/* Most routes the mirror of the kernel's tables holds (local, main and
+ * default together): a host or router with a few routes fits; with more
+ * (a full Internet table) each new destination is a netlink query. */
+#define IO_NEIGH_FIB_MAX 1024
 
 /*
  * Open a neighbour/route cache for interface ifindex: subscribes to
@@ -251,13 +255,18 @@ int io_neigh_fd(const struct io_neigh *n);
 /* Apply pending change events without blocking; returns how many. */
 int io_neigh_process(struct io_neigh *n);
 /*
- * Next-hop MAC for dst: a route lookup (cached until a route change) gives
- * the gateway or dst itself, then the neighbour table. Returns 0 with mac
+ * Next-hop MAC for dst: a route lookup (the mirror of the kernel's tables,
+ * or RTM_GETROUTE where the mirror cannot answer; cached per destination
+ * until a route change) gives the gateway or dst itself, then the
+ * neighbour table. Returns 0 with mac
  * filled, -EHOSTUNREACH (no route via this interface), -EAGAIN (neighbour
  * not resolved: use the kernel path, which also triggers ARP/ND).
  */
 int io_neigh_lookup(struct io_neigh *n, const struct io_addr *dst, uint8_t mac[6]);
 /* Number of cached neighbours. */
 unsigned int io_neigh_count(const struct io_neigh *n);
+/* How often the routing tables were mirrored (dumps) and how many
+ * destinations the mirror could not answer (RTM_GETROUTE queries). */
+void io_neigh_route_counts(const struct io_neigh *n, uint64_t *dumps, uint64_t *queries);
 
 #endif
