@@ -26,18 +26,51 @@ static inline void wr16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+/*
+ * The one's complement sum does not depend on byte order (RFC 1071 2(B)):
+ * add the data as native 32-bit words into 64 bits, fold to 16, and swap
+ * the two bytes on a little-endian host to get the sum of big-endian
+ * 16-bit words that callers combine with their own (host-order) terms.
+ * Eight bytes per step instead of two: this sums every AF_XDP reply.
+ */
 uint32_t io_csum_add(uint32_t sum, const void *data, size_t len)
 {
 	const uint8_t *p = data;
-	uint64_t s = sum;
+	uint64_t s = 0;
+	uint32_t w;
+	uint16_t h;
 
-	while (len >= 2) {
-		s += (uint32_t)(p[0] << 8 | p[1]);
+	while (len >= 8) {
+		uint64_t q;
+
+		memcpy(&q, p, 8);
+		s += (q & 0xffffffffu) + (q >> 32);
+		p += 8;
+		len -= 8;
+	}
+	if (len >= 4) {
+		memcpy(&w, p, 4);
+		s += w;
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		memcpy(&h, p, 2);
+		s += h;
 		p += 2;
 		len -= 2;
 	}
-	if (len)
-		s += (uint32_t)(p[0] << 8);
+	if (len) {
+		h = 0;
+		memcpy(&h, p, 1); /* the odd byte is the high half of a big-endian word */
+		s += h;
+	}
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	s = ((s & 0xff) << 8) | (s >> 8);
+#endif
+	s += sum;
 	while (s >> 32)
 		s = (s & 0xffffffffu) + (s >> 32);
 	return (uint32_t)s;
