@@ -34,6 +34,12 @@
  *     get_peers for infohashes announced beforehand, one lookup at a time,
  *     wall time from start to callback; p50 / p99, hops, queries, success.
  *
+ * (c) As (a) at the highest load, on the veth pair of benchlib (root):
+ *     weftd in xdp mode (AF_XDP; replies leave through the TX ring), weftd
+ *     in uring mode, libtorrent and the floor, each alone in end A, the
+ *     generator in end B; CPU counted also on the server's core outside
+ *     the process: veA's NAPI thread and ksoftirqd/1 (part_c).
+ *
  * Usage: bench_dht [SECONDS] [NNET] [PARTS]   (defaults 3 s per load, 200
  * and "abc"; WEFTD=path overrides the weftd next to build/bench/)
  */

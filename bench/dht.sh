@@ -6,10 +6,13 @@
 # generator on CPU 0 at three loads, with the ratio, and a kernel floor
 # (canned replies, no DHT work) at the highest load; (b) find_node /
 # get_peers latency (p50, p99) and hop counts in a 200-node network of the
-# DHT core in one process. Loopback only. The "same work" rule is at the
-# top of bench/bench_dht.c and in its JSON result.
-# Usage: bench/dht.sh [SECONDS] [NODES]   (defaults 3 per load and 200;
-# build first: make bench)
+# DHT core in one process; (c) as (a) at the highest load on a veth pair
+# (root): weftd in xdp mode (AF_XDP) and in uring mode, libtorrent and the
+# floor, CPU counted with the server side's NAPI thread and ksoftirqd/1.
+# (a) and (b) on loopback only. The "same work" rule is at the top of
+# bench/bench_dht.c and in its JSON result.
+# Usage: bench/dht.sh [SECONDS] [NODES] [PARTS]   (defaults 3 per load,
+# 200 and abc; build first: make bench)
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
@@ -18,4 +21,4 @@ B="$BUILD/bench/bench_dht"
 [ -x "$B" ] || { echo "build $B first (make bench)"; exit 1; }
 [ -x "$BUILD/weftd" ] || { echo "build $BUILD/weftd first (make bench)"; exit 1; }
 [ "$(nproc)" -ge 2 ] || echo "note: fewer than 2 CPUs, generator and server share one"
-exec "$B" "${1:-3}" "${2:-200}"
+exec "$B" "${1:-3}" "${2:-200}" "${3:-abc}"
