@@ -133,6 +133,28 @@ struct {
 	__type(value, struct wxdp_clock);
 } WXDP_MAP_CLOCK SEC(".maps");
 
+/* The exact-ban index (xdp_abi.h struct wxdp_bani4). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WXDP_BANI_SLOTS);
+	__type(key, __u32);
+	__type(value, struct wxdp_bani4);
+} WXDP_MAP_BANI4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WXDP_BANI_SLOTS);
+	__type(key, __u32);
+	__type(value, struct wxdp_bani6);
+} WXDP_MAP_BANI6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * WXDP_BANI_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} WXDP_MAP_BANC SEC(".maps");
+
 /* Relay circuits (docs/XDP.md, "Circuit map"). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -328,11 +350,76 @@ static __always_inline int ban_table_used(__u32 t)
 	return !bs || bs->may_hold;
 }
 
+/* What the exact-ban index says of a source (bani4() / bani6()). */
+enum {
+	BANI_NONE = 0, /* no exact ban: the trie decides */
+	BANI_LIVE,     /* a live exact ban: drop (counted in its slot) */
+	BANI_EXPIRED,  /* an expired exact ban: the trie decides, one skip spent */
+	BANI_ASK,      /* the slot cannot tell: the exact hash decides */
+};
+
+#define READ_ONCE_(x) (*(const volatile __typeof__(x) *)&(x))
+
+/* Is collision bit i of family v6 set (xdp_abi.h)? Unreadable: yes. */
+static __always_inline int bani_collided(__u32 i, __u32 v6)
+{
+	__u32 w = (v6 ? WXDP_BANI_WORDS : 0) + (i / 64);
+	const __u64 *bits = bpf_map_lookup_elem(&WXDP_MAP_BANC, &w);
+
+	return !bits || ((READ_ONCE_(*bits) >> (i % 64)) & 1);
+}
+
+/* The slot's verdict once it names the source: each field read once, the
+ * check over what was read (a torn slot fails it and asks the hash). */
+static __always_inline int bani_named(const struct wxdp_config *cfg, __u64 h, __u64 e,
+				      __u32 check, __u64 *drops, __u64 *now)
+{
+	if (check != wxdp_bani_check(h, e))
+		return BANI_ASK;
+	if (e != 0 && pol_now(cfg, now) >= e)
+		return BANI_EXPIRED;
+	__sync_fetch_and_add(drops, 1);
+	return BANI_LIVE;
+}
+
+static __always_inline int bani4(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
+{
+	__u64 h = wxdp_bani_hash4(src);
+	__u32 i = wxdp_bani_slot(h), a, sa;
+	struct wxdp_bani4 *s = bpf_map_lookup_elem(&WXDP_MAP_BANI4, &i);
+
+	if (!s)
+		return BANI_ASK;
+	__builtin_memcpy(&a, src, 4);
+	__builtin_memcpy(&sa, s->addr, 4);
+	if (sa == a)
+		return bani_named(cfg, h, READ_ONCE_(s->expires_ns), READ_ONCE_(s->check),
+				  &s->drops, now);
+	return bani_collided(i, 0) ? BANI_ASK : BANI_NONE;
+}
+
+static __always_inline int bani6(const struct wxdp_config *cfg, const __u8 *src, __u64 *now)
+{
+	__u64 h = wxdp_bani_hash6(src);
+	__u32 i = wxdp_bani_slot(h), a[4], sa[4];
+	struct wxdp_bani6 *s = bpf_map_lookup_elem(&WXDP_MAP_BANI6, &i);
+
+	if (!s)
+		return BANI_ASK;
+	__builtin_memcpy(a, src, 16);
+	__builtin_memcpy(sa, s->addr, 16);
+	if (((sa[0] ^ a[0]) | (sa[1] ^ a[1]) | (sa[2] ^ a[2]) | (sa[3] ^ a[3])) == 0)
+		return bani_named(cfg, h, READ_ONCE_(s->expires_ns), READ_ONCE_(s->check),
+				  &s->drops, now);
+	return bani_collided(i, 1) ? BANI_ASK : BANI_NONE;
+}
+
 /*
  * Is the source of pk in a live ban? Its exact ban first (the longest
- * prefix there can be), then the longest covering prefix in the trie,
- * skipping expired entries as before; a table is looked up only when it
- * may hold entries (struct wxdp_ban_state). One function per family: with
+ * prefix there can be: the index, then the exact hash when the index
+ * cannot tell), then the longest covering prefix in the trie, skipping
+ * expired entries as before; a table is looked up only when it may hold
+ * entries (struct wxdp_ban_state). One function per family: with
  * one lookup call for both exact maps, clang merged the two calls into
  * one instruction, the verifier then cannot inline the lookup of either
  * map and calls the generic helper (+20 ns per packet, measured).
@@ -341,17 +428,24 @@ static __always_inline int banned4(const struct wxdp_config *cfg, const __u8 *sr
 {
 	struct wxdp_ban4_key k = { .prefixlen = 32 };
 	struct wxdp_ban_val *v = NULL;
-	int first = 0;
+	int first = 0, r;
 
 	if (ban_table_used(WXDP_BANT_EXACT4)) {
-		__builtin_memcpy(k.addr, src, 4);
-		v = bpf_map_lookup_elem(&WXDP_MAP_BANX4, &k);
-		if (v) {
-			if (ban_live(cfg, v, now)) {
-				__sync_fetch_and_add(&v->drops, 1);
-				return 1;
-			}
+		r = bani4(cfg, src, now);
+		if (r == BANI_LIVE)
+			return 1;
+		if (r == BANI_EXPIRED)
 			first = 1;
+		if (r == BANI_ASK) {
+			__builtin_memcpy(k.addr, src, 4);
+			v = bpf_map_lookup_elem(&WXDP_MAP_BANX4, &k);
+			if (v) {
+				if (ban_live(cfg, v, now)) {
+					__sync_fetch_and_add(&v->drops, 1);
+					return 1;
+				}
+				first = 1;
+			}
 		}
 	}
 	return ban_table_used(WXDP_BANT_TRIE4) && ban_check4(cfg, src, first, now);
@@ -361,17 +455,24 @@ static __always_inline int banned6(const struct wxdp_config *cfg, const __u8 *sr
 {
 	struct wxdp_ban6_key k = { .prefixlen = 128 };
 	struct wxdp_ban_val *v = NULL;
-	int first = 0;
+	int first = 0, r;
 
 	if (ban_table_used(WXDP_BANT_EXACT6)) {
-		__builtin_memcpy(k.addr, src, 16);
-		v = bpf_map_lookup_elem(&WXDP_MAP_BANX6, &k);
-		if (v) {
-			if (ban_live(cfg, v, now)) {
-				__sync_fetch_and_add(&v->drops, 1);
-				return 1;
-			}
+		r = bani6(cfg, src, now);
+		if (r == BANI_LIVE)
+			return 1;
+		if (r == BANI_EXPIRED)
 			first = 1;
+		if (r == BANI_ASK) {
+			__builtin_memcpy(k.addr, src, 16);
+			v = bpf_map_lookup_elem(&WXDP_MAP_BANX6, &k);
+			if (v) {
+				if (ban_live(cfg, v, now)) {
+					__sync_fetch_and_add(&v->drops, 1);
+					return 1;
+				}
+				first = 1;
+			}
 		}
 	}
 	return ban_table_used(WXDP_BANT_TRIE6) && ban_check6(cfg, src, first, now);

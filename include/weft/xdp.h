@@ -116,8 +116,10 @@ int wxdp_ban_get(struct wxdp *x, struct wxdp_ban *b);
 /* List up to cap bans into out (may be NULL with cap 0); *n = total count
  * (which may exceed cap). Returns 0 or -errno. */
 int wxdp_ban_list(struct wxdp *x, struct wxdp_ban *out, size_t cap, size_t *n);
-/* Remove bans expired at now_ns (CLOCK_MONOTONIC). Returns the number
- * removed (>= 0) or -errno. Call periodically (e.g. every 10 s). */
+/* Remove bans expired at now_ns (CLOCK_MONOTONIC), then rebuild the
+ * exact-ban index where collisions left it stale (docs/XDP.md "Bans").
+ * Returns the number removed (>= 0) or -errno. Call periodically (e.g.
+ * every 10 s). */
 int wxdp_ban_gc(struct wxdp *x, uint64_t now_ns);
 
 /*
@@ -154,6 +156,9 @@ enum wxdp_fd {
 	WXDP_FD_BANST, /* which ban tables may hold entries (userspace/xdp/ban.c) */
 	WXDP_FD_BANX4, /* exact /32 bans (the tries hold the other prefixes) */
 	WXDP_FD_BANX6, /* exact /128 bans */
+	WXDP_FD_BANI4, /* the exact-ban index in front of BANX4 (ban.c) */
+	WXDP_FD_BANI6,
+	WXDP_FD_BANC,  /* the index's collision bits */
 };
 /* A file descriptor owned by x (do not close), or -EINVAL. */
 int wxdp_fd(struct wxdp *x, enum wxdp_fd which);

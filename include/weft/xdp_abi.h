@@ -30,6 +30,9 @@
 #define WXDP_MAP_BANX6 wxdp_banx6     /* HASH wxdp_ban6_key (/128 only) -> wxdp_ban_val */
 #define WXDP_MAP_BANST wxdp_banst     /* ARRAY[WXDP_BANT__MAX] of struct wxdp_ban_state */
 #define WXDP_MAP_CLOCK wxdp_clock     /* PERCPU_ARRAY[1] of struct wxdp_clock */
+#define WXDP_MAP_BANI4 wxdp_bani4     /* ARRAY[WXDP_BANI_SLOTS] of struct wxdp_bani4 */
+#define WXDP_MAP_BANI6 wxdp_bani6     /* ARRAY[WXDP_BANI_SLOTS] of struct wxdp_bani6 */
+#define WXDP_MAP_BANC wxdp_banc       /* ARRAY[2 * WXDP_BANI_WORDS] of __u64: collision bits */
 
 /*
  * Map sizes. The LRU and ban tries can be resized at load time
@@ -270,6 +273,53 @@ struct wxdp_ban_state {
 };
 
 /*
+ * The exact-ban index (docs/XDP.md "Bans"): a direct-mapped array per
+ * family in front of the exact hashes, written only by userspace (ban.c,
+ * under a lock shared by the instances on the interface), read by the
+ * program with an inlined array lookup (~1 ns) instead of a hash lookup
+ * (~20-24 ns). Slot wxdp_bani_slot(hash of the address) holds one exact
+ * ban of that family whose address hashes there (check != 0), or nothing
+ * (all zero). Collision bit i of the family's words in WXDP_MAP_BANC is
+ * set when another exact ban hashes to slot i and lives only in the hash:
+ * a source that its slot does not name is looked up in the hash only when
+ * that bit is set. A bit is set before its ban is in the hash and cleared
+ * only by a rebuild (wxdp_ban_gc) that found no such ban. The exact hash
+ * stays the complete record (list, get, gc, persistence); a slot's drops
+ * add to its hash entry's.
+ *
+ * Torn reads: userspace rewrites a slot in place (a memcpy, not atomic), so
+ * the program can read half an old and half a new slot. check ties a slot's
+ * fields together (wxdp_bani_check() of the address's hash and the
+ * expiry): a slot naming the source whose check does not match is not
+ * trusted and the hash decides. A slot is only ever written from empty to
+ * a ban, from a ban to empty, or from a ban to the same address with a new
+ * expiry, so a read naming another address is either another ban or a
+ * change in progress, and the collision bit then decides as above.
+ *
+ * 32768 slots per family (24 and 40 bytes: 2 MiB for both, allocated at
+ * load): with the 20480 bans of both quotas in one family ~22% of them
+ * collide into the hash, and ~13% of the other sources pay the hash lookup.
+ */
+#define WXDP_BANI_BITS 15
+#define WXDP_BANI_SLOTS (1U << WXDP_BANI_BITS)
+#define WXDP_BANI_WORDS (WXDP_BANI_SLOTS / 64) /* per family; IPv6 after IPv4 */
+
+struct wxdp_bani4 {
+	__u64 expires_ns; /* the ban's, CLOCK_MONOTONIC ns; 0 = never expires */
+	__u64 drops;      /* packets dropped through this slot (atomic add) */
+	__u8 addr[4];     /* network order */
+	__u32 check;      /* wxdp_bani_check(); 0 = empty slot */
+};
+
+struct wxdp_bani6 {
+	__u8 addr[16];
+	__u64 expires_ns;
+	__u64 drops;
+	__u32 check;
+	__u32 pad;
+};
+
+/*
  * WXDP_MAP_CLOCK[cpu]: the program's clock. bpf_ktime_get_ns() costs
  * ~32 ns per call on the development VM (its TSC read is slow) and
  * bpf_ktime_get_coarse_ns() ~18 ns; jiffies (bpf_jiffies64(), inlined by
@@ -324,6 +374,8 @@ _Static_assert(sizeof(struct wxdp_ban6_key) == 20, "wxdp_ban6_key ABI");
 _Static_assert(sizeof(struct wxdp_ban_val) == 24, "wxdp_ban_val ABI");
 _Static_assert(sizeof(struct wxdp_ban_state) == 8, "wxdp_ban_state ABI");
 _Static_assert(sizeof(struct wxdp_clock) == 16, "wxdp_clock ABI");
+_Static_assert(sizeof(struct wxdp_bani4) == 24, "wxdp_bani4 ABI");
+_Static_assert(sizeof(struct wxdp_bani6) == 40, "wxdp_bani6 ABI");
 _Static_assert(sizeof(struct wxdp_src_key) == 16, "wxdp_src_key ABI");
 _Static_assert(sizeof(struct wxdp_src_val) == 64, "wxdp_src_val ABI");
 #endif

@@ -157,6 +157,47 @@ WXDP_INLINE int wxdp_ban_live(const struct wxdp_ban_val *v, __u64 now)
 }
 
 /*
+ * The exact-ban index (xdp_abi.h, struct wxdp_bani4): the hash of an
+ * address (network-order bytes as loaded by this host), its slot and a
+ * slot's check word. Multiplicative hashing: two or four multiplies, no
+ * loop, the same in the program and in ban.c by construction. Not keyed:
+ * an address's slot only decides how fast its ban is found, never whether
+ * (a collision falls back to the exact hash).
+ */
+#define WXDP_BANI_K1 0x9E3779B97F4A7C15ULL
+#define WXDP_BANI_K2 0xC2B2AE3D27D4EB4FULL
+
+WXDP_INLINE __u64 wxdp_bani_hash4(const __u8 *a4)
+{
+	__u32 w;
+
+	__builtin_memcpy(&w, a4, 4);
+	return ((__u64)w ^ WXDP_BANI_K2) * WXDP_BANI_K1;
+}
+
+WXDP_INLINE __u64 wxdp_bani_hash6(const __u8 *a16)
+{
+	__u32 w[4];
+	__u64 h;
+
+	__builtin_memcpy(w, a16, 16);
+	h = ((__u64)w[0] | (__u64)w[1] << 32) * WXDP_BANI_K1;
+	h ^= ((__u64)w[2] | (__u64)w[3] << 32) * WXDP_BANI_K2;
+	return (h ^ (h >> 32)) * WXDP_BANI_K1;
+}
+
+WXDP_INLINE __u32 wxdp_bani_slot(__u64 h)
+{
+	return (__u32)(h >> (64 - WXDP_BANI_BITS));
+}
+
+/* Never 0 (the empty slot's). */
+WXDP_INLINE __u32 wxdp_bani_check(__u64 h, __u64 expires_ns)
+{
+	return ((__u32)h ^ (__u32)expires_ns ^ (__u32)(expires_ns >> 32)) | 1;
+}
+
+/*
  * The instance that owns port dport (see wxdp_config.quic_owners): 0..
  * WXDP_MAX_INSTANCES - 1, and 0 for a port that is not configured.
  */

@@ -623,6 +623,195 @@ static void test_ban_tables(void **state)
 	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
 }
 
+/* ---- the exact-ban index (xdp_abi.h struct wxdp_bani4) ---- */
+
+static uint32_t bani_slot_of(int v6, const uint8_t *a)
+{
+	return wxdp_bani_slot(v6 ? wxdp_bani_hash6(a) : wxdp_bani_hash4(a));
+}
+
+/* The nth address after a (in its last three bytes) whose index slot is
+ * a's: a deterministic search (one in 32768 addresses collides, so it
+ * ends well within the 2^24 it may try). */
+static void bani_collider(int v6, const uint8_t *a, uint8_t *out, int nth)
+{
+	size_t len = v6 ? 16 : 4;
+	uint32_t slot = bani_slot_of(v6, a);
+
+	for (uint32_t i = 1; i < (1U << 24); i++) {
+		memcpy(out, a, len);
+		out[len - 3] = (uint8_t)(a[len - 3] + (i >> 16));
+		out[len - 2] = (uint8_t)(a[len - 2] + (i >> 8));
+		out[len - 1] = (uint8_t)(a[len - 1] + i);
+		if (memcmp(out, a, len) && bani_slot_of(v6, out) == slot && nth-- == 0)
+			return;
+	}
+	fail_msg("no colliding address");
+}
+
+static void ban_exact(struct fx *f, int v6, const uint8_t *a, uint64_t expires, int add)
+{
+	struct wxdp_ban b = { .family = v6 ? AF_INET6 : AF_INET, .prefixlen = v6 ? 128 : 32,
+			      .expires_ns = expires };
+
+	memcpy(b.addr, a, v6 ? 16 : 4);
+	assert_int_equal(add ? wxdp_ban_add(f->x, &b) : wxdp_ban_del(f->x, &b), 0);
+}
+
+static uint64_t exact_drops(struct fx *f, int v6, const uint8_t *a)
+{
+	struct wxdp_ban b = { .family = v6 ? AF_INET6 : AF_INET, .prefixlen = v6 ? 128 : 32 };
+
+	memcpy(b.addr, a, v6 ? 16 : 4);
+	assert_int_equal(wxdp_ban_get(f->x, &b), 0);
+	return b.drops;
+}
+
+static int run_from(struct fx *f, int v6, const uint8_t *a)
+{
+	struct tpkt t;
+
+	dht_pkt(&t, v6);
+	memcpy(t.src, a, v6 ? 16 : 4);
+	return run_t(f, &t);
+}
+
+/* Does a's slot name a (a ban's slot: check nonzero)? */
+static int bani_names(struct fx *f, int v6, const uint8_t *a)
+{
+	uint32_t i = bani_slot_of(v6, a);
+	union {
+		struct wxdp_bani4 s4;
+		struct wxdp_bani6 s6;
+	} s;
+
+	assert_int_equal(bpf_map_lookup_elem(wxdp_fd(f->x, v6 ? WXDP_FD_BANI6 : WXDP_FD_BANI4), &i,
+					     &s),
+			 0);
+	if (v6)
+		return s.s6.check != 0 && !memcmp(s.s6.addr, a, 16);
+	return s.s4.check != 0 && !memcmp(s.s4.addr, a, 4);
+}
+
+static int bani_bit(struct fx *f, int v6, const uint8_t *a)
+{
+	uint32_t i = bani_slot_of(v6, a), w = (v6 ? WXDP_BANI_WORDS : 0) + i / 64;
+	uint64_t bits;
+
+	assert_int_equal(bpf_map_lookup_elem(wxdp_fd(f->x, WXDP_FD_BANC), &w, &bits), 0);
+	return (int)((bits >> (i % 64)) & 1);
+}
+
+/*
+ * The index in front of the exact hashes, both families: a ban is seen by
+ * the first packet after the add returns, an unban by the first after the
+ * delete; a second ban in a taken slot lives in the hash behind its
+ * collision bit (dropped, counted); an unbanned address that shares the
+ * slot is looked up in the hash and passes; gc's rebuild moves the hash-
+ * only ban into the freed slot and clears the bit; a slot whose check does
+ * not match (a torn read) is not trusted; an expired slot ban stops
+ * dropping at its expiry.
+ */
+static void test_ban_index(void **state)
+{
+	struct fx *f = *state;
+
+	NEED_ROOT();
+	for (int v6 = 0; v6 < 2; v6++) {
+		uint8_t a[16] = { 198, 51, 100, 7 }, b[16], c[16];
+
+		if (v6) {
+			static const uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 9, 0, 0,
+							0, 0, 0, 0, 0, 0, 0, 7 };
+
+			memcpy(a, a6, 16);
+		}
+		bani_collider(v6, a, b, 0);
+		bani_collider(v6, a, c, 1);
+		set_now(f, T0);
+		assert_int_equal(run_from(f, v6, a), WXDP_STAT_PASS_NO_SOCKET);
+
+		/* Visible at once, counted in its slot. */
+		ban_exact(f, v6, a, 0, 1);
+		assert_true(bani_names(f, v6, a));
+		assert_int_equal(bani_bit(f, v6, a), 0);
+		assert_int_equal(run_from(f, v6, a), WXDP_STAT_DROP_BANNED);
+		assert_int_equal(exact_drops(f, v6, a), 1);
+
+		/* A collision: b in the hash behind the bit, a keeps its slot. */
+		ban_exact(f, v6, b, 0, 1);
+		assert_true(bani_names(f, v6, a));
+		assert_int_equal(bani_bit(f, v6, b), 1);
+		assert_int_equal(run_from(f, v6, b), WXDP_STAT_DROP_BANNED);
+		assert_int_equal(exact_drops(f, v6, b), 1);
+		assert_int_equal(run_from(f, v6, a), WXDP_STAT_DROP_BANNED);
+		assert_int_equal(exact_drops(f, v6, a), 2);
+		assert_int_equal(run_from(f, v6, c), WXDP_STAT_PASS_NO_SOCKET);
+
+		/* Unban takes effect at once; b still found through the hash. */
+		ban_exact(f, v6, a, 0, 0);
+		assert_false(bani_names(f, v6, a));
+		assert_int_equal(run_from(f, v6, a), WXDP_STAT_PASS_NO_SOCKET);
+		assert_int_equal(run_from(f, v6, b), WXDP_STAT_DROP_BANNED);
+		assert_int_equal(exact_drops(f, v6, b), 2);
+
+		/* gc's rebuild: b takes the free slot, the bit goes, the
+		 * counts add up (hash 2 + slot 1). */
+		assert_int_equal(wxdp_ban_gc(f->x, T0), 0);
+		assert_true(bani_names(f, v6, b));
+		assert_int_equal(bani_bit(f, v6, b), 0);
+		assert_int_equal(run_from(f, v6, b), WXDP_STAT_DROP_BANNED);
+		assert_int_equal(exact_drops(f, v6, b), 3);
+		assert_int_equal(run_from(f, v6, c), WXDP_STAT_PASS_NO_SOCKET);
+
+		/* A slot whose check does not match its fields is not trusted:
+		 * naming c (not banned), the hash says pass; naming b (banned),
+		 * the hash says drop. */
+		{
+			int fd = wxdp_fd(f->x, v6 ? WXDP_FD_BANI6 : WXDP_FD_BANI4);
+			uint32_t i = bani_slot_of(v6, a);
+			union {
+				struct wxdp_bani4 s4;
+				struct wxdp_bani6 s6;
+			} s, keep;
+
+			assert_int_equal(bpf_map_lookup_elem(fd, &i, &keep), 0);
+			s = keep;
+			if (v6) {
+				memcpy(s.s6.addr, c, 16);
+				s.s6.expires_ns = 0;
+				s.s6.check ^= 2;
+			} else {
+				memcpy(s.s4.addr, c, 4);
+				s.s4.expires_ns = 0;
+				s.s4.check ^= 2;
+			}
+			assert_int_equal(bpf_map_update_elem(fd, &i, &s, 0), 0);
+			assert_int_equal(run_from(f, v6, c), WXDP_STAT_PASS_NO_SOCKET);
+			s = keep;
+			if (v6)
+				s.s6.check ^= 2;
+			else
+				s.s4.check ^= 2;
+			assert_int_equal(bpf_map_update_elem(fd, &i, &s, 0), 0);
+			assert_int_equal(run_from(f, v6, b), WXDP_STAT_DROP_BANNED);
+			assert_int_equal(bpf_map_update_elem(fd, &i, &keep, 0), 0);
+		}
+		ban_exact(f, v6, b, 0, 0);
+		assert_int_equal(run_from(f, v6, b), WXDP_STAT_PASS_NO_SOCKET);
+
+		/* Expiry in the slot: dropped until it, passed from it; gc
+		 * then empties the slot. */
+		ban_exact(f, v6, a, T0 + MS, 1);
+		assert_true(bani_names(f, v6, a));
+		assert_int_equal(run_from(f, v6, a), WXDP_STAT_DROP_BANNED);
+		set_now(f, T0 + MS);
+		assert_int_equal(run_from(f, v6, a), WXDP_STAT_PASS_NO_SOCKET);
+		assert_int_equal(wxdp_ban_gc(f->x, T0 + MS), 1);
+		assert_false(bani_names(f, v6, a));
+	}
+}
+
 static void test_token_bucket(void **state)
 {
 	struct fx *f = *state;
@@ -937,6 +1126,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bans_nested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ban_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ban_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unvalidated_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_xdp, setup, teardown),

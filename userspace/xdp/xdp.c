@@ -232,10 +232,13 @@ static struct bpf_map *map_of(struct wxdp *x, int i)
 	case 13: return x->skel->maps.WXDP_MAP_CLOCK;
 	case 14: return x->skel->maps.WXDP_MAP_BANX4;
 	case 15: return x->skel->maps.WXDP_MAP_BANX6;
+	case 16: return x->skel->maps.WXDP_MAP_BANI4;
+	case 17: return x->skel->maps.WXDP_MAP_BANI6;
+	case 18: return x->skel->maps.WXDP_MAP_BANC;
 	}
 	return NULL;
 }
-#define NMAPS 16
+#define NMAPS 19
 
 static void unpin_all(struct wxdp *x)
 {
@@ -358,7 +361,7 @@ static int pin_all(struct wxdp *x)
  * modify-writes of the shared config. Returns the fd (close() unlocks;
  * so does the holder's death) or -errno; -ETIMEDOUT after 5 s.
  */
-static int ns_lock(const char *pin_dir)
+int wxdp_ns_lock(const char *pin_dir)
 {
 	char dir[1024];
 	char *slash;
@@ -620,6 +623,7 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 		return -ENOMEM;
 	x->on_ban_change = opts->on_ban_change;
 	x->cb_arg = opts->cb_arg;
+	pthread_mutex_init(&x->ban_mu, NULL);
 	x->mode = XDP_MODE_UNSPEC;
 	x->owner = WXDP_MAX_INSTANCES; /* none until owner_claim() */
 	x->owner_fd = -1;
@@ -655,7 +659,7 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 					 "(mount -t bpf bpf /sys/fs/bpf, or give CAP_SYS_ADMIN)", x->pin_dir);
 				x->pin_dir[0] = '\0';
 			} else {
-				lock = ns_lock(x->pin_dir);
+				lock = wxdp_ns_lock(x->pin_dir);
 				if (lock < 0) {
 					err = lock;
 					log_error(MOD, "cannot lock %s: %s", x->pin_dir, strerror(-err));
@@ -804,7 +808,7 @@ void wxdp_free(struct wxdp *x)
 	if (x->owner_fd >= 0 || x->joined) {
 		/* Best effort without the lock (a wedged holder): leaving
 		 * must not hang. */
-		lock = ns_lock(x->pin_dir);
+		lock = wxdp_ns_lock(x->pin_dir);
 		last = !others_alive(x);
 		if (!last && x->owner_fd >= 0) {
 			struct wxdp_config s, none;
@@ -848,6 +852,7 @@ void wxdp_free(struct wxdp *x)
 	if (lock >= 0)
 		close(lock);
 	weft_xdp__destroy(x->skel);
+	pthread_mutex_destroy(&x->ban_mu);
 	free(x);
 }
 
@@ -875,6 +880,9 @@ int wxdp_fd(struct wxdp *x, enum wxdp_fd which)
 	case WXDP_FD_BANST: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANST);
 	case WXDP_FD_BANX4: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANX4);
 	case WXDP_FD_BANX6: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANX6);
+	case WXDP_FD_BANI4: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANI4);
+	case WXDP_FD_BANI6: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANI6);
+	case WXDP_FD_BANC: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANC);
 	}
 	return -EINVAL;
 }
@@ -956,7 +964,7 @@ int wxdp_config_set(struct wxdp *x, const struct wxdp_config *c)
 		return shared_write(x, c);
 	/* Sharing the interface: our ports replace ours, the others' stay;
 	 * the limits are the interface's (the last set applies). */
-	lock = ns_lock(x->pin_dir);
+	lock = wxdp_ns_lock(x->pin_dir);
 	if (lock < 0)
 		return lock;
 	err = shared_set(x, c);

@@ -31,7 +31,15 @@ struct wxdp {
 	uint32_t prog_id;
 	wxdp_ban_change_fn on_ban_change;
 	void *cb_arg;
+	/* Serialises this process's changes of the exact-ban index (ban.c);
+	 * wxdp_ns_lock() does it between instances sharing pinned maps. */
+	pthread_mutex_t ban_mu;
 };
+
+/* Lock the netns directory of pin_dir (flock) for a read-modify-write of
+ * maps the instances on it share: the fd (close() unlocks) or -errno,
+ * -ETIMEDOUT after 5 s. */
+int wxdp_ns_lock(const char *pin_dir);
 
 /* 64-bit finaliser (MurmurHash3 fmix64): the policer's and the guard's
  * table hashes, keyed by a random seed. */
