@@ -155,6 +155,14 @@ struct {
 	__type(value, __u64);
 } WXDP_MAP_BANC SEC(".maps");
 
+/* Per-CPU bucket slots in front of the LRU (xdp_abi.h struct wxdp_rlc_slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WXDP_RLC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct wxdp_rlc_slot);
+} WXDP_MAP_RLC SEC(".maps");
+
 /* Relay circuits (docs/XDP.md, "Circuit map"). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -484,6 +492,61 @@ static __always_inline int banned(const struct wxdp_config *cfg, const struct wx
 	return pk->v6 ? banned6(cfg, pk->src, now) : banned4(cfg, pk->src, now);
 }
 
+/* May the holder of per-CPU bucket slot v give it away: are all of its
+ * buckets full at now (xdp_abi.h struct wxdp_rlc_slot)? */
+static __always_inline int rlc_idle(const struct wxdp_config *cfg, const struct wxdp_src_val *v,
+				    __u64 now)
+{
+	return wxdp_tb_full(&v->b[WXDP_CLASS_QUIC], &cfg->quic, now) &&
+	       wxdp_tb_full(&v->b[WXDP_CLASS_INITIAL], &cfg->quic_initial, now) &&
+	       wxdp_tb_full(&v->b[WXDP_CLASS_DHT], &cfg->dht, now) &&
+	       wxdp_tb_full(&v->b[WXDP_CLASS_STUN], &cfg->stun, now);
+}
+
+static __always_inline int src_key_eq(const struct wxdp_src_key *a, const struct wxdp_src_key *b)
+{
+	__u64 x[2], y[2];
+
+	__builtin_memcpy(x, a->addr, 16);
+	__builtin_memcpy(y, b->addr, 16);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+/*
+ * The buckets of source sk: its per-CPU slot when it holds them; the slot
+ * taken over when its holder's buckets are all full (the source's state
+ * from the LRU if it has one, else new); else the LRU's entry, made when
+ * missing. NULL: no state could be found or made (fail open).
+ */
+static __always_inline struct wxdp_src_val *src_buckets(const struct wxdp_config *cfg,
+							const struct wxdp_src_key *sk, __u64 *now)
+{
+	__u32 i = wxdp_rlc_slot(sk);
+	struct wxdp_rlc_slot *s = bpf_map_lookup_elem(&WXDP_MAP_RLC, &i);
+	struct wxdp_src_val *sv;
+
+	if (s && src_key_eq(&s->key, sk))
+		return &s->v;
+	if (s && rlc_idle(cfg, &s->v, pol_now(cfg, now))) {
+		sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, sk);
+		__builtin_memcpy(&s->key, sk, sizeof(s->key));
+		if (sv)
+			__builtin_memcpy(&s->v, sv, sizeof(s->v));
+		else
+			__builtin_memcpy(&s->v, &src_val_new, sizeof(s->v));
+		return &s->v;
+	}
+	sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, sk);
+	if (sv)
+		return sv;
+	/* LRU: inserting evicts the least recently used source when
+	 * full, so memory never grows. -EEXIST: another CPU raced us.
+	 * The new value comes from .rodata, not the stack: the 512-byte
+	 * stack is shared with wxdp_relay_fwd's frame. */
+	bpf_map_update_elem(&WXDP_MAP_BUCKETS, sk, &src_val_new, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, sk);
+}
+
 /*
  * Policy stage, after parsing: payload sanity, ban list, an empty
  * unvalidated budget, token bucket, unvalidated budget paid.
@@ -533,17 +596,9 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 	rate = wxdp_class_rate(cfg, cls);
 	if (rate->pps == 0)
 		goto pay;
-	sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
-	if (!sv) {
-		/* LRU: inserting evicts the least recently used source when
-		 * full, so memory never grows. -EEXIST: another CPU raced us.
-		 * The new value comes from .rodata, not the stack: the 512-byte
-		 * stack is shared with wxdp_relay_fwd's frame. */
-		bpf_map_update_elem(&WXDP_MAP_BUCKETS, &sk, &src_val_new, BPF_NOEXIST);
-		sv = bpf_map_lookup_elem(&WXDP_MAP_BUCKETS, &sk);
-		if (!sv)
-			goto pay; /* fail open: never seen */
-	}
+	sv = src_buckets(cfg, &sk, &now);
+	if (!sv)
+		goto pay; /* fail open: never seen */
 	if (cls == WXDP_CLASS_INITIAL)
 		b = &sv->b[WXDP_CLASS_INITIAL];
 	else if (cls == WXDP_CLASS_DHT)
@@ -552,10 +607,10 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 		b = &sv->b[WXDP_CLASS_STUN];
 	else
 		b = &sv->b[WXDP_CLASS_QUIC];
-	/* Racing CPUs may each refill from the same snapshot, so a source
-	 * spread over several rx queues can exceed its rate by at most one
-	 * packet per racing CPU; per-source traffic lands on one queue under
-	 * RSS, so this does not matter in practice. */
+	/* A slot is this CPU's alone. In the LRU, racing CPUs may each
+	 * refill from the same snapshot (one extra packet per racing CPU);
+	 * either way a source spread over several rx queues is limited per
+	 * CPU, and RSS keeps one flow on one queue. */
 	if (!wxdp_tb_take(b, rate, pol_now(cfg, &now)))
 		return wxdp_class_drop_stat(cls);
 pay:

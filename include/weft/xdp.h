@@ -136,7 +136,9 @@ int wxdp_valid_del(struct wxdp *x, const struct wxdp_src_key *k);
 int wxdp_stats_read(struct wxdp *x, uint64_t *out);
 /* Stable snake_case name of a counter ("rx", "drop_banned", ...), or NULL. */
 const char *wxdp_stat_name(unsigned int idx);
-/* Number of live rate-limit entries (walks the LRU; for tests and status). */
+/* Number of sources with rate-limit state: the LRU's entries plus the
+ * used per-CPU bucket slots of every CPU (a source on two CPUs counts
+ * twice). For tests and status. */
 int wxdp_bucket_count(struct wxdp *x, size_t *n);
 
 enum wxdp_fd {
@@ -159,6 +161,7 @@ enum wxdp_fd {
 	WXDP_FD_BANI4, /* the exact-ban index in front of BANX4 (ban.c) */
 	WXDP_FD_BANI6,
 	WXDP_FD_BANC,  /* the index's collision bits */
+	WXDP_FD_RLC,   /* per-CPU bucket slots in front of BUCKETS */
 };
 /* A file descriptor owned by x (do not close), or -EINVAL. */
 int wxdp_fd(struct wxdp *x, enum wxdp_fd which);

@@ -33,6 +33,7 @@
 #define WXDP_MAP_BANI4 wxdp_bani4     /* ARRAY[WXDP_BANI_SLOTS] of struct wxdp_bani4 */
 #define WXDP_MAP_BANI6 wxdp_bani6     /* ARRAY[WXDP_BANI_SLOTS] of struct wxdp_bani6 */
 #define WXDP_MAP_BANC wxdp_banc       /* ARRAY[2 * WXDP_BANI_WORDS] of __u64: collision bits */
+#define WXDP_MAP_RLC wxdp_rlc         /* PERCPU_ARRAY[WXDP_RLC_SLOTS] of struct wxdp_rlc_slot */
 
 /*
  * Map sizes. The LRU and ban tries can be resized at load time
@@ -360,6 +361,30 @@ struct wxdp_src_val {
 	struct wxdp_bucket b[WXDP_CLASS__MAX];
 };
 
+/*
+ * The per-CPU bucket slots (WXDP_MAP_RLC, docs/XDP.md "Per-source
+ * buckets"): a direct-mapped array per CPU in front of the LRU of buckets,
+ * so a source's buckets are found with an inlined array lookup (~1 ns)
+ * instead of an LRU-hash lookup (~21-24 ns). Slot wxdp_rlc_slot() of a
+ * source key holds one source's buckets (all zero: never used). Written
+ * only by the program on its own CPU (never re-entered there), read by
+ * userspace for the count of tracked sources. A source takes its slot only
+ * when the slot is free or its holder's buckets are all full (refilled to
+ * their burst: the holder loses nothing a new source would not get), with
+ * its state from the LRU when it has one there; otherwise it keeps using
+ * the LRU. So a forged source can push no one's drained bucket out to be
+ * refilled. Per CPU: a source whose packets arrive on several CPUs (rx
+ * queues) is limited on each of them (RSS keeps one flow on one queue).
+ * 4096 slots x 80 bytes = 320 KiB per CPU.
+ */
+#define WXDP_RLC_BITS 12
+#define WXDP_RLC_SLOTS (1U << WXDP_RLC_BITS)
+
+struct wxdp_rlc_slot {
+	struct wxdp_src_key key;
+	struct wxdp_src_val v;
+};
+
 /* A validated source (WXDP_MAP_VALID value). */
 struct wxdp_valid_val {
 	__u64 expires_ns; /* CLOCK_MONOTONIC ns; the entry no longer counts at it */
@@ -378,6 +403,7 @@ _Static_assert(sizeof(struct wxdp_bani4) == 24, "wxdp_bani4 ABI");
 _Static_assert(sizeof(struct wxdp_bani6) == 40, "wxdp_bani6 ABI");
 _Static_assert(sizeof(struct wxdp_src_key) == 16, "wxdp_src_key ABI");
 _Static_assert(sizeof(struct wxdp_src_val) == 64, "wxdp_src_val ABI");
+_Static_assert(sizeof(struct wxdp_rlc_slot) == 80, "wxdp_rlc_slot ABI");
 #endif
 
 /*

@@ -269,6 +269,33 @@ WXDP_INLINE int wxdp_tb_take(struct wxdp_bucket *b, const struct wxdp_rate *r, _
 }
 
 /*
+ * 1 when bucket b would be full at time now (what wxdp_tb_refill() would
+ * make of it; b is not changed): never used, or refilled to its burst.
+ * pps 0 (no limit): 1. The per-CPU bucket slots give a slot away only
+ * when all of its holder's buckets are full (xdp_abi.h struct
+ * wxdp_rlc_slot).
+ */
+WXDP_INLINE int wxdp_tb_full(const struct wxdp_bucket *b, const struct wxdp_rate *r, __u64 now)
+{
+	__u64 full = (r->burst ? (__u64)r->burst : 1) * WXDP_NS_PER_S;
+	__u64 need, elapsed;
+
+	if (r->pps == 0 || b->last_ns == 0 || b->tokens >= full)
+		return 1;
+	if (now <= b->last_ns)
+		return 0;
+	elapsed = now - b->last_ns;
+	need = full - b->tokens;
+	return elapsed > need / r->pps || elapsed * r->pps >= need;
+}
+
+/* The slot of source key k in the per-CPU bucket slots. */
+WXDP_INLINE __u32 wxdp_rlc_slot(const struct wxdp_src_key *k)
+{
+	return (__u32)(wxdp_bani_hash6(k->addr) >> (64 - WXDP_RLC_BITS));
+}
+
+/*
  * 1 when bucket b holds a packet's worth of tokens at time now (refilled,
  * nothing taken), else 0. pps 0 = no limit. Lets a caller drop on an empty
  * shared budget before it pays for per-source state.

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
 #include "weft/guard.h"
@@ -1044,6 +1045,111 @@ static void test_guard_xdp(void **state)
 	guard_free(g);
 }
 
+static size_t lru_entries(struct fx *f)
+{
+	struct wxdp_src_key k, next;
+	int fd = wxdp_fd(f->x, WXDP_FD_BUCKETS);
+	size_t n = 0;
+
+	while (!bpf_map_get_next_key(fd, n ? &k : NULL, &next)) {
+		k = next;
+		n++;
+	}
+	return n;
+}
+
+/* Does some CPU's bucket slot of IPv4 source a hold a's buckets? */
+static int rlc_holds(struct fx *f, const uint8_t *a)
+{
+	struct wxdp_src_key k;
+	struct wxdp_rlc_slot *v;
+	uint32_t i;
+	int ncpu = libbpf_num_possible_cpus(), hit = 0;
+
+	wxdp_src_key_v4(&k, a);
+	i = wxdp_rlc_slot(&k);
+	assert_true(ncpu > 0);
+	v = calloc((size_t)ncpu, sizeof(*v));
+	assert_non_null(v);
+	assert_int_equal(bpf_map_lookup_elem(wxdp_fd(f->x, WXDP_FD_RLC), &i, v), 0);
+	for (int c = 0; c < ncpu; c++)
+		hit |= !memcmp(&v[c].key, &k, sizeof(k));
+	free(v);
+	return hit;
+}
+
+/* An IPv4 source after a whose bucket slot is a's. */
+static void rlc_collider(const uint8_t *a, uint8_t *out)
+{
+	struct wxdp_src_key ka, kb;
+
+	wxdp_src_key_v4(&ka, a);
+	for (uint32_t i = 1; i < (1U << 24); i++) {
+		memcpy(out, a, 4);
+		out[1] = (uint8_t)(a[1] + (i >> 16));
+		out[2] = (uint8_t)(a[2] + (i >> 8));
+		out[3] = (uint8_t)(a[3] + i);
+		wxdp_src_key_v4(&kb, out);
+		if (memcmp(out, a, 4) && wxdp_rlc_slot(&kb) == wxdp_rlc_slot(&ka))
+			return;
+	}
+	fail_msg("no colliding source");
+}
+
+/*
+ * The per-CPU bucket slots (xdp_abi.h struct wxdp_rlc_slot): a drained
+ * source keeps its slot against a colliding source, which is limited
+ * through the LRU instead (a collision never refills anyone); once the
+ * holder is full again the slot changes hands, and the former holder,
+ * back in the LRU, starts from a full bucket and is cut at its burst.
+ */
+static void test_bucket_slots(void **state)
+{
+	struct fx *f = *state;
+	const uint8_t a[4] = { 203, 0, 113, 5 };
+	uint8_t b[4];
+	uint64_t now = T0;
+
+	NEED_ROOT();
+	f->cfg.unval_dht.pps = 0; /* this test is about the per-source buckets */
+	f->cfg.dht = (struct wxdp_rate){ .pps = 10, .burst = 3 };
+	set_cfg(f);
+	rlc_collider(a, b);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_from(f, 0, a), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_from(f, 0, a), WXDP_STAT_DROP_RATE_DHT);
+	assert_true(rlc_holds(f, a));
+	assert_int_equal(lru_entries(f), 0);
+	/* b collides: a is drained, so b goes to the LRU with its own
+	 * bucket, and a stays drained. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_from(f, 0, b), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_from(f, 0, b), WXDP_STAT_DROP_RATE_DHT);
+	assert_true(rlc_holds(f, a));
+	assert_false(rlc_holds(f, b));
+	assert_int_equal(lru_entries(f), 1);
+	assert_int_equal(run_from(f, 0, a), WXDP_STAT_DROP_RATE_DHT);
+	/* 299.999 ms: a not yet full, b stays in the LRU (one token each). */
+	set_now(f, now += 300 * MS - 1);
+	assert_int_equal(run_from(f, 0, b), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_from(f, 0, b), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_from(f, 0, b), WXDP_STAT_DROP_RATE_DHT);
+	assert_true(rlc_holds(f, a));
+	/* 300 ms: a is full again (3 tokens). b takes the slot with its
+	 * LRU state: the 1 ns since made its one token whole, and no more
+	 * (a new bucket would hold 3). */
+	set_now(f, now += 1);
+	assert_int_equal(run_from(f, 0, b), WXDP_STAT_PASS_NO_SOCKET);
+	assert_true(rlc_holds(f, b));
+	assert_int_equal(run_from(f, 0, b), WXDP_STAT_DROP_RATE_DHT);
+	/* a, back in the LRU: a full bucket (what it had), cut at 3. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_from(f, 0, a), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_from(f, 0, a), WXDP_STAT_DROP_RATE_DHT);
+	assert_true(rlc_holds(f, b));
+	assert_int_equal(lru_entries(f), 2);
+}
+
 static void test_lru_bounded(void **state)
 {
 	struct fx *f = *state;
@@ -1060,9 +1166,12 @@ static void test_lru_bounded(void **state)
 		/* Every new source starts with a full bucket. */
 		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
 	}
+	/* The LRU stays within its 128 entries; the per-CPU slots (this
+	 * test runs pinned to one CPU) within theirs. */
+	assert_true(lru_entries(f) <= 128);
 	assert_int_equal(wxdp_bucket_count(f->x, &n), 0);
 	assert_true(n > 0);
-	assert_true(n <= 128);
+	assert_true(n <= 128 + WXDP_RLC_SLOTS);
 }
 
 static void test_config_check(void **state)
@@ -1130,6 +1239,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unvalidated_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_xdp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bucket_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lru_bounded, setup_small_lru, teardown),
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_attach_errors),

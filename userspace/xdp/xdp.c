@@ -235,10 +235,11 @@ static struct bpf_map *map_of(struct wxdp *x, int i)
 	case 16: return x->skel->maps.WXDP_MAP_BANI4;
 	case 17: return x->skel->maps.WXDP_MAP_BANI6;
 	case 18: return x->skel->maps.WXDP_MAP_BANC;
+	case 19: return x->skel->maps.WXDP_MAP_RLC;
 	}
 	return NULL;
 }
-#define NMAPS 19
+#define NMAPS 20
 
 static void unpin_all(struct wxdp *x)
 {
@@ -883,6 +884,7 @@ int wxdp_fd(struct wxdp *x, enum wxdp_fd which)
 	case WXDP_FD_BANI4: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANI4);
 	case WXDP_FD_BANI6: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANI6);
 	case WXDP_FD_BANC: return bpf_map__fd(x->skel->maps.WXDP_MAP_BANC);
+	case WXDP_FD_RLC: return bpf_map__fd(x->skel->maps.WXDP_MAP_RLC);
 	}
 	return -EINVAL;
 }
@@ -1001,15 +1003,43 @@ int wxdp_stats_read(struct wxdp *x, uint64_t *out)
 	return err;
 }
 
+/* Used per-CPU bucket slots (struct wxdp_rlc_slot), all CPUs. */
+static int rlc_count(struct wxdp *x, size_t *n)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = wxdp_fd(x, WXDP_FD_RLC), err = 0;
+	struct wxdp_rlc_slot *vals;
+
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 i = 0; i < WXDP_RLC_SLOTS && !err; i++) {
+		if (bpf_map_lookup_elem(fd, &i, vals)) {
+			err = -errno;
+			break;
+		}
+		for (int c = 0; c < ncpu; c++)
+			for (int k = 0; k < WXDP_CLASS__MAX; k++)
+				if (vals[c].v.b[k].last_ns) {
+					(*n)++;
+					break;
+				}
+	}
+	free(vals);
+	return err;
+}
+
 int wxdp_bucket_count(struct wxdp *x, size_t *n)
 {
 	struct wxdp_src_key k, next;
-	int fd = wxdp_fd(x, WXDP_FD_BUCKETS);
 	void *prev = NULL;
 	size_t cnt = 0;
+	int fd;
 
 	if (!x || !n)
 		return -EINVAL;
+	fd = wxdp_fd(x, WXDP_FD_BUCKETS);
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		cnt++;
 		k = next;
@@ -1018,7 +1048,7 @@ int wxdp_bucket_count(struct wxdp *x, size_t *n)
 	if (errno != ENOENT)
 		return -errno;
 	*n = cnt;
-	return 0;
+	return rlc_count(x, n);
 }
 
 /* --- validated sources --- */
