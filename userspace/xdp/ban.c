@@ -210,10 +210,13 @@ static int array_read(int fd, uint32_t n, size_t vsize, void *vals)
 
 	if (!keys)
 		return -ENOMEM;
-	if (!bpf_map_lookup_batch(fd, NULL, &out, keys, vals, &count, NULL) && count == n)
+	/* One batch for the whole array (ENOENT: it reached the end). */
+	err = bpf_map_lookup_batch(fd, NULL, &out, keys, vals, &count, NULL) ? -errno : 0;
+	if ((!err || err == -ENOENT) && count == n) {
+		err = 0;
 		goto out;
-	if (errno == ENOENT && count == n)
-		goto out; /* the whole array in one batch */
+	}
+	err = 0;
 	for (__u32 i = 0; i < n; i++)
 		if (bpf_map_lookup_elem(fd, &i, (char *)vals + i * vsize)) {
 			err = -errno;
