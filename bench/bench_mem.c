@@ -364,6 +364,19 @@ out:
 	_exit(0);
 }
 
+/* The child reported before the server's side was done: it gave up
+ * dialling (a connection closed, or 60 s passed). Say how far it got. */
+static void child_gave_up(int fd)
+{
+	struct child_report cr = { 0 };
+
+	if (read(fd, &cr, sizeof(cr)) == sizeof(cr))
+		fprintf(stderr, "quic client gave up (%u established, %u closed)\n",
+			cr.established, cr.closed);
+	else
+		fprintf(stderr, "quic client gave up\n");
+}
+
 static void figure_pair(struct bench_result *res, const char *id, const char *label, double v,
 			const char *unit)
 {
@@ -399,15 +412,19 @@ static int quic_part(struct bench_result *res, unsigned int n)
 	close(rep[1]);
 	close(ctl[0]);
 	while (s.established < WARM_CONNS)
-		if (side_pump(&s, 100, rep[0]))
-			goto out; /* the child gave up */
+		if (side_pump(&s, 100, rep[0])) {
+			child_gave_up(rep[0]);
+			goto out;
+		}
 	side_pump(&s, 300, -1);
 	snap(getpid(), &a);
 	if (write(ctl[1], "g", 1) != 1)
 		goto out;
 	while (s.established < WARM_CONNS + n)
-		if (side_pump(&s, 100, rep[0]))
+		if (side_pump(&s, 100, rep[0])) {
+			child_gave_up(rep[0]);
 			goto out;
+		}
 	side_pump(&s, 500, -1);
 	snap(getpid(), &b);
 	while (!side_pump(&s, 1000, rep[0]))
