@@ -79,6 +79,7 @@ struct weft_config {
 	uint32_t quic_max_conns_per_addr;
 	int quic_punch; /* hole punching on relayed connections */
 	uint32_t quic_punch_attempts, quic_punch_cands, quic_punch_fallback_ms;
+	uint32_t quic_punch_probe_ttl; /* 0: off */
 	uint32_t quic_punch_peer_attempts, quic_punch_peer_window_s;
 	uint32_t quic_retry_rate;
 	/* [content] */

@@ -152,6 +152,10 @@ uint64_t engine_worker_now_us(const struct engine_worker *w);
  */
 int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
 		const void *data, size_t len);
+/* The same with the datagram's IPv4 TTL / IPv6 hop limit set to ttl (0:
+ * the default; struct io_txmsg). */
+int engine_send_ttl(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
+		    const void *data, size_t len, uint8_t ttl);
 /*
  * Send len bytes as datagrams of seg bytes (the last may be shorter) to
  * one destination, straight from data (no staging copy): what is staged

@@ -41,12 +41,16 @@ struct io_pkt {
 /* One datagram to send. data is borrowed for the duration of the tx call.
  * src.family == 0 lets the backend pick the source address (the kernel's
  * route for uring; the interface's first address for xsk); src.port == 0
- * means the first configured port. */
+ * means the first configured port. ttl: the IPv4 TTL / IPv6 hop limit of
+ * this datagram, 0 for the default (the socket's for uring, 64 for xsk);
+ * hole punching's first probes use a small one (docs/CONNECTIVITY.md).
+ * The mem backend has no hops and ignores it. */
 struct io_txmsg {
 	const void *data;
 	uint32_t len;
 	struct io_addr dst;
 	struct io_addr src;
+	uint8_t ttl;
 };
 
 enum io_mode {
@@ -176,6 +180,12 @@ int io_addr_from_sockaddr(struct io_addr *a, const struct sockaddr *sa, socklen_
 /* Fill ss for a socket of family sock_family (AF_INET6 sockets get a
  * v4-mapped address for AF_INET). Returns the length or -EAFNOSUPPORT. */
 int io_addr_to_sockaddr(const struct io_addr *a, int sock_family, struct sockaddr_storage *ss);
+/* Write a control message at c that sets the TTL (dst_family AF_INET,
+ * IP_TTL, also on a dual-stack socket sending to a v4-mapped address) or
+ * the hop limit (AF_INET6, IPV6_HOPLIMIT) of one sendmsg to ttl (1..255).
+ * c must have CMSG_SPACE(sizeof(int)) bytes. Returns that space, or 0
+ * (nothing written) for ttl 0 or another family. */
+size_t io_cmsg_ttl(struct cmsghdr *c, int dst_family, uint8_t ttl);
 /* Numeric "1.2.3.4" / "2001:db8::1" plus port; returns 0 or -EINVAL. */
 int io_addr_parse(struct io_addr *a, const char *ip, uint16_t port);
 /* 1 if same family, address and port. */
@@ -225,6 +235,11 @@ int io_hdr_udp_csum_ok(const uint8_t *buf, size_t len, const struct io_hdr_info 
 int io_hdr_build(uint8_t *buf, size_t cap, const uint8_t src_mac[6], const uint8_t dst_mac[6],
 		 const struct io_addr *src, const struct io_addr *dst, uint16_t ip_id,
 		 const void *payload, size_t plen);
+
+/* Set the IPv4 TTL (header checksum updated) or IPv6 hop limit of a frame
+ * io_hdr_build made (len bytes). Returns 0, or -EINVAL (too short / not
+ * IPv4 or IPv6). */
+int io_hdr_set_ttl(uint8_t *frame, size_t len, uint8_t ttl);
 
 /* RFC 1071 one's complement sum helpers. */
 uint32_t io_csum_add(uint32_t sum, const void *data, size_t len);

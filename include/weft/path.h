@@ -61,6 +61,13 @@ enum path_msg_type {
 #define PATH_DEF_PEER_ATTEMPTS 10     /* attempts per peer key per window, both roles... */
 #define PATH_DEF_PEER_WINDOW_S 600    /* ...per 10 min */
 #define PATH_DEF_PEER_SLOTS 256	      /* peers tracked (the oldest window's slot is reused) */
+/* TTL / hop limit of each attempt's first probe round: it passes our own
+ * NAT (opening the mapping and its filter towards the peer) and dies
+ * before the peer's, so it cannot leave state there before the peer's own
+ * first probe went out (docs/CONNECTIVITY.md "Linux masquerade routers").
+ * 2: a home NAT is the first hop, the provider's router the second. */
+#define PATH_DEF_PROBE_TTL 2
+#define PATH_PROBE_TTL_OFF 256 /* struct path_limits.probe_ttl: every round at the default TTL */
 
 struct path_limits {
 	unsigned int attempts;	  /* default PATH_DEF_ATTEMPTS (at most 3) */
@@ -68,6 +75,7 @@ struct path_limits {
 	unsigned int punch_ms;	  /* default PATH_DEF_PUNCH_MS */
 	unsigned int fallback_ms; /* default PATH_DEF_FALLBACK_MS */
 	unsigned int max_cands;	  /* candidates sent and probed, default and max PATH_MAX_CANDS */
+	unsigned int probe_ttl;	  /* first round's TTL, 1..255; 0: PATH_DEF_PROBE_TTL; PATH_PROBE_TTL_OFF */
 };
 
 /* One side's offer (CONNECT and its reply). */
@@ -120,8 +128,10 @@ struct path_io {
 	void *arg;
 	/* Queue a coordination message on the connection's path stream. */
 	int (*send_msg)(void *arg, const uint8_t *msg, size_t len);
-	/* Send a datagram from the QUIC port. */
-	int (*send_udp)(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len);
+	/* Send a datagram from the QUIC port; ttl: its IPv4 TTL / IPv6 hop
+	 * limit, 0 for the default. */
+	int (*send_udp)(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len,
+			uint8_t ttl);
 	/* Our candidates and NAT class for an offer (at most max). */
 	unsigned int (*cands)(void *arg, struct io_addr *out, unsigned int max, uint8_t *nat);
 	/* Use this path from now on: a validated direct address, or NULL for
@@ -168,6 +178,7 @@ struct path_conn {
 	uint64_t t_connect_ns; /* this attempt's CONNECT */
 	uint64_t t_deadline_ns; /* end of the current wait / punch */
 	uint64_t t_next_probe_ns;
+	unsigned int round; /* probe rounds sent in this attempt */
 	uint64_t t_next_attempt_ns;
 	uint64_t rtt_ns; /* relayed RTT from the CONNECT exchange */
 	struct path_offer mine, peer;
@@ -183,6 +194,7 @@ struct path_conn {
 	int validated_here; /* 1: our ack validated it; 0: the peer told us */
 	/* counters */
 	uint64_t probes_tx, probes_rx, acks_tx, acks_rx, bad_rx;
+	uint64_t probes_low_ttl; /* of probes_tx: sent with lim.probe_ttl */
 	uint64_t switches, fallbacks, attempts_started;
 	uint64_t limited; /* attempts not started or answered: the peer's budget was spent */
 	uint64_t repunches; /* dialler: punching again after a fallback */

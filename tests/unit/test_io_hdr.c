@@ -286,6 +286,49 @@ static void test_addr_helpers(void **state)
 	assert_int_equal(io_addr_parse(&a, "not-an-ip", 1), -EINVAL);
 }
 
+/* io_hdr_set_ttl: the TTL / hop limit byte, the IPv4 header checksum
+ * (vector: the header of test_build_v4_vector with TTL 2, checksum
+ * computed independently), UDP checksum unchanged; short frames refused.
+ * io_cmsg_ttl: the control message per family, nothing for TTL 0. */
+static void test_set_ttl(void **state)
+{
+	uint8_t buf[256];
+	union {
+		struct cmsghdr c;
+		uint8_t b[64];
+	} ctl;
+	struct io_hdr_info hi;
+	int len = build(buf, sizeof(buf), 0), v;
+
+	assert_int_equal(io_hdr_set_ttl(buf, (size_t)len, 2), 0);
+	assert_int_equal(buf[14 + 8], 2);
+	assert_int_equal(rd16(buf + 14 + 10), 0xe285);
+	assert_int_equal(rd16(buf + 14 + 20 + 6), 0x4e83);
+	assert_int_equal(io_hdr_parse(buf, (size_t)len, &hi), 0);
+	assert_true(io_hdr_udp_csum_ok(buf, (size_t)len, &hi));
+	assert_int_equal(io_hdr_set_ttl(buf, 14 + 19, 2), -EINVAL);
+	len = build(buf, sizeof(buf), 1);
+	assert_int_equal(io_hdr_set_ttl(buf, (size_t)len, 3), 0);
+	assert_int_equal(buf[14 + 7], 3);
+	assert_int_equal(io_hdr_parse(buf, (size_t)len, &hi), 0);
+	assert_true(io_hdr_udp_csum_ok(buf, (size_t)len, &hi));
+	assert_int_equal(io_hdr_set_ttl(buf, 14 + 39, 3), -EINVAL);
+
+	assert_int_equal(io_cmsg_ttl(&ctl.c, AF_INET, 0), 0);
+	assert_int_equal(io_cmsg_ttl(&ctl.c, AF_UNIX, 2), 0);
+	assert_int_equal(io_cmsg_ttl(&ctl.c, AF_INET, 2), CMSG_SPACE(sizeof(int)));
+	assert_int_equal(ctl.c.cmsg_level, IPPROTO_IP);
+	assert_int_equal(ctl.c.cmsg_type, IP_TTL);
+	assert_int_equal(ctl.c.cmsg_len, CMSG_LEN(sizeof(int)));
+	memcpy(&v, CMSG_DATA(&ctl.c), sizeof(v));
+	assert_int_equal(v, 2);
+	assert_int_equal(io_cmsg_ttl(&ctl.c, AF_INET6, 255), CMSG_SPACE(sizeof(int)));
+	assert_int_equal(ctl.c.cmsg_level, IPPROTO_IPV6);
+	assert_int_equal(ctl.c.cmsg_type, IPV6_HOPLIMIT);
+	memcpy(&v, CMSG_DATA(&ctl.c), sizeof(v));
+	assert_int_equal(v, 255);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_ipv4_options_and_fragments),
 		cmocka_unit_test(test_ipv6_ext_headers),
 		cmocka_unit_test(test_addr_helpers),
+		cmocka_unit_test(test_set_ttl),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

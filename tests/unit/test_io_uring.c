@@ -4,7 +4,8 @@
  * (a burst to one destination arrives as the right number and sizes of
  * datagrams, in order), GSO grouping rules, GRO receive split by gso_size
  * between two engines, oversized datagrams sent in place, the receive
- * ring growing from its first buffers, and the pre-filter hook.
+ * ring growing from its first buffers, the pre-filter hook, and the
+ * per-datagram TTL / hop limit (engine_send_ttl).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -485,6 +486,81 @@ static void test_src_bound(void **state)
 	close(fd);
 }
 
+/* Per-datagram TTL / hop limit: three datagrams of one size to one
+ * destination (what GSO would group), TTL 3, default, 200, to IPv4 and
+ * IPv6 receivers, one of them with a source (IP_PKTINFO beside IP_TTL). */
+struct ttl_send {
+	struct io_addr dst, src;
+	int with_src;
+};
+
+static const uint8_t ttls[3] = { 3, 0, 200 };
+
+static void send_ttls(struct engine_worker *w, void *arg)
+{
+	struct ttl_send *s = arg;
+
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(engine_send_ttl(w, &s->dst, s->with_src ? &s->src : NULL, "ttl!", 4,
+						 ttls[i]),
+				 0);
+	engine_flush(w);
+}
+
+static int recv_ttl(int fd, int family)
+{
+	union {
+		struct cmsghdr c;
+		uint8_t b[128];
+	} ctrl;
+	char buf[16];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctrl,
+			     .msg_controllen = sizeof(ctrl) };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct cmsghdr *c;
+	int v = -1;
+
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(recvmsg(fd, &mh, 0), 4);
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if ((family == AF_INET && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+		    (family == AF_INET6 && c->cmsg_level == IPPROTO_IPV6 &&
+		     c->cmsg_type == IPV6_HOPLIMIT))
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+	return v;
+}
+
+static void test_ttl(void **state)
+{
+	struct engine *eng = mk(P_ENG, 1, NULL, NULL);
+	int on = 1;
+
+	assert_int_equal(engine_start(eng), 0);
+	for (int k = 0; k < 3; k++) {
+		int family = k == 1 ? AF_INET6 : AF_INET, fd = rx_sock(family, k == 1 ? P_RX6 : P_RX4);
+		struct ttl_send s = { .with_src = k == 2 };
+		int def;
+
+		if (family == AF_INET)
+			assert_int_equal(setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &on, sizeof(on)), 0);
+		else
+			assert_int_equal(
+			    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof(on)), 0);
+		assert_int_equal(io_addr_parse(&s.dst, family == AF_INET ? "127.0.0.1" : "::1",
+					       family == AF_INET ? P_RX4 : P_RX6),
+				 0);
+		assert_int_equal(io_addr_parse(&s.src, "127.0.0.2", P_ENG), 0);
+		assert_int_equal(engine_call_sync(eng, 0, send_ttls, &s, 2000), 0);
+		assert_int_equal(recv_ttl(fd, family), 3);
+		def = recv_ttl(fd, family);
+		assert_true(def > 3 && def < 200); /* the system's default (64) */
+		assert_int_equal(recv_ttl(fd, family), 200);
+		close(fd);
+	}
+	engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_stats_outputs),
 		cmocka_unit_test(test_src_bound),
+		cmocka_unit_test(test_ttl),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,8 +113,19 @@ struct net {
 	struct end *e[2];
 	int filter_b; /* B's NAT drops what B did not send to first */
 	int b_sent;   /* B sent to A's candidate: A's packets now pass */
+	/* Linux masquerade's trap (docs/CONNECTIVITY.md): a probe of A that
+	 * reaches B's NAT before B sent anything leaves an entry that makes
+	 * B's NAT remap B's port; from then on nothing passes either way. */
+	int trap_b, b_poisoned;
+	/* The peer's NAT is ttl_reach hops away: a datagram with a TTL in
+	 * 1..ttl_reach-1 passes its sender's own NAT (hop 1) and dies before
+	 * the peer's. 0: every datagram arrives. */
+	unsigned int ttl_reach;
 	int direct[2];
 	unsigned int probes[2], acks[2];
+	unsigned int low[2]; /* probes sent with a TTL, per side */
+	unsigned int low_late[2]; /* ...after a full-TTL probe of the same attempt */
+	int full_sent[2];
 	uint64_t now;
 };
 
@@ -149,22 +160,38 @@ static int e_msg(void *arg, const uint8_t *m, size_t len)
 	return 0;
 }
 
-static int e_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len)
+static int e_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len,
+		 uint8_t ttl)
 {
 	struct end *e = arg, *o = e->n->e[!e->i];
+	struct net *n = e->n;
 	struct path_probe pr;
 
 	assert_int_equal(len, PATH_PROBE_LEN);
 	assert_int_equal(path_probe_parse(buf, len, &pr), 0);
-	if (pr.ack)
-		e->n->acks[e->i]++;
-	else
-		e->n->probes[e->i]++;
+	if (pr.ack) {
+		n->acks[e->i]++;
+		assert_int_equal(ttl, 0); /* acks go all the way */
+	} else {
+		n->probes[e->i]++;
+		if (ttl) {
+			n->low[e->i]++;
+			n->low_late[e->i] += n->full_sent[e->i];
+		} else {
+			n->full_sent[e->i] = 1;
+		}
+	}
 	if (!io_addr_equal(to, &o->me))
 		return 0; /* nobody there */
 	if (e->i == 1)
-		e->n->b_sent = 1;
-	if (o->i == 1 && e->n->filter_b && !e->n->b_sent)
+		n->b_sent = 1; /* through B's own NAT, whatever its TTL */
+	if (ttl && ttl < n->ttl_reach)
+		return 0; /* died between the NATs */
+	if (o->i == 1 && n->trap_b && !n->b_sent)
+		n->b_poisoned = 1;
+	if (n->b_poisoned)
+		return 0;
+	if (o->i == 1 && n->filter_b && !n->b_sent)
 		return 0; /* B's NAT filters */
 	if (path_probe_mine(&o->pc, &pr))
 		path_on_probe(&o->pc, &pr, &e->me, e->n->now, &IO[o->i]);
@@ -337,13 +364,15 @@ static void test_repunch_bounds(void **state)
 	path_budget_free(ba);
 }
 
-static int drop_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len)
+static int drop_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len,
+		    uint8_t ttl)
 {
 	struct end *e = arg;
 
 	(void)to;
 	(void)buf;
 	(void)len;
+	(void)ttl;
 	e->n->probes[e->i]++;
 	return 0;
 }
@@ -383,6 +412,51 @@ static void test_punch_fails(void **state)
 
 /* The per-peer budget alone: max per window, independent keys, a new
  * window, and the bounded table (the oldest window's slot is reused). */
+/* Low-TTL first probes (PATH_DEF_PROBE_TTL): behind two NATs with the
+ * Linux trap at B, where the holder starts a step after the dialler, the
+ * dialler's first round dies between the NATs and the pair goes direct;
+ * with every round at full TTL the dialler's first probe springs the trap
+ * and the attempt fails. */
+static void test_low_ttl(void **state)
+{
+	struct path_limits off = { .probe_ttl = PATH_PROBE_TTL_OFF };
+	struct net n;
+	struct end a, b;
+
+	(void)state;
+	setup_net(&n, &a, &b);
+	n.filter_b = n.trap_b = 1;
+	n.ttl_reach = 3; /* own NAT, a provider's router, the peer's NAT */
+	n.now = 1;
+	assert_int_equal(a.pc.lim.probe_ttl, PATH_DEF_PROBE_TTL);
+	assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+	run(&n, 3000);
+	assert_int_equal(a.pc.state, PATH_DIRECT);
+	assert_int_equal(b.pc.state, PATH_DIRECT);
+	assert_false(n.b_poisoned);
+	/* One candidate: the first round (one probe per side) went low, and
+	 * only the first. */
+	assert_int_equal(n.low[0], 1);
+	assert_int_equal(n.low[1], 1);
+	assert_int_equal(n.low_late[0] + n.low_late[1], 0);
+	assert_int_equal(a.pc.probes_low_ttl, 1);
+	assert_true(a.pc.probes_tx > 1);
+
+	/* The same without: poisoned, attempt 1 fails. */
+	setup_net(&n, &a, &b);
+	path_init(&a.pc, 1, 0, &off);
+	path_init(&b.pc, 0, 1, &off);
+	n.filter_b = n.trap_b = 1;
+	n.ttl_reach = 3;
+	n.now = 1;
+	assert_int_equal(path_start(&a.pc, n.now, &IO[0]), 0);
+	run(&n, 3000);
+	assert_true(n.b_poisoned);
+	assert_int_equal(a.pc.state, PATH_WAIT_RETRY);
+	assert_int_equal(n.low[0] + n.low[1], 0);
+	assert_int_equal(a.pc.probes_low_ttl, 0);
+}
+
 static void test_budget_table(void **state)
 {
 	struct path_budget *b;
@@ -486,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_punch_ok),
 		cmocka_unit_test(test_punch_fails),
+		cmocka_unit_test(test_low_ttl),
 		cmocka_unit_test(test_repunch_bounds),
 		cmocka_unit_test(test_budget_table),
 		cmocka_unit_test(test_peer_budget),

@@ -247,6 +247,8 @@ void path_init(struct path_conn *p, int initiator, uint8_t route, const struct p
 		p->lim.fallback_ms = PATH_DEF_FALLBACK_MS;
 	if (!p->lim.max_cands || p->lim.max_cands > PATH_MAX_CANDS)
 		p->lim.max_cands = PATH_MAX_CANDS;
+	if (!p->lim.probe_ttl)
+		p->lim.probe_ttl = PATH_DEF_PROBE_TTL;
 }
 
 /* Fill our half of an attempt: fresh token, candidates, class. */
@@ -383,6 +385,7 @@ int path_on_msg(struct path_conn *p, enum path_msg_type type, const struct path_
 		p->state = PATH_PUNCHING;
 		p->t_next_probe_ns = now_ns + p->rtt_ns / 2;
 		p->t_deadline_ns = p->t_next_probe_ns + p->lim.punch_ms * MS;
+		p->round = 0;
 		return 0;
 	case PATH_MSG_SYNC:
 		if (p->initiator || o->attempt != p->attempt)
@@ -393,6 +396,7 @@ int path_on_msg(struct path_conn *p, enum path_msg_type type, const struct path_
 		p->state = PATH_PUNCHING;
 		p->t_next_probe_ns = now_ns;
 		p->t_deadline_ns = now_ns + p->lim.punch_ms * MS;
+		p->round = 0;
 		return 0;
 	case PATH_MSG_VALIDATED:
 		if (o->attempt != p->attempt)
@@ -447,7 +451,7 @@ void path_on_probe(struct path_conn *p, const struct path_probe *pr, const struc
 		ack.route = p->peer.route;
 		memcpy(ack.token, p->peer.token, PATH_TOKEN_LEN);
 		path_probe_encode(buf, &ack);
-		if (io->send_udp && !io->send_udp(io->arg, from, buf, sizeof(buf)))
+		if (io->send_udp && !io->send_udp(io->arg, from, buf, sizeof(buf), 0))
 			p->acks_tx++;
 		return;
 	}
@@ -470,6 +474,13 @@ static void probe_round(struct path_conn *p, const struct path_io *io)
 	struct path_probe pr = { .ack = 0 };
 	uint8_t buf[PATH_PROBE_LEN];
 	unsigned int i;
+	/* The first round opens our NAT without reaching the peer's
+	 * (PATH_DEF_PROBE_TTL); the next, probe_ms later, goes all the way:
+	 * by then the peer's first round has opened its side, unless it
+	 * started more than probe_ms + the one-way delay after ours. */
+	uint8_t ttl = p->round++ == 0 && p->lim.probe_ttl < PATH_PROBE_TTL_OFF
+			  ? (uint8_t)p->lim.probe_ttl
+			  : 0;
 
 	pr.route = p->peer.route;
 	pr.attempt = p->mine.attempt;
@@ -483,8 +494,11 @@ static void probe_round(struct path_conn *p, const struct path_io *io)
 		pr.nonce[10] = (uint8_t)(s >> 8);
 		pr.nonce[11] = (uint8_t)s;
 		path_probe_encode(buf, &pr);
-		if (io->send_udp && !io->send_udp(io->arg, &p->peer.cand[i], buf, sizeof(buf)))
+		if (io->send_udp &&
+		    !io->send_udp(io->arg, &p->peer.cand[i], buf, sizeof(buf), ttl)) {
 			p->probes_tx++;
+			p->probes_low_ttl += ttl != 0;
+		}
 	}
 }
 

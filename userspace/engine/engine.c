@@ -297,6 +297,12 @@ int engine_flush(struct engine_worker *w)
 int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
 		const void *data, size_t len)
 {
+	return engine_send_ttl(w, dst, src, data, len, 0);
+}
+
+int engine_send_ttl(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
+		    const void *data, size_t len, uint8_t ttl)
+{
 	struct io_txmsg *m;
 
 	if (!w || !dst || (!data && len) || (dst->family != AF_INET && dst->family != AF_INET6))
@@ -312,6 +318,7 @@ int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct
 		big.data = data;
 		big.len = (uint32_t)len;
 		big.dst = *dst;
+		big.ttl = ttl;
 		if (src)
 			big.src = *src;
 		return w->eng->be->tx(w->q, &big, 1) == 1 ? 0 : -EMSGSIZE;
@@ -323,6 +330,7 @@ int engine_send(struct engine_worker *w, const struct io_addr *dst, const struct
 	m->data = w->txbuf + (size_t)w->ntx * ENGINE_TX_SLOT;
 	m->len = (uint32_t)len;
 	m->dst = *dst;
+	m->ttl = ttl;
 	if (src)
 		m->src = *src;
 	else

@@ -154,3 +154,16 @@ const char *io_addr_fmt(const struct io_addr *a, char *buf, size_t len)
 	}
 	return buf;
 }
+
+size_t io_cmsg_ttl(struct cmsghdr *c, int dst_family, uint8_t ttl)
+{
+	int v = ttl;
+
+	if (!ttl || (dst_family != AF_INET && dst_family != AF_INET6))
+		return 0;
+	c->cmsg_level = dst_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+	c->cmsg_type = dst_family == AF_INET ? IP_TTL : IPV6_HOPLIMIT;
+	c->cmsg_len = CMSG_LEN(sizeof(v));
+	memcpy(CMSG_DATA(c), &v, sizeof(v));
+	return CMSG_SPACE(sizeof(v));
+}

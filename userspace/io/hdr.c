@@ -283,3 +283,23 @@ int io_hdr_build(uint8_t *buf, size_t cap, const uint8_t src_mac[6], const uint8
 	wr16(udp + 6, c ? c : 0xffff);
 	return (int)total;
 }
+
+int io_hdr_set_ttl(uint8_t *frame, size_t len, uint8_t ttl)
+{
+	uint8_t *ip = frame + IO_HDR_ETH_LEN;
+
+	if (len < IO_HDR_ETH_LEN + 20)
+		return -EINVAL;
+	if ((ip[0] >> 4) == 4 && (ip[0] & 0x0f) >= 5 &&
+	    len >= IO_HDR_ETH_LEN + (size_t)(ip[0] & 0x0f) * 4) {
+		ip[8] = ttl;
+		wr16(ip + 10, 0);
+		wr16(ip + 10, io_csum_fold(io_csum_add(0, ip, (size_t)(ip[0] & 0x0f) * 4)));
+		return 0;
+	}
+	if ((ip[0] >> 4) == 6 && len >= IO_HDR_ETH_LEN + 40) {
+		ip[7] = ttl;
+		return 0;
+	}
+	return -EINVAL;
+}

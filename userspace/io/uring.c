@@ -82,7 +82,7 @@ struct io_queue {
 	struct mmsghdr *mm;
 	struct iovec *iov;
 	struct sockaddr_storage *names;
-	uint8_t (*ctrl)[64];
+	uint8_t (*ctrl)[96]; /* GSO + PKTINFO + TTL */
 };
 
 static inline void st_add(uint64_t *c, uint64_t v)
@@ -640,6 +640,9 @@ static size_t fill_msg(struct io_queue *q, unsigned int m, const struct io_txmsg
 		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
 		clen += CMSG_SPACE(sizeof(pi));
 	}
+	if (t->ttl) /* after what is written (ctrl: 24 + 40 + 24 bytes at most) */
+		clen += io_cmsg_ttl((struct cmsghdr *)((uint8_t *)h->msg_control + clen),
+				    t->dst.family, t->ttl);
 	h->msg_controllen = clen;
 	if (!clen)
 		h->msg_control = NULL;
@@ -648,7 +651,7 @@ static size_t fill_msg(struct io_queue *q, unsigned int m, const struct io_txmsg
 
 static int same_flow(const struct io_txmsg *a, const struct io_txmsg *b)
 {
-	return io_addr_equal(&a->dst, &b->dst) && a->src.family == b->src.family &&
+	return io_addr_equal(&a->dst, &b->dst) && a->ttl == b->ttl && a->src.family == b->src.family &&
 	       a->src.port == b->src.port &&
 	       !memcmp(a->src.addr, b->src.addr, a->src.family == AF_INET ? 4 : 16);
 }

@@ -779,7 +779,7 @@ static int kfd_for(struct io_queue *q, uint16_t port)
 static int tx_kernel(struct io_queue *q, const struct io_txmsg *m, const struct io_addr *src)
 {
 	struct sockaddr_storage ss;
-	uint8_t ctrl[64];
+	uint8_t ctrl[96] __attribute__((aligned(8)));
 	struct iovec iov = { (void *)m->data, m->len };
 	struct msghdr mh = { 0 };
 	struct cmsghdr *c;
@@ -815,6 +815,12 @@ static int tx_kernel(struct io_queue *q, const struct io_txmsg *m, const struct 
 			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
 			mh.msg_controllen = CMSG_SPACE(sizeof(pi));
 		}
+	}
+	if (m->ttl) {
+		size_t at = mh.msg_control ? mh.msg_controllen : 0;
+
+		mh.msg_control = ctrl;
+		mh.msg_controllen = at + io_cmsg_ttl((struct cmsghdr *)(ctrl + at), m->dst.family, m->ttl);
 	}
 	if (sendmsg(kfd_for(q, src->port), &mh, MSG_DONTWAIT) < 0)
 		return -errno;
@@ -869,6 +875,8 @@ static int xsk_tx(struct io_queue *q, const struct io_txmsg *msgs, unsigned int 
 		addr = q->free_frames[--q->nfree];
 		len = io_hdr_build(xsk_umem__get_data(q->area, addr), XSK_FRAME, q->ctx->mac, mac, &src,
 				   &m->dst, q->ip_id++, m->data, m->len);
+		if (len >= 0 && m->ttl)
+			io_hdr_set_ttl(xsk_umem__get_data(q->area, addr), (size_t)len, m->ttl);
 		if (len < 0) {
 			q->free_frames[q->nfree++] = addr;
 			st_add(&q->st->tx_drop_error, 1);

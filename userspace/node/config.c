@@ -103,6 +103,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "quic", "punch_candidates", CFG_U32, OFF(quic_punch_cands), 0, 1, 8, "8", NULL, 0 },
 	{ "quic", "punch_fallback_ms", CFG_U32, OFF(quic_punch_fallback_ms), 0, 500, 60000, "3000",
 	  NULL, 0 },
+	{ "quic", "punch_probe_ttl", CFG_U32, OFF(quic_punch_probe_ttl), 0, 0, 255, "2", NULL, 0 },
 	{ "quic", "punch_peer_attempts", CFG_U32, OFF(quic_punch_peer_attempts), 0, 1, 1000000, "10",
 	  NULL, 0 },
 	{ "quic", "punch_peer_window_s", CFG_U32, OFF(quic_punch_peer_window_s), 0, 1, 86400, "600",

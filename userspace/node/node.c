@@ -571,7 +571,10 @@ registered:
 			.path_cands_arg = n,
 			.path = { .attempts = n->cfg.quic_punch_attempts,
 				  .max_cands = n->cfg.quic_punch_cands,
-				  .fallback_ms = n->cfg.quic_punch_fallback_ms },
+				  .fallback_ms = n->cfg.quic_punch_fallback_ms,
+				  .probe_ttl = n->cfg.quic_punch_probe_ttl
+						   ? n->cfg.quic_punch_probe_ttl
+						   : PATH_PROBE_TTL_OFF },
 			.punch_peer_attempts = n->cfg.quic_punch_peer_attempts,
 			.punch_peer_window_s = n->cfg.quic_punch_peer_window_s,
 		};

@@ -685,7 +685,7 @@ struct qn_snap {
 	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
 	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
 	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
-	uint64_t punch_limited;
+	uint64_t punch_limited, punch_probes_low_ttl;
 };
 
 static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
@@ -705,7 +705,7 @@ static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
 #define C(f) sn->f = wk->f;
 	C(path_switches) C(path_fallbacks) C(punch_attempts) C(punch_direct) C(punch_failed)
 	C(punch_probes_tx) C(punch_probes_rx) C(punch_acks_tx) C(punch_acks_rx) C(punch_bad)
-	C(punch_limited)
+	C(punch_limited) C(punch_probes_low_ttl)
 #undef C
 	sn->nconns = wk->nconns;
 }
@@ -831,6 +831,7 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(punch_direct, "Relayed connections moved to a direct path.")                             \
 	X(punch_failed, "Relayed connections whose every punch attempt failed.")                   \
 	X(punch_probes_tx, "Punch probes sent.")                                                   \
+	X(punch_probes_low_ttl, "Of the punch probes sent: first rounds with quic.punch_probe_ttl.") \
 	X(punch_probes_rx, "Punch probes received with a valid token.")                            \
 	X(punch_acks_tx, "Punch probe acks sent (one per valid probe).")                           \
 	X(punch_acks_rx, "Punch probe acks received.")                                             \

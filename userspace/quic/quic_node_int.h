@@ -96,7 +96,7 @@ struct qn_worker {
 	struct engine_timer path_timer;
 	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
 	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
-	uint64_t punch_limited;
+	uint64_t punch_limited, punch_probes_low_ttl;
 };
 
 struct qn_type {

@@ -23,7 +23,7 @@ struct qn_path {
 	uint8_t rbuf[PATH_MSG_MAX];
 	size_t rlen;
 	/* what the worker counters already hold of pc's */
-	uint64_t c_attempts, c_switches, c_fallbacks, c_ptx, c_prx, c_atx, c_arx, c_bad, c_lim;
+	uint64_t c_attempts, c_switches, c_fallbacks, c_ptx, c_plow, c_prx, c_atx, c_arx, c_bad, c_lim;
 	int c_direct, c_failed;
 };
 
@@ -48,13 +48,14 @@ static int qp_send_msg(void *arg, const uint8_t *msg, size_t len)
 	return qn_stream_queue(x->wk, x->c, s, msg, len, 0, 0);
 }
 
-static int qp_send_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len)
+static int qp_send_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len,
+		       uint8_t ttl)
 {
 	struct qp_ctx *x = arg;
 
 	if (!x->wk->w)
 		return -ENOTCONN;
-	return engine_send(x->wk->w, to, NULL, buf, len);
+	return engine_send_ttl(x->wk->w, to, NULL, buf, len, ttl);
 }
 
 static unsigned int qp_cands(void *arg, struct io_addr *out, unsigned int max, uint8_t *nat)
@@ -150,6 +151,7 @@ static void qp_count(struct qn_worker *wk, struct qn_conn *c)
 	wk->path_switches += pc->switches - p->c_switches;
 	wk->path_fallbacks += pc->fallbacks - p->c_fallbacks;
 	wk->punch_probes_tx += pc->probes_tx - p->c_ptx;
+	wk->punch_probes_low_ttl += pc->probes_low_ttl - p->c_plow;
 	wk->punch_probes_rx += pc->probes_rx - p->c_prx;
 	wk->punch_acks_tx += pc->acks_tx - p->c_atx;
 	wk->punch_acks_rx += pc->acks_rx - p->c_arx;
@@ -160,6 +162,7 @@ static void qp_count(struct qn_worker *wk, struct qn_conn *c)
 	p->c_switches = pc->switches;
 	p->c_fallbacks = pc->fallbacks;
 	p->c_ptx = pc->probes_tx;
+	p->c_plow = pc->probes_low_ttl;
 	p->c_prx = pc->probes_rx;
 	p->c_atx = pc->acks_tx;
 	p->c_arx = pc->acks_rx;
