@@ -10,20 +10,21 @@
 #     h4 .4  router B: masquerade (port-preserving) for 10.0.7.0/24 -> h7 10.0.7.2
 #     h5 .5  router C: masquerade fully-random for 10.0.8.0/24 -> h8 10.0.8.2
 #
-# Each router's uplink delays what it sends by DELAY_MS (tests/lib/
-# delay_line.py, between the router's port and the bridge: this kernel has
-# no sch_netem). Without latency, two adjacent Linux routers collide in
-# conntrack: a probe reaching router B for B's own address before B's host
-# probed leaves an entry that makes masquerade remap B's port, and A's
-# port-dependent filter drops it (docs/CONNECTIVITY.md). With a one-way
-# delay d, DCUtR timing makes each side's first probe leave its own NAT
-# about d before the other side's first probe arrives there. d is 100 ms:
-# with 30 ms, 3 of 7 runs on the loaded 2-core machine (load 12-25) failed
-# because the holder handled SYNC over 56 ms late and the dialler's probe
-# got to router B 26 ms before the holder's first probe left it (captured
-# on router A: the holder's probes came from a remapped port). The margin
-# against scheduling delays is d.
-#
+# Each router reaches the bridge through a provider's router of its own
+# (netns_isp_hop: one more forwarding hop, as on the Internet), and each
+# provider's uplink delays what it sends by DELAY_MS (tests/lib/
+# delay_line.py: this kernel has no sch_netem). Two Linux routers collide
+# in conntrack when a probe reaches router B for B's own address before
+# B's host probed: the entry it leaves makes masquerade remap B's port,
+# which A's port-dependent filter drops (docs/CONNECTIVITY.md "Linux
+# masquerade routers"). Each attempt's first probe round therefore goes
+# out with TTL 2 (quic.punch_probe_ttl): it opens the sender's own NAT
+# and dies at its provider's router; the full probes follow 100 ms later,
+# so a side may start up to 100 ms + d late (d the one-way delay) before
+# its peer's probes arrive at its NAT first. d is 30 ms: before the
+# low-TTL round, 3 of 7 runs at 30 ms on the loaded 2-core machine failed
+# (the holder handled SYNC over 56 ms late) and the test ran at 100 ms.
+# PUNCH_DELAY_MS and PUNCH_PROBE_TTL (0: off) override both.
 # h6, h7 and h8 are unreachable from outside and hold reservations with h1.
 #  - h6 dials h7 by key and keeps the connection: it starts on a circuit of
 #    h1 (dial by key goes to the relay at once for a record listing relays)
@@ -55,16 +56,19 @@ netns_nat_host 3 6 10.0.6 "masquerade" || fail "NAT A setup"
 netns_nat_host 4 7 10.0.7 "masquerade" || fail "NAT B setup"
 netns_nat_host 5 8 10.0.8 "masquerade fully-random" || fail "NAT C setup"
 
-# Latency: router N's port pN leaves the bridge; delay_line.py forwards
-# between pN and a new veth dN whose peer bN joins the bridge, holding
-# what the router sends DELAY_MS. The delay line copies frames as they
-# are, so everything entering it carries real checksums and no GSO.
-DELAY_MS=${PUNCH_DELAY_MS:-100}
+# Hops and latency: router N's port pN goes to its provider's router, whose
+# own port pN leaves the bridge; delay_line.py forwards between that pN
+# and a new veth dN whose peer bN joins the bridge, holding what the
+# provider sends DELAY_MS. The delay line copies frames as they are, so
+# everything entering it carries real checksums and no GSO.
+DELAY_MS=${PUNCH_DELAY_MS:-30}
+PROBE_TTL=${PUNCH_PROBE_TTL:-2}
 for n in 1 2 3 4 5; do
 	ip netns exec "$(netns_name "$n")" ethtool -K eth0 tx off gso off tso off \
 		tx-udp-segmentation off >/dev/null 2>&1 || fail "ethtool on h$n"
 done
 for n in 3 4 5; do
+	netns_isp_hop "$n" || fail "provider's router of h$n"
 	netns_delay_uplink "$n" "$DELAY_MS" "$D/delay$n.json" || fail "delay line setup"
 done
 
@@ -87,7 +91,8 @@ netns_weftd 1 uring "$D" --workers 1 --relay --set "dht.bootstrap=$IP2:6881" \
 K1=$(ctl 1 --json status | json_get node_key)
 for n in 6 7 8; do
 	netns_weftd "$n" uring "$D" --workers 2 --set "dht.bootstrap=$IP2:6881" \
-		--set "relay.use=$K1@$IP1:4433" --set quic.keepalive_ms=1000
+		--set "relay.use=$K1@$IP1:4433" --set quic.keepalive_ms=1000 \
+		--set "quic.punch_probe_ttl=$PROBE_TTL"
 done
 K6=$(ctl 6 --json status | json_get node_key)
 K7=$(ctl 7 --json status | json_get node_key)
@@ -127,6 +132,19 @@ case "$RELAY7" in "$IP1":*) ;; *) fail "h6's connection to h7 did not start on t
 wait_for '[ "$(conn_path 6 "$K7" state)" = direct ] && [ "$(conn_path 7 "$K6" state)" = direct ]' 200 ||
 	fail "h6-h7 did not move to a direct path: $(ctl 6 --json quic conns; ctl 7 --json quic conns; ctl 6 --json quic stats | grep -E 'punch|path'; ctl 7 --json quic stats | grep -E 'punch|path'; ctl 6 --json status; for r in 3 4; do ip netns exec "$(netns_name $r)" cat /proc/net/nf_conntrack 2>&1 | grep udp; done)"
 t1=$(date +%s%N)
+# The first round went out with the small TTL on both sides and died at
+# the providers' routers (ICMP time exceeded counted there).
+time_exceeded() {
+	ip netns exec "${NS_PREFIX}i$1" awk '/^Icmp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutTimeExcds") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+if [ "$PROBE_TTL" -ne 0 ]; then
+	for n in 6 7; do
+		[ "$(ctl "$n" --json quic stats | json_get total punch_probes_low_ttl)" -ge 1 ] ||
+			fail "h$n sent no low-TTL probe: $(ctl "$n" --json quic stats | grep punch)"
+	done
+	[ "$(time_exceeded 3)" -ge 1 ] && [ "$(time_exceeded 4)" -ge 1 ] ||
+		fail "no probe died at the providers' routers ($(time_exceeded 3), $(time_exceeded 4))"
+fi
 pass "h6 -> h7 by key: relayed via $RELAY7, direct at $(conn_path 6 "$K7" direct) after $(conn_path 6 "$K7" to_direct_ms) ms of punching ($(((t1 - t0) / 1000000)) ms from the dial, attempt $(conn_path 6 "$K7" direct_attempt))"
 
 circ_pkts() {

@@ -130,6 +130,43 @@ table ip nat {
 EOF
 }
 
+# netns_isp_hop N: put a router (a new namespace, "${NS_PREFIX}iN")
+# between bridge host N and the bridge, as a provider's router sits
+# between a home router and the rest of the Internet: every packet N sends
+# or gets is forwarded once more (its TTL decremented; one that arrives
+# with TTL 1 dies there). N keeps its addresses and on-link routes: the
+# hop answers ARP for N on the bridge and for everything else towards N
+# (proxy ARP). It takes over N's bridge port pN (a new veth), so
+# netns_delay_uplink N still delays what N sends. IPv4 only.
+netns_isp_hop() {
+	local n=$1 br=${NS_PREFIX}br isp=${NS_PREFIX}i$1 i
+	ip netns add "$isp" || return 1
+	NS_EXIT_HOOKS+=("ip netns del $isp")
+	ip -n "$br" link set "p$n" nomaster || return 1
+	ip -n "$br" link set "p$n" netns "$isp" || return 1
+	ip -n "$isp" link set "p$n" name down0 || return 1
+	ip -n "$isp" link add up0 type veth peer name "p$n" netns "$br" || return 1
+	ip -n "$br" link set "p$n" master br0 || return 1
+	ip -n "$br" link set "p$n" up
+	ip -n "$isp" link set lo up
+	for i in up0 down0; do
+		ip netns exec "$isp" sysctl -qw "net.ipv4.conf.$i.proxy_arp=1" || return 1
+		ip netns exec "$isp" sysctl -qw "net.ipv4.conf.$i.send_redirects=0"
+		ip netns exec "$isp" sysctl -qw "net.ipv4.conf.$i.rp_filter=0"
+		# answer ARP for the other side at once (default: up to 0.8 s)
+		ip netns exec "$isp" sysctl -qw "net.ipv4.neigh.$i.proxy_delay=0"
+		ip -n "$isp" link set "$i" up
+		ip netns exec "$isp" ethtool -K "$i" tx off gso off tso off \
+			tx-udp-segmentation off >/dev/null 2>&1
+	done
+	ip netns exec "$isp" sysctl -qw net.ipv4.conf.all.send_redirects=0
+	ip netns exec "$isp" sysctl -qw net.ipv4.conf.all.rp_filter=0
+	ip netns exec "$isp" sysctl -qw net.ipv4.ip_forward=1 || return 1
+	ip -n "$isp" addr add "198.51.100.$((100 + n))/24" dev up0 || return 1
+	ip -n "$isp" route add 198.51.101.0/24 dev up0 || return 1
+	ip -n "$isp" route add "198.51.100.$n/32" dev down0 || return 1
+}
+
 # netns_delay_uplink N DELAY_MS [STATS]: what host N sends to the bridge is
 # held DELAY_MS (tests/lib/delay_line.py, between N's bridge port pN and a
 # new veth dN whose peer bN joins the bridge: this kernel has no
@@ -148,7 +185,23 @@ netns_delay_uplink() {
 	done
 	ip netns exec "$br" "$PYTHON" "$TOP/tests/lib/delay_line.py" "p$n" "d$n" "$ms" \
 		${stats:+--stats "$stats"} &
-	NS_EXIT_HOOKS=("kill $!" "${NS_EXIT_HOOKS[@]}")
+	eval "NS_DELAY_PID_$n=$!"
+	NS_EXIT_HOOKS=("kill $! 2>/dev/null" "${NS_EXIT_HOOKS[@]}")
+}
+
+# netns_delay_bypass N: undo netns_delay_uplink N: the delay line stops,
+# dN/bN go, and host N's port pN joins the bridge again (no added delay;
+# the bridge relearns N's MAC from its next frame, flooding until then).
+# Conntrack state in the namespaces is untouched.
+netns_delay_bypass() {
+	local n=$1 br=${NS_PREFIX}br pid
+	eval "pid=\${NS_DELAY_PID_$n:-}"
+	[ -n "$pid" ] || return 1
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	eval "NS_DELAY_PID_$n="
+	ip -n "$br" link del "d$n" 2>/dev/null
+	ip -n "$br" link set "p$n" master br0 || return 1
 }
 
 # netns_weftd N MODE DIR [args...]: start weftd in host N, state in DIR/nN,
