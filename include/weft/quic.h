@@ -275,6 +275,18 @@ int quic_stream_open(struct quic_conn *c, int bidi, int64_t *sid);
  */
 ssize_t quic_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
 			 int fin);
+/*
+ * quic_stream_send without the copy: the stream reads the first n bytes
+ * accepted (the return value, as above) in place until the peer has
+ * acknowledged them, then calls release(arg) once, on the owning thread
+ * (also when the stream or the connection goes away first). A return of
+ * 0 or an error takes no reference and never calls release. The caller
+ * must not change or free the bytes before release. -EINVAL without
+ * release. For bulk data: each call makes one buffer block, so small
+ * writes are better copied.
+ */
+ssize_t quic_stream_send_ref(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+			     int fin, void (*release)(void *arg), void *arg);
 /* Abort a stream in both directions with an application error code.
  * Returns 0, -ENOTCONN or -ENOENT. */
 int quic_stream_reset(struct quic_conn *c, int64_t sid, uint64_t app_error_code);

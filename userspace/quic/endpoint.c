@@ -144,6 +144,7 @@ static int cid_rehash(struct quic_ep *ep, size_t ncap)
 	nt = calloc(ncap, sizeof(*nt));
 	if (!nt)
 		return -ENOMEM;
+	ep->rx_last = NULL;
 	ep->cids = nt;
 	ep->cid_cap = ncap;
 	ep->cid_used = 0;
@@ -195,6 +196,7 @@ int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *c
 	if (!e->tomb)
 		ep->cid_used++;
 	e->tomb = 0;
+	ep->rx_last = NULL;
 	e->len = (uint8_t)cid->datalen;
 	memcpy(e->id, cid->data, cid->datalen);
 	e->conn = c;
@@ -209,6 +211,7 @@ void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid)
 		return;
 	e->len = 0;
 	e->tomb = 1;
+	ep->rx_last = NULL;
 	e->conn = NULL;
 }
 
@@ -669,7 +672,11 @@ int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
 		send_vn(ep, &inv, local, local_len, remote, remote_len);
 		return 0;
 	}
-	e = inv.dcidlen ? cid_find(ep, inv.dcid, inv.dcidlen) : NULL;
+	e = ep->rx_last;
+	if (!e || !inv.dcidlen || e->len != inv.dcidlen || memcmp(e->id, inv.dcid, inv.dcidlen)) {
+		e = inv.dcidlen ? cid_find(ep, inv.dcid, inv.dcidlen) : NULL;
+		ep->rx_last = e;
+	}
 	if (e && e->conn->state == QUIC_ST_DEAD)
 		e = NULL;
 	if (e && e->conn->nalias)

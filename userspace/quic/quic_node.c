@@ -205,6 +205,40 @@ static struct qn_stream *stream_add(struct qn_conn *c, int64_t sid, int incoming
 	return s;
 }
 
+/* release() of quic_stream_send_ref, and the queue dropping its own. */
+static void wbuf_unref(void *arg)
+{
+	struct qn_wbuf *b = arg;
+
+	if (--b->refs)
+		return;
+	free(b->mem);
+	free(b);
+}
+
+static void genblk_unref(void *arg)
+{
+	struct qn_genblk *g = arg;
+
+	if (!--g->refs)
+		free(g);
+}
+
+/* Send len bytes at p on the stream: by reference when the block is worth
+ * one (the owner's count is taken for each accepted slice), copied else. */
+static ssize_t send_slice(struct qn_conn *c, struct qn_stream *s, const uint8_t *p, size_t len,
+			  int fin, void (*release)(void *), void *arg, unsigned int *refs)
+{
+	ssize_t n;
+
+	if (len < QN_REF_MIN)
+		return quic_stream_send(c->qc, s->sid, p, len, fin);
+	n = quic_stream_send_ref(c->qc, s->sid, p, len, fin, release, arg);
+	if (n > 0)
+		(*refs)++;
+	return n;
+}
+
 static void stream_drop_queue(struct quic_node *qn, struct qn_stream *s)
 {
 	struct qn_wbuf *b, *n;
@@ -213,7 +247,7 @@ static void stream_drop_queue(struct quic_node *qn, struct qn_stream *s)
 		n = b->next;
 		if (b->app)
 			atomic_fetch_sub(&qn->queued, b->len - b->off);
-		free(b);
+		wbuf_unref(b);
 	}
 	s->wq = s->wq_tail = NULL;
 	s->wq_bytes = 0;
@@ -271,19 +305,38 @@ static void gen_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *
 		if (!s->gen_hs) {
 			/* Unverified (nobody hashes these bytes): one generated
 			 * block sent over and over, as the reference programs
-			 * send a file from the page cache. */
+			 * send a file from the page cache, read in place by
+			 * the stream (no copy into its buffer). */
 			size_t d = (size_t)(s->gen_off % QN_GEN_CHUNK);
+			struct qn_genblk *g = wk->genblk;
 
-			if (wk->gen_len != QN_GEN_CHUNK || wk->gen_off != 0 ||
-			    wk->gen_seed != s->gen_seed) {
-				qn_gen_fill(s->gen_seed, 0, wk->scratch, QN_GEN_CHUNK);
-				wk->gen_seed = s->gen_seed;
-				wk->gen_off = 0;
-				wk->gen_len = QN_GEN_CHUNK;
+			if (!g || g->seed != s->gen_seed) {
+				g = malloc(sizeof(*g));
+				if (!g) {
+					wk->app_errors++;
+					s->gen_total = s->gen_off;
+					return;
+				}
+				g->refs = 1;
+				g->seed = s->gen_seed;
+				qn_gen_fill(s->gen_seed, 0, g->data, QN_GEN_CHUNK);
+				if (wk->genblk)
+					genblk_unref(wk->genblk);
+				wk->genblk = g;
 			}
-			p = wk->scratch + d;
 			if (chunk > QN_GEN_CHUNK - d)
 				chunk = QN_GEN_CHUNK - d;
+			n = send_slice(c, s, g->data + d, chunk, s->gen_off + chunk == s->gen_total,
+				       genblk_unref, g, &g->refs);
+			if (n < 0) {
+				wk->app_errors++;
+				s->gen_total = s->gen_off;
+				return;
+			}
+			s->gen_off += (uint64_t)n;
+			if ((size_t)n < chunk)
+				return; /* on_stream_writable resumes */
+			continue;
 		} else if (wk->gen_len && wk->gen_seed == s->gen_seed &&
 			   s->gen_off >= wk->gen_off && s->gen_off < wk->gen_off + wk->gen_len) {
 			/* The send buffer usually takes a few KiB per ACK: reuse
@@ -324,7 +377,8 @@ static void stream_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_strea
 	void *arg;
 
 	while ((b = s->wq)) {
-		n = quic_stream_send(c->qc, s->sid, b->data + b->off, b->len - b->off, b->fin);
+		n = send_slice(c, s, b->data + b->off, b->len - b->off, b->fin, wbuf_unref, b,
+			       &b->refs);
 		if (n < 0) {
 			wk->app_errors++;
 			stream_drop_queue(qn, s);
@@ -342,24 +396,27 @@ static void stream_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_strea
 		if (b->fin)
 			s->fin_sent = 1;
 		if (b->app && (h = stream_handler(c, s, &arg)) && h->writable) {
-			free(b);
+			wbuf_unref(b);
 			h->writable(arg, c->id, s->sid);
 			continue;
 		}
-		free(b);
+		wbuf_unref(b);
 	}
 	if (s->gen_total)
 		gen_pump(wk, c, s);
 }
 
-int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
-		    const uint8_t *data, size_t len, int fin, int app)
+/* Queue len bytes at data; mem (NULL: data is copied) holds them and is
+ * freed with the buffer once the stream no longer reads them: on success
+ * only, an error leaves it to the caller. */
+static int stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
+			const uint8_t *data, size_t len, int fin, int app, void *mem)
 {
 	struct qn_wbuf *b;
 
 	if (s->dead || s->fin_sent)
 		return -EPIPE;
-	b = malloc(sizeof(*b) + len);
+	b = malloc(sizeof(*b) + (mem ? 0 : len));
 	if (!b)
 		return -ENOMEM;
 	b->next = NULL;
@@ -367,8 +424,11 @@ int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s
 	b->off = 0;
 	b->fin = fin;
 	b->app = app;
-	if (len)
-		memcpy(b->data, data, len);
+	b->refs = 1;
+	b->mem = mem;
+	b->data = mem ? data : b->inline_data;
+	if (len && !mem)
+		memcpy(b->inline_data, data, len);
 	if (s->wq_tail)
 		s->wq_tail->next = b;
 	else
@@ -380,6 +440,12 @@ int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s
 	if (s->wq == b)
 		stream_pump(wk, c, s);
 	return 0;
+}
+
+int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
+		    const uint8_t *data, size_t len, int fin, int app)
+{
+	return stream_queue(wk, c, s, data, len, fin, app, NULL);
 }
 
 static int put_varint_stream(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
@@ -794,16 +860,19 @@ struct qn_fwd {
 static void input(struct qn_worker *wk, const uint8_t *buf, size_t len, const struct io_addr *src,
 		  const struct io_addr *dst)
 {
-	struct sockaddr_storage rs, ls;
-	socklen_t rl, ll;
-
 	if (path_probe_is(buf, len)) {
 		qn_path_probe(wk, buf, len, src);
 		return;
 	}
-	addr_to_ss(src, &rs, &rl);
-	addr_to_ss(dst, &ls, &ll);
-	if (!rl)
+	if (memcmp(src, &wk->rx_src, sizeof(*src))) {
+		wk->rx_src = *src;
+		addr_to_ss(src, &wk->rx_rs, &wk->rx_rl);
+	}
+	if (memcmp(dst, &wk->rx_dst, sizeof(*dst))) {
+		wk->rx_dst = *dst;
+		addr_to_ss(dst, &wk->rx_ls, &wk->rx_ll);
+	}
+	if (!wk->rx_rl)
 		return;
 	/* First packet of a loop pass: a fresh clock; the rest of the batch
 	 * shares it. Every fresh read on the worker goes through
@@ -812,8 +881,8 @@ static void input(struct qn_worker *wk, const uint8_t *buf, size_t len, const st
 		qn_wk_now(wk);
 		wk->rx_ts_pass_us = wk->w ? engine_worker_now_us(wk->w) : 0;
 	}
-	quic_ep_input(wk->ep, buf, len, ll ? (struct sockaddr *)&ls : NULL, ll,
-		      (struct sockaddr *)&rs, rl, wk->rx_ts_ns);
+	quic_ep_input(wk->ep, buf, len, wk->rx_ll ? (struct sockaddr *)&wk->rx_ls : NULL,
+		      wk->rx_ll, (struct sockaddr *)&wk->rx_rs, wk->rx_rl, wk->rx_ts_ns);
 	qn_kick(wk);
 }
 
@@ -987,9 +1056,13 @@ static void op_run(struct engine_worker *w, void *arg)
 	case OP_WRITE:
 		/* op->len stays counted in qn->queued until the pump moves
 		 * the bytes into the send buffer. */
-		if (!s || qn_stream_queue(wk, c, s, op->data, op->len, op->fin, 1)) {
+		/* The op's bytes are queued in place: the op is freed once
+		 * the stream no longer reads them. */
+		if (!s || stream_queue(wk, c, s, op->data, op->len, op->fin, 1, op)) {
 			atomic_fetch_sub(&qn->queued, op->len);
 			wk->app_errors++;
+		} else {
+			op = NULL;
 		}
 		break;
 	case OP_RESET:
@@ -1357,6 +1430,8 @@ static void worker_free(struct qn_worker *wk)
 		conn_report_closed(wk, wk->conns, &info);
 	}
 	free(wk->scratch);
+	if (wk->genblk)
+		genblk_unref(wk->genblk); /* the streams' references went with the endpoint */
 	free(wk);
 }
 

@@ -25,12 +25,30 @@
 #define QN_ERR_OVERRUN 0x102
 #define QN_ERR_BAD_TYPE 0x103
 
+/* Writes of at least this many bytes go to the QUIC stream by reference
+ * (quic_stream_send_ref), smaller ones are copied into its buffer. */
+#define QN_REF_MIN 4096
+
+/* Bytes queued on a stream. The QUIC stream reads them in place (no copy)
+ * until acknowledged: refs counts the queue's reference and one per slice
+ * the stream holds; the last one frees mem and the buffer. */
 struct qn_wbuf {
 	struct qn_wbuf *next;
 	size_t len, off;
 	int fin;
 	int app; /* from quic_node_write: counted in qn->queued, writable() owed */
-	uint8_t data[];
+	unsigned int refs;
+	const uint8_t *data; /* inline[] or inside mem */
+	void *mem;	     /* freed with the buffer (the write's qn_op), or NULL */
+	uint8_t inline_data[];
+};
+
+/* The bench generator's unverified block (one generated QN_GEN_CHUNK sent
+ * over and over), referenced by the streams that send it. */
+struct qn_genblk {
+	unsigned int refs;
+	uint64_t seed;
+	uint8_t data[QN_GEN_CHUNK];
 };
 
 struct qn_stream {
@@ -82,6 +100,11 @@ struct qn_worker {
 	 * processed in microseconds; a clock read per packet was ~3% of a
 	 * receiver's CPU). */
 	uint64_t rx_ts_ns, rx_ts_pass_us;
+	/* The last datagram's addresses as sockaddrs (the datagrams of a
+	 * receive batch share them: one conversion, not one per datagram). */
+	struct io_addr rx_src, rx_dst;
+	struct sockaddr_storage rx_rs, rx_ls;
+	socklen_t rx_rl, rx_ll;
 	struct qn_conn *conns;
 	size_t nconns;
 	uint8_t *scratch; /* QN_GEN_CHUNK */
@@ -89,6 +112,7 @@ struct qn_worker {
 	 * of gen_seed (gen_len 0: nothing). */
 	uint64_t gen_seed, gen_off;
 	size_t gen_len;
+	struct qn_genblk *genblk; /* the worker's reference, or NULL */
 	/* counters (single writer: this worker) */
 	uint64_t fwd_out, fwd_in, fwd_drop, app_errors, echo_overruns, bad_types;
 	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
