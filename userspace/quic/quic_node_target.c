@@ -8,17 +8,7 @@
 #include <string.h>
 
 #include "quic/quic_node_int.h"
-
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
+#include "weft/util.h"
 
 int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUIC_KEY_LEN],
 			   int *have_key, struct sockaddr_storage *ss, socklen_t *sslen)
@@ -38,7 +28,7 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
 		if (at - s != 2 * QUIC_KEY_LEN)
 			return -EINVAL;
 		for (i = 0; i < QUIC_KEY_LEN; i++) {
-			int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+			int hi = util_hex_digit(s[2 * i]), lo = util_hex_digit(s[2 * i + 1]);
 
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
