@@ -32,6 +32,9 @@
 
 #define PROBE 8
 #define NL_BUF 32768
+
+/* Deadline of every blocking netlink read. */
+static const struct timeval nl_timeout = { .tv_sec = 2 };
 #define NUD_USABLE (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP)
 
 struct nentry {
@@ -172,7 +175,7 @@ static int drain(struct io_neigh *n, int dump)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
-				return handled;
+				return dump ? -ETIMEDOUT : handled;
 			if (errno == ENOBUFS) {
 				/* Events overflowed: the cache may be stale. Drop
 				 * it; entries come back with the next events. */
@@ -254,6 +257,11 @@ int io_neigh_new(struct io_neigh **out, int ifindex, unsigned int max)
 	if (n->req_fd < 0)
 		goto fail_errno;
 	(void)setsockopt(n->ev_fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	/* Every blocking read (the initial dump, route queries, the mirror's
+	 * dumps) has a deadline: a kernel that never answers cannot pin the
+	 * worker. */
+	(void)setsockopt(n->ev_fd, SOL_SOCKET, SO_RCVTIMEO, &nl_timeout, sizeof(nl_timeout));
+	(void)setsockopt(n->req_fd, SOL_SOCKET, SO_RCVTIMEO, &nl_timeout, sizeof(nl_timeout));
 	memset(&sa, 0, sizeof(sa));
 	sa.nl_family = AF_NETLINK;
 	sa.nl_groups = RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
@@ -301,6 +309,80 @@ unsigned int io_neigh_count(const struct io_neigh *n)
 	return n->count;
 }
 
+/* Called for each answer to a request: 0 to read on, 1 when the answer
+ * is complete, -errno to fail (a dump is still read to its end). */
+typedef int nl_answer_fn(struct io_neigh *n, const struct nlmsghdr *h, void *arg);
+
+/* Send the netlink request msg (len bytes, its sequence number set here) on
+ * req_fd and hand each answer to fn until fn says it is complete, NLMSG_DONE
+ * or NLMSG_ERROR. Every read has the socket's deadline (-ETIMEDOUT). */
+static int nl_transact(struct io_neigh *n, void *msg, size_t len, nl_answer_fn *fn, void *arg)
+{
+	struct nlmsghdr *req = msg;
+	uint32_t seq = ++n->seq;
+	int err = 0;
+
+	req->nlmsg_seq = seq;
+	if (send(n->req_fd, msg, len, 0) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t r = recv(n->req_fd, n->buf, NL_BUF, 0);
+		struct nlmsghdr *h;
+		int left;
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		}
+		left = (int)r;
+		for (h = (struct nlmsghdr *)n->buf; NLMSG_OK(h, (unsigned int)left); h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_seq != seq)
+				continue;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return err;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				return e->error ? e->error : err;
+			}
+			if (!err) {
+				int v = fn(n, h, arg);
+
+				if (v > 0)
+					return 0;
+				err = v;
+			}
+		}
+	}
+}
+
+/* The answer to route_query's request: fill re from the route. */
+static int route_answer(struct io_neigh *n, const struct nlmsghdr *h, void *arg)
+{
+	struct rentry *re = arg;
+	const struct rtmsg *rt = NLMSG_DATA(h);
+	int alen2 = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*rt));
+	uint8_t family = re->family;
+	size_t al = alen(family);
+	const struct rtattr *rta;
+
+	(void)n;
+	if (h->nlmsg_type != RTM_NEWROUTE || alen2 < 0)
+		return 0;
+	re->via_family = family;
+	memcpy(re->via, re->dst, al);
+	re->onlink_ok = rt->rtm_type == RTN_UNICAST;
+	for (rta = RTM_RTA(rt); RTA_OK(rta, alen2); rta = RTA_NEXT(rta, alen2)) {
+		if (rta->rta_type == RTA_OIF && RTA_PAYLOAD(rta) >= 4)
+			memcpy(&re->oif, RTA_DATA(rta), 4);
+		else if (rta->rta_type == RTA_GATEWAY && RTA_PAYLOAD(rta) == al)
+			memcpy(re->via, RTA_DATA(rta), al);
+	}
+	re->used = 1;
+	return 1;
+}
+
 /* Ask the kernel for the route to dst. */
 static int route_query(struct io_neigh *n, const struct io_addr *dst, struct rentry *re)
 {
@@ -311,12 +393,11 @@ static int route_query(struct io_neigh *n, const struct io_addr *dst, struct ren
 	} req;
 	struct rtattr *rta;
 	size_t al = alen((uint8_t)dst->family);
-	uint32_t seq = ++n->seq;
+	int err;
 
 	memset(&req, 0, sizeof(req));
 	req.h.nlmsg_type = RTM_GETROUTE;
 	req.h.nlmsg_flags = NLM_F_REQUEST;
-	req.h.nlmsg_seq = seq;
 	req.rt.rtm_family = (uint8_t)dst->family;
 	req.rt.rtm_dst_len = (uint8_t)(al * 8);
 	rta = (struct rtattr *)req.attrs;
@@ -324,50 +405,13 @@ static int route_query(struct io_neigh *n, const struct io_addr *dst, struct ren
 	rta->rta_len = (unsigned short)RTA_LENGTH(al);
 	memcpy(RTA_DATA(rta), dst->addr, al);
 	req.h.nlmsg_len = NLMSG_LENGTH(sizeof(req.rt)) + RTA_ALIGN(rta->rta_len);
-	if (send(n->req_fd, &req, req.h.nlmsg_len, 0) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t r = recv(n->req_fd, n->buf, NL_BUF, 0);
-		struct nlmsghdr *h;
-		int len;
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		len = (int)r;
-		for (h = (struct nlmsghdr *)n->buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
-			const struct rtmsg *rt;
-			int alen2;
-
-			if (h->nlmsg_seq != seq)
-				continue;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-
-				return e->error ? e->error : -EHOSTUNREACH;
-			}
-			if (h->nlmsg_type != RTM_NEWROUTE)
-				continue;
-			rt = NLMSG_DATA(h);
-			alen2 = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*rt));
-			memset(re, 0, sizeof(*re));
-			re->family = (uint8_t)dst->family;
-			memcpy(re->dst, dst->addr, al);
-			re->via_family = (uint8_t)dst->family;
-			memcpy(re->via, dst->addr, al);
-			re->onlink_ok = rt->rtm_type == RTN_UNICAST;
-			for (rta = RTM_RTA(rt); RTA_OK(rta, alen2); rta = RTA_NEXT(rta, alen2)) {
-				if (rta->rta_type == RTA_OIF && RTA_PAYLOAD(rta) >= 4)
-					memcpy(&re->oif, RTA_DATA(rta), 4);
-				else if (rta->rta_type == RTA_GATEWAY && RTA_PAYLOAD(rta) == al)
-					memcpy(re->via, RTA_DATA(rta), al);
-			}
-			re->used = 1;
-			return 0;
-		}
-	}
+	memset(re, 0, sizeof(*re));
+	re->family = (uint8_t)dst->family;
+	memcpy(re->dst, dst->addr, al);
+	err = nl_transact(n, &req, req.h.nlmsg_len, route_answer, re);
+	if (err < 0)
+		return err;
+	return re->used ? 0 : -EHOSTUNREACH;
 }
 
 /* ---- the routing-table mirror ---- */
@@ -375,49 +419,19 @@ static int route_query(struct io_neigh *n, const struct io_addr *dst, struct ren
 /* Send a dump request of type (family AF_UNSPEC) on req_fd and hand every
  * answer to fn until NLMSG_DONE. Returns 0, fn's first negative value (the
  * dump is still read to its end), or -errno. */
-static int nl_dump(struct io_neigh *n, uint16_t type,
-		   int (*fn)(struct io_neigh *n, const struct nlmsghdr *h))
+static int nl_dump(struct io_neigh *n, uint16_t type, nl_answer_fn *fn)
 {
 	struct {
 		struct nlmsghdr h;
 		struct rtmsg rt; /* struct fib_rule_hdr has the same size and first byte */
 	} req;
-	uint32_t seq = ++n->seq;
-	int err = 0;
 
 	memset(&req, 0, sizeof(req));
 	req.h.nlmsg_len = sizeof(req);
 	req.h.nlmsg_type = type;
 	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	req.h.nlmsg_seq = seq;
 	req.rt.rtm_family = AF_UNSPEC;
-	if (send(n->req_fd, &req, sizeof(req), 0) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t r = recv(n->req_fd, n->buf, NL_BUF, 0);
-		struct nlmsghdr *h;
-		int len;
-
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		len = (int)r;
-		for (h = (struct nlmsghdr *)n->buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_seq != seq)
-				continue;
-			if (h->nlmsg_type == NLMSG_DONE)
-				return err;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-
-				return e->error ? e->error : err;
-			}
-			if (!err)
-				err = fn(n, h);
-		}
-	}
+	return nl_transact(n, &req, sizeof(req), fn, NULL);
 }
 
 static int fam_bit(uint8_t family)
@@ -427,7 +441,7 @@ static int fam_bit(uint8_t family)
 
 /* One route of the dump into the mirror; -EOPNOTSUPP when the mirror
  * cannot stand for the kernel's lookup (then queries per destination). */
-static int fib_add(struct io_neigh *n, const struct nlmsghdr *h)
+static int fib_add(struct io_neigh *n, const struct nlmsghdr *h, void *arg)
 {
 	const struct rtmsg *rt = NLMSG_DATA(h);
 	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*rt));
@@ -498,7 +512,7 @@ static int fib_add(struct io_neigh *n, const struct nlmsghdr *h)
 /* Only the kernel's default rules (local at 0, main at 32766, default at
  * 32767, no selector) leave a lookup to tables local, main, default in
  * that order; anything else: -EOPNOTSUPP. */
-static int fib_rule(struct io_neigh *n, const struct nlmsghdr *h)
+static int fib_rule(struct io_neigh *n, const struct nlmsghdr *h, void *arg)
 {
 	const struct fib_rule_hdr *fr = NLMSG_DATA(h);
 	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*fr));
