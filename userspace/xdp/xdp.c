@@ -1003,31 +1003,94 @@ int wxdp_stats_read(struct wxdp *x, uint64_t *out)
 	return err;
 }
 
-/* Used per-CPU bucket slots (struct wxdp_rlc_slot), all CPUs. */
-static int rlc_count(struct wxdp *x, size_t *n)
-{
-	int ncpu = libbpf_num_possible_cpus(), fd = wxdp_fd(x, WXDP_FD_RLC), err = 0;
-	struct wxdp_rlc_slot *vals;
+#ifndef ENOTSUPP
+#define ENOTSUPP 524 /* the kernel's, for a map without batch operations */
+#endif
 
-	if (ncpu <= 0)
-		return ncpu < 0 ? ncpu : -EINVAL;
-	vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (!vals)
-		return -ENOMEM;
-	for (__u32 i = 0; i < WXDP_RLC_SLOTS && !err; i++) {
-		if (bpf_map_lookup_elem(fd, &i, vals)) {
-			err = -errno;
+/* Entries per BPF_MAP_LOOKUP_BATCH call of map_walk. */
+#define WXDP_WALK_BATCH 512
+
+/* Called by map_walk with each batch: count entries, vals their values
+ * (vsz bytes each: all CPUs' copies for a per-CPU map). */
+typedef void map_walk_fn(const void *vals, __u32 count, size_t vsz, int ncpu, void *arg);
+
+/* Hand every entry of map fd to fn, WXDP_WALK_BATCH at a time (one
+ * syscall per batch instead of one or two per entry). Returns 0 or
+ * -errno; -EOPNOTSUPP when the kernel has no batch lookup for the map. */
+static int map_walk(int fd, map_walk_fn *fn, void *arg)
+{
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct bpf_map_info info;
+	__u32 ilen = sizeof(info);
+	__u64 in_batch = 0, out_batch = 0;
+	int ncpu = 1, err = 0;
+	void *keys, *vals;
+	size_t vsz;
+	bool first = true;
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		return -errno;
+	vsz = info.value_size;
+	if (info.type == BPF_MAP_TYPE_PERCPU_ARRAY || info.type == BPF_MAP_TYPE_PERCPU_HASH ||
+	    info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH) {
+		ncpu = libbpf_num_possible_cpus();
+		if (ncpu <= 0)
+			return ncpu < 0 ? ncpu : -EINVAL;
+		vsz = ((vsz + 7) & ~(size_t)7) * (size_t)ncpu;
+	}
+	keys = calloc(WXDP_WALK_BATCH, info.key_size);
+	vals = calloc(WXDP_WALK_BATCH, vsz);
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		__u32 count = WXDP_WALK_BATCH;
+		int r = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, keys, vals,
+					     &count, &opts);
+
+		if (r && errno != ENOENT) {
+			err = errno == EINVAL || errno == ENOTSUPP || errno == EOPNOTSUPP ?
+			      -EOPNOTSUPP : -errno;
 			break;
 		}
+		if (count)
+			fn(vals, count, vsz, ncpu, arg);
+		if (r)
+			break; /* ENOENT: the walk reached the end */
+		in_batch = out_batch;
+		first = false;
+	}
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+/* Used per-CPU bucket slots (struct wxdp_rlc_slot), all CPUs. */
+static void rlc_used(const void *vals, __u32 count, size_t vsz, int ncpu, void *arg)
+{
+	size_t *n = arg;
+
+	for (__u32 i = 0; i < count; i++) {
+		const struct wxdp_rlc_slot *v = (const void *)((const char *)vals + i * vsz);
+
 		for (int c = 0; c < ncpu; c++)
 			for (int k = 0; k < WXDP_CLASS__MAX; k++)
-				if (vals[c].v.b[k].last_ns) {
+				if (v[c].v.b[k].last_ns) {
 					(*n)++;
 					break;
 				}
 	}
-	free(vals);
-	return err;
+}
+
+static void entries(const void *vals, __u32 count, size_t vsz, int ncpu, void *arg)
+{
+	(void)vals;
+	(void)vsz;
+	(void)ncpu;
+	*(size_t *)arg += count;
 }
 
 int wxdp_bucket_count(struct wxdp *x, size_t *n)
@@ -1035,20 +1098,28 @@ int wxdp_bucket_count(struct wxdp *x, size_t *n)
 	struct wxdp_src_key k, next;
 	void *prev = NULL;
 	size_t cnt = 0;
-	int fd;
+	int fd, err;
 
 	if (!x || !n)
 		return -EINVAL;
 	fd = wxdp_fd(x, WXDP_FD_BUCKETS);
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		cnt++;
-		k = next;
-		prev = &k;
+	err = map_walk(fd, entries, &cnt);
+	if (err == -EOPNOTSUPP) {
+		cnt = 0;
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			cnt++;
+			k = next;
+			prev = &k;
+		}
+		err = errno == ENOENT ? 0 : -errno;
 	}
-	if (errno != ENOENT)
-		return -errno;
+	if (err)
+		return err;
+	err = map_walk(wxdp_fd(x, WXDP_FD_RLC), rlc_used, &cnt);
+	if (err)
+		return err;
 	*n = cnt;
-	return rlc_count(x, n);
+	return 0;
 }
 
 /* --- validated sources --- */
