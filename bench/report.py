@@ -9,6 +9,10 @@ work" rule; and OUT/details.md with every figure, ratio, param and note.
 
 Usage: bench/report.py [--out DIR] RESULT.json|DIR...
   (a DIR argument means every *.json in it; default --out build/bench)
+       bench/report.py --spread [--out DIR] RUNDIR RUNDIR...
+  (several whole runs, one directory each, e.g. build/bench/runs/*: writes
+  OUT/spread.md, every goal ratio of the first run with its value in each
+  run, the spread (min-max, median) and in how many runs the goal was met)
 Exit status 0, or 1 with one line on stderr naming the bad input: a result
 that is not valid JSON, has another schema, or lacks a field is refused,
 never half reported.
@@ -288,11 +292,70 @@ def report(results, out):
     write(os.path.join(out, "details.md"), det)
 
 
+def spread(runs, out):
+    """runs: [(dir, [results])], one whole run each. spread.md: one row per
+    (harness, ratio id) that carries a goal in any run, the first run's
+    value, every run's value, min-max, median, runs meeting the goal."""
+    os.makedirs(out, exist_ok=True)
+    keys, table = [], {}
+    for i, (_, results) in enumerate(runs):
+        for h, q in goal_ratios(results):
+            k = (h, q["num"] + "/" + q["den"])
+            if k not in table:
+                keys.append(k)
+                table[k] = {"label": q["label"], "goal": q["goal"], "vals": [None] * len(runs)}
+            if table[k]["vals"][i] is None:  # a harness's first result in the run
+                table[k]["vals"][i] = q["value"]
+    lines = ["# weft benchmark spread", "",
+             f"{len(runs)} whole runs: " + "; ".join(
+                 f"{os.path.basename(os.path.normpath(d))} (commit "
+                 f"{', '.join(sorted({r['commit'] for r in res}))})" for d, res in runs) + ".",
+             "Each value is a ratio between two figures of one result (one run); "
+             "a missing value: that run has no such ratio (its harness failed or was not run).",
+             "", "| harness | ratio | goal | run 1 | " +
+             " | ".join(f"run {i + 1}" for i in range(1, len(runs))) +
+             (" | " if len(runs) > 1 else "") + "min-max | median | goal met |",
+             "|---|---|---|" + "---|" * len(runs) + "---|---|---|"]
+    for k in keys:
+        t = table[k]
+        got = sorted(v for v in t["vals"] if v is not None)
+        cells = [fmt_ratio(v) if v is not None else "-" for v in t["vals"]]
+        med = got[len(got) // 2] if len(got) % 2 else (got[len(got) // 2 - 1] + got[len(got) // 2]) / 2
+        met = sum(1 for v in got if v >= t["goal"])
+        lines.append(f"| {md(k[0])} | {md(t['label'])} | ≥ {fmt_ratio(t['goal'])} | " +
+                     " | ".join(cells) + f" | {fmt_ratio(got[0])}-{fmt_ratio(got[-1])} | "
+                     f"{fmt_ratio(med)} | {met} of {len(got)} |")
+    write(os.path.join(out, "spread.md"), lines)
+    return len(keys)
+
+
+def load_dir(d):
+    paths = sorted(glob.glob(os.path.join(d, "*.json")))
+    if not paths:
+        raise BadResult(f"{d}: no results (*.json) in this run directory")
+    return [load(p) for p in paths]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--spread", action="store_true",
+                    help="inputs are whole-run directories: write OUT/spread.md")
     ap.add_argument("inputs", nargs="+")
     a = ap.parse_args()
+    if a.spread:
+        if not all(os.path.isdir(p) for p in a.inputs):
+            print("report.py: --spread takes run directories (build/bench/runs/STAMP)",
+                  file=sys.stderr)
+            return 1
+        try:
+            runs = [(d, load_dir(d)) for d in a.inputs]
+        except BadResult as e:
+            print(f"report.py: {e}", file=sys.stderr)
+            return 1
+        n = spread(runs, a.out)
+        print(f"spread: {os.path.join(a.out, 'spread.md')} ({n} goal ratios over {len(runs)} runs)")
+        return 0
     paths = []
     for p in a.inputs:
         paths += sorted(glob.glob(os.path.join(p, "*.json"))) if os.path.isdir(p) else [p]

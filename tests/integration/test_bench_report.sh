@@ -109,6 +109,65 @@ print(f"{nfig} figures, {nratio} ratios, {npts} series points, {len(pngs)} PNG(s
 EOF
 pass "goal ratios, rules and load in report.md (one screen); every figure, ratio and point in details.md; PNGs valid"
 
+# --spread over three whole runs: run 1 the samples, run 2 the same with
+# every goal ratio's numerator doubled (ratios recomputed), run 3 without
+# the bench_dht result. spread.md must hold each goal ratio once with its
+# three values (or "-"), min-max, median and how many runs met the goal.
+mkdir -p "$T/runs/r1" "$T/runs/r2" "$T/runs/r3"
+"$PYTHON" - "$T/runs" "${SAMPLES[@]}" <<'EOF' || fail "could not build the three runs"
+import json, os, shutil, sys
+runs, samples = sys.argv[1], sys.argv[2:]
+for path in samples:
+    r = json.load(open(path, encoding="utf-8"))
+    name = os.path.basename(path)
+    shutil.copy(path, os.path.join(runs, "r1", name))
+    nums = {q["num"] for q in r["ratios"] if "goal" in q}
+    fig = {f["id"]: f for f in r["figures"]}
+    for i in nums:
+        fig[i]["value"] *= 2
+    for q in r["ratios"]:
+        q["value"] = fig[q["num"]]["value"] / fig[q["den"]]["value"]
+    json.dump(r, open(os.path.join(runs, "r2", name), "w"))
+    if r["harness"] != "dht":
+        shutil.copy(path, os.path.join(runs, "r3", name))
+EOF
+"$PYTHON" "$TOP/bench/report.py" --spread --out "$T/spread" "$T/runs/r1" "$T/runs/r2" "$T/runs/r3" \
+	>"$T/log" 2>&1 || fail "report.py --spread failed: $(cat "$T/log")"
+"$PYTHON" - "$T/spread/spread.md" "$T/runs" <<'EOF' || fail "spread check failed"
+import glob, json, os, sys
+md, runs = sys.argv[1], sys.argv[2]
+rows = [l for l in open(md, encoding="utf-8").read().splitlines() if l.startswith("| ")][1:]
+fr = lambda v: f"{v:.2f}x"
+want = {}
+for i, rd in enumerate(("r1", "r2", "r3")):
+    for path in sorted(glob.glob(os.path.join(runs, rd, "*.json"))):
+        r = json.load(open(path, encoding="utf-8"))
+        for q in r["ratios"]:
+            if "goal" in q:
+                k = (r["harness"], q["label"])
+                w = want.setdefault(k, {"goal": q["goal"], "vals": [None] * 3})
+                if w["vals"][i] is None:
+                    w["vals"][i] = q["value"]
+assert want, "no goal ratio in the samples"
+assert len(rows) == len(want), f"{len(rows)} rows for {len(want)} goal ratios"
+for (h, label), w in want.items():
+    got = sorted(v for v in w["vals"] if v is not None)
+    med = got[len(got) // 2] if len(got) % 2 else (got[len(got) // 2 - 1] + got[len(got) // 2]) / 2
+    cells = [fr(v) if v is not None else "-" for v in w["vals"]]
+    row = (f"| {h} | {label} | ≥ {fr(w['goal'])} | " + " | ".join(cells) +
+           f" | {fr(got[0])}-{fr(got[-1])} | {fr(med)} | "
+           f"{sum(v >= w['goal'] for v in got)} of {len(got)} |")
+    assert row in rows, f"missing or wrong row: {row}"
+    assert (w["vals"][2] is None) == (h == "dht"), f"{h}: run 3 value"
+print(f"{len(rows)} goal ratios over 3 runs")
+EOF
+pass "--spread: every goal ratio with its value per run, min-max, median and runs meeting the goal"
+if "$PYTHON" "$TOP/bench/report.py" --spread --out "$T/spread2" "$T/runs/r1" "${SAMPLES[0]}" >"$T/log" 2>&1 ||
+	[ -e "$T/spread2/spread.md" ]; then
+	fail "--spread accepted a result file as a run directory"
+fi
+pass "--spread refuses an input that is not a run directory"
+
 # Hostile or broken results: refused, the file named, nothing written.
 S=${SAMPLES[0]}
 bad() { # NAME PYTHON-EXPR-ON-r (None: truncated file)
