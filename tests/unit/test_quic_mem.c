@@ -4,6 +4,10 @@
  * blocks have their whole pages given back before they are handed out, so
  * calloc must still return zeroes (also in memory that held data before),
  * malloc'd blocks must be writable end to end, and realloc keeps contents.
+ * A connection's own pool (quic_mem_pool) clears its large blocks instead
+ * and quic_mem_trim gives back their all-zero pages later: what was
+ * written stays (and resident), the rest is given back (mincore), and
+ * blocks handed out after the trim are given back at once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -64,11 +70,97 @@ static void test_malloc_writable_realloc_keeps(void **state)
 	quic_mem.free(NULL, quic_mem.user_data);
 }
 
+/* Is the page holding p resident? */
+static int resident(const void *p)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	unsigned char v = 0;
+
+	assert_int_equal(mincore((void *)((uintptr_t)p & ~(pg - 1)), pg, &v), 0);
+	return v & 1;
+}
+
+static void test_pool_trim(void **state)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = 6 * pg;
+	struct quic_mem_pool m;
+	uint8_t *a, *b, *late, *extra[QUIC_MEM_TRACK + 2];
+	uintptr_t w;
+
+	(void)state;
+	quic_mem_pool_init(&m);
+	/* dirty memory first, so that the blocks below reuse written pages */
+	a = malloc(4 * n);
+	assert_non_null(a);
+	memset(a, 0x5a, 4 * n);
+	free(a);
+	a = m.mem.malloc(n, m.mem.user_data);
+	b = m.mem.calloc(1, n, m.mem.user_data);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(m.n, 2);
+	w = ((uintptr_t)a + pg - 1) & ~(uintptr_t)(pg - 1); /* first whole page of a */
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			fail_msg("calloc: byte %zu is %u", i, b[i]);
+	for (uintptr_t q = w; q + pg <= (uintptr_t)a + n; q += pg)
+		for (size_t i = 0; i < pg; i++)
+			if (((uint8_t *)q)[i])
+				fail_msg("a: whole page byte %zu not cleared", (size_t)(q - (uintptr_t)a) + i);
+	/* objects written into a's first and third whole pages, b's first byte */
+	memset((void *)w, 0x11, 64);
+	((uint8_t *)w)[2 * pg + 5] = 0x22;
+	b[0] = 0x33;
+	assert_true(quic_mem_trim(&m) >= 3 * pg);
+	assert_int_equal(m.n, 0);
+	assert_true(resident((void *)w));
+	assert_true(resident((void *)(w + 2 * pg)));
+	assert_false(resident((void *)(w + pg)));
+	assert_false(resident((void *)(w + 3 * pg)));
+	assert_int_equal(((uint8_t *)w)[63], 0x11);
+	assert_int_equal(((uint8_t *)w)[2 * pg + 5], 0x22);
+	assert_int_equal(((uint8_t *)w)[pg + 7], 0); /* given back: reads as zero */
+	assert_int_equal(b[0], 0x33);
+	assert_int_equal(quic_mem_trim(&m), 0); /* once */
+	/* after the trim: given back when handed out, calloc still zero */
+	late = m.mem.calloc(1, n, m.mem.user_data);
+	assert_non_null(late);
+	assert_int_equal(m.n, 0);
+	w = ((uintptr_t)late + pg - 1) & ~(uintptr_t)(pg - 1);
+	assert_false(resident((void *)(w + pg)));
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(late[i], 0);
+	m.mem.free(late, m.mem.user_data);
+	m.mem.free(a, m.mem.user_data);
+	m.mem.free(b, m.mem.user_data);
+
+	/* a young pool remembers at most QUIC_MEM_TRACK blocks; free and
+	 * realloc forget theirs */
+	quic_mem_pool_init(&m);
+	for (size_t i = 0; i < QUIC_MEM_TRACK + 2; i++) {
+		extra[i] = m.mem.malloc(n, m.mem.user_data);
+		assert_non_null(extra[i]);
+	}
+	assert_int_equal(m.n, QUIC_MEM_TRACK);
+	m.mem.free(extra[0], m.mem.user_data);
+	assert_int_equal(m.n, QUIC_MEM_TRACK - 1);
+	memset(extra[1], 0x44, n);
+	extra[1] = m.mem.realloc(extra[1], 2 * n, m.mem.user_data);
+	assert_non_null(extra[1]);
+	assert_int_equal(m.n, QUIC_MEM_TRACK - 2);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(extra[1][i], 0x44);
+	quic_mem_trim(&m);
+	for (size_t i = 1; i < QUIC_MEM_TRACK + 2; i++)
+		m.mem.free(extra[i], m.mem.user_data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_calloc_zero_after_reuse),
 	    cmocka_unit_test(test_malloc_writable_realloc_keeps),
+	    cmocka_unit_test(test_pool_trim),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -409,6 +409,7 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	c->state = QUIC_ST_OPEN;
+	c->trim_at = c->ep->now + QUIC_MEM_TRIM_NS;
 	/* Announce now, not after ngtcp2 returns: stream data (0.5-RTT from a
 	 * server) may be processed in this same call and must not be lost. */
 	c->announced = 1;
@@ -591,6 +592,8 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 		return -ENOMEM;
 	c->ep = ep;
 	c->is_server = server;
+	quic_mem_pool_init(&c->mem);
+	c->trim_at = UINT64_MAX;
 	addr_copy(&c->local, &c->local_len, local, local_len);
 	addr_copy(&c->remote, &c->remote_len, remote, remote_len);
 	addr_copy(&c->src, &c->src_len, remote, remote_len);
@@ -655,12 +658,12 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 			goto err;
 		}
 		rc = ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &cb,
-					    &set, &params, &quic_mem, c);
+					    &set, &params, &c->mem.mem, c);
 	} else {
 		dcid.datalen = QUIC_SCID_LEN;
 		randombytes_buf(dcid.data, dcid.datalen);
 		rc = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-					    &cb, &set, &params, &quic_mem, c);
+					    &cb, &set, &params, &c->mem.mem, c);
 	}
 	c->creating = 0;
 	if (rc) {
@@ -1156,6 +1159,8 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 
 uint64_t quic_conn_expiry(const struct quic_conn *c)
 {
+	uint64_t x;
+
 	if (c->state == QUIC_ST_DEAD)
 		return 0;
 	if (c->state >= QUIC_ST_CLOSING)
@@ -1164,7 +1169,8 @@ uint64_t quic_conn_expiry(const struct quic_conn *c)
 		return 0;
 	if (!negotiated(c))
 		return c->hs_deadline;
-	return ngtcp2_conn_get_expiry(c->conn);
+	x = ngtcp2_conn_get_expiry(c->conn);
+	return x < c->trim_at ? x : c->trim_at;
 }
 
 void quic_conn_timer(struct quic_conn *c, uint64_t now)
@@ -1185,6 +1191,10 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 			quic_conn_finish(c);
 		}
 		return;
+	}
+	if (now >= c->trim_at) {
+		c->trim_at = UINT64_MAX;
+		quic_mem_trim(&c->mem);
 	}
 	if (now < ngtcp2_conn_get_expiry(c->conn)) {
 		if (c->flush_pending) {

@@ -440,15 +440,28 @@ static int same_ip(const struct sockaddr_storage *a, const struct sockaddr *b)
 	return 0;
 }
 
-static size_t live_conns(const struct quic_ep *ep, const struct sockaddr *from)
+/* Connections not dead: every dead one is still listed (and counted in
+ * ndead) until ep_sweep frees it. */
+static size_t live_conns(const struct quic_ep *ep)
+{
+	return ep->nconns > ep->ndead ? ep->nconns - ep->ndead : 0;
+}
+
+/* Would a new connection from `from` exceed max_conns_per_addr? The scan
+ * (O(connections), twice per accepted handshake before: 2% of a busy
+ * server) runs only when there are that many connections at all. */
+static int addr_full(const struct quic_ep *ep, const struct sockaddr *from)
 {
 	const struct quic_conn *c;
 	size_t n = 0;
 
+	if (live_conns(ep) < ep->o.max_conns_per_addr)
+		return 0;
 	for (c = ep->conns; c; c = c->next)
-		if (c->state != QUIC_ST_DEAD && (!from || same_ip(&c->src, from)))
-			n++;
-	return n;
+		if (c->state != QUIC_ST_DEAD && same_ip(&c->src, from) &&
+		    ++n >= ep->o.max_conns_per_addr)
+			return 1;
+	return 0;
 }
 
 static void send_vn(struct quic_ep *ep, const struct quic_pkt_inv *inv,
@@ -570,8 +583,7 @@ static void ep_accept(struct quic_ep *ep, const uint8_t *buf, size_t len,
 		ep->st.drop_garbage++;
 		return;
 	}
-	if (live_conns(ep, NULL) >= ep->o.max_conns ||
-	    live_conns(ep, remote) >= ep->o.max_conns_per_addr) {
+	if (live_conns(ep) >= ep->o.max_conns || addr_full(ep, remote)) {
 		ep->st.drop_limit++;
 		send_close_initial(ep, &hd, NGTCP2_CONNECTION_REFUSED, local, local_len, remote,
 				   remote_len);
@@ -745,7 +757,7 @@ int quic_ep_connect_from(struct quic_ep *ep, const struct sockaddr *local, sockl
 	if (!remote || remote_len == 0 || remote_len > sizeof(struct sockaddr_storage) ||
 	    !local_len || local_len > sizeof(struct sockaddr_storage))
 		return -EINVAL;
-	if (live_conns(ep, NULL) >= ep->o.max_conns)
+	if (live_conns(ep) >= ep->o.max_conns)
 		return -EMFILE;
 	ep->now = now_ns;
 	rc = quic_conn_new(&c, ep, 0, NULL, NULL, local, local_len, remote, remote_len,
@@ -768,7 +780,7 @@ void quic_ep_set_now(struct quic_ep *ep, uint64_t now_ns)
 void quic_ep_get_stats(const struct quic_ep *ep, struct quic_ep_stats *st)
 {
 	*st = ep->st;
-	st->conns_active = live_conns(ep, NULL);
+	st->conns_active = live_conns(ep);
 }
 
 size_t quic_ep_foreach(struct quic_ep *ep, void (*fn)(void *arg, struct quic_conn *c), void *arg)

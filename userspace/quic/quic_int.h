@@ -15,9 +15,31 @@
 #define QUIC_CLOSE_REASON_MAX 128
 #define QUIC_SECRET_LEN 32
 
-/* The allocator of every ngtcp2 connection (quic_mem.c): malloc, with the
- * whole pages of large fresh blocks left unbacked until written. */
+/* The allocator of ngtcp2 connections (quic_mem.c): malloc, with the
+ * whole pages of large fresh blocks given back to the kernel at once
+ * (quic_mem), or, for a connection's own pool, given back by
+ * quic_mem_trim once the connection has lived QUIC_MEM_TRIM_NS past its
+ * handshake (pages still all zero then), so that connections which end
+ * sooner pay no syscall or page fault for them. */
 extern const ngtcp2_mem quic_mem;
+
+#define QUIC_MEM_TRACK 16 /* large blocks remembered per young connection */
+#define QUIC_MEM_TRIM_NS (250ULL * 1000000ULL) /* trim 250 ms after the handshake */
+
+struct quic_mem_pool {
+	ngtcp2_mem mem; /* what ngtcp2 gets; user_data is this pool */
+	int trimmed;    /* quic_mem_trim ran: large blocks are given back at once */
+	size_t n;
+	struct {
+		void *p;
+		size_t len;
+	} blk[QUIC_MEM_TRACK]; /* large blocks, whole pages cleared when handed out */
+};
+
+void quic_mem_pool_init(struct quic_mem_pool *m);
+/* Give back the all-zero whole pages of the remembered blocks (once;
+ * later large blocks are given back when handed out). Bytes given back. */
+size_t quic_mem_trim(struct quic_mem_pool *m);
 
 /* Build the endpoint's certificate credentials from the node key. */
 int quic_cert_cred_new(gnutls_certificate_credentials_t *out, const uint8_t *pk,
@@ -103,6 +125,8 @@ struct quic_conn {
 	socklen_t alias_len[QUIC_CONN_MAX_ALIAS];
 	unsigned int nalias, alias_next;
 	struct quic_path_stats pst;
+	struct quic_mem_pool mem; /* ngtcp2's allocator for this connection */
+	uint64_t trim_at;         /* quic_mem_trim due (UINT64_MAX: none) */
 };
 
 struct quic_ep {
