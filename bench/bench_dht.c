@@ -64,6 +64,8 @@
 
 #include "weft/bencode.h"
 #include "weft/dht.h"
+#include "weft/engine.h"
+#include "weft/log.h"
 
 #include "benchlib.h"
 
@@ -689,30 +691,57 @@ static void lt_stop(struct lt_proc *lt)
  * through the kernel can reach here; the ratio floor / libtorrent is the
  * most any such server can show against libtorrent on this machine.
  */
-static void floor_serve(int fd)
+/* The floors' canned replies: ping (70 bytes), find_node (nodes208, 289),
+ * get_peers (plus a token, 306); the transaction id at len - 20. */
+struct canned {
+	uint8_t rep[3][512];
+	size_t len[3];
+};
+
+static void canned_init(struct canned *c)
 {
-	static uint8_t in[BATCH][2048], out[BATCH][512], rep[3][512];
-	struct mmsghdr im[BATCH], om[BATCH];
-	struct iovec iv[BATCH], ov[BATCH];
-	struct sockaddr_storage from[BATCH];
 	uint8_t nodes[208], tail[] = "1:t4:TTTT1:v4:WF001:y1:re";
-	struct bencode_buf b[3];
+	struct bencode_buf b;
 
 	memset(nodes, 'n', sizeof(nodes));
 	for (int k = 0; k < 3; k++) {
-		bencode_buf_init(&b[k], rep[k], sizeof(rep[k]));
-		bencode_put_raw(&b[k], "d2:ip6:AAAAAA1:rd2:id20:01234567890123456789", 44);
+		bencode_buf_init(&b, c->rep[k], sizeof(c->rep[k]));
+		bencode_put_raw(&b, "d2:ip6:AAAAAA1:rd2:id20:01234567890123456789", 44);
 		if (k) {
-			bencode_put_cstr(&b[k], "nodes");
-			bencode_put_str(&b[k], nodes, sizeof(nodes));
+			bencode_put_cstr(&b, "nodes");
+			bencode_put_str(&b, nodes, sizeof(nodes));
 		}
 		if (k == 2) {
-			bencode_put_cstr(&b[k], "token");
-			bencode_put_str(&b[k], "kkkkkkkk", 8);
+			bencode_put_cstr(&b, "token");
+			bencode_put_str(&b, "kkkkkkkk", 8);
 		}
-		bencode_put_end(&b[k]);
-		bencode_put_raw(&b[k], tail, sizeof(tail) - 1);
+		bencode_put_end(&b);
+		bencode_put_raw(&b, tail, sizeof(tail) - 1);
+		c->len[k] = b.len;
 	}
+}
+
+/* The canned answer to query q into out (512 bytes); its length. */
+static size_t canned_answer(const struct canned *c, const uint8_t *q, size_t qlen, uint8_t *out)
+{
+	const uint8_t *t = memmem(q, qlen, "1:t4:", 5);
+	int k = memmem(q, qlen, "4:ping", 6) ? 0 : memmem(q, qlen, "9:get_peers", 11) ? 2 : 1;
+
+	memcpy(out, c->rep[k], c->len[k]);
+	if (t && t + 9 <= q + qlen)
+		memcpy(out + c->len[k] - 20, t + 5, 4);
+	return c->len[k];
+}
+
+static void floor_serve(int fd)
+{
+	static uint8_t in[BATCH][2048], out[BATCH][512];
+	struct mmsghdr im[BATCH], om[BATCH];
+	struct iovec iv[BATCH], ov[BATCH];
+	struct sockaddr_storage from[BATCH];
+	struct canned c;
+
+	canned_init(&c);
 	for (;;) {
 		int n;
 
@@ -727,15 +756,8 @@ static void floor_serve(int fd)
 		}
 		n = recvmmsg(fd, im, BATCH, MSG_WAITFORONE, NULL);
 		for (int i = 0; i < n; i++) {
-			const uint8_t *t = memmem(in[i], im[i].msg_len, "1:t4:", 5);
-			int k = memmem(in[i], im[i].msg_len, "4:ping", 6) ? 0
-				: memmem(in[i], im[i].msg_len, "9:get_peers", 11) ? 2 : 1;
-
-			memcpy(out[i], rep[k], b[k].len);
-			if (t && t + 9 <= in[i] + im[i].msg_len)
-				memcpy(out[i] + b[k].len - 20, t + 5, 4);
 			ov[i].iov_base = out[i];
-			ov[i].iov_len = b[k].len;
+			ov[i].iov_len = canned_answer(&c, in[i], im[i].msg_len, out[i]);
 			memset(&om[i].msg_hdr, 0, sizeof(om[i].msg_hdr));
 			om[i].msg_hdr.msg_iov = &ov[i];
 			om[i].msg_hdr.msg_iovlen = 1;
@@ -1141,6 +1163,97 @@ static double weftd_io_total(const struct weftd_proc *w, const char *name)
 	return p ? atof(p + strlen(key)) : -1;
 }
 
+/*
+ * The AF_XDP floor: the canned replies of floor_serve through weft's
+ * engine in xdp mode on veA (the same backend, rings, header build and
+ * transmit kicks as weftd --xdp; the engine's built-in steering program
+ * instead of weft's policing one), one worker, the whole process on CPU 1,
+ * no DHT, guard or policer. What this path itself allows on veth's copy
+ * mode: the bound for weftd xdp, as the kernel floor is for a socket.
+ */
+static void floor_xdp_reply(struct engine_worker *w, const struct engine_pkt *p, void *arg)
+{
+	uint8_t out[512];
+	size_t n = canned_answer(arg, p->data, p->len, out);
+
+	engine_send(w, &p->src, &p->dst, out, n);
+}
+
+static void floor_xdp_serve(uint16_t port)
+{
+	static const int cpus[1] = { 1 };
+	static struct canned c;
+	struct engine_opts o;
+	struct engine *e = NULL;
+	sigset_t ss;
+	int sig;
+
+	static struct log_ctx quiet;
+
+	log_ctx_init(&quiet, LOG_LVL_WARN, STDERR_FILENO, "floor-xdp");
+	log_bind(&quiet);
+	canned_init(&c);
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL); /* the worker inherits the mask */
+	engine_opts_default(&o);
+	o.mode = IO_MODE_XDP;
+	o.ifname = BENCH_IF_A;
+	o.xskmap_fd = -1;
+	o.ports = &port;
+	o.nports = 1;
+	o.pin_cpus = 1;
+	o.cpus = cpus;
+	if (engine_new(&e, &o) || engine_register(e, port, floor_xdp_reply, &c) || engine_start(e)) {
+		fprintf(stderr, "xdp floor: engine in xdp mode on " BENCH_IF_A " did not start\n");
+		_exit(1);
+	}
+	sigwait(&ss, &sig);
+	engine_stop(e);
+	engine_free(e);
+	_exit(0);
+}
+
+/* Fork the AF_XDP floor in end A on CPU 1 and wait until it answers a
+ * ping (10 s); its port, or -1. */
+static int floor_xdp_start(pid_t *pid)
+{
+	uint8_t id[20] = { 3 }, rep[2048];
+	struct tmpl ping;
+	int port = free_port();
+
+	*pid = -1;
+	if (port <= 0)
+		return -1;
+	fflush(NULL);
+	*pid = fork();
+	if (*pid < 0)
+		return -1;
+	if (!*pid) {
+		cpu_set_t s;
+
+		if (bench_veth_enter(site.veth, 'A'))
+			_exit(127);
+		CPU_ZERO(&s);
+		CPU_SET(1, &s);
+		sched_setaffinity(0, sizeof(s), &s);
+		floor_xdp_serve((uint16_t)port);
+	}
+	make_tmpl(&ping, "ping", id, NULL);
+	for (int i = 0; i < 100; i++) {
+		if (krpc_ask(port, &ping, rep, sizeof(rep)) > 0)
+			return port;
+		if (waitpid(*pid, NULL, WNOHANG) != 0) {
+			*pid = -1;
+			return -1;
+		}
+		usleep(100000);
+	}
+	child_stop(*pid, 1);
+	*pid = -1;
+	return -1;
+}
+
 static void pin_napis(void)
 {
 	bench_pin_napi(BENCH_IF_A, 1); /* the servers' receive: charged to them */
@@ -1157,6 +1270,8 @@ static void pin_napis(void)
  * routes it through B's address, so a reply needs one neighbour entry).
  * CPU counted: the process plus veA's NAPI thread and ksoftirqd/1.
  */
+#define NSRV_C 5 /* weftd xdp, weftd uring, libtorrent, the kernel floor, the AF_XDP floor */
+
 static int part_c(struct bench_result *res, double secs)
 {
 	struct bench_veth v;
@@ -1164,11 +1279,13 @@ static int part_c(struct bench_result *res, double secs)
 	struct fill_thread ft = {.n = fill};
 	struct weftd_proc w = {0};
 	struct lt_proc lt = {0};
-	struct row r[4] = {0};
-	static const char *const ids[4] = { "veth.weftd_xdp", "veth.weftd_uring", "veth.libtorrent", "veth.floor" };
-	static const char *const names[4] = { "weftd xdp (veth)", "weftd uring (veth)", "libtorrent (veth)",
-					      "floor (veth)" };
-	int have[4] = {0};
+	struct row r[NSRV_C] = {0};
+	static const char *const ids[NSRV_C] = { "veth.weftd_xdp", "veth.weftd_uring", "veth.libtorrent",
+						 "veth.floor", "veth.floor_xdp" };
+	static const char *const names[NSRV_C] = { "weftd xdp (veth)", "weftd uring (veth)", "libtorrent (veth)",
+						   "floor (veth)", "floor xdp (veth)" };
+	const char *only = getenv("BENCH_DHT_ONLY");
+	int have[NSRV_C] = {0};
 	double txk = -1, txp = -1, rxk = -1, rxp = -1;
 	pid_t pid;
 	pthread_t fth;
@@ -1207,7 +1324,9 @@ static int part_c(struct bench_result *res, double secs)
 	       "cpu = process + veA NAPI thread + ksoftirqd/1\n", WINDOW);
 	printf("%-22s %6s %10s %9s %13s %8s %8s %7s\n", "server", "window", "replies/s", "cpu",
 	       "replies/cpu-s", "bytes/r", "lost", "errors");
-	for (int k = 0; k < 4; k++) {
+	for (int k = 0; k < NSRV_C; k++) {
+		if (only && *only && !strstr(only, ids[k] + 5))
+			continue;
 		if (k < 2) {
 			have[k] = !weftd_start(&w, fill, NFILL, k ? "uring" : "xdp");
 			pid = w.pid;
@@ -1215,7 +1334,7 @@ static int part_c(struct bench_result *res, double secs)
 			have[k] = !lt_start(&lt, fill, NFILL);
 			pid = lt.pid;
 		} else {
-			int port = floor_start(&pid);
+			int port = k == 3 ? floor_start(&pid) : floor_xdp_start(&pid);
 
 			have[k] = port > 0;
 			w.port = port;
@@ -1253,7 +1372,7 @@ static int part_c(struct bench_result *res, double secs)
 				    "weftd xdp: share of its datagrams sent through a kernel socket (not the AF_XDP TX ring)",
 				    100.0 * txk / txp, "%");
 	}
-	for (int k = 1; k < 4; k++) {
+	for (int k = 1; k < NSRV_C; k++) {
 		char num[64], den[64], id[64], label[160];
 
 		if (!have[0] || !have[k] || !r[k].r.replies || r[k].cpu <= 0)
@@ -1266,6 +1385,17 @@ static int part_c(struct bench_result *res, double secs)
 		bench_result_ratio(res, id, label, num, den, k == 2 ? 3.0 : 0);
 		printf("ratio weftd xdp / %s: %.2fx replies per CPU-second\n", names[k],
 		       ((double)r[0].r.replies / r[0].cpu) / ((double)r[k].r.replies / r[k].cpu));
+	}
+	if (have[4] && have[2] && r[4].r.replies && r[2].r.replies && r[4].cpu > 0 && r[2].cpu > 0) {
+		char num[64], den[64];
+
+		snprintf(num, sizeof(num), "%s.w%u.replies_per_cpu_s", ids[4], WINDOW);
+		snprintf(den, sizeof(den), "%s.w%u.replies_per_cpu_s", ids[2], WINDOW);
+		bench_result_ratio(res, "veth.floor_xdp.vs_libtorrent",
+				   "AF_XDP floor (canned replies through the engine's xdp path, no DHT) / libtorrent on the pair, replies per CPU-second incl. NAPI and ksoftirqd (window 256): the most weftd xdp can show here",
+				   num, den, 0);
+		printf("ratio floor xdp / libtorrent (veth): %.2fx replies per CPU-second\n",
+		       ((double)r[4].r.replies / r[4].cpu) / ((double)r[2].r.replies / r[2].cpu));
 	}
 	if (have[0]) {
 		char num[64];
