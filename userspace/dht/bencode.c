@@ -69,7 +69,7 @@ static int bdec_string(struct bdec *d, struct bencode_node *n)
 static int bdec_key_cmp(const struct bencode_node *a, const struct bencode_node *b)
 {
 	size_t m = a->slen < b->slen ? a->slen : b->slen;
-	int c = m ? memcmp(a->s, b->s, m) : 0;
+	int c = !m ? 0 : a->s[0] != b->s[0] ? (int)a->s[0] - (int)b->s[0] : memcmp(a->s, b->s, m);
 
 	if (c)
 		return c;
@@ -235,7 +235,8 @@ const struct bencode_node *bencode_dict_get(const struct bencode_doc *doc,
 	for (it = d->child; it; it = doc->nodes[doc->nodes[it].next].next) {
 		const struct bencode_node *k = &doc->nodes[it];
 
-		if (k->slen == kl && !memcmp(k->s, key, kl))
+		/* the first byte tells most keys apart without a call */
+		if (k->slen == kl && (!kl || (k->s[0] == (uint8_t)key[0] && !memcmp(k->s, key, kl))))
 			return &doc->nodes[k->next];
 	}
 	return NULL;

@@ -469,6 +469,35 @@ static void reply_finish(struct dht *dht, struct bencode_buf *b, const struct kr
  * never the asker itself (by id or by address): an answer that names the
  * asker wastes a slot on a node it cannot use, and in a small network that
  * slot is the one node it would not learn otherwise. */
+/* Equality of two node ids, or of two compact addresses (6 or 18 bytes),
+ * without a libc call: compact_closest runs both per candidate of every
+ * find_node / get_peers answer. */
+static inline int id_eq(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t x[2], y[2];
+	uint32_t u, v;
+
+	memcpy(x, a, 16);
+	memcpy(y, b, 16);
+	memcpy(&u, a + 16, 4);
+	memcpy(&v, b + 16, 4);
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (u ^ v));
+}
+
+static inline int compact_eq(const uint8_t *a, const uint8_t *b, int len)
+{
+	uint32_t x, y;
+	uint16_t p, q;
+
+	if (len != 6)
+		return !memcmp(a, b, (size_t)len);
+	memcpy(&x, a, 4);
+	memcpy(&y, b, 4);
+	memcpy(&p, a + 4, 2);
+	memcpy(&q, b + 4, 2);
+	return x == y && p == q;
+}
+
 static size_t compact_closest(const struct dht_table *t, const uint8_t *target, uint64_t now,
 			      const struct krpc_msg *m, const struct sockaddr *from, size_t nmax,
 			      uint8_t *buf, size_t stride)
@@ -479,11 +508,11 @@ static size_t compact_closest(const struct dht_table *t, const uint8_t *target, 
 	int fl = dht_addr_compact(from, fc);
 
 	for (size_t i = 0; i < n && k < nmax; i++) {
-		if (m->id && !memcmp(cl[i]->id, m->id, DHT_ID_LEN))
+		if (m->id && id_eq(cl[i]->id, m->id))
 			continue;
 		if (fl > 0 &&
 		    dht_addr_compact((const struct sockaddr *)&cl[i]->addr, nc) == fl &&
-		    !memcmp(nc, fc, (size_t)fl))
+		    compact_eq(nc, fc, fl))
 			continue;
 		memcpy(buf + k * stride, cl[i]->id, DHT_ID_LEN);
 		dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + k * stride + 20);

@@ -13,17 +13,20 @@
 /* KRPC messages are small: 384 nodes cover 128 values plus every argument. */
 #define KRPC_MAX_NODES 384
 
+#define KRPC_METHOD(s, q) { s, sizeof(s) - 1, q }
 static const struct {
 	const char *name;
+	size_t len; /* strlen(name): compared per query without a strlen */
 	enum krpc_method q;
 } krpc_methods[] = {
-    {"ping", KRPC_PING},
-    {"find_node", KRPC_FIND_NODE},
-    {"get_peers", KRPC_GET_PEERS},
-    {"announce_peer", KRPC_ANNOUNCE_PEER},
-    {"get", KRPC_GET},
-    {"put", KRPC_PUT},
+    KRPC_METHOD("ping", KRPC_PING),
+    KRPC_METHOD("find_node", KRPC_FIND_NODE),
+    KRPC_METHOD("get_peers", KRPC_GET_PEERS),
+    KRPC_METHOD("announce_peer", KRPC_ANNOUNCE_PEER),
+    KRPC_METHOD("get", KRPC_GET),
+    KRPC_METHOD("put", KRPC_PUT),
 };
+#undef KRPC_METHOD
 
 const char *krpc_method_name(enum krpc_method q)
 {
@@ -59,8 +62,7 @@ static int parse_query(struct krpc_msg *m, const struct bencode_doc *d,
 		return proto_err(m, "missing q");
 	m->q = KRPC_UNKNOWN;
 	for (size_t i = 0; i < sizeof(krpc_methods) / sizeof(krpc_methods[0]); i++)
-		if (strlen(krpc_methods[i].name) == q->slen &&
-		    !memcmp(krpc_methods[i].name, q->s, q->slen))
+		if (krpc_methods[i].len == q->slen && !memcmp(krpc_methods[i].name, q->s, q->slen))
 			m->q = krpc_methods[i].q;
 	if (!a)
 		return proto_err(m, "missing a");
