@@ -40,6 +40,17 @@ uint32_t io_csum_add(uint32_t sum, const void *data, size_t len)
 	uint32_t w;
 	uint16_t h;
 
+	/* 32 bytes a round: eight 32-bit words into the 64-bit sum, which
+	 * cannot overflow before 2^29 rounds */
+	while (len >= 32) {
+		uint64_t q[4];
+
+		memcpy(q, p, 32);
+		s += (q[0] & 0xffffffffu) + (q[0] >> 32) + (q[1] & 0xffffffffu) + (q[1] >> 32);
+		s += (q[2] & 0xffffffffu) + (q[2] >> 32) + (q[3] & 0xffffffffu) + (q[3] >> 32);
+		p += 32;
+		len -= 32;
+	}
 	while (len >= 8) {
 		uint64_t q;
 
