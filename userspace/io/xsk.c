@@ -49,6 +49,17 @@
 /* Copy-mode transmit sends at most 32 descriptors per kick; a burst of
  * XSK_RING needs 64 kicks. */
 #define XSK_MAX_KICKS 128
+/* While the AF_XDP ring keeps the worker busy, its kernel-path sockets are
+ * drained every XSK_KERNEL_EVERY receive calls (and whenever the wait saw
+ * them readable), not on every call: an empty recvmsg per socket per pass
+ * was ~1% of a DHT node's CPU for datagrams that almost never come. */
+#define XSK_KERNEL_EVERY 16
+/* Transmit is kicked once XSK_KICK_BATCH descriptors wait (copy mode's
+ * budget per kick), when the RX ring is found empty, and before the wait
+ * sleeps: not after every batch of replies. Each kick that finds veth's
+ * peer idle wakes its NAPI thread on another CPU (an IPI); kicking per
+ * receive batch woke it about every 50 replies. */
+#define XSK_KICK_BATCH 32
 #define XSK_BUSY_RETRIES 20
 #define XSK_BUSY_WAIT_US 50000
 
@@ -83,6 +94,7 @@ struct io_queue {
 	uint64_t *done; /* rx frames to give back to the fill ring */
 	unsigned int ndone;
 	unsigned int tx_outstanding;
+	unsigned int tx_unkicked; /* submitted since the last kick */
 	uint16_t ip_id;
 	struct io_neigh *neigh;
 	int ksock[IO_MAX_PORTS];
@@ -92,6 +104,8 @@ struct io_queue {
 	uint16_t range_min, range_max;
 	int *rksock;
 	uint8_t *kbuf; /* kernel-path rx buffers, batch x XSK_FRAME */
+	int kready;	     /* the last wait saw a kernel-path socket readable */
+	unsigned int kskip;  /* receive calls since the kernel-path sockets were drained */
 	uint64_t xstats_ns; /* last XDP_STATISTICS read (CLOCK_MONOTONIC) */
 };
 
@@ -378,6 +392,8 @@ fail:
 
 /* ---- queue ---- */
 
+static void kick_tx(struct io_queue *q);
+
 static void xsk_close(struct io_queue *q)
 {
 	unsigned int i;
@@ -385,6 +401,7 @@ static void xsk_close(struct io_queue *q)
 	if (!q)
 		return;
 	if (q->xsk) {
+		kick_tx(q); /* what waits in the TX ring goes out first */
 		xstats_read(q);
 		if (q->ctx) {
 			uint32_t key = q->ctx->map_base + q->ctx->first + q->qid;
@@ -593,17 +610,38 @@ static void reclaim(struct io_queue *q)
 	q->tx_outstanding -= n < q->tx_outstanding ? n : q->tx_outstanding;
 }
 
+/*
+ * Hand the TX ring to the kernel. Copy mode sends at most 32 descriptors
+ * per call and answers EAGAIN when more are left, so kick again while the
+ * kernel takes descriptors; a kick that took none (the device is busy:
+ * veth's peer ring is full, or the completion ring is) ends it, and what is
+ * left goes on the next pass or wait (within 1 ms). Kicking on at once
+ * built and dropped an skb per attempt: most of the kicks of a DHT node
+ * under load were such retries.
+ */
+static int tx_pending(const struct io_queue *q)
+{
+	return __atomic_load_n(q->tx.consumer, __ATOMIC_ACQUIRE) != *q->tx.producer;
+}
+
 static void kick_tx(struct io_queue *q)
 {
 	int i;
 
-	if (!q->tx_outstanding || !xsk_ring_prod__needs_wakeup(&q->tx))
+	q->tx_unkicked = 0;
+	if (!tx_pending(q) || !xsk_ring_prod__needs_wakeup(&q->tx)) {
+		reclaim(q);
 		return;
+	}
 	for (i = 0; i < XSK_MAX_KICKS; i++) {
+		uint32_t before = __atomic_load_n(q->tx.consumer, __ATOMIC_ACQUIRE);
+
 		if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
 			break;
 		if (errno != EAGAIN && errno != EBUSY && errno != EINTR)
 			break; /* ENOBUFS / ENETDOWN: retried on the next wait */
+		if (errno != EINTR && __atomic_load_n(q->tx.consumer, __ATOMIC_ACQUIRE) == before)
+			break; /* no progress: the device is busy */
 		reclaim(q);
 	}
 	reclaim(q);
@@ -719,10 +757,18 @@ static int xsk_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
 		st_add(&q->st->rx_bytes, bytes);
 		st_add(&q->st->rx_batches, 1);
 	}
-	if (k < max)
-		k += rx_kernel(q, pkts + k, max - k);
+	if (k < max && (q->kready || ++q->kskip >= XSK_KERNEL_EVERY)) {
+		unsigned int want = max - k, got = rx_kernel(q, pkts + k, want);
+
+		k += got;
+		q->kskip = 0;
+		if (got < want)
+			q->kready = 0; /* drained */
+	}
 	if (!n && xsk_ring_prod__needs_wakeup(&q->fill))
 		recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	if (!n && q->tx_unkicked)
+		kick_tx(q); /* the ring is drained: send what waits */
 	return (int)k;
 }
 
@@ -897,9 +943,10 @@ static int xsk_tx(struct io_queue *q, const struct io_txmsg *msgs, unsigned int 
 		xsk_ring_prod__tx_desc(&q->tx, idx)->len = (uint32_t)len;
 		queued++;
 		q->tx_outstanding++;
+		q->tx_unkicked++;
 		ok++;
 		bytes += m->len;
-		if (queued >= q->batch) {
+		if (q->tx_unkicked >= XSK_KICK_BATCH) {
 			xsk_ring_prod__submit(&q->tx, queued);
 			queued = 0;
 			kick_tx(q);
@@ -907,7 +954,6 @@ static int xsk_tx(struct io_queue *q, const struct io_txmsg *msgs, unsigned int 
 	}
 	if (queued)
 		xsk_ring_prod__submit(&q->tx, queued);
-	kick_tx(q);
 	st_add(&q->st->tx_pkts, ok);
 	st_add(&q->st->tx_bytes, bytes);
 	st_add(&q->st->tx_batches, 1);
@@ -918,7 +964,7 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 {
 	struct pollfd p[3 + IO_MAX_PORTS];
 	unsigned int np = 0, i;
-	int r, wake = -1, nl;
+	int r, wake = -1, nl, ks;
 
 	p[np].fd = q->fd;
 	p[np++].events = POLLIN;
@@ -934,6 +980,9 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 		p[np].fd = q->ksock[i];
 		p[np++].events = POLLIN;
 	}
+	ks = (int)np - (int)q->nports;
+	kick_tx(q); /* before sleeping: nothing waits unsent */
+	reclaim(q);
 	/* Transmit still in flight: come back soon to kick and reclaim. */
 	if (q->tx_outstanding && (timeout_us < 0 || timeout_us > 1000))
 		timeout_us = 1000;
@@ -947,6 +996,9 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 	}
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
+	for (i = 0; i < q->nports; i++)
+		if (p[ks + (int)i].revents & (POLLIN | POLLERR))
+			q->kready = 1;
 	if (p[nl].revents & POLLIN) {
 		int k = io_neigh_process(q->neigh);
 
