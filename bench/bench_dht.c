@@ -1272,6 +1272,25 @@ static void pin_napis(void)
  */
 #define NSRV_C 5 /* weftd xdp, weftd uring, libtorrent, the kernel floor, the AF_XDP floor */
 
+/* Whether part (c) runs server name: BENCH_DHT_ONLY unset or empty (all),
+ * or a comma-separated list of names (weftd_xdp,weftd_uring,libtorrent,
+ * floor,floor_xdp) holding it. */
+static int picked(const char *only, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!only || !*only)
+		return 1;
+	for (const char *p = only; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, name, n))
+			return 1;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
 static int part_c(struct bench_result *res, double secs)
 {
 	struct bench_veth v;
@@ -1325,7 +1344,7 @@ static int part_c(struct bench_result *res, double secs)
 	printf("%-22s %6s %10s %9s %13s %8s %8s %7s\n", "server", "window", "replies/s", "cpu",
 	       "replies/cpu-s", "bytes/r", "lost", "errors");
 	for (int k = 0; k < NSRV_C; k++) {
-		if (only && *only && !strstr(only, ids[k] + 5))
+		if (!picked(only, ids[k] + 5))
 			continue;
 		if (k < 2) {
 			have[k] = !weftd_start(&w, fill, NFILL, k ? "uring" : "xdp");
