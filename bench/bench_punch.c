@@ -50,6 +50,9 @@ static struct pair pairs[] = {
 	{ .id = "pub_pp", .label = "public -> port-preserving", .direct_expected = 1 },
 	{ .id = "pp_rf", .label = "port-preserving -> fully-random", .direct_expected = 0 },
 	{ .id = "rf_rf", .label = "fully-random -> fully-random", .direct_expected = 0 },
+	/* Both hosts with global IPv6 behind stateful firewalls (and IPv4
+	 * port-preserving NAT): direct counts only on the IPv6 address. */
+	{ .id = "v6_v6", .label = "dual-stack -> dual-stack (IPv6, firewalls)", .direct_expected = 1 },
 };
 #define NPAIRS (sizeof(pairs) / sizeof(pairs[0]))
 

@@ -9,8 +9,14 @@
 #   two /24s of voters), h3 a public node P;
 #   routers h4 (A) and h5 (B): nftables masquerade, port-preserving;
 #   routers h6 (C) and h7 (D): masquerade fully-random (symmetric-like);
-#   hosts h8 behind A, h9 behind B, h10 behind C, h11 behind D, each
-#   holding a reservation with h1 (found unreachable: relay.reserve=auto).
+#   routers h8 (E) and h9 (F): dual-stack homes: masquerade (port-
+#   preserving) for IPv4, and IPv6 forwarded without NAT behind a
+#   stateful firewall (established/related in, nothing unsolicited:
+#   netns_nat_host_v6); their hosts have global IPv6 addresses
+#   (2001:db8:14::2, 2001:db8:15::2);
+#   hosts h10 behind A, h11 behind B, h12 behind C, h13 behind D, h14
+#   behind E, h15 behind F, each holding a reservation with h1 (found
+#   unreachable: relay.reserve=auto).
 # P and the routers each sit behind a provider's router of their own
 # (netns_isp_hop: one more forwarding hop, where the first probe round's
 # TTL of 2 ends). Every router's provider holds what it sends 30 ms
@@ -23,12 +29,14 @@
 #   pub_pp  P -> B   public -> port-preserving: a direct path exists
 #   pp_rf   A -> C   port-preserving -> fully-random: none
 #   rf_rf   C -> D   fully-random both: none
+#   v6_v6   E -> F   dual-stack homes: direct, over IPv6 (a trial counts
+#                    as direct only when its path ends on F's IPv6 address)
 # Each trial dials the target's bare key (bench/punch_trials.py): the
 # record lookup in the DHT (every trial: the diallers cache records 1 s),
 # a circuit of h1, the QUIC handshake, one echo (the first byte), then the
 # punch. Figures: time from the dial (the control API call) to the first
 # byte and to the direct path, how many trials reached it; then, on the
-# pairs with a direct path, RTT and throughput both ways: direct (a new
+# IPv4 pairs with a direct path, RTT and throughput both ways: direct (a new
 # connection to the punched address KEY@ADDR, whose 5-tuple the punched
 # connection's keepalives keep open in both NATs) and relayed (a dial by
 # key while the target's router drops everything from the dialler's public
@@ -64,29 +72,37 @@ T_NAME=punch
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
 T0=$(date +%s)
-netns_create 7 || fail "netns setup"
+netns_create 9 || fail "netns setup"
 D=$(mktemp -d /tmp/weft-punchbench-XXXXXX)
 netns_on_exit "rm -rf '$D'"
 TSV="$D/trials.tsv"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 
-netns_nat_host 4 8 10.0.8 "masquerade" || fail "NAT A"
-netns_nat_host 5 9 10.0.9 "masquerade" || fail "NAT B"
-netns_nat_host 6 10 10.0.10 "masquerade fully-random" || fail "NAT C"
-netns_nat_host 7 11 10.0.11 "masquerade fully-random" || fail "NAT D"
+netns_nat_host 4 10 10.0.10 "masquerade" || fail "NAT A"
+netns_nat_host 5 11 10.0.11 "masquerade" || fail "NAT B"
+netns_nat_host 6 12 10.0.12 "masquerade fully-random" || fail "NAT C"
+netns_nat_host 7 13 10.0.13 "masquerade fully-random" || fail "NAT D"
+netns_nat_host 8 14 10.0.14 "masquerade" || fail "NAT E"
+netns_nat_host 9 15 10.0.15 "masquerade" || fail "NAT F"
+netns_nat_host_v6 8 14 2001:db8:14 || fail "IPv6 home E"
+netns_nat_host_v6 9 15 2001:db8:15 || fail "IPv6 home F"
 # P and every router reach the bridge through a provider's router of their
 # own (one more hop: quic.punch_probe_ttl's first round dies there).
 for n in 3 4 5 6 7; do netns_isp_hop "$n" || fail "provider's router of h$n"; done
+for n in 8 9; do netns_isp_hop "$n" "2001:db8:$((n + 6))" || fail "provider's router of h$n"; done
 DELAY_MS=30
-for n in 1 2 3 4 5 6 7; do
+for n in 1 2 3 4 5 6 7 8 9; do
 	ip netns exec "$(netns_name "$n")" ethtool -K eth0 tx off gso off tso off \
 		tx-udp-segmentation off >/dev/null 2>&1 || fail "ethtool on h$n"
 done
 # (the delay lines' complaints when the namespaces go at exit: not shown)
-for n in 4 5 6 7; do netns_delay_uplink "$n" "$DELAY_MS" 2>/dev/null || fail "delay line"; done
+for n in 4 5 6 7 8 9; do netns_delay_uplink "$n" "$DELAY_MS" 2>/dev/null || fail "delay line"; done
+# Providers' routers know their neighbours: one IPv6 round trip between E
+# and F fills the neighbour caches on the way (as in test_punch_v6).
+netns_exec 8 ping -6 -c 1 -W 2 "$(netns_ip6 9)" >/dev/null || fail "IPv6 between E and F"
 IP1=$(netns_ip4 1)
 ip -n "$(netns_name 2)" addr add 198.51.101.2/24 dev eth0 || fail "second network"
-for n in 1 3 4 5 6 7; do
+for n in 1 3 4 5 6 7 8 9; do
 	ip -n "$(netns_name "$n")" route add 198.51.101.0/24 dev eth0 || fail "route"
 done
 IP2=198.51.101.2
@@ -99,31 +115,31 @@ netns_weftd 1 uring "$D" --workers 1 --relay "${COMMON[@]}" \
 	--set relay.circuits_per_reservation=1000
 K1=$(ctl 1 --json status | json_get node_key)
 netns_weftd 3 uring "$D" --workers 1 "${COMMON[@]}"
-for n in 8 9 10 11; do
+for n in 10 11 12 13 14 15; do
 	netns_weftd "$n" uring "$D" --workers 1 "${COMMON[@]}" --set "relay.use=$K1@$IP1:4433"
 done
 declare -A K
-for n in 3 8 9 10 11; do K[$n]=$(ctl "$n" --json status | json_get node_key); done
+for n in 3 10 11 12 13 14 15; do K[$n]=$(ctl "$n" --json status | json_get node_key); done
 dht_ok() {
 	[ "$(ctl "$1" --json dht status | json_get nodes4)" -ge 1 ] && return 0
 	ctl "$1" dht ping "$IP2:6881" >/dev/null 2>&1
 	return 1
 }
-wait_for "dht_ok 3 && dht_ok 8 && dht_ok 9 && dht_ok 10 && dht_ok 11" 300 || fail "DHT not joined"
+wait_for "dht_ok 3 && dht_ok 10 && dht_ok 11 && dht_ok 12 && dht_ok 13 && dht_ok 14 && dht_ok 15" 300 || fail "DHT not joined"
 held() { [ "$(ctl "$1" --json relay status | json_get use 0 state)" = held ]; }
-wait_for "held 8 && held 9 && held 10 && held 11" 300 || fail "reservations not held"
+wait_for "held 10 && held 11 && held 12 && held 13 && held 14 && held 15" 300 || fail "reservations not held"
 # Each dialler sees its target's record listing the relay.
-for dt in "8 9" "3 9" "8 10" "10 11"; do
+for dt in "10 11" "3 11" "10 12" "12 13" "14 15"; do
 	set -- $dt
 	wait_for "ctl $1 --json node resolve ${K[$2]} --fresh 2>/dev/null | grep -q '$K1'" 400 ||
 		fail "h$1 does not see h$2's record with the relay"
 done
 T1=$(date +%s)
-echo "setup: $((T1 - T0)) s (7 namespaces, 4 NATs, 7 weftd, records with the relay)"
+echo "setup: $((T1 - T0)) s (9 namespaces, 6 NATs, 9 weftd, records with the relay)"
 
 SOCK() { echo "$D/n$1/weftd.sock"; }
-trials() { # PAIR DIALLER TARGET WAIT
-	"$PYTHON" "$TOP/bench/punch_trials.py" "$(SOCK "$2")" "$1" "${K[$3]}" "$TRIALS" "$4" >>"$TSV" ||
+trials() { # PAIR DIALLER TARGET WAIT [DIRECT_PREFIX]
+	"$PYTHON" "$TOP/bench/punch_trials.py" "$(SOCK "$2")" "$1" "${K[$3]}" "$TRIALS" "$4" ${5:+"$5"} >>"$TSV" ||
 		fail "trials of $1"
 }
 fig() { printf 'fig\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TSV"; }
@@ -219,26 +235,27 @@ tput() {
 	[ ${#rel[@]} -gt 0 ] && [ ${#dir[@]} -gt 0 ]
 }
 
-trials pp_pp 8 9 1
-trials pub_pp 3 9 1
+trials pp_pp 10 11 1
+trials pub_pp 3 11 1
+trials v6_v6 14 15 1 "[2001:db8:15::2]:"
 # The two pairs without a direct path at once (other diallers, other
 # targets): each trial ends only after its third attempt (+15 s).
-trials pp_rf 8 10 0 &
+trials pp_rf 10 12 0 &
 P_RF=$!
-trials rf_rf 10 11 0
+trials rf_rf 12 13 0
 wait "$P_RF" || fail "trials of pp_rf"
 T2=$(date +%s)
-rtt pp_pp 8 9 5 "$(netns_ip4 4)" || echo "pp_pp: no RTT figures"
-rtt pub_pp 3 9 5 "$(netns_ip4 3)" || echo "pub_pp: no RTT figures"
-for n in 4 5 6 7; do netns_delay_bypass "$n" || fail "delay line bypass of h$n"; done
-tput pp_pp 8 9 5 "$(netns_ip4 4)" || echo "pp_pp: throughput figures incomplete"
-tput pub_pp 3 9 5 "$(netns_ip4 3)" || echo "pub_pp: throughput figures incomplete"
+rtt pp_pp 10 11 5 "$(netns_ip4 4)" || echo "pp_pp: no RTT figures"
+rtt pub_pp 3 11 5 "$(netns_ip4 3)" || echo "pub_pp: no RTT figures"
+for n in 4 5 6 7 8 9; do netns_delay_bypass "$n" || fail "delay line bypass of h$n"; done
+tput pp_pp 10 11 5 "$(netns_ip4 4)" || echo "pp_pp: throughput figures incomplete"
+tput pub_pp 3 11 5 "$(netns_ip4 3)" || echo "pub_pp: throughput figures incomplete"
 T3=$(date +%s)
 fig load_avg "load average (1 min) at the end of the trials" "$(cut -d' ' -f1 /proc/loadavg)" ""
 fig seconds.setup "setup (namespaces, NATs, weftd, DHT, reservations, records)" "$((T1 - T0))" s
-fig seconds.trials "trials ($TRIALS per pair, 4 pairs)" "$((T2 - T1))" s
+fig seconds.trials "trials ($TRIALS per pair, 5 pairs)" "$((T2 - T1))" s
 fig seconds.throughput "RTT and throughput, relayed and direct" "$((T3 - T2))" s
-for n in 2 1 3 8 9 10 11; do
+for n in 2 1 3 10 11 12 13 14 15; do
 	eval "stop_weftd \"\$PID$n\"" || echo "weftd h$n did not stop cleanly"
 done
 # The raw trials next to the result (bench/run.sh's run directory).

@@ -2,7 +2,7 @@
 """Trials of bench/punch.sh: dial a node by key, TRIALS times, through one
 weftd's control socket, and print one TSV line per trial.
 
-    punch_trials.py SOCK PAIR KEY TRIALS WAIT
+    punch_trials.py SOCK PAIR KEY TRIALS WAIT [DIRECT_PREFIX]
 
 Each trial is `POST /v1/quic/ping {"addr": KEY, "keep": true}`: the record
 lookup, the relay circuit, the QUIC handshake and one echo. Its answer gives
@@ -16,7 +16,10 @@ every time. WAIT 1: wait (25 s at most) for each trial's outcome before the
 next; WAIT 0: dial all, then wait (40 s at most) for every outcome (pairs
 whose NATs allow no direct path: each fails only after its third attempt,
 +15 s). Every wait has a deadline; a trial still undecided at it is
-reported "relayed".
+reported "relayed". With DIRECT_PREFIX (e.g. "[2001:db8:15::2]:"), a
+trial is "direct" only when its path's direct address starts with it (an
+IPv6 pair: a path that stays on IPv4 is reported "direct_other"; WAIT 1
+polls until the address matches or the deadline).
 
 Output, tab-separated, one line per trial:
     trial PAIR I FIRST_BYTE_MS DIRECT_MS OUTCOME RELAYED_RTT_MS RESOLVE_MS HANDSHAKE_MS
@@ -62,12 +65,19 @@ def paths(sock, ids):
     return {c["id"]: (c.get("path") or {}) for c in o["conns"] if c["id"] in ids}
 
 
+PREFIX = ""
+
+
 def settled(p):
-    return p.get("state") in ("direct", "failed")
+    if p.get("state") == "direct":
+        return p.get("direct", "").startswith(PREFIX)
+    return p.get("state") == "failed"
 
 
 def main():
+    global PREFIX
     sock, pair, key, trials, wait = sys.argv[1:6]
+    PREFIX = sys.argv[6] if len(sys.argv) > 6 else ""
     trials, wait = int(trials), int(wait)
     done = []  # (i, ping answer, path)
     pending = []
@@ -107,6 +117,8 @@ def main():
             continue
         state = p.get("state")
         outcome = state if state in ("direct", "failed") else "relayed"
+        if outcome == "direct" and not p.get("direct", "").startswith(PREFIX):
+            outcome = "direct_other"
         direct_ms = -1.0
         if outcome == "direct" and "since_connect_ms" in p:
             direct_ms = o["resolve_us"] / 1000 + p["since_connect_ms"]

@@ -196,6 +196,7 @@ struct path_conn {
 	uint64_t probes_tx, probes_rx, acks_tx, acks_rx, bad_rx;
 	uint64_t probes_low_ttl; /* of probes_tx: sent with lim.probe_ttl */
 	uint64_t switches, fallbacks, attempts_started;
+	uint64_t upgrades; /* of switches: direct IPv4 -> direct IPv6 (both validated) */
 	uint64_t limited; /* attempts not started or answered: the peer's budget was spent */
 	uint64_t repunches; /* dialler: punching again after a fallback */
 	int failed_counted, direct_counted;

@@ -15,6 +15,7 @@
 NS_PREFIX="wt$$"
 NS_COUNT=0
 NS_EXIT_HOOKS=()
+NS_V6_LANS=() # "ROUTER PREFIX" of each netns_nat_host_v6
 
 netns_require_root() {
 	if [ "$(id -u)" -ne 0 ]; then
@@ -68,6 +69,7 @@ netns_create() {
 		_netns_wait_dad
 		return 0
 	fi
+	NS_BRIDGE_HOSTS=$n
 	ip netns add "${NS_PREFIX}br" || return 1
 	ip -n "${NS_PREFIX}br" link add br0 type bridge || return 1
 	ip -n "${NS_PREFIX}br" link set br0 up
@@ -136,18 +138,59 @@ table ip nat {
 EOF
 }
 
-# netns_isp_hop N: put a router (a new namespace, "${NS_PREFIX}iN")
+# netns_nat_host_v6 ROUTER HOST PREFIX: give HOST (made by netns_nat_host
+# behind ROUTER) a global address PREFIX::2/64 too (PREFIX: a /64 of the
+# documentation range, e.g. 2001:db8:8), its router PREFIX::1 on the LAN,
+# and ROUTER the usual home router's IPv6 behaviour: it forwards without
+# NAT, behind a stateful firewall (what the LAN sends passes, and from
+# outside only packets of flows it started: established / related;
+# everything else is dropped, unanswered). Every other bridge host routes
+# PREFIX::/64 via ROUTER's bridge address (netns_ip6 ROUTER). Call it for
+# every home before any netns_isp_hop N PREFIX (a hop routes the other
+# homes' prefixes too).
+netns_nat_host_v6() {
+	local r=$1 h=$2 p=$3 rns hns i
+	rns=$(netns_name "$r")
+	hns=$(netns_name "$h")
+	ip -n "$rns" addr add "$p::1/64" dev lan0 nodad || return 1
+	ip -n "$hns" addr add "$p::2/64" dev eth0 nodad || return 1
+	ip -n "$hns" -6 route add default via "$p::1" || return 1
+	ip netns exec "$rns" sh -c 'sysctl -qw net.ipv6.conf.all.forwarding=1 &&
+		nft -f -' <<EOF || return 1
+table ip6 homefw {
+	chain forward {
+		type filter hook forward priority 0; policy drop;
+		ct state established,related accept
+		iifname "lan0" accept
+	}
+}
+EOF
+	for ((i = 1; i <= NS_BRIDGE_HOSTS; i++)); do
+		[ "$i" -eq "$r" ] && continue
+		ip -n "$(netns_name "$i")" -6 route add "$p::/64" via "$(netns_ip6 "$r")" || return 1
+	done
+	NS_V6_LANS+=("$r $p")
+}
+
+# netns_isp_hop N [PREFIX]: put a router (a new namespace, "${NS_PREFIX}iN")
 # between bridge host N and the bridge, as a provider's router sits
 # between a home router and the rest of the Internet: every packet N sends
 # or gets is forwarded once more (its TTL decremented; one that arrives
 # with TTL 1 dies there). N keeps its addresses and on-link routes: the
 # hop answers ARP for N on the bridge and for everything else towards N
 # (proxy ARP). It takes over N's bridge port pN (a new veth), so
-# netns_delay_uplink N still delays what N sends. IPv4 only.
+# netns_delay_uplink N still delays what N sends. IPv4, and IPv6 when
+# PREFIX is given (N's LAN prefix, netns_nat_host_v6): the hop routes N's
+# bridge address and PREFIX::/64 to N and answers neighbour solicitations
+# on both sides for the other (proxy NDP: N's address on the bridge side,
+# every other bridge host's on N's side).
 netns_isp_hop() {
-	local n=$1 br=${NS_PREFIX}br isp=${NS_PREFIX}i$1
+	local n=$1 p6=${2:-} br=${NS_PREFIX}br isp=${NS_PREFIX}i$1 i
 	ip netns add "$isp" || return 1
 	NS_EXIT_HOOKS+=("ip netns del $isp")
+	# Interfaces moved or made in it take these: no DAD on link-local
+	# addresses (NDP proxying needs them at once).
+	[ -z "$p6" ] || ip netns exec "$isp" sysctl -qw net.ipv6.conf.default.accept_dad=0 || return 1
 	ip -n "$br" link set "p$n" nomaster || return 1
 	ip -n "$br" link set "p$n" netns "$isp" || return 1
 	ip -n "$isp" link set "p$n" name down0 || return 1
@@ -172,6 +215,24 @@ netns_isp_hop() {
 	ip -n "$isp" addr add "198.51.100.$((100 + n))/24" dev up0 || return 1
 	ip -n "$isp" route add 198.51.101.0/24 dev up0 || return 1
 	ip -n "$isp" route add "198.51.100.$n/32" dev down0 || return 1
+	[ -n "$p6" ] || return 0
+	# proxy_delay 0: answer at once (default: up to 0.8 s).
+	ip netns exec "$isp" sysctl -qw net.ipv6.conf.all.forwarding=1 \
+		net.ipv6.conf.up0.proxy_ndp=1 net.ipv6.conf.down0.proxy_ndp=1 \
+		net.ipv6.neigh.up0.proxy_delay=0 net.ipv6.neigh.down0.proxy_delay=0 || return 1
+	{
+		echo "route add $(netns_ip6 "$n")/128 dev down0"
+		echo "route add 2001:db8:77::/64 dev up0"
+		echo "route add $p6::/64 via $(netns_ip6 "$n") dev down0"
+		for i in "${NS_V6_LANS[@]}"; do # the other homes' prefixes
+			set -- $i
+			[ "$1" -eq "$n" ] || echo "route add $2::/64 via $(netns_ip6 "$1") dev up0"
+		done
+		echo "neigh add proxy $(netns_ip6 "$n") dev up0"
+		for ((i = 1; i <= NS_BRIDGE_HOSTS; i++)); do
+			[ "$i" -eq "$n" ] || echo "neigh add proxy $(netns_ip6 "$i") dev down0"
+		done
+	} | ip -n "$isp" -6 -batch - || return 1
 }
 
 # netns_delay_uplink N DELAY_MS [STATS]: what host N sends to the bridge is

@@ -127,6 +127,14 @@ struct net {
 	unsigned int low_late[2]; /* ...after a full-TTL probe of the same attempt */
 	int full_sent[2];
 	uint64_t now;
+	/* IPv6 datagrams held to the end of the step (after the IPv4 ones
+	 * sent in the same step): an IPv4 ack then validates first. */
+	int v6_late;
+	unsigned int nlate;
+	struct {
+		int from;
+		uint8_t buf[PATH_PROBE_LEN];
+	} late[64];
 };
 
 struct end {
@@ -134,6 +142,7 @@ struct end {
 	int i;
 	struct path_conn pc;
 	struct io_addr me;
+	struct io_addr me6; /* a global IPv6 address too (family 0: none) */
 	uint8_t msgs[8][PATH_MSG_MAX];
 	size_t mlen[8];
 	unsigned int nmsg;
@@ -181,6 +190,17 @@ static int e_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t
 			n->full_sent[e->i] = 1;
 		}
 	}
+	if (o->me6.family && io_addr_equal(to, &o->me6)) {
+		/* IPv6 between the two: no NAT, no trap, no filter here. */
+		if (n->v6_late) {
+			assert_true(n->nlate < 64);
+			n->late[n->nlate].from = e->i;
+			memcpy(n->late[n->nlate++].buf, buf, PATH_PROBE_LEN);
+		} else if (path_probe_mine(&o->pc, &pr)) {
+			path_on_probe(&o->pc, &pr, &e->me6, e->n->now, &IO[o->i]);
+		}
+		return 0;
+	}
 	if (!io_addr_equal(to, &o->me))
 		return 0; /* nobody there */
 	if (e->i == 1)
@@ -203,8 +223,13 @@ static unsigned int e_cands(void *arg, struct io_addr *out, unsigned int max, ui
 	struct end *e = arg;
 
 	(void)max;
-	out[0] = e->me;
 	*nat = 2;
+	if (e->me6.family) { /* global IPv6 first, as conn_node_path_cands */
+		out[0] = e->me6;
+		out[1] = e->me;
+		return 2;
+	}
+	out[0] = e->me;
 	return 1;
 }
 
@@ -235,6 +260,19 @@ static void run(struct net *n, uint64_t until_ms)
 	for (; n->now < until_ms * 1000000ULL; n->now += 10000000ULL) {
 		for (int i = 0; i < 2; i++)
 			path_tick(&n->e[i]->pc, n->now, &IO[i]);
+		deliver(n->e[0], n->e[1]);
+		deliver(n->e[1], n->e[0]);
+		/* The held IPv6 datagrams (an ack answering one is held too,
+		 * to the end of this loop). */
+		for (unsigned int k = 0; k < n->nlate; k++) {
+			struct end *from = n->e[n->late[k].from], *to = n->e[!n->late[k].from];
+			struct path_probe pr;
+
+			assert_int_equal(path_probe_parse(n->late[k].buf, PATH_PROBE_LEN, &pr), 0);
+			if (path_probe_mine(&to->pc, &pr))
+				path_on_probe(&to->pc, &pr, &from->me6, n->now, &IO[to->i]);
+		}
+		n->nlate = 0;
 		deliver(n->e[0], n->e[1]);
 		deliver(n->e[1], n->e[0]);
 	}
@@ -457,6 +495,60 @@ static void test_low_ttl(void **state)
 	assert_int_equal(a.pc.probes_low_ttl, 0);
 }
 
+/* IPv6 tried first: both ends have a global IPv6 address and a
+ * port-preserving NAT. When the IPv6 ack validates first, both go direct
+ * on IPv6; when the IPv4 one does (the IPv6 datagrams held to the end of
+ * the step), both go direct on IPv4, then move to IPv6 as its acks and
+ * VALIDATED arrive (upgrades), and never back to IPv4. */
+static void dual_stack(struct net *n, struct end *a, struct end *b, int v6_late)
+{
+	setup_net(n, a, b);
+	a->me6.family = b->me6.family = AF_INET6;
+	a->me6.port = 4433;
+	b->me6.port = 4433;
+	memcpy(a->me6.addr, (uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8, 0, 8, [15] = 2 }, 16);
+	memcpy(b->me6.addr, (uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8, 0, 9, [15] = 2 }, 16);
+	n->filter_b = 1;
+	n->v6_late = v6_late;
+	n->now = 1;
+	assert_int_equal(path_start(&a->pc, n->now, &IO[0]), 0);
+	run(n, 3000);
+	assert_int_equal(a->pc.state, PATH_DIRECT);
+	assert_int_equal(b->pc.state, PATH_DIRECT);
+	assert_true(io_addr_equal(&a->pc.direct, &b->me6));
+	assert_true(io_addr_equal(&b->pc.direct, &a->me6));
+	assert_int_equal(a->pc.direct_attempt, 1);
+	assert_int_equal(a->pc.fallbacks + b->pc.fallbacks, 0);
+}
+
+static void test_ipv6_first(void **state)
+{
+	struct net n;
+	struct end a, b;
+	uint64_t sw;
+
+	(void)state;
+	dual_stack(&n, &a, &b, 0);
+	assert_int_equal(a.pc.upgrades + b.pc.upgrades, 0);
+	assert_int_equal(a.pc.switches, 1);
+	dual_stack(&n, &a, &b, 1);
+	assert_true(a.pc.upgrades + b.pc.upgrades >= 1);
+	assert_true(a.pc.upgrades <= 1 && b.pc.upgrades <= 1);
+	/* An IPv4 ack arriving now (direct on IPv6) moves nothing. */
+	sw = a.pc.switches;
+	{
+		struct path_probe ack = { .ack = 1, .route = a.pc.route, .attempt = a.pc.mine.attempt };
+
+		memcpy(ack.token, a.pc.mine.token, PATH_TOKEN_LEN);
+		memcpy(ack.nonce, a.pc.salt, sizeof(a.pc.salt));
+		ack.nonce[8] = 1; /* b's IPv4 candidate */
+		assert_true(path_probe_mine(&a.pc, &ack));
+		path_on_probe(&a.pc, &ack, &b.me, n.now, &IO[0]);
+	}
+	assert_int_equal(a.pc.switches, sw);
+	assert_true(io_addr_equal(&a.pc.direct, &b.me6));
+}
+
 static void test_budget_table(void **state)
 {
 	struct path_budget *b;
@@ -561,6 +653,7 @@ int main(void)
 		cmocka_unit_test(test_punch_ok),
 		cmocka_unit_test(test_punch_fails),
 		cmocka_unit_test(test_low_ttl),
+		cmocka_unit_test(test_ipv6_first),
 		cmocka_unit_test(test_repunch_bounds),
 		cmocka_unit_test(test_budget_table),
 		cmocka_unit_test(test_peer_budget),

@@ -325,6 +325,24 @@ static void go_direct(struct path_conn *p, const struct io_addr *d, uint64_t now
 		io->use(io->arg, d);
 }
 
+/* Direct on IPv4 while an IPv6 candidate of the same attempt validated
+ * (its ack, or the peer's VALIDATED, came second): move to IPv6, the
+ * family tried first (no NAT mapping to keep alive). The first switch's
+ * time and attempt stay as they were. */
+static int upgrade_v6(struct path_conn *p, const struct io_addr *d, const struct path_io *io)
+{
+	if (p->state != PATH_DIRECT || d->family != AF_INET6 || p->direct.family != AF_INET)
+		return 0;
+	p->direct = *d;
+	p->switches++;
+	p->upgrades++;
+	if (io->alias)
+		io->alias(io->arg, d);
+	if (io->use)
+		io->use(io->arg, d);
+	return 1;
+}
+
 /* The current attempt ended without a direct path. */
 static void attempt_over(struct path_conn *p, uint64_t now, const struct path_io *io)
 {
@@ -401,8 +419,12 @@ int path_on_msg(struct path_conn *p, enum path_msg_type type, const struct path_
 	case PATH_MSG_VALIDATED:
 		if (o->attempt != p->attempt)
 			return 0; /* a late word about an older attempt */
-		if (p->state == PATH_DIRECT || idx >= p->mine.ncand || !(p->have_src & (1U << idx)))
+		if (idx >= p->mine.ncand || !(p->have_src & (1U << idx)))
 			return 0;
+		if (p->state == PATH_DIRECT) {
+			upgrade_v6(p, &p->probe_src[idx], io);
+			return 0;
+		}
 		p->validated_here = 0;
 		go_direct(p, &p->probe_src[idx], now_ns, io);
 		return 0;
@@ -462,8 +484,11 @@ void path_on_probe(struct path_conn *p, const struct path_probe *pr, const struc
 		return;
 	}
 	p->acks_rx++;
-	if (p->state == PATH_DIRECT)
+	if (p->state == PATH_DIRECT) {
+		if (upgrade_v6(p, from, io))
+			send_msg(p, PATH_MSG_VALIDATED, i, io);
 		return;
+	}
 	p->validated_here = 1;
 	go_direct(p, from, now_ns, io);
 	send_msg(p, PATH_MSG_VALIDATED, i, io);
