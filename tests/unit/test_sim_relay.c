@@ -267,6 +267,11 @@ static void test_ping_by_key(void **state)
 	}
 	assert_true(found);
 	json_decref(o);
+	/* D holds a reservation with R: it asked for the circuit on that
+	 * connection (no second handshake with R), which stays up. */
+	assert_true(simnode_get_int(&W.d, "/v1/relay/status", "counters", "dials_shared", NULL) >=
+		    1);
+	assert_true(all_held(NULL));
 	/* The NATed ends' binds were answered. */
 	assert_true(simnode_get_int(&W.d, "/v1/relay/status", "counters", "binds_ok", NULL) >= 1);
 	assert_true(simnode_get_int(&W.e, "/v1/relay/status", "counters", "binds_ok", NULL) >= 1);
@@ -553,6 +558,17 @@ static void test_byte_limit(void **state)
 	assert_int_equal(simnode_get_int(&W.d, "/v1/relay/status", "ended_by_relay", "lifetime",
 					 NULL),
 			 0);
+	/* E asked for that circuit on its reservation connection with R:
+	 * the circuit's end closed the CONNECT stream, not the connection.
+	 * E's reservation was never lost. */
+	{
+		json_t *r = simnode_ok(&W.e, "GET", "/v1/relay/status", NULL);
+		json_t *u = json_array_get(json_object_get(r, "use"), 0);
+
+		assert_string_equal(json_string_value(json_object_get(u, "state")), "held");
+		assert_int_equal(json_integer_value(json_object_get(u, "lost")), 0);
+		json_decref(r);
+	}
 }
 
 static int not_reserved(void *arg)

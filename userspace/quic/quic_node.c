@@ -715,6 +715,7 @@ static void cb_conn(void *arg, struct quic_conn *qc, const uint8_t *peer_key)
 		return;
 	}
 	observed_send(wk, c);
+	qn_path_connected(wk, c);
 	c->t_hs_ns = qn_now_ns(wk->qn);
 	c->reported = 1;
 	if (c->h.connected)

@@ -393,8 +393,10 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 			return -ETIMEDOUT;
 		err = qn->o.relay(qn->o.relay_arg, key, &rs, left == UINT32_MAX ? 0 : left, &st);
 		log_debug("quic", "dial %.16s...: circuit: %s", target, err ? strerror(-err) : "bound");
-		if (!err)
+		if (!err) {
+			qn_path_circuit_note(qn, &rs);
 			return target_str(target, &rs, out[0]) ? -EINVAL : 1;
+		}
 		for (int i = 0; i < n; i++) {
 			struct quic_node_hs_result hr;
 			unsigned int t = each < 500 ? 500 : each;

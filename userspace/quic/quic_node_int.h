@@ -129,6 +129,9 @@ struct qn_type {
 	void *arg;
 };
 
+#define QN_CIRC_NOTES 16	/* circuits noted at once (the oldest replaced) */
+#define QN_CIRC_NOTE_MS 30000 /* a note unused this long is forgotten */
+
 struct quic_node {
 	struct engine *eng;
 	uint16_t port;
@@ -148,6 +151,13 @@ struct quic_node {
 	/* hole punching attempts per peer key per window (all workers) */
 	pthread_mutex_t budget_mu;
 	struct path_budget *budget;
+	/* relay circuits (relay:PORT) a dial by key just got, under budget_mu:
+	 * a connection dialled to one punches at its handshake's end */
+	struct {
+		struct io_addr a;
+		uint64_t t_ns;
+	} circ[QN_CIRC_NOTES];
+	unsigned int circ_next;
 };
 
 /* The engine's clock (virtual in simulated runs). */
@@ -199,6 +209,13 @@ void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s
 /* Path layer glue (quic_path.c), owning worker only. */
 void qn_path_init_worker(struct qn_worker *wk);
 void qn_path_stop_worker(struct qn_worker *wk);
+/* A dial by key got a relay circuit at ss (relay:PORT): note it (any
+ * thread; QN_CIRC_NOTES kept, each for QN_CIRC_NOTE_MS). */
+void qn_path_circuit_note(struct quic_node *qn, const struct sockaddr_storage *ss);
+/* c's handshake completed (the dialler's side): when it was dialled to a
+ * noted circuit, it punches now (not one round trip later, when the
+ * peer's observed address would tell it). */
+void qn_path_connected(struct qn_worker *wk, struct qn_conn *c);
 /* The peer on c sees us at seen: equal to our view of the peer's address
  * (ci.remote), c runs over a relay circuit (the dialler starts punching). */
 void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic_conn_info *ci,

@@ -254,17 +254,13 @@ static struct qn_path *qp_get(struct qn_worker *wk, struct qn_conn *c, int initi
 	return p;
 }
 
-void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic_conn_info *ci,
-		      const struct io_addr *seen)
+/* c runs over a relay circuit: the dialler starts punching (once). */
+static void qp_start(struct qn_worker *wk, struct qn_conn *c, const char *why)
 {
 	struct qn_path *p;
 	struct path_io io;
 	struct qp_ctx x = { .wk = wk, .c = c };
-	struct io_addr remote;
 
-	if (io_addr_from_sockaddr(&remote, (const struct sockaddr *)&ci->remote, ci->remote_len) ||
-	    !io_addr_equal(&remote, seen))
-		return;
 	c->relayed = 1;
 	if (wk->qn->o.punch_off || !c->dialed || c->path || !c->qc || !wk->w)
 		return;
@@ -272,9 +268,56 @@ void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic
 	if (!p)
 		return;
 	qp_io(&io, &x);
-	log_debug("quic", "conn %llx relayed: punching", (unsigned long long)c->id);
+	log_debug("quic", "conn %llx relayed (%s): punching", (unsigned long long)c->id, why);
 	path_start(&p->pc, qn_now_ns(wk->qn), &io);
 	qp_run(wk);
+}
+
+void qn_path_circuit_note(struct quic_node *qn, const struct sockaddr_storage *ss)
+{
+	struct io_addr a;
+
+	if (io_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss)))
+		return;
+	pthread_mutex_lock(&qn->budget_mu);
+	qn->circ[qn->circ_next].a = a;
+	qn->circ[qn->circ_next].t_ns = qn_now_ns(qn);
+	qn->circ_next = (qn->circ_next + 1) % QN_CIRC_NOTES;
+	pthread_mutex_unlock(&qn->budget_mu);
+}
+
+void qn_path_connected(struct qn_worker *wk, struct qn_conn *c)
+{
+	struct quic_node *qn = wk->qn;
+	struct quic_conn_info ci;
+	struct io_addr remote;
+	uint64_t now = qn_now_ns(qn);
+	int hit = 0;
+
+	if (!c->dialed || c->path || !c->qc || quic_conn_get_info(c->qc, &ci) ||
+	    io_addr_from_sockaddr(&remote, (const struct sockaddr *)&ci.remote, ci.remote_len))
+		return;
+	pthread_mutex_lock(&qn->budget_mu);
+	for (unsigned int i = 0; i < QN_CIRC_NOTES && !hit; i++)
+		if (qn->circ[i].t_ns && now - qn->circ[i].t_ns < QN_CIRC_NOTE_MS * 1000000ULL &&
+		    io_addr_equal(&qn->circ[i].a, &remote)) {
+			qn->circ[i].t_ns = 0; /* one connection per circuit */
+			hit = 1;
+		}
+	pthread_mutex_unlock(&qn->budget_mu);
+	if (hit)
+		qp_start(wk, c, "a circuit we dialled");
+}
+
+void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic_conn_info *ci,
+		      const struct io_addr *seen)
+{
+	struct io_addr remote;
+
+	if (io_addr_from_sockaddr(&remote, (const struct sockaddr *)&ci->remote, ci->remote_len) ||
+	    !io_addr_equal(&remote, seen))
+		return;
+	qp_start(wk, c, "observed address");
 }
 
 void qn_path_stream_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
@@ -384,6 +427,7 @@ json_t *qn_path_json(struct qn_conn *c, const struct sockaddr_storage *remote, s
 		      (json_int_t)p->pc.fallbacks);
 	json_object_set_new(o, "limited", json_integer((json_int_t)p->pc.limited));
 	json_object_set_new(o, "repunches", json_integer((json_int_t)p->pc.repunches));
+	json_object_set_new(o, "upgrades", json_integer((json_int_t)p->pc.upgrades));
 	if (p->pc.state == PATH_DIRECT) {
 		json_object_set_new(o, "direct", json_string(d));
 		json_object_set_new(o, "to_direct_ms", json_integer((json_int_t)p->pc.to_direct_ms));

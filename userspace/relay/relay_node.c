@@ -180,6 +180,7 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 				o->circuit = m->circuit;
 				o->via = d->relay;
 				o->via.port = m->port;
+				o->shared = d->shared;
 				s->used = 1;
 				s->role = RC_CIRC_OUT;
 				s->ref = i;
@@ -198,8 +199,10 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 		s->used = 0;
 		o->used = 0;
 		rn_circuit_ended(rn, io_addr_fmt(&o->via, buf, sizeof(buf)), &o->via, m);
-		/* Nothing more to learn from this relay connection. */
-		quic_node_close(rn->o.quic, o->conn, 0);
+		/* Nothing more to learn from this relay connection, unless it
+		 * carries our reservation too. */
+		if (!o->shared)
+			quic_node_close(rn->o.quic, o->conn, 0);
 		return;
 	}
 	default:
@@ -311,6 +314,7 @@ static void cb_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int
 			break;
 		}
 		d->st = D_WAIT;
+		d->sid = sid;
 		m.type = RELAY_MSG_CONNECT;
 		memcpy(m.key, d->target, RELAY_KEY_LEN);
 		rn_send_msg(rn, conn, sid, &m, 0);

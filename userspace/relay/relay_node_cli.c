@@ -352,16 +352,47 @@ static void deadline_in(struct timespec *ts, unsigned int ms)
 	}
 }
 
+/* Done with a circuit request's control connection: close it, or, when
+ * it is our reservation connection (shared), end only the CONNECT
+ * stream sid (< 0: none opened). */
+static void dial_conn_done(struct relay_node *rn, uint64_t conn, int shared, int64_t sid)
+{
+	struct rn_stream *s;
+
+	if (!shared) {
+		rn_st_drop_conn(rn, conn);
+		quic_node_close(rn->o.quic, conn, 0);
+		return;
+	}
+	if (sid < 0)
+		return;
+	s = rn_st_find(rn, conn, sid);
+	if (s)
+		s->used = 0;
+	quic_node_stream_reset(rn->o.quic, conn, sid, RELAY_OK);
+}
+
 /* A granted circuit we give up (its bind failed): stop waiting for its
- * ENDED and close the relay connection. */
-static void out_drop(struct relay_node *rn, uint64_t conn, int slot)
+ * ENDED and close the relay connection (or the CONNECT stream on a
+ * shared one). */
+static void out_drop(struct relay_node *rn, uint64_t conn, int slot, int shared, int64_t sid)
 {
 	if (!slot)
 		return;
 	if (rn->outs[slot - 1].used && rn->outs[slot - 1].conn == conn)
 		rn->outs[slot - 1].used = 0;
-	rn_st_drop_conn(rn, conn);
-	quic_node_close(rn->o.quic, conn, 0);
+	dial_conn_done(rn, conn, shared, sid);
+}
+
+/* Our held reservation's connection with the relay whose key is key, or
+ * 0: a circuit request can go on it (no new handshake with the relay). */
+static uint64_t held_conn(struct relay_node *rn, const uint8_t key[RELAY_KEY_LEN])
+{
+	for (unsigned int i = 0; i < rn->nuse; i++)
+		if (rn->use[i].st == U_HELD && rn->use[i].have_key &&
+		    !memcmp(rn->use[i].key, key, RELAY_KEY_LEN))
+			return rn->use[i].conn;
+	return 0;
 }
 
 int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
@@ -376,7 +407,8 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	struct rn_bind *b;
 	struct relay_msg m;
 	uint64_t conn = 0;
-	int l, err = 0, out_slot = 0;
+	int l, err = 0, out_slot = 0, shared;
+	int64_t sid;
 
 	if (!rn || !relay_key || !relay_addr || !target || !out)
 		return -EINVAL;
@@ -399,17 +431,36 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	memset(d, 0, sizeof(*d));
 	d->st = D_DIALING;
 	d->relay = *relay_addr;
+	d->sid = -1;
 	memcpy(d->target, target, RELAY_KEY_LEN);
-	/* The lock is held across the dial: its callbacks wait for d->conn. */
-	err = quic_node_connect_addr(rn->o.quic, (struct sockaddr *)&ss, (socklen_t)l, relay_key,
-				     &rn_handler, rn, &conn);
-	if (err) {
-		d->st = D_FREE;
-		unlock(rn);
-		return err == -ENETUNREACH ? -EHOSTUNREACH : err;
+	/* A reservation held with this relay: ask on its connection (one
+	 * handshake with the relay less). Else dial it. The lock is held
+	 * across either: the callbacks wait for d->conn. */
+	conn = held_conn(rn, relay_key);
+	if (conn) {
+		d->shared = 1;
+		d->conn = conn;
+		err = quic_node_stream_open(rn->o.quic, conn, RELAY_ST_CTL,
+					    TOK_DIAL | (uint64_t)(d - rn->dials));
+		if (err) {
+			d->st = D_FREE;
+			unlock(rn);
+			return err;
+		}
+		rn->dials_shared++;
+		log_debug("relay", "circuit request: on our reservation connection");
+	} else {
+		err = quic_node_connect_addr(rn->o.quic, (struct sockaddr *)&ss, (socklen_t)l,
+					     relay_key, &rn_handler, rn, &conn);
+		if (err) {
+			d->st = D_FREE;
+			unlock(rn);
+			return err == -ENETUNREACH ? -EHOSTUNREACH : err;
+		}
+		d->conn = conn;
+		log_debug("relay", "circuit request: dialling the relay");
 	}
-	d->conn = conn;
-	log_debug("relay", "circuit request: dialling the relay");
+	shared = d->shared;
 	deadline_in(&dl, timeout_ms && timeout_ms < RN_DIAL_MS ? timeout_ms : RN_DIAL_MS);
 	while (d->st == D_DIALING || d->st == D_WAIT)
 		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
@@ -422,16 +473,20 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 		if (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -ECONNRESET)
 			err = -EHOSTUNREACH; /* the relay itself did not answer */
 	}
+	sid = d->sid;
 	d->st = D_FREE;
 	if (out_slot) {
 		/* Granted, and its ENDED awaited: the connection stays up,
-		 * with PINGs so that QUIC's idle timeout does not end it. */
+		 * with PINGs so that QUIC's idle timeout does not end it (a
+		 * reservation's refreshes keep a shared one up). */
 		unlock(rn);
-		quic_node_keepalive(rn->o.quic, conn, RN_OUT_KEEPALIVE_MS);
+		if (!shared)
+			quic_node_keepalive(rn->o.quic, conn, RN_OUT_KEEPALIVE_MS);
 	} else {
-		rn_st_drop_conn(rn, conn);
+		/* A CIRCUIT already ended its stream (s->used 0); a timeout
+		 * did not. */
+		dial_conn_done(rn, conn, shared, sid);
 		unlock(rn);
-		quic_node_close(rn->o.quic, conn, 0);
 	}
 	if (err)
 		return err;
@@ -447,7 +502,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	lock(rn);
 	b = rn_bind_start(rn, out, m.token);
 	if (!b) {
-		out_drop(rn, conn, out_slot);
+		out_drop(rn, conn, out_slot, shared, sid);
 		unlock(rn);
 		return -EBUSY;
 	}
@@ -469,7 +524,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	if (!err)
 		rn->dials_ok++;
 	else
-		out_drop(rn, conn, out_slot);
+		out_drop(rn, conn, out_slot, shared, sid);
 	unlock(rn);
 	sodium_memzero(&m, sizeof(m));
 	return err;

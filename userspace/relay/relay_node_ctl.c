@@ -95,6 +95,9 @@ static json_t *status_json(struct relay_node *rn)
 		      "offers_refused", (json_int_t)rn->offers_refused, "binds_ok",
 		      (json_int_t)rn->binds_ok, "binds_failed", (json_int_t)rn->binds_failed,
 		      "dials", (json_int_t)rn->dials_total, "dials_ok", (json_int_t)rn->dials_ok));
+	/* circuit requests sent on a reservation connection (no new handshake) */
+	json_object_set_new(json_object_get(o, "counters"), "dials_shared",
+			    json_integer((json_int_t)rn->dials_shared));
 	/* circuits ended for a flooding end, and ends banned for it */
 	json_object_set_new(json_object_get(o, "counters"), "flood_cuts",
 			    json_integer((json_int_t)rn->flood_cuts));

@@ -117,6 +117,8 @@ struct rn_dial { /* client: a circuit request of ours */
 	struct relay_msg m;
 	struct io_addr relay;
 	int out; /* granted: 1 + the rn_out slot that waits for ENDED; 0: none free */
+	int shared; /* asked on our reservation connection with the relay (not ours to close) */
+	int64_t sid; /* the CONNECT stream, once opened */
 };
 
 struct rn_out { /* dialler: a granted circuit of ours; its CONNECT stream stays open */
@@ -125,6 +127,7 @@ struct rn_out { /* dialler: a granted circuit of ours; its CONNECT stream stays 
 	int64_t sid;
 	uint64_t circuit;
 	struct io_addr via; /* relay:PORT, where our QUIC connection to the target goes */
+	int shared; /* conn is our reservation connection: it stays when the circuit ends */
 };
 
 struct relay_node {
@@ -157,6 +160,7 @@ struct relay_node {
 	uint64_t connects, circuits_ok, circuits_refused[RELAY_E__MAX];
 	uint64_t offers_in, offers_accepted, offers_refused;
 	uint64_t binds_ok, binds_failed, dials_total, dials_ok;
+	uint64_t dials_shared; /* circuit requests sent on a reservation connection */
 	uint64_t ended_by[5];
 	uint64_t ended_seen[RELAY_ENDED_MAX + 1]; /* holder and dialler: ENDED received, by reason */
 };
