@@ -210,6 +210,10 @@ uint64_t quic_ep_expiry(const struct quic_ep *ep);
 /* Run timers (retransmission, pacing, idle, closing) due at now_ns and
  * send what they produce. Returns 0. */
 int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns);
+/* quic_ep_handle_expiry() if anything is due at now_ns, then the next
+ * deadline as quic_ep_expiry() gives it: one pass over the connections
+ * when nothing was due, two when something was (instead of three). */
+uint64_t quic_ep_run_expiry(struct quic_ep *ep, uint64_t now_ns);
 
 /*
  * Dial remote. expected_key (QUIC_KEY_LEN, may be NULL): the peer's node

@@ -190,7 +190,8 @@ static inline struct sim_node *sim_add(struct sim *s, const struct quic_ep_opts 
 
 /* Run until stop(arg) is true or max_ns of virtual time passed. pump (may
  * be NULL) runs each step to feed more data. Returns 1 if stopped, 0 at
- * max_ns, -1 if time stopped advancing (a timer bug). */
+ * max_ns, -1 if time stopped advancing (a timer bug), -2 if
+ * quic_ep_run_expiry reported another deadline than quic_ep_expiry. */
 static inline int sim_run(struct sim *s, int (*stop)(void *), void (*pump)(void *), void *arg,
 			  uint64_t max_ns)
 {
@@ -240,9 +241,12 @@ static inline int sim_run(struct sim *s, int (*stop)(void *), void (*pump)(void 
 			}
 			free(p);
 		}
+		/* quic_node's timer: quic_ep_run_expiry, whose next deadline
+		 * must be the one a fresh quic_ep_expiry scan finds (-2). */
 		for (i = 0; i < s->nnodes; i++)
-			if (s->nodes[i].ep && quic_ep_expiry(s->nodes[i].ep) <= s->now)
-				quic_ep_handle_expiry(s->nodes[i].ep, s->now);
+			if (s->nodes[i].ep &&
+			    quic_ep_run_expiry(s->nodes[i].ep, s->now) != quic_ep_expiry(s->nodes[i].ep))
+				return -2;
 	}
 }
 

@@ -736,6 +736,29 @@ int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns)
 	return 0;
 }
 
+uint64_t quic_ep_run_expiry(struct quic_ep *ep, uint64_t now_ns)
+{
+	struct quic_conn *c, *n;
+	uint64_t t = UINT64_MAX, x;
+	int ran = 0;
+
+	for (c = ep->conns; c; c = n) {
+		n = c->next;
+		x = quic_conn_expiry(c);
+		if (x <= now_ns) {
+			ep->now = now_ns;
+			quic_conn_timer(c, now_ns);
+			ran = 1;
+		} else if (x < t) {
+			t = x;
+		}
+	}
+	ep_sweep(ep);
+	/* A timer's callbacks may have touched connections already passed
+	 * (a stream write from another's data): then ask them all again. */
+	return ran ? quic_ep_expiry(ep) : t;
+}
+
 int quic_ep_connect(struct quic_ep *ep, const struct sockaddr *remote, socklen_t remote_len,
 		    const uint8_t *expected_key, uint64_t now_ns, struct quic_conn **out)
 {

@@ -157,11 +157,7 @@ static void qn_timer_fn(struct engine_worker *w, void *arg)
 
 	wk->w = w;
 	now = qn_wk_now(wk);
-	exp = quic_ep_expiry(wk->ep);
-	if (exp <= now) {
-		quic_ep_handle_expiry(wk->ep, now);
-		exp = quic_ep_expiry(wk->ep);
-	}
+	exp = quic_ep_run_expiry(wk->ep, now);
 	if (exp == UINT64_MAX)
 		return;
 	/* Deadlines under 2 ms (pacing, ACK delay, a flush) are kept to the
