@@ -36,9 +36,13 @@
  *
  * (c) As (a) at the highest load, on the veth pair of benchlib (root):
  *     weftd in xdp mode (AF_XDP; replies leave through the TX ring), weftd
- *     in uring mode, libtorrent and the floor, each alone in end A, the
+ *     in uring mode, libtorrent, the floor and the AF_XDP floor (the
+ *     floor's canned replies through the engine in xdp mode: what the
+ *     AF_XDP path allows without a DHT), each alone in end A, the
  *     generator in end B; CPU counted also on the server's core outside
  *     the process: veA's NAPI thread and ksoftirqd/1 (part_c).
+ *     BENCH_DHT_ONLY=weftd_xdp,weftd_uring,libtorrent,floor,floor_xdp (any
+ *     of them) runs only those.
  *
  * Usage: bench_dht [SECONDS] [NNET] [PARTS]   (defaults 3 s per load, 200
  * and "abc"; WEFTD=path overrides the weftd next to build/bench/)

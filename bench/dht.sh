@@ -7,8 +7,10 @@
 # (canned replies, no DHT work) at the highest load; (b) find_node /
 # get_peers latency (p50, p99) and hop counts in a 200-node network of the
 # DHT core in one process; (c) as (a) at the highest load on a veth pair
-# (root): weftd in xdp mode (AF_XDP) and in uring mode, libtorrent and the
-# floor, CPU counted with the server side's NAPI thread and ksoftirqd/1.
+# (root): weftd in xdp mode (AF_XDP) and in uring mode, libtorrent, the
+# floor and the AF_XDP floor (canned replies through the engine's xdp path),
+# CPU counted with the server side's NAPI thread and ksoftirqd/1;
+# BENCH_DHT_ONLY=weftd_xdp,floor_xdp (comma list) runs only those.
 # (a) and (b) on loopback only. The "same work" rule is at the top of
 # bench/bench_dht.c and in its JSON result.
 # Usage: bench/dht.sh [SECONDS] [NODES] [PARTS]   (defaults 3 per load,
