@@ -307,6 +307,10 @@ static void cb_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int
 
 		if (!d || d->conn != conn || d->st != D_DIALING)
 			break;
+		/* Our reservation connection has no stream to spare (the
+		 * relay's stream limit): a connection of the request's own. */
+		if (err == -EAGAIN && d->shared && !rn_dial_own(rn, d))
+			break;
 		if (err || !rn_st_add(rn, conn, sid, RC_CONNECT_OUT, idx)) {
 			d->st = D_FAILED;
 			d->err = err ? err : -ENOSPC;

@@ -395,6 +395,24 @@ static uint64_t held_conn(struct relay_node *rn, const uint8_t key[RELAY_KEY_LEN
 	return 0;
 }
 
+int rn_dial_own(struct relay_node *rn, struct rn_dial *d)
+{
+	struct sockaddr_storage ss;
+	uint64_t conn = 0;
+	int l = io_addr_to_sockaddr(&d->relay, d->relay.family, &ss), err;
+
+	if (l <= 0)
+		return -EINVAL;
+	err = quic_node_connect_addr(rn->o.quic, (struct sockaddr *)&ss, (socklen_t)l,
+				     d->relay_key, &rn_handler, rn, &conn);
+	if (err)
+		return err == -ENETUNREACH ? -EHOSTUNREACH : err;
+	d->shared = 0;
+	d->conn = conn;
+	log_debug("relay", "circuit request: dialling the relay");
+	return 0;
+}
+
 int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
 		       const struct io_addr *relay_addr, const uint8_t target[RELAY_KEY_LEN],
 		       struct io_addr *out, unsigned int timeout_ms, unsigned int *status)
@@ -433,6 +451,7 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 	d->relay = *relay_addr;
 	d->sid = -1;
 	memcpy(d->target, target, RELAY_KEY_LEN);
+	memcpy(d->relay_key, relay_key, RELAY_KEY_LEN);
 	/* A reservation held with this relay: ask on its connection (one
 	 * handshake with the relay less). Else dial it. The lock is held
 	 * across either: the callbacks wait for d->conn. */
@@ -450,17 +469,13 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 		rn->dials_shared++;
 		log_debug("relay", "circuit request: on our reservation connection");
 	} else {
-		err = quic_node_connect_addr(rn->o.quic, (struct sockaddr *)&ss, (socklen_t)l,
-					     relay_key, &rn_handler, rn, &conn);
+		err = rn_dial_own(rn, d);
 		if (err) {
 			d->st = D_FREE;
 			unlock(rn);
-			return err == -ENETUNREACH ? -EHOSTUNREACH : err;
+			return err;
 		}
-		d->conn = conn;
-		log_debug("relay", "circuit request: dialling the relay");
 	}
-	shared = d->shared;
 	deadline_in(&dl, timeout_ms && timeout_ms < RN_DIAL_MS ? timeout_ms : RN_DIAL_MS);
 	while (d->st == D_DIALING || d->st == D_WAIT)
 		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
@@ -473,6 +488,9 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 		if (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -ECONNRESET)
 			err = -EHOSTUNREACH; /* the relay itself did not answer */
 	}
+	/* d's connection may have changed (rn_dial_own in cb_opened). */
+	shared = d->shared;
+	conn = d->conn;
 	sid = d->sid;
 	d->st = D_FREE;
 	if (out_slot) {

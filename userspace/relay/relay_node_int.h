@@ -119,7 +119,11 @@ struct rn_dial { /* client: a circuit request of ours */
 	int out; /* granted: 1 + the rn_out slot that waits for ENDED; 0: none free */
 	int shared; /* asked on our reservation connection with the relay (not ours to close) */
 	int64_t sid; /* the CONNECT stream, once opened */
+	uint8_t relay_key[RELAY_KEY_LEN];
 };
+/* Dial d's relay on a connection of d's own (after a shared connection
+ * had no stream to spare). 0 or -errno; lock held. */
+int rn_dial_own(struct relay_node *rn, struct rn_dial *d);
 
 struct rn_out { /* dialler: a granted circuit of ours; its CONNECT stream stays open */
 	int used;
