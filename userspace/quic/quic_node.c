@@ -43,6 +43,8 @@ void qn_put(struct quic_node *qn)
 	}
 	path_budget_free(qn->budget);
 	pthread_mutex_destroy(&qn->budget_mu);
+	qn_buf_drain(qn);
+	pthread_mutex_destroy(&qn->buf_mu);
 	free(qn);
 }
 
@@ -201,6 +203,8 @@ static struct qn_stream *stream_add(struct qn_conn *c, int64_t sid, int incoming
 	return s;
 }
 
+static void op_free(void *op);
+
 /* release() of quic_stream_send_ref, and the queue dropping its own. */
 static void wbuf_unref(void *arg)
 {
@@ -208,7 +212,7 @@ static void wbuf_unref(void *arg)
 
 	if (--b->refs)
 		return;
-	free(b->mem);
+	op_free(b->mem);
 	free(b);
 }
 
@@ -968,6 +972,14 @@ struct qn_op {
 	uint8_t data[];
 };
 
+static void op_free(void *arg)
+{
+	struct qn_op *op = arg;
+
+	if (op)
+		qn_buf_put(op->qn, op, sizeof(*op) + op->len);
+}
+
 static void op_connect(struct qn_worker *wk, struct qn_op *op)
 {
 	struct quic_close_info info = {.reason = QUIC_CLOSE_NONE};
@@ -1077,7 +1089,7 @@ static void op_run(struct engine_worker *w, void *arg)
 	}
 	qn_kick(wk);
 out:
-	free(op);
+	op_free(op);
 	qn_put(qn);
 }
 
@@ -1129,13 +1141,13 @@ static int post(struct quic_node *qn, struct qn_op *op)
 	int rc;
 
 	if (worker >= qn->nworkers) {
-		free(op);
+		op_free(op);
 		return -EINVAL;
 	}
 	op->qn = qn;
 	rc = qn_call(qn, worker, op_run, op);
 	if (rc)
-		free(op);
+		op_free(op);
 	return rc;
 }
 
@@ -1195,7 +1207,7 @@ int quic_node_connect_addr(struct quic_node *qn, const struct sockaddr *addr, so
 	op->remote_len = len;
 	rc = route_local(qn->eng, addr, len, qn->port, &op->local, &op->local_len);
 	if (rc) {
-		free(op);
+		op_free(op);
 		return rc == -ENETUNREACH ? rc : -EINVAL;
 	}
 	if (expected_key) {
@@ -1229,11 +1241,15 @@ int quic_node_connect(struct quic_node *qn, const char *target, const struct qui
 				      conn);
 }
 
-static struct qn_op *op_new(enum qn_op_kind kind, uint64_t conn, size_t len)
+/* A command (write: with room for its data, which the caller fills); freed
+ * with op_free(), also from a stream's queue (qn_wbuf.mem). */
+static struct qn_op *op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len)
 {
-	struct qn_op *op = calloc(1, sizeof(*op) + len);
+	struct qn_op *op = qn_buf_get(qn, sizeof(*op) + len);
 
 	if (op) {
+		memset(op, 0, sizeof(*op));
+		op->qn = qn;
 		op->kind = kind;
 		op->conn = conn;
 		op->len = len;
@@ -1247,7 +1263,7 @@ int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, u
 
 	if (!qn || stype > QUIC_VARINT_MAX)
 		return -EINVAL;
-	op = op_new(OP_OPEN, conn, 0);
+	op = op_new(qn, OP_OPEN, conn, 0);
 	if (!op)
 		return -ENOMEM;
 	op->u = stype;
@@ -1267,7 +1283,7 @@ int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void
 		atomic_fetch_sub(&qn->queued, len);
 		return -ENOBUFS;
 	}
-	op = op_new(OP_WRITE, conn, len);
+	op = op_new(qn, OP_WRITE, conn, len);
 	if (!op) {
 		atomic_fetch_sub(&qn->queued, len);
 		return -ENOMEM;
@@ -1288,7 +1304,7 @@ int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uin
 
 	if (!qn)
 		return -EINVAL;
-	op = op_new(OP_RESET, conn, 0);
+	op = op_new(qn, OP_RESET, conn, 0);
 	if (!op)
 		return -ENOMEM;
 	op->sid = sid;
@@ -1302,7 +1318,7 @@ int quic_node_close(struct quic_node *qn, uint64_t conn, uint64_t app_error_code
 
 	if (!qn)
 		return -EINVAL;
-	op = op_new(OP_CLOSE, conn, 0);
+	op = op_new(qn, OP_CLOSE, conn, 0);
 	if (!op)
 		return -ENOMEM;
 	op->u = app_error_code;
@@ -1385,6 +1401,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	qn->max_queued = opts->max_queued ? opts->max_queued : QUIC_NODE_DEF_MAX_QUEUED;
 	qn->o = *opts;
 	pthread_mutex_init(&qn->budget_mu, NULL);
+	pthread_mutex_init(&qn->buf_mu, NULL);
 	rc = path_budget_new(&qn->budget, opts->punch_peer_attempts, opts->punch_peer_window_s, 0);
 	if (rc)
 		goto fail;

@@ -29,6 +29,15 @@
  * (quic_stream_send_ref), smaller ones are copied into its buffer. */
 #define QN_REF_MIN 4096
 
+/* Write buffers kept for reuse (quic_node_buf.c): a block of more than
+ * QN_BUF_MIN bytes and at most QN_BUF_SIZE (a content chunk answer, 256
+ * KiB + its header, in its write command) is allocated at QN_BUF_SIZE and
+ * kept when freed, at most QN_BUF_CACHE per node: 2.1 MiB once a node has
+ * served, nothing before. */
+#define QN_BUF_MIN (128U << 10)
+#define QN_BUF_SIZE ((256U << 10) + 1024)
+#define QN_BUF_CACHE 8
+
 /* Bytes queued on a stream. The QUIC stream reads them in place (no copy)
  * until acknowledged: refs counts the queue's reference and one per slice
  * the stream holds; the last one frees mem and the buffer. */
@@ -158,6 +167,10 @@ struct quic_node {
 		uint64_t t_ns;
 	} circ[QN_CIRC_NOTES];
 	unsigned int circ_next;
+	/* large write buffers for reuse (quic_node_buf.c) */
+	pthread_mutex_t buf_mu;
+	void *buf[QN_BUF_CACHE];
+	unsigned int nbuf;
 };
 
 /* The engine's clock (virtual in simulated runs). */
@@ -168,6 +181,12 @@ int qn_call(struct quic_node *qn, unsigned int worker, engine_cmd_fn fn, void *a
  * returns 1 when the node is dead and the command must only free its arg. */
 int qn_cmd_enter(struct quic_node *qn);
 void qn_put(struct quic_node *qn);
+/* A block of size bytes; size in (QN_BUF_MIN, QN_BUF_SIZE] from the kept
+ * ones when there is one. qn_buf_put() takes it back with the same size
+ * (NULL-safe); qn_buf_drain() frees the kept ones. Any thread. */
+void *qn_buf_get(struct quic_node *qn, size_t size);
+void qn_buf_put(struct quic_node *qn, void *p, size_t size);
+void qn_buf_drain(struct quic_node *qn);
 /* Worker side helpers (owning worker thread only). */
 struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id);
 int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,

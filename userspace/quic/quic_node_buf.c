@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Large write buffers kept for reuse (see QN_BUF_SIZE in quic_node_int.h).
+ *
+ * quic_node_write() copies its data into a command block that lives until
+ * the peer acknowledged the bytes; a content serve thread writes one chunk
+ * answer (256 KiB) per request. weftd turns glibc's dynamic mmap threshold
+ * off (mallopt(M_TOP_PAD) in main.c sets it fixed at 128 KiB), so each such
+ * block was a fresh mmap(), faulted in page by page while the answer was
+ * copied in, and a munmap() on the packet thread once acknowledged: 122 us
+ * a block on the lab's VM against 4 us for a reused one (docs/LAB.md),
+ * 10% of the machine's CPU in a 51-node distribution. Blocks of a size in
+ * (QN_BUF_MIN, QN_BUF_SIZE] are allocated at QN_BUF_SIZE and, when freed,
+ * kept (at most QN_BUF_CACHE per node) for the next one.
+ *
+ * Threads: any (serve threads take, packet workers give back); one mutex.
+ */
+#include <stdlib.h>
+
+#include "quic/quic_node_int.h"
+
+static int buf_class(size_t size)
+{
+	return size > QN_BUF_MIN && size <= QN_BUF_SIZE;
+}
+
+void *qn_buf_get(struct quic_node *qn, size_t size)
+{
+	void *p = NULL;
+
+	if (!buf_class(size))
+		return malloc(size);
+	pthread_mutex_lock(&qn->buf_mu);
+	if (qn->nbuf)
+		p = qn->buf[--qn->nbuf];
+	pthread_mutex_unlock(&qn->buf_mu);
+	return p ? p : malloc(QN_BUF_SIZE);
+}
+
+void qn_buf_put(struct quic_node *qn, void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (buf_class(size)) {
+		pthread_mutex_lock(&qn->buf_mu);
+		if (qn->nbuf < QN_BUF_CACHE) {
+			qn->buf[qn->nbuf++] = p;
+			p = NULL;
+		}
+		pthread_mutex_unlock(&qn->buf_mu);
+	}
+	free(p);
+}
+
+void qn_buf_drain(struct quic_node *qn)
+{
+	pthread_mutex_lock(&qn->buf_mu);
+	while (qn->nbuf)
+		free(qn->buf[--qn->nbuf]);
+	pthread_mutex_unlock(&qn->buf_mu);
+}
