@@ -448,6 +448,7 @@ struct cn_job {
 	unsigned int gen, inflight;
 	uint64_t last_progress, last_lookup;
 	struct cn_lk *lk; /* DHT lookup under way */
+	int lk_starting;  /* cn_gather is starting one, j->mu let go meanwhile */
 	/* totals */
 	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
 	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
@@ -468,6 +469,7 @@ void cn_avail_account(struct cn_job *j, struct cn_peer *p, int add);
 int cn_pex_room(const struct cn_job *j);
 uint64_t cn_job_rand(struct cn_job *j);
 void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen);
+/* Called with j->mu held, which it lets go of while a DHT lookup starts. */
 void cn_gather(struct cn_job *j, const uint8_t *ih);
 void cn_poll_lookup(struct cn_job *j);
 void cn_fault(struct cn_job *j, struct cn_peer *p, const char *what);

@@ -446,8 +446,20 @@ void cn_gather(struct cn_job *j, const uint8_t *ih)
 		if (j->peers[k].state == P_DEAD && !j->peers[k].faults && !j->peers[k].self)
 			cn_add_peer(j, &j->peers[k].addr, j->peers[k].alen);
 	j->last_lookup = util_now_ms();
-	if (!j->lk) {
-		j->lk = cn_lookup_start(j->cn, ih);
+	if (!j->lk && !j->lk_starting) {
+		struct cn_lk *lk;
+
+		/* Starting a lookup waits for DHT worker 0 (node_dht_run),
+		 * whose QUIC callbacks for this job take j->mu (cn_cc_enter):
+		 * held across the wait, the worker stopped on the job's lock
+		 * until the wait's 5 s deadline gave up the lookup, and with
+		 * it every connection of the node stalled (docs/LAB.md). */
+		j->lk_starting = 1;
+		pthread_mutex_unlock(&j->mu);
+		lk = cn_lookup_start(j->cn, ih);
+		pthread_mutex_lock(&j->mu);
+		j->lk_starting = 0;
+		j->lk = lk;
 		j->nlookups++;
 	}
 }
