@@ -864,6 +864,10 @@ int cn_export(struct content_node *cn, const uint8_t id[32], const char *path)
 			rc = -errno;
 		if (!rc)
 			rc = rename(tmp, path) ? -errno : 0;
+		/* path already a name of the blob (exported before): rename()
+		 * of two names of one file succeeds and leaves both */
+		if (!rc)
+			(void)unlink(tmp);
 		goto out;
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
