@@ -106,6 +106,9 @@ case "$RELAY6" in "$IP1":*) ;; *) fail "h5's connection to h6 did not start on t
 wait_for '[ "$(conn_path 5 "$K6" state)" = direct ] && [ "$(conn_path 6 "$K5" state)" = direct ]' 200 ||
 	fail "h5-h6 did not move to a direct path: $(ctl 5 --json quic conns; ctl 6 --json quic conns; ctl 5 --json quic stats | grep -E 'punch|path')"
 t1=$(date +%s%N)
+# h5 knew it dialled a circuit: it punched at its handshake's end.
+[ "$(ctl 5 --json quic stats | json_get total punch_early)" -ge 1 ] ||
+	fail "h5 did not punch at the handshake's end: $(ctl 5 --json quic stats | grep punch)"
 # Both sides on the other's IPv6 address (an upgrade from IPv4 may take
 # one more ack or VALIDATED: polled).
 wait_for '[ "$(conn_path 5 "$K6" direct)" = "[2001:db8:6::2]:4433" ] &&

@@ -454,6 +454,7 @@ static void test_by_key_relay_first(void **state)
 	struct by_key b = { 0 };
 	json_t *o, *c;
 	size_t i;
+	json_int_t early0 = metric(&W.n[N1], "punch_early");
 
 	(void)state;
 	o = simnode_ok(&W.n[N1], "GET", "/v1/quic/conns", NULL);
@@ -477,6 +478,9 @@ static void test_by_key_relay_first(void **state)
 	assert_int_equal(simnode_wait(by_key_scan, &b, 20000), 0);
 	assert_false(b.bad);
 	assert_true(!strncmp(b.new_addr, "198.51.101.3:", 13));
+	/* N1 knew it dialled R's circuit: it punched at the handshake's
+	 * end, not after N2's observed address (punch_early). */
+	assert_int_equal(metric(&W.n[N1], "punch_early"), early0 + 1);
 	/* The dialler sent nothing into the circuit before both ends were
 	 * bound (R answers a bind only then): no datagram of the handshake
 	 * was dropped at R, so no QUIC retransmission timer (about 1 s for an

@@ -687,7 +687,7 @@ struct qn_snap {
 	uint64_t obs_sent, obs_rx, obs_bad, stun_answered, stun_dropped;
 	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
 	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
-	uint64_t punch_limited, punch_probes_low_ttl;
+	uint64_t punch_limited, punch_probes_low_ttl, punch_early;
 };
 
 static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
@@ -707,7 +707,7 @@ static void snap_stats(struct qn_worker *wk, struct qn_snap *sn)
 #define C(f) sn->f = wk->f;
 	C(path_switches) C(path_fallbacks) C(punch_attempts) C(punch_direct) C(punch_failed)
 	C(punch_probes_tx) C(punch_probes_rx) C(punch_acks_tx) C(punch_acks_rx) C(punch_bad)
-	C(punch_limited) C(punch_probes_low_ttl)
+	C(punch_limited) C(punch_probes_low_ttl) C(punch_early)
 #undef C
 	sn->nconns = wk->nconns;
 }
@@ -838,7 +838,8 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(punch_acks_tx, "Punch probe acks sent (one per valid probe).")                           \
 	X(punch_acks_rx, "Punch probe acks received.")                                             \
 	X(punch_bad, "Punch datagrams or path messages refused (malformed, unknown token).")        \
-	X(punch_limited, "Punch attempts not started or not answered: the peer's budget was spent.")
+	X(punch_limited, "Punch attempts not started or not answered: the peer's budget was spent.") \
+	X(punch_early, "Punches started at the handshake's end: a relay circuit this node dialled by key.")
 
 static json_t *snap_json(const struct qn_snap *sn)
 {

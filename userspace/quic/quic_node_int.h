@@ -130,6 +130,7 @@ struct qn_worker {
 	uint64_t path_switches, path_fallbacks, punch_attempts, punch_direct, punch_failed;
 	uint64_t punch_probes_tx, punch_probes_rx, punch_acks_tx, punch_acks_rx, punch_bad;
 	uint64_t punch_limited, punch_probes_low_ttl;
+	uint64_t punch_early; /* punches started at the handshake's end (a circuit we dialled) */
 };
 
 struct qn_type {

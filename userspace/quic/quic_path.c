@@ -305,8 +305,11 @@ void qn_path_connected(struct qn_worker *wk, struct qn_conn *c)
 			hit = 1;
 		}
 	pthread_mutex_unlock(&qn->budget_mu);
-	if (hit)
-		qp_start(wk, c, "a circuit we dialled");
+	if (!hit)
+		return;
+	qp_start(wk, c, "a circuit we dialled");
+	if (c->path)
+		wk->punch_early++;
 }
 
 void qn_path_observed(struct qn_worker *wk, struct qn_conn *c, const struct quic_conn_info *ci,
