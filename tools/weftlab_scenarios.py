@@ -399,7 +399,10 @@ def run_distribute(lab, a, rng):
         for i in others:
             outdir[i] = os.path.join(lab.node_dir(i), "dl-%s" % cid[:12])
             os.makedirs(outdir[i], exist_ok=True)
-            jobs[i] = api(lab.sock(i), "POST", "/v1/content/get", {"id": cid, "out": outdir[i]},
+            # link: the finished file is a read-only second name of the
+            # node's store copy, not a second copy (docs/CONTENT.md).
+            jobs[i] = api(lab.sock(i), "POST", "/v1/content/get",
+                          {"id": cid, "out": outdir[i], "link": True},
                           timeout=30)["job"]
         deadline = t0 + a.timeout
         pool = cf.ThreadPoolExecutor(16)

@@ -196,7 +196,7 @@ static const struct route routes[] = {
      0,
      0,
      0,
-     {{"id", T_STR, 1}, {"out", T_STR, 0}, {"from", T_ARR, 0}}},
+     {{"id", T_STR, 1}, {"out", T_STR, 0}, {"link", T_BOOL, 0}, {"from", T_ARR, 0}}},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

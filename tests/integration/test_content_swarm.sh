@@ -179,6 +179,14 @@ EG=$(json_get endgame <"$D/job3")
 [ "$EG" -ge 1 ] || fail "no end-game request: $(cat "$D/job3")"
 ctl 4 content get "$ID3" --out "$D/out3" >/dev/null || fail "export file3"
 cmp "$D/file3.bin" "$D/out3/$ID3" || fail "file3 differs"
+# Export: a copy by default (the user's file independent of the store's),
+# a read-only second name of the store's copy with --link.
+[ "$(stat -c %h "$D/out3/$ID3")" = 1 ] || fail "default export is not an independent copy"
+ctl 4 content get "$ID3" --out "$D/out3l" --link >/dev/null || fail "export file3 --link"
+cmp "$D/file3.bin" "$D/out3l/$ID3" || fail "linked file3 differs"
+[ "$(stat -c %h:%a "$D/out3l/$ID3")" = 2:444 ] ||
+	fail "--link export is not a read-only hard link: $(stat -c %h:%a "$D/out3l/$ID3")"
+pass "export: an independent copy by default, a read-only hard link of the store's copy with --link"
 pass "end game: $EG duplicate requests, file intact ($(json_get retries <"$D/job3") retries)"
 
 # Clean stops: a sanitizer report at shutdown fails the test, shown here.

@@ -2,7 +2,7 @@
 /*
  * weftctl content add [--name NAME] [--private] PATH...
  * weftctl content ls
- * weftctl content get ID [--out DIR] [--from TARGET]... [--no-wait]
+ * weftctl content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]
  * weftctl content jobs [N]
  * weftctl content stats
  * API: /v1/content/... (docs/CONTENT.md, "Control API").
@@ -18,7 +18,7 @@
 
 static const char content_usage[] = "content add [--name NAME] [--private] PATH...\n"
 				    "content ls\n"
-				    "content get ID [--out DIR] [--from TARGET]... [--no-wait]\n"
+				    "content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
 				    "content jobs [N]\n"
 				    "content stats";
 
@@ -156,7 +156,7 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 	json_t *from = json_array(), *body, *out = NULL;
 	const char *id = NULL;
 	char outdir[PATH_MAX] = "", path[64];
-	int nowait = 0, rc, tty = isatty(1), ticks = 0;
+	int nowait = 0, link = 0, rc, tty = isatty(1), ticks = 0;
 	long long jid;
 
 	for (int i = 2; i < argc; i++) {
@@ -173,6 +173,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			json_array_append_new(from, json_string(argv[++i]));
 		} else if (!strcmp(argv[i], "--no-wait")) {
 			nowait = 1;
+		} else if (!strcmp(argv[i], "--link")) {
+			link = 1;
 		} else if (argv[i][0] != '-' && !id) {
 			id = argv[i];
 		} else {
@@ -187,6 +189,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 	body = json_pack("{s:s,s:o}", "id", id, "from", from);
 	if (outdir[0])
 		json_object_set_new(body, "out", json_string(outdir));
+	if (link)
+		json_object_set_new(body, "link", json_true());
 	rc = weftctl_do(ctx, "POST", "/v1/content/get", body, &out);
 	json_decref(body);
 	if (rc)

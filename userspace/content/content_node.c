@@ -687,6 +687,11 @@ int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 	}
 	if (out)
 		snprintf(rq->out, sizeof(rq->out), "%s", out);
+	if (wrong_type(body, "link", is_bool)) {
+		ctl_resp_error(resp, 400, "bad_request", "link must be true or false");
+		return -EINVAL;
+	}
+	rq->link = json_is_true(json_object_get(body, "link"));
 	if (wrong_type(body, "from", is_array)) {
 		ctl_resp_error(resp, 400, "bad_request", "from: a list of targets");
 		return -EINVAL;

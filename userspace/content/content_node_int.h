@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -302,6 +303,7 @@ struct cn_get_req {
 	char out[4096];	   /* "" = keep in the store only */
 	char from[8][128]; /* explicit providers (quic_node targets) */
 	unsigned int nfrom;
+	bool link;	   /* export as a read-only hard link of the store's copy */
 };
 /* Start (or join) a download; *job_id gets its number. */
 int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id);
@@ -317,7 +319,7 @@ size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
 int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* Export a complete blob to path (atomically, via a temporary file),
  * re-verifying every chunk. */
-int cn_export(struct content_node *cn, const uint8_t id[32], const char *path);
+int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, bool as_link);
 
 /* ---- A download job's state, shared by swarm.c (the job driver) and
  * swarm_peers.c (QUIC callbacks, the provider table, lookups, scores). */

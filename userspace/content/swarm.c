@@ -822,16 +822,17 @@ static int export_chunks(struct content_node *cn, const uint8_t id[32],
 }
 
 /*
- * The output file is a second name of the store's file (link(2)) when
- * both are on one filesystem, made read-only (0444: the store serves from
- * it, and an edit in place would make it fail re-verification and be
- * marked bad); a copy otherwise. Either way every chunk is re-verified
- * first. A copy wrote and synced the whole file again at the end of each
- * download: in a 51-node lab the 50 exports of 256 MiB at once were 10%
- * of the machine's CPU and the last seconds of the distribution
- * (docs/LAB.md).
+ * The output file is a copy, written and synced (the default: the user's
+ * file and the store's are independent). With link (asked for by the
+ * caller: as_link) it is a second name of the store's file (link(2)) when both are
+ * on one filesystem, made read-only (0444: the store serves from it, and
+ * an edit in place would make it fail re-verification and be marked bad);
+ * a copy otherwise. Either way every chunk is re-verified first. A copy
+ * writes and syncs the whole file again at the end of each download: in
+ * a 51-node lab the 50 exports of 256 MiB at once were 10% of the
+ * machine's CPU and the last seconds of the distribution (docs/LAB.md).
  */
-int cn_export(struct content_node *cn, const uint8_t id[32], const char *path)
+int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, bool as_link)
 {
 	struct cstore_info info;
 	char tmp[PATH_MAX + 16], dir[PATH_MAX], blob[PATH_MAX];
@@ -858,7 +859,7 @@ int cn_export(struct content_node *cn, const uint8_t id[32], const char *path)
 	if (!buf)
 		return -ENOMEM;
 	(void)unlink(tmp);
-	if (cstore_path(cn->cs, id, 0, blob, sizeof(blob)) == 0 && link(blob, tmp) == 0) {
+	if (as_link && cstore_path(cn->cs, id, 0, blob, sizeof(blob)) == 0 && link(blob, tmp) == 0) {
 		rc = export_chunks(cn, id, &info, buf, -1);
 		if (!rc && chmod(tmp, 0444))
 			rc = -errno;
@@ -906,7 +907,7 @@ static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel)
 		return;
 	}
 	pthread_mutex_unlock(&j->mu);
-	rc = cn_export(j->cn, id, path);
+	rc = cn_export(j->cn, id, path, j->rq.link);
 	pthread_mutex_lock(&j->mu);
 	if (rc) {
 		snprintf(j->error, sizeof(j->error), "writing %.100s: %s", path, strerror(-rc));
