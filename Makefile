@@ -193,6 +193,13 @@ $(BUILD)/bench/%: $(OBJ_rel)/bench/%.o $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/li
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
+# bench_dht's part (b) lives in bench/dht_net.c (bench/bench_dht.h).
+$(BUILD)/bench/bench_dht: $(OBJ_rel)/bench/bench_dht.o $(OBJ_rel)/bench/dht_net.o \
+			  $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load
 	$(Q)BUILD=$(BUILD) bench/run.sh $(BENCHES)
