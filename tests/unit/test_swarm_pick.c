@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* Chunk selection of a swarm download (userspace/content/pick.c): rarest
  * first, ties from a random start, chunks held / asked for / nowhere
- * skipped, a provider-less chunk passed over, a stop honoured. */
+ * skipped, a provider-less chunk passed over, a stop honoured; and the
+ * delay-based pipelining depth (cn_depth_next): grows on fast answers up
+ * to its bound, holds in the band, halves once per round on slow ones,
+ * never below 1. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -158,6 +161,34 @@ static void test_high_ranks(void **state)
 	assert_int_equal(rc.got[0], 7);
 }
 
+/* Depth 1..12 from answer times against a 1000 ms target. */
+static void test_depth(void **state)
+{
+	unsigned int d = 3;
+
+	(void)state;
+	/* fast answers (up to half the target): one more each, up to 12 */
+	for (int k = 0; k < 20; k++)
+		d = cn_depth_next(d, 12, k % 2 ? 0 : 500, 1000, 1);
+	assert_int_equal(d, 12);
+	/* in the band (500, 1000]: unchanged */
+	assert_int_equal(cn_depth_next(12, 12, 501, 1000, 1), 12);
+	assert_int_equal(cn_depth_next(5, 12, 1000, 1000, 1), 5);
+	/* slow: halved, only when the request followed the last cut */
+	assert_int_equal(cn_depth_next(12, 12, 1001, 1000, 1), 6);
+	assert_int_equal(cn_depth_next(12, 12, 4000, 1000, 0), 12);
+	assert_int_equal(cn_depth_next(3, 12, 4000, 1000, 1), 1);
+	assert_int_equal(cn_depth_next(2, 12, 4000, 1000, 1), 1);
+	assert_int_equal(cn_depth_next(1, 12, 4000, 1000, 1), 1);
+	/* never above the bound */
+	assert_int_equal(cn_depth_next(12, 12, 0, 1000, 1), 12);
+	/* from 1, a series of slow answers keeps it at 1 */
+	d = 1;
+	for (int k = 0; k < 10; k++)
+		d = cn_depth_next(d, 12, 5000, 1000, 1);
+	assert_int_equal(d, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +196,7 @@ int main(void)
 	    cmocka_unit_test(test_random_ties),
 	    cmocka_unit_test(test_skips_and_stop),
 	    cmocka_unit_test(test_high_ranks),
+	    cmocka_unit_test(test_depth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -296,6 +296,16 @@ struct cn_pick {
 unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
 		     int (*take)(void *arg, uint64_t index), void *arg);
 
+/*
+ * The pipelining depth of a provider after a good chunk answered in ans_ms
+ * (CN_ANS_TARGET_DIV): depth + 1 (at most max) when ans_ms <= target / 2;
+ * halved (at least 1) when ans_ms > target and may_cut (the request was
+ * sent after the last cut; the caller then records the cut); else depth.
+ * Pure (pick.c), checked by tests/unit/test_swarm_pick.c.
+ */
+unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms,
+			   uint64_t target, int may_cut);
+
 /* swarm.c, swarm_peers.c */
 struct cn_get_req {
 	uint8_t id[32];
@@ -350,10 +360,17 @@ _Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
  * provider cannot make us dial more than that per 5 s). */
 #define CN_PEX_MS 5000
 /* Pipelining per provider: a provider may have `depth` chunk requests in
- * flight: per_provider at first, halved on each failure (timeout, error
- * answer, busy), one more per good chunk up to per_provider again, so an
- * overloaded provider (a seed that 50 downloaders found at once) is asked
- * for less instead of timing out and being dropped. */
+ * flight, 1..per_provider: per_provider at first, halved on each failure
+ * (timeout, error answer, busy), and steered by the time its chunks take
+ * to answer (request sent to whole answer here), which rises with the
+ * requests queued at the provider from every downloader (a provider serves
+ * in arrival order): one more per good chunk answered within half the
+ * target, halved when a chunk took longer than the target (once per round:
+ * only answers to requests sent after the last cut count), unchanged in
+ * between. The target is req_timeout_ms / CN_ANS_TARGET_DIV (1 s with the
+ * 5 s default), so an overloaded provider (a seed that 50 downloaders found
+ * at once) is asked for less before its answers time out, not after. */
+#define CN_ANS_TARGET_DIV 5
 /* Chunks are made durable in groups (cstore_commit_chunks: one fdatasync
  * and one store transaction) of up to CN_COMMIT_MAX, or after
  * CN_COMMIT_MS: a chunk is served to other downloaders from its commit
@@ -409,7 +426,9 @@ struct cn_peer {
 	int counted;   /* bits are in the job's availability counts */
 	struct cn_lane lanes[CN_MAX_LANES];
 	unsigned int inflight, faults, timeouts, errors, fails_row;
-	unsigned int depth; /* chunk requests it may have in flight (<= per_provider) */
+	unsigned int depth; /* chunk requests it may have in flight (1..per_provider) */
+	unsigned int ans_ms; /* its chunks' answer time, smoothed (1/4); 0 none yet */
+	uint64_t cut_at;     /* depth last halved for a slow answer (ms) */
 	int seed;	    /* its bitmap was complete once: its slot is never given away */
 	int score;
 	uint64_t chunks, bytes, backoff_until;
@@ -419,6 +438,7 @@ struct cn_req {
 	int used, done, err, kind, peer, lane;
 	unsigned int gen;
 	uint64_t chunk, start_ms;
+	uint64_t end_ms; /* the whole answer arrived (set by the worker's callback) */
 	int64_t sid;
 	struct cn_ans a; /* the answer (its buffer is kept across requests) */
 };

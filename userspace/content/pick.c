@@ -12,8 +12,21 @@
  * so that downloaders started together ask for different chunks and soon
  * have something to trade (BitTorrent's random first piece, then rarest
  * first).
+ *
+ * cn_depth_next: the delay-based pipelining depth of a provider (how many
+ * chunk requests it may have in flight), from its answer times.
  */
 #include "content/content_node_int.h"
+
+unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms,
+			   uint64_t target, int may_cut)
+{
+	if (ans_ms > target)
+		return may_cut ? (depth > 2 ? depth / 2 : 1) : depth;
+	if (2 * ans_ms <= target && depth < max)
+		return depth + 1;
+	return depth;
+}
 
 unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
 		     int (*take)(void *arg, uint64_t index), void *arg)

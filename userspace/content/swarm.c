@@ -24,7 +24,9 @@
  *   seed), then the best score. A failed or timed-out request is retried
  *   elsewhere.
  * - Pipelining: a provider may have `depth` chunk requests in flight,
- *   per_provider at first, halved on a failure, +1 per good chunk.
+ *   per_provider at first, halved on a failure or on an answer slower
+ *   than the target (a fifth of the request timeout), +1 per good chunk
+ *   answered within half of it.
  * - Chunks are written as they arrive and committed (one sync, one store
  *   transaction) in groups: served to others from their commit on.
  * - Scores: start 100; +1 per good chunk (cap 200); -50 per bad chunk or
@@ -91,6 +93,7 @@ static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 	r->a.len = 0;
 	r->gen = ++j->gen & 0xffffff;
 	r->start_ms = util_now_ms();
+	r->end_ms = 0;
 	r->a.limit = kind == K_CHUNK	  ? CN_CHUNK_ANSWER
 		     : kind == K_MANIFEST ? CN_MANIFEST_ANSWER
 		     : kind == K_HAVE	  ? CN_HAVE_ANSWER(CN_INFO_MAX_N)
@@ -375,6 +378,28 @@ static void commit_pending(struct cn_job *j)
 	}
 }
 
+/* A good chunk from p: steer its pipelining depth by how long the answer
+ * took (content_node_int.h, CN_ANS_TARGET_DIV). Answers slower than the
+ * target mean requests queue at the provider (its other downloaders'
+ * too): fewer from us, before they reach the timeout. */
+static void adapt_depth(struct cn_job *j, struct cn_peer *p, const struct cn_req *r)
+{
+	uint64_t now = util_now_ms(), end = r->end_ms ? r->end_ms : now;
+	uint64_t a = end > r->start_ms ? end - r->start_ms : 0;
+	uint64_t target = j->cn->req_timeout_ms / CN_ANS_TARGET_DIV + 1;
+	unsigned int d;
+
+	if (a > UINT32_MAX / 2)
+		a = UINT32_MAX / 2;
+	p->ans_ms = p->ans_ms ? (unsigned int)((3ull * p->ans_ms + a) / 4) : (unsigned int)a;
+	/* once per round: answers to requests sent before the last cut
+	 * still carry the queue that made it */
+	d = cn_depth_next(p->depth, j->cn->per_provider, a, target, r->start_ms >= p->cut_at);
+	if (d < p->depth)
+		p->cut_at = now;
+	p->depth = d;
+}
+
 static void done_chunk(struct cn_job *j, struct cn_req *r)
 {
 	struct cn_peer *p = &j->peers[r->peer];
@@ -452,8 +477,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	p->chunks++;
 	p->bytes += want;
 	p->fails_row = 0;
-	if (p->depth < j->cn->per_provider)
-		p->depth++;
+	adapt_depth(j, p, r);
 	if (p->score < 200)
 		p->score++;
 	j->last_progress = util_now_ms();
@@ -1147,6 +1171,8 @@ static json_t *job_to_json(struct cn_job *j)
 				  (int)p->errors, "inflight", (int)p->inflight));
 		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "depth",
 				    json_integer(p->depth));
+		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "answer_ms",
+				    json_integer(p->ans_ms));
 	}
 	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 		      "s:I,s:s,s:o}",

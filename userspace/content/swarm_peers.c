@@ -210,6 +210,7 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 	}
 	if (rc == 1) {
 		r->done = 1;
+		r->end_ms = util_now_ms();
 		l->state = L_IDLE;
 		l->req = -1;
 	}
@@ -410,6 +411,8 @@ dial:
 	}
 	p->inflight = 0;
 	p->depth = j->cn->per_provider;
+	p->ans_ms = 0;
+	p->cut_at = 0;
 	p->state = P_CONNECTING;
 	p->info = 0;
 	p->pex = 0;
