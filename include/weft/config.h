@@ -77,6 +77,7 @@ struct weft_config {
 	uint32_t quic_keepalive_ms;
 	uint32_t quic_max_conns;
 	uint32_t quic_max_conns_per_addr;
+	uint32_t quic_max_streams; /* quic.max_streams: streams a peer opens at once, each kind */
 	int quic_punch; /* hole punching on relayed connections */
 	uint32_t quic_punch_attempts, quic_punch_cands, quic_punch_fallback_ms;
 	uint32_t quic_punch_probe_ttl; /* 0: off */

@@ -76,6 +76,7 @@ struct quic_node_opts {
 	 * from the [quic] configuration section. */
 	unsigned int max_conns;
 	unsigned int max_conns_per_addr;
+	unsigned int max_streams; /* streams a peer may open at once, each kind (QUIC_DEF_MAX_STREAMS) */
 	unsigned int retry_rate; /* new handshakes/s before Retry; QUIC_DEF_RETRY_RATE */
 	unsigned int idle_timeout_ms;
 	unsigned int handshake_timeout_ms;

@@ -181,6 +181,18 @@ int simnode_finds(struct simnode *x, const char *name)
 	return ok;
 }
 
+int simnode_relay_holds(struct simnode *relay, const char *key)
+{
+	json_t *o = simnode_ok(relay, "GET", "/v1/relay/reservations", NULL), *x;
+	size_t i;
+	int found = 0;
+
+	json_array_foreach(json_object_get(o, "reservations"), i, x)
+		found |= !strcmp(json_string_value(json_object_get(x, "key")), key);
+	json_decref(o);
+	return found;
+}
+
 int simnode_lists_relay(struct simnode *from, const char *key, const char *relay_key)
 {
 	json_t *o = NULL, *rel;

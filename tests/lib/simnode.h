@@ -58,6 +58,8 @@ int simnode_finds(struct simnode *x, const char *name);
 /* 1 when key's node record, resolved fresh by from, lists relay_key as
  * its first relay, else 0. */
 int simnode_lists_relay(struct simnode *from, const char *key, const char *relay_key);
+/* 1 when relay (GET /v1/relay/reservations) holds a reservation for key. */
+int simnode_relay_holds(struct simnode *relay, const char *key);
 
 /*
  * Wait until cond(arg) is true, checking every millisecond of real time,

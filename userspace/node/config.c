@@ -111,6 +111,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "quic", "max_conns", CFG_U32, OFF(quic_max_conns), 0, 1, 1000000, "4096", NULL, 0 },
 	{ "quic", "max_conns_per_addr", CFG_U32, OFF(quic_max_conns_per_addr), 0, 1, 1000000, "64",
 	  NULL, 0 },
+	{ "quic", "max_streams", CFG_U32, OFF(quic_max_streams), 0, 4, 10000, "100", NULL, 0 },
 	{ "quic", "retry_rate", CFG_U32, OFF(quic_retry_rate), 0, 1, 1000000, "200", NULL, 0 },
 	{ "content", "quota", CFG_U64, OFF(content_quota), 0, 0, 1ULL << 50, "0", NULL, 0 },
 	{ "gateway", "listen", CFG_STR, OFF(gateway), SZ(gateway), 0, 0, "", NULL, 0 },

@@ -555,6 +555,7 @@ registered:
 			.keepalive_ms = n->cfg.quic_keepalive_ms,
 			.max_conns = n->cfg.quic_max_conns,
 			.max_conns_per_addr = n->cfg.quic_max_conns_per_addr,
+			.max_streams = n->cfg.quic_max_streams,
 			.retry_rate = n->cfg.quic_retry_rate,
 			.on_validated = quic_validated,
 			.validated_arg = n->guard,

@@ -309,8 +309,10 @@ static void cb_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int
 			break;
 		/* Our reservation connection has no stream to spare (the
 		 * relay's stream limit): a connection of the request's own. */
-		if (err == -EAGAIN && d->shared && !rn_dial_own(rn, d))
+		if (err == -EAGAIN && d->shared && !rn_dial_own(rn, d)) {
+			rn->dials_fallback++;
 			break;
+		}
 		if (err || !rn_st_add(rn, conn, sid, RC_CONNECT_OUT, idx)) {
 			d->st = D_FAILED;
 			d->err = err ? err : -ENOSPC;
@@ -319,6 +321,12 @@ static void cb_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int
 		}
 		d->st = D_WAIT;
 		d->sid = sid;
+		/* Counted where the request goes out: a shared request that
+		 * fell back above counts as one on a connection of its own. */
+		if (d->shared)
+			rn->dials_shared++;
+		else
+			rn->dials_own++;
 		m.type = RELAY_MSG_CONNECT;
 		memcpy(m.key, d->target, RELAY_KEY_LEN);
 		rn_send_msg(rn, conn, sid, &m, 0);

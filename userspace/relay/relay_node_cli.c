@@ -466,7 +466,6 @@ int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_
 			unlock(rn);
 			return err;
 		}
-		rn->dials_shared++;
 		log_debug("relay", "circuit request: on our reservation connection");
 	} else {
 		err = rn_dial_own(rn, d);

@@ -98,6 +98,12 @@ static json_t *status_json(struct relay_node *rn)
 	/* circuit requests sent on a reservation connection (no new handshake) */
 	json_object_set_new(json_object_get(o, "counters"), "dials_shared",
 			    json_integer((json_int_t)rn->dials_shared));
+	/* ... on a connection dialled for them; shared ones that moved to
+	 * their own because the reservation connection had no stream to spare */
+	json_object_set_new(json_object_get(o, "counters"), "dials_own",
+			    json_integer((json_int_t)rn->dials_own));
+	json_object_set_new(json_object_get(o, "counters"), "dials_fallback",
+			    json_integer((json_int_t)rn->dials_fallback));
 	/* circuits ended for a flooding end, and ends banned for it */
 	json_object_set_new(json_object_get(o, "counters"), "flood_cuts",
 			    json_integer((json_int_t)rn->flood_cuts));

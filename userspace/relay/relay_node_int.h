@@ -165,6 +165,8 @@ struct relay_node {
 	uint64_t offers_in, offers_accepted, offers_refused;
 	uint64_t binds_ok, binds_failed, dials_total, dials_ok;
 	uint64_t dials_shared; /* circuit requests sent on a reservation connection */
+	uint64_t dials_own;    /* ... on a connection dialled for the request */
+	uint64_t dials_fallback; /* shared requests moved to their own connection (stream limit) */
 	uint64_t ended_by[5];
 	uint64_t ended_seen[RELAY_ENDED_MAX + 1]; /* holder and dialler: ENDED received, by reason */
 };
