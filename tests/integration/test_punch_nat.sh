@@ -42,6 +42,7 @@
 # Every wait polls for a state under a deadline.
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
+. "$TOP/tests/lib/punch.sh"
 netns_require_root
 command -v nft >/dev/null || fail "nft (nftables) missing: run tools/deps.sh install"
 command -v b3sum >/dev/null || fail "b3sum missing: run tools/deps.sh install"
@@ -112,17 +113,6 @@ for k in "$K7" "$K8"; do
 done
 pass "h6, h7 (port-preserving NATs) and h8 (random-fully) hold reservations; records list the relay"
 
-# conn_path N KEY FIELD: FIELD of the path of N's connection to KEY that
-# went through the relay (the first one listed).
-conn_path() {
-	ctl "$1" --json quic conns | "$PYTHON" -c 'import json,sys
-key, field = sys.argv[1], sys.argv[2]
-for c in json.load(sys.stdin)["conns"]:
-    p = c.get("path") or {}
-    if c["peer_key"] == key and p.get("relay"):
-        print(p.get(field)); break' "$2" "$3"
-}
-
 # 1. h6 -> h7 by key, kept open: relayed, then direct on both sides.
 t0=$(date +%s%N)
 api 6 POST /v1/quic/ping "{\"addr\":\"$K7\",\"keep\":true,\"timeout_ms\":15000}" >"$D/ping" ||
@@ -147,26 +137,7 @@ if [ "$PROBE_TTL" -ne 0 ]; then
 fi
 pass "h6 -> h7 by key: relayed via $RELAY7, direct at $(conn_path 6 "$K7" direct) after $(conn_path 6 "$K7" to_direct_ms) ms of punching ($(((t1 - t0) / 1000000)) ms from the dial, attempt $(conn_path 6 "$K7" direct_attempt))"
 
-circ_pkts() {
-	ctl 1 --json relay circuits | "$PYTHON" -c 'import json,sys
-port = int(sys.argv[1].rsplit(":", 1)[1])
-for c in json.load(sys.stdin)["circuits"]:
-    if c["port"] == port:
-        print(sum(e["pkts"] for e in c["ends"])); break
-else:
-    print(-1)' "$1"
-}
-# Two samples of the circuit's counters 3 s apart (3 keepalives at 1 s on
-# the direct path in between): at most 4 packets may still have been in
-# flight on the relay at the first sample.
-tx0=$(conn_path 6 "$K7" direct_tx)
-before=$(circ_pkts "$RELAY7")
-wait_for '[ "$(conn_path 6 "$K7" direct_tx)" -ge $((tx0 + 3)) ]' 200 ||
-	fail "no keepalives on the direct path: $(ctl 6 --json quic conns)"
-after=$(circ_pkts "$RELAY7")
-[ "$before" -ge 1 ] && [ "$after" -le $((before + 4)) ] ||
-	fail "the circuit's counters grew after the switch: $before -> $after"
-pass "after the switch the circuit's counters go from $before to $after packets while $(($(conn_path 6 "$K7" direct_tx) - tx0)) packets went direct"
+circuit_quiet 6 "$K7" "$RELAY7" "direct"
 
 # 2. 64 MiB across a switch.
 ctl 7 --json content add "$D/file.bin" >"$D/add" || fail "content add on h7"

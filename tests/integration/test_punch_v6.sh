@@ -27,6 +27,7 @@
 # Every wait polls for a state under a deadline.
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
+. "$TOP/tests/lib/punch.sh"
 netns_require_root
 command -v nft >/dev/null || fail "nft (nftables) missing: run tools/deps.sh install"
 command -v b3sum >/dev/null || fail "b3sum missing: run tools/deps.sh install"
@@ -88,14 +89,6 @@ ctl 5 --json node resolve "$K6" | grep -qF '[2001:db8:6::2]:4433' ||
 	fail "h6's record does not list its IPv6 address: $(ctl 5 --json node resolve "$K6")"
 pass "h5 and h6 (dual-stack homes) hold reservations; h6's record lists the relay and [2001:db8:6::2]:4433"
 
-conn_path() {
-	ctl "$1" --json quic conns | "$PYTHON" -c 'import json,sys
-key, field = sys.argv[1], sys.argv[2]
-for c in json.load(sys.stdin)["conns"]:
-    p = c.get("path") or {}
-    if c["peer_key"] == key and p.get("relay"):
-        print(p.get(field)); break' "$2" "$3"
-}
 
 # 1. h5 -> h6 by key, kept open: relayed, then direct over IPv6 on both sides.
 t0=$(date +%s%N)
@@ -116,25 +109,7 @@ wait_for '[ "$(conn_path 5 "$K6" direct)" = "[2001:db8:6::2]:4433" ] &&
 	fail "not direct over IPv6: $(ctl 5 --json quic conns; ctl 6 --json quic conns)"
 pass "h5 -> h6 by key: relayed via $RELAY6, direct at $(conn_path 5 "$K6" direct) after $(conn_path 5 "$K6" to_direct_ms) ms of punching ($(((t1 - t0) / 1000000)) ms from the dial; h6 at $(conn_path 6 "$K5" direct); upgrades from IPv4 $(conn_path 5 "$K6" upgrades) / $(conn_path 6 "$K5" upgrades))"
 
-circ_pkts() {
-	ctl 1 --json relay circuits | "$PYTHON" -c 'import json,sys
-port = int(sys.argv[1].rsplit(":", 1)[1])
-for c in json.load(sys.stdin)["circuits"]:
-    if c["port"] == port:
-        print(sum(e["pkts"] for e in c["ends"])); break
-else:
-    print(-1)' "$1"
-}
-# Two samples 3 s apart (3 keepalives at 1 s on the direct path between):
-# at most 4 packets may still have been in flight on the relay.
-tx0=$(conn_path 5 "$K6" direct_tx)
-before=$(circ_pkts "$RELAY6")
-wait_for '[ "$(conn_path 5 "$K6" direct_tx)" -ge $((tx0 + 3)) ]' 200 ||
-	fail "no keepalives on the direct path: $(ctl 5 --json quic conns)"
-after=$(circ_pkts "$RELAY6")
-[ "$before" -ge 1 ] && [ "$after" -le $((before + 4)) ] ||
-	fail "the circuit's counters grew after the switch: $before -> $after"
-pass "after the switch the circuit's counters go from $before to $after packets while $(($(conn_path 5 "$K6" direct_tx) - tx0)) packets went direct over IPv6"
+circuit_quiet 5 "$K6" "$RELAY6" "direct over IPv6"
 
 # 2. 8 MiB across a switch (a new connection, dialled by key).
 ctl 6 --json content add "$D/file.bin" >"$D/add" || fail "content add on h6"
