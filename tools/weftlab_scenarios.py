@@ -391,7 +391,7 @@ def run_distribute(lab, a, rng):
     size = share["items"][0]["size"]
     st0 = api(lab.sock(seed), "GET", "/v1/content/stats")
     others = [i for i in lab.nodes() if i != seed]
-    jobs, outdir = {}, {}
+    jobs, outdir, tpost = {}, {}, {}
     prog = {str(i): [] for i in others}
     done = {}
     with Sampler(lab) as smp:
@@ -399,6 +399,7 @@ def run_distribute(lab, a, rng):
         for i in others:
             outdir[i] = os.path.join(lab.node_dir(i), "dl-%s" % cid[:12])
             os.makedirs(outdir[i], exist_ok=True)
+            tpost[i] = time.time() - t0
             # link: the finished file is a read-only second name of the
             # node's store copy, not a second copy (docs/CONTENT.md).
             jobs[i] = api(lab.sock(i), "POST", "/v1/content/get",
@@ -419,7 +420,12 @@ def run_distribute(lab, a, rng):
                 if j.get("state") == "failed":
                     failed[i] = j.get("error")
                 elif j.get("state") == "done" or j.get("done") is True:
-                    done[i] = now
+                    # the node's own clock: from the job's start to its
+                    # end, not rounded up to this loop's next poll (aria2
+                    # stamps its completion from a hook the same way)
+                    el = j.get("elapsed_ms")
+                    done[i] = (tpost[i] + el / 1000.0
+                               if isinstance(el, int) and 0 < el <= now * 1000 else now)
             time.sleep(0.25)
         pool.shutdown()
     st1 = api(lab.sock(seed), "GET", "/v1/content/stats")

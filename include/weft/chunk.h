@@ -113,6 +113,10 @@ struct cstore_opts {
 	int no_sync;            /* skip fdatasync after each chunk write and add
 				 * (tests, benchmarks); default syncs so a
 				 * verified bit never outlives its data */
+	int direct_io;          /* chunk writes and chunk reads bypass the page
+				 * cache (O_DIRECT through a reused aligned
+				 * buffer) where the file system allows it;
+				 * falls back to buffered I/O by itself */
 };
 
 struct cstore_info {
@@ -135,6 +139,9 @@ struct cstore_info {
 int cstore_new(struct cstore **out, const struct cstore_opts *opts);
 /* NULL-safe. */
 void cstore_free(struct cstore *cs);
+/* 1 while chunk I/O goes through O_DIRECT (opts.direct_io and the file
+ * system has not refused it), else 0. */
+int cstore_direct_io(struct cstore *cs);
 
 /*
  * Add a regular file: copied (reflinked when the file system can) into the

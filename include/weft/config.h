@@ -85,6 +85,7 @@ struct weft_config {
 	uint32_t quic_retry_rate;
 	/* [content] */
 	uint64_t content_quota;  /* bytes of blobs kept; 0 = the store's default (10 GiB) */
+	int content_direct_io;   /* O_DIRECT chunk I/O (docs/CONTENT.md) */
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;

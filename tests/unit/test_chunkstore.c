@@ -58,6 +58,39 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The same tests with direct I/O: O_DIRECT where the test directory's
+ * file system allows it, the buffered fallback where it does not. */
+static int setup_direct(void **state)
+{
+	struct fx *f;
+
+	if (setup(state))
+		return -1;
+	f = *state;
+	f->o.direct_io = 1;
+	return 0;
+}
+
+/* Does dir's file system take an aligned O_DIRECT write? */
+static int fs_direct(const char *dir)
+{
+	char p[4096];
+	void *b = NULL;
+	int fd, ok;
+
+	snprintf(p, sizeof(p), "%s/dio-probe", dir);
+	fd = open(p, O_WRONLY | O_CREAT | O_DIRECT, 0600);
+	if (fd < 0)
+		return 0;
+	assert_int_equal(posix_memalign(&b, 4096, 4096), 0);
+	memset(b, 0, 4096);
+	ok = pwrite(fd, b, 4096, 0) == 4096;
+	close(fd);
+	unlink(p);
+	free(b);
+	return ok;
+}
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
@@ -310,6 +343,8 @@ static void test_put_commit(void **state)
 	assert_int_equal(in.state, CSTORE_COMPLETE);
 	assert_int_equal(bits[0], 0x1f); /* bits past nchunks zero */
 	read_all(f->cs, id, b, len);
+	/* direct I/O on where asked for and the file system takes it */
+	assert_int_equal(cstore_direct_io(f->cs), f->o.direct_io && fs_direct(f->dir));
 	free(buf);
 	free(b);
 }
@@ -607,6 +642,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_read, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_resume, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup_direct, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,12 +17,22 @@
  * then renames .part to the final name; cstore_new() finishes an
  * interrupted rename. Every record read from LMDB is validated: the disk
  * is not trusted any more than the network.
+ *
+ * Direct I/O (opts->direct_io): a chunk whose length is a multiple of
+ * DIO_ALIGN is written and read with O_DIRECT through an aligned buffer
+ * from a small pool (DIO_POOL buffers kept), so a download does not copy
+ * every byte into page-cache pages the machine has to find first, and a
+ * node moving many GiB does not push everything else out of the cache
+ * (docs/CONTENT.md, "Direct I/O"). The last chunk of a blob, when not
+ * aligned, and adds (staged copies) stay buffered; a file system that
+ * refuses O_DIRECT (EINVAL) turns it off for the store, logged once.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <dirent.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +53,12 @@ static const uint8_t rec_magic[4] = {'W', 'C', 'S', '1'};
 /* Largest size a record may claim, whatever the configuration: 2^50 bytes
  * (1 PiB). Keeps nchunks * 32 and every offset far from overflow. */
 #define REC_MAX_SIZE (1ull << 50)
+/* O_DIRECT: buffer, offset and length aligned to this (the page size;
+ * every block device's logical block divides it). */
+#define DIO_ALIGN 4096
+/* Aligned chunk buffers kept for reuse: the serve threads and a few
+ * downloads at once; more are allocated and freed per call. */
+#define DIO_POOL 6
 
 struct cstore {
 	struct store *st;
@@ -56,6 +72,10 @@ struct cstore {
 	uint64_t pending;     /* bytes reserved by adds in progress */
 	uint32_t nblobs;
 	uint32_t npending;
+	atomic_int direct;	       /* O_DIRECT chunk I/O on (cleared on EINVAL) */
+	pthread_mutex_t dio_mu;	       /* guards the pool below */
+	uint8_t *dio_pool[DIO_POOL];   /* aligned chunk buffers kept for reuse */
+	unsigned int ndio;
 };
 
 /* ---- record encoding ---- */
@@ -295,6 +315,85 @@ static int pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
 		off += (uint64_t)r;
 	}
 	return 0;
+}
+
+/* ---- direct I/O ---- */
+
+static uint8_t *dio_get(struct cstore *cs)
+{
+	void *b = NULL;
+
+	pthread_mutex_lock(&cs->dio_mu);
+	if (cs->ndio)
+		b = cs->dio_pool[--cs->ndio];
+	pthread_mutex_unlock(&cs->dio_mu);
+	if (!b && posix_memalign(&b, DIO_ALIGN, B3TREE_CHUNK_LEN))
+		b = NULL;
+	return b;
+}
+
+static void dio_put(struct cstore *cs, uint8_t *b)
+{
+	pthread_mutex_lock(&cs->dio_mu);
+	if (cs->ndio < DIO_POOL) {
+		cs->dio_pool[cs->ndio++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&cs->dio_mu);
+	free(b);
+}
+
+/* Does a chunk of len bytes go through O_DIRECT? */
+static int dio_use(struct cstore *cs, size_t len)
+{
+	return atomic_load_explicit(&cs->direct, memory_order_relaxed) && len &&
+	       len <= B3TREE_CHUNK_LEN && len % DIO_ALIGN == 0;
+}
+
+/* The file system refused O_DIRECT: buffered from now on. */
+static void dio_refused(struct cstore *cs)
+{
+	if (atomic_exchange(&cs->direct, 0))
+		log_warn(MOD, "%s: the file system refuses O_DIRECT: chunk I/O is buffered",
+			 cs->blobdir);
+}
+
+static int open_blob(const struct cstore *cs, const uint8_t *id, uint32_t state, int flags);
+
+/*
+ * One chunk of len bytes at off through O_DIRECT: write (wr) from buf or
+ * read into buf, by way of an aligned pool buffer. -EINVAL when the file
+ * system refuses O_DIRECT (the caller goes buffered), else 0 or -errno.
+ */
+static int dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
+		     size_t len, uint64_t off)
+{
+	uint8_t *b;
+	int fd, err;
+
+	fd = open_blob(cs, id, state, (wr ? O_WRONLY : O_RDONLY) | O_DIRECT);
+	if (fd == -EINVAL)
+		dio_refused(cs);
+	if (fd < 0)
+		return fd;
+	b = dio_get(cs);
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (wr) {
+		memcpy(b, buf, len);
+		err = pwrite_full(fd, b, len, off);
+	} else {
+		err = pread_full(fd, b, len, off);
+		if (!err)
+			memcpy(buf, b, len);
+	}
+	close(fd);
+	dio_put(cs, b);
+	if (err == -EINVAL)
+		dio_refused(cs);
+	return err;
 }
 
 /* Open the data file of an entry: the name its state implies, else the
@@ -560,6 +659,8 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 		cs->max_blob = REC_MAX_SIZE;
 	cs->max_blobs = opts->max_blobs ? opts->max_blobs : CSTORE_DEFAULT_MAX_BLOBS;
 	cs->no_sync = opts->no_sync;
+	atomic_init(&cs->direct, !!opts->direct_io);
+	pthread_mutex_init(&cs->dio_mu, NULL);
 	if (asprintf(&cs->blobdir, "%s/blobs", opts->dir) < 0) {
 		cs->blobdir = NULL;
 		err = -ENOMEM;
@@ -581,11 +682,19 @@ fail:
 	return err;
 }
 
+int cstore_direct_io(struct cstore *cs)
+{
+	return cs ? atomic_load(&cs->direct) : 0;
+}
+
 void cstore_free(struct cstore *cs)
 {
 	if (!cs)
 		return;
 	pthread_mutex_destroy(&cs->lock);
+	while (cs->ndio)
+		free(cs->dio_pool[--cs->ndio]);
+	pthread_mutex_destroy(&cs->dio_mu);
 	free(cs->blobdir);
 	free(cs);
 }
@@ -1062,6 +1171,12 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 	err = b3tree_verify_chunk(r.cv, r.info.size, index, buf, len);
 	if (err)
 		return err;
+	if (dio_use(cs, len)) {
+		err = dio_chunk(cs, id, CSTORE_PARTIAL, 1, (uint8_t *)buf, len,
+				index * B3TREE_CHUNK_LEN);
+		if (err != -EINVAL)
+			return err;
+	}
 	fd = open_blob(cs, id, CSTORE_PARTIAL, O_WRONLY);
 	if (fd < 0)
 		return fd;
@@ -1114,12 +1229,19 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	clen = (size_t)b3tree_chunk_size(r.info.size, index);
 	if (cap < clen)
 		return -ENOBUFS;
-	fd = open_blob(cs, id, r.info.state, O_RDONLY);
-	if (fd < 0 && fd != -ENOENT)
-		return fd;
-	err = fd < 0 ? -EIO : pread_full(fd, buf, clen, index * B3TREE_CHUNK_LEN);
-	if (fd >= 0)
-		close(fd);
+	err = -EINVAL;
+	if (dio_use(cs, clen))
+		err = dio_chunk(cs, id, r.info.state, 0, buf, clen, index * B3TREE_CHUNK_LEN);
+	if (err == -EINVAL) {
+		fd = open_blob(cs, id, r.info.state, O_RDONLY);
+		if (fd < 0 && fd != -ENOENT)
+			return fd;
+		err = fd < 0 ? -EIO : pread_full(fd, buf, clen, index * B3TREE_CHUNK_LEN);
+		if (fd >= 0)
+			close(fd);
+	} else if (err == -ENOENT) {
+		err = -EIO;
+	}
 	if (err && err != -EIO)
 		return err;
 	if (!err)

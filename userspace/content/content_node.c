@@ -847,6 +847,7 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 				    json_integer((json_int_t)atomic_load(&cn->served_haves)));
 		json_object_set_new(o, "served_peers",
 				    json_integer((json_int_t)atomic_load(&cn->served_peers)));
+		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
 	}
 	ctl_resp_json(resp, 200, o);
 }
@@ -922,6 +923,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	co.store = opts->store;
 	co.dir = opts->state_dir;
 	co.quota_bytes = opts->quota_bytes;
+	co.direct_io = opts->direct_io;
 	rc = cstore_new(&cn->cs, &co);
 	if (rc) {
 		log_error(CN_MOD, "chunk store in %s: %s", opts->state_dir, strerror(-rc));
