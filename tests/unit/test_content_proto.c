@@ -144,7 +144,34 @@ static void test_ans_feed(void **state)
 	assert_int_equal(cn_ans_feed(&x, a, 101), -EMSGSIZE);
 	x.len = 0;
 	assert_int_equal(cn_ans_feed(&x, a, 5), -EPROTO);
-	free(x.buf);
+	/* a whole (chunk) answer in the same buffer: its body aligned */
+	x.len = 0;
+	x.limit = sizeof(a);
+	x.whole = 1;
+	assert_int_equal(cn_ans_feed(&x, a, 7), 0);
+	assert_int_equal((uintptr_t)(x.buf + 5) % CN_ANS_ALIGN, 0);
+	assert_int_equal(cn_ans_feed(&x, a + 7, sizeof(a) - 7), 1);
+	assert_memory_equal(x.buf, a, sizeof(a));
+	/* then a longer answer of another kind: grown past the aligned
+	 * buffer without losing what came first */
+	{
+		size_t n = 5 + 200000;
+		uint8_t *big = malloc(n);
+
+		assert_non_null(big);
+		memset(big, 0xa5, n);
+		cn_ans_head(big, CONTENT_ST_OK, (uint32_t)(n - 5));
+		x.len = 0;
+		x.whole = 0;
+		x.limit = 1 << 20;
+		assert_int_equal(cn_ans_feed(&x, big, 100), 0);
+		assert_int_equal(cn_ans_feed(&x, big + 100, 1000), 0);
+		assert_int_equal(cn_ans_feed(&x, big + 1100, n - 1100), 1);
+		assert_memory_equal(x.buf, big, n);
+		free(big);
+	}
+	cn_ans_free(&x);
+	assert_null(x.buf);
 }
 
 static void test_info_bounds(void **state)

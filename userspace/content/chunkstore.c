@@ -376,21 +376,25 @@ static int dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int w
 		dio_refused(cs);
 	if (fd < 0)
 		return fd;
-	b = dio_get(cs);
+	/* the caller's buffer itself when it is aligned (swarm answers and
+	 * serve threads arrange it), else by way of a pool buffer */
+	b = (uintptr_t)buf % DIO_ALIGN ? dio_get(cs) : buf;
 	if (!b) {
 		close(fd);
 		return -ENOMEM;
 	}
 	if (wr) {
-		memcpy(b, buf, len);
+		if (b != buf)
+			memcpy(b, buf, len);
 		err = pwrite_full(fd, b, len, off);
 	} else {
 		err = pread_full(fd, b, len, off);
-		if (!err)
+		if (!err && b != buf)
 			memcpy(buf, b, len);
 	}
 	close(fd);
-	dio_put(cs, b);
+	if (b != buf)
+		dio_put(cs, b);
 	if (err == -EINVAL)
 		dio_refused(cs);
 	return err;

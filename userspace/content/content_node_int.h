@@ -206,13 +206,19 @@ int cn_req_feed(uint8_t *buf, uint8_t *blen, const uint8_t **data, size_t *len);
 /* Write an answer header. */
 void cn_ans_head(uint8_t out[CN_ANS_HEAD], uint8_t status, uint32_t body_len);
 /* One answer being received. buf is owned and may be kept for the next
- * answer (set len = 0); the owner frees it. */
+ * answer (set len = 0); the owner frees it with cn_ans_free. */
 struct cn_ans {
 	uint8_t *buf;
 	size_t len, cap;
 	size_t limit; /* longest answer accepted, header included */
-	int whole;    /* allocate limit bytes at once (chunk answers) */
+	int whole;    /* allocate limit bytes at once (chunk answers), the body
+		       * CN_ANS_ALIGN-aligned (the store writes it with
+		       * O_DIRECT without a copy) */
+	size_t pad;   /* buf - the start of its allocation */
 };
+/* Alignment of a whole answer's body and of a serve thread's chunk. */
+#define CN_ANS_ALIGN 4096
+void cn_ans_free(struct cn_ans *a);
 /*
  * Append bytes of an answer as they arrive. Returns 1 when the answer is
  * complete (buf, len), 0 when more is due, -EMSGSIZE (more than limit

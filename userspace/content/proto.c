@@ -93,22 +93,62 @@ void cn_ans_head(uint8_t out[CN_ANS_HEAD], uint8_t status, uint32_t body_len)
 	put_be(out + 1, body_len, 4);
 }
 
-int cn_ans_feed(struct cn_ans *a, const uint8_t *data, size_t len)
+void cn_ans_free(struct cn_ans *a)
 {
-	size_t want, need;
+	if (a->buf)
+		free(a->buf - a->pad);
+	a->buf = NULL;
+	a->cap = a->len = a->pad = 0;
+}
+
+/* Room for want bytes, the body aligned (align) or not; keeps a->len
+ * bytes already received. */
+static int ans_grow(struct cn_ans *a, size_t want, int align)
+{
+	const size_t pad = CN_ANS_ALIGN - CN_ANS_HEAD;
+	size_t keep = a->len;
+	void *base = NULL;
 	uint8_t *nb;
 
-	if (a->len + len > a->limit)
-		return -EMSGSIZE;
-	if (a->len + len > a->cap) {
-		want = a->whole ? a->limit : 2 * (a->len + len) + 65536;
-		if (want > a->limit)
-			want = a->limit;
+	if (!align && !a->pad) {
 		nb = realloc(a->buf, want);
 		if (!nb)
 			return -ENOMEM;
 		a->buf = nb;
 		a->cap = want;
+		return 0;
+	}
+	if (align ? posix_memalign(&base, CN_ANS_ALIGN, pad + want) != 0
+		  : !(base = malloc(want)))
+		return -ENOMEM;
+	nb = (uint8_t *)base + (align ? pad : 0);
+	if (keep)
+		memcpy(nb, a->buf, keep);
+	cn_ans_free(a);
+	a->buf = nb;
+	a->cap = want;
+	a->len = keep;
+	a->pad = align ? pad : 0;
+	return 0;
+}
+
+int cn_ans_feed(struct cn_ans *a, const uint8_t *data, size_t len)
+{
+	size_t want, need;
+	int rc;
+
+	if (a->len + len > a->limit)
+		return -EMSGSIZE;
+	/* a chunk answer into a buffer kept from an answer of another kind */
+	if (a->len + len > a->cap || (a->whole && !a->pad && !a->len)) {
+		want = a->whole ? a->limit : 2 * (a->len + len) + 65536;
+		if (want > a->limit)
+			want = a->limit;
+		if (want < a->cap)
+			want = a->cap;
+		rc = ans_grow(a, want, a->whole);
+		if (rc)
+			return rc;
 	}
 	if (len)
 		memcpy(a->buf + a->len, data, len);

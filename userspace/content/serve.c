@@ -405,13 +405,17 @@ static void answered(struct content_node *cn, const struct cn_sreq *r)
 static void *serve_thread(void *arg)
 {
 	struct content_node *cn = arg;
-	uint8_t *buf = malloc(B3TREE_CHUNK_LEN + CN_ANS_HEAD);
+	void *base = NULL;
+	uint8_t *buf;
 	struct cn_sreq r;
 
-	if (!buf) {
+	/* The chunk after the answer header lands CN_ANS_ALIGN-aligned: the
+	 * store reads it with O_DIRECT straight into it (chunkstore.c). */
+	if (posix_memalign(&base, CN_ANS_ALIGN, CN_ANS_ALIGN + B3TREE_CHUNK_LEN)) {
 		log_error(CN_MOD, "serve thread: out of memory");
 		return NULL;
 	}
+	buf = (uint8_t *)base + CN_ANS_ALIGN - CN_ANS_HEAD;
 	for (;;) {
 		while (sem_wait(&cn->sq_sem) && errno == EINTR)
 			;
@@ -430,7 +434,7 @@ static void *serve_thread(void *arg)
 			answered(cn, &r);
 	}
 out:
-	free(buf);
+	free(base);
 	return NULL;
 }
 

@@ -1020,8 +1020,7 @@ static void *job_thread(void *arg)
 	}
 	pthread_mutex_lock(&j->mu);
 	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
-		free(j->reqs[i].a.buf);
-		j->reqs[i].a.buf = NULL;
+		cn_ans_free(&j->reqs[i].a);
 		j->reqs[i].used = 0;
 	}
 	cn_lookup_put(j->lk);
