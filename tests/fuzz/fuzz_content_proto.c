@@ -256,8 +256,8 @@ static void answer(const uint8_t *data, size_t size)
 				manifest_answer(body, blen);
 		}
 	}
-	free(a.buf);
-	free(b.buf);
+	cn_ans_free(&a);
+	cn_ans_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

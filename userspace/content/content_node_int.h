@@ -252,9 +252,9 @@ int cn_have_decode(struct cn_info *in, const uint8_t *ans, size_t len, uint64_t 
  * port; others skipped, at most CN_PEX_MAX taken) into out
  * (CN_PEERS_ANSWER_MAX bytes): returns its length. */
 size_t cn_peers_encode(uint8_t *out, const struct sockaddr_storage *addrs, size_t n);
-/* Decode a whole PEERS answer (status already checked) into out (at most
- * cap): the number of addresses, or -EBADMSG (counts over CN_PEX_MAX, a
- * length that is not theirs, port 0). */
+/* Decode a whole PEERS answer into out (at most cap): the number of
+ * addresses, or -EBADMSG (a status other than OK, counts over
+ * CN_PEX_MAX, a length that is not theirs, port 0). */
 int cn_peers_decode(const uint8_t *ans, size_t len, struct sockaddr_storage *out, size_t cap);
 /* A whole CHUNK answer (status already checked) carries exactly want
  * bytes: 0 or -EBADMSG. */

@@ -263,7 +263,8 @@ int cn_peers_decode(const uint8_t *ans, size_t len, struct sockaddr_storage *out
 {
 	size_t n4, n6, off = CN_ANS_HEAD + 2, k = 0;
 
-	if (len < CN_ANS_HEAD + 2 || get_be(ans + 1, 4) != len - CN_ANS_HEAD)
+	if (len < CN_ANS_HEAD + 2 || ans[0] != CONTENT_ST_OK ||
+	    get_be(ans + 1, 4) != len - CN_ANS_HEAD)
 		return -EBADMSG;
 	n4 = ans[CN_ANS_HEAD];
 	n6 = ans[CN_ANS_HEAD + 1];
