@@ -365,8 +365,11 @@ _Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
  * room; at most CN_PEX_ADD new addresses are taken from one answer (a
  * provider cannot make us dial more than that per 5 s). */
 #define CN_PEX_MS 5000
+#define CN_DEPTH_START 2
 /* Pipelining per provider: a provider may have `depth` chunk requests in
- * flight, 1..per_provider: per_provider at first, halved on each failure
+ * flight, 1..per_provider: CN_DEPTH_START at first (a slow start: fifty
+ * downloaders asking a new seed for per_provider chunks each queued 600
+ * requests there, and the last of them timed out), halved on each failure
  * (timeout, error answer, busy), and steered by the time its chunks take
  * to answer (request sent to whole answer here), which rises with the
  * requests queued at the provider from every downloader (a provider serves
@@ -484,6 +487,7 @@ struct cn_job {
 	uint64_t pend_since;
 	uint64_t committed; /* chunks of the current item held durably */
 	uint64_t endgame; /* duplicate requests sent in the end game */
+	uint64_t endgame_cancelled; /* of those, given up when the twin won */
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
 	uint64_t total_bytes, done_bytes, items_total, items_done;
 };

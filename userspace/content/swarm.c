@@ -24,7 +24,7 @@
  *   seed), then the best score. A failed or timed-out request is retried
  *   elsewhere.
  * - Pipelining: a provider may have `depth` chunk requests in flight,
- *   per_provider at first, halved on a failure or on an answer slower
+ *   CN_DEPTH_START (2) at first, halved on a failure or on an answer slower
  *   than the target (a fifth of the request timeout), +1 per good chunk
  *   answered within half of it.
  * - Chunks are written as they arrive and committed (one sync, one store
@@ -418,6 +418,8 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 		cn_fault(j, p, "an answer that breaks the framing");
 		return;
 	}
+	if (r->err == -ECANCELED)
+		return; /* an end-game twin whose chunk came from elsewhere */
 	if (r->err || r->a.len < 1) {
 		j->retries++;
 		if (r->err != -EACCES && r->err != -ENOTCONN)
@@ -466,6 +468,19 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	}
 	j->have[idx] = 1;
 	j->have_n++;
+	/* End game: the other request for this chunk is given up now (its
+	 * stream reset, so the provider stops sending it), not when its
+	 * answer has been carried here for nothing. */
+	if (j->busy[idx] > 1)
+		for (unsigned int k = 0; k < CN_MAX_REQS; k++) {
+			struct cn_req *o = &j->reqs[k];
+
+			if (o != r && o->used && !o->done && o->kind == K_CHUNK && o->chunk == idx) {
+				o->done = 1;
+				o->err = -ECANCELED;
+				j->endgame_cancelled++;
+			}
+		}
 	if (!j->npend)
 		j->pend_since = util_now_ms();
 	j->pend[j->npend++] = idx;
@@ -560,8 +575,9 @@ static int best_peer(struct cn_job *j, uint64_t idx, uint64_t t, int except)
  * End game: when every missing chunk is already requested and there is
  * room, ask a second provider for the ones still in flight (once each),
  * so the last chunks do not wait on the slowest provider. The first good
- * answer is kept, the other is dropped when it arrives (done_chunk sees
- * the chunk is had). Costs at most one chunk per request slot.
+ * answer is kept and the other request given up at once (done_chunk: its
+ * stream reset, the provider stops sending). Costs at most one chunk per
+ * request slot.
  */
 static void endgame(struct cn_job *j, uint64_t t)
 {
@@ -1189,6 +1205,8 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "done", json_boolean(j->finished));
 		json_object_set_new(o, "stream_waits", json_integer((json_int_t)j->stream_waits));
 		json_object_set_new(o, "endgame", json_integer((json_int_t)j->endgame));
+		json_object_set_new(o, "endgame_cancelled",
+				    json_integer((json_int_t)j->endgame_cancelled));
 		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
 		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
 		json_object_set_new(o, "rate_bps",

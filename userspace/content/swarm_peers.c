@@ -410,7 +410,7 @@ dial:
 		p->lanes[k].req = -1;
 	}
 	p->inflight = 0;
-	p->depth = j->cn->per_provider;
+	p->depth = j->cn->per_provider < CN_DEPTH_START ? j->cn->per_provider : CN_DEPTH_START;
 	p->ans_ms = 0;
 	p->cut_at = 0;
 	p->state = P_CONNECTING;
