@@ -401,14 +401,18 @@ static int dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int w
 }
 
 /* Open the data file of an entry: the name its state implies, else the
- * other one (a completion rename may be under way). */
+ * other one (a completion rename may be under way). Each name twice: the
+ * index says complete before the rename, so a reader can miss the final
+ * name (not yet there) and then the partial one (just renamed); the
+ * final name is there by the second look. Taking one look each marked a
+ * healthy blob bad (seen with 10 stores completing at once). */
 static int open_blob(const struct cstore *cs, const uint8_t *id, uint32_t state, int flags)
 {
 	char p[4096];
 	int partial = state == CSTORE_PARTIAL;
 	int fd, err;
 
-	for (int i = 0; i < 2; i++, partial = !partial) {
+	for (int i = 0; i < 4; i++, partial = !partial) {
 		err = cstore_path(cs, id, partial, p, sizeof(p));
 		if (err)
 			return err;
@@ -1248,6 +1252,8 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	}
 	if (err && err != -EIO)
 		return err;
+	if (err)
+		log_warn(MOD, "reading chunk %llu: %s", (unsigned long long)index, strerror(-err));
 	if (!err)
 		err = b3tree_verify_chunk(r.cv, r.info.size, index, buf, clen);
 	if (err) {

@@ -365,9 +365,9 @@ _Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
  * room; at most CN_PEX_ADD new addresses are taken from one answer (a
  * provider cannot make us dial more than that per 5 s). */
 #define CN_PEX_MS 5000
-#define CN_DEPTH_START 2
+#define CN_DEPTH_START 4
 /* Pipelining per provider: a provider may have `depth` chunk requests in
- * flight, 1..per_provider: CN_DEPTH_START at first (a slow start: fifty
+ * flight, 1..per_provider: CN_DEPTH_START (4) at first (a slow start: fifty
  * downloaders asking a new seed for per_provider chunks each queued 600
  * requests there, and the last of them timed out), halved on each failure
  * (timeout, error answer, busy), and steered by the time its chunks take

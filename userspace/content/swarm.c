@@ -24,7 +24,7 @@
  *   seed), then the best score. A failed or timed-out request is retried
  *   elsewhere.
  * - Pipelining: a provider may have `depth` chunk requests in flight,
- *   CN_DEPTH_START (2) at first, halved on a failure or on an answer slower
+ *   CN_DEPTH_START (4) at first, halved on a failure or on an answer slower
  *   than the target (a fifth of the request timeout), +1 per good chunk
  *   answered within half of it.
  * - Chunks are written as they arrive and committed (one sync, one store
