@@ -55,7 +55,7 @@ done
 # public header other than the node layer's) names struct weft_config.
 for f in $(grep -rl 'struct weft_config' userspace include/weft | sort); do
 	case "$f" in
-	userspace/node/* | include/weft/config.h | include/weft/node.h | include/weft/node_dht.h) continue ;;
+	userspace/node/* | include/weft/config.h | include/weft/node.h | include/weft/dhtnode.h) continue ;;
 	esac
 	grep -n 'struct weft_config' "$f" | sed "s|^\([0-9]*\):.*|$f:\1: names struct weft_config (node layer); take a typed options struct|"
 	bad=1

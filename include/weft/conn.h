@@ -195,14 +195,14 @@ int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[1
 struct engine;
 struct ctl;
 struct identity;
-struct node_dht;
+struct dhtnode;
 struct quic_node;
 struct json_t;
 struct conn_node;
 
 struct conn_node_opts {
 	struct engine *eng;	   /* required: timers run on worker 0 */
-	struct node_dht *dht;	   /* required */
+	struct dhtnode *dht;	   /* required */
 	struct ctl *ctl;	   /* optional: /v1/node/... routes */
 	const struct identity *id; /* required */
 	uint16_t quic_port;

@@ -20,7 +20,7 @@
 struct ctl;
 struct guard;
 struct identity;
-struct node_dht;
+struct dhtnode;
 struct quic_node;
 struct store;
 struct content_node;
@@ -76,7 +76,7 @@ struct content_node_opts {
 	struct store *store;	     /* required: LMDB store (caller-owned) */
 	const char *state_dir;	     /* required: blobs go to <state_dir>/blobs */
 	struct quic_node *quic;	     /* required: serving and downloads */
-	struct node_dht *dht;	     /* optional: announce / get_peers */
+	struct dhtnode *dht;	     /* optional: announce / get_peers */
 	struct guard *guard;	     /* optional: bans for bad providers */
 	struct ctl *ctl;	     /* optional: /v1/content routes */
 	const struct identity *id;   /* required: signs shares */

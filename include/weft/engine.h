@@ -250,4 +250,18 @@ struct ctl_req;
 struct ctl_resp;
 void engine_ctl_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp);
 
+struct simnet;
+/*
+ * Run the engines (mem backend, workers not started, clock = this
+ * network's manual clock) and the network on the calling thread, as a
+ * discrete-event simulation: poll every engine until all are idle, then
+ * move the clock to the next timer or delivery, until done(arg) returns
+ * non-zero (checked between passes; NULL: never) or duration_ns of
+ * virtual time passed. The order of passes is fixed, so a run is the same
+ * for a seed. Returns 0 (done), -ETIMEDOUT (duration reached first),
+ * or an engine_poll error (-EBUSY: workers running).
+ */
+int engine_sim_run(struct simnet *sn, struct engine *const *engs, unsigned int n,
+		   uint64_t duration_ns, int (*done)(void *arg), void *arg);
+
 #endif

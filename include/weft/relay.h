@@ -4,13 +4,8 @@
  * QUIC. The data plane (forwarding on relay ports, binding of circuit ends)
  * is include/weft/relay_fwd.h.
  *
- *  - The control protocol (relay_msg_*): messages on QUIC streams of type
- *    RELAY_ST_CTL, framed type | length | body; codec without I/O, strict
- *    parser (docs/PROTOCOL.md, "Relay control"; fuzzed by
- *    tests/fuzz/fuzz_relay_msg.c).
- *  - The answer to a circuit bind (relay_bind_is_response): what an end
- *    waits for after sending relay_bind_request() (relay_fwd.h) to
- *    relay:PORT from its QUIC socket.
+ *  - The control protocol's messages and the circuit bind are wire
+ *    formats: include/weft/relay_wire.h (module relaywire).
  *  - The reservation table (relay_tab_*): limits, expiry and churn of the
  *    relay's reservations and the circuits counted against them; no I/O,
  *    no clock of its own, not thread-safe (the glue locks it).
@@ -26,80 +21,7 @@
 #include <stdint.h>
 
 #include "weft/io.h"
-
-/* ------------------------------------------------------------ messages */
-
-#define RELAY_ST_CTL 0x40  /* QUIC stream type of the relay control protocol */
-#define RELAY_KEY_LEN 32   /* node key */
-#define RELAY_TOKEN_LEN 16 /* circuit end token (WEFT-CIRCUIT value) */
-#define RELAY_MSG_HDR 3	   /* type (1) | body length (2, big endian) */
-#define RELAY_MSG_MAX 64   /* largest message, header included */
-
-enum relay_msg_type {
-	RELAY_MSG_RESERVE = 0x01,  /* node -> relay: take or refresh a reservation; no body */
-	RELAY_MSG_RESERVED = 0x02, /* relay -> node: status (1) | ttl_s (4) */
-	RELAY_MSG_CONNECT = 0x03,  /* dialler -> relay: target key (32) */
-	RELAY_MSG_CIRCUIT = 0x04,  /* relay -> each end: status (1) | port (2) | token (16) |
-				      circuit id (8) | lifetime_ms (4) | max_bytes (8) */
-	RELAY_MSG_OFFER = 0x05,	   /* relay -> reserved node: dialler key (32) | circuit id (8) */
-	RELAY_MSG_ANSWER = 0x06,   /* reserved node -> relay: status (1): 0 accept, else refuse */
-	RELAY_MSG_ENDED = 0x07,	   /* relay -> holder (reservation stream): circuit id (8) |
-				      port (2) | reason (1): the data plane ended the circuit */
-};
-
-/* ENDED's reason: the RELAY_END_* codes of include/weft/relay_fwd.h. */
-#define RELAY_ENDED_MAX 4
-/* "deleted", "lifetime", "idle", "byte_limit" ("unknown" if out of range). */
-const char *relay_end_name(unsigned int reason);
-
-/* Status codes of RESERVED, CIRCUIT and ANSWER (one space). */
-enum relay_status {
-	RELAY_OK = 0,
-	RELAY_E_NOT_RELAY = 1,	    /* relaying is not enabled on this node */
-	RELAY_E_NO_RESERVATION = 2, /* the target holds no reservation here */
-	RELAY_E_REFUSED = 3,	    /* the target refused the circuit */
-	RELAY_E_RESERVATIONS = 4,   /* relay.max_reservations reached */
-	RELAY_E_CIRCUITS = 5,	    /* relay.circuits_per_reservation reached for the target */
-	RELAY_E_ADDR_LIMIT = 6,	    /* relay.reservations_per_addr reached for the source */
-	RELAY_E_NO_CAPACITY = 7,    /* the data plane has no free port or circuit */
-	RELAY_E_TIMEOUT = 8,	    /* the target did not answer the offer in time */
-	RELAY_E_BAD_REQUEST = 9,    /* malformed or unexpected message */
-	RELAY_E_CHURN = 10,	    /* too many new reservations from this source */
-	RELAY_E__MAX
-};
-/* "ok", "not_relay", "no_reservation", "refused", ... ("unknown" if out of range). */
-const char *relay_status_name(unsigned int st);
-
-struct relay_msg {
-	uint8_t type;	/* enum relay_msg_type */
-	uint8_t status; /* RESERVED, CIRCUIT, ANSWER */
-	uint32_t ttl_s; /* RESERVED */
-	uint8_t key[RELAY_KEY_LEN]; /* CONNECT: target; OFFER: dialler */
-	uint16_t port;		    /* CIRCUIT, ENDED: relay port */
-	uint8_t token[RELAY_TOKEN_LEN]; /* CIRCUIT: this end's token */
-	uint64_t circuit;	    /* CIRCUIT, OFFER, ENDED */
-	uint32_t lifetime_ms;	    /* CIRCUIT */
-	uint64_t max_bytes;	    /* CIRCUIT */
-	uint8_t reason;		    /* ENDED: 1..RELAY_ENDED_MAX */
-};
-
-/* Encode m into out. Returns the length, -EINVAL (unknown type), -ENOBUFS. */
-int relay_msg_encode(const struct relay_msg *m, uint8_t *out, size_t cap);
-/*
- * Parse one message from the front of buf. Every type has one exact body
- * length; anything else is malformed. Returns the bytes consumed (> 0),
- * 0 when buf holds only part of a message (wait for more; never more than
- * RELAY_MSG_MAX bytes are needed), -EINVAL (unknown type, wrong length).
- */
-int relay_msg_parse(const uint8_t *buf, size_t len, struct relay_msg *m);
-
-/* ------------------------------------------------------------ circuit bind */
-
-/* The request itself (WEFT-CIRCUIT, type 0xC057) is built by the data
- * plane's relay_bind_request() (include/weft/relay_fwd.h). */
-/* 1 if buf is a Binding success response (class and method checked, the
- * magic cookie, a length that matches len); its transaction id into tid. */
-int relay_bind_is_response(const uint8_t *buf, size_t len, uint8_t tid[12]);
+#include "weft/relay_wire.h"
 
 /* ------------------------------------------------------------ reservation table */
 
@@ -206,7 +128,7 @@ struct quic_node;
 struct relay_node;
 struct relay_fwd;
 struct conn_node;
-struct node_dht;
+struct dhtnode;
 struct json_t;
 
 #define RELAY_DEF_BIND_MS 5000	/* an end's bind gives up after this (200 ms, 400 ms, ... apart) */
@@ -223,7 +145,7 @@ struct relay_node_opts {
 	struct ctl *ctl;	 /* optional: /v1/relay/... routes and metrics */
 	struct guard *guard;	 /* optional: reservation churn is banned through it */
 	struct conn_node *conn;	 /* optional: the node record lists the relays held */
-	struct node_dht *dht;	 /* optional: relays announce, nodes find relays */
+	struct dhtnode *dht;	 /* optional: relays announce, nodes find relays */
 	uint16_t quic_port;	 /* announced by a relay */
 	struct relay_tab_opts tab;
 	uint32_t flood_drops; /* relay.flood_drops; 0: RELAY_DEF_FLOOD_DROPS */

@@ -52,17 +52,11 @@
 #include <stdint.h>
 
 #include "weft/io.h"
+#include "weft/relay_wire.h"
 
 struct engine;
 struct wxdp;
 struct relay_fwd;
-
-#define RELAY_TOKEN_LEN 16
-/* STUN attribute carrying the token: comprehension-optional range
- * (0x8000-0xFFFF), so a plain STUN server ignores it. */
-#define RELAY_STUN_ATTR 0xC057
-/* A bind request: 20-byte header + WEFT-CIRCUIT (4 + 16) + FINGERPRINT (8). */
-#define RELAY_BIND_LEN 48
 
 /* Why a circuit ended (on_end's reason; equal to enum wxdp_relay_end). */
 enum relay_end {
@@ -189,22 +183,5 @@ void relay_fwd_totals(struct relay_fwd *rf, struct relay_fwd_totals *t);
  * NULL on allocation failure.
  */
 json_t *relay_fwd_json(struct relay_fwd *rf);
-
-/* ---- the bind message (docs/PROTOCOL.md, "Relay bind") ---- */
-
-/*
- * Build a bind request (what an end sends to relay:PORT): STUN Binding
- * request, transaction id tid, WEFT-CIRCUIT = tok, FINGERPRINT. Returns
- * RELAY_BIND_LEN or -ENOBUFS (cap too small).
- */
-int relay_bind_request(const uint8_t tok[RELAY_TOKEN_LEN], const uint8_t tid[12], uint8_t *out,
-		       size_t cap);
-/*
- * Parse a bind request: a STUN Binding request carrying exactly one
- * WEFT-CIRCUIT of 16 bytes and a valid FINGERPRINT as its last attribute,
- * every length checked. Copies the token into tok. Returns 0, -EINVAL
- * (anything else, including other STUN messages).
- */
-int relay_bind_parse(const uint8_t *buf, size_t len, uint8_t tok[RELAY_TOKEN_LEN]);
 
 #endif

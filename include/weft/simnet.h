@@ -172,17 +172,7 @@ void simnet_pkt_free(struct simnet_pkt *p);
 
 /* ---- driving engines on one thread (simrun.c) ---- */
 struct engine;
-/*
- * Run the engines (mem backend, workers not started, clock = this
- * network's manual clock) and the network on the calling thread, as a
- * discrete-event simulation: poll every engine until all are idle, then
- * move the clock to the next timer or delivery, until done(arg) returns
- * non-zero (checked between passes; NULL: never) or duration_ns of
- * virtual time passed. The order of passes is fixed, so a run is the same
- * for a seed. Returns 0 (done), -ETIMEDOUT (duration reached first),
- * or an engine_poll error (-EBUSY: workers running).
- */
-int simnet_run(struct simnet *sn, struct engine *const *engs, unsigned int n, uint64_t duration_ns,
-	       int (*done)(void *arg), void *arg);
+/* The discrete-event driver over engines and this network is
+ * engine_sim_run() (include/weft/engine.h): it sits above the engine. */
 
 #endif

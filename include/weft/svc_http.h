@@ -83,42 +83,8 @@ int svc_http_resp_keep(const char *name, size_t nl, const char *conn, size_t con
 int svc_http_req_keep(const char *name, size_t nl, const char *conn, size_t conn_len,
 		      unsigned int flags);
 
-/* What a request's Host names (svc_gw_host()). */
-enum {
-	SVC_GW_HOST_BARE = 0, /* the gateway itself: its API and path forms */
-	SVC_GW_HOST_SERVICE,  /* <label>.localhost:PORT: a service's own origin */
-};
-
-/*
- * Classify a Host header value against a gateway listening on port, whose
- * configured address is listen_host (the literal of gateway.listen, e.g.
- * "127.0.0.1" or "[::1]"). Accepted: "localhost", any loopback literal
- * (127.x.y.z, [::1]), listen_host, and "<label>.localhost" (label: 1..64
- * bytes of [a-z0-9.-], a service name or a service id in hex,
- * case-insensitive), each with
- * ":port" (the port may be left out only when port is 80). Anything else
- * (a rebinding name such as evil.example:PORT, another port, no Host) is
- * -EPERM. On SVC_GW_HOST_SERVICE label receives the label, lower-cased.
- */
-int svc_gw_host(const char *host, uint16_t port, const char *listen_host, char label[65]);
-
-/*
- * 1 if origin (the Origin header value) is the origin the request's Host
- * names: "http://" + host (same name, case-insensitive) and the same port
- * (80 when absent on both sides). "null" and anything else: 0.
- */
-int svc_gw_origin_same(const char *origin, const char *host);
-
-/*
- * 1 if a request without an Origin header is a cross-site or same-site
- * subresource (an <img> or <script> from another site embedding the
- * answer), from its Sec-Fetch-Site and Sec-Fetch-Mode values (NULL when
- * absent): refused by the gateway and the dashboard. A navigation, a tool
- * (no Sec-Fetch headers) or a same-origin request: 0.
- */
-int svc_gw_cross_site(const char *sec_fetch_site, const char *sec_fetch_mode);
-
-/* 1 if ss is a loopback address (127/8 or ::1). */
-int svc_gw_loopback(const struct sockaddr_storage *ss);
+/* The loopback server guards (Host, Origin, Sec-Fetch-*, peer address)
+ * the gateway shares with the dashboard: include/weft/ctl_http.h. */
+#include "weft/ctl_http.h"
 
 #endif

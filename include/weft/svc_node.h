@@ -2,7 +2,7 @@
 /*
  * The service fabric inside weftd: the I/O-free service core
  * (weft/svc.h, svc_router.h, svc_msg.h) put on QUIC streams
- * (weft/quic_node.h), the DHT (weft/node_dht.h) and the guard's bans
+ * (weft/quic_node.h), the DHT (weft/dhtnode.h) and the guard's bans
  * (weft/guard.h), plus the control routes (/v1/svc/...) and the optional
  * loopback HTTP gateway (/mesh/v1/...). docs/SERVICE.md describes the
  * behaviour, docs/PROTOCOL.md the stream types.
@@ -37,7 +37,7 @@
 struct engine;
 struct ctl;
 struct quic_node;
-struct node_dht;
+struct dhtnode;
 struct guard;
 struct identity;
 struct svc_node;
@@ -141,7 +141,7 @@ struct svc_node_opts {
 	struct engine *eng;	      /* required (not started yet) */
 	struct ctl *ctl;	      /* optional: /v1/svc routes, metrics */
 	struct quic_node *quic;	      /* required */
-	struct node_dht *dht;	      /* optional: no DHT = no publish/discover */
+	struct dhtnode *dht;	      /* optional: no DHT = no publish/discover */
 	struct guard *guard;	      /* optional: ban target */
 	struct store *store;	      /* optional: publications persist across restarts */
 	const struct identity *id;    /* required (copied) */
@@ -161,7 +161,7 @@ struct svc_node_opts {
  * Returns 0, -EINVAL, -ENOMEM or the errors of quic_node_register().
  */
 int svc_node_new(struct svc_node **out, const struct svc_node_opts *opts);
-/* After engine_start() and node_dht_start(): publish the stored
+/* After engine_start() and dhtnode_start(): publish the stored
  * publications again, start the refresh thread and the gateway (when
  * configured). Returns 0 or -errno (gateway bind failure included). */
 int svc_node_start(struct svc_node *sn);

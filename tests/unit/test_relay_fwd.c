@@ -125,7 +125,7 @@ static void fx_fini(struct fx *f)
 }
 
 /* Run the relay and the network for ms of virtual time, 1 ms steps
- * (simnet_run would spin on the datagrams the bare end hosts leave
+ * (engine_sim_run would spin on the datagrams the bare end hosts leave
  * waiting until the test drains them). */
 static void pump(struct fx *f, uint64_t ms)
 {

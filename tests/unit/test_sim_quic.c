@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * QUIC nodes on the engine's mem backend, driven on one thread in virtual
- * time (simnet_run): no socket, no sleep, no root.
+ * time (engine_sim_run): no socket, no sleep, no root.
  *
  *  - A (public) and B (behind an address-dependent NAT) over a path with
  *    20 ms latency, jitter, 3% loss and 3% reordering: B dials A, echoes
@@ -123,7 +123,7 @@ static int world_run(struct world *wd, uint64_t dur, int (*done)(void *), void *
 
 	for (unsigned int i = 0; i < wd->np; i++)
 		e[i] = wd->p[i].eng;
-	return simnet_run(wd->sn, e, wd->np, dur, done, arg);
+	return engine_sim_run(wd->sn, e, wd->np, dur, done, arg);
 }
 
 /* ---- one echo exchange ---- */

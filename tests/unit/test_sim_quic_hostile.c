@@ -2,7 +2,7 @@
 /*
  * Hostile datagrams against a QUIC node on the engine's mem backend (the
  * glue: per-worker endpoints, engine timers, quic_node), in virtual time on
- * one thread (simnet_run): no socket, no root.
+ * one thread (engine_sim_run): no socket, no root.
  *
  * An attacker host X, with no engine, takes a real client Initial (node B
  * dials X), sends it to node A with its version rewritten (draft-29,
@@ -161,7 +161,7 @@ static int sink_pass(void *arg)
 
 static void run(struct simnet *sn, struct engine **engs, struct sink *k, uint64_t ms)
 {
-	simnet_run(sn, engs, 2, ms * MS, sink_pass, k);
+	engine_sim_run(sn, engs, 2, ms * MS, sink_pass, k);
 	sink_pass(k);
 }
 
@@ -296,7 +296,7 @@ static void test_hostile_datagrams(void **state)
 	e.qn = b.qn;
 	assert_int_equal(quic_node_connect(b.qn, "198.51.100.1:4433", &echo_h, &e, &conn), 0);
 	k.e = &e;
-	assert_int_equal(simnet_run(sn, engs, 2, 10000 * MS, sink_pass, &k), 0);
+	assert_int_equal(engine_sim_run(sn, engs, 2, 10000 * MS, sink_pass, &k), 0);
 	assert_int_equal(e.err, 0);
 	assert_int_equal(e.ngot, 7);
 	assert_memory_equal(e.got, "hostile", 7);

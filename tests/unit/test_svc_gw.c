@@ -149,41 +149,41 @@ static void test_host_origin(void **state)
 	char l[65];
 
 	(void)state;
-	assert_int_equal(svc_gw_host("127.0.0.1:5030", 5030, "127.0.0.1", l), SVC_GW_HOST_BARE);
-	assert_int_equal(svc_gw_host("localhost:5030", 5030, "127.0.0.1", l), SVC_GW_HOST_BARE);
-	assert_int_equal(svc_gw_host("LOCALHOST:5030", 5030, "127.0.0.1", l), SVC_GW_HOST_BARE);
-	assert_int_equal(svc_gw_host("[::1]:5030", 5030, "127.0.0.1", l), SVC_GW_HOST_BARE);
-	assert_int_equal(svc_gw_host("127.9.9.9:5030", 5030, "127.0.0.1", l), SVC_GW_HOST_BARE);
-	assert_int_equal(svc_gw_host("Web.Localhost:5030", 5030, "127.0.0.1", l),
-			 SVC_GW_HOST_SERVICE);
+	assert_int_equal(ctl_http_host("127.0.0.1:5030", 5030, "127.0.0.1", l), CTL_HTTP_HOST_BARE);
+	assert_int_equal(ctl_http_host("localhost:5030", 5030, "127.0.0.1", l), CTL_HTTP_HOST_BARE);
+	assert_int_equal(ctl_http_host("LOCALHOST:5030", 5030, "127.0.0.1", l), CTL_HTTP_HOST_BARE);
+	assert_int_equal(ctl_http_host("[::1]:5030", 5030, "127.0.0.1", l), CTL_HTTP_HOST_BARE);
+	assert_int_equal(ctl_http_host("127.9.9.9:5030", 5030, "127.0.0.1", l), CTL_HTTP_HOST_BARE);
+	assert_int_equal(ctl_http_host("Web.Localhost:5030", 5030, "127.0.0.1", l),
+			 CTL_HTTP_HOST_SERVICE);
 	assert_string_equal(l, "web");
-	assert_int_equal(svc_gw_host("my.svc.localhost:5030", 5030, "127.0.0.1", l),
-			 SVC_GW_HOST_SERVICE);
+	assert_int_equal(ctl_http_host("my.svc.localhost:5030", 5030, "127.0.0.1", l),
+			 CTL_HTTP_HOST_SERVICE);
 	assert_string_equal(l, "my.svc");
 	/* Rebinding names, other ports, odd forms. */
-	assert_int_equal(svc_gw_host("evil.example:5030", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("localhost.evil.example:5030", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("localhost:5031", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("localhost", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("localhost", 80, "127.0.0.1", l), SVC_GW_HOST_BARE);
-	assert_int_equal(svc_gw_host("10.0.0.1:5030", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host(".localhost:5030", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("a_b.localhost:5030", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("web.localhost:5030:1", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("web.localhost:", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("", 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host(NULL, 5030, "127.0.0.1", l), -EPERM);
-	assert_int_equal(svc_gw_host("198.51.100.7:5030", 5030, "198.51.100.7", l),
-			 SVC_GW_HOST_BARE);
+	assert_int_equal(ctl_http_host("evil.example:5030", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("localhost.evil.example:5030", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("localhost:5031", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("localhost", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("localhost", 80, "127.0.0.1", l), CTL_HTTP_HOST_BARE);
+	assert_int_equal(ctl_http_host("10.0.0.1:5030", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host(".localhost:5030", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("a_b.localhost:5030", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("web.localhost:5030:1", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("web.localhost:", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("", 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host(NULL, 5030, "127.0.0.1", l), -EPERM);
+	assert_int_equal(ctl_http_host("198.51.100.7:5030", 5030, "198.51.100.7", l),
+			 CTL_HTTP_HOST_BARE);
 
-	assert_int_equal(svc_gw_origin_same("http://web.localhost:5030", "web.localhost:5030"), 1);
-	assert_int_equal(svc_gw_origin_same("http://WEB.localhost:5030", "web.localhost:5030"), 1);
-	assert_int_equal(svc_gw_origin_same("http://localhost", "localhost:80"), 1);
-	assert_int_equal(svc_gw_origin_same("http://evil.example", "web.localhost:5030"), 0);
-	assert_int_equal(svc_gw_origin_same("http://app.localhost:5030", "web.localhost:5030"), 0);
-	assert_int_equal(svc_gw_origin_same("https://web.localhost:5030", "web.localhost:5030"), 0);
-	assert_int_equal(svc_gw_origin_same("null", "web.localhost:5030"), 0);
-	assert_int_equal(svc_gw_origin_same("http://web.localhost:5031", "web.localhost:5030"), 0);
+	assert_int_equal(ctl_http_origin_same("http://web.localhost:5030", "web.localhost:5030"), 1);
+	assert_int_equal(ctl_http_origin_same("http://WEB.localhost:5030", "web.localhost:5030"), 1);
+	assert_int_equal(ctl_http_origin_same("http://localhost", "localhost:80"), 1);
+	assert_int_equal(ctl_http_origin_same("http://evil.example", "web.localhost:5030"), 0);
+	assert_int_equal(ctl_http_origin_same("http://app.localhost:5030", "web.localhost:5030"), 0);
+	assert_int_equal(ctl_http_origin_same("https://web.localhost:5030", "web.localhost:5030"), 0);
+	assert_int_equal(ctl_http_origin_same("null", "web.localhost:5030"), 0);
+	assert_int_equal(ctl_http_origin_same("http://web.localhost:5031", "web.localhost:5030"), 0);
 }
 
 /* ------------------------------------------------------- HTTP backend */

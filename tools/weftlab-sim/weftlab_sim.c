@@ -219,7 +219,7 @@ static void tick(uint32_t i)
 	if (!n->live)
 		return;
 	dht_periodic(n->dht, S.now, &nx);
-	/* what weftd's node_dht does: ping the bootstrap contact again while
+	/* what weftd's dhtnode does: ping the bootstrap contact again while
 	 * the table is empty, after 1 s, doubling to once a minute */
 	if (n->contact != UINT32_MAX && !dht_node_count(n->dht)) {
 		if (S.now >= n->boot_next) {

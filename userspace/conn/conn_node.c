@@ -18,7 +18,7 @@
 #include "weft/engine.h"
 #include "weft/identity.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/util.h"
 
 struct cache_ent {
@@ -343,8 +343,8 @@ static void publish_tick(struct engine_worker *w, void *arg)
 			cn->have_published = 1;
 			pthread_mutex_unlock(&cn->mu);
 			atomic_fetch_add(&cn->puts, 1);
-			/* On worker 0 node_dht_run runs put_fn at once. */
-			if (node_dht_run(cn->o.dht, put_fn, op))
+			/* On worker 0 dhtnode_run runs put_fn at once. */
+			if (dhtnode_run(cn->o.dht, put_fn, op))
 				free(op);
 		} else {
 			free(op);
@@ -688,7 +688,7 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	memcpy(op->key, key, CONN_KEY_LEN);
 	op->cn = cn;
 	op->refs = 2;
-	err = node_dht_run(cn->o.dht, get_fn, op);
+	err = dhtnode_run(cn->o.dht, get_fn, op);
 	if (err) {
 		op->refs = 1;
 		resolve_put(op);

@@ -20,7 +20,7 @@
 #include "weft/dht.h"
 #include "weft/identity.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/store.h"
 #include "weft/util.h"
 
@@ -222,7 +222,7 @@ static void *announcer(void *arg)
 				pending = 1;
 				break;
 			}
-			node_dht_run(cn->dht, ann_fn, &c);
+			dhtnode_run(cn->dht, ann_fn, &c);
 			started++;
 			budget.tokens_milli -= 1000;
 			if (c.rc == 0) {
@@ -314,7 +314,7 @@ struct cn_lk *cn_lookup_start(struct content_node *cn, const uint8_t ih[20])
 	pthread_cond_init(&lk->cond, NULL);
 	lk->refs = 2; /* ours and the callback's (lk_done, or lk_fn on failure) */
 	memcpy(lk->ih, ih, sizeof(lk->ih));
-	if (node_dht_run(cn->dht, lk_fn, lk)) {
+	if (dhtnode_run(cn->dht, lk_fn, lk)) {
 		lk_put(lk); /* lk_fn never runs: drop its reference too */
 		lk_put(lk);
 		return NULL;

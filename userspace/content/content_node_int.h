@@ -115,7 +115,7 @@ struct content_node {
 	struct store *store;
 	unsigned int shares_dbi;
 	struct quic_node *quic;
-	struct node_dht *dht;
+	struct dhtnode *dht;
 	struct guard *guard;
 	const struct identity *id;
 	uint16_t quic_port;

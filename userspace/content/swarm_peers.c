@@ -452,7 +452,7 @@ void cn_gather(struct cn_job *j, const uint8_t *ih)
 	if (!j->lk && !j->lk_starting) {
 		struct cn_lk *lk;
 
-		/* Starting a lookup waits for DHT worker 0 (node_dht_run),
+		/* Starting a lookup waits for DHT worker 0 (dhtnode_run),
 		 * whose QUIC callbacks for this job take j->mu (cn_cc_enter):
 		 * held across the wait, the worker stopped on the job's lock
 		 * until the wait's 5 s deadline gave up the lookup, and with

@@ -16,7 +16,7 @@
 #include "weft/ctl.h"
 #include "weft/dash.h"
 #include "weft/log.h"
-#include "weft/svc_http.h"
+#include "weft/ctl_http.h"
 #include "weft/util.h"
 
 #if MHD_VERSION >= 0x00097002
@@ -127,13 +127,13 @@ static int admit(struct dash *d, struct MHD_Connection *c, MHD_RESULT *ret)
 	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
 	char label[65];
 
-	if (svc_gw_host(host, d->port, d->listen_host, label) != SVC_GW_HOST_BARE) {
+	if (ctl_http_host(host, d->port, d->listen_host, label) != CTL_HTTP_HOST_BARE) {
 		log_info("dash", "refused a request for a foreign Host");
 		*ret = reply_error(c, 421, "misdirected",
 				   "Host is not this dashboard: use localhost:PORT");
 		return 0;
 	}
-	if (origin && !svc_gw_origin_same(origin, host)) {
+	if (origin && !ctl_http_origin_same(origin, host)) {
 		*ret = reply_error(c, 403, "foreign_origin",
 				   "requests from another web origin are refused");
 		return 0;
@@ -142,7 +142,7 @@ static int admit(struct dash *d, struct MHD_Connection *c, MHD_RESULT *ret)
 		const char *sfs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
 		const char *sfm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Mode");
 
-		if (svc_gw_cross_site(sfs, sfm)) {
+		if (ctl_http_cross_site(sfs, sfm)) {
 			*ret = reply_error(c, 403, "foreign_origin", "cross-site requests are refused");
 			return 0;
 		}
@@ -209,7 +209,7 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 	*out = NULL;
 	if (!opts || !opts->listen || !opts->ctl || util_parse_addr(opts->listen, &ss, &sl))
 		return -EINVAL;
-	if (!svc_gw_loopback(&ss)) {
+	if (!ctl_http_loopback(&ss)) {
 		if (!opts->allow_public) {
 			log_error("dash", "dashboard %s is not a loopback address; set "
 					  "dashboard.allow_public to serve it",
@@ -228,7 +228,7 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 	d->ctl = opts->ctl;
 	d->log = log_current();
 	/* the host part as written ("[::1]:8080" -> "[::1]", "127.0.0.1:80" ->
-	 * "127.0.0.1"), which svc_gw_host accepts as this server's name */
+	 * "127.0.0.1"), which ctl_http_host accepts as this server's name */
 	end = strrchr(opts->listen, ':');
 	hl = end ? (size_t)(end - opts->listen) : 0;
 	if (hl && hl < sizeof(d->listen_host))

@@ -26,10 +26,13 @@
 #include "weft/store.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/svc_node.h"
 #include "weft/content_node.h"
 #include "notify.h"
+
+_Static_assert(CONFIG_MAX_BOOTSTRAP <= DHTNODE_MAX_BOOTSTRAP,
+	       "every configured bootstrap contact fits the DHT's options");
 
 /* Housekeeping tick of the main loop. 1 s: coarse work only (expiry,
  * persistence flushes); packet timers live in the engine's wheels. */
@@ -39,7 +42,7 @@
 #define NODE_BAN_GC_TICKS 10
 /* The DHT's routing table and items are written to the store every 5 min
  * and at stop, so a crash loses at most 5 min of DHT state. */
-#define NODE_DHT_SAVE_TICKS 300
+#define DHTNODE_SAVE_TICKS 300
 
 struct node {
 	struct weft_config cfg;
@@ -52,7 +55,7 @@ struct node {
 	struct guard *guard; /* bans, limits, counters (XDP or software) */
 	struct engine *engine;
 	struct quic_node *quic;
-	struct node_dht *dht;
+	struct dhtnode *dht;
 	struct svc_node *svc; /* service fabric and gateway */
 	struct content_node *content;
 	struct conn_node *conn; /* node record, address discovery, resolution */
@@ -372,8 +375,8 @@ static int node_conn_init(struct node *n)
 		log_error("node", "connectivity: %s", strerror(-err));
 		return err;
 	}
-	node_dht_set_reflexive(n->dht, dht_reflexive, n);
-	node_dht_set_nat_probe(n->dht, node_nat_found, n);
+	dhtnode_set_reflexive(n->dht, dht_reflexive, n);
+	dhtnode_set_nat_probe(n->dht, node_nat_found, n);
 	return 0;
 }
 
@@ -588,9 +591,24 @@ registered:
 	}
 	ctl_route(n->ctl, "GET", "/v1/io/stats", engine_ctl_stats, n->engine);
 	ctl_metrics(n->ctl, engine_metrics, n->engine);
-	err = node_dht_new(&n->dht, n->engine, n->ctl, n->guard, n->store, &n->cfg, &n->id);
-	if (err)
-		return err;
+	{
+		struct dhtnode_opts dop = {
+			.port = (uint16_t)n->cfg.dht_port,
+			/* a socket bound to "::" serves both families */
+			.dual_stack = strchr(n->cfg.bind_addr, ':') != NULL,
+			.read_only = n->cfg.dht_read_only,
+			.read_only_behind_nat = n->cfg.dht_read_only_behind_nat,
+			.enforce_bep42 = n->cfg.dht_enforce_bep42,
+			.public_routers = n->cfg.dht_public_routers,
+			.nbootstrap = n->cfg.dht_nbootstrap,
+		};
+
+		for (unsigned int i = 0; i < dop.nbootstrap && i < DHTNODE_MAX_BOOTSTRAP; i++)
+			dop.bootstrap[i] = n->cfg.dht_bootstrap[i];
+		err = dhtnode_new(&n->dht, n->engine, n->ctl, n->guard, n->store, &dop, &n->id);
+		if (err)
+			return err;
+	}
 	err = node_conn_init(n);
 	if (err)
 		return err;
@@ -768,7 +786,7 @@ void node_free(struct node *n)
 	svc_node_free(n->svc);
 	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
 	relay_fwd_free(n->relay_fwd);
-	node_dht_free(n->dht);
+	dhtnode_free(n->dht);
 	conn_node_free(n->conn); /* after the DHT: its puts call back into conn */
 	quic_node_free(n->quic);
 	engine_free(n->engine);
@@ -790,7 +808,7 @@ int node_start(struct node *n)
 		log_error("node", "cannot start the packet workers: %s", strerror(-err));
 		goto out;
 	}
-	err = node_dht_start(n->dht);
+	err = dhtnode_start(n->dht);
 	if (err) {
 		log_error("node", "cannot start the DHT: %s", strerror(-err));
 		goto out;
@@ -1004,8 +1022,8 @@ int node_run(struct node *n)
 			} else if (ev == EV_TICK) {
 				if (++ticks % NODE_BAN_GC_TICKS == 0)
 					guard_ban_gc(n->guard);
-				if (ticks % NODE_DHT_SAVE_TICKS == 0)
-					node_dht_save(n->dht);
+				if (ticks % DHTNODE_SAVE_TICKS == 0)
+					dhtnode_save(n->dht);
 				sqe = io_uring_get_sqe(&ring);
 				io_uring_prep_timeout(sqe, &tick, 0, 0);
 				io_uring_sqe_set_data64(sqe, EV_TICK);

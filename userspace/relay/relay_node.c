@@ -35,7 +35,7 @@
 #include "weft/engine.h"
 #include "weft/guard.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/quic_node.h"
 #include "weft/relay.h"
 #include "weft/relay_fwd.h"
@@ -488,7 +488,7 @@ static void tick(struct engine_worker *w, void *arg)
 	 * configured looks for them */
 	if (rn->o.dht && rn->fwd && !rn->o.no_announce && now >= rn->next_announce_ms) {
 		rn->next_announce_ms = now + RN_ANNOUNCE_RETRY_MS;
-		node_dht_run(rn->o.dht, rn_announce_fn, rn);
+		dhtnode_run(rn->o.dht, rn_announce_fn, rn);
 	}
 	/* records seen name relays with their keys: free slots take them */
 	if (rn->o.conn && want && !rn->fwd && !rn->o.nuse && !rn_held_any(rn))
@@ -499,7 +499,7 @@ static void tick(struct engine_worker *w, void *arg)
 		if (rn->discover_gap_ms > RN_DISCOVER_MAX_MS)
 			rn->discover_gap_ms = RN_DISCOVER_MAX_MS;
 		rn->next_discover_ms = now + rn->discover_gap_ms;
-		node_dht_run(rn->o.dht, rn_discover_fn, rn);
+		dhtnode_run(rn->o.dht, rn_discover_fn, rn);
 	}
 	for (unsigned int i = 0; i < RN_MAX_BINDS; i++) {
 		struct rn_bind *b = &rn->binds[i];

@@ -20,7 +20,7 @@
 #include "weft/engine.h"
 #include "weft/guard.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/quic_node.h"
 #include "weft/relay.h"
 #include "weft/relay_fwd.h"

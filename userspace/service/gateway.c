@@ -71,7 +71,7 @@ struct gw_req {
 	int started; /* the first call (headers only) has been seen */
 	int kind;    /* SVC_GW_HOST_* */
 	char label[65];
-	struct gw_target tg; /* kind == SVC_GW_HOST_SERVICE */
+	struct gw_target tg; /* kind == CTL_HTTP_HOST_SERVICE */
 	char *cors_origin;   /* a foreign origin the service allows */
 	int cors_wild;	     /* ... through "*" */
 	uint32_t timeout_ms;
@@ -673,7 +673,7 @@ static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_
 	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
 	const char *cors = "";
 
-	r->kind = svc_gw_host(host, gw->port, gw->listen_host, r->label);
+	r->kind = ctl_http_host(host, gw->port, gw->listen_host, r->label);
 	if (r->kind < 0) {
 		count_denied(gw);
 		log_info("svc", "gateway: refused a request for a foreign Host");
@@ -687,7 +687,7 @@ static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_
 		return 0;
 	}
 	r->timeout_ms = gw_timeout(gw, c);
-	if (r->kind == SVC_GW_HOST_SERVICE) {
+	if (r->kind == CTL_HTTP_HOST_SERVICE) {
 		/* A name outside the whitelist is refused before any lookup;
 		 * an id once it names its service. */
 		if ((strlen(r->label) == 2 * SVC_ID_LEN ||
@@ -704,8 +704,8 @@ static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_
 		}
 		cors = r->tg.dr.http_cors;
 	}
-	if (origin && !svc_gw_origin_same(origin, host)) {
-		if (r->kind != SVC_GW_HOST_SERVICE || !cors_allows(cors, origin)) {
+	if (origin && !ctl_http_origin_same(origin, host)) {
+		if (r->kind != CTL_HTTP_HOST_SERVICE || !cors_allows(cors, origin)) {
 			count_denied(gw);
 			*ret = reply_error(c, 403, "foreign_origin",
 					   "requests from another web origin are refused");
@@ -719,7 +719,7 @@ static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_
 		const char *sfs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
 		const char *sfm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Mode");
 
-		if (svc_gw_cross_site(sfs, sfm)) {
+		if (ctl_http_cross_site(sfs, sfm)) {
 			count_denied(gw);
 			*ret = reply_error(c, 403, "foreign_origin",
 					   "cross-site requests are refused");
@@ -800,7 +800,7 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (r->too_big)
 		return reply_error(c, 413, "too_large", "body over the call payload cap");
-	if (r->kind == SVC_GW_HOST_SERVICE) {
+	if (r->kind == CTL_HTTP_HOST_SERVICE) {
 		/* A service's own origin: every path is the service's. */
 		struct gw_out go = { .flags = r->tg.pinned ? r->tg.dr.http_flags : 0,
 				     .cors_origin = r->cors_origin,
@@ -867,7 +867,7 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	*out = NULL;
 	if (util_parse_addr(sn->cfg.gateway, &ss, &sl))
 		return -EINVAL;
-	if (!svc_gw_loopback(&ss)) {
+	if (!ctl_http_loopback(&ss)) {
 		if (!sn->cfg.gateway_allow_public) {
 			log_error("svc", "gateway %s is not a loopback address; set "
 					 "gateway.allow_public to serve it",

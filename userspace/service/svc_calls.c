@@ -24,7 +24,7 @@
 #include "svc_node_int.h"
 #include "weft/dht.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/util.h"
 
 /* Deadlines are checked on the owner at most this often (10 ms): a job
@@ -520,7 +520,7 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 	if (!f)
 		return -ENOMEM;
 	f->lookup_deadline_ns = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
-	err = node_dht_run(sn->dht, dht_lookup_fn, f);
+	err = dhtnode_run(sn->dht, dht_lookup_fn, f);
 	if (err) {
 		atomic_store(&f->j.refs, 1); /* never ran: ours alone */
 		job_put(&f->j);

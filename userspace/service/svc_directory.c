@@ -23,7 +23,7 @@
 #include "weft/dht.h"
 #include "weft/guard.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/store.h"
 #include "weft/util.h"
 
@@ -206,7 +206,7 @@ static void pub_announce(struct svc_node *sn, const char *name)
 	 * dials us by key (record, relay) instead. */
 	svc_claim_sign(a->claim, &sn->id, a->target, util_wall_s());
 	atomic_store(&sn->announced_port, a->port);
-	if (node_dht_run(sn->dht, dht_announce_fn, a))
+	if (dhtnode_run(sn->dht, dht_announce_fn, a))
 		free(a);
 }
 

@@ -13,7 +13,7 @@
  * (svcn_owner_run, with a deadline); calls, lookups, pass-throughs and the
  * load generator are jobs the owner drives while their callers wait on
  * their own semaphores (svc_calls.c). The DHT is reached through
- * node_dht_run from callers (worker 0 runs it); its completions are posted
+ * dhtnode_run from callers (worker 0 runs it); its completions are posted
  * to the owner.
  */
 #include <arpa/inet.h>
@@ -33,7 +33,7 @@
 #include "weft/dht.h"
 #include "weft/guard.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/util.h"
 
 static const char *const reject_names[8] = {"malformed", "oversized", "signature", "owner",

@@ -162,7 +162,7 @@ struct svc_node {
 	struct engine *eng;
 	struct ctl *ctl;
 	struct quic_node *quic;
-	struct node_dht *dht;
+	struct dhtnode *dht;
 	struct guard *guard;
 	struct store *store;	   /* publications persist here (svc_persist.c) */
 	unsigned int pub_db;

@@ -17,7 +17,7 @@
 #include "svc_node_int.h"
 #include "weft/dht.h"
 #include "weft/log.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 #include "weft/util.h"
 
 /* ------------------------------------------------------------- pipe */

@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "content/blake3_impl.h"
+#include "blake3/blake3_impl.h"
 
 /*
  * Piece size: 256 chunks (256 KiB) is ~50 us of work per piece, long enough

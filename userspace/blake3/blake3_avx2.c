@@ -3,7 +3,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "content/blake3_impl.h"
+#include "blake3/blake3_impl.h"
 
 /*
  * Prefetch distance in groups of 8 inputs: 2 (16 KiB of chunks, as the
@@ -73,4 +73,4 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	}
 }
 
-#include "content/blake3_simd.h"
+#include "blake3/blake3_simd.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "weft/conn.h"
-#include "weft/relay_fwd.h"
+#include "weft/relay_wire.h"
 
 #define STUN_HDR 20
 #define STUN_BINDING_REQ 0x0001

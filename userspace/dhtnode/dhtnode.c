@@ -2,7 +2,7 @@
 /*
  * The DHT on the engine. Worker 0 owns the core: it runs dht_input() for
  * the datagrams it receives, dht_periodic() on its timer, and every
- * operation other threads start (node_dht_run, the control API through
+ * operation other threads start (dhtnode_run, the control API through
  * dht_svc's run hook). Other workers receive DHT datagrams too (SO_REUSEPORT
  * and RSS spread them): they copy each one to worker 0 through its command
  * queue (bounded; a full queue drops the datagram and counts it). No lock
@@ -25,7 +25,7 @@
 #include "weft/log.h"
 #include "weft/store.h"
 #include "weft/util.h"
-#include "weft/node_dht.h"
+#include "weft/dhtnode.h"
 
 /* How long a source that blew its DHT query budget with queries that
  * prove its address (valid tokens: see dht_opts.on_abuse) stays banned.
@@ -33,15 +33,15 @@
  * neighbour of an abuser is not locked out for long. Overruns by queries
  * that prove nothing are only dropped: a forged source must never be able
  * to get a real peer banned. */
-#define NODE_DHT_ABUSE_BAN_S 600
+#define DHTNODE_ABUSE_BAN_S 600
 /* Upper bound on the periodic timer: the core asks for less when it needs. */
-#define NODE_DHT_MAX_SLEEP_MS 1000
+#define DHTNODE_MAX_SLEEP_MS 1000
 /* Bootstrap addresses kept to ping again while the routing table is empty
  * (the first pings lost, the bootstrap not up yet, a network outage): after
  * 1 s, then twice as long each time up to a minute, until a node answers. */
-#define NODE_DHT_MAX_BOOT 16
-#define NODE_DHT_BOOT_RETRY_MS 1000
-#define NODE_DHT_BOOT_RETRY_MAX_MS 60000
+#define DHTNODE_MAX_BOOT 16
+#define DHTNODE_BOOT_RETRY_MS 1000
+#define DHTNODE_BOOT_RETRY_MAX_MS 60000
 
 static const char *const public_routers[] = {
 	"router.bittorrent.com:6881",
@@ -53,12 +53,12 @@ static const char *const public_routers[] = {
  * Datagrams another worker received, on their way to worker 0: gathered
  * during one receive pass and posted as one command at its end (engine_defer),
  * so a flood costs the owner's command ring one slot per pass, not one per
- * datagram. A batch holds at most NODE_DHT_FWD_MAX datagrams; a full one is
+ * datagram. A batch holds at most DHTNODE_FWD_MAX datagrams; a full one is
  * posted at once. When worker 0's ring is full the batch is dropped and
  * counted (fwd_dropped): the owner is saturated and the policers in front
  * already shaped what reaches it.
  */
-#define NODE_DHT_FWD_MAX 64
+#define DHTNODE_FWD_MAX 64
 
 struct dht_fwd_dgram {
 	struct sockaddr_storage ss;
@@ -68,24 +68,24 @@ struct dht_fwd_dgram {
 	uint8_t data[1500]; /* KRPC datagrams are far smaller (BEP 44 puts ~1.1 KB) */
 };
 
-struct node_dht;
+struct dhtnode;
 struct dht_fwd {
-	struct node_dht *nd;
+	struct dhtnode *nd;
 	unsigned int n;
-	struct dht_fwd_dgram d[NODE_DHT_FWD_MAX];
+	struct dht_fwd_dgram d[DHTNODE_FWD_MAX];
 };
 
 struct dht_fwd_stage {
-	struct node_dht *nd;
+	struct dhtnode *nd;
 	struct dht_fwd *b;
 	struct engine_timer flush; /* deferred to the end of the pass */
 };
 
-static int node_dht_run_sync(struct node_dht *nd, void (*fn)(struct dht *, void *, uint64_t),
+static int dhtnode_run_sync(struct dhtnode *nd, void (*fn)(struct dht *, void *, uint64_t),
 			     void *arg);
 static int svc_run(void *arg, dht_svc_fn fn, void *fnarg);
 
-struct node_dht {
+struct dhtnode {
 	struct engine *eng;
 	struct engine_worker *w0; /* where the timer is armed (worker 0), once started */
 	struct guard *guard;
@@ -95,23 +95,24 @@ struct node_dht {
 	struct dht_svc *svc;
 	struct engine_timer timer; /* worker 0 */
 	uint16_t port;
-	struct weft_config cfg;
+	struct dhtnode_opts o;
+	char boot_str[DHTNODE_MAX_BOOTSTRAP][128]; /* copies of o.bootstrap[] */
 	_Atomic unsigned long long send_dropped; /* control-thread sends refused by a full queue */
 	_Atomic unsigned long long evidence;     /* address proofs handed to the guard */
 	_Atomic unsigned long long fwd;          /* datagrams forwarded to worker 0 */
 	_Atomic unsigned long long fwd_dropped;  /* ... refused by a full command queue */
 	pthread_mutex_t cold_mu; /* the core while no worker runs */
 	struct dht_fwd_stage stage[ENGINE_MAX_WORKERS]; /* [i]: owned by worker i */
-	node_dht_reflexive_fn refl_fn; /* set before start: KRPC `ip` fields */
+	dhtnode_reflexive_fn refl_fn; /* set before start: KRPC `ip` fields */
 	void *refl_arg;
 	/* worker 0's: the bootstrap addresses and when to ping them again */
-	struct sockaddr_storage boot[NODE_DHT_MAX_BOOT];
-	socklen_t boot_len[NODE_DHT_MAX_BOOT];
+	struct sockaddr_storage boot[DHTNODE_MAX_BOOT];
+	socklen_t boot_len[DHTNODE_MAX_BOOT];
 	unsigned int nboot;
 	uint64_t boot_next_ms, boot_wait_ms;
 	_Atomic unsigned long long boot_retries; /* bootstrap pings repeated */
 	/* set before start: is this node behind a NAT? (dht.read_only_behind_nat) */
-	node_dht_nat_fn nat_fn;
+	dhtnode_nat_fn nat_fn;
 	void *nat_arg;
 };
 
@@ -127,24 +128,24 @@ static __thread struct engine_worker *tls_worker;
 static __thread const struct engine *tls_engine;
 
 /* The DHT's clock: the engine's (monotonic, or a simulated network's). */
-static uint64_t nd_now(const struct node_dht *nd)
+static uint64_t nd_now(const struct dhtnode *nd)
 {
 	return engine_now_ns(nd->eng) / 1000000;
 }
 
 /* Is this thread worker 0 of nd's engine (the DHT's owner)? */
-static int on_owner(const struct node_dht *nd)
+static int on_owner(const struct dhtnode *nd)
 {
 	return tls_engine == nd->eng && tls_worker && engine_worker_index(tls_worker) == 0;
 }
 
-static int on_other_worker(const struct node_dht *nd)
+static int on_other_worker(const struct dhtnode *nd)
 {
 	return tls_engine == nd->eng && tls_worker && engine_worker_index(tls_worker) != 0;
 }
 
 struct dht_tx {
-	struct node_dht *nd;
+	struct dhtnode *nd;
 	struct io_addr dst;
 	size_t len;
 	uint8_t data[];
@@ -162,7 +163,7 @@ static void tx_cmd(struct engine_worker *w, void *arg)
 static int dht_send_cb(void *arg, const uint8_t *buf, size_t len, const struct sockaddr *to,
 		       socklen_t tolen)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 	struct io_addr dst, src = { .port = nd->port };
 	struct dht_tx *tx;
 	int err;
@@ -191,7 +192,7 @@ static int dht_send_cb(void *arg, const uint8_t *buf, size_t len, const struct s
 	return err;
 }
 
-static void input_on_owner(struct node_dht *nd, struct engine_worker *w, const uint8_t *data,
+static void input_on_owner(struct dhtnode *nd, struct engine_worker *w, const uint8_t *data,
 			   size_t len, const struct sockaddr *sa, socklen_t sl,
 			   const struct io_addr *local)
 {
@@ -238,7 +239,7 @@ static void fwd_flush(struct engine_worker *w, void *arg)
 
 static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *arg)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 	struct sockaddr_storage ss;
 	int sl = io_addr_to_sockaddr(&pkt->src, pkt->src.family, &ss);
 	struct dht_fwd_stage *st;
@@ -274,7 +275,7 @@ static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *
 	d->local = pkt->dst;
 	d->len = (uint16_t)pkt->len;
 	memcpy(d->data, pkt->data, pkt->len);
-	if (st->b->n == NODE_DHT_FWD_MAX) {
+	if (st->b->n == DHTNODE_FWD_MAX) {
 		engine_timer_cancel(w, &st->flush);
 		fwd_post(st);
 	}
@@ -282,15 +283,15 @@ static void dht_rx(struct engine_worker *w, const struct engine_pkt *pkt, void *
 
 static void dht_tick(struct engine_worker *w, void *arg)
 {
-	struct node_dht *nd = arg;
-	uint64_t now = nd_now(nd), next = now + NODE_DHT_MAX_SLEEP_MS;
+	struct dhtnode *nd = arg;
+	uint64_t now = nd_now(nd), next = now + DHTNODE_MAX_SLEEP_MS;
 
 	dht_cur_worker = w;
 	/* Behind a NAT the others cannot query us (a filtering NAT drops what
 	 * we did not ask for): say so with BEP 43's ro=1, so that they keep us
 	 * out of their routing tables instead of handing out an address nobody
 	 * can reach. Checked on every tick; the classification can change. */
-	if (nd->nat_fn && !nd->cfg.dht_read_only && nd->cfg.dht_read_only_behind_nat) {
+	if (nd->nat_fn && !nd->o.read_only && nd->o.read_only_behind_nat) {
 		struct dht_stats st;
 		int ro = nd->nat_fn(nd->nat_arg) > 0;
 
@@ -309,28 +310,28 @@ static void dht_tick(struct engine_worker *w, void *arg)
 					     now);
 			nd->boot_retries++;
 			nd->boot_wait_ms = nd->boot_wait_ms ? nd->boot_wait_ms * 2
-							    : NODE_DHT_BOOT_RETRY_MS;
-			if (nd->boot_wait_ms > NODE_DHT_BOOT_RETRY_MAX_MS)
-				nd->boot_wait_ms = NODE_DHT_BOOT_RETRY_MAX_MS;
+							    : DHTNODE_BOOT_RETRY_MS;
+			if (nd->boot_wait_ms > DHTNODE_BOOT_RETRY_MAX_MS)
+				nd->boot_wait_ms = DHTNODE_BOOT_RETRY_MAX_MS;
 			nd->boot_next_ms = now + nd->boot_wait_ms;
 		}
 		if (next > nd->boot_next_ms)
 			next = nd->boot_next_ms;
 	} else if (nd->nboot) {
 		nd->boot_wait_ms = 0; /* the next time the table empties: 1 s again */
-		nd->boot_next_ms = now + NODE_DHT_BOOT_RETRY_MS;
+		nd->boot_next_ms = now + DHTNODE_BOOT_RETRY_MS;
 	}
 	dht_cur_worker = NULL;
 	if (next < now)
 		next = now;
-	if (next > now + NODE_DHT_MAX_SLEEP_MS)
-		next = now + NODE_DHT_MAX_SLEEP_MS;
+	if (next > now + DHTNODE_MAX_SLEEP_MS)
+		next = now + DHTNODE_MAX_SLEEP_MS;
 	engine_timer_add(w, &nd->timer, next - now);
 }
 
 static void dht_abuse(void *arg, const struct sockaddr *sa, socklen_t len)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 	struct io_addr a;
 	char buf[64];
 
@@ -338,15 +339,15 @@ static void dht_abuse(void *arg, const struct sockaddr *sa, socklen_t len)
 		return;
 	util_fmt_addr((const struct sockaddr_storage *)sa, buf, sizeof(buf));
 	log_warn("dht", "source %s exceeded its query budget with token-proven queries: banned for %d s",
-		 buf, NODE_DHT_ABUSE_BAN_S);
-	guard_ban_addr(nd->guard, a.family, a.addr, NODE_DHT_ABUSE_BAN_S);
+		 buf, DHTNODE_ABUSE_BAN_S);
+	guard_ban_addr(nd->guard, a.family, a.addr, DHTNODE_ABUSE_BAN_S);
 }
 
 /* The core saw a source prove its address: tell the guard, which gives it
  * priority in the kernel (validated sources skip the global budget). */
 static void dht_evidence(void *arg, const struct sockaddr *sa, socklen_t len, int kind)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 	struct io_addr a;
 
 	if (!nd->guard || io_addr_from_sockaddr(&a, sa, len))
@@ -356,7 +357,7 @@ static void dht_evidence(void *arg, const struct sockaddr *sa, socklen_t len, in
 			    kind == DHT_EV_TOKEN ? GUARD_EV_TOKEN : GUARD_EV_REPLY);
 }
 
-static void dht_load(struct node_dht *nd)
+static void dht_load(struct dhtnode *nd)
 {
 	uint8_t *blob;
 	size_t len;
@@ -397,7 +398,7 @@ static void export_fn(struct dht *dht, void *arg, uint64_t now)
 
 /* durable: wait until it is on disk (at stop), else hand it to the
  * store's writer and return (the periodic snapshot). */
-static int save(struct node_dht *nd, int durable)
+static int save(struct dhtnode *nd, int durable)
 {
 	uint8_t *nodes = NULL, *items = NULL;
 	size_t nl = 0, il = 0;
@@ -405,7 +406,7 @@ static int save(struct node_dht *nd, int durable)
 
 	struct nd_export ex = {0};
 
-	err = node_dht_run_sync(nd, export_fn, &ex);
+	err = dhtnode_run_sync(nd, export_fn, &ex);
 	if (!err)
 		err = ex.err;
 	nodes = ex.nodes;
@@ -432,32 +433,32 @@ out:
 	return err;
 }
 
-int node_dht_save(struct node_dht *nd)
+int dhtnode_save(struct dhtnode *nd)
 {
 	return save(nd, 0);
 }
 
 struct boot_add {
-	struct node_dht *nd;
+	struct dhtnode *nd;
 	const struct addrinfo *res;
 };
 
 static void add_nodes_fn(struct dht *dht, void *arg, uint64_t now)
 {
 	struct boot_add *b = arg;
-	struct node_dht *nd = b->nd;
+	struct dhtnode *nd = b->nd;
 
 	for (const struct addrinfo *ai = b->res; ai; ai = ai->ai_next) {
 		dht_add_node(dht, ai->ai_addr, ai->ai_addrlen, now);
-		if (nd->nboot < NODE_DHT_MAX_BOOT && ai->ai_addrlen <= sizeof(nd->boot[0])) {
+		if (nd->nboot < DHTNODE_MAX_BOOT && ai->ai_addrlen <= sizeof(nd->boot[0])) {
 			memcpy(&nd->boot[nd->nboot], ai->ai_addr, ai->ai_addrlen);
 			nd->boot_len[nd->nboot++] = ai->ai_addrlen;
 		}
 	}
-	nd->boot_next_ms = now + NODE_DHT_BOOT_RETRY_MS;
+	nd->boot_next_ms = now + DHTNODE_BOOT_RETRY_MS;
 }
 
-static void add_bootstrap(struct node_dht *nd, const char *hostport)
+static void add_bootstrap(struct dhtnode *nd, const char *hostport)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
 	char host[128], *colon;
@@ -488,7 +489,7 @@ static void add_bootstrap(struct node_dht *nd, const char *hostport)
 	{
 		struct boot_add b = { nd, res };
 
-		node_dht_run_sync(nd, add_nodes_fn, &b);
+		dhtnode_run_sync(nd, add_nodes_fn, &b);
 	}
 	freeaddrinfo(res);
 	log_info("dht", "bootstrapping through %s", hostport);
@@ -501,10 +502,10 @@ static void stats_fn(struct dht *dht, void *arg, uint64_t now)
 
 static void dht_metrics(void *arg, FILE *out)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 	struct dht_stats st;
 
-	if (node_dht_run_sync(nd, stats_fn, &st))
+	if (dhtnode_run_sync(nd, stats_fn, &st))
 		return;
 	fprintf(out,
 		"# HELP weft_dht_nodes Nodes in the routing table.\n# TYPE weft_dht_nodes gauge\n"
@@ -557,35 +558,44 @@ static void dht_metrics(void *arg, FILE *out)
 static void dht_reflexive(void *arg, const struct sockaddr *from, socklen_t fromlen,
 			  const uint8_t *ip, size_t ip_len)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 
 	if (nd->refl_fn)
 		nd->refl_fn(nd->refl_arg, from, fromlen, ip, ip_len);
 }
 
-void node_dht_set_reflexive(struct node_dht *nd, node_dht_reflexive_fn fn, void *arg)
+void dhtnode_set_reflexive(struct dhtnode *nd, dhtnode_reflexive_fn fn, void *arg)
 {
 	nd->refl_fn = fn;
 	nd->refl_arg = arg;
 }
 
-int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, struct guard *g,
-		 struct store *st, const struct weft_config *cfg, const struct identity *id)
+int dhtnode_new(struct dhtnode **out, struct engine *eng, struct ctl *ctl, struct guard *g,
+		struct store *st, const struct dhtnode_opts *opts, const struct identity *id)
 {
 	struct dht_opts o = { 0 };
 	struct dht_svc_opts so = { 0 };
-	struct node_dht *nd;
+	struct dhtnode *nd;
 	int err;
 
 	*out = NULL;
+	if (opts->nbootstrap > DHTNODE_MAX_BOOTSTRAP)
+		return -EINVAL;
+	for (unsigned int i = 0; i < opts->nbootstrap; i++)
+		if (!opts->bootstrap[i] || strlen(opts->bootstrap[i]) >= sizeof(nd->boot_str[0]))
+			return -EINVAL;
 	nd = calloc(1, sizeof(*nd));
 	if (!nd)
 		return -ENOMEM;
+	nd->o = *opts;
+	for (unsigned int i = 0; i < opts->nbootstrap; i++) {
+		strcpy(nd->boot_str[i], opts->bootstrap[i]);
+		nd->o.bootstrap[i] = nd->boot_str[i];
+	}
 	nd->eng = eng;
 	nd->guard = g;
 	nd->store = st;
-	nd->cfg = *cfg;
-	nd->port = (uint16_t)cfg->dht_port;
+	nd->port = opts->port;
 	pthread_mutex_init(&nd->cold_mu, NULL);
 	for (unsigned int i = 0; i < ENGINE_MAX_WORKERS; i++) {
 		nd->stage[i].nd = nd;
@@ -604,12 +614,12 @@ int node_dht_new(struct node_dht **out, struct engine *eng, struct ctl *ctl, str
 	o.evidence_arg = nd;
 	o.on_reflexive = dht_reflexive;
 	o.reflexive_arg = nd;
-	if (cfg->dht_read_only)
+	if (opts->read_only)
 		o.flags |= DHT_F_READ_ONLY;
 	/* A socket bound to "::" serves both families: ask for and keep both. */
-	if (strchr(cfg->bind_addr, ':'))
+	if (opts->dual_stack)
 		o.flags |= DHT_F_DUAL_STACK;
-	if (cfg->dht_enforce_bep42)
+	if (opts->enforce_bep42)
 		o.flags |= DHT_F_ENFORCE_BEP42 | DHT_F_DERIVE_ID;
 	err = dht_new(&nd->dht, &o);
 	if (err)
@@ -640,22 +650,22 @@ fail:
 
 static void dht_start_cmd(struct engine_worker *w, void *arg)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 
 	nd->w0 = w;
 	engine_timer_add(w, &nd->timer, 0);
 }
 
-/* Every worker learns which worker it is, for node_dht_run. */
+/* Every worker learns which worker it is, for dhtnode_run. */
 static void tls_cmd(struct engine_worker *w, void *arg)
 {
-	struct node_dht *nd = arg;
+	struct dhtnode *nd = arg;
 
 	tls_worker = w;
 	tls_engine = nd->eng;
 }
 
-int node_dht_start(struct node_dht *nd)
+int dhtnode_start(struct dhtnode *nd)
 {
 	int err;
 
@@ -667,9 +677,9 @@ int node_dht_start(struct node_dht *nd)
 	err = engine_call_sync(nd->eng, 0, dht_start_cmd, nd, 5000);
 	if (err)
 		return err;
-	for (uint32_t i = 0; i < nd->cfg.dht_nbootstrap; i++)
-		add_bootstrap(nd, nd->cfg.dht_bootstrap[i]);
-	if (nd->cfg.dht_public_routers)
+	for (unsigned int i = 0; i < nd->o.nbootstrap; i++)
+		add_bootstrap(nd, nd->o.bootstrap[i]);
+	if (nd->o.public_routers)
 		for (size_t i = 0; i < WEFT_ARRAY_SIZE(public_routers); i++)
 			add_bootstrap(nd, public_routers[i]);
 	return 0;
@@ -678,15 +688,15 @@ int node_dht_start(struct node_dht *nd)
 /* How long a thread outside the engine waits for worker 0 to run its
  * function: the owner runs commands between receive batches, so this is
  * only reached when it is stuck or gone. */
-#define NODE_DHT_RUN_WAIT_MS 5000
+#define DHTNODE_RUN_WAIT_MS 5000
 
 struct nd_run {
-	struct node_dht *nd;
-	node_dht_fn fn;
+	struct dhtnode *nd;
+	dhtnode_fn fn;
 	void *arg;
 };
 
-static void run_here(struct node_dht *nd, struct engine_worker *w, node_dht_fn fn, void *arg)
+static void run_here(struct dhtnode *nd, struct engine_worker *w, dhtnode_fn fn, void *arg)
 {
 	struct engine_worker *prev = dht_cur_worker;
 
@@ -711,7 +721,7 @@ static void run_cmd_async(struct engine_worker *w, void *arg)
 	free(arg);
 }
 
-static int node_dht_run_sync(struct node_dht *nd, node_dht_fn fn, void *arg)
+static int dhtnode_run_sync(struct dhtnode *nd, dhtnode_fn fn, void *arg)
 {
 	struct nd_run r = {nd, fn, arg};
 	int err;
@@ -720,7 +730,7 @@ static int node_dht_run_sync(struct node_dht *nd, node_dht_fn fn, void *arg)
 		run_here(nd, tls_worker, fn, arg);
 		return 0;
 	}
-	err = engine_call_sync(nd->eng, 0, run_cmd, &r, NODE_DHT_RUN_WAIT_MS);
+	err = engine_call_sync(nd->eng, 0, run_cmd, &r, DHTNODE_RUN_WAIT_MS);
 	if (err != -ESHUTDOWN)
 		return err;
 	/* No worker runs (before engine_start, after engine_stop). */
@@ -730,7 +740,7 @@ static int node_dht_run_sync(struct node_dht *nd, node_dht_fn fn, void *arg)
 	return 0;
 }
 
-int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg)
+int dhtnode_run(struct dhtnode *nd, dhtnode_fn fn, void *arg)
 {
 	struct nd_run *r;
 	int err;
@@ -738,7 +748,7 @@ int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg)
 	if (!nd || !fn)
 		return -EINVAL;
 	if (!on_other_worker(nd))
-		return node_dht_run_sync(nd, fn, arg);
+		return dhtnode_run_sync(nd, fn, arg);
 	/* Another worker must not block on worker 0: post and return. */
 	r = malloc(sizeof(*r));
 	if (!r)
@@ -754,21 +764,21 @@ int node_dht_run(struct node_dht *nd, node_dht_fn fn, void *arg)
 
 static int svc_run(void *arg, dht_svc_fn fn, void *fnarg)
 {
-	return node_dht_run_sync(arg, fn, fnarg);
+	return dhtnode_run_sync(arg, fn, fnarg);
 }
 
-void node_dht_set_nat_probe(struct node_dht *nd, node_dht_nat_fn fn, void *arg)
+void dhtnode_set_nat_probe(struct dhtnode *nd, dhtnode_nat_fn fn, void *arg)
 {
 	nd->nat_fn = fn;
 	nd->nat_arg = arg;
 }
 
-uint16_t node_dht_port(const struct node_dht *nd)
+uint16_t dhtnode_port(const struct dhtnode *nd)
 {
 	return nd->port;
 }
 
-void node_dht_free(struct node_dht *nd)
+void dhtnode_free(struct dhtnode *nd)
 {
 	if (!nd)
 		return;

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "content/blake3_impl.h"
+#include "blake3/blake3_impl.h"
 #include "weft/chunk.h"
 
 #define SUBTREE_CHUNKS (B3TREE_CHUNK_LEN / BLAKE3_CHUNK_LEN) /* 256 */

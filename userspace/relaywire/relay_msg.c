@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "weft/conn.h"
-#include "weft/relay.h"
+#include "weft/relay_wire.h"
 
 static const char *const status_names[RELAY_E__MAX] = {
 	[RELAY_OK] = "ok",

@@ -3,7 +3,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "content/blake3_impl.h"
+#include "blake3/blake3_impl.h"
 
 #define LANES 4
 #define V __m128i
@@ -58,4 +58,4 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	}
 }
 
-#include "content/blake3_simd.h"
+#include "blake3/blake3_simd.h"

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "content/blake3_impl.h"
+#include "blake3/blake3_impl.h"
 
 /* The initialisation vector is SHA-256's. */
 const uint32_t blake3_iv[8] = {

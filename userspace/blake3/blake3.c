@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "content/blake3_impl.h"
+#include "blake3/blake3_impl.h"
 
 /*
  * Subtrees up to this many chunks are hashed level by level through one CV

@@ -11,8 +11,8 @@
  * for "now") must not stall virtual time. */
 #define SIMRUN_MAX_SPIN 10000
 
-int simnet_run(struct simnet *sn, struct engine *const *engs, unsigned int n, uint64_t duration_ns,
-	       int (*done)(void *arg), void *arg)
+int engine_sim_run(struct simnet *sn, struct engine *const *engs, unsigned int n,
+		   uint64_t duration_ns, int (*done)(void *arg), void *arg)
 {
 	uint64_t now = simnet_now_ns(sn), end = now + duration_ns;
 	unsigned int i, spin = 0;
