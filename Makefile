@@ -170,10 +170,12 @@ TEST_BINS := $(TOOL_BINS) $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $
 	$(BUILD)/weftlab-sim \
 	$(BPF_OBJS) $(FUZZ_BINS)
 
-# The layers rule (docs/ARCHITECTURE.md): no module includes another's
-# private headers, none reaches up into node/. Checked before the tests.
-check-layers:
-	$(Q)tools/check-layers.sh
+# The layers rule (docs/ARCHITECTURE.md, "Layers"): on the symbols of the
+# built objects, a module uses only modules below it and node/ is used by
+# none; no call cycle between a module's files; prefixes; includes; file
+# size. Checked before the tests.
+check-layers: $(OBJ_rel)/libweft.a
+	$(Q)/usr/bin/python3 tools/check-layers.py --objdir $(OBJ_rel)
 
 test: check-deps check-layers
 	$(Q)$(MAKE) --no-print-directory $(TEST_BINS)
