@@ -12,7 +12,9 @@
 #      map definition and the header's _Static_assert(sizeof(struct ...) ==
 #      N) lines; "N buckets" matches the value's bucket array; a sentence
 #      "`struct X` is N bytes" matches the assert.
-# Exits 1 with one line per mismatch.
+# Exits 1 with one line per mismatch. For a function no longer in the file
+# named, the message adds the files that define a function of that name now
+# (a hint only: a static function's name may be taken in another file).
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 PY=${PYTHON:-/usr/bin/python3}
@@ -46,6 +48,7 @@ def strip_comments(src):
 
 REF = re.compile(r"(?<![\w./-])((?:[\w.-]+/)+[\w.-]+\.(?:bpf\.c|c|h)):([A-Za-z_]\w*)")
 defs_cache = {}
+code_cache = {}
 
 
 def after_parens(code, i):
@@ -65,7 +68,9 @@ def defines(path, name):
     key = (path, name)
     if key in defs_cache:
         return defs_cache[key]
-    code = strip_comments(read(path))
+    if path not in code_cache:
+        code_cache[path] = strip_comments(read(path))
+    code = code_cache[path]
     header = path.endswith(".h")
     n = re.escape(name)
     found = False
@@ -100,16 +105,44 @@ def defines(path, name):
     return found
 
 
+SOURCES = None
+
+
+def moved_to(path, func):
+    """Files that define func now: path's folder first, then the whole
+    tree; for a .c reference .c files before headers."""
+    global SOURCES
+    if SOURCES is None:
+        SOURCES = []
+        for d in ("userspace", "include", "bpf", "tools"):
+            for f in sorted(glob.glob(os.path.join(top, d, "**", "*"), recursive=True)):
+                if re.search(r"\.(c|h)$", f) and os.path.isfile(f):
+                    SOURCES.append(os.path.relpath(f, top))
+    folder = os.path.dirname(path)
+    ext = os.path.splitext(path)[1]
+    for same in (True, False):
+        cands = [f for f in SOURCES if f != path and (os.path.dirname(f) == folder) == same]
+        for want in (ext, ".h" if ext == ".c" else ".c"):
+            hits = [f for f in cands if f.endswith(want) and defines(f, func)]
+            if hits:
+                return hits
+    return []
+
+
 nrefs = 0
 for doc in sorted(glob.glob(os.path.join(top, "docs", "*.md"))):
     rel = os.path.relpath(doc, top)
     with open(doc, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            for m in REF.finditer(line):
-                path, func = m.group(1), m.group(2)
-                nrefs += 1
-                if not os.path.isfile(os.path.join(top, path)) or not defines(path, func):
-                    err("%s:%d: %s:%s not found" % (rel, lineno, path, func))
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        for m in REF.finditer(line):
+            path, func = m.group(1), m.group(2)
+            nrefs += 1
+            if os.path.isfile(os.path.join(top, path)) and defines(path, func):
+                continue
+            now = moved_to(path, func)
+            err("%s:%d: %s:%s not found%s" % (rel, i + 1, path, func,
+                (" (defined in %s)" % ", ".join(now[:3])) if now else ""))
 if nrefs < 50:
     err("docs/*.md: only %d file:function references found (docs/ARCHITECTURE.md's hop "
         "tables have more): the pattern no longer matches them?" % nrefs)
