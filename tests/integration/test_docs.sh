@@ -11,7 +11,9 @@
 #      structs it names and every "(... N B)" size given for them match the
 #      map definition and the header's _Static_assert(sizeof(struct ...) ==
 #      N) lines; "N buckets" matches the value's bucket array; a sentence
-#      "`struct X` is N bytes" matches the assert.
+#      "`struct X` is N bytes" matches the assert;
+#  and every "STYLE rule N" cited names a rule of docs/STYLE.md, and no file
+#  points at ../shared/DESIGN.md or ../shared/STYLE.md.
 # Exits 1 with one line per mismatch. For a function no longer in the file
 # named, the message adds the files that define a function of that name now
 # (a hint only: a static function's name may be taken in another file).
@@ -146,6 +148,30 @@ for doc in sorted(glob.glob(os.path.join(top, "docs", "*.md"))):
 if nrefs < 50:
     err("docs/*.md: only %d file:function references found (docs/ARCHITECTURE.md's hop "
         "tables have more): the pattern no longer matches them?" % nrefs)
+
+# "STYLE rule N" in code and docs names a rule docs/STYLE.md has, and
+# nothing points at the design brief or the style outside the repository.
+rules = {}
+for m in re.finditer(r"^(\d+)\. \*\*([^*]+)\*\*", read("docs/STYLE.md"), re.M):
+    rules[int(m.group(1))] = m.group(2)
+if len(rules) < 10:
+    err("docs/STYLE.md: only %d numbered rules found" % len(rules))
+for d in ("userspace", "include", "bpf", "tools", "tests", "docs"):
+    for f in sorted(glob.glob(os.path.join(top, d, "**", "*"), recursive=True)):
+        if not os.path.isfile(f) or not re.search(r"\.(c|h|md|sh|py)$", f):
+            continue
+        rel = os.path.relpath(f, top)
+        if rel == "tests/integration/test_docs.sh":
+            continue
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                for m in re.finditer(r"STYLE(?:\.md)? rule (\d+)", line):
+                    if int(m.group(1)) not in rules:
+                        err("%s:%d: cites STYLE rule %s, docs/STYLE.md has rules 1-%d"
+                            % (rel, lineno, m.group(1), max(rules) if rules else 0))
+                if re.search(r"\.\./shared/(?:DESIGN|STYLE)\.md", line):
+                    err("%s:%d: points at ../shared: the brief and the style are docs/DESIGN.md "
+                        "and docs/STYLE.md" % (rel, lineno))
 
 # ---- (b) docs/XDP.md against the ABI -------------------------------------
 
