@@ -4,7 +4,7 @@
  * RFC 9221 datagrams, and the weft frame layer (varint type, varint length,
  * payload). See docs/QUIC.md for the design decisions.
  *
- * The core does no I/O (STYLE rule 6). The engine hands every received UDP
+ * The core does no I/O (docs/STYLE.md rule 6). The engine hands every received UDP
  * datagram to quic_ep_input() with the local and remote address and a
  * monotonic timestamp in nanoseconds, calls quic_ep_handle_expiry() when the
  * deadline from quic_ep_expiry() passes, and transmits what the endpoint

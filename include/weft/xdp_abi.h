@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The one ABI shared by the XDP program (bpf/weft_xdp.bpf.c) and userspace
- * (userspace/xdp/, the software policer, tests, bench). STYLE.md rule 8:
+ * (userspace/xdp/, the software policer, tests, bench). docs/STYLE.md rule 8:
  * only fixed-width kernel types, explicit padding, sizes checked by
  * _Static_assert in userspace. Map names are defined once here and used as
  * identifiers in the BPF program and as strings (WXDP_STR()) in userspace.
@@ -71,7 +71,7 @@
 /* Configurable port sets: up to 4 ports per protocol, 0 = unused slot. */
 #define WXDP_MAX_PORTS 4
 
-/* Default ports (DESIGN.md). */
+/* Default ports (docs/DESIGN.md). */
 #define WXDP_DEFAULT_QUIC_PORT 4433
 #define WXDP_DEFAULT_DHT_PORT 6881
 

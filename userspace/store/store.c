@@ -22,7 +22,7 @@
 
 #define mdb_err store_mdb_err
 
-/* LMDB codes -> negative errno, at the module boundary (STYLE rule 4). */
+/* LMDB codes -> negative errno, at the module boundary (docs/STYLE.md rule 4). */
 int store_mdb_err(int rc)
 {
 	switch (rc) {
