@@ -2,7 +2,7 @@
 """weftlab's statistics: the one definition of a percentile, of the swarm's
 completion times (t50/t90/t100) and of a download's throughput, used by
 every scenario and by the aria2 comparison, so weft and aria2 are measured
-by the same formulas (tests/integration/test_lab_stats.py checks them on
+by the same formulas (tests/integration/test_lab_stats.sh checks them on
 fixed inputs).
 
 Percentiles are nearest rank: the p-th percentile of n values is the
