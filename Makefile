@@ -213,15 +213,26 @@ $(BUILD)/fuzz/%: $(OBJ_fuzz)/tests/fuzz/%.o $(OBJ_fuzz)/libweft.a
 	$(Q)$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 fuzz: check-deps $(FUZZ_BINS)
 
+# ---- weftlab: the launcher tools/weftlab runs the package tools/pylib/weftlab ----
+# Its bash completion is written from its argparse parser, so it cannot drift.
+WEFTLAB_PY := $(wildcard tools/pylib/weftlab/*.py)
+all: $(BUILD)/completion/weftlab
+TEST_BINS += $(BUILD)/completion/weftlab
+$(BUILD)/completion/weftlab: $(WEFTLAB_PY)
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)cd tools/pylib && /usr/bin/python3 -B -m weftlab.completion >$(abspath $@)
+
 install: all
 	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/bin
 	install -m 0755 $(BUILD)/weftd $(DESTDIR)/usr/local/sbin/weftd
 	install -m 0755 $(BUILD)/weftctl $(DESTDIR)/usr/local/bin/weftctl
 	install -m 0755 tools/weftlab $(DESTDIR)/usr/local/bin/weftlab
-	install -d $(DESTDIR)/usr/local/lib/weft
+	install -d $(DESTDIR)/usr/local/lib/weft/pylib/weftlab
 	install -m 0755 $(BUILD)/weftlab-sim $(DESTDIR)/usr/local/lib/weft/weftlab-sim
-	install -m 0755 tools/weftlab-aria2 $(DESTDIR)/usr/local/lib/weft/weftlab-aria2
-	install -m 0644 tools/weftlab_common.py tools/weftlab_scenarios.py $(DESTDIR)/usr/local/lib/weft/
+	# weftlab-aria2: the launcher, which runs weftlab.aria2 under that name
+	install -m 0755 tools/weftlab $(DESTDIR)/usr/local/lib/weft/weftlab-aria2
+	install -m 0644 $(WEFTLAB_PY) $(DESTDIR)/usr/local/lib/weft/pylib/weftlab/
 
 # ---- operators: man pages and the Debian package (docs/OPERATIONS.md) ----
 # weftd(8) and weftctl(8): tools/man/*.in with the programs' own --help;
@@ -234,7 +245,7 @@ $(BUILD)/man/weftd.8 $(BUILD)/man/weftctl.8: $(BUILD)/man/%.8: tools/man/%.8.in 
 	$(Q)$(BUILD)/$* --help >$@.usage
 	$(Q)/usr/bin/python3 tools/man/mkman.py $< $@.usage $@
 # weftlab(1): its command list from weftlab --help (a Python script: no build)
-$(BUILD)/man/weftlab.1: tools/man/weftlab.1.in tools/man/mkman.py tools/weftlab tools/weftlab_common.py tools/weftlab_scenarios.py
+$(BUILD)/man/weftlab.1: tools/man/weftlab.1.in tools/man/mkman.py tools/weftlab $(WEFTLAB_PY)
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)/usr/bin/python3 tools/weftlab --help | sed -n '/^commands:/,$$p' >$@.usage

@@ -64,18 +64,38 @@ out=$(comp "$WEFTCTL" --socket "$SOCK" content get "${sid:0:6}")
 pass "service names and share ids from the running daemon"
 stop_weftd "$WEFTD_PID" || fail "stop"
 
-# weftlab: commands, scenarios (every one weftlab --help lists), options
-. "$TOP/tools/completion/weftlab"
+# weftlab: its completion is generated from its argparse parser (make);
+# the built one is what a fresh generation gives, and offers every command
+# (sim too), every scenario of run and of sim (as weftlab --help lists
+# them), and options
+make --no-print-directory -C "$TOP" BUILD="$BUILD" "$BUILD/completion/weftlab" >/dev/null ||
+	fail "make $BUILD/completion/weftlab failed"
+(cd "$TOP/tools/pylib" && "$PYTHON" -B -m weftlab.completion) >"$D/weftlab.comp" ||
+	fail "weftlab.completion failed"
+cmp -s "$D/weftlab.comp" "$BUILD/completion/weftlab" || fail "the built weftlab completion is stale"
+. "$BUILD/completion/weftlab"
 lcomp() { comp_with _weftlab "$@"; }
+help=$("$PYTHON" "$TOP/tools/weftlab" --help)
+cmds=$(sed -n 's/^  weftlab \[--dir DIR\] \([a-z]*\).*/\1/p' <<<"$help" | sort -u)
+has "$cmds" sim
+[ "$(wc -w <<<"$cmds")" -ge 7 ] || fail "weftlab --help lists only: $(echo $cmds)"
 out=$(lcomp weftlab --dir "$D" "")
-for w in up down status run report top; do has "$out" "$w"; done
+for w in $cmds; do has "$out" "$w"; done
 out=$(lcomp weftlab run "")
-for w in $("$PYTHON" "$TOP/tools/weftlab" --help | sed -n 's/^  weftlab \[--dir DIR\] run \([a-z0-9]*\).*/\1/p'); do
+for w in $(sed -n 's/^  weftlab \[--dir DIR\] run \([a-z0-9]*\).*/\1/p' <<<"$help"); do
 	has "$out" "$w"
 done
+for w in $(sed -n 's/^  weftlab \[--dir DIR\] sim .* \([a-z|]*|[a-z|]*\) .*/\1/p' <<<"$help" | tr '|' ' '); do
+	has "$(lcomp weftlab sim --nodes 10 "")" "$w"
+done
+has "$(lcomp weftlab sim --nodes 10 lookups --l)" --lookups
 out=$(lcomp weftlab up --n)
 [ "$(echo $out)" = "--nodes --nat" ] || fail "weftlab up --n: $(echo $out)"
 out=$(lcomp weftlab run distribute --s)
 has "$out" --size
-pass "weftlab: commands, every scenario, options"
+[ "$(lcomp weftlab --dir "$D" st)" = status ] || fail "weftlab --dir D st"
+for c in $cmds; do
+	[ -n "$(lcomp weftlab "$c" --)" ] || fail "weftlab $c: no options offered"
+done
+pass "weftlab: every command (sim too), every scenario, options"
 finish

@@ -33,7 +33,9 @@ for f in /usr/sbin/weftd /usr/bin/weftctl /usr/lib/weft/weft_xdp.bpf.o /etc/weft
 	/lib/systemd/system/weft.service /usr/libexec/weft/weft-bpffs \
 	/usr/share/bash-completion/completions/weftctl /usr/share/man/man8/weftd.8.gz \
 	/usr/share/man/man8/weftctl.8.gz /usr/share/man/man5/weft.conf.5.gz \
-	/usr/bin/weftlab /usr/lib/weft/weftlab-sim /usr/lib/weft/weftlab_common.py /usr/lib/weft/weftlab_scenarios.py /usr/share/man/man1/weftlab.1.gz /usr/share/bash-completion/completions/weftlab; do
+	/usr/bin/weftlab /usr/lib/weft/weftlab-sim /usr/lib/weft/weftlab-aria2 \
+	$(cd "$TOP/tools" && ls pylib/weftlab/*.py | sed 's|^|/usr/lib/weft/|') \
+	/usr/share/man/man1/weftlab.1.gz /usr/share/bash-completion/completions/weftlab; do
 	grep -qx "$f" "$D/contents" || fail "$f not in the package: $(cat "$D/contents")"
 done
 dpkg-deb -I "$DEB" | grep -q 'postinst' || fail "no postinst (system user)"
@@ -51,6 +53,8 @@ while read -r line; do
 done <"$D/keys"
 [ "$(wc -l <"$D/keys")" -ge 40 ] || fail "only $(wc -l <"$D/keys") keys in weft.conf"
 "$R/usr/bin/weftlab" --help | grep -q 'weftlab \[--dir DIR\] up' || fail "the packaged weftlab does not run"
+"$R/usr/lib/weft/weftlab-aria2" --help | grep -q 'usage: weftlab-aria2' || fail "the packaged weftlab-aria2 does not run"
+grep -qw sim "$R/usr/share/bash-completion/completions/weftlab" || fail "the packaged completion lacks sim"
 WEFTLAB_SIM="$R/usr/lib/weft/weftlab-sim" "$R/usr/bin/weftlab" --dir "$D/lab" sim --nodes 50 lookups \
 	--lookups 20 --seed 1 >/dev/null 2>&1 || fail "the packaged weftlab-sim does not run"
 pass "contents: binaries, weftlab, BPF object, unit, helper, man pages, completion, conffile ($(wc -l <"$D/keys") keys)"

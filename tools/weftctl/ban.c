@@ -11,19 +11,11 @@
 #include "weft/util.h"
 #include "weftctl.h"
 
-static const char ban_usage[] = "ban add CIDR [--ttl SECONDS]\n"
-				"ban del CIDR\n"
-				"ban list|ls";
-
-static int ban_print(struct weftctl *ctx, json_t *o)
+static void ban_print(const json_t *o)
 {
 	json_t *a, *b;
 	size_t i;
 
-	if (ctx->json) {
-		weftctl_print_json(o);
-		return WEFTCTL_OK;
-	}
 	a = json_object_get(o, "bans");
 	printf("%-44s %-8s %14s %14s\n", "CIDR", "KIND", "EXPIRES IN", "DROPS");
 	json_array_foreach(a, i, b) {
@@ -34,31 +26,23 @@ static int ban_print(struct weftctl *ctx, json_t *o)
 			snprintf(exp, sizeof(exp), "%llds", (long long)json_integer_value(e));
 		else
 			snprintf(exp, sizeof(exp), "never");
-		printf("%-44s %-8s %14s %14lld\n", json_string_value(json_object_get(b, "cidr")),
-		       json_string_value(json_object_get(b, "kind")), exp,
-		       json_integer_value(json_object_get(b, "drops")));
+		printf("%-44s %-8s %14s %14lld\n", weftctl_jstr(b, "cidr"), weftctl_jstr(b, "kind"),
+		       exp, weftctl_jint(b, "drops"));
 	}
-	return WEFTCTL_OK;
 }
 
-static int ban_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_ban(struct weftctl *ctx, int argc, char **argv)
 {
 	json_t *o = NULL, *body;
 	uint64_t ttl = 0;
 	char path[256];
 	int rc;
 
-	if (argc == 2 && (!strcmp(argv[1], "list") || !strcmp(argv[1], "ls"))) {
-		rc = weftctl_do(ctx, "GET", "/v1/bans", NULL, &o);
-		if (rc || !o)
-			return rc;
-		rc = ban_print(ctx, o);
-		json_decref(o);
-		return rc;
-	}
+	if (argc == 2 && (!strcmp(argv[1], "list") || !strcmp(argv[1], "ls")))
+		return weftctl_show(ctx, "GET", "/v1/bans", NULL, ban_print);
 	if (argc == 3 && !strcmp(argv[1], "del")) {
 		if (strlen(argv[2]) > 100)
-			return weftctl_usage(ban_usage);
+			return weftctl_usage(ctx);
 		snprintf(path, sizeof(path), "/v1/bans/%s", argv[2]);
 		rc = weftctl_do(ctx, "DELETE", path, NULL, &o);
 		if (rc)
@@ -73,7 +57,7 @@ static int ban_run(struct weftctl *ctx, int argc, char **argv)
 	if ((argc == 3 || argc == 5) && !strcmp(argv[1], "add")) {
 		if (argc == 5 && (strcmp(argv[3], "--ttl") ||
 				  util_parse_u64(argv[4], 0, 10ULL * 365 * 86400, &ttl)))
-			return weftctl_usage(ban_usage);
+			return weftctl_usage(ctx);
 		body = json_pack("{s:s,s:I}", "cidr", argv[2], "ttl", (json_int_t)ttl);
 		rc = weftctl_do(ctx, "POST", "/v1/bans", body, &o);
 		json_decref(body);
@@ -82,12 +66,9 @@ static int ban_run(struct weftctl *ctx, int argc, char **argv)
 		if (ctx->json && o)
 			weftctl_print_json(o);
 		else if (o)
-			printf("banned %s%s\n", json_string_value(json_object_get(o, "cidr")),
-			       ttl ? "" : " (permanent)");
+			printf("banned %s%s\n", weftctl_jstr(o, "cidr"), ttl ? "" : " (permanent)");
 		json_decref(o);
 		return WEFTCTL_OK;
 	}
-	return weftctl_usage(ban_usage);
+	return weftctl_usage(ctx);
 }
-
-WEFTCTL_NOUN(ban, .name = "ban", .usage = ban_usage, .run = ban_run, .needs_daemon = 1);

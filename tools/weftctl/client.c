@@ -132,8 +132,7 @@ int weftctl_do(struct weftctl *ctx, const char *method, const char *path, json_t
 	if (st < 0)
 		return WEFTCTL_ERR;
 	if (st >= 400) {
-		const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"),
-								    "message"));
+		const char *msg = weftctl_jstr_or(json_object_get(reply, "error"), "message", NULL);
 		if (ctx->json && reply)
 			weftctl_print_json(reply);
 		fprintf(stderr, "weftctl: %s (HTTP %d)\n", msg ? msg : "request failed", st);
@@ -162,60 +161,5 @@ int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json
 
 	if (rc || !o)
 		return rc;
-	if (ctx->json || !render)
-		weftctl_print_json(o);
-	else
-		render(o);
-	json_decref(o);
-	return WEFTCTL_OK;
-}
-
-long long weftctl_jint(const json_t *o, const char *key)
-{
-	return (long long)json_integer_value(json_object_get(o, key));
-}
-
-const char *weftctl_jstr(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "-";
-}
-
-void weftctl_print_json(const json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s) {
-		puts(s);
-		free(s);
-	}
-}
-
-int weftctl_usage(const char *noun_usage)
-{
-	const char *u = noun_usage;
-
-	while (u && *u) {
-		size_t l = strcspn(u, "\n");
-
-		fprintf(stderr, "usage: weftctl %.*s\n", (int)l, u);
-		u += l;
-		if (*u == '\n')
-			u++;
-	}
-	return WEFTCTL_USAGE;
-}
-
-const char *weftctl_fmt_bytes(double b, char *buf, size_t len)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	unsigned int i = 0;
-
-	while (b >= 1024 && i < 4) {
-		b /= 1024;
-		i++;
-	}
-	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, units[i]);
-	return buf;
+	return weftctl_print(ctx, o, render);
 }

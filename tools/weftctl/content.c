@@ -16,12 +16,6 @@
 
 #include "weftctl.h"
 
-static const char content_usage[] = "content add [--name NAME] [--private] PATH...\n"
-				    "content ls\n"
-				    "content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
-				    "content jobs [N]\n"
-				    "content stats";
-
 static void print_share(json_t *o)
 {
 	json_t *it;
@@ -53,7 +47,7 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 			priv = 1;
 		} else if (argv[i][0] == '-') {
 			json_decref(paths);
-			return weftctl_usage(content_usage);
+			return weftctl_usage(ctx);
 		} else {
 			if (!realpath(argv[i], abs)) {
 				fprintf(stderr, "weftctl: %s: %m\n", argv[i]);
@@ -65,7 +59,7 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 	}
 	if (!json_array_size(paths)) {
 		json_decref(paths);
-		return weftctl_usage(content_usage);
+		return weftctl_usage(ctx);
 	}
 	body = json_pack("{s:o,s:b}", "paths", paths, "private", priv);
 	if (name)
@@ -179,12 +173,12 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			id = argv[i];
 		} else {
 			json_decref(from);
-			return weftctl_usage(content_usage);
+			return weftctl_usage(ctx);
 		}
 	}
 	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
 		json_decref(from);
-		return weftctl_usage(content_usage);
+		return weftctl_usage(ctx);
 	}
 	body = json_pack("{s:s,s:o}", "id", id, "from", from);
 	if (outdir[0])
@@ -210,7 +204,7 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 		rc = weftctl_do(ctx, "GET", path, NULL, &out);
 		if (rc)
 			return rc;
-		if (json_is_true(json_object_get(out, "done")))
+		if (weftctl_jtrue(out, "done"))
 			break;
 		if (!ctx->json && (tty || ticks % 20 == 0))
 			progress(out, tty);
@@ -294,10 +288,10 @@ static int cmd_stats(struct weftctl *ctx)
 	return WEFTCTL_OK;
 }
 
-static int content_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc < 2)
-		return weftctl_usage(content_usage);
+		return weftctl_usage(ctx);
 	if (!strcmp(argv[1], "add"))
 		return cmd_add(ctx, argc, argv);
 	if (!strcmp(argv[1], "ls") && argc == 2)
@@ -308,8 +302,5 @@ static int content_run(struct weftctl *ctx, int argc, char **argv)
 		return cmd_jobs(ctx, argc, argv);
 	if (!strcmp(argv[1], "stats") && argc == 2)
 		return cmd_stats(ctx);
-	return weftctl_usage(content_usage);
+	return weftctl_usage(ctx);
 }
-
-WEFTCTL_NOUN(content, .name = "content", .usage = content_usage, .run = content_run,
-	     .needs_daemon = 1);

@@ -16,17 +16,7 @@
 #include "weft/util.h"
 #include "weftctl.h"
 
-static const char dht_usage[] = "dht status\n"
-				"dht ping ADDR\n"
-				"dht find-node ID\n"
-				"dht get-peers INFOHASH\n"
-				"dht announce INFOHASH PORT\n"
-				"dht put --immutable VALUE\n"
-				"dht put --mutable [--salt S] [--cas] VALUE\n"
-				"dht get TARGET\n"
-				"dht get --key K [--salt S]";
-
-static void print_status(json_t *o)
+static void print_status(const json_t *o)
 {
 	json_t *b, *v;
 	const char *k;
@@ -55,7 +45,7 @@ static void print_status(json_t *o)
 	       weftctl_jint(o, "retries"));
 }
 
-static void print_result(json_t *o)
+static void print_result(const json_t *o)
 {
 	json_t *n, *arr;
 	size_t i;
@@ -96,14 +86,7 @@ static int call(struct weftctl *ctx, const char *method, const char *path, json_
 	json_decref(body);
 	if (rc || !o)
 		return rc;
-	if (ctx->json)
-		weftctl_print_json(o);
-	else if (status)
-		print_status(o);
-	else
-		print_result(o);
-	json_decref(o);
-	return WEFTCTL_OK;
+	return weftctl_print(ctx, o, status ? print_status : print_result);
 }
 
 static int is_hex(const char *s, size_t n)
@@ -134,10 +117,10 @@ static int dht_put_cmd(struct weftctl *ctx, int argc, char **argv)
 		else if (!value && argv[i][0] != '-')
 			value = argv[i];
 		else
-			return weftctl_usage(dht_usage);
+			return weftctl_usage(ctx);
 	}
 	if (!value || mut == imm || (salt && !mut) || (cas && !mut))
-		return weftctl_usage(dht_usage);
+		return weftctl_usage(ctx);
 	if (imm)
 		body = json_pack("{s:b,s:s}", "immutable", 1, "value", value);
 	else
@@ -160,18 +143,18 @@ static int dht_get_cmd(struct weftctl *ctx, int argc, char **argv)
 		else if (!target && argv[i][0] != '-')
 			target = argv[i];
 		else
-			return weftctl_usage(dht_usage);
+			return weftctl_usage(ctx);
 	}
 	if (!!target == !!key || (salt && !key) || (target && !is_hex(target, 40)) ||
 	    (key && !is_hex(key, 64)))
-		return weftctl_usage(dht_usage);
+		return weftctl_usage(ctx);
 	body = target ? json_pack("{s:s}", "target", target) : json_pack("{s:s}", "key", key);
 	if (salt)
 		json_object_set_new(body, "salt", json_string(salt));
 	return call(ctx, "POST", "/v1/dht/get", body, 0);
 }
 
-static int dht_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_dht(struct weftctl *ctx, int argc, char **argv)
 {
 	const char *verb = argc > 1 ? argv[1] : "";
 	uint64_t port;
@@ -194,7 +177,5 @@ static int dht_run(struct weftctl *ctx, int argc, char **argv)
 		return dht_put_cmd(ctx, argc, argv);
 	if (!strcmp(verb, "get"))
 		return dht_get_cmd(ctx, argc, argv);
-	return weftctl_usage(dht_usage);
+	return weftctl_usage(ctx);
 }
-
-WEFTCTL_NOUN(dht, .name = "dht", .usage = dht_usage, .run = dht_run, .needs_daemon = 1);

@@ -30,8 +30,6 @@
 /* Read buffer for pipes and small files. */
 #define HASH_READ_BUF (64u * 1024u)
 
-static const char hash_usage[] = "hash [--threads N] [--no-names] [FILE...]";
-
 /* Hash an open descriptor; returns 0 or a negative errno. */
 static int hash_fd(int fd, unsigned int threads, uint8_t out[BLAKE3_OUT_LEN])
 {
@@ -133,7 +131,7 @@ static int hash_one(const char *name, unsigned int threads, int names)
 	return WEFTCTL_OK;
 }
 
-static int hash_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_hash(struct weftctl *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "threads", required_argument, NULL, 't' },
@@ -152,7 +150,7 @@ static int hash_run(struct weftctl *ctx, int argc, char **argv)
 			if (util_parse_u64(optarg, 1, BLAKE3_MT_MAX_THREADS, &v)) {
 				fprintf(stderr, "weftctl: hash: --threads wants 1..%u\n",
 					BLAKE3_MT_MAX_THREADS);
-				return weftctl_usage(hash_usage);
+				return weftctl_usage(ctx);
 			}
 			threads = (unsigned int)v;
 			break;
@@ -160,10 +158,10 @@ static int hash_run(struct weftctl *ctx, int argc, char **argv)
 			names = 0;
 			break;
 		case 'h':
-			printf("usage: weftctl %s\n", hash_usage);
+			printf("usage: weftctl %s\n", ctx->noun->usage);
 			return WEFTCTL_OK;
 		default:
-			return weftctl_usage(hash_usage);
+			return weftctl_usage(ctx);
 		}
 	}
 	if (optind >= argc)
@@ -173,5 +171,3 @@ static int hash_run(struct weftctl *ctx, int argc, char **argv)
 			rc = WEFTCTL_ERR;
 	return rc;
 }
-
-WEFTCTL_NOUN(hash, .name = "hash", .usage = hash_usage, .run = hash_run, .needs_daemon = 0);

@@ -8,8 +8,6 @@
 
 #include "weftctl.h"
 
-static const char io_usage[] = "io stats";
-
 /* Counters shown under the table when non-zero (drops by cause). */
 static const char *const drops[] = {
 	"rx_drop_malformed", "rx_drop_not_ours", "tx_drop_nobuf", "tx_drop_error",
@@ -24,16 +22,12 @@ static void row(const char *name, const json_t *w)
 	char b1[32], b2[32];
 
 	printf("%-8s %12lld %10s %12lld %10s %8.1f %10lld %10lld %10lld\n", name,
-	       json_integer_value(json_object_get(w, "rx_pkts")),
-	       weftctl_fmt_bytes((double)json_integer_value(json_object_get(w, "rx_bytes")), b1,
-				 sizeof(b1)),
-	       json_integer_value(json_object_get(w, "tx_pkts")),
-	       weftctl_fmt_bytes((double)json_integer_value(json_object_get(w, "tx_bytes")), b2,
-				 sizeof(b2)),
-	       json_real_value(json_object_get(w, "rx_batch_avg")),
-	       json_integer_value(json_object_get(w, "rx_ring_full")),
-	       json_integer_value(json_object_get(w, "tx_ring_full")),
-	       json_integer_value(json_object_get(w, "tx_kernel")));
+	       weftctl_jint(w, "rx_pkts"),
+	       weftctl_fmt_bytes((double)weftctl_jint(w, "rx_bytes"), b1, sizeof(b1)),
+	       weftctl_jint(w, "tx_pkts"),
+	       weftctl_fmt_bytes((double)weftctl_jint(w, "tx_bytes"), b2, sizeof(b2)),
+	       weftctl_jreal(w, "rx_batch_avg"), weftctl_jint(w, "rx_ring_full"),
+	       weftctl_jint(w, "tx_ring_full"), weftctl_jint(w, "tx_kernel"));
 }
 
 static void print_stats(const json_t *o)
@@ -42,30 +36,28 @@ static void print_stats(const json_t *o)
 	size_t i, k;
 	char name[16];
 
-	printf("mode %s, %s\n", json_string_value(json_object_get(o, "mode")),
-	       json_is_true(json_object_get(o, "running")) ? "running" : "stopped");
+	printf("mode %s, %s\n", weftctl_jstr(o, "mode"),
+	       weftctl_jtrue(o, "running") ? "running" : "stopped");
 	printf("%-8s %12s %10s %12s %10s %8s %10s %10s %10s\n", "WORKER", "RX PKTS", "RX BYTES",
 	       "TX PKTS", "TX BYTES", "BATCH", "RX FULL", "TX FULL", "TX KERNEL");
 	ws = json_object_get(o, "workers");
 	json_array_foreach(ws, i, w) {
-		snprintf(name, sizeof(name), "%lld", json_integer_value(json_object_get(w, "worker")));
+		snprintf(name, sizeof(name), "%lld", weftctl_jint(w, "worker"));
 		row(name, w);
 	}
 	tot = json_object_get(o, "total");
 	row("total", tot);
 	for (k = 0; k < sizeof(drops) / sizeof(drops[0]); k++) {
-		json_int_t v = json_integer_value(json_object_get(tot, drops[k]));
+		json_int_t v = weftctl_jint(tot, drops[k]);
 
 		if (v)
 			printf("%-20s %lld\n", drops[k], (long long)v);
 	}
 }
 
-static int io_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_io(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "stats"))
 		return weftctl_show(ctx, "GET", "/v1/io/stats", NULL, print_stats);
-	return weftctl_usage(io_usage);
+	return weftctl_usage(ctx);
 }
-
-WEFTCTL_NOUN(io, .name = "io", .usage = io_usage, .run = io_run, .needs_daemon = 1);

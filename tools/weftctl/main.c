@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* weftctl: drive weftd through its control API. Nouns register themselves
- * (WEFTCTL_NOUN) from their own files. */
+/* weftctl: drive weftd through its control API. Owns the table of nouns
+ * (every command, its handler in its own file, its usage lines: used for
+ * dispatch and for --help), the global flags and the default socket. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -10,8 +11,65 @@
 
 #include "weftctl.h"
 
-extern const struct weftctl_noun __start_weftctl_nouns[];
-extern const struct weftctl_noun __stop_weftctl_nouns[];
+/* In --help order. hash needs no daemon; every other noun talks to one. */
+static const struct weftctl_noun nouns[] = {
+	{ "ban", weftctl_ban,
+	  "ban add CIDR [--ttl SECONDS]\n"
+	  "ban del CIDR\n"
+	  "ban list|ls" },
+	{ "content", weftctl_content,
+	  "content add [--name NAME] [--private] PATH...\n"
+	  "content ls\n"
+	  "content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
+	  "content jobs [N]\n"
+	  "content stats" },
+	{ "dht", weftctl_dht,
+	  "dht status\n"
+	  "dht ping ADDR\n"
+	  "dht find-node ID\n"
+	  "dht get-peers INFOHASH\n"
+	  "dht announce INFOHASH PORT\n"
+	  "dht put --immutable VALUE\n"
+	  "dht put --mutable [--salt S] [--cas] VALUE\n"
+	  "dht get TARGET\n"
+	  "dht get --key K [--salt S]" },
+	{ "hash", weftctl_hash, "hash [--threads N] [--no-names] [FILE...]" },
+	{ "io", weftctl_io, "io stats" },
+	{ "node", weftctl_node, "node resolve KEY [--fresh]   (the node record, from the DHT)" },
+	{ "quic", weftctl_quic,
+	  "quic conns\n"
+	  "quic ping NODEKEY@ADDR[:PORT] | ADDR[:PORT]\n"
+	  "quic stats\n"
+	  "quic bench NODEKEY@ADDR|ADDR BYTES [sink|echo|discard]" },
+	{ "relay", weftctl_relay, "relay status|reservations|circuits   (relay and reservations)" },
+	{ "share", weftctl_share, "share show ID" },
+	{ "metrics", weftctl_metrics, "metrics   (Prometheus text)" },
+	{ "status", weftctl_status, "status" },
+	{ "svc", weftctl_svc,
+	  "svc publish NAME --backend tcp:IP:PORT|unix:PATH|builtin [--http-credentials] [--cors ORIGIN]\n"
+	  "svc unpublish NAME\n"
+	  "svc ls\n"
+	  "svc find NAME|SERVICE_ID\n"
+	  "svc call NAME METHOD [--data STR] [--count N] [--concurrency C] [--timeout MS]\n"
+	  "svc stats" },
+	{ "xdp", weftctl_xdp,
+	  "xdp status\n"
+	  "xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
+	  "            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]\n"
+	  "            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]\n"
+	  "            [--stun PPS/BURST] [--unval-stun PPS/BURST]]\n"
+	  "xdp limits reset" },
+};
+
+#define N_NOUNS (sizeof(nouns) / sizeof(nouns[0]))
+
+static const struct weftctl_noun *find_noun(const char *name)
+{
+	for (size_t i = 0; i < N_NOUNS; i++)
+		if (strcmp(nouns[i].name, name) == 0)
+			return &nouns[i];
+	return NULL;
+}
 
 #define WEFTCTL_SERVICE_SOCKET "/run/weft/weftd.sock"
 
@@ -39,18 +97,8 @@ static const char *default_socket(char *buf, size_t len)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: weftctl [--socket PATH] [--json] <noun> <verb> [args]\n\n");
-	for (const struct weftctl_noun *n = __start_weftctl_nouns; n < __stop_weftctl_nouns; n++) {
-		const char *u = n->usage;
-
-		while (u && *u) {
-			size_t l = strcspn(u, "\n");
-
-			fprintf(out, "  weftctl %.*s\n", (int)l, u);
-			u += l;
-			if (*u == '\n')
-				u++;
-		}
-	}
+	for (size_t i = 0; i < N_NOUNS; i++)
+		weftctl_print_lines(out, "  weftctl ", nouns[i].usage);
 	fprintf(out, "\nThe socket defaults to $WEFT_SOCKET, else " WEFTCTL_SERVICE_SOCKET " (the systemd\n"
 		     "service's) if it exists, else weftd's default for this user.\n"
 		     "Exit codes: 0 ok, 1 error, 2 usage.\n");
@@ -91,26 +139,24 @@ int main(int argc, char **argv)
 	}
 	if (!ctx.socket)
 		ctx.socket = default_socket(sockbuf, sizeof(sockbuf));
-	for (const struct weftctl_noun *n = __start_weftctl_nouns; n < __stop_weftctl_nouns; n++) {
-		if (strcmp(n->name, argv[optind]) == 0) {
-			/* Nouns may take --json after the noun too. */
-			int rest = argc - optind, o = 0;
-			char **av = calloc((size_t)rest + 1, sizeof(char *));
+	ctx.noun = find_noun(argv[optind]);
+	if (ctx.noun) {
+		/* Nouns may take --json after the noun too. */
+		int rest = argc - optind, o = 0, rc;
+		char **av = calloc((size_t)rest + 1, sizeof(char *));
 
-			if (!av)
-				return WEFTCTL_ERR;
-			for (int i = optind; i < argc; i++) {
-				if (strcmp(argv[i], "--json") == 0)
-					ctx.json = 1;
-				else
-					av[o++] = argv[i];
-			}
-			optind = 1;
-			int rc = n->run(&ctx, o, av);
-
-			free(av);
-			return rc;
+		if (!av)
+			return WEFTCTL_ERR;
+		for (int i = optind; i < argc; i++) {
+			if (strcmp(argv[i], "--json") == 0)
+				ctx.json = 1;
+			else
+				av[o++] = argv[i];
 		}
+		optind = 1;
+		rc = ctx.noun->run(&ctx, o, av);
+		free(av);
+		return rc;
 	}
 	fprintf(stderr, "weftctl: unknown command '%s'\n", argv[optind]);
 	usage(stderr);

@@ -5,8 +5,6 @@
 
 #include "weftctl.h"
 
-static const char node_usage[] = "node resolve KEY [--fresh]   (the node record, from the DHT)";
-
 static void print_record(const json_t *o)
 {
 	json_t *a = json_object_get(o, "addrs"), *r = json_object_get(o, "relays"),
@@ -14,7 +12,7 @@ static void print_record(const json_t *o)
 	size_t i;
 
 	printf("key      %s%s\n", weftctl_jstr(o, "key"),
-	       json_is_true(json_object_get(o, "cached")) ? " (cached)" : "");
+	       weftctl_jtrue(o, "cached") ? " (cached)" : "");
 	printf("version  %lld\n", weftctl_jint(o, "version"));
 	printf("written  %lld (unix time)\n", weftctl_jint(o, "ts"));
 	printf("caps    ");
@@ -31,23 +29,21 @@ static void print_record(const json_t *o)
 		printf("relay    %s %s\n", weftctl_jstr(x, "addr"), weftctl_jstr(x, "key"));
 }
 
-static int node_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_node(struct weftctl *ctx, int argc, char **argv)
 {
 	json_t *body;
 	int fresh = 0, rc;
 
 	if (argc < 3 || strcmp(argv[1], "resolve"))
-		return weftctl_usage(node_usage);
+		return weftctl_usage(ctx);
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--fresh"))
 			fresh = 1;
 		else
-			return weftctl_usage(node_usage);
+			return weftctl_usage(ctx);
 	}
 	body = json_pack("{s:s,s:b}", "key", argv[2], "fresh", fresh);
 	rc = weftctl_show(ctx, "POST", "/v1/node/resolve", body, print_record);
 	json_decref(body);
 	return rc;
 }
-
-WEFTCTL_NOUN(node, .name = "node", .usage = node_usage, .run = node_run, .needs_daemon = 1);

@@ -12,16 +12,6 @@
 
 #include "weftctl.h"
 
-static const char quic_usage[] = "quic conns\n"
-				 "quic ping NODEKEY@ADDR[:PORT] | ADDR[:PORT]\n"
-				 "quic stats\n"
-				 "quic bench NODEKEY@ADDR|ADDR BYTES [sink|echo|discard]";
-
-static long long geti(const json_t *o, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(o, k));
-}
-
 static void render_conns(const json_t *o)
 {
 	json_t *arr = json_object_get(o, "conns"), *c;
@@ -32,32 +22,31 @@ static void render_conns(const json_t *o)
 	       "CWND", "IN", "OUT", "STREAMS", "WKR", "PATH");
 	json_array_foreach(arr, i, c)
 	{
-		const char *key = json_string_value(json_object_get(c, "peer_key"));
+		const char *key = weftctl_jstr(c, "peer_key");
 		json_t *p = json_object_get(c, "path");
-		const char *st = json_string_value(json_object_get(p, "state"));
-		const char *dir = json_string_value(json_object_get(p, "direct"));
-		const char *rel = json_string_value(json_object_get(p, "relay"));
+		const char *st = weftctl_jstr_or(p, "state", NULL);
+		const char *dir = weftctl_jstr_or(p, "direct", NULL);
+		const char *rel = weftctl_jstr_or(p, "relay", NULL);
 		char rtt[32], path[160];
 
-		snprintf(rtt, sizeof(rtt), "%.2fms", (double)geti(c, "rtt_us") / 1000.0);
+		snprintf(rtt, sizeof(rtt), "%.2fms", (double)weftctl_jint(c, "rtt_us") / 1000.0);
 		/* direct (no relay), direct via punching (relay listed), relayed,
 		 * punching, failed (with both NAT classes) */
 		if (st && !strcmp(st, "failed"))
-			snprintf(path, sizeof(path), "failed via %s (nat %s, peer %s)", rel ? rel : "-",
-				 json_string_value(json_object_get(p, "nat")),
-				 json_string_value(json_object_get(p, "peer_nat")));
+			snprintf(path, sizeof(path), "failed via %s (nat %s, peer %s)",
+				 rel ? rel : "-", weftctl_jstr(p, "nat"),
+				 weftctl_jstr(p, "peer_nat"));
 		else if (st && rel)
 			snprintf(path, sizeof(path), "%s%s%s (relay %s)", st, dir ? " " : "",
 				 dir ? dir : "", rel);
 		else
 			snprintf(path, sizeof(path), "%s", st ? st : "-");
 		printf("%-16.16s %-44s %-3s %9s %10lld %10s %10s %7lld %3lld  %s\n",
-		       key && key[0] ? key : "-", json_string_value(json_object_get(c, "addr")),
-		       json_is_true(json_object_get(c, "server")) ? "in" : "out", rtt,
-		       geti(c, "cwnd"),
-		       weftctl_fmt_bytes((double)geti(c, "bytes_in"), b1, sizeof(b1)),
-		       weftctl_fmt_bytes((double)geti(c, "bytes_out"), b2, sizeof(b2)),
-		       geti(c, "streams_open"), geti(c, "worker"), path);
+		       key[0] ? key : "-", weftctl_jstr(c, "addr"),
+		       weftctl_jtrue(c, "server") ? "in" : "out", rtt, weftctl_jint(c, "cwnd"),
+		       weftctl_fmt_bytes((double)weftctl_jint(c, "bytes_in"), b1, sizeof(b1)),
+		       weftctl_fmt_bytes((double)weftctl_jint(c, "bytes_out"), b2, sizeof(b2)),
+		       weftctl_jint(c, "streams_open"), weftctl_jint(c, "worker"), path);
 	}
 	printf("%zu connection(s)\n", json_array_size(arr));
 }
@@ -69,10 +58,11 @@ static int quic_conns(struct weftctl *ctx)
 
 static void render_ping(const json_t *o)
 {
-	printf("peer %s\n", json_string_value(json_object_get(o, "peer_key")));
+	printf("peer %s\n", weftctl_jstr(o, "peer_key"));
 	printf("handshake %.3f ms, rtt %.3f ms (smoothed %.3f ms), worker %lld\n",
-	       (double)geti(o, "handshake_us") / 1000.0, (double)geti(o, "rtt_us") / 1000.0,
-	       (double)geti(o, "srtt_us") / 1000.0, geti(o, "worker"));
+	       (double)weftctl_jint(o, "handshake_us") / 1000.0,
+	       (double)weftctl_jint(o, "rtt_us") / 1000.0,
+	       (double)weftctl_jint(o, "srtt_us") / 1000.0, weftctl_jint(o, "worker"));
 }
 
 static int quic_ping(struct weftctl *ctx, const char *target)
@@ -105,7 +95,7 @@ static int quic_bench(struct weftctl *ctx, const char *target, const char *bytes
 	int rc;
 
 	if (*end || !bytes[0])
-		return weftctl_usage(quic_usage);
+		return weftctl_usage(ctx);
 	body = json_pack("{s:s,s:I,s:s}", strchr(target, '@') ? "peer" : "addr", target, "bytes",
 			 (json_int_t)n, "mode", mode);
 	rc = weftctl_do(ctx, "POST", "/v1/quic/bench", body, &o);
@@ -115,16 +105,15 @@ static int quic_bench(struct weftctl *ctx, const char *target, const char *bytes
 	if (ctx->json)
 		weftctl_print_json(o);
 	else
-		printf("%lld bytes in %.3f s: %.1f Mbit/s, %s\n", geti(o, "bytes"),
-		       (double)geti(o, "elapsed_us") / 1e6,
-		       json_real_value(json_object_get(o, "mbit_s")),
-		       json_is_true(json_object_get(o, "ok")) ? "verified" : "MISMATCH");
-	rc = json_is_true(json_object_get(o, "ok")) ? WEFTCTL_OK : WEFTCTL_ERR;
+		printf("%lld bytes in %.3f s: %.1f Mbit/s, %s\n", weftctl_jint(o, "bytes"),
+		       (double)weftctl_jint(o, "elapsed_us") / 1e6, weftctl_jreal(o, "mbit_s"),
+		       weftctl_jtrue(o, "ok") ? "verified" : "MISMATCH");
+	rc = weftctl_jtrue(o, "ok") ? WEFTCTL_OK : WEFTCTL_ERR;
 	json_decref(o);
 	return rc;
 }
 
-static int quic_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_quic(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "conns"))
 		return quic_conns(ctx);
@@ -134,7 +123,5 @@ static int quic_run(struct weftctl *ctx, int argc, char **argv)
 		return quic_ping(ctx, argv[2]);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "bench"))
 		return quic_bench(ctx, argv[2], argv[3], argc == 5 ? argv[4] : "sink");
-	return weftctl_usage(quic_usage);
+	return weftctl_usage(ctx);
 }
-
-WEFTCTL_NOUN(quic, .name = "quic", .usage = quic_usage, .run = quic_run, .needs_daemon = 1);

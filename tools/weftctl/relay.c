@@ -5,8 +5,6 @@
 
 #include "weftctl.h"
 
-static const char relay_usage[] = "relay status|reservations|circuits   (relay and reservations)";
-
 static void print_status(const json_t *o)
 {
 	const json_t *lim = json_object_get(o, "limits"), *c = json_object_get(o, "counters");
@@ -14,8 +12,8 @@ static void print_status(const json_t *o)
 	const char *key;
 	size_t i;
 
-	printf("relaying       %s\n", json_is_true(json_object_get(o, "enabled")) ? "yes" : "no");
-	if (json_is_true(json_object_get(o, "enabled"))) {
+	printf("relaying       %s\n", weftctl_jtrue(o, "enabled") ? "yes" : "no");
+	if (weftctl_jtrue(o, "enabled")) {
 		printf("reservations   %lld of %lld (%lld per address, %lld circuits each, ttl %lld s)\n",
 		       weftctl_jint(o, "reservations"), weftctl_jint(lim, "max_reservations"),
 		       weftctl_jint(lim, "reservations_per_addr"),
@@ -38,7 +36,7 @@ static void print_status(const json_t *o)
 			       weftctl_jint(dp, "binds_ok"), weftctl_jint(dp, "binds_bad"));
 	}
 	printf("reserve        %s, accept circuits: %s\n", weftctl_jstr(o, "reserve"),
-	       json_is_true(json_object_get(o, "accept")) ? "yes" : "no");
+	       weftctl_jtrue(o, "accept") ? "yes" : "no");
 	json_array_foreach(json_object_get(o, "use"), i, x)
 		printf("relay used     %s  %s (%s; expires in %lld s, last %s)\n",
 		       weftctl_jstr(x, "relay"), weftctl_jstr(x, "state"), weftctl_jstr(x, "source"),
@@ -53,7 +51,7 @@ static void print_reservations(const json_t *o)
 	const json_t *x;
 	size_t i;
 
-	if (!json_is_true(json_object_get(o, "enabled"))) {
+	if (!weftctl_jtrue(o, "enabled")) {
 		printf("this node does not relay (relay.enable = false)\n");
 		return;
 	}
@@ -71,7 +69,7 @@ static void print_circuits(const json_t *o)
 	const json_t *x;
 	size_t i;
 
-	if (!json_is_true(json_object_get(o, "enabled"))) {
+	if (!weftctl_jtrue(o, "enabled")) {
 		printf("this node does not relay (relay.enable = false)\n");
 		return;
 	}
@@ -84,25 +82,23 @@ static void print_circuits(const json_t *o)
 		printf("%-8lld %-6lld %-16.16s %-16.16s %-22s %-22s %10lld %10lld %8lld%s\n",
 		       weftctl_jint(x, "id"), weftctl_jint(x, "port"), weftctl_jstr(x, "dialler"),
 		       weftctl_jstr(x, "target"),
-		       json_is_true(json_object_get(a, "bound")) ? weftctl_jstr(a, "addr") : "-",
-		       json_is_true(json_object_get(b, "bound")) ? weftctl_jstr(b, "addr") : "-",
+		       weftctl_jtrue(a, "bound") ? weftctl_jstr(a, "addr") : "-",
+		       weftctl_jtrue(b, "bound") ? weftctl_jstr(b, "addr") : "-",
 		       weftctl_jint(a, "pkts"), weftctl_jint(b, "pkts"),
 		       weftctl_jint(a, "drops") + weftctl_jint(b, "drops"),
-		       json_is_true(json_object_get(x, "in_kernel")) ? " (xdp)" : "");
+		       weftctl_jtrue(x, "in_kernel") ? " (xdp)" : "");
 	}
 }
 
-static int relay_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_relay(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc != 2)
-		return weftctl_usage(relay_usage);
+		return weftctl_usage(ctx);
 	if (!strcmp(argv[1], "status"))
 		return weftctl_show(ctx, "GET", "/v1/relay/status", NULL, print_status);
 	if (!strcmp(argv[1], "reservations"))
 		return weftctl_show(ctx, "GET", "/v1/relay/reservations", NULL, print_reservations);
 	if (!strcmp(argv[1], "circuits"))
 		return weftctl_show(ctx, "GET", "/v1/relay/circuits", NULL, print_circuits);
-	return weftctl_usage(relay_usage);
+	return weftctl_usage(ctx);
 }
-
-WEFTCTL_NOUN(relay, .name = "relay", .usage = relay_usage, .run = relay_run, .needs_daemon = 1);

@@ -9,21 +9,7 @@
 
 #include "weftctl.h"
 
-static const char share_usage[] = "share show ID";
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-
-	return s ? s : "-";
-}
-
-static long long jint(json_t *o, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static int share_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_share(struct weftctl *ctx, int argc, char **argv)
 {
 	json_t *out = NULL, *it;
 	char path[128], b[32];
@@ -32,22 +18,22 @@ static int share_run(struct weftctl *ctx, int argc, char **argv)
 
 	if (argc != 3 || strcmp(argv[1], "show") || strlen(argv[2]) != 40 ||
 	    strspn(argv[2], "0123456789abcdefABCDEF") != 40)
-		return weftctl_usage(share_usage);
+		return weftctl_usage(ctx);
 	snprintf(path, sizeof(path), "/v1/content/shares/%s", argv[2]);
 	rc = weftctl_do(ctx, "GET", path, NULL, ctx->json ? NULL : &out);
 	if (rc || !out)
 		return rc;
 	printf("share      %s\nname       %s\npublisher  %s\nseq        %lld\ncreated    %lld\n"
 	       "visibility %s\nsignature  %s\n",
-	       jstr(out, "share_id"), jstr(out, "name"), jstr(out, "publisher"), jint(out, "seq"),
-	       jint(out, "created"), jstr(out, "visibility"), jstr(out, "sig"));
+	       weftctl_jstr(out, "share_id"), weftctl_jstr(out, "name"),
+	       weftctl_jstr(out, "publisher"), weftctl_jint(out, "seq"),
+	       weftctl_jint(out, "created"), weftctl_jstr(out, "visibility"),
+	       weftctl_jstr(out, "sig"));
 	printf("\n%-64s %10s  %-24s %s\n", "CONTENT ID", "SIZE", "TYPE", "PATH");
 	json_array_foreach(json_object_get(out, "items"), i, it)
-	    printf("%-64s %10s  %-24s %s\n", jstr(it, "id"),
-		   weftctl_fmt_bytes((double)jint(it, "size"), b, sizeof(b)), jstr(it, "type"),
-		   jstr(it, "path"));
+	    printf("%-64s %10s  %-24s %s\n", weftctl_jstr(it, "id"),
+		   weftctl_fmt_bytes((double)weftctl_jint(it, "size"), b, sizeof(b)),
+		   weftctl_jstr(it, "type"), weftctl_jstr(it, "path"));
 	json_decref(out);
 	return WEFTCTL_OK;
 }
-
-WEFTCTL_NOUN(share, .name = "share", .usage = share_usage, .run = share_run, .needs_daemon = 1);

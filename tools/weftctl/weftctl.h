@@ -1,32 +1,53 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * weftctl: `weftctl [--socket PATH] [--json] <noun> <verb> ...`.
- * Each noun lives in its own file and registers itself with WEFTCTL_NOUN();
- * no central table to edit. Exit codes: 0 ok, 1 error, 2 usage.
+ * Each noun lives in its own file (weftctl_<noun>()); main.c lists them all
+ * in one table with their usage lines, used for dispatch and for --help.
+ * Exit codes: 0 ok, 1 error, 2 usage.
  */
 #ifndef WEFTCTL_H
 #define WEFTCTL_H
+
+#include <stdio.h>
 
 #include <jansson.h>
 
 enum { WEFTCTL_OK = 0, WEFTCTL_ERR = 1, WEFTCTL_USAGE = 2 };
 
+struct weftctl_noun;
+
 struct weftctl {
-	const char *socket; /* control socket path */
-	int json;           /* --json: print the API's JSON as is */
+	const char *socket;		 /* control socket path */
+	int json;			 /* --json: print the API's JSON as is */
+	const struct weftctl_noun *noun; /* the noun being run */
 };
+
+/* A noun: argv[0] is the noun, its verb and arguments follow; returns an
+ * exit code. */
+typedef int (*weftctl_noun_fn)(struct weftctl *ctx, int argc, char **argv);
 
 struct weftctl_noun {
 	const char *name;
-	const char *usage;  /* one or more lines: "ban add CIDR [--ttl S]\n..." */
-	int (*run)(struct weftctl *ctx, int argc, char **argv); /* argv[0] = noun */
-	int needs_daemon;   /* 0 for standalone commands (hash) */
+	weftctl_noun_fn run;
+	const char *usage; /* one or more lines: "ban add CIDR [--ttl S]\n..." */
 };
 
-#define WEFTCTL_NOUN(ident, ...)                                                        \
-	static const struct weftctl_noun weftctl_noun_##ident                            \
-		__attribute__((used, section("weftctl_nouns"), aligned(sizeof(void *)))) = \
-			{ __VA_ARGS__ }
+/* The nouns (one file each; main.c's table). */
+int weftctl_ban(struct weftctl *ctx, int argc, char **argv);
+int weftctl_content(struct weftctl *ctx, int argc, char **argv);
+int weftctl_dht(struct weftctl *ctx, int argc, char **argv);
+int weftctl_hash(struct weftctl *ctx, int argc, char **argv);
+int weftctl_io(struct weftctl *ctx, int argc, char **argv);
+int weftctl_node(struct weftctl *ctx, int argc, char **argv);
+int weftctl_quic(struct weftctl *ctx, int argc, char **argv);
+int weftctl_relay(struct weftctl *ctx, int argc, char **argv);
+int weftctl_share(struct weftctl *ctx, int argc, char **argv);
+int weftctl_metrics(struct weftctl *ctx, int argc, char **argv);
+int weftctl_status(struct weftctl *ctx, int argc, char **argv);
+int weftctl_svc(struct weftctl *ctx, int argc, char **argv);
+int weftctl_xdp(struct weftctl *ctx, int argc, char **argv);
+
+/* ---- client.c: the control API ---- */
 
 /*
  * One HTTP request to the daemon. body may be NULL (borrowed). On success
@@ -48,18 +69,29 @@ int weftctl_call_text(struct weftctl *ctx, const char *path, char **out);
 int weftctl_do(struct weftctl *ctx, const char *method, const char *path, json_t *body,
 	       json_t **out);
 
-/* weftctl_do, then print the reply: the JSON as is with --json, else
- * render(reply) (a human table). Returns WEFTCTL_OK or WEFTCTL_ERR. */
+/* weftctl_do, then weftctl_print the reply. Returns WEFTCTL_OK or WEFTCTL_ERR. */
 int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json_t *body,
 		 void (*render)(const json_t *reply));
 
+/* ---- json.c: output helpers shared by every noun ---- */
+
+/* Print the reply (owned: freed): the JSON as is with --json or without a
+ * render, else render(reply) (a human table). Returns WEFTCTL_OK. */
+int weftctl_print(struct weftctl *ctx, json_t *reply, void (*render)(const json_t *reply));
 void weftctl_print_json(const json_t *j);
-/* Field of a JSON object: the integer (0 if absent), the string ("-" if absent). */
+/* Fields of a JSON object (o may be NULL): the integer, the real (0 if
+ * absent), whether it is true, the string ("-" if absent; dflt if absent). */
 long long weftctl_jint(const json_t *o, const char *key);
+double weftctl_jreal(const json_t *o, const char *key);
+int weftctl_jtrue(const json_t *o, const char *key);
 const char *weftctl_jstr(const json_t *o, const char *key);
-/* Print "usage: weftctl <usage line>" of a noun to stderr; returns WEFTCTL_USAGE. */
-int weftctl_usage(const char *noun_usage);
-/* Human-readable byte count / duration into buf. */
+const char *weftctl_jstr_or(const json_t *o, const char *key, const char *dflt);
+/* Each line of text to out, after prefix. */
+void weftctl_print_lines(FILE *out, const char *prefix, const char *text);
+/* Print "usage: weftctl <line>" for each usage line of the noun being run
+ * to stderr; returns WEFTCTL_USAGE. */
+int weftctl_usage(const struct weftctl *ctx);
+/* Human-readable byte count into buf. */
 const char *weftctl_fmt_bytes(double b, char *buf, size_t len);
 
 #endif

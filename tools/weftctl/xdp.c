@@ -20,51 +20,37 @@
 #include "weft/util.h"
 #include "weftctl.h"
 
-static const char xdp_usage[] =
-	"xdp status\n"
-	"xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
-	"            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]\n"
-	"            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]\n"
-	"            [--stun PPS/BURST] [--unval-stun PPS/BURST]]\n"
-	"xdp limits reset";
-
 static void print_status(const json_t *o)
 {
 	const char *key;
 	json_t *c, *r, *v;
 
-	printf("policy     %s\n", json_string_value(json_object_get(o, "policy")));
+	printf("policy     %s\n", weftctl_jstr(o, "policy"));
 	if (json_object_get(o, "interface")) {
-		printf("interface  %s\n", json_string_value(json_object_get(o, "interface")));
-		printf("mode       %s\n", json_string_value(json_object_get(o, "mode")));
-		printf("program    %lld\n", json_integer_value(json_object_get(o, "prog_id")));
-		printf("maps       %s\n", json_string_value(json_object_get(o, "pin_dir")));
+		printf("interface  %s\n", weftctl_jstr(o, "interface"));
+		printf("mode       %s\n", weftctl_jstr(o, "mode"));
+		printf("program    %lld\n", weftctl_jint(o, "prog_id"));
+		printf("maps       %s\n", weftctl_jstr(o, "pin_dir"));
 	}
-	printf("sources    %lld tracked\n",
-	       json_integer_value(json_object_get(o, "sources_tracked")));
+	printf("sources    %lld tracked\n", weftctl_jint(o, "sources_tracked"));
 	v = json_object_get(o, "validated");
 	printf("validated  %lld of %lld (reply %lld, token %lld, handshake %lld reports)\n",
-	       json_integer_value(json_object_get(v, "sources")),
-	       json_integer_value(json_object_get(v, "capacity")),
-	       json_integer_value(json_object_get(json_object_get(v, "evidence"), "reply")),
-	       json_integer_value(json_object_get(json_object_get(v, "evidence"), "token")),
-	       json_integer_value(json_object_get(json_object_get(v, "evidence"), "handshake")));
+	       weftctl_jint(v, "sources"), weftctl_jint(v, "capacity"),
+	       weftctl_jint(json_object_get(v, "evidence"), "reply"),
+	       weftctl_jint(json_object_get(v, "evidence"), "token"),
+	       weftctl_jint(json_object_get(v, "evidence"), "handshake"));
 	v = json_object_get(o, "bans");
 	printf("bans       operator %lld of %lld, auto %lld of %lld (%lld evicted)\n",
-	       json_integer_value(json_object_get(v, "operator")),
-	       json_integer_value(json_object_get(v, "operator_max")),
-	       json_integer_value(json_object_get(v, "auto")),
-	       json_integer_value(json_object_get(v, "auto_max")),
-	       json_integer_value(json_object_get(v, "auto_evicted")));
+	       weftctl_jint(v, "operator"), weftctl_jint(v, "operator_max"),
+	       weftctl_jint(v, "auto"), weftctl_jint(v, "auto_max"),
+	       weftctl_jint(v, "auto_evicted"));
 	printf("\n%-24s %16s %14s\n", "COUNTER", "TOTAL", "RATE/s");
 	c = json_object_get(o, "counters");
 	r = json_object_get(o, "rates_per_s");
 	json_object_foreach(c, key, v) {
-		printf("%-24s %16lld %14.1f\n", key, json_integer_value(v),
-		       json_real_value(json_object_get(r, key)));
+		printf("%-24s %16lld %14.1f\n", key, json_integer_value(v), weftctl_jreal(r, key));
 	}
-	printf("(rates over the last %.1f s)\n",
-	       json_real_value(json_object_get(o, "interval_s")));
+	printf("(rates over the last %.1f s)\n", weftctl_jreal(o, "interval_s"));
 }
 
 static void print_limits(const json_t *o)
@@ -79,11 +65,8 @@ static void print_limits(const json_t *o)
 	for (size_t i = 0; i < 4; i++) {
 		json_t *r = json_object_get(o, rates[i]), *b = json_object_get(u, rates[i]);
 
-		printf("%-14s %12lld %12lld %16lld %14lld\n", rates[i],
-		       json_integer_value(json_object_get(r, "pps")),
-		       json_integer_value(json_object_get(r, "burst")),
-		       json_integer_value(json_object_get(b, "pps")),
-		       json_integer_value(json_object_get(b, "burst")));
+		printf("%-14s %12lld %12lld %16lld %14lld\n", rates[i], weftctl_jint(r, "pps"),
+		       weftctl_jint(r, "burst"), weftctl_jint(b, "pps"), weftctl_jint(b, "burst"));
 	}
 	for (int i = 0; i < 2; i++) {
 		json_t *a = json_object_get(o, names[i]), *v;
@@ -94,7 +77,7 @@ static void print_limits(const json_t *o)
 			printf(" %lld", json_integer_value(v));
 		printf("\n");
 	}
-	printf("%-14s /%lld\n", "v6_prefix", json_integer_value(json_object_get(o, "v6_prefix")));
+	printf("%-14s /%lld\n", "v6_prefix", weftctl_jint(o, "v6_prefix"));
 	printf("(per source; unvalidated: global per worker; pps 0 = unlimited)\n");
 }
 
@@ -195,10 +178,10 @@ static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 usage:
 	json_decref(unval);
 	json_decref(body);
-	return weftctl_usage(xdp_usage);
+	return weftctl_usage(ctx);
 }
 
-static int xdp_run(struct weftctl *ctx, int argc, char **argv)
+int weftctl_xdp(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "status"))
 		return weftctl_show(ctx, "GET", "/v1/xdp/status", NULL, print_status);
@@ -207,8 +190,6 @@ static int xdp_run(struct weftctl *ctx, int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "limits") && !strcmp(argv[2], "reset"))
 		return weftctl_show(ctx, "DELETE", "/v1/xdp/limits", NULL, print_limits);
 	if (argc != 2 || strcmp(argv[1], "limits"))
-		return weftctl_usage(xdp_usage);
+		return weftctl_usage(ctx);
 	return weftctl_show(ctx, "GET", "/v1/xdp/limits", NULL, print_limits);
 }
-
-WEFTCTL_NOUN(xdp, .name = "xdp", .usage = xdp_usage, .run = xdp_run, .needs_daemon = 1);

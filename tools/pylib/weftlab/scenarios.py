@@ -2,28 +2,22 @@
 """weftlab's scenarios (`weftlab run NAME`): each takes the lab, the parsed
 arguments and a seeded random generator, prints a table and returns the
 result written to results/NAME.json (docs/LAB.md)."""
-import argparse
 import concurrent.futures as cf
-import fcntl
-import hashlib
-import http.client
 import json
 import os
 import random
-import re
-import secrets
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
+from .common import (DHT_PORT, QUIC_PORT, ApiError, LabError, api, child, fmt, log, pid_alive,
+                     proc_sample, reap, sh, table, weftctl_path)
+from .stats import pct, swarm
 
-import weftlab_common
-from weftlab_common import *  # noqa: F401,F403 (the shared helpers)
 
 def sample_resources(lab):
     """RSS and CPU seconds of every node now."""
@@ -432,23 +426,15 @@ def run_distribute(lab, a, rng):
     verified = {}
     for i in done:
         verified[i] = b3_of(os.path.join(outdir[i], cid)) == cid
-    times = sorted(done.values())
     n = len(others)
-
-    def t_frac(f):
-        k = int(-(-f * n // 1))  # ceil
-        return times[k - 1] if k <= len(times) and k > 0 else None
     res = {"seed": seed, "content_id": cid, "size": size, "downloaders": n,
            "done": len(done), "verified": sum(1 for v in verified.values() if v),
            "failed": {str(k): v for k, v in failed.items()},
-           "t50_s": t_frac(0.5), "t90_s": t_frac(0.9), "t100_s": t_frac(1.0),
-           "seed_upload_bytes": st1.get("served_bytes", 0) - st0.get("served_bytes", 0),
-           "per_node": {str(i): {"s": done.get(i), "verified": verified.get(i),
-                                 "mbit_s": size * 8 / done[i] / 1e6 if i in done and done[i] else None}
-                        for i in others},
-           "progress": prog, "samples": smp.samples, "resources": summary_resources(smp.samples)}
-    tp = [v["mbit_s"] for v in res["per_node"].values() if v["mbit_s"]]
-    res["mbit_s_p50"] = pct(tp, 50)
+           "seed_upload_bytes": st1.get("served_bytes", 0) - st0.get("served_bytes", 0)}
+    # the same figures, by the same functions, as the aria2 comparison's
+    res.update(swarm(done, verified, others, size, prog))
+    res.update({"progress": prog, "samples": smp.samples,
+                "resources": summary_resources(smp.samples)})
     print(table(["size", "nodes", "done", "verified", "t50", "t90", "t100", "seed upload",
                  "per-node p50"],
                 [["%.1f MiB" % (size / 1048576.0), n, res["done"], res["verified"],
@@ -647,10 +633,11 @@ def run_flood(lab, a, rng):
     with Sampler(lab) as smp:
         before = phase("before", a.duration / 3.0)
         c0 = counters()
-        cmd = ["ip", "netns", "exec", lab.node(attacker)["ns"], sys.executable,
-               weftlab_common.SCRIPT, "_flood", "--target", lab.node(target)["ip"],
-               "--seconds", str(a.duration), "--pps", str(a.pps), "--seed", str(rng.getrandbits(32))]
-        fl = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        cmd, env = child("weftlab", ["_flood", "--target", lab.node(target)["ip"],
+                                     "--seconds", str(a.duration), "--pps", str(a.pps),
+                                     "--seed", str(rng.getrandbits(32))])
+        fl = subprocess.Popen(["ip", "netns", "exec", lab.node(attacker)["ns"]] + cmd,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True, env=env)
         during = phase("during", a.duration)
         out, _ = fl.communicate(timeout=a.duration + 30)
         c1 = counters()
@@ -753,19 +740,14 @@ def run_nat(lab, a, rng):
 
 
 def run_aria2(lab, a, rng):
-    """The distribute scenario done by aria2c: tools/weftlab-aria2 (next to
-    this script, or installed in /usr/lib/weft) does it and writes
-    results/aria2.json itself."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    tool = next((p for p in (os.path.join(here, "weftlab-aria2"), "/usr/lib/weft/weftlab-aria2",
-                             "/usr/local/lib/weft/weftlab-aria2") if os.path.exists(p)), None)
-    if not tool:
-        raise LabError("weftlab-aria2 not found next to weftlab nor in /usr/lib/weft")
-    args = [sys.executable, tool, "--dir", lab.dir, "--size", str(a.size), "--seed-node",
-            str(a.seed_node), "--timeout", str(a.timeout), "--seed", str(rng.getrandbits(31))]
+    """The distribute scenario done by aria2c: weftlab-aria2 (aria2.py, in a
+    process of its own) does it and writes results/aria2.json itself."""
+    args = ["--dir", lab.dir, "--size", str(a.size), "--seed-node", str(a.seed_node),
+            "--timeout", str(a.timeout), "--seed", str(rng.getrandbits(31))]
     if a.keep:
         args.append("--keep")
-    if subprocess.call(args) != 0:
+    cmd, env = child("weftlab.aria2", args)
+    if subprocess.call(cmd, env=env) != 0:
         raise LabError("aria2: not every node got the file (results/aria2.json)")
     return None
 

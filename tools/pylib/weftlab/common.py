@@ -1,29 +1,25 @@
 # SPDX-License-Identifier: MIT
 """weftlab's shared part: constants, helpers, the control API client and the
-Lab (state, namespaces, nodes). Imported by tools/weftlab and
-tools/weftlab_scenarios.py; installed next to weftlab-sim (/usr/lib/weft).
-"""
-import argparse
+Lab (state, namespaces, nodes). Used by the commands (cli.py), the report
+and the scenarios."""
 import concurrent.futures as cf
 import fcntl
-import hashlib
 import http.client
 import json
 import os
 import random
 import re
-import secrets
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 
 
-SCRIPT = None  # the weftlab script (set by it): scenarios run it again in namespaces
+# The folder that holds this package: weftlab runs itself again in a lab
+# namespace (the flood, the aria2 comparison) with it on PYTHONPATH.
+PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 VERSION = "0.1.0"
 STATE = "lab.json"
@@ -105,15 +101,6 @@ def proc_sample(pid):
         return None
 
 
-def pct(values, p):
-    """p-th percentile (nearest rank) of a list, None when empty."""
-    if not values:
-        return None
-    v = sorted(values)
-    k = max(0, min(len(v) - 1, int(round(p / 100.0 * len(v) + 0.5)) - 1))
-    return v[k]
-
-
 def fmt(v, unit="", nd=1):
     if v is None:
         return "-"
@@ -134,11 +121,20 @@ def table(headers, rows):
     return "\n".join(lines)
 
 
+def child(module, args):
+    """(argv, env) that run `python3 -m module ARGS` (a module of this
+    package) from wherever weftlab runs: the source tree or installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return [sys.executable, "-m", module] + list(args), env
+
+
 def find_binary(name, env, candidates):
     v = os.environ.get(env)
     if v:
         return v
-    here = os.path.dirname(os.path.realpath(__file__))
+    # relative candidates: from tools/ of the source tree (../build/...)
+    here = os.path.dirname(os.path.realpath(PKG_ROOT))
     for c in candidates:
         p = os.path.normpath(os.path.join(here, c)) if not c.startswith("/") else c
         if os.access(p, os.X_OK):

@@ -1,0 +1,72 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# weftlab's statistics (tools/pylib/weftlab/stats.py): the percentile, the
+# completion times t50/t90/t100 and the throughputs that `distribute` and
+# the aria2 comparison both report, on fixed inputs with their expected
+# outputs (Python unittest), and both scenarios using these same functions.
+# No root, no daemon.
+set -u
+. "$TOP/tests/lib/common.sh"
+D=$(mktemp -d /tmp/weft-labstats-XXXXXX)
+on_exit "rm -rf '$D'"
+cd "$TOP/tools/pylib" || fail "no tools/pylib"
+"$PYTHON" -B - >"$D/out" 2>&1 <<'PY' || fail "stats unittest: $(cat "$D/out")"
+import unittest
+
+from weftlab import aria2, scenarios, stats
+
+
+class Stats(unittest.TestCase):
+    def test_rank(self):
+        # (n, p) -> the 1-based nearest rank, ceil(p/100 * n)
+        for n, p, k in [(1, 50, 1), (4, 50, 2), (5, 50, 3), (6, 50, 3), (10, 90, 9),
+                        (70, 90, 63), (100, 99, 99), (3, 100, 3), (7, 0, 1)]:
+            self.assertEqual(stats.rank(n, p), k, (n, p))
+
+    def test_pct(self):
+        for values, p, want in [([3, 1, 2], 50, 2), ([4, 1, 3, 2], 50, 2),
+                                ([6, 5, 4, 3, 2, 1], 50, 3), ([None, 5, 1], 50, 1),
+                                ([], 50, None), ([None], 50, None), ([7], 99, 7),
+                                (list(range(1, 101)), 99, 99), (list(range(1, 101)), 90, 90)]:
+            self.assertEqual(stats.pct(values, p), want, (values, p))
+
+    def test_completion(self):
+        # a node that never completes is infinitely late
+        for times, n, want in [([5, 1, 3, 2, 4], 5, (3, 5, 5)), ([1, 2, 3], 4, (2, None, None)),
+                               (list(range(1, 64)), 70, (35, 63, None)), ([], 3, (None,) * 3),
+                               ([2.5], 1, (2.5, 2.5, 2.5)), ([], 0, (None,) * 3)]:
+            c = stats.completion(times, n)
+            self.assertEqual((c["t50_s"], c["t90_s"], c["t100_s"]), want, (times, n))
+
+    def test_throughput(self):
+        self.assertEqual(stats.throughput(1000000, 8.0), 1.0)
+        self.assertIsNone(stats.throughput(1000000, None))
+        self.assertIsNone(stats.throughput(1000000, 0))
+        prog = [[0, 0], [1, 100], [2, 500], [3, 900], [4, 1000]]
+        # 100 -> 900 bytes between 1 s and 3 s
+        self.assertAlmostEqual(stats.mid_throughput(prog, 1000), 800 * 8 / 2 / 1e6)
+        self.assertIsNone(stats.mid_throughput([[0, 0], [1, 500]], 1000))
+        self.assertIsNone(stats.mid_throughput([[0, 0], [1, 1000]], 1000))
+        self.assertIsNone(stats.mid_throughput([], 1000))
+
+    def test_swarm(self):
+        r = stats.swarm({2: 2.0, 3: 4.0}, {2: True, 3: False}, [2, 3, 4], 1000000,
+                        {"2": [[0, 0], [1, 200000], [2, 1000000]], "3": [], "4": []})
+        self.assertEqual((r["t50_s"], r["t90_s"], r["t100_s"]), (4.0, None, None))
+        self.assertEqual(r["per_node"], {"2": {"s": 2.0, "verified": True, "mbit_s": 4.0},
+                                         "3": {"s": 4.0, "verified": False, "mbit_s": 2.0},
+                                         "4": {"s": None, "verified": None, "mbit_s": None}})
+        self.assertEqual(r["mbit_s_p50"], 2.0)
+        self.assertAlmostEqual(r["mbit_s_10_90_p50"], 6.4)
+
+    def test_one_formula(self):
+        # distribute and the aria2 comparison: the same functions
+        self.assertIs(scenarios.swarm, stats.swarm)
+        self.assertIs(aria2.swarm, stats.swarm)
+        self.assertFalse(hasattr(aria2, "pct"))
+
+
+unittest.main(argv=["stats"], verbosity=0)
+PY
+pass "stats: rank, percentile, t50/t90/t100, throughput (10-90 %), one formula for weft and aria2"
+finish

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: MIT
+"""weftlab's statistics: the one definition of a percentile, of the swarm's
+completion times (t50/t90/t100) and of a download's throughput, used by
+every scenario and by the aria2 comparison, so weft and aria2 are measured
+by the same formulas (tests/integration/test_lab_stats.sh checks them on
+fixed inputs).
+
+Percentiles are nearest rank: the p-th percentile of n values is the
+ceil(p/100 * n)-th smallest (at least the first). No interpolation: every
+figure is one that was measured.
+"""
+import math
+
+__all__ = ["rank", "pct", "t_frac", "completion", "throughput", "mid_throughput", "swarm"]
+
+
+def rank(n, p):
+    """The 1-based nearest rank of the p-th percentile among n values.
+    p * n / 100 is rounded to 1e-9 before its ceiling, so float noise
+    (0.9 * 70 = 63.00000000000001) does not move the rank."""
+    return max(1, math.ceil(round(p * n / 100.0, 9)))
+
+
+def pct(values, p):
+    """The p-th percentile (nearest rank) of values; None values are
+    skipped; None when nothing is left."""
+    v = sorted(x for x in values if x is not None)
+    return v[rank(len(v), p) - 1] if v else None
+
+
+def t_frac(times, n, f):
+    """Seconds until a fraction f of n downloaders were complete: the
+    rank(n, 100 f)-th smallest of times (the completed ones); None when
+    fewer completed. A node that never completes counts as infinitely
+    late, so t100 is None unless every node completed."""
+    if n <= 0:
+        return None
+    k = rank(n, 100.0 * f)
+    v = sorted(times)
+    return v[k - 1] if k <= len(v) else None
+
+
+def completion(times, n):
+    """t50_s, t90_s, t100_s of a swarm of n downloaders."""
+    return {"t50_s": t_frac(times, n, 0.5), "t90_s": t_frac(times, n, 0.9),
+            "t100_s": t_frac(times, n, 1.0)}
+
+
+def throughput(size, seconds):
+    """Mbit/s of size bytes in seconds; None without a positive time."""
+    return size * 8 / seconds / 1e6 if seconds else None
+
+
+def mid_throughput(progress, size, lo=0.1, hi=0.9):
+    """Mbit/s of one download between lo and hi of its bytes: progress is
+    its [seconds, bytes] samples (in time order); the first sample at or
+    past lo * size to the first at or past hi * size. Leaves out the
+    start (finding providers) and the end game, so it is the swarm's
+    steady rate. None when the samples do not span both marks."""
+    t_lo = t_hi = b_lo = b_hi = None
+    for t, b in progress:
+        if t_lo is None and b >= lo * size:
+            t_lo, b_lo = t, b
+        if b >= hi * size:
+            t_hi, b_hi = t, b
+            break
+    if t_lo is None or t_hi is None or t_hi <= t_lo:
+        return None
+    return throughput(b_hi - b_lo, t_hi - t_lo)
+
+
+def swarm(done, verified, others, size, progress):
+    """The figures `distribute` and `aria2` both report for one file sent
+    to the nodes others: done maps a node to its completion time (s),
+    verified to whether its copy checked, progress maps str(node) to its
+    [seconds, bytes] samples. Returns t50_s, t90_s, t100_s, per_node,
+    mbit_s_p50 (per-node throughput over the whole download) and
+    mbit_s_10_90_p50 (between 10% and 90% of the file)."""
+    per = {str(i): {"s": done.get(i), "verified": verified.get(i),
+                    "mbit_s": throughput(size, done.get(i))} for i in others}
+    res = completion(list(done.values()), len(others))
+    res["per_node"] = per
+    res["mbit_s_p50"] = pct([v["mbit_s"] for v in per.values()], 50)
+    res["mbit_s_10_90_p50"] = pct([mid_throughput(progress.get(str(i), []), size)
+                                   for i in others], 50)
+    return res
