@@ -1,104 +1,62 @@
 // SPDX-License-Identifier: MIT
 /*
- * The relay's control plane on the node (docs/CONNECTIVITY.md, "Relay"):
+ * The relay's control plane on the node (docs/CONNECTIVITY.md, "Relay"),
+ * its hub: lifecycle, the one state (struct relay_node, relay_node_int.h),
+ * the QUIC callbacks and the timer. The hub decides which part an event
+ * is for and calls it; the parts never call the hub:
  *
- *  - server (relay.enable): reservations taken over QUIC streams of type
- *    RELAY_ST_CTL and authenticated by the connection's node key; CONNECT
- *    from a dialler -> OFFER to the holder -> on ANSWER accept, a circuit in
- *    the data plane (relay_fwd_add) and CIRCUIT to both ends;
- *  - client: reservations kept with the relays of relay.use while the node
- *    is unreachable, listed in the node record; offers accepted (or not,
- *    relay.accept) and the accepted circuit's end bound; circuits asked for
- *    by dial-by-key (relay_node_circuit), their end bound;
- *  - binds: the STUN request with WEFT-CIRCUIT sent from the QUIC socket,
- *    retried at 200 ms, 400 ms, ... until answered or RELAY_DEF_BIND_MS;
- *  - /v1/relay/{status,reservations,circuits} and weft_relay_* metrics.
+ *  - server (relay.enable, relay_node_srv.c): reservations taken over QUIC
+ *    streams of type RELAY_ST_CTL and authenticated by the connection's
+ *    node key; CONNECT from a dialler -> OFFER to the holder -> on ANSWER
+ *    a circuit in the data plane (relay_fwd_add) and CIRCUIT to both ends;
+ *  - holder (relay_node_cli.c): reservations kept with our relays while
+ *    the node is unreachable, listed in the node record; offers accepted
+ *    (or not, relay.accept) and the accepted circuit's end bound;
+ *  - relays found (relay_node_find.c): DHT announce and lookup, records;
+ *  - dialler (relay_node_dial.c): circuits asked for by dial-by-key
+ *    (relay_node_circuit), their end bound;
+ *  - binds (relay_node_bind.c): the STUN request with WEFT-CIRCUIT sent
+ *    from the QUIC socket, retried until answered or RELAY_DEF_BIND_MS;
+ *  - /v1/relay/{status,reservations,circuits,connect} and weft_relay_*
+ *    metrics (relay_node_ctl.c).
  *
- * Threads: QUIC callbacks run on the connection's worker, the timer on
- * worker 0, relay_node_circuit and the routes on control threads; one
- * recursive mutex guards everything here (quic_node calls made on a
- * worker's own thread may run at once and call back in). Every table is
- * bounded; nothing waits without a deadline.
+ * Threads and the lock: QUIC callbacks run on the connection's worker, the
+ * timer on worker 0, relay_node_circuit and the routes on control threads.
+ * One plain mutex (rn->mu) guards the state; nothing that can call back
+ * into this module on the same thread runs with it held: the timer calls
+ * dhtnode_run and relay_fwd_del (through rn_flood_check) unlocked, and the
+ * dialler makes its quic_node calls unlocked. quic_node calls made by the
+ * callbacks and the timer under the lock only queue a command on a worker
+ * (they never run a callback on the caller's thread). The whole rule is at
+ * the top of relay_node_int.h. Every table is bounded; nothing waits
+ * without a deadline but a connection event for a handle a connect call
+ * is about to record (rn_conn_settle), for as long as that call runs.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "weft/conn.h"
-#include "weft/ctl.h"
 #include "weft/dht.h"
-#include "weft/engine.h"
-#include "weft/guard.h"
-#include "weft/log.h"
 #include "weft/dhtnode.h"
+#include "weft/engine.h"
+#include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/relay.h"
 #include "weft/relay_fwd.h"
-#include "weft/util.h"
 
 #include "relay_node_int.h"
 
 _Static_assert(RELAY_END_DELETED == 1 && RELAY_END_BYTES == RELAY_ENDED_MAX,
 	       "ENDED's reason is relay_fwd's RELAY_END_* code");
 
-/* ------------------------------------------------------------ streams */
-
-struct rn_stream *rn_st_find(struct relay_node *rn, uint64_t conn, int64_t sid)
-{
-	for (unsigned int i = 0; i < rn->nstreams; i++)
-		if (rn->streams[i].used && rn->streams[i].conn == conn && rn->streams[i].sid == sid)
-			return &rn->streams[i];
-	return NULL;
-}
-
-struct rn_stream *rn_st_add(struct relay_node *rn, uint64_t conn, int64_t sid,
-				enum rs_role role, uint64_t ref)
-{
-	for (unsigned int i = 0; i < rn->nstreams; i++)
-		if (!rn->streams[i].used) {
-			struct rn_stream *s = &rn->streams[i];
-
-			memset(s, 0, sizeof(*s));
-			s->used = 1;
-			s->conn = conn;
-			s->sid = sid;
-			s->role = role;
-			s->ref = ref;
-			return s;
-		}
-	return NULL;
-}
-
-void rn_st_drop_conn(struct relay_node *rn, uint64_t conn)
-{
-	for (unsigned int i = 0; i < rn->nstreams; i++)
-		if (rn->streams[i].used && rn->streams[i].conn == conn)
-			rn->streams[i].used = 0;
-}
-
-void rn_send_msg(struct relay_node *rn, uint64_t conn, int64_t sid, const struct relay_msg *m,
-		     int fin)
-{
-	uint8_t b[RELAY_MSG_MAX];
-	int n = relay_msg_encode(m, b, sizeof(b));
-
-	if (n > 0)
-		quic_node_write(rn->o.quic, conn, sid, b, (size_t)n, fin);
-}
-
-
 /* ------------------------------------------------------------ stream events */
 
+/* A message on stream s: to the part its role belongs to. */
 static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m)
 {
-	struct rn_use *u;
-	struct rn_dial *d;
-
 	if (s->role == RS_NEW) {
 		if (m->type == RELAY_MSG_RESERVE)
 			s->role = RS_RES_IN;
@@ -120,13 +78,9 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 		rn_on_connect(rn, s, m);
 		return;
 	case RS_OFFER_OUT:
-		if (m->type != RELAY_MSG_ANSWER || s->ref >= RN_MAX_PENDING ||
-		    !rn->pending[s->ref].used)
-			break;
-		s->used = 0;
-		rn_offer_done(rn, &rn->pending[s->ref],
-			   m->status == RELAY_OK ? RELAY_OK : RELAY_E_REFUSED);
-		return;
+		if (rn_on_answer(rn, s, m))
+			return;
+		break;
 	case RC_OFFER_IN:
 		if (m->type == RELAY_MSG_OFFER)
 			rn_on_offer(rn, s, m);
@@ -136,75 +90,14 @@ static void handle_msg(struct relay_node *rn, struct rn_stream *s, const struct 
 			break;
 		return;
 	case RC_RES_OUT:
-		u = s->ref < rn->nuse ? &rn->use[s->ref] : NULL;
-		if (m->type == RELAY_MSG_ENDED && u && u->conn == s->conn) {
-			struct io_addr via = u->addr;
-
-			via.port = m->port;
-			rn_circuit_ended(rn, u->target, &via, m);
+		if (rn_on_use_msg(rn, s, m))
 			return;
-		}
-		if (m->type != RELAY_MSG_RESERVED || !u || u->conn != s->conn)
-			break;
-		u->last_status = m->status;
-		if (m->status != RELAY_OK) {
-			log_warn("relay", "relay %s refused the reservation: %s", u->target,
-				 relay_status_name(m->status));
-			rn_use_lost(rn, u, 1);
-			return;
-		}
-		if (u->st != U_HELD) {
-			u->taken++;
-			log_info("relay", "reservation held with %s (%u s)", u->target, m->ttl_s);
-		}
-		u->st = U_HELD;
-		u->answered = 1;
-		u->expires_ms = now_ms(rn) + m->ttl_s * 1000ULL;
-		rn_publish_relays(rn);
-		return;
+		break;
 	case RC_CONNECT_OUT:
-		d = s->ref < RN_MAX_DIALS ? &rn->dials[s->ref] : NULL;
-		if (m->type != RELAY_MSG_CIRCUIT || !d || d->st != D_WAIT)
-			break;
-		d->m = *m;
-		d->st = D_DONE;
-		s->used = 0;
-		for (unsigned int i = 0; m->status == RELAY_OK && i < RN_MAX_OUTS; i++)
-			if (!rn->outs[i].used) {
-				/* The stream now waits for the circuit's ENDED. */
-				struct rn_out *o = &rn->outs[i];
-
-				o->used = 1;
-				o->conn = s->conn;
-				o->sid = s->sid;
-				o->circuit = m->circuit;
-				o->via = d->relay;
-				o->via.port = m->port;
-				o->shared = d->shared;
-				s->used = 1;
-				s->role = RC_CIRC_OUT;
-				s->ref = i;
-				d->out = (int)i + 1;
-				break;
-			}
-		pthread_cond_broadcast(&rn->cv);
-		return;
-	case RC_CIRC_OUT: {
-		struct rn_out *o = s->ref < RN_MAX_OUTS ? &rn->outs[s->ref] : NULL;
-		char buf[64];
-
-		if (m->type != RELAY_MSG_ENDED || !o || !o->used || o->conn != s->conn ||
-		    m->port != o->via.port)
-			break;
-		s->used = 0;
-		o->used = 0;
-		rn_circuit_ended(rn, io_addr_fmt(&o->via, buf, sizeof(buf)), &o->via, m);
-		/* Nothing more to learn from this relay connection, unless it
-		 * carries our reservation too. */
-		if (!o->shared)
-			quic_node_close(rn->o.quic, o->conn, 0);
-		return;
-	}
+	case RC_CIRC_OUT:
+		if (rn_on_dial_msg(rn, s, m))
+			return;
+		break;
 	default:
 		break;
 	}
@@ -259,79 +152,25 @@ out:
 	unlock(rn);
 }
 
+/* A stream we asked for: the token says whose. */
 static void cb_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
 {
 	struct relay_node *rn = arg;
-	struct relay_msg m = { 0 };
 	uint64_t idx = TOK_IDX(token);
 
 	if (atomic_load(&rn->freeing))
 		return;
 	lock(rn);
 	switch (TOK_KIND(token)) {
-	case TOK_OFFER: {
-		struct rn_pending *p = idx < RN_MAX_PENDING ? &rn->pending[idx] : NULL;
-
-		if (!p || !p->used || p->tconn != conn)
-			break;
-		if (err || !rn_st_add(rn, conn, sid, RS_OFFER_OUT, idx)) {
-			rn_offer_done(rn, p, RELAY_E_NO_CAPACITY);
-			break;
-		}
-		p->tsid = sid;
-		m.type = RELAY_MSG_OFFER;
-		memcpy(m.key, p->dkey, RELAY_KEY_LEN);
-		m.circuit = idx;
-		rn_send_msg(rn, conn, sid, &m, 0);
+	case TOK_OFFER:
+		rn_offer_opened(rn, idx, conn, sid, err);
 		break;
-	}
-	case TOK_USE: {
-		struct rn_use *u = idx < rn->nuse ? &rn->use[idx] : NULL;
-
-		if (!u || u->conn != conn || u->st != U_OPENING)
-			break;
-		if (err || !rn_st_add(rn, conn, sid, RC_RES_OUT, idx)) {
-			rn_use_lost(rn, u, 1);
-			break;
-		}
-		u->sid = sid;
-		u->st = U_WAIT;
-		u->refreshed_ms = now_ms(rn);
-		u->answered = 0;
-		m.type = RELAY_MSG_RESERVE;
-		rn_send_msg(rn, conn, sid, &m, 0);
+	case TOK_USE:
+		rn_use_opened(rn, idx, conn, sid, err);
 		break;
-	}
-	case TOK_DIAL: {
-		struct rn_dial *d = idx < RN_MAX_DIALS ? &rn->dials[idx] : NULL;
-
-		if (!d || d->conn != conn || d->st != D_DIALING)
-			break;
-		/* Our reservation connection has no stream to spare (the
-		 * relay's stream limit): a connection of the request's own. */
-		if (err == -EAGAIN && d->shared && !rn_dial_own(rn, d)) {
-			rn->dials_fallback++;
-			break;
-		}
-		if (err || !rn_st_add(rn, conn, sid, RC_CONNECT_OUT, idx)) {
-			d->st = D_FAILED;
-			d->err = err ? err : -ENOSPC;
-			pthread_cond_broadcast(&rn->cv);
-			break;
-		}
-		d->st = D_WAIT;
-		d->sid = sid;
-		/* Counted where the request goes out: a shared request that
-		 * fell back above counts as one on a connection of its own. */
-		if (d->shared)
-			rn->dials_shared++;
-		else
-			rn->dials_own++;
-		m.type = RELAY_MSG_CONNECT;
-		memcpy(m.key, d->target, RELAY_KEY_LEN);
-		rn_send_msg(rn, conn, sid, &m, 0);
+	case TOK_DIAL:
+		rn_dial_opened(rn, idx, conn, sid, err);
 		break;
-	}
 	}
 	unlock(rn);
 }
@@ -356,40 +195,23 @@ static void cb_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
 	unlock(rn);
 }
 
+/* Connections we dialled: a reservation of ours or a circuit request. */
 static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
 {
 	struct relay_node *rn = arg;
 	struct rn_use *u;
 	struct rn_dial *d;
 
-	(void)peer_key;
 	if (atomic_load(&rn->freeing))
 		return;
 	lock(rn);
+	rn_conn_settle(rn, conn);
 	u = rn_use_by_conn(rn, conn);
 	d = rn_dial_by_conn(rn, conn);
-	if (u && u->st == U_DIALING) {
-		if (!err && peer_key && !u->have_key) {
-			memcpy(u->key, peer_key, RELAY_KEY_LEN);
-			u->have_key = 1;
-		}
-		if (err) {
-			rn_use_lost(rn, u, 1);
-		} else {
-			u->st = U_OPENING;
-			if (quic_node_stream_open(rn->o.quic, conn, RELAY_ST_CTL,
-						  TOK_USE | (uint64_t)(u - rn->use)))
-				rn_use_lost(rn, u, 1);
-		}
-	} else if (d && d->st == D_DIALING) {
-		log_debug("relay", "circuit request: relay connected (%s)", err ? strerror(-err) : "ok");
-		if (err || quic_node_stream_open(rn->o.quic, conn, RELAY_ST_CTL,
-						 TOK_DIAL | (uint64_t)(d - rn->dials))) {
-			d->st = D_FAILED;
-			d->err = err ? err : -EAGAIN;
-			pthread_cond_broadcast(&rn->cv);
-		}
-	}
+	if (u && u->st == U_DIALING)
+		rn_use_connected(rn, u, conn, err, peer_key);
+	else if (d && d->st == D_DIALING)
+		rn_dial_connected(rn, d, err);
 	unlock(rn);
 }
 
@@ -397,32 +219,22 @@ static void cb_closed(void *arg, uint64_t conn, const struct quic_close_info *in
 {
 	struct relay_node *rn = arg;
 	struct rn_use *u;
-	struct rn_dial *d;
 
 	if (atomic_load(&rn->freeing))
 		return;
 	lock(rn);
+	rn_conn_settle(rn, conn);
 	rn_st_drop_conn(rn, conn);
 	u = rn_use_by_conn(rn, conn);
-	if (u) {
-		if (u->st == U_HELD)
-			log_warn("relay", "reservation with %s lost (connection closed)", u->target);
-		rn_use_lost(rn, u, 0);
-	}
-	d = rn_dial_by_conn(rn, conn);
-	if (d && (d->st == D_DIALING || d->st == D_WAIT)) {
-		d->st = D_FAILED;
-		d->err = info && info->reason == QUIC_CLOSE_IDLE ? -ETIMEDOUT : -ECONNRESET;
-		pthread_cond_broadcast(&rn->cv);
-	}
-	/* A granted circuit's control connection gone: its ENDED cannot come. */
-	for (unsigned int i = 0; i < RN_MAX_OUTS; i++)
-		if (rn->outs[i].used && rn->outs[i].conn == conn)
-			rn->outs[i].used = 0;
+	if (u)
+		rn_use_closed(rn, u);
+	rn_dial_closed(rn, conn, info);
 	unlock(rn);
 }
 
-const struct quic_node_handler rn_handler = {
+static void rn_release(void *arg);
+
+static const struct quic_node_handler rn_handler = {
 	.connected = cb_connected,
 	.stream_opened = cb_opened,
 	.stream_data = cb_data,
@@ -431,14 +243,13 @@ const struct quic_node_handler rn_handler = {
 	.release = rn_release,
 };
 
-
 /* ------------------------------------------------------------ timer */
 
 static void tick(struct engine_worker *w, void *arg)
 {
 	struct relay_node *rn = arg;
 	uint64_t now = now_ms(rn);
-	int want;
+	int want, announce = 0, discover = 0;
 
 	if (atomic_load(&rn->freeing))
 		return;
@@ -446,49 +257,16 @@ static void tick(struct engine_worker *w, void *arg)
 	lock(rn);
 	/* relay side */
 	relay_tab_expire(rn->tab, now);
-	rn_flood_check(rn, now);
 	for (unsigned int i = 0; i < RN_MAX_PENDING; i++)
 		if (rn->pending[i].used && now >= rn->pending[i].deadline_ms)
 			rn_offer_done(rn, &rn->pending[i], RELAY_E_TIMEOUT);
 	/* client side: keep the reservations */
-	for (unsigned int i = 0; i < rn->nuse; i++) {
-		struct rn_use *u = &rn->use[i];
-		struct relay_msg m = { .type = RELAY_MSG_RESERVE };
-
-		if (u->dead)
-			continue;
-		if (!want && u->st != U_IDLE) {
-			rn_use_lost(rn, u, 1);
-			u->next_try_ms = now;
-			continue;
-		}
-		if (want && u->st == U_IDLE && now >= u->next_try_ms) {
-			u->st = U_DIALING;
-			if (quic_node_connect(rn->o.quic, u->target, &rn_handler, rn, &u->conn)) {
-				u->st = U_IDLE;
-				u->next_try_ms = now + RN_RETRY_MS;
-			}
-			continue;
-		}
-		if ((u->st == U_HELD || u->st == U_WAIT) && !u->answered &&
-		    now - u->refreshed_ms >= RN_DIAL_MS) {
-			/* Our RESERVE went unanswered: the relay or the path is gone. */
-			log_warn("relay", "reservation with %s: no answer in %u s", u->target,
-				 RN_DIAL_MS / 1000);
-			rn_use_lost(rn, u, 1);
-			continue;
-		}
-		if (u->st == U_HELD && u->answered && now - u->refreshed_ms >= RELAY_REFRESH_MS) {
-			u->refreshed_ms = now;
-			u->answered = 0;
-			rn_send_msg(rn, u->conn, u->sid, &m, 0);
-		}
-	}
+	rn_use_keep(rn, now, want);
 	/* a relay announces itself; a node that wants a relay and has none
 	 * configured looks for them */
 	if (rn->o.dht && rn->fwd && !rn->o.no_announce && now >= rn->next_announce_ms) {
 		rn->next_announce_ms = now + RN_ANNOUNCE_RETRY_MS;
-		dhtnode_run(rn->o.dht, rn_announce_fn, rn);
+		announce = 1;
 	}
 	/* records seen name relays with their keys: free slots take them */
 	if (rn->o.conn && want && !rn->fwd && !rn->o.nuse && !rn_held_any(rn))
@@ -499,7 +277,7 @@ static void tick(struct engine_worker *w, void *arg)
 		if (rn->discover_gap_ms > RN_DISCOVER_MAX_MS)
 			rn->discover_gap_ms = RN_DISCOVER_MAX_MS;
 		rn->next_discover_ms = now + rn->discover_gap_ms;
-		dhtnode_run(rn->o.dht, rn_discover_fn, rn);
+		discover = 1;
 	}
 	for (unsigned int i = 0; i < RN_MAX_BINDS; i++) {
 		struct rn_bind *b = &rn->binds[i];
@@ -509,6 +287,12 @@ static void tick(struct engine_worker *w, void *arg)
 			b->used = 0; /* a holder's bind: nobody waits for it */
 	}
 	unlock(rn);
+	/* Unlocked: each may run our code at once (see relay_node_int.h). */
+	rn_flood_check(rn, now);
+	if (announce)
+		dhtnode_run(rn->o.dht, rn_announce_fn, rn);
+	if (discover)
+		dhtnode_run(rn->o.dht, rn_discover_fn, rn);
 	engine_timer_add(w, &rn->timer, RN_TICK_MS);
 }
 
@@ -534,6 +318,7 @@ int relay_node_new(struct relay_node **out, const struct relay_node_opts *o)
 	if (!rn)
 		return -ENOMEM;
 	rn->o = *o;
+	rn->qh = &rn_handler;
 	err = relay_tab_new(&rn->tab, &o->tab);
 	if (err)
 		goto fail;
@@ -578,7 +363,10 @@ int relay_node_new(struct relay_node **out, const struct relay_node_opts *o)
 		}
 	}
 	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+#ifdef WEFT_TEST_HOOKS
+	/* A second lock on one thread fails (lock() stops) instead of hanging. */
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
+#endif
 	pthread_mutex_init(&rn->mu, &ma);
 	pthread_mutexattr_destroy(&ma);
 	{
@@ -617,7 +405,7 @@ int relay_node_start(struct relay_node *rn)
 	return engine_call(rn->o.eng, 0, start_cmd, rn);
 }
 
-void rn_release(void *arg)
+static void rn_release(void *arg)
 {
 	struct relay_node *rn = arg;
 
@@ -647,11 +435,4 @@ void relay_node_set_fwd(struct relay_node *rn, struct relay_fwd *fwd)
 {
 	if (rn)
 		rn->fwd = fwd;
-}
-
-/* relay_fwd's on_end, for whoever creates the data plane (weftd's node). */
-void relay_node_fwd_end(void *arg, uint64_t id, int reason)
-{
-	if (arg)
-		rn_fwd_on_end(arg, id, reason);
 }

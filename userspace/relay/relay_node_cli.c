@@ -1,117 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
- * The holder and dialler side of the relay control plane
- * (docs/CONNECTIVITY.md, "Relay"): binds of our circuit ends, the
- * reservations we keep with our relays, offers we accept, relays found in
- * the DHT, and circuits we ask for (relay_node_circuit).
+ * The holder side of the relay control plane (docs/CONNECTIVITY.md,
+ * "Relay"): the reservations we keep with our relays (dial, RESERVE,
+ * refresh, lost, listed in our node record) and the offers we accept
+ * (ANSWER, then our end of the circuit binds). Called by the hub with
+ * rn->mu held.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
-#include <sodium.h>
-#include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "weft/conn.h"
-#include "weft/ctl.h"
-#include "weft/dht.h"
-#include "weft/engine.h"
-#include "weft/guard.h"
 #include "weft/log.h"
-#include "weft/dhtnode.h"
 #include "weft/quic_node.h"
 #include "weft/relay.h"
-#include "weft/relay_fwd.h"
-#include "weft/util.h"
 
 #include "relay_node_int.h"
-
-/* ------------------------------------------------------------ binds */
-
-struct rn_bind *rn_bind_start(struct relay_node *rn, const struct io_addr *to,
-				  const uint8_t token[RELAY_TOKEN_LEN])
-{
-	for (unsigned int i = 0; i < RN_MAX_BINDS; i++)
-		if (!rn->binds[i].used) {
-			struct rn_bind *b = &rn->binds[i];
-
-			memset(b, 0, sizeof(*b));
-			b->used = 1;
-			b->to = *to;
-			memcpy(b->token, token, RELAY_TOKEN_LEN);
-			randombytes_buf(b->tid, sizeof(b->tid));
-			b->start_ms = b->next_ms = now_ms(rn);
-			return b;
-		}
-	return NULL;
-}
-
-/* Send the bind's next attempt when due: 200 ms, 400 ms, 800 ms... apart. */
-void rn_bind_step(struct relay_node *rn, struct rn_bind *b, uint64_t now)
-{
-	uint8_t req[RELAY_BIND_LEN];
-	unsigned int shift;
-
-	if (!b->used || b->done || now < b->next_ms)
-		return;
-	if (now - b->start_ms >= RELAY_DEF_BIND_MS) {
-		rn->binds_failed++;
-		b->done = -ETIMEDOUT;
-		pthread_cond_broadcast(&rn->cv);
-		return;
-	}
-	if (relay_bind_request(b->token, b->tid, req, sizeof(req)) == RELAY_BIND_LEN)
-		quic_node_send_raw(rn->o.quic, &b->to, req, sizeof(req));
-	shift = b->tries < 5 ? b->tries : 5;
-	b->tries++;
-	b->next_ms = now + (200ULL << shift);
-}
-
-int relay_node_stun(struct relay_node *rn, const uint8_t *buf, size_t len,
-		    const struct io_addr *from)
-{
-	uint8_t tid[12];
-	int hit = 0;
-
-	if (!rn || atomic_load(&rn->freeing) || !relay_bind_is_response(buf, len, tid))
-		return 0;
-	lock(rn);
-	for (unsigned int i = 0; i < RN_MAX_BINDS; i++) {
-		struct rn_bind *b = &rn->binds[i];
-
-		if (b->used && !b->done && !memcmp(b->tid, tid, 12) &&
-		    from->family == b->to.family && from->port == b->to.port &&
-		    !memcmp(from->addr, b->to.addr, 16)) {
-			b->done = 1;
-			rn->binds_ok++;
-			log_debug("relay", "bind answered (port %u, try %u)", b->to.port, b->tries);
-			hit = 1;
-			pthread_cond_broadcast(&rn->cv);
-		}
-	}
-	unlock(rn);
-	return hit;
-}
-
-/* ------------------------------------------------------------ client side */
-
-struct rn_use *rn_use_by_conn(struct relay_node *rn, uint64_t conn)
-{
-	for (unsigned int i = 0; i < rn->nuse; i++)
-		if (rn->use[i].st != U_IDLE && rn->use[i].conn == conn)
-			return &rn->use[i];
-	return NULL;
-}
-
-struct rn_dial *rn_dial_by_conn(struct relay_node *rn, uint64_t conn)
-{
-	for (unsigned int i = 0; i < RN_MAX_DIALS; i++)
-		if (rn->dials[i].st != D_FREE && rn->dials[i].conn == conn)
-			return &rn->dials[i];
-	return NULL;
-}
 
 /* The relays we hold into the node record (when the set changed). */
 void rn_publish_relays(struct relay_node *rn)
@@ -151,6 +55,85 @@ void rn_use_lost(struct relay_node *rn, struct rn_use *u, int close)
 	rn_publish_relays(rn);
 }
 
+/* ------------------------------------------------------------ reservation events */
+
+void rn_use_connected(struct relay_node *rn, struct rn_use *u, uint64_t conn, int err,
+		      const uint8_t *peer_key)
+{
+	if (u->st != U_DIALING)
+		return;
+	if (!err && peer_key && !u->have_key) {
+		memcpy(u->key, peer_key, RELAY_KEY_LEN);
+		u->have_key = 1;
+	}
+	if (err) {
+		rn_use_lost(rn, u, 1);
+		return;
+	}
+	u->st = U_OPENING;
+	if (quic_node_stream_open(rn->o.quic, conn, RELAY_ST_CTL,
+				  TOK_USE | (uint64_t)(u - rn->use)))
+		rn_use_lost(rn, u, 1);
+}
+
+void rn_use_opened(struct relay_node *rn, uint64_t idx, uint64_t conn, int64_t sid, int err)
+{
+	struct rn_use *u = idx < rn->nuse ? &rn->use[idx] : NULL;
+	struct relay_msg m = { .type = RELAY_MSG_RESERVE };
+
+	if (!u || u->conn != conn || u->st != U_OPENING)
+		return;
+	if (err || !rn_st_add(rn, conn, sid, RC_RES_OUT, idx)) {
+		rn_use_lost(rn, u, 1);
+		return;
+	}
+	u->sid = sid;
+	u->st = U_WAIT;
+	u->refreshed_ms = now_ms(rn);
+	u->answered = 0;
+	rn_send_msg(rn, conn, sid, &m, 0);
+}
+
+void rn_use_closed(struct relay_node *rn, struct rn_use *u)
+{
+	if (u->st == U_HELD)
+		log_warn("relay", "reservation with %s lost (connection closed)", u->target);
+	rn_use_lost(rn, u, 0);
+}
+
+int rn_on_use_msg(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m)
+{
+	struct rn_use *u = s->ref < rn->nuse ? &rn->use[s->ref] : NULL;
+
+	if (m->type == RELAY_MSG_ENDED && u && u->conn == s->conn) {
+		struct io_addr via = u->addr;
+
+		via.port = m->port;
+		rn_circuit_ended(rn, u->target, &via, m);
+		return 1;
+	}
+	if (m->type != RELAY_MSG_RESERVED || !u || u->conn != s->conn)
+		return 0;
+	u->last_status = m->status;
+	if (m->status != RELAY_OK) {
+		log_warn("relay", "relay %s refused the reservation: %s", u->target,
+			 relay_status_name(m->status));
+		rn_use_lost(rn, u, 1);
+		return 1;
+	}
+	if (u->st != U_HELD) {
+		u->taken++;
+		log_info("relay", "reservation held with %s (%u s)", u->target, m->ttl_s);
+	}
+	u->st = U_HELD;
+	u->answered = 1;
+	u->expires_ms = now_ms(rn) + m->ttl_s * 1000ULL;
+	rn_publish_relays(rn);
+	return 1;
+}
+
+/* ------------------------------------------------------------ offers */
+
 void rn_on_offer(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m)
 {
 	struct relay_msg a = { .type = RELAY_MSG_ANSWER };
@@ -175,8 +158,7 @@ void rn_on_offer(struct relay_node *rn, struct rn_stream *s, const struct relay_
 }
 
 /* The relay granted the circuit we accepted: bind our end. */
-void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s,
-			      const struct relay_msg *m)
+void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m)
 {
 	struct rn_use *u = rn_use_by_conn(rn, s->conn);
 	struct rn_bind *b;
@@ -195,132 +177,44 @@ void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s,
 		rn_bind_step(rn, b, now_ms(rn)); /* now, not at the next tick */
 }
 
-void rn_circuit_ended(struct relay_node *rn, const char *relay, const struct io_addr *via,
-		      const struct relay_msg *m)
+/* ------------------------------------------------------------ keeper */
+
+void rn_use_keep(struct relay_node *rn, uint64_t now, int want)
 {
-	char why[64];
+	for (unsigned int i = 0; i < rn->nuse; i++) {
+		struct rn_use *u = &rn->use[i];
+		struct relay_msg m = { .type = RELAY_MSG_RESERVE };
 
-	log_warn("relay", "relay %s ended circuit %llu (port %u): %s", relay,
-		 (unsigned long long)m->circuit, m->port, relay_end_name(m->reason));
-	rn->ended_seen[m->reason]++;
-	/* Our QUIC connection through relay:PORT is dead: end it now with
-	 * the reason, rather than let its callers wait for the idle timeout. */
-	snprintf(why, sizeof(why), "relay_circuit_ended: %s", relay_end_name(m->reason));
-	quic_node_close_peer(rn->o.quic, via, QUIC_NODE_APP_RELAY_ENDED | m->reason, why);
-}
-
-
-/* ------------------------------------------------------------ DHT */
-
-static void announce_done(void *arg, const struct dht_result *res)
-{
-	struct relay_node *rn = arg;
-
-	if (atomic_load(&rn->freeing) || res->status == -ECANCELED)
-		return;
-	lock(rn);
-	if (res->stored) {
-		rn->announces_stored++;
-		rn->next_announce_ms = now_ms(rn) + RN_ANNOUNCE_MS;
-	}
-	unlock(rn);
-}
-
-void rn_announce_fn(struct dht *dht, void *arg, uint64_t now)
-{
-	struct relay_node *rn = arg;
-
-	rn->announces++;
-	dht_announce(dht, rn->ih, rn->o.quic_port, 0, now, announce_done, rn);
-}
-
-/* A free slot for a new relay at a (and key, when known): -1 when one
- * holds it already or none is free. */
-static int free_slot(struct relay_node *rn, const struct io_addr *a, const uint8_t *key)
-{
-	unsigned int k, slot = rn->nuse;
-
-	for (k = 0; k < rn->nuse; k++) {
-		struct rn_use *u = &rn->use[k];
-
-		if (u->dead && slot == rn->nuse)
-			slot = k;
-		if (!u->dead && ((u->addr.family == a->family && u->addr.port == a->port &&
-				  !memcmp(u->addr.addr, a->addr, sizeof(a->addr))) ||
-				 (key && u->have_key && !memcmp(u->key, key, RELAY_KEY_LEN))))
-			return -1;
-	}
-	return slot < RELAY_MAX_USE ? (int)slot : -1;
-}
-
-/* Relays found under the relay infohash: free slots get them (the key
- * comes with the handshake). On worker 0. */
-static void discover_done(void *arg, const struct dht_result *res)
-{
-	struct relay_node *rn = arg;
-	char buf[64];
-
-	if (atomic_load(&rn->freeing) || res->status == -ECANCELED)
-		return;
-	lock(rn);
-	for (size_t i = 0; i < res->npeers; i++) {
-		struct io_addr a;
-		int k;
-
-		if (io_addr_from_sockaddr(&a, (const struct sockaddr *)&res->peers[i],
-					  sizeof(res->peers[i])))
+		if (u->dead)
 			continue;
-		k = free_slot(rn, &a, NULL);
-		if (k < 0)
+		if (!want && u->st != U_IDLE) {
+			rn_use_lost(rn, u, 1);
+			u->next_try_ms = now;
 			continue;
-		memset(&rn->use[k], 0, sizeof(rn->use[k]));
-		rn->use[k].addr = a;
-		rn->use[k].discovered = 1;
-		snprintf(rn->use[k].target, sizeof(rn->use[k].target), "%s",
-			 io_addr_fmt(&a, buf, sizeof(buf)));
-		if ((unsigned int)k == rn->nuse)
-			rn->nuse++;
-		rn->discovered++;
-		rn->discover_gap_ms = 0; /* found: look again quickly if it fails */
-		log_info("relay", "relay found in the DHT: %s", rn->use[k].target);
-	}
-	unlock(rn);
-}
-
-void rn_from_records(struct relay_node *rn)
-{
-	struct conn_relay c[RELAY_MAX_USE];
-	unsigned int n = conn_node_seen_relays(rn->o.conn, c, RELAY_MAX_USE);
-	char buf[64], hex[2 * RELAY_KEY_LEN + 1];
-
-	for (unsigned int i = 0; i < n; i++) {
-		int k = free_slot(rn, &c[i].addr, c[i].key);
-		struct rn_use *u;
-
-		if (k < 0)
+		}
+		if (want && u->st == U_IDLE && now >= u->next_try_ms) {
+			/* With the lock held: connected() waits for u->conn. */
+			u->st = U_DIALING;
+			if (quic_node_connect(rn->o.quic, u->target, rn->qh, rn, &u->conn)) {
+				u->st = U_IDLE;
+				u->next_try_ms = now + RN_RETRY_MS;
+			}
 			continue;
-		u = &rn->use[k];
-		memset(u, 0, sizeof(*u));
-		u->addr = c[i].addr;
-		memcpy(u->key, c[i].key, RELAY_KEY_LEN);
-		u->have_key = 1;
-		u->discovered = 1;
-		u->from_record = 1;
-		util_hex(hex, c[i].key, RELAY_KEY_LEN);
-		snprintf(u->target, sizeof(u->target), "%s@%s", hex,
-			 io_addr_fmt(&c[i].addr, buf, sizeof(buf)));
-		if ((unsigned int)k == rn->nuse)
-			rn->nuse++;
-		rn->from_records++;
-		log_info("relay", "relay found in a record seen: %s", u->target);
+		}
+		if ((u->st == U_HELD || u->st == U_WAIT) && !u->answered &&
+		    now - u->refreshed_ms >= RN_DIAL_MS) {
+			/* Our RESERVE went unanswered: the relay or the path is gone. */
+			log_warn("relay", "reservation with %s: no answer in %u s", u->target,
+				 RN_DIAL_MS / 1000);
+			rn_use_lost(rn, u, 1);
+			continue;
+		}
+		if (u->st == U_HELD && u->answered && now - u->refreshed_ms >= RELAY_REFRESH_MS) {
+			u->refreshed_ms = now;
+			u->answered = 0;
+			rn_send_msg(rn, u->conn, u->sid, &m, 0);
+		}
 	}
-}
-
-void rn_discover_fn(struct dht *dht, void *arg, uint64_t now)
-{
-	struct relay_node *rn = arg;
-
-	dht_get_peers(dht, rn->ih, now, discover_done, rn);
 }
 
 int rn_held_any(struct relay_node *rn)
@@ -337,213 +231,3 @@ int rn_want_reserve(struct relay_node *rn)
 		return rn->o.reserve;
 	return conn_node_behind_nat(rn->o.conn);
 }
-
-
-/* ------------------------------------------------------------ dialler */
-
-static void deadline_in(struct timespec *ts, unsigned int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-/* Done with a circuit request's control connection: close it, or, when
- * it is our reservation connection (shared), end only the CONNECT
- * stream sid (< 0: none opened). */
-static void dial_conn_done(struct relay_node *rn, uint64_t conn, int shared, int64_t sid)
-{
-	struct rn_stream *s;
-
-	if (!shared) {
-		rn_st_drop_conn(rn, conn);
-		quic_node_close(rn->o.quic, conn, 0);
-		return;
-	}
-	if (sid < 0)
-		return;
-	s = rn_st_find(rn, conn, sid);
-	if (s)
-		s->used = 0;
-	quic_node_stream_reset(rn->o.quic, conn, sid, RELAY_OK);
-}
-
-/* A granted circuit we give up (its bind failed): stop waiting for its
- * ENDED and close the relay connection (or the CONNECT stream on a
- * shared one). */
-static void out_drop(struct relay_node *rn, uint64_t conn, int slot, int shared, int64_t sid)
-{
-	if (!slot)
-		return;
-	if (rn->outs[slot - 1].used && rn->outs[slot - 1].conn == conn)
-		rn->outs[slot - 1].used = 0;
-	dial_conn_done(rn, conn, shared, sid);
-}
-
-/* Our held reservation's connection with the relay whose key is key, or
- * 0: a circuit request can go on it (no new handshake with the relay). */
-static uint64_t held_conn(struct relay_node *rn, const uint8_t key[RELAY_KEY_LEN])
-{
-	for (unsigned int i = 0; i < rn->nuse; i++)
-		if (rn->use[i].st == U_HELD && rn->use[i].have_key &&
-		    !memcmp(rn->use[i].key, key, RELAY_KEY_LEN))
-			return rn->use[i].conn;
-	return 0;
-}
-
-int rn_dial_own(struct relay_node *rn, struct rn_dial *d)
-{
-	struct sockaddr_storage ss;
-	uint64_t conn = 0;
-	int l = io_addr_to_sockaddr(&d->relay, d->relay.family, &ss), err;
-
-	if (l <= 0)
-		return -EINVAL;
-	err = quic_node_connect_addr(rn->o.quic, (struct sockaddr *)&ss, (socklen_t)l,
-				     d->relay_key, &rn_handler, rn, &conn);
-	if (err)
-		return err == -ENETUNREACH ? -EHOSTUNREACH : err;
-	d->shared = 0;
-	d->conn = conn;
-	log_debug("relay", "circuit request: dialling the relay");
-	return 0;
-}
-
-int relay_node_circuit(struct relay_node *rn, const uint8_t relay_key[RELAY_KEY_LEN],
-		       const struct io_addr *relay_addr, const uint8_t target[RELAY_KEY_LEN],
-		       struct io_addr *out, unsigned int timeout_ms, unsigned int *status)
-{
-	uint64_t end = util_now_ms() + timeout_ms, now;
-	unsigned int wait;
-	struct sockaddr_storage ss;
-	struct timespec dl;
-	struct rn_dial *d = NULL;
-	struct rn_bind *b;
-	struct relay_msg m;
-	uint64_t conn = 0;
-	int l, err = 0, out_slot = 0, shared;
-	int64_t sid;
-
-	if (!rn || !relay_key || !relay_addr || !target || !out)
-		return -EINVAL;
-	if (status)
-		*status = RELAY_OK;
-	l = io_addr_to_sockaddr(relay_addr, relay_addr->family, &ss);
-	if (l <= 0)
-		return -EINVAL;
-	lock(rn);
-	rn->dials_total++;
-	for (unsigned int i = 0; i < RN_MAX_DIALS; i++)
-		if (rn->dials[i].st == D_FREE) {
-			d = &rn->dials[i];
-			break;
-		}
-	if (!d) {
-		unlock(rn);
-		return -EBUSY;
-	}
-	memset(d, 0, sizeof(*d));
-	d->st = D_DIALING;
-	d->relay = *relay_addr;
-	d->sid = -1;
-	memcpy(d->target, target, RELAY_KEY_LEN);
-	memcpy(d->relay_key, relay_key, RELAY_KEY_LEN);
-	/* A reservation held with this relay: ask on its connection (one
-	 * handshake with the relay less). Else dial it. The lock is held
-	 * across either: the callbacks wait for d->conn. */
-	conn = held_conn(rn, relay_key);
-	if (conn) {
-		d->shared = 1;
-		d->conn = conn;
-		err = quic_node_stream_open(rn->o.quic, conn, RELAY_ST_CTL,
-					    TOK_DIAL | (uint64_t)(d - rn->dials));
-		if (err) {
-			d->st = D_FREE;
-			unlock(rn);
-			return err;
-		}
-		log_debug("relay", "circuit request: on our reservation connection");
-	} else {
-		err = rn_dial_own(rn, d);
-		if (err) {
-			d->st = D_FREE;
-			unlock(rn);
-			return err;
-		}
-	}
-	deadline_in(&dl, timeout_ms && timeout_ms < RN_DIAL_MS ? timeout_ms : RN_DIAL_MS);
-	while (d->st == D_DIALING || d->st == D_WAIT)
-		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
-			break;
-	if (d->st == D_DONE) {
-		m = d->m;
-		out_slot = d->out;
-	} else {
-		err = d->st == D_FAILED ? d->err : -ETIMEDOUT;
-		if (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -ECONNRESET)
-			err = -EHOSTUNREACH; /* the relay itself did not answer */
-	}
-	/* d's connection may have changed (rn_dial_own in cb_opened). */
-	shared = d->shared;
-	conn = d->conn;
-	sid = d->sid;
-	d->st = D_FREE;
-	if (out_slot) {
-		/* Granted, and its ENDED awaited: the connection stays up,
-		 * with PINGs so that QUIC's idle timeout does not end it (a
-		 * reservation's refreshes keep a shared one up). */
-		unlock(rn);
-		if (!shared)
-			quic_node_keepalive(rn->o.quic, conn, RN_OUT_KEEPALIVE_MS);
-	} else {
-		/* A CIRCUIT already ended its stream (s->used 0); a timeout
-		 * did not. */
-		dial_conn_done(rn, conn, shared, sid);
-		unlock(rn);
-	}
-	if (err)
-		return err;
-	if (m.status != RELAY_OK) {
-		if (status)
-			*status = m.status;
-		return m.status == RELAY_E_TIMEOUT ? -ETIMEDOUT : -ECONNREFUSED;
-	}
-	log_debug("relay", "circuit granted (port %u): binding", m.port);
-	/* Bind our end from the QUIC socket, and wait for the answer. */
-	*out = *relay_addr;
-	out->port = m.port;
-	lock(rn);
-	b = rn_bind_start(rn, out, m.token);
-	if (!b) {
-		out_drop(rn, conn, out_slot, shared, sid);
-		unlock(rn);
-		return -EBUSY;
-	}
-	b->waited = 1;
-	rn_bind_step(rn, b, now_ms(rn));
-	wait = RELAY_DEF_BIND_MS + 2 * RN_TICK_MS;
-	now = util_now_ms();
-	if (timeout_ms && (now >= end || end - now < wait))
-		wait = now < end ? (unsigned int)(end - now) : 0;
-	deadline_in(&dl, wait);
-	while (!b->done)
-		if (pthread_cond_timedwait(&rn->cv, &rn->mu, &dl) == ETIMEDOUT)
-			break;
-	err = b->done == 1 ? 0 : -ETIMEDOUT;
-	if (!b->done)
-		rn->binds_failed++;
-	b->used = 0;
-	log_debug("relay", "circuit bind: %s after %u tries", err ? "timeout" : "ok", b->tries);
-	if (!err)
-		rn->dials_ok++;
-	else
-		out_drop(rn, conn, out_slot, shared, sid);
-	unlock(rn);
-	sodium_memzero(&m, sizeof(m));
-	return err;
-}
-

@@ -2,24 +2,19 @@
 /*
  * The relay side of the relay control plane (docs/CONNECTIVITY.md, "Relay"):
  * reservations, CONNECT -> OFFER -> ANSWER -> CIRCUIT, and circuits ended
- * by the data plane (ENDED to the holder). Called with rn->mu held.
+ * by the data plane (ENDED to both ends), flooding ends. Called by the hub
+ * with rn->mu held, but for relay_node_fwd_end and rn_flood_check, which
+ * take it.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "weft/conn.h"
-#include "weft/ctl.h"
-#include "weft/dht.h"
-#include "weft/engine.h"
 #include "weft/guard.h"
 #include "weft/log.h"
-#include "weft/dhtnode.h"
 #include "weft/quic_node.h"
 #include "weft/relay.h"
 #include "weft/relay_fwd.h"
@@ -136,6 +131,32 @@ refuse:
 	s->used = 0;
 }
 
+void rn_offer_opened(struct relay_node *rn, uint64_t idx, uint64_t conn, int64_t sid, int err)
+{
+	struct rn_pending *p = idx < RN_MAX_PENDING ? &rn->pending[idx] : NULL;
+	struct relay_msg m = { .type = RELAY_MSG_OFFER };
+
+	if (!p || !p->used || p->tconn != conn)
+		return;
+	if (err || !rn_st_add(rn, conn, sid, RS_OFFER_OUT, idx)) {
+		rn_offer_done(rn, p, RELAY_E_NO_CAPACITY);
+		return;
+	}
+	p->tsid = sid;
+	memcpy(m.key, p->dkey, RELAY_KEY_LEN);
+	m.circuit = idx;
+	rn_send_msg(rn, conn, sid, &m, 0);
+}
+
+int rn_on_answer(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m)
+{
+	if (m->type != RELAY_MSG_ANSWER || s->ref >= RN_MAX_PENDING || !rn->pending[s->ref].used)
+		return 0;
+	s->used = 0;
+	rn_offer_done(rn, &rn->pending[s->ref], m->status == RELAY_OK ? RELAY_OK : RELAY_E_REFUSED);
+	return 1;
+}
+
 /* The holder answered offer p (or did not in time: status TIMEOUT). */
 void rn_offer_done(struct relay_node *rn, struct rn_pending *p, unsigned int status)
 {
@@ -225,12 +246,13 @@ static void ended_notify(struct relay_node *rn, struct rn_circ *c, int reason)
 		}
 }
 
-/* relay_fwd's on_end: the data plane ended circuit id. */
-void rn_fwd_on_end(void *arg, uint64_t id, int reason)
+/* relay_fwd's on_end: the data plane ended circuit id (its sweep on
+ * worker 0, or relay_fwd_del). */
+void relay_node_fwd_end(void *arg, uint64_t id, int reason)
 {
 	struct relay_node *rn = arg;
 
-	if (atomic_load(&rn->freeing))
+	if (!rn || atomic_load(&rn->freeing))
 		return;
 	lock(rn);
 	for (unsigned int i = 0; i < rn->ncircs; i++)
@@ -263,7 +285,7 @@ static int same_addr(const struct io_addr *a, const struct io_addr *b)
  * circuit, and ban the address when it is the one its party's QUIC
  * connection proved it owns (a handshake completed from it); any other
  * source (forged, or a NAT that maps the circuit elsewhere) only loses
- * the circuit. */
+ * the circuit. Lock held: the caller ends the circuit after dropping it. */
 static void flood_abuse(struct relay_node *rn, struct rn_circ *c, unsigned int e,
 			const struct io_addr *addr)
 {
@@ -282,25 +304,45 @@ static void flood_abuse(struct relay_node *rn, struct rn_circ *c, unsigned int e
 		rn->flood_bans++;
 		guard_ban_addr(rn->o.guard, addr->family, addr->addr, RN_BAN_S);
 	}
-	relay_fwd_del(rn->fwd, c->id); /* on_end frees c */
 }
 
 void rn_flood_check(struct relay_node *rn, uint64_t now)
 {
 	struct relay_fwd_stats st;
+	uint64_t *cut = NULL, *more;
+	size_t ncut = 0, cap = 0;
 
-	if (!rn->fwd || now < rn->next_flood_ms)
+	lock(rn);
+	if (!rn->fwd || now < rn->next_flood_ms) {
+		unlock(rn);
 		return;
+	}
 	rn->next_flood_ms = now + RELAY_FLOOD_WINDOW_MS;
 	for (unsigned int i = 0; i < rn->ncircs; i++) {
 		struct rn_circ *c = &rn->circs[i];
 
 		if (!c->used || relay_fwd_stats(rn->fwd, c->id, &st))
 			continue;
-		for (unsigned int e = 0; e < 2 && c->used; e++)
-			if (st.end[e].bound &&
-			    relay_flood_step(&c->flood[e], st.end[e].drops, st.end[e].pkts,
-					     rn->o.flood_drops))
-				flood_abuse(rn, c, e, &st.end[e].addr);
+		for (unsigned int e = 0; e < 2; e++) {
+			if (!st.end[e].bound ||
+			    !relay_flood_step(&c->flood[e], st.end[e].drops, st.end[e].pkts,
+					      rn->o.flood_drops))
+				continue;
+			if (ncut == cap) {
+				more = realloc(cut, (cap ? 2 * cap : 16) * sizeof(*cut));
+				if (!more)
+					break; /* no memory: it floods again next window */
+				cut = more;
+				cap = cap ? 2 * cap : 16;
+			}
+			flood_abuse(rn, c, e, &st.end[e].addr);
+			cut[ncut++] = c->id;
+			break; /* the circuit ends: its other end does not count */
+		}
 	}
+	unlock(rn);
+	/* on_end (relay_node_fwd_end) tells both ends and frees the slots. */
+	for (size_t i = 0; i < ncut; i++)
+		relay_fwd_del(rn->fwd, cut[i]);
+	free(cut);
 }
