@@ -5,7 +5,7 @@
  * per-source query budget that decides whether a query is answered at all.
  *
  * A part below dht.c, which parses a datagram and hands each query here;
- * it sends through txn.c and reads the routing table, the storage and the
+ * it sends through txn.c, uses the routing table, the storage and the
  * tokens, and never calls dht.c or lookup.c.
  */
 #include <errno.h>
