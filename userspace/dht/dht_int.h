@@ -135,7 +135,6 @@ struct dht_table {
 };
 
 enum rt_event { RT_QUERY = 0, RT_REPLY = 1 };
-int dht_rt_cpl(const uint8_t *a, const uint8_t *b); /* common prefix length 0..160 */
 unsigned int dht_rt_bucket_index(const struct dht_table *t, const uint8_t *self, const uint8_t *id);
 /* A node was heard from. Returns 1 when it is (now) in the table, 0 when
  * it went to a replacement cache or was ignored. */
@@ -217,7 +216,6 @@ struct dht_item *dht_store_find_item(const struct dht_store *s, const uint8_t *t
 /* Insert or replace (the caller has validated seq/cas/signature). Returns 0 or -ENOSPC. */
 int dht_store_put_item(struct dht_store *s, const struct dht_item *src, uint64_t now);
 void dht_store_expire(struct dht_store *s, uint64_t now);
-unsigned int dht_store_items_from(const struct dht_store *s, const uint8_t *ip, size_t iplen);
 
 /* ---- external address votes (BEP 42) ---- */
 struct dht_ipvote {
@@ -379,7 +377,10 @@ struct dht {
 	struct dht_stats st;
 };
 
+/* rng.c: len random bytes from the instance's stream. */
 void dht_random(struct dht *dht, void *buf, size_t len);
+
+/* ---- txn.c: transactions and sending ---- */
 /* Optional query arguments; NULL / 0 = absent. */
 struct krpc_args {
 	const uint8_t *target;
@@ -401,12 +402,47 @@ struct krpc_args {
 int dht_send_query(struct dht *dht, enum krpc_method q, const struct sockaddr *to, socklen_t tolen,
 		   const uint8_t *expect_id, struct dht_lookup *lk, const struct krpc_args *a,
 		   uint64_t now);
+/* The pending transaction m answers (by transaction id, either attempt's,
+ * and source address), or NULL. */
+struct dht_pending *dht_pend_match(struct dht *dht, const struct krpc_msg *m,
+				   const struct sockaddr *from);
+/* Free p's slot and its retry copy (p's fields stay readable). */
+void dht_pend_release(struct dht *dht, struct dht_pending *p);
+/* Resend p's copy with a fresh transaction id, in the same slot. Returns 1
+ * when it went out, 0 when the send failed (p is unchanged). */
+int dht_pend_retry(struct dht *dht, struct dht_pending *p, uint64_t now);
+/* Hand back the pages of transaction slots above the highest in use. */
+void dht_pend_trim(struct dht *dht);
+/* Send an encoded message; b->err (the message did not fit) or the send
+ * callback's result. */
+int dht_sendto(struct dht *dht, const struct bencode_buf *b, const struct sockaddr *to,
+	       socklen_t tolen);
+/* End a message with "1:t<n>:<t>1:v4:<v>1:y1:<y>e"; the transaction id
+ * starts 5 bytes after the current length when tlen is 4 ("1:t4:"). */
+void dht_put_tail(struct dht *dht, struct bencode_buf *b, const uint8_t *t, size_t tlen,
+		  const char *y);
+/* The statistics slot of a method. */
+enum dht_stat_q dht_stat_q(enum krpc_method q);
+
+/* routing.c: the table of an address family, or NULL. */
 struct dht_table *dht_table_for(struct dht *dht, int family);
 
+/* ---- serve.c: the server side ---- */
+/* Answer query m (parsed, within budget) from from. */
+void dht_serve_query(struct dht *dht, const struct krpc_msg *m, const struct sockaddr *from,
+		     socklen_t fromlen, uint64_t now);
+/* Send error code with msg (static) in reply to m. */
+void dht_send_error(struct dht *dht, const struct krpc_msg *m, int code, const char *msg,
+		    const struct sockaddr *to, socklen_t tolen);
+/* Take one query from from's budget. Returns 1 when it may be answered;
+ * proven (a valid token) lets an overrun reach on_abuse. */
+int dht_budget_take(struct dht *dht, const struct sockaddr *from, socklen_t fromlen,
+		    uint64_t now, int proven);
+/* 1 when m is an announce_peer or put with a token valid for from. */
+int dht_query_proven(const struct dht *dht, const struct krpc_msg *m,
+		     const struct sockaddr *from);
+
 /* lookup.c */
-int dht_lk_start(struct dht *dht, enum dht_op op, const uint8_t *target, uint64_t now,
-		 dht_done_fn cb, void *arg, struct dht_lookup **out);
-void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now);
 /* dht_free: finish every lookup in progress with status -ECANCELED. */
 void dht_lookup_cancel_all(struct dht *dht);
 void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg *m,

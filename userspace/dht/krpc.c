@@ -2,7 +2,7 @@
 /*
  * KRPC message parsing (BEP 5 + BEP 44 arguments) and compact address
  * helpers. Only syntax and argument shapes are checked here; semantic checks
- * (tokens, signatures, seq/cas) happen in dht.c where the state lives.
+ * (tokens, signatures, seq/cas) happen in serve.c, next to the state.
  */
 #include <errno.h>
 #include <netinet/in.h>

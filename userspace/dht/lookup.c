@@ -7,7 +7,7 @@
  * so every operation shares one completion path.
  *
  * Timeouts: a query unanswered after query_timeout_ms is resent once (new
- * transaction id, dht.c). During that retry the candidate no longer holds
+ * transaction id: dht.c decides, txn.c resends). During that retry the candidate no longer holds
  * one of the alpha slots, so the search moves on to the next candidate,
  * but the lookup does not converge before the retry is answered or times
  * out too; only then is the candidate marked failed.
@@ -241,7 +241,7 @@ static int search_status(const struct dht_lookup *lk)
 	return 0;
 }
 
-void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now)
+static void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 {
 	unsigned int seen = 0;
 	int pending_new = 0;
@@ -545,8 +545,8 @@ void dht_lk_trim(struct dht *dht)
 	dht_slots_trim(dht->lks, sizeof(*dht->lks), hw, DHT_LK_KEEP, &dht->lk_touched);
 }
 
-int dht_lk_start(struct dht *dht, enum dht_op op, const uint8_t *target, uint64_t now,
-		 dht_done_fn cb, void *arg, struct dht_lookup **out)
+static int dht_lk_start(struct dht *dht, enum dht_op op, const uint8_t *target, uint64_t now,
+			dht_done_fn cb, void *arg, struct dht_lookup **out)
 {
 	struct dht_lookup *lk = NULL;
 	const struct dht_node *cl[DHT_MAX_LOOKUP_CANDS / 2];

@@ -13,7 +13,8 @@
 
 #include "dht/dht_int.h"
 
-int dht_rt_cpl(const uint8_t *a, const uint8_t *b)
+/* Common prefix length of two ids, 0..160. */
+static int dht_rt_cpl(const uint8_t *a, const uint8_t *b)
 {
 	for (int i = 0; i < DHT_ID_LEN; i++) {
 		uint8_t x = a[i] ^ b[i];
@@ -290,4 +291,13 @@ void dht_rt_random_in_bucket(const struct dht_table *t, const uint8_t *self, uns
 		set_bit(out, bit, get_bit(self, bit));
 	if (i < t->nb - 1)
 		set_bit(out, i, !get_bit(self, i));
+}
+
+struct dht_table *dht_table_for(struct dht *dht, int family)
+{
+	if (family == AF_INET)
+		return &dht->t4;
+	if (family == AF_INET6)
+		return &dht->t6;
+	return NULL;
 }

@@ -147,7 +147,7 @@ int dht_store_add_peer_wk(struct dht_store *s, const uint8_t *ih, const struct s
 	return 0;
 }
 
-unsigned int dht_store_items_from(const struct dht_store *s, const uint8_t *ip, size_t iplen)
+static unsigned int dht_store_items_from(const struct dht_store *s, const uint8_t *ip, size_t iplen)
 {
 	unsigned int n = 0;
 

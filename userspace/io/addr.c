@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* Address helpers, defaults and backend selection shared by both backends. */
+/*
+ * Address helpers shared by the backends: io_addr conversions to and from
+ * sockaddr, parsing and printing, and the per-datagram TTL control message.
+ * The lowest part of io: it calls no other io file.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -7,53 +11,6 @@
 #include <string.h>
 
 #include "weft/io.h"
-
-void io_opts_default(struct io_opts *opts)
-{
-	memset(opts, 0, sizeof(*opts));
-	opts->mode = IO_MODE_URING;
-	opts->batch = 64;
-	opts->wake_fd = -1;
-	opts->uring_gro = 1;
-	opts->uring_gso = 1;
-	opts->xskmap_fd = -1;
-}
-
-const struct io_backend *io_backend_get(enum io_mode mode)
-{
-	switch (mode) {
-	case IO_MODE_URING:
-		return &io_backend_uring;
-	case IO_MODE_XDP:
-		return &io_backend_xsk;
-	case IO_MODE_MEM:
-		return &io_backend_mem;
-	}
-	return NULL;
-}
-
-const char *io_mode_name(enum io_mode mode)
-{
-	return mode == IO_MODE_XDP     ? "xdp"
-	       : mode == IO_MODE_URING ? "uring"
-	       : mode == IO_MODE_MEM   ? "mem"
-				       : "?";
-}
-
-int io_mode_parse(const char *s, enum io_mode *out)
-{
-	if (!s)
-		return -EINVAL;
-	if (!strcmp(s, "xdp")) {
-		*out = IO_MODE_XDP;
-		return 0;
-	}
-	if (!strcmp(s, "uring")) {
-		*out = IO_MODE_URING;
-		return 0;
-	}
-	return -EINVAL;
-}
 
 int io_addr_from_sockaddr(struct io_addr *a, const struct sockaddr *sa, socklen_t len)
 {

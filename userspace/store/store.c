@@ -22,34 +22,6 @@
 
 #define mdb_err store_mdb_err
 
-/* LMDB codes -> negative errno, at the module boundary (docs/STYLE.md rule 4). */
-int store_mdb_err(int rc)
-{
-	switch (rc) {
-	case MDB_SUCCESS:
-		return 0;
-	case MDB_NOTFOUND:
-		return -ENOENT;
-	case MDB_MAP_FULL:
-	case MDB_DBS_FULL:
-	case MDB_TXN_FULL:
-		return -ENOSPC;
-	case MDB_BAD_VALSIZE:
-		return -EINVAL;
-	case MDB_INVALID:
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_VERSION_MISMATCH:
-	case MDB_INCOMPATIBLE:
-	case MDB_BAD_DBI:
-		return -EBADMSG;
-	case MDB_READERS_FULL:
-		return -EAGAIN;
-	default:
-		return rc > 0 ? -rc : -EIO;
-	}
-}
-
 static int store_lock(struct store *st, const char *dir)
 {
 	char path[4096], pid[32];

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal state of the store (store.c, store_writer.c). */
+/* Internal state of the store (store.c, store_writer.c, store_err.c). */
 #ifndef WEFT_STORE_INT_H
 #define WEFT_STORE_INT_H
 
@@ -25,7 +25,7 @@ struct store_txn {
 	int read_only;
 };
 
-/* LMDB codes -> negative errno (store.c). */
+/* LMDB codes -> negative errno (store_err.c). */
 int store_mdb_err(int rc);
 
 /* store_writer.c: start with the store open; stop drains the queue within

@@ -345,35 +345,6 @@ int guard_ban_gc(struct guard *g)
 	return removed;
 }
 
-int guard_config_get(struct guard *g, struct wxdp_config *c)
-{
-	if (g->xdp)
-		return wxdp_config_get(g->xdp, c);
-	pthread_mutex_lock(&g->lock);
-	*c = g->config;
-	pthread_mutex_unlock(&g->lock);
-	return 0;
-}
-
-int guard_config_set(struct guard *g, const struct wxdp_config *c)
-{
-	int err;
-
-	if (wxdp_config_check(c))
-		return -EINVAL;
-	atomic_store_explicit(&g->v6_prefix, c->v6_prefix, memory_order_relaxed);
-	if (g->xdp)
-		return wxdp_config_set(g->xdp, c);
-	pthread_mutex_lock(&g->lock);
-	err = 0;
-	for (unsigned int i = 0; i < g->npol && !err; i++)
-		err = policer_config_set(g->pol[i], c);
-	if (!err)
-		g->config = *c;
-	pthread_mutex_unlock(&g->lock);
-	return err;
-}
-
 int guard_stats(struct guard *g, uint64_t *out)
 {
 	uint64_t one[WXDP_STAT__MAX];

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal state of the guard (guard.c, guard_ctl.c, valid.c). */
+/* Internal state of the guard (guard.c, guard_limits.c, guard_ctl.c, valid.c). */
 #ifndef WEFT_GUARD_INT_H
 #define WEFT_GUARD_INT_H
 
@@ -10,6 +10,7 @@
 #include "weft/guard.h"
 
 struct policer;
+struct store_write;
 
 /* One way of the validated-source table: a seqlock (seq odd while a
  * writer is inside) over the key and its expiry (0 = empty). */
@@ -72,7 +73,7 @@ struct guard {
 	uint64_t ban_seq;
 	uint64_t auto_evicted, auto_refused;
 	int restoring;             /* guard_new() restoring from the store */
-	/* run-time limits (guard_ctl.c) */
+	/* run-time limits (guard_limits.c) */
 	pthread_mutex_t limits_mu;  /* one PUT/DELETE at a time: memory and store agree */
 	struct wxdp_config file_config; /* the configuration file's, for DELETE */
 	json_t *rt_overrides;       /* keys set at run time (stored), or NULL */
@@ -93,9 +94,19 @@ struct guard {
 #define GUARD_RT_DB "guard_runtime"
 #define GUARD_RT_LIMITS_KEY "xdp_limits"
 
-/* guard_ctl.c: apply the stored run-time limits over file_config (at
+/* guard_limits.c: apply the stored run-time limits over file_config (at
  * guard_new). 0 or -errno from the store; an unreadable record is logged
  * and ignored. */
 int guard_limits_restore(struct guard *g);
+/* The limits as the JSON object GET /v1/xdp/limits returns (new reference). */
+json_t *guard_limits_json(const struct wxdp_config *c);
+/* Merge a limits object (a PUT body, or the stored run-time overrides)
+ * into c. 0 or -EINVAL with why (wl bytes) set. */
+int guard_limits_merge(json_t *o, struct wxdp_config *c, char *why, size_t wl);
+/* Queue the overrides ov as the stored record (NULL: delete it); *ticket
+ * as store_write_queue. 0 or -errno. */
+int guard_limits_queue(struct guard *g, json_t *ov, struct store_write **ticket);
+/* A JSON integer 0..max into *out; 0 or -EINVAL. */
+int guard_json_uint(json_t *v, uint64_t max, uint64_t *out);
 
 #endif
