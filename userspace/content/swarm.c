@@ -51,10 +51,51 @@
 #include <time.h>
 
 #include "content/swarm_int.h"
+#include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/util.h"
 
+
+/* --------------------------------------------------------------- scores */
+
+/* How a provider's answers are judged (see the top of this file): a
+ * fault (data that does not verify) costs 50 and, after
+ * CONTENT_BAN_FAULTS, a ban through the guard; a soft failure (timeout,
+ * error answer) halves its depth and costs penalty; both back off. */
+/* A provider sent data that does not verify. */
+static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
+{
+	p->faults++;
+	p->score -= 50;
+	p->fails_row++;
+	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
+	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
+	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
+		uint8_t a[16];
+		int fam = p->addr.ss_family, rc = -ENODEV;
+
+		if (fam == AF_INET)
+			memcpy(a, &((struct sockaddr_in *)&p->addr)->sin_addr, 4);
+		else
+			memcpy(a, &((struct sockaddr_in6 *)&p->addr)->sin6_addr, 16);
+		if (j->cn->guard)
+			rc = guard_ban_addr(j->cn->guard, fam, a, CONTENT_BAN_TTL_S);
+		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s", p->name,
+			 p->faults, CONTENT_BAN_TTL_S, rc ? " (ban pipeline unavailable)" : "");
+		p->state = P_BANNED;
+		quic_node_close(j->cn->quic, p->conn, 0);
+		cn_fail_peer_reqs(j, (int)(p - j->peers), -EACCES);
+	}
+}
+
+static void soft_fail(struct cn_peer *p, int penalty)
+{
+	p->depth = p->depth > 2 ? p->depth / 2 : 1;
+	p->score -= penalty;
+	p->fails_row++;
+	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
+}
 
 static void set_item(struct cn_job *j, const uint8_t id[32])
 {
@@ -153,7 +194,7 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (r->err || r->a.len < 1) {
 		p->info = 3;
-		cn_soft_fail(p, 5);
+		soft_fail(p, 5);
 		return;
 	}
 	if (ans[0] != CONTENT_ST_OK) {
@@ -203,7 +244,7 @@ bits:
 bad:
 	p->info = 3;
 	j->bad_chunks++;
-	cn_fault(j, p, "a CV list that does not prove out");
+	fault(j, p, "a CV list that does not prove out");
 }
 
 /* PEERS answer: up to CN_PEX_ADD addresses not known yet are dialled (in
@@ -218,7 +259,7 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
 		p->pex = 3;
 		j->bad_chunks++;
-		cn_fault(j, p, "a PEERS answer that breaks the framing");
+		fault(j, p, "a PEERS answer that breaks the framing");
 		return;
 	}
 	if (r->err || r->a.len < 1 || r->a.buf[0] != CONTENT_ST_OK) {
@@ -232,7 +273,7 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 	if (n < 0) {
 		p->pex = 3;
 		j->bad_chunks++;
-		cn_fault(j, p, "a PEERS answer that does not parse");
+		fault(j, p, "a PEERS answer that does not parse");
 		return;
 	}
 	p->pex = 2;
@@ -320,7 +361,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
 		j->retries++;
 		j->bad_chunks++;
-		cn_fault(j, p, "an answer that breaks the framing");
+		fault(j, p, "an answer that breaks the framing");
 		return;
 	}
 	if (r->err == -ECANCELED)
@@ -328,13 +369,13 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (r->err || r->a.len < 1) {
 		j->retries++;
 		if (r->err != -EACCES && r->err != -ENOTCONN)
-			cn_soft_fail(p, 5);
+			soft_fail(p, 5);
 		return;
 	}
 	if (r->a.buf[0] != CONTENT_ST_OK) {
 		j->retries++;
 		p->errors++;
-		cn_soft_fail(p, 5);
+		soft_fail(p, 5);
 		/* bits may be gone: a later INFO whose bitmap could not be
 		 * allocated leaves it NULL (and info 3) */
 		if ((r->a.buf[0] == CONTENT_ST_NOT_FOUND ||
@@ -349,7 +390,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (cn_chunk_check(r->a.buf, r->a.len, want)) {
 		j->retries++;
 		j->bad_chunks++;
-		cn_fault(j, p, "a chunk of the wrong length");
+		fault(j, p, "a chunk of the wrong length");
 		return;
 	}
 	if (j->have[idx])
@@ -362,7 +403,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (rc == -EBADMSG) {
 		j->retries++;
 		j->bad_chunks++;
-		cn_fault(j, p, "a chunk that does not verify");
+		fault(j, p, "a chunk that does not verify");
 		return;
 	}
 	if (rc < 0) {
@@ -416,7 +457,7 @@ static void process_done(struct cn_job *j)
 		p = &j->peers[r->peer];
 		if (!r->done && r->start_ms + j->cn->req_timeout_ms < t) {
 			p->timeouts++;
-			cn_soft_fail(p, 20);
+			soft_fail(p, 20);
 			log_info(CN_MOD, "provider %s: request timed out", p->name);
 			r->done = 1;
 			r->err = -ETIMEDOUT;
@@ -697,7 +738,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
-					cn_fault(j, p, "a manifest that does not verify");
+					fault(j, p, "a manifest that does not verify");
 				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
 					manifest_free(m);
 					*m = got;

@@ -24,6 +24,8 @@
 
 /* ------------------------------------------------------------ callbacks */
 
+/* The job behind a callback, with cc->mu and j->mu held until cc_leave;
+ * NULL when the job let go of the connection. */
 static struct cn_job *cc_enter(struct cn_cc *cc)
 {
 	struct cn_job *j;

@@ -78,10 +78,10 @@ enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS };
 
 /*
  * A connection's context. Lock order: cc->mu, then job->mu (the worker's
- * callbacks, cn_cc_enter). The job thread, which holds job->mu while it
- * re-dials a peer, lets go of the old context without taking cc->mu: it
- * clears job (atomic) and drops its reference (atomic), and cn_cc_enter checks
- * job again once it holds job->mu.
+ * callbacks, cc_enter in swarm_conn.c). The job thread, which holds
+ * job->mu while it re-dials a peer, lets go of the old context without
+ * taking cc->mu: it clears job (atomic) and drops its reference (atomic),
+ * and cc_enter checks job again once it holds job->mu.
  */
 struct cn_cc {
 	pthread_mutex_t mu;
@@ -183,8 +183,6 @@ void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t 
 /* Lets go of j->mu while a DHT lookup starts. */
 void cn_gather(struct cn_job *j, const uint8_t *ih);
 void cn_poll_lookup(struct cn_job *j);
-void cn_fault(struct cn_job *j, struct cn_peer *p, const char *what);
-void cn_soft_fail(struct cn_peer *p, int penalty);
 
 /* swarm_conn.c: requests on the wire. Called with j->mu held. */
 /* A request of kind (K_*) to peer on a free slot and a lane (idle, else

@@ -4,10 +4,8 @@
  * its requests on the wire in swarm_conn.c): the provider table of a job
  * (explicit targets, DHT get_peers results, peer exchange hints: bounded,
  * a slot given away only by a provider gone without a fault), the DHT
- * lookups that find providers, the availability counts of their bitmaps,
- * and scoring (faults to the ban pipeline, soft failures with backoff).
- * Calls swarm_conn.c to dial and to fail a provider's requests; nothing
- * of swarm.c.
+ * lookups that find providers, and the availability counts of their
+ * bitmaps. Calls swarm_conn.c to dial; nothing of swarm.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,7 +16,6 @@
 #include "content/swarm_int.h"
 #include "weft/dht.h"
 #include "weft/dhtnode.h"
-#include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/util.h"
@@ -76,6 +73,10 @@ static void lk_fn(struct dht *dht, void *arg, uint64_t now)
 	}
 }
 
+/* DHT get_peers on ih (20 bytes, read during the call only), without
+ * waiting: NULL when it cannot start (no DHT, too many lookups). Poll
+ * returns -EAGAIN until done, then how many addresses went to out (at
+ * most cap, CN_LOOKUP_MAX kept). cn_lookup_put releases it (any time). */
 static struct cn_lk *lookup_start(struct content_node *cn, const uint8_t ih[20])
 {
 	struct cn_lk *lk;
@@ -255,10 +256,11 @@ void cn_gather(struct cn_job *j, const uint8_t *ih)
 		struct cn_lk *lk;
 
 		/* Starting a lookup waits for DHT worker 0 (dhtnode_run),
-		 * whose QUIC callbacks for this job take j->mu (cn_cc_enter):
-		 * held across the wait, the worker stopped on the job's lock
-		 * until the wait's 5 s deadline gave up the lookup, and with
-		 * it every connection of the node stalled (docs/LAB.md). */
+		 * whose QUIC callbacks for this job take j->mu (cc_enter,
+		 * swarm_conn.c): held across the wait, the worker stopped
+		 * on the job's lock until the wait's 5 s deadline gave up
+		 * the lookup, and with it every connection of the node
+		 * stalled (docs/LAB.md). */
 		j->lk_starting = 1;
 		pthread_mutex_unlock(&j->mu);
 		lk = lookup_start(j->cn, ih);
@@ -291,38 +293,4 @@ void cn_poll_lookup(struct cn_job *j)
 		cn_add_peer(j, &found[i],
 			 found[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
 						       : sizeof(struct sockaddr_in6));
-}
-
-/* A provider sent data that does not verify. */
-void cn_fault(struct cn_job *j, struct cn_peer *p, const char *what)
-{
-	p->faults++;
-	p->score -= 50;
-	p->fails_row++;
-	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
-	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
-	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
-		uint8_t a[16];
-		int fam = p->addr.ss_family, rc = -ENODEV;
-
-		if (fam == AF_INET)
-			memcpy(a, &((struct sockaddr_in *)&p->addr)->sin_addr, 4);
-		else
-			memcpy(a, &((struct sockaddr_in6 *)&p->addr)->sin6_addr, 16);
-		if (j->cn->guard)
-			rc = guard_ban_addr(j->cn->guard, fam, a, CONTENT_BAN_TTL_S);
-		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s", p->name,
-			 p->faults, CONTENT_BAN_TTL_S, rc ? " (ban pipeline unavailable)" : "");
-		p->state = P_BANNED;
-		quic_node_close(j->cn->quic, p->conn, 0);
-		cn_fail_peer_reqs(j, (int)(p - j->peers), -EACCES);
-	}
-}
-
-void cn_soft_fail(struct cn_peer *p, int penalty)
-{
-	p->depth = p->depth > 2 ? p->depth / 2 : 1;
-	p->score -= penalty;
-	p->fails_row++;
-	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
 }
