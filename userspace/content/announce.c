@@ -31,7 +31,6 @@ struct cn_ann {
 	uint64_t due_s; /* monotonic seconds */
 };
 
-
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len)
 {
 	unsigned int i;

@@ -58,7 +58,8 @@ static int reserve_locked(struct cstore *cs, uint64_t size)
 		return -ENFILE;
 	}
 	if (cs->used + cs->pending > cs->quota || size > cs->quota - cs->used - cs->pending) {
-		log_error(CS_MOD, "content store quota exceeded: need %llu bytes, %llu of %llu in use",
+		log_error(CS_MOD,
+			  "content store quota exceeded: need %llu bytes, %llu of %llu in use",
 			  (unsigned long long)size, (unsigned long long)(cs->used + cs->pending),
 			  (unsigned long long)cs->quota);
 		return -ENOSPC;
@@ -179,7 +180,8 @@ static int reconcile_one(struct cstore *cs, struct store_txn *t, const uint8_t *
 		uint8_t *zero = calloc(1, cn_bits_len(in.nchunks));
 
 		if (!zero || cn_blob_create_part(cs, id, in.size) ||
-		    store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero, cn_bits_len(in.nchunks))) {
+		    store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero,
+				  cn_bits_len(in.nchunks))) {
 			free(zero);
 			drop_entry(cs, t, id, "partial file missing and cannot be recreated");
 			return 1;
@@ -551,7 +553,8 @@ int cstore_open_partial(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint
 	if (!cs || !id || !cvs)
 		return -EINVAL;
 	if (size > cs->max_blob) {
-		log_error(CS_MOD, "cannot download %llu bytes: larger than the %llu-byte blob limit",
+		log_error(CS_MOD,
+			  "cannot download %llu bytes: larger than the %llu-byte blob limit",
 			  (unsigned long long)size, (unsigned long long)cs->max_blob);
 		return -EFBIG;
 	}
@@ -784,7 +787,7 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 		return err;
 	if (cn_dio_use(cs, len)) {
 		err = cn_dio_chunk(cs, id, CSTORE_PARTIAL, 1, (uint8_t *)buf, len,
-				index * B3TREE_CHUNK_LEN);
+				   index * B3TREE_CHUNK_LEN);
 		if (err != -EINVAL)
 			return err;
 	}
@@ -856,7 +859,8 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	if (err && err != -EIO)
 		return err;
 	if (err)
-		log_warn(CS_MOD, "reading chunk %llu: %s", (unsigned long long)index, strerror(-err));
+		log_warn(CS_MOD, "reading chunk %llu: %s", (unsigned long long)index,
+			 strerror(-err));
 	if (!err)
 		err = b3tree_verify_chunk(r.cv, r.info.size, index, buf, clen);
 	if (err) {

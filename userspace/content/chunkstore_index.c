@@ -105,8 +105,7 @@ uint64_t cn_bits_count(const uint8_t *bits, size_t len)
 
 /* ---- lookups inside a transaction ---- */
 
-int cn_load_rec(struct cstore *cs, struct store_txn *t, const uint8_t *id,
-		    struct cstore_info *info)
+int cn_load_rec(struct cstore *cs, struct store_txn *t, const uint8_t *id, struct cstore_info *info)
 {
 	const void *v;
 	size_t vl;
@@ -137,7 +136,7 @@ static int load_companion(struct store_txn *t, unsigned int dbi, const uint8_t *
 }
 
 int cn_load_cvs(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t nchunks,
-		    const uint8_t **cvs)
+		const uint8_t **cvs)
 {
 	const void *v;
 	size_t vl;
@@ -152,7 +151,7 @@ int cn_load_cvs(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint6
 }
 
 int cn_load_bits(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t nchunks,
-		     const uint8_t **bits)
+		 const uint8_t **bits)
 {
 	const void *v;
 	size_t vl;

@@ -47,9 +47,9 @@ struct cstore {
 	uint64_t pending;     /* bytes reserved by adds in progress */
 	uint32_t nblobs;
 	uint32_t npending;
-	atomic_int direct;	       /* O_DIRECT chunk I/O on (cleared on EINVAL) */
-	pthread_mutex_t dio_mu;	       /* guards the pool below */
-	uint8_t *dio_pool[DIO_POOL];   /* aligned chunk buffers kept for reuse */
+	atomic_int direct;	     /* O_DIRECT chunk I/O on (cleared on EINVAL) */
+	pthread_mutex_t dio_mu;	     /* guards the pool below */
+	uint8_t *dio_pool[DIO_POOL]; /* aligned chunk buffers kept for reuse */
 	unsigned int ndio;
 };
 

@@ -159,7 +159,7 @@ static void dio_refused(struct cstore *cs)
  * system refuses O_DIRECT (the caller goes buffered), else 0 or -errno.
  */
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
-		     size_t len, uint64_t off)
+		 size_t len, uint64_t off)
 {
 	uint8_t *b;
 	int fd, err;

@@ -82,7 +82,8 @@ int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, b
 	if (!buf)
 		return -ENOMEM;
 	(void)unlink(tmp);
-	if (as_link && cstore_path(cn->cs, id, 0, blob, sizeof(blob)) == 0 && link(blob, tmp) == 0) {
+	if (as_link && cstore_path(cn->cs, id, 0, blob, sizeof(blob)) == 0 &&
+	    link(blob, tmp) == 0) {
 		rc = export_chunks(cn, id, &info, buf, -1);
 		if (!rc && chmod(tmp, 0444))
 			rc = -errno;

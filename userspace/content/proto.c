@@ -242,7 +242,6 @@ int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage
 	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
 }
 
-
 size_t cn_peers_encode(uint8_t *out, const struct sockaddr_storage *addrs, size_t n)
 {
 	size_t n4 = 0, n6 = 0, off = CN_ANS_HEAD + 2;

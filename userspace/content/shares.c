@@ -53,8 +53,8 @@ static int share_put_fn(struct store_txn *txn, void *arg)
 	int rc;
 
 	sp->stored = 0;
-	rc = store_txn_get(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN, &v,
-			   &vl);
+	rc =
+	    store_txn_get(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN, &v, &vl);
 	if (rc == 0) {
 		manifest_init(&old);
 		rc = manifest_decode(&old, v, vl);
@@ -66,15 +66,15 @@ static int share_put_fn(struct store_txn *txn, void *arg)
 	} else if (rc != -ENOENT) {
 		return rc;
 	}
-	rc = store_txn_put(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN,
-			   sp->enc, sp->len);
+	rc = store_txn_put(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN, sp->enc,
+			   sp->len);
 	sp->stored = !rc;
 	return rc;
 }
 
 int cn_share_put(struct content_node *cn, const struct manifest *m)
 {
-	struct share_put sp = { cn, m, NULL, 0, 0 };
+	struct share_put sp = {cn, m, NULL, 0, 0};
 	uint8_t *enc;
 	int rc;
 
