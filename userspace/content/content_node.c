@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * Content on the mesh inside weftd: chunk store + shares + announcing +
- * the /v1/content control API. Serving is in serve.c, downloads in
- * swarm.c. See include/weft/content_node.h and docs/CONTENT.md.
+ * Content on the mesh inside weftd, the hub of content/: the node's
+ * lifecycle (its parts started and stopped in order), adding files and
+ * folders as shares, and the /v1/content control API. It calls its parts
+ * and no part calls it: share records (shares.c), announcing
+ * (announce.c), serving (serve.c), the download jobs (jobs.c, and below
+ * them swarm.c, swarm_peers.c, swarm_conn.c, export.c), the chunk store
+ * (chunkstore.c). What the parts share is struct content_node
+ * (content_node_int.h), handed to them. See include/weft/content_node.h
+ * and docs/CONTENT.md.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,332 +23,10 @@
 #include "content/content_node_int.h"
 #include "weft/ctl.h"
 #include "weft/quic_node.h"
-#include "weft/dht.h"
 #include "weft/identity.h"
 #include "weft/log.h"
-#include "weft/dhtnode.h"
 #include "weft/store.h"
 #include "weft/util.h"
-
-#define CN_SHARES_DB "content_shares"
-/* Announcements started per second: 8, so a store of 65536 blobs is
- * announced in ~2.3 h at start and the DHT's own lookup table (bounded)
- * never fills with ours. New content jumps the queue. */
-#define CN_ANNOUNCE_PER_S 8
-/* Announcement list bound: every blob plus every share. */
-#define CN_ANN_MAX (CSTORE_DEFAULT_MAX_BLOBS + 4096u)
-
-struct cn_ann {
-	uint8_t id[32];
-	uint8_t len;
-	uint64_t due_s; /* monotonic seconds */
-};
-
-/* ------------------------------------------------------------- shares */
-
-int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_ID_LEN],
-		 uint8_t **enc, size_t *len)
-{
-	void *v = NULL;
-	size_t vl = 0;
-	int rc;
-
-	rc = store_get(cn->store, cn->shares_dbi, share_id, MANIFEST_SHARE_ID_LEN, &v, &vl);
-	if (rc)
-		return rc;
-	*enc = v;
-	*len = vl;
-	return 0;
-}
-
-struct share_put {
-	struct content_node *cn;
-	const struct manifest *m;
-	const uint8_t *enc;
-	size_t len;
-	int stored;
-};
-
-/* On the store's writer: compare with the held version and put, in one
- * transaction, so that two puts of one share cannot both win. */
-static int share_put_fn(struct store_txn *txn, void *arg)
-{
-	struct share_put *sp = arg;
-	struct manifest old;
-	const void *v;
-	size_t vl;
-	int rc;
-
-	sp->stored = 0;
-	rc = store_txn_get(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN, &v,
-			   &vl);
-	if (rc == 0) {
-		manifest_init(&old);
-		rc = manifest_decode(&old, v, vl);
-		if (rc == 0 && manifest_supersedes(sp->m, &old) != 1) {
-			manifest_free(&old);
-			return 0; /* we hold this one or a newer one */
-		}
-		manifest_free(&old);
-	} else if (rc != -ENOENT) {
-		return rc;
-	}
-	rc = store_txn_put(txn, sp->cn->shares_dbi, sp->m->share_id, MANIFEST_SHARE_ID_LEN,
-			   sp->enc, sp->len);
-	sp->stored = !rc;
-	return rc;
-}
-
-int cn_share_put(struct content_node *cn, const struct manifest *m)
-{
-	struct share_put sp = { cn, m, NULL, 0, 0 };
-	uint8_t *enc;
-	int rc;
-
-	enc = malloc(MANIFEST_MAX_SIZE);
-	if (!enc)
-		return -ENOMEM;
-	rc = manifest_encode(m, enc, MANIFEST_MAX_SIZE, &sp.len);
-	sp.enc = enc;
-	/* Durable when this returns: the control API acknowledges shares. */
-	if (!rc)
-		rc = store_write_call(cn->store, share_put_fn, &sp, 0);
-	free(enc);
-	if (!rc && sp.stored && m->visibility == MANIFEST_PUBLIC)
-		cn_announce(cn, m->share_id, MANIFEST_SHARE_ID_LEN);
-	return rc;
-}
-
-/* ---------------------------------------------------------- announcing */
-
-void cn_announce(struct content_node *cn, const uint8_t *id, size_t len)
-{
-	unsigned int i;
-
-	pthread_mutex_lock(&cn->amu);
-	for (i = 0; i < cn->nann; i++)
-		if (cn->ann[i].len == len && !memcmp(cn->ann[i].id, id, len))
-			break;
-	if (i == cn->nann) {
-		if (cn->nann == cn->capann) {
-			unsigned int nc = cn->capann ? cn->capann * 2 : 64;
-			struct cn_ann *na;
-
-			if (nc > CN_ANN_MAX)
-				nc = CN_ANN_MAX;
-			if (cn->nann == nc) {
-				pthread_mutex_unlock(&cn->amu);
-				log_warn(CN_MOD, "announcement list full (%u)", CN_ANN_MAX);
-				return;
-			}
-			na = realloc(cn->ann, nc * sizeof(*na));
-			if (!na) {
-				pthread_mutex_unlock(&cn->amu);
-				return;
-			}
-			cn->ann = na;
-			cn->capann = nc;
-		}
-		memset(&cn->ann[i], 0, sizeof(cn->ann[i]));
-		memcpy(cn->ann[i].id, id, len);
-		cn->ann[i].len = (uint8_t)len;
-		cn->nann++;
-	}
-	cn->ann[i].due_s = 0; /* now */
-	pthread_cond_signal(&cn->acond);
-	pthread_mutex_unlock(&cn->amu);
-}
-
-struct cn_ann_call {
-	const uint8_t *ih;
-	uint16_t port;
-	int rc;
-};
-
-static void ann_fn(struct dht *dht, void *arg, uint64_t now)
-{
-	struct cn_ann_call *c = arg;
-
-	c->rc = dht_announce(dht, c->ih, c->port, 0, now, NULL, NULL);
-}
-
-/*
- * Announcement budget: a token bucket of CN_ANNOUNCE_PER_S per second with a
- * depth of CN_ANNOUNCE_PER_S, kept across wake-ups. A wake-up (new content,
- * cn_announce) never refills it, so a burst of adds costs the DHT contacts
- * at most CN_ANNOUNCE_PER_S announcements (each one get_peers + one
- * announce_peer per contacted node) in any one second.
- */
-struct cn_ann_budget {
-	uint64_t tokens_milli; /* 1000 = one announcement */
-	uint64_t last_ms;
-};
-
-static unsigned int ann_budget_avail(struct cn_ann_budget *b, uint64_t now_ms)
-{
-	const uint64_t cap = (uint64_t)CN_ANNOUNCE_PER_S * 1000;
-
-	if (!b->last_ms) {
-		b->tokens_milli = cap;
-	} else if (now_ms > b->last_ms) {
-		uint64_t add = (now_ms - b->last_ms) * CN_ANNOUNCE_PER_S;
-
-		b->tokens_milli = b->tokens_milli + add > cap ? cap : b->tokens_milli + add;
-	}
-	b->last_ms = now_ms;
-	return (unsigned int)(b->tokens_milli / 1000);
-}
-
-/* Milliseconds until the bucket holds one announcement again. */
-static uint64_t ann_budget_wait_ms(const struct cn_ann_budget *b)
-{
-	uint64_t missing = b->tokens_milli >= 1000 ? 0 : 1000 - b->tokens_milli;
-
-	return (missing + CN_ANNOUNCE_PER_S - 1) / CN_ANNOUNCE_PER_S;
-}
-
-static void *announcer(void *arg)
-{
-	struct content_node *cn = arg;
-	struct cn_ann_budget budget = {0};
-	struct timespec ts;
-
-	pthread_mutex_lock(&cn->amu);
-	while (!atomic_load(&cn->stopping)) {
-		uint64_t now_ms = util_now_ms(), now = now_ms / 1000, wait_ms = 1000;
-		unsigned int avail = ann_budget_avail(&budget, now_ms), started = 0;
-		int pending = 0;
-
-		for (unsigned int i = 0; i < cn->nann; i++) {
-			struct cn_ann_call c = {.ih = cn->ann[i].id, .port = cn->quic_port};
-
-			if (cn->ann[i].due_s > now)
-				continue;
-			if (started == avail) {
-				pending = 1;
-				break;
-			}
-			dhtnode_run(cn->dht, ann_fn, &c);
-			started++;
-			budget.tokens_milli -= 1000;
-			if (c.rc == 0) {
-				cn->ann[i].due_s = now + CONTENT_REANNOUNCE_S;
-				atomic_fetch_add(&cn->announces, 1);
-			} else {
-				cn->ann[i].due_s = now + 5; /* DHT busy: soon again */
-				atomic_fetch_add(&cn->announce_fail, 1);
-			}
-		}
-		if (pending)
-			wait_ms = ann_budget_wait_ms(&budget);
-		if (!wait_ms)
-			wait_ms = 1;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(wait_ms / 1000);
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&cn->acond, &cn->amu, &ts);
-	}
-	pthread_mutex_unlock(&cn->amu);
-	return NULL;
-}
-
-/* get_peers: the DHT calls back on a worker; the waiter may have given up,
- * so the context is shared and freed by whoever is last. */
-struct cn_lk {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	int refs, done, n;
-	struct sockaddr_storage peers[CN_LOOKUP_MAX];
-	uint8_t ih[20];
-	int rc;
-};
-
-static void lk_put(struct cn_lk *lk)
-{
-	int last;
-
-	pthread_mutex_lock(&lk->mu);
-	last = --lk->refs == 0;
-	pthread_mutex_unlock(&lk->mu);
-	if (last) {
-		pthread_mutex_destroy(&lk->mu);
-		pthread_cond_destroy(&lk->cond);
-		free(lk);
-	}
-}
-
-static void lk_done(void *arg, const struct dht_result *res)
-{
-	struct cn_lk *lk = arg;
-
-	pthread_mutex_lock(&lk->mu);
-	for (size_t i = 0; i < res->npeers && lk->n < CN_LOOKUP_MAX; i++)
-		lk->peers[lk->n++] = res->peers[i];
-	lk->done = 1;
-	pthread_cond_signal(&lk->cond);
-	pthread_mutex_unlock(&lk->mu);
-	lk_put(lk);
-}
-
-static void lk_fn(struct dht *dht, void *arg, uint64_t now)
-{
-	struct cn_lk *lk = arg;
-
-	lk->rc = dht_get_peers(dht, lk->ih, now, lk_done, lk);
-	if (lk->rc) { /* no callback will come: done, with no peers */
-		pthread_mutex_lock(&lk->mu);
-		lk->done = 1;
-		pthread_mutex_unlock(&lk->mu);
-		lk_put(lk);
-	}
-}
-
-struct cn_lk *cn_lookup_start(struct content_node *cn, const uint8_t ih[20])
-{
-	struct cn_lk *lk;
-
-	if (!cn->dht)
-		return NULL;
-	lk = calloc(1, sizeof(*lk));
-	if (!lk)
-		return NULL;
-	pthread_mutex_init(&lk->mu, NULL);
-	pthread_cond_init(&lk->cond, NULL);
-	lk->refs = 2; /* ours and the callback's (lk_done, or lk_fn on failure) */
-	memcpy(lk->ih, ih, sizeof(lk->ih));
-	if (dhtnode_run(cn->dht, lk_fn, lk)) {
-		lk_put(lk); /* lk_fn never runs: drop its reference too */
-		lk_put(lk);
-		return NULL;
-	}
-	return lk;
-}
-
-int cn_lookup_poll(struct cn_lk *lk, struct sockaddr_storage *out, size_t cap)
-{
-	int n;
-
-	pthread_mutex_lock(&lk->mu);
-	if (!lk->done) {
-		pthread_mutex_unlock(&lk->mu);
-		return -EAGAIN;
-	}
-	n = lk->n < (int)cap ? lk->n : (int)cap;
-	memcpy(out, lk->peers, (size_t)n * sizeof(*out));
-	pthread_mutex_unlock(&lk->mu);
-	return n;
-}
-
-void cn_lookup_put(struct cn_lk *lk)
-{
-	if (lk)
-		lk_put(lk);
-}
-
 /* ---------------------------------------------------------- adding */
 
 /* Media type from the file name's extension; application/octet-stream
@@ -929,7 +613,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		log_error(CN_MOD, "chunk store in %s: %s", opts->state_dir, strerror(-rc));
 		goto fail;
 	}
-	rc = store_db(cn->store, CN_SHARES_DB, &cn->shares_dbi);
+	rc = cn_shares_init(cn);
 	if (rc)
 		goto fail;
 	rc = cn_serve_init(cn);
@@ -1028,12 +712,9 @@ int content_node_start(struct content_node *cn)
 		return rc;
 	store_iter(cn->store, cn->shares_dbi, collect_private, &c);
 	cstore_list(cn->cs, start_blob, &c);
-	if (cn->dht) {
-		rc = log_thread_create(&cn->athr, NULL, announcer, cn);
-		if (rc)
-			goto out;
-		cn->athr_started = 1;
-	}
+	rc = cn_announce_start(cn); /* a thread error: positive, as returned below */
+	if (rc)
+		goto out;
 	/* Partial downloads resume on their own (kept in the store only). */
 	for (size_t i = 0; i < c.npartial; i++) {
 		struct cn_get_req *rq = calloc(1, sizeof(*rq));
@@ -1060,14 +741,9 @@ void content_node_free(struct content_node *cn)
 		return;
 	atomic_store(&cn->stopping, 1);
 	cn_jobs_stop(cn);
-	pthread_mutex_lock(&cn->amu);
-	pthread_cond_broadcast(&cn->acond);
-	pthread_mutex_unlock(&cn->amu);
-	if (cn->athr_started)
-		pthread_join(cn->athr, NULL);
+	cn_announce_stop(cn);
 	cn_serve_stop(cn);
 	cstore_free(cn->cs);
-	free(cn->ann);
 	sem_destroy(&cn->sq_sem);
 	pthread_mutex_destroy(&cn->amu);
 	pthread_cond_destroy(&cn->acond);

@@ -1,5 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* Internals of content_node (content_node.c, serve.c, swarm.c, swarm_peers.c). */
+/*
+ * Internals of the content node. content_node.c is the hub (lifecycle,
+ * adding, the control API); it calls its parts, and no part calls it or a
+ * part above it. From the top:
+ *   serve.c        serving the fetch protocol (uses jobs.c for PEERS)
+ *   jobs.c         the download jobs; below it, private to a download
+ *                  (swarm_int.h): swarm.c, swarm_peers.c, swarm_conn.c
+ *   export.c       writing a complete blob out
+ *   shares.c       share records, then announce.c (announcing on the DHT)
+ *   proto.c, pick.c  pure: the wire format, the chunk picker
+ *   chunkstore*.c  the chunk store (include/weft/chunk.h)
+ * What the parts need of the node (options, counters, the store, QUIC,
+ * DHT and guard handles) is struct content_node below, handed to them:
+ * each group of its fields says which file owns it.
+ */
 #ifndef WEFT_CONTENT_NODE_INT_H
 #define WEFT_CONTENT_NODE_INT_H
 
@@ -111,9 +125,11 @@ struct cn_hub {
 };
 
 struct content_node {
+	/* set by content_node_new (the hub), read-only afterwards: the
+	 * handles and options every part uses */
 	struct cstore *cs;
 	struct store *store;
-	unsigned int shares_dbi;
+	unsigned int shares_dbi; /* shares.c */
 	struct quic_node *quic;
 	struct dhtnode *dht;
 	struct guard *guard;
@@ -122,9 +138,9 @@ struct content_node {
 	unsigned int max_parallel, per_provider, req_timeout_ms;
 	int test_corrupt;
 	unsigned int test_delay_ms;
-	atomic_int stopping;
+	atomic_int stopping; /* set once by content_node_free; every thread checks it */
 
-	/* serving */
+	/* serving: serve.c */
 	struct cn_hub *hub;
 	struct cn_wtab **wtab; /* per engine worker */
 	unsigned int nwtab;
@@ -137,7 +153,7 @@ struct content_node {
 	atomic_ullong served_chunks, served_bytes, served_infos, served_manifests, serve_busy,
 	    serve_notfound, serve_unavailable, serve_bad;
 
-	/* announcing: ids (32 bytes; share ids use the first 20) due for an
+	/* announcing, announce.c: ids (32 bytes; share ids use the first 20) due for an
 	 * announce, and when each was last announced */
 	pthread_mutex_t amu;
 	pthread_cond_t acond;
@@ -147,12 +163,12 @@ struct content_node {
 	unsigned int nann, capann;
 	atomic_ullong announces, announce_fail;
 
-	/* the swarm table (serve threads, under swmu) */
+	/* the swarm table: serve.c (serve threads, under swmu) */
 	pthread_mutex_t swmu;
 	struct cn_swarm_ent swarm[CN_SWARM_MAX];
 	atomic_ullong served_haves, served_peers;
 
-	/* downloads */
+	/* downloads: jobs.c (the table, under jmu) */
 	pthread_mutex_t jmu;
 	struct cn_job *jobs[CONTENT_MAX_JOBS];
 	unsigned int njobs;
@@ -259,30 +275,33 @@ int cn_peers_decode(const uint8_t *ans, size_t len, struct sockaddr_storage *out
 /* A whole CHUNK answer (status already checked) carries exactly want
  * bytes: 0 or -EBADMSG. */
 int cn_chunk_check(const uint8_t *ans, size_t len, uint64_t want);
+/* Same address and port. */
+int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
-/* serve.c */
+/* serve.c: serving the fetch protocol (stream type CONTENT_ST_FETCH):
+ * its QUIC handler registered at init, serve threads started and
+ * stopped; touches the serving fields of struct content_node only. */
 int cn_serve_init(struct content_node *cn);
 int cn_serve_start(struct content_node *cn);
 void cn_serve_stop(struct content_node *cn);
 
-/* content_node.c: share records and announcements */
+/* shares.c: share records (the manifests held, in the node's store). */
+int cn_shares_init(struct content_node *cn);
 int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_ID_LEN],
 		 uint8_t **enc, size_t *len);
 /* Store a verified manifest unless an equal or newer one is held, through
  * the store's writer; durable when it returns 0 (control and job threads
- * only: it waits). Errors of store_write_call. */
+ * only: it waits). A public one stored is queued for announcement.
+ * Errors of store_write_call. */
 int cn_share_put(struct content_node *cn, const struct manifest *m);
+
+/* announce.c: announcing on the DHT. */
 /* Queue id for announcement (len 32: content id; len 20: share id). */
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len);
-/* DHT get_peers on ih (20 bytes, read during the call only), without
- * waiting: NULL when it cannot start (no DHT, too many lookups). Poll
- * returns -EAGAIN until done, then how many addresses went to out (at
- * most cap, CN_LOOKUP_MAX kept). Put releases it (any time). */
-#define CN_LOOKUP_MAX 64
-struct cn_lk;
-struct cn_lk *cn_lookup_start(struct content_node *cn, const uint8_t ih[20]);
-int cn_lookup_poll(struct cn_lk *lk, struct sockaddr_storage *out, size_t cap);
-void cn_lookup_put(struct cn_lk *lk);
+/* Start the announcing thread (none without a DHT): 0 or the error of
+ * pthread_create (positive). Stop wakes and joins it and frees the list. */
+int cn_announce_start(struct content_node *cn);
+void cn_announce_stop(struct content_node *cn);
 
 /* pick.c: which chunks a download asks for next, rarest first (pure). */
 struct cn_pick {
@@ -312,7 +331,9 @@ unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
 unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms,
 			   uint64_t target, int may_cut);
 
-/* swarm.c, swarm_peers.c */
+
+/* jobs.c: the download jobs (each one's state machine: swarm.c and its
+ * parts, private to them in swarm_int.h). */
 struct cn_get_req {
 	uint8_t id[32];
 	size_t id_len;	   /* 32 content id, 20 share id */
@@ -331,181 +352,10 @@ void cn_jobs_stop(struct content_node *cn);
  * with a bitmap), at most cap, none equal to except: the count. */
 size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
 		    const struct sockaddr_storage *except, struct sockaddr_storage *out, size_t cap);
-/* Same address and port. */
-int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
-/* Export a complete blob to path (atomically, via a temporary file),
- * re-verifying every chunk. */
+
+/* export.c: export a complete blob to path (atomically, via a temporary
+ * file), re-verifying every chunk. */
 int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, bool as_link);
-
-/* ---- A download job's state, shared by swarm.c (the job driver) and
- * swarm_peers.c (QUIC callbacks, the provider table, lookups, scores). */
-#define CN_MAX_REQS 96 /* request slots: parallel chunk requests + INFO / MANIFEST */
-_Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
-/* Longest answers accepted (status + header + body). */
-#define CN_CHUNK_ANSWER (CN_ANS_HEAD + B3TREE_CHUNK_LEN)
-#define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
-/* Without progress for 60 s (no provider answers, none found) a job fails. */
-#define CN_STALL_MS 60000
-/* Providers looked up again at most every 3 s while none is usable, and
- * every 15 s while the download runs: other downloaders announce what
- * they are fetching as soon as they start, and serve the chunks they
- * have (a distribution then does not rest on its seed alone). */
-#define CN_RELOOKUP_MS 3000
-#define CN_REGATHER_MS 15000
-/* While fewer than CN_WANT_PROVIDERS providers are usable, the lookup is
- * repeated sooner: 1 s after the first, then 2, 4, 8 s (other downloaders
- * announce themselves within a second or two of their start). */
-#define CN_WANT_PROVIDERS 8
-#define CN_EARLY_LOOKUP_MS 1000
-/* A provider that has only part of the item (another downloader) is asked
- * for its INFO again every 2 s: its bitmap grows. */
-#define CN_INFO_REFRESH_MS 1000
-/* Peer exchange: a provider is asked for the other nodes of the swarm
- * (op PEERS) once it is up, then every 5 s while the provider table has
- * room; at most CN_PEX_ADD new addresses are taken from one answer (a
- * provider cannot make us dial more than that per 5 s). */
-#define CN_PEX_MS 5000
-#define CN_DEPTH_START 4
-/* Pipelining per provider: a provider may have `depth` chunk requests in
- * flight, 1..per_provider: CN_DEPTH_START (4) at first (a slow start: fifty
- * downloaders asking a new seed for per_provider chunks each queued 600
- * requests there, and the last of them timed out), halved on each failure
- * (timeout, error answer, busy), and steered by the time its chunks take
- * to answer (request sent to whole answer here), which rises with the
- * requests queued at the provider from every downloader (a provider serves
- * in arrival order): one more per good chunk answered within half the
- * target, halved when a chunk took longer than the target (once per round:
- * only answers to requests sent after the last cut count), unchanged in
- * between. The target is req_timeout_ms / CN_ANS_TARGET_DIV (1 s with the
- * 5 s default), so an overloaded provider (a seed that 50 downloaders found
- * at once) is asked for less before its answers time out, not after. */
-#define CN_ANS_TARGET_DIV 5
-/* Chunks are made durable in groups (cstore_commit_chunks: one fdatasync
- * and one store transaction) of up to CN_COMMIT_MAX, or after
- * CN_COMMIT_MS: a chunk is served to other downloaders from its commit
- * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
-#define CN_COMMIT_MAX 16
-#define CN_COMMIT_MS 250
-#define CN_PEX_ADD 8
-
-enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
-/* Lanes: long-lived fetch streams to one provider, one request at a time
- * each (docs/PROTOCOL.md): no stream credit spent per chunk. */
-#define CN_MAX_LANES 16
-enum { L_FREE = 0, L_OPENING, L_IDLE, L_BUSY };
-
-struct cn_lane {
-	int state;
-	int req; /* slot of the request it carries, -1 none */
-	unsigned int gen;
-	int64_t sid;
-};
-enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS };
-
-/*
- * A connection's context. Lock order: cc->mu, then job->mu (the worker's
- * callbacks, cn_cc_enter). The job thread, which holds job->mu while it
- * re-dials a peer, lets go of the old context without taking cc->mu: it
- * clears job (atomic) and drops its reference (atomic), and cn_cc_enter checks
- * job again once it holds job->mu.
- */
-struct cn_cc {
-	pthread_mutex_t mu;
-	_Atomic(struct cn_job *) job; /* NULL once the job let go */
-	int peer;
-	atomic_int refs; /* job + connection */
-};
-
-struct cn_peer {
-	struct sockaddr_storage addr;
-	socklen_t alen;
-	char name[80];
-	int state;
-	uint64_t conn;
-	struct cn_cc *cc;
-	int info;      /* current item: 0 not asked, 1 asked, 2 have, 3 does not have */
-	int refresh;   /* an INFO asked again (info stays 2 meanwhile) */
-	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
-	int self;      /* our own node, found through the DHT: never dialled again */
-	int nohave;    /* refused HAVE (an older node): refresh with INFO */
-	int pex;       /* PEERS: 0 never asked, 1 asked, 2 answered, 3 refused */
-	uint64_t info_at, pex_at;
-	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */
-	uint8_t *bits; /* current item: chunks the provider has */
-	int counted;   /* bits are in the job's availability counts */
-	struct cn_lane lanes[CN_MAX_LANES];
-	unsigned int inflight, faults, timeouts, errors, fails_row;
-	unsigned int depth; /* chunk requests it may have in flight (1..per_provider) */
-	unsigned int ans_ms; /* its chunks' answer time, smoothed (1/4); 0 none yet */
-	uint64_t cut_at;     /* depth last halved for a slow answer (ms) */
-	int seed;	    /* its bitmap was complete once: its slot is never given away */
-	int score;
-	uint64_t chunks, bytes, backoff_until;
-};
-
-struct cn_req {
-	int used, done, err, kind, peer, lane;
-	unsigned int gen;
-	uint64_t chunk, start_ms;
-	uint64_t end_ms; /* the whole answer arrived (set by the worker's callback) */
-	int64_t sid;
-	struct cn_ans a; /* the answer (its buffer is kept across requests) */
-};
-
-struct cn_job {
-	struct content_node *cn;
-	uint64_t jid;
-	struct cn_get_req rq;
-	pthread_t thr;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	atomic_int stop;
-	int finished, status;
-	char state[16];
-	char error[160];
-	/* current item */
-	uint8_t cur[32];
-	int opened;
-	int announce; /* announce the current item once opened (public content) */
-	uint64_t size, nchunks, have_n, cursor;
-	uint8_t *have, *busy; /* busy: requests in flight for the chunk (<= 2) */
-	uint8_t *avail;	      /* providers up whose bitmap has the chunk */
-	uint32_t *order;      /* scratch of cn_pick: chunks in the order offered */
-	uint64_t rng;	      /* xorshift state: random starting points */
-	unsigned int nlookups; /* lookups for the current item */
-	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
-	unsigned int npeers;
-	struct cn_req reqs[CN_MAX_REQS];
-	unsigned int gen, inflight;
-	uint64_t last_progress, last_lookup;
-	struct cn_lk *lk; /* DHT lookup under way */
-	int lk_starting;  /* cn_gather is starting one, j->mu let go meanwhile */
-	/* totals */
-	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
-	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
-	size_t npend;
-	uint64_t pend_since;
-	uint64_t committed; /* chunks of the current item held durably */
-	uint64_t endgame; /* duplicate requests sent in the end game */
-	uint64_t endgame_cancelled; /* of those, given up when the twin won */
-	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
-	uint64_t total_bytes, done_bytes, items_total, items_done;
-};
-
-/* swarm_peers.c */
-struct cn_job *cn_cc_enter(struct cn_cc *cc);
-void cn_cc_put(struct cn_cc *cc);
-void cn_lane_drop(struct cn_job *j, struct cn_peer *p, struct cn_lane *l, int reset);
-void cn_send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r);
-void cn_avail_account(struct cn_job *j, struct cn_peer *p, int add);
-int cn_pex_room(const struct cn_job *j);
-uint64_t cn_job_rand(struct cn_job *j);
-void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen);
-/* Called with j->mu held, which it lets go of while a DHT lookup starts. */
-void cn_gather(struct cn_job *j, const uint8_t *ih);
-void cn_poll_lookup(struct cn_job *j);
-void cn_fault(struct cn_job *j, struct cn_peer *p, const char *what);
-void cn_soft_fail(struct cn_peer *p, int penalty);
 
 /* content_node.c: request bodies of the control API, checked without a
  * node (tests/fuzz/fuzz_ctl_json.c). Each returns 0 with its output

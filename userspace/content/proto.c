@@ -2,8 +2,9 @@
 /*
  * Wire format of the content fetch protocol (stream type CONTENT_ST_FETCH,
  * docs/PROTOCOL.md "Content"): request framing and encoding, answer
- * framing, and the INFO / CHUNK answer bodies. Pure: no I/O, no locks, no
- * store; serve.c (the provider) and swarm.c (the downloader) call it, and
+ * framing, the INFO / CHUNK / HAVE / PEERS answer bodies, and address
+ * comparison (cn_same_addr) for the peer lists. Pure: no I/O, no locks, no
+ * store; serve.c (the provider) and the download's files call it, and
  * so does tests/fuzz/fuzz_content_proto.c. Every length is checked here.
  */
 #include <arpa/inet.h>
@@ -224,6 +225,21 @@ int cn_have_decode(struct cn_info *in, const uint8_t *ans, size_t len, uint64_t 
 	in->cvs = NULL;
 	in->bits = ans + CN_INFO_HEAD;
 	return 0;
+}
+
+/* Addresses as PEERS answers and the swarm tables hold them. */
+int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
 }
 
 size_t cn_peers_encode(uint8_t *out, const struct sockaddr_storage *addrs, size_t n)

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Swarm download: one thread per job fetches a content id (or a share: its
- * manifest, then every item) from several providers at once over QUIC.
+ * Swarm download, a job's state machine: one thread per job (cn_job_run,
+ * started by jobs.c) fetches a content id (or a share: its manifest, then
+ * every item) from several providers at once over QUIC. It drives its
+ * parts and none calls it back: the peer set and lookups (swarm_peers.c),
+ * the requests on the wire and the QUIC callbacks (swarm_conn.c, which
+ * only mark requests done and wake the thread), the export (export.c),
+ * the chunk store, share records and announcing.
  *
  * - Providers: explicit targets plus DHT get_peers under the first 20 bytes
  *   of the id; looked up again when every known provider failed, and every
@@ -35,120 +40,61 @@
  *   pipeline (guard_ban_addr) and the provider is dropped.
  * - Backoff: after a failure a provider gets no new request for
  *   250 ms << min(failures in a row, 5).
- *
- * QUIC callbacks run on engine workers: they go through a per-connection
- * context (struct cn_cc) that outlives the job until the connection's
- * closed() callback, so a late callback never touches a freed job.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdatomic.h>
-#include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "content/content_node_int.h"
+#include "content/swarm_int.h"
 #include "weft/guard.h"
-#include "weft/identity.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/util.h"
 
-/* ------------------------------------------------------------- requests */
 
-static int req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
+/* --------------------------------------------------------------- scores */
+
+/* How a provider's answers are judged (see the top of this file): a
+ * fault (data that does not verify) costs 50 and, after
+ * CONTENT_BAN_FAULTS, a ban through the guard; a soft failure (timeout,
+ * error answer) halves its depth and costs penalty; both back off. */
+/* A provider sent data that does not verify. */
+static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
 {
-	struct cn_peer *p = &j->peers[peer];
-	struct cn_req *r = NULL;
-	int slot = -1, idle = -1, freel = -1, rc;
+	p->faults++;
+	p->score -= 50;
+	p->fails_row++;
+	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
+	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
+	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
+		uint8_t a[16];
+		int fam = p->addr.ss_family, rc = -ENODEV;
 
-	for (unsigned int i = 0; i < CN_MAX_REQS; i++)
-		if (!j->reqs[i].used) {
-			r = &j->reqs[i];
-			slot = (int)i;
-			break;
-		}
-	if (!r)
-		return -ENOSPC;
-	for (int k = 0; k < CN_MAX_LANES; k++) {
-		if (p->lanes[k].state == L_IDLE && idle < 0)
-			idle = k;
-		if (p->lanes[k].state == L_FREE && freel < 0)
-			freel = k;
+		if (fam == AF_INET)
+			memcpy(a, &((struct sockaddr_in *)&p->addr)->sin_addr, 4);
+		else
+			memcpy(a, &((struct sockaddr_in6 *)&p->addr)->sin6_addr, 16);
+		if (j->cn->guard)
+			rc = guard_ban_addr(j->cn->guard, fam, a, CONTENT_BAN_TTL_S);
+		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s", p->name,
+			 p->faults, CONTENT_BAN_TTL_S, rc ? " (ban pipeline unavailable)" : "");
+		p->state = P_BANNED;
+		quic_node_close(j->cn->quic, p->conn, 0);
+		cn_fail_peer_reqs(j, (int)(p - j->peers), -EACCES);
 	}
-	if (idle < 0 && freel < 0)
-		return -EBUSY;
-	r->used = 1;
-	r->done = 0;
-	r->err = 0;
-	r->kind = kind;
-	r->peer = peer;
-	r->chunk = chunk;
-	r->sid = -1;
-	r->a.len = 0;
-	r->gen = ++j->gen & 0xffffff;
-	r->start_ms = util_now_ms();
-	r->end_ms = 0;
-	r->a.limit = kind == K_CHUNK	  ? CN_CHUNK_ANSWER
-		     : kind == K_MANIFEST ? CN_MANIFEST_ANSWER
-		     : kind == K_HAVE	  ? CN_HAVE_ANSWER(CN_INFO_MAX_N)
-		     : kind == K_PEERS	  ? CN_PEERS_ANSWER_MAX
-					  : CN_INFO_ANSWER(CN_INFO_MAX_N);
-	r->a.whole = kind == K_CHUNK;
-	if (idle >= 0) {
-		r->lane = idle;
-		p->lanes[idle].state = L_BUSY;
-		p->lanes[idle].req = slot;
-		cn_send_request(j, p, r);
-	} else {
-		struct cn_lane *l = &p->lanes[freel];
-
-		l->gen = (l->gen + 1) & 0xffffff;
-		rc = quic_node_stream_open(j->cn->quic, p->conn, CONTENT_ST_FETCH,
-					   ((uint64_t)l->gen << 8) | (unsigned int)freel);
-		if (rc) {
-			r->used = 0;
-			return rc;
-		}
-		l->state = L_OPENING;
-		l->req = slot;
-		r->lane = freel;
-	}
-	p->inflight++;
-	if (kind == K_CHUNK) {
-		j->busy[chunk]++;
-		j->inflight++;
-	}
-	return 0;
 }
 
-static void req_release(struct cn_job *j, struct cn_req *r)
+static void soft_fail(struct cn_peer *p, int penalty)
 {
-	struct cn_peer *p = &j->peers[r->peer];
-	struct cn_lane *l = &p->lanes[r->lane];
-
-	/* Still bound to its lane (given up, or failed by a fault): the
-	 * answer may still come, so the lane cannot carry another request. */
-	if (l->req == (int)(r - j->reqs)) {
-		if (l->state == L_OPENING)
-			l->req = -1; /* becomes idle when it opens */
-		else
-			cn_lane_drop(j, p, l, 1);
-	}
-	if (p->inflight)
-		p->inflight--;
-	if (r->kind == K_CHUNK) {
-		if (j->busy[r->chunk])
-			j->busy[r->chunk]--;
-		j->inflight--;
-	}
-	r->used = 0;
-	r->a.len = 0;
+	p->depth = p->depth > 2 ? p->depth / 2 : 1;
+	p->score -= penalty;
+	p->fails_row++;
+	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
 }
 
 static void set_item(struct cn_job *j, const uint8_t id[32])
@@ -158,7 +104,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 		struct cn_req *r = &j->reqs[i];
 
 		if (r->used)
-			req_release(j, r);
+			cn_req_release(j, r);
 	}
 	memcpy(j->cur, id, 32);
 	j->opened = 0;
@@ -248,7 +194,7 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (r->err || r->a.len < 1) {
 		p->info = 3;
-		cn_soft_fail(p, 5);
+		soft_fail(p, 5);
 		return;
 	}
 	if (ans[0] != CONTENT_ST_OK) {
@@ -298,7 +244,7 @@ bits:
 bad:
 	p->info = 3;
 	j->bad_chunks++;
-	cn_fault(j, p, "a CV list that does not prove out");
+	fault(j, p, "a CV list that does not prove out");
 }
 
 /* PEERS answer: up to CN_PEX_ADD addresses not known yet are dialled (in
@@ -313,7 +259,7 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
 		p->pex = 3;
 		j->bad_chunks++;
-		cn_fault(j, p, "a PEERS answer that breaks the framing");
+		fault(j, p, "a PEERS answer that breaks the framing");
 		return;
 	}
 	if (r->err || r->a.len < 1 || r->a.buf[0] != CONTENT_ST_OK) {
@@ -327,7 +273,7 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 	if (n < 0) {
 		p->pex = 3;
 		j->bad_chunks++;
-		cn_fault(j, p, "a PEERS answer that does not parse");
+		fault(j, p, "a PEERS answer that does not parse");
 		return;
 	}
 	p->pex = 2;
@@ -415,7 +361,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (r->err == -EPROTO || r->err == -EMSGSIZE) {
 		j->retries++;
 		j->bad_chunks++;
-		cn_fault(j, p, "an answer that breaks the framing");
+		fault(j, p, "an answer that breaks the framing");
 		return;
 	}
 	if (r->err == -ECANCELED)
@@ -423,13 +369,13 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (r->err || r->a.len < 1) {
 		j->retries++;
 		if (r->err != -EACCES && r->err != -ENOTCONN)
-			cn_soft_fail(p, 5);
+			soft_fail(p, 5);
 		return;
 	}
 	if (r->a.buf[0] != CONTENT_ST_OK) {
 		j->retries++;
 		p->errors++;
-		cn_soft_fail(p, 5);
+		soft_fail(p, 5);
 		/* bits may be gone: a later INFO whose bitmap could not be
 		 * allocated leaves it NULL (and info 3) */
 		if ((r->a.buf[0] == CONTENT_ST_NOT_FOUND ||
@@ -444,7 +390,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (cn_chunk_check(r->a.buf, r->a.len, want)) {
 		j->retries++;
 		j->bad_chunks++;
-		cn_fault(j, p, "a chunk of the wrong length");
+		fault(j, p, "a chunk of the wrong length");
 		return;
 	}
 	if (j->have[idx])
@@ -457,7 +403,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (rc == -EBADMSG) {
 		j->retries++;
 		j->bad_chunks++;
-		cn_fault(j, p, "a chunk that does not verify");
+		fault(j, p, "a chunk that does not verify");
 		return;
 	}
 	if (rc < 0) {
@@ -511,7 +457,7 @@ static void process_done(struct cn_job *j)
 		p = &j->peers[r->peer];
 		if (!r->done && r->start_ms + j->cn->req_timeout_ms < t) {
 			p->timeouts++;
-			cn_soft_fail(p, 20);
+			soft_fail(p, 20);
 			log_info(CN_MOD, "provider %s: request timed out", p->name);
 			r->done = 1;
 			r->err = -ETIMEDOUT;
@@ -531,7 +477,7 @@ static void process_done(struct cn_job *j)
 		/* K_MANIFEST is consumed by fetch_manifest before this runs */
 		else
 			continue;
-		req_release(j, r);
+		cn_req_release(j, r);
 	}
 }
 
@@ -598,7 +544,7 @@ static void endgame(struct cn_job *j, uint64_t t)
 			    j->reqs[k].chunk == i)
 				first = (int)j->reqs[k].peer;
 		peer = best_peer(j, i, t, first);
-		if (peer >= 0 && req_open(j, peer, K_CHUNK, i) == 0)
+		if (peer >= 0 && cn_req_open(j, peer, K_CHUNK, i) == 0)
 			j->endgame++;
 	}
 }
@@ -616,7 +562,7 @@ static int pick_take(void *arg, uint64_t i)
 
 	if (peer < 0)
 		return 0;
-	return req_open(c->j, peer, K_CHUNK, i) ? -1 : 1;
+	return cn_req_open(c->j, peer, K_CHUNK, i) ? -1 : 1;
 }
 
 /* Ask for chunks, rarest first (pick.c), while providers have room. */
@@ -644,15 +590,15 @@ static void schedule(struct cn_job *j)
 	for (unsigned int k = 0; k < j->npeers; k++) {
 		struct cn_peer *p = &j->peers[k];
 
-		if (p->state == P_UP && p->info == 0 && req_open(j, (int)k, K_INFO, 0) == 0)
+		if (p->state == P_UP && p->info == 0 && cn_req_open(j, (int)k, K_INFO, 0) == 0)
 			p->info = 1;
 		else if (p->state == P_UP && p->info == 2 && p->partial && !p->refresh &&
 			 t - p->info_at >= CN_INFO_REFRESH_MS &&
-			 req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0)
+			 cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0)
 			p->refresh = 1;
 		if (p->state == P_UP && p->info == 2 && p->pex != 1 && p->pex != 3 &&
 		    (!p->pex || t - p->pex_at >= CN_PEX_MS) && cn_pex_room(j) &&
-		    req_open(j, (int)k, K_PEERS, 0) == 0)
+		    cn_req_open(j, (int)k, K_PEERS, 0) == 0)
 			p->pex = 1;
 	}
 	if (!j->opened)
@@ -792,7 +738,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
-					cn_fault(j, p, "a manifest that does not verify");
+					fault(j, p, "a manifest that does not verify");
 				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
 					manifest_free(m);
 					*m = got;
@@ -800,13 +746,13 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 					manifest_free(&got);
 				}
 			}
-			req_release(j, r);
+			cn_req_release(j, r);
 		}
 		for (unsigned int k = 0; k < j->npeers; k++) {
 			struct cn_peer *p = &j->peers[k];
 
 			if (p->state == P_UP && p->mstate == 0 &&
-			    req_open(j, (int)k, K_MANIFEST, 0) == 0)
+			    cn_req_open(j, (int)k, K_MANIFEST, 0) == 0)
 				p->mstate = 1;
 		}
 		/* done when every provider answered (or is gone) and one was good */
@@ -834,107 +780,6 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	return -ECANCELED;
 }
 
-/* Every chunk of a complete blob read back and re-verified (a damaged one
- * is marked bad by cstore_read_chunk and the export refused); with fd >= 0
- * each is also written there. */
-static int export_chunks(struct content_node *cn, const uint8_t id[32],
-			 const struct cstore_info *info, uint8_t *buf, int fd)
-{
-	size_t len;
-	int rc;
-
-	for (uint64_t i = 0; i < info->nchunks && info->size; i++) {
-		rc = cstore_read_chunk(cn->cs, id, i, buf, B3TREE_CHUNK_LEN, &len);
-		if (rc)
-			return rc;
-		for (size_t off = 0; fd >= 0 && off < len;) {
-			ssize_t w = write(fd, buf + off, len - off);
-
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			off += (size_t)w;
-		}
-	}
-	return 0;
-}
-
-/*
- * The output file is a copy, written and synced (the default: the user's
- * file and the store's are independent). With link (asked for by the
- * caller: as_link) it is a second name of the store's file (link(2)) when both are
- * on one filesystem, made read-only (0444: the store serves from it, and
- * an edit in place would make it fail re-verification and be marked bad);
- * a copy otherwise. Either way every chunk is re-verified first. A copy
- * writes and syncs the whole file again at the end of each download: in
- * a 51-node lab the 50 exports of 256 MiB at once were 10% of the
- * machine's CPU and the last seconds of the distribution (docs/LAB.md).
- */
-int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, bool as_link)
-{
-	struct cstore_info info;
-	char tmp[PATH_MAX + 16], dir[PATH_MAX], blob[PATH_MAX];
-	uint8_t *buf = NULL;
-	char *slash;
-	int fd = -1, rc;
-
-	rc = cstore_info(cn->cs, id, &info);
-	if (rc)
-		return rc;
-	if (info.state != CSTORE_COMPLETE)
-		return -EAGAIN;
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
-	    snprintf(tmp, sizeof(tmp), "%s.weft-part", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		rc = util_mkdir_p(dir, 0755);
-		if (rc)
-			return rc;
-	}
-	buf = malloc(B3TREE_CHUNK_LEN);
-	if (!buf)
-		return -ENOMEM;
-	(void)unlink(tmp);
-	if (as_link && cstore_path(cn->cs, id, 0, blob, sizeof(blob)) == 0 && link(blob, tmp) == 0) {
-		rc = export_chunks(cn, id, &info, buf, -1);
-		if (!rc && chmod(tmp, 0444))
-			rc = -errno;
-		if (!rc)
-			rc = rename(tmp, path) ? -errno : 0;
-		/* path already a name of the blob (exported before): rename()
-		 * of two names of one file succeeds and leaves both */
-		if (!rc)
-			(void)unlink(tmp);
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = export_chunks(cn, id, &info, buf, fd);
-	if (rc)
-		goto out;
-	if (fsync(fd) || close(fd)) {
-		fd = -1;
-		rc = -errno;
-		goto out;
-	}
-	fd = -1;
-	rc = rename(tmp, path) ? -errno : 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rc)
-		unlink(tmp);
-	free(buf);
-	return rc;
-}
-
 static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel)
 {
 	char path[PATH_MAX];
@@ -955,7 +800,7 @@ static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel)
 	}
 }
 
-static void *job_thread(void *arg)
+void *cn_job_run(void *arg)
 {
 	struct cn_job *j = arg;
 	struct manifest m;
@@ -1015,30 +860,7 @@ static void *job_thread(void *arg)
 		snprintf(j->error, sizeof(j->error), "%s", strerror(-rc));
 	snprintf(j->state, sizeof(j->state), "%s", rc ? "failed" : "done");
 	j->t_end = util_now_ms();
-	/* Let go of every connection: late callbacks see no job. */
-	for (unsigned int i = 0; i < j->npeers; i++) {
-		struct cn_peer *p = &j->peers[i];
-
-		if (p->state == P_UP || p->state == P_CONNECTING)
-			quic_node_close(j->cn->quic, p->conn, 0);
-	}
-	pthread_mutex_unlock(&j->mu);
-	for (unsigned int i = 0; i < j->npeers; i++) {
-		struct cn_cc *cc = j->peers[i].cc;
-
-		if (!cc)
-			continue;
-		pthread_mutex_lock(&cc->mu); /* waits out a callback inside the job */
-		atomic_store(&cc->job, NULL);
-		pthread_mutex_unlock(&cc->mu);
-		cn_cc_put(cc);
-		j->peers[i].cc = NULL;
-	}
-	pthread_mutex_lock(&j->mu);
-	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
-		cn_ans_free(&j->reqs[i].a);
-		j->reqs[i].used = 0;
-	}
+	cn_conns_close(j); /* lets go of j->mu meanwhile */
 	cn_lookup_put(j->lk);
 	j->lk = NULL;
 	j->finished = 1;
@@ -1052,223 +874,4 @@ static void *job_thread(void *arg)
 			 (unsigned long long)j->fetched, (unsigned long long)j->resumed,
 			 (unsigned long long)j->bad_chunks);
 	return NULL;
-}
-
-static void job_free(struct cn_job *j)
-{
-	if (!j)
-		return;
-	for (unsigned int i = 0; i < j->npeers; i++)
-		free(j->peers[i].bits);
-	free(j->have);
-	free(j->busy);
-	free(j->avail);
-	free(j->order);
-	pthread_mutex_destroy(&j->mu);
-	pthread_cond_destroy(&j->cond);
-	free(j);
-}
-
-int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id)
-{
-	struct cn_job *j;
-	unsigned int i, slot = CONTENT_MAX_JOBS;
-	int rc;
-
-	pthread_mutex_lock(&cn->jmu);
-	for (i = 0; i < cn->njobs; i++) {
-		struct cn_job *o = cn->jobs[i];
-
-		if (!o->finished && o->rq.id_len == rq->id_len &&
-		    !memcmp(o->rq.id, rq->id, rq->id_len)) {
-			/* Joining a running download (one resumed at start, say):
-			 * it takes the output folder if it had none, and the
-			 * providers given. */
-			pthread_mutex_lock(&o->mu);
-			if (!o->rq.out[0] && rq->out[0])
-				memcpy(o->rq.out, rq->out, sizeof(o->rq.out));
-			for (unsigned int k = 0; k < rq->nfrom && o->rq.nfrom < 8; k++)
-				memcpy(o->rq.from[o->rq.nfrom++], rq->from[k], sizeof(rq->from[k]));
-			if (rq->nfrom)
-				cn_gather(o, o->rq.id_len == 32 ? o->cur : o->rq.id);
-			pthread_mutex_unlock(&o->mu);
-			*job_id = o->jid;
-			pthread_mutex_unlock(&cn->jmu);
-			return 0;
-		}
-	}
-	if (cn->njobs < CONTENT_MAX_JOBS) {
-		slot = cn->njobs;
-	} else {
-		for (i = 0; i < cn->njobs; i++)
-			if (cn->jobs[i]->finished) {
-				pthread_join(cn->jobs[i]->thr, NULL);
-				job_free(cn->jobs[i]);
-				slot = i;
-				break;
-			}
-	}
-	if (slot == CONTENT_MAX_JOBS) {
-		pthread_mutex_unlock(&cn->jmu);
-		return -EBUSY;
-	}
-	j = calloc(1, sizeof(*j));
-	if (!j) {
-		pthread_mutex_unlock(&cn->jmu);
-		return -ENOMEM;
-	}
-	{
-		pthread_mutexattr_t ma;
-
-		/* Recursive: a QUIC API call made on a worker under the lock
-		 * may run its callbacks at once. */
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-		pthread_mutex_init(&j->mu, &ma);
-		pthread_mutexattr_destroy(&ma);
-	}
-	pthread_cond_init(&j->cond, NULL);
-	j->cn = cn;
-	j->rq = *rq;
-	j->jid = ++cn->next_job;
-	j->rng = (util_now_ms() * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(uintptr_t)j << 16) ^ j->jid;
-	if (!j->rng)
-		j->rng = 1;
-	snprintf(j->state, sizeof(j->state), "starting");
-	rc = log_thread_create(&j->thr, NULL, job_thread, j);
-	if (rc) {
-		job_free(j);
-		pthread_mutex_unlock(&cn->jmu);
-		return -rc;
-	}
-	cn->jobs[slot] = j;
-	if (slot == cn->njobs)
-		cn->njobs++;
-	*job_id = j->jid;
-	pthread_mutex_unlock(&cn->jmu);
-	return 0;
-}
-
-static const char *pstate(int s)
-{
-	switch (s) {
-	case P_CONNECTING:
-		return "connecting";
-	case P_UP:
-		return "up";
-	case P_BANNED:
-		return "banned";
-	default:
-		return "gone";
-	}
-}
-
-static json_t *job_to_json(struct cn_job *j)
-{
-	json_t *o, *ps;
-	char hex[65], cur[65];
-	uint64_t t, el;
-
-	pthread_mutex_lock(&j->mu);
-	util_hex(hex, j->rq.id, j->rq.id_len);
-	util_hex(cur, j->cur, 32);
-	t = j->t_end ? j->t_end : util_now_ms();
-	el = j->t_start ? t - j->t_start : 0;
-	ps = json_array();
-	for (unsigned int i = 0; i < j->npeers; i++) {
-		struct cn_peer *p = &j->peers[i];
-
-		json_array_append_new(
-		    ps, json_pack("{s:s,s:s,s:i,s:I,s:I,s:i,s:i,s:i,s:i}", "addr", p->name, "state",
-				  pstate(p->state), "score", p->score, "chunks",
-				  (json_int_t)p->chunks, "bytes", (json_int_t)p->bytes, "faults",
-				  (int)p->faults, "timeouts", (int)p->timeouts, "errors",
-				  (int)p->errors, "inflight", (int)p->inflight));
-		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "depth",
-				    json_integer(p->depth));
-		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "answer_ms",
-				    json_integer(p->ans_ms));
-	}
-	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		      "s:I,s:s,s:o}",
-		      "job", (json_int_t)j->jid, "id", hex, "kind",
-		      j->rq.id_len == 32 ? "content" : "share", "state", j->state, "error",
-		      j->error, "current", cur, "size", (json_int_t)j->size, "nchunks",
-		      (json_int_t)j->nchunks, "have", (json_int_t)j->have_n, "fetched",
-		      (json_int_t)j->fetched, "resumed", (json_int_t)j->resumed, "bad_chunks",
-		      (json_int_t)j->bad_chunks, "retries", (json_int_t)j->retries, "bytes",
-		      (json_int_t)j->bytes, "total_bytes", (json_int_t)j->total_bytes, "done_bytes",
-		      (json_int_t)j->done_bytes, "items_total", (json_int_t)j->items_total,
-		      "items_done", (json_int_t)j->items_done, "elapsed_ms", (json_int_t)el, "out",
-		      j->rq.out, "providers", ps);
-	if (o) {
-		json_object_set_new(o, "done", json_boolean(j->finished));
-		json_object_set_new(o, "stream_waits", json_integer((json_int_t)j->stream_waits));
-		json_object_set_new(o, "endgame", json_integer((json_int_t)j->endgame));
-		json_object_set_new(o, "endgame_cancelled",
-				    json_integer((json_int_t)j->endgame_cancelled));
-		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
-		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
-		json_object_set_new(o, "rate_bps",
-				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
-	}
-	pthread_mutex_unlock(&j->mu);
-	return o;
-}
-
-size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
-		    const struct sockaddr_storage *except, struct sockaddr_storage *out, size_t cap)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&cn->jmu);
-	for (unsigned int i = 0; i < cn->njobs; i++) {
-		struct cn_job *j = cn->jobs[i];
-
-		pthread_mutex_lock(&j->mu);
-		if (!j->finished && j->opened && !memcmp(j->cur, id, 32))
-			for (unsigned int k = 0; k < j->npeers && n < cap; k++)
-				if (j->peers[k].state == P_UP && j->peers[k].info == 2 &&
-				    !cn_same_addr(&j->peers[k].addr, except))
-					out[n++] = j->peers[k].addr;
-		pthread_mutex_unlock(&j->mu);
-	}
-	pthread_mutex_unlock(&cn->jmu);
-	return n;
-}
-
-json_t *cn_job_json(struct content_node *cn, uint64_t job_id)
-{
-	json_t *o = NULL;
-
-	pthread_mutex_lock(&cn->jmu);
-	for (unsigned int i = 0; i < cn->njobs; i++)
-		if (cn->jobs[i]->jid == job_id)
-			o = job_to_json(cn->jobs[i]);
-	pthread_mutex_unlock(&cn->jmu);
-	return o;
-}
-
-json_t *cn_jobs_json(struct content_node *cn)
-{
-	json_t *a = json_array();
-
-	pthread_mutex_lock(&cn->jmu);
-	for (unsigned int i = 0; i < cn->njobs; i++)
-		json_array_append_new(a, job_to_json(cn->jobs[i]));
-	pthread_mutex_unlock(&cn->jmu);
-	return a;
-}
-
-void cn_jobs_stop(struct content_node *cn)
-{
-	pthread_mutex_lock(&cn->jmu);
-	for (unsigned int i = 0; i < cn->njobs; i++)
-		atomic_store(&cn->jobs[i]->stop, 1);
-	for (unsigned int i = 0; i < cn->njobs; i++) {
-		pthread_join(cn->jobs[i]->thr, NULL);
-		job_free(cn->jobs[i]);
-	}
-	cn->njobs = 0;
-	pthread_mutex_unlock(&cn->jmu);
 }

@@ -1,299 +1,125 @@
 // SPDX-License-Identifier: MIT
 /*
- * Swarm download, its providers (swarm.c has the job driver): the QUIC
- * callbacks of the connections to providers (through struct cn_cc, which
- * outlives the job), the provider table of a job (explicit targets, DHT
- * get_peers results, peer exchange hints: bounded, a slot given away only
- * by a provider gone without a fault), the DHT lookups, and scoring
- * (faults to the ban pipeline, soft failures with backoff).
+ * A download's peer set (below the job's state machine in swarm.c, above
+ * its requests on the wire in swarm_conn.c): the provider table of a job
+ * (explicit targets, DHT get_peers results, peer exchange hints: bounded,
+ * a slot given away only by a provider gone without a fault), the DHT
+ * lookups that find providers, and the availability counts of their
+ * bitmaps. Calls swarm_conn.c to dial; nothing of swarm.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "content/content_node_int.h"
-#include "weft/guard.h"
-#include "weft/identity.h"
+#include "content/swarm_int.h"
+#include "weft/dht.h"
+#include "weft/dhtnode.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/util.h"
 
-/* ------------------------------------------------------------ callbacks */
+/* ------------------------------------------------------------- lookups */
 
-struct cn_job *cn_cc_enter(struct cn_cc *cc)
-{
-	struct cn_job *j;
-
-	pthread_mutex_lock(&cc->mu);
-	j = atomic_load(&cc->job);
-	if (!j) {
-		pthread_mutex_unlock(&cc->mu);
-		return NULL;
-	}
-	pthread_mutex_lock(&j->mu);
-	if (atomic_load(&cc->job) != j) { /* let go of while we waited */
-		pthread_mutex_unlock(&j->mu);
-		pthread_mutex_unlock(&cc->mu);
-		return NULL;
-	}
-	return j;
-}
-
-/* wake: the job thread has something to do (a request finished, a
- * connection changed). Not for every packet of an answer: a wake-up per
- * packet cost a futex call on the worker and a pass of the job thread. */
-static void cc_leave_wake(struct cn_cc *cc, struct cn_job *j, int wake)
-{
-	if (wake)
-		pthread_cond_signal(&j->cond);
-	pthread_mutex_unlock(&j->mu);
-	pthread_mutex_unlock(&cc->mu);
-}
-
-static void cc_leave(struct cn_cc *cc, struct cn_job *j)
-{
-	cc_leave_wake(cc, j, 1);
-}
-
-void cn_cc_put(struct cn_cc *cc)
-{
-	int last = atomic_fetch_sub(&cc->refs, 1) == 1;
-
-	if (last) {
-		pthread_mutex_destroy(&cc->mu);
-		free(cc);
-	}
-}
-
-static struct cn_lane *lane_by_sid(struct cn_job *j, int peer, int64_t sid)
-{
-	struct cn_peer *p = &j->peers[peer];
-
-	for (unsigned int i = 0; i < CN_MAX_LANES; i++)
-		if ((p->lanes[i].state == L_IDLE || p->lanes[i].state == L_BUSY) &&
-		    p->lanes[i].sid == sid)
-			return &p->lanes[i];
-	return NULL;
-}
-
-void cn_lane_drop(struct cn_job *j, struct cn_peer *p, struct cn_lane *l, int reset)
-{
-	if (reset && (l->state == L_IDLE || l->state == L_BUSY))
-		quic_node_stream_reset(j->cn->quic, p->conn, l->sid, 0);
-	l->state = L_FREE;
-	l->req = -1;
-}
-
-void cn_send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r)
-{
-	struct cn_wreq q = {.index = r->chunk};
-	uint8_t msg[CN_REQ_MAX];
-	int mlen;
-
-	if (r->kind == K_MANIFEST) {
-		q.op = CONTENT_OP_MANIFEST;
-		memcpy(q.id, j->rq.id, MANIFEST_SHARE_ID_LEN);
-	} else {
-		q.op = r->kind == K_INFO    ? CONTENT_OP_INFO
-		       : r->kind == K_HAVE  ? CONTENT_OP_HAVE
-		       : r->kind == K_PEERS ? CONTENT_OP_PEERS
-					    : CONTENT_OP_CHUNK;
-		memcpy(q.id, j->cur, 32);
-	}
-	mlen = cn_req_encode(&q, msg);
-	r->sid = p->lanes[r->lane].sid;
-	if (quic_node_write(j->cn->quic, p->conn, r->sid, msg, (size_t)mlen, 0)) {
-		r->done = 1;
-		r->err = -EAGAIN;
-	}
-}
-
-static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cn_cc_enter(cc);
-	struct cn_peer *p;
-
-	if (!j)
-		return;
-	p = &j->peers[cc->peer];
-	if (err) {
-		log_info(CN_MOD, "provider %s: %s", p->name, strerror(-err));
-		p->state = P_DEAD;
-	} else if (peer_key && !memcmp(peer_key, j->cn->id->pk, IDENTITY_PK_LEN)) {
-		p->state = P_DEAD; /* ourselves, found through the DHT */
-		p->self = 1;
-		quic_node_close(j->cn->quic, conn, 0);
-	} else if (p->state == P_CONNECTING) {
-		p->state = P_UP;
-	}
-	cc_leave(cc, j);
-}
-
-static void cb_stream_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cn_cc_enter(cc);
-	struct cn_peer *p;
-	struct cn_lane *l;
-	struct cn_req *r;
-
-	if (!j)
-		return;
-	p = &j->peers[cc->peer];
-	l = &p->lanes[(token & 0xff) % CN_MAX_LANES];
-	if (l->state != L_OPENING || l->gen != (unsigned int)(token >> 8)) {
-		if (sid >= 0)
-			quic_node_stream_reset(j->cn->quic, conn, sid, 0);
-		goto out;
-	}
-	r = l->req >= 0 ? &j->reqs[l->req] : NULL;
-	if (err || sid < 0) {
-		cn_lane_drop(j, p, l, 0);
-		if (r && r->used && !r->done) {
-			r->done = 1;
-			r->err = err ? err : -EIO;
-		}
-		goto out;
-	}
-	l->sid = sid;
-	if (r && r->used && !r->done) {
-		l->state = L_BUSY;
-		cn_send_request(j, p, r);
-	} else {
-		l->state = L_IDLE;
-		l->req = -1;
-	}
-out:
-	cc_leave(cc, j);
-}
-
-static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
-			   int fin)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cn_cc_enter(cc);
-	struct cn_peer *p;
-	struct cn_lane *l;
-	struct cn_req *r;
-	int rc, wake = 1;
-
-	if (!j)
-		return;
-	p = &j->peers[cc->peer];
-	l = lane_by_sid(j, cc->peer, sid);
-	if (!l)
-		goto out;
-	r = l->state == L_BUSY && l->req >= 0 ? &j->reqs[l->req] : NULL;
-	if (!r || !r->used || r->done) {
-		if (len) /* an answer nobody asked for */
-			cn_lane_drop(j, p, l, 1);
-		else if (fin)
-			cn_lane_drop(j, p, l, 0);
-		goto out;
-	}
-	rc = cn_ans_feed(&r->a, data, len);
-	wake = rc != 0 || fin; /* the answer is complete, or broken */
-	if (rc < 0) { /* -EMSGSIZE, -EPROTO (framing), -ENOMEM */
-		r->done = 1;
-		r->err = rc;
-		cn_lane_drop(j, p, l, 1);
-		goto out;
-	}
-	if (rc == 1) {
-		r->done = 1;
-		r->end_ms = util_now_ms();
-		l->state = L_IDLE;
-		l->req = -1;
-	}
-	if (fin) {
-		if (!r->done) {
-			r->done = 1;
-			r->err = -ECONNRESET;
-		}
-		cn_lane_drop(j, p, l, 0);
-	}
-out:
-	cc_leave_wake(cc, j, wake);
-}
-
-static void fail_peer_reqs(struct cn_job *j, int peer, int err)
-{
-	for (unsigned int i = 0; i < CN_MAX_REQS; i++)
-		if (j->reqs[i].used && !j->reqs[i].done && j->reqs[i].peer == peer) {
-			j->reqs[i].done = 1;
-			j->reqs[i].err = err;
-		}
-}
-
-static void cb_stream_closed(void *arg, uint64_t conn, int64_t sid, int err)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cn_cc_enter(cc);
-	struct cn_lane *l;
-
-	if (!j)
-		return;
-	l = lane_by_sid(j, cc->peer, sid);
-	if (l) {
-		if (l->req >= 0 && j->reqs[l->req].used && !j->reqs[l->req].done) {
-			j->reqs[l->req].done = 1;
-			j->reqs[l->req].err = err ? err : -ECONNRESET;
-		}
-		cn_lane_drop(j, &j->peers[cc->peer], l, 0);
-	}
-	cc_leave(cc, j);
-}
-
-static void cb_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
-{
-	struct cn_cc *cc = arg;
-	struct cn_job *j = cn_cc_enter(cc);
-
-	if (j) {
-		struct cn_peer *p = &j->peers[cc->peer];
-
-		if (p->state != P_BANNED)
-			p->state = P_DEAD;
-		fail_peer_reqs(j, cc->peer, -ENOTCONN);
-		for (unsigned int i = 0; i < CN_MAX_LANES; i++)
-			cn_lane_drop(j, p, &p->lanes[i], 0);
-		cc_leave(cc, j);
-	}
-	cn_cc_put(cc);
-}
-
-static const struct quic_node_handler cn_handler = {
-    .connected = cb_connected,
-    .stream_opened = cb_stream_opened,
-    .stream_data = cb_stream_data,
-    .stream_closed = cb_stream_closed,
-    .closed = cb_closed,
+/* get_peers: the DHT calls back on a worker; the waiter may have given up,
+ * so the context is shared and freed by whoever is last. */
+struct cn_lk {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int refs, done, n;
+	struct sockaddr_storage peers[CN_LOOKUP_MAX];
+	uint8_t ih[20];
+	int rc;
 };
 
-/* ------------------------------------------------------------ providers */
-
-int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+static void lk_put(struct cn_lk *lk)
 {
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+	int last;
 
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	pthread_mutex_lock(&lk->mu);
+	last = --lk->refs == 0;
+	pthread_mutex_unlock(&lk->mu);
+	if (last) {
+		pthread_mutex_destroy(&lk->mu);
+		pthread_cond_destroy(&lk->cond);
+		free(lk);
 	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
 }
+
+static void lk_done(void *arg, const struct dht_result *res)
+{
+	struct cn_lk *lk = arg;
+
+	pthread_mutex_lock(&lk->mu);
+	for (size_t i = 0; i < res->npeers && lk->n < CN_LOOKUP_MAX; i++)
+		lk->peers[lk->n++] = res->peers[i];
+	lk->done = 1;
+	pthread_cond_signal(&lk->cond);
+	pthread_mutex_unlock(&lk->mu);
+	lk_put(lk);
+}
+
+static void lk_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct cn_lk *lk = arg;
+
+	lk->rc = dht_get_peers(dht, lk->ih, now, lk_done, lk);
+	if (lk->rc) { /* no callback will come: done, with no peers */
+		pthread_mutex_lock(&lk->mu);
+		lk->done = 1;
+		pthread_mutex_unlock(&lk->mu);
+		lk_put(lk);
+	}
+}
+
+/* DHT get_peers on ih (20 bytes, read during the call only), without
+ * waiting: NULL when it cannot start (no DHT, too many lookups). Poll
+ * returns -EAGAIN until done, then how many addresses went to out (at
+ * most cap, CN_LOOKUP_MAX kept). cn_lookup_put releases it (any time). */
+static struct cn_lk *lookup_start(struct content_node *cn, const uint8_t ih[20])
+{
+	struct cn_lk *lk;
+
+	if (!cn->dht)
+		return NULL;
+	lk = calloc(1, sizeof(*lk));
+	if (!lk)
+		return NULL;
+	pthread_mutex_init(&lk->mu, NULL);
+	pthread_cond_init(&lk->cond, NULL);
+	lk->refs = 2; /* ours and the callback's (lk_done, or lk_fn on failure) */
+	memcpy(lk->ih, ih, sizeof(lk->ih));
+	if (dhtnode_run(cn->dht, lk_fn, lk)) {
+		lk_put(lk); /* lk_fn never runs: drop its reference too */
+		lk_put(lk);
+		return NULL;
+	}
+	return lk;
+}
+
+static int lookup_poll(struct cn_lk *lk, struct sockaddr_storage *out, size_t cap)
+{
+	int n;
+
+	pthread_mutex_lock(&lk->mu);
+	if (!lk->done) {
+		pthread_mutex_unlock(&lk->mu);
+		return -EAGAIN;
+	}
+	n = lk->n < (int)cap ? lk->n : (int)cap;
+	memcpy(out, lk->peers, (size_t)n * sizeof(*out));
+	pthread_mutex_unlock(&lk->mu);
+	return n;
+}
+
+void cn_lookup_put(struct cn_lk *lk)
+{
+	if (lk)
+		lk_put(lk);
+}
+
+/* ------------------------------------------------------------ providers */
 
 /* Count p's bitmap in (add > 0) or out of the job's availability counts
  * (once each way). Called with j->mu held. */
@@ -354,9 +180,7 @@ uint64_t cn_job_rand(struct cn_job *j)
 void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen)
 {
 	struct cn_peer *p;
-	struct cn_cc *cc;
 	unsigned int i;
-	int rc;
 
 	for (i = 0; i < j->npeers; i++)
 		if (cn_same_addr(&j->peers[i].addr, ss)) {
@@ -387,27 +211,10 @@ void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t 
 	p->alen = alen;
 	p->score = 100;
 	util_fmt_addr(ss, p->name, sizeof(p->name));
-	i = (unsigned int)(p - j->peers);
 dial:
-	cc = calloc(1, sizeof(*cc));
-	if (!cc) {
+	if (!cn_cc_new(j, p)) {
 		p->state = P_DEAD;
 		return;
-	}
-	pthread_mutex_init(&cc->mu, NULL);
-	atomic_init(&cc->job, j);
-	cc->peer = (int)i;
-	atomic_init(&cc->refs, 2);
-	if (p->cc) {
-		/* let go of the old connection's context (j->mu is held: not
-		 * cc->mu, see struct cn_cc) */
-		atomic_store(&p->cc->job, NULL);
-		cn_cc_put(p->cc);
-	}
-	p->cc = cc;
-	for (unsigned int k = 0; k < CN_MAX_LANES; k++) {
-		p->lanes[k].state = L_FREE;
-		p->lanes[k].req = -1;
 	}
 	p->inflight = 0;
 	p->depth = j->cn->per_provider < CN_DEPTH_START ? j->cn->per_provider : CN_DEPTH_START;
@@ -418,12 +225,8 @@ dial:
 	p->pex = 0;
 	p->mstate = 0;
 	p->fails_row = 0;
-	rc = quic_node_connect_addr(j->cn->quic, (const struct sockaddr *)&p->addr, p->alen, NULL,
-				    &cn_handler, cc, &p->conn);
-	if (rc) {
+	if (cn_conn_dial(j, p))
 		p->state = P_DEAD;
-		atomic_store(&cc->refs, 1); /* no connection will report closed() */
-	}
 }
 
 /* Explicit providers now, DHT providers when the lookup answers
@@ -453,13 +256,14 @@ void cn_gather(struct cn_job *j, const uint8_t *ih)
 		struct cn_lk *lk;
 
 		/* Starting a lookup waits for DHT worker 0 (dhtnode_run),
-		 * whose QUIC callbacks for this job take j->mu (cn_cc_enter):
-		 * held across the wait, the worker stopped on the job's lock
-		 * until the wait's 5 s deadline gave up the lookup, and with
-		 * it every connection of the node stalled (docs/LAB.md). */
+		 * whose QUIC callbacks for this job take j->mu (cc_enter,
+		 * swarm_conn.c): held across the wait, the worker stopped
+		 * on the job's lock until the wait's 5 s deadline gave up
+		 * the lookup, and with it every connection of the node
+		 * stalled (docs/LAB.md). */
 		j->lk_starting = 1;
 		pthread_mutex_unlock(&j->mu);
-		lk = cn_lookup_start(j->cn, ih);
+		lk = lookup_start(j->cn, ih);
 		pthread_mutex_lock(&j->mu);
 		j->lk_starting = 0;
 		j->lk = lk;
@@ -472,7 +276,7 @@ void cn_poll_lookup(struct cn_job *j)
 	struct sockaddr_storage found[CN_LOOKUP_MAX];
 	int n;
 
-	if (!j->lk || (n = cn_lookup_poll(j->lk, found, CN_LOOKUP_MAX)) == -EAGAIN)
+	if (!j->lk || (n = lookup_poll(j->lk, found, CN_LOOKUP_MAX)) == -EAGAIN)
 		return;
 	cn_lookup_put(j->lk);
 	j->lk = NULL;
@@ -489,38 +293,4 @@ void cn_poll_lookup(struct cn_job *j)
 		cn_add_peer(j, &found[i],
 			 found[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
 						       : sizeof(struct sockaddr_in6));
-}
-
-/* A provider sent data that does not verify. */
-void cn_fault(struct cn_job *j, struct cn_peer *p, const char *what)
-{
-	p->faults++;
-	p->score -= 50;
-	p->fails_row++;
-	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
-	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
-	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
-		uint8_t a[16];
-		int fam = p->addr.ss_family, rc = -ENODEV;
-
-		if (fam == AF_INET)
-			memcpy(a, &((struct sockaddr_in *)&p->addr)->sin_addr, 4);
-		else
-			memcpy(a, &((struct sockaddr_in6 *)&p->addr)->sin6_addr, 16);
-		if (j->cn->guard)
-			rc = guard_ban_addr(j->cn->guard, fam, a, CONTENT_BAN_TTL_S);
-		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s", p->name,
-			 p->faults, CONTENT_BAN_TTL_S, rc ? " (ban pipeline unavailable)" : "");
-		p->state = P_BANNED;
-		quic_node_close(j->cn->quic, p->conn, 0);
-		fail_peer_reqs(j, (int)(p - j->peers), -EACCES);
-	}
-}
-
-void cn_soft_fail(struct cn_peer *p, int penalty)
-{
-	p->depth = p->depth > 2 ? p->depth / 2 : 1;
-	p->score -= penalty;
-	p->fails_row++;
-	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
 }

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals of the chunk store, shared by its files (one-way: the store
+ * calls its two parts, the parts call nothing of it):
+ *   chunkstore.c        the store: open and reconcile, add, partial
+ *                       downloads, chunk writes and reads, queries
+ *   chunkstore_index.c  the LMDB index: record encoding, bitmaps, lookups
+ *                       inside a transaction
+ *   chunkstore_io.c     the blob files: paths, whole reads and writes,
+ *                       direct I/O through a pool of aligned buffers
+ */
+#ifndef WEFT_CHUNKSTORE_INT_H
+#define WEFT_CHUNKSTORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/chunk.h"
+
+struct store_txn;
+
+#define CS_MOD "content"
+
+/* Index record: magic, state, size, nchunks, added (little-endian). */
+#define REC_LEN 32
+/* Largest size a record may claim, whatever the configuration: 2^50 bytes
+ * (1 PiB). Keeps nchunks * 32 and every offset far from overflow. */
+#define REC_MAX_SIZE (1ull << 50)
+/* O_DIRECT: buffer, offset and length aligned to this (the page size;
+ * every block device's logical block divides it). */
+#define DIO_ALIGN 4096
+/* Aligned chunk buffers kept for reuse: the serve threads and a few
+ * downloads at once; more are allocated and freed per call. */
+#define DIO_POOL 6
+
+struct cstore {
+	struct store *st;
+	char *blobdir;
+	unsigned int db_idx, db_cvs, db_bits;
+	uint64_t quota, max_blob;
+	uint32_t max_blobs;
+	int no_sync;
+	pthread_mutex_t lock; /* guards everything below and serialises index writes */
+	uint64_t used;	      /* sum of entry sizes (partials at full size) */
+	uint64_t pending;     /* bytes reserved by adds in progress */
+	uint32_t nblobs;
+	uint32_t npending;
+	atomic_int direct;	     /* O_DIRECT chunk I/O on (cleared on EINVAL) */
+	pthread_mutex_t dio_mu;	     /* guards the pool below */
+	uint8_t *dio_pool[DIO_POOL]; /* aligned chunk buffers kept for reuse */
+	unsigned int ndio;
+};
+
+/* chunkstore_index.c: the index records (pure encoding) and their
+ * lookups inside a transaction the caller holds. */
+void cn_rec_encode(uint8_t rec[REC_LEN], uint32_t state, uint64_t size, uint64_t added);
+/* Validate and decode; -EBADMSG for anything a correct writer never makes. */
+int cn_rec_decode(const void *val, size_t vlen, struct cstore_info *info);
+size_t cn_bits_len(uint64_t nchunks);
+int cn_bit_get(const uint8_t *bits, uint64_t i);
+uint64_t cn_bits_count(const uint8_t *bits, size_t len);
+/* The record of id (logged when damaged: -EBADMSG), -ENOENT if none. */
+int cn_load_rec(struct cstore *cs, struct store_txn *t, const uint8_t *id,
+		struct cstore_info *info);
+/* The CV list / bitmap of an entry of nchunks, pointing into the
+ * transaction; a missing or mis-sized one is damaged (-EBADMSG). */
+int cn_load_cvs(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t nchunks,
+		const uint8_t **cvs);
+int cn_load_bits(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t nchunks,
+		 const uint8_t **bits);
+
+/* chunkstore_io.c: the blob files. 0 or -errno throughout. */
+int cn_blob_subdir(const struct cstore *cs, const uint8_t *id);
+int cn_blob_sync_subdir(const struct cstore *cs, const uint8_t *id);
+void cn_blob_unlink(const struct cstore *cs, const uint8_t *id);
+/* Make a fresh sparse .part of size bytes. */
+int cn_blob_create_part(struct cstore *cs, const uint8_t *id, uint64_t size);
+/* Open the data file of an entry in state (see the definition): fd or -errno. */
+int cn_blob_open(const struct cstore *cs, const uint8_t *id, uint32_t state, int flags);
+/* Whole reads and writes (a short file reads as -EIO). */
+int cn_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
+int cn_pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off);
+/* Does a chunk of len bytes go through O_DIRECT? */
+int cn_dio_use(struct cstore *cs, size_t len);
+/* One chunk through O_DIRECT (see the definition): -EINVAL when the file
+ * system refuses it (the caller goes buffered). */
+int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
+		 size_t len, uint64_t off);
+/* Free the buffers kept in the pool (cstore_free). */
+void cn_dio_free(struct cstore *cs);
+
+#endif

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The download jobs of a content node: the table of jobs (started, or
+ * joined when the same id is already being fetched; a finished one's slot
+ * reused), their JSON views for the control API, the providers of a
+ * running download (for PEERS answers, serve.c), and stopping them all.
+ * Each job runs its state machine on its own thread (cn_job_run,
+ * swarm.c); this file owns the jobs' memory and calls nothing above it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "content/swarm_int.h"
+#include "weft/log.h"
+#include "weft/util.h"
+
+static void job_free(struct cn_job *j)
+{
+	if (!j)
+		return;
+	for (unsigned int i = 0; i < j->npeers; i++)
+		free(j->peers[i].bits);
+	free(j->have);
+	free(j->busy);
+	free(j->avail);
+	free(j->order);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+}
+
+int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id)
+{
+	struct cn_job *j;
+	unsigned int i, slot = CONTENT_MAX_JOBS;
+	int rc;
+
+	pthread_mutex_lock(&cn->jmu);
+	for (i = 0; i < cn->njobs; i++) {
+		struct cn_job *o = cn->jobs[i];
+
+		if (!o->finished && o->rq.id_len == rq->id_len &&
+		    !memcmp(o->rq.id, rq->id, rq->id_len)) {
+			/* Joining a running download (one resumed at start, say):
+			 * it takes the output folder if it had none, and the
+			 * providers given. */
+			pthread_mutex_lock(&o->mu);
+			if (!o->rq.out[0] && rq->out[0])
+				memcpy(o->rq.out, rq->out, sizeof(o->rq.out));
+			for (unsigned int k = 0; k < rq->nfrom && o->rq.nfrom < 8; k++)
+				memcpy(o->rq.from[o->rq.nfrom++], rq->from[k], sizeof(rq->from[k]));
+			if (rq->nfrom)
+				cn_gather(o, o->rq.id_len == 32 ? o->cur : o->rq.id);
+			pthread_mutex_unlock(&o->mu);
+			*job_id = o->jid;
+			pthread_mutex_unlock(&cn->jmu);
+			return 0;
+		}
+	}
+	if (cn->njobs < CONTENT_MAX_JOBS) {
+		slot = cn->njobs;
+	} else {
+		for (i = 0; i < cn->njobs; i++)
+			if (cn->jobs[i]->finished) {
+				pthread_join(cn->jobs[i]->thr, NULL);
+				job_free(cn->jobs[i]);
+				slot = i;
+				break;
+			}
+	}
+	if (slot == CONTENT_MAX_JOBS) {
+		pthread_mutex_unlock(&cn->jmu);
+		return -EBUSY;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		pthread_mutex_unlock(&cn->jmu);
+		return -ENOMEM;
+	}
+	{
+		pthread_mutexattr_t ma;
+
+		/* Recursive: a QUIC API call made on a worker under the lock
+		 * may run its callbacks at once. */
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&j->mu, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
+	pthread_cond_init(&j->cond, NULL);
+	j->cn = cn;
+	j->rq = *rq;
+	j->jid = ++cn->next_job;
+	j->rng = (util_now_ms() * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(uintptr_t)j << 16) ^ j->jid;
+	if (!j->rng)
+		j->rng = 1;
+	snprintf(j->state, sizeof(j->state), "starting");
+	rc = log_thread_create(&j->thr, NULL, cn_job_run, j);
+	if (rc) {
+		job_free(j);
+		pthread_mutex_unlock(&cn->jmu);
+		return -rc;
+	}
+	cn->jobs[slot] = j;
+	if (slot == cn->njobs)
+		cn->njobs++;
+	*job_id = j->jid;
+	pthread_mutex_unlock(&cn->jmu);
+	return 0;
+}
+
+static const char *pstate(int s)
+{
+	switch (s) {
+	case P_CONNECTING:
+		return "connecting";
+	case P_UP:
+		return "up";
+	case P_BANNED:
+		return "banned";
+	default:
+		return "gone";
+	}
+}
+
+static json_t *job_to_json(struct cn_job *j)
+{
+	json_t *o, *ps;
+	char hex[65], cur[65];
+	uint64_t t, el;
+
+	pthread_mutex_lock(&j->mu);
+	util_hex(hex, j->rq.id, j->rq.id_len);
+	util_hex(cur, j->cur, 32);
+	t = j->t_end ? j->t_end : util_now_ms();
+	el = j->t_start ? t - j->t_start : 0;
+	ps = json_array();
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		struct cn_peer *p = &j->peers[i];
+
+		json_array_append_new(
+		    ps, json_pack("{s:s,s:s,s:i,s:I,s:I,s:i,s:i,s:i,s:i}", "addr", p->name, "state",
+				  pstate(p->state), "score", p->score, "chunks",
+				  (json_int_t)p->chunks, "bytes", (json_int_t)p->bytes, "faults",
+				  (int)p->faults, "timeouts", (int)p->timeouts, "errors",
+				  (int)p->errors, "inflight", (int)p->inflight));
+		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "depth",
+				    json_integer(p->depth));
+		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "answer_ms",
+				    json_integer(p->ans_ms));
+	}
+	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		      "s:I,s:s,s:o}",
+		      "job", (json_int_t)j->jid, "id", hex, "kind",
+		      j->rq.id_len == 32 ? "content" : "share", "state", j->state, "error",
+		      j->error, "current", cur, "size", (json_int_t)j->size, "nchunks",
+		      (json_int_t)j->nchunks, "have", (json_int_t)j->have_n, "fetched",
+		      (json_int_t)j->fetched, "resumed", (json_int_t)j->resumed, "bad_chunks",
+		      (json_int_t)j->bad_chunks, "retries", (json_int_t)j->retries, "bytes",
+		      (json_int_t)j->bytes, "total_bytes", (json_int_t)j->total_bytes, "done_bytes",
+		      (json_int_t)j->done_bytes, "items_total", (json_int_t)j->items_total,
+		      "items_done", (json_int_t)j->items_done, "elapsed_ms", (json_int_t)el, "out",
+		      j->rq.out, "providers", ps);
+	if (o) {
+		json_object_set_new(o, "done", json_boolean(j->finished));
+		json_object_set_new(o, "stream_waits", json_integer((json_int_t)j->stream_waits));
+		json_object_set_new(o, "endgame", json_integer((json_int_t)j->endgame));
+		json_object_set_new(o, "endgame_cancelled",
+				    json_integer((json_int_t)j->endgame_cancelled));
+		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
+		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
+		json_object_set_new(o, "rate_bps",
+				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
+	}
+	pthread_mutex_unlock(&j->mu);
+	return o;
+}
+
+size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
+		    const struct sockaddr_storage *except, struct sockaddr_storage *out, size_t cap)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++) {
+		struct cn_job *j = cn->jobs[i];
+
+		pthread_mutex_lock(&j->mu);
+		if (!j->finished && j->opened && !memcmp(j->cur, id, 32))
+			for (unsigned int k = 0; k < j->npeers && n < cap; k++)
+				if (j->peers[k].state == P_UP && j->peers[k].info == 2 &&
+				    !cn_same_addr(&j->peers[k].addr, except))
+					out[n++] = j->peers[k].addr;
+		pthread_mutex_unlock(&j->mu);
+	}
+	pthread_mutex_unlock(&cn->jmu);
+	return n;
+}
+
+json_t *cn_job_json(struct content_node *cn, uint64_t job_id)
+{
+	json_t *o = NULL;
+
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++)
+		if (cn->jobs[i]->jid == job_id)
+			o = job_to_json(cn->jobs[i]);
+	pthread_mutex_unlock(&cn->jmu);
+	return o;
+}
+
+json_t *cn_jobs_json(struct content_node *cn)
+{
+	json_t *a = json_array();
+
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++)
+		json_array_append_new(a, job_to_json(cn->jobs[i]));
+	pthread_mutex_unlock(&cn->jmu);
+	return a;
+}
+
+void cn_jobs_stop(struct content_node *cn)
+{
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++)
+		atomic_store(&cn->jobs[i]->stop, 1);
+	for (unsigned int i = 0; i < cn->njobs; i++) {
+		pthread_join(cn->jobs[i]->thr, NULL);
+		job_free(cn->jobs[i]);
+	}
+	cn->njobs = 0;
+	pthread_mutex_unlock(&cn->jmu);
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A download job's state, private to the files of a download, which call
+ * one another one way, top to bottom:
+ *   jobs.c         the table of jobs (content_node_int.h)
+ *   swarm.c        a job's state machine, on the job's thread
+ *   swarm_peers.c  the peer set: providers, DHT lookups, scores
+ *   swarm_conn.c   requests on the wire: slots, lanes, QUIC callbacks
+ * Lock order: cc->mu, then job->mu (see struct cn_cc).
+ */
+#ifndef WEFT_CONTENT_SWARM_INT_H
+#define WEFT_CONTENT_SWARM_INT_H
+
+#include "content/content_node_int.h"
+
+#define CN_MAX_REQS 96 /* request slots: parallel chunk requests + INFO / MANIFEST */
+_Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
+/* Longest answers accepted (status + header + body). */
+#define CN_CHUNK_ANSWER (CN_ANS_HEAD + B3TREE_CHUNK_LEN)
+#define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
+/* Without progress for 60 s (no provider answers, none found) a job fails. */
+#define CN_STALL_MS 60000
+/* Providers looked up again at most every 3 s while none is usable, and
+ * every 15 s while the download runs: other downloaders announce what
+ * they are fetching as soon as they start, and serve the chunks they
+ * have (a distribution then does not rest on its seed alone). */
+#define CN_RELOOKUP_MS 3000
+#define CN_REGATHER_MS 15000
+/* While fewer than CN_WANT_PROVIDERS providers are usable, the lookup is
+ * repeated sooner: 1 s after the first, then 2, 4, 8 s (other downloaders
+ * announce themselves within a second or two of their start). */
+#define CN_WANT_PROVIDERS 8
+#define CN_EARLY_LOOKUP_MS 1000
+/* A provider that has only part of the item (another downloader) is asked
+ * for its INFO again every 2 s: its bitmap grows. */
+#define CN_INFO_REFRESH_MS 1000
+/* Peer exchange: a provider is asked for the other nodes of the swarm
+ * (op PEERS) once it is up, then every 5 s while the provider table has
+ * room; at most CN_PEX_ADD new addresses are taken from one answer (a
+ * provider cannot make us dial more than that per 5 s). */
+#define CN_PEX_MS 5000
+#define CN_DEPTH_START 4
+/* Pipelining per provider: a provider may have `depth` chunk requests in
+ * flight, 1..per_provider: CN_DEPTH_START (4) at first (a slow start: fifty
+ * downloaders asking a new seed for per_provider chunks each queued 600
+ * requests there, and the last of them timed out), halved on each failure
+ * (timeout, error answer, busy), and steered by the time its chunks take
+ * to answer (request sent to whole answer here), which rises with the
+ * requests queued at the provider from every downloader (a provider serves
+ * in arrival order): one more per good chunk answered within half the
+ * target, halved when a chunk took longer than the target (once per round:
+ * only answers to requests sent after the last cut count), unchanged in
+ * between. The target is req_timeout_ms / CN_ANS_TARGET_DIV (1 s with the
+ * 5 s default), so an overloaded provider (a seed that 50 downloaders found
+ * at once) is asked for less before its answers time out, not after. */
+#define CN_ANS_TARGET_DIV 5
+/* Chunks are made durable in groups (cstore_commit_chunks: one fdatasync
+ * and one store transaction) of up to CN_COMMIT_MAX, or after
+ * CN_COMMIT_MS: a chunk is served to other downloaders from its commit
+ * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
+#define CN_COMMIT_MAX 16
+#define CN_COMMIT_MS 250
+#define CN_PEX_ADD 8
+
+enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
+/* Lanes: long-lived fetch streams to one provider, one request at a time
+ * each (docs/PROTOCOL.md): no stream credit spent per chunk. */
+#define CN_MAX_LANES 16
+enum { L_FREE = 0, L_OPENING, L_IDLE, L_BUSY };
+
+struct cn_lane {
+	int state;
+	int req; /* slot of the request it carries, -1 none */
+	unsigned int gen;
+	int64_t sid;
+};
+enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS };
+
+/*
+ * A connection's context. Lock order: cc->mu, then job->mu (the worker's
+ * callbacks, cc_enter in swarm_conn.c). The job thread, which holds
+ * job->mu while it re-dials a peer, lets go of the old context without
+ * taking cc->mu: it clears job (atomic) and drops its reference (atomic),
+ * and cc_enter checks job again once it holds job->mu.
+ */
+struct cn_cc {
+	pthread_mutex_t mu;
+	_Atomic(struct cn_job *) job; /* NULL once the job let go */
+	int peer;
+	atomic_int refs; /* job + connection */
+};
+
+struct cn_peer {
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	char name[80];
+	int state;
+	uint64_t conn;
+	struct cn_cc *cc;
+	int info;      /* current item: 0 not asked, 1 asked, 2 have, 3 does not have */
+	int refresh;   /* an INFO asked again (info stays 2 meanwhile) */
+	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
+	int self;      /* our own node, found through the DHT: never dialled again */
+	int nohave;    /* refused HAVE (an older node): refresh with INFO */
+	int pex;       /* PEERS: 0 never asked, 1 asked, 2 answered, 3 refused */
+	uint64_t info_at, pex_at;
+	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */
+	uint8_t *bits; /* current item: chunks the provider has */
+	int counted;   /* bits are in the job's availability counts */
+	struct cn_lane lanes[CN_MAX_LANES];
+	unsigned int inflight, faults, timeouts, errors, fails_row;
+	unsigned int depth; /* chunk requests it may have in flight (1..per_provider) */
+	unsigned int ans_ms; /* its chunks' answer time, smoothed (1/4); 0 none yet */
+	uint64_t cut_at;     /* depth last halved for a slow answer (ms) */
+	int seed;	    /* its bitmap was complete once: its slot is never given away */
+	int score;
+	uint64_t chunks, bytes, backoff_until;
+};
+
+struct cn_req {
+	int used, done, err, kind, peer, lane;
+	unsigned int gen;
+	uint64_t chunk, start_ms;
+	uint64_t end_ms; /* the whole answer arrived (set by the worker's callback) */
+	int64_t sid;
+	struct cn_ans a; /* the answer (its buffer is kept across requests) */
+};
+
+/* DHT get_peers of a job (swarm_peers.c); at most CN_LOOKUP_MAX
+ * addresses kept. Put releases it (any time). */
+#define CN_LOOKUP_MAX 64
+struct cn_lk;
+void cn_lookup_put(struct cn_lk *lk);
+
+struct cn_job {
+	struct content_node *cn;
+	uint64_t jid;
+	struct cn_get_req rq;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	atomic_int stop;
+	int finished, status;
+	char state[16];
+	char error[160];
+	/* current item */
+	uint8_t cur[32];
+	int opened;
+	int announce; /* announce the current item once opened (public content) */
+	uint64_t size, nchunks, have_n, cursor;
+	uint8_t *have, *busy; /* busy: requests in flight for the chunk (<= 2) */
+	uint8_t *avail;	      /* providers up whose bitmap has the chunk */
+	uint32_t *order;      /* scratch of cn_pick: chunks in the order offered */
+	uint64_t rng;	      /* xorshift state: random starting points */
+	unsigned int nlookups; /* lookups for the current item */
+	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
+	unsigned int npeers;
+	struct cn_req reqs[CN_MAX_REQS];
+	unsigned int gen, inflight;
+	uint64_t last_progress, last_lookup;
+	struct cn_lk *lk; /* DHT lookup under way */
+	int lk_starting;  /* cn_gather is starting one, j->mu let go meanwhile */
+	/* totals */
+	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
+	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
+	size_t npend;
+	uint64_t pend_since;
+	uint64_t committed; /* chunks of the current item held durably */
+	uint64_t endgame; /* duplicate requests sent in the end game */
+	uint64_t endgame_cancelled; /* of those, given up when the twin won */
+	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
+	uint64_t total_bytes, done_bytes, items_total, items_done;
+};
+
+/* swarm.c: the job's thread (started by cn_job_start). */
+void *cn_job_run(void *arg);
+
+/* swarm_peers.c: the peer set. Called with j->mu held. */
+void cn_avail_account(struct cn_job *j, struct cn_peer *p, int add);
+int cn_pex_room(const struct cn_job *j);
+uint64_t cn_job_rand(struct cn_job *j);
+void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t alen);
+/* Lets go of j->mu while a DHT lookup starts. */
+void cn_gather(struct cn_job *j, const uint8_t *ih);
+void cn_poll_lookup(struct cn_job *j);
+
+/* swarm_conn.c: requests on the wire. Called with j->mu held. */
+/* A request of kind (K_*) to peer on a free slot and a lane (idle, else
+ * a new stream): 0, -ENOSPC (no slot), -EBUSY (no lane) or the error of
+ * quic_node_stream_open. */
+int cn_req_open(struct cn_job *j, int peer, int kind, uint64_t chunk);
+/* Give a slot back (its lane too, reset if the answer may still come). */
+void cn_req_release(struct cn_job *j, struct cn_req *r);
+/* Fail every request of peer still in flight with err. */
+void cn_fail_peer_reqs(struct cn_job *j, int peer, int err);
+/* A fresh connection context for p (the old one let go of), its lanes
+ * free: NULL when out of memory (p unchanged). */
+struct cn_cc *cn_cc_new(struct cn_job *j, struct cn_peer *p);
+/* Connect to p->addr through p->cc: 0 or the error of
+ * quic_node_connect_addr. */
+int cn_conn_dial(struct cn_job *j, struct cn_peer *p);
+/* At the end of a job: close every connection, let go of their contexts
+ * (j->mu let go of meanwhile) and free the answers' buffers. */
+void cn_conns_close(struct cn_job *j);
+
+#endif
