@@ -50,7 +50,7 @@ int svcn_pick_within(struct svc_node *sn, const char *name, struct svc_dir_resul
  * failure) arrives through the pipe (svc_pipe_int.h). req is taken. */
 struct svcn_pipe *svcn_http_start(struct svc_node *sn, int local, const char *service,
 				  const struct sockaddr_storage *ss, socklen_t sl,
-				  const uint8_t *key, uint8_t *req, size_t len,
-				  uint32_t timeout_ms, uint64_t idle_ns, int *err);
+				  const uint8_t *key, uint8_t *req, size_t len, uint32_t timeout_ms,
+				  uint64_t idle_ns, int *err);
 
 #endif

@@ -34,7 +34,6 @@ int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode,
 int svcn_endpoints(struct svc_node *sn,
 		   char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1]);
 
-
 /* svc_persist.c: publications in the store. init opens the database (st
  * may be NULL: nothing persists). queue: the record of p under name (p
  * NULL: its removal) as a durable write; *ticket NULL when there is no

@@ -86,8 +86,8 @@ static void ev_run(struct svc_backend_msg *m, int cancel)
 			svcn_cl_closed_own(sn, ev->conn);
 			break;
 		case SVCN_EV_SRV_DATA:
-			svcn_srv_data(sn, ev->type, ev->conn, ev->sid, ev->have_key ? &ev->peer : NULL,
-				 ev->data, ev->len, ev->fin);
+			svcn_srv_data(sn, ev->type, ev->conn, ev->sid,
+				      ev->have_key ? &ev->peer : NULL, ev->data, ev->len, ev->fin);
 			break;
 		case SVCN_EV_SRV_CLOSED:
 			svcn_srv_closed_own(sn, ev->conn, ev->sid);
@@ -170,7 +170,8 @@ static void ev_data(struct svc_node *sn, int kind, int type, uint64_t conn, int6
 	if (kind == SVCN_EV_SRV_DATA)
 		/* The peer's key and address are read on the connection's
 		 * worker: here. */
-		ev->have_key = quic_node_conn_peer(sn->quic, conn, ev->peer.key, &ev->peer.addr) == 0;
+		ev->have_key =
+		    quic_node_conn_peer(sn->quic, conn, ev->peer.key, &ev->peer.addr) == 0;
 	ev_post(sn, ev);
 }
 

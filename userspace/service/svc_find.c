@@ -112,7 +112,7 @@ static void find_lookup_own(void *arg, struct svc_node *sn)
 	}
 	if (atomic_load(&sn->stopping) || now > f->lookup_deadline_ns ||
 	    sn->njobs >= SVCN_MAX_JOBS) {
-		f->j.err = atomic_load(&sn->stopping) ? -ESHUTDOWN
+		f->j.err = atomic_load(&sn->stopping)	 ? -ESHUTDOWN
 			   : now > f->lookup_deadline_ns ? -ETIMEDOUT
 							 : -EBUSY;
 		svcn_job_deliver(sn, &f->j);
@@ -131,10 +131,10 @@ static void find_lookup_own(void *arg, struct svc_node *sn)
 			self |= !strcmp(eps[e], as);
 		if (self)
 			continue;
-		f->ops[i] = svcn_op_start(sn, SVCN_OP_DESC, (const struct sockaddr *)&f->peers[i],
-					  sl, f->keyed ? f->keys[i] : NULL, (const uint8_t *)f->name,
-					  strlen(f->name),
-					  SVCN_DESC_READ_MAX, &f->j, &err);
+		f->ops[i] =
+		    svcn_op_start(sn, SVCN_OP_DESC, (const struct sockaddr *)&f->peers[i], sl,
+				  f->keyed ? f->keys[i] : NULL, (const uint8_t *)f->name,
+				  strlen(f->name), SVCN_DESC_READ_MAX, &f->j, &err);
 		f->pending += f->ops[i] != NULL;
 	}
 	sn->st.fetched += f->npeers;
@@ -301,8 +301,9 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 	}
 	g->lookup_deadline_ns = svcn_now_ns() + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull;
 	svcn_owner_call(sn->shim, find_lookup_own, g);
-	err = find_wait(sn, g, out, g->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
-					   SVCN_WAIT_SLACK_NS);
+	err = find_wait(sn, g, out,
+			g->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
+			    SVCN_WAIT_SLACK_NS);
 	if (err > n)
 		atomic_fetch_add(&sn->finds_by_key_ok, (unsigned long long)(err - n));
 	return err < 0 ? n : err;
@@ -338,7 +339,7 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 	}
 	/* a reference of ours for the claims, past find_wait's */
 	atomic_fetch_add(&f->j.refs, 1);
-	err = find_wait(sn, f,  out,
+	err = find_wait(sn, f, out,
 			f->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
 			    SVCN_WAIT_SLACK_NS);
 	if (err >= 0 && (size_t)err < max)
@@ -353,8 +354,8 @@ int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *
 }
 
 int svcn_pick_within(struct svc_node *sn, const char *name, struct svc_dir_result *r,
-		       struct sockaddr_storage *ss, socklen_t *sl, uint32_t turn_ms,
-		       uint32_t claim_ms)
+		     struct sockaddr_storage *ss, socklen_t *sl, uint32_t turn_ms,
+		     uint32_t claim_ms)
 {
 	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
 	int n = find_within(sn, name, res, SVC_DIR_DEFAULT_RESULTS, turn_ms, claim_ms);
@@ -386,8 +387,7 @@ int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
 }
 
 /* First usable endpoint of r into ss: 0, or -ENOENT. */
-static int pick_endpoint(const struct svc_dir_result *r, struct sockaddr_storage *ss,
-			 socklen_t *sl)
+static int pick_endpoint(const struct svc_dir_result *r, struct sockaddr_storage *ss, socklen_t *sl)
 {
 	for (uint32_t e = 0; e < r->n_endpoints; e++) {
 		unsigned int l;
@@ -404,7 +404,7 @@ struct pick_id {
 	const uint8_t *id;
 	struct svc_dir_result *r;
 	int err;
-	int again; /* only the cache, after a lookup */
+	int again;		     /* only the cache, after a lookup */
 	char name[SVC_NAME_MAX + 1]; /* seen before, out of the cache: look it up */
 };
 

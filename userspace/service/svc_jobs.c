@@ -103,8 +103,8 @@ int svcn_job_wait(struct svc_node *sn, struct svcn_job *j, uint64_t deadline_ns)
 			return 0; /* delivered meanwhile */
 		}
 		until = deadline_ns - now > SVCN_JOB_POLL_MS * 1000000ull
-				? now + SVCN_JOB_POLL_MS * 1000000ull
-				: deadline_ns;
+			    ? now + SVCN_JOB_POLL_MS * 1000000ull
+			    : deadline_ns;
 		svcn_sem_wait_until(&j->sem, until);
 	}
 }

@@ -18,17 +18,17 @@
  * caller whose deadline passes first abandons the job (compare-and-swap):
  * the owner ends it at its own deadline and frees it. */
 struct svcn_job {
-	struct svc_backend_msg m; /* the post; first */
+	struct svc_backend_msg m;     /* the post; first */
 	struct svcn_job *next, *prev; /* sn->jobs while listed */
 	struct svc_node *sn;
 	atomic_int refs;  /* caller, owner, plus a DHT lookup or backend call in flight */
 	atomic_int state; /* SVCN_JOB_WAITING, _DONE, _ABANDONED */
 	sem_t sem;	  /* posted once: done */
 	int listed;
-	int finished;	      /* the owner is done with it (result in place) */
-	int err;	      /* the result: 0 or -errno (the kind has the rest) */
+	int finished;		/* the owner is done with it (result in place) */
+	int err;		/* the result: 0 or -errno (the kind has the rest) */
 	struct svcn_job *dnext; /* svcn_tick's list of due jobs */
-	uint64_t deadline_ns; /* the owner ends the job then (0: not listed) */
+	uint64_t deadline_ns;	/* the owner ends the job then (0: not listed) */
 	/* On the owner: start (posted), an op of the job done, the deadline
 	 * passed; free releases what the kind holds (any thread, last ref). */
 	void (*start)(struct svc_node *sn, struct svcn_job *j);

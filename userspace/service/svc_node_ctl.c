@@ -19,7 +19,6 @@
 #include "svc_calls_int.h"
 #include "svc_ctl_int.h"
 #include "svc_dir_int.h"
-#include "svc_jobs_int.h"
 #include "weft/ctl.h"
 #include "weft/log.h"
 #include "weft/util.h"

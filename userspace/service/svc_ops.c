@@ -69,10 +69,10 @@ static void op_count(struct svc_node *sn, struct svcn_op *o, struct svcn_peer *p
 /* The svc_err class of a pass-through that ended with err (errno). */
 static int op_http_cls(int err)
 {
-	return !err ? SVC_OK
-	       : err == -ETIMEDOUT ? SVC_ERR_TIMEOUT
+	return !err				 ? SVC_OK
+	       : err == -ETIMEDOUT		 ? SVC_ERR_TIMEOUT
 	       : err == -EAGAIN || err == -EBUSY ? SVC_ERR_OVERLOADED
-					       : SVC_ERR_BACKEND_ERROR;
+						 : SVC_ERR_BACKEND_ERROR;
 }
 
 /* o is done: its job hears of it at the next svcn_tick (never from inside
@@ -233,7 +233,7 @@ void svcn_cl_opened_own(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 }
 
 void svcn_cl_data_own(struct svc_node *sn, uint64_t conn, int64_t sid, const uint8_t *data,
-			size_t len, int fin)
+		      size_t len, int fin)
 {
 	struct svcn_op *o;
 
@@ -328,8 +328,7 @@ static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b,
 static int peer_match(const struct svcn_peer *p, const struct sockaddr *addr, socklen_t alen,
 		      const uint8_t *key)
 {
-	if (p->state == SVCN_PEER_UP && key && p->have_key &&
-	    !memcmp(p->key, key, IDENTITY_PK_LEN))
+	if (p->state == SVCN_PEER_UP && key && p->have_key && !memcmp(p->key, key, IDENTITY_PK_LEN))
 		return 2;
 	if ((p->state == SVCN_PEER_UP || p->state == SVCN_PEER_CONNECTING) &&
 	    same_addr(&p->addr, addr, alen) &&
@@ -345,10 +344,10 @@ static int peer_match(const struct svcn_peer *p, const struct sockaddr *addr, so
 static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *addr, socklen_t alen,
 				  const uint8_t *key, int *err)
 {
-	struct svcn_peer *p, *lru = NULL, *best[3] = { NULL, NULL, NULL }, *least = NULL;
+	struct svcn_peer *p, *lru = NULL, *best[3] = {NULL, NULL, NULL}, *least = NULL;
 	uint32_t per_conn = sn->cfg.svc_conn_streams && sn->cfg.svc_conn_streams < SVCN_CONN_STREAMS
-				    ? sn->cfg.svc_conn_streams
-				    : SVCN_CONN_STREAMS;
+				? sn->cfg.svc_conn_streams
+				: SVCN_CONN_STREAMS;
 	unsigned int nconn = 0;
 	size_t i;
 	int m;
@@ -399,7 +398,8 @@ static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *ad
 	lru->alen = alen;
 	lru->state = SVCN_PEER_CONNECTING;
 	lru->last_ms = util_now_ms();
-	*err = quic_node_connect_addr(sn->quic, addr, alen, key, sn->cl_handler, sn->shim, &lru->conn);
+	*err =
+	    quic_node_connect_addr(sn->quic, addr, alen, key, sn->cl_handler, sn->shim, &lru->conn);
 	if (*err) {
 		memset(lru, 0, sizeof(*lru));
 		return NULL;
@@ -470,7 +470,8 @@ void svcn_op_put(struct svc_node *sn, struct svcn_op *op)
 	op_release(sn, op);
 }
 
-/* The ops done since the last call: their jobs are told (svc_calls.c). */
+/* The ops done since the last call: their jobs are told (job->op_done:
+ * svc_find.c, svc_calls.c), or a pass-through op is let go. */
 void svcn_ready_run(struct svc_node *sn)
 {
 	struct svcn_op *o;

@@ -39,8 +39,8 @@ struct svcn_op {
 	size_t resp_len, resp_cap, resp_max;
 	int fin;
 	int done;
-	int err; /* transport error (negative errno) */
-	int counted; /* counted in its connection's svcn_peer.streams */
+	int err;		/* transport error (negative errno) */
+	int counted;		/* counted in its connection's svcn_peer.streams */
 	struct svcn_job *job;	/* told when done (NULL: none) */
 	struct svcn_pipe *pipe; /* HTTP: the gateway's reader */
 	uint64_t idle_ns;	/* HTTP: no byte for this long ends it */

@@ -116,8 +116,8 @@ static void http_msg_run(struct svc_backend_msg *m, int cancel)
 
 struct svcn_pipe *svcn_http_start(struct svc_node *sn, int local, const char *service,
 				  const struct sockaddr_storage *ss, socklen_t sl,
-				  const uint8_t *key, uint8_t *req, size_t len,
-				  uint32_t timeout_ms, uint64_t idle_ns, int *err)
+				  const uint8_t *key, uint8_t *req, size_t len, uint32_t timeout_ms,
+				  uint64_t idle_ns, int *err)
 {
 	struct http_msg *h = calloc(1, sizeof(*h));
 	struct svcn_pipe *p = h ? svcn_pipe_new(&sn->stopping, svcn_http_buffer(sn)) : NULL;

@@ -52,7 +52,7 @@ int svcn_pub_store_queue(struct svc_node *sn, const char *name, const struct svc
 			 struct store_write **ticket)
 {
 	uint8_t rec[PUB_REC_MAX];
-	struct store_op op = { .dbi = sn->pub_db, .key = name, .klen = strlen(name) };
+	struct store_op op = {.dbi = sn->pub_db, .key = name, .klen = strlen(name)};
 
 	*ticket = NULL;
 	if (!sn->store)
@@ -78,7 +78,7 @@ static int each_one(void *arg, const void *key, size_t klen, const void *val, si
 	struct each_ctx *c = arg;
 	const uint8_t *v = val;
 	char name[SVC_NAME_MAX + 1], backend[SVC_BACKEND_ADDR_MAX], cors[SVC_HTTP_CORS_MAX + 1];
-	struct svc_node_pub_opts po = { 0 };
+	struct svc_node_pub_opts po = {0};
 	size_t o = 5, bl, cl;
 
 	if (klen == 0 || klen > SVC_NAME_MAX || vlen < 9 || v[0] != PUB_VERSION)
@@ -113,7 +113,7 @@ int svcn_pub_store_each(struct svc_node *sn,
 				   const struct svc_node_pub_opts *po, void *arg),
 			void *arg)
 {
-	struct each_ctx c = { .sn = sn, .fn = fn, .arg = arg };
+	struct each_ctx c = {.sn = sn, .fn = fn, .arg = arg};
 
 	if (!sn->store)
 		return 0;

@@ -33,9 +33,9 @@ struct svcn_pipe {
 	int ok;		     /* ended with every byte (fin) */
 	int start_err;	     /* the pass-through never started: -errno */
 	size_t cap;
-	atomic_size_t queued;	  /* bytes in the queue */
-	struct svcn_chunk *head;  /* the reader's: consumed stub */
-	struct svcn_chunk *tail;  /* the producer's: last linked */
+	atomic_size_t queued;	     /* bytes in the queue */
+	struct svcn_chunk *head;     /* the reader's: consumed stub */
+	struct svcn_chunk *tail;     /* the producer's: last linked */
 	const _Atomic int *stopping; /* the fabric's: the reader leaves */
 };
 /* A pipe of at most cap queued bytes, two references (reader and

@@ -299,9 +299,8 @@ static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc
 			 m->service);
 	}
 	/* The deadline a peer asks for is capped by svc.max_timeout_ms. */
-	e = r ? svc_backend_stream(sn->backend, t.backend, r->j.service, m->payload,
-				   m->payload_len, svcn_clamp_timeout(sn, m->timeout_ms),
-				   &relay_sink, r)
+	e = r ? svc_backend_stream(sn->backend, t.backend, r->j.service, m->payload, m->payload_len,
+				   svcn_clamp_timeout(sn, m->timeout_ms), &relay_sink, r)
 	      : -ENOMEM;
 	if (e) {
 		free(r);
@@ -312,7 +311,7 @@ static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc
 }
 
 void svcn_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
-		     const struct svc_peer *peer, const uint8_t *data, size_t len, int fin)
+		   const struct svc_peer *peer, const uint8_t *data, size_t len, int fin)
 {
 	struct svcn_in *in = in_get(sn, conn, sid, type, peer);
 	const struct svc_msg *m;
