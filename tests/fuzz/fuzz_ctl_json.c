@@ -39,6 +39,7 @@
 
 #include "content/content_node_int.h"
 #include "quic/quic_node_int.h"
+#include "service/svc_ctl_int.h"
 #include "service/svc_node_int.h"
 #include "weft/ctl.h"
 #include "weft/dht.h"

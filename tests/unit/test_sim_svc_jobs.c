@@ -33,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include "service/svc_calls_int.h"
 #include "service/svc_node_int.h"
 #include "simnode.h"
 #include "svc_hold.h"

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "service/svc_node_int.h"
+#include "service/svc_pipe_int.h"
 #include "testutil.h"
 #include "weft/util.h"
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Built-in services: `echo` and `mesh-stats`; reply buffer helpers. */
+/* Built-in services: `echo` and `mesh-stats` and their registration in a
+ * router; reply buffer helpers. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ void svc_reply_release(struct svc_reply *r)
 }
 
 /* echo: the payload back, status 0, whatever the method. */
-int svc_builtin_echo(void *ctx, const struct svc_call_info *call, struct svc_reply *reply)
+static int builtin_echo(void *ctx, const struct svc_call_info *call, struct svc_reply *reply)
 {
 	int err = svc_reply_append(reply, call->payload, call->payload_len);
 
@@ -52,7 +53,7 @@ int svc_builtin_echo(void *ctx, const struct svc_call_info *call, struct svc_rep
  * svc_router_stats_json). Nothing per peer, no addresses, no keys: any
  * peer may call it, so it must reveal nothing about other peers.
  */
-int svc_builtin_mesh_stats(void *ctx, const struct svc_call_info *call, struct svc_reply *reply)
+static int builtin_mesh_stats(void *ctx, const struct svc_call_info *call, struct svc_reply *reply)
 {
 	char buf[1024];
 	int n = svc_router_stats_json(ctx, buf, sizeof(buf));
@@ -62,4 +63,32 @@ int svc_builtin_mesh_stats(void *ctx, const struct svc_call_info *call, struct s
 	if (svc_reply_append(reply, buf, (size_t)n))
 		return SVC_ERR_TOO_LARGE;
 	return SVC_OK;
+}
+
+/* The built-ins into r (here, so that the router never names them: the
+ * built-ins call the router, not the other way round). */
+int svc_router_register_builtins(struct svc_router *r)
+{
+	struct svc_service_opts echo = {
+	    .name = "echo",
+	    .kind = SVC_KIND_INPROC,
+	    .fn = builtin_echo,
+	};
+	struct svc_service_opts stats = {
+	    .name = "mesh-stats",
+	    .kind = SVC_KIND_INPROC,
+	    .fn = builtin_mesh_stats,
+	    .ctx = r,
+	};
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = svc_router_register(r, &echo);
+	if (err)
+		return err;
+	err = svc_router_register(r, &stats);
+	if (err)
+		svc_router_unregister(r, "echo");
+	return err;
 }

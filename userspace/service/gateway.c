@@ -27,7 +27,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "svc_node_int.h"
+#include "svc_calls_int.h"
+#include "svc_ctl_int.h"
+#include "svc_pipe_int.h"
 #include "weft/log.h"
 #include "weft/svc_http.h"
 #include "weft/util.h"

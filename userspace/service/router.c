@@ -277,32 +277,6 @@ int svc_router_unregister(struct svc_router *r, const char *name)
 	return 0;
 }
 
-int svc_router_register_builtins(struct svc_router *r)
-{
-	struct svc_service_opts echo = {
-	    .name = "echo",
-	    .kind = SVC_KIND_INPROC,
-	    .fn = svc_builtin_echo,
-	};
-	struct svc_service_opts stats = {
-	    .name = "mesh-stats",
-	    .kind = SVC_KIND_INPROC,
-	    .fn = svc_builtin_mesh_stats,
-	    .ctx = r,
-	};
-	int err;
-
-	if (!r)
-		return -EINVAL;
-	err = svc_router_register(r, &echo);
-	if (err)
-		return err;
-	err = svc_router_register(r, &stats);
-	if (err)
-		svc_router_unregister(r, "echo");
-	return err;
-}
-
 /*
  * Add the points for err to the peer's score and its address's (a may be
  * NULL); ban whichever crosses its threshold, the key first. One violation

@@ -1,18 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Callers' requests to the service fabric's owner (docs/SERVICE.md,
- * "Threads and owners"): lookups (svc_node_find, svcn_pick_id), calls
- * (svc_node_call) and the load generator of `svc call --count` (the
- * gateway's HTTP pass-through is in svc_pipe.c). The fabric's state is
- * the owner's (the backend thread) alone: a caller copies its request
- * into a job, posts it (svc_backend_post: lock-free) and waits on the
- * job's own semaphore until its deadline; the owner drives the job
- * (streams, backend calls, DHT results) and delivers the result with a
- * compare-and-swap and a sem_post. A caller holds nothing while it waits
- * and shares nothing with other callers or packet workers; the owner
- * never waits for a caller: a caller that gives up abandons the job
- * (compare-and-swap) and leaves, the owner ends it at its own deadline
- * (svcn_tick) and frees it.
+ * Calls on the service fabric (docs/SERVICE.md): svc_node_call (the
+ * provider picked by svc_find.c; this node's router and backend, or a CALL
+ * stream on a pooled connection, svc_ops.c; by the provider's key when its
+ * endpoints do not answer) and the load generator of `svc call --count`
+ * (svcn_call_many: calls started on the owner as earlier ones end). Both
+ * are jobs (svc_jobs.c); the caller waits on its own semaphore.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,560 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "svc_node_int.h"
-#include "weft/dht.h"
-#include "weft/log.h"
-#include "weft/dhtnode.h"
+#include "svc_calls_int.h"
+#include "svc_jobs_int.h"
+#include "svc_ops_int.h"
+#include "weft/quic_node.h"
+#include "weft/svc_msg.h"
+#include "weft/svc_router.h"
 #include "weft/util.h"
-
-/* Deadlines are checked on the owner at most this often (10 ms): a job
- * or pass-through ends at most that late. */
-#define SVCN_TICK_NS 10000000ull
-/* A caller waits this much past the owner's deadline of its job, so that
- * the owner's answer (timeout included) comes first when it runs. */
-#define SVCN_WAIT_SLACK_NS (3 * SVCN_TICK_NS)
-
-/* -------------------------------------------------------------- jobs */
-
-static void job_init(struct svcn_job *j, struct svc_node *sn, int refs)
-{
-	j->sn = sn;
-	atomic_init(&j->refs, refs);
-	atomic_init(&j->state, SVCN_JOB_WAITING);
-	sem_init(&j->sem, 0, 0);
-}
-
-static void job_put(struct svcn_job *j)
-{
-	if (j && atomic_fetch_sub(&j->refs, 1) == 1) {
-		sem_destroy(&j->sem);
-		j->free(j);
-	}
-}
-
-static int job_abandoned(struct svcn_job *j)
-{
-	return atomic_load(&j->state) == SVCN_JOB_ABANDONED;
-}
-
-/* On the owner: j has a deadline (its expire runs then). */
-static void job_list(struct svc_node *sn, struct svcn_job *j, uint64_t deadline_ns)
-{
-	j->deadline_ns = deadline_ns;
-	if (!j->listed) {
-		j->listed = 1;
-		j->prev = NULL;
-		j->next = sn->jobs;
-		if (sn->jobs)
-			sn->jobs->prev = j;
-		sn->jobs = j;
-		sn->njobs++;
-	}
-	if (deadline_ns < sn->due_ns)
-		sn->due_ns = deadline_ns;
-}
-
-static void job_unlist(struct svc_node *sn, struct svcn_job *j)
-{
-	if (!j->listed)
-		return;
-	j->listed = 0;
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		sn->jobs = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	sn->njobs--;
-}
-
-/* On the owner (sn NULL: the owner is gone): j's result is in place; the
- * caller, if still there, takes it. Drops the owner's reference. */
-static void job_deliver(struct svc_node *sn, struct svcn_job *j)
-{
-	int expect = SVCN_JOB_WAITING;
-
-	j->finished = 1;
-	if (sn)
-		job_unlist(sn, j);
-	if (atomic_compare_exchange_strong(&j->state, &expect, SVCN_JOB_DONE))
-		sem_post(&j->sem);
-	job_put(j);
-}
-
-/* The caller's wait: 0 (delivered: read the result), -ETIMEDOUT or
- * -ESHUTDOWN (abandoned: the owner frees it). Never holds anything. */
-static int job_wait(struct svc_node *sn, struct svcn_job *j, uint64_t deadline_ns)
-{
-	for (;;) {
-		uint64_t now = svcn_now_ns(), until;
-		int stop = atomic_load(&sn->stopping), expect = SVCN_JOB_WAITING;
-
-		if (atomic_load(&j->state) == SVCN_JOB_DONE)
-			return 0;
-		if (now >= deadline_ns || stop) {
-			if (atomic_compare_exchange_strong(&j->state, &expect, SVCN_JOB_ABANDONED))
-				return stop ? -ESHUTDOWN : -ETIMEDOUT;
-			return 0; /* delivered meanwhile */
-		}
-		until = deadline_ns - now > SVCN_JOB_POLL_MS * 1000000ull
-				? now + SVCN_JOB_POLL_MS * 1000000ull
-				: deadline_ns;
-		svcn_sem_wait_until(&j->sem, until);
-	}
-}
-
-static void job_msg(struct svc_backend_msg *m, int cancel)
-{
-	struct svcn_job *j = (struct svcn_job *)m;
-	struct svc_node *sn = j->sn;
-
-	if (cancel || atomic_load(&sn->stopping)) {
-		j->err = -ESHUTDOWN;
-		job_deliver(cancel ? NULL : sn, j);
-		return;
-	}
-	if (job_abandoned(j)) {
-		job_put(j);
-		return;
-	}
-	if (sn->njobs >= SVCN_MAX_JOBS) {
-		j->err = -EBUSY;
-		job_deliver(sn, j);
-		return;
-	}
-	j->start(sn, j);
-}
-
-/* Post j (two references: the caller's and the owner's) and wait for it
- * until deadline_ns (see job_wait). The caller then drops its reference. */
-static int job_run(struct svc_node *sn, struct svcn_job *j, uint64_t deadline_ns)
-{
-	int err;
-
-	if (svc_backend_on_loop(sn->backend)) {
-		job_put(j); /* the owner cannot wait for itself */
-		return -EDEADLK;
-	}
-	j->m.fn = job_msg;
-	err = svc_backend_post(sn->backend, &j->m);
-	if (err) {
-		job_put(j); /* the owner's */
-		return err;
-	}
-	return job_wait(sn, j, deadline_ns);
-}
-
-uint64_t svcn_tick(void *arg, uint64_t now)
-{
-	struct svc_node *sn = arg;
-	struct svcn_job *j, *due = NULL;
-	uint64_t next;
-
-	svcn_ready_run(sn);
-	if (now < sn->due_ns)
-		return sn->due_ns;
-	sn->due_ns = UINT64_MAX;
-	next = svcn_ops_expire(sn, now);
-	/* Take the due jobs aside first: an expire may end other jobs (a
-	 * load's calls) or start new ones. */
-	for (j = sn->jobs; j; j = j->next) {
-		if (now >= j->deadline_ns) {
-			atomic_fetch_add(&j->refs, 1);
-			j->dnext = due;
-			due = j;
-		} else if (j->deadline_ns < next) {
-			next = j->deadline_ns;
-		}
-	}
-	while ((j = due)) {
-		due = j->dnext;
-		if (!j->finished)
-			j->expire(sn, j);
-		job_put(j);
-	}
-	svcn_ready_run(sn);
-	if (next < sn->due_ns)
-		sn->due_ns = next;
-	if (sn->due_ns != UINT64_MAX && sn->due_ns < now + SVCN_TICK_NS)
-		sn->due_ns = now + SVCN_TICK_NS;
-	return sn->due_ns;
-}
-
-void svcn_jobs_free(struct svc_node *sn)
-{
-	while (sn->jobs) {
-		struct svcn_job *j = sn->jobs;
-
-		j->err = -ESHUTDOWN;
-		job_deliver(sn, j); /* unlists it */
-	}
-}
-
-/* ---------------------------------------------------------- lookups */
-
-struct find_job {
-	struct svcn_job j;
-	char name[SVC_NAME_MAX + 1];
-	uint8_t target[20];
-	int status; /* the DHT's, copied on worker 0 */
-	size_t npeers;
-	struct sockaddr_storage peers[SVC_NODE_MAX_CANDIDATES];
-	/* key claims the DHT gave (copied on worker 0; SVC_NODE_MAX_CANDIDATES) */
-	size_t nclaims;
-	uint8_t claims[SVC_NODE_MAX_CANDIDATES][SVC_CLAIM_LEN];
-	/* by key: peers[i] is a target of key keys[i] (pinned) */
-	int keyed;
-	uint8_t keys[SVC_NODE_CLAIM_KEYS][IDENTITY_PK_LEN];
-	uint64_t lookup_deadline_ns;
-	struct svcn_op *ops[SVC_NODE_MAX_CANDIDATES];
-	unsigned int pending;
-	size_t max;
-	int n;
-	struct svc_dir_result *out; /* max entries */
-};
-
-static void find_free(struct svcn_job *j)
-{
-	struct find_job *f = (struct find_job *)j;
-
-	free(f->out);
-	free(f);
-}
-
-static void find_finish(struct svc_node *sn, struct find_job *f)
-{
-	f->n = svc_dir_find(sn->dir, f->name, strlen(f->name), util_now_ms(), f->out, f->max);
-	job_deliver(sn, &f->j);
-}
-
-/* Candidate i's fetch is over (done or not): verify and cache what came. */
-static void find_take(struct svc_node *sn, struct find_job *f, unsigned int i)
-{
-	struct svcn_op *o = f->ops[i];
-	struct svcn_peer *p = svcn_peer_by_conn(sn, o->conn);
-
-	if (o->done && !o->err && o->fin && p && p->have_key && o->resp_len)
-		svcn_accept_desc(sn, f->name, o->resp, o->resp_len, p->key,
-				 (uint32_t)((o->t1_ns - o->t0_ns) / 1000));
-	else
-		sn->st.rejected[7]++;
-	svcn_op_put(sn, o);
-	f->ops[i] = NULL;
-	f->pending--;
-}
-
-static void find_op_done(struct svc_node *sn, struct svcn_job *j, struct svcn_op *o)
-{
-	struct find_job *f = (struct find_job *)j;
-
-	for (unsigned int i = 0; i < SVC_NODE_MAX_CANDIDATES; i++)
-		if (f->ops[i] == o) {
-			find_take(sn, f, i);
-			break;
-		}
-	if (!f->pending)
-		find_finish(sn, f);
-}
-
-static void find_expire(struct svc_node *sn, struct svcn_job *j)
-{
-	struct find_job *f = (struct find_job *)j;
-
-	for (unsigned int i = 0; i < SVC_NODE_MAX_CANDIDATES; i++)
-		if (f->ops[i])
-			find_take(sn, f, i);
-	find_finish(sn, f);
-}
-
-/* On the owner: the DHT's candidates; fetch every descriptor in parallel.
- * sn NULL: the owner is gone. The DHT's reference becomes the owner's. */
-static void find_lookup_own(void *arg, struct svc_node *sn)
-{
-	struct find_job *f = arg;
-	char eps[SVC_DESC_MAX_ENDPOINTS][SVC_DESC_ENDPOINT_MAX + 1];
-	uint64_t now = svcn_now_ns();
-	int ne, err;
-
-	if (!sn || job_abandoned(&f->j)) {
-		job_put(&f->j);
-		return;
-	}
-	if (atomic_load(&sn->stopping) || now > f->lookup_deadline_ns ||
-	    sn->njobs >= SVCN_MAX_JOBS) {
-		f->j.err = atomic_load(&sn->stopping) ? -ESHUTDOWN
-			   : now > f->lookup_deadline_ns ? -ETIMEDOUT
-							 : -EBUSY;
-		job_deliver(sn, &f->j);
-		return;
-	}
-	ne = svcn_endpoints(sn, eps);
-	for (size_t i = 0; i < f->npeers; i++) {
-		socklen_t sl = f->peers[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
-								: sizeof(struct sockaddr_in6);
-		char as[64];
-		int self = 0;
-
-		/* Our own announce comes back from the DHT: already handled. */
-		util_fmt_addr(&f->peers[i], as, sizeof(as));
-		for (int e = 0; e < ne; e++)
-			self |= !strcmp(eps[e], as);
-		if (self)
-			continue;
-		f->ops[i] = svcn_op_start(sn, SVCN_OP_DESC, (const struct sockaddr *)&f->peers[i],
-					  sl, f->keyed ? f->keys[i] : NULL, (const uint8_t *)f->name,
-					  strlen(f->name),
-					  SVCN_DESC_READ_MAX, &f->j, &err);
-		f->pending += f->ops[i] != NULL;
-	}
-	sn->st.fetched += f->npeers;
-	if (!f->pending) {
-		find_finish(sn, f);
-		return;
-	}
-	job_list(sn, &f->j, now + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull);
-}
-
-/* On worker 0 (the DHT's owner): the result is copied into the job, which
- * no other thread reads before the owner has it, then handed to the owner. */
-static void lookup_done(void *arg, const struct dht_result *res)
-{
-	struct find_job *f = arg;
-
-	f->status = res->status;
-	for (size_t i = 0; i < res->npeers && f->npeers < SVC_NODE_MAX_CANDIDATES; i++)
-		f->peers[f->npeers++] = res->peers[i];
-	for (size_t i = 0; i < res->nwks && f->nclaims < SVC_NODE_MAX_CANDIDATES; i++)
-		memcpy(f->claims[f->nclaims++], res->wks[i].v, SVC_CLAIM_LEN);
-	svcn_owner_call(f->j.sn->shim, find_lookup_own, f);
-}
-
-static void dht_lookup_fn(struct dht *dht, void *arg, uint64_t now_ms)
-{
-	struct find_job *f = arg;
-
-	if (dht_get_peers(dht, f->target, now_ms, lookup_done, f)) {
-		f->status = -ENOSPC;
-		svcn_owner_call(f->j.sn->shim, find_lookup_own, f);
-	}
-}
-
-/* The cache part of a lookup, on the owner. */
-struct find_cache {
-	const char *name;
-	struct svc_dir_result *out;
-	size_t max;
-	int n;		 /* > 0: found */
-	int need_lookup; /* ask the DHT */
-};
-
-static void find_cache_own(struct svc_node *sn, void *arg)
-{
-	struct find_cache *fc = arg;
-	size_t nl = strlen(fc->name);
-	struct svcn_pub *own;
-
-	fc->n = svc_dir_find(sn->dir, fc->name, nl, util_now_ms(), fc->out, fc->max);
-	if (fc->n > 0)
-		return;
-	own = svcn_pub_find(sn, fc->name, nl);
-	if (own && !own->raw) /* our own offer: verified like any other */
-		svcn_accept_desc(sn, fc->name, own->desc, own->desc_len, sn->id.pk, 0);
-	if (!sn->dht) {
-		fc->n = svc_dir_find(sn->dir, fc->name, nl, util_now_ms(), fc->out, fc->max);
-		if (fc->n <= 0)
-			fc->n = -ENOTCONN;
-		return;
-	}
-	sn->st.lookups++;
-	fc->need_lookup = 1;
-}
-
-static struct find_job *find_job_new(struct svc_node *sn, const char *name, size_t max)
-{
-	struct find_job *f = calloc(1, sizeof(*f));
-	size_t nl = strlen(name);
-
-	if (f)
-		f->out = calloc(max ? max : 1, sizeof(*f->out));
-	if (!f || !f->out) {
-		free(f);
-		return NULL;
-	}
-	job_init(&f->j, sn, 2); /* the caller's, the DHT's (then the owner's) */
-	f->j.op_done = find_op_done;
-	f->j.expire = find_expire;
-	f->j.free = find_free;
-	memcpy(f->name, name, nl + 1);
-	f->max = max;
-	svc_name_target(f->target, name, nl);
-	return f;
-}
-
-/* Wait for f (started), copy its results into out; drops the caller's
- * reference. Returns the count or -errno. */
-static int find_wait(struct svc_node *sn, struct find_job *f, struct svc_dir_result *out,
-		     uint64_t deadline_ns)
-{
-	int err = job_wait(sn, &f->j, deadline_ns);
-
-	if (!err)
-		err = f->j.err;
-	if (!err) {
-		err = f->n;
-		if (f->n > 0)
-			memcpy(out, f->out, (size_t)f->n * sizeof(*out));
-	}
-	job_put(&f->j);
-	return err;
-}
-
-/*
- * The lookup's providers that gave no descriptor at their announced
- * address (a filtering NAT drops the fetch) but whose announce carried a
- * valid key claim: dial each key (node record, relay circuit: the same
- * path as `quic ping KEY`) and fetch its descriptor over that connection,
- * the key pinned. Caller's thread (it blocks); at most SVC_NODE_CLAIM_KEYS
- * keys sharing budget_ms. Returns the lookup's results then (count or
- * -errno), or n unchanged when no key was dialled.
- */
-static int find_by_claims(struct svc_node *sn, const char *name, const struct find_job *f,
-			  struct svc_dir_result *out, size_t max, int n, uint32_t budget_ms)
-{
-	char hex[2 * IDENTITY_PK_LEN + 1], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
-	uint64_t end = svcn_now_ns() + (uint64_t)budget_ms * 1000000ull, now;
-	uint64_t wall = util_wall_s();
-	struct find_job *g;
-	int err;
-
-	if (!f->nclaims || !quic_node_can_resolve(sn->quic))
-		return n;
-	g = find_job_new(sn, name, max);
-	if (!g)
-		return n;
-	g->keyed = 1;
-	for (size_t i = 0; i < f->nclaims && g->npeers < SVC_NODE_CLAIM_KEYS; i++) {
-		uint8_t key[IDENTITY_PK_LEN], k2[QUIC_KEY_LEN];
-		struct sockaddr_storage ss;
-		socklen_t sl;
-		int have, dup = !memcmp(f->claims[i], sn->id.pk, IDENTITY_PK_LEN), nt;
-
-		/* a forged, stale or foreign claim is not dialled */
-		if (dup || svc_claim_verify(f->claims[i], f->target, wall, key))
-			continue;
-		for (int r = 0; r < n && !dup; r++)
-			dup = !memcmp(out[r].owner, key, IDENTITY_PK_LEN); /* found already */
-		for (size_t k = 0; k < g->npeers && !dup; k++)
-			dup = !memcmp(g->keys[k], key, IDENTITY_PK_LEN);
-		now = svcn_now_ns();
-		if (dup || now + 1000000ull >= end)
-			continue;
-		util_hex(hex, key, IDENTITY_PK_LEN);
-		atomic_fetch_add(&sn->finds_by_key, 1);
-		nt = quic_node_resolve_within(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
-					      (unsigned int)((end - now) / 1000000ull), NULL);
-		/* the first target answered (a circuit, or a direct address) */
-		if (nt <= 0 || quic_node_parse_target(t[0], 0, k2, &have, &ss, &sl)) {
-			log_info("svc", "lookup %s: provider %.16s... by its key claim: %s", name,
-				 hex, nt < 0 ? strerror(-nt) : "no address");
-			continue;
-		}
-		log_info("svc", "lookup %s: provider %.16s... by its key claim: %s", name, hex,
-			 t[0] + 2 * IDENTITY_PK_LEN + 1);
-		memcpy(g->keys[g->npeers], key, IDENTITY_PK_LEN);
-		g->peers[g->npeers++] = ss;
-	}
-	if (!g->npeers) {
-		atomic_store(&g->j.refs, 1); /* never ran: ours alone */
-		job_put(&g->j);
-		return n;
-	}
-	g->lookup_deadline_ns = svcn_now_ns() + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull;
-	svcn_owner_call(sn->shim, find_lookup_own, g);
-	err = find_wait(sn, g, out, g->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
-					   SVCN_WAIT_SLACK_NS);
-	if (err > n)
-		atomic_fetch_add(&sn->finds_by_key_ok, (unsigned long long)(err - n));
-	return err < 0 ? n : err;
-}
-
-/* svc_node_find whose cache step (a turn on the owner) ends by turn_ms. */
-static int find_within(struct svc_node *sn, const char *name, struct svc_dir_result *out,
-		       size_t max, uint32_t turn_ms, uint32_t claim_ms)
-{
-	struct find_cache fc = {.name = name, .out = out, .max = max};
-	struct find_job *f;
-	size_t nl = strlen(name);
-	int err;
-
-	if (!svc_name_valid((const uint8_t *)name, nl))
-		return -EINVAL;
-	if (svc_backend_on_loop(sn->backend))
-		return -EDEADLK; /* the owner cannot wait for its own jobs */
-	err = svcn_owner_run(sn, find_cache_own, &fc, turn_ms);
-	if (err)
-		return err;
-	if (!fc.need_lookup)
-		return fc.n;
-	f = find_job_new(sn, name, max);
-	if (!f)
-		return -ENOMEM;
-	f->lookup_deadline_ns = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
-	err = dhtnode_run(sn->dht, dht_lookup_fn, f);
-	if (err) {
-		atomic_store(&f->j.refs, 1); /* never ran: ours alone */
-		job_put(&f->j);
-		return err;
-	}
-	/* a reference of ours for the claims, past find_wait's */
-	atomic_fetch_add(&f->j.refs, 1);
-	err = find_wait(sn, f,  out,
-			f->lookup_deadline_ns + SVC_NODE_FETCH_TIMEOUT_MS * 1000000ull +
-			    SVCN_WAIT_SLACK_NS);
-	if (err >= 0 && (size_t)err < max)
-		err = find_by_claims(sn, name, f, out, max, err, claim_ms);
-	job_put(&f->j);
-	return err;
-}
-
-int svc_node_find(struct svc_node *sn, const char *name, struct svc_dir_result *out, size_t max)
-{
-	return find_within(sn, name, out, max, SVCN_OWNER_RUN_MS, SVC_NODE_CLAIM_MS);
-}
-
-/* svcn_pick with the owner's turn bounded by turn_ms (a call's deadline). */
-static int pick_within(struct svc_node *sn, const char *name, struct svc_dir_result *r,
-		       struct sockaddr_storage *ss, socklen_t *sl, uint32_t turn_ms,
-		       uint32_t claim_ms)
-{
-	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
-	int n = find_within(sn, name, res, SVC_DIR_DEFAULT_RESULTS, turn_ms, claim_ms);
-
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		if (!memcmp(res[i].owner, sn->id.pk, IDENTITY_PK_LEN)) {
-			*r = res[i];
-			return 1;
-		}
-		for (uint32_t e = 0; e < res[i].n_endpoints; e++) {
-			unsigned int l;
-
-			if (util_parse_addr(res[i].endpoints[e], ss, &l))
-				continue;
-			*sl = (socklen_t)l;
-			*r = res[i];
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
-	      struct sockaddr_storage *ss, socklen_t *sl)
-{
-	return pick_within(sn, name, r, ss, sl, SVCN_OWNER_RUN_MS, SVC_NODE_CLAIM_MS);
-}
 
 /* A call's dials by key claim in its lookup: within the call's timeout. */
 static uint32_t call_claim_ms(uint32_t timeout_ms)
@@ -590,82 +36,6 @@ static uint32_t call_turn_ms(uint32_t timeout_ms)
 
 	return ms < SVCN_OWNER_RUN_MS ? ms : SVCN_OWNER_RUN_MS;
 }
-
-/* First usable endpoint of r into ss: 0, or -ENOENT. */
-static int pick_endpoint(const struct svc_dir_result *r, struct sockaddr_storage *ss,
-			 socklen_t *sl)
-{
-	for (uint32_t e = 0; e < r->n_endpoints; e++) {
-		unsigned int l;
-
-		if (util_parse_addr(r->endpoints[e], ss, &l))
-			continue;
-		*sl = (socklen_t)l;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-struct pick_id {
-	const uint8_t *id;
-	struct svc_dir_result *r;
-	int err;
-	int again; /* only the cache, after a lookup */
-	char name[SVC_NAME_MAX + 1]; /* seen before, out of the cache: look it up */
-};
-
-static void pick_id_own(struct svc_node *sn, void *arg)
-{
-	struct pick_id *pi = arg;
-
-	pi->err = svc_dir_find_id(sn->dir, pi->id, util_now_ms(), pi->r);
-	if (!pi->err || pi->again)
-		return;
-	/* One of ours, not looked up yet: verified into the cache. */
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
-		struct svcn_pub *p = &sn->pubs[i];
-		uint8_t pid[SVC_ID_LEN];
-
-		if (!p->used || p->raw)
-			continue;
-		svc_id(pid, sn->id.pk, p->name, strlen(p->name));
-		if (!memcmp(pid, pi->id, SVC_ID_LEN)) {
-			svcn_accept_desc(sn, p->name, p->desc, p->desc_len, sn->id.pk, 0);
-			pi->err = svc_dir_find_id(sn->dir, pi->id, util_now_ms(), pi->r);
-			return;
-		}
-	}
-	for (size_t i = 0; i < SVCN_IDS; i++)
-		if (!memcmp(sn->ids[i].id, pi->id, SVC_ID_LEN) && sn->ids[i].name[0]) {
-			memcpy(pi->name, sn->ids[i].name, sizeof(pi->name));
-			return;
-		}
-}
-
-int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_dir_result *r,
-		 struct sockaddr_storage *ss, socklen_t *sl)
-{
-	struct pick_id pi = {.id = id, .r = r};
-	int err = svcn_owner_run(sn, pick_id_own, &pi, SVCN_OWNER_RUN_MS);
-
-	if (!err && pi.err && pi.name[0]) {
-		struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
-
-		/* Seen before, out of the cache now: look its name up again. */
-		svc_node_find(sn, pi.name, res, SVC_DIR_DEFAULT_RESULTS);
-		pi.again = 1;
-		err = svcn_owner_run(sn, pick_id_own, &pi, SVCN_OWNER_RUN_MS);
-	}
-	if (err)
-		return err;
-	if (pi.err)
-		return -ENOENT;
-	if (!memcmp(r->owner, sn->id.pk, IDENTITY_PK_LEN))
-		return 1;
-	return pick_endpoint(r, ss, sl);
-}
-
-/* ------------------------------------------------------------ calls */
 
 struct load_job;
 
@@ -734,12 +104,12 @@ static void call_finish(struct svc_node *sn, struct call_job *c, int err)
 		count_latency(sn, c->res.rtt_us);
 	if (c->parent) {
 		c->j.finished = 1;
-		job_unlist(sn, &c->j);
+		svcn_job_unlist(sn, &c->j);
 		load_call_done(sn, c->parent, c);
-		job_put(&c->j);
+		svcn_job_put(&c->j);
 		return;
 	}
-	job_deliver(sn, &c->j);
+	svcn_job_deliver(sn, &c->j);
 }
 
 /* The local backend's answer (on the owner). Its reference to the job. */
@@ -758,7 +128,7 @@ static void call_backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 		call_finish(sn, c, 0);
 	}
 	free(resp);
-	job_put(&c->j);
+	svcn_job_put(&c->j);
 }
 
 static void call_local(struct svc_node *sn, struct call_job *c)
@@ -805,7 +175,7 @@ static void call_local(struct svc_node *sn, struct call_job *c)
 		call_finish(sn, c, r == -EBUSY ? 0 : r);
 		return;
 	}
-	job_list(sn, &c->j,
+	svcn_job_list(sn, &c->j,
 		 svcn_now_ns() + (uint64_t)(c->timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull);
 }
 
@@ -828,7 +198,7 @@ static void call_start(struct svc_node *sn, struct svcn_job *j)
 		return;
 	}
 	c->direct = c->direct_ms > 0;
-	job_list(sn, &c->j,
+	svcn_job_list(sn, &c->j,
 		 c->t0 + (uint64_t)((c->direct ? c->direct_ms
 					       : c->timeout_ms + SVC_NODE_NET_MARGIN_MS)) *
 				 1000000ull);
@@ -889,7 +259,7 @@ static void call_expire(struct svc_node *sn, struct svcn_job *j)
 		 * for its own deadline; one still dialling ends unsent. */
 		c->direct = 0;
 		if (c->op && c->op->opened) {
-			job_list(sn, &c->j,
+			svcn_job_list(sn, &c->j,
 				 c->t0 + (uint64_t)(c->timeout_ms + SVC_NODE_NET_MARGIN_MS) *
 						 1000000ull);
 			return;
@@ -916,7 +286,7 @@ static struct call_job *call_new(struct svc_node *sn, const char *name, const ch
 		*err = -ENOMEM;
 		return NULL;
 	}
-	job_init(&c->j, sn, 2);
+	svcn_job_init(&c->j, sn, 2);
 	c->j.start = call_start;
 	c->j.op_done = call_op_done;
 	c->j.expire = call_expire;
@@ -981,13 +351,13 @@ static int call_run(struct svc_node *sn, const char *name, const char *method,
 		c->own_req = malloc(len);
 		if (!c->own_req) {
 			atomic_store(&c->j.refs, 1);
-			job_put(&c->j);
+			svcn_job_put(&c->j);
 			return -ENOMEM;
 		}
 		memcpy(c->own_req, payload, len);
 		c->req = c->own_req;
 	}
-	err = job_run(sn, &c->j,
+	err = svcn_job_run(sn, &c->j,
 		      svcn_now_ns() + (uint64_t)(timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull +
 			  SVCN_WAIT_SLACK_NS);
 	if (!err) {
@@ -1002,7 +372,7 @@ static int call_run(struct svc_node *sn, const char *name, const char *method,
 		res->rtt_us = c->res.rtt_us;
 		c->res.data = NULL;
 	}
-	job_put(&c->j);
+	svcn_job_put(&c->j);
 	return err;
 }
 
@@ -1070,7 +440,7 @@ int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 	if (!method)
 		method = "";
 	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms),
+	local = svcn_pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms),
 			    call_claim_ms(timeout_ms));
 	if (local < 0)
 		return local;
@@ -1108,7 +478,7 @@ struct load_job {
 
 static void load_put(struct load_job *l)
 {
-	job_put(&l->j);
+	svcn_job_put(&l->j);
 }
 
 static void load_free(struct svcn_job *j)
@@ -1117,7 +487,7 @@ static void load_free(struct svcn_job *j)
 
 	if (l->proto) {
 		atomic_store(&l->proto->j.refs, 1);
-		job_put(&l->proto->j);
+		svcn_job_put(&l->proto->j);
 	}
 	free(l->res.lat);
 	free(l);
@@ -1125,21 +495,21 @@ static void load_free(struct svcn_job *j)
 
 static void load_finish(struct svc_node *sn, struct load_job *l)
 {
-	if (l->started < l->count && !job_abandoned(&l->j)) {
+	if (l->started < l->count && !svcn_job_abandoned(&l->j)) {
 		/* Never started (the owner's job table was full, or out of
 		 * memory): counted as transport failures, not left out. */
 		l->res.errs[SVC_ERR__COUNT] += (uint64_t)(l->count - l->started);
 		l->res.last_errno = -EBUSY;
 	}
 	l->res.elapsed_ns = svcn_now_ns() - l->t0;
-	job_deliver(sn, &l->j);
+	svcn_job_deliver(sn, &l->j);
 }
 
 /* Start calls while fewer than conc are in flight. */
 static void load_fill(struct svc_node *sn, struct load_job *l)
 {
 	l->filling = 1;
-	while (!l->j.finished && !job_abandoned(&l->j) && l->started < l->count &&
+	while (!l->j.finished && !svcn_job_abandoned(&l->j) && l->started < l->count &&
 	       l->started - l->ended < l->conc) {
 		struct call_job *p = l->proto, *c = calloc(1, sizeof(*c));
 
@@ -1148,7 +518,7 @@ static void load_fill(struct svc_node *sn, struct load_job *l)
 			break; /* the calls in flight start more as they end */
 		}
 		*c = *p;
-		job_init(&c->j, sn, 1); /* the owner's alone */
+		svcn_job_init(&c->j, sn, 1); /* the owner's alone */
 		c->own_req = NULL;     /* the prototype's request is shared */
 		c->parent = l;
 		atomic_fetch_add(&l->j.refs, 1);
@@ -1157,7 +527,7 @@ static void load_fill(struct svc_node *sn, struct load_job *l)
 	}
 	l->filling = 0;
 	if (l->started == l->ended && !l->j.finished &&
-	    (l->ended == l->count || job_abandoned(&l->j) || l->started < l->count))
+	    (l->ended == l->count || svcn_job_abandoned(&l->j) || l->started < l->count))
 		load_finish(sn, l); /* all done, given up, or nothing could start */
 }
 
@@ -1191,7 +561,7 @@ static void load_start(struct svc_node *sn, struct svcn_job *j)
 	struct load_job *l = (struct load_job *)j;
 
 	l->t0 = svcn_now_ns();
-	job_list(sn, j, l->j.deadline_ns);
+	svcn_job_list(sn, j, l->j.deadline_ns);
 	load_fill(sn, l);
 }
 
@@ -1216,7 +586,7 @@ int svcn_call_many(struct svc_node *sn, const char *name, const char *method,
 	if (count < 1 || conc < 1)
 		return -EINVAL;
 	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	local = pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms),
+	local = svcn_pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms),
 			    call_claim_ms(timeout_ms));
 	if (local < 0)
 		return local;
@@ -1241,12 +611,12 @@ int svcn_call_many(struct svc_node *sn, const char *name, const char *method,
 		free(l->res.lat);
 		if (l->proto) {
 			atomic_store(&l->proto->j.refs, 1);
-			job_put(&l->proto->j);
+			svcn_job_put(&l->proto->j);
 		}
 		free(l);
 		return err;
 	}
-	job_init(&l->j, sn, 2);
+	svcn_job_init(&l->j, sn, 2);
 	l->j.start = load_start;
 	l->j.expire = load_expire;
 	l->j.free = load_free;
@@ -1256,13 +626,13 @@ int svcn_call_many(struct svc_node *sn, const char *name, const char *method,
 	per = (uint64_t)(timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull + SVCN_TICK_NS;
 	rounds = ((uint64_t)count + (uint64_t)conc - 1) / (uint64_t)conc;
 	l->j.deadline_ns = svcn_now_ns() + rounds * per + 1000000000ull;
-	err = job_run(sn, &l->j, l->j.deadline_ns + SVCN_WAIT_SLACK_NS);
+	err = svcn_job_run(sn, &l->j, l->j.deadline_ns + SVCN_WAIT_SLACK_NS);
 	if (!err)
 		err = l->j.err;
 	if (!err) {
 		*out = l->res;
 		l->res.lat = NULL;
 	}
-	job_put(&l->j);
+	svcn_job_put(&l->j);
 	return err;
 }

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * The service fabric on the node, the directory side: publish (descriptor,
- * announce, node record, refresh) and descriptor verification into the
- * cache. Split from svc_node.c (stream handlers, client connections,
- * lifecycle); lookups and calls are in svc_calls.c; everything here runs on the fabric's owner but
- * for the callers' halves of publish and the refresher (see svc_node.c).
+ * The service fabric's publications and descriptors: publish (descriptor,
+ * announce, node record, refresh), the publications restored from the
+ * store at start (svc_persist.c is the store's side), and descriptor
+ * verification into the directory cache. Lookups are in svc_find.c, the
+ * provider side that serves our descriptors in svc_serve.c. Everything
+ * here runs on the fabric's owner but for the callers' halves of publish
+ * and the refresher thread.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "svc_dir_int.h"
 #include "weft/quic_node.h"
-#include "svc_node_int.h"
 #include "weft/dht.h"
 #include "weft/guard.h"
 #include "weft/log.h"
@@ -28,6 +30,23 @@
 #include "weft/util.h"
 
 /* ------------------------------------------------------------ publish */
+
+static const char *const reject_names[8] = {"malformed", "oversized", "signature", "owner",
+					    "expired",	 "future",    "banned",	   "unreachable"};
+
+const char *svcn_reject_name(unsigned int i)
+{
+	return i < 8 ? reject_names[i] : "unknown";
+}
+
+struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len)
+{
+	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
+		if (sn->pubs[i].used && strlen(sn->pubs[i].name) == len &&
+		    !memcmp(sn->pubs[i].name, name, len))
+			return &sn->pubs[i];
+	return NULL;
+}
 
 /* "ip:port" or "[ip]:port" into dst when it fits: 1, else 0. */
 static int ep_set(char dst[SVC_DESC_ENDPOINT_MAX + 1], const char *ip, unsigned int port)
@@ -240,12 +259,6 @@ static void pub_drop_own(struct svc_node *sn, struct svcn_pub *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
-		     const struct svc_node_pub_opts *po)
-{
-	return svcn_publish(sn, name, backend, po, 1);
-}
-
 /* A publish or unpublish run on the owner: the in-memory part and the
  * store write queued (in the order memory changes); the caller waits for
  * the ticket off the owner. */
@@ -328,8 +341,9 @@ static void pub_forget_own(struct svc_node *sn, void *arg)
 		pub_drop_own(sn, p);
 }
 
-int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
-		 const struct svc_node_pub_opts *po, int persist)
+/* Publish with persist = 0 (restore) or 1 (the API). */
+static int pub_publish(struct svc_node *sn, const char *name, const char *backend,
+		       const struct svc_node_pub_opts *po, int persist)
 {
 	struct pub_req r = {.name = name, .backend = backend, .po = po, .persist = persist};
 	int err;
@@ -356,6 +370,38 @@ int svcn_publish(struct svc_node *sn, const char *name, const char *backend,
 	log_info("svc", "published %s (%s)", name, backend && *backend ? "backend" : "built-in");
 	pub_announce(sn, name);
 	return 0;
+}
+
+int svc_node_publish(struct svc_node *sn, const char *name, const char *backend,
+		     const struct svc_node_pub_opts *po)
+{
+	return pub_publish(sn, name, backend, po, 1);
+}
+
+/* One stored record (svcn_pub_store_each): published again. */
+static void restore_one(struct svc_node *sn, const char *name, const char *backend,
+			const struct svc_node_pub_opts *po, void *arg)
+{
+	unsigned int *restored = arg;
+	int err = pub_publish(sn, name, backend, po, 0);
+
+	if (err)
+		log_warn("svc", "stored publication %s not restored: %s", name, strerror(-err));
+	else
+		(*restored)++;
+}
+
+int svcn_pub_restore(struct svc_node *sn)
+{
+	int err;
+
+	if (!sn->store)
+		return 0;
+	sn->pub_restored = 0;
+	err = svcn_pub_store_each(sn, restore_one, &sn->pub_restored);
+	if (sn->pub_restored)
+		log_info("svc", "restored %u publication(s) from the store", sn->pub_restored);
+	return err;
 }
 
 static void unpublish_own(struct svc_node *sn, void *arg)

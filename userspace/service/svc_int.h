@@ -63,8 +63,4 @@ void svc_score_decay(struct svc_peer_ent *e, uint64_t decay_ns, uint64_t now);
 /* Points (milli) a rejection of class err is worth. */
 uint64_t svc_score_points(int err);
 
-/* Built-in handlers (builtin.c). */
-int svc_builtin_echo(void *ctx, const struct svc_call_info *call, struct svc_reply *reply);
-int svc_builtin_mesh_stats(void *ctx, const struct svc_call_info *call, struct svc_reply *reply);
-
 #endif

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "svc_node_int.h"
+#include "svc_calls_int.h"
+#include "svc_ctl_int.h"
+#include "svc_dir_int.h"
 #include "weft/ctl.h"
 #include "weft/log.h"
 #include "weft/util.h"

@@ -4,8 +4,10 @@
  * record per published service in the database "svc_publications",
  * written through the store's writer and durable when publish/unpublish
  * return (the control API acknowledges them). At start, svc_node_start()
- * publishes every record again: registered in the router, a fresh
- * descriptor signed, announced on the DHT.
+ * publishes every record again (svcn_pub_restore, svc_directory.c, reads
+ * them through svcn_pub_store_each): registered in the router, a fresh
+ * descriptor signed, announced on the DHT. This file is the codec and the
+ * store's side only: it never calls the directory.
  *
  * Record: key = the name; value = version (1 byte, 1), http_flags (u32
  * little endian), backend length (u16 LE) and bytes ("" = built-in),
@@ -15,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "svc_node_int.h"
+#include "svc_dir_int.h"
 #include "weft/log.h"
 #include "weft/store.h"
 
@@ -50,7 +52,7 @@ int svcn_pub_store_queue(struct svc_node *sn, const char *name, const struct svc
 			 struct store_write **ticket)
 {
 	uint8_t rec[PUB_REC_MAX];
-	struct store_op op = { .dbi = sn->pub_db, .key = name, .klen = strlen(name) };
+	struct store_op op = {.dbi = sn->pub_db, .key = name, .klen = strlen(name)};
 
 	*ticket = NULL;
 	if (!sn->store)
@@ -62,16 +64,22 @@ int svcn_pub_store_queue(struct svc_node *sn, const char *name, const struct svc
 	return store_write_queue(sn->store, &op, 1, ticket);
 }
 
+struct each_ctx {
+	struct svc_node *sn;
+	void (*fn)(struct svc_node *sn, const char *name, const char *backend,
+		   const struct svc_node_pub_opts *po, void *arg);
+	void *arg;
+};
+
 /* Hostile disk: every length checked, names and backends re-validated by
- * svc_node_publish itself. */
-static int restore_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+ * the publish the caller's fn makes. */
+static int each_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	struct svc_node *sn = arg;
+	struct each_ctx *c = arg;
 	const uint8_t *v = val;
 	char name[SVC_NAME_MAX + 1], backend[SVC_BACKEND_ADDR_MAX], cors[SVC_HTTP_CORS_MAX + 1];
-	struct svc_node_pub_opts po = { 0 };
+	struct svc_node_pub_opts po = {0};
 	size_t o = 5, bl, cl;
-	int err;
 
 	if (klen == 0 || klen > SVC_NAME_MAX || vlen < 9 || v[0] != PUB_VERSION)
 		goto bad;
@@ -93,26 +101,21 @@ static int restore_one(void *arg, const void *key, size_t klen, const void *val,
 	memcpy(cors, v + o, cl);
 	cors[cl] = '\0';
 	po.cors = cors;
-	err = svcn_publish(sn, name, backend, &po, 0);
-	if (err)
-		log_warn("svc", "stored publication %s not restored: %s", name, strerror(-err));
-	else
-		sn->pub_restored++;
+	c->fn(c->sn, name, backend, &po, c->arg);
 	return 0;
 bad:
 	log_warn("svc", "unreadable stored publication (%zu bytes): skipped", vlen);
 	return 0;
 }
 
-int svcn_pub_restore(struct svc_node *sn)
+int svcn_pub_store_each(struct svc_node *sn,
+			void (*fn)(struct svc_node *sn, const char *name, const char *backend,
+				   const struct svc_node_pub_opts *po, void *arg),
+			void *arg)
 {
-	int err;
+	struct each_ctx c = {.sn = sn, .fn = fn, .arg = arg};
 
 	if (!sn->store)
 		return 0;
-	sn->pub_restored = 0;
-	err = store_iter(sn->store, sn->pub_db, restore_one, sn);
-	if (sn->pub_restored)
-		log_info("svc", "restored %u publication(s) from the store", sn->pub_restored);
-	return err;
+	return store_iter(sn->store, sn->pub_db, each_one, &c);
 }

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What callers (control routes, the gateway) ask of the fabric's owner,
+ * besides publishing: lookups and picks (svc_find.c), calls and the load
+ * generator (svc_calls.c), the gateway's pass-through (svc_passthru.c).
+ * All are jobs or posts the owner drives (svc_jobs_int.h); the caller
+ * waits on its own semaphore, holding nothing.
+ */
+#ifndef WEFT_SVC_CALLS_INT_H
+#define WEFT_SVC_CALLS_INT_H
+
+#include "svc_node_int.h"
+
+struct svcn_pipe;
+
+/* The load generator of svc call --count: count calls of name, conc at a
+ * time, driven on the owner (no thread per call). Results in *out. */
+struct svcn_load_res {
+	uint64_t errs[SVC_ERR__COUNT + 1]; /* by result; last: transport failures */
+	uint64_t *lat;			   /* count entries: rtt of each ok call */
+	long nlat;
+	uint64_t max_us;
+	int last_errno;
+	uint64_t elapsed_ns;
+};
+int svcn_call_many(struct svc_node *sn, const char *name, const char *method,
+		   const uint8_t *payload, size_t len, uint32_t timeout_ms, long count, int conc,
+		   struct svcn_load_res *out);
+/* The provider to use for name: a result of svc_node_find, first usable
+ * endpoint (or local). Returns 0, 1 (this node) or -errno. */
+int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,
+	      struct sockaddr_storage *ss, socklen_t *sl);
+/* The same for one service id, from the directory cache or our own
+ * offers: 0, 1 (this node) or -ENOENT. */
+int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_dir_result *r,
+		 struct sockaddr_storage *ss, socklen_t *sl);
+/* svcn_pick with the owner's turn bounded by turn_ms and the dials by key
+ * claim by claim_ms (a call's deadline: svc_calls.c). */
+int svcn_pick_within(struct svc_node *sn, const char *name, struct svc_dir_result *r,
+		     struct sockaddr_storage *ss, socklen_t *sl, uint32_t turn_ms,
+		     uint32_t claim_ms);
+/* A remote call with at least this timeout falls back to dialling the
+ * provider's key when its descriptor's endpoint does not answer within a
+ * quarter of it (svc_calls.c); a shorter one leaves no time for it. */
+#define SVCN_BY_KEY_MIN_MS 1000u
+
+/* Reader side (gateway): start a pass-through of req (raw HTTP for a local
+ * target; a REQUEST message for a remote one) on the owner; returns the
+ * pipe or NULL (-ENOMEM, -ESHUTDOWN in *err). The owner's answer (or its
+ * failure) arrives through the pipe (svc_pipe_int.h). req is taken. */
+struct svcn_pipe *svcn_http_start(struct svc_node *sn, int local, const char *service,
+				  const struct sockaddr_storage *ss, socklen_t sl,
+				  const uint8_t *key, uint8_t *req, size_t len, uint32_t timeout_ms,
+				  uint64_t idle_ns, int *err);
+
+#endif
