@@ -1245,5 +1245,5 @@ int main(void)
 		cmocka_unit_test(test_attach_errors),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("xdp_prog", tests, NULL, NULL);
 }
