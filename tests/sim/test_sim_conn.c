@@ -34,18 +34,18 @@
 
 #include <cmocka.h>
 
-#include "simnode.h"
 #include "testutil.h"
 #include "weft/conn.h"
 #include "weft/simnet.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *eim, *adm;
 	struct simnode b, a, c, d, e; /* d behind the EIM NAT, e behind the ADM one */
 };
 
-static struct world W;
+static struct scene W;
 
 static const char *nat_of(struct simnode *x, char *buf, size_t len)
 {
@@ -68,7 +68,7 @@ static int published(struct simnode *x)
 
 static int all_published(void *arg)
 {
-	struct world *w = arg;
+	struct scene *w = arg;
 
 	return published(&w->a) && published(&w->b) && published(&w->c) && published(&w->d) &&
 	       published(&w->e);
@@ -102,51 +102,28 @@ static int rwait_cond(void *arg)
 	return resolves_to(r->from, r->key, r->want);
 }
 
-static int dht_formed(void *arg)
-{
-	struct world *w = arg;
-	struct simnode *n[] = { &w->a, &w->c, &w->d, &w->e };
-
-	for (size_t i = 0; i < 4; i++)
-		if (simnode_get_int(n[i], "/v1/dht/status", "nodes4", NULL) < 2)
-			return 0;
-	return 1;
-}
-
 static int setup(void **state)
 {
-	struct simnet_opts so = { .seed = 14, .clock = SIMNET_CLOCK_REAL };
-	static const char *const set[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
-	static const char *const small_cache[] = { "dht.bootstrap=198.51.100.2:6881",
-						   "node.resolve_cache_max=2",
+	static const char *const small_cache[] = { "node.resolve_cache_max=2",
 						   "node.resolve_cache_ttl_s=5", NULL };
-	struct io_addr out;
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.a, W.sn, "A", "203.0.113.1", NULL, set, NULL, NULL);
-	simnode_new(&W.c, W.sn, "C", "198.51.101.3", NULL, small_cache, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.102.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.eim), 0);
-	simnode_new(&W.d, W.sn, "D", "10.0.0.4", W.eim, set, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.103.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.adm), 0);
-	assert_int_equal(simnet_nat_set_mapping(W.adm, SIMNET_NAT_MAP_ADM), 0);
-	simnode_new(&W.e, W.sn, "E", "10.0.1.5", W.adm, set, NULL, NULL);
-	assert_int_equal(simnode_wait(dht_formed, &W, 30000), 0);
+	world_new(&W.w, 14);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_node(&W.w, &W.a, "A", "203.0.113.1", NULL, NULL);
+	world_node(&W.w, &W.c, "C", "198.51.101.3", NULL, small_cache);
+	W.eim = world_nat(&W.w, "198.51.102.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.d, "D", "10.0.0.4", W.eim, NULL);
+	W.adm = world_nat(&W.w, "198.51.103.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_ADM);
+	world_node(&W.w, &W.e, "E", "10.0.1.5", W.adm, NULL);
+	world_dht_formed(2, 30000, &W.a, &W.c, &W.d, &W.e, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.e);
-	simnode_free(&W.d);
-	simnode_free(&W.c);
-	simnode_free(&W.a);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 
@@ -187,7 +164,7 @@ static int dht_ro(struct simnode *x)
 
 static int natted_read_only(void *arg)
 {
-	struct world *w = arg;
+	struct scene *w = arg;
 
 	return dht_ro(&w->d) && dht_ro(&w->e);
 }
@@ -249,7 +226,7 @@ static void test_nat_classes(void **state)
 	/* D's record (republished when its addresses changed, at most once
 	 * per CONN_MIN_REPUBLISH_MS: the clock jumps past that) carries the
 	 * NAT's outside address, never 10.0.0.4. */
-	simnet_advance(W.sn, 11000000000ULL);
+	simnet_advance(W.w.sn, 11000000000ULL);
 	for (int tries = 0; tries < 600; tries++) {
 		int found = 0;
 
@@ -389,7 +366,7 @@ static void test_cache(void **state)
 	assert_true(cached(&W.c, W.a.key));
 	assert_false(cached(&W.c, W.b.key));
 	/* 6 s later every entry has expired. */
-	simnet_advance(W.sn, 6000000000ULL);
+	simnet_advance(W.w.sn, 6000000000ULL);
 	assert_false(cached(&W.c, W.a.key));
 }
 
@@ -414,7 +391,7 @@ static void test_republish(void **state)
 	(void)state;
 	for (size_t i = 0; i < 3; i++)
 		pw[i].above = simnode_get_int(pw[i].x, "/v1/status", "record_puts", NULL);
-	simnet_advance(W.sn, (CONN_REPUBLISH_S + 60) * 1000000000ULL);
+	simnet_advance(W.w.sn, (CONN_REPUBLISH_S + 60) * 1000000000ULL);
 	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(simnode_wait(puts_above, &pw[i], 30000), 0);
 }

@@ -37,20 +37,19 @@
 
 #include <cmocka.h>
 
-#include "simnode.h"
 #include "testutil.h"
 #include "weft/simnet.h"
+#include "world.h"
 
 #define NNODES 8
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *nat[NNODES];
 	struct simnode b, r, n[NNODES];
-	char use[160];
 };
 
-static struct world W;
+static struct scene W;
 
 /* Node indexes. */
 enum { N1, N2, F1, F2, S1, S2, A1, A2 };
@@ -90,15 +89,6 @@ static int all_held(void *arg)
 	return 1;
 }
 
-static int dht_formed(void *arg)
-{
-	(void)arg;
-	for (int i = 0; i < NNODES; i++)
-		if (simnode_get_int(&W.n[i], "/v1/dht/status", "nodes4", NULL) < 1)
-			return 0;
-	return 1;
-}
-
 /* The class conn_node finds for node i (docs/CONNECTIVITY.md). */
 static const char *nat_name(int i)
 {
@@ -123,39 +113,30 @@ static int classified(void *arg)
 
 static int setup(void **state)
 {
-	struct simnet_opts so = { .seed = 1515, .clock = SIMNET_CLOCK_REAL };
-	static const char *const pub[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
-	static const char *const relay[] = { "dht.bootstrap=198.51.100.2:6881", "relay.enable=true",
-					     "relay.circuit_pps=400", "relay.circuit_burst=400",
+	static const char *const boot[] = { WORLD_BOOTSTRAP, NULL };
+	static const char *const relay[] = { "relay.circuit_pps=400", "relay.circuit_burst=400",
 					     NULL };
-	const char *set[] = { "dht.bootstrap=198.51.100.2:6881", W.use, "relay.reserve=always",
-			      "quic.keepalive_ms=1000", NULL };
+	const char *set[] = { W.w.use, "relay.reserve=always", "quic.keepalive_ms=1000", NULL };
 	char ip[32], out_ip[32];
-	struct io_addr out;
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, pub, NULL, NULL);
-	simnode_new(&W.r, W.sn, "R", "198.51.101.3", NULL, relay, NULL, NULL);
-	snprintf(W.use, sizeof(W.use), "relay.use=%s@198.51.101.3:4433", W.r.key);
+	world_new(&W.w, 1515);
+	world_bootstrap(&W.w, &W.b, boot);
+	world_relay(&W.w, &W.r, relay);
 	for (int i = 0; i < NNODES; i++) {
 		if (i == N1 || i == N2) {
 			snprintf(ip, sizeof(ip), "198.51.%d.10", 110 + i);
-			simnode_new(&W.n[i], W.sn, names[i], ip, NULL, set, NULL, NULL);
+			world_node(&W.w, &W.n[i], names[i], ip, NULL, set);
 			continue;
 		}
 		snprintf(out_ip, sizeof(out_ip), "198.51.%d.100", 110 + i);
-		assert_int_equal(io_addr_parse(&out, out_ip, 0), 0);
-		assert_int_equal(simnet_nat_add(W.sn, &out,
-						i == F1 || i == F2 ? SIMNET_NAT_EIF : SIMNET_NAT_APDF,
-						0, &W.nat[i]),
-				 0);
-		if (i == A1 || i == A2)
-			assert_int_equal(simnet_nat_set_mapping(W.nat[i], SIMNET_NAT_MAP_ADM), 0);
+		W.nat[i] = world_nat(&W.w, out_ip, i == F1 || i == F2 ? SIMNET_NAT_EIF : SIMNET_NAT_APDF,
+				     i == A1 || i == A2 ? SIMNET_NAT_MAP_ADM : SIMNET_NAT_MAP_EIM);
 		snprintf(ip, sizeof(ip), "10.0.%d.%d", i, 4 + i);
-		simnode_new(&W.n[i], W.sn, names[i], ip, W.nat[i], set, NULL, NULL);
+		world_node(&W.w, &W.n[i], names[i], ip, W.nat[i], set);
 	}
-	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
+	world_dht_formed(1, 30000, &W.n[N1], &W.n[N2], &W.n[F1], &W.n[F2], &W.n[S1], &W.n[S2],
+			 &W.n[A1], &W.n[A2], NULL);
 	assert_int_equal(simnode_wait(all_held, NULL, 30000), 0);
 	assert_int_equal(simnode_wait(classified, NULL, 30000), 0);
 	return 0;
@@ -164,11 +145,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	for (int i = NNODES - 1; i >= 0; i--)
-		simnode_free(&W.n[i]);
-	simnode_free(&W.r);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 

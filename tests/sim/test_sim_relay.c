@@ -41,31 +41,19 @@
 
 #include <cmocka.h>
 
-#include "simnode.h"
 #include "testutil.h"
 #include "weft/quic_node.h"
 #include "weft/simnet.h"
 #include "weft/util.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *eim, *adm, *eim2, *eim3;
 	struct simnode b, r, d, e, f, g, h;
-	char use[160]; /* relay.use=R */
 };
 
-static struct world W;
-
-static int dht_formed(void *arg)
-{
-	struct simnode *n[] = { &W.r, &W.d, &W.e, &W.f };
-
-	(void)arg;
-	for (size_t i = 0; i < 4; i++)
-		if (simnode_get_int(n[i], "/v1/dht/status", "nodes4", NULL) < 1)
-			return 0;
-	return 1;
-}
+static struct scene W;
 
 static const char *use_state(struct simnode *x, char *buf, size_t len)
 {
@@ -125,57 +113,38 @@ static int g_holds(void *arg)
 
 static int setup(void **state)
 {
-	struct simnet_opts so = { .seed = 1414, .clock = SIMNET_CLOCK_REAL };
-	static const char *const pub[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
 	/* H's descriptor lists 203.0.113.9:4433 (node.bind), where nothing
 	 * answers; it serves at 198.51.100.8 (the DHT announce's address). */
 	/* H also holds a reservation with R (relay.reserve = always), so
 	 * that its record lists R: a call by its key may try a circuit. */
-	const char *pubh[] = { "dht.bootstrap=198.51.100.2:6881", "node.bind=203.0.113.9", W.use,
-			       "relay.reserve=always", NULL };
-	static const char *const relay[] = { "dht.bootstrap=198.51.100.2:6881", "relay.enable=true",
-					     "relay.circuit_bytes=4194304",
+	const char *pubh[] = { "node.bind=203.0.113.9", W.w.use, "relay.reserve=always", NULL };
+	static const char *const relay[] = { "relay.circuit_bytes=4194304",
 					     "relay.circuits_per_reservation=3",
 					     "relay.reservation_ttl_s=15", NULL };
-	const char *natd[] = { "dht.bootstrap=198.51.100.2:6881", W.use, NULL };
-	const char *natf[] = { "dht.bootstrap=198.51.100.2:6881", W.use, "relay.accept=false",
-			       NULL };
-	struct io_addr out;
+	const char *natd[] = { W.w.use, NULL };
+	const char *natf[] = { W.w.use, "relay.accept=false", NULL };
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.r, W.sn, "R", "198.51.101.3", NULL, relay, NULL, NULL);
-	snprintf(W.use, sizeof(W.use), "relay.use=%s@198.51.101.3:4433", W.r.key);
-	assert_int_equal(io_addr_parse(&out, "198.51.102.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.eim), 0);
-	simnode_new(&W.d, W.sn, "D", "10.0.0.4", W.eim, natd, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.103.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.adm), 0);
-	assert_int_equal(simnet_nat_set_mapping(W.adm, SIMNET_NAT_MAP_ADM), 0);
-	simnode_new(&W.e, W.sn, "E", "10.0.1.5", W.adm, natd, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.104.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.eim2), 0);
-	simnode_new(&W.f, W.sn, "F", "10.0.2.6", W.eim2, natf, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.105.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.eim3), 0);
-	simnode_new(&W.g, W.sn, "G", "10.0.3.7", W.eim3, pub, NULL, NULL);
-	simnode_new(&W.h, W.sn, "H", "198.51.100.8", NULL, pubh, NULL, NULL);
-	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
+	world_new(&W.w, 1414);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_relay(&W.w, &W.r, relay);
+	W.eim = world_nat(&W.w, "198.51.102.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.d, "D", "10.0.0.4", W.eim, natd);
+	W.adm = world_nat(&W.w, "198.51.103.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_ADM);
+	world_node(&W.w, &W.e, "E", "10.0.1.5", W.adm, natd);
+	W.eim2 = world_nat(&W.w, "198.51.104.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.f, "F", "10.0.2.6", W.eim2, natf);
+	W.eim3 = world_nat(&W.w, "198.51.105.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.g, "G", "10.0.3.7", W.eim3, NULL);
+	world_node(&W.w, &W.h, "H", "198.51.100.8", NULL, pubh);
+	world_dht_formed(1, 30000, &W.r, &W.d, &W.e, &W.f, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.h);
-	simnode_free(&W.g);
-	simnode_free(&W.f);
-	simnode_free(&W.e);
-	simnode_free(&W.d);
-	simnode_free(&W.r);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 
@@ -214,7 +183,7 @@ static void test_reservations(void **state)
 	json_decref(o);
 	/* ...and their records list R (republished when the relay set
 	 * changed: at most once per 10 s, the clock jumps past it). */
-	simnet_advance(W.sn, 11000000000ULL);
+	simnet_advance(W.w.sn, 11000000000ULL);
 	assert_int_equal(simnode_wait(records_list_relay, NULL, 30000), 0);
 }
 
@@ -319,7 +288,7 @@ static void test_svc_by_key(void **state)
 		int jumps = 0, empty = 0;
 
 		while (!empty && jumps++ < 3) {
-			simnet_advance(W.sn, 31000000000ULL);
+			simnet_advance(W.w.sn, 31000000000ULL);
 			empty = simnode_wait(e_pool_empty, NULL, 20000) == 0;
 		}
 		assert_true(empty);
@@ -591,7 +560,7 @@ static void test_expiry_and_teardown(void **state)
 	/* The clock jumps past reservation_ttl_s (15 s on R) but not past
 	 * QUIC's idle timeout (30 s): R expires the four reservations at
 	 * its next look; the holders take them again. */
-	simnet_advance(W.sn, 16000000000ULL);
+	simnet_advance(W.w.sn, 16000000000ULL);
 	assert_int_equal(simnode_wait(expired_all, NULL, 30000), 0);
 	assert_int_equal(simnode_wait(all_reserved, NULL, 30000), 0);
 	/* F vanishes without a word (its engine stops before its

@@ -29,65 +29,44 @@
 
 #include <cmocka.h>
 
-#include "simnode.h"
 #include "testutil.h"
 #include "weft/simnet.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *nat;
 	struct simnet_host *x;
 	struct simnode b, r, d, c;
-	char use[160];
 	struct io_addr circ; /* relay:PORT of C's circuit */
 };
 
-static struct world W;
-
-static int dht_formed(void *arg)
-{
-	struct simnode *n[] = { &W.r, &W.d, &W.c };
-
-	(void)arg;
-	for (size_t i = 0; i < 3; i++)
-		if (simnode_get_int(n[i], "/v1/dht/status", "nodes4", NULL) < 1)
-			return 0;
-	return 1;
-}
+static struct scene W;
 
 static int setup(void **state)
 {
-	struct simnet_opts so = { .seed = 1416, .clock = SIMNET_CLOCK_REAL };
-	static const char *const pub[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
-	static const char *const relay[] = { "dht.bootstrap=198.51.100.2:6881", "relay.enable=true",
-					     "relay.circuit_pps=50", "relay.circuit_burst=50",
+	static const char *const relay[] = { "relay.circuit_pps=50", "relay.circuit_burst=50",
 					     "relay.flood_drops=20", NULL };
-	const char *natd[] = { "dht.bootstrap=198.51.100.2:6881", W.use, NULL };
+	const char *natd[] = { W.w.use, NULL };
 	struct io_addr a;
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.r, W.sn, "R", "198.51.101.3", NULL, relay, NULL, NULL);
-	snprintf(W.use, sizeof(W.use), "relay.use=%s@198.51.101.3:4433", W.r.key);
-	assert_int_equal(io_addr_parse(&a, "198.51.102.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &a, SIMNET_NAT_APDF, 0, &W.nat), 0);
-	simnode_new(&W.d, W.sn, "D", "10.0.0.4", W.nat, natd, NULL, NULL);
-	simnode_new(&W.c, W.sn, "C", "198.51.102.3", NULL, pub, NULL, NULL);
+	world_new(&W.w, 1416);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_relay(&W.w, &W.r, relay);
+	W.nat = world_nat(&W.w, "198.51.102.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.d, "D", "10.0.0.4", W.nat, natd);
+	world_node(&W.w, &W.c, "C", "198.51.102.3", NULL, NULL);
 	assert_int_equal(io_addr_parse(&a, "198.51.106.6", 0), 0);
-	assert_int_equal(simnet_host_add(W.sn, &a, NULL, &W.x), 0);
-	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
+	assert_int_equal(simnet_host_add(W.w.sn, &a, NULL, &W.x), 0);
+	world_dht_formed(1, 30000, &W.r, &W.d, &W.c, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.c);
-	simnode_free(&W.d);
-	simnode_free(&W.r);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 

@@ -30,66 +30,43 @@
 
 #include <cmocka.h>
 
-#include "simnode.h"
 #include "testutil.h"
 #include "weft/simnet.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *nd, *ne;
 	struct simnode b, r, d, e;
-	char use[160];
 };
 
-static struct world W;
-
-static int dht_formed(void *arg)
-{
-	struct simnode *n[] = { &W.r, &W.d, &W.e };
-
-	(void)arg;
-	for (size_t i = 0; i < 3; i++)
-		if (simnode_get_int(n[i], "/v1/dht/status", "nodes4", NULL) < 1)
-			return 0;
-	return 1;
-}
+static struct scene W;
 
 static int setup(void **state)
 {
-	struct simnet_opts so = { .seed = 1417, .clock = SIMNET_CLOCK_REAL };
 	/* Circuits never idle out during the test (each keeps its CONNECT
 	 * stream on D's connection only while it lives). */
-	static const char *const relay[] = { "dht.bootstrap=198.51.100.2:6881", "relay.enable=true",
-					     "quic.max_streams=4",
+	static const char *const relay[] = { "quic.max_streams=4",
 					     "relay.circuits_per_reservation=8",
 					     "relay.circuit_idle_ms=600000", NULL };
-	const char *nat[] = { "dht.bootstrap=198.51.100.2:6881", W.use, "relay.reserve=always",
-			      NULL };
-	struct io_addr a;
+	const char *nat[] = { W.w.use, "relay.reserve=always", NULL };
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.r, W.sn, "R", "198.51.101.3", NULL, relay, NULL, NULL);
-	snprintf(W.use, sizeof(W.use), "relay.use=%s@198.51.101.3:4433", W.r.key);
-	assert_int_equal(io_addr_parse(&a, "198.51.102.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &a, SIMNET_NAT_APDF, 0, &W.nd), 0);
-	simnode_new(&W.d, W.sn, "D", "10.0.0.4", W.nd, nat, NULL, NULL);
-	assert_int_equal(io_addr_parse(&a, "198.51.103.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &a, SIMNET_NAT_APDF, 0, &W.ne), 0);
-	simnode_new(&W.e, W.sn, "E", "10.0.1.5", W.ne, nat, NULL, NULL);
-	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
+	world_new(&W.w, 1417);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_relay(&W.w, &W.r, relay);
+	W.nd = world_nat(&W.w, "198.51.102.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.d, "D", "10.0.0.4", W.nd, nat);
+	W.ne = world_nat(&W.w, "198.51.103.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.e, "E", "10.0.1.5", W.ne, nat);
+	world_dht_formed(1, 30000, &W.r, &W.d, &W.e, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.e);
-	simnode_free(&W.d);
-	simnode_free(&W.r);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 

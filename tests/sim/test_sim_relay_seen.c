@@ -29,66 +29,41 @@
 
 #include <cmocka.h>
 
-#include "simnode.h"
 #include "testutil.h"
 #include "weft/simnet.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *nx, *ng, *nk;
 	struct simnode b, r, x, g, k;
-	char use[160]; /* relay.use=R */
 };
 
-static struct world W;
-
-static int dht_formed(void *arg)
-{
-	struct simnode *n[] = { &W.r, &W.x, &W.g, &W.k };
-
-	(void)arg;
-	for (size_t i = 0; i < 4; i++)
-		if (simnode_get_int(n[i], "/v1/dht/status", "nodes4", NULL) < 1)
-			return 0;
-	return 1;
-}
+static struct scene W;
 
 static int setup(void **state)
 {
-	struct simnet_opts so = { .seed = 1416, .clock = SIMNET_CLOCK_REAL };
-	static const char *const pub[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
-	static const char *const relay[] = { "dht.bootstrap=198.51.100.2:6881", "relay.enable=true",
-					     "relay.announce=false", NULL };
-	const char *natx[] = { "dht.bootstrap=198.51.100.2:6881", W.use, NULL };
-	struct io_addr out;
+	static const char *const relay[] = { "relay.announce=false", NULL };
+	const char *natx[] = { W.w.use, NULL };
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.r, W.sn, "R", "198.51.101.3", NULL, relay, NULL, NULL);
-	snprintf(W.use, sizeof(W.use), "relay.use=%s@198.51.101.3:4433", W.r.key);
-	assert_int_equal(io_addr_parse(&out, "198.51.102.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.nx), 0);
-	simnode_new(&W.x, W.sn, "X", "10.0.0.4", W.nx, natx, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.103.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.ng), 0);
-	simnode_new(&W.g, W.sn, "G", "10.0.1.5", W.ng, pub, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.104.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_APDF, 0, &W.nk), 0);
-	simnode_new(&W.k, W.sn, "K", "10.0.2.6", W.nk, pub, NULL, NULL);
-	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
+	world_new(&W.w, 1416);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_relay(&W.w, &W.r, relay);
+	W.nx = world_nat(&W.w, "198.51.102.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.x, "X", "10.0.0.4", W.nx, natx);
+	W.ng = world_nat(&W.w, "198.51.103.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.g, "G", "10.0.1.5", W.ng, NULL);
+	W.nk = world_nat(&W.w, "198.51.104.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.k, "K", "10.0.2.6", W.nk, NULL);
+	world_dht_formed(1, 30000, &W.r, &W.x, &W.g, &W.k, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.k);
-	simnode_free(&W.g);
-	simnode_free(&W.x);
-	simnode_free(&W.r);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 

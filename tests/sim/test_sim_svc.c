@@ -29,28 +29,20 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "simnode.h"
 #include "weft/simnet.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *nat;
 	struct simnode a, b, c, d; /* d: behind an address-dependent NAT */
 };
 
-static struct world W;
-
-static int dht_formed(void *arg)
-{
-	struct world *w = arg;
-
-	return simnode_get_int(&w->a, "/v1/dht/status", "nodes4", NULL) >= 1 &&
-	       simnode_get_int(&w->c, "/v1/dht/status", "nodes4", NULL) >= 1;
-}
+static struct scene W;
 
 static int announced(void *arg)
 {
-	struct world *w = arg;
+	struct scene *w = arg;
 	json_t *o = simnode_ok(&w->a, "GET", "/v1/svc/ls", NULL), *s;
 	size_t i;
 	int ok = 1;
@@ -63,27 +55,19 @@ static int announced(void *arg)
 
 static int setup(void **state)
 {
-	struct simnet_opts so = {.seed = 13, .clock = SIMNET_CLOCK_REAL};
-	static const char *const a_set[] = {"dht.bootstrap=198.51.100.2:6881",
-					    "svc.peer_calls_per_min=80", NULL};
-	static const char *const c_set[] = {"dht.bootstrap=198.51.100.2:6881", NULL};
+	static const char *const a_set[] = {"svc.peer_calls_per_min=80", NULL};
 	struct simnet_link lan = {.latency_us = 500, .jitter_us = 200};
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.a, W.sn, "A", "198.51.100.1", NULL, a_set, NULL, NULL);
-	simnode_new(&W.c, W.sn, "C", "198.51.100.3", NULL, c_set, NULL, NULL);
-	{
-		struct io_addr out;
-
-		assert_int_equal(io_addr_parse(&out, "198.51.100.100", 0), 0);
-		assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_ADF, 0, &W.nat), 0);
-		simnode_new(&W.d, W.sn, "D", "10.0.0.4", W.nat, c_set, NULL, NULL);
-	}
+	world_new(&W.w, 13);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_node(&W.w, &W.a, "A", "198.51.100.1", NULL, a_set);
+	world_node(&W.w, &W.c, "C", "198.51.100.3", NULL, NULL);
+	W.nat = world_nat(&W.w, "198.51.100.100", SIMNET_NAT_ADF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.d, "D", "10.0.0.4", W.nat, NULL);
 	simnet_host_set_link(W.a.host, &lan);
 	simnet_host_set_link(W.c.host, &lan);
-	assert_int_equal(simnode_wait(dht_formed, &W, 10000), 0);
+	world_dht_formed(1, 10000, &W.a, &W.c, NULL);
 	assert_int_equal(
 	    simnode_get_int(&W.a, "/v1/svc/stats", "limits", "peer_calls_per_min", NULL), 80);
 	assert_int_equal(
@@ -94,11 +78,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.d);
-	simnode_free(&W.c);
-	simnode_free(&W.a);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 
@@ -158,7 +138,7 @@ static void test_discover_and_call(void **state)
 
 static int d_knows_b(void *arg)
 {
-	struct world *w = arg;
+	struct scene *w = arg;
 
 	return simnode_get_int(&w->d, "/v1/dht/status", "nodes4", NULL) >= 1;
 }
@@ -177,7 +157,7 @@ static void test_call_from_behind_nat(void **state)
 				 "through the NAT"));
 	assert_string_equal(json_string_value(json_object_get(o, "data")), "through the NAT");
 	json_decref(o);
-	simnet_stats_get(W.sn, &st);
+	simnet_stats_get(W.w.sn, &st);
 	/* One mapping for the DHT port, one for QUIC (both used). */
 	assert_true(st.nat_mapped >= 2);
 	assert_true(simnet_nat_mappings(W.nat) >= 2);
@@ -185,7 +165,7 @@ static void test_call_from_behind_nat(void **state)
 
 static int c_banned(void *arg)
 {
-	struct world *w = arg;
+	struct scene *w = arg;
 	json_t *o = simnode_ok(&w->a, "GET", "/v1/bans", NULL);
 	char *s = json_dumps(o, JSON_COMPACT);
 	char want[64];

@@ -34,53 +34,42 @@
 #include <cmocka.h>
 
 #include "service/svc_node_int.h"
-#include "simnode.h"
 #include "svc_hold.h"
 #include "weft/node.h"
 #include "weft/simnet.h"
 #include "weft/svc_backend.h"
 #include "weft/util.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnode a, b, c;
 };
 
-static struct world W;
-
-static int dht_formed(void *arg)
-{
-	struct world *w = arg;
-
-	return simnode_get_int(&w->a, "/v1/dht/status", "nodes4", NULL) >= 1 &&
-	       simnode_get_int(&w->c, "/v1/dht/status", "nodes4", NULL) >= 1;
-}
+static struct scene W;
 
 static int c_finds_echo(void *arg)
 {
-	return simnode_finds(&((struct world *)arg)->c, "echo");
+	return simnode_finds(&((struct scene *)arg)->c, "echo");
 }
 
 static int setup(void **state)
 {
-	struct simnet_opts so = {.seed = 23, .clock = SIMNET_CLOCK_REAL};
-	static const char *const a_set[] = {"dht.bootstrap=198.51.100.2:6881",
-					    "svc.peer_calls_per_min=100000",
+	static const char *const a_set[] = {"svc.peer_calls_per_min=100000",
 					    "svc.addr_calls_per_min=100000",
 					    "svc.service_calls_per_min=100000",
 					    "svc.peer_concurrency=1000",
 					    "svc.addr_concurrency=1000",
 					    "svc.service_concurrency=1000",
 					    NULL};
-	static const char *const c_set[] = {"dht.bootstrap=198.51.100.2:6881", NULL};
 	json_t *o;
 
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.a, W.sn, "A", "198.51.100.1", NULL, a_set, NULL, NULL);
-	simnode_new(&W.c, W.sn, "C", "198.51.100.3", NULL, c_set, NULL, NULL);
-	assert_int_equal(simnode_wait(dht_formed, &W, 10000), 0);
+	world_new(&W.w, 23);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_node(&W.w, &W.a, "A", "198.51.100.1", NULL, a_set);
+	world_node(&W.w, &W.c, "C", "198.51.100.3", NULL, NULL);
+	world_dht_formed(1, 10000, &W.a, &W.c, NULL);
 	json_decref(simnode_ok(&W.a, "POST", "/v1/svc/publish",
 			       json_pack("{s:s,s:s}", "name", "echo", "backend", "builtin")));
 	assert_int_equal(simnode_wait(c_finds_echo, &W, 15000), 0);
@@ -94,10 +83,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.c);
-	simnode_free(&W.a);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 

@@ -31,53 +31,34 @@
 
 #include <cmocka.h>
 
-#include "simnode.h"
 #include "testutil.h"
 #include "weft/simnet.h"
+#include "world.h"
 
-struct world {
-	struct simnet *sn;
+struct scene {
+	struct world w; /* network, B, R (tests/lib/world.h) */
 	struct simnet_nat *nat;
 	struct simnode b, c, p;
 };
 
-static struct world W;
-
-static int dht_formed(void *arg)
-{
-	struct simnode *n[] = { &W.c, &W.p };
-
-	(void)arg;
-	for (size_t i = 0; i < 2; i++)
-		if (simnode_get_int(n[i], "/v1/dht/status", "nodes4", NULL) < 1)
-			return 0;
-	return 1;
-}
+static struct scene W;
 
 static int setup(void **state)
 {
-	struct simnet_opts so = { .seed = 1415, .clock = SIMNET_CLOCK_REAL };
-	static const char *const pub[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
-	struct io_addr out;
-
 	(void)state;
-	assert_int_equal(simnet_new(&W.sn, &so), 0);
-	simnode_new(&W.b, W.sn, "B", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&W.c, W.sn, "C", "198.51.102.3", NULL, pub, NULL, NULL);
-	assert_int_equal(io_addr_parse(&out, "198.51.103.100", 0), 0);
-	assert_int_equal(simnet_nat_add(W.sn, &out, SIMNET_NAT_EIF, 0, &W.nat), 0);
-	simnode_new(&W.p, W.sn, "P", "10.0.0.4", W.nat, pub, NULL, NULL);
-	assert_int_equal(simnode_wait(dht_formed, NULL, 30000), 0);
+	world_new(&W.w, 1415);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_node(&W.w, &W.c, "C", "198.51.102.3", NULL, NULL);
+	W.nat = world_nat(&W.w, "198.51.103.100", SIMNET_NAT_EIF, SIMNET_NAT_MAP_EIM);
+	world_node(&W.w, &W.p, "P", "10.0.0.4", W.nat, NULL);
+	world_dht_formed(1, 30000, &W.c, &W.p, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	simnode_free(&W.p);
-	simnode_free(&W.c);
-	simnode_free(&W.b);
-	simnet_free(W.sn);
+	world_free(&W.w);
 	return 0;
 }
 
