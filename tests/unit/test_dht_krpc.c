@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "dht/dht_int.h"
+#include "weft/util.h"
 
 struct cap {
 	uint8_t buf[2048];
@@ -171,107 +172,58 @@ static void get_token(struct fx *f, const uint8_t target[20], uint8_t tok[DHT_TO
 	memcpy(tok, m.token, DHT_TOKEN_LEN);
 }
 
+/*
+ * Malformed BEP 5 queries, each with the answer it gets: a KRPC error code,
+ * or 0 for none (broken bencode: no transaction id to answer). The bytes
+ * are what the query builder (q_begin, q_id, q_end) makes.
+ */
+#define Q_ID "2:id20:abcdefghij0123456789"
+#define Q_IH "9:info_hash20:infohash-infohash-ih"
+#define Q_TOKEN "5:token8:12345678" /* not a token this node gave */
+#define Q_END(method) "e1:q" method "1:t2:tx1:y1:qe"
+
+static const struct bad_query {
+	const char *what, *query;
+	int ecode; /* 0: dropped, no answer */
+} bep5_bad[] = {
+	{ "dictionary not closed", "d1:ad" Q_ID "e1:q4:ping1:t2:tx1:y1:q", 0 },
+	{ "trailing byte", "d1:ad" Q_ID Q_END("4:ping") "e", 0 },
+	{ "no a", "d1:q4:ping1:t2:tx1:y1:qe", 203 },
+	{ "no q", "d1:ad" Q_ID "e1:t2:tx1:y1:qe", 203 },
+	{ "no id", "d1:ad" Q_END("4:ping"), 203 },
+	{ "short id", "d1:ad2:id19:abcdefghij012345678" Q_END("4:ping"), 203 },
+	{ "unknown method", "d1:ad" Q_ID Q_END("10:frobnicate"), 204 },
+	{ "find_node without target", "d1:ad" Q_ID Q_END("9:find_node"), 203 },
+	{ "find_node, target not a string", "d1:ad" Q_ID "6:targeti5e" Q_END("9:find_node"), 203 },
+	{ "get_peers without info_hash", "d1:ad" Q_ID Q_END("9:get_peers"), 203 },
+	{ "announce_peer without port", "d1:ad" Q_ID Q_IH Q_TOKEN Q_END("13:announce_peer"), 203 },
+	{ "announce_peer, port 0", "d1:ad" Q_ID Q_IH "4:porti0e" Q_TOKEN Q_END("13:announce_peer"),
+	  203 },
+	{ "announce_peer without token", "d1:ad" Q_ID Q_IH "4:porti6881e" Q_END("13:announce_peer"),
+	  203 },
+	{ "announce_peer, bad token",
+	  "d1:ad" Q_ID Q_IH "4:porti6881e" Q_TOKEN Q_END("13:announce_peer"), 203 },
+	{ "get without target", "d1:ad" Q_ID Q_END("3:get"), 203 },
+};
+
 static void test_bep5_errors(void **state)
 {
 	struct fx *f = *state;
-	struct qb q;
 	struct krpc_msg m;
-	const uint8_t ih[20] = "infohash-infohash-ih";
-	const char *raw;
+	struct dht_stats st;
 
-	/* malformed bencode: no transaction id to answer, dropped */
-	raw = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:tx1:y1:q";
-	assert_int_equal(feed(f, (const uint8_t *)raw, strlen(raw), &m), 0);
-	raw = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:tx1:y1:qee";
-	assert_int_equal(feed(f, (const uint8_t *)raw, strlen(raw), &m), 0);
-	/* missing a */
-	raw = "d1:q4:ping1:t2:tx1:y1:qe";
-	assert_int_equal(feed(f, (const uint8_t *)raw, strlen(raw), &m), 'e');
-	assert_int_equal(m.ecode, 203);
-	/* missing q */
-	raw = "d1:ad2:id20:abcdefghij0123456789e1:t2:tx1:y1:qe";
-	assert_int_equal(feed(f, (const uint8_t *)raw, strlen(raw), &m), 'e');
-	assert_int_equal(m.ecode, 203);
-	/* missing / short id */
-	q_begin(&q);
-	q_end(&q, "ping");
-	expect_err(f, &q, 203);
-	q_begin(&q);
-	bencode_put_cstr(&q.b, "id");
-	bencode_put_str(&q.b, peer_id, 19);
-	q_end(&q, "ping");
-	expect_err(f, &q, 203);
-	/* unknown method */
-	q_begin(&q);
-	q_id(&q);
-	q_end(&q, "frobnicate");
-	expect_err(f, &q, 204);
-	/* find_node without target, bad target */
-	q_begin(&q);
-	q_id(&q);
-	q_end(&q, "find_node");
-	expect_err(f, &q, 203);
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "target");
-	bencode_put_int(&q.b, 5);
-	q_end(&q, "find_node");
-	expect_err(f, &q, 203);
-	/* get_peers without info_hash */
-	q_begin(&q);
-	q_id(&q);
-	q_end(&q, "get_peers");
-	expect_err(f, &q, 203);
-	/* announce: no port, port 0, no token, bad token */
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "info_hash");
-	bencode_put_str(&q.b, ih, 20);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_cstr(&q.b, "12345678");
-	q_end(&q, "announce_peer");
-	expect_err(f, &q, 203);
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "info_hash");
-	bencode_put_str(&q.b, ih, 20);
-	bencode_put_cstr(&q.b, "port");
-	bencode_put_int(&q.b, 0);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_cstr(&q.b, "12345678");
-	q_end(&q, "announce_peer");
-	expect_err(f, &q, 203);
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "info_hash");
-	bencode_put_str(&q.b, ih, 20);
-	bencode_put_cstr(&q.b, "port");
-	bencode_put_int(&q.b, 6881);
-	q_end(&q, "announce_peer");
-	expect_err(f, &q, 203);
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "info_hash");
-	bencode_put_str(&q.b, ih, 20);
-	bencode_put_cstr(&q.b, "port");
-	bencode_put_int(&q.b, 6881);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_cstr(&q.b, "12345678");
-	q_end(&q, "announce_peer");
-	expect_err(f, &q, 203);
-	/* get without target */
-	q_begin(&q);
-	q_id(&q);
-	q_end(&q, "get");
-	expect_err(f, &q, 203);
-	{
-		struct dht_stats st;
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(bep5_bad); i++) {
+		const struct bad_query *c = &bep5_bad[i];
+		char y = feed(f, (const uint8_t *)c->query, strlen(c->query), &m);
 
-		dht_get_stats(f->dht, &st);
-		assert_int_equal(st.errors_out[2], 12); /* 203 */
-		assert_int_equal(st.errors_out[3], 1);	/* 204 */
-		assert_int_equal(st.dropped_malformed, 14);
+		if (y != (c->ecode ? 'e' : 0) || (y == 'e' && m.ecode != c->ecode))
+			fail_msg("%s: answer %c (code %d), want code %d", c->what, y ? y : '-',
+				 y == 'e' ? m.ecode : 0, c->ecode);
 	}
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.errors_out[2], 12); /* 203 */
+	assert_int_equal(st.errors_out[3], 1);	/* 204 */
+	assert_int_equal(st.dropped_malformed, 14);
 }
 
 static void test_good_queries(void **state)
@@ -475,6 +427,53 @@ static void test_wk_claims(void **state)
 	}
 }
 
+/* Immutable puts in order, with the answer each gets (0: stored). */
+static const struct imm_put {
+	const char *what;
+	int token; /* 0: none, 1: the one get gave, 2: "xxxxxxxx" */
+	int v;	   /* 0: none, 1: "5:hello", 2: a 999-byte string (1003 bytes) */
+	int ecode;
+} bep44_imm[] = {
+	{ "no token", 0, 1, 203 },
+	{ "no v", 1, 0, 203 },
+	{ "bad token", 2, 1, 203 },
+	{ "v over 1000 bytes", 1, 2, 205 },
+	{ "good", 1, 1, 0 },
+};
+
+/* Mutable puts (k, salt "salt", v "5:hello") in order, each answered
+ * after what the ones before stored (0: stored). */
+static const struct mut_put {
+	const char *what;
+	int64_t seq;	    /* -1: neither seq nor salt in the query */
+	int64_t signed_seq; /* what the signature covers */
+	int flip;	    /* a bit of the signature flipped */
+	size_t saltlen;	    /* 4: "salt"; 65: 65 bytes 'a' (over the limit) */
+	int64_t cas;	    /* -1: none */
+	int ecode;
+} bep44_mut[] = {
+	{ "bad signature", 5, 5, 1, 4, -1, 206 },
+	{ "signature over another seq", 6, 5, 0, 4, -1, 206 },
+	{ "salt over 64 bytes", 5, 5, 0, 65, -1, 207 },
+	{ "no seq", -1, 5, 0, 4, -1, 203 },
+	{ "good, seq 5", 5, 5, 0, 4, -1, 0 },
+	{ "seq 4 < 5", 4, 4, 0, 4, -1, 302 },
+	{ "cas 3 != 5", 6, 6, 0, 4, 3, 301 },
+	{ "cas 5 == 5", 6, 6, 0, 4, 5, 0 },
+};
+
+/* Feed q (what: the case, for a failure); the answer must be error ecode
+ * (0: a reply). */
+static void expect_answer(struct fx *f, struct qb *q, const char *what, int ecode)
+{
+	struct krpc_msg m;
+	char y = feed(f, q->buf, q->b.len, &m);
+
+	if (y != (ecode ? 'e' : 'r') || (y == 'e' && m.ecode != ecode))
+		fail_msg("%s: answer %c (code %d), want code %d", what, y ? y : '-',
+			 y == 'e' ? m.ecode : 0, ecode);
+}
+
 static void test_bep44_errors(void **state)
 {
 	struct fx *f = *state;
@@ -485,46 +484,30 @@ static void test_bep44_errors(void **state)
 
 	dht_bep44_target_mutable(target, f->pk, (const uint8_t *)"salt", 4);
 	get_token(f, target, tok);
-	/* put without token / without v / with a bad token */
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "v");
-	bencode_put_raw(&q.b, v, 7);
-	q_end(&q, "put");
-	expect_err(f, &q, 203);
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_str(&q.b, tok, sizeof(tok));
-	q_end(&q, "put");
-	expect_err(f, &q, 203);
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_cstr(&q.b, "xxxxxxxx");
-	bencode_put_cstr(&q.b, "v");
-	bencode_put_raw(&q.b, v, 7);
-	q_end(&q, "put");
-	expect_err(f, &q, 203);
-	/* 205: v over 1000 bytes */
 	memset(big, 'a', sizeof(big));
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_str(&q.b, tok, sizeof(tok));
-	bencode_put_cstr(&q.b, "v");
-	bencode_put_str(&q.b, big, 999); /* "999:" + 999 = 1003 bytes */
-	q_end(&q, "put");
-	expect_err(f, &q, 205);
-	/* immutable put ok, then get returns it */
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_str(&q.b, tok, sizeof(tok));
-	bencode_put_cstr(&q.b, "v");
-	bencode_put_raw(&q.b, v, 7);
-	q_end(&q, "put");
-	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(bep44_imm); i++) {
+		const struct imm_put *c = &bep44_imm[i];
+
+		q_begin(&q);
+		q_id(&q);
+		if (c->token) {
+			bencode_put_cstr(&q.b, "token");
+			if (c->token == 1)
+				bencode_put_str(&q.b, tok, sizeof(tok));
+			else
+				bencode_put_cstr(&q.b, "xxxxxxxx");
+		}
+		if (c->v) {
+			bencode_put_cstr(&q.b, "v");
+			if (c->v == 1)
+				bencode_put_raw(&q.b, v, 7);
+			else
+				bencode_put_str(&q.b, big, 999); /* "999:" + 999 = 1003 bytes */
+		}
+		q_end(&q, "put");
+		expect_answer(f, &q, c->what, c->ecode);
+	}
+	/* the immutable item stored: get returns it */
 	{
 		uint8_t it[20];
 		struct qb g;
@@ -540,67 +523,36 @@ static void test_bep44_errors(void **state)
 		assert_memory_equal(m.v, v, 7);
 		assert_null(m.k);
 	}
-#define MUT(seq_, sigp, saltp, saltlen, cas_)                                                      \
-	do {                                                                                       \
-		q_begin(&q);                                                                       \
-		if ((cas_) >= 0) {                                                                 \
-			bencode_put_cstr(&q.b, "cas");                                             \
-			bencode_put_int(&q.b, (cas_));                                             \
-		}                                                                                  \
-		q_id(&q);                                                                          \
-		bencode_put_cstr(&q.b, "k");                                                       \
-		bencode_put_str(&q.b, f->pk, 32);                                                  \
-		bencode_put_cstr(&q.b, "salt");                                                    \
-		bencode_put_str(&q.b, (saltp), (saltlen));                                         \
-		bencode_put_cstr(&q.b, "seq");                                                     \
-		bencode_put_int(&q.b, (seq_));                                                     \
-		bencode_put_cstr(&q.b, "sig");                                                     \
-		bencode_put_str(&q.b, (sigp), 64);                                                 \
-		bencode_put_cstr(&q.b, "token");                                                   \
-		bencode_put_str(&q.b, tok, sizeof(tok));                                           \
-		bencode_put_cstr(&q.b, "v");                                                       \
-		bencode_put_raw(&q.b, v, 7);                                                       \
-		q_end(&q, "put");                                                                  \
-	} while (0)
-	/* 206: bad signature */
-	dht_bep44_sign(sig, f->sk, (const uint8_t *)"salt", 4, 5, v, 7);
-	sig[10] ^= 1;
-	MUT(5, sig, "salt", 4, -1);
-	expect_err(f, &q, 206);
-	/* signature over another seq */
-	sig[10] ^= 1;
-	MUT(6, sig, "salt", 4, -1);
-	expect_err(f, &q, 206);
-	/* 207: salt over 64 bytes */
-	MUT(5, sig, big, 65, -1);
-	expect_err(f, &q, 207);
-	/* mutable missing seq: 203 */
-	q_begin(&q);
-	q_id(&q);
-	bencode_put_cstr(&q.b, "k");
-	bencode_put_str(&q.b, f->pk, 32);
-	bencode_put_cstr(&q.b, "sig");
-	bencode_put_str(&q.b, sig, 64);
-	bencode_put_cstr(&q.b, "token");
-	bencode_put_str(&q.b, tok, sizeof(tok));
-	bencode_put_cstr(&q.b, "v");
-	bencode_put_raw(&q.b, v, 7);
-	q_end(&q, "put");
-	expect_err(f, &q, 203);
-	/* good mutable put at seq 5 */
-	MUT(5, sig, "salt", 4, -1);
-	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
-	/* 302: seq 4 < 5 */
-	dht_bep44_sign(sig, f->sk, (const uint8_t *)"salt", 4, 4, v, 7);
-	MUT(4, sig, "salt", 4, -1);
-	expect_err(f, &q, 302);
-	/* 301: cas 3 != 5 */
-	dht_bep44_sign(sig, f->sk, (const uint8_t *)"salt", 4, 6, v, 7);
-	MUT(6, sig, "salt", 4, 3);
-	expect_err(f, &q, 301);
-	/* cas 5 == 5: accepted */
-	MUT(6, sig, "salt", 4, 5);
-	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
+	for (size_t i = 0; i < WEFT_ARRAY_SIZE(bep44_mut); i++) {
+		const struct mut_put *c = &bep44_mut[i];
+
+		dht_bep44_sign(sig, f->sk, (const uint8_t *)"salt", 4, c->signed_seq, v, 7);
+		if (c->flip)
+			sig[10] ^= 1;
+		q_begin(&q);
+		if (c->cas >= 0) {
+			bencode_put_cstr(&q.b, "cas");
+			bencode_put_int(&q.b, c->cas);
+		}
+		q_id(&q);
+		bencode_put_cstr(&q.b, "k");
+		bencode_put_str(&q.b, f->pk, 32);
+		if (c->seq >= 0) {
+			bencode_put_cstr(&q.b, "salt");
+			bencode_put_str(&q.b, c->saltlen == 4 ? (const uint8_t *)"salt" : big,
+					c->saltlen);
+			bencode_put_cstr(&q.b, "seq");
+			bencode_put_int(&q.b, c->seq);
+		}
+		bencode_put_cstr(&q.b, "sig");
+		bencode_put_str(&q.b, sig, 64);
+		bencode_put_cstr(&q.b, "token");
+		bencode_put_str(&q.b, tok, sizeof(tok));
+		bencode_put_cstr(&q.b, "v");
+		bencode_put_raw(&q.b, v, 7);
+		q_end(&q, "put");
+		expect_answer(f, &q, c->what, c->ecode);
+	}
 	/* get returns k, seq, sig, v; with seq >= current, v is left out */
 	{
 		struct qb g;
