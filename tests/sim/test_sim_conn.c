@@ -40,7 +40,7 @@
 #include "world.h"
 
 struct scene {
-	struct world w; /* network, B, R (tests/lib/world.h) */
+	struct world w; /* the network and its nodes (tests/lib/world.h) */
 	struct simnet_nat *eim, *adm;
 	struct simnode b, a, c, d, e; /* d behind the EIM NAT, e behind the ADM one */
 };

@@ -44,7 +44,7 @@
 #define NNODES 8
 
 struct scene {
-	struct world w; /* network, B, R (tests/lib/world.h) */
+	struct world w; /* the network and its nodes (tests/lib/world.h) */
 	struct simnet_nat *nat[NNODES];
 	struct simnode b, r, n[NNODES];
 };

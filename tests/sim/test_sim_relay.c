@@ -48,7 +48,7 @@
 #include "world.h"
 
 struct scene {
-	struct world w; /* network, B, R (tests/lib/world.h) */
+	struct world w; /* the network and its nodes (tests/lib/world.h) */
 	struct simnet_nat *eim, *adm, *eim2, *eim3;
 	struct simnode b, r, d, e, f, g, h;
 };

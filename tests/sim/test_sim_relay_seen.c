@@ -34,7 +34,7 @@
 #include "world.h"
 
 struct scene {
-	struct world w; /* network, B, R (tests/lib/world.h) */
+	struct world w; /* the network and its nodes (tests/lib/world.h) */
 	struct simnet_nat *nx, *ng, *nk;
 	struct simnode b, r, x, g, k;
 };

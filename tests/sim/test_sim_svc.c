@@ -33,7 +33,7 @@
 #include "world.h"
 
 struct scene {
-	struct world w; /* network, B, R (tests/lib/world.h) */
+	struct world w; /* the network and its nodes (tests/lib/world.h) */
 	struct simnet_nat *nat;
 	struct simnode a, b, c, d; /* d: behind an address-dependent NAT */
 };

@@ -36,7 +36,7 @@
 #include "world.h"
 
 struct scene {
-	struct world w; /* network, B, R (tests/lib/world.h) */
+	struct world w; /* the network and its nodes (tests/lib/world.h) */
 	struct simnet_nat *nat;
 	struct simnode b, c, p;
 };

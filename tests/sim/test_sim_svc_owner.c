@@ -38,7 +38,7 @@
 #include "world.h"
 
 struct scene {
-	struct world w; /* network, B, R (tests/lib/world.h) */
+	struct world w; /* the network and its nodes (tests/lib/world.h) */
 	struct simnode a, b, c;
 };
 
