@@ -5,6 +5,9 @@
 #   tools/weftctl/*.c           -> weftctl
 #   bpf/*.bpf.c                 -> $(BUILD)/bpf/*.bpf.o + *.skel.h (bpftool)
 #   tests/unit/test_*.c         -> cmocka binaries, built with ASan + UBSan
+#                                  (test_<module>_<unit>: TESTS=<module>)
+#   tests/sim/test_sim_*.c      -> multi-node scenarios in one process, built
+#                                  like the unit tests, into $(BUILD)/sim/
 #   tests/integration/test_*.sh -> run by tests/run.sh against ASan binaries
 #   bench/bench_*.c             -> benchmark harnesses (make bench)
 #   tests/tools/*.c             -> helpers the integration tests run
@@ -57,6 +60,7 @@ SIMD_SRCS := $(filter %_sse41.c %_avx2.c %_avx512.c,$(LIB_SRCS))
 CTL_SRCS := $(wildcard tools/weftctl/*.c)
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+SIM_SRCS := $(wildcard tests/sim/test_*.c)
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -144,9 +148,15 @@ $(BUILD)/san/weftctl: $(call ctl_objs,san) $(OBJ_san)/libweft.a
 
 # ---- tests ----
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
+SIM_BINS := $(patsubst tests/sim/%.c,$(BUILD)/sim/%,$(SIM_SRCS))
 TESTLIB_OBJS := $(patsubst %.c,$(OBJ_san)/%.o,$(TESTLIB_SRCS))
 
 $(BUILD)/test/%: $(OBJ_san)/tests/unit/%.o $(TESTLIB_OBJS) $(OBJ_san)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sim/%: $(OBJ_san)/tests/sim/%.o $(TESTLIB_OBJS) $(OBJ_san)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
@@ -166,7 +176,7 @@ $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load: $(BUILD)/tools/%: tests/too
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
-TEST_BINS := $(TOOL_BINS) $(UNIT_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
+TEST_BINS := $(TOOL_BINS) $(UNIT_BINS) $(SIM_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
 	$(BUILD)/weftlab-sim \
 	$(BPF_OBJS) $(FUZZ_BINS)
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Runs every unit test binary, every fuzz target over its seed corpus and
-# every integration script; prints one summary line
+# Runs every unit test binary (tests/unit), every in-process multi-node
+# scenario (tests/sim), every fuzz target over its seed corpus and every
+# integration script; prints one summary line
 # "N passed, N failed, N skipped". A test exits 0 (pass), 77 (skip, with its
 # reason on stdout/stderr) or anything else (fail).
 #
@@ -14,7 +15,10 @@
 #    skip reason left is "not root".
 #  - a fuzz target (tests/fuzz/fuzz_*.c) without a corpus directory
 #    (tests/fuzz/corpus/<target>/) or without its binary fails.
-# Usage: tests/run.sh [NAME-SUBSTRING...]  (default: all)
+# Usage: tests/run.sh [FILTER...]  (default: all). A FILTER that names a
+# module (a folder of userspace/) selects that module's tests, test_MODULE_*
+# (unit tests and integration scripts; "sim" selects the tests/sim
+# scenarios); any other FILTER selects the tests whose name contains it.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -32,9 +36,16 @@ mkdir -p "$LOGDIR"
 ROOT=0
 [ "$(id -u)" -eq 0 ] && ROOT=1
 
-# Test kinds: unit binaries, fuzz replays ("fuzz:NAME"), integration scripts.
+# Test kinds: unit binaries, sim scenario binaries, fuzz replays
+# ("fuzz:NAME"), integration scripts. Binaries are found from their
+# sources, so that one left in $BUILD by a renamed test never runs.
 tests=()
-for t in "$BUILD"/test/test_*; do
+for s in "$TOP"/tests/unit/test_*.c; do
+	t="$BUILD/test/$(basename "$s" .c)"
+	[ -x "$t" ] && tests+=("$t")
+done
+for s in "$TOP"/tests/sim/test_*.c; do
+	t="$BUILD/sim/$(basename "$s" .c)"
 	[ -x "$t" ] && tests+=("$t")
 done
 for t in "$TOP"/tests/fuzz/fuzz_*.c; do
@@ -48,7 +59,11 @@ want() {
 	[ ${#FILTERS[@]} -eq 0 ] && return 0
 	local n
 	for n in "${FILTERS[@]}"; do
-		case "$1" in *"$n"*) return 0 ;; esac
+		if [ -n "$n" ] && [ -d "$TOP/userspace/$n" ]; then
+			case "$1" in "test_$n" | "test_${n}_"*) return 0 ;; esac
+		else
+			case "$1" in *"$n"*) return 0 ;; esac
+		fi
 	done
 	return 1
 }

@@ -5,20 +5,11 @@
 # boundary up to ~20 MiB, single- and multi-threaded, several files in one
 # command, stdin, --no-names, and a missing file. Outputs must be identical.
 set -u
-WEFTCTL=${WEFTCTL:-${BUILD:-build}/san/weftctl}
-PYTHON=${PYTHON:-/usr/bin/python3}
-
-if ! command -v b3sum >/dev/null 2>&1; then
-	echo "SKIP: b3sum not installed (Debian package b3sum)"
-	exit 77
-fi
-if [ ! -x "$WEFTCTL" ]; then
-	echo "FAIL: $WEFTCTL not built"
-	exit 1
-fi
-
-dir=$(mktemp -d /tmp/weft-b3sum.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+. "$TOP/tests/lib/common.sh"
+command -v b3sum >/dev/null 2>&1 || skip "b3sum not installed (Debian package b3sum)"
+[ -x "$WEFTCTL" ] || fail "$WEFTCTL not built"
+prologue
+dir=$D
 fail=0
 
 sizes="0 1 63 64 65 1023 1024 1025 2047 2048 2049 4095 4096 4097 8191 8192 8193

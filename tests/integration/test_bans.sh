@@ -5,11 +5,7 @@
 # are not restored), limits show and set.
 set -u
 . "$TOP/tests/lib/common.sh"
-D=$(mktemp -d /tmp/weft-bans-XXXXXX)
-on_exit "rm -rf '$D'"
-SOCK="$D/weftd.sock"
-CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
-QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+prologue
 
 start_weftd "$D" --state-dir "$D" --io uring --quic-port $QP --dht-port $DP
 [ "$(CTL --json xdp status | json_get policy)" = software ] || fail "policy mode"

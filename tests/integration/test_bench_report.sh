@@ -13,8 +13,8 @@
 set -u
 . "$TOP/tests/lib/common.sh"
 "$PYTHON" -c 'import matplotlib' 2>/dev/null || fail "python3-matplotlib missing (make deps)"
-T=$(mktemp -d)
-on_exit rm -rf "$T"
+prologue
+T=$D
 SAMPLES=("$TOP"/tests/bench/*.json)
 # Two results of one run of bench_io: all paths (ratios) and the reference
 # path alone (figures only, no ratio); one of bench_dht (a series, a same-

@@ -7,10 +7,7 @@ set -u
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tools/completion/weftctl"
 
-D=$(mktemp -d /tmp/weft-comp-XXXXXX)
-on_exit "rm -rf '$D'"
-SOCK="$D/weftd.sock"
-QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+prologue
 
 # comp_with FN WORD...: complete the last word with FN; prints COMPREPLY
 # one per line. comp: weftctl's, lcomp: weftlab's.

@@ -13,16 +13,11 @@
 #    STUN bucket (drop_rate_stun), the rest answered; the policy counters
 #    still add up (rx == sum of the verdicts).
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 3
 command -v turnutils_stunclient >/dev/null || fail "turnutils_stunclient (coturn) missing: run tools/deps.sh install"
-netns_create 3 || fail "netns setup"
-D=$(mktemp -d /tmp/wconn.XXXXXX)
-netns_on_exit "rm -rf '$D'"
 IP1=$(netns_ip4 1)
 IP2=$(netns_ip4 2)
 IP3=$(netns_ip4 3)
-ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 api() { local n=$1 m=$2 p=$3; shift 3; curl -s --unix-socket "$D/n$n/weftd.sock" -X "$m" "http://weftd$p" "$@"; }
 
 # 60 STUN Binding requests from one socket at once; prints "sent answered".

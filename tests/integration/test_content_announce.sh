@@ -8,11 +8,7 @@
 # announced in the end.
 set -u
 . "$TOP/tests/lib/common.sh"
-D=$(mktemp -d /tmp/weft-ann-XXXXXX)
-on_exit "rm -rf '$D'"
-SOCK="$D/weftd.sock"
-CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
-QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+prologue
 start_weftd "$D" --state-dir "$D" --io uring --quic-port $QP --dht-port $DP
 mkdir -p "$D/files"
 for i in $(seq 1 60); do echo "file $i $RANDOM" >"$D/files/f$i"; done

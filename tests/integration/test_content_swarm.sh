@@ -10,18 +10,13 @@
 # a crash of the downloader that resumes after restart without fetching
 # verified chunks again.
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
-netns_create 4 || fail "netns setup"
-D=$(mktemp -d /tmp/wcontent.XXXXXX)
-netns_on_exit "rm -rf '$D'"
+prologue netns 4
 # Quick failure detection so the test stays short: dead connections after
 # 3 s idle, unanswered chunk requests retried elsewhere after 2 s. Every
 # provider serves a chunk per 20 ms per serve thread so the transfer lasts
 # long enough to kill one provider in the middle of it.
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000 WEFT_CONTENT_REQ_TIMEOUT_MS=2000
 
-ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 start_node() { # N [ENV=VALUE...]
 	local n=$1
 	shift

@@ -16,9 +16,7 @@ if [ -z "$CHROMIUM" ]; then
 	[ "$(id -u)" -eq 0 ] && fail "chromium missing (make deps installs it)"
 	skip "chromium not installed (make deps, as root)"
 fi
-D=$(mktemp -d /tmp/weft-dash-XXXXXX)
-on_exit "rm -rf '$D'"
-SOCK="$D/weftd.sock"
+prologue
 QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1)) WP=$((QP + 2))
 URL="http://localhost:$WP"
 

@@ -7,9 +7,7 @@
 # harm.
 set -u
 . "$TOP/tests/lib/common.sh"
-D=$(mktemp -d /tmp/weft-dht-XXXXXX)
-on_exit "rm -rf '$D'"
-CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
+prologue
 BASE=$((30000 + RANDOM % 20000))
 port() { echo $((BASE + $1)); }
 start_node() { # I [extra args]
@@ -23,31 +21,31 @@ start_node 1
 start_node 2 --bootstrap "127.0.0.1:$(port 1)"
 start_node 3 --bootstrap "127.0.0.1:$(port 2)"
 # Node 3 learns node 1 through node 2's answers.
-wait_for '[ "$(CTL 3 --json dht status | json_get nodes4)" -ge 2 ]' 100 ||
-	fail "node 3 did not learn the others: $(CTL 3 --json dht status | json_get nodes4)"
-wait_for '[ "$(CTL 1 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail "node 1 table empty"
-CTL 3 dht ping "127.0.0.1:$(port 1)" >/dev/null || fail "ping"
+wait_for '[ "$(ctl 3 --json dht status | json_get nodes4)" -ge 2 ]' 100 ||
+	fail "node 3 did not learn the others: $(ctl 3 --json dht status | json_get nodes4)"
+wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail "node 1 table empty"
+ctl 3 dht ping "127.0.0.1:$(port 1)" >/dev/null || fail "ping"
 pass "bootstrap"
 
 IH=0123456789abcdef0123456789abcdef01234567
-CTL 1 --json dht announce $IH 7777 >"$D/ann" || fail "announce"
+ctl 1 --json dht announce $IH 7777 >"$D/ann" || fail "announce"
 [ "$(json_get stored <"$D/ann")" -ge 1 ] || fail "announce stored nowhere: $(cat "$D/ann")"
-CTL 3 --json dht get-peers $IH >"$D/gp" || fail "get-peers"
+ctl 3 --json dht get-peers $IH >"$D/gp" || fail "get-peers"
 grep -q '"127.0.0.1:7777"' "$D/gp" || fail "peer not found: $(cat "$D/gp")"
 pass "announce and get_peers"
 
-CTL 2 --json dht put --immutable "hello weft" >"$D/put" || fail "put immutable"
+ctl 2 --json dht put --immutable "hello weft" >"$D/put" || fail "put immutable"
 T=$(json_get target <"$D/put")
-CTL 3 --json dht get "$T" >"$D/get" || fail "get immutable"
+ctl 3 --json dht get "$T" >"$D/get" || fail "get immutable"
 [ "$(json_get value <"$D/get")" = "hello weft" ] || fail "immutable value: $(cat "$D/get")"
-CTL 1 --json dht put --mutable --salt s1 "v1" >"$D/m1" || fail "put mutable"
-CTL 1 --json dht put --mutable --salt s1 "v2" >"$D/m2" || fail "put mutable 2"
+ctl 1 --json dht put --mutable --salt s1 "v1" >"$D/m1" || fail "put mutable"
+ctl 1 --json dht put --mutable --salt s1 "v2" >"$D/m2" || fail "put mutable 2"
 [ "$(json_get seq <"$D/m2")" -gt "$(json_get seq <"$D/m1")" ] || fail "seq not increasing"
-K=$(CTL 1 --json status | json_get node_key)
-CTL 3 --json dht get --key "$K" --salt s1 >"$D/mg" || fail "get mutable"
+K=$(ctl 1 --json status | json_get node_key)
+ctl 3 --json dht get --key "$K" --salt s1 >"$D/mg" || fail "get mutable"
 [ "$(json_get value <"$D/mg")" = v2 ] || fail "mutable value: $(cat "$D/mg")"
-CTL 3 dht get 00000000000000000000000000000000000000ff 2>/dev/null && fail "absent item found"
-CTL 3 dht get nothex 2>/dev/null; [ $? -eq 2 ] || fail "bad target not a usage error"
+ctl 3 dht get 00000000000000000000000000000000000000ff 2>/dev/null && fail "absent item found"
+ctl 3 dht get nothex 2>/dev/null; [ $? -eq 2 ] || fail "bad target not a usage error"
 code=$(curl -s -o /dev/null -w "%{http_code}" --unix-socket "$D/n3/weftd.sock" -H "Content-Type: application/json" --data "{\"target\": \"zz\"}" http://weftd/v1/dht/get)
 [ "$code" = 400 ] || fail "API accepted a bad target: $code"
 pass "put and get"
@@ -86,19 +84,19 @@ for m in bad:
 PY
 sleep 0.5
 kill -0 "$PID2" || fail "node 2 died on hostile input"
-CTL 3 dht ping "127.0.0.1:$(port 2)" >/dev/null || fail "node 2 stopped answering"
+ctl 3 dht ping "127.0.0.1:$(port 2)" >/dev/null || fail "node 2 stopped answering"
 pass "hostile datagrams"
 
 # Restart node 2: routing table and stored items come back from the store.
-items=$(CTL 2 --json dht status | json_get items)
+items=$(ctl 2 --json dht status | json_get items)
 stop_weftd "$PID2" || fail "stop node 2"
 start_node 2
 grep -q "restored [1-9][0-9]* nodes" "$WEFTD_LOG" || fail "routing table not restored"
 # At least as many: every node publishes its node record (BEP 44, salt
 # weft:node) and retries a put that stored nowhere, so more may arrive.
-now=$(CTL 2 --json dht status | json_get items)
+now=$(ctl 2 --json dht status | json_get items)
 [ "$now" -ge "$items" ] || fail "items not restored: $now after the restart, $items before"
-[ "$(CTL 2 --json dht status | json_get nodes4)" -ge 1 ] || fail "no nodes after restart"
+[ "$(ctl 2 --json dht status | json_get nodes4)" -ge 1 ] || fail "no nodes after restart"
 pass "persistence"
 for i in 1 2 3; do eval "stop_weftd \$PID$i" || fail "stop $i"; done
 finish

@@ -9,15 +9,10 @@
 # policer (io_uring) and A with the XDP program (native, on its veth).
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
-netns_create 3 || fail "netns setup"
-D=$(mktemp -d /tmp/weft-spoof-XXXXXX)
-netns_on_exit "rm -rf '$D'"
+prologue netns 3
 printf '#!/bin/sh\nmount -t bpf bpf /sys/fs/bpf || exit 1\nexec "$@"\n' >"$D/bpffs.sh"
 chmod +x "$D/bpffs.sh"
 IPA=$(netns_ip4 1) IPB=$(netns_ip4 2)
-CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
 N=5000
 
 # spoof.py DST SRC COUNT: forged find_node queries, as fast as Python goes.
@@ -48,19 +43,19 @@ round() { # MODE ARGS...
 		--workers 1 "$@"
 	local pid=$WEFTD_PID
 	# A validates B: B answers A's query with A's transaction id.
-	wait_for "CTL 1 dht ping $IPB:6881 >/dev/null 2>&1" 50 || fail "$mode: A cannot ping B"
+	wait_for "ctl 1 dht ping $IPB:6881 >/dev/null 2>&1" 50 || fail "$mode: A cannot ping B"
 	local ev
-	ev=$(CTL 1 metrics | awk '/^weft_dht_evidence_total/ {print $2}')
+	ev=$(ctl 1 metrics | awk '/^weft_dht_evidence_total/ {print $2}')
 	[ "${ev:-0}" -ge 1 ] || fail "$mode: B's reply not counted as evidence: $ev"
 	local c0 d0
-	c0=$(CTL 1 --json xdp status | json_get counters)
-	d0=$(CTL 1 --json dht status)
+	c0=$(ctl 1 --json xdp status | json_get counters)
+	d0=$(ctl 1 --json dht status)
 	sent=$(netns_exec 3 "$PYTHON" "$D/spoof.py" "$IPA" "$IPB" $N) || fail "$mode: spoof sender"
 	[ "$sent" -eq $N ] || fail "$mode: sent $sent"
 	sleep 1
 	local c1 d1
-	c1=$(CTL 1 --json xdp status | json_get counters)
-	d1=$(CTL 1 --json dht status)
+	c1=$(ctl 1 --json xdp status | json_get counters)
+	d1=$(ctl 1 --json dht status)
 	read -r rate acc <<<"$("$PYTHON" -c 'import json,sys
 a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2])
 print(b["drop_rate_dht"]-a["drop_rate_dht"], b["redirect"]-a["redirect"])' "$c0" "$c1")"
@@ -70,26 +65,26 @@ print(b["queries_in"]["find_node"]-a["queries_in"]["find_node"], b["budget_unpro
 	echo "$mode: forged $N, rate-limited $rate, accepted $acc, find_node answered $fn, DHT budget drops (unproven) $unp"
 	[ "$rate" -ge $((N / 2)) ] || fail "$mode: forged flood not rate-limited: $rate of $N"
 	[ "$fn" -le $((N - rate)) ] || fail "$mode: more find_node handled ($fn) than accepted"
-	CTL 1 --json ban list | grep -q "\"$IPB/32\"" && fail "$mode: B banned on forged evidence"
+	ctl 1 --json ban list | grep -q "\"$IPB/32\"" && fail "$mode: B banned on forged evidence"
 	grep -q "exceeded its query budget" "$WEFTD_LOG" && fail "$mode: forged overrun reported for a ban"
 	# B's own queries are answered once its bucket refills (100/s, burst 200).
 	sleep 2
-	CTL 2 dht ping "$IPA:6881" >/dev/null || fail "$mode: B's ping to A not answered"
-	CTL 1 dht ping "$IPB:6881" >/dev/null || fail "$mode: A cannot reach B after the flood"
+	ctl 2 dht ping "$IPA:6881" >/dev/null || fail "$mode: B's ping to A not answered"
+	ctl 1 dht ping "$IPB:6881" >/dev/null || fail "$mode: A cannot reach B after the flood"
 	pass "$mode: forged flood from B's address rate-limited ($rate of $N), B not banned, B answered"
 	# With the packet limit out of the way the DHT itself sees the whole
 	# forged flood: it overruns B's query budget, which is dropped and
 	# counted as unproven, and still bans nobody.
-	CTL 1 xdp limits set --dht 1000000/1000000 >/dev/null || fail "$mode: raise limits"
-	d0=$(CTL 1 --json dht status | json_get budget_unproven)
+	ctl 1 xdp limits set --dht 1000000/1000000 >/dev/null || fail "$mode: raise limits"
+	d0=$(ctl 1 --json dht status | json_get budget_unproven)
 	netns_exec 3 "$PYTHON" "$D/spoof.py" "$IPA" "$IPB" $N >/dev/null || fail "$mode: spoof sender 2"
 	sleep 1
-	unp=$(($(CTL 1 --json dht status | json_get budget_unproven) - d0))
+	unp=$(($(ctl 1 --json dht status | json_get budget_unproven) - d0))
 	echo "$mode: limits raised: DHT budget drops (unproven) $unp of $N"
 	[ "$unp" -ge $((N / 2)) ] || fail "$mode: DHT budget did not see the flood: $unp"
-	CTL 1 --json ban list | grep -q "\"$IPB/32\"" && fail "$mode: B banned after the budget overrun"
+	ctl 1 --json ban list | grep -q "\"$IPB/32\"" && fail "$mode: B banned after the budget overrun"
 	sleep 4 # B's DHT budget refills (50/s, burst 200)
-	CTL 2 dht ping "$IPA:6881" >/dev/null || fail "$mode: B's ping not answered after the overrun"
+	ctl 2 dht ping "$IPA:6881" >/dev/null || fail "$mode: B's ping not answered after the overrun"
 	pass "$mode: DHT budget overrun by forged queries ($unp dropped): no ban"
 	stop_weftd "$pid" || fail "$mode: stop"
 }

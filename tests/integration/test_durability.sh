@@ -14,10 +14,7 @@
 # override the configuration (--set) across restarts until reset.
 set -u
 . "$TOP/tests/lib/common.sh"
-D=$(mktemp -d /tmp/weft-durable-XXXXXX)
-on_exit "rm -rf '$D'"
-SOCK="$D/weftd.sock"
-QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+prologue
 ROUNDS=4
 N=40 # operations per stream and round
 RANDOM=$((1309 + $$ % 7)) # where the kills fall varies a little; the checks do not

@@ -29,16 +29,10 @@
 # capacity, which the sanitizers would divide.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 2 pair
 FLOOD="$BUILD/tools/weft_flood"
 [ -x "$FLOOD" ] || fail "$FLOOD not built (make $FLOOD)"
-netns_create 2 pair || fail "netns setup"
-D=$(mktemp -d /tmp/weft-prio-XXXXXX)
-netns_on_exit "rm -rf '$D'"
 NETNS_EXEC=$(netns_bpffs_exec 2 "$D")
-SOCK="$D/weftd.sock"
-CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
 LEGIT_IP=$(netns_ip4 1) DST_IP=$(netns_ip4 2)
 SECS=${FLOOD_SECS:-10} RATE=40
 # FLOOD_PPS=0 (the default): as fast as the sender goes; N paces it.

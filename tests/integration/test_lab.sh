@@ -13,20 +13,15 @@
 # in the middle of `up`; two labs side by side.
 set -u
 . "$TOP/tests/lib/common.sh"
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: $T_NAME needs root (network namespaces)"
-	exit 77
-fi
+prologue root
 for c in ip tc nft; do command -v $c >/dev/null || fail "$c missing (make deps)"; done
 "$PYTHON" -c 'import matplotlib' 2>/dev/null || fail "python3-matplotlib missing (make deps)"
 LAB="$PYTHON $TOP/tools/weftlab"
 export WEFTD="$WEFTD_REL" WEFTCTL="$WEFTCTL_REL"
-D=$(mktemp -d /tmp/weft-lab-XXXXXX)
 prefixes=()
 cleanup() {
 	local d
 	for d in "$D/a" "$D/b" "$D/c"; do [ -f "$d/lab.json" ] && $LAB --dir "$d" down >/dev/null 2>&1; done
-	rm -rf "$D"
 }
 on_exit cleanup
 # the last lines of every node's log (to tell a weftd crash from a tool error)

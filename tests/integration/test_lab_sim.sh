@@ -15,8 +15,7 @@ SIM="$BUILD/weftlab-sim"
 [ -x "$SIM" ] || fail "$SIM not built"
 export WEFTLAB_SIM="$SIM"
 LAB="$PYTHON $TOP/tools/weftlab"
-D=$(mktemp -d /tmp/weft-labsim-XXXXXX)
-on_exit "rm -rf '$D'"
+prologue
 
 $LAB --dir "$D" sim --nodes 500 lookups --lookups 400 --seed 11 >"$D/a.out" 2>&1 ||
 	{ cat "$D/a.out"; fail "sim lookups"; }

@@ -9,12 +9,8 @@
 # latencies are histograms.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 2 pair
 command -v promtool >/dev/null || fail "promtool missing (make deps: prometheus)"
-D=$(mktemp -d /tmp/weft-metrics-XXXXXX)
-on_exit "rm -rf '$D'"
-netns_create 2 pair
 netns_weftd 1 xdp "$D" --workers 1
 SOCK="$D/n1/weftd.sock"
 # some traffic so that labelled series exist

@@ -5,7 +5,7 @@
 # exit, also when the test fails.
 set -u
 . "$TOP/tests/lib/common.sh"
-[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
+prologue root
 
 # A failing test in a subshell must still clean up after itself.
 prefix=$(bash -c '. "$TOP/tests/lib/netns.sh"; netns_create 3 >/dev/null; echo "$NS_PREFIX"; exit 3')

@@ -10,15 +10,12 @@
 # group weft.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns
 for c in dpkg-buildpackage dh dpkg-deb systemd-analyze setpriv capsh adduser; do
 	command -v $c >/dev/null || fail "$c missing (make deps installs debhelper and systemd)"
 done
 
-D=$(mktemp -d /tmp/weft-pkg-XXXXXX)
 chmod 0755 "$D"
-on_exit "rm -rf '$D'"
 
 # --- build the package (once)
 make --no-print-directory -C "$TOP" BUILD="$BUILD" deb >"$D/build.log" 2>&1 ||

@@ -41,16 +41,12 @@
 #    both NAT classes (weftctl quic conns --json), and it still works.
 # Every wait polls for a state under a deadline.
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
+prologue netns 5
 . "$TOP/tests/lib/punch.sh"
-netns_require_root
 command -v nft >/dev/null || fail "nft (nftables) missing: run tools/deps.sh install"
 command -v b3sum >/dev/null || fail "b3sum missing: run tools/deps.sh install"
 command -v ethtool >/dev/null || fail "ethtool missing: run tools/deps.sh install"
-netns_create 5 || fail "netns setup"
-D=$(mktemp -d /tmp/wpunch.XXXXXX)
-netns_on_exit "[ -n "${PUNCH_NAT_KEEP:-}" ] && cp -r '$D' "$PUNCH_NAT_KEEP"; rm -rf '$D'"
-ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
+netns_on_exit "[ -n "${PUNCH_NAT_KEEP:-}" ] && cp -r '$D' "$PUNCH_NAT_KEEP""
 api() { curl -sf --unix-socket "$D/n$1/weftd.sock" -X "$2" "http://weftd$3" ${4:+-d "$4"}; }
 
 netns_nat_host 3 6 10.0.6 "masquerade" || fail "NAT A setup"

@@ -26,16 +26,11 @@
 #  - the firewall is real: h1 cannot reach h6's IPv6 address directly.
 # Every wait polls for a state under a deadline.
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
+prologue netns 4
 . "$TOP/tests/lib/punch.sh"
-netns_require_root
 command -v nft >/dev/null || fail "nft (nftables) missing: run tools/deps.sh install"
 command -v b3sum >/dev/null || fail "b3sum missing: run tools/deps.sh install"
 command -v ethtool >/dev/null || fail "ethtool missing: run tools/deps.sh install"
-netns_create 4 || fail "netns setup"
-D=$(mktemp -d /tmp/wpunch6.XXXXXX)
-netns_on_exit "rm -rf '$D'"
-ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 api() { curl -sf --unix-socket "$D/n$1/weftd.sock" -X "$2" "http://weftd$3" ${4:+-d "$4"}; }
 
 netns_nat_host 3 5 10.0.5 "masquerade" || fail "NAT A setup"

@@ -15,8 +15,7 @@
 set -u
 . "$TOP/tests/lib/common.sh"
 
-D=$(mktemp -d /tmp/weft-qhs-XXXXXX)
-on_exit "rm -rf '$D'"
+prologue
 P=$((20000 + RANDOM % 20000))
 api() { local n=$1 m=$2 p=$3; shift 3; curl -s --unix-socket "$D/n$n/weftd.sock" -X "$m" "http://weftd$p" "$@"; }
 st() { api "$1" GET /v1/quic/stats | json_get total "$2"; }

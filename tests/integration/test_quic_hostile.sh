@@ -15,9 +15,7 @@
 set -u
 . "$TOP/tests/lib/common.sh"
 
-D=$(mktemp -d /tmp/weft-qh-XXXXXX)
-on_exit "rm -rf '$D'"
-QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+prologue
 api() { curl -s --unix-socket "$D/weftd.sock" "http://weftd$1"; }
 
 start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP --io uring

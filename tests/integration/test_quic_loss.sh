@@ -9,12 +9,8 @@
 # a 2 MiB echo comes back complete (loss both ways on data), and the relay
 # really dropped and reordered datagrams.
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 2 pair
 [ -x "$PYTHON" ] || skip "$PYTHON missing"
-netns_create 2 pair || fail "netns setup"
-D=$(mktemp -d /tmp/wqloss.XXXXXX)
-netns_on_exit "rm -rf '$D'"
 
 IP1=$(netns_ip4 1) IP2=$(netns_ip4 2)
 QPORT=$((20000 + RANDOM % 20000))

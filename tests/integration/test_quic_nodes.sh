@@ -6,15 +6,10 @@
 # hash, an echo transfer, 24 concurrent connections, loss and reordering
 # (netem), idle timeout, and a peer killed with SIGKILL.
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 2 pair
 command -v tc >/dev/null || skip "tc (iproute2) missing"
-netns_create 2 pair || fail "netns setup"
-D=$(mktemp -d /tmp/wquic.XXXXXX)
-netns_on_exit "rm -rf '$D'"
 
 IP1=$(netns_ip4 1) IP2=$(netns_ip4 2) IP62=$(netns_ip6 2)
-ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 api() { local n=$1 m=$2 p=$3; shift 3; curl -s --unix-socket "$D/n$n/weftd.sock" -X "$m" "http://weftd$p" "$@"; }
 nconns() { api "$1" GET /v1/quic/conns | json_get conns | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 

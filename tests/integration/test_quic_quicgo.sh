@@ -14,14 +14,12 @@ set -u
 
 command -v go >/dev/null && [ -d /usr/share/gocode/src/github.com/lucas-clemente/quic-go ] ||
 	fail "golang-go / golang-github-lucas-clemente-quic-go-dev missing: run tools/deps.sh install"
-D=$(mktemp -d /tmp/weft-qgo-XXXXXX)
-on_exit "rm -rf '$D'"
+prologue
 # Offline build against Debian's Go sources (GOPATH mode, no module fetch).
 GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE="${WEFT_GOCACHE:-$BUILD/gocache}" \
 	go build -o "$D/quicgo_dial" "$TOP/tests/interop/quicgo_dial.go" >"$D/go.log" 2>&1 ||
 	fail "building the quic-go client: $(tail -5 "$D/go.log")"
 
-QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
 api() { curl -s --unix-socket "$D/weftd.sock" "http://weftd$1"; }
 start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP --io uring
 PID=$WEFTD_PID

@@ -14,13 +14,9 @@
 # Before, both small Initials were dropped on the dialler's side and every
 # refusal became a 5 s timeout.
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 2 pair
 [ -x /usr/sbin/gtlsserver ] || fail "gtlsserver (ngtcp2-server) missing: run tools/deps.sh install"
 command -v openssl >/dev/null || fail "openssl missing"
-netns_create 2 pair || fail "netns setup"
-D=$(mktemp -d /tmp/wqref.XXXXXX)
-netns_on_exit "rm -rf '$D'"
 IP2=$(netns_ip4 2)
 api() { local n=$1 m=$2 p=$3; shift 3; curl -s --unix-socket "$D/n$n/weftd.sock" -X "$m" "http://weftd$p" "$@"; }
 ping2() { api 1 POST /v1/quic/ping -d "{\"peer\":\"$1\",\"keep\":true,\"timeout_ms\":8000}"; }

@@ -25,14 +25,10 @@
 # xdp mode (generic XDP on its veth): there the relay's userspace forwards
 # none of the circuits' datagrams (every circuit in_kernel; user_pkts 0).
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 4
 command -v nft >/dev/null || fail "nft (nftables) missing: run tools/deps.sh install"
 command -v b3sum >/dev/null || fail "b3sum missing: run tools/deps.sh install"
-netns_create 4 || fail "netns setup"
-D=$(mktemp -d /tmp/wrelay.XXXXXX)
-netns_on_exit "[ -n "${RELAY_NAT_KEEP:-}" ] && cp -r '$D' "$RELAY_NAT_KEEP"; rm -rf '$D'"
-ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
+netns_on_exit "[ -n "${RELAY_NAT_KEEP:-}" ] && cp -r '$D' "$RELAY_NAT_KEEP""
 
 netns_nat_host 3 5 10.0.5 "masquerade" || fail "NAT A setup"
 netns_nat_host 4 6 10.0.6 "masquerade fully-random" || fail "NAT B setup"

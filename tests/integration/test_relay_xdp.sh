@@ -19,14 +19,10 @@
 #   uring: the engine forwards the same exchange (user_pkts 400).
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 3
 RELAY_NODE="$TOP/build/tools/relay_node"
 END="$TOP/tests/lib/relay_end.py"
 [ -x "$RELAY_NODE" ] || fail "missing $RELAY_NODE (make build/tools/relay_node)"
-netns_create 3 || fail "netns setup"
-D=$(mktemp -d /tmp/weft-relay-XXXXXX)
-netns_on_exit "rm -rf '$D'"
 RIP=$(netns_ip4 3)
 TA=000102030405060708090a0b0c0d0e0f
 TB=f0e0d0c0b0a090807060504030201000

@@ -11,16 +11,11 @@
 # drops its packets (drop_banned rises) and A's router sees nothing more.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 3
 command -v curl >/dev/null || skip "curl missing"
-netns_create 3 || fail "netns setup"
-D=$(mktemp -d /tmp/weft-svc-XXXXXX)
-netns_on_exit "rm -rf '$D'"
 printf '#!/bin/sh\nmount -t bpf bpf /sys/fs/bpf || exit 1\nexec "$@"\n' >"$D/bpffs.sh"
 chmod +x "$D/bpffs.sh"
 IPA=$(netns_ip4 1) IPB=$(netns_ip4 2) IPC=$(netns_ip4 3)
-CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
 GW=5030
 
 mkdir -p "$D/n1" "$D/n2" "$D/n3" "$D/www"
@@ -49,11 +44,11 @@ NETNS_EXEC="ip netns exec $(netns_name 1) $D/bpffs.sh" start_weftd "$D/n1" --sta
 LOGA=$WEFTD_LOG
 NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
 	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GW" --set gateway.services=echo,web,hdr,hdrc,webc
-[ "$(CTL 1 --json status | json_get io_mode)" = $AMODE ] || fail "A not in $AMODE mode"
-[ "$(CTL 1 --json svc stats | json_get limits peer_calls_per_min)" = 80 ] ||
-	fail "svc.peer_calls_per_min not applied: $(CTL 1 --json svc stats)"
-[ "$(CTL 3 --json svc stats | json_get limits peer_calls_per_min)" = 100 ] || fail "default limit"
-wait_for '[ "$(CTL 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(CTL 3 --json dht status | json_get nodes4)" -ge 1 ]' 100 ||
+[ "$(ctl 1 --json status | json_get io_mode)" = $AMODE ] || fail "A not in $AMODE mode"
+[ "$(ctl 1 --json svc stats | json_get limits peer_calls_per_min)" = 80 ] ||
+	fail "svc.peer_calls_per_min not applied: $(ctl 1 --json svc stats)"
+[ "$(ctl 3 --json svc stats | json_get limits peer_calls_per_min)" = 100 ] || fail "default limit"
+wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 3 --json dht status | json_get nodes4)" -ge 1 ]' 100 ||
 	fail "DHT did not form"
 pass "three nodes, A in $AMODE mode, B the only contact"
 
@@ -67,24 +62,24 @@ HPID=$!
 netns_on_exit "kill $HPID"
 wait_for "netns_exec 1 curl -sf http://127.0.0.1:8080/hello.txt >/dev/null" 50 || fail "http.server"
 
-CTL 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
-CTL 1 svc publish web --backend tcp:127.0.0.1:8080 >/dev/null || fail "publish web"
-CTL 1 svc publish nope --backend ftp:x 2>/dev/null; [ $? -eq 1 ] || fail "bad backend accepted"
-wait_for '[ "$(CTL 1 --json svc ls | "$PYTHON" -c "import json,sys; print(min(s[\"announced\"] for s in json.load(sys.stdin)[\"services\"]))")" -ge 1 ]' 100 ||
-	fail "announce not stored: $(CTL 1 --json svc ls)"
-KA=$(CTL 1 --json status | json_get node_key)
-CTL 3 --json svc find echo >"$D/find" || fail "find"
-[ "$(json_get results 0 owner <"$D/find" 2>/dev/null)" = "$KA" ] || fail "find: $(cat "$D/find") $(CTL 3 --json svc stats) $(CTL 3 quic ping "$IPA:4433" 2>&1)"
+ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
+ctl 1 svc publish web --backend tcp:127.0.0.1:8080 >/dev/null || fail "publish web"
+ctl 1 svc publish nope --backend ftp:x 2>/dev/null; [ $? -eq 1 ] || fail "bad backend accepted"
+wait_for '[ "$(ctl 1 --json svc ls | "$PYTHON" -c "import json,sys; print(min(s[\"announced\"] for s in json.load(sys.stdin)[\"services\"]))")" -ge 1 ]' 100 ||
+	fail "announce not stored: $(ctl 1 --json svc ls)"
+KA=$(ctl 1 --json status | json_get node_key)
+ctl 3 --json svc find echo >"$D/find" || fail "find"
+[ "$(json_get results 0 owner <"$D/find" 2>/dev/null)" = "$KA" ] || fail "find: $(cat "$D/find") $(ctl 3 --json svc stats) $(ctl 3 quic ping "$IPA:4433" 2>&1)"
 grep -q "\"$IPA:4433\"" "$D/find" || fail "endpoint missing: $(cat "$D/find")"
 ID=$(json_get results 0 id <"$D/find")
-CTL 3 --json svc find "$ID" | grep -q "$KA" || fail "find by id"
+ctl 3 --json svc find "$ID" | grep -q "$KA" || fail "find by id"
 pass "publish on A, discover from C through B"
 
-out=$(CTL 3 svc call echo ping --data "hello mesh") || fail "call"
+out=$(ctl 3 svc call echo ping --data "hello mesh") || fail "call"
 [ "$out" = "hello mesh" ] || fail "echo answered '$out'"
-CTL 3 --json svc call echo ping --data x --count 40 --concurrency 8 >"$D/many" || fail "calls"
+ctl 3 --json svc call echo ping --data x --count 40 --concurrency 8 >"$D/many" || fail "calls"
 [ "$(json_get ok <"$D/many")" = 40 ] || fail "concurrent calls: $(cat "$D/many")"
-CTL 3 svc call nosuch x 2>/dev/null && fail "call to an unknown service succeeded"
+ctl 3 svc call nosuch x 2>/dev/null && fail "call to an unknown service succeeded"
 pass "calls from C to A over QUIC"
 
 G="ip netns exec $(netns_name 3) curl -s"
@@ -101,7 +96,7 @@ netns_exec 3 "$PYTHON" -m http.server 8082 --bind 127.0.0.1 --directory "$D/www"
 CPID=$!
 netns_on_exit "kill $CPID"
 wait_for "netns_exec 3 curl -sf http://127.0.0.1:8082/hello.txt >/dev/null" 50 || fail "C's http.server"
-CTL 3 svc publish webc --backend tcp:127.0.0.1:8082 >/dev/null || fail "publish webc"
+ctl 3 svc publish webc --backend tcp:127.0.0.1:8082 >/dev/null || fail "publish webc"
 rm -f "$D/big.out"
 $G -o "$D/big.out" "http://127.0.0.1:$GW/mesh/v1/http/webc/big.bin" || fail "local big pass-through"
 cmp -s "$D/big.out" "$D/www/big.bin" || fail "local big pass-through: $(stat -c %s "$D/big.out") bytes"
@@ -132,13 +127,13 @@ PYEOF
 netns_exec 1 "$PYTHON" "$D/hdr.py" 8081 >/dev/null 2>&1 &
 HDRPID=$!
 netns_on_exit "kill $HDRPID"
-CTL 1 svc publish hdr --backend tcp:127.0.0.1:8081 >/dev/null || fail "publish hdr"
-CTL 1 svc publish hdrc --backend tcp:127.0.0.1:8081 --http-credentials --cors http://app.localhost:1 >/dev/null ||
+ctl 1 svc publish hdr --backend tcp:127.0.0.1:8081 >/dev/null || fail "publish hdr"
+ctl 1 svc publish hdrc --backend tcp:127.0.0.1:8081 --http-credentials --cors http://app.localhost:1 >/dev/null ||
 	fail "publish hdrc"
-CTL 3 svc call echo x >/dev/null
-wait_for 'CTL 3 --json svc find hdrc | grep -q "$KA"' 100 || fail "find hdrc"
-IDC=$(CTL 3 --json svc find hdrc | json_get results 0 id)
-wait_for 'CTL 3 --json svc find hdr | grep -q "$KA"' 100 || fail "find hdr"
+ctl 3 svc call echo x >/dev/null
+wait_for 'ctl 3 --json svc find hdrc | grep -q "$KA"' 100 || fail "find hdrc"
+IDC=$(ctl 3 --json svc find hdrc | json_get results 0 id)
+wait_for 'ctl 3 --json svc find hdr | grep -q "$KA"' 100 || fail "find hdr"
 SECRETS=(-H "Cookie: sid=local-secret" -H "Authorization: Bearer local-token" -H "Proxy-Authorization: Basic eA==" -H "Connection: X-Private" -H "X-Private: p")
 code=$($G -o /dev/null -w '%{http_code}' -H "Host: evil.example:$GW" "http://127.0.0.1:$GW/mesh/v1/services/echo")
 [ "$code" = 421 ] || fail "DNS-rebinding Host answered $code, want 421"
@@ -174,37 +169,37 @@ done
 sleep 1
 for m in forged:owner tampered:signature expired:expired future:future oversized:oversized; do
 	mode=${m%%:*} reason=${m#*:}
-	before=$(CTL 3 --json svc stats | json_get fabric rejected "$reason")
-	CTL 3 --json svc find "bad-$mode" >"$D/bad" || fail "find bad-$mode"
+	before=$(ctl 3 --json svc stats | json_get fabric rejected "$reason")
+	ctl 3 --json svc find "bad-$mode" >"$D/bad" || fail "find bad-$mode"
 	[ "$(json_get results <"$D/bad")" = "[]" ] || fail "$mode descriptor accepted: $(cat "$D/bad")"
-	after=$(CTL 3 --json svc stats | json_get fabric rejected "$reason")
+	after=$(ctl 3 --json svc stats | json_get fabric rejected "$reason")
 	[ "$after" -gt "$before" ] || fail "$mode not rejected as $reason ($before -> $after)"
 done
 pass "forged, tampered, expired, future-dated and oversized descriptors rejected"
 
 # Over the per-peer rate (80 calls/min from [svc]): rate_limited, then a
 # ban into XDP.
-CTL 3 --json svc call echo x --count 130 --timeout 300 >"$D/flood" || fail "flood"
+ctl 3 --json svc call echo x --count 130 --timeout 300 >"$D/flood" || fail "flood"
 echo "flood: $(cat "$D/flood" | tr -d '\n')"
 "$PYTHON" -c 'import json,sys; e=json.load(open(sys.argv[1]))["errors"]; sys.exit(0 if e.get("rate_limited",0)>=10 else 1)' "$D/flood" ||
 	fail "no rate_limited answers: $(cat "$D/flood")"
 # Everything C sent A so far fits in one minute: at most 80 calls answered.
-nok=$(CTL 1 --json svc stats | json_get router results ok)
+nok=$(ctl 1 --json svc stats | json_get router results ok)
 [ "$nok" -le 80 ] && [ "$nok" -ge 60 ] || fail "A answered $nok calls ok, want 60..80 (svc.peer_calls_per_min=80)"
-wait_for 'CTL 1 ban list | grep -q "^$IPC/32 "' 50 || fail "C not banned: $(CTL 1 ban list)"
+wait_for 'ctl 1 ban list | grep -q "^$IPC/32 "' 50 || fail "C not banned: $(ctl 1 ban list)"
 grep -q "banned $IPC/32" "$LOGA" || fail "ban not logged"
 pass "rate-limited caller gets clear errors, then its address is banned"
-c0=$(CTL 1 --json xdp status | json_get counters drop_banned)
-r0=$(CTL 1 --json svc stats | json_get fabric calls_in)
-CTL 3 --json svc call echo x --count 3 --timeout 300 >/dev/null
+c0=$(ctl 1 --json xdp status | json_get counters drop_banned)
+r0=$(ctl 1 --json svc stats | json_get fabric calls_in)
+ctl 3 --json svc call echo x --count 3 --timeout 300 >/dev/null
 ip netns exec "$(netns_name 3)" "$PYTHON" -c 'import socket
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
 for i in range(20): s.sendto(b"x"*64,("'"$IPA"'",4433))'
 sleep 0.5
-c1=$(CTL 1 --json xdp status | json_get counters drop_banned)
-r1=$(CTL 1 --json svc stats | json_get fabric calls_in)
+c1=$(ctl 1 --json xdp status | json_get counters drop_banned)
+r1=$(ctl 1 --json svc stats | json_get fabric calls_in)
 [ "$c1" -ge $((c0 + 20)) ] || fail "drop_banned $c0 -> $c1"
 [ "$r1" = "$r0" ] || fail "A's router still saw calls from C: $r0 -> $r1"
-CTL 3 svc call echo x --timeout 300 >/dev/null 2>&1 && fail "banned caller still answered"
+ctl 3 svc call echo x --timeout 300 >/dev/null 2>&1 && fail "banned caller still answered"
 pass "banned caller's packets dropped by the $AMODE policy ($c0 -> $c1), userspace saw nothing"
 finish

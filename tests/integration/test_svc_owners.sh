@@ -24,13 +24,8 @@
 # SIGTERM ends A within 2 s.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
-netns_create 2 || fail "netns setup"
-D=$(mktemp -d /tmp/weft-owners-XXXXXX)
-netns_on_exit "rm -rf '$D'"
+prologue netns 2
 IPA=$(netns_ip4 1)
-CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
 CAP=16
 mkdir -p "$D/n1" "$D/n2"
 
@@ -41,8 +36,8 @@ NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n
 PIDA=$WEFTD_PID
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 2 \
 	--bootstrap "$IPA:6881" --set svc.conn_streams=1
-wait_for '[ "$(CTL 2 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail "DHT did not form"
-KEYC=$(CTL 2 --json status | json_get node_key)
+wait_for '[ "$(ctl 2 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail "DHT did not form"
+KEYC=$(ctl 2 --json status | json_get node_key)
 
 cat >"$D/stall.py" <<'EOF'
 import socket, sys
@@ -58,16 +53,16 @@ EOF
 netns_exec 1 "$PYTHON" "$D/stall.py" 9001 >/dev/null 2>&1 &
 SPID=$!
 netns_on_exit "kill $SPID"
-CTL 1 svc publish stall --backend tcp:127.0.0.1:9001 >/dev/null || fail "publish stall"
-CTL 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
-wait_for 'CTL 2 --json svc find stall | grep -q "\"owner\""' 100 || fail "C cannot find stall"
-wait_for 'CTL 2 --json svc find echo | grep -q "\"owner\""' 100 || fail "C cannot find echo"
-[ "$(CTL 2 svc call echo ping --data warm)" = warm ] || fail "echo before the burst"
-[ "$(CTL 1 --json svc stats | json_get limits peer_concurrency)" = $CAP ] || fail "svc.peer_concurrency not applied"
-ADM0=$(CTL 1 --json svc stats | json_get router admitted)
+ctl 1 svc publish stall --backend tcp:127.0.0.1:9001 >/dev/null || fail "publish stall"
+ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
+wait_for 'ctl 2 --json svc find stall | grep -q "\"owner\""' 100 || fail "C cannot find stall"
+wait_for 'ctl 2 --json svc find echo | grep -q "\"owner\""' 100 || fail "C cannot find echo"
+[ "$(ctl 2 svc call echo ping --data warm)" = warm ] || fail "echo before the burst"
+[ "$(ctl 1 --json svc stats | json_get limits peer_concurrency)" = $CAP ] || fail "svc.peer_concurrency not applied"
+ADM0=$(ctl 1 --json svc stats | json_get router admitted)
 pass "A (2 workers) publishes stall and echo; C finds both"
 
-CTL 2 --json svc call stall x --count 1000 --concurrency 100 --timeout 10000 >"$D/calls" 2>&1 &
+ctl 2 --json svc call stall x --count 1000 --concurrency 100 --timeout 10000 >"$D/calls" 2>&1 &
 CALLS=$!
 # C's connections on A, by worker, while the burst is on; A's control API
 # must answer meanwhile.
@@ -80,19 +75,19 @@ EOF
 SEEN=""
 NCONN=0
 for t in $(seq 1 40); do
-	read -r n W < <(CTL 1 --json quic conns 2>/dev/null | "$PYTHON" "$D/workers.py" "$KEYC" 2>/dev/null)
+	read -r n W < <(ctl 1 --json quic conns 2>/dev/null | "$PYTHON" "$D/workers.py" "$KEYC" 2>/dev/null)
 	[ "${n:-0}" -gt "$NCONN" ] && NCONN=$n
 	for w in $W; do case " $SEEN " in *" $w "*) ;; *) SEEN="$SEEN $w" ;; esac; done
 	[ "$(echo $SEEN | wc -w)" -ge 2 ] && break
 	sleep 0.1
 done
 t0=$(date +%s%N)
-CTL 1 --json svc stats >"$D/stats-during" || fail "A's control API did not answer during the burst"
+ctl 1 --json svc stats >"$D/stats-during" || fail "A's control API did not answer during the burst"
 ms=$((($(date +%s%N) - t0) / 1000000))
 wait $CALLS
 echo "C's connections on A: up to $NCONN at once, on workers:$SEEN; svc stats answered in ${ms} ms during the burst"
 echo "calls: $(tr -d '\n' <"$D/calls")"
-ADM=$(($(CTL 1 --json svc stats | json_get router admitted) - ADM0))
+ADM=$(($(ctl 1 --json svc stats | json_get router admitted) - ADM0))
 echo "A admitted $ADM of C's 1000 calls (cap $CAP)"
 [ "$(echo $SEEN | wc -w)" -ge 2 ] || fail "C's connections all landed on one worker of A ($SEEN): nothing tested"
 [ "$ms" -le 2000 ] || fail "A's control API took ${ms} ms during the burst"
@@ -108,23 +103,23 @@ sys.exit(0 if ok else 1)
 EOF
 pass "1000 calls (100 at a time, one per connection up to 32) over connections on both workers: A admitted $ADM (cap $CAP), the rest overloaded"
 
-[ "$(CTL 2 svc call echo ping --data after)" = after ] || fail "echo after the burst"
+[ "$(ctl 2 svc call echo ping --data after)" = after ] || fail "echo after the burst"
 pass "echo answers C after the burst"
 
 # 1000 echo calls, 250 at a time, with one call per connection: C's pool
 # stops at 32 connections to A (SVCN_PEER_CONNS) and shares them past
 # svc.conn_streams, instead of dialling 250 handshakes that A's per-source
 # Initial rate would make wait (648 of 1000 such calls timed out before).
-CTL 2 --json svc call echo x --count 1000 --concurrency 250 --timeout 10000 >"$D/echo" 2>&1
+ctl 2 --json svc call echo x --count 1000 --concurrency 250 --timeout 10000 >"$D/echo" 2>&1
 echo "echo x1000: $(tr -d '\n' <"$D/echo")"
 [ "$(json_get ok <"$D/echo")" = 1000 ] || fail "echo x1000: $(cat "$D/echo")"
-read -r n _ < <(CTL 1 --json quic conns | "$PYTHON" "$D/workers.py" "$KEYC")
+read -r n _ < <(ctl 1 --json quic conns | "$PYTHON" "$D/workers.py" "$KEYC")
 echo "C's connections on A after it: $n"
 [ "$n" -le 32 ] || fail "C holds $n connections to A (pool cap 32)"
 pass "1000 echo calls 250 at a time: all answered over at most 32 connections ($n)"
 
 # SIGTERM with a burst in flight: A stops within 2 s.
-CTL 2 --json svc call stall x --count 200 --concurrency 200 --timeout 20000 >/dev/null 2>&1 &
+ctl 2 --json svc call stall x --count 200 --concurrency 200 --timeout 20000 >/dev/null 2>&1 &
 sleep 1
 t0=$(date +%s%N)
 kill -TERM "$PIDA"

@@ -12,13 +12,8 @@
 # in flight. The figures are printed (docs/SERVICE.md quotes them).
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
-netns_create 2 || fail "netns setup"
-D=$(mktemp -d /tmp/weft-stall-XXXXXX)
-netns_on_exit "rm -rf '$D'"
+prologue netns 2
 IPA=$(netns_ip4 1)
-CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
 GW=5031
 DEADLINE_MS=1000
 # The slack tells "the deadline ended it" from "nothing did" (the backend
@@ -38,7 +33,7 @@ NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n
 	--bootstrap "$IPA:6881" --gateway "127.0.0.1:$GW" --set gateway.services=stall,echo
 PIDC=$WEFTD_PID
 LOGC=$WEFTD_LOG
-wait_for '[ "$(CTL 2 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail "DHT did not form"
+wait_for '[ "$(ctl 2 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail "DHT did not form"
 
 # The stalled backend: accepts, reads nothing, answers nothing, closes nothing.
 cat >"$D/stall.py" <<'EOF'
@@ -55,12 +50,12 @@ EOF
 netns_exec 1 "$PYTHON" "$D/stall.py" 9000 >/dev/null 2>&1 &
 SPID=$!
 netns_on_exit "kill $SPID"
-CTL 1 svc publish stall --backend tcp:127.0.0.1:9000 >/dev/null || fail "publish stall"
-CTL 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
-wait_for 'CTL 2 --json svc find stall | grep -q 9000 || CTL 2 --json svc find stall | grep -q "\"owner\""' 100 ||
-	fail "C cannot find stall: $(CTL 2 --json svc find stall)"
-wait_for 'CTL 2 --json svc find echo | grep -q "\"owner\""' 100 || fail "C cannot find echo"
-[ "$(CTL 2 svc call echo ping --data warm)" = warm ] || fail "echo before the stall"
+ctl 1 svc publish stall --backend tcp:127.0.0.1:9000 >/dev/null || fail "publish stall"
+ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
+wait_for 'ctl 2 --json svc find stall | grep -q 9000 || ctl 2 --json svc find stall | grep -q "\"owner\""' 100 ||
+	fail "C cannot find stall: $(ctl 2 --json svc find stall)"
+wait_for 'ctl 2 --json svc find echo | grep -q "\"owner\""' 100 || fail "C cannot find echo"
+[ "$(ctl 2 svc call echo ping --data warm)" = warm ] || fail "echo before the stall"
 # One pass-through first, so that C's gateway and connection exist.
 curl -s -o /dev/null -H "Host: stall.localhost:$GW" -H "X-Weft-Timeout-Ms: 200" "http://127.0.0.1:$GW/" || true
 pass "A publishes stall and echo; C finds both"
@@ -104,7 +99,7 @@ EOF
 SAMPLER=$!
 netns_on_exit "kill $SAMPLER"
 
-CTL 2 --json svc call stall x --count 2000 --concurrency 128 --timeout $DEADLINE_MS >"$D/calls" &
+ctl 2 --json svc call stall x --count 2000 --concurrency 128 --timeout $DEADLINE_MS >"$D/calls" &
 CALLS=$!
 netns_exec 2 "$PYTHON" "$D/gw.py" $GW 1000 64 $DEADLINE_MS >"$D/http" &
 HTTP=$!
@@ -113,7 +108,7 @@ HTTP=$!
 sleep 2
 echo_ok=0
 for i in 1 2 3 4 5; do
-	[ "$(CTL 2 svc call echo ping --data "e$i" 2>/dev/null)" = "e$i" ] && echo_ok=$((echo_ok + 1))
+	[ "$(ctl 2 svc call echo ping --data "e$i" 2>/dev/null)" = "e$i" ] && echo_ok=$((echo_ok + 1))
 	b=$(netns_exec 2 curl -s --max-time 5 -X POST --data "g$i" "http://127.0.0.1:$GW/mesh/v1/call/echo/ping")
 	[ "$b" = "g$i" ] && echo_ok=$((echo_ok + 1))
 	sleep 0.5
@@ -140,7 +135,7 @@ maxc=$(json_get max_us <"$D/calls")
 pass "2000 calls + 1000 pass-throughs at a stalled backend: all timeout within ${DEADLINE_MS}+${SLACK_MS} ms, A threads $IDLE_A -> $MAX_A, echo kept answering"
 
 # SIGTERM with a stall burst in flight: A, then C, within 2 s.
-CTL 2 --json svc call stall x --count 400 --concurrency 128 --timeout 20000 >/dev/null 2>&1 &
+ctl 2 --json svc call stall x --count 400 --concurrency 128 --timeout 20000 >/dev/null 2>&1 &
 netns_exec 2 "$PYTHON" "$D/gw.py" $GW 64 64 20000 >/dev/null 2>&1 &
 sleep 1.5
 stop_time() {

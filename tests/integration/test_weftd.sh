@@ -6,10 +6,7 @@
 set -u
 . "$TOP/tests/lib/common.sh"
 
-D=$(mktemp -d /tmp/weft-it-XXXXXX)
-on_exit "rm -rf '$D'"
-SOCK="$D/weftd.sock"
-QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+prologue
 
 start_weftd "$D" --state-dir "$D" --quic-port $QP --dht-port $DP
 PID=$WEFTD_PID

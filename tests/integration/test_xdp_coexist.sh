@@ -13,14 +13,10 @@
 #     attached keeps working.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 2 pair
 for c in xdp-filter xdp-loader bpftool nsenter; do
 	command -v $c >/dev/null || fail "$c missing (make deps: xdp-tools, bpftool, util-linux)"
 done
-D=$(mktemp -d /tmp/weft-coexist-XXXXXX)
-on_exit "rm -rf '$D'"
-netns_create 2 pair
 H1=$(netns_name 1)
 DP=6881
 

@@ -30,12 +30,8 @@
 # kernel, all answered, none on the other instance's socket.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
+prologue netns 2 pair
 command -v bpftool >/dev/null || fail "bpftool missing (make deps)"
-netns_create 2 pair || fail "netns setup"
-D=$(mktemp -d /tmp/weft-dense-XXXXXX)
-netns_on_exit "rm -rf '$D'"
 mkdir -p "$D/bpf" "$D/a" "$D/b" "$D/c"
 mount -t bpf bpf "$D/bpf" || fail "cannot mount a bpffs on $D/bpf"
 netns_on_exit "umount '$D/bpf'"

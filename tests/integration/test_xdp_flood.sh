@@ -13,14 +13,8 @@
 #     equals what it sent), and the ban lists its drops; ban del lifts it.
 set -u
 . "$TOP/tests/lib/common.sh"
-. "$TOP/tests/lib/netns.sh"
-netns_require_root
-netns_create 2 pair || fail "netns setup"
-D=$(mktemp -d /tmp/weft-xdp-XXXXXX)
-netns_on_exit "rm -rf '$D'"
+prologue netns 2 pair
 NETNS_EXEC=$(netns_bpffs_exec 2 "$D")
-SOCK="$D/weftd.sock"
-CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
 FLOOD_IP=$(netns_ip4 1) DST_IP=$(netns_ip4 2)
 LEGIT_IP=${FLOOD_IP%.*}.11
 netns_exec 1 ip addr add "$LEGIT_IP/24" dev eth0 || fail "second address"

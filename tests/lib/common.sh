@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# Shared helpers for integration tests (source it). Provides pass/fail,
-# cleanup hooks, JSON field extraction, and starting/stopping weftd.
+# Shared helpers for integration tests (source it). Provides the prologue
+# every script starts with, pass/fail, cleanup hooks, JSON field extraction,
+# and starting/stopping weftd.
 : "${TOP:?run through tests/run.sh or make test}"
 : "${WEFTD:=$TOP/build/san/weftd}" "${WEFTCTL:=$TOP/build/san/weftctl}"
 : "${PYTHON:=/usr/bin/python3}"
@@ -38,6 +39,41 @@ san_reports() {
 }
 skip() { echo "SKIP: $T_NAME: $*"; exit 77; }
 finish() { echo "ok: $T_NAME: all checks passed"; exit 0; }
+
+# prologue [root | netns [N [pair]]]: what every integration script starts
+# with, after sourcing this file.
+#   root           skip (exit 77) unless run as root;
+#   netns [N ...]  the same through netns_require_root, with
+#                  tests/lib/netns.sh sourced, then netns_create N [pair]
+#                  when N is given (fails the test if that fails);
+# then, always: D, a temporary directory /tmp/weft-NAME-XXXXXX removed at
+# exit (after the namespaces and the daemons started later), SOCK (a
+# single daemon's control socket, $D/weftd.sock) and QP / DP (random QUIC
+# and DHT ports, DP = QP + 1). CTL and ctl (below) reach the daemons.
+prologue() {
+	case "${1:-}" in
+	root) [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)" ;;
+	netns)
+		. "$TOP/tests/lib/netns.sh"
+		netns_require_root
+		;;
+	esac
+	D=$(mktemp -d "/tmp/weft-${T_NAME#test_}-XXXXXX") || fail "mktemp"
+	on_exit "rm -rf '$D'"
+	if [ "${1:-}" = netns ] && [ -n "${2:-}" ]; then
+		netns_create "$2" ${3:+"$3"} || fail "netns setup"
+	fi
+	SOCK="$D/weftd.sock"
+	QP=$((20000 + RANDOM % 20000)) DP=$((QP + 1))
+}
+# CTL ARGS...: weftctl on the single daemon's socket ($SOCK).
+CTL() { "$WEFTCTL" --socket "$SOCK" "$@"; }
+# ctl N ARGS...: weftctl on node N's socket ($D/nN/weftd.sock).
+ctl() {
+	local n=$1
+	shift
+	"$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"
+}
 
 # json_get KEY [KEY...]: read JSON on stdin, print the nested value.
 json_get() {

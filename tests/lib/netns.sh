@@ -10,11 +10,13 @@
 #   netns_exec 1 cmd...         # run in host 1
 #   netns_ip4 2 / netns_ip6 2   # address of host 2
 #   netns_ifname 1              # interface name inside host 1 ("eth0")
-# Cleanup is registered with trap on EXIT; add your own with netns_on_exit.
+# Cleanup runs on EXIT (with common.sh's exit hooks when it is sourced);
+# add your own with netns_on_exit.
 
 NS_PREFIX="wt$$"
 NS_COUNT=0
 NS_EXIT_HOOKS=()
+NS_TRAP=0 # 1 once netns_create registered the cleanup
 NS_V6_LANS=() # "ROUTER PREFIX" of each netns_nat_host_v6
 
 netns_require_root() {
@@ -57,7 +59,13 @@ netns_bpffs_exec() {
 # have a program or GRO; the test decides).
 netns_create() {
 	local n=$1 mode=${2:-bridge} i
-	trap netns_cleanup EXIT
+	# One EXIT trap: under common.sh the namespaces go with its exit
+	# hooks (those registered earlier, such as removing the test's
+	# directory, run after them); sourced alone, a trap of our own.
+	if [ "$NS_TRAP" = 0 ]; then
+		NS_TRAP=1
+		if declare -F on_exit >/dev/null; then on_exit netns_cleanup; else trap netns_cleanup EXIT; fi
+	fi
 	trap 'exit 130' INT TERM
 	if [ "$mode" = pair ]; then
 		ip netns add "${NS_PREFIX}h1" && ip netns add "${NS_PREFIX}h2" || return 1

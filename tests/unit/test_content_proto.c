@@ -297,5 +297,5 @@ int main(void)
 	    cmocka_unit_test(test_have_peers),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("content_proto", tests, NULL, NULL);
 }

@@ -297,5 +297,5 @@ int main(void)
 		cmocka_unit_test(test_fin_alone_300_streams),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("content_serve", tests, NULL, NULL);
 }

@@ -474,5 +474,5 @@ int main(void)
 	    cmocka_unit_test(test_persistence),	  cmocka_unit_test(test_free_cancels_lookups),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("dht_core", tests, NULL, NULL);
 }

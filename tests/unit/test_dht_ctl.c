@@ -262,5 +262,5 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("dht_ctl", tests, NULL, NULL);
 }

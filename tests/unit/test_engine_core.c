@@ -637,5 +637,5 @@ int main(void)
 	    cmocka_unit_test(test_engine_stop_detaches),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("engine_core", tests, NULL, NULL);
 }

@@ -544,5 +544,5 @@ int main(void)
 		printf("SKIP: test_engine_echo needs root (network namespaces, AF_XDP)\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests_name("engine_echo", tests, setup, teardown);
 }

@@ -377,5 +377,5 @@ int main(void)
 		cmocka_unit_test(test_set_ttl),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("io_hdr", tests, NULL, NULL);
 }

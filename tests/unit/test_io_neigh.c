@@ -202,5 +202,5 @@ int main(void)
 		printf("SKIP: test_io_neigh needs root (a network namespace)\n");
 		return 77;
 	}
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests_name("io_neigh", tests, setup, teardown);
 }

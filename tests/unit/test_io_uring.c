@@ -575,5 +575,5 @@ int main(void)
 		cmocka_unit_test(test_ttl),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("io_uring", tests, NULL, NULL);
 }

@@ -984,5 +984,5 @@ int main(void)
 		cmocka_unit_test(test_truncated_and_flipped),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("quic_core", tests, NULL, NULL);
 }

@@ -354,5 +354,5 @@ int main(void)
 		cmocka_unit_test(test_cert_parse),     cmocka_unit_test(test_curve_interposed),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("quic_frame", tests, NULL, NULL);
 }

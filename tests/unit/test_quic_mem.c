@@ -163,5 +163,5 @@ int main(void)
 	    cmocka_unit_test(test_pool_trim),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("quic_mem", tests, NULL, NULL);
 }

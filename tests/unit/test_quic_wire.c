@@ -596,5 +596,5 @@ int main(void)
 		cmocka_unit_test(test_empty_datagram),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("quic_wire", tests, NULL, NULL);
 }

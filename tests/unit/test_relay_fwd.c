@@ -641,5 +641,5 @@ int main(void)
 		cmocka_unit_test(test_uring),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("relay_fwd", tests, NULL, NULL);
 }

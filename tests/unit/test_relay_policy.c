@@ -252,5 +252,5 @@ int main(void)
 		cmocka_unit_test(test_csum_ipv4), cmocka_unit_test(test_key),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("relay_policy", tests, NULL, NULL);
 }

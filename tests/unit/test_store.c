@@ -331,5 +331,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_mid_write, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -503,5 +503,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_guard_not_durable, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("store_writer", tests, NULL, NULL);
 }

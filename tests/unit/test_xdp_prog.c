@@ -24,6 +24,7 @@
 #include <linux/bpf.h>
 
 #include "weft/guard.h"
+#include "weft/util.h"
 #include "weft/xdp.h"
 #include "weft/xdp_abi.h"
 #include "weft/xdp_policy.h"
@@ -183,103 +184,134 @@ static int run_t(struct fx *f, struct tpkt *t)
 	return run(f, f->buf, len);
 }
 
+/*
+ * Crafted frames as a table: a base packet (a QUIC short header to the QUIC
+ * port or a DHT ping to the DHT port, 192.0.2.1 / 2001:db8::1 port 40000)
+ * with the fields of mod that are set replacing the base's (payload:
+ * payload and plen together), run in one family or both, and the verdict
+ * counter it must move.
+ */
+enum { BASE_QUIC, BASE_DHT };
+enum { FAM_BOTH, FAM_V4, FAM_V6 };
+#define DHT_PING_LEN ((int)sizeof(dht_ping) - 1)
+#define PAYLOAD(s) .payload = (const uint8_t *)(s), .plen = sizeof(s) - 1
+
+struct frame_case {
+	const char *what;
+	int base, fam;
+	struct tpkt mod;
+	int verdict; /* WXDP_STAT_* */
+};
+
+static void frame_of(struct tpkt *t, const struct frame_case *c, int v6)
+{
+	const struct tpkt *m = &c->mod;
+
+	if (c->base == BASE_DHT)
+		dht_pkt(t, v6);
+	else
+		quic_pkt(t, v6);
+	if (m->sport)
+		t->sport = m->sport;
+	if (m->dport)
+		t->dport = m->dport;
+	if (m->payload) {
+		t->payload = m->payload;
+		t->plen = m->plen;
+	}
+	t->proto = m->proto;
+	t->vlans = m->vlans;
+	t->ip_opt_words = m->ip_opt_words;
+	t->v4_frag = m->v4_frag;
+	t->udp_len_delta = m->udp_len_delta;
+	t->ip_len_delta = m->ip_len_delta;
+	t->next = m->next;
+	memcpy(t->ext, m->ext, sizeof(t->ext));
+}
+
+/* Run the cases of tab that apply to family v6, in order. */
+static void run_cases(struct fx *f, const struct frame_case *tab, size_t n, int v6)
+{
+	struct tpkt t;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct frame_case *c = &tab[i];
+		int v;
+
+		if (c->fam == (v6 ? FAM_V4 : FAM_V6))
+			continue;
+		frame_of(&t, c, v6);
+		v = run_t(f, &t);
+		if (v != c->verdict)
+			fail_msg("%s (IPv%d): verdict %d, want %d", c->what, v6 ? 6 : 4, v,
+				 c->verdict);
+	}
+}
+
+static const struct frame_case not_weft[] = {
+	{ "DNS", BASE_QUIC, FAM_V4, { .dport = 53 }, WXDP_STAT_PASS_NOT_WEFT },
+	{ "port next to QUIC's", BASE_QUIC, FAM_V6, { .dport = 4434 }, WXDP_STAT_PASS_NOT_WEFT },
+	{ "TCP", BASE_QUIC, FAM_BOTH, { .proto = IPPROTO_TCP }, WXDP_STAT_PASS_NOT_WEFT },
+	/* Source port of weft but destination not: not weft. */
+	{ "from weft's port", BASE_QUIC, FAM_V4, { .sport = 4433, .dport = 5000 },
+	  WXDP_STAT_PASS_NOT_WEFT },
+};
+
 static void test_not_weft(void **state)
 {
 	struct fx *f = *state;
-	struct tpkt t;
 	uint8_t arp[60] = { 0 };
 
 	NEED_ROOT();
 	arp[12] = 0x08;
 	arp[13] = 0x06;
 	assert_int_equal(run(f, arp, sizeof(arp)), WXDP_STAT_PASS_NOT_WEFT);
-	quic_pkt(&t, 0);
-	t.dport = 53;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
-	quic_pkt(&t, 1);
-	t.dport = 4434;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
-	quic_pkt(&t, 0);
-	t.proto = IPPROTO_TCP;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
-	quic_pkt(&t, 1);
-	t.proto = IPPROTO_TCP;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
-	/* Source port of weft but destination not: not weft. */
-	quic_pkt(&t, 0);
-	t.sport = 4433;
-	t.dport = 5000;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	for (int v6 = 0; v6 < 2; v6++)
+		run_cases(f, not_weft, WEFT_ARRAY_SIZE(not_weft), v6);
 }
+
+static const struct frame_case valid_and_malformed[] = {
+	{ "QUIC", BASE_QUIC, FAM_BOTH, {}, WXDP_STAT_PASS_NO_SOCKET },
+	{ "DHT", BASE_DHT, FAM_BOTH, {}, WXDP_STAT_PASS_NO_SOCKET },
+	/* QUIC Initial, full size, one byte short and tiny: no size rule on
+	 * the fast path (a server's ACK/CONNECTION_CLOSE-only Initial may be
+	 * small; the endpoint decides). */
+	{ "Initial", BASE_QUIC, FAM_BOTH, { .payload = quic_initial, .plen = sizeof(quic_initial) },
+	  WXDP_STAT_PASS_NO_SOCKET },
+	{ "Initial, 1 byte short", BASE_QUIC, FAM_BOTH,
+	  { .payload = quic_initial, .plen = sizeof(quic_initial) - 1 }, WXDP_STAT_PASS_NO_SOCKET },
+	{ "Initial, 5 bytes", BASE_QUIC, FAM_BOTH, { .payload = quic_initial, .plen = 5 },
+	  WXDP_STAT_PASS_NO_SOCKET },
+	{ "long header without its version", BASE_QUIC, FAM_BOTH,
+	  { .payload = quic_initial, .plen = 4 }, WXDP_STAT_DROP_SHORT },
+	{ "empty QUIC payload", BASE_QUIC, FAM_BOTH, { PAYLOAD("") }, WXDP_STAT_DROP_SHORT },
+	{ "empty DHT payload", BASE_DHT, FAM_BOTH, { PAYLOAD("") }, WXDP_STAT_DROP_SHORT },
+	{ "fixed bit clear", BASE_QUIC, FAM_BOTH, { PAYLOAD("\x01\x02\x03\x04\x05\x06\x07\x08") },
+	  WXDP_STAT_DROP_QUIC_FIXED },
+	{ "DHT not a dictionary", BASE_DHT, FAM_BOTH, { PAYLOAD("l4:spame") },
+	  WXDP_STAT_DROP_DHT_NOT_DICT },
+	{ "DHT one byte, d", BASE_DHT, FAM_BOTH, { PAYLOAD("d") }, WXDP_STAT_PASS_NO_SOCKET },
+	{ "DHT one byte, x", BASE_DHT, FAM_BOTH, { PAYLOAD("x") }, WXDP_STAT_DROP_DHT_NOT_DICT },
+	/* UDP length inconsistent with the IP length, both ways. */
+	{ "UDP length - 1", BASE_DHT, FAM_BOTH, { .udp_len_delta = -1 }, WXDP_STAT_DROP_UDP_LEN },
+	{ "UDP length + 1", BASE_DHT, FAM_BOTH, { .udp_len_delta = 1 }, WXDP_STAT_DROP_UDP_LEN },
+	{ "UDP length 4 < 8", BASE_DHT, FAM_BOTH,
+	  { .udp_len_delta = -(8 + DHT_PING_LEN) + 4, .ip_len_delta = -DHT_PING_LEN - 4 },
+	  WXDP_STAT_DROP_UDP_LEN },
+	{ "IP length beyond the frame", BASE_DHT, FAM_BOTH,
+	  { .ip_len_delta = 1, .udp_len_delta = 1 }, WXDP_STAT_DROP_SHORT },
+	{ "IP length under IP + UDP headers", BASE_DHT, FAM_BOTH,
+	  { .ip_len_delta = -DHT_PING_LEN - 1 }, WXDP_STAT_DROP_UDP_LEN },
+};
 
 static void test_valid_and_malformed(void **state)
 {
 	struct fx *f = *state;
 	struct tpkt t;
-	uint8_t bad[8];
 
 	NEED_ROOT();
-	for (int v6 = 0; v6 < 2; v6++) {
-		quic_pkt(&t, v6);
-		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-		dht_pkt(&t, v6);
-		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-		/* QUIC Initial, full size, one byte short and tiny: no size
-		 * rule on the fast path (a server's ACK/CONNECTION_CLOSE-only
-		 * Initial may be small; the endpoint decides). */
-		quic_pkt(&t, v6);
-		t.payload = quic_initial;
-		t.plen = sizeof(quic_initial);
-		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-		t.plen = sizeof(quic_initial) - 1;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-		t.plen = 5;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-		/* Long header without its version. */
-		t.plen = 4;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
-		/* Empty QUIC and DHT payloads. */
-		quic_pkt(&t, v6);
-		t.plen = 0;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
-		dht_pkt(&t, v6);
-		t.plen = 0;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
-		/* Fixed bit clear. */
-		quic_pkt(&t, v6);
-		memcpy(bad, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
-		t.payload = bad;
-		t.plen = 8;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_QUIC_FIXED);
-		/* DHT not a dictionary; one-byte DHT packets. */
-		dht_pkt(&t, v6);
-		t.payload = (const uint8_t *)"l4:spame";
-		t.plen = 8;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_DHT_NOT_DICT);
-		t.payload = (const uint8_t *)"d";
-		t.plen = 1;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-		t.payload = (const uint8_t *)"x";
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_DHT_NOT_DICT);
-		/* UDP length inconsistent with the IP length, both ways. */
-		dht_pkt(&t, v6);
-		t.udp_len_delta = -1;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
-		t.udp_len_delta = 1;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
-		t.udp_len_delta = -(int)(8 + t.plen) + 4; /* UDP length 4 < 8 */
-		t.ip_len_delta = -(int)t.plen - 4;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
-		/* IP length beyond the frame: too short. */
-		dht_pkt(&t, v6);
-		t.ip_len_delta = 1;
-		t.udp_len_delta = 1;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_SHORT);
-		/* IP length shorter than IP + UDP headers. */
-		dht_pkt(&t, v6);
-		t.ip_len_delta = -(int)t.plen - 1;
-		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
-	}
+	for (int v6 = 0; v6 < 2; v6++)
+		run_cases(f, valid_and_malformed, WEFT_ARRAY_SIZE(valid_and_malformed), v6);
 	/* Ethernet padding after a short IPv4 packet is fine. */
 	dht_pkt(&t, 0);
 	t.payload = (const uint8_t *)"de";
@@ -291,7 +323,6 @@ static void test_valid_and_malformed(void **state)
 		assert_int_equal(run(f, f->buf, 60), WXDP_STAT_PASS_NO_SOCKET);
 	}
 }
-
 static void test_vlan_and_options(void **state)
 {
 	struct fx *f = *state;
@@ -322,40 +353,64 @@ static void test_vlan_and_options(void **state)
 	}
 }
 
+static const struct frame_case fragments[] = {
+	/* IPv4 first fragment (MF), middle and last (offset): never parsed. */
+	{ "first fragment", BASE_DHT, FAM_V4, { .v4_frag = 0x2000 }, WXDP_STAT_PASS_FRAGMENT },
+	{ "middle fragment", BASE_DHT, FAM_V4, { .v4_frag = 0x2000 | 185 },
+	  WXDP_STAT_PASS_FRAGMENT },
+	/* A non-first fragment whose bytes look like a malformed weft UDP
+	 * header must not be dropped as malformed. */
+	{ "last fragment, bad UDP length", BASE_DHT, FAM_V4, { .v4_frag = 185, .udp_len_delta = 7 },
+	  WXDP_STAT_PASS_FRAGMENT },
+	/* DF alone is not a fragment. */
+	{ "DF", BASE_DHT, FAM_V4, { .v4_frag = 0x4000 }, WXDP_STAT_PASS_NO_SOCKET },
+	/* IPv6 fragment header, first and later, also behind options. */
+	{ "IPv6 first fragment", BASE_DHT, FAM_V6,
+	  { .next = 1, .ext = { { .type = IPPROTO_FRAGMENT, .more = 1 } } },
+	  WXDP_STAT_PASS_FRAGMENT },
+	{ "IPv6 last fragment", BASE_DHT, FAM_V6,
+	  { .next = 1, .ext = { { .type = IPPROTO_FRAGMENT, .frag_off = 100 } } },
+	  WXDP_STAT_PASS_FRAGMENT },
+	{ "IPv6 fragment behind hop-by-hop", BASE_DHT, FAM_V6,
+	  { .next = 2,
+	    .ext = { { .type = IPPROTO_HOPOPTS }, { .type = IPPROTO_FRAGMENT, .frag_off = 100 } } },
+	  WXDP_STAT_PASS_FRAGMENT },
+};
+
 static void test_fragments(void **state)
 {
 	struct fx *f = *state;
-	struct tpkt t;
 
 	NEED_ROOT();
-	/* IPv4 first fragment (MF), middle and last (offset): never parsed. */
-	dht_pkt(&t, 0);
-	t.v4_frag = 0x2000;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
-	t.v4_frag = 0x2000 | 185;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
-	t.v4_frag = 185;
-	/* A non-first fragment whose bytes look like a malformed weft UDP
-	 * header must not be dropped as malformed. */
-	t.udp_len_delta = 7;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
-	/* DF alone is not a fragment. */
-	dht_pkt(&t, 0);
-	t.v4_frag = 0x4000;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-	/* IPv6 fragment header, first and later, also behind options. */
-	dht_pkt(&t, 1);
-	t.next = 1;
-	t.ext[0] = (struct tpkt_ext){ .type = IPPROTO_FRAGMENT, .more = 1 };
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
-	t.ext[0].frag_off = 100;
-	t.ext[0].more = 0;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
-	t.next = 2;
-	t.ext[1] = t.ext[0];
-	t.ext[0] = (struct tpkt_ext){ .type = IPPROTO_HOPOPTS };
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_FRAGMENT);
+	for (int v6 = 0; v6 < 2; v6++)
+		run_cases(f, fragments, WEFT_ARRAY_SIZE(fragments), v6);
 }
+#define DSTOPTS { .type = IPPROTO_DSTOPTS }
+static const struct frame_case v6_chains[] = {
+	/* The usual chain: hop-by-hop, dest opts, routing, dest opts. */
+	{ "usual chain", BASE_QUIC, FAM_V6,
+	  { .next = 4,
+	    .ext = { { .type = IPPROTO_HOPOPTS },
+		     { .type = IPPROTO_DSTOPTS, .len8 = 1 },
+		     { .type = IPPROTO_ROUTING, .len8 = 2 },
+		     DSTOPTS } },
+	  WXDP_STAT_PASS_NO_SOCKET },
+	{ "usual chain, fixed bit clear", BASE_QUIC, FAM_V6,
+	  { .next = 4,
+	    .ext = { { .type = IPPROTO_HOPOPTS },
+		     { .type = IPPROTO_DSTOPTS, .len8 = 1 },
+		     { .type = IPPROTO_ROUTING, .len8 = 2 },
+		     DSTOPTS },
+	    PAYLOAD("\x01") },
+	  WXDP_STAT_DROP_QUIC_FIXED },
+	/* Six headers is the bound; seven is left to the kernel. */
+	{ "six headers", BASE_QUIC, FAM_V6,
+	  { .next = 6, .ext = { DSTOPTS, DSTOPTS, DSTOPTS, DSTOPTS, DSTOPTS, DSTOPTS } },
+	  WXDP_STAT_PASS_NO_SOCKET },
+	{ "seven headers", BASE_QUIC, FAM_V6,
+	  { .next = 7, .ext = { DSTOPTS, DSTOPTS, DSTOPTS, DSTOPTS, DSTOPTS, DSTOPTS, DSTOPTS } },
+	  WXDP_STAT_PASS_NOT_WEFT },
+};
 
 static void test_v6_ext(void **state)
 {
@@ -374,28 +429,8 @@ static void test_v6_ext(void **state)
 			assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UDP_LEN);
 		}
 	}
-	/* The usual chain: hop-by-hop, dest opts, routing, dest opts. */
-	quic_pkt(&t, 1);
-	t.next = 4;
-	t.ext[0] = (struct tpkt_ext){ .type = IPPROTO_HOPOPTS };
-	t.ext[1] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS, .len8 = 1 };
-	t.ext[2] = (struct tpkt_ext){ .type = IPPROTO_ROUTING, .len8 = 2 };
-	t.ext[3] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS };
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-	t.payload = (const uint8_t *)"\x01";
-	t.plen = 1;
-	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_QUIC_FIXED);
-	/* Six headers is the bound; seven is left to the kernel. */
-	quic_pkt(&t, 1);
-	t.next = 6;
-	for (int i = 0; i < 6; i++)
-		t.ext[i] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS };
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
-	t.next = 7;
-	t.ext[6] = (struct tpkt_ext){ .type = IPPROTO_DSTOPTS };
-	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NOT_WEFT);
+	run_cases(f, v6_chains, WEFT_ARRAY_SIZE(v6_chains), 1);
 }
-
 /* Truncate a valid frame at every length up to the end of its headers (and
  * a bit beyond): shorter than the UDP header = cannot tell, passed; from
  * there on the IP length exceeds the frame = dropped as too short. */
@@ -1245,5 +1280,5 @@ int main(void)
 		cmocka_unit_test(test_attach_errors),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("xdp_prog", tests, NULL, NULL);
 }

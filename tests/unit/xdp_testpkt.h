@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Test-only frame builder shared by test_xdp_prog.c, test_policer.c and
+ * Test-only frame builder shared by test_xdp_prog.c, test_xdp_policer.c and
  * bench/bench_xdp.c: Ethernet (+ VLAN tags) / IPv4 (+ options) or IPv6 (+
  * extension headers) / UDP / payload, with knobs to corrupt each length.
  * Static functions in a header on purpose: each test is one binary.

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A node whose bootstrap is down when it starts joins the DHT once the
+ * bootstrap comes up (simnet, complete nodes in this process, no root):
+ * weftd keeps its bootstrap addresses and pings them again while its
+ * routing table is empty, after 1 s and then twice as long each time (up
+ * to a minute). Before, a node pinged its bootstrap once (plus the
+ * query's one retry) and stayed alone for good when both were lost.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "simnode.h"
+#include "testutil.h"
+#include "weft/simnet.h"
+
+static struct simnet *net;
+static struct simnode boot, a;
+
+static int joined(void *arg)
+{
+	(void)arg;
+	return simnode_get_int(&a, "/v1/dht/status", "nodes4", NULL) >= 1;
+}
+
+static void test_bootstrap_late(void **state)
+{
+	struct simnet_opts so = { .seed = 21, .clock = SIMNET_CLOCK_REAL };
+	static const char *const set[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
+
+	(void)state;
+	assert_int_equal(simnet_new(&net, &so), 0);
+	simnode_new(&boot, net, "BOOT", "198.51.100.2", NULL, NULL, NULL, NULL);
+	simnet_host_set_down(boot.host, 1);
+	simnode_new(&a, net, "A", "203.0.113.1", NULL, set, NULL, NULL);
+	/* Past the first ping and its retry (2 s): nobody answered. */
+	usleep(3 * 1000 * 1000);
+	assert_int_equal(simnode_get_int(&a, "/v1/dht/status", "nodes4", NULL), 0);
+	simnet_host_set_down(boot.host, 0);
+	/* Retries at 1, 3 and 7 s after the start: within 12 s of now. */
+	assert_int_equal(simnode_wait(joined, NULL, 12000), 0);
+	simnode_free(&a);
+	simnode_free(&boot);
+	simnet_free(net);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bootstrap_late),
+	};
+
+	return cmocka_run_group_tests_name("sim_dht_boot", tests, NULL, NULL);
+}

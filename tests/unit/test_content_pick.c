@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+/* Chunk selection of a swarm download (userspace/content/pick.c): rarest
+ * first, ties from a random start, chunks held / asked for / nowhere
+ * skipped, a provider-less chunk passed over, a stop honoured; and the
+ * delay-based pipelining depth (cn_depth_next): grows on fast answers up
+ * to its bound, holds in the band, halves once per round on slow ones,
+ * never below 1. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "content/content_node_int.h"
+
+#define N 64
+
+struct rec {
+	uint64_t got[N];
+	unsigned int n;
+	const uint8_t *refuse; /* 1: no provider with room has it */
+	unsigned int stop_after;
+};
+
+static int take(void *arg, uint64_t i)
+{
+	struct rec *r = arg;
+
+	assert_true(i < N);
+	if (r->refuse && r->refuse[i])
+		return 0;
+	if (r->stop_after && r->n == r->stop_after)
+		return -1;
+	for (unsigned int k = 0; k < r->n; k++)
+		assert_true(r->got[k] != i); /* never offered twice in one call */
+	r->got[r->n++] = i;
+	return 1;
+}
+
+static uint8_t have[N], busy[N], avail[N];
+static uint32_t scratch[N];
+
+static struct cn_pick pick_of(uint64_t cursor)
+{
+	struct cn_pick pk = {.have = have, .busy = busy, .avail = avail, .n = N, .cursor = cursor,
+			     .scratch = scratch};
+
+	return pk;
+}
+
+static void reset(void)
+{
+	memset(have, 0, N);
+	memset(busy, 0, N);
+	memset(avail, 0, N);
+}
+
+/* The rarest chunks come first, whatever the random start. */
+static void test_rarest_first(void **state)
+{
+	(void)state;
+	for (uint64_t r = 0; r < 200; r++) {
+		struct cn_pick pk;
+		struct rec rc = {0};
+
+		reset();
+		for (unsigned int i = 0; i < N; i++)
+			avail[i] = (uint8_t)(2 + i % 5); /* ranks 2..6 */
+		avail[9] = 1;
+		avail[40] = 1;
+		avail[41] = 1;
+		avail[50] = 0; /* nobody has it */
+		have[40] = 1;  /* held */
+		busy[9] = 1;   /* asked for already */
+		avail[12] = 1;
+		pk = pick_of(0);
+		/* want 3: the two free rank-1 chunks, then one of rank 2 */
+		assert_int_equal(cn_pick(&pk, 3, r * 7919, take, &rc), 3);
+		assert_true((rc.got[0] == 12 && rc.got[1] == 41) ||
+			    (rc.got[0] == 41 && rc.got[1] == 12));
+		assert_int_equal(avail[rc.got[2]], 2);
+	}
+}
+
+/* Equal ranks: the start is random, so downloaders started together ask
+ * for different chunks: every chunk is first for some start. */
+static void test_random_ties(void **state)
+{
+	uint8_t seen[N] = {0};
+	unsigned int distinct = 0;
+
+	(void)state;
+	reset();
+	memset(avail, 1, N);
+	for (uint64_t r = 0; r < N; r++) {
+		struct cn_pick pk = pick_of(0);
+		struct rec rc = {0};
+
+		assert_int_equal(cn_pick(&pk, 1, r, take, &rc), 1);
+		distinct += !seen[rc.got[0]];
+		seen[rc.got[0]] = 1;
+	}
+	/* start = r mod N for the first pass: all N chunks */
+	assert_int_equal(distinct, N);
+}
+
+/* Skipped: below the cursor, held, busy, nowhere; a chunk no provider with
+ * room has is passed over for the next rarest; a stop ends the call. */
+static void test_skips_and_stop(void **state)
+{
+	uint8_t refuse[N] = {0};
+	struct cn_pick pk;
+	struct rec rc = {0};
+	unsigned int k;
+
+	(void)state;
+	reset();
+	memset(avail, 3, N);
+	for (k = 0; k < 8; k++)
+		have[k] = 1;
+	avail[20] = 1;
+	avail[21] = 1;
+	refuse[20] = 1; /* only a provider without room has it */
+	busy[30] = 1;
+	avail[31] = 0;
+	have[32] = 1;
+	pk = pick_of(8);
+	rc.refuse = refuse;
+	assert_int_equal(cn_pick(&pk, N, 5, take, &rc), N - 8 - 4);
+	assert_int_equal(rc.got[0], 21); /* the rarest one it could take */
+	for (k = 0; k < rc.n; k++)
+		assert_true(rc.got[k] >= 8 && rc.got[k] != 20 && rc.got[k] != 30 &&
+			    rc.got[k] != 31 && rc.got[k] != 32);
+
+	memset(&rc, 0, sizeof(rc));
+	rc.stop_after = 5;
+	assert_int_equal(cn_pick(&pk, N, 5, take, &rc), 5);
+
+	/* nothing to do */
+	memset(&rc, 0, sizeof(rc));
+	assert_int_equal(cn_pick(&pk, 0, 5, take, &rc), 0);
+	pk = pick_of(N);
+	assert_int_equal(cn_pick(&pk, 4, 5, take, &rc), 0);
+	assert_int_equal(rc.n, 0);
+}
+
+/* Ranks above CN_PICK_LEVELS count as CN_PICK_LEVELS (a byte of
+ * availability never overflows the histogram). */
+static void test_high_ranks(void **state)
+{
+	struct cn_pick pk;
+	struct rec rc = {0};
+
+	(void)state;
+	reset();
+	memset(avail, 255, N);
+	avail[7] = CN_PICK_LEVELS - 1;
+	pk = pick_of(0);
+	assert_int_equal(cn_pick(&pk, 2, 11, take, &rc), 2);
+	assert_int_equal(rc.got[0], 7);
+}
+
+/* Depth 1..12 from answer times against a 1000 ms target. */
+static void test_depth(void **state)
+{
+	unsigned int d = 3;
+
+	(void)state;
+	/* fast answers (up to half the target): one more each, up to 12 */
+	for (int k = 0; k < 20; k++)
+		d = cn_depth_next(d, 12, k % 2 ? 0 : 500, 1000, 1);
+	assert_int_equal(d, 12);
+	/* in the band (500, 1000]: unchanged */
+	assert_int_equal(cn_depth_next(12, 12, 501, 1000, 1), 12);
+	assert_int_equal(cn_depth_next(5, 12, 1000, 1000, 1), 5);
+	/* slow: halved, only when the request followed the last cut */
+	assert_int_equal(cn_depth_next(12, 12, 1001, 1000, 1), 6);
+	assert_int_equal(cn_depth_next(12, 12, 4000, 1000, 0), 12);
+	assert_int_equal(cn_depth_next(3, 12, 4000, 1000, 1), 1);
+	assert_int_equal(cn_depth_next(2, 12, 4000, 1000, 1), 1);
+	assert_int_equal(cn_depth_next(1, 12, 4000, 1000, 1), 1);
+	/* never above the bound */
+	assert_int_equal(cn_depth_next(12, 12, 0, 1000, 1), 12);
+	/* from 1, a series of slow answers keeps it at 1 */
+	d = 1;
+	for (int k = 0; k < 10; k++)
+		d = cn_depth_next(d, 12, 5000, 1000, 1);
+	assert_int_equal(d, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_rarest_first),
+	    cmocka_unit_test(test_random_ties),
+	    cmocka_unit_test(test_skips_and_stop),
+	    cmocka_unit_test(test_high_ranks),
+	    cmocka_unit_test(test_depth),
+	};
+
+	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);
+}
