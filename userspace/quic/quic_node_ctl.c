@@ -3,7 +3,7 @@
  * quic_node's synchronous helpers (ping, bench) and control API:
  * GET /v1/quic/conns, GET /v1/quic/stats, POST /v1/quic/ping,
  * POST /v1/quic/bench, POST /v1/quic/handshakes (bodies checked by
- * qn_ctl_parse, which needs no node), weft_quic_* metrics. Handlers run
+ * quic_node_ctl_parse, which needs no node), weft_quic_* metrics. Handlers run
  * on control threads and reach worker-owned state only through
  * engine_call*.
  */
@@ -177,7 +177,7 @@ static void job_connected(void *arg, uint64_t conn, int err, const uint8_t *peer
 	if (j->bench)
 		qn_stream_gen_start(wk, c, s, j->bytes, j->seed, j->verify ? j->hs_sent : NULL);
 	else
-		qn_stream_queue(wk, c, s, j->probe, sizeof(j->probe), 1, 0);
+		qn_stream_queue(wk, c, s, j->probe, sizeof(j->probe), 1, 0, NULL);
 }
 
 static void job_finish_ok(struct qn_job *j, uint64_t conn, int err)
@@ -941,7 +941,7 @@ static int qn_wrong_type(json_t *body, const char *key, int type)
 	return (int)json_typeof(v) != type;
 }
 
-int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp)
+int quic_node_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp)
 {
 	/* Members each route reads (bit 1 << route), and their types. */
 	enum { P = 1 << QN_CTL_PING, B = 1 << QN_CTL_BENCH, H = 1 << QN_CTL_HANDSHAKES };
@@ -1096,7 +1096,7 @@ static void h_ping(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	char key[2 * QUIC_KEY_LEN + 1];
 	int err;
 
-	if (qn_ctl_parse(QN_CTL_PING, req->json, &a, resp))
+	if (quic_node_ctl_parse(QN_CTL_PING, req->json, &a, resp))
 		return;
 	err = quic_node_ping2(qn, a.target, a.timeout_ms, a.keep, &r);
 	if (err) {
@@ -1121,7 +1121,7 @@ static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	double secs;
 	int err;
 
-	if (qn_ctl_parse(QN_CTL_BENCH, req->json, &a, resp))
+	if (quic_node_ctl_parse(QN_CTL_BENCH, req->json, &a, resp))
 		return;
 	err = quic_node_bench(qn, a.target, a.stype, a.bytes, a.seed, a.verify, a.timeout_ms, &r);
 	if (err) {
@@ -1148,7 +1148,7 @@ static void h_handshakes(void *arg, const struct ctl_req *req, struct ctl_resp *
 	struct qn_ctl_args a;
 	int err;
 
-	if (qn_ctl_parse(QN_CTL_HANDSHAKES, req->json, &a, resp))
+	if (quic_node_ctl_parse(QN_CTL_HANDSHAKES, req->json, &a, resp))
 		return;
 	err = quic_node_handshakes(qn, a.target, a.count, a.window, a.echo, a.timeout_ms, &r);
 	if (err) {
