@@ -19,7 +19,7 @@
 #include "weft/ctl.h"
 #include "weft/io.h"
 #include "weft/log.h"
-#include "weft/relay.h"
+#include "weft/relay_wire.h"
 #include "weft/util.h"
 
 /* Largest transfer POST /v1/quic/bench accepts: 16 GiB (a bound on how
