@@ -5,8 +5,8 @@
  * timer, the port handler (worker routing by connection id, STUN and
  * hole-punching probes on the same port), and the endpoint's callbacks,
  * dispatched to the parts. The parts never call back here: the
- * application API (quic_node_ops.c), control routes, ping and bench
- * (quic_node_ctl.c), peer commands (quic_node_peer.c), connection records
+ * application API (quic_node_ops.c), control routes (quic_node_ctl.c),
+ * resolve, ping and bench (quic_node_job.c), peer commands (quic_node_peer.c), connection records
  * (quic_node_conn.c), built-in stream types (quic_node_builtin.c), hole
  * punching (quic_path.c), streams (quic_node_stream.c), the context they
  * share (quic_node_base.c) and command blocks (quic_node_buf.c). See

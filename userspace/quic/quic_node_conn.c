@@ -74,6 +74,12 @@ unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn)
 	return qn && w < qn->nworkers ? w : 0;
 }
 
+unsigned int quic_node_workers(const struct quic_node *qn)
+{
+	return qn ? qn->nworkers : 0;
+}
+
+
 uint64_t qn_conn_id_new(struct quic_node *qn, unsigned int worker)
 {
 	return (atomic_fetch_add(&qn->serial, 1) << 8) | worker;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Internal to the node binding (quic_node*.c, quic_path.c). quic_node.c is
  * its hub; the parts call only down this list, never the hub:
- *   quic_node_ctl.c (control routes, ping, bench), quic_node_peer.c (peer
- *   commands) -> quic_node_ops.c (application API: commands posted to the
- *   connection's worker) -> quic_node_conn.c (connection records),
- *   quic_node_builtin.c (echo, sink, discard, observed address) ->
+ *   quic_node_ctl.c (control routes, stats, metrics) -> quic_node_job.c
+ *   (resolve, ping, bench, handshakes: dials a caller waits on);
+ *   quic_node_peer.c (peer commands); both -> quic_node_ops.c (application
+ *   API: commands posted to the connection's worker) -> quic_node_conn.c
+ *   (connection records), quic_node_builtin.c (echo, sink, discard,
+ *   observed address) ->
  *   quic_path.c (hole punching) -> quic_node_stream.c (streams) ->
  *   quic_node_base.c (references, qn_call, clocks, qn_kick) ->
  *   quic_node_buf.c (command blocks); quic_node_target.c (parser) alone. */

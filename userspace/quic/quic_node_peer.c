@@ -3,9 +3,10 @@
  * Commands about the connections of one peer: quic_node_close_peer()
  * closes the connections of one peer address on every worker, with an
  * application close code and reason phrase, and quic_node_keepalive() sets
- * one connection's keep-alive. The relay's circuit ends use the first (QUIC_NODE_APP_RELAY_ENDED): a connection
- * that ran through relay:PORT is closed with the reason the relay gave,
- * instead of waiting for QUIC's idle timeout.
+ * one connection's keep-alive. The relay's circuit ends use the first
+ * (QUIC_NODE_APP_RELAY_ENDED): a connection that ran through relay:PORT is
+ * closed with the reason the relay gave, instead of waiting for QUIC's
+ * idle timeout.
  */
 #include <errno.h>
 #include <stdio.h>
