@@ -13,7 +13,7 @@
  *   nodes", a ping fails to send).
  * - Routes that need a live QUIC node, service fabric or content node are
  *   checked through the body validators their handlers call first:
- *   qn_ctl_parse (/v1/quic/ping|bench|handshakes), svcn_ctl_parse
+ *   quic_node_ctl_parse (/v1/quic/ping|bench|handshakes), svcn_ctl_parse
  *   (/v1/svc/publish|unpublish|call|debug/descriptor), cn_api_parse_add and
  *   cn_api_parse_get (/v1/content/add|get).
  *
@@ -383,7 +383,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case QUIC: {
 		struct qn_ctl_args a;
 
-		rc = qn_ctl_parse(rt->id, body, &a, &resp);
+		rc = quic_node_ctl_parse(rt->id, body, &a, &resp);
 		check_parse(rc, &resp);
 		if (!rc)
 			check(a.target && a.timeout_ms <= 600000 &&

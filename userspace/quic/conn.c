@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * One QUIC connection: ngtcp2 + GnuTLS session glue, peer-key verification,
- * stream send buffers, datagram queue, packet writing with GSO batches,
- * timers and the closing / draining periods. No I/O: packets leave through
- * quic_ep_send().
+ * the ngtcp2 callbacks, input, timers, and the application API (streams,
+ * datagrams, close). Its parts, below it: the stream send buffers
+ * (stream_buf.c), the write path (conn_write.c), the closing and draining
+ * periods (conn_close.c) and the path layer (conn_path.c). No I/O: packets
+ * leave through quic_ep_send() (ep_wire.c).
  *
  * Re-entrancy: ngtcp2 forbids writing from inside its callbacks, and an
  * application callback may call quic_stream_send() or quic_conn_close().
@@ -20,223 +22,7 @@
 
 #include "quic/quic_int.h"
 
-/* Stream send buffers are chains of blocks: ngtcp2 keeps pointers into
- * sent data until it is acknowledged, so bytes never move. */
-#define SBLK_MIN 4096
-#define SBLK_MAX 65536
-#define MAX_VECS 8
 #define CLOSE_REPLAYS_MAX 16 /* CONNECTION_CLOSE replays during the closing period */
-
-struct sblk {
-	struct sblk *next;
-	size_t cap, len;
-	const uint8_t *p; /* data[], or the caller's bytes (quic_stream_send_ref) */
-	void (*release)(void *arg); /* caller's bytes: told once they are no longer read */
-	void *arg;
-	uint8_t data[];
-};
-
-struct quic_stream {
-	struct quic_stream *next;
-	int64_t id;
-	struct sblk *head, *tail;
-	/* First block that may hold unsent bytes (NULL: start at head), so
-	 * each packet does not walk the acknowledged-but-unsent chain. */
-	struct sblk *cur;
-	uint64_t cur_base; /* stream offset of cur->data[0] */
-	uint64_t base;  /* stream offset of head->data[0] */
-	uint64_t acked; /* contiguous acked offset */
-	uint64_t sent;  /* offset handed to ngtcp2 */
-	uint64_t total; /* offset after the last queued byte */
-	int fin_queued, fin_sent;
-	int round_blocked;
-	int want_writable, notify_writable;
-};
-
-static const char *const tls_prio =
-	"%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
-	"+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-CCM:-GROUP-ALL:+GROUP-X25519:"
-	"+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1";
-
-const char *quic_tls_prio(void)
-{
-	return tls_prio;
-}
-
-/* ---------------------------------------------------------------- streams */
-
-static struct quic_stream *stream_find(struct quic_conn *c, int64_t id)
-{
-	struct quic_stream *s;
-
-	for (s = c->streams; s; s = s->next)
-		if (s->id == id)
-			return s;
-	return NULL;
-}
-
-static void sblk_free(struct sblk *b)
-{
-	if (b->release)
-		b->release(b->arg);
-	free(b);
-}
-
-static void stream_free(struct quic_stream *s)
-{
-	struct sblk *b, *n;
-
-	for (b = s->head; b; b = n) {
-		n = b->next;
-		sblk_free(b);
-	}
-	free(s);
-}
-
-static void stream_unlink(struct quic_conn *c, struct quic_stream *s)
-{
-	struct quic_stream **pp;
-
-	for (pp = &c->streams; *pp; pp = &(*pp)->next) {
-		if (*pp == s) {
-			*pp = s->next;
-			return;
-		}
-	}
-}
-
-static struct quic_stream *stream_new(struct quic_conn *c, int64_t id)
-{
-	struct quic_stream *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return NULL;
-	s->id = id;
-	s->next = c->streams;
-	c->streams = s;
-	return s;
-}
-
-static void stream_link(struct quic_stream *s, struct sblk *b)
-{
-	if (s->tail)
-		s->tail->next = b;
-	else
-		s->head = b;
-	s->tail = b;
-}
-
-/* Reference len caller's bytes as one full block (nothing is appended to
- * it): they are read in place until acknowledged, then release(arg). */
-static int stream_append_ref(struct quic_stream *s, const uint8_t *data, size_t len,
-			     void (*release)(void *), void *arg)
-{
-	struct sblk *b = malloc(sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	b->next = NULL;
-	b->cap = b->len = len;
-	b->p = data;
-	b->release = release;
-	b->arg = arg;
-	stream_link(s, b);
-	s->total += len;
-	return 0;
-}
-
-static int stream_append(struct quic_stream *s, const uint8_t *data, size_t len)
-{
-	while (len > 0) {
-		struct sblk *b = s->tail;
-		size_t n;
-
-		if (!b || b->len == b->cap) {
-			/* Blocks double while a stream keeps writing (bulk
-			 * senders write a few KiB per ACK): fewer blocks, fewer
-			 * vectors per packet; small messages stay in 4 KiB. */
-			size_t cap = b ? b->cap * 2 : SBLK_MIN;
-
-			if (cap < len)
-				cap = len;
-			cap = cap < SBLK_MIN ? SBLK_MIN : cap > SBLK_MAX ? SBLK_MAX : cap;
-
-			b = malloc(sizeof(*b) + cap);
-			if (!b)
-				return -ENOMEM;
-			b->next = NULL;
-			b->cap = cap;
-			b->len = 0;
-			b->p = b->data;
-			b->release = NULL;
-			b->arg = NULL;
-			stream_link(s, b);
-		}
-		n = b->cap - b->len;
-		if (n > len)
-			n = len;
-		memcpy(b->data + b->len, data, n);
-		b->len += n;
-		data += n;
-		len -= n;
-		s->total += n;
-	}
-	return 0;
-}
-
-static void stream_ack(struct quic_stream *s, uint64_t end)
-{
-	if (end > s->acked)
-		s->acked = end;
-	while (s->head && s->base + s->head->len <= s->acked &&
-	       (s->head->len == s->head->cap || s->head != s->tail)) {
-		struct sblk *b = s->head;
-
-		s->base += b->len;
-		s->head = b->next;
-		if (!s->head)
-			s->tail = NULL;
-		if (s->cur == b)
-			s->cur = NULL;
-		sblk_free(b);
-	}
-}
-
-/* Vectors over unsent bytes, at most max of them and no more blocks than
- * it takes to cover want bytes (one packet's worth: every further block
- * header read is a cache miss per packet, measured ~2% of a sender);
- * returns count. */
-static size_t stream_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t want)
-{
-	struct sblk *b = s->cur ? s->cur : s->head;
-	uint64_t off = s->cur ? s->cur_base : s->base;
-	size_t n = 0, got = 0;
-
-	while (b && b->next && off + b->len <= s->sent) {
-		off += b->len;
-		b = b->next;
-	}
-	s->cur = b;
-	s->cur_base = off;
-	for (; b && n < max; off += b->len, b = b->next) {
-		if (off + b->len <= s->sent)
-			continue;
-		uint64_t skip = s->sent > off ? s->sent - off : 0;
-
-		v[n].base = (uint8_t *)(uintptr_t)b->p + skip;
-		v[n].len = b->len - (size_t)skip;
-		got += v[n].len;
-		n++;
-		if (got >= want)
-			break;
-	}
-	return n;
-}
-
-static int stream_pending(const struct quic_stream *s)
-{
-	return !s->round_blocked && (s->sent < s->total || (s->fin_queued && !s->fin_sent));
-}
 
 /* ------------------------------------------------------------- callbacks */
 
@@ -252,12 +38,6 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 	struct quic_conn *c = ref->user_data;
 
 	return c->conn;
-}
-
-static void set_reason(struct quic_conn *c, enum quic_close_reason r)
-{
-	if (c->close.reason == QUIC_CLOSE_NONE)
-		c->close.reason = r;
 }
 
 /* Peer certificate check, run by GnuTLS during the handshake (both sides:
@@ -284,12 +64,12 @@ static int verify_cb(gnutls_session_t tls)
 		certs = NULL;
 	if (!certs) {
 		c->ep->st.bad_cert++;
-		set_reason(c, QUIC_CLOSE_BAD_CERT);
+		quic_conn_set_reason(c, QUIC_CLOSE_BAD_CERT);
 		return -1;
 	}
 	if (c->pin && sodium_memcmp(pk, c->expected_key, QUIC_KEY_LEN) != 0) {
 		c->ep->st.peer_key_mismatch++;
-		set_reason(c, QUIC_CLOSE_PEER_KEY_MISMATCH);
+		quic_conn_set_reason(c, QUIC_CLOSE_PEER_KEY_MISMATCH);
 		return -1;
 	}
 	memcpy(c->peer_key, pk, QUIC_KEY_LEN);
@@ -400,12 +180,12 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 	if (gnutls_alpn_get_selected_protocol(c->tls, &alpn) != 0 || alpn.size != alen ||
 	    memcmp(alpn.data, c->ep->alpn, alen) != 0) {
 		c->ep->st.alpn_mismatch++;
-		set_reason(c, QUIC_CLOSE_ALPN);
+		quic_conn_set_reason(c, QUIC_CLOSE_ALPN);
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	if (!c->have_peer_key) {
 		c->ep->st.bad_cert++;
-		set_reason(c, QUIC_CLOSE_BAD_CERT);
+		quic_conn_set_reason(c, QUIC_CLOSE_BAD_CERT);
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	c->state = QUIC_ST_OPEN;
@@ -451,11 +231,11 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint6
 			   void *user_data, void *stream_user_data)
 {
 	struct quic_conn *c = user_data;
-	struct quic_stream *s = stream_find(c, sid);
+	struct quic_stream *s = quic_sbuf_find(c, sid);
 
 	if (s) {
-		stream_unlink(c, s);
-		stream_free(s);
+		quic_sbuf_unlink(c, s);
+		quic_sbuf_free(s);
 	}
 	if (c->streams_open)
 		c->streams_open--;
@@ -478,11 +258,11 @@ static int acked_cb(ngtcp2_conn *conn, int64_t sid, uint64_t offset, uint64_t da
 		    void *user_data, void *stream_user_data)
 {
 	struct quic_conn *c = user_data;
-	struct quic_stream *s = stream_user_data ? stream_user_data : stream_find(c, sid);
+	struct quic_stream *s = stream_user_data ? stream_user_data : quic_sbuf_find(c, sid);
 
 	if (!s)
 		return 0;
-	stream_ack(s, offset + datalen);
+	quic_sbuf_ack(s, offset + datalen);
 	if (s->want_writable) {
 		s->want_writable = 0;
 		s->notify_writable = 1;
@@ -701,7 +481,7 @@ void quic_conn_destroy(struct quic_conn *c)
 		untrack_cid(c, &c->cids[c->ncids - 1]);
 	for (s = c->streams; s; s = n) {
 		n = s->next;
-		stream_free(s);
+		quic_sbuf_free(s);
 	}
 	if (c->conn)
 		ngtcp2_conn_del(c->conn);
@@ -710,357 +490,6 @@ void quic_conn_destroy(struct quic_conn *c)
 	free(c->close_pkt);
 	free(c->dgq);
 	free(c);
-}
-
-static int owes_closed(const struct quic_conn *c)
-{
-	return c->announced || !c->is_server;
-}
-
-/* Tell the application (once) and stop delivering to it. */
-static void report_closed(struct quic_conn *c)
-{
-	struct quic_ep *ep = c->ep;
-
-	if (c->reported)
-		return;
-	c->reported = 1;
-	if (c->close.reason == QUIC_CLOSE_NONE)
-		c->close.reason = QUIC_CLOSE_PROTOCOL;
-	if (c->close.reason == QUIC_CLOSE_IDLE)
-		ep->st.idle_timeouts++;
-	ep->st.conns_closed++;
-	if (owes_closed(c) && ep->o.cb.on_closed)
-		ep->o.cb.on_closed(ep->o.cb_arg, c, &c->close);
-	c->announced = 0;
-}
-
-void quic_conn_finish(struct quic_conn *c)
-{
-	report_closed(c);
-	if (c->state != QUIC_ST_DEAD)
-		c->ep->ndead++;
-	c->state = QUIC_ST_DEAD;
-}
-
-/* ngtcp2 0.12 asserts on a negotiated version when it writes a 1-RTT
- * packet (conn_write_pkt), and a server connection gets one only from a
- * client Initial it could process. The endpoint admits v1 Initials only,
- * so this is a second line: until then the connection writes nothing and
- * runs no ngtcp2 timer; it lives until its handshake deadline. */
-static int negotiated(const struct quic_conn *c)
-{
-	return !c->is_server || ngtcp2_conn_get_negotiated_version(c->conn) != 0;
-}
-
-static uint64_t close_period(struct quic_conn *c)
-{
-	return 3 * ngtcp2_conn_get_pto(c->conn);
-}
-
-/* Send CONNECTION_CLOSE with ccerr and enter the closing period. */
-static void enter_closing(struct quic_conn *c, const ngtcp2_connection_close_error *ccerr,
-			  uint64_t now)
-{
-	ngtcp2_path_storage ps;
-	ngtcp2_pkt_info pi;
-	size_t cap = c->ep->o.max_udp_payload;
-	ngtcp2_ssize n;
-	uint8_t *buf;
-
-	if (c->state >= QUIC_ST_CLOSING)
-		return;
-	/* Not guarded by negotiated(): a v1 server connection refusing a
-	 * ClientHello (no common ALPN) has no negotiated version yet, and its
-	 * CONNECTION_CLOSE goes out in an Initial, which ngtcp2 writes. */
-	c->close.error_code = ccerr->error_code;
-	c->close.is_app = ccerr->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
-	ngtcp2_path_storage_zero(&ps);
-	memset(&pi, 0, sizeof(pi));
-	buf = malloc(cap);
-	n = buf ? ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, buf, cap, ccerr, now)
-		: -1;
-	if (n <= 0) {
-		/* Nothing can be sent (no keys yet): just forget the conn. */
-		free(buf);
-		quic_conn_finish(c);
-		return;
-	}
-	c->close_pkt = buf;
-	c->close_pkt_len = (size_t)n;
-	conn_send(c, buf, (size_t)n, (size_t)n, &ps.path);
-	c->state = QUIC_ST_CLOSING;
-	c->close_deadline = now + close_period(c);
-	report_closed(c);
-}
-
-static void enter_draining(struct quic_conn *c, uint64_t now)
-{
-	const ngtcp2_connection_close_error *ccerr;
-	ngtcp2_connection_close_error e;
-
-	ngtcp2_conn_get_connection_close_error(c->conn, &e);
-	ccerr = &e;
-	set_reason(c, c->reset_probe ? QUIC_CLOSE_RESET : QUIC_CLOSE_PEER);
-	c->close.error_code = ccerr->error_code;
-	c->close.is_app = ccerr->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
-	c->state = QUIC_ST_DRAINING;
-	c->close_deadline = now + close_period(c);
-	report_closed(c);
-}
-
-/* A fatal error from ngtcp2 (read, write or timer). */
-static void on_fatal(struct quic_conn *c, int rv, uint64_t now)
-{
-	ngtcp2_connection_close_error ccerr;
-
-	switch (rv) {
-	case NGTCP2_ERR_DRAINING:
-		enter_draining(c, now);
-		return;
-	case NGTCP2_ERR_IDLE_CLOSE:
-		set_reason(c, QUIC_CLOSE_IDLE);
-		quic_conn_finish(c);
-		return;
-	case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
-		set_reason(c, QUIC_CLOSE_HANDSHAKE_TIMEOUT);
-		quic_conn_finish(c);
-		return;
-	case NGTCP2_ERR_DROP_CONN:
-	case NGTCP2_ERR_RETRY:
-	case NGTCP2_ERR_RECV_VERSION_NEGOTIATION:
-		/* The last: a valid Version Negotiation packet without v1, the
-		 * only version we speak; nothing is owed to the peer. */
-		set_reason(c, QUIC_CLOSE_PROTOCOL);
-		quic_conn_finish(c);
-		return;
-	case NGTCP2_ERR_CLOSING:
-		return;
-	}
-	ngtcp2_connection_close_error_default(&ccerr);
-	if (rv == NGTCP2_ERR_CRYPTO) {
-		uint8_t alert = ngtcp2_conn_get_tls_alert(c->conn);
-
-		if (alert == 120 /* no_application_protocol */) {
-			if (c->close.reason == QUIC_CLOSE_NONE)
-				c->ep->st.alpn_mismatch++;
-			set_reason(c, QUIC_CLOSE_ALPN);
-		}
-		ngtcp2_connection_close_error_set_transport_error_tls_alert(&ccerr, alert, NULL, 0);
-	} else {
-		ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, rv, NULL, 0);
-	}
-	set_reason(c, QUIC_CLOSE_PROTOCOL);
-	enter_closing(c, &ccerr, now);
-}
-
-/* ------------------------------------------------------------- writing */
-
-struct batch {
-	ngtcp2_path_storage ps;
-	size_t off, gso, npkt, max_pkt;
-};
-
-static void batch_send(struct quic_conn *c, struct batch *b)
-{
-	if (b->off)
-		conn_send(c, c->ep->txbuf, b->off, b->gso, &b->ps.path);
-	b->off = 0;
-	b->gso = 0;
-	b->npkt = 0;
-}
-
-/* Account one packet of n bytes just written at txbuf + b->off. */
-static void batch_add(struct quic_conn *c, struct batch *b, const ngtcp2_path *path, size_t n)
-{
-	uint8_t *buf = c->ep->txbuf;
-
-	if (b->npkt > 0 && (n > b->gso || !ngtcp2_path_eq(path, &b->ps.path))) {
-		/* Cannot join the batch: send it, move the packet to the front. */
-		size_t at = b->off;
-
-		batch_send(c, b);
-		memmove(buf, buf + at, n);
-	}
-	if (b->npkt == 0) {
-		ngtcp2_path_copy(&b->ps.path, path);
-		b->gso = n;
-	}
-	b->off += n;
-	b->npkt++;
-	if (n < b->gso || b->npkt >= b->max_pkt)
-		batch_send(c, b);
-}
-
-static struct quic_stream *next_stream(struct quic_conn *c)
-{
-	struct quic_stream *s;
-
-	for (s = c->streams; s; s = s->next)
-		if (stream_pending(s))
-			return s;
-	return NULL;
-}
-
-void quic_conn_flush(struct quic_conn *c, uint64_t now)
-{
-	struct quic_ep *ep = c->ep;
-	struct quic_stream *s;
-	struct batch b;
-	ngtcp2_path_storage ps;
-	ngtcp2_pkt_info pi;
-	size_t mtu, quantum;
-	int rounds = 0;
-
-	if (c->state >= QUIC_ST_CLOSING)
-		return;
-	if (!negotiated(c)) {
-		c->flush_pending = 0;
-		return;
-	}
-	if (c->busy) {
-		/* Inside ngtcp2 (a callback queued data): write as soon as it
-		 * returns; the expiry is "now" while a flush is pending. */
-		c->flush_pending = 1;
-		return;
-	}
-	mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
-	if (mtu > ep->o.max_udp_payload)
-		mtu = ep->o.max_udp_payload;
-	quantum = ngtcp2_conn_get_send_quantum(c->conn);
-	memset(&b, 0, sizeof(b));
-	ngtcp2_path_storage_zero(&b.ps);
-	b.max_pkt = quantum / mtu;
-	if (b.max_pkt < 1)
-		b.max_pkt = 1;
-	if (b.max_pkt > QUIC_MAX_GSO_SEGS)
-		b.max_pkt = QUIC_MAX_GSO_SEGS;
-	ngtcp2_path_storage_zero(&ps);
-	c->busy = 1;
-	for (;;) {
-		uint8_t *dst = ep->txbuf + b.off;
-		ngtcp2_ssize n, ndata = -1;
-		ngtcp2_vec v[MAX_VECS];
-		size_t nv = 0;
-		uint32_t fl = NGTCP2_WRITE_STREAM_FLAG_MORE;
-		int64_t sid = -1;
-		int accepted = 0;
-
-		if (++rounds > 100000)
-			break; /* defensive: never spin */
-		memset(&pi, 0, sizeof(pi));
-		if (c->dgq_len > 0 && c->state == QUIC_ST_OPEN) {
-			struct quic_dgram *d = &c->dgq[c->dgq_head];
-			ngtcp2_vec dv = { d->data, d->len };
-
-			/* An empty datagram is no vector: ngtcp2 0.12 asserts
-			 * on a zero-length one (found by fuzz_quic_ep). */
-			n = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, dst, mtu, &accepted,
-							NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv,
-							d->len ? 1 : 0, now);
-			if (accepted || n == NGTCP2_ERR_INVALID_ARGUMENT ||
-			    n == NGTCP2_ERR_INVALID_STATE) {
-				/* Sent, or can never be sent (too big for the peer). */
-				if (accepted)
-					c->dgrams_tx++;
-				c->dgq_head = (c->dgq_head + 1) % QUIC_DEF_MAX_DGRAM_QUEUE;
-				c->dgq_len--;
-			}
-			if (n == NGTCP2_ERR_WRITE_MORE)
-				continue;
-			if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE)
-				continue;
-			if (n < 0) {
-				c->busy = 0;
-				on_fatal(c, (int)n, now);
-				return;
-			}
-			if (n == 0) {
-				/* Congestion limited: keep the datagram for later. */
-				if (!accepted)
-					break;
-				continue;
-			}
-			batch_add(c, &b, &ps.path, (size_t)n);
-			continue;
-		}
-		s = c->state == QUIC_ST_OPEN ? next_stream(c) : NULL;
-		if (s) {
-			sid = s->id;
-			nv = stream_vecs(s, v, MAX_VECS, ep->o.max_udp_payload);
-			if (s->fin_queued) {
-				/* FIN only when every queued byte fits in this call. */
-				uint64_t in_vecs = 0;
-				size_t i;
-
-				for (i = 0; i < nv; i++)
-					in_vecs += v[i].len;
-				if (s->sent + in_vecs == s->total)
-					fl |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-			}
-		}
-		/* The buffer may take a packet up to our maximum: ngtcp2 keeps
-		 * ordinary packets to the path's size and writes its PMTUD
-		 * probes (bigger) only into a buffer that can hold them. */
-		n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, dst, ep->o.max_udp_payload,
-					      &ndata, fl, sid, v, nv, now);
-		if (n < 0) {
-			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
-			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {
-				if (s)
-					s->round_blocked = 1;
-				continue;
-			}
-			if (n == NGTCP2_ERR_WRITE_MORE) {
-				if (s && ndata >= 0) {
-					s->sent += (uint64_t)ndata;
-					c->bytes_tx += (uint64_t)ndata;
-					if ((fl & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent == s->total)
-						s->fin_sent = 1;
-				}
-				continue;
-			}
-			c->busy = 0;
-			on_fatal(c, (int)n, now);
-			return;
-		}
-		if (s && ndata >= 0) {
-			s->sent += (uint64_t)ndata;
-			c->bytes_tx += (uint64_t)ndata;
-			if ((fl & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent == s->total)
-				s->fin_sent = 1;
-		} else if (s && n > 0) {
-			/* Packet without this stream's data: congestion or conn-level
-			 * flow control. Try the others, then stop. */
-			s->round_blocked = 1;
-		}
-		if (n == 0) {
-			if (s) {
-				s->round_blocked = 1;
-				continue;
-			}
-			break;
-		}
-		batch_add(c, &b, &ps.path, (size_t)n);
-	}
-	batch_send(c, &b);
-	for (s = c->streams; s; s = s->next)
-		s->round_blocked = 0;
-	/* Pacing: ngtcp2 0.12 refuses to send before next_ts = ts + (bytes of
-	 * this pass) / pacing rate. Crediting the interval with
-	 * QUIC_PACING_SLACK_NS (1 ms, as later ngtcp2 releases credit a
-	 * pacing overhead) lets the ACKs of a burst free the next burst at
-	 * once instead of after a timer wake-up. Measured with microsecond
-	 * timers (docs/QUIC.md): 250 us and 1 ms give the same throughput,
-	 * 0-50 us about 10% less. */
-	/* Not during the handshake: before the first RTT sample the pacing
-	 * rate comes from the 333 ms initial RTT, and pacing one Initial
-	 * would hold the client's Finished (and any early stream data) back
-	 * ~30 ms, until a PTO probe carries it (seen as a 20 ms `quic ping`). */
-	if (ngtcp2_conn_get_handshake_completed(c->conn))
-		ngtcp2_conn_update_pkt_tx_time(c->conn, now > QUIC_PACING_SLACK_NS ?
-						       now - QUIC_PACING_SLACK_NS : now);
-	c->busy = 0;
 }
 
 /* --------------------------------------------------------- input, timer */
@@ -1077,8 +506,8 @@ static void post_read(struct quic_conn *c, uint64_t now)
 		c->close_pending = 0;
 		ngtcp2_connection_close_error_set_application_error(
 			&ccerr, c->pending_code, c->pending_reason, c->pending_reason_len);
-		set_reason(c, QUIC_CLOSE_LOCAL_APP);
-		enter_closing(c, &ccerr, now);
+		quic_conn_set_reason(c, QUIC_CLOSE_LOCAL_APP);
+		quic_conn_enter_closing(c, &ccerr, now);
 		return;
 	}
 	quic_conn_flush(c, now);
@@ -1115,7 +544,7 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 			p.remote.addr = (ngtcp2_sockaddr *)remote;
 			p.remote.addrlen = remote_len;
 			p.user_data = NULL;
-			conn_send(c, c->close_pkt, c->close_pkt_len, c->close_pkt_len, &p);
+			quic_conn_path_send(c, c->close_pkt, c->close_pkt_len, c->close_pkt_len, &p);
 		}
 		return;
 	}
@@ -1139,7 +568,7 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 		    rv == NGTCP2_ERR_RECV_VERSION_NEGOTIATION ||
 		    rv == NGTCP2_ERR_CALLBACK_FAILURE) {
 			c->ep->st.drop_conn_error++;
-			on_fatal(c, rv, now);
+			quic_conn_fatal(c, rv, now);
 			return;
 		}
 		/* Non-fatal: the packet was discarded. */
@@ -1167,7 +596,7 @@ uint64_t quic_conn_expiry(const struct quic_conn *c)
 		return c->close_deadline;
 	if (c->flush_pending)
 		return 0;
-	if (!negotiated(c))
+	if (!quic_conn_negotiated(c))
 		return c->hs_deadline;
 	x = ngtcp2_conn_get_expiry(c->conn);
 	return x < c->trim_at ? x : c->trim_at;
@@ -1184,10 +613,10 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 			quic_conn_finish(c);
 		return;
 	}
-	if (!negotiated(c)) {
+	if (!quic_conn_negotiated(c)) {
 		c->flush_pending = 0;
 		if (now >= c->hs_deadline) {
-			set_reason(c, QUIC_CLOSE_HANDSHAKE_TIMEOUT);
+			quic_conn_set_reason(c, QUIC_CLOSE_HANDSHAKE_TIMEOUT);
 			quic_conn_finish(c);
 		}
 		return;
@@ -1208,7 +637,7 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 	rv = ngtcp2_conn_handle_expiry(c->conn, now);
 	c->busy = 0;
 	if (rv != 0) {
-		on_fatal(c, rv, now);
+		quic_conn_fatal(c, rv, now);
 		return;
 	}
 	post_read(c, now);
@@ -1234,8 +663,8 @@ int quic_conn_close(struct quic_conn *c, uint64_t app_error_code, const char *re
 	}
 	ngtcp2_connection_close_error_set_application_error(&ccerr, app_error_code,
 							    (const uint8_t *)reason, rlen);
-	set_reason(c, QUIC_CLOSE_LOCAL_APP);
-	enter_closing(c, &ccerr, c->ep->now);
+	quic_conn_set_reason(c, QUIC_CLOSE_LOCAL_APP);
+	quic_conn_enter_closing(c, &ccerr, c->ep->now);
 	return 0;
 }
 
@@ -1265,7 +694,7 @@ int quic_stream_open(struct quic_conn *c, int bidi, int64_t *sid)
 		return -EAGAIN;
 	if (rv)
 		return -ENOMEM;
-	s = stream_new(c, *sid);
+	s = quic_sbuf_new(c, *sid);
 	if (!s) {
 		ngtcp2_conn_shutdown_stream(c->conn, *sid, 0);
 		return -ENOMEM;
@@ -1289,14 +718,14 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 	/* Receive-only: a uni stream the peer opened. */
 	if ((sid & 0x2) && ((sid & 0x1) == (c->is_server ? 0 : 1)))
 		return -ENOENT;
-	s = stream_find(c, sid);
+	s = quic_sbuf_find(c, sid);
 	if (!s) {
-		s = stream_new(c, sid);
+		s = quic_sbuf_new(c, sid);
 		if (!s)
 			return -ENOMEM;
 		if (ngtcp2_conn_set_stream_user_data(c->conn, sid, s) != 0) {
-			stream_unlink(c, s);
-			stream_free(s);
+			quic_sbuf_unlink(c, s);
+			quic_sbuf_free(s);
 			return -ENOENT;
 		}
 	}
@@ -1306,9 +735,9 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 	room = unacked >= c->ep->o.stream_sndbuf ? 0 : c->ep->o.stream_sndbuf - (size_t)unacked;
 	n = len < room ? len : room;
 	if (release && n)
-		rc = stream_append_ref(s, data, n, release, arg);
+		rc = quic_sbuf_append_ref(s, data, n, release, arg);
 	else
-		rc = stream_append(s, data, n);
+		rc = quic_sbuf_append(s, data, n);
 	if (rc)
 		return rc;
 	if (n == len && fin)

@@ -5,7 +5,9 @@
  * relayed connection, relay:PORT) as its only remote address; packets go
  * to the direct address when one is set, and packets arriving from an
  * alias are handed to ngtcp2 as coming from the set-up address, so ngtcp2
- * never sees a migration.
+ * never sees a migration. Every packet of a connection leaves through
+ * quic_conn_path_send(), every packet routed to it passes
+ * quic_conn_path_rx() first.
  */
 #include <errno.h>
 #include <string.h>
@@ -38,7 +40,7 @@ static int sa_ok(const struct sockaddr *sa, socklen_t len)
 		(sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)));
 }
 
-void conn_send(struct quic_conn *c, const uint8_t *buf, size_t len, size_t gso,
+void quic_conn_path_send(struct quic_conn *c, const uint8_t *buf, size_t len, size_t gso,
 	       const ngtcp2_path *path)
 {
 	ngtcp2_path p;
@@ -95,7 +97,7 @@ void quic_conn_path_stats(const struct quic_conn *c, struct quic_path_stats *st)
 		*st = c->pst;
 }
 
-int conn_path_rx(struct quic_conn *c, const struct sockaddr **remote, socklen_t *remote_len)
+int quic_conn_path_rx(struct quic_conn *c, const struct sockaddr **remote, socklen_t *remote_len)
 {
 	unsigned int i;
 

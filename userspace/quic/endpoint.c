@@ -6,7 +6,10 @@
  * limits, answers every version but QUIC v1 with Version Negotiation (so no
  * connection ngtcp2 would build for a draft or v2 ever exists), floods with
  * Retry (address-validation tokens sealed with a per-endpoint key), and
- * unknown short-header packets with a stateless reset.
+ * unknown short-header packets with a stateless reset. The hub of the
+ * core: it owns its connections (conn.c and its parts) and calls them;
+ * they reach back only to what lies below both (ep_wire.c: the CID table
+ * and quic_ep_send).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,38 +21,14 @@
 
 #include "quic/quic_int.h"
 
-#define CID_TABLE_MIN 64
 #define NS_PER_S 1000000000ULL
 
-void quic_ep_rand(uint8_t *buf, size_t len)
-{
-	randombytes_buf(buf, len);
-}
-
-void quic_ep_cid_gen(const struct quic_ep *ep, uint8_t *id, size_t len)
-{
-	unsigned int n = ep->o.cid_route_count;
-
-	randombytes_buf(id, len);
-	if (n > 1 && len > 0)
-		/* Uniform over the bytes b with b % n == index. */
-		id[0] = (uint8_t)(ep->o.cid_route_index + n * randombytes_uniform(256 / n));
-}
-
-int quic_cid_route(const uint8_t *buf, size_t len, unsigned int count)
-{
-	ngtcp2_version_cid vc;
-	int rv;
-
-	if (!buf || count == 0)
-		return -1;
-	if (count == 1)
-		return 0;
-	rv = ngtcp2_pkt_decode_version_cid(&vc, buf, len, QUIC_SCID_LEN);
-	if (rv != 0 || vc.dcidlen == 0 || !vc.dcid)
-		return -1;
-	return (int)(vc.dcid[0] % count);
-}
+/* The connections' GnuTLS priority: TLS 1.3 only, without the middlebox
+ * compatibility mode (RFC 9001 8.4 forbids it in QUIC). */
+static const char *const tls_prio =
+	"%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
+	"+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-CCM:-GROUP-ALL:+GROUP-X25519:"
+	"+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1";
 
 /* --------------------------------------------------------- classification */
 
@@ -106,136 +85,6 @@ enum quic_pkt_verdict quic_pkt_classify(const uint8_t *buf, size_t len, int serv
 	if (server && len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
 		return QUIC_PKT_SEND_VN;
 	return QUIC_PKT_DROP;
-}
-
-/* ------------------------------------------------------------ CID table */
-
-/* Open addressing, linear probing, keyed hash (the key is the endpoint
- * secret: peers choose CIDs of initial packets and must not be able to
- * aim them at one bucket). */
-static size_t cid_hash(const struct quic_ep *ep, const uint8_t *id, size_t len)
-{
-	uint64_t h;
-
-	crypto_shorthash((unsigned char *)&h, id, len, ep->secret);
-	return (size_t)h;
-}
-
-static struct quic_cid_ent *cid_find(const struct quic_ep *ep, const uint8_t *id, size_t len)
-{
-	size_t mask = ep->cid_cap - 1, i = cid_hash(ep, id, len) & mask, n;
-
-	for (n = 0; n < ep->cid_cap; n++, i = (i + 1) & mask) {
-		struct quic_cid_ent *e = &ep->cids[i];
-
-		if (!e->len && !e->tomb)
-			return NULL;
-		if (e->len == len && memcmp(e->id, id, len) == 0)
-			return e;
-	}
-	return NULL;
-}
-
-static int cid_rehash(struct quic_ep *ep, size_t ncap)
-{
-	struct quic_cid_ent *old = ep->cids, *nt;
-	size_t ocap = ep->cid_cap, i;
-
-	nt = calloc(ncap, sizeof(*nt));
-	if (!nt)
-		return -ENOMEM;
-	ep->rx_last = NULL;
-	ep->cids = nt;
-	ep->cid_cap = ncap;
-	ep->cid_used = 0;
-	for (i = 0; i < ocap; i++) {
-		struct quic_cid_ent *e = &old[i];
-		size_t mask = ncap - 1, j;
-
-		if (!e->len)
-			continue;
-		j = cid_hash(ep, e->id, e->len) & mask;
-		while (nt[j].len)
-			j = (j + 1) & mask;
-		nt[j] = *e;
-		ep->cid_used++;
-	}
-	free(old);
-	return 0;
-}
-
-int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid)
-{
-	struct quic_cid_ent *e;
-	size_t mask, i;
-
-	if (cid->datalen == 0 || cid->datalen > NGTCP2_MAX_CIDLEN)
-		return -EINVAL;
-	e = cid_find(ep, cid->data, cid->datalen);
-	if (e) {
-		/* A collision of random 128-bit ids, or a client reusing an
-		 * initial DCID of a live connection: keep the first owner. */
-		return e->conn == c ? 0 : -EEXIST;
-	}
-	/* Keep the load (live + tombstones) under 1/2. */
-	if ((ep->cid_used + 1) * 2 > ep->cid_cap) {
-		size_t live = 0, ncap = CID_TABLE_MIN;
-
-		for (i = 0; i < ep->cid_cap; i++)
-			live += ep->cids[i].len != 0;
-		while (ncap < (live + 1) * 4)
-			ncap *= 2;
-		if (cid_rehash(ep, ncap))
-			return -ENOMEM;
-	}
-	mask = ep->cid_cap - 1;
-	i = cid_hash(ep, cid->data, cid->datalen) & mask;
-	while (ep->cids[i].len)
-		i = (i + 1) & mask;
-	e = &ep->cids[i];
-	if (!e->tomb)
-		ep->cid_used++;
-	e->tomb = 0;
-	ep->rx_last = NULL;
-	e->len = (uint8_t)cid->datalen;
-	memcpy(e->id, cid->data, cid->datalen);
-	e->conn = c;
-	return 0;
-}
-
-void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid)
-{
-	struct quic_cid_ent *e = cid_find(ep, cid->data, cid->datalen);
-
-	if (!e)
-		return;
-	e->len = 0;
-	e->tomb = 1;
-	ep->rx_last = NULL;
-	e->conn = NULL;
-}
-
-/* ------------------------------------------------------------- sending */
-
-void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
-		  const ngtcp2_path *path)
-{
-	int rc;
-
-	if (!len)
-		return;
-	if (!gso)
-		gso = len;
-	rc = ep->o.send(ep->o.send_arg, buf, len, gso, (const struct sockaddr *)path->remote.addr,
-			path->remote.addrlen,
-			path->local.addrlen ? (const struct sockaddr *)path->local.addr : NULL);
-	ep->st.tx_sends++;
-	if (rc) {
-		ep->st.send_errors++;
-		return;
-	}
-	ep->st.tx_datagrams += (len + gso - 1) / gso;
-	ep->st.tx_bytes += len;
 }
 
 static void ep_send_to(struct quic_ep *ep, const uint8_t *buf, size_t len,
@@ -341,7 +190,7 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 	if (rc)
 		goto err;
 	rc = -EPROTO;
-	if (gnutls_priority_init2(&ep->prio, quic_tls_prio(), NULL, 0) < 0) {
+	if (gnutls_priority_init2(&ep->prio, tls_prio, NULL, 0) < 0) {
 		ep->prio = NULL;
 		goto err;
 	}
@@ -349,10 +198,10 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 	ep->txbuf = malloc((size_t)QUIC_MAX_GSO_SEGS * ep->o.max_udp_payload);
 	if (!ep->txbuf)
 		goto err;
-	ep->cids = calloc(CID_TABLE_MIN, sizeof(*ep->cids));
+	ep->cids = calloc(QUIC_CID_TABLE_MIN, sizeof(*ep->cids));
 	if (!ep->cids)
 		goto err;
-	ep->cid_cap = CID_TABLE_MIN;
+	ep->cid_cap = QUIC_CID_TABLE_MIN;
 	*out = ep;
 	return 0;
 err:
@@ -686,13 +535,13 @@ int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
 	}
 	e = ep->rx_last;
 	if (!e || !inv.dcidlen || e->len != inv.dcidlen || memcmp(e->id, inv.dcid, inv.dcidlen)) {
-		e = inv.dcidlen ? cid_find(ep, inv.dcid, inv.dcidlen) : NULL;
+		e = inv.dcidlen ? quic_ep_cid_find(ep, inv.dcid, inv.dcidlen) : NULL;
 		ep->rx_last = e;
 	}
 	if (e && e->conn->state == QUIC_ST_DEAD)
 		e = NULL;
 	if (e && e->conn->nalias)
-		conn_path_rx(e->conn, &remote, &remote_len);
+		quic_conn_path_rx(e->conn, &remote, &remote_len);
 	if (e && (v == QUIC_PKT_SHORT || long_for_conn(e->conn, v, &inv)))
 		quic_conn_input(e->conn, buf, len, local, local_len, remote, remote_len, now_ns);
 	else if (!e && v == QUIC_PKT_SHORT)

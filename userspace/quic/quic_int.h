@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal to userspace/quic/: shared between endpoint.c, conn.c, cert.c. */
+/* Internal to userspace/quic/: the QUIC core (endpoint.c, ep_wire.c, conn.c,
+ * conn_write.c, conn_close.c, conn_path.c, stream_buf.c, quic_mem.c, cert.c).
+ * The endpoint is the hub: it calls its connections; a connection reaches
+ * the endpoint's state only through ep_wire.c, below both. */
 #ifndef WEFT_QUIC_INT_H
 #define WEFT_QUIC_INT_H
 
@@ -14,6 +17,7 @@
 #define QUIC_RETRY_TOKEN_TTL_NS (10ULL * 1000000000ULL) /* Retry token lifetime: 10 s */
 #define QUIC_CLOSE_REASON_MAX 128
 #define QUIC_SECRET_LEN 32
+#define QUIC_CID_TABLE_MIN 64     /* slots of a new endpoint's CID table */
 
 /* The allocator of ngtcp2 connections (quic_mem.c): malloc, with the
  * whole pages of large fresh blocks given back to the kernel at once
@@ -57,8 +61,33 @@ struct quic_cid_ent {
  * wheel, which cannot wait for less (see quic_conn_flush()). */
 #define QUIC_PACING_SLACK_NS 1000000ull
 
-struct quic_stream; /* conn.c */
-const char *quic_tls_prio(void);
+/* Stream send buffers (stream_buf.c) are chains of blocks: ngtcp2 keeps
+ * pointers into sent data until it is acknowledged, so bytes never move. */
+struct sblk {
+	struct sblk *next;
+	size_t cap, len;
+	const uint8_t *p; /* data[], or the caller's bytes (quic_stream_send_ref) */
+	void (*release)(void *arg); /* caller's bytes: told once they are no longer read */
+	void *arg;
+	uint8_t data[];
+};
+
+struct quic_stream {
+	struct quic_stream *next;
+	int64_t id;
+	struct sblk *head, *tail;
+	/* First block that may hold unsent bytes (NULL: start at head), so
+	 * each packet does not walk the acknowledged-but-unsent chain. */
+	struct sblk *cur;
+	uint64_t cur_base; /* stream offset of cur->data[0] */
+	uint64_t base;  /* stream offset of head->data[0] */
+	uint64_t acked; /* contiguous acked offset */
+	uint64_t sent;  /* offset handed to ngtcp2 */
+	uint64_t total; /* offset after the last queued byte */
+	int fin_queued, fin_sent;
+	int round_blocked;
+	int want_writable, notify_writable;
+};
 
 enum quic_conn_state {
 	QUIC_ST_HANDSHAKE = 0,
@@ -193,16 +222,20 @@ enum quic_pkt_verdict {
 enum quic_pkt_verdict quic_pkt_classify(const uint8_t *buf, size_t len, int server,
 					struct quic_pkt_inv *inv);
 
+/* ep_wire.c: below the endpoint and its connections. */
+/* The entry of connection id (id, len), or NULL. */
+struct quic_cid_ent *quic_ep_cid_find(const struct quic_ep *ep, const uint8_t *id, size_t len);
+/* Route cid to c: 0, -EEXIST (another connection has it), -EINVAL, -ENOMEM. */
 int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid);
 void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid);
-void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
-		  const ngtcp2_path *path);
-void quic_ep_rand(uint8_t *buf, size_t len);
 /* Fill a new connection id of ours (random; routing byte first). */
 void quic_ep_cid_gen(const struct quic_ep *ep, uint8_t *id, size_t len);
+/* Hand len bytes of gso-byte segments (0: one packet) to the endpoint's
+ * send hook, counted in its statistics. */
+void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
+		  const ngtcp2_path *path);
 
-/* conn.c */
-const char *quic_tls_prio(void);
+/* conn.c: one connection (the endpoint's part). */
 int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 		  const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid_retry,
 		  const struct sockaddr *local, socklen_t local_len,
@@ -213,19 +246,55 @@ void quic_conn_destroy(struct quic_conn *c);
 void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 		     const struct sockaddr *local, socklen_t local_len,
 		     const struct sockaddr *remote, socklen_t remote_len, uint64_t now);
-/* Write everything that can be written now. */
-void quic_conn_flush(struct quic_conn *c, uint64_t now);
 uint64_t quic_conn_expiry(const struct quic_conn *c);
 /* Does this 16-byte tail match a reset token the peer gave us? */
 int quic_conn_reset_match(struct quic_conn *c, const uint8_t *tail);
 void quic_conn_timer(struct quic_conn *c, uint64_t now);
+
+/* conn_write.c: the write path. */
+/* Write everything that can be written now (queued while ngtcp2 runs). */
+void quic_conn_flush(struct quic_conn *c, uint64_t now);
+/* May the connection write and run ngtcp2 timers (a server connection:
+ * once ngtcp2 negotiated a version)? */
+int quic_conn_negotiated(const struct quic_conn *c);
+
+/* conn_close.c: the end of a connection. */
+/* Keep r as the close reason unless one is set (the first cause wins). */
+void quic_conn_set_reason(struct quic_conn *c, enum quic_close_reason r);
+/* Send CONNECTION_CLOSE with ccerr and enter the closing period (or, when
+ * nothing can be sent, finish at once). */
+void quic_conn_enter_closing(struct quic_conn *c, const ngtcp2_connection_close_error *ccerr,
+			     uint64_t now);
+/* A fatal error rv from ngtcp2 (read, write or timer). */
+void quic_conn_fatal(struct quic_conn *c, int rv, uint64_t now);
 /* Report on_closed (once) and mark DEAD. */
 void quic_conn_finish(struct quic_conn *c);
 
-/* conn_path.c: send through the connection's current path; rewrite an
- * alias source to the set-up address (1 when rewritten). */
-void conn_send(struct quic_conn *c, const uint8_t *buf, size_t len, size_t gso,
-	       const ngtcp2_path *path);
-int conn_path_rx(struct quic_conn *c, const struct sockaddr **remote, socklen_t *remote_len);
+/* conn_path.c: send through the connection's current path (the direct
+ * address when one is set); rewrite an alias source to the set-up address
+ * (1 when rewritten). */
+void quic_conn_path_send(struct quic_conn *c, const uint8_t *buf, size_t len, size_t gso,
+			 const ngtcp2_path *path);
+int quic_conn_path_rx(struct quic_conn *c, const struct sockaddr **remote,
+		      socklen_t *remote_len);
+
+/* stream_buf.c: the stream send buffers of a connection. */
+struct quic_stream *quic_sbuf_find(struct quic_conn *c, int64_t id);
+/* A new empty stream of id, linked to c (NULL: no memory). */
+struct quic_stream *quic_sbuf_new(struct quic_conn *c, int64_t id);
+void quic_sbuf_unlink(struct quic_conn *c, struct quic_stream *s);
+/* Free s and its blocks (release() for referenced ones). */
+void quic_sbuf_free(struct quic_stream *s);
+/* Queue a copy of len bytes (0 or -ENOMEM). */
+int quic_sbuf_append(struct quic_stream *s, const uint8_t *data, size_t len);
+/* Queue the caller's len bytes in place; release(arg) once no longer read. */
+int quic_sbuf_append_ref(struct quic_stream *s, const uint8_t *data, size_t len,
+			 void (*release)(void *), void *arg);
+/* The peer acknowledged the stream up to offset end: free what it covers. */
+void quic_sbuf_ack(struct quic_stream *s, uint64_t end);
+/* Up to max vectors over unsent bytes, covering about want bytes; count. */
+size_t quic_sbuf_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t want);
+/* The first stream with bytes (or a FIN) to send this round, or NULL. */
+struct quic_stream *quic_sbuf_next(struct quic_conn *c);
 
 #endif

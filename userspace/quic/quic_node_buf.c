@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Large write buffers kept for reuse (see QN_BUF_SIZE in quic_node_int.h).
+ * Command blocks (struct qn_op: qn_op_new, qn_op_free) and the large ones
+ * kept for reuse (see QN_BUF_SIZE in quic_node_int.h).
  *
  * quic_node_write() copies its data into a command block that lives until
  * the peer acknowledged the bytes; a content serve thread writes one chunk
@@ -16,6 +17,7 @@
  * Threads: any (serve threads take, packet workers give back); one mutex.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "quic/quic_node_int.h"
 
@@ -24,7 +26,7 @@ static int buf_class(size_t size)
 	return size > QN_BUF_MIN && size <= QN_BUF_SIZE;
 }
 
-void *qn_buf_get(struct quic_node *qn, size_t size)
+static void *buf_get(struct quic_node *qn, size_t size)
 {
 	void *p = NULL;
 
@@ -37,7 +39,7 @@ void *qn_buf_get(struct quic_node *qn, size_t size)
 	return p ? p : malloc(QN_BUF_SIZE);
 }
 
-void qn_buf_put(struct quic_node *qn, void *p, size_t size)
+static void buf_put(struct quic_node *qn, void *p, size_t size)
 {
 	if (!p)
 		return;
@@ -50,6 +52,30 @@ void qn_buf_put(struct quic_node *qn, void *p, size_t size)
 		pthread_mutex_unlock(&qn->buf_mu);
 	}
 	free(p);
+}
+
+void qn_op_free(void *arg)
+{
+	struct qn_op *op = arg;
+
+	if (op)
+		buf_put(op->qn, op, sizeof(*op) + op->len);
+}
+
+/* A command (write: with room for its data, which the caller fills); freed
+ * with qn_op_free(), also from a stream's queue (qn_wbuf.mem). */
+struct qn_op *qn_op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len)
+{
+	struct qn_op *op = buf_get(qn, sizeof(*op) + len);
+
+	if (op) {
+		memset(op, 0, sizeof(*op));
+		op->qn = qn;
+		op->kind = kind;
+		op->conn = conn;
+		op->len = len;
+	}
+	return op;
 }
 
 void qn_buf_drain(struct quic_node *qn)

@@ -1,5 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal to quic_node.c and quic_node_ctl.c. */
+/* Internal to the node binding (quic_node*.c, quic_path.c). quic_node.c is
+ * its hub; the parts call only down this list, never the hub:
+ *   quic_node_ctl.c (control routes, stats, metrics) -> quic_node_job.c
+ *   (resolve, ping, bench, handshakes: dials a caller waits on);
+ *   quic_node_peer.c (peer commands); both -> quic_node_ops.c (application
+ *   API: commands posted to the connection's worker) -> quic_node_conn.c
+ *   (connection records), quic_node_builtin.c (echo, sink, discard,
+ *   observed address) ->
+ *   quic_path.c (hole punching) -> quic_node_stream.c (streams) ->
+ *   quic_node_base.c (references, qn_call, clocks, qn_kick) ->
+ *   quic_node_buf.c (command blocks); quic_node_target.c (parser) alone. */
 #ifndef WEFT_QUIC_NODE_INT_H
 #define WEFT_QUIC_NODE_INT_H
 
@@ -174,34 +184,110 @@ struct quic_node {
 	unsigned int nbuf;
 };
 
+enum qn_op_kind { OP_CONNECT, OP_OPEN, OP_WRITE, OP_RESET, OP_CLOSE };
+
+/* A command of the application API (quic_node_ops.c), run on the worker
+ * that owns its connection; a write's bytes follow it (data[]). */
+struct qn_op {
+	struct quic_node *qn;
+	enum qn_op_kind kind;
+	uint64_t conn;
+	int64_t sid;
+	uint64_t u; /* stype / token / code */
+	uint64_t token;
+	int fin;
+	/* connect */
+	struct quic_node_handler h;
+	void *arg;
+	struct sockaddr_storage remote, local;
+	socklen_t remote_len, local_len;
+	uint8_t key[QUIC_KEY_LEN];
+	int have_key;
+	size_t len;
+	uint8_t data[];
+};
+
+/* quic_node_buf.c: command blocks. */
+/* A zeroed command with room for len bytes of data (NULL: no memory);
+ * blocks of a size in (QN_BUF_MIN, QN_BUF_SIZE] come from the kept ones.
+ * Any thread. */
+struct qn_op *qn_op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len);
+/* Free a command (NULL-safe); a queued write frees its own with the
+ * buffer that holds its bytes (qn_wbuf.mem). */
+void qn_op_free(void *op);
+/* Free the kept blocks (the node's last reference). */
+void qn_buf_drain(struct quic_node *qn);
+
+/* quic_node_base.c: the context every part shares. */
 /* The engine's clock (virtual in simulated runs). */
 uint64_t qn_now_ns(const struct quic_node *qn);
-/* Post a command that holds a node reference. */
+/* A fresh clock read on the worker, remembered for the receive batch:
+ * what ngtcp2 sees never goes backwards. Owning worker only. */
+uint64_t qn_wk_now(struct qn_worker *wk);
+/* Run fn(arg) on worker: a command that holds a node reference (0, or the
+ * engine's error: then fn never runs and arg stays the caller's). */
 int qn_call(struct quic_node *qn, unsigned int worker, engine_cmd_fn fn, void *arg);
-/* Every command ends with this (drops the reference taken by qn_call);
- * returns 1 when the node is dead and the command must only free its arg. */
+/* Every command starts with this and ends with qn_put() (which drops the
+ * reference taken by qn_call); returns 1 when the node is dead and the
+ * command must only free its arg. */
 int qn_cmd_enter(struct quic_node *qn);
 void qn_put(struct quic_node *qn);
-/* A block of size bytes; size in (QN_BUF_MIN, QN_BUF_SIZE] from the kept
- * ones when there is one. qn_buf_put() takes it back with the same size
- * (NULL-safe); qn_buf_drain() frees the kept ones. Any thread. */
-void *qn_buf_get(struct quic_node *qn, size_t size);
-void qn_buf_put(struct quic_node *qn, void *p, size_t size);
-void qn_buf_drain(struct quic_node *qn);
-/* Worker side helpers (owning worker thread only). */
-struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id);
-int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,
-		       struct qn_stream **out);
-int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *st,
-		    const uint8_t *data, size_t len, int fin, int app);
-void qn_stream_gen_start(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *st,
-			 uint64_t total, uint64_t seed, crypto_generichash_state *hs);
+/* Re-evaluate the worker's deadlines at the end of this loop pass. */
 void qn_kick(struct qn_worker *wk);
-/* Deterministic bench bytes at stream offset off. */
-void qn_gen_fill(uint64_t seed, uint64_t off, uint8_t *buf, size_t len);
 /* Close info -> errno for API users. */
 int qn_close_errno(const struct quic_close_info *info);
-/* Register the control routes and metrics. */
+
+/* quic_node_stream.c: streams, owning worker only. */
+struct qn_stream *qn_stream_get(struct qn_conn *c, int64_t sid);
+/* A new stream record on c (incoming: opened by the peer, type unread). */
+struct qn_stream *qn_stream_add(struct qn_conn *c, int64_t sid, int incoming);
+void qn_stream_free(struct quic_node *qn, struct qn_conn *c, struct qn_stream *s);
+/* The handler that hears of s (and its arg), NULL for built-in and
+ * internal streams. */
+const struct quic_node_handler *qn_stream_handler(struct qn_conn *c, struct qn_stream *s,
+						  void **arg);
+/* Open a stream of type stype on c now and queue its type varint. */
+int qn_stream_open_now(struct qn_worker *wk, struct qn_conn *c, uint64_t stype,
+		       struct qn_stream **out);
+/* Queue len bytes at data (app: from quic_node_write, counted in
+ * qn->queued); mem (NULL: data is copied) holds them and is freed with
+ * qn_op_free() once the stream no longer reads them: on success only, an
+ * error leaves it to the caller. */
+int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *st,
+		    const uint8_t *data, size_t len, int fin, int app, void *mem);
+/* Move queued bytes into the QUIC stream as far as it takes (the stream
+ * became writable). */
+void qn_stream_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s);
+/* Send total deterministic bench bytes of seed (hashed into hs if set). */
+void qn_stream_gen_start(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *st,
+			 uint64_t total, uint64_t seed, crypto_generichash_state *hs);
+/* Reset s with code and drop its queue; further input is ignored. */
+void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code);
+/* Find who serves s->stype (built-in or registered): 0, or -ENOENT. */
+int qn_type_lookup(struct quic_node *qn, struct qn_stream *s);
+/* Drop a reference to a bench generator block. */
+void qn_genblk_unref(void *g);
+
+/* quic_node_conn.c: connection records, owning worker only (but the id
+ * functions). */
+/* A new connection id owned by worker (its low byte). Any thread. */
+uint64_t qn_conn_id_new(struct quic_node *qn, unsigned int worker);
+struct qn_conn *qn_conn_new(struct qn_worker *wk, uint64_t id);
+struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id);
+void qn_conn_free(struct qn_worker *wk, struct qn_conn *c);
+/* The connection ended: connected() (a dial that never got there), its
+ * streams' stream_closed(), closed(); then c is freed. */
+void qn_conn_report_closed(struct qn_worker *wk, struct qn_conn *c,
+			   const struct quic_close_info *info);
+
+/* quic_node_builtin.c: stream types the node answers itself. */
+/* After the handshake: tell the peer the address we see it at. */
+void qn_observed_send(struct qn_worker *wk, struct qn_conn *c);
+/* Bytes of an incoming stream of a built-in type. */
+void qn_builtin_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s,
+		     const uint8_t *data, size_t len, int fin);
+
+/* quic_node_ctl.c: register the control routes and metrics. */
 int qn_ctl_register(struct quic_node *qn, struct ctl *ctl);
 
 /* Request bodies of POST /v1/quic/ping, /bench and /handshakes, checked
@@ -220,11 +306,7 @@ struct qn_ctl_args {
 	int echo;		 /* handshakes: a 32-byte echo before each close */
 };
 struct ctl_resp;
-int qn_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp);
-
-/* Streams (quic_node.c). */
-struct qn_stream *qn_stream_get(struct qn_conn *c, int64_t sid);
-void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code);
+int quic_node_ctl_parse(int route, json_t *body, struct qn_ctl_args *a, struct ctl_resp *resp);
 
 /* Path layer glue (quic_path.c), owning worker only. */
 void qn_path_init_worker(struct qn_worker *wk);

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Connection closes: the errno a close means to its callers
- * (qn_close_errno), and quic_node_close_peer(): close the connections of
- * one peer address on every worker, with an application close code and
- * reason phrase. The
- * relay's circuit ends use it (QUIC_NODE_APP_RELAY_ENDED): a connection
- * that ran through relay:PORT is closed with the reason the relay gave,
- * instead of waiting for QUIC's idle timeout.
+ * Commands about the connections of one peer: quic_node_close_peer()
+ * closes the connections of one peer address on every worker, with an
+ * application close code and reason phrase, and quic_node_keepalive() sets
+ * one connection's keep-alive. The relay's circuit ends use the first
+ * (QUIC_NODE_APP_RELAY_ENDED): a connection that ran through relay:PORT is
+ * closed with the reason the relay gave, instead of waiting for QUIC's
+ * idle timeout.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,42 +15,6 @@
 
 #include "quic/quic_int.h"
 #include "quic/quic_node_int.h"
-
-int qn_close_errno(const struct quic_close_info *info)
-{
-	/* A relay circuit's end, closed by us or by the peer that learned it. */
-	if (info->is_app && QUIC_NODE_APP_IS_RELAY_ENDED(info->error_code) &&
-	    (info->reason == QUIC_CLOSE_LOCAL_APP || info->reason == QUIC_CLOSE_PEER))
-		return -ENOLINK;
-	switch (info->reason) {
-	case QUIC_CLOSE_NONE:
-	case QUIC_CLOSE_LOCAL_APP:
-		return 0;
-	case QUIC_CLOSE_PEER:
-		if (info->is_app && info->error_code == 0)
-			return 0;
-		/* A TLS alert from the peer (CRYPTO_ERROR 0x100-0x1ff, e.g.
-		 * 0x178 no common ALPN): the handshake failed, as when we
-		 * detect it ourselves. */
-		if (!info->is_app && info->error_code >= 0x100 && info->error_code <= 0x1ff)
-			return -EPROTO;
-		return info->error_code == 0x2 ? -ECONNREFUSED : -ECONNRESET;
-	case QUIC_CLOSE_IDLE:
-	case QUIC_CLOSE_HANDSHAKE_TIMEOUT:
-		return -ETIMEDOUT;
-	case QUIC_CLOSE_PEER_KEY_MISMATCH:
-		return -EKEYREJECTED;
-	case QUIC_CLOSE_BAD_CERT:
-	case QUIC_CLOSE_ALPN:
-	case QUIC_CLOSE_PROTOCOL:
-		return -EPROTO;
-	case QUIC_CLOSE_RESET:
-		return -ECONNRESET;
-	case QUIC_CLOSE_ENDPOINT:
-		return -ESHUTDOWN;
-	}
-	return -EIO;
-}
 
 struct qn_close_peer {
 	struct quic_node *qn;

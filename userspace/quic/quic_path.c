@@ -45,7 +45,7 @@ static int qp_send_msg(void *arg, const uint8_t *msg, size_t len)
 		s->internal = 1;
 		p->sid = s->sid;
 	}
-	return qn_stream_queue(x->wk, x->c, s, msg, len, 0, 0);
+	return qn_stream_queue(x->wk, x->c, s, msg, len, 0, 0, NULL);
 }
 
 static int qp_send_udp(void *arg, const struct io_addr *to, const uint8_t *buf, size_t len,

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The node's connection records on a worker: ids (the owning worker in the
+ * low byte), creation, lookup, and the end: closed() to the owner, its
+ * open streams' stream_closed(), then the record's streams and path go.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quic/quic_node_int.h"
+
+struct qn_conn *qn_conn_new(struct qn_worker *wk, uint64_t id)
+{
+	struct qn_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->id = id;
+	c->next = wk->conns;
+	if (wk->conns)
+		wk->conns->prev = c;
+	wk->conns = c;
+	wk->nconns++;
+	return c;
+}
+
+void qn_conn_free(struct qn_worker *wk, struct qn_conn *c)
+{
+	qn_path_free(c);
+	while (c->streams)
+		qn_stream_free(wk->qn, c, c->streams);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		wk->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	wk->nconns--;
+	free(c);
+}
+
+struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id)
+{
+	struct qn_conn *c;
+
+	for (c = wk->conns; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KEY_LEN],
+			struct sockaddr_storage *addr)
+{
+	unsigned int w = (unsigned int)(conn & 0xff); /* see qn_conn_id_new() */
+	struct quic_conn_info info;
+	struct qn_conn *c;
+
+	if (!qn || w >= qn->nworkers || !qn->wk[w])
+		return -ENOTCONN;
+	c = qn_conn_find(qn->wk[w], conn);
+	if (!c || !c->qc || quic_conn_get_info(c->qc, &info) || !info.have_peer_key)
+		return -ENOTCONN;
+	memcpy(key, info.peer_key, QUIC_KEY_LEN);
+	memcpy(addr, &info.remote, sizeof(*addr));
+	return 0;
+}
+
+unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn)
+{
+	unsigned int w = (unsigned int)(conn & 0xff); /* see qn_conn_id_new() */
+
+	return qn && w < qn->nworkers ? w : 0;
+}
+
+unsigned int quic_node_workers(const struct quic_node *qn)
+{
+	return qn ? qn->nworkers : 0;
+}
+
+
+uint64_t qn_conn_id_new(struct quic_node *qn, unsigned int worker)
+{
+	return (atomic_fetch_add(&qn->serial, 1) << 8) | worker;
+}
+
+void qn_conn_report_closed(struct qn_worker *wk, struct qn_conn *c,
+			       const struct quic_close_info *info)
+{
+	struct qn_stream *s;
+	int err = qn_close_errno(info);
+
+	c->qc = NULL;
+	if (c->dialed && !c->reported && c->h.connected) {
+		c->reported = 1;
+		c->h.connected(c->arg, c->id, err ? err : -ECONNABORTED, NULL);
+	}
+	for (s = c->streams; s; s = s->next) {
+		const struct quic_node_handler *h;
+		void *harg;
+
+		h = qn_stream_handler(c, s, &harg);
+		if (h && h->stream_closed && s->typed && !s->dead)
+			h->stream_closed(harg, c->id, s->sid, err ? err : -ECONNABORTED);
+	}
+	if (c->h.closed)
+		c->h.closed(c->arg, c->id, info);
+	qn_conn_free(wk, c);
+}
