@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * HTTP pieces of the loopback gateway, without I/O (tests/unit/test_svc_gw.c,
+ * HTTP pieces of the loopback gateway, without I/O (tests/unit/test_service_gateway.c,
  * tests/fuzz/fuzz_gw_head.c):
  *  - the strict parser of a backend's / provider's response head, whose
  *    status and headers the gateway passes back to its local client;

@@ -326,7 +326,7 @@ unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
  * (CN_ANS_TARGET_DIV): depth + 1 (at most max) when ans_ms <= target / 2;
  * halved (at least 1) when ans_ms > target and may_cut (the request was
  * sent after the last cut; the caller then records the cut); else depth.
- * Pure (pick.c), checked by tests/unit/test_swarm_pick.c.
+ * Pure (pick.c), checked by tests/unit/test_content_pick.c.
  */
 unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms,
 			   uint64_t target, int may_cut);

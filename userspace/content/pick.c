@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Chunk selection of a swarm download (swarm.c), rarest first: pure, no
- * I/O, no locks, so that tests/unit/test_swarm_pick.c can check it on
+ * I/O, no locks, so that tests/unit/test_content_pick.c can check it on
  * made-up availability.
  *
  * A chunk's rank is how many providers up are known to have it (from
