@@ -205,9 +205,10 @@ $(BUILD)/bench/%: $(OBJ_rel)/bench/%.o $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/li
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
-# bench_dht's part (b) lives in bench/dht_net.c (bench/bench_dht.h).
-$(BUILD)/bench/bench_dht: $(OBJ_rel)/bench/bench_dht.o $(OBJ_rel)/bench/dht_net.o \
-			  $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/libweft.a
+# bench_dht's servers live in bench/dht_procs.c, its part (b) in
+# bench/dht_net.c (bench/bench_dht.h).
+$(BUILD)/bench/bench_dht: $(OBJ_rel)/bench/bench_dht.o $(OBJ_rel)/bench/dht_procs.o \
+			  $(OBJ_rel)/bench/dht_net.o $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
