@@ -165,7 +165,7 @@ static void test_policer_stun(void **state)
 	policer_free(p);
 }
 
-/* Same nesting bound as the XDP program (test_xdp_prog test_bans_nested). */
+/* Same nesting bound as the XDP program (test_xdp_policy test_bans_nested). */
 static void test_policer_nested(void **state)
 {
 	static const uint8_t a4[4] = { 192, 0, 2, 1 };

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Test-only frame builder shared by test_xdp_prog.c, test_xdp_policer.c and
- * bench/bench_xdp.c: Ethernet (+ VLAN tags) / IPv4 (+ options) or IPv6 (+
- * extension headers) / UDP / payload, with knobs to corrupt each length.
+ * Test-only frame builder shared by the BPF test-run tests (through
+ * xdp_testrun.h), test_xdp_policer.c and bench/bench_xdp.c: Ethernet (+
+ * VLAN tags) / IPv4 (+ options) or IPv6 (+ extension headers) / UDP /
+ * payload, with knobs to corrupt each length.
  * Static functions in a header on purpose: each test is one binary.
  */
 #ifndef WEFT_XDP_TESTPKT_H
