@@ -67,22 +67,29 @@ def matches(sym, prefixes):
 
 
 def nm_objects(objdir):
-    """[(module, source path, defined globals, undefined)] of libweft's objects."""
+    """[(module, source path, defined globals, undefined)] of libweft's objects
+    (one nm call for all of them)."""
+    objs = sorted(glob.glob(os.path.join(objdir, "userspace", "*", "*.o")))
+    if not objs:
+        return []
+    res = subprocess.run(["nm", "-A", "-P"] + objs, capture_output=True, text=True, check=True)
+    table = {o: (set(), set()) for o in objs}
+    for line in res.stdout.splitlines():
+        # "path/x.o: symbol type [value size]"
+        head, _, rest = line.partition(": ")
+        p = rest.split()
+        if head not in table or len(p) < 2:
+            continue
+        defs, undef = table[head]
+        if p[1] == "U":
+            undef.add(p[0])
+        elif p[1] in "TDBRCGSVW":
+            defs.add(p[0])
     out = []
-    for o in sorted(glob.glob(os.path.join(objdir, "userspace", "*", "*.o"))):
+    for o in objs:
         mod = os.path.basename(os.path.dirname(o))
         src = f"userspace/{mod}/{os.path.basename(o)[:-2]}.c"
-        res = subprocess.run(["nm", "-P", o], capture_output=True, text=True, check=True)
-        defs, undef = set(), set()
-        for line in res.stdout.splitlines():
-            p = line.split()
-            if len(p) < 2:
-                continue
-            if p[1] == "U":
-                undef.add(p[0])
-            elif p[1] in "TDBRCGSV" or p[1] == "W":
-                defs.add(p[0])
-        out.append((mod, src, defs, undef))
+        out.append((mod, src) + table[o])
     return out
 
 

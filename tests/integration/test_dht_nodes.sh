@@ -27,6 +27,12 @@ wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ]' 100 || fail 
 ctl 3 dht ping "127.0.0.1:$(port 1)" >/dev/null || fail "ping"
 pass "bootstrap"
 
+# A node given a bootstrap contact has no join hint; the first one has.
+[ "$(ctl 2 --json status | json_get bootstrap contacts)" = 1 ] || fail "node 2 bootstrap.contacts"
+ctl 2 status | grep -q '^join ' && fail "node 2 (with --bootstrap) shows a join hint"
+ctl 1 status | grep -q '^join ' || fail "node 1 (no bootstrap) shows no join hint"
+pass "join hint only without a bootstrap contact"
+
 IH=0123456789abcdef0123456789abcdef01234567
 ctl 1 --json dht announce $IH 7777 >"$D/ann" || fail "announce"
 [ "$(json_get stored <"$D/ann")" -ge 1 ] || fail "announce stored nowhere: $(cat "$D/ann")"

@@ -25,6 +25,13 @@ j=$(curl -sf --unix-socket "$SOCK" http://weftd/v1/status) || fail "curl status"
 [ "$(stat -c %a "$D/node.key")" = 600 ] || fail "key mode"
 pass "status"
 
+# --- a node with no bootstrap contact and no public routers says how to join
+echo "$out" | grep -q '^join .*--bootstrap HOST:PORT.*dht.public_routers=true' ||
+	fail "no join line in weftctl status: $out"
+[ "$(echo "$j" | json_get bootstrap contacts)" = 0 ] || fail "bootstrap.contacts: $j"
+grep -q 'no DHT bootstrap contact.*--bootstrap HOST:PORT' "$WEFTD_LOG" || fail "no join hint in the log"
+pass "join hint (status, JSON, log)"
+
 # --- errors as JSON
 code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" http://weftd/v1/nope)
 [ "$code" = 404 ] && grep -q '"not_found"' "$D/r" || fail "404: $code $(cat "$D/r")"

@@ -20,6 +20,8 @@ static void print_status(const json_t *o)
 	       weftctl_jint(ports, "dht"));
 	printf("state dir  %s\n", weftctl_jstr(o, "state_dir"));
 	printf("pid        %lld\n", weftctl_jint(o, "pid"));
+	if (json_object_get(o, "join_hint"))
+		printf("join       %s\n", weftctl_jstr(o, "join_hint"));
 	if (json_object_get(o, "nat")) {
 		json_t *refl = json_object_get(o, "reflexive"), *r;
 		size_t i;

@@ -77,6 +77,18 @@ const struct identity *node_identity(const struct node *n)
 	return &n->id;
 }
 
+/* What a node with no way into the DHT tells its operator, in its log at
+ * start and in GET /v1/status ("join_hint", weftctl status). */
+static const char JOIN_HINT[] =
+	"no DHT bootstrap contact and no public routers: this node only learns of nodes that "
+	"contact it; join a mesh with --bootstrap HOST:PORT (dht.bootstrap), or the public "
+	"Mainline DHT with --set dht.public_routers=true";
+
+static int node_isolated(const struct node *n)
+{
+	return !n->cfg.dht_nbootstrap && !n->cfg.dht_public_routers;
+}
+
 static void node_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct node *n = arg;
@@ -88,6 +100,11 @@ static void node_status(void *arg, const struct ctl_req *req, struct ctl_resp *r
 		      "ports", "quic", (int)n->cfg.quic_port, "dht", (int)n->cfg.dht_port,
 		      "state_dir", n->cfg.state_dir, "socket", n->cfg.ctl_socket, "pid",
 		      (json_int_t)getpid());
+	json_object_set_new(o, "bootstrap",
+			    json_pack("{s:i,s:b}", "contacts", (int)n->cfg.dht_nbootstrap,
+				      "public_routers", n->cfg.dht_public_routers));
+	if (node_isolated(n))
+		json_object_set_new(o, "join_hint", json_string(JOIN_HINT));
 	if (n->conn) {
 		json_t *c = conn_node_status_json(n->conn);
 
@@ -813,6 +830,8 @@ int node_start(struct node *n)
 		log_error("node", "cannot start the DHT: %s", strerror(-err));
 		goto out;
 	}
+	if (node_isolated(n))
+		log_warn("node", "%s", JOIN_HINT);
 	err = conn_node_start(n->conn);
 	if (err) {
 		log_error("node", "cannot start the node record publisher: %s", strerror(-err));
