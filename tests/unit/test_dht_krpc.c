@@ -799,6 +799,52 @@ static void test_token_proven_overrun(void **state)
 	teardown((void **)&f);
 }
 
+/* A forged flood from a peer's address (pings: no token) empties that
+ * address's budget; the peer's own genuine announces arriving meanwhile
+ * carry valid tokens and are dropped, but are not reported for a ban: the
+ * report needs the proven queries alone to overrun a budget of their own.
+ * Found by test_dht_spoof, where B's record put landed in A's budget right
+ * after a forged flood from B's address and got B banned. */
+static void test_forged_flood_no_proven_ban(void **state)
+{
+	struct fx *f;
+	struct dht_limits lim = {.budget_rate = 10, .budget_burst = 20};
+	uint8_t ih[20] = {7}, tok[DHT_TOKEN_LEN];
+	struct dht_stats st;
+	struct qb ping, ann;
+	struct krpc_msg m;
+	int answered = 0;
+
+	setup_opts((void **)&f, 0, &lim);
+	get_token(f, ih, tok);
+	q_begin(&ping);
+	q_id(&ping);
+	q_end(&ping, "ping");
+	q_begin(&ann);
+	q_id(&ann);
+	bencode_put_cstr(&ann.b, "info_hash");
+	bencode_put_str(&ann.b, ih, 20);
+	bencode_put_cstr(&ann.b, "port");
+	bencode_put_int(&ann.b, 6881);
+	bencode_put_cstr(&ann.b, "token");
+	bencode_put_str(&ann.b, tok, DHT_TOKEN_LEN);
+	q_end(&ann, "announce_peer");
+	for (int i = 0; i < 100; i++)
+		answered += feed(f, ping.buf, ping.b.len, &m) == 'r';
+	assert_int_equal(answered, 19); /* the flood took the whole budget */
+	/* fewer genuine announces than a burst: dropped, never reported */
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(feed(f, ann.buf, ann.b.len, &m), 0);
+	assert_int_equal(f->cap.abuse, 0);
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.abuse_reports, 0);
+	assert_int_equal(st.budget_unproven, 81);
+	/* proven queries that keep coming overrun their own budget: reported */
+	assert_int_equal(feed(f, ann.buf, ann.b.len, &m), 0);
+	assert_int_equal(f->cap.abuse, 1);
+	teardown((void **)&f);
+}
+
 /* A reply with our transaction id from the address we asked is evidence;
  * the same reply from another address, or with another id, is not. */
 static void test_reply_evidence(void **state)
@@ -1084,6 +1130,7 @@ int main(void)
 	    cmocka_unit_test(test_read_only_and_budget),
 	    cmocka_unit_test(test_malformed_flood_not_reported),
 	    cmocka_unit_test(test_token_proven_overrun),
+	    cmocka_unit_test(test_forged_flood_no_proven_ban),
 	    cmocka_unit_test(test_reply_evidence),
 	    cmocka_unit_test(test_budget_many_sources),
 	    cmocka_unit_test(test_bep42),

@@ -238,6 +238,12 @@ struct dht_budget {
 	uint8_t ip[16];
 	uint8_t iplen;
 	uint32_t tokens_milli; /* token bucket, in 1/1000 query */
+	/* What token-proven queries alone spent once tokens_milli ran out
+	 * (same rate and burst): the overrun that is reported for a ban.
+	 * A forged flood from this address cannot carry our tokens, so it
+	 * empties tokens_milli but never this one, and cannot turn the
+	 * address's own genuine announces into a ban. */
+	uint32_t proven_milli;
 	uint64_t last_ms;
 	uint64_t last_report;
 };

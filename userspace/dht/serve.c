@@ -458,6 +458,7 @@ int dht_budget_take(struct dht *dht, const struct sockaddr *from, socklen_t from
 		memcpy(e->ip, ip, (size_t)iplen);
 		e->iplen = (uint8_t)iplen;
 		e->tokens_milli = (uint32_t)cap;
+		e->proven_milli = (uint32_t)cap;
 		e->last_ms = now;
 	}
 	if (now > e->last_ms) {
@@ -465,6 +466,8 @@ int dht_budget_take(struct dht *dht, const struct sockaddr *from, socklen_t from
 
 		e->tokens_milli =
 		    (uint32_t)(e->tokens_milli + add > cap ? cap : e->tokens_milli + add);
+		e->proven_milli =
+		    (uint32_t)(e->proven_milli + add > cap ? cap : e->proven_milli + add);
 	}
 	e->last_ms = now;
 	if (e->tokens_milli >= 1000) {
@@ -474,6 +477,12 @@ int dht_budget_take(struct dht *dht, const struct sockaddr *from, socklen_t from
 	dht->st.dropped_budget++;
 	if (!proven) {
 		dht->st.budget_unproven++;
+		return 0;
+	}
+	/* Dropped either way; reported only when the proven queries alone
+	 * overran their own budget (see struct dht_budget). */
+	if (e->proven_milli >= 1000) {
+		e->proven_milli -= 1000;
 		return 0;
 	}
 	if (dht->o.on_abuse && (!e->last_report || now - e->last_report >= DHT_ABUSE_REPORT_MS)) {
