@@ -191,6 +191,7 @@ int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[1
 #define CONN_REPUBLISH_S 1800	      /* republish every 30 min (BEP 44 items live 2 h) */
 #define CONN_CHECK_MS 5000	      /* addresses re-checked this often */
 #define CONN_MIN_REPUBLISH_MS 10000   /* at most one change-driven put per 10 s */
+#define CONN_GAIN_REPUBLISH_MS 1000   /* ... but a record gaining its first address or relay: 1 s */
 
 struct engine;
 struct ctl;
@@ -241,6 +242,17 @@ int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
  * resolve_ms) for the DHT. */
 int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 			     struct conn_record *rec, int *cached, unsigned int timeout_ms);
+/*
+ * conn_node_resolve_within with flags: CONN_RESOLVE_FRESH skips the cache
+ * and waits for the lookup's end (the record with the highest seq any
+ * node holds, not the first answer: a node may still hold an older one),
+ * or, when the deadline comes first, takes the first valid answer. The
+ * result replaces the cached record. What a failed dial refetches with.
+ */
+#define CONN_RESOLVE_FRESH 1u
+int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
+			   struct conn_record *rec, int *cached, unsigned int timeout_ms,
+			   unsigned int flags);
 /* The relays holding a reservation for this node (at most
  * CONN_REC_MAX_RELAYS), listed in its record from the next check on (a
  * change republishes within CONN_MIN_REPUBLISH_MS). Any thread. */

@@ -105,10 +105,13 @@ struct quic_node_opts {
 	 * record in the DHT, conn_node_resolve). Blocks up to its own deadline;
 	 * called by quic_node_resolve() on control threads only. Returns the
 	 * count written (0: a record without addresses), -ENOENT (no record),
-	 * or another -errno; *nrelays: relays the record lists. NULL: a bare
-	 * key is not a valid target. */
+	 * or another -errno; *nrelays: relays the record lists. flags:
+	 * QUIC_NODE_RESOLVE_FRESH asks past any cache for the latest record
+	 * (a dial that failed on what the cache had). NULL: a bare key is
+	 * not a valid target. */
 	int (*resolve)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *addrs,
-		       unsigned int max, unsigned int *nrelays, unsigned int timeout_ms);
+		       unsigned int max, unsigned int *nrelays, unsigned int timeout_ms,
+		       unsigned int flags);
 	void *resolve_arg;
 	/* Dial by key through a relay (weftd: relay_node_circuit on a relay
 	 * the record lists, see quic_node_resolve). Asks for a circuit to
@@ -189,6 +192,7 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
 #define QUIC_NODE_TARGET_MAX 128 /* "KEY@[v6]:port" fits */
 #define QUIC_NODE_RESOLVE_MAX 8	 /* addresses tried for one key */
 #define QUIC_NODE_DIRECT_MS 3000 /* relays but no circuit: the direct addresses get this long */
+#define QUIC_NODE_RESOLVE_MS 10000 /* a ping's budget for resolution (the DHT get's deadline) */
 /*
  * Expand a target for dialling: "NODEKEY" alone (64 hex digits) is
  * resolved through opts.resolve into "NODEKEY@ADDR" strings, one per
@@ -221,6 +225,15 @@ int quic_node_resolve(struct quic_node *qn, const char *target,
 int quic_node_resolve_within(struct quic_node *qn, const char *target,
 			     char out[][QUIC_NODE_TARGET_MAX], unsigned int max,
 			     unsigned int timeout_ms, unsigned int *relay_status);
+/* The same with flags: QUIC_NODE_RESOLVE_FRESH refetches the record past
+ * the resolver's cache (the latest seq in the DHT). A dial by key that
+ * failed on the record it had does this once before giving up, within its
+ * deadline (quic_node_ping2; docs/CONNECTIVITY.md "Resolution and dial by
+ * key"). */
+#define QUIC_NODE_RESOLVE_FRESH 1u
+int quic_node_resolve_flags(struct quic_node *qn, const char *target,
+			    char out[][QUIC_NODE_TARGET_MAX], unsigned int max,
+			    unsigned int timeout_ms, unsigned int *relay_status, unsigned int flags);
 /* 1 when quic_node_resolve() can resolve a bare key (opts.resolve set). */
 int quic_node_can_resolve(const struct quic_node *qn);
 

@@ -413,8 +413,13 @@ static int by_key_scan(void *arg)
 
 		if (strcmp(str(c, "peer_key"), W.n[N2].key))
 			continue;
-		if (strncmp(a, "198.51.101.3:", 13))
+		if (strncmp(a, "198.51.101.3:", 13)) {
+			char *d = json_dumps(c, JSON_COMPACT);
+
+			fprintf(stderr, "by_key: N1 has a connection to N2 not through R: %s\n", d);
+			free(d);
 			b->bad = 1;
+		}
 		for (k = 0; k < b->nseen && strcmp(b->seen[k], a); k++)
 			;
 		if (k < b->nseen)
@@ -426,6 +431,16 @@ static int by_key_scan(void *arg)
 	return b->done;
 }
 
+/* N1's resolution of N2, past its cache (the lookup's end: the latest
+ * seq), lists R. N2 put its record before its reservation was held, and a
+ * DHT node may still hold that first one: the first answer of a lookup may
+ * be it (then the dial goes direct, correctly for what it was told). */
+static int record_lists_relay(void *arg)
+{
+	(void)arg;
+	return simnode_lists_relay(&W.n[N1], W.n[N2].key, W.r.key);
+}
+
 static void test_by_key_relay_first(void **state)
 {
 	struct by_key b = { 0 };
@@ -434,6 +449,7 @@ static void test_by_key_relay_first(void **state)
 	json_int_t early0 = metric(&W.n[N1], "punch_early");
 
 	(void)state;
+	assert_int_equal(simnode_wait(record_lists_relay, NULL, 30000), 0);
 	o = simnode_ok(&W.n[N1], "GET", "/v1/quic/conns", NULL);
 	json_array_foreach(json_object_get(o, "conns"), i, c) {
 		if (!strcmp(str(c, "peer_key"), W.n[N2].key) && b.nseen < 16)

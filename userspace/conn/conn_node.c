@@ -44,7 +44,7 @@ struct conn_node {
 	struct cache_ent *cache;
 	struct seen_relay *seen; /* relay candidates from records (o.seen_relays_max) */
 	struct engine_timer timer; /* on worker 0 */
-	int started;
+	_Atomic int started;
 	uint64_t tick; /* cache access counter (under mu) */
 	/* publisher (worker 0) */
 	struct conn_record published;
@@ -78,10 +78,17 @@ struct resolve_op {
 	struct conn_node *cn;
 	int refs, done, status;
 	int first; /* done by the first answer; the lookup still runs */
+	int full;  /* CONN_RESOLVE_FRESH: done at the lookup's end only */
 	int64_t seq;
 	uint8_t key[CONN_KEY_LEN];
 	uint8_t v[DHT_MAX_VALUE];
 	size_t vlen;
+	/* full: the first valid answer, what the waiter takes when the
+	 * lookup's end finds nothing better or the deadline comes first */
+	int have_fb, fb_status;
+	int64_t fb_seq;
+	uint8_t fb_v[DHT_MAX_VALUE];
+	size_t fb_vlen;
 };
 
 static uint64_t now_ms(struct conn_node *cn)
@@ -141,6 +148,8 @@ static void build_record(struct conn_node *cn, uint64_t now, struct conn_record 
 	pthread_mutex_unlock(&cn->mu);
 }
 
+static void start_cmd(struct engine_worker *w, void *arg);
+
 void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsigned int n)
 {
 	if (!cn)
@@ -152,6 +161,9 @@ void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsi
 	memcpy(cn->relays, r, sizeof(*r) * n);
 	cn->nrelays = n;
 	pthread_mutex_unlock(&cn->mu);
+	/* Check the record now, not at the next CONN_CHECK_MS tick. */
+	if (cn->started && engine_call(cn->o.eng, 0, start_cmd, cn))
+		log_debug("conn", "record check not queued: the next tick does it");
 }
 
 static void cand_add(struct io_addr *out, unsigned int *n, unsigned int max, const struct io_addr *a)
@@ -320,15 +332,22 @@ static void publish_tick(struct engine_worker *w, void *arg)
 	uint64_t now = now_ms(cn);
 	struct conn_record r;
 	struct put_op *op;
-	int changed, due, n;
+	int changed, gained, due, n;
 
 	if (atomic_load(&cn->freeing))
 		return;
 	build_record(cn, now, &r);
 	changed = !cn->have_published || !same_content(&r, &cn->published);
+	/* The record gained a way in (its first address, its first relay):
+	 * put at once, not after CONN_MIN_REPUBLISH_MS, or dialers keep a
+	 * record that cannot reach us (CONN_GAIN_REPUBLISH_MS bounds a
+	 * relay that comes and goes). */
+	gained = cn->have_published && ((!cn->published.naddrs && r.naddrs) ||
+					(!cn->published.nrelays && r.nrelays));
 	due = !cn->have_published || now - cn->last_put_ms >= CONN_REPUBLISH_S * 1000ULL ||
 	      (!cn->put_ok && now - cn->last_put_ms >= CONN_CHECK_MS) ||
-	      (changed && now - cn->last_put_ms >= CONN_MIN_REPUBLISH_MS);
+	      (changed && now - cn->last_put_ms >= CONN_MIN_REPUBLISH_MS) ||
+	      (gained && now - cn->last_put_ms >= CONN_GAIN_REPUBLISH_MS);
 	if (due) {
 		r.ts = util_wall_s();
 		op = calloc(1, sizeof(*op));
@@ -432,6 +451,15 @@ static void get_first(void *arg, const struct dht_result *res)
 	struct resolve_op *op = arg;
 
 	pthread_mutex_lock(&op->mu);
+	if (op->full) {
+		if (!op->have_fb) {
+			op->fb_status = unwrap(res, op->fb_v, &op->fb_vlen);
+			op->fb_seq = res->seq;
+			op->have_fb = 1;
+		}
+		pthread_mutex_unlock(&op->mu);
+		return;
+	}
 	if (!op->done) {
 		op->status = unwrap(res, op->v, &op->vlen);
 		op->seq = res->seq;
@@ -457,6 +485,14 @@ static void get_done(void *arg, const struct dht_result *res)
 	if (!op->done) {
 		op->status = unwrap(res, op->v, &op->vlen);
 		op->seq = res->seq;
+		if (op->full && op->have_fb && !op->fb_status &&
+		    (op->status || op->seq <= op->fb_seq)) {
+			/* the end found nothing later than the first answer */
+			op->status = 0;
+			op->seq = op->fb_seq;
+			op->vlen = op->fb_vlen;
+			memcpy(op->v, op->fb_v, op->fb_vlen);
+		}
 		op->done = 1;
 		pthread_cond_signal(&op->cv);
 	} else if (op->first && res->status != -ECANCELED && res->seq > op->seq &&
@@ -482,8 +518,8 @@ static void get_fn(struct dht *dht, void *arg, uint64_t now)
 	 * record: beyond, one ends there (its slot of the DHT's 64 lookups
 	 * is free at once: a burst of dials cannot starve announces). */
 	err = dht_get_first(dht, op->key, (const uint8_t *)CONN_SALT, strlen(CONN_SALT),
-			    op->cn->revalidating >= CONN_MAX_REVALIDATE, now, get_first, get_done,
-			    op);
+			    !op->full && op->cn->revalidating >= CONN_MAX_REVALIDATE, now, get_first,
+			    get_done, op);
 	if (err) {
 		struct dht_result res = { .op = DHT_OP_GET, .status = err };
 
@@ -516,8 +552,9 @@ static void cache_store(struct conn_node *cn, const uint8_t *key, const struct c
 		struct cache_ent *x = &cn->cache[i];
 
 		/* A later record already there (a lookup's end beat its
-		 * first answer's waiter): keep it. */
-		if (x->used && !x->negative && now < x->expires_ms && x->seq > seq &&
+		 * first answer's waiter), or a record where a fresh lookup
+		 * found none (a DHT that did not answer): keep it. */
+		if (x->used && !x->negative && now < x->expires_ms && (x->seq > seq || !rec) &&
 		    !memcmp(x->key, key, CONN_KEY_LEN))
 			return;
 	}
@@ -541,7 +578,12 @@ static void cache_store(struct conn_node *cn, const uint8_t *key, const struct c
 	e->seq = seq;
 	if (rec) {
 		e->rec = *rec;
-		e->expires_ms = now + (uint64_t)cn->o.cache_ttl_s * 1000;
+		/* A record with neither address nor relay (written before its
+		 * node knew how it is reached) is kept no longer than a
+		 * not_found: its node re-puts as soon as it learns one. */
+		e->expires_ms = now + (rec->naddrs || rec->nrelays
+					   ? (uint64_t)cn->o.cache_ttl_s * 1000
+					   : CONN_NEG_TTL_S * 1000ULL);
 	} else {
 		e->negative = 1;
 		e->expires_ms = now + CONN_NEG_TTL_S * 1000ULL;
@@ -646,6 +688,13 @@ int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 			     struct conn_record *rec, int *cached, unsigned int timeout_ms)
 {
+	return conn_node_resolve_opts(cn, key, rec, cached, timeout_ms, 0);
+}
+
+int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
+			   struct conn_record *rec, int *cached, unsigned int timeout_ms,
+			   unsigned int flags)
+{
 	unsigned int wait_ms;
 	struct resolve_op *op;
 	struct cache_ent *e;
@@ -661,7 +710,7 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	atomic_fetch_add(&cn->resolves, 1);
 	now = now_ms(cn);
 	pthread_mutex_lock(&cn->mu);
-	e = cache_find(cn, key, now);
+	e = flags & CONN_RESOLVE_FRESH ? NULL : cache_find(cn, key, now);
 	if (e) {
 		e->last_use = ++cn->tick;
 		err = e->negative ? -ENOENT : 0;
@@ -687,6 +736,7 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	pthread_condattr_destroy(&ca);
 	memcpy(op->key, key, CONN_KEY_LEN);
 	op->cn = cn;
+	op->full = !!(flags & CONN_RESOLVE_FRESH);
 	op->refs = 2;
 	err = dhtnode_run(cn->o.dht, get_fn, op);
 	if (err) {
@@ -706,6 +756,15 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
 	while (!op->done)
 		if (pthread_cond_timedwait(&op->cv, &op->mu, &ts) == ETIMEDOUT)
 			break;
+	if (!op->done && op->have_fb && !op->fb_status) {
+		/* fresh, and the lookup outlived the deadline: its first
+		 * valid answer is the best known */
+		op->status = 0;
+		op->seq = op->fb_seq;
+		op->vlen = op->fb_vlen;
+		memcpy(op->v, op->fb_v, op->fb_vlen);
+		op->done = 1;
+	}
 	err = op->done ? op->status : -ETIMEDOUT;
 	if (!err)
 		err = conn_record_parse(op->v, op->vlen, rec);
@@ -805,9 +864,7 @@ static void ctl_resolve(void *arg, const struct ctl_req *req, struct ctl_resp *r
 		ctl_resp_error(resp, 400, "bad_request", "key: 64 hex digits required");
 		return;
 	}
-	if (fresh)
-		conn_node_cache_flush(cn);
-	err = conn_node_resolve(cn, key, &rec, &cached);
+	err = conn_node_resolve_opts(cn, key, &rec, &cached, 0, fresh ? CONN_RESOLVE_FRESH : 0);
 	if (err == -ENOENT) {
 		ctl_resp_error(resp, 404, "not_found",
 			       "no node record for %.16s... in the DHT (deadline %u ms)", hex,

@@ -252,14 +252,16 @@ static unsigned int node_path_cands(void *arg, struct io_addr *out, unsigned int
 
 /* Dial by key (quic_node_opts.resolve): the addresses of the node record. */
 static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *addrs,
-			unsigned int max, unsigned int *nrelays, unsigned int timeout_ms)
+			unsigned int max, unsigned int *nrelays, unsigned int timeout_ms,
+			unsigned int flags)
 {
 	struct node *n = arg;
 	struct conn_record rec;
 	unsigned int i, cnt = 0;
 	int err;
 
-	err = conn_node_resolve_within(n->conn, key, &rec, NULL, timeout_ms);
+	err = conn_node_resolve_opts(n->conn, key, &rec, NULL, timeout_ms,
+				     flags & QUIC_NODE_RESOLVE_FRESH ? CONN_RESOLVE_FRESH : 0);
 	if (err)
 		return err;
 	*nrelays = rec.nrelays;

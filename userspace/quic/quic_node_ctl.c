@@ -236,9 +236,10 @@ static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		snap_add(&tot, &sn);
 	}
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:o,s:o,s:I,s:I}", "workers", ws, "total", snap_json(&tot),
+		      json_pack("{s:o,s:o,s:I,s:I,s:I}", "workers", ws, "total", snap_json(&tot),
 				"queued_bytes", (json_int_t)atomic_load(&qn->queued), "cmd_full",
-				(json_int_t)atomic_load(&qn->cmd_full)));
+				(json_int_t)atomic_load(&qn->cmd_full), "dial_refetch",
+				(json_int_t)atomic_load(&qn->dial_refetch)));
 }
 
 static void qn_metrics(void *arg, FILE *out)
@@ -279,6 +280,10 @@ static void qn_metrics(void *arg, FILE *out)
 	fprintf(out, "# HELP weft_quic_queued_bytes Stream bytes queued for sending, all connections.\n"
 		     "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
 		(unsigned long long)atomic_load(&qn->queued));
+	fprintf(out, "# HELP weft_quic_dial_refetch_total Dials by key that failed on the record "
+		     "they had and refetched it.\n"
+		     "# TYPE weft_quic_dial_refetch_total counter\nweft_quic_dial_refetch_total %llu\n",
+		(unsigned long long)atomic_load(&qn->dial_refetch));
 }
 
 /* A member that is there but of another type (JSON_TRUE: a boolean). */

@@ -168,6 +168,7 @@ struct quic_node {
 	_Atomic int refs;	 /* 1 + commands posted and not yet run */
 	_Atomic int dead;	 /* quic_node_free done: commands only release */
 	_Atomic uint64_t cmd_full;
+	_Atomic uint64_t dial_refetch; /* dials by key that refetched the record after failing */
 	/* hole punching attempts per peer key per window (all workers) */
 	pthread_mutex_t budget_mu;
 	struct path_budget *budget;

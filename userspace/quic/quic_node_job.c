@@ -339,6 +339,13 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 			     char out[][QUIC_NODE_TARGET_MAX], unsigned int max,
 			     unsigned int timeout_ms, unsigned int *relay_status)
 {
+	return quic_node_resolve_flags(qn, target, out, max, timeout_ms, relay_status, 0);
+}
+
+int quic_node_resolve_flags(struct quic_node *qn, const char *target,
+			    char out[][QUIC_NODE_TARGET_MAX], unsigned int max,
+			    unsigned int timeout_ms, unsigned int *relay_status, unsigned int flags)
+{
 	struct sockaddr_storage ss[QUIC_NODE_RESOLVE_MAX];
 	uint64_t end_ns = timeout_ms ? qn_now_ns(qn) + (uint64_t)timeout_ms * 1000000ULL : 0;
 	uint8_t key[QUIC_KEY_LEN];
@@ -359,8 +366,9 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 		return -EINVAL;
 	if (max > QUIC_NODE_RESOLVE_MAX)
 		max = QUIC_NODE_RESOLVE_MAX;
-	log_debug("quic", "dial %.16s...: resolving", target);
-	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max, &nrelays, timeout_ms);
+	log_debug("quic", "dial %.16s...: resolving%s", target,
+		  flags & QUIC_NODE_RESOLVE_FRESH ? " (fresh)" : "");
+	n = qn->o.resolve(qn->o.resolve_arg, key, ss, max, &nrelays, timeout_ms, flags);
 	log_debug("quic", "dial %.16s...: record: %d addresses, %u relays (%s)", target, n,
 		  nrelays, n < 0 ? strerror(-n) : "ok");
 	if (n < 0)
@@ -418,34 +426,70 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
 static int ping_one(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
 		    uint64_t t0, struct quic_node_ping_result *res);
 
+/* Ping each of n targets in turn, each with timeout_ms / n (at least
+ * 1 s), none past end_ns. */
+static int ping_targets(struct quic_node *qn, char t[][QUIC_NODE_TARGET_MAX], int n,
+			unsigned int timeout_ms, int keep, uint64_t t0, uint64_t end_ns,
+			struct quic_node_ping_result *res)
+{
+	unsigned int each = timeout_ms / (unsigned int)n < 1000 ? 1000 : timeout_ms / (unsigned int)n;
+	int err;
+
+	for (int i = 0; i < n; i++) {
+		unsigned int left = ms_left(qn, end_ns);
+
+		if (!left)
+			return -ETIMEDOUT;
+		err = ping_one(qn, t[i], each < left ? each : left, keep, t0, res);
+		if (!err || err == -EKEYREJECTED || err == -ENOLINK)
+			return err;
+	}
+	return -EHOSTUNREACH; /* no address of the record answered */
+}
+
 int quic_node_ping2(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
 		    struct quic_node_ping_result *res)
 {
 	char t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
-	unsigned int each;
-	uint64_t t0;
-	int n, err = -EHOSTUNREACH;
+	uint64_t t0, t1, end_ns;
+	unsigned int left;
+	int n, err;
 
 	if (!qn || !target || !res)
 		return -EINVAL;
 	res->close_code = 0;
 	t0 = qn_now_ns(qn);
+	timeout_ms = timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS;
+	/* The whole ping: one resolution's deadline plus timeout_ms. */
+	end_ns = t0 + ((uint64_t)QUIC_NODE_RESOLVE_MS + timeout_ms) * 1000000ULL;
 	n = quic_node_resolve_within(qn, target, t, QUIC_NODE_RESOLVE_MAX, 0, &res->relay_status);
-	if (n < 0)
-		return n;
-	res->resolve_us = (qn_now_ns(qn) - t0) / 1000;
 	if (n == 1 && !strcmp(t[0], target)) {
 		res->resolve_us = 0;
 		return ping_one(qn, target, timeout_ms, keep, t0, res);
 	}
-	timeout_ms = timeout_ms ? timeout_ms : QUIC_NODE_PING_TIMEOUT_MS;
-	each = timeout_ms / (unsigned int)n < 1000 ? 1000 : timeout_ms / (unsigned int)n;
-	for (int i = 0; i < n; i++) {
-		err = ping_one(qn, t[i], each, keep, t0, res);
-		if (!err || err == -EKEYREJECTED || err == -ENOLINK)
-			return err;
-	}
-	return -EHOSTUNREACH; /* no address of the record answered */
+	res->resolve_us = (qn_now_ns(qn) - t0) / 1000;
+	err = n < 0 ? n : ping_targets(qn, t, n, timeout_ms, keep, t0, end_ns, res);
+	if (!err || err == -EKEYREJECTED || err == -ENOLINK || err == -EINVAL || err == -ENOMEM)
+		goto out;
+	/* The record we had (cached, or the first answer of a lookup) did
+	 * not reach the node: it may be older than the node's addresses
+	 * and relays. Refetch the latest once, within what is left. */
+	left = ms_left(qn, end_ns);
+	if (left < 500)
+		goto out;
+	atomic_fetch_add(&qn->dial_refetch, 1);
+	log_debug("quic", "dial %.16s...: %s; refetching the record", target, strerror(-err));
+	t1 = qn_now_ns(qn);
+	n = quic_node_resolve_flags(qn, target, t, QUIC_NODE_RESOLVE_MAX,
+				    left < QUIC_NODE_RESOLVE_MS ? left : QUIC_NODE_RESOLVE_MS,
+				    &res->relay_status, QUIC_NODE_RESOLVE_FRESH);
+	res->resolve_us += (qn_now_ns(qn) - t1) / 1000;
+	if (n > 0)
+		err = ping_targets(qn, t, n, timeout_ms, keep, t0, end_ns, res);
+	else if (n != -ENOENT || err == -ENOENT)
+		err = n;
+out:
+	return err;
 }
 
 static int ping_one(struct quic_node *qn, const char *target, unsigned int timeout_ms, int keep,
