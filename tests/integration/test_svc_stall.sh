@@ -8,8 +8,10 @@
 # 1000 ms deadline. Checked: A's thread count stays at its idle figure
 # (sampled every 100 ms from /proc), every call and pass-through ends with
 # a timeout within its deadline plus slack, echo on A keeps answering
-# meanwhile, and SIGTERM ends A, then C, within 2 s while a stall burst is
-# in flight. The figures are printed (docs/SERVICE.md quotes them).
+# meanwhile, and SIGTERM ends A, then C, promptly while a stall burst is
+# in flight (a bound of 8 s against the burst's 20 s deadlines, so that a
+# busy machine does not fail it). The figures are printed (docs/SERVICE.md
+# quotes them).
 set -u
 . "$TOP/tests/lib/common.sh"
 prologue netns 2
@@ -17,9 +19,15 @@ IPA=$(netns_ip4 1)
 GW=5031
 DEADLINE_MS=1000
 # The slack tells "the deadline ended it" from "nothing did" (the backend
-# never answers), not how fast: 4 s, since 128 calls in flight under ASan
-# on a loaded 2-core machine took 2.6 s (1.5 s of slack failed there).
-SLACK_MS=${STALL_SLACK_MS:-4000}
+# never answers: without the deadline a call never ends), not how fast.
+# 128 calls in flight under ASan on a loaded 2-core machine took 2.6 s
+# (1.5 s of slack failed there); with two busy loops on both cores more:
+# 9 s keeps the test about correctness on a busy machine (issue 30, item 5).
+SLACK_MS=${STALL_SLACK_MS:-9000}
+# A stop pinned by the burst in flight would last until its calls' 20 s
+# deadline; a prompt stop takes well under a second idle. 8 s tells the
+# two apart with room for a machine whose cores are both taken.
+STOP_MS=${STALL_STOP_MS:-8000}
 mkdir -p "$D/n1" "$D/n2"
 
 # A: limits lifted so that the only bound in play is the deadline (C is
@@ -134,7 +142,7 @@ maxc=$(json_get max_us <"$D/calls")
 [ "$MAX_A" -le $((IDLE_A + 2)) ] || fail "A's threads grew under the stall: $IDLE_A -> $MAX_A"
 pass "2000 calls + 1000 pass-throughs at a stalled backend: all timeout within ${DEADLINE_MS}+${SLACK_MS} ms, A threads $IDLE_A -> $MAX_A, echo kept answering"
 
-# SIGTERM with a stall burst in flight: A, then C, within 2 s.
+# SIGTERM with a stall burst in flight: A, then C, promptly (bound: STOP_MS).
 ctl 2 --json svc call stall x --count 400 --concurrency 128 --timeout 20000 >/dev/null 2>&1 &
 netns_exec 2 "$PYTHON" "$D/gw.py" $GW 64 64 20000 >/dev/null 2>&1 &
 sleep 1.5
@@ -149,10 +157,10 @@ stop_time() {
 }
 TA=$(stop_time "$PIDA")
 echo "A stopped $TA ms after SIGTERM (stalled backend connections and peer streams in flight)"
-[ "$TA" -le 2000 ] || fail "A took $TA ms to stop"
+[ "$TA" -le "$STOP_MS" ] || fail "A took $TA ms to stop (bound $STOP_MS ms; its stalled calls' deadline is 20 s)"
 TC=$(stop_time "$PIDC")
 echo "C stopped $TC ms after SIGTERM (control and gateway requests waiting)"
-[ "$TC" -le 2000 ] || fail "C took $TC ms to stop"
+[ "$TC" -le "$STOP_MS" ] || fail "C took $TC ms to stop (bound $STOP_MS ms; its stalled calls' deadline is 20 s)"
 pass "SIGTERM ends A in $TA ms and C in $TC ms"
 # A clean exit: status 0, and no sanitizer report (leaks included).
 wait "$PIDA"; ra=$?
