@@ -101,6 +101,13 @@ struct dht_limits {
 	 * candidate, so a dead node costs the lookup no more than one timeout
 	 * of parallelism. A late answer to the first attempt still counts. */
 	uint32_t query_timeout_ms;
+	/* 500: the floor of the adaptive query timeout. The timeout follows
+	 * the round trips measured on answers to our first attempts (RFC
+	 * 6298's estimator: srtt + 4 rttvar), between this floor and
+	 * query_timeout_ms (the cap, and the value before any answer): a
+	 * silent node (a NAT filtering our query) costs two of them, not two
+	 * fixed 2 s. Equal to query_timeout_ms: a fixed timeout. */
+	uint32_t query_timeout_min_ms;
 	uint32_t lookup_timeout_ms; /* 30000: hard cap on one operation */
 };
 

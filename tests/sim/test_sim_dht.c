@@ -71,6 +71,9 @@ struct sim {
 	struct simpkt out[SIM_MAX_OUT];
 	int nout;
 	unsigned int overflow;
+	/* nodes added with the adaptive query timeout (the default); 0: the
+	 * fixed SIM_TIMEOUT the retry tests count in */
+	int adaptive;
 };
 
 static void addr4(struct sockaddr_in *a, unsigned int host)
@@ -188,6 +191,8 @@ static int sim_add(struct sim *s, int has4, int has6, unsigned int flags)
 	struct dht_opts o = {.send = sim_send, .send_arg = n, .seed = seed, .flags = flags};
 
 	assert_true(i < SIM_MAX_NODES);
+	if (!s->adaptive)
+		o.limits.query_timeout_min_ms = SIM_TIMEOUT;
 	seed[0] = (uint8_t)i;
 	seed[1] = 0x5e;
 	n->sim = s;
@@ -873,6 +878,40 @@ static int drop_even_filter(struct sim *s, const struct simpkt *p)
 	return from == *(int *)s->farg && to > 0 && to % 2 == 0 && is_query(p, &m);
 }
 
+/* The adaptive query timeout (struct dht_limits.query_timeout_min_ms,
+ * docs/DHT.md "Timeouts"): after the table formed on 1 ms hops, a query
+ * to a silent node is retried after the floor (500 ms), not after the
+ * 2 s cap, and the node is given up after two of them. */
+static void test_adaptive_timeout(void **state)
+{
+	struct sim *s = sim_new();
+	struct watch w = {.from = 3, .to = 7, .method = KRPC_FIND_NODE, .drop_all = 1};
+	struct waiter wt = {0};
+	uint64_t rto;
+
+	(void)state;
+	s->adaptive = 1;
+	for (int i = 0; i < 16; i++)
+		sim_add(s, 1, 0, 0);
+	assert_int_equal(dht_query_timeout(s->n[3].dht), SIM_TIMEOUT); /* no answer yet */
+	for (int i = 1; i < 16; i++)
+		sim_boot(s, i, 0, AF_INET);
+	sim_run(s, 5000);
+	rto = dht_query_timeout(s->n[3].dht);
+	assert_int_equal(rto, 500); /* srtt + 4 rttvar of 2 ms round trips: the floor */
+	s->filter = watch_filter;
+	s->farg = &w;
+	assert_int_equal(dht_find_node(s->n[3].dht, dht_id(s->n[7].dht), s->now, on_done, &wt), 0);
+	sim_wait(s, &wt);
+	assert_int_equal(wt.r.status, 0);
+	assert_int_equal(w.ndropped, 3);
+	assert_int_equal(w.after[0].at, w.dropped.at + rto);
+	assert_int_equal(w.after[1].at, w.dropped.at + rto + rto / 2);
+	/* a silent node costs two adaptive timeouts, not two of 2 s */
+	assert_true(s->now <= w.dropped.at + 2 * rto + 10);
+	sim_free(s);
+}
+
 /* dht_get_first (docs/CONNECTIVITY.md "Resolution and dial by key"): the
  * first valid item is handed over as soon as one node answers with it,
  * one query round trip (1 ms each way here) after the start, while the
@@ -955,6 +994,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_retry_drop_first),
 	    cmocka_unit_test(test_retry_dead_node),
+	    cmocka_unit_test(test_adaptive_timeout),
 	    cmocka_unit_test(test_get_first),
 	    cmocka_unit_test(test_want),
 	    cmocka_unit_test(test_own_results),

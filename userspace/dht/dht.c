@@ -33,8 +33,11 @@ static void limits_default(struct dht_limits *l, const struct dht_limits *in)
 	LIM(budget_burst, 200);
 	LIM(budget_sources, 4096);
 	LIM(query_timeout_ms, 2000);
+	LIM(query_timeout_min_ms, 500);
 	LIM(lookup_timeout_ms, 30000);
 #undef LIM
+	if (l->query_timeout_min_ms > l->query_timeout_ms)
+		l->query_timeout_min_ms = l->query_timeout_ms;
 	if (l->max_pending > 65535)
 		l->max_pending = 65535;
 	if (l->budget_sources > (1u << 20))
@@ -143,6 +146,37 @@ static void evidence(struct dht *dht, const struct sockaddr *from, socklen_t fro
 {
 	if (dht->o.on_evidence)
 		dht->o.on_evidence(dht->o.evidence_arg, from, fromlen, kind);
+}
+
+/* The query timeout's estimator (RFC 6298 section 2, in microseconds):
+ * srtt and rttvar from the round trips of answered first attempts. */
+static void rtt_sample(struct dht *dht, uint64_t ms)
+{
+	int64_t r = (int64_t)(ms > 60000 ? 60000 : ms) * 1000;
+
+	if (!dht->rtt_n) {
+		dht->srtt_us = r;
+		dht->rttvar_us = r / 2;
+	} else {
+		int64_t d = dht->srtt_us - r;
+
+		dht->rttvar_us = (3 * dht->rttvar_us + (d < 0 ? -d : d)) / 4;
+		dht->srtt_us = (7 * dht->srtt_us + r) / 8;
+	}
+	dht->rtt_n++;
+}
+
+uint64_t dht_query_timeout(const struct dht *dht)
+{
+	uint64_t rto;
+
+	if (!dht->rtt_n)
+		return dht->lim.query_timeout_ms;
+	/* + 1 ms: the clock's granularity (G) */
+	rto = (uint64_t)(dht->srtt_us + 4 * dht->rttvar_us) / 1000 + 1;
+	if (rto < dht->lim.query_timeout_min_ms)
+		rto = dht->lim.query_timeout_min_ms;
+	return rto < dht->lim.query_timeout_ms ? rto : dht->lim.query_timeout_ms;
 }
 
 static int node_acceptable(struct dht *dht, const uint8_t *id, const struct sockaddr *from)
@@ -281,6 +315,9 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		return 0;
 	}
 	dht->st.replies_in++;
+	/* Karn: only an answer to a query sent once times the round trip. */
+	if (!p->attempt && now_ms >= p->sent_ms)
+		rtt_sample(dht, now_ms - p->sent_ms);
 	if (p->has_id && memcmp(p->id, m.id, DHT_ID_LEN)) {
 		/* answered with another id: the entry we had is stale */
 		dht_rt_failed(tb, dht->id, p->id, from);
@@ -412,9 +449,11 @@ static int retry_query(struct dht *dht, struct dht_pending *p, uint64_t now)
  * timeouts as everyone else's two, so a dead node costs no more time. */
 static uint64_t attempt_timeout(struct dht *dht, struct dht_pending *p)
 {
+	uint64_t rto = dht_query_timeout(dht);
+
 	if (p->attempt >= 1 && p->lk && dht_lk_is_close(dht, p))
-		return dht->lim.query_timeout_ms / 2;
-	return dht->lim.query_timeout_ms;
+		return rto / 2;
+	return rto;
 }
 
 int dht_periodic(struct dht *dht, uint64_t now, uint64_t *next_ms)

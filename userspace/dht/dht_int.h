@@ -269,6 +269,11 @@ void dht_slots_del(void *base, size_t n, size_t size);
  * to max(hw, keep); the slots there must be free. */
 void dht_slots_trim(void *base, size_t size, uint32_t hw, uint32_t keep, uint32_t *touched);
 
+/* The current query timeout: query_timeout_ms before any answer, then
+ * srtt + 4 rttvar of answered first attempts, clamped to
+ * [query_timeout_min_ms, query_timeout_ms]. */
+uint64_t dht_query_timeout(const struct dht *dht);
+
 struct dht_pending {
 	uint32_t tid;
 	int in_use;
@@ -354,6 +359,9 @@ struct dht_lookup {
 struct dht {
 	struct dht_opts o;
 	struct dht_limits lim;
+	/* adaptive query timeout (dht_query_timeout): RFC 6298 estimator */
+	int64_t srtt_us, rttvar_us;
+	uint64_t rtt_n; /* samples taken */
 	uint8_t id[DHT_ID_LEN];
 	uint8_t pk[DHT_PK_LEN], sk[DHT_SK_LEN];
 	int has_key;
