@@ -373,6 +373,9 @@ def main():
                     bad.append("%s: no HTTP status (%s)" % (name, st))
         for b in bad:
             rep["failures"].append("%s: %s" % (where, b))
+        # progress on stderr: a long run cut short still has its figures
+        print("%.0f s: %s: %s" % (time.monotonic() - t0, where, "alive" if not bad else bad),
+              file=sys.stderr, flush=True)
         return not bad
 
     ok = alive("before")
