@@ -19,6 +19,7 @@ from .commands import cmd_down, cmd_run, cmd_status, cmd_top, cmd_up
 from .common import VERSION, ApiError, Lab, LabError, log
 from .report import cmd_report
 from .scenarios import SCENARIOS, flood_main
+from .soak import add_parser as soak_parser
 from .sim import cmd_sim
 
 
@@ -100,6 +101,7 @@ USAGE = """commands:
   weftlab [--dir DIR] run nat [--per-node N] [--fresh] [--wait-records S] [--ping-timeout MS]
   weftlab [--dir DIR] run relay [--per-node N] [--fresh] [--wait-records S] [--ping-timeout MS]
   weftlab [--dir DIR] run aria2 [--size MIB] [--seed-node I]
+  weftlab [--dir DIR] run soak [--duration S] [--round S] [--period S] [--warmup S]
   weftlab [--dir DIR] report
   weftlab [--dir DIR] top [--interval S] [--once]
   weftlab [--dir DIR] sim --nodes N bootstrap|lookups|churn [--loss P] [--lookups L]
@@ -151,6 +153,7 @@ def add_run_parsers(sub):
                        help="each dialler resolves the key afresh before its ping")
         n.add_argument("--ping-timeout", type=int, default=5000, metavar="MS",
                        help="each ping's deadline (resolution, addresses, relay)")
+    soak_parser(rs, common)
     ar = rs.add_parser("aria2", parents=[common],
                        help="distribute done by aria2c (BitTorrent, DHT only) on the same lab")
     ar.add_argument("--size", type=int, default=64, help="MiB")

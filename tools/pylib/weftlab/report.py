@@ -92,6 +92,10 @@ def cmd_report(lab, a):
             ax.grid(True, alpha=0.3)
         save(fig, "download_completion.png", "Download completion over time",
              "Left: each node's bytes over time. Right: share of nodes whose download is complete.")
+    # the soak's resources over time
+    if res.get("soak"):
+        from .soak import plot as soak_plot
+        soak_plot(plt, res["soak"], save)
     # RSS per node and CPU, from the last sample of each run
     rs = [(n, r) for n, r in res.items() if r.get("resources")]
     if rs:
