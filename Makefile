@@ -49,7 +49,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 .DELETE_ON_ERROR:
 .SECONDARY:
 .SUFFIXES:
-.PHONY: all run test unit integration bench fuzz install clean deps check-deps format check-layers \
+.PHONY: all run test unit integration bench fuzz install clean deps check-deps format check-layers tsan \
 	man deb
 
 # MODULES="common store node" restricts libweft to those modules (handy while
@@ -73,6 +73,10 @@ BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
 OBJ_rel := $(BUILD)/obj
 OBJ_san := $(BUILD)/san
 OBJ_fuzz := $(BUILD)/fuzzobj
+# ThreadSanitizer (`make tsan`: build/tsan/weftd): the stress recipe's second
+# build (docs/OPERATIONS.md "Stress recipe"), never part of make test.
+OBJ_tsan := $(BUILD)/tsan
+CC_tsan := $(CC)
 CC_rel := $(CC)
 CC_san := $(CC)
 CC_fuzz := $(CLANG)
@@ -83,6 +87,7 @@ TEST_HOOKS := -DWEFT_TEST_HOOKS
 FLAGS_san := $(BASE_CFLAGS) $(SAN) $(TEST_HOOKS) $(CFLAGS)
 FLAGS_fuzz := $(BASE_CFLAGS) -Wno-error -O1 -fsanitize=fuzzer-no-link,address,undefined \
 	$(TEST_HOOKS) $(CFLAGS)
+FLAGS_tsan := $(BASE_CFLAGS) -O1 -fsanitize=thread $(TEST_HOOKS) $(CFLAGS)
 
 lib_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(LIB_SRCS))
 ctl_objs = $(patsubst %.c,$(OBJ_$(1))/%.o,$(CTL_SRCS))
@@ -120,13 +125,19 @@ endef
 $(eval $(call flavour,rel))
 $(eval $(call flavour,san))
 $(eval $(call flavour,fuzz))
+$(eval $(call flavour,tsan))
 
 # The dashboard's page, script and style are assembled into assets.o.
-$(foreach f,rel san fuzz,$(OBJ_$(f))/userspace/dash/assets.o): $(wildcard userspace/dash/assets/*)
+$(foreach f,rel san fuzz tsan,$(OBJ_$(f))/userspace/dash/assets.o): $(wildcard userspace/dash/assets/*)
 
 $(BUILD)/weftd: $(OBJ_rel)/userspace/node/main.o $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tsan/weftd: $(OBJ_tsan)/userspace/node/main.o $(OBJ_tsan)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FLAGS_tsan) -o $@ $^ $(LDLIBS)
+tsan: $(BUILD)/tsan/weftd
 
 $(BUILD)/weftctl: $(call ctl_objs,rel) $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)

@@ -136,6 +136,8 @@ def add_run_parsers(sub):
     sv.add_argument("--providers", type=int, default=3)
     sv.add_argument("--calls", type=int, default=50, help="calls per node")
     sv.add_argument("--call-concurrency", type=int, default=4)
+    sv.add_argument("--call-timeout", type=int, default=5000, metavar="MS",
+                    help="each call's deadline (short ones: the stress recipe)")
     sv.add_argument("--timeout", type=int, default=60)
     f = rs.add_parser("flood", parents=[common], help="one node flooded, the others call it")
     f.add_argument("--target", type=int, default=0, help="default: the second bridge node")

@@ -493,7 +493,7 @@ def run_services(lab, a, rng):
     def call(i):
         dt, r, err = timed(lambda: api(lab.sock(i), "POST", "/v1/svc/call", {
             "name": name, "method": "echo", "data": "weftlab", "count": a.calls,
-            "concurrency": a.call_concurrency, "timeout_ms": 5000}, timeout=120))
+            "concurrency": a.call_concurrency, "timeout_ms": a.call_timeout}, timeout=120))
         return i, call_norm(r), err
     with Sampler(lab) as smp:
         with cf.ThreadPoolExecutor(min(32, len(nodes))) as pool:
