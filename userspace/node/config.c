@@ -455,12 +455,13 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 	    !strchr(rt, ':') && strlen(rt) + sizeof("/weftd.sock") <= 108)
 		snprintf(cfg->ctl_socket, sizeof(cfg->ctl_socket), "%s/weftd.sock", rt);
 	if (!cfg->ctl_socket[0]) {
-		if (strlen(cfg->state_dir) + sizeof("/weftd.sock") > sizeof(cfg->ctl_socket)) {
+		int n = snprintf(cfg->ctl_socket, sizeof(cfg->ctl_socket), "%s/weftd.sock",
+				 cfg->state_dir);
+
+		if (n < 0 || (size_t)n >= sizeof(cfg->ctl_socket)) {
 			snprintf(err, errlen, "node.state_dir too long");
 			return -EINVAL;
 		}
-		snprintf(cfg->ctl_socket, sizeof(cfg->ctl_socket), "%s/weftd.sock",
-			 cfg->state_dir);
 	}
 	/* sun_path is 108 bytes. */
 	if (strlen(cfg->ctl_socket) >= 108) {
