@@ -29,7 +29,8 @@ done
 [ -x "$WEFTD" ] || { echo "stress: $WEFTD missing (make, or make tsan)" >&2; exit 2; }
 LAB="$TOP/tools/weftlab --dir $DIR"
 # ASan: a report ends the daemon (it is the finding); TSan: go on, report all.
-export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1" TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1"
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1"
+export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:suppressions=$TOP/tools/tsan.supp"
 busy=()
 cleanup() {
 	for p in "${busy[@]}"; do kill "$p" 2>/dev/null; done

@@ -183,9 +183,15 @@ ctl 3 --json svc call echo x --count 130 --timeout 300 >"$D/flood" || fail "floo
 echo "flood: $(cat "$D/flood" | tr -d '\n')"
 "$PYTHON" -c 'import json,sys; e=json.load(open(sys.argv[1]))["errors"]; sys.exit(0 if e.get("rate_limited",0)>=10 else 1)' "$D/flood" ||
 	fail "no rate_limited answers: $(cat "$D/flood")"
-# Everything C sent A so far fits in one minute: at most 80 calls answered.
+# The flood's 130 calls go out within seconds, inside one minute's window:
+# at most 80 of them answered ok. (Not A's total since the start: on a busy
+# machine the test's earlier calls to A may lie more than a minute before,
+# and the sliding window has given them back.) And the limit is not
+# stricter than set: A answered at least 60 calls in all.
+fok=$(json_get ok <"$D/flood")
+[ "$fok" -le 80 ] || fail "the flood got $fok calls answered ok, want at most 80 (svc.peer_calls_per_min=80)"
 nok=$(ctl 1 --json svc stats | json_get router results ok)
-[ "$nok" -le 80 ] && [ "$nok" -ge 60 ] || fail "A answered $nok calls ok, want 60..80 (svc.peer_calls_per_min=80)"
+[ "$nok" -ge 60 ] || fail "A answered $nok calls ok in all, want at least 60 (svc.peer_calls_per_min=80)"
 wait_for 'ctl 1 ban list | grep -q "^$IPC/32 "' 50 || fail "C not banned: $(ctl 1 ban list)"
 grep -q "banned $IPC/32" "$LOGA" || fail "ban not logged"
 pass "rate-limited caller gets clear errors, then its address is banned"
