@@ -165,6 +165,10 @@ int dht_new(struct dht **out, const struct dht_opts *opts);
 /* Free everything. Lookups still in progress complete first, with status
  * -ECANCELED, so their callbacks can release what they carry. NULL-safe. */
 void dht_free(struct dht *dht);
+/* End every lookup in progress now, status -ECANCELED, each callback run
+ * once: at shutdown, while what the callbacks point into is still alive
+ * (dht_free would run them later, after their owners are gone). */
+void dht_cancel_all(struct dht *dht);
 
 /* Handle one datagram from `from`. Never fails on hostile input; returns 0
  * when the packet was consumed, -EINVAL when it was dropped as malformed

@@ -77,6 +77,10 @@ void dhtnode_set_nat_probe(struct dhtnode *nd, dhtnode_nat_fn fn, void *arg);
 uint16_t dhtnode_port(const struct dhtnode *nd);
 
 /* Save, then free. Call after engine_stop(). NULL-safe. */
+/* After engine_stop(), before the modules whose lookups may still run
+ * (content, service, relay) are freed: every lookup ends as cancelled now,
+ * its callback run while its owner is alive. */
+void dhtnode_cancel(struct dhtnode *nd);
 void dhtnode_free(struct dhtnode *nd);
 
 #endif

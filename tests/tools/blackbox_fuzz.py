@@ -31,6 +31,7 @@ report on stdout (counts per kind and target, statuses, checks, seconds).
 Deterministic for a given --seed. Uses only the standard library.
 """
 import argparse
+import concurrent.futures as cf
 import json
 import os
 import random
@@ -338,6 +339,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "fuzz", "corpus"))
     ap.add_argument("--http-timeout", type=float, default=0.5)
+    ap.add_argument("--http-parallel", type=int, default=8, help="connections at a time")
     a = ap.parse_args()
 
     rnd = random.Random(a.seed)
@@ -409,14 +411,19 @@ def main():
         s.close()
     done = 0
     names = sorted(targets)
-    while ok and done < a.http:
-        for _ in range(min(a.http_batch, a.http - done)):
-            name = names[done % len(names)]
-            data = http_mutate(rnd, rnd.choice(hs[name]), hs[name])
-            st = http_once(targets[name], data, a.http_timeout)
-            rep["http"][name][st] = rep["http"][name].get(st, 0) + 1
-            done += 1
-        ok = alive("after %d HTTP requests" % done)
+    # HTTP: a batch is mutated in order (deterministic), then sent over
+    # --http-parallel connections at a time.
+    with cf.ThreadPoolExecutor(a.http_parallel) as pool:
+        while ok and done < a.http:
+            batch = []
+            for _ in range(min(a.http_batch, a.http - done)):
+                name = names[(done + len(batch)) % len(names)]
+                batch.append((name, http_mutate(rnd, rnd.choice(hs[name]), hs[name])))
+            for name, st in zip([b[0] for b in batch], pool.map(
+                    lambda b: http_once(targets[b[0]], b[1], a.http_timeout), batch)):
+                rep["http"][name][st] = rep["http"][name].get(st, 0) + 1
+            done += len(batch)
+            ok = alive("after %d HTTP requests" % done)
     rep["http_requests"] = done
     rep["seconds"] = round(time.monotonic() - t0, 1)
     rep["ok"] = ok

@@ -113,6 +113,12 @@ int dht_new(struct dht **out, const struct dht_opts *opts)
 	return 0;
 }
 
+void dht_cancel_all(struct dht *dht)
+{
+	if (dht)
+		dht_lookup_cancel_all(dht);
+}
+
 void dht_free(struct dht *dht)
 {
 	if (!dht)

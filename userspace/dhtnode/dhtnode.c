@@ -778,6 +778,12 @@ uint16_t dhtnode_port(const struct dhtnode *nd)
 	return nd->port;
 }
 
+void dhtnode_cancel(struct dhtnode *nd)
+{
+	if (nd)
+		dht_cancel_all(nd->dht);
+}
+
 void dhtnode_free(struct dhtnode *nd)
 {
 	if (!nd)

@@ -801,6 +801,11 @@ void node_free(struct node *n)
 	dash_free(n->dash); /* before the control routes it answers from */
 	ctl_free(n->ctl);
 	engine_stop(n->engine);
+	/* Lookups still running end now (cancelled), while the content,
+	 * service and relay state their callbacks write into is alive:
+	 * dhtnode_free ran them after svc_node_free, a use after free of a
+	 * find job that the live fuzzing found (docs/FUZZING.md). */
+	dhtnode_cancel(n->dht);
 	content_node_free(n->content);
 	svc_node_free(n->svc);
 	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
