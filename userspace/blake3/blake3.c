@@ -11,6 +11,7 @@
  * level of parents does too.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blake3/blake3_impl.h"
@@ -77,7 +78,8 @@ int blake3_backend_available(enum blake3_backend_id id)
 	}
 }
 
-enum blake3_backend_id blake3_backend_best(void)
+/* Best backend of this CPU, with no cap. */
+static enum blake3_backend_id backend_cpu_best(void)
 {
 	if (blake3_backend_available(BLAKE3_BACKEND_AVX512))
 		return BLAKE3_BACKEND_AVX512;
@@ -86,6 +88,51 @@ enum blake3_backend_id blake3_backend_best(void)
 	if (blake3_backend_available(BLAKE3_BACKEND_SSE41))
 		return BLAKE3_BACKEND_SSE41;
 	return BLAKE3_BACKEND_PORTABLE;
+}
+
+int blake3_backend_parse(const char *name)
+{
+	static const struct {
+		const char *name;
+		enum blake3_backend_id id;
+	} names[] = {
+		{ "auto", BLAKE3_BACKEND_AUTO },     { "portable", BLAKE3_BACKEND_PORTABLE },
+		{ "sse41", BLAKE3_BACKEND_SSE41 },   { "sse4.1", BLAKE3_BACKEND_SSE41 },
+		{ "avx2", BLAKE3_BACKEND_AVX2 },     { "avx512", BLAKE3_BACKEND_AVX512 },
+	};
+	size_t i;
+
+	if (!name)
+		return -EINVAL;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i].name) == 0)
+			return (int)names[i].id;
+	return -EINVAL;
+}
+
+enum blake3_backend_id blake3_backend_cap(void)
+{
+	/* Read once: 0 not yet read, else the id + 1 (AUTO when unset or unknown). */
+	static int cached;
+	int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+
+	if (!c) {
+		int id = blake3_backend_parse(getenv(BLAKE3_SIMD_ENV));
+
+		c = (id < 0 ? (int)BLAKE3_BACKEND_AUTO : id) + 1;
+		__atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+	}
+	return (enum blake3_backend_id)(c - 1);
+}
+
+enum blake3_backend_id blake3_backend_best(void)
+{
+	enum blake3_backend_id best = backend_cpu_best(), cap = blake3_backend_cap();
+
+	/* Ids rise with the width: the cap keeps the best level at or below it. */
+	if (cap != BLAKE3_BACKEND_AUTO && cap < best)
+		best = cap;
+	return best;
 }
 
 const char *blake3_backend_name(enum blake3_backend_id id)
