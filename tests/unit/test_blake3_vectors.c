@@ -349,6 +349,32 @@ static void test_backend_api(void **state)
 }
 
 /*
+ * Kernel names (weftctl hash --simd, WEFT_BLAKE3_SIMD): every name parses
+ * back to its id, "sse4.1" is an alias, anything else is -EINVAL; the best
+ * backend never exceeds the cap the environment set at the first call
+ * (tests/integration/test_b3sum.sh runs weftctl under each cap).
+ */
+static void test_backend_names(void **state)
+{
+	const char *env = getenv(BLAKE3_SIMD_ENV);
+	int id;
+
+	(void)state;
+	for (id = BLAKE3_BACKEND_AUTO; id < BLAKE3_BACKEND_COUNT; id++)
+		assert_int_equal(blake3_backend_parse(blake3_backend_name(id)), id);
+	assert_int_equal(blake3_backend_parse("sse4.1"), BLAKE3_BACKEND_SSE41);
+	assert_int_equal(blake3_backend_parse("AVX2"), -EINVAL);
+	assert_int_equal(blake3_backend_parse("avx"), -EINVAL);
+	assert_int_equal(blake3_backend_parse(""), -EINVAL);
+	assert_int_equal(blake3_backend_parse(NULL), -EINVAL);
+	id = blake3_backend_parse(env);
+	assert_int_equal(blake3_backend_cap(), id < 0 ? BLAKE3_BACKEND_AUTO : id);
+	assert_true(blake3_backend_available(blake3_backend_best()));
+	if (blake3_backend_cap() != BLAKE3_BACKEND_AUTO)
+		assert_true(blake3_backend_best() <= blake3_backend_cap());
+}
+
+/*
  * Long inputs (the 251-byte pattern) beyond the vectors' 100 KiB, so that
  * multi-level subtrees and the stack are exercised. Digests from b3sum 1.2.0:
  *   python3 -c 'import sys; sys.stdout.buffer.write(bytes(i % 251 for i in range(N)))' | b3sum
@@ -578,6 +604,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backend_api),
+		cmocka_unit_test(test_backend_names),
 		cmocka_unit_test(test_vectors_all_backends),
 		cmocka_unit_test(test_vectors_split_bytewise),
 		cmocka_unit_test(test_vectors_split_awkward),
