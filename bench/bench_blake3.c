@@ -17,14 +17,15 @@
  *
  * For 1 thread and for all online CPUs, the user-facing commands as child
  * processes, output read back from a pipe: `weftctl hash --no-names
- * [--threads 1] FILE` and `b3sum --no-names [--num-threads 1] FILE` (both
- * start, map or read the file, hash and print); runs alternate between
- * the two and the best of RUNS (default 5) counts. Both digests are
- * compared: a mismatch fails the benchmark. Also times the library in this
- * process (open, blake3_hasher_update_fd, as `weftctl hash` does: no
- * process start) and the single-thread speed of every backend (best of
- * 2), and writes one JSON result (bench/benchlib.h). Never run by `make
- * test`. WEFTCTL=path overrides the weftctl next to build/bench/.
+ * [--simd LEVEL] [--threads 1] FILE`, `b3sum --no-names [--num-threads 1]
+ * FILE` and `b3ref-LEVEL [--num-threads 1] FILE` (each starts, maps or
+ * reads the file, hashes and prints); runs alternate between them and the
+ * best of RUNS (default 5) counts. All digests are compared: a mismatch
+ * fails the benchmark. Also times the library in this process (open,
+ * blake3_hasher_update_fd, as `weftctl hash` does: no process start), and
+ * writes one JSON result (bench/benchlib.h), named blake3 (best kernel) or
+ * blake3_LEVEL (forced). Never run by `make test`. WEFTCTL=path overrides
+ * the weftctl next to build/bench/.
  *
  * Same work: the same file (page cache or tmpfs: bench/blake3.sh), the
  * same digest (both are compared), the same thread count for both sides,
