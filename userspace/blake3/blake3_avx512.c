@@ -73,4 +73,56 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	}
 }
 
+/*
+ * The rounds in assembly too (blake3_x86_rounds.h): zmm0-15 hold the state,
+ * the message words are zmm16-31 (loaded once per block from w.m), and
+ * vprord rotates in place, so nothing is spilled. w: v[16] at 0, m[16] at
+ * 1024.
+ */
+#define ASM_LOAD(i) "vmovdqa64 64*" #i "(%[w]), %%zmm" #i "\n\t"
+#define ASM_MSG_LOAD(i, r) "vmovdqa64 1024+64*" #i "(%[w]), %%zmm" #r "\n\t"
+#define ZMSG_0 "16"
+#define ZMSG_1 "17"
+#define ZMSG_2 "18"
+#define ZMSG_3 "19"
+#define ZMSG_4 "20"
+#define ZMSG_5 "21"
+#define ZMSG_6 "22"
+#define ZMSG_7 "23"
+#define ZMSG_8 "24"
+#define ZMSG_9 "25"
+#define ZMSG_10 "26"
+#define ZMSG_11 "27"
+#define ZMSG_12 "28"
+#define ZMSG_13 "29"
+#define ZMSG_14 "30"
+#define ZMSG_15 "31"
+#define ASM_ADDM(x, a) "vpaddd %%zmm" ZMSG_##x ", %%zmm" #a ", %%zmm" #a "\n\t"
+#define ASM_ADD(s, d) "vpaddd %%zmm" #s ", %%zmm" #d ", %%zmm" #d "\n\t"
+#define ASM_XOR(s, d) "vpxord %%zmm" #s ", %%zmm" #d ", %%zmm" #d "\n\t"
+#define ASM_ROT16(d) "vprord $16, %%zmm" #d ", %%zmm" #d "\n\t"
+#define ASM_ROT8(d) "vprord $8, %%zmm" #d ", %%zmm" #d "\n\t"
+#define ASM_ROTR(n, d) "vprord $" #n ", %%zmm" #d ", %%zmm" #d "\n\t"
+#define ASM_SPILL ""
+#define ASM_FILL ""
+#define ASM_FEED(i, j)                                                                       \
+	"vpxord %%zmm" #j ", %%zmm" #i ", %%zmm" #i "\n\t"                                    \
+	"vmovdqa64 %%zmm" #i ", 64*" #i "(%[w])\n\t"
+#include "blake3/blake3_x86_rounds.h"
+
+#define SIMD_ASM_BLOCK(wp)                                                                   \
+	__asm__ volatile(ASM_MSG_LOAD(0, 16) ASM_MSG_LOAD(1, 17) ASM_MSG_LOAD(2, 18)            \
+			 ASM_MSG_LOAD(3, 19) ASM_MSG_LOAD(4, 20) ASM_MSG_LOAD(5, 21)            \
+			 ASM_MSG_LOAD(6, 22) ASM_MSG_LOAD(7, 23) ASM_MSG_LOAD(8, 24)            \
+			 ASM_MSG_LOAD(9, 25) ASM_MSG_LOAD(10, 26) ASM_MSG_LOAD(11, 27)          \
+			 ASM_MSG_LOAD(12, 28) ASM_MSG_LOAD(13, 29) ASM_MSG_LOAD(14, 30)         \
+			 ASM_MSG_LOAD(15, 31) B3X_BLOCK                                         \
+			 :                                                                      \
+			 : [w] "r"(wp)                                                          \
+			 : "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",   \
+			   "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", \
+			   "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21",       \
+			   "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28",       \
+			   "xmm29", "xmm30", "xmm31")
+
 #include "blake3/blake3_simd.h"
