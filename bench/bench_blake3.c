@@ -92,7 +92,12 @@ static double run_weft(const char *path, unsigned int threads, enum blake3_backe
 }
 
 /* A command as a child; digest read back from a pipe. Returns seconds or < 0. */
-static double run_cmd(char *const argv[], char hex[65])
+/*
+ * A command as a child, its standard output (up to cap - 1 bytes, NUL-
+ * terminated) read back from a pipe after it exits. Returns seconds, or < 0
+ * if it could not start or did not exit 0.
+ */
+static double run_out(char *const argv[], char *out, size_t cap)
 {
 	posix_spawn_file_actions_t fa;
 	int pfd[2], status;
@@ -116,10 +121,23 @@ static double run_cmd(char *const argv[], char hex[65])
 	waitpid(pid, &status, 0);
 	t = now_s() - t0;
 	posix_spawn_file_actions_destroy(&fa);
-	n = read(pfd[0], hex, 64);
+	n = read(pfd[0], out, cap - 1);
 	close(pfd[0]);
-	if (n != 64 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	out[n > 0 ? n : 0] = '\0';
+	if (n <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return -1;
+	return t;
+}
+
+/* A command printing a digest first; digest read back. Returns seconds or < 0. */
+static double run_cmd(char *const argv[], char hex[65])
+{
+	char out[128];
+	double t = run_out(argv, out, sizeof(out));
+
+	if (t < 0 || strlen(out) < 64)
+		return -1;
+	memcpy(hex, out, 64);
 	hex[64] = '\0';
 	return t;
 }
@@ -169,33 +187,12 @@ static double mem_ref(const char *ref, char hex[65])
 {
 	char bytes[32], rounds[32], out[128];
 	char *argv[] = { (char *)ref, "--mem", bytes, rounds, NULL };
-	posix_spawn_file_actions_t fa;
-	int pfd[2], status;
-	double gbps = -1;
-	ssize_t n;
-	pid_t pid;
+	double gbps;
 
 	snprintf(bytes, sizeof(bytes), "%u", MEM_BYTES);
 	snprintf(rounds, sizeof(rounds), "%u", MEM_ROUNDS);
-	if (pipe(pfd))
+	if (run_out(argv, out, sizeof(out)) < 0 || strlen(out) < 66)
 		return -1;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
-	posix_spawn_file_actions_addclose(&fa, pfd[0]);
-	if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ)) {
-		posix_spawn_file_actions_destroy(&fa);
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	close(pfd[1]);
-	n = read(pfd[0], out, sizeof(out) - 1);
-	waitpid(pid, &status, 0);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[0]);
-	if (n < 66 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return -1;
-	out[n] = '\0';
 	memcpy(hex, out, 64);
 	hex[64] = '\0';
 	gbps = atof(out + 65);
