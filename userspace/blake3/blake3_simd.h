@@ -10,7 +10,8 @@
  *   KERNEL (name of the hash_many function), FALLBACK (narrower hash_many).
  * A kernel that defines SIMD_ASM_BLOCK(w) runs each block's rounds through
  * it (blake3_x86_rounds.h: the state in fixed registers) instead of the C
- * rounds below: load_msg then writes into w->m, the state lives in w->v.
+ * rounds below: load_msg then writes into w->m, the state lives in w->v;
+ * with SIMD_ASM_BLOCK_REGS(w, m) too, the message stays in registers.
  */
 #ifndef LANES
 #error "define LANES and the vector macros before including blake3_simd.h"
@@ -124,9 +125,18 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 		if (b + 1 == blocks)
 			f |= fend;
 #ifdef SIMD_ASM_BLOCK
-		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
 		w.v[15] = V_SET1(f);
+#ifdef SIMD_ASM_BLOCK_REGS
+		{
+			V m[16];
+
+			load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);
+			SIMD_ASM_BLOCK_REGS(&w, m); /* message in registers */
+		}
+#else
+		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
 		SIMD_ASM_BLOCK(&w); /* w.v[0..7] = the new chaining value */
+#endif
 		if (b + 1 == blocks)
 			for (i = 0; i < 8; i++)
 				h[i] = w.v[i];
