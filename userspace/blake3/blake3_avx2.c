@@ -96,12 +96,7 @@ static const uint8_t avx2_rot_masks[64] __attribute__((aligned(32))) = {
 	1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12,
 };
 
-#define SIMD_ASM_BLOCK(wp)                                                                   \
-	__asm__ volatile(B3X_BLOCK                                                              \
-			 :                                                                      \
-			 : [w] "r"(wp), [k] "r"(avx2_rot_masks)                                 \
-			 : "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",   \
-			   "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", \
-			   "xmm15")
+#define SIMD_ASM_BLOCK(wp) \
+	__asm__ volatile(B3X_BLOCK : : [w] "r"(wp), [k] "r"(avx2_rot_masks) : B3X_CLOBBERS)
 
 #include "blake3/blake3_simd.h"

@@ -126,9 +126,7 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 				 : [w] "r"(wp), "v"(r16), "v"(r17), "v"(r18), "v"(r19),       \
 				   "v"(r20), "v"(r21), "v"(r22), "v"(r23), "v"(r24), "v"(r25), \
 				   "v"(r26), "v"(r27), "v"(r28), "v"(r29), "v"(r30), "v"(r31)  \
-				 : "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",  \
-				   "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",  \
-				   "xmm13", "xmm14", "xmm15");                                 \
+				 : B3X_CLOBBERS);                                              \
 	} while (0)
 
 #include "blake3/blake3_simd.h"

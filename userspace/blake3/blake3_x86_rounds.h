@@ -30,27 +30,31 @@
 #error "define the ASM_* operations before including blake3_x86_rounds.h"
 #endif
 
-/* The G function on four columns (or diagonals) at once, step by step. */
-#define B3X_G4(a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3, x0, x1, x2, x3, \
-	       y0, y1, y2, y3)                                                                  \
+/*
+ * Half of the G function on four columns (or diagonals) at once, step by
+ * step: a += b + m[x]; d = (d ^ a) >>> R1 (a byte shuffle); c += d;
+ * b = (b ^ c) >>> r2. The first half rotates by 16 and 12, the second by
+ * 8 and 7.
+ */
+#define B3X_HALF(ROT1, r2, a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3, x0, \
+		 x1, x2, x3)                                                                  \
 	ASM_ADDM(x0, a0) ASM_ADDM(x1, a1) ASM_ADDM(x2, a2) ASM_ADDM(x3, a3)                     \
 	ASM_ADD(b0, a0) ASM_ADD(b1, a1) ASM_ADD(b2, a2) ASM_ADD(b3, a3)                         \
 	ASM_XOR(a0, d0) ASM_XOR(a1, d1) ASM_XOR(a2, d2) ASM_XOR(a3, d3)                         \
-	ASM_ROT16(d0) ASM_ROT16(d1) ASM_ROT16(d2) ASM_ROT16(d3)                                 \
+	ROT1(d0) ROT1(d1) ROT1(d2) ROT1(d3)                                                     \
 	ASM_ADD(d0, c0) ASM_ADD(d1, c1) ASM_ADD(d2, c2) ASM_ADD(d3, c3)                         \
 	ASM_XOR(c0, b0) ASM_XOR(c1, b1) ASM_XOR(c2, b2) ASM_XOR(c3, b3)                         \
 	ASM_SPILL                                                                               \
-	ASM_ROTR(12, b0) ASM_ROTR(12, b1) ASM_ROTR(12, b2) ASM_ROTR(12, b3)                     \
-	ASM_FILL                                                                                \
-	ASM_ADDM(y0, a0) ASM_ADDM(y1, a1) ASM_ADDM(y2, a2) ASM_ADDM(y3, a3)                     \
-	ASM_ADD(b0, a0) ASM_ADD(b1, a1) ASM_ADD(b2, a2) ASM_ADD(b3, a3)                         \
-	ASM_XOR(a0, d0) ASM_XOR(a1, d1) ASM_XOR(a2, d2) ASM_XOR(a3, d3)                         \
-	ASM_ROT8(d0) ASM_ROT8(d1) ASM_ROT8(d2) ASM_ROT8(d3)                                     \
-	ASM_ADD(d0, c0) ASM_ADD(d1, c1) ASM_ADD(d2, c2) ASM_ADD(d3, c3)                         \
-	ASM_XOR(c0, b0) ASM_XOR(c1, b1) ASM_XOR(c2, b2) ASM_XOR(c3, b3)                         \
-	ASM_SPILL                                                                               \
-	ASM_ROTR(7, b0) ASM_ROTR(7, b1) ASM_ROTR(7, b2) ASM_ROTR(7, b3)                         \
+	ASM_ROTR(r2, b0) ASM_ROTR(r2, b1) ASM_ROTR(r2, b2) ASM_ROTR(r2, b3)                     \
 	ASM_FILL
+
+/* The G function on four columns (or diagonals) at once. */
+#define B3X_G4(a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3, x0, x1, x2, x3, \
+	       y0, y1, y2, y3)                                                                  \
+	B3X_HALF(ASM_ROT16, 12, a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3, \
+		 x0, x1, x2, x3)                                                                \
+	B3X_HALF(ASM_ROT8, 7, a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3,   \
+		 y0, y1, y2, y3)
 
 /* One round: columns, then diagonals; s0..s15 is the round's message order. */
 #define B3X_ROUND(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)        \
@@ -70,3 +74,8 @@
 	B3X_ROUND_(BLAKE3_SCHED_6)                                                             \
 	ASM_FEED(0, 8) ASM_FEED(1, 9) ASM_FEED(2, 10) ASM_FEED(3, 11) ASM_FEED(4, 12)           \
 	ASM_FEED(5, 13) ASM_FEED(6, 14) ASM_FEED(7, 15)
+
+/* What the block clobbers in the 16-register kernels. */
+#define B3X_CLOBBERS                                                                           \
+	"memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
+		"xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
