@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,38 @@ static void weftctl_path(char *out, size_t cap)
 	strcpy(sl ? sl + 1 : out, "weftctl");
 }
 
+/* Figure "<who>.t<tn>.gbps" of one row (tn "1" or "all"), label printf-style. */
+static void __attribute__((format(printf, 5, 6)))
+row_figure(struct bench_result *res, const char *who, const char *tn, double gbps,
+	   const char *fmt, ...)
+{
+	char id[64], label[160];
+	va_list ap;
+
+	snprintf(id, sizeof(id), "%s.t%s.gbps", who, tn);
+	va_start(ap, fmt);
+	vsnprintf(label, sizeof(label), fmt, ap);
+	va_end(ap);
+	bench_result_figure(res, id, label, gbps, "GB/s");
+}
+
+/* Ratio "<num>.t<tn>.vs_<suffix>" of two row figures; goal 0: none. */
+static void __attribute__((format(printf, 7, 8)))
+row_ratio(struct bench_result *res, const char *num, const char *den, const char *suffix,
+	  const char *tn, double goal, const char *fmt, ...)
+{
+	char id[64], n[64], d[64], label[160];
+	va_list ap;
+
+	snprintf(id, sizeof(id), "%s.t%s.vs_%s", num, tn, suffix);
+	snprintf(n, sizeof(n), "%s.t%s.gbps", num, tn);
+	snprintf(d, sizeof(d), "%s.t%s.gbps", den, tn);
+	va_start(ap, fmt);
+	vsnprintf(label, sizeof(label), fmt, ap);
+	va_end(ap);
+	bench_result_ratio(res, id, label, n, d, goal);
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--simd LEVEL] [--ref-dir DIR] FILE [RUNS]\n", prog);
@@ -268,7 +301,8 @@ int main(int argc, char **argv)
 	double gb;
 	int bad = 0, have_ref = 0, a = 1, id;
 	struct bench_result *res = NULL;
-	char id_s[64], label[160], ctl[512], name[32], note[512];
+	static const char *const rows[2] = { "1 thread", "all threads" };
+	char label[160], ctl[512], name[32], note[512];
 
 	while (a < argc && strncmp(argv[a], "--", 2) == 0) {
 		if (strcmp(argv[a], "--simd") == 0 && a + 1 < argc) {
@@ -360,40 +394,24 @@ int main(int argc, char **argv)
 		else
 			printf("%-8s %12.2f %12.2f %7.2fx %12s %8s %12.2f\n", tn, gb / bc, gb / bb,
 			       bb / bc, "-", "-", gb / bl);
-		snprintf(id_s, sizeof(id_s), "weftctl.t%s.gbps", tn);
-		snprintf(label, sizeof(label), "weftctl hash, %s kernel, %u thread(s)", kname, threads);
-		bench_result_figure(res, id_s, label, gb / bc, "GB/s");
-		snprintf(id_s, sizeof(id_s), "b3sum.t%s.gbps", tn);
-		snprintf(label, sizeof(label), "b3sum (its best level), %u thread(s)", threads);
-		bench_result_figure(res, id_s, label, gb / bb, "GB/s");
-		snprintf(id_s, sizeof(id_s), "weft.t%s.gbps", tn);
-		snprintf(label, sizeof(label), "weft library in-process (as weftctl, no process start), %s, %u thread(s)",
-			 kname, threads);
-		bench_result_figure(res, id_s, label, gb / bl, "GB/s");
-		snprintf(id_s, sizeof(id_s), "weftctl.t%s.vs_b3sum", tn);
-		snprintf(label, sizeof(label), "weftctl hash (%s) / b3sum, %s", kname,
-			 row == 0 ? "1 thread" : "all threads");
+		row_figure(res, "weftctl", tn, gb / bc, "weftctl hash, %s kernel, %u thread(s)", kname,
+			   threads);
+		row_figure(res, "b3sum", tn, gb / bb, "b3sum (its best level), %u thread(s)", threads);
+		row_figure(res, "weft", tn, gb / bl,
+			   "weft library in-process (as weftctl, no process start), %s, %u thread(s)",
+			   kname, threads);
 		/* Issue 17: >= 1.1x on 1 thread and on all threads, best kernel vs b3sum's.
 		 * A forced lower level against b3sum's best has no goal: not like for like. */
-		bench_result_ratio(res, id_s, label, row == 0 ? "weftctl.t1.gbps" : "weftctl.tall.gbps",
-				   row == 0 ? "b3sum.t1.gbps" : "b3sum.tall.gbps", simd ? 0 : 1.1);
+		row_ratio(res, "weftctl", "b3sum", "b3sum", tn, simd ? 0 : 1.1,
+			  "weftctl hash (%s) / b3sum, %s", kname, rows[row]);
 		if (have_ref) {
-			snprintf(id_s, sizeof(id_s), "b3ref.t%s.gbps", tn);
-			snprintf(label, sizeof(label), "b3ref (blake3 crate, %s only), %u thread(s)",
-				 kname, threads);
-			bench_result_figure(res, id_s, label, gb / br, "GB/s");
-			snprintf(id_s, sizeof(id_s), "weftctl.t%s.vs_ref", tn);
-			snprintf(label, sizeof(label), "weftctl hash / b3ref, both %s, %s", kname,
-				 row == 0 ? "1 thread" : "all threads");
+			row_figure(res, "b3ref", tn, gb / br, "b3ref (blake3 crate, %s only), %u thread(s)",
+				   kname, threads);
 			/* Issue 29: >= 1.0x at every SIMD level, like for like. */
-			bench_result_ratio(res, id_s, label,
-					   row == 0 ? "weftctl.t1.gbps" : "weftctl.tall.gbps",
-					   row == 0 ? "b3ref.t1.gbps" : "b3ref.tall.gbps", 1.0);
+			row_ratio(res, "weftctl", "b3ref", "ref", tn, 1.0,
+				  "weftctl hash / b3ref, both %s, %s", kname, rows[row]);
 		}
-		snprintf(id_s, sizeof(id_s), "weft.t%s.vs_b3sum", tn);
-		snprintf(label, sizeof(label), "weft library / b3sum, %s", row == 0 ? "1 thread" : "all threads");
-		bench_result_ratio(res, id_s, label, row == 0 ? "weft.t1.gbps" : "weft.tall.gbps",
-				   row == 0 ? "b3sum.t1.gbps" : "b3sum.tall.gbps", 0);
+		row_ratio(res, "weft", "b3sum", "b3sum", tn, 0, "weft library / b3sum, %s", rows[row]);
 	}
 	if (have_ref) {
 		/* The kernel alone, in cache: weft and b3ref alternating, best of 2 each. */
