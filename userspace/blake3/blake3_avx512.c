@@ -113,14 +113,14 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 /* The message straight from load_msg's registers, bound to zmm16-31. */
 #define SIMD_ASM_BLOCK_REGS(wp, m)                                                           \
 	do {                                                                                   \
-		register V r16 __asm__("xmm16") = (m)[0], r17 __asm__("xmm17") = (m)[1];       \
-		register V r18 __asm__("xmm18") = (m)[2], r19 __asm__("xmm19") = (m)[3];       \
-		register V r20 __asm__("xmm20") = (m)[4], r21 __asm__("xmm21") = (m)[5];       \
-		register V r22 __asm__("xmm22") = (m)[6], r23 __asm__("xmm23") = (m)[7];       \
-		register V r24 __asm__("xmm24") = (m)[8], r25 __asm__("xmm25") = (m)[9];       \
-		register V r26 __asm__("xmm26") = (m)[10], r27 __asm__("xmm27") = (m)[11];     \
-		register V r28 __asm__("xmm28") = (m)[12], r29 __asm__("xmm29") = (m)[13];     \
-		register V r30 __asm__("xmm30") = (m)[14], r31 __asm__("xmm31") = (m)[15];     \
+		register V r16 __asm__("zmm16") = (m)[0], r17 __asm__("zmm17") = (m)[1];       \
+		register V r18 __asm__("zmm18") = (m)[2], r19 __asm__("zmm19") = (m)[3];       \
+		register V r20 __asm__("zmm20") = (m)[4], r21 __asm__("zmm21") = (m)[5];       \
+		register V r22 __asm__("zmm22") = (m)[6], r23 __asm__("zmm23") = (m)[7];       \
+		register V r24 __asm__("zmm24") = (m)[8], r25 __asm__("zmm25") = (m)[9];       \
+		register V r26 __asm__("zmm26") = (m)[10], r27 __asm__("zmm27") = (m)[11];     \
+		register V r28 __asm__("zmm28") = (m)[12], r29 __asm__("zmm29") = (m)[13];     \
+		register V r30 __asm__("zmm30") = (m)[14], r31 __asm__("zmm31") = (m)[15];     \
 		__asm__ volatile(B3X_BLOCK                                                     \
 				 :                                                             \
 				 : [w] "r"(wp), "v"(r16), "v"(r17), "v"(r18), "v"(r19),       \
