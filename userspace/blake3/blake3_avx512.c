@@ -23,7 +23,6 @@
 #define KERNEL blake3_hash_many_avx512
 #define FALLBACK blake3_hash_many_avx2
 
-/*
 /* 4x4 transpose of 32-bit words inside each 128-bit lane of x[0..3]. */
 static inline __attribute__((always_inline)) void transpose4x4_lanes(V x[4])
 {
