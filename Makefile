@@ -228,6 +228,7 @@ $(BUILD)/bench/bench_dht: $(OBJ_rel)/bench/bench_dht.o $(OBJ_rel)/bench/dht_proc
 
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load
+	$(Q)bench/blake3ref/build.sh $(BUILD)
 	$(Q)BUILD=$(BUILD) bench/run.sh $(BENCHES)
 
 # ---- fuzz targets (clang + libFuzzer) ----

@@ -246,6 +246,32 @@ def write(path, lines):
     os.replace(path + ".tmp", path)
 
 
+def host_line(results):
+    """The host: CPU, SIMD flags, the BLAKE3 kernel each blake3 result ran, the
+    kernel's vulnerability mitigations (from bench/run.sh's run result)."""
+    run = next((r for r in results if r["harness"] == "run"), None)
+    parts = [f"Host: CPU {md(results[0]['cpu_model'])}"]
+    if run and isinstance(run.get("simd"), str):
+        parts.append(f"SIMD {md(run['simd'])}")
+    kernels = []
+    for r in results:
+        if not r["harness"].startswith("blake3"):
+            continue
+        for n in r.get("notes", []):
+            if isinstance(n, str) and n.startswith("kernel: "):
+                kernels.append(f"{r['harness']} {md(n[8:].split(' ', 1)[0])}")
+    if kernels:
+        parts.append("BLAKE3 kernel " + ", ".join(kernels))
+    mit = run.get("mitigations") if run else None
+    if isinstance(mit, dict):
+        hit = [f"{md(k)}: {md(v)}" for k, v in sorted(mit.items())
+               if isinstance(v, str) and v != "Not affected"]
+        parts.append("mitigations: " + ("; ".join(hit) if hit else "none needed"))
+    else:
+        parts.append("mitigations: not recorded")
+    return "; ".join(parts) + "."
+
+
 def report(results, out):
     os.makedirs(out, exist_ok=True)
     for old in glob.glob(os.path.join(out, "*.png")):
@@ -259,6 +285,7 @@ def report(results, out):
                  f"{min(r['started'] for r in results)} .. "
                  f"{max(r.get('finished', r['started']) for r in results)}"
                  + (f"; load average (1/5/15 min) at each start: {loads}" if loads else "") + ".")
+    lines.append(host_line(results))
     for r in results:
         if r["harness"] != "run":
             continue

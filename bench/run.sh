@@ -31,7 +31,7 @@ mkdir -p "$WEFT_BENCH_DIR"
 # Default arguments (ARGS_<name> overrides): content moves 64 MiB per
 # transfer (its four transfers, one of them aria2's, fit its budget).
 declare -A ARGS=([content]=64)
-declare -A BUDGET=([blake3]=120 [content]=60 [dht]=110 [io]=100 [quic]=300 [relay]=130
+declare -A BUDGET=([blake3]=240 [content]=60 [dht]=110 [io]=100 [quic]=300 [relay]=130
 	[mem]=50 [punch]=210 [store]=40 [svc]=30 [xdp]=40)
 
 rc=0
@@ -70,11 +70,23 @@ printf 'all harnesses: %.0f s\n' "$TOTAL"
 "$PYTHON" - "$RUNLOG" "$WEFT_BENCH_DIR/run-$STAMP.json" "$TOTAL" "$LOAD0" "$*" <<'EOF' || rc=1
 import json, os, platform, sys, time
 log, out, total, load0, names = sys.argv[1:]
-cpu = "unknown"
+cpu, simd = "unknown", []
 for line in open("/proc/cpuinfo"):
-    if line.startswith("model name"):
+    if line.startswith("model name") and cpu == "unknown":
         cpu = line.split(":", 1)[1].strip()
-        break
+    if line.startswith("flags") and not simd:
+        have = set(line.split(":", 1)[1].split())
+        simd = [f for f in ("sse4_1", "avx2", "avx512f", "avx512vl") if f in have]
+# The kernel's CPU vulnerability mitigations (retpolines, PTI...), which move
+# syscall- and fault-heavy figures: the report names them with the host.
+mitig = {}
+vdir = "/sys/devices/system/cpu/vulnerabilities"
+for name in sorted(os.listdir(vdir)) if os.path.isdir(vdir) else []:
+    try:
+        with open(os.path.join(vdir, name)) as f:
+            mitig[name] = f.read().strip()
+    except OSError:
+        pass
 figs, notes = [], []
 for line in open(log):
     name, secs, st, budget = line.rstrip("\n").split("\t")
@@ -91,6 +103,7 @@ now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 r = {"schema": "weft-bench/1", "harness": "run", "command": "bench/run.sh " + names,
      "commit": os.environ.get("WEFT_BENCH_COMMIT", "unknown"),
      "kernel": f"{platform.release()} {platform.machine()}", "cpu_model": cpu,
+     "simd": " ".join(simd) or "none", "mitigations": mitig,
      "cpus": os.cpu_count(), "loadavg": load0,
      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - float(total))),
      "finished": now, "params": {}, "figures": figs, "ratios": ratios, "notes": notes}

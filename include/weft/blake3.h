@@ -134,8 +134,20 @@ int blake3_hash_mt(const void *buf, size_t len, unsigned int threads, uint8_t *o
 
 /* 1 if the CPU can run backend id (AUTO and PORTABLE always can), else 0. */
 int blake3_backend_available(enum blake3_backend_id id);
-/* Best backend this CPU can run. */
+/*
+ * Best backend this CPU can run, capped by the environment variable
+ * WEFT_BLAKE3_SIMD (read once per process): "avx512", "avx2", "sse41" or
+ * "portable" keeps every hasher at the best level at or below the one named
+ * (a level the CPU lacks gives the next one down); "auto", unset or an
+ * unknown value: no cap. Hasher init uses it, so a process can be pinned to
+ * one kernel for a benchmark or a comparison (weftctl hash checks the value).
+ */
+#define BLAKE3_SIMD_ENV "WEFT_BLAKE3_SIMD"
 enum blake3_backend_id blake3_backend_best(void);
+/* The cap WEFT_BLAKE3_SIMD sets (AUTO: none). */
+enum blake3_backend_id blake3_backend_cap(void);
+/* Backend id of a name ("auto", "portable", "sse41" or "sse4.1", "avx2", "avx512"), or -EINVAL. */
+int blake3_backend_parse(const char *name);
 /* "auto", "portable", "sse41", "avx2", "avx512"; NULL for an unknown id. */
 const char *blake3_backend_name(enum blake3_backend_id id);
 

@@ -4,6 +4,9 @@
 # pseudo-random files (fixed seed) of sizes around every chunk and subtree
 # boundary up to ~20 MiB, single- and multi-threaded, several files in one
 # command, stdin, --no-names, and a missing file. Outputs must be identical.
+# The sizes run at every SIMD level this CPU has (weftctl hash --simd
+# LEVEL: portable, sse41, avx2, avx512); WEFT_BLAKE3_SIMD is checked to cap
+# the kernel (--kernel) and a bad value or level is a usage error.
 set -u
 . "$TOP/tests/lib/common.sh"
 command -v b3sum >/dev/null 2>&1 || skip "b3sum not installed (Debian package b3sum)"
@@ -36,6 +39,22 @@ check() { # description, expected file, actual file
 }
 
 cd "$dir" || exit 1
+levels=""
+for lv in portable sse41 avx2 avx512; do
+	if "$WEFTCTL" hash --simd "$lv" --kernel >lvl 2>/dev/null; then
+		levels="$levels $lv"
+		echo "$lv" >want
+		check "--simd $lv --kernel" want lvl
+		WEFT_BLAKE3_SIMD=$lv "$WEFTCTL" hash --kernel >lvl
+		check "WEFT_BLAKE3_SIMD=$lv --kernel" want lvl
+	else
+		echo "ok   level $lv: not on this CPU (weftctl hash --simd $lv: exit $?)"
+		# A cap the CPU lacks runs the best level below it, and hashes.
+		WEFT_BLAKE3_SIMD=$lv "$WEFTCTL" hash --kernel >lvl
+		[ "$lv" = avx512 ] || [ "$lv" = avx2 ] || { echo "FAIL $lv missing"; fail=1; }
+	fi
+done
+echo "levels tested:$levels"
 for s in $sizes; do
 	b3sum "f$s" >"exp" 2>&1
 	"$WEFTCTL" hash "f$s" >"got" 2>&1
@@ -51,6 +70,19 @@ done
 files=$(for s in $sizes; do printf 'f%s ' "$s"; done)
 # shellcheck disable=SC2086
 b3sum $files >exp
+# Each level forced, all sizes in one command (a wrong line names its file).
+for lv in $levels; do
+	# shellcheck disable=SC2086
+	"$WEFTCTL" hash --simd "$lv" --threads 1 $files >got 2>&1
+	check "all sizes --simd $lv --threads 1" exp got
+	# shellcheck disable=SC2086
+	"$WEFTCTL" hash --simd "$lv" --threads 2 $files >got 2>&1
+	check "all sizes --simd $lv --threads 2" exp got
+	# shellcheck disable=SC2086
+	WEFT_BLAKE3_SIMD=$lv "$WEFTCTL" hash --threads 3 $files >got 2>&1
+	check "all sizes WEFT_BLAKE3_SIMD=$lv --threads 3" exp got
+done
+
 # shellcheck disable=SC2086
 "$WEFTCTL" hash --threads 2 $files >got
 check "all files in one command" exp got
@@ -89,6 +121,17 @@ rc=$?
 if [ "$rc" -ne 2 ]; then
 	echo "FAIL --threads 0 should be a usage error (exit 2), got $rc"
 	fail=1
+fi
+
+"$WEFTCTL" hash --simd avx3 f1 >/dev/null 2>&1
+rc=$?
+WEFT_BLAKE3_SIMD=bogus "$WEFTCTL" hash f1 >/dev/null 2>&1
+rc2=$?
+if [ "$rc" -ne 2 ] || [ "$rc2" -ne 2 ]; then
+	echo "FAIL --simd avx3 / WEFT_BLAKE3_SIMD=bogus should be usage errors (exit 2), got $rc / $rc2"
+	fail=1
+else
+	echo "ok   unknown --simd level and WEFT_BLAKE3_SIMD value: exit 2"
 fi
 
 [ $fail -eq 0 ] && echo "PASS: weftctl hash matches b3sum"

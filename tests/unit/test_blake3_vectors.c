@@ -333,6 +333,68 @@ static void test_finalize_then_continue(void **state)
 	assert_memory_equal(out, c->out[MODE_HASH], sizeof(out));
 }
 
+/*
+ * Pieces that are whole power-of-two subtrees (update then ends on a pair of
+ * unmerged halves, folded by the next update or made the root's children by
+ * finalize), mixed with pieces that are not, every mode, every backend,
+ * finalized after every piece: each output equals that of the same prefix
+ * fed in 1000-byte steps (never a whole chunk at a chunk boundary).
+ */
+static void test_pow2_pieces(void **state)
+{
+	const struct vectors *v = *state;
+	static const size_t pieces[] = { 2048, 2048, 4096, 8192, 1024, 1024, 2048, 1,
+					 1023, 4096, 65536, 131072, 3,     61,   16384 };
+	size_t total = 0, i, k;
+	uint8_t *buf, out[80], ref[80];
+	uint64_t rng = 7;
+	int mode, be;
+
+	for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
+		total += pieces[i];
+	if (total < 600 * 1024)
+		total = 600 * 1024; /* the threaded update below reads 600 KiB */
+	buf = malloc(total);
+	assert_non_null(buf);
+	for (i = 0; i < total; i++)
+		buf[i] = (uint8_t)rng_next(&rng);
+	for (be = BLAKE3_BACKEND_PORTABLE; be < BLAKE3_BACKEND_COUNT; be++) {
+		if (!blake3_backend_available(be))
+			continue;
+		for (mode = 0; mode < MODE_COUNT; mode++) {
+			struct blake3_hasher h, r;
+			size_t pos = 0;
+
+			init_mode(&h, v, mode);
+			assert_int_equal(blake3_hasher_set_backend(&h, be), 0);
+			for (i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+				blake3_hasher_update(&h, buf + pos, pieces[i]);
+				pos += pieces[i];
+				blake3_hasher_finalize(&h, out, sizeof(out));
+				init_mode(&r, v, mode);
+				assert_int_equal(blake3_hasher_set_backend(&r, BLAKE3_BACKEND_PORTABLE), 0);
+				for (k = 0; k < pos; k += 1000)
+					blake3_hasher_update(&r, buf + k, pos - k < 1000 ? pos - k : 1000);
+				blake3_hasher_finalize(&r, ref, sizeof(ref));
+				if (memcmp(out, ref, sizeof(out)))
+					fail_msg("backend %s mode %d: differs after piece %zu (%zu bytes)",
+						 blake3_backend_name(be), mode, i, pos);
+			}
+			/* And on through the threaded path, which folds the pair first. */
+			assert_int_equal(blake3_hasher_update_mt(&h, buf, 600 * 1024, 2), 0);
+			blake3_hasher_finalize(&h, out, sizeof(out));
+			init_mode(&r, v, mode);
+			for (k = 0; k < pos; k += 1000)
+				blake3_hasher_update(&r, buf + k, pos - k < 1000 ? pos - k : 1000);
+			for (k = 0; k < 600 * 1024; k += 1000)
+				blake3_hasher_update(&r, buf + k, 600 * 1024 - k < 1000 ? 600 * 1024 - k : 1000);
+			blake3_hasher_finalize(&r, ref, sizeof(ref));
+			assert_memory_equal(out, ref, sizeof(out));
+		}
+	}
+	free(buf);
+}
+
 static void test_backend_api(void **state)
 {
 	struct blake3_hasher h;
@@ -346,6 +408,32 @@ static void test_backend_api(void **state)
 	assert_string_equal(blake3_backend_name(BLAKE3_BACKEND_AVX2), "avx2");
 	assert_null(blake3_backend_name(BLAKE3_BACKEND_COUNT));
 	assert_int_equal(blake3_hash_mt(NULL, 1, 2, (uint8_t[32]){ 0 }, 32), -EINVAL);
+}
+
+/*
+ * Kernel names (weftctl hash --simd, WEFT_BLAKE3_SIMD): every name parses
+ * back to its id, "sse4.1" is an alias, anything else is -EINVAL; the best
+ * backend never exceeds the cap the environment set at the first call
+ * (tests/integration/test_b3sum.sh runs weftctl under each cap).
+ */
+static void test_backend_names(void **state)
+{
+	const char *env = getenv(BLAKE3_SIMD_ENV);
+	int id;
+
+	(void)state;
+	for (id = BLAKE3_BACKEND_AUTO; id < BLAKE3_BACKEND_COUNT; id++)
+		assert_int_equal(blake3_backend_parse(blake3_backend_name(id)), id);
+	assert_int_equal(blake3_backend_parse("sse4.1"), BLAKE3_BACKEND_SSE41);
+	assert_int_equal(blake3_backend_parse("AVX2"), -EINVAL);
+	assert_int_equal(blake3_backend_parse("avx"), -EINVAL);
+	assert_int_equal(blake3_backend_parse(""), -EINVAL);
+	assert_int_equal(blake3_backend_parse(NULL), -EINVAL);
+	id = blake3_backend_parse(env);
+	assert_int_equal(blake3_backend_cap(), id < 0 ? BLAKE3_BACKEND_AUTO : id);
+	assert_true(blake3_backend_available(blake3_backend_best()));
+	if (blake3_backend_cap() != BLAKE3_BACKEND_AUTO)
+		assert_true(blake3_backend_best() <= blake3_backend_cap());
 }
 
 /*
@@ -578,12 +666,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backend_api),
+		cmocka_unit_test(test_backend_names),
 		cmocka_unit_test(test_vectors_all_backends),
 		cmocka_unit_test(test_vectors_split_bytewise),
 		cmocka_unit_test(test_vectors_split_awkward),
 		cmocka_unit_test(test_vectors_split_random),
 		cmocka_unit_test(test_oneshot_and_seek),
 		cmocka_unit_test(test_finalize_then_continue),
+		cmocka_unit_test(test_pow2_pieces),
 		cmocka_unit_test(test_long_inputs),
 		cmocka_unit_test(test_mt_equals_st),
 		cmocka_unit_test(test_file_mapping),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * weftctl hash [--threads N] [--no-names] [FILE...]
+ * weftctl hash [--threads N] [--simd LEVEL] [--kernel] [--no-names] [FILE...]
  *
  * BLAKE3 of each FILE (or of standard input for "-" or no FILE), printed
  * exactly as b3sum prints it: "<64 hex>  <name>", names holding a backslash
@@ -8,7 +8,11 @@
  * Standalone: no daemon needed. A file that cannot be read is reported on
  * stderr and skipped; the exit code is then 1. Regular files are read in
  * 256 KiB pieces (pread) and hashed by N threads (default: one per online
- * CPU, like b3sum); pipes and small files are read in turn.
+ * CPU, like b3sum); pipes and small files are read in turn. --simd LEVEL
+ * (avx512, avx2, sse41, portable, auto) forces the kernel, exit 2 when the
+ * CPU lacks it; without it the best one runs, capped by WEFT_BLAKE3_SIMD
+ * (include/weft/blake3.h). --kernel prints the kernel that would run and
+ * exits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +35,8 @@
 #define HASH_READ_BUF (64u * 1024u)
 
 /* Hash an open descriptor; returns 0 or a negative errno. */
-static int hash_fd(int fd, unsigned int threads, uint8_t out[BLAKE3_OUT_LEN])
+static int hash_fd(int fd, unsigned int threads, enum blake3_backend_id simd,
+		   uint8_t out[BLAKE3_OUT_LEN])
 {
 	struct blake3_hasher h;
 	struct stat st;
@@ -39,6 +44,9 @@ static int hash_fd(int fd, unsigned int threads, uint8_t out[BLAKE3_OUT_LEN])
 	int err = 0;
 
 	blake3_hasher_init(&h);
+	err = blake3_hasher_set_backend(&h, simd); /* checked by the caller: 0 */
+	if (err)
+		return err;
 	if (fstat(fd, &st))
 		return -errno;
 	if (S_ISDIR(st.st_mode))
@@ -106,19 +114,19 @@ static void print_line(const uint8_t d[BLAKE3_OUT_LEN], const char *name, int na
 	putchar('\n');
 }
 
-static int hash_one(const char *name, unsigned int threads, int names)
+static int hash_one(const char *name, unsigned int threads, enum blake3_backend_id simd, int names)
 {
 	uint8_t d[BLAKE3_OUT_LEN];
 	int fd, err;
 
 	if (strcmp(name, "-") == 0) {
-		err = hash_fd(STDIN_FILENO, threads, d);
+		err = hash_fd(STDIN_FILENO, threads, simd, d);
 	} else {
 		fd = open(name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			err = -errno;
 		} else {
-			err = hash_fd(fd, threads, d);
+			err = hash_fd(fd, threads, simd, d);
 			close(fd);
 		}
 	}
@@ -136,11 +144,15 @@ int weftctl_hash(struct weftctl *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "threads", required_argument, NULL, 't' },
 		{ "no-names", no_argument, NULL, 'n' },
+		{ "simd", required_argument, NULL, 's' },
+		{ "kernel", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	enum blake3_backend_id simd = BLAKE3_BACKEND_AUTO;
 	unsigned int threads = 0;
-	int names = 1, rc = WEFTCTL_OK, c, i;
+	int names = 1, kernel = 0, rc = WEFTCTL_OK, c, i, id;
+	const char *env;
 	uint64_t v;
 
 	optind = 1;
@@ -157,6 +169,23 @@ int weftctl_hash(struct weftctl *ctx, int argc, char **argv)
 		case 'n':
 			names = 0;
 			break;
+		case 's':
+			id = blake3_backend_parse(optarg);
+			if (id < 0) {
+				fprintf(stderr, "weftctl: hash: --simd wants avx512, avx2, sse41, "
+						"portable or auto\n");
+				return weftctl_usage(ctx);
+			}
+			if (!blake3_backend_available((enum blake3_backend_id)id)) {
+				fprintf(stderr, "weftctl: hash: --simd %s: this CPU cannot run it\n",
+					optarg);
+				return WEFTCTL_USAGE;
+			}
+			simd = (enum blake3_backend_id)id;
+			break;
+		case 'k':
+			kernel = 1;
+			break;
 		case 'h':
 			printf("usage: weftctl %s\n", ctx->noun->usage);
 			return WEFTCTL_OK;
@@ -164,10 +193,21 @@ int weftctl_hash(struct weftctl *ctx, int argc, char **argv)
 			return weftctl_usage(ctx);
 		}
 	}
+	env = getenv(BLAKE3_SIMD_ENV);
+	if (env && *env && blake3_backend_parse(env) < 0) {
+		fprintf(stderr, "weftctl: hash: %s=%s: want avx512, avx2, sse41, portable or auto\n",
+			BLAKE3_SIMD_ENV, env);
+		return WEFTCTL_USAGE;
+	}
+	if (kernel) {
+		printf("%s\n", blake3_backend_name(simd == BLAKE3_BACKEND_AUTO ? blake3_backend_best() :
+									  simd));
+		return WEFTCTL_OK;
+	}
 	if (optind >= argc)
-		return hash_one("-", threads, names);
+		return hash_one("-", threads, simd, names);
 	for (i = optind; i < argc; i++)
-		if (hash_one(argv[i], threads, names) != WEFTCTL_OK)
+		if (hash_one(argv[i], threads, simd, names) != WEFTCTL_OK)
 			rc = WEFTCTL_ERR;
 	return rc;
 }

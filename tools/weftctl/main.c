@@ -33,7 +33,7 @@ static const struct weftctl_noun nouns[] = {
 	  "dht put --mutable [--salt S] [--cas] VALUE\n"
 	  "dht get TARGET\n"
 	  "dht get --key K [--salt S]" },
-	{ "hash", weftctl_hash, "hash [--threads N] [--no-names] [FILE...]" },
+	{ "hash", weftctl_hash, "hash [--threads N] [--simd LEVEL] [--kernel] [--no-names] [FILE...]" },
 	{ "io", weftctl_io, "io stats" },
 	{ "node", weftctl_node, "node resolve KEY [--fresh]   (the node record, from the DHT)" },
 	{ "quic", weftctl_quic,

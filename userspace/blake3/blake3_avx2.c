@@ -31,46 +31,72 @@
 #define KERNEL blake3_hash_many_avx2
 #define FALLBACK blake3_hash_many_sse41
 
-/* 8x8 transpose of 32-bit words: rows x[0..7] to columns m[0..7]. */
-static inline __attribute__((always_inline)) void transpose8(const V x[8], V *m)
-{
-	V t0 = _mm256_unpacklo_epi32(x[0], x[1]), t1 = _mm256_unpackhi_epi32(x[0], x[1]);
-	V t2 = _mm256_unpacklo_epi32(x[2], x[3]), t3 = _mm256_unpackhi_epi32(x[2], x[3]);
-	V t4 = _mm256_unpacklo_epi32(x[4], x[5]), t5 = _mm256_unpackhi_epi32(x[4], x[5]);
-	V t6 = _mm256_unpacklo_epi32(x[6], x[7]), t7 = _mm256_unpackhi_epi32(x[6], x[7]);
-	/* per 128-bit half: u0 = words 0|4 of rows 0..3, u1 = 1|5, u2 = 2|6, u3 = 3|7 */
-	V u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-	V u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-	V u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-	V u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-
-	m[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-	m[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-	m[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-	m[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-	m[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-	m[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-	m[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-	m[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
-
 static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, size_t stride, V m[16])
 {
-	int half, l;
+	int q, l;
 
 	/* Same block of the inputs AVX2_PF_GROUPS groups ahead, into L2 (see blake3_avx512.c). */
 #pragma GCC unroll 8
 	for (l = 0; l < 8; l++)
 		_mm_prefetch((const char *)(p + (8 * AVX2_PF_GROUPS + l) * stride), _MM_HINT_T1);
-	#pragma GCC unroll 8
-	for (half = 0; half < 2; half++) {
-		V x[8];
+	/*
+	 * Words 4q..4q+3: row l holds them for input l (low half) and input
+	 * l + 4 (high half, inserted straight from memory), so a 4x4 transpose
+	 * inside each 128-bit half gives m[4q + j] with no cross-lane shuffle.
+	 */
+#pragma GCC unroll 4
+	for (q = 0; q < 4; q++) {
+		V x[4], t0, t1, t2, t3;
 
-		#pragma GCC unroll 8
-		for (l = 0; l < 8; l++)
-			x[l] = V_LOADU(p + l * stride + 32 * half);
-		transpose8(x, m + 8 * half);
+#pragma GCC unroll 4
+		for (l = 0; l < 4; l++)
+			x[l] = _mm256_inserti128_si256(
+				_mm256_castsi128_si256(_mm_loadu_si128(
+					(const __m128i *)(const void *)(p + l * stride + 16 * q))),
+				_mm_loadu_si128((const __m128i *)(const void *)(p + (l + 4) * stride +
+									 16 * q)),
+				1);
+		t0 = _mm256_unpacklo_epi32(x[0], x[1]);
+		t1 = _mm256_unpacklo_epi32(x[2], x[3]);
+		t2 = _mm256_unpackhi_epi32(x[0], x[1]);
+		t3 = _mm256_unpackhi_epi32(x[2], x[3]);
+		m[4 * q + 0] = _mm256_unpacklo_epi64(t0, t1);
+		m[4 * q + 1] = _mm256_unpackhi_epi64(t0, t1);
+		m[4 * q + 2] = _mm256_unpacklo_epi64(t2, t3);
+		m[4 * q + 3] = _mm256_unpackhi_epi64(t2, t3);
 	}
 }
+
+/*
+ * The rounds in assembly (blake3_x86_rounds.h says why): ymm0-15 hold the
+ * state; w: v[16] at 0, m[16] at 512, spill at 1024; k: the two vpshufb
+ * rotation masks.
+ */
+#define ASM_LOAD(i) "vmovdqa 32*" #i "(%[w]), %%ymm" #i "\n\t"
+#define ASM_ADDM(x, a) "vpaddd 512+32*" #x "(%[w]), %%ymm" #a ", %%ymm" #a "\n\t"
+#define ASM_ADD(s, d) "vpaddd %%ymm" #s ", %%ymm" #d ", %%ymm" #d "\n\t"
+#define ASM_XOR(s, d) "vpxor %%ymm" #s ", %%ymm" #d ", %%ymm" #d "\n\t"
+#define ASM_ROT16(d) "vpshufb (%[k]), %%ymm" #d ", %%ymm" #d "\n\t"
+#define ASM_ROT8(d) "vpshufb 32(%[k]), %%ymm" #d ", %%ymm" #d "\n\t"
+#define ASM_ROTR(n, d)                                                                       \
+	"vpsrld $" #n ", %%ymm" #d ", %%ymm8\n\t"                                            \
+	"vpslld $32-" #n ", %%ymm" #d ", %%ymm" #d "\n\t"                                      \
+	"vpor %%ymm8, %%ymm" #d ", %%ymm" #d "\n\t"
+#define ASM_SPILL "vmovdqa %%ymm8, 1024(%[w])\n\t"
+#define ASM_FILL "vmovdqa 1024(%[w]), %%ymm8\n\t"
+#define ASM_FEED(i, j)                                                                       \
+	"vpxor %%ymm" #j ", %%ymm" #i ", %%ymm" #i "\n\t"                                      \
+	"vmovdqa %%ymm" #i ", 32*" #i "(%[w])\n\t"
+#include "blake3/blake3_x86_rounds.h"
+
+static const uint8_t avx2_rot_masks[64] __attribute__((aligned(32))) = {
+	2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, /* >>> 16 */
+	2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+	1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, /* >>> 8 */
+	1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12,
+};
+
+#define SIMD_ASM_BLOCK(wp) \
+	__asm__ volatile(B3X_BLOCK : : [w] "r"(wp), [k] "r"(avx2_rot_masks) : B3X_CLOBBERS)
 
 #include "blake3/blake3_simd.h"

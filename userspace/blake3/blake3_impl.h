@@ -34,14 +34,18 @@ extern const uint32_t blake3_iv[8];
  * that every kernel sees constant indices and keeps the message in
  * registers.
  */
+#define BLAKE3_SCHED_0 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+#define BLAKE3_SCHED_1 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8
+#define BLAKE3_SCHED_2 3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1
+#define BLAKE3_SCHED_3 10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6
+#define BLAKE3_SCHED_4 12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4
+#define BLAKE3_SCHED_5 9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7
+#define BLAKE3_SCHED_6 11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13
+/* (The rows are macros too: the assembly rounds of blake3_x86_rounds.h
+ * need them as literals.) */
 static const uint8_t blake3_sched[7][16] __attribute__((unused)) = {
-	{ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 },
-	{ 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8 },
-	{ 3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1 },
-	{ 10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6 },
-	{ 12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4 },
-	{ 9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7 },
-	{ 11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13 },
+	{ BLAKE3_SCHED_0 }, { BLAKE3_SCHED_1 }, { BLAKE3_SCHED_2 }, { BLAKE3_SCHED_3 },
+	{ BLAKE3_SCHED_4 }, { BLAKE3_SCHED_5 }, { BLAKE3_SCHED_6 },
 };
 
 /*

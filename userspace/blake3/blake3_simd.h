@@ -8,6 +8,10 @@
  *   LANES u32), V_STOREU, V_ROT16, V_ROT12, V_ROT8, V_ROT7,
  *   load_msg(p, stride, m): word w of block p + lane * stride into m[w],
  *   KERNEL (name of the hash_many function), FALLBACK (narrower hash_many).
+ * A kernel that defines SIMD_ASM_BLOCK(w) runs each block's rounds through
+ * it (blake3_x86_rounds.h: the state in fixed registers) instead of the C
+ * rounds below: load_msg then writes into w->m, the state lives in w->v;
+ * with SIMD_ASM_BLOCK_REGS(w, m) too, the message stays in registers.
  */
 #ifndef LANES
 #error "define LANES and the vector macros before including blake3_simd.h"
@@ -67,13 +71,27 @@ static inline __attribute__((always_inline)) void simd_round(V v[16], const V m[
 		m[s[14]], m[s[9]], m[s[11]], m[s[13]], m[s[15]]);
 }
 
+#ifdef SIMD_ASM_BLOCK
+/* The assembly rounds' memory: state words, transposed message, a spill slot. */
+struct simd_work {
+	V v[16];
+	V m[16];
+	V spill;
+};
+#endif
+
 /* LANES inputs at in + lane * stride; chaining values to out + 32 * lane. */
 static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const uint32_t key[8],
 		       uint64_t counter, bool inc, uint8_t flags, uint8_t fstart, uint8_t fend,
 		       uint8_t *out)
 {
 	uint32_t lo[LANES], hi[LANES], cvw[8][LANES];
-	V h[8], m[16], v[16], clo, chi;
+	V h[8], clo, chi;
+#ifdef SIMD_ASM_BLOCK
+	struct simd_work w __attribute__((aligned(64)));
+#else
+	V m[16], v[16];
+#endif
 	size_t b;
 	int i, l;
 
@@ -87,6 +105,18 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 	chi = V_LOADU(hi);
 	for (i = 0; i < 8; i++)
 		h[i] = V_SET1(key[i]);
+#ifdef SIMD_ASM_BLOCK
+	/* The assembly stores back only w.v[0..7]: words 8..14 stay set. */
+	for (i = 0; i < 8; i++)
+		w.v[i] = h[i];
+	w.v[8] = V_SET1(blake3_iv[0]);
+	w.v[9] = V_SET1(blake3_iv[1]);
+	w.v[10] = V_SET1(blake3_iv[2]);
+	w.v[11] = V_SET1(blake3_iv[3]);
+	w.v[12] = clo;
+	w.v[13] = chi;
+	w.v[14] = V_SET1(BLAKE3_BLOCK_LEN);
+#endif
 	for (b = 0; b < blocks; b++) {
 		uint32_t f = flags;
 
@@ -94,6 +124,23 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 			f |= fstart;
 		if (b + 1 == blocks)
 			f |= fend;
+#ifdef SIMD_ASM_BLOCK
+		w.v[15] = V_SET1(f);
+#ifdef SIMD_ASM_BLOCK_REGS
+		{
+			V m[16];
+
+			load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);
+			SIMD_ASM_BLOCK_REGS(&w, m); /* message in registers */
+		}
+#else
+		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
+		SIMD_ASM_BLOCK(&w); /* w.v[0..7] = the new chaining value */
+#endif
+		if (b + 1 == blocks)
+			for (i = 0; i < 8; i++)
+				h[i] = w.v[i];
+#else
 		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);
 		for (i = 0; i < 8; i++)
 			v[i] = h[i];
@@ -114,6 +161,7 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 		simd_round(v, m, 6);
 		for (i = 0; i < 8; i++)
 			h[i] = V_XOR(v[i], v[i + 8]);
+#endif
 	}
 	/* Back to one 32-byte value per input: once per input, a plain loop will do. */
 	for (i = 0; i < 8; i++)

@@ -58,4 +58,35 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	}
 }
 
+/*
+ * The rounds in assembly (blake3_x86_rounds.h says why): xmm0-15 hold the
+ * state; w: v[16] at 0, m[16] at 256, spill at 512 (16-byte aligned, as
+ * SSE memory operands must be); k: the two pshufb rotation masks.
+ */
+#define ASM_LOAD(i) "movdqa 16*" #i "(%[w]), %%xmm" #i "\n\t"
+#define ASM_ADDM(x, a) "paddd 256+16*" #x "(%[w]), %%xmm" #a "\n\t"
+#define ASM_ADD(s, d) "paddd %%xmm" #s ", %%xmm" #d "\n\t"
+#define ASM_XOR(s, d) "pxor %%xmm" #s ", %%xmm" #d "\n\t"
+#define ASM_ROT16(d) "pshufb (%[k]), %%xmm" #d "\n\t"
+#define ASM_ROT8(d) "pshufb 16(%[k]), %%xmm" #d "\n\t"
+#define ASM_ROTR(n, d)                                                                       \
+	"movdqa %%xmm" #d ", %%xmm8\n\t"                                                     \
+	"psrld $" #n ", %%xmm8\n\t"                                                          \
+	"pslld $32-" #n ", %%xmm" #d "\n\t"                                                  \
+	"por %%xmm8, %%xmm" #d "\n\t"
+#define ASM_SPILL "movdqa %%xmm8, 512(%[w])\n\t"
+#define ASM_FILL "movdqa 512(%[w]), %%xmm8\n\t"
+#define ASM_FEED(i, j)                                                                       \
+	"pxor %%xmm" #j ", %%xmm" #i "\n\t"                                                  \
+	"movdqa %%xmm" #i ", 16*" #i "(%[w])\n\t"
+#include "blake3/blake3_x86_rounds.h"
+
+static const uint8_t sse41_rot_masks[32] __attribute__((aligned(16))) = {
+	2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, /* >>> 16 */
+	1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, /* >>> 8 */
+};
+
+#define SIMD_ASM_BLOCK(wp) \
+	__asm__ volatile(B3X_BLOCK : : [w] "r"(wp), [k] "r"(sse41_rot_masks) : B3X_CLOBBERS)
+
 #include "blake3/blake3_simd.h"
