@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "content/swarm_int.h"
+#include "weft/ctl.h"
 #include "weft/log.h"
 #include "weft/util.h"
 
@@ -170,6 +171,11 @@ static json_t *job_to_json(struct cn_job *j)
 				    json_integer((json_int_t)j->endgame_cancelled));
 		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
 		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
+		/* What a script tests: "no_space" for a full disk, map or quota
+		 * (ctl_resp_errno's codes), next to the message in "error". */
+		if (j->finished && j->status)
+			json_object_set_new(o, "error_code",
+					    json_string(ctl_errno_code(j->status)));
 		json_object_set_new(o, "rate_bps",
 				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
 	}

@@ -104,44 +104,69 @@ void ctl_resp_error(struct ctl_resp *resp, int status, const char *code, const c
 	ctl_resp_json(resp, status, o);
 }
 
-void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
+/* The HTTP status and error code of a negative errno (ctl_resp_errno). */
+static int errno_status(int err, const char **code)
 {
 	int e = err < 0 ? -err : err;
 	int status = 500;
-	const char *code = "internal";
 
+	*code = "internal";
 	switch (e) {
 	case EINVAL:
 	case EBADMSG:
 	case ERANGE:
 	case EPROTO:
-		status = 400, code = "bad_request";
+		status = 400, *code = "bad_request";
 		break;
 	case ENOENT:
-		status = 404, code = "not_found";
+		status = 404, *code = "not_found";
 		break;
 	case EEXIST:
-		status = 409, code = "exists";
+		status = 409, *code = "exists";
 		break;
 	case EPERM:
 	case EACCES:
-		status = 403, code = "forbidden";
+		status = 403, *code = "forbidden";
 		break;
+	/* The disk under the state directory, the store's LMDB map
+	 * (store.map_size), the content quota or a fixed-size table full:
+	 * 507 Insufficient Storage, not a retry-later 503 (the same request
+	 * fails until space is freed or a limit raised). */
 	case ENOSPC:
+	case EDQUOT:
+		status = 507, *code = "no_space";
+		break;
 	case EAGAIN:
 	case EBUSY:
-		status = 503, code = "unavailable";
+		status = 503, *code = "unavailable";
 		break;
 	case ETIMEDOUT:
-		status = 504, code = "timeout";
+		status = 504, *code = "timeout";
 		break;
 	case EMSGSIZE:
-		status = 413, code = "too_large";
+		status = 413, *code = "too_large";
 		break;
 	case EOPNOTSUPP:
-		status = 501, code = "not_supported";
+		status = 501, *code = "not_supported";
 		break;
 	}
+	return status;
+}
+
+const char *ctl_errno_code(int err)
+{
+	const char *code;
+
+	errno_status(err, &code);
+	return code;
+}
+
+void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
+{
+	int e = err < 0 ? -err : err;
+	const char *code;
+	int status = errno_status(err, &code);
+
 	ctl_resp_error(resp, status, code, "%s: %s", what, strerror(e));
 }
 
@@ -353,6 +378,15 @@ void ctl_resp_store_error(struct ctl_resp *resp, int err, const char *what)
 
 	if (e == EINVAL || e == ENOENT || e == EEXIST) {
 		ctl_resp_errno(resp, err, what);
+		return;
+	}
+	/* The disk or the LMDB map full: repeating the request does not
+	 * help until space is freed or store.map_size raised. */
+	if (e == ENOSPC || e == EDQUOT) {
+		ctl_resp_error(resp, 507, "no_space",
+			       "%s, but not stored: %s (free space under the state directory, "
+			       "or raise store.map_size)",
+			       what, strerror(e));
 		return;
 	}
 	ctl_resp_error(resp, 503, "not_durable",
