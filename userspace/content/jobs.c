@@ -89,7 +89,17 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 		pthread_mutex_init(&j->mu, &ma);
 		pthread_mutexattr_destroy(&ma);
 	}
-	pthread_cond_init(&j->cond, NULL);
+	{
+		/* Waits measured on the monotonic clock (wait_a_bit): a wall
+		 * clock stepped back by an hour held a download for an hour
+		 * (test_fault_clock). */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&j->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	j->cn = cn;
 	j->rq = *rq;
 	j->jid = ++cn->next_job;
