@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Fault: the wall clock stepped by +1 h, then -1 h, without touching the
 # host's clock (loopback, uring, no root). Node A (the release weftd) runs
-# with tests/lib/wallclock_shift.c preloaded: its CLOCK_REALTIME,
+# with tests/integration/wallclock_shift.c preloaded: its CLOCK_REALTIME,
 # gettimeofday and time are shifted by the seconds in a file the test
 # rewrites; its monotonic clock and the kernel's timers are not (a time
 # namespace cannot shift the realtime clock, and libfaketime's timed-wait
@@ -23,7 +23,7 @@ set -u
 . "$TOP/tests/lib/common.sh"
 prologue
 : "${WEFTD_REL:=$TOP/build/weftd}"
-gcc -shared -fPIC -O2 -o "$D/shift.so" "$TOP/tests/lib/wallclock_shift.c" -ldl ||
+gcc -shared -fPIC -O2 -o "$D/shift.so" "$TOP/tests/integration/wallclock_shift.c" -ldl ||
 	fail "cannot build the clock shim"
 echo 0 >"$D/shift"
 mkdir -p "$D/a" "$D/b"

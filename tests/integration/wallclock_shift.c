@@ -8,7 +8,9 @@
  * stepped without the host's changing (test_fault_clock). A timed wait on
  * a CLOCK_REALTIME deadline computed from the shifted clock is off by the
  * shift, as one in progress when a real clock steps.
- * Built by the test: gcc -shared -fPIC -o shift.so wallclock_shift.c -ldl
+ * Built by the test that uses it (gcc -shared -fPIC ... -ldl); here, not in
+ * tests/lib/ or tests/tools/, whose sources the Makefile links into every
+ * test program or builds as one.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
