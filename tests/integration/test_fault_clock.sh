@@ -16,9 +16,11 @@
 #    after the step; BEP 44 seq does not come from the clock) and QUIC-ping
 #    each other (KEY@ADDR: on loopback the records list no address); B's
 #    BEP 44 item is still got from A;
-#  - a download from B to A completes and verifies within its deadline (a
-#    download's waits used CLOCK_REALTIME deadlines: 1 h ahead, each wait
-#    lasted until something else woke the job; fixed, they are monotonic).
+#  - A does not spin: the content announcer's and download jobs' waits had
+#    CLOCK_REALTIME deadlines; an hour in the past, each returned at once
+#    and the announcer's loop took a CPU (1 h ahead, a wait lasted until
+#    something else woke it); fixed, they are monotonic;
+#  - a download from B to A completes and verifies within its deadline.
 set -u
 . "$TOP/tests/lib/common.sh"
 prologue
@@ -66,6 +68,13 @@ sys.exit(0 if all(int(b[k]) >= int(a[k]) for k in a) else 1)' "$S0" "$S1" ||
 		fail "$l: A's DHT storage lost entries: $S0 -> $S1"
 	S0=$S1
 	ca --json dht get "$ITEM" >/dev/null || fail "$l: A cannot get B's BEP 44 item"
+	# no spin: a wait on a CLOCK_REALTIME deadline an hour in the past
+	# returns at once, and a loop of them takes a whole CPU
+	c0=$(awk '{print $14 + $15}' "/proc/$A/stat")
+	sleep 3
+	c1=$(awk '{print $14 + $15}' "/proc/$A/stat")
+	cpu=$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))
+	[ "$cpu" -le 1500 ] || fail "$l: A used $cpu ms of CPU in 3 s idle (spinning)"
 	wait_for "cb --json node resolve $KA --fresh >/dev/null 2>&1" 300 || fail "$l: B cannot resolve A's record"
 	wait_for "ca --json node resolve $KB --fresh >/dev/null 2>&1" 300 || fail "$l: A cannot resolve B's record"
 	ca --json quic ping "$KB@127.0.0.1:$QP" >/dev/null || fail "$l: A -> B by key"
@@ -76,7 +85,7 @@ sys.exit(0 if all(int(b[k]) >= int(a[k]) for k in a) else 1)' "$S0" "$S1" ||
 	timeout 120 "$WEFTCTL" --socket "$D/a/weftd.sock" --json content get "$id" --from "127.0.0.1:$QP" \
 		--out "$D/out$n" >"$D/get$n" 2>&1 || fail "$l: download to A: $(cat "$D/get$n")"
 	[ "$(b3sum --no-names "$D/out$n/$id")" = "$id" ] || fail "$l: the download does not verify"
-	pass "$l: ban TTL $ttl s, DHT storage kept ($S1), records resolved, QUIC both ways, item got, 8 MiB download in $(json_get elapsed_ms <"$D/get$n") ms"
+	pass "$l: $cpu ms CPU in 3 s idle, ban TTL $ttl s, DHT storage kept ($S1), records resolved, QUIC both ways, item got, 8 MiB download in $(json_get elapsed_ms <"$D/get$n") ms"
 }
 check_all "clock as is"
 for s in 3600 -3600; do
