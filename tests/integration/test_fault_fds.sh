@@ -1,16 +1,18 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Fault: the open-file limit reached (loopback, uring, no root). Node A
-# runs under `ulimit -n 48` (it needs about 25 descriptors idle); node B
-# is unlimited and talks QUIC to A. A client then opens control-socket
-# connections until A has no descriptor left (each accepted connection
-# holds one). While A is at its limit:
-#  - it does not spin: its CPU time over 3 s stays near its idle figure
-#    (a loop retrying accept() on EMFILE would take the whole 3 s);
+# Fault: the open-file limit near the node's needs (loopback, uring, no
+# root). Node A runs under `ulimit -n 48` (it needs about 25 descriptors
+# idle); node B is unlimited and talks QUIC to A. A client opens 64
+# control-socket connections, more than A has descriptors left. A caps its
+# control connections at half the descriptors free at start (it says so
+# in its log): before that, they took every descriptor and
+# libmicrohttpd's listen thread spun on accept() failing with EMFILE
+# (2.75 s of CPU in 3 s). With the connections held:
+#  - A keeps descriptors free and does not spin (CPU over 3 s near idle);
 #  - a control connection opened before answers (existing ones live);
 #  - B's QUIC ping to A works (UDP: no descriptor per peer);
-#  - a new control connection gets no answer (it waits in the listen
-#    backlog until the client's timeout: the kernel holds it, not A).
+#  - a new control connection is closed at once or waits in the listen
+#    backlog (the kernel holds it, not A).
 # Once the client lets go, A answers new connections, adds content, and
 # stops cleanly.
 set -u
@@ -33,7 +35,8 @@ B=$WEFTD_PID
 WEFTD_LOG="$D/a.log"
 KA=$("$WEFTCTL" --socket "$D/a/weftd.sock" --json status | json_get node_key)
 "$WEFTCTL" --socket "$D/b/weftd.sock" --json quic ping "$KA@127.0.0.1:$QP" >/dev/null || fail "B -> A before"
-pass "A runs under ulimit -n $LIM with $(ls "/proc/$A/fd" | wc -l) descriptors open"
+grep -q "at most [0-9]* control connections at once" "$D/a.log" || fail "A does not say it capped its control connections"
+pass "A runs under ulimit -n $LIM with $(ls "/proc/$A/fd" | wc -l) descriptors open: $(grep -o 'at most [0-9]* control connections' "$D/a.log")"
 
 "$PYTHON" - "$D/a/weftd.sock" "$A" "$(getconf CLK_TCK)" "$WEFTCTL" "$D/b/weftd.sock" "$KA@127.0.0.1:$QP" \
 	>"$D/out" 2>&1 <<'PY' || { cat "$D/out"; fail "at the limit (above)"; }
@@ -61,34 +64,41 @@ for i in range(lim + 16):
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
     held.append(s)
-# (the early connection asks every 2 s: ctl.timeout closes one idle 10 s)
-deadline = time.time() + 10
-while nfds() < lim and time.time() < deadline:
-    time.sleep(2)
-    assert ask(early), "the early connection does not answer while A fills up"
-assert nfds() >= lim - 1, f"A holds {nfds()} descriptors of {lim}: not at its limit"
-assert ask(early), "an existing control connection does not answer at the limit"
+# A takes what its connection limit allows (the early connection asks
+# every second: ctl.timeout closes one idle 10 s)
+last, stable = -1, 0
+while stable < 2:
+    time.sleep(1)
+    assert ask(early), "the early connection does not answer while A takes connections"
+    n = nfds()
+    stable, last = (stable + 1 if n == last else 0), n
+assert nfds() < lim, f"A holds {nfds()} descriptors of {lim}: control connections took them all"
+assert ask(early), "an existing control connection does not answer at the connection limit"
 c0 = cpu(); time.sleep(3); full = cpu() - c0
-print(f"at the limit: {nfds()}/{lim} descriptors; CPU {full * 1000 // hz} ms in 3 s (idle {idle * 1000 // hz} ms)")
-assert full <= idle + hz, "spinning at the descriptor limit"
+print(f"{len(held)} connections held: A at {nfds()}/{lim} descriptors; CPU {full * 1000 // hz} ms in 3 s (idle {idle * 1000 // hz} ms)")
+assert full <= idle + hz, "spinning at the connection limit"
 assert ask(early), "an existing control connection stopped answering at the limit"
 r = subprocess.run([ctl, "--socket", bsock, "--json", "quic", "ping", target], capture_output=True, text=True, timeout=60)
 assert r.returncode == 0, "QUIC ping to A at its limit: " + r.stdout + r.stderr
+# a new connection: refused cleanly (closed or reset at once), or left
+# waiting in the listen backlog; never a hang of A
 new = socket.socket(socket.AF_UNIX); new.connect(path)
-new.sendall(b"GET /v1/status HTTP/1.1\r\nHost: weftd\r\n\r\n")
 new.settimeout(2)
 try:
+    new.sendall(b"GET /v1/status HTTP/1.1\r\nHost: weftd\r\n\r\n")
     got = new.recv(64)
 except socket.timeout:
-    got = None
-print("a new connection at the limit:", "no answer within 2 s" if got is None else got[:40])
-assert got is None or got == b"" or b" 503 " in got or b" 200 " in got, got
+    got = "no answer within 2 s (in the listen backlog)"
+except (ConnectionResetError, BrokenPipeError):
+    got = b""
+print("a new connection:", "closed at once" if got == b"" else got[:40])
+assert isinstance(got, str) or got == b"" or b" 200 " in got, got
 for s in held + [new, early]:
     s.close()
 PY
 sed 's/^/  /' "$D/out"
 kill -0 "$A" || fail "A died at its descriptor limit"
-pass "at the limit: no spin, an existing control connection and QUIC answered, new connections wait"
+pass "64 connections held: descriptors left, no spin, an existing control connection and QUIC answered, new connections refused"
 
 wait_for "curl -sf -m 5 --unix-socket '$D/a/weftd.sock' http://weftd/v1/status >/dev/null" 300 ||
 	fail "A does not answer after the connections went"

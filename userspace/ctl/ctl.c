@@ -5,6 +5,7 @@
  * a header memory cap (431) and a body cap (413). Handlers are plain
  * functions on a route table that is fixed before ctl_start().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -649,13 +651,48 @@ static void ctl_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("ctl", "%s", msg);
 }
 
+/*
+ * Control connections never take the last descriptors: at the open-file
+ * limit libmicrohttpd's listen thread spins on accept() failing with
+ * EMFILE (a whole CPU, test_fault_fds), while at its connection limit it
+ * stops polling the socket until a connection ends. So the connection
+ * limit is at most half the descriptors free when the server starts (the
+ * rest for blobs, the store and sockets), and at least 4.
+ */
+static unsigned int conns_within_fd_limit(unsigned int want)
+{
+	struct rlimit rl;
+	unsigned int used = 0, avail;
+	DIR *d;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return want;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return want;
+	while (readdir(d))
+		used++;
+	closedir(d);
+	avail = rl.rlim_cur > used ? (unsigned int)((rl.rlim_cur - used) / 2) : 0;
+	if (avail < 4)
+		avail = 4;
+	return want < avail ? want : avail;
+}
+
 int ctl_start(struct ctl *ctl)
 {
+	unsigned int conns = conns_within_fd_limit(ctl->opts.max_conns);
+
+	if (conns < ctl->opts.max_conns)
+		log_warn("ctl",
+			 "at most %u control connections at once (ctl.max_conns %u): the open-file "
+			 "limit leaves few descriptors (raise it: ulimit -n, LimitNOFILE=)",
+			 conns, ctl->opts.max_conns);
 	ctl->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
 		MHD_USE_POLL,
 	    0, NULL, NULL, ctl_access, ctl, MHD_OPTION_EXTERNAL_LOGGER, ctl_mhd_log, ctl,
-	    MHD_OPTION_LISTEN_SOCKET, ctl->fd, MHD_OPTION_CONNECTION_LIMIT, ctl->opts.max_conns,
+	    MHD_OPTION_LISTEN_SOCKET, ctl->fd, MHD_OPTION_CONNECTION_LIMIT, conns,
 	    MHD_OPTION_CONNECTION_TIMEOUT, ctl->opts.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)ctl->opts.max_header, MHD_OPTION_NOTIFY_COMPLETED, ctl_completed, ctl,
 	    MHD_OPTION_END);
