@@ -579,8 +579,9 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	sem_init(&cn->sq_sem, 0, 0);
 	pthread_mutex_init(&cn->amu, NULL);
 	{
-		/* The announcer's waits on the monotonic clock: a wall clock
-		 * stepped back stopped announcements for the step's length. */
+		/* The announcer's waits on the monotonic clock: with the wall
+		 * clock stepped back an hour its loop spun a CPU, stepped
+		 * forward it slept the hour (test_fault_clock). */
 		pthread_condattr_t ca;
 
 		pthread_condattr_init(&ca);

@@ -90,9 +90,9 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 		pthread_mutexattr_destroy(&ma);
 	}
 	{
-		/* Waits measured on the monotonic clock (wait_a_bit): a wall
-		 * clock stepped back by an hour held a download for an hour
-		 * (test_fault_clock). */
+		/* Waits measured on the monotonic clock (wait_a_bit): on the
+		 * wall clock, a step back returned each wait at once and a
+		 * step forward held it for the step (test_fault_clock). */
 		pthread_condattr_t ca;
 
 		pthread_condattr_init(&ca);
