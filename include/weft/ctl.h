@@ -75,15 +75,20 @@ void ctl_resp_json(struct ctl_resp *resp, int status, json_t *obj);
 /* {"error": {"code": code, "message": ...}} with the given HTTP status. */
 void ctl_resp_error(struct ctl_resp *resp, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* Map a negative errno from a module to an HTTP error response. */
+/* Map a negative errno from a module to an HTTP error response
+ * (docs/CONTROL_API.md, "Conventions": -ENOSPC/-EDQUOT are 507 no_space). */
 void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what);
+/* The error code ctl_resp_errno gives a negative errno ("no_space",
+ * "timeout", ..., "internal"): static storage. */
+const char *ctl_errno_code(int err);
 /*
  * A change the store could not make durable in time (its writer's queue
  * full, its deadline passed, the disk failing): 503 with code
  * "not_durable" and a message saying what happened ("what" is the part
- * already in effect, e.g. "ban applied"). Errors that say the request
- * itself is wrong (-EINVAL, -ENOENT, -EEXIST) keep ctl_resp_errno's
- * mapping.
+ * already in effect, e.g. "ban applied"); no space (-ENOSPC, -EDQUOT: the
+ * disk or the LMDB map full) is 507 "no_space". Errors that say the
+ * request itself is wrong (-EINVAL, -ENOENT, -EEXIST) keep
+ * ctl_resp_errno's mapping.
  */
 void ctl_resp_store_error(struct ctl_resp *resp, int err, const char *what);
 

@@ -262,7 +262,9 @@ size_t quic_ep_foreach(struct quic_ep *ep, void (*fn)(void *arg, struct quic_con
  */
 int quic_conn_close(struct quic_conn *c, uint64_t app_error_code, const char *reason);
 /* Send PINGs when c is idle for ms (0: off), overriding the endpoint's
- * keepalive_ms for this connection. Returns 0 or -ENOTCONN. */
+ * keepalive_ms for this connection; at most half the endpoint's idle
+ * timeout (a longer one would let the connection die idle). Returns 0 or
+ * -ENOTCONN. */
 int quic_conn_set_keepalive(struct quic_conn *c, unsigned int ms);
 
 /* Open a stream (bidi != 0: bidirectional). *sid receives its id. Returns 0,

@@ -3,7 +3,9 @@
 # The Debian package as an operator gets it: `make deb` builds it (once),
 # dpkg-deb -c lists what it ships, systemd-analyze verifies the unit, and
 # the packaged weftd runs as the unit's user (weft) with exactly the unit's
-# ambient capabilities, memlock limit and no_new_privs, the unit's
+# ambient capabilities, memlock limit, no_new_privs, system call filter,
+# address families, MemoryDenyWriteExecute and /proc subset (seccomp and
+# mounts emulated: tests/lib/unit_sandbox.py), the unit's
 # ExecStartPre helper giving it its bpffs, in a network namespace: XDP
 # attached with pins, AF_XDP answering a DHT ping from the peer namespace,
 # the control socket mode 0660 group weft, used by a non-root member of
@@ -64,8 +66,11 @@ sed "s|=\([+-]*\)/usr/|=\1$R/usr/|" "$U" >"$D/weft.service"
 systemd-analyze verify --man=no "$D/weft.service" >"$D/verify" 2>&1 ||
 	fail "systemd-analyze verify: $(cat "$D/verify")"
 [ -s "$D/verify" ] && fail "systemd-analyze verify: $(cat "$D/verify")"
-systemd-analyze security --offline=true "$D/weft.service" 2>&1 | grep 'Overall exposure' ||
-	fail "systemd-analyze security --offline failed"
+# Exposure at most 2.0 (--threshold is in tenths: above it, an error).
+systemd-analyze security --offline=true --threshold=20 "$D/weft.service" >"$D/security" 2>&1 ||
+	fail "systemd-analyze security: exposure above 2.0: $(grep -v '✓' "$D/security")"
+SCORE=$(sed -n 's/.*Overall exposure level for weft.service: \([0-9.]*\).*/\1/p' "$D/security")
+[ -n "$SCORE" ] || fail "no exposure figure: $(tail -n 3 "$D/security")"
 for k in Type=notify StateDirectory=weft RuntimeDirectory=weft User=weft NoNewPrivileges=yes \
 	ProtectSystem=strict ProtectHome=yes PrivateTmp=yes LimitMEMLOCK= ExecReload= \
 	RestrictAddressFamilies= SystemCallFilter=@system-service; do
@@ -75,7 +80,7 @@ unit() { sed -n "s/^$1=//p" "$U" | tail -n 1; }
 CAPS=$(unit AmbientCapabilities)
 [ "$CAPS" = "$(unit CapabilityBoundingSet)" ] || fail "ambient and bounding sets differ"
 grep -q '^SystemCallFilter=.*bpf.*io_uring_setup' "$U" || fail "syscall filter lacks bpf/io_uring"
-pass "unit verified; capabilities: $CAPS"
+pass "unit verified, systemd-analyze security exposure $SCORE (at most 2.0); capabilities: $CAPS"
 
 # --- run it as the unit does: user weft, exactly $CAPS, memlock, no_new_privs
 created=0
@@ -107,7 +112,11 @@ mount -t bpf -o mode=0700 bpf /sys/fs/bpf
 # LimitMEMLOCK= (where the sandbox allows raising the hard limit: this one
 # lacks CAP_SYS_RESOURCE, then the hard limit it has)
 ulimit -l $memlock 2>/dev/null || ulimit -l \$(ulimit -Hl)
-exec setpriv --reuid=weft --regid=weft --init-groups \\
+# ProtectProc=invisible, ProcSubset=pid: a /proc of processes only
+mount -t proc -o hidepid=invisible,subset=pid proc /proc
+# SystemCallFilter=, RestrictAddressFamilies=, MemoryDenyWriteExecute=
+# (no systemd as PID 1 here: the helper builds the same seccomp filter)
+exec /usr/bin/python3 "$TOP/tests/lib/unit_sandbox.py" "$U" -- setpriv --reuid=weft --regid=weft --init-groups \\
 	--bounding-set=-all,$setcaps --inh-caps=-all,$setcaps --ambient-caps=-all,$setcaps \\
 	--no-new-privs env -i PATH=/usr/bin:/bin STATE_DIRECTORY="$STATE" RUNTIME_DIRECTORY="$RUN" \\
 	"$R/usr/sbin/weftd" -c "$R/etc/weft/weft.conf" --set xdp.pin_root="$RUN/bpf" \\
@@ -128,7 +137,8 @@ have=$(capsh --decode="$eff" | sed 's/.*=//' | tr ',' '\n' | sort | tr '\n' ' ')
 want=$(echo "$CAPS" | tr 'A-Z' 'a-z' | tr ' ' '\n' | sort | tr '\n' ' ')
 [ "$have" = "$want" ] || fail "effective capabilities '$have', the unit's '$want'"
 grep -q '^NoNewPrivs:.*1' "$st" || fail "no_new_privs not set"
-pass "weftd runs as weft with CapEff $eff ($CAPS) and no_new_privs"
+grep -q '^Seccomp:.*2' "$st" || fail "no seccomp filter"
+pass "weftd runs as weft with CapEff $eff ($CAPS), no_new_privs, the unit's system call filter, address families, MemoryDenyWriteExecute and /proc subset"
 
 # --- the control socket: /run/weft, 0660, group weft; a group member uses it
 [ "$(stat -c '%a %G' "$SOCK")" = "660 weft" ] || fail "socket $(stat -c '%a %G' "$SOCK")"

@@ -119,6 +119,7 @@ static void test_errno_map(void **state)
 	} map[] = {
 	    {-EINVAL, 400},    {-ENOENT, 404},	 {-EEXIST, 409},     {-EPERM, 403}, {-EAGAIN, 503},
 	    {-ETIMEDOUT, 504}, {-EMSGSIZE, 413}, {-EOPNOTSUPP, 501}, {-EIO, 500},
+	    {-ENOSPC, 507},    {-EDQUOT, 507},
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -230,7 +230,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 	}
 	rc = strcmp(weftctl_jstr(out, "state"), "done") ? WEFTCTL_ERR : WEFTCTL_OK;
 	if (rc && !ctx->json)
-		fprintf(stderr, "weftctl: download failed: %s\n", weftctl_jstr(out, "error"));
+		fprintf(stderr, "weftctl: download failed (%s): %s\n",
+			weftctl_jstr_or(out, "error_code", "error"), weftctl_jstr(out, "error"));
 	json_decref(out);
 	return rc;
 }

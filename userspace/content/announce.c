@@ -153,7 +153,7 @@ static void *announcer(void *arg)
 			wait_ms = ann_budget_wait_ms(&budget);
 		if (!wait_ms)
 			wait_ms = 1;
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts); /* cn->acond's clock */
 		ts.tv_sec += (time_t)(wait_ms / 1000);
 		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {

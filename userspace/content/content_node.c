@@ -578,7 +578,17 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		return -ENOMEM;
 	sem_init(&cn->sq_sem, 0, 0);
 	pthread_mutex_init(&cn->amu, NULL);
-	pthread_cond_init(&cn->acond, NULL);
+	{
+		/* The announcer's waits on the monotonic clock: with the wall
+		 * clock stepped back an hour its loop spun a CPU, stepped
+		 * forward it slept the hour (test_fault_clock). */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&cn->acond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&cn->jmu, NULL);
 	pthread_mutex_init(&cn->swmu, NULL);
 	cn->store = opts->store;

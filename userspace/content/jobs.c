@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "content/swarm_int.h"
+#include "weft/ctl.h"
 #include "weft/log.h"
 #include "weft/util.h"
 
@@ -88,7 +89,17 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 		pthread_mutex_init(&j->mu, &ma);
 		pthread_mutexattr_destroy(&ma);
 	}
-	pthread_cond_init(&j->cond, NULL);
+	{
+		/* Waits measured on the monotonic clock (wait_a_bit): on the
+		 * wall clock, a step back returned each wait at once and a
+		 * step forward held it for the step (test_fault_clock). */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&j->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	j->cn = cn;
 	j->rq = *rq;
 	j->jid = ++cn->next_job;
@@ -170,6 +181,11 @@ static json_t *job_to_json(struct cn_job *j)
 				    json_integer((json_int_t)j->endgame_cancelled));
 		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
 		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
+		/* What a script tests: "no_space" for a full disk, map or quota
+		 * (ctl_resp_errno's codes), next to the message in "error". */
+		if (j->finished && j->status)
+			json_object_set_new(o, "error_code",
+					    json_string(ctl_errno_code(j->status)));
 		json_object_set_new(o, "rate_bps",
 				    json_integer(el ? (json_int_t)(j->bytes * 1000 / el) : 0));
 	}

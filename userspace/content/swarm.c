@@ -628,7 +628,7 @@ static void wait_a_bit(struct cn_job *j, unsigned int ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* j->cond's clock (cn_job_start) */
 	ts.tv_nsec += (long)ms * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;

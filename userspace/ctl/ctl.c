@@ -5,6 +5,7 @@
  * a header memory cap (431) and a body cap (413). Handlers are plain
  * functions on a route table that is fixed before ctl_start().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -104,44 +106,69 @@ void ctl_resp_error(struct ctl_resp *resp, int status, const char *code, const c
 	ctl_resp_json(resp, status, o);
 }
 
-void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
+/* The HTTP status and error code of a negative errno (ctl_resp_errno). */
+static int errno_status(int err, const char **code)
 {
 	int e = err < 0 ? -err : err;
 	int status = 500;
-	const char *code = "internal";
 
+	*code = "internal";
 	switch (e) {
 	case EINVAL:
 	case EBADMSG:
 	case ERANGE:
 	case EPROTO:
-		status = 400, code = "bad_request";
+		status = 400, *code = "bad_request";
 		break;
 	case ENOENT:
-		status = 404, code = "not_found";
+		status = 404, *code = "not_found";
 		break;
 	case EEXIST:
-		status = 409, code = "exists";
+		status = 409, *code = "exists";
 		break;
 	case EPERM:
 	case EACCES:
-		status = 403, code = "forbidden";
+		status = 403, *code = "forbidden";
 		break;
+	/* The disk under the state directory, the store's LMDB map
+	 * (store.map_size), the content quota or a fixed-size table full:
+	 * 507 Insufficient Storage, not a retry-later 503 (the same request
+	 * fails until space is freed or a limit raised). */
 	case ENOSPC:
+	case EDQUOT:
+		status = 507, *code = "no_space";
+		break;
 	case EAGAIN:
 	case EBUSY:
-		status = 503, code = "unavailable";
+		status = 503, *code = "unavailable";
 		break;
 	case ETIMEDOUT:
-		status = 504, code = "timeout";
+		status = 504, *code = "timeout";
 		break;
 	case EMSGSIZE:
-		status = 413, code = "too_large";
+		status = 413, *code = "too_large";
 		break;
 	case EOPNOTSUPP:
-		status = 501, code = "not_supported";
+		status = 501, *code = "not_supported";
 		break;
 	}
+	return status;
+}
+
+const char *ctl_errno_code(int err)
+{
+	const char *code;
+
+	errno_status(err, &code);
+	return code;
+}
+
+void ctl_resp_errno(struct ctl_resp *resp, int err, const char *what)
+{
+	int e = err < 0 ? -err : err;
+	const char *code;
+	int status = errno_status(err, &code);
+
 	ctl_resp_error(resp, status, code, "%s: %s", what, strerror(e));
 }
 
@@ -353,6 +380,15 @@ void ctl_resp_store_error(struct ctl_resp *resp, int err, const char *what)
 
 	if (e == EINVAL || e == ENOENT || e == EEXIST) {
 		ctl_resp_errno(resp, err, what);
+		return;
+	}
+	/* The disk or the LMDB map full: repeating the request does not
+	 * help until space is freed or store.map_size raised. */
+	if (e == ENOSPC || e == EDQUOT) {
+		ctl_resp_error(resp, 507, "no_space",
+			       "%s, but not stored: %s (free space under the state directory, "
+			       "or raise store.map_size)",
+			       what, strerror(e));
 		return;
 	}
 	ctl_resp_error(resp, 503, "not_durable",
@@ -615,13 +651,48 @@ static void ctl_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("ctl", "%s", msg);
 }
 
+/*
+ * Control connections never take the last descriptors: at the open-file
+ * limit libmicrohttpd's listen thread spins on accept() failing with
+ * EMFILE (a whole CPU, test_fault_fds), while at its connection limit it
+ * stops polling the socket until a connection ends. So the connection
+ * limit is at most half the descriptors free when the server starts (the
+ * rest for blobs, the store and sockets), and at least 4.
+ */
+static unsigned int conns_within_fd_limit(unsigned int want)
+{
+	struct rlimit rl;
+	unsigned int used = 0, avail;
+	DIR *d;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return want;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return want;
+	while (readdir(d))
+		used++;
+	closedir(d);
+	avail = rl.rlim_cur > used ? (unsigned int)((rl.rlim_cur - used) / 2) : 0;
+	if (avail < 4)
+		avail = 4;
+	return want < avail ? want : avail;
+}
+
 int ctl_start(struct ctl *ctl)
 {
+	unsigned int conns = conns_within_fd_limit(ctl->opts.max_conns);
+
+	if (conns < ctl->opts.max_conns)
+		log_warn("ctl",
+			 "at most %u control connections at once (ctl.max_conns %u): the open-file "
+			 "limit leaves few descriptors (raise it: ulimit -n, LimitNOFILE=)",
+			 conns, ctl->opts.max_conns);
 	ctl->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
 		MHD_USE_POLL,
 	    0, NULL, NULL, ctl_access, ctl, MHD_OPTION_EXTERNAL_LOGGER, ctl_mhd_log, ctl,
-	    MHD_OPTION_LISTEN_SOCKET, ctl->fd, MHD_OPTION_CONNECTION_LIMIT, ctl->opts.max_conns,
+	    MHD_OPTION_LISTEN_SOCKET, ctl->fd, MHD_OPTION_CONNECTION_LIMIT, conns,
 	    MHD_OPTION_CONNECTION_TIMEOUT, ctl->opts.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)ctl->opts.max_header, MHD_OPTION_NOTIFY_COMPLETED, ctl_completed, ctl,
 	    MHD_OPTION_END);

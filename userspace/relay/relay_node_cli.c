@@ -124,6 +124,10 @@ int rn_on_use_msg(struct relay_node *rn, struct rn_stream *s, const struct relay
 	if (u->st != U_HELD) {
 		u->taken++;
 		log_info("relay", "reservation held with %s (%u s)", u->target, m->ttl_s);
+		/* The refreshes (RELAY_REFRESH_MS) keep the connection up
+		 * only under an idle timeout longer than them: PINGs too
+		 * (at most half the idle timeout in effect). */
+		quic_node_keepalive(rn->o.quic, u->conn, RN_OUT_KEEPALIVE_MS);
 	}
 	u->st = U_HELD;
 	u->answered = 1;

@@ -1,0 +1,154 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Fault: no space for the state directory (loopback, uring; root for the
+# tmpfs mounts). Two ways to run out:
+#  1. the disk: the node's state directory on a 24 MiB tmpfs. A content add
+#     that does not fit and a download that does not fit fail with 507
+#     {"error": {"code": "no_space"}} (the job: error_code no_space), leave
+#     no half-written blob behind, the daemon keeps answering, stops cleanly
+#     and starts again on the full disk with what it held intact (verified
+#     on export); when the tmpfs grows, the download resumes and completes,
+#     and the add that failed succeeds.
+#  2. LMDB's map: store.map_size = 1 MiB (the minimum). Shares are added
+#     until the map is full: 507 no_space, naming store.map_size; every
+#     share acknowledged before is still listed after a restart with a
+#     larger map, and adds work again.
+set -u
+. "$TOP/tests/lib/common.sh"
+prologue root
+
+# req SOCK METHOD PATH [BODY]: the answer's body to $D/body, prints the HTTP code.
+req() {
+	curl -s -m 60 -o "$D/body" -w '%{http_code}' --unix-socket "$1" -X "$2" \
+		-H 'Content-Type: application/json' ${4:+--data "$4"} "http://weftd$3"
+}
+code_of() { json_get error code <"$D/body" 2>/dev/null; }
+rand_file() { # PATH MIB SEED
+	"$PYTHON" -c 'import random,sys; random.seed(int(sys.argv[2])); sys.stdout.buffer.write(random.randbytes(int(sys.argv[1]) << 20))' "$2" "$3" >"$1"
+}
+
+mkdir -p "$D/seed" "$D/full" "$D/files"
+mount -t tmpfs -o size=24m,mode=0700 weft-fault "$D/full" || fail "mount tmpfs"
+on_exit "umount -l '$D/full'"
+# The seed: an ordinary state directory, serving the download.
+start_weftd "$D/seed" --state-dir "$D/seed" --io uring --quic-port $QP --dht-port $DP
+SEED_PID=$WEFTD_PID
+FQ=$((QP + 2)) FD=$((QP + 3))
+FARGS=(--state-dir "$D/full" --io uring --quic-port $FQ --dht-port $FD)
+FS="$D/full/weftd.sock"
+start_weftd "$D/full" "${FARGS[@]}"
+FULL_PID=$WEFTD_PID
+
+# --- 1. the disk
+rand_file "$D/files/small" 4 1
+rand_file "$D/files/big" 30 2
+rand_file "$D/files/dl" 30 3
+SMALL=$(b3sum --no-names "$D/files/small") DL=$(b3sum --no-names "$D/files/dl")
+[ "$(req "$FS" POST /v1/content/add "{\"paths\": [\"$D/files/small\"], \"name\": \"small\"}")" = 200 ] ||
+	fail "adding a small file: $(cat "$D/body")"
+c=$(req "$FS" POST /v1/content/add "{\"paths\": [\"$D/files/big\"], \"name\": \"big\"}")
+[ "$c" = 507 ] && [ "$(code_of)" = no_space ] ||
+	fail "a 30 MiB add on a 24 MiB disk: HTTP $c $(cat "$D/body") (want 507 no_space)"
+grep -q "No space left" "$D/body" || fail "the message does not say why: $(cat "$D/body")"
+ls "$D/full/blobs"/*/* | grep -v "/$SMALL\$" && fail "a half-written blob was left behind"
+pass "content add past the disk: 507 no_space ($(json_get error message <"$D/body")), nothing left behind"
+
+[ "$(req "$D/seed/weftd.sock" POST /v1/content/add "{\"paths\": [\"$D/files/dl\"]}")" = 200 ] ||
+	fail "seed add: $(cat "$D/body")"
+CTL --socket "$FS" content get "$DL" --from "127.0.0.1:$QP" >"$D/get1" 2>&1 &&
+	fail "a 30 MiB download onto a full disk succeeded: $(cat "$D/get1")"
+grep -q "download failed (no_space)" "$D/get1" || fail "weftctl content get: $(cat "$D/get1")"
+[ "$(req "$FS" GET /v1/content/jobs/1)" = 200 ] || fail "job 1: $(cat "$D/body")"
+mv "$D/body" "$D/job1"
+[ "$(json_get error_code <"$D/job1")" = no_space ] && [ "$(json_get state <"$D/job1")" = failed ] ||
+	fail "the failed download's job: $(cat "$D/job1")"
+[ "$(req "$FS" GET /v1/status)" = 200 ] || fail "daemon not answering on a full disk"
+pass "download past the disk: failed with error_code no_space ($(json_get have <"$D/job1") chunks of $(json_get nchunks <"$D/job1") held), daemon answering"
+
+# What it held is intact, through a stop and a start on the full disk.
+stop_weftd "$FULL_PID" || fail "weftd did not stop cleanly on a full disk: $(tail -n 5 "$WEFTD_LOG")"
+start_weftd "$D/full" "${FARGS[@]}"
+FULL_PID=$WEFTD_PID
+grep -qi "damaged\|cannot open the store" "$WEFTD_LOG" && fail "store after a full disk: $(cat "$WEFTD_LOG")"
+req "$FS" GET /v1/content >/dev/null
+"$PYTHON" - "$D/body" "$SMALL" "$DL" <<'PY' || fail "after restart on a full disk: $(cat "$D/body")"
+import json, sys
+c = json.load(open(sys.argv[1]))
+b = {x["id"]: x for x in c["blobs"]}
+assert b[sys.argv[2]]["state"] == "complete", b
+assert b[sys.argv[3]]["state"] == "partial", b
+assert [s["name"] for s in c["shares"]] == ["small"], c["shares"]
+PY
+CTL --socket "$FS" content get "$SMALL" --out "$D/out" >/dev/null ||
+	fail "export of the small file"
+[ "$(b3sum --no-names "$D/out/$SMALL")" = "$SMALL" ] || fail "the small file differs after the full disk"
+pass "restart on the full disk: the share and its blob intact (verified), the partial download kept"
+
+# Space returns: the download resumes, the add succeeds.
+mount -o remount,size=128m "$D/full" || fail "growing the tmpfs"
+CTL --socket "$FS" --json content get "$DL" --from "127.0.0.1:$QP" --out "$D/out" >"$D/get2" ||
+	fail "download after space returned: $(cat "$D/get2")"
+[ "$(json_get state <"$D/get2")" = done ] || fail "download state: $(cat "$D/get2")"
+[ "$(json_get resumed <"$D/get2")" -ge 1 ] || fail "nothing resumed of the partial: $(cat "$D/get2")"
+[ "$(b3sum --no-names "$D/out/$DL")" = "$DL" ] || fail "the downloaded file differs"
+[ "$(req "$FS" POST /v1/content/add "{\"paths\": [\"$D/files/big\"], \"name\": \"big\"}")" = 200 ] ||
+	fail "the add after space returned: $(cat "$D/body")"
+pass "space back: the download resumed ($(json_get resumed <"$D/get2") chunks kept) and verifies, the add succeeds"
+stop_weftd "$FULL_PID" || fail "stop"
+
+# --- 2. LMDB's map full (the state directory on a tmpfs: fast commits)
+mkdir -p "$D/map"
+mount -t tmpfs -o size=64m,mode=0700 weft-fault-map "$D/map" || fail "mount tmpfs"
+on_exit "umount -l '$D/map'"
+MS="$D/map/weftd.sock"
+MARGS=(--state-dir "$D/map" --io uring --quic-port $FQ --dht-port $FD)
+start_weftd "$D/map" "${MARGS[@]}" --set store.map_size=1048576
+MAP_PID=$WEFTD_PID
+acked=() c=200
+for ((k = 1; k <= 40; k++)); do
+	mkdir -p "$D/files/t$k"
+	for ((i = 0; i < 200; i++)); do echo "$k $i" >"$D/files/t$k/f$i"; done
+	c=$(req "$MS" POST /v1/content/add "{\"paths\": [\"$D/files/t$k\"], \"name\": \"t$k\"}")
+	[ "$c" = 200 ] || break
+	acked+=("t$k")
+done
+[ "$c" = 507 ] && [ "$(code_of)" = no_space ] ||
+	fail "add $k with the map full: HTTP $c $(cat "$D/body") (want 507 no_space)"
+pass "map full after ${#acked[@]} shares: 507 no_space ($(json_get error message <"$D/body"))"
+# the failure is not a hang or a crash: the node answers reads and a second
+# failing write fails the same way
+[ "$(req "$MS" GET /v1/status)" = 200 ] || fail "status with the map full"
+c=$(req "$MS" POST /v1/content/add "{\"paths\": [\"$D/files/t$k\"], \"name\": \"t$k\"}")
+[ "$c" = 507 ] || fail "again with the map full: HTTP $c $(cat "$D/body")"
+rand_file "$D/files/dl2" 4 4
+DL2=$(b3sum --no-names "$D/files/dl2")
+[ "$(req "$D/seed/weftd.sock" POST /v1/content/add "{\"paths\": [\"$D/files/dl2\"]}")" = 200 ] ||
+	fail "seed add 2"
+CTL --socket "$MS" content get "$DL2" --from "127.0.0.1:$QP" >"$D/get3" 2>&1 &&
+	fail "a download with the map full succeeded: $(cat "$D/get3")"
+grep -q "download failed (no_space)" "$D/get3" || fail "download with the map full: $(cat "$D/get3")"
+pass "with the map full: reads answered, adds and downloads fail with no_space"
+stop_weftd "$MAP_PID" || fail "weftd did not stop cleanly with the map full"
+
+# The operator raises the map: everything acknowledged is there, adds work.
+start_weftd "$D/map" "${MARGS[@]}" --set store.map_size=16777216
+MAP_PID=$WEFTD_PID
+req "$MS" GET /v1/content >/dev/null
+"$PYTHON" - "$D/body" "${acked[@]}" <<'PY' || fail "shares lost with the map full"
+import json, sys
+c = json.load(open(sys.argv[1]))
+names = {s["name"] for s in c["shares"]}
+lost = [n for n in sys.argv[2:] if n not in names]
+assert not lost, lost
+bad = [b["id"] for b in c["blobs"] if b["state"] == "bad"]
+assert not bad, bad
+PY
+c=$(req "$MS" POST /v1/content/add "{\"paths\": [\"$D/files/t$k\"], \"name\": \"t$k\"}")
+[ "$c" = 200 ] || fail "add after raising store.map_size: HTTP $c $(cat "$D/body")"
+CTL --socket "$MS" content get "$DL2" --from "127.0.0.1:$QP" --out "$D/out" >/dev/null ||
+	fail "download after raising store.map_size"
+[ "$(b3sum --no-names "$D/out/$DL2")" = "$DL2" ] || fail "download 2 differs"
+pass "store.map_size raised: ${#acked[@]} acknowledged shares intact, add and download work"
+stop_weftd "$MAP_PID" || fail "stop"
+stop_weftd "$SEED_PID" || fail "stop the seed"
+finish
