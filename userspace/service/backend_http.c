@@ -250,7 +250,7 @@ static int head_done(struct svc_bhttp_resp *p)
 /* Take bytes of the head: up to and including the blank line. */
 static int feed_head(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, size_t *used)
 {
-	size_t from = p->head_len > 3 ? p->head_len - 3 : 0, take = len;
+	size_t from = p->head_len > 3 ? p->head_len - 3 : 0, take = len, end;
 
 	if (take > SVC_HTTP_MAX_HEAD - p->head_len)
 		take = SVC_HTTP_MAX_HEAD - p->head_len;
@@ -269,15 +269,21 @@ static int feed_head(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, s
 		p->head_cap = nc;
 	}
 	memcpy(p->head + p->head_len, buf, take);
-	for (size_t i = from; i + 3 < p->head_len + take; i++) {
-		if (p->head[i] == '\r' && p->head[i + 1] == '\n' && p->head[i + 2] == '\r' &&
-		    p->head[i + 3] == '\n') {
-			size_t end = i + 4;
-
-			*used = end - p->head_len;
-			p->head_len = end;
-			return head_done(p);
-		}
+	for (end = from; end + 3 < p->head_len + take; end++)
+		if (p->head[end] == '\r' && p->head[end + 1] == '\n' && p->head[end + 2] == '\r' &&
+		    p->head[end + 3] == '\n')
+			break;
+	end = end + 3 < p->head_len + take ? end + 4 : p->head_len + take;
+	/* Fail early on what cannot become a head: no "HTTP/1." start, or a
+	 * bare LF (the full check is svc_http_head_parse's). */
+	for (size_t i = p->head_len; i < end; i++)
+		if ((i < 7 && p->head[i] != (uint8_t)"HTTP/1."[i]) ||
+		    (p->head[i] == '\n' && (i == 0 || p->head[i - 1] != '\r')))
+			return -EBADMSG;
+	if (end >= 4 && !memcmp(p->head + end - 4, "\r\n\r\n", 4)) {
+		*used = end - p->head_len;
+		p->head_len = end;
+		return head_done(p);
 	}
 	p->head_len += take;
 	*used = take;
