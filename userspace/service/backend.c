@@ -4,6 +4,8 @@
  * keep-alive connections per backend (the backend contract,
  * docs/SERVICE.md), and HTTP pass-through streams on a connection each. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <fcntl.h>
@@ -563,6 +565,10 @@ static void call_dispatch(struct svc_backend *b, struct bjob *j)
 		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
 		return;
 	}
+	/* A request leaves in one write and the answer is awaited: no
+	 * Nagle delay on a body that did not fit the first segment. */
+	if (ss.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	c->kind = BK_CONN;
 	c->fd = fd;
 	c->pool = p;
