@@ -108,6 +108,7 @@ struct bconn {
 	struct bpool *pool;
 	struct bjob *job; /* NULL: idle */
 	int fd;
+	int tcp;
 	uint64_t idle_until_ms;
 };
 
@@ -486,6 +487,11 @@ static int call_write(struct svc_backend *b, struct bjob *j)
 		}
 		j->out_off += (size_t)n;
 	}
+	/* ACK the answer's first segment at once: a backend that writes
+	 * head and body apart without TCP_NODELAY (Python's http.server)
+	 * would otherwise hold the body until our delayed ACK, 40 ms. */
+	if (j->conn && j->conn->tcp)
+		(void)setsockopt(j->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){1}, sizeof(int));
 	j->state = BJ_READING;
 	return 0;
 }
@@ -569,6 +575,7 @@ static void call_dispatch(struct svc_backend *b, struct bjob *j)
 	 * Nagle delay on a body that did not fit the first segment. */
 	if (ss.ss_family != AF_UNIX)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	c->tcp = ss.ss_family != AF_UNIX;
 	c->kind = BK_CONN;
 	c->fd = fd;
 	c->pool = p;
