@@ -109,10 +109,14 @@ static void log_call(const char *kind, const struct svc_msg *m, const struct svc
 {
 	char kp[17];
 
-	if (log_get_level() < LOG_LVL_DEBUG && err == SVC_OK)
+	/* An answer from the application (an HTTP status, whatever its
+	 * class) is its business: debug. What the fabric refused: info. */
+	int quiet = err == SVC_OK || status;
+
+	if (log_get_level() < LOG_LVL_DEBUG && quiet)
 		return;
 	util_hex(kp, p->key, 8);
-	log_msg(err == SVC_OK ? LOG_LVL_DEBUG : LOG_LVL_INFO, "svc",
+	log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_INFO, "svc",
 		"%s service=%.*s method=%.*s peer=%s... status=%u error=%s", kind,
 		(int)m->service_len, m->service, (int)m->method_len, m->method, kp, status,
 		svc_err_name((unsigned int)err));
