@@ -59,14 +59,14 @@ netns_on_exit "kill $!"
 wait_for "ip netns exec $(netns_name 1) $HE load 127.0.0.1:8099 /echo 1 >/dev/null 2>&1" 50 || fail "http_echo"
 CTL 1 svc publish app --backend tcp:127.0.0.1:8099 >/dev/null
 echo "HTTP/1.1 backend straight, keep-alive client (the reference, no weft):"
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:8099 /echo 5000
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:8099 /echo 2000
 echo "node 1's gateway -> its built-in echo, keep-alive client (the fabric without a backend):"
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/echo/x 5000
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/echo/x 2000
 echo "node 1's gateway -> its own HTTP/1.1 backend, keep-alive client (goal p50 <= 150 us):"
 ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 500 >/dev/null
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 5000
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 2000
 CTL 2 svc find app >/dev/null || fail "find app"
-echo "node 2 -> node 1's HTTP/1.1 backend, 64 concurrent callers over one connection, $N calls:"
+echo "node 2 -> node 1's HTTP/1.1 backend, 64 concurrent callers over one connection, $((N / 4)) calls:"
 CTL 2 svc call app echo --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
-CTL 2 svc call app echo --data 0123456789abcdef --count "$N" --concurrency 64
+CTL 2 svc call app echo --data 0123456789abcdef --count $((N / 4)) --concurrency 64
 echo "node 1's backend pool: $(CTL 1 --json svc stats | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')"
