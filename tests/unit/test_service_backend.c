@@ -67,6 +67,7 @@ static void send_all(int c, const void *p, size_t len)
  *   /status/NNN      status NNN, body "sNNN"
  *   /chunked         200, the body back in two chunks
  *   /close           200 "bye", Connection: close
+ *   /drop            200 "bye", then closes without saying so
  *   /garbage         not HTTP
  *   /big             Content-Length far over any cap
  *   /silent          nothing (the caller's deadline ends it) */
@@ -101,6 +102,11 @@ static int http_answer(struct srv *s, int c, const char *h, const uint8_t *body,
 		send_all(c, "\r\n0\r\n\r\n", 7);
 	} else if (!strcmp(path, "/close")) {
 		const char *r = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye";
+
+		send_all(c, r, strlen(r));
+		return -1;
+	} else if (!strcmp(path, "/drop")) {
+		const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye";
 
 		send_all(c, r, strlen(r));
 		return -1;
@@ -604,6 +610,58 @@ static void test_http_pool_bound(void **state)
 	srv_stop(&quiet);
 }
 
+/* Wait (generously) until the pool holds no connection. */
+static void wait_no_conns(struct svc_backend *b)
+{
+	struct svc_backend_stats st;
+
+	for (int i = 0; i < 1000; i++) {
+		svc_backend_stats(b, &st);
+		if (!st.conns_open)
+			break;
+		usleep(10000);
+	}
+	svc_backend_stats(b, &st);
+	assert_int_equal(st.conns_open, 0);
+	assert_int_equal(st.conns_idle, 0);
+}
+
+/* Idle connections: one the backend closes unannounced leaves the pool
+ * once the close arrives (the next call gets a new one); idle ones are
+ * closed after idle_ms. (A call written at the very moment of such a close
+ * fails with backend_error: a POST is not sent twice.) */
+static void test_http_idle(void **state)
+{
+	struct svc_backend_opts o = {.idle_ms = 600000};
+	struct svc_backend *b;
+	struct job_ctx j;
+	struct srv s;
+
+	srv_start_tcp(&s, SRV_HTTP);
+	/* idle for 10 minutes: only the close itself empties the pool */
+	assert_int_equal(svc_backend_new(&b, &o), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(call_sync(b, s.addr, "drop", NULL, 0, 5000, &j), SVC_OK);
+		assert_int_equal(j.len, 3);
+		free(j.resp);
+		wait_no_conns(b);
+	}
+	assert_int_equal(s.accepted, 3);
+	svc_backend_free(b);
+	/* the idle timeout */
+	o.idle_ms = 200;
+	assert_int_equal(svc_backend_new(&b, &o), 0);
+	assert_int_equal(call_sync(b, s.addr, "echo", (const uint8_t *)"z", 1, 5000, &j), SVC_OK);
+	free(j.resp);
+	assert_int_equal(s.accepted, 4);
+	wait_no_conns(b);
+	assert_int_equal(call_sync(b, s.addr, "echo", (const uint8_t *)"z", 1, 5000, &j), SVC_OK);
+	free(j.resp);
+	assert_int_equal(s.accepted, 5);
+	svc_backend_free(b);
+	srv_stop(&s);
+}
+
 static void test_pool(void **state)
 {
 	static struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -834,6 +892,7 @@ int main(void)
 	    cmocka_unit_test(test_http_status),
 	    cmocka_unit_test(test_http_bad),
 	    cmocka_unit_test(test_http_pool_bound),
+	    cmocka_unit_test(test_http_idle),
 	    cmocka_unit_test(test_pool),
 	    cmocka_unit_test(test_stall_no_threads),
 	    cmocka_unit_test(test_stream),

@@ -423,7 +423,10 @@ static int resp_class(int e)
 	return SVC_ERR_BACKEND_PROTOCOL;
 }
 
-static void call_read(struct svc_backend *b, struct bjob *j)
+/* Read the answer; ev: the event that brought the bytes (a close that
+ * came with them keeps the connection out of the pool: no later event
+ * would report it, the connection is edge-triggered). */
+static void call_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
 {
 	uint8_t buf[16384];
 
@@ -463,7 +466,8 @@ static void call_read(struct svc_backend *b, struct bjob *j)
 		if (r == 1) {
 			/* Kept only when the request was all written, the
 			 * backend keeps the connection and said nothing more. */
-			int keep = !j->rp.close && used == (size_t)n && j->state == BJ_READING;
+			int keep = !j->rp.close && used == (size_t)n && j->state == BJ_READING &&
+				   !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
 
 			job_end(b, j, svc_bhttp_status_class(j->rp.status), j->rp.status, 1, keep);
 			return;
@@ -528,7 +532,7 @@ static void conn_io(struct svc_backend *b, struct bconn *c, uint32_t ev)
 	/* An answer may come before the request is all written (a 413 for
 	 * a body the backend will not read): read it either way. */
 	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-		call_read(b, j);
+		call_read(b, j, ev);
 }
 
 /* Give j a connection: an idle one, a new one within the pool's bound,
