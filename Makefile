@@ -227,7 +227,8 @@ $(BUILD)/bench/bench_dht: $(OBJ_rel)/bench/bench_dht.o $(OBJ_rel)/bench/dht_proc
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
 bench: check-deps
-	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load \
+		$(BUILD)/tools/http_echo
 	$(Q)bench/blake3ref/build.sh $(BUILD)
 	$(Q)BUILD=$(BUILD) bench/run.sh $(BENCHES)
 

@@ -2,9 +2,14 @@
 # SPDX-License-Identifier: MIT
 # Service call benchmark: two weftd joined by one veth pair in namespaces
 # (198.51.100.1 publishes echo, .2 calls it over one QUIC connection);
-# calls/s and latency p50/p99 at concurrency 1 and 32, then the loopback
-# gateway's latency, local (node 1) and remote (node 2), with curl. The
-# publisher lifts its limits through [svc]. Needs root. Not run by make test.
+# calls/s and latency p50/p99 at concurrency 1, 32 and 64 (64 callers over
+# one QUIC connection), then the loopback gateway's latency, local (node 1)
+# and remote (node 2), with curl; then the backend contract: a local
+# HTTP/1.1 keep-alive backend (tests/tools/http_echo) called through node
+# 1's gateway by a keep-alive client (p50, vs the same client straight to
+# the backend), and 64 concurrent callers on node 2 calling it through
+# node 1. The publisher lifts its limits through [svc]. Needs root. Not run
+# by make test.
 # Usage: TOP=. WEFTD=build/weftd WEFTCTL=build/weftctl bench/svc.sh [calls]
 set -u
 : "${TOP:=$(cd "$(dirname "$0")/.." && pwd)}" "${WEFTD:=$TOP/build/weftd}" "${WEFTCTL:=$TOP/build/weftctl}"
@@ -22,7 +27,8 @@ mkdir -p "$D/n1" "$D/n2"
 LIFT=(--set svc.peer_calls_per_min=100000000 --set svc.service_calls_per_min=100000000
 	--set svc.addr_calls_per_min=100000000 --set svc.peer_concurrency=1000)
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
-	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo
+	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo,app \
+	--set svc.service_calls_per_min=100000000
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
 	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo --log-level warn \
 	"${LIFT[@]}"
@@ -31,7 +37,7 @@ wait_for '[ "$(CTL 1 --json svc ls | json_get services 0 announced)" -ge 1 ]' 10
 CTL 2 svc find echo >/dev/null || fail "find"
 echo "local echo (node 1 calls its own router, no network):"
 CTL 1 svc call echo x --data 0123456789abcdef --count 2000 --concurrency 1
-for c in 1 32; do
+for c in 1 32 64; do
 	echo "remote echo over veth, one connection, concurrency $c, $N calls:"
 	CTL 2 svc call echo x --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
 	CTL 2 svc call echo x --data 0123456789abcdef --count "$N" --concurrency $c
@@ -44,3 +50,23 @@ echo "local echo through node 1's own gateway (curl, 200 sequential, includes cu
 gw_lat 1
 echo "remote echo through node 2's gateway (curl, 200 sequential, includes curl's connect):"
 gw_lat 2
+# The backend contract: a fast local HTTP/1.1 backend, so what is measured
+# is weft's part (gateway, call job, owner, router, pool, parser).
+HE=$TOP/build/tools/http_echo
+[ -x "$HE" ] || fail "build/tools/http_echo missing (make build/tools/http_echo)"
+ip netns exec "$(netns_name 1)" "$HE" serve 8099 &
+netns_on_exit "kill $!"
+wait_for "ip netns exec $(netns_name 1) $HE load 127.0.0.1:8099 /echo 1 >/dev/null 2>&1" 50 || fail "http_echo"
+CTL 1 svc publish app --backend tcp:127.0.0.1:8099 >/dev/null
+echo "HTTP/1.1 backend straight, keep-alive client (the reference, no weft):"
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:8099 /echo 2000
+echo "node 1's gateway -> its built-in echo, keep-alive client (the fabric without a backend):"
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/echo/x 2000
+echo "node 1's gateway -> its own HTTP/1.1 backend, keep-alive client (goal p50 <= 150 us):"
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 500 >/dev/null
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 2000
+CTL 2 svc find app >/dev/null || fail "find app"
+echo "node 2 -> node 1's HTTP/1.1 backend, 64 concurrent callers over one connection, $((N / 4)) calls:"
+CTL 2 svc call app echo --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
+CTL 2 svc call app echo --data 0123456789abcdef --count $((N / 4)) --concurrency 64
+echo "node 1's backend pool: $(CTL 1 --json svc stats | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')"

@@ -106,6 +106,8 @@ struct weft_config {
 	uint32_t svc_max_timeout_ms;	   /* cap of every call / pass-through deadline */
 	uint32_t svc_backend_max_inflight; /* backend requests in progress, node-wide */
 	uint32_t svc_backend_max_per_service; /* ... per service */
+	uint32_t svc_backend_pool_conns; /* keep-alive connections per backend */
+	uint32_t svc_backend_idle_ms;	 /* idle pooled connection closed after */
 	uint32_t svc_http_buffer;	   /* pass-through bytes buffered per request */
 	uint32_t svc_ban_threshold;	   /* violation points that ban a peer key */
 	uint32_t svc_addr_ban_threshold;   /* ... a source address */

@@ -28,6 +28,7 @@ enum svc_err {
 	SVC_ERR_BACKEND_ERROR = 6, /* handler or local backend failed */
 	SVC_ERR_TIMEOUT = 7,	   /* handler or backend did not answer in time */
 	SVC_ERR_BANNED = 8,	   /* the peer is banned */
+	SVC_ERR_BACKEND_PROTOCOL = 9, /* the backend's answer broke the HTTP/1.1 contract */
 	SVC_ERR__COUNT
 };
 
@@ -92,6 +93,46 @@ void svc_claim_sign(uint8_t out[SVC_CLAIM_LEN], const struct identity *id,
  */
 int svc_claim_verify(const uint8_t claim[SVC_CLAIM_LEN], const uint8_t target[20], uint64_t now,
 		     uint8_t key_out[IDENTITY_PK_LEN]);
+
+/* ---- caller assertions ---- */
+/*
+ * A caller's signed statement about one call (docs/SERVICE.md, "Backend
+ * contract"): the provider hands it to an HTTP backend as
+ * Weft-Caller-Assertion, and the backend checks it against Weft-Caller
+ * without trusting weftd. It travels in the REQUEST (weft/svc_msg.h) as
+ *   request id (16) || time (8, big-endian ms since the epoch) || sig (64)
+ *   sig = Ed25519(caller key, SVC_ASSERT_DOMAIN || u8 len(service) ||
+ *         service || u8 len(method) || method || request id ||
+ *         SHA-256(body) || time)
+ * SHA-256 rather than BLAKE3 so that a backend in any language checks it
+ * with its standard library.
+ */
+#define SVC_ASSERT_DOMAIN "weft-call-assert-v1\n"
+#define SVC_REQ_ID_LEN 16
+#define SVC_ASSERT_LEN (SVC_REQ_ID_LEN + 8 + IDENTITY_SIG_LEN)
+/* Signed message length: domain (20) + 1 + service + 1 + method + 16 + 32 + 8. */
+#define SVC_ASSERT_MSG_MAX (20 + 1 + SVC_NAME_MAX + 1 + SVC_METHOD_MAX + SVC_REQ_ID_LEN + 32 + 8)
+/* A backend accepts an assertion whose time is within 300 s of its clock
+ * (the documented default, as SVC_DESC_DEFAULT_SKEW). */
+#define SVC_ASSERT_SKEW_MS 300000u
+
+/* The signed byte string into out (SVC_ASSERT_MSG_MAX bytes); returns its
+ * length, or -EINVAL (bad service or method). */
+int svc_assert_message(uint8_t out[SVC_ASSERT_MSG_MAX], const char *service, size_t service_len,
+		       const char *method, size_t method_len, const uint8_t req_id[SVC_REQ_ID_LEN],
+		       const uint8_t *body, size_t body_len, uint64_t time_ms);
+/* Sign: out receives req_id || time || signature. 0 or -EINVAL. */
+int svc_assert_sign(uint8_t out[SVC_ASSERT_LEN], const struct identity *id, const char *service,
+		    size_t service_len, const char *method, size_t method_len,
+		    const uint8_t req_id[SVC_REQ_ID_LEN], const uint8_t *body, size_t body_len,
+		    uint64_t time_ms);
+/* Check a by key for this call at now_ms (wall clock): 0, -EBADMSG (bad
+ * signature, service or method) or -EKEYEXPIRED (time further than
+ * skew_ms from now_ms). */
+int svc_assert_verify(const uint8_t a[SVC_ASSERT_LEN], const uint8_t key[IDENTITY_PK_LEN],
+		      const char *service, size_t service_len, const char *method,
+		      size_t method_len, const uint8_t *body, size_t body_len, uint64_t now_ms,
+		      uint64_t skew_ms);
 
 /* ---- descriptors ---- */
 /* Caps (the decoder rejects anything beyond them with -EMSGSIZE). */

@@ -1,20 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Local backend forwarder: carries a call's payload to a local TCP or
- * unix-socket server (a service registered with SVC_KIND_BACKEND) and
- * brings its answer back. This is the only part of the service module that
- * does I/O.
+ * Local backend forwarder: carries a call to a local TCP or unix-socket
+ * HTTP/1.1 server (a service registered with SVC_KIND_BACKEND) and brings
+ * its answer back. This is the only part of the service module that does
+ * I/O.
  *
- * Protocol with the backend ("raw" mode, inetd-like, so any program can be
- * a backend): one connection per call; weftd writes the payload, shuts
- * down its write side, and reads the response until the backend closes.
- * Deadline: one overall timeout per call. Response bounded by max_response.
+ * The backend contract (docs/SERVICE.md, "Backend contract"): a call is
+ * POST /<method> with the Weft-* headers (caller key, request id,
+ * deadline, the caller's signed assertion) on a keep-alive connection
+ * from a bounded pool per backend address; the answer's HTTP status gives
+ * the call's status and error class. Responses are parsed strictly
+ * (backend_http.c). HTTP pass-through streams carry the gateway's request
+ * as is, on a connection of their own.
  *
  * Threads: svc_backend_new() starts one thread (owned by the handle,
  * joined by svc_backend_free) with an epoll loop over non-blocking
  * sockets: no thread per request. Every request has a deadline; requests
- * in progress are bounded node-wide and per service. The synchronous
- * svc_backend_call() below is for tools and tests.
+ * in progress are bounded node-wide and per service.
  */
 #ifndef WEFT_SVC_BACKEND_H
 #define WEFT_SVC_BACKEND_H
@@ -35,23 +37,23 @@
 #define SVC_BACKEND_DEFAULT_TIMEOUT_MS 5000u
 /* Response cap: 1 MiB, the same as the call payload cap. */
 #define SVC_BACKEND_DEFAULT_MAX_RESPONSE (1024u * 1024u)
-
-/*
- * One synchronous call to the backend at addr ("tcp:IP:PORT", "[V6]:PORT"
- * after "tcp:", or "unix:/path"). On SVC_OK *resp (malloc'd, caller frees;
- * NULL when empty) and *resp_len hold the answer. Returns an enum svc_err:
- * SVC_OK; SVC_ERR_BAD_REQUEST (addr unparsable); SVC_ERR_BACKEND_ERROR
- * (connect refused, reset, ...); SVC_ERR_TIMEOUT; SVC_ERR_TOO_LARGE
- * (response over max_response). Never returns a negative value.
- */
-int svc_backend_call(const char *addr, const uint8_t *payload, size_t len, uint32_t timeout_ms,
-		     size_t max_response, uint8_t **resp, size_t *resp_len);
+/* Keep-alive connections per backend address: 64 (busy, connecting or
+ * idle). More calls at once wait for one (within their deadline); 64 is
+ * more than a threaded backend usually runs workers, and far below the
+ * per-service bound, so one backend never holds every socket. */
+#define SVC_BACKEND_DEFAULT_POOL_CONNS 64u
+/* An idle connection is closed after 4 s: under the 5 s keep-alive of
+ * Node.js and most servers, so weftd closes first and rarely writes on a
+ * connection the backend is closing. */
+#define SVC_BACKEND_DEFAULT_IDLE_MS 4000u
 
 struct svc_backend_opts {
 	uint32_t max_inflight;	  /* SVC_BACKEND_DEFAULT_MAX_INFLIGHT */
 	uint32_t max_per_service; /* SVC_BACKEND_DEFAULT_MAX_PER_SERVICE */
 	uint32_t timeout_ms;	  /* SVC_BACKEND_DEFAULT_TIMEOUT_MS */
 	uint32_t max_response;	  /* SVC_BACKEND_DEFAULT_MAX_RESPONSE */
+	uint32_t pool_conns;	  /* SVC_BACKEND_DEFAULT_POOL_CONNS per backend */
+	uint32_t idle_ms;	  /* SVC_BACKEND_DEFAULT_IDLE_MS */
 	/* Optional: run on the backend thread after every pass of its loop
 	 * (messages, I/O, deadlines), tick_ctx as argument; returns the
 	 * CLOCK_MONOTONIC time (ns, util_now_ns) by which it wants to run
@@ -63,11 +65,29 @@ struct svc_backend_opts {
 
 /*
  * Call completion: runs on the backend thread (never with the caller's
- * locks held). err is an enum svc_err as for svc_backend_call(), plus
- * SVC_ERR_OVERLOADED when svc_backend_free() ends the call; resp (len
- * bytes) is owned by the callee: free() it.
+ * locks held). err is an enum svc_err: from the backend's HTTP status
+ * (status, 100..599, svc_bhttp_status_class: ok, bad_request, too_large,
+ * rate_limited, overloaded, timeout, backend_error), or with status 0:
+ * SVC_ERR_BACKEND_ERROR (connect refused, reset, closed without a word),
+ * SVC_ERR_TIMEOUT (the deadline), SVC_ERR_TOO_LARGE (answer over
+ * max_response), SVC_ERR_BACKEND_PROTOCOL (not the HTTP/1.1 of the
+ * contract), SVC_ERR_OVERLOADED (svc_backend_free ended it). resp (len
+ * bytes: the response body, whatever the status) is the callee's: free() it.
  */
-typedef void (*svc_backend_done_fn)(void *ctx, int err, uint8_t *resp, size_t len);
+typedef void (*svc_backend_done_fn)(void *ctx, int err, uint32_t status, uint8_t *resp,
+				    size_t len);
+
+/* A call to a backend. Pointers borrow for the time of the submit. */
+struct svc_backend_req {
+	const char *service;	  /* NUL-terminated; also what max_per_service counts */
+	const char *method;	  /* NUL-terminated; NULL or "" = POST / */
+	const char *version;	  /* Weft-Service-Version; NULL = left out */
+	const uint8_t *caller;	  /* IDENTITY_PK_LEN: Weft-Caller */
+	const uint8_t *assertion; /* SVC_ASSERT_LEN (request id, time, sig) or NULL */
+	const uint8_t *payload;
+	size_t len;
+	uint32_t timeout_ms; /* 0 = the default */
+};
 
 /*
  * Where a stream's bytes go (HTTP pass-through), on the backend thread.
@@ -94,14 +114,15 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 void svc_backend_free(struct svc_backend *b);
 
 /*
- * Start a call; the payload is copied. service (may be NULL) is the name
- * the per-service bound counts against. timeout_ms 0 = the default; it is
- * one deadline for connect, write and the whole answer. Returns 0 (done()
- * will run exactly once), -EINVAL, -EBUSY (over max_inflight or
+ * Start a call to the backend at addr ("tcp:IP:PORT", "tcp:[V6]:PORT" or
+ * "unix:/path"): the request is built and copied here (request id: the
+ * assertion's, else random). The timeout is one deadline for a
+ * connection (pooled, new, or a turn in the pool's queue), the write and
+ * the whole answer. Returns 0 (done() will run exactly once), -EINVAL
+ * (address, names, missing caller), -EBUSY (over max_inflight or
  * max_per_service: answer overloaded), -ESHUTDOWN or -ENOMEM.
  */
-int svc_backend_submit(struct svc_backend *b, const char *addr, const char *service,
-		       const uint8_t *payload, size_t len, uint32_t timeout_ms,
+int svc_backend_submit(struct svc_backend *b, const char *addr, const struct svc_backend_req *r,
 		       svc_backend_done_fn done, void *ctx);
 
 /*
@@ -135,9 +156,14 @@ int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m);
 int svc_backend_on_loop(const struct svc_backend *b);
 
 struct svc_backend_stats {
-	uint32_t inflight; /* requests in progress */
-	uint64_t busy;	   /* refused by a bound */
-	uint64_t timeouts; /* ended by their deadline */
+	uint32_t inflight;	  /* requests in progress */
+	uint64_t busy;		  /* refused by a bound */
+	uint64_t timeouts;	  /* ended by their deadline */
+	uint64_t protocol_errors; /* answers that broke the contract */
+	uint32_t conns_open;	  /* call connections now (busy or idle) */
+	uint32_t conns_idle;	  /* of which idle */
+	uint64_t conns_opened;	  /* call connections opened since start */
+	uint64_t reused;	  /* calls sent on a kept-alive connection */
 };
 void svc_backend_stats(struct svc_backend *b, struct svc_backend_stats *st);
 

@@ -8,12 +8,15 @@
  *   1   1     type (enum svc_msg_type)
  *   2   1     a: REQUEST/STREAM_OPEN service length (1..64);
  *                RESPONSE/STREAM_END error class; DATA 0
- *   3   1     b: REQUEST/STREAM_OPEN method length (0..64); else 0
+ *   3   1     b: REQUEST/STREAM_OPEN method length (0..64), bit 7 (0x80,
+ *                SVC_MSG_F_ASSERTION): a caller assertion follows the
+ *                method; else 0
  *   4   4     payload length, big endian (<= the decoder's max payload)
  *   8   4     REQUEST/STREAM_OPEN: timeout in ms (0 = callee default);
  *             RESPONSE/STREAM_END: application status; DATA: 0
  *   12  a     service name (REQUEST/STREAM_OPEN only)
  *   ..  b     method
+ *   ..  88    caller assertion, when flagged (weft/svc.h: SVC_ASSERT_LEN)
  *   ..  len   payload
  *
  * docs/SERVICE.md has test vectors. The decoder is incremental and never
@@ -30,6 +33,10 @@
 
 #define SVC_MSG_VERSION 1
 #define SVC_MSG_HDR_LEN 12
+/* Byte 3 of a REQUEST / STREAM_OPEN: an assertion follows the method. A
+ * decoder from before this flag rejects it (-EBADMSG): see docs/SERVICE.md,
+ * "Caller assertions on the wire". */
+#define SVC_MSG_F_ASSERTION 0x80u
 /* Default payload cap: 1 MiB, the router's default per-call size limit. */
 #define SVC_MSG_DEFAULT_MAX_PAYLOAD (1024u * 1024u)
 /* Hard ceiling for any decoder: 64 MiB (the length field could say 4 GiB). */
@@ -52,6 +59,7 @@ struct svc_msg {
 	size_t service_len;
 	const char *method;
 	size_t method_len;
+	const uint8_t *assertion; /* REQUEST / STREAM_OPEN: SVC_ASSERT_LEN bytes, or NULL */
 	const uint8_t *payload;
 	size_t payload_len;
 };
@@ -88,6 +96,7 @@ struct svc_msg_dec {
 	size_t cap;
 	int err; /* sticky error */
 	int ready;
+	int ext; /* the message carries an assertion */
 	struct svc_msg msg;
 };
 

@@ -130,6 +130,8 @@ struct svc_node_cfg {
 	uint32_t svc_max_timeout_ms;	      /* 0 = SVC_NODE_MAX_TIMEOUT_MS */
 	uint32_t svc_backend_max_inflight;    /* backend requests in progress, node-wide */
 	uint32_t svc_backend_max_per_service; /* ... per service */
+	uint32_t svc_backend_pool_conns;      /* keep-alive connections per backend (64) */
+	uint32_t svc_backend_idle_ms;	      /* idle pooled connection closed after (4000) */
 	uint32_t svc_http_buffer;	      /* 0 = SVC_NODE_HTTP_BUFFER */
 	uint32_t svc_owner_queue;	      /* 0 = SVC_NODE_OWNER_QUEUE */
 	uint32_t svc_conn_streams;	      /* calls per pooled connection; 0 = SVCN_CONN_STREAMS */

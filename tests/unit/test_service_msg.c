@@ -80,6 +80,53 @@ static void test_vectors(void **state)
 	assert_int_equal(svc_msg_encode(&m1, out, 10, &n), -ENOBUFS);
 }
 
+/* M3: M1 with the caller assertion of the docs/SERVICE.md vector (the
+ * flag 0x80 in byte 3, 88 bytes after the method). */
+static const char m3_hex[] = "0101048400000002000003e86563686f70696e6700112233445566778899aabbccddeeff0000018bcfe5680040b86aadcb3feb98cfbc29e441cdce14e9e042beb3ff74beb5abaffcf9b70cf8394b81722ed36c325c5baca17e07e109abd3e8d1ad85df91bb1d2868a2f0c50b6869";
+
+static void test_assertion(void **state)
+{
+	uint8_t out[160], want[160], as[SVC_ASSERT_LEN];
+	struct svc_msg m = m1, d;
+	struct svc_msg_dec dec;
+	const struct svc_msg *got;
+	size_t n, used;
+
+	assert_int_equal(util_unhex(want, strlen(m3_hex) / 2, m3_hex), 0);
+	memcpy(as, want + 20, sizeof(as));
+	m.assertion = as;
+	assert_int_equal(svc_msg_encode(&m, out, sizeof(out), &n), 0);
+	assert_int_equal(n, strlen(m3_hex) / 2);
+	assert_int_equal(svc_msg_len(&m), n);
+	assert_int_equal(util_unhex(want, n, m3_hex), 0);
+	assert_memory_equal(out, want, n);
+	assert_int_equal(svc_msg_decode(&d, out, n, 0), (long)n);
+	assert_msg_eq(&d, &m1);
+	assert_non_null(d.assertion);
+	assert_memory_equal(d.assertion, as, sizeof(as));
+	/* byte by byte through the incremental decoder */
+	svc_msg_dec_init(&dec, 0);
+	for (size_t k = 0; k < n; k++) {
+		int rc = svc_msg_dec_feed(&dec, out + k, 1, &used, &got);
+
+		assert_int_equal(rc, k + 1 == n);
+	}
+	assert_msg_eq(got, &m1);
+	assert_memory_equal(got->assertion, as, sizeof(as));
+	svc_msg_dec_free(&dec);
+	/* every truncation asks for more */
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(svc_msg_decode(&d, out, k, 0), -EAGAIN);
+	/* M1 has none */
+	assert_int_equal(util_unhex(want, 22, "0101040400000002000003e86563686f70696e676869"), 0);
+	assert_int_equal(svc_msg_decode(&d, want, 22, 0), 22);
+	assert_null(d.assertion);
+	/* only requests and stream opens carry one */
+	m = m2;
+	m.assertion = as;
+	assert_int_equal(svc_msg_encode(&m, out, sizeof(out), &n), -EINVAL);
+}
+
 static void test_all_types_roundtrip(void **state)
 {
 	uint8_t payload[300], out[512];
@@ -182,7 +229,10 @@ static void test_bad_headers(void **state)
 	    "0101000400000002000003e8", /* empty service name */
 	    "0101410400000002000003e8", /* service name 65 bytes */
 	    "0101044100000002000003e8", /* method 65 bytes */
-	    "0102090000000002000001ad", /* error class 9 */
+	    "01020a0000000002000001ad", /* error class 10 */
+	    "010104c100000002000003e8", /* assertion flag, method 65 bytes */
+	    "0102038000000002000001ad", /* assertion flag on a RESPONSE */
+	    "0104008000000002000000ff", /* assertion flag on DATA */
 	    "0102030100000002000001ad", /* reserved byte set */
 	    "0104000000000002000000ff", /* DATA with a status word */
 	};
@@ -324,7 +374,7 @@ int main(void)
 	    cmocka_unit_test(test_vectors),	   cmocka_unit_test(test_all_types_roundtrip),
 	    cmocka_unit_test(test_encode_rejects), cmocka_unit_test(test_truncated_every_length),
 	    cmocka_unit_test(test_bad_headers),	   cmocka_unit_test(test_lying_length),
-	    cmocka_unit_test(test_stream_split),
+	    cmocka_unit_test(test_stream_split),   cmocka_unit_test(test_assertion),
 	};
 
 	return cmocka_run_group_tests_name("service_msg", tests, NULL, NULL);

@@ -489,6 +489,8 @@ static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
 	s->svc_max_timeout_ms = c->svc_max_timeout_ms;
 	s->svc_backend_max_inflight = c->svc_backend_max_inflight;
 	s->svc_backend_max_per_service = c->svc_backend_max_per_service;
+	s->svc_backend_pool_conns = c->svc_backend_pool_conns;
+	s->svc_backend_idle_ms = c->svc_backend_idle_ms;
 	s->svc_http_buffer = c->svc_http_buffer;
 	s->svc_owner_queue = c->svc_owner_queue;
 	s->svc_conn_streams = c->svc_conn_streams;

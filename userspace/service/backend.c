@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
-/* Local backend forwarder: raw TCP / unix-socket calls and HTTP streams,
- * driven by one event-loop thread (epoll, non-blocking sockets). */
+/* Local backend forwarder, driven by one event-loop thread (epoll,
+ * non-blocking sockets): calls as HTTP/1.1 requests over a bounded pool of
+ * keep-alive connections per backend (the backend contract,
+ * docs/SERVICE.md), and HTTP pass-through streams on a connection each. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -17,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "weft/log.h"
+#include <sodium.h>
+
+#include "svc_bhttp_int.h"
 #include "weft/log.h"
 #include "weft/svc_backend.h"
 #include "weft/util.h"
@@ -49,146 +54,15 @@ static int backend_addr(const char *addr, struct sockaddr_storage *ss, socklen_t
 	return -EINVAL;
 }
 
-static int64_t ms_left(uint64_t deadline_ms)
-{
-	uint64_t now = util_now_ms();
-
-	return now >= deadline_ms ? 0 : (int64_t)(deadline_ms - now);
-}
-
-/* Wait for ev on fd until the deadline: 0 ready, SVC_ERR_TIMEOUT, or
- * SVC_ERR_BACKEND_ERROR. */
-static int wait_fd(int fd, short ev, uint64_t deadline_ms)
-{
-	struct pollfd p = {.fd = fd, .events = ev};
-
-	for (;;) {
-		int64_t left = ms_left(deadline_ms);
-		int n;
-
-		if (left <= 0)
-			return SVC_ERR_TIMEOUT;
-		n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return SVC_ERR_BACKEND_ERROR;
-	}
-}
-
-int svc_backend_call(const char *addr, const uint8_t *payload, size_t len, uint32_t timeout_ms,
-		     size_t max_response, uint8_t **resp, size_t *resp_len)
-{
-	uint64_t deadline =
-	    util_now_ms() + (timeout_ms ? timeout_ms : SVC_BACKEND_DEFAULT_TIMEOUT_MS);
-	struct sockaddr_storage ss;
-	uint8_t *buf = NULL;
-	size_t have = 0, cap = 0, off = 0;
-	socklen_t sl;
-	int fd, res;
-
-	*resp = NULL;
-	*resp_len = 0;
-	if ((!payload && len) || backend_addr(addr, &ss, &sl))
-		return SVC_ERR_BAD_REQUEST;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return SVC_ERR_BACKEND_ERROR;
-	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
-		int e = 0;
-		socklen_t el = sizeof(e);
-
-		/* EAGAIN on a unix socket is a full backlog, not a pending
-		 * connect: the backend is overwhelmed, report it as failed */
-		if (errno != EINPROGRESS) {
-			res = SVC_ERR_BACKEND_ERROR;
-			goto out;
-		}
-		res = wait_fd(fd, POLLOUT, deadline);
-		if (res)
-			goto out;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e) {
-			res = SVC_ERR_BACKEND_ERROR;
-			goto out;
-		}
-	}
-	while (off < len) {
-		ssize_t n = send(fd, payload + off, len - off, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			res = wait_fd(fd, POLLOUT, deadline);
-			if (res)
-				goto out;
-			continue;
-		}
-		res = SVC_ERR_BACKEND_ERROR;
-		goto out;
-	}
-	if (shutdown(fd, SHUT_WR) < 0) {
-		res = SVC_ERR_BACKEND_ERROR;
-		goto out;
-	}
-	for (;;) {
-		ssize_t n;
-
-		if (have == cap) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			uint8_t *nb;
-
-			/* one byte past the cap detects an oversized answer */
-			if (ncap > max_response + 1)
-				ncap = max_response + 1;
-			if (ncap <= cap) {
-				res = SVC_ERR_TOO_LARGE;
-				goto out;
-			}
-			nb = realloc(buf, ncap);
-			if (!nb) {
-				res = SVC_ERR_BACKEND_ERROR;
-				goto out;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		n = recv(fd, buf + have, cap - have, 0);
-		if (n > 0) {
-			have += (size_t)n;
-			if (have > max_response) {
-				res = SVC_ERR_TOO_LARGE;
-				goto out;
-			}
-			continue;
-		}
-		if (n == 0)
-			break;
-		if (errno == EAGAIN || errno == EINTR) {
-			res = wait_fd(fd, POLLIN, deadline);
-			if (res)
-				goto out;
-			continue;
-		}
-		res = SVC_ERR_BACKEND_ERROR;
-		goto out;
-	}
-	res = SVC_OK;
-	if (have) {
-		*resp = buf;
-		*resp_len = have;
-		buf = NULL;
-	}
-out:
-	free(buf);
-	close(fd);
-	return res;
-}
 
 /* ---- event loop ---- */
 
-enum { BJ_CONNECTING = 1, BJ_WRITING, BJ_READING, BJ_BLOCKED };
+/* BJ_QUEUED: a call waiting for a pooled connection (on its pool's wait
+ * list); BJ_REDO: one whose turn came, started again on the next pass. */
+enum { BJ_CONNECTING = 1, BJ_WRITING, BJ_READING, BJ_BLOCKED, BJ_QUEUED, BJ_REDO };
+/* What an epoll event's pointer is: a stream's job or a call connection
+ * (the eventfd's is NULL). */
+enum { BK_JOB = 1, BK_CONN };
 
 /* Per-service count of requests in progress (a short list: services with
  * at least one request in flight). */
@@ -198,23 +72,54 @@ struct bsvc {
 	uint32_t n;
 };
 
+struct bpool;
+
 struct bjob {
+	int kind;		  /* BK_JOB */
 	struct bjob *next, *prev; /* pending queue, then the loop's active list */
+	struct bjob *wnext;	  /* its pool's wait list, or the redo list */
 	struct bsvc *svc;
 	int fd;
 	int state;
 	int stream, fin;
 	char addr[128];
-	uint8_t *out; /* request bytes */
+	uint8_t *out; /* request bytes (a call: HTTP head and body) */
 	size_t out_len, out_off;
-	uint8_t *in; /* call: the answer so far; stream: a chunk the sink refused */
+	uint8_t *in; /* stream: a chunk the sink refused */
 	size_t in_len, in_cap;
 	uint32_t timeout_ms;
 	uint64_t deadline_ms; /* call: absolute; stream: no progress until then */
 	uint64_t retry_ms;    /* BJ_BLOCKED: offer the chunk again then */
+	/* a call: its pool, connection and the answer being parsed */
+	struct bpool *pool;
+	struct bconn *conn;
+	int got_bytes;
+	struct svc_bhttp_resp rp;
 	svc_backend_done_fn done;
 	const struct svc_backend_sink *sink;
 	void *ctx;
+};
+
+/* A pooled connection to a call backend: on the epoll set for its whole
+ * life (edge-triggered), carrying one call at a time or idle. */
+struct bconn {
+	int kind; /* BK_CONN */
+	struct bconn *next, *prev; /* the pool's idle list, most recent first */
+	struct bpool *pool;
+	struct bjob *job; /* NULL: idle */
+	int fd;
+	int tcp;
+	uint64_t idle_until_ms;
+};
+
+/* The connections to one backend address (loop thread only). */
+struct bpool {
+	struct bpool *next;
+	char addr[128];
+	uint32_t open; /* connections, connecting, busy or idle */
+	uint32_t refs; /* calls that name it (started, not ended) */
+	struct bconn *idle, *idle_tail;
+	struct bjob *wait_head, *wait_tail;
 };
 
 struct svc_backend {
@@ -223,12 +128,19 @@ struct svc_backend {
 	struct bsvc *svcs;
 	uint32_t inflight;
 	uint32_t max_inflight, max_per_service, timeout_ms, max_response;
+	uint32_t pool_conns, idle_ms;
 	int stop;
 	int epfd, evfd;
 	pthread_t th;
 	int th_on;
 	struct bjob *active; /* loop thread only */
-	uint64_t stat_busy, stat_timeout;
+	struct bpool *pools; /* loop thread only */
+	struct bjob *redo;   /* loop thread only: calls to start again */
+	int kick;	     /* loop thread only: pending work, do not sleep */
+	uint64_t stat_busy, stat_timeout, stat_protocol;
+	/* loop thread writes, svc_backend_stats reads (relaxed) */
+	_Atomic uint64_t st_opened, st_reused;
+	_Atomic uint32_t st_open, st_idle;
 	uint64_t (*tick)(void *ctx, uint64_t now_ns); /* loop thread only */
 	void *tick_ctx;
 	uint64_t tick_next_ms; /* when tick wants to run again */
@@ -281,6 +193,7 @@ static void bsvc_put(struct svc_backend *b, struct bsvc *s)
 
 static void job_free(struct bjob *j)
 {
+	svc_bhttp_resp_free(&j->rp);
 	free(j->out);
 	free(j->in);
 	free(j);
@@ -296,31 +209,400 @@ static void active_unlink(struct svc_backend *b, struct bjob *j)
 		j->next->prev = j->prev;
 }
 
-/* End j with err (an enum svc_err): counts, callback, free. */
-static void job_finish(struct svc_backend *b, struct bjob *j, int err, int linked)
+/* ---- the connection pool (calls) ---- */
+
+static struct bpool *pool_get(struct svc_backend *b, const char *addr)
+{
+	struct bpool *p;
+
+	for (p = b->pools; p; p = p->next)
+		if (!strcmp(p->addr, addr))
+			return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	p->next = b->pools;
+	b->pools = p;
+	return p;
+}
+
+/* Forget p once nothing uses it. */
+static void pool_put(struct svc_backend *b, struct bpool *p)
+{
+	struct bpool **pp;
+
+	if (!p || p->open || p->refs)
+		return;
+	for (pp = &b->pools; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			free(p);
+			return;
+		}
+}
+
+static void idle_unlink(struct svc_backend *b, struct bconn *c)
+{
+	struct bpool *p = c->pool;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->idle = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		p->idle_tail = c->prev;
+	c->next = c->prev = NULL;
+	atomic_fetch_sub_explicit(&b->st_idle, 1, memory_order_relaxed);
+}
+
+static void conn_close(struct svc_backend *b, struct bconn *c)
+{
+	epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->pool->open--;
+	atomic_fetch_sub_explicit(&b->st_open, 1, memory_order_relaxed);
+	free(c);
+}
+
+/* The first call waiting for a connection of p gets its turn (started on
+ * the loop's next pass, never inside the finish that freed the slot). */
+static void pool_kick(struct svc_backend *b, struct bpool *p)
+{
+	struct bjob *w = p->wait_head;
+
+	if (!w || (!p->idle && p->open >= b->pool_conns))
+		return;
+	p->wait_head = w->wnext;
+	if (!p->wait_head)
+		p->wait_tail = NULL;
+	w->state = BJ_REDO;
+	w->wnext = b->redo;
+	b->redo = w;
+	b->kick = 1;
+}
+
+/* Take an idle connection that is still good: one the backend closed, or
+ * that holds bytes nobody asked for, is closed instead. */
+static struct bconn *pool_take(struct svc_backend *b, struct bpool *p)
+{
+	struct bconn *c;
+
+	while ((c = p->idle)) {
+		uint8_t x;
+		ssize_t n;
+
+		idle_unlink(b, c);
+		n = recv(c->fd, &x, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return c;
+		conn_close(b, c);
+	}
+	return NULL;
+}
+
+/* A call's connection after its answer: back to the pool when the answer
+ * was complete and the backend keeps it open, else closed. */
+static void conn_release(struct svc_backend *b, struct bjob *j, int keep)
+{
+	struct bconn *c = j->conn;
+	struct bpool *p = j->pool;
+
+	j->conn = NULL;
+	j->fd = -1;
+	if (!c)
+		return;
+	c->job = NULL;
+	if (!keep || b->stop) {
+		conn_close(b, c);
+	} else {
+		c->idle_until_ms = util_now_ms() + b->idle_ms;
+		c->prev = NULL;
+		c->next = p->idle;
+		if (p->idle)
+			p->idle->prev = c;
+		else
+			p->idle_tail = c;
+		p->idle = c;
+		atomic_fetch_add_explicit(&b->st_idle, 1, memory_order_relaxed);
+	}
+}
+
+/* Close connections idle past their time; returns the next expiry. */
+static uint64_t pools_expire(struct svc_backend *b, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	struct bpool *p, *nx;
+
+	for (p = b->pools; p; p = nx) {
+		struct bconn *c;
+
+		nx = p->next;
+		while ((c = p->idle_tail) && c->idle_until_ms <= now) {
+			idle_unlink(b, c);
+			conn_close(b, c);
+		}
+		if (c && c->idle_until_ms < next)
+			next = c->idle_until_ms;
+		pool_put(b, p);
+	}
+	return next;
+}
+
+/* End j with err (an enum svc_err) and status: counts, callback, free. */
+static void job_end(struct svc_backend *b, struct bjob *j, int err, uint32_t status, int linked,
+		    int keep)
 {
 	if (linked)
 		active_unlink(b, j);
-	if (j->fd >= 0) {
+	if (j->state == BJ_QUEUED && j->pool) {
+		struct bjob **pp;
+
+		for (pp = &j->pool->wait_head, j->pool->wait_tail = NULL; *pp;) {
+			if (*pp == j)
+				*pp = j->wnext;
+			else {
+				j->pool->wait_tail = *pp;
+				pp = &(*pp)->wnext;
+			}
+		}
+	} else if (j->state == BJ_REDO) {
+		struct bjob **pp;
+
+		for (pp = &b->redo; *pp; pp = &(*pp)->wnext)
+			if (*pp == j) {
+				*pp = j->wnext;
+				break;
+			}
+	}
+	if (j->conn) {
+		conn_release(b, j, keep);
+	} else if (j->fd >= 0) {
 		epoll_ctl(b->epfd, EPOLL_CTL_DEL, j->fd, NULL);
 		close(j->fd);
+	}
+	if (j->pool) {
+		j->pool->refs--;
+		pool_kick(b, j->pool);
+		pool_put(b, j->pool);
 	}
 	pthread_mutex_lock(&b->mu);
 	bsvc_put(b, j->svc);
 	if (err == SVC_ERR_TIMEOUT)
 		b->stat_timeout++;
+	if (err == SVC_ERR_BACKEND_PROTOCOL)
+		b->stat_protocol++;
 	pthread_mutex_unlock(&b->mu);
 	if (j->stream) {
 		j->sink->end(j->ctx, err);
 	} else {
-		uint8_t *resp = err == SVC_OK && j->in_len ? j->in : NULL;
+		size_t len = 0;
+		uint8_t *resp = status ? svc_bhttp_resp_take(&j->rp, &len) : NULL;
 
-		if (resp)
-			j->in = NULL;
-		j->done(j->ctx, err, resp, resp ? j->in_len : 0);
+		j->done(j->ctx, err, status, resp, len);
 	}
 	job_free(j);
 }
+
+static void job_finish(struct svc_backend *b, struct bjob *j, int err, int linked)
+{
+	job_end(b, j, err, 0, linked, 0);
+}
+
+/* ---- calls: one HTTP/1.1 exchange on a pooled connection ---- */
+
+/* A parser error to the call's class. */
+static int resp_class(int e)
+{
+	if (e == -EMSGSIZE)
+		return SVC_ERR_TOO_LARGE;
+	if (e == -ENOMEM)
+		return SVC_ERR_BACKEND_ERROR;
+	return SVC_ERR_BACKEND_PROTOCOL;
+}
+
+/* Read the answer; ev: the event that brought the bytes (a close that
+ * came with them keeps the connection out of the pool: no later event
+ * would report it, the connection is edge-triggered). */
+static void call_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
+{
+	uint8_t buf[16384];
+
+	for (;;) {
+		ssize_t n = recv(j->fd, buf, sizeof(buf), 0);
+		size_t used;
+		int r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0) {
+			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+			return;
+		}
+		if (n == 0) {
+			/* Closed: the end of a body framed by the close, else
+			 * a backend that went away (nothing said) or cut its
+			 * answer short (a broken contract). */
+			r = svc_bhttp_resp_eof(&j->rp);
+			if (r == 1)
+				job_end(b, j, svc_bhttp_status_class(j->rp.status), j->rp.status, 1, 0);
+			else
+				job_finish(b, j,
+					   j->got_bytes ? SVC_ERR_BACKEND_PROTOCOL
+							: SVC_ERR_BACKEND_ERROR,
+					   1);
+			return;
+		}
+		j->got_bytes = 1;
+		r = svc_bhttp_resp_feed(&j->rp, buf, (size_t)n, &used);
+		if (r < 0) {
+			job_finish(b, j, resp_class(r), 1);
+			return;
+		}
+		if (r == 1) {
+			/* Kept only when the request was all written, the
+			 * backend keeps the connection and said nothing more. */
+			int keep = !j->rp.close && used == (size_t)n && j->state == BJ_READING &&
+				   !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+
+			job_end(b, j, svc_bhttp_status_class(j->rp.status), j->rp.status, 1, keep);
+			return;
+		}
+	}
+}
+
+/* Write what is left of the request: 0, or -1 when that ended j. */
+static int call_write(struct svc_backend *b, struct bjob *j)
+{
+	while (j->out_off < j->out_len) {
+		ssize_t n = send(j->fd, j->out + j->out_off, j->out_len - j->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+			return -1;
+		}
+		j->out_off += (size_t)n;
+	}
+	/* ACK the answer's first segment at once: a backend that writes
+	 * head and body apart without TCP_NODELAY (Python's http.server)
+	 * would otherwise hold the body until our delayed ACK, 40 ms. */
+	if (j->conn && j->conn->tcp)
+		(void)setsockopt(j->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){1}, sizeof(int));
+	j->state = BJ_READING;
+	return 0;
+}
+
+/* An event on a call connection (edge-triggered: read and write until
+ * they would block). */
+static void conn_io(struct svc_backend *b, struct bconn *c, uint32_t ev)
+{
+	struct bjob *j = c->job;
+
+	if (!j) {
+		/* Idle: the backend closed it or sent what nobody asked for
+		 * (a write side that drained again is no news). */
+		if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+			return;
+		idle_unlink(b, c);
+		conn_close(b, c);
+		return;
+	}
+	if (j->state == BJ_CONNECTING) {
+		int e = 0;
+		socklen_t el = sizeof(e);
+
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (getsockopt(j->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e) {
+			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+			return;
+		}
+		j->state = BJ_WRITING;
+	}
+	if (j->state == BJ_WRITING && call_write(b, j))
+		return;
+	/* An answer may come before the request is all written (a 413 for
+	 * a body the backend will not read): read it either way. */
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+		call_read(b, j, ev);
+}
+
+/* Give j a connection: an idle one, a new one within the pool's bound,
+ * or a place in the pool's queue. j is on the active list. */
+static void call_dispatch(struct svc_backend *b, struct bjob *j)
+{
+	struct bpool *p = j->pool;
+	struct sockaddr_storage ss;
+	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+	struct bconn *c;
+	socklen_t sl;
+	int fd;
+
+	c = pool_take(b, p);
+	if (c) {
+		atomic_fetch_add_explicit(&b->st_reused, 1, memory_order_relaxed);
+		c->job = j;
+		j->conn = c;
+		j->fd = c->fd;
+		j->state = BJ_WRITING;
+		(void)call_write(b, j);
+		return;
+	}
+	if (p->open >= b->pool_conns) {
+		j->state = BJ_QUEUED;
+		j->wnext = NULL;
+		if (p->wait_tail)
+			p->wait_tail->wnext = j;
+		else
+			p->wait_head = j;
+		p->wait_tail = j;
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	fd = c && !backend_addr(j->addr, &ss, &sl)
+		     ? socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+		     : -1;
+	if (fd < 0) {
+		free(c);
+		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+		return;
+	}
+	/* A request leaves in one write and the answer is awaited: no
+	 * Nagle delay on a body that did not fit the first segment. */
+	if (ss.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	c->tcp = ss.ss_family != AF_UNIX;
+	c->kind = BK_CONN;
+	c->fd = fd;
+	c->pool = p;
+	c->job = j;
+	e.data.ptr = c;
+	/* EAGAIN on a unix socket is a full backlog, not a pending connect:
+	 * the backend is overwhelmed, report it as failed. */
+	if ((connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) ||
+	    epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &e)) {
+		close(fd);
+		free(c);
+		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+		return;
+	}
+	p->open++;
+	atomic_fetch_add_explicit(&b->st_open, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->st_opened, 1, memory_order_relaxed);
+	j->conn = c;
+	j->fd = fd;
+	j->state = BJ_CONNECTING;
+}
+
+/* ---- streams: a connection each ---- */
 
 static int job_arm(struct svc_backend *b, struct bjob *j, uint32_t ev)
 {
@@ -369,34 +651,8 @@ static int job_deliver(struct svc_backend *b, struct bjob *j)
 static void job_read(struct svc_backend *b, struct bjob *j)
 {
 	for (;;) {
-		size_t want;
-		ssize_t n;
+		ssize_t n = recv(j->fd, j->in, BJ_CHUNK, 0);
 
-		if (j->stream) {
-			want = BJ_CHUNK;
-		} else {
-			if (j->in_len == j->in_cap) {
-				size_t nc = j->in_cap ? j->in_cap * 2 : 4096;
-				uint8_t *nb;
-
-				/* one byte past the cap detects an oversized answer */
-				if (nc > (size_t)b->max_response + 1)
-					nc = (size_t)b->max_response + 1;
-				if (nc <= j->in_cap) {
-					job_finish(b, j, SVC_ERR_TOO_LARGE, 1);
-					return;
-				}
-				nb = realloc(j->in, nc);
-				if (!nb) {
-					job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-					return;
-				}
-				j->in = nb;
-				j->in_cap = nc;
-			}
-			want = j->in_cap - j->in_len;
-		}
-		n = recv(j->fd, j->in + j->in_len, want, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -404,18 +660,6 @@ static void job_read(struct svc_backend *b, struct bjob *j)
 		if (n < 0) {
 			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
 			return;
-		}
-		if (!j->stream) {
-			j->in_len += (size_t)n;
-			if (j->in_len > b->max_response) {
-				job_finish(b, j, SVC_ERR_TOO_LARGE, 1);
-				return;
-			}
-			if (n == 0) {
-				job_finish(b, j, SVC_OK, 1);
-				return;
-			}
-			continue;
 		}
 		j->in_len = (size_t)n;
 		j->fin = n == 0;
@@ -439,21 +683,13 @@ static void job_write(struct svc_backend *b, struct bjob *j)
 		}
 		j->out_off += (size_t)n;
 	}
-	/* A call ends its request with a half-close (the raw protocol); an
-	 * HTTP request carries its own length. */
-	if (!j->stream && shutdown(j->fd, SHUT_WR) < 0) {
+	j->state = BJ_READING;
+	j->in = malloc(BJ_CHUNK);
+	if (!j->in) {
 		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
 		return;
 	}
-	j->state = BJ_READING;
-	if (j->stream) {
-		j->in = malloc(BJ_CHUNK);
-		if (!j->in) {
-			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-			return;
-		}
-		j->in_cap = BJ_CHUNK;
-	}
+	j->in_cap = BJ_CHUNK;
 	job_arm(b, j, EPOLLIN);
 	job_read(b, j);
 }
@@ -477,7 +713,17 @@ static void job_io(struct svc_backend *b, struct bjob *j, uint32_t ev)
 	(void)ev;
 }
 
-/* Open j's connection and put it on the active list. */
+static void active_link(struct svc_backend *b, struct bjob *j)
+{
+	j->prev = NULL;
+	j->next = b->active;
+	if (b->active)
+		b->active->prev = j;
+	b->active = j;
+}
+
+/* Put j on the active list and start it: a call on its pool, a stream
+ * on a connection of its own. */
 static void job_start(struct svc_backend *b, struct bjob *j)
 {
 	struct sockaddr_storage ss;
@@ -485,6 +731,17 @@ static void job_start(struct svc_backend *b, struct bjob *j)
 	socklen_t sl;
 
 	j->deadline_ms = util_now_ms() + j->timeout_ms;
+	if (!j->stream) {
+		j->pool = pool_get(b, j->addr);
+		if (!j->pool) {
+			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 0);
+			return;
+		}
+		j->pool->refs++;
+		active_link(b, j);
+		call_dispatch(b, j);
+		return;
+	}
 	if (backend_addr(j->addr, &ss, &sl)) {
 		job_finish(b, j, SVC_ERR_BAD_REQUEST, 0);
 		return;
@@ -505,11 +762,7 @@ static void job_start(struct svc_backend *b, struct bjob *j)
 		return;
 	}
 	j->state = BJ_CONNECTING;
-	j->prev = NULL;
-	j->next = b->active;
-	if (b->active)
-		b->active->prev = j;
-	b->active = j;
+	active_link(b, j);
 }
 
 static void wake(struct svc_backend *b);
@@ -581,13 +834,15 @@ static void mq_run(struct svc_backend *b, int cancel)
 		m->fn(m, cancel);
 }
 
+
 static void *backend_loop(void *arg)
 {
 	struct svc_backend *b = arg;
 	struct epoll_event evs[64];
+	uint64_t idle_next = UINT64_MAX;
 
 	for (;;) {
-		uint64_t now = util_now_ms(), next = UINT64_MAX;
+		uint64_t now = util_now_ms(), next = idle_next;
 		struct bjob *j, *nx, *pend;
 		int n, stop;
 
@@ -599,16 +854,24 @@ static void *backend_loop(void *arg)
 			if (j->state == BJ_BLOCKED && j->retry_ms < next)
 				next = j->retry_ms;
 		}
+		if (b->kick)
+			next = 0;
+		b->kick = 0;
 		n = epoll_wait(b->epfd, evs, 64,
 			       next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now));
 		for (int i = 0; i < n; i++) {
-			if (!evs[i].data.ptr) {
+			int *kind = evs[i].data.ptr;
+
+			if (!kind) {
 				uint64_t v;
 
 				(void)!read(b->evfd, &v, sizeof(v));
 				continue;
 			}
-			job_io(b, evs[i].data.ptr, evs[i].events);
+			if (*kind == BK_CONN)
+				conn_io(b, evs[i].data.ptr, evs[i].events);
+			else
+				job_io(b, evs[i].data.ptr, evs[i].events);
 		}
 		mq_run(b, 0);
 		pthread_mutex_lock(&b->mu);
@@ -625,6 +888,12 @@ static void *backend_loop(void *arg)
 		}
 		if (stop)
 			break;
+		/* Calls whose connection came free: taken in order. */
+		while (!stop && (j = b->redo)) {
+			b->redo = j->wnext;
+			j->state = 0;
+			call_dispatch(b, j);
+		}
 		now = util_now_ms();
 		for (j = b->active; j; j = nx) {
 			nx = j->next;
@@ -633,6 +902,7 @@ static void *backend_loop(void *arg)
 			else if (j->state == BJ_BLOCKED && now >= j->retry_ms)
 				job_deliver(b, j);
 		}
+		idle_next = pools_expire(b, util_now_ms());
 		if (b->tick) {
 			uint64_t t = b->tick(b->tick_ctx, util_now_ns());
 
@@ -667,6 +937,8 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 	    o.max_per_service ? o.max_per_service : SVC_BACKEND_DEFAULT_MAX_PER_SERVICE;
 	b->timeout_ms = o.timeout_ms ? o.timeout_ms : SVC_BACKEND_DEFAULT_TIMEOUT_MS;
 	b->max_response = o.max_response ? o.max_response : SVC_BACKEND_DEFAULT_MAX_RESPONSE;
+	b->pool_conns = o.pool_conns ? o.pool_conns : SVC_BACKEND_DEFAULT_POOL_CONNS;
+	b->idle_ms = o.idle_ms ? o.idle_ms : SVC_BACKEND_DEFAULT_IDLE_MS;
 	b->tick = o.tick;
 	b->tick_ctx = o.tick_ctx;
 	b->tick_next_ms = UINT64_MAX;
@@ -722,6 +994,18 @@ void svc_backend_free(struct svc_backend *b)
 		j->fd = -1;
 		job_finish(b, j, SVC_ERR_OVERLOADED, 0);
 	}
+	/* Every call has ended: only idle connections are left. */
+	while (b->pools) {
+		struct bpool *p = b->pools;
+		struct bconn *c;
+
+		while ((c = p->idle)) {
+			idle_unlink(b, c);
+			conn_close(b, c);
+		}
+		b->pools = p->next;
+		free(p);
+	}
 	while (b->svcs) {
 		struct bsvc *s = b->svcs;
 
@@ -764,50 +1048,82 @@ static int enqueue(struct svc_backend *b, struct bjob *j, const char *service)
 		b->pend_head = j;
 	b->pend_tail = j;
 	pthread_mutex_unlock(&b->mu);
-	wake(b);
+	/* On the loop itself (the fabric's owner answering a peer): it
+	 * takes the queue before it sleeps again, no wake-up needed. */
+	if (svc_backend_on_loop(b))
+		b->kick = 1;
+	else
+		wake(b);
 	return 0;
 }
 
-static struct bjob *job_new(struct svc_backend *b, const char *addr, const uint8_t *payload,
-			    size_t len, uint32_t timeout_ms)
+/* A job for addr whose request is head[0..hl) then body[0..len) (both
+ * copied). */
+static struct bjob *job_new(struct svc_backend *b, const char *addr, const char *head, size_t hl,
+			    const uint8_t *body, size_t len, uint32_t timeout_ms)
 {
 	struct bjob *j;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 
-	if (!b || (!payload && len) || !addr || strlen(addr) >= sizeof(j->addr) ||
+	if (!b || (!body && len) || !addr || strlen(addr) >= sizeof(j->addr) ||
 	    backend_addr(addr, &ss, &sl))
 		return NULL;
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
-	if (len) {
-		j->out = malloc(len);
+	if (hl + len) {
+		j->out = malloc(hl + len);
 		if (!j->out) {
 			free(j);
 			return NULL;
 		}
-		memcpy(j->out, payload, len);
+		if (hl)
+			memcpy(j->out, head, hl);
+		if (len)
+			memcpy(j->out + hl, body, len);
 	}
+	j->kind = BK_JOB;
 	j->fd = -1;
-	j->out_len = len;
+	j->out_len = hl + len;
 	snprintf(j->addr, sizeof(j->addr), "%s", addr);
 	j->timeout_ms = timeout_ms ? timeout_ms : b->timeout_ms;
+	svc_bhttp_resp_init(&j->rp, b->max_response);
 	return j;
 }
 
-int svc_backend_submit(struct svc_backend *b, const char *addr, const char *service,
-		       const uint8_t *payload, size_t len, uint32_t timeout_ms,
+int svc_backend_submit(struct svc_backend *b, const char *addr, const struct svc_backend_req *r,
 		       svc_backend_done_fn done, void *ctx)
 {
-	struct bjob *j = done ? job_new(b, addr, payload, len, timeout_ms) : NULL;
-	int err;
+	char head[SVC_BHTTP_REQ_HEAD_MAX];
+	uint8_t rid[SVC_REQ_ID_LEN];
+	struct svc_bhttp_meta m = {0};
+	struct bjob *j;
+	int hl, err;
 
+	if (!b || !r || !done || !r->service || !r->caller || (!r->payload && r->len))
+		return -EINVAL;
+	if (r->assertion) {
+		memcpy(rid, r->assertion, SVC_REQ_ID_LEN);
+	} else {
+		randombytes_buf(rid, sizeof(rid));
+	}
+	m.service = r->service;
+	m.method = r->method ? r->method : "";
+	m.version = r->version;
+	m.caller = r->caller;
+	m.req_id = rid;
+	m.assertion = r->assertion;
+	m.deadline_ms = r->timeout_ms ? r->timeout_ms : b->timeout_ms;
+	hl = svc_bhttp_req_head(head, sizeof(head), &m, r->len);
+	if (hl < 0)
+		return -EINVAL;
+	j = job_new(b, addr, head, (size_t)hl, r->payload, r->len, r->timeout_ms);
 	if (!j)
 		return -EINVAL;
 	j->done = done;
 	j->ctx = ctx;
-	err = enqueue(b, j, service);
+	err = enqueue(b, j, r->service);
 	if (err)
 		job_free(j);
 	return err;
@@ -817,8 +1133,9 @@ int svc_backend_stream(struct svc_backend *b, const char *addr, const char *serv
 		       const uint8_t *req, size_t len, uint32_t timeout_ms,
 		       const struct svc_backend_sink *sink, void *ctx)
 {
-	struct bjob *j = sink && sink->data && sink->end ? job_new(b, addr, req, len, timeout_ms)
-							  : NULL;
+	struct bjob *j = sink && sink->data && sink->end
+			     ? job_new(b, addr, NULL, 0, req, len, timeout_ms)
+			     : NULL;
 	int err;
 
 	if (!j)
@@ -841,5 +1158,10 @@ void svc_backend_stats(struct svc_backend *b, struct svc_backend_stats *st)
 	st->inflight = b->inflight;
 	st->busy = b->stat_busy;
 	st->timeouts = b->stat_timeout;
+	st->protocol_errors = b->stat_protocol;
 	pthread_mutex_unlock(&b->mu);
+	st->conns_open = atomic_load_explicit(&b->st_open, memory_order_relaxed);
+	st->conns_idle = atomic_load_explicit(&b->st_idle, memory_order_relaxed);
+	st->conns_opened = atomic_load_explicit(&b->st_opened, memory_order_relaxed);
+	st->reused = atomic_load_explicit(&b->st_reused, memory_order_relaxed);
 }

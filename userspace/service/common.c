@@ -19,6 +19,7 @@ static const char *const svc_err_names[SVC_ERR__COUNT] = {
     [SVC_ERR_BACKEND_ERROR] = "backend_error",
     [SVC_ERR_TIMEOUT] = "timeout",
     [SVC_ERR_BANNED] = "banned",
+    [SVC_ERR_BACKEND_PROTOCOL] = "backend_protocol",
 };
 
 const char *svc_err_name(unsigned int e)

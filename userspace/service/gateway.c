@@ -153,6 +153,7 @@ static unsigned int http_status(int err)
 	case SVC_ERR_BACKEND_ERROR: return 502;
 	case SVC_ERR_TIMEOUT: return 504;
 	case SVC_ERR_BANNED: return 403;
+	case SVC_ERR_BACKEND_PROTOCOL: return 502;
 	default: return 500;
 	}
 }
@@ -266,7 +267,11 @@ static MHD_RESULT gw_call(struct svc_gateway *gw, struct MHD_Connection *c, cons
 	MHD_add_response_header(resp, "X-Weft-Status", st);
 	MHD_add_response_header(resp, "X-Weft-Peer", peer);
 	bare_headers(resp);
-	ret = MHD_queue_response(c, http_status(res.err), resp);
+	/* An HTTP backend's own status passes through (docs/SERVICE.md,
+	 * "Backend contract"); other answers get their class's. */
+	ret = MHD_queue_response(c, res.status >= 200 && res.status <= 599 ? res.status
+									 : http_status(res.err),
+				 resp);
 	MHD_destroy_response(resp);
 	return ret;
 }

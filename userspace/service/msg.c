@@ -21,7 +21,7 @@ size_t svc_msg_len(const struct svc_msg *m)
 	size_t n = SVC_MSG_HDR_LEN + m->payload_len;
 
 	if (msg_has_names(m->type))
-		n += m->service_len + m->method_len;
+		n += m->service_len + m->method_len + (m->assertion ? SVC_ASSERT_LEN : 0);
 	return n;
 }
 
@@ -52,9 +52,11 @@ static int msg_check(const struct svc_msg *m)
 		    m->status)
 			return -EINVAL;
 	} else if (msg_has_err(m->type)) {
-		if (m->err >= SVC_ERR__COUNT || m->service_len || m->method_len || m->timeout_ms)
+		if (m->err >= SVC_ERR__COUNT || m->service_len || m->method_len || m->timeout_ms ||
+		    m->assertion)
 			return -EINVAL;
-	} else if (m->err || m->status || m->timeout_ms || m->service_len || m->method_len) {
+	} else if (m->err || m->status || m->timeout_ms || m->service_len || m->method_len ||
+		   m->assertion) {
 		return -EINVAL;
 	}
 	return 0;
@@ -72,13 +74,17 @@ static size_t msg_put_head(const struct svc_msg *m, uint8_t *out)
 	put_be32(out + 8, 0);
 	if (msg_has_names(m->type)) {
 		out[2] = (uint8_t)m->service_len;
-		out[3] = (uint8_t)m->method_len;
+		out[3] = (uint8_t)m->method_len | (m->assertion ? SVC_MSG_F_ASSERTION : 0);
 		put_be32(out + 8, m->timeout_ms);
 		memcpy(out + off, m->service, m->service_len);
 		off += m->service_len;
 		if (m->method_len)
 			memcpy(out + off, m->method, m->method_len);
 		off += m->method_len;
+		if (m->assertion) {
+			memcpy(out + off, m->assertion, SVC_ASSERT_LEN);
+			off += SVC_ASSERT_LEN;
+		}
 	} else if (msg_has_err(m->type)) {
 		out[2] = m->err;
 		put_be32(out + 8, m->status);
@@ -121,20 +127,24 @@ int svc_msg_encode(const struct svc_msg *m, uint8_t *out, size_t cap, size_t *ou
 }
 
 /* Check a header; on success *body = bytes that follow it. Fills the
- * scalar fields of m. */
-static int msg_parse_hdr(const uint8_t *h, size_t max_payload, struct svc_msg *m, size_t *body)
+ * scalar fields of m (*ext: 1 when an assertion follows the method). */
+static int msg_parse_hdr(const uint8_t *h, size_t max_payload, struct svc_msg *m, size_t *body,
+			 int *ext)
 {
 	uint32_t plen = get_be32(h + 4), word = get_be32(h + 8);
+	unsigned int ml = h[3] & ~SVC_MSG_F_ASSERTION;
 
 	memset(m, 0, sizeof(*m));
+	*ext = 0;
 	if (h[0] != SVC_MSG_VERSION || h[1] < SVC_MSG_REQUEST || h[1] > SVC_MSG_STREAM_END)
 		return -EBADMSG;
 	m->type = h[1];
 	if (msg_has_names(m->type)) {
-		if (h[2] == 0 || h[2] > SVC_NAME_MAX || h[3] > SVC_METHOD_MAX)
+		if (h[2] == 0 || h[2] > SVC_NAME_MAX || ml > SVC_METHOD_MAX)
 			return -EBADMSG;
 		m->service_len = h[2];
-		m->method_len = h[3];
+		m->method_len = ml;
+		*ext = !!(h[3] & SVC_MSG_F_ASSERTION);
 		m->timeout_ms = word;
 	} else if (msg_has_err(m->type)) {
 		if (h[2] >= SVC_ERR__COUNT || h[3] != 0)
@@ -147,16 +157,19 @@ static int msg_parse_hdr(const uint8_t *h, size_t max_payload, struct svc_msg *m
 	if (plen > max_payload)
 		return -EMSGSIZE;
 	m->payload_len = plen;
-	*body = m->service_len + m->method_len + plen;
+	*body = m->service_len + m->method_len + (*ext ? SVC_ASSERT_LEN : 0) + plen;
 	return 0;
 }
 
 /* Point m's variable fields into body (already complete) and check names. */
-static int msg_parse_body(struct svc_msg *m, const uint8_t *body)
+static int msg_parse_body(struct svc_msg *m, const uint8_t *body, int ext)
 {
+	size_t a = ext ? SVC_ASSERT_LEN : 0;
+
 	m->service = (const char *)body;
 	m->method = (const char *)body + m->service_len;
-	m->payload = body + m->service_len + m->method_len;
+	m->assertion = ext ? body + m->service_len + m->method_len : NULL;
+	m->payload = body + m->service_len + m->method_len + a;
 	if (msg_has_names(m->type) &&
 	    (!svc_name_valid((const uint8_t *)m->service, m->service_len) ||
 	     !svc_method_valid((const uint8_t *)m->method, m->method_len)))
@@ -176,7 +189,7 @@ static size_t msg_cap_payload(size_t max_payload)
 long svc_msg_decode(struct svc_msg *m, const uint8_t *buf, size_t len, size_t max_payload)
 {
 	size_t body;
-	int err;
+	int err, ext;
 
 	if (!m || (!buf && len))
 		return -EINVAL;
@@ -187,12 +200,12 @@ long svc_msg_decode(struct svc_msg *m, const uint8_t *buf, size_t len, size_t ma
 			return -EBADMSG;
 		return -EAGAIN;
 	}
-	err = msg_parse_hdr(buf, msg_cap_payload(max_payload), m, &body);
+	err = msg_parse_hdr(buf, msg_cap_payload(max_payload), m, &body, &ext);
 	if (err)
 		return err;
 	if (body > len - SVC_MSG_HDR_LEN)
 		return -EAGAIN;
-	err = msg_parse_body(m, buf + SVC_MSG_HDR_LEN);
+	err = msg_parse_body(m, buf + SVC_MSG_HDR_LEN, ext);
 	if (err)
 		return err;
 	return (long)(SVC_MSG_HDR_LEN + body);
@@ -263,7 +276,8 @@ int svc_msg_dec_feed(struct svc_msg_dec *d, const uint8_t *buf, size_t len, size
 			goto out;
 		}
 		if (d->hdr_have == SVC_MSG_HDR_LEN) {
-			err = msg_parse_hdr(d->hdr, d->max_payload, &d->msg, &d->need);
+			err = msg_parse_hdr(d->hdr, d->max_payload, &d->msg, &d->need,
+					    &d->ext);
 			if (err) {
 				d->err = err;
 				goto out;
@@ -288,7 +302,7 @@ int svc_msg_dec_feed(struct svc_msg_dec *d, const uint8_t *buf, size_t len, size
 	if (d->have == d->need) {
 		static const uint8_t empty[1];
 
-		err = msg_parse_body(&d->msg, d->need ? d->buf : empty);
+		err = msg_parse_body(&d->msg, d->need ? d->buf : empty, d->ext);
 		if (err) {
 			d->err = err;
 			goto out;

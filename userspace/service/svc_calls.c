@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include "svc_calls_int.h"
 #include "svc_jobs_int.h"
@@ -39,6 +42,15 @@ static uint32_t call_turn_ms(uint32_t timeout_ms)
 
 struct load_job;
 
+/* Wall clock in ms since the epoch: an assertion's time. */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* One call on the owner: to this node's router (and backend) or a remote
  * provider's stream. Told to its caller, or to its load job. */
 struct call_job {
@@ -63,6 +75,10 @@ struct call_job {
 	struct svc_ticket t;
 	uint64_t t0;
 	struct svc_node_call_res res;
+	/* This node's assertion over the call (docs/SERVICE.md, "Caller
+	 * assertions"): made once when the job is made. */
+	int has_assert;
+	uint8_t assertion[SVC_ASSERT_LEN];
 };
 
 static void load_call_done(struct svc_node *sn, struct load_job *l, struct call_job *c);
@@ -113,7 +129,7 @@ static void call_finish(struct svc_node *sn, struct call_job *c, int err)
 }
 
 /* The local backend's answer (on the owner). Its reference to the job. */
-static void call_backend_done(void *ctx, int err, uint8_t *resp, size_t len)
+static void call_backend_done(void *ctx, int err, uint32_t status, uint8_t *resp, size_t len)
 {
 	struct call_job *c = ctx;
 	struct svc_node *sn = c->j.sn;
@@ -121,6 +137,7 @@ static void call_backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 	svc_router_done(sn->router, &c->t, err, svcn_now_ns());
 	if (!c->j.finished) {
 		c->res.err = err;
+		c->res.status = status;
 		c->res.data = resp;
 		c->res.len = len;
 		c->res.rtt_us = (svcn_now_ns() - c->t0) / 1000;
@@ -133,6 +150,7 @@ static void call_backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 
 static void call_local(struct svc_node *sn, struct call_job *c)
 {
+	struct svc_backend_req br = {0};
 	struct svc_msg m = {.type = SVC_MSG_REQUEST};
 	struct svc_peer self = {0};
 	struct svc_reply reply = {0};
@@ -165,8 +183,14 @@ static void call_local(struct svc_node *sn, struct call_job *c)
 		return;
 	}
 	atomic_fetch_add(&c->j.refs, 1); /* the backend's */
-	r = svc_backend_submit(sn->backend, c->t.backend, c->name, c->req, c->req_len,
-			       c->timeout_ms, call_backend_done, c);
+	br.service = c->name;
+	br.method = c->method;
+	br.caller = sn->id.pk;
+	br.assertion = c->has_assert ? c->assertion : NULL;
+	br.payload = c->req;
+	br.len = c->req_len;
+	br.timeout_ms = c->timeout_ms;
+	r = svc_backend_submit(sn->backend, c->t.backend, &br, call_backend_done, c);
 	if (r) {
 		atomic_fetch_sub(&c->j.refs, 1);
 		svc_router_done(sn->router, &c->t, SVC_ERR_OVERLOADED, svcn_now_ns());
@@ -299,6 +323,13 @@ static struct call_job *call_new(struct svc_node *sn, const char *name, const ch
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->method, sizeof(c->method), "%s", method);
 	c->timeout_ms = timeout_ms;
+	{
+		uint8_t rid[SVC_REQ_ID_LEN];
+
+		randombytes_buf(rid, sizeof(rid));
+		c->has_assert = !svc_assert_sign(c->assertion, &sn->id, name, strlen(name), method,
+						 strlen(method), rid, payload, len, wall_ms());
+	}
 	if (local) {
 		c->req = payload;
 		c->req_len = len;
@@ -306,6 +337,7 @@ static struct call_job *call_new(struct svc_node *sn, const char *name, const ch
 		struct svc_msg m = {.type = SVC_MSG_REQUEST};
 		size_t rl;
 
+		m.assertion = c->has_assert ? c->assertion : NULL;
 		m.service = name;
 		m.service_len = strlen(name);
 		m.method = method;

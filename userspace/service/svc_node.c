@@ -176,6 +176,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		err = svc_router_register_builtins(sn->router);
 	bo.max_inflight = sn->cfg.svc_backend_max_inflight;
 	bo.max_per_service = sn->cfg.svc_backend_max_per_service;
+	bo.pool_conns = sn->cfg.svc_backend_pool_conns;
+	bo.idle_ms = sn->cfg.svc_backend_idle_ms;
 	bo.max_response = svcn_max_payload(sn);
 	bo.tick = svcn_tick; /* jobs and pass-throughs: their deadlines */
 	bo.tick_ctx = sn;

@@ -482,9 +482,13 @@ static void stats_own(struct svc_node *sn, void *arg)
 							SVC_BACKEND_DEFAULT_MAX_PER_SERVICE)));
 		json_object_set_new(l, "http_buffer", json_integer((json_int_t)svcn_http_buffer(sn)));
 		json_object_set_new(o, "backend",
-				    json_pack("{s:i,s:I,s:I}", "inflight", (int)bs.inflight, "busy",
-					      (json_int_t)bs.busy, "timeouts",
-					      (json_int_t)bs.timeouts));
+				    json_pack("{s:i,s:I,s:I,s:I,s:i,s:i,s:I,s:I}", "inflight",
+					      (int)bs.inflight, "busy", (json_int_t)bs.busy, "timeouts",
+					      (json_int_t)bs.timeouts, "protocol_errors",
+					      (json_int_t)bs.protocol_errors, "conns_open",
+					      (int)bs.conns_open, "conns_idle", (int)bs.conns_idle,
+					      "conns_opened", (json_int_t)bs.conns_opened, "reused",
+					      (json_int_t)bs.reused));
 	}
 	*(json_t **)arg = o;
 }

@@ -109,10 +109,14 @@ static void log_call(const char *kind, const struct svc_msg *m, const struct svc
 {
 	char kp[17];
 
-	if (log_get_level() < LOG_LVL_DEBUG && err == SVC_OK)
+	/* An answer from the application (an HTTP status, whatever its
+	 * class) is its business: debug. What the fabric refused: info. */
+	int quiet = err == SVC_OK || status;
+
+	if (log_get_level() < LOG_LVL_DEBUG && quiet)
 		return;
 	util_hex(kp, p->key, 8);
-	log_msg(err == SVC_OK ? LOG_LVL_DEBUG : LOG_LVL_INFO, "svc",
+	log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_INFO, "svc",
 		"%s service=%.*s method=%.*s peer=%s... status=%u error=%s", kind,
 		(int)m->service_len, m->service, (int)m->method_len, m->method, kp, status,
 		svc_err_name((unsigned int)err));
@@ -129,8 +133,9 @@ struct svcn_bjob {
 	char method[SVC_METHOD_MAX + 1];
 };
 
-/* Backend completion (on the owner: the backend thread). */
-static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
+/* Backend completion (on the owner: the backend thread). The body goes
+ * back whatever the status: an application's error text is its answer. */
+static void backend_done(void *ctx, int err, uint32_t status, uint8_t *resp, size_t len)
 {
 	struct svcn_bjob *j = ctx;
 	struct svc_node *sn = j->shim->sn; /* on the owner */
@@ -139,13 +144,12 @@ static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 	if (sn) {
 		svc_router_done(sn->router, &j->t, err, svcn_now_ns());
 		if (!atomic_load(&sn->stopping))
-			send_response(j->qn, j->conn, j->sid, err, 0, err == SVC_OK ? resp : NULL,
-				      err == SVC_OK ? len : 0, 1);
+			send_response(j->qn, j->conn, j->sid, err, status, resp, len, 1);
 		m.service = j->service;
 		m.service_len = strlen(j->service);
 		m.method = j->method;
 		m.method_len = strlen(j->method);
-		log_call("call", &m, &j->peer, err, 0);
+		log_call("call", &m, &j->peer, err, status);
 	}
 	free(resp);
 	free(j);
@@ -153,6 +157,7 @@ static void backend_done(void *ctx, int err, uint8_t *resp, size_t len)
 
 static void serve_call(struct svc_node *sn, struct svcn_in *in, const struct svc_msg *m)
 {
+	struct svc_backend_req br = {0};
 	struct svc_reply reply = {0};
 	struct svc_ticket t;
 	struct svcn_bjob *j;
@@ -191,9 +196,17 @@ static void serve_call(struct svc_node *sn, struct svcn_in *in, const struct svc
 	j->peer = in->peer;
 	snprintf(j->service, sizeof(j->service), "%.*s", (int)m->service_len, m->service);
 	snprintf(j->method, sizeof(j->method), "%.*s", (int)m->method_len, m->method);
-	/* The deadline a peer asks for is capped by svc.max_timeout_ms. */
-	r = svc_backend_submit(sn->backend, t.backend, j->service, m->payload, m->payload_len,
-			       svcn_clamp_timeout(sn, m->timeout_ms), backend_done, j);
+	/* The deadline a peer asks for is capped by svc.max_timeout_ms. The
+	 * caller's key is the one its QUIC handshake proved; its assertion
+	 * goes to the backend unchecked: the backend checks it. */
+	br.service = j->service;
+	br.method = j->method;
+	br.caller = in->peer.key;
+	br.assertion = m->assertion;
+	br.payload = m->payload;
+	br.len = m->payload_len;
+	br.timeout_ms = svcn_clamp_timeout(sn, m->timeout_ms);
+	r = svc_backend_submit(sn->backend, t.backend, &br, backend_done, j);
 	if (r) {
 		svc_router_done(sn->router, &t, SVC_ERR_OVERLOADED, svcn_now_ns());
 		send_response(sn->quic, in->conn, in->sid, SVC_ERR_OVERLOADED, 0, NULL, 0, 1);

@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: MIT
+/* The backend contract's HTTP/1.1 without I/O: request heads, the strict
+ * response parser, status to error class. See svc_bhttp_int.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "svc_bhttp_int.h"
+#include "weft/svc_http.h"
+#include "weft/util.h"
+
+enum { RS_HEAD = 0, RS_LENGTH, RS_CHUNK_SIZE, RS_CHUNK_DATA, RS_CHUNK_CRLF, RS_TRAILERS,
+       RS_TO_EOF, RS_DONE };
+enum { FR_NONE = 0, FR_LENGTH, FR_CHUNKED, FR_EOF };
+
+/* Interim (1xx) heads before the final one: 100 Continue and 103 Early
+ * Hints are legal; more than 8 is a backend talking nonsense. */
+#define BHTTP_MAX_INTERIM 8
+
+static int version_ok(const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+
+	if (!n || n > SVC_BHTTP_VERSION_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int svc_bhttp_weft_headers(char *out, size_t cap, const struct svc_bhttp_meta *m)
+{
+	char caller[2 * IDENTITY_PK_LEN + 1], rid[2 * SVC_REQ_ID_LEN + 1];
+	char sig[2 * IDENTITY_SIG_LEN + 1];
+	size_t o = 0;
+	int n;
+
+	if (!out || !m || !m->service || !m->caller || !m->req_id)
+		return -EINVAL;
+	util_hex(caller, m->caller, IDENTITY_PK_LEN);
+	util_hex(rid, m->req_id, SVC_REQ_ID_LEN);
+	n = snprintf(out, cap, "Weft-Service: %s\r\n", m->service);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENOBUFS;
+	o = (size_t)n;
+	if (version_ok(m->version)) {
+		n = snprintf(out + o, cap - o, "Weft-Service-Version: %s\r\n", m->version);
+		if (n < 0 || (size_t)n >= cap - o)
+			return -ENOBUFS;
+		o += (size_t)n;
+	}
+	n = snprintf(out + o, cap - o,
+		     "Weft-Caller: %s\r\nWeft-Request-Id: %s\r\nWeft-Deadline: %u\r\n", caller, rid,
+		     m->deadline_ms);
+	if (n < 0 || (size_t)n >= cap - o)
+		return -ENOBUFS;
+	o += (size_t)n;
+	if (m->assertion) {
+		uint64_t t = 0;
+
+		for (int i = 0; i < 8; i++)
+			t = t << 8 | m->assertion[SVC_REQ_ID_LEN + i];
+		util_hex(sig, m->assertion + SVC_REQ_ID_LEN + 8, IDENTITY_SIG_LEN);
+		n = snprintf(out + o, cap - o, "Weft-Caller-Assertion: v1 t=%llu sig=%s\r\n",
+			     (unsigned long long)t, sig);
+		if (n < 0 || (size_t)n >= cap - o)
+			return -ENOBUFS;
+		o += (size_t)n;
+	}
+	return (int)o;
+}
+
+int svc_bhttp_req_head(char *out, size_t cap, const struct svc_bhttp_meta *m, size_t body_len)
+{
+	int n, w;
+
+	if (!m || !m->method || !m->service ||
+	    !svc_method_valid((const uint8_t *)m->method, strlen(m->method)) ||
+	    !svc_name_valid((const uint8_t *)m->service, strlen(m->service)))
+		return -EINVAL;
+	n = snprintf(out, cap,
+		     "POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
+		     "Content-Length: %zu\r\n",
+		     m->method, m->service, body_len);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENOBUFS;
+	w = svc_bhttp_weft_headers(out + n, cap - (size_t)n, m);
+	if (w < 0)
+		return w;
+	n += w;
+	if ((size_t)n + 2 >= cap)
+		return -ENOBUFS;
+	memcpy(out + n, "\r\n", 3);
+	return n + 2;
+}
+
+int svc_bhttp_status_class(unsigned int status)
+{
+	if (status >= 200 && status <= 299)
+		return SVC_OK;
+	if (status == 413)
+		return SVC_ERR_TOO_LARGE;
+	if (status == 429)
+		return SVC_ERR_RATE_LIMITED;
+	if (status >= 400 && status <= 499)
+		return SVC_ERR_BAD_REQUEST;
+	if (status == 503)
+		return SVC_ERR_OVERLOADED;
+	if (status == 504)
+		return SVC_ERR_TIMEOUT;
+	if (status >= 500 && status <= 599)
+		return SVC_ERR_BACKEND_ERROR;
+	return SVC_ERR_BACKEND_PROTOCOL;
+}
+
+void svc_bhttp_resp_init(struct svc_bhttp_resp *p, size_t max_body)
+{
+	memset(p, 0, sizeof(*p));
+	p->max_body = max_body;
+	p->state = RS_HEAD;
+}
+
+void svc_bhttp_resp_free(struct svc_bhttp_resp *p)
+{
+	if (!p)
+		return;
+	free(p->head);
+	free(p->body);
+	p->head = p->body = NULL;
+	p->head_cap = p->body_cap = 0;
+}
+
+uint8_t *svc_bhttp_resp_take(struct svc_bhttp_resp *p, size_t *len)
+{
+	uint8_t *b = p->body_len ? p->body : NULL;
+
+	*len = p->body_len;
+	if (b) {
+		p->body = NULL;
+		p->body_cap = p->body_len = 0;
+	}
+	return b;
+}
+
+static int fail(struct svc_bhttp_resp *p, int err)
+{
+	p->err = err;
+	p->close = 1;
+	return err;
+}
+
+static int body_reserve(struct svc_bhttp_resp *p, size_t more)
+{
+	size_t want = p->body_len + more, nc;
+	uint8_t *nb;
+
+	if (want > p->max_body)
+		return -EMSGSIZE;
+	if (want <= p->body_cap)
+		return 0;
+	nc = p->body_cap ? p->body_cap * 2 : 4096;
+	if (nc < want)
+		nc = want;
+	if (nc > p->max_body)
+		nc = p->max_body;
+	nb = realloc(p->body, nc);
+	if (!nb)
+		return -ENOMEM;
+	p->body = nb;
+	p->body_cap = nc;
+	return 0;
+}
+
+static int hdr_is(const uint8_t *base, const struct svc_http_hdr *h, const char *name)
+{
+	return h->name_len == strlen(name) &&
+	       !strncasecmp((const char *)base + h->name_off, name, h->name_len);
+}
+
+/* A complete head in p->head: the final response's framing, or an
+ * interim one skipped. 0 or a negative error. */
+static int head_done(struct svc_bhttp_resp *p)
+{
+	struct svc_http_head h;
+	long r = svc_http_head_parse(p->head, p->head_len, &h);
+	int te = 0, conn_close = 0;
+
+	if (r == -EMSGSIZE)
+		return -EMSGSIZE;
+	if (r <= 0 || (size_t)r != p->head_len)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < h.n; i++) {
+		const char *v = (const char *)p->head + h.h[i].val_off;
+
+		if (hdr_is(p->head, &h.h[i], "transfer-encoding")) {
+			/* Only "chunked", once: anything else (gzip, a list)
+			 * is not the contract, and a second header is how
+			 * request smuggling starts. */
+			if (te || h.h[i].val_len != 7 || strncasecmp(v, "chunked", 7))
+				return -EBADMSG;
+			te = 1;
+		} else if (hdr_is(p->head, &h.h[i], "connection") &&
+			   svc_http_list_has(v, h.h[i].val_len, "close", 5)) {
+			conn_close = 1;
+		}
+	}
+	if (h.status < 200) {
+		/* 101 was never asked for; 100 and 103 are interim. */
+		if (h.status == 101 || ++p->trailers > BHTTP_MAX_INTERIM)
+			return -EBADMSG;
+		p->head_len = 0;
+		return 0;
+	}
+	p->trailers = 0;
+	p->status = h.status;
+	p->minor = h.minor;
+	p->close = conn_close || h.minor == 0;
+	if (te && h.content_length >= 0)
+		return -EBADMSG;
+	if (h.status == 204 || h.status == 304) {
+		p->state = RS_DONE;
+		return 0;
+	}
+	if (te) {
+		p->framing = FR_CHUNKED;
+		p->state = RS_CHUNK_SIZE;
+	} else if (h.content_length >= 0) {
+		if ((unsigned long long)h.content_length > p->max_body)
+			return -EMSGSIZE; /* announced too much: not one byte read */
+		p->framing = FR_LENGTH;
+		p->remain = (uint64_t)h.content_length;
+		if (p->remain) {
+			int e = body_reserve(p, (size_t)p->remain);
+
+			if (e)
+				return e;
+		}
+		p->state = p->remain ? RS_LENGTH : RS_DONE;
+	} else {
+		p->framing = FR_EOF;
+		p->close = 1;
+		p->state = RS_TO_EOF;
+	}
+	return 0;
+}
+
+/* Take bytes of the head: up to and including the blank line. */
+static int feed_head(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, size_t *used)
+{
+	size_t from = p->head_len > 3 ? p->head_len - 3 : 0, take = len, end;
+
+	if (take > SVC_HTTP_MAX_HEAD - p->head_len)
+		take = SVC_HTTP_MAX_HEAD - p->head_len;
+	if (p->head_len + take > p->head_cap) {
+		size_t nc = p->head_cap ? p->head_cap * 2 : 1024;
+		uint8_t *nb;
+
+		while (nc < p->head_len + take)
+			nc *= 2;
+		if (nc > SVC_HTTP_MAX_HEAD)
+			nc = SVC_HTTP_MAX_HEAD;
+		nb = realloc(p->head, nc);
+		if (!nb)
+			return -ENOMEM;
+		p->head = nb;
+		p->head_cap = nc;
+	}
+	memcpy(p->head + p->head_len, buf, take);
+	for (end = from; end + 3 < p->head_len + take; end++)
+		if (p->head[end] == '\r' && p->head[end + 1] == '\n' && p->head[end + 2] == '\r' &&
+		    p->head[end + 3] == '\n')
+			break;
+	end = end + 3 < p->head_len + take ? end + 4 : p->head_len + take;
+	/* Fail early on what cannot become a head: no "HTTP/1." start, or a
+	 * bare LF (the full check is svc_http_head_parse's). */
+	for (size_t i = p->head_len; i < end; i++)
+		if ((i < 7 && p->head[i] != (uint8_t)"HTTP/1."[i]) ||
+		    (p->head[i] == '\n' && (i == 0 || p->head[i - 1] != '\r')))
+			return -EBADMSG;
+	if (end >= 4 && !memcmp(p->head + end - 4, "\r\n\r\n", 4)) {
+		*used = end - p->head_len;
+		p->head_len = end;
+		return head_done(p);
+	}
+	p->head_len += take;
+	*used = take;
+	if (p->head_len >= SVC_HTTP_MAX_HEAD)
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* Gather one CRLF-terminated line into p->line (without the CRLF): 1 when
+ * complete, 0 for more, or -EBADMSG (bare LF, too long). */
+static int feed_line(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, size_t *used)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		uint8_t c = buf[i];
+
+		if (c == '\n') {
+			*used = i + 1;
+			if (!p->line_len || p->line[p->line_len - 1] != '\r')
+				return -EBADMSG;
+			p->line_len--;
+			return 1;
+		}
+		if (p->line_len >= sizeof(p->line) - 1)
+			return -EBADMSG;
+		p->line[p->line_len++] = (char)c;
+	}
+	*used = len;
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* chunk-size [ BWS ";" chunk-ext ] : the size, or -EBADMSG. */
+static int chunk_size(struct svc_bhttp_resp *p)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+
+	for (; i < p->line_len && hexval(p->line[i]) >= 0; i++) {
+		if (i >= 15) /* 2^60: past any cap, and no overflow */
+			return -EBADMSG;
+		v = v << 4 | (uint64_t)hexval(p->line[i]);
+	}
+	if (i == 0)
+		return -EBADMSG;
+	while (i < p->line_len && (p->line[i] == ' ' || p->line[i] == '\t'))
+		i++;
+	if (i < p->line_len && p->line[i] != ';')
+		return -EBADMSG;
+	for (; i < p->line_len; i++)
+		if ((unsigned char)p->line[i] < 0x20 && p->line[i] != '\t')
+			return -EBADMSG;
+	p->remain = v;
+	return 0;
+}
+
+static int feed_one(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, size_t *used)
+{
+	size_t take;
+	int r, e;
+
+	*used = 0;
+	switch (p->state) {
+	case RS_HEAD:
+		return feed_head(p, buf, len, used);
+	case RS_LENGTH:
+	case RS_CHUNK_DATA:
+		take = len < p->remain ? len : (size_t)p->remain;
+		e = body_reserve(p, take);
+		if (e)
+			return e;
+		memcpy(p->body + p->body_len, buf, take);
+		p->body_len += take;
+		p->remain -= take;
+		*used = take;
+		if (!p->remain)
+			p->state = p->state == RS_LENGTH ? RS_DONE : RS_CHUNK_CRLF;
+		return 0;
+	case RS_TO_EOF:
+		e = body_reserve(p, len);
+		if (e)
+			return e;
+		memcpy(p->body + p->body_len, buf, len);
+		p->body_len += len;
+		*used = len;
+		return 0;
+	case RS_CHUNK_SIZE:
+	case RS_CHUNK_CRLF:
+	case RS_TRAILERS:
+		r = feed_line(p, buf, len, used);
+		if (r <= 0)
+			return r;
+		if (p->state == RS_CHUNK_CRLF) {
+			if (p->line_len)
+				return -EBADMSG; /* chunk data longer than its size */
+			p->state = RS_CHUNK_SIZE;
+		} else if (p->state == RS_CHUNK_SIZE) {
+			e = chunk_size(p);
+			if (e)
+				return e;
+			if (p->remain > p->max_body - p->body_len)
+				return -EMSGSIZE;
+			p->state = p->remain ? RS_CHUNK_DATA : RS_TRAILERS;
+		} else if (!p->line_len) {
+			p->state = RS_DONE;
+		} else if (++p->trailers > SVC_BHTTP_MAX_TRAILERS) {
+			return -EBADMSG;
+		}
+		p->line_len = 0;
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+int svc_bhttp_resp_feed(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, size_t *used)
+{
+	size_t off = 0;
+
+	*used = 0;
+	if (p->err)
+		return p->err;
+	while (p->state != RS_DONE && off < len) {
+		size_t u;
+		int e = feed_one(p, buf + off, len - off, &u);
+
+		off += u;
+		if (e) {
+			*used = off;
+			return fail(p, e);
+		}
+	}
+	*used = off;
+	return p->state == RS_DONE;
+}
+
+int svc_bhttp_resp_eof(struct svc_bhttp_resp *p)
+{
+	if (p->err)
+		return p->err;
+	if (p->state == RS_DONE)
+		return 1;
+	if (p->state == RS_TO_EOF) {
+		p->state = RS_DONE;
+		return 1;
+	}
+	return fail(p, -EBADMSG);
+}
