@@ -40,6 +40,7 @@
 #include "svc_node_int.h"
 #include "svc_ops_int.h"
 #include "svc_serve_int.h"
+#include "svc_stream_int.h"
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
@@ -182,6 +183,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
 	if (!err)
+		err = svcn_strm_init(sn);
+	if (!err)
 		err = svc_dir_new(&sn->dir, &dopts);
 	if (!err)
 		err = svcn_pub_store_init(sn, o->store);
@@ -199,6 +202,9 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	svcn_srv_handler(&h, SVC_NODE_ST_HTTP);
 	if (!err)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_HTTP, &h, sn->shim);
+	svcn_srv_handler(&h, SVC_NODE_ST_STREAM);
+	if (!err)
+		err = quic_node_register(sn->quic, SVC_NODE_ST_STREAM, &h, sn->shim);
 	if (!err && sn->ctl)
 		err = svcn_ctl_register(sn);
 	if (err)
@@ -274,6 +280,7 @@ void svc_node_free(struct svc_node *sn)
 	shim = sn->shim;
 	if (shim)
 		shim->sn = NULL;
+	svcn_strm_free_all(sn); /* before the pool's slots go */
 	svcn_ops_free(sn);
 	svcn_ins_free(sn);
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * svc_stream.c: service streams (stream type SVC_NODE_ST_STREAM) on the
+ * fabric's owner, both sides: a caller's stream bridged to a local socket
+ * (the control API's upgraded connection, a test's socketpair) and a
+ * provider's stream into an in-process handler (echo) or a backend's
+ * upgraded HTTP/1.1 connection (backend_stream.c). Their sockets live in
+ * one epoll set of their own, watched by the owner's loop
+ * (svc_backend_watch). Events arrive from svc_events.c; deadlines from
+ * the owner's tick (svc_jobs.c). Nothing here calls those parts.
+ */
+#ifndef WEFT_SVC_STREAM_INT_H
+#define WEFT_SVC_STREAM_INT_H
+
+#include "svc_node_int.h"
+
+/* Bytes of one STREAM_DATA frame we send: 64 KiB (a peer accepts up to
+ * svc.max_payload, 1 MiB). */
+#define SVCN_STRM_FRAME 65536u
+/* QUIC writes of one stream not yet in its send buffer before its local
+ * end stops being read: 8 frames (512 KiB in flight per stream). */
+#define SVCN_STRM_WOUT 8u
+/* A provider's backend has this long to accept the connection and answer
+ * 101 (a backend that never answers ends the stream with timeout). */
+#define SVCN_STRM_BACKEND_MS 5000u
+/* A stream that ended with an error keeps reading (and dropping) its
+ * peer's bytes this long so that its STREAM_END arrives, then resets. */
+#define SVCN_STRM_DRAIN_MS 2000u
+/* Backend response head cap: 16 KiB. */
+#define SVCN_STRM_HEAD_MAX 16384u
+
+/* Hub: set up (the epoll set, watched by the backend loop) and tear down
+ * (after the owner's loop ended: every local end released). */
+int svcn_strm_init(struct svc_node *sn);
+void svcn_strm_free_all(struct svc_node *sn);
+/* The owner's tick: deadlines (idle, backend, drain, write retries).
+ * Returns the next one (UINT64_MAX: none). */
+uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now_ns);
+
+/* Provider side events (svc_events.c). */
+void svcn_strm_srv_data(struct svc_node *sn, uint64_t conn, int64_t sid,
+			const struct svc_peer *peer, const uint8_t *data, size_t len, int fin);
+/* Client side events: 1 when the event was a stream's (else the caller
+ * hands it to svc_ops.c). */
+int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int64_t sid, int err);
+int svcn_strm_cl_data(struct svc_node *sn, uint64_t conn, int64_t sid, const uint8_t *data,
+		      size_t len, int fin);
+/* Both sides. */
+void svcn_strm_closed(struct svc_node *sn, uint64_t conn, int64_t sid, int err);
+void svcn_strm_conn_up(struct svc_node *sn, uint64_t conn, int err);
+void svcn_strm_conn_closed(struct svc_node *sn, uint64_t conn);
+void svcn_strm_writable(struct svc_node *sn, uint64_t conn, int64_t sid);
+/* svc stats: {"open", "opened", "refused", "bytes_in", "bytes_out",
+ * "ended": {reason: n}} (owner). */
+struct json_t;
+struct json_t *svcn_strm_stats(struct svc_node *sn);
+
+/* backend_stream.c: the provider's HTTP/1.1 upgrade to its backend. */
+/* The request head for a stream of service/method from caller (key):
+ * "POST /<method> HTTP/1.1" with Connection: Upgrade, Upgrade:
+ * weft-stream, Host, Weft-Caller, Weft-Service. Returns its length, or 0
+ * when it does not fit cap. */
+size_t svcn_bstream_request(char *out, size_t cap, const char *service, const char *method,
+			    const uint8_t key[IDENTITY_PK_LEN]);
+/* Start a non-blocking connect to the backend address: the socket or
+ * -errno (-EINVAL: address). */
+int svcn_bstream_connect(const char *addr);
+/* The backend's response head in buf[0..len): its length (> 0) with the
+ * status in *status, 0 (need more), -EBADMSG (malformed), -EMSGSIZE
+ * (over SVCN_STRM_HEAD_MAX). Never trusts a length. */
+long svcn_bstream_head(const uint8_t *buf, size_t len, int *status);
+
+#endif
