@@ -78,6 +78,9 @@ struct svcn_strm {
 	size_t hold_len;
 	int hold_fin;
 	int accepted;	    /* caller: the provider said yes; provider: we did */
+	uint64_t unacked;   /* bytes sent the peer has not credited yet */
+	uint64_t delivered; /* bytes taken by our local end, not credited yet */
+	int fin_tx;	    /* our QUIC FIN went */
 	int end_rx, end_tx; /* STREAM_END received / sent */
 	int draining;	    /* ended with an error: the peer's bytes are dropped */
 	/* provider */
@@ -135,9 +138,13 @@ static uint64_t max_bytes(const struct svc_node *sn)
 					    : SVC_NODE_STREAM_MAX_BYTES;
 }
 
+/* What a peer may have in flight is the window; the buffer holds at
+ * least that (and a frame over it: a credit may cross a frame). */
 static size_t buf_cap(const struct svc_node *sn)
 {
-	return sn->cfg.svc_stream_buffer ? sn->cfg.svc_stream_buffer : SVC_NODE_STREAM_BUFFER;
+	size_t b = sn->cfg.svc_stream_buffer ? sn->cfg.svc_stream_buffer : SVC_NODE_STREAM_BUFFER;
+
+	return b < SVCN_STRM_WINDOW + SVCN_STRM_FRAME ? SVCN_STRM_WINDOW + SVCN_STRM_FRAME : b;
 }
 
 static uint64_t idle_ms_of(const struct svc_node *sn, uint32_t asked)
@@ -365,9 +372,16 @@ static int send_hold(struct svcn_strm *s)
 	return 0;
 }
 
+/* May the local end give more (window, QUIC writes, no held frame)? */
+static int can_send(const struct svcn_strm *s)
+{
+	return !s->hold && s->wout < SVCN_STRM_WOUT && s->unacked < SVCN_STRM_WINDOW;
+}
+
 static int send_data(struct svcn_strm *s, const uint8_t *p, size_t len)
 {
 	s->bytes_tx += len;
+	s->unacked += len;
 	s->sn->strms->bytes_out += s->role == ROLE_CALLER ? len : 0;
 	if (s->bytes_tx > max_bytes(s->sn)) {
 		strm_fail(s, SVC_ERR_TOO_LARGE, SVC_STREAM_R_BYTES);
@@ -381,13 +395,38 @@ static int send_data(struct svcn_strm *s, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* Our STREAM_END: the half-close (ok: credits may still follow, the FIN
+ * goes once both ends are said) or the abort (an error: with the FIN). */
 static void send_end(struct svcn_strm *s, int cls, uint32_t reason)
 {
 	if (s->end_tx || !s->opened)
 		return;
 	s->end_tx = 1;
-	if (send_frame(s, SVC_MSG_STREAM_END, cls, reason, NULL, 0, 1))
+	if (cls != SVC_OK)
+		s->fin_tx = 1;
+	if (send_frame(s, SVC_MSG_STREAM_END, cls, reason, NULL, 0, cls != SVC_OK))
 		quic_node_stream_reset(s->sn->quic, s->conn, s->sid, 0x3);
+}
+
+static void send_fin(struct svcn_strm *s)
+{
+	static const uint8_t none;
+
+	if (s->fin_tx || !s->opened)
+		return;
+	s->fin_tx = 1;
+	quic_node_write(s->sn->quic, s->conn, s->sid, &none, 0, 1);
+}
+
+/* The local end took n more bytes: a credit per quantum to the peer. */
+static void delivered(struct svcn_strm *s, size_t n)
+{
+	s->delivered += n;
+	while (s->delivered >= SVCN_STRM_QUANTUM && !s->fin_tx && s->opened) {
+		s->delivered -= SVCN_STRM_QUANTUM;
+		if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0))
+			return;
+	}
 }
 
 /* ----------------------------------------------------------- the end of it */
@@ -512,6 +551,10 @@ static void strm_fail(struct svcn_strm *s, int cls, uint32_t reason)
 	q_clear(s);
 	send_end(s, cls, reason);
 	release_local(s);
+	if (s->ticketed) { /* the slot is free now, not after the drain */
+		svc_router_done(s->sn->router, &s->t, cls, svcn_now_ns());
+		s->ticketed = 0;
+	}
 	if (s->end_rx || !s->opened || !s->hashed) {
 		if (s->opened && !s->end_rx)
 			quic_node_stream_reset(s->sn->quic, s->conn, s->sid, 0x3);
@@ -532,6 +575,7 @@ static void strm_check_done(struct svcn_strm *s)
 		return;
 	s->cls = SVC_OK;
 	s->reason = SVC_STREAM_R_OK;
+	send_fin(s);
 	strm_free(s);
 }
 
@@ -552,7 +596,7 @@ static void fd_set_interest(struct svcn_strm *s)
 	} else if (s->bk == BK_HEAD) {
 		ev = EPOLLIN;
 	} else {
-		if (!s->fd_rd_eof && !s->end_tx && !s->hold && s->wout < SVCN_STRM_WOUT)
+		if (!s->fd_rd_eof && !s->end_tx && can_send(s))
 			ev |= EPOLLIN | EPOLLRDHUP;
 		if (s->qbytes && !s->fd_wr_shut)
 			ev |= EPOLLOUT;
@@ -583,6 +627,7 @@ static void fd_write(struct svcn_strm *s)
 			return;
 		}
 		q_take(s, (size_t)n);
+		delivered(s, (size_t)n);
 		touch(s);
 	}
 	if (s->end_rx && !s->fd_wr_shut) {
@@ -596,8 +641,7 @@ static void fd_read(struct svcn_strm *s)
 {
 	uint8_t *buf = s->sn->strms->frame + SVC_MSG_HDR_LEN;
 
-	while (!s->zombie && !s->draining && !s->fd_rd_eof && !s->end_tx && !s->hold &&
-	       s->wout < SVCN_STRM_WOUT) {
+	while (!s->zombie && !s->draining && !s->fd_rd_eof && !s->end_tx && can_send(s)) {
 		ssize_t n = recv(s->fd, buf, SVCN_STRM_FRAME, 0);
 
 		if (n < 0) {
@@ -728,7 +772,7 @@ static void pump(struct svcn_strm *s)
 	if (send_hold(s))
 		return;
 	if (s->local == LOCAL_ECHO) {
-		while (s->qh && !s->hold && s->wout < SVCN_STRM_WOUT) {
+		while (s->qh && !s->end_tx && can_send(s)) {
 			struct sq_chunk *c = s->qh;
 			size_t n = c->len - c->off;
 
@@ -738,6 +782,7 @@ static void pump(struct svcn_strm *s)
 			q_take(s, n);
 			if (send_data(s, s->sn->strms->frame + SVC_MSG_HDR_LEN, n) < 0)
 				return;
+			delivered(s, n);
 		}
 		if (!s->qh && !s->hold && s->end_rx && !s->end_tx)
 			send_end(s, SVC_OK, SVC_STREAM_R_OK);
@@ -782,7 +827,7 @@ static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 	}
 	s->ticketed = 1;
 	for (struct svcn_strm *o = sn->strms->all; o; o = o->next) {
-		if (o == s || o->role != ROLE_PROVIDER || !o->ticketed)
+		if (o == s || o->role != ROLE_PROVIDER || !o->ticketed || o->draining)
 			continue;
 		np += !memcmp(o->peer.key, s->peer.key, IDENTITY_PK_LEN);
 		nsv += !strcmp(o->service, s->service);
@@ -837,6 +882,11 @@ static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 		srv_open(s, m);
 		return;
 	}
+	if (m->type == SVC_MSG_STREAM_DATA && !m->payload_len && (s->accepted || s->role == ROLE_PROVIDER)) {
+		/* a credit: the peer's local end took a quantum */
+		s->unacked = s->unacked > SVCN_STRM_QUANTUM ? s->unacked - SVCN_STRM_QUANTUM : 0;
+		return;
+	}
 	if (s->end_rx || (m->type != SVC_MSG_STREAM_DATA && m->type != SVC_MSG_STREAM_END)) {
 		if (s->role == ROLE_PROVIDER)
 			svc_router_violation(s->sn->router, &s->peer, SVC_ERR_BAD_REQUEST,
@@ -866,10 +916,15 @@ static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 		s->end_rx = 1;
 		if (m->err != SVC_OK) {
 			/* the peer ended with an error: ours says the same */
-			s->end_tx = 1; /* nothing more to say */
 			s->cls = m->err;
 			s->reason = m->status;
 			q_clear(s);
+			free(s->hold);
+			s->hold = NULL;
+			if (!s->end_tx)
+				send_end(s, m->err, m->status);
+			else
+				send_fin(s);
 			release_local(s);
 			strm_free(s);
 			return;
@@ -941,6 +996,8 @@ void svcn_strm_srv_data(struct svc_node *sn, uint64_t conn, int64_t sid,
 {
 	struct svcn_strm *s = by_stream(sn, conn, sid);
 
+	if (!s && !len)
+		return; /* the FIN of a stream that ended here already */
 	if (!s) {
 		if (!peer || !(s = strm_new(sn, ROLE_PROVIDER))) {
 			quic_node_stream_reset(sn->quic, conn, sid, 0x4);

@@ -17,6 +17,12 @@
 /* Bytes of one STREAM_DATA frame we send: 64 KiB (a peer accepts up to
  * svc.max_payload, 1 MiB). */
 #define SVCN_STRM_FRAME 65536u
+/* Flow control between the two ends: a side may have SVCN_STRM_WINDOW
+ * bytes of STREAM_DATA in flight that the other side's local end has not
+ * taken; the other side sends an empty STREAM_DATA (a credit) for every
+ * SVCN_STRM_QUANTUM its local end took. 1 MiB: ~10 Gbit/s at 1 ms RTT. */
+#define SVCN_STRM_QUANTUM (256u << 10)
+#define SVCN_STRM_WINDOW (4u * SVCN_STRM_QUANTUM)
 /* QUIC writes of one stream not yet in its send buffer before its local
  * end stops being read: 8 frames (512 KiB in flight per stream). */
 #define SVCN_STRM_WOUT 8u
