@@ -207,6 +207,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_STREAM, &h, sn->shim);
 	if (!err && sn->ctl)
 		err = svcn_ctl_register(sn);
+	if (!err && sn->ctl)
+		err = svcn_strm_ctl_register(sn);
 	if (err)
 		goto fail;
 	atomic_store(&sn->shim->live, sn); /* workers may post from now on */
@@ -224,6 +226,7 @@ void svc_node_stop(struct svc_node *sn)
 	/* Callers waiting on jobs look at stopping at least every
 	 * SVCN_JOB_POLL_MS and leave. */
 	atomic_store(&sn->stopping, 1);
+	svcn_strm_stop(sn); /* streams release their sockets now */
 	pthread_mutex_lock(&sn->refresh_mu);
 	pthread_cond_broadcast(&sn->refresh_cv);
 	pthread_mutex_unlock(&sn->refresh_mu);

@@ -466,7 +466,6 @@ static void strm_free(struct svcn_strm *s)
 
 	if (s->zombie)
 		return;
-	release_local(s);
 	if (s->ticketed) {
 		svc_router_done(s->sn->router, &s->t, s->cls, svcn_now_ns());
 		s->ticketed = 0;
@@ -502,6 +501,7 @@ static void strm_free(struct svcn_strm *s)
 			(unsigned long long)s->bytes_rx, (unsigned long long)s->bytes_tx,
 			svc_err_name((unsigned int)s->cls), svc_stream_reason_name(s->reason));
 	}
+	release_local(s); /* after the record: a client that sees EOF finds it */
 	if (s->w) {
 		s->w->s = NULL;
 		w_put(s->w);
@@ -1497,6 +1497,27 @@ json_t *svcn_strm_stats(struct svc_node *sn)
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+static void stop_run(struct svc_backend_msg *m, int cancel)
+{
+	struct svc_node *sn = ((struct open_msg *)m)->sn;
+
+	if (!cancel)
+		svcn_strm_expire(sn, svcn_now_ns());
+	free(m);
+}
+
+void svcn_strm_stop(struct svc_node *sn)
+{
+	struct open_msg *o;
+
+	if (!sn->strms || !sn->backend || !(o = calloc(1, sizeof(*o))))
+		return;
+	o->m.fn = stop_run;
+	o->sn = sn;
+	if (svc_backend_post(sn->backend, &o->m))
+		free(o);
+}
 
 int svcn_strm_init(struct svc_node *sn)
 {

@@ -39,6 +39,12 @@
  * (after the owner's loop ended: every local end released). */
 int svcn_strm_init(struct svc_node *sn);
 void svcn_strm_free_all(struct svc_node *sn);
+/* svc_node_stop: every stream ends (shutdown) on the owner at once, so
+ * that the control threads holding upgraded connections are let go. */
+void svcn_strm_stop(struct svc_node *sn);
+/* svc_stream_ctl.c: POST /v1/svc/stream, GET /v1/svc/stream/ID,
+ * GET /v1/svc/streams. */
+int svcn_strm_ctl_register(struct svc_node *sn);
 /* The owner's tick: deadlines (idle, backend, drain, write retries).
  * Returns the next one (UINT64_MAX: none). */
 uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now_ns);
