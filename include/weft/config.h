@@ -114,6 +114,7 @@ struct weft_config {
 	uint32_t svc_stream_buffer;
 	uint32_t svc_peer_streams;
 	uint32_t svc_service_streams;
+	uint32_t svc_ws_max_message;
 	uint32_t svc_owner_queue;	   /* stream events waiting for the fabric's owner */
 	/* [store] */
 	uint64_t store_map_size;

@@ -54,6 +54,14 @@ struct store;
  * and the close reason in status), then its own STREAM_DATA and
  * STREAM_END with FIN. */
 #define SVC_NODE_ST_STREAM 0x33
+/* A WebSocket from the gateway: as SVC_NODE_ST_STREAM, but STREAM_OPEN's
+ * payload is the client's upgrade request head, which the provider writes
+ * to its backend as it is (after checking it is one), and the provider's
+ * first bytes are the backend's response head. */
+#define SVC_NODE_ST_WS 0x34
+/* The largest WebSocket message the gateway relays (svc.ws_max_message):
+ * 1 MiB, the call payload cap; past it, close code 1009 both ways. */
+#define SVC_NODE_WS_MAX_MESSAGE (1u << 20)
 
 /* Stream limits (docs/CONFIG.md [svc] stream_*; 0 in the config selects
  * these). Idle: no byte either way for 60 s ends a stream (a caller may
@@ -86,6 +94,8 @@ enum svc_stream_reason {
 	SVC_STREAM_R_REFUSED = 8,   /* refused by admission (class: the router's) */
 	SVC_STREAM_R_SHUTDOWN = 9,  /* the node is stopping (overloaded) */
 	SVC_STREAM_R_LOCAL = 10,    /* the local end (client or backend socket) failed */
+	SVC_STREAM_R_WS_MESSAGE = 11, /* a WebSocket message over svc.ws_max_message (too_large) */
+	SVC_STREAM_R_WS_PROTOCOL = 12, /* a malformed WebSocket frame (bad_request) */
 	SVC_STREAM_R__COUNT
 };
 /* "ok", "idle", "bytes", "slow_reader", "streams", "backend", "reset",
@@ -184,6 +194,7 @@ struct svc_node_cfg {
 	uint32_t svc_stream_buffer;	      /* 0 = SVC_NODE_STREAM_BUFFER */
 	uint32_t svc_peer_streams;	      /* 0 = SVC_NODE_PEER_STREAMS */
 	uint32_t svc_service_streams;	      /* 0 = SVC_NODE_SERVICE_STREAMS */
+	uint32_t svc_ws_max_message;	      /* 0 = SVC_NODE_WS_MAX_MESSAGE */
 };
 
 struct svc_node_opts {

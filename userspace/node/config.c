@@ -159,6 +159,8 @@ static const struct cfg_key cfg_keys[] = {
 	  "1073741824", NULL, 0 },
 	{ "svc", "stream_buffer", CFG_U32, OFF(svc_stream_buffer), 0, 65536, 64U << 20, "2097152",
 	  NULL, 0 },
+	{ "svc", "ws_max_message", CFG_U32, OFF(svc_ws_max_message), 0, 126, 64U << 20, "1048576",
+	  NULL, 0 },
 	{ "svc", "peer_streams", CFG_U32, OFF(svc_peer_streams), 0, 1, 65536, "16", NULL, 0 },
 	{ "svc", "service_streams", CFG_U32, OFF(svc_service_streams), 0, 1, 65536, "256", NULL,
 	  0 },

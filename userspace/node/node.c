@@ -497,6 +497,7 @@ static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
 	s->svc_stream_buffer = c->svc_stream_buffer;
 	s->svc_peer_streams = c->svc_peer_streams;
 	s->svc_service_streams = c->svc_service_streams;
+	s->svc_ws_max_message = c->svc_ws_max_message;
 }
 
 /* svc_node_opts.announce_port: the NAT's mapping of our QUIC socket. */

@@ -93,8 +93,8 @@ static void ev_run(struct svc_backend_msg *m, int cancel)
 			svcn_cl_closed_own(sn, ev->conn);
 			break;
 		case SVCN_EV_SRV_DATA:
-			if (ev->type == SVC_NODE_ST_STREAM)
-				svcn_strm_srv_data(sn, ev->conn, ev->sid,
+			if (ev->type == SVC_NODE_ST_STREAM || ev->type == SVC_NODE_ST_WS)
+				svcn_strm_srv_data(sn, ev->type, ev->conn, ev->sid,
 						   ev->have_key ? &ev->peer : NULL, ev->data,
 						   ev->len, ev->fin);
 			else
@@ -310,6 +310,11 @@ static void srv_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t
 	srv_post(arg, SVC_NODE_ST_STREAM, conn, sid, d, l, f);
 }
 
+static void srv_ws_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
+{
+	srv_post(arg, SVC_NODE_ST_WS, conn, sid, d, l, f);
+}
+
 static void srv_closed(void *arg, uint64_t conn, int64_t sid, int err)
 {
 	struct svc_node *sn = svcn_shim_enter(arg);
@@ -327,6 +332,7 @@ void svcn_srv_handler(struct quic_node_handler *h, int type)
 	h->stream_data = type == SVC_NODE_ST_DESC     ? srv_desc_data
 			 : type == SVC_NODE_ST_CALL   ? srv_call_data
 			 : type == SVC_NODE_ST_STREAM ? srv_stream_data
+			 : type == SVC_NODE_ST_WS     ? srv_ws_data
 						      : srv_http_data;
-	h->writable = type == SVC_NODE_ST_STREAM ? any_writable : NULL;
+	h->writable = type == SVC_NODE_ST_STREAM || type == SVC_NODE_ST_WS ? any_writable : NULL;
 }

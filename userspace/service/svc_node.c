@@ -205,6 +205,9 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	svcn_srv_handler(&h, SVC_NODE_ST_STREAM);
 	if (!err)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_STREAM, &h, sn->shim);
+	svcn_srv_handler(&h, SVC_NODE_ST_WS);
+	if (!err)
+		err = quic_node_register(sn->quic, SVC_NODE_ST_WS, &h, sn->shim);
 	if (!err && sn->ctl)
 		err = svcn_ctl_register(sn);
 	if (!err && sn->ctl)

@@ -58,6 +58,8 @@ struct svc_node_stream {
 	int rc;				  /* transport error (-errno) or 0 */
 	struct svc_node_stream_info info; /* refusal */
 	struct svcn_strm *s;		  /* the owner's: NULL once the stream is gone */
+	uint8_t *head;			  /* WebSocket: the backend's response head */
+	size_t head_len;
 };
 
 struct svcn_strm {
@@ -107,6 +109,11 @@ struct svcn_strm {
 	uint64_t bytes_rx, bytes_tx;
 	int cls;
 	uint32_t reason;
+	/* WebSocket (SVC_NODE_ST_WS) */
+	int ws, ws_head; /* ws_head: the caller has the backend's head */
+	uint8_t *open_payload; /* caller: STREAM_OPEN's payload (the request head) */
+	size_t open_len;
+	struct svcn_ws ws_tx, ws_rx; /* caller: client->backend, backend->client */
 };
 
 struct svcn_strms {
@@ -125,7 +132,7 @@ struct svcn_strms {
 
 static const char *const reason_names[SVC_STREAM_R__COUNT] = {
     "ok",     "idle",	  "bytes",    "slow_reader", "streams", "backend",
-    "reset", "protocol", "refused", "shutdown",    "local"};
+    "reset", "protocol", "refused", "shutdown",    "local", "ws_message", "ws_protocol"};
 
 const char *svc_stream_reason_name(unsigned int r)
 {
@@ -145,6 +152,11 @@ static size_t buf_cap(const struct svc_node *sn)
 	size_t b = sn->cfg.svc_stream_buffer ? sn->cfg.svc_stream_buffer : SVC_NODE_STREAM_BUFFER;
 
 	return b < SVCN_STRM_WINDOW + SVCN_STRM_FRAME ? SVCN_STRM_WINDOW + SVCN_STRM_FRAME : b;
+}
+
+static uint64_t ws_max(const struct svc_node *sn)
+{
+	return sn->cfg.svc_ws_max_message ? sn->cfg.svc_ws_max_message : SVC_NODE_WS_MAX_MESSAGE;
 }
 
 static uint64_t idle_ms_of(const struct svc_node *sn, uint32_t asked)
@@ -175,6 +187,7 @@ static void touch(struct svcn_strm *s)
 static void w_put(struct svc_node_stream *w)
 {
 	if (w && atomic_fetch_sub(&w->refs, 1) == 1) {
+		free(w->head);
 		sem_destroy(&w->sem);
 		free(w);
 	}
@@ -520,6 +533,8 @@ static void strm_free(struct svcn_strm *s)
 	s->hold = NULL;
 	free(s->hs);
 	s->hs = NULL;
+	free(s->open_payload);
+	s->open_payload = NULL;
 	svc_msg_dec_free(&s->dec);
 	s->zombie = 1;
 	s->znext = ss->zombies;
@@ -538,12 +553,30 @@ static void zombies_free(struct svcn_strms *ss)
 
 /* End s with an error: its STREAM_END says why, the local end goes now,
  * and the peer's bytes are dropped until its end (or the drain time). */
+/* A WebSocket's local end hears why it ends: a Close frame, best effort
+ * (a client from the gateway; a backend from the provider, masked). */
+static void ws_close_local(struct svcn_strm *s, uint32_t reason)
+{
+	uint8_t f[8];
+	unsigned int code = reason == SVC_STREAM_R_WS_MESSAGE || reason == SVC_STREAM_R_BYTES ? 1009
+			    : reason == SVC_STREAM_R_WS_PROTOCOL || reason == SVC_STREAM_R_PROTOCOL
+				? 1002
+			    : reason == SVC_STREAM_R_IDLE || reason == SVC_STREAM_R_SHUTDOWN ? 1001
+											     : 1011;
+
+	if (!s->ws || s->fd < 0 || (s->bk && s->bk != BK_OPEN) || (s->role == ROLE_CALLER && !s->release))
+		return;
+	(void)!send(s->fd, f, svcn_ws_close_frame(f, code, s->role == ROLE_PROVIDER),
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static void strm_fail(struct svcn_strm *s, int cls, uint32_t reason)
 {
 	if (s->zombie || s->draining)
 		return;
 	s->cls = cls;
 	s->reason = reason;
+	ws_close_local(s, reason);
 	if (s->role == ROLE_CALLER && !s->accepted)
 		w_tell(s, 0, cls, reason);
 	free(s->hold);
@@ -655,6 +688,16 @@ static void fd_read(struct svcn_strm *s)
 			send_end(s, SVC_OK, SVC_STREAM_R_OK); /* the half-close */
 			return;
 		}
+		if (s->ws && s->role == ROLE_CALLER) {
+			int c = svcn_ws_feed(&s->ws_tx, buf, (size_t)n, 1, ws_max(s->sn));
+
+			if (c) {
+				strm_fail(s, c == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
+					  c == SVCN_WS_TOO_BIG ? SVC_STREAM_R_WS_MESSAGE
+							       : SVC_STREAM_R_WS_PROTOCOL);
+				return;
+			}
+		}
 		if (send_data(s, buf, (size_t)n) < 0 && s->zombie)
 			return;
 	}
@@ -709,6 +752,23 @@ static void bk_event(struct svcn_strm *s, uint32_t ev)
 		h = svcn_bstream_head(s->hs, s->hs_len, &status);
 		if (h == 0)
 			return;
+		if (h > 0 && s->ws) {
+			/* the client hears the backend: its head, whatever it says */
+			log_debug("svc", "ws service=%s: backend answered %d", s->service, status);
+			s->bk = BK_OPEN;
+			s->accepted = 1;
+			s->sn->strms->opened++;
+			if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0)) {
+				strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
+				return;
+			}
+			if (send_data(s, s->hs, s->hs_len) < 0)
+				return;
+			free(s->hs);
+			s->hs = NULL;
+			touch(s);
+			return;
+		}
 		if (h < 0 || status != 101) {
 			log_info("svc", "stream service=%s: backend answered %s %d", s->service,
 				 h < 0 ? "a malformed head" : "status", status);
@@ -800,6 +860,24 @@ static void pump(struct svcn_strm *s)
 
 /* ---------------------------------------------------- frames from the peer */
 
+/* A WebSocket's STREAM_OPEN payload: one HTTP/1.1 GET head, ending at
+ * its blank line, no NUL or bare LF, within the head cap. The backend
+ * judges the rest (its Origin rules, the key); we only make sure it is
+ * one request and nothing smuggled after it. */
+static int ws_request_ok(const uint8_t *p, size_t len)
+{
+	if (len < 18 || len > SVCN_STRM_HEAD_MAX || memcmp(p, "GET /", 5) ||
+	    memcmp(p + len - 4, "\r\n\r\n", 4))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!p[i] || (p[i] == '\n' && (!i || p[i - 1] != '\r')))
+			return 0;
+		if (i + 4 < len && !memcmp(p + i, "\r\n\r\n", 4))
+			return 0; /* a second head or a body */
+	}
+	return 1;
+}
+
 /* Provider: the STREAM_OPEN. */
 static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 {
@@ -838,10 +916,16 @@ static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 		return;
 	}
 	s->idle_ns = idle_ms_of(sn, m->timeout_ms) * 1000000ull;
+	if (s->ws && (s->t.kind != SVC_KIND_BACKEND || !ws_request_ok(m->payload, m->payload_len))) {
+		svc_router_violation(sn->router, &s->peer, SVC_ERR_BAD_REQUEST, svcn_now_ns());
+		strm_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_WS_PROTOCOL);
+		return;
+	}
 	if (s->t.kind == SVC_KIND_BACKEND) {
 		char req[1024];
-		size_t rl = svcn_bstream_request(req, sizeof(req), s->service, s->method,
-						 s->peer.key);
+		size_t rl = s->ws ? m->payload_len
+				  : svcn_bstream_request(req, sizeof(req), s->service, s->method,
+							 s->peer.key);
 		int fd = rl ? svcn_bstream_connect(s->t.backend) : -EINVAL;
 
 		if (fd < 0 || !(s->hs = malloc(rl))) {
@@ -850,7 +934,7 @@ static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 			strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
 			return;
 		}
-		memcpy(s->hs, req, rl);
+		memcpy(s->hs, s->ws ? m->payload : (const uint8_t *)req, rl);
 		s->hs_len = rl;
 		s->fd = fd;
 		s->local = LOCAL_BACKEND;
@@ -871,8 +955,70 @@ static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 		strm_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_REFUSED); /* no stream handler */
 		return;
 	}
-	if (m->payload_len && q_push(s, m->payload, m->payload_len))
+	if (!s->ws && m->payload_len && q_push(s, m->payload, m->payload_len))
 		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_SLOW);
+}
+
+/* The caller of a WebSocket: the backend's response head out of the
+ * queue, to its waiter (the gateway answers its client with it); what
+ * follows it is frames, checked from here on. */
+static void ws_take_head(struct svcn_strm *s)
+{
+	uint8_t buf[SVCN_STRM_HEAD_MAX];
+	size_t n = 0, end = 0;
+	int status;
+	long h;
+
+	for (struct sq_chunk *c = s->qh; c && n < sizeof(buf); c = c->next) {
+		size_t k = c->len - c->off;
+
+		if (k > sizeof(buf) - n)
+			k = sizeof(buf) - n;
+		memcpy(buf + n, c->data + c->off, k);
+		n += k;
+	}
+	h = svcn_bstream_head(buf, n, &status);
+	if (h == 0)
+		return;
+	if (h < 0) {
+		strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
+		return;
+	}
+	end = (size_t)h;
+	if (s->w && !(s->w->head = malloc(end))) {
+		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
+		return;
+	}
+	if (s->w) {
+		memcpy(s->w->head, buf, end);
+		s->w->head_len = end;
+	}
+	while (end) {
+		size_t k = s->qh->len - s->qh->off;
+
+		if (k > end)
+			k = end;
+		q_take(s, k);
+		end -= k;
+	}
+	s->ws_head = 1;
+	/* frames that came with the head */
+	for (struct sq_chunk *c = s->qh; c; c = c->next) {
+		int e = svcn_ws_feed(&s->ws_rx, c->data + c->off, c->len - c->off, 0, ws_max(s->sn));
+
+		if (e) {
+			strm_fail(s, e == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
+				  e == SVCN_WS_TOO_BIG ? SVC_STREAM_R_WS_MESSAGE
+						       : SVC_STREAM_R_WS_PROTOCOL);
+			return;
+		}
+	}
+	if (w_tell(s, 0, SVC_OK, 0)) {
+		strm_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_LOCAL);
+		return;
+	}
+	s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
+	due(s, s->deadline_ns);
 }
 
 /* One decoded frame from the peer. */
@@ -903,6 +1049,12 @@ static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 		}
 		s->accepted = 1;
 		s->sn->strms->opened++;
+		if (s->ws) {
+			s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
+			due(s, s->deadline_ns);
+			touch(s);
+			return; /* the caller waits for the backend's head */
+		}
 		if (w_tell(s, 0, SVC_OK, 0)) {
 			strm_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_LOCAL); /* the caller left */
 			return;
@@ -925,6 +1077,7 @@ static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 				send_end(s, m->err, m->status);
 			else
 				send_fin(s);
+			ws_close_local(s, m->status);
 			release_local(s);
 			strm_free(s);
 			return;
@@ -944,8 +1097,22 @@ static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 		return;
 	}
 	touch(s);
-	if (q_push(s, m->payload, m->payload_len))
+	if (s->ws && s->role == ROLE_CALLER && s->ws_head) {
+		int c = svcn_ws_feed(&s->ws_rx, m->payload, m->payload_len, 0, ws_max(s->sn));
+
+		if (c) {
+			strm_fail(s, c == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
+				  c == SVCN_WS_TOO_BIG ? SVC_STREAM_R_WS_MESSAGE
+						       : SVC_STREAM_R_WS_PROTOCOL);
+			return;
+		}
+	}
+	if (q_push(s, m->payload, m->payload_len)) {
 		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_SLOW);
+		return;
+	}
+	if (s->ws && s->role == ROLE_CALLER && !s->ws_head)
+		ws_take_head(s);
 }
 
 static void on_bytes(struct svcn_strm *s, const uint8_t *data, size_t len, int fin)
@@ -991,7 +1158,7 @@ static void on_bytes(struct svcn_strm *s, const uint8_t *data, size_t len, int f
 
 /* ------------------------------------------------------------- events */
 
-void svcn_strm_srv_data(struct svc_node *sn, uint64_t conn, int64_t sid,
+void svcn_strm_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
 			const struct svc_peer *peer, const uint8_t *data, size_t len, int fin)
 {
 	struct svcn_strm *s = by_stream(sn, conn, sid);
@@ -1007,6 +1174,7 @@ void svcn_strm_srv_data(struct svc_node *sn, uint64_t conn, int64_t sid,
 		s->sid = sid;
 		s->opened = 1;
 		s->peer = *peer;
+		s->ws = type == SVC_NODE_ST_WS;
 		/* the STREAM_OPEN has this long to arrive */
 		s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
 		due(s, s->deadline_ns);
@@ -1041,8 +1209,13 @@ int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	m.method = s->method;
 	m.method_len = strlen(s->method);
 	m.timeout_ms = (uint32_t)(s->idle_ns / 1000000ull);
-	if (svc_msg_encode_head(&m, sn->strms->frame, sizeof(sn->strms->frame), &hl) ||
-	    quic_node_write(sn->quic, conn, sid, sn->strms->frame, hl, 0)) {
+	m.payload = s->open_payload;
+	m.payload_len = s->open_len;
+	if (svc_msg_encode_head(&m, sn->strms->frame, SVC_MSG_HDR_LEN + 2 * 64, &hl) ||
+	    s->open_len > sizeof(sn->strms->frame) - hl ||
+	    (memcpy(sn->strms->frame + hl, s->open_payload ? s->open_payload : (const uint8_t *)"",
+		    s->open_len),
+	     quic_node_write(sn->quic, conn, sid, sn->strms->frame, hl + s->open_len, 0))) {
 		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
 		return 1;
 	}
@@ -1091,7 +1264,8 @@ void svcn_strm_conn_up(struct svc_node *sn, uint64_t conn, int err)
 			s->reason = SVC_STREAM_R_RESET;
 			w_tell(s, err, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
 			strm_free(s);
-		} else if (quic_node_stream_open(sn->quic, conn, SVC_NODE_ST_STREAM, s->token)) {
+		} else if (quic_node_stream_open(sn->quic, conn,
+						 s->ws ? SVC_NODE_ST_WS : SVC_NODE_ST_STREAM, s->token)) {
 			w_tell(s, -EAGAIN, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
 			strm_free(s);
 		}
@@ -1206,6 +1380,8 @@ struct open_msg {
 	socklen_t sl;
 	uint8_t key[IDENTITY_PK_LEN];
 	uint32_t idle_ms, timeout_ms;
+	uint8_t *payload; /* WebSocket: the request head (taken by the stream) */
+	size_t payload_len;
 	/* attach */
 	int fd;
 	uint8_t *head;
@@ -1233,6 +1409,12 @@ static void open_run(struct svc_backend_msg *mm, int cancel)
 	snprintf(s->method, sizeof(s->method), "%s", o->method);
 	memcpy(s->peer.key, o->key, IDENTITY_PK_LEN);
 	s->idle_ns = idle_ms_of(sn, o->idle_ms) * 1000000ull;
+	if (o->payload) {
+		s->ws = 1;
+		s->open_payload = o->payload;
+		s->open_len = o->payload_len;
+		o->payload = NULL;
+	}
 	s->deadline_ns = svcn_now_ns() + (uint64_t)o->timeout_ms * 1000000ull;
 	due(s, s->deadline_ns);
 	s->token = ++sn->next_token;
@@ -1249,7 +1431,8 @@ static void open_run(struct svc_backend_msg *mm, int cancel)
 	s->counted = 1;
 	p->streams++;
 	if (p->state == SVCN_PEER_UP &&
-	    quic_node_stream_open(sn->quic, p->conn, SVC_NODE_ST_STREAM, s->token)) {
+	    quic_node_stream_open(sn->quic, p->conn, s->ws ? SVC_NODE_ST_WS : SVC_NODE_ST_STREAM,
+				  s->token)) {
 		w_tell(s, -EAGAIN, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
 		strm_free(s);
 	}
@@ -1264,42 +1447,23 @@ fail:
 	}
 out:
 	w_put(w); /* the message's */
+	free(o->payload);
 	free(o);
 }
 
-int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
-			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,
-			 struct svc_node_stream_info *info)
+/* Post the open (o, taken) and wait for the provider's answer. */
+static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_ms,
+		     struct svc_node_stream **out, struct svc_node_stream_info *info)
 {
-	struct svc_dir_result r;
-	struct svc_node_stream *w;
-	struct open_msg *o;
+	struct svc_node_stream *w = calloc(1, sizeof(*w));
 	uint64_t dl;
-	int local, err, expect;
+	int err, expect;
 
-	*out = NULL;
-	memset(info, 0, sizeof(*info));
-	if (!method)
-		method = "";
-	if (!svc_name_valid((const uint8_t *)name, strlen(name)) ||
-	    !svc_method_valid((const uint8_t *)method, strlen(method)))
-		return -EINVAL;
-	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	o = calloc(1, sizeof(*o));
-	w = calloc(1, sizeof(*w));
-	if (!o || !w) {
+	if (!w) {
+		free(o->payload);
 		free(o);
-		free(w);
 		return -ENOMEM;
 	}
-	local = svcn_pick_within(sn, name, &r, &o->ss, &o->sl, timeout_ms, timeout_ms);
-	if (local) {
-		free(o);
-		free(w);
-		return local < 0 ? local : -EOPNOTSUPP;
-	}
-	memcpy(info->peer, r.owner, IDENTITY_PK_LEN);
-	memcpy(o->key, r.owner, IDENTITY_PK_LEN);
 	w->sn = sn;
 	sem_init(&w->sem, 0, 0);
 	atomic_init(&w->refs, 2); /* the caller, the message */
@@ -1307,12 +1471,10 @@ int svc_node_stream_open(struct svc_node *sn, const char *name, const char *meth
 	o->m.fn = open_run;
 	o->sn = sn;
 	o->w = w;
-	snprintf(o->name, sizeof(o->name), "%s", name);
-	snprintf(o->method, sizeof(o->method), "%s", method);
-	o->idle_ms = idle_ms;
 	o->timeout_ms = timeout_ms;
 	err = svc_backend_post(sn->backend, &o->m);
 	if (err) {
+		free(o->payload);
 		free(o);
 		atomic_store(&w->refs, 1);
 		w_put(w);
@@ -1348,6 +1510,71 @@ int svc_node_stream_open(struct svc_node *sn, const char *name, const char *meth
 	}
 	*out = w;
 	return 0;
+}
+
+int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
+			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,
+			 struct svc_node_stream_info *info)
+{
+	struct svc_dir_result r;
+	struct open_msg *o;
+	int local;
+
+	*out = NULL;
+	memset(info, 0, sizeof(*info));
+	if (!method)
+		method = "";
+	if (!svc_name_valid((const uint8_t *)name, strlen(name)) ||
+	    !svc_method_valid((const uint8_t *)method, strlen(method)))
+		return -EINVAL;
+	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	local = svcn_pick_within(sn, name, &r, &o->ss, &o->sl, timeout_ms, timeout_ms);
+	if (local) {
+		free(o);
+		return local < 0 ? local : -EOPNOTSUPP;
+	}
+	memcpy(info->peer, r.owner, IDENTITY_PK_LEN);
+	memcpy(o->key, r.owner, IDENTITY_PK_LEN);
+	snprintf(o->name, sizeof(o->name), "%s", name);
+	snprintf(o->method, sizeof(o->method), "%s", method);
+	o->idle_ms = idle_ms;
+	return open_wait(sn, o, timeout_ms, out, info);
+}
+
+int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
+		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
+		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
+		      size_t *head_len, struct svc_node_stream_info *info)
+{
+	struct open_msg *o = calloc(1, sizeof(*o));
+	int err;
+
+	*out = NULL;
+	*head = NULL;
+	*head_len = 0;
+	memset(info, 0, sizeof(*info));
+	if (!o || !len || !(o->payload = malloc(len))) {
+		free(o);
+		return -ENOMEM;
+	}
+	memcpy(o->payload, req, len);
+	o->payload_len = len;
+	o->ss = *ss;
+	o->sl = sl;
+	memcpy(o->key, key, IDENTITY_PK_LEN);
+	memcpy(info->peer, key, IDENTITY_PK_LEN);
+	snprintf(o->name, sizeof(o->name), "%s", service);
+	snprintf(o->method, sizeof(o->method), "ws");
+	err = open_wait(sn, o, svcn_clamp_timeout(sn, timeout_ms), out, info);
+	if (!err && *out) {
+		*head = (*out)->head;
+		*head_len = (*out)->head_len;
+		(*out)->head = NULL;
+	}
+	return err;
 }
 
 static void attach_run(struct svc_backend_msg *mm, int cancel)

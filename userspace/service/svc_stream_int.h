@@ -35,6 +35,43 @@
 /* Backend response head cap: 16 KiB. */
 #define SVCN_STRM_HEAD_MAX 16384u
 
+/* ws_frame.c: WebSocket frame headers as they pass (one direction). */
+struct svcn_ws {
+	uint8_t hdr[14];
+	unsigned int hl, need;
+	uint64_t left; /* payload bytes of the current frame still to pass */
+	uint64_t msg;  /* bytes of the current message so far */
+	int in_msg, closed;
+};
+enum { SVCN_WS_PROTOCOL = 1002, SVCN_WS_TOO_BIG = 1009 };
+/* Feed bytes of one direction (masked: client to server). Returns 0, or
+ * the close code to end with: SVCN_WS_PROTOCOL (a malformed header),
+ * SVCN_WS_TOO_BIG (a message over max_msg bytes). */
+int svcn_ws_feed(struct svcn_ws *w, const uint8_t *buf, size_t len, int masked, uint64_t max_msg);
+/* A Close frame with code (masked: towards a server); its length. */
+size_t svcn_ws_close_frame(uint8_t out[8], unsigned int code, int masked);
+
+/* The gateway's WebSocket: a stream of type SVC_NODE_ST_WS to the
+ * provider at ss (key) whose STREAM_OPEN carries the client's upgrade
+ * request head (req, len bytes, copied); waits (at most timeout_ms) for the
+ * backend's response head, returned in *head (malloc'd, *head_len) with
+ * the stream (*out) to attach or abort. 0 (then *out set, or NULL with
+ * info's class and reason: refused) or -errno. */
+int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
+		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
+		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
+		      size_t *head_len, struct svc_node_stream_info *info);
+
+/* gateway_ws.c: the gateway's WebSocket. wanted: the request asks for
+ * Upgrade: websocket. svcn_gw_ws answers the request (a libmicrohttpd
+ * result): 101 and the stream, or a JSON error (bad_upgrade 400,
+ * upgrade_refused with the backend's status, the stream's refusal). */
+struct MHD_Connection;
+int svcn_gw_ws_wanted(struct MHD_Connection *c);
+int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method,
+	       const char *svc, int local, const struct sockaddr_storage *ss, socklen_t sl,
+	       const uint8_t *key, const char *path, unsigned int flags, uint32_t timeout_ms);
+
 /* Hub: set up (the epoll set, watched by the backend loop) and tear down
  * (after the owner's loop ended: every local end released). */
 int svcn_strm_init(struct svc_node *sn);
@@ -50,7 +87,7 @@ int svcn_strm_ctl_register(struct svc_node *sn);
 uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now_ns);
 
 /* Provider side events (svc_events.c). */
-void svcn_strm_srv_data(struct svc_node *sn, uint64_t conn, int64_t sid,
+void svcn_strm_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
 			const struct svc_peer *peer, const uint8_t *data, size_t len, int fin);
 /* Client side events: 1 when the event was a stream's (else the caller
  * hands it to svc_ops.c). */
