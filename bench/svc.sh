@@ -3,8 +3,11 @@
 # Service call benchmark: two weftd joined by one veth pair in namespaces
 # (198.51.100.1 publishes echo, .2 calls it over one QUIC connection);
 # calls/s and latency p50/p99 at concurrency 1 and 32, then the loopback
-# gateway's latency, local (node 1) and remote (node 2), with curl. The
-# publisher lifts its limits through [svc]. Needs root. Not run by make test.
+# gateway's latency, local (node 1) and remote (node 2), with curl; then a
+# stream's throughput through the fabric against a raw QUIC stream, and a
+# WebSocket echo's round trip through the gateway against a direct
+# connection over the same veth. The publisher lifts its limits through
+# [svc]. Needs root. Not run by make test.
 # Usage: TOP=. WEFTD=build/weftd WEFTCTL=build/weftctl bench/svc.sh [calls]
 set -u
 : "${TOP:=$(cd "$(dirname "$0")/.." && pwd)}" "${WEFTD:=$TOP/build/weftd}" "${WEFTCTL:=$TOP/build/weftctl}"
@@ -24,7 +27,7 @@ LIFT=(--set svc.peer_calls_per_min=100000000 --set svc.service_calls_per_min=100
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
 	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
-	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo --log-level warn \
+	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo,wsecho --log-level warn \
 	"${LIFT[@]}"
 CTL 1 svc publish echo --backend builtin >/dev/null
 wait_for '[ "$(CTL 1 --json svc ls | json_get services 0 announced)" -ge 1 ]' 100 || fail "announce: $(CTL 1 --json svc ls)"
@@ -44,3 +47,38 @@ echo "local echo through node 1's own gateway (curl, 200 sequential, includes cu
 gw_lat 1
 echo "remote echo through node 2's gateway (curl, 200 sequential, includes curl's connect):"
 gw_lat 2
+
+# Streams (docs/SERVICE.md, "Streams"): BYTES through node 1's built-in echo
+# from node 2 (weftctl svc stream: stdin -> control socket -> stream -> echo
+# -> back to stdout), against a raw QUIC echo stream between the same nodes
+# (weftctl quic bench ... echo: generated and checked inside weftd).
+SB=${SVC_STREAM_BYTES:-268435456}
+head -c "$SB" /dev/zero >"$D/zero.bin"
+CTL 2 svc stream echo warm <"$D/zero.bin" >/dev/null || fail "stream warm-up"
+t0=$(date +%s%N)
+CTL 2 svc stream echo bench <"$D/zero.bin" >"$D/zero.out" || fail "stream"
+t1=$(date +%s%N)
+[ "$(stat -c %s "$D/zero.out")" = "$SB" ] || fail "stream: $(stat -c %s "$D/zero.out") bytes back"
+fab=$(awk -v b="$SB" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", b * 8 / ns * 1000}')
+raw=$(CTL 2 --json quic bench "$(netns_ip4 1):4433" "$SB" echo | json_get mbit_s)
+echo "stream echo through the fabric, $SB bytes: $fab Mbit/s; raw QUIC echo stream: $raw Mbit/s;" \
+	"ratio $(awk -v a="$fab" -v b="$raw" 'BEGIN {printf "%.2f", a / b}') (goal >= 0.9)"
+
+# WebSocket echo round trip: a python3-websockets client in node 2's
+# namespace, through node 2's gateway to node 1's backend, against the same
+# client straight to the backend over the veth.
+"$PYTHON" -c "import websockets" 2>/dev/null || { echo "python3-websockets missing: WebSocket bench skipped"; exit 0; }
+HERE=$TOP/tests/integration
+ip netns exec "$(netns_name 1)" "$PYTHON" "$HERE/svc_stream_backends.py" wsecho 8092 0.0.0.0 >/dev/null 2>&1 &
+WPID=$!
+netns_on_exit "kill $WPID"
+CTL 1 svc publish wsecho --backend tcp:127.0.0.1:8092 >/dev/null || fail "publish wsecho"
+CTL 2 svc call echo x --data y >/dev/null
+wait_for "CTL 2 --json svc find wsecho 2>/dev/null | grep -q owner" 100 || fail "find wsecho"
+wait_for "ip netns exec $(netns_name 2) curl -s -o /dev/null http://$(netns_ip4 1):8092/" 50
+NR=${SVC_WS_RTT:-2000}
+gw=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://127.0.0.1:5030/mesh/v1/ws/wsecho/" "$NR") || fail "ws via gateway"
+direct=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://$(netns_ip4 1):8092/" "$NR") || fail "ws direct"
+echo "WebSocket echo round trip, $NR x 16 bytes: through the gateway p50 ${gw% *} us p99 ${gw#* } us;" \
+	"direct over the veth p50 ${direct% *} us p99 ${direct#* } us;" \
+	"ratio $(awk -v a="${gw% *}" -v b="${direct% *}" 'BEGIN {printf "%.2f", a / b}') (goal <= 1.5)"

@@ -8,7 +8,7 @@
 #                 to every client; "joined N" and "left CODE" on arrivals and
 #                 departures; "/kick" closes the sender with 4002; Origin
 #                 must be absent (origins=[None]): the backend's own rule.
-#   wsecho PORT   a WebSocket echo (bench).
+#   wsecho PORT [HOST]  a WebSocket echo (bench/svc.sh), on HOST (127.0.0.1).
 import asyncio, os, socket, sys, threading
 
 def upgrade(port, heads):
@@ -75,14 +75,14 @@ async def chat(port):
     async with websockets.serve(handler, "127.0.0.1", port, origins=[None], max_size=8 << 20):
         await asyncio.Future()
 
-async def wsecho(port):
+async def wsecho(port, host):
     import websockets
 
     async def handler(ws, path=None):
         async for m in ws:
             await ws.send(m)
 
-    async with websockets.serve(handler, "127.0.0.1", port, max_size=8 << 20, compression=None):
+    async with websockets.serve(handler, host, port, max_size=8 << 20, compression=None):
         await asyncio.Future()
 
 if __name__ == "__main__":
@@ -92,4 +92,4 @@ if __name__ == "__main__":
     elif mode == "chat":
         asyncio.run(chat(port))
     else:
-        asyncio.run(wsecho(port))
+        asyncio.run(wsecho(port, sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"))

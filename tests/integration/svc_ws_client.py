@@ -3,6 +3,8 @@
 # through its node's gateway:
 #   second URI HOSTHDR OUT  joins, waits for "hi from first", writes it to
 #                           OUT, closes with 4001 "bye".
+#   rtt URI N               N echo round trips of 16 bytes (after 50 to
+#                           warm up): prints "p50_us p99_us" (bench/svc.sh).
 #   first URI               joins, waits for "joined 2", says "hi from
 #                           first", waits for "left 4001"; "/kick" gets
 #                           close 4002; a new connection's 2 MiB message
@@ -12,7 +14,9 @@ import websockets
 
 def sock_for(uri):
     u = urllib.parse.urlparse(uri)
-    s = socket.create_connection(("127.0.0.1", u.port))
+    host = "127.0.0.1" if u.hostname.endswith("localhost") else u.hostname
+    s = socket.create_connection((host, u.port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
 async def recv_until(ws, want, limit=20):
@@ -59,10 +63,25 @@ async def refused(uri, origin):
     except websockets.InvalidStatusCode as e:
         print(e.status_code)
 
+async def rtt(uri, n):
+    import time
+    lat = []
+    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=20, compression=None) as ws:
+        for i in range(n + 50):
+            t = time.perf_counter_ns()
+            await ws.send("0123456789abcdef")
+            await ws.recv()
+            if i >= 50:
+                lat.append(time.perf_counter_ns() - t)
+    lat.sort()
+    print("%d %d" % (lat[len(lat) // 2] // 1000, lat[len(lat) * 99 // 100] // 1000))
+
 if __name__ == "__main__":
     if sys.argv[1] == "second":
         asyncio.run(second(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "first":
         asyncio.run(first(sys.argv[2]))
+    elif sys.argv[1] == "rtt":
+        asyncio.run(rtt(sys.argv[2], int(sys.argv[3])))
     else:
         asyncio.run(refused(sys.argv[2], sys.argv[3]))
