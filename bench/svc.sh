@@ -60,7 +60,8 @@ CTL 2 svc stream echo bench <"$D/zero.bin" >"$D/zero.out" || fail "stream"
 t1=$(date +%s%N)
 [ "$(stat -c %s "$D/zero.out")" = "$SB" ] || fail "stream: $(stat -c %s "$D/zero.out") bytes back"
 fab=$(awk -v b="$SB" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", b * 8 / ns * 1000}')
-raw=$(CTL 2 --json quic bench "$(netns_ip4 1):4433" "$SB" echo | json_get mbit_s)
+K1=$(CTL 1 --json status | json_get node_key)
+raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo | json_get mbit_s)
 echo "stream echo through the fabric, $SB bytes: $fab Mbit/s; raw QUIC echo stream: $raw Mbit/s;" \
 	"ratio $(awk -v a="$fab" -v b="$raw" 'BEGIN {printf "%.2f", a / b}') (goal >= 0.9)"
 

@@ -10,6 +10,7 @@
  * exits 1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,37 +81,60 @@ static long read_head(int fd, char *buf, size_t cap, size_t *have)
 	return -1;
 }
 
-/* The bridge: stdin -> sock (EOF: shutdown), sock -> stdout (EOF: done). */
+/* The bridge: stdin -> sock (EOF: shutdown), sock -> stdout (EOF: done).
+ * The socket is written only when it takes more (POLLOUT), and read all
+ * along: a blocking write while the daemon waits for us to read what the
+ * stream sent back (its flow-control credit) would stall both. */
 static int bridge(int s)
 {
-	struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = s, .events = POLLIN}};
-	char buf[65536];
+	struct pollfd p[2] = {{.fd = 0}, {.fd = s}};
+	static char in[65536], out[65536];
+	size_t il = 0, io = 0;
 	int in_open = 1;
 
+	fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
 	for (;;) {
+		p[0].fd = in_open && il == io ? 0 : -1;
+		p[0].events = POLLIN;
+		p[1].events = POLLIN | (il > io ? POLLOUT : 0);
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		if (in_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-			ssize_t n = read(0, buf, sizeof(buf));
+		if (p[0].fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = read(0, in, sizeof(in));
 
+			if (n < 0 && errno == EINTR)
+				continue;
 			if (n <= 0) {
 				shutdown(s, SHUT_WR);
 				in_open = 0;
-				p[0].fd = -1;
-			} else if (write_all(s, buf, (size_t)n)) {
+			} else {
+				il = (size_t)n;
+				io = 0;
+			}
+		}
+		if (il > io && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t n = write(s, in + io, il - io);
+
+			if (n < 0 && errno != EAGAIN && errno != EINTR) {
 				in_open = 0;
-				p[0].fd = -1;
+				il = io = 0;
+			} else if (n > 0) {
+				io += (size_t)n;
+				if (io == il)
+					il = io = 0;
 			}
 		}
 		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t n = read(s, buf, sizeof(buf));
+			ssize_t n = read(s, out, sizeof(out));
 
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
 			if (n <= 0)
 				return 0;
-			if (write_all(1, buf, (size_t)n))
+			if (write_all(1, out, (size_t)n))
 				return -1;
 		}
 	}

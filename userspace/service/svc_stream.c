@@ -83,6 +83,8 @@ struct svcn_strm {
 	uint64_t unacked;   /* bytes sent the peer has not credited yet */
 	uint64_t delivered; /* bytes taken by our local end, not credited yet */
 	int fin_tx;	    /* our QUIC FIN went */
+	int fin_rx;	    /* the peer's came */
+	int settled;	    /* strm_settle ran */
 	int end_rx, end_tx; /* STREAM_END received / sent */
 	int draining;	    /* ended with an error: the peer's bytes are dropped */
 	/* provider */
@@ -435,7 +437,8 @@ static void send_fin(struct svcn_strm *s)
 static void delivered(struct svcn_strm *s, size_t n)
 {
 	s->delivered += n;
-	while (s->delivered >= SVCN_STRM_QUANTUM && !s->fin_tx && s->opened) {
+	/* none once the peer ended: it sends nothing more, and it may be gone */
+	while (s->delivered >= SVCN_STRM_QUANTUM && !s->fin_tx && !s->end_rx && s->opened) {
 		s->delivered -= SVCN_STRM_QUANTUM;
 		if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0))
 			return;
@@ -472,13 +475,17 @@ static void release_local(struct svcn_strm *s)
 
 /* Off every table; its memory goes at the next turn (events of this batch
  * may still name it). */
-static void strm_free(struct svcn_strm *s)
+/* The stream is over for everyone but its QUIC stream: the router's slot,
+ * the pool's count, the record (GET /v1/svc/stream/ID), the log line and
+ * the local end go now, once. */
+static void strm_settle(struct svcn_strm *s)
 {
 	struct svcn_strms *ss = s->sn->strms;
 	struct svc_node_stream_info *d;
 
-	if (s->zombie)
+	if (s->settled)
 		return;
+	s->settled = 1;
 	if (s->ticketed) {
 		svc_router_done(s->sn->router, &s->t, s->cls, svcn_now_ns());
 		s->ticketed = 0;
@@ -515,6 +522,15 @@ static void strm_free(struct svcn_strm *s)
 			svc_err_name((unsigned int)s->cls), svc_stream_reason_name(s->reason));
 	}
 	release_local(s); /* after the record: a client that sees EOF finds it */
+}
+
+static void strm_free(struct svcn_strm *s)
+{
+	struct svcn_strms *ss = s->sn->strms;
+
+	if (s->zombie)
+		return;
+	strm_settle(s);
 	if (s->w) {
 		s->w->s = NULL;
 		w_put(s->w);
@@ -583,11 +599,7 @@ static void strm_fail(struct svcn_strm *s, int cls, uint32_t reason)
 	s->hold = NULL;
 	q_clear(s);
 	send_end(s, cls, reason);
-	release_local(s);
-	if (s->ticketed) { /* the slot is free now, not after the drain */
-		svc_router_done(s->sn->router, &s->t, cls, svcn_now_ns());
-		s->ticketed = 0;
-	}
+	strm_settle(s); /* the slot is free now, not after the drain */
 	if (s->end_rx || !s->opened || !s->hashed) {
 		if (s->opened && !s->end_rx)
 			quic_node_stream_reset(s->sn->quic, s->conn, s->sid, 0x3);
@@ -609,7 +621,15 @@ static void strm_check_done(struct svcn_strm *s)
 	s->cls = SVC_OK;
 	s->reason = SVC_STREAM_R_OK;
 	send_fin(s);
-	strm_free(s);
+	strm_settle(s);
+	if (s->fin_rx || !s->hashed) {
+		strm_free(s);
+		return;
+	}
+	/* the peer's FIN is on its way, maybe behind its last credits */
+	s->draining = 1;
+	s->deadline_ns = svcn_now_ns() + SVCN_STRM_DRAIN_MS * 1000000ull;
+	due(s, s->deadline_ns);
 }
 
 /* ------------------------------------------------------------ local ends */
@@ -1121,6 +1141,8 @@ static void on_bytes(struct svcn_strm *s, const uint8_t *data, size_t len, int f
 	size_t used;
 	int r;
 
+	if (fin)
+		s->fin_rx = 1;
 	if (s->draining) {
 		if (fin)
 			strm_free(s);
@@ -1323,7 +1345,8 @@ uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
 		}
 		if (s->draining) {
 			if (now >= s->deadline_ns) {
-				quic_node_stream_reset(sn->quic, s->conn, s->sid, 0x3);
+				if (!s->fin_rx)
+					quic_node_stream_reset(sn->quic, s->conn, s->sid, 0x3);
 				strm_free(s);
 				continue;
 			}
