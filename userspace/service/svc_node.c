@@ -185,6 +185,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	if (!err)
 		err = svcn_strm_init(sn);
 	if (!err)
+		svcn_strm_srv_init(sn);
+	if (!err)
 		err = svc_dir_new(&sn->dir, &dopts);
 	if (!err)
 		err = svcn_pub_store_init(sn, o->store);

@@ -28,109 +28,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "svc_calls_int.h"
 #include "svc_dir_int.h"
 #include "svc_ops_int.h"
 #include "svc_stream_int.h"
+#include "svc_stream_priv.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/svc_msg.h"
 #include "weft/svc_router.h"
 #include "weft/util.h"
-
-enum { ROLE_CALLER = 1, ROLE_PROVIDER };
-enum { LOCAL_NONE = 0, LOCAL_FD, LOCAL_ECHO, LOCAL_BACKEND };
-enum { BK_CONNECTING = 1, BK_WRITING, BK_HEAD, BK_OPEN };
-enum { W_WAITING = 0, W_DONE, W_ABANDONED };
-
-struct sq_chunk {
-	struct sq_chunk *next;
-	size_t len, off;
-	uint8_t data[];
-};
-
-/* A caller's wait for the provider's answer, and the handle it gets. */
-struct svc_node_stream {
-	struct svc_node *sn;
-	sem_t sem;
-	atomic_int state;
-	atomic_int refs;		  /* the caller, the stream */
-	int rc;				  /* transport error (-errno) or 0 */
-	struct svc_node_stream_info info; /* refusal */
-	struct svcn_strm *s;		  /* the owner's: NULL once the stream is gone */
-	uint8_t *head;			  /* WebSocket: the backend's response head */
-	size_t head_len;
-};
-
-struct svcn_strm {
-	struct svcn_strm *next, *prev; /* strms->all */
-	struct svcn_strm *hnext;       /* strms->tab, once the QUIC stream is known */
-	struct svcn_strm *znext;       /* strms->zombies */
-	struct svc_node *sn;
-	uint64_t id;
-	int role, local;
-	int zombie, hashed;
-	/* QUIC side */
-	uint64_t conn, token;
-	int64_t sid;
-	int opened, counted; /* counted: in the pool's svcn_peer.streams */
-	struct svc_msg_dec dec;
-	unsigned int wout; /* writes waiting for the send buffer */
-	uint8_t *hold;	   /* a frame QUIC refused (backpressure): sent first */
-	size_t hold_len;
-	int hold_fin;
-	int accepted;	    /* caller: the provider said yes; provider: we did */
-	uint64_t unacked;   /* bytes sent the peer has not credited yet */
-	uint64_t delivered; /* bytes taken by our local end, not credited yet */
-	int fin_tx;	    /* our QUIC FIN went */
-	int fin_rx;	    /* the peer's came */
-	int settled;	    /* strm_settle ran */
-	int end_rx, end_tx; /* STREAM_END received / sent */
-	int draining;	    /* ended with an error: the peer's bytes are dropped */
-	/* provider */
-	struct svc_peer peer;
-	struct svc_ticket t;
-	int ticketed;
-	char service[SVC_NAME_MAX + 1];
-	char method[SVC_METHOD_MAX + 1];
-	/* local end */
-	int fd;
-	uint32_t fd_ev; /* interest registered (0: not in the set) */
-	int fd_rd_eof, fd_wr_shut;
-	int bk; /* BK_* */
-	uint8_t *hs;
-	size_t hs_len, hs_off;
-	void (*release)(void *arg, int fd, const struct svc_node_stream_info *i);
-	void *rel_arg;
-	struct svc_node_stream *w; /* caller: its wait and handle */
-	/* bytes towards the local end (or, for echo, back out) */
-	struct sq_chunk *qh, *qt;
-	size_t qbytes;
-	/* limits */
-	uint64_t idle_ns, last_ns, deadline_ns, retry_ns;
-	uint64_t bytes_rx, bytes_tx;
-	int cls;
-	uint32_t reason;
-	/* WebSocket (SVC_NODE_ST_WS) */
-	int ws, ws_head; /* ws_head: the caller has the backend's head */
-	uint8_t *open_payload; /* caller: STREAM_OPEN's payload (the request head) */
-	size_t open_len;
-	struct svcn_ws ws_tx, ws_rx; /* caller: client->backend, backend->client */
-};
-
-struct svcn_strms {
-	int ep;
-	struct svcn_strm *all;
-	struct svcn_strm *tab[SVCN_HASH];
-	struct svcn_strm *zombies;
-	unsigned int n;
-	uint64_t next_id;
-	uint64_t opened, refused, bytes_in, bytes_out;
-	uint64_t ended[SVC_STREAM_R__COUNT];
-	struct svc_node_stream_info done[SVC_NODE_STREAM_ENDED];
-	unsigned int done_next;
-	uint8_t frame[SVC_MSG_HDR_LEN + SVCN_STRM_FRAME];
-};
 
 static const char *const reason_names[SVC_STREAM_R__COUNT] = {
     "ok",     "idle",	  "bytes",    "slow_reader", "streams", "backend",
@@ -156,12 +62,12 @@ static size_t buf_cap(const struct svc_node *sn)
 	return b < SVCN_STRM_WINDOW + SVCN_STRM_FRAME ? SVCN_STRM_WINDOW + SVCN_STRM_FRAME : b;
 }
 
-static uint64_t ws_max(const struct svc_node *sn)
+uint64_t svcn_sx_ws_max(const struct svc_node *sn)
 {
 	return sn->cfg.svc_ws_max_message ? sn->cfg.svc_ws_max_message : SVC_NODE_WS_MAX_MESSAGE;
 }
 
-static uint64_t idle_ms_of(const struct svc_node *sn, uint32_t asked)
+uint64_t svcn_sx_idle_ms(const struct svc_node *sn, uint32_t asked)
 {
 	uint32_t mine = sn->cfg.svc_stream_idle_ms ? sn->cfg.svc_stream_idle_ms
 						   : SVC_NODE_STREAM_IDLE_MS;
@@ -171,22 +77,22 @@ static uint64_t idle_ms_of(const struct svc_node *sn, uint32_t asked)
 	return mine > SVC_NODE_STREAM_MAX_IDLE_MS ? SVC_NODE_STREAM_MAX_IDLE_MS : mine;
 }
 
-static void due(struct svcn_strm *s, uint64_t at)
+void svcn_sx_due(struct svcn_strm *s, uint64_t at)
 {
 	if (at < s->sn->due_ns)
 		s->sn->due_ns = at;
 }
 
-static void touch(struct svcn_strm *s)
+void svcn_sx_touch(struct svcn_strm *s)
 {
 	s->last_ns = svcn_now_ns();
 	if (s->accepted && s->idle_ns)
-		due(s, s->last_ns + s->idle_ns);
+		svcn_sx_due(s, s->last_ns + s->idle_ns);
 }
 
 /* ---------------------------------------------------------- the caller's wait */
 
-static void w_put(struct svc_node_stream *w)
+void svcn_sx_wput(struct svc_node_stream *w)
 {
 	if (w && atomic_fetch_sub(&w->refs, 1) == 1) {
 		free(w->head);
@@ -195,10 +101,9 @@ static void w_put(struct svc_node_stream *w)
 	}
 }
 
-static void strm_fail(struct svcn_strm *s, int cls, uint32_t reason);
 
 /* Tell the waiting caller (once): 0 told, -1 it left (the stream goes). */
-static int w_tell(struct svcn_strm *s, int rc, int cls, uint32_t reason)
+int svcn_sx_wtell(struct svcn_strm *s, int rc, int cls, uint32_t reason)
 {
 	struct svc_node_stream *w = s->w;
 	int expect = W_WAITING;
@@ -254,7 +159,7 @@ static void hash_out(struct svcn_strm *s)
 	s->hashed = 0;
 }
 
-static struct svcn_strm *strm_new(struct svc_node *sn, int role)
+struct svcn_strm *svcn_sx_new(struct svc_node *sn, int role)
 {
 	struct svcn_strms *ss = sn->strms;
 	struct svcn_strm *s;
@@ -280,7 +185,7 @@ static struct svcn_strm *strm_new(struct svc_node *sn, int role)
 
 /* -------------------------------------------------------------- the queue */
 
-static int q_push(struct svcn_strm *s, const uint8_t *p, size_t len)
+int svcn_sx_q_push(struct svcn_strm *s, const uint8_t *p, size_t len)
 {
 	struct sq_chunk *c;
 
@@ -334,7 +239,7 @@ static void q_clear(struct svcn_strm *s)
 
 /* Send one frame: 0 sent or kept in hold (retried; nothing else goes
  * before it), < 0 failed (nothing more can go on the stream). */
-static int send_frame(struct svcn_strm *s, int type, int cls, uint32_t status, const uint8_t *p,
+int svcn_sx_send_frame(struct svcn_strm *s, int type, int cls, uint32_t status, const uint8_t *p,
 		      size_t len, int fin)
 {
 	struct svc_node *sn = s->sn;
@@ -363,7 +268,7 @@ static int send_frame(struct svcn_strm *s, int type, int cls, uint32_t status, c
 	s->hold_len = hl + len;
 	s->hold_fin = fin;
 	s->retry_ns = svcn_now_ns() + 2000000ull;
-	due(s, s->retry_ns);
+	svcn_sx_due(s, s->retry_ns);
 	return 0;
 }
 
@@ -377,7 +282,7 @@ static int send_hold(struct svcn_strm *s)
 	e = quic_node_write(s->sn->quic, s->conn, s->sid, s->hold, s->hold_len, s->hold_fin);
 	if (e == -ENOBUFS || e == -EAGAIN) {
 		s->retry_ns = svcn_now_ns() + 2000000ull;
-		due(s, s->retry_ns);
+		svcn_sx_due(s, s->retry_ns);
 		return -EAGAIN;
 	}
 	free(s->hold);
@@ -393,18 +298,18 @@ static int can_send(const struct svcn_strm *s)
 	return !s->hold && s->wout < SVCN_STRM_WOUT && s->unacked < SVCN_STRM_WINDOW;
 }
 
-static int send_data(struct svcn_strm *s, const uint8_t *p, size_t len)
+int svcn_sx_send_data(struct svcn_strm *s, const uint8_t *p, size_t len)
 {
 	s->bytes_tx += len;
 	s->unacked += len;
 	s->sn->strms->bytes_out += s->role == ROLE_CALLER ? len : 0;
 	if (s->bytes_tx > max_bytes(s->sn)) {
-		strm_fail(s, SVC_ERR_TOO_LARGE, SVC_STREAM_R_BYTES);
+		svcn_sx_fail(s, SVC_ERR_TOO_LARGE, SVC_STREAM_R_BYTES);
 		return -1;
 	}
-	touch(s);
-	if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, p, len, 0)) {
-		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
+	svcn_sx_touch(s);
+	if (svcn_sx_send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, p, len, 0)) {
+		svcn_sx_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
 		return -1;
 	}
 	return 0;
@@ -419,7 +324,7 @@ static void send_end(struct svcn_strm *s, int cls, uint32_t reason)
 	s->end_tx = 1;
 	if (cls != SVC_OK)
 		s->fin_tx = 1;
-	if (send_frame(s, SVC_MSG_STREAM_END, cls, reason, NULL, 0, cls != SVC_OK))
+	if (svcn_sx_send_frame(s, SVC_MSG_STREAM_END, cls, reason, NULL, 0, cls != SVC_OK))
 		quic_node_stream_reset(s->sn->quic, s->conn, s->sid, 0x3);
 }
 
@@ -440,14 +345,13 @@ static void delivered(struct svcn_strm *s, size_t n)
 	/* none once the peer ended: it sends nothing more, and it may be gone */
 	while (s->delivered >= SVCN_STRM_QUANTUM && !s->fin_tx && !s->end_rx && s->opened) {
 		s->delivered -= SVCN_STRM_QUANTUM;
-		if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0))
+		if (svcn_sx_send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0))
 			return;
 	}
 }
 
 /* ----------------------------------------------------------- the end of it */
 
-static void fd_set_interest(struct svcn_strm *s);
 
 static void release_local(struct svcn_strm *s)
 {
@@ -524,7 +428,7 @@ static void strm_settle(struct svcn_strm *s)
 	release_local(s); /* after the record: a client that sees EOF finds it */
 }
 
-static void strm_free(struct svcn_strm *s)
+void svcn_sx_free(struct svcn_strm *s)
 {
 	struct svcn_strms *ss = s->sn->strms;
 
@@ -533,7 +437,7 @@ static void strm_free(struct svcn_strm *s)
 	strm_settle(s);
 	if (s->w) {
 		s->w->s = NULL;
-		w_put(s->w);
+		svcn_sx_wput(s->w);
 		s->w = NULL;
 	}
 	hash_out(s);
@@ -557,7 +461,7 @@ static void strm_free(struct svcn_strm *s)
 	ss->zombies = s;
 }
 
-static void zombies_free(struct svcn_strms *ss)
+void svcn_sx_zombies_free(struct svcn_strms *ss)
 {
 	while (ss->zombies) {
 		struct svcn_strm *s = ss->zombies;
@@ -586,7 +490,7 @@ static void ws_close_local(struct svcn_strm *s, uint32_t reason)
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static void strm_fail(struct svcn_strm *s, int cls, uint32_t reason)
+void svcn_sx_fail(struct svcn_strm *s, int cls, uint32_t reason)
 {
 	if (s->zombie || s->draining)
 		return;
@@ -594,7 +498,7 @@ static void strm_fail(struct svcn_strm *s, int cls, uint32_t reason)
 	s->reason = reason;
 	ws_close_local(s, reason);
 	if (s->role == ROLE_CALLER && !s->accepted)
-		w_tell(s, 0, cls, reason);
+		svcn_sx_wtell(s, 0, cls, reason);
 	free(s->hold);
 	s->hold = NULL;
 	q_clear(s);
@@ -603,12 +507,12 @@ static void strm_fail(struct svcn_strm *s, int cls, uint32_t reason)
 	if (s->end_rx || !s->opened || !s->hashed) {
 		if (s->opened && !s->end_rx)
 			quic_node_stream_reset(s->sn->quic, s->conn, s->sid, 0x3);
-		strm_free(s);
+		svcn_sx_free(s);
 		return;
 	}
 	s->draining = 1;
 	s->deadline_ns = svcn_now_ns() + SVCN_STRM_DRAIN_MS * 1000000ull;
-	due(s, s->deadline_ns);
+	svcn_sx_due(s, s->deadline_ns);
 }
 
 /* Both ends said so and every byte is out: done. */
@@ -623,21 +527,19 @@ static void strm_check_done(struct svcn_strm *s)
 	send_fin(s);
 	strm_settle(s);
 	if (s->fin_rx || !s->hashed) {
-		strm_free(s);
+		svcn_sx_free(s);
 		return;
 	}
 	/* the peer's FIN is on its way, maybe behind its last credits */
 	s->draining = 1;
 	s->deadline_ns = svcn_now_ns() + SVCN_STRM_DRAIN_MS * 1000000ull;
-	due(s, s->deadline_ns);
+	svcn_sx_due(s, s->deadline_ns);
 }
 
 /* ------------------------------------------------------------ local ends */
 
-/* Move bytes: the queue to the local end, the local end to QUIC. */
-static void pump(struct svcn_strm *s);
 
-static void fd_set_interest(struct svcn_strm *s)
+void svcn_sx_interest(struct svcn_strm *s)
 {
 	struct epoll_event e = {.data.ptr = s};
 	uint32_t ev = 0;
@@ -676,12 +578,12 @@ static void fd_write(struct svcn_strm *s)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
-			strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_LOCAL);
+			svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_LOCAL);
 			return;
 		}
 		q_take(s, (size_t)n);
 		delivered(s, (size_t)n);
-		touch(s);
+		svcn_sx_touch(s);
 	}
 	if (s->end_rx && !s->fd_wr_shut) {
 		shutdown(s->fd, SHUT_WR);
@@ -700,7 +602,7 @@ static void fd_read(struct svcn_strm *s)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
-			strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_LOCAL);
+			svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_LOCAL);
 			return;
 		}
 		if (n == 0) {
@@ -709,104 +611,17 @@ static void fd_read(struct svcn_strm *s)
 			return;
 		}
 		if (s->ws && s->role == ROLE_CALLER) {
-			int c = svcn_ws_feed(&s->ws_tx, buf, (size_t)n, 1, ws_max(s->sn));
+			int c = svcn_ws_feed(&s->ws_tx, buf, (size_t)n, 1, svcn_sx_ws_max(s->sn));
 
 			if (c) {
-				strm_fail(s, c == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
+				svcn_sx_fail(s, c == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
 					  c == SVCN_WS_TOO_BIG ? SVC_STREAM_R_WS_MESSAGE
 							       : SVC_STREAM_R_WS_PROTOCOL);
 				return;
 			}
 		}
-		if (send_data(s, buf, (size_t)n) < 0 && s->zombie)
+		if (svcn_sx_send_data(s, buf, (size_t)n) < 0 && s->zombie)
 			return;
-	}
-}
-
-/* Backend handshake steps (provider). */
-static void bk_event(struct svcn_strm *s, uint32_t ev)
-{
-	if (s->bk == BK_CONNECTING) {
-		int err = 0;
-		socklen_t el = sizeof(err);
-
-		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
-			strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
-			return;
-		}
-		s->bk = BK_WRITING;
-	}
-	if (s->bk == BK_WRITING) {
-		ssize_t n = send(s->fd, s->hs + s->hs_off, s->hs_len - s->hs_off, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
-			return;
-		}
-		s->hs_off += (size_t)n;
-		if (s->hs_off < s->hs_len)
-			return;
-		free(s->hs);
-		s->hs = malloc(SVCN_STRM_HEAD_MAX);
-		if (!s->hs) {
-			strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
-			return;
-		}
-		s->hs_len = 0;
-		s->bk = BK_HEAD;
-		return;
-	}
-	if (s->bk == BK_HEAD && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-		ssize_t n = recv(s->fd, s->hs + s->hs_len, SVCN_STRM_HEAD_MAX - s->hs_len, 0);
-		int status = 0;
-		long h;
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
-			return;
-		}
-		s->hs_len += (size_t)n;
-		h = svcn_bstream_head(s->hs, s->hs_len, &status);
-		if (h == 0)
-			return;
-		if (h > 0 && s->ws) {
-			/* the client hears the backend: its head, whatever it says */
-			log_debug("svc", "ws service=%s: backend answered %d", s->service, status);
-			s->bk = BK_OPEN;
-			s->accepted = 1;
-			s->sn->strms->opened++;
-			if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0)) {
-				strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
-				return;
-			}
-			if (send_data(s, s->hs, s->hs_len) < 0)
-				return;
-			free(s->hs);
-			s->hs = NULL;
-			touch(s);
-			return;
-		}
-		if (h < 0 || status != 101) {
-			log_info("svc", "stream service=%s: backend answered %s %d", s->service,
-				 h < 0 ? "a malformed head" : "status", status);
-			strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
-			return;
-		}
-		s->bk = BK_OPEN;
-		s->accepted = 1;
-		s->sn->strms->opened++;
-		if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0)) {
-			strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
-			return;
-		}
-		if ((size_t)h < s->hs_len && send_data(s, s->hs + h, s->hs_len - (size_t)h) < 0)
-			return;
-		free(s->hs);
-		s->hs = NULL;
-		touch(s);
 	}
 }
 
@@ -815,7 +630,7 @@ static void fd_event(struct svcn_strm *s, uint32_t ev)
 	if (s->zombie || s->draining)
 		return;
 	if (s->bk && s->bk != BK_OPEN) {
-		bk_event(s, ev);
+		s->sn->strms->bk_event(s, ev);
 	} else {
 		if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			fd_write(s);
@@ -825,7 +640,7 @@ static void fd_event(struct svcn_strm *s, uint32_t ev)
 	if (!s->zombie) {
 		strm_check_done(s);
 		if (!s->zombie)
-			fd_set_interest(s);
+			svcn_sx_interest(s);
 	}
 }
 
@@ -837,15 +652,15 @@ static void strms_ready(void *ctx)
 	struct epoll_event evs[64];
 	int n;
 
-	zombies_free(ss);
+	svcn_sx_zombies_free(ss);
 	n = epoll_wait(ss->ep, evs, 64, 0);
 	for (int i = 0; i < n; i++)
 		fd_event(evs[i].data.ptr, evs[i].events);
-	zombies_free(ss);
+	svcn_sx_zombies_free(ss);
 }
 
 /* echo: the queue back out; fd: the queue into the socket, the socket in. */
-static void pump(struct svcn_strm *s)
+void svcn_sx_pump(struct svcn_strm *s)
 {
 	if (s->zombie || s->draining)
 		return;
@@ -860,7 +675,7 @@ static void pump(struct svcn_strm *s)
 				n = SVCN_STRM_FRAME;
 			memcpy(s->sn->strms->frame + SVC_MSG_HDR_LEN, c->data + c->off, n);
 			q_take(s, n);
-			if (send_data(s, s->sn->strms->frame + SVC_MSG_HDR_LEN, n) < 0)
+			if (svcn_sx_send_data(s, s->sn->strms->frame + SVC_MSG_HDR_LEN, n) < 0)
 				return;
 			delivered(s, n);
 		}
@@ -874,110 +689,11 @@ static void pump(struct svcn_strm *s)
 	if (!s->zombie) {
 		strm_check_done(s);
 		if (!s->zombie)
-			fd_set_interest(s);
+			svcn_sx_interest(s);
 	}
 }
 
 /* ---------------------------------------------------- frames from the peer */
-
-/* A WebSocket's STREAM_OPEN payload: one HTTP/1.1 GET head, ending at
- * its blank line, no NUL or bare LF, within the head cap. The backend
- * judges the rest (its Origin rules, the key); we only make sure it is
- * one request and nothing smuggled after it. */
-static int ws_request_ok(const uint8_t *p, size_t len)
-{
-	if (len < 18 || len > SVCN_STRM_HEAD_MAX || memcmp(p, "GET /", 5) ||
-	    memcmp(p + len - 4, "\r\n\r\n", 4))
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (!p[i] || (p[i] == '\n' && (!i || p[i - 1] != '\r')))
-			return 0;
-		if (i + 4 < len && !memcmp(p + i, "\r\n\r\n", 4))
-			return 0; /* a second head or a body */
-	}
-	return 1;
-}
-
-/* Provider: the STREAM_OPEN. */
-static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
-{
-	struct svc_node *sn = s->sn;
-	uint32_t peer_cap = sn->cfg.svc_peer_streams ? sn->cfg.svc_peer_streams
-						     : SVC_NODE_PEER_STREAMS;
-	uint32_t svc_cap = sn->cfg.svc_service_streams ? sn->cfg.svc_service_streams
-						       : SVC_NODE_SERVICE_STREAMS;
-	unsigned int np = 0, nsv = 0;
-	int cls;
-
-	snprintf(s->service, sizeof(s->service), "%.*s", (int)m->service_len, m->service);
-	snprintf(s->method, sizeof(s->method), "%.*s", (int)m->method_len, m->method);
-	if (m->type != SVC_MSG_STREAM_OPEN) {
-		svc_router_violation(sn->router, &s->peer, SVC_ERR_BAD_REQUEST, svcn_now_ns());
-		strm_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_PROTOCOL);
-		return;
-	}
-	cls = svc_router_admit(sn->router, &s->peer, m->service, m->service_len, m->payload_len,
-			       1, svcn_now_ns(), &s->t);
-	if (cls != SVC_OK) {
-		sn->strms->refused++;
-		strm_fail(s, cls, SVC_STREAM_R_REFUSED);
-		return;
-	}
-	s->ticketed = 1;
-	for (struct svcn_strm *o = sn->strms->all; o; o = o->next) {
-		if (o == s || o->role != ROLE_PROVIDER || !o->ticketed || o->draining)
-			continue;
-		np += !memcmp(o->peer.key, s->peer.key, IDENTITY_PK_LEN);
-		nsv += !strcmp(o->service, s->service);
-	}
-	if (np >= peer_cap || nsv >= svc_cap) {
-		sn->strms->refused++;
-		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_STREAMS);
-		return;
-	}
-	s->idle_ns = idle_ms_of(sn, m->timeout_ms) * 1000000ull;
-	if (s->ws && (s->t.kind != SVC_KIND_BACKEND || !ws_request_ok(m->payload, m->payload_len))) {
-		svc_router_violation(sn->router, &s->peer, SVC_ERR_BAD_REQUEST, svcn_now_ns());
-		strm_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_WS_PROTOCOL);
-		return;
-	}
-	if (s->t.kind == SVC_KIND_BACKEND) {
-		char req[1024];
-		size_t rl = s->ws ? m->payload_len
-				  : svcn_bstream_request(req, sizeof(req), s->service, s->method,
-							 s->peer.key);
-		int fd = rl ? svcn_bstream_connect(s->t.backend) : -EINVAL;
-
-		if (fd < 0 || !(s->hs = malloc(rl))) {
-			if (fd >= 0)
-				close(fd);
-			strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
-			return;
-		}
-		memcpy(s->hs, s->ws ? m->payload : (const uint8_t *)req, rl);
-		s->hs_len = rl;
-		s->fd = fd;
-		s->local = LOCAL_BACKEND;
-		s->bk = BK_CONNECTING;
-		s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
-		due(s, s->deadline_ns);
-		fd_set_interest(s);
-	} else if (!strcmp(s->service, "echo")) {
-		s->local = LOCAL_ECHO;
-		s->accepted = 1;
-		sn->strms->opened++;
-		if (send_frame(s, SVC_MSG_STREAM_DATA, SVC_OK, 0, NULL, 0, 0)) {
-			strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
-			return;
-		}
-		touch(s);
-	} else {
-		strm_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_REFUSED); /* no stream handler */
-		return;
-	}
-	if (!s->ws && m->payload_len && q_push(s, m->payload, m->payload_len))
-		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_SLOW);
-}
 
 /* The caller of a WebSocket: the backend's response head out of the
  * queue, to its waiter (the gateway answers its client with it); what
@@ -1001,12 +717,12 @@ static void ws_take_head(struct svcn_strm *s)
 	if (h == 0)
 		return;
 	if (h < 0) {
-		strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
+		svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
 		return;
 	}
 	end = (size_t)h;
 	if (s->w && !(s->w->head = malloc(end))) {
-		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
+		svcn_sx_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
 		return;
 	}
 	if (s->w) {
@@ -1024,28 +740,28 @@ static void ws_take_head(struct svcn_strm *s)
 	s->ws_head = 1;
 	/* frames that came with the head */
 	for (struct sq_chunk *c = s->qh; c; c = c->next) {
-		int e = svcn_ws_feed(&s->ws_rx, c->data + c->off, c->len - c->off, 0, ws_max(s->sn));
+		int e = svcn_ws_feed(&s->ws_rx, c->data + c->off, c->len - c->off, 0, svcn_sx_ws_max(s->sn));
 
 		if (e) {
-			strm_fail(s, e == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
+			svcn_sx_fail(s, e == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
 				  e == SVCN_WS_TOO_BIG ? SVC_STREAM_R_WS_MESSAGE
 						       : SVC_STREAM_R_WS_PROTOCOL);
 			return;
 		}
 	}
-	if (w_tell(s, 0, SVC_OK, 0)) {
-		strm_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_LOCAL);
+	if (svcn_sx_wtell(s, 0, SVC_OK, 0)) {
+		svcn_sx_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_LOCAL);
 		return;
 	}
 	s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
-	due(s, s->deadline_ns);
+	svcn_sx_due(s, s->deadline_ns);
 }
 
 /* One decoded frame from the peer. */
 static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 {
 	if (s->role == ROLE_PROVIDER && !s->service[0]) {
-		srv_open(s, m);
+		s->sn->strms->srv_open(s, m);
 		return;
 	}
 	if (m->type == SVC_MSG_STREAM_DATA && !m->payload_len && (s->accepted || s->role == ROLE_PROVIDER)) {
@@ -1057,32 +773,32 @@ static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 		if (s->role == ROLE_PROVIDER)
 			svc_router_violation(s->sn->router, &s->peer, SVC_ERR_BAD_REQUEST,
 					     svcn_now_ns());
-		strm_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_PROTOCOL);
+		svcn_sx_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_PROTOCOL);
 		return;
 	}
 	if (s->role == ROLE_CALLER && !s->accepted) {
 		if (m->type == SVC_MSG_STREAM_END) {
 			s->end_rx = 1;
 			s->sn->strms->refused++;
-			strm_fail(s, m->err, m->status);
+			svcn_sx_fail(s, m->err, m->status);
 			return;
 		}
 		s->accepted = 1;
 		s->sn->strms->opened++;
 		if (s->ws) {
 			s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
-			due(s, s->deadline_ns);
-			touch(s);
+			svcn_sx_due(s, s->deadline_ns);
+			svcn_sx_touch(s);
 			return; /* the caller waits for the backend's head */
 		}
-		if (w_tell(s, 0, SVC_OK, 0)) {
-			strm_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_LOCAL); /* the caller left */
+		if (svcn_sx_wtell(s, 0, SVC_OK, 0)) {
+			svcn_sx_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_LOCAL); /* the caller left */
 			return;
 		}
 		/* the caller attaches its socket within this */
 		s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
-		due(s, s->deadline_ns);
-		touch(s);
+		svcn_sx_due(s, s->deadline_ns);
+		svcn_sx_touch(s);
 	}
 	if (m->type == SVC_MSG_STREAM_END) {
 		s->end_rx = 1;
@@ -1099,36 +815,36 @@ static void on_msg(struct svcn_strm *s, const struct svc_msg *m)
 				send_fin(s);
 			ws_close_local(s, m->status);
 			release_local(s);
-			strm_free(s);
+			svcn_sx_free(s);
 			return;
 		}
 		return;
 	}
 	if (s->role == ROLE_PROVIDER && s->ticketed &&
 	    svc_router_stream_data(s->sn->router, &s->t, m->payload_len, svcn_now_ns()) != SVC_OK) {
-		strm_fail(s, SVC_ERR_TOO_LARGE, SVC_STREAM_R_PROTOCOL);
+		svcn_sx_fail(s, SVC_ERR_TOO_LARGE, SVC_STREAM_R_PROTOCOL);
 		return;
 	}
 	s->bytes_rx += m->payload_len;
 	if (s->role == ROLE_CALLER)
 		s->sn->strms->bytes_in += m->payload_len;
 	if (s->bytes_rx > max_bytes(s->sn)) {
-		strm_fail(s, SVC_ERR_TOO_LARGE, SVC_STREAM_R_BYTES);
+		svcn_sx_fail(s, SVC_ERR_TOO_LARGE, SVC_STREAM_R_BYTES);
 		return;
 	}
-	touch(s);
+	svcn_sx_touch(s);
 	if (s->ws && s->role == ROLE_CALLER && s->ws_head) {
-		int c = svcn_ws_feed(&s->ws_rx, m->payload, m->payload_len, 0, ws_max(s->sn));
+		int c = svcn_ws_feed(&s->ws_rx, m->payload, m->payload_len, 0, svcn_sx_ws_max(s->sn));
 
 		if (c) {
-			strm_fail(s, c == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
+			svcn_sx_fail(s, c == SVCN_WS_TOO_BIG ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
 				  c == SVCN_WS_TOO_BIG ? SVC_STREAM_R_WS_MESSAGE
 						       : SVC_STREAM_R_WS_PROTOCOL);
 			return;
 		}
 	}
-	if (q_push(s, m->payload, m->payload_len)) {
-		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_SLOW);
+	if (svcn_sx_q_push(s, m->payload, m->payload_len)) {
+		svcn_sx_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_SLOW);
 		return;
 	}
 	if (s->ws && s->role == ROLE_CALLER && !s->ws_head)
@@ -1145,7 +861,7 @@ static void on_bytes(struct svcn_strm *s, const uint8_t *data, size_t len, int f
 		s->fin_rx = 1;
 	if (s->draining) {
 		if (fin)
-			strm_free(s);
+			svcn_sx_free(s);
 		return;
 	}
 	while (len && !s->zombie && !s->draining) {
@@ -1158,7 +874,7 @@ static void on_bytes(struct svcn_strm *s, const uint8_t *data, size_t len, int f
 						     r == -EMSGSIZE ? SVC_ERR_TOO_LARGE
 								    : SVC_ERR_BAD_REQUEST,
 						     svcn_now_ns());
-			strm_fail(s, r == -EMSGSIZE ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
+			svcn_sx_fail(s, r == -EMSGSIZE ? SVC_ERR_TOO_LARGE : SVC_ERR_BAD_REQUEST,
 				  SVC_STREAM_R_PROTOCOL);
 			return;
 		}
@@ -1168,14 +884,14 @@ static void on_bytes(struct svcn_strm *s, const uint8_t *data, size_t len, int f
 	if (s->zombie)
 		return;
 	if (fin && !s->end_rx) {
-		strm_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_PROTOCOL); /* FIN without END */
+		svcn_sx_fail(s, SVC_ERR_BAD_REQUEST, SVC_STREAM_R_PROTOCOL); /* FIN without END */
 		return;
 	}
 	if (s->draining && fin) {
-		strm_free(s);
+		svcn_sx_free(s);
 		return;
 	}
-	pump(s);
+	svcn_sx_pump(s);
 }
 
 /* ------------------------------------------------------------- events */
@@ -1188,7 +904,7 @@ void svcn_strm_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t si
 	if (!s && !len)
 		return; /* the FIN of a stream that ended here already */
 	if (!s) {
-		if (!peer || !(s = strm_new(sn, ROLE_PROVIDER))) {
+		if (!peer || !(s = svcn_sx_new(sn, ROLE_PROVIDER))) {
 			quic_node_stream_reset(sn->quic, conn, sid, 0x4);
 			return;
 		}
@@ -1199,7 +915,7 @@ void svcn_strm_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t si
 		s->ws = type == SVC_NODE_ST_WS;
 		/* the STREAM_OPEN has this long to arrive */
 		s->deadline_ns = svcn_now_ns() + SVCN_STRM_BACKEND_MS * 1000000ull;
-		due(s, s->deadline_ns);
+		svcn_sx_due(s, s->deadline_ns);
 		hash_in(s);
 	}
 	on_bytes(s, data, len, fin);
@@ -1219,8 +935,8 @@ int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	if (err) {
 		s->cls = SVC_ERR_OVERLOADED;
 		s->reason = SVC_STREAM_R_RESET;
-		w_tell(s, err, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
-		strm_free(s);
+		svcn_sx_wtell(s, err, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+		svcn_sx_free(s);
 		return 1;
 	}
 	s->sid = sid;
@@ -1238,7 +954,7 @@ int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	    (memcpy(sn->strms->frame + hl, s->open_payload ? s->open_payload : (const uint8_t *)"",
 		    s->open_len),
 	     quic_node_write(sn->quic, conn, sid, sn->strms->frame, hl + s->open_len, 0))) {
-		strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
+		svcn_sx_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_LOCAL);
 		return 1;
 	}
 	s->wout++;
@@ -1264,15 +980,15 @@ void svcn_strm_closed(struct svc_node *sn, uint64_t conn, int64_t sid, int err)
 	if (!s)
 		return;
 	if (s->draining) {
-		strm_free(s);
+		svcn_sx_free(s);
 		return;
 	}
 	hash_out(s); /* nothing more comes on it: no reset either */
 	s->opened = 0;
 	if (s->role == ROLE_CALLER && !s->accepted)
-		w_tell(s, err ? err : -ECONNRESET, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+		svcn_sx_wtell(s, err ? err : -ECONNRESET, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
 	s->end_tx = 1;
-	strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_RESET);
+	svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_RESET);
 }
 
 void svcn_strm_conn_up(struct svc_node *sn, uint64_t conn, int err)
@@ -1284,15 +1000,15 @@ void svcn_strm_conn_up(struct svc_node *sn, uint64_t conn, int err)
 		if (err) {
 			s->cls = SVC_ERR_OVERLOADED;
 			s->reason = SVC_STREAM_R_RESET;
-			w_tell(s, err, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
-			strm_free(s);
+			svcn_sx_wtell(s, err, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+			svcn_sx_free(s);
 		} else if (quic_node_stream_open(sn->quic, conn,
 						 s->ws ? SVC_NODE_ST_WS : SVC_NODE_ST_STREAM, s->token)) {
-			w_tell(s, -EAGAIN, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
-			strm_free(s);
+			svcn_sx_wtell(s, -EAGAIN, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+			svcn_sx_free(s);
 		}
 	}
-	zombies_free(sn->strms);
+	svcn_sx_zombies_free(sn->strms);
 }
 
 void svcn_strm_conn_closed(struct svc_node *sn, uint64_t conn)
@@ -1304,15 +1020,15 @@ void svcn_strm_conn_closed(struct svc_node *sn, uint64_t conn)
 		if (s->role == ROLE_CALLER && !s->counted && !s->opened && !s->hashed)
 			continue; /* a caller's stream not on this connection yet */
 		if (s->draining) {
-			strm_free(s);
+			svcn_sx_free(s);
 			continue;
 		}
 		hash_out(s);
 		s->opened = 0;
 		s->counted = 0;
 		if (s->role == ROLE_CALLER && !s->accepted)
-			w_tell(s, -ECONNRESET, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
-		strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_RESET);
+			svcn_sx_wtell(s, -ECONNRESET, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+		svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_RESET);
 	}
 }
 
@@ -1324,8 +1040,8 @@ void svcn_strm_writable(struct svc_node *sn, uint64_t conn, int64_t sid)
 		return;
 	if (s->wout)
 		s->wout--;
-	pump(s);
-	zombies_free(sn->strms);
+	svcn_sx_pump(s);
+	svcn_sx_zombies_free(sn->strms);
 }
 
 uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
@@ -1334,26 +1050,26 @@ uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
 
 	if (!sn->strms)
 		return next;
-	zombies_free(sn->strms);
+	svcn_sx_zombies_free(sn->strms);
 	for (struct svcn_strm *s = sn->strms->all, *nx; s; s = nx) {
 		uint64_t d;
 
 		nx = s->next;
 		if (atomic_load(&sn->stopping)) {
-			strm_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_SHUTDOWN);
+			svcn_sx_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_SHUTDOWN);
 			continue;
 		}
 		if (s->draining) {
 			if (now >= s->deadline_ns) {
 				if (!s->fin_rx)
 					quic_node_stream_reset(sn->quic, s->conn, s->sid, 0x3);
-				strm_free(s);
+				svcn_sx_free(s);
 				continue;
 			}
 			d = s->deadline_ns;
 		} else if (s->bk && s->bk != BK_OPEN) {
 			if (now >= s->deadline_ns) {
-				strm_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_BACKEND);
+				svcn_sx_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_BACKEND);
 				continue;
 			}
 			d = s->deadline_ns;
@@ -1362,21 +1078,21 @@ uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
 			/* waiting for the provider's answer, or for the caller's attach */
 			if (s->deadline_ns && now >= s->deadline_ns) {
 				if (!s->accepted)
-					w_tell(s, -ETIMEDOUT, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);
-				strm_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);
+					svcn_sx_wtell(s, -ETIMEDOUT, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);
+				svcn_sx_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);
 				continue;
 			}
 			d = s->deadline_ns ? s->deadline_ns : UINT64_MAX;
 		} else {
 			if (s->idle_ns && now >= s->last_ns + s->idle_ns) {
-				strm_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);
+				svcn_sx_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);
 				continue;
 			}
 			d = s->idle_ns ? s->last_ns + s->idle_ns : UINT64_MAX;
 		}
 		if (s->hold) {
 			if (now >= s->retry_ns)
-				pump(s);
+				svcn_sx_pump(s);
 			else if (s->retry_ns < d)
 				d = s->retry_ns;
 			if (s->zombie)
@@ -1387,363 +1103,8 @@ uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
 		if (d < next)
 			next = d;
 	}
-	zombies_free(sn->strms);
+	svcn_sx_zombies_free(sn->strms);
 	return next;
-}
-
-/* ----------------------------------------------------------- the caller */
-
-struct open_msg {
-	struct svc_backend_msg m;
-	struct svc_node *sn;
-	struct svc_node_stream *w;
-	char name[SVC_NAME_MAX + 1];
-	char method[SVC_METHOD_MAX + 1];
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	uint8_t key[IDENTITY_PK_LEN];
-	uint32_t idle_ms, timeout_ms;
-	uint8_t *payload; /* WebSocket: the request head (taken by the stream) */
-	size_t payload_len;
-	/* attach */
-	int fd;
-	uint8_t *head;
-	size_t head_len;
-	void (*release)(void *arg, int fd, const struct svc_node_stream_info *i);
-	void *rel_arg;
-};
-
-static void open_run(struct svc_backend_msg *mm, int cancel)
-{
-	struct open_msg *o = (struct open_msg *)mm;
-	struct svc_node *sn = o->sn;
-	struct svc_node_stream *w = o->w;
-	struct svcn_strm *s = NULL;
-	struct svcn_peer *p;
-	int err = -ESHUTDOWN;
-
-	if (cancel || atomic_load(&sn->stopping) || atomic_load(&w->state) != W_WAITING)
-		goto fail;
-	err = -EBUSY;
-	s = strm_new(sn, ROLE_CALLER);
-	if (!s)
-		goto fail;
-	snprintf(s->service, sizeof(s->service), "%s", o->name);
-	snprintf(s->method, sizeof(s->method), "%s", o->method);
-	memcpy(s->peer.key, o->key, IDENTITY_PK_LEN);
-	s->idle_ns = idle_ms_of(sn, o->idle_ms) * 1000000ull;
-	if (o->payload) {
-		s->ws = 1;
-		s->open_payload = o->payload;
-		s->open_len = o->payload_len;
-		o->payload = NULL;
-	}
-	s->deadline_ns = svcn_now_ns() + (uint64_t)o->timeout_ms * 1000000ull;
-	due(s, s->deadline_ns);
-	s->token = ++sn->next_token;
-	s->w = w;
-	w->s = s;
-	atomic_fetch_add(&w->refs, 1);
-	p = svcn_peer_get(sn, (const struct sockaddr *)&o->ss, o->sl, o->key, &err);
-	if (!p) {
-		w_tell(s, err, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
-		strm_free(s);
-		goto out;
-	}
-	s->conn = p->conn;
-	s->counted = 1;
-	p->streams++;
-	if (p->state == SVCN_PEER_UP &&
-	    quic_node_stream_open(sn->quic, p->conn, s->ws ? SVC_NODE_ST_WS : SVC_NODE_ST_STREAM,
-				  s->token)) {
-		w_tell(s, -EAGAIN, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
-		strm_free(s);
-	}
-	goto out;
-fail:
-	w->rc = err;
-	{
-		int expect = W_WAITING;
-
-		if (atomic_compare_exchange_strong(&w->state, &expect, W_DONE))
-			sem_post(&w->sem);
-	}
-out:
-	w_put(w); /* the message's */
-	free(o->payload);
-	free(o);
-}
-
-/* Post the open (o, taken) and wait for the provider's answer. */
-static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_ms,
-		     struct svc_node_stream **out, struct svc_node_stream_info *info)
-{
-	struct svc_node_stream *w = calloc(1, sizeof(*w));
-	uint64_t dl;
-	int err, expect;
-
-	if (!w) {
-		free(o->payload);
-		free(o);
-		return -ENOMEM;
-	}
-	w->sn = sn;
-	sem_init(&w->sem, 0, 0);
-	atomic_init(&w->refs, 2); /* the caller, the message */
-	atomic_init(&w->state, W_WAITING);
-	o->m.fn = open_run;
-	o->sn = sn;
-	o->w = w;
-	o->timeout_ms = timeout_ms;
-	err = svc_backend_post(sn->backend, &o->m);
-	if (err) {
-		free(o->payload);
-		free(o);
-		atomic_store(&w->refs, 1);
-		w_put(w);
-		return err;
-	}
-	dl = svcn_now_ns() + ((uint64_t)timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull;
-	for (;;) {
-		uint64_t step = svcn_now_ns() + SVCN_JOB_POLL_MS * 1000000ull;
-
-		if (!svcn_sem_wait_until(&w->sem, step < dl ? step : dl))
-			break;
-		if (atomic_load(&sn->stopping) || svcn_now_ns() >= dl) {
-			expect = W_WAITING;
-			if (atomic_compare_exchange_strong(&w->state, &expect, W_ABANDONED)) {
-				w_put(w);
-				return atomic_load(&sn->stopping) ? -ESHUTDOWN : -ETIMEDOUT;
-			}
-			sem_wait(&w->sem); /* told just now */
-			break;
-		}
-	}
-	if (w->rc) {
-		err = w->rc;
-		w_put(w);
-		return err;
-	}
-	info->id = w->info.id;
-	info->err = w->info.err;
-	info->reason = w->info.reason;
-	if (w->info.err != SVC_OK) {
-		w_put(w);
-		return 0;
-	}
-	*out = w;
-	return 0;
-}
-
-int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
-			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,
-			 struct svc_node_stream_info *info)
-{
-	struct svc_dir_result r;
-	struct open_msg *o;
-	int local;
-
-	*out = NULL;
-	memset(info, 0, sizeof(*info));
-	if (!method)
-		method = "";
-	if (!svc_name_valid((const uint8_t *)name, strlen(name)) ||
-	    !svc_method_valid((const uint8_t *)method, strlen(method)))
-		return -EINVAL;
-	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	o = calloc(1, sizeof(*o));
-	if (!o)
-		return -ENOMEM;
-	local = svcn_pick_within(sn, name, &r, &o->ss, &o->sl, timeout_ms, timeout_ms);
-	if (local) {
-		free(o);
-		return local < 0 ? local : -EOPNOTSUPP;
-	}
-	memcpy(info->peer, r.owner, IDENTITY_PK_LEN);
-	memcpy(o->key, r.owner, IDENTITY_PK_LEN);
-	snprintf(o->name, sizeof(o->name), "%s", name);
-	snprintf(o->method, sizeof(o->method), "%s", method);
-	o->idle_ms = idle_ms;
-	return open_wait(sn, o, timeout_ms, out, info);
-}
-
-int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
-		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
-		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
-		      size_t *head_len, struct svc_node_stream_info *info)
-{
-	struct open_msg *o = calloc(1, sizeof(*o));
-	int err;
-
-	*out = NULL;
-	*head = NULL;
-	*head_len = 0;
-	memset(info, 0, sizeof(*info));
-	if (!o || !len || !(o->payload = malloc(len))) {
-		free(o);
-		return -ENOMEM;
-	}
-	memcpy(o->payload, req, len);
-	o->payload_len = len;
-	o->ss = *ss;
-	o->sl = sl;
-	memcpy(o->key, key, IDENTITY_PK_LEN);
-	memcpy(info->peer, key, IDENTITY_PK_LEN);
-	snprintf(o->name, sizeof(o->name), "%s", service);
-	snprintf(o->method, sizeof(o->method), "ws");
-	err = open_wait(sn, o, svcn_clamp_timeout(sn, timeout_ms), out, info);
-	if (!err && *out) {
-		*head = (*out)->head;
-		*head_len = (*out)->head_len;
-		(*out)->head = NULL;
-	}
-	return err;
-}
-
-static void attach_run(struct svc_backend_msg *mm, int cancel)
-{
-	struct open_msg *o = (struct open_msg *)mm;
-	struct svc_node_stream *w = o->w;
-	struct svcn_strm *s = cancel ? NULL : w->s;
-	struct svc_node_stream_info info = {.id = w->info.id, .ended = 1};
-
-	if (!s || s->draining || s->zombie) {
-		info.err = SVC_ERR_BACKEND_ERROR;
-		info.reason = SVC_STREAM_R_RESET;
-		if (cancel) {
-			info.err = SVC_ERR_OVERLOADED;
-			info.reason = SVC_STREAM_R_SHUTDOWN;
-		}
-		if (o->release)
-			o->release(o->rel_arg, o->fd, &info);
-		goto out;
-	}
-	if (!o->release) { /* abort */
-		strm_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_LOCAL);
-		goto out;
-	}
-	s->fd = o->fd;
-	s->local = LOCAL_FD;
-	s->release = o->release;
-	s->rel_arg = o->rel_arg;
-	fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
-	touch(s);
-	if (o->head_len && send_data(s, o->head, o->head_len) < 0 && s->zombie)
-		goto out;
-	pump(s);
-	zombies_free(s->sn->strms);
-out:
-	w_put(w);
-	free(o->head);
-	free(o);
-}
-
-static int post_attach(struct svc_node_stream *w, int fd, const uint8_t *head, size_t len,
-		       void (*release)(void *, int, const struct svc_node_stream_info *),
-		       void *arg)
-{
-	struct open_msg *o = calloc(1, sizeof(*o));
-
-	if (!o || (len && !(o->head = malloc(len)))) {
-		free(o);
-		return -ENOMEM;
-	}
-	if (len)
-		memcpy(o->head, head, len);
-	o->head_len = len;
-	o->m.fn = attach_run;
-	o->sn = w->sn;
-	o->w = w;
-	o->fd = fd;
-	o->release = release;
-	o->rel_arg = arg;
-	if (svc_backend_post(w->sn->backend, &o->m)) {
-		attach_run(&o->m, 1);
-		return -ESHUTDOWN;
-	}
-	return 0;
-}
-
-int svc_node_stream_attach(struct svc_node_stream *w, int fd, const uint8_t *head, size_t len,
-			   void (*release)(void *arg, int fd, const struct svc_node_stream_info *i),
-			   void *arg)
-{
-	int err = post_attach(w, fd, head, len, release, arg);
-
-	if (err == -ENOMEM) {
-		struct svc_node_stream_info info = {.id = w->info.id,
-						    .ended = 1,
-						    .err = SVC_ERR_OVERLOADED,
-						    .reason = SVC_STREAM_R_LOCAL};
-
-		release(arg, fd, &info);
-		w_put(w);
-	}
-	return err;
-}
-
-void svc_node_stream_abort(struct svc_node_stream *w)
-{
-	if (w && post_attach(w, -1, NULL, 0, NULL, NULL) == -ENOMEM)
-		w_put(w);
-}
-
-struct result_arg {
-	uint64_t id;
-	struct svc_node_stream_info *out;
-	int found;
-};
-
-static void result_run(struct svc_node *sn, void *arg)
-{
-	struct result_arg *a = arg;
-	struct svcn_strms *ss = sn->strms;
-
-	for (struct svcn_strm *s = ss->all; s; s = s->next)
-		if (s->id == a->id && s->role == ROLE_CALLER) {
-			memset(a->out, 0, sizeof(*a->out));
-			a->out->id = s->id;
-			a->out->bytes_in = s->bytes_rx;
-			a->out->bytes_out = s->bytes_tx;
-			memcpy(a->out->peer, s->peer.key, IDENTITY_PK_LEN);
-			a->found = 1;
-			return;
-		}
-	for (unsigned int i = 0; i < SVC_NODE_STREAM_ENDED; i++)
-		if (ss->done[i].id == a->id && ss->done[i].ended) {
-			*a->out = ss->done[i];
-			a->found = 1;
-			return;
-		}
-}
-
-int svc_node_stream_result(struct svc_node *sn, uint64_t id, struct svc_node_stream_info *out)
-{
-	struct result_arg a = {.id = id, .out = out};
-	int err;
-
-	if (!id)
-		return -ENOENT;
-	err = svcn_owner_run(sn, result_run, &a, SVCN_OWNER_RUN_MS);
-	if (err)
-		return err;
-	return a.found ? 0 : -ENOENT;
-}
-
-json_t *svcn_strm_stats(struct svc_node *sn)
-{
-	struct svcn_strms *ss = sn->strms;
-	json_t *o = json_object(), *e = json_object();
-
-	json_object_set_new(o, "open", json_integer(ss->n));
-	json_object_set_new(o, "opened", json_integer((json_int_t)ss->opened));
-	json_object_set_new(o, "refused", json_integer((json_int_t)ss->refused));
-	json_object_set_new(o, "bytes_in", json_integer((json_int_t)ss->bytes_in));
-	json_object_set_new(o, "bytes_out", json_integer((json_int_t)ss->bytes_out));
-	for (unsigned int i = 0; i < SVC_STREAM_R__COUNT; i++)
-		json_object_set_new(e, reason_names[i], json_integer((json_int_t)ss->ended[i]));
-	json_object_set_new(o, "ended", e);
-	return o;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -1799,12 +1160,12 @@ void svcn_strm_free_all(struct svc_node *sn)
 			s->cls = SVC_ERR_OVERLOADED;
 			s->reason = SVC_STREAM_R_SHUTDOWN;
 		}
-		w_tell(s, -ESHUTDOWN, SVC_ERR_OVERLOADED, SVC_STREAM_R_SHUTDOWN);
+		svcn_sx_wtell(s, -ESHUTDOWN, SVC_ERR_OVERLOADED, SVC_STREAM_R_SHUTDOWN);
 		s->ticketed = 0; /* the router goes too */
 		s->counted = 0;
-		strm_free(s);
+		svcn_sx_free(s);
 	}
-	zombies_free(ss);
+	svcn_sx_zombies_free(ss);
 	close(ss->ep);
 	free(ss);
 	sn->strms = NULL;

@@ -76,6 +76,9 @@ int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method
  * (after the owner's loop ended: every local end released). */
 int svcn_strm_init(struct svc_node *sn);
 void svcn_strm_free_all(struct svc_node *sn);
+/* svc_stream_srv.c: the provider's start, handed to svc_stream.c (after
+ * svcn_strm_init). */
+void svcn_strm_srv_init(struct svc_node *sn);
 /* svc_node_stop: every stream ends (shutdown) on the owner at once, so
  * that the control threads holding upgraded connections are let go. */
 void svcn_strm_stop(struct svc_node *sn);
