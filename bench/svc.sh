@@ -61,7 +61,11 @@ t1=$(date +%s%N)
 [ "$(stat -c %s "$D/zero.out")" = "$SB" ] || fail "stream: $(stat -c %s "$D/zero.out") bytes back"
 fab=$(awk -v b="$SB" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", b * 8 / ns * 1000}')
 K1=$(CTL 1 --json status | json_get node_key)
-raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo | json_get mbit_s)
+# (a raw echo bench sometimes fails to start on a loaded host: three tries)
+raw=
+for i in 1 2 3; do
+	raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo 2>/dev/null | json_get mbit_s 2>/dev/null) && break
+done
 echo "stream echo through the fabric, $SB bytes: $fab Mbit/s; raw QUIC echo stream: $raw Mbit/s;" \
 	"ratio $(awk -v a="$fab" -v b="$raw" 'BEGIN {printf "%.2f", a / b}') (goal >= 0.9)"
 

@@ -66,15 +66,15 @@ struct store;
 /* Stream limits (docs/CONFIG.md [svc] stream_*; 0 in the config selects
  * these). Idle: no byte either way for 60 s ends a stream (a caller may
  * ask for less in STREAM_OPEN's timeout). Bytes: 1 GiB each way. Buffer:
- * 2 MiB held per stream ahead of a local end that does not read (at least
- * the 1 MiB flow-control window and a frame); a peer that sends past its
+ * 4 MiB held per stream ahead of a local end that does not read (at least
+ * the 2 MiB flow-control window and a frame); a peer that sends past its
  * window ends the stream (slow_reader); a local end that never reads stops
  * its peer at the window, and the stream ends by its idle time. Concurrency: 16 streams per peer key, 256 per
  * service, 1024 node-wide (each holds a socket and two buffers). */
 #define SVC_NODE_STREAM_IDLE_MS 60000u
 #define SVC_NODE_STREAM_MAX_IDLE_MS 3600000u
 #define SVC_NODE_STREAM_MAX_BYTES (1ull << 30)
-#define SVC_NODE_STREAM_BUFFER (2u << 20)
+#define SVC_NODE_STREAM_BUFFER (4u << 20)
 #define SVC_NODE_PEER_STREAMS 16u
 #define SVC_NODE_SERVICE_STREAMS 256u
 #define SVC_NODE_MAX_STREAMS 1024u

@@ -157,7 +157,7 @@ static const struct cfg_key cfg_keys[] = {
 	  0 },
 	{ "svc", "stream_max_bytes", CFG_U64, OFF(svc_stream_max_bytes), 0, 1024, 1ULL << 50,
 	  "1073741824", NULL, 0 },
-	{ "svc", "stream_buffer", CFG_U32, OFF(svc_stream_buffer), 0, 65536, 64U << 20, "2097152",
+	{ "svc", "stream_buffer", CFG_U32, OFF(svc_stream_buffer), 0, 65536, 64U << 20, "4194304",
 	  NULL, 0 },
 	{ "svc", "ws_max_message", CFG_U32, OFF(svc_ws_max_message), 0, 126, 64U << 20, "1048576",
 	  NULL, 0 },
