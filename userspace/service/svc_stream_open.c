@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +238,11 @@ static void attach_run(struct svc_backend_msg *mm, int cancel)
 	s->release = o->release;
 	s->rel_arg = o->rel_arg;
 	fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
+	{
+		int one = 1; /* a TCP client (the gateway's): no Nagle wait; unix: ignored */
+
+		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	svcn_sx_touch(s);
 	if (o->head_len && svcn_sx_send_data(s, o->head, o->head_len) < 0 && s->zombie)
 		goto out;
