@@ -190,10 +190,48 @@ static void h_streams(void *arg, const struct ctl_req *req, struct ctl_resp *res
 	ctl_resp_json(resp, 200, o);
 }
 
+/* /metrics: the same counters (the owner's, read in its turn; left out
+ * when it does not answer within the turn). */
+static void metrics(void *arg, FILE *out)
+{
+	struct svc_node *sn = arg;
+	json_t *o = NULL, *e, *v;
+	const char *k;
+
+	if (svcn_owner_run(sn, stats_own, &o, SVCN_OWNER_RUN_MS) || !o) {
+		json_decref(o);
+		return;
+	}
+	fprintf(out,
+		"# HELP weft_svc_streams_open Service streams open on this node (both sides).\n"
+		"# TYPE weft_svc_streams_open gauge\nweft_svc_streams_open %lld\n"
+		"# HELP weft_svc_streams_opened_total Service streams accepted.\n"
+		"# TYPE weft_svc_streams_opened_total counter\nweft_svc_streams_opened_total %lld\n"
+		"# HELP weft_svc_streams_refused_total Service streams refused.\n"
+		"# TYPE weft_svc_streams_refused_total counter\nweft_svc_streams_refused_total %lld\n"
+		"# HELP weft_svc_stream_bytes_total Bytes of this node's outgoing streams.\n"
+		"# TYPE weft_svc_stream_bytes_total counter\n"
+		"weft_svc_stream_bytes_total{dir=\"in\"} %lld\n"
+		"weft_svc_stream_bytes_total{dir=\"out\"} %lld\n"
+		"# HELP weft_svc_streams_ended_total Service streams ended, by close reason.\n"
+		"# TYPE weft_svc_streams_ended_total counter\n",
+		(long long)json_integer_value(json_object_get(o, "open")),
+		(long long)json_integer_value(json_object_get(o, "opened")),
+		(long long)json_integer_value(json_object_get(o, "refused")),
+		(long long)json_integer_value(json_object_get(o, "bytes_in")),
+		(long long)json_integer_value(json_object_get(o, "bytes_out")));
+	e = json_object_get(o, "ended");
+	json_object_foreach(e, k, v)
+		fprintf(out, "weft_svc_streams_ended_total{reason=\"%s\"} %lld\n", k,
+			(long long)json_integer_value(v));
+	json_decref(o);
+}
+
 int svcn_strm_ctl_register(struct svc_node *sn)
 {
 	int err = 0;
 
+	err |= ctl_metrics(sn->ctl, metrics, sn);
 	err |= ctl_route(sn->ctl, "POST", "/v1/svc/stream", h_stream, sn);
 	err |= ctl_route(sn->ctl, "GET", "/v1/svc/stream/", h_stream_get, sn);
 	err |= ctl_route(sn->ctl, "GET", "/v1/svc/streams", h_streams, sn);
