@@ -64,6 +64,8 @@ out=$(echo hi | ctl 3 svc stream nosuch x 2>&1); rc=$?
 [ $rc = 1 ] || fail "stream to nobody: exit $rc ($out)"
 echo "$out" | grep -q not_found || fail "stream to nobody said: $out"
 [ "$(ctl 3 --json svc streams | json_get ended ok)" -ge 2 ] || fail "stream counters: $(ctl 3 --json svc streams 2>&1)"
+ctl 3 metrics 2>/dev/null | grep -q '^weft_svc_streams_ended_total{reason="ok"} [1-9]' ||
+	fail "stream metrics: $(ctl 3 metrics 2>&1 | grep svc_stream)"
 pass "weftctl svc stream: 4 MiB byte for byte through the echo and a backend's upgrade; not_found"
 
 # WebSocket: D's client (Host form) and C's client (path form).
