@@ -47,8 +47,10 @@ async def first(uri):
             if e.rcvd is None or e.rcvd.code != 4002:
                 sys.exit("kick: close %r, want 4002" % (e.rcvd,))
     async with websockets.connect(uri, sock=sock_for(uri), open_timeout=20, max_size=None) as ws:
-        await ws.send("x" * (2 << 20))
         try:
+            # the gateway may close while the message is still being sent:
+            # it judges the frame by its header
+            await ws.send("x" * (2 << 20))
             while True:
                 await asyncio.wait_for(ws.recv(), 20)
         except websockets.ConnectionClosed as e:
