@@ -12,6 +12,9 @@
 import asyncio, socket, sys, urllib.parse
 import websockets
 
+# the gateway's wait for the backend's answer (a loaded test host)
+SLOW = {"X-Weft-Timeout-Ms": "20000"}
+
 def sock_for(uri):
     u = urllib.parse.urlparse(uri)
     host = "127.0.0.1" if u.hostname.endswith("localhost") else u.hostname
@@ -28,13 +31,13 @@ async def recv_until(ws, want, limit=20):
     return await asyncio.wait_for(loop(), limit)
 
 async def second(uri, out):
-    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=20) as ws:
+    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=30, extra_headers=SLOW) as ws:
         await recv_until(ws, "hi from first", 60)
         open(out, "w").write("hi from first\n")
         await ws.close(4001, "bye")
 
 async def first(uri):
-    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=20) as ws:
+    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=30, extra_headers=SLOW) as ws:
         await recv_until(ws, "joined 2", 60)
         await ws.send("hi from first")
         await recv_until(ws, "left 4001", 30)
@@ -46,7 +49,7 @@ async def first(uri):
         except websockets.ConnectionClosed as e:
             if e.rcvd is None or e.rcvd.code != 4002:
                 sys.exit("kick: close %r, want 4002" % (e.rcvd,))
-    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=20, max_size=None) as ws:
+    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=30, extra_headers=SLOW, max_size=None) as ws:
         try:
             # the gateway may close while the message is still being sent:
             # it judges the frame by its header
@@ -60,7 +63,7 @@ async def first(uri):
 
 async def refused(uri, origin):
     try:
-        async with websockets.connect(uri, sock=sock_for(uri), open_timeout=20, origin=origin):
+        async with websockets.connect(uri, sock=sock_for(uri), open_timeout=30, extra_headers=SLOW, origin=origin):
             sys.exit("connected with Origin %s" % origin)
     except websockets.InvalidStatusCode as e:
         print(e.status_code)
@@ -68,7 +71,7 @@ async def refused(uri, origin):
 async def rtt(uri, n):
     import time
     lat = []
-    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=20, compression=None) as ws:
+    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=30, extra_headers=SLOW, compression=None) as ws:
         for i in range(n + 50):
             t = time.perf_counter_ns()
             await ws.send("0123456789abcdef")

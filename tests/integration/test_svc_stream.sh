@@ -81,5 +81,5 @@ code=$(netns_exec 3 curl -s -o "$D/bad.json" -w '%{http_code}' -H 'Connection: U
 	"http://127.0.0.1:$GWC/mesh/v1/ws/chat/room")
 [ "$code" = 400 ] && grep -q bad_upgrade "$D/bad.json" || fail "malformed upgrade: $code $(cat "$D/bad.json")"
 code=$(netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" refused "ws://chat.localhost:$GWC/x" "http://chat.localhost:$GWC")
-[ "$code" = 403 ] || fail "backend Origin rule: got '$code'"
+[ "$code" = 403 ] || fail "backend Origin rule: got '$code'; $(grep -h 'ws \|stream' "$D"/n1/weftd.log* "$D"/n3/weftd.log* | tail -5); $(tail -5 "$D/chat.log")"
 pass "malformed upgrade 400; the backend's Origin rule answers 403 through the gateway"

@@ -168,7 +168,8 @@ static void bk_event(struct svcn_strm *s, uint32_t ev)
 			return;
 		if (h > 0 && s->ws) {
 			/* the client hears the backend: its head, whatever it says */
-			log_debug("svc", "ws service=%s: backend answered %d", s->service, status);
+			log_msg(status == 101 ? LOG_LVL_DEBUG : LOG_LVL_INFO, "svc",
+				"ws service=%s: backend answered %d", s->service, status);
 			s->bk = BK_OPEN;
 			s->accepted = 1;
 			s->sn->strms->opened++;
