@@ -8,8 +8,10 @@
 # HTTP/1.1 keep-alive backend (tests/tools/http_echo) called through node
 # 1's gateway by a keep-alive client (p50, vs the same client straight to
 # the backend), and 64 concurrent callers on node 2 calling it through
-# node 1. The publisher lifts its limits through [svc]. Needs root. Not run
-# by make test.
+# node 1; then a stream's throughput through the fabric against a raw QUIC
+# stream, and a WebSocket echo's round trip through the gateway against a
+# direct connection over the same veth. The publisher lifts its limits
+# through [svc]. Needs root. Not run by make test.
 # Usage: TOP=. WEFTD=build/weftd WEFTCTL=build/weftctl bench/svc.sh [calls]
 set -u
 : "${TOP:=$(cd "$(dirname "$0")/.." && pwd)}" "${WEFTD:=$TOP/build/weftd}" "${WEFTCTL:=$TOP/build/weftctl}"
@@ -30,7 +32,7 @@ NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n
 	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo,app \
 	--set svc.service_calls_per_min=100000000
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
-	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo --log-level warn \
+	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo,wsecho --log-level warn \
 	"${LIFT[@]}"
 CTL 1 svc publish echo --backend builtin >/dev/null
 wait_for '[ "$(CTL 1 --json svc ls | json_get services 0 announced)" -ge 1 ]' 100 || fail "announce: $(CTL 1 --json svc ls)"
@@ -70,3 +72,43 @@ echo "node 2 -> node 1's HTTP/1.1 backend, 64 concurrent callers over one connec
 CTL 2 svc call app echo --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
 CTL 2 svc call app echo --data 0123456789abcdef --count $((N / 4)) --concurrency 64
 echo "node 1's backend pool: $(CTL 1 --json svc stats | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')"
+
+# Streams (docs/SERVICE.md, "Streams"): BYTES through node 1's built-in echo
+# from node 2 (weftctl svc stream: stdin -> control socket -> stream -> echo
+# -> back to stdout), against a raw QUIC echo stream between the same nodes
+# (weftctl quic bench ... echo: generated and checked inside weftd).
+SB=${SVC_STREAM_BYTES:-268435456}
+head -c "$SB" /dev/zero >"$D/zero.bin"
+CTL 2 svc stream echo warm <"$D/zero.bin" >/dev/null || fail "stream warm-up"
+t0=$(date +%s%N)
+CTL 2 svc stream echo bench <"$D/zero.bin" >"$D/zero.out" || fail "stream"
+t1=$(date +%s%N)
+[ "$(stat -c %s "$D/zero.out")" = "$SB" ] || fail "stream: $(stat -c %s "$D/zero.out") bytes back"
+fab=$(awk -v b="$SB" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", b * 8 / ns * 1000}')
+K1=$(CTL 1 --json status | json_get node_key)
+# (a raw echo bench sometimes fails to start on a loaded host: three tries)
+raw=
+for i in 1 2 3; do
+	raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo 2>/dev/null | json_get mbit_s 2>/dev/null) && break
+done
+echo "stream echo through the fabric, $SB bytes: $fab Mbit/s; raw QUIC echo stream: $raw Mbit/s;" \
+	"ratio $(awk -v a="$fab" -v b="$raw" 'BEGIN {printf "%.2f", a / b}') (goal >= 0.9)"
+
+# WebSocket echo round trip: a python3-websockets client in node 2's
+# namespace, through node 2's gateway to node 1's backend, against the same
+# client straight to the backend over the veth.
+"$PYTHON" -c "import websockets" 2>/dev/null || { echo "python3-websockets missing: WebSocket bench skipped"; exit 0; }
+HERE=$TOP/tests/integration
+ip netns exec "$(netns_name 1)" "$PYTHON" "$HERE/svc_stream_backends.py" wsecho 8092 0.0.0.0 >/dev/null 2>&1 &
+WPID=$!
+netns_on_exit "kill $WPID"
+CTL 1 svc publish wsecho --backend tcp:127.0.0.1:8092 >/dev/null || fail "publish wsecho"
+CTL 2 svc call echo x --data y >/dev/null
+wait_for "CTL 2 --json svc find wsecho 2>/dev/null | grep -q owner" 100 || fail "find wsecho"
+wait_for "ip netns exec $(netns_name 2) curl -s -o /dev/null http://$(netns_ip4 1):8092/" 50
+NR=${SVC_WS_RTT:-2000}
+gw=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://127.0.0.1:5030/mesh/v1/ws/wsecho/" "$NR") || fail "ws via gateway"
+direct=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://$(netns_ip4 1):8092/" "$NR") || fail "ws direct"
+echo "WebSocket echo round trip, $NR x 16 bytes: through the gateway p50 ${gw% *} us p99 ${gw#* } us;" \
+	"direct over the veth p50 ${direct% *} us p99 ${direct#* } us;" \
+	"ratio $(awk -v a="${gw% *}" -v b="${direct% *}" 'BEGIN {printf "%.2f", a / b}') (goal <= 1.5)"

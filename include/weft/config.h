@@ -111,6 +111,12 @@ struct weft_config {
 	uint32_t svc_http_buffer;	   /* pass-through bytes buffered per request */
 	uint32_t svc_ban_threshold;	   /* violation points that ban a peer key */
 	uint32_t svc_addr_ban_threshold;   /* ... a source address */
+	uint32_t svc_stream_idle_ms;	   /* service streams (docs/SERVICE.md "Streams") */
+	uint64_t svc_stream_max_bytes;
+	uint32_t svc_stream_buffer;
+	uint32_t svc_peer_streams;
+	uint32_t svc_service_streams;
+	uint32_t svc_ws_max_message;
 	uint32_t svc_owner_queue;	   /* stream events waiting for the fabric's owner */
 	/* [store] */
 	uint64_t store_map_size;

@@ -43,6 +43,18 @@ struct ctl_resp {
 	char *text;               /* owned (malloc); sent with content_type */
 	size_t text_len;
 	const char *content_type; /* static string */
+	/* 101 Switching Protocols (status 101): once the answer went out the
+	 * connection is handed to upgrade(arg, fd, extra, extra_len, handle);
+	 * extra: bytes the client sent after its request. The callee owns the
+	 * socket until it calls ctl_upgrade_done(handle) (any thread), which
+	 * closes it; the control thread of that connection waits until then
+	 * (bounded by max_conns). upgrade_proto: the Upgrade header's value
+	 * (static). header: one more response header, "Name: value" or "".
+	 * Should the client go away before the 101, upgrade never runs. */
+	void (*upgrade)(void *arg, int fd, const uint8_t *extra, size_t extra_len, void *handle);
+	void *upgrade_arg;
+	const char *upgrade_proto;
+	char header[128];
 };
 
 typedef void (*ctl_handler_fn)(void *arg, const struct ctl_req *req, struct ctl_resp *resp);
@@ -69,6 +81,10 @@ int ctl_metrics(struct ctl *ctl, ctl_metrics_fn fn, void *arg);
 
 /* Query-string parameter or NULL. */
 const char *ctl_req_query(const struct ctl_req *req, const char *key);
+/* Request header (case-insensitive name) or NULL. */
+const char *ctl_req_header(const struct ctl_req *req, const char *name);
+/* The upgraded connection's owner is done with it (struct ctl_resp). */
+void ctl_upgrade_done(void *handle);
 
 /* Response helpers. ctl_resp_json steals obj. */
 void ctl_resp_json(struct ctl_resp *resp, int status, json_t *obj);

@@ -155,6 +155,17 @@ int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m);
 /* 1 when called on the backend thread itself (the fabric's owner), else 0. */
 int svc_backend_on_loop(const struct svc_backend *b);
 
+/* One more descriptor in the backend thread's loop: the service streams'
+ * own epoll set (svc_stream.c). fn(ctx) runs on the loop whenever fd is
+ * readable (level-triggered), until svc_backend_free. One per backend.
+ * Returns 0, -EBUSY (one is watched already) or -errno. */
+int svc_backend_watch(struct svc_backend *b, int fd, void (*fn)(void *ctx), void *ctx);
+
+/* A backend address ("tcp:IP:PORT", "tcp:[V6]:PORT", "unix:/path") as a
+ * socket address: 0 or -EINVAL. */
+struct sockaddr_storage;
+int svc_backend_parse_addr(const char *addr, struct sockaddr_storage *ss, unsigned int *sl);
+
 struct svc_backend_stats {
 	uint32_t inflight;	  /* requests in progress */
 	uint64_t busy;		  /* refused by a bound */

@@ -47,6 +47,60 @@ struct store;
 #define SVC_NODE_ST_DESC 0x30
 #define SVC_NODE_ST_CALL 0x31
 #define SVC_NODE_ST_HTTP 0x32
+/* A byte stream (docs/SERVICE.md, "Streams"): caller sends STREAM_OPEN,
+ * then STREAM_DATA frames and one STREAM_END (its half-close, with FIN);
+ * the callee answers STREAM_DATA (the first one, possibly empty, says the
+ * stream was accepted) or at once a STREAM_END (refused, with the class
+ * and the close reason in status), then its own STREAM_DATA and
+ * STREAM_END with FIN. */
+#define SVC_NODE_ST_STREAM 0x33
+/* A WebSocket from the gateway: as SVC_NODE_ST_STREAM, but STREAM_OPEN's
+ * payload is the client's upgrade request head, which the provider writes
+ * to its backend as it is (after checking it is one), and the provider's
+ * first bytes are the backend's response head. */
+#define SVC_NODE_ST_WS 0x34
+/* The largest WebSocket message the gateway relays (svc.ws_max_message):
+ * 1 MiB, the call payload cap; past it, close code 1009 both ways. */
+#define SVC_NODE_WS_MAX_MESSAGE (1u << 20)
+
+/* Stream limits (docs/CONFIG.md [svc] stream_*; 0 in the config selects
+ * these). Idle: no byte either way for 60 s ends a stream (a caller may
+ * ask for less in STREAM_OPEN's timeout). Bytes: 1 GiB each way. Buffer:
+ * 4 MiB held per stream ahead of a local end that does not read (at least
+ * the 2 MiB flow-control window and a frame); a peer that sends past its
+ * window ends the stream (slow_reader); a local end that never reads stops
+ * its peer at the window, and the stream ends by its idle time. Concurrency: 16 streams per peer key, 256 per
+ * service, 1024 node-wide (each holds a socket and two buffers). */
+#define SVC_NODE_STREAM_IDLE_MS 60000u
+#define SVC_NODE_STREAM_MAX_IDLE_MS 3600000u
+#define SVC_NODE_STREAM_MAX_BYTES (1ull << 30)
+#define SVC_NODE_STREAM_BUFFER (4u << 20)
+#define SVC_NODE_PEER_STREAMS 16u
+#define SVC_NODE_SERVICE_STREAMS 256u
+#define SVC_NODE_MAX_STREAMS 1024u
+
+/* Close reasons of a stream: the status of its STREAM_END (the class says
+ * which error class it is), shown by weftctl svc stream and GET
+ * /v1/svc/stream/ID. Never renumbered. */
+enum svc_stream_reason {
+	SVC_STREAM_R_OK = 0,	    /* both sides ended (class ok) */
+	SVC_STREAM_R_IDLE = 1,	    /* no byte for the idle time (timeout) */
+	SVC_STREAM_R_BYTES = 2,	    /* over svc.stream_max_bytes (too_large) */
+	SVC_STREAM_R_SLOW = 3,	    /* a side did not read: buffer full (overloaded) */
+	SVC_STREAM_R_STREAMS = 4,   /* over the peer's or the service's streams (overloaded) */
+	SVC_STREAM_R_BACKEND = 5,   /* backend refused the upgrade or failed (backend_error) */
+	SVC_STREAM_R_RESET = 6,	    /* the QUIC stream or connection went away */
+	SVC_STREAM_R_PROTOCOL = 7,  /* malformed frame (bad_request) */
+	SVC_STREAM_R_REFUSED = 8,   /* refused by admission (class: the router's) */
+	SVC_STREAM_R_SHUTDOWN = 9,  /* the node is stopping (overloaded) */
+	SVC_STREAM_R_LOCAL = 10,    /* the local end (client or backend socket) failed */
+	SVC_STREAM_R_WS_MESSAGE = 11, /* a WebSocket message over svc.ws_max_message (too_large) */
+	SVC_STREAM_R_WS_PROTOCOL = 12, /* a malformed WebSocket frame (bad_request) */
+	SVC_STREAM_R__COUNT
+};
+/* "ok", "idle", "bytes", "slow_reader", "streams", "backend", "reset",
+ * "protocol", "refused", "shutdown", "local"; "?" out of range. */
+const char *svc_stream_reason_name(unsigned int r);
 
 /* Published services on one node: 64. Each costs one announce and one
  * descriptor; a node that offers more is a gateway, not a peer. */
@@ -137,6 +191,12 @@ struct svc_node_cfg {
 	uint32_t svc_conn_streams;	      /* calls per pooled connection; 0 = SVCN_CONN_STREAMS */
 	uint32_t svc_ban_threshold;	      /* 0 = SVC_DEFAULT_BAN_THRESHOLD */
 	uint32_t svc_addr_ban_threshold;      /* 0 = SVC_DEFAULT_ADDR_BAN_THRESHOLD */
+	uint32_t svc_stream_idle_ms;	      /* 0 = SVC_NODE_STREAM_IDLE_MS */
+	uint64_t svc_stream_max_bytes;	      /* 0 = SVC_NODE_STREAM_MAX_BYTES */
+	uint32_t svc_stream_buffer;	      /* 0 = SVC_NODE_STREAM_BUFFER */
+	uint32_t svc_peer_streams;	      /* 0 = SVC_NODE_PEER_STREAMS */
+	uint32_t svc_service_streams;	      /* 0 = SVC_NODE_SERVICE_STREAMS */
+	uint32_t svc_ws_max_message;	      /* 0 = SVC_NODE_WS_MAX_MESSAGE */
 };
 
 struct svc_node_opts {
@@ -230,5 +290,49 @@ struct svc_node_call_res {
 int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
 		  struct svc_node_call_res *res);
+
+/* What a stream ended with (or was refused with). */
+struct svc_node_stream_info {
+	uint64_t id;	    /* node-local id (GET /v1/svc/stream/ID) */
+	int err;	    /* enum svc_err */
+	uint32_t reason;    /* enum svc_stream_reason */
+	int ended;	    /* 0: still open */
+	uint64_t bytes_in;  /* bytes from the provider to the local end */
+	uint64_t bytes_out; /* bytes from the local end to the provider */
+	uint8_t peer[IDENTITY_PK_LEN];
+};
+struct svc_node_stream;
+
+/*
+ * Open a stream to the best provider of name (docs/SERVICE.md, "Streams")
+ * and wait until it accepts or refuses, at most timeout_ms (clamped by
+ * svc.max_timeout_ms). idle_ms: the idle time asked for (0: the
+ * provider's). Returns 0 with *out set (accepted: attach or abort it), 0
+ * with *out NULL and info->err / info->reason set (refused), or -errno
+ * when no provider was reached (-ENOENT, -ETIMEDOUT, -ECONNREFUSED,
+ * -ESHUTDOWN, -EBUSY, -EOPNOTSUPP: a service this node offers itself).
+ */
+int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
+			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,
+			 struct svc_node_stream_info *info);
+/*
+ * Bridge an accepted stream to fd (a connected stream socket, made
+ * non-blocking here): what fd sends goes to the provider, EOF on it is the
+ * half-close; what the provider sends is written to fd, then
+ * shutdown(SHUT_WR) at its end. head (len bytes, copied) goes first, as if
+ * read from fd. When the stream is over, release(arg, fd, info) runs once
+ * on the fabric's owner (it closes fd or hands it back); it also runs when
+ * the fabric stops. The handle is gone after this call. 0 or -ESHUTDOWN
+ * (release has run).
+ */
+int svc_node_stream_attach(struct svc_node_stream *st, int fd, const uint8_t *head, size_t len,
+			   void (*release)(void *arg, int fd, const struct svc_node_stream_info *i),
+			   void *arg);
+/* Give up an accepted stream that was never attached (reset). NULL-safe. */
+void svc_node_stream_abort(struct svc_node_stream *st);
+/* How stream id ended (the last SVC_NODE_STREAM_ENDED ones are kept), or
+ * how far it is: 0, -ENOENT, or the errors of the owner's turn. */
+#define SVC_NODE_STREAM_ENDED 256
+int svc_node_stream_result(struct svc_node *sn, uint64_t id, struct svc_node_stream_info *out);
 
 #endif

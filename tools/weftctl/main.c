@@ -51,6 +51,8 @@ static const struct weftctl_noun nouns[] = {
 	  "svc ls\n"
 	  "svc find NAME|SERVICE_ID\n"
 	  "svc call NAME METHOD [--data STR] [--count N] [--concurrency C] [--timeout MS]\n"
+	  "svc stream NAME METHOD [--idle MS] [--timeout MS]\n"
+	  "svc streams\n"
 	  "svc stats" },
 	{ "xdp", weftctl_xdp,
 	  "xdp status\n"

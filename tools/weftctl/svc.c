@@ -141,6 +141,10 @@ int weftctl_svc(struct weftctl *ctx, int argc, char **argv)
 		json_decref(o);
 		return WEFTCTL_OK;
 	}
+	if (!strcmp(argv[1], "stream"))
+		return weftctl_svc_stream(ctx, argc, argv);
+	if (!strcmp(argv[1], "streams") && argc == 2)
+		return weftctl_show(ctx, "GET", "/v1/svc/streams", NULL, NULL);
 	if (!strcmp(argv[1], "call") && argc >= 4) {
 		long long count = 1, conc = 1, timeout = 0;
 		const char *data = "";

@@ -45,6 +45,8 @@ int weftctl_share(struct weftctl *ctx, int argc, char **argv);
 int weftctl_metrics(struct weftctl *ctx, int argc, char **argv);
 int weftctl_status(struct weftctl *ctx, int argc, char **argv);
 int weftctl_svc(struct weftctl *ctx, int argc, char **argv);
+/* svc_stream.c: weftctl svc stream NAME METHOD (stdin/stdout as the stream). */
+int weftctl_svc_stream(struct weftctl *ctx, int argc, char **argv);
 int weftctl_xdp(struct weftctl *ctx, int argc, char **argv);
 
 /* ---- client.c: the control API ---- */

@@ -436,8 +436,63 @@ void ctl_dispatch(struct ctl *ctl, const struct ctl_req *req, struct ctl_resp *r
 	r.subpath = req->path + (best->subtree ? best->plen : strlen(req->path));
 	resp->status = 200;
 	best->fn(best->arg, &r, resp);
-	if (!resp->json && !resp->text)
+	if (!resp->json && !resp->text && !resp->upgrade)
 		ctl_resp_error(resp, 500, "internal", "handler produced no response");
+}
+
+struct ctl_up {
+	void (*fn)(void *arg, int fd, const uint8_t *extra, size_t extra_len, void *handle);
+	void *arg;
+};
+
+static void ctl_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
+			 const char *extra_in, size_t extra_in_size, MHD_socket sock,
+			 struct MHD_UpgradeResponseHandle *urh)
+{
+	struct ctl_up *u = cls;
+
+	(void)conn;
+	(void)req_cls;
+	u->fn(u->arg, sock, (const uint8_t *)extra_in, extra_in_size, urh);
+	free(u);
+}
+
+void ctl_upgrade_done(void *handle)
+{
+	MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+const char *ctl_req_header(const struct ctl_req *req, const char *name)
+{
+	return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+static enum MHD_Result ctl_send_upgrade(struct MHD_Connection *conn, struct ctl_resp *resp)
+{
+	struct ctl_up *u = malloc(sizeof(*u));
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+	char *colon;
+
+	if (!u)
+		return MHD_NO;
+	u->fn = resp->upgrade;
+	u->arg = resp->upgrade_arg;
+	mr = MHD_create_response_for_upgrade(ctl_upgraded, u);
+	if (!mr) {
+		free(u);
+		return MHD_NO;
+	}
+	MHD_add_response_header(mr, "Upgrade", resp->upgrade_proto ? resp->upgrade_proto : "");
+	MHD_add_response_header(mr, "Connection", "Upgrade");
+	colon = strchr(resp->header, ':');
+	if (colon && colon[1] == ' ') {
+		*colon = 0;
+		MHD_add_response_header(mr, resp->header, colon + 2);
+	}
+	ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, mr);
+	MHD_destroy_response(mr);
+	return ret;
 }
 
 static enum MHD_Result ctl_send(struct MHD_Connection *conn, struct ctl_resp *resp)
@@ -448,6 +503,8 @@ static enum MHD_Result ctl_send(struct MHD_Connection *conn, struct ctl_resp *re
 	size_t len;
 	const char *ctype;
 
+	if (resp->upgrade && resp->status == 101)
+		return ctl_send_upgrade(conn, resp);
 	if (resp->json) {
 		body = json_dumps(resp->json, JSON_COMPACT);
 		if (!body)
@@ -690,7 +747,7 @@ int ctl_start(struct ctl *ctl)
 			 conns, ctl->opts.max_conns);
 	ctl->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
-		MHD_USE_POLL,
+		MHD_USE_POLL | MHD_ALLOW_UPGRADE,
 	    0, NULL, NULL, ctl_access, ctl, MHD_OPTION_EXTERNAL_LOGGER, ctl_mhd_log, ctl,
 	    MHD_OPTION_LISTEN_SOCKET, ctl->fd, MHD_OPTION_CONNECTION_LIMIT, conns,
 	    MHD_OPTION_CONNECTION_TIMEOUT, ctl->opts.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,

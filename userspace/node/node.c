@@ -496,6 +496,12 @@ static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
 	s->svc_conn_streams = c->svc_conn_streams;
 	s->svc_ban_threshold = c->svc_ban_threshold;
 	s->svc_addr_ban_threshold = c->svc_addr_ban_threshold;
+	s->svc_stream_idle_ms = c->svc_stream_idle_ms;
+	s->svc_stream_max_bytes = c->svc_stream_max_bytes;
+	s->svc_stream_buffer = c->svc_stream_buffer;
+	s->svc_peer_streams = c->svc_peer_streams;
+	s->svc_service_streams = c->svc_service_streams;
+	s->svc_ws_max_message = c->svc_ws_max_message;
 }
 
 /* svc_node_opts.announce_port: the NAT's mapping of our QUIC socket. */

@@ -54,6 +54,11 @@ static int backend_addr(const char *addr, struct sockaddr_storage *ss, socklen_t
 	return -EINVAL;
 }
 
+int svc_backend_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	return backend_addr(addr, ss, sl);
+}
+
 
 /* ---- event loop ---- */
 
@@ -152,6 +157,10 @@ struct svc_backend {
 	atomic_int mq_wake;  /* a wake-up is on its way: producers skip theirs */
 	atomic_int mq_open;  /* the loop takes messages */
 	atomic_uint mq_busy; /* producers inside svc_backend_post */
+	struct { /* svc_backend_watch: one more descriptor */
+		void (*fn)(void *ctx);
+		void *ctx;
+	} watch;
 };
 
 /* A stream chunk the sink refused is offered again after 2 ms: the QUIC
@@ -868,6 +877,10 @@ static void *backend_loop(void *arg)
 				(void)!read(b->evfd, &v, sizeof(v));
 				continue;
 			}
+			if (evs[i].data.ptr == &b->watch) {
+				b->watch.fn(b->watch.ctx);
+				continue;
+			}
 			if (*kind == BK_CONN)
 				conn_io(b, evs[i].data.ptr, evs[i].events);
 			else
@@ -1147,6 +1160,21 @@ int svc_backend_stream(struct svc_backend *b, const char *addr, const char *serv
 	if (err)
 		job_free(j);
 	return err;
+}
+
+int svc_backend_watch(struct svc_backend *b, int fd, void (*fn)(void *ctx), void *ctx)
+{
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = &b->watch};
+
+	if (b->watch.fn)
+		return -EBUSY;
+	b->watch.fn = fn;
+	b->watch.ctx = ctx;
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &e)) {
+		b->watch.fn = NULL;
+		return -errno;
+	}
+	return 0;
 }
 
 void svc_backend_stats(struct svc_backend *b, struct svc_backend_stats *st)

@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "svc_stream_int.h"
 #include "svc_calls_int.h"
 #include "svc_ctl_int.h"
 #include "svc_pipe_int.h"
@@ -813,7 +814,40 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 				     .cors_origin = r->cors_origin,
 				     .cors_wild = r->cors_wild };
 
+		if (svcn_gw_ws_wanted(c))
+			return (MHD_RESULT)svcn_gw_ws(gw->sn, c, method, r->tg.dr.name, r->tg.local,
+						      &r->tg.ss, r->tg.sl, r->tg.dr.owner, r->uri,
+						      go.flags, r->timeout_ms);
 		return gw_http(gw, c, r->tg.dr.name, &r->tg, method, r->uri, r, &go);
+	}
+	if (!strncmp(url, "/mesh/v1/ws/", 12)) {
+		/* WebSocket, path form: never credentials (a shared origin). */
+		struct gw_target tg = { 0 };
+		size_t pl;
+		const char *raw;
+		int e;
+
+		if (split(url + 12, name, &rest))
+			return reply_error(c, 400, "bad_request", "bad service name");
+		if (!allowed(gw->sn->cfg.gateway_services, name, strlen(name))) {
+			count_denied(gw);
+			return reply_error(c, 403, "forbidden",
+					   "service not in the gateway whitelist "
+					   "(gateway.services)");
+		}
+		pl = 12 + strlen(name);
+		raw = r->uri + pl;
+		if (strlen(r->uri) < pl || strncmp(r->uri, url, pl) ||
+		    (*raw && *raw != '/' && *raw != '?'))
+			return reply_error(c, 400, "bad_request", "encoded service path");
+		e = svcn_pick(gw->sn, name, &tg.dr, &tg.ss, &tg.sl);
+		if (e < 0)
+			return e == -ENOENT || e == -ENOTCONN
+				       ? reply_error(c, 404, "not_found",
+						     "no provider of this service found")
+				       : reply_error(c, 502, "unreachable", strerror(-e));
+		return (MHD_RESULT)svcn_gw_ws(gw->sn, c, method, name, e, &tg.ss, tg.sl,
+					      tg.dr.owner, *raw ? raw : "/", 0, r->timeout_ms);
 	}
 	if (!strncmp(url, "/mesh/v1/services/", 18)) {
 		if (strcmp(method, "GET"))
@@ -869,7 +903,7 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	struct svc_gateway *gw;
 	const char *colon;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_ERROR_LOG | MHD_USE_POLL;
+			     MHD_USE_ERROR_LOG | MHD_USE_POLL | MHD_ALLOW_UPGRADE;
 
 	*out = NULL;
 	if (util_parse_addr(sn->cfg.gateway, &ss, &sl))

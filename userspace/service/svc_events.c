@@ -20,6 +20,7 @@
 #include "svc_events_int.h"
 #include "svc_ops_int.h"
 #include "svc_serve_int.h"
+#include "svc_stream_int.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/svc_backend.h"
@@ -34,6 +35,7 @@ enum {
 	SVCN_EV_CL_CLOSED,
 	SVCN_EV_SRV_DATA,
 	SVCN_EV_SRV_CLOSED,
+	SVCN_EV_WRITABLE, /* a service stream's write reached its send buffer */
 };
 
 struct svcn_ev {
@@ -72,25 +74,40 @@ static void ev_run(struct svc_backend_msg *m, int cancel)
 		switch (ev->kind) {
 		case SVCN_EV_CONNECTED:
 			svcn_cl_connected_own(sn, ev->conn, ev->err, ev->have_key ? ev->key : NULL);
+			svcn_strm_conn_up(sn, ev->conn, ev->err);
 			break;
 		case SVCN_EV_OPENED:
-			svcn_cl_opened_own(sn, ev->conn, ev->token, ev->sid, ev->err);
+			if (!svcn_strm_cl_opened(sn, ev->conn, ev->token, ev->sid, ev->err))
+				svcn_cl_opened_own(sn, ev->conn, ev->token, ev->sid, ev->err);
 			break;
 		case SVCN_EV_CL_DATA:
-			svcn_cl_data_own(sn, ev->conn, ev->sid, ev->data, ev->len, ev->fin);
+			if (!svcn_strm_cl_data(sn, ev->conn, ev->sid, ev->data, ev->len, ev->fin))
+				svcn_cl_data_own(sn, ev->conn, ev->sid, ev->data, ev->len, ev->fin);
 			break;
 		case SVCN_EV_CL_SCLOSED:
+			svcn_strm_closed(sn, ev->conn, ev->sid, ev->err);
 			svcn_cl_sclosed_own(sn, ev->conn, ev->sid, ev->err);
 			break;
 		case SVCN_EV_CL_CLOSED:
+			svcn_strm_conn_closed(sn, ev->conn);
 			svcn_cl_closed_own(sn, ev->conn);
 			break;
 		case SVCN_EV_SRV_DATA:
-			svcn_srv_data(sn, ev->type, ev->conn, ev->sid,
-				      ev->have_key ? &ev->peer : NULL, ev->data, ev->len, ev->fin);
+			if (ev->type == SVC_NODE_ST_STREAM || ev->type == SVC_NODE_ST_WS)
+				svcn_strm_srv_data(sn, ev->type, ev->conn, ev->sid,
+						   ev->have_key ? &ev->peer : NULL, ev->data,
+						   ev->len, ev->fin);
+			else
+				svcn_srv_data(sn, ev->type, ev->conn, ev->sid,
+					      ev->have_key ? &ev->peer : NULL, ev->data, ev->len,
+					      ev->fin);
 			break;
 		case SVCN_EV_SRV_CLOSED:
+			svcn_strm_closed(sn, ev->conn, ev->sid, ev->err);
 			svcn_srv_closed_own(sn, ev->conn, ev->sid);
+			break;
+		case SVCN_EV_WRITABLE:
+			svcn_strm_writable(sn, ev->conn, ev->sid);
 			break;
 		}
 	}
@@ -238,8 +255,22 @@ static void cl_closed(void *arg, uint64_t conn, const struct quic_close_info *in
 	svcn_shim_leave(arg);
 }
 
+/* Every write of ours reports here once it is in the send buffer: service
+ * streams count them (flow control); other streams' are dropped on the
+ * owner (one lookup). */
+static void any_writable(void *arg, uint64_t conn, int64_t sid)
+{
+	struct svc_node *sn = svcn_shim_enter(arg);
+
+	if (!sn)
+		return;
+	ev_ctl(sn, SVCN_EV_WRITABLE, conn, sid, 0, 0);
+	svcn_shim_leave(arg);
+}
+
 const struct quic_node_handler svcn_cl_handler = {
     .connected = cl_connected,
+    .writable = any_writable,
     .stream_opened = cl_stream_opened,
     .stream_data = cl_stream_data,
     .stream_closed = cl_stream_closed,
@@ -273,6 +304,17 @@ static void srv_http_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *
 	srv_post(arg, SVC_NODE_ST_HTTP, conn, sid, d, l, f);
 }
 
+static void srv_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l,
+			    int f)
+{
+	srv_post(arg, SVC_NODE_ST_STREAM, conn, sid, d, l, f);
+}
+
+static void srv_ws_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t l, int f)
+{
+	srv_post(arg, SVC_NODE_ST_WS, conn, sid, d, l, f);
+}
+
 static void srv_closed(void *arg, uint64_t conn, int64_t sid, int err)
 {
 	struct svc_node *sn = svcn_shim_enter(arg);
@@ -287,7 +329,10 @@ static void srv_closed(void *arg, uint64_t conn, int64_t sid, int err)
 void svcn_srv_handler(struct quic_node_handler *h, int type)
 {
 	h->stream_closed = srv_closed;
-	h->stream_data = type == SVC_NODE_ST_DESC   ? srv_desc_data
-			 : type == SVC_NODE_ST_CALL ? srv_call_data
-						    : srv_http_data;
+	h->stream_data = type == SVC_NODE_ST_DESC     ? srv_desc_data
+			 : type == SVC_NODE_ST_CALL   ? srv_call_data
+			 : type == SVC_NODE_ST_STREAM ? srv_stream_data
+			 : type == SVC_NODE_ST_WS     ? srv_ws_data
+						      : srv_http_data;
+	h->writable = type == SVC_NODE_ST_STREAM || type == SVC_NODE_ST_WS ? any_writable : NULL;
 }

@@ -20,6 +20,7 @@
 
 #include "svc_jobs_int.h"
 #include "svc_ops_int.h"
+#include "svc_stream_int.h"
 
 void svcn_job_init(struct svcn_job *j, struct svc_node *sn, int refs)
 {
@@ -161,6 +162,12 @@ uint64_t svcn_tick(void *arg, uint64_t now)
 		return sn->due_ns;
 	sn->due_ns = UINT64_MAX;
 	next = svcn_ops_expire(sn, now);
+	{
+		uint64_t ns = svcn_strm_expire(sn, now);
+
+		if (ns < next)
+			next = ns;
+	}
 	/* Take the due jobs aside first: an expire may end other jobs (a
 	 * load's calls) or start new ones. */
 	for (j = sn->jobs; j; j = j->next) {

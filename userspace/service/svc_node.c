@@ -40,6 +40,7 @@
 #include "svc_node_int.h"
 #include "svc_ops_int.h"
 #include "svc_serve_int.h"
+#include "svc_stream_int.h"
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
@@ -184,6 +185,10 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
 	if (!err)
+		err = svcn_strm_init(sn);
+	if (!err)
+		svcn_strm_srv_init(sn);
+	if (!err)
 		err = svc_dir_new(&sn->dir, &dopts);
 	if (!err)
 		err = svcn_pub_store_init(sn, o->store);
@@ -201,8 +206,16 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	svcn_srv_handler(&h, SVC_NODE_ST_HTTP);
 	if (!err)
 		err = quic_node_register(sn->quic, SVC_NODE_ST_HTTP, &h, sn->shim);
+	svcn_srv_handler(&h, SVC_NODE_ST_STREAM);
+	if (!err)
+		err = quic_node_register(sn->quic, SVC_NODE_ST_STREAM, &h, sn->shim);
+	svcn_srv_handler(&h, SVC_NODE_ST_WS);
+	if (!err)
+		err = quic_node_register(sn->quic, SVC_NODE_ST_WS, &h, sn->shim);
 	if (!err && sn->ctl)
 		err = svcn_ctl_register(sn);
+	if (!err && sn->ctl)
+		err = svcn_strm_ctl_register(sn);
 	if (err)
 		goto fail;
 	atomic_store(&sn->shim->live, sn); /* workers may post from now on */
@@ -220,6 +233,7 @@ void svc_node_stop(struct svc_node *sn)
 	/* Callers waiting on jobs look at stopping at least every
 	 * SVCN_JOB_POLL_MS and leave. */
 	atomic_store(&sn->stopping, 1);
+	svcn_strm_stop(sn); /* streams release their sockets now */
 	pthread_mutex_lock(&sn->refresh_mu);
 	pthread_cond_broadcast(&sn->refresh_cv);
 	pthread_mutex_unlock(&sn->refresh_mu);
@@ -276,6 +290,7 @@ void svc_node_free(struct svc_node *sn)
 	shim = sn->shim;
 	if (shim)
 		shim->sn = NULL;
+	svcn_strm_free_all(sn); /* before the pool's slots go */
 	svcn_ops_free(sn);
 	svcn_ins_free(sn);
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)

@@ -175,6 +175,7 @@ struct svc_node {
 	pthread_mutex_t refresh_mu; /* the refresher's sleep only */
 	pthread_cond_t refresh_cv;
 	struct svc_gateway *gw;
+	struct svcn_strms *strms; /* service streams (svc_stream.c) */
 };
 
 /* ---- svc_owner.c: the owner's primitives and the settings ---- */

@@ -407,6 +407,12 @@ static struct svcn_peer *peer_get(struct svc_node *sn, const struct sockaddr *ad
 	return lru;
 }
 
+struct svcn_peer *svcn_peer_get(struct svc_node *sn, const struct sockaddr *addr, socklen_t alen,
+				const uint8_t *key, int *err)
+{
+	return peer_get(sn, addr, alen, key, err);
+}
+
 struct svcn_op *svcn_op_start(struct svc_node *sn, int kind, const struct sockaddr *addr,
 			      socklen_t alen, const uint8_t *expected_key, const uint8_t *req,
 			      size_t req_len, size_t resp_max, struct svcn_job *job, int *err)

@@ -84,6 +84,10 @@ uint64_t svcn_ops_expire(struct svc_node *sn, uint64_t now_ns);
 /* svc_node_free, once the owner's loop ended: free every op (a
  * pass-through's reader hears SVC_ERR_OVERLOADED). */
 void svcn_ops_free(struct svc_node *sn);
+/* A pooled connection to addr (and key) with room for one more stream,
+ * or a new dial (its connected event follows), or NULL with *err. */
+struct svcn_peer *svcn_peer_get(struct svc_node *sn, const struct sockaddr *addr, socklen_t alen,
+				const uint8_t *key, int *err);
 /* The pooled client connection with this handle, or NULL (owner). */
 struct svcn_peer *svcn_peer_by_conn(struct svc_node *sn, uint64_t conn);
 

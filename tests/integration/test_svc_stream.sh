@@ -1,0 +1,85 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Service streams and WebSocket through the gateway, across four weftd in
+# network namespaces (docs/SERVICE.md, "Streams", "WebSocket through the
+# gateway"): A publishes the built-in echo, "up" (an HTTP/1.1 backend that
+# takes the weft-stream upgrade and echoes) and "chat" (a python3-websockets
+# chat server); B is the DHT contact; C and D each run a gateway.
+#   - weftctl svc stream from C: 4 MiB through A's echo and through "up"
+#     come back byte for byte (stdin EOF is the half-close); the backend saw
+#     POST /<method>, Upgrade: weft-stream and C's key in Weft-Caller.
+#   - a stream to a service nobody offers: exit 1 with not_found.
+#   - a WebSocket chat between a client on C's gateway (path form) and one
+#     on D's gateway (Host form chat.localhost): messages both ways, the
+#     client's close code 4001 reaches the other side, the backend's 4002
+#     reaches its client, a 2 MiB message is closed with 1009 by the
+#     gateway; a malformed upgrade gets 400; the backend's Origin rule
+#     answers 403 through the gateway.
+set -u
+. "$TOP/tests/lib/common.sh"
+prologue netns 4
+command -v curl >/dev/null || skip "curl missing"
+"$PYTHON" -c "import websockets" 2>/dev/null || skip "python3-websockets missing"
+IPB=$(netns_ip4 2)
+GWC=5030 GWD=5031
+HERE=$TOP/tests/integration
+
+mkdir -p "$D/n1" "$D/n2" "$D/n3" "$D/n4"
+NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1
+NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
+	--bootstrap "$IPB:6881"
+NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWC" --set gateway.services=chat
+NETNS_EXEC="ip netns exec $(netns_name 4)" start_weftd "$D/n4" --state-dir "$D/n4" --io uring --workers 1 \
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWD" --set gateway.services=chat
+wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 3 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 4 --json dht status | json_get nodes4)" -ge 1 ]' 150 ||
+	fail "DHT did not form"
+
+netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" upgrade 8090 "$D/heads" >"$D/up.log" 2>&1 &
+UPID=$!
+netns_on_exit "kill $UPID"
+netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" chat 8091 >"$D/chat.log" 2>&1 &
+CPID=$!
+netns_on_exit "kill $CPID"
+ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
+ctl 1 svc publish up --backend tcp:127.0.0.1:8090 >/dev/null || fail "publish up"
+ctl 1 svc publish chat --backend tcp:127.0.0.1:8091 >/dev/null || fail "publish chat"
+for n in 3 4; do
+	for s in echo up chat; do
+		wait_for "ctl $n --json svc find $s 2>/dev/null | grep -q owner" 150 || fail "node $n does not find $s"
+	done
+done
+pass "A publishes echo, up and chat; C and D find them"
+
+"$PYTHON" -c "import sys,random; random.seed(7); sys.stdout.buffer.write(random.randbytes(4 << 20))" >"$D/in.bin"
+ctl 3 svc stream echo bytes <"$D/in.bin" >"$D/out.bin" || fail "svc stream echo: exit $?"
+cmp -s "$D/in.bin" "$D/out.bin" || fail "echo stream: $(stat -c %s "$D/out.bin") bytes back, not the input"
+ctl 3 svc stream up room1 <"$D/in.bin" >"$D/out2.bin" || fail "svc stream up: exit $?"
+cmp -s "$D/in.bin" "$D/out2.bin" || fail "backend stream: $(stat -c %s "$D/out2.bin") bytes back"
+KC=$(ctl 3 --json status | json_get node_key)
+grep -q "^POST /room1 HTTP/1.1" "$D/heads" || fail "backend head: $(head -c 400 "$D/heads")"
+grep -qi "^Upgrade: weft-stream" "$D/heads" || fail "no Upgrade in $(cat "$D/heads")"
+grep -qi "^Weft-Caller: $KC" "$D/heads" || fail "no Weft-Caller $KC in $(cat "$D/heads")"
+out=$(echo hi | ctl 3 svc stream nosuch x 2>&1); rc=$?
+[ $rc = 1 ] || fail "stream to nobody: exit $rc ($out)"
+echo "$out" | grep -q not_found || fail "stream to nobody said: $out"
+[ "$(ctl 3 --json svc streams | json_get ended ok)" -ge 2 ] || fail "stream counters: $(ctl 3 --json svc streams 2>&1)"
+ctl 3 metrics 2>/dev/null | grep -q '^weft_svc_streams_ended_total{reason="ok"} [1-9]' ||
+	fail "stream metrics: $(ctl 3 metrics 2>&1 | grep svc_stream)"
+pass "weftctl svc stream: 4 MiB byte for byte through the echo and a backend's upgrade; not_found"
+
+# WebSocket: D's client (Host form) and C's client (path form).
+netns_exec 4 "$PYTHON" "$HERE/svc_ws_client.py" second "ws://chat.localhost:$GWD/room" "$D/second.out" >"$D/second.log" 2>&1 &
+SPID=$!
+netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" first "ws://127.0.0.1:$GWC/mesh/v1/ws/chat/room" >"$D/first.log" 2>&1 ||
+	fail "first client: $(cat "$D/first.log") / second: $(cat "$D/second.log")"
+wait $SPID || fail "second client: $(cat "$D/second.log")"
+grep -q "hi from first" "$D/second.out" || fail "second client did not hear the first"
+pass "WebSocket chat through two gateways: messages, close codes 4001 and 4002 both ways, 1009 for a 2 MiB message"
+
+code=$(netns_exec 3 curl -s -o "$D/bad.json" -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+	"http://127.0.0.1:$GWC/mesh/v1/ws/chat/room")
+[ "$code" = 400 ] && grep -q bad_upgrade "$D/bad.json" || fail "malformed upgrade: $code $(cat "$D/bad.json")"
+code=$(netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" refused "ws://chat.localhost:$GWC/x" "http://chat.localhost:$GWC")
+[ "$code" = 403 ] || fail "backend Origin rule: got '$code'; $(grep -h 'ws \|stream' "$D"/n1/weftd.log* "$D"/n3/weftd.log* | tail -5); $(tail -5 "$D/chat.log")"
+pass "malformed upgrade 400; the backend's Origin rule answers 403 through the gateway"

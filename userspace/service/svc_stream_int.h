@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * svc_stream.c: service streams (stream type SVC_NODE_ST_STREAM) on the
+ * fabric's owner, both sides: a caller's stream bridged to a local socket
+ * (the control API's upgraded connection, a test's socketpair) and a
+ * provider's stream into an in-process handler (echo) or a backend's
+ * upgraded HTTP/1.1 connection (backend_stream.c). Their sockets live in
+ * one epoll set of their own, watched by the owner's loop
+ * (svc_backend_watch). Events arrive from svc_events.c; deadlines from
+ * the owner's tick (svc_jobs.c). Nothing here calls those parts.
+ */
+#ifndef WEFT_SVC_STREAM_INT_H
+#define WEFT_SVC_STREAM_INT_H
+
+#include "svc_node_int.h"
+
+/* Bytes of one STREAM_DATA frame we send: 64 KiB (a peer accepts up to
+ * svc.max_payload, 1 MiB). */
+#define SVCN_STRM_FRAME 65536u
+/* Flow control between the two ends: a side may have SVCN_STRM_WINDOW
+ * bytes of STREAM_DATA in flight that the other side's local end has not
+ * taken; the other side sends an empty STREAM_DATA (a credit) for every
+ * SVCN_STRM_QUANTUM its local end took. 2 MiB: ~16 Gbit/s at 1 ms RTT,
+ * still 1.6 Gbit/s when a loaded host's threads make it 10 ms. */
+#define SVCN_STRM_QUANTUM (512u << 10)
+#define SVCN_STRM_WINDOW (4u * SVCN_STRM_QUANTUM)
+/* QUIC writes of one stream not yet in its send buffer before its local
+ * end stops being read: 16 frames (1 MiB queued per stream). */
+#define SVCN_STRM_WOUT 16u
+/* A provider's backend has this long to accept the connection and answer
+ * 101 (a backend that never answers ends the stream with timeout). */
+#define SVCN_STRM_BACKEND_MS 5000u
+/* A stream that ended with an error keeps reading (and dropping) its
+ * peer's bytes this long so that its STREAM_END arrives, then resets. */
+#define SVCN_STRM_DRAIN_MS 2000u
+/* Backend response head cap: 16 KiB. */
+#define SVCN_STRM_HEAD_MAX 16384u
+
+/* ws_frame.c: WebSocket frame headers as they pass (one direction). */
+struct svcn_ws {
+	uint8_t hdr[14];
+	unsigned int hl, need;
+	uint64_t left; /* payload bytes of the current frame still to pass */
+	uint64_t msg;  /* bytes of the current message so far */
+	int in_msg, closed;
+};
+enum { SVCN_WS_PROTOCOL = 1002, SVCN_WS_TOO_BIG = 1009 };
+/* Feed bytes of one direction (masked: client to server). Returns 0, or
+ * the close code to end with: SVCN_WS_PROTOCOL (a malformed header),
+ * SVCN_WS_TOO_BIG (a message over max_msg bytes). */
+int svcn_ws_feed(struct svcn_ws *w, const uint8_t *buf, size_t len, int masked, uint64_t max_msg);
+/* A Close frame with code (masked: towards a server); its length. */
+size_t svcn_ws_close_frame(uint8_t out[8], unsigned int code, int masked);
+
+/* The gateway's WebSocket: a stream of type SVC_NODE_ST_WS to the
+ * provider at ss (key) whose STREAM_OPEN carries the client's upgrade
+ * request head (req, len bytes, copied); waits (at most timeout_ms) for the
+ * backend's response head, returned in *head (malloc'd, *head_len) with
+ * the stream (*out) to attach or abort. 0 (then *out set, or NULL with
+ * info's class and reason: refused) or -errno. */
+int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
+		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
+		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
+		      size_t *head_len, struct svc_node_stream_info *info);
+
+/* gateway_ws.c: the gateway's WebSocket. wanted: the request asks for
+ * Upgrade: websocket. svcn_gw_ws answers the request (a libmicrohttpd
+ * result): 101 and the stream, or a JSON error (bad_upgrade 400,
+ * upgrade_refused with the backend's status, the stream's refusal). */
+struct MHD_Connection;
+int svcn_gw_ws_wanted(struct MHD_Connection *c);
+int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method,
+	       const char *svc, int local, const struct sockaddr_storage *ss, socklen_t sl,
+	       const uint8_t *key, const char *path, unsigned int flags, uint32_t timeout_ms);
+
+/* Hub: set up (the epoll set, watched by the backend loop) and tear down
+ * (after the owner's loop ended: every local end released). */
+int svcn_strm_init(struct svc_node *sn);
+void svcn_strm_free_all(struct svc_node *sn);
+/* svc_stream_srv.c: the provider's start, handed to svc_stream.c (after
+ * svcn_strm_init). */
+void svcn_strm_srv_init(struct svc_node *sn);
+/* svc_node_stop: every stream ends (shutdown) on the owner at once, so
+ * that the control threads holding upgraded connections are let go. */
+void svcn_strm_stop(struct svc_node *sn);
+/* svc_stream_ctl.c: POST /v1/svc/stream, GET /v1/svc/stream/ID,
+ * GET /v1/svc/streams. */
+int svcn_strm_ctl_register(struct svc_node *sn);
+/* The owner's tick: deadlines (idle, backend, drain, write retries).
+ * Returns the next one (UINT64_MAX: none). */
+uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now_ns);
+
+/* Provider side events (svc_events.c). */
+void svcn_strm_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
+			const struct svc_peer *peer, const uint8_t *data, size_t len, int fin);
+/* Client side events: 1 when the event was a stream's (else the caller
+ * hands it to svc_ops.c). */
+int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int64_t sid, int err);
+int svcn_strm_cl_data(struct svc_node *sn, uint64_t conn, int64_t sid, const uint8_t *data,
+		      size_t len, int fin);
+/* Both sides. */
+void svcn_strm_closed(struct svc_node *sn, uint64_t conn, int64_t sid, int err);
+void svcn_strm_conn_up(struct svc_node *sn, uint64_t conn, int err);
+void svcn_strm_conn_closed(struct svc_node *sn, uint64_t conn);
+void svcn_strm_writable(struct svc_node *sn, uint64_t conn, int64_t sid);
+/* svc stats: {"open", "opened", "refused", "bytes_in", "bytes_out",
+ * "ended": {reason: n}} (owner). */
+struct json_t;
+struct json_t *svcn_strm_stats(struct svc_node *sn);
+
+/* backend_stream.c: the provider's HTTP/1.1 upgrade to its backend. */
+/* The request head for a stream of service/method from caller (key):
+ * "POST /<method> HTTP/1.1" with Connection: Upgrade, Upgrade:
+ * weft-stream, Host, Weft-Caller, Weft-Service. Returns its length, or 0
+ * when it does not fit cap. */
+size_t svcn_bstream_request(char *out, size_t cap, const char *service, const char *method,
+			    const uint8_t key[IDENTITY_PK_LEN]);
+/* Start a non-blocking connect to the backend address: the socket or
+ * -errno (-EINVAL: address). */
+int svcn_bstream_connect(const char *addr);
+/* The backend's response head in buf[0..len): its length (> 0) with the
+ * status in *status, 0 (need more), -EBADMSG (malformed), -EMSGSIZE
+ * (over SVCN_STRM_HEAD_MAX). Never trusts a length. */
+long svcn_bstream_head(const uint8_t *buf, size_t len, int *status);
+
+#endif

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Service streams, the caller's API (docs/SERVICE.md, "Streams"): a
+ * control thread or the gateway opens a stream (svc_node_stream_open,
+ * svcn_strm_open_ws) and waits on its own semaphore for the provider's
+ * answer while the owner drives it (svc_stream.c); then it hands over its
+ * socket (svc_node_stream_attach) or gives up (abort). Results and
+ * counters for the control routes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_calls_int.h"
+#include "svc_ops_int.h"
+#include "svc_stream_priv.h"
+#include "weft/quic_node.h"
+
+/* ----------------------------------------------------------- the caller */
+
+
+void svcn_sx_open_run(struct svc_backend_msg *mm, int cancel)
+{
+	struct open_msg *o = (struct open_msg *)mm;
+	struct svc_node *sn = o->sn;
+	struct svc_node_stream *w = o->w;
+	struct svcn_strm *s = NULL;
+	struct svcn_peer *p;
+	int err = -ESHUTDOWN;
+
+	if (cancel || atomic_load(&sn->stopping) || atomic_load(&w->state) != W_WAITING)
+		goto fail;
+	err = -EBUSY;
+	s = svcn_sx_new(sn, ROLE_CALLER);
+	if (!s)
+		goto fail;
+	snprintf(s->service, sizeof(s->service), "%s", o->name);
+	snprintf(s->method, sizeof(s->method), "%s", o->method);
+	memcpy(s->peer.key, o->key, IDENTITY_PK_LEN);
+	s->idle_ns = svcn_sx_idle_ms(sn, o->idle_ms) * 1000000ull;
+	if (o->payload) {
+		s->ws = 1;
+		s->open_payload = o->payload;
+		s->open_len = o->payload_len;
+		o->payload = NULL;
+	}
+	s->deadline_ns = svcn_now_ns() + (uint64_t)o->timeout_ms * 1000000ull;
+	svcn_sx_due(s, s->deadline_ns);
+	s->token = ++sn->next_token;
+	s->w = w;
+	w->s = s;
+	atomic_fetch_add(&w->refs, 1);
+	p = svcn_peer_get(sn, (const struct sockaddr *)&o->ss, o->sl, o->key, &err);
+	if (!p) {
+		svcn_sx_wtell(s, err, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+		svcn_sx_free(s);
+		goto out;
+	}
+	s->conn = p->conn;
+	s->counted = 1;
+	p->streams++;
+	if (p->state == SVCN_PEER_UP &&
+	    quic_node_stream_open(sn->quic, p->conn, s->ws ? SVC_NODE_ST_WS : SVC_NODE_ST_STREAM,
+				  s->token)) {
+		svcn_sx_wtell(s, -EAGAIN, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+		svcn_sx_free(s);
+	}
+	goto out;
+fail:
+	w->rc = err;
+	{
+		int expect = W_WAITING;
+
+		if (atomic_compare_exchange_strong(&w->state, &expect, W_DONE))
+			sem_post(&w->sem);
+	}
+out:
+	svcn_sx_wput(w); /* the message's */
+	free(o->payload);
+	free(o);
+}
+
+/* Post the open (o, taken) and wait for the provider's answer. */
+static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_ms,
+		     struct svc_node_stream **out, struct svc_node_stream_info *info)
+{
+	struct svc_node_stream *w = calloc(1, sizeof(*w));
+	uint64_t dl;
+	int err, expect;
+
+	if (!w) {
+		free(o->payload);
+		free(o);
+		return -ENOMEM;
+	}
+	w->sn = sn;
+	sem_init(&w->sem, 0, 0);
+	atomic_init(&w->refs, 2); /* the caller, the message */
+	atomic_init(&w->state, W_WAITING);
+	o->m.fn = svcn_sx_open_run;
+	o->sn = sn;
+	o->w = w;
+	o->timeout_ms = timeout_ms;
+	err = svc_backend_post(sn->backend, &o->m);
+	if (err) {
+		free(o->payload);
+		free(o);
+		atomic_store(&w->refs, 1);
+		svcn_sx_wput(w);
+		return err;
+	}
+	dl = svcn_now_ns() + ((uint64_t)timeout_ms + SVC_NODE_NET_MARGIN_MS) * 1000000ull;
+	for (;;) {
+		uint64_t step = svcn_now_ns() + SVCN_JOB_POLL_MS * 1000000ull;
+
+		if (!svcn_sem_wait_until(&w->sem, step < dl ? step : dl))
+			break;
+		if (atomic_load(&sn->stopping) || svcn_now_ns() >= dl) {
+			expect = W_WAITING;
+			if (atomic_compare_exchange_strong(&w->state, &expect, W_ABANDONED)) {
+				svcn_sx_wput(w);
+				return atomic_load(&sn->stopping) ? -ESHUTDOWN : -ETIMEDOUT;
+			}
+			sem_wait(&w->sem); /* told just now */
+			break;
+		}
+	}
+	if (w->rc) {
+		err = w->rc;
+		svcn_sx_wput(w);
+		return err;
+	}
+	info->id = w->info.id;
+	info->err = w->info.err;
+	info->reason = w->info.reason;
+	if (w->info.err != SVC_OK) {
+		svcn_sx_wput(w);
+		return 0;
+	}
+	*out = w;
+	return 0;
+}
+
+int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
+			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,
+			 struct svc_node_stream_info *info)
+{
+	struct svc_dir_result r;
+	struct open_msg *o;
+	int local;
+
+	*out = NULL;
+	memset(info, 0, sizeof(*info));
+	if (!method)
+		method = "";
+	if (!svc_name_valid((const uint8_t *)name, strlen(name)) ||
+	    !svc_method_valid((const uint8_t *)method, strlen(method)))
+		return -EINVAL;
+	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	local = svcn_pick_within(sn, name, &r, &o->ss, &o->sl, timeout_ms, timeout_ms);
+	if (local) {
+		free(o);
+		return local < 0 ? local : -EOPNOTSUPP;
+	}
+	memcpy(info->peer, r.owner, IDENTITY_PK_LEN);
+	memcpy(o->key, r.owner, IDENTITY_PK_LEN);
+	snprintf(o->name, sizeof(o->name), "%s", name);
+	snprintf(o->method, sizeof(o->method), "%s", method);
+	o->idle_ms = idle_ms;
+	return open_wait(sn, o, timeout_ms, out, info);
+}
+
+int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
+		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
+		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
+		      size_t *head_len, struct svc_node_stream_info *info)
+{
+	struct open_msg *o = calloc(1, sizeof(*o));
+	int err;
+
+	*out = NULL;
+	*head = NULL;
+	*head_len = 0;
+	memset(info, 0, sizeof(*info));
+	if (!o || !len || !(o->payload = malloc(len))) {
+		free(o);
+		return -ENOMEM;
+	}
+	memcpy(o->payload, req, len);
+	o->payload_len = len;
+	o->ss = *ss;
+	o->sl = sl;
+	memcpy(o->key, key, IDENTITY_PK_LEN);
+	memcpy(info->peer, key, IDENTITY_PK_LEN);
+	snprintf(o->name, sizeof(o->name), "%s", service);
+	snprintf(o->method, sizeof(o->method), "ws");
+	err = open_wait(sn, o, svcn_clamp_timeout(sn, timeout_ms), out, info);
+	if (!err && *out) {
+		*head = (*out)->head;
+		*head_len = (*out)->head_len;
+		(*out)->head = NULL;
+	}
+	return err;
+}
+
+static void attach_run(struct svc_backend_msg *mm, int cancel)
+{
+	struct open_msg *o = (struct open_msg *)mm;
+	struct svc_node_stream *w = o->w;
+	struct svcn_strm *s = cancel ? NULL : w->s;
+	struct svc_node_stream_info info = {.id = w->info.id, .ended = 1};
+
+	if (!s || s->draining || s->zombie) {
+		info.err = SVC_ERR_BACKEND_ERROR;
+		info.reason = SVC_STREAM_R_RESET;
+		if (cancel) {
+			info.err = SVC_ERR_OVERLOADED;
+			info.reason = SVC_STREAM_R_SHUTDOWN;
+		}
+		if (o->release)
+			o->release(o->rel_arg, o->fd, &info);
+		goto out;
+	}
+	if (!o->release) { /* abort */
+		svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_LOCAL);
+		goto out;
+	}
+	s->fd = o->fd;
+	s->local = LOCAL_FD;
+	s->release = o->release;
+	s->rel_arg = o->rel_arg;
+	fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
+	{
+		int one = 1; /* a TCP client (the gateway's): no Nagle wait; unix: ignored */
+
+		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	svcn_sx_touch(s);
+	if (o->head_len && svcn_sx_send_data(s, o->head, o->head_len) < 0 && s->zombie)
+		goto out;
+	svcn_sx_pump(s);
+	svcn_sx_zombies_free(s->sn->strms);
+out:
+	svcn_sx_wput(w);
+	free(o->head);
+	free(o);
+}
+
+static int post_attach(struct svc_node_stream *w, int fd, const uint8_t *head, size_t len,
+		       void (*release)(void *, int, const struct svc_node_stream_info *),
+		       void *arg)
+{
+	struct open_msg *o = calloc(1, sizeof(*o));
+
+	if (!o || (len && !(o->head = malloc(len)))) {
+		free(o);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(o->head, head, len);
+	o->head_len = len;
+	o->m.fn = attach_run;
+	o->sn = w->sn;
+	o->w = w;
+	o->fd = fd;
+	o->release = release;
+	o->rel_arg = arg;
+	if (svc_backend_post(w->sn->backend, &o->m)) {
+		attach_run(&o->m, 1);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+int svc_node_stream_attach(struct svc_node_stream *w, int fd, const uint8_t *head, size_t len,
+			   void (*release)(void *arg, int fd, const struct svc_node_stream_info *i),
+			   void *arg)
+{
+	int err = post_attach(w, fd, head, len, release, arg);
+
+	if (err == -ENOMEM) {
+		struct svc_node_stream_info info = {.id = w->info.id,
+						    .ended = 1,
+						    .err = SVC_ERR_OVERLOADED,
+						    .reason = SVC_STREAM_R_LOCAL};
+
+		release(arg, fd, &info);
+		svcn_sx_wput(w);
+	}
+	return err;
+}
+
+void svc_node_stream_abort(struct svc_node_stream *w)
+{
+	if (w && post_attach(w, -1, NULL, 0, NULL, NULL) == -ENOMEM)
+		svcn_sx_wput(w);
+}
+
+struct result_arg {
+	uint64_t id;
+	struct svc_node_stream_info *out;
+	int found;
+};
+
+static void result_run(struct svc_node *sn, void *arg)
+{
+	struct result_arg *a = arg;
+	struct svcn_strms *ss = sn->strms;
+
+	for (struct svcn_strm *s = ss->all; s; s = s->next)
+		if (s->id == a->id && s->role == ROLE_CALLER) {
+			memset(a->out, 0, sizeof(*a->out));
+			a->out->id = s->id;
+			a->out->bytes_in = s->bytes_rx;
+			a->out->bytes_out = s->bytes_tx;
+			memcpy(a->out->peer, s->peer.key, IDENTITY_PK_LEN);
+			a->found = 1;
+			return;
+		}
+	for (unsigned int i = 0; i < SVC_NODE_STREAM_ENDED; i++)
+		if (ss->done[i].id == a->id && ss->done[i].ended) {
+			*a->out = ss->done[i];
+			a->found = 1;
+			return;
+		}
+}
+
+int svc_node_stream_result(struct svc_node *sn, uint64_t id, struct svc_node_stream_info *out)
+{
+	struct result_arg a = {.id = id, .out = out};
+	int err;
+
+	if (!id)
+		return -ENOENT;
+	err = svcn_owner_run(sn, result_run, &a, SVCN_OWNER_RUN_MS);
+	if (err)
+		return err;
+	return a.found ? 0 : -ENOENT;
+}
+
+json_t *svcn_strm_stats(struct svc_node *sn)
+{
+	struct svcn_strms *ss = sn->strms;
+	json_t *o = json_object(), *e = json_object();
+
+	json_object_set_new(o, "open", json_integer(ss->n));
+	json_object_set_new(o, "opened", json_integer((json_int_t)ss->opened));
+	json_object_set_new(o, "refused", json_integer((json_int_t)ss->refused));
+	json_object_set_new(o, "bytes_in", json_integer((json_int_t)ss->bytes_in));
+	json_object_set_new(o, "bytes_out", json_integer((json_int_t)ss->bytes_out));
+	for (unsigned int i = 0; i < SVC_STREAM_R__COUNT; i++)
+		json_object_set_new(e, svc_stream_reason_name(i), json_integer((json_int_t)ss->ended[i]));
+	json_object_set_new(o, "ended", e);
+	return o;
+}
