@@ -39,6 +39,7 @@
 #include "svc_jobs_int.h"
 #include "svc_node_int.h"
 #include "svc_ops_int.h"
+#include "svc_rep_int.h"
 #include "svc_serve_int.h"
 #include "weft/guard.h"
 #include "weft/log.h"
@@ -185,6 +186,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		err = svc_dir_new(&sn->dir, &dopts);
 	if (!err)
 		err = svcn_pub_store_init(sn, o->store);
+	if (!err)
+		err = svcn_rep_init(sn);
 	if (err)
 		goto fail;
 	h.release = shim_release;
@@ -279,6 +282,8 @@ void svc_node_free(struct svc_node *sn)
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
 		free(sn->pubs[i].desc);
 	svc_dir_free(sn->dir);
+	svcn_rep_flush(sn);
+	svc_rep_free(sn->rep);
 	svc_router_free(sn->router);
 	pthread_cond_destroy(&sn->refresh_cv);
 	pthread_mutex_destroy(&sn->refresh_mu);
