@@ -573,7 +573,7 @@ int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
 			key_end = last ? end_ns : svcn_now_ns() + (end_ns - svcn_now_ns()) / 2;
 			err = call_one(sn, name, method, payload, len, r, end_ns, key_end, res,
 				       &unsent);
-			if (err && err != -ESHUTDOWN && (unsent || err == -ETIMEDOUT)) {
+			if (err && err != -ESHUTDOWN && err != -EBUSY && err != -ENOMEM) {
 				struct dead_note d = {.key = r->owner};
 
 				svcn_owner_run(sn, mark_dead_own, &d, SVCN_OWNER_RUN_MS);
