@@ -177,7 +177,7 @@ int32_t svc_rep_score(const struct svc_rep *r, const uint8_t key[IDENTITY_PK_LEN
 	if (r->e[i].dead_until > now_s)
 		s = SVC_REP_DEAD_SCORE;
 	else
-		s = 10 * (int32_t)floor(10.0 * (ok + 1.0) / (ok + failed + 2.0));
+		s = 10 * (int32_t)floor(10.0 * (ok + 1.0) / (ok + failed + 2.0) + 1e-6);
 	if (s > 100) /* ok >> failed rounds to 10 steps at most */
 		s = 100;
 	if (info) {

@@ -257,6 +257,7 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 			  struct svc_dir_result *out, size_t max, int n, uint32_t budget_ms)
 {
 	char hex[2 * IDENTITY_PK_LEN + 1], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	char lb[128];
 	uint64_t end = svcn_now_ns() + (uint64_t)budget_ms * 1000000ull, now;
 	uint64_t wall = util_wall_s();
 	struct find_job *g;
@@ -295,7 +296,7 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 			continue;
 		}
 		log_info("svc", "lookup %s: provider %.16s... by its key claim: %s", name, hex,
-			 t[0] + 2 * IDENTITY_PK_LEN + 1);
+			 log_addr(t[0] + 2 * IDENTITY_PK_LEN + 1, lb, sizeof(lb)));
 		memcpy(g->keys[g->npeers], key, IDENTITY_PK_LEN);
 		g->peers[g->npeers++] = ss;
 	}

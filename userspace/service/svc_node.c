@@ -90,6 +90,7 @@ static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 		b.addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
 	b.expires_ns = expires_ns;
 	inet_ntop(b.family, b.addr, as, sizeof(as));
+	log_addr(as, as, sizeof(as)); /* shown in full with log.addresses only */
 	err = sn->guard ? guard_ban_add(sn->guard, &b) : -ENODEV;
 	sn->st.bans_sent++;
 	if (err)
