@@ -587,6 +587,7 @@ int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
 			res->data = NULL;
 			res->len = 0;
 		}
+		atomic_fetch_add(&sn->failovers, 1);
 	}
 	if (attempts)
 		*attempts = (unsigned int)tried;

@@ -21,6 +21,7 @@
 #include "svc_dir_int.h"
 #include "weft/ctl.h"
 #include "weft/log.h"
+#include "weft/svc_rep.h"
 #include "weft/util.h"
 
 /* Calls one POST /v1/svc/call may ask for (a load test from the CLI and the
@@ -692,6 +693,7 @@ struct metrics_snap {
 	uint64_t call_lat[SVCN_LAT_BUCKETS + 1];
 	uint64_t call_lat_sum_us;
 	uint64_t by_key, by_key_ok;
+	size_t rep_n;
 };
 
 static void metrics_own(struct svc_node *sn, void *arg)
@@ -704,6 +706,7 @@ static void metrics_own(struct svc_node *sn, void *arg)
 	m->call_lat_sum_us = sn->st.call_lat_sum_us;
 	m->by_key = sn->st.calls_by_key;
 	m->by_key_ok = sn->st.calls_by_key_ok;
+	m->rep_n = sn->rep ? svc_rep_count(sn->rep) : 0;
 }
 
 static void metrics(void *arg, FILE *out)
@@ -744,6 +747,13 @@ static void metrics(void *arg, FILE *out)
 		"weft_svc_calls_by_key_failed_total %llu\n",
 		(unsigned long long)m.by_key, (unsigned long long)m.by_key_ok,
 		(unsigned long long)atomic_load(&sn->calls_by_key_failed));
+	fprintf(out,
+		"# HELP weft_svc_failovers_total Outgoing calls made again at the next provider "
+		"after the first failed (docs/SERVICE.md, \"Failover\").\n"
+		"# TYPE weft_svc_failovers_total counter\nweft_svc_failovers_total %llu\n"
+		"# HELP weft_svc_reputation_providers Providers in the lasting reputation table.\n"
+		"# TYPE weft_svc_reputation_providers gauge\nweft_svc_reputation_providers %zu\n",
+		(unsigned long long)atomic_load(&sn->failovers), m.rep_n);
 	{
 		static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
 		unsigned long long cum = 0;

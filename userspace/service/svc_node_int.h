@@ -169,6 +169,8 @@ struct svc_node {
 	atomic_ullong calls_by_key_failed;
 	/* lookups: providers dialled by their key claim, descriptors so found */
 	atomic_ullong finds_by_key, finds_by_key_ok;
+	/* calls made again at another provider (failover, svc_calls.c) */
+	atomic_ullong failovers;
 	/* Service ids seen in verified descriptors and their names, kept
 	 * longer than the directory cache (round robin over SVCN_IDS): a
 	 * pinned gateway origin <id>.localhost finds its name again after
