@@ -76,6 +76,16 @@ call 6 "=1.0.0" "$K5"
 call 5 "=2.0.0" "$K6"
 pass "h6 (random-fully) calls h5's service (port-preserving) and h5 calls h6's"
 
+# The reputation h2 keeps of both providers lasts across a restart (LMDB:
+# written by the refresher every 2 s, and at stop).
+rep_n() { ctl 2 --json svc stats | json_get fabric reputation_providers; }
+wait_for '[ "$(rep_n)" -ge 2 ]' 50 || fail "h2 keeps no reputation: $(ctl 2 --json svc stats)"
+stop_weftd "$PID2" || fail "h2 did not stop cleanly"
+netns_weftd 2 uring "$D" --workers 1
+[ "$(rep_n)" -ge 2 ] || fail "reputation lost at restart: $(ctl 2 --json svc stats)"
+grep -q "reputation of [0-9]* provider(s) restored" "$WEFTD_LOG" || fail "no restore line in h2's log"
+pass "h2's reputation of the providers ($(rep_n)) lasts across its restart"
+
 for p in "$PID5" "$PID6" "$PID1" "$PID2"; do
 	stop_weftd "$p" || fail "a weftd did not stop cleanly"
 done

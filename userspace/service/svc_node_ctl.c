@@ -560,6 +560,11 @@ static void stats_own(struct svc_node *sn, void *arg)
 		      (json_int_t)atomic_load(&sn->gw_requests), "gateway_denied",
 		      (json_int_t)atomic_load(&sn->gw_denied), "cached_names", (int)svc_dir_names(sn->dir),
 		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
+	/* providers this node keeps a lasting record of (svc_reputation.c) */
+	json_object_set_new(json_object_get(o, "fabric"), "reputation_providers",
+			    json_integer(sn->rep ? (json_int_t)svc_rep_count(sn->rep) : 0));
+	json_object_set_new(json_object_get(o, "fabric"), "failovers",
+			    json_integer((json_int_t)atomic_load(&sn->failovers)));
 	/* Answered outgoing calls by latency: cumulative buckets as Prometheus
 	 * has them ("le" in microseconds), count and sum. */
 	{
