@@ -58,9 +58,9 @@ static int announced(void *arg)
 	size_t i;
 	int ok = 0;
 
-	json_array_foreach(json_object_get(o, "services"), i, s) if (
-	    !strcmp(json_string_value(json_object_get(s, "name")), a->name)) ok =
-	    json_integer_value(json_object_get(s, "announced")) >= 1;
+	json_array_foreach(json_object_get(o, "services"), i,
+			   s) if (!strcmp(json_string_value(json_object_get(s, "name")), a->name))
+	    ok = json_integer_value(json_object_get(s, "announced")) >= 1;
 	json_decref(o);
 	return ok;
 }
@@ -87,8 +87,8 @@ static int setup(void **state)
 	world_node(&W.w, &W.c, "C", "198.51.100.3", NULL, NULL);
 	world_node(&W.w, &W.x, "X", "198.51.100.4", NULL, NULL);
 	world_dht_formed(2, 30000, &W.p1, &W.p2, &W.p3, &W.c, &W.x, NULL);
-	publish(&W.p1, json_pack("{s:s,s:s,s:s}", "name", "echo", "backend", "builtin", "version",
-				 "1.2"));
+	publish(&W.p1,
+		json_pack("{s:s,s:s,s:s}", "name", "echo", "backend", "builtin", "version", "1.2"));
 	publish(&W.p2, json_pack("{s:s,s:s,s:s}", "name", "echo", "backend", "builtin", "version",
 				 "2.0.0"));
 	publish(&W.p3, json_pack("{s:s,s:s,s:s}", "name", "echo", "backend", "builtin", "version",
@@ -116,8 +116,9 @@ static int index_of(json_t *o, const char *key)
 	json_t *r;
 	size_t i;
 
-	json_array_foreach(json_object_get(o, "results"), i, r) if (
-	    !strcmp(json_string_value(json_object_get(r, "owner")), key)) return (int)i;
+	json_array_foreach(
+	    json_object_get(o, "results"), i,
+	    r) if (!strcmp(json_string_value(json_object_get(r, "owner")), key)) return (int)i;
 	return -1;
 }
 
@@ -125,7 +126,8 @@ static json_t *call(struct simnode *n, const char *name, const char *method, con
 		    int *status)
 {
 	json_t *body = json_pack("{s:s,s:s,s:s,s:i}", "name", name, "method", method, "data",
-				 "hello", "timeout_ms", 1500), *o = NULL;
+				 "hello", "timeout_ms", 1500),
+	       *o = NULL;
 
 	if (range)
 		json_object_set_new(body, "version", json_string(range));
@@ -205,11 +207,12 @@ static void test_limits(void **state)
 				 "tcp:127.0.0.1:9", "limits", "calls_per_min", 3, "max_payload",
 				 100, "meta", "team", "ops"));
 	o = simnode_ok(&W.p1, "GET", "/v1/svc/ls", NULL);
-	json_array_foreach(json_object_get(o, "services"), i, s) if (
-	    !strcmp(json_string_value(json_object_get(s, "name")), "lim")) {
-		assert_int_equal(
-		    json_integer_value(json_object_get(json_object_get(s, "limits"), "calls_per_min")),
-		    3);
+	json_array_foreach(json_object_get(o, "services"), i,
+			   s) if (!strcmp(json_string_value(json_object_get(s, "name")), "lim"))
+	{
+		assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "limits"),
+								    "calls_per_min")),
+				 3);
 		assert_string_equal(
 		    json_string_value(json_object_get(json_object_get(s, "meta"), "team")), "ops");
 	}
@@ -239,8 +242,8 @@ static void test_visibility(void **state)
 	int st;
 
 	(void)state;
-	publish(&W.p1, json_pack("{s:s,s:s,s:[s]}", "name", "secret", "backend",
-				 "tcp:127.0.0.1:9", "visible_to", W.c.key));
+	publish(&W.p1, json_pack("{s:s,s:s,s:[s]}", "name", "secret", "backend", "tcp:127.0.0.1:9",
+				 "visible_to", W.c.key));
 	o = find(&W.c, "secret", NULL);
 	assert_int_equal(json_array_size(json_object_get(o, "results")), 1);
 	assert_int_equal(index_of(o, W.p1.key), 0);

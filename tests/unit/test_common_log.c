@@ -19,11 +19,8 @@ static void test_hidden_and_shown(void **state)
 	static const struct {
 		const char *in, *rest; /* what must follow the tag */
 	} cases[] = {
-	    {"198.51.100.7", ""},
-	    {"198.51.100.7:4433", ":4433"},
-	    {"[2001:db8::1]:6881", ":6881"},
-	    {"2001:db8::1", ""},
-	    {"198.51.100.0/24", "/24"},
+	    {"198.51.100.7", ""}, {"198.51.100.7:4433", ":4433"}, {"[2001:db8::1]:6881", ":6881"},
+	    {"2001:db8::1", ""},  {"198.51.100.0/24", "/24"},
 	};
 	struct log_ctx c, *prev;
 	char buf[64];
@@ -74,7 +71,8 @@ static void test_tags(void **state)
 
 static void test_target_and_key(void **state)
 {
-	static const char key[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	static const char key[] =
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	uint8_t raw[32];
 	struct log_ctx c, *prev;
 	char t[160], buf[64], kb[32];

@@ -24,11 +24,13 @@ static void print_ls(const json_t *o)
 	json_t *a = json_object_get(o, "services"), *s;
 	size_t i;
 
-	printf("%-24s %-40s %-28s %9s\n", "NAME", "ID", "BACKEND", "ANNOUNCED");
+	printf("%-24s %-40s %-28s %9s %-11s %s\n", "NAME", "ID", "BACKEND", "ANNOUNCED", "VERSION",
+	       "VISIBILITY");
 	json_array_foreach(a, i, s)
-	    printf("%-24s %-40s %-28s %9lld\n", weftctl_jstr_or(s, "name", ""),
+	    printf("%-24s %-40s %-28s %9lld %-11s %s\n", weftctl_jstr_or(s, "name", ""),
 		   weftctl_jstr_or(s, "id", ""), weftctl_jstr_or(s, "backend", ""),
-		   weftctl_jint(s, "announced"));
+		   weftctl_jint(s, "announced"), weftctl_jstr_or(s, "version", ""),
+		   weftctl_jstr_or(s, "visibility", ""));
 }
 
 static void print_find(const json_t *o)

@@ -99,7 +99,8 @@ void rn_use_closed(struct relay_node *rn, struct rn_use *u)
 	char lb[128];
 
 	if (u->st == U_HELD)
-		log_warn("relay", "reservation with %s lost (connection closed)", log_addr(u->target, lb, sizeof(lb)));
+		log_warn("relay", "reservation with %s lost (connection closed)",
+			 log_addr(u->target, lb, sizeof(lb)));
 	rn_use_lost(rn, u, 0);
 }
 
@@ -119,14 +120,16 @@ int rn_on_use_msg(struct relay_node *rn, struct rn_stream *s, const struct relay
 		return 0;
 	u->last_status = m->status;
 	if (m->status != RELAY_OK) {
-		log_warn("relay", "relay %s refused the reservation: %s", log_addr(u->target, lb, sizeof(lb)),
+		log_warn("relay", "relay %s refused the reservation: %s",
+			 log_addr(u->target, lb, sizeof(lb)),
 			 relay_status_name(m->status));
 		rn_use_lost(rn, u, 1);
 		return 1;
 	}
 	if (u->st != U_HELD) {
 		u->taken++;
-		log_info("relay", "reservation held with %s (%u s)", log_addr(u->target, lb, sizeof(lb)), m->ttl_s);
+		log_info("relay", "reservation held with %s (%u s)",
+			 log_addr(u->target, lb, sizeof(lb)), m->ttl_s);
 	}
 	u->st = U_HELD;
 	u->answered = 1;
@@ -209,7 +212,8 @@ void rn_use_keep(struct relay_node *rn, uint64_t now, int want)
 		if ((u->st == U_HELD || u->st == U_WAIT) && !u->answered &&
 		    now - u->refreshed_ms >= RN_DIAL_MS) {
 			/* Our RESERVE went unanswered: the relay or the path is gone. */
-			log_warn("relay", "reservation with %s: no answer in %u s", log_addr(u->target, lb, sizeof(lb)),
+			log_warn("relay", "reservation with %s: no answer in %u s",
+				 log_addr(u->target, lb, sizeof(lb)),
 				 RN_DIAL_MS / 1000);
 			rn_use_lost(rn, u, 1);
 			continue;

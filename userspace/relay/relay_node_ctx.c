@@ -124,7 +124,8 @@ void rn_circuit_ended(struct relay_node *rn, const char *relay, const struct io_
 {
 	char why[64], lb[128];
 
-	log_warn("relay", "relay %s ended circuit %llu (port %u): %s", log_addr(relay, lb, sizeof(lb)),
+	log_warn("relay", "relay %s ended circuit %llu (port %u): %s",
+		 log_addr(relay, lb, sizeof(lb)),
 		 (unsigned long long)m->circuit, m->port, relay_end_name(m->reason));
 	rn->ended_seen[m->reason]++;
 	/* Our QUIC connection through relay:PORT is dead: end it now with

@@ -251,14 +251,13 @@ size_t svc_rep_take_dirty(struct svc_rep *r, uint8_t (*keys)[IDENTITY_PK_LEN],
 	return n;
 }
 
-int svc_rep_load(struct svc_rep *r, const uint8_t *key, size_t klen, const uint8_t *rec,
-		 size_t len)
+int svc_rep_load(struct svc_rep *r, const uint8_t *key, size_t klen, const uint8_t *rec, size_t len)
 {
 	uint32_t ok, failed;
 	long i;
 
-	if (klen != IDENTITY_PK_LEN || len != SVC_REP_REC_LEN || rec[0] != REP_VERSION ||
-	    rec[1] || rec[2] || rec[3] || get64(rec + 32))
+	if (klen != IDENTITY_PK_LEN || len != SVC_REP_REC_LEN || rec[0] != REP_VERSION || rec[1] ||
+	    rec[2] || rec[3] || get64(rec + 32))
 		return -EINVAL;
 	ok = get32(rec + 4);
 	failed = get32(rec + 8);

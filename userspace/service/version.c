@@ -103,13 +103,26 @@ int svc_vrange_match(const struct svc_vrange *r, uint32_t v)
 		int ok;
 
 		switch (r->c[i].op) {
-		case OP_EQ: ok = v == w; break;
-		case OP_NE: ok = v != w; break;
-		case OP_LT: ok = v < w; break;
-		case OP_LE: ok = v <= w; break;
-		case OP_GT: ok = v > w; break;
-		case OP_GE: ok = v >= w; break;
-		default: ok = 0;
+		case OP_EQ:
+			ok = v == w;
+			break;
+		case OP_NE:
+			ok = v != w;
+			break;
+		case OP_LT:
+			ok = v < w;
+			break;
+		case OP_LE:
+			ok = v <= w;
+			break;
+		case OP_GT:
+			ok = v > w;
+			break;
+		case OP_GE:
+			ok = v >= w;
+			break;
+		default:
+			ok = 0;
 		}
 		if (!ok)
 			return 0;
