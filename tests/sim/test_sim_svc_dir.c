@@ -126,7 +126,7 @@ static json_t *call(struct simnode *n, const char *name, const char *method, con
 		    int *status)
 {
 	json_t *body = json_pack("{s:s,s:s,s:s,s:i}", "name", name, "method", method, "data",
-				 "hello", "timeout_ms", 1500),
+				 "hello", "timeout_ms", 4000),
 	       *o = NULL;
 
 	if (range)
