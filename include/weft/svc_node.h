@@ -256,6 +256,9 @@ enum svc_node_retry {
 	SVC_NODE_RETRY_ALWAYS = 2, /* also after a timeout or a lost connection
 				    * once it left: for idempotent methods */
 };
+/* "unsent", "never" or "always" (the control API's "retry", the gateway's
+ * X-Weft-Retry header): 0, or -EINVAL. */
+int svc_node_retry_parse(const char *s, enum svc_node_retry *out);
 /* Providers one call tries at most: 3 (the first and two more). */
 #define SVC_NODE_CALL_ATTEMPTS 3
 struct svc_node_call_opts {

@@ -595,6 +595,19 @@ int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
 	return err;
 }
 
+int svc_node_retry_parse(const char *s, enum svc_node_retry *out)
+{
+	if (!strcmp(s, "unsent"))
+		*out = SVC_NODE_RETRY_UNSENT;
+	else if (!strcmp(s, "never"))
+		*out = SVC_NODE_RETRY_NEVER;
+	else if (!strcmp(s, "always"))
+		*out = SVC_NODE_RETRY_ALWAYS;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 int svc_node_call(struct svc_node *sn, const char *name, const char *method,
 		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
 		  struct svc_node_call_res *res)

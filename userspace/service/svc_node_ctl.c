@@ -473,17 +473,13 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		const char *vs = NULL, *rt = NULL;
 
 		json_unpack(req->json, "{s?s,s?s}", "version", &vs, "retry", &rt);
-		if ((vs && svc_vrange_parse(vs, &vr)) ||
-		    (rt && strcmp(rt, "unsent") && strcmp(rt, "never") && strcmp(rt, "always"))) {
+		if ((vs && svc_vrange_parse(vs, &vr)) || (rt && svc_node_retry_parse(rt, &co.retry))) {
 			ctl_resp_error(resp, 400, "bad_request",
 				       "\"version\": a range like \">=1.2,<2\"; \"retry\": "
 				       "\"unsent\" (default), \"never\" or \"always\"");
 			return;
 		}
 		co.version = vs ? &vr : NULL;
-		co.retry = !rt || !strcmp(rt, "unsent") ? SVC_NODE_RETRY_UNSENT
-			   : !strcmp(rt, "never")	 ? SVC_NODE_RETRY_NEVER
-						 : SVC_NODE_RETRY_ALWAYS;
 	}
 	err = svc_node_call_ex(sn, name, method, (const uint8_t *)data, strlen(data),
 			       (uint32_t)timeout, &co, &r, &attempts);
