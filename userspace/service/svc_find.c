@@ -316,9 +316,10 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 }
 
 /* A DHT lookup of name's providers under target (NULL: the name's public
- * one), their descriptors fetched, then their key claims dialled. */
+ * one), their descriptors fetched, then their key claims dialled. *seen
+ * (may be NULL): how many announces the DHT gave, valid or not. */
 static int find_dht(struct svc_node *sn, const char *name, const uint8_t *target,
-		    struct svc_dir_result *out, size_t max, uint32_t claim_ms)
+		    struct svc_dir_result *out, size_t max, uint32_t claim_ms, size_t *seen)
 {
 	struct find_job *f = find_job_new(sn, name, max);
 	int err;
@@ -341,6 +342,8 @@ static int find_dht(struct svc_node *sn, const char *name, const uint8_t *target
 			    SVCN_WAIT_SLACK_NS);
 	if (err >= 0 && (size_t)err < max)
 		err = find_by_claims(sn, name, f, out, max, err, claim_ms);
+	if (seen)
+		*seen = f->npeers + f->nclaims;
 	svcn_job_put(&f->j);
 	return err;
 }
@@ -350,6 +353,7 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 		       size_t max, uint32_t turn_ms, uint32_t claim_ms)
 {
 	struct find_cache fc = {.name = name, .out = out, .max = max};
+	size_t seen = 0;
 	size_t nl = strlen(name);
 	int err;
 
@@ -362,13 +366,15 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 		return err;
 	if (!fc.need_lookup)
 		return fc.n;
-	err = find_dht(sn, name, NULL, out, max, claim_ms);
-	if (err == 0) {
+	err = find_dht(sn, name, NULL, out, max, claim_ms, &seen);
+	if (err == 0 && !seen) {
 		uint8_t priv[20];
 
-		/* Nothing public: a private offer shown to our key? */
+		/* Nobody announces it publicly: a private offer shown to our
+		 * key? (Not when public announces were there but none gave a
+		 * valid descriptor: the name is a public one.) */
 		svc_private_target(priv, name, nl, sn->id.pk);
-		err = find_dht(sn, name, priv, out, max, claim_ms);
+		err = find_dht(sn, name, priv, out, max, claim_ms, NULL);
 	}
 	return err;
 }
