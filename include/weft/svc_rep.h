@@ -51,7 +51,9 @@ void svc_rep_free(struct svc_rep *r); /* NULL-safe */
 /*
  * One call outcome for key at now_s: ok 1 (answered: latency_us is
  * counted into the EWMA and the dead mark is lifted) or 0 (failed). dead 1
- * additionally marks the provider unreachable for SVC_REP_DEAD_S. Returns
+ * additionally marks the provider unreachable for SVC_REP_DEAD_S. ok -1:
+ * no outcome, only the dead mark (when dead is 1): a failure already
+ * counted. Returns
  * 0, or -ENOMEM. *evicted (may be NULL) receives 1 and the key dropped
  * to make room, for the caller to forget it in its store.
  */

@@ -61,6 +61,15 @@ static void test_scores(void **state)
 	svc_rep_record(r, a, 0, 0, 1, T0 + 100, NULL, NULL);
 	svc_rep_record(r, a, 1, 1000, 0, T0 + 101, NULL, NULL);
 	assert_true(svc_rep_score(r, a, T0 + 101, NULL) > 0);
+	/* the dead mark alone (a failure counted already): counts unchanged */
+	svc_rep_score(r, a, T0 + 101, &in);
+	{
+		double ok = in.ok, failed = in.failed;
+
+		svc_rep_record(r, a, -1, 0, 1, T0 + 101, NULL, NULL);
+		assert_int_equal(svc_rep_score(r, a, T0 + 101, &in), SVC_REP_DEAD_SCORE);
+		assert_true(in.ok == ok && in.failed == failed);
+	}
 	svc_rep_free(r);
 }
 

@@ -129,7 +129,10 @@ int svc_rep_record(struct svc_rep *r, const uint8_t key[IDENTITY_PK_LEN], int ok
 
 	e->ok = (float)(e->ok * d);
 	e->failed = (float)(e->failed * d);
-	if (ok) {
+	if (ok < 0) {
+		if (dead)
+			e->dead_until = now_s + SVC_REP_DEAD_S;
+	} else if (ok) {
 		e->ok += 1.0f;
 		e->dead_until = 0;
 		if (!latency_us)

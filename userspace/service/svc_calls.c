@@ -455,7 +455,7 @@ static void mark_dead_own(struct svc_node *sn, void *arg)
 {
 	struct dead_note *d = arg;
 
-	svcn_rep_note(sn, d->key, 0, 0, 1);
+	svcn_rep_note(sn, d->key, -1, 0, 1); /* the failure itself is counted */
 }
 
 /* Should a call that ended so at one provider be made at the next? err:

@@ -14,7 +14,8 @@
 /* At svc_node_new: the table, and what the store holds (a bad record is
  * skipped). 0 or -ENOMEM (a store error is logged, not fatal). */
 int svcn_rep_init(struct svc_node *sn);
-/* Owner: one call outcome of provider key (see svc_rep_record). */
+/* Owner: one call outcome of provider key (see svc_rep_record; ok -1:
+ * the dead mark alone). */
 void svcn_rep_note(struct svc_node *sn, const uint8_t key[IDENTITY_PK_LEN], int ok,
 		   uint32_t latency_us, int dead);
 /* Owner: queue the changed entries to the store (bounded per turn; the
