@@ -150,6 +150,7 @@ struct svc_node {
 	struct svc_dir *dir;
 	struct svc_rep *rep;  /* provider reputation (svc_reputation.c) */
 	unsigned int rep_db;  /* its store database, when sn->store */
+	int rep_db_ok;	      /* rep_db was opened */
 	struct svcn_pub pubs[SVC_NODE_MAX_PUBLISHED];
 	struct svcn_peer peers[SVC_NODE_MAX_PEERS];
 	struct svcn_op *ops;

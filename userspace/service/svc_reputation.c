@@ -34,8 +34,14 @@ int svcn_rep_init(struct svc_node *sn)
 	if (err || !sn->store)
 		return err;
 	err = store_db(sn->store, REP_DB, &sn->rep_db);
-	if (!err)
-		err = store_iter(sn->store, sn->rep_db, load_one, sn);
+	if (err) {
+		sn->rep_db_ok = 0; /* kept in memory only */
+		log_warn("svc", "reputation database: %s (not kept across restarts)",
+			 strerror(-err));
+		return 0;
+	}
+	sn->rep_db_ok = 1;
+	err = store_iter(sn->store, sn->rep_db, load_one, sn);
 	if (err)
 		log_warn("svc", "stored reputation not read: %s", strerror(-err));
 	else if (svc_rep_count(sn->rep))
@@ -53,7 +59,7 @@ void svcn_rep_note(struct svc_node *sn, const uint8_t key[IDENTITY_PK_LEN], int 
 		return; /* our own offers are not judged */
 	if (svc_rep_record(sn->rep, key, ok, latency_us, dead, util_wall_s(), &evicted, ev))
 		return;
-	if (evicted && sn->store) {
+	if (evicted && sn->store && sn->rep_db_ok) {
 		struct store_op op = {.dbi = sn->rep_db, .key = ev, .klen = IDENTITY_PK_LEN};
 
 		store_write_async(sn->store, &op, 1); /* best effort */
@@ -67,7 +73,7 @@ void svcn_rep_flush(struct svc_node *sn)
 	struct store_op ops[SVCN_REP_FLUSH_MAX];
 	size_t n;
 
-	if (!sn->rep || !sn->store)
+	if (!sn->rep || !sn->store || !sn->rep_db_ok)
 		return;
 	n = svc_rep_take_dirty(sn->rep, keys, recs, SVCN_REP_FLUSH_MAX);
 	for (size_t i = 0; i < n; i++)
