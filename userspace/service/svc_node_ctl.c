@@ -775,6 +775,28 @@ static void metrics(void *arg, FILE *out)
 			     "weft_svc_call_duration_seconds_count %llu\n",
 			(double)m.call_lat_sum_us / 1e6, cum);
 	}
+	{
+		static const uint64_t le[SVC_ROUTER_LAT_BUCKETS] = SVC_ROUTER_LAT_BOUNDS_US;
+		unsigned long long cum = 0;
+
+		fprintf(out, "# HELP weft_svc_served_duration_seconds Duration of the calls and "
+			     "streams this node's router served, admission to end.\n"
+			     "# TYPE weft_svc_served_duration_seconds histogram\n");
+		for (unsigned int i = 0; i <= SVC_ROUTER_LAT_BUCKETS; i++) {
+			cum += rs->served_lat[i];
+			if (i < SVC_ROUTER_LAT_BUCKETS)
+				fprintf(out,
+					"weft_svc_served_duration_seconds_bucket{le=\"%g\"} %llu\n",
+					(double)le[i] / 1e6, cum);
+			else
+				fprintf(out,
+					"weft_svc_served_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+					cum);
+		}
+		fprintf(out, "weft_svc_served_duration_seconds_sum %.6f\n"
+			     "weft_svc_served_duration_seconds_count %llu\n",
+			(double)rs->served_lat_sum_us / 1e6, cum);
+	}
 queue:
 	fprintf(out,
 		"# HELP weft_svc_owner_queue Events from packet workers waiting for the fabric's owner, by kind.\n"
