@@ -24,6 +24,7 @@ struct weft_config {
 	/* [node] */
 	char state_dir[PATH_MAX];
 	char log_level[16];
+	int log_addresses;       /* [log] addresses: peer addresses in logs (default off) */
 	char io[8];              /* "uring" | "xdp" | "auto" */
 	uint32_t workers;        /* 0 = one per CPU (uring) / rx queue (xdp) */
 	char cpus[256];          /* CPU list workers are pinned to, "" = not pinned */

@@ -31,6 +31,8 @@ struct log_ctx {
 	int level;		  /* atomic: enum log_level; changed live (SIGHUP) */
 	int fd;			  /* lines go here; default STDERR_FILENO */
 	char name[LOG_NAME_MAX]; /* "" or a prefix written before the module */
+	int addresses;		  /* atomic: 1 = peer addresses in full (log.addresses) */
+	unsigned char addr_key[16]; /* random per context: log_addr's hash key */
 };
 
 /* Initialise c: threshold lvl, output fd (-1: stderr), name (NULL: none;
@@ -48,6 +50,27 @@ struct log_ctx *log_current(void);
 /* pthread_create whose thread starts bound to the caller's context.
  * Returns 0 or a positive error number, like pthread_create. */
 int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+
+/* Peer addresses in log lines (log.addresses, default off): on = written
+ * in full; off = log_addr hides them. Takes effect at once. */
+void log_ctx_set_addresses(struct log_ctx *c, int on);
+
+/*
+ * Privacy of logs (docs/OPERATIONS.md, "Logs"): what a line may show of
+ * a peer address s: "IP", "IP:PORT", "[V6]:PORT", "IP/LEN" or
+ * "KEY@ADDR" (a dial target). With the calling thread's context's
+ * addresses on, s itself; else a copy in buf where the host is replaced
+ * by "addr-" and 8 hex digits of a keyed hash (SipHash, a random key per
+ * context: the same address gives the same tag within one run, and the
+ * tag cannot be turned back into the address without the key), the port
+ * or prefix length kept, and a key before '@' shortened as log_key does.
+ * Never NULL; buf of 64 bytes or more is always enough; s may be buf
+ * (rewritten in place).
+ */
+const char *log_addr(const char *s, char *buf, size_t len);
+/* A node key (or any id) for a log line: the first 8 bytes in hex and
+ * "...", from raw bytes (n >= 8) into buf (at least 20 bytes). */
+const char *log_key(const unsigned char *key, size_t n, char *buf, size_t len);
 
 /* Threshold of the calling thread's context. */
 enum log_level log_get_level(void);

@@ -51,6 +51,39 @@ int svc_name_valid(const uint8_t *name, size_t len);
 /* 1 if m[0..len) is a valid method name, else 0. */
 int svc_method_valid(const uint8_t *m, size_t len);
 
+/* ---- versions (docs/SERVICE.md, "Versions") ---- */
+/*
+ * A descriptor's version (its "v" integer) read as MAJOR.MINOR.PATCH:
+ * v = MAJOR * 1000000 + MINOR * 1000 + PATCH, MINOR and PATCH 0..999,
+ * MAJOR 0..4293, so the signed integer orders like the version and the
+ * descriptor encoding is unchanged. A publication without a version is
+ * 1.0.0.
+ */
+#define SVC_VERSION_DEFAULT 1000000u
+#define SVC_VERSION_MAJOR_MAX 4293u
+/* "1", "1.2" or "1.2.3" (missing parts are 0): 0 or -EINVAL. */
+int svc_version_parse(const char *s, size_t len, uint32_t *out);
+/* v as "MAJOR.MINOR.PATCH" into buf (at least 16 bytes). */
+void svc_version_fmt(uint32_t v, char *buf, size_t cap);
+/*
+ * A version range: comma-separated constraints that must all hold, each an
+ * operator (>=, >, <=, <, =, ==, !=; none means =) then a version as above,
+ * spaces allowed around either, e.g. ">=1.2,<2". At most
+ * SVC_VRANGE_MAX constraints; "" or "*" matches every version.
+ */
+#define SVC_VRANGE_MAX 8
+struct svc_vrange {
+	uint32_t n;
+	struct {
+		uint8_t op; /* internal */
+		uint32_t v;
+	} c[SVC_VRANGE_MAX];
+};
+/* 0 or -EINVAL (syntax, a bad version, too many constraints). */
+int svc_vrange_parse(const char *s, struct svc_vrange *out);
+/* 1 if v satisfies every constraint of r, else 0. */
+int svc_vrange_match(const struct svc_vrange *r, uint32_t v);
+
 /* ---- service id ---- */
 /*
  * Service id: the first 20 bytes of
@@ -68,6 +101,15 @@ void svc_id(uint8_t out[SVC_ID_LEN], const uint8_t owner[IDENTITY_PK_LEN], const
  * Returns 0 or -EIO (libcrypto failure).
  */
 int svc_name_target(uint8_t out[20], const char *name, size_t name_len);
+/*
+ * DHT target under which a private service (shown only to listed keys)
+ * is announced for one listed key:
+ *   SHA1("weft:svc:p:" || key (32) || name).
+ * Only who knows both the name and the key finds it (docs/SERVICE.md,
+ * "Visibility"). Returns 0.
+ */
+int svc_private_target(uint8_t out[20], const char *name, size_t name_len,
+		       const uint8_t key[IDENTITY_PK_LEN]);
 
 /*
  * Provider key claim (docs/SERVICE.md, "Finding a provider behind a
@@ -267,6 +309,13 @@ struct svc_dir_result {
 	 * allowed to read the service through the gateway ("" = none). */
 	uint32_t http_flags;
 	char http_cors[SVC_HTTP_CORS_MAX + 1];
+	/* This node's lasting record of the provider (weft/svc_rep.h), filled
+	 * by the fabric when it orders results (0 from the cache alone):
+	 * decayed call counts, latency EWMA of its answers (0: none yet),
+	 * and 1 while it is marked dead (unreachable). */
+	uint32_t calls_ok, calls_failed;
+	uint32_t lat_us;
+	uint32_t dead;
 };
 
 /* 0, -EINVAL (max_results 0 or > 64) or -ENOMEM. */

@@ -238,9 +238,28 @@ void svc_node_free(struct svc_node *sn);
 /* HTTP publish options of a service, carried in its signed descriptor so
  * that every gateway applies them (docs/SERVICE.md, "Gateway origins and
  * headers"). Zeroed = the safe default: no credentials, no CORS. */
+/* Further publish options (docs/SERVICE.md, "Publish options"): user
+ * metadata entries (signed into the descriptor), visibility keys. */
+#define SVC_NODE_PUB_META 6	      /* user metadata entries */
+#define SVC_NODE_PUB_META_BYTES 512   /* their keys and values together */
+#define SVC_NODE_PUB_ALLOW 8	      /* node keys a private service is shown to */
 struct svc_node_pub_opts {
 	uint32_t http_flags; /* enum svc_http_flags */
 	const char *cors;    /* NULL/"": none; "*" or "http[s]://HOST[:PORT]", <= 128 bytes */
+	uint32_t version;    /* svc_version_parse's packing; 0 = SVC_VERSION_DEFAULT (1.0.0) */
+	/* Per-service limits (0 = the node's [svc] default): calls per
+	 * minute and concurrent calls of all peers together, payload cap. */
+	uint32_t calls_per_min, max_payload, max_concurrent;
+	/* Metadata: keys [a-z0-9._-] 1..32 bytes (not "kind", "vis", nor
+	 * starting "http." or "weft."), values printable; signed into the
+	 * descriptor. */
+	uint32_t n_meta;
+	const char *meta_key[SVC_NODE_PUB_META], *meta_val[SVC_NODE_PUB_META];
+	/* Visibility: 0 keys = public (announced under the name's DHT
+	 * target). Else private: announced only under each listed key's
+	 * private target, and the descriptor served only to these keys. */
+	uint32_t n_allow;
+	uint8_t allow[SVC_NODE_PUB_ALLOW][IDENTITY_PK_LEN];
 };
 
 /*
@@ -334,5 +353,33 @@ void svc_node_stream_abort(struct svc_node_stream *st);
  * how far it is: 0, -ENOENT, or the errors of the owner's turn. */
 #define SVC_NODE_STREAM_ENDED 256
 int svc_node_stream_result(struct svc_node *sn, uint64_t id, struct svc_node_stream_info *out);
+/* Failover (docs/SERVICE.md, "Failover"): whether a call that failed at
+ * one provider may be made again at the next. */
+enum svc_node_retry {
+	SVC_NODE_RETRY_UNSENT = 0, /* default: only when the REQUEST never left */
+	SVC_NODE_RETRY_NEVER = 1,  /* one provider, whatever happens */
+	SVC_NODE_RETRY_ALWAYS = 2, /* also after a timeout or a lost connection
+				    * once it left: for idempotent methods */
+};
+/* "unsent", "never" or "always" (the control API's "retry", the gateway's
+ * X-Weft-Retry header): 0, or -EINVAL. */
+int svc_node_retry_parse(const char *s, enum svc_node_retry *out);
+/* Providers one call tries at most: 3 (the first and two more). */
+#define SVC_NODE_CALL_ATTEMPTS 3
+struct svc_node_call_opts {
+	const struct svc_vrange *version; /* NULL: any version */
+	enum svc_node_retry retry;
+	uint32_t attempts; /* 0 = SVC_NODE_CALL_ATTEMPTS; at most 8 */
+};
+/*
+ * svc_node_call with options (co NULL: the defaults). The providers are
+ * taken best first (reputation, then latency); a provider that does not
+ * answer is marked dead for SVC_REP_DEAD_S. res->attempts (when not NULL)
+ * receives how many providers were tried. All attempts share timeout_ms.
+ */
+int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
+		     const uint8_t *payload, size_t len, uint32_t timeout_ms,
+		     const struct svc_node_call_opts *co, struct svc_node_call_res *res,
+		     unsigned int *attempts);
 
 #endif

@@ -203,6 +203,7 @@ struct svc_ticket {
 	uint8_t stream;	      /* admitted as a stream */
 	uint32_t max_payload; /* effective payload cap for this call (streams: per frame) */
 	char backend[SVC_BACKEND_ADDR_MAX]; /* SVC_KIND_BACKEND: where to forward */
+	uint64_t t0;			    /* admitted at (the router's clock) */
 };
 
 /*
@@ -250,6 +251,13 @@ int svc_router_call(struct svc_router *r, const struct svc_peer *peer, const str
  */
 int svc_router_violation(struct svc_router *r, const struct svc_peer *peer, int err, uint64_t now);
 
+/* Upper bounds (microseconds) of the served-call duration histogram
+ * (weft_svc_served_duration_seconds): 100 us (an in-process echo) to 10 s
+ * (a backend near its deadline). */
+#define SVC_ROUTER_LAT_BUCKETS 12
+#define SVC_ROUTER_LAT_BOUNDS_US                                                                   \
+	{ 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 500000, 2000000, 10000000 }
+
 /* Aggregate counters (what mesh-stats reports). */
 struct svc_router_stats {
 	uint64_t admitted;		  /* calls and streams admitted */
@@ -261,6 +269,11 @@ struct svc_router_stats {
 	uint32_t addrs;			  /* source addresses tracked now */
 	uint32_t inflight;		  /* admitted, not done */
 	uint32_t services;		  /* registered */
+	/* Calls and streams served (admitted to done) by duration: bucket i
+	 * counts those up to SVC_ROUTER_LAT_BOUNDS_US[i], the last one the
+	 * rest (not cumulative); the sum in microseconds. */
+	uint64_t served_lat[SVC_ROUTER_LAT_BUCKETS + 1];
+	uint64_t served_lat_sum_us;
 };
 void svc_router_get_stats(const struct svc_router *r, struct svc_router_stats *st);
 

@@ -19,6 +19,10 @@
  * through the NAT, and C's call reaches P (its descriptor lists P's
  * inside address; the call goes on to P's key: its node record lists the
  * reflexive address).
+ *
+ * Then from behind a NAT: D (10.0.2.5, behind an address-dependent
+ * mapping with address- and port-dependent filtering, outside
+ * 198.51.104.100) finds and calls P's echo.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -37,8 +41,8 @@
 
 struct scene {
 	struct world w; /* the network and its nodes (tests/lib/world.h) */
-	struct simnet_nat *nat;
-	struct simnode b, c, p;
+	struct simnet_nat *nat, *nat_d;
+	struct simnode b, c, p, d;
 };
 
 static struct scene W;
@@ -51,7 +55,9 @@ static int setup(void **state)
 	world_node(&W.w, &W.c, "C", "198.51.102.3", NULL, NULL);
 	W.nat = world_nat(&W.w, "198.51.103.100", SIMNET_NAT_EIF, SIMNET_NAT_MAP_EIM);
 	world_node(&W.w, &W.p, "P", "10.0.0.4", W.nat, NULL);
-	world_dht_formed(1, 30000, &W.c, &W.p, NULL);
+	W.nat_d = world_nat(&W.w, "198.51.104.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_ADM);
+	world_node(&W.w, &W.d, "D", "10.0.2.5", W.nat_d, NULL);
+	world_dht_formed(1, 30000, &W.c, &W.p, &W.d, NULL);
 	return 0;
 }
 
@@ -117,10 +123,31 @@ static void test_found_behind_eif_nat(void **state)
 	json_decref(o);
 }
 
+/* A caller behind a random-fully NAT of its own finds and calls P. */
+static void test_called_from_behind_a_nat(void **state)
+{
+	json_t *o, *r;
+
+	(void)state;
+	o = simnode_ok(&W.d, "GET", "/v1/svc/find/echo", NULL);
+	r = json_array_get(json_object_get(o, "results"), 0);
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(r, "owner")), W.p.key);
+	json_decref(o);
+	o = simnode_ok(&W.d, "POST", "/v1/svc/call",
+		       json_pack("{s:s,s:s,s:s,s:i}", "name", "echo", "method", "ping", "data",
+				 "nat to nat", "timeout_ms", 20000));
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "ok");
+	assert_string_equal(json_string_value(json_object_get(o, "peer")), W.p.key);
+	assert_string_equal(json_string_value(json_object_get(o, "data")), "nat to nat");
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_found_behind_eif_nat),
+		cmocka_unit_test(test_called_from_behind_a_nat),
 	};
 
 	return cmocka_run_group_tests_name("sim_svc_nat", tests, setup, teardown);

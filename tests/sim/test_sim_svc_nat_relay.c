@@ -17,6 +17,10 @@
  * claim (the DHT's "wk"): C checks the signature, resolves Q's node
  * record, which lists R, fetches the descriptor through a circuit of R
  * with Q's key pinned, and calls Q's service by name.
+ *
+ * Then the same from behind a NAT: D (10.0.2.5, behind another
+ * random-fully NAT, outside 198.51.104.100) finds Q's echo by its key
+ * claim and calls it through R.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -35,8 +39,8 @@
 
 struct scene {
 	struct world w; /* the network and its nodes (tests/lib/world.h) */
-	struct simnet_nat *nat;
-	struct simnode b, r, c, q;
+	struct simnet_nat *nat, *nat_d;
+	struct simnode b, r, c, q, d;
 };
 
 static struct scene W;
@@ -52,7 +56,9 @@ static int setup(void **state)
 	world_node(&W.w, &W.c, "C", "198.51.102.3", NULL, NULL);
 	W.nat = world_nat(&W.w, "198.51.103.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_ADM);
 	world_node(&W.w, &W.q, "Q", "10.0.0.4", W.nat, natq);
-	world_dht_formed(1, 30000, &W.r, &W.c, &W.q, NULL);
+	W.nat_d = world_nat(&W.w, "198.51.104.100", SIMNET_NAT_APDF, SIMNET_NAT_MAP_ADM);
+	world_node(&W.w, &W.d, "D", "10.0.2.5", W.nat_d, NULL);
+	world_dht_formed(1, 30000, &W.r, &W.c, &W.q, &W.d, NULL);
 	return 0;
 }
 
@@ -114,10 +120,31 @@ static void test_found_behind_filtering_nat(void **state)
 	json_decref(o);
 }
 
+/* A caller behind a random-fully NAT of its own finds and calls Q. */
+static void test_called_from_behind_a_nat(void **state)
+{
+	json_t *o, *r;
+
+	(void)state;
+	o = simnode_ok(&W.d, "GET", "/v1/svc/find/echo", NULL);
+	r = json_array_get(json_object_get(o, "results"), 0);
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(r, "owner")), W.q.key);
+	json_decref(o);
+	o = simnode_ok(&W.d, "POST", "/v1/svc/call",
+		       json_pack("{s:s,s:s,s:s,s:i}", "name", "echo", "method", "ping", "data",
+				 "nat to nat", "timeout_ms", 20000));
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "ok");
+	assert_string_equal(json_string_value(json_object_get(o, "peer")), W.q.key);
+	assert_string_equal(json_string_value(json_object_get(o, "data")), "nat to nat");
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_found_behind_filtering_nat),
+		cmocka_unit_test(test_called_from_behind_a_nat),
 	};
 
 	return cmocka_run_group_tests_name("sim_svc_nat_relay", tests, setup, teardown);

@@ -118,9 +118,38 @@ static void test_echo(void **state)
 		assert_int_equal(st.admitted, 2);
 		assert_int_equal(st.results[SVC_OK], 2);
 		assert_int_equal(st.results[SVC_ERR_NOT_FOUND], 1);
+		/* the two in-process calls took no time on the router's clock:
+		 * both in the first bucket of the served histogram */
+		assert_int_equal(st.served_lat[0], 2);
+		assert_int_equal(st.served_lat_sum_us, 0);
 		assert_int_equal(st.inflight, 0);
 		assert_int_equal(st.services, 2);
 	}
+	svc_router_free(r);
+}
+
+/* A backend call's duration, admission to done, lands in its bucket. */
+static void test_served_histogram(void **state)
+{
+	static const uint64_t le[SVC_ROUTER_LAT_BUCKETS] = SVC_ROUTER_LAT_BOUNDS_US;
+	struct svc_service_opts o = {
+	    .name = "be", .kind = SVC_KIND_BACKEND, .backend = "tcp:127.0.0.1:9"};
+	struct svc_router_stats st;
+	struct svc_router *r;
+	struct svc_ticket t;
+	struct svc_peer p;
+
+	(void)state;
+	assert_int_equal(svc_router_new(&r, NULL), 0);
+	assert_int_equal(svc_router_register(r, &o), 0);
+	mk_peer(&p, 3);
+	assert_int_equal(svc_router_admit(r, &p, "be", 2, 1, 0, T0, &t), SVC_OK);
+	/* 3 ms: past the 2.5 ms bound, within 5 ms */
+	svc_router_done(r, &t, SVC_OK, T0 + 3000000ull);
+	svc_router_get_stats(r, &st);
+	for (unsigned int i = 0; i <= SVC_ROUTER_LAT_BUCKETS; i++)
+		assert_int_equal(st.served_lat[i], i < SVC_ROUTER_LAT_BUCKETS && le[i] == 5000 ? 1 : 0);
+	assert_int_equal(st.served_lat_sum_us, 3000);
 	svc_router_free(r);
 }
 
@@ -680,6 +709,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_echo),
+	    cmocka_unit_test(test_served_histogram),
 	    cmocka_unit_test(test_mesh_stats_private),
 	    cmocka_unit_test(test_rate_limit),
 	    cmocka_unit_test(test_service_limits),

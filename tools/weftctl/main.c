@@ -47,10 +47,13 @@ static const struct weftctl_noun nouns[] = {
 	{ "status", weftctl_status, "status" },
 	{ "svc", weftctl_svc,
 	  "svc publish NAME --backend tcp:IP:PORT|unix:PATH|builtin [--http-credentials] [--cors ORIGIN]\n"
+	  "            [--version V] [--meta KEY=VALUE]... [--calls-per-min N] [--max-payload BYTES]\n"
+	  "            [--concurrency N] [--visible-to NODE_KEY]...\n"
 	  "svc unpublish NAME\n"
 	  "svc ls\n"
-	  "svc find NAME|SERVICE_ID\n"
+	  "svc find NAME|SERVICE_ID [--version RANGE]   (RANGE like '>=1.2,<2')\n"
 	  "svc call NAME METHOD [--data STR] [--count N] [--concurrency C] [--timeout MS]\n"
+	  "         [--version RANGE] [--retry unsent|never|always]\n"
 	  "svc stream NAME METHOD [--idle MS] [--timeout MS]\n"
 	  "svc streams\n"
 	  "svc stats" },

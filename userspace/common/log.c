@@ -10,11 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "weft/log.h"
 
 /* Used by threads bound to no context: info, stderr, no name. Never
  * written (log_ctx_set_level takes a context its owner holds). */
-static const struct log_ctx log_default = {LOG_LVL_INFO, STDERR_FILENO, ""};
+static const struct log_ctx log_default = {LOG_LVL_INFO, STDERR_FILENO, "", 0, {0}};
 
 static __thread struct log_ctx *log_tls;
 
@@ -25,6 +27,7 @@ void log_ctx_init(struct log_ctx *c, enum log_level lvl, int fd, const char *nam
 	memset(c, 0, sizeof(*c));
 	c->level = (int)lvl;
 	c->fd = fd >= 0 ? fd : STDERR_FILENO;
+	randombytes_buf(c->addr_key, sizeof(c->addr_key));
 	if (name)
 		snprintf(c->name, sizeof(c->name), "%s", name);
 }
@@ -32,6 +35,26 @@ void log_ctx_init(struct log_ctx *c, enum log_level lvl, int fd, const char *nam
 void log_ctx_set_level(struct log_ctx *c, enum log_level lvl)
 {
 	__atomic_store_n(&c->level, (int)lvl, __ATOMIC_RELAXED);
+}
+
+void log_ctx_set_addresses(struct log_ctx *c, int on)
+{
+	__atomic_store_n(&c->addresses, !!on, __ATOMIC_RELAXED);
+}
+
+const char *log_key(const unsigned char *key, size_t n, char *buf, size_t len)
+{
+	static const char hx[] = "0123456789abcdef";
+	char tmp[20];
+	size_t k = n < 8 ? n : 8, o = 0;
+
+	for (size_t i = 0; i < k; i++) {
+		tmp[o++] = hx[key[i] >> 4];
+		tmp[o++] = hx[key[i] & 15];
+	}
+	memcpy(tmp + o, "...", 4);
+	snprintf(buf, len, "%s", tmp);
+	return buf;
 }
 
 enum log_level log_ctx_level(const struct log_ctx *c)
@@ -86,6 +109,52 @@ int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void
 	if (rc)
 		free(s);
 	return rc;
+}
+
+const char *log_addr(const char *s, char *buf, size_t len)
+{
+	const struct log_ctx *c = log_tls ? log_tls : &log_default;
+	const char *at, *h, *end, *rest;
+	unsigned char tag[crypto_shorthash_BYTES];
+	char pre[24] = "", tmp[128];
+	size_t hl;
+
+	if (!s)
+		return "-";
+	if (__atomic_load_n(&c->addresses, __ATOMIC_RELAXED))
+		return s;
+	/* s may be buf itself: work on a copy */
+	snprintf(tmp, sizeof(tmp), "%s", s);
+	s = tmp;
+	at = strchr(s, '@');
+	h = at ? at + 1 : s;
+	if (at) { /* a dial target: KEY@ADDR, the key shortened */
+		size_t kl = (size_t)(at - s);
+
+		snprintf(pre, sizeof(pre), "%.*s...@", (int)(kl < 16 ? kl : 16), s);
+	}
+	if (*h == '[') { /* [v6]:port */
+		end = strchr(h, ']');
+		if (!end)
+			end = h + strlen(h);
+		else
+			end++;
+	} else {
+		const char *colon = strchr(h, ':');
+
+		end = strchr(h, '/');
+		if (!end)
+			end = colon && !strchr(colon + 1, ':') ? colon : h + strlen(h);
+	}
+	rest = end;
+	hl = (size_t)(end - h);
+	if (c == &log_default) { /* no context, no key: nothing to tag with */
+		snprintf(buf, len, "%saddr-hidden%s", pre, rest);
+		return buf;
+	}
+	crypto_shorthash(tag, (const unsigned char *)h, hl, c->addr_key);
+	snprintf(buf, len, "%saddr-%02x%02x%02x%02x%s", pre, tag[0], tag[1], tag[2], tag[3], rest);
+	return buf;
 }
 
 enum log_level log_get_level(void)

@@ -398,7 +398,8 @@ void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const stru
 	pthread_mutex_unlock(&cn->mu);
 	if (r > 0)
 		log_info("conn", "reflexive address decision changed (vote by %s: %s)",
-			 io_addr_fmt(voter, a, sizeof(a)), io_addr_fmt(seen, b, sizeof(b)));
+			 log_addr(io_addr_fmt(voter, a, sizeof(a)), a, sizeof(a)),
+			 log_addr(io_addr_fmt(seen, b, sizeof(b)), b, sizeof(b)));
 }
 
 /* ------------------------------------------------------------ resolution */

@@ -66,11 +66,14 @@
 /* A provider sent data that does not verify. */
 static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
 {
+	char lb[128];
+
 	p->faults++;
 	p->score -= 50;
 	p->fails_row++;
 	p->backoff_until = util_now_ms() + (250ull << (p->fails_row > 5 ? 5 : p->fails_row));
-	log_warn(CN_MOD, "provider %s sent %s (fault %u)", p->name, what, p->faults);
+	log_warn(CN_MOD, "provider %s sent %s (fault %u)", log_addr(p->name, lb, sizeof(lb)), what,
+		 p->faults);
 	if (p->faults >= CONTENT_BAN_FAULTS && p->state != P_BANNED) {
 		uint8_t a[16];
 		int fam = p->addr.ss_family, rc = -ENODEV;
@@ -81,7 +84,8 @@ static void fault(struct cn_job *j, struct cn_peer *p, const char *what)
 			memcpy(a, &((struct sockaddr_in6 *)&p->addr)->sin6_addr, 16);
 		if (j->cn->guard)
 			rc = guard_ban_addr(j->cn->guard, fam, a, CONTENT_BAN_TTL_S);
-		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s", p->name,
+		log_warn(CN_MOD, "provider %s: %u bad answers, banned for %u s%s",
+			 log_addr(p->name, lb, sizeof(lb)),
 			 p->faults, CONTENT_BAN_TTL_S, rc ? " (ban pipeline unavailable)" : "");
 		p->state = P_BANNED;
 		quic_node_close(j->cn->quic, p->conn, 0);
@@ -447,6 +451,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 static void process_done(struct cn_job *j)
 {
 	uint64_t t = util_now_ms();
+	char lb[128];
 
 	for (unsigned int i = 0; i < CN_MAX_REQS; i++) {
 		struct cn_req *r = &j->reqs[i];
@@ -458,7 +463,8 @@ static void process_done(struct cn_job *j)
 		if (!r->done && r->start_ms + j->cn->req_timeout_ms < t) {
 			p->timeouts++;
 			soft_fail(p, 20);
-			log_info(CN_MOD, "provider %s: request timed out", p->name);
+			log_info(CN_MOD, "provider %s: request timed out",
+				 log_addr(p->name, lb, sizeof(lb)));
 			r->done = 1;
 			r->err = -ETIMEDOUT;
 			if (p->timeouts >= 3 && p->fails_row >= 3 && p->state == P_UP) {

@@ -119,12 +119,14 @@ static void cb_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_
 	struct cn_cc *cc = arg;
 	struct cn_job *j = cc_enter(cc);
 	struct cn_peer *p;
+	char lb[128];
 
 	if (!j)
 		return;
 	p = &j->peers[cc->peer];
 	if (err) {
-		log_info(CN_MOD, "provider %s: %s", p->name, strerror(-err));
+		log_info(CN_MOD, "provider %s: %s", log_addr(p->name, lb, sizeof(lb)),
+			 strerror(-err));
 		p->state = P_DEAD;
 	} else if (peer_key && !memcmp(peer_key, j->cn->id->pk, IDENTITY_PK_LEN)) {
 		p->state = P_DEAD; /* ourselves, found through the DHT */

@@ -338,6 +338,7 @@ static void dht_abuse(void *arg, const struct sockaddr *sa, socklen_t len)
 	if (io_addr_from_sockaddr(&a, sa, len))
 		return;
 	util_fmt_addr((const struct sockaddr_storage *)sa, buf, sizeof(buf));
+	log_addr(buf, buf, sizeof(buf));
 	log_warn("dht", "source %s exceeded its query budget with token-proven queries: banned for %d s",
 		 buf, DHTNODE_ABUSE_BAN_S);
 	guard_ban_addr(nd->guard, a.family, a.addr, DHTNODE_ABUSE_BAN_S);

@@ -34,6 +34,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "node", "state_dir", CFG_STR, OFF(state_dir), SZ(state_dir), 0, 0, NULL, NULL, 0 },
 	{ "node", "log_level", CFG_ENUM, OFF(log_level), SZ(log_level), 0, 0, "info",
 	  "error|warn|info|debug", 1 },
+	{ "log", "addresses", CFG_BOOL, OFF(log_addresses), 0, 0, 0, "false", NULL, 1 },
 	{ "node", "io", CFG_ENUM, OFF(io), SZ(io), 0, 0, "auto", "auto|uring|xdp", 0 },
 	{ "node", "workers", CFG_U32, OFF(workers), 0, 0, CONFIG_MAX_WORKERS, "0", NULL, 0 },
 	{ "node", "cpus", CFG_CPUS, OFF(cpus), SZ(cpus), 0, 0, "", NULL, 0 },

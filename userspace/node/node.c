@@ -723,6 +723,7 @@ int node_new_opts(struct node **out, const struct weft_config *cfg, const struct
 	config_path = opts->config_path;
 	n->sim_host = opts->sim_host;
 	log_ctx_init(&n->log, lvl, opts->log_fd > 0 ? opts->log_fd : -1, opts->log_name);
+	log_ctx_set_addresses(&n->log, cfg->log_addresses);
 	/* Everything node_new starts (threads included) logs with the node's
 	 * context; the caller's binding is restored on return. */
 	prev_log = log_bind(&n->log);
@@ -887,11 +888,19 @@ static int apply_log_level(struct node *n, const struct weft_config *fresh)
 	return 0;
 }
 
+static int apply_log_addresses(struct node *n, const struct weft_config *fresh)
+{
+	log_ctx_set_addresses(&n->log, fresh->log_addresses);
+	n->cfg.log_addresses = fresh->log_addresses;
+	return 0;
+}
+
 static const struct {
 	const char *section, *key;
 	int (*apply)(struct node *n, const struct weft_config *fresh);
 } node_live_keys[] = {
 	{ "node", "log_level", apply_log_level },
+	{ "log", "addresses", apply_log_addresses },
 };
 
 struct reload_ctx {

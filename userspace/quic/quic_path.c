@@ -101,7 +101,7 @@ static void qp_use(void *arg, const struct io_addr *direct)
 	if (qn->o.on_validated)
 		qn->o.on_validated(qn->o.validated_arg, (struct sockaddr *)&ss, len);
 	log_info("quic", "conn %llx direct at %s", (unsigned long long)x->c->id,
-		 io_addr_fmt(direct, b, sizeof(b)));
+		 log_addr(io_addr_fmt(direct, b, sizeof(b)), b, sizeof(b)));
 }
 
 static void qp_alias(void *arg, const struct io_addr *from)

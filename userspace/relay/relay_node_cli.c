@@ -96,14 +96,18 @@ void rn_use_opened(struct relay_node *rn, uint64_t idx, uint64_t conn, int64_t s
 
 void rn_use_closed(struct relay_node *rn, struct rn_use *u)
 {
+	char lb[128];
+
 	if (u->st == U_HELD)
-		log_warn("relay", "reservation with %s lost (connection closed)", u->target);
+		log_warn("relay", "reservation with %s lost (connection closed)",
+			 log_addr(u->target, lb, sizeof(lb)));
 	rn_use_lost(rn, u, 0);
 }
 
 int rn_on_use_msg(struct relay_node *rn, struct rn_stream *s, const struct relay_msg *m)
 {
 	struct rn_use *u = s->ref < rn->nuse ? &rn->use[s->ref] : NULL;
+	char lb[128];
 
 	if (m->type == RELAY_MSG_ENDED && u && u->conn == s->conn) {
 		struct io_addr via = u->addr;
@@ -116,14 +120,16 @@ int rn_on_use_msg(struct relay_node *rn, struct rn_stream *s, const struct relay
 		return 0;
 	u->last_status = m->status;
 	if (m->status != RELAY_OK) {
-		log_warn("relay", "relay %s refused the reservation: %s", u->target,
+		log_warn("relay", "relay %s refused the reservation: %s",
+			 log_addr(u->target, lb, sizeof(lb)),
 			 relay_status_name(m->status));
 		rn_use_lost(rn, u, 1);
 		return 1;
 	}
 	if (u->st != U_HELD) {
 		u->taken++;
-		log_info("relay", "reservation held with %s (%u s)", u->target, m->ttl_s);
+		log_info("relay", "reservation held with %s (%u s)",
+			 log_addr(u->target, lb, sizeof(lb)), m->ttl_s);
 		/* The refreshes (RELAY_REFRESH_MS) keep the connection up
 		 * only under an idle timeout longer than them: PINGs too
 		 * (at most half the idle timeout in effect). */
@@ -185,6 +191,8 @@ void rn_on_circuit_holder(struct relay_node *rn, struct rn_stream *s, const stru
 
 void rn_use_keep(struct relay_node *rn, uint64_t now, int want)
 {
+	char lb[128];
+
 	for (unsigned int i = 0; i < rn->nuse; i++) {
 		struct rn_use *u = &rn->use[i];
 		struct relay_msg m = { .type = RELAY_MSG_RESERVE };
@@ -208,7 +216,8 @@ void rn_use_keep(struct relay_node *rn, uint64_t now, int want)
 		if ((u->st == U_HELD || u->st == U_WAIT) && !u->answered &&
 		    now - u->refreshed_ms >= RN_DIAL_MS) {
 			/* Our RESERVE went unanswered: the relay or the path is gone. */
-			log_warn("relay", "reservation with %s: no answer in %u s", u->target,
+			log_warn("relay", "reservation with %s: no answer in %u s",
+				 log_addr(u->target, lb, sizeof(lb)),
 				 RN_DIAL_MS / 1000);
 			rn_use_lost(rn, u, 1);
 			continue;

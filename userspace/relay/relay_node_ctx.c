@@ -122,9 +122,10 @@ void rn_conn_settle(struct relay_node *rn, uint64_t conn)
 void rn_circuit_ended(struct relay_node *rn, const char *relay, const struct io_addr *via,
 		      const struct relay_msg *m)
 {
-	char why[64];
+	char why[64], lb[128];
 
-	log_warn("relay", "relay %s ended circuit %llu (port %u): %s", relay,
+	log_warn("relay", "relay %s ended circuit %llu (port %u): %s",
+		 log_addr(relay, lb, sizeof(lb)),
 		 (unsigned long long)m->circuit, m->port, relay_end_name(m->reason));
 	rn->ended_seen[m->reason]++;
 	/* Our QUIC connection through relay:PORT is dead: end it now with

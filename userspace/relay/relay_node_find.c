@@ -98,7 +98,8 @@ static void discover_done(void *arg, const struct dht_result *res)
 			rn->nuse++;
 		rn->discovered++;
 		rn->discover_gap_ms = 0; /* found: look again quickly if it fails */
-		log_info("relay", "relay found in the DHT: %s", rn->use[k].target);
+		log_info("relay", "relay found in the DHT: %s",
+			 log_addr(rn->use[k].target, buf, sizeof(buf)));
 	}
 	unlock(rn);
 }
@@ -136,6 +137,7 @@ void rn_from_records(struct relay_node *rn)
 		if ((unsigned int)k == rn->nuse)
 			rn->nuse++;
 		rn->from_records++;
-		log_info("relay", "relay found in a record seen: %s", u->target);
+		log_info("relay", "relay found in a record seen: %s",
+			 log_addr(u->target, buf, sizeof(buf)));
 	}
 }

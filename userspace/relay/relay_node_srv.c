@@ -67,7 +67,8 @@ void rn_on_reserve(struct relay_node *rn, struct rn_stream *s)
 
 			rn->churn_bans++;
 			log_warn("relay", "reservation churn from %s: banned for %u s",
-				 io_addr_fmt(&a, buf, sizeof(buf)), RN_BAN_S);
+				 log_addr(io_addr_fmt(&a, buf, sizeof(buf)), buf, sizeof(buf)),
+				 RN_BAN_S);
 			guard_ban_addr(rn->o.guard, a.family, a.addr, RN_BAN_S);
 		}
 	}
@@ -296,7 +297,8 @@ static void flood_abuse(struct relay_node *rn, struct rn_circ *c, unsigned int e
 
 	log_warn("relay", "circuit %llu: the %s at %s floods (%u windows over %u drops/s): %s",
 		 (unsigned long long)c->id, e ? "holder" : "dialler",
-		 io_addr_fmt(addr, buf, sizeof(buf)), RELAY_FLOOD_STRIKES,
+		 log_addr(io_addr_fmt(addr, buf, sizeof(buf)), buf, sizeof(buf)),
+		 RELAY_FLOOD_STRIKES,
 		 rn->o.flood_drops ? rn->o.flood_drops : RELAY_DEF_FLOOD_DROPS,
 		 ban ? "circuit ended, address banned" : "circuit ended (address not validated)");
 	rn->flood_cuts++;

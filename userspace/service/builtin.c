@@ -2,6 +2,8 @@
 /* Built-in services: `echo` and `mesh-stats` and their registration in a
  * router; reply buffer helpers. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,16 +50,70 @@ static int builtin_echo(void *ctx, const struct svc_call_info *call, struct svc_
 	return err ? SVC_ERR_BACKEND_ERROR : SVC_OK;
 }
 
+/* GetMeshStatus: what this node serves, in aggregate: services, calls
+ * admitted and in flight, outcomes by class. */
+static int mesh_status_json(const struct svc_router *r, char *out, size_t cap)
+{
+	struct svc_router_stats st;
+	size_t off;
+	int n;
+
+	svc_router_get_stats(r, &st);
+	n = snprintf(out, cap,
+		     "{\"method\":\"GetMeshStatus\",\"services\":%u,\"admitted\":%" PRIu64
+		     ",\"inflight\":%u,\"results\":{",
+		     st.services, st.admitted, st.inflight);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENOBUFS;
+	off = (size_t)n;
+	for (unsigned int i = 0; i < SVC_ERR__COUNT; i++) {
+		n = snprintf(out + off, cap - off, "%s\"%s\":%" PRIu64, i ? "," : "",
+			     svc_err_name(i), st.results[i]);
+		if (n < 0 || (size_t)n >= cap - off)
+			return -ENOBUFS;
+		off += (size_t)n;
+	}
+	n = snprintf(out + off, cap - off, "}}");
+	if (n < 0 || (size_t)n >= cap - off)
+		return -ENOBUFS;
+	return (int)(off + (size_t)n);
+}
+
+/* GetPeersSummary: how many peers and source addresses the router tracks
+ * and how many it banned; counts only, never which. */
+static int peers_summary_json(const struct svc_router *r, char *out, size_t cap)
+{
+	struct svc_router_stats st;
+	int n;
+
+	svc_router_get_stats(r, &st);
+	n = snprintf(out, cap,
+		     "{\"method\":\"GetPeersSummary\",\"peers_tracked\":%u,\"addrs_tracked\":%u,"
+		     "\"peers_evicted\":%" PRIu64 ",\"bans\":%" PRIu64 ",\"addr_bans\":%" PRIu64
+		     "}",
+		     st.peers, st.addrs, st.peers_evicted, st.bans, st.addr_bans);
+	return n < 0 || (size_t)n >= cap ? -ENOBUFS : n;
+}
+
 /*
- * mesh-stats: the router's aggregate counters as JSON (see
- * svc_router_stats_json). Nothing per peer, no addresses, no keys: any
- * peer may call it, so it must reveal nothing about other peers.
+ * mesh-stats: the router's aggregate counters as JSON. Methods
+ * GetMeshStatus and GetPeersSummary (docs/SERVICE.md, "Built-in
+ * services") answer their part; any other method the whole set (see
+ * svc_router_stats_json), as before they existed. Nothing per peer, no
+ * addresses, no keys: any peer may call it, so it must reveal nothing
+ * about other peers.
  */
 static int builtin_mesh_stats(void *ctx, const struct svc_call_info *call, struct svc_reply *reply)
 {
 	char buf[1024];
-	int n = svc_router_stats_json(ctx, buf, sizeof(buf));
+	int n;
 
+	if (call->method_len == 13 && !memcmp(call->method, "GetMeshStatus", 13))
+		n = mesh_status_json(ctx, buf, sizeof(buf));
+	else if (call->method_len == 15 && !memcmp(call->method, "GetPeersSummary", 15))
+		n = peers_summary_json(ctx, buf, sizeof(buf));
+	else
+		n = svc_router_stats_json(ctx, buf, sizeof(buf));
 	if (n < 0)
 		return SVC_ERR_BACKEND_ERROR;
 	if (svc_reply_append(reply, buf, (size_t)n))

@@ -85,6 +85,20 @@ int svc_name_target(uint8_t out[20], const char *name, size_t name_len)
 	return 0;
 }
 
+int svc_private_target(uint8_t out[20], const char *name, size_t name_len,
+		       const uint8_t key[IDENTITY_PK_LEN])
+{
+	static const char prefix[] = "weft:svc:p:";
+	struct sha1_ctx c;
+
+	sha1_init(&c);
+	sha1_update(&c, sizeof(prefix) - 1, (const uint8_t *)prefix);
+	sha1_update(&c, IDENTITY_PK_LEN, key);
+	sha1_update(&c, name_len, (const uint8_t *)name);
+	sha1_digest(&c, SHA1_DIGEST_SIZE, out);
+	return 0;
+}
+
 /* ---------------------------------------------------------- key claims */
 
 static const char claim_dom[] = "weft-svc-claim-v1\n";

@@ -242,9 +242,20 @@ static MHD_RESULT gw_call(struct svc_gateway *gw, struct MHD_Connection *c, cons
 	MHD_RESULT ret;
 	int err;
 
+	struct svc_node_call_opts co = {0};
+	struct svc_vrange vr;
+	const char *rh = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Weft-Retry");
+	const char *vh = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Weft-Version");
+
 	if (!svc_method_valid((const uint8_t *)method, strlen(method)))
 		return reply_error(c, 400, "bad_request", "bad method name");
-	err = svc_node_call(gw->sn, svc, method, r->body, r->len, r->timeout_ms, &res);
+	/* failover and version range (docs/SERVICE.md, "Failover") */
+	if ((rh && svc_node_retry_parse(rh, &co.retry)) || (vh && svc_vrange_parse(vh, &vr)))
+		return reply_error(c, 400, "bad_request",
+				   "X-Weft-Retry: unsent|never|always; X-Weft-Version: a range");
+	co.version = vh ? &vr : NULL;
+	err = svc_node_call_ex(gw->sn, svc, method, r->body, r->len, r->timeout_ms, &co, &res,
+			       NULL);
 	if (err == -ENOENT)
 		return reply_error(c, 404, "not_found", "no provider of this service found");
 	if (err == -EBUSY)

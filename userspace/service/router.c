@@ -45,6 +45,8 @@ struct svc_router {
 	uint8_t svc_key[crypto_shorthash_KEYBYTES];
 	uint32_t inflight;
 	uint64_t admitted;
+	uint64_t served_lat[SVC_ROUTER_LAT_BUCKETS + 1]; /* svc_router_stats */
+	uint64_t served_lat_sum_us;
 	uint64_t results[SVC_ERR__COUNT];
 	uint64_t bans, addr_bans;
 };
@@ -360,6 +362,7 @@ int svc_router_admit(struct svc_router *r, const struct svc_peer *peer, const ch
 		return SVC_ERR_BAD_REQUEST;
 	memset(t, 0, sizeof(*t));
 	t->addr_slot = UINT32_MAX;
+	t->t0 = now;
 	e = svc_peers_get(&r->peers, peer->key, now);
 	if (!e)
 		return router_reject(r, NULL, SVC_ERR_OVERLOADED, 0, now);
@@ -454,6 +457,16 @@ void svc_router_done(struct svc_router *r, const struct svc_ticket *t, int resul
 	if (result < 0 || result >= SVC_ERR__COUNT)
 		result = SVC_ERR_BACKEND_ERROR;
 	r->results[result]++;
+	if (t->t0 && now >= t->t0) {
+		static const uint64_t le[SVC_ROUTER_LAT_BUCKETS] = SVC_ROUTER_LAT_BOUNDS_US;
+		uint64_t us = (now - t->t0) / 1000;
+		unsigned int b = 0;
+
+		while (b < SVC_ROUTER_LAT_BUCKETS && us > le[b])
+			b++;
+		r->served_lat[b]++;
+		r->served_lat_sum_us += us;
+	}
 }
 
 int svc_router_call(struct svc_router *r, const struct svc_peer *peer, const struct svc_msg *req,
@@ -543,6 +556,8 @@ void svc_router_get_stats(const struct svc_router *r, struct svc_router_stats *s
 	st->peers = r->peers.n;
 	st->inflight = r->inflight;
 	st->services = r->n_services;
+	memcpy(st->served_lat, r->served_lat, sizeof(st->served_lat));
+	st->served_lat_sum_us = r->served_lat_sum_us;
 }
 
 int svc_router_stats_json(const struct svc_router *r, char *out, size_t cap)

@@ -20,6 +20,7 @@
 #include "svc_calls_int.h"
 #include "svc_jobs_int.h"
 #include "svc_ops_int.h"
+#include "svc_rep_int.h"
 #include "weft/quic_node.h"
 #include "weft/svc_msg.h"
 #include "weft/svc_router.h"
@@ -228,20 +229,40 @@ static void call_start(struct svc_node *sn, struct svcn_job *j)
 				 1000000ull);
 }
 
-/* The provider's reputation: an outcome on the connection's peer. */
-static void call_outcome(struct svc_node *sn, struct call_job *c, int good)
+/* The provider's reputation: an outcome on the connection's peer, and in
+ * the lasting table (svc_reputation.c) by the provider's key. good: 1
+ * answered ok, 0 failed (dead: never reached), -1 an answer that says
+ * nothing of the provider (the caller's own fault: bad_request,
+ * too_large, rate_limited, banned). */
+static void call_outcome(struct svc_node *sn, struct call_job *c, int good, int dead)
 {
 	struct svcn_peer *p = c->op ? svcn_peer_by_conn(sn, c->op->conn) : NULL;
 
-	if (p) {
+	if (p && good >= 0) {
 		if (good)
 			p->ok++;
 		else
 			p->failed++;
 	}
-	if (good) {
+	if (good >= 0)
+		svcn_rep_note(sn, c->key, good, good ? (uint32_t)c->res.rtt_us : 0, dead);
+	if (good > 0) {
 		sn->st.calls_out_ok++;
 		sn->st.calls_by_key_ok += c->by_key;
+	}
+}
+
+/* Does an answer's class speak of the provider? 1 ok, 0 its failure, -1
+ * neither (see call_outcome). */
+static int class_outcome(unsigned int e)
+{
+	switch (e) {
+	case SVC_OK: return 1;
+	case SVC_ERR_NOT_FOUND:
+	case SVC_ERR_OVERLOADED:
+	case SVC_ERR_BACKEND_ERROR:
+	case SVC_ERR_TIMEOUT: return 0;
+	default: return -1;
 	}
 }
 
@@ -270,7 +291,7 @@ static void call_op_done(struct svc_node *sn, struct svcn_job *j, struct svcn_op
 			}
 		}
 	}
-	call_outcome(sn, c, !err && c->res.err == SVC_OK);
+	call_outcome(sn, c, err ? 0 : class_outcome(c->res.err), c->unsent);
 	call_finish(sn, c, err);
 }
 
@@ -293,7 +314,7 @@ static void call_expire(struct svc_node *sn, struct svcn_job *j)
 		return;
 	}
 	if (!c->local)
-		call_outcome(sn, c, 0);
+		call_outcome(sn, c, 0, !(c->op && c->op->opened));
 	call_finish(sn, c, -ETIMEDOUT);
 }
 
@@ -457,41 +478,173 @@ static int call_by_key(struct svc_node *sn, const char *name, const char *method
 	return err;
 }
 
-int svc_node_call(struct svc_node *sn, const char *name, const char *method,
-		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
-		  struct svc_node_call_res *res)
+/* On the owner: a provider that never answered is marked dead. */
+struct dead_note {
+	const uint8_t *key;
+};
+
+static void mark_dead_own(struct svc_node *sn, void *arg)
 {
-	struct svc_dir_result r;
+	struct dead_note *d = arg;
+
+	svcn_rep_note(sn, d->key, -1, 0, 1); /* the failure itself is counted */
+}
+
+/* Should a call that ended so at one provider be made at the next? err:
+ * the transport's (-errno) or 0 with res->err the answer's class. */
+static int may_fail_over(int err, int unsent, const struct svc_node_call_res *res,
+			 enum svc_node_retry retry)
+{
+	if (retry == SVC_NODE_RETRY_NEVER || err == -ESHUTDOWN)
+		return 0;
+	if (err)
+		return unsent || retry == SVC_NODE_RETRY_ALWAYS;
+	/* answered: the provider does not offer it (any more), or it could
+	 * not take the call: the request reached no backend */
+	return res->err == SVC_ERR_NOT_FOUND || res->err == SVC_ERR_OVERLOADED;
+}
+
+/* One attempt at provider r (remote), within end_ns (the call's end), the
+ * by-key fallback limited to key_end_ns. */
+static int call_one(struct svc_node *sn, const char *name, const char *method,
+		    const uint8_t *payload, size_t len, const struct svc_dir_result *r,
+		    uint64_t end_ns, uint64_t key_end_ns, struct svc_node_call_res *res,
+		    int *unsent)
+{
 	struct sockaddr_storage ss = {0};
 	socklen_t sl = 0;
-	uint32_t direct_ms = 0;
-	uint64_t end_ns;
-	int err, local, unsent;
+	uint64_t now = svcn_now_ns();
+	uint32_t timeout_ms, direct_ms = 0;
+	int err = -EHOSTUNREACH, have_ep = 0;
 
-	memset(res, 0, sizeof(*res));
-	if (!method)
-		method = "";
-	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	local = svcn_pick_within(sn, name, &r, &ss, &sl, call_turn_ms(timeout_ms),
-			    call_claim_ms(timeout_ms));
-	if (local < 0)
-		return local;
-	memcpy(res->peer, r.owner, IDENTITY_PK_LEN);
-	end_ns = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	*unsent = 1;
+	if (now + 1000000ull >= end_ns)
+		return -ETIMEDOUT;
+	timeout_ms = (uint32_t)((end_ns - now) / 1000000ull);
+	for (uint32_t e = 0; e < r->n_endpoints && !have_ep; e++) {
+		unsigned int l;
+
+		if (!util_parse_addr(r->endpoints[e], &ss, &l)) {
+			sl = (socklen_t)l;
+			have_ep = 1;
+		}
+	}
 	/* A provider whose endpoints may not answer (behind NAT) is reachable
 	 * by its key: the endpoint gets a quarter of the call's time (at
 	 * most QUIC_NODE_DIRECT_MS) to answer, the key the rest. */
-	if (!local && timeout_ms >= SVCN_BY_KEY_MIN_MS && quic_node_can_resolve(sn->quic)) {
+	if (timeout_ms >= SVCN_BY_KEY_MIN_MS && quic_node_can_resolve(sn->quic)) {
 		direct_ms = timeout_ms / 4;
 		if (direct_ms > QUIC_NODE_DIRECT_MS)
 			direct_ms = QUIC_NODE_DIRECT_MS;
 	}
-	err = call_run(sn, name, method, payload, len, timeout_ms, local, &r, &ss, sl, direct_ms, 0,
-		       res, &unsent);
-	if (err && direct_ms && unsent)
-		err = call_by_key(sn, name, method, payload, len, &r,
-				  end_ns + SVC_NODE_NET_MARGIN_MS * 1000000ull, res);
+	if (have_ep)
+		err = call_run(sn, name, method, payload, len, timeout_ms, 0, r, &ss, sl,
+			       direct_ms, 0, res, unsent);
+	if (err && *unsent && (direct_ms || !have_ep) && quic_node_can_resolve(sn->quic))
+		err = call_by_key(sn, name, method, payload, len, r,
+				  key_end_ns + SVC_NODE_NET_MARGIN_MS * 1000000ull, res);
 	return err;
+}
+
+int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
+		     const uint8_t *payload, size_t len, uint32_t timeout_ms,
+		     const struct svc_node_call_opts *co, struct svc_node_call_res *res,
+		     unsigned int *attempts)
+{
+	struct svc_node_call_opts def = {0};
+	struct svc_dir_result *rs;
+	uint32_t max_att;
+	uint64_t end_ns;
+	int n, err = -ENOENT, tried = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (attempts)
+		*attempts = 0;
+	if (!co)
+		co = &def;
+	if (!method)
+		method = "";
+	max_att = co->attempts ? co->attempts : SVC_NODE_CALL_ATTEMPTS;
+	if (max_att > 8)
+		max_att = 8;
+	if (co->retry == SVC_NODE_RETRY_NEVER)
+		max_att = 1;
+	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
+	rs = calloc(SVC_DIR_DEFAULT_RESULTS, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	n = svcn_pick_list(sn, name, co->version, rs, SVC_DIR_DEFAULT_RESULTS,
+			   call_turn_ms(timeout_ms), call_claim_ms(timeout_ms));
+	if (n <= 0) {
+		free(rs);
+		return n < 0 ? n : -ENOENT;
+	}
+	end_ns = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (int i = 0; i < n && (uint32_t)tried < max_att; i++) {
+		const struct svc_dir_result *r = &rs[i];
+		int unsent = 0, last;
+		uint64_t key_end;
+
+		if (tried && svcn_now_ns() + 1000000ull >= end_ns)
+			break;
+		if (i && r->dead && tried)
+			break; /* the rest were not reachable either, lately */
+		tried++;
+		memset(res, 0, sizeof(*res));
+		memcpy(res->peer, r->owner, IDENTITY_PK_LEN);
+		if (!memcmp(r->owner, sn->id.pk, IDENTITY_PK_LEN)) {
+			/* This node offers it: through our own router. */
+			err = call_run(sn, name, method, payload, len,
+				       (uint32_t)((end_ns - svcn_now_ns()) / 1000000ull), 1, r, NULL,
+				       0, 0, 0, res, &unsent);
+		} else {
+			/* A provider that may be followed by another keeps half
+			 * of what is left for it: its key's resolution (record,
+			 * relay) must not eat the whole call. */
+			last = (uint32_t)tried >= max_att || i + 1 >= n;
+			key_end = last ? end_ns : svcn_now_ns() + (end_ns - svcn_now_ns()) / 2;
+			err = call_one(sn, name, method, payload, len, r, end_ns, key_end, res,
+				       &unsent);
+			if (err && err != -ESHUTDOWN && err != -EBUSY && err != -ENOMEM) {
+				struct dead_note d = {.key = r->owner};
+
+				svcn_owner_run(sn, mark_dead_own, &d, SVCN_OWNER_RUN_MS);
+			}
+		}
+		if (!may_fail_over(err, unsent, res, co->retry) || i + 1 >= n ||
+		    (uint32_t)tried >= max_att)
+			break;
+		if (!err) {
+			free(res->data);
+			res->data = NULL;
+			res->len = 0;
+		}
+		atomic_fetch_add(&sn->failovers, 1);
+	}
+	if (attempts)
+		*attempts = (unsigned int)tried;
+	free(rs);
+	return err;
+}
+
+int svc_node_retry_parse(const char *s, enum svc_node_retry *out)
+{
+	if (!strcmp(s, "unsent"))
+		*out = SVC_NODE_RETRY_UNSENT;
+	else if (!strcmp(s, "never"))
+		*out = SVC_NODE_RETRY_NEVER;
+	else if (!strcmp(s, "always"))
+		*out = SVC_NODE_RETRY_ALWAYS;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int svc_node_call(struct svc_node *sn, const char *name, const char *method,
+		  const uint8_t *payload, size_t len, uint32_t timeout_ms,
+		  struct svc_node_call_res *res)
+{
+	return svc_node_call_ex(sn, name, method, payload, len, timeout_ms, NULL, res, NULL);
 }
 
 /* ------------------------------------------------- the load generator */

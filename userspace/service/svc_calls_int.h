@@ -39,6 +39,10 @@ int svcn_pick_id(struct svc_node *sn, const uint8_t id[SVC_ID_LEN], struct svc_d
 int svcn_pick_within(struct svc_node *sn, const char *name, struct svc_dir_result *r,
 		     struct sockaddr_storage *ss, socklen_t *sl, uint32_t turn_ms,
 		     uint32_t claim_ms);
+/* The providers of name, best first (as svc_node_find), those whose
+ * version is in vr (NULL: all): the count, or -errno. */
+int svcn_pick_list(struct svc_node *sn, const char *name, const struct svc_vrange *vr,
+		   struct svc_dir_result *res, size_t max, uint32_t turn_ms, uint32_t claim_ms);
 /* A remote call with at least this timeout falls back to dialling the
  * provider's key when its descriptor's endpoint does not answer within a
  * quarter of it (svc_calls.c); a shorter one leaves no time for it. */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "svc_dir_int.h"
+#include "svc_rep_int.h"
 #include "weft/quic_node.h"
 #include "weft/dht.h"
 #include "weft/guard.h"
@@ -113,7 +114,7 @@ static int pub_sign(struct svc_node *sn, struct svcn_pub *p)
 	n = svcn_endpoints(sn, eps);
 	d.name = p->name;
 	d.name_len = strlen(p->name);
-	d.version = 1;
+	d.version = p->version ? p->version : SVC_VERSION_DEFAULT;
 	d.n_endpoints = (uint32_t)n;
 	for (int i = 0; i < n; i++) {
 		d.endpoints[i] = eps[i];
@@ -136,6 +137,14 @@ static int pub_sign(struct svc_node *sn, struct svcn_pub *p)
 		d.meta[d.n_meta].key_len = strlen(SVC_HTTP_META_CORS);
 		d.meta[d.n_meta].val = (const uint8_t *)p->cors;
 		d.meta[d.n_meta++].val_len = strlen(p->cors);
+	}
+	/* The publisher's own metadata (checked at publish: no reserved key,
+	 * within SVC_NODE_PUB_META entries and SVC_NODE_PUB_META_BYTES). */
+	for (uint32_t i = 0; i < p->n_meta && d.n_meta < SVC_DESC_MAX_META; i++) {
+		d.meta[d.n_meta].key = (const uint8_t *)p->meta_key[i];
+		d.meta[d.n_meta].key_len = strlen(p->meta_key[i]);
+		d.meta[d.n_meta].val = (const uint8_t *)p->meta_val[i];
+		d.meta[d.n_meta++].val_len = strlen(p->meta_val[i]);
 	}
 	d.created = util_wall_s();
 	d.expires = d.created + SVC_NODE_DESC_LIFETIME_S;
@@ -206,20 +215,17 @@ static uint16_t announce_port(struct svc_node *sn)
 	return p ? p : (uint16_t)sn->cfg.quic_port;
 }
 
-/* Announce name (any thread: worker 0 runs it). The node record (key = node key, salt
- * "weft:node") is published by the node itself (conn), service or not. */
-static void pub_announce(struct svc_node *sn, const char *name)
+/* Announce under one target (any thread: worker 0 runs it). */
+static void announce_target(struct svc_node *sn, const char *name, const uint8_t target[20])
 {
 	struct svcn_dhtop *a;
 
-	if (!sn->dht)
-		return;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return;
 	a->shim = sn->shim;
 	snprintf(a->name, sizeof(a->name), "%s", name);
-	svc_name_target(a->target, name, strlen(name));
+	memcpy(a->target, target, 20);
 	a->port = announce_port(sn);
 	/* Our key with the announce: a caller whose packets our NAT filters
 	 * dials us by key (record, relay) instead. */
@@ -227,6 +233,38 @@ static void pub_announce(struct svc_node *sn, const char *name)
 	atomic_store(&sn->announced_port, a->port);
 	if (dhtnode_run(sn->dht, dht_announce_fn, a))
 		free(a);
+}
+
+/* Announce name (any thread): under the name's target when public
+ * (n_allow 0), else under each listed key's private target only. The node
+ * record (key = node key, salt "weft:node") is published by the node
+ * itself (conn), service or not. */
+static void pub_announce(struct svc_node *sn, const char *name, uint32_t n_allow,
+			 const uint8_t (*allow)[IDENTITY_PK_LEN])
+{
+	uint8_t target[20];
+
+	if (!sn->dht)
+		return;
+	if (!n_allow) {
+		svc_name_target(target, name, strlen(name));
+		announce_target(sn, name, target);
+		return;
+	}
+	for (uint32_t i = 0; i < n_allow && i < SVC_NODE_PUB_ALLOW; i++) {
+		svc_private_target(target, name, strlen(name), allow[i]);
+		announce_target(sn, name, target);
+	}
+}
+
+int svcn_pub_visible(const struct svcn_pub *p, const uint8_t key[IDENTITY_PK_LEN])
+{
+	if (!p->n_allow)
+		return 1;
+	for (uint32_t i = 0; i < p->n_allow; i++)
+		if (!memcmp(p->allow[i], key, IDENTITY_PK_LEN))
+			return 1;
+	return 0;
 }
 
 /* A CORS origin a service may name: "*" or "http[s]://HOST[:PORT]" of
@@ -247,6 +285,45 @@ static int cors_valid(const char *o)
 		if (*h <= ' ' || *h >= 0x7f || *h == ',' || *h == '/')
 			return 0;
 	return 1;
+}
+
+/* A user metadata key: [a-z0-9._-], 1..SVC_DESC_META_KEY_MAX bytes, and
+ * none the fabric writes itself ("kind", "vis", "http.*", "weft.*"). */
+static int meta_key_ok(const char *k)
+{
+	size_t l = strlen(k);
+
+	if (!l || l > SVC_DESC_META_KEY_MAX || !strcmp(k, "kind") || !strcmp(k, "vis") ||
+	    !strncmp(k, "http.", 5) || !strncmp(k, "weft.", 5))
+		return 0;
+	for (const char *c = k; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+		      *c == '_' || *c == '-'))
+			return 0;
+	return 1;
+}
+
+/* Version, limits, metadata and visibility within their rules: 0 or
+ * -EINVAL. */
+static int pub_opts_check(const struct svc_node_pub_opts *po)
+{
+	size_t bytes = 0;
+
+	if (po->version > SVC_VERSION_MAJOR_MAX * 1000000u + 999999u ||
+	    po->n_meta > SVC_NODE_PUB_META || po->n_allow > SVC_NODE_PUB_ALLOW)
+		return -EINVAL;
+	for (uint32_t i = 0; i < po->n_meta; i++) {
+		if (!po->meta_key[i] || !po->meta_val[i] || !meta_key_ok(po->meta_key[i]))
+			return -EINVAL;
+		for (uint32_t j = 0; j < i; j++)
+			if (!strcmp(po->meta_key[i], po->meta_key[j]))
+				return -EINVAL;
+		for (const char *c = po->meta_val[i]; *c; c++)
+			if (*c < 0x20 || *c > 0x7e)
+				return -EINVAL;
+		bytes += strlen(po->meta_key[i]) + strlen(po->meta_val[i]);
+	}
+	return bytes > SVC_NODE_PUB_META_BYTES ? -EINVAL : 0;
 }
 
 /* Forget a publication in memory (unpublish, or a publish whose record
@@ -293,10 +370,17 @@ static void publish_own(struct svc_node *sn, void *arg)
 		return;
 	}
 	so.name = name;
+	if (po) {
+		so.limits.calls_per_min = po->calls_per_min;
+		so.limits.max_payload = po->max_payload;
+		so.limits.max_concurrent = po->max_concurrent;
+	}
 	if (backend && *backend) {
 		so.kind = SVC_KIND_BACKEND;
 		so.backend = backend;
 		err = svc_router_register(sn->router, &so);
+	} else if (po && (po->calls_per_min || po->max_payload || po->max_concurrent)) {
+		err = -EINVAL; /* a built-in keeps the node's limits */
 	} else {
 		/* Built-ins are registered at start; publishing one only advertises it. */
 		err = (!strcmp(name, "echo") || !strcmp(name, "mesh-stats")) ? 0 : -EINVAL;
@@ -311,6 +395,17 @@ static void publish_own(struct svc_node *sn, void *arg)
 	if (po) {
 		p->http_flags = po->http_flags & SVC_HTTP_F_CREDENTIALS;
 		snprintf(p->cors, sizeof(p->cors), "%s", po->cors ? po->cors : "");
+		p->version = po->version;
+		p->calls_per_min = po->calls_per_min;
+		p->max_payload = po->max_payload;
+		p->max_concurrent = po->max_concurrent;
+		p->n_meta = po->n_meta;
+		for (uint32_t i = 0; i < po->n_meta; i++) {
+			snprintf(p->meta_key[i], sizeof(p->meta_key[i]), "%s", po->meta_key[i]);
+			snprintf(p->meta_val[i], sizeof(p->meta_val[i]), "%s", po->meta_val[i]);
+		}
+		p->n_allow = po->n_allow;
+		memcpy(p->allow, po->allow, sizeof(p->allow));
 	}
 	p->announced = -1;
 	err = pub_sign(sn, p);
@@ -356,6 +451,8 @@ static int pub_publish(struct svc_node *sn, const char *name, const char *backen
 		return -EINVAL;
 	if (po && po->cors && po->cors[0] && !cors_valid(po->cors))
 		return -EINVAL;
+	if (po && pub_opts_check(po))
+		return -EINVAL;
 	err = svcn_owner_run(sn, publish_own, &r, SVCN_OWNER_RUN_MS);
 	if (err || r.err)
 		return err ? err : r.err;
@@ -367,8 +464,9 @@ static int pub_publish(struct svc_node *sn, const char *name, const char *backen
 			log_warn("svc", "%s: not stored, and still served until restart", name);
 		return err;
 	}
-	log_info("svc", "published %s (%s)", name, backend && *backend ? "backend" : "built-in");
-	pub_announce(sn, name);
+	log_info("svc", "published %s (%s%s)", name, backend && *backend ? "backend" : "built-in",
+		 po && po->n_allow ? ", private" : "");
+	pub_announce(sn, name, po ? po->n_allow : 0, po ? po->allow : NULL);
 	return 0;
 }
 
@@ -477,7 +575,7 @@ int svcn_publish_raw(struct svc_node *sn, const char *name, const uint8_t *buf, 
 	if (err || r.err)
 		return err ? err : r.err;
 	log_warn("svc", "serving a raw (diagnostic) descriptor for %s", name);
-	pub_announce(sn, name);
+	pub_announce(sn, name, 0, NULL);
 	return 0;
 }
 
@@ -544,6 +642,8 @@ int svcn_bad_descriptor(struct svc_node *sn, const char *name, const char *mode,
  * whatever is within a refresh period of expiring). */
 struct refresh_req {
 	char names[SVC_NODE_MAX_PUBLISHED][SVC_NAME_MAX + 1];
+	uint32_t n_allow[SVC_NODE_MAX_PUBLISHED];
+	uint8_t allow[SVC_NODE_MAX_PUBLISHED][SVC_NODE_PUB_ALLOW][IDENTITY_PK_LEN];
 	size_t nn;
 };
 
@@ -570,9 +670,12 @@ static void refresh_own(struct svc_node *sn, void *arg)
 		if (!p->raw && pub_sign(sn, p))
 			continue;
 		p->refreshed_ms = now;
+		r->n_allow[r->nn] = p->n_allow;
+		memcpy(r->allow[r->nn], p->allow, sizeof(p->allow));
 		snprintf(r->names[r->nn++], sizeof(r->names[0]), "%s", p->name);
 	}
 	svc_dir_expire(sn->dir, now);
+	svcn_rep_flush(sn);
 }
 
 void *svcn_refresh_main(void *arg)
@@ -589,7 +692,8 @@ void *svcn_refresh_main(void *arg)
 		/* A turn on the owner that times out is tried 2 s later. */
 		if (!svcn_owner_run(sn, refresh_own, r, SVCN_OWNER_RUN_MS))
 			for (size_t i = 0; i < r->nn; i++)
-				pub_announce(sn, r->names[i]);
+				pub_announce(sn, r->names[i], r->n_allow[i],
+					     (const uint8_t (*)[IDENTITY_PK_LEN])r->allow[i]);
 		pthread_mutex_lock(&sn->refresh_mu);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 2;
@@ -623,18 +727,11 @@ static int reject_index(int err)
 	}
 }
 
+/* The provider's lasting reputation (svc_reputation.c): the cache keeps
+ * its results in that order; lookups order them again as it changes. */
 static int32_t reputation(struct svc_node *sn, const uint8_t *key)
 {
-	for (size_t i = 0; i < SVC_NODE_MAX_PEERS; i++) {
-		struct svcn_peer *p = &sn->peers[i];
-
-		if (p->state && p->have_key && !memcmp(p->key, key, IDENTITY_PK_LEN)) {
-			int64_t r = (int64_t)p->ok - 4 * (int64_t)p->failed;
-
-			return (int32_t)(r > 1000 ? 1000 : r < -1000 ? -1000 : r);
-		}
-	}
-	return 0;
+	return svcn_rep_info(sn, key, NULL);
 }
 
 /* Verify one fetched descriptor and cache it (on the owner). */

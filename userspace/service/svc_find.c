@@ -17,6 +17,7 @@
 #include "svc_dir_int.h"
 #include "svc_jobs_int.h"
 #include "svc_ops_int.h"
+#include "svc_rep_int.h"
 #include "weft/dht.h"
 #include "weft/dhtnode.h"
 #include "weft/log.h"
@@ -55,6 +56,7 @@ static void find_free(struct svcn_job *j)
 static void find_finish(struct svc_node *sn, struct find_job *f)
 {
 	f->n = svc_dir_find(sn->dir, f->name, strlen(f->name), util_now_ms(), f->out, f->max);
+	svcn_rep_order(sn, f->out, f->n);
 	svcn_job_deliver(sn, &f->j);
 }
 
@@ -185,13 +187,16 @@ static void find_cache_own(struct svc_node *sn, void *arg)
 	struct svcn_pub *own;
 
 	fc->n = svc_dir_find(sn->dir, fc->name, nl, util_now_ms(), fc->out, fc->max);
-	if (fc->n > 0)
+	if (fc->n > 0) {
+		svcn_rep_order(sn, fc->out, fc->n);
 		return;
+	}
 	own = svcn_pub_find(sn, fc->name, nl);
 	if (own && !own->raw) /* our own offer: verified like any other */
 		svcn_accept_desc(sn, fc->name, own->desc, own->desc_len, sn->id.pk, 0);
 	if (!sn->dht) {
 		fc->n = svc_dir_find(sn->dir, fc->name, nl, util_now_ms(), fc->out, fc->max);
+		svcn_rep_order(sn, fc->out, fc->n);
 		if (fc->n <= 0)
 			fc->n = -ENOTCONN;
 		return;
@@ -252,6 +257,7 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 			  struct svc_dir_result *out, size_t max, int n, uint32_t budget_ms)
 {
 	char hex[2 * IDENTITY_PK_LEN + 1], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	char lb[128];
 	uint64_t end = svcn_now_ns() + (uint64_t)budget_ms * 1000000ull, now;
 	uint64_t wall = util_wall_s();
 	struct find_job *g;
@@ -290,7 +296,7 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 			continue;
 		}
 		log_info("svc", "lookup %s: provider %.16s... by its key claim: %s", name, hex,
-			 t[0] + 2 * IDENTITY_PK_LEN + 1);
+			 log_addr(t[0] + 2 * IDENTITY_PK_LEN + 1, lb, sizeof(lb)));
 		memcpy(g->keys[g->npeers], key, IDENTITY_PK_LEN);
 		g->peers[g->npeers++] = ss;
 	}
@@ -309,27 +315,19 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 	return err < 0 ? n : err;
 }
 
-/* svc_node_find whose cache step (a turn on the owner) ends by turn_ms. */
-static int find_within(struct svc_node *sn, const char *name, struct svc_dir_result *out,
-		       size_t max, uint32_t turn_ms, uint32_t claim_ms)
+/* A DHT lookup of name's providers under target (NULL: the name's public
+ * one), their descriptors fetched, then their key claims dialled. *seen
+ * (may be NULL): how many announces the DHT gave, valid or not. */
+static int find_dht(struct svc_node *sn, const char *name, const uint8_t *target,
+		    struct svc_dir_result *out, size_t max, uint32_t claim_ms, size_t *seen)
 {
-	struct find_cache fc = {.name = name, .out = out, .max = max};
-	struct find_job *f;
-	size_t nl = strlen(name);
+	struct find_job *f = find_job_new(sn, name, max);
 	int err;
 
-	if (!svc_name_valid((const uint8_t *)name, nl))
-		return -EINVAL;
-	if (svc_backend_on_loop(sn->backend))
-		return -EDEADLK; /* the owner cannot wait for its own jobs */
-	err = svcn_owner_run(sn, find_cache_own, &fc, turn_ms);
-	if (err)
-		return err;
-	if (!fc.need_lookup)
-		return fc.n;
-	f = find_job_new(sn, name, max);
 	if (!f)
 		return -ENOMEM;
+	if (target)
+		memcpy(f->target, target, 20);
 	f->lookup_deadline_ns = svcn_now_ns() + SVC_NODE_LOOKUP_TIMEOUT_MS * 1000000ull;
 	err = dhtnode_run(sn->dht, dht_lookup_fn, f);
 	if (err) {
@@ -344,7 +342,40 @@ static int find_within(struct svc_node *sn, const char *name, struct svc_dir_res
 			    SVCN_WAIT_SLACK_NS);
 	if (err >= 0 && (size_t)err < max)
 		err = find_by_claims(sn, name, f, out, max, err, claim_ms);
+	if (seen)
+		*seen = f->npeers + f->nclaims;
 	svcn_job_put(&f->j);
+	return err;
+}
+
+/* svc_node_find whose cache step (a turn on the owner) ends by turn_ms. */
+static int find_within(struct svc_node *sn, const char *name, struct svc_dir_result *out,
+		       size_t max, uint32_t turn_ms, uint32_t claim_ms)
+{
+	struct find_cache fc = {.name = name, .out = out, .max = max};
+	size_t seen = 0;
+	size_t nl = strlen(name);
+	int err;
+
+	if (!svc_name_valid((const uint8_t *)name, nl))
+		return -EINVAL;
+	if (svc_backend_on_loop(sn->backend))
+		return -EDEADLK; /* the owner cannot wait for its own jobs */
+	err = svcn_owner_run(sn, find_cache_own, &fc, turn_ms);
+	if (err)
+		return err;
+	if (!fc.need_lookup)
+		return fc.n;
+	err = find_dht(sn, name, NULL, out, max, claim_ms, &seen);
+	if (err == 0 && !seen) {
+		uint8_t priv[20];
+
+		/* Nobody announces it publicly: a private offer shown to our
+		 * key? (Not when public announces were there but none gave a
+		 * valid descriptor: the name is a public one.) */
+		svc_private_target(priv, name, nl, sn->id.pk);
+		err = find_dht(sn, name, priv, out, max, claim_ms, NULL);
+	}
 	return err;
 }
 
@@ -378,6 +409,19 @@ int svcn_pick_within(struct svc_node *sn, const char *name, struct svc_dir_resul
 		}
 	}
 	return -ENOENT;
+}
+
+int svcn_pick_list(struct svc_node *sn, const char *name, const struct svc_vrange *vr,
+		   struct svc_dir_result *res, size_t max, uint32_t turn_ms, uint32_t claim_ms)
+{
+	int n = find_within(sn, name, res, max, turn_ms, claim_ms), k = 0;
+
+	if (n <= 0 || !vr)
+		return n;
+	for (int i = 0; i < n; i++)
+		if (svc_vrange_match(vr, res[i].version))
+			res[k++] = res[i];
+	return k;
 }
 
 int svcn_pick(struct svc_node *sn, const char *name, struct svc_dir_result *r,

@@ -39,6 +39,7 @@
 #include "svc_jobs_int.h"
 #include "svc_node_int.h"
 #include "svc_ops_int.h"
+#include "svc_rep_int.h"
 #include "svc_serve_int.h"
 #include "svc_stream_int.h"
 #include "weft/guard.h"
@@ -90,6 +91,7 @@ static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 		b.addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
 	b.expires_ns = expires_ns;
 	inet_ntop(b.family, b.addr, as, sizeof(as));
+	log_addr(as, as, sizeof(as)); /* shown in full with log.addresses only */
 	err = sn->guard ? guard_ban_add(sn->guard, &b) : -ENODEV;
 	sn->st.bans_sent++;
 	if (err)
@@ -192,6 +194,8 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 		err = svc_dir_new(&sn->dir, &dopts);
 	if (!err)
 		err = svcn_pub_store_init(sn, o->store);
+	if (!err)
+		err = svcn_rep_init(sn);
 	if (err)
 		goto fail;
 	h.release = shim_release;
@@ -296,6 +300,8 @@ void svc_node_free(struct svc_node *sn)
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
 		free(sn->pubs[i].desc);
 	svc_dir_free(sn->dir);
+	svcn_rep_flush(sn);
+	svc_rep_free(sn->rep);
 	svc_router_free(sn->router);
 	pthread_cond_destroy(&sn->refresh_cv);
 	pthread_mutex_destroy(&sn->refresh_mu);

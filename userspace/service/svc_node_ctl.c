@@ -21,6 +21,7 @@
 #include "svc_dir_int.h"
 #include "weft/ctl.h"
 #include "weft/log.h"
+#include "weft/svc_rep.h"
 #include "weft/util.h"
 
 /* Calls one POST /v1/svc/call may ask for (a load test from the CLI and the
@@ -37,10 +38,20 @@ static json_t *result_json(const struct svc_dir_result *r)
 	util_hex(owner, r->owner, IDENTITY_PK_LEN);
 	for (uint32_t i = 0; i < r->n_endpoints; i++)
 		json_array_append_new(eps, json_string(r->endpoints[i]));
-	return json_pack("{s:s,s:s,s:s,s:i,s:o,s:I,s:i,s:i}", "name", r->name, "id", id, "owner",
-			 owner, "version", (int)r->version, "endpoints", eps, "expires",
-			 (json_int_t)r->desc_expires, "reputation", (int)r->reputation, "rtt_us",
-			 (int)r->rtt_us);
+	char ver[24];
+	json_t *o;
+
+	svc_version_fmt(r->version, ver, sizeof(ver));
+	o = json_pack("{s:s,s:s,s:s,s:i,s:o,s:I,s:i,s:i}", "name", r->name, "id", id, "owner",
+		      owner, "version", (int)r->version, "endpoints", eps, "expires",
+		      (json_int_t)r->desc_expires, "reputation", (int)r->reputation, "rtt_us",
+		      (int)r->rtt_us);
+	json_object_set_new(o, "version_str", json_string(ver));
+	json_object_set_new(o, "calls_ok", json_integer(r->calls_ok));
+	json_object_set_new(o, "calls_failed", json_integer(r->calls_failed));
+	json_object_set_new(o, "latency_us", json_integer(r->lat_us));
+	json_object_set_new(o, "dead", json_boolean(r->dead));
+	return o;
 }
 
 int svcn_ctl_parse(int route, json_t *body, struct svcn_ctl_args *a, struct ctl_resp *resp)
@@ -103,6 +114,75 @@ int svcn_ctl_parse(int route, json_t *body, struct svcn_ctl_args *a, struct ctl_
 	return -EINVAL;
 }
 
+/* The publish options beyond name and backend: "version": "1.2.3",
+ * "limits": {"calls_per_min", "max_payload", "concurrency"}, "meta":
+ * {key: value}, "visible_to": [hex node keys]. 0, or -EINVAL with a 400
+ * in resp. Strings point into body. */
+static int pub_opts_parse(json_t *body, struct svc_node_pub_opts *po, struct ctl_resp *resp)
+{
+	json_t *v = json_object_get(body, "version"), *l = json_object_get(body, "limits");
+	json_t *m = json_object_get(body, "meta"), *vis = json_object_get(body, "visible_to"), *x;
+	const char *k;
+	size_t i;
+
+	if (v && (!json_is_string(v) || svc_version_parse(json_string_value(v),
+							  strlen(json_string_value(v)),
+							  &po->version))) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "version: \"MAJOR[.MINOR[.PATCH]]\", MAJOR <= %u, MINOR and PATCH "
+			       "<= 999, no leading zeros",
+			       SVC_VERSION_MAJOR_MAX);
+		return -EINVAL;
+	}
+	if (l) {
+		json_int_t cpm = 0, mp = 0, mc = 0;
+
+		if (!json_is_object(l) ||
+		    json_unpack(l, "{s?I,s?I,s?I!}", "calls_per_min", &cpm, "max_payload", &mp,
+				"concurrency", &mc) ||
+		    cpm < 0 || cpm > 100000000 || mp < 0 || mp > (64 << 20) || mc < 0 ||
+		    mc > 100000) {
+			ctl_resp_error(resp, 400, "bad_request",
+				       "limits: {\"calls_per_min\": 0..100000000, \"max_payload\": "
+				       "0..67108864, \"concurrency\": 0..100000} (0: the node's)");
+			return -EINVAL;
+		}
+		po->calls_per_min = (uint32_t)cpm;
+		po->max_payload = (uint32_t)mp;
+		po->max_concurrent = (uint32_t)mc;
+	}
+	if (m) {
+		if (!json_is_object(m) || json_object_size(m) > SVC_NODE_PUB_META)
+			goto bad_meta;
+		json_object_foreach(m, k, x) {
+			if (!json_is_string(x))
+				goto bad_meta;
+			po->meta_key[po->n_meta] = k;
+			po->meta_val[po->n_meta++] = json_string_value(x);
+		}
+	}
+	if (vis) {
+		if (!json_is_array(vis) || json_array_size(vis) > SVC_NODE_PUB_ALLOW)
+			goto bad_vis;
+		json_array_foreach(vis, i, x) {
+			if (!json_is_string(x) || strlen(json_string_value(x)) != 2 * IDENTITY_PK_LEN ||
+			    util_unhex(po->allow[po->n_allow], IDENTITY_PK_LEN, json_string_value(x)))
+				goto bad_vis;
+			po->n_allow++;
+		}
+	}
+	return 0;
+bad_meta:
+	ctl_resp_error(resp, 400, "bad_request", "meta: an object of at most %d string values",
+		       SVC_NODE_PUB_META);
+	return -EINVAL;
+bad_vis:
+	ctl_resp_error(resp, 400, "bad_request",
+		       "visible_to: an array of at most %d node keys (64 hex digits)",
+		       SVC_NODE_PUB_ALLOW);
+	return -EINVAL;
+}
+
 static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct svc_node *sn = arg;
@@ -118,11 +198,17 @@ static void h_publish(void *arg, const struct ctl_req *req, struct ctl_resp *res
 	name = a.name;
 	po.http_flags = a.http_credentials ? SVC_HTTP_F_CREDENTIALS : 0;
 	po.cors = a.cors;
+	if (pub_opts_parse(req->json, &po, resp))
+		return;
 	err = svc_node_publish(sn, name, a.backend, &po);
 	if (err == -EINVAL) {
 		ctl_resp_error(resp, 400, "bad_request",
 			       "bad name, backend (tcp:IP:PORT, unix:/path, or a built-in: "
-			       "echo, mesh-stats) or cors origin (http[s]://HOST[:PORT] or *)");
+			       "echo, mesh-stats), cors origin (http[s]://HOST[:PORT] or *), "
+			       "metadata (at most %d entries, %d bytes, keys [a-z0-9._-] other "
+			       "than kind, vis, http.*, weft.*; printable values), or limits "
+			       "on a built-in",
+			       SVC_NODE_PUB_META, SVC_NODE_PUB_META_BYTES);
 		return;
 	}
 	if (err == -EEXIST || err == -ENOSPC) {
@@ -167,12 +253,34 @@ static void ls_own(struct svc_node *sn, void *arg)
 			continue;
 		svc_id(id, sn->id.pk, p->name, strlen(p->name));
 		util_hex(hex, id, SVC_ID_LEN);
-		json_array_append_new(
-		    arr, json_pack("{s:s,s:s,s:s,s:I,s:i,s:b,s:b,s:s}", "name", p->name, "id", hex,
-				   "backend", p->backend[0] ? p->backend : "builtin", "expires",
-				   (json_int_t)p->expires, "announced", p->announced, "raw", p->raw,
-				   "http_credentials", !!(p->http_flags & SVC_HTTP_F_CREDENTIALS),
-				   "cors", p->cors));
+		{
+			char ver[24];
+			json_t *o = json_pack(
+			    "{s:s,s:s,s:s,s:I,s:i,s:b,s:b,s:s}", "name", p->name, "id", hex,
+			    "backend", p->backend[0] ? p->backend : "builtin", "expires",
+			    (json_int_t)p->expires, "announced", p->announced, "raw", p->raw,
+			    "http_credentials", !!(p->http_flags & SVC_HTTP_F_CREDENTIALS), "cors",
+			    p->cors);
+			json_t *meta = json_object();
+
+			svc_version_fmt(p->version ? p->version : SVC_VERSION_DEFAULT, ver,
+					sizeof(ver));
+			for (uint32_t k = 0; k < p->n_meta; k++)
+				json_object_set_new(meta, p->meta_key[k],
+						    json_string(p->meta_val[k]));
+			json_object_set_new(o, "version", json_string(ver));
+			json_object_set_new(o, "meta", meta);
+			json_object_set_new(
+			    o, "limits",
+			    json_pack("{s:I,s:I,s:I}", "calls_per_min",
+				      (json_int_t)p->calls_per_min, "max_payload",
+				      (json_int_t)p->max_payload, "concurrency",
+				      (json_int_t)p->max_concurrent));
+			json_object_set_new(o, "visibility",
+					    json_string(p->n_allow ? "private" : "public"));
+			json_object_set_new(o, "visible_to", json_integer(p->n_allow));
+			json_array_append_new(arr, o);
+		}
 	}
 }
 
@@ -213,11 +321,13 @@ static void find_id_own(struct svc_node *sn, void *arg)
 	f->n = svc_dir_find_id(sn->dir, f->id, util_now_ms(), f->res);
 }
 
-static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+/* GET /v1/svc/find/NAME[?version=RANGE] and POST /v1/svc/find {"name",
+ * "version"}: the answer for name, filtered by the range vq (NULL: all). */
+static void find_answer(struct svc_node *sn, const char *name, const char *vq,
+			struct ctl_resp *resp)
 {
-	struct svc_node *sn = arg;
 	struct svc_dir_result res[SVC_DIR_DEFAULT_RESULTS];
-	const char *name = req->subpath;
+	struct svc_vrange vr;
 	json_t *arr;
 	int n;
 
@@ -244,6 +354,13 @@ static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			return;
 		}
 	}
+	if (vq && svc_vrange_parse(vq, &vr)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "bad version range '%s': constraints like \">=1.2,<2\" "
+			       "(>=, >, <=, <, =, !=; versions MAJOR[.MINOR[.PATCH]])",
+			       vq);
+		return;
+	}
 	n = svc_node_find(sn, name, res, SVC_DIR_DEFAULT_RESULTS);
 	if (n == -EINVAL) {
 		ctl_resp_error(resp, 400, "bad_request", "bad service name '%s'", name);
@@ -255,8 +372,26 @@ static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	}
 	arr = json_array();
 	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, result_json(&res[i]));
+		if (!vq || svc_vrange_match(&vr, res[i].version))
+			json_array_append_new(arr, result_json(&res[i]));
 	ctl_resp_json(resp, 200, json_pack("{s:s,s:o}", "name", name, "results", arr));
+}
+
+static void h_find(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	find_answer(arg, req->subpath, ctl_req_query(req, "version"), resp);
+}
+
+static void h_find_post(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	const char *name, *vq = NULL;
+
+	if (!req->json || json_unpack(req->json, "{s:s,s?s}", "name", &name, "version", &vq)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "want {\"name\": NAME|SERVICE_ID, \"version\": RANGE}");
+		return;
+	}
+	find_answer(arg, name, vq, resp);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -318,6 +453,9 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	struct svc_node_call_res r;
 	char peer[2 * IDENTITY_PK_LEN + 1];
 	json_t *o, *d;
+	struct svc_vrange vr;
+	struct svc_node_call_opts co = {0};
+	unsigned int attempts = 0;
 	int err;
 
 	if (svcn_ctl_parse(SVCN_CTL_CALL, req->json, &a, resp))
@@ -331,8 +469,20 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		call_many(sn, &a, resp);
 		return;
 	}
-	err = svc_node_call(sn, name, method, (const uint8_t *)data, strlen(data),
-			    (uint32_t)timeout, &r);
+	{
+		const char *vs = NULL, *rt = NULL;
+
+		json_unpack(req->json, "{s?s,s?s}", "version", &vs, "retry", &rt);
+		if ((vs && svc_vrange_parse(vs, &vr)) || (rt && svc_node_retry_parse(rt, &co.retry))) {
+			ctl_resp_error(resp, 400, "bad_request",
+				       "\"version\": a range like \">=1.2,<2\"; \"retry\": "
+				       "\"unsent\" (default), \"never\" or \"always\"");
+			return;
+		}
+		co.version = vs ? &vr : NULL;
+	}
+	err = svc_node_call_ex(sn, name, method, (const uint8_t *)data, strlen(data),
+			       (uint32_t)timeout, &co, &r, &attempts);
 	if (err == -ENOENT) {
 		ctl_resp_error(resp, 404, "not_found", "no provider of '%s' found", name);
 		return;
@@ -352,8 +502,9 @@ static void h_call(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		return;
 	}
 	util_hex(peer, r.peer, IDENTITY_PK_LEN);
-	o = json_pack("{s:s,s:i,s:s,s:I}", "error", svc_err_name((unsigned int)r.err), "status",
-		      (int)r.status, "peer", peer, "rtt_us", (json_int_t)r.rtt_us);
+	o = json_pack("{s:s,s:i,s:s,s:I,s:i}", "error", svc_err_name((unsigned int)r.err), "status",
+		      (int)r.status, "peer", peer, "rtt_us", (json_int_t)r.rtt_us, "attempts",
+		      (int)attempts);
 	d = json_stringn((const char *)(r.data ? r.data : (const uint8_t *)""), r.len);
 	if (d) {
 		json_object_set_new(o, "data", d);
@@ -405,6 +556,11 @@ static void stats_own(struct svc_node *sn, void *arg)
 		      (json_int_t)atomic_load(&sn->gw_requests), "gateway_denied",
 		      (json_int_t)atomic_load(&sn->gw_denied), "cached_names", (int)svc_dir_names(sn->dir),
 		      "cached_results", (int)svc_dir_results(sn->dir), "connections", conns);
+	/* providers this node keeps a lasting record of (svc_reputation.c) */
+	json_object_set_new(json_object_get(o, "fabric"), "reputation_providers",
+			    json_integer(sn->rep ? (json_int_t)svc_rep_count(sn->rep) : 0));
+	json_object_set_new(json_object_get(o, "fabric"), "failovers",
+			    json_integer((json_int_t)atomic_load(&sn->failovers)));
 	/* Answered outgoing calls by latency: cumulative buckets as Prometheus
 	 * has them ("le" in microseconds), count and sum. */
 	{
@@ -542,6 +698,7 @@ struct metrics_snap {
 	uint64_t call_lat[SVCN_LAT_BUCKETS + 1];
 	uint64_t call_lat_sum_us;
 	uint64_t by_key, by_key_ok;
+	size_t rep_n;
 };
 
 static void metrics_own(struct svc_node *sn, void *arg)
@@ -554,6 +711,7 @@ static void metrics_own(struct svc_node *sn, void *arg)
 	m->call_lat_sum_us = sn->st.call_lat_sum_us;
 	m->by_key = sn->st.calls_by_key;
 	m->by_key_ok = sn->st.calls_by_key_ok;
+	m->rep_n = sn->rep ? svc_rep_count(sn->rep) : 0;
 }
 
 static void metrics(void *arg, FILE *out)
@@ -594,6 +752,13 @@ static void metrics(void *arg, FILE *out)
 		"weft_svc_calls_by_key_failed_total %llu\n",
 		(unsigned long long)m.by_key, (unsigned long long)m.by_key_ok,
 		(unsigned long long)atomic_load(&sn->calls_by_key_failed));
+	fprintf(out,
+		"# HELP weft_svc_failovers_total Outgoing calls made again at the next provider "
+		"after the first failed (docs/SERVICE.md, \"Failover\").\n"
+		"# TYPE weft_svc_failovers_total counter\nweft_svc_failovers_total %llu\n"
+		"# HELP weft_svc_reputation_providers Providers in the lasting reputation table.\n"
+		"# TYPE weft_svc_reputation_providers gauge\nweft_svc_reputation_providers %zu\n",
+		(unsigned long long)atomic_load(&sn->failovers), m.rep_n);
 	{
 		static const uint64_t le[SVCN_LAT_BUCKETS] = SVCN_LAT_BOUNDS_US;
 		unsigned long long cum = 0;
@@ -614,6 +779,28 @@ static void metrics(void *arg, FILE *out)
 			     "weft_svc_call_duration_seconds_count %llu\n",
 			(double)m.call_lat_sum_us / 1e6, cum);
 	}
+	{
+		static const uint64_t le[SVC_ROUTER_LAT_BUCKETS] = SVC_ROUTER_LAT_BOUNDS_US;
+		unsigned long long cum = 0;
+
+		fprintf(out, "# HELP weft_svc_served_duration_seconds Duration of the calls and "
+			     "streams this node's router served, admission to end.\n"
+			     "# TYPE weft_svc_served_duration_seconds histogram\n");
+		for (unsigned int i = 0; i <= SVC_ROUTER_LAT_BUCKETS; i++) {
+			cum += rs->served_lat[i];
+			if (i < SVC_ROUTER_LAT_BUCKETS)
+				fprintf(out,
+					"weft_svc_served_duration_seconds_bucket{le=\"%g\"} %llu\n",
+					(double)le[i] / 1e6, cum);
+			else
+				fprintf(out,
+					"weft_svc_served_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+					cum);
+		}
+		fprintf(out, "weft_svc_served_duration_seconds_sum %.6f\n"
+			     "weft_svc_served_duration_seconds_count %llu\n",
+			(double)rs->served_lat_sum_us / 1e6, cum);
+	}
 queue:
 	fprintf(out,
 		"# HELP weft_svc_owner_queue Events from packet workers waiting for the fabric's owner, by kind.\n"
@@ -633,6 +820,7 @@ int svcn_ctl_register(struct svc_node *sn)
 	err |= ctl_route(sn->ctl, "POST", "/v1/svc/unpublish", h_unpublish, sn);
 	err |= ctl_route(sn->ctl, "GET", "/v1/svc/ls", h_ls, sn);
 	err |= ctl_route(sn->ctl, "GET", "/v1/svc/find/", h_find, sn);
+	err |= ctl_route(sn->ctl, "POST", "/v1/svc/find", h_find_post, sn);
 	err |= ctl_route(sn->ctl, "POST", "/v1/svc/call", h_call, sn);
 	err |= ctl_route(sn->ctl, "GET", "/v1/svc/stats", h_stats, sn);
 #ifdef WEFT_TEST_HOOKS

@@ -54,6 +54,13 @@ struct svcn_pub {
 	char backend[SVC_BACKEND_ADDR_MAX]; /* "" = built-in */
 	uint32_t http_flags;		    /* publish options (svc_node_pub_opts) */
 	char cors[SVC_HTTP_CORS_MAX + 1];
+	uint32_t version;		    /* packed (svc_version_parse) */
+	uint32_t calls_per_min, max_payload, max_concurrent; /* 0 = the node's */
+	uint32_t n_meta;
+	char meta_key[SVC_NODE_PUB_META][SVC_DESC_META_KEY_MAX + 1];
+	char meta_val[SVC_NODE_PUB_META][SVC_NODE_PUB_META_BYTES + 1];
+	uint32_t n_allow; /* 0: public */
+	uint8_t allow[SVC_NODE_PUB_ALLOW][IDENTITY_PK_LEN];
 	uint8_t *desc;			    /* signed descriptor served on SVC_NODE_ST_DESC */
 	size_t desc_len;
 	int raw; /* test/diagnostic: bytes set through the debug route */
@@ -141,6 +148,9 @@ struct svc_node {
 	struct svc_router *router;
 	struct svc_backend *backend;
 	struct svc_dir *dir;
+	struct svc_rep *rep;  /* provider reputation (svc_reputation.c) */
+	unsigned int rep_db;  /* its store database, when sn->store */
+	int rep_db_ok;	      /* rep_db was opened */
 	struct svcn_pub pubs[SVC_NODE_MAX_PUBLISHED];
 	struct svcn_peer peers[SVC_NODE_MAX_PEERS];
 	struct svcn_op *ops;
@@ -160,6 +170,8 @@ struct svc_node {
 	atomic_ullong calls_by_key_failed;
 	/* lookups: providers dialled by their key claim, descriptors so found */
 	atomic_ullong finds_by_key, finds_by_key_ok;
+	/* calls made again at another provider (failover, svc_calls.c) */
+	atomic_ullong failovers;
 	/* Service ids seen in verified descriptors and their names, kept
 	 * longer than the directory cache (round robin over SVCN_IDS): a
 	 * pinned gateway origin <id>.localhost finds its name again after

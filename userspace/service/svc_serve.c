@@ -365,6 +365,8 @@ void svcn_srv_data(struct svc_node *sn, int type, uint64_t conn, int64_t sid,
 			return;
 		in->handled = 1;
 		p = svcn_pub_find(sn, (const char *)in->buf, in->len);
+		if (p && !svcn_pub_visible(p, in->peer.key))
+			p = NULL; /* private, and not for this key: "not offered" */
 		sn->st.desc_served += p != NULL;
 		quic_node_write(sn->quic, conn, sid, p ? p->desc : NULL, p ? p->desc_len : 0, 1);
 		goto end;
