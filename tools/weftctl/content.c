@@ -176,7 +176,9 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			return weftctl_usage(ctx);
 		}
 	}
-	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
+	/* a content id, a share id, or a share head (KEY/NAME, magnet) */
+	if (!id || (strlen(id) != 64 && strlen(id) != 40 && !strchr(id, '/') &&
+		    strncmp(id, "magnet:", 7))) {
 		json_decref(from);
 		return weftctl_usage(ctx);
 	}
@@ -302,5 +304,5 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 		return cmd_jobs(ctx, argc, argv);
 	if (!strcmp(argv[1], "stats") && argc == 2)
 		return cmd_stats(ctx);
-	return weftctl_usage(ctx);
+	return weftctl_content_heads(ctx, argc, argv); /* heads.c, or usage */
 }

@@ -20,9 +20,14 @@ static const struct weftctl_noun nouns[] = {
 	{ "content", weftctl_content,
 	  "content add [--name NAME] [--private] PATH...\n"
 	  "content ls\n"
-	  "content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
+	  "content get ID|KEY/NAME|MAGNET [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
 	  "content jobs [N]\n"
-	  "content stats" },
+	  "content stats\n"
+	  "content link SHAREID|KEY/NAME|MAGNET\n"
+	  "content subscribe KEY/NAME|MAGNET\n"
+	  "content subscriptions\n"
+	  "content unsubscribe KEY/NAME|MAGNET\n"
+	  "content sync [KEY/NAME|MAGNET]" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"

@@ -273,8 +273,10 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	manifest_share_id(cn->id->pk, nm, strlen(nm), sid);
 	m.seq = 1;
 	manifest_init(&old);
-	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0)
+	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0) {
 		m.seq = old.seq + 1;
+		manifest_link_prev(&m, &old); /* the version it replaces */
+	}
 	manifest_free(&old);
 	free(enc);
 	rc = manifest_sign(&m, cn->id);
@@ -290,6 +292,9 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	if (m.visibility == MANIFEST_PUBLIC)
 		for (uint32_t k = 0; k < m.nitems; k++)
 			cn_announce(cn, m.items[k].id, 32);
+	rc = cn_head_publish(cn, &m); /* its BEP 46 head: followers learn of it */
+	if (rc)
+		log_warn(CN_MOD, "share %s: head not recorded: %s", m.name, strerror(-rc));
 	ctl_resp_json(resp, 200, manifest_json(&m));
 out:
 	manifest_free(&m);
@@ -354,13 +359,21 @@ int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 	size_t i;
 
 	memset(rq, 0, sizeof(*rq));
-	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
+	if (id && (strchr(id, '/') || !strncmp(id, "magnet:", 7))) {
+		/* a share head: resolved through the DHT by the caller */
+		if (strlen(id) >= sizeof(rq->ref)) {
+			ctl_resp_error(resp, 400, "bad_request", "id: head too long");
+			return -EINVAL;
+		}
+		snprintf(rq->ref, sizeof(rq->ref), "%s", id);
+	} else if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
 		ctl_resp_error(resp, 400, "bad_request",
 			       "id must be a content id (64 hex) or a share id (40 hex)");
 		return -EINVAL;
 	}
-	rq->id_len = strlen(id) / 2;
-	if (util_unhex(rq->id, rq->id_len, id)) {
+	if (!rq->ref[0])
+		rq->id_len = strlen(id) / 2;
+	if (!rq->ref[0] && util_unhex(rq->id, rq->id_len, id)) {
 		ctl_resp_error(resp, 400, "bad_request", "id is not hex");
 		return -EINVAL;
 	}
@@ -441,6 +454,8 @@ static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		return;
 	}
 	if (cn_api_parse_get(req->json, rq, resp) || expand_keys(cn, rq, resp))
+		goto out;
+	if (rq->ref[0] && cn_head_resolve_get(cn, rq->ref, rq, resp))
 		goto out;
 	rc = cn_job_start(cn, rq, &jid);
 	if (rc) {
@@ -616,6 +631,10 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	rc = cn_shares_init(cn);
 	if (rc)
 		goto fail;
+	cn->poll_s = opts->poll_s ? opts->poll_s : CONTENT_POLL_S;
+	rc = cn_subs_init(cn, opts->ctl);
+	if (rc)
+		goto fail;
 	rc = cn_serve_init(cn);
 	if (rc) {
 		log_error(CN_MOD, "QUIC stream type 0x%x: %s", CONTENT_ST_FETCH, strerror(-rc));
@@ -715,6 +734,9 @@ int content_node_start(struct content_node *cn)
 	rc = cn_announce_start(cn); /* a thread error: positive, as returned below */
 	if (rc)
 		goto out;
+	rc = cn_subs_start(cn);
+	if (rc)
+		goto out;
 	/* Partial downloads resume on their own (kept in the store only). */
 	for (size_t i = 0; i < c.npartial; i++) {
 		struct cn_get_req *rq = calloc(1, sizeof(*rq));
@@ -740,6 +762,7 @@ void content_node_free(struct content_node *cn)
 	if (!cn)
 		return;
 	atomic_store(&cn->stopping, 1);
+	cn_subs_stop(cn); /* it waits on jobs: first */
 	cn_jobs_stop(cn);
 	cn_announce_stop(cn);
 	cn_serve_stop(cn);

@@ -173,6 +173,11 @@ struct content_node {
 	struct cn_job *jobs[CONTENT_MAX_JOBS];
 	unsigned int njobs;
 	uint64_t next_job;
+
+	/* share heads and subscriptions: subscribe.c (its thread) */
+	unsigned int heads_dbi;
+	unsigned int poll_s;
+	struct cn_subs *subs;
 };
 
 /* proto.c: the fetch protocol's wire format (docs/PROTOCOL.md "Content").
@@ -295,6 +300,25 @@ int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_
  * Errors of store_write_call. */
 int cn_share_put(struct content_node *cn, const struct manifest *m);
 
+/* subscribe.c: share heads (BEP 46) we publish and follow, the thread
+ * that polls and keeps them alive, their /v1/content routes. */
+struct cn_subs;
+struct ctl;
+struct cn_get_req;
+int cn_subs_init(struct content_node *cn, struct ctl *ctl);
+int cn_subs_start(struct content_node *cn);
+void cn_subs_stop(struct content_node *cn);
+/* Publish m's head (m signed by our key, already stored): sign the BEP 46
+ * item with seq = m->seq, record it (durable), put it with cas. 0 or
+ * -errno (the record; a DHT put that fails is retried by the thread). */
+int cn_head_publish(struct content_node *cn, const struct manifest *m);
+/* A get request naming a head (KEY/NAME or magnet): look the head up,
+ * check it names the share of that key and name, and fill rq (share id,
+ * head_pk, min_seq). 0, or an error already written to resp. */
+struct ctl_resp;
+int cn_head_resolve_get(struct content_node *cn, const char *ref, struct cn_get_req *rq,
+			struct ctl_resp *resp);
+
 /* announce.c: announcing on the DHT. */
 /* Queue id for announcement (len 32: content id; len 20: share id). */
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len);
@@ -341,6 +365,13 @@ struct cn_get_req {
 	char from[8][128]; /* explicit providers (quic_node targets) */
 	unsigned int nfrom;
 	bool link;	   /* export as a read-only hard link of the store's copy */
+	/* a share followed through its head (subscribe.c): the manifest
+	 * must be signed by head_pk and have at least min_seq */
+	char ref[300];	   /* the request named a head (KEY/NAME or magnet): resolved
+			    * by cn_head_resolve_get into the fields below */
+	bool has_head;
+	uint8_t head_pk[32];
+	uint64_t min_seq;
 };
 /* Start (or join) a download; *job_id gets its number. */
 int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id);

@@ -703,7 +703,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0) {
 		rc = manifest_decode(m, enc, len);
 		free(enc);
-		if (rc == 0 && j->rq.nfrom == 0)
+		if (rc == 0 && j->rq.nfrom == 0 && m->seq >= j->rq.min_seq)
 			return 0; /* held locally; with explicit providers ask for a newer one */
 		manifest_free(m);
 		manifest_init(m);
@@ -738,7 +738,14 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
-					fault(j, p, "a manifest that does not verify");
+					fault(j, p,
+					      rc == -ELOOP ? "a manifest whose predecessor link loops"
+							   : "a manifest that does not verify");
+				} else if (j->rq.has_head && memcmp(got.pk, j->rq.head_pk, 32)) {
+					/* the head's key must sign what it names */
+					manifest_free(&got);
+					j->bad_chunks++;
+					fault(j, p, "a manifest signed by another key than the head's");
 				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
 					manifest_free(m);
 					*m = got;
@@ -763,11 +770,20 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (j->peers[k].state == P_CONNECTING ||
 				    (j->peers[k].state == P_UP && j->peers[k].mstate != 2))
 					waiting = 1;
-			if (m->is_signed && !waiting)
+			if (m->is_signed && !waiting && m->seq >= j->rq.min_seq)
 				return 0;
+			if (m->is_signed && !waiting && j->npeers) {
+				/* a head named a newer version than any provider has */
+				snprintf(j->error, sizeof(j->error),
+					 "no provider has version %llu yet (newest: %llu)",
+					 (unsigned long long)j->rq.min_seq,
+					 (unsigned long long)m->seq);
+				return -EAGAIN;
+			}
 		}
 		t = util_now_ms();
-		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
+		if (m->is_signed && m->seq >= j->rq.min_seq &&
+		    t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
 			return 0;
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "no provider served this share");
