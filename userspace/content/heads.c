@@ -226,8 +226,8 @@ size_t cn_head_rec_encode(const struct cn_head_rec *rec, uint8_t *out)
 	le64(out + 16, (uint64_t)rec->got);
 	le64(out + 24, rec->added);
 	memcpy(out + 32, rec->sig, 64);
-	out[92] = (uint8_t)rec->vlen;
-	out[93] = (uint8_t)(rec->vlen >> 8);
+	out[96] = (uint8_t)rec->vlen;
+	out[97] = (uint8_t)(rec->vlen >> 8);
 	memcpy(out + CN_HEAD_REC_HDR, rec->v, rec->vlen);
 	return CN_HEAD_REC_HDR + rec->vlen;
 }
@@ -244,7 +244,7 @@ int cn_head_rec_decode(const struct cn_head_ref *ref, const uint8_t *buf, size_t
 	rec->got = (int64_t)rd64(buf + 16);
 	rec->added = rd64(buf + 24);
 	memcpy(rec->sig, buf + 32, 64);
-	rec->vlen = (uint16_t)(buf[92] | buf[93] << 8);
+	rec->vlen = (uint16_t)(buf[96] | buf[97] << 8);
 	if (rec->vlen > DHT_MAX_VALUE || len != CN_HEAD_REC_HDR + (size_t)rec->vlen ||
 	    rec->seq < -1 || rec->got < -1 || rec->got > rec->seq)
 		return -EBADMSG;

@@ -62,7 +62,7 @@ struct cn_head_rec {
 	uint16_t vlen;
 	uint8_t v[DHT_MAX_VALUE]; /* the head's bencoded value */
 };
-#define CN_HEAD_REC_HDR 94 /* bytes before the value */
+#define CN_HEAD_REC_HDR 98 /* bytes before the value */
 /* Encode rec into out (cap >= CN_HEAD_REC_HDR + rec->vlen): its length. */
 size_t cn_head_rec_encode(const struct cn_head_rec *rec, uint8_t *out);
 /* Decode a record read from the store for the head key ref: lengths,
