@@ -130,10 +130,17 @@ static json_t *manifest_json(const struct manifest *m)
 						id, "size", (json_int_t)m->items[i].size, "type",
 						m->items[i].type));
 	}
-	return json_pack(
+	json_t *o = json_pack(
 	    "{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:o}", "share_id", sid, "name", m->name, "publisher", pk,
 	    "seq", (json_int_t)m->seq, "created", (json_int_t)m->created, "visibility",
 	    m->visibility == MANIFEST_PRIVATE ? "private" : "public", "sig", sig, "items", items);
+
+	if (o && m->has_prev) { /* the predecessor link (docs/CONTENT.md) */
+		util_hex(id, m->prev, 32);
+		json_object_set_new(o, "prev", json_string(id));
+		json_object_set_new(o, "prev_seq", json_integer((json_int_t)m->prev_seq));
+	}
+	return o;
 }
 
 static const char *base_name(const char *p)

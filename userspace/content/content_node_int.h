@@ -314,7 +314,7 @@ void cn_subs_stop(struct content_node *cn);
 int cn_head_publish(struct content_node *cn, const struct manifest *m);
 /* A get request naming a head (KEY/NAME or magnet): look the head up,
  * check it names the share of that key and name, and fill rq (share id,
- * head_pk, min_seq). 0, or an error already written to resp. */
+ * head_pk, want_mh). 0, or an error already written to resp. */
 struct ctl_resp;
 int cn_head_resolve_get(struct content_node *cn, const char *ref, struct cn_get_req *rq,
 			struct ctl_resp *resp);
@@ -365,13 +365,14 @@ struct cn_get_req {
 	char from[8][128]; /* explicit providers (quic_node targets) */
 	unsigned int nfrom;
 	bool link;	   /* export as a read-only hard link of the store's copy */
-	/* a share followed through its head (subscribe.c): the manifest
-	 * must be signed by head_pk and have at least min_seq */
 	char ref[300];	   /* the request named a head (KEY/NAME or magnet): resolved
 			    * by cn_head_resolve_get into the fields below */
-	bool has_head;
+	/* a share followed through its head (subscribe.c): the manifest
+	 * must be signed by head_pk; with has_mh it must be the version
+	 * whose manifest_digest() is want_mh, else the newest found */
+	bool has_head, has_mh;
 	uint8_t head_pk[32];
-	uint64_t min_seq;
+	uint8_t want_mh[32];
 };
 /* Start (or join) a download; *job_id gets its number. */
 int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id);

@@ -425,13 +425,13 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m)
 /* The share id a head value names, checked against its key and name: a
  * head must name the share its key signs under that name. */
 static int head_share(const struct cn_head_ref *ref, const uint8_t *v, size_t vlen,
-		      uint8_t sid[MANIFEST_SHARE_ID_LEN], char *err, size_t errcap)
+		      uint8_t sid[MANIFEST_SHARE_ID_LEN], uint8_t mh[32], int *has_mh, char *err,
+		      size_t errcap)
 {
-	uint8_t want[MANIFEST_SHARE_ID_LEN], mh[32];
+	uint8_t want[MANIFEST_SHARE_ID_LEN];
 	char hex[41];
-	int has_mh;
 
-	if (cn_head_value_read(v, vlen, sid, mh, &has_mh)) {
+	if (cn_head_value_read(v, vlen, sid, mh, has_mh)) {
 		snprintf(err, errcap, "the head's value is not {\"ih\": 20 bytes}: refused");
 		return -EBADMSG;
 	}
@@ -449,8 +449,8 @@ static int head_share(const struct cn_head_ref *ref, const uint8_t *v, size_t vl
 /* Start the download of a version and wait for it (bounded). 0 when the
  * share's items are all held. */
 static int fetch_version(struct content_node *cn, const struct cn_head_ref *ref,
-			 const uint8_t sid[MANIFEST_SHARE_ID_LEN], int64_t seq, char *err,
-			 size_t errcap)
+			 const uint8_t sid[MANIFEST_SHARE_ID_LEN], const uint8_t *mh, int64_t seq,
+			 char *err, size_t errcap)
 {
 	struct cn_get_req *rq = calloc(1, sizeof(*rq));
 	uint64_t jid, end = util_now_ms() + HEAD_FETCH_WAIT_MS;
@@ -462,7 +462,10 @@ static int fetch_version(struct content_node *cn, const struct cn_head_ref *ref,
 	rq->id_len = MANIFEST_SHARE_ID_LEN;
 	rq->has_head = 1;
 	memcpy(rq->head_pk, ref->pk, 32);
-	rq->min_seq = (uint64_t)seq;
+	if (mh) {
+		rq->has_mh = 1;
+		memcpy(rq->want_mh, mh, 32);
+	}
 	rc = cn_job_start(cn, rq, &jid);
 	free(rq);
 	if (rc) {
@@ -537,10 +540,10 @@ static void keep_alive(struct content_node *cn, const struct cn_head_ref *ref,
 static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 		     struct cn_head_rec *rec)
 {
-	uint8_t sid[MANIFEST_SHARE_ID_LEN];
+	uint8_t sid[MANIFEST_SHARE_ID_LEN], mh[32];
 	char err[200] = "";
 	struct head_op *op;
-	int rc;
+	int rc, has_mh;
 
 	atomic_fetch_add(&cn->subs->polls, 1);
 	op = op_new(OP_GET, ref);
@@ -550,7 +553,7 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 	rc = op_run(cn, op, 1);
 	if (rc == 0) {
 		if (op->status == 0 && op->rseq > rec->seq) {
-			if (head_share(ref, op->v, op->vlen, sid, err, sizeof(err))) {
+			if (head_share(ref, op->v, op->vlen, sid, mh, &has_mh, err, sizeof(err))) {
 				atomic_fetch_add(&cn->subs->refused, 1);
 				log_warn(CN_MOD, "head %s seq %lld: %s", ref->name,
 					 (long long)op->rseq, err);
@@ -577,10 +580,10 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 		snprintf(err, sizeof(err), "head lookup: %s", strerror(-rc));
 	}
 	if ((rec->flags & CN_HEAD_SUB) && rec->seq > rec->got &&
-	    head_share(ref, rec->v, rec->vlen, sid, err, sizeof(err)) == 0) {
+	    head_share(ref, rec->v, rec->vlen, sid, mh, &has_mh, err, sizeof(err)) == 0) {
 		int64_t seq = rec->seq;
 
-		if (fetch_version(cn, ref, sid, seq, err, sizeof(err)) == 0) {
+		if (fetch_version(cn, ref, sid, has_mh ? mh : NULL, seq, err, sizeof(err)) == 0) {
 			struct rec_upd u = {
 			    .cn = cn, .ref = ref, .item_seq = -1, .got = seq};
 
@@ -883,12 +886,12 @@ static void api_link(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 int cn_head_resolve_get(struct content_node *cn, const char *s, struct cn_get_req *rq,
 			struct ctl_resp *resp)
 {
-	uint8_t sid[MANIFEST_SHARE_ID_LEN];
+	uint8_t sid[MANIFEST_SHARE_ID_LEN], mh[32];
 	struct cn_head_ref ref;
 	struct head_op *op;
 	const char *why;
 	char err[200];
-	int rc;
+	int rc, has_mh;
 
 	rc = cn_head_parse(s, &ref, &why);
 	if (rc) {
@@ -914,7 +917,7 @@ int cn_head_resolve_get(struct content_node *cn, const char *s, struct cn_get_re
 		op_put_ref(op);
 		return rc;
 	}
-	rc = head_share(&ref, op->v, op->vlen, sid, err, sizeof(err));
+	rc = head_share(&ref, op->v, op->vlen, sid, mh, &has_mh, err, sizeof(err));
 	if (rc) {
 		ctl_resp_error(resp, 422, "bad_head", "%s", err);
 		op_put_ref(op);
@@ -924,7 +927,8 @@ int cn_head_resolve_get(struct content_node *cn, const char *s, struct cn_get_re
 	rq->id_len = MANIFEST_SHARE_ID_LEN;
 	rq->has_head = 1;
 	memcpy(rq->head_pk, ref.pk, 32);
-	rq->min_seq = (uint64_t)op->rseq;
+	rq->has_mh = has_mh;
+	memcpy(rq->want_mh, mh, 32);
 	op_put_ref(op);
 	return 0;
 }

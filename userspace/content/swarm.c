@@ -692,9 +692,23 @@ static int fetch_item(struct cn_job *j)
 	return -ECANCELED;
 }
 
+/* A job that follows a share head (subscribe.c) takes the version the
+ * head names: the manifest whose digest is the head's "mh" when it has
+ * one, else the newest the providers have. */
+static int version_ok(const struct cn_job *j, const struct manifest *m)
+{
+	uint8_t d[32];
+
+	if (!j->rq.has_head || !j->rq.has_mh)
+		return 1;
+	return manifest_digest(m, d) == 0 && !memcmp(d, j->rq.want_mh, 32);
+}
+
 /* Share: fetch and verify its manifest. Called and returns with j->mu held. */
 static int fetch_manifest(struct cn_job *j, struct manifest *m)
 {
+	unsigned int other_versions = 0;
+
 	uint8_t *enc = NULL;
 	size_t len = 0;
 	uint64_t t;
@@ -703,8 +717,11 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0) {
 		rc = manifest_decode(m, enc, len);
 		free(enc);
-		if (rc == 0 && j->rq.nfrom == 0 && m->seq >= j->rq.min_seq)
-			return 0; /* held locally; with explicit providers ask for a newer one */
+		/* held locally; with explicit providers ask for a newer one, and
+		 * for a head's version unless it is the one held */
+		if (rc == 0 && j->rq.nfrom == 0 &&
+		    (!j->rq.has_head || (j->rq.has_mh && version_ok(j, m))))
+			return 0;
 		manifest_free(m);
 		manifest_init(m);
 	}
@@ -746,6 +763,13 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 					manifest_free(&got);
 					j->bad_chunks++;
 					fault(j, p, "a manifest signed by another key than the head's");
+				} else if (j->rq.has_mh) {
+					if (!m->is_signed && version_ok(j, &got)) {
+						*m = got;
+					} else {
+						other_versions += !m->is_signed;
+						manifest_free(&got);
+					}
 				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
 					manifest_free(m);
 					*m = got;
@@ -770,20 +794,16 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (j->peers[k].state == P_CONNECTING ||
 				    (j->peers[k].state == P_UP && j->peers[k].mstate != 2))
 					waiting = 1;
-			if (m->is_signed && !waiting && m->seq >= j->rq.min_seq)
+			if (m->is_signed && !waiting)
 				return 0;
-			if (m->is_signed && !waiting && j->npeers) {
-				/* a head named a newer version than any provider has */
+			if (!m->is_signed && !waiting && other_versions) {
 				snprintf(j->error, sizeof(j->error),
-					 "no provider has version %llu yet (newest: %llu)",
-					 (unsigned long long)j->rq.min_seq,
-					 (unsigned long long)m->seq);
+					 "no provider has the version the share head names yet");
 				return -EAGAIN;
 			}
 		}
 		t = util_now_ms();
-		if (m->is_signed && m->seq >= j->rq.min_seq &&
-		    t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
+		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
 			return 0;
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "no provider served this share");
