@@ -140,11 +140,18 @@ for attempt in range(6):
         ses.wait_for_alert(200)
         for a in ses.pop_alerts():
             if isinstance(a, lt.dht_mutable_item_alert) and a.authoritative:
-                item = a.item
-                v = lt.bdecode(lt.bencode(item)) if not isinstance(item, dict) else item
-                ih = v.get(b"ih", v.get("ih")) if isinstance(v, dict) else None
-                print("libtorrent read seq", a.seq, "ih", ih.hex() if ih else None)
-                if ih == sid and a.seq >= 3:
+                # The 2.0 bindings convert .item only when it is a string
+                # (what their put makes); a BEP 46 value is a dictionary,
+                # which the alert's message prints (entry::to_string, binary
+                # strings in hex).
+                try:
+                    v = a.item
+                    ih = v.get(b"ih", v.get("ih")) if isinstance(v, dict) else None
+                    ok = ih == sid
+                except RuntimeError:
+                    ok = "'ih': '" + sid.hex() in a.message()
+                print("libtorrent read seq", a.seq, a.message(), flush=True)
+                if ok and a.seq >= 3:
                     sys.exit(0)
     time.sleep(1)
 sys.exit(1)
@@ -164,6 +171,19 @@ ctl 3 content sync >/dev/null
 wait_for '[ "$(sub 3 seq)" = 10 ] && [ "$(sub 3 fetched_seq)" = 10 ]' 900 ||
 	fail "host 3 did not follow the libtorrent head: $(ctl 3 --json content subscriptions)"
 pass "a head put by libtorrent (seq 10) is followed by weft ($(cat "$D/ltput"))"
+
+# Browse and select, from host 4 (which follows nothing and holds
+# nothing of the share): the manifest is fetched and verified first.
+ctl 4 share show "$PK/photos" >"$D/show" 2>&1 || fail "share show of a remote share: $(cat "$D/show")"
+grep -q "big.bin" "$D/show" && grep -q "a.txt" "$D/show" && grep -q "text/plain" "$D/show" ||
+	fail "share show: $(cat "$D/show")"
+ctl 4 content get "$MAGNET" --item big.bin --out "$D/sel" >"$D/selget" 2>&1 ||
+	fail "selective get: $(cat "$D/selget")"
+cmp "$D/tree/big.bin" "$D/sel/big.bin" || fail "selected item differs"
+[ ! -e "$D/sel/a.txt" ] || fail "an item not asked for was fetched"
+ctl 4 content get "$SID" --item nothere.txt >"$D/selbad" 2>&1 && fail "a selection matching nothing succeeded"
+grep -q "no item" "$D/selbad" || fail "selection matching nothing: $(cat "$D/selbad")"
+pass "browse a remote share (items, sizes, types) and fetch one item of it"
 
 # Bad input: a 65-byte salt.
 SALT65=$(printf '61%.0s' $(seq 65))

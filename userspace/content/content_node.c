@@ -358,6 +358,8 @@ static void api_list(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 				"blobs", (int)n));
 }
 
+static int parse_items(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp);
+
 int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 {
 	const char *id = json_string_value(json_object_get(body, "id"));
@@ -410,7 +412,53 @@ int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 		}
 		snprintf(rq->from[rq->nfrom++], sizeof(rq->from[0]), "%s", t);
 	}
+	return parse_items(body, rq, resp);
+}
+
+/* "items": [PATH, ...]: only these items of a share (a path, or a folder
+ * with or without its trailing '/'); each must be a valid item path. */
+static int parse_items(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
+{
+	json_t *items = json_object_get(body, "items"), *v;
+	size_t i;
+
+	if (!items)
+		return 0;
+	if (!json_is_array(items) || !json_array_size(items) ||
+	    json_array_size(items) > CN_GET_MAX_ITEMS || rq->id_len == 32) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "items: 1 to %d paths of a share's items", CN_GET_MAX_ITEMS);
+		return -EINVAL;
+	}
+	json_array_foreach(items, i, v)
+	{
+		const char *t = json_string_value(v);
+		size_t n = t ? strlen(t) : 0;
+
+		while (n > 1 && t[n - 1] == '/')
+			n--;
+		if (!t || !manifest_path_valid(t, n)) {
+			ctl_resp_error(resp, 400, "bad_request", "items: %s is not an item path",
+				       t ? t : "(not a string)");
+			return -EINVAL;
+		}
+		memcpy(rq->sel[rq->nsel], t, n);
+		rq->sel[rq->nsel++][n] = 0;
+	}
 	return 0;
+}
+
+bool cn_get_selects(const struct cn_get_req *rq, const char *path)
+{
+	if (!rq->nsel)
+		return true;
+	for (unsigned int i = 0; i < rq->nsel; i++) {
+		size_t n = strlen(rq->sel[i]);
+
+		if (!strncmp(path, rq->sel[i], n) && (path[n] == 0 || path[n] == '/'))
+			return true;
+	}
+	return false;
 }
 
 /* Providers named by key alone: their node records' addresses (blocking
@@ -512,9 +560,29 @@ static void api_share(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		return;
 	}
 	if (cn_share_get(cn, sid, &enc, &len)) {
-		ctl_resp_error(resp, 404, "not_found",
-			       "share not held here (content get ID fetches it)");
-		return;
+		/* browse before download: fetch the manifest alone from the
+		 * share's providers, verify and keep it */
+		struct cn_get_req *rq = calloc(1, sizeof(*rq));
+		char err[200] = "out of memory";
+		uint64_t jid;
+
+		rc = rq ? 0 : -ENOMEM;
+		if (rq) {
+			memcpy(rq->id, sid, sizeof(sid));
+			rq->id_len = MANIFEST_SHARE_ID_LEN;
+			rq->manifest_only = 1;
+			rc = cn_job_start(cn, rq, &jid);
+			free(rq);
+			if (!rc)
+				rc = cn_job_wait(cn, jid, util_now_ms() + 90000, err, sizeof(err));
+			else
+				snprintf(err, sizeof(err), "%s", strerror(-rc));
+		}
+		if (rc || cn_share_get(cn, sid, &enc, &len)) {
+			ctl_resp_error(resp, 404, "not_found", "share %s not found: %s",
+				       req->subpath, err);
+			return;
+		}
 	}
 	manifest_init(&m);
 	rc = manifest_decode(&m, enc, len);

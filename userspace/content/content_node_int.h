@@ -315,6 +315,9 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m);
 /* A get request naming a head (KEY/NAME or magnet): look the head up,
  * check it names the share of that key and name, and fill rq (share id,
  * head_pk, want_mh). 0, or an error already written to resp. */
+/* Wait until job jid is finished or util_now_ms() reaches end: 0 when it
+ * is done, -EIO (failed: err says why), -ETIMEDOUT, -ENOENT. */
+int cn_job_wait(struct content_node *cn, uint64_t jid, uint64_t end, char *err, size_t errcap);
 struct ctl_resp;
 int cn_head_resolve_get(struct content_node *cn, const char *ref, struct cn_get_req *rq,
 			struct ctl_resp *resp);
@@ -358,6 +361,11 @@ unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms
 
 /* jobs.c: the download jobs (each one's state machine: swarm.c and its
  * parts, private to them in swarm_int.h). */
+/* --item selections of one get: 8 */
+#define CN_GET_MAX_ITEMS 8
+/* Whether the item at path is selected by rq (all are with none named). */
+struct cn_get_req;
+bool cn_get_selects(const struct cn_get_req *rq, const char *path);
 struct cn_get_req {
 	uint8_t id[32];
 	size_t id_len;	   /* 32 content id, 20 share id */
@@ -373,6 +381,12 @@ struct cn_get_req {
 	bool has_head, has_mh;
 	uint8_t head_pk[32];
 	uint8_t want_mh[32];
+	/* a share: fetch and keep its manifest only (share show of a share
+	 * not held), or only the items named (paths, or folders: a path
+	 * ending in '/', or any prefix that ends at a '/' of the item's) */
+	bool manifest_only;
+	unsigned int nsel;
+	char sel[CN_GET_MAX_ITEMS][MANIFEST_MAX_PATH + 2];
 };
 /* Start (or join) a download; *job_id gets its number. */
 int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id);

@@ -472,7 +472,15 @@ static int fetch_version(struct content_node *cn, const struct cn_head_ref *ref,
 		snprintf(err, errcap, "download not started: %s", strerror(-rc));
 		return rc;
 	}
-	rc = -ETIMEDOUT;
+	(void)seq;
+	return cn_job_wait(cn, jid, end, err, errcap);
+}
+
+int cn_job_wait(struct content_node *cn, uint64_t jid, uint64_t end, char *err, size_t errcap)
+{
+	int rc = -ETIMEDOUT;
+
+	snprintf(err, errcap, "download job %llu still running", (unsigned long long)jid);
 	while (util_now_ms() < end && !atomic_load(&cn->stopping)) {
 		json_t *j = cn_job_json(cn, jid);
 		int done = j && json_is_true(json_object_get(j, "done"));
@@ -486,10 +494,12 @@ static int fetch_version(struct content_node *cn, const struct cn_head_ref *ref,
 		if (done) {
 			rc = st && !strcmp(st, "done") ? 0 : -EIO;
 			if (rc)
-				snprintf(err, errcap, "version %lld: %s", (long long)seq,
+				snprintf(err, errcap, "%s",
 					 json_string_value(json_object_get(j, "error"))
 					     ? json_string_value(json_object_get(j, "error"))
 					     : "download failed");
+			else
+				err[0] = 0;
 			json_decref(j);
 			break;
 		}

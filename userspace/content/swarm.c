@@ -854,10 +854,20 @@ void *cn_job_run(void *arg)
 			pthread_mutex_unlock(&j->mu);
 			cn_share_put(j->cn, &m);
 			pthread_mutex_lock(&j->mu);
-			j->items_total = m.nitems;
 			for (uint32_t i = 0; i < m.nitems; i++)
-				j->total_bytes += m.items[i].size;
-			for (uint32_t i = 0; i < m.nitems && !rc; i++) {
+				if (cn_get_selects(&j->rq, m.items[i].path)) {
+					j->items_total++;
+					j->total_bytes += m.items[i].size;
+				}
+			if (j->rq.nsel && !j->items_total) {
+				snprintf(j->error, sizeof(j->error),
+					 "no item of the share matches the paths asked for");
+				rc = -ENOENT;
+			}
+			/* manifest only: kept (stored above), no item fetched */
+			for (uint32_t i = 0; i < m.nitems && !rc && !j->rq.manifest_only; i++) {
+				if (!cn_get_selects(&j->rq, m.items[i].path))
+					continue;
 				set_item(j, m.items[i].id);
 				j->announce = m.visibility == MANIFEST_PUBLIC;
 				rc = fetch_item(j);
@@ -871,7 +881,7 @@ void *cn_job_run(void *arg)
 						cn_announce(j->cn, m.items[i].id, 32);
 				}
 			}
-			if (!rc && m.visibility == MANIFEST_PUBLIC)
+			if (!rc && m.visibility == MANIFEST_PUBLIC && !j->rq.manifest_only)
 				cn_announce(j->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
 		}
 	} else {
