@@ -414,7 +414,8 @@ struct cn_add_args {
 	int priv;
 };
 int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp);
-/* POST /v1/content/get {"id": HEX64|HEX40, "out"?: ABS, "from"?: [TARGET, ...]} */
+/* POST /v1/content/get {"id": HEX64|HEX40|KEY/NAME|MAGNET, "out"?: ABS, "from"?: [TARGET, ...],
+ * "items"?: [PATH, ...]} */
 int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp);
 
 #endif
