@@ -190,14 +190,24 @@ static int op_run(struct content_node *cn, struct head_op *op, int wait)
 		op_put_ref(op);
 		return 0;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += HEAD_OP_WAIT_MS / 1000;
-	pthread_mutex_lock(&op->mu);
-	rc = 0;
-	while (!op->done && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&op->cond, &op->mu, &ts);
-	rc = op->done ? 0 : -ETIMEDOUT;
-	pthread_mutex_unlock(&op->mu);
+	/* in slices, so a node shutting down (its engine may already be
+	 * stopped: no callback would come) is not held up */
+	{
+		uint64_t end = util_now_ms() + HEAD_OP_WAIT_MS;
+
+		pthread_mutex_lock(&op->mu);
+		while (!op->done && util_now_ms() < end && !atomic_load(&cn->stopping)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&op->cond, &op->mu, &ts);
+		}
+		rc = op->done ? 0 : -ETIMEDOUT;
+		pthread_mutex_unlock(&op->mu);
+	}
 	if (rc)
 		op_put_ref(op);
 	return rc;
