@@ -22,7 +22,9 @@
 #define MAG "magnet:?xs=urn:btpk:"
 /* "photos" in hex */
 #define PHOTOS "70686f746f73"
-#define H64 "61616161616161616161616161616161616161616161616161616161616161616161616161616161616161616161616161616161616161616161616161616161"
+#define H64                                                                                        \
+	"6161616161616161616161616161616161616161616161616161616161616161616161616161616161616161" \
+	"6161616161616161616161616161616161616161"
 
 static void test_parse_table(void **state)
 {
@@ -36,25 +38,25 @@ static void test_parse_table(void **state)
 	    {PK "/a/b c", 0, "a/b c"},
 	    {MAG PK "&s=" PHOTOS, 0, "photos"},
 	    {"magnet:?s=" PHOTOS "&xs=urn:btpk:" PK, 0, "photos"},
-	    {MAG PK "&s=" H64, 0, NULL},		   /* 64 bytes: the bound */
-	    {MAG PK "&s=" H64 "61", -E2BIG, NULL},	   /* 65 bytes */
-	    {PK "/", -EINVAL, NULL},			   /* empty name */
-	    {PK, -EINVAL, NULL},			   /* no name */
-	    {PK "x/photos", -EINVAL, NULL},		   /* key not 64 hex */
+	    {MAG PK "&s=" H64, 0, NULL},	   /* 64 bytes: the bound */
+	    {MAG PK "&s=" H64 "61", -E2BIG, NULL}, /* 65 bytes */
+	    {PK "/", -EINVAL, NULL},		   /* empty name */
+	    {PK, -EINVAL, NULL},		   /* no name */
+	    {PK "x/photos", -EINVAL, NULL},	   /* key not 64 hex */
 	    {"zz" PK "/photos", -EINVAL, NULL},
-	    {PK "/ph\x01otos", -EINVAL, NULL},		   /* control character */
-	    {PK "/\xc3\x28", -EINVAL, NULL},		   /* not UTF-8 */
-	    {MAG PK, -EINVAL, NULL},			   /* no salt */
-	    {MAG PK "&s=", -EINVAL, NULL},		   /* empty salt */
-	    {MAG PK "&s=7", -EINVAL, NULL},		   /* odd hex */
-	    {MAG PK "&s=7g", -EINVAL, NULL},		   /* not hex */
-	    {MAG PK "&s=01", -EINVAL, NULL},		   /* salt not a share name */
+	    {PK "/ph\x01otos", -EINVAL, NULL},		       /* control character */
+	    {PK "/\xc3\x28", -EINVAL, NULL},		       /* not UTF-8 */
+	    {MAG PK, -EINVAL, NULL},			       /* no salt */
+	    {MAG PK "&s=", -EINVAL, NULL},		       /* empty salt */
+	    {MAG PK "&s=7", -EINVAL, NULL},		       /* odd hex */
+	    {MAG PK "&s=7g", -EINVAL, NULL},		       /* not hex */
+	    {MAG PK "&s=01", -EINVAL, NULL},		       /* salt not a share name */
 	    {MAG PK "&s=" PHOTOS "&s=" PHOTOS, -EINVAL, NULL}, /* twice */
-	    {MAG PK "&s=" PHOTOS "&dn=x", -EINVAL, NULL},    /* unknown parameter */
-	    {MAG PK "&s=" PHOTOS "&", -EINVAL, NULL},	   /* trailing & */
-	    {MAG PK "&s", -EINVAL, NULL},		   /* no '=' */
+	    {MAG PK "&s=" PHOTOS "&dn=x", -EINVAL, NULL},      /* unknown parameter */
+	    {MAG PK "&s=" PHOTOS "&", -EINVAL, NULL},	       /* trailing & */
+	    {MAG PK "&s", -EINVAL, NULL},		       /* no '=' */
 	    {"magnet:?xs=urn:btih:" PK "&s=" PHOTOS, -EINVAL, NULL},
-	    {MAG PK "00&s=" PHOTOS, -EINVAL, NULL},	   /* key too long */
+	    {MAG PK "00&s=" PHOTOS, -EINVAL, NULL}, /* key too long */
 	    {"magnet:?", -EINVAL, NULL},
 	    {"", -EINVAL, NULL},
 	    {NULL, -EINVAL, NULL},
@@ -116,8 +118,8 @@ static void test_value(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		int rc = cn_head_value_read((const uint8_t *)t[i].v, strlen(t[i].v), sid, mh,
-					    &has_mh);
+		int rc =
+		    cn_head_value_read((const uint8_t *)t[i].v, strlen(t[i].v), sid, mh, &has_mh);
 
 		if (rc != t[i].rc)
 			fail_msg("value case %zu: %d, want %d", i, rc, t[i].rc);
@@ -154,9 +156,8 @@ static void test_record(void **state)
 	rec.vlen = (uint16_t)cn_head_value((const uint8_t *)"aaaaaaaaaaaaaaaaaaaa",
 					   (const uint8_t *)"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
 					   rec.v, sizeof(rec.v));
-	assert_int_equal(dht_bep44_sign(rec.sig, sk, (const uint8_t *)"photos", 6, 3, rec.v,
-					rec.vlen),
-			 0);
+	assert_int_equal(
+	    dht_bep44_sign(rec.sig, sk, (const uint8_t *)"photos", 6, 3, rec.v, rec.vlen), 0);
 	n = cn_head_rec_encode(&rec, buf);
 	assert_int_equal(n, CN_HEAD_REC_HDR + rec.vlen);
 	assert_int_equal(cn_head_rec_decode(&ref, buf, n, &got), 0);

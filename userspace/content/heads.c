@@ -249,9 +249,8 @@ int cn_head_rec_decode(const struct cn_head_ref *ref, const uint8_t *buf, size_t
 	    rec->seq < -1 || rec->got < -1 || rec->got > rec->seq)
 		return -EBADMSG;
 	memcpy(rec->v, buf + CN_HEAD_REC_HDR, rec->vlen);
-	if (rec->seq >= 0 &&
-	    dht_bep44_verify(ref->pk, rec->sig, (const uint8_t *)ref->name, ref->name_len,
-			     rec->seq, rec->v, rec->vlen))
+	if (rec->seq >= 0 && dht_bep44_verify(ref->pk, rec->sig, (const uint8_t *)ref->name,
+					      ref->name_len, rec->seq, rec->v, rec->vlen))
 		return -EBADMSG;
 	if (rec->seq < 0 && rec->vlen)
 		return -EBADMSG;

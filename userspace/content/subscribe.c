@@ -129,8 +129,8 @@ static void op_fn(struct dht *dht, void *arg, uint64_t now)
 	int rc;
 
 	if (op->kind == OP_GET) {
-		rc = dht_get_since(dht, op->ref.pk, (const uint8_t *)op->ref.name,
-				   op->ref.name_len, op->seq, now, op_done, op);
+		rc = dht_get_since(dht, op->ref.pk, (const uint8_t *)op->ref.name, op->ref.name_len,
+				   op->seq, now, op_done, op);
 	} else {
 		struct dht_item_in it = {.pk = op->ref.pk,
 					 .sig = op->sig,
@@ -312,7 +312,7 @@ static int rec_upd_fn(struct store_txn *txn, void *arg)
 static int rec_update(struct rec_upd *u)
 {
 	if (!u->got)
-		u->got = -1;
+		u->got = -1; /* 0 (left unset) is no version: seqs start at 1 */
 	return store_write_call(u->cn->store, rec_upd_fn, u, 0);
 }
 
@@ -497,7 +497,8 @@ int cn_job_wait(struct content_node *cn, uint64_t jid, uint64_t end, char *err, 
 		const char *st = j ? json_string_value(json_object_get(j, "state")) : NULL;
 
 		if (!j) {
-			snprintf(err, errcap, "download job %llu vanished", (unsigned long long)jid);
+			snprintf(err, errcap, "download job %llu vanished",
+				 (unsigned long long)jid);
 			rc = -ENOENT;
 			break;
 		}
@@ -588,8 +589,8 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 				if (rec_update(&u) == 0) {
 					*rec = u.out;
 					atomic_fetch_add(&cn->subs->updates, 1);
-					log_info(CN_MOD, "head %s: new version, seq %lld", ref->name,
-						 (long long)rec->seq);
+					log_info(CN_MOD, "head %s: new version, seq %lld",
+						 ref->name, (long long)rec->seq);
 				}
 			}
 		} else if (op->status != 0 && op->status != -ENOENT) {
@@ -604,8 +605,7 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 		int64_t seq = rec->seq;
 
 		if (fetch_version(cn, ref, sid, has_mh ? mh : NULL, seq, err, sizeof(err)) == 0) {
-			struct rec_upd u = {
-			    .cn = cn, .ref = ref, .item_seq = -1, .got = seq};
+			struct rec_upd u = {.cn = cn, .ref = ref, .item_seq = -1, .got = seq};
 
 			if (rec_update(&u) == 0)
 				*rec = u.out;
@@ -673,8 +673,8 @@ static void *subs_run(void *arg)
 			due = e && e->due_ms <= now;
 			if (due)
 				e->due_ms = now + (s->rec[i].flags & CN_HEAD_SUB
-							? cn->poll_s * 1000ull
-							: CONTENT_HEAD_REPUT_S * 1000ull);
+						       ? cn->poll_s * 1000ull
+						       : CONTENT_HEAD_REPUT_S * 1000ull);
 			pthread_mutex_unlock(&sb->mu);
 			if (!due)
 				continue;
@@ -716,8 +716,7 @@ out:
 
 /* ------------------------------------------------------------ control API */
 
-static int parse_ref(json_t *body, const char *key, struct cn_head_ref *ref,
-		     struct ctl_resp *resp)
+static int parse_ref(json_t *body, const char *key, struct cn_head_ref *ref, struct ctl_resp *resp)
 {
 	const char *why;
 	int rc = cn_head_parse(json_string_value(json_object_get(body, key)), ref, &why);
@@ -861,10 +860,9 @@ static void api_subscriptions(void *arg, const struct ctl_req *req, struct ctl_r
 	(void)req;
 	store_iter(cn->store, cn->heads_dbi, list_one, &c);
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:o,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "subscriptions", c.a,
-				"poll_s", (int)cn->poll_s, "polls",
-				(json_int_t)atomic_load(&sb->polls), "updates",
-				(json_int_t)atomic_load(&sb->updates), "refused",
+		      json_pack("{s:o,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "subscriptions", c.a, "poll_s",
+				(int)cn->poll_s, "polls", (json_int_t)atomic_load(&sb->polls),
+				"updates", (json_int_t)atomic_load(&sb->updates), "refused",
 				(json_int_t)atomic_load(&sb->refused), "fetched",
 				(json_int_t)atomic_load(&sb->fetched), "reputs",
 				(json_int_t)atomic_load(&sb->reputs), "reputs_held",
