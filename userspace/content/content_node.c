@@ -448,18 +448,6 @@ static int parse_items(json_t *body, struct cn_get_req *rq, struct ctl_resp *res
 	return 0;
 }
 
-bool cn_get_selects(const struct cn_get_req *rq, const char *path)
-{
-	if (!rq->nsel)
-		return true;
-	for (unsigned int i = 0; i < rq->nsel; i++) {
-		size_t n = strlen(rq->sel[i]);
-
-		if (!strncmp(path, rq->sel[i], n) && (path[n] == 0 || path[n] == '/'))
-			return true;
-	}
-	return false;
-}
 
 /* Providers named by key alone: their node records' addresses (blocking
  * resolution, on the control thread, before any lock), at most 8 targets

@@ -3,6 +3,8 @@
  * Internals of the content node. content_node.c is the hub (lifecycle,
  * adding, the control API); it calls its parts, and no part calls it or a
  * part above it. From the top:
+ *   subscribe.c    share heads published and followed, their thread
+ *                  (uses jobs.c, shares.c and heads.c, pure)
  *   serve.c        serving the fetch protocol (uses jobs.c for PEERS)
  *   jobs.c         the download jobs; below it, private to a download
  *                  (swarm_int.h): swarm.c, swarm_peers.c, swarm_conn.c
@@ -363,9 +365,6 @@ unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms
  * parts, private to them in swarm_int.h). */
 /* --item selections of one get: 8 */
 #define CN_GET_MAX_ITEMS 8
-/* Whether the item at path is selected by rq (all are with none named). */
-struct cn_get_req;
-bool cn_get_selects(const struct cn_get_req *rq, const char *path);
 struct cn_get_req {
 	uint8_t id[32];
 	size_t id_len;	   /* 32 content id, 20 share id */

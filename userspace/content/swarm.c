@@ -692,6 +692,21 @@ static int fetch_item(struct cn_job *j)
 	return -ECANCELED;
 }
 
+/* Whether the item at path is selected by rq (all are with none named):
+ * a path named, or one under a folder named. */
+static bool selected(const struct cn_get_req *rq, const char *path)
+{
+	if (!rq->nsel)
+		return true;
+	for (unsigned int i = 0; i < rq->nsel; i++) {
+		size_t n = strlen(rq->sel[i]);
+
+		if (!strncmp(path, rq->sel[i], n) && (path[n] == 0 || path[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
 /* A job that follows a share head (subscribe.c) takes the version the
  * head names: the manifest whose digest is the head's "mh" when it has
  * one, else the newest the providers have. */
@@ -855,7 +870,7 @@ void *cn_job_run(void *arg)
 			cn_share_put(j->cn, &m);
 			pthread_mutex_lock(&j->mu);
 			for (uint32_t i = 0; i < m.nitems; i++)
-				if (cn_get_selects(&j->rq, m.items[i].path)) {
+				if (selected(&j->rq, m.items[i].path)) {
 					j->items_total++;
 					j->total_bytes += m.items[i].size;
 				}
@@ -866,7 +881,7 @@ void *cn_job_run(void *arg)
 			}
 			/* manifest only: kept (stored above), no item fetched */
 			for (uint32_t i = 0; i < m.nitems && !rc && !j->rq.manifest_only; i++) {
-				if (!cn_get_selects(&j->rq, m.items[i].path))
+				if (!selected(&j->rq, m.items[i].path))
 					continue;
 				set_item(j, m.items[i].id);
 				j->announce = m.visibility == MANIFEST_PUBLIC;
