@@ -87,6 +87,7 @@ struct weft_config {
 	/* [content] */
 	uint64_t content_quota;  /* bytes of blobs kept; 0 = the store's default (10 GiB) */
 	int content_direct_io;   /* O_DIRECT chunk I/O (docs/CONTENT.md) */
+	uint32_t content_poll_s; /* subscribed share heads polled every N s */
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;

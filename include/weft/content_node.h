@@ -72,6 +72,10 @@ struct content_node;
 /* Download jobs kept (running and finished, for the API): 64. */
 #define CONTENT_MAX_JOBS 64
 
+/* Subscribed share heads are polled every 300 s (content.poll_s): a
+ * BEP 44 get carrying the last seq, which costs one lookup and no value
+ * bytes when nothing changed; content sync polls at once. */
+#define CONTENT_POLL_S 300
 struct content_node_opts {
 	struct store *store;	     /* required: LMDB store (caller-owned) */
 	const char *state_dir;	     /* required: blobs go to <state_dir>/blobs */
@@ -86,6 +90,7 @@ struct content_node_opts {
 	unsigned int max_parallel;   /* 0 = CONTENT_MAX_PARALLEL */
 	unsigned int per_provider;   /* 0 = CONTENT_PER_PROVIDER */
 	unsigned int req_timeout_ms; /* 0 = CONTENT_REQ_TIMEOUT_MS */
+	unsigned int poll_s;	     /* 0 = CONTENT_POLL_S */
 	/* Test hooks, per node, honoured only by test builds (compiled with
 	 * -DWEFT_TEST_HOOKS: the sanitized and fuzz flavours, never the
 	 * release weftd) and logged loudly there: */

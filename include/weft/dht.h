@@ -229,6 +229,9 @@ struct dht_result {
 	const struct dht_wk *wks; /* get_peers: "wk" values found, one per peer address */
 	size_t nwks;
 	unsigned int stored; /* announce/put: nodes that acknowledged the store */
+	/* dht_put_signed with DHT_PUT_REFRESH: nodes among the k closest that
+	 * said they already hold the item's seq or a newer one (not stored to) */
+	unsigned int held;
 	/* get / put: the item */
 	const uint8_t *value; /* bencoded v */
 	size_t value_len;
@@ -285,6 +288,39 @@ int dht_put_immutable(struct dht *dht, const uint8_t *value, size_t len, uint64_
  * last put + 1); with cas, the put carries cas = the seq seen on the network. */
 int dht_put_mutable(struct dht *dht, const uint8_t *value, size_t len, const uint8_t *salt,
 		    size_t salt_len, int cas, uint64_t now_ms, dht_done_fn cb, void *arg);
+
+/* A mutable item signed elsewhere (BEP 44 lets anyone store it again):
+ * v is the bencoded value, as it is signed. */
+struct dht_item_in {
+	const uint8_t *pk;  /* 32 */
+	const uint8_t *sig; /* 64 */
+	const uint8_t *salt;
+	size_t salt_len;
+	int64_t seq;
+	const uint8_t *v; /* bencoded, at most DHT_MAX_VALUE bytes */
+	size_t vlen;
+};
+enum dht_put_flags {
+	/* each put carries cas = the seq that node answered in the lookup
+	 * (none when it held nothing): BEP 44's compare-and-swap */
+	DHT_PUT_CAS = 1U << 0,
+	/* keeping an item alive: store only at the k closest nodes that do
+	 * not already hold this seq or a newer one (their answer to the
+	 * lookup's get, which carries seq, says so); res->held counts the
+	 * others. With all k holding it nothing is sent. */
+	DHT_PUT_REFRESH = 1U << 1,
+};
+/* Put a signed mutable item as is (its seq and signature are kept). The
+ * signature is checked first: -EBADMSG. Also -EINVAL (no pk/sig/v, salt
+ * over DHT_MAX_SALT, value too long), -ENOSPC, -ENOMEM. */
+int dht_put_signed(struct dht *dht, const struct dht_item_in *it, unsigned int flags,
+		   uint64_t now_ms, dht_done_fn cb, void *arg);
+/* A mutable get whose queries carry seq (BEP 44): a node holding nothing
+ * newer than seq answers without the value, so a poll for a change costs
+ * no value bytes. The result is -ENOENT unless an item with a higher seq
+ * was found (our own storage included). */
+int dht_get_since(struct dht *dht, const uint8_t *pk, const uint8_t *salt, size_t salt_len,
+		  int64_t seq, uint64_t now_ms, dht_done_fn cb, void *arg);
 
 /* ---- statistics ---- */
 enum dht_stat_q {

@@ -73,6 +73,12 @@ struct manifest {
 	uint32_t cap;
 	uint8_t sig[IDENTITY_SIG_LEN];      /* set by sign / decode */
 	int is_signed;
+	/* Predecessor link (optional): the version this one replaces, as
+	 * manifest_digest() of its encoding and its seq (< seq, so a chain
+	 * of links can never loop). has_prev 0: the first version. */
+	int has_prev;
+	uint64_t prev_seq;
+	uint8_t prev[32];
 };
 
 void manifest_init(struct manifest *m);
@@ -125,7 +131,8 @@ int manifest_encode(const struct manifest *m, uint8_t *buf, size_t cap, size_t *
  * filled on success, left in the init state on failure). Rejects anything
  * not byte-identical to the canonical encoding, any bound exceeded, a share
  * id that does not derive from pk and name, and a bad signature.
- * Errors: -EINVAL malformed or non-canonical; -E2BIG over a bound;
+ * Errors: -EINVAL malformed or non-canonical; -ELOOP a predecessor link
+ * at or after its own seq (a loop); -E2BIG over a bound;
  * -EBADMSG signature does not verify; -ENOMEM.
  */
 int manifest_decode(struct manifest *m, const uint8_t *buf, size_t len);
@@ -134,6 +141,14 @@ int manifest_decode(struct manifest *m, const uint8_t *buf, size_t len);
  * 1 if a supersedes b (same share id, higher sequence number), 0 if not,
  * -EINVAL if they are different shares.
  */
+/* BLAKE3 of a manifest's full encoding (out: 32 bytes): what a later
+ * version's predecessor link and a share head's "mh" name. 0, -EINVAL,
+ * -ENOMEM or manifest_encode's errors. */
+int manifest_digest(const struct manifest *m, uint8_t out[32]);
+/* Link m (not yet signed) to its predecessor prev (signed, same share):
+ * m->prev = manifest_digest(prev), m->prev_seq = prev->seq. 0 or -errno. */
+int manifest_link_prev(struct manifest *m, const struct manifest *prev);
+
 int manifest_supersedes(const struct manifest *a, const struct manifest *b);
 
 #endif

@@ -326,12 +326,94 @@ static void test_items(void **state)
 	assert_int_equal(w.r.status, -ENOENT);
 }
 
+/* A head kept alive by others (docs/CONTENT.md, "Share heads"): node 5
+ * signs a BEP 46 value, node 17 stores the signed item as is; a get with
+ * the last seq sees nothing new; the next seq put with cas is seen; a
+ * refresh of an item every close node holds sends nothing; a forged
+ * signature is refused before anything is sent. */
+static void test_presigned(void **state)
+{
+	struct net *net = *state;
+	struct waiter w = {0};
+	uint8_t v1[64], v2[64], sig1[64], sig2[64];
+	const uint8_t *salt = (const uint8_t *)"photos";
+	struct dht_item_in it = {.pk = net->n[5].pk, .salt = salt, .salt_len = 6};
+	int n1 = snprintf((char *)v1, sizeof(v1), "d2:ih20:%s2:mhi1ee", "aaaaaaaaaaaaaaaaaaaa");
+	int n2 = snprintf((char *)v2, sizeof(v2), "d2:ih20:%s2:mhi2ee", "bbbbbbbbbbbbbbbbbbbb");
+
+	assert_int_equal(dht_bep44_sign(sig1, net->n[5].sk, salt, 6, 1, v1, (size_t)n1), 0);
+	assert_int_equal(dht_bep44_sign(sig2, net->n[5].sk, salt, 6, 2, v2, (size_t)n2), 0);
+	it.sig = sig1, it.seq = 1, it.v = v1, it.vlen = (size_t)n1;
+	assert_int_equal(dht_put_signed(net->n[17].dht, &it, DHT_PUT_CAS, util_now_ms(), on_done,
+					&w),
+			 0);
+	wait_for(net, &w);
+	assert_int_equal(w.r.status, 0);
+	assert_true(w.r.stored >= 3);
+	assert_int_equal(w.r.seq, 1);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(dht_get_since(net->n[2].dht, net->n[5].pk, salt, 6, -1, util_now_ms(),
+				       on_done, &w),
+			 0);
+	wait_for(net, &w);
+	assert_int_equal(w.r.status, 0);
+	assert_int_equal(w.r.seq, 1);
+	assert_memory_equal(w.r.value, v1, (size_t)n1);
+	/* nothing newer than 1 */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(dht_get_since(net->n[2].dht, net->n[5].pk, salt, 6, 1, util_now_ms(),
+				       on_done, &w),
+			 0);
+	wait_for(net, &w);
+	assert_int_equal(w.r.status, -ENOENT);
+	/* refresh of what every close node holds: nothing stored */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(dht_put_signed(net->n[9].dht, &it, DHT_PUT_REFRESH, util_now_ms(),
+					on_done, &w),
+			 0);
+	wait_for(net, &w);
+	assert_int_equal(w.r.status, 0);
+	assert_true(w.r.held >= 3);
+	/* (the first put's own node did not hold it: stored there now) */
+	assert_true(w.r.stored <= 1);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(dht_put_signed(net->n[9].dht, &it, DHT_PUT_REFRESH, util_now_ms(),
+					on_done, &w),
+			 0);
+	wait_for(net, &w);
+	assert_int_equal(w.r.status, 0);
+	assert_true(w.r.held >= 3);
+	assert_int_equal(w.r.stored, 0);
+	/* seq 2 with cas, by yet another node */
+	it.sig = sig2, it.seq = 2, it.v = v2, it.vlen = (size_t)n2;
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(dht_put_signed(net->n[11].dht, &it, DHT_PUT_CAS | DHT_PUT_REFRESH,
+					util_now_ms(), on_done, &w),
+			 0);
+	wait_for(net, &w);
+	assert_int_equal(w.r.status, 0);
+	assert_true(w.r.stored >= 3);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(dht_get_since(net->n[2].dht, net->n[5].pk, salt, 6, 1, util_now_ms(),
+				       on_done, &w),
+			 0);
+	wait_for(net, &w);
+	assert_int_equal(w.r.status, 0);
+	assert_int_equal(w.r.seq, 2);
+	assert_memory_equal(w.r.value, v2, (size_t)n2);
+	/* a signature that is not the key's: refused, nothing started */
+	sig2[10] ^= 1;
+	assert_int_equal(dht_put_signed(net->n[11].dht, &it, 0, util_now_ms(), on_done, &w),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tables_and_find_node),
 	    cmocka_unit_test(test_announce_get_peers),
 	    cmocka_unit_test(test_items),
+	    cmocka_unit_test(test_presigned),
 	};
 
 	return cmocka_run_group_tests_name("sim_dht_multi", tests, setup, teardown);

@@ -420,6 +420,50 @@ static void test_bounds_supersede(void **state)
 	free(buf);
 }
 
+/* Predecessor link: version 8 names version 7 by digest and seq, round
+ * trips, and a link at or after its own seq (a loop) is refused before
+ * the signature is even checked. */
+static void test_prev_link(void **state)
+{
+	struct manifest v7, v8, d;
+	struct identity id;
+	uint8_t *buf = malloc(MANIFEST_MAX_SIZE), dig[32];
+	size_t len;
+	char *p;
+
+	(void)state;
+	assert_non_null(buf);
+	vector_manifest(&v7, &id);
+	vector_manifest(&v8, &id);
+	v8.seq = 8;
+	assert_int_equal(manifest_link_prev(&v8, &v7), 0);
+	assert_int_equal(manifest_sign(&v8, &id), 0);
+	assert_int_equal(manifest_encode(&v8, buf, MANIFEST_MAX_SIZE, &len), 0);
+	manifest_init(&d);
+	assert_int_equal(manifest_decode(&d, buf, len), 0);
+	assert_true(d.has_prev);
+	assert_int_equal(d.prev_seq, 7);
+	assert_int_equal(manifest_digest(&v7, dig), 0);
+	assert_memory_equal(d.prev, dig, 32);
+	manifest_free(&d);
+	/* the same link, seq rewritten to 8 (= its own): a loop */
+	p = memmem(buf, len, "4:pseqi7e", 9);
+	assert_non_null(p);
+	p[7] = '8';
+	assert_int_equal(manifest_decode(&d, buf, len), -ELOOP);
+	p[7] = '9';
+	assert_int_equal(manifest_decode(&d, buf, len), -ELOOP);
+	/* a link to a later or equal version cannot be made or signed */
+	v7.is_signed = 1;
+	assert_int_equal(manifest_link_prev(&v7, &v8), -EINVAL);
+	v7.has_prev = 1;
+	v7.prev_seq = 7;
+	assert_int_equal(manifest_sign(&v7, &id), -EINVAL);
+	manifest_free(&v7);
+	manifest_free(&v8);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_forged),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_bounds_supersede),
+		cmocka_unit_test(test_prev_link),
 	};
 
 	return cmocka_run_group_tests_name("content_manifest", tests, NULL, NULL);

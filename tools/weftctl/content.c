@@ -147,7 +147,7 @@ static void progress(json_t *job, int tty)
 
 static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *from = json_array(), *body, *out = NULL;
+	json_t *from = json_array(), *items = json_array(), *body, *out = NULL;
 	const char *id = NULL;
 	char outdir[PATH_MAX] = "", path[64];
 	int nowait = 0, link = 0, rc, tty = isatty(1), ticks = 0;
@@ -165,6 +165,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 				snprintf(outdir, sizeof(outdir), "%.2047s/%.2047s", cwd, argv[i]);
 		} else if (!strcmp(argv[i], "--from") && i + 1 < argc) {
 			json_array_append_new(from, json_string(argv[++i]));
+		} else if (!strcmp(argv[i], "--item") && i + 1 < argc) {
+			json_array_append_new(items, json_string(argv[++i]));
 		} else if (!strcmp(argv[i], "--no-wait")) {
 			nowait = 1;
 		} else if (!strcmp(argv[i], "--link")) {
@@ -173,14 +175,21 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			id = argv[i];
 		} else {
 			json_decref(from);
+			json_decref(items);
 			return weftctl_usage(ctx);
 		}
 	}
-	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
+	/* a content id, a share id, or a share head (KEY/NAME, magnet) */
+	if (!id || (strlen(id) != 64 && strlen(id) != 40 && !strchr(id, '/') &&
+		    strncmp(id, "magnet:", 7))) {
 		json_decref(from);
+		json_decref(items);
 		return weftctl_usage(ctx);
 	}
 	body = json_pack("{s:s,s:o}", "id", id, "from", from);
+	if (json_array_size(items))
+		json_object_set(body, "items", items);
+	json_decref(items);
 	if (outdir[0])
 		json_object_set_new(body, "out", json_string(outdir));
 	if (link)
@@ -303,5 +312,5 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 		return cmd_jobs(ctx, argc, argv);
 	if (!strcmp(argv[1], "stats") && argc == 2)
 		return cmd_stats(ctx);
-	return weftctl_usage(ctx);
+	return weftctl_content_heads(ctx, argc, argv); /* heads.c, or usage */
 }

@@ -20,9 +20,14 @@ static const struct weftctl_noun nouns[] = {
 	{ "content", weftctl_content,
 	  "content add [--name NAME] [--private] PATH...\n"
 	  "content ls\n"
-	  "content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
+	  "content get ID|KEY/NAME|MAGNET [--out DIR [--link]] [--from TARGET]... [--item PATH]... [--no-wait]\n"
 	  "content jobs [N]\n"
-	  "content stats" },
+	  "content stats\n"
+	  "content link SHAREID|KEY/NAME|MAGNET\n"
+	  "content subscribe KEY/NAME|MAGNET\n"
+	  "content subscriptions\n"
+	  "content unsubscribe KEY/NAME|MAGNET\n"
+	  "content sync [KEY/NAME|MAGNET]" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"
@@ -42,7 +47,7 @@ static const struct weftctl_noun nouns[] = {
 	  "quic stats\n"
 	  "quic bench NODEKEY@ADDR|ADDR BYTES [sink|echo|discard]" },
 	{ "relay", weftctl_relay, "relay status|reservations|circuits   (relay and reservations)" },
-	{ "share", weftctl_share, "share show ID" },
+	{ "share", weftctl_share, "share show ID|KEY/NAME|MAGNET   (fetched first when not held)" },
 	{ "metrics", weftctl_metrics, "metrics   (Prometheus text)" },
 	{ "status", weftctl_status, "status" },
 	{ "svc", weftctl_svc,

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * weftctl share show ID
- * API: GET /v1/content/shares/ID (docs/CONTENT.md, "Control API"). A share
- * not held yet is fetched with `weftctl content get ID`.
+ * weftctl share show ID|KEY/NAME|MAGNET
+ * API: GET /v1/content/shares/ID (docs/CONTENT.md, "Control API"); a share
+ * not held is fetched first (its manifest only, verified). A head is
+ * turned into its share id with POST /v1/content/link.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,10 +17,22 @@ int weftctl_share(struct weftctl *ctx, int argc, char **argv)
 	size_t i;
 	int rc;
 
-	if (argc != 3 || strcmp(argv[1], "show") || strlen(argv[2]) != 40 ||
-	    strspn(argv[2], "0123456789abcdefABCDEF") != 40)
+	if (argc != 3 || strcmp(argv[1], "show"))
 		return weftctl_usage(ctx);
-	snprintf(path, sizeof(path), "/v1/content/shares/%s", argv[2]);
+	if (strlen(argv[2]) != 40 || strspn(argv[2], "0123456789abcdefABCDEF") != 40) {
+		/* a share head (KEY/NAME or magnet): its share id */
+		json_t *body = json_pack("{s:s}", "ref", argv[2]);
+
+		rc = weftctl_do(ctx, "POST", "/v1/content/link", body, &out);
+		json_decref(body);
+		if (rc)
+			return rc;
+		snprintf(path, sizeof(path), "/v1/content/shares/%s", weftctl_jstr(out, "share_id"));
+		json_decref(out);
+		out = NULL;
+	} else {
+		snprintf(path, sizeof(path), "/v1/content/shares/%s", argv[2]);
+	}
 	rc = weftctl_do(ctx, "GET", path, NULL, ctx->json ? NULL : &out);
 	if (rc || !out)
 		return rc;

@@ -35,6 +35,8 @@ struct weftctl_noun {
 /* The nouns (one file each; main.c's table). */
 int weftctl_ban(struct weftctl *ctx, int argc, char **argv);
 int weftctl_content(struct weftctl *ctx, int argc, char **argv);
+/* content link|subscribe|subscriptions|unsubscribe|sync (heads.c) */
+int weftctl_content_heads(struct weftctl *ctx, int argc, char **argv);
 int weftctl_dht(struct weftctl *ctx, int argc, char **argv);
 int weftctl_hash(struct weftctl *ctx, int argc, char **argv);
 int weftctl_io(struct weftctl *ctx, int argc, char **argv);

@@ -130,10 +130,17 @@ static json_t *manifest_json(const struct manifest *m)
 						id, "size", (json_int_t)m->items[i].size, "type",
 						m->items[i].type));
 	}
-	return json_pack(
+	json_t *o = json_pack(
 	    "{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:o}", "share_id", sid, "name", m->name, "publisher", pk,
 	    "seq", (json_int_t)m->seq, "created", (json_int_t)m->created, "visibility",
 	    m->visibility == MANIFEST_PRIVATE ? "private" : "public", "sig", sig, "items", items);
+
+	if (o && m->has_prev) { /* the predecessor link (docs/CONTENT.md) */
+		util_hex(id, m->prev, 32);
+		json_object_set_new(o, "prev", json_string(id));
+		json_object_set_new(o, "prev_seq", json_integer((json_int_t)m->prev_seq));
+	}
+	return o;
 }
 
 static const char *base_name(const char *p)
@@ -273,8 +280,10 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	manifest_share_id(cn->id->pk, nm, strlen(nm), sid);
 	m.seq = 1;
 	manifest_init(&old);
-	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0)
+	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0) {
 		m.seq = old.seq + 1;
+		manifest_link_prev(&m, &old); /* the version it replaces */
+	}
 	manifest_free(&old);
 	free(enc);
 	rc = manifest_sign(&m, cn->id);
@@ -290,6 +299,9 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	if (m.visibility == MANIFEST_PUBLIC)
 		for (uint32_t k = 0; k < m.nitems; k++)
 			cn_announce(cn, m.items[k].id, 32);
+	rc = cn_head_publish(cn, &m); /* its BEP 46 head: followers learn of it */
+	if (rc)
+		log_warn(CN_MOD, "share %s: head not recorded: %s", m.name, strerror(-rc));
 	ctl_resp_json(resp, 200, manifest_json(&m));
 out:
 	manifest_free(&m);
@@ -346,6 +358,8 @@ static void api_list(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 				"blobs", (int)n));
 }
 
+static int parse_items(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp);
+
 int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 {
 	const char *id = json_string_value(json_object_get(body, "id"));
@@ -354,13 +368,21 @@ int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 	size_t i;
 
 	memset(rq, 0, sizeof(*rq));
-	if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
+	if (id && (strchr(id, '/') || !strncmp(id, "magnet:", 7))) {
+		/* a share head: resolved through the DHT by the caller */
+		if (strlen(id) >= sizeof(rq->ref)) {
+			ctl_resp_error(resp, 400, "bad_request", "id: head too long");
+			return -EINVAL;
+		}
+		snprintf(rq->ref, sizeof(rq->ref), "%s", id);
+	} else if (!id || (strlen(id) != 64 && strlen(id) != 40)) {
 		ctl_resp_error(resp, 400, "bad_request",
 			       "id must be a content id (64 hex) or a share id (40 hex)");
 		return -EINVAL;
 	}
-	rq->id_len = strlen(id) / 2;
-	if (util_unhex(rq->id, rq->id_len, id)) {
+	if (!rq->ref[0])
+		rq->id_len = strlen(id) / 2;
+	if (!rq->ref[0] && util_unhex(rq->id, rq->id_len, id)) {
 		ctl_resp_error(resp, 400, "bad_request", "id is not hex");
 		return -EINVAL;
 	}
@@ -390,8 +412,42 @@ int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 		}
 		snprintf(rq->from[rq->nfrom++], sizeof(rq->from[0]), "%s", t);
 	}
+	return parse_items(body, rq, resp);
+}
+
+/* "items": [PATH, ...]: only these items of a share (a path, or a folder
+ * with or without its trailing '/'); each must be a valid item path. */
+static int parse_items(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
+{
+	json_t *items = json_object_get(body, "items"), *v;
+	size_t i;
+
+	if (!items)
+		return 0;
+	if (!json_is_array(items) || !json_array_size(items) ||
+	    json_array_size(items) > CN_GET_MAX_ITEMS || rq->id_len == 32) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "items: 1 to %d paths of a share's items", CN_GET_MAX_ITEMS);
+		return -EINVAL;
+	}
+	json_array_foreach(items, i, v)
+	{
+		const char *t = json_string_value(v);
+		size_t n = t ? strlen(t) : 0;
+
+		while (n > 1 && t[n - 1] == '/')
+			n--;
+		if (!t || !manifest_path_valid(t, n)) {
+			ctl_resp_error(resp, 400, "bad_request", "items: %s is not an item path",
+				       t ? t : "(not a string)");
+			return -EINVAL;
+		}
+		memcpy(rq->sel[rq->nsel], t, n);
+		rq->sel[rq->nsel++][n] = 0;
+	}
 	return 0;
 }
+
 
 /* Providers named by key alone: their node records' addresses (blocking
  * resolution, on the control thread, before any lock), at most 8 targets
@@ -442,6 +498,8 @@ static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	}
 	if (cn_api_parse_get(req->json, rq, resp) || expand_keys(cn, rq, resp))
 		goto out;
+	if (rq->ref[0] && cn_head_resolve_get(cn, rq->ref, rq, resp))
+		goto out;
 	rc = cn_job_start(cn, rq, &jid);
 	if (rc) {
 		ctl_resp_errno(resp, rc, "download");
@@ -490,9 +548,29 @@ static void api_share(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		return;
 	}
 	if (cn_share_get(cn, sid, &enc, &len)) {
-		ctl_resp_error(resp, 404, "not_found",
-			       "share not held here (content get ID fetches it)");
-		return;
+		/* browse before download: fetch the manifest alone from the
+		 * share's providers, verify and keep it */
+		struct cn_get_req *rq = calloc(1, sizeof(*rq));
+		char err[200] = "out of memory";
+		uint64_t jid;
+
+		rc = rq ? 0 : -ENOMEM;
+		if (rq) {
+			memcpy(rq->id, sid, sizeof(sid));
+			rq->id_len = MANIFEST_SHARE_ID_LEN;
+			rq->manifest_only = 1;
+			rc = cn_job_start(cn, rq, &jid);
+			free(rq);
+			if (!rc)
+				rc = cn_job_wait(cn, jid, util_now_ms() + 90000, err, sizeof(err));
+			else
+				snprintf(err, sizeof(err), "%s", strerror(-rc));
+		}
+		if (rc || cn_share_get(cn, sid, &enc, &len)) {
+			ctl_resp_error(resp, 404, "not_found", "share %s not found: %s",
+				       req->subpath, err);
+			return;
+		}
 	}
 	manifest_init(&m);
 	rc = manifest_decode(&m, enc, len);
@@ -626,6 +704,10 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	rc = cn_shares_init(cn);
 	if (rc)
 		goto fail;
+	cn->poll_s = opts->poll_s ? opts->poll_s : CONTENT_POLL_S;
+	rc = cn_subs_init(cn, opts->ctl);
+	if (rc)
+		goto fail;
 	rc = cn_serve_init(cn);
 	if (rc) {
 		log_error(CN_MOD, "QUIC stream type 0x%x: %s", CONTENT_ST_FETCH, strerror(-rc));
@@ -725,6 +807,9 @@ int content_node_start(struct content_node *cn)
 	rc = cn_announce_start(cn); /* a thread error: positive, as returned below */
 	if (rc)
 		goto out;
+	rc = cn_subs_start(cn);
+	if (rc)
+		goto out;
 	/* Partial downloads resume on their own (kept in the store only). */
 	for (size_t i = 0; i < c.npartial; i++) {
 		struct cn_get_req *rq = calloc(1, sizeof(*rq));
@@ -750,6 +835,7 @@ void content_node_free(struct content_node *cn)
 	if (!cn)
 		return;
 	atomic_store(&cn->stopping, 1);
+	cn_subs_stop(cn); /* it waits on jobs: first */
 	cn_jobs_stop(cn);
 	cn_announce_stop(cn);
 	cn_serve_stop(cn);

@@ -3,6 +3,8 @@
  * Internals of the content node. content_node.c is the hub (lifecycle,
  * adding, the control API); it calls its parts, and no part calls it or a
  * part above it. From the top:
+ *   subscribe.c    share heads published and followed, their thread
+ *                  (uses jobs.c, shares.c and heads.c, pure)
  *   serve.c        serving the fetch protocol (uses jobs.c for PEERS)
  *   jobs.c         the download jobs; below it, private to a download
  *                  (swarm_int.h): swarm.c, swarm_peers.c, swarm_conn.c
@@ -173,6 +175,11 @@ struct content_node {
 	struct cn_job *jobs[CONTENT_MAX_JOBS];
 	unsigned int njobs;
 	uint64_t next_job;
+
+	/* share heads and subscriptions: subscribe.c (its thread) */
+	unsigned int heads_dbi;
+	unsigned int poll_s;
+	struct cn_subs *subs;
 };
 
 /* proto.c: the fetch protocol's wire format (docs/PROTOCOL.md "Content").
@@ -295,6 +302,28 @@ int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_
  * Errors of store_write_call. */
 int cn_share_put(struct content_node *cn, const struct manifest *m);
 
+/* subscribe.c: share heads (BEP 46) we publish and follow, the thread
+ * that polls and keeps them alive, their /v1/content routes. */
+struct cn_subs;
+struct ctl;
+struct cn_get_req;
+int cn_subs_init(struct content_node *cn, struct ctl *ctl);
+int cn_subs_start(struct content_node *cn);
+void cn_subs_stop(struct content_node *cn);
+/* Publish m's head (m signed by our key, already stored): sign the BEP 46
+ * item with seq = m->seq, record it (durable), put it with cas. 0 or
+ * -errno (the record; a DHT put that fails is retried by the thread). */
+int cn_head_publish(struct content_node *cn, const struct manifest *m);
+/* A get request naming a head (KEY/NAME or magnet): look the head up,
+ * check it names the share of that key and name, and fill rq (share id,
+ * head_pk, want_mh). 0, or an error already written to resp. */
+/* Wait until job jid is finished or util_now_ms() reaches end: 0 when it
+ * is done, -EIO (failed: err says why), -ETIMEDOUT, -ENOENT. */
+int cn_job_wait(struct content_node *cn, uint64_t jid, uint64_t end, char *err, size_t errcap);
+struct ctl_resp;
+int cn_head_resolve_get(struct content_node *cn, const char *ref, struct cn_get_req *rq,
+			struct ctl_resp *resp);
+
 /* announce.c: announcing on the DHT. */
 /* Queue id for announcement (len 32: content id; len 20: share id). */
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len);
@@ -334,6 +363,8 @@ unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms
 
 /* jobs.c: the download jobs (each one's state machine: swarm.c and its
  * parts, private to them in swarm_int.h). */
+/* --item selections of one get: 8 */
+#define CN_GET_MAX_ITEMS 8
 struct cn_get_req {
 	uint8_t id[32];
 	size_t id_len;	   /* 32 content id, 20 share id */
@@ -341,6 +372,20 @@ struct cn_get_req {
 	char from[8][128]; /* explicit providers (quic_node targets) */
 	unsigned int nfrom;
 	bool link;	   /* export as a read-only hard link of the store's copy */
+	char ref[300];	   /* the request named a head (KEY/NAME or magnet): resolved
+			    * by cn_head_resolve_get into the fields below */
+	/* a share followed through its head (subscribe.c): the manifest
+	 * must be signed by head_pk; with has_mh it must be the version
+	 * whose manifest_digest() is want_mh, else the newest found */
+	bool has_head, has_mh;
+	uint8_t head_pk[32];
+	uint8_t want_mh[32];
+	/* a share: fetch and keep its manifest only (share show of a share
+	 * not held), or only the items named (paths, or folders: a path
+	 * ending in '/', or any prefix that ends at a '/' of the item's) */
+	bool manifest_only;
+	unsigned int nsel;
+	char sel[CN_GET_MAX_ITEMS][MANIFEST_MAX_PATH + 2];
 };
 /* Start (or join) a download; *job_id gets its number. */
 int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id);
@@ -368,7 +413,8 @@ struct cn_add_args {
 	int priv;
 };
 int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp);
-/* POST /v1/content/get {"id": HEX64|HEX40, "out"?: ABS, "from"?: [TARGET, ...]} */
+/* POST /v1/content/get {"id": HEX64|HEX40|KEY/NAME|MAGNET, "out"?: ABS, "from"?: [TARGET, ...],
+ * "items"?: [PATH, ...]} */
 int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp);
 
 #endif

@@ -241,6 +241,8 @@ static int fields_valid(const struct manifest *m)
 	    m->created > INT64_MAX || m->visibility > MANIFEST_PRIVATE ||
 	    m->nitems > MANIFEST_MAX_ITEMS)
 		return 0;
+	if (m->has_prev && m->prev_seq >= m->seq)
+		return 0; /* a predecessor at or after this version: a loop */
 	return 1;
 }
 
@@ -271,6 +273,12 @@ static void encode(const struct manifest *m, int with_sig, struct bencode_buf *b
 	bencode_put_cstr(b, m->name);
 	bencode_put_cstr(b, "pk");
 	bencode_put_str(b, m->pk, IDENTITY_PK_LEN);
+	if (m->has_prev) {
+		bencode_put_cstr(b, "prev");
+		bencode_put_str(b, m->prev, 32);
+		bencode_put_cstr(b, "pseq");
+		bencode_put_int(b, (int64_t)m->prev_seq);
+	}
 	bencode_put_cstr(b, "seq");
 	bencode_put_int(b, (int64_t)m->seq);
 	bencode_put_cstr(b, "sid");
@@ -431,7 +439,8 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 	uint8_t sid[MANIFEST_SHARE_ID_LEN];
 	int err;
 
-	if (!root || root->type != BENCODE_DICT || root->count != TOP_KEYS)
+	if (!root || root->type != BENCODE_DICT ||
+	    (root->count != TOP_KEYS && root->count != TOP_KEYS + 2))
 		return -EINVAL;
 	if ((err = get_uint(d, root, "v", MANIFEST_VERSION, &v)) || v != MANIFEST_VERSION)
 		return -EINVAL;
@@ -440,6 +449,16 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 	    (err = get_uint(d, root, "vis", MANIFEST_PRIVATE, &vis)))
 		return err;
 	m->visibility = (uint32_t)vis;
+	if (root->count == TOP_KEYS + 2) {
+		/* both predecessor keys or neither; the link must point back */
+		if ((err = get_str(d, root, "prev", 32, 32, &s, &sl)) ||
+		    (err = get_uint(d, root, "pseq", INT64_MAX, &m->prev_seq)))
+			return err;
+		if (m->prev_seq >= m->seq)
+			return -ELOOP;
+		memcpy(m->prev, s, 32);
+		m->has_prev = 1;
+	}
 	if ((err = get_str(d, root, "name", 1, MANIFEST_MAX_NAME, &s, &sl)))
 		return err;
 	if (!name_valid((const char *)s, sl))
@@ -497,7 +516,7 @@ int manifest_decode(struct manifest *m, const uint8_t *buf, size_t len)
 	if (err)
 		goto out;
 	if ((err = decode_fields(m, &d)))
-		goto out;
+		goto out; /* -ELOOP stays: a predecessor link that loops */
 	/* Canonical: the input must be exactly our encoding of what it says. */
 	re = malloc(len);
 	if (!re) {
@@ -520,6 +539,38 @@ out:
 	if (err)
 		manifest_free(m);
 	return err;
+}
+
+int manifest_digest(const struct manifest *m, uint8_t out[32])
+{
+	uint8_t *buf;
+	size_t len;
+	int err;
+
+	if (!m || !out)
+		return -EINVAL;
+	buf = malloc(MANIFEST_MAX_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	err = manifest_encode(m, buf, MANIFEST_MAX_SIZE, &len);
+	if (!err)
+		blake3_hash(buf, len, out, 32);
+	free(buf);
+	return err;
+}
+
+int manifest_link_prev(struct manifest *m, const struct manifest *prev)
+{
+	int err;
+
+	if (!m || !prev || !prev->is_signed || prev->seq >= m->seq)
+		return -EINVAL;
+	err = manifest_digest(prev, m->prev);
+	if (err)
+		return err;
+	m->prev_seq = prev->seq;
+	m->has_prev = 1;
+	return 0;
 }
 
 int manifest_supersedes(const struct manifest *a, const struct manifest *b)

@@ -698,9 +698,38 @@ static int fetch_item(struct cn_job *j)
 	return -ECANCELED;
 }
 
+/* Whether the item at path is selected by rq (all are with none named):
+ * a path named, or one under a folder named. */
+static bool selected(const struct cn_get_req *rq, const char *path)
+{
+	if (!rq->nsel)
+		return true;
+	for (unsigned int i = 0; i < rq->nsel; i++) {
+		size_t n = strlen(rq->sel[i]);
+
+		if (!strncmp(path, rq->sel[i], n) && (path[n] == 0 || path[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/* A job that follows a share head (subscribe.c) takes the version the
+ * head names: the manifest whose digest is the head's "mh" when it has
+ * one, else the newest the providers have. */
+static int version_ok(const struct cn_job *j, const struct manifest *m)
+{
+	uint8_t d[32];
+
+	if (!j->rq.has_head || !j->rq.has_mh)
+		return 1;
+	return manifest_digest(m, d) == 0 && !memcmp(d, j->rq.want_mh, 32);
+}
+
 /* Share: fetch and verify its manifest. Called and returns with j->mu held. */
 static int fetch_manifest(struct cn_job *j, struct manifest *m)
 {
+	unsigned int other_versions = 0;
+
 	uint8_t *enc = NULL;
 	size_t len = 0;
 	uint64_t t;
@@ -709,8 +738,11 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0) {
 		rc = manifest_decode(m, enc, len);
 		free(enc);
-		if (rc == 0 && j->rq.nfrom == 0)
-			return 0; /* held locally; with explicit providers ask for a newer one */
+		/* held locally; with explicit providers ask for a newer one, and
+		 * for a head's version unless it is the one held */
+		if (rc == 0 && j->rq.nfrom == 0 &&
+		    (!j->rq.has_head || (j->rq.has_mh && version_ok(j, m))))
+			return 0;
 		manifest_free(m);
 		manifest_init(m);
 	}
@@ -744,7 +776,21 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
-					fault(j, p, "a manifest that does not verify");
+					fault(j, p,
+					      rc == -ELOOP ? "a manifest whose predecessor link loops"
+							   : "a manifest that does not verify");
+				} else if (j->rq.has_head && memcmp(got.pk, j->rq.head_pk, 32)) {
+					/* the head's key must sign what it names */
+					manifest_free(&got);
+					j->bad_chunks++;
+					fault(j, p, "a manifest signed by another key than the head's");
+				} else if (j->rq.has_mh) {
+					if (!m->is_signed && version_ok(j, &got)) {
+						*m = got;
+					} else {
+						other_versions += !m->is_signed;
+						manifest_free(&got);
+					}
 				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
 					manifest_free(m);
 					*m = got;
@@ -771,6 +817,11 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 					waiting = 1;
 			if (m->is_signed && !waiting)
 				return 0;
+			if (!m->is_signed && !waiting && other_versions) {
+				snprintf(j->error, sizeof(j->error),
+					 "no provider has the version the share head names yet");
+				return -EAGAIN;
+			}
 		}
 		t = util_now_ms();
 		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
@@ -824,10 +875,20 @@ void *cn_job_run(void *arg)
 			pthread_mutex_unlock(&j->mu);
 			cn_share_put(j->cn, &m);
 			pthread_mutex_lock(&j->mu);
-			j->items_total = m.nitems;
 			for (uint32_t i = 0; i < m.nitems; i++)
-				j->total_bytes += m.items[i].size;
-			for (uint32_t i = 0; i < m.nitems && !rc; i++) {
+				if (selected(&j->rq, m.items[i].path)) {
+					j->items_total++;
+					j->total_bytes += m.items[i].size;
+				}
+			if (j->rq.nsel && !j->items_total) {
+				snprintf(j->error, sizeof(j->error),
+					 "no item of the share matches the paths asked for");
+				rc = -ENOENT;
+			}
+			/* manifest only: kept (stored above), no item fetched */
+			for (uint32_t i = 0; i < m.nitems && !rc && !j->rq.manifest_only; i++) {
+				if (!selected(&j->rq, m.items[i].path))
+					continue;
 				set_item(j, m.items[i].id);
 				j->announce = m.visibility == MANIFEST_PUBLIC;
 				rc = fetch_item(j);
@@ -841,7 +902,7 @@ void *cn_job_run(void *arg)
 						cn_announce(j->cn, m.items[i].id, 32);
 				}
 			}
-			if (!rc && m.visibility == MANIFEST_PUBLIC)
+			if (!rc && m.visibility == MANIFEST_PUBLIC && !j->rq.manifest_only)
 				cn_announce(j->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
 		}
 	} else {

@@ -345,6 +345,11 @@ struct dht_lookup {
 	uint8_t salt[DHT_MAX_SALT];
 	size_t salt_len;
 	int cas;
+	int presigned;	  /* dht_put_signed: seq and sig given */
+	unsigned int held; /* DHT_PUT_REFRESH: k closest already holding it */
+	unsigned int put_flags; /* enum dht_put_flags (presigned puts) */
+	int has_get_seq;  /* dht_get_since / presigned puts: gets carry seq */
+	int64_t get_seq;
 	int found;
 	uint8_t v[DHT_MAX_VALUE + 8];
 	size_t vlen;

@@ -114,6 +114,7 @@ static void lk_result(struct dht_lookup *lk, int status, struct dht_result *r,
 	r->npeers = lk->npeers;
 	r->wks = lk->wks;
 	r->nwks = lk->nwks;
+	r->held = lk->held;
 	r->stored = 0;
 	for (unsigned int i = 0; i < lk->ncands; i++)
 		r->stored += lk->cands[i].stored;
@@ -189,7 +190,14 @@ static void store_phase(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 		a.v = lk->v;
 		a.vlen = lk->vlen;
 	}
-	if (lk->op == DHT_OP_PUT_MUTABLE) {
+	if (lk->op == DHT_OP_PUT_MUTABLE && lk->presigned) {
+		a.k = lk->pk;
+		a.sig = lk->sig;
+		a.salt = lk->salt;
+		a.salt_len = lk->salt_len;
+		a.has_seq = 1;
+		a.seq = lk->seq;
+	} else if (lk->op == DHT_OP_PUT_MUTABLE) {
 		int64_t seq = lk->max_seen_seq + 1;
 
 		if (seq <= dht->last_put_seq)
@@ -220,6 +228,14 @@ static void store_phase(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 		if (c->state != CAND_DONE || !c->token_len)
 			continue;
 		n++;
+		if (lk->presigned && (lk->put_flags & DHT_PUT_REFRESH) && c->seq >= lk->seq) {
+			lk->held++; /* already holds it: BEP 44's rule of k, nothing to send */
+			continue;
+		}
+		if (lk->presigned) {
+			a.has_cas = (lk->put_flags & DHT_PUT_CAS) && c->seq >= 0;
+			a.cas = c->seq;
+		}
 		a.token = c->token;
 		a.token_len = c->token_len;
 		if (!dht_send_query(dht, q, (struct sockaddr *)&c->addr, c->addrlen, c->id, lk, &a,
@@ -229,7 +245,7 @@ static void store_phase(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 		}
 	}
 	if (!lk->inflight)
-		lk_finish(dht, lk, n ? -ETIMEDOUT : -EHOSTUNREACH);
+		lk_finish(dht, lk, lk->held ? 0 : n ? -ETIMEDOUT : -EHOSTUNREACH);
 }
 
 static int search_status(const struct dht_lookup *lk)
@@ -274,6 +290,10 @@ static void dht_lk_step(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 			a.info_hash = lk->target;
 		else
 			a.target = lk->target;
+		if (lk->has_get_seq) {
+			a.has_seq = 1;
+			a.seq = lk->get_seq;
+		}
 		if (dht_send_query(dht, search_method(lk->op), (struct sockaddr *)&c->addr,
 				   c->addrlen, c->id, lk, &a, now)) {
 			c->state = CAND_FAILED;
@@ -368,7 +388,8 @@ static void take_item(struct dht_lookup *lk, struct dht_cand *c, const struct kr
 		c->seq = m->seq;
 		if (m->seq > lk->max_seen_seq)
 			lk->max_seen_seq = m->seq;
-		if (lk->op != DHT_OP_GET || (lk->found && m->seq <= lk->seq))
+		if (lk->op != DHT_OP_GET || (lk->found && m->seq <= lk->seq) ||
+		    (lk->has_get_seq && m->seq <= lk->get_seq))
 			return;
 		lk->found = 1;
 		lk->seq = m->seq;
@@ -444,6 +465,12 @@ void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg 
 		add_wk(lk, m->wks[i], m->wks_len[i] - DHT_WK_LEN, m->wks[i] + m->wks_len[i] - DHT_WK_LEN);
 	if (m->v && (lk->op == DHT_OP_GET || lk->op == DHT_OP_PUT_MUTABLE))
 		take_item(lk, c, m);
+	else if (!m->v && lk->has_get_seq && lk->want_mutable && m->k && m->has_seq &&
+		 !memcmp(m->k, lk->pk, DHT_PK_LEN))
+		/* Asked with seq, it holds nothing newer: no value, so no
+		 * signature to check. Its word decides only whether we store
+		 * at it again (DHT_PUT_REFRESH); a liar skips only itself. */
+		c->seq = m->seq;
 	dht_lk_step(dht, lk, now);
 }
 
@@ -624,7 +651,7 @@ static void lk_local(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 			return;
 		if (it->mut && it->seq > lk->max_seen_seq)
 			lk->max_seen_seq = it->seq;
-		if (lk->op != DHT_OP_GET)
+		if (lk->op != DHT_OP_GET || (lk->has_get_seq && it->seq <= lk->get_seq))
 			return;
 		lk->found = 1;
 		lk->local_hit = 1;
@@ -798,6 +825,63 @@ int dht_put_mutable(struct dht *dht, const uint8_t *value, size_t len, const uin
 	lk->salt_len = salt_len;
 	lk->cas = cas;
 	lk->found = 1;
+	return lk_begin(dht, lk, now_ms);
+}
+
+int dht_put_signed(struct dht *dht, const struct dht_item_in *it, unsigned int flags,
+		   uint64_t now_ms, dht_done_fn cb, void *arg)
+{
+	uint8_t t[DHT_ID_LEN];
+	struct dht_lookup *lk;
+	int err;
+
+	if (!it || !it->pk || !it->sig || !it->v || !it->vlen || it->vlen > DHT_MAX_VALUE ||
+	    it->salt_len > DHT_MAX_SALT || (it->salt_len && !it->salt) || it->seq < 0)
+		return -EINVAL;
+	if (dht_bep44_verify(it->pk, it->sig, it->salt, it->salt_len, it->seq, it->v, it->vlen))
+		return -EBADMSG;
+	dht_bep44_target_mutable(t, it->pk, it->salt, it->salt_len);
+	err = dht_lk_start(dht, DHT_OP_PUT_MUTABLE, t, now_ms, cb, arg, &lk);
+	if (err)
+		return err;
+	memcpy(lk->v, it->v, it->vlen);
+	lk->vlen = it->vlen;
+	lk->want_mutable = 1;
+	lk->presigned = 1;
+	lk->put_flags = flags;
+	memcpy(lk->pk, it->pk, DHT_PK_LEN);
+	memcpy(lk->sig, it->sig, DHT_SIG_LEN);
+	if (it->salt_len)
+		memcpy(lk->salt, it->salt, it->salt_len);
+	lk->salt_len = it->salt_len;
+	lk->seq = it->seq;
+	/* nodes holding this seq answer without the value */
+	lk->has_get_seq = 1;
+	lk->get_seq = it->seq;
+	lk->found = 1;
+	return lk_begin(dht, lk, now_ms);
+}
+
+int dht_get_since(struct dht *dht, const uint8_t *pk, const uint8_t *salt, size_t salt_len,
+		  int64_t seq, uint64_t now_ms, dht_done_fn cb, void *arg)
+{
+	uint8_t t[DHT_ID_LEN];
+	struct dht_lookup *lk;
+	int err;
+
+	if (!pk || salt_len > DHT_MAX_SALT || (salt_len && !salt))
+		return -EINVAL;
+	dht_bep44_target_mutable(t, pk, salt, salt_len);
+	err = dht_lk_start(dht, DHT_OP_GET, t, now_ms, cb, arg, &lk);
+	if (err)
+		return err;
+	lk->want_mutable = 1;
+	memcpy(lk->pk, pk, DHT_PK_LEN);
+	if (salt_len)
+		memcpy(lk->salt, salt, salt_len);
+	lk->salt_len = salt_len;
+	lk->has_get_seq = seq >= 0;
+	lk->get_seq = seq;
 	return lk_begin(dht, lk, now_ms);
 }
 

@@ -144,8 +144,12 @@ static int on_other_worker(const struct dhtnode *nd)
 	return tls_engine == nd->eng && tls_worker && engine_worker_index(tls_worker) != 0;
 }
 
+/* A datagram sent from outside worker 0, posted to it. It carries the
+ * port, not the dhtnode: a command posted after the workers stopped runs
+ * in engine_free, after dhtnode_free (a content thread's DHT operation
+ * racing the shutdown did that under ASan). */
 struct dht_tx {
-	struct dhtnode *nd;
+	uint16_t port;
 	struct io_addr dst;
 	size_t len;
 	uint8_t data[];
@@ -154,7 +158,7 @@ struct dht_tx {
 static void tx_cmd(struct engine_worker *w, void *arg)
 {
 	struct dht_tx *tx = arg;
-	struct io_addr src = { .port = tx->nd->port };
+	struct io_addr src = { .port = tx->port };
 
 	engine_send(w, &tx->dst, &src, tx->data, tx->len);
 	free(tx);
@@ -180,7 +184,7 @@ static int dht_send_cb(void *arg, const uint8_t *buf, size_t len, const struct s
 	tx = malloc(sizeof(*tx) + len);
 	if (!tx)
 		return -ENOMEM;
-	tx->nd = nd;
+	tx->port = nd->port;
 	tx->dst = dst;
 	tx->len = len;
 	memcpy(tx->data, buf, len);

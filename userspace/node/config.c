@@ -116,6 +116,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "quic", "retry_rate", CFG_U32, OFF(quic_retry_rate), 0, 1, 1000000, "200", NULL, 0 },
 	{ "content", "quota", CFG_U64, OFF(content_quota), 0, 0, 1ULL << 50, "0", NULL, 0 },
 	{ "content", "direct_io", CFG_BOOL, OFF(content_direct_io), 0, 0, 0, "true", NULL, 0 },
+	{ "content", "poll_s", CFG_U32, OFF(content_poll_s), 0, 1, 86400, "300", NULL, 0 },
 	{ "gateway", "listen", CFG_STR, OFF(gateway), SZ(gateway), 0, 0, "", NULL, 0 },
 	{ "gateway", "allow_public", CFG_BOOL, OFF(gateway_allow_public), 0, 0, 0, "false", NULL,
 	  0 },

@@ -649,6 +649,7 @@ registered:
 						  .quic_port = (uint16_t)n->cfg.quic_port,
 						  .quota_bytes = n->cfg.content_quota,
 						  .direct_io = n->cfg.content_direct_io,
+						  .poll_s = n->cfg.content_poll_s,
 						  .req_timeout_ms = n->cfg.test.content_req_timeout_ms,
 						  .test_corrupt = n->cfg.test.content_corrupt,
 						  .test_serve_delay_ms =
