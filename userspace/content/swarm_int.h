@@ -141,6 +141,8 @@ struct cn_job {
 	pthread_cond_t cond;
 	atomic_int stop;
 	int finished, status;
+	int cancelled; /* content cancel (jobs.c): stop is set, never joined again */
+	int holds;     /* a cancel waiting on it (under jmu): its slot is not reused */
 	char state[16];
 	char error[160];
 	/* current item */
