@@ -145,6 +145,58 @@ static void progress(json_t *job, int tty)
 	fflush(stdout);
 }
 
+/* The event stream of one job (GET /v1/content/events?job=N): a bar on a
+ * terminal, a plain line every 4 events (2 s) otherwise. */
+struct get_watch {
+	int tty, quiet, over;
+	unsigned int n;
+};
+
+static int on_event(void *arg, json_t *ev)
+{
+	struct get_watch *gw = arg;
+	const char *kind = weftctl_jstr(ev, "event");
+	long long total = weftctl_jint(ev, "total_bytes"), done = weftctl_jint(ev, "done_bytes");
+	long long rate = weftctl_jint(ev, "rate_bps"), eta = weftctl_jint(ev, "eta_s");
+	char b1[32], b2[32], b3[32], bar[31], etas[32];
+	int pct, fill, end = strcmp(kind, "progress") != 0;
+
+	if (!strcmp(kind, "heartbeat"))
+		return 0;
+	if (!strcmp(kind, "dropped")) {
+		fprintf(stderr, "weftctl: progress stream dropped by weftd: %s\n",
+			weftctl_jstr(ev, "error"));
+		return 1;
+	}
+	if (end)
+		gw->over = 1;
+	if (gw->quiet || (!gw->tty && !end && gw->n++ % 4))
+		return end;
+	pct = total ? (int)(done * 100 / total) : 0;
+	if (pct > 100)
+		pct = 100;
+	fill = pct * 30 / 100;
+	memset(bar, '#', (size_t)fill);
+	memset(bar + fill, '.', (size_t)(30 - fill));
+	bar[30] = 0;
+	weftctl_fmt_bytes((double)done, b1, sizeof(b1));
+	weftctl_fmt_bytes((double)total, b2, sizeof(b2));
+	weftctl_fmt_bytes((double)rate, b3, sizeof(b3));
+	if (eta >= 0)
+		snprintf(etas, sizeof(etas), "%lldm%02llds", eta / 60, eta % 60);
+	else
+		snprintf(etas, sizeof(etas), "-");
+	if (gw->tty)
+		printf("\r[%s] %3d%% %s/%s %s/s ETA %s, %lld providers, %lld bad   ", bar, pct, b1,
+		       b2, b3, etas, weftctl_jint(ev, "providers"), weftctl_jint(ev, "bad_chunks"));
+	else
+		printf("%s %d%% %lld/%lld bytes rate %lld B/s eta %s providers %lld bad %lld\n",
+		       kind, pct, done, total, rate, etas, weftctl_jint(ev, "providers"),
+		       weftctl_jint(ev, "bad_chunks"));
+	fflush(stdout);
+	return end;
+}
+
 static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 {
 	json_t *from = json_array(), *body, *out = NULL;
@@ -198,6 +250,15 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			printf("job %lld\n", jid);
 		return WEFTCTL_OK;
 	}
+	/* Progress from the event stream; polling when the daemon has none. */
+	{
+		struct get_watch gw = {.tty = tty, .quiet = ctx->json};
+		char epath[64];
+
+		snprintf(epath, sizeof(epath), "/v1/content/events?job=%lld", jid);
+		if (weftctl_stream(ctx, epath, on_event, &gw) == 200 && gw.over)
+			ticks = -1;
+	}
 	snprintf(path, sizeof(path), "/v1/content/jobs/%lld", jid);
 	for (;;) {
 		out = NULL;
@@ -206,10 +267,11 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			return rc;
 		if (weftctl_jtrue(out, "done"))
 			break;
-		if (!ctx->json && (tty || ticks % 20 == 0))
+		if (!ctx->json && ticks >= 0 && (tty || ticks % 20 == 0))
 			progress(out, tty);
 		json_decref(out);
-		ticks++;
+		if (ticks >= 0)
+			ticks++;
 		usleep(100 * 1000);
 	}
 	if (ctx->json) {
@@ -217,7 +279,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 	} else {
 		char b[32];
 
-		progress(out, tty);
+		if (ticks >= 0)
+			progress(out, tty);
 		if (tty)
 			printf("\n");
 		if (!strcmp(weftctl_jstr(out, "state"), "done"))
@@ -288,6 +351,60 @@ static int cmd_stats(struct weftctl *ctx)
 	return WEFTCTL_OK;
 }
 
+/* content rm|pin|unpin ID */
+static int cmd_id(struct weftctl *ctx, const char *verb, const char *id)
+{
+	json_t *body, *out = NULL;
+	char path[64];
+	int rc;
+
+	if (strlen(id) != 64 && strlen(id) != 40)
+		return weftctl_usage(ctx);
+	snprintf(path, sizeof(path), "/v1/content/%s", verb);
+	body = json_pack("{s:s}", "id", id);
+	rc = weftctl_do(ctx, "POST", path, body, ctx->json ? NULL : &out);
+	json_decref(body);
+	if (rc || !out)
+		return rc;
+	if (!strcmp(verb, "rm"))
+		printf("removed %s %s (%lld blobs deleted, no longer announced)\n",
+		       weftctl_jstr(out, "kind"), id, weftctl_jint(out, "blobs"));
+	else
+		printf("%s %s\n", weftctl_jtrue(out, "pinned") ? "pinned" : "unpinned", id);
+	json_decref(out);
+	return WEFTCTL_OK;
+}
+
+static void print_pins(const json_t *o)
+{
+	json_t *p;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "pins"), i, p)
+	    printf("%-7s %s\n", weftctl_jstr(p, "kind"), weftctl_jstr(p, "id"));
+}
+
+/* content cancel JOB */
+static int cmd_cancel(struct weftctl *ctx, const char *job)
+{
+	json_t *body, *out = NULL;
+	char *end;
+	long long jid = strtoll(job, &end, 10);
+	int rc;
+
+	if (*end || jid <= 0)
+		return weftctl_usage(ctx);
+	body = json_pack("{s:I}", "job", (json_int_t)jid);
+	rc = weftctl_do(ctx, "POST", "/v1/content/cancel", body, ctx->json ? NULL : &out);
+	json_decref(body);
+	if (rc || !out)
+		return rc;
+	printf("job %lld cancelled%s\n", jid,
+	       weftctl_jtrue(out, "partial_deleted") ? ", its partial download deleted" : "");
+	json_decref(out);
+	return WEFTCTL_OK;
+}
+
 int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc < 2)
@@ -302,5 +419,12 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 		return cmd_jobs(ctx, argc, argv);
 	if (!strcmp(argv[1], "stats") && argc == 2)
 		return cmd_stats(ctx);
+	if ((!strcmp(argv[1], "rm") || !strcmp(argv[1], "pin") || !strcmp(argv[1], "unpin")) &&
+	    argc == 3)
+		return cmd_id(ctx, argv[1], argv[2]);
+	if (!strcmp(argv[1], "pins") && argc == 2)
+		return weftctl_show(ctx, "GET", "/v1/content/pins", NULL, print_pins);
+	if (!strcmp(argv[1], "cancel") && argc == 3)
+		return cmd_cancel(ctx, argv[2]);
 	return weftctl_usage(ctx);
 }

@@ -22,7 +22,12 @@ static const struct weftctl_noun nouns[] = {
 	  "content ls\n"
 	  "content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
 	  "content jobs [N]\n"
-	  "content stats" },
+	  "content stats\n"
+	  "content rm ID\n"
+	  "content pin ID\n"
+	  "content unpin ID\n"
+	  "content pins\n"
+	  "content cancel JOB" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"

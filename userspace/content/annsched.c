@@ -46,6 +46,10 @@ struct cn_anq {
 	unsigned int nsend;
 	unsigned int est_bits; /* prefix a lookup's hood is expected to cover */
 	size_t cursor;
+	/* try_lookup's last scan found nothing to look up before lk_wake,
+	 * and nothing changed since (lk_dirty 0): no scan until then */
+	int lk_dirty;
+	uint64_t lk_wake;
 	uint64_t reann;
 	uint64_t lookups, sends, announced, failed;
 };
@@ -156,6 +160,7 @@ static int merge(struct cn_anq *q)
 	q->e = m;
 	q->n = q->sorted = o;
 	q->cursor = 0;
+	q->lk_dirty = 1;
 	return 0;
 }
 
@@ -169,6 +174,7 @@ int cn_anq_add(struct cn_anq *q, const uint8_t *id, size_t len, uint64_t now)
 	h = hood_for(q, id);
 	if (h)
 		h->next_ms = now; /* its hood looks at its range again */
+	q->lk_dirty = 1;
 	x = find(q, id);
 	if (x) {
 		if (x->state == E_IDLE || x->state == E_GONE) {
@@ -286,24 +292,34 @@ static void charge(struct cn_anq *q, const struct dht_node_info *ni, size_t n, u
 	}
 }
 
-/* Queries every node of the hood may still take now; *wait_ms: when one
- * more would fit, if none does. */
+/* How many ids a batch to the hood may carry now: what the
+ * CN_ANQ_MIN_NODES-th fullest bucket of its nodes allows (all of them when
+ * it has fewer), so that one node in several hoods slows none of them
+ * down; *wait_ms: when one more would fit, if none does. */
 static unsigned int hood_room(struct cn_anq *q, struct anq_hood *h, uint64_t now,
 			      uint64_t *wait_ms)
 {
-	int64_t min = INT64_MAX;
+	int64_t tok[DHT_K];
+	size_t want = h->n < CN_ANQ_MIN_NODES ? h->n : CN_ANQ_MIN_NODES;
 
+	if (!want)
+		return 0;
 	for (size_t i = 0; i < h->n; i++) {
-		struct anq_node *nd = node_of(q, &h->nodes[i], now);
+		int64_t t = node_of(q, &h->nodes[i], now)->tok;
+		size_t k = i;
 
-		if (nd->tok < min)
-			min = nd->tok;
+		while (k > 0 && tok[k - 1] < t) { /* descending */
+			tok[k] = tok[k - 1];
+			k--;
+		}
+		tok[k] = t;
 	}
-	if (min < 1000) {
-		*wait_ms = (uint64_t)((1000 - min + CN_ANQ_NODE_RATE - 1) / CN_ANQ_NODE_RATE);
+	if (tok[want - 1] < 1000) {
+		*wait_ms = (uint64_t)((1000 - tok[want - 1] + CN_ANQ_NODE_RATE - 1) /
+				      CN_ANQ_NODE_RATE);
 		return 0;
 	}
-	return (unsigned int)(min / 1000);
+	return (unsigned int)(tok[want - 1] / 1000);
 }
 
 /* ---------------------------------------------------- neighbourhoods */
@@ -339,6 +355,7 @@ static struct anq_hood *hood_for(struct cn_anq *q, const uint8_t *key)
 
 static void hood_del(struct cn_anq *q, size_t i)
 {
+	q->lk_dirty = 1; /* its keys may need a lookup now */
 	memmove(&q->h[i], &q->h[i + 1], (q->nh - i - 1) * sizeof(*q->h));
 	q->nh--;
 }
@@ -433,9 +450,13 @@ static int try_send(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uint6
 			continue;
 		}
 		w->kind = CN_ANQ_SEND;
-		memcpy(w->nodes, h->nodes, h->n * sizeof(h->nodes[0]));
-		w->nnodes = h->n;
-		charge(q, h->nodes, h->n, (unsigned int)w->nkeys, now);
+		/* the nodes with room for the whole batch (at least
+		 * CN_ANQ_MIN_NODES of them, by hood_room) */
+		w->nnodes = 0;
+		for (size_t k = 0; k < h->n; k++)
+			if (node_of(q, &h->nodes[k], now)->tok >= (int64_t)w->nkeys * 1000)
+				w->nodes[w->nnodes++] = h->nodes[k];
+		charge(q, w->nodes, w->nnodes, (unsigned int)w->nkeys, now);
 		q->nsend++;
 		q->sends++;
 		q->hrot = hi + 1;
@@ -455,9 +476,15 @@ static int near_lookup(const struct cn_anq *q, const uint8_t *key)
 static int try_lookup(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uint64_t *wake)
 {
 	size_t n = q->sorted, i, seen;
+	uint64_t lw = UINT64_MAX;
 
-	if (!n)
+	if (!n || q->nlk >= CN_ANQ_MAX_LOOKUPS)
+		return 0; /* a lookup ending calls again */
+	if (!q->lk_dirty && now < q->lk_wake) {
+		if (q->lk_wake < *wake)
+			*wake = q->lk_wake;
 		return 0;
+	}
 	if (q->cursor >= n)
 		q->cursor = 0;
 	for (seen = 0, i = q->cursor; seen < n; seen++, i = i + 1 == n ? 0 : i + 1) {
@@ -467,12 +494,14 @@ static int try_lookup(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uin
 		if (x->state != E_IDLE)
 			continue;
 		if (x->due > now) {
-			if (x->due < *wake)
-				*wake = x->due;
+			if (x->due < lw)
+				lw = x->due;
 			continue;
 		}
 		h = hood_for(q, x->key);
 		if (h && h->expires > now) {
+			if (h->expires < lw)
+				lw = h->expires;
 			/* sent through the hood: skip the rest of its range (the
 			 * loop's step then lands on the first key past it) */
 			size_t last = lower(q, h->hi);
@@ -486,12 +515,8 @@ static int try_lookup(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uin
 			}
 			continue;
 		}
-		if (q->nlk >= CN_ANQ_MAX_LOOKUPS) {
-			*wake = now; /* a lookup ending wakes us anyway */
-			return 0;
-		}
 		if (near_lookup(q, x->key))
-			continue;
+			continue; /* the lookup ending sets lk_dirty */
 		x->state = E_LOOKUP;
 		memcpy(q->lk[q->nlk++], x->key, K);
 		memcpy(w->target, x->key, K);
@@ -500,6 +525,10 @@ static int try_lookup(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uin
 		q->lookups++;
 		return CN_ANQ_LOOKUP;
 	}
+	q->lk_dirty = 0;
+	q->lk_wake = lw;
+	if (lw < *wake)
+		*wake = lw;
 	return 0;
 }
 
@@ -539,6 +568,7 @@ void cn_anq_lookup_done(struct cn_anq *q, const uint8_t target[DHT_ID_LEN],
 	struct anq_ent *x = find(q, target);
 	unsigned int bits = K * 8, withtok = 0;
 
+	q->lk_dirty = 1;
 	for (size_t i = 0; i < q->nlk; i++)
 		if (!memcmp(q->lk[i], target, K)) {
 			memmove(q->lk[i], q->lk[i + 1], (q->nlk - i - 1) * K);

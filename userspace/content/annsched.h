@@ -36,9 +36,13 @@
 #define CN_ANQ_NODE_RATE 4   /* queries a second to one remote node */
 #define CN_ANQ_NODE_BURST 4  /* bucket depth */
 #define CN_ANQ_NODE_PER_MIN (60 * CN_ANQ_NODE_RATE + CN_ANQ_NODE_BURST) /* 244: the budget */
-#define CN_ANQ_BATCH_MAX 8   /* ids in one dht_announce_to (<= DHT_ANNOUNCE_TO_MAX) */
+/* A batch goes to the hood's nodes with room for it, at least 6 of the 8:
+ * a node in several hoods does not hold all of them back, and an id is
+ * still stored on 6 of its k closest nodes at least. */
+#define CN_ANQ_MIN_NODES 6
+#define CN_ANQ_BATCH_MAX 4   /* ids in one dht_announce_to (<= DHT_ANNOUNCE_TO_MAX) */
 #define CN_ANQ_MAX_LOOKUPS 16 /* lookups in flight (of the DHT's max_lookups, 64) */
-#define CN_ANQ_MAX_SENDS 32  /* announce batches in flight */
+#define CN_ANQ_MAX_SENDS 16  /* batches in flight: 16 x 4 ids x 8 nodes = 512 of the DHT's 1024 transactions */
 #define CN_ANQ_HOODS 512     /* neighbourhoods kept */
 /* 2 min: tokens live 5 to 10 min (BEP 5 implementations rotate their
  * secret every 5 min), so a hood's tokens are still good when it expires. */
