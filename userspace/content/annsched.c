@@ -592,7 +592,7 @@ void cn_anq_lookup_done(struct cn_anq *q, const uint8_t target[DHT_ID_LEN],
 	}
 	charge(q, nodes, n, 1, now);
 	/* with fewer than k nodes the set says nothing of the keys around */
-	bits = withtok < DHT_K ? K * 8 : bits + 1 > K * 8 ? K * 8 : bits + 1;
+	bits = withtok < DHT_K ? K * 8 : bits + CN_ANQ_HOOD_BITS > K * 8 ? K * 8 : bits + CN_ANQ_HOOD_BITS;
 	if (withtok == DHT_K)
 		q->est_bits = bits;
 	hood_add(q, target, bits, nodes, n, now);
