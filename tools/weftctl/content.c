@@ -115,64 +115,14 @@ static int count_up(json_t *job)
 }
 
 /* One progress line: a bar with rate, ETA and providers on a TTY (redrawn
- * in place), plain lines every few seconds otherwise. */
-static void progress(json_t *job, int tty)
+ * in place), a plain line otherwise (kind first: "progress", "done", ...).
+ * eta < 0: unknown. */
+static void bar_line(int tty, const char *kind, long long done, long long total, long long rate,
+		     long long eta, long long providers, long long bad)
 {
-	long long total = weftctl_jint(job, "total_bytes"), done = weftctl_jint(job, "done_bytes");
-	long long rate = weftctl_jint(job, "rate_bps");
-	char b1[32], b2[32], b3[32], bar[31];
-	int pct, fill;
-
-	if (!total)
-		total = weftctl_jint(job, "size");
-	pct = total ? (int)(done * 100 / total) : 0;
-	if (pct > 100)
-		pct = 100;
-	fill = pct * 30 / 100;
-	memset(bar, '#', (size_t)fill);
-	memset(bar + fill, '.', (size_t)(30 - fill));
-	bar[30] = 0;
-	weftctl_fmt_bytes((double)done, b1, sizeof(b1));
-	weftctl_fmt_bytes((double)total, b2, sizeof(b2));
-	weftctl_fmt_bytes((double)rate, b3, sizeof(b3));
-	if (tty)
-		printf("\r[%s] %3d%% %s/%s %s/s ETA %llds, %d providers, %lld bad   ", bar, pct, b1,
-		       b2, b3, rate && total > done ? (total - done) / rate : 0LL, count_up(job),
-		       weftctl_jint(job, "bad_chunks"));
-	else
-		printf("progress %d%% %lld/%lld bytes rate %lld B/s providers %d bad %lld\n", pct,
-		       done, total, rate, count_up(job), weftctl_jint(job, "bad_chunks"));
-	fflush(stdout);
-}
-
-/* The event stream of one job (GET /v1/content/events?job=N): a bar on a
- * terminal, a plain line every 4 events (2 s) otherwise. */
-struct get_watch {
-	int tty, quiet, over;
-	unsigned int n;
-};
-
-static int on_event(void *arg, json_t *ev)
-{
-	struct get_watch *gw = arg;
-	const char *kind = weftctl_jstr(ev, "event");
-	long long total = weftctl_jint(ev, "total_bytes"), done = weftctl_jint(ev, "done_bytes");
-	long long rate = weftctl_jint(ev, "rate_bps"), eta = weftctl_jint(ev, "eta_s");
 	char b1[32], b2[32], b3[32], bar[31], etas[32];
-	int pct, fill, end = strcmp(kind, "progress") != 0;
+	int pct = total ? (int)(done * 100 / total) : 0, fill;
 
-	if (!strcmp(kind, "heartbeat"))
-		return 0;
-	if (!strcmp(kind, "dropped")) {
-		fprintf(stderr, "weftctl: progress stream dropped by weftd: %s\n",
-			weftctl_jstr(ev, "error"));
-		return 1;
-	}
-	if (end)
-		gw->over = 1;
-	if (gw->quiet || (!gw->tty && !end && gw->n++ % 4))
-		return end;
-	pct = total ? (int)(done * 100 / total) : 0;
 	if (pct > 100)
 		pct = 100;
 	fill = pct * 30 / 100;
@@ -186,14 +136,55 @@ static int on_event(void *arg, json_t *ev)
 		snprintf(etas, sizeof(etas), "%lldm%02llds", eta / 60, eta % 60);
 	else
 		snprintf(etas, sizeof(etas), "-");
-	if (gw->tty)
+	if (tty)
 		printf("\r[%s] %3d%% %s/%s %s/s ETA %s, %lld providers, %lld bad   ", bar, pct, b1,
-		       b2, b3, etas, weftctl_jint(ev, "providers"), weftctl_jint(ev, "bad_chunks"));
+		       b2, b3, etas, providers, bad);
 	else
 		printf("%s %d%% %lld/%lld bytes rate %lld B/s eta %s providers %lld bad %lld\n",
-		       kind, pct, done, total, rate, etas, weftctl_jint(ev, "providers"),
-		       weftctl_jint(ev, "bad_chunks"));
+		       kind, pct, done, total, rate, etas, providers, bad);
 	fflush(stdout);
+}
+
+/* The same from a job's JSON (polling, and the last line). */
+static void progress(json_t *job, int tty)
+{
+	long long total = weftctl_jint(job, "total_bytes"), done = weftctl_jint(job, "done_bytes");
+	long long rate = weftctl_jint(job, "rate_bps");
+
+	if (!total)
+		total = weftctl_jint(job, "size");
+	bar_line(tty, "progress", done, total, rate,
+		 rate && total > done ? (total - done) / rate : -1, count_up(job),
+		 weftctl_jint(job, "bad_chunks"));
+}
+
+/* The event stream of one job (GET /v1/content/events?job=N): a bar on a
+ * terminal, a plain line every 4 events (2 s) otherwise. */
+struct get_watch {
+	int tty, quiet, over;
+	unsigned int n;
+};
+
+static int on_event(void *arg, json_t *ev)
+{
+	struct get_watch *gw = arg;
+	const char *kind = weftctl_jstr(ev, "event");
+	int end = strcmp(kind, "progress") != 0;
+
+	if (!strcmp(kind, "heartbeat"))
+		return 0;
+	if (!strcmp(kind, "dropped")) {
+		fprintf(stderr, "weftctl: progress stream dropped by weftd: %s\n",
+			weftctl_jstr(ev, "error"));
+		return 1;
+	}
+	if (end)
+		gw->over = 1;
+	if (gw->quiet || (!gw->tty && !end && gw->n++ % 4))
+		return end;
+	bar_line(gw->tty, kind, weftctl_jint(ev, "done_bytes"), weftctl_jint(ev, "total_bytes"),
+		 weftctl_jint(ev, "rate_bps"), weftctl_jint(ev, "eta_s"),
+		 weftctl_jint(ev, "providers"), weftctl_jint(ev, "bad_chunks"));
 	return end;
 }
 
