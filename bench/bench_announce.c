@@ -85,7 +85,8 @@ int main(int argc, char **argv)
 	bench_result_param(res, "ids", (double)n);
 	bench_result_param(res, "nodes", m);
 	bench_result_param(res, "latency_ms", o.latency_ms);
-	bench_result_param(res, "budget_per_node_min", CN_ANQ_NODE_PER_MIN);
+	bench_result_param(res, "budget_per_node_min", CN_ANQ_BUDGET_PER_MIN);
+	bench_result_param(res, "announce_budget_per_node_min", CN_ANQ_NODE_PER_MIN);
 	if (dhtsim_new(&s, &o)) {
 		fprintf(stderr, "bench_announce: cannot build the simulated DHT\n");
 		return 1;
@@ -96,11 +97,13 @@ int main(int argc, char **argv)
 	cpu = bench_now() - t0;
 	printf("announce: %llu of %zu ids in %.1f s of simulated time (%u DHT nodes), %llu lookups, "
 	       "%llu batches, %llu queries; busiest node: %llu queries from us in one minute "
-	       "(%llu announce_peer; budget %d); %.1f s of real time\n",
+	       "(%llu announce_peer; budgets %d in all, %d announce_peer); %.1f s of real "
+	       "time\n",
 	       (unsigned long long)r.announced, n, (double)r.all_ms / 1000, m,
 	       (unsigned long long)r.lookups, (unsigned long long)r.batches,
 	       (unsigned long long)r.queries, (unsigned long long)r.max_node_min,
-	       (unsigned long long)r.max_node_min_ann, CN_ANQ_NODE_PER_MIN, cpu);
+	       (unsigned long long)r.max_node_min_ann, CN_ANQ_BUDGET_PER_MIN, CN_ANQ_NODE_PER_MIN,
+	       cpu);
 	bench_result_figure(res, "announce_s", "every id announced once (simulated time)",
 			    (double)r.all_ms / 1000, "s");
 	bench_result_figure(res, "announced", "ids announced", (double)r.announced, "ids");

@@ -7,7 +7,9 @@
  * - every one of 4096 ids is announced (some node acknowledged it), in
  *   far fewer lookups than ids (batches by neighbourhood);
  * - no node receives more than CN_ANQ_NODE_PER_MIN announce_peer queries
- *   from us in any minute (the pacer), counted at the receiving side;
+ *   from us in any minute (the pacer), nor more than CN_ANQ_BUDGET_PER_MIN
+ *   queries of any kind (lookups included, the DHT's upkeep too), counted
+ *   at the receiving side;
  * - another node's get_peers finds us for a sample of the ids (the
  *   batch's nodes are those its lookups reach).
  * The benchmark (bench/announce.sh) runs the same with 65,536 ids and 512
@@ -58,6 +60,7 @@ static void test_announce_many(void **state)
 	assert_true(r.all_ms > 0 && r.all_ms < 600000);
 	assert_true(r.lookups * 4 < IDS); /* batched: many ids per lookup */
 	assert_true(r.max_node_min_ann <= CN_ANQ_NODE_PER_MIN);
+	assert_true(r.max_node_min <= CN_ANQ_BUDGET_PER_MIN);
 	/* Found by someone else: a sample of the ids, looked up from node 7. */
 	dhtsim_us_addr(s, &us);
 	for (unsigned int i = 0; i < IDS; i += IDS / 32) {

@@ -50,6 +50,8 @@ struct cn_anq {
 	 * and nothing changed since (lk_dirty 0): no scan until then */
 	int lk_dirty;
 	uint64_t lk_wake;
+	int64_t lk_tok; /* lookups' token bucket (milli), CN_ANQ_LOOKUP_RATE */
+	uint64_t lk_last;
 	uint64_t reann;
 	uint64_t lookups, sends, announced, failed;
 };
@@ -480,6 +482,24 @@ static int try_lookup(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uin
 
 	if (!n || q->nlk >= CN_ANQ_MAX_LOOKUPS)
 		return 0; /* a lookup ending calls again */
+	/* lookups go through the same few nodes of our routing table nearest
+	 * their targets: their pace bounds what those nodes see */
+	if (!q->lk_last || now > q->lk_last) {
+		int64_t cap = (int64_t)CN_ANQ_LOOKUP_BURST * 1000;
+
+		q->lk_tok = !q->lk_last ? cap : q->lk_tok + (int64_t)(now - q->lk_last) * 1000 /
+								  CN_ANQ_LOOKUP_EVERY_MS;
+		if (q->lk_tok > cap)
+			q->lk_tok = cap;
+		q->lk_last = now;
+	}
+	if (q->lk_tok < 1000) {
+		uint64_t t = now + (uint64_t)(1000 - q->lk_tok) * CN_ANQ_LOOKUP_EVERY_MS / 1000 + 1;
+
+		if (t < *wake)
+			*wake = t;
+		return 0;
+	}
 	if (!q->lk_dirty && now < q->lk_wake) {
 		if (q->lk_wake < *wake)
 			*wake = q->lk_wake;
@@ -518,6 +538,7 @@ static int try_lookup(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uin
 		if (near_lookup(q, x->key))
 			continue; /* the lookup ending sets lk_dirty */
 		x->state = E_LOOKUP;
+		q->lk_tok -= 1000;
 		memcpy(q->lk[q->nlk++], x->key, K);
 		memcpy(w->target, x->key, K);
 		w->kind = CN_ANQ_LOOKUP;

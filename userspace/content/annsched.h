@@ -18,18 +18,23 @@
  * so it is nearer T than S's farthest and is in S; the rest of X's k
  * closest are near T too. Measured against the true k closest
  * (tests/unit/test_content_annsched.c, 512 nodes, 16,384 ids): each id
- * reaches at least 4 and on average 7.1 of its 8 closest nodes (1 extra
- * bit: 3 and 6.8; 3 bits: 5 and 7.3 for twice the lookups), one lookup
- * serves about 70 ids, and another node's get_peers finds us
+ * reaches at least 3 and on average 6.9 of its 8 closest nodes (2 bits:
+ * 4 and 7.1, for twice the lookups, which the lookup pace below makes
+ * too slow: 731 s instead of 531 s for 65,536 ids in the benchmark), one
+ * lookup serves about 100 ids, and another node's get_peers finds us
  * (tests/sim/test_sim_announce.c).
  *
  * Pacing. Every remote node we send to has a token bucket: CN_ANQ_NODE_RATE
- * queries a second, CN_ANQ_NODE_BURST deep, so no node sees more than
- * CN_ANQ_NODE_PER_MIN from the announcer in any minute. A batch to a
- * hood is as large as the emptiest bucket among its nodes allows; a
- * lookup charges one query to each node it returns. 4 a second is under
- * libtorrent's per-node block_ratelimit (5 a second) and our own
- * dht.budget_rate (50).
+ * announce_peer a second, CN_ANQ_NODE_BURST deep (CN_ANQ_NODE_PER_MIN in
+ * any minute). A batch goes to the hood's nodes with room for it (at
+ * least CN_ANQ_MIN_NODES) and is as large as the CN_ANQ_MIN_NODES-th
+ * fullest bucket allows; a lookup charges one query to each node it
+ * returns. Lookups themselves start at most one a second (2 at once):
+ * their first hops are the few nodes of our routing table nearest the
+ * targets, the same for many lookups. So no node receives more than
+ * CN_ANQ_BUDGET_PER_MIN (245) queries from the announcer in any minute,
+ * nor more than 5 in a second: libtorrent's per-node block_ratelimit
+ * (5 a second); our own dht.budget_rate is 50.
  */
 #ifndef WEFT_CONTENT_ANNSCHED_H
 #define WEFT_CONTENT_ANNSCHED_H
@@ -39,21 +44,31 @@
 
 #include "weft/dht.h"
 
-#define CN_ANQ_NODE_RATE 4   /* queries a second to one remote node */
-#define CN_ANQ_NODE_BURST 4  /* bucket depth */
-#define CN_ANQ_NODE_PER_MIN (60 * CN_ANQ_NODE_RATE + CN_ANQ_NODE_BURST) /* 244: the budget */
+#define CN_ANQ_NODE_RATE 3   /* announce_peer a second to one remote node */
+#define CN_ANQ_NODE_BURST 3  /* bucket depth */
+#define CN_ANQ_NODE_PER_MIN (60 * CN_ANQ_NODE_RATE + CN_ANQ_NODE_BURST) /* 183 */
+/* Lookups: one every CN_ANQ_LOOKUP_EVERY_MS, 2 at once at most, whatever
+ * the backlog: a node on every lookup's path (our routing table's nearest
+ * to the targets) gets at most 62 get_peers a minute from them. */
+#define CN_ANQ_LOOKUP_EVERY_MS 1000
+#define CN_ANQ_LOOKUP_BURST 2
+/* The budget: queries of the announcer that any one remote node receives
+ * in any minute, at most: its announce_peer plus every lookup's get_peers
+ * (245). Per second: 3 + 2 = 5, libtorrent's per-node block_ratelimit. */
+#define CN_ANQ_BUDGET_PER_MIN (CN_ANQ_NODE_PER_MIN + 60000 / CN_ANQ_LOOKUP_EVERY_MS + \
+			       CN_ANQ_LOOKUP_BURST)
 /* A batch goes to the hood's nodes with room for it, at least 6 of the 8:
  * a node in several hoods does not hold all of them back, and an id is
  * still stored on 6 of its k closest nodes at least. */
 #define CN_ANQ_MIN_NODES 6
-#define CN_ANQ_HOOD_BITS 2 /* a hood serves keys sharing L + 2 bits with its lookup's */
+#define CN_ANQ_HOOD_BITS 1 /* a hood serves keys sharing L + 2 bits with its lookup's */
 #define CN_ANQ_BATCH_MAX 4   /* ids in one dht_announce_to (<= DHT_ANNOUNCE_TO_MAX) */
 #define CN_ANQ_MAX_LOOKUPS 16 /* lookups in flight (of the DHT's max_lookups, 64) */
 #define CN_ANQ_MAX_SENDS 16  /* batches in flight: 16 x 4 ids x 8 nodes = 512 of the DHT's 1024 transactions */
 #define CN_ANQ_HOODS 512     /* neighbourhoods kept */
-/* 2 min: tokens live 5 to 10 min (BEP 5 implementations rotate their
+/* 4 min: tokens live 5 to 10 min (BEP 5 implementations rotate their
  * secret every 5 min), so a hood's tokens are still good when it expires. */
-#define CN_ANQ_HOOD_TTL_MS 120000
+#define CN_ANQ_HOOD_TTL_MS 240000
 #define CN_ANQ_NODES 8192    /* remote nodes tracked by the pacer (power of two) */
 #define CN_ANQ_RETRY_MS 30000 /* an announce or lookup that failed: again after */
 #define CN_ANQ_MAX (65536u + 4096u) /* ids: every blob plus every share */
