@@ -32,9 +32,9 @@
  * returns. Lookups themselves start at most one a second (2 at once):
  * their first hops are the few nodes of our routing table nearest the
  * targets, the same for many lookups. So no node receives more than
- * CN_ANQ_BUDGET_PER_MIN (245) queries from the announcer in any minute,
- * nor more than 5 in a second: libtorrent's per-node block_ratelimit
- * (5 a second); our own dht.budget_rate is 50.
+ * CN_ANQ_BUDGET_PER_MIN (245) queries from the announcer in any minute:
+ * about 4 a second, under libtorrent's per-node block_ratelimit (5 a
+ * second); our own dht.budget_rate is 50.
  */
 #ifndef WEFT_CONTENT_ANNSCHED_H
 #define WEFT_CONTENT_ANNSCHED_H
@@ -54,7 +54,7 @@
 #define CN_ANQ_LOOKUP_BURST 2
 /* The budget: queries of the announcer that any one remote node receives
  * in any minute, at most: its announce_peer plus every lookup's get_peers
- * (245). Per second: 3 + 2 = 5, libtorrent's per-node block_ratelimit. */
+ * (245, about 4 a second). */
 #define CN_ANQ_BUDGET_PER_MIN (CN_ANQ_NODE_PER_MIN + 60000 / CN_ANQ_LOOKUP_EVERY_MS + \
 			       CN_ANQ_LOOKUP_BURST)
 /* A batch goes to the hood's nodes with room for it, at least 6 of the 8:
