@@ -34,6 +34,7 @@
 struct model {
 	uint8_t id[F][DHT_ID_LEN];
 	uint16_t per_s[F][SECS]; /* queries taken, by second */
+	uint16_t ann_s[F][SECS]; /* of those, announce_peer */
 };
 
 static int closer(const uint8_t *t, const uint8_t *a, const uint8_t *b)
@@ -113,8 +114,10 @@ static void start(struct run *r, int kind, const struct cn_anq_work *w)
 	r->nops++;
 	if (kind == CN_ANQ_SEND) {
 		/* queries the nodes take, and the batch's placement */
-		for (size_t k = 0; k < w->nnodes; k++)
+		for (size_t k = 0; k < w->nnodes; k++) {
 			r->m->per_s[index_of(&w->nodes[k])][r->now / 1000] += (uint16_t)w->nkeys;
+			r->m->ann_s[index_of(&w->nodes[k])][r->now / 1000] += (uint16_t)w->nkeys;
+		}
 		for (size_t i = 0; i < w->nkeys; i++) {
 			unsigned int best[DHT_K], hits = 0;
 
@@ -171,17 +174,18 @@ static uint64_t step(struct run *r)
 	return next > r->now ? next : r->now + 1;
 }
 
-static unsigned int max_per_min(const struct model *m)
+static unsigned int max_per_min(const struct model *m, int announces)
 {
 	unsigned int best = 0;
 
 	for (unsigned int i = 0; i < F; i++) {
+		const uint16_t *c = announces ? m->ann_s[i] : m->per_s[i];
 		unsigned int win = 0;
 
 		for (unsigned int t = 0; t < SECS; t++) {
-			win += m->per_s[i][t];
+			win += c[t];
 			if (t >= 60)
-				win -= m->per_s[i][t - 60];
+				win -= c[t - 60];
 			if (win > best)
 				best = win;
 		}
@@ -229,11 +233,12 @@ static void test_batch_and_pace(void **state)
 		cn_anq_stats(r.q, r.now, &st);
 	} while (st.announced < N && r.now < 900000);
 	print_message("%llu ids announced in %.1f s (virtual), %llu lookups, %llu batches; "
-		      "busiest node %u queries in a minute (budget %d); each id on >= %u of its "
-		      "%d closest, %.2f on average\n",
+		      "busiest node %u queries in a minute (budget %d), %u announce_peer (%d); "
+		      "each id on >= %u of its %d closest, %.2f on average\n",
 		      (unsigned long long)st.announced, r.now / 1000.0,
 		      (unsigned long long)st.lookups, (unsigned long long)st.sends,
-		      max_per_min(r.m), CN_ANQ_BUDGET_PER_MIN, r.hits_min, DHT_K,
+		      max_per_min(r.m, 0), CN_ANQ_BUDGET_PER_MIN, max_per_min(r.m, 1),
+		      CN_ANQ_NODE_PER_MIN, r.hits_min, DHT_K,
 		      (double)r.hits / (double)r.placed);
 	assert_int_equal(st.announced, N);
 	assert_int_equal(st.backlog, 0);
@@ -243,7 +248,8 @@ static void test_batch_and_pace(void **state)
 	assert_true(r.hits * 100 >= r.placed * 650);
 	/* the schedule's own queries (batches and the lookups' get_peers to
 	 * the k closest) stay within the budget */
-	assert_true(max_per_min(r.m) <= CN_ANQ_BUDGET_PER_MIN);
+	assert_true(max_per_min(r.m, 1) <= CN_ANQ_NODE_PER_MIN);
+	assert_true(max_per_min(r.m, 0) <= CN_ANQ_BUDGET_PER_MIN);
 	free_run(&r);
 	free(ids);
 }
