@@ -5,6 +5,7 @@
 # event stream (plain lines when stdout is not a terminal; curl sees the
 # stream as newline-delimited JSON), `content pin`/`pins`/`unpin`,
 # `content rm` then a get of it from that node fails with a clear error,
+# a pin acknowledged before a kill -9 is there after the restart,
 # `content cancel` stops a running download (reported cancelled).
 . "$TOP/tests/lib/common.sh"
 prologue netns 2
@@ -54,6 +55,14 @@ ctl 2 --json content pins | grep -q "$ID_a" || fail "pins does not list it"
 ctl 2 content unpin "$ID_a" | grep -q "^unpinned" || fail "unpin"
 ctl 2 content pin 0000 >/dev/null 2>&1 && fail "a bad id was accepted"
 pass "pin, pins, unpin"
+
+# an acknowledged pin survives kill -9
+ctl 2 content pin "$ID_a" >/dev/null || fail "pin again"
+kill -9 "$PID2"
+wait "$PID2" 2>/dev/null
+start_node 2
+ctl 2 --json content pins | grep -q "$ID_a" || fail "the pin was lost to kill -9: $(ctl 2 --json content pins)"
+pass "pin kept across kill -9"
 
 # rm on host 1: host 2's get of it from host 1 fails clearly
 ctl 1 content rm "$ID_b" | grep -q "^removed content" || fail "rm"
