@@ -41,6 +41,7 @@ struct cn_events {
 	struct cn_evsub *subs[CN_EV_SUBS];
 	uint64_t running[CONTENT_MAX_JOBS]; /* jobs running at the last tick */
 	unsigned int nrunning;
+	uint64_t last_job; /* the newest job seen at the last tick */
 	unsigned long long dropped_total;
 	unsigned int tick_ms;
 };
@@ -117,7 +118,8 @@ static void tick(struct cn_events *ev, const struct cn_progress *p, size_t n)
 				  : !strcmp(p[k].state, "cancelled") ? "cancelled"
 				  : !strcmp(p[k].state, "done")	    ? "done"
 								    : "failed";
-		int fresh_end = end && was_running(ev, p[k].job);
+		/* ended since the last tick: running then, or started since */
+		int fresh_end = end && (was_running(ev, p[k].job) || p[k].job > ev->last_job);
 		size_t len = job_line(&p[k], end ? end : "progress", line, sizeof(line));
 
 		if (!end && nr < CONTENT_MAX_JOBS)
@@ -141,6 +143,9 @@ static void tick(struct cn_events *ev, const struct cn_progress *p, size_t n)
 	}
 	memcpy(ev->running, now_running, nr * sizeof(now_running[0]));
 	ev->nrunning = nr;
+	for (size_t k = 0; k < n; k++)
+		if (p[k].job > ev->last_job)
+			ev->last_job = p[k].job;
 	pthread_cond_broadcast(&ev->cond);
 }
 
