@@ -10,7 +10,8 @@
  *   a clear "not found" error in seconds; rm of what is not held is a 404;
  *   rm of what a job is downloading is refused (409);
  * - cancel: a running download stops, reads "cancelled", its partial blob
- *   is deleted; cancelling it again is a 409, an unknown job a 404.
+ *   is deleted; cancelling it again is a 409, an unknown job a 404;
+ * - rm of a share id: its record and the blobs no other share lists.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -44,6 +45,8 @@ static void slow_provider(struct weft_config *cfg)
 	cfg->test.content_req_timeout_ms = 3000;
 }
 
+static char last_share[41]; /* share id of the last add */
+
 static void add(const char *dir, const char *name, size_t len, uint64_t seed, char *id)
 {
 	uint8_t *data = malloc(len);
@@ -59,6 +62,8 @@ static void add(const char *dir, const char *name, size_t len, uint64_t seed, ch
 	snprintf(id, 65, "%s",
 		 json_string_value(
 		     json_object_get(json_array_get(json_object_get(o, "items"), 0), "id")));
+	snprintf(last_share, sizeof(last_share), "%s",
+		 json_string_value(json_object_get(o, "share_id")));
 	json_decref(o);
 }
 
@@ -273,6 +278,19 @@ static void test_seed_controls(void **state)
 	assert_int_equal(simnode_ctl(&B, "POST", "/v1/content/pin", json_pack("{s:s}", "id", "zz"),
 				     NULL),
 			 400);
+
+	/* rm of a share (f6's, the last added): its record and its blob */
+	{
+		char path[80];
+
+		assert_int_equal(strlen(last_share), 40);
+		o = simnode_ok(&A, "POST", "/v1/content/rm", json_pack("{s:s}", "id", last_share));
+		assert_string_equal(json_string_value(json_object_get(o, "kind")), "share");
+		assert_int_equal(json_integer_value(json_object_get(o, "blobs")), 1);
+		json_decref(o);
+		snprintf(path, sizeof(path), "/v1/content/shares/%s", last_share);
+		assert_int_equal(simnode_ctl(&A, "GET", path, NULL, NULL), 404);
+	}
 
 	simnode_free(&B);
 	simnode_free(&A);
