@@ -95,23 +95,24 @@ int main(int argc, char **argv)
 	t0 = bench_now();
 	dhtsim_announce(s, (const uint8_t(*)[DHT_ID_LEN])ids, n, 4433, 1800000, &r);
 	cpu = bench_now() - t0;
-	printf("announce: %llu of %zu ids in %.1f s of simulated time (%u DHT nodes), %llu lookups, "
-	       "%llu batches, %llu queries; busiest node: %llu queries from us in one minute "
-	       "(%llu announce_peer; budgets %d in all, %d announce_peer); %.1f s of real "
-	       "time\n",
-	       (unsigned long long)r.announced, n, (double)r.all_ms / 1000, m,
-	       (unsigned long long)r.lookups, (unsigned long long)r.batches,
-	       (unsigned long long)r.queries, (unsigned long long)r.max_node_min,
-	       (unsigned long long)r.max_node_min_ann, CN_ANQ_BUDGET_PER_MIN, CN_ANQ_NODE_PER_MIN,
-	       cpu);
+	printf(
+	    "announce: %llu of %zu ids in %.1f s of simulated time (%u DHT nodes), %llu lookups, "
+	    "%llu batches, %llu queries; busiest node: %llu queries from us in one minute "
+	    "(%llu announce_peer; budgets %d in all, %d announce_peer); %.1f s of real "
+	    "time\n",
+	    (unsigned long long)r.announced, n, (double)r.all_ms / 1000, m,
+	    (unsigned long long)r.lookups, (unsigned long long)r.batches,
+	    (unsigned long long)r.queries, (unsigned long long)r.max_node_min,
+	    (unsigned long long)r.max_node_min_ann, CN_ANQ_BUDGET_PER_MIN, CN_ANQ_NODE_PER_MIN,
+	    cpu);
 	bench_result_figure(res, "announce_s", "every id announced once (simulated time)",
 			    (double)r.all_ms / 1000, "s");
 	bench_result_figure(res, "announced", "ids announced", (double)r.announced, "ids");
 	bench_result_figure(res, "max_node_queries_min",
 			    "most queries one remote node received from us in a minute",
 			    (double)r.max_node_min, "queries");
-	bench_result_figure(res, "max_node_announces_min",
-			    "of those, announce_peer", (double)r.max_node_min_ann, "queries");
+	bench_result_figure(res, "max_node_announces_min", "of those, announce_peer",
+			    (double)r.max_node_min_ann, "queries");
 	bench_result_figure(res, "lookups", "lookups", (double)r.lookups, "lookups");
 	bench_result_figure(res, "batches", "announce batches", (double)r.batches, "batches");
 	bench_result_figure(res, "queries", "queries sent in all", (double)r.queries, "queries");

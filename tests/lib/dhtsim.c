@@ -319,8 +319,8 @@ static void drv_send_cb(void *arg, const struct dht_result *res)
 	cn_anq_send_done(dv->q, (const uint8_t(*)[DHT_ID_LEN])op->w.keys, op->w.nkeys, ok,
 			 dv->s->now);
 	for (size_t i = 0; ok && i < op->w.nkeys; i++) {
-		const uint8_t(*x)[DHT_ID_LEN] = bsearch(op->w.keys[i], dv->ids, dv->n, DHT_ID_LEN,
-							key_cmp);
+		const uint8_t(*x)[DHT_ID_LEN] =
+		    bsearch(op->w.keys[i], dv->ids, dv->n, DHT_ID_LEN, key_cmp);
 
 		if (x && !dv->first[x - dv->ids]) {
 			dv->first[x - dv->ids] = dv->s->now;
@@ -331,8 +331,8 @@ static void drv_send_cb(void *arg, const struct dht_result *res)
 	free(op);
 }
 
-void dhtsim_announce(struct dhtsim *s, const uint8_t (*ids)[DHT_ID_LEN], size_t n,
-		     uint16_t port, uint64_t ms, struct dhtsim_report *r)
+void dhtsim_announce(struct dhtsim *s, const uint8_t (*ids)[DHT_ID_LEN], size_t n, uint16_t port,
+		     uint64_t ms, struct dhtsim_report *r)
 {
 	struct ann_drv dv = {.s = s, .ids = ids, .n = n};
 	uint64_t t0 = s->now, end = s->now + ms, sec0 = s->now / 1000;
@@ -362,12 +362,13 @@ void dhtsim_announce(struct dhtsim *s, const uint8_t (*ids)[DHT_ID_LEN], size_t 
 			op->dv = &dv;
 			op->w = w;
 			if (kind == CN_ANQ_LOOKUP)
-				rc = dht_get_peers(dhtsim_us(s), op->w.target, s->now, drv_lookup_cb, op);
+				rc = dht_get_peers(dhtsim_us(s), op->w.target, s->now,
+						   drv_lookup_cb, op);
 			else
 				rc = dht_announce_to(dhtsim_us(s),
 						     (const uint8_t(*)[DHT_ID_LEN])op->w.keys,
-						     op->w.nkeys, port, 0, op->w.nodes, op->w.nnodes,
-						     s->now, drv_send_cb, op);
+						     op->w.nkeys, port, 0, op->w.nodes,
+						     op->w.nnodes, s->now, drv_send_cb, op);
 			if (rc) { /* as announce.c: not started, retried later */
 				if (kind == CN_ANQ_LOOKUP)
 					cn_anq_lookup_done(dv.q, w.target, NULL, 0, s->now);
@@ -381,11 +382,14 @@ void dhtsim_announce(struct dhtsim *s, const uint8_t (*ids)[DHT_ID_LEN], size_t 
 			struct cn_anq_stats x;
 
 			cn_anq_stats(dv.q, s->now, &x);
-			fprintf(stderr, "t=%llu announced=%zu backlog=%llu hoods=%llu lk=%llu sends=%llu inflight_l=%llu inflight_s=%llu\n",
+			fprintf(stderr,
+				"t=%llu announced=%zu backlog=%llu hoods=%llu lk=%llu sends=%llu "
+				"inflight_l=%llu inflight_s=%llu\n",
 				(unsigned long long)(s->now - t0) / 1000, dv.announced,
 				(unsigned long long)x.backlog, (unsigned long long)x.hoods,
 				(unsigned long long)x.lookups, (unsigned long long)x.sends,
-				(unsigned long long)x.inflight_lookups, (unsigned long long)x.inflight_sends);
+				(unsigned long long)x.inflight_lookups,
+				(unsigned long long)x.inflight_sends);
 		}
 		{
 			uint64_t t = w.wake_ms < end ? w.wake_ms : end;

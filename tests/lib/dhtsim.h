@@ -23,7 +23,7 @@
 struct dhtsim;
 
 struct dhtsim_opts {
-	unsigned int nodes;	 /* DHT nodes besides us */
+	unsigned int nodes; /* DHT nodes besides us */
 	uint64_t seed;
 	unsigned int latency_ms; /* one way, every link */
 	unsigned int max_s;	 /* seconds of virtual time counted (per-node buckets) */
@@ -41,18 +41,18 @@ struct dht *dhtsim_node(struct dhtsim *s, unsigned int i);
 void dhtsim_run(struct dhtsim *s, uint64_t ms, const int *stop);
 
 struct dhtsim_report {
-	uint64_t ids, announced;    /* ids given, announced at least once */
-	uint64_t all_ms;	    /* virtual time until every id was announced (0: not) */
-	uint64_t lookups, batches;  /* of the schedule */
-	uint64_t queries;	    /* queries us sent in all */
-	uint64_t max_node_min;	    /* most queries one node got from us in a minute */
-	uint64_t max_node_min_ann;  /* of those, announce_peer */
-	unsigned int busiest;	    /* that node */
+	uint64_t ids, announced;   /* ids given, announced at least once */
+	uint64_t all_ms;	   /* virtual time until every id was announced (0: not) */
+	uint64_t lookups, batches; /* of the schedule */
+	uint64_t queries;	   /* queries us sent in all */
+	uint64_t max_node_min;	   /* most queries one node got from us in a minute */
+	uint64_t max_node_min_ann; /* of those, announce_peer */
+	unsigned int busiest;	   /* that node */
 };
 /* Announce n ids (20 bytes each, the DHT keys) from us with port, for at
  * most ms of virtual time; stops when all were announced once. */
-void dhtsim_announce(struct dhtsim *s, const uint8_t (*ids)[DHT_ID_LEN], size_t n,
-		     uint16_t port, uint64_t ms, struct dhtsim_report *r);
+void dhtsim_announce(struct dhtsim *s, const uint8_t (*ids)[DHT_ID_LEN], size_t n, uint16_t port,
+		     uint64_t ms, struct dhtsim_report *r);
 /* The peers node i's get_peers lookup of ih finds (into out, at most cap),
  * run to completion on the virtual clock: the count, or < 0. */
 int dhtsim_get_peers(struct dhtsim *s, unsigned int i, const uint8_t ih[DHT_ID_LEN],

@@ -136,8 +136,8 @@ static int holds(const char *id)
 
 /* The event stream of job q on B, read to its end: lines seen, the last
  * one's event kind and bytes. */
-static void watch(struct job *q, unsigned int *lines, char *last, size_t lastlen,
-		  long long *done, long long *total)
+static void watch(struct job *q, unsigned int *lines, char *last, size_t lastlen, long long *done,
+		  long long *total)
 {
 	struct ctl_req req = {.method = "GET", .path = "/v1/content/events"};
 	struct ctl_resp resp = {.status = 200};
@@ -156,8 +156,8 @@ static void watch(struct job *q, unsigned int *lines, char *last, size_t lastlen
 	*lines = 0;
 	last[0] = 0;
 	/* each read returns within 2 s: 60 reads is a deadline of 2 min */
-	for (int reads = 0; reads < 60 &&
-			    (n = resp.stream_read(resp.stream_arg, buf, sizeof(buf) - 1)) > 0;
+	for (int reads = 0;
+	     reads < 60 && (n = resp.stream_read(resp.stream_arg, buf, sizeof(buf) - 1)) > 0;
 	     reads++) {
 		buf[n] = 0;
 		for (char *p = buf, *e; (e = strchr(p, '\n')); p = e + 1) {
@@ -238,9 +238,8 @@ static void test_seed_controls(void **state)
 	o = simnode_ok(&A, "POST", "/v1/content/rm", json_pack("{s:s}", "id", f[5]));
 	assert_int_equal(json_integer_value(json_object_get(o, "blobs")), 1);
 	json_decref(o);
-	assert_int_equal(simnode_ctl(&A, "POST", "/v1/content/rm", json_pack("{s:s}", "id", f[5]),
-				     &o),
-			 404);
+	assert_int_equal(
+	    simnode_ctl(&A, "POST", "/v1/content/rm", json_pack("{s:s}", "id", f[5]), &o), 404);
 	{
 		char *txt = json_dumps(o, 0);
 
@@ -260,10 +259,10 @@ static void test_seed_controls(void **state)
 	assert_false(holds(f[3]));
 	get(&q, f[6]);
 	assert_int_equal(simnode_wait(job_fetched, &q, 30000), 0);
-	assert_int_equal(simnode_ctl(&B, "POST", "/v1/content/rm", json_pack("{s:s}", "id", f[6]),
-				     NULL),
-			 409);
-	o = simnode_ok(&B, "POST", "/v1/content/cancel", json_pack("{s:I}", "job", (json_int_t)q.n));
+	assert_int_equal(
+	    simnode_ctl(&B, "POST", "/v1/content/rm", json_pack("{s:s}", "id", f[6]), NULL), 409);
+	o = simnode_ok(&B, "POST", "/v1/content/cancel",
+		       json_pack("{s:I}", "job", (json_int_t)q.n));
 	assert_string_equal(json_string_value(json_object_get(o, "state")), "cancelled");
 	assert_true(json_is_true(json_object_get(o, "partial_deleted")));
 	json_decref(o);
@@ -275,9 +274,8 @@ static void test_seed_controls(void **state)
 	assert_int_equal(simnode_ctl(&B, "POST", "/v1/content/cancel",
 				     json_pack("{s:I}", "job", (json_int_t)9999), NULL),
 			 404);
-	assert_int_equal(simnode_ctl(&B, "POST", "/v1/content/pin", json_pack("{s:s}", "id", "zz"),
-				     NULL),
-			 400);
+	assert_int_equal(
+	    simnode_ctl(&B, "POST", "/v1/content/pin", json_pack("{s:s}", "id", "zz"), NULL), 400);
 
 	/* rm of a share (f6's, the last added): its record and its blob */
 	{

@@ -166,8 +166,8 @@ static uint64_t step(struct run *r)
 			else
 				cn_anq_lookup_done(r->q, o->w.target, ni, DHT_K, r->now);
 		} else {
-			cn_anq_send_done(r->q, (const uint8_t(*)[DHT_ID_LEN])o->w.keys, o->w.nkeys, 1,
-					 r->now);
+			cn_anq_send_done(r->q, (const uint8_t(*)[DHT_ID_LEN])o->w.keys, o->w.nkeys,
+					 1, r->now);
 		}
 		*o = r->ops[--r->nops];
 	}
@@ -238,8 +238,7 @@ static void test_batch_and_pace(void **state)
 		      (unsigned long long)st.announced, r.now / 1000.0,
 		      (unsigned long long)st.lookups, (unsigned long long)st.sends,
 		      max_per_min(r.m, 0), CN_ANQ_BUDGET_PER_MIN, max_per_min(r.m, 1),
-		      CN_ANQ_NODE_PER_MIN, r.hits_min, DHT_K,
-		      (double)r.hits / (double)r.placed);
+		      CN_ANQ_NODE_PER_MIN, r.hits_min, DHT_K, (double)r.hits / (double)r.placed);
 	assert_int_equal(st.announced, N);
 	assert_int_equal(st.backlog, 0);
 	assert_int_equal(st.oldest_age_ms, 0);

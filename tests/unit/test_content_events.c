@@ -46,7 +46,8 @@ static void test_slow_reader_dropped(void **state)
 	/* nothing queued: 0 after the wait */
 	assert_int_equal(cn_events_read(ev, fast, buf, sizeof(buf), 20), 0);
 	for (unsigned int i = 0; i < 3 * CN_EV_QUEUE; i++) {
-		int len = snprintf(line, sizeof(line), "{\"event\":\"progress\",\"job\":7,\"n\":%u}\n", i);
+		int len = snprintf(line, sizeof(line),
+				   "{\"event\":\"progress\",\"job\":7,\"n\":%u}\n", i);
 
 		cn_events_publish(ev, 7, line, (size_t)len);
 		/* the fast reader keeps up */
@@ -54,7 +55,9 @@ static void test_slow_reader_dropped(void **state)
 			for (char *p = buf; p < buf + r; p = strchr(p, '\n') + 1) {
 				unsigned int k;
 
-				assert_int_equal(sscanf(p, "{\"event\":\"progress\",\"job\":7,\"n\":%u}", &k), 1);
+				assert_int_equal(
+				    sscanf(p, "{\"event\":\"progress\",\"job\":7,\"n\":%u}", &k),
+				    1);
 				assert_int_equal(k, got);
 				got++;
 			}

@@ -148,9 +148,8 @@ static void start_fn(struct dht *dht, void *arg, uint64_t now)
 	if (op->w.kind == CN_ANQ_LOOKUP)
 		s->rc = dht_get_peers(dht, op->w.target, now, lookup_cb, op);
 	else
-		s->rc = dht_announce_to(dht, (const uint8_t(*)[DHT_ID_LEN])op->w.keys,
-					op->w.nkeys, op->port, 0, op->w.nodes, op->w.nnodes, now,
-					send_cb, op);
+		s->rc = dht_announce_to(dht, (const uint8_t(*)[DHT_ID_LEN])op->w.keys, op->w.nkeys,
+					op->port, 0, op->w.nodes, op->w.nnodes, now, send_cb, op);
 }
 
 static void *announcer(void *arg)
@@ -187,12 +186,15 @@ static void *announcer(void *arg)
 				if (kind == CN_ANQ_LOOKUP)
 					cn_anq_lookup_done(as->q, w.target, NULL, 0, util_now_ms());
 				else
-					cn_anq_send_done(as->q, (const uint8_t(*)[DHT_ID_LEN])w.keys,
+					cn_anq_send_done(as->q,
+							 (const uint8_t(*)[DHT_ID_LEN])w.keys,
 							 w.nkeys, 0, util_now_ms());
-				atomic_fetch_add(&cn->announce_fail, w.kind == CN_ANQ_SEND ? w.nkeys : 1);
+				atomic_fetch_add(&cn->announce_fail,
+						 w.kind == CN_ANQ_SEND ? w.nkeys : 1);
 				if (op) {
 					free(op);
-					atomic_fetch_sub(&as->refs, 1); /* the node still holds one */
+					atomic_fetch_sub(&as->refs,
+							 1); /* the node still holds one */
 				}
 			} else if (kind == CN_ANQ_SEND) {
 				atomic_fetch_add(&cn->announces, w.nkeys);

@@ -298,8 +298,7 @@ static void charge(struct cn_anq *q, const struct dht_node_info *ni, size_t n, u
  * CN_ANQ_MIN_NODES-th fullest bucket of its nodes allows (all of them when
  * it has fewer), so that one node in several hoods slows none of them
  * down; *wait_ms: when one more would fit, if none does. */
-static unsigned int hood_room(struct cn_anq *q, struct anq_hood *h, uint64_t now,
-			      uint64_t *wait_ms)
+static unsigned int hood_room(struct cn_anq *q, struct anq_hood *h, uint64_t now, uint64_t *wait_ms)
 {
 	int64_t tok[DHT_K];
 	size_t want = h->n < CN_ANQ_MIN_NODES ? h->n : CN_ANQ_MIN_NODES;
@@ -317,8 +316,8 @@ static unsigned int hood_room(struct cn_anq *q, struct anq_hood *h, uint64_t now
 		tok[k] = t;
 	}
 	if (tok[want - 1] < 1000) {
-		*wait_ms = (uint64_t)((1000 - tok[want - 1] + CN_ANQ_NODE_RATE - 1) /
-				      CN_ANQ_NODE_RATE);
+		*wait_ms =
+		    (uint64_t)((1000 - tok[want - 1] + CN_ANQ_NODE_RATE - 1) / CN_ANQ_NODE_RATE);
 		return 0;
 	}
 	return (unsigned int)(tok[want - 1] / 1000);
@@ -426,8 +425,8 @@ static int try_send(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uint6
 			continue;
 		}
 		w->nkeys = 0;
-		for (size_t i = lower(q, h->lo); i < q->sorted && memcmp(q->e[i].key, h->hi, K) <= 0;
-		     i++) {
+		for (size_t i = lower(q, h->lo);
+		     i < q->sorted && memcmp(q->e[i].key, h->hi, K) <= 0; i++) {
 			struct anq_ent *x = &q->e[i];
 
 			if (x->state != E_IDLE)
@@ -487,8 +486,9 @@ static int try_lookup(struct cn_anq *q, uint64_t now, struct cn_anq_work *w, uin
 	if (!q->lk_last || now > q->lk_last) {
 		int64_t cap = (int64_t)CN_ANQ_LOOKUP_BURST * 1000;
 
-		q->lk_tok = !q->lk_last ? cap : q->lk_tok + (int64_t)(now - q->lk_last) * 1000 /
-								  CN_ANQ_LOOKUP_EVERY_MS;
+		q->lk_tok = !q->lk_last ? cap
+					: q->lk_tok + (int64_t)(now - q->lk_last) * 1000 /
+							  CN_ANQ_LOOKUP_EVERY_MS;
 		if (q->lk_tok > cap)
 			q->lk_tok = cap;
 		q->lk_last = now;
@@ -613,7 +613,9 @@ void cn_anq_lookup_done(struct cn_anq *q, const uint8_t target[DHT_ID_LEN],
 	}
 	charge(q, nodes, n, 1, now);
 	/* with fewer than k nodes the set says nothing of the keys around */
-	bits = withtok < DHT_K ? K * 8 : bits + CN_ANQ_HOOD_BITS > K * 8 ? K * 8 : bits + CN_ANQ_HOOD_BITS;
+	bits = withtok < DHT_K			 ? K * 8
+	       : bits + CN_ANQ_HOOD_BITS > K * 8 ? K * 8
+						 : bits + CN_ANQ_HOOD_BITS;
 	if (withtok == DHT_K)
 		q->est_bits = bits;
 	hood_add(q, target, bits, nodes, n, now);
@@ -639,7 +641,8 @@ void cn_anq_send_done(struct cn_anq *q, const uint8_t (*keys)[DHT_ID_LEN], size_
 	}
 	if (!ok) /* a hood whose nodes do not answer: look again */
 		for (size_t i = 0; n && i < q->nh; i++)
-			if (memcmp(keys[0], q->h[i].lo, K) >= 0 && memcmp(keys[0], q->h[i].hi, K) <= 0) {
+			if (memcmp(keys[0], q->h[i].lo, K) >= 0 &&
+			    memcmp(keys[0], q->h[i].hi, K) <= 0) {
 				hood_del(q, i);
 				break;
 			}

@@ -41,8 +41,8 @@
 
 #include "weft/dht.h"
 
-#define CN_ANQ_NODE_RATE 3   /* announce_peer a second to one remote node */
-#define CN_ANQ_NODE_BURST 3  /* bucket depth */
+#define CN_ANQ_NODE_RATE 3  /* announce_peer a second to one remote node */
+#define CN_ANQ_NODE_BURST 3 /* bucket depth */
 #define CN_ANQ_NODE_PER_MIN (60 * CN_ANQ_NODE_RATE + CN_ANQ_NODE_BURST) /* 183 */
 /* Lookups: one every CN_ANQ_LOOKUP_EVERY_MS, 8 at once at most: the old
  * announcer's pace (one lookup per id, 8 a second), so where ids share no
@@ -63,23 +63,24 @@
  * a node in several hoods does not hold all of them back, and an id is
  * still stored on 6 of the nodes its lookup found. */
 #define CN_ANQ_MIN_NODES 6
-#define CN_ANQ_HOOD_BITS 1 /* a hood serves keys sharing L + 1 bits with its lookup's */
-#define CN_ANQ_BATCH_MAX 4   /* ids in one dht_announce_to (<= DHT_ANNOUNCE_TO_MAX) */
+#define CN_ANQ_HOOD_BITS 1    /* a hood serves keys sharing L + 1 bits with its lookup's */
+#define CN_ANQ_BATCH_MAX 4    /* ids in one dht_announce_to (<= DHT_ANNOUNCE_TO_MAX) */
 #define CN_ANQ_MAX_LOOKUPS 16 /* lookups in flight (of the DHT's max_lookups, 64) */
-#define CN_ANQ_MAX_SENDS 16  /* batches in flight: 16 x 4 ids x 8 nodes = 512 of the DHT's 1024 transactions */
-#define CN_ANQ_HOODS 512     /* neighbourhoods kept */
+#define CN_ANQ_MAX_SENDS                                                                           \
+	16 /* batches in flight: 16 x 4 ids x 8 nodes = 512 of the DHT's 1024 transactions */
+#define CN_ANQ_HOODS 512 /* neighbourhoods kept */
 /* 4 min: tokens live 5 to 10 min (BEP 5 implementations rotate their
  * secret every 5 min), so a hood's tokens are still good when it expires. */
 #define CN_ANQ_HOOD_TTL_MS 240000
-#define CN_ANQ_NODES 8192    /* remote nodes tracked by the pacer (power of two) */
-#define CN_ANQ_RETRY_MS 30000 /* an announce or lookup that failed: again after */
+#define CN_ANQ_NODES 8192	    /* remote nodes tracked by the pacer (power of two) */
+#define CN_ANQ_RETRY_MS 30000	    /* an announce or lookup that failed: again after */
 #define CN_ANQ_MAX (65536u + 4096u) /* ids: every blob plus every share */
 
 struct cn_anq;
 
 /* One unit of work handed out by cn_anq_next. */
 struct cn_anq_work {
-	int kind; /* CN_ANQ_LOOKUP or CN_ANQ_SEND */
+	int kind;		    /* CN_ANQ_LOOKUP or CN_ANQ_SEND */
 	uint8_t target[DHT_ID_LEN]; /* LOOKUP: get_peers this */
 	/* SEND: these keys to these nodes (their tokens) */
 	uint8_t keys[CN_ANQ_BATCH_MAX][DHT_ID_LEN];
@@ -91,11 +92,11 @@ struct cn_anq_work {
 enum { CN_ANQ_IDLE = 0, CN_ANQ_LOOKUP = 1, CN_ANQ_SEND = 2 };
 
 struct cn_anq_stats {
-	uint64_t backlog;	 /* ids due now or overdue */
-	uint64_t oldest_age_ms;	 /* how late the most overdue id is (0: none) */
-	uint64_t ids;		 /* ids held */
+	uint64_t backlog;			    /* ids due now or overdue */
+	uint64_t oldest_age_ms;			    /* how late the most overdue id is (0: none) */
+	uint64_t ids;				    /* ids held */
 	uint64_t lookups, sends, announced, failed; /* totals */
-	uint64_t hoods;		 /* neighbourhoods live */
+	uint64_t hoods;				    /* neighbourhoods live */
 	uint64_t inflight_lookups, inflight_sends;
 };
 

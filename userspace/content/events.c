@@ -21,10 +21,10 @@
 
 struct cn_evsub {
 	int used;
-	uint64_t job;	   /* 0: every job */
-	int term;	   /* its job's end queued: the stream ends after it */
-	int dropped;	   /* queue overflowed: only the "dropped" line is left */
-	int closing;	   /* the hub is going */
+	uint64_t job; /* 0: every job */
+	int term;     /* its job's end queued: the stream ends after it */
+	int dropped;  /* queue overflowed: only the "dropped" line is left */
+	int closing;  /* the hub is going */
 	unsigned int head, n;
 	char line[CN_EV_QUEUE][CN_EV_LINE];
 	uint16_t len[CN_EV_QUEUE];
@@ -33,8 +33,8 @@ struct cn_evsub {
 struct cn_events {
 	struct content_node *cn;
 	pthread_mutex_t mu;
-	pthread_cond_t cond;	/* lines queued, a subscriber dropped, shutdown */
-	pthread_cond_t tick;	/* the ticker: a subscriber came, shutdown */
+	pthread_cond_t cond; /* lines queued, a subscriber dropped, shutdown */
+	pthread_cond_t tick; /* the ticker: a subscriber came, shutdown */
 	pthread_t thr;
 	int started, stopping;
 	unsigned int nsubs;
@@ -88,13 +88,12 @@ static size_t job_line(const struct cn_progress *p, const char *event, char *buf
 		     "\"done_bytes\":%llu,\"total_bytes\":%llu,\"rate_bps\":%llu,\"eta_s\":%lld,"
 		     "\"providers\":%u,\"items_done\":%llu,\"items_total\":%llu,"
 		     "\"bad_chunks\":%llu,\"elapsed_ms\":%llu,\"error\":\"%s\"}\n",
-		     event, (unsigned long long)p->job, id, p->state,
-		     (unsigned long long)p->done, (unsigned long long)p->total,
-		     (unsigned long long)p->rate_bps,
-		     p->rate_bps && p->total ? (long long)(left / p->rate_bps) : -1LL,
-		     p->providers, (unsigned long long)p->items_done,
-		     (unsigned long long)p->items_total, (unsigned long long)p->bad_chunks,
-		     (unsigned long long)p->elapsed_ms, p->error);
+		     event, (unsigned long long)p->job, id, p->state, (unsigned long long)p->done,
+		     (unsigned long long)p->total, (unsigned long long)p->rate_bps,
+		     p->rate_bps && p->total ? (long long)(left / p->rate_bps) : -1LL, p->providers,
+		     (unsigned long long)p->items_done, (unsigned long long)p->items_total,
+		     (unsigned long long)p->bad_chunks, (unsigned long long)p->elapsed_ms,
+		     p->error);
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -114,10 +113,10 @@ static void tick(struct cn_events *ev, const struct cn_progress *p, size_t n)
 	char line[CN_EV_LINE];
 
 	for (size_t k = 0; k < n; k++) {
-		const char *end = !p[k].finished		    ? NULL
+		const char *end = !p[k].finished		     ? NULL
 				  : !strcmp(p[k].state, "cancelled") ? "cancelled"
-				  : !strcmp(p[k].state, "done")	    ? "done"
-								    : "failed";
+				  : !strcmp(p[k].state, "done")	     ? "done"
+								     : "failed";
 		/* ended since the last tick: running then, or started since */
 		int fresh_end = end && (was_running(ev, p[k].job) || p[k].job > ev->last_job);
 		size_t len = job_line(&p[k], end ? end : "progress", line, sizeof(line));

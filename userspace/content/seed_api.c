@@ -101,7 +101,8 @@ static void pin_common(struct content_node *cn, const struct ctl_req *req, struc
 	util_hex(hex, id, len);
 	if (on && ((len == 32 && cstore_info(cn->cs, id, &info)) ||
 		   (len == MANIFEST_SHARE_ID_LEN && cn_share_get(cn, id, &enc, &elen)))) {
-		ctl_resp_error(resp, 404, "not_found", "%s %s is not held here (content get it first)",
+		ctl_resp_error(resp, 404, "not_found",
+			       "%s %s is not held here (content get it first)",
 			       len == 32 ? "content" : "share", hex);
 		return;
 	}
@@ -155,8 +156,8 @@ static void api_cancel(void *arg, const struct ctl_req *req, struct ctl_resp *re
 		return;
 	}
 	if (rc == -ETIMEDOUT) {
-		ctl_resp_error(resp, 504, "timeout", "job %lld was told to stop and is still stopping",
-			       (long long)jid);
+		ctl_resp_error(resp, 504, "timeout",
+			       "job %lld was told to stop and is still stopping", (long long)jid);
 		return;
 	}
 	ctl_resp_json(resp, 200,
@@ -234,7 +235,8 @@ static void api_events(void *arg, const struct ctl_req *req, struct ctl_resp *re
 	if (job) {
 		o = cn_job_json(cn, job);
 		if (!o) {
-			ctl_resp_error(resp, 404, "not_found", "no job %llu", (unsigned long long)job);
+			ctl_resp_error(resp, 404, "not_found", "no job %llu",
+				       (unsigned long long)job);
 			return;
 		}
 		json_decref(o);
@@ -283,24 +285,25 @@ static void seed_metrics(void *arg, FILE *out)
 	struct cn_anq_stats st;
 
 	cn_announce_stats(cn, &st);
-	fprintf(out,
-		"# HELP weft_content_announce_backlog Ids due for an announce and not yet announced.\n"
-		"# TYPE weft_content_announce_backlog gauge\nweft_content_announce_backlog %llu\n"
-		"# HELP weft_content_announce_oldest_age_seconds How overdue the most overdue "
-		"announce is.\n# TYPE weft_content_announce_oldest_age_seconds gauge\n"
-		"weft_content_announce_oldest_age_seconds %llu\n"
-		"# HELP weft_content_announce_ids Ids this node announces.\n"
-		"# TYPE weft_content_announce_ids gauge\nweft_content_announce_ids %llu\n"
-		"# HELP weft_content_announced_total Ids announced (some node stored them).\n"
-		"# TYPE weft_content_announced_total counter\nweft_content_announced_total %llu\n"
-		"# HELP weft_content_announce_lookups_total Lookups made for announcing.\n"
-		"# TYPE weft_content_announce_lookups_total counter\n"
-		"weft_content_announce_lookups_total %llu\n"
-		"# HELP weft_content_evicted_total Blobs evicted to make room.\n"
-		"# TYPE weft_content_evicted_total counter\nweft_content_evicted_total %llu\n",
-		(unsigned long long)st.backlog, (unsigned long long)(st.oldest_age_ms / 1000),
-		(unsigned long long)st.ids, (unsigned long long)st.announced,
-		(unsigned long long)st.lookups, (unsigned long long)atomic_load(&cn->evicted));
+	fprintf(
+	    out,
+	    "# HELP weft_content_announce_backlog Ids due for an announce and not yet announced.\n"
+	    "# TYPE weft_content_announce_backlog gauge\nweft_content_announce_backlog %llu\n"
+	    "# HELP weft_content_announce_oldest_age_seconds How overdue the most overdue "
+	    "announce is.\n# TYPE weft_content_announce_oldest_age_seconds gauge\n"
+	    "weft_content_announce_oldest_age_seconds %llu\n"
+	    "# HELP weft_content_announce_ids Ids this node announces.\n"
+	    "# TYPE weft_content_announce_ids gauge\nweft_content_announce_ids %llu\n"
+	    "# HELP weft_content_announced_total Ids announced (some node stored them).\n"
+	    "# TYPE weft_content_announced_total counter\nweft_content_announced_total %llu\n"
+	    "# HELP weft_content_announce_lookups_total Lookups made for announcing.\n"
+	    "# TYPE weft_content_announce_lookups_total counter\n"
+	    "weft_content_announce_lookups_total %llu\n"
+	    "# HELP weft_content_evicted_total Blobs evicted to make room.\n"
+	    "# TYPE weft_content_evicted_total counter\nweft_content_evicted_total %llu\n",
+	    (unsigned long long)st.backlog, (unsigned long long)(st.oldest_age_ms / 1000),
+	    (unsigned long long)st.ids, (unsigned long long)st.announced,
+	    (unsigned long long)st.lookups, (unsigned long long)atomic_load(&cn->evicted));
 }
 
 void cn_seed_routes(struct content_node *cn, struct ctl *ctl)
