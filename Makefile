@@ -226,6 +226,13 @@ $(BUILD)/bench/bench_dht: $(OBJ_rel)/bench/bench_dht.o $(OBJ_rel)/bench/dht_proc
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
+# bench_announce drives the simulated DHT of the tests (tests/lib/dhtsim.c).
+$(BUILD)/bench/bench_announce: $(OBJ_rel)/bench/bench_announce.o $(OBJ_rel)/tests/lib/dhtsim.o \
+			       $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load \
 		$(BUILD)/tools/http_echo

@@ -117,6 +117,14 @@ struct cstore_opts {
 				 * cache (O_DIRECT through a reused aligned
 				 * buffer) where the file system allows it;
 				 * falls back to buffered I/O by itself */
+	/* Called (without the store's lock) when an add or a new partial
+	 * download of need bytes would pass the quota or the entry bound,
+	 * before the store refuses it: the owner may delete entries to make
+	 * room (weftd: unpinned blobs, docs/CONTENT.md "Pins and
+	 * eviction"). Returns how many entries it deleted; the reservation is
+	 * tried once more either way. NULL: no eviction. */
+	int (*make_room)(void *arg, uint64_t need);
+	void *room_arg;
 };
 
 struct cstore_info {

@@ -55,6 +55,19 @@ struct ctl_resp {
 	void *upgrade_arg;
 	const char *upgrade_proto;
 	char header[128];
+	/*
+	 * A streamed answer (newline-delimited JSON events, say), used when
+	 * json and text are not set: the body is what stream_read(arg, buf,
+	 * max) returns, piece by piece (bytes written, -1 at the end, -2 on
+	 * error), sent with content_type; stream_done(arg) is called exactly
+	 * once when the answer is over or was never sent. stream_read runs on
+	 * the connection's control thread and may wait, but returns within
+	 * about a second (a heartbeat line when there is nothing to say), so
+	 * that stopping the server never waits on it for long.
+	 */
+	long (*stream_read)(void *arg, char *buf, size_t max);
+	void (*stream_done)(void *arg);
+	void *stream_arg;
 };
 
 typedef void (*ctl_handler_fn)(void *arg, const struct ctl_req *req, struct ctl_resp *resp);

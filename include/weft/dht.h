@@ -208,6 +208,11 @@ struct dht_node_info {
 	uint8_t id[DHT_ID_LEN];
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	/* get_peers / get results: the write token the node gave (0: none).
+	 * BEP 5 tokens belong to our IP, not to a target: the same token
+	 * serves every announce to that node while it is valid (dht_announce_to). */
+	uint8_t token[32];
+	uint8_t token_len;
 };
 
 struct dht_result {
@@ -265,6 +270,17 @@ int dht_announce(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port, i
 int dht_announce_wk(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port,
 		    int implied_port, const uint8_t *wk, uint64_t now_ms, dht_done_fn cb,
 		    void *arg);
+/* announce_peer for each of the nih infohashes (at most
+ * DHT_ANNOUNCE_TO_MAX) to each of the given nodes (their tokens, from an
+ * earlier get_peers result, are used; a node without one is skipped),
+ * without a lookup: a batch of infohashes that fall near the same nodes
+ * costs one lookup (content/announce.c). res->stored counts the
+ * acknowledgements; status 0, -EHOSTUNREACH (no node with a token) or
+ * -ETIMEDOUT (none answered). */
+#define DHT_ANNOUNCE_TO_MAX 16
+int dht_announce_to(struct dht *dht, const uint8_t (*ihs)[DHT_ID_LEN], size_t nih, uint16_t port,
+		    int implied_port, const struct dht_node_info *nodes, size_t nnodes,
+		    uint64_t now_ms, dht_done_fn cb, void *arg);
 /* BEP 44 get. For a mutable item pass pk (32) and salt; target is then
  * computed (pass target NULL). For immutable pass target, pk NULL. */
 int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uint8_t *salt,

@@ -163,3 +163,82 @@ int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json
 		return rc;
 	return weftctl_print(ctx, o, render);
 }
+
+/* ---- a stream of JSON lines (GET /v1/content/events) ---- */
+
+struct lines {
+	char line[4096];
+	size_t len;
+	int (*fn)(void *arg, json_t *ev);
+	void *arg;
+	int stop;
+};
+
+static size_t on_lines(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct lines *l = ud;
+	size_t n = size * nmemb;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ptr[i] != '\n') {
+			if (l->len < sizeof(l->line) - 1)
+				l->line[l->len++] = ptr[i];
+			continue;
+		}
+		l->line[l->len] = '\0';
+		if (l->len) {
+			json_t *ev = json_loads(l->line, 0, NULL);
+
+			if (ev && json_is_object(ev) && l->fn(l->arg, ev))
+				l->stop = 1;
+			json_decref(ev);
+		}
+		l->len = 0;
+		if (l->stop)
+			return 0; /* ends the transfer */
+	}
+	return n;
+}
+
+int weftctl_stream(struct weftctl *ctx, const char *path, int (*fn)(void *arg, json_t *ev),
+		   void *arg)
+{
+	struct lines *l = calloc(1, sizeof(*l));
+	char url[2048];
+	long status = 0;
+	CURLcode rc;
+	CURL *c;
+	int err = 0;
+
+	if (!l)
+		return -ENOMEM;
+	c = curl_easy_init();
+	if (!c) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->fn = fn;
+	l->arg = arg;
+	snprintf(url, sizeof(url), "http://weftd%s", path);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ctx->socket);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_lines);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, l);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	/* no overall deadline (a download takes what it takes); the daemon
+	 * sends a line at least every 2 s: 30 s of silence is a dead daemon */
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && l->stop)) {
+		fprintf(stderr, "weftctl: %s: %s\n", ctx->socket, curl_easy_strerror(rc));
+		err = rc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EIO;
+	} else if (status >= 400) {
+		err = -EPROTO;
+	}
+	curl_easy_cleanup(c);
+	free(l);
+	return err ? err : (int)status;
+}

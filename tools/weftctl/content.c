@@ -115,17 +115,14 @@ static int count_up(json_t *job)
 }
 
 /* One progress line: a bar with rate, ETA and providers on a TTY (redrawn
- * in place), plain lines every few seconds otherwise. */
-static void progress(json_t *job, int tty)
+ * in place), a plain line otherwise (kind first: "progress", "done", ...).
+ * eta < 0: unknown. */
+static void bar_line(int tty, const char *kind, long long done, long long total, long long rate,
+		     long long eta, long long providers, long long bad)
 {
-	long long total = weftctl_jint(job, "total_bytes"), done = weftctl_jint(job, "done_bytes");
-	long long rate = weftctl_jint(job, "rate_bps");
-	char b1[32], b2[32], b3[32], bar[31];
-	int pct, fill;
+	char b1[32], b2[32], b3[32], bar[31], etas[32];
+	int pct = total ? (int)(done * 100 / total) : 0, fill;
 
-	if (!total)
-		total = weftctl_jint(job, "size");
-	pct = total ? (int)(done * 100 / total) : 0;
 	if (pct > 100)
 		pct = 100;
 	fill = pct * 30 / 100;
@@ -135,14 +132,60 @@ static void progress(json_t *job, int tty)
 	weftctl_fmt_bytes((double)done, b1, sizeof(b1));
 	weftctl_fmt_bytes((double)total, b2, sizeof(b2));
 	weftctl_fmt_bytes((double)rate, b3, sizeof(b3));
-	if (tty)
-		printf("\r[%s] %3d%% %s/%s %s/s ETA %llds, %d providers, %lld bad   ", bar, pct, b1,
-		       b2, b3, rate && total > done ? (total - done) / rate : 0LL, count_up(job),
-		       weftctl_jint(job, "bad_chunks"));
+	if (eta >= 0)
+		snprintf(etas, sizeof(etas), "%lldm%02llds", eta / 60, eta % 60);
 	else
-		printf("progress %d%% %lld/%lld bytes rate %lld B/s providers %d bad %lld\n", pct,
-		       done, total, rate, count_up(job), weftctl_jint(job, "bad_chunks"));
+		snprintf(etas, sizeof(etas), "-");
+	if (tty)
+		printf("\r[%s] %3d%% %s/%s %s/s ETA %s, %lld providers, %lld bad   ", bar, pct, b1,
+		       b2, b3, etas, providers, bad);
+	else
+		printf("%s %d%% %lld/%lld bytes rate %lld B/s eta %s providers %lld bad %lld\n",
+		       kind, pct, done, total, rate, etas, providers, bad);
 	fflush(stdout);
+}
+
+/* The same from a job's JSON (polling, and the last line). */
+static void progress(json_t *job, int tty)
+{
+	long long total = weftctl_jint(job, "total_bytes"), done = weftctl_jint(job, "done_bytes");
+	long long rate = weftctl_jint(job, "rate_bps");
+
+	if (!total)
+		total = weftctl_jint(job, "size");
+	bar_line(tty, "progress", done, total, rate,
+		 rate && total > done ? (total - done) / rate : -1, count_up(job),
+		 weftctl_jint(job, "bad_chunks"));
+}
+
+/* The event stream of one job (GET /v1/content/events?job=N): a bar on a
+ * terminal, a plain line every 4 events (2 s) otherwise. */
+struct get_watch {
+	int tty, quiet, over;
+	unsigned int n;
+};
+
+static int on_event(void *arg, json_t *ev)
+{
+	struct get_watch *gw = arg;
+	const char *kind = weftctl_jstr(ev, "event");
+	int end = strcmp(kind, "progress") != 0;
+
+	if (!strcmp(kind, "heartbeat"))
+		return 0;
+	if (!strcmp(kind, "dropped")) {
+		fprintf(stderr, "weftctl: progress stream dropped by weftd: %s\n",
+			weftctl_jstr(ev, "error"));
+		return 1;
+	}
+	if (end)
+		gw->over = 1;
+	if (gw->quiet || (!gw->tty && !end && gw->n++ % 4))
+		return end;
+	bar_line(gw->tty, kind, weftctl_jint(ev, "done_bytes"), weftctl_jint(ev, "total_bytes"),
+		 weftctl_jint(ev, "rate_bps"), weftctl_jint(ev, "eta_s"),
+		 weftctl_jint(ev, "providers"), weftctl_jint(ev, "bad_chunks"));
+	return end;
 }
 
 static int cmd_get(struct weftctl *ctx, int argc, char **argv)
@@ -207,6 +250,15 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			printf("job %lld\n", jid);
 		return WEFTCTL_OK;
 	}
+	/* Progress from the event stream; polling when the daemon has none. */
+	{
+		struct get_watch gw = {.tty = tty, .quiet = ctx->json};
+		char epath[64];
+
+		snprintf(epath, sizeof(epath), "/v1/content/events?job=%lld", jid);
+		if (weftctl_stream(ctx, epath, on_event, &gw) == 200 && gw.over)
+			ticks = -1;
+	}
 	snprintf(path, sizeof(path), "/v1/content/jobs/%lld", jid);
 	for (;;) {
 		out = NULL;
@@ -215,10 +267,11 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			return rc;
 		if (weftctl_jtrue(out, "done"))
 			break;
-		if (!ctx->json && (tty || ticks % 20 == 0))
+		if (!ctx->json && ticks >= 0 && (tty || ticks % 20 == 0))
 			progress(out, tty);
 		json_decref(out);
-		ticks++;
+		if (ticks >= 0)
+			ticks++;
 		usleep(100 * 1000);
 	}
 	if (ctx->json) {
@@ -226,7 +279,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 	} else {
 		char b[32];
 
-		progress(out, tty);
+		if (ticks >= 0)
+			progress(out, tty);
 		if (tty)
 			printf("\n");
 		if (!strcmp(weftctl_jstr(out, "state"), "done"))
@@ -298,6 +352,60 @@ static int cmd_stats(struct weftctl *ctx)
 	return WEFTCTL_OK;
 }
 
+/* content rm|pin|unpin ID */
+static int cmd_id(struct weftctl *ctx, const char *verb, const char *id)
+{
+	json_t *body, *out = NULL;
+	char path[64];
+	int rc;
+
+	if (strlen(id) != 64 && strlen(id) != 40)
+		return weftctl_usage(ctx);
+	snprintf(path, sizeof(path), "/v1/content/%s", verb);
+	body = json_pack("{s:s}", "id", id);
+	rc = weftctl_do(ctx, "POST", path, body, ctx->json ? NULL : &out);
+	json_decref(body);
+	if (rc || !out)
+		return rc;
+	if (!strcmp(verb, "rm"))
+		printf("removed %s %s (%lld blobs deleted, no longer announced)\n",
+		       weftctl_jstr(out, "kind"), id, weftctl_jint(out, "blobs"));
+	else
+		printf("%s %s\n", weftctl_jtrue(out, "pinned") ? "pinned" : "unpinned", id);
+	json_decref(out);
+	return WEFTCTL_OK;
+}
+
+static void print_pins(const json_t *o)
+{
+	json_t *p;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "pins"), i, p)
+	    printf("%-7s %s\n", weftctl_jstr(p, "kind"), weftctl_jstr(p, "id"));
+}
+
+/* content cancel JOB */
+static int cmd_cancel(struct weftctl *ctx, const char *job)
+{
+	json_t *body, *out = NULL;
+	char *end;
+	long long jid = strtoll(job, &end, 10);
+	int rc;
+
+	if (*end || jid <= 0)
+		return weftctl_usage(ctx);
+	body = json_pack("{s:I}", "job", (json_int_t)jid);
+	rc = weftctl_do(ctx, "POST", "/v1/content/cancel", body, ctx->json ? NULL : &out);
+	json_decref(body);
+	if (rc || !out)
+		return rc;
+	printf("job %lld cancelled%s\n", jid,
+	       weftctl_jtrue(out, "partial_deleted") ? ", its partial download deleted" : "");
+	json_decref(out);
+	return WEFTCTL_OK;
+}
+
 int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 {
 	if (argc < 2)
@@ -312,5 +420,12 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 		return cmd_jobs(ctx, argc, argv);
 	if (!strcmp(argv[1], "stats") && argc == 2)
 		return cmd_stats(ctx);
+	if ((!strcmp(argv[1], "rm") || !strcmp(argv[1], "pin") || !strcmp(argv[1], "unpin")) &&
+	    argc == 3)
+		return cmd_id(ctx, argv[1], argv[2]);
+	if (!strcmp(argv[1], "pins") && argc == 2)
+		return weftctl_show(ctx, "GET", "/v1/content/pins", NULL, print_pins);
+	if (!strcmp(argv[1], "cancel") && argc == 3)
+		return cmd_cancel(ctx, argv[2]);
 	return weftctl_content_heads(ctx, argc, argv); /* heads.c, or usage */
 }

@@ -27,7 +27,12 @@ static const struct weftctl_noun nouns[] = {
 	  "content subscribe KEY/NAME|MAGNET\n"
 	  "content subscriptions\n"
 	  "content unsubscribe KEY/NAME|MAGNET\n"
-	  "content sync [KEY/NAME|MAGNET]" },
+	  "content sync [KEY/NAME|MAGNET]\n"
+	  "content rm ID\n"
+	  "content pin ID\n"
+	  "content unpin ID\n"
+	  "content pins\n"
+	  "content cancel JOB" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"

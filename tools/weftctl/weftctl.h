@@ -73,6 +73,16 @@ int weftctl_call_text(struct weftctl *ctx, const char *path, char **out);
 int weftctl_do(struct weftctl *ctx, const char *method, const char *path, json_t *body,
 	       json_t **out);
 
+/*
+ * A stream of JSON lines (GET path): fn(arg, event) for each object line,
+ * until fn returns non-zero, the daemon ends the stream, or 30 s pass
+ * without a byte. Returns the HTTP status, -EPROTO (an error status: the
+ * stream was not started), or a negative errno when the daemon cannot be
+ * reached (message printed).
+ */
+int weftctl_stream(struct weftctl *ctx, const char *path, int (*fn)(void *arg, json_t *ev),
+		   void *arg);
+
 /* weftctl_do, then weftctl_print the reply. Returns WEFTCTL_OK or WEFTCTL_ERR. */
 int weftctl_show(struct weftctl *ctx, const char *method, const char *path, json_t *body,
 		 void (*render)(const json_t *reply));

@@ -1,168 +1,228 @@
 // SPDX-License-Identifier: MIT
 /*
  * Announcing: the ids this node serves (content ids, public share ids),
- * each announced on the DHT (announce_peer through get_peers) at once
- * when new and again every CONTENT_REANNOUNCE_S, at most
- * CN_ANNOUNCE_PER_S a second, by one thread. Owns the announcement list
- * and its thread (struct content_node: amu, acond, athr, ann); calls
- * only the DHT.
+ * each announced on the DHT (announce_peer) at once when new and again
+ * every CONTENT_REANNOUNCE_S, by one thread. What to announce when and to
+ * which nodes is the announce schedule (annsched.c: batches by DHT
+ * neighbourhood, a query budget per remote node); this file runs it: it
+ * starts the lookups (dht_get_peers) and the batches (dht_announce_to) on
+ * the DHT's worker and feeds their results back. Owns the schedule and
+ * its thread (struct cn_anstate, reference-counted: a DHT operation still
+ * running when the content node goes holds it); calls only the DHT.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "content/annsched.h"
 #include "content/content_node_int.h"
 #include "weft/dht.h"
 #include "weft/dhtnode.h"
 #include "weft/log.h"
 #include "weft/util.h"
 
-/* Announcements started per second: 8, so a store of 65536 blobs is
- * announced in ~2.3 h at start and the DHT's own lookup table (bounded)
- * never fills with ours. New content jumps the queue. */
-#define CN_ANNOUNCE_PER_S 8
-/* Announcement list bound: every blob plus every share. */
-#define CN_ANN_MAX (CSTORE_DEFAULT_MAX_BLOBS + 4096u)
-
-struct cn_ann {
-	uint8_t id[32];
-	uint8_t len;
-	uint64_t due_s; /* monotonic seconds */
+struct cn_anstate {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct cn_anq *q;
+	atomic_uint refs; /* the content node, and each DHT operation in flight */
+	int stopping;
 };
+
+static void as_put(struct cn_anstate *as)
+{
+	if (atomic_fetch_sub(&as->refs, 1) != 1)
+		return;
+	cn_anq_free(as->q);
+	pthread_mutex_destroy(&as->mu);
+	pthread_cond_destroy(&as->cond);
+	free(as);
+}
+
+int cn_announce_init(struct content_node *cn)
+{
+	struct cn_anstate *as = calloc(1, sizeof(*as));
+	int rc;
+
+	if (!as)
+		return -ENOMEM;
+	rc = cn_anq_new(&as->q, (uint64_t)CONTENT_REANNOUNCE_S * 1000);
+	if (rc) {
+		free(as);
+		return rc;
+	}
+	pthread_mutex_init(&as->mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&as->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	atomic_init(&as->refs, 1);
+	cn->as = as;
+	return 0;
+}
 
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len)
 {
-	unsigned int i;
+	struct cn_anstate *as = cn->as;
+	int rc;
 
-	pthread_mutex_lock(&cn->amu);
-	for (i = 0; i < cn->nann; i++)
-		if (cn->ann[i].len == len && !memcmp(cn->ann[i].id, id, len))
-			break;
-	if (i == cn->nann) {
-		if (cn->nann == cn->capann) {
-			unsigned int nc = cn->capann ? cn->capann * 2 : 64;
-			struct cn_ann *na;
-
-			if (nc > CN_ANN_MAX)
-				nc = CN_ANN_MAX;
-			if (cn->nann == nc) {
-				pthread_mutex_unlock(&cn->amu);
-				log_warn(CN_MOD, "announcement list full (%u)", CN_ANN_MAX);
-				return;
-			}
-			na = realloc(cn->ann, nc * sizeof(*na));
-			if (!na) {
-				pthread_mutex_unlock(&cn->amu);
-				return;
-			}
-			cn->ann = na;
-			cn->capann = nc;
-		}
-		memset(&cn->ann[i], 0, sizeof(cn->ann[i]));
-		memcpy(cn->ann[i].id, id, len);
-		cn->ann[i].len = (uint8_t)len;
-		cn->nann++;
-	}
-	cn->ann[i].due_s = 0; /* now */
-	pthread_cond_signal(&cn->acond);
-	pthread_mutex_unlock(&cn->amu);
+	if (!as)
+		return;
+	pthread_mutex_lock(&as->mu);
+	rc = cn_anq_add(as->q, id, len, util_now_ms());
+	pthread_cond_signal(&as->cond);
+	pthread_mutex_unlock(&as->mu);
+	if (rc)
+		log_warn(CN_MOD, "cannot queue an announcement: %s", strerror(-rc));
 }
 
-struct cn_ann_call {
-	const uint8_t *ih;
+void cn_unannounce(struct content_node *cn, const uint8_t *id, size_t len)
+{
+	struct cn_anstate *as = cn->as;
+
+	if (!as)
+		return;
+	pthread_mutex_lock(&as->mu);
+	cn_anq_remove(as->q, id, len);
+	pthread_mutex_unlock(&as->mu);
+}
+
+void cn_announce_stats(struct content_node *cn, struct cn_anq_stats *st)
+{
+	struct cn_anstate *as = cn->as;
+
+	memset(st, 0, sizeof(*st));
+	if (!as)
+		return;
+	pthread_mutex_lock(&as->mu);
+	cn_anq_stats(as->q, util_now_ms(), st);
+	pthread_mutex_unlock(&as->mu);
+}
+
+/* One DHT operation: what the schedule handed out. Freed by its done
+ * callback, or by the announcer when the operation did not start. */
+struct ann_op {
+	struct cn_anstate *as;
+	struct cn_anq_work w;
 	uint16_t port;
 	int rc;
 };
 
-static void ann_fn(struct dht *dht, void *arg, uint64_t now)
+static void lookup_cb(void *arg, const struct dht_result *res)
 {
-	struct cn_ann_call *c = arg;
+	struct ann_op *op = arg;
+	struct cn_anstate *as = op->as;
 
-	c->rc = dht_announce(dht, c->ih, c->port, 0, now, NULL, NULL);
+	pthread_mutex_lock(&as->mu);
+	cn_anq_lookup_done(as->q, op->w.target, res->status ? NULL : res->nodes,
+			   res->status ? 0 : res->nnodes, util_now_ms());
+	pthread_cond_signal(&as->cond);
+	pthread_mutex_unlock(&as->mu);
+	free(op);
+	as_put(as);
 }
 
-/*
- * Announcement budget: a token bucket of CN_ANNOUNCE_PER_S per second with a
- * depth of CN_ANNOUNCE_PER_S, kept across wake-ups. A wake-up (new content,
- * cn_announce) never refills it, so a burst of adds costs the DHT contacts
- * at most CN_ANNOUNCE_PER_S announcements (each one get_peers + one
- * announce_peer per contacted node) in any one second.
- */
-struct cn_ann_budget {
-	uint64_t tokens_milli; /* 1000 = one announcement */
-	uint64_t last_ms;
+static void send_cb(void *arg, const struct dht_result *res)
+{
+	struct ann_op *op = arg;
+	struct cn_anstate *as = op->as;
+
+	pthread_mutex_lock(&as->mu);
+	cn_anq_send_done(as->q, (const uint8_t(*)[DHT_ID_LEN])op->w.keys, op->w.nkeys,
+			 res->status == 0 && res->stored > 0, util_now_ms());
+	pthread_cond_signal(&as->cond);
+	pthread_mutex_unlock(&as->mu);
+	free(op);
+	as_put(as);
+}
+
+struct ann_start {
+	struct ann_op *op;
+	int rc;
 };
 
-static unsigned int ann_budget_avail(struct cn_ann_budget *b, uint64_t now_ms)
+static void start_fn(struct dht *dht, void *arg, uint64_t now)
 {
-	const uint64_t cap = (uint64_t)CN_ANNOUNCE_PER_S * 1000;
+	struct ann_start *s = arg;
+	struct ann_op *op = s->op;
 
-	if (!b->last_ms) {
-		b->tokens_milli = cap;
-	} else if (now_ms > b->last_ms) {
-		uint64_t add = (now_ms - b->last_ms) * CN_ANNOUNCE_PER_S;
-
-		b->tokens_milli = b->tokens_milli + add > cap ? cap : b->tokens_milli + add;
-	}
-	b->last_ms = now_ms;
-	return (unsigned int)(b->tokens_milli / 1000);
-}
-
-/* Milliseconds until the bucket holds one announcement again. */
-static uint64_t ann_budget_wait_ms(const struct cn_ann_budget *b)
-{
-	uint64_t missing = b->tokens_milli >= 1000 ? 0 : 1000 - b->tokens_milli;
-
-	return (missing + CN_ANNOUNCE_PER_S - 1) / CN_ANNOUNCE_PER_S;
+	/* op may be freed by its callback before the start returns */
+	if (op->w.kind == CN_ANQ_LOOKUP)
+		s->rc = dht_get_peers(dht, op->w.target, now, lookup_cb, op);
+	else
+		s->rc = dht_announce_to(dht, (const uint8_t(*)[DHT_ID_LEN])op->w.keys, op->w.nkeys,
+					op->port, 0, op->w.nodes, op->w.nnodes, now, send_cb, op);
 }
 
 static void *announcer(void *arg)
 {
 	struct content_node *cn = arg;
-	struct cn_ann_budget budget = {0};
+	struct cn_anstate *as = cn->as;
+	struct cn_anq_work w;
 	struct timespec ts;
 
-	pthread_mutex_lock(&cn->amu);
-	while (!atomic_load(&cn->stopping)) {
-		uint64_t now_ms = util_now_ms(), now = now_ms / 1000, wait_ms = 1000;
-		unsigned int avail = ann_budget_avail(&budget, now_ms), started = 0;
-		int pending = 0;
+	pthread_mutex_lock(&as->mu);
+	while (!as->stopping) {
+		uint64_t now = util_now_ms(), wait_ms;
+		int kind = cn_anq_next(as->q, now, &w);
 
-		for (unsigned int i = 0; i < cn->nann; i++) {
-			struct cn_ann_call c = {.ih = cn->ann[i].id, .port = cn->quic_port};
+		if (kind != CN_ANQ_IDLE) {
+			struct ann_op *op = malloc(sizeof(*op));
+			struct ann_start s = {op, -ENOMEM};
 
-			if (cn->ann[i].due_s > now)
-				continue;
-			if (started == avail) {
-				pending = 1;
-				break;
+			if (op) {
+				op->as = as;
+				op->w = w;
+				op->port = cn->quic_port;
+				atomic_fetch_add(&as->refs, 1);
 			}
-			dhtnode_run(cn->dht, ann_fn, &c);
-			started++;
-			budget.tokens_milli -= 1000;
-			if (c.rc == 0) {
-				cn->ann[i].due_s = now + CONTENT_REANNOUNCE_S;
-				atomic_fetch_add(&cn->announces, 1);
-			} else {
-				cn->ann[i].due_s = now + 5; /* DHT busy: soon again */
-				atomic_fetch_add(&cn->announce_fail, 1);
+			pthread_mutex_unlock(&as->mu);
+			if (op) {
+				int rc = dhtnode_run(cn->dht, start_fn, &s);
+
+				if (rc)
+					s.rc = rc; /* start_fn never ran */
 			}
+			pthread_mutex_lock(&as->mu);
+			if (s.rc) { /* not started: no callback will come */
+				if (kind == CN_ANQ_LOOKUP)
+					cn_anq_lookup_done(as->q, w.target, NULL, 0, util_now_ms());
+				else
+					cn_anq_send_done(as->q,
+							 (const uint8_t(*)[DHT_ID_LEN])w.keys,
+							 w.nkeys, 0, util_now_ms());
+				atomic_fetch_add(&cn->announce_fail,
+						 w.kind == CN_ANQ_SEND ? w.nkeys : 1);
+				if (op) {
+					free(op);
+					atomic_fetch_sub(&as->refs,
+							 1); /* the node still holds one */
+				}
+			} else if (kind == CN_ANQ_SEND) {
+				atomic_fetch_add(&cn->announces, w.nkeys);
+			}
+			continue;
 		}
-		if (pending)
-			wait_ms = ann_budget_wait_ms(&budget);
-		if (!wait_ms)
-			wait_ms = 1;
-		clock_gettime(CLOCK_MONOTONIC, &ts); /* cn->acond's clock */
+		wait_ms = w.wake_ms > now ? w.wake_ms - now : 1;
+		if (wait_ms > 1000)
+			wait_ms = 1000;
+		/* as->cond waits on the monotonic clock: a wall clock stepped
+		 * back made the announcer spin (test_fault_clock) */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += (time_t)(wait_ms / 1000);
 		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&cn->acond, &cn->amu, &ts);
+		pthread_cond_timedwait(&as->cond, &as->mu, &ts);
 	}
-	pthread_mutex_unlock(&cn->amu);
+	pthread_mutex_unlock(&as->mu);
 	return NULL;
 }
 
@@ -170,7 +230,7 @@ int cn_announce_start(struct content_node *cn)
 {
 	int rc;
 
-	if (!cn->dht)
+	if (!cn->dht || !cn->as)
 		return 0;
 	rc = log_thread_create(&cn->athr, NULL, announcer, cn);
 	if (rc)
@@ -181,13 +241,17 @@ int cn_announce_start(struct content_node *cn)
 
 void cn_announce_stop(struct content_node *cn)
 {
-	pthread_mutex_lock(&cn->amu);
-	pthread_cond_broadcast(&cn->acond);
-	pthread_mutex_unlock(&cn->amu);
+	struct cn_anstate *as = cn->as;
+
+	if (!as)
+		return;
+	pthread_mutex_lock(&as->mu);
+	as->stopping = 1;
+	pthread_cond_broadcast(&as->cond);
+	pthread_mutex_unlock(&as->mu);
 	if (cn->athr_started)
 		pthread_join(cn->athr, NULL);
 	cn->athr_started = 0;
-	free(cn->ann);
-	cn->ann = NULL;
-	cn->nann = cn->capann = 0;
+	cn->as = NULL;
+	as_put(as); /* operations in flight free it when they end */
 }

@@ -67,6 +67,22 @@ static int reserve_locked(struct cstore *cs, uint64_t size)
 	return 0;
 }
 
+/* Before a reservation of size bytes for a new entry: when it would not
+ * fit, let the owner make room (cstore_opts.make_room), lock not held. */
+static void ensure_room(struct cstore *cs, uint64_t size)
+{
+	int full;
+
+	if (!cs->make_room)
+		return;
+	pthread_mutex_lock(&cs->lock);
+	full = cs->nblobs + cs->npending >= cs->max_blobs || cs->used + cs->pending > cs->quota ||
+	       size > cs->quota - cs->used - cs->pending;
+	pthread_mutex_unlock(&cs->lock);
+	if (full)
+		cs->make_room(cs->room_arg, size);
+}
+
 void cstore_usage(struct cstore *cs, uint64_t *used, uint64_t *quota, uint32_t *blobs)
 {
 	pthread_mutex_lock(&cs->lock);
@@ -273,6 +289,8 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 		cs->max_blob = REC_MAX_SIZE;
 	cs->max_blobs = opts->max_blobs ? opts->max_blobs : CSTORE_DEFAULT_MAX_BLOBS;
 	cs->no_sync = opts->no_sync;
+	cs->make_room = opts->make_room;
+	cs->room_arg = opts->room_arg;
 	atomic_init(&cs->direct, !!opts->direct_io);
 	pthread_mutex_init(&cs->dio_mu, NULL);
 	if (asprintf(&cs->blobdir, "%s/blobs", opts->dir) < 0) {
@@ -455,6 +473,7 @@ static int add_common(struct cstore *cs, int src, const uint8_t *mem, uint64_t s
 			  (unsigned long long)size, (unsigned long long)cs->max_blob);
 		return -EFBIG;
 	}
+	ensure_room(cs, size);
 	pthread_mutex_lock(&cs->lock);
 	err = reserve_locked(cs, size);
 	if (!err) {
@@ -561,6 +580,8 @@ int cstore_open_partial(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint
 	err = b3tree_verify_cvs(cvs, nchunks, size, id);
 	if (err)
 		return err;
+	if (cstore_info(cs, id, &old) == -ENOENT)
+		ensure_room(cs, size);
 	pthread_mutex_lock(&cs->lock);
 	err = store_txn_begin(cs->st, 0, &t);
 	if (err)

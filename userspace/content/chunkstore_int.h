@@ -37,6 +37,8 @@ struct store_txn;
 
 struct cstore {
 	struct store *st;
+	int (*make_room)(void *arg, uint64_t need); /* cstore_opts.make_room */
+	void *room_arg;
 	char *blobdir;
 	unsigned int db_idx, db_cvs, db_bits;
 	uint64_t quota, max_blob;

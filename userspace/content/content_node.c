@@ -610,6 +610,7 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		json_object_set_new(o, "served_peers",
 				    json_integer((json_int_t)atomic_load(&cn->served_peers)));
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
+		cn_seed_stats(cn, o);
 	}
 	ctl_resp_json(resp, 200, o);
 }
@@ -669,6 +670,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	}
 	pthread_mutex_init(&cn->jmu, NULL);
 	pthread_mutex_init(&cn->swmu, NULL);
+	pthread_mutex_init(&cn->emu, NULL);
 	cn->store = opts->store;
 	cn->quic = opts->quic;
 	cn->dht = opts->dht;
@@ -696,12 +698,21 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	co.dir = opts->state_dir;
 	co.quota_bytes = opts->quota_bytes;
 	co.direct_io = opts->direct_io;
+	co.make_room = cn_make_room; /* pins.c */
+	co.room_arg = cn;
+	rc = cn_announce_init(cn);
+	if (rc)
+		goto fail;
 	rc = cstore_new(&cn->cs, &co);
 	if (rc) {
 		log_error(CN_MOD, "chunk store in %s: %s", opts->state_dir, strerror(-rc));
 		goto fail;
 	}
 	rc = cn_shares_init(cn);
+	if (!rc)
+		rc = cn_pins_init(cn);
+	if (!rc)
+		rc = cn_events_new(&cn->ev, cn, 0);
 	if (rc)
 		goto fail;
 	cn->poll_s = opts->poll_s ? opts->poll_s : CONTENT_POLL_S;
@@ -722,6 +733,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		ctl_route(opts->ctl, "GET", "/v1/content/shares/", api_share, cn);
 		ctl_route(opts->ctl, "GET", "/v1/content/stats", api_stats, cn);
 		ctl_metrics(opts->ctl, cn_metrics, cn);
+		cn_seed_routes(cn, opts->ctl);
 	}
 	*out = cn;
 	return 0;
@@ -836,6 +848,7 @@ void content_node_free(struct content_node *cn)
 		return;
 	atomic_store(&cn->stopping, 1);
 	cn_subs_stop(cn); /* it waits on jobs: first */
+	cn_events_free(cn->ev);
 	cn_jobs_stop(cn);
 	cn_announce_stop(cn);
 	cn_serve_stop(cn);
@@ -845,5 +858,6 @@ void content_node_free(struct content_node *cn)
 	pthread_cond_destroy(&cn->acond);
 	pthread_mutex_destroy(&cn->jmu);
 	pthread_mutex_destroy(&cn->swmu);
+	pthread_mutex_destroy(&cn->emu);
 	free(cn);
 }

@@ -155,15 +155,20 @@ struct content_node {
 	atomic_ullong served_chunks, served_bytes, served_infos, served_manifests, serve_busy,
 	    serve_notfound, serve_unavailable, serve_bad;
 
-	/* announcing, announce.c: ids (32 bytes; share ids use the first 20) due for an
-	 * announce, and when each was last announced */
+	/* announcing, announce.c: the schedule (annsched.c) and its thread;
+	 * announces counts ids sent in batches */
 	pthread_mutex_t amu;
 	pthread_cond_t acond;
 	pthread_t athr;
 	int athr_started;
-	struct cn_ann *ann;
-	unsigned int nann, capann;
+	struct cn_anstate *as;
 	atomic_ullong announces, announce_fail;
+
+	/* a seed host's controls: pins.c (pins, eviction, rm), events.c */
+	unsigned int pins_dbi;
+	pthread_mutex_t emu; /* one eviction at a time */
+	atomic_ullong evicted;
+	struct cn_events *ev;
 
 	/* the swarm table: serve.c (serve threads, under swmu) */
 	pthread_mutex_t swmu;
@@ -325,8 +330,15 @@ int cn_head_resolve_get(struct content_node *cn, const char *ref, struct cn_get_
 			struct ctl_resp *resp);
 
 /* announce.c: announcing on the DHT. */
+/* The schedule, before anything is queued (content_node_new): 0 or -ENOMEM. */
+int cn_announce_init(struct content_node *cn);
 /* Queue id for announcement (len 32: content id; len 20: share id). */
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len);
+/* Stop announcing id (content rm, eviction). */
+void cn_unannounce(struct content_node *cn, const uint8_t *id, size_t len);
+struct cn_anq_stats;
+/* The schedule's figures: backlog, oldest announce's age (annsched.h). */
+void cn_announce_stats(struct content_node *cn, struct cn_anq_stats *st);
 /* Start the announcing thread (none without a DHT): 0 or the error of
  * pthread_create (positive). Stop wakes and joins it and frees the list. */
 int cn_announce_start(struct content_node *cn);
@@ -393,10 +405,85 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 json_t *cn_job_json(struct content_node *cn, uint64_t job_id);
 json_t *cn_jobs_json(struct content_node *cn);
 void cn_jobs_stop(struct content_node *cn);
+/* A job's progress, for the event stream (events.c). */
+struct cn_progress {
+	uint64_t job;
+	uint8_t id[32];
+	size_t id_len;
+	char state[16]; /* the job's, "cancelled" once a cancelled job ended */
+	char error[160];
+	int finished;
+	uint64_t done, total, rate_bps, items_done, items_total, bad_chunks, elapsed_ms;
+	unsigned int providers; /* connected, with a bitmap */
+};
+/* Every job's progress into p (at most cap): the count. */
+size_t cn_jobs_progress(struct content_node *cn, struct cn_progress *p, size_t cap);
+/* Cancel a running job: it stops (waited for, at most wait_ms), its
+ * request slots and connections are let go, its partial blob is deleted
+ * (*deleted = 1) and it reads "cancelled". 0, -ENOENT (no such job),
+ * -EALREADY (it had ended), -ETIMEDOUT (asked to stop, still stopping). */
+int cn_job_cancel(struct content_node *cn, uint64_t job_id, unsigned int wait_ms, int *deleted);
 /* Addresses of the providers of the running download of id (connected,
  * with a bitmap), at most cap, none equal to except: the count. */
 size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
 		    const struct sockaddr_storage *except, struct sockaddr_storage *out, size_t cap);
+
+/* pins.c: pins (database content_pins), eviction, removal. */
+int cn_pins_init(struct content_node *cn);
+/* Pin (on) or unpin id (32: content id, 20: share id: every item of its
+ * held manifest); durable when it returns 0 (errors of store_write_sync). */
+int cn_pin_set(struct content_node *cn, const uint8_t *id, size_t len, int on);
+/* 1 when id itself is pinned. */
+int cn_pinned(struct content_node *cn, const uint8_t *id, size_t len);
+json_t *cn_pins_json(struct content_node *cn);
+/* cstore_opts.make_room: evict unpinned blobs (pins.c's order) until need
+ * bytes fit; the number evicted (0: nothing would make it fit). */
+int cn_make_room(void *arg, uint64_t need);
+/* One blob that eviction may take, and the pure choice of which go
+ * (tests/unit/test_content_pins.c): sorts c (bad blobs, then blobs of no
+ * held share, then the rest; oldest first) and returns how many of the
+ * first must go so that need more bytes fit the quota and an entry more
+ * fits max_blobs; 0 when even all of them would not do. */
+struct cn_evict_cand {
+	uint8_t id[32];
+	uint64_t size, added;
+	int listed; /* -1 bad, 0 in no held share, 1 in one */
+};
+size_t cn_evict_plan(struct cn_evict_cand *c, size_t n, uint64_t need, uint64_t used,
+		     uint64_t quota, uint32_t nblobs, uint32_t max_blobs);
+/* content rm: a content id (its blob, unpinned, no longer announced) or
+ * a share id (its record, and its items no other held share lists).
+ * *nblobs: blobs deleted. 0, -ENOENT, or a store error. */
+int cn_remove(struct content_node *cn, const uint8_t *id, size_t len, unsigned int *nblobs);
+
+/* events.c: the event stream of the jobs (GET /v1/content/events). */
+#define CN_EV_SUBS 16	 /* subscribers at once (the control server allows 64 connections) */
+#define CN_EV_QUEUE 64	 /* lines queued per subscriber: 32 s of one job's progress */
+#define CN_EV_LINE 512	 /* longest line */
+#define CN_EV_TICK_MS 500 /* progress sampled and sent every */
+struct cn_events;
+struct cn_evsub;
+/* The hub and its ticker thread (tick_ms 0: CN_EV_TICK_MS). */
+int cn_events_new(struct cn_events **out, struct content_node *cn, unsigned int tick_ms);
+void cn_events_free(struct cn_events *ev);
+/* Subscribe to job's events (0: every job's): 0 or -EBUSY (CN_EV_SUBS). */
+int cn_events_sub(struct cn_events *ev, uint64_t job, struct cn_evsub **out);
+void cn_events_unsub(struct cn_events *ev, struct cn_evsub *s);
+/* Queue line (len bytes, newline included) to job's subscribers; one whose
+ * queue is full is dropped. */
+void cn_events_publish(struct cn_events *ev, uint64_t job, const char *line, size_t len);
+/* Whole lines queued for s into buf, waiting at most wait_ms for one: the
+ * bytes (0: none in time), -EPIPE (s was dropped: too slow), -ESHUTDOWN
+ * (its job ended and everything was read, or the hub is going). */
+long cn_events_read(struct cn_events *ev, struct cn_evsub *s, char *buf, size_t cap,
+		    unsigned int wait_ms);
+unsigned long long cn_events_dropped(struct cn_events *ev);
+
+/* seed_api.c: rm, pin, unpin, pins, cancel, events on the control API;
+ * the announce and eviction figures added to content stats. */
+struct ctl;
+void cn_seed_routes(struct content_node *cn, struct ctl *ctl);
+void cn_seed_stats(struct content_node *cn, json_t *stats);
 
 /* export.c: export a complete blob to path (atomically, via a temporary
  * file), re-verifying every chunk. */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "content/swarm_int.h"
 #include "weft/ctl.h"
@@ -41,7 +42,7 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 	for (i = 0; i < cn->njobs; i++) {
 		struct cn_job *o = cn->jobs[i];
 
-		if (!o->finished && o->rq.id_len == rq->id_len &&
+		if (!o->finished && !o->cancelled && o->rq.id_len == rq->id_len &&
 		    !memcmp(o->rq.id, rq->id, rq->id_len)) {
 			/* Joining a running download (one resumed at start, say):
 			 * it takes the output folder if it had none, and the
@@ -63,7 +64,7 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 		slot = cn->njobs;
 	} else {
 		for (i = 0; i < cn->njobs; i++)
-			if (cn->jobs[i]->finished) {
+			if (cn->jobs[i]->finished && !cn->jobs[i]->holds) {
 				pthread_join(cn->jobs[i]->thr, NULL);
 				job_free(cn->jobs[i]);
 				slot = i;
@@ -164,8 +165,9 @@ static json_t *job_to_json(struct cn_job *j)
 	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 		      "s:I,s:s,s:o}",
 		      "job", (json_int_t)j->jid, "id", hex, "kind",
-		      j->rq.id_len == 32 ? "content" : "share", "state", j->state, "error",
-		      j->error, "current", cur, "size", (json_int_t)j->size, "nchunks",
+		      j->rq.id_len == 32 ? "content" : "share", "state",
+		      j->cancelled && j->finished ? "cancelled" : j->state, "error",
+		      j->cancelled && j->finished ? "cancelled by the operator" : j->error, "current", cur, "size", (json_int_t)j->size, "nchunks",
 		      (json_int_t)j->nchunks, "have", (json_int_t)j->have_n, "fetched",
 		      (json_int_t)j->fetched, "resumed", (json_int_t)j->resumed, "bad_chunks",
 		      (json_int_t)j->bad_chunks, "retries", (json_int_t)j->retries, "bytes",
@@ -212,6 +214,103 @@ size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
 	}
 	pthread_mutex_unlock(&cn->jmu);
 	return n;
+}
+
+size_t cn_jobs_progress(struct content_node *cn, struct cn_progress *p, size_t cap)
+{
+	size_t n = 0;
+	uint64_t now = util_now_ms();
+
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs && n < cap; i++) {
+		struct cn_job *j = cn->jobs[i];
+		struct cn_progress *q = &p[n++];
+		uint64_t el;
+
+		memset(q, 0, sizeof(*q));
+		pthread_mutex_lock(&j->mu);
+		q->job = j->jid;
+		memcpy(q->id, j->rq.id, j->rq.id_len);
+		q->id_len = j->rq.id_len;
+		q->finished = j->finished;
+		snprintf(q->state, sizeof(q->state), "%s",
+			 j->cancelled && j->finished ? "cancelled" : j->state);
+		snprintf(q->error, sizeof(q->error), "%s",
+			 j->cancelled && j->finished ? "cancelled by the operator" : j->error);
+		/* the error text goes into a JSON string: quotes and controls out */
+		for (char *c = q->error; *c; c++)
+			if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+				*c = ' ';
+		q->done = j->done_bytes;
+		q->total = j->total_bytes ? j->total_bytes : j->size;
+		el = j->t_start ? (j->t_end ? j->t_end : now) - j->t_start : 0;
+		q->elapsed_ms = el;
+		q->rate_bps = el ? j->bytes * 1000 / el : 0;
+		q->items_done = j->items_done;
+		q->items_total = j->items_total;
+		q->bad_chunks = j->bad_chunks;
+		for (unsigned int k = 0; k < j->npeers; k++)
+			q->providers += j->peers[k].state == P_UP && j->peers[k].info == 2;
+		pthread_mutex_unlock(&j->mu);
+	}
+	pthread_mutex_unlock(&cn->jmu);
+	return n;
+}
+
+int cn_job_cancel(struct content_node *cn, uint64_t job_id, unsigned int wait_ms, int *deleted)
+{
+	struct cn_job *j = NULL;
+	uint8_t cur[32];
+	uint64_t t0 = util_now_ms();
+	int finished = 0, kind_content;
+	struct cstore_info info;
+
+	*deleted = 0;
+	pthread_mutex_lock(&cn->jmu);
+	for (unsigned int i = 0; i < cn->njobs; i++)
+		if (cn->jobs[i]->jid == job_id)
+			j = cn->jobs[i];
+	if (!j) {
+		pthread_mutex_unlock(&cn->jmu);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&j->mu);
+	if (j->finished) {
+		pthread_mutex_unlock(&j->mu);
+		pthread_mutex_unlock(&cn->jmu);
+		return -EALREADY;
+	}
+	j->cancelled = 1;
+	atomic_store(&j->stop, 1);
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->mu);
+	/* Held: its slot is not reused (j stays valid) while we wait.
+	 * Polling with a deadline: its thread wakes every 20 ms. */
+	j->holds++;
+	pthread_mutex_unlock(&cn->jmu);
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		finished = j->finished;
+		memcpy(cur, j->cur, 32);
+		kind_content = j->opened;
+		pthread_mutex_unlock(&j->mu);
+		if (finished || util_now_ms() - t0 >= wait_ms)
+			break;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&cn->jmu);
+	j->holds--;
+	pthread_mutex_unlock(&cn->jmu);
+	if (!finished)
+		return -ETIMEDOUT;
+	/* What it had fetched of its current item goes: a cancelled download
+	 * does not resume at the next start. Complete items stay. */
+	if (kind_content && cstore_info(cn->cs, cur, &info) == 0 && info.state == CSTORE_PARTIAL) {
+		cn_unannounce(cn, cur, 32);
+		*deleted = cstore_delete(cn->cs, cur) == 0;
+	}
+	return 0;
 }
 
 json_t *cn_job_json(struct content_node *cn, uint64_t job_id)

@@ -113,6 +113,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 	memcpy(j->cur, id, 32);
 	j->opened = 0;
 	j->size = j->nchunks = j->have_n = j->cursor = 0;
+	j->said_notfound = 0;
 	free(j->have);
 	free(j->busy);
 	free(j->avail);
@@ -203,6 +204,7 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (ans[0] != CONTENT_ST_OK) {
 		p->info = 3; /* does not have it (or busy): not a fault */
+		j->said_notfound += ans[0] == CONTENT_ST_NOT_FOUND;
 		return;
 	}
 	if (r->kind == K_HAVE) {
@@ -691,6 +693,16 @@ static int fetch_item(struct cn_job *j)
 				 j->opened ? "no provider answered for 60 s"
 					   : "no provider found for this content");
 			return -ETIMEDOUT;
+		}
+		/* Every provider named answered "not found" (removed there,
+		 * say) and no other turned up: say so, not a 60 s stall. */
+		if (!j->opened && j->rq.nfrom && j->said_notfound && !usable_peers(j) &&
+		    t - j->last_progress > CN_NOTFOUND_MS) {
+			snprintf(j->error, sizeof(j->error),
+				 "not found: every provider asked (%u) answered that it does not "
+				 "hold this content",
+				 j->npeers);
+			return -ENOENT;
 		}
 		wait_a_bit(j, 20);
 	}

@@ -20,6 +20,9 @@ _Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
 #define CN_MANIFEST_ANSWER (CN_ANS_HEAD + MANIFEST_MAX_SIZE)
 /* Without progress for 60 s (no provider answers, none found) a job fails. */
 #define CN_STALL_MS 60000
+/* A download with explicit providers that all answered NOT_FOUND, and no
+ * other provider found meanwhile, fails after this (the DHT lookup's time). */
+#define CN_NOTFOUND_MS 5000
 /* Providers looked up again at most every 3 s while none is usable, and
  * every 15 s while the download runs: other downloaders announce what
  * they are fetching as soon as they start, and serve the chunks they
@@ -141,6 +144,8 @@ struct cn_job {
 	pthread_cond_t cond;
 	atomic_int stop;
 	int finished, status;
+	int cancelled; /* content cancel (jobs.c): stop is set, never joined again */
+	int holds;     /* a cancel waiting on it (under jmu): its slot is not reused */
 	char state[16];
 	char error[160];
 	/* current item */
@@ -169,6 +174,7 @@ struct cn_job {
 	uint64_t endgame; /* duplicate requests sent in the end game */
 	uint64_t endgame_cancelled; /* of those, given up when the twin won */
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
+	unsigned int said_notfound; /* INFO answers NOT_FOUND (current item) */
 	uint64_t total_bytes, done_bytes, items_total, items_done;
 };
 

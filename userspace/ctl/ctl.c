@@ -436,7 +436,7 @@ void ctl_dispatch(struct ctl *ctl, const struct ctl_req *req, struct ctl_resp *r
 	r.subpath = req->path + (best->subtree ? best->plen : strlen(req->path));
 	resp->status = 200;
 	best->fn(best->arg, &r, resp);
-	if (!resp->json && !resp->text && !resp->upgrade)
+	if (!resp->json && !resp->text && !resp->upgrade && !resp->stream_read)
 		ctl_resp_error(resp, 500, "internal", "handler produced no response");
 }
 
@@ -495,6 +495,66 @@ static enum MHD_Result ctl_send_upgrade(struct MHD_Connection *conn, struct ctl_
 	return ret;
 }
 
+/* A streamed answer (ctl_resp.stream_read) through MHD's reader callback. */
+struct ctl_stream {
+	long (*read)(void *arg, char *buf, size_t max);
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static ssize_t ctl_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct ctl_stream *s = cls;
+	long n;
+
+	(void)pos;
+	n = s->read(s->arg, buf, max);
+	if (n == -1)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return (ssize_t)n;
+}
+
+static void ctl_stream_free(void *cls)
+{
+	struct ctl_stream *s = cls;
+
+	if (s->done)
+		s->done(s->arg);
+	free(s);
+}
+
+static enum MHD_Result ctl_send_stream(struct MHD_Connection *conn, struct ctl_resp *resp)
+{
+	struct ctl_stream *s = calloc(1, sizeof(*s));
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+
+	if (!s) {
+		if (resp->stream_done)
+			resp->stream_done(resp->stream_arg);
+		return MHD_NO;
+	}
+	s->read = resp->stream_read;
+	s->done = resp->stream_done;
+	s->arg = resp->stream_arg;
+	resp->stream_read = NULL;
+	resp->stream_done = NULL;
+	mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, ctl_stream_read, s,
+					       ctl_stream_free);
+	if (!mr) {
+		ctl_stream_free(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(mr, "Content-Type",
+				resp->content_type ? resp->content_type : "application/x-ndjson");
+	MHD_add_response_header(mr, "Cache-Control", "no-store");
+	ret = MHD_queue_response(conn, (unsigned int)resp->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
 static enum MHD_Result ctl_send(struct MHD_Connection *conn, struct ctl_resp *resp)
 {
 	struct MHD_Response *mr;
@@ -505,6 +565,13 @@ static enum MHD_Result ctl_send(struct MHD_Connection *conn, struct ctl_resp *re
 
 	if (resp->upgrade && resp->status == 101)
 		return ctl_send_upgrade(conn, resp);
+	if (!resp->json && !resp->text && resp->stream_read)
+		return ctl_send_stream(conn, resp);
+	if (resp->stream_done) { /* a handler that set both: the stream is not sent */
+		resp->stream_done(resp->stream_arg);
+		resp->stream_done = NULL;
+		resp->stream_read = NULL;
+	}
 	if (resp->json) {
 		body = json_dumps(resp->json, JSON_COMPACT);
 		if (!body)
@@ -585,6 +652,8 @@ static void ctl_own_metrics(void *arg, FILE *out)
 
 static void ctl_resp_clear(struct ctl_resp *resp)
 {
+	if (resp->stream_done)
+		resp->stream_done(resp->stream_arg);
 	json_decref(resp->json);
 	free(resp->text);
 	memset(resp, 0, sizeof(*resp));

@@ -334,6 +334,8 @@ struct dht_lookup {
 	int implied_port;
 	int has_wk;
 	uint8_t wk[DHT_WK_LEN]; /* announce: sent with every announce_peer */
+	uint8_t (*batch)[DHT_ID_LEN]; /* dht_announce_to: the infohashes (malloc'd) */
+	size_t nbatch;
 	struct dht_wk *wks;	/* get_peers: claims found (DHT_MAX_RESULT_WK) */
 	size_t nwks;
 	/* peers */

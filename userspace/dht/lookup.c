@@ -96,6 +96,8 @@ static void lk_result(struct dht_lookup *lk, int status, struct dht_result *r,
 		memcpy(nodes[nn].id, c->id, DHT_ID_LEN);
 		nodes[nn].addr = c->addr;
 		nodes[nn].addrlen = c->addrlen;
+		memcpy(nodes[nn].token, c->token, c->token_len);
+		nodes[nn].token_len = c->token_len;
 		if (c->hop > hops)
 			hops = c->hop;
 		if (!nn)
@@ -165,6 +167,9 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 	free(lk->wks);
 	lk->wks = NULL;
 	lk->nwks = 0;
+	free(lk->batch);
+	lk->batch = NULL;
+	lk->nbatch = 0;
 }
 
 void dht_lookup_cancel_all(struct dht *dht)
@@ -238,10 +243,14 @@ static void store_phase(struct dht *dht, struct dht_lookup *lk, uint64_t now)
 		}
 		a.token = c->token;
 		a.token_len = c->token_len;
-		if (!dht_send_query(dht, q, (struct sockaddr *)&c->addr, c->addrlen, c->id, lk, &a,
-				    now)) {
-			c->store_sent = 1;
-			lk->inflight++;
+		for (size_t b = 0; b < (lk->nbatch ? lk->nbatch : 1); b++) {
+			if (lk->nbatch)
+				a.info_hash = lk->batch[b];
+			if (!dht_send_query(dht, q, (struct sockaddr *)&c->addr, c->addrlen, c->id,
+					    lk, &a, now)) {
+				c->store_sent = 1;
+				lk->inflight++;
+			}
 		}
 	}
 	if (!lk->inflight)
@@ -426,7 +435,8 @@ void dht_lk_reply(struct dht *dht, struct dht_pending *p, const struct krpc_msg 
 		return;
 	slot_release(lk, c);
 	if (lk->phase == LK_STORE) {
-		c->stored = 1;
+		if (c->stored < UINT8_MAX)
+			c->stored++;
 		dht_lk_step(dht, lk, now);
 		return;
 	}
@@ -718,6 +728,51 @@ int dht_announce_wk(struct dht *dht, const uint8_t ih[DHT_ID_LEN], uint16_t port
 	if (wk)
 		memcpy(lk->wk, wk, DHT_WK_LEN);
 	return lk_begin(dht, lk, now_ms);
+}
+
+int dht_announce_to(struct dht *dht, const uint8_t (*ihs)[DHT_ID_LEN], size_t nih, uint16_t port,
+		    int implied_port, const struct dht_node_info *nodes, size_t nnodes,
+		    uint64_t now_ms, dht_done_fn cb, void *arg)
+{
+	struct dht_lookup *lk;
+	int err;
+
+	if (!ihs || !nih || nih > DHT_ANNOUNCE_TO_MAX || (!port && !implied_port) ||
+	    (nnodes && !nodes))
+		return -EINVAL;
+	err = dht_lk_start(dht, DHT_OP_ANNOUNCE, ihs[0], now_ms, cb, arg, &lk);
+	if (err)
+		return err;
+	lk->batch = malloc(nih * DHT_ID_LEN);
+	if (!lk->batch) {
+		lk->in_use = 0;
+		return -ENOMEM;
+	}
+	memcpy(lk->batch, ihs, nih * DHT_ID_LEN);
+	lk->nbatch = nih;
+	lk->port = port;
+	lk->implied_port = implied_port;
+	/* the given nodes, as if a lookup had just converged on them */
+	lk->ncands = 0;
+	for (size_t i = 0; i < nnodes && lk->ncands < DHT_K; i++) {
+		struct dht_cand *c = &lk->cands[lk->ncands];
+
+		if (!nodes[i].token_len || nodes[i].token_len > sizeof(c->token) ||
+		    nodes[i].addrlen > sizeof(c->addr) || cand_find(lk, (const struct sockaddr *)&nodes[i].addr))
+			continue;
+		memset(c, 0, sizeof(*c));
+		memcpy(c->id, nodes[i].id, DHT_ID_LEN);
+		memcpy(&c->addr, &nodes[i].addr, nodes[i].addrlen);
+		c->addrlen = nodes[i].addrlen;
+		memcpy(c->token, nodes[i].token, nodes[i].token_len);
+		c->token_len = nodes[i].token_len;
+		c->state = CAND_DONE;
+		c->seq = -1;
+		lk->ncands++;
+	}
+	lk->visited = lk->ncands;
+	store_phase(dht, lk, now_ms);
+	return 0;
 }
 
 int dht_get(struct dht *dht, const uint8_t *target, const uint8_t *pk, const uint8_t *salt,

@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A seed host's controls through weftctl and the real control socket, two
+# weftd in network namespaces: `content get` reads its progress from the
+# event stream (plain lines when stdout is not a terminal; curl sees the
+# stream as newline-delimited JSON), `content pin`/`pins`/`unpin`,
+# `content rm` then a get of it from that node fails with a clear error,
+# a pin acknowledged before a kill -9 is there after the restart,
+# `content cancel` stops a running download (reported cancelled).
+. "$TOP/tests/lib/common.sh"
+prologue netns 2
+export WEFT_QUIC_IDLE_TIMEOUT_MS=3000 WEFT_CONTENT_REQ_TIMEOUT_MS=2000
+
+start_node() { # N [ENV=VALUE...]
+	local n=$1
+	shift
+	mkdir -p "$D/n$n"
+	NETNS_EXEC="ip netns exec $(netns_name "$n") env $*"
+	start_weftd "$D/n$n" --state-dir "$D/n$n" --io uring --workers 2 --quic-port 4433 \
+		--dht-port 6881 --bootstrap "$(netns_ip4 1):6881" --log-level info
+	eval "PID$n=$WEFTD_PID"
+}
+# 50 ms per chunk served: an 8 MiB file takes host 2 over a second
+start_node 1 WEFT_CONTENT_TEST_SERVE_DELAY_MS=50
+start_node 2
+A="$(netns_ip4 1):4433"
+
+"$PYTHON" -c 'import random,sys; random.seed(31); sys.stdout.buffer.write(random.randbytes(8 << 20))' >"$D/a.bin"
+"$PYTHON" -c 'import random,sys; random.seed(32); sys.stdout.buffer.write(random.randbytes(1 << 20))' >"$D/b.bin"
+"$PYTHON" -c 'import random,sys; random.seed(33); sys.stdout.buffer.write(random.randbytes(32 << 20))' >"$D/c.bin"
+for f in a b c; do
+	ctl 1 --json content add "$D/$f.bin" >"$D/add.$f" || fail "content add $f"
+	eval "ID_$f=$(json_get items 0 id <"$D/add.$f")"
+done
+
+# progress from the event stream, plain lines (stdout is a file)
+ctl 2 content get "$ID_a" --from "$A" --out "$D/out" >"$D/get.out" 2>&1 || fail "get: $(cat "$D/get.out")"
+grep -q '^done: ' "$D/get.out" || fail "no final line: $(cat "$D/get.out")"
+grep -Eq '^(progress|done) [0-9]+% [0-9]+/8388608 bytes rate [0-9]+ B/s eta ' "$D/get.out" ||
+	fail "no progress line from the event stream: $(cat "$D/get.out")"
+[ "$(b3sum --no-names "$D/out/$ID_a")" = "$ID_a" ] || fail "downloaded file differs"
+pass "content get: $(grep -c '^progress\|^done ' "$D/get.out") progress lines from the event stream"
+
+# the stream itself, as a script sees it
+ctl 2 --json content get "$ID_b" --from "$A" --no-wait >"$D/getb" || fail "get b"
+J=$(json_get job <"$D/getb")
+ip netns exec "$(netns_name 2)" timeout 60 curl -sN --unix-socket "$D/n2/weftd.sock" \
+	"http://weftd/v1/content/events?job=$J" >"$D/events" || fail "event stream: $(cat "$D/events")"
+tail -n 1 "$D/events" | json_get event | grep -qx done || fail "stream does not end with done: $(tail -n 3 "$D/events")"
+pass "event stream: $(wc -l <"$D/events") lines, ends with done"
+
+# pin, pins, unpin
+ctl 2 content pin "$ID_a" | grep -q "^pinned $ID_a" || fail "pin"
+ctl 2 --json content pins | grep -q "$ID_a" || fail "pins does not list it"
+ctl 2 content unpin "$ID_a" | grep -q "^unpinned" || fail "unpin"
+ctl 2 content pin 0000 >/dev/null 2>&1 && fail "a bad id was accepted"
+pass "pin, pins, unpin"
+
+# an acknowledged pin survives kill -9
+ctl 2 content pin "$ID_a" >/dev/null || fail "pin again"
+kill -9 "$PID2"
+wait "$PID2" 2>/dev/null
+start_node 2
+ctl 2 --json content pins | grep -q "$ID_a" || fail "the pin was lost to kill -9: $(ctl 2 --json content pins)"
+pass "pin kept across kill -9"
+
+# rm on host 1: host 2's get of it from host 1 fails clearly
+ctl 1 content rm "$ID_b" | grep -q "^removed content" || fail "rm"
+ctl 1 content rm "$ID_b" 2>"$D/rm2" && fail "second rm succeeded"
+grep -q "not held here" "$D/rm2" || fail "second rm: $(cat "$D/rm2")"
+ctl 2 content rm "$ID_b" >/dev/null || fail "rm on host 2"
+ctl 2 content get "$ID_b" --from "$A" >"$D/getrm" 2>&1 && fail "get after rm succeeded"
+grep -q "download failed: not found" "$D/getrm" || fail "get after rm: $(cat "$D/getrm")"
+pass "rm then get: $(grep 'download failed' "$D/getrm")"
+
+# cancel a running download
+ctl 2 --json content get "$ID_c" --from "$A" --no-wait >"$D/getc" || fail "get c"
+J=$(json_get job <"$D/getc")
+wait_for '[ "$(ctl 2 --json content jobs "$J" | json_get fetched)" -ge 2 ]' 300 || fail "c does not start"
+ctl 2 content cancel "$J" | grep -q "job $J cancelled" || fail "cancel"
+[ "$(ctl 2 --json content jobs "$J" | json_get state)" = cancelled ] || fail "job not cancelled: $(ctl 2 --json content jobs "$J")"
+ctl 2 content cancel "$J" 2>/dev/null && fail "second cancel succeeded"
+ctl 2 --json content ls | grep -q "$ID_c" && fail "the cancelled download's partial blob is still there"
+pass "cancel: job $J cancelled, its partial blob deleted"
+
+# the announce schedule's figures
+ctl 1 --json content stats | json_get announce_backlog >/dev/null || fail "no announce_backlog in stats"
+ctl 1 metrics | grep -q '^weft_content_announce_oldest_age_seconds ' || fail "no announce age metric"
+pass "announce backlog and age in content stats and /metrics"
