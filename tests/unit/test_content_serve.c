@@ -228,6 +228,7 @@ static void test_fin_alone_300_streams(void **state)
 	assert_int_equal(store_new(&store, &so), 0);
 	side_new(&srv, 1, 2);
 	memset(&cno, 0, sizeof(cno));
+	cno.eng = srv.eng;
 	cno.store = store;
 	cno.state_dir = dir;
 	cno.quic = srv.qn;

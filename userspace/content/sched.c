@@ -96,6 +96,8 @@ struct peer {
 	uint64_t score_milli, score_ns;
 	uint64_t sent, served, last_ns;
 	uint64_t win[CN_SCHED_RATE_SLOTS], win_s[CN_SCHED_RATE_SLOTS];
+	uint64_t seen[CN_SCHED_SEEN];
+	unsigned int nseen, streams;
 };
 
 struct cn_sched {
@@ -484,6 +486,34 @@ void cn_sched_forget(struct cn_sched *s, uint64_t peer,
 	memset(p, 0, sizeof(*p));
 }
 
+int cn_sched_seen(struct cn_sched *s, uint64_t peer, uint64_t key, uint64_t now_ns)
+{
+	struct peer *p = get(s, peer, now_ns);
+	unsigned int n;
+
+	if (!p)
+		return 0;
+	n = p->nseen < CN_SCHED_SEEN ? p->nseen : CN_SCHED_SEEN;
+	for (unsigned int i = 0; i < n; i++)
+		if (p->seen[i] == key)
+			return 1;
+	p->seen[p->nseen++ % CN_SCHED_SEEN] = key;
+	return 0;
+}
+
+unsigned int cn_sched_streams(struct cn_sched *s, uint64_t peer, int delta, uint64_t now_ns)
+{
+	struct peer *p = delta > 0 ? get(s, peer, now_ns) : find(s, peer);
+
+	if (!p)
+		return 0;
+	if (delta > 0)
+		p->streams++;
+	else if (p->streams)
+		p->streams--;
+	return p->streams;
+}
+
 unsigned int cn_sched_queued(const struct cn_sched *s)
 {
 	return s->queued;
@@ -514,6 +544,7 @@ unsigned int cn_sched_peers(struct cn_sched *s, uint64_t now_ns, struct cn_sched
 		o->served = p->served;
 		o->rate_bps = sum / 5;
 		o->score = (unsigned int)(decayed(s, p, now_ns) / 1000);
+		o->streams = p->streams;
 		o->deficit = p->deficit > 0 ? (uint64_t)p->deficit : 0;
 		o->addr = p->addr;
 		n++;

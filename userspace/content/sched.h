@@ -45,6 +45,7 @@
 #define CN_SCHED_BAN_SCORE 100	/* score at which a peer is reported for a ban */
 #define CN_SCHED_DECAY_S 60	/* a score halves in this long */
 #define CN_SCHED_RATE_SLOTS 8	/* per-peer rate window, 1 s slots */
+#define CN_SCHED_SEEN 32	/* chunks remembered per peer (repeat requests) */
 
 /* Score costs (docs/CONTENT.md "Requester scoring"). */
 enum cn_fault {
@@ -54,19 +55,17 @@ enum cn_fault {
 	CN_FAULT_BAD,		  /* a malformed request */
 	CN_FAULT_N
 };
+_Static_assert(CN_FAULT_N == CN_FAULT_KINDS, "fault kinds");
 extern const unsigned int cn_fault_cost[CN_FAULT_N];
+/* "unannounced", "repeat", "streams", "bad" (metrics labels; serve.c). */
+const char *cn_fault_name(enum cn_fault f);
 
 enum cn_class {
 	CN_CLASS_WAN = 0,
 	CN_CLASS_LAN = 1, /* private, loopback, link-local or ULA address */
 };
 
-/* A token bucket shared by several schedulers (any thread; lock-free). */
-struct cn_rate {
-	_Atomic uint64_t rate;	 /* bytes/s; 0 = unlimited */
-	_Atomic int64_t tokens;	 /* bytes; < 0: in debt */
-	_Atomic uint64_t last_ns;/* last refill */
-};
+/* struct cn_rate (content_node_int.h): a bucket several schedulers share. */
 /* Set the rate (live: the tokens are kept, clamped to the new depth). */
 void cn_rate_set(struct cn_rate *r, uint64_t bytes_per_s);
 /* Refill to now, then: 1 when a request may go (not in debt), else 0 and
@@ -102,7 +101,7 @@ struct cn_sched_peer_info {
 	uint8_t cls;
 	unsigned int queued;
 	uint64_t sent_bytes, served, rate_bps; /* rate: bytes/s over the last few seconds */
-	unsigned int score;
+	unsigned int score, streams;
 	uint64_t deficit;
 	struct sockaddr_storage addr;
 };
@@ -143,6 +142,15 @@ int cn_sched_fault(struct cn_sched *s, uint64_t peer, enum cn_fault f, uint64_t 
  * and handed to drop(arg, item) so the caller can release them. */
 void cn_sched_forget(struct cn_sched *s, uint64_t peer,
 		     void (*drop)(void *arg, const struct cn_sched_item *it), void *arg);
+/*
+ * Has peer been served the chunk named by key (a hash of id and index)
+ * lately? 1 if key is among the last CN_SCHED_SEEN recorded for it;
+ * else 0 and key is recorded.
+ */
+int cn_sched_seen(struct cn_sched *s, uint64_t peer, uint64_t key, uint64_t now_ns);
+/* Count a fetch stream of peer opened (delta 1) or closed (-1): the
+ * number open after it. */
+unsigned int cn_sched_streams(struct cn_sched *s, uint64_t peer, int delta, uint64_t now_ns);
 /* Requests queued in all. */
 unsigned int cn_sched_queued(const struct cn_sched *s);
 /* Up to cap peers (those with an entry) into out: the count. */
