@@ -22,7 +22,10 @@ static const struct weftctl_noun nouns[] = {
 	  "content ls\n"
 	  "content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]\n"
 	  "content jobs [N]\n"
-	  "content stats" },
+	  "content stats\n"
+	  "content limits [--upload RATE] [--per-peer RATE] [--lan-peer RATE] [--lan-capped on|off] "
+	  "[--superseed S]\n"
+	  "content peers" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"
