@@ -8,7 +8,8 @@
  * so the seed sends each chunk about once and the downloaders trade the
  * rest among themselves (rarest first, as always). An offer is done when
  * the downloader fetches the chunk from us, or after CN_SS_OFFER_TTL_MS
- * (it got it elsewhere). Everyone else, and every node after the window,
+ * (it got it elsewhere). Once every chunk was offered, a chunk is offered
+ * again only CN_SS_SPREAD_MS after its last offer. Everyone else, and every node after the window,
  * sees the true bitmap.
  *
  * State: bounded (CN_SS_MAX contents, CN_SS_PEERS downloaders each, the
@@ -24,12 +25,17 @@
 #include <string.h>
 
 #include "content/content_node_int.h"
+#include "weft/identity.h"
 #include "weft/util.h"
 
 #define CN_SS_MAX 16		/* contents super-seeded at once */
 #define CN_SS_PEERS 128		/* downloaders tracked per content */
 #define CN_SS_OFFER 16		/* chunks offered to one downloader at a time (4 MiB) */
 #define CN_SS_OFFER_TTL_MS 5000 /* an offer not fetched from us is done after this */
+/* A chunk already offered is offered again only this long after its last
+ * offer: time for the downloaders to trade it among themselves (BEP 16
+ * waits to see it elsewhere; a seed of ours does not ask the others). */
+#define CN_SS_SPREAD_MS 10000
 
 struct ss_peer {
 	uint64_t who, seen_ms;
@@ -42,6 +48,7 @@ struct ss_item {
 	uint8_t id[32];
 	uint64_t start_ms, n, cursor; /* 0 start_ms: free */
 	uint16_t *offers;	      /* per chunk: times offered */
+	uint64_t *offer_ms;	      /* per chunk: last offered */
 	struct ss_peer peers[CN_SS_PEERS];
 	uint64_t offered, fetched;
 };
@@ -66,6 +73,7 @@ static void item_clear(struct ss_item *it)
 	for (unsigned int i = 0; i < CN_SS_PEERS; i++)
 		free(it->peers[i].got);
 	free(it->offers);
+	free(it->offer_ms);
 	memset(it, 0, sizeof(*it));
 }
 
@@ -136,12 +144,16 @@ int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks)
 		atomic_fetch_sub(&t->active, 1);
 	item_clear(it);
 	it->offers = calloc(nchunks, sizeof(*it->offers));
-	if (!it->offers) {
+	it->offer_ms = calloc(nchunks, sizeof(*it->offer_ms));
+	if (!it->offers || !it->offer_ms) {
+		item_clear(it);
 		rc = -ENOMEM;
 		goto out;
 	}
 	memcpy(it->id, id, 32);
 	it->n = nchunks;
+	/* seeds of the same content start at different chunks (their keys) */
+	it->cursor = ((uint64_t)cn->id->pk[0] << 8 | cn->id->pk[1]) % nchunks;
 	it->start_ms = now;
 	atomic_fetch_add(&t->active, 1);
 out:
@@ -197,7 +209,8 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 			uint64_t c = (it->cursor + s) % it->n;
 
 			if (!(bits[c / 8] >> (c % 8) & 1) || (p->got[c / 8] >> (c % 8) & 1) ||
-			    pending(p, c) || it->offers[c] >= bestc)
+			    pending(p, c) || it->offers[c] >= bestc ||
+			    (it->offers[c] && now - it->offer_ms[c] < CN_SS_SPREAD_MS))
 				continue;
 			best = c;
 			bestc = it->offers[c];
@@ -210,6 +223,7 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 			it->offers[best]++;
 		if (bestc == 0)
 			it->offered++;
+		it->offer_ms[best] = now;
 		it->cursor = (best + 1) % it->n;
 		p->pend[p->npend] = best;
 		p->pend_ms[p->npend++] = now;
