@@ -10,11 +10,12 @@
 # Usage: bench/serve.sh [SIZE_MB]   (default 64)
 #
 # Part 1, fairness: 8 downloaders fetch a SIZE_MB file told about the
-#   seed only (super-seeding off). Over an 8 s window while all 8 run, the
+#   seed only and unable to reach each other (nftables in their namespaces;
+#   super-seeding off). Over an 8 s window while all 8 run, the
 #   seed's per-peer bytes (GET /v1/content/peers): total upload / iperf3
 #   (goal >= 0.9) and Jain's fairness index across the 8 (goal >= 0.95).
 # Part 2, the cap: `weftctl content limits --upload 100Mbit`, the same 8
-#   fetch a second file; the seed's upload over a 10 s window against
+#   (still isolated) fetch a second file; the seed's upload over a 10 s window against
 #   100 Mbit/s (goal: within 10%).
 # Part 3, super-seeding: 20 downloaders (the DHT bootstrapped on the
 #   seed, so they find each other) fetch a third, new file, super-seeded
@@ -69,6 +70,25 @@ peers() { curl -s --unix-socket "$D/n1/weftd.sock" http://weftd/v1/content/peers
 served() { ctl 1 --json content stats | json_get served_bytes; }
 done_job() { [ "$(ctl "$1" --json content jobs "$2" | json_get state)" = done ]; }
 
+# Parts 1 and 2 measure the seed's own serving: downloaders reach the seed
+# only (they would learn each other from its PEERS answers and take most
+# chunks from each other, which weft's downloader prefers); part 3 lifts it.
+isolate() { # isolate on|off: each downloader drops traffic to the others
+	local i
+	for ((i = 2; i <= NH; i++)); do
+		if [ "$1" = on ]; then
+			netns_exec "$i" nft -f - <<NFT || fail "nft"
+table inet wsbench {
+	chain out { type filter hook output priority 0; ip daddr 198.51.100.0/24 ip daddr != $SEED drop; }
+}
+NFT
+		else
+			netns_exec "$i" nft delete table inet wsbench
+		fi
+	done
+}
+isolate on
+
 # --- part 1: fairness across NDL downloaders, no cap
 ctl 1 content limits --superseed 0 >/dev/null || fail "limits"
 mkfile f1
@@ -99,6 +119,7 @@ ctl 1 content limits --upload off >/dev/null || fail "limits"
 for ((i = 2; i <= NDL + 1; i++)); do wait_for "done_job $i ${J2[$i]}" 1200 || echo "host $i: part 2 not done"; done
 
 # --- part 3: super-seeding a new file to NSS downloaders
+isolate off
 ctl 1 content limits --superseed 600 >/dev/null || fail "limits"
 mkfile f3
 ID3=$(add f3) || fail "add f3"

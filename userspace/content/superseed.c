@@ -30,12 +30,12 @@
 
 #define CN_SS_MAX 16		/* contents super-seeded at once */
 #define CN_SS_PEERS 128		/* downloaders tracked per content */
-#define CN_SS_OFFER 16		/* chunks offered to one downloader at a time (4 MiB) */
+#define CN_SS_OFFER 4		/* chunks offered to one downloader at a time (1 MiB) */
 #define CN_SS_OFFER_TTL_MS 5000 /* an offer not fetched from us is done after this */
 /* A chunk already offered is offered again only this long after its last
  * offer: time for the downloaders to trade it among themselves (BEP 16
  * waits to see it elsewhere; a seed of ours does not ask the others). */
-#define CN_SS_SPREAD_MS 10000
+#define CN_SS_SPREAD_MS 30000
 
 struct ss_peer {
 	uint64_t who, seen_ms;
