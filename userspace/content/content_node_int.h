@@ -330,10 +330,11 @@ void cn_ss_free(struct content_node *cn);
 /* Super-seed id (nchunks chunks) from now for cn->superseed_s seconds
  * (none when 0). 0 or -ENOMEM. */
 int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks);
-/* The bitmap (n chunks) answered to the downloader at from: when id is
+/* The bitmap (n chunks) answered to the downloader at from (asking on
+ * connection conn): when id is
  * super-seeded, replaced by the chunks offered to it (1); else 0. */
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
-		 uint8_t *bits, uint64_t n);
+		 uint64_t conn, uint8_t *bits, uint64_t n);
 /* The downloader at from fetched chunk index of id from us. */
 void cn_ss_fetched(struct content_node *cn, const uint8_t id[32],
 		   const struct sockaddr_storage *from, uint64_t index);

@@ -210,7 +210,7 @@ static void serve_info(struct sv *v, const struct cn_sreq *r, const struct cn_wr
 		return;
 	}
 	if (cn->ss)
-		cn_ss_filter(cn, q->id, &r->from, out + CN_INFO_HEAD + n * 32, n);
+		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD + n * 32, n);
 	atomic_fetch_add(&cn->served_infos, 1);
 	swarm_note(cn, r, q->id);
 	reply(v, r->conn, r->sid, out, len, r->fin);
@@ -242,7 +242,7 @@ static void serve_have(struct sv *v, const struct cn_sreq *r, const struct cn_wr
 		return;
 	}
 	if (cn->ss)
-		cn_ss_filter(cn, q->id, &r->from, out + CN_INFO_HEAD, info.nchunks);
+		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD, info.nchunks);
 	cn_have_head(out, info.size, info.nchunks);
 	atomic_fetch_add(&cn->served_haves, 1);
 	swarm_note(cn, r, q->id);

@@ -9,7 +9,10 @@
  * rest among themselves (rarest first, as always). An offer is done when
  * the downloader fetches the chunk from us, or after CN_SS_OFFER_TTL_MS
  * (it got it elsewhere). Once every chunk was offered, a chunk is offered
- * again only CN_SS_SPREAD_MS after its last offer. Everyone else, and every node after the window,
+ * again only CN_SS_SPREAD_MS after its last offer. A downloader offered
+ * nothing new for CN_SS_STARVE_MS gets the true bitmap (it never
+ * starves); one that comes back on a new connection (a restart: it may
+ * have lost chunks it fetched from us) is treated as starved at once. Everyone else, and every node after the window,
  * sees the true bitmap.
  *
  * State: bounded (CN_SS_MAX contents, CN_SS_PEERS downloaders each, the
@@ -36,9 +39,12 @@
  * offer: time for the downloaders to trade it among themselves (BEP 16
  * waits to see it elsewhere; a seed of ours does not ask the others). */
 #define CN_SS_SPREAD_MS 30000
+/* A downloader offered nothing new this long gets the true bitmap. */
+#define CN_SS_STARVE_MS 20000
 
 struct ss_peer {
-	uint64_t who, seen_ms;
+	uint64_t who, seen_ms, offer_ms; /* offer_ms: its last new offer (or first visit) */
+	uint64_t conn;			 /* the connection it asked on */
 	uint64_t pend[CN_SS_OFFER], pend_ms[CN_SS_OFFER];
 	unsigned int npend;
 	uint8_t *got; /* chunks it fetched from us (n bits) */
@@ -175,6 +181,7 @@ static struct ss_peer *peer_of(struct ss_item *it, uint64_t who, uint64_t now)
 	free(old->got);
 	memset(old, 0, sizeof(*old));
 	old->who = who;
+	old->offer_ms = now;
 	old->got = calloc((it->n + 7) / 8, 1);
 	return old->got ? old : NULL;
 }
@@ -227,11 +234,12 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 		it->cursor = (best + 1) % it->n;
 		p->pend[p->npend] = best;
 		p->pend_ms[p->npend++] = now;
+		p->offer_ms = now;
 	}
 }
 
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
-		 uint8_t *bits, uint64_t n)
+		 uint64_t conn, uint8_t *bits, uint64_t n)
 {
 	struct cn_ss_tab *t = cn->ss;
 	uint64_t now = util_now_ms();
@@ -249,7 +257,22 @@ int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct soc
 	if (!p)
 		goto out;
 	p->seen_ms = now;
+	if (p->conn != conn) {
+		/* a new connection (a restart?): what it fetched from us
+		 * before may be lost; starved, it gets the true bitmap now */
+		if (p->conn) {
+			memset(p->got, 0, (it->n + 7) / 8);
+			p->npend = 0;
+			p->offer_ms = 0;
+		}
+		p->conn = conn;
+	}
 	ss_offer(it, p, bits, now);
+	/* Nothing to offer it for a while (every chunk it lacks is, as far
+	 * as we know, on its way or with it): the true bitmap, so that no
+	 * downloader ever starves on a super-seed. */
+	if (!p->npend && now - p->offer_ms >= CN_SS_STARVE_MS)
+		goto out;
 	memset(bits, 0, (n + 7) / 8);
 	for (unsigned int k = 0; k < p->npend; k++)
 		bits[p->pend[k] / 8] |= (uint8_t)(1u << (p->pend[k] % 8));
