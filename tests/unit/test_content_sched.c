@@ -3,7 +3,8 @@
  * The serving scheduler (userspace/content/sched.c) on a virtual clock:
  * deficit round robin order across peers, byte fairness whatever the
  * request sizes, a per-peer cap, the global cap held over virtual time
- * (a capped peer still gets its share of it, a LAN peer is exempt), the
+ * (a capped peer still gets its share of it, a LAN peer is exempt; two
+ * schedulers sharing it split it by backlogged peers), the
  * per-peer queue bound, a request put back, and requester scores (a
  * report at the threshold, once; decay).
  */
@@ -229,6 +230,54 @@ static void test_capped_share_and_lan(void **state)
 	cn_sched_free(s);
 }
 
+/* Two schedulers (two workers) share the global cap: one with one peer,
+ * the other with three. Each peer gets a quarter of the cap, not the
+ * first peer half of it (the split follows backlogged peers, not workers). */
+static void test_global_cap_two_workers(void **state)
+{
+	struct cn_rate g;
+	struct cn_sched *s[2];
+	struct cn_sched_item it;
+	const uint64_t rate = 10u << 20, secs = 20;
+	uint64_t got[5] = {0}, now = NS, wake[2], total = 0;
+	const unsigned int owner[5] = {0, 0, 1, 1, 1}; /* peer -> scheduler (peers 1..4) */
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	cn_rate_set(&g, rate);
+	assert_int_equal(cn_sched_new(&s[0], NULL, &g), 0);
+	assert_int_equal(cn_sched_new(&s[1], NULL, &g), 0);
+	for (uint64_t p = 1; p <= 4; p++)
+		for (int i = 0; i < 8; i++)
+			push(s[owner[p]], p, CN_CLASS_WAN, i, Q, now);
+	while (now < NS + secs * NS) {
+		int served = 0;
+
+		for (int k = 0; k < 2; k++) {
+			wake[k] = UINT64_MAX;
+			if (cn_sched_next(s[k], now, &it, &wake[k])) {
+				got[it.r.conn] += it.cost;
+				push(s[k], it.r.conn, CN_CLASS_WAN, 0, Q, now);
+				served = 1;
+			}
+		}
+		if (served) {
+			now += (uint64_t)Q * NS / (1ull << 30);
+			continue;
+		}
+		now += wake[0] < wake[1] ? wake[0] : wake[1];
+	}
+	for (int p = 1; p <= 4; p++)
+		total += got[p];
+	assert_true(total <= secs * rate + rate / 5 + 4 * Q);
+	assert_true(total + 4 * Q >= secs * rate);
+	for (int p = 1; p <= 4; p++)
+		assert_true(got[p] + 3 * Q >= total / 4 && got[p] <= total / 4 + 3 * Q);
+	cn_sched_free(s[0]);
+	cn_sched_free(s[1]);
+	assert_int_equal(atomic_load(&g.active), 0);
+}
+
 /* Bounds: a peer's queue; the peer table (full of peers with requests
  * queued); an idle peer's entry is reused. */
 static void test_bounds(void **state)
@@ -322,6 +371,7 @@ int main(void)
 	    cmocka_unit_test(test_peer_cap),
 	    cmocka_unit_test(test_global_cap),
 	    cmocka_unit_test(test_capped_share_and_lan),
+	    cmocka_unit_test(test_global_cap_two_workers),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_unpop),
 	    cmocka_unit_test(test_score),

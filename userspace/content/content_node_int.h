@@ -110,12 +110,12 @@ struct engine;
 struct engine_worker;
 struct cn_sched_peer_info;
 
-/* A token bucket shared by the schedulers of every worker (sched.c;
- * any thread, lock-free): the node-wide upload cap. */
+/* The node-wide upload cap, shared by the schedulers of every worker
+ * (sched.c; any thread, lock-free): each takes the part of the rate its
+ * backlogged peers are of all of them. */
 struct cn_rate {
-	_Atomic uint64_t rate;	  /* bytes/s; 0 = unlimited */
-	_Atomic int64_t tokens;	  /* bytes; < 0: in debt */
-	_Atomic uint64_t last_ns; /* last refill */
+	_Atomic uint64_t rate;	 /* bytes/s; 0 = unlimited */
+	_Atomic uint64_t active; /* backlogged peers under the cap, every scheduler */
 };
 /* Kinds of requester fault (enum cn_fault, sched.h). */
 #define CN_FAULT_KINDS 4

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The serving scheduler: deficit round robin across requesting peers,
- * token-bucket caps (per peer, and one node-wide bucket shared lock-free
- * by the schedulers of every worker), requester scores. A protocol core:
+ * token-bucket caps (per peer, and a node-wide cap split between the
+ * schedulers of every worker in proportion to their backlogged peers),
+ * requester scores. A protocol core:
  * no I/O, no lock, no clock of its own (sched.h; docs/CONTENT.md
  * "Fair, capped serving").
  */
@@ -43,40 +44,7 @@ static int64_t refill(int64_t tokens, uint64_t rate, uint64_t dt_ns)
 
 void cn_rate_set(struct cn_rate *r, uint64_t bytes_per_s)
 {
-	int64_t t, d = depth_of(bytes_per_s);
-
 	atomic_store(&r->rate, bytes_per_s);
-	t = atomic_load(&r->tokens);
-	while (t > d && !atomic_compare_exchange_weak(&r->tokens, &t, d))
-		;
-}
-
-int cn_rate_ready(struct cn_rate *r, uint64_t now_ns, uint64_t *wait_ns)
-{
-	uint64_t rate = atomic_load(&r->rate), last = atomic_load(&r->last_ns);
-	int64_t t;
-
-	if (!rate)
-		return 1;
-	/* one refiller per interval: whoever moves last_ns adds its tokens */
-	if (now_ns > last && atomic_compare_exchange_strong(&r->last_ns, &last, now_ns)) {
-		t = atomic_load(&r->tokens);
-		while (!atomic_compare_exchange_weak(&r->tokens, &t,
-						     refill(t, rate, last ? now_ns - last : 10 * NS)))
-			;
-	}
-	t = atomic_load(&r->tokens);
-	if (t >= 0)
-		return 1;
-	if (wait_ns)
-		*wait_ns = ((uint64_t)-t * NS + rate - 1) / rate;
-	return 0;
-}
-
-void cn_rate_take(struct cn_rate *r, int64_t cost)
-{
-	if (atomic_load(&r->rate))
-		atomic_fetch_sub(&r->tokens, cost);
 }
 
 /* ------------------------------------------------------------- the peers */
@@ -104,6 +72,12 @@ struct cn_sched {
 	struct cn_sched_opts o;
 	struct cn_sched_limits lim;
 	struct cn_rate *global;
+	/* this scheduler's part of the global cap: rate x its backlogged
+	 * peers that use it / all such peers of every scheduler sharing it
+	 * (published in global->active), in a bucket of its own */
+	uint64_t gmine;	    /* published in global->active */
+	int64_t gtokens;    /* INT64_MAX: full at the next refill */
+	uint64_t g_ns;
 	struct peer *p;
 	uint16_t *bucket;
 	unsigned int nbucket;
@@ -138,6 +112,7 @@ int cn_sched_new(struct cn_sched **out, const struct cn_sched_opts *o, struct cn
 	if (!s->o.decay_s)
 		s->o.decay_s = CN_SCHED_DECAY_S;
 	s->global = global;
+	s->gtokens = INT64_MAX;
 	for (s->nbucket = 1; s->nbucket < 2 * s->o.max_peers; s->nbucket <<= 1)
 		;
 	s->p = calloc(s->o.max_peers, sizeof(*s->p));
@@ -154,6 +129,8 @@ void cn_sched_free(struct cn_sched *s)
 {
 	if (!s)
 		return;
+	if (s->global && s->gmine)
+		atomic_fetch_sub(&s->global->active, s->gmine);
 	if (s->p)
 		for (unsigned int i = 0; i < s->o.max_peers; i++)
 			free(s->p[i].q);
@@ -252,6 +229,47 @@ static int uses_global(const struct cn_sched *s, const struct peer *p)
 	return s->global && (p->cls != CN_CLASS_LAN || s->lim.lan_global);
 }
 
+/* Publish how many backlogged peers here use the global cap, and refill
+ * this scheduler's part of it to now: 1 when it may send (not in debt),
+ * else 0 and *wait. */
+static int global_ready(struct cn_sched *s, uint64_t now, uint64_t *wait)
+{
+	uint64_t rate = atomic_load(&s->global->rate), mine = 0, total, my;
+	uint16_t ix = s->ring;
+
+	for (unsigned int k = 0; ix && k < s->nactive; k++, ix = s->p[ix - 1].next)
+		mine += s->global && (s->p[ix - 1].cls != CN_CLASS_LAN || s->lim.lan_global);
+	if (mine != s->gmine) {
+		atomic_fetch_add(&s->global->active, mine - s->gmine); /* wraps as it should */
+		s->gmine = mine;
+	}
+	if (!rate || !mine)
+		return 1;
+	total = atomic_load(&s->global->active);
+	if (total < mine)
+		total = mine;
+	my = rate * mine / total;
+	if (!my)
+		my = 1;
+	if (s->gtokens == INT64_MAX)
+		s->gtokens = depth_of(my);
+	else if (now > s->g_ns)
+		s->gtokens = refill(s->gtokens, my, now - s->g_ns);
+	else if (s->gtokens > depth_of(my))
+		s->gtokens = depth_of(my);
+	s->g_ns = now > s->g_ns ? now : s->g_ns;
+	if (s->gtokens >= 0)
+		return 1;
+	*wait = ((uint64_t)-s->gtokens * NS + my - 1) / my;
+	return 0;
+}
+
+static void global_take(struct cn_sched *s, int64_t cost)
+{
+	if (atomic_load(&s->global->rate) && s->gtokens != INT64_MAX)
+		s->gtokens -= cost;
+}
+
 static void ring_add(struct cn_sched *s, struct peer *p)
 {
 	uint16_t ix = (uint16_t)(p - s->p + 1);
@@ -345,7 +363,7 @@ int cn_sched_next(struct cn_sched *s, uint64_t now_ns, struct cn_sched_item *out
 		*wake_ns = UINT64_MAX;
 		return 0;
 	}
-	if (s->global && !cn_rate_ready(s->global, now_ns, &gwait))
+	if (s->global && !global_ready(s, now_ns, &gwait))
 		gok = 0;
 	/* Each pass either serves, gives a peer a new turn (its deficit
 	 * grows: it fits after a bounded number of turns) or passes over a
@@ -384,7 +402,7 @@ int cn_sched_next(struct cn_sched *s, uint64_t now_ns, struct cn_sched_item *out
 		if (peer_rate(s, p))
 			p->tokens -= it->cost;
 		if (uses_global(s, p))
-			cn_rate_take(s->global, it->cost);
+			global_take(s, it->cost);
 		if (!p->qlen)
 			ring_del(s, p);
 		return 1;
@@ -414,7 +432,7 @@ void cn_sched_unpop(struct cn_sched *s, const struct cn_sched_item *it)
 	if (peer_rate(s, p))
 		p->tokens += it->cost;
 	if (uses_global(s, p))
-		cn_rate_take(s->global, -(int64_t)it->cost);
+		global_take(s, -(int64_t)it->cost);
 	if (!p->active) {
 		ring_add(s, p);
 		s->ring = (uint16_t)(p - s->p + 1);
@@ -435,7 +453,7 @@ void cn_sched_account(struct cn_sched *s, uint64_t peer, int64_t bytes, uint64_t
 	if (peer_rate(s, p))
 		p->tokens -= bytes;
 	if (uses_global(s, p))
-		cn_rate_take(s->global, bytes);
+		global_take(s, bytes);
 }
 
 /* The score (milli-points) decayed to now: halves every decay_s. */

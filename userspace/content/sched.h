@@ -13,9 +13,11 @@
  * (M. Shreedhar, G. Varghese, 1995): each turn a peer's deficit grows by
  * the quantum and it is served while its head request's cost fits, so
  * over time each busy peer gets the same bytes whatever its request
- * pattern. Caps: token buckets in bytes/s, one per peer and one shared by
- * every scheduler of the node (struct cn_rate: lock-free, so one per
- * worker can share it); a request is served when its buckets are not in
+ * pattern. Caps: token buckets in bytes/s, one per peer, and the node's
+ * cap (struct cn_rate) split between the schedulers that share it (one
+ * per worker) in proportion to their backlogged peers, so a peer's share
+ * does not depend on which worker it landed on (each scheduler publishes
+ * its count in an atomic; its part is a bucket of its own); a request is served when its buckets are not in
  * debt and then takes its cost from them (a bucket may go into debt by
  * one request: a chunk is larger than a small burst). A peer of class
  * CN_CLASS_LAN does not draw on the global bucket unless the options say
@@ -65,14 +67,9 @@ enum cn_class {
 	CN_CLASS_LAN = 1, /* private, loopback, link-local or ULA address */
 };
 
-/* struct cn_rate (content_node_int.h): a bucket several schedulers share. */
-/* Set the rate (live: the tokens are kept, clamped to the new depth). */
+/* struct cn_rate (content_node_int.h): the node-wide cap several
+ * schedulers share. Set the rate (live; any thread). */
 void cn_rate_set(struct cn_rate *r, uint64_t bytes_per_s);
-/* Refill to now, then: 1 when a request may go (not in debt), else 0 and
- * *wait_ns until it may. */
-int cn_rate_ready(struct cn_rate *r, uint64_t now_ns, uint64_t *wait_ns);
-/* Take cost bytes (after cn_rate_ready said yes); negative cost gives back. */
-void cn_rate_take(struct cn_rate *r, int64_t cost);
 
 struct cn_sched_opts {
 	unsigned int quantum;	  /* bytes per turn; CN_SCHED_QUANTUM */
