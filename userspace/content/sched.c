@@ -261,6 +261,10 @@ static int global_ready(struct cn_sched *s, uint64_t now, uint64_t *wait)
 	if (s->gtokens >= 0)
 		return 1;
 	*wait = ((uint64_t)-s->gtokens * NS + my - 1) / my;
+	/* the split moves with the other schedulers' peers: look again soon
+	 * rather than sleep on a part that may have grown meanwhile */
+	if (*wait > CN_SCHED_GLOBAL_RECHECK_NS)
+		*wait = CN_SCHED_GLOBAL_RECHECK_NS;
 	return 0;
 }
 

@@ -48,6 +48,9 @@
 #define CN_SCHED_DECAY_S 60	/* a score halves in this long */
 #define CN_SCHED_RATE_SLOTS 8	/* per-peer rate window, 1 s slots */
 #define CN_SCHED_SEEN 32	/* chunks remembered per peer (repeat requests) */
+/* A scheduler waiting for its part of the global cap looks again after at
+ * most 10 ms: its part grows when another worker's peers go idle. */
+#define CN_SCHED_GLOBAL_RECHECK_NS 10000000ull
 
 /* Score costs (docs/CONTENT.md "Requester scoring"). */
 enum cn_fault {
