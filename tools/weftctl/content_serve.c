@@ -153,8 +153,14 @@ static void render_peers(const json_t *o)
 	size_t i;
 	char b[64], r[32], s[32];
 
-	printf("upload          %s, %lld requests queued\n",
-	       rate_str(weftctl_jint(o, "upload_bps"), b, sizeof(b)), weftctl_jint(o, "queued"));
+
+	const json_t *lim = json_object_get(o, "limits");
+	char c[64];
+
+	weftctl_fmt_bytes((double)weftctl_jint(o, "upload_bps"), b, sizeof(b));
+	printf("upload          %s/s (%.1f Mbit/s), cap %s, %lld requests queued\n", b,
+	       (double)weftctl_jint(o, "upload_bps") * 8 / 1e6,
+	       rate_str(weftctl_jint(lim, "upload_rate"), c, sizeof(c)), weftctl_jint(o, "queued"));
 	spark(json_object_get(o, "upload_history"));
 	printf("\n%-30s %-4s %10s %9s %8s %6s %7s %5s\n", "PEER", "NET", "RATE", "SENT", "CHUNKS",
 	       "QUEUE", "STREAMS", "SCORE");
