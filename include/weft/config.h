@@ -88,6 +88,11 @@ struct weft_config {
 	uint64_t content_quota;  /* bytes of blobs kept; 0 = the store's default (10 GiB) */
 	int content_direct_io;   /* O_DIRECT chunk I/O (docs/CONTENT.md) */
 	uint32_t content_poll_s; /* subscribed share heads polled every N s */
+	/* upload caps, bytes/s, 0 = unlimited; super-seeding window, s
+	 * (docs/CONTENT.md "Fair, capped serving") */
+	uint64_t content_upload_rate, content_peer_upload_rate, content_lan_peer_upload_rate;
+	int content_lan_capped;
+	uint32_t content_superseed_s;
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;

@@ -6,10 +6,13 @@
  * the /v1/content control API. Wire format, tunables and design in
  * docs/CONTENT.md ("Content on the mesh") and docs/PROTOCOL.md ("Content").
  *
- * Threads: QUIC callbacks run on engine workers and only queue work; disk
- * reads and chunk verification for serving run on CONTENT_SERVE_THREADS
- * serve threads; each download runs on a thread of its own; DHT
- * announcements on one announcer thread. Control handlers may block.
+ * Threads: serving is event-driven on the engine workers: QUIC callbacks
+ * queue each request on its peer's queue in the worker's scheduler
+ * (deficit round robin across peers, upload caps), and the worker answers
+ * them in the scheduler's order at the end of its loop pass or when a cap
+ * allows (docs/CONTENT.md "Fair, capped serving"); each download runs on
+ * a thread of its own; DHT announcements on one announcer thread.
+ * Control handlers may block.
  */
 #ifndef WEFT_CONTENT_NODE_H
 #define WEFT_CONTENT_NODE_H
@@ -18,6 +21,7 @@
 #include <stdint.h>
 
 struct ctl;
+struct engine;
 struct guard;
 struct identity;
 struct dhtnode;
@@ -43,12 +47,23 @@ struct content_node;
 #define CONTENT_ST_BUSY 4	 /* serve queue full: try another provider */
 
 /* Tunables (defaults of struct content_node_opts; 0 selects them). */
-/* Serve threads: 2, enough to read and re-verify ~2 GB/s of chunks from
- * the page cache without taking cores from the packet workers. */
-#define CONTENT_SERVE_THREADS 2
-/* Requests waiting for a serve thread: 512 (at most 128 MiB of answers
- * being built); beyond that peers get BUSY and go elsewhere. */
+/* Requests waiting to be answered, per engine worker: 512 (at most
+ * 128 MiB of answers); beyond that, or beyond a peer's own queue
+ * (CN_SCHED_PEER_QUEUE, 64), peers get BUSY and go elsewhere. */
 #define CONTENT_SERVE_QUEUE 512
+/* Answers a worker writes in one pass of its loop before it lets packets
+ * in again: 16 (4 MiB of chunks). */
+#define CONTENT_SERVE_BATCH 16
+/* Fetch streams one peer may have open on us at once: 64 (a downloader
+ * uses at most CONTENT_PER_PROVIDER plus its INFO/PEERS streams); more
+ * cost requester score. */
+#define CONTENT_SERVE_PEER_STREAMS 64
+/* New content (added on this node) is super-seeded for its first 10
+ * minutes: each downloader is offered chunks nobody was offered yet
+ * (docs/CONTENT.md "Super-seeding"). */
+#define CONTENT_SUPERSEED_S 600
+/* Ban length for a validated requester whose score crossed the threshold. */
+#define CONTENT_REQ_BAN_TTL_S 600
 /* Parallel chunk requests of one download: 32 (8 MiB in flight covers a
  * 10 Gbit/s x 6 ms bandwidth-delay product). */
 #define CONTENT_MAX_PARALLEL 32
@@ -76,7 +91,18 @@ struct content_node;
  * BEP 44 get carrying the last seq, which costs one lookup and no value
  * bytes when nothing changed; content sync polls at once. */
 #define CONTENT_POLL_S 300
+/* Upload limits, live (POST /v1/content/limits); bytes/s, 0 = unlimited.
+ * LAN peers (private, loopback, link-local, ULA addresses) are exempt
+ * from the global cap unless lan_capped, as libtorrent's local peer class. */
+struct content_limits {
+	uint64_t upload_rate;	   /* the node's total upload */
+	uint64_t peer_rate;	   /* each WAN peer */
+	uint64_t lan_peer_rate;	   /* each LAN peer */
+	int lan_capped;		   /* LAN peers count against upload_rate too */
+};
+
 struct content_node_opts {
+	struct engine *eng;	     /* required: serving runs on its workers */
 	struct store *store;	     /* required: LMDB store (caller-owned) */
 	const char *state_dir;	     /* required: blobs go to <state_dir>/blobs */
 	struct quic_node *quic;	     /* required: serving and downloads */
@@ -91,6 +117,10 @@ struct content_node_opts {
 	unsigned int per_provider;   /* 0 = CONTENT_PER_PROVIDER */
 	unsigned int req_timeout_ms; /* 0 = CONTENT_REQ_TIMEOUT_MS */
 	unsigned int poll_s;	     /* 0 = CONTENT_POLL_S */
+	struct content_limits limits; /* 0 = unlimited */
+	/* seconds new content is super-seeded; 0 = CONTENT_SUPERSEED_S,
+	 * < 0 = never */
+	int superseed_s;
 	/* Test hooks, per node, honoured only by test builds (compiled with
 	 * -DWEFT_TEST_HOOKS: the sanitized and fuzz flavours, never the
 	 * release weftd) and logged loudly there: */

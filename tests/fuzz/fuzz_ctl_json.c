@@ -15,7 +15,8 @@
  *   checked through the body validators their handlers call first:
  *   quic_node_ctl_parse (/v1/quic/ping|bench|handshakes), svcn_ctl_parse
  *   (/v1/svc/publish|unpublish|call|debug/descriptor), cn_api_parse_add and
- *   cn_api_parse_get (/v1/content/add|get).
+ *   cn_api_parse_get (/v1/content/add|get), cn_api_parse_limits
+ *   (/v1/content/limits).
  *
  * Every answer must be JSON; every 4xx/5xx an {"error": {"code", "message"}}
  * object. A body that is certainly bad (not an object, a required member
@@ -63,7 +64,7 @@ struct field {
 	int required;
 };
 
-enum kind { DISPATCH, QUIC, SVC, CN_ADD, CN_GET };
+enum kind { DISPATCH, QUIC, SVC, CN_ADD, CN_GET, CN_LIMITS };
 
 struct route {
 	const char *method, *path;
@@ -198,6 +199,18 @@ static const struct route routes[] = {
      0,
      0,
      {{"id", T_STR, 1}, {"out", T_STR, 0}, {"link", T_BOOL, 0}, {"from", T_ARR, 0}}},
+    {"POST",
+     "/v1/content/limits",
+     CN_LIMITS,
+     0,
+     1,
+     0,
+     0,
+     {{"upload_rate", T_INT, 0},
+      {"peer_rate", T_INT, 0},
+      {"lan_peer_rate", T_INT, 0},
+      {"lan_capped", T_BOOL, 0},
+      {"superseed_s", T_INT, 0}}},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -422,6 +435,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check((rq->id_len == 32 || rq->id_len == 20) && rq->nfrom <= 8 &&
 			      (!rq->out[0] || rq->out[0] == '/'));
 		free(rq);
+		break;
+	}
+	case CN_LIMITS: {
+		struct content_limits l = {0};
+		uint64_t ss = 0;
+
+		rc = cn_api_parse_limits(body, &l, &ss, &resp);
+		check_parse(rc, &resp);
+		if (!rc)
+			check(l.upload_rate <= 1000000000000ull && l.peer_rate <= 1000000000000ull &&
+			      l.lan_peer_rate <= 1000000000000ull && ss <= 7 * 86400);
 		break;
 	}
 	}

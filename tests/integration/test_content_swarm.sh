@@ -160,6 +160,10 @@ pass "damaged blob marked bad and not served"
 # 20 ms; each takes 12 of the 24 chunks at first. Once every chunk is
 # asked for, host 1's free slots duplicate the ones host 2 still holds.
 start_node 2 WEFT_CONTENT_TEST_SERVE_DELAY_MS=3000
+# Both seeds show every chunk at once (new content is super-seeded by
+# default, offering a few chunks at a time: docs/CONTENT.md "Super-seeding").
+ctl 1 content limits --superseed 0 >/dev/null && ctl 2 content limits --superseed 0 >/dev/null ||
+	fail "superseed off"
 "$PYTHON" -c 'import random,sys; random.seed(9); sys.stdout.buffer.write(random.randbytes(6 << 20))' >"$D/file3.bin"
 ctl 1 --json content add "$D/file3.bin" >"$D/add3" || fail "add file3 on host 1"
 ctl 2 --json content add "$D/file3.bin" >/dev/null || fail "add file3 on host 2"

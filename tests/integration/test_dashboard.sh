@@ -91,6 +91,15 @@ n=$(page body updates)
 [ "$(page ids conn-state)" = live ] || fail "page state '$(page ids conn-state)'"
 pass "live in Chromium: $n updates, rx $(page body first-rx) -> $(page body last-rx), uptime $(page body first-uptime) -> $(page body last-uptime) s; screenshot build/test-logs/dashboard.png"
 
+# the seed view: upload plot drawn, byte counts in human units
+[ -n "$(page ids seed-rate)" ] && page ids seed-rate | grep -Eq '^[0-9.]+ (B|KiB|MiB|GiB)$' ||
+	fail "upload rate not in human units: '$(page ids seed-rate)'"
+page ids content-served | grep -Eq '^[0-9.]+ (B|KiB|MiB|GiB|TiB)$' ||
+	fail "served bytes not in human units: '$(page ids content-served)'"
+grep -q 'id="seed-line"[^>]*points="[0-9]' "$D/dom.html" || grep -q 'points="[0-9][^"]*"[^>]*id="seed-line"' "$D/dom.html" ||
+	fail "no upload plot"
+pass "seed view: upload $(page ids seed-rate)/s, served $(page ids content-served), plot drawn"
+
 st=$("$WEFTCTL" --socket "$SOCK" --json status) || fail "weftctl status"
 for k in node_key version io_mode; do
 	id=${k//_/-}

@@ -14,6 +14,11 @@
  * The server runs 2 workers and is dialled from 3 client nodes (3 source
  * ports, so connections spread over its workers): each worker keeps its
  * own table of pending streams, and every entry must be free at the end.
+ *
+ * test_requester_banned: a requester asking for chunks of content the
+ * server never announced is scored, and once over the threshold
+ * (validated: its QUIC handshake completed) banned through the guard and
+ * disconnected (docs/CONTENT.md "Requester scoring").
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,6 +38,8 @@
 #include <cmocka.h>
 
 #include "content/content_node_int.h"
+#include "content/sched.h"
+#include "weft/guard.h"
 #include "testutil.h"
 #include "weft/content_node.h"
 #include "weft/engine.h"
@@ -228,6 +235,7 @@ static void test_fin_alone_300_streams(void **state)
 	assert_int_equal(store_new(&store, &so), 0);
 	side_new(&srv, 1, 2);
 	memset(&cno, 0, sizeof(cno));
+	cno.eng = srv.eng;
 	cno.store = store;
 	cno.state_dir = dir;
 	cno.quic = srv.qn;
@@ -291,10 +299,158 @@ static void test_fin_alone_300_streams(void **state)
 	tu_rmrf_free(dir);
 }
 
+/* ---- a requester asking for chunks never announced ---- */
+
+struct bad_cli {
+	struct quic_node *qn;
+	uint64_t conn;
+	atomic_int connected, answers, notfound, closed, asked;
+};
+
+static void bad_ask(struct bad_cli *b)
+{
+	if (atomic_load(&b->asked) < 40 &&
+	    quic_node_stream_open(b->qn, b->conn, CONTENT_ST_FETCH, 0) == 0)
+		atomic_fetch_add(&b->asked, 1);
+}
+
+static void bad_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct bad_cli *b = arg;
+
+	(void)peer_key;
+	if (err)
+		return;
+	b->conn = conn;
+	atomic_store(&b->connected, 1);
+	bad_ask(b);
+}
+
+static void bad_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct bad_cli *b = arg;
+	struct cn_wreq q = { .op = CONTENT_OP_CHUNK, .index = 3 };
+	uint8_t req[CN_REQ_MAX];
+	int len;
+
+	(void)token;
+	if (err)
+		return;
+	/* a chunk of content the server never announced */
+	tu_fill(q.id, sizeof(q.id), 77);
+	len = cn_req_encode(&q, req);
+	quic_node_write(b->qn, conn, sid, req, (size_t)len, 1);
+}
+
+static void bad_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		     int fin)
+{
+	struct bad_cli *b = arg;
+
+	(void)conn;
+	(void)sid;
+	if (len && data[0] == CONTENT_ST_NOT_FOUND)
+		atomic_fetch_add(&b->notfound, 1);
+	if (fin) {
+		atomic_fetch_add(&b->answers, 1);
+		bad_ask(b);
+	}
+}
+
+static void bad_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+{
+	struct bad_cli *b = arg;
+
+	(void)conn;
+	(void)info;
+	atomic_store(&b->closed, 1);
+}
+
+/* Every CHUNK request for content never announced costs the requester
+ * score (cn_fault_cost[CN_FAULT_UNANNOUNCED]); at CN_SCHED_BAN_SCORE the
+ * requester, validated by its completed handshake, is banned through the
+ * guard (its address in the ban list, an automatic ban), counted, and its
+ * connection closed. Requests before that are answered NOT_FOUND. */
+static void test_requester_banned(void **state)
+{
+	static struct bad_cli b;
+	struct quic_node_handler h = { .connected = bad_connected,
+				       .stream_opened = bad_opened,
+				       .stream_data = bad_data,
+				       .closed = bad_closed };
+	struct store_opts so = { 0 };
+	struct guard_opts go = { .npolicers = 2 };
+	struct content_node_opts cno;
+	struct content_node *cn;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct store *store;
+	struct guard *g;
+	struct side srv, cl;
+	struct wxdp_ban bans[8];
+	size_t nb = 0;
+	char *dir = tu_tmpdir(), sdir[512];
+	unsigned int need = CN_SCHED_BAN_SCORE / cn_fault_cost[CN_FAULT_UNANNOUNCED];
+	int i;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	snprintf(sdir, sizeof(sdir), "%s/store", dir);
+	so.dir = sdir;
+	assert_int_equal(store_new(&store, &so), 0);
+	assert_int_equal(guard_new(&g, &go), 0);
+	side_new(&srv, 1, 2);
+	memset(&cno, 0, sizeof(cno));
+	cno.eng = srv.eng;
+	cno.store = store;
+	cno.state_dir = dir;
+	cno.quic = srv.qn;
+	cno.guard = g;
+	cno.id = &srv.id;
+	cno.quic_port = srv.port;
+	assert_int_equal(content_node_new(&cn, &cno), 0);
+	assert_int_equal(engine_start(srv.eng), 0);
+	assert_int_equal(content_node_start(cn), 0);
+	to.sin_port = htons(srv.port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	side_new(&cl, 9, 1);
+	b.qn = cl.qn;
+	assert_int_equal(engine_start(cl.eng), 0);
+	assert_int_equal(quic_node_connect_addr(cl.qn, (struct sockaddr *)&to, sizeof(to),
+						srv.id.pk, &h, &b, &b.conn),
+			 0);
+	for (i = 0; i < 3000 && !atomic_load(&b.closed); i++)
+		usleep(10000);
+	printf("requester: %d asked, %d answered (%d NOT_FOUND), closed %d; bans %llu\n",
+	       atomic_load(&b.asked), atomic_load(&b.answers), atomic_load(&b.notfound),
+	       atomic_load(&b.closed), (unsigned long long)atomic_load(&cn->requester_bans));
+	assert_true(atomic_load(&b.closed));
+	assert_int_equal(atomic_load(&cn->requester_bans), 1);
+	assert_true(atomic_load(&cn->faults[CN_FAULT_UNANNOUNCED]) >= need);
+	/* the requests before the threshold were answered, NOT_FOUND */
+	assert_true(atomic_load(&b.notfound) >= (int)need - 1);
+	assert_int_equal(guard_ban_list(g, bans, 8, &nb), 0);
+	assert_int_equal(nb, 1);
+	assert_int_equal(bans[0].family, AF_INET);
+	assert_int_equal(bans[0].addr[0], 127);
+	assert_int_equal(bans[0].kind, WXDP_BAN_AUTO);
+
+	engine_stop(cl.eng);
+	engine_stop(srv.eng);
+	content_node_free(cn);
+	quic_node_free(cl.qn);
+	engine_free(cl.eng);
+	quic_node_free(srv.qn);
+	engine_free(srv.eng);
+	guard_free(g);
+	store_free(store);
+	tu_rmrf_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fin_alone_300_streams),
+		cmocka_unit_test(test_requester_banned),
 	};
 
 	return cmocka_run_group_tests_name("content_serve", tests, NULL, NULL);

@@ -5,6 +5,7 @@
  * weftctl content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]
  * weftctl content jobs [N]
  * weftctl content stats
+ * weftctl content limits ..., content peers: content_serve.c
  * API: /v1/content/... (docs/CONTENT.md, "Control API").
  */
 #include <limits.h>
@@ -420,6 +421,8 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 		return cmd_jobs(ctx, argc, argv);
 	if (!strcmp(argv[1], "stats") && argc == 2)
 		return cmd_stats(ctx);
+	if (!strcmp(argv[1], "limits") || !strcmp(argv[1], "peers"))
+		return weftctl_content_serve(ctx, argc, argv);
 	if ((!strcmp(argv[1], "rm") || !strcmp(argv[1], "pin") || !strcmp(argv[1], "unpin")) &&
 	    argc == 3)
 		return cmd_id(ctx, argv[1], argv[2]);

@@ -32,7 +32,10 @@ static const struct weftctl_noun nouns[] = {
 	  "content pin ID\n"
 	  "content unpin ID\n"
 	  "content pins\n"
-	  "content cancel JOB" },
+	  "content cancel JOB\n"
+	  "content limits [--upload RATE] [--per-peer RATE] [--lan-peer RATE] [--lan-capped on|off] "
+	  "[--superseed S]\n"
+	  "content peers" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"

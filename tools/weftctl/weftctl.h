@@ -37,6 +37,10 @@ int weftctl_ban(struct weftctl *ctx, int argc, char **argv);
 int weftctl_content(struct weftctl *ctx, int argc, char **argv);
 /* content link|subscribe|subscriptions|unsubscribe|sync (heads.c) */
 int weftctl_content_heads(struct weftctl *ctx, int argc, char **argv);
+/* content_serve.c: `content limits` and `content peers` (argv as weftctl_content's). */
+int weftctl_content_serve(struct weftctl *ctx, int argc, char **argv);
+/* A rate ("100Mbit", "12M", "500k", "off") into bytes/s: 0 or -EINVAL. */
+int weftctl_parse_rate(const char *s, unsigned long long *out);
 int weftctl_dht(struct weftctl *ctx, int argc, char **argv);
 int weftctl_hash(struct weftctl *ctx, int argc, char **argv);
 int weftctl_io(struct weftctl *ctx, int argc, char **argv);

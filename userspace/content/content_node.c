@@ -296,6 +296,8 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		ctl_resp_store_error(resp, rc, "content added");
 		goto out;
 	}
+	for (uint32_t k = 0; k < m.nitems; k++)
+		cn_ss_add(cn, m.items[k].id, b3tree_nchunks(m.items[k].size)); /* new: super-seed */
 	if (m.visibility == MANIFEST_PUBLIC)
 		for (uint32_t k = 0; k < m.nitems; k++)
 			cn_announce(cn, m.items[k].id, 32);
@@ -655,7 +657,6 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	cn = calloc(1, sizeof(*cn));
 	if (!cn)
 		return -ENOMEM;
-	sem_init(&cn->sq_sem, 0, 0);
 	pthread_mutex_init(&cn->amu, NULL);
 	{
 		/* The announcer's waits on the monotonic clock: with the wall
@@ -719,7 +720,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	rc = cn_subs_init(cn, opts->ctl);
 	if (rc)
 		goto fail;
-	rc = cn_serve_init(cn);
+	rc = cn_serve_init(cn, opts);
 	if (rc) {
 		log_error(CN_MOD, "QUIC stream type 0x%x: %s", CONTENT_ST_FETCH, strerror(-rc));
 		goto fail;
@@ -735,6 +736,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		ctl_metrics(opts->ctl, cn_metrics, cn);
 		cn_seed_routes(cn, opts->ctl);
 	}
+	cn_serve_routes(cn, opts->ctl);
 	*out = cn;
 	return 0;
 fail:
@@ -853,7 +855,6 @@ void content_node_free(struct content_node *cn)
 	cn_announce_stop(cn);
 	cn_serve_stop(cn);
 	cstore_free(cn->cs);
-	sem_destroy(&cn->sq_sem);
 	pthread_mutex_destroy(&cn->amu);
 	pthread_cond_destroy(&cn->acond);
 	pthread_mutex_destroy(&cn->jmu);

@@ -21,22 +21,21 @@
 
 #include <jansson.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "weft/chunk.h"
+#include "weft/engine.h"
 #include "weft/content_node.h"
 #include "weft/manifest.h"
 
 #define CN_MOD "content"
 
-/* One request waiting for a serve thread: a cell of the serve queue,
- * copied in by the owning worker, out by a serve thread. tab, slot and gen
- * name the stream's pending entry (tab NULL: none) so the serve thread can
- * count the answer off it without a lock (cn_pending.st). */
+/* One request waiting to be answered: an item of its peer's queue in the
+ * worker's scheduler (sched.h). tab, slot and gen name the stream's
+ * pending entry (tab NULL: none) so the answer is counted off it. */
 struct cn_wtab;
 struct cn_sreq {
 	uint64_t conn;
@@ -47,9 +46,9 @@ struct cn_sreq {
 	uint8_t len;
 	uint8_t fin; /* answer with FIN: the client ended the stream */
 	uint8_t buf[48];
-	/* INFO, HAVE and PEERS: the asking node's address (the connection's
-	 * validated path, its QUIC port: where it serves too), for the swarm
-	 * table; ss_family 0 when unknown */
+	/* the asking node's address (the connection's validated path, its
+	 * QUIC port: where it serves too), for the swarm table, classes and
+	 * super-seeding; ss_family 0 when unknown */
 	struct sockaddr_storage from;
 };
 
@@ -68,6 +67,7 @@ struct cn_pending {
 	uint16_t hnext;		 /* hash chain: index + 1, 0 = end */
 	uint16_t prev, next;	 /* LRU list (oldest first): index + 1 */
 	uint8_t used;
+	uint8_t isnew; /* created by the current callback (stream limit check) */
 	uint8_t len;
 	uint8_t buf[48];
 	/* The only word another thread writes: serve threads take one off
@@ -89,18 +89,40 @@ struct cn_wtab {
 					      * unbacked until used (calloc) */
 	uint16_t lru_head, lru_tail;
 	unsigned int used, peak; /* entries in use, most at once */
-};
-
-/* One cell of the serve queue (bounded MPMC ring, D. Vyukov's design):
- * seq tells producers and consumers whose turn the cell is. It is stored
- * less the cell's index, so the zeroed ring from calloc is the initial
- * state and its pages stay unbacked until used. */
-struct cn_scell {
-	_Atomic uint64_t seq;
-	struct cn_sreq r;
+	/* event-driven serving (serve.c): the worker's scheduler, its
+	 * timer, the aligned chunk buffer; bound once on the worker */
+	struct content_node *cn;
+	unsigned int widx;
+	struct engine_worker *w;
+	struct engine_timer pump, tick;
+	int bound, pumping, bind_posted;
+	struct cn_sched *sched;
+	uint8_t *cbuf; void *cbase;
+	unsigned int lim_gen; /* cn->lim_gen applied */
+	/* the status view: peers copied by the worker every second */
+	pthread_mutex_t snap_mu;
+	struct cn_sched_peer_info *snap, *snap_pub; /* scratch; published */
+	unsigned int nsnap;
 };
 
 struct cn_job;
+struct cn_sched;
+struct cn_ss_tab;
+struct engine;
+struct engine_worker;
+struct cn_sched_peer_info;
+
+/* The node-wide upload cap, shared by the schedulers of every worker
+ * (sched.c; any thread, lock-free): each takes the part of the rate its
+ * backlogged peers are of all of them. */
+struct cn_rate {
+	_Atomic uint64_t rate;	 /* bytes/s; 0 = unlimited */
+	_Atomic uint64_t active; /* backlogged peers under the cap, every scheduler */
+};
+/* Kinds of requester fault (enum cn_fault, sched.h). */
+#define CN_FAULT_KINDS 4
+/* Seconds of upload history kept for the status views: 5 minutes. */
+#define CN_UP_HIST 300
 
 /* The swarm table (serve.c): nodes that asked us for INFO, HAVE or PEERS
  * of some content lately, by the first 8 bytes of its id, so that a
@@ -146,12 +168,22 @@ struct content_node {
 	struct cn_hub *hub;
 	struct cn_wtab **wtab; /* per engine worker */
 	unsigned int nwtab;
-	struct cn_scell *sq; /* CONTENT_SERVE_QUEUE cells */
-	_Atomic uint64_t sq_in, sq_out;
-	sem_t sq_sem; /* one post per queued request (and per serve thread at stop) */
-	atomic_int serving; /* serve threads run: workers may queue */
-	pthread_t sthr[CONTENT_SERVE_THREADS];
-	unsigned int nsthr;
+	struct engine *eng;
+	atomic_int serving; /* workers may queue */
+	struct cn_rate up_global; /* the node-wide upload cap (sched.h) */
+	/* live limits (POST /v1/content/limits): bytes/s, 0 = unlimited;
+	 * workers apply them when lim_gen moves */
+	_Atomic uint64_t lim_peer, lim_lan;
+	atomic_int lim_lan_capped;
+	_Atomic uint64_t lim_up; /* the global cap as set (up_global holds it too) */
+	atomic_uint lim_gen;
+	_Atomic uint64_t superseed_s; /* new content is super-seeded this long */
+	/* upload history: bytes served per second, CN_UP_HIST seconds
+	 * (worker 0 writes, one slot a second) */
+	_Atomic uint64_t up_hist[CN_UP_HIST], up_hist_at[CN_UP_HIST];
+	_Atomic uint64_t up_hist_sec, up_hist_last;
+	atomic_ullong faults[CN_FAULT_KINDS], requester_bans;
+	struct cn_ss_tab *ss; /* super-seeding (superseed.c) */
 	atomic_ullong served_chunks, served_bytes, served_infos, served_manifests, serve_busy,
 	    serve_notfound, serve_unavailable, serve_bad;
 
@@ -293,7 +325,37 @@ int cn_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage
 /* serve.c: serving the fetch protocol (stream type CONTENT_ST_FETCH):
  * its QUIC handler registered at init, serve threads started and
  * stopped; touches the serving fields of struct content_node only. */
-int cn_serve_init(struct content_node *cn);
+int cn_serve_init(struct content_node *cn, const struct content_node_opts *opts);
+/* Live limits (POST /v1/content/limits, and at init). */
+void cn_serve_set_limits(struct content_node *cn, const struct content_limits *l);
+
+struct ctl_resp;
+struct ctl;
+/* POST /v1/content/limits body (serve_api.c): fields present replace
+ * those in l / *superseed_s; 0 or -EINVAL with the 400 in resp. */
+int cn_api_parse_limits(json_t *body, struct content_limits *l, uint64_t *superseed_s,
+			struct ctl_resp *resp);
+
+/* superseed.c: super-seeding new content (docs/CONTENT.md). */
+int cn_ss_init(struct content_node *cn);
+void cn_ss_free(struct content_node *cn);
+/* Super-seed id (nchunks chunks) from now for cn->superseed_s seconds
+ * (none when 0). 0 or -ENOMEM. */
+int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks);
+/* The bitmap (n chunks) answered to the downloader at from (asking on
+ * connection conn): when id is
+ * super-seeded, replaced by the chunks offered to it (1); else 0. */
+int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
+		 uint64_t conn, uint8_t *bits, uint64_t n);
+/* The downloader at from fetched chunk index of id from us. */
+void cn_ss_fetched(struct content_node *cn, const uint8_t id[32],
+		   const struct sockaddr_storage *from, uint64_t index);
+/* The super-seeded contents, for GET /v1/content/peers. */
+json_t *cn_ss_json(struct content_node *cn);
+
+/* serve_api.c: GET/POST /v1/content/limits, GET /v1/content/peers,
+ * GET /v1/content/upload and the serving metrics (ctl may be NULL). */
+void cn_serve_routes(struct content_node *cn, struct ctl *ctl);
 int cn_serve_start(struct content_node *cn);
 void cn_serve_stop(struct content_node *cn);
 

@@ -18,7 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "content/content_node_int.h"
+#include "content/sched.h"
+#include "weft/conn.h"
+#include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/util.h"
@@ -27,36 +33,108 @@ _Static_assert(sizeof(((struct cn_pending *)0)->buf) >= CN_REQ_MAX &&
 		   sizeof(((struct cn_sreq *)0)->buf) >= CN_REQ_MAX,
 	       "request buffers hold the longest request");
 
+const char *cn_fault_name(enum cn_fault f)
+{
+	static const char *const n[CN_FAULT_N] = {"unannounced", "repeat", "streams", "bad"};
+
+	return f < CN_FAULT_N ? n[f] : "?";
+}
+
 /* A pending entry unused this long may be taken over when the table is
  * full: its connection most likely went away without closing the stream
  * (connections that close do not report each stream). */
 #define CN_PENDING_STALE_MS 30000
 
-/* Write a whole answer, waiting while the node-wide send queue is full
- * (serve threads may wait; workers never do). */
-static void reply(struct content_node *cn, uint64_t conn, int64_t sid, const uint8_t *buf,
-		  size_t len, int fin)
-{
-	struct timespec ts = {0, 2 * 1000 * 1000};
-	int tries = 0, rc;
+/* One answer being written, on the connection's worker: what reply()
+ * found (the queue full: try again later) and the bytes that went out. */
+struct sv {
+	struct content_node *cn;
+	struct cn_wtab *t;
+	int rc;	     /* -EAGAIN: nothing written, the request goes back */
+	size_t sent; /* bytes written */
+	int chunk;   /* a chunk went out */
+};
 
-	while ((rc = quic_node_write(cn->quic, conn, sid, buf, len, fin)) == -ENOBUFS ||
-	       rc == -EAGAIN) {
-		if (atomic_load(&cn->stopping) || ++tries > 5000)
-			break;
-		nanosleep(&ts, NULL);
-	}
-	if (rc)
+/* The worker's clock for the scheduler (virtual in the simulator). */
+static uint64_t sv_now(const struct cn_wtab *t)
+{
+	return t->w ? engine_worker_now_us(t->w) * 1000ull : util_now_ms() * 1000000ull;
+}
+
+static uint64_t chunk_key(const uint8_t *id, uint64_t index)
+{
+	uint64_t k;
+
+	memcpy(&k, id, sizeof(k));
+	return k ^ (index * 0x9e3779b97f4a7c15ull);
+}
+
+/*
+ * A requester did something a fair downloader does not (sched.h, enum
+ * cn_fault): counted, and scored by the worker's scheduler. Over the
+ * threshold, the peer, validated by its completed QUIC handshake (the
+ * connection has an authenticated key, its path a proven address), goes
+ * to the ban pipeline (guard_ban_addr, as bad providers do) and its
+ * connection is closed.
+ */
+static void fault_of(struct content_node *cn, struct cn_wtab *t, uint64_t conn, enum cn_fault f)
+{
+	struct sockaddr_storage addr;
+	uint8_t key[QUIC_KEY_LEN], a[16];
+	char as[INET6_ADDRSTRLEN] = "?";
+	int fam, rc = -ENODEV;
+
+	atomic_fetch_add(&cn->faults[f], 1);
+	if (cn_sched_fault(t->sched, conn, f, sv_now(t)) != 1)
+		return;
+	/* only a peer that finished its handshake has a key: validated */
+	if (quic_node_conn_peer(cn->quic, conn, key, &addr))
+		return;
+	fam = addr.ss_family;
+	if (fam == AF_INET)
+		memcpy(a, &((struct sockaddr_in *)&addr)->sin_addr, 4);
+	else if (fam == AF_INET6)
+		memcpy(a, &((struct sockaddr_in6 *)&addr)->sin6_addr, 16);
+	else
+		return;
+	inet_ntop(fam, a, as, sizeof(as));
+	if (cn->guard)
+		rc = guard_ban_addr(cn->guard, fam, a, CONTENT_REQ_BAN_TTL_S);
+	atomic_fetch_add(&cn->requester_bans, 1);
+	log_warn(CN_MOD, "requester %s: score over %u (last: %s), banned for %u s%s", as,
+		 CN_SCHED_BAN_SCORE, cn_fault_name(f), CONTENT_REQ_BAN_TTL_S,
+		 rc ? " (ban pipeline unavailable)" : "");
+	quic_node_close(cn->quic, conn, 0);
+}
+
+static void requester_fault(struct sv *v, const struct cn_sreq *r, enum cn_fault f)
+{
+	fault_of(v->cn, v->t, r->conn, f);
+}
+
+/* Write a whole answer, never waiting: a full node-wide send queue
+ * (-ENOBUFS) puts the request back at the head of its peer's queue
+ * (v->rc), to be tried again shortly. */
+static void reply(struct sv *v, uint64_t conn, int64_t sid, const uint8_t *buf, size_t len,
+		  int fin)
+{
+	int rc = quic_node_write(v->cn->quic, conn, sid, buf, len, fin);
+
+	if (rc == -ENOBUFS || rc == -EAGAIN)
+		v->rc = -EAGAIN;
+	else if (rc)
 		log_debug(CN_MOD, "reply on stream %lld: %s", (long long)sid, strerror(-rc));
+	else
+		v->sent += len;
 }
 
 /* Error answer: status, zero length. */
-static void reply_status(struct content_node *cn, const struct cn_sreq *r, uint8_t st)
+static void reply_status(struct sv *v, const struct cn_sreq *r, uint8_t st)
 {
 	uint8_t b[CN_ANS_HEAD];
 
 	cn_ans_head(b, st, 0);
-	reply(cn, r->conn, r->sid, b, sizeof(b), r->fin);
+	reply(v, r->conn, r->sid, b, sizeof(b), r->fin);
 }
 
 /* Remember that r->from asked about id (the swarm table): refresh its
@@ -86,36 +164,38 @@ static void swarm_note(struct content_node *cn, const struct cn_sreq *r, const u
 
 /* The entry of id into *info when we hold it (not bad): 0; else the
  * NOT_FOUND answer went out: -1. */
-static int held(struct content_node *cn, const struct cn_sreq *r, const uint8_t *id,
+static int held(struct sv *v, const struct cn_sreq *r, const uint8_t *id,
 		struct cstore_info *info)
 {
+	struct content_node *cn = v->cn;
 	if (cstore_info(cn->cs, id, info) == 0 && info->state != CSTORE_BAD)
 		return 0;
 	atomic_fetch_add(&cn->serve_notfound, 1);
-	reply_status(cn, r, CONTENT_ST_NOT_FOUND);
+	reply_status(v, r, CONTENT_ST_NOT_FOUND);
 	return -1;
 }
 
-static void serve_info(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q)
+static void serve_info(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
 {
+	struct content_node *cn = v->cn;
 	struct cstore_info info;
 	uint8_t *cvs = NULL, *out;
 	uint64_t n;
 	size_t len;
 	int rc;
 
-	if (held(cn, r, q->id, &info))
+	if (held(v, r, q->id, &info))
 		return;
 	rc = cstore_cvs(cn->cs, q->id, &cvs, &n);
 	if (rc) {
-		reply_status(cn, r, CONTENT_ST_UNAVAILABLE);
+		reply_status(v, r, CONTENT_ST_UNAVAILABLE);
 		return;
 	}
 	len = CN_INFO_ANSWER(n);
 	out = calloc(1, len);
 	if (!out) {
 		free(cvs);
-		reply_status(cn, r, CONTENT_ST_BUSY);
+		reply_status(v, r, CONTENT_ST_BUSY);
 		return;
 	}
 	cn_info_head(out, info.size, n);
@@ -126,42 +206,47 @@ static void serve_info(struct content_node *cn, const struct cn_sreq *r, const s
 	if (rc || info.nchunks != n) {
 		free(out);
 		free(cvs);
-		reply_status(cn, r, CONTENT_ST_UNAVAILABLE);
+		reply_status(v, r, CONTENT_ST_UNAVAILABLE);
 		return;
 	}
+	if (cn->ss)
+		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD + n * 32, n);
 	atomic_fetch_add(&cn->served_infos, 1);
 	swarm_note(cn, r, q->id);
-	reply(cn, r->conn, r->sid, out, len, r->fin);
+	reply(v, r->conn, r->sid, out, len, r->fin);
 	free(out);
 	free(cvs);
 }
 
 /* HAVE: the bitmap alone (a downloader refreshing what another has). */
-static void serve_have(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q)
+static void serve_have(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
 {
+	struct content_node *cn = v->cn;
 	struct cstore_info info;
 	uint8_t *out;
 	size_t cap;
 	int rc;
 
-	if (held(cn, r, q->id, &info))
+	if (held(v, r, q->id, &info))
 		return;
 	cap = (size_t)((info.nchunks + 7) / 8);
 	out = calloc(1, CN_INFO_HEAD + cap);
 	if (!out) {
-		reply_status(cn, r, CONTENT_ST_BUSY);
+		reply_status(v, r, CONTENT_ST_BUSY);
 		return;
 	}
 	rc = cstore_bitmap(cn->cs, q->id, &info, out + CN_INFO_HEAD, cap);
 	if (rc) {
 		free(out);
-		reply_status(cn, r, rc == -ENOENT ? CONTENT_ST_NOT_FOUND : CONTENT_ST_UNAVAILABLE);
+		reply_status(v, r, rc == -ENOENT ? CONTENT_ST_NOT_FOUND : CONTENT_ST_UNAVAILABLE);
 		return;
 	}
+	if (cn->ss)
+		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD, info.nchunks);
 	cn_have_head(out, info.size, info.nchunks);
 	atomic_fetch_add(&cn->served_haves, 1);
 	swarm_note(cn, r, q->id);
-	reply(cn, r->conn, r->sid, out, CN_HAVE_ANSWER(info.nchunks), r->fin);
+	reply(v, r->conn, r->sid, out, CN_HAVE_ANSWER(info.nchunks), r->fin);
 	free(out);
 }
 
@@ -177,15 +262,16 @@ static int addr_listed(const struct sockaddr_storage *a, size_t n,
 /* PEERS: other nodes of id's swarm, for content we hold: the providers of
  * our own download of it, then the nodes that asked us about it lately
  * (newest first), never the asker itself; at most CN_PEX_MAX. */
-static void serve_peers(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q)
+static void serve_peers(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
 {
+	struct content_node *cn = v->cn;
 	struct sockaddr_storage a[CN_PEX_MAX];
 	uint8_t out[CN_PEERS_ANSWER_MAX];
 	struct cstore_info info;
 	size_t n;
 	uint64_t now = util_now_ms();
 
-	if (held(cn, r, q->id, &info))
+	if (held(v, r, q->id, &info))
 		return;
 	n = cn_job_peers(cn, q->id, &r->from, a, CN_PEX_MAX);
 	pthread_mutex_lock(&cn->swmu);
@@ -216,33 +302,28 @@ static void serve_peers(struct content_node *cn, const struct cn_sreq *r, const 
 	pthread_mutex_unlock(&cn->swmu);
 	swarm_note(cn, r, q->id);
 	atomic_fetch_add(&cn->served_peers, 1);
-	reply(cn, r->conn, r->sid, out, cn_peers_encode(out, a, n), r->fin);
+	reply(v, r->conn, r->sid, out, cn_peers_encode(out, a, n), r->fin);
 }
 
-static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, const struct cn_wreq *q,
+static void serve_chunk(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q,
 			uint8_t *buf)
 {
+	struct content_node *cn = v->cn;
 	size_t len = 0;
 	int rc;
 
-#ifdef WEFT_TEST_HOOKS
-	if (cn->test_delay_ms) {
-		struct timespec ts = {cn->test_delay_ms / 1000,
-				      (long)(cn->test_delay_ms % 1000) * 1000000L};
-
-		nanosleep(&ts, NULL);
-	}
-#endif
 	rc = cstore_read_chunk(cn->cs, q->id, q->index, buf + CN_ANS_HEAD, B3TREE_CHUNK_LEN, &len);
 	if (rc == -ENOENT || rc == -EINVAL) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
-		reply_status(cn, r, rc == -EINVAL ? CONTENT_ST_BAD_REQUEST : CONTENT_ST_NOT_FOUND);
+		/* a chunk (or content) we never announced */
+		requester_fault(v, r, CN_FAULT_UNANNOUNCED);
+		reply_status(v, r, rc == -EINVAL ? CONTENT_ST_BAD_REQUEST : CONTENT_ST_NOT_FOUND);
 		return;
 	}
 	if (rc) {
 		/* -EIO: failed re-verification (now marked bad) or unreadable. */
 		atomic_fetch_add(&cn->serve_unavailable, 1);
-		reply_status(cn, r, CONTENT_ST_UNAVAILABLE);
+		reply_status(v, r, CONTENT_ST_UNAVAILABLE);
 		return;
 	}
 #ifdef WEFT_TEST_HOOKS
@@ -250,140 +331,206 @@ static void serve_chunk(struct content_node *cn, const struct cn_sreq *r, const 
 		buf[CN_ANS_HEAD + len / 2] ^= 0x5a; /* test hook, see content_node.h */
 #endif
 	cn_ans_head(buf, CONTENT_ST_OK, (uint32_t)len);
+	reply(v, r->conn, r->sid, buf, len + CN_ANS_HEAD, r->fin);
+	if (v->rc)
+		return;
 	atomic_fetch_add(&cn->served_chunks, 1);
 	atomic_fetch_add(&cn->served_bytes, len);
-	reply(cn, r->conn, r->sid, buf, len + CN_ANS_HEAD, r->fin);
+	v->chunk = 1;
+	/* the same chunk asked for again by the same peer */
+	if (cn_sched_seen(v->t->sched, r->conn, chunk_key(q->id, q->index), sv_now(v->t)))
+		requester_fault(v, r, CN_FAULT_REPEAT);
+	if (cn->ss)
+		cn_ss_fetched(cn, q->id, &r->from, q->index);
 }
 
-static void serve_manifest(struct content_node *cn, const struct cn_sreq *r,
+static void serve_manifest(struct sv *v, const struct cn_sreq *r,
 			   const struct cn_wreq *q)
 {
+	struct content_node *cn = v->cn;
 	uint8_t *enc = NULL, *out;
 	size_t len = 0;
 
 	if (cn_share_get(cn, q->id, &enc, &len)) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
-		reply_status(cn, r, CONTENT_ST_NOT_FOUND);
+		reply_status(v, r, CONTENT_ST_NOT_FOUND);
 		return;
 	}
 	out = malloc(len + CN_ANS_HEAD);
 	if (!out) {
 		free(enc);
-		reply_status(cn, r, CONTENT_ST_BUSY);
+		reply_status(v, r, CONTENT_ST_BUSY);
 		return;
 	}
 	cn_ans_head(out, CONTENT_ST_OK, (uint32_t)len);
 	memcpy(out + CN_ANS_HEAD, enc, len);
 	atomic_fetch_add(&cn->served_manifests, 1);
-	reply(cn, r->conn, r->sid, out, len + CN_ANS_HEAD, r->fin);
+	reply(v, r->conn, r->sid, out, len + CN_ANS_HEAD, r->fin);
 	free(out);
 	free(enc);
 }
 
-static void serve_one(struct content_node *cn, const struct cn_sreq *r, uint8_t *buf)
+static void serve_one(struct sv *v, const struct cn_sreq *r, uint8_t *buf)
 {
+	struct content_node *cn = v->cn;
 	struct cn_wreq q;
 	int rc;
 
 	if (r->len == 0) {
 		/* The client's FIN, with no answer owed before ours. */
-		reply(cn, r->conn, r->sid, NULL, 0, 1);
+		reply(v, r->conn, r->sid, NULL, 0, 1);
 		return;
 	}
 	rc = cn_req_decode(&q, r->buf, r->len);
 
 	if (!rc && q.op == CONTENT_OP_INFO)
-		serve_info(cn, r, &q);
+		serve_info(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_CHUNK)
-		serve_chunk(cn, r, &q, buf);
+		serve_chunk(v, r, &q, buf);
 	else if (!rc && q.op == CONTENT_OP_MANIFEST)
-		serve_manifest(cn, r, &q);
+		serve_manifest(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_HAVE)
-		serve_have(cn, r, &q);
+		serve_have(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_PEERS)
-		serve_peers(cn, r, &q);
+		serve_peers(v, r, &q);
 	else {
 		atomic_fetch_add(&cn->serve_bad, 1);
-		reply_status(cn, r, CONTENT_ST_BAD_REQUEST);
+		reply_status(v, r, CONTENT_ST_BAD_REQUEST);
 	}
 }
 
-/* ----------------------------------------------------- the serve queue */
+/* ------------------------------------------------ serving on the worker */
 
 /*
- * Workers hand requests to serve threads through a bounded ring of
- * CONTENT_SERVE_QUEUE cells without a lock (multi-producer multi-consumer,
- * D. Vyukov's bounded queue: each cell's sequence number says whether it
- * waits for a producer or a consumer), and wake them with a semaphore post
- * (an atomic add, plus a futex wake only when a thread sleeps).
+ * Each engine worker serves the requests of its own connections
+ * (docs/CONTENT.md "Fair, capped serving"): on_data queues them on their
+ * peer's queue in the worker's scheduler (sched.h) and defers the pump to
+ * the end of the loop pass; the pump answers up to CONTENT_SERVE_BATCH
+ * in the scheduler's order, then lets packets in again (a timer at the
+ * next pass), and sleeps on a timer while every peer waits for a cap.
+ * Chunk reads and their re-verification run here too (cstore_read_chunk),
+ * one chunk at a time: a worker never waits for anything else.
  */
 
-/* Claim the next cell on one side of the ring: the producers' (ctr
- * sq_in, the cell's turn when seq == pos) or the consumers' (sq_out, seq
- * == pos + 1). NULL when that cell is not the side's yet (full, resp.
- * empty or still being filled). */
-static struct cn_scell *sq_claim(struct content_node *cn, _Atomic uint64_t *ctr, uint64_t off,
-				 uint64_t *posp)
+/* Apply the live limits when they changed (one atomic load a pass). */
+static void apply_limits(struct cn_wtab *t)
 {
-	uint64_t pos = atomic_load_explicit(ctr, memory_order_relaxed);
+	struct content_node *cn = t->cn;
+	unsigned int g = atomic_load(&cn->lim_gen);
+	struct cn_sched_limits l;
 
-	for (;;) {
-		uint64_t idx = pos % CONTENT_SERVE_QUEUE;
-		struct cn_scell *c = &cn->sq[idx];
-		/* stored less the cell's index (struct cn_scell) */
-		uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire) + idx;
-		int64_t d = (int64_t)(seq - (pos + off));
+	if (g == t->lim_gen)
+		return;
+	l.peer_rate = atomic_load(&cn->lim_peer);
+	l.lan_rate = atomic_load(&cn->lim_lan);
+	l.lan_global = atomic_load(&cn->lim_lan_capped);
+	cn_sched_limits(t->sched, &l);
+	t->lim_gen = g;
+}
 
-		if (d < 0)
-			return NULL;
-		if (d > 0)
-			pos = atomic_load_explicit(ctr, memory_order_relaxed);
-		else if (atomic_compare_exchange_weak_explicit(ctr, &pos, pos + 1,
-							       memory_order_relaxed,
-							       memory_order_relaxed)) {
-			*posp = pos;
-			return c;
+static void answered(struct content_node *cn, const struct cn_sreq *r);
+
+static void pump(struct engine_worker *w, void *arg)
+{
+	struct cn_wtab *t = arg;
+	struct content_node *cn = t->cn;
+	struct cn_sched_item it;
+	uint64_t wake;
+
+	if (t->pumping || !atomic_load(&cn->serving))
+		return;
+	t->pumping = 1;
+	apply_limits(t);
+	for (unsigned int n = 0; n < CONTENT_SERVE_BATCH; n++) {
+		struct sv v = {.cn = cn, .t = t};
+
+		if (!cn_sched_next(t->sched, sv_now(t), &it, &wake)) {
+			if (wake != UINT64_MAX)
+				engine_timer_add_us(w, &t->pump, wake / 1000 + 1);
+			goto out;
 		}
+		serve_one(&v, &it.r, t->cbuf);
+		if (v.rc) {
+			/* the node's send queue is full: again in a moment */
+			cn_sched_unpop(t->sched, &it);
+			engine_timer_add(w, &t->pump, 1);
+			goto out;
+		}
+		if ((int64_t)v.sent != (int64_t)it.cost)
+			cn_sched_account(t->sched, it.r.conn, (int64_t)v.sent - (int64_t)it.cost,
+					 sv_now(t));
+		if (it.r.len)
+			answered(cn, &it.r);
+#ifdef WEFT_TEST_HOOKS
+		if (v.chunk && cn->test_delay_ms) {
+			/* test hook: this worker serves one chunk per delay */
+			engine_timer_add(w, &t->pump, cn->test_delay_ms);
+			goto out;
+		}
+#endif
 	}
+	engine_timer_add(w, &t->pump, 0); /* more: at the next pass */
+out:
+	t->pumping = 0;
 }
 
-/* Queue r (a worker; never waits). 0, or -ENOBUFS when the ring is full. */
-static int sq_push(struct content_node *cn, const struct cn_sreq *r)
+/* Every second: the status view's copy of the peers; on worker 0 the
+ * node's upload history too. */
+static void tick(struct engine_worker *w, void *arg)
 {
-	struct cn_scell *c;
-	uint64_t pos;
+	struct cn_wtab *t = arg;
+	struct content_node *cn = t->cn;
+	uint64_t now = sv_now(t), sec = now / 1000000000ull;
+	unsigned int n;
 
-	c = sq_claim(cn, &cn->sq_in, 0, &pos);
-	if (!c)
-		return -ENOBUFS;
-	c->r = *r;
-	atomic_store_explicit(&c->seq, pos + 1 - pos % CONTENT_SERVE_QUEUE, memory_order_release);
-	sem_post(&cn->sq_sem);
-	return 0;
+	n = cn_sched_peers(t->sched, now, t->snap, CN_SCHED_PEERS);
+	pthread_mutex_lock(&t->snap_mu);
+	t->nsnap = n;
+	memcpy(t->snap_pub, t->snap, n * sizeof(*t->snap));
+	pthread_mutex_unlock(&t->snap_mu);
+	if (t->widx == 0) {
+		uint64_t total = atomic_load(&cn->served_bytes);
+		uint64_t last = atomic_exchange(&cn->up_hist_last, total);
+		unsigned int k = (unsigned int)(sec % CN_UP_HIST);
+
+		if (atomic_load(&cn->up_hist_at[k]) != sec) {
+			atomic_store(&cn->up_hist[k], 0);
+			atomic_store(&cn->up_hist_at[k], sec);
+		}
+		atomic_fetch_add(&cn->up_hist[k], total - last);
+	}
+	engine_timer_add(w, &t->tick, 1000);
 }
 
-/* Take the oldest request (a serve thread): 1, or 0 when the cell at the
- * head is empty or still being filled by its producer. */
-static int sq_pop(struct content_node *cn, struct cn_sreq *r)
+/* Bind a worker's table to its worker (a command on that worker). */
+static void wbind(struct engine_worker *w, void *arg)
 {
-	struct cn_scell *c;
-	uint64_t pos;
+	struct cn_wtab *t = arg;
 
-	c = sq_claim(cn, &cn->sq_out, 1, &pos);
-	if (!c)
-		return 0;
-	*r = c->r;
-	atomic_store_explicit(&c->seq, pos + CONTENT_SERVE_QUEUE - pos % CONTENT_SERVE_QUEUE,
-			      memory_order_release);
-	return 1;
+	if (t->bound)
+		return;
+	t->w = w;
+	engine_timer_init(&t->pump, pump, t);
+	engine_timer_init(&t->tick, tick, t);
+	t->bound = 1;
+	atomic_store(&t->cn->up_hist_last, atomic_load(&t->cn->served_bytes));
+	engine_timer_add(w, &t->tick, 1000);
+	engine_defer(w, &t->pump);
 }
 
-/* A request's answer is written (a serve thread): count it off its
- * stream's entry, if the entry still holds that stream (generation). If
- * the client's FIN came alone while answers were owed, ours follows the
- * last of them: written here, by a serve thread (which may wait), after
- * every answer of the stream went to quic_node_write(). The worker keeps
- * the entry until it reuses it (pending_get) or the stream closes. */
+/* Wake the worker's pump (on the worker). */
+static void kick(struct cn_wtab *t)
+{
+	if (t->bound)
+		engine_defer(t->w, &t->pump);
+	/* else: the bind posted by cn_serve_start pumps once it runs */
+}
+
+/* A request's answer is written: count it off its stream's entry, if the
+ * entry still holds that stream (generation). If the client's FIN came
+ * alone while answers were owed, ours follows the last of them. The
+ * worker keeps the entry until it reuses it (pending_get) or the stream
+ * closes. */
 static void answered(struct content_node *cn, const struct cn_sreq *r)
 {
 	struct cn_pending *p;
@@ -399,43 +546,7 @@ static void answered(struct content_node *cn, const struct cn_sreq *r)
 		nw = old - 1;
 	} while (!atomic_compare_exchange_weak(&p->st, &old, nw));
 	if ((nw & CN_ST_FIN_OWED) && !(nw & CN_ST_INFLIGHT))
-		reply(cn, r->conn, r->sid, NULL, 0, 1);
-}
-
-static void *serve_thread(void *arg)
-{
-	struct content_node *cn = arg;
-	void *base = NULL;
-	uint8_t *buf;
-	struct cn_sreq r;
-
-	/* The chunk after the answer header lands CN_ANS_ALIGN-aligned: the
-	 * store reads it with O_DIRECT straight into it (chunkstore.c). */
-	if (posix_memalign(&base, CN_ANS_ALIGN, CN_ANS_ALIGN + B3TREE_CHUNK_LEN)) {
-		log_error(CN_MOD, "serve thread: out of memory");
-		return NULL;
-	}
-	buf = (uint8_t *)base + CN_ANS_ALIGN - CN_ANS_HEAD;
-	for (;;) {
-		while (sem_wait(&cn->sq_sem) && errno == EINTR)
-			;
-		if (atomic_load(&cn->stopping))
-			break;
-		/* One post per published request; the cell at the head may
-		 * still be in its producer's hands for a few instructions
-		 * (claimed before a later one was published): wait for it. */
-		while (!sq_pop(cn, &r)) {
-			if (atomic_load(&cn->stopping))
-				goto out;
-			sched_yield();
-		}
-		serve_one(cn, &r, buf);
-		if (r.len)
-			answered(cn, &r);
-	}
-out:
-	free(base);
-	return NULL;
+		quic_node_write(cn->quic, r->conn, r->sid, NULL, 0, 1);
 }
 
 /* ------------------------------------------- a worker's pending streams */
@@ -495,6 +606,7 @@ static void pending_free(struct cn_wtab *t, struct cn_pending *p)
 			break;
 		}
 	lru_unlink(t, p);
+	cn_sched_streams(t->sched, p->conn, -1, sv_now(t));
 	atomic_store(&p->st, ((st >> 32) + 1) << 32);
 	p->used = 0;
 	p->hnext = t->free_head;
@@ -553,7 +665,9 @@ static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t 
 		ix = ++t->fresh;
 		p = &t->e[ix - 1];
 	}
+	cn_sched_streams(t->sched, conn, 1, sv_now(t));
 	p->used = 1;
+	p->isnew = 1;
 	p->conn = conn;
 	p->sid = sid;
 	p->len = 0;
@@ -566,36 +680,71 @@ static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t 
 	return p;
 }
 
-/* Queue a request (a worker). len 0: just our FIN (fin set), when no
- * answer of the stream is owed. p (may be NULL) counts the answers owed.
- * A full queue answers BUSY at once. */
+/* What answering req will send, for the scheduler (the difference is
+ * accounted after): a chunk, or a small answer; an INFO answer by the
+ * size it will most likely have is not known yet: 4 KiB. */
+static uint32_t cost_of(const uint8_t *req, size_t len)
+{
+	if (!len)
+		return 0;
+	if (req[0] == CONTENT_OP_CHUNK)
+		return B3TREE_CHUNK_LEN + CN_ANS_HEAD;
+	return req[0] == CONTENT_OP_INFO ? 4096 : 64;
+}
+
+/* LAN: a private, loopback, link-local or ULA address (libtorrent's local
+ * peer class; conn_addr_public says which addresses others can reach). */
+static enum cn_class class_of(const struct sockaddr_storage *ss)
+{
+	struct io_addr a;
+
+	if (!ss->ss_family || io_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sizeof(*ss)))
+		return CN_CLASS_WAN;
+	return conn_addr_public(&a) ? CN_CLASS_WAN : CN_CLASS_LAN;
+}
+
+/* Queue a request (a worker) on its peer's queue in the worker's
+ * scheduler. len 0: just our FIN (fin set), when no answer of the stream
+ * is owed. p (may be NULL) counts the answers owed. A full queue (the
+ * peer's, or the worker's CONTENT_SERVE_QUEUE) answers BUSY at once. */
 static void enqueue(struct content_node *cn, struct cn_wtab *t, struct cn_pending *p,
 		    uint64_t conn, int64_t sid, const uint8_t *req, size_t len, int fin)
 {
-	struct cn_sreq r = {.conn = conn, .sid = sid, .len = (uint8_t)len, .fin = (uint8_t)fin};
+	struct cn_sched_item it;
+	struct cn_sreq *r = &it.r;
 	uint8_t key[QUIC_KEY_LEN];
+	int rc = -ENOBUFS;
 
-	/* Who asks about a blob (the swarm table, serve_peers): the
+	memset(&it, 0, sizeof(it));
+	r->conn = conn;
+	r->sid = sid;
+	r->len = (uint8_t)len;
+	r->fin = (uint8_t)fin;
+	it.cost = cost_of(req, len);
+	/* Who asks (the swarm table, classes, super-seeding): the
 	 * connection's address, looked up here, on its worker. */
-	if (len && (req[0] == CONTENT_OP_INFO || req[0] == CONTENT_OP_HAVE ||
-		    req[0] == CONTENT_OP_PEERS) &&
-	    quic_node_conn_peer(cn->quic, conn, key, &r.from))
-		r.from.ss_family = 0;
-
+	if (quic_node_conn_peer(cn->quic, conn, key, &r->from))
+		r->from.ss_family = 0;
 	if (len && p) {
-		r.tab = t;
-		r.slot = (uint16_t)(p - t->e);
-		r.gen = (uint32_t)(atomic_fetch_add(&p->st, 1) >> 32);
+		r->tab = t;
+		r->slot = (uint16_t)(p - t->e);
+		r->gen = (uint32_t)(atomic_fetch_add(&p->st, 1) >> 32);
 	}
 	if (len)
-		memcpy(r.buf, req, len);
-	if (!atomic_load(&cn->serving) || sq_push(cn, &r)) {
+		memcpy(r->buf, req, len);
+	if (atomic_load(&cn->serving) && cn_sched_queued(t->sched) < CONTENT_SERVE_QUEUE)
+		rc = cn_sched_push(t->sched, conn, class_of(&r->from), &r->from, &it, sv_now(t));
+	if (rc == 0) {
+		kick(t);
+		return;
+	}
+	{
 		static const uint8_t busy[CN_ANS_HEAD] = {CONTENT_ST_BUSY, 0, 0, 0, 0};
 
-		if (r.tab)
+		if (r->tab)
 			atomic_fetch_sub(&p->st, 1); /* never queued: nobody else counts it */
-		/* Cheap and non-blocking enough for a worker: five bytes
-		 * (none for a lone FIN: never refused for want of room). */
+		/* Five bytes (none for a lone FIN: never refused for want
+		 * of room). */
 		if (len)
 			atomic_fetch_add(&cn->serve_busy, 1);
 		quic_node_write(cn->quic, conn, sid, busy, len ? sizeof(busy) : 0, fin);
@@ -658,10 +807,23 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 		quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BUSY);
 		goto out;
 	}
+	if (p->isnew) {
+		/* a new stream: more open at once than a downloader needs
+		 * costs score, and the stream is refused */
+		p->isnew = 0;
+		if (cn_sched_streams(t->sched, conn, 0, sv_now(t)) > CONTENT_SERVE_PEER_STREAMS) {
+			fault_of(cn, t, conn, CN_FAULT_STREAMS);
+			pending_free(t, p);
+			atomic_fetch_add(&cn->serve_busy, 1);
+			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BUSY);
+			goto out;
+		}
+	}
 	while (len) {
 		rc = cn_req_feed(p->buf, &p->len, &data, &len);
 		if (rc < 0) {
 			atomic_fetch_add(&cn->serve_bad, 1);
+			fault_of(cn, t, conn, CN_FAULT_BAD);
 			pending_free(t, p);
 			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BAD_REQUEST);
 			goto out;
@@ -724,22 +886,80 @@ static void hub_release(void *arg)
 	hub_put(arg);
 }
 
-int cn_serve_init(struct content_node *cn)
+static void wtab_free(struct cn_wtab *t)
+{
+	if (!t)
+		return;
+	cn_sched_free(t->sched);
+	free(t->cbase);
+	free(t->snap);
+	free(t->snap_pub);
+	pthread_mutex_destroy(&t->snap_mu);
+	free(t);
+}
+
+static int wtab_new(struct content_node *cn, unsigned int widx, struct cn_wtab **out)
+{
+	struct cn_wtab *t = calloc(1, sizeof(*t));
+	int rc;
+
+	*out = t;
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->snap_mu, NULL);
+	t->cn = cn;
+	t->widx = widx;
+	rc = cn_sched_new(&t->sched, NULL, &cn->up_global);
+	if (rc)
+		return rc;
+	/* The chunk after the answer header lands CN_ANS_ALIGN-aligned: the
+	 * store reads it with O_DIRECT straight into it (chunkstore.c). */
+	if (posix_memalign(&t->cbase, CN_ANS_ALIGN, CN_ANS_ALIGN + B3TREE_CHUNK_LEN))
+		return -ENOMEM;
+	t->cbuf = (uint8_t *)t->cbase + CN_ANS_ALIGN - CN_ANS_HEAD;
+	t->snap = calloc(CN_SCHED_PEERS, sizeof(*t->snap));
+	t->snap_pub = calloc(CN_SCHED_PEERS, sizeof(*t->snap_pub));
+	return t->snap && t->snap_pub ? 0 : -ENOMEM;
+}
+
+void cn_serve_set_limits(struct content_node *cn, const struct content_limits *l)
+{
+	cn_rate_set(&cn->up_global, l->upload_rate);
+	atomic_store(&cn->lim_peer, l->peer_rate);
+	atomic_store(&cn->lim_lan, l->lan_peer_rate);
+	atomic_store(&cn->lim_lan_capped, l->lan_capped ? 1 : 0);
+	atomic_store(&cn->lim_up, l->upload_rate);
+	atomic_fetch_add(&cn->lim_gen, 1);
+}
+
+int cn_serve_init(struct content_node *cn, const struct content_node_opts *opts)
 {
 	static const struct quic_node_handler h = {
 	    .stream_data = on_data, .stream_closed = on_closed, .release = hub_release};
 	unsigned int nw = quic_node_workers(cn->quic);
 	int rc;
 
-	cn->sq = calloc(CONTENT_SERVE_QUEUE, sizeof(*cn->sq));
+	cn->eng = opts->eng;
+	if (!cn->eng)
+		return -EINVAL;
+	cn_serve_set_limits(cn, &opts->limits);
+	atomic_store(&cn->superseed_s, opts->superseed_s < 0	? 0
+					: opts->superseed_s ? (uint64_t)opts->superseed_s
+							    : CONTENT_SUPERSEED_S);
 	cn->wtab = calloc(nw ? nw : 1, sizeof(*cn->wtab));
-	if (!cn->sq || !cn->wtab)
+	if (!cn->wtab)
 		return -ENOMEM;
 	for (cn->nwtab = 0; cn->nwtab < nw; cn->nwtab++) {
-		cn->wtab[cn->nwtab] = calloc(1, sizeof(struct cn_wtab));
-		if (!cn->wtab[cn->nwtab])
-			return -ENOMEM;
+		rc = wtab_new(cn, cn->nwtab, &cn->wtab[cn->nwtab]);
+		if (rc) {
+			if (cn->wtab[cn->nwtab])
+				cn->nwtab++; /* freed by cn_serve_stop */
+			return rc;
+		}
 	}
+	rc = cn_ss_init(cn);
+	if (rc)
+		return rc;
 	cn->hub = calloc(1, sizeof(*cn->hub));
 	if (!cn->hub)
 		return -ENOMEM;
@@ -755,14 +975,21 @@ int cn_serve_init(struct content_node *cn)
 
 int cn_serve_start(struct content_node *cn)
 {
-	int rc;
-
-	for (cn->nsthr = 0; cn->nsthr < CONTENT_SERVE_THREADS; cn->nsthr++) {
-		rc = log_thread_create(&cn->sthr[cn->nsthr], NULL, serve_thread, cn);
-		if (rc)
-			return -rc;
-	}
 	atomic_store(&cn->serving, 1);
+	/* each worker binds its table (timers) on its own thread; until it
+	 * has, requests wait in its scheduler */
+	for (unsigned int i = 0; i < cn->nwtab; i++) {
+		int rc = -EAGAIN;
+
+		for (int tries = 0; rc == -EAGAIN && tries < 1000; tries++) {
+			rc = engine_call(cn->eng, i, wbind, cn->wtab[i]);
+			if (rc == -EAGAIN)
+				usleep(1000);
+		}
+		if (rc)
+			return rc;
+		cn->wtab[i]->bind_posted = 1;
+	}
 	return 0;
 }
 
@@ -783,16 +1010,14 @@ void cn_serve_stop(struct content_node *cn)
 	}
 	atomic_store(&cn->serving, 0);
 	atomic_store(&cn->stopping, 1);
-	for (unsigned int i = 0; i < cn->nsthr; i++)
-		sem_post(&cn->sq_sem);
-	for (unsigned int i = 0; i < cn->nsthr; i++)
-		pthread_join(cn->sthr[i], NULL);
-	cn->nsthr = 0;
-	free(cn->sq);
-	cn->sq = NULL;
+	/* after engine_stop: no timer of ours fires again. A bind still
+	 * posted would run at engine_free: its table is left to it (once,
+	 * only when the node stops before its workers ran a pass). */
 	for (unsigned int i = 0; i < cn->nwtab; i++)
-		free(cn->wtab[i]);
+		if (!cn->wtab[i]->bind_posted || cn->wtab[i]->bound)
+			wtab_free(cn->wtab[i]);
 	free(cn->wtab);
 	cn->wtab = NULL;
 	cn->nwtab = 0;
+	cn_ss_free(cn);
 }

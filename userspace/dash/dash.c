@@ -44,6 +44,7 @@ static const struct {
 	{"quic", "/v1/quic/stats"},   {"conns", "/v1/quic/conns"}, {"content", "/v1/content/stats"},
 	{"jobs", "/v1/content/jobs"}, {"shares", "/v1/content"},   {"svc", "/v1/svc/stats"},
 	{"services", "/v1/svc/ls"},   {"bans", "/v1/bans"},        {"io", "/v1/io/stats"},
+	{"seed", "/v1/content/peers"},
 };
 
 static json_t *snapshot(struct dash *d)

@@ -643,7 +643,8 @@ registered:
 	if (err)
 		return err;
 	{
-		struct content_node_opts cno = { .store = n->store, .state_dir = n->cfg.state_dir,
+		struct content_node_opts cno = { .eng = n->engine,
+						  .store = n->store, .state_dir = n->cfg.state_dir,
 						  .quic = n->quic, .dht = n->dht, .guard = n->guard,
 						  .ctl = n->ctl, .id = &n->id,
 						  .quic_port = (uint16_t)n->cfg.quic_port,
@@ -651,6 +652,14 @@ registered:
 						  .direct_io = n->cfg.content_direct_io,
 						  .poll_s = n->cfg.content_poll_s,
 						  .req_timeout_ms = n->cfg.test.content_req_timeout_ms,
+						  .limits = { .upload_rate = n->cfg.content_upload_rate,
+							      .peer_rate = n->cfg.content_peer_upload_rate,
+							      .lan_peer_rate =
+								  n->cfg.content_lan_peer_upload_rate,
+							      .lan_capped = n->cfg.content_lan_capped },
+						  .superseed_s = n->cfg.content_superseed_s
+								     ? (int)n->cfg.content_superseed_s
+								     : -1,
 						  .test_corrupt = n->cfg.test.content_corrupt,
 						  .test_serve_delay_ms =
 						      n->cfg.test.content_serve_delay_ms };

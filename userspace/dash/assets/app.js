@@ -10,6 +10,28 @@
   const sum = (arr, k) => (Array.isArray(arr) ? arr.reduce((a, w) => a + num(w[k]), 0) : 0);
   const rate = (now, before, dt) => (before === undefined || dt <= 0 ? 0 : Math.max(0, (now - before) / dt));
   const fmt = (x) => (x >= 100 ? Math.round(x).toString() : x.toFixed(1));
+  // bytes in human units (KiB, MiB...): the dashboard never shows raw byte counts
+  const bytes = (x) => {
+    const u = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let i = 0;
+    x = num(x);
+    while (x >= 1024 && i < u.length - 1) { x /= 1024; i++; }
+    return (i ? x.toFixed(x >= 100 ? 0 : 1) : Math.round(x).toString()) + " " + u[i];
+  };
+
+  // the upload history (bytes per second, oldest first) as a polyline
+  function plot(hist, cap) {
+    const line = $("seed-line"), capl = $("seed-capline");
+    if (!line || !Array.isArray(hist) || !hist.length) return;
+    const peak = Math.max(1, ...hist.map(num), cap > 0 ? cap : 0);
+    const n = hist.length, pts = [];
+    for (let i = 0; i < n; i++)
+      pts.push((i * 300 / Math.max(1, n - 1)).toFixed(1) + "," + (78 - num(hist[i]) / peak * 74).toFixed(1));
+    line.setAttribute("points", pts.join(" "));
+    const y = (78 - cap / peak * 74).toFixed(1);
+    capl.setAttribute("points", cap > 0 ? "0," + y + " 300," + y : "");
+    set("seed-peak", bytes(Math.max(0, ...hist.map(num))));
+  }
 
   function rows(id, items, cells, hot) {
     const body = $(id);
@@ -83,11 +105,20 @@
     const c = s.content || {}, pc = (prev && prev.content) || {};
     const shares = (s.shares && s.shares.shares) || [];
     set("content-blobs", num(c.blobs));
-    set("content-used", num(c.used));
-    set("content-quota", num(c.quota));
+    set("content-used", bytes(c.used));
+    set("content-quota", num(c.quota) ? bytes(c.quota) : "no quota");
     set("content-shares", shares.length);
-    set("content-served", num(c.served_bytes));
-    set("content-rate", fmt(rate(num(c.served_bytes), prev ? num(pc.served_bytes) : undefined, dt)));
+    set("content-served", bytes(c.served_bytes));
+    set("content-rate", bytes(rate(num(c.served_bytes), prev ? num(pc.served_bytes) : undefined, dt)));
+
+    const sd = s.seed || {}, lim = sd.limits || {};
+    set("seed-rate", bytes(sd.upload_bps));
+    set("seed-cap", num(lim.upload_rate) ? bytes(lim.upload_rate) + "/s" : "none");
+    set("seed-queued", num(sd.queued));
+    plot(sd.upload_history, num(lim.upload_rate));
+    rows("seed-rows", (sd.peers || []).slice(0, 50), (p) => [
+      p.addr, p.class, bytes(p.rate_bps) + "/s", bytes(p.sent_bytes), num(p.queued), num(p.score)],
+      (p) => num(p.score) > 0);
     rows("job-rows", ((s.jobs && s.jobs.jobs) || []).slice(0, 20), (j) => [j.job, j.kind, j.state, j.have]);
 
     const sv = s.svc || {}, f = sv.fabric || {}, r = sv.router || {}, pf = (prev && prev.svc && prev.svc.fabric) || {};

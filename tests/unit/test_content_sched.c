@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The serving scheduler (userspace/content/sched.c) on a virtual clock:
+ * deficit round robin order across peers, byte fairness whatever the
+ * request sizes, a per-peer cap, the global cap held over virtual time
+ * (a capped peer still gets its share of it, a LAN peer is exempt; two
+ * schedulers sharing it split it by backlogged peers), the
+ * per-peer queue bound, a request put back, and requester scores (a
+ * report at the threshold, once; decay).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "content/sched.h"
+
+#define NS 1000000000ull
+#define Q CN_SCHED_QUANTUM
+
+static struct cn_sched_item item(uint64_t peer, int64_t tag, uint32_t cost)
+{
+	struct cn_sched_item it;
+
+	memset(&it, 0, sizeof(it));
+	it.r.conn = peer;
+	it.r.sid = tag;
+	it.cost = cost;
+	return it;
+}
+
+static void push(struct cn_sched *s, uint64_t peer, enum cn_class cls, int64_t tag, uint32_t cost,
+		 uint64_t now)
+{
+	struct cn_sched_item it = item(peer, tag, cost);
+
+	assert_int_equal(cn_sched_push(s, peer, cls, NULL, &it, now), 0);
+}
+
+/* Three peers, one chunk-sized request each per turn: A B C A B A B A. */
+static void test_drr_order(void **state)
+{
+	struct cn_sched *s;
+	struct cn_sched_item it;
+	uint64_t wake, now = NS;
+	const uint64_t want[] = {1, 2, 3, 1, 2, 1, 2, 1};
+	unsigned int i;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	for (i = 0; i < 4; i++)
+		push(s, 1, CN_CLASS_WAN, i, Q, now);
+	for (i = 0; i < 3; i++)
+		push(s, 2, CN_CLASS_WAN, i, Q, now);
+	push(s, 3, CN_CLASS_WAN, 0, Q, now);
+	assert_int_equal(cn_sched_queued(s), 8);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(cn_sched_next(s, now, &it, &wake), 1);
+		assert_int_equal(it.r.conn, want[i]);
+	}
+	assert_int_equal(cn_sched_next(s, now, &it, &wake), 0);
+	assert_true(wake == UINT64_MAX);
+	assert_int_equal(cn_sched_queued(s), 0);
+	cn_sched_free(s);
+}
+
+/* Peer 1 asks in quarter-quantum requests, peer 2 in whole ones: both
+ * backlogged, they get the same bytes (within one quantum). Small
+ * requests of one peer go together in its turn. */
+static void test_drr_bytes(void **state)
+{
+	struct cn_sched *s;
+	struct cn_sched_item it;
+	uint64_t wake, bytes[3] = {0}, now = NS;
+	unsigned int i, run = 0, last = 0, maxrun = 0;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	for (i = 0; i < 40; i++)
+		push(s, 1, CN_CLASS_WAN, i, Q / 4, now);
+	for (i = 0; i < 10; i++)
+		push(s, 2, CN_CLASS_WAN, i, Q, now);
+	for (i = 0; i < 16; i++) {
+		assert_int_equal(cn_sched_next(s, now, &it, &wake), 1);
+		bytes[it.r.conn] += it.cost;
+		run = it.r.conn == last ? run + 1 : 1;
+		last = (unsigned int)it.r.conn;
+		if (it.r.conn == 1 && run > maxrun)
+			maxrun = run;
+	}
+	assert_int_equal(maxrun, 4); /* four quarters a turn */
+	assert_true(bytes[1] + Q >= bytes[2] && bytes[2] + Q >= bytes[1]);
+	cn_sched_free(s);
+}
+
+/* Drive the scheduler for secs of virtual time with every listed peer
+ * backlogged (refilled as served); bytes served per peer into got. Each
+ * answer takes its time on a 1 GiB/s link. */
+static void drive(struct cn_sched *s, const uint64_t *peers, const enum cn_class *cls,
+		  unsigned int n, uint64_t start, uint64_t secs, uint64_t *got)
+{
+	struct cn_sched_item it;
+	uint64_t now = start, wake;
+
+	for (unsigned int k = 0; k < n; k++)
+		for (int i = 0; i < 8; i++)
+			push(s, peers[k], cls[k], i, Q, now);
+	while (now < start + secs * NS) {
+		if (cn_sched_next(s, now, &it, &wake)) {
+			for (unsigned int k = 0; k < n; k++)
+				if (peers[k] == it.r.conn) {
+					got[k] += it.cost;
+					push(s, peers[k], cls[k], 0, Q, now);
+				}
+			now += (uint64_t)it.cost * NS / (1ull << 30);
+			continue;
+		}
+		assert_true(wake != UINT64_MAX && wake > 0);
+		now += wake;
+	}
+}
+
+/* A per-peer cap: peer 1 (WAN, capped) gets its rate over 20 virtual
+ * seconds; peer 2 (LAN: lan_rate 0 = unlimited) is never held. */
+static void test_peer_cap(void **state)
+{
+	struct cn_sched *s;
+	struct cn_sched_limits l = {.peer_rate = 10u << 20};
+	const uint64_t peers[] = {1, 2};
+	const enum cn_class cls[] = {CN_CLASS_WAN, CN_CLASS_LAN};
+	uint64_t got[2] = {0}, want = 20ull * (10u << 20);
+	struct cn_sched_item it;
+	uint64_t wake;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	cn_sched_limits(s, &l);
+	/* only the capped peer: it waits between chunks */
+	drive(s, peers, cls, 1, NS, 20, got);
+	assert_true(got[0] <= want + 2 * Q + (10u << 20) / 10);
+	assert_true(got[0] + 2 * Q >= want);
+	/* the LAN peer is served at once even while peer 1 is in debt */
+	push(s, 2, CN_CLASS_LAN, 0, Q, 21 * NS);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cn_sched_next(s, 21 * NS, &it, &wake), 1);
+		if (it.r.conn == 2)
+			break;
+	}
+	assert_int_equal(it.r.conn, 2);
+	cn_sched_free(s);
+}
+
+/* The global cap over 30 virtual seconds with four backlogged WAN peers:
+ * the total is the rate (within a burst and a request), and each peer
+ * gets a quarter (Jain's index ~1). */
+static void test_global_cap(void **state)
+{
+	struct cn_rate g;
+	struct cn_sched *s;
+	const uint64_t peers[] = {1, 2, 3, 4};
+	const enum cn_class cls[] = {0, 0, 0, 0};
+	uint64_t got[4] = {0}, total = 0, rate = 100000000 / 8; /* 100 Mbit/s */
+	uint64_t want = 30 * rate;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	cn_rate_set(&g, rate);
+	assert_int_equal(cn_sched_new(&s, NULL, &g), 0);
+	drive(s, peers, cls, 4, NS, 30, got);
+	for (int k = 0; k < 4; k++)
+		total += got[k];
+	assert_true(total <= want + rate / 10 + 2 * Q);
+	assert_true(total + 2 * Q >= want);
+	for (int k = 0; k < 4; k++)
+		assert_true(got[k] + 2 * Q >= total / 4 && got[k] <= total / 4 + 2 * Q);
+	cn_sched_free(s);
+}
+
+/* Under a global cap, a peer with a lower cap of its own gets its cap and
+ * the others share the rest; a LAN peer is exempt from the global cap
+ * (lan_global 0) and not counted in it. */
+static void test_capped_share_and_lan(void **state)
+{
+	struct cn_rate g;
+	struct cn_sched *s;
+	struct cn_sched_limits l = {.peer_rate = 2u << 20};
+	const uint64_t peers[] = {1, 2, 3};
+	const enum cn_class cls[] = {CN_CLASS_WAN, CN_CLASS_WAN, CN_CLASS_LAN};
+	uint64_t got[3] = {0}, rate = 10u << 20, secs = 20;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	cn_rate_set(&g, rate);
+	assert_int_equal(cn_sched_new(&s, NULL, &g), 0);
+	/* both WAN peers are capped at 2 MiB/s each (under their 5 MiB/s
+	 * share of the global cap), the LAN peer by nothing */
+	cn_sched_limits(s, &l);
+	drive(s, peers, cls, 3, NS, secs, got);
+	assert_true(got[0] <= secs * (2u << 20) + 3 * Q);
+	assert_true(got[0] + 3 * Q >= secs * (2u << 20));
+	assert_true(got[1] + 3 * Q >= secs * (2u << 20));
+	/* the LAN peer is limited by nothing: it got far more than the global rate */
+	assert_true(got[2] > secs * rate);
+	cn_sched_free(s);
+
+	/* peer 1 capped below its fair share of the global cap; peer 2 has
+	 * no cap of its own (a LAN peer, lan_rate 0) but draws on the global
+	 * bucket (lan_global): it takes the rest, the total is the cap */
+	memset(&g, 0, sizeof(g));
+	cn_rate_set(&g, rate);
+	assert_int_equal(cn_sched_new(&s, NULL, &g), 0);
+	l.peer_rate = 1u << 20;
+	l.lan_rate = 0;
+	l.lan_global = 1;
+	cn_sched_limits(s, &l);
+	memset(got, 0, sizeof(got));
+	{
+		const uint64_t p2[] = {1, 2};
+		const enum cn_class c2[] = {CN_CLASS_WAN, CN_CLASS_LAN};
+
+		drive(s, p2, c2, 2, NS, secs, got);
+	}
+	assert_true(got[0] <= secs * (1u << 20) + 3 * Q);
+	assert_true(got[0] + 3 * Q >= secs * (1u << 20));
+	assert_true(got[0] + got[1] <= secs * rate + rate / 10 + 3 * Q);
+	assert_true(got[0] + got[1] + 3 * Q >= secs * rate);
+	cn_sched_free(s);
+}
+
+/* Two schedulers (two workers) share the global cap: one with one peer,
+ * the other with three. Each peer gets a quarter of the cap, not the
+ * first peer half of it (the split follows backlogged peers, not workers). */
+static void test_global_cap_two_workers(void **state)
+{
+	struct cn_rate g;
+	struct cn_sched *s[2];
+	struct cn_sched_item it;
+	const uint64_t rate = 10u << 20, secs = 20;
+	uint64_t got[5] = {0}, now = NS, wake[2], total = 0;
+	const unsigned int owner[5] = {0, 0, 1, 1, 1}; /* peer -> scheduler (peers 1..4) */
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	cn_rate_set(&g, rate);
+	assert_int_equal(cn_sched_new(&s[0], NULL, &g), 0);
+	assert_int_equal(cn_sched_new(&s[1], NULL, &g), 0);
+	for (uint64_t p = 1; p <= 4; p++)
+		for (int i = 0; i < 8; i++)
+			push(s[owner[p]], p, CN_CLASS_WAN, i, Q, now);
+	while (now < NS + secs * NS) {
+		int served = 0;
+
+		for (int k = 0; k < 2; k++) {
+			wake[k] = UINT64_MAX;
+			if (cn_sched_next(s[k], now, &it, &wake[k])) {
+				got[it.r.conn] += it.cost;
+				push(s[k], it.r.conn, CN_CLASS_WAN, 0, Q, now);
+				served = 1;
+			}
+		}
+		if (served) {
+			now += (uint64_t)Q * NS / (1ull << 30);
+			continue;
+		}
+		now += wake[0] < wake[1] ? wake[0] : wake[1];
+	}
+	for (int p = 1; p <= 4; p++)
+		total += got[p];
+	assert_true(total <= secs * rate + rate / 5 + 4 * Q);
+	assert_true(total + 4 * Q >= secs * rate);
+	for (int p = 1; p <= 4; p++)
+		assert_true(got[p] + 3 * Q >= total / 4 && got[p] <= total / 4 + 3 * Q);
+	cn_sched_free(s[0]);
+	cn_sched_free(s[1]);
+	assert_int_equal(atomic_load(&g.active), 0);
+}
+
+/* Bounds: a peer's queue; the peer table (full of peers with requests
+ * queued); an idle peer's entry is reused. */
+static void test_bounds(void **state)
+{
+	struct cn_sched_opts o = {.max_peers = 2, .peer_queue = 3};
+	struct cn_sched *s;
+	struct cn_sched_item it = item(1, 0, 100);
+	uint64_t wake;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, &o, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		push(s, 1, CN_CLASS_WAN, i, 100, NS);
+	assert_int_equal(cn_sched_push(s, 1, CN_CLASS_WAN, NULL, &it, NS), -ENOBUFS);
+	push(s, 2, CN_CLASS_WAN, 0, 100, NS);
+	it = item(3, 0, 100);
+	assert_int_equal(cn_sched_push(s, 3, CN_CLASS_WAN, NULL, &it, NS), -ENOSPC);
+	/* peer 2 served: its entry is idle, peer 3 may take it */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(cn_sched_next(s, NS, &it, &wake), 1);
+	push(s, 3, CN_CLASS_WAN, 0, 100, 2 * NS);
+	assert_int_equal(cn_sched_queued(s), 1);
+	cn_sched_free(s);
+}
+
+/* A request that could not be written goes back to the head of its
+ * peer's queue, its cost refunded: the same request comes next. */
+static void test_unpop(void **state)
+{
+	struct cn_rate g;
+	struct cn_sched *s;
+	struct cn_sched_item it, again;
+	uint64_t wake;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	cn_rate_set(&g, Q); /* depth: one chunk */
+	assert_int_equal(cn_sched_new(&s, NULL, &g), 0);
+	push(s, 1, CN_CLASS_WAN, 7, Q, NS);
+	push(s, 1, CN_CLASS_WAN, 8, Q, NS);
+	push(s, 1, CN_CLASS_WAN, 9, Q, NS);
+	assert_int_equal(cn_sched_next(s, NS, &it, &wake), 1);
+	assert_int_equal(it.r.sid, 7);
+	cn_sched_unpop(s, &it);
+	assert_int_equal(cn_sched_queued(s), 3);
+	assert_int_equal(cn_sched_next(s, NS, &again, &wake), 1);
+	assert_int_equal(again.r.sid, 7);
+	/* the bucket (one chunk deep) is empty, not in debt: one more goes */
+	assert_int_equal(cn_sched_next(s, NS, &again, &wake), 1);
+	assert_int_equal(again.r.sid, 8);
+	/* now in debt by a chunk: the next one waits a second (looking again
+	 * every CN_SCHED_GLOBAL_RECHECK_NS meanwhile) */
+	{
+		uint64_t now = NS;
+
+		while (!cn_sched_next(s, now, &again, &wake)) {
+			assert_true(wake > 0 && wake <= CN_SCHED_GLOBAL_RECHECK_NS);
+			now += wake;
+		}
+		assert_true(now - NS > NS / 2 && now - NS <= NS + CN_SCHED_GLOBAL_RECHECK_NS);
+	}
+	assert_int_equal(again.r.sid, 9);
+	cn_sched_free(s);
+}
+
+/* Scores: unannounced requests add up to the threshold (reported once);
+ * a score decays: the same faults spread over many half-lives never get
+ * there. */
+static void test_score(void **state)
+{
+	struct cn_sched *s;
+	struct cn_sched_peer_info pi[4];
+	unsigned int n = CN_SCHED_BAN_SCORE / cn_fault_cost[CN_FAULT_UNANNOUNCED], reports = 0;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	for (unsigned int i = 0; i < n - 1; i++)
+		assert_int_equal(cn_sched_fault(s, 5, CN_FAULT_UNANNOUNCED, NS + i), 0);
+	assert_int_equal(cn_sched_fault(s, 5, CN_FAULT_UNANNOUNCED, NS + n), 1);
+	for (unsigned int i = 0; i < 5; i++)
+		reports += (unsigned int)cn_sched_fault(s, 5, CN_FAULT_REPEAT, NS + n + i);
+	assert_int_equal(reports, 0);
+	assert_int_equal(cn_sched_peers(s, NS + n + 5, pi, 4), 1);
+	assert_true(pi[0].score >= CN_SCHED_BAN_SCORE);
+	/* another peer, one fault per half-life: stays low */
+	for (unsigned int i = 0; i < 3 * n; i++)
+		assert_int_equal(cn_sched_fault(s, 6, CN_FAULT_UNANNOUNCED,
+						NS + (uint64_t)i * CN_SCHED_DECAY_S * NS),
+				 0);
+	cn_sched_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_drr_order),
+	    cmocka_unit_test(test_drr_bytes),
+	    cmocka_unit_test(test_peer_cap),
+	    cmocka_unit_test(test_global_cap),
+	    cmocka_unit_test(test_capped_share_and_lan),
+	    cmocka_unit_test(test_global_cap_two_workers),
+	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_unpop),
+	    cmocka_unit_test(test_score),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The seed host's side of `weftctl content`:
+ *   weftctl content limits [--upload RATE] [--per-peer RATE] [--lan-peer RATE]
+ *                          [--lan-capped on|off] [--superseed SECONDS]
+ *   weftctl content peers
+ * RATE: bytes/s with an optional unit: 500k, 12M, 1G (bytes, powers of
+ * 1000), or bits: 100Mbit, 1Gbit; 0 or "off" is unlimited. API:
+ * GET/POST /v1/content/limits, GET /v1/content/peers (docs/CONTENT.md,
+ * "Fair, capped serving").
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "weftctl.h"
+
+/* RATE into bytes/s: 0 or -EINVAL. */
+int weftctl_parse_rate(const char *s, unsigned long long *out)
+{
+	static const struct {
+		const char *suf;
+		double mul;
+	} units[] = {
+	    {"", 1},	     {"b", 1},		{"k", 1e3},	  {"kb", 1e3},	      {"m", 1e6},
+	    {"mb", 1e6},     {"g", 1e9},	{"gb", 1e9},	  {"kbit", 1e3 / 8},  {"mbit", 1e6 / 8},
+	    {"gbit", 1e9 / 8}, {"bit", 1.0 / 8},
+	};
+	char *end;
+	double v;
+
+	if (!strcasecmp(s, "off") || !strcasecmp(s, "unlimited")) {
+		*out = 0;
+		return 0;
+	}
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0 || v > 1e12)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcasecmp(end, units[i].suf)) {
+			v *= units[i].mul;
+			if (v > 1e12)
+				return -EINVAL;
+			*out = (unsigned long long)(v + 0.5);
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static const char *rate_str(long long bps, char *buf, size_t len)
+{
+	char b[32];
+
+	if (bps <= 0)
+		return "unlimited";
+	snprintf(buf, len, "%s/s (%.1f Mbit/s)", weftctl_fmt_bytes((double)bps, b, sizeof(b)),
+		 (double)bps * 8 / 1e6);
+	return buf;
+}
+
+static void render_limits(const json_t *o)
+{
+	char b[64];
+
+	printf("upload          %s\n", rate_str(weftctl_jint(o, "upload_rate"), b, sizeof(b)));
+	printf("per peer (WAN)  %s\n", rate_str(weftctl_jint(o, "peer_rate"), b, sizeof(b)));
+	printf("per peer (LAN)  %s\n", rate_str(weftctl_jint(o, "lan_peer_rate"), b, sizeof(b)));
+	printf("LAN capped      %s\n", weftctl_jtrue(o, "lan_capped") ? "yes (counts against upload)"
+								  : "no (exempt from upload)");
+	printf("super-seeding   %lld s for new content\n", weftctl_jint(o, "superseed_s"));
+}
+
+static int cmd_limits(struct weftctl *ctx, int argc, char **argv)
+{
+	static const struct {
+		const char *opt, *key;
+	} rates[] = {{"--upload", "upload_rate"},
+		     {"--per-peer", "peer_rate"},
+		     {"--lan-peer", "lan_peer_rate"}};
+	json_t *body = json_object();
+	unsigned long long v;
+	int i, rc;
+
+	for (i = 2; i < argc; i++) {
+		size_t k;
+
+		for (k = 0; k < sizeof(rates) / sizeof(rates[0]); k++)
+			if (!strcmp(argv[i], rates[k].opt))
+				break;
+		if (k < sizeof(rates) / sizeof(rates[0]) && i + 1 < argc) {
+			if (weftctl_parse_rate(argv[++i], &v)) {
+				fprintf(stderr, "weftctl: %s: not a rate (e.g. 100Mbit, 12M, off)\n",
+					argv[i]);
+				json_decref(body);
+				return WEFTCTL_USAGE;
+			}
+			json_object_set_new(body, rates[k].key, json_integer((json_int_t)v));
+		} else if (!strcmp(argv[i], "--lan-capped") && i + 1 < argc &&
+			   (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off"))) {
+			json_object_set_new(body, "lan_capped", json_boolean(!strcmp(argv[++i], "on")));
+		} else if (!strcmp(argv[i], "--superseed") && i + 1 < argc) {
+			char *end;
+			long s = strtol(argv[++i], &end, 10);
+
+			if (*end || s < 0) {
+				json_decref(body);
+				return weftctl_usage(ctx);
+			}
+			json_object_set_new(body, "superseed_s", json_integer(s));
+		} else {
+			json_decref(body);
+			return weftctl_usage(ctx);
+		}
+	}
+	if (json_object_size(body))
+		rc = weftctl_show(ctx, "POST", "/v1/content/limits", body, render_limits);
+	else
+		rc = weftctl_show(ctx, "GET", "/v1/content/limits", NULL, render_limits);
+	json_decref(body);
+	return rc;
+}
+
+/* A sparkline of the last minutes of upload (one cell per 10 s). */
+static void spark(const json_t *hist)
+{
+	static const char *const bars[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+	size_t n = json_array_size(hist), cells = n / 10;
+	double max = 0, c[64];
+	char b[32];
+
+	if (cells > 64)
+		cells = 64;
+	for (size_t i = 0; i < cells; i++) {
+		c[i] = 0;
+		for (size_t k = 0; k < 10; k++)
+			c[i] += (double)json_integer_value(json_array_get(hist, n - cells * 10 + i * 10 + k));
+		c[i] /= 10;
+		if (c[i] > max)
+			max = c[i];
+	}
+	printf("last %zu min    ", cells / 6);
+	for (size_t i = 0; i < cells; i++)
+		printf("%s", bars[max > 0 ? (int)(c[i] / max * 8 + 0.5) : 0]);
+	printf("  peak %s/s\n", weftctl_fmt_bytes(max, b, sizeof(b)));
+}
+
+static void render_peers(const json_t *o)
+{
+	const json_t *p;
+	size_t i;
+	char b[64], r[32], s[32];
+
+
+	const json_t *lim = json_object_get(o, "limits");
+	char c[64];
+
+	weftctl_fmt_bytes((double)weftctl_jint(o, "upload_bps"), b, sizeof(b));
+	printf("upload          %s/s (%.1f Mbit/s), cap %s, %lld requests queued\n", b,
+	       (double)weftctl_jint(o, "upload_bps") * 8 / 1e6,
+	       rate_str(weftctl_jint(lim, "upload_rate"), c, sizeof(c)), weftctl_jint(o, "queued"));
+	spark(json_object_get(o, "upload_history"));
+	printf("\n%-30s %-4s %10s %9s %8s %6s %7s %5s\n", "PEER", "NET", "RATE", "SENT", "CHUNKS",
+	       "QUEUE", "STREAMS", "SCORE");
+	json_array_foreach(json_object_get(o, "peers"), i, p)
+	{
+		weftctl_fmt_bytes((double)weftctl_jint(p, "rate_bps"), r, sizeof(r));
+		printf("%-30s %-4s %8s/s %9s %8lld %6lld %7lld %5lld\n", weftctl_jstr(p, "addr"),
+		       weftctl_jstr(p, "class"), r,
+		       weftctl_fmt_bytes((double)weftctl_jint(p, "sent_bytes"), s, sizeof(s)),
+		       weftctl_jint(p, "served"), weftctl_jint(p, "queued"),
+		       weftctl_jint(p, "streams"), weftctl_jint(p, "score"));
+	}
+	json_array_foreach(json_object_get(o, "superseed"), i, p)
+	{
+		if (!i)
+			printf("\n%-64s %8s %8s %8s\n", "SUPER-SEEDING", "CHUNKS", "OFFERED", "LEFT");
+		printf("%-64s %8lld %8lld %7llds\n", weftctl_jstr(p, "id"), weftctl_jint(p, "nchunks"),
+		       weftctl_jint(p, "offered_once"), weftctl_jint(p, "remaining_s"));
+	}
+}
+
+int weftctl_content_serve(struct weftctl *ctx, int argc, char **argv)
+{
+	if (!strcmp(argv[1], "limits"))
+		return cmd_limits(ctx, argc, argv);
+	if (!strcmp(argv[1], "peers") && argc == 2)
+		return weftctl_show(ctx, "GET", "/v1/content/peers", NULL, render_peers);
+	return weftctl_usage(ctx);
+}
