@@ -5,9 +5,11 @@ the nodes' resources stay flat (docs/LAB.md "Soak"; issue 30, item 2).
 Rounds of --round seconds until --duration: each round runs lookups
 (find_node and get_peers), service calls (a builtin echo on two providers),
 a small distribution (every 5th round: one node adds a fresh 1 MiB file,
-two others download it by id), relay dials (ping by key to a NATed node,
-when the lab has NAT groups), churn (every 3rd round: one node killed and
-restarted with its state) and a small flood (every 4th round: 3 s of DHT
+two others download it by id, then all three remove it: the store does
+not grow), relay dials (ping by key to a NATed node, when the lab has NAT
+groups), churn (every 3rd round: one node of a fixed half of the nodes
+killed and restarted with its state; the other half runs the whole time
+and is what the growth is measured on) and a small flood (every 4th round: 3 s of DHT
 flood from one bridge node's namespace at another, at --flood-pps).
 
 Meanwhile a sampler reads, every --period seconds, per node: RSS, threads,
@@ -149,6 +151,9 @@ def run_soak(lab, a, rng):
     data = os.path.join(lab.dir, "data")
     os.makedirs(data, exist_ok=True)
     churned = set()
+    # half the nodes (never node 1, the lab's DHT contact) may be churned;
+    # the growth is measured on the others, which run the whole time
+    churnable = rng.sample(nodes[1:], len(nodes) // 2)
     work = {"rounds": 0, "lookups": 0, "lookups_ok": 0, "calls": 0, "calls_ok": 0,
             "downloads": 0, "downloads_ok": 0, "dials": 0, "dials_ok": 0, "restarts": 0,
             "floods": 0, "errors": {}}
@@ -219,12 +224,18 @@ def run_soak(lab, a, rng):
                         else:
                             err("download", j.get("error") or j.get("state"))
                         shutil.rmtree(out, ignore_errors=True)
+                        # the soak measures leaks, not a store that grows:
+                        # what was fetched goes again (content rm)
+                        safe(lambda: api(lab.sock(i), "POST", "/v1/content/rm", {"id": cid},
+                                         timeout=30))
+                    safe(lambda: api(lab.sock(seed), "POST", "/v1/content/rm", {"id": cid},
+                                     timeout=30))
                 except (OSError, ApiError, KeyError, IndexError) as e:
                     err("distribute", e)
                 finally:
                     os.unlink(src)
-            if r % 3 == 0 and len(live) > 2:
-                v = rng.choice(live[1:])
+            if r % 3 == 0 and len(churnable) > 0:
+                v = rng.choice([x for x in churnable if x in live] or churnable)
                 churned.add(str(v))
                 lab.stop_node(v, signal.SIGKILL, wait=5)
                 time.sleep(5)
