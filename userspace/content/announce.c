@@ -28,6 +28,9 @@ struct cn_anstate {
 	struct cn_anq *q;
 	atomic_uint refs; /* the content node, and each DHT operation in flight */
 	int stopping;
+	/* lookups that found no node (no DHT contact, none answered): the
+	 * announcer moves them to cn->announce_fail ("announce_failures") */
+	atomic_uint lookups_failed;
 };
 
 static void as_put(struct cn_anstate *as)
@@ -118,6 +121,8 @@ static void lookup_cb(void *arg, const struct dht_result *res)
 	struct ann_op *op = arg;
 	struct cn_anstate *as = op->as;
 
+	if (res->status || !res->nnodes)
+		atomic_fetch_add(&as->lookups_failed, 1);
 	pthread_mutex_lock(&as->mu);
 	cn_anq_lookup_done(as->q, op->w.target, res->status ? NULL : res->nodes,
 			   res->status ? 0 : res->nnodes, util_now_ms());
@@ -170,6 +175,10 @@ static void *announcer(void *arg)
 	while (!as->stopping) {
 		uint64_t now = util_now_ms(), wait_ms;
 		int kind = cn_anq_next(as->q, now, &w);
+		unsigned int lf = atomic_exchange(&as->lookups_failed, 0);
+
+		if (lf)
+			atomic_fetch_add(&cn->announce_fail, lf);
 
 		if (kind != CN_ANQ_IDLE) {
 			struct ann_op *op = malloc(sizeof(*op));
