@@ -27,7 +27,7 @@ CTL svc publish echo --backend builtin >/dev/null || fail "publish echo"
 
 netns_exec 1 "$PYTHON" "$TOP/tests/tools/blackbox_fuzz.py" --dht "127.0.0.1:$DP" \
 	--quic "127.0.0.1:$QP" --ctl "$SOCK" --gateway "127.0.0.1:$GW" --dashboard "127.0.0.1:$WP" \
-	--datagrams "$NDG" --http "$NHTTP" --http-timeout 0.2 --seed "${FUZZ_LIVE_SEED:-$RANDOM}" >"$D/report.json"
+	--datagrams "$NDG" --http "$NHTTP" --http-timeout 0.2 ${FUZZ_LIVE_KEEP:+--keep-dir "$FUZZ_LIVE_KEEP"} --seed "${FUZZ_LIVE_SEED:-$RANDOM}" >"$D/report.json"
 rc=$?
 cat "$D/report.json"
 [ "$rc" = 0 ] || fail "weftd stopped answering under mutated traffic (report above)"

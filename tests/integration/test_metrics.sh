@@ -59,9 +59,11 @@ for f, t in type_.items():
     if re.search(r"_(ms|us|usec|msec|ns|millis|micros|kb|mb|kib|mib)(_|$)", f):
         bad.append(f"{f}: not in base units")
     # latencies (latency, duration, rtt, or a time in seconds) are
-    # histograms; a timestamp, the uptime and a histogram's _max are not
+    # histograms; a timestamp, an age (how old the oldest of something is:
+    # a gauge), the uptime and a histogram's _max are not
     lat = re.search(r"(latency|duration|rtt)", f) or f.endswith("_seconds")
-    if lat and t != "histogram" and not (f.endswith("_start_time_seconds") or f == "weft_node_uptime_seconds"
+    if lat and t != "histogram" and not (f.endswith("_start_time_seconds") or f.endswith("_age_seconds")
+                                         or f == "weft_node_uptime_seconds"
                                          or (f.endswith("_seconds_max") and type_.get(f[:-4]) == "histogram")):
         bad.append(f"{f}: a latency that is not a histogram")
     if t == "histogram":

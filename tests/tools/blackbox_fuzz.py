@@ -340,6 +340,7 @@ def main():
     ap.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "fuzz", "corpus"))
     ap.add_argument("--http-timeout", type=float, default=0.5)
     ap.add_argument("--http-parallel", type=int, default=8, help="connections at a time")
+    ap.add_argument("--keep-dir", help="write each request answered 500 here")
     a = ap.parse_args()
 
     rnd = random.Random(a.seed)
@@ -419,9 +420,13 @@ def main():
             for _ in range(min(a.http_batch, a.http - done)):
                 name = names[(done + len(batch)) % len(names)]
                 batch.append((name, http_mutate(rnd, rnd.choice(hs[name]), hs[name])))
-            for name, st in zip([b[0] for b in batch], pool.map(
+            for (name, data), st in zip(batch, pool.map(
                     lambda b: http_once(targets[b[0]], b[1], a.http_timeout), batch)):
                 rep["http"][name][st] = rep["http"][name].get(st, 0) + 1
+                # a 500 is a server's own failure, never bad input's answer
+                if st == "500" and a.keep_dir:
+                    with open(os.path.join(a.keep_dir, "%s-500-%d" % (name, done)), "wb") as f:
+                        f.write(data)
             done += len(batch)
             ok = alive("after %d HTTP requests" % done)
     rep["http_requests"] = done

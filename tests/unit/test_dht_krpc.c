@@ -1119,46 +1119,11 @@ static void test_budget_grows(void **state)
 	teardown((void **)&f);
 }
 
-/* find_node answers name nodes that answered our queries before nodes
- * known only from their own queries (BEP 5; docs/DHT.md "Routing"), and
- * fill with those when too few answered (a small network still forms). */
-static void test_answered_first(void **state)
-{
-	struct fx *f = *state;
-	struct dht_table *tb = &f->dht->t4;
-	uint8_t target[20] = {0}, near[20] = {0}, far[20] = {0}, asker[20];
-	struct sockaddr_in a = f->from;
-	struct krpc_msg m;
-	struct qb q;
-
-	near[0] = 0x01; /* closer to target 00.. than far */
-	far[0] = 0x40;
-	a.sin_addr.s_addr = htonl(0x0a000001);
-	assert_int_equal(dht_rt_heard(tb, f->dht->id, near, (struct sockaddr *)&a, sizeof(a),
-				      RT_QUERY, f->now), 1);
-	a.sin_addr.s_addr = htonl(0x0a000002);
-	assert_int_equal(dht_rt_heard(tb, f->dht->id, far, (struct sockaddr *)&a, sizeof(a),
-				      RT_REPLY, f->now), 1);
-	memset(asker, 0x77, sizeof(asker));
-	q_begin(&q);
-	bencode_put_cstr(&q.b, "id");
-	bencode_put_str(&q.b, asker, 20);
-	bencode_put_cstr(&q.b, "target");
-	bencode_put_str(&q.b, target, 20);
-	q_end(&q, "find_node");
-	assert_int_equal(feed(f, q.buf, q.b.len, &m), 'r');
-	assert_int_equal(m.nodes_len, 2 * 26);
-	/* the answered node first although the other is closer */
-	assert_memory_equal(m.nodes, far, 20);
-	assert_memory_equal(m.nodes + 26, near, 20);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_bep5_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_good_queries, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_answered_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bep44_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wk_claims, setup, teardown),
 	    cmocka_unit_test(test_storage_full),

@@ -104,32 +104,21 @@ static size_t compact_closest(const struct dht_table *t, const uint8_t *target, 
 			      const struct krpc_msg *m, const struct sockaddr *from, size_t nmax,
 			      uint8_t *buf, size_t stride)
 {
-	/* Room for the asker itself and for nodes never heard answering. */
-	const struct dht_node *cl[2 * DHT_K + 1];
-	size_t n = dht_rt_closest(t, target, now, cl, 2 * nmax + 1), k = 0;
+	const struct dht_node *cl[DHT_K + 1];
+	size_t n = dht_rt_closest(t, target, now, cl, nmax + 1), k = 0;
 	uint8_t fc[18], nc[18];
 	int fl = dht_addr_compact(from, fc);
 
-	/* BEP 5: nodes that answered a query of ours first (pass 0), closest
-	 * first; nodes known only from their own queries (the maintenance
-	 * round pings them, dht.c) fill what is left (pass 1), so a small
-	 * network still forms. One that queried us from behind a NAT that filters
-	 * everyone else's queries costs each third party two query
-	 * timeouts: among answered nodes there is none of those. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < n && k < nmax; i++) {
-			if ((cl[i]->replied ? 0 : 1) != pass)
-				continue;
-			if (m->id && id_eq(cl[i]->id, m->id))
-				continue;
-			if (fl > 0 &&
-			    dht_addr_compact((const struct sockaddr *)&cl[i]->addr, nc) == fl &&
-			    compact_eq(nc, fc, fl))
-				continue;
-			memcpy(buf + k * stride, cl[i]->id, DHT_ID_LEN);
-			dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + k * stride + 20);
-			k++;
-		}
+	for (size_t i = 0; i < n && k < nmax; i++) {
+		if (m->id && id_eq(cl[i]->id, m->id))
+			continue;
+		if (fl > 0 &&
+		    dht_addr_compact((const struct sockaddr *)&cl[i]->addr, nc) == fl &&
+		    compact_eq(nc, fc, fl))
+			continue;
+		memcpy(buf + k * stride, cl[i]->id, DHT_ID_LEN);
+		dht_addr_compact((const struct sockaddr *)&cl[i]->addr, buf + k * stride + 20);
+		k++;
 	}
 	return k * stride;
 }
