@@ -738,8 +738,14 @@ static void ws_take_head(struct svcn_strm *s)
 		end -= k;
 	}
 	s->ws_head = 1;
+	/* A refused upgrade (not 101): its body is no WebSocket; the waiter
+	 * gets the head, and the gateway answers with its status. Parsed
+	 * as frames, the body failed the stream before the head reached the
+	 * waiter (the client got 504 for the backend's 403). */
+	if (status != 101)
+		s->ws = 0;
 	/* frames that came with the head */
-	for (struct sq_chunk *c = s->qh; c; c = c->next) {
+	for (struct sq_chunk *c = s->ws ? s->qh : NULL; c; c = c->next) {
 		int e = svcn_ws_feed(&s->ws_rx, c->data + c->off, c->len - c->off, 0, svcn_sx_ws_max(s->sn));
 
 		if (e) {

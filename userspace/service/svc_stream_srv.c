@@ -170,6 +170,12 @@ static void bk_event(struct svcn_strm *s, uint32_t ev)
 			/* the client hears the backend: its head, whatever it says */
 			log_msg(status == 101 ? LOG_LVL_DEBUG : LOG_LVL_INFO, "svc",
 				"ws service=%s: backend answered %d", s->service, status);
+			/* A refused upgrade is no WebSocket: its body passes as
+			 * plain bytes. Parsed as frames it failed the stream
+			 * (ws_protocol), whose end cleared the queued head, and
+			 * the client's gateway waited out its deadline (504). */
+			if (status != 101)
+				s->ws = 0;
 			s->bk = BK_OPEN;
 			s->accepted = 1;
 			s->sn->strms->opened++;
