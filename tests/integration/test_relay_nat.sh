@@ -3,7 +3,7 @@
 # The relay with real weftd processes and real NATs (nftables masquerade):
 #
 #   bridge 198.51.100.0/24
-#     h1 .1  relay host (weftd --relay, relay.circuit_bytes 96 MiB)
+#     h1 .1  relay host (weftd --relay, relay.circuit_bytes 40 MiB)
 #     h2 .2  DHT bootstrap
 #     h3 .3  router A: masquerade (port-preserving) for 10.0.5.0/24 -> h5 10.0.5.2
 #     h4 .4  router B: masquerade fully-random (iptables: random-fully) for 10.0.6.0/24 -> h6 10.0.6.2
@@ -16,9 +16,9 @@
 #    lists the relay: dial by key asks it at once);
 #  - a service h6 publishes is found by name (its announce's key claim,
 #    h6's record, a circuit) and called through the relay (uring run);
-#  - a 64 MiB `content get ID --from KEY6` completes and verifies (BLAKE3)
+#  - a 24 MiB `content get ID --from KEY6` completes and verifies (BLAKE3)
 #    through the relay;
-#  - a 128 MiB `quic bench` to h6 is cut by the relay at its 96 MiB byte
+#  - a 64 MiB `quic bench` to h6 is cut by the relay at its 40 MiB byte
 #    limit: the bench fails, h1 counts a circuit ended by "byte limit" and
 #    tells the holder (ENDED: its ended_by_relay.byte_limit counts it).
 # Twice: with the relay host in uring mode (the engine forwards), then in
@@ -35,7 +35,7 @@ netns_nat_host 4 6 10.0.6 "masquerade fully-random" || fail "NAT B setup"
 
 IP1=$(netns_ip4 1)
 IP2=$(netns_ip4 2)
-"$PYTHON" -c 'import random,sys; random.seed(14); sys.stdout.buffer.write(random.randbytes(64 << 20))' >"$D/file.bin"
+"$PYTHON" -c 'import random,sys; random.seed(14); sys.stdout.buffer.write(random.randbytes(24 << 20))' >"$D/file.bin"
 WANT=$(b3sum --no-names "$D/file.bin")
 
 # run_mode MODE: the whole scenario with the relay host in MODE (uring:
@@ -44,7 +44,7 @@ run_mode() {
 local mode=$1 T="$1:"
 netns_weftd 2 uring "$D" --workers 1
 netns_weftd 1 "$mode" "$D" --workers 1 --relay --set "dht.bootstrap=$IP2:6881" \
-	--set relay.circuit_bytes=100663296
+	--set relay.circuit_bytes=41943040
 K1=$(ctl 1 --json status | json_get node_key)
 for n in 5 6; do
 	netns_weftd "$n" uring "$D" --workers 1 --set "dht.bootstrap=$IP2:6881" \
@@ -105,7 +105,7 @@ ctl 5 --json content get "$ID" --out "$D/out" --from "$K6" >"$D/get" 2>&1 ||
 	fail "$T content get --from KEY6: $(cat "$D/get")"
 t1=$(date +%s%N)
 [ "$(b3sum --no-names "$D/out/$ID")" = "$WANT" ] || fail "$T downloaded file differs"
-pass "$T 64 MiB content get --from KEY6 through the relay verified ($(((t1 - t0) / 1000000)) ms)"
+pass "$T 24 MiB content get --from KEY6 through the relay verified ($(((t1 - t0) / 1000000)) ms)"
 ctl 1 relay circuits
 if [ "$mode" = xdp ]; then
 	# Forwarded in the kernel: the circuits say in_kernel and carried the
@@ -118,15 +118,15 @@ if [ "$mode" = xdp ]; then
 	up=$(echo "$st" | json_get data_plane user_pkts)
 	ctl 1 --json relay circuits | "$PYTHON" -c 'import json,sys
 c=json.load(sys.stdin)["circuits"]
-big=[x for x in c if sum(e["bytes"] for e in x["ends"]) > (32 << 20)]
+big=[x for x in c if sum(e["bytes"] for e in x["ends"]) > (16 << 20)]
 sys.exit(0 if big and all(x["in_kernel"] for x in c) and int(sys.argv[1]) == 0 else 1)' "$up" ||
 		fail "$T the circuits were not forwarded in the kernel alone (user_pkts $up): $(ctl 1 --json relay circuits)"
 	pass "$T the relay's userspace forwarded none of the circuits' datagrams (user_pkts $up; every circuit in_kernel)"
 fi
 
-# 128 MiB through one circuit of at most 96 MiB: cut by the relay.
-out=$(ctl 5 --json quic bench "$K6" 134217728 sink 2>&1) &&
-	fail "$T a 128 MiB bench passed a 96 MiB circuit: $out"
+# 64 MiB through one circuit of at most 40 MiB: cut by the relay.
+out=$(ctl 5 --json quic bench "$K6" 67108864 sink 2>&1) &&
+	fail "$T a 64 MiB bench passed a 40 MiB circuit: $out"
 wait_for '[ "$(ctl 1 --json relay status | json_get counters ended_bytes)" -ge 1 ]' 100 ||
 	fail "$T no circuit ended by its byte limit: $(ctl 1 relay status)"
 grep -q "ended: byte limit" "$LOG1" || fail "$T relay log does not name the byte limit"
