@@ -32,6 +32,9 @@ struct weft_config {
 	/* node.announce_addrs: "ADDR:PORT,..." (at most 8) published in the
 	 * node record besides the discovered ones, private ranges included */
 	char announce_addrs[512];
+	/* node.vote_networks: "CIDR,..." (at most 4) whose hosts may vote on
+	 * our reflexive address although the range is not public */
+	char vote_networks[256];
 	uint32_t resolve_cache_max;   /* node.resolve_cache_max: node records cached */
 	uint32_t resolve_cache_ttl_s; /* node.resolve_cache_ttl_s: how long one is used */
 	/* [relay], control plane (docs/CONNECTIVITY.md, "Relay") */
@@ -193,6 +196,10 @@ void config_print_defaults(FILE *out);
  * CONFIG_MAX_CPU, -E2BIG for more than max.
  */
 int config_parse_cpus(const char *s, uint16_t *cpus, unsigned int max);
+/* node.vote_networks parsed into out (may be NULL: validate only), at
+ * most max. Returns the count or -EINVAL. */
+struct conn_net;
+int config_vote_networks(const struct weft_config *cfg, struct conn_net *out, unsigned int max);
 /* node.announce_addrs parsed into out (may be NULL: validate only), at
  * most max. Returns the count or -EINVAL. */
 struct sockaddr_storage;

@@ -97,6 +97,15 @@ const char *conn_nat_name(enum conn_nat n);
 
 struct conn_votes; /* bounded table; not thread-safe (the glue locks it) */
 
+/* A network whose hosts may vote on our reflexive address although its
+ * range is not public (node.vote_networks: a lab on the benchmarking
+ * range, an ISP's CGN range). At most CONN_VOTE_NETS_MAX. */
+#define CONN_VOTE_NETS_MAX 4u
+struct conn_net {
+	struct io_addr addr; /* family and address; port unused */
+	uint8_t bits;	     /* prefix length */
+};
+
 int conn_votes_new(struct conn_votes **out);
 void conn_votes_free(struct conn_votes *v);
 /*
@@ -112,6 +121,11 @@ int conn_votes_add(struct conn_votes *v, enum conn_vote_src src, const struct io
 /* Addresses the node owns (interfaces): a reflexive address among them
  * means no NAT. At most CONN_REC_MAX_ADDRS are kept. */
 void conn_votes_set_local(struct conn_votes *v, const struct io_addr *addrs, unsigned int n);
+/* Voters from nets (at most CONN_VOTE_NETS_MAX) count although their
+ * addresses are not public; the seen address must still be public. */
+void conn_votes_set_voter_nets(struct conn_votes *v, const struct conn_net *nets, unsigned int n);
+/* Whether a is inside net (same family, first bits bits equal). */
+int conn_net_contains(const struct conn_net *net, const struct io_addr *a);
 
 struct conn_reflexive {
 	struct io_addr addr; /* decided address; port: the mapped port for the
@@ -218,6 +232,9 @@ struct conn_node_opts {
 	 * ones are published, all of them tell "no NAT" apart. */
 	struct io_addr local[CONN_REC_MAX_ADDRS];
 	unsigned int nlocal;
+	/* Voters from these networks count although not public. */
+	struct conn_net voter_nets[CONN_VOTE_NETS_MAX];
+	unsigned int nvoter_nets;
 };
 
 int conn_node_new(struct conn_node **out, const struct conn_node_opts *opts);

@@ -372,6 +372,7 @@ struct dht_stats {
 	uint64_t retries;  /* queries resent after a first timeout */
 	unsigned int read_only; /* 1: BEP 43 read-only now (dht_set_read_only) */
 	uint64_t read_only_switches; /* times read-only was turned on or off */
+	uint64_t ro_forgotten; /* table entries dropped when they queried with ro=1 */
 };
 
 void dht_get_stats(const struct dht *dht, struct dht_stats *st);

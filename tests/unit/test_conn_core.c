@@ -222,6 +222,35 @@ static void decided(struct conn_votes *v, const char *want, enum conn_nat nat, u
 	assert_int_equal(st.nat, nat);
 }
 
+/* node.vote_networks: voters of a listed range count although it is not
+ * public (a lab on 198.18.0.0/15); the seen address must still be public. */
+static void test_vote_networks(void **state)
+{
+	struct conn_votes *v;
+	struct conn_net net = {.addr = A("198.18.0.0:0"), .bits = 15};
+	struct io_addr in = A("198.19.255.1:0"), out = A("198.20.0.1:0"), v6 = A("[2001:db8::1]:0");
+	uint64_t t = 1000;
+
+	(void)state;
+	assert_true(conn_net_contains(&net, &in));
+	assert_false(conn_net_contains(&net, &out));
+	assert_false(conn_net_contains(&net, &v6));
+	assert_int_equal(conn_votes_new(&v), 0);
+	vote(v, "198.18.1.2:6881", "203.0.113.5:4433", 4433, t++);
+	vote(v, "198.18.2.2:6881", "203.0.113.5:4433", 4433, t++);
+	decided(v, NULL, CONN_NAT_UNKNOWN, t); /* not public: ignored */
+	conn_votes_set_voter_nets(v, &net, 1);
+	vote(v, "198.18.1.2:6881", "203.0.113.5:4433", 4433, t++);
+	vote(v, "198.18.2.2:6881", "203.0.113.5:4433", 4433, t++);
+	decided(v, "203.0.113.5:4433", CONN_NAT_EIM, t);
+	/* a claim of a non-public address still counts for nothing */
+	vote(v, "198.18.3.2:6881", "198.18.9.9:4433", 4433, t++);
+	vote(v, "198.18.4.2:6881", "198.18.9.9:4433", 4433, t++);
+	vote(v, "198.18.5.2:6881", "198.18.9.9:4433", 4433, t++);
+	decided(v, "203.0.113.5:4433", CONN_NAT_EIM, t);
+	conn_votes_free(v);
+}
+
 static void test_votes(void **state)
 {
 	struct conn_votes *v;
@@ -385,6 +414,7 @@ int main(void)
 		cmocka_unit_test(test_record_vectors), cmocka_unit_test(test_record_refusals),
 		cmocka_unit_test(test_addr_classes),   cmocka_unit_test(test_observed_vectors),
 		cmocka_unit_test(test_votes),	       cmocka_unit_test(test_nat_classes),
+		cmocka_unit_test(test_vote_networks),
 		cmocka_unit_test(test_stun),
 	};
 

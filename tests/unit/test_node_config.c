@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Config: defaults, good files, every kind of bad file (with file:line). */
 #include <errno.h>
+#include <sys/socket.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "testutil.h"
 #include "weft/config.h"
+#include "weft/conn.h"
 
 static char *dir;
 
@@ -184,6 +186,28 @@ static void test_finish_checks(void **state)
 	config_set(&cfg, "gateway", "listen", "localhost", err, sizeof(err));
 	assert_int_equal(config_finish(&cfg, err, sizeof(err)), -22);
 	assert_int_equal(config_set(&cfg, "x", "y", "z", err, sizeof(err)), -2);
+	/* node.vote_networks: CIDRs, at most 4 */
+	{
+		static const char *bad[] = {"198.18.0.0", "198.18.0.0/33", "2001:db8::/129",
+					    "x/8", "198.18.0.0/-1",
+					    "10.0.0.0/8,10.1.0.0/16,10.2.0.0/16,10.3.0.0/16,10.4.0.0/16"};
+		struct conn_net nets[CONN_VOTE_NETS_MAX];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			config_defaults(&cfg);
+			config_set(&cfg, "node", "vote_networks", bad[i], err, sizeof(err));
+			assert_int_equal(config_finish(&cfg, err, sizeof(err)), -22);
+			assert_non_null(strstr(err, "node.vote_networks"));
+		}
+		config_defaults(&cfg);
+		config_set(&cfg, "node", "vote_networks", "198.18.0.0/15, 2001:db8::/32", err,
+			   sizeof(err));
+		assert_int_equal(config_vote_networks(&cfg, nets, CONN_VOTE_NETS_MAX), 2);
+		assert_int_equal(nets[0].addr.family, AF_INET);
+		assert_int_equal(nets[0].bits, 15);
+		assert_int_equal(nets[1].addr.family, AF_INET6);
+		assert_int_equal(nets[1].bits, 32);
+	}
 }
 
 static void test_print_roundtrip(void **state)

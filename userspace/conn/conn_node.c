@@ -942,6 +942,7 @@ int conn_node_new(struct conn_node **out, const struct conn_node_opts *opts)
 	if (err)
 		goto fail;
 	conn_votes_set_local(cn->votes, cn->o.local, cn->o.nlocal);
+	conn_votes_set_voter_nets(cn->votes, cn->o.voter_nets, cn->o.nvoter_nets);
 	if (cn->o.ctl) {
 		err = ctl_route(cn->o.ctl, "GET", "/v1/node/resolve", ctl_resolve, cn);
 		if (!err)

@@ -26,6 +26,8 @@ struct conn_votes {
 	struct vote v[CONN_VOTE_SLOTS];
 	struct io_addr local[CONN_REC_MAX_ADDRS];
 	unsigned int nlocal;
+	struct conn_net nets[CONN_VOTE_NETS_MAX]; /* voters counted although not public */
+	unsigned int nnets;
 	struct conn_vote_state last; /* the decision last reported */
 };
 
@@ -76,6 +78,40 @@ void conn_votes_set_local(struct conn_votes *v, const struct io_addr *addrs, uns
 	v->nlocal = n;
 }
 
+void conn_votes_set_voter_nets(struct conn_votes *v, const struct conn_net *nets, unsigned int n)
+{
+	if (n > CONN_VOTE_NETS_MAX)
+		n = CONN_VOTE_NETS_MAX;
+	memcpy(v->nets, nets, n * sizeof(*nets));
+	v->nnets = n;
+}
+
+int conn_net_contains(const struct conn_net *net, const struct io_addr *a)
+{
+	unsigned int len = a->family == AF_INET ? 4 : 16, bits = net->bits;
+
+	if (a->family != net->addr.family || bits > len * 8)
+		return 0;
+	if (memcmp(a->addr, net->addr.addr, bits / 8))
+		return 0;
+	if (bits % 8) {
+		uint8_t m = (uint8_t)(0xff << (8 - bits % 8));
+
+		return (a->addr[bits / 8] & m) == (net->addr.addr[bits / 8] & m);
+	}
+	return 1;
+}
+
+static int voter_ok(const struct conn_votes *v, const struct io_addr *voter)
+{
+	if (conn_addr_public(voter))
+		return 1;
+	for (unsigned int i = 0; i < v->nnets; i++)
+		if (conn_net_contains(&v->nets[i], voter))
+			return 1;
+	return 0;
+}
+
 static int live(const struct vote *x, uint64_t now)
 {
 	return x->used && now - x->at <= CONN_VOTE_TTL_MS;
@@ -103,7 +139,7 @@ int conn_votes_add(struct conn_votes *v, enum conn_vote_src src, const struct io
 	if (!v || !voter || !seen || (seen->family != AF_INET && seen->family != AF_INET6) ||
 	    (voter->family != AF_INET && voter->family != AF_INET6))
 		return -EINVAL;
-	if (!conn_addr_public(voter) || !conn_addr_public(seen) || !seen->port)
+	if (!voter_ok(v, voter) || !conn_addr_public(seen) || !seen->port)
 		return 0;
 	prefix_of(voter, &pfx);
 	/* The voter's own slot, else a free or expired one, else the oldest. */

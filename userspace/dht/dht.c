@@ -305,6 +305,8 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		dht->st.queries_in[dht_stat_q(m.q)]++;
 		if (!m.ro && node_acceptable(dht, m.id, from))
 			dht_rt_heard(tb, dht->id, m.id, from, fromlen, RT_QUERY, now_ms);
+		else if (m.ro && dht_rt_forget(tb, dht->id, m.id, from))
+			dht->st.ro_forgotten++; /* it went read-only since it joined */
 		dht_serve_query(dht, &m, from, fromlen, now_ms);
 		return 0;
 	}
@@ -538,9 +540,14 @@ void dht_set_read_only(struct dht *dht, int on)
 {
 	if (!on == !(dht->o.flags & DHT_F_READ_ONLY))
 		return;
-	if (on)
+	if (on) {
 		dht->o.flags |= DHT_F_READ_ONLY;
-	else
+		/* Look ourselves up at once: the queries carry ro=1, so the
+		 * nodes that took us in while we still looked reachable, and
+		 * would hand us out, forget us now (dht_rt_forget) rather than
+		 * after their pings have failed. */
+		dht->want_bootstrap = 1;
+	} else
 		dht->o.flags &= ~(unsigned int)DHT_F_READ_ONLY;
 	dht->st.read_only_switches++;
 }

@@ -375,6 +375,7 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_object_set_new(o, "items", json_integer(st.items));
 	json_object_set_new(o, "lookups", json_integer(st.lookups));
 	json_object_set_new(o, "read_only", json_boolean(st.read_only));
+	json_object_set_new(o, "ro_forgotten", json_integer((json_int_t)st.ro_forgotten));
 	json_object_set_new(o, "queries_in", qi);
 	json_object_set_new(o, "queries_out", qo);
 	json_object_set_new(o, "errors_out", eo);

@@ -144,6 +144,8 @@ int dht_rt_heard(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 void dht_rt_failed(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 		   const struct sockaddr *sa);
 struct dht_node *dht_rt_find(struct dht_table *t, const uint8_t *self, const uint8_t *id);
+int dht_rt_forget(struct dht_table *t, const uint8_t *self, const uint8_t *id,
+		  const struct sockaddr *sa);
 /* Up to max non-bad nodes closest to target, closest first; max is capped
  * at DHT_RT_CLOSEST_MAX (a lookup's half of its candidates). */
 #define DHT_RT_CLOSEST_MAX (DHT_MAX_LOOKUP_CANDS / 2)

@@ -213,6 +213,30 @@ void dht_rt_failed(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 	repl_remove(b, id);
 }
 
+/* A node that says it is read-only (BEP 43 `ro=1` on its query) leaves the
+ * table and the replacement cache: it cannot answer third parties, so it
+ * must not be handed out. Its slot goes to the newest replacement. Returns
+ * 1 when it was in the table. */
+int dht_rt_forget(struct dht_table *t, const uint8_t *self, const uint8_t *id,
+		  const struct sockaddr *sa)
+{
+	struct dht_bucket *b = &t->b[dht_rt_bucket_index(t, self, id)];
+
+	repl_remove(b, id);
+	for (uint8_t j = 0; j < b->n; j++) {
+		struct dht_node *n = &b->nodes[j];
+
+		if (memcmp(n->id, id, DHT_ID_LEN) || !dht_addr_eq((struct sockaddr *)&n->addr, sa))
+			continue;
+		if (b->nrepl)
+			*n = b->repl[--b->nrepl];
+		else
+			*n = b->nodes[--b->n];
+		return 1;
+	}
+	return 0;
+}
+
 /* The first 8 bytes of id XOR target, big-endian: distances compare as
  * these integers unless they tie (then byte by byte, dht_id_closer). */
 static uint64_t dist64(const uint8_t *id, const uint8_t *target)

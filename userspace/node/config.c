@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The configuration table: every key, its type, range and default. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "weft/config.h"
+#include "weft/conn.h"
 #include "weft/log.h"
 #include "weft/util.h"
 #include "weft/xdp_abi.h"
@@ -40,6 +42,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "node", "cpus", CFG_CPUS, OFF(cpus), SZ(cpus), 0, 0, "", NULL, 0 },
 	{ "node", "bind", CFG_STR, OFF(bind_addr), SZ(bind_addr), 0, 0, "::", NULL, 0 },
 	{ "node", "announce_addrs", CFG_STR, OFF(announce_addrs), SZ(announce_addrs), 0, 0, "",
+	  NULL, 0 },
+	{ "node", "vote_networks", CFG_STR, OFF(vote_networks), SZ(vote_networks), 0, 0, "",
 	  NULL, 0 },
 	{ "node", "resolve_cache_max", CFG_U32, OFF(resolve_cache_max), 0, 1, 65536, "256", NULL,
 	  0 },
@@ -513,6 +517,12 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 			 cfg->announce_addrs);
 		return -EINVAL;
 	}
+	if (config_vote_networks(cfg, NULL, CONN_VOTE_NETS_MAX) < 0) {
+		snprintf(err, errlen,
+			 "node.vote_networks '%s': at most %u ADDR/BITS, comma-separated",
+			 cfg->vote_networks, CONN_VOTE_NETS_MAX);
+		return -EINVAL;
+	}
 	if (config_relay_use(cfg, NULL, 4) < 0) {
 		snprintf(err, errlen, "relay.use '%s': at most 4 NODEKEY@ADDR:PORT, comma-separated",
 			 cfg->relay_use);
@@ -570,6 +580,36 @@ int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned i
 			return -EINVAL;
 		if (out)
 			snprintf(out[n], 128, "%s", tok);
+		n++;
+	}
+	return (int)n;
+}
+
+int config_vote_networks(const struct weft_config *cfg, struct conn_net *out, unsigned int max)
+{
+	char buf[sizeof(cfg->vote_networks)], *tok, *save = NULL;
+	unsigned int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", cfg->vote_networks);
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		struct conn_net net = {0};
+		char *slash = strchr(tok, '/');
+		uint64_t bits;
+
+		if (n == max || !slash)
+			return -EINVAL;
+		*slash = '\0';
+		if (inet_pton(AF_INET, tok, net.addr.addr) == 1)
+			net.addr.family = AF_INET;
+		else if (inet_pton(AF_INET6, tok, net.addr.addr) == 1)
+			net.addr.family = AF_INET6;
+		else
+			return -EINVAL;
+		if (util_parse_u64(slash + 1, 0, net.addr.family == AF_INET ? 32 : 128, &bits))
+			return -EINVAL;
+		net.bits = (uint8_t)bits;
+		if (out)
+			out[n] = net;
 		n++;
 	}
 	return (int)n;

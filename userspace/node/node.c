@@ -389,6 +389,8 @@ static int node_conn_init(struct node *n)
 	co.caps = CONN_CAP_SEED | (n->cfg.gateway[0] ? CONN_CAP_GATEWAY : 0) |
 		  (n->cfg.relay_enable ? CONN_CAP_RELAY : 0);
 	co.nlocal = node_local_addrs(n, co.local, CONN_REC_MAX_ADDRS);
+	na = config_vote_networks(&n->cfg, co.voter_nets, CONN_VOTE_NETS_MAX);
+	co.nvoter_nets = na > 0 ? (unsigned int)na : 0;
 	err = conn_node_new(&n->conn, &co);
 	if (err) {
 		log_error("node", "connectivity: %s", strerror(-err));

@@ -359,6 +359,10 @@ class Lab:
             args += ["--set", "relay.enable=true"]
         if not n["nat"] and self.st.get("announce_addrs"):
             args += ["--set", "node.announce_addrs=%s:%d" % (n["ip"], QUIC_PORT)]
+        # The bridge's range is not public to weft, so its hosts' votes on
+        # a NATed node's address would not count: name it, so NATed nodes
+        # learn their NAT (and go BEP 43 read-only) as on the Internet.
+        args += ["--set", "node.vote_networks=198.18.0.0/%d" % PUB_LEN]
         for kv in self.st["opts"].get("set", []):
             args += ["--set", kv]
         try:
