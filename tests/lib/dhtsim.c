@@ -130,6 +130,8 @@ int dhtsim_new(struct dhtsim **out, const struct dhtsim_opts *o)
 	s->o = *o;
 	if (!s->o.max_s)
 		s->o.max_s = 3600;
+	if (!s->o.tick_ms)
+		s->o.tick_ms = SIM_TICK_MS;
 	s->d = calloc(n + 1, sizeof(*s->d));
 	s->ends = calloc(n + 1, sizeof(*s->ends));
 	s->per_s = calloc((size_t)n * s->o.max_s, sizeof(*s->per_s));
@@ -240,7 +242,7 @@ static void step_until(struct dhtsim *s, uint64_t t)
 
 			for (unsigned int i = 0; i <= s->o.nodes; i++)
 				dht_periodic(s->d[i], s->now, &nx);
-			s->next_tick = s->now + SIM_TICK_MS;
+			s->next_tick = s->now + s->o.tick_ms;
 		}
 		if (s->now >= t)
 			return;
@@ -262,6 +264,43 @@ void dhtsim_run(struct dhtsim *s, uint64_t ms, const int *stop)
 		if (t == s->now && !s->qlen && s->next_tick > end)
 			break;
 	}
+}
+
+int dhtsim_replace(struct dhtsim *s, unsigned int i, uint64_t salt)
+{
+	struct dht_opts d = {0};
+	uint8_t seed[32] = {0};
+	uint64_t r = salt * 0x9e3779b97f4a7c15ull + i + 1;
+	int rc;
+
+	if (i >= s->o.nodes)
+		return -EINVAL;
+	memcpy(seed, &s->o.seed, sizeof(s->o.seed));
+	memcpy(seed + 8, &i, sizeof(i));
+	memcpy(seed + 16, &salt, sizeof(salt));
+	d.send = sim_send;
+	d.send_arg = &s->ends[i];
+	d.seed = seed;
+	d.flags = DHT_F_NO_IPV6;
+	dht_free(s->d[i]);
+	s->d[i] = NULL;
+	rc = dht_new(&s->d[i], &d);
+	if (rc)
+		return rc;
+	for (unsigned int k = 0; k < 8; k++) {
+		struct sockaddr_in sa;
+		unsigned int j;
+
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		j = (unsigned int)(r % s->o.nodes);
+		if (j == i)
+			continue;
+		addr_of(j, s->o.nodes, &sa);
+		dht_add_node(s->d[i], (struct sockaddr *)&sa, sizeof(sa), s->now);
+	}
+	return 0; /* its maintenance looks it up once a contact answered */
 }
 
 static void formed(void *arg, const struct dht_result *r)

@@ -27,6 +27,7 @@ struct dhtsim_opts {
 	uint64_t seed;
 	unsigned int latency_ms; /* one way, every link */
 	unsigned int max_s;	 /* seconds of virtual time counted (per-node buckets) */
+	unsigned int tick_ms;	 /* timers run this often (0: 50 ms) */
 };
 
 int dhtsim_new(struct dhtsim **out, const struct dhtsim_opts *o);
@@ -57,6 +58,11 @@ void dhtsim_announce(struct dhtsim *s, const uint8_t (*ids)[DHT_ID_LEN], size_t 
  * run to completion on the virtual clock: the count, or < 0. */
 int dhtsim_get_peers(struct dhtsim *s, unsigned int i, const uint8_t ih[DHT_ID_LEN],
 		     struct sockaddr_storage *out, size_t cap);
+/* Node i leaves and a new node (new id from salt) takes its address: its
+ * datagrams still in flight reach the newcomer, which pings 8 nodes at
+ * random and looks itself up once one answered (its own maintenance).
+ * 0 or < 0. */
+int dhtsim_replace(struct dhtsim *s, unsigned int i, uint64_t salt);
 /* Our address (what announce_peer stores: our IP, the port given). */
 void dhtsim_us_addr(const struct dhtsim *s, struct sockaddr_storage *out);
 
