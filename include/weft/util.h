@@ -3,8 +3,10 @@
 #ifndef WEFT_UTIL_H
 #define WEFT_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define WEFT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -13,6 +15,11 @@ uint64_t util_now_ns(void);
 uint64_t util_now_ms(void);
 /* Wall clock, seconds since the epoch. */
 uint64_t util_wall_s(void);
+/* A condition variable whose timed waits run on the monotonic clock (a
+ * wall-clock step neither stalls nor hurries them), and the absolute
+ * deadline ms from now on that clock for pthread_cond_timedwait. */
+int util_cond_init_mono(pthread_cond_t *cond);
+void util_deadline_ts(struct timespec *ts, uint64_t ms);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void util_hex(char *out, const uint8_t *in, size_t len);

@@ -211,6 +211,16 @@ assert s and s[0]["seq"] == -1 and s[0]["fetched_seq"] == -1, s' "$PK2" ||
 ctl 3 content unsubscribe "$PK2/photos" >/dev/null || fail "unsubscribe"
 pass "refused with nothing stored: a 65-byte magnet salt, a head naming another key's share"
 
+# Following and leaving more heads than the schedule holds (256), one at a
+# time: each unsubscribe frees its slot, so the 300th subscribe still works.
+for i in $(seq 1 300); do
+	out=$(ctl 4 content subscribe "$(printf '%064x' "$i")/churn" 2>&1) ||
+		fail "subscribe number $i after $((i - 1)) unsubscribes: $out"
+	ctl 4 content unsubscribe "$(printf '%064x' "$i")/churn" >/dev/null ||
+		fail "unsubscribe number $i"
+done
+pass "300 heads followed and left one after the other: no slot leaks (at most 256 at once)"
+
 for n in 2 3 4; do
 	eval "stop_weftd \$PID$n" && continue
 	eval "WEFTD_LOG=\$LOG$n"

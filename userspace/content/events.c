@@ -164,10 +164,7 @@ static void *ticker(void *arg)
 			pthread_mutex_lock(&ev->mu);
 			tick(ev, p, n);
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)ev->tick_ms * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		util_deadline_ts(&ts, ev->tick_ms);
 		if (ev->nsubs)
 			pthread_cond_timedwait(&ev->tick, &ev->mu, &ts);
 		else
@@ -189,8 +186,8 @@ int cn_events_new(struct cn_events **out, struct content_node *cn, unsigned int 
 	ev->cn = cn;
 	ev->tick_ms = tick_ms ? tick_ms : CN_EV_TICK_MS;
 	pthread_mutex_init(&ev->mu, NULL);
-	pthread_cond_init(&ev->cond, NULL);
-	pthread_cond_init(&ev->tick, NULL);
+	util_cond_init_mono(&ev->cond);
+	util_cond_init_mono(&ev->tick);
 	rc = log_thread_create(&ev->thr, NULL, ticker, ev);
 	if (rc) {
 		cn_events_free(ev);
@@ -270,11 +267,7 @@ long cn_events_read(struct cn_events *ev, struct cn_evsub *s, char *buf, size_t 
 	long n = 0;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
+	util_deadline_ts(&ts, (uint64_t)wait_ms);
 	pthread_mutex_lock(&ev->mu);
 	while (!s->n && !s->dropped && !s->term && !ev->stopping && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&ev->cond, &ev->mu, &ts);

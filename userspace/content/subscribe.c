@@ -159,7 +159,7 @@ static struct head_op *op_new(int kind, const struct cn_head_ref *ref)
 	if (!op)
 		return NULL;
 	pthread_mutex_init(&op->mu, NULL);
-	pthread_cond_init(&op->cond, NULL);
+	util_cond_init_mono(&op->cond);
 	op->refs = 2; /* the caller and the callback */
 	op->kind = kind;
 	op->ref = *ref;
@@ -197,12 +197,7 @@ static int op_run(struct content_node *cn, struct head_op *op, int wait)
 
 		pthread_mutex_lock(&op->mu);
 		while (!op->done && util_now_ms() < end && !atomic_load(&cn->stopping)) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			util_deadline_ts(&ts, 200);
 			pthread_cond_timedwait(&op->cond, &op->mu, &ts);
 		}
 		rc = op->done ? 0 : -ETIMEDOUT;
@@ -334,6 +329,19 @@ static struct cn_sched *sched_of(struct cn_subs *sb, const struct cn_head_ref *r
 	memcpy(sb->s[sb->n].key, key, kl);
 	sb->s[sb->n].klen = kl;
 	return &sb->s[sb->n++];
+}
+
+/* A head neither followed nor published leaves the schedule (its slot is
+ * reused), so subscribing and unsubscribing never fills the table. */
+static void sched_drop(struct cn_subs *sb, const struct cn_head_ref *ref)
+{
+	struct cn_sched *e;
+
+	pthread_mutex_lock(&sb->mu);
+	e = sched_of(sb, ref, 0);
+	if (e)
+		*e = sb->s[--sb->n];
+	pthread_mutex_unlock(&sb->mu);
 }
 
 static void sched_note(struct content_node *cn, const struct cn_head_ref *ref, const char *err)
@@ -519,12 +527,7 @@ int cn_job_wait(struct content_node *cn, uint64_t jid, uint64_t end, char *err, 
 		if (!cn->subs->stop) {
 			struct timespec ts;
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			util_deadline_ts(&ts, 200);
 			pthread_cond_timedwait(&cn->subs->cond, &cn->subs->mu, &ts);
 		}
 		pthread_mutex_unlock(&cn->subs->mu);
@@ -693,13 +696,7 @@ static void *subs_run(void *arg)
 
 			if (w > 1000)
 				w = 1000;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += (time_t)(w / 1000);
-			ts.tv_nsec += (long)(w % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			util_deadline_ts(&ts, w);
 			pthread_cond_timedwait(&sb->cond, &sb->mu, &ts);
 		}
 		if (sb->stop) {
@@ -799,6 +796,8 @@ static void api_unsubscribe(void *arg, const struct ctl_req *req, struct ctl_res
 		ctl_resp_store_error(resp, rc, "unsubscribe");
 		return;
 	}
+	if (!(old.flags & CN_HEAD_OWN))
+		sched_drop(cn->subs, &ref);
 	ctl_resp_json(resp, 200, json_pack("{s:b}", "unsubscribed", 1));
 }
 
@@ -963,7 +962,7 @@ int cn_subs_init(struct content_node *cn, struct ctl *ctl)
 	if (!cn->subs)
 		return -ENOMEM;
 	pthread_mutex_init(&cn->subs->mu, NULL);
-	pthread_cond_init(&cn->subs->cond, NULL);
+	util_cond_init_mono(&cn->subs->cond);
 	if (ctl) {
 		ctl_route(ctl, "POST", "/v1/content/subscribe", api_subscribe, cn);
 		ctl_route(ctl, "POST", "/v1/content/unsubscribe", api_unsubscribe, cn);
