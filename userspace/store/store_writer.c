@@ -83,18 +83,6 @@ static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t dl)
 	return pthread_cond_timedwait(cv, mu, &ts);
 }
 
-static int cond_init_mono(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	int rc;
-
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-	return -rc;
-}
-
 /* Drop one reference; w->mu held. */
 static void put_locked(struct store_write *sw)
 {
@@ -486,8 +474,8 @@ int store_writer_start(struct store *st, const struct store_opts *opts)
 	w->qmax = opts->write_queue_max ? opts->write_queue_max : STORE_WRITE_QUEUE_MAX;
 	w->timeout_ms = opts->write_timeout_ms ? opts->write_timeout_ms : STORE_WRITE_TIMEOUT_MS;
 	pthread_mutex_init(&w->mu, NULL);
-	if ((err = cond_init_mono(&w->ready)) || (err = cond_init_mono(&w->done)) ||
-	    (err = cond_init_mono(&w->gone)))
+	if ((err = util_cond_init_mono(&w->ready)) || (err = util_cond_init_mono(&w->done)) ||
+	    (err = util_cond_init_mono(&w->gone)))
 		goto fail;
 	w->running = 1;
 	err = -log_thread_create(&w->thread, NULL, writer_main, w);
