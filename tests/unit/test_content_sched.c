@@ -370,6 +370,33 @@ static void test_score(void **state)
 	cn_sched_free(s);
 }
 
+/* Repeats: a chunk asked for again right after it was served is a repeat;
+ * asked again after a request timeout (an honest retry, its answer lost or
+ * late), it is not: a lossy path never adds up to a ban. */
+static void test_repeat(void **state)
+{
+	struct cn_sched *s;
+	const uint64_t ms = NS / 1000;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	assert_int_equal(cn_sched_seen(s, 7, 100, NS), 0);	    /* first serve */
+	assert_int_equal(cn_sched_seen(s, 7, 100, NS + 200 * ms), 1); /* at once again */
+	assert_int_equal(cn_sched_seen(s, 8, 100, NS + 200 * ms), 0); /* another peer */
+	assert_int_equal(cn_sched_seen(s, 7, 101, NS + 300 * ms), 0); /* another chunk */
+	/* retried after a 5 s timeout, and again after another: never scored */
+	assert_int_equal(cn_sched_seen(s, 7, 100, NS + 5300 * ms), 0);
+	assert_int_equal(cn_sched_seen(s, 7, 100, NS + 10400 * ms), 0);
+	/* but a quick repeat of that retry is */
+	assert_int_equal(cn_sched_seen(s, 7, 100, NS + 10500 * ms), 1);
+	/* a chunk pushed out of the 32 remembered is new again */
+	for (uint64_t k = 0; k < CN_SCHED_SEEN; k++)
+		assert_int_equal(cn_sched_seen(s, 9, 1000 + k, NS + k), 0);
+	assert_int_equal(cn_sched_seen(s, 9, 1000 + CN_SCHED_SEEN, NS + 40), 0);
+	assert_int_equal(cn_sched_seen(s, 9, 1000, NS + 41), 0);
+	cn_sched_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +409,7 @@ int main(void)
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_unpop),
 	    cmocka_unit_test(test_score),
+	    cmocka_unit_test(test_repeat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,6 +65,7 @@ struct peer {
 	uint64_t sent, served, last_ns;
 	uint64_t win[CN_SCHED_RATE_SLOTS], win_s[CN_SCHED_RATE_SLOTS];
 	uint64_t seen[CN_SCHED_SEEN];
+	uint64_t seen_ns[CN_SCHED_SEEN]; /* when each was served */
 	unsigned int nseen, streams;
 };
 
@@ -516,9 +517,17 @@ int cn_sched_seen(struct cn_sched *s, uint64_t peer, uint64_t key, uint64_t now_
 	if (!p)
 		return 0;
 	n = p->nseen < CN_SCHED_SEEN ? p->nseen : CN_SCHED_SEEN;
-	for (unsigned int i = 0; i < n; i++)
-		if (p->seen[i] == key)
+	for (unsigned int i = 0; i < n; i++) {
+		if (p->seen[i] != key)
+			continue;
+		if (now_ns - p->seen_ns[i] < CN_SCHED_REPEAT_MS * 1000000ull) {
+			p->seen_ns[i] = now_ns;
 			return 1;
+		}
+		p->seen_ns[i] = now_ns; /* a retry after a timeout: served again */
+		return 0;
+	}
+	p->seen_ns[p->nseen % CN_SCHED_SEEN] = now_ns;
 	p->seen[p->nseen++ % CN_SCHED_SEEN] = key;
 	return 0;
 }

@@ -48,6 +48,7 @@
 #define CN_SCHED_DECAY_S 60	/* a score halves in this long */
 #define CN_SCHED_RATE_SLOTS 8	/* per-peer rate window, 1 s slots */
 #define CN_SCHED_SEEN 32	/* chunks remembered per peer (repeat requests) */
+#define CN_SCHED_REPEAT_MS 1000 /* a repeat within this of the serve is scored */
 /* A scheduler waiting for its part of the global cap looks again after at
  * most 10 ms: its part grows when another worker's peers go idle. */
 #define CN_SCHED_GLOBAL_RECHECK_NS 10000000ull
@@ -143,9 +144,14 @@ int cn_sched_fault(struct cn_sched *s, uint64_t peer, enum cn_fault f, uint64_t 
 void cn_sched_forget(struct cn_sched *s, uint64_t peer,
 		     void (*drop)(void *arg, const struct cn_sched_item *it), void *arg);
 /*
- * Has peer been served the chunk named by key (a hash of id and index)
- * lately? 1 if key is among the last CN_SCHED_SEEN recorded for it;
- * else 0 and key is recorded.
+ * Is this request of peer for the chunk named by key (a hash of id and
+ * index) a repeat? 1 if key is among the last CN_SCHED_SEEN chunks served
+ * to it and was served less than CN_SCHED_REPEAT_MS ago; else 0, and key
+ * is recorded as served now. An honest downloader asks a provider again
+ * only after its request timed out (content's req_timeout, 5 s by
+ * default; an answer served late can cross such a retry), so only a
+ * quick repeat is scored: a lossy or overloaded path never adds up to a
+ * ban.
  */
 int cn_sched_seen(struct cn_sched *s, uint64_t peer, uint64_t key, uint64_t now_ns);
 /* Count a fetch stream of peer opened (delta 1) or closed (-1): the
