@@ -185,6 +185,21 @@ ctl 4 content get "$SID" --item nothere.txt >"$D/selbad" 2>&1 && fail "a selecti
 grep -q "no item" "$D/selbad" || fail "selection matching nothing: $(cat "$D/selbad")"
 pass "browse a remote share (items, sizes, types) and fetch one item of it"
 
+# A folder prefix and a repeated --item: a second share with a tree.
+mkdir -p "$D/tree2/sub/deep" "$D/tree2/other"
+echo top >"$D/tree2/top.txt"
+echo x >"$D/tree2/sub/x.txt"
+echo y >"$D/tree2/sub/deep/y.txt"
+echo z >"$D/tree2/other/z.txt"
+SID2=$(ctl 2 --json content add "$D/tree2" --name nested | json_get share_id) || fail "publish nested"
+ctl 4 content get "$SID2" --from "$(netns_ip4 2):4433" --item sub --item top.txt --out "$D/sel2" \
+	>"$D/sel2get" 2>&1 || fail "get --item sub --item top.txt: $(cat "$D/sel2get")"
+for f in top.txt sub/x.txt sub/deep/y.txt; do
+	cmp "$D/tree2/$f" "$D/sel2/$f" || fail "selected item $f missing or different: $(cat "$D/sel2get")"
+done
+[ ! -e "$D/sel2/other/z.txt" ] || fail "other/z.txt was fetched though not selected"
+pass "a folder prefix (sub: sub/x.txt, sub/deep/y.txt) and a repeated --item (top.txt) fetch exactly those"
+
 # Bad input: a 65-byte salt.
 SALT65=$(printf '61%.0s' $(seq 65))
 ctl 3 content subscribe "magnet:?xs=urn:btpk:$PK&s=$SALT65" >"$D/bad1" 2>&1 && fail "65-byte salt accepted"
