@@ -200,6 +200,48 @@ done
 [ ! -e "$D/sel2/other/z.txt" ] || fail "other/z.txt was fetched though not selected"
 pass "a folder prefix (sub: sub/x.txt, sub/deep/y.txt) and a repeated --item (top.txt) fetch exactly those"
 
+# kill -9 during a subscription update: host 4 follows host 2's "nested";
+# version 2 adds 24 MiB, served slowly (2 MB/s), and host 4 is killed in
+# the middle of fetching it. After the restart its subscription and
+# version 1 are there, and version 2 completes and verifies.
+subn() { # N NAME FIELD: FIELD of host N's subscription to NAME
+	ctl "$1" --json content subscriptions | "$PYTHON" -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["subscriptions"] if x["name"] == sys.argv[1]]
+print(s[0][sys.argv[2]] if s else "none")' "$2" "$3"
+}
+K2=$(ctl 2 --json status | json_get node_key)
+ctl 4 content subscribe "$K2/nested" >/dev/null || fail "subscribe to $K2/nested"
+wait_for '[ "$(subn 4 nested fetched_seq)" = 1 ]' 600 ||
+	fail "host 4 did not fetch nested v1: $(ctl 4 --json content subscriptions)"
+ctl 2 content limits --upload 2M --per-peer 2M --lan-peer 2M --lan-capped on >/dev/null ||
+	fail "limits on host 2"
+"$PYTHON" -c 'import random,sys; random.seed(77); sys.stdout.buffer.write(random.randbytes(24 << 20))' >"$D/tree2/sub/big2.bin"
+BIG2=$(b3sum --no-names "$D/tree2/sub/big2.bin")
+ctl 2 --json content add "$D/tree2" --name nested >"$D/n2v2" || fail "publish nested v2"
+ctl 4 content sync >/dev/null
+midway() {
+	ctl 4 --json content jobs | "$PYTHON" -c '
+import json, sys
+j = [x for x in json.load(sys.stdin)["jobs"] if x.get("state") == "fetching"]
+sys.exit(0 if j and max(x.get("fetched", 0) for x in j) >= 8 else 1)'
+}
+wait_for midway 600 || fail "host 4 never was in the middle of nested v2: $(ctl 4 --json content jobs)"
+kill -9 "$PID4"
+wait "$PID4" 2>/dev/null
+start_node 4
+[ "$(subn 4 nested fetched_seq)" = 1 ] ||
+	fail "host 4's subscription after SIGKILL mid-update: $(ctl 4 --json content subscriptions)"
+ctl 2 content limits --upload 0 --per-peer 0 --lan-peer 0 --lan-capped off >/dev/null ||
+	fail "lifting the limits on host 2"
+ctl 4 content sync >/dev/null
+wait_for '[ "$(subn 4 nested fetched_seq)" = 2 ]' 900 ||
+	fail "host 4 did not finish nested v2 after the restart: $(ctl 4 --json content subscriptions)"
+ctl 4 --json content ls | grep -q "$BIG2" || fail "host 4 does not hold sub/big2.bin"
+ctl 4 content get "$BIG2" --out "$D/big2out" >/dev/null 2>&1 || fail "exporting big2.bin on host 4"
+[ "$(b3sum --no-names "$D/big2out/$BIG2")" = "$BIG2" ] || fail "big2.bin on host 4 does not verify"
+pass "kill -9 in the middle of a subscription update: subscription and v1 kept, v2 completed after the restart and verifies"
+
 # Bad input: a 65-byte salt.
 SALT65=$(printf '61%.0s' $(seq 65))
 ctl 3 content subscribe "magnet:?xs=urn:btpk:$PK&s=$SALT65" >"$D/bad1" 2>&1 && fail "65-byte salt accepted"

@@ -47,8 +47,13 @@ PA=$(prefix_of "$D/a")
 $LAB --dir "$D/b" up --nodes 2 >"$D/upb.out" 2>&1 || { cat "$D/upb.out"; fail "second lab: up failed"; }
 PB=$(prefix_of "$D/b")
 [ "$PA" != "$PB" ] || fail "two labs share the prefix $PA"
-$LAB --dir "$D/a" status --json >"$D/status.json" || fail "status: a node is down"
-"$PYTHON" - "$D/status.json" <<'PY' || fail "status is not sane"
+# Sane status. The tables may still be settling: once the NATed nodes
+# learn their NAT they go read-only and leave the tables that counted them,
+# and a bridge node that had not met every other bridge node yet meets it
+# at its next lookups (a deadline, not a single look).
+status_sane() {
+$LAB --dir "$D/a" status --json >"$D/status.json" || return 1
+"$PYTHON" - "$D/status.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 n = s["nodes"]
@@ -57,6 +62,8 @@ assert all(v["alive"] and v["healthy"] for v in n), [v for v in n if not v["heal
 assert [v["nat"] for v in n].count("g1") == 2
 assert all(v["ip"].startswith(("198.18.", "10.1.")) for v in n), [v["ip"] for v in n]
 PY
+}
+wait_for status_sane 600 || fail "status is not sane: $(cat "$D/status.json")"
 [ "$(ip netns list | grep -c "^$PA-")" -eq 12 ] || fail "expected 12 namespaces (bridge, router, 10 nodes)"
 pass "two labs up side by side ($PA: 10 nodes healthy, 2 behind a NAT; $PB: 2 nodes)"
 
@@ -96,6 +103,7 @@ $LAB --dir "$D/a" run services --seed 6 --providers 2 --calls 10 --timeout 240 >
 $LAB --dir "$D/a" run relay --seed 7 --per-node 3 --fresh --wait-records 120 --ping-timeout 30000 \
 	>"$D/relay.out" 2>&1 ||
 	{ cat "$D/relay.out"; fail "run relay"; }
+"$PYTHON" -c 'import json,sys; [print("failed ping:", p) for p in json.load(open(sys.argv[1]))["pairs"] if not p.get("ok")]' "$D/a/results/relay.json"
 "$PYTHON" - "$D/a/results" <<'PY' || fail "services/relay results are not sane: $(cat "$D/svc.out" "$D/relay.out")"
 import json, os, sys
 d = sys.argv[1]

@@ -465,6 +465,91 @@ static void test_free_cancels_lookups(void **state)
 	assert_int_equal(b.status, -ECANCELED);
 }
 
+struct chain_probe {
+	struct dht *d;
+	int first, second;
+	enum dht_op second_op;
+};
+
+static void chain_second(void *arg, const struct dht_result *r)
+{
+	struct chain_probe *p = arg;
+
+	p->second++;
+	p->second_op = r->op;
+}
+
+/* The first lookup's callback starts the next one (as the announce
+ * schedule and the service finds do), and reads its own result after. */
+static void chain_first(void *arg, const struct dht_result *r)
+{
+	struct chain_probe *p = arg;
+	uint8_t ihs[3][20] = {{7}, {8}, {9}};
+	uint8_t want[20];
+
+	p->first++;
+	memcpy(want, r->target, sizeof(want));
+	/* nodes with tokens (as a get_peers result gives), so the announce
+	 * has someone to wait for */
+	struct dht_node_info nodes[4];
+
+	memset(nodes, 0, sizeof(nodes));
+	for (uint32_t i = 0; i < 4; i++) {
+		dht_random(p->d, nodes[i].id, sizeof(nodes[i].id));
+		mkaddr(&nodes[i].addr, 0x0a000301 + i, 6881);
+		nodes[i].addrlen = sizeof(struct sockaddr_in);
+		memset(nodes[i].token, 0x42, 4);
+		nodes[i].token_len = 4;
+	}
+	assert_int_equal(dht_announce_to(p->d, (const uint8_t(*)[20])ihs, 3, 6881, 0, nodes, 4,
+					 2000 + 31000, chain_second, p),
+			 0);
+	/* the new lookup has a slot of its own: ours (0) is still taken,
+	 * finished, until we return; the announce and its batch are in 1 */
+	assert_int_equal(p->d->lks[0].phase, LK_DONE);
+	assert_true(p->d->lks[1].in_use && p->d->lks[1].batch && p->d->lks[1].nbatch == 3);
+	/* our result is intact after starting another lookup */
+	assert_memory_equal(r->target, want, sizeof(want));
+	assert_int_equal(r->op, DHT_OP_GET_PEERS);
+}
+
+/* A callback that starts a lookup gets a slot of its own: before, the
+ * finished lookup's slot was free during its callback, the new lookup took
+ * it (its peers array leaked), and the finish then freed the new lookup's
+ * announce batch under it (a use after free, ASan). */
+static void test_callback_starts_lookup(void **state)
+{
+	struct dht *d;
+	int sent = 0;
+	uint8_t seed[32] = {5}, target[20] = {3};
+	struct dht_opts o = {.send = sink, .send_arg = &sent, .seed = seed};
+	struct sockaddr_storage ss;
+	struct chain_probe p = {0};
+	uint64_t next = 0;
+
+	(void)state;
+	assert_int_equal(dht_new(&d, &o), 0);
+	p.d = d;
+	for (uint32_t i = 0; i < 10; i++) {
+		uint8_t id[20];
+
+		dht_random(d, id, sizeof(id));
+		mkaddr(&ss, 0x0a000201 + i, 6881);
+		dht_rt_heard(&d->t4, d->id, id, (struct sockaddr *)&ss, sizeof(struct sockaddr_in),
+			     RT_REPLY, 1000);
+	}
+	assert_int_equal(dht_get_peers(d, target, 2000, chain_first, &p), 0);
+	dht_periodic(d, 2000 + 31000, &next); /* nobody answers: it times out */
+	assert_int_equal(p.first, 1);
+	assert_int_equal(p.second, 0);
+	dht_periodic(d, 2000 + 31000 + 31000, &next);
+	assert_int_equal(p.second, 1);
+	assert_int_equal(p.second_op, DHT_OP_ANNOUNCE);
+	dht_free(d);
+	assert_int_equal(p.first, 1);
+	assert_int_equal(p.second, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +557,7 @@ int main(void)
 	    cmocka_unit_test(test_bep42_vectors), cmocka_unit_test(test_routing),
 	    cmocka_unit_test(test_tokens),	  cmocka_unit_test(test_storage),
 	    cmocka_unit_test(test_persistence),	  cmocka_unit_test(test_free_cancels_lookups),
+	    cmocka_unit_test(test_callback_starts_lookup),
 	};
 
 	return cmocka_run_group_tests_name("dht_core", tests, NULL, NULL);

@@ -157,8 +157,12 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 	struct dht_result r;
 
 	lk_result(lk, status, &r, nodes);
+	/* The slot stays taken until the callback returned: a callback that
+	 * starts the next lookup (announce schedules, finds that go on) gets
+	 * another slot. Freed first and reused by it, this lookup's arrays
+	 * leaked, and the new lookup's (an announce_to's batch) were freed
+	 * under it here: a use after free. */
 	lk->phase = LK_DONE;
-	lk->in_use = 0;
 	if (lk->cb)
 		lk->cb(lk->arg, &r);
 	free(lk->peers);
@@ -170,12 +174,13 @@ static void lk_finish(struct dht *dht, struct dht_lookup *lk, int status)
 	free(lk->batch);
 	lk->batch = NULL;
 	lk->nbatch = 0;
+	lk->in_use = 0;
 }
 
 void dht_lookup_cancel_all(struct dht *dht)
 {
 	for (uint32_t i = 0; dht->lks && i < dht->lk_touched; i++)
-		if (dht->lks[i].in_use)
+		if (dht->lks[i].in_use && dht->lks[i].phase != LK_DONE)
 			lk_finish(dht, &dht->lks[i], -ECANCELED);
 }
 
@@ -562,7 +567,7 @@ void dht_lk_timers(struct dht *dht, uint64_t now, uint64_t *next)
 	for (uint32_t i = 0; i < dht->lk_touched; i++) {
 		struct dht_lookup *lk = &dht->lks[i];
 
-		if (!lk->in_use)
+		if (!lk->in_use || lk->phase == LK_DONE)
 			continue;
 		if (now >= lk->deadline) {
 			lk_finish(dht, lk, lk->phase == LK_STORE ? 0 : search_status(lk));

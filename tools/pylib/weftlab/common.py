@@ -356,7 +356,10 @@ class Lab:
         else:
             args += ["--io", "uring"]
         if n.get("relay"):
-            args += ["--set", "relay.enable=true"]
+            # a relay host raises the per-holder circuit cap (8 by
+            # default): circuits outlive their dial until idle, and a
+            # lab's scenarios dial the few NATed nodes many times over
+            args += ["--set", "relay.enable=true", "--set", "relay.circuits_per_reservation=64"]
         if not n["nat"] and self.st.get("announce_addrs"):
             args += ["--set", "node.announce_addrs=%s:%d" % (n["ip"], QUIC_PORT)]
         # The bridge's range is not public to weft, so its hosts' votes on

@@ -158,9 +158,13 @@ def peer_ok(lab, announcer, peers):
 def lookup_once(lab, rng, kind, ids, anns, origins):
     """One lookup from a random origin: find_node of a node's id (found when
     the id is among the answer's nodes) or get_peers of an announced
-    infohash (found when the announcer is among the peers)."""
+    infohash (found when the announcer is among the peers). find_node
+    targets are nodes on the bridge: a node behind a NAT is a BEP 43
+    read-only node, kept out of every routing table by design, so no
+    lookup can find it by id (it is reached through its node record)."""
     if kind == "find_node":
-        target = rng.choice(sorted(ids))
+        pub = sorted(i for i in ids if not lab.node(i)["nat"])
+        target = rng.choice(pub or sorted(ids))
         cand = [o for o in origins if o != target] or origins
         o = rng.choice(cand)
         dt, r, err = timed(lambda: api(lab.sock(o), "POST", "/v1/dht/find-node",
