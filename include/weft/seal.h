@@ -59,7 +59,8 @@
 
 /* Group record: version 1, fixed part 139 bytes + 56 per member + 64 sig. */
 #define SEAL_GROUP_VERSION 1u
-#define SEAL_GROUP_FIXED_LEN (1u + 32u + 8u + 32u + 32u + 2u)
+#define SEAL_GROUP_ID_LEN 32u
+#define SEAL_GROUP_FIXED_LEN (1u + SEAL_GROUP_ID_LEN + 32u + 8u + 32u + 32u + 2u)
 #define SEAL_GROUP_MAX_LEN \
 	(SEAL_GROUP_FIXED_LEN + SEAL_MAX_RECIPIENTS * SEAL_ENTRY_LEN + SEAL_SIG_LEN)
 
@@ -243,9 +244,12 @@ int seal_group_keys(const uint8_t seed[SEAL_KEY_LEN], uint8_t group_pk[SEAL_ED_P
 
 /*
  * A decoded group record: entries points into the buffer it was decoded
- * from (nmembers * SEAL_ENTRY_LEN bytes).
+ * from (nmembers * SEAL_ENTRY_LEN bytes). group_id is the group's name for
+ * its whole life (chosen by the owner's layer, e.g. a hash of owner key and
+ * group name); group_pk is this epoch's key and changes at each rotation.
  */
 struct seal_group_record {
+	uint8_t group_id[SEAL_GROUP_ID_LEN];
 	uint8_t group_pk[SEAL_ED_PK_LEN];
 	uint64_t epoch;
 	uint8_t owner_pk[SEAL_ED_PK_LEN];
@@ -256,7 +260,7 @@ struct seal_group_record {
 };
 
 /*
- * Build and sign a group record: the group seed of this epoch wrapped for
+ * Build and sign a group record of group_id: the group seed of this epoch wrapped for
  * each member's Ed25519 node key (converted to X25519), signed by the
  * owner's node key over "weft-group-v1" || record without its signature.
  * Rotation (a member removed) is a new seed, epoch + 1 and this call for the
@@ -266,10 +270,12 @@ struct seal_group_record {
  * (n == 0, an invalid or repeated member key, an inconsistent owner key);
  * -ENOSPC.
  */
-int seal_group_seal(const uint8_t owner_sk[SEAL_ED_SK_LEN], const uint8_t seed[SEAL_KEY_LEN],
+int seal_group_seal(const uint8_t owner_sk[SEAL_ED_SK_LEN],
+		    const uint8_t group_id[SEAL_GROUP_ID_LEN], const uint8_t seed[SEAL_KEY_LEN],
 		    uint64_t epoch, const uint8_t (*members)[SEAL_ED_PK_LEN], size_t n,
 		    uint8_t *out, size_t cap, size_t *out_len);
-int seal_group_seal_det(const uint8_t owner_sk[SEAL_ED_SK_LEN], const uint8_t seed[SEAL_KEY_LEN],
+int seal_group_seal_det(const uint8_t owner_sk[SEAL_ED_SK_LEN],
+			const uint8_t group_id[SEAL_GROUP_ID_LEN], const uint8_t seed[SEAL_KEY_LEN],
 			uint64_t epoch, const uint8_t (*members)[SEAL_ED_PK_LEN], size_t n,
 			const uint8_t esk[SEAL_X_SK_LEN], uint8_t *out, size_t cap,
 			size_t *out_len);

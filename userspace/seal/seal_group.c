@@ -4,7 +4,7 @@
  * wrapped for each member's node key, signed by the owner's node key.
  *
  * Encoding (little endian):
- *   version (1) | group pk (32) | epoch (u64) | owner pk (32) | epk (32) |
+ *   version (1) | group id (32) | group pk (32) | epoch (u64) | owner pk (32) | epk (32) |
  *   n (u16) | n x entry (56) | signature (64)
  * signature = Ed25519(owner, "weft-group-v1" || every byte before it).
  */
@@ -17,6 +17,13 @@
 
 static const char GROUP_LABEL[] = "weft-group-v1";
 #define LABEL_LEN (sizeof(GROUP_LABEL) - 1)
+#define OFF_ID 1u
+#define OFF_GPK (OFF_ID + SEAL_GROUP_ID_LEN)
+#define OFF_EPOCH (OFF_GPK + 32u)
+#define OFF_OWNER (OFF_EPOCH + 8u)
+#define OFF_EPK (OFF_OWNER + 32u)
+#define OFF_N (OFF_EPK + 32u)
+_Static_assert(OFF_N + 2u == SEAL_GROUP_FIXED_LEN, "group record layout");
 
 int seal_group_keys(const uint8_t seed[SEAL_KEY_LEN], uint8_t group_pk[SEAL_ED_PK_LEN],
 		    uint8_t x_pk[SEAL_X_PK_LEN], uint8_t x_sk[SEAL_X_SK_LEN])
@@ -42,7 +49,8 @@ static size_t signed_msg(uint8_t *msg, const uint8_t *body, size_t body_len)
 	return LABEL_LEN + body_len;
 }
 
-int seal_group_seal_det(const uint8_t owner_sk[SEAL_ED_SK_LEN], const uint8_t seed[SEAL_KEY_LEN],
+int seal_group_seal_det(const uint8_t owner_sk[SEAL_ED_SK_LEN],
+			const uint8_t group_id[SEAL_GROUP_ID_LEN], const uint8_t seed[SEAL_KEY_LEN],
 			uint64_t epoch, const uint8_t (*members)[SEAL_ED_PK_LEN], size_t n,
 			const uint8_t esk[SEAL_X_SK_LEN], uint8_t *out, size_t cap,
 			size_t *out_len)
@@ -76,23 +84,25 @@ int seal_group_seal_det(const uint8_t owner_sk[SEAL_ED_SK_LEN], const uint8_t se
 			return -EINVAL;
 	}
 	err = seal_wrap_det(seed, (const uint8_t(*)[SEAL_X_PK_LEN])xs, n, esk,
-			    out + SEAL_GROUP_FIXED_LEN - SEAL_X_PK_LEN - 2,
+			    out + OFF_EPK,
 			    out + SEAL_GROUP_FIXED_LEN);
 	if (err)
 		return err;
 	out[0] = SEAL_GROUP_VERSION;
-	memcpy(out + 1, gpk, 32);
-	seal_put_le(out + 33, epoch, 8);
-	memcpy(out + 41, opk, 32);
-	/* epk at 73, written by the wrap */
-	seal_put_le(out + 105, n, 2);
+	memcpy(out + OFF_ID, group_id, SEAL_GROUP_ID_LEN);
+	memcpy(out + OFF_GPK, gpk, 32);
+	seal_put_le(out + OFF_EPOCH, epoch, 8);
+	memcpy(out + OFF_OWNER, opk, 32);
+	/* epk at OFF_EPK, written by the wrap */
+	seal_put_le(out + OFF_N, n, 2);
 	mlen = signed_msg(msg, out, body);
 	crypto_sign_detached(out + body, NULL, msg, mlen, owner_sk);
 	*out_len = body + SEAL_SIG_LEN;
 	return 0;
 }
 
-int seal_group_seal(const uint8_t owner_sk[SEAL_ED_SK_LEN], const uint8_t seed[SEAL_KEY_LEN],
+int seal_group_seal(const uint8_t owner_sk[SEAL_ED_SK_LEN],
+		    const uint8_t group_id[SEAL_GROUP_ID_LEN], const uint8_t seed[SEAL_KEY_LEN],
 		    uint64_t epoch, const uint8_t (*members)[SEAL_ED_PK_LEN], size_t n,
 		    uint8_t *out, size_t cap, size_t *out_len)
 {
@@ -103,7 +113,7 @@ int seal_group_seal(const uint8_t owner_sk[SEAL_ED_SK_LEN], const uint8_t seed[S
 	if (n > SEAL_MAX_RECIPIENTS)
 		return -E2BIG;
 	randombytes_buf(esk, sizeof(esk));
-	err = seal_group_seal_det(owner_sk, seed, epoch, members, n, esk, out, cap, out_len);
+	err = seal_group_seal_det(owner_sk, group_id, seed, epoch, members, n, esk, out, cap, out_len);
 	sodium_memzero(esk, sizeof(esk));
 	return err;
 }
@@ -115,15 +125,16 @@ int seal_group_parse(struct seal_group_record *r, const uint8_t *buf, size_t len
 	memset(r, 0, sizeof(*r));
 	if (len < SEAL_GROUP_FIXED_LEN + SEAL_SIG_LEN || buf[0] != SEAL_GROUP_VERSION)
 		return -EBADMSG;
-	n = seal_get_le(buf + 105, 2);
+	n = seal_get_le(buf + OFF_N, 2);
 	if (n > SEAL_MAX_RECIPIENTS)
 		return -E2BIG;
 	if (n == 0 || len != SEAL_GROUP_FIXED_LEN + n * SEAL_ENTRY_LEN + SEAL_SIG_LEN)
 		return -EBADMSG;
-	memcpy(r->group_pk, buf + 1, 32);
-	r->epoch = seal_get_le(buf + 33, 8);
-	memcpy(r->owner_pk, buf + 41, 32);
-	memcpy(r->epk, buf + 73, 32);
+	memcpy(r->group_id, buf + OFF_ID, SEAL_GROUP_ID_LEN);
+	memcpy(r->group_pk, buf + OFF_GPK, 32);
+	r->epoch = seal_get_le(buf + OFF_EPOCH, 8);
+	memcpy(r->owner_pk, buf + OFF_OWNER, 32);
+	memcpy(r->epk, buf + OFF_EPK, 32);
 	r->nmembers = (uint32_t)n;
 	r->entries = buf + SEAL_GROUP_FIXED_LEN;
 	memcpy(r->sig, buf + len - SEAL_SIG_LEN, SEAL_SIG_LEN);
