@@ -34,9 +34,10 @@
 /* A ciphertext segment is one content chunk (B3TREE_CHUNK_LEN, 256 KiB). */
 #define SEAL_SEG_LEN (256u * 1024u)
 #define SEAL_SEG_PLAIN (SEAL_SEG_LEN - SEAL_TAG_LEN)
-/* Largest plaintext item: INT64_MAX bytes of ciphertext at most (the
- * manifest's size bound). */
-#define SEAL_MAX_PLAIN (INT64_MAX / SEAL_SEG_LEN * SEAL_SEG_PLAIN)
+/* Largest plaintext item: the one whose ciphertext is INT64_MAX bytes (the
+ * manifest's size bound), 2^45 segments of which the last holds 2^18 - 17
+ * bytes. */
+#define SEAL_MAX_PLAIN (INT64_MAX - (INT64_MAX / SEAL_SEG_LEN + 1) * SEAL_TAG_LEN)
 
 /* Wrapped key entry: hint (8) || AEAD(content key) (32 + 16). */
 #define SEAL_HINT_LEN 8u

@@ -40,7 +40,8 @@ static void test_sizes(void **state)
 		{SEAL_SEG_PLAIN, SEAL_SEG_LEN},
 		{SEAL_SEG_PLAIN + 1, SEAL_SEG_LEN + 17},
 		{2 * (uint64_t)SEAL_SEG_PLAIN, 2 * (int64_t)SEAL_SEG_LEN},
-		{SEAL_MAX_PLAIN, SEAL_MAX_PLAIN / SEAL_SEG_PLAIN * SEAL_SEG_LEN},
+		{SEAL_MAX_PLAIN, INT64_MAX},
+		{SEAL_MAX_PLAIN - 1, INT64_MAX - 1},
 		{SEAL_MAX_PLAIN + 1, -EINVAL},
 		{UINT64_MAX, -EINVAL},
 	};
@@ -58,12 +59,18 @@ static void test_sizes(void **state)
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(seal_plain_size(bad[i]), -EINVAL);
-	/* the mapping is one to one around the segment edges */
-	for (uint64_t c = SEAL_SEG_LEN - 40; c < SEAL_SEG_LEN + 40; c++) {
-		int64_t p = seal_plain_size(c);
+	/* the mapping is one to one around the segment edges and at the top
+	 * (found by fuzz_seal: a large ciphertext size whose plaintext was
+	 * past the bound) */
+	static const uint64_t edges[] = {SEAL_SEG_LEN, 2 * SEAL_SEG_LEN, INT64_MAX - 40,
+					 0x7fffffffffffbbffull - 40};
+	for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++) {
+		for (uint64_t c = edges[e] - 40; c <= edges[e] + 40 && c <= INT64_MAX; c++) {
+			int64_t p = seal_plain_size(c);
 
-		if (p >= 0)
-			assert_int_equal(seal_cipher_size((uint64_t)p), c);
+			if (p >= 0)
+				assert_int_equal(seal_cipher_size((uint64_t)p), c);
+		}
 	}
 }
 

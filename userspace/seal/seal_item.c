@@ -14,6 +14,8 @@ static const char ITEM_CTX[crypto_kdf_CONTEXTBYTES] = {'w', 'e', 'f', 't', 'i', 
 
 _Static_assert(SEAL_TAG_LEN == crypto_aead_xchacha20poly1305_ietf_ABYTES, "tag");
 _Static_assert(SEAL_KEY_LEN == crypto_kdf_KEYBYTES, "kdf key");
+/* SEAL_MAX_PLAIN's last segment is partial and not empty. */
+_Static_assert(INT64_MAX % SEAL_SEG_LEN > SEAL_TAG_LEN, "largest item");
 _Static_assert(SEAL_META_NONCE_LEN == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce");
 
 void seal_put_le(uint8_t *p, uint64_t v, unsigned int bytes)
