@@ -86,13 +86,13 @@ int main(int argc, char **argv)
 		t_gopen = best(t_gopen, cpu_s() - t);
 		t = cpu_s();
 		for (int j = 0; j < 64; j++)
-			err |= seal_seg_encrypt(ik, 64ull * SEAL_SEG_PLAIN, (uint64_t)j, j == 63, plain,
-						SEAL_SEG_PLAIN, cipher);
+			err |= seal_seg_encrypt(ik, 64ull * SEAL_SEG_PLAIN, (uint64_t)j, j == 63,
+						plain, SEAL_SEG_PLAIN, cipher);
 		t_enc = best(t_enc, cpu_s() - t);
 		t = cpu_s();
 		for (int j = 0; j < 64; j++)
-			err |= seal_seg_decrypt(ik, 64ull * SEAL_SEG_PLAIN, 63, 1, cipher, SEAL_SEG_LEN,
-						plain);
+			err |= seal_seg_decrypt(ik, 64ull * SEAL_SEG_PLAIN, 63, 1, cipher,
+						SEAL_SEG_LEN, plain);
 		t_dec = best(t_dec, cpu_s() - t);
 	}
 	/* the decrypt loop opens the last segment again and again: it must */
@@ -114,7 +114,8 @@ int main(int argc, char **argv)
 		bench_result_param(res, "recipients", N);
 		bench_result_param(res, "rounds", rounds);
 		bench_result_same_work(res, "the seal core alone on in-memory buffers, no I/O");
-		bench_result_figure(res, "wrap_500_ms", "wrap for 500 recipients", t_wrap * 1e3, "ms");
+		bench_result_figure(res, "wrap_500_ms", "wrap for 500 recipients", t_wrap * 1e3,
+				    "ms");
 		bench_result_figure(res, "unwrap_us", "unwrap among 500", t_unwrap * 1e6, "us");
 		bench_result_figure(res, "wrap_500_bytes", "wrapped keys, 500 recipients",
 				    32 + N * SEAL_ENTRY_LEN, "B");
@@ -122,8 +123,10 @@ int main(int argc, char **argv)
 				    t_gseal * 1e3, "ms");
 		bench_result_figure(res, "group_open_us", "group record verified and opened",
 				    t_gopen * 1e6, "us");
-		bench_result_figure(res, "seg_enc_mibs", "segment encryption", 16.0 / t_enc, "MiB/s");
-		bench_result_figure(res, "seg_dec_mibs", "segment decryption", 16.0 / t_dec, "MiB/s");
+		bench_result_figure(res, "seg_enc_mibs", "segment encryption", 16.0 / t_enc,
+				    "MiB/s");
+		bench_result_figure(res, "seg_dec_mibs", "segment decryption", 16.0 / t_dec,
+				    "MiB/s");
 		bench_result_write(res, NULL, 0);
 		bench_result_free(res);
 	}

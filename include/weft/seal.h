@@ -24,11 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SEAL_KEY_LEN 32u     /* content key, item key, group seed */
-#define SEAL_X_PK_LEN 32u    /* X25519 public key */
-#define SEAL_X_SK_LEN 32u    /* X25519 secret key */
-#define SEAL_ED_PK_LEN 32u   /* Ed25519 public key (a node key) */
-#define SEAL_ED_SK_LEN 64u   /* Ed25519 secret key, libsodium form: seed || pk */
+#define SEAL_KEY_LEN 32u   /* content key, item key, group seed */
+#define SEAL_X_PK_LEN 32u  /* X25519 public key */
+#define SEAL_X_SK_LEN 32u  /* X25519 secret key */
+#define SEAL_ED_PK_LEN 32u /* Ed25519 public key (a node key) */
+#define SEAL_ED_SK_LEN 64u /* Ed25519 secret key, libsodium form: seed || pk */
 #define SEAL_SIG_LEN 64u
 #define SEAL_TAG_LEN 16u
 /* A ciphertext segment is one content chunk (B3TREE_CHUNK_LEN, 256 KiB). */
@@ -62,7 +62,7 @@
 #define SEAL_GROUP_VERSION 1u
 #define SEAL_GROUP_ID_LEN 32u
 #define SEAL_GROUP_FIXED_LEN (1u + SEAL_GROUP_ID_LEN + 32u + 8u + 32u + 32u + 2u)
-#define SEAL_GROUP_MAX_LEN \
+#define SEAL_GROUP_MAX_LEN                                                                         \
 	(SEAL_GROUP_FIXED_LEN + SEAL_MAX_RECIPIENTS * SEAL_ENTRY_LEN + SEAL_SIG_LEN)
 
 /* ---- keys ---- */
@@ -135,7 +135,7 @@ struct seal_stream {
 	uint8_t key[SEAL_KEY_LEN];
 	uint64_t total; /* plaintext bytes of the item */
 	uint64_t nsegs;
-	uint64_t next;  /* next segment index */
+	uint64_t next; /* next segment index */
 };
 /* Returns 0, or -EINVAL (plain_total > SEAL_MAX_PLAIN). */
 int seal_stream_init(struct seal_stream *s, const uint8_t item_key[SEAL_KEY_LEN],
@@ -170,8 +170,8 @@ int seal_stream_final(struct seal_stream *s);
  * Returns 0; -E2BIG (n > SEAL_MAX_RECIPIENTS, checked before any crypto);
  * -EINVAL (n == 0, a low-order recipient key, or a recipient listed twice).
  */
-int seal_wrap(const uint8_t key[SEAL_KEY_LEN], const uint8_t (*recipients)[SEAL_X_PK_LEN],
-	      size_t n, uint8_t epk_out[SEAL_X_PK_LEN], uint8_t *entries_out);
+int seal_wrap(const uint8_t key[SEAL_KEY_LEN], const uint8_t (*recipients)[SEAL_X_PK_LEN], size_t n,
+	      uint8_t epk_out[SEAL_X_PK_LEN], uint8_t *entries_out);
 /* seal_wrap with the ephemeral secret given (test vectors, never the node). */
 int seal_wrap_det(const uint8_t key[SEAL_KEY_LEN], const uint8_t (*recipients)[SEAL_X_PK_LEN],
 		  size_t n, const uint8_t esk[SEAL_X_SK_LEN], uint8_t epk_out[SEAL_X_PK_LEN],
@@ -196,7 +196,7 @@ struct seal_meta_item {
 	size_t path_len;
 	const uint8_t *type; /* 0..SEAL_META_MAX_TYPE bytes, no NUL */
 	size_t type_len;
-	uint64_t size;       /* plaintext bytes, <= SEAL_MAX_PLAIN */
+	uint64_t size; /* plaintext bytes, <= SEAL_MAX_PLAIN */
 };
 
 /*

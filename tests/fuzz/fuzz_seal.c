@@ -40,7 +40,8 @@ static void meta(const uint8_t *data, size_t size)
 		abort();
 	}
 	/* sealed under the all-zero key: almost always a bad tag */
-	if (seal_meta_decrypt(key, data, size, buf, sizeof(buf), items, SEAL_META_MAX_ITEMS, &n) == 0 &&
+	if (seal_meta_decrypt(key, data, size, buf, sizeof(buf), items, SEAL_META_MAX_ITEMS, &n) ==
+		0 &&
 	    n > SEAL_META_MAX_ITEMS)
 		abort();
 }
@@ -53,7 +54,8 @@ static void group(const uint8_t *data, size_t size)
 
 	if (seal_group_parse(&r, data, size) == 0) {
 		if (r.nmembers == 0 || r.nmembers > SEAL_MAX_RECIPIENTS ||
-		    size != SEAL_GROUP_FIXED_LEN + (size_t)r.nmembers * SEAL_ENTRY_LEN + SEAL_SIG_LEN ||
+		    size !=
+			SEAL_GROUP_FIXED_LEN + (size_t)r.nmembers * SEAL_ENTRY_LEN + SEAL_SIG_LEN ||
 		    r.entries != data + SEAL_GROUP_FIXED_LEN)
 			abort();
 	}

@@ -52,8 +52,7 @@ static size_t signed_msg(uint8_t *msg, const uint8_t *body, size_t body_len)
 int seal_group_seal_det(const uint8_t owner_sk[SEAL_ED_SK_LEN],
 			const uint8_t group_id[SEAL_GROUP_ID_LEN], const uint8_t seed[SEAL_KEY_LEN],
 			uint64_t epoch, const uint8_t (*members)[SEAL_ED_PK_LEN], size_t n,
-			const uint8_t esk[SEAL_X_SK_LEN], uint8_t *out, size_t cap,
-			size_t *out_len)
+			const uint8_t esk[SEAL_X_SK_LEN], uint8_t *out, size_t cap, size_t *out_len)
 {
 	uint8_t xs[SEAL_MAX_RECIPIENTS][SEAL_X_PK_LEN];
 	uint8_t msg[LABEL_LEN + SEAL_GROUP_MAX_LEN];
@@ -83,8 +82,7 @@ int seal_group_seal_det(const uint8_t owner_sk[SEAL_ED_SK_LEN],
 		if (seal_x25519_from_ed25519_pk(members[i], xs[i]) != 0)
 			return -EINVAL;
 	}
-	err = seal_wrap_det(seed, (const uint8_t(*)[SEAL_X_PK_LEN])xs, n, esk,
-			    out + OFF_EPK,
+	err = seal_wrap_det(seed, (const uint8_t(*)[SEAL_X_PK_LEN])xs, n, esk, out + OFF_EPK,
 			    out + SEAL_GROUP_FIXED_LEN);
 	if (err)
 		return err;
@@ -113,7 +111,8 @@ int seal_group_seal(const uint8_t owner_sk[SEAL_ED_SK_LEN],
 	if (n > SEAL_MAX_RECIPIENTS)
 		return -E2BIG;
 	randombytes_buf(esk, sizeof(esk));
-	err = seal_group_seal_det(owner_sk, group_id, seed, epoch, members, n, esk, out, cap, out_len);
+	err = seal_group_seal_det(owner_sk, group_id, seed, epoch, members, n, esk, out, cap,
+				  out_len);
 	sodium_memzero(esk, sizeof(esk));
 	return err;
 }

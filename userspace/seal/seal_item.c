@@ -65,8 +65,8 @@ int seal_item_key(const uint8_t content_key[SEAL_KEY_LEN], uint32_t index,
 	if (index == SEAL_META_SUBKEY)
 		return -EINVAL;
 	return crypto_kdf_derive_from_key(out, SEAL_KEY_LEN, index, ITEM_CTX, content_key) == 0
-		       ? 0
-		       : -EINVAL;
+		   ? 0
+		   : -EINVAL;
 }
 
 /* nonce = "wseg" || j (u64 LE) || final (1) || 11 zero bytes;

@@ -16,7 +16,7 @@
 #include "weft/seal.h"
 
 #define META_VERSION 1u
-#define META_HEAD 5u      /* version + count */
+#define META_HEAD 5u	    /* version + count */
 #define META_ITEM_FIXED 11u /* path_len + type_len + size */
 
 static const char META_CTX[crypto_kdf_CONTEXTBYTES] = {'w', 'e', 'f', 't', 'm', 'e', 't', 'a'};
@@ -173,8 +173,9 @@ int seal_meta_decrypt(const uint8_t content_key[SEAL_KEY_LEN], const uint8_t *in
 	if (plain_len > plain_cap)
 		return -ENOSPC;
 	meta_key(content_key, key);
-	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, in + SEAL_META_NONCE_LEN,
-							len - SEAL_META_NONCE_LEN, NULL, 0, in, key);
+	rc =
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, in + SEAL_META_NONCE_LEN,
+						       len - SEAL_META_NONCE_LEN, NULL, 0, in, key);
 	sodium_memzero(key, sizeof(key));
 	if (rc != 0)
 		return -EBADMSG;

@@ -14,8 +14,8 @@
 static const char WRAP_LABEL[] = "weft-wrap-v1";
 static const uint8_t ZERO_NONCE[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
 
-_Static_assert(SEAL_ENTRY_LEN == SEAL_HINT_LEN + SEAL_KEY_LEN +
-				       crypto_aead_chacha20poly1305_ietf_ABYTES,
+_Static_assert(SEAL_ENTRY_LEN ==
+		   SEAL_HINT_LEN + SEAL_KEY_LEN + crypto_aead_chacha20poly1305_ietf_ABYTES,
 	       "entry layout");
 
 int seal_x25519_from_ed25519_pk(const uint8_t ed_pk[SEAL_ED_PK_LEN], uint8_t x_pk[SEAL_X_PK_LEN])
@@ -123,8 +123,8 @@ fail:
 	return err;
 }
 
-int seal_wrap(const uint8_t key[SEAL_KEY_LEN], const uint8_t (*recipients)[SEAL_X_PK_LEN],
-	      size_t n, uint8_t epk_out[SEAL_X_PK_LEN], uint8_t *entries_out)
+int seal_wrap(const uint8_t key[SEAL_KEY_LEN], const uint8_t (*recipients)[SEAL_X_PK_LEN], size_t n,
+	      uint8_t epk_out[SEAL_X_PK_LEN], uint8_t *entries_out)
 {
 	uint8_t esk[SEAL_X_SK_LEN];
 	int err;
@@ -155,8 +155,8 @@ int seal_unwrap(const uint8_t my_sk[SEAL_X_SK_LEN], const uint8_t my_pk[SEAL_X_P
 		if (memcmp(e, d, SEAL_HINT_LEN) != 0)
 			continue;
 		if (crypto_aead_chacha20poly1305_ietf_decrypt(
-			    key_out, NULL, NULL, e + SEAL_HINT_LEN, SEAL_ENTRY_LEN - SEAL_HINT_LEN,
-			    epk, 32, ZERO_NONCE, d + SEAL_HINT_LEN) == 0) {
+			key_out, NULL, NULL, e + SEAL_HINT_LEN, SEAL_ENTRY_LEN - SEAL_HINT_LEN, epk,
+			32, ZERO_NONCE, d + SEAL_HINT_LEN) == 0) {
 			err = 0;
 			break;
 		}
