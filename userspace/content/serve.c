@@ -81,7 +81,7 @@ static void fault_of(struct content_node *cn, struct cn_wtab *t, uint64_t conn, 
 {
 	struct sockaddr_storage addr;
 	uint8_t key[QUIC_KEY_LEN], a[16];
-	char as[INET6_ADDRSTRLEN] = "?";
+	char as[64] = "?";
 	int fam, rc = -ENODEV;
 
 	atomic_fetch_add(&cn->faults[f], 1);
@@ -101,7 +101,9 @@ static void fault_of(struct content_node *cn, struct cn_wtab *t, uint64_t conn, 
 	if (cn->guard)
 		rc = guard_ban_addr(cn->guard, fam, a, CONTENT_REQ_BAN_TTL_S);
 	atomic_fetch_add(&cn->requester_bans, 1);
-	log_warn(CN_MOD, "requester %s: score over %u (last: %s), banned for %u s%s", as,
+	/* log.addresses off (the default): a keyed tag, not the address */
+	log_warn(CN_MOD, "requester %s: score over %u (last: %s), banned for %u s%s",
+		 log_addr(as, as, sizeof(as)),
 		 CN_SCHED_BAN_SCORE, cn_fault_name(f), CONTENT_REQ_BAN_TTL_S,
 		 rc ? " (ban pipeline unavailable)" : "");
 	quic_node_close(cn->quic, conn, 0);
