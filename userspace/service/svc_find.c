@@ -342,8 +342,11 @@ static int find_dht(struct svc_node *sn, const char *name, const uint8_t *target
 			    SVCN_WAIT_SLACK_NS);
 	if (err >= 0 && (size_t)err < max)
 		err = find_by_claims(sn, name, f, out, max, err, claim_ms);
+	/* Only a finished find's counts are ours to read: after a timeout the
+	 * lookup may still be writing them on worker 0 (a data race TSan
+	 * found in the stress recipe). */
 	if (seen)
-		*seen = f->npeers + f->nclaims;
+		*seen = err >= 0 ? f->npeers + f->nclaims : 0;
 	svcn_job_put(&f->j);
 	return err;
 }
