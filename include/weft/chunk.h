@@ -166,6 +166,28 @@ int cstore_add_buf(struct cstore *cs, const uint8_t *buf, size_t len,
 		   uint8_t id_out[B3TREE_ID_LEN]);
 
 /*
+ * A transform applied to a source file chunk by chunk on the way into the
+ * store (a private share's encryption): the stored blob is out_size bytes,
+ * its chunk i made by fn from source bytes [i * in_chunk, +in_len) (the
+ * last chunk's in_len the rest of in_size, possibly 0); fn writes exactly
+ * out_len bytes (B3TREE_CHUNK_LEN, the last one shorter) and returns 0 or
+ * -errno. The source never reaches the store's files; what is hashed is
+ * what was stored. in_chunk at most B3TREE_CHUNK_LEN.
+ */
+struct cstore_xform {
+	uint64_t in_size, out_size;
+	size_t in_chunk;
+	int (*fn)(void *arg, uint64_t index, const uint8_t *in, size_t in_len, uint8_t *out,
+		  size_t out_len);
+	void *arg;
+};
+/* cstore_add_file of the transform of the regular file open at fd (the
+ * caller's, of in_size bytes: a file that grew or shrank is -EIO). Errors
+ * of cstore_add_file, -EINVAL (chunk counts of in and out differ), fn's. */
+int cstore_add_fd_xform(struct cstore *cs, int fd, const struct cstore_xform *x,
+			uint8_t id_out[B3TREE_ID_LEN]);
+
+/*
  * Start (or resume) a download of content id of size bytes with its CV list
  * (nchunks * 32 bytes), checked here with b3tree_verify_cvs. Reserves size
  * bytes of quota and creates the .part file. If the download already exists

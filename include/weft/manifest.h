@@ -43,6 +43,14 @@
 #define MANIFEST_MAX_SIZE (1u << 20)
 #define MANIFEST_SHARE_ID_LEN 20u
 #define MANIFEST_VERSION 1
+/* Sealed shares: wrapped keys (docs/PRIVATE.md): 500 entries of 56 bytes
+ * (seal's SEAL_MAX_RECIPIENTS, SEAL_ENTRY_LEN), checked before any crypto;
+ * sealed metadata at most 1 MiB + its 40-byte overhead (the whole manifest
+ * is still bounded by MANIFEST_MAX_SIZE). */
+#define MANIFEST_MAX_KEYS 500u
+#define MANIFEST_KEY_LEN 56u
+#define MANIFEST_MAX_META ((1u << 20) + 40u)
+#define MANIFEST_SEALED_TYPE "application/octet-stream"
 
 enum manifest_visibility {
 	MANIFEST_PUBLIC = 0,  /* announced in the DHT */
@@ -79,11 +87,33 @@ struct manifest {
 	int has_prev;
 	uint64_t prev_seq;
 	uint8_t prev[32];
+	/* Sealed (a private share encrypted to its recipients, docs/PRIVATE.md
+	 * "Sealed shares"): the wrap's ephemeral X25519 key, nkeys wrapped
+	 * content keys (SEAL_ENTRY_LEN bytes each, sorted by hint) and the
+	 * sealed metadata (the real paths, types and sizes). Items are then the
+	 * ciphertext blobs, path = the item's index in 4 digits ("0000"..),
+	 * type application/octet-stream. sealed 0: none of these (set with
+	 * manifest_set_sealed, freed by manifest_free). */
+	int sealed;
+	uint8_t epk[32];
+	uint8_t *keys;
+	uint32_t nkeys;
+	uint8_t *meta;
+	uint32_t meta_len;
 };
 
 void manifest_init(struct manifest *m);
 /* Free the items and reset to the manifest_init() state; NULL-safe. */
 void manifest_free(struct manifest *m);
+
+/* Seal fields (copied): 1..MANIFEST_MAX_KEYS entries of MANIFEST_KEY_LEN
+ * bytes, meta 1..MANIFEST_MAX_META bytes; makes m private. Clears the
+ * signature. 0, -EINVAL, -E2BIG (over a cap: checked first) or -ENOMEM. */
+int manifest_set_sealed(struct manifest *m, const uint8_t epk[32], const uint8_t *keys,
+			uint32_t nkeys, const uint8_t *meta, size_t meta_len);
+/* The placeholder path of item index i of a sealed manifest ("0000".."4095")
+ * into buf (at least 5 bytes). */
+void manifest_sealed_path(uint32_t i, char buf[5]);
 
 /* Set the share name (1..64 bytes of UTF-8, no control characters).
  * Returns 0 or -EINVAL. */
@@ -150,5 +180,13 @@ int manifest_digest(const struct manifest *m, uint8_t out[32]);
 int manifest_link_prev(struct manifest *m, const struct manifest *prev);
 
 int manifest_supersedes(const struct manifest *a, const struct manifest *b);
+
+/* 1 when the share and its blobs are announced in the DHT: public shares,
+ * and sealed ones (their blobs are ciphertext any host may seed); 0 for an
+ * unsealed private share (reachable by share id alone). */
+static inline int manifest_announced(const struct manifest *m)
+{
+	return m->visibility == MANIFEST_PUBLIC || m->sealed;
+}
 
 #endif

@@ -45,6 +45,7 @@
 #include "weft/ctl.h"
 #include "weft/dht.h"
 #include "weft/guard.h"
+#include "weft/seal.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -422,7 +423,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_parse(rc, &resp);
 		if (!rc)
 			check(json_array_size(a.paths) > 0 && a.name[0] &&
-			      strlen(a.name) <= MANIFEST_MAX_NAME);
+			      strlen(a.name) <= MANIFEST_MAX_NAME &&
+			      (a.priv || (!a.nto && !json_array_size(a.circles))) &&
+			      a.nto < SEAL_MAX_RECIPIENTS);
+		cn_api_add_args_free(&a);
 		break;
 	}
 	case CN_GET: {

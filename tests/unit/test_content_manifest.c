@@ -14,6 +14,7 @@
 #include "weft/blake3.h"
 #include "weft/identity.h"
 #include "weft/manifest.h"
+#include "weft/seal.h"
 #include "weft/util.h"
 
 static void key(struct identity *id, uint8_t base)
@@ -464,6 +465,134 @@ static void test_prev_link(void **state)
 	free(buf);
 }
 
+/* A sealed manifest: two ciphertext items, keys wrapped for two nodes,
+ * sealed metadata; signed. */
+static void sealed_manifest(struct manifest *m, struct identity *id)
+{
+	struct identity r;
+	uint8_t ck[SEAL_KEY_LEN], x[2][SEAL_X_PK_LEN], epk[32], keys[2 * SEAL_ENTRY_LEN],
+	    meta[512], cid[32];
+	struct seal_meta_item it[2] = {
+	    {.path = (const uint8_t *)"notes/a.txt", .path_len = 11,
+	     .type = (const uint8_t *)"text/plain", .type_len = 10, .size = 6},
+	    {.path = (const uint8_t *)"b.bin", .path_len = 5, .size = 300000},
+	};
+	size_t mlen;
+	char ph[5];
+
+	key(id, 0);
+	key(&r, 0x40);
+	manifest_init(m);
+	assert_int_equal(manifest_set_name(m, "secret-0123456789abcdef", 23), 0);
+	m->seq = 3;
+	m->created = 1700000000;
+	seal_content_key_new(ck);
+	assert_int_equal(seal_x25519_from_ed25519_pk(id->pk, x[0]), 0);
+	assert_int_equal(seal_x25519_from_ed25519_pk(r.pk, x[1]), 0);
+	assert_int_equal(seal_wrap(ck, (const uint8_t(*)[32])x, 2, epk, keys), 0);
+	assert_int_equal(seal_meta_encrypt(ck, it, 2, meta, sizeof(meta), &mlen), 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		manifest_sealed_path(i, ph);
+		blake3_hash(ph, 4, cid, 32);
+		assert_int_equal(manifest_add_item(m, ph, 4, cid, (uint64_t)seal_cipher_size(it[i].size),
+						   MANIFEST_SEALED_TYPE),
+				 0);
+	}
+	assert_int_equal(manifest_set_sealed(m, epk, keys, 2, meta, mlen), 0);
+	assert_int_equal(m->visibility, MANIFEST_PRIVATE);
+	assert_int_equal(manifest_sign(m, id), 0);
+}
+
+/* Sealed manifests: round trip, what a host sees (placeholder paths, one
+ * type, ciphertext sizes), the key cap before anything else, canonical
+ * key order, seal fields all or none, every byte covered. */
+static void test_sealed(void **state)
+{
+	struct manifest m, d;
+	struct identity id;
+	uint8_t *buf = malloc(MANIFEST_MAX_SIZE), *big;
+	size_t len, blen;
+	uint8_t *p;
+
+	(void)state;
+	assert_non_null(buf);
+	sealed_manifest(&m, &id);
+	assert_int_equal(manifest_encode(&m, buf, MANIFEST_MAX_SIZE, &len), 0);
+	manifest_init(&d);
+	assert_int_equal(manifest_decode(&d, buf, len), 0);
+	assert_true(d.sealed);
+	assert_int_equal(d.nkeys, 2);
+	assert_int_equal(d.meta_len, m.meta_len);
+	assert_memory_equal(d.epk, m.epk, 32);
+	assert_string_equal(d.items[0].path, "0000");
+	assert_string_equal(d.items[1].path, "0001");
+	assert_int_equal(d.items[1].size, 300000 + 2 * SEAL_TAG_LEN);
+	assert_true(manifest_announced(&d));
+	manifest_free(&d);
+	/* every byte flipped, every truncation: refused */
+	for (size_t i = 0; i < len; i++) {
+		buf[i] ^= 0x01;
+		assert_int_not_equal(manifest_decode(&d, buf, len), 0);
+		buf[i] ^= 0x01;
+	}
+	for (size_t n = 0; n < len; n++)
+		assert_int_not_equal(manifest_decode(&d, buf, n), 0);
+
+	/* 501 keys: -E2BIG before the signature or anything else is looked at */
+	p = memmem(buf, len, "4:keys112:", 10);
+	assert_non_null(p);
+	big = malloc(len + 501 * SEAL_ENTRY_LEN);
+	assert_non_null(big);
+	blen = (size_t)(p - buf);
+	memcpy(big, buf, blen);
+	blen += (size_t)sprintf((char *)big + blen, "4:keys%u:", 501 * SEAL_ENTRY_LEN);
+	memset(big + blen, 0x11, 501 * SEAL_ENTRY_LEN);
+	blen += 501 * SEAL_ENTRY_LEN;
+	memcpy(big + blen, p + 10 + 112, len - (size_t)(p - buf) - 10 - 112);
+	blen += len - (size_t)(p - buf) - 10 - 112;
+	assert_int_equal(manifest_decode(&d, big, blen), -E2BIG);
+	/* keys and meta without epk: refused */
+	p = memmem(buf, len, "3:epk32:", 8);
+	assert_non_null(p);
+	blen = (size_t)(p - buf);
+	memcpy(big, buf, blen);
+	memcpy(big + blen, p + 8 + 32, len - blen - 40);
+	assert_int_equal(manifest_decode(&d, big, len - 40), -EINVAL);
+	free(big);
+
+	/* the builder refuses what a host must never be shown */
+	free(m.items[0].path);
+	m.items[0].path = strdup("notes/a.txt");
+	assert_int_equal(manifest_sign(&m, &id), -EINVAL);
+	free(m.items[0].path);
+	m.items[0].path = strdup("0000");
+	free(m.items[0].type);
+	m.items[0].type = strdup("text/plain");
+	assert_int_equal(manifest_sign(&m, &id), -EINVAL);
+	free(m.items[0].type);
+	m.items[0].type = strdup(MANIFEST_SEALED_TYPE);
+	m.items[0].size = 15; /* no plaintext encrypts to 15 bytes */
+	assert_int_equal(manifest_sign(&m, &id), -EINVAL);
+	m.items[0].size = 22;
+	m.visibility = MANIFEST_PUBLIC; /* sealed is private */
+	assert_int_equal(manifest_sign(&m, &id), -EINVAL);
+	m.visibility = MANIFEST_PRIVATE;
+	{
+		uint8_t t[SEAL_ENTRY_LEN]; /* keys out of hint order */
+
+		memcpy(t, m.keys, SEAL_ENTRY_LEN);
+		memcpy(m.keys, m.keys + SEAL_ENTRY_LEN, SEAL_ENTRY_LEN);
+		memcpy(m.keys + SEAL_ENTRY_LEN, t, SEAL_ENTRY_LEN);
+		assert_int_equal(manifest_sign(&m, &id), -EINVAL);
+		memcpy(m.keys + SEAL_ENTRY_LEN, m.keys, SEAL_ENTRY_LEN);
+		memcpy(m.keys, t, SEAL_ENTRY_LEN);
+	}
+	assert_int_equal(manifest_sign(&m, &id), 0);
+	assert_int_equal(manifest_set_sealed(&m, m.epk, m.keys, 501, m.meta, m.meta_len), -E2BIG);
+	manifest_free(&m);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_bounds_supersede),
 		cmocka_unit_test(test_prev_link),
+		cmocka_unit_test(test_sealed),
 	};
 
 	return cmocka_run_group_tests_name("content_manifest", tests, NULL, NULL);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * weftctl content add [--name NAME] [--private] PATH...
+ * weftctl content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...] PATH...
  * weftctl content ls
- * weftctl content get ID [--out DIR [--link]] [--from TARGET]... [--no-wait]
+ * weftctl content get ID [--out DIR [--link]] [--from TARGET]... [--raw] [--no-wait]
  * weftctl content jobs [N]
  * weftctl content stats
  * weftctl content limits ..., content peers: content_serve.c
@@ -27,15 +27,29 @@ static void print_share(json_t *o)
 	       weftctl_jstr(o, "share_id"), weftctl_jstr(o, "name"), weftctl_jstr(o, "publisher"), weftctl_jint(o, "seq"),
 	       weftctl_jstr(o, "visibility"));
 	printf("\n%-64s %10s  %-24s %s\n", "CONTENT ID", "SIZE", "TYPE", "PATH");
-	json_array_foreach(json_object_get(o, "items"), i, it)
+	json_array_foreach(json_object_get(o, json_object_get(o, "opened") ? "opened" : "items"), i, it)
 	    printf("%-64s %10s  %-24s %s\n", weftctl_jstr(it, "id"),
 		   weftctl_fmt_bytes((double)weftctl_jint(it, "size"), b, sizeof(b)), weftctl_jstr(it, "type"),
 		   weftctl_jstr(it, "path"));
 }
 
+/* --to KEY[,KEY...]: each key appended to "to" (the daemon checks them). */
+static int add_keys(json_t *to, const char *list)
+{
+	char buf[64 * 1024];
+	char *save = NULL, *k;
+
+	if (strlen(list) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (k = strtok_r(buf, ",", &save); k; k = strtok_r(NULL, ",", &save))
+		json_array_append_new(to, json_string(k));
+	return 0;
+}
+
 static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *paths = json_array(), *body, *out = NULL;
+	json_t *paths = json_array(), *to = json_array(), *circles = json_array(), *body, *out = NULL;
 	const char *name = NULL;
 	int priv = 0, rc;
 
@@ -46,35 +60,55 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 			name = argv[++i];
 		} else if (!strcmp(argv[i], "--private")) {
 			priv = 1;
+		} else if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			if (add_keys(to, argv[++i]))
+				goto usage;
+		} else if (!strcmp(argv[i], "--to-circle") && i + 1 < argc) {
+			json_array_append_new(circles, json_string(argv[++i]));
 		} else if (argv[i][0] == '-') {
-			json_decref(paths);
-			return weftctl_usage(ctx);
+			goto usage;
 		} else {
 			if (!realpath(argv[i], abs)) {
 				fprintf(stderr, "weftctl: %s: %m\n", argv[i]);
 				json_decref(paths);
+				json_decref(to);
+				json_decref(circles);
 				return WEFTCTL_ERR;
 			}
 			json_array_append_new(paths, json_string(abs));
 		}
 	}
-	if (!json_array_size(paths)) {
-		json_decref(paths);
-		return weftctl_usage(ctx);
+	if (!json_array_size(paths) || (!priv && (json_array_size(to) || json_array_size(circles)))) {
+		if (!priv && json_array_size(paths))
+			fprintf(stderr, "weftctl: --to and --to-circle need --private\n");
+		goto usage;
 	}
 	body = json_pack("{s:o,s:b}", "paths", paths, "private", priv);
 	if (name)
 		json_object_set_new(body, "name", json_string(name));
+	if (json_array_size(to))
+		json_object_set(body, "to", to);
+	if (json_array_size(circles))
+		json_object_set(body, "to_circle", circles);
+	json_decref(to);
+	json_decref(circles);
 	rc = weftctl_do(ctx, "POST", "/v1/content/add", body, ctx->json ? NULL : &out);
 	json_decref(body);
 	if (rc == WEFTCTL_OK && out) {
 		print_share(out);
-		if (!strcmp(weftctl_jstr(out, "visibility"), "private"))
-			printf("\nprivate: not announced; give the share id and this node's "
-			       "address to those who may fetch it\n");
+		if (json_is_true(json_object_get(out, "sealed")))
+			printf("\nprivate: encrypted; sealed to %lld keys (this node's included). "
+			       "Hosts seed the ciphertext; recipients fetch it with\n  weftctl "
+			       "content get %s --out DIR\n",
+			       weftctl_jint(out, "keys"), weftctl_jstr(out, "share_id"));
 	}
 	json_decref(out);
 	return rc;
+usage:
+	json_decref(paths);
+	json_decref(to);
+	json_decref(circles);
+	return weftctl_usage(ctx);
 }
 
 static int cmd_ls(struct weftctl *ctx)
@@ -194,7 +228,7 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 	json_t *from = json_array(), *items = json_array(), *body, *out = NULL;
 	const char *id = NULL;
 	char outdir[PATH_MAX] = "", path[64];
-	int nowait = 0, link = 0, rc, tty = isatty(1), ticks = 0;
+	int nowait = 0, link = 0, raw = 0, rc, tty = isatty(1), ticks = 0;
 	long long jid;
 
 	for (int i = 2; i < argc; i++) {
@@ -215,6 +249,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			nowait = 1;
 		} else if (!strcmp(argv[i], "--link")) {
 			link = 1;
+		} else if (!strcmp(argv[i], "--raw")) {
+			raw = 1;
 		} else if (argv[i][0] != '-' && !id) {
 			id = argv[i];
 		} else {
@@ -238,6 +274,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 		json_object_set_new(body, "out", json_string(outdir));
 	if (link)
 		json_object_set_new(body, "link", json_true());
+	if (raw)
+		json_object_set_new(body, "raw", json_true());
 	rc = weftctl_do(ctx, "POST", "/v1/content/get", body, &out);
 	json_decref(body);
 	if (rc)
@@ -293,6 +331,8 @@ static int cmd_get(struct weftctl *ctx, int argc, char **argv)
 			       outdir);
 	}
 	rc = strcmp(weftctl_jstr(out, "state"), "done") ? WEFTCTL_ERR : WEFTCTL_OK;
+	if (rc && !strcmp(weftctl_jstr_or(out, "error_code", ""), "not_a_recipient"))
+		rc = WEFTCTL_NOT_RECIPIENT;
 	if (rc && !ctx->json)
 		fprintf(stderr, "weftctl: download failed (%s): %s\n",
 			weftctl_jstr_or(out, "error_code", "error"), weftctl_jstr(out, "error"));

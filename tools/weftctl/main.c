@@ -18,9 +18,9 @@ static const struct weftctl_noun nouns[] = {
 	  "ban del CIDR\n"
 	  "ban list|ls" },
 	{ "content", weftctl_content,
-	  "content add [--name NAME] [--private] PATH...\n"
+	  "content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...] PATH...\n"
 	  "content ls\n"
-	  "content get ID|KEY/NAME|MAGNET [--out DIR [--link]] [--from TARGET]... [--item PATH]... [--no-wait]\n"
+	  "content get ID|KEY/NAME|MAGNET [--out DIR [--link]] [--from TARGET]... [--item PATH]... [--raw] [--no-wait]\n"
 	  "content jobs [N]\n"
 	  "content stats\n"
 	  "content link SHAREID|KEY/NAME|MAGNET\n"
@@ -36,6 +36,10 @@ static const struct weftctl_noun nouns[] = {
 	  "content limits [--upload RATE] [--per-peer RATE] [--lan-peer RATE] [--lan-capped on|off] "
 	  "[--superseed S]\n"
 	  "content peers" },
+	{ "circle", weftctl_circle,
+	  "circle set NAME KEY...   (a local recipient list for content add --to-circle)\n"
+	  "circle ls\n"
+	  "circle rm NAME" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"
@@ -119,7 +123,7 @@ static void usage(FILE *out)
 		weftctl_print_lines(out, "  weftctl ", nouns[i].usage);
 	fprintf(out, "\nThe socket defaults to $WEFT_SOCKET, else " WEFTCTL_SERVICE_SOCKET " (the systemd\n"
 		     "service's) if it exists, else weftd's default for this user.\n"
-		     "Exit codes: 0 ok, 1 error, 2 usage.\n");
+		     "Exit codes: 0 ok, 1 error, 2 usage, 3 not a recipient of a private share.\n");
 }
 
 int main(int argc, char **argv)

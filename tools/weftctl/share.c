@@ -42,8 +42,13 @@ int weftctl_share(struct weftctl *ctx, int argc, char **argv)
 	       weftctl_jstr(out, "publisher"), weftctl_jint(out, "seq"),
 	       weftctl_jint(out, "created"), weftctl_jstr(out, "visibility"),
 	       weftctl_jstr(out, "sig"));
+	if (json_is_true(json_object_get(out, "sealed")))
+		printf("sealed     to %lld keys; %s\n", weftctl_jint(out, "keys"),
+		       json_is_true(json_object_get(out, "recipient"))
+			   ? "this node is a recipient (paths and sizes below are the plaintext's)"
+			   : "this node is not a recipient: ciphertext sizes only");
 	printf("\n%-64s %10s  %-24s %s\n", "CONTENT ID", "SIZE", "TYPE", "PATH");
-	json_array_foreach(json_object_get(out, "items"), i, it)
+	json_array_foreach(json_object_get(out, json_object_get(out, "opened") ? "opened" : "items"), i, it)
 	    printf("%-64s %10s  %-24s %s\n", weftctl_jstr(it, "id"),
 		   weftctl_fmt_bytes((double)weftctl_jint(it, "size"), b, sizeof(b)),
 		   weftctl_jstr(it, "type"), weftctl_jstr(it, "path"));

@@ -12,7 +12,9 @@
 
 #include <jansson.h>
 
-enum { WEFTCTL_OK = 0, WEFTCTL_ERR = 1, WEFTCTL_USAGE = 2 };
+/* Exit codes: 3 is a download of a sealed share this node cannot open
+ * (error code not_a_recipient), so scripts can tell it from a failure. */
+enum { WEFTCTL_OK = 0, WEFTCTL_ERR = 1, WEFTCTL_USAGE = 2, WEFTCTL_NOT_RECIPIENT = 3 };
 
 struct weftctl_noun;
 
@@ -48,6 +50,8 @@ int weftctl_node(struct weftctl *ctx, int argc, char **argv);
 int weftctl_quic(struct weftctl *ctx, int argc, char **argv);
 int weftctl_relay(struct weftctl *ctx, int argc, char **argv);
 int weftctl_share(struct weftctl *ctx, int argc, char **argv);
+/* circle.c: `circle set|ls|rm`, local recipient lists. */
+int weftctl_circle(struct weftctl *ctx, int argc, char **argv);
 int weftctl_metrics(struct weftctl *ctx, int argc, char **argv);
 int weftctl_status(struct weftctl *ctx, int argc, char **argv);
 int weftctl_svc(struct weftctl *ctx, int argc, char **argv);

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -337,13 +338,20 @@ void cstore_free(struct cstore *cs)
  * stored. Exactly one of mem / src is the source. Fills cvs.
  */
 static int stage_and_hash(struct cstore *cs, int dst, int src, const uint8_t *mem, uint64_t size,
-			  uint8_t *cvs)
+			  const struct cstore_xform *x, uint8_t *cvs)
 {
 	uint64_t n = b3tree_nchunks(size);
-	uint8_t *buf = NULL, probe;
+	uint8_t *buf = NULL, *xbuf = NULL, probe;
 	int cloned = 0, err = 0;
 
-	if (!mem) {
+	if (x) {
+		buf = malloc(B3TREE_CHUNK_LEN);
+		xbuf = malloc(x->in_chunk ? x->in_chunk : 1);
+		if (!buf || !xbuf) {
+			err = -ENOMEM;
+			goto out;
+		}
+	} else if (!mem) {
 		buf = malloc(B3TREE_CHUNK_LEN);
 		if (!buf)
 			return -ENOMEM;
@@ -363,7 +371,20 @@ static int stage_and_hash(struct cstore *cs, int dst, int src, const uint8_t *me
 		uint64_t off = i * B3TREE_CHUNK_LEN;
 		const uint8_t *p;
 
-		if (mem) {
+		if (x) {
+			/* chunk i from source bytes [i * in_chunk, +in_len) */
+			uint64_t ioff = i * x->in_chunk;
+			size_t ilen = i + 1 < n ? x->in_chunk : (size_t)(x->in_size - ioff);
+
+			if (ioff > x->in_size || ilen > x->in_chunk) {
+				err = -EINVAL;
+				goto out;
+			}
+			if ((err = cn_pread_full(src, xbuf, ilen, ioff)) ||
+			    (err = x->fn(x->arg, i, xbuf, ilen, buf, clen)))
+				goto out;
+			p = buf;
+		} else if (mem) {
 			p = mem + off;
 		} else {
 			err = cn_pread_full(cloned ? dst : src, buf, clen, off);
@@ -377,13 +398,18 @@ static int stage_and_hash(struct cstore *cs, int dst, int src, const uint8_t *me
 			goto out;
 	}
 	/* The source must not have grown either. */
-	if (!mem && !cloned && pread(src, &probe, 1, (off_t)size) != 0) {
+	if (!mem && !cloned && pread(src, &probe, 1, (off_t)(x ? x->in_size : size)) != 0) {
 		err = -EIO;
 		goto out;
 	}
 	if (!cs->no_sync && fdatasync(dst) < 0)
 		err = -errno;
 out:
+	if (xbuf)
+		sodium_memzero(xbuf, x->in_chunk ? x->in_chunk : 1); /* may be plaintext */
+	free(xbuf);
+	if (x && buf)
+		sodium_memzero(buf, B3TREE_CHUNK_LEN);
 	free(buf);
 	return err;
 }
@@ -462,7 +488,7 @@ static void unreserve(struct cstore *cs, uint64_t size)
 }
 
 static int add_common(struct cstore *cs, int src, const uint8_t *mem, uint64_t size,
-		      uint8_t id_out[B3TREE_ID_LEN])
+		      const struct cstore_xform *x, uint8_t id_out[B3TREE_ID_LEN])
 {
 	char staged[4096];
 	uint8_t *cvs = NULL, id[B3TREE_ID_LEN];
@@ -500,7 +526,7 @@ static int add_common(struct cstore *cs, int src, const uint8_t *mem, uint64_t s
 		err = -errno;
 		goto out;
 	}
-	err = stage_and_hash(cs, dst, src, mem, size, cvs);
+	err = stage_and_hash(cs, dst, src, mem, size, x, cvs);
 	if (!err)
 		err = b3tree_root(cvs, b3tree_nchunks(size), id);
 	if (err) {
@@ -544,7 +570,7 @@ int cstore_add_file(struct cstore *cs, const char *path, uint8_t id_out[B3TREE_I
 	} else if (!S_ISREG(sb.st_mode)) {
 		err = -EINVAL;
 	} else {
-		err = add_common(cs, fd, NULL, (uint64_t)sb.st_size, id_out);
+		err = add_common(cs, fd, NULL, (uint64_t)sb.st_size, NULL, id_out);
 	}
 	close(fd);
 	return err;
@@ -556,7 +582,23 @@ int cstore_add_buf(struct cstore *cs, const uint8_t *buf, size_t len, uint8_t id
 
 	if (!cs || (!buf && len) || !id_out)
 		return -EINVAL;
-	return add_common(cs, -1, buf ? buf : empty, len, id_out);
+	return add_common(cs, -1, buf ? buf : empty, len, NULL, id_out);
+}
+
+int cstore_add_fd_xform(struct cstore *cs, int fd, const struct cstore_xform *x,
+			uint8_t id_out[B3TREE_ID_LEN])
+{
+	uint64_t n;
+
+	if (!cs || fd < 0 || !x || !x->fn || !x->in_chunk || x->in_chunk > B3TREE_CHUNK_LEN ||
+	    !id_out)
+		return -EINVAL;
+	/* the chunk count of the output must cover the input exactly */
+	n = b3tree_nchunks(x->out_size);
+	if ((x->in_size + x->in_chunk - 1) / x->in_chunk > n ||
+	    (n > 1 && (n - 1) * (uint64_t)x->in_chunk >= x->in_size))
+		return -EINVAL;
+	return add_common(cs, fd, NULL, x->out_size, x, id_out);
 }
 
 /* ---- partial downloads ---- */

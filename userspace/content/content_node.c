@@ -12,6 +12,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "content/content_node_int.h"
 #include "weft/ctl.h"
@@ -26,6 +28,7 @@
 #include "weft/identity.h"
 #include "weft/log.h"
 #include "weft/store.h"
+#include "weft/seal.h"
 #include "weft/util.h"
 /* ---------------------------------------------------------- adding */
 
@@ -58,28 +61,53 @@ static const char *media_type(const char *name)
 	return "application/octet-stream";
 }
 
-static int add_one(struct content_node *cn, struct manifest *m, const char *path, const char *rel)
+/* What an add builds: the manifest, and for a sealed share the
+ * encryption's state (private.c). */
+struct add_ctx {
+	struct content_node *cn;
+	struct manifest *m;
+	struct cn_seal_add *sa; /* NULL: public */
+};
+
+static int add_one(struct add_ctx *c, const char *path, const char *rel)
 {
 	struct stat st;
 	uint8_t id[32];
-	int rc;
+	int fd, rc;
 
+	if (c->sa) {
+		/* sealed: the plaintext is read once, encrypted on its way in */
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &st)) {
+			rc = -errno;
+		} else if (!S_ISREG(st.st_mode)) {
+			rc = 0;
+		} else {
+			rc = cn_seal_add_file(c->cn, c->sa, c->m, fd, (uint64_t)st.st_size, rel,
+					      media_type(rel));
+			if (rc)
+				log_warn(CN_MOD, "cannot add %s: %s", path, strerror(-rc));
+		}
+		close(fd);
+		return rc;
+	}
 	if (stat(path, &st))
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return 0; /* sockets, devices, ...: skipped */
-	rc = cstore_add_file(cn->cs, path, id);
+	rc = cstore_add_file(c->cn->cs, path, id);
 	if (rc) {
 		log_warn(CN_MOD, "cannot add %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	return manifest_add_item(m, rel, strlen(rel), id, (uint64_t)st.st_size, media_type(rel));
+	return manifest_add_item(c->m, rel, strlen(rel), id, (uint64_t)st.st_size, media_type(rel));
 }
 
 /* Depth-first over a folder; symlinks are not followed into directories
  * (a loop would never end), entries sorted by the manifest itself. */
-static int add_tree(struct content_node *cn, struct manifest *m, const char *dir, const char *rel,
-		    int depth)
+static int add_tree(struct add_ctx *c, const char *dir, const char *rel, int depth)
 {
 	struct dirent *de;
 	struct stat st;
@@ -107,9 +135,9 @@ static int add_tree(struct content_node *cn, struct manifest *m, const char *dir
 			break;
 		}
 		if (S_ISDIR(st.st_mode))
-			rc = add_tree(cn, m, p, r, depth + 1);
+			rc = add_tree(c, p, r, depth + 1);
 		else
-			rc = add_one(cn, m, p, r);
+			rc = add_one(c, p, r);
 	}
 	closedir(d);
 	return rc;
@@ -135,11 +163,47 @@ static json_t *manifest_json(const struct manifest *m)
 	    "seq", (json_int_t)m->seq, "created", (json_int_t)m->created, "visibility",
 	    m->visibility == MANIFEST_PRIVATE ? "private" : "public", "sig", sig, "items", items);
 
+	if (o && m->sealed) { /* hosts see the count of wrapped keys, not whose */
+		json_object_set_new(o, "sealed", json_true());
+		json_object_set_new(o, "keys", json_integer(m->nkeys));
+	}
 	if (o && m->has_prev) { /* the predecessor link (docs/CONTENT.md) */
 		util_hex(id, m->prev, 32);
 		json_object_set_new(o, "prev", json_string(id));
 		json_object_set_new(o, "prev_seq", json_integer((json_int_t)m->prev_seq));
 	}
+	return o;
+}
+
+/* manifest_json, and for a sealed share this node can open, "opened": its
+ * real items (path, type, plaintext size, the ciphertext blob's id); a
+ * node that cannot gets "recipient": false. */
+static json_t *share_json(const struct content_node *cn, const struct manifest *m)
+{
+	json_t *o = manifest_json(m), *a;
+	struct cn_seal_view v;
+	uint8_t ck[32];
+	char id[65], path[MANIFEST_MAX_PATH + 1];
+
+	if (!o || !m->sealed)
+		return o;
+	if (cn_seal_key(cn, m, ck) || cn_seal_view_open(ck, m, &v)) {
+		sodium_memzero(ck, sizeof(ck));
+		json_object_set_new(o, "recipient", json_false());
+		return o;
+	}
+	sodium_memzero(ck, sizeof(ck));
+	a = json_array();
+	for (uint32_t i = 0; i < v.n; i++) {
+		util_hex(id, m->items[i].id, 32);
+		cn_seal_view_path(&v, i, path, sizeof(path));
+		json_array_append_new(a, json_pack("{s:s,s:s%,s:I,s:s}", "path", path, "type",
+						   (const char *)v.it[i].type, v.it[i].type_len,
+						   "size", (json_int_t)v.it[i].size, "id", id));
+	}
+	cn_seal_view_free(&v);
+	json_object_set_new(o, "recipient", json_true());
+	json_object_set_new(o, "opened", a);
 	return o;
 }
 
@@ -173,6 +237,70 @@ static int is_array(const json_t *v)
 	return json_is_array(v);
 }
 
+static int is_array_v(const json_t *v)
+{
+	return json_is_array(v);
+}
+
+void cn_api_add_args_free(struct cn_add_args *a)
+{
+	free(a->to);
+	a->to = NULL;
+	a->nto = 0;
+}
+
+/* "to": [KEY, ...] and "to_circle": [NAME, ...] of a private add; counts
+ * are checked before any key is parsed. */
+static int parse_recipients(json_t *body, struct cn_add_args *a, struct ctl_resp *resp)
+{
+	json_t *to = json_object_get(body, "to"), *v;
+	size_t i, n;
+
+	if (wrong_type(body, "to", is_array_v) || wrong_type(body, "to_circle", is_array_v)) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "to: a list of node keys; to_circle: a list of circle names");
+		return -EINVAL;
+	}
+	a->circles = json_object_get(body, "to_circle");
+	if (!a->priv && (json_array_size(to) || json_array_size(a->circles))) {
+		ctl_resp_error(resp, 400, "bad_request", "to and to_circle need \"private\": true");
+		return -EINVAL;
+	}
+	n = json_array_size(to);
+	if (n + 1 > SEAL_MAX_RECIPIENTS || json_array_size(a->circles) > CN_GET_MAX_ITEMS) {
+		ctl_resp_error(resp, 413, "too_many_recipients",
+			       "%zu recipients and this node: a private share has at most %u; "
+			       "past that, use a group",
+			       n, SEAL_MAX_RECIPIENTS);
+		return -E2BIG;
+	}
+	json_array_foreach(a->circles, i, v)
+	{
+		if (!json_is_string(v)) {
+			ctl_resp_error(resp, 400, "bad_request", "to_circle[%zu]: a name", i);
+			return -EINVAL;
+		}
+	}
+	if (!n)
+		return 0;
+	a->to = calloc(n, 32);
+	if (!a->to) {
+		ctl_resp_errno(resp, -ENOMEM, "add");
+		return -ENOMEM;
+	}
+	json_array_foreach(to, i, v)
+	{
+		const char *h = json_string_value(v);
+
+		if (!h || strlen(h) != 64 || util_unhex(a->to[i], 32, h)) {
+			ctl_resp_error(resp, 400, "bad_request", "to[%zu]: a node key (64 hex)", i);
+			return -EINVAL;
+		}
+	}
+	a->nto = (unsigned int)n;
+	return 0;
+}
+
 int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp)
 {
 	const char *name = json_string_value(json_object_get(body, "name"));
@@ -188,7 +316,7 @@ int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp)
 	    wrong_type(body, "name", is_string) || wrong_type(body, "private", is_bool)) {
 		ctl_resp_error(resp, 400, "bad_request",
 			       "expected {\"paths\": [PATH, ...], \"name\"?: NAME, \"private\"?: "
-			       "BOOL}");
+			       "BOOL, \"to\"?: [KEY, ...], \"to_circle\"?: [NAME, ...]}");
 		return -EINVAL;
 	}
 	/* Every path checked before any file is read. */
@@ -202,6 +330,10 @@ int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp)
 		}
 	}
 	a->priv = json_is_true(json_object_get(body, "private"));
+	if (parse_recipients(body, a, resp)) {
+		cn_api_add_args_free(a);
+		return -EINVAL;
+	}
 	if (!name) {
 		snprintf(trimmed, sizeof(trimmed), "%s",
 			 json_string_value(json_array_get(a->paths, 0)));
@@ -210,43 +342,148 @@ int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp)
 			trimmed[--len] = 0;
 		name = base_name(trimmed);
 	}
-	/* Private shares get a random suffix: the share id derives from the
-	 * key and the name, so a guessable name would make it findable. */
-	if (a->priv) {
-		uint8_t r[8];
-		char rh[17];
-
-		randombytes_buf(r, sizeof(r));
-		util_hex(rh, r, sizeof(r));
-		snprintf(a->name, sizeof(a->name), "%.47s-%s", name, rh);
-	} else if (strlen(name) < sizeof(a->name)) {
+	/* Private shares get a suffix (api_add, keyed): checked here with a
+	 * stand-in of its length. */
+	if (a->priv)
+		snprintf(a->name, sizeof(a->name), "%.*s", CN_PRIV_BASE_MAX, name);
+	else if (strlen(name) < sizeof(a->name))
 		snprintf(a->name, sizeof(a->name), "%s", name);
-	}
 	manifest_init(&m);
-	rc = a->name[0] ? manifest_set_name(&m, a->name, strlen(a->name)) : -EINVAL;
+	if (a->priv && a->name[0]) {
+		char full[MANIFEST_MAX_NAME + 1];
+
+		snprintf(full, sizeof(full), "%.*s-0123456789abcdef", CN_PRIV_BASE_MAX, a->name);
+		rc = manifest_set_name(&m, full, strlen(full));
+	} else {
+		rc = a->name[0] ? manifest_set_name(&m, a->name, strlen(a->name)) : -EINVAL;
+	}
 	manifest_free(&m);
 	if (rc) {
 		ctl_resp_error(resp, 400, "bad_request", "invalid share name");
+		cn_api_add_args_free(a);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-/* POST /v1/content/add {"paths": [...], "name": "...", "private": false} */
+/* The suffix of a private share's name: 8 bytes of keyed BLAKE2b over the
+ * name, keyed by a subkey of the node's secret (so stable across adds of
+ * one name, unguessable to others), as 16 hex digits. */
+static void private_name(const struct content_node *cn, const char *base, char *out, size_t cap)
+{
+	static const char ctx[] = "weft-private-name-v1";
+	uint8_t k[crypto_generichash_KEYBYTES], r[8];
+	char rh[17];
+	crypto_generichash_state st;
+
+	crypto_generichash(k, sizeof(k), (const uint8_t *)ctx, sizeof(ctx), cn->id->sk, 32);
+	crypto_generichash_init(&st, k, sizeof(k), sizeof(r));
+	crypto_generichash_update(&st, (const uint8_t *)base, strlen(base));
+	crypto_generichash_final(&st, r, sizeof(r));
+	sodium_memzero(k, sizeof(k));
+	util_hex(rh, r, sizeof(r));
+	snprintf(out, cap, "%.*s-%s", CN_PRIV_BASE_MAX, base, rh);
+}
+
+/* The recipients of a private add: this node first (a publisher reads its
+ * own share), then "to", then each circle's members; repeats dropped, at
+ * most SEAL_MAX_RECIPIENTS (checked as the list grows, before any crypto).
+ * *n gets the count; 0 or an error already written to resp. */
+static int gather_recipients(struct content_node *cn, const struct cn_add_args *a,
+			     uint8_t (*r)[32], size_t *n, struct ctl_resp *resp)
+{
+	uint8_t (*ck)[32] = malloc(SEAL_MAX_RECIPIENTS * 32);
+	size_t i, nk, k;
+	json_t *v;
+	int rc;
+
+	if (!ck) {
+		ctl_resp_errno(resp, -ENOMEM, "add");
+		return -ENOMEM;
+	}
+	*n = 0;
+	memcpy(r[(*n)++], cn->id->pk, 32);
+#define PUSH(key)                                                                                  \
+	do {                                                                                       \
+		for (k = 0; k < *n && memcmp(r[k], (key), 32); k++)                                \
+			;                                                                          \
+		if (k == *n) {                                                                     \
+			if (*n == SEAL_MAX_RECIPIENTS)                                             \
+				goto too_many;                                                     \
+			memcpy(r[(*n)++], (key), 32);                                              \
+		}                                                                                  \
+	} while (0)
+	for (i = 0; i < a->nto; i++)
+		PUSH(a->to[i]);
+	json_array_foreach(a->circles, i, v)
+	{
+		rc = cn_circle_get(cn, json_string_value(v), ck, SEAL_MAX_RECIPIENTS, &nk);
+		if (rc) {
+			if (rc == -ENOENT)
+				ctl_resp_error(resp, 404, "not_found", "no circle %s",
+					       json_string_value(v));
+			else
+				ctl_resp_errno(resp, rc, json_string_value(v));
+			free(ck);
+			return rc;
+		}
+		for (size_t j = 0; j < nk; j++)
+			PUSH(ck[j]);
+	}
+#undef PUSH
+	free(ck);
+	return 0;
+too_many:
+	free(ck);
+	ctl_resp_error(resp, 413, "too_many_recipients",
+		       "more than %u recipients (this node included): past that, use a group",
+		       SEAL_MAX_RECIPIENTS);
+	return -E2BIG;
+}
+
+/* POST /v1/content/add {"paths": [...], "name": "...", "private": false,
+ * "to": [KEY, ...], "to_circle": [NAME, ...]} */
 static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct content_node *cn = arg;
 	struct cn_add_args a;
 	struct manifest m, old;
-	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN];
-	const char *nm = a.name;
-	size_t i, len;
+	struct add_ctx c = {.cn = cn, .m = &m};
+	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN], (*rcpt)[32] = NULL;
+	char nm[MANIFEST_MAX_NAME + 1];
+	size_t i, len, nr = 0, bad = 0;
 	json_t *v;
 	int rc = 0;
 
 	if (cn_api_parse_add(req->json, &a, resp))
 		return;
 	manifest_init(&m);
+	if (a.priv) {
+		/* recipients first: a bad key or too many costs no file read */
+		rcpt = malloc(SEAL_MAX_RECIPIENTS * 32);
+		if (!rcpt) {
+			ctl_resp_errno(resp, -ENOMEM, "add");
+			goto out;
+		}
+		if (gather_recipients(cn, &a, rcpt, &nr, resp))
+			goto out;
+		rc = cn_seal_add_new(&c.sa, (const uint8_t(*)[32])rcpt, nr, &bad);
+		if (rc) {
+			char hex[65];
+
+			util_hex(hex, rcpt[bad], 32);
+			if (rc == -E2BIG)
+				ctl_resp_error(resp, 413, "too_many_recipients",
+					       "at most %u recipients", SEAL_MAX_RECIPIENTS);
+			else
+				ctl_resp_error(resp, 400, "bad_request",
+					       "recipient %s is not a node key", hex);
+			goto out;
+		}
+		private_name(cn, a.name, nm, sizeof(nm));
+	} else {
+		snprintf(nm, sizeof(nm), "%s", a.name);
+	}
 	manifest_set_name(&m, nm, strlen(nm)); /* checked by cn_api_parse_add */
 	json_array_foreach(a.paths, i, v)
 	{
@@ -265,14 +502,17 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		/* A single folder: its content at the top; several paths: each
 		 * under its own name. */
 		if (S_ISDIR(st.st_mode))
-			rc = add_tree(cn, &m, tp,
-				      json_array_size(a.paths) == 1 ? "" : base_name(tp), 0);
+			rc = add_tree(&c, tp, json_array_size(a.paths) == 1 ? "" : base_name(tp), 0);
 		else
-			rc = add_one(cn, &m, tp, base_name(tp));
+			rc = add_one(&c, tp, base_name(tp));
 		if (rc) {
 			ctl_resp_errno(resp, rc, tp);
 			goto out;
 		}
+	}
+	if (c.sa && (rc = cn_seal_add_finish(c.sa, &m))) {
+		ctl_resp_errno(resp, rc, rc == -ENOENT ? "no file to share" : "sealing the share");
+		goto out;
 	}
 	m.visibility = a.priv ? MANIFEST_PRIVATE : MANIFEST_PUBLIC;
 	m.created = (uint64_t)time(NULL);
@@ -298,14 +538,25 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	}
 	for (uint32_t k = 0; k < m.nitems; k++)
 		cn_ss_add(cn, m.items[k].id, b3tree_nchunks(m.items[k].size)); /* new: super-seed */
-	if (m.visibility == MANIFEST_PUBLIC)
+	/* A sealed share's blobs are ciphertext: announced like public ones,
+	 * so hosts that cannot read them can find and seed them. */
+	if (manifest_announced(&m))
 		for (uint32_t k = 0; k < m.nitems; k++)
 			cn_announce(cn, m.items[k].id, 32);
 	rc = cn_head_publish(cn, &m); /* its BEP 46 head: followers learn of it */
 	if (rc)
 		log_warn(CN_MOD, "share %s: head not recorded: %s", m.name, strerror(-rc));
-	ctl_resp_json(resp, 200, manifest_json(&m));
+	{
+		json_t *o = share_json(cn, &m);
+
+		if (o && m.sealed)
+			json_object_set_new(o, "recipients", json_integer((json_int_t)nr));
+		ctl_resp_json(resp, 200, o);
+	}
 out:
+	cn_seal_add_free(c.sa);
+	free(rcpt);
+	cn_api_add_args_free(&a);
 	manifest_free(&m);
 }
 
@@ -400,6 +651,11 @@ int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp)
 		return -EINVAL;
 	}
 	rq->link = json_is_true(json_object_get(body, "link"));
+	if (wrong_type(body, "raw", is_bool)) {
+		ctl_resp_error(resp, 400, "bad_request", "raw must be true or false");
+		return -EINVAL;
+	}
+	rq->raw = json_is_true(json_object_get(body, "raw"));
 	if (wrong_type(body, "from", is_array)) {
 		ctl_resp_error(resp, 400, "bad_request", "from: a list of targets");
 		return -EINVAL;
@@ -581,7 +837,7 @@ static void api_share(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		ctl_resp_errno(resp, rc, "stored manifest");
 		return;
 	}
-	ctl_resp_json(resp, 200, manifest_json(&m));
+	ctl_resp_json(resp, 200, share_json(cn, &m));
 	manifest_free(&m);
 }
 
@@ -718,6 +974,8 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		goto fail;
 	cn->poll_s = opts->poll_s ? opts->poll_s : CONTENT_POLL_S;
 	rc = cn_subs_init(cn, opts->ctl);
+	if (!rc)
+		rc = cn_circles_init(cn, opts->ctl);
 	if (rc)
 		goto fail;
 	rc = cn_serve_init(cn, opts);
@@ -759,7 +1017,7 @@ static int collect_private(void *arg, const void *key, size_t klen, const void *
 
 	manifest_init(&m);
 	if (manifest_decode(&m, val, vlen) == 0) {
-		if (m.visibility == MANIFEST_PRIVATE) {
+		if (!manifest_announced(&m)) {
 			for (uint32_t i = 0; i < m.nitems; i++) {
 				if (c->npriv == c->cappriv) {
 					size_t nc = c->cappriv ? c->cappriv * 2 : 64;

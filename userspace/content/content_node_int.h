@@ -198,6 +198,7 @@ struct content_node {
 
 	/* a seed host's controls: pins.c (pins, eviction, rm), events.c */
 	unsigned int pins_dbi;
+	unsigned int circles_dbi; /* circles.c */
 	pthread_mutex_t emu; /* one eviction at a time */
 	atomic_ullong evicted;
 	struct cn_events *ev;
@@ -446,6 +447,8 @@ struct cn_get_req {
 	char from[8][128]; /* explicit providers (quic_node targets) */
 	unsigned int nfrom;
 	bool link;	   /* export as a read-only hard link of the store's copy */
+	bool raw;	   /* a sealed share: fetch and keep the ciphertext, decrypt nothing
+			    * (a seed host; items under their placeholder paths) */
 	char ref[300];	   /* the request named a head (KEY/NAME or magnet): resolved
 			    * by cn_head_resolve_get into the fields below */
 	/* a share followed through its head (subscribe.c): the manifest
@@ -489,6 +492,53 @@ int cn_job_cancel(struct content_node *cn, uint64_t job_id, unsigned int wait_ms
  * with a bitmap), at most cap, none equal to except: the count. */
 size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
 		    const struct sockaddr_storage *except, struct sockaddr_storage *out, size_t cap);
+
+/* private.c: sealed shares (docs/PRIVATE.md "Sealed shares"). Adding:
+ * cn_seal_add_new with the recipients' node keys (the cap checked before
+ * any crypto: -E2BIG; a key that is no curve point -EINVAL, one listed
+ * twice -EEXIST, *bad its index), then cn_seal_add_file per item (the
+ * plaintext of fd, size bytes, encrypted on the way into the store; the
+ * manifest gets the ciphertext blob under its placeholder path), then
+ * cn_seal_add_finish (sealed metadata, wrapped keys: m becomes sealed and
+ * private; -ENOENT with no item). */
+struct cn_seal_add;
+int cn_seal_add_new(struct cn_seal_add **out, const uint8_t (*keys)[32], size_t n, size_t *bad);
+int cn_seal_add_file(struct content_node *cn, struct cn_seal_add *sa, struct manifest *m, int fd,
+		     uint64_t size, const char *rel, const char *type);
+int cn_seal_add_finish(struct cn_seal_add *sa, struct manifest *m);
+void cn_seal_add_free(struct cn_seal_add *sa);
+/* Reading: the content key of sealed m opened with this node's key: 0,
+ * -ENOKEY (not a recipient), -EBADMSG (our entry fails to open), -E2BIG. */
+int cn_seal_key(const struct content_node *cn, const struct manifest *m, uint8_t ck[32]);
+/* The real items of sealed m (its metadata opened with ck and checked
+ * against the manifest's blobs: count, sizes, valid and unique paths):
+ * 0, -EBADMSG, -ENOMEM. Free with cn_seal_view_free. */
+struct cn_seal_view {
+	uint8_t *plain;
+	struct seal_meta_item *it; /* item i of the manifest; pointers into plain */
+	uint32_t n;
+};
+int cn_seal_view_open(const uint8_t ck[32], const struct manifest *m, struct cn_seal_view *v);
+void cn_seal_view_free(struct cn_seal_view *v);
+/* Path of item i, NUL-terminated, into buf: 0 or -ENAMETOOLONG. */
+int cn_seal_view_path(const struct cn_seal_view *v, uint32_t i, char *buf, size_t cap);
+
+/* 0 when k is a node key a share can be sealed to (an Ed25519 point
+ * libsodium converts to X25519), else -EINVAL. */
+int cn_key_check(const uint8_t k[32]);
+
+/* circles.c: named recipient lists kept locally (database
+ * content_circles). A name is 1..64 bytes of A-Z a-z 0-9 . _ -; a circle
+ * holds at most 500 keys (a share's cap). */
+#define CN_CIRCLE_NAME_MAX 64
+#define CN_CIRCLE_MAX_KEYS 500
+struct ctl;
+/* Open the database and, with ctl, add the /v1/content/circles routes. */
+int cn_circles_init(struct content_node *cn, struct ctl *ctl);
+/* The keys of circle name into keys (cap entries), *n their count: 0,
+ * -ENOENT, -EINVAL (a bad name), -E2BIG (over cap), -EBADMSG. */
+int cn_circle_get(struct content_node *cn, const char *name, uint8_t (*keys)[32], size_t cap,
+		  size_t *n);
 
 /* pins.c: pins (database content_pins), eviction, removal. */
 int cn_pins_init(struct content_node *cn);
@@ -550,6 +600,15 @@ void cn_seed_stats(struct content_node *cn, json_t *stats);
 /* export.c: export a complete blob to path (atomically, via a temporary
  * file), re-verifying every chunk. */
 int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, bool as_link);
+/* cn_export of a sealed item (never a link): each verified chunk is
+ * decrypted with the item key and only the plaintext written; -EBADMSG
+ * when a chunk fails its tag. */
+struct cn_export_key {
+	uint8_t item_key[32];
+	uint64_t plain_size;
+};
+int cn_export_sealed(struct content_node *cn, const uint8_t id[32], const char *path,
+		     const struct cn_export_key *key);
 
 /* content_node.c: request bodies of the control API, checked without a
  * node (tests/fuzz/fuzz_ctl_json.c). Each returns 0 with its output
@@ -558,10 +617,23 @@ struct ctl_resp;
 /* POST /v1/content/add {"paths": [ABS, ...], "name"?: S, "private"?: BOOL} */
 struct cn_add_args {
 	json_t *paths;			  /* non-empty array of absolute paths (borrowed) */
-	char name[MANIFEST_MAX_NAME + 1]; /* a valid share name (private: with suffix) */
+	char name[MANIFEST_MAX_NAME + 1]; /* a valid share name (private: without its
+					   * suffix, at most CN_PRIV_BASE_MAX bytes) */
 	int priv;
+	/* private: recipients named by key ("to") and by circle ("to_circle",
+	 * borrowed array of names); each at most 500, checked before any key
+	 * is parsed */
+	uint8_t (*to)[32];
+	unsigned int nto;
+	json_t *circles;
 };
+/* A private share's name is NAME-<16 hex> (the suffix keyed by the node
+ * key: the same NAME gives the same share, versions and all, and nobody
+ * can guess its share id from the publisher key and NAME). */
+#define CN_PRIV_BASE_MAX 47
 int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp);
+/* Free what cn_api_parse_add allocated (a->to); NULL-safe fields. */
+void cn_api_add_args_free(struct cn_add_args *a);
 /* POST /v1/content/get {"id": HEX64|HEX40|KEY/NAME|MAGNET, "out"?: ABS, "from"?: [TARGET, ...],
  * "items"?: [PATH, ...]} */
 int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp);

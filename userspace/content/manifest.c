@@ -9,12 +9,14 @@
  * past the field checks cannot slip past that.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "weft/bencode.h"
 #include "weft/blake3.h"
 #include "weft/manifest.h"
+#include "weft/seal.h"
 
 static const char sign_ctx[] = "weft-manifest-v1";
 static const char sid_ctx[] = "weft share id v1";
@@ -24,7 +26,8 @@ static const char sid_ctx[] = "weft share id v1";
 #define ITEM_KEYS 4
 /* Nodes a valid manifest can need: root + 2 per top-level pair + list +
  * per item a dict and 2 per pair. */
-#define MAX_NODES (1 + 2 * TOP_KEYS + MANIFEST_MAX_ITEMS * (1 + 2 * ITEM_KEYS))
+#define SEAL_KEYS 3 /* epk, keys, meta: all or none */
+#define MAX_NODES (1 + 2 * (TOP_KEYS + 2 + SEAL_KEYS) + MANIFEST_MAX_ITEMS * (1 + 2 * ITEM_KEYS))
 
 void manifest_init(struct manifest *m)
 {
@@ -40,7 +43,47 @@ void manifest_free(struct manifest *m)
 		free(m->items[i].type);
 	}
 	free(m->items);
+	free(m->keys);
+	free(m->meta);
 	manifest_init(m);
+}
+
+void manifest_sealed_path(uint32_t i, char buf[5])
+{
+	snprintf(buf, 5, "%04u", i % 10000u);
+}
+
+int manifest_set_sealed(struct manifest *m, const uint8_t epk[32], const uint8_t *keys,
+			uint32_t nkeys, const uint8_t *meta, size_t meta_len)
+{
+	uint8_t *k, *mt;
+
+	if (!m || !epk || !keys || !meta)
+		return -EINVAL;
+	if (nkeys > MANIFEST_MAX_KEYS || meta_len > MANIFEST_MAX_META)
+		return -E2BIG;
+	if (!nkeys || !meta_len)
+		return -EINVAL;
+	k = malloc((size_t)nkeys * MANIFEST_KEY_LEN);
+	mt = malloc(meta_len);
+	if (!k || !mt) {
+		free(k);
+		free(mt);
+		return -ENOMEM;
+	}
+	memcpy(k, keys, (size_t)nkeys * MANIFEST_KEY_LEN);
+	memcpy(mt, meta, meta_len);
+	free(m->keys);
+	free(m->meta);
+	m->keys = k;
+	m->nkeys = nkeys;
+	m->meta = mt;
+	m->meta_len = (uint32_t)meta_len;
+	memcpy(m->epk, epk, 32);
+	m->sealed = 1;
+	m->visibility = MANIFEST_PRIVATE;
+	m->is_signed = 0;
+	return 0;
 }
 
 /*
@@ -234,6 +277,34 @@ int manifest_share_id(const uint8_t pk[IDENTITY_PK_LEN], const char *name, size_
 	return 0;
 }
 
+/*
+ * A sealed manifest shows sizes only: private, 1..500 wrapped keys whose
+ * hints ascend strictly (seal_wrap's canonical order: one encoding per
+ * recipient set), sealed metadata at least its overhead, and items that
+ * are the ciphertext blobs in index order under placeholder paths with the
+ * one neutral type and a size some plaintext encrypts to.
+ */
+static int sealed_valid(const struct manifest *m)
+{
+	char p[5];
+
+	if (m->visibility != MANIFEST_PRIVATE || !m->nkeys || m->nkeys > MANIFEST_MAX_KEYS ||
+	    !m->keys || m->meta_len <= SEAL_META_OVERHEAD || m->meta_len > MANIFEST_MAX_META ||
+	    !m->meta)
+		return 0;
+	for (uint32_t i = 1; i < m->nkeys; i++)
+		if (memcmp(m->keys + (size_t)(i - 1) * MANIFEST_KEY_LEN,
+			   m->keys + (size_t)i * MANIFEST_KEY_LEN, SEAL_HINT_LEN) >= 0)
+			return 0;
+	for (uint32_t i = 0; i < m->nitems; i++) {
+		manifest_sealed_path(i, p);
+		if (strcmp(m->items[i].path, p) || strcmp(m->items[i].type, MANIFEST_SEALED_TYPE) ||
+		    seal_plain_size(m->items[i].size) < 0)
+			return 0;
+	}
+	return 1;
+}
+
 /* Fields every encoder and the decoder agree on. */
 static int fields_valid(const struct manifest *m)
 {
@@ -243,6 +314,8 @@ static int fields_valid(const struct manifest *m)
 		return 0;
 	if (m->has_prev && m->prev_seq >= m->seq)
 		return 0; /* a predecessor at or after this version: a loop */
+	if (m->sealed && !sealed_valid(m))
+		return 0;
 	return 1;
 }
 
@@ -252,6 +325,10 @@ static void encode(const struct manifest *m, int with_sig, struct bencode_buf *b
 	bencode_put_dict(b);
 	bencode_put_cstr(b, "created");
 	bencode_put_int(b, (int64_t)m->created);
+	if (m->sealed) {
+		bencode_put_cstr(b, "epk");
+		bencode_put_str(b, m->epk, 32);
+	}
 	bencode_put_cstr(b, "items");
 	bencode_put_list(b);
 	for (uint32_t i = 0; i < m->nitems; i++) {
@@ -269,6 +346,12 @@ static void encode(const struct manifest *m, int with_sig, struct bencode_buf *b
 		bencode_put_end(b);
 	}
 	bencode_put_end(b);
+	if (m->sealed) {
+		bencode_put_cstr(b, "keys");
+		bencode_put_str(b, m->keys, (size_t)m->nkeys * MANIFEST_KEY_LEN);
+		bencode_put_cstr(b, "meta");
+		bencode_put_str(b, m->meta, m->meta_len);
+	}
 	bencode_put_cstr(b, "name");
 	bencode_put_cstr(b, m->name);
 	bencode_put_cstr(b, "pk");
@@ -430,6 +513,31 @@ static int decode_item(struct manifest *m, const struct bencode_doc *d,
 	return push_item(m, (const char *)path, pl, id, size, (const char *)type, tl);
 }
 
+/* epk, keys, meta of a sealed manifest; the key count is bounded before
+ * anything is copied (a reader's crypto work follows from it). */
+static int decode_sealed(struct manifest *m, const struct bencode_doc *d,
+			 const struct bencode_node *root)
+{
+	const uint8_t *epk, *keys, *meta;
+	size_t el, kl, ml;
+	int err;
+
+	if ((err = get_str(d, root, "epk", 32, 32, &epk, &el)))
+		return err;
+	if (!get(d, root, "keys", BENCODE_STR) || !get(d, root, "meta", BENCODE_STR))
+		return -EINVAL;
+	if (get(d, root, "keys", BENCODE_STR)->slen > (size_t)MANIFEST_MAX_KEYS * MANIFEST_KEY_LEN ||
+	    get(d, root, "meta", BENCODE_STR)->slen > MANIFEST_MAX_META)
+		return -E2BIG;
+	if ((err = get_str(d, root, "keys", MANIFEST_KEY_LEN,
+			   (size_t)MANIFEST_MAX_KEYS * MANIFEST_KEY_LEN, &keys, &kl)) ||
+	    (err = get_str(d, root, "meta", SEAL_META_OVERHEAD + 1, MANIFEST_MAX_META, &meta, &ml)))
+		return err;
+	if (kl % MANIFEST_KEY_LEN)
+		return -EINVAL;
+	return manifest_set_sealed(m, epk, keys, (uint32_t)(kl / MANIFEST_KEY_LEN), meta, ml);
+}
+
 static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 {
 	const struct bencode_node *root = bencode_root(d), *items, *it;
@@ -439,8 +547,12 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 	uint8_t sid[MANIFEST_SHARE_ID_LEN];
 	int err;
 
-	if (!root || root->type != BENCODE_DICT ||
-	    (root->count != TOP_KEYS && root->count != TOP_KEYS + 2))
+	size_t extra;
+
+	if (!root || root->type != BENCODE_DICT || root->count < TOP_KEYS)
+		return -EINVAL;
+	extra = root->count - TOP_KEYS;
+	if (extra != 0 && extra != 2 && extra != SEAL_KEYS && extra != 2 + SEAL_KEYS)
 		return -EINVAL;
 	if ((err = get_uint(d, root, "v", MANIFEST_VERSION, &v)) || v != MANIFEST_VERSION)
 		return -EINVAL;
@@ -449,7 +561,9 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 	    (err = get_uint(d, root, "vis", MANIFEST_PRIVATE, &vis)))
 		return err;
 	m->visibility = (uint32_t)vis;
-	if (root->count == TOP_KEYS + 2) {
+	if (extra >= SEAL_KEYS && (err = decode_sealed(m, d, root)))
+		return err;
+	if (extra == 2 || extra == 2 + SEAL_KEYS) {
 		/* both predecessor keys or neither; the link must point back */
 		if ((err = get_str(d, root, "prev", 32, 32, &s, &sl)) ||
 		    (err = get_uint(d, root, "pseq", INT64_MAX, &m->prev_seq)))
@@ -486,7 +600,9 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 		if ((err = decode_item(m, d, it)))
 			return err;
 	}
-	return m->nitems == items->count ? 0 : -EINVAL;
+	if (m->nitems != items->count)
+		return -EINVAL;
+	return m->sealed && !sealed_valid(m) ? -EINVAL : 0;
 }
 
 int manifest_decode(struct manifest *m, const uint8_t *buf, size_t len)

@@ -87,7 +87,7 @@ int cn_share_put(struct content_node *cn, const struct manifest *m)
 	if (!rc)
 		rc = store_write_call(cn->store, share_put_fn, &sp, 0);
 	free(enc);
-	if (!rc && sp.stored && m->visibility == MANIFEST_PUBLIC)
+	if (!rc && sp.stored && manifest_announced(m))
 		cn_announce(cn, m->share_id, MANIFEST_SHARE_ID_LEN);
 	return rc;
 }

@@ -44,6 +44,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
+#include "weft/seal.h"
 #include "weft/util.h"
 
 
@@ -712,6 +714,19 @@ static int fetch_item(struct cn_job *j)
 
 /* Whether the item at path is selected by rq (all are with none named):
  * a path named, or one under a folder named. */
+/* Item i's path: the real one of a sealed share opened (v), else the
+ * manifest's. 0 or -ENAMETOOLONG. */
+static int item_path(const struct manifest *m, const struct cn_seal_view *v, uint32_t i,
+		     char *buf, size_t cap)
+{
+	if (v)
+		return cn_seal_view_path(v, i, buf, cap);
+	if (strlen(m->items[i].path) >= cap)
+		return -ENAMETOOLONG;
+	strcpy(buf, m->items[i].path);
+	return 0;
+}
+
 static bool selected(const struct cn_get_req *rq, const char *path)
 {
 	if (!rq->nsel)
@@ -849,7 +864,8 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	return -ECANCELED;
 }
 
-static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel)
+static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
+		       const struct cn_export_key *key)
 {
 	char path[PATH_MAX];
 	int rc;
@@ -861,37 +877,81 @@ static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel)
 		return;
 	}
 	pthread_mutex_unlock(&j->mu);
-	rc = cn_export(j->cn, id, path, j->rq.link);
+	rc = key ? cn_export_sealed(j->cn, id, path, key) : cn_export(j->cn, id, path, j->rq.link);
 	pthread_mutex_lock(&j->mu);
-	if (rc) {
+	if (rc == -EBADMSG && key) {
+		/* the chunk proved out against the CV list the publisher
+		 * signed, so the publisher sealed it wrongly */
+		snprintf(j->error, sizeof(j->error),
+			 "%.80s: a chunk fails its seal (sealed wrongly by the publisher)", rel);
+		j->status = rc;
+	} else if (rc) {
 		snprintf(j->error, sizeof(j->error), "writing %.100s: %s", path, strerror(-rc));
 		j->status = rc;
 	}
+}
+
+/* A sealed share (docs/PRIVATE.md): open its content key with this node's
+ * key and its real item list, before anything of it is stored. With
+ * rq.raw, or for the manifest alone (share show), the ciphertext is what is
+ * asked for: *open stays 0. Called and returns with j->mu held. */
+static int open_sealed(struct cn_job *j, const struct manifest *m, uint8_t ck[32],
+		       struct cn_seal_view *v, int *open)
+{
+	int rc;
+
+	*open = 0;
+	if (!m->sealed || j->rq.raw || j->rq.manifest_only)
+		return 0;
+	rc = cn_seal_key(j->cn, m, ck);
+	if (rc == -ENOKEY) {
+		snprintf(j->error, sizeof(j->error),
+			 "not a recipient: none of the %u keys share %.20s is sealed to is "
+			 "this node's (--raw: ciphertext)",
+			 m->nkeys, m->name);
+		return rc;
+	}
+	if (!rc)
+		rc = cn_seal_view_open(ck, m, v);
+	if (rc) {
+		snprintf(j->error, sizeof(j->error),
+			 "share %.40s: its sealed key or item list does not open (%.40s)",
+			 m->name, strerror(-rc));
+		return rc == -ENOMEM ? rc : -EBADMSG;
+	}
+	*open = 1;
+	return 0;
 }
 
 void *cn_job_run(void *arg)
 {
 	struct cn_job *j = arg;
 	struct manifest m;
-	char hex[65];
-	int rc = 0;
+	struct cn_seal_view sv = {0};
+	uint8_t ck[32];
+	char hex[65], path[MANIFEST_MAX_PATH + 1];
+	int rc = 0, sealed_open = 0;
 
 	manifest_init(&m);
 	pthread_mutex_lock(&j->mu);
 	j->t_start = util_now_ms();
 	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
 		rc = fetch_manifest(j, &m);
+		if (!rc)
+			rc = open_sealed(j, &m, ck, &sv, &sealed_open);
 		if (!rc) {
 			/* Waits for the store's commit: not under the job lock,
 			 * which worker callbacks take. */
 			pthread_mutex_unlock(&j->mu);
 			cn_share_put(j->cn, &m);
 			pthread_mutex_lock(&j->mu);
-			for (uint32_t i = 0; i < m.nitems; i++)
-				if (selected(&j->rq, m.items[i].path)) {
+			for (uint32_t i = 0; i < m.nitems; i++) {
+				if (!item_path(&m, sealed_open ? &sv : NULL, i, path, sizeof(path)) &&
+				    selected(&j->rq, path)) {
 					j->items_total++;
 					j->total_bytes += m.items[i].size;
 				}
+			}
 			if (j->rq.nsel && !j->items_total) {
 				snprintf(j->error, sizeof(j->error),
 					 "no item of the share matches the paths asked for");
@@ -899,24 +959,35 @@ void *cn_job_run(void *arg)
 			}
 			/* manifest only: kept (stored above), no item fetched */
 			for (uint32_t i = 0; i < m.nitems && !rc && !j->rq.manifest_only; i++) {
-				if (!selected(&j->rq, m.items[i].path))
+				struct cn_export_key key;
+
+				if (item_path(&m, sealed_open ? &sv : NULL, i, path, sizeof(path)) ||
+				    !selected(&j->rq, path))
 					continue;
 				set_item(j, m.items[i].id);
-				j->announce = m.visibility == MANIFEST_PUBLIC;
+				j->announce = manifest_announced(&m);
 				rc = fetch_item(j);
-				if (!rc) {
-					job_export(j, m.items[i].id, m.items[i].path);
-					rc = j->status;
+				if (!rc && sealed_open) {
+					key.plain_size = sv.it[i].size;
+					rc = seal_item_key(ck, i, key.item_key);
 				}
 				if (!rc) {
+					job_export(j, m.items[i].id, path, sealed_open ? &key : NULL);
+					rc = j->status;
+				}
+				if (sealed_open)
+					sodium_memzero(&key, sizeof(key));
+				if (!rc) {
 					j->items_done++;
-					if (m.visibility == MANIFEST_PUBLIC)
+					if (manifest_announced(&m))
 						cn_announce(j->cn, m.items[i].id, 32);
 				}
 			}
-			if (!rc && m.visibility == MANIFEST_PUBLIC && !j->rq.manifest_only)
+			if (!rc && manifest_announced(&m) && !j->rq.manifest_only)
 				cn_announce(j->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
 		}
+		sodium_memzero(ck, sizeof(ck));
+		cn_seal_view_free(&sv);
 	} else {
 		j->items_total = 1;
 		set_item(j, j->rq.id);
@@ -925,7 +996,7 @@ void *cn_job_run(void *arg)
 		if (!rc) {
 			j->total_bytes = j->size;
 			util_hex(hex, j->rq.id, 32);
-			job_export(j, j->rq.id, hex);
+			job_export(j, j->rq.id, hex, NULL);
 			rc = j->status;
 		}
 		if (!rc) {

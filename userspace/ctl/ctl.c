@@ -151,6 +151,10 @@ static int errno_status(int err, const char **code)
 	case EOPNOTSUPP:
 		status = 501, *code = "not_supported";
 		break;
+	/* a sealed share whose content key is not wrapped for this node */
+	case ENOKEY:
+		status = 403, *code = "not_a_recipient";
+		break;
 	}
 	return status;
 }
