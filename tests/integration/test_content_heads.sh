@@ -16,16 +16,7 @@
 prologue netns 4
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000 WEFT_CONTENT_REQ_TIMEOUT_MS=2000
 
-start_node() { # N
-	local n=$1
-	mkdir -p "$D/n$n"
-	NETNS_EXEC="ip netns exec $(netns_name "$n")"
-	start_weftd "$D/n$n" --state-dir "$D/n$n" --io uring --workers 2 --quic-port 4433 \
-		--dht-port 6881 --bootstrap "$(netns_ip4 4):6881" --log-level info \
-		--set content.poll_s=2
-	eval "PID$n=$WEFTD_PID"
-	eval "LOG$n=$WEFTD_LOG"
-}
+start_node() { start_ns_node "$1" 4 --set content.poll_s=2; }
 sub() { # N FIELD: FIELD of host N's first subscription
 	ctl "$1" --json content subscriptions | "$PYTHON" -c '
 import json, sys

@@ -15,14 +15,7 @@
 prologue netns 4
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000 WEFT_CONTENT_REQ_TIMEOUT_MS=2000
 
-start_node() { # N
-	local n=$1
-	mkdir -p "$D/n$n"
-	NETNS_EXEC="ip netns exec $(netns_name "$n")"
-	start_weftd "$D/n$n" --state-dir "$D/n$n" --io uring --workers 2 --quic-port 4433 \
-		--dht-port 6881 --bootstrap "$(netns_ip4 1):6881" --log-level info
-	eval "PID$n=$WEFTD_PID"
-}
+start_node() { start_ns_node "$1" 1; }
 for n in 1 2 3 4; do start_node "$n"; done
 for n in 1 2 3 4; do eval "K$n=\$(ctl $n --json status | json_get node_key)"; done
 A="$(netns_ip4 1):4433"

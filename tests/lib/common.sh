@@ -113,6 +113,20 @@ start_weftd() {
 		fail "weftd did not come up ($sock)"
 }
 
+# start_ns_node N BOOT [args...]: weftd in namespace N (state in $D/nN,
+# io_uring, 2 workers, QUIC 4433, DHT 6881 bootstrapped from namespace
+# BOOT's DHT port); sets PIDn and LOGn.
+start_ns_node() {
+	local n=$1 boot=$2
+	shift 2
+	mkdir -p "$D/n$n"
+	NETNS_EXEC="ip netns exec $(netns_name "$n")"
+	start_weftd "$D/n$n" --state-dir "$D/n$n" --io uring --workers 2 --quic-port 4433 \
+		--dht-port 6881 --bootstrap "$(netns_ip4 "$boot"):6881" --log-level info "$@"
+	eval "PID$n=$WEFTD_PID"
+	eval "LOG$n=$WEFTD_LOG"
+}
+
 # stop_weftd PID: SIGTERM and wait; fails unless it exits 0 within 20 s.
 stop_weftd() {
 	local pid=$1 i

@@ -49,7 +49,8 @@ static int add_keys(json_t *to, const char *list)
 
 static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *paths = json_array(), *to = json_array(), *circles = json_array(), *body, *out = NULL;
+	json_t *paths = json_array(), *to = json_array(), *circles = json_array(),
+	       *groups = json_array(), *body, *out = NULL;
 	const char *name = NULL;
 	int priv = 0, rc;
 
@@ -65,6 +66,8 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 				goto usage;
 		} else if (!strcmp(argv[i], "--to-circle") && i + 1 < argc) {
 			json_array_append_new(circles, json_string(argv[++i]));
+		} else if (!strcmp(argv[i], "--to-group") && i + 1 < argc) {
+			json_array_append_new(groups, json_string(argv[++i]));
 		} else if (argv[i][0] == '-') {
 			goto usage;
 		} else {
@@ -73,14 +76,16 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 				json_decref(paths);
 				json_decref(to);
 				json_decref(circles);
+				json_decref(groups);
 				return WEFTCTL_ERR;
 			}
 			json_array_append_new(paths, json_string(abs));
 		}
 	}
-	if (!json_array_size(paths) || (!priv && (json_array_size(to) || json_array_size(circles)))) {
+	if (!json_array_size(paths) ||
+	    (!priv && (json_array_size(to) || json_array_size(circles) || json_array_size(groups)))) {
 		if (!priv && json_array_size(paths))
-			fprintf(stderr, "weftctl: --to and --to-circle need --private\n");
+			fprintf(stderr, "weftctl: --to, --to-circle and --to-group need --private\n");
 		goto usage;
 	}
 	body = json_pack("{s:o,s:b}", "paths", paths, "private", priv);
@@ -90,8 +95,11 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 		json_object_set(body, "to", to);
 	if (json_array_size(circles))
 		json_object_set(body, "to_circle", circles);
+	if (json_array_size(groups))
+		json_object_set(body, "to_group", groups);
 	json_decref(to);
 	json_decref(circles);
+	json_decref(groups);
 	rc = weftctl_do(ctx, "POST", "/v1/content/add", body, ctx->json ? NULL : &out);
 	json_decref(body);
 	if (rc == WEFTCTL_OK && out) {
@@ -108,6 +116,7 @@ usage:
 	json_decref(paths);
 	json_decref(to);
 	json_decref(circles);
+	json_decref(groups);
 	return weftctl_usage(ctx);
 }
 

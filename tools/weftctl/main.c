@@ -18,7 +18,8 @@ static const struct weftctl_noun nouns[] = {
 	  "ban del CIDR\n"
 	  "ban list|ls" },
 	{ "content", weftctl_content,
-	  "content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...] PATH...\n"
+	  "content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...\n"
+	  "            [--to-group NAME|OWNERKEY/NAME]...] PATH...\n"
 	  "content ls\n"
 	  "content get ID|KEY/NAME|MAGNET [--out DIR [--link]] [--from TARGET]... [--item PATH]... [--raw] [--no-wait]\n"
 	  "content jobs [N]\n"
@@ -50,6 +51,13 @@ static const struct weftctl_noun nouns[] = {
 	  "dht put --mutable [--salt S] [--cas] VALUE\n"
 	  "dht get TARGET\n"
 	  "dht get --key K [--salt S]" },
+	{ "group", weftctl_group,
+	  "group create NAME\n"
+	  "group add NAME KEY...\n"
+	  "group rm NAME KEY   (rotates the group key)\n"
+	  "group ls\n"
+	  "group join OWNERKEY/NAME\n"
+	  "group leave OWNERKEY/NAME" },
 	{ "hash", weftctl_hash, "hash [--threads N] [--simd LEVEL] [--kernel] [--no-names] [FILE...]" },
 	{ "io", weftctl_io, "io stats" },
 	{ "node", weftctl_node, "node resolve KEY [--fresh]   (the node record, from the DHT)" },

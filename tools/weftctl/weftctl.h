@@ -52,6 +52,8 @@ int weftctl_relay(struct weftctl *ctx, int argc, char **argv);
 int weftctl_share(struct weftctl *ctx, int argc, char **argv);
 /* circle.c: `circle set|ls|rm`, local recipient lists. */
 int weftctl_circle(struct weftctl *ctx, int argc, char **argv);
+/* group.c: `group create|add|rm|ls|join|leave`. */
+int weftctl_group(struct weftctl *ctx, int argc, char **argv);
 int weftctl_metrics(struct weftctl *ctx, int argc, char **argv);
 int weftctl_status(struct weftctl *ctx, int argc, char **argv);
 int weftctl_svc(struct weftctl *ctx, int argc, char **argv);

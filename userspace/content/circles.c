@@ -20,19 +20,24 @@
 
 #define CN_CIRCLES_DB "content_circles"
 
-/* A circle's name: 1..CN_CIRCLE_NAME_MAX bytes of [A-Za-z0-9._-], so it is
- * a path segment of the API as is. */
-static int circle_name_valid(const char *s)
+/* A label (a circle's or a group's name): 1..max bytes of [A-Za-z0-9._-],
+ * so it is a path segment of the API as is. */
+int cn_label_valid(const char *s, size_t max)
 {
 	size_t n = s ? strlen(s) : 0;
 
-	if (!n || n > CN_CIRCLE_NAME_MAX)
+	if (!n || n > max)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
 		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
 			return 0;
 	return 1;
+}
+
+static int circle_name_valid(const char *s)
+{
+	return cn_label_valid(s, CN_CIRCLE_NAME_MAX);
 }
 
 int cn_circle_get(struct content_node *cn, const char *name, uint8_t (*keys)[32], size_t cap,

@@ -178,7 +178,7 @@ static json_t *manifest_json(const struct manifest *m)
 /* manifest_json, and for a sealed share this node can open, "opened": its
  * real items (path, type, plaintext size, the ciphertext blob's id); a
  * node that cannot gets "recipient": false. */
-static json_t *share_json(const struct content_node *cn, const struct manifest *m)
+static json_t *share_json(struct content_node *cn, const struct manifest *m)
 {
 	json_t *o = manifest_json(m), *a;
 	struct cn_seal_view v;
@@ -256,15 +256,32 @@ static int parse_recipients(json_t *body, struct cn_add_args *a, struct ctl_resp
 	json_t *to = json_object_get(body, "to"), *v;
 	size_t i, n;
 
-	if (wrong_type(body, "to", is_array_v) || wrong_type(body, "to_circle", is_array_v)) {
+	if (wrong_type(body, "to", is_array_v) || wrong_type(body, "to_circle", is_array_v) ||
+	    wrong_type(body, "to_group", is_array_v)) {
 		ctl_resp_error(resp, 400, "bad_request",
-			       "to: a list of node keys; to_circle: a list of circle names");
+			       "to: a list of node keys; to_circle: a list of circle names; "
+			       "to_group: a list of groups (NAME or OWNERKEY/NAME)");
 		return -EINVAL;
 	}
 	a->circles = json_object_get(body, "to_circle");
-	if (!a->priv && (json_array_size(to) || json_array_size(a->circles))) {
-		ctl_resp_error(resp, 400, "bad_request", "to and to_circle need \"private\": true");
+	a->groups = json_object_get(body, "to_group");
+	if (!a->priv &&
+	    (json_array_size(to) || json_array_size(a->circles) || json_array_size(a->groups))) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "to, to_circle and to_group need \"private\": true");
 		return -EINVAL;
+	}
+	if (json_array_size(a->groups) > CN_GET_MAX_ITEMS) {
+		ctl_resp_error(resp, 413, "too_many_recipients", "at most %d groups per share",
+			       CN_GET_MAX_ITEMS);
+		return -E2BIG;
+	}
+	json_array_foreach(a->groups, i, v)
+	{
+		if (!json_is_string(v)) {
+			ctl_resp_error(resp, 400, "bad_request", "to_group[%zu]: a group", i);
+			return -EINVAL;
+		}
 	}
 	n = json_array_size(to);
 	if (n + 1 > SEAL_MAX_RECIPIENTS || json_array_size(a->circles) > CN_GET_MAX_ITEMS) {
@@ -393,7 +410,7 @@ static int gather_recipients(struct content_node *cn, const struct cn_add_args *
 			     uint8_t (*r)[32], size_t *n, struct ctl_resp *resp)
 {
 	uint8_t (*ck)[32] = malloc(SEAL_MAX_RECIPIENTS * 32);
-	size_t i, nk, k;
+	size_t i, nk = 0, k;
 	json_t *v;
 	int rc;
 
@@ -430,6 +447,27 @@ static int gather_recipients(struct content_node *cn, const struct cn_add_args *
 		for (size_t j = 0; j < nk; j++)
 			PUSH(ck[j]);
 	}
+	json_array_foreach(a->groups, i, v)
+	{
+		/* one entry for the whole group: its key of this epoch */
+		uint8_t gpk[32];
+
+		rc = cn_group_post_key(cn, json_string_value(v), gpk);
+		if (rc) {
+			if (rc == -ENOENT)
+				ctl_resp_error(resp, 404, "not_found",
+					       "no group %s here (group create NAME, or group join "
+					       "OWNERKEY/NAME and wait for its record)",
+					       json_string_value(v));
+			else
+				ctl_resp_error(resp, 400, "bad_request",
+					       "to_group: %s is not NAME or OWNERKEY/NAME",
+					       json_string_value(v));
+			free(ck);
+			return rc;
+		}
+		PUSH(gpk);
+	}
 #undef PUSH
 	free(ck);
 	return 0;
@@ -447,9 +485,9 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct content_node *cn = arg;
 	struct cn_add_args a;
-	struct manifest m, old;
+	struct manifest m;
 	struct add_ctx c = {.cn = cn, .m = &m};
-	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN], (*rcpt)[32] = NULL;
+	uint8_t (*rcpt)[32] = NULL;
 	char nm[MANIFEST_MAX_NAME + 1];
 	size_t i, len, nr = 0, bad = 0;
 	json_t *v;
@@ -516,36 +554,14 @@ static void api_add(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	}
 	m.visibility = a.priv ? MANIFEST_PRIVATE : MANIFEST_PUBLIC;
 	m.created = (uint64_t)time(NULL);
-	/* A newer version of the same share supersedes the one held. */
-	manifest_share_id(cn->id->pk, nm, strlen(nm), sid);
-	m.seq = 1;
-	manifest_init(&old);
-	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0) {
-		m.seq = old.seq + 1;
-		manifest_link_prev(&m, &old); /* the version it replaces */
-	}
-	manifest_free(&old);
-	free(enc);
-	rc = manifest_sign(&m, cn->id);
-	if (rc) {
+	rc = cn_share_publish(cn, &m);
+	if (rc == -EINVAL || rc == -E2BIG || rc == -EEXIST) {
 		ctl_resp_errno(resp, rc, "share");
 		goto out;
-	}
-	rc = cn_share_put(cn, &m);
-	if (rc) {
+	} else if (rc) {
 		ctl_resp_store_error(resp, rc, "content added");
 		goto out;
 	}
-	for (uint32_t k = 0; k < m.nitems; k++)
-		cn_ss_add(cn, m.items[k].id, b3tree_nchunks(m.items[k].size)); /* new: super-seed */
-	/* A sealed share's blobs are ciphertext: announced like public ones,
-	 * so hosts that cannot read them can find and seed them. */
-	if (manifest_announced(&m))
-		for (uint32_t k = 0; k < m.nitems; k++)
-			cn_announce(cn, m.items[k].id, 32);
-	rc = cn_head_publish(cn, &m); /* its BEP 46 head: followers learn of it */
-	if (rc)
-		log_warn(CN_MOD, "share %s: head not recorded: %s", m.name, strerror(-rc));
 	{
 		json_t *o = share_json(cn, &m);
 
@@ -976,6 +992,8 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	rc = cn_subs_init(cn, opts->ctl);
 	if (!rc)
 		rc = cn_circles_init(cn, opts->ctl);
+	if (!rc)
+		rc = cn_groups_init(cn, opts->ctl);
 	if (rc)
 		goto fail;
 	rc = cn_serve_init(cn, opts);

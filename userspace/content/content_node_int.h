@@ -199,6 +199,8 @@ struct content_node {
 	/* a seed host's controls: pins.c (pins, eviction, rm), events.c */
 	unsigned int pins_dbi;
 	unsigned int circles_dbi; /* circles.c */
+	unsigned int gkeys_dbi;	  /* groupkeys.c */
+	unsigned int groups_dbi;  /* groups.c */
 	pthread_mutex_t emu; /* one eviction at a time */
 	atomic_ullong evicted;
 	struct cn_events *ev;
@@ -382,6 +384,12 @@ void cn_subs_stop(struct content_node *cn);
  * item with seq = m->seq, record it (durable), put it with cas. 0 or
  * -errno (the record; a DHT put that fails is retried by the thread). */
 int cn_head_publish(struct content_node *cn, const struct manifest *m);
+/* Publish m (name, items, visibility set; not signed) as the next version
+ * of our share of that name: seq after the held version's and linked to
+ * it, signed, stored (durable), super-seeded, announced when
+ * manifest_announced, its head published (a head error is logged only).
+ * 0 or the error of signing (-EINVAL, -E2BIG) or of the store. */
+int cn_share_publish(struct content_node *cn, struct manifest *m);
 /* A get request naming a head (KEY/NAME or magnet): look the head up,
  * check it names the share of that key and name, and fill rq (share id,
  * head_pk, want_mh). 0, or an error already written to resp. */
@@ -507,9 +515,10 @@ int cn_seal_add_file(struct content_node *cn, struct cn_seal_add *sa, struct man
 		     uint64_t size, const char *rel, const char *type);
 int cn_seal_add_finish(struct cn_seal_add *sa, struct manifest *m);
 void cn_seal_add_free(struct cn_seal_add *sa);
-/* Reading: the content key of sealed m opened with this node's key: 0,
- * -ENOKEY (not a recipient), -EBADMSG (our entry fails to open), -E2BIG. */
-int cn_seal_key(const struct content_node *cn, const struct manifest *m, uint8_t ck[32]);
+/* Reading: the content key of sealed m opened with this node's key, else
+ * with a group key held (groupkeys.c): 0, -ENOKEY (not a recipient),
+ * -EBADMSG (our entry fails to open), -E2BIG. */
+int cn_seal_key(struct content_node *cn, const struct manifest *m, uint8_t ck[32]);
 /* The real items of sealed m (its metadata opened with ck and checked
  * against the manifest's blobs: count, sizes, valid and unique paths):
  * 0, -EBADMSG, -ENOMEM. Free with cn_seal_view_free. */
@@ -531,6 +540,9 @@ int cn_key_check(const uint8_t k[32]);
  * content_circles). A name is 1..64 bytes of A-Z a-z 0-9 . _ -; a circle
  * holds at most 500 keys (a share's cap). */
 #define CN_CIRCLE_NAME_MAX 64
+
+/* 1 if S is 1..MAX bytes of [A-Za-z0-9._-] (circles.c). */
+int cn_label_valid(const char *s, size_t max);
 #define CN_CIRCLE_MAX_KEYS 500
 struct ctl;
 /* Open the database and, with ctl, add the /v1/content/circles routes. */
@@ -539,6 +551,53 @@ int cn_circles_init(struct content_node *cn, struct ctl *ctl);
  * -ENOENT, -EINVAL (a bad name), -E2BIG (over cap), -EBADMSG. */
 int cn_circle_get(struct content_node *cn, const char *name, uint8_t (*keys)[32], size_t cap,
 		  size_t *n);
+
+/* groupkeys.c: group keys held (database content_group_keys, by group
+ * id): of groups this node owns (groups.c) and of those it is a member of,
+ * from the records it fetched. A group's record is the one item (type
+ * CN_GROUP_TYPE) of its owner's public share CN_GROUP_SHARE_PREFIX NAME. A
+ * name is 1..CN_GROUP_NAME_MAX of A-Z a-z 0-9 . _ -; at most
+ * CN_GROUPS_HELD_MAX keys held (each is tried on a sealed share this
+ * node's own key does not open: one X25519 each). */
+#define CN_GROUP_TYPE "application/x-weft-group"
+#define CN_GROUP_SHARE_PREFIX "weft-group."
+#define CN_GROUP_NAME_MAX 48
+#define CN_GROUPS_HELD_MAX 256
+struct cn_group_held {
+	uint8_t owner[32];
+	uint64_t epoch;
+	uint8_t seed[32];
+	char name[CN_GROUP_NAME_MAX + 1];
+};
+int cn_groupkeys_init(struct content_node *cn);
+/* Group id of (owner, name): BLAKE3 derive_key "weft group id v1" over
+ * owner || name. */
+void cn_group_id(const uint8_t owner[32], const char *name, uint8_t gid[32]);
+/* 0, -ENOENT, -EBADMSG. */
+int cn_group_held_get(struct content_node *cn, const uint8_t gid[32], struct cn_group_held *g);
+/* Record g for gid (durable): -ESTALE when a higher epoch is held (a
+ * replayed record), -ENOSPC past CN_GROUPS_HELD_MAX, the store's errors. */
+int cn_group_hold(struct content_node *cn, const uint8_t gid[32], const struct cn_group_held *g);
+/* A fetched group record (len bytes) from the share share_name signed by
+ * owner: verified against that owner, its group id checked against (owner,
+ * name), opened with our node key, held. 0; -EPERM (not the owner's, or
+ * another group's); -ENOENT (not a member of this epoch); -ESTALE; seal's
+ * parse errors (-EBADMSG, -E2BIG); -EINVAL (not a group share). */
+int cn_group_import(struct content_node *cn, const uint8_t owner[32], const char *share_name,
+		    const uint8_t *rec, size_t len);
+/* The content key of sealed m through a group key held: 0, -ENOKEY (none
+ * opens it), -EBADMSG. */
+int cn_group_unwrap(struct content_node *cn, const struct manifest *m, uint8_t ck[32]);
+/* [{"group_id", "name", "owner", "epoch"}...] of the keys held. */
+json_t *cn_groups_held_json(struct content_node *cn);
+
+/* groups.c: groups this node owns (database content_groups) and the
+ * /v1/content/groups API: create, add and remove members (a removal
+ * rotates the group key), publish the record. */
+int cn_groups_init(struct content_node *cn, struct ctl *ctl);
+/* The Ed25519 key posts to group ref wrap for: ref is NAME (a group this
+ * node owns) or OWNERKEY/NAME (one whose key it holds). 0, -ENOENT, -EINVAL. */
+int cn_group_post_key(struct content_node *cn, const char *ref, uint8_t pk[32]);
 
 /* pins.c: pins (database content_pins), eviction, removal. */
 int cn_pins_init(struct content_node *cn);
@@ -626,6 +685,7 @@ struct cn_add_args {
 	uint8_t (*to)[32];
 	unsigned int nto;
 	json_t *circles;
+	json_t *groups; /* "to_group": [NAME | OWNERKEY/NAME, ...] (borrowed) */
 };
 /* A private share's name is NAME-<16 hex> (the suffix keyed by the node
  * key: the same NAME gives the same share, versions and all, and nobody

@@ -208,7 +208,7 @@ int cn_seal_add_finish(struct cn_seal_add *sa, struct manifest *m)
 
 /* ---- reading ---- */
 
-int cn_seal_key(const struct content_node *cn, const struct manifest *m, uint8_t ck[SEAL_KEY_LEN])
+int cn_seal_key(struct content_node *cn, const struct manifest *m, uint8_t ck[SEAL_KEY_LEN])
 {
 	uint8_t xsk[SEAL_X_SK_LEN], xpk[SEAL_X_PK_LEN];
 	int rc;
@@ -222,7 +222,9 @@ int cn_seal_key(const struct content_node *cn, const struct manifest *m, uint8_t
 		return -EINVAL;
 	rc = seal_unwrap(xsk, xpk, m->epk, m->keys, m->nkeys, ck);
 	sodium_memzero(xsk, sizeof(xsk));
-	return rc == -ENOENT ? -ENOKEY : rc;
+	if (rc == -ENOENT)
+		rc = cn_group_unwrap(cn, m, ck); /* posted to a group we hold */
+	return rc;
 }
 
 int cn_seal_view_open(const uint8_t ck[SEAL_KEY_LEN], const struct manifest *m,

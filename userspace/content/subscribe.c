@@ -384,6 +384,42 @@ static int sched_kick(struct content_node *cn, const struct cn_head_ref *ref)
 
 /* ------------------------------------------------------------ publishing */
 
+int cn_share_publish(struct content_node *cn, struct manifest *m)
+{
+	struct manifest old;
+	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN];
+	size_t len;
+	int rc;
+
+	/* A newer version of the same share supersedes the one held. */
+	manifest_share_id(cn->id->pk, m->name, strlen(m->name), sid);
+	m->seq = 1;
+	manifest_init(&old);
+	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0) {
+		m->seq = old.seq + 1;
+		manifest_link_prev(m, &old); /* the version it replaces */
+	}
+	manifest_free(&old);
+	free(enc);
+	rc = manifest_sign(m, cn->id);
+	if (rc)
+		return rc;
+	rc = cn_share_put(cn, m);
+	if (rc)
+		return rc;
+	for (uint32_t k = 0; k < m->nitems; k++)
+		cn_ss_add(cn, m->items[k].id, b3tree_nchunks(m->items[k].size)); /* new: super-seed */
+	/* A sealed share's blobs are ciphertext: announced like public ones,
+	 * so hosts that cannot read them can find and seed them. */
+	if (manifest_announced(m))
+		for (uint32_t k = 0; k < m->nitems; k++)
+			cn_announce(cn, m->items[k].id, 32);
+	rc = cn_head_publish(cn, m); /* its BEP 46 head: followers learn of it */
+	if (rc)
+		log_warn(CN_MOD, "share %s: head not recorded: %s", m->name, strerror(-rc));
+	return 0;
+}
+
 int cn_head_publish(struct content_node *cn, const struct manifest *m)
 {
 	struct cn_head_ref ref = {0};

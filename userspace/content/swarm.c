@@ -923,6 +923,34 @@ static int open_sealed(struct cn_job *j, const struct manifest *m, uint8_t ck[32
 	return 0;
 }
 
+/* A group's record share (groupkeys.c): its one record item, held now, is
+ * verified against the share's publisher and opened with our key. Not
+ * under the job lock (store writes). A record we are not in is normal
+ * (removed, or following a group we are not part of): logged. */
+static void import_group(struct cn_job *j, const struct manifest *m)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (m->nitems != 1 || strcmp(m->items[0].type, CN_GROUP_TYPE) ||
+	    strncmp(m->name, CN_GROUP_SHARE_PREFIX, strlen(CN_GROUP_SHARE_PREFIX)) ||
+	    m->items[0].size > B3TREE_CHUNK_LEN)
+		return;
+	buf = malloc(B3TREE_CHUNK_LEN);
+	if (!buf)
+		return;
+	pthread_mutex_unlock(&j->mu);
+	rc = cstore_read_chunk(j->cn->cs, m->items[0].id, 0, buf, B3TREE_CHUNK_LEN, &len);
+	if (!rc)
+		rc = cn_group_import(j->cn, m->pk, m->name, buf, len);
+	pthread_mutex_lock(&j->mu);
+	if (rc && rc != -ESTALE)
+		log_info(CN_MOD, "group record %s: not held (%s)", m->name,
+			 rc == -ENOENT ? "not a member" : strerror(-rc));
+	free(buf);
+}
+
 void *cn_job_run(void *arg)
 {
 	struct cn_job *j = arg;
@@ -985,6 +1013,8 @@ void *cn_job_run(void *arg)
 			}
 			if (!rc && manifest_announced(&m) && !j->rq.manifest_only)
 				cn_announce(j->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
+			if (!rc && !j->rq.manifest_only && !m.sealed)
+				import_group(j, &m);
 		}
 		sodium_memzero(ck, sizeof(ck));
 		cn_seal_view_free(&sv);
