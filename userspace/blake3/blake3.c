@@ -345,7 +345,7 @@ static void subtree_flat(unsigned int backend, const uint8_t *in, size_t len, co
 			 uint64_t counter, uint8_t flags, uint8_t *out, size_t keep)
 {
 	blake3_hash_many_fn *fn = blake3_backend_fn(backend);
-	uint8_t a[FLAT_CHUNKS * 32], b[FLAT_CHUNKS / 2 * 32 + 32];
+	uint8_t a[FLAT_CHUNKS * 32], b[FLAT_CHUNKS / 2 * 32 + 32], *src = a, *dst = b, *t;
 	size_t full = len / BLAKE3_CHUNK_LEN, n = full;
 
 	fn(in, full, BLAKE3_CHUNK_LEN, BLAKE3_BLOCKS_PER_CHUNK, key, counter, true, flags,
@@ -355,11 +355,14 @@ static void subtree_flat(unsigned int backend, const uint8_t *in, size_t len, co
 			 flags, a + 32 * full);
 		n++;
 	}
+	/* Each level from one buffer to the other (b holds any level but the first). */
 	while (n > keep) {
-		n = parents_level(fn, a, n, b, key, flags);
-		memcpy(a, b, 32 * n);
+		n = parents_level(fn, src, n, dst, key, flags);
+		t = src;
+		src = dst;
+		dst = t;
 	}
-	memcpy(out, a, 32 * n);
+	memcpy(out, src, 32 * n);
 }
 
 void blake3_subtree_cv(unsigned int backend, const uint8_t *in, size_t len,
