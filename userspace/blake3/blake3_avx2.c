@@ -10,7 +10,7 @@
  * AVX-512 kernel). 1 GiB from DRAM on Zen 4: 1.9 GB/s with the old 4-blocks-
  * ahead prefetch, 2.45 with 1 or 2 groups ahead into L2. On Zen 3 (EPYC,
  * AVX2 only), 1 GiB through update_fd: 0, 1, 2 or 4 groups measure the same
- * (2.76-2.85 GB/s one thread, 5.37-5.41 two; the pread buffer is in L2/L3).
+ * (2.76-2.85 GB/s one thread; 0-2: 5.37-5.41 two; the pread buffer is in L2/L3).
  */
 #define AVX2_PF_GROUPS 2
 #define LANES 8

@@ -102,14 +102,20 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 	size_t b;
 	int i, l;
 
-	for (l = 0; l < LANES; l++) {
-		uint64_t c = counter + (inc ? (uint64_t)l : 0);
+	if (inc) {
+		for (l = 0; l < LANES; l++) {
+			uint64_t c = counter + (uint64_t)l;
 
-		lo[l] = (uint32_t)c;
-		hi[l] = (uint32_t)(c >> 32);
+			lo[l] = (uint32_t)c;
+			hi[l] = (uint32_t)(c >> 32);
+		}
+		clo = V_LOADU(lo);
+		chi = V_LOADU(hi);
+	} else {
+		/* Parents: one counter for all lanes, no trip through memory. */
+		clo = V_SET1((uint32_t)counter);
+		chi = V_SET1((uint32_t)(counter >> 32));
 	}
-	clo = V_LOADU(lo);
-	chi = V_LOADU(hi);
 	for (i = 0; i < 8; i++)
 		h[i] = V_SET1(key[i]);
 #ifdef SIMD_ASM_BLOCK
