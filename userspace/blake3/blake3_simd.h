@@ -119,8 +119,8 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 	for (i = 0; i < 8; i++)
 		h[i] = V_SET1(key[i]);
 #ifdef SIMD_ASM_BLOCK
-		/* The assembly stores back only w.v[0..7] (or nothing): words 8..14 stay set. */
 #ifndef SIMD_ASM_BLOCK_CV
+	/* The assembly stores back only w.v[0..7]: words 8..14 stay set. */
 	for (i = 0; i < 8; i++)
 		w.v[i] = h[i];
 #endif

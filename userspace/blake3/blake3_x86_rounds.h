@@ -24,7 +24,8 @@
  *   ASM_ROT16(d), ASM_ROT8(d)        byte-shuffle rotations (constants at k)
  *   ASM_ROTR(n, d)   d = d >>> n through register 8
  *   ASM_SPILL, ASM_FILL              register 8 to / from w.spill
- *   ASM_FEED(i, j)   w.v[i] = register i ^ register j (j = i + 8)
+ *   ASM_FEED(i, j)   w.v[i] = register i ^ register j (j = i + 8); only
+ *                    for B3X_BLOCK (AVX-512), not B3X_BLOCK_CV
  */
 #ifndef ASM_ADDM
 #error "define the ASM_* operations before including blake3_x86_rounds.h"
