@@ -372,7 +372,10 @@ struct dht_stats {
 	uint64_t retries;  /* queries resent after a first timeout */
 	unsigned int read_only; /* 1: BEP 43 read-only now (dht_set_read_only) */
 	uint64_t read_only_switches; /* times read-only was turned on or off */
-	uint64_t ro_forgotten; /* table entries dropped when they queried with ro=1 */
+	/* Table entries held back (left out of answers, pinged, dropped only
+	 * when the pings fail) because a query with ro=1 came from their id
+	 * and address; the name is from when they were dropped at once. */
+	uint64_t ro_forgotten;
 };
 
 void dht_get_stats(const struct dht *dht, struct dht_stats *st);

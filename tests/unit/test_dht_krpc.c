@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ struct cap {
 	int abuse;
 	int ev[3]; /* on_evidence calls by kind (DHT_EV_*) */
 	struct sockaddr_in ev_from;
+	struct sockaddr_in to; /* where the last datagram went (IPv4) */
 };
 
 static int cap_send(void *arg, const uint8_t *buf, size_t len, const struct sockaddr *to,
@@ -37,6 +39,8 @@ static int cap_send(void *arg, const uint8_t *buf, size_t len, const struct sock
 	memcpy(c->buf, buf, len);
 	c->len = len;
 	c->count++;
+	if (to->sa_family == AF_INET && tolen >= sizeof(c->to))
+		memcpy(&c->to, to, sizeof(c->to));
 	return 0;
 }
 
@@ -663,8 +667,8 @@ static void test_read_only_and_budget(void **state)
 
 	setup_opts((void **)&f, 0, &lim);
 	/* a sender with ro=1 is answered but kept out of the table; one that
-	 * was taken in before it went read-only is dropped (it would be
-	 * handed to third parties its NAT filters) */
+	 * was taken in before it went read-only is held back (counted once),
+	 * not dropped: the source may be forged (test_ro_query_holds_entry) */
 	{
 		const char *plain = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:tx1:y1:qe";
 		const char *raw = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping2:roi1e1:t2:tx1:y1:qe";
@@ -673,11 +677,11 @@ static void test_read_only_and_budget(void **state)
 		assert_int_equal(feed(f, (const uint8_t *)plain, strlen(plain), &m), 'r');
 		assert_non_null(dht_rt_find(&f->dht->t4, f->dht->id, peer_id));
 		assert_int_equal(feed(f, (const uint8_t *)raw, strlen(raw), &m), 'r');
-		assert_null(dht_rt_find(&f->dht->t4, f->dht->id, peer_id));
+		assert_true(dht_rt_find(&f->dht->t4, f->dht->id, peer_id)->ro_held);
 		dht_get_stats(f->dht, &st);
 		assert_int_equal(st.ro_forgotten, 1);
 		assert_int_equal(feed(f, (const uint8_t *)raw, strlen(raw), &m), 'r');
-		assert_null(dht_rt_find(&f->dht->t4, f->dht->id, peer_id));
+		assert_true(dht_rt_find(&f->dht->t4, f->dht->id, peer_id)->ro_held);
 		dht_get_stats(f->dht, &st);
 		assert_int_equal(st.ro_forgotten, 1);
 	}
@@ -761,6 +765,135 @@ static size_t build_reply(uint8_t *buf, size_t cap, const struct krpc_msg *q,
 	bencode_put_end(&b);
 	assert_int_equal(b.err, 0);
 	return b.len;
+}
+
+/* find_node of peer_id's neighbourhood from another node (ro=1, so the
+ * asker stays out of the table): how many nodes the answer holds. */
+static size_t nodes_told(struct fx *f)
+{
+	static const char fn[] = "d1:ad2:id20:ZYXWVUTSRQ9876543210"
+				 "6:target20:abcdefghij0123456789e"
+				 "1:q9:find_node2:roi1e1:t2:tx1:y1:qe";
+	struct sockaddr_in keep = f->from;
+	struct krpc_msg m;
+	size_t n;
+
+	f->from.sin_addr.s_addr = htonl(0x7f000063);
+	assert_int_equal(feed(f, (const uint8_t *)fn, sizeof(fn) - 1, &m), 'r');
+	n = m.nodes_len / 26;
+	if (n)
+		assert_memory_equal(m.nodes, peer_id, 20);
+	f->from = keep;
+	return n;
+}
+
+/* Run the core's timers for up to ms (1 s steps) until the last datagram
+ * sent is a query to f->from (maintenance's ping): 1 when it is, 0 when
+ * none went. */
+static int wait_query(struct fx *f, uint64_t ms)
+{
+	for (uint64_t t = 0; t < ms; t += 1000) {
+		int before = f->cap.count;
+		struct krpc_msg q;
+
+		f->now += 1000;
+		dht_periodic(f->dht, f->now, NULL);
+		if (f->cap.count != before && !krpc_parse(&q, f->cap.buf, f->cap.len) &&
+		    q.y == 'q' && q.q == KRPC_PING && f->cap.to.sin_port == f->from.sin_port &&
+		    f->cap.to.sin_addr.s_addr == f->from.sin_addr.s_addr)
+			return 1;
+	}
+	return 0;
+}
+
+/* A query with ro=1 "from" a table entry's address (BEP 43 read-only, or
+ * forged: UDP sources can be) does not evict the entry: it is held back
+ * from find_node answers and not good until it answers one of our queries
+ * again; an entry that really went read-only does
+ * not answer, goes bad and is replaced by the next node heard. */
+static void test_ro_query_holds_entry(void **state)
+{
+	const char *ro = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping2:roi1e1:t2:tx1:y1:qe";
+	const char *plain = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:tx1:y1:qe";
+	struct fx *f;
+	struct krpc_msg m, q;
+	struct dht_stats st;
+	struct dht_node *n;
+	uint8_t buf[256];
+	size_t len;
+
+	(void)state;
+	setup_opts((void **)&f, 0, NULL);
+	/* peer_id at f->from answers our ping: a good entry, handed out */
+	assert_int_equal(dht_add_node(f->dht, (struct sockaddr *)&f->from, sizeof(f->from), f->now),
+			 0);
+	assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
+	len = build_reply(buf, sizeof(buf), &q, peer_id, NULL);
+	assert_int_equal(
+	    dht_input(f->dht, buf, len, (struct sockaddr *)&f->from, sizeof(f->from), f->now), 0);
+	n = dht_rt_find(&f->dht->t4, f->dht->id, peer_id);
+	assert_non_null(n);
+	assert_true(dht_rt_node_good(n, f->now));
+	assert_int_equal(nodes_told(f), 1);
+
+	/* ro=1 from its id and address: answered, kept, held back */
+	assert_int_equal(feed(f, (const uint8_t *)ro, strlen(ro), &m), 'r');
+	n = dht_rt_find(&f->dht->t4, f->dht->id, peer_id);
+	assert_non_null(n);
+	assert_true(n->ro_held);
+	assert_false(dht_rt_node_good(n, f->now));
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.ro_forgotten, 1);
+	assert_int_equal(st.nodes4, 1);
+	assert_int_equal(st.good4, 0);
+	assert_int_equal(nodes_told(f), 0);
+
+	/* we ask it again soon (maintenance pings a node that is not good,
+	 * 15 s apart); a plain query does not clear the mark, the answer to
+	 * our query does */
+	assert_int_equal(wait_query(f, 30000), 1);
+	assert_int_equal(krpc_parse(&q, f->cap.buf, f->cap.len), 0);
+	len = build_reply(buf, sizeof(buf), &q, peer_id, NULL);
+	assert_int_equal(feed(f, (const uint8_t *)plain, strlen(plain), &m), 'r');
+	assert_true(dht_rt_find(&f->dht->t4, f->dht->id, peer_id)->ro_held);
+	assert_int_equal(
+	    dht_input(f->dht, buf, len, (struct sockaddr *)&f->from, sizeof(f->from), f->now), 0);
+	n = dht_rt_find(&f->dht->t4, f->dht->id, peer_id);
+	assert_false(n->ro_held);
+	assert_true(dht_rt_node_good(n, f->now));
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.good4, 1);
+	assert_int_equal(nodes_told(f), 1);
+
+	/* now it really is read-only: it says so and answers no ping; after
+	 * DHT_MAX_FAILS unanswered pings it is bad, and the next node heard
+	 * for its full bucket takes its slot */
+	assert_int_equal(feed(f, (const uint8_t *)ro, strlen(ro), &m), 'r');
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.ro_forgotten, 2);
+	for (int i = 0; i < 600 && !dht_rt_node_bad(n); i++) {
+		f->now += 1000;
+		dht_periodic(f->dht, f->now, NULL);
+		n = dht_rt_find(&f->dht->t4, f->dht->id, peer_id);
+		assert_non_null(n);
+	}
+	assert_true(dht_rt_node_bad(n));
+	assert_int_equal(nodes_told(f), 0);
+	for (uint32_t i = 1; i <= DHT_K; i++) {
+		struct sockaddr_in keep = f->from;
+		char other[80];
+		uint8_t id[21];
+
+		snprintf((char *)id, sizeof(id), "new-node-%011u", i);
+		snprintf(other, sizeof(other), "d1:ad2:id20:%.20se1:q4:ping1:t2:tx1:y1:qe", id);
+		f->from.sin_addr.s_addr = htonl(0x7f000100 + i);
+		assert_int_equal(feed(f, (const uint8_t *)other, strlen(other), &m), 'r');
+		f->from = keep;
+	}
+	assert_null(dht_rt_find(&f->dht->t4, f->dht->id, peer_id));
+	dht_get_stats(f->dht, &st);
+	assert_int_equal(st.nodes4, DHT_K);
+	teardown((void **)&f);
 }
 
 /* An announce_peer flood carrying a valid token proves its source (only a
@@ -1144,6 +1277,7 @@ int main(void)
 	    cmocka_unit_test(test_token_proven_overrun),
 	    cmocka_unit_test(test_forged_flood_no_proven_ban),
 	    cmocka_unit_test(test_reply_evidence),
+	    cmocka_unit_test(test_ro_query_holds_entry),
 	    cmocka_unit_test(test_budget_many_sources),
 	    cmocka_unit_test(test_bep42),
 	    cmocka_unit_test(test_pending_lowest_first),

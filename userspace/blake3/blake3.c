@@ -18,10 +18,13 @@
 
 /*
  * Subtrees up to this many chunks are hashed level by level through one CV
- * buffer on the stack (2 x 4 KiB); larger ones are split in halves first.
- * 128 keeps every parent level but the last three a multiple of 16 lanes.
+ * buffer on the stack (8 + 4 KiB); larger ones are split in halves first.
+ * 256 (a 256 KiB piece of blake3_mt.c) keeps every parent level but the
+ * last three a multiple of 16 lanes, and pays those narrow levels (the
+ * narrower kernels, then the portable compression) once per piece instead
+ * of once per half: 256 KiB in cache, AVX2 on Zen 3, 4.29 -> 4.34 GB/s.
  */
-#define FLAT_CHUNKS 128
+#define FLAT_CHUNKS 256
 
 /* Output of the last compression before the root: everything needed to finish it. */
 struct b3_output {
@@ -333,28 +336,42 @@ void blake3_merge_pow2(unsigned int backend, uint8_t *cvs, size_t n, uint8_t *tm
 	}
 }
 
+/*
+ * A subtree of 1 < len <= FLAT_CHUNKS * 1024 bytes hashed flat: every chunk
+ * through the kernel, then parent levels until `keep` (1 or 2) CVs are left,
+ * to out: its CV, or (keep 2, more than one chunk) its two children's CVs.
+ */
+static void subtree_flat(unsigned int backend, const uint8_t *in, size_t len, const uint32_t key[8],
+			 uint64_t counter, uint8_t flags, uint8_t *out, size_t keep)
+{
+	blake3_hash_many_fn *fn = blake3_backend_fn(backend);
+	uint8_t a[FLAT_CHUNKS * 32], b[FLAT_CHUNKS / 2 * 32 + 32], *src = a, *dst = b, *t;
+	size_t full = len / BLAKE3_CHUNK_LEN, n = full;
+
+	fn(in, full, BLAKE3_CHUNK_LEN, BLAKE3_BLOCKS_PER_CHUNK, key, counter, true, flags,
+	   BLAKE3_F_CHUNK_START, BLAKE3_F_CHUNK_END, a);
+	if (len % BLAKE3_CHUNK_LEN) {
+		chunk_cv(in + full * BLAKE3_CHUNK_LEN, len % BLAKE3_CHUNK_LEN, key, counter + full,
+			 flags, a + 32 * full);
+		n++;
+	}
+	/* Each level from one buffer to the other (b holds any level but the first). */
+	while (n > keep) {
+		n = parents_level(fn, src, n, dst, key, flags);
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	memcpy(out, src, 32 * n);
+}
+
 void blake3_subtree_cv(unsigned int backend, const uint8_t *in, size_t len,
 		       const uint32_t key[8], uint64_t counter, uint8_t flags, uint8_t out[32])
 {
 	if (len <= BLAKE3_CHUNK_LEN) {
 		chunk_cv(in, len, key, counter, flags, out);
 	} else if (len <= (size_t)FLAT_CHUNKS * BLAKE3_CHUNK_LEN) {
-		blake3_hash_many_fn *fn = blake3_backend_fn(backend);
-		uint8_t a[FLAT_CHUNKS * 32], b[FLAT_CHUNKS / 2 * 32 + 32];
-		size_t full = len / BLAKE3_CHUNK_LEN, n = full;
-
-		fn(in, full, BLAKE3_CHUNK_LEN, BLAKE3_BLOCKS_PER_CHUNK, key, counter, true, flags,
-		   BLAKE3_F_CHUNK_START, BLAKE3_F_CHUNK_END, a);
-		if (len % BLAKE3_CHUNK_LEN) {
-			chunk_cv(in + full * BLAKE3_CHUNK_LEN, len % BLAKE3_CHUNK_LEN, key,
-				 counter + full, flags, a + 32 * full);
-			n++;
-		}
-		while (n > 1) {
-			n = parents_level(fn, a, n, b, key, flags);
-			memcpy(a, b, 32 * n);
-		}
-		memcpy(out, a, 32);
+		subtree_flat(backend, in, len, key, counter, flags, out, 1);
 	} else {
 		size_t l = left_len(len);
 		uint8_t cvs[64];
@@ -503,10 +520,16 @@ static bool hasher_take_last(struct blake3_hasher *h, const uint8_t *p, size_t l
 	    (h->chunk.counter & (n - 1)))
 		return false;
 	hasher_fold_pending(h);
-	blake3_subtree_cv(h->backend, p, half, h->key, h->chunk.counter, h->flags,
-			  h->cv_stack[h->stack_len]);
-	blake3_subtree_cv(h->backend, p + half, half, h->key, h->chunk.counter + n / 2, h->flags,
-			  h->cv_stack[h->stack_len + 1]);
+	if (n <= FLAT_CHUNKS) {
+		/* Both halves flat at once: their CVs are the last level but one. */
+		subtree_flat(h->backend, p, len, h->key, h->chunk.counter, h->flags,
+			     h->cv_stack[h->stack_len], 2);
+	} else {
+		blake3_subtree_cv(h->backend, p, half, h->key, h->chunk.counter, h->flags,
+				  h->cv_stack[h->stack_len]);
+		blake3_subtree_cv(h->backend, p + half, half, h->key, h->chunk.counter + n / 2,
+				  h->flags, h->cv_stack[h->stack_len + 1]);
+	}
 	h->stack_len += 2;
 	chunk_init(&h->chunk, h->key, h->chunk.counter + n, h->flags);
 	return true;

@@ -8,7 +8,9 @@
 /*
  * Prefetch distance in groups of 8 inputs: 2 (16 KiB of chunks, as the
  * AVX-512 kernel). 1 GiB from DRAM on Zen 4: 1.9 GB/s with the old 4-blocks-
- * ahead prefetch, 2.45 with 1 or 2 groups ahead into L2.
+ * ahead prefetch, 2.45 with 1 or 2 groups ahead into L2. On Zen 3 (EPYC,
+ * AVX2 only), 1 GiB through update_fd: 0, 1, 2 or 4 groups measure the same
+ * (2.76-2.85 GB/s one thread; 0-2: 5.37-5.41 two; the pread buffer is in L2/L3).
  */
 #define AVX2_PF_GROUPS 2
 #define LANES 8
@@ -68,6 +70,38 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 }
 
 /*
+ * The chaining values out: an 8x8 transpose of 32-bit words in registers
+ * (unpack inside the 128-bit halves, then swap halves), one store per lane.
+ * For parent levels (one block per call) the plain loop of blake3_simd.h,
+ * 64 scalar copies, cost as much as the block itself.
+ */
+static inline __attribute__((always_inline)) void store_cv(const V h[8], uint8_t *out)
+{
+	V t[8], u[8];
+	int i;
+
+#pragma GCC unroll 8
+	for (i = 0; i < 4; i++) {
+		t[2 * i] = _mm256_unpacklo_epi32(h[2 * i], h[2 * i + 1]);
+		t[2 * i + 1] = _mm256_unpackhi_epi32(h[2 * i], h[2 * i + 1]);
+	}
+	/* u[j]: words 0-3 (j < 4) or 4-7 (j >= 4) of lanes j % 4 and j % 4 + 4. */
+#pragma GCC unroll 8
+	for (i = 0; i < 2; i++) {
+		u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+		u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+		u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+		u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+	}
+#pragma GCC unroll 8
+	for (i = 0; i < 4; i++) {
+		V_STOREU(out + 32 * i, _mm256_permute2x128_si256(u[i], u[i + 4], 0x20));
+		V_STOREU(out + 32 * (i + 4), _mm256_permute2x128_si256(u[i], u[i + 4], 0x31));
+	}
+}
+#define SIMD_STORE_CV(h, out) store_cv(h, out)
+
+/*
  * The rounds in assembly (blake3_x86_rounds.h says why): ymm0-15 hold the
  * state; w: v[16] at 0, m[16] at 512, spill at 1024; k: the two vpshufb
  * rotation masks.
@@ -84,9 +118,6 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	"vpor %%ymm8, %%ymm" #d ", %%ymm" #d "\n\t"
 #define ASM_SPILL "vmovdqa %%ymm8, 1024(%[w])\n\t"
 #define ASM_FILL "vmovdqa 1024(%[w]), %%ymm8\n\t"
-#define ASM_FEED(i, j)                                                                       \
-	"vpxor %%ymm" #j ", %%ymm" #i ", %%ymm" #i "\n\t"                                      \
-	"vmovdqa %%ymm" #i ", 32*" #i "(%[w])\n\t"
 #include "blake3/blake3_x86_rounds.h"
 
 static const uint8_t avx2_rot_masks[64] __attribute__((aligned(32))) = {
@@ -96,7 +127,12 @@ static const uint8_t avx2_rot_masks[64] __attribute__((aligned(32))) = {
 	1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12,
 };
 
-#define SIMD_ASM_BLOCK(wp) \
-	__asm__ volatile(B3X_BLOCK : : [w] "r"(wp), [k] "r"(avx2_rot_masks) : B3X_CLOBBERS)
+/*
+ * The chaining value h[0..7] bound to ymm0-7 across the block, so that it
+ * stays in registers from one block to the next (load_msg needs only 6):
+ * no store and reload of 8 state words per block.
+ */
+#define SIMD_ASM_BLOCK_CV(wp, h) B3X_ASM_BLOCK_CV(wp, h, "ymm", avx2_rot_masks)
+#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_CV is) */
 
 #include "blake3/blake3_simd.h"

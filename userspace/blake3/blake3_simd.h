@@ -7,11 +7,15 @@
  *   LANES, V (vector type), V_ADD, V_XOR, V_SET1, V_LOADU (unaligned load of
  *   LANES u32), V_STOREU, V_ROT16, V_ROT12, V_ROT8, V_ROT7,
  *   load_msg(p, stride, m): word w of block p + lane * stride into m[w],
- *   KERNEL (name of the hash_many function), FALLBACK (narrower hash_many).
+ *   KERNEL (name of the hash_many function), FALLBACK (narrower hash_many),
+ * and may define SIMD_STORE_CV(h, out): word i of every lane in h[i] to one
+ * 32-byte chaining value per lane at out + 32 * lane (else a plain loop).
  * A kernel that defines SIMD_ASM_BLOCK(w) runs each block's rounds through
  * it (blake3_x86_rounds.h: the state in fixed registers) instead of the C
  * rounds below: load_msg then writes into w->m, the state lives in w->v;
- * with SIMD_ASM_BLOCK_REGS(w, m) too, the message stays in registers.
+ * with SIMD_ASM_BLOCK_REGS(w, m) too, the message stays in registers; with
+ * SIMD_ASM_BLOCK_CV(w, h) instead, the chaining value h[0..7] does (it is
+ * the block's operand and result) and w.v holds only words 8-15.
  */
 #ifndef LANES
 #error "define LANES and the vector macros before including blake3_simd.h"
@@ -85,7 +89,10 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 		       uint64_t counter, bool inc, uint8_t flags, uint8_t fstart, uint8_t fend,
 		       uint8_t *out)
 {
-	uint32_t lo[LANES], hi[LANES], cvw[8][LANES];
+	uint32_t lo[LANES], hi[LANES];
+#ifndef SIMD_STORE_CV
+	uint32_t cvw[8][LANES];
+#endif
 	V h[8], clo, chi;
 #ifdef SIMD_ASM_BLOCK
 	struct simd_work w __attribute__((aligned(64)));
@@ -95,20 +102,28 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 	size_t b;
 	int i, l;
 
-	for (l = 0; l < LANES; l++) {
-		uint64_t c = counter + (inc ? (uint64_t)l : 0);
+	if (inc) {
+		for (l = 0; l < LANES; l++) {
+			uint64_t c = counter + (uint64_t)l;
 
-		lo[l] = (uint32_t)c;
-		hi[l] = (uint32_t)(c >> 32);
+			lo[l] = (uint32_t)c;
+			hi[l] = (uint32_t)(c >> 32);
+		}
+		clo = V_LOADU(lo);
+		chi = V_LOADU(hi);
+	} else {
+		/* Parents: one counter for all lanes, no trip through memory. */
+		clo = V_SET1((uint32_t)counter);
+		chi = V_SET1((uint32_t)(counter >> 32));
 	}
-	clo = V_LOADU(lo);
-	chi = V_LOADU(hi);
 	for (i = 0; i < 8; i++)
 		h[i] = V_SET1(key[i]);
 #ifdef SIMD_ASM_BLOCK
+#ifndef SIMD_ASM_BLOCK_CV
 	/* The assembly stores back only w.v[0..7]: words 8..14 stay set. */
 	for (i = 0; i < 8; i++)
 		w.v[i] = h[i];
+#endif
 	w.v[8] = V_SET1(blake3_iv[0]);
 	w.v[9] = V_SET1(blake3_iv[1]);
 	w.v[10] = V_SET1(blake3_iv[2]);
@@ -126,7 +141,10 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 			f |= fend;
 #ifdef SIMD_ASM_BLOCK
 		w.v[15] = V_SET1(f);
-#ifdef SIMD_ASM_BLOCK_REGS
+#if defined(SIMD_ASM_BLOCK_CV)
+		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
+		SIMD_ASM_BLOCK_CV(&w, h); /* h = the new chaining value */
+#elif defined(SIMD_ASM_BLOCK_REGS)
 		{
 			V m[16];
 
@@ -137,9 +155,11 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
 		SIMD_ASM_BLOCK(&w); /* w.v[0..7] = the new chaining value */
 #endif
+#ifndef SIMD_ASM_BLOCK_CV
 		if (b + 1 == blocks)
 			for (i = 0; i < 8; i++)
 				h[i] = w.v[i];
+#endif
 #else
 		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);
 		for (i = 0; i < 8; i++)
@@ -163,12 +183,16 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 			h[i] = V_XOR(v[i], v[i + 8]);
 #endif
 	}
+#ifdef SIMD_STORE_CV
+	SIMD_STORE_CV(h, out);
+#else
 	/* Back to one 32-byte value per input: once per input, a plain loop will do. */
 	for (i = 0; i < 8; i++)
 		V_STOREU(cvw[i], h[i]);
 	for (l = 0; l < LANES; l++)
 		for (i = 0; i < 8; i++)
 			memcpy(out + 32 * l + 4 * i, &cvw[i][l], 4); /* x86: little-endian */
+#endif
 }
 
 void KERNEL(const uint8_t *in, size_t n, size_t stride, size_t blocks, const uint32_t key[8],

@@ -58,6 +58,22 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	}
 }
 
+/* The chaining values out: two 4x4 transposes, two stores per lane (see blake3_avx2.c). */
+static inline __attribute__((always_inline)) void store_cv(const V h[8], uint8_t *out)
+{
+	V m[8];
+	int l;
+
+	transpose4(h, m);
+	transpose4(h + 4, m + 4);
+#pragma GCC unroll 8
+	for (l = 0; l < 4; l++) {
+		V_STOREU(out + 32 * l, m[l]);
+		V_STOREU(out + 32 * l + 16, m[l + 4]);
+	}
+}
+#define SIMD_STORE_CV(h, out) store_cv(h, out)
+
 /*
  * The rounds in assembly (blake3_x86_rounds.h says why): xmm0-15 hold the
  * state; w: v[16] at 0, m[16] at 256, spill at 512 (16-byte aligned, as
@@ -76,9 +92,6 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 	"por %%xmm8, %%xmm" #d "\n\t"
 #define ASM_SPILL "movdqa %%xmm8, 512(%[w])\n\t"
 #define ASM_FILL "movdqa 512(%[w]), %%xmm8\n\t"
-#define ASM_FEED(i, j)                                                                       \
-	"pxor %%xmm" #j ", %%xmm" #i "\n\t"                                                  \
-	"movdqa %%xmm" #i ", 16*" #i "(%[w])\n\t"
 #include "blake3/blake3_x86_rounds.h"
 
 static const uint8_t sse41_rot_masks[32] __attribute__((aligned(16))) = {
@@ -86,7 +99,8 @@ static const uint8_t sse41_rot_masks[32] __attribute__((aligned(16))) = {
 	1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, /* >>> 8 */
 };
 
-#define SIMD_ASM_BLOCK(wp) \
-	__asm__ volatile(B3X_BLOCK : : [w] "r"(wp), [k] "r"(sse41_rot_masks) : B3X_CLOBBERS)
+/* The chaining value h[0..7] bound to xmm0-7 across the block (see blake3_avx2.c). */
+#define SIMD_ASM_BLOCK_CV(wp, h) B3X_ASM_BLOCK_CV(wp, h, "xmm", sse41_rot_masks)
+#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_CV is) */
 
 #include "blake3/blake3_simd.h"

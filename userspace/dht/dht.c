@@ -305,8 +305,8 @@ int dht_input(struct dht *dht, const uint8_t *buf, size_t len, const struct sock
 		dht->st.queries_in[dht_stat_q(m.q)]++;
 		if (!m.ro && node_acceptable(dht, m.id, from))
 			dht_rt_heard(tb, dht->id, m.id, from, fromlen, RT_QUERY, now_ms);
-		else if (m.ro && dht_rt_forget(tb, dht->id, m.id, from))
-			dht->st.ro_forgotten++; /* it went read-only since it joined */
+		else if (m.ro && dht_rt_ro_hold(tb, dht->id, m.id, from))
+			dht->st.ro_forgotten++; /* read-only since it joined, or forged */
 		dht_serve_query(dht, &m, from, fromlen, now_ms);
 		return 0;
 	}
@@ -544,12 +544,18 @@ void dht_set_read_only(struct dht *dht, int on)
 		dht->o.flags |= DHT_F_READ_ONLY;
 		/* Look ourselves up at once: the queries carry ro=1, so the
 		 * nodes that took us in while we still looked reachable, and
-		 * would hand us out, forget us now (dht_rt_forget) rather than
+		 * would hand us out, stop now (dht_rt_ro_hold) rather than
 		 * after their pings have failed. */
 		dht->want_bootstrap = 1;
 	} else
 		dht->o.flags &= ~(unsigned int)DHT_F_READ_ONLY;
 	dht->st.read_only_switches++;
+}
+
+/* What good4/good6 count: answered us, not failing since, not held. */
+static unsigned int counted_good(const struct dht_node *n)
+{
+	return n->replied && !n->fails && !n->ro_held;
 }
 
 void dht_get_stats(const struct dht *dht, struct dht_stats *st)
@@ -564,15 +570,13 @@ void dht_get_stats(const struct dht *dht, struct dht_stats *st)
 		st->bucket_nodes4[i] = dht->t4.b[i].n;
 		st->nodes4 += dht->t4.b[i].n;
 		for (uint8_t j = 0; j < dht->t4.b[i].n; j++)
-			st->good4 +=
-			    (dht->t4.b[i].nodes[j].replied && !dht->t4.b[i].nodes[j].fails);
+			st->good4 += counted_good(&dht->t4.b[i].nodes[j]);
 	}
 	for (unsigned int i = 0; i < dht->t6.nb; i++) {
 		st->bucket_nodes6[i] = dht->t6.b[i].n;
 		st->nodes6 += dht->t6.b[i].n;
 		for (uint8_t j = 0; j < dht->t6.b[i].n; j++)
-			st->good6 +=
-			    (dht->t6.b[i].nodes[j].replied && !dht->t6.b[i].nodes[j].fails);
+			st->good6 += counted_good(&dht->t6.b[i].nodes[j]);
 	}
 	st->infohashes = dht->store.nih;
 	st->peers = dht->store.npeers;

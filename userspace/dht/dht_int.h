@@ -118,6 +118,10 @@ struct dht_node {
 	uint64_t last_ping;  /* last query we sent it */
 	uint8_t fails;	     /* unanswered queries in a row */
 	uint8_t replied;     /* ever answered us */
+	/* A query with ro=1 (BEP 43) came from its id and address since its
+	 * last answer to one of our queries: not handed out, not good (so
+	 * maintain() pings it), until an answer clears it (dht_rt_ro_hold). */
+	uint8_t ro_held;
 };
 
 struct dht_bucket {
@@ -144,10 +148,15 @@ int dht_rt_heard(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 void dht_rt_failed(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 		   const struct sockaddr *sa);
 struct dht_node *dht_rt_find(struct dht_table *t, const uint8_t *self, const uint8_t *id);
-int dht_rt_forget(struct dht_table *t, const uint8_t *self, const uint8_t *id,
-		  const struct sockaddr *sa);
-/* Up to max non-bad nodes closest to target, closest first; max is capped
- * at DHT_RT_CLOSEST_MAX (a lookup's half of its candidates). */
+/* A query with ro=1 came from this id and address: hold the entry (or the
+ * replacement) back until it answers us. Returns 1 when a table entry was
+ * held now (0: not in the table, or already held). */
+int dht_rt_ro_hold(struct dht_table *t, const uint8_t *self, const uint8_t *id,
+		   const struct sockaddr *sa);
+/* Up to max nodes closest to target, neither bad nor held (ro_held), closest
+ * first; max is capped at DHT_RT_CLOSEST_MAX (a lookup's half of its
+ * candidates). Answers to others and our own lookups' start alike: a node
+ * that really went read-only answers neither us nor them. */
 #define DHT_RT_CLOSEST_MAX (DHT_MAX_LOOKUP_CANDS / 2)
 size_t dht_rt_closest(const struct dht_table *t, const uint8_t *target, uint64_t now,
 		      const struct dht_node **out, size_t max);

@@ -7,7 +7,9 @@
  * family. Node states (BEP 5): good = answered within 15 min, bad = 3
  * queries in a row unanswered, questionable otherwise. A bad node is
  * replaced by the newest entry of the bucket's replacement cache, or by
- * the next node heard for that bucket.
+ * the next node heard for that bucket. An entry held back by a query with
+ * ro=1 (dht_rt_ro_hold) is never good and never handed out until it
+ * answers one of our queries again.
  */
 #include <string.h>
 
@@ -45,7 +47,7 @@ unsigned int dht_rt_bucket_index(const struct dht_table *t, const uint8_t *self,
 
 int dht_rt_node_good(const struct dht_node *n, uint64_t now)
 {
-	return n->replied && n->fails == 0 && now - n->last_reply < DHT_GOOD_MS;
+	return n->replied && n->fails == 0 && !n->ro_held && now - n->last_reply < DHT_GOOD_MS;
 }
 
 int dht_rt_node_bad(const struct dht_node *n)
@@ -74,6 +76,7 @@ static void node_touch(struct dht_node *n, enum rt_event ev, uint64_t now)
 		n->last_reply = now;
 		n->replied = 1;
 		n->fails = 0;
+		n->ro_held = 0; /* it answers: it is not read-only (any more) */
 	}
 }
 
@@ -213,25 +216,35 @@ void dht_rt_failed(struct dht_table *t, const uint8_t *self, const uint8_t *id,
 	repl_remove(b, id);
 }
 
-/* A node that says it is read-only (BEP 43 `ro=1` on its query) leaves the
- * table and the replacement cache: it cannot answer third parties, so it
- * must not be handed out. Its slot goes to the newest replacement. Returns
- * 1 when it was in the table. */
-int dht_rt_forget(struct dht_table *t, const uint8_t *self, const uint8_t *id,
-		  const struct sockaddr *sa)
+/* A query that says read-only (BEP 43 `ro=1`) came from the id and address
+ * of an entry. A read-only node answers no one, so it must not be handed
+ * to third parties; but the source of a UDP datagram may be forged, and
+ * dropping the entry on this word alone would let anyone who knows a good
+ * node's id and address evict it. So the entry stays, held back: left out
+ * of closest() (the nodes we give others, and our lookups' start) and
+ * not good (maintain() pings it, at its usual rate), until an answer to
+ * our query (our transaction id, from its address) clears the mark in
+ * node_touch(). A node that really is read-only does not answer: three
+ * queries unanswered make it bad, and the usual replacement takes its
+ * slot. A replacement-cache entry is held the same way (the mark moves
+ * with it into the table). Returns 1 when a table entry was held now. */
+int dht_rt_ro_hold(struct dht_table *t, const uint8_t *self, const uint8_t *id,
+		   const struct sockaddr *sa)
 {
 	struct dht_bucket *b = &t->b[dht_rt_bucket_index(t, self, id)];
 
-	repl_remove(b, id);
+	for (uint8_t j = 0; j < b->nrepl; j++)
+		if (!memcmp(b->repl[j].id, id, DHT_ID_LEN) &&
+		    dht_addr_eq((struct sockaddr *)&b->repl[j].addr, sa))
+			b->repl[j].ro_held = 1;
 	for (uint8_t j = 0; j < b->n; j++) {
 		struct dht_node *n = &b->nodes[j];
 
 		if (memcmp(n->id, id, DHT_ID_LEN) || !dht_addr_eq((struct sockaddr *)&n->addr, sa))
 			continue;
-		if (b->nrepl)
-			*n = b->repl[--b->nrepl];
-		else
-			*n = b->nodes[--b->n];
+		if (n->ro_held)
+			return 0;
+		n->ro_held = 1;
 		return 1;
 	}
 	return 0;
@@ -269,7 +282,7 @@ size_t dht_rt_closest(const struct dht_table *t, const uint8_t *target, uint64_t
 			uint64_t d;
 			size_t pos;
 
-			if (dht_rt_node_bad(c))
+			if (dht_rt_node_bad(c) || c->ro_held)
 				continue;
 			d = dist64(c->id, target);
 			if (n == max && (d > dist[n - 1] ||

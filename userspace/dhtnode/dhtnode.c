@@ -520,7 +520,7 @@ static void dht_metrics(void *arg, FILE *out)
 		"# HELP weft_dht_lookups DHT lookups in progress.\n# TYPE weft_dht_lookups gauge\nweft_dht_lookups %u\n"
 		"# HELP weft_dht_read_only 1 while the node is a BEP 43 read-only node.\n# TYPE weft_dht_read_only gauge\nweft_dht_read_only %u\n"
 		"# HELP weft_dht_read_only_switches_total Times read-only mode was turned on or off.\n# TYPE weft_dht_read_only_switches_total counter\nweft_dht_read_only_switches_total %llu\n"
-		"# HELP weft_dht_ro_forgotten_total Routing-table entries dropped when their node queried us as read-only (BEP 43).\n# TYPE weft_dht_ro_forgotten_total counter\nweft_dht_ro_forgotten_total %llu\n",
+		"# HELP weft_dht_ro_forgotten_total Routing-table entries held back from answers (until they answer our ping) because a query with ro=1 (BEP 43, read-only) came from their id and address.\n# TYPE weft_dht_ro_forgotten_total counter\nweft_dht_ro_forgotten_total %llu\n",
 		st.nodes4, st.nodes6, st.infohashes, st.peers, st.items, st.lookups, st.read_only,
 		(unsigned long long)st.read_only_switches, (unsigned long long)st.ro_forgotten);
 	fprintf(out, "# HELP weft_dht_queries_total KRPC queries, by direction and method.\n"
