@@ -121,6 +121,10 @@ struct content_node_opts {
 	/* seconds new content is super-seeded; 0 = CONTENT_SUPERSEED_S,
 	 * < 0 = never */
 	int superseed_s;
+	/* 1: a version that withdraws earlier ones ("wd", a re-encryption's
+	 * signed delete) is not honoured: their items stay and are served
+	 * (content.honour_withdrawals = false). Default 0: honoured. */
+	int ignore_withdrawals;
 	/* Test hooks, per node, honoured only by test builds (compiled with
 	 * -DWEFT_TEST_HOOKS: the sanitized and fuzz flavours, never the
 	 * release weftd) and logged loudly there: */

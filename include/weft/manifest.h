@@ -94,6 +94,12 @@ struct manifest {
 	 * ciphertext blobs, path = the item's index in 4 digits ("0000"..),
 	 * type application/octet-stream. sealed 0: none of these (set with
 	 * manifest_set_sealed, freed by manifest_free). */
+	/* Withdrawal (optional, "wd"): every version of this share with a seq
+	 * below it is withdrawn by its publisher (a re-encryption's signed
+	 * delete, docs/PRIVATE.md "Revocation"): hosts that honour it stop
+	 * serving those versions' items and drop them unless pinned.
+	 * 0: none; else 1..seq. */
+	uint64_t withdraw;
 	int sealed;
 	uint8_t epk[32];
 	uint8_t *keys;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * weftctl content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...] PATH...
+ * weftctl content rewrap|reencrypt NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...
  * weftctl content ls
  * weftctl content get ID [--out DIR [--link]] [--from TARGET]... [--raw] [--no-wait]
  * weftctl content jobs [N]
@@ -47,12 +48,44 @@ static int add_keys(json_t *to, const char *list)
 	return 0;
 }
 
+/* Recipient options at argv[*i] (--to, --to-circle, --to-group), appended
+ * to r[0] (keys), r[1] (circles), r[2] (groups): 1 taken (*i moved past
+ * its value), 0 not one of them, -1 bad. */
+static int rcpt_opt(json_t *r[3], int argc, char **argv, int *i)
+{
+	static const char *const opt[3] = {"--to", "--to-circle", "--to-group"};
+
+	for (int k = 0; k < 3; k++) {
+		if (strcmp(argv[*i], opt[k]) || *i + 1 >= argc)
+			continue;
+		++*i;
+		if (k == 0)
+			return add_keys(r[0], argv[*i]) ? -1 : 1;
+		json_array_append_new(r[k], json_string(argv[*i]));
+		return 1;
+	}
+	return 0;
+}
+
+/* Set "to", "to_circle", "to_group" of body from r (when not empty) and
+ * release r. */
+static void rcpt_set(json_t *body, json_t *r[3])
+{
+	static const char *const key[3] = {"to", "to_circle", "to_group"};
+
+	for (int k = 0; k < 3; k++) {
+		if (body && json_array_size(r[k]))
+			json_object_set(body, key[k], r[k]);
+		json_decref(r[k]);
+	}
+}
+
 static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 {
-	json_t *paths = json_array(), *to = json_array(), *circles = json_array(),
-	       *groups = json_array(), *body, *out = NULL;
+	json_t *paths = json_array(), *r[3] = {json_array(), json_array(), json_array()}, *body,
+	       *out = NULL;
 	const char *name = NULL;
-	int priv = 0, rc;
+	int priv = 0, rc, t;
 
 	for (int i = 2; i < argc; i++) {
 		char abs[PATH_MAX];
@@ -61,29 +94,23 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 			name = argv[++i];
 		} else if (!strcmp(argv[i], "--private")) {
 			priv = 1;
-		} else if (!strcmp(argv[i], "--to") && i + 1 < argc) {
-			if (add_keys(to, argv[++i]))
+		} else if ((t = rcpt_opt(r, argc, argv, &i))) {
+			if (t < 0)
 				goto usage;
-		} else if (!strcmp(argv[i], "--to-circle") && i + 1 < argc) {
-			json_array_append_new(circles, json_string(argv[++i]));
-		} else if (!strcmp(argv[i], "--to-group") && i + 1 < argc) {
-			json_array_append_new(groups, json_string(argv[++i]));
 		} else if (argv[i][0] == '-') {
 			goto usage;
 		} else {
 			if (!realpath(argv[i], abs)) {
 				fprintf(stderr, "weftctl: %s: %m\n", argv[i]);
 				json_decref(paths);
-				json_decref(to);
-				json_decref(circles);
-				json_decref(groups);
+				rcpt_set(NULL, r);
 				return WEFTCTL_ERR;
 			}
 			json_array_append_new(paths, json_string(abs));
 		}
 	}
 	if (!json_array_size(paths) ||
-	    (!priv && (json_array_size(to) || json_array_size(circles) || json_array_size(groups)))) {
+	    (!priv && (json_array_size(r[0]) || json_array_size(r[1]) || json_array_size(r[2])))) {
 		if (!priv && json_array_size(paths))
 			fprintf(stderr, "weftctl: --to, --to-circle and --to-group need --private\n");
 		goto usage;
@@ -91,15 +118,7 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 	body = json_pack("{s:o,s:b}", "paths", paths, "private", priv);
 	if (name)
 		json_object_set_new(body, "name", json_string(name));
-	if (json_array_size(to))
-		json_object_set(body, "to", to);
-	if (json_array_size(circles))
-		json_object_set(body, "to_circle", circles);
-	if (json_array_size(groups))
-		json_object_set(body, "to_group", groups);
-	json_decref(to);
-	json_decref(circles);
-	json_decref(groups);
+	rcpt_set(body, r);
 	rc = weftctl_do(ctx, "POST", "/v1/content/add", body, ctx->json ? NULL : &out);
 	json_decref(body);
 	if (rc == WEFTCTL_OK && out) {
@@ -114,9 +133,40 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 	return rc;
 usage:
 	json_decref(paths);
-	json_decref(to);
-	json_decref(circles);
-	json_decref(groups);
+	rcpt_set(NULL, r);
+	return weftctl_usage(ctx);
+}
+
+/* content rewrap|reencrypt NAME [recipient options]: the next version of
+ * private share NAME for the recipients named (docs/PRIVATE.md
+ * "Revocation"). */
+static int cmd_revoke(struct weftctl *ctx, int argc, char **argv)
+{
+	json_t *r[3] = {json_array(), json_array(), json_array()}, *body, *out = NULL;
+	int reenc = !strcmp(argv[1], "reencrypt"), rc, t;
+	char path[64];
+
+	if (argc < 3 || argv[2][0] == '-')
+		goto usage;
+	for (int i = 3; i < argc; i++)
+		if ((t = rcpt_opt(r, argc, argv, &i)) <= 0)
+			goto usage;
+	body = json_pack("{s:s}", "name", argv[2]);
+	rcpt_set(body, r);
+	snprintf(path, sizeof(path), "/v1/content/%s", argv[1]);
+	rc = weftctl_do(ctx, "POST", path, body, ctx->json ? NULL : &out);
+	json_decref(body);
+	if (rc == WEFTCTL_OK && out) {
+		print_share(out);
+		printf("\n%s: version %lld sealed to %lld keys (this node's included)%s\n",
+		       reenc ? "re-encrypted" : "re-wrapped", weftctl_jint(out, "seq"),
+		       weftctl_jint(out, "keys"),
+		       reenc ? "; earlier versions withdrawn: hosts stop serving them" : "");
+	}
+	json_decref(out);
+	return rc;
+usage:
+	rcpt_set(NULL, r);
 	return weftctl_usage(ctx);
 }
 
@@ -462,6 +512,8 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 		return weftctl_usage(ctx);
 	if (!strcmp(argv[1], "add"))
 		return cmd_add(ctx, argc, argv);
+	if (!strcmp(argv[1], "rewrap") || !strcmp(argv[1], "reencrypt"))
+		return cmd_revoke(ctx, argc, argv);
 	if (!strcmp(argv[1], "ls") && argc == 2)
 		return cmd_ls(ctx);
 	if (!strcmp(argv[1], "get"))

@@ -20,6 +20,8 @@ static const struct weftctl_noun nouns[] = {
 	{ "content", weftctl_content,
 	  "content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...\n"
 	  "            [--to-group NAME|OWNERKEY/NAME]...] PATH...\n"
+	  "content rewrap NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...\n"
+	  "content reencrypt NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...\n"
 	  "content ls\n"
 	  "content get ID|KEY/NAME|MAGNET [--out DIR [--link]] [--from TARGET]... [--item PATH]... [--raw] [--no-wait]\n"
 	  "content jobs [N]\n"

@@ -201,6 +201,13 @@ struct content_node {
 	unsigned int circles_dbi; /* circles.c */
 	unsigned int gkeys_dbi;	  /* groupkeys.c */
 	unsigned int groups_dbi;  /* groups.c */
+	/* withdrawals honoured (pins.c): content_withdrawn holds the pinned
+	 * blobs of withdrawn versions (kept, never served); counts of blobs
+	 * dropped and kept; honour 0 = content.honour_withdrawals off */
+	unsigned int withdrawn_dbi;
+	atomic_uint nwithdrawn;
+	atomic_ullong withdrawn_dropped, withdrawn_kept, serve_withdrawn;
+	int honour_withdrawals;
 	pthread_mutex_t emu; /* one eviction at a time */
 	atomic_ullong evicted;
 	struct cn_events *ev;
@@ -369,8 +376,10 @@ int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_
 /* Store a verified manifest unless an equal or newer one is held, through
  * the store's writer; durable when it returns 0 (control and job threads
  * only: it waits). A public one stored is queued for announcement.
- * Errors of store_write_call. */
-int cn_share_put(struct content_node *cn, const struct manifest *m);
+ * withdrawn (may be NULL): gets the version m replaced when m withdraws
+ * it ("wd" above its seq), else stays empty (is_signed 0); the caller
+ * frees it. Errors of store_write_call. */
+int cn_share_put(struct content_node *cn, const struct manifest *m, struct manifest *withdrawn);
 
 /* subscribe.c: share heads (BEP 46) we publish and follow, the thread
  * that polls and keeps them alive, their /v1/content routes. */
@@ -388,7 +397,8 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m);
  * of our share of that name: seq after the held version's and linked to
  * it, signed, stored (durable), super-seeded, announced when
  * manifest_announced, its head published (a head error is logged only).
- * 0 or the error of signing (-EINVAL, -E2BIG) or of the store. */
+ * m->withdraw nonzero: it withdraws every earlier version (set to its
+ * seq). 0 or the error of signing (-EINVAL, -E2BIG) or of the store. */
 int cn_share_publish(struct content_node *cn, struct manifest *m);
 /* A get request naming a head (KEY/NAME or magnet): look the head up,
  * check it names the share of that key and name, and fill rq (share id,
@@ -457,6 +467,8 @@ struct cn_get_req {
 	bool link;	   /* export as a read-only hard link of the store's copy */
 	bool raw;	   /* a sealed share: fetch and keep the ciphertext, decrypt nothing
 			    * (a seed host; items under their placeholder paths) */
+	bool seed_sealed;  /* a subscription: a sealed share this node cannot open
+			    * is followed as ciphertext (raw), not refused */
 	char ref[300];	   /* the request named a head (KEY/NAME or magnet): resolved
 			    * by cn_head_resolve_get into the fields below */
 	/* a share followed through its head (subscribe.c): the manifest
@@ -510,10 +522,23 @@ size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
  * cn_seal_add_finish (sealed metadata, wrapped keys: m becomes sealed and
  * private; -ENOENT with no item). */
 struct cn_seal_add;
+struct seal_meta_item;
 int cn_seal_add_new(struct cn_seal_add **out, const uint8_t (*keys)[32], size_t n, size_t *bad);
 int cn_seal_add_file(struct content_node *cn, struct cn_seal_add *sa, struct manifest *m, int fd,
 		     uint64_t size, const char *rel, const char *type);
 int cn_seal_add_finish(struct cn_seal_add *sa, struct manifest *m);
+/* Re-encryption (revoke.c): item index of old, a sealed share whose
+ * content key is old_ck, decrypted chunk by chunk from the store and
+ * encrypted under sa's new key on its way back in (no plaintext file);
+ * added to m and sa like cn_seal_add_file. it: the old item's real path,
+ * type and size. -EBADMSG when an old chunk does not open. */
+int cn_seal_add_reseal(struct content_node *cn, struct cn_seal_add *sa, struct manifest *m,
+		       const uint8_t old_ck[32], const struct manifest *old, uint32_t index,
+		       const struct seal_meta_item *it);
+/* Re-wrap: m gets old's items and sealed metadata as they are and the
+ * content key ck wrapped for sa's recipients (sa's own key unused). */
+int cn_seal_rewrap(struct cn_seal_add *sa, const uint8_t ck[32], const struct manifest *old,
+		   struct manifest *m);
 void cn_seal_add_free(struct cn_seal_add *sa);
 /* Reading: the content key of sealed m opened with this node's key, else
  * with a group key held (groupkeys.c): 0, -ENOKEY (not a recipient),
@@ -626,6 +651,18 @@ size_t cn_evict_plan(struct cn_evict_cand *c, size_t n, uint64_t need, uint64_t 
  * a share id (its record, and its items no other held share lists).
  * *nblobs: blobs deleted. 0, -ENOENT, or a store error. */
 int cn_remove(struct content_node *cn, const uint8_t *id, size_t len, unsigned int *nblobs);
+/* A withdrawal honoured (cn_share_put, after a version whose "wd" covers
+ * old replaced it): each item of old that no held manifest lists any more
+ * is unannounced and dropped, or, when pinned (the blob or old's share),
+ * kept in content_withdrawn and never served again. Counts into the
+ * node's withdrawn_* counters. 0 or a store error. */
+int cn_withdraw_items(struct content_node *cn, const struct manifest *old);
+/* cn_share_put, then, when m withdraws the version it replaced and this
+ * node honours withdrawals (content.honour_withdrawals), that version's
+ * items through cn_withdraw_items. What every taker of a version calls. */
+int cn_share_take(struct content_node *cn, const struct manifest *m);
+/* 1 when id is a kept blob of a withdrawn version (not to be served). */
+int cn_withdrawn(struct content_node *cn, const uint8_t id[32]);
 
 /* events.c: the event stream of the jobs (GET /v1/content/events). */
 #define CN_EV_SUBS 16	 /* subscribers at once (the control server allows 64 connections) */
@@ -694,6 +731,27 @@ struct cn_add_args {
 int cn_api_parse_add(json_t *body, struct cn_add_args *a, struct ctl_resp *resp);
 /* Free what cn_api_parse_add allocated (a->to); NULL-safe fields. */
 void cn_api_add_args_free(struct cn_add_args *a);
+
+/* revoke.c: POST /v1/content/rewrap and /v1/content/reencrypt. */
+void cn_revoke_routes(struct content_node *cn, struct ctl *ctl);
+
+/* private_api.c: the control API's side of sealed shares. */
+/* A manifest as JSON (what any host sees). */
+json_t *cn_manifest_json(const struct manifest *m);
+/* cn_manifest_json, and for a sealed share this node can open, "opened":
+ * its real items; a node that cannot gets "recipient": false. */
+json_t *cn_share_json(struct content_node *cn, const struct manifest *m);
+/* "to", "to_circle", "to_group" of body into a (a->priv set by the
+ * caller); counts checked before any key is parsed. 0 or an error
+ * written to resp. */
+int cn_api_parse_recipients(json_t *body, struct cn_add_args *a, struct ctl_resp *resp);
+/* The full name of private share base (base-<16 hex>, keyed by the node). */
+void cn_private_name(const struct content_node *cn, const char *base, char *out, size_t cap);
+/* The recipients of a: this node first, then "to", circles, groups;
+ * repeats dropped, at most SEAL_MAX_RECIPIENTS. r has room for that many.
+ * 0 or an error written to resp. */
+int cn_gather_recipients(struct content_node *cn, const struct cn_add_args *a, uint8_t (*r)[32],
+			 size_t *n, struct ctl_resp *resp);
 /* POST /v1/content/get {"id": HEX64|HEX40|KEY/NAME|MAGNET, "out"?: ABS, "from"?: [TARGET, ...],
  * "items"?: [PATH, ...]} */
 int cn_api_parse_get(json_t *body, struct cn_get_req *rq, struct ctl_resp *resp);

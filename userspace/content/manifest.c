@@ -27,7 +27,7 @@ static const char sid_ctx[] = "weft share id v1";
 /* Nodes a valid manifest can need: root + 2 per top-level pair + list +
  * per item a dict and 2 per pair. */
 #define SEAL_KEYS 3 /* epk, keys, meta: all or none */
-#define MAX_NODES (1 + 2 * (TOP_KEYS + 2 + SEAL_KEYS) + MANIFEST_MAX_ITEMS * (1 + 2 * ITEM_KEYS))
+#define MAX_NODES (1 + 2 * (TOP_KEYS + 3 + SEAL_KEYS) + MANIFEST_MAX_ITEMS * (1 + 2 * ITEM_KEYS))
 
 void manifest_init(struct manifest *m)
 {
@@ -314,6 +314,8 @@ static int fields_valid(const struct manifest *m)
 		return 0;
 	if (m->has_prev && m->prev_seq >= m->seq)
 		return 0; /* a predecessor at or after this version: a loop */
+	if (m->withdraw > m->seq)
+		return 0; /* withdraws only versions before this one */
 	if (m->sealed && !sealed_valid(m))
 		return 0;
 	return 1;
@@ -374,6 +376,10 @@ static void encode(const struct manifest *m, int with_sig, struct bencode_buf *b
 	bencode_put_int(b, MANIFEST_VERSION);
 	bencode_put_cstr(b, "vis");
 	bencode_put_int(b, m->visibility);
+	if (m->withdraw) {
+		bencode_put_cstr(b, "wd");
+		bencode_put_int(b, (int64_t)m->withdraw);
+	}
 	bencode_put_end(b);
 }
 
@@ -552,8 +558,17 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 	if (!root || root->type != BENCODE_DICT || root->count < TOP_KEYS)
 		return -EINVAL;
 	extra = root->count - TOP_KEYS;
-	if (extra != 0 && extra != 2 && extra != SEAL_KEYS && extra != 2 + SEAL_KEYS)
-		return -EINVAL;
+	/* Optional keys: the predecessor link (prev, pseq), the seal (epk,
+	 * keys, meta), the withdrawal (wd); each group all or none, nothing
+	 * else. */
+	{
+		size_t want = (bencode_dict_get(d, root, "prev") ? 2 : 0) +
+			      (bencode_dict_get(d, root, "epk") ? SEAL_KEYS : 0) +
+			      (bencode_dict_get(d, root, "wd") ? 1 : 0);
+
+		if (extra != want)
+			return -EINVAL;
+	}
 	if ((err = get_uint(d, root, "v", MANIFEST_VERSION, &v)) || v != MANIFEST_VERSION)
 		return -EINVAL;
 	if ((err = get_uint(d, root, "created", INT64_MAX, &m->created)) ||
@@ -561,9 +576,9 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 	    (err = get_uint(d, root, "vis", MANIFEST_PRIVATE, &vis)))
 		return err;
 	m->visibility = (uint32_t)vis;
-	if (extra >= SEAL_KEYS && (err = decode_sealed(m, d, root)))
+	if (bencode_dict_get(d, root, "epk") && (err = decode_sealed(m, d, root)))
 		return err;
-	if (extra == 2 || extra == 2 + SEAL_KEYS) {
+	if (bencode_dict_get(d, root, "prev")) {
 		/* both predecessor keys or neither; the link must point back */
 		if ((err = get_str(d, root, "prev", 32, 32, &s, &sl)) ||
 		    (err = get_uint(d, root, "pseq", INT64_MAX, &m->prev_seq)))
@@ -572,6 +587,13 @@ static int decode_fields(struct manifest *m, const struct bencode_doc *d)
 			return -ELOOP;
 		memcpy(m->prev, s, 32);
 		m->has_prev = 1;
+	}
+	if (bencode_dict_get(d, root, "wd")) {
+		/* 1..seq: the versions below it are withdrawn */
+		if ((err = get_uint(d, root, "wd", INT64_MAX, &m->withdraw)))
+			return err;
+		if (!m->withdraw || m->withdraw > m->seq)
+			return -EINVAL;
 	}
 	if ((err = get_str(d, root, "name", 1, MANIFEST_MAX_NAME, &s, &sl)))
 		return err;

@@ -24,6 +24,7 @@
 #include "weft/util.h"
 
 #define CN_PINS_DB "content_pins"
+#define CN_WITHDRAWN_DB "content_withdrawn"
 
 /* A pin's value: when it was set, wall-clock seconds, big-endian. */
 static void be64_put(uint8_t b[8], uint64_t v)
@@ -41,9 +42,22 @@ static uint64_t be64_get(const uint8_t b[8])
 	return v;
 }
 
+static int count_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)key, (void)klen, (void)val, (void)vlen;
+	atomic_fetch_add((atomic_uint *)arg, 1);
+	return 0;
+}
+
 int cn_pins_init(struct content_node *cn)
 {
-	return store_db(cn->store, CN_PINS_DB, &cn->pins_dbi);
+	int rc = store_db(cn->store, CN_PINS_DB, &cn->pins_dbi);
+
+	if (!rc)
+		rc = store_db(cn->store, CN_WITHDRAWN_DB, &cn->withdrawn_dbi);
+	if (!rc)
+		store_iter(cn->store, cn->withdrawn_dbi, count_one, &cn->nwithdrawn);
+	return rc;
 }
 
 int cn_pin_set(struct content_node *cn, const uint8_t *id, size_t len, int on)
@@ -342,4 +356,72 @@ int cn_remove(struct content_node *cn, const uint8_t *id, size_t len, unsigned i
 	manifest_free(&m);
 	free(e.listed.id);
 	return 0;
+}
+
+/* ------------------------------------------------------- withdrawals */
+
+int cn_withdrawn(struct content_node *cn, const uint8_t id[32])
+{
+	void *v = NULL;
+	size_t vl = 0;
+	int rc;
+
+	if (!atomic_load(&cn->nwithdrawn))
+		return 0; /* the usual case costs no lookup */
+	rc = store_get(cn->store, cn->withdrawn_dbi, id, 32, &v, &vl);
+	free(v);
+	return rc == 0;
+}
+
+int cn_withdraw_items(struct content_node *cn, const struct manifest *old)
+{
+	struct ev_ctx e = {.cn = cn};
+	uint8_t when[8];
+	int rc = 0;
+
+	/* what every held manifest lists now, the new version included */
+	store_iter(cn->store, cn->shares_dbi, rm_listed, &e);
+	if (e.listed.n)
+		qsort(e.listed.id, e.listed.n, 32, cmp32);
+	be64_put(when, util_wall_s());
+	for (uint32_t i = 0; i < old->nitems && !rc; i++) {
+		const uint8_t *id = old->items[i].id;
+
+		if (idset_has(&e.listed, id))
+			continue;
+		if (cn_pinned(cn, id, 32) || cn_pinned(cn, old->share_id, MANIFEST_SHARE_ID_LEN)) {
+			struct store_op op = {.dbi = cn->withdrawn_dbi,
+					      .key = id,
+					      .klen = 32,
+					      .val = when,
+					      .vlen = sizeof(when)};
+
+			cn_unannounce(cn, id, 32);
+			rc = store_write_sync(cn->store, &op, 1, 0);
+			if (!rc) {
+				atomic_fetch_add(&cn->nwithdrawn, 1);
+				atomic_fetch_add(&cn->withdrawn_kept, 1);
+			}
+		} else if (rm_blob(cn, id) == 0) {
+			atomic_fetch_add(&cn->withdrawn_dropped, 1);
+		}
+	}
+	free(e.listed.id);
+	return rc;
+}
+
+int cn_share_take(struct content_node *cn, const struct manifest *m)
+{
+	struct manifest old;
+	int rc = cn_share_put(cn, m, cn->honour_withdrawals ? &old : NULL);
+
+	/* the new version is durable before anything of the old one goes */
+	if (!rc && cn->honour_withdrawals && old.is_signed) {
+		log_info(CN_MOD, "share %s: version %llu withdrawn by version %llu", m->name,
+			 (unsigned long long)old.seq, (unsigned long long)m->seq);
+		rc = cn_withdraw_items(cn, &old);
+	}
+	if (cn->honour_withdrawals)
+		manifest_free(&old);
+	return rc;
 }

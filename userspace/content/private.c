@@ -9,9 +9,13 @@
  * download jobs (reading); calls seal, the chunk store and the manifest.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "content/content_node_int.h"
 #include "weft/seal.h"
@@ -78,6 +82,49 @@ void cn_seal_add_free(struct cn_seal_add *sa)
 	free(sa);
 }
 
+/* Room for one more item's metadata. */
+static int meta_reserve(struct cn_seal_add *sa)
+{
+	uint32_t nc = sa->cap ? sa->cap * 2 : 16;
+	void *p;
+
+	if (sa->n < sa->cap)
+		return 0;
+	if (sa->n >= SEAL_META_MAX_ITEMS || sa->n >= MANIFEST_MAX_ITEMS)
+		return -E2BIG;
+	p = realloc(sa->meta, nc * sizeof(*sa->meta));
+	if (!p)
+		return -ENOMEM;
+	sa->meta = p;
+	sa->cap = nc;
+	return 0;
+}
+
+/* Item sa->n: its ciphertext blob id under its placeholder path in m, its
+ * real path, type and size in sa's metadata (room reserved). */
+static int add_sealed(struct cn_seal_add *sa, struct manifest *m, const uint8_t id[32],
+		      uint64_t csize, const char *rel, size_t rel_len, const char *type,
+		      size_t type_len, uint64_t size)
+{
+	char ph[5];
+	struct seal_meta_item *mi = &sa->meta[sa->n];
+	int rc;
+
+	manifest_sealed_path(sa->n, ph);
+	rc = manifest_add_item(m, ph, strlen(ph), id, csize, MANIFEST_SEALED_TYPE);
+	if (rc)
+		return rc;
+	*mi = (struct seal_meta_item){.path = (const uint8_t *)strndup(rel, rel_len),
+				      .path_len = rel_len,
+				      .type = (const uint8_t *)strndup(type, type_len),
+				      .type_len = type_len,
+				      .size = size};
+	sa->n++;
+	if (!mi->path || !mi->type)
+		return -ENOMEM;
+	return 0;
+}
+
 struct seal_xf {
 	uint8_t key[SEAL_KEY_LEN];
 	uint64_t plain;
@@ -100,7 +147,6 @@ int cn_seal_add_file(struct content_node *cn, struct cn_seal_add *sa, struct man
 {
 	struct seal_xf x;
 	struct cstore_xform xf;
-	char ph[5];
 	uint8_t id[32];
 	int64_t csize = seal_cipher_size(size);
 	int rc;
@@ -109,18 +155,8 @@ int cn_seal_add_file(struct content_node *cn, struct cn_seal_add *sa, struct man
 		return -EFBIG;
 	if (!manifest_path_valid(rel, strlen(rel)) || !manifest_type_valid(type, strlen(type)))
 		return -EINVAL;
-	if (sa->n == sa->cap) {
-		uint32_t nc = sa->cap ? sa->cap * 2 : 16;
-		void *p;
-
-		if (sa->n >= SEAL_META_MAX_ITEMS || sa->n >= MANIFEST_MAX_ITEMS)
-			return -E2BIG;
-		p = realloc(sa->meta, nc * sizeof(*sa->meta));
-		if (!p)
-			return -ENOMEM;
-		sa->meta = p;
-		sa->cap = nc;
-	}
+	if ((rc = meta_reserve(sa)))
+		return rc;
 	if ((rc = seal_item_key(sa->ck, sa->n, x.key)))
 		return rc;
 	x.plain = size;
@@ -134,19 +170,7 @@ int cn_seal_add_file(struct content_node *cn, struct cn_seal_add *sa, struct man
 	sodium_memzero(x.key, sizeof(x.key));
 	if (rc)
 		return rc;
-	manifest_sealed_path(sa->n, ph);
-	rc = manifest_add_item(m, ph, strlen(ph), id, (uint64_t)csize, MANIFEST_SEALED_TYPE);
-	if (rc)
-		return rc;
-	sa->meta[sa->n] = (struct seal_meta_item){.path = (const uint8_t *)strdup(rel),
-						  .path_len = strlen(rel),
-						  .type = (const uint8_t *)strdup(type),
-						  .type_len = strlen(type),
-						  .size = size};
-	sa->n++;
-	if (!sa->meta[sa->n - 1].path || !sa->meta[sa->n - 1].type)
-		return -ENOMEM;
-	return 0;
+	return add_sealed(sa, m, id, (uint64_t)csize, rel, strlen(rel), type, strlen(type), size);
 }
 
 static int meta_cmp(const void *a, const void *b)
@@ -203,6 +227,97 @@ int cn_seal_add_finish(struct cn_seal_add *sa, struct manifest *m)
 		rc = manifest_set_sealed(m, epk, keys, (uint32_t)sa->nrcpt, meta, mlen);
 	free(keys);
 	free(meta);
+	return rc;
+}
+
+/* ---- revocation ---- */
+
+struct reseal_xf {
+	uint8_t old_key[SEAL_KEY_LEN], new_key[SEAL_KEY_LEN];
+	uint64_t plain, nsegs;
+};
+
+/* cstore_xform.fn: old ciphertext chunk i in, the same segment under the
+ * new key out (opened in out, sealed again in place). */
+static int reseal_chunk(void *arg, uint64_t index, const uint8_t *in, size_t in_len, uint8_t *out,
+			size_t out_len)
+{
+	struct reseal_xf *x = arg;
+	int fin = index + 1 == x->nsegs, rc;
+
+	if (out_len != in_len || in_len < SEAL_TAG_LEN)
+		return -EINVAL;
+	rc = seal_seg_decrypt(x->old_key, x->plain, index, fin, in, in_len, out);
+	if (!rc)
+		rc = seal_seg_encrypt(x->new_key, x->plain, index, fin, out, in_len - SEAL_TAG_LEN,
+				      out);
+	return rc;
+}
+
+int cn_seal_add_reseal(struct content_node *cn, struct cn_seal_add *sa, struct manifest *m,
+		       const uint8_t old_ck[32], const struct manifest *old, uint32_t index,
+		       const struct seal_meta_item *it)
+{
+	struct reseal_xf x;
+	struct cstore_xform xf;
+	struct stat st;
+	char blob[PATH_MAX];
+	uint8_t id[32];
+	int fd, rc;
+
+	if (index >= old->nitems || seal_cipher_size(it->size) != (int64_t)old->items[index].size)
+		return -EINVAL;
+	if ((rc = meta_reserve(sa)))
+		return rc;
+	if ((rc = cstore_path(cn->cs, old->items[index].id, 0, blob, sizeof(blob))))
+		return rc;
+	fd = open(blob, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno == -ENOENT ? -ENODATA : -errno; /* not held here */
+	if (fstat(fd, &st) || (uint64_t)st.st_size != old->items[index].size) {
+		close(fd);
+		return -ENODATA;
+	}
+	rc = seal_item_key(old_ck, index, x.old_key);
+	if (!rc)
+		rc = seal_item_key(sa->ck, sa->n, x.new_key);
+	x.plain = it->size;
+	x.nsegs = seal_nsegs(it->size);
+	xf = (struct cstore_xform){.in_size = old->items[index].size,
+				   .out_size = old->items[index].size,
+				   .in_chunk = B3TREE_CHUNK_LEN,
+				   .fn = reseal_chunk,
+				   .arg = &x};
+	if (!rc)
+		rc = cstore_add_fd_xform(cn->cs, fd, &xf, id);
+	close(fd);
+	sodium_memzero(&x, sizeof(x));
+	if (rc)
+		return rc;
+	return add_sealed(sa, m, id, old->items[index].size, (const char *)it->path, it->path_len,
+			  (const char *)it->type, it->type_len, it->size);
+}
+
+int cn_seal_rewrap(struct cn_seal_add *sa, const uint8_t ck[32], const struct manifest *old,
+		   struct manifest *m)
+{
+	uint8_t epk[SEAL_X_PK_LEN], *keys;
+	int rc = 0;
+
+	if (!old->sealed)
+		return -EINVAL;
+	for (uint32_t i = 0; i < old->nitems && !rc; i++)
+		rc = manifest_add_item(m, old->items[i].path, strlen(old->items[i].path),
+				       old->items[i].id, old->items[i].size, old->items[i].type);
+	if (rc)
+		return rc;
+	keys = malloc(sa->nrcpt * SEAL_ENTRY_LEN);
+	if (!keys)
+		return -ENOMEM;
+	rc = seal_wrap(ck, (const uint8_t(*)[SEAL_X_PK_LEN])sa->rcpt, sa->nrcpt, epk, keys);
+	if (!rc)
+		rc = manifest_set_sealed(m, epk, keys, (uint32_t)sa->nrcpt, old->meta, old->meta_len);
+	free(keys);
 	return rc;
 }
 

@@ -385,7 +385,11 @@ static void serve_one(struct sv *v, const struct cn_sreq *r, uint8_t *buf)
 	}
 	rc = cn_req_decode(&q, r->buf, r->len);
 
-	if (!rc && q.op == CONTENT_OP_INFO)
+	if (!rc && q.op != CONTENT_OP_MANIFEST && cn_withdrawn(cn, q.id)) {
+		/* a pinned blob of a withdrawn version: kept, never served */
+		atomic_fetch_add(&cn->serve_withdrawn, 1);
+		reply_status(v, r, CONTENT_ST_NOT_FOUND);
+	} else if (!rc && q.op == CONTENT_OP_INFO)
 		serve_info(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_CHUNK)
 		serve_chunk(v, r, &q, buf);

@@ -40,6 +40,7 @@ struct share_put {
 	const uint8_t *enc;
 	size_t len;
 	int stored;
+	struct manifest *old; /* the version replaced, when m withdraws it */
 };
 
 /* On the store's writer: compare with the held version and put, in one
@@ -62,7 +63,12 @@ static int share_put_fn(struct store_txn *txn, void *arg)
 			manifest_free(&old);
 			return 0; /* we hold this one or a newer one */
 		}
-		manifest_free(&old);
+		if (rc == 0 && sp->m->withdraw > old.seq && sp->old) {
+			manifest_free(sp->old);
+			*sp->old = old; /* withdrawn: its items are looked at after */
+		} else {
+			manifest_free(&old);
+		}
 	} else if (rc != -ENOENT) {
 		return rc;
 	}
@@ -72,11 +78,14 @@ static int share_put_fn(struct store_txn *txn, void *arg)
 	return rc;
 }
 
-int cn_share_put(struct content_node *cn, const struct manifest *m)
+int cn_share_put(struct content_node *cn, const struct manifest *m, struct manifest *withdrawn)
 {
-	struct share_put sp = {cn, m, NULL, 0, 0};
+	struct share_put sp = {cn, m, NULL, 0, 0, withdrawn};
 	uint8_t *enc;
 	int rc;
+
+	if (withdrawn)
+		manifest_init(withdrawn);
 
 	enc = malloc(MANIFEST_MAX_SIZE);
 	if (!enc)
@@ -89,5 +98,7 @@ int cn_share_put(struct content_node *cn, const struct manifest *m)
 	free(enc);
 	if (!rc && sp.stored && manifest_announced(m))
 		cn_announce(cn, m->share_id, MANIFEST_SHARE_ID_LEN);
+	if ((rc || !sp.stored) && withdrawn)
+		manifest_free(withdrawn); /* nothing replaced */
 	return rc;
 }

@@ -401,10 +401,12 @@ int cn_share_publish(struct content_node *cn, struct manifest *m)
 	}
 	manifest_free(&old);
 	free(enc);
+	if (m->withdraw)
+		m->withdraw = m->seq; /* asked for: every earlier version */
 	rc = manifest_sign(m, cn->id);
 	if (rc)
 		return rc;
-	rc = cn_share_put(cn, m);
+	rc = cn_share_take(cn, m);
 	if (rc)
 		return rc;
 	for (uint32_t k = 0; k < m->nitems; k++)
@@ -515,6 +517,7 @@ static int fetch_version(struct content_node *cn, const struct cn_head_ref *ref,
 	memcpy(rq->id, sid, MANIFEST_SHARE_ID_LEN);
 	rq->id_len = MANIFEST_SHARE_ID_LEN;
 	rq->has_head = 1;
+	rq->seed_sealed = 1;
 	memcpy(rq->head_pk, ref->pk, 32);
 	if (mh) {
 		rq->has_mh = 1;

@@ -904,6 +904,10 @@ static int open_sealed(struct cn_job *j, const struct manifest *m, uint8_t ck[32
 	if (!m->sealed || j->rq.raw || j->rq.manifest_only)
 		return 0;
 	rc = cn_seal_key(j->cn, m, ck);
+	if (rc == -ENOKEY && j->rq.seed_sealed) {
+		j->rq.raw = 1; /* a follower that cannot read it seeds it */
+		return 0;
+	}
 	if (rc == -ENOKEY) {
 		snprintf(j->error, sizeof(j->error),
 			 "not a recipient: none of the %u keys share %.20s is sealed to is "
@@ -971,7 +975,7 @@ void *cn_job_run(void *arg)
 			/* Waits for the store's commit: not under the job lock,
 			 * which worker callbacks take. */
 			pthread_mutex_unlock(&j->mu);
-			cn_share_put(j->cn, &m);
+			cn_share_take(j->cn, &m);
 			pthread_mutex_lock(&j->mu);
 			for (uint32_t i = 0; i < m.nitems; i++) {
 				if (!item_path(&m, sealed_open ? &sv : NULL, i, path, sizeof(path)) &&

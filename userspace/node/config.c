@@ -130,6 +130,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "content", "lan_capped", CFG_BOOL, OFF(content_lan_capped), 0, 0, 0, "false", NULL, 0 },
 	{ "content", "superseed_s", CFG_U32, OFF(content_superseed_s), 0, 0, 604800, "600", NULL,
 	  0 },
+	{ "content", "honour_withdrawals", CFG_BOOL, OFF(content_honour_withdrawals), 0, 0, 0,
+	  "true", NULL, 0 },
 	{ "gateway", "listen", CFG_STR, OFF(gateway), SZ(gateway), 0, 0, "", NULL, 0 },
 	{ "gateway", "allow_public", CFG_BOOL, OFF(gateway_allow_public), 0, 0, 0, "false", NULL,
 	  0 },

@@ -662,6 +662,8 @@ registered:
 						  .superseed_s = n->cfg.content_superseed_s
 								     ? (int)n->cfg.content_superseed_s
 								     : -1,
+						  .ignore_withdrawals =
+						      !n->cfg.content_honour_withdrawals,
 						  .test_corrupt = n->cfg.test.content_corrupt,
 						  .test_serve_delay_ms =
 						      n->cfg.test.content_serve_delay_ms };
