@@ -762,6 +762,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	uint64_t t;
 	int rc;
 
+	j->mpeer = -1;
 	if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0) {
 		rc = manifest_decode(m, enc, len);
 		free(enc);
@@ -814,6 +815,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				} else if (j->rq.has_mh) {
 					if (!m->is_signed && version_ok(j, &got)) {
 						*m = got;
+						j->mpeer = (int)r->peer;
 					} else {
 						other_versions += !m->is_signed;
 						manifest_free(&got);
@@ -821,6 +823,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				} else if (!m->is_signed || manifest_supersedes(&got, m) == 1) {
 					manifest_free(m);
 					*m = got;
+					j->mpeer = (int)r->peer;
 				} else {
 					manifest_free(&got);
 				}
@@ -917,6 +920,10 @@ static int open_sealed(struct cn_job *j, const struct manifest *m, uint8_t ck[32
 	}
 	if (!rc)
 		rc = cn_seal_view_open(ck, m, v);
+	if (rc && rc != -ENOMEM && j->mpeer >= 0)
+		/* signed by the publisher, so not the provider's fault (it
+		 * cannot open it): a score penalty, not a fault */
+		soft_fail(&j->peers[j->mpeer], 25);
 	if (rc) {
 		snprintf(j->error, sizeof(j->error),
 			 "share %.40s: its sealed key or item list does not open (%.40s)",

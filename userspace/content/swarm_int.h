@@ -160,6 +160,7 @@ struct cn_job {
 	unsigned int nlookups; /* lookups for the current item */
 	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
 	unsigned int npeers;
+	int mpeer; /* the peer whose manifest was taken, -1 none (held locally) */
 	struct cn_req reqs[CN_MAX_REQS];
 	unsigned int gen, inflight;
 	uint64_t last_progress, last_lookup;
