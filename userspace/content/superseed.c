@@ -41,9 +41,14 @@
 #define CN_SS_SPREAD_MS 30000
 /* A downloader offered nothing new this long gets the true bitmap. */
 #define CN_SS_STARVE_MS 20000
+/* A downloader alone this long (no other one seen within CN_SS_STARVE_MS)
+ * gets the true bitmap: with nobody to trade with, offers would only
+ * throttle it to a few chunks per HAVE round (about 1 MiB/s). */
+#define CN_SS_ALONE_MS 2000
 
 struct ss_peer {
 	uint64_t who, seen_ms, offer_ms; /* offer_ms: its last new offer (or first visit) */
+	uint64_t first_ms;		 /* its first visit */
 	uint64_t conn;			 /* the connection it asked on */
 	uint64_t pend[CN_SS_OFFER], pend_ms[CN_SS_OFFER];
 	unsigned int npend;
@@ -182,6 +187,7 @@ static struct ss_peer *peer_of(struct ss_item *it, uint64_t who, uint64_t now)
 	memset(old, 0, sizeof(*old));
 	old->who = who;
 	old->offer_ms = now;
+	old->first_ms = now;
 	old->got = calloc((it->n + 7) / 8, 1);
 	return old->got ? old : NULL;
 }
@@ -238,6 +244,21 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 	}
 }
 
+/* p has been the only downloader for CN_SS_ALONE_MS: nobody to trade
+ * with, so super-seeding would only slow it down. */
+static int alone(const struct ss_item *it, const struct ss_peer *p, uint64_t now)
+{
+	if (now - p->first_ms < CN_SS_ALONE_MS)
+		return 0;
+	for (unsigned int i = 0; i < CN_SS_PEERS; i++) {
+		const struct ss_peer *q = &it->peers[i];
+
+		if (q != p && q->who && now - q->seen_ms < CN_SS_STARVE_MS)
+			return 0;
+	}
+	return 1;
+}
+
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
 		 uint64_t conn, uint8_t *bits, uint64_t n)
 {
@@ -267,6 +288,8 @@ int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct soc
 		}
 		p->conn = conn;
 	}
+	if (alone(it, p, now))
+		goto out;
 	ss_offer(it, p, bits, now);
 	/* Nothing to offer it for a while (every chunk it lacks is, as far
 	 * as we know, on its way or with it): the true bitmap, so that no
