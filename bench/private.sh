@@ -112,7 +112,7 @@ if KEYS=$("$PYTHON" -c 'import nacl.signing as s; print(",".join(s.SigningKey.ge
 fi
 
 "$PYTHON" - "$D/rows" "$SIZE_MB" "$REPS" "$TICK" "$STARTED" "$LOAD0" "$R500" "$R500_S" "$R500_GET" "$R500_KEYS" <<'PY'
-import json, os, platform, statistics, subprocess, sys, time
+import os, platform, statistics, sys
 rows, size_mb, reps, tick, started, load0, r500, r500_s, r500_get, r500_keys = sys.argv[1:]
 size_mb, reps, tick = int(size_mb), int(reps), float(tick)
 m = {}
@@ -154,33 +154,14 @@ if r500:
              {"id": "r500.get_s", "label": "a recipient's get (500 keys)", "value": float(r500_get), "unit": "s"}]
 else:
     notes.append("python3-nacl missing: no 500-recipient row")
-cpu = "unknown"
-for line in open("/proc/cpuinfo"):
-    if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-def first(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.split("\n")[0].strip()
-    except OSError:
-        return ""
-top = os.environ.get("TOP", ".")
-res = {"schema": "weft-bench/1", "harness": "private",
-       "command": "bench/private.sh %d %d" % (size_mb, reps),
-       "commit": os.environ.get("WEFT_BENCH_COMMIT") or
-       first(["git", "-C", top, "describe", "--always", "--dirty", "--abbrev=12"]) or "unknown",
-       "kernel": platform.release(), "cpu_model": cpu, "cpus": os.cpu_count(), "started": started,
-       "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg": load0,
-       "params": {"size_mb": size_mb, "reps": reps},
-       "same_work": "the same file, the same daemons, provider and path; the sealed side encrypts "
-                    "(add) or decrypts (download) on top of what the plain side does; page cache "
-                    "warmed before each add; each copy removed after it is measured",
-       "figures": figs, "ratios": ratios, "notes": notes}
-out = os.environ.get("WEFT_BENCH_DIR") or os.path.join(os.environ.get("BUILD", "build"), "bench", "results")
-os.makedirs(out, exist_ok=True)
-path = os.path.join(out, "private-%s-%d.json" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), os.getpid()))
-with open(path + ".tmp", "w") as f:
-    json.dump(res, f, indent=1)
-os.rename(path + ".tmp", path)
+sys.path.insert(0, os.path.join(os.environ.get("TOP", "."), "bench"))
+import benchres
+path = benchres.write(
+    "private", "bench/private.sh %d %d" % (size_mb, reps), started, load0,
+    params={"size_mb": size_mb, "reps": reps},
+    same_work="the same file, the same daemons, provider and path; the sealed side encrypts "
+              "(add) or decrypts (download) on top of what the plain side does; page cache "
+              "warmed before each add; each copy removed after it is measured",
+    figures=figs, ratios=ratios, notes=notes)
 print("result: %s" % path)
 PY
