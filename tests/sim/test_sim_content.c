@@ -225,10 +225,14 @@ static void test_swarm_corrupt_and_dying(void **state)
 	assert_true(json_integer_value(json_object_get(bad, "faults")) >= 3);
 	assert_true(json_integer_value(json_object_get(bad, "score")) < 100);
 	assert_true(json_integer_value(json_object_get(j, "bad_chunks")) >= 3);
-	/* The dead provider was dropped, or the end game routed around it. */
+	/* The dead provider was dropped, or its chunks were fetched elsewhere
+	 * before its death was noticed: by the end game, or retried after a
+	 * request to it failed (a retry that is not a bad chunk). */
 	assert_non_null(dead);
 	assert_true(strcmp(json_string_value(json_object_get(dead, "state")), "up") ||
-		    json_integer_value(json_object_get(j, "endgame")) > 0);
+		    json_integer_value(json_object_get(j, "endgame")) > 0 ||
+		    json_integer_value(json_object_get(j, "retries")) >
+			json_integer_value(json_object_get(j, "bad_chunks")));
 	json_array_foreach(json_object_get(j, "providers"), i, p) sum +=
 	    json_integer_value(json_object_get(p, "chunks"));
 	assert_int_equal(sum, NCHUNKS);
