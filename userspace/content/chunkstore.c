@@ -648,18 +648,24 @@ int cstore_open_partial(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint
 	cn_rec_encode(rec, CSTORE_PARTIAL, size, util_wall_s());
 	if ((err = cn_blob_create_part(cs, id, size)))
 		goto out;
-	if ((err = store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN)) ||
-	    (err = store_txn_put(t, cs->db_cvs, id, B3TREE_ID_LEN, cvs, nchunks * B3TREE_CV_LEN)) ||
-	    (err = store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero, cn_bits_len(nchunks))) ||
-	    (err = store_txn_commit(t))) {
+	/* A put that fails (LMDB's map full) leaves t to the abort at out:
+	 * a write transaction never ended holds LMDB's write lock, and when
+	 * its thread (a download's) ended, LMDB took the lock's dead owner
+	 * for a crash and refused every later write transaction of the node
+	 * (MDB_PANIC, EIO) until a restart (test_fault_space). */
+	if (!(err = store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN)) &&
+	    !(err = store_txn_put(t, cs->db_cvs, id, B3TREE_ID_LEN, cvs, nchunks * B3TREE_CV_LEN)) &&
+	    !(err = store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero, cn_bits_len(nchunks)))) {
+		err = store_txn_commit(t);
+		t = NULL;
+	}
+	if (err) {
 		char p[4096];
 
 		if (!cstore_path(cs, id, 1, p, sizeof(p)))
 			unlink(p);
-		t = NULL;
 		goto out;
 	}
-	t = NULL;
 	cs->used += size;
 	cs->nblobs++;
 out:
@@ -876,12 +882,18 @@ static void mark_bad(struct cstore *cs, const uint8_t *id, uint64_t index)
 	if (cn_load_rec(cs, t, id, &in) || in.state != CSTORE_COMPLETE)
 		goto out;
 	cn_rec_encode(rec, CSTORE_BAD, in.size, in.added);
-	if (store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN) == 0 &&
-	    store_txn_commit(t) == 0)
-		log_error(CS_MOD,
-			  "blob %s failed re-verification at chunk %llu: marked bad, not served",
-			  hex, (unsigned long long)index);
-	t = NULL;
+	/* t is committed (and freed) only when the put succeeded; otherwise
+	 * the abort at out ends it (see cstore_open_partial) */
+	if (store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN) == 0) {
+		int err = store_txn_commit(t);
+
+		t = NULL;
+		if (!err)
+			log_error(CS_MOD,
+				  "blob %s failed re-verification at chunk %llu: marked bad, not "
+				  "served",
+				  hex, (unsigned long long)index);
+	}
 out:
 	store_txn_abort(t);
 	pthread_mutex_unlock(&cs->lock);
