@@ -668,7 +668,7 @@ static void test_reconcile_map_full(void **state)
 	struct fx *f = *state;
 	enum { NB = 24 };
 	size_t len = K + 1;
-	uint8_t *b[NB], *p = blob(len, 99), ids[NB][32], pid[32], cvs[2 * 32];
+	uint8_t *b[NB], *b0, *p = blob(len, 99), ids[NB][32], pid[32], cvs[2 * 32];
 	char fp[4096];
 	struct cstore_info in;
 	uint32_t nblobs;
@@ -695,10 +695,15 @@ static void test_reconcile_map_full(void **state)
 	assert_int_equal(in.have, 1);
 	for (int i = 0; i < NB; i++) {
 		read_all(f->cs, ids[i], b[i], 100);
-		free(b[i]);
+		if (i)
+			free(b[i]);
 	}
+	b0 = b[0];
 	cstore_usage(f->cs, NULL, NULL, &nblobs);
 	assert_int_equal(nblobs, NB);
+	/* A delete needs pages too: refused with -ENOSPC, the blob intact. */
+	assert_int_equal(cstore_delete(f->cs, ids[0]), -ENOSPC);
+	assert_int_equal(cstore_info(f->cs, ids[0], &in), 0);
 	fx_close(f);
 
 	/* Room again: the next start makes the repair. */
@@ -710,6 +715,8 @@ static void test_reconcile_map_full(void **state)
 	assert_int_equal(cstore_write_chunk(f->cs, pid, 0, p, K), 0);
 	assert_int_equal(cstore_write_chunk(f->cs, pid, 1, p + K, 1), 1);
 	read_all(f->cs, pid, p, len);
+	read_all(f->cs, ids[0], b0, 100);
+	free(b0);
 	free(p);
 }
 

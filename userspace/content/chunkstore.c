@@ -943,8 +943,12 @@ int cstore_delete(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN])
 	err = store_txn_del(t, cs->db_idx, id, B3TREE_ID_LEN);
 	if (err)
 		goto out;
-	store_txn_del(t, cs->db_cvs, id, B3TREE_ID_LEN);
-	store_txn_del(t, cs->db_bits, id, B3TREE_ID_LEN);
+	/* A complete blob has no bitmap (-ENOENT); any other failure (a
+	 * delete needs pages too: LMDB's map full) ends t, reported as it
+	 * is rather than as the commit's "bad transaction" (-EIO). */
+	if (((err = store_txn_del(t, cs->db_cvs, id, B3TREE_ID_LEN)) && err != -ENOENT) ||
+	    ((err = store_txn_del(t, cs->db_bits, id, B3TREE_ID_LEN)) && err != -ENOENT))
+		goto out;
 	err = store_txn_commit(t);
 	t = NULL;
 	if (err)
