@@ -100,6 +100,10 @@ struct weft_config {
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;
+	/* [lan]: BEP 14 LAN discovery (docs/CONNECTIVITY.md "LAN discovery") */
+	char lan_discovery[8];	  /* "auto" (on iff no bootstrap) | "on" | "off" */
+	char lan_interfaces[256]; /* "" = every up multicast non-loopback interface */
+	uint32_t lan_max_peers, lan_announce_s, lan_min_gap_s;
 	/* [dashboard] */
 	char dashboard[64]; /* "" = off, else ADDR:PORT */
 	int dashboard_allow_public;

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct ctl;
 struct engine;
@@ -145,6 +146,20 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
  * (every held complete content and every public share), and resume the
  * partial downloads found in the store. Returns 0 or -errno. */
 int content_node_start(struct content_node *cn);
+/* The ids this node announces (held content, public shares), as DHT keys
+ * (their first 20 bytes): how many written to ih (at most cap), in the
+ * announce schedule's order. Any thread; for LAN discovery (BEP 14). */
+size_t content_node_seeded(struct content_node *cn, uint8_t (*ih)[20], size_t cap);
+/* Extra providers for a download: fn(arg, ih, out, cap) writes up to cap
+ * QUIC addresses of nodes that said they hold ih (the LAN peers heard by
+ * BEP 14) and returns how many. Called with a download's lock held each
+ * time it gathers providers (start, and whenever it looks the DHT up
+ * again): must not block or call into content. Set before
+ * content_node_start(); NULL to unset. */
+typedef size_t (*content_lan_fn)(void *arg, const uint8_t ih[20], struct sockaddr_storage *out,
+				 size_t cap);
+void content_node_set_lan(struct content_node *cn, content_lan_fn fn, void *arg);
+
 /* Stop downloads, serving and announcing; free. Call after engine_stop()
  * and before quic_node_free(). NULL-safe. */
 void content_node_free(struct content_node *cn);

@@ -51,6 +51,10 @@ while read -r line; do
 	grep -qxF "$line" "$R/etc/weft/weft.conf" || fail "weft.conf lacks '$line'"
 done <"$D/keys"
 [ "$(wc -l <"$D/keys")" -ge 40 ] || fail "only $(wc -l <"$D/keys") keys in weft.conf"
+# a packaged node is a data-centre host: no BEP 14 multicast on its LAN
+grep -qx 'discovery = off' "$R/etc/weft/weft.conf" || fail "the packaged weft.conf leaves lan.discovery on"
+"$R/usr/sbin/weftd" -c "$R/etc/weft/weft.conf" --print-config | grep -qx 'discovery = off' ||
+	fail "the packaged weft.conf does not turn lan.discovery off"
 "$R/usr/bin/weftlab" --help | grep -q 'weftlab \[--dir DIR\] up' || fail "the packaged weftlab does not run"
 "$R/usr/lib/weft/weftlab-aria2" --help | grep -q 'usage: weftlab-aria2' || fail "the packaged weftlab-aria2 does not run"
 grep -qw sim "$R/usr/share/bash-completion/completions/weftlab" || fail "the packaged completion lacks sim"

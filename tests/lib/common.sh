@@ -106,7 +106,9 @@ start_weftd() {
 		prev=$a
 	done
 	WEFTD_LOG="$dir/weftd.log.$RANDOM"
-	${NETNS_EXEC:-} "$WEFTD" "$@" >"$WEFTD_LOG" 2>&1 &
+	# LAN discovery (BEP 14 multicast) off unless a test asks for it
+	# (TEST_LAN=on): test nodes must not find other tests' nodes.
+	${NETNS_EXEC:-} "$WEFTD" --set "lan.discovery=${TEST_LAN:-off}" "$@" >"$WEFTD_LOG" 2>&1 &
 	WEFTD_PID=$!
 	on_exit "kill -9 $WEFTD_PID"
 	wait_for "curl -sf --unix-socket '$sock' http://weftd/v1/status >/dev/null" 300 ||

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "testutil.h"
 #include "weft/blake3.h"
 #include "weft/chunk.h"
@@ -27,11 +29,12 @@ struct fx {
 	struct store *st;
 	struct cstore *cs;
 	struct cstore_opts o;
+	size_t map_size; /* 0: 64 MiB */
 };
 
 static void fx_open(struct fx *f)
 {
-	struct store_opts so = { .dir = f->dir, .map_size = 64 << 20 };
+	struct store_opts so = { .dir = f->dir, .map_size = f->map_size ? f->map_size : 64 << 20 };
 
 	assert_int_equal(store_new(&f->st, &so), 0);
 	f->o.store = f->st;
@@ -632,6 +635,91 @@ static void test_restart_reconcile(void **state)
 	free(b);
 }
 
+/* Leave the store in dir (closed) with no free page at all: a compacted
+ * copy (no free list) replaces data.mdb, and a map_size below its size
+ * opens it at exactly its size, so that any write is refused. */
+static void compact_store(const char *dir)
+{
+	char tmp[4096], from[4200], to[4200];
+	MDB_env *env;
+
+	snprintf(tmp, sizeof(tmp), "%s/compact", dir);
+	snprintf(from, sizeof(from), "%s/data.mdb", tmp);
+	snprintf(to, sizeof(to), "%s/data.mdb", dir);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 64), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_env_copy2(env, tmp, MDB_CP_COMPACT), 0);
+	mdb_env_close(env);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(rmdir(tmp), 0);
+}
+
+/*
+ * A restart whose repairs cannot be stored (LMDB's map full): a failed
+ * write ends the repair transaction (LMDB refuses anything else in it), so
+ * the open goes on without repairs, and no blob is taken for damaged. The
+ * transaction used to be read on after the failure: every later record
+ * read failed and its blob file was unlinked, then the open failed.
+ */
+static void test_reconcile_map_full(void **state)
+{
+	struct fx *f = *state;
+	enum { NB = 24 };
+	size_t len = K + 1;
+	uint8_t *b[NB], *b0, *p = blob(len, 99), ids[NB][32], pid[32], cvs[2 * 32];
+	char fp[4096];
+	struct cstore_info in;
+	uint32_t nblobs;
+
+	fx_open(f);
+	for (int i = 0; i < NB; i++) {
+		b[i] = blob(100, 200 + i);
+		assert_int_equal(cstore_add_buf(f->cs, b[i], 100, ids[i]), 0);
+	}
+	blake3_hash(p, len, pid, 32);
+	assert_int_equal(b3tree_chunk_cvs(p, len, cvs), 0);
+	assert_int_equal(cstore_open_partial(f->cs, pid, len, cvs, 2), 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid, 0, p, K), 0);
+	assert_int_equal(cstore_path(f->cs, pid, 1, fp, sizeof(fp)), 0);
+	fx_close(f);
+
+	/* The partial's file lost: its repair (a bitmap reset) is a write. */
+	assert_int_equal(unlink(fp), 0);
+	compact_store(f->dir);
+	f->map_size = 4096;
+	fx_open(f);
+	/* The repair was not stored (the map is full: the test's premise) */
+	assert_int_equal(cstore_info(f->cs, pid, &in), 0);
+	assert_int_equal(in.have, 1);
+	for (int i = 0; i < NB; i++) {
+		read_all(f->cs, ids[i], b[i], 100);
+		if (i)
+			free(b[i]);
+	}
+	b0 = b[0];
+	cstore_usage(f->cs, NULL, NULL, &nblobs);
+	assert_int_equal(nblobs, NB);
+	/* A delete needs pages too: refused with -ENOSPC, the blob intact. */
+	assert_int_equal(cstore_delete(f->cs, ids[0]), -ENOSPC);
+	assert_int_equal(cstore_info(f->cs, ids[0], &in), 0);
+	fx_close(f);
+
+	/* Room again: the next start makes the repair. */
+	f->map_size = 4 << 20;
+	fx_open(f);
+	assert_int_equal(cstore_info(f->cs, pid, &in), 0);
+	assert_int_equal(in.state, CSTORE_PARTIAL);
+	assert_int_equal(in.have, 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid, 0, p, K), 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid, 1, p + K, 1), 1);
+	read_all(f->cs, pid, p, len);
+	read_all(f->cs, ids[0], b0, 100);
+	free(b0);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -642,6 +730,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_read, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),

@@ -62,6 +62,7 @@ static const struct weftctl_noun nouns[] = {
 	  "group leave OWNERKEY/NAME" },
 	{ "hash", weftctl_hash, "hash [--threads N] [--simd LEVEL] [--kernel] [--no-names] [FILE...]" },
 	{ "io", weftctl_io, "io stats" },
+	{ "lan", weftctl_lan, "lan status   (LAN discovery, BEP 14: peers heard)" },
 	{ "node", weftctl_node, "node resolve KEY [--fresh]   (the node record, from the DHT)" },
 	{ "quic", weftctl_quic,
 	  "quic conns\n"

@@ -107,6 +107,19 @@ void cn_announce_stats(struct content_node *cn, struct cn_anq_stats *st)
 	pthread_mutex_unlock(&as->mu);
 }
 
+size_t content_node_seeded(struct content_node *cn, uint8_t (*ih)[20], size_t cap)
+{
+	struct cn_anstate *as = cn->as;
+	size_t pos = 0, n;
+
+	if (!as)
+		return 0;
+	pthread_mutex_lock(&as->mu);
+	n = cn_anq_keys(as->q, &pos, ih, cap);
+	pthread_mutex_unlock(&as->mu);
+	return n;
+}
+
 /* One DHT operation: what the schedule handed out. Freed by its done
  * callback, or by the announcer when the operation did not start. */
 struct ann_op {

@@ -674,3 +674,13 @@ void cn_anq_stats(struct cn_anq *q, uint64_t now, struct cn_anq_stats *st)
 	st->inflight_lookups = q->nlk;
 	st->inflight_sends = q->nsend;
 }
+
+size_t cn_anq_keys(const struct cn_anq *q, size_t *pos, uint8_t (*out)[DHT_ID_LEN], size_t cap)
+{
+	size_t n = 0;
+
+	for (; *pos < q->n && n < cap; (*pos)++)
+		if (q->e[*pos].state != E_GONE)
+			memcpy(out[n++], q->e[*pos].key, DHT_ID_LEN);
+	return n;
+}

@@ -124,5 +124,8 @@ void cn_anq_lookup_done(struct cn_anq *q, const uint8_t target[DHT_ID_LEN],
 void cn_anq_send_done(struct cn_anq *q, const uint8_t (*keys)[DHT_ID_LEN], size_t n, int ok,
 		      uint64_t now);
 void cn_anq_stats(struct cn_anq *q, uint64_t now, struct cn_anq_stats *st);
+/* The keys held (removed ones skipped), from the *pos-th entry on: how
+ * many written to out (at most cap); *pos moves past them. */
+size_t cn_anq_keys(const struct cn_anq *q, size_t *pos, uint8_t (*out)[DHT_ID_LEN], size_t cap);
 
 #endif

@@ -2,7 +2,8 @@
 /*
  * Chunk store: blobs in <dir>/blobs, index in LMDB. This file is the
  * store itself; its index records are in chunkstore_index.c, its blob
- * files and direct I/O in chunkstore_io.c (chunkstore_int.h).
+ * files and direct I/O in chunkstore_io.c, the checks and repairs at open
+ * in chunkstore_open.c (chunkstore_int.h).
  *
  * LMDB databases, all keyed by the 32-byte content id:
  *   cstore_idx   fixed 32-byte record (see cn_rec_encode)
@@ -33,7 +34,6 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
-#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,182 +96,6 @@ void cstore_usage(struct cstore *cs, uint64_t *used, uint64_t *quota, uint32_t *
 	pthread_mutex_unlock(&cs->lock);
 }
 
-/* ---- open: validate and reconcile the index ---- */
-
-struct idlist {
-	uint8_t (*ids)[B3TREE_ID_LEN];
-	size_t n, cap;
-};
-
-static int collect_id(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	struct idlist *l = arg;
-
-	if (klen != B3TREE_ID_LEN) {
-		log_warn(CS_MOD, "ignoring index key of %zu bytes", klen);
-		return 0;
-	}
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		void *p = realloc(l->ids, cap * B3TREE_ID_LEN);
-
-		if (!p)
-			return -ENOMEM;
-		l->ids = p;
-		l->cap = cap;
-	}
-	memcpy(l->ids[l->n++], key, B3TREE_ID_LEN);
-	return 0;
-}
-
-static void drop_entry(struct cstore *cs, struct store_txn *t, const uint8_t *id, const char *why)
-{
-	char hex[65];
-
-	util_hex(hex, id, B3TREE_ID_LEN);
-	log_warn(CS_MOD, "dropping index entry %s: %s", hex, why);
-	store_txn_del(t, cs->db_idx, id, B3TREE_ID_LEN);
-	store_txn_del(t, cs->db_cvs, id, B3TREE_ID_LEN);
-	store_txn_del(t, cs->db_bits, id, B3TREE_ID_LEN);
-	cn_blob_unlink(cs, id);
-}
-
-static int file_size(const char *p, uint64_t *size)
-{
-	struct stat sb;
-
-	if (stat(p, &sb) < 0)
-		return -errno;
-	if (!S_ISREG(sb.st_mode))
-		return -EINVAL;
-	*size = (uint64_t)sb.st_size;
-	return 0;
-}
-
-/* Check one entry at open; returns 0 (kept, *size counted) or 1 (dropped). */
-static int reconcile_one(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t *size)
-{
-	struct cstore_info in;
-	const uint8_t *cvs, *bits;
-	char fin[4096], part[4096];
-	uint64_t fsz = 0;
-	uint8_t rec[REC_LEN];
-	int err;
-
-	err = cn_load_rec(cs, t, id, &in);
-	if (err) {
-		drop_entry(cs, t, id, "damaged record");
-		return 1;
-	}
-	err = cn_load_cvs(cs, t, id, in.nchunks, &cvs);
-	if (!err)
-		err = b3tree_verify_cvs(cvs, in.nchunks, in.size, id);
-	if (err) {
-		drop_entry(cs, t, id, "CV list missing or not matching the id");
-		return 1;
-	}
-	if (cstore_path(cs, id, 0, fin, sizeof(fin)) ||
-	    cstore_path(cs, id, 1, part, sizeof(part))) {
-		drop_entry(cs, t, id, "path too long");
-		return 1;
-	}
-	*size = in.size;
-	if (in.state == CSTORE_PARTIAL) {
-		if (cn_load_bits(cs, t, id, in.nchunks, &bits)) {
-			uint8_t *zero = calloc(1, cn_bits_len(in.nchunks));
-
-			log_warn(CS_MOD, "resetting damaged bitmap of a partial download");
-			if (!zero || store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero,
-						   cn_bits_len(in.nchunks))) {
-				free(zero);
-				drop_entry(cs, t, id, "cannot reset bitmap");
-				return 1;
-			}
-			free(zero);
-		}
-		if (file_size(part, &fsz) == 0 && fsz == in.size)
-			return 0;
-		if (file_size(fin, &fsz) == 0 && fsz == in.size && rename(fin, part) == 0)
-			return 0;
-		/* Data gone: start the download over. */
-		uint8_t *zero = calloc(1, cn_bits_len(in.nchunks));
-
-		if (!zero || cn_blob_create_part(cs, id, in.size) ||
-		    store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero,
-				  cn_bits_len(in.nchunks))) {
-			free(zero);
-			drop_entry(cs, t, id, "partial file missing and cannot be recreated");
-			return 1;
-		}
-		free(zero);
-		log_warn(CS_MOD, "partial download file was missing: restarted");
-		return 0;
-	}
-	if (file_size(fin, &fsz) == 0) {
-		if (fsz == in.size || in.state == CSTORE_BAD)
-			return 0;
-	} else if (file_size(part, &fsz) == 0 && fsz == in.size) {
-		/* Completion interrupted between commit and rename. */
-		if (rename(part, fin) == 0)
-			return 0;
-	} else {
-		drop_entry(cs, t, id, "blob file missing");
-		return 1;
-	}
-	if (in.state != CSTORE_BAD) {
-		char hex[65];
-
-		util_hex(hex, id, B3TREE_ID_LEN);
-		log_error(CS_MOD, "blob %s has the wrong length on disk: marked bad", hex);
-		cn_rec_encode(rec, CSTORE_BAD, in.size, in.added);
-		store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN);
-	}
-	return 0;
-}
-
-/* Remove staging files left by an interrupted add. */
-static void clean_staging(const char *blobdir)
-{
-	DIR *d = opendir(blobdir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (!strncmp(e->d_name, ".add-", 5))
-			unlinkat(dirfd(d), e->d_name, 0);
-	}
-	closedir(d);
-}
-
-static int reconcile(struct cstore *cs)
-{
-	struct idlist l = {0};
-	struct store_txn *t = NULL;
-	int err;
-
-	err = store_txn_begin(cs->st, 0, &t);
-	if (err)
-		return err;
-	err = store_txn_iter(t, cs->db_idx, collect_id, &l);
-	if (err)
-		goto out;
-	for (size_t i = 0; i < l.n; i++) {
-		uint64_t size = 0;
-
-		if (reconcile_one(cs, t, l.ids[i], &size))
-			continue;
-		cs->used += size;
-		cs->nblobs++;
-	}
-	err = store_txn_commit(t);
-	t = NULL;
-out:
-	store_txn_abort(t);
-	free(l.ids);
-	return err;
-}
-
 int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 {
 	struct cstore *cs;
@@ -304,8 +128,8 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 	    (err = store_db(cs->st, "cstore_cvs", &cs->db_cvs)) ||
 	    (err = store_db(cs->st, "cstore_bits", &cs->db_bits)))
 		goto fail;
-	clean_staging(cs->blobdir);
-	err = reconcile(cs);
+	cn_clean_staging(cs->blobdir);
+	err = cn_reconcile(cs);
 	if (err)
 		goto fail;
 	*out = cs;
@@ -648,18 +472,24 @@ int cstore_open_partial(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint
 	cn_rec_encode(rec, CSTORE_PARTIAL, size, util_wall_s());
 	if ((err = cn_blob_create_part(cs, id, size)))
 		goto out;
-	if ((err = store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN)) ||
-	    (err = store_txn_put(t, cs->db_cvs, id, B3TREE_ID_LEN, cvs, nchunks * B3TREE_CV_LEN)) ||
-	    (err = store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero, cn_bits_len(nchunks))) ||
-	    (err = store_txn_commit(t))) {
+	/* A put that fails (LMDB's map full) leaves t to the abort at out:
+	 * a write transaction never ended holds LMDB's write lock, and when
+	 * its thread (a download's) ended, LMDB took the lock's dead owner
+	 * for a crash and refused every later write transaction of the node
+	 * (MDB_PANIC, EIO) until a restart (test_fault_space). */
+	if (!(err = store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN)) &&
+	    !(err = store_txn_put(t, cs->db_cvs, id, B3TREE_ID_LEN, cvs, nchunks * B3TREE_CV_LEN)) &&
+	    !(err = store_txn_put(t, cs->db_bits, id, B3TREE_ID_LEN, zero, cn_bits_len(nchunks)))) {
+		err = store_txn_commit(t);
+		t = NULL;
+	}
+	if (err) {
 		char p[4096];
 
 		if (!cstore_path(cs, id, 1, p, sizeof(p)))
 			unlink(p);
-		t = NULL;
 		goto out;
 	}
-	t = NULL;
 	cs->used += size;
 	cs->nblobs++;
 out:
@@ -876,12 +706,18 @@ static void mark_bad(struct cstore *cs, const uint8_t *id, uint64_t index)
 	if (cn_load_rec(cs, t, id, &in) || in.state != CSTORE_COMPLETE)
 		goto out;
 	cn_rec_encode(rec, CSTORE_BAD, in.size, in.added);
-	if (store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN) == 0 &&
-	    store_txn_commit(t) == 0)
-		log_error(CS_MOD,
-			  "blob %s failed re-verification at chunk %llu: marked bad, not served",
-			  hex, (unsigned long long)index);
-	t = NULL;
+	/* t is committed (and freed) only when the put succeeded; otherwise
+	 * the abort at out ends it (see cstore_open_partial) */
+	if (store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN) == 0) {
+		int err = store_txn_commit(t);
+
+		t = NULL;
+		if (!err)
+			log_error(CS_MOD,
+				  "blob %s failed re-verification at chunk %llu: marked bad, not "
+				  "served",
+				  hex, (unsigned long long)index);
+	}
 out:
 	store_txn_abort(t);
 	pthread_mutex_unlock(&cs->lock);
@@ -1107,8 +943,12 @@ int cstore_delete(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN])
 	err = store_txn_del(t, cs->db_idx, id, B3TREE_ID_LEN);
 	if (err)
 		goto out;
-	store_txn_del(t, cs->db_cvs, id, B3TREE_ID_LEN);
-	store_txn_del(t, cs->db_bits, id, B3TREE_ID_LEN);
+	/* A complete blob has no bitmap (-ENOENT); any other failure (a
+	 * delete needs pages too: LMDB's map full) ends t, reported as it
+	 * is rather than as the commit's "bad transaction" (-EIO). */
+	if (((err = store_txn_del(t, cs->db_cvs, id, B3TREE_ID_LEN)) && err != -ENOENT) ||
+	    ((err = store_txn_del(t, cs->db_bits, id, B3TREE_ID_LEN)) && err != -ENOENT))
+		goto out;
 	err = store_txn_commit(t);
 	t = NULL;
 	if (err)

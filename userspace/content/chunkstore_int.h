@@ -93,4 +93,11 @@ int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, u
 /* Free the buffers kept in the pool (cstore_free). */
 void cn_dio_free(struct cstore *cs);
 
+/* chunkstore_open.c: at open (cstore_new), before anything else uses cs. */
+/* Check every index entry against its file, repair what can be (written
+ * only if LMDB takes every repair), count used and nblobs: 0 or -errno. */
+int cn_reconcile(struct cstore *cs);
+/* Remove the staging files of adds cut short. */
+void cn_clean_staging(const char *blobdir);
+
 #endif

@@ -895,6 +895,12 @@ out:
 	return -rc;
 }
 
+void content_node_set_lan(struct content_node *cn, content_lan_fn fn, void *arg)
+{
+	cn->lan_fn = fn;
+	cn->lan_arg = arg;
+}
+
 void content_node_free(struct content_node *cn)
 {
 	if (!cn)

@@ -163,6 +163,9 @@ struct content_node {
 	int test_corrupt;
 	unsigned int test_delay_ms;
 	atomic_int stopping; /* set once by content_node_free; every thread checks it */
+	content_lan_fn lan_fn; /* LAN providers (content_node_set_lan), set before start */
+	void *lan_arg;
+	atomic_ullong lan_found; /* providers the LAN named to downloads */
 
 	/* serving: serve.c */
 	struct cn_hub *hub;

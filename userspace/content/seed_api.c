@@ -300,10 +300,14 @@ static void seed_metrics(void *arg, FILE *out)
 	    "# TYPE weft_content_announce_lookups_total counter\n"
 	    "weft_content_announce_lookups_total %llu\n"
 	    "# HELP weft_content_evicted_total Blobs evicted to make room.\n"
-	    "# TYPE weft_content_evicted_total counter\nweft_content_evicted_total %llu\n",
+	    "# TYPE weft_content_evicted_total counter\nweft_content_evicted_total %llu\n"
+	    "# HELP weft_content_lan_providers_total Providers LAN peers (BEP 14) named to "
+	    "downloads.\n# TYPE weft_content_lan_providers_total counter\n"
+	    "weft_content_lan_providers_total %llu\n",
 	    (unsigned long long)st.backlog, (unsigned long long)(st.oldest_age_ms / 1000),
 	    (unsigned long long)st.ids, (unsigned long long)st.announced,
-	    (unsigned long long)st.lookups, (unsigned long long)atomic_load(&cn->evicted));
+	    (unsigned long long)st.lookups, (unsigned long long)atomic_load(&cn->evicted),
+	    (unsigned long long)atomic_load(&cn->lan_found));
 }
 
 void cn_seed_routes(struct content_node *cn, struct ctl *ctl)

@@ -8,7 +8,8 @@
  * only mark requests done and wake the thread), the export (export.c),
  * the chunk store, share records and announcing.
  *
- * - Providers: explicit targets plus DHT get_peers under the first 20 bytes
+ * - Providers: explicit targets, LAN peers that announced the id (BEP 14,
+ *   content_node_set_lan) plus DHT get_peers under the first 20 bytes
  *   of the id; looked up again when every known provider failed, and every
  *   15 s while the download runs (sooner while few are usable). Other
  *   downloaders count: a download of public content is announced once its

@@ -142,6 +142,7 @@ struct cn_req {
 /* DHT get_peers of a job (swarm_peers.c); at most CN_LOOKUP_MAX
  * addresses kept. Put releases it (any time). */
 #define CN_LOOKUP_MAX 64
+#define CN_LAN_MAX 8 /* LAN providers (BEP 14) taken at each gather */
 struct cn_lk;
 void cn_lookup_put(struct cn_lk *lk);
 

@@ -245,6 +245,18 @@ void cn_gather(struct cn_job *j, const uint8_t *ih)
 					    &sl))
 			cn_add_peer(j, &ss, sl);
 	}
+	/* LAN peers that announced ih (BEP 14): found without the DHT */
+	if (j->cn->lan_fn) {
+		struct sockaddr_storage lan[CN_LAN_MAX];
+		size_t nl = j->cn->lan_fn(j->cn->lan_arg, ih, lan, CN_LAN_MAX);
+
+		for (size_t i = 0; i < nl && i < CN_LAN_MAX; i++) {
+			cn_add_peer(j, &lan[i],
+				 lan[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+							     : sizeof(struct sockaddr_in6));
+			atomic_fetch_add(&j->cn->lan_found, 1);
+		}
+	}
 	/* Providers dropped for timeouts (overloaded, not lying) get one more
 	 * chance at each lookup: one may be the only holder of what is
 	 * missing, and neither the DHT nor a peer may name it again. */

@@ -15,6 +15,7 @@
 #include "weft/conn.h"
 #include "weft/ctl.h"
 #include "weft/dash.h"
+#include "weft/lan.h"
 #include "weft/engine.h"
 #include "weft/guard.h"
 #include "weft/log.h"
@@ -62,6 +63,7 @@ struct node {
 	struct relay_node *relay; /* relay control plane (both roles) */
 	struct relay_fwd *relay_fwd; /* relay data plane (relay.enable), else NULL */
 	struct dash *dash;      /* live dashboard (dashboard.listen), NULL when off */
+	struct lan_node *lan;   /* BEP 14 LAN discovery (lan.discovery), NULL when off */
 	uint16_t ports[2];   /* served UDP ports: quic, dht */
 	unsigned int workers;
 	uint64_t start_ms;
@@ -87,6 +89,54 @@ static const char JOIN_HINT[] =
 static int node_isolated(const struct node *n)
 {
 	return !n->cfg.dht_nbootstrap && !n->cfg.dht_public_routers;
+}
+
+/* GET /v1/lan while LAN discovery is off: say so, and why. */
+static void node_lan_off(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct node *n = arg;
+
+	(void)req;
+	ctl_resp_json(resp, 200,
+		      json_pack("{s:b,s:s}", "enabled", 0, "reason",
+				!strcmp(n->cfg.lan_discovery, "off") ? "lan.discovery = off"
+				: n->sim_host			      ? "simulated network"
+				: !node_isolated(n) ? "lan.discovery = auto and a bootstrap is set"
+						    : "cannot listen (see the log)"));
+}
+
+/* lan.discovery: "auto" is on for a node with no bootstrap (a home or
+ * office machine finding its LAN), off for one given a bootstrap (a
+ * data-centre host; the package's weft.conf says off too). Only "on"
+ * makes a failure to listen fatal. */
+static int node_lan_init(struct node *n)
+{
+	const char *mode = n->cfg.lan_discovery;
+	struct lan_node_opts lo = { .ctl = n->ctl, .dht = n->dht, .content = n->content,
+				    .quic_port = (uint16_t)n->cfg.quic_port,
+				    .dht_port = (uint16_t)n->cfg.dht_port,
+				    .interfaces = n->cfg.lan_interfaces,
+				    .max_peers = n->cfg.lan_max_peers,
+				    .announce_s = n->cfg.lan_announce_s,
+				    .min_gap_s = n->cfg.lan_min_gap_s };
+	int err;
+
+	/* a node on a simulated network has no LAN (and must not multicast
+	 * on the test machine's) */
+	if (!strcmp(mode, "off") || n->sim_host || (!strcmp(mode, "auto") && !node_isolated(n)))
+		return ctl_route(n->ctl, "GET", "/v1/lan", node_lan_off, n);
+	err = lan_node_new(&n->lan, &lo);
+	if (err && !strcmp(mode, "on")) {
+		log_error("node", "lan.discovery = on, and LAN discovery cannot start: %s",
+			  strerror(-err));
+		return err;
+	}
+	if (err) {
+		log_warn("node", "LAN discovery (lan.discovery = auto) is off: %s",
+			 strerror(-err));
+		return ctl_route(n->ctl, "GET", "/v1/lan", node_lan_off, n);
+	}
+	return 0;
 }
 
 static void node_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -672,6 +722,9 @@ registered:
 		if (err)
 			return err;
 	}
+	err = node_lan_init(n);
+	if (err)
+		return err;
 	{
 		struct svc_node_cfg sc;
 		struct svc_node_opts so = { .eng = n->engine, .ctl = n->ctl, .quic = n->quic,
@@ -828,8 +881,10 @@ void node_free(struct node *n)
 	 * service and relay state their callbacks write into is alive:
 	 * dhtnode_free ran them after svc_node_free, a use after free of a
 	 * find job that the live fuzzing found (docs/FUZZING.md). */
+	lan_node_stop(n->lan); /* its thread reads content and pings the DHT */
 	dhtnode_cancel(n->dht);
 	content_node_free(n->content);
+	lan_node_free(n->lan); /* downloads asked it for LAN providers until now */
 	svc_node_free(n->svc);
 	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
 	relay_fwd_free(n->relay_fwd);
@@ -878,8 +933,15 @@ int node_start(struct node *n)
 		goto out;
 	}
 	err = content_node_start(n->content);
-	if (err)
+	if (err) {
 		log_error("node", "cannot start content serving: %s", strerror(-err));
+		goto out;
+	}
+	if (n->lan) {
+		err = lan_node_start(n->lan);
+		if (err)
+			log_error("node", "cannot start LAN discovery: %s", strerror(-err));
+	}
 out:
 	log_bind(prev_log);
 	return err;

@@ -346,11 +346,12 @@ static int apply_batch(struct store_writer *w, struct store_write *batch, int is
 {
 	struct store_write *sw;
 	MDB_txn *txn = NULL;
-	int err;
+	int err, rc;
 
 	/* Blocks while another thread holds LMDB's write lock (a direct
 	 * transaction of the chunk store, bounded by its own work). */
-	err = store_mdb_err(mdb_txn_begin(w->st->env, NULL, 0, &txn));
+	rc = mdb_txn_begin(w->st->env, NULL, 0, &txn);
+	err = store_mdb_err(rc);
 	for (sw = batch; sw; sw = sw->next) {
 		pthread_mutex_lock(&w->mu);
 		if (sw->cancelled || err) {
@@ -378,7 +379,14 @@ static int apply_batch(struct store_writer *w, struct store_write *batch, int is
 		pthread_mutex_unlock(&w->mu);
 	}
 	if (err) {
-		log_error("store", "cannot start a write transaction: %s", strerror(-err));
+		/* MDB_PANIC: the environment is in LMDB's fatal state for the
+		 * rest of the process (its meta page could not be written, or
+		 * a thread ended holding the write lock: a write transaction
+		 * left open); say so, a restart is the way out */
+		log_error("store", "cannot start a write transaction: %s%s", strerror(-err),
+			  rc == MDB_PANIC ? " (LMDB's fatal state: every write fails until weftd "
+					    "restarts)"
+					  : "");
 		txn = NULL;
 	}
 	*txnp = txn;
