@@ -112,10 +112,10 @@ static void api_send(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_decref(tried);
 	if (worst == MBOX_E_FULL)
 		ctl_resp_error(resp, 507, "mailbox_full",
-			       "the recipient's anchors hold all they may for it (quota)");
+			       "mailbox_full: the recipient's anchors hold all they may for it (quota)");
 	else if (worst == MBOX_E_RATE)
 		ctl_resp_error(resp, 429, "rate_limited",
-			       "the recipient's anchors refuse more messages from this node now");
+			       "rate_limited: this node is over its rate at the recipient's anchors");
 	else if (err == -ENOENT)
 		ctl_resp_error(resp, 404, "no_anchor",
 			       "the recipient is unreachable and its record lists no anchor");
