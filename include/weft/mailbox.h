@@ -47,9 +47,11 @@
  */
 int mbox_seal(const uint8_t sender_sk[64], const uint8_t recipient[MBOX_KEY_LEN], uint64_t ts,
 	      const uint8_t *body, size_t len, uint8_t *out, size_t cap);
-/* The same with the ephemeral X25519 secret given (test vectors only). */
+/* The same with the ephemeral X25519 secret and the message key given
+ * (test vectors only: a key used twice would break the zero nonce). */
 int mbox_seal_det(const uint8_t sender_sk[64], const uint8_t recipient[MBOX_KEY_LEN], uint64_t ts,
-		  const uint8_t *body, size_t len, const uint8_t esk[32], uint8_t *out, size_t cap);
+		  const uint8_t *body, size_t len, const uint8_t esk[32], const uint8_t key[32],
+		  uint8_t *out, size_t cap);
 
 struct mbox_opened {
 	uint8_t sender[MBOX_KEY_LEN];

@@ -21,6 +21,7 @@
 #include "weft/mailbox.h"
 #include "weft/util.h"
 
+
 struct key {
 	uint8_t pk[32], sk[64];
 };
@@ -103,19 +104,29 @@ static void test_forged_sender(void **state)
 	uint8_t mixed[64];
 	memcpy(mixed, a.sk, 32);
 	memcpy(mixed + 32, c.pk, 32);
-	n = mbox_seal_det(mixed, b.pk, 7, (const uint8_t *)"x", 1, esk, sealed, sizeof(sealed));
+	n = mbox_seal_det(mixed, b.pk, 7, (const uint8_t *)"x", 1, esk, esk, sealed, sizeof(sealed));
 	assert_true(n > 0);
 	assert_int_equal(mbox_open(b.sk, sealed, (size_t)n, plain, sizeof(plain), &m), -EBADMSG);
 }
 
 /* docs/PROTOCOL.md "Mailbox": sender seed 32 x 0x01, recipient seed
- * 32 x 0x02, ephemeral X25519 secret 32 x 0x03, ts 1700000000, body "hi":
- * 211 bytes whose BLAKE2b-128 (the id) is the one below. The content key
- * is random, so only the lengths, the header layout and a round trip are
- * fixed: the wrap is deterministic given the esk and key. */
-static void test_vector_layout(void **state)
+ * 32 x 0x02, ephemeral X25519 secret 32 x 0x03, message key 32 x 0x04,
+ * ts 1700000000, body "hi": 211 bytes, and the id (BLAKE2b-128). The
+ * sender's signature is deterministic (Ed25519), so is every byte. */
+static const char VEC_SEALED[] =
+	"015dfedd3b6bd47f6fa28ee15d969d5bb0ea53774d488bdaf9df1c6e0124b3ef"
+	"220f5f47c661bd1cface584fc03ba4220fde33395cf9f87dee5b4b2c27a5cb27"
+	"cfbcb8de7622c3269f1e3b32b6872e0a4f5638a0eddffc8a277aa939097052e4"
+	"b08a1fa7dddc0b4d8a7ff48bddee16d80a8d60d268f40f2f8905a8b3fad2a972"
+	"e35bf3188693c9ab0adfbcfa4268aa069902de0f7811edeb483f749038850c03"
+	"c9073ee0ef52c3056ee97c4e4be93fed9871f2ff902ba865b967f50c518fae10"
+	"a2cb4fddbcc02da5bb8efe5010ea50a267ab71";
+static const char VEC_ID[] = "50017418d4bb13af0ef61ab71287f14a";
+
+static void test_vector(void **state)
 {
-	uint8_t s1[32], s2[32], esk[32], sealed[512], plain[512], id[16], id2[16];
+	uint8_t s1[32], s2[32], esk[32], mk[32], sealed[512], plain[512], id[16], epk[32];
+	char hex[2 * 211 + 1], idhex[33];
 	struct key a, b;
 	struct mbox_opened m;
 	int n;
@@ -123,21 +134,24 @@ static void test_vector_layout(void **state)
 	memset(s1, 1, 32);
 	memset(s2, 2, 32);
 	memset(esk, 3, 32);
+	memset(mk, 4, 32);
 	crypto_sign_seed_keypair(a.pk, a.sk, s1);
 	crypto_sign_seed_keypair(b.pk, b.sk, s2);
-	n = mbox_seal_det(a.sk, b.pk, 1700000000, (const uint8_t *)"hi", 2, esk, sealed,
+	n = mbox_seal_det(a.sk, b.pk, 1700000000, (const uint8_t *)"hi", 2, esk, mk, sealed,
 			  sizeof(sealed));
 	assert_int_equal(n, 211);
 	assert_int_equal(sealed[0], 1);
-	/* epk = X25519(esk, base) */
-	uint8_t epk[32];
 	crypto_scalarmult_base(epk, esk);
 	assert_memory_equal(sealed + 1, epk, 32);
 	assert_int_equal(mbox_open(b.sk, sealed, (size_t)n, plain, sizeof(plain), &m), 0);
 	assert_memory_equal(m.sender, a.pk, 32);
 	mbox_msg_id(sealed, (size_t)n, id);
-	crypto_generichash(id2, 16, sealed, (size_t)n, NULL, 0);
-	assert_memory_equal(id, id2, 16);
+	util_hex(hex, sealed, (size_t)n);
+	util_hex(idhex, id, 16);
+	if (getenv("MBOX_PRINT_VECTORS"))
+		print_message("sealed %s\nid %s\n", hex, idhex);
+	assert_string_equal(hex, VEC_SEALED);
+	assert_string_equal(idhex, VEC_ID);
 }
 
 static void test_req_round_trip(void **state)
@@ -173,6 +187,7 @@ static void test_req_round_trip(void **state)
 	r = (struct mbox_req){ .type = MBOX_T_FETCH, .max = 64 };
 	n = mbox_req_encode(&r, buf, sizeof(buf));
 	assert_int_equal(n, 7);
+	assert_memory_equal(buf, "\x02\x00\x00\x00\x02\x00\x40", 7); /* docs/PROTOCOL.md */
 	assert_int_equal(mbox_req_parse(buf, (size_t)n, &p), 0);
 	assert_int_equal(p.max, 64);
 
@@ -183,6 +198,15 @@ static void test_req_round_trip(void **state)
 	assert_int_equal(mbox_req_parse(buf, (size_t)n, &p), 0);
 	assert_int_equal(p.nids, 3);
 	assert_memory_equal(p.ids, ids, 48);
+	/* docs/PROTOCOL.md: ACK of one id 11 x 16, and its RESULT */
+	memset(ids, 0x11, 16);
+	r = (struct mbox_req){ .type = MBOX_T_ACK, .nids = 1, .ids = ids };
+	assert_int_equal(mbox_req_encode(&r, buf, sizeof(buf)), 23);
+	assert_memory_equal(buf, "\x03\x00\x00\x00\x12\x00\x01", 7);
+	assert_memory_equal(buf + 7, ids, 16);
+	assert_int_equal(mbox_result_encode(MBOX_OK, ids, buf, sizeof(buf)), 22);
+	assert_memory_equal(buf, "\x81\x00\x00\x00\x11\x00", 6);
+	assert_memory_equal(buf + 6, ids, 16);
 }
 
 struct bad {
@@ -312,7 +336,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_round_trip), cmocka_unit_test(test_forged_sender),
-		cmocka_unit_test(test_vector_layout),	cmocka_unit_test(test_req_round_trip),
+		cmocka_unit_test(test_vector),	cmocka_unit_test(test_req_round_trip),
 		cmocka_unit_test(test_req_hostile),	cmocka_unit_test(test_answers),
 		cmocka_unit_test(test_rate),
 	};

@@ -43,7 +43,8 @@ static void sig_state(crypto_sign_state *st, const uint8_t recipient[MBOX_KEY_LE
 }
 
 static int do_seal(const uint8_t sender_sk[64], const uint8_t recipient[MBOX_KEY_LEN], uint64_t ts,
-		   const uint8_t *body, size_t len, const uint8_t *esk, uint8_t *out, size_t cap)
+		   const uint8_t *body, size_t len, const uint8_t *esk, const uint8_t *mkey,
+		   uint8_t *out, size_t cap)
 {
 	uint8_t x_pk[1][SEAL_X_PK_LEN], key[SEAL_KEY_LEN], nonce[24] = { 0 };
 	uint8_t *inner;
@@ -57,7 +58,10 @@ static int do_seal(const uint8_t sender_sk[64], const uint8_t recipient[MBOX_KEY
 		return -ENOSPC;
 	if (seal_x25519_from_ed25519_pk(recipient, x_pk[0]))
 		return -EINVAL;
-	seal_content_key_new(key);
+	if (mkey)
+		memcpy(key, mkey, SEAL_KEY_LEN);
+	else
+		seal_content_key_new(key);
 	out[0] = MBOX_SEAL_VERSION;
 	err = esk ? seal_wrap_det(key, x_pk, 1, esk, out + 1, out + 33)
 		  : seal_wrap(key, x_pk, 1, out + 1, out + 33);
@@ -81,15 +85,16 @@ out:
 int mbox_seal(const uint8_t sender_sk[64], const uint8_t recipient[MBOX_KEY_LEN], uint64_t ts,
 	      const uint8_t *body, size_t len, uint8_t *out, size_t cap)
 {
-	return do_seal(sender_sk, recipient, ts, body, len, NULL, out, cap);
+	return do_seal(sender_sk, recipient, ts, body, len, NULL, NULL, out, cap);
 }
 
 int mbox_seal_det(const uint8_t sender_sk[64], const uint8_t recipient[MBOX_KEY_LEN], uint64_t ts,
-		  const uint8_t *body, size_t len, const uint8_t esk[32], uint8_t *out, size_t cap)
+		  const uint8_t *body, size_t len, const uint8_t esk[32], const uint8_t key[32],
+		  uint8_t *out, size_t cap)
 {
-	if (!esk)
+	if (!esk || !key)
 		return -EINVAL;
-	return do_seal(sender_sk, recipient, ts, body, len, esk, out, cap);
+	return do_seal(sender_sk, recipient, ts, body, len, esk, key, out, cap);
 }
 
 int mbox_open(const uint8_t my_sk[64], const uint8_t *sealed, size_t len, uint8_t *plain,
