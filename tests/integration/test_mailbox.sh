@@ -46,6 +46,11 @@ wait_for anchored 600 || fail "h5 did not take h1 as its anchor: $(ctl 5 msg sta
 wait_for "ctl 2 --json node resolve $K5 --fresh 2>/dev/null | json_get anchors 0 key | grep -q $K1" 600 ||
 	fail "h5's record does not list its anchor: $(ctl 2 --json node resolve "$K5" --fresh 2>&1)"
 pass "h5 (behind NAT) lists h1, its relay and a mailbox host, as its anchor in its record"
+# h2 has neither mailbox.anchors nor a relay: it finds h1 in the DHT.
+from_dht() { ctl 2 msg fetch >/dev/null 2>&1; [ "$(ctl 2 --json msg status | json_get anchors 0 key)" = "$K1" ]; }
+wait_for from_dht 100 || fail "h2 did not find h1 in the DHT: $(ctl 2 msg status; ctl 1 --json msg status)"
+[ "$(ctl 2 --json msg status | json_get anchors_from)" = dht ] || fail "h2's anchors: $(ctl 2 msg status)"
+pass "h2 (no relay, no mailbox.anchors) takes h1 as its anchor from the DHT"
 
 # Direct while the recipient runs.
 out=$(ctl 2 --json msg send "$K5" --data "hello h5" 2>&1) || fail "direct send: $out"

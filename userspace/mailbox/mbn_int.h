@@ -52,6 +52,10 @@ struct mbox_node {
 	uint64_t refused[MBOX_E_MAX];
 	uint64_t pend_refused;	  /* streams refused: MBOX_MAX_PENDING */
 	uint64_t fetched_total, fetch_runs, fetch_errors;
+	uint64_t announces, announces_stored; /* mailbox host in the DHT */
+	uint64_t dht_found_ms;		      /* when the DHT last gave anchors (mbn_now_ms) */
+	struct mbn_anchor dht_found[MBOX_MAX_ANCHORS];
+	unsigned int ndht_found;
 };
 
 /* mbox_serve.c: the anchor's side of stream type 0x50 */
@@ -62,6 +66,10 @@ void mbn_pend_free(struct mbn_pend *p);
 /* mbox_xchg.c: one request and its answer on a new connection */
 int mbn_xchg(struct mbox_node *mn, const char *target, const uint8_t *req, size_t len,
 	     uint8_t **resp, size_t *rlen, unsigned int timeout_ms);
+/* "KEYHEX@ADDR:PORT" into out. */
+void mbn_target_of(char out[128], const uint8_t key[MBOX_KEY_LEN], const struct io_addr *a);
+/* A mutex and a condition whose waits use CLOCK_MONOTONIC. */
+void mbn_mu_cv_init(pthread_mutex_t *mu, pthread_cond_t *cv);
 uint64_t mbn_now_s(void);
 uint64_t mbn_now_ms(void);
 
@@ -82,6 +90,10 @@ int mbn_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN], const 
 int mbn_fetch_all(struct mbox_node *mn);
 /* Choose our anchors (mailbox.anchors, else mailbox relays) and publish them. */
 void mbn_anchors_refresh(struct mbox_node *mn);
+
+/* mbox_find.c: mailbox hosts in the DHT */
+void mbn_announce(struct mbox_node *mn);
+unsigned int mbn_dht_anchors(struct mbox_node *mn, struct mbn_anchor *out, unsigned int max);
 
 /* mbox_ctl.c */
 int mbn_ctl_register(struct mbox_node *mn);

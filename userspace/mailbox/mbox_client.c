@@ -19,14 +19,7 @@
 
 #define FETCH_ROUNDS 64 /* LISTs taken from one anchor per fetch (64 x 64 messages) */
 #define RELAY_CHECK_MS 3000 /* a relay's record, looked up for its mailbox flag */
-
-static void target_of(char out[128], const uint8_t key[MBOX_KEY_LEN], const struct io_addr *a)
-{
-	char hex[2 * MBOX_KEY_LEN + 1], buf[64];
-
-	util_hex(hex, key, MBOX_KEY_LEN);
-	snprintf(out, 128, "%s@%s", hex, io_addr_fmt(a, buf, sizeof(buf)));
-}
+#define DHT_AGAIN_MS (30 * 60 * 1000ULL) /* mailbox hosts found in the DHT are kept this long */
 
 /* One PUT to target; *status gets the answer's. */
 static int put_to(struct mbox_node *mn, const char *target, const uint8_t *req, size_t len,
@@ -104,7 +97,7 @@ int mbn_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN], const 
 	for (unsigned int i = 0; i < rec.nanchors && res->nstored < MBOX_COPIES; i++) {
 		unsigned int k = res->ntried++;
 
-		target_of(target, rec.anchors[i].key, &rec.anchors[i].addr);
+		mbn_target_of(target, rec.anchors[i].key, &rec.anchors[i].addr);
 		memcpy(res->tried[k].key, rec.anchors[i].key, MBOX_KEY_LEN);
 		res->tried[k].err = put_to(mn, target, req, (size_t)n, MBOX_DEF_ANCHOR_MS, &st,
 					   res->id);
@@ -226,10 +219,34 @@ static unsigned int relay_anchors(struct mbox_node *mn, struct mbn_anchor *out)
 			continue;
 		memcpy(out[k].key, r[i].key, MBOX_KEY_LEN);
 		out[k].addr = r[i].addr;
-		target_of(out[k].target, r[i].key, &r[i].addr);
+		mbn_target_of(out[k].target, r[i].key, &r[i].addr);
 		k++;
 	}
 	return k;
+}
+
+/* Mailbox hosts from the DHT, kept DHT_AGAIN_MS once some were found
+ * (until then looked up at each refresh: each fetch cycle). */
+static unsigned int dht_anchors(struct mbox_node *mn, struct mbn_anchor *out)
+{
+	uint64_t now = mbn_now_ms();
+	unsigned int n;
+
+	pthread_mutex_lock(&mn->mu);
+	n = mn->ndht_found;
+	if (n && now - mn->dht_found_ms < DHT_AGAIN_MS) {
+		memcpy(out, mn->dht_found, sizeof(*out) * n);
+		pthread_mutex_unlock(&mn->mu);
+		return n;
+	}
+	pthread_mutex_unlock(&mn->mu);
+	n = mbn_dht_anchors(mn, out, MBOX_MAX_ANCHORS);
+	pthread_mutex_lock(&mn->mu);
+	memcpy(mn->dht_found, out, sizeof(*out) * n);
+	mn->ndht_found = n;
+	mn->dht_found_ms = now;
+	pthread_mutex_unlock(&mn->mu);
+	return n;
 }
 
 void mbn_anchors_refresh(struct mbox_node *mn)
@@ -255,6 +272,8 @@ void mbn_anchors_refresh(struct mbox_node *mn)
 		from = "config";
 	else if (mn->o.conn && (n = relay_anchors(mn, a)))
 		from = "relays";
+	else if ((n = dht_anchors(mn, a)))
+		from = "dht";
 	for (unsigned int i = 0; i < n; i++) {
 		memcpy(pub[i].key, a[i].key, MBOX_KEY_LEN);
 		pub[i].addr = a[i].addr;

@@ -278,6 +278,8 @@ static void api_status(void *arg, const struct ctl_req *req, struct ctl_resp *re
 		      "fetched_total", (json_int_t)mn->fetched_total, "fetch_runs",
 		      (json_int_t)mn->fetch_runs, "fetch_errors", (json_int_t)mn->fetch_errors,
 		      "senders_tracked", (int)tracked, "refused", refused, "senders", senders);
+	json_object_set_new(o, "announces", json_integer((json_int_t)mn->announces));
+	json_object_set_new(o, "announces_stored", json_integer((json_int_t)mn->announces_stored));
 	pthread_mutex_unlock(&mn->mu);
 	ctl_resp_json(resp, 200, o);
 }

@@ -15,13 +15,14 @@
 #include "weft/log.h"
 #include "weft/quic_node.h"
 
+#define ANNOUNCE_MS (30 * 60 * 1000ULL) /* a mailbox host announces itself this often */
 #define START_DELAY_MS 1000 /* the first fetch: once the node had a moment to reserve relays */
 
 static void *fetch_thread(void *arg)
 {
 	struct mbox_node *mn = arg;
 	struct timespec dl;
-	uint64_t gen;
+	uint64_t gen, next_announce = 0;
 	int first = 1;
 
 	pthread_mutex_lock(&mn->mu);
@@ -37,6 +38,10 @@ static void *fetch_thread(void *arg)
 		mn->fetch_now = 0;
 		gen = mn->fetch_gen;
 		pthread_mutex_unlock(&mn->mu);
+		if (mbn_now_ms() >= next_announce) {
+			mbn_announce(mn);
+			next_announce = mbn_now_ms() + ANNOUNCE_MS;
+		}
 		mbn_anchors_refresh(mn);
 		mbn_fetch_all(mn);
 		if (mn->o.enabled)
@@ -52,7 +57,6 @@ static void *fetch_thread(void *arg)
 int mbox_node_new(struct mbox_node **out, const struct mbox_node_opts *o)
 {
 	struct mbox_node *mn;
-	pthread_condattr_t ca;
 	int err;
 
 	if (!out || !o || !o->quic || !o->store || !o->id || o->nanchors > MBOX_MAX_ANCHORS)
@@ -65,11 +69,7 @@ int mbox_node_new(struct mbox_node **out, const struct mbox_node_opts *o)
 		mn->o.fetch_s = MBOX_DEF_FETCH_S;
 	mn->ready_tail = &mn->ready;
 	mn->anchors_from = "none";
-	pthread_mutex_init(&mn->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&mn->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mbn_mu_cv_init(&mn->mu, &mn->cv);
 	err = mbox_store_new(&mn->ms, o->store, &o->lim);
 	if (!err)
 		err = mbox_rate_new(&mn->rate, o->rate_per_min, o->rate_burst);

@@ -15,6 +15,8 @@
 
 #include "mailbox/mbn_int.h"
 #include "weft/quic_node.h"
+#include "weft/util.h"
+#include <stdio.h>
 
 struct xchg {
 	pthread_mutex_t mu;
@@ -40,6 +42,25 @@ uint64_t mbn_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void mbn_target_of(char out[128], const uint8_t key[MBOX_KEY_LEN], const struct io_addr *a)
+{
+	char hex[2 * MBOX_KEY_LEN + 1], buf[64];
+
+	util_hex(hex, key, MBOX_KEY_LEN);
+	snprintf(out, 128, "%s@%s", hex, io_addr_fmt(a, buf, sizeof(buf)));
+}
+
+void mbn_mu_cv_init(pthread_mutex_t *mu, pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 static void x_put(struct xchg *x)
@@ -153,7 +174,6 @@ static int xchg_one(struct mbox_node *mn, const char *target, const uint8_t *req
 		    uint8_t **resp, size_t *rlen, unsigned int timeout_ms)
 {
 	struct timespec dl;
-	pthread_condattr_t ca;
 	struct xchg *x = calloc(1, sizeof(*x));
 	uint64_t conn;
 	int rc = 0, err;
@@ -171,11 +191,7 @@ static int xchg_one(struct mbox_node *mn, const char *target, const uint8_t *req
 	memcpy(x->req, req, len);
 	x->req_len = len;
 	x->mn = mn;
-	pthread_mutex_init(&x->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&x->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mbn_mu_cv_init(&x->mu, &x->cv);
 	atomic_init(&x->refs, 2);
 	err = quic_node_connect(mn->o.quic, target, &x_handler, x, &conn);
 	if (err) {
