@@ -161,15 +161,18 @@ static void set_list(struct conn_node *cn, struct conn_relay *dst, unsigned int 
 {
 	if (!cn)
 		return;
+	int same;
+
 	if (n > max)
 		n = max;
 	pthread_mutex_lock(&cn->mu);
+	same = *ndst == n && (!n || !memcmp(dst, r, sizeof(*r) * n));
 	memset(dst, 0, sizeof(*dst) * max);
 	if (n)
 		memcpy(dst, r, sizeof(*r) * n);
 	*ndst = n;
 	pthread_mutex_unlock(&cn->mu);
-	if (cn->started && engine_call(cn->o.eng, 0, start_cmd, cn))
+	if (!same && cn->started && engine_call(cn->o.eng, 0, start_cmd, cn))
 		log_debug("conn", "record check not queued: the next tick does it");
 }
 

@@ -252,7 +252,7 @@ static unsigned int dht_anchors(struct mbox_node *mn, struct mbn_anchor *out)
 void mbn_anchors_refresh(struct mbox_node *mn)
 {
 	struct mbn_anchor a[MBOX_MAX_ANCHORS];
-	struct conn_relay pub[MBOX_MAX_ANCHORS];
+	struct conn_relay pub[MBOX_MAX_ANCHORS] = { 0 };
 	const char *from = "none";
 	unsigned int n = 0;
 

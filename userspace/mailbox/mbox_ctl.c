@@ -284,28 +284,37 @@ static void api_status(void *arg, const struct ctl_req *req, struct ctl_resp *re
 	ctl_resp_json(resp, 200, o);
 }
 
+static void metric(FILE *out, const char *name, const char *type, const char *help,
+		   uint64_t v)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+		(unsigned long long)v);
+}
+
 static void metrics(void *arg, FILE *out)
 {
 	struct mbox_node *mn = arg;
 	struct mbox_store_stats s;
+	uint64_t refused[MBOX_E_MAX], fetched;
 
 	mbox_store_stats(mn->ms, &s);
-	fprintf(out, "# TYPE weft_mailbox_messages gauge\nweft_mailbox_messages %llu\n",
-		(unsigned long long)s.msgs);
-	fprintf(out, "# TYPE weft_mailbox_bytes gauge\nweft_mailbox_bytes %llu\n",
-		(unsigned long long)s.bytes);
-	fprintf(out, "# TYPE weft_mailbox_inbox gauge\nweft_mailbox_inbox %llu\n",
-		(unsigned long long)s.inbox);
 	pthread_mutex_lock(&mn->mu);
-	fprintf(out, "# TYPE weft_mailbox_refused_total counter\n");
-	for (unsigned int i = 1; i < MBOX_E_MAX; i++)
-		fprintf(out, "weft_mailbox_refused_total{reason=\"%s\"} %llu\n",
-			mbox_status_name(i), (unsigned long long)mn->refused[i]);
-	fprintf(out, "# TYPE weft_mailbox_fetched_total counter\nweft_mailbox_fetched_total %llu\n",
-		(unsigned long long)mn->fetched_total);
+	memcpy(refused, mn->refused, sizeof(refused));
+	fetched = mn->fetched_total;
 	pthread_mutex_unlock(&mn->mu);
-	fprintf(out, "# TYPE weft_mailbox_acked_total counter\nweft_mailbox_acked_total %llu\n",
-		(unsigned long long)s.acked_total);
+	metric(out, "weft_mailbox_messages", "gauge",
+	       "Messages this anchor holds for other nodes.", s.msgs);
+	metric(out, "weft_mailbox_bytes", "gauge", "Sealed bytes this anchor holds.", s.bytes);
+	metric(out, "weft_mailbox_inbox", "gauge", "Messages in this node's inbox.", s.inbox);
+	metric(out, "weft_mailbox_acked_total", "counter",
+	       "Messages their recipients took from this anchor.", s.acked_total);
+	metric(out, "weft_mailbox_fetched_total", "counter",
+	       "Messages this node took from its anchors.", fetched);
+	fprintf(out, "# HELP weft_mailbox_refused_total Requests this anchor refused, by reason.\n"
+		     "# TYPE weft_mailbox_refused_total counter\n");
+	for (unsigned int i = 1; i < MBOX_E_MAX; i++)
+		fprintf(out, "weft_mailbox_refused_total{reason=\"%s\"} %llu\n", mbox_status_name(i),
+			(unsigned long long)refused[i]);
 }
 
 int mbn_ctl_register(struct mbox_node *mn)

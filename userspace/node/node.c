@@ -857,13 +857,17 @@ void node_free(struct node *n)
 	svc_node_stop(n->svc);
 	dash_free(n->dash); /* before the control routes it answers from */
 	ctl_free(n->ctl);
+	/* The mailbox's threads end while the engine runs: their last QUIC
+	 * exchanges and record updates (engine_call) finish, none is posted
+	 * to a stopped engine for a module freed before engine_free. Its
+	 * memory goes back with the QUIC node's. */
+	mbox_node_free(n->mbox);
 	engine_stop(n->engine);
 	/* Lookups still running end now (cancelled), while the content,
 	 * service and relay state their callbacks write into is alive:
 	 * dhtnode_free ran them after svc_node_free, a use after free of a
 	 * find job that the live fuzzing found (docs/FUZZING.md). */
 	dhtnode_cancel(n->dht);
-	mbox_node_free(n->mbox); /* before the store; its memory goes with the QUIC node's */
 	content_node_free(n->content);
 	svc_node_free(n->svc);
 	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
