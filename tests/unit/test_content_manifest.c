@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,6 +626,121 @@ static void test_withdraw(void **state)
 	free(buf);
 }
 
+/* The sealed manifest vector of docs/PROTOCOL.md "Sealed manifest": built
+ * from the inputs of "Private content (seal)" (node A publishes, the wrap
+ * for A and B with esk 32 x 05, the two items' ciphertexts, the sealed
+ * metadata with nonce 32 x 24), name "doc-0123456789abcdef", seq 3,
+ * created 1700000000, "wd" 3 (a re-encryption's version). Its hex must be
+ * in that section; MANIFEST_PRINT_VECTORS=1 prints it. It decodes, A opens
+ * the key and the metadata, and a non-recipient's open fails. */
+static void test_sealed_vector(void **state)
+{
+	static const char section[] = "## Sealed manifest";
+	struct manifest m, d;
+	struct identity a;
+	uint8_t seed[IDENTITY_SEED_LEN], ck[32], ik[32], xs[2][32], b_pk[32], b_sk[64], esk[32],
+	    nonce[24], epk[32], keys[2 * SEAL_ENTRY_LEN], meta[128], ct0[19], ct1[16], cid[32];
+	struct seal_meta_item items[2] = {
+		{(const uint8_t *)"docs/a.txt", 10, (const uint8_t *)"text/plain", 10, 3},
+		{(const uint8_t *)"b.bin", 5, NULL, 0, 0},
+	};
+	uint8_t *buf = malloc(MANIFEST_MAX_SIZE);
+	char *hex, *doc = NULL, *sec, *flat;
+	size_t len, mlen, j = 0;
+	FILE *f;
+	char path[4096];
+	const char *top = getenv("TOP");
+
+	(void)state;
+	assert_non_null(buf);
+	memset(seed, 0x01, sizeof(seed));
+	identity_from_seed(&a, seed);
+	memset(seed, 0x02, sizeof(seed));
+	crypto_sign_seed_keypair(b_pk, b_sk, seed);
+	for (int i = 0; i < 32; i++)
+		ck[i] = (uint8_t)i;
+	assert_int_equal(seal_x25519_from_ed25519_pk(a.pk, xs[0]), 0);
+	assert_int_equal(seal_x25519_from_ed25519_pk(b_pk, xs[1]), 0);
+	memset(esk, 0x05, sizeof(esk));
+	assert_int_equal(seal_wrap_det(ck, (const uint8_t(*)[32])xs, 2, esk, epk, keys), 0);
+	memset(nonce, 0x24, sizeof(nonce));
+	assert_int_equal(seal_meta_encrypt_det(ck, items, 2, nonce, meta, sizeof(meta), &mlen), 0);
+	assert_int_equal(seal_item_key(ck, 0, ik), 0);
+	assert_int_equal(seal_seg_encrypt(ik, 3, 0, 1, (const uint8_t *)"abc", 3, ct0), 0);
+	assert_int_equal(seal_item_key(ck, 1, ik), 0);
+	assert_int_equal(seal_seg_encrypt(ik, 0, 0, 1, NULL, 0, ct1), 0);
+
+	manifest_init(&m);
+	assert_int_equal(manifest_set_name(&m, "doc-0123456789abcdef", 20), 0);
+	m.seq = 3;
+	m.created = 1700000000;
+	m.withdraw = 3;
+	blake3_hash(ct0, sizeof(ct0), cid, 32);
+	assert_int_equal(manifest_add_item(&m, "0000", 4, cid, sizeof(ct0), MANIFEST_SEALED_TYPE), 0);
+	blake3_hash(ct1, sizeof(ct1), cid, 32);
+	assert_int_equal(manifest_add_item(&m, "0001", 4, cid, sizeof(ct1), MANIFEST_SEALED_TYPE), 0);
+	assert_int_equal(manifest_set_sealed(&m, epk, keys, 2, meta, mlen), 0);
+	assert_int_equal(manifest_sign(&m, &a), 0);
+	assert_int_equal(manifest_encode(&m, buf, MANIFEST_MAX_SIZE, &len), 0);
+	hex = hexdup(buf, len);
+	if (getenv("MANIFEST_PRINT_VECTORS")) {
+		printf("    sealed manifest (%zu bytes)\n", len);
+		for (size_t o = 0; o < strlen(hex); o += 64)
+			printf("        %.64s\n", hex + o);
+	}
+
+	/* in the document, white space aside */
+	snprintf(path, sizeof(path), "%s/docs/PROTOCOL.md", top ? top : ".");
+	f = fopen(path, "r");
+	assert_non_null(f);
+	doc = calloc(1, 1 << 20);
+	assert_non_null(doc);
+	doc[fread(doc, 1, (1 << 20) - 1, f)] = 0;
+	fclose(f);
+	sec = strstr(doc, section);
+	if (!sec)
+		fail_msg("no section \"%s\" in docs/PROTOCOL.md", section);
+	flat = calloc(1, strlen(sec) + 1);
+	assert_non_null(flat);
+	for (size_t i = 0; sec[i] && (i == 0 || strncmp(sec + i, "\n## ", 4)); i++)
+		if (sec[i] != ' ' && sec[i] != '\n')
+			flat[j++] = sec[i];
+	if (!strstr(flat, hex))
+		fail_msg("the sealed manifest vector is not in docs/PROTOCOL.md: %s", hex);
+	free(flat);
+	free(doc);
+	free(hex);
+
+	/* it decodes; B opens the key; the metadata names the real items */
+	manifest_init(&d);
+	assert_int_equal(manifest_decode(&d, buf, len), 0);
+	assert_true(d.sealed);
+	assert_int_equal(d.withdraw, 3);
+	{
+		uint8_t x_sk[32], got[32], plain[64];
+		struct seal_meta_item it[2];
+		uint32_t n;
+
+		assert_int_equal(seal_x25519_from_ed25519_sk(b_sk, x_sk), 0);
+		assert_int_equal(seal_unwrap(x_sk, xs[1], d.epk, d.keys, d.nkeys, got), 0);
+		assert_memory_equal(got, ck, 32);
+		assert_int_equal(seal_meta_decrypt(got, d.meta, d.meta_len, plain, sizeof(plain), it,
+						   2, &n),
+				 0);
+		assert_int_equal(n, 2);
+		assert_memory_equal(it[0].path, "docs/a.txt", 10);
+		/* a third key is no recipient */
+		memset(seed, 0x09, sizeof(seed));
+		crypto_sign_seed_keypair(b_pk, b_sk, seed);
+		assert_int_equal(seal_x25519_from_ed25519_sk(b_sk, x_sk), 0);
+		assert_int_equal(seal_x25519_from_ed25519_pk(b_pk, xs[1]), 0);
+		assert_int_equal(seal_unwrap(x_sk, xs[1], d.epk, d.keys, d.nkeys, got), -ENOENT);
+	}
+	manifest_free(&d);
+	manifest_free(&m);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -636,6 +752,7 @@ int main(void)
 		cmocka_unit_test(test_prev_link),
 		cmocka_unit_test(test_sealed),
 		cmocka_unit_test(test_withdraw),
+		cmocka_unit_test(test_sealed_vector),
 	};
 
 	return cmocka_run_group_tests_name("content_manifest", tests, NULL, NULL);
