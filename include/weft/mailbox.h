@@ -26,7 +26,7 @@
 
 #define MBOX_KEY_LEN 32u
 #define MBOX_ID_LEN 16u	      /* message id: BLAKE2b-128 of the sealed message */
-#define MBOX_MAX_BODY 65536u  /* plaintext bytes of one message (mailbox.max_message) */
+#define MBOX_MAX_BODY 65536u  /* plaintext bytes of one message */
 #define MBOX_SEAL_VERSION 1u
 /* Sealed: version (1) | epk (32) | wrapped key entry (56) | AEAD(inner) where
  * inner = sender (32) | sig (64) | ts (8, LE) | body; tag 16. */
@@ -66,6 +66,11 @@ struct mbox_opened {
  */
 int mbox_open(const uint8_t my_sk[64], const uint8_t *sealed, size_t len, uint8_t *plain,
 	      size_t cap, struct mbox_opened *m);
+/* The same, for a message that must come from sender (a direct delivery:
+ * the connection's key): 0, -EBADMSG (does not open, or another sender's),
+ * -ENOMEM. The plaintext is wiped. */
+int mbox_open_from(const uint8_t my_sk[64], const uint8_t *sealed, size_t len,
+		   const uint8_t sender[MBOX_KEY_LEN]);
 /* The id of a sealed message: BLAKE2b-128 of its bytes (the same message
  * left at two anchors has one id: the inbox keeps it once). */
 void mbox_msg_id(const uint8_t *sealed, size_t len, uint8_t id[MBOX_ID_LEN]);

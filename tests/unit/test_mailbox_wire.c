@@ -107,6 +107,33 @@ static void test_forged_sender(void **state)
 	n = mbox_seal_det(mixed, b.pk, 7, (const uint8_t *)"x", 1, esk, esk, sealed, sizeof(sealed));
 	assert_true(n > 0);
 	assert_int_equal(mbox_open(b.sk, sealed, (size_t)n, plain, sizeof(plain), &m), -EBADMSG);
+	assert_int_equal(mbox_open_from(b.sk, sealed, (size_t)n, c.pk), -EBADMSG);
+	assert_int_equal(mbox_open_from(b.sk, sealed, (size_t)n, a.pk), -EBADMSG);
+}
+
+/* A direct delivery is kept only when it opens for us and its signed
+ * sender is the connection's key. */
+static void test_open_from(void **state)
+{
+	struct key a, b, c;
+	uint8_t sealed[512];
+	int n;
+
+	key_make(&a, 1);
+	key_make(&b, 2);
+	key_make(&c, 3);
+	n = mbox_seal(a.sk, b.pk, 7, (const uint8_t *)"direct", 6, sealed, sizeof(sealed));
+	assert_true(n > 0);
+	assert_int_equal(mbox_open_from(b.sk, sealed, (size_t)n, a.pk), 0);
+	/* another connection handing over a's message */
+	assert_int_equal(mbox_open_from(b.sk, sealed, (size_t)n, c.pk), -EBADMSG);
+	/* not for c */
+	assert_int_equal(mbox_open_from(c.sk, sealed, (size_t)n, a.pk), -EBADMSG);
+	/* junk, short, too long */
+	sealed[n - 1] ^= 1;
+	assert_int_equal(mbox_open_from(b.sk, sealed, (size_t)n, a.pk), -EBADMSG);
+	assert_int_equal(mbox_open_from(b.sk, sealed, 10, a.pk), -EBADMSG);
+	assert_int_equal(mbox_open_from(b.sk, sealed, MBOX_MAX_SEALED + 1, a.pk), -EBADMSG);
 }
 
 /* docs/PROTOCOL.md "Mailbox": sender seed 32 x 0x01, recipient seed
@@ -338,7 +365,7 @@ int main(void)
 		cmocka_unit_test(test_seal_round_trip), cmocka_unit_test(test_forged_sender),
 		cmocka_unit_test(test_vector),	cmocka_unit_test(test_req_round_trip),
 		cmocka_unit_test(test_req_hostile),	cmocka_unit_test(test_answers),
-		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_rate), cmocka_unit_test(test_open_from),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -40,12 +40,13 @@ struct mbox_node {
 	int stop, fetch_now;
 	_Atomic int stopping; /* read by waits that must not outlast a stop */
 	uint64_t fetch_gen, fetch_done_gen; /* a fetch asked for / the last one done */
+	int fetch_last;			    /* the last fetch's result (mbn_fetch_all) */
 	pthread_t srv_thr, fetch_thr;
 	int srv_started, fetch_started;
 
 	struct mbn_anchor anchors[MBOX_MAX_ANCHORS]; /* ours, as published (under mu) */
 	unsigned int nanchors;
-	const char *anchors_from; /* "config", "relays", "none" */
+	const char *anchors_from; /* "config", "relays", "dht", "none" */
 
 	/* counters (under mu) */
 	uint64_t served[4];	  /* PUT, FETCH, ACK, direct (inbox) */
@@ -88,8 +89,15 @@ int mbn_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN], const 
 	     size_t len, uint32_t ttl_s, int no_direct, struct mbn_send_result *res);
 /* Fetch from each of our anchors; returns messages taken or -errno. */
 int mbn_fetch_all(struct mbox_node *mn);
-/* Choose our anchors (mailbox.anchors, else mailbox relays) and publish them. */
+/* Choose our anchors (mailbox.anchors, else mailbox relays, else mailbox
+ * hosts from the DHT) and publish them. */
 void mbn_anchors_refresh(struct mbox_node *mn);
+
+/* Ask the fetcher thread for a fetch now (anchors chosen
+ * again, then each one's messages taken) and wait for it: messages taken,
+ * -errno of a failed anchor, -ETIMEDOUT (the fetch goes on), -ECANCELED. */
+#define MBN_FETCH_WAIT_MS 90000u
+int mbn_fetch_wait(struct mbox_node *mn, unsigned int timeout_ms, unsigned int *nanchors);
 
 /* mbox_find.c: mailbox hosts in the DHT */
 void mbn_announce(struct mbox_node *mn);

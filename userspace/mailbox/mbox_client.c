@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mailbox/mbn_int.h"
 #include "weft/identity.h"
@@ -202,6 +203,35 @@ int mbn_fetch_all(struct mbox_node *mn)
 		mn->fetch_errors++;
 	pthread_mutex_unlock(&mn->mu);
 	return total ? total : err;
+}
+
+int mbn_fetch_wait(struct mbox_node *mn, unsigned int timeout_ms, unsigned int *nanchors)
+{
+	struct timespec dl;
+	uint64_t gen;
+	int r = -ETIMEDOUT;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&mn->mu);
+	gen = ++mn->fetch_gen;
+	mn->fetch_now = 1;
+	pthread_cond_broadcast(&mn->cv);
+	while (!mn->stop && mn->fetch_done_gen < gen &&
+	       pthread_cond_timedwait(&mn->cv, &mn->mu, &dl) != ETIMEDOUT)
+		;
+	if (mn->fetch_done_gen >= gen)
+		r = mn->fetch_last;
+	else if (mn->stop)
+		r = -ECANCELED;
+	*nanchors = mn->nanchors;
+	pthread_mutex_unlock(&mn->mu);
+	return r;
 }
 
 /* Our relays whose own record says they keep a mailbox. */

@@ -66,7 +66,8 @@ static void api_send(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	struct mbn_send_result r;
 	uint8_t key[MBOX_KEY_LEN], *body = NULL, worst = MBOX_OK;
 	json_t *to = json_object_get(req->json, "to"), *tried;
-	json_int_t ttl = json_integer_value(json_object_get(req->json, "ttl_s"));
+	json_t *jttl = json_object_get(req->json, "ttl_s");
+	json_int_t ttl = json_integer_value(jttl);
 	size_t len = 0;
 	int err;
 
@@ -74,7 +75,7 @@ static void api_send(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 		ctl_resp_error(resp, 400, "bad_request", "\"to\": the recipient's node key, 64 hex digits");
 		return;
 	}
-	if (ttl < 0 || ttl > UINT32_MAX) {
+	if ((jttl && !json_is_integer(jttl)) || ttl < 0 || ttl > UINT32_MAX) {
 		ctl_resp_error(resp, 400, "bad_request", "\"ttl_s\": 0 .. 4294967295");
 		return;
 	}
@@ -225,16 +226,20 @@ static void api_rm(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 static void api_fetch(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct mbox_node *mn = arg;
+	unsigned int na;
 	int n;
 
-	mbn_anchors_refresh(mn);
-	n = mbn_fetch_all(mn);
-	if (n < 0)
+	/* the fetcher thread does it: one fetch at a time */
+	n = mbn_fetch_wait(mn, MBN_FETCH_WAIT_MS, &na);
+	if (n == -ETIMEDOUT)
+		ctl_resp_error(resp, 504, "timeout",
+			       "the fetch did not end within %u s; it goes on",
+			       MBN_FETCH_WAIT_MS / 1000);
+	else if (n < 0)
 		ctl_resp_error(resp, 502, "fetch_failed", "an anchor did not answer: %s",
 			       ctl_errno_code(n));
 	else
-		ctl_resp_json(resp, 200, json_pack("{s:i,s:i}", "fetched", n, "anchors",
-						   (int)mn->nanchors));
+		ctl_resp_json(resp, 200, json_pack("{s:i,s:i}", "fetched", n, "anchors", (int)na));
 }
 
 static json_t *anchors_json(struct mbox_node *mn)

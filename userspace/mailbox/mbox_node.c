@@ -23,7 +23,7 @@ static void *fetch_thread(void *arg)
 	struct mbox_node *mn = arg;
 	struct timespec dl;
 	uint64_t gen, next_announce = 0;
-	int first = 1;
+	int first = 1, r;
 
 	pthread_mutex_lock(&mn->mu);
 	while (!mn->stop) {
@@ -43,10 +43,11 @@ static void *fetch_thread(void *arg)
 			next_announce = mbn_now_ms() + ANNOUNCE_MS;
 		}
 		mbn_anchors_refresh(mn);
-		mbn_fetch_all(mn);
+		r = mbn_fetch_all(mn);
 		if (mn->o.enabled)
 			mbox_store_expire(mn->ms, mbn_now_s());
 		pthread_mutex_lock(&mn->mu);
+		mn->fetch_last = r;
 		mn->fetch_done_gen = gen;
 		pthread_cond_broadcast(&mn->cv);
 	}

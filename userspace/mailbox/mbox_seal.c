@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "weft/mailbox.h"
@@ -127,6 +128,26 @@ int mbox_open(const uint8_t my_sk[64], const uint8_t *sealed, size_t len, uint8_
 out:
 	sodium_memzero(x_sk, sizeof(x_sk));
 	sodium_memzero(key, sizeof(key));
+	return err;
+}
+
+int mbox_open_from(const uint8_t my_sk[64], const uint8_t *sealed, size_t len,
+		   const uint8_t sender[MBOX_KEY_LEN])
+{
+	struct mbox_opened m;
+	uint8_t *plain;
+	int err;
+
+	if (!sender || len > MBOX_MAX_SEALED)
+		return -EBADMSG;
+	plain = malloc(len ? len : 1);
+	if (!plain)
+		return -ENOMEM;
+	err = mbox_open(my_sk, sealed, len, plain, len, &m);
+	if (!err && sodium_memcmp(m.sender, sender, MBOX_KEY_LEN))
+		err = -EBADMSG;
+	sodium_memzero(plain, len);
+	free(plain);
 	return err;
 }
 

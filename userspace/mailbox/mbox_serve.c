@@ -169,6 +169,17 @@ static uint8_t do_put(struct mbox_node *mn, const uint8_t peer[MBOX_KEY_LEN],
 	if (!ok)
 		return MBOX_E_RATE;
 	if (direct) {
+		/* only what opens for us, signed by the connection's key, goes
+		 * into the inbox: junk would take the room of real messages */
+		err = mbox_open_from(mn->o.id->sk, r->sealed, r->sealed_len, peer);
+		if (err == -ENOMEM)
+			return MBOX_E_UNAVAILABLE;
+		if (err) {
+			pthread_mutex_lock(&mn->mu);
+			mbox_rate_strike(mn->rate, peer, mbn_now_ms());
+			pthread_mutex_unlock(&mn->mu);
+			return MBOX_E_MALFORMED;
+		}
 		err = mbox_inbox_put(mn->ms, peer, mbn_now_s(), r->sealed, r->sealed_len, id);
 	} else {
 		if (!mn->o.enabled)
