@@ -50,6 +50,18 @@ struct weft_config {
 	int relay_accept;		  /* relay.accept: accept circuits offered to us */
 	int relay_announce;		  /* relay.announce: a relay announces itself in the DHT */
 	uint32_t relay_seen_max;	  /* relay.seen_max: relay candidates kept from records seen */
+	/* [mailbox] (docs/MAILBOX.md) */
+	char mailbox_enabled[8];	  /* mailbox.enabled: "auto" (= relay.enable) | "true" | "false" */
+	char mailbox_anchors[640];	  /* mailbox.anchors: "KEY@ADDR:PORT,..." (at most 4) */
+	uint32_t mailbox_rcpt_msgs;	  /* mailbox.per_recipient_messages */
+	uint32_t mailbox_rcpt_bytes;	  /* mailbox.per_recipient_bytes */
+	uint32_t mailbox_max_msgs;	  /* mailbox.max_messages */
+	uint64_t mailbox_max_bytes;	  /* mailbox.max_bytes */
+	uint32_t mailbox_max_age_s;	  /* mailbox.max_age_s */
+	uint32_t mailbox_sender_rate;	  /* mailbox.sender_rate: messages per minute per sender */
+	uint32_t mailbox_sender_burst;	  /* mailbox.sender_burst */
+	uint32_t mailbox_fetch_s;	  /* mailbox.fetch_interval_s */
+	uint32_t mailbox_inbox_max;	  /* mailbox.inbox_max */
 	/* [xdp] */
 	char xdp_ifname[IF_NAMESIZE];
 	char xdp_mode[8];        /* "native" | "generic" */
@@ -214,6 +226,10 @@ int config_relay_ports(const struct weft_config *cfg, uint16_t *min, uint16_t *m
 /* relay.use split into "NODEKEY@ADDR:PORT" entries (out may be NULL:
  * validate only), at most max. Returns the count or -EINVAL. */
 int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned int max);
+/* mailbox.anchors into out (at most max entries): the count or -EINVAL. */
+int config_mailbox_anchors(const struct weft_config *cfg, char (*out)[128], unsigned int max);
+/* Whether this node offers a mailbox (mailbox.enabled; auto: relay.enable). */
+int config_mailbox_enabled(const struct weft_config *cfg);
 int config_announce_addrs(const struct weft_config *cfg, struct sockaddr_storage *out,
 			  unsigned int max);
 

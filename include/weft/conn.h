@@ -30,6 +30,7 @@
 #define CONN_REC_VERSION 1	    /* "v" of the records this build writes */
 #define CONN_REC_MAX_ADDRS 8	    /* addresses in one record */
 #define CONN_REC_MAX_RELAYS 4	    /* relays in one record */
+#define CONN_REC_MAX_ANCHORS 4	    /* mailbox anchors in one record ("m", issue 34) */
 #define CONN_REC_MAX_LEN 1000	    /* BEP 44's limit on the bencoded value */
 #define CONN_KEY_LEN 32		    /* Ed25519 node key */
 
@@ -38,6 +39,7 @@ enum conn_caps {
 	CONN_CAP_RELAY = 1U << 0,   /* offers relaying (issue 14, relay part) */
 	CONN_CAP_SEED = 1U << 1,    /* serves content */
 	CONN_CAP_GATEWAY = 1U << 2, /* runs a service gateway */
+	CONN_CAP_MAILBOX = 1U << 3, /* holds messages for offline peers (docs/MAILBOX.md) */
 };
 
 struct conn_relay {
@@ -53,6 +55,10 @@ struct conn_record {
 	struct io_addr addrs[CONN_REC_MAX_ADDRS]; /* QUIC addresses, port set */
 	unsigned int nrelays;
 	struct conn_relay relays[CONN_REC_MAX_RELAYS];
+	/* Mailbox anchors: where others leave messages for this node (key
+	 * "m", same form as "r"; absent in older records). */
+	unsigned int nanchors;
+	struct conn_relay anchors[CONN_REC_MAX_ANCHORS];
 };
 
 /*
@@ -285,6 +291,13 @@ int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN]
  * CONN_REC_MAX_RELAYS), listed in its record from the next check on (a
  * change republishes within CONN_MIN_REPUBLISH_MS). Any thread. */
 void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsigned int n);
+/* The mailbox anchors this node lists in its record (at most
+ * CONN_REC_MAX_ANCHORS; docs/MAILBOX.md "Anchors"), republished like the
+ * relays. Any thread. */
+void conn_node_set_anchors(struct conn_node *cn, const struct conn_relay *a, unsigned int n);
+/* The relays holding a reservation for this node now (conn_node_set_relays):
+ * copies at most max, returns how many. Any thread. */
+unsigned int conn_node_relays(struct conn_node *cn, struct conn_relay *out, unsigned int max);
 /* 1 when the node looks unreachable from outside: the NAT classification
  * found a NAT, or it is undecided and the node has neither a public
  * interface address nor node.announce_addrs. Any thread. */

@@ -108,10 +108,71 @@ static void test_record_vectors(void **state)
 	r.nrelays = CONN_REC_MAX_RELAYS;
 	for (unsigned int i = 0; i < CONN_REC_MAX_RELAYS; i++)
 		r.relays[i].addr = A("[2001:db8::2]:65535");
+	r.nanchors = CONN_REC_MAX_ANCHORS;
+	for (unsigned int i = 0; i < CONN_REC_MAX_ANCHORS; i++)
+		r.anchors[i].addr = A("[2001:db8::3]:65535");
 	n = conn_record_encode(&r, buf, sizeof(buf));
-	assert_true(n > 0 && n <= 600);
+	assert_true(n > 0 && n <= 800);
 	print_message("largest record: %d bytes\n", n);
 	assert_int_equal(conn_record_parse(buf, (size_t)n, &p), 0);
+}
+
+/* Mailbox anchors ("m", issue 34): R3 is R1 with one anchor (key 32 x
+ * 0x22 at 198.51.100.2:4433); a record without anchors is byte for byte
+ * what it was before the key existed (R1 above), and more than
+ * CONN_REC_MAX_ANCHORS are refused. */
+static void test_record_anchors(void **state)
+{
+	static const char R3[] = "d1:al6:\xc6\x33\x64\x07\x11\x51"
+				 "e1:ci2e1:mld1:a6:\xc6\x33\x64\x02\x11\x51"
+				 "1:k32:\x22\x22\x22\x22\x22\x22\x22\x22\x22\x22\x22"
+				 "\x22\x22\x22\x22\x22\x22\x22\x22\x22\x22\x22\x22"
+				 "\x22\x22\x22\x22\x22\x22\x22\x22\x22"
+				 "ee1:rle1:ti1700000000e1:vi1ee";
+	struct conn_record r = { 0 }, p;
+	uint8_t buf[CONN_REC_MAX_LEN];
+	int n;
+
+	(void)state;
+	r.version = 1;
+	r.caps = CONN_CAP_SEED;
+	r.ts = 1700000000;
+	r.naddrs = 1;
+	r.addrs[0] = A("198.51.100.7:4433");
+	r.nanchors = 1;
+	memset(r.anchors[0].key, 0x22, 32);
+	r.anchors[0].addr = A("198.51.100.2:4433");
+	n = conn_record_encode(&r, buf, sizeof(buf));
+	assert_int_equal(n, (int)sizeof(R3) - 1);
+	assert_memory_equal(buf, R3, sizeof(R3) - 1);
+	assert_int_equal(conn_record_parse(buf, (size_t)n, &p), 0);
+	assert_int_equal(p.nanchors, 1);
+	assert_memory_equal(p.anchors[0].key, r.anchors[0].key, 32);
+	assert_int_equal(p.anchors[0].addr.port, 4433);
+	assert_int_equal(p.nrelays, 0);
+	/* an older record (no "m") parses with no anchors */
+	assert_int_equal(conn_record_parse((const uint8_t *)"d1:ale1:ci0e1:rle1:ti0e1:vi1ee", 30,
+					   &p),
+			 0);
+	assert_int_equal(p.nanchors, 0);
+	r.nanchors = CONN_REC_MAX_ANCHORS + 1;
+	assert_int_equal(conn_record_encode(&r, buf, sizeof(buf)), -EINVAL);
+	/* five anchors on the wire */
+	{
+		char five[400];
+		size_t l = 0;
+
+		l += (size_t)sprintf(five + l, "d1:ale1:ci0e1:ml");
+		for (int i = 0; i < 5; i++) {
+			memcpy(five + l, "d1:a6:ABCD\x11\x51" "1:k32:", 16);
+			l += 16;
+			memset(five + l, 'k', 32);
+			l += 32;
+			five[l++] = 'e';
+		}
+		l += (size_t)sprintf(five + l, "e1:rle1:ti0e1:vi1ee");
+		assert_int_equal(conn_record_parse((const uint8_t *)five, l, &p), -EINVAL);
+	}
 }
 
 static void test_record_refusals(void **state)
@@ -448,6 +509,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_vectors), cmocka_unit_test(test_record_refusals),
+		cmocka_unit_test(test_record_anchors),
 		cmocka_unit_test(test_addr_classes),   cmocka_unit_test(test_observed_vectors),
 		cmocka_unit_test(test_votes),
 		cmocka_unit_test(test_vote_relay),	       cmocka_unit_test(test_nat_classes),

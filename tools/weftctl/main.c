@@ -63,6 +63,13 @@ static const struct weftctl_noun nouns[] = {
 	{ "hash", weftctl_hash, "hash [--threads N] [--simd LEVEL] [--kernel] [--no-names] [FILE...]" },
 	{ "io", weftctl_io, "io stats" },
 	{ "lan", weftctl_lan, "lan status   (LAN discovery, BEP 14: peers heard)" },
+	{ "msg", weftctl_msg,
+	  "msg send KEY --data S | --file F [--ttl S] [--no-direct]   (sealed to KEY)\n"
+	  "msg inbox\n"
+	  "msg read ID\n"
+	  "msg rm ID\n"
+	  "msg fetch   (from our anchors, now)\n"
+	  "msg status   (the mailbox this node offers, and its anchors)" },
 	{ "node", weftctl_node, "node resolve KEY [--fresh]   (the node record, from the DHT)" },
 	{ "quic", weftctl_quic,
 	  "quic conns\n"

@@ -52,6 +52,8 @@ struct conn_node {
 	/* relays holding a reservation for us (conn_node_set_relays; under mu) */
 	struct conn_relay relays[CONN_REC_MAX_RELAYS];
 	unsigned int nrelays;
+	struct conn_relay anchors[CONN_REC_MAX_ANCHORS]; /* conn_node_set_anchors; under mu */
+	unsigned int nanchors;
 	uint64_t last_put_ms;
 	/* last QUIC observation of our QUIC socket per family (under mu):
 	 * the mapping an endpoint-independent NAT shows every peer */
@@ -145,29 +147,63 @@ static void build_record(struct conn_node *cn, uint64_t now, struct conn_record 
 	pthread_mutex_lock(&cn->mu);
 	r->nrelays = cn->nrelays;
 	memcpy(r->relays, cn->relays, sizeof(cn->relays[0]) * cn->nrelays);
+	r->nanchors = cn->nanchors;
+	memcpy(r->anchors, cn->anchors, sizeof(cn->anchors[0]) * cn->nanchors);
 	pthread_mutex_unlock(&cn->mu);
 }
 
 static void start_cmd(struct engine_worker *w, void *arg);
 
-void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsigned int n)
+/* Replace a list of n (at most max) under mu, then check the record now,
+ * not at the next CONN_CHECK_MS tick; relays: the list is the relays
+ * holding our reservations (their votes count as a relay's). */
+static void set_list(struct conn_node *cn, struct conn_relay *dst, unsigned int *ndst,
+		     unsigned int max, const struct conn_relay *r, unsigned int n, int relays)
 {
 	if (!cn)
 		return;
-	if (n > CONN_REC_MAX_RELAYS)
-		n = CONN_REC_MAX_RELAYS;
+	int same;
+
+	if (n > max)
+		n = max;
 	pthread_mutex_lock(&cn->mu);
-	memset(cn->relays, 0, sizeof(cn->relays));
-	memcpy(cn->relays, r, sizeof(*r) * n);
-	cn->nrelays = n;
-	/* the relay's observed address came with its handshake, before the
+	same = *ndst == n && (!n || !memcmp(dst, r, sizeof(*r) * n));
+	memset(dst, 0, sizeof(*dst) * max);
+	if (n)
+		memcpy(dst, r, sizeof(*r) * n);
+	*ndst = n;
+	/* a relay's observed address came with its handshake, before the
 	 * reservation: its vote is a relay's from now on */
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; relays && i < n; i++)
 		conn_votes_mark_relay(cn->votes, &r[i].addr);
 	pthread_mutex_unlock(&cn->mu);
-	/* Check the record now, not at the next CONN_CHECK_MS tick. */
-	if (cn->started && engine_call(cn->o.eng, 0, start_cmd, cn))
+	if (!same && cn->started && engine_call(cn->o.eng, 0, start_cmd, cn))
 		log_debug("conn", "record check not queued: the next tick does it");
+}
+
+void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsigned int n)
+{
+	if (cn)
+		set_list(cn, cn->relays, &cn->nrelays, CONN_REC_MAX_RELAYS, r, n, 1);
+}
+
+void conn_node_set_anchors(struct conn_node *cn, const struct conn_relay *a, unsigned int n)
+{
+	if (cn)
+		set_list(cn, cn->anchors, &cn->nanchors, CONN_REC_MAX_ANCHORS, a, n, 0);
+}
+
+unsigned int conn_node_relays(struct conn_node *cn, struct conn_relay *out, unsigned int max)
+{
+	unsigned int n;
+
+	if (!cn || !out)
+		return 0;
+	pthread_mutex_lock(&cn->mu);
+	n = cn->nrelays < max ? cn->nrelays : max;
+	memcpy(out, cn->relays, sizeof(*out) * n);
+	pthread_mutex_unlock(&cn->mu);
+	return n;
 }
 
 static void cand_add(struct io_addr *out, unsigned int *n, unsigned int max, const struct io_addr *a)
@@ -291,20 +327,26 @@ int conn_node_behind_nat(struct conn_node *cn)
 	return 1;
 }
 
+static int same_list(const struct conn_relay *a, const struct conn_relay *b, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (memcmp(a[i].key, b[i].key, CONN_KEY_LEN) ||
+		    a[i].addr.family != b[i].addr.family || a[i].addr.port != b[i].addr.port ||
+		    memcmp(a[i].addr.addr, b[i].addr.addr, 16))
+			return 0;
+	return 1;
+}
+
 static int same_content(const struct conn_record *a, const struct conn_record *b)
 {
-	if (a->caps != b->caps || a->naddrs != b->naddrs || a->nrelays != b->nrelays)
+	if (a->caps != b->caps || a->naddrs != b->naddrs || a->nrelays != b->nrelays ||
+	    a->nanchors != b->nanchors)
 		return 0;
 	for (unsigned int i = 0; i < a->naddrs; i++)
 		if (!addr_in(b, &a->addrs[i]))
 			return 0;
-	for (unsigned int i = 0; i < a->nrelays; i++)
-		if (memcmp(a->relays[i].key, b->relays[i].key, CONN_KEY_LEN) ||
-		    a->relays[i].addr.family != b->relays[i].addr.family ||
-		    a->relays[i].addr.port != b->relays[i].addr.port ||
-		    memcmp(a->relays[i].addr.addr, b->relays[i].addr.addr, 16))
-			return 0;
-	return 1;
+	return same_list(a->relays, b->relays, a->nrelays) &&
+	       same_list(a->anchors, b->anchors, a->nanchors);
 }
 
 static void put_done(void *arg, const struct dht_result *res)
@@ -811,6 +853,7 @@ int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN]
 json_t *conn_record_json(const struct conn_record *rec)
 {
 	json_t *o = json_object(), *a = json_array(), *r = json_array(), *c = json_array();
+	json_t *m = json_array();
 	char buf[64], hex[2 * CONN_KEY_LEN + 1];
 	unsigned int i;
 
@@ -822,6 +865,14 @@ json_t *conn_record_json(const struct conn_record *rec)
 		    r, json_pack("{s:s,s:s}", "key", hex, "addr",
 				 io_addr_fmt(&rec->relays[i].addr, buf, sizeof(buf))));
 	}
+	for (i = 0; i < rec->nanchors; i++) {
+		util_hex(hex, rec->anchors[i].key, CONN_KEY_LEN);
+		json_array_append_new(
+		    m, json_pack("{s:s,s:s}", "key", hex, "addr",
+				 io_addr_fmt(&rec->anchors[i].addr, buf, sizeof(buf))));
+	}
+	if (rec->caps & CONN_CAP_MAILBOX)
+		json_array_append_new(c, json_string("mailbox"));
 	if (rec->caps & CONN_CAP_RELAY)
 		json_array_append_new(c, json_string("relay"));
 	if (rec->caps & CONN_CAP_SEED)
@@ -831,6 +882,7 @@ json_t *conn_record_json(const struct conn_record *rec)
 	json_object_set_new(o, "version", json_integer(rec->version));
 	json_object_set_new(o, "addrs", a);
 	json_object_set_new(o, "relays", r);
+	json_object_set_new(o, "anchors", m);
 	json_object_set_new(o, "caps", c);
 	json_object_set_new(o, "caps_bits", json_integer(rec->caps));
 	json_object_set_new(o, "ts", json_integer((json_int_t)rec->ts));

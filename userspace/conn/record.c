@@ -6,6 +6,7 @@
  *
  *   d 1:a l <6 or 18 bytes: ip || port>... e    reachable QUIC addresses
  *     1:c i<caps>e                               capability flags
+ *     1:m l d 1:a <6 or 18> 1:k 32:<key> e ... e mailbox anchors (optional)
  *     1:r l d 1:a <6 or 18> 1:k 32:<key> e ... e relays with a reservation
  *     1:t i<unix seconds>e                       when written
  *     1:v i1e                                    format version
@@ -17,9 +18,9 @@
 #include "weft/bencode.h"
 #include "weft/conn.h"
 
-/* Nodes a valid record can use: root, 5 pairs, addresses, relays (each a
- * dict of 2 pairs), with room for a few unknown keys. */
-#define REC_NODES 128
+/* Nodes a valid record can use: root, 6 pairs, addresses, relays and
+ * anchors (each a dict of 2 pairs), with room for a few unknown keys. */
+#define REC_NODES 160
 
 static int put_compact(struct bencode_buf *b, const struct io_addr *a)
 {
@@ -43,13 +44,33 @@ static int put_compact(struct bencode_buf *b, const struct io_addr *a)
 	return 0;
 }
 
+/* key, then a list of { a: compact address, k: node key } */
+static int put_keyed(struct bencode_buf *b, const char *key, const struct conn_relay *r,
+		     unsigned int n)
+{
+	bencode_put_cstr(b, key);
+	bencode_put_list(b);
+	for (unsigned int i = 0; i < n; i++) {
+		bencode_put_dict(b);
+		bencode_put_cstr(b, "a");
+		if (put_compact(b, &r[i].addr))
+			return -EINVAL;
+		bencode_put_cstr(b, "k");
+		bencode_put_str(b, r[i].key, CONN_KEY_LEN);
+		bencode_put_end(b);
+	}
+	bencode_put_end(b);
+	return 0;
+}
+
 int conn_record_encode(const struct conn_record *rec, uint8_t *out, size_t cap)
 {
 	struct bencode_buf b;
 	unsigned int i;
 
 	if (!rec || !out || rec->version == 0 || rec->naddrs > CONN_REC_MAX_ADDRS ||
-	    rec->nrelays > CONN_REC_MAX_RELAYS || rec->ts > INT64_MAX)
+	    rec->nrelays > CONN_REC_MAX_RELAYS || rec->nanchors > CONN_REC_MAX_ANCHORS ||
+	    rec->ts > INT64_MAX)
 		return -EINVAL;
 	bencode_buf_init(&b, out, cap);
 	bencode_put_dict(&b);
@@ -61,18 +82,12 @@ int conn_record_encode(const struct conn_record *rec, uint8_t *out, size_t cap)
 	bencode_put_end(&b);
 	bencode_put_cstr(&b, "c");
 	bencode_put_int(&b, rec->caps);
-	bencode_put_cstr(&b, "r");
-	bencode_put_list(&b);
-	for (i = 0; i < rec->nrelays; i++) {
-		bencode_put_dict(&b);
-		bencode_put_cstr(&b, "a");
-		if (put_compact(&b, &rec->relays[i].addr))
-			return -EINVAL;
-		bencode_put_cstr(&b, "k");
-		bencode_put_str(&b, rec->relays[i].key, CONN_KEY_LEN);
-		bencode_put_end(&b);
-	}
-	bencode_put_end(&b);
+	/* "m" only when there are anchors: a record without any is the
+	 * same bytes as before the key existed. */
+	if (rec->nanchors && put_keyed(&b, "m", rec->anchors, rec->nanchors))
+		return -EINVAL;
+	if (put_keyed(&b, "r", rec->relays, rec->nrelays))
+		return -EINVAL;
 	bencode_put_cstr(&b, "t");
 	bencode_put_int(&b, (int64_t)rec->ts);
 	bencode_put_cstr(&b, "v");
@@ -158,6 +173,12 @@ int conn_record_parse(const uint8_t *buf, size_t len, struct conn_record *rec)
 				return -EINVAL;
 			rec->caps = (uint32_t)v->i;
 			seen |= 2;
+		} else if (key_is(k, "m")) {
+			if (v->type != BENCODE_LIST || v->count > CONN_REC_MAX_ANCHORS)
+				return -EINVAL;
+			for (e = bencode_first(&d, v); e; e = bencode_next(&d, e))
+				if (parse_relay(&d, e, &rec->anchors[rec->nanchors++]))
+					return -EINVAL;
 		} else if (key_is(k, "r")) {
 			if (v->type != BENCODE_LIST || v->count > CONN_REC_MAX_RELAYS)
 				return -EINVAL;

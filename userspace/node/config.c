@@ -67,6 +67,28 @@ static const struct cfg_key cfg_keys[] = {
 	{ "relay", "accept", CFG_BOOL, OFF(relay_accept), 0, 0, 0, "true", NULL, 0 },
 	{ "relay", "announce", CFG_BOOL, OFF(relay_announce), 0, 0, 0, "true", NULL, 0 },
 	{ "relay", "seen_max", CFG_U32, OFF(relay_seen_max), 0, 1, 1024, "16", NULL, 0 },
+	{ "mailbox", "enabled", CFG_ENUM, OFF(mailbox_enabled), SZ(mailbox_enabled), 0, 0, "auto",
+	  "auto|true|false", 0 },
+	{ "mailbox", "anchors", CFG_STR, OFF(mailbox_anchors), SZ(mailbox_anchors), 0, 0, "", NULL,
+	  0 },
+	{ "mailbox", "per_recipient_messages", CFG_U32, OFF(mailbox_rcpt_msgs), 0, 1, 1000000,
+	  "256", NULL, 0 },
+	{ "mailbox", "per_recipient_bytes", CFG_U32, OFF(mailbox_rcpt_bytes), 0, 65536,
+	  1U << 30, "4194304", NULL, 0 },
+	{ "mailbox", "max_messages", CFG_U32, OFF(mailbox_max_msgs), 0, 1, 100000000, "100000",
+	  NULL, 0 },
+	{ "mailbox", "max_bytes", CFG_U64, OFF(mailbox_max_bytes), 0, 65536, 1ULL << 40,
+	  "268435456", NULL, 0 },
+	{ "mailbox", "max_age_s", CFG_U32, OFF(mailbox_max_age_s), 0, 60, 31536000, "604800",
+	  NULL, 0 },
+	{ "mailbox", "sender_rate", CFG_U32, OFF(mailbox_sender_rate), 0, 1, 1000000, "30", NULL,
+	  0 },
+	{ "mailbox", "sender_burst", CFG_U32, OFF(mailbox_sender_burst), 0, 1, 1000000, "30",
+	  NULL, 0 },
+	{ "mailbox", "fetch_interval_s", CFG_U32, OFF(mailbox_fetch_s), 0, 5, 86400, "60", NULL,
+	  0 },
+	{ "mailbox", "inbox_max", CFG_U32, OFF(mailbox_inbox_max), 0, 1, 10000000, "10000", NULL,
+	  0 },
 	{ "xdp", "interface", CFG_STR, OFF(xdp_ifname), SZ(xdp_ifname), 0, 0, "", NULL, 0 },
 	{ "xdp", "mode", CFG_ENUM, OFF(xdp_mode), SZ(xdp_mode), 0, 0, "native",
 	  "native|generic", 0 },
@@ -532,6 +554,12 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 			 cfg->vote_networks, CONN_VOTE_NETS_MAX);
 		return -EINVAL;
 	}
+	if (config_mailbox_anchors(cfg, NULL, 4) < 0) {
+		snprintf(err, errlen,
+			 "mailbox.anchors '%s': at most 4 NODEKEY@ADDR:PORT, comma-separated",
+			 cfg->mailbox_anchors);
+		return -EINVAL;
+	}
 	if (config_relay_use(cfg, NULL, 4) < 0) {
 		snprintf(err, errlen, "relay.use '%s': at most 4 NODEKEY@ADDR:PORT, comma-separated",
 			 cfg->relay_use);
@@ -569,12 +597,13 @@ int config_relay_ports(const struct weft_config *cfg, uint16_t *min, uint16_t *m
 	return 0;
 }
 
-int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned int max)
+/* A list of "KEY@ADDR:PORT" entries (relay.use, mailbox.anchors). */
+static int key_addr_list(const char *list, char (*out)[128], unsigned int max)
 {
-	char buf[sizeof(cfg->relay_use)], *tok, *save = NULL;
+	char buf[640], *tok, *save = NULL;
 	unsigned int n = 0;
 
-	snprintf(buf, sizeof(buf), "%s", cfg->relay_use);
+	snprintf(buf, sizeof(buf), "%s", list);
 	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		struct sockaddr_storage ss;
 		uint8_t key[32];
@@ -592,6 +621,23 @@ int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned i
 		n++;
 	}
 	return (int)n;
+}
+
+int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned int max)
+{
+	return key_addr_list(cfg->relay_use, out, max);
+}
+
+int config_mailbox_anchors(const struct weft_config *cfg, char (*out)[128], unsigned int max)
+{
+	return key_addr_list(cfg->mailbox_anchors, out, max);
+}
+
+/* mailbox.enabled: "auto" follows relay.enable (a relay host keeps mail). */
+int config_mailbox_enabled(const struct weft_config *cfg)
+{
+	return !strcmp(cfg->mailbox_enabled, "true") ||
+	       (!strcmp(cfg->mailbox_enabled, "auto") && cfg->relay_enable);
 }
 
 int config_vote_networks(const struct weft_config *cfg, struct conn_net *out, unsigned int max)

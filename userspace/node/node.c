@@ -21,6 +21,7 @@
 #include "weft/log.h"
 #include "weft/node.h"
 #include "weft/quic_node.h"
+#include "weft/mailbox.h"
 #include "weft/relay.h"
 #include "weft/relay_fwd.h"
 #include "weft/simnet.h"
@@ -61,6 +62,7 @@ struct node {
 	struct content_node *content;
 	struct conn_node *conn; /* node record, address discovery, resolution */
 	struct relay_node *relay; /* relay control plane (both roles) */
+	struct mbox_node *mbox;	  /* mailboxes: the anchor's and our inbox (docs/MAILBOX.md) */
 	struct relay_fwd *relay_fwd; /* relay data plane (relay.enable), else NULL */
 	struct dash *dash;      /* live dashboard (dashboard.listen), NULL when off */
 	struct lan_node *lan;   /* BEP 14 LAN discovery (lan.discovery), NULL when off */
@@ -437,7 +439,8 @@ static int node_conn_init(struct node *n)
 	co.seen_relays_max = n->cfg.relay_seen_max;
 	co.cache_ttl_s = n->cfg.resolve_cache_ttl_s;
 	co.caps = CONN_CAP_SEED | (n->cfg.gateway[0] ? CONN_CAP_GATEWAY : 0) |
-		  (n->cfg.relay_enable ? CONN_CAP_RELAY : 0);
+		  (n->cfg.relay_enable ? CONN_CAP_RELAY : 0) |
+		  (config_mailbox_enabled(&n->cfg) ? CONN_CAP_MAILBOX : 0);
 	co.nlocal = node_local_addrs(n, co.local, CONN_REC_MAX_ADDRS);
 	na = config_vote_networks(&n->cfg, co.voter_nets, CONN_VOTE_NETS_MAX);
 	co.nvoter_nets = na > 0 ? (unsigned int)na : 0;
@@ -449,6 +452,34 @@ static int node_conn_init(struct node *n)
 	dhtnode_set_reflexive(n->dht, dht_reflexive, n);
 	dhtnode_set_nat_probe(n->dht, node_nat_found, n);
 	return 0;
+}
+
+/* Mailboxes (docs/MAILBOX.md): always (our inbox, msg send); serving
+ * others with mailbox.enabled. */
+static int node_mbox_init(struct node *n)
+{
+	struct mbox_node_opts mo = {
+		.quic = n->quic, .store = n->store, .id = &n->id, .ctl = n->ctl,
+		.conn = n->conn, .dht = n->dht, .quic_port = (uint16_t)n->cfg.quic_port,
+		.enabled = config_mailbox_enabled(&n->cfg),
+		.lim = { .per_rcpt_msgs = n->cfg.mailbox_rcpt_msgs,
+			 .per_rcpt_bytes = n->cfg.mailbox_rcpt_bytes,
+			 .total_msgs = n->cfg.mailbox_max_msgs,
+			 .total_bytes = n->cfg.mailbox_max_bytes,
+			 .max_age_s = n->cfg.mailbox_max_age_s,
+			 .inbox_max = n->cfg.mailbox_inbox_max },
+		.rate_per_min = n->cfg.mailbox_sender_rate,
+		.rate_burst = n->cfg.mailbox_sender_burst,
+		.fetch_s = n->cfg.mailbox_fetch_s,
+	};
+	int k = config_mailbox_anchors(&n->cfg, mo.anchors, MBOX_MAX_ANCHORS);
+	int err;
+
+	mo.nanchors = k > 0 ? (unsigned int)k : 0;
+	err = mbox_node_new(&n->mbox, &mo);
+	if (err)
+		log_error("node", "mailbox: %s", strerror(-err));
+	return err;
 }
 
 /* The relay's control plane (always: a node may hold reservations and
@@ -694,6 +725,9 @@ registered:
 	err = node_relay_init(n);
 	if (err)
 		return err;
+	err = node_mbox_init(n);
+	if (err)
+		return err;
 	{
 		struct content_node_opts cno = { .eng = n->engine,
 						  .store = n->store, .state_dir = n->cfg.state_dir,
@@ -876,6 +910,11 @@ void node_free(struct node *n)
 	svc_node_stop(n->svc);
 	dash_free(n->dash); /* before the control routes it answers from */
 	ctl_free(n->ctl);
+	/* The mailbox's threads end while the engine runs: their last QUIC
+	 * exchanges and record updates (engine_call) finish, none is posted
+	 * to a stopped engine for a module freed before engine_free. Its
+	 * memory goes back with the QUIC node's. */
+	mbox_node_free(n->mbox);
 	engine_stop(n->engine);
 	/* Lookups still running end now (cancelled), while the content,
 	 * service and relay state their callbacks write into is alive:
@@ -939,9 +978,14 @@ int node_start(struct node *n)
 	}
 	if (n->lan) {
 		err = lan_node_start(n->lan);
-		if (err)
+		if (err) {
 			log_error("node", "cannot start LAN discovery: %s", strerror(-err));
+			goto out;
+		}
 	}
+	err = mbox_node_start(n->mbox);
+	if (err)
+		log_error("node", "cannot start the mailbox: %s", strerror(-err));
 out:
 	log_bind(prev_log);
 	return err;

@@ -402,16 +402,18 @@ int store_txn_clear(struct store_txn *txn, unsigned int dbi)
 	return mdb_err(mdb_drop(txn->txn, dbi, 0));
 }
 
-int store_txn_iter(struct store_txn *txn, unsigned int dbi, store_iter_fn fn, void *arg)
+/* Walk dbi from the first key >= from (NULL: the first key). */
+static int iter_cursor(struct store_txn *txn, unsigned int dbi, const void *from, size_t flen,
+		       store_iter_fn fn, void *arg)
 {
 	MDB_cursor *cur;
-	MDB_val k, v;
+	MDB_val k = { .mv_size = flen, .mv_data = (void *)from }, v;
 	int rc, ret = 0;
 
 	rc = mdb_cursor_open(txn->txn, dbi, &cur);
 	if (rc)
 		return mdb_err(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		ret = fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
 		if (ret)
@@ -421,6 +423,17 @@ int store_txn_iter(struct store_txn *txn, unsigned int dbi, store_iter_fn fn, vo
 	if (ret)
 		return ret;
 	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc);
+}
+
+int store_txn_iter(struct store_txn *txn, unsigned int dbi, store_iter_fn fn, void *arg)
+{
+	return iter_cursor(txn, dbi, NULL, 0, fn, arg);
+}
+
+int store_txn_iter_from(struct store_txn *txn, unsigned int dbi, const void *from, size_t flen,
+			store_iter_fn fn, void *arg)
+{
+	return iter_cursor(txn, dbi, from && flen ? from : NULL, flen, fn, arg);
 }
 
 int store_put(struct store *st, unsigned int dbi, const void *key, size_t klen, const void *val,
