@@ -158,8 +158,8 @@ static void ws_upgraded(void *cls, struct MHD_Connection *c, void *req_cls, cons
 }
 
 int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method,
-	       const char *svc, int local, const struct sockaddr_storage *ss, socklen_t sl,
-	       const uint8_t *key, const char *path, unsigned int flags, uint32_t timeout_ms)
+	       const char *svc, const struct svc_dir_result *pin, const char *path,
+	       unsigned int flags, uint32_t timeout_ms)
 {
 	struct ws_acc a = {.flags = flags};
 	const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
@@ -180,10 +180,6 @@ int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method
 				"a WebSocket upgrade is a GET with Connection: Upgrade, "
 				"Upgrade: websocket, Sec-WebSocket-Version: 13 and a "
 				"Sec-WebSocket-Key");
-	if (local)
-		return ws_reply(c, 501, "not_supported",
-				"the service is offered by this node: WebSockets go to remote "
-				"providers");
 	acc(&a, "GET ");
 	acc(&a, path);
 	acc(&a, " HTTP/1.1\r\nHost: ");
@@ -195,9 +191,15 @@ int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method
 		free(a.buf);
 		return ws_reply(c, 431, "too_large", "upgrade request over 16 KiB");
 	}
-	err = svcn_strm_open_ws(sn, svc, ss, sl, key, (const uint8_t *)a.buf, a.len, timeout_ms,
-				&st, &rh, &rhl, &info);
+	err = svcn_strm_open_ws(sn, svc, pin, (const uint8_t *)a.buf, a.len, timeout_ms, &st, &rh,
+				&rhl, &info);
 	free(a.buf);
+	if (err == -ENOENT || err == -ENOTCONN)
+		return ws_reply(c, 404, "not_found", "no provider of this service found");
+	if (err == -EOPNOTSUPP)
+		return ws_reply(c, 501, "not_supported",
+				"the service is offered by this node: WebSockets go to remote "
+				"providers");
 	if (err) {
 		snprintf(msg, sizeof(msg), "the service could not be reached: %s", strerror(-err));
 		return ws_reply(c, err == -ETIMEDOUT ? 504 : 502,

@@ -52,16 +52,18 @@ int svcn_ws_feed(struct svcn_ws *w, const uint8_t *buf, size_t len, int masked, 
 /* A Close frame with code (masked: towards a server); its length. */
 size_t svcn_ws_close_frame(uint8_t out[8], unsigned int code, int masked);
 
-/* The gateway's WebSocket: a stream of type SVC_NODE_ST_WS to the
- * provider at ss (key) whose STREAM_OPEN carries the client's upgrade
- * request head (req, len bytes, copied); waits (at most timeout_ms) for the
+/* The gateway's WebSocket: a stream of type SVC_NODE_ST_WS whose
+ * STREAM_OPEN carries the client's upgrade request head (req, len bytes,
+ * copied), to pin (a provider by service id: reached by its endpoint,
+ * then its key) or, pin NULL, to the best provider of service with
+ * failover (svcn_try_providers); waits (at most timeout_ms) for the
  * backend's response head, returned in *head (malloc'd, *head_len) with
  * the stream (*out) to attach or abort. 0 (then *out set, or NULL with
- * info's class and reason: refused) or -errno. */
-int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
-		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
-		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
-		      size_t *head_len, struct svc_node_stream_info *info);
+ * info's class and reason: refused) or -errno (-EOPNOTSUPP: this node's). */
+int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct svc_dir_result *pin,
+		      const uint8_t *req, size_t len, uint32_t timeout_ms,
+		      struct svc_node_stream **out, uint8_t **head, size_t *head_len,
+		      struct svc_node_stream_info *info);
 
 /* gateway_ws.c: the gateway's WebSocket. wanted: the request asks for
  * Upgrade: websocket. svcn_gw_ws answers the request (a libmicrohttpd
@@ -70,8 +72,8 @@ int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct soc
 struct MHD_Connection;
 int svcn_gw_ws_wanted(struct MHD_Connection *c);
 int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method,
-	       const char *svc, int local, const struct sockaddr_storage *ss, socklen_t sl,
-	       const uint8_t *key, const char *path, unsigned int flags, uint32_t timeout_ms);
+	       const char *svc, const struct svc_dir_result *pin, const char *path,
+	       unsigned int flags, uint32_t timeout_ms);
 
 /* Hub: set up (the epoll set, watched by the backend loop) and tear down
  * (after the owner's loop ended: every local end released). */

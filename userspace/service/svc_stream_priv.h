@@ -39,6 +39,7 @@ struct svc_node_stream {
 	struct svcn_strm *s;		  /* the owner's: NULL once the stream is gone */
 	uint8_t *head;			  /* WebSocket: the backend's response head */
 	size_t head_len;
+	atomic_int sent;		  /* its STREAM_OPEN left (the provider may have it) */
 };
 
 struct svcn_strm {
@@ -87,6 +88,9 @@ struct svcn_strm {
 	size_t qbytes;
 	/* limits */
 	uint64_t idle_ns, last_ns, deadline_ns, retry_ns;
+	/* caller: an address that must answer by then (a dial by key
+	 * follows: svcn_reach), 0: none */
+	uint64_t direct_ns;
 	uint64_t bytes_rx, bytes_tx;
 	int cls;
 	uint32_t reason;
@@ -127,6 +131,7 @@ struct open_msg {
 	socklen_t sl;
 	uint8_t key[IDENTITY_PK_LEN];
 	uint32_t idle_ms, timeout_ms;
+	uint32_t direct_ms; /* > 0: the address has this long to answer */
 	uint8_t *payload; /* WebSocket: the request head (taken by the stream) */
 	size_t payload_len;
 	/* attach */
