@@ -250,6 +250,10 @@ struct svc_node_pub_opts {
 	/* Per-service limits (0 = the node's [svc] default): calls per
 	 * minute and concurrent calls of all peers together, payload cap. */
 	uint32_t calls_per_min, max_payload, max_concurrent;
+	/* Streams (and WebSockets) of the service open at once, all callers
+	 * together (0 = svc.service_streams): past it an open is refused
+	 * with overloaded / streams. */
+	uint32_t max_streams;
 	/* Metadata: keys [a-z0-9._-] 1..32 bytes (not "kind", "vis", nor
 	 * starting "http." or "weft."), values printable; signed into the
 	 * descriptor. */

@@ -35,10 +35,10 @@ NETNS_EXEC="ip netns exec $(netns_name 4)" start_weftd "$D/n4" --state-dir "$D/n
 wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 3 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 4 --json dht status | json_get nodes4)" -ge 1 ]' 150 ||
 	fail "DHT did not form"
 
-netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" upgrade 8090 "$D/heads" >"$D/up.log" 2>&1 &
+netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" upgrade 8090 "$D/heads" "$D/callers" >"$D/up.log" 2>&1 &
 UPID=$!
 netns_on_exit "kill $UPID"
-netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" chat 8091 >"$D/chat.log" 2>&1 &
+netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" chat 8091 "$D/wscallers" >"$D/chat.log" 2>&1 &
 CPID=$!
 netns_on_exit "kill $CPID"
 ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
@@ -60,6 +60,10 @@ KC=$(ctl 3 --json status | json_get node_key)
 grep -q "^POST /room1 HTTP/1.1" "$D/heads" || fail "backend head: $(head -c 400 "$D/heads")"
 grep -qi "^Upgrade: weft-stream" "$D/heads" || fail "no Upgrade in $(cat "$D/heads")"
 grep -qi "^Weft-Caller: $KC" "$D/heads" || fail "no Weft-Caller $KC in $(cat "$D/heads")"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KC room1$" "$D/callers" || fail "stream assertion: $(cat "$D/callers")"
+	grep -q "^bad" "$D/callers" && fail "a stream assertion failed: $(cat "$D/callers")"
+fi
 out=$(echo hi | ctl 3 svc stream nosuch x 2>&1); rc=$?
 [ $rc = 1 ] || fail "stream to nobody: exit $rc ($out)"
 echo "$out" | grep -q not_found || fail "stream to nobody said: $out"
@@ -75,7 +79,13 @@ netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" first "ws://127.0.0.1:$GWC/mesh/
 	fail "first client: $(cat "$D/first.log") / second: $(cat "$D/second.log")"
 wait $SPID || fail "second client: $(cat "$D/second.log")"
 grep -q "hi from first" "$D/second.out" || fail "second client did not hear the first"
-pass "WebSocket chat through two gateways: messages, close codes 4001 and 4002 both ways, 1009 for a 2 MiB message"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	KD=$(ctl 4 --json status | json_get node_key)
+	grep -q "^verified $KC ws$" "$D/wscallers" || fail "ws assertion (C): $(cat "$D/wscallers")"
+	grep -q "^verified $KD ws$" "$D/wscallers" || fail "ws assertion (D): $(cat "$D/wscallers")"
+	grep -q "^bad" "$D/wscallers" && fail "a ws assertion failed: $(cat "$D/wscallers")"
+fi
+pass "WebSocket chat through two gateways (the backend verified each caller's assertion): messages, close codes 4001 and 4002 both ways, 1009 for a 2 MiB message"
 
 code=$(netns_exec 3 curl -s -o "$D/bad.json" -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
 	"http://127.0.0.1:$GWC/mesh/v1/ws/chat/room")

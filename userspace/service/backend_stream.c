@@ -10,31 +10,70 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "svc_bhttp_int.h"
 #include "svc_stream_int.h"
 #include "weft/svc_backend.h"
 #include "weft/util.h"
 
-size_t svcn_bstream_request(char *out, size_t cap, const char *service, const char *method,
-			    const uint8_t key[IDENTITY_PK_LEN])
+/* Does the header line at p (len bytes, no CRLF) name a Weft-* header? */
+static int weft_line(const uint8_t *p, size_t len)
 {
-	char kh[2 * IDENTITY_PK_LEN + 1];
-	int n;
+	return len >= 5 && !strncasecmp((const char *)p, "weft-", 5);
+}
 
-	util_hex(kh, key, IDENTITY_PK_LEN);
-	/* service and method were checked against their charsets
-	 * (svc_name_valid, svc_method_valid): nothing to escape. */
-	n = snprintf(out, cap,
-		     "POST /%s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n"
-		     "Upgrade: weft-stream\r\nWeft-Caller: %s\r\nWeft-Service: %s\r\n"
-		     "Content-Length: 0\r\n\r\n",
-		     method, service, kh, service);
-	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+uint8_t *svcn_bstream_request(const struct svc_bhttp_meta *m, const uint8_t *ws, size_t ws_len,
+			      size_t *out_len)
+{
+	char weft[SVC_BHTTP_REQ_HEAD_MAX];
+	size_t cap = ws_len + sizeof(weft) + 256, o = 0;
+	uint8_t *out;
+	int wl = svc_bhttp_weft_headers(weft, sizeof(weft), m), n;
+
+	*out_len = 0;
+	if (wl < 0 || !(out = malloc(cap)))
+		return NULL;
+	if (!ws) {
+		/* service and method were checked against their charsets
+		 * (svc_name_valid, svc_method_valid): nothing to escape. */
+		n = snprintf((char *)out, cap,
+			     "POST /%s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\n"
+			     "Upgrade: weft-stream\r\nContent-Length: 0\r\n%.*s\r\n",
+			     m->method, m->service, wl, weft);
+		if (n < 0 || (size_t)n >= cap) {
+			free(out);
+			return NULL;
+		}
+		*out_len = (size_t)n;
+		return out;
+	}
+	/* The client's head (one head, CRLF lines, checked by the caller):
+	 * its lines but Weft-* ones (only this node says who called), then
+	 * ours, then the blank line. */
+	for (size_t i = 0; i + 2 <= ws_len;) {
+		const uint8_t *e = memchr(ws + i, '\n', ws_len - i);
+		size_t ll = e ? (size_t)(e - (ws + i)) + 1 : ws_len - i;
+
+		if (ll <= 2)
+			break; /* the blank line */
+		if (!(i && weft_line(ws + i, ll))) {
+			memcpy(out + o, ws + i, ll);
+			o += ll;
+		}
+		i += ll;
+	}
+	memcpy(out + o, weft, (size_t)wl);
+	o += (size_t)wl;
+	memcpy(out + o, "\r\n", 3); /* with a NUL past its length */
+	*out_len = o + 2;
+	return out;
 }
 
 int svcn_bstream_connect(const char *addr)

@@ -957,7 +957,9 @@ int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	m.timeout_ms = (uint32_t)(s->idle_ns / 1000000ull);
 	m.payload = s->open_payload;
 	m.payload_len = s->open_len;
-	if (svc_msg_encode_head(&m, sn->strms->frame, SVC_MSG_HDR_LEN + 2 * 64, &hl) ||
+	m.assertion = s->has_assert ? s->assertion : NULL;
+	if (svc_msg_encode_head(&m, sn->strms->frame, SVC_MSG_HDR_LEN + 2 * 64 + SVC_ASSERT_LEN,
+				&hl) ||
 	    s->open_len > sizeof(sn->strms->frame) - hl ||
 	    (memcpy(sn->strms->frame + hl, s->open_payload ? s->open_payload : (const uint8_t *)"",
 		    s->open_len),

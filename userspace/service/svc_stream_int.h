@@ -111,12 +111,16 @@ struct json_t;
 struct json_t *svcn_strm_stats(struct svc_node *sn);
 
 /* backend_stream.c: the provider's HTTP/1.1 upgrade to its backend. */
-/* The request head for a stream of service/method from caller (key):
- * "POST /<method> HTTP/1.1" with Connection: Upgrade, Upgrade:
- * weft-stream, Host, Weft-Caller, Weft-Service. Returns its length, or 0
- * when it does not fit cap. */
-size_t svcn_bstream_request(char *out, size_t cap, const char *service, const char *method,
-			    const uint8_t key[IDENTITY_PK_LEN]);
+/* The upgrade request to the backend (malloc'd, *out_len bytes; NULL
+ * when out of memory or m does not fit): for a stream (ws NULL) "POST
+ * /<method> HTTP/1.1" with Host, Connection: Upgrade, Upgrade:
+ * weft-stream; for a WebSocket the client's request head (ws, ws_len: one
+ * checked head) without its Weft-* lines; either with the Weft-* headers
+ * of m (Weft-Service, -Service-Version, -Caller, -Request-Id, -Deadline,
+ * -Caller-Assertion: svc_bhttp_weft_headers). A NUL follows it. */
+struct svc_bhttp_meta;
+uint8_t *svcn_bstream_request(const struct svc_bhttp_meta *m, const uint8_t *ws, size_t ws_len,
+			      size_t *out_len);
 /* Start a non-blocking connect to the backend address: the socket or
  * -errno (-EINVAL: address). */
 int svcn_bstream_connect(const char *addr);

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include "svc_calls_int.h"
 #include "svc_ops_int.h"
@@ -43,6 +46,10 @@ void svcn_sx_open_run(struct svc_backend_msg *mm, int cancel)
 	snprintf(s->method, sizeof(s->method), "%s", o->method);
 	memcpy(s->peer.key, o->key, IDENTITY_PK_LEN);
 	s->idle_ns = svcn_sx_idle_ms(sn, o->idle_ms) * 1000000ull;
+	if (o->has_assert) {
+		s->has_assert = 1;
+		memcpy(s->assertion, o->assertion, SVC_ASSERT_LEN);
+	}
 	if (o->payload) {
 		s->ws = 1;
 		s->open_payload = o->payload;
@@ -164,7 +171,24 @@ struct stream_try {
 	size_t payload_len;
 	struct svc_node_stream **out;
 	struct svc_node_stream_info *info;
+	int has_assert; /* this node's assertion over the open */
+	uint8_t assertion[SVC_ASSERT_LEN];
 };
+
+/* Sign the open (docs/SERVICE.md, "Caller assertions": the stream's
+ * method, an empty body), once for all its attempts. */
+static void stream_sign(struct svc_node *sn, struct stream_try *a)
+{
+	uint8_t rid[SVC_REQ_ID_LEN];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	randombytes_buf(rid, sizeof(rid));
+	a->has_assert = !svc_assert_sign(a->assertion, &sn->id, a->name, strlen(a->name),
+					 a->method, strlen(a->method), rid, NULL, 0,
+					 (uint64_t)ts.tv_sec * 1000u +
+					     (uint64_t)ts.tv_nsec / 1000000u);
+}
 
 static int stream_try_remote(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
 			     const struct sockaddr_storage *ss, socklen_t sl, uint32_t timeout_ms,
@@ -193,6 +217,8 @@ static int stream_try_remote(struct svc_node *sn, void *arg, const struct svc_di
 	snprintf(o->method, sizeof(o->method), "%s", a->method);
 	o->idle_ms = a->idle_ms;
 	o->direct_ms = direct_ms;
+	o->has_assert = a->has_assert;
+	memcpy(o->assertion, a->assertion, SVC_ASSERT_LEN);
 	err = open_wait(sn, o, timeout_ms, a->out, a->info, &sent);
 	*unsent = err && !sent;
 	return err;
@@ -241,6 +267,7 @@ int svc_node_stream_open(struct svc_node *sn, const char *name, const char *meth
 	    !svc_method_valid((const uint8_t *)a.method, strlen(a.method)))
 		return -EINVAL;
 	t.arg = &a;
+	stream_sign(sn, &a);
 	return svcn_try_providers(sn, name, NULL, svcn_clamp_timeout(sn, timeout_ms),
 				  SVC_NODE_CALL_ATTEMPTS, &t, NULL);
 }
@@ -266,6 +293,7 @@ int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct svc
 	if (!len)
 		return -EINVAL;
 	t.arg = &a;
+	stream_sign(sn, &a);
 	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
 	if (pin) {
 		uint64_t end = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;

@@ -97,6 +97,8 @@ struct svcn_strm {
 	/* WebSocket (SVC_NODE_ST_WS) */
 	int ws, ws_head; /* ws_head: the caller has the backend's head */
 	uint8_t *open_payload; /* caller: STREAM_OPEN's payload (the request head) */
+	int has_assert;	       /* caller: STREAM_OPEN carries this assertion */
+	uint8_t assertion[SVC_ASSERT_LEN];
 	size_t open_len;
 	struct svcn_ws ws_tx, ws_rx; /* caller: client->backend, backend->client */
 };
@@ -132,6 +134,8 @@ struct open_msg {
 	uint8_t key[IDENTITY_PK_LEN];
 	uint32_t idle_ms, timeout_ms;
 	uint32_t direct_ms; /* > 0: the address has this long to answer */
+	int has_assert; /* the caller's assertion over the open */
+	uint8_t assertion[SVC_ASSERT_LEN];
 	uint8_t *payload; /* WebSocket: the request head (taken by the stream) */
 	size_t payload_len;
 	/* attach */
