@@ -15,6 +15,9 @@
 #     reaches its client, a 2 MiB message is closed with 1009 by the
 #     gateway; a malformed upgrade gets 400; the backend's Origin rule
 #     answers 403 through the gateway.
+#   - the backends verify each caller's assertion (PyNaCl, when present).
+#   - a WebSocket client that asks for 1.5 s of idle time and sends
+#     nothing is closed with 1001 by the gateway.
 set -u
 . "$TOP/tests/lib/common.sh"
 prologue netns 4
@@ -86,6 +89,17 @@ if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
 	grep -q "^bad" "$D/wscallers" && fail "a ws assertion failed: $(cat "$D/wscallers")"
 fi
 pass "WebSocket chat through two gateways (the backend verified each caller's assertion): messages, close codes 4001 and 4002 both ways, 1009 for a 2 MiB message"
+
+# Idle: a client asking for 1.5 s of idle time (X-Weft-Idle-Ms) that
+# sends nothing is closed by the gateway with 1001 (going away); the
+# backend sees the same code ("left 1001" to its other clients).
+out=$(netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" idle "ws://127.0.0.1:$GWC/mesh/v1/ws/chat/idle" 1500 2>&1)
+read -r icode isecs _ <<<"$out"
+[ "${icode:-}" = 1001 ] || fail "idle WebSocket: '$out'"
+"$PYTHON" -c "import sys; sys.exit(not (1.0 <= float(sys.argv[1]) <= 25))" "${isecs:-0}" ||
+	fail "idle WebSocket closed after ${isecs:-?} s"
+[ "$(ctl 3 --json svc streams | json_get ended idle)" -ge 1 ] || fail "idle not counted: $(ctl 3 --json svc streams)"
+pass "WebSocket idle past X-Weft-Idle-Ms 1500: closed 1001 after $isecs s, stream ended idle"
 
 code=$(netns_exec 3 curl -s -o "$D/bad.json" -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
 	"http://127.0.0.1:$GWC/mesh/v1/ws/chat/room")

@@ -157,6 +157,22 @@ static void ws_upgraded(void *cls, struct MHD_Connection *c, void *req_cls, cons
 	svc_node_stream_attach(cls, sock, (const uint8_t *)extra, extra_len, ws_release, urh);
 }
 
+/* X-Weft-Idle-Ms: the client asks for a shorter idle time (1..3600000,
+ * at least 100; anything else: 0, the nodes' svc.stream_idle_ms). */
+static uint32_t idle_asked(struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Weft-Idle-Ms");
+	char *end = NULL;
+	unsigned long ms;
+
+	if (!v || !*v)
+		return 0;
+	ms = strtoul(v, &end, 10);
+	if (!end || *end || !ms || ms > 3600000ul)
+		return 0;
+	return ms < 100 ? 100 : (uint32_t)ms; /* svc.stream_idle_ms's floor */
+}
+
 int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method,
 	       const char *svc, const struct svc_dir_result *pin, const char *path,
 	       unsigned int flags, uint32_t timeout_ms)
@@ -191,8 +207,8 @@ int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method
 		free(a.buf);
 		return ws_reply(c, 431, "too_large", "upgrade request over 16 KiB");
 	}
-	err = svcn_strm_open_ws(sn, svc, pin, (const uint8_t *)a.buf, a.len, timeout_ms, &st, &rh,
-				&rhl, &info);
+	err = svcn_strm_open_ws(sn, svc, pin, (const uint8_t *)a.buf, a.len, idle_asked(c),
+				timeout_ms, &st, &rh, &rhl, &info);
 	free(a.buf);
 	if (err == -ENOENT || err == -ENOTCONN)
 		return ws_reply(c, 404, "not_found", "no provider of this service found");

@@ -661,6 +661,9 @@ int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
 		co = &def;
 	a.method = method ? method : "";
 	a.retry = co->retry;
+	/* A method that may run twice is worth a second provider after a
+	 * timeout: one that may be followed by another gets half the time. */
+	t.split = co->retry == SVC_NODE_RETRY_ALWAYS;
 	max_att = co->attempts ? co->attempts : SVC_NODE_CALL_ATTEMPTS;
 	if (max_att > 8)
 		max_att = 8;

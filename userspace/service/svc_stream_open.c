@@ -273,7 +273,7 @@ int svc_node_stream_open(struct svc_node *sn, const char *name, const char *meth
 }
 
 int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct svc_dir_result *pin,
-		      const uint8_t *req, size_t len, uint32_t timeout_ms,
+		      const uint8_t *req, size_t len, uint32_t idle_ms, uint32_t timeout_ms,
 		      struct svc_node_stream **out, uint8_t **head, size_t *head_len,
 		      struct svc_node_stream_info *info)
 {
@@ -281,6 +281,7 @@ int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct svc
 			       .method = "ws",
 			       .payload = req,
 			       .payload_len = len,
+			       .idle_ms = idle_ms,
 			       .out = out,
 			       .info = info};
 	struct svcn_try t = stream_try_fns;
