@@ -224,16 +224,17 @@ static int stream_try_remote(struct svc_node *sn, void *arg, const struct svc_di
 	return err;
 }
 
-/* This node offers it: the stream goes to our own endpoint over QUIC (a
- * connection to ourselves through the pool), so that the provider's side
- * (admission, limits, handlers, the backend's upgrade) is the one every
- * caller gets. */
 static int stream_try_local(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
 			    uint64_t end_ns, int *unsent)
 {
-	int keyed;
+	struct stream_try *a = arg;
 
-	return svcn_reach(sn, r, end_ns, end_ns, stream_try_remote, arg, unsent, &keyed);
+	(void)sn;
+	(void)end_ns;
+	memset(a->info, 0, sizeof(*a->info));
+	memcpy(a->info->peer, r->owner, IDENTITY_PK_LEN);
+	*unsent = 1;
+	return -EOPNOTSUPP;
 }
 
 /* Nothing reached the caller before the open ends: the next provider may
@@ -245,7 +246,7 @@ static int stream_try_again(void *arg, int err, int unsent)
 
 	(void)unsent;
 	if (err)
-		return err != -ESHUTDOWN && err != -ENOMEM && err != -EBUSY;
+		return err != -ESHUTDOWN && err != -ENOMEM && err != -EBUSY && err != -EOPNOTSUPP;
 	return !*a->out && (a->info->err == SVC_ERR_NOT_FOUND || a->info->err == SVC_ERR_OVERLOADED);
 }
 
