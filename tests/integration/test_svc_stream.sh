@@ -9,6 +9,8 @@
 #     come back byte for byte (stdin EOF is the half-close); the backend saw
 #     POST /<method>, Upgrade: weft-stream and C's key in Weft-Caller.
 #   - a stream to a service nobody offers: exit 1 with not_found.
+#   - a gateway pass-through (GET) reaches the backend with C's key in
+#     Weft-Caller, the client's own Weft-Caller dropped.
 #   - a WebSocket chat between a client on C's gateway (path form) and one
 #     on D's gateway (Host form chat.localhost): messages both ways, the
 #     client's close code 4001 reaches the other side, the backend's 4002
@@ -32,7 +34,7 @@ NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
 	--bootstrap "$IPB:6881"
 NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
-	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWC" --set gateway.services=chat
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWC" --set gateway.services=chat,up
 NETNS_EXEC="ip netns exec $(netns_name 4)" start_weftd "$D/n4" --state-dir "$D/n4" --io uring --workers 1 \
 	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWD" --set gateway.services=chat
 wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 3 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 4 --json dht status | json_get nodes4)" -ge 1 ]' 150 ||
@@ -67,6 +69,22 @@ if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
 	grep -q "^verified $KC room1$" "$D/callers" || fail "stream assertion: $(cat "$D/callers")"
 	grep -q "^bad" "$D/callers" && fail "a stream assertion failed: $(cat "$D/callers")"
 fi
+# The HTTP pass-through carries the caller headers too, and drops the
+# client's own: "up" answers a plain GET 400 (it takes upgrades only)
+# and records its head.
+code=$(netns_exec 3 curl -s -o /dev/null -w '%{http_code}' -H 'Weft-Caller: forged' \
+	-H 'X-Weft-Timeout-Ms: 20000' "http://127.0.0.1:$GWC/mesh/v1/http/up/plain?q=1")
+[ "$code" = 400 ] || fail "pass-through to up: $code"
+"$PYTHON" - "$D/heads" "$KC" <<'PYEOF' || fail "pass-through head: $(tail -c 600 "$D/heads")"
+import sys
+heads = open(sys.argv[1], "rb").read().split(b"\r\n\r\n")
+h = [x for x in heads if x.startswith(b"GET /plain?q=1 ")][-1].decode()
+lines = [l.lower() for l in h.split("\r\n")]
+assert "weft-caller: " + sys.argv[2] in lines, h
+assert "forged" not in h, h
+assert any(l.startswith("weft-request-id: ") for l in lines), h
+assert "weft-service: up" in lines, h
+PYEOF
 out=$(echo hi | ctl 3 svc stream nosuch x 2>&1); rc=$?
 [ $rc = 1 ] || fail "stream to nobody: exit $rc ($out)"
 echo "$out" | grep -q not_found || fail "stream to nobody said: $out"

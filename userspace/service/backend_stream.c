@@ -5,7 +5,9 @@
  * Upgrade and Upgrade: weft-stream; the backend's 101 turns the
  * connection into the raw byte stream. These are the pieces without
  * state: the request, the connect, the response head's parser. The
- * socket is driven by svc_stream.c on the fabric's owner.
+ * socket is driven by svc_stream.c on the fabric's owner. The caller
+ * headers of any request that is not a call (a stream's, a WebSocket's, a
+ * pass-through's) are made here too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "svc_bhttp_int.h"
+#include "svc_dir_int.h"
 #include "svc_stream_int.h"
 #include "weft/svc_backend.h"
 #include "weft/util.h"
@@ -74,6 +79,55 @@ uint8_t *svcn_bstream_request(const struct svc_bhttp_meta *m, const uint8_t *ws,
 	memcpy(out + o, "\r\n", 3); /* with a NUL past its length */
 	*out_len = o + 2;
 	return out;
+}
+
+uint8_t *svcn_caller_request(struct svc_node *sn, const char *service, const char *method,
+			     const uint8_t caller[IDENTITY_PK_LEN], const uint8_t *assertion,
+			     uint32_t deadline_ms, const uint8_t *req, size_t req_len,
+			     size_t *out_len)
+{
+	struct svcn_pub *p = svcn_pub_find(sn, service, strlen(service));
+	struct svc_bhttp_meta bm = {.service = service,
+				    .method = method,
+				    .caller = caller,
+				    .assertion = assertion,
+				    .deadline_ms = deadline_ms};
+	uint8_t rid[SVC_REQ_ID_LEN], *out, *o2;
+	size_t hl = 0, h;
+	char ver[32] = "";
+
+	*out_len = 0;
+	if (req) {
+		/* the head's end, within the cap; what follows is the body */
+		for (size_t i = 3; i < req_len && i < SVCN_CALLER_HEAD_MAX && !hl; i++)
+			if (!memcmp(req + i - 3, "\r\n\r\n", 4))
+				hl = i + 1;
+		if (!hl)
+			return NULL;
+	}
+	if (p && p->version) {
+		svc_version_fmt(p->version, ver, sizeof(ver));
+		bm.version = ver;
+	}
+	if (assertion)
+		memcpy(rid, assertion, SVC_REQ_ID_LEN);
+	else
+		randombytes_buf(rid, sizeof(rid));
+	bm.req_id = rid;
+	out = svcn_bstream_request(&bm, req, hl, &h);
+	if (!out || hl == req_len) {
+		*out_len = h;
+		return out;
+	}
+	o2 = realloc(out, h + (req_len - hl) + 1);
+	if (!o2) {
+		free(out);
+		return NULL;
+	}
+	memcpy(o2 + h, req + hl, req_len - hl);
+	o2[h + req_len - hl] = 0;
+	*out_len = h + req_len - hl;
+	return o2;
 }
 
 int svcn_bstream_connect(const char *addr)

@@ -122,6 +122,17 @@ struct json_t *svcn_strm_stats(struct svc_node *sn);
 struct svc_bhttp_meta;
 uint8_t *svcn_bstream_request(const struct svc_bhttp_meta *m, const uint8_t *ws, size_t ws_len,
 			      size_t *out_len);
+/* The same for the provider's service (its version), caller, the
+ * caller's assertion (NULL: none; its request id, else a new one) and the
+ * time the backend has: a stream's upgrade (req NULL), or req (req_len
+ * bytes: an HTTP/1.x head, at most SVCN_CALLER_HEAD_MAX, then a body: a
+ * WebSocket's upgrade or a pass-through) with the Weft-* headers in its
+ * head. malloc'd with a NUL after *out_len, or NULL (no head end, memory). */
+#define SVCN_CALLER_HEAD_MAX 65536u
+uint8_t *svcn_caller_request(struct svc_node *sn, const char *service, const char *method,
+			     const uint8_t caller[IDENTITY_PK_LEN], const uint8_t *assertion,
+			     uint32_t deadline_ms, const uint8_t *req, size_t req_len,
+			     size_t *out_len);
 /* Start a non-blocking connect to the backend address: the socket or
  * -errno (-EINVAL: address). */
 int svcn_bstream_connect(const char *addr);

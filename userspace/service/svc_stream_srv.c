@@ -15,9 +15,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
-#include "svc_bhttp_int.h"
 #include "svc_dir_int.h"
 #include "svc_stream_priv.h"
 #include "weft/log.h"
@@ -46,26 +43,9 @@ static int ws_request_ok(const uint8_t *p, size_t len)
  * one (docs/SERVICE.md, "Streams to backends"). malloc'd, or NULL. */
 static uint8_t *upgrade_request(struct svcn_strm *s, const struct svc_msg *m, size_t *len)
 {
-	struct svcn_pub *p = svcn_pub_find(s->sn, s->service, strlen(s->service));
-	struct svc_bhttp_meta bm = {.service = s->service,
-				    .method = s->method,
-				    .caller = s->peer.key,
-				    .assertion = m->assertion,
-				    .deadline_ms = SVCN_STRM_BACKEND_MS};
-	uint8_t rid[SVC_REQ_ID_LEN];
-	char ver[32] = "";
-
-	if (p && p->version) {
-		svc_version_fmt(p->version, ver, sizeof(ver));
-		bm.version = ver;
-	}
-	if (m->assertion)
-		memcpy(rid, m->assertion, SVC_REQ_ID_LEN);
-	else
-		randombytes_buf(rid, sizeof(rid));
-	bm.req_id = rid;
-	return svcn_bstream_request(&bm, s->ws ? m->payload : NULL, s->ws ? m->payload_len : 0,
-				    len);
+	return svcn_caller_request(s->sn, s->service, s->method, s->peer.key, m->assertion,
+				   SVCN_STRM_BACKEND_MS, s->ws ? m->payload : NULL,
+				   s->ws ? m->payload_len : 0, len);
 }
 
 /* Provider: the STREAM_OPEN. */
