@@ -333,7 +333,10 @@ struct svc_node_stream;
  * provider's). Returns 0 with *out set (accepted: attach or abort it), 0
  * with *out NULL and info->err / info->reason set (refused), or -errno
  * when no provider was reached (-ENOENT, -ETIMEDOUT, -ECONNREFUSED,
- * -ESHUTDOWN, -EBUSY, -EOPNOTSUPP: a service this node offers itself).
+ * -ESHUTDOWN, -EBUSY, -EOPNOTSUPP: only this node offers it and its io
+ * mode is AF_XDP). A service this node offers is reached the same way,
+ * over a QUIC connection to this node's own endpoint. Up to
+ * SVC_NODE_CALL_ATTEMPTS providers are tried (docs/SERVICE.md, "Failover").
  */
 int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
 			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,

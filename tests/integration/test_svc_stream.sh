@@ -11,6 +11,7 @@
 #   - a stream to a service nobody offers: exit 1 with not_found.
 #   - a gateway pass-through (GET) reaches the backend with C's key in
 #     Weft-Caller, the client's own Weft-Caller dropped.
+#   - A streams to its own echo and backend (served, not 501).
 #   - a WebSocket chat between a client on C's gateway (path form) and one
 #     on D's gateway (Host form chat.localhost): messages both ways, the
 #     client's close code 4001 reaches the other side, the backend's 4002
@@ -85,13 +86,21 @@ assert "forged" not in h, h
 assert any(l.startswith("weft-request-id: ") for l in lines), h
 assert "weft-service: up" in lines, h
 PYEOF
+# A's own services, from A: over a QUIC connection to itself.
+head -c 300000 "$D/in.bin" >"$D/in3.bin"
+ctl 1 svc stream echo self <"$D/in3.bin" >"$D/out3.bin" || fail "svc stream to A's own echo: exit $?"
+cmp -s "$D/in3.bin" "$D/out3.bin" || fail "own echo: $(stat -c %s "$D/out3.bin") bytes back"
+KA=$(ctl 1 --json status | json_get node_key)
+ctl 1 svc stream up mine <"$D/in3.bin" >"$D/out4.bin" || fail "svc stream to A's own backend: exit $?"
+cmp -s "$D/in3.bin" "$D/out4.bin" || fail "own backend: $(stat -c %s "$D/out4.bin") bytes back"
+grep -qi "^Weft-Caller: $KA" "$D/heads" || fail "own backend did not see A's key: $(cat "$D/heads")"
 out=$(echo hi | ctl 3 svc stream nosuch x 2>&1); rc=$?
 [ $rc = 1 ] || fail "stream to nobody: exit $rc ($out)"
 echo "$out" | grep -q not_found || fail "stream to nobody said: $out"
 [ "$(ctl 3 --json svc streams | json_get ended ok)" -ge 2 ] || fail "stream counters: $(ctl 3 --json svc streams 2>&1)"
 ctl 3 metrics 2>/dev/null | grep -q '^weft_svc_streams_ended_total{reason="ok"} [1-9]' ||
 	fail "stream metrics: $(ctl 3 metrics 2>&1 | grep svc_stream)"
-pass "weftctl svc stream: 4 MiB byte for byte through the echo and a backend's upgrade; not_found"
+pass "weftctl svc stream: 4 MiB byte for byte through the echo and a backend's upgrade; A's own echo and backend from A; not_found"
 
 # WebSocket: D's client (Host form) and C's client (path form).
 netns_exec 4 "$PYTHON" "$HERE/svc_ws_client.py" second "ws://chat.localhost:$GWD/room" "$D/second.out" >"$D/second.log" 2>&1 &

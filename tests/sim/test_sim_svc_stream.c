@@ -179,13 +179,13 @@ static int wait_sem(sem_t *s, unsigned int ms)
 
 /* Open name/method from C and attach one end of a socketpair: the other
  * end in *mine. Returns the open's result; info as the open gave it. */
-static int open_pair(const char *name, const char *method, struct ended *e, int *mine,
-		     struct svc_node_stream_info *info)
+static int open_pair_on(struct simnode *n, const char *name, const char *method,
+			struct ended *e, int *mine, struct svc_node_stream_info *info)
 {
 	struct svc_node_stream *st;
 	int sv[2], r;
 
-	r = svc_node_stream_open(node_svc(W.c.node), name, method, 0, 10000, &st, info);
+	r = svc_node_stream_open(node_svc(n->node), name, method, 0, 10000, &st, info);
 	if (r || !st)
 		return r ? r : 1;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -254,6 +254,12 @@ static int teardown(void **state)
 		pthread_join(BK[i].th, NULL);
 	}
 	return 0;
+}
+
+static int open_pair(const char *name, const char *method, struct ended *e, int *mine,
+		     struct svc_node_stream_info *info)
+{
+	return open_pair_on(&W.c, name, method, e, mine, info);
 }
 
 /* ------------------------------------------------------------- 64 MiB */
@@ -354,7 +360,8 @@ static int head_value(const char *head, const char *name, char *out, size_t cap)
 /* The upgrade carries the caller headers of a call (docs/SERVICE.md,
  * "Streams to backends"), and its assertion verifies with C's key over
  * (service, method, request id, empty body, t). */
-static void check_caller_headers(const char *head, const char *svc, const char *method)
+static void check_caller_headers(const char *head, const char *svc, const char *method,
+				 struct simnode *caller)
 {
 	char v[256], sig[160];
 	uint8_t a[SVC_ASSERT_LEN];
@@ -374,15 +381,31 @@ static void check_caller_headers(const char *head, const char *svc, const char *
 		a[SVC_REQ_ID_LEN + i] = (uint8_t)(t >> (56 - 8 * i));
 	assert_int_equal(util_unhex(a + SVC_REQ_ID_LEN + 8, 64, sig), 0);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	assert_int_equal(svc_assert_verify(a, node_identity(W.c.node)->pk, svc, strlen(svc),
+	assert_int_equal(svc_assert_verify(a, node_identity(caller->node)->pk, svc, strlen(svc),
 					   method, strlen(method), NULL, 0,
 					   (uint64_t)ts.tv_sec * 1000u, SVC_ASSERT_SKEW_MS),
 			 0);
 	/* a different method does not verify */
-	assert_int_not_equal(svc_assert_verify(a, node_identity(W.c.node)->pk, svc, strlen(svc),
+	assert_int_not_equal(svc_assert_verify(a, node_identity(caller->node)->pk, svc, strlen(svc),
 					       "other", 5, NULL, 0, (uint64_t)ts.tv_sec * 1000u,
 					       SVC_ASSERT_SKEW_MS),
 			     0);
+}
+
+/* msg written to fd comes back whole. */
+static void echo_back(int fd, const char *msg)
+{
+	char buf[64] = {0};
+	size_t got = 0, len = strlen(msg);
+
+	assert_int_equal(write(fd, msg, len), (ssize_t)len);
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	assert_string_equal(buf, msg);
 }
 
 static void test_backend_upgrade(void **state)
@@ -390,7 +413,6 @@ static void test_backend_upgrade(void **state)
 	struct svc_node_stream_info info, r;
 	struct ended e;
 	char kh[65], buf[64] = {0};
-	size_t got = 0;
 	int fd;
 
 	(void)state;
@@ -399,15 +421,8 @@ static void test_backend_upgrade(void **state)
 	assert_non_null(strstr(BK[BK_ECHO].head, "Upgrade: weft-stream\r\n"));
 	util_hex(kh, node_identity(W.c.node)->pk, 32);
 	assert_non_null(strstr(BK[BK_ECHO].head, kh));
-	check_caller_headers(BK[BK_ECHO].head, "chat", "room1");
-	assert_int_equal(write(fd, "hello weft", 10), 10);
-	while (got < 10) {
-		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
-
-		assert_true(n > 0);
-		got += (size_t)n;
-	}
-	assert_string_equal(buf, "hello weft");
+	check_caller_headers(BK[BK_ECHO].head, "chat", "room1", &W.c);
+	echo_back(fd, "hello weft");
 	shutdown(fd, SHUT_WR);
 	assert_int_equal(read(fd, buf, sizeof(buf)), 0); /* the backend's end */
 	assert_int_equal(wait_sem(&e.sem, 10000), 0);
@@ -518,6 +533,32 @@ static void publish_status(const char *name, const char *backend, int streams, i
 	json_decref(err);
 }
 
+/* A stream to a service of the same node: A to its own echo, D to its
+ * own backend (which sees D's key as the caller). */
+static void test_local_stream(void **state)
+{
+	struct svc_node_stream_info info;
+	struct ended e;
+	char kh[65];
+	int fd;
+
+	(void)state;
+	assert_int_equal(open_pair_on(&W.a, "echo", "self", &e, &fd, &info), 0);
+	assert_memory_equal(info.peer, node_identity(W.a.node)->pk, 32);
+	echo_back(fd, "local echo");
+	shutdown(fd, SHUT_WR);
+	expect_end(&e, SVC_OK, SVC_STREAM_R_OK, 10000);
+	close(fd);
+	assert_int_equal(open_pair_on(&W.d, "chat", "mine", &e, &fd, &info), 0);
+	shutdown(fd, SHUT_WR);
+	expect_end(&e, SVC_OK, SVC_STREAM_R_OK, 10000);
+	close(fd);
+	assert_non_null(strstr(BK[BK_ECHO].head, "POST /mine HTTP/1.1\r\n"));
+	util_hex(kh, node_identity(W.d.node)->pk, 32);
+	assert_non_null(strstr(BK[BK_ECHO].head, kh));
+	check_caller_headers(BK[BK_ECHO].head, "chat", "mine", &W.d);
+}
+
 /* The cap is shown by svc ls and checked at publish. */
 static void test_stream_cap_publish(void **state)
 {
@@ -601,6 +642,7 @@ int main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_bad_backends),
 	    cmocka_unit_test(test_stream_cap_publish),
+	    cmocka_unit_test(test_local_stream),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

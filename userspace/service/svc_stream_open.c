@@ -22,7 +22,9 @@
 #include "svc_calls_int.h"
 #include "svc_ops_int.h"
 #include "svc_stream_priv.h"
+#include "weft/engine.h"
 #include "weft/quic_node.h"
+#include "weft/util.h"
 
 /* ----------------------------------------------------------- the caller */
 
@@ -224,17 +226,35 @@ static int stream_try_remote(struct svc_node *sn, void *arg, const struct svc_di
 	return err;
 }
 
+/* This node offers it: the stream goes to our own endpoint over QUIC (a
+ * connection to ourselves through the pool), so that the provider's side
+ * (admission, limits, handlers, the backend's upgrade) is the one every
+ * caller gets. The descriptor's endpoints are this host's addresses
+ * (svcn_endpoints), which the kernel delivers back to our socket: never
+ * by key. With AF_XDP a frame to our own address leaves by the NIC and
+ * does not come back: -EOPNOTSUPP (the next provider, if any, is tried). */
 static int stream_try_local(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
 			    uint64_t end_ns, int *unsent)
 {
 	struct stream_try *a = arg;
+	struct sockaddr_storage ss = {0};
+	uint64_t now = svcn_now_ns();
+	unsigned int l = 0;
 
-	(void)sn;
-	(void)end_ns;
-	memset(a->info, 0, sizeof(*a->info));
-	memcpy(a->info->peer, r->owner, IDENTITY_PK_LEN);
 	*unsent = 1;
-	return -EOPNOTSUPP;
+	if (engine_mode(sn->eng) == IO_MODE_XDP) {
+		memset(a->info, 0, sizeof(*a->info));
+		memcpy(a->info->peer, r->owner, IDENTITY_PK_LEN);
+		return -EOPNOTSUPP;
+	}
+	if (now + 1000000ull >= end_ns)
+		return -ETIMEDOUT;
+	for (uint32_t e = 0; e < r->n_endpoints; e++)
+		if (!util_parse_addr(r->endpoints[e], &ss, &l))
+			return stream_try_remote(sn, arg, r, &ss, (socklen_t)l,
+						 (uint32_t)((end_ns - now) / 1000000ull), 0, 0,
+						 unsent);
+	return -EHOSTUNREACH;
 }
 
 /* Nothing reached the caller before the open ends: the next provider may
@@ -246,7 +266,7 @@ static int stream_try_again(void *arg, int err, int unsent)
 
 	(void)unsent;
 	if (err)
-		return err != -ESHUTDOWN && err != -ENOMEM && err != -EBUSY && err != -EOPNOTSUPP;
+		return err != -ESHUTDOWN && err != -ENOMEM && err != -EBUSY;
 	return !*a->out && (a->info->err == SVC_ERR_NOT_FOUND || a->info->err == SVC_ERR_OVERLOADED);
 }
 
