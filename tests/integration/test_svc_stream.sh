@@ -19,6 +19,8 @@
 #     gateway; a malformed upgrade gets 400; the backend's Origin rule
 #     answers 403 through the gateway.
 #   - the backends verify each caller's assertion (PyNaCl, when present).
+#   - a WebSocket on A's gateway to A's own chat (served over A's
+#     connection to itself).
 #   - a WebSocket client that asks for 1.5 s of idle time and sends
 #     nothing is closed with 1001 by the gateway.
 set -u
@@ -27,13 +29,13 @@ prologue netns 4
 command -v curl >/dev/null || skip "curl missing"
 "$PYTHON" -c "import websockets" 2>/dev/null || skip "python3-websockets missing"
 IPB=$(netns_ip4 2)
-GWC=5030 GWD=5031
+GWC=5030 GWD=5031 GWA=5032
 HERE=$TOP/tests/integration
 
 mkdir -p "$D/n1" "$D/n2" "$D/n3" "$D/n4"
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
-	--bootstrap "$IPB:6881"
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWA" --set gateway.services=chat
 NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
 	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWC" --set gateway.services=chat,up
 NETNS_EXEC="ip netns exec $(netns_name 4)" start_weftd "$D/n4" --state-dir "$D/n4" --io uring --workers 1 \
@@ -86,7 +88,9 @@ assert "forged" not in h, h
 assert any(l.startswith("weft-request-id: ") for l in lines), h
 assert "weft-service: up" in lines, h
 PYEOF
-# A's own services, from A: over a QUIC connection to itself.
+# A's own services, from A: over a QUIC connection to itself (a failure
+# shows A's log).
+WEFTD_LOG=$(ls "$D"/n1/weftd.log.* | head -1)
 head -c 300000 "$D/in.bin" >"$D/in3.bin"
 ctl 1 svc stream echo self <"$D/in3.bin" >"$D/out3.bin" || fail "svc stream to A's own echo: exit $?"
 cmp -s "$D/in3.bin" "$D/out3.bin" || fail "own echo: $(stat -c %s "$D/out3.bin") bytes back"
@@ -94,6 +98,10 @@ KA=$(ctl 1 --json status | json_get node_key)
 ctl 1 svc stream up mine <"$D/in3.bin" >"$D/out4.bin" || fail "svc stream to A's own backend: exit $?"
 cmp -s "$D/in3.bin" "$D/out4.bin" || fail "own backend: $(stat -c %s "$D/out4.bin") bytes back"
 grep -qi "^Weft-Caller: $KA" "$D/heads" || fail "own backend did not see A's key: $(cat "$D/heads")"
+# Its connection to itself sees its own address: never taken for a
+# relayed path to punch (which moved it between paths and stalled the
+# streams on it).
+grep -q "relayed path\|direct at" "$WEFTD_LOG" && fail "A punched a path: $(grep -h 'quic: conn' "$WEFTD_LOG")"
 out=$(echo hi | ctl 3 svc stream nosuch x 2>&1); rc=$?
 [ $rc = 1 ] || fail "stream to nobody: exit $rc ($out)"
 echo "$out" | grep -q not_found || fail "stream to nobody said: $out"
@@ -116,6 +124,16 @@ if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
 	grep -q "^bad" "$D/wscallers" && fail "a ws assertion failed: $(cat "$D/wscallers")"
 fi
 pass "WebSocket chat through two gateways (the backend verified each caller's assertion): messages, close codes 4001 and 4002 both ways, 1009 for a 2 MiB message"
+
+# A WebSocket on A's own gateway to A's own chat: over A's connection to
+# itself (5 echoed round trips; with PyNaCl, the backend verified A's
+# assertion).
+out=$(netns_exec 1 "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://127.0.0.1:$GWA/mesh/v1/ws/chat/self" 5 2>&1) ||
+	fail "WebSocket to A's own chat: $out"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KA ws$" "$D/wscallers" || fail "ws assertion (A, own): $(cat "$D/wscallers")"
+fi
+pass "WebSocket on A's gateway to A's own chat (p50/p99 us: $out)"
 
 # Idle: a client asking for 1.5 s of idle time (X-Weft-Idle-Ms) that
 # sends nothing is closed by the gateway with 1001 (going away); the
