@@ -33,7 +33,13 @@
 
 #define CN_SS_MAX 16		/* contents super-seeded at once */
 #define CN_SS_PEERS 128		/* downloaders tracked per content */
-#define CN_SS_OFFER 4		/* chunks offered to one downloader at a time (1 MiB) */
+/* Chunks offered to one downloader at a time: 4 (1 MiB) at first; doubled
+ * up to CN_SS_OFFER_MAX (8 MiB) each time it fetched every offer from us,
+ * halved when an offer expired unfetched (it got the chunk elsewhere, or
+ * is slow). A downloader that takes all it is shown from us has nobody
+ * faster to trade with: a fixed 4 held it to 4 chunks per HAVE round. */
+#define CN_SS_OFFER 4
+#define CN_SS_OFFER_MAX 32
 #define CN_SS_OFFER_TTL_MS 5000 /* an offer not fetched from us is done after this */
 /* A chunk already offered is offered again only this long after its last
  * offer: time for the downloaders to trade it among themselves (BEP 16
@@ -41,12 +47,17 @@
 #define CN_SS_SPREAD_MS 30000
 /* A downloader offered nothing new this long gets the true bitmap. */
 #define CN_SS_STARVE_MS 20000
+/* A downloader alone this long (no other one seen within CN_SS_STARVE_MS)
+ * gets the true bitmap: with nobody to trade with, offers would only
+ * throttle it to a few chunks per HAVE round (about 1 MiB/s). */
+#define CN_SS_ALONE_MS 2000
 
 struct ss_peer {
 	uint64_t who, seen_ms, offer_ms; /* offer_ms: its last new offer (or first visit) */
+	uint64_t first_ms;		 /* its first visit */
 	uint64_t conn;			 /* the connection it asked on */
-	uint64_t pend[CN_SS_OFFER], pend_ms[CN_SS_OFFER];
-	unsigned int npend;
+	uint64_t pend[CN_SS_OFFER_MAX], pend_ms[CN_SS_OFFER_MAX];
+	unsigned int npend, win; /* win: offers at a time, CN_SS_OFFER.._MAX */
 	uint8_t *got; /* chunks it fetched from us (n bits) */
 };
 
@@ -182,6 +193,8 @@ static struct ss_peer *peer_of(struct ss_item *it, uint64_t who, uint64_t now)
 	memset(old, 0, sizeof(*old));
 	old->who = who;
 	old->offer_ms = now;
+	old->first_ms = now;
+	old->win = CN_SS_OFFER;
 	old->got = calloc((it->n + 7) / 8, 1);
 	return old->got ? old : NULL;
 }
@@ -207,8 +220,10 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 			p->pend[k] = p->pend[j];
 			p->pend_ms[k++] = p->pend_ms[j];
 		}
+	if (k < p->npend && p->win > CN_SS_OFFER)
+		p->win /= 2; /* offers it did not take from us */
 	p->npend = k;
-	while (p->npend < CN_SS_OFFER) {
+	while (p->npend < p->win) {
 		uint64_t best = UINT64_MAX;
 		unsigned int bestc = UINT_MAX;
 
@@ -236,6 +251,21 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 		p->pend_ms[p->npend++] = now;
 		p->offer_ms = now;
 	}
+}
+
+/* p has been the only downloader for CN_SS_ALONE_MS: nobody to trade
+ * with, so super-seeding would only slow it down. */
+static int alone(const struct ss_item *it, const struct ss_peer *p, uint64_t now)
+{
+	if (now - p->first_ms < CN_SS_ALONE_MS)
+		return 0;
+	for (unsigned int i = 0; i < CN_SS_PEERS; i++) {
+		const struct ss_peer *q = &it->peers[i];
+
+		if (q != p && q->who && now - q->seen_ms < CN_SS_STARVE_MS)
+			return 0;
+	}
+	return 1;
 }
 
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
@@ -267,6 +297,8 @@ int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct soc
 		}
 		p->conn = conn;
 	}
+	if (alone(it, p, now))
+		goto out;
 	ss_offer(it, p, bits, now);
 	/* Nothing to offer it for a while (every chunk it lacks is, as far
 	 * as we know, on its way or with it): the true bitmap, so that no
@@ -306,6 +338,9 @@ void cn_ss_fetched(struct content_node *cn, const uint8_t id[32],
 				if (p->pend[k] == index) {
 					p->pend[k] = p->pend[--p->npend];
 					p->pend_ms[k] = p->pend_ms[p->npend];
+					/* every offer taken from us: show more */
+					if (!p->npend && p->win < CN_SS_OFFER_MAX)
+						p->win *= 2;
 					break;
 				}
 			break;

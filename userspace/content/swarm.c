@@ -133,6 +133,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 		j->peers[i].info = 0;
 		j->peers[i].refresh = 0;
 		j->peers[i].partial = 0;
+		j->peers[i].nf_n = 0;
 	}
 }
 
@@ -169,6 +170,7 @@ static int open_item(struct cn_job *j, uint64_t size, const uint8_t *cvs, uint64
 	j->committed = j->have_n;
 	j->done_bytes += j->have_n == n ? size : j->have_n * B3TREE_CHUNK_LEN;
 	j->opened = 1;
+	cn_reuse_chunks(j); /* a changed item: its unchanged chunks from before */
 	/* Other downloaders may fetch what we have verified from now on
 	 * (serve.c answers INFO with our bitmap). */
 	if (j->announce)
@@ -206,7 +208,11 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (ans[0] != CONTENT_ST_OK) {
 		p->info = 3; /* does not have it (or busy): not a fault */
-		j->said_notfound += ans[0] == CONTENT_ST_NOT_FOUND;
+		if (ans[0] == CONTENT_ST_NOT_FOUND) {
+			j->said_notfound++;
+			p->nf_n++;
+			p->nf_at = p->info_at; /* asked again later (schedule) */
+		}
 		return;
 	}
 	if (r->kind == K_HAVE) {
@@ -600,6 +606,10 @@ static void schedule(struct cn_job *j)
 	for (unsigned int k = 0; k < j->npeers; k++) {
 		struct cn_peer *p = &j->peers[k];
 
+		/* not found when asked: it may have started since (CN_NOTFOUND_ASKS) */
+		if (p->state == P_UP && p->info == 3 && p->nf_n && p->nf_n < CN_NOTFOUND_ASKS &&
+		    t - p->nf_at >= (uint64_t)CN_INFO_REFRESH_MS << (p->nf_n > 4 ? 3 : p->nf_n - 1))
+			p->info = 0;
 		if (p->state == P_UP && p->info == 0 && cn_req_open(j, (int)k, K_INFO, 0) == 0)
 			p->info = 1;
 		else if (p->state == P_UP && p->info == 2 && p->partial && !p->refresh &&
@@ -965,15 +975,26 @@ static void import_group(struct cn_job *j, const struct manifest *m)
 void *cn_job_run(void *arg)
 {
 	struct cn_job *j = arg;
-	struct manifest m;
+	struct manifest m, held;
 	struct cn_seal_view sv = {0};
 	uint8_t ck[32];
 	char hex[65], path[MANIFEST_MAX_PATH + 1];
 	int rc = 0, sealed_open = 0;
 
 	manifest_init(&m);
+	manifest_init(&held);
 	pthread_mutex_lock(&j->mu);
 	j->t_start = util_now_ms();
+	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
+		/* the version held before this one: its items may lend chunks */
+		uint8_t *enc = NULL;
+		size_t len;
+
+		if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0 &&
+		    manifest_decode(&held, enc, len))
+			manifest_init(&held);
+		free(enc);
+	}
 	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
 		rc = fetch_manifest(j, &m);
 		if (!rc)
@@ -1004,6 +1025,7 @@ void *cn_job_run(void *arg)
 				    !selected(&j->rq, path))
 					continue;
 				set_item(j, m.items[i].id);
+				cn_reuse_pick(j, &held, path, m.items[i].id);
 				j->announce = manifest_announced(&m);
 				rc = fetch_item(j);
 				if (!rc && sealed_open) {
@@ -1046,6 +1068,7 @@ void *cn_job_run(void *arg)
 		}
 	}
 	manifest_free(&m);
+	manifest_free(&held);
 	j->status = rc;
 	if (rc && !j->error[0])
 		snprintf(j->error, sizeof(j->error), "%s", strerror(-rc));
@@ -1061,8 +1084,9 @@ void *cn_job_run(void *arg)
 		log_warn(CN_MOD, "download %s failed: %s", hex, j->error);
 	else
 		log_info(CN_MOD,
-			 "download %s done: %llu chunks fetched, %llu already held, %llu bad", hex,
-			 (unsigned long long)j->fetched, (unsigned long long)j->resumed,
-			 (unsigned long long)j->bad_chunks);
+			 "download %s done: %llu chunks fetched, %llu already held, %llu reused from "
+			 "a previous version, %llu bad",
+			 hex, (unsigned long long)j->fetched, (unsigned long long)j->resumed,
+			 (unsigned long long)j->reused, (unsigned long long)j->bad_chunks);
 	return NULL;
 }
