@@ -3,7 +3,8 @@
 #   upgrade PORT  an HTTP/1.1 backend of weft streams: "POST /<method>" with
 #                 Upgrade: weft-stream and a Weft-Caller key; answers 101 and
 #                 echoes every byte until EOF (the half-close), then closes.
-#                 Anything else: 400. Each head seen is appended to HEADS.
+#                 Anything else (a pass-through GET): 400. Each head seen
+#                 is appended to HEADS.
 #   chat PORT     a WebSocket chat (python3-websockets): every message goes
 #                 to every client; "joined N" and "left CODE" on arrivals and
 #                 departures; "/kick" closes the sender with 4002; Origin
@@ -64,7 +65,9 @@ def upgrade(port, heads, callers=None):
             h, rest = head.split(b"\r\n\r\n", 1)
             with open(heads, "ab") as f:
                 f.write(h + b"\r\n\r\n")
-            check_callers(head_fields(h), h.split(b" ")[1][1:], callers)
+            # a stream signs its method; a pass-through (GET, no body) "http"
+            check_callers(head_fields(h), h.split(b" ")[1][1:] if h.startswith(b"POST /") else b"http",
+                          callers)
             low = h.lower()
             if not h.startswith(b"POST /") or b"upgrade: weft-stream" not in low or b"weft-caller: " not in low:
                 c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

@@ -10,7 +10,8 @@
 #     POST /<method>, Upgrade: weft-stream and C's key in Weft-Caller.
 #   - a stream to a service nobody offers: exit 1 with not_found.
 #   - a gateway pass-through (GET) reaches the backend with C's key in
-#     Weft-Caller, the client's own Weft-Caller dropped.
+#     Weft-Caller and C's assertion (method "http"), the client's own
+#     Weft-Caller dropped.
 #   - A streams to its own echo and backend (served, not 501).
 #   - a WebSocket chat between a client on C's gateway (path form) and one
 #     on D's gateway (Host form chat.localhost): messages both ways, the
@@ -88,6 +89,9 @@ assert "forged" not in h, h
 assert any(l.startswith("weft-request-id: ") for l in lines), h
 assert "weft-service: up" in lines, h
 PYEOF
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KC http$" "$D/callers" || fail "pass-through assertion: $(cat "$D/callers")"
+fi
 # A's own services, from A: over a QUIC connection to itself (a failure
 # shows A's log).
 WEFTD_LOG=$(ls "$D"/n1/weftd.log.* | head -1)
@@ -98,6 +102,10 @@ KA=$(ctl 1 --json status | json_get node_key)
 ctl 1 svc stream up mine <"$D/in3.bin" >"$D/out4.bin" || fail "svc stream to A's own backend: exit $?"
 cmp -s "$D/in3.bin" "$D/out4.bin" || fail "own backend: $(stat -c %s "$D/out4.bin") bytes back"
 grep -qi "^Weft-Caller: $KA" "$D/heads" || fail "own backend did not see A's key: $(cat "$D/heads")"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KA mine$" "$D/callers" || fail "own stream assertion: $(cat "$D/callers")"
+	grep -q "^bad" "$D/callers" && fail "an assertion failed: $(cat "$D/callers")"
+fi
 # Its connection to itself sees its own address: never taken for a
 # relayed path to punch (which moved it between paths and stalled the
 # streams on it).

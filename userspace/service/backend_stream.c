@@ -81,6 +81,14 @@ uint8_t *svcn_bstream_request(const struct svc_bhttp_meta *m, const uint8_t *ws,
 	return out;
 }
 
+size_t svcn_head_len(const uint8_t *req, size_t len)
+{
+	for (size_t i = 3; i < len && i < SVCN_CALLER_HEAD_MAX; i++)
+		if (!memcmp(req + i - 3, "\r\n\r\n", 4))
+			return i + 1;
+	return 0;
+}
+
 uint8_t *svcn_caller_request(struct svc_node *sn, const char *service, const char *method,
 			     const uint8_t caller[IDENTITY_PK_LEN], const uint8_t *assertion,
 			     uint32_t deadline_ms, const uint8_t *req, size_t req_len,
@@ -97,14 +105,8 @@ uint8_t *svcn_caller_request(struct svc_node *sn, const char *service, const cha
 	char ver[32] = "";
 
 	*out_len = 0;
-	if (req) {
-		/* the head's end, within the cap; what follows is the body */
-		for (size_t i = 3; i < req_len && i < SVCN_CALLER_HEAD_MAX && !hl; i++)
-			if (!memcmp(req + i - 3, "\r\n\r\n", 4))
-				hl = i + 1;
-		if (!hl)
-			return NULL;
-	}
+	if (req && !(hl = svcn_head_len(req, req_len)))
+		return NULL;
 	if (p && p->version) {
 		svc_version_fmt(p->version, ver, sizeof(ver));
 		bm.version = ver;

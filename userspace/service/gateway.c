@@ -500,12 +500,15 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 				       s->idle_ns, &err);
 	} else {
 		size_t ml;
-		uint8_t *enc;
+		uint8_t *enc, as[SVC_ASSERT_LEN];
 
 		m.service = svc;
 		m.service_len = strlen(svc);
 		m.method = "http";
 		m.method_len = 4;
+		/* signed like a call's: method "http", the request's body */
+		if (svcn_assert_new(sn, as, svc, "http", r->body, r->len))
+			m.assertion = as;
 		m.payload = req;
 		m.payload_len = rl;
 		m.timeout_ms = r->timeout_ms;

@@ -52,6 +52,16 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+int svcn_assert_new(struct svc_node *sn, uint8_t out[SVC_ASSERT_LEN], const char *service,
+		    const char *method, const uint8_t *body, size_t body_len)
+{
+	uint8_t rid[SVC_REQ_ID_LEN];
+
+	randombytes_buf(rid, sizeof(rid));
+	return !svc_assert_sign(out, &sn->id, service, strlen(service), method, strlen(method), rid,
+				body, body_len, wall_ms());
+}
+
 /* One call on the owner: to this node's router (and backend) or a remote
  * provider's stream. Told to its caller, or to its load job. */
 struct call_job {
@@ -344,13 +354,7 @@ static struct call_job *call_new(struct svc_node *sn, const char *name, const ch
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->method, sizeof(c->method), "%s", method);
 	c->timeout_ms = timeout_ms;
-	{
-		uint8_t rid[SVC_REQ_ID_LEN];
-
-		randombytes_buf(rid, sizeof(rid));
-		c->has_assert = !svc_assert_sign(c->assertion, &sn->id, name, strlen(name), method,
-						 strlen(method), rid, payload, len, wall_ms());
-	}
+	c->has_assert = svcn_assert_new(sn, c->assertion, name, method, payload, len);
 	if (local) {
 		c->req = payload;
 		c->req_len = len;

@@ -84,6 +84,11 @@ struct svcn_try {
 int svcn_try_providers(struct svc_node *sn, const char *name, const struct svc_vrange *vr,
 		       uint32_t timeout_ms, uint32_t max_att, const struct svcn_try *t,
 		       unsigned int *attempts);
+/* A caller assertion by this node (docs/SERVICE.md, "Caller assertions")
+ * for service, method and body, with a new request id and the wall
+ * clock's time, into out: 1, or 0 (not signed). */
+int svcn_assert_new(struct svc_node *sn, uint8_t out[SVC_ASSERT_LEN], const char *service,
+		    const char *method, const uint8_t *body, size_t body_len);
 
 /* Reader side (gateway): start a pass-through of req (raw HTTP for a local
  * target; a REQUEST message for a remote one) on the owner; returns the

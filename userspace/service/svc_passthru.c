@@ -69,14 +69,19 @@ static void http_run(struct svc_node *sn, struct http_msg *h)
 	if (h->local) {
 		struct svcn_pub *pub = svcn_pub_find(sn, h->service, strlen(h->service));
 
-		uint8_t *req = NULL;
-		size_t rl = 0;
+		uint8_t *req = NULL, as[SVC_ASSERT_LEN];
+		size_t rl = 0, hl = svcn_head_len(h->req, h->len);
 
 		if (pub)
 			snprintf(backend, sizeof(backend), "%s", pub->backend);
-		/* the backend sees this node as the caller */
-		if (backend[0])
-			req = svcn_caller_request(sn, h->service, "", sn->id.pk, NULL,
+		/* the backend sees this node as the caller, its assertion signed
+		 * as a remote gateway's would be (method "http", the body) */
+		if (backend[0] && hl)
+			req = svcn_caller_request(sn, h->service, "", sn->id.pk,
+						  svcn_assert_new(sn, as, h->service, "http",
+								  h->req + hl, h->len - hl)
+						      ? as
+						      : NULL,
 						  h->timeout_ms, h->req, h->len, &rl);
 		err = !backend[0] ? -EINVAL
 		      : !req	   ? -ENOMEM

@@ -130,6 +130,9 @@ uint8_t *svcn_bstream_request(const struct svc_bhttp_meta *m, const uint8_t *ws,
  * WebSocket's upgrade or a pass-through) with the Weft-* headers in its
  * head. malloc'd with a NUL after *out_len, or NULL (no head end, memory). */
 #define SVCN_CALLER_HEAD_MAX 65536u
+/* The length of req's HTTP head (through its blank line) when it ends
+ * within SVCN_CALLER_HEAD_MAX bytes, else 0. */
+size_t svcn_head_len(const uint8_t *req, size_t len);
 uint8_t *svcn_caller_request(struct svc_node *sn, const char *service, const char *method,
 			     const uint8_t caller[IDENTITY_PK_LEN], const uint8_t *assertion,
 			     uint32_t deadline_ms, const uint8_t *req, size_t req_len,

@@ -181,15 +181,7 @@ struct stream_try {
  * method, an empty body), once for all its attempts. */
 static void stream_sign(struct svc_node *sn, struct stream_try *a)
 {
-	uint8_t rid[SVC_REQ_ID_LEN];
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	randombytes_buf(rid, sizeof(rid));
-	a->has_assert = !svc_assert_sign(a->assertion, &sn->id, a->name, strlen(a->name),
-					 a->method, strlen(a->method), rid, NULL, 0,
-					 (uint64_t)ts.tv_sec * 1000u +
-					     (uint64_t)ts.tv_nsec / 1000000u);
+	a->has_assert = svcn_assert_new(sn, a->assertion, a->name, a->method, NULL, 0);
 }
 
 static int stream_try_remote(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
