@@ -250,6 +250,10 @@ struct svc_node_pub_opts {
 	/* Per-service limits (0 = the node's [svc] default): calls per
 	 * minute and concurrent calls of all peers together, payload cap. */
 	uint32_t calls_per_min, max_payload, max_concurrent;
+	/* Streams (and WebSockets) of the service open at once, all callers
+	 * together (0 = svc.service_streams): past it an open is refused
+	 * with overloaded / streams. */
+	uint32_t max_streams;
 	/* Metadata: keys [a-z0-9._-] 1..32 bytes (not "kind", "vis", nor
 	 * starting "http." or "weft."), values printable; signed into the
 	 * descriptor. */
@@ -329,7 +333,10 @@ struct svc_node_stream;
  * provider's). Returns 0 with *out set (accepted: attach or abort it), 0
  * with *out NULL and info->err / info->reason set (refused), or -errno
  * when no provider was reached (-ENOENT, -ETIMEDOUT, -ECONNREFUSED,
- * -ESHUTDOWN, -EBUSY, -EOPNOTSUPP: a service this node offers itself).
+ * -ESHUTDOWN, -EBUSY, -EOPNOTSUPP: only this node offers it and its io
+ * mode is AF_XDP). A service this node offers is reached the same way,
+ * over a QUIC connection to this node's own endpoint. Up to
+ * SVC_NODE_CALL_ATTEMPTS providers are tried (docs/SERVICE.md, "Failover").
  */
 int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
 			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,

@@ -3,15 +3,52 @@
 #   upgrade PORT  an HTTP/1.1 backend of weft streams: "POST /<method>" with
 #                 Upgrade: weft-stream and a Weft-Caller key; answers 101 and
 #                 echoes every byte until EOF (the half-close), then closes.
-#                 Anything else: 400. Each head seen is appended to HEADS.
+#                 Anything else (a pass-through GET): 400. Each head seen
+#                 is appended to HEADS.
 #   chat PORT     a WebSocket chat (python3-websockets): every message goes
 #                 to every client; "joined N" and "left CODE" on arrivals and
 #                 departures; "/kick" closes the sender with 4002; Origin
 #                 must be absent (origins=[None]): the backend's own rule.
 #   wsecho PORT [HOST]  a WebSocket echo (bench/svc.sh), on HOST (127.0.0.1).
-import asyncio, os, socket, sys, threading
+# upgrade and chat check the caller headers of each upgrade (docs/SERVICE.md,
+# "Streams to backends") with PyNaCl when it is there: "verified KEY METHOD"
+# or "bad WHY" per upgrade, appended to CALLERS (chat: its third argument).
+import asyncio, hashlib, os, socket, sys, threading, time
 
-def upgrade(port, heads):
+def check_callers(hdr, method, callers):
+    """hdr: lower-case name -> value. The assertion over (service, method,
+    request id, empty body, t) verified with Weft-Caller's key."""
+    if not callers:
+        return
+    try:
+        import nacl.signing
+        svc = hdr["weft-service"].encode()
+        caller, rid = hdr["weft-caller"], hdr["weft-request-id"]
+        if not hdr.get("weft-deadline", "").isdigit():
+            raise ValueError("no Weft-Deadline")
+        f = dict(x.split("=", 1) for x in hdr["weft-caller-assertion"].split()[1:])
+        t = int(f["t"])
+        msg = (b"weft-call-assert-v1\n" + bytes([len(svc)]) + svc + bytes([len(method)]) + method
+               + bytes.fromhex(rid) + hashlib.sha256(b"").digest() + t.to_bytes(8, "big"))
+        nacl.signing.VerifyKey(bytes.fromhex(caller)).verify(msg, bytes.fromhex(f["sig"]))
+        if abs(time.time() * 1000 - t) > 300000:
+            raise ValueError("stale t")
+        line = "verified %s %s\n" % (caller, method.decode())
+    except ImportError:
+        return
+    except Exception as e:
+        line = "bad %r\n" % (e,)
+    with open(callers, "a") as fh:
+        fh.write(line)
+
+def head_fields(h):
+    out = {}
+    for ln in h.split(b"\r\n")[1:]:
+        k, _, v = ln.partition(b":")
+        out[k.strip().lower().decode()] = v.strip().decode()
+    return out
+
+def upgrade(port, heads, callers=None):
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
@@ -28,6 +65,9 @@ def upgrade(port, heads):
             h, rest = head.split(b"\r\n\r\n", 1)
             with open(heads, "ab") as f:
                 f.write(h + b"\r\n\r\n")
+            # a stream signs its method; a pass-through (GET, no body) "http"
+            check_callers(head_fields(h), h.split(b" ")[1][1:] if h.startswith(b"POST /") else b"http",
+                          callers)
             low = h.lower()
             if not h.startswith(b"POST /") or b"upgrade: weft-stream" not in low or b"weft-caller: " not in low:
                 c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -46,7 +86,7 @@ def upgrade(port, heads):
         c, _ = ls.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 
-async def chat(port):
+async def chat(port, callers=None):
     import websockets
     clients = set()
 
@@ -59,6 +99,8 @@ async def chat(port):
                     pass
 
     async def handler(ws, path=None):
+        rh = getattr(ws, "request_headers", None) or ws.request.headers
+        check_callers({k.lower(): v for k, v in rh.raw_items()}, b"ws", callers)
         clients.add(ws)
         await bcast("joined %d" % len(clients))
         try:
@@ -88,8 +130,9 @@ async def wsecho(port, host):
 if __name__ == "__main__":
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "upgrade":
-        upgrade(port, sys.argv[3] if len(sys.argv) > 3 else os.devnull)
+        upgrade(port, sys.argv[3] if len(sys.argv) > 3 else os.devnull,
+                sys.argv[4] if len(sys.argv) > 4 else None)
     elif mode == "chat":
-        asyncio.run(chat(port))
+        asyncio.run(chat(port, sys.argv[3] if len(sys.argv) > 3 else None))
     else:
         asyncio.run(wsecho(port, sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"))

@@ -3,6 +3,9 @@
 # through its node's gateway:
 #   second URI HOSTHDR OUT  joins, waits for "hi from first", writes it to
 #                           OUT, closes with 4001 "bye".
+#   idle URI MS             joins asking X-Weft-Idle-Ms: MS, then sends
+#                           nothing (no pings): prints the close code the
+#                           gateway ends it with and the seconds it took.
 #   rtt URI N               N echo round trips of 16 bytes (after 50 to
 #                           warm up): prints "p50_us p99_us" (bench/svc.sh).
 #   first URI               joins, waits for "joined 2", says "hi from
@@ -68,6 +71,19 @@ async def refused(uri, origin):
     except websockets.InvalidStatusCode as e:
         print(e.status_code)
 
+async def idle(uri, ms):
+    hdr = dict(SLOW)
+    hdr["X-Weft-Idle-Ms"] = str(ms)
+    async with websockets.connect(uri, sock=sock_for(uri), open_timeout=30, extra_headers=hdr,
+                                  ping_interval=None) as ws:
+        t0 = asyncio.get_running_loop().time()
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+        except websockets.ConnectionClosed:
+            pass
+        print(ws.close_code, "%.1f" % (asyncio.get_running_loop().time() - t0))
+
 async def rtt(uri, n):
     import time
     lat = []
@@ -86,6 +102,8 @@ if __name__ == "__main__":
         asyncio.run(second(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "first":
         asyncio.run(first(sys.argv[2]))
+    elif sys.argv[1] == "idle":
+        asyncio.run(idle(sys.argv[2], int(sys.argv[3])))
     elif sys.argv[1] == "rtt":
         asyncio.run(rtt(sys.argv[2], int(sys.argv[3])))
     else:

@@ -9,7 +9,8 @@
 # method, C's key in Weft-Caller and a valid Weft-Caller-Assertion; HTTP
 # statuses come back as call statuses and classes; a keep-alive connection
 # carries many calls (the backend counts connections); each bad backend
-# gets its error class within the deadline while the good one answers.
+# gets its error class within the deadline while the good one answers; a
+# per-service concurrency cap given at publish admits that many calls.
 set -u
 . "$TOP/tests/lib/common.sh"
 prologue netns 2 pair
@@ -73,10 +74,12 @@ ctl 1 svc publish appu --backend "unix:$D/app.sock" >/dev/null || fail "publish 
 for b in junk:8091 stall:8092 flood:8093; do
 	ctl 1 svc publish "${b%%:*}" --backend "tcp:127.0.0.1:${b#*:}" >/dev/null || fail "publish ${b%%:*}"
 done
+# The silent backend again, published with a per-service concurrency of 3.
+ctl 1 svc publish stall3 --backend tcp:127.0.0.1:8092 --concurrency 3 >/dev/null || fail "publish stall3"
 wait_for '[ "$(ctl 1 --json svc ls | "$PYTHON" -c "import json,sys; print(min(s[\"announced\"] for s in json.load(sys.stdin)[\"services\"]))")" -ge 1 ]' 100 ||
 	fail "announce not stored: $(ctl 1 --json svc ls)"
 wait_for 'ctl 2 --json svc find app | grep -q "$KA"' 100 || fail "find app: $(ctl 2 --json svc find app)"
-pass "A publishes five backends, C finds them"
+pass "A publishes six backends, C finds them"
 
 # The backend sees the method, C's key and an assertion it can check.
 ctl 2 --json svc call app whoami --data "hello backend" >"$D/who" || fail "call whoami: $(cat "$D/who")"
@@ -147,4 +150,17 @@ wait_for '[ "$(ctl 1 --json svc stats | json_get backend inflight)" = 0 ]' 50 ||
 ctl 1 --json svc stats >"$D/stats"
 [ "$(json_get backend protocol_errors <"$D/stats")" -ge 2 ] || fail "protocol errors: $(json_get backend <"$D/stats")"
 pass "garbage -> backend_protocol (gateway 502), 8 MiB -> too_large, 40 stalled calls -> timeout in $ms ms while app answered; every slot freed"
+
+# Per-service concurrency (svc publish --concurrency 3): of 10 calls at
+# once to the silent backend, 3 are admitted (and time out), 7 are
+# refused overloaded at once.
+ctl 2 --json svc call stall3 x --timeout 1500 --count 10 --concurrency 10 >"$D/stall3"
+"$PYTHON" - "$D/stall3" <<'PYEOF' || fail "per-service concurrency: $(cat "$D/stall3")"
+import json, sys
+e = json.load(open(sys.argv[1]))["errors"]
+assert e.get("timeout", 0) == 3 and e.get("overloaded", 0) == 7, e
+PYEOF
+wait_for '[ "$(ctl 1 --json svc stats | json_get backend inflight)" = 0 ]' 50 ||
+	fail "stall3 slots not freed: $(ctl 1 --json svc stats | json_get backend)"
+pass "svc publish --concurrency 3: of 10 calls at once 3 admitted (timeout), 7 overloaded"
 finish

@@ -9,36 +9,45 @@
 #     come back byte for byte (stdin EOF is the half-close); the backend saw
 #     POST /<method>, Upgrade: weft-stream and C's key in Weft-Caller.
 #   - a stream to a service nobody offers: exit 1 with not_found.
+#   - a gateway pass-through (GET) reaches the backend with C's key in
+#     Weft-Caller and C's assertion (method "http"), the client's own
+#     Weft-Caller dropped.
+#   - A streams to its own echo and backend (served, not 501).
 #   - a WebSocket chat between a client on C's gateway (path form) and one
 #     on D's gateway (Host form chat.localhost): messages both ways, the
 #     client's close code 4001 reaches the other side, the backend's 4002
 #     reaches its client, a 2 MiB message is closed with 1009 by the
 #     gateway; a malformed upgrade gets 400; the backend's Origin rule
 #     answers 403 through the gateway.
+#   - the backends verify each caller's assertion (PyNaCl, when present).
+#   - a WebSocket on A's gateway to A's own chat (served over A's
+#     connection to itself).
+#   - a WebSocket client that asks for 1.5 s of idle time and sends
+#     nothing is closed with 1001 by the gateway.
 set -u
 . "$TOP/tests/lib/common.sh"
 prologue netns 4
 command -v curl >/dev/null || skip "curl missing"
 "$PYTHON" -c "import websockets" 2>/dev/null || skip "python3-websockets missing"
 IPB=$(netns_ip4 2)
-GWC=5030 GWD=5031
+GWC=5030 GWD=5031 GWA=5032
 HERE=$TOP/tests/integration
 
 mkdir -p "$D/n1" "$D/n2" "$D/n3" "$D/n4"
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
-	--bootstrap "$IPB:6881"
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWA" --set gateway.services=chat
 NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
-	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWC" --set gateway.services=chat
+	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWC" --set gateway.services=chat,up
 NETNS_EXEC="ip netns exec $(netns_name 4)" start_weftd "$D/n4" --state-dir "$D/n4" --io uring --workers 1 \
 	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWD" --set gateway.services=chat
 wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 3 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 4 --json dht status | json_get nodes4)" -ge 1 ]' 150 ||
 	fail "DHT did not form"
 
-netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" upgrade 8090 "$D/heads" >"$D/up.log" 2>&1 &
+netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" upgrade 8090 "$D/heads" "$D/callers" >"$D/up.log" 2>&1 &
 UPID=$!
 netns_on_exit "kill $UPID"
-netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" chat 8091 >"$D/chat.log" 2>&1 &
+netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" chat 8091 "$D/wscallers" >"$D/chat.log" 2>&1 &
 CPID=$!
 netns_on_exit "kill $CPID"
 ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
@@ -60,13 +69,54 @@ KC=$(ctl 3 --json status | json_get node_key)
 grep -q "^POST /room1 HTTP/1.1" "$D/heads" || fail "backend head: $(head -c 400 "$D/heads")"
 grep -qi "^Upgrade: weft-stream" "$D/heads" || fail "no Upgrade in $(cat "$D/heads")"
 grep -qi "^Weft-Caller: $KC" "$D/heads" || fail "no Weft-Caller $KC in $(cat "$D/heads")"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KC room1$" "$D/callers" || fail "stream assertion: $(cat "$D/callers")"
+	grep -q "^bad" "$D/callers" && fail "a stream assertion failed: $(cat "$D/callers")"
+fi
+# The HTTP pass-through carries the caller headers too, and drops the
+# client's own: "up" answers a plain GET 400 (it takes upgrades only)
+# and records its head.
+code=$(netns_exec 3 curl -s -o /dev/null -w '%{http_code}' -H 'Weft-Caller: forged' \
+	-H 'X-Weft-Timeout-Ms: 20000' "http://127.0.0.1:$GWC/mesh/v1/http/up/plain?q=1")
+[ "$code" = 400 ] || fail "pass-through to up: $code"
+"$PYTHON" - "$D/heads" "$KC" <<'PYEOF' || fail "pass-through head: $(tail -c 600 "$D/heads")"
+import sys
+heads = open(sys.argv[1], "rb").read().split(b"\r\n\r\n")
+h = [x for x in heads if x.startswith(b"GET /plain?q=1 ")][-1].decode()
+lines = [l.lower() for l in h.split("\r\n")]
+assert "weft-caller: " + sys.argv[2] in lines, h
+assert "forged" not in h, h
+assert any(l.startswith("weft-request-id: ") for l in lines), h
+assert "weft-service: up" in lines, h
+PYEOF
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KC http$" "$D/callers" || fail "pass-through assertion: $(cat "$D/callers")"
+fi
+# A's own services, from A: over a QUIC connection to itself (a failure
+# shows A's log).
+WEFTD_LOG=$(ls "$D"/n1/weftd.log.* | head -1)
+head -c 300000 "$D/in.bin" >"$D/in3.bin"
+ctl 1 svc stream echo self <"$D/in3.bin" >"$D/out3.bin" || fail "svc stream to A's own echo: exit $?"
+cmp -s "$D/in3.bin" "$D/out3.bin" || fail "own echo: $(stat -c %s "$D/out3.bin") bytes back"
+KA=$(ctl 1 --json status | json_get node_key)
+ctl 1 svc stream up mine <"$D/in3.bin" >"$D/out4.bin" || fail "svc stream to A's own backend: exit $?"
+cmp -s "$D/in3.bin" "$D/out4.bin" || fail "own backend: $(stat -c %s "$D/out4.bin") bytes back"
+grep -qi "^Weft-Caller: $KA" "$D/heads" || fail "own backend did not see A's key: $(cat "$D/heads")"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KA mine$" "$D/callers" || fail "own stream assertion: $(cat "$D/callers")"
+	grep -q "^bad" "$D/callers" && fail "an assertion failed: $(cat "$D/callers")"
+fi
+# Its connection to itself sees its own address: never taken for a
+# relayed path to punch (which moved it between paths and stalled the
+# streams on it).
+grep -q "relayed path\|direct at" "$WEFTD_LOG" && fail "A punched a path: $(grep -h 'quic: conn' "$WEFTD_LOG")"
 out=$(echo hi | ctl 3 svc stream nosuch x 2>&1); rc=$?
 [ $rc = 1 ] || fail "stream to nobody: exit $rc ($out)"
 echo "$out" | grep -q not_found || fail "stream to nobody said: $out"
 [ "$(ctl 3 --json svc streams | json_get ended ok)" -ge 2 ] || fail "stream counters: $(ctl 3 --json svc streams 2>&1)"
 ctl 3 metrics 2>/dev/null | grep -q '^weft_svc_streams_ended_total{reason="ok"} [1-9]' ||
 	fail "stream metrics: $(ctl 3 metrics 2>&1 | grep svc_stream)"
-pass "weftctl svc stream: 4 MiB byte for byte through the echo and a backend's upgrade; not_found"
+pass "weftctl svc stream: 4 MiB byte for byte through the echo and a backend's upgrade; A's own echo and backend from A; not_found"
 
 # WebSocket: D's client (Host form) and C's client (path form).
 netns_exec 4 "$PYTHON" "$HERE/svc_ws_client.py" second "ws://chat.localhost:$GWD/room" "$D/second.out" >"$D/second.log" 2>&1 &
@@ -75,7 +125,34 @@ netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" first "ws://127.0.0.1:$GWC/mesh/
 	fail "first client: $(cat "$D/first.log") / second: $(cat "$D/second.log")"
 wait $SPID || fail "second client: $(cat "$D/second.log")"
 grep -q "hi from first" "$D/second.out" || fail "second client did not hear the first"
-pass "WebSocket chat through two gateways: messages, close codes 4001 and 4002 both ways, 1009 for a 2 MiB message"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	KD=$(ctl 4 --json status | json_get node_key)
+	grep -q "^verified $KC ws$" "$D/wscallers" || fail "ws assertion (C): $(cat "$D/wscallers")"
+	grep -q "^verified $KD ws$" "$D/wscallers" || fail "ws assertion (D): $(cat "$D/wscallers")"
+	grep -q "^bad" "$D/wscallers" && fail "a ws assertion failed: $(cat "$D/wscallers")"
+fi
+pass "WebSocket chat through two gateways (the backend verified each caller's assertion): messages, close codes 4001 and 4002 both ways, 1009 for a 2 MiB message"
+
+# A WebSocket on A's own gateway to A's own chat: over A's connection to
+# itself (5 echoed round trips; with PyNaCl, the backend verified A's
+# assertion).
+out=$(netns_exec 1 "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://127.0.0.1:$GWA/mesh/v1/ws/chat/self" 5 2>&1) ||
+	fail "WebSocket to A's own chat: $out"
+if "$PYTHON" -c "import nacl.signing" 2>/dev/null; then
+	grep -q "^verified $KA ws$" "$D/wscallers" || fail "ws assertion (A, own): $(cat "$D/wscallers")"
+fi
+pass "WebSocket on A's gateway to A's own chat (p50/p99 us: $out)"
+
+# Idle: a client asking for 1.5 s of idle time (X-Weft-Idle-Ms) that
+# sends nothing is closed by the gateway with 1001 (going away); the
+# backend sees the same code ("left 1001" to its other clients).
+out=$(netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" idle "ws://127.0.0.1:$GWC/mesh/v1/ws/chat/idle" 1500 2>&1)
+read -r icode isecs _ <<<"$out"
+[ "${icode:-}" = 1001 ] || fail "idle WebSocket: '$out'"
+"$PYTHON" -c "import sys; sys.exit(not (1.0 <= float(sys.argv[1]) <= 25))" "${isecs:-0}" ||
+	fail "idle WebSocket closed after ${isecs:-?} s"
+[ "$(ctl 3 --json svc streams | json_get ended idle)" -ge 1 ] || fail "idle not counted: $(ctl 3 --json svc streams)"
+pass "WebSocket idle past X-Weft-Idle-Ms 1500: closed 1001 after $isecs s, stream ended idle"
 
 code=$(netns_exec 3 curl -s -o "$D/bad.json" -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
 	"http://127.0.0.1:$GWC/mesh/v1/ws/chat/room")

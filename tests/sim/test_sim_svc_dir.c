@@ -23,6 +23,14 @@
  *  - failover: C calls echo in a loop; the provider answering is cut off
  *    the network; C sees at most one failed call, then its calls are
  *    answered by another provider and the dead one is marked dead.
+ *  - retry policies: with the provider ranked first cut off after C
+ *    called it (its REQUEST leaves on the pooled connection, no answer),
+ *    a call with retry "never" fails after that one attempt; with
+ *    "always" the next provider answers it (2 attempts) within 4 s;
+ *  - stream failover: the provider C ranks first is cut off; a stream C
+ *    opens to echo is refused by nobody: its open at the dead one ends
+ *    unanswered (half the time), the next provider accepts it, and its
+ *    echo comes back byte for byte.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -32,10 +40,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <semaphore.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "weft/node.h"
 #include "weft/simnet.h"
+#include "weft/svc_node.h"
 #include "world.h"
 
 struct scene {
@@ -398,12 +413,174 @@ static void test_failover(void **state)
 	simnet_host_set_down(dead->host, 0);
 }
 
+
+struct released {
+	sem_t sem;
+	struct svc_node_stream_info info;
+};
+
+static void on_release(void *arg, int fd, const struct svc_node_stream_info *i)
+{
+	struct released *e = arg;
+
+	e->info = *i;
+	close(fd);
+	sem_post(&e->sem);
+}
+
+/* Read exactly len bytes from fd within ms: 0 or -1. */
+static int read_all(int fd, char *buf, size_t len, int ms)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t k;
+
+		if (poll(&p, 1, ms) <= 0)
+			return -1;
+		k = read(fd, buf + got, len - got);
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+static void test_stream_failover(void **state)
+{
+	struct svc_node_stream_info info;
+	struct svc_node_stream *st = NULL;
+	struct released e;
+	struct simnode *dead;
+	char first[65], back[16], peer[65];
+	struct timespec ts;
+	int sv[2], r;
+	json_t *o;
+
+	(void)state;
+	o = find(&W.c, "echo", NULL);
+	snprintf(first, sizeof(first), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(o, "results"), 0),
+						   "owner")));
+	json_decref(o);
+	dead = !strcmp(first, W.p1.key) ? &W.p1 : !strcmp(first, W.p2.key) ? &W.p2 : &W.p3;
+	simnet_host_set_down(dead->host, 1);
+	r = svc_node_stream_open(node_svc(W.c.node), "echo", "bytes", 0, 8000, &st, &info);
+	assert_int_equal(r, 0);
+	assert_non_null(st);
+	for (int i = 0; i < 32; i++)
+		snprintf(peer + 2 * i, 3, "%02x", info.peer[i]);
+	assert_string_not_equal(peer, dead->key);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	sem_init(&e.sem, 0, 0);
+	assert_int_equal(svc_node_stream_attach(st, sv[1], NULL, 0, on_release, &e), 0);
+	assert_int_equal(write(sv[0], "hello stream", 12), 12);
+	assert_int_equal(read_all(sv[0], back, 12, 20000), 0);
+	assert_memory_equal(back, "hello stream", 12);
+	shutdown(sv[0], SHUT_WR);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 20;
+	assert_int_equal(sem_timedwait(&e.sem, &ts), 0);
+	assert_int_equal(e.info.err, 0);
+	close(sv[0]);
+	/* the dead one was marked so */
+	o = find(&W.c, "echo", NULL);
+	{
+		int i = index_of(o, dead->key);
+
+		assert_true(i >= 0);
+		assert_true(json_is_true(json_object_get(
+		    json_array_get(json_object_get(o, "results"), (size_t)i), "dead")));
+	}
+	json_decref(o);
+	simnet_host_set_down(dead->host, 0);
+}
+
+/* The first of find's results for echo, as a node, and a version range
+ * that selects it alone (versions 1.2, 2.0.0, 1.5.3). */
+static struct simnode *first_echo(const char **range)
+{
+	json_t *o = find(&W.c, "echo", NULL);
+	const char *k = json_string_value(
+	    json_object_get(json_array_get(json_object_get(o, "results"), 0), "owner"));
+	struct simnode *n = !strcmp(k, W.p1.key) ? &W.p1 : !strcmp(k, W.p2.key) ? &W.p2 : &W.p3;
+
+	json_decref(o);
+	*range = n == &W.p1 ? "<1.5" : n == &W.p2 ? ">=2" : ">=1.5,<2";
+	return n;
+}
+
+/* C calls echo with a retry policy: the HTTP status, attempts, peer. */
+static json_t *call_retry(const char *retry, const char *range, int *status)
+{
+	json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:i}", "name", "echo", "method", "x", "data",
+				 "hello", "retry", retry, "timeout_ms", 4000),
+	       *o = NULL;
+
+	if (range)
+		json_object_set_new(body, "version", json_string(range));
+	*status = simnode_ctl(&W.c, "POST", "/v1/svc/call", body, &o);
+	return o;
+}
+
+static void test_retry_policies(void **state)
+{
+	const char *range;
+	struct simnode *f, *g;
+	json_t *o;
+	int st;
+
+	(void)state;
+	/* every provider answers once: the dead marks of the tests before
+	 * are gone (a provider that answers is no longer dead) */
+	for (int i = 0; i < 3; i++) {
+		static const char *const r[3] = {"<1.5", ">=2", ">=1.5,<2"};
+
+		o = call(&W.c, "echo", "x", r[i], &st);
+		assert_int_equal(st, 200);
+		json_decref(o);
+	}
+	/* never: F (first, its connection up) is cut; one attempt, failed */
+	f = first_echo(&range);
+	o = call(&W.c, "echo", "x", range, &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "peer")), f->key);
+	json_decref(o);
+	simnet_host_set_down(f->host, 1);
+	o = call_retry("never", NULL, &st);
+	assert_true(st != 200 || strcmp(json_string_value(json_object_get(o, "error")), "ok"));
+	if (st == 200)
+		assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 1);
+	json_decref(o);
+	/* always: G (first now, F is marked dead) is cut after a call: its
+	 * REQUEST leaves and is never answered; the next provider answers */
+	g = first_echo(&range);
+	assert_ptr_not_equal(g, f);
+	o = call(&W.c, "echo", "x", range, &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "peer")), g->key);
+	json_decref(o);
+	simnet_host_set_down(g->host, 1);
+	o = call_retry("always", NULL, &st);
+	assert_int_equal(st, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "ok");
+	assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
+	assert_string_not_equal(json_string_value(json_object_get(o, "peer")), g->key);
+	assert_string_not_equal(json_string_value(json_object_get(o, "peer")), f->key);
+	json_decref(o);
+	simnet_host_set_down(f->host, 0);
+	simnet_host_set_down(g->host, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_versions),   cmocka_unit_test(test_reputation),
 	    cmocka_unit_test(test_mesh_stats), cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_visibility), cmocka_unit_test(test_failover),
+	    cmocka_unit_test(test_stream_failover),
+	    cmocka_unit_test(test_retry_policies),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -15,6 +15,12 @@
  *   - idle, bytes, streams, slow_reader, a silent backend, a garbage
  *     backend: each ends (or is refused) with its class and reason, and
  *     frees its slot (a stream opens afterwards).
+ *   - a service published with its own stream cap (1) refuses its second
+ *     stream (overloaded, streams), takes one again once the first ended;
+ *     svc ls shows the cap, publish refuses one out of range or on a
+ *     built-in.
+ *   - the backend's upgrade carries the caller headers, and the caller's
+ *     assertion verifies with C's key.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -173,13 +179,13 @@ static int wait_sem(sem_t *s, unsigned int ms)
 
 /* Open name/method from C and attach one end of a socketpair: the other
  * end in *mine. Returns the open's result; info as the open gave it. */
-static int open_pair(const char *name, const char *method, struct ended *e, int *mine,
-		     struct svc_node_stream_info *info)
+static int open_pair_on(struct simnode *n, const char *name, const char *method,
+			struct ended *e, int *mine, struct svc_node_stream_info *info)
 {
 	struct svc_node_stream *st;
 	int sv[2], r;
 
-	r = svc_node_stream_open(node_svc(W.c.node), name, method, 0, 10000, &st, info);
+	r = svc_node_stream_open(node_svc(n->node), name, method, 0, 10000, &st, info);
 	if (r || !st)
 		return r ? r : 1;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -225,6 +231,12 @@ static int setup(void **state)
 		json_decref(simnode_ok(&W.d, "POST", "/v1/svc/publish",
 				       json_pack("{s:s,s:s}", "name", names[i], "backend", be)));
 	}
+	/* the echo backend again, with a stream cap of its own */
+	snprintf(be, sizeof(be), "tcp:127.0.0.1:%u", BK[BK_ECHO].port);
+	json_decref(simnode_ok(&W.d, "POST", "/v1/svc/publish",
+			       json_pack("{s:s,s:s,s:{s:i}}", "name", "capped", "backend", be,
+					 "limits", "streams", 1)));
+	assert_int_equal(simnode_wait(c_finds, "capped", 20000), 0);
 	assert_int_equal(simnode_wait(c_finds, "echo", 20000), 0);
 	for (int i = 0; i < BK__N; i++)
 		assert_int_equal(simnode_wait(c_finds, (void *)names[i], 20000), 0);
@@ -242,6 +254,12 @@ static int teardown(void **state)
 		pthread_join(BK[i].th, NULL);
 	}
 	return 0;
+}
+
+static int open_pair(const char *name, const char *method, struct ended *e, int *mine,
+		     struct svc_node_stream_info *info)
+{
+	return open_pair_on(&W.c, name, method, e, mine, info);
 }
 
 /* ------------------------------------------------------------- 64 MiB */
@@ -320,12 +338,81 @@ static void test_echo_64mib(void **state)
 
 /* ----------------------------------------------------------- backends */
 
+/* The value of header name in head (case as sent), into out. */
+static int head_value(const char *head, const char *name, char *out, size_t cap)
+{
+	char pat[64];
+	const char *p, *e;
+
+	snprintf(pat, sizeof(pat), "\r\n%s: ", name);
+	p = strstr(head, pat);
+	if (!p)
+		return -1;
+	p += strlen(pat);
+	e = strstr(p, "\r\n");
+	if (!e || (size_t)(e - p) >= cap)
+		return -1;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = 0;
+	return 0;
+}
+
+/* The upgrade carries the caller headers of a call (docs/SERVICE.md,
+ * "Streams to backends"), and its assertion verifies with C's key over
+ * (service, method, request id, empty body, t). */
+static void check_caller_headers(const char *head, const char *svc, const char *method,
+				 struct simnode *caller)
+{
+	char v[256], sig[160];
+	uint8_t a[SVC_ASSERT_LEN];
+	unsigned long long t;
+	struct timespec ts;
+
+	assert_int_equal(head_value(head, "Weft-Service", v, sizeof(v)), 0);
+	assert_string_equal(v, svc);
+	assert_int_equal(head_value(head, "Weft-Deadline", v, sizeof(v)), 0);
+	assert_true(atoi(v) > 0);
+	assert_int_equal(head_value(head, "Weft-Request-Id", v, sizeof(v)), 0);
+	assert_int_equal(strlen(v), 2 * SVC_REQ_ID_LEN);
+	assert_int_equal(util_unhex(a, SVC_REQ_ID_LEN, v), 0);
+	assert_int_equal(head_value(head, "Weft-Caller-Assertion", v, sizeof(v)), 0);
+	assert_int_equal(sscanf(v, "v1 t=%llu sig=%129s", &t, sig), 2);
+	for (int i = 0; i < 8; i++)
+		a[SVC_REQ_ID_LEN + i] = (uint8_t)(t >> (56 - 8 * i));
+	assert_int_equal(util_unhex(a + SVC_REQ_ID_LEN + 8, 64, sig), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	assert_int_equal(svc_assert_verify(a, node_identity(caller->node)->pk, svc, strlen(svc),
+					   method, strlen(method), NULL, 0,
+					   (uint64_t)ts.tv_sec * 1000u, SVC_ASSERT_SKEW_MS),
+			 0);
+	/* a different method does not verify */
+	assert_int_not_equal(svc_assert_verify(a, node_identity(caller->node)->pk, svc, strlen(svc),
+					       "other", 5, NULL, 0, (uint64_t)ts.tv_sec * 1000u,
+					       SVC_ASSERT_SKEW_MS),
+			     0);
+}
+
+/* msg written to fd comes back whole. */
+static void echo_back(int fd, const char *msg)
+{
+	char buf[64] = {0};
+	size_t got = 0, len = strlen(msg);
+
+	assert_int_equal(write(fd, msg, len), (ssize_t)len);
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	assert_string_equal(buf, msg);
+}
+
 static void test_backend_upgrade(void **state)
 {
 	struct svc_node_stream_info info, r;
 	struct ended e;
 	char kh[65], buf[64] = {0};
-	size_t got = 0;
 	int fd;
 
 	(void)state;
@@ -334,14 +421,8 @@ static void test_backend_upgrade(void **state)
 	assert_non_null(strstr(BK[BK_ECHO].head, "Upgrade: weft-stream\r\n"));
 	util_hex(kh, node_identity(W.c.node)->pk, 32);
 	assert_non_null(strstr(BK[BK_ECHO].head, kh));
-	assert_int_equal(write(fd, "hello weft", 10), 10);
-	while (got < 10) {
-		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
-
-		assert_true(n > 0);
-		got += (size_t)n;
-	}
-	assert_string_equal(buf, "hello weft");
+	check_caller_headers(BK[BK_ECHO].head, "chat", "room1", &W.c);
+	echo_back(fd, "hello weft");
 	shutdown(fd, SHUT_WR);
 	assert_int_equal(read(fd, buf, sizeof(buf)), 0); /* the backend's end */
 	assert_int_equal(wait_sem(&e.sem, 10000), 0);
@@ -350,6 +431,33 @@ static void test_backend_upgrade(void **state)
 	assert_int_equal(r.reason, SVC_STREAM_R_OK);
 	assert_int_equal(r.bytes_out, 10);
 	close(fd);
+}
+
+static void expect_end(struct ended *e, int cls, uint32_t reason, unsigned int ms);
+
+/* A stream of name/method opens, and ends ok at our half-close. */
+static void opens_and_ends(const char *name, const char *method)
+{
+	struct svc_node_stream_info info;
+	struct ended e;
+	int fd;
+
+	assert_int_equal(open_pair(name, method, &e, &fd, &info), 0);
+	shutdown(fd, SHUT_WR);
+	expect_end(&e, SVC_OK, SVC_STREAM_R_OK, 10000);
+	close(fd);
+}
+
+/* An open of name/method refused: overloaded, reason streams. */
+static void refused_streams(const char *name, const char *method)
+{
+	struct svc_node_stream_info info;
+	struct ended e;
+	int fd;
+
+	assert_int_equal(open_pair(name, method, &e, &fd, &info), 1);
+	assert_int_equal(info.err, SVC_ERR_OVERLOADED);
+	assert_int_equal(info.reason, SVC_STREAM_R_STREAMS);
 }
 
 /* An end with a class and a reason, within deadline_ms. */
@@ -365,7 +473,7 @@ static void test_limits(void **state)
 	struct svc_node_stream_info info;
 	struct ended e1, e2, e3;
 	static uint8_t big[2u << 20];
-	int f1, f2, f3, r;
+	int f1, f2, f3;
 
 	(void)state;
 	/* idle: nothing for 1 s */
@@ -390,10 +498,7 @@ static void test_limits(void **state)
 	/* streams: 2 per peer, the third refused; once one ends, room again */
 	assert_int_equal(open_pair("chat", "s1", &e1, &f1, &info), 0);
 	assert_int_equal(open_pair("chat", "s2", &e2, &f2, &info), 0);
-	r = open_pair("chat", "s3", &e3, &f3, &info);
-	assert_int_equal(r, 1);
-	assert_int_equal(info.err, SVC_ERR_OVERLOADED);
-	assert_int_equal(info.reason, SVC_STREAM_R_STREAMS);
+	refused_streams("chat", "s3");
 	shutdown(f1, SHUT_WR);
 	expect_end(&e1, SVC_OK, SVC_STREAM_R_OK, 10000);
 	assert_int_equal(open_pair("chat", "s3", &e3, &f3, &info), 0);
@@ -404,6 +509,76 @@ static void test_limits(void **state)
 	close(f1);
 	close(f2);
 	close(f3);
+
+	/* the service's own cap (published with "limits": {"streams": 1}):
+	 * its second stream is refused though the peer has room (2) */
+	assert_int_equal(open_pair("capped", "c1", &e1, &f1, &info), 0);
+	refused_streams("capped", "c2");
+	shutdown(f1, SHUT_WR);
+	expect_end(&e1, SVC_OK, SVC_STREAM_R_OK, 10000);
+	close(f1);
+	opens_and_ends("capped", "c3");
+}
+
+/* D publishes name on backend with a stream cap: the HTTP status is want. */
+static void publish_status(const char *name, const char *backend, int streams, int want)
+{
+	json_t *err = NULL;
+
+	assert_int_equal(simnode_ctl(&W.d, "POST", "/v1/svc/publish",
+				     json_pack("{s:s,s:s,s:{s:i}}", "name", name, "backend",
+					       backend, "limits", "streams", streams),
+				     &err),
+			 want);
+	json_decref(err);
+}
+
+/* A stream to a service of the same node: A to its own echo, D to its
+ * own backend (which sees D's key as the caller). */
+static void test_local_stream(void **state)
+{
+	struct svc_node_stream_info info;
+	struct ended e;
+	char kh[65];
+	int fd;
+
+	(void)state;
+	assert_int_equal(open_pair_on(&W.a, "echo", "self", &e, &fd, &info), 0);
+	assert_memory_equal(info.peer, node_identity(W.a.node)->pk, 32);
+	echo_back(fd, "local echo");
+	shutdown(fd, SHUT_WR);
+	expect_end(&e, SVC_OK, SVC_STREAM_R_OK, 10000);
+	close(fd);
+	assert_int_equal(open_pair_on(&W.d, "chat", "mine", &e, &fd, &info), 0);
+	shutdown(fd, SHUT_WR);
+	expect_end(&e, SVC_OK, SVC_STREAM_R_OK, 10000);
+	close(fd);
+	assert_non_null(strstr(BK[BK_ECHO].head, "POST /mine HTTP/1.1\r\n"));
+	util_hex(kh, node_identity(W.d.node)->pk, 32);
+	assert_non_null(strstr(BK[BK_ECHO].head, kh));
+	check_caller_headers(BK[BK_ECHO].head, "chat", "mine", &W.d);
+}
+
+/* The cap is shown by svc ls and checked at publish. */
+static void test_stream_cap_publish(void **state)
+{
+	json_t *o = simnode_ok(&W.d, "GET", "/v1/svc/ls", NULL), *s;
+	size_t i;
+	int seen = 0;
+
+	(void)state;
+	json_array_foreach(json_object_get(o, "services"), i, s) {
+		if (strcmp(json_string_value(json_object_get(s, "name")), "capped"))
+			continue;
+		assert_int_equal(json_integer_value(json_object_get(
+				     json_object_get(s, "limits"), "streams")),
+				 1);
+		seen = 1;
+	}
+	json_decref(o);
+	assert_true(seen);
+	publish_status("capped2", "tcp:127.0.0.1:9", 5000, 400); /* over SVC_NODE_MAX_STREAMS */
+	publish_status("echo", "builtin", 3, 400);		/* a built-in keeps the node's */
 }
 
 /* What the test sends to the never-reading backend: half of D's
@@ -456,10 +631,7 @@ static void test_bad_backends(void **state)
 	expect_end(&e, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE, 15000);
 	close(fd);
 	/* slots are free: the echo backend still opens */
-	assert_int_equal(open_pair("chat", "after", &e, &fd, &info), 0);
-	shutdown(fd, SHUT_WR);
-	expect_end(&e, SVC_OK, SVC_STREAM_R_OK, 10000);
-	close(fd);
+	opens_and_ends("chat", "after");
 }
 
 int main(void)
@@ -469,6 +641,8 @@ int main(void)
 	    cmocka_unit_test(test_backend_upgrade),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_bad_backends),
+	    cmocka_unit_test(test_stream_cap_publish),
+	    cmocka_unit_test(test_local_stream),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -493,13 +493,48 @@ static void test_gw_credentials(void **state)
 	char out[16384], host[128], seen[8192];
 	const char *secrets = "Cookie: sid=local-secret\r\nAuthorization: Bearer local-token\r\n"
 			      "Proxy-Authorization: Basic x\r\nX-Private: p\r\n"
-			      "Connection: X-Private\r\nKeep-Alive: 1\r\nTE: trailers\r\n";
+			      "Connection: X-Private\r\nKeep-Alive: 1\r\nTE: trailers\r\n"
+			      "Weft-Caller: forged\r\n";
+	char caller[2 * IDENTITY_PK_LEN + 1], line[128];
 
 	/* Name origin: nothing secret crosses, either way. */
 	snprintf(host, sizeof(host), "web.localhost:%u", t->gw_port);
 	assert_int_equal(get(t, host, "/a", secrets, out, sizeof(out)), 200);
 	backend_last(t, seen, sizeof(seen));
 	assert_non_null(strstr(seen, "GET /a HTTP/1.0\r\n"));
+	/* The local backend sees this node as the caller (the client's own
+	 * Weft-Caller is gone) and the service's name. */
+	util_hex(caller, t->id.pk, IDENTITY_PK_LEN);
+	snprintf(line, sizeof(line), "\r\nWeft-Caller: %s\r\n", caller);
+	assert_non_null(strstr(seen, line));
+	assert_non_null(strstr(seen, "\r\nWeft-Service: web\r\n"));
+	assert_non_null(strstr(seen, "\r\nWeft-Request-Id: "));
+	{
+		/* ... and it verifies: this node's key, method "http", no body */
+		uint8_t a[SVC_ASSERT_LEN];
+		unsigned long long tm;
+		char sig[2 * IDENTITY_SIG_LEN + 1], rhex[2 * SVC_REQ_ID_LEN + 1];
+		const char *rid = strstr(seen, "\r\nWeft-Request-Id: "),
+			   *as = strstr(seen, "\r\nWeft-Caller-Assertion: v1 t=");
+
+		assert_non_null(rid);
+		assert_non_null(as);
+		assert_int_equal(sscanf(as, "\r\nWeft-Caller-Assertion: v1 t=%llu sig=%128[0-9a-f]",
+					&tm, sig),
+				 2);
+		snprintf(rhex, sizeof(rhex), "%s", rid + 19);
+		assert_int_equal(util_unhex(a, SVC_REQ_ID_LEN, rhex), 0);
+		for (int i = 0; i < 8; i++)
+			a[SVC_REQ_ID_LEN + i] = (uint8_t)(tm >> (56 - 8 * i));
+		assert_int_equal(util_unhex(a + SVC_REQ_ID_LEN + 8, IDENTITY_SIG_LEN, sig), 0);
+		assert_int_equal(svc_assert_verify(a, t->id.pk, "web", 3, "http", 4, NULL, 0, tm,
+						   1000),
+				 0);
+		assert_int_not_equal(svc_assert_verify(a, t->id.pk, "web", 3, "x", 1, NULL, 0, tm,
+						       1000),
+				     0);
+	}
+	assert_null(strstr(seen, "forged"));
 	assert_null(strcasestr(seen, "local-secret"));
 	assert_null(strcasestr(seen, "local-token"));
 	assert_null(strcasestr(seen, "Proxy-Authorization"));

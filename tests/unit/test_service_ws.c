@@ -13,10 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "service/svc_bhttp_int.h"
 #include "service/svc_stream_int.h"
 
 struct ws_case {
@@ -141,19 +143,42 @@ static void test_heads(void **state)
 
 static void test_request(void **state)
 {
-	uint8_t key[32];
-	char out[1024];
+	static const char ws[] = "GET /room HTTP/1.1\r\nHost: chat\r\nWeft-Caller: forged\r\n"
+				 "Upgrade: websocket\r\nweft-caller-assertion: v1 t=1 sig=00\r\n\r\n";
+	uint8_t key[32], rid[16], a[SVC_ASSERT_LEN];
+	struct svc_bhttp_meta m = {.service = "chat", .method = "room/1", .version = "1.2.0",
+				   .caller = key, .req_id = rid, .deadline_ms = 5000};
 	size_t n;
+	char *out;
 
 	(void)state;
 	memset(key, 0xab, sizeof(key));
-	n = svcn_bstream_request(out, sizeof(out), "chat", "room/1", key);
-	assert_true(n > 0);
+	memset(rid, 0x11, sizeof(rid));
+	out = (char *)svcn_bstream_request(&m, NULL, 0, &n);
+	assert_non_null(out);
 	assert_memory_equal(out, "POST /room/1 HTTP/1.1\r\nHost: chat\r\n", 35);
 	assert_non_null(strstr(out, "\r\nUpgrade: weft-stream\r\n"));
 	assert_non_null(strstr(out, "\r\nWeft-Caller: abababab"));
+	assert_non_null(strstr(out, "\r\nWeft-Service-Version: 1.2.0\r\n"));
+	assert_non_null(strstr(out, "\r\nWeft-Request-Id: 11111111111111111111111111111111\r\n"));
+	assert_null(strstr(out, "Weft-Caller-Assertion"));
 	assert_memory_equal(out + n - 4, "\r\n\r\n", 4);
-	assert_int_equal(svcn_bstream_request(out, 40, "chat", "room/1", key), 0);
+	free(out);
+	/* a WebSocket's head: its own Weft-* lines go, ours come */
+	memset(a, 0, sizeof(a));
+	memcpy(a, rid, sizeof(rid));
+	a[SVC_REQ_ID_LEN + 7] = 42;
+	m.assertion = a;
+	out = (char *)svcn_bstream_request(&m, (const uint8_t *)ws, sizeof(ws) - 1, &n);
+	assert_non_null(out);
+	assert_memory_equal(out, "GET /room HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\nWeft-Service: chat\r\n",
+			    72);
+	assert_null(strstr(out, "forged"));
+	assert_null(strstr(out, "sig=00\r\n"));
+	assert_non_null(strstr(out, "\r\nWeft-Caller-Assertion: v1 t=42 sig=0000"));
+	assert_memory_equal(out + n - 4, "\r\n\r\n", 4);
+	assert_true(strstr(out, "\r\n\r\n") == out + n - 4);
+	free(out);
 }
 
 int main(void)

@@ -83,7 +83,7 @@ static const struct weftctl_noun nouns[] = {
 	{ "svc", weftctl_svc,
 	  "svc publish NAME --backend tcp:IP:PORT|unix:PATH|builtin [--http-credentials] [--cors ORIGIN]\n"
 	  "            [--version V] [--meta KEY=VALUE]... [--calls-per-min N] [--max-payload BYTES]\n"
-	  "            [--concurrency N] [--visible-to NODE_KEY]...\n"
+	  "            [--concurrency N] [--max-streams N] [--visible-to NODE_KEY]...\n"
 	  "svc unpublish NAME\n"
 	  "svc ls\n"
 	  "svc find NAME|SERVICE_ID [--version RANGE]   (RANGE like '>=1.2,<2')\n"

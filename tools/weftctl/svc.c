@@ -3,7 +3,7 @@
  * weftctl svc publish NAME --backend tcp:IP:PORT|unix:PATH|builtin
  *                          [--http-credentials] [--cors ORIGIN] [--version V]
  *                          [--meta KEY=VALUE]... [--calls-per-min N]
- *                          [--max-payload BYTES] [--concurrency N]
+ *                          [--max-payload BYTES] [--concurrency N] [--max-streams N]
  *                          [--visible-to NODE_KEY]...
  * weftctl svc unpublish NAME
  * weftctl svc ls
@@ -160,10 +160,12 @@ int weftctl_svc(struct weftctl *ctx, int argc, char **argv)
 				*eq = '=';
 			} else if ((!strcmp(argv[i], "--calls-per-min") ||
 				    !strcmp(argv[i], "--max-payload") ||
-				    !strcmp(argv[i], "--concurrency")) &&
+				    !strcmp(argv[i], "--concurrency") ||
+				    !strcmp(argv[i], "--max-streams")) &&
 				   i + 1 < argc) {
 				const char *k = !strcmp(argv[i], "--calls-per-min") ? "calls_per_min"
 						: !strcmp(argv[i], "--max-payload") ? "max_payload"
+						: !strcmp(argv[i], "--max-streams") ? "streams"
 										     : "concurrency";
 				json_t *l = json_object_get(body, "limits");
 				char *end = NULL;

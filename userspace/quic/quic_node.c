@@ -369,6 +369,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	qn->port = opts->port ? opts->port : QUIC_NODE_DEF_PORT;
 	qn->max_queued = opts->max_queued ? opts->max_queued : QUIC_NODE_DEF_MAX_QUEUED;
 	qn->o = *opts;
+	memcpy(qn->pk, opts->id->pk, QUIC_KEY_LEN);
 	pthread_mutex_init(&qn->budget_mu, NULL);
 	pthread_mutex_init(&qn->buf_mu, NULL);
 	rc = path_budget_new(&qn->budget, opts->punch_peer_attempts, opts->punch_peer_window_s, 0);

@@ -32,6 +32,13 @@ static void observed_data(struct qn_worker *wk, struct qn_conn *c, struct qn_str
 		return;
 	}
 	wk->obs_rx++;
+	/* A connection to ourselves (the service fabric streams to its own
+	 * offers that way) sees its own address: not a relayed path to
+	 * punch, nor a vote on our public address. */
+	if (ci.have_peer_key && !memcmp(ci.peer_key, wk->qn->pk, QUIC_KEY_LEN)) {
+		qn_stream_queue(wk, c, s, NULL, 0, 1, 0, NULL);
+		return;
+	}
 	qn_path_observed(wk, c, &ci, &seen);
 	if (wk->qn->o.on_observed)
 		wk->qn->o.on_observed(wk->qn->o.observed_arg, (struct sockaddr *)&ci.remote,

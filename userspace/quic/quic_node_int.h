@@ -162,6 +162,7 @@ struct quic_node {
 	size_t max_queued;
 	unsigned int idle_timeout_ms;
 	struct quic_node_opts o; /* as given: the hooks (on_validated, on_observed, on_stun, resolve) */
+	uint8_t pk[QUIC_KEY_LEN]; /* this node's key: a connection to ourselves is not a peer */
 	_Atomic size_t queued;
 	_Atomic uint64_t serial;
 	_Atomic unsigned int rr; /* round-robin worker for dials */

@@ -500,12 +500,15 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 				       s->idle_ns, &err);
 	} else {
 		size_t ml;
-		uint8_t *enc;
+		uint8_t *enc, as[SVC_ASSERT_LEN];
 
 		m.service = svc;
 		m.service_len = strlen(svc);
 		m.method = "http";
 		m.method_len = 4;
+		/* signed like a call's: method "http", the request's body */
+		if (svcn_assert_new(sn, as, svc, "http", r->body, r->len))
+			m.assertion = as;
 		m.payload = req;
 		m.payload_len = rl;
 		m.timeout_ms = r->timeout_ms;
@@ -826,17 +829,15 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 				     .cors_wild = r->cors_wild };
 
 		if (svcn_gw_ws_wanted(c))
-			return (MHD_RESULT)svcn_gw_ws(gw->sn, c, method, r->tg.dr.name, r->tg.local,
-						      &r->tg.ss, r->tg.sl, r->tg.dr.owner, r->uri,
+			return (MHD_RESULT)svcn_gw_ws(gw->sn, c, method, r->tg.dr.name,
+						      r->tg.pinned ? &r->tg.dr : NULL, r->uri,
 						      go.flags, r->timeout_ms);
 		return gw_http(gw, c, r->tg.dr.name, &r->tg, method, r->uri, r, &go);
 	}
 	if (!strncmp(url, "/mesh/v1/ws/", 12)) {
 		/* WebSocket, path form: never credentials (a shared origin). */
-		struct gw_target tg = { 0 };
 		size_t pl;
 		const char *raw;
-		int e;
 
 		if (split(url + 12, name, &rest))
 			return reply_error(c, 400, "bad_request", "bad service name");
@@ -851,14 +852,9 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 		if (strlen(r->uri) < pl || strncmp(r->uri, url, pl) ||
 		    (*raw && *raw != '/' && *raw != '?'))
 			return reply_error(c, 400, "bad_request", "encoded service path");
-		e = svcn_pick(gw->sn, name, &tg.dr, &tg.ss, &tg.sl);
-		if (e < 0)
-			return e == -ENOENT || e == -ENOTCONN
-				       ? reply_error(c, 404, "not_found",
-						     "no provider of this service found")
-				       : reply_error(c, 502, "unreachable", strerror(-e));
-		return (MHD_RESULT)svcn_gw_ws(gw->sn, c, method, name, e, &tg.ss, tg.sl,
-					      tg.dr.owner, *raw ? raw : "/", 0, r->timeout_ms);
+		/* the providers of name, with failover (svcn_strm_open_ws) */
+		return (MHD_RESULT)svcn_gw_ws(gw->sn, c, method, name, NULL, *raw ? raw : "/", 0,
+					      r->timeout_ms);
 	}
 	if (!strncmp(url, "/mesh/v1/services/", 18)) {
 		if (strcmp(method, "GET"))

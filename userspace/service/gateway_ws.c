@@ -157,9 +157,25 @@ static void ws_upgraded(void *cls, struct MHD_Connection *c, void *req_cls, cons
 	svc_node_stream_attach(cls, sock, (const uint8_t *)extra, extra_len, ws_release, urh);
 }
 
+/* X-Weft-Idle-Ms: the client asks for a shorter idle time (1..3600000,
+ * at least 100; anything else: 0, the nodes' svc.stream_idle_ms). */
+static uint32_t idle_asked(struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Weft-Idle-Ms");
+	char *end = NULL;
+	unsigned long ms;
+
+	if (!v || !*v)
+		return 0;
+	ms = strtoul(v, &end, 10);
+	if (!end || *end || !ms || ms > 3600000ul)
+		return 0;
+	return ms < 100 ? 100 : (uint32_t)ms; /* svc.stream_idle_ms's floor */
+}
+
 int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method,
-	       const char *svc, int local, const struct sockaddr_storage *ss, socklen_t sl,
-	       const uint8_t *key, const char *path, unsigned int flags, uint32_t timeout_ms)
+	       const char *svc, const struct svc_dir_result *pin, const char *path,
+	       unsigned int flags, uint32_t timeout_ms)
 {
 	struct ws_acc a = {.flags = flags};
 	const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
@@ -180,10 +196,6 @@ int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method
 				"a WebSocket upgrade is a GET with Connection: Upgrade, "
 				"Upgrade: websocket, Sec-WebSocket-Version: 13 and a "
 				"Sec-WebSocket-Key");
-	if (local)
-		return ws_reply(c, 501, "not_supported",
-				"the service is offered by this node: WebSockets go to remote "
-				"providers");
 	acc(&a, "GET ");
 	acc(&a, path);
 	acc(&a, " HTTP/1.1\r\nHost: ");
@@ -195,9 +207,15 @@ int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method
 		free(a.buf);
 		return ws_reply(c, 431, "too_large", "upgrade request over 16 KiB");
 	}
-	err = svcn_strm_open_ws(sn, svc, ss, sl, key, (const uint8_t *)a.buf, a.len, timeout_ms,
-				&st, &rh, &rhl, &info);
+	err = svcn_strm_open_ws(sn, svc, pin, (const uint8_t *)a.buf, a.len, idle_asked(c),
+				timeout_ms, &st, &rh, &rhl, &info);
 	free(a.buf);
+	if (err == -ENOENT || err == -ENOTCONN)
+		return ws_reply(c, 404, "not_found", "no provider of this service found");
+	if (err == -EOPNOTSUPP)
+		return ws_reply(c, 501, "not_supported",
+				"the service is offered by this node only, and its AF_XDP path "
+				"cannot reach itself");
 	if (err) {
 		snprintf(msg, sizeof(msg), "the service could not be reached: %s", strerror(-err));
 		return ws_reply(c, err == -ETIMEDOUT ? 504 : 502,

@@ -52,6 +52,16 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+int svcn_assert_new(struct svc_node *sn, uint8_t out[SVC_ASSERT_LEN], const char *service,
+		    const char *method, const uint8_t *body, size_t body_len)
+{
+	uint8_t rid[SVC_REQ_ID_LEN];
+
+	randombytes_buf(rid, sizeof(rid));
+	return !svc_assert_sign(out, &sn->id, service, strlen(service), method, strlen(method), rid,
+				body, body_len, wall_ms());
+}
+
 /* One call on the owner: to this node's router (and backend) or a remote
  * provider's stream. Told to its caller, or to its load job. */
 struct call_job {
@@ -344,13 +354,7 @@ static struct call_job *call_new(struct svc_node *sn, const char *name, const ch
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->method, sizeof(c->method), "%s", method);
 	c->timeout_ms = timeout_ms;
-	{
-		uint8_t rid[SVC_REQ_ID_LEN];
-
-		randombytes_buf(rid, sizeof(rid));
-		c->has_assert = !svc_assert_sign(c->assertion, &sn->id, name, strlen(name), method,
-						 strlen(method), rid, payload, len, wall_ms());
-	}
+	c->has_assert = svcn_assert_new(sn, c->assertion, name, method, payload, len);
 	if (local) {
 		c->req = payload;
 		c->req_len = len;
@@ -431,28 +435,28 @@ static int call_run(struct svc_node *sn, const char *name, const char *method,
 
 /* The provider's descriptor endpoints did not answer: its key, resolved
  * like `quic ping KEY` (quic_node_resolve: the node record, its direct
- * addresses, else a relay's circuit), within the call's deadline end_ns.
- * -EHOSTUNREACH: no record, or nothing it lists answered. */
-static int call_by_key(struct svc_node *sn, const char *name, const char *method,
-		       const uint8_t *payload, size_t len, const struct svc_dir_result *r,
-		       uint64_t end_ns, struct svc_node_call_res *res)
+ * addresses, else a relay's circuit), each address tried with fn, within
+ * end_ns. -EHOSTUNREACH: no record, or nothing it lists answered. */
+static int reach_by_key(struct svc_node *sn, const struct svc_dir_result *r, uint64_t end_ns,
+			svcn_try_fn fn, void *arg, int *unsent)
 {
 	char hex[2 * IDENTITY_PK_LEN + 1], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
 	uint64_t start = svcn_now_ns();
-	int n, err = -EHOSTUNREACH, unsent = 1;
+	int n, err = -EHOSTUNREACH;
 
+	*unsent = 1;
 	if (start + 1000000ull >= end_ns)
 		return -ETIMEDOUT;
 	util_hex(hex, r->owner, IDENTITY_PK_LEN);
 	/* The record lookup, direct attempts and relay circuit share what is
-	 * left of the call's deadline: the fallback never overruns it. */
+	 * left of the deadline: the fallback never overruns it. */
 	n = quic_node_resolve_within(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
 				     (unsigned int)((end_ns - start) / 1000000ull), NULL);
 	if (n == -ENOENT)
 		n = -EHOSTUNREACH; /* no record: nothing else to dial */
 	if (n < 0)
 		err = n;
-	for (int i = 0; i < n && unsent; i++) {
+	for (int i = 0; i < n && *unsent; i++) {
 		uint8_t key[QUIC_KEY_LEN];
 		struct sockaddr_storage ss;
 		socklen_t sl;
@@ -470,11 +474,8 @@ static int call_by_key(struct svc_node *sn, const char *name, const char *method
 		}
 		if (quic_node_parse_target(t[i], 0, key, &have, &ss, &sl))
 			continue;
-		err = call_run(sn, name, method, payload, len, left, 0, r, &ss, sl, 0, 1, res,
-			       &unsent);
+		err = fn(sn, arg, r, &ss, sl, left, 0, 1, unsent);
 	}
-	if (err)
-		atomic_fetch_add(&sn->calls_by_key_failed, 1);
 	return err;
 }
 
@@ -490,26 +491,8 @@ static void mark_dead_own(struct svc_node *sn, void *arg)
 	svcn_rep_note(sn, d->key, -1, 0, 1); /* the failure itself is counted */
 }
 
-/* Should a call that ended so at one provider be made at the next? err:
- * the transport's (-errno) or 0 with res->err the answer's class. */
-static int may_fail_over(int err, int unsent, const struct svc_node_call_res *res,
-			 enum svc_node_retry retry)
-{
-	if (retry == SVC_NODE_RETRY_NEVER || err == -ESHUTDOWN)
-		return 0;
-	if (err)
-		return unsent || retry == SVC_NODE_RETRY_ALWAYS;
-	/* answered: the provider does not offer it (any more), or it could
-	 * not take the call: the request reached no backend */
-	return res->err == SVC_ERR_NOT_FOUND || res->err == SVC_ERR_OVERLOADED;
-}
-
-/* One attempt at provider r (remote), within end_ns (the call's end), the
- * by-key fallback limited to key_end_ns. */
-static int call_one(struct svc_node *sn, const char *name, const char *method,
-		    const uint8_t *payload, size_t len, const struct svc_dir_result *r,
-		    uint64_t end_ns, uint64_t key_end_ns, struct svc_node_call_res *res,
-		    int *unsent)
+int svcn_reach(struct svc_node *sn, const struct svc_dir_result *r, uint64_t end_ns,
+	       uint64_t key_end_ns, svcn_try_fn fn, void *arg, int *unsent, int *keyed)
 {
 	struct sockaddr_storage ss = {0};
 	socklen_t sl = 0;
@@ -518,6 +501,7 @@ static int call_one(struct svc_node *sn, const char *name, const char *method,
 	int err = -EHOSTUNREACH, have_ep = 0;
 
 	*unsent = 1;
+	*keyed = 0;
 	if (now + 1000000ull >= end_ns)
 		return -ETIMEDOUT;
 	timeout_ms = (uint32_t)((end_ns - now) / 1000000ull);
@@ -530,20 +514,136 @@ static int call_one(struct svc_node *sn, const char *name, const char *method,
 		}
 	}
 	/* A provider whose endpoints may not answer (behind NAT) is reachable
-	 * by its key: the endpoint gets a quarter of the call's time (at
-	 * most QUIC_NODE_DIRECT_MS) to answer, the key the rest. */
+	 * by its key: the endpoint gets a quarter of the time (at most
+	 * QUIC_NODE_DIRECT_MS) to answer, the key the rest. */
 	if (timeout_ms >= SVCN_BY_KEY_MIN_MS && quic_node_can_resolve(sn->quic)) {
 		direct_ms = timeout_ms / 4;
 		if (direct_ms > QUIC_NODE_DIRECT_MS)
 			direct_ms = QUIC_NODE_DIRECT_MS;
 	}
 	if (have_ep)
-		err = call_run(sn, name, method, payload, len, timeout_ms, 0, r, &ss, sl,
-			       direct_ms, 0, res, unsent);
-	if (err && *unsent && (direct_ms || !have_ep) && quic_node_can_resolve(sn->quic))
-		err = call_by_key(sn, name, method, payload, len, r,
-				  key_end_ns + SVC_NODE_NET_MARGIN_MS * 1000000ull, res);
+		err = fn(sn, arg, r, &ss, sl, timeout_ms, direct_ms, 0, unsent);
+	if (err && *unsent && (direct_ms || !have_ep) && quic_node_can_resolve(sn->quic)) {
+		*keyed = 1;
+		err = reach_by_key(sn, r, key_end_ns + SVC_NODE_NET_MARGIN_MS * 1000000ull, fn, arg,
+				   unsent);
+	}
 	return err;
+}
+
+int svcn_try_providers(struct svc_node *sn, const char *name, const struct svc_vrange *vr,
+		       uint32_t timeout_ms, uint32_t max_att, const struct svcn_try *t,
+		       unsigned int *attempts)
+{
+	struct svc_dir_result *rs;
+	uint64_t end_ns;
+	int n, err = -ENOENT, tried = 0;
+
+	if (attempts)
+		*attempts = 0;
+	rs = calloc(SVC_DIR_DEFAULT_RESULTS, sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	n = svcn_pick_list(sn, name, vr, rs, SVC_DIR_DEFAULT_RESULTS, call_turn_ms(timeout_ms),
+			   call_claim_ms(timeout_ms));
+	if (n <= 0) {
+		free(rs);
+		return n < 0 ? n : -ENOENT;
+	}
+	end_ns = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (int i = 0; i < n && (uint32_t)tried < max_att; i++) {
+		const struct svc_dir_result *r = &rs[i];
+		int unsent = 0, last, keyed = 0;
+		uint64_t key_end;
+
+		if (tried && svcn_now_ns() + 1000000ull >= end_ns)
+			break;
+		if (i && r->dead && tried)
+			break; /* the rest were not reachable either, lately */
+		tried++;
+		if (!memcmp(r->owner, sn->id.pk, IDENTITY_PK_LEN)) {
+			/* This node offers it. */
+			err = t->local(sn, t->arg, r, end_ns, &unsent);
+		} else {
+			/* A provider that may be followed by another keeps half
+			 * of what is left for it: its key's resolution (record,
+			 * relay) must not eat the whole time. */
+			last = (uint32_t)tried >= max_att || i + 1 >= n;
+			key_end = last ? end_ns : svcn_now_ns() + (end_ns - svcn_now_ns()) / 2;
+			err = svcn_reach(sn, r, t->split ? key_end : end_ns, key_end, t->fn, t->arg,
+					 &unsent, &keyed);
+			if (err && keyed && t->key_failed)
+				atomic_fetch_add(t->key_failed, 1);
+			if (err && err != -ESHUTDOWN && err != -EBUSY && err != -ENOMEM) {
+				struct dead_note d = {.key = r->owner};
+
+				svcn_owner_run(sn, mark_dead_own, &d, SVCN_OWNER_RUN_MS);
+			}
+		}
+		if (!t->again(t->arg, err, unsent) || i + 1 >= n || (uint32_t)tried >= max_att)
+			break;
+		atomic_fetch_add(&sn->failovers, 1);
+	}
+	if (attempts)
+		*attempts = (unsigned int)tried;
+	free(rs);
+	return err;
+}
+
+/* A call's attempt at one address of a provider, or at this node. */
+struct call_try {
+	const char *name, *method;
+	const uint8_t *payload;
+	size_t len;
+	enum svc_node_retry retry;
+	struct svc_node_call_res *res;
+};
+
+/* Before another attempt: a result of the last one is dropped. */
+static void call_try_reset(struct call_try *a, const struct svc_dir_result *r)
+{
+	free(a->res->data);
+	memset(a->res, 0, sizeof(*a->res));
+	memcpy(a->res->peer, r->owner, IDENTITY_PK_LEN);
+}
+
+static int call_try_remote(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
+			   const struct sockaddr_storage *ss, socklen_t sl, uint32_t timeout_ms,
+			   uint32_t direct_ms, int by_key, int *unsent)
+{
+	struct call_try *a = arg;
+
+	call_try_reset(a, r);
+	return call_run(sn, a->name, a->method, a->payload, a->len, timeout_ms, 0, r, ss, sl,
+			direct_ms, by_key, a->res, unsent);
+}
+
+static int call_try_local(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
+			  uint64_t end_ns, int *unsent)
+{
+	struct call_try *a = arg;
+	uint64_t now = svcn_now_ns();
+
+	call_try_reset(a, r);
+	/* This node offers it: through our own router. */
+	return call_run(sn, a->name, a->method, a->payload, a->len,
+			now < end_ns ? (uint32_t)((end_ns - now) / 1000000ull) : 0, 1, r, NULL, 0,
+			0, 0, a->res, unsent);
+}
+
+/* Should a call that ended so at one provider be made at the next? err:
+ * the transport's (-errno) or 0 with res->err the answer's class. */
+static int call_try_again(void *arg, int err, int unsent)
+{
+	struct call_try *a = arg;
+
+	if (a->retry == SVC_NODE_RETRY_NEVER || err == -ESHUTDOWN)
+		return 0;
+	if (err)
+		return unsent || a->retry == SVC_NODE_RETRY_ALWAYS;
+	/* answered: the provider does not offer it (any more), or it could
+	 * not take the call: the request reached no backend */
+	return a->res->err == SVC_ERR_NOT_FOUND || a->res->err == SVC_ERR_OVERLOADED;
 }
 
 int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
@@ -552,79 +652,29 @@ int svc_node_call_ex(struct svc_node *sn, const char *name, const char *method,
 		     unsigned int *attempts)
 {
 	struct svc_node_call_opts def = {0};
-	struct svc_dir_result *rs;
+	struct call_try a = {.name = name, .payload = payload, .len = len, .res = res};
+	struct svcn_try t = {.fn = call_try_remote,
+			     .local = call_try_local,
+			     .again = call_try_again,
+			     .arg = &a,
+			     .key_failed = &sn->calls_by_key_failed};
 	uint32_t max_att;
-	uint64_t end_ns;
-	int n, err = -ENOENT, tried = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (attempts)
-		*attempts = 0;
 	if (!co)
 		co = &def;
-	if (!method)
-		method = "";
+	a.method = method ? method : "";
+	a.retry = co->retry;
+	/* A method that may run twice is worth a second provider after a
+	 * timeout: one that may be followed by another gets half the time. */
+	t.split = co->retry == SVC_NODE_RETRY_ALWAYS;
 	max_att = co->attempts ? co->attempts : SVC_NODE_CALL_ATTEMPTS;
 	if (max_att > 8)
 		max_att = 8;
 	if (co->retry == SVC_NODE_RETRY_NEVER)
 		max_att = 1;
-	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	rs = calloc(SVC_DIR_DEFAULT_RESULTS, sizeof(*rs));
-	if (!rs)
-		return -ENOMEM;
-	n = svcn_pick_list(sn, name, co->version, rs, SVC_DIR_DEFAULT_RESULTS,
-			   call_turn_ms(timeout_ms), call_claim_ms(timeout_ms));
-	if (n <= 0) {
-		free(rs);
-		return n < 0 ? n : -ENOENT;
-	}
-	end_ns = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-	for (int i = 0; i < n && (uint32_t)tried < max_att; i++) {
-		const struct svc_dir_result *r = &rs[i];
-		int unsent = 0, last;
-		uint64_t key_end;
-
-		if (tried && svcn_now_ns() + 1000000ull >= end_ns)
-			break;
-		if (i && r->dead && tried)
-			break; /* the rest were not reachable either, lately */
-		tried++;
-		memset(res, 0, sizeof(*res));
-		memcpy(res->peer, r->owner, IDENTITY_PK_LEN);
-		if (!memcmp(r->owner, sn->id.pk, IDENTITY_PK_LEN)) {
-			/* This node offers it: through our own router. */
-			err = call_run(sn, name, method, payload, len,
-				       (uint32_t)((end_ns - svcn_now_ns()) / 1000000ull), 1, r, NULL,
-				       0, 0, 0, res, &unsent);
-		} else {
-			/* A provider that may be followed by another keeps half
-			 * of what is left for it: its key's resolution (record,
-			 * relay) must not eat the whole call. */
-			last = (uint32_t)tried >= max_att || i + 1 >= n;
-			key_end = last ? end_ns : svcn_now_ns() + (end_ns - svcn_now_ns()) / 2;
-			err = call_one(sn, name, method, payload, len, r, end_ns, key_end, res,
-				       &unsent);
-			if (err && err != -ESHUTDOWN && err != -EBUSY && err != -ENOMEM) {
-				struct dead_note d = {.key = r->owner};
-
-				svcn_owner_run(sn, mark_dead_own, &d, SVCN_OWNER_RUN_MS);
-			}
-		}
-		if (!may_fail_over(err, unsent, res, co->retry) || i + 1 >= n ||
-		    (uint32_t)tried >= max_att)
-			break;
-		if (!err) {
-			free(res->data);
-			res->data = NULL;
-			res->len = 0;
-		}
-		atomic_fetch_add(&sn->failovers, 1);
-	}
-	if (attempts)
-		*attempts = (unsigned int)tried;
-	free(rs);
-	return err;
+	return svcn_try_providers(sn, name, co->version, svcn_clamp_timeout(sn, timeout_ms),
+				  max_att, &t, attempts);
 }
 
 int svc_node_retry_parse(const char *s, enum svc_node_retry *out)

@@ -379,7 +379,8 @@ static void publish_own(struct svc_node *sn, void *arg)
 		so.kind = SVC_KIND_BACKEND;
 		so.backend = backend;
 		err = svc_router_register(sn->router, &so);
-	} else if (po && (po->calls_per_min || po->max_payload || po->max_concurrent)) {
+	} else if (po && (po->calls_per_min || po->max_payload || po->max_concurrent ||
+			  po->max_streams)) {
 		err = -EINVAL; /* a built-in keeps the node's limits */
 	} else {
 		/* Built-ins are registered at start; publishing one only advertises it. */
@@ -399,6 +400,7 @@ static void publish_own(struct svc_node *sn, void *arg)
 		p->calls_per_min = po->calls_per_min;
 		p->max_payload = po->max_payload;
 		p->max_concurrent = po->max_concurrent;
+		p->max_streams = po->max_streams;
 		p->n_meta = po->n_meta;
 		for (uint32_t i = 0; i < po->n_meta; i++) {
 			snprintf(p->meta_key[i], sizeof(p->meta_key[i]), "%s", po->meta_key[i]);

@@ -135,21 +135,24 @@ static int pub_opts_parse(json_t *body, struct svc_node_pub_opts *po, struct ctl
 		return -EINVAL;
 	}
 	if (l) {
-		json_int_t cpm = 0, mp = 0, mc = 0;
+		json_int_t cpm = 0, mp = 0, mc = 0, ms = 0;
 
 		if (!json_is_object(l) ||
-		    json_unpack(l, "{s?I,s?I,s?I!}", "calls_per_min", &cpm, "max_payload", &mp,
-				"concurrency", &mc) ||
+		    json_unpack(l, "{s?I,s?I,s?I,s?I!}", "calls_per_min", &cpm, "max_payload", &mp,
+				"concurrency", &mc, "streams", &ms) ||
 		    cpm < 0 || cpm > 100000000 || mp < 0 || mp > (64 << 20) || mc < 0 ||
-		    mc > 100000) {
+		    mc > 100000 || ms < 0 || ms > SVC_NODE_MAX_STREAMS) {
 			ctl_resp_error(resp, 400, "bad_request",
 				       "limits: {\"calls_per_min\": 0..100000000, \"max_payload\": "
-				       "0..67108864, \"concurrency\": 0..100000} (0: the node's)");
+				       "0..67108864, \"concurrency\": 0..100000, \"streams\": 0..%u} "
+				       "(0: the node's)",
+				       (unsigned int)SVC_NODE_MAX_STREAMS);
 			return -EINVAL;
 		}
 		po->calls_per_min = (uint32_t)cpm;
 		po->max_payload = (uint32_t)mp;
 		po->max_concurrent = (uint32_t)mc;
+		po->max_streams = (uint32_t)ms;
 	}
 	if (m) {
 		if (!json_is_object(m) || json_object_size(m) > SVC_NODE_PUB_META)
@@ -272,10 +275,11 @@ static void ls_own(struct svc_node *sn, void *arg)
 			json_object_set_new(o, "meta", meta);
 			json_object_set_new(
 			    o, "limits",
-			    json_pack("{s:I,s:I,s:I}", "calls_per_min",
+			    json_pack("{s:I,s:I,s:I,s:I}", "calls_per_min",
 				      (json_int_t)p->calls_per_min, "max_payload",
 				      (json_int_t)p->max_payload, "concurrency",
-				      (json_int_t)p->max_concurrent));
+				      (json_int_t)p->max_concurrent, "streams",
+				      (json_int_t)p->max_streams));
 			json_object_set_new(o, "visibility",
 					    json_string(p->n_allow ? "private" : "public"));
 			json_object_set_new(o, "visible_to", json_integer(p->n_allow));

@@ -56,6 +56,7 @@ struct svcn_pub {
 	char cors[SVC_HTTP_CORS_MAX + 1];
 	uint32_t version;		    /* packed (svc_version_parse) */
 	uint32_t calls_per_min, max_payload, max_concurrent; /* 0 = the node's */
+	uint32_t max_streams; /* 0 = svc.service_streams */
 	uint32_t n_meta;
 	char meta_key[SVC_NODE_PUB_META][SVC_DESC_META_KEY_MAX + 1];
 	char meta_val[SVC_NODE_PUB_META][SVC_NODE_PUB_META_BYTES + 1];

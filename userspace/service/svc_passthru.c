@@ -15,6 +15,7 @@
 #include "svc_dir_int.h"
 #include "svc_ops_int.h"
 #include "svc_pipe_int.h"
+#include "svc_stream_int.h"
 
 struct http_msg {
 	struct svc_backend_msg m;
@@ -68,11 +69,25 @@ static void http_run(struct svc_node *sn, struct http_msg *h)
 	if (h->local) {
 		struct svcn_pub *pub = svcn_pub_find(sn, h->service, strlen(h->service));
 
+		uint8_t *req = NULL, as[SVC_ASSERT_LEN];
+		size_t rl = 0, hl = svcn_head_len(h->req, h->len);
+
 		if (pub)
 			snprintf(backend, sizeof(backend), "%s", pub->backend);
-		err = backend[0] ? svc_backend_stream(sn->backend, backend, h->service, h->req,
-						      h->len, h->timeout_ms, &pipe_sink, h->p)
-				 : -EINVAL;
+		/* the backend sees this node as the caller, its assertion signed
+		 * as a remote gateway's would be (method "http", the body) */
+		if (backend[0] && hl)
+			req = svcn_caller_request(sn, h->service, "", sn->id.pk,
+						  svcn_assert_new(sn, as, h->service, "http",
+								  h->req + hl, h->len - hl)
+						      ? as
+						      : NULL,
+						  h->timeout_ms, h->req, h->len, &rl);
+		err = !backend[0] ? -EINVAL
+		      : !req	   ? -ENOMEM
+				   : svc_backend_stream(sn->backend, backend, h->service, req, rl,
+							h->timeout_ms, &pipe_sink, h->p);
+		free(req);
 		if (!err)
 			h->p = NULL; /* the sink's now */
 		else

@@ -26,11 +26,11 @@
 #include "weft/store.h"
 
 #define PUB_DB "svc_publications"
-#define PUB_VERSION 2
+#define PUB_VERSION 3 /* 3: max_streams after the visibility keys */
 #define PUB_REC_MAX                                                                                \
 	(1 + 4 + 2 + SVC_BACKEND_ADDR_MAX + 2 + SVC_HTTP_CORS_MAX + 16 + 1 +                       \
 	 SVC_NODE_PUB_META * 3 + SVC_NODE_PUB_META_BYTES + 1 +                                     \
-	 SVC_NODE_PUB_ALLOW * IDENTITY_PK_LEN)
+	 SVC_NODE_PUB_ALLOW * IDENTITY_PK_LEN + 4)
 
 static size_t put32(uint8_t *out, size_t o, uint32_t v)
 {
@@ -77,7 +77,8 @@ static size_t pub_encode(const struct svcn_pub *p, uint8_t *out)
 	}
 	out[o++] = (uint8_t)p->n_allow;
 	memcpy(out + o, p->allow, (size_t)p->n_allow * IDENTITY_PK_LEN);
-	return o + (size_t)p->n_allow * IDENTITY_PK_LEN;
+	o += (size_t)p->n_allow * IDENTITY_PK_LEN;
+	return put32(out, o, p->max_streams);
 }
 
 int svcn_pub_store_init(struct svc_node *sn, struct store *st)
@@ -121,7 +122,7 @@ static int each_one(void *arg, const void *key, size_t klen, const void *val, si
 	struct svc_node_pub_opts po = {0};
 	size_t o = 5, bl, cl;
 
-	if (klen == 0 || klen > SVC_NAME_MAX || vlen < 9 || (v[0] != 1 && v[0] != PUB_VERSION))
+	if (klen == 0 || klen > SVC_NAME_MAX || vlen < 9 || v[0] < 1 || v[0] > PUB_VERSION)
 		goto bad;
 	memcpy(name, key, klen);
 	name[klen] = '\0';
@@ -172,9 +173,12 @@ static int each_one(void *arg, const void *key, size_t klen, const void *val, si
 			po.meta_val[i] = mv[i];
 		}
 		if (o + 1 > vlen || (po.n_allow = v[o]) > SVC_NODE_PUB_ALLOW ||
-		    o + 1 + (size_t)po.n_allow * IDENTITY_PK_LEN != vlen)
+		    o + 1 + (size_t)po.n_allow * IDENTITY_PK_LEN + (v[0] >= 3 ? 4 : 0) != vlen)
 			goto bad;
 		memcpy(po.allow, v + o + 1, (size_t)po.n_allow * IDENTITY_PK_LEN);
+		o += 1 + (size_t)po.n_allow * IDENTITY_PK_LEN;
+		if (v[0] >= 3)
+			po.max_streams = get32(v + o);
 	}
 	c->fn(c->sn, name, backend, &po, c->arg);
 	return 0;

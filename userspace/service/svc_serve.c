@@ -15,6 +15,7 @@
 
 #include "svc_dir_int.h"
 #include "svc_serve_int.h"
+#include "svc_stream_int.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/svc_msg.h"
@@ -280,6 +281,8 @@ static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc
 {
 	struct svc_ticket t;
 	struct svcn_relay *r;
+	uint8_t *req;
+	size_t rl = 0;
 	int e;
 
 	sn->st.http_in++;
@@ -311,10 +314,25 @@ static void serve_http(struct svc_node *sn, struct svcn_in *in, const struct svc
 		snprintf(r->j.service, sizeof(r->j.service), "%.*s", (int)m->service_len,
 			 m->service);
 	}
-	/* The deadline a peer asks for is capped by svc.max_timeout_ms. */
-	e = r ? svc_backend_stream(sn->backend, t.backend, r->j.service, m->payload, m->payload_len,
-				   svcn_clamp_timeout(sn, m->timeout_ms), &relay_sink, r)
-	      : -ENOMEM;
+	/* The deadline a peer asks for is capped by svc.max_timeout_ms. The
+	 * backend sees who called (Weft-Caller, ...: the caller's own Weft-*
+	 * lines are dropped); a request without a head is refused. */
+	req = r ? svcn_caller_request(sn, r->j.service, "", in->peer.key, m->assertion,
+				      svcn_clamp_timeout(sn, m->timeout_ms), m->payload,
+				      m->payload_len, &rl)
+		: NULL;
+	e = !r ? -ENOMEM
+	    : !req ? -EBADMSG
+		   : svc_backend_stream(sn->backend, t.backend, r->j.service, req, rl,
+					svcn_clamp_timeout(sn, m->timeout_ms), &relay_sink, r);
+	free(req);
+	if (e == -EBADMSG) {
+		free(r);
+		svc_router_done(sn->router, &t, SVC_ERR_BAD_REQUEST, svcn_now_ns());
+		log_call("http", m, &in->peer, SVC_ERR_BAD_REQUEST, 0);
+		send_response(sn->quic, in->conn, in->sid, SVC_ERR_BAD_REQUEST, 0, NULL, 0, 1);
+		return;
+	}
 	if (e) {
 		free(r);
 		svc_router_done(sn->router, &t, SVC_ERR_OVERLOADED, svcn_now_ns());

@@ -948,6 +948,8 @@ int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	s->sid = sid;
 	s->opened = 1;
 	hash_in(s);
+	if (s->w)
+		atomic_store(&s->w->sent, 1);
 	m.service = s->service;
 	m.service_len = strlen(s->service);
 	m.method = s->method;
@@ -955,7 +957,9 @@ int svcn_strm_cl_opened(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	m.timeout_ms = (uint32_t)(s->idle_ns / 1000000ull);
 	m.payload = s->open_payload;
 	m.payload_len = s->open_len;
-	if (svc_msg_encode_head(&m, sn->strms->frame, SVC_MSG_HDR_LEN + 2 * 64, &hl) ||
+	m.assertion = s->has_assert ? s->assertion : NULL;
+	if (svc_msg_encode_head(&m, sn->strms->frame, SVC_MSG_HDR_LEN + 2 * 64 + SVC_ASSERT_LEN,
+				&hl) ||
 	    s->open_len > sizeof(sn->strms->frame) - hl ||
 	    (memcpy(sn->strms->frame + hl, s->open_payload ? s->open_payload : (const uint8_t *)"",
 		    s->open_len),
@@ -1082,6 +1086,14 @@ uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
 		} else if (!s->accepted || (s->role == ROLE_CALLER && s->fd < 0 && s->release == NULL &&
 					    s->w && atomic_load(&s->w->state) == W_DONE)) {
 			/* waiting for the provider's answer, or for the caller's attach */
+			if (s->direct_ns && !s->opened && !s->accepted && now >= s->direct_ns) {
+				/* the address did not answer in its time: the
+				 * provider's key is dialled next (svcn_reach) */
+				svcn_sx_wtell(s, -EHOSTUNREACH, SVC_ERR_OVERLOADED,
+					      SVC_STREAM_R_RESET);
+				svcn_sx_fail(s, SVC_ERR_OVERLOADED, SVC_STREAM_R_RESET);
+				continue;
+			}
 			if (s->deadline_ns && now >= s->deadline_ns) {
 				if (!s->accepted)
 					svcn_sx_wtell(s, -ETIMEDOUT, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);
@@ -1089,6 +1101,8 @@ uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
 				continue;
 			}
 			d = s->deadline_ns ? s->deadline_ns : UINT64_MAX;
+			if (s->direct_ns && !s->opened && !s->accepted && s->direct_ns < d)
+				d = s->direct_ns;
 		} else {
 			if (s->idle_ns && now >= s->last_ns + s->idle_ns) {
 				svcn_sx_fail(s, SVC_ERR_TIMEOUT, SVC_STREAM_R_IDLE);

@@ -119,7 +119,8 @@ static void h_stream(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	}
 	if (err == -EOPNOTSUPP) {
 		ctl_resp_error(resp, 501, "not_supported",
-			       "'%s' is offered by this node: streams go to remote providers",
+			       "'%s' is offered by this node only, and its AF_XDP path cannot "
+			       "reach itself",
 			       name);
 		return;
 	}

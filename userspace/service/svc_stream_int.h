@@ -52,16 +52,20 @@ int svcn_ws_feed(struct svcn_ws *w, const uint8_t *buf, size_t len, int masked, 
 /* A Close frame with code (masked: towards a server); its length. */
 size_t svcn_ws_close_frame(uint8_t out[8], unsigned int code, int masked);
 
-/* The gateway's WebSocket: a stream of type SVC_NODE_ST_WS to the
- * provider at ss (key) whose STREAM_OPEN carries the client's upgrade
- * request head (req, len bytes, copied); waits (at most timeout_ms) for the
+/* The gateway's WebSocket: a stream of type SVC_NODE_ST_WS whose
+ * STREAM_OPEN carries the client's upgrade request head (req, len bytes,
+ * copied), to pin (a provider by service id: reached by its endpoint,
+ * then its key) or, pin NULL, to the best provider of service with
+ * failover (svcn_try_providers); waits (at most timeout_ms) for the
  * backend's response head, returned in *head (malloc'd, *head_len) with
- * the stream (*out) to attach or abort. 0 (then *out set, or NULL with
- * info's class and reason: refused) or -errno. */
-int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
-		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
-		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
-		      size_t *head_len, struct svc_node_stream_info *info);
+ * the stream (*out) to attach or abort. idle_ms: the idle time asked
+ * for (0: the nodes'; less than theirs only). 0 (then *out set, or NULL with
+ * info's class and reason: refused) or -errno (-EOPNOTSUPP: this node's,
+ * AF_XDP). */
+int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct svc_dir_result *pin,
+		      const uint8_t *req, size_t len, uint32_t idle_ms, uint32_t timeout_ms,
+		      struct svc_node_stream **out, uint8_t **head, size_t *head_len,
+		      struct svc_node_stream_info *info);
 
 /* gateway_ws.c: the gateway's WebSocket. wanted: the request asks for
  * Upgrade: websocket. svcn_gw_ws answers the request (a libmicrohttpd
@@ -70,8 +74,8 @@ int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct soc
 struct MHD_Connection;
 int svcn_gw_ws_wanted(struct MHD_Connection *c);
 int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method,
-	       const char *svc, int local, const struct sockaddr_storage *ss, socklen_t sl,
-	       const uint8_t *key, const char *path, unsigned int flags, uint32_t timeout_ms);
+	       const char *svc, const struct svc_dir_result *pin, const char *path,
+	       unsigned int flags, uint32_t timeout_ms);
 
 /* Hub: set up (the epoll set, watched by the backend loop) and tear down
  * (after the owner's loop ended: every local end released). */
@@ -109,12 +113,30 @@ struct json_t;
 struct json_t *svcn_strm_stats(struct svc_node *sn);
 
 /* backend_stream.c: the provider's HTTP/1.1 upgrade to its backend. */
-/* The request head for a stream of service/method from caller (key):
- * "POST /<method> HTTP/1.1" with Connection: Upgrade, Upgrade:
- * weft-stream, Host, Weft-Caller, Weft-Service. Returns its length, or 0
- * when it does not fit cap. */
-size_t svcn_bstream_request(char *out, size_t cap, const char *service, const char *method,
-			    const uint8_t key[IDENTITY_PK_LEN]);
+/* The upgrade request to the backend (malloc'd, *out_len bytes; NULL
+ * when out of memory or m does not fit): for a stream (ws NULL) "POST
+ * /<method> HTTP/1.1" with Host, Connection: Upgrade, Upgrade:
+ * weft-stream; for a WebSocket the client's request head (ws, ws_len: one
+ * checked head) without its Weft-* lines; either with the Weft-* headers
+ * of m (Weft-Service, -Service-Version, -Caller, -Request-Id, -Deadline,
+ * -Caller-Assertion: svc_bhttp_weft_headers). A NUL follows it. */
+struct svc_bhttp_meta;
+uint8_t *svcn_bstream_request(const struct svc_bhttp_meta *m, const uint8_t *ws, size_t ws_len,
+			      size_t *out_len);
+/* The same for the provider's service (its version), caller, the
+ * caller's assertion (NULL: none; its request id, else a new one) and the
+ * time the backend has: a stream's upgrade (req NULL), or req (req_len
+ * bytes: an HTTP/1.x head, at most SVCN_CALLER_HEAD_MAX, then a body: a
+ * WebSocket's upgrade or a pass-through) with the Weft-* headers in its
+ * head. malloc'd with a NUL after *out_len, or NULL (no head end, memory). */
+#define SVCN_CALLER_HEAD_MAX 65536u
+/* The length of req's HTTP head (through its blank line) when it ends
+ * within SVCN_CALLER_HEAD_MAX bytes, else 0. */
+size_t svcn_head_len(const uint8_t *req, size_t len);
+uint8_t *svcn_caller_request(struct svc_node *sn, const char *service, const char *method,
+			     const uint8_t caller[IDENTITY_PK_LEN], const uint8_t *assertion,
+			     uint32_t deadline_ms, const uint8_t *req, size_t req_len,
+			     size_t *out_len);
 /* Start a non-blocking connect to the backend address: the socket or
  * -errno (-EINVAL: address). */
 int svcn_bstream_connect(const char *addr);

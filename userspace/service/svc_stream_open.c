@@ -15,11 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include "svc_calls_int.h"
 #include "svc_ops_int.h"
 #include "svc_stream_priv.h"
+#include "weft/engine.h"
 #include "weft/quic_node.h"
+#include "weft/util.h"
 
 /* ----------------------------------------------------------- the caller */
 
@@ -43,6 +48,10 @@ void svcn_sx_open_run(struct svc_backend_msg *mm, int cancel)
 	snprintf(s->method, sizeof(s->method), "%s", o->method);
 	memcpy(s->peer.key, o->key, IDENTITY_PK_LEN);
 	s->idle_ns = svcn_sx_idle_ms(sn, o->idle_ms) * 1000000ull;
+	if (o->has_assert) {
+		s->has_assert = 1;
+		memcpy(s->assertion, o->assertion, SVC_ASSERT_LEN);
+	}
 	if (o->payload) {
 		s->ws = 1;
 		s->open_payload = o->payload;
@@ -51,6 +60,10 @@ void svcn_sx_open_run(struct svc_backend_msg *mm, int cancel)
 	}
 	s->deadline_ns = svcn_now_ns() + (uint64_t)o->timeout_ms * 1000000ull;
 	svcn_sx_due(s, s->deadline_ns);
+	if (o->direct_ms) {
+		s->direct_ns = svcn_now_ns() + (uint64_t)o->direct_ms * 1000000ull;
+		svcn_sx_due(s, s->direct_ns);
+	}
 	s->token = ++sn->next_token;
 	s->w = w;
 	w->s = s;
@@ -85,14 +98,16 @@ out:
 	free(o);
 }
 
-/* Post the open (o, taken) and wait for the provider's answer. */
+/* Post the open (o, taken) and wait for the provider's answer. *sent: its
+ * STREAM_OPEN left (the provider may have seen it). */
 static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_ms,
-		     struct svc_node_stream **out, struct svc_node_stream_info *info)
+		     struct svc_node_stream **out, struct svc_node_stream_info *info, int *sent)
 {
 	struct svc_node_stream *w = calloc(1, sizeof(*w));
 	uint64_t dl;
 	int err, expect;
 
+	*sent = 0;
 	if (!w) {
 		free(o->payload);
 		free(o);
@@ -102,6 +117,7 @@ static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_m
 	sem_init(&w->sem, 0, 0);
 	atomic_init(&w->refs, 2); /* the caller, the message */
 	atomic_init(&w->state, W_WAITING);
+	atomic_init(&w->sent, 0);
 	o->m.fn = svcn_sx_open_run;
 	o->sn = sn;
 	o->w = w;
@@ -123,6 +139,7 @@ static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_m
 		if (atomic_load(&sn->stopping) || svcn_now_ns() >= dl) {
 			expect = W_WAITING;
 			if (atomic_compare_exchange_strong(&w->state, &expect, W_ABANDONED)) {
+				*sent = atomic_load(&w->sent);
 				svcn_sx_wput(w);
 				return atomic_load(&sn->stopping) ? -ESHUTDOWN : -ETIMEDOUT;
 			}
@@ -130,6 +147,7 @@ static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_m
 			break;
 		}
 	}
+	*sent = atomic_load(&w->sent);
 	if (w->rc) {
 		err = w->rc;
 		svcn_sx_wput(w);
@@ -146,63 +164,160 @@ static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_m
 	return 0;
 }
 
+/* A stream's open, at one provider after another (svcn_try_providers,
+ * svcn_reach: the calls' way of reaching them). */
+struct stream_try {
+	const char *name, *method;
+	uint32_t idle_ms;
+	const uint8_t *payload; /* WebSocket: the client's request head */
+	size_t payload_len;
+	struct svc_node_stream **out;
+	struct svc_node_stream_info *info;
+	int has_assert; /* this node's assertion over the open */
+	uint8_t assertion[SVC_ASSERT_LEN];
+};
+
+/* Sign the open (docs/SERVICE.md, "Caller assertions": the stream's
+ * method, an empty body), once for all its attempts. */
+static void stream_sign(struct svc_node *sn, struct stream_try *a)
+{
+	a->has_assert = svcn_assert_new(sn, a->assertion, a->name, a->method, NULL, 0);
+}
+
+static int stream_try_remote(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
+			     const struct sockaddr_storage *ss, socklen_t sl, uint32_t timeout_ms,
+			     uint32_t direct_ms, int by_key, int *unsent)
+{
+	struct stream_try *a = arg;
+	struct open_msg *o = calloc(1, sizeof(*o));
+	int err, sent = 0;
+
+	(void)by_key;
+	*a->out = NULL;
+	memset(a->info, 0, sizeof(*a->info));
+	memcpy(a->info->peer, r->owner, IDENTITY_PK_LEN);
+	*unsent = 1;
+	if (!o || (a->payload_len && !(o->payload = malloc(a->payload_len)))) {
+		free(o);
+		return -ENOMEM;
+	}
+	if (a->payload_len)
+		memcpy(o->payload, a->payload, a->payload_len);
+	o->payload_len = a->payload_len;
+	o->ss = *ss;
+	o->sl = sl;
+	memcpy(o->key, r->owner, IDENTITY_PK_LEN);
+	snprintf(o->name, sizeof(o->name), "%s", a->name);
+	snprintf(o->method, sizeof(o->method), "%s", a->method);
+	o->idle_ms = a->idle_ms;
+	o->direct_ms = direct_ms;
+	o->has_assert = a->has_assert;
+	memcpy(o->assertion, a->assertion, SVC_ASSERT_LEN);
+	err = open_wait(sn, o, timeout_ms, a->out, a->info, &sent);
+	*unsent = err && !sent;
+	return err;
+}
+
+/* This node offers it: the stream goes to our own endpoint over QUIC (a
+ * connection to ourselves through the pool), so that the provider's side
+ * (admission, limits, handlers, the backend's upgrade) is the one every
+ * caller gets. The descriptor's endpoints are this host's addresses
+ * (svcn_endpoints), which the kernel delivers back to our socket: never
+ * by key. With AF_XDP a frame to our own address leaves by the NIC and
+ * does not come back: -EOPNOTSUPP (the next provider, if any, is tried). */
+static int stream_try_local(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
+			    uint64_t end_ns, int *unsent)
+{
+	struct stream_try *a = arg;
+	struct sockaddr_storage ss = {0};
+	uint64_t now = svcn_now_ns();
+	unsigned int l = 0;
+
+	*unsent = 1;
+	if (engine_mode(sn->eng) == IO_MODE_XDP) {
+		memset(a->info, 0, sizeof(*a->info));
+		memcpy(a->info->peer, r->owner, IDENTITY_PK_LEN);
+		return -EOPNOTSUPP;
+	}
+	if (now + 1000000ull >= end_ns)
+		return -ETIMEDOUT;
+	for (uint32_t e = 0; e < r->n_endpoints; e++)
+		if (!util_parse_addr(r->endpoints[e], &ss, &l))
+			return stream_try_remote(sn, arg, r, &ss, (socklen_t)l,
+						 (uint32_t)((end_ns - now) / 1000000ull), 0, 0,
+						 unsent);
+	return -EHOSTUNREACH;
+}
+
+/* Nothing reached the caller before the open ends: the next provider may
+ * have it, unless this node stops, is out of memory or of stream slots,
+ * or the provider answered anything but not_found / overloaded. */
+static int stream_try_again(void *arg, int err, int unsent)
+{
+	struct stream_try *a = arg;
+
+	(void)unsent;
+	if (err)
+		return err != -ESHUTDOWN && err != -ENOMEM && err != -EBUSY;
+	return !*a->out && (a->info->err == SVC_ERR_NOT_FOUND || a->info->err == SVC_ERR_OVERLOADED);
+}
+
+static const struct svcn_try stream_try_fns = {
+	.fn = stream_try_remote, .local = stream_try_local, .again = stream_try_again, .split = 1};
+
 int svc_node_stream_open(struct svc_node *sn, const char *name, const char *method,
 			 uint32_t idle_ms, uint32_t timeout_ms, struct svc_node_stream **out,
 			 struct svc_node_stream_info *info)
 {
-	struct svc_dir_result r;
-	struct open_msg *o;
-	int local;
+	struct stream_try a = {.name = name, .idle_ms = idle_ms, .out = out, .info = info};
+	struct svcn_try t = stream_try_fns;
 
 	*out = NULL;
 	memset(info, 0, sizeof(*info));
-	if (!method)
-		method = "";
+	a.method = method ? method : "";
 	if (!svc_name_valid((const uint8_t *)name, strlen(name)) ||
-	    !svc_method_valid((const uint8_t *)method, strlen(method)))
+	    !svc_method_valid((const uint8_t *)a.method, strlen(a.method)))
 		return -EINVAL;
-	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
-	o = calloc(1, sizeof(*o));
-	if (!o)
-		return -ENOMEM;
-	local = svcn_pick_within(sn, name, &r, &o->ss, &o->sl, timeout_ms, timeout_ms);
-	if (local) {
-		free(o);
-		return local < 0 ? local : -EOPNOTSUPP;
-	}
-	memcpy(info->peer, r.owner, IDENTITY_PK_LEN);
-	memcpy(o->key, r.owner, IDENTITY_PK_LEN);
-	snprintf(o->name, sizeof(o->name), "%s", name);
-	snprintf(o->method, sizeof(o->method), "%s", method);
-	o->idle_ms = idle_ms;
-	return open_wait(sn, o, timeout_ms, out, info);
+	t.arg = &a;
+	stream_sign(sn, &a);
+	return svcn_try_providers(sn, name, NULL, svcn_clamp_timeout(sn, timeout_ms),
+				  SVC_NODE_CALL_ATTEMPTS, &t, NULL);
 }
 
-int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct sockaddr_storage *ss,
-		      socklen_t sl, const uint8_t *key, const uint8_t *req, size_t len,
-		      uint32_t timeout_ms, struct svc_node_stream **out, uint8_t **head,
-		      size_t *head_len, struct svc_node_stream_info *info)
+int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct svc_dir_result *pin,
+		      const uint8_t *req, size_t len, uint32_t idle_ms, uint32_t timeout_ms,
+		      struct svc_node_stream **out, uint8_t **head, size_t *head_len,
+		      struct svc_node_stream_info *info)
 {
-	struct open_msg *o = calloc(1, sizeof(*o));
-	int err;
+	struct stream_try a = {.name = service,
+			       .method = "ws",
+			       .payload = req,
+			       .payload_len = len,
+			       .idle_ms = idle_ms,
+			       .out = out,
+			       .info = info};
+	struct svcn_try t = stream_try_fns;
+	int err, unsent, keyed;
 
 	*out = NULL;
 	*head = NULL;
 	*head_len = 0;
 	memset(info, 0, sizeof(*info));
-	if (!o || !len || !(o->payload = malloc(len))) {
-		free(o);
-		return -ENOMEM;
+	if (!len)
+		return -EINVAL;
+	t.arg = &a;
+	stream_sign(sn, &a);
+	timeout_ms = svcn_clamp_timeout(sn, timeout_ms);
+	if (pin) {
+		uint64_t end = svcn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+		err = memcmp(pin->owner, sn->id.pk, IDENTITY_PK_LEN)
+			      ? svcn_reach(sn, pin, end, end, stream_try_remote, &a, &unsent, &keyed)
+			      : stream_try_local(sn, &a, pin, end, &unsent);
+	} else {
+		err = svcn_try_providers(sn, service, NULL, timeout_ms, SVC_NODE_CALL_ATTEMPTS, &t,
+					 NULL);
 	}
-	memcpy(o->payload, req, len);
-	o->payload_len = len;
-	o->ss = *ss;
-	o->sl = sl;
-	memcpy(o->key, key, IDENTITY_PK_LEN);
-	memcpy(info->peer, key, IDENTITY_PK_LEN);
-	snprintf(o->name, sizeof(o->name), "%s", service);
-	snprintf(o->method, sizeof(o->method), "ws");
-	err = open_wait(sn, o, svcn_clamp_timeout(sn, timeout_ms), out, info);
 	if (!err && *out) {
 		*head = (*out)->head;
 		*head_len = (*out)->head_len;

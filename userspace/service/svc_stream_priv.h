@@ -39,6 +39,7 @@ struct svc_node_stream {
 	struct svcn_strm *s;		  /* the owner's: NULL once the stream is gone */
 	uint8_t *head;			  /* WebSocket: the backend's response head */
 	size_t head_len;
+	atomic_int sent;		  /* its STREAM_OPEN left (the provider may have it) */
 };
 
 struct svcn_strm {
@@ -87,12 +88,17 @@ struct svcn_strm {
 	size_t qbytes;
 	/* limits */
 	uint64_t idle_ns, last_ns, deadline_ns, retry_ns;
+	/* caller: an address that must answer by then (a dial by key
+	 * follows: svcn_reach), 0: none */
+	uint64_t direct_ns;
 	uint64_t bytes_rx, bytes_tx;
 	int cls;
 	uint32_t reason;
 	/* WebSocket (SVC_NODE_ST_WS) */
 	int ws, ws_head; /* ws_head: the caller has the backend's head */
 	uint8_t *open_payload; /* caller: STREAM_OPEN's payload (the request head) */
+	int has_assert;	       /* caller: STREAM_OPEN carries this assertion */
+	uint8_t assertion[SVC_ASSERT_LEN];
 	size_t open_len;
 	struct svcn_ws ws_tx, ws_rx; /* caller: client->backend, backend->client */
 };
@@ -127,6 +133,9 @@ struct open_msg {
 	socklen_t sl;
 	uint8_t key[IDENTITY_PK_LEN];
 	uint32_t idle_ms, timeout_ms;
+	uint32_t direct_ms; /* > 0: the address has this long to answer */
+	int has_assert; /* the caller's assertion over the open */
+	uint8_t assertion[SVC_ASSERT_LEN];
 	uint8_t *payload; /* WebSocket: the request head (taken by the stream) */
 	size_t payload_len;
 	/* attach */

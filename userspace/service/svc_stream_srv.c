@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "svc_dir_int.h"
 #include "svc_stream_priv.h"
 #include "weft/log.h"
 
@@ -36,6 +37,17 @@ static int ws_request_ok(const uint8_t *p, size_t len)
 	return 1;
 }
 
+/* The backend's upgrade request for the STREAM_OPEN m: the caller's key,
+ * the service's version, a request id (the assertion's, else a new one),
+ * the time the backend has to answer, the caller's assertion when it sent
+ * one (docs/SERVICE.md, "Streams to backends"). malloc'd, or NULL. */
+static uint8_t *upgrade_request(struct svcn_strm *s, const struct svc_msg *m, size_t *len)
+{
+	return svcn_caller_request(s->sn, s->service, s->method, s->peer.key, m->assertion,
+				   SVCN_STRM_BACKEND_MS, s->ws ? m->payload : NULL,
+				   s->ws ? m->payload_len : 0, len);
+}
+
 /* Provider: the STREAM_OPEN. */
 static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 {
@@ -44,6 +56,7 @@ static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 						     : SVC_NODE_PEER_STREAMS;
 	uint32_t svc_cap = sn->cfg.svc_service_streams ? sn->cfg.svc_service_streams
 						       : SVC_NODE_SERVICE_STREAMS;
+	struct svcn_pub *pub;
 	unsigned int np = 0, nsv = 0;
 	int cls;
 
@@ -62,6 +75,9 @@ static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 		return;
 	}
 	s->ticketed = 1;
+	pub = svcn_pub_find(sn, s->service, strlen(s->service));
+	if (pub && pub->max_streams)
+		svc_cap = pub->max_streams; /* published with its own (svc publish --max-streams) */
 	for (struct svcn_strm *o = sn->strms->all; o; o = o->next) {
 		if (o == s || o->role != ROLE_PROVIDER || !o->ticketed || o->draining)
 			continue;
@@ -80,19 +96,17 @@ static void srv_open(struct svcn_strm *s, const struct svc_msg *m)
 		return;
 	}
 	if (s->t.kind == SVC_KIND_BACKEND) {
-		char req[1024];
-		size_t rl = s->ws ? m->payload_len
-				  : svcn_bstream_request(req, sizeof(req), s->service, s->method,
-							 s->peer.key);
-		int fd = rl ? svcn_bstream_connect(s->t.backend) : -EINVAL;
+		size_t rl = 0;
+		int fd;
 
-		if (fd < 0 || !(s->hs = malloc(rl))) {
-			if (fd >= 0)
-				close(fd);
+		s->hs = upgrade_request(s, m, &rl);
+		fd = s->hs ? svcn_bstream_connect(s->t.backend) : -EINVAL;
+		if (fd < 0) {
+			free(s->hs);
+			s->hs = NULL;
 			svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_BACKEND);
 			return;
 		}
-		memcpy(s->hs, s->ws ? m->payload : (const uint8_t *)req, rl);
 		s->hs_len = rl;
 		s->fd = fd;
 		s->local = LOCAL_BACKEND;
