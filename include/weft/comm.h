@@ -208,4 +208,61 @@ int comm_gossip_forward(struct comm_gossip *g, const uint8_t *buf, size_t len, u
 size_t comm_gossip_pick(size_t n, size_t skip, size_t fanout, uint64_t rnd, size_t *idx);
 void comm_gossip_stats(const struct comm_gossip *g, struct comm_gossip_stats *out);
 
+/* ---- the index: one community's member and share records ---- */
+
+/*
+ * What members and seed hosts keep and serve, bounded (docs/COMMUNITY.md
+ * "Index"). Records are kept as signed; a newer seq of the same member
+ * (and share name) replaces an older one; GONE records stay as tombstones
+ * so an older record cannot come back.
+ *
+ * A page on the wire: ver (1, =1) | type (1) | page (u32) | total (u32) |
+ * n (u16, <= COMM_PAGE_RECS) | n x (length (u16) | box), each box a record
+ * sealed to the record key (comm_seal).
+ */
+#define COMM_PAGE_RECS 16u
+#define COMM_PAGE_HDR_LEN 12u
+#define COMM_PAGE_MAX_LEN                                                                    \
+	(COMM_PAGE_HDR_LEN + COMM_PAGE_RECS * (2u + COMM_SEAL_OVERHEAD + COMM_REC_MAX_LEN))
+
+struct comm_index_opts {
+	uint32_t members_max;       /* default 1024 */
+	uint32_t shares_max;        /* all members' shares, default 4096 */
+	uint32_t shares_per_member; /* default 64 */
+};
+
+struct comm_index_stats {
+	uint64_t added, replaced, stale, full, not_member, bad, foreign, bad_page;
+};
+
+struct comm_index;
+
+int comm_index_new(struct comm_index **out, const uint8_t id[COMM_ID_LEN],
+		   const uint8_t pk[COMM_PK_LEN], const struct comm_index_opts *opts);
+void comm_index_free(struct comm_index *x);
+/* One signed record: 0 added, 1 replaced an older one; -EALREADY for a
+ * record not newer than the one held (stale), -ENOSPC past a cap (full),
+ * -EPERM for a share of a key that is not a present member, and
+ * comm_rec_parse's errors. Each refusal is counted. */
+int comm_index_add(struct comm_index *x, const uint8_t *rec, size_t len);
+/* Counts of records held by type (tombstones included). */
+size_t comm_index_count(const struct comm_index *x, enum comm_rec_type type);
+/* The i-th record of type (insertion order): 0, or -ENOENT past the end. */
+int comm_index_get(const struct comm_index *x, enum comm_rec_type type, size_t i,
+		   struct comm_rec *out);
+/* Whether member is present (held and not GONE). */
+int comm_index_is_member(const struct comm_index *x, const uint8_t member[COMM_PK_LEN]);
+/* Encode page `page` of type's records, sealed. -ENOENT past the last
+ * page (page 0 of an empty index is an empty page), -ENOSPC short cap. */
+int comm_index_page(const struct comm_index *x, enum comm_rec_type type, uint32_t page,
+		    uint8_t *out, size_t cap, size_t *out_len);
+/* Take in a page from another holder: *added gets the number of records
+ * added or replaced, *total the holder's total of that type. -EBADMSG for a
+ * malformed page, -E2BIG for one over COMM_PAGE_RECS (both counted as
+ * bad_page, nothing taken); a record in it that does not open (foreign) or
+ * is refused by comm_index_add is counted and skipped. */
+int comm_index_ingest(struct comm_index *x, const uint8_t *buf, size_t len, size_t *added,
+		      uint32_t *total);
+void comm_index_stats(const struct comm_index *x, struct comm_index_stats *out);
+
 #endif
