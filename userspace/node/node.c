@@ -28,6 +28,7 @@
 #include "weft/xdp.h"
 #include "weft/dhtnode.h"
 #include "weft/svc_node.h"
+#include "weft/comm_node.h"
 #include "weft/content_node.h"
 #include "notify.h"
 
@@ -57,6 +58,7 @@ struct node {
 	struct quic_node *quic;
 	struct dhtnode *dht;
 	struct svc_node *svc; /* service fabric and gateway */
+	struct comm_node *comm; /* communities (docs/COMMUNITY.md) */
 	struct content_node *content;
 	struct conn_node *conn; /* node record, address discovery, resolution */
 	struct relay_node *relay; /* relay control plane (both roles) */
@@ -689,6 +691,15 @@ registered:
 			return err;
 		}
 	}
+	{
+		struct comm_node_opts co = { .store = n->store, .ctl = n->ctl, .id = &n->id };
+
+		err = comm_node_new(&n->comm, &co);
+		if (err) {
+			log_error("node", "communities: %s", strerror(-err));
+			return err;
+		}
+	}
 	return 0;
 }
 
@@ -830,6 +841,7 @@ void node_free(struct node *n)
 	 * find job that the live fuzzing found (docs/FUZZING.md). */
 	dhtnode_cancel(n->dht);
 	content_node_free(n->content);
+	comm_node_free(n->comm);
 	svc_node_free(n->svc);
 	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
 	relay_fwd_free(n->relay_fwd);

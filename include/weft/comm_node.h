@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Communities on a node (docs/COMMUNITY.md "On a node"): the communities
+ * this node belongs to, each with its index, persisted in LMDB
+ * (`communities`, `community_records`), and the control routes under
+ * /v1/community (docs/CONTROL_API.md).
+ */
+#ifndef WEFT_COMM_NODE_H
+#define WEFT_COMM_NODE_H
+
+#include <stdint.h>
+
+struct ctl;
+struct store;
+struct identity;
+
+/* Communities one node belongs to at once. */
+#define COMM_NODE_MAX 64u
+/* Members or shares per page of the control API's listings. */
+#define COMM_NODE_PAGE 50u
+
+struct comm_node_opts {
+	struct store *store;       /* required */
+	struct ctl *ctl;           /* routes registered when set */
+	const struct identity *id; /* the node key: signs our records */
+};
+
+struct comm_node;
+
+/* Load the communities from the store and register the routes. -EIO,
+ * -ENOMEM, store errors. */
+int comm_node_new(struct comm_node **out, const struct comm_node_opts *opts);
+void comm_node_free(struct comm_node *cn);
+
+#endif
