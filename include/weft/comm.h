@@ -263,6 +263,11 @@ int comm_index_page(const struct comm_index *x, enum comm_rec_type type, uint32_
  * is refused by comm_index_add is counted and skipped. */
 int comm_index_ingest(struct comm_index *x, const uint8_t *buf, size_t len, size_t *added,
 		      uint32_t *total);
+/* The same, calling taken(arg, record, len) for each record added or
+ * replaced (the signed record, plain): the caller persists them. */
+typedef void (*comm_index_taken_fn)(void *arg, const uint8_t *rec, size_t len);
+int comm_index_ingest_cb(struct comm_index *x, const uint8_t *buf, size_t len,
+			 comm_index_taken_fn taken, void *arg, size_t *added, uint32_t *total);
 void comm_index_stats(const struct comm_index *x, struct comm_index_stats *out);
 
 #endif

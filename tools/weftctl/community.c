@@ -18,11 +18,11 @@
 
 static void print_comm(const json_t *c)
 {
-	printf("%s %s %s %s%s members %lld shares %lld\n", weftctl_jstr(c, "id"),
+	printf("%s %s %s %s%s members %lld shares %lld holders %lld\n", weftctl_jstr(c, "id"),
 	       weftctl_jstr(c, "key"), weftctl_jstr(c, "name"),
 	       weftctl_jtrue(c, "closed") ? "closed" : "open",
 	       weftctl_jtrue(c, "owner") ? " owner" : "", weftctl_jint(c, "members"),
-	       weftctl_jint(c, "shares"));
+	       weftctl_jint(c, "shares"), weftctl_jint(c, "holders"));
 }
 
 static void print_list(const json_t *o)
@@ -46,9 +46,9 @@ static void print_page(const json_t *o, const char *what)
 			       weftctl_jtrue(r, "self") ? " (this node)" : "",
 			       weftctl_jtrue(r, "gone") ? " (left)" : "");
 		else
-			printf("%s/%s%s\n  %s\n", weftctl_jstr(r, "head"), weftctl_jstr(r, "name"),
-			       weftctl_jtrue(r, "gone") ? " (withdrawn)" : "",
-			       weftctl_jstr(r, "link"));
+			printf("%s/%s%s by %s\n  %s\n", weftctl_jstr(r, "head"),
+			       weftctl_jstr(r, "name"), weftctl_jtrue(r, "gone") ? " (withdrawn)" : "",
+			       weftctl_jstr(r, "member"), weftctl_jstr(r, "link"));
 	}
 	printf("page %lld of %lld, %lld in all\n", weftctl_jint(o, "page") + 1,
 	       weftctl_jint(o, "pages"), weftctl_jint(o, "total"));

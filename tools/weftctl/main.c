@@ -18,7 +18,7 @@ static const struct weftctl_noun nouns[] = {
 	  "ban del CIDR\n"
 	  "ban list|ls" },
 	{ "content", weftctl_content,
-	  "content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...\n"
+	  "content add [--name NAME] [--community ID] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...\n"
 	  "            [--to-group NAME|OWNERKEY/NAME]...] PATH...\n"
 	  "content rewrap NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...\n"
 	  "content reencrypt NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...\n"

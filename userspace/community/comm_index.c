@@ -229,6 +229,12 @@ int comm_index_page(const struct comm_index *x, enum comm_rec_type type, uint32_
 int comm_index_ingest(struct comm_index *x, const uint8_t *buf, size_t len, size_t *added,
 		      uint32_t *total)
 {
+	return comm_index_ingest_cb(x, buf, len, NULL, NULL, added, total);
+}
+
+int comm_index_ingest_cb(struct comm_index *x, const uint8_t *buf, size_t len,
+			 comm_index_taken_fn taken, void *arg, size_t *added, uint32_t *total)
+{
 	uint8_t plain[COMM_REC_MAX_LEN];
 	size_t n, off = COMM_PAGE_HDR_LEN;
 
@@ -260,8 +266,11 @@ int comm_index_ingest(struct comm_index *x, const uint8_t *buf, size_t len, size
 
 		if (comm_open(&x->keys, x->id, buf + off + 2, bl, plain, sizeof(plain), &pl) != 0)
 			x->st.foreign++;
-		else if (comm_index_add(x, plain, pl) >= 0)
+		else if (comm_index_add(x, plain, pl) >= 0) {
 			(*added)++;
+			if (taken)
+				taken(arg, plain, pl);
+		}
 		off += 2 + bl;
 	}
 	return 0;

@@ -26,6 +26,8 @@
 #include "weft/store.h"
 #include "weft/util.h"
 
+#include "comm_net.h"
+
 #define DB_COMM "communities"
 #define DB_RECS "community_records"
 #define META_MAX (1u + COMM_PK_LEN + 1u + COMM_SK_LEN + 1u + COMM_NAME_MAX + COMM_SIG_LEN)
@@ -36,6 +38,7 @@ struct community {
 	int has_sk;
 	char name[COMM_NAME_MAX + 1];
 	uint64_t seq; /* our newest record's */
+	struct comm_keys k;
 	struct comm_index *ix;
 };
 
@@ -46,6 +49,7 @@ struct comm_node {
 	pthread_mutex_t mu;
 	struct community *c[COMM_NODE_MAX];
 	size_t n;
+	struct comm_net *net; /* NULL: no network */
 };
 
 static struct community *find(struct comm_node *cn, const uint8_t *id)
@@ -126,6 +130,7 @@ static int load_comm(void *arg, const void *key, size_t klen, const void *val, s
 		comm_drop(c);
 		return 0;
 	}
+	comm_keys_derive(c->id, c->pk, &c->k);
 	cn->c[cn->n++] = c;
 	return 0;
 }
@@ -173,7 +178,111 @@ static int put_own(struct comm_node *cn, struct community *c, struct comm_rec *r
 	c->seq = r->seq;
 	op = (struct store_op){.dbi = cn->db_recs, .key = key, .klen = rec_key(key, c->id, r),
 			       .val = buf, .vlen = n};
-	return store_write_sync(cn->store, &op, 1, 0);
+	err = store_write_sync(cn->store, &op, 1, 0);
+	if (!err)
+		comm_net_publish(cn->net, c->id, buf, n);
+	return err;
+}
+
+/* ---- records from other holders (comm_net.c's ops: its threads) ---- */
+
+static int net_page(void *arg, const uint8_t *dk, uint8_t type, uint32_t page, uint8_t *out,
+		    size_t cap, size_t *len)
+{
+	struct comm_node *cn = arg;
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&cn->mu);
+	for (size_t i = 0; i < cn->n; i++)
+		if (!memcmp(cn->c[i]->k.dht_key, dk, COMM_DHT_KEY_LEN)) {
+			err = comm_index_page(cn->c[i]->ix, type, page, out, cap, len);
+			break;
+		}
+	pthread_mutex_unlock(&cn->mu);
+	return err;
+}
+
+/* Records taken in, persisted in one batch (a page holds at most 16). */
+struct taken {
+	struct comm_node *cn;
+	struct community *c;
+	size_t n;
+	uint8_t key[COMM_PAGE_RECS][RKEY_MAX], val[COMM_PAGE_RECS][COMM_REC_MAX_LEN];
+	struct store_op op[COMM_PAGE_RECS];
+};
+
+static void taken_add(void *arg, const uint8_t *rec, size_t len)
+{
+	struct taken *t = arg;
+	struct comm_rec r;
+
+	if (t->n >= COMM_PAGE_RECS || len > COMM_REC_MAX_LEN ||
+	    comm_rec_parse(rec, len, t->c->id, t->c->pk, &r) != 0)
+		return;
+	if (!memcmp(r.member, t->cn->me->pk, COMM_PK_LEN) && r.seq > t->c->seq)
+		t->c->seq = r.seq; /* ours, from before a restore */
+	memcpy(t->val[t->n], rec, len);
+	t->op[t->n] = (struct store_op){.dbi = t->cn->db_recs, .key = t->key[t->n],
+					.klen = rec_key(t->key[t->n], t->c->id, &r),
+					.val = t->val[t->n], .vlen = len};
+	t->n++;
+}
+
+/* Lock, find the community (t->c NULL: not ours); taken_end persists
+ * what was taken, unlocks and frees. */
+static struct taken *taken_begin(struct comm_node *cn, const uint8_t *id)
+{
+	struct taken *t = malloc(sizeof(*t));
+
+	if (!t)
+		return NULL;
+	pthread_mutex_lock(&cn->mu);
+	t->cn = cn;
+	t->c = find(cn, id);
+	t->n = 0;
+	return t;
+}
+
+static int taken_end(struct taken *t, int err)
+{
+	if (err >= 0 && t->n) {
+		int e = store_write_sync(t->cn->store, t->op, t->n, 0);
+
+		if (e)
+			err = e;
+	}
+	pthread_mutex_unlock(&t->cn->mu);
+	free(t);
+	return err;
+}
+
+static int net_take(void *arg, const uint8_t *id, const uint8_t *rec, size_t len)
+{
+	struct taken *t = taken_begin(arg, id);
+	int err = -ENOENT;
+
+	if (!t)
+		return -ENOMEM;
+	if (t->c) {
+		err = comm_index_add(t->c->ix, rec, len);
+		if (err >= 0)
+			taken_add(t, rec, len);
+	}
+	return taken_end(t, err);
+}
+
+static int net_ingest(void *arg, const uint8_t *id, const uint8_t *page, size_t len,
+		      uint32_t *total)
+{
+	struct taken *t = taken_begin(arg, id);
+	size_t added;
+	int err = -ENOENT;
+
+	if (!t)
+		return -ENOMEM;
+	if (t->c)
+		err = comm_index_ingest_cb(t->c->ix, page, len, taken_add, t, &added, total);
+	return taken_end(t, err);
 }
 
 static int save_meta(struct comm_node *cn, const struct community *c)
@@ -240,13 +349,14 @@ static struct community *path_comm(struct comm_node *cn, const struct ctl_req *r
 	return c;
 }
 
-static json_t *comm_json(const struct community *c)
+static json_t *comm_json(struct comm_node *cn, const struct community *c)
 {
-	return json_pack("{s:o,s:o,s:s,s:b,s:b,s:I,s:I}", "id", hexj(c->id, COMM_ID_LEN), "key",
-			 hexj(c->pk, COMM_PK_LEN), "name", c->name, "closed",
+	return json_pack("{s:o,s:o,s:s,s:b,s:b,s:I,s:I,s:I}", "id", hexj(c->id, COMM_ID_LEN),
+			 "key", hexj(c->pk, COMM_PK_LEN), "name", c->name, "closed",
 			 comm_id_closed(c->id), "owner", c->has_sk, "members",
 			 (json_int_t)comm_index_count(c->ix, COMM_REC_MEMBER), "shares",
-			 (json_int_t)comm_index_count(c->ix, COMM_REC_SHARE));
+			 (json_int_t)comm_index_count(c->ix, COMM_REC_SHARE), "holders",
+			 (json_int_t)comm_net_peers(cn->net, c->id));
 }
 
 static int name_arg(const json_t *body, const char *dflt, char *out)
@@ -292,8 +402,10 @@ static void enrol(struct comm_node *cn, struct community *c, struct ctl_resp *re
 		ctl_resp_store_error(resp, err, "community");
 		return;
 	}
+	comm_keys_derive(c->id, c->pk, &c->k);
 	cn->c[cn->n++] = c;
-	ctl_resp_json(resp, 200, comm_json(c));
+	comm_net_add(cn->net, c->id, c->pk);
+	ctl_resp_json(resp, 200, comm_json(cn, c));
 }
 
 static void api_create(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -363,7 +475,7 @@ static void api_list(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	(void)req;
 	pthread_mutex_lock(&cn->mu);
 	for (size_t i = 0; i < cn->n; i++)
-		json_array_append_new(a, comm_json(cn->c[i]));
+		json_array_append_new(a, comm_json(cn, cn->c[i]));
 	pthread_mutex_unlock(&cn->mu);
 	ctl_resp_json(resp, 200, json_pack("{s:o}", "communities", a));
 }
@@ -504,6 +616,7 @@ static void api_leave(struct comm_node *cn, struct community *c, struct ctl_resp
 	/* The signed leave is what members will learn; locally, the
 	 * community and its records go. */
 	put_own(cn, c, &r);
+	comm_net_remove(cn->net, c->id);
 	err = store_write_call(cn->store, del_recs, &d, 0);
 	if (err) {
 		ctl_resp_store_error(resp, err, "leave");
@@ -533,7 +646,7 @@ static void api_comm(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	else if (!strcmp(req->method, "GET") && !strcmp(rest, "shares"))
 		api_listing(cn, c, COMM_REC_SHARE, req, resp);
 	else if (!strcmp(req->method, "GET") && !*rest)
-		ctl_resp_json(resp, 200, comm_json(c));
+		ctl_resp_json(resp, 200, comm_json(cn, c));
 	else if (!strcmp(req->method, "POST") && !strcmp(rest, "shares"))
 		api_bind_share(cn, c, req, resp);
 	else if (!strcmp(req->method, "POST") && !strcmp(rest, "invite"))
@@ -573,6 +686,33 @@ static void metrics(void *arg, FILE *out)
 		(unsigned long long)t.stale, (unsigned long long)t.full,
 		(unsigned long long)t.not_member, (unsigned long long)t.bad,
 		(unsigned long long)t.foreign, (unsigned long long)t.bad_page);
+	if (cn->net) {
+		struct comm_net_stats ns;
+
+		comm_net_stats(cn->net, &ns);
+		fprintf(out,
+			"weft_community_announces_total %llu\n"
+			"weft_community_finds_total %llu\n"
+			"weft_community_holders_found_total %llu\n"
+			"weft_community_pulls_total{result=\"ok\"} %llu\n"
+			"weft_community_pulls_total{result=\"failed\"} %llu\n"
+			"weft_community_pages_pulled_total %llu\n"
+			"weft_community_pages_served_total %llu\n"
+			"weft_community_gossip_sent_total %llu\n"
+			"weft_community_gossip_received_total %llu\n"
+			"weft_community_gossip_taken_total %llu\n"
+			"weft_community_gossip_forwarded_total %llu\n"
+			"weft_community_gossip_refused_total %llu\n"
+			"weft_community_busy_total %llu\n",
+			(unsigned long long)ns.announces, (unsigned long long)ns.finds,
+			(unsigned long long)ns.found,
+			(unsigned long long)(ns.pulls - ns.pull_fail),
+			(unsigned long long)ns.pull_fail, (unsigned long long)ns.pulled,
+			(unsigned long long)ns.served, (unsigned long long)ns.gossip_sent,
+			(unsigned long long)ns.gossip_in, (unsigned long long)ns.gossip_taken,
+			(unsigned long long)ns.gossip_forwarded,
+			(unsigned long long)ns.gossip_refused, (unsigned long long)ns.busy);
+	}
 }
 
 /* ---- lifecycle ---- */
@@ -643,6 +783,16 @@ int comm_node_new(struct comm_node **out, const struct comm_node_opts *opts)
 		err = store_iter(cn->store, cn->db_comm, load_comm, cn);
 	if (!err)
 		err = store_iter(cn->store, cn->db_recs, load_rec, cn);
+	if (!err && opts->quic) {
+		struct comm_net_opts no = {.quic = opts->quic, .dht = opts->dht, .me = opts->id,
+					   .quic_port = opts->quic_port,
+					   .ops = {.arg = cn, .page = net_page, .take = net_take,
+						   .ingest = net_ingest}};
+
+		err = comm_net_new(&cn->net, &no);
+		for (size_t i = 0; !err && i < cn->n; i++)
+			err = comm_net_add(cn->net, cn->c[i]->id, cn->c[i]->pk);
+	}
 	if (err < 0) {
 		comm_node_free(cn);
 		return err;
@@ -659,10 +809,16 @@ int comm_node_new(struct comm_node **out, const struct comm_node_opts *opts)
 	return 0;
 }
 
+int comm_node_start(struct comm_node *cn)
+{
+	return cn ? comm_net_start(cn->net) : 0;
+}
+
 void comm_node_free(struct comm_node *cn)
 {
 	if (!cn)
 		return;
+	comm_net_free(cn->net);
 	for (size_t i = 0; i < cn->n; i++)
 		comm_drop(cn->c[i]);
 	pthread_mutex_destroy(&cn->mu);

@@ -692,7 +692,9 @@ registered:
 		}
 	}
 	{
-		struct comm_node_opts co = { .store = n->store, .ctl = n->ctl, .id = &n->id };
+		struct comm_node_opts co = { .store = n->store, .ctl = n->ctl, .id = &n->id,
+					     .quic = n->quic, .dht = n->dht,
+					     .quic_port = (uint16_t)n->cfg.quic_port };
 
 		err = comm_node_new(&n->comm, &co);
 		if (err) {
@@ -890,8 +892,13 @@ int node_start(struct node *n)
 		goto out;
 	}
 	err = content_node_start(n->content);
-	if (err)
+	if (err) {
 		log_error("node", "cannot start content serving: %s", strerror(-err));
+		goto out;
+	}
+	err = comm_node_start(n->comm);
+	if (err)
+		log_error("node", "cannot start communities: %s", strerror(-err));
 out:
 	log_bind(prev_log);
 	return err;
