@@ -239,6 +239,7 @@ static void spread(struct comm_net *net, struct ncomm *c, const uint8_t *msg, si
 			continue;
 		}
 		net->st.gossip_sent++;
+		net->st.gossip_bytes_sent += len;
 	}
 }
 
@@ -328,6 +329,7 @@ static int gossip_in(struct comm_net *net, const struct item *it)
 		return ST_UNKNOWN;
 	}
 	net->st.gossip_in++;
+	net->st.gossip_bytes_in += it->len;
 	comm_net_note_peer(net, c, &it->ss, it->sslen, it->key);
 	err = comm_gossip_input(c->g, eb, el, comm_net_wall_ms(), &env);
 	if (!err && (env.kind != GOSSIP_KIND_RECORD ||
@@ -491,7 +493,8 @@ int comm_net_new(struct comm_net **out, const struct comm_net_opts *o)
 	int err;
 
 	*out = NULL;
-	if (!o || !o->quic || !o->me || !o->ops.page || !o->ops.take || !o->ops.ingest)
+	if (!o || !o->quic || !o->me || !o->ops.page || !o->ops.take || !o->ops.ingest ||
+	    !o->ops.member || !o->ops.introduce)
 		return -EINVAL;
 	net = calloc(1, sizeof(*net));
 	s = calloc(1, sizeof(*s));

@@ -29,9 +29,16 @@ struct comm_net_ops {
 	 * persist; comm_index_add's result. */
 	int (*take)(void *arg, const uint8_t id[COMM_ID_LEN], const uint8_t *rec, size_t len);
 	/* A page pulled from a holder: take it in and persist what it added;
-	 * *total the holder's count. comm_index_ingest's result. */
+	 * *total the holder's count. The records added or replaced (>= 0), or
+	 * comm_index_ingest's error. */
 	int (*ingest)(void *arg, const uint8_t id[COMM_ID_LEN], const uint8_t *page, size_t len,
 		      uint32_t *total);
+	/* Sign our member record of community id anew and store it: its
+	 * publication (comm_net_publish) then reaches the holders now known.
+	 * Called once per community and start, after the first pull. */
+	void (*introduce)(void *arg, const uint8_t id[COMM_ID_LEN]);
+	/* 1 when key is a present member of community id. */
+	int (*member)(void *arg, const uint8_t id[COMM_ID_LEN], const uint8_t key[COMM_PK_LEN]);
 };
 
 struct comm_net_opts {
@@ -45,7 +52,8 @@ struct comm_net_opts {
 struct comm_net_stats {
 	uint64_t announces, announced, finds, found, pulls, pull_fail, pulled, served,
 		served_unknown, gossip_sent, gossip_in, gossip_taken, gossip_forwarded,
-		gossip_refused, busy;
+		gossip_refused, busy, not_member;
+	uint64_t gossip_bytes_sent, gossip_bytes_in; /* stream payloads (type varint and QUIC aside) */
 };
 
 struct comm_net;

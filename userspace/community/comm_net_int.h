@@ -25,6 +25,7 @@
 #define NET_RETRY_MS 3000u      /* announce or find that found nobody */
 #define NET_FIND_MS 60000u
 #define NET_SYNC_MS 120000u /* pull again from a holder (anti-entropy) */
+#define NET_BUSY_SYNC_MS 10000u /* ... sooner after a pull that added records */
 #define NET_WAIT_MS 5000u   /* each step of a pull */
 #define NET_PULLS_PER_TICK 4u
 #define NET_PAGES_MAX 512u /* pages of one pull (members and shares caps / 16) */
@@ -55,6 +56,7 @@ struct ncomm {
 	struct peer p[NET_PEERS];
 	size_t np;
 	uint64_t next_announce_ms, next_find_ms;
+	int introduced; /* our member record re-sent once holders were known */
 };
 
 struct item {

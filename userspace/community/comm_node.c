@@ -271,6 +271,35 @@ static int net_take(void *arg, const uint8_t *id, const uint8_t *rec, size_t len
 	return taken_end(t, err);
 }
 
+static int net_member(void *arg, const uint8_t *id, const uint8_t *key)
+{
+	struct comm_node *cn = arg;
+	struct community *c;
+	int r = 0;
+
+	pthread_mutex_lock(&cn->mu);
+	c = find(cn, id);
+	if (c)
+		r = comm_index_is_member(c->ix, key);
+	pthread_mutex_unlock(&cn->mu);
+	return r;
+}
+
+static void net_introduce(void *arg, const uint8_t *id)
+{
+	struct comm_node *cn = arg;
+	struct comm_rec r = {.type = COMM_REC_MEMBER};
+	struct community *c;
+
+	pthread_mutex_lock(&cn->mu);
+	c = find(cn, id);
+	if (c) {
+		memcpy(r.admit, c->admit, COMM_SIG_LEN);
+		put_own(cn, c, &r);
+	}
+	pthread_mutex_unlock(&cn->mu);
+}
+
 static int net_ingest(void *arg, const uint8_t *id, const uint8_t *page, size_t len,
 		      uint32_t *total)
 {
@@ -282,7 +311,8 @@ static int net_ingest(void *arg, const uint8_t *id, const uint8_t *page, size_t 
 		return -ENOMEM;
 	if (t->c)
 		err = comm_index_ingest_cb(t->c->ix, page, len, taken_add, t, &added, total);
-	return taken_end(t, err);
+	err = taken_end(t, err);
+	return err < 0 ? err : (int)added;
 }
 
 static int save_meta(struct comm_node *cn, const struct community *c)
@@ -703,7 +733,10 @@ static void metrics(void *arg, FILE *out)
 			"weft_community_gossip_taken_total %llu\n"
 			"weft_community_gossip_forwarded_total %llu\n"
 			"weft_community_gossip_refused_total %llu\n"
-			"weft_community_busy_total %llu\n",
+			"weft_community_busy_total %llu\n"
+			"weft_community_holders_not_member_total %llu\n"
+			"weft_community_gossip_bytes_total{dir=\"sent\"} %llu\n"
+			"weft_community_gossip_bytes_total{dir=\"received\"} %llu\n",
 			(unsigned long long)ns.announces, (unsigned long long)ns.finds,
 			(unsigned long long)ns.found,
 			(unsigned long long)(ns.pulls - ns.pull_fail),
@@ -711,7 +744,10 @@ static void metrics(void *arg, FILE *out)
 			(unsigned long long)ns.served, (unsigned long long)ns.gossip_sent,
 			(unsigned long long)ns.gossip_in, (unsigned long long)ns.gossip_taken,
 			(unsigned long long)ns.gossip_forwarded,
-			(unsigned long long)ns.gossip_refused, (unsigned long long)ns.busy);
+			(unsigned long long)ns.gossip_refused, (unsigned long long)ns.busy,
+			(unsigned long long)ns.not_member,
+			(unsigned long long)ns.gossip_bytes_sent,
+			(unsigned long long)ns.gossip_bytes_in);
 	}
 }
 
@@ -787,7 +823,8 @@ int comm_node_new(struct comm_node **out, const struct comm_node_opts *opts)
 		struct comm_net_opts no = {.quic = opts->quic, .dht = opts->dht, .me = opts->id,
 					   .quic_port = opts->quic_port,
 					   .ops = {.arg = cn, .page = net_page, .take = net_take,
-						   .ingest = net_ingest}};
+						   .ingest = net_ingest, .member = net_member,
+						   .introduce = net_introduce}};
 
 		err = comm_net_new(&cn->net, &no);
 		for (size_t i = 0; !err && i < cn->n; i++)

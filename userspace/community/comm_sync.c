@@ -205,16 +205,18 @@ static int pull_page(struct comm_net *net, struct pcall *pc, uint64_t conn,
 }
 
 /* Pull every page of the community from the holder at ss: members, then
- * shares. *key gets the holder's key (the handshake's). */
+ * shares. *key gets the holder's key (the handshake's), *pages the pages
+ * read, *added the records they added or replaced. */
 static int pull(struct comm_net *net, const uint8_t *id, const uint8_t *dk,
 		const struct sockaddr_storage *ss, socklen_t sslen, const uint8_t *expect,
-		uint8_t *key, size_t *taken)
+		uint8_t *key, size_t *pages_read, size_t *added)
 {
 	struct pcall *pc = calloc(1, sizeof(*pc));
 	uint64_t conn;
 	int err;
 
-	*taken = 0;
+	*pages_read = 0;
+	*added = 0;
 	if (!pc)
 		return -ENOMEM;
 	pthread_mutex_init(&pc->mu, NULL);
@@ -238,18 +240,18 @@ static int pull(struct comm_net *net, const uint8_t *id, const uint8_t *dk,
 	}
 	for (uint8_t type = COMM_REC_MEMBER; !err && type <= COMM_REC_SHARE; type++) {
 		uint32_t page = 0, pages = 1, total;
-		size_t added;
 
 		while (!err && page < pages && page < NET_PAGES_MAX) {
 			err = pull_page(net, pc, conn, dk, type, page);
 			if (err)
 				break;
 			err = net->o.ops.ingest(net->o.ops.arg, id, pc->buf + 1, pc->len - 1, &total);
-			(void)added;
-			if (err)
+			if (err < 0)
 				break;
+			*added += (size_t)err;
+			err = 0;
 			pages = (total + COMM_PAGE_RECS - 1) / COMM_PAGE_RECS;
-			*taken += 1;
+			*pages_read += 1;
 			page++;
 		}
 	}
@@ -386,11 +388,17 @@ static void sync_tick(struct comm_net *net)
 	pthread_mutex_unlock(&net->mu);
 	for (size_t i = 0; i < nd && !__atomic_load_n(&net->stop, __ATOMIC_RELAXED); i++) {
 		uint8_t key[COMM_PK_LEN] = {0};
-		size_t pages;
+		size_t pages, added;
 		int err = pull(net, due[i].id, due[i].dk, &due[i].ss, due[i].sslen,
-			       due[i].have_key ? due[i].expect : NULL, key, &pages);
+			       due[i].have_key ? due[i].expect : NULL, key, &pages, &added);
 		struct ncomm *c;
+		int intro = 0;
 
+		/* Every member's index holds its own member record: a holder
+		 * whose record we still lack after its pages is no member (one
+		 * that learned the DHT key from the DHT, or nobody's node). */
+		if (!err && net->o.ops.member(net->o.ops.arg, due[i].id, key) != 1)
+			err = -EPERM;
 		pthread_mutex_lock(&net->mu);
 		net->st.pulls++;
 		if (err)
@@ -406,18 +414,32 @@ static void sync_tick(struct comm_net *net)
 				continue;
 			if (err == -ELOOP) {
 				p->self = 1;
+			} else if (err == -EPERM) {
+				p->fails = 3; /* its slot goes to the next holder heard of */
+				p->have_key = 0; /* never gossiped to */
+				p->next_sync_ms = util_now_ms() + NET_SYNC_MS;
+				net->st.not_member++;
 			} else if (err) {
 				p->fails++;
 				sh = p->fails < 6 ? p->fails : 6;
 				p->next_sync_ms = util_now_ms() + (1000u << sh);
 			} else {
 				p->fails = 0;
+				/* A pull that taught us something: the community
+				 * is changing, pull again soon. */
+				p->next_sync_ms = util_now_ms() + (added ? NET_BUSY_SYNC_MS : NET_SYNC_MS);
 				memcpy(p->key, key, COMM_PK_LEN);
 				p->have_key = 1;
+				intro = !c->introduced;
+				c->introduced = 1;
 			}
 			break;
 		}
 		pthread_mutex_unlock(&net->mu);
+		/* Our join (or restart) reaches the members by gossip, not
+		 * only when each of them pulls from us. */
+		if (intro)
+			net->o.ops.introduce(net->o.ops.arg, due[i].id);
 	}
 }
 

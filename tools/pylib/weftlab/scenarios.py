@@ -16,6 +16,7 @@ import time
 
 from .common import (DHT_PORT, QUIC_PORT, ApiError, LabError, api, child, fmt, log, pid_alive,
                      proc_sample, reap, sh, table, weftctl_path)
+from .community import run_community
 from .soak import run_soak
 from .stats import pct, swarm
 
@@ -759,6 +760,7 @@ def run_aria2(lab, a, rng):
 
 SCENARIOS = {"bootstrap": run_bootstrap, "lookups": run_lookups, "churn": run_churn,
              "distribute": run_distribute, "services": run_services, "flood": run_flood,
-             "nat": run_nat, "relay": run_nat, "aria2": run_aria2, "soak": run_soak}
+             "nat": run_nat, "relay": run_nat, "aria2": run_aria2, "soak": run_soak,
+             "community": run_community}
 
 
