@@ -15,6 +15,7 @@ struct store;
 struct identity;
 struct quic_node;
 struct dhtnode;
+struct conn_node;
 
 /* QUIC stream types of communities (0x60-0x6f are theirs; docs/PROTOCOL.md
  * "Communities"): pull one page of a community's index, one gossip
@@ -36,7 +37,8 @@ struct comm_node_opts {
 	 * contact us. */
 	struct quic_node *quic;
 	struct dhtnode *dht;
-	uint16_t quic_port; /* announced under each community's DHT key */
+	uint16_t quic_port; /* announced under each community's DHT key ... */
+	struct conn_node *conn; /* ... unless conn knows the port a NAT maps it to */
 };
 
 struct comm_node;

@@ -18,6 +18,7 @@
 struct quic_node;
 struct dhtnode;
 struct identity;
+struct conn_node;
 
 struct comm_net_ops {
 	void *arg;
@@ -45,7 +46,8 @@ struct comm_net_opts {
 	struct quic_node *quic; /* required */
 	struct dhtnode *dht;    /* NULL: holders only from inbound contacts */
 	const struct identity *me;
-	uint16_t quic_port; /* announced under the DHT key */
+	uint16_t quic_port; /* announced under the DHT key, unless: */
+	struct conn_node *conn; /* knows the port our QUIC socket is mapped to */
 	struct comm_net_ops ops;
 };
 

@@ -821,7 +821,7 @@ int comm_node_new(struct comm_node **out, const struct comm_node_opts *opts)
 		err = store_iter(cn->store, cn->db_recs, load_rec, cn);
 	if (!err && opts->quic) {
 		struct comm_net_opts no = {.quic = opts->quic, .dht = opts->dht, .me = opts->id,
-					   .quic_port = opts->quic_port,
+					   .quic_port = opts->quic_port, .conn = opts->conn,
 					   .ops = {.arg = cn, .page = net_page, .take = net_take,
 						   .ingest = net_ingest, .member = net_member,
 						   .introduce = net_introduce}};

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "weft/conn.h"
 #include "weft/dht.h"
 #include "weft/dhtnode.h"
 #include "weft/identity.h"
@@ -302,7 +303,11 @@ static void announce_fn(struct dht *dht, void *arg, uint64_t now)
 {
 	struct djob *j = arg;
 
-	if (dht_announce(dht, j->dk, j->net->o.quic_port, 0, now, dht_done, j) != 0)
+	/* Behind a NAT that maps the QUIC socket alike for everyone, the
+	 * announce's source address is the NAT's: its port must be too. */
+	uint16_t port = j->net->o.conn ? conn_node_quic_mapped_port(j->net->o.conn, AF_INET) : 0;
+
+	if (dht_announce(dht, j->dk, port ? port : j->net->o.quic_port, 0, now, dht_done, j) != 0)
 		free(j);
 }
 

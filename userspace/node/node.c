@@ -693,7 +693,7 @@ registered:
 	}
 	{
 		struct comm_node_opts co = { .store = n->store, .ctl = n->ctl, .id = &n->id,
-					     .quic = n->quic, .dht = n->dht,
+					     .quic = n->quic, .dht = n->dht, .conn = n->conn,
 					     .quic_port = (uint16_t)n->cfg.quic_port };
 
 		err = comm_node_new(&n->comm, &co);
