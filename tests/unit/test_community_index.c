@@ -85,6 +85,59 @@ static size_t copy_pages(const struct comm_index *src, struct comm_index *dst, i
 	return sum;
 }
 
+struct taken_log {
+	size_t n;
+	const uint8_t *id;
+	const uint8_t *pk;
+};
+
+static void taken_cb(void *arg, const uint8_t *rec, size_t len)
+{
+	struct taken_log *t = arg;
+	struct comm_rec r;
+
+	/* Each is the signed record itself, ready to be stored. */
+	assert_int_equal(comm_rec_parse(rec, len, t->id, t->pk, &r), 0);
+	t->n++;
+}
+
+/* comm_index_ingest_cb hands out exactly the records it added or
+ * replaced: the node persists those (comm_node.c). */
+static void test_ingest_cb(void **state)
+{
+	static uint8_t page[COMM_PAGE_MAX_LEN];
+	uint8_t buf[COMM_REC_MAX_LEN];
+	struct comm_index *a, *b;
+	struct taken_log t = {0, id, cpk};
+	size_t n, len, added;
+	uint32_t total;
+
+	(void)state;
+	assert_int_equal(comm_index_new(&a, id, cpk, NULL), 0);
+	assert_int_equal(comm_index_new(&b, id, cpk, NULL), 0);
+	for (size_t i = 0; i < 5; i++) {
+		n = member(buf, id, &mem[i], 1, 0, NULL);
+		assert_int_equal(comm_index_add(a, buf, n), 0);
+	}
+	n = member(buf, id, &mem[0], 1, 0, NULL);
+	assert_int_equal(comm_index_add(b, buf, n), 0); /* b holds one already */
+	assert_int_equal(comm_index_page(a, COMM_REC_MEMBER, 0, page, sizeof(page), &len), 0);
+	assert_int_equal(comm_index_ingest_cb(b, page, len, taken_cb, &t, &added, &total), 0);
+	assert_int_equal(added, 4);
+	assert_int_equal(t.n, 4);
+	assert_int_equal(total, 5);
+	/* A newer record replaces and is handed out; the same page again adds nothing. */
+	n = member(buf, id, &mem[1], 2, 0, NULL);
+	assert_int_equal(comm_index_add(a, buf, n), 1);
+	assert_int_equal(comm_index_page(a, COMM_REC_MEMBER, 0, page, sizeof(page), &len), 0);
+	t.n = 0;
+	assert_int_equal(comm_index_ingest_cb(b, page, len, taken_cb, &t, &added, &total), 0);
+	assert_int_equal(added, 1);
+	assert_int_equal(t.n, 1);
+	comm_index_free(a);
+	comm_index_free(b);
+}
+
 static void test_exchange(void **state)
 {
 	uint8_t buf[COMM_REC_MAX_LEN], oid[COMM_ID_LEN], opk[32], osk[64];
@@ -256,6 +309,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exchange),
+		cmocka_unit_test(test_ingest_cb),
 		cmocka_unit_test(test_closed),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_bad_pages),
