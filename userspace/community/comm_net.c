@@ -314,7 +314,7 @@ static void serve_sync(struct comm_net *net, const struct item *it, uint8_t *ans
 static int gossip_in(struct comm_net *net, const struct item *it)
 {
 	uint8_t plain[COMM_REC_MAX_LEN], fwd[MSG_MAX];
-	uint8_t id[COMM_ID_LEN], pk[COMM_PK_LEN];
+	uint8_t id[COMM_ID_LEN];
 	const uint8_t *eb = it->data + 1 + COMM_DHT_KEY_LEN;
 	size_t el = it->len - 1 - COMM_DHT_KEY_LEN, pl;
 	struct comm_env env;
@@ -339,12 +339,11 @@ static int gossip_in(struct comm_net *net, const struct item *it)
 		     memcmp(r.member, env.origin, COMM_PK_LEN) != 0))
 		err = -EBADMSG; /* only a member's own records travel */
 	memcpy(id, c->id, COMM_ID_LEN);
-	memcpy(pk, c->pk, COMM_PK_LEN);
-	pthread_mutex_unlock(&net->mu);
-	if (err) {
+	if (err)
 		net->st.gossip_refused++;
+	pthread_mutex_unlock(&net->mu);
+	if (err)
 		return ST_REFUSED;
-	}
 	err = net->o.ops.take(net->o.ops.arg, id, plain, pl);
 	pthread_mutex_lock(&net->mu);
 	c = comm_net_by_id(net, id);
@@ -359,7 +358,6 @@ static int gossip_in(struct comm_net *net, const struct item *it)
 		}
 	}
 	pthread_mutex_unlock(&net->mu);
-	(void)pk;
 	return err >= 0 ? ST_OK : ST_REFUSED;
 }
 

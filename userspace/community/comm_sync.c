@@ -437,6 +437,14 @@ static void sync_tick(struct comm_net *net)
 				p->have_key = 1;
 				intro = !c->introduced;
 				c->introduced = 1;
+				for (size_t o = 0; o < c->np; o++)
+					if (o != k && c->p[o].have_key &&
+					    !memcmp(c->p[o].key, key, COMM_PK_LEN)) {
+						/* the same holder at another address
+						 * (another family): one entry */
+						c->p[k] = c->p[--c->np];
+						break;
+					}
 			}
 			break;
 		}
