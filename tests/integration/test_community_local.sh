@@ -54,7 +54,7 @@ start_ns_node 2 1
 ctl 2 --json community ls >"$D/l" || fail "ls"
 [ "$(json_get communities 0 id <"$D/l")" = "$ID" ] && [ "$(json_get communities 0 shares <"$D/l")" = 1 ] ||
 	fail "after a restart: $(cat "$D/l")"
-ctl 2 metrics | grep -q '^weft_communities 1$' || fail "metrics"
+ctl 2 metrics | grep -q '^weft_community_joined 1$' || fail "metrics"
 ctl 2 community leave "$ID" >/dev/null || fail "leave"
 [ "$(ctl 2 --json community ls | json_get communities)" = "[]" ] || fail "leave kept it"
 stop_weftd "$PID2" || fail "stop"

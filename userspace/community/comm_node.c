@@ -689,10 +689,62 @@ out:
 	pthread_mutex_unlock(&cn->mu);
 }
 
+/* One metric family's HELP and TYPE lines. */
+static void family(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(FILE *out, const char *name, const char *help, uint64_t v)
+{
+	family(out, name, "counter", help);
+	fprintf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void net_metrics(FILE *out, const struct comm_net_stats *ns)
+{
+	one(out, "weft_community_announces_total", "Announces under a community's DHT key.",
+	    ns->announces);
+	one(out, "weft_community_finds_total", "Lookups of a community's holders in the DHT.",
+	    ns->finds);
+	one(out, "weft_community_holders_found_total", "Holders newly remembered from the DHT.",
+	    ns->found);
+	family(out, "weft_community_pulls_total", "counter", "Pulls of a holder's index pages.");
+	fprintf(out,
+		"weft_community_pulls_total{result=\"ok\"} %llu\n"
+		"weft_community_pulls_total{result=\"failed\"} %llu\n",
+		(unsigned long long)(ns->pulls - ns->pull_fail), (unsigned long long)ns->pull_fail);
+	one(out, "weft_community_pages_pulled_total", "Index pages read from holders.", ns->pulled);
+	one(out, "weft_community_pages_served_total", "Index pages answered to holders.",
+	    ns->served);
+	one(out, "weft_community_gossip_sent_total", "Gossip envelopes sent (ours and forwards).",
+	    ns->gossip_sent);
+	one(out, "weft_community_gossip_received_total", "Gossip envelopes received.",
+	    ns->gossip_in);
+	one(out, "weft_community_gossip_taken_total", "Gossip envelopes whose record was new.",
+	    ns->gossip_taken);
+	one(out, "weft_community_gossip_forwarded_total", "Gossip envelopes forwarded.",
+	    ns->gossip_forwarded);
+	one(out, "weft_community_gossip_refused_total",
+	    "Gossip envelopes refused (duplicate, hops, rate, time, not the origin's record).",
+	    ns->gossip_refused);
+	one(out, "weft_community_busy_total", "Requests reset: the serve queue was full.",
+	    ns->busy);
+	one(out, "weft_community_holders_not_member_total",
+	    "Holders whose member record was missing after their pages.", ns->not_member);
+	family(out, "weft_community_gossip_bytes_total", "counter",
+	       "Gossip stream payload bytes, by direction.");
+	fprintf(out,
+		"weft_community_gossip_bytes_total{dir=\"sent\"} %llu\n"
+		"weft_community_gossip_bytes_total{dir=\"received\"} %llu\n",
+		(unsigned long long)ns->gossip_bytes_sent, (unsigned long long)ns->gossip_bytes_in);
+}
+
 static void metrics(void *arg, FILE *out)
 {
 	struct comm_node *cn = arg;
 	struct comm_index_stats t = {0}, s;
+	size_t n;
 
 	pthread_mutex_lock(&cn->mu);
 	for (size_t i = 0; i < cn->n; i++) {
@@ -704,8 +756,12 @@ static void metrics(void *arg, FILE *out)
 		t.foreign += s.foreign;
 		t.bad_page += s.bad_page;
 	}
-	fprintf(out, "weft_communities %zu\n", cn->n);
+	n = cn->n;
 	pthread_mutex_unlock(&cn->mu);
+	family(out, "weft_community_joined", "gauge", "Communities this node belongs to.");
+	fprintf(out, "weft_community_joined %zu\n", n);
+	family(out, "weft_community_refused_total", "counter",
+	       "Records refused by the indexes, by reason.");
 	fprintf(out,
 		"weft_community_refused_total{reason=\"stale\"} %llu\n"
 		"weft_community_refused_total{reason=\"full\"} %llu\n"
@@ -720,34 +776,7 @@ static void metrics(void *arg, FILE *out)
 		struct comm_net_stats ns;
 
 		comm_net_stats(cn->net, &ns);
-		fprintf(out,
-			"weft_community_announces_total %llu\n"
-			"weft_community_finds_total %llu\n"
-			"weft_community_holders_found_total %llu\n"
-			"weft_community_pulls_total{result=\"ok\"} %llu\n"
-			"weft_community_pulls_total{result=\"failed\"} %llu\n"
-			"weft_community_pages_pulled_total %llu\n"
-			"weft_community_pages_served_total %llu\n"
-			"weft_community_gossip_sent_total %llu\n"
-			"weft_community_gossip_received_total %llu\n"
-			"weft_community_gossip_taken_total %llu\n"
-			"weft_community_gossip_forwarded_total %llu\n"
-			"weft_community_gossip_refused_total %llu\n"
-			"weft_community_busy_total %llu\n"
-			"weft_community_holders_not_member_total %llu\n"
-			"weft_community_gossip_bytes_total{dir=\"sent\"} %llu\n"
-			"weft_community_gossip_bytes_total{dir=\"received\"} %llu\n",
-			(unsigned long long)ns.announces, (unsigned long long)ns.finds,
-			(unsigned long long)ns.found,
-			(unsigned long long)(ns.pulls - ns.pull_fail),
-			(unsigned long long)ns.pull_fail, (unsigned long long)ns.pulled,
-			(unsigned long long)ns.served, (unsigned long long)ns.gossip_sent,
-			(unsigned long long)ns.gossip_in, (unsigned long long)ns.gossip_taken,
-			(unsigned long long)ns.gossip_forwarded,
-			(unsigned long long)ns.gossip_refused, (unsigned long long)ns.busy,
-			(unsigned long long)ns.not_member,
-			(unsigned long long)ns.gossip_bytes_sent,
-			(unsigned long long)ns.gossip_bytes_in);
+		net_metrics(out, &ns);
 	}
 }
 
