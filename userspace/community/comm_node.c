@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -695,43 +696,44 @@ static void family(FILE *out, const char *name, const char *type, const char *he
 	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void one(FILE *out, const char *name, const char *help, uint64_t v)
-{
-	family(out, name, "counter", help);
-	fprintf(out, "%s %llu\n", name, (unsigned long long)v);
-}
+/* The network's plain counters: name, help, field. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+} net_counters[] = {
+#define NC(n, h, f) {"weft_community_" n "_total", h, offsetof(struct comm_net_stats, f)}
+	NC("announces", "Announces under a community's DHT key.", announces),
+	NC("finds", "Lookups of a community's holders in the DHT.", finds),
+	NC("holders_found", "Holders newly remembered from the DHT.", found),
+	NC("pages_pulled", "Index pages read from holders.", pulled),
+	NC("pages_served", "Index pages answered to holders.", served),
+	NC("gossip_sent", "Gossip envelopes sent (ours and forwards).", gossip_sent),
+	NC("gossip_received", "Gossip envelopes received.", gossip_in),
+	NC("gossip_taken", "Gossip envelopes whose record was new.", gossip_taken),
+	NC("gossip_forwarded", "Gossip envelopes forwarded.", gossip_forwarded),
+	NC("gossip_refused",
+	   "Gossip envelopes refused (duplicate, hops, rate, time, not the origin's record).",
+	   gossip_refused),
+	NC("busy", "Requests reset: the serve queue was full.", busy),
+	NC("holders_not_member", "Holders whose member record was missing after their pages.",
+	   not_member),
+#undef NC
+};
 
 static void net_metrics(FILE *out, const struct comm_net_stats *ns)
 {
-	one(out, "weft_community_announces_total", "Announces under a community's DHT key.",
-	    ns->announces);
-	one(out, "weft_community_finds_total", "Lookups of a community's holders in the DHT.",
-	    ns->finds);
-	one(out, "weft_community_holders_found_total", "Holders newly remembered from the DHT.",
-	    ns->found);
+	for (size_t i = 0; i < sizeof(net_counters) / sizeof(net_counters[0]); i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)ns + net_counters[i].off, sizeof(v));
+		family(out, net_counters[i].name, "counter", net_counters[i].help);
+		fprintf(out, "%s %llu\n", net_counters[i].name, (unsigned long long)v);
+	}
 	family(out, "weft_community_pulls_total", "counter", "Pulls of a holder's index pages.");
 	fprintf(out,
 		"weft_community_pulls_total{result=\"ok\"} %llu\n"
 		"weft_community_pulls_total{result=\"failed\"} %llu\n",
 		(unsigned long long)(ns->pulls - ns->pull_fail), (unsigned long long)ns->pull_fail);
-	one(out, "weft_community_pages_pulled_total", "Index pages read from holders.", ns->pulled);
-	one(out, "weft_community_pages_served_total", "Index pages answered to holders.",
-	    ns->served);
-	one(out, "weft_community_gossip_sent_total", "Gossip envelopes sent (ours and forwards).",
-	    ns->gossip_sent);
-	one(out, "weft_community_gossip_received_total", "Gossip envelopes received.",
-	    ns->gossip_in);
-	one(out, "weft_community_gossip_taken_total", "Gossip envelopes whose record was new.",
-	    ns->gossip_taken);
-	one(out, "weft_community_gossip_forwarded_total", "Gossip envelopes forwarded.",
-	    ns->gossip_forwarded);
-	one(out, "weft_community_gossip_refused_total",
-	    "Gossip envelopes refused (duplicate, hops, rate, time, not the origin's record).",
-	    ns->gossip_refused);
-	one(out, "weft_community_busy_total", "Requests reset: the serve queue was full.",
-	    ns->busy);
-	one(out, "weft_community_holders_not_member_total",
-	    "Holders whose member record was missing after their pages.", ns->not_member);
 	family(out, "weft_community_gossip_bytes_total", "counter",
 	       "Gossip stream payload bytes, by direction.");
 	fprintf(out,
