@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * weftctl content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...] PATH...
+ * weftctl content add [--name NAME] [--community ID] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...] PATH...
  * weftctl content rewrap|reencrypt NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...
  * weftctl content ls
  * weftctl content get ID [--out DIR [--link]] [--from TARGET]... [--raw] [--no-wait]
@@ -32,6 +32,32 @@ static void print_share(json_t *o)
 	    printf("%-64s %10s  %-24s %s\n", weftctl_jstr(it, "id"),
 		   weftctl_fmt_bytes((double)weftctl_jint(it, "size"), b, sizeof(b)), weftctl_jstr(it, "type"),
 		   weftctl_jstr(it, "path"));
+}
+
+/* content add --community ID: the published share's head bound to the
+ * community (POST /v1/community/ID/shares); the answer gets "community". */
+static int bind_community(struct weftctl *ctx, const char *comm, json_t *share)
+{
+	char path[160], head[256];
+	json_t *body, *rec = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "/v1/community/%s/shares", comm);
+	snprintf(head, sizeof(head), "%s/%s", weftctl_jstr(share, "publisher"),
+		 weftctl_jstr(share, "name"));
+	body = json_pack("{s:s}", "head", head);
+	rc = weftctl_do(ctx, "POST", path, body, &rec);
+	json_decref(body);
+	if (rc != WEFTCTL_OK)
+		fprintf(stderr, "weftctl: share %s published but not bound to community %s: bind "
+				"it with\n  weftctl community share %s %s\n",
+			weftctl_jstr(share, "share_id"), comm, comm, head);
+	else if (!ctx->json)
+		printf("community  %s (%s)\n", comm, weftctl_jstr(rec, "link"));
+	if (rec)
+		json_object_set_new(share, "community", json_string(comm));
+	json_decref(rec);
+	return rc;
 }
 
 /* --to KEY[,KEY...]: each key appended to "to" (the daemon checks them). */
@@ -84,7 +110,8 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 {
 	json_t *paths = json_array(), *r[3] = {json_array(), json_array(), json_array()}, *body,
 	       *out = NULL;
-	const char *name = NULL;
+	const char *name = NULL, *comm = NULL;
+	char cpath[160];
 	int priv = 0, rc, t;
 
 	for (int i = 2; i < argc; i++) {
@@ -92,6 +119,8 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 
 		if (!strcmp(argv[i], "--name") && i + 1 < argc) {
 			name = argv[++i];
+		} else if (!strcmp(argv[i], "--community") && i + 1 < argc) {
+			comm = argv[++i];
 		} else if (!strcmp(argv[i], "--private")) {
 			priv = 1;
 		} else if ((t = rcpt_opt(r, argc, argv, &i))) {
@@ -115,13 +144,30 @@ static int cmd_add(struct weftctl *ctx, int argc, char **argv)
 			fprintf(stderr, "weftctl: --to, --to-circle and --to-group need --private\n");
 		goto usage;
 	}
+	if (comm && priv) {
+		fprintf(stderr, "weftctl: --community binds public shares only\n");
+		goto usage;
+	}
+	/* A community we are not a member of fails before anything is published. */
+	if (comm && (snprintf(cpath, sizeof(cpath), "/v1/community/%s", comm) >= (int)sizeof(cpath) ||
+		     weftctl_do(ctx, "GET", cpath, NULL, &out) != WEFTCTL_OK)) {
+		json_decref(paths);
+		rcpt_set(NULL, r);
+		return WEFTCTL_ERR;
+	}
+	json_decref(out);
+	out = NULL;
 	body = json_pack("{s:o,s:b}", "paths", paths, "private", priv);
 	if (name)
 		json_object_set_new(body, "name", json_string(name));
 	rcpt_set(body, r);
-	rc = weftctl_do(ctx, "POST", "/v1/content/add", body, ctx->json ? NULL : &out);
+	rc = weftctl_do(ctx, "POST", "/v1/content/add", body, ctx->json && !comm ? NULL : &out);
 	json_decref(body);
-	if (rc == WEFTCTL_OK && out) {
+	if (rc == WEFTCTL_OK && comm)
+		rc = bind_community(ctx, comm, out);
+	if (rc == WEFTCTL_OK && out && ctx->json) {
+		weftctl_print_json(out);
+	} else if (rc == WEFTCTL_OK && out) {
 		print_share(out);
 		if (json_is_true(json_object_get(out, "sealed")))
 			printf("\nprivate: encrypted; sealed to %lld keys (this node's included). "

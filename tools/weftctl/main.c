@@ -18,7 +18,7 @@ static const struct weftctl_noun nouns[] = {
 	  "ban del CIDR\n"
 	  "ban list|ls" },
 	{ "content", weftctl_content,
-	  "content add [--name NAME] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...\n"
+	  "content add [--name NAME] [--community ID] [--private [--to KEY[,KEY...]]... [--to-circle NAME]...\n"
 	  "            [--to-group NAME|OWNERKEY/NAME]...] PATH...\n"
 	  "content rewrap NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...\n"
 	  "content reencrypt NAME [--to KEY[,KEY...]]... [--to-circle NAME]... [--to-group GROUP]...\n"
@@ -43,6 +43,15 @@ static const struct weftctl_noun nouns[] = {
 	  "circle set NAME KEY...   (a local recipient list for content add --to-circle)\n"
 	  "circle ls\n"
 	  "circle rm NAME" },
+	{ "community", weftctl_community,
+	  "community create NAME [--closed]   (prints its id and key)\n"
+	  "community join ID KEY [--invite TOKEN] [--name NAME]\n"
+	  "community leave ID\n"
+	  "community ls\n"
+	  "community members ID [--page N]\n"
+	  "community shares ID [--page N]\n"
+	  "community share ID KEY/NAME [--remove]   (binds a public share)\n"
+	  "community invite ID KEY   (closed communities: prints the invite token)" },
 	{ "dht", weftctl_dht,
 	  "dht status\n"
 	  "dht ping ADDR\n"

@@ -37,6 +37,7 @@ struct weftctl_noun {
 /* The nouns (one file each; main.c's table). */
 int weftctl_ban(struct weftctl *ctx, int argc, char **argv);
 int weftctl_content(struct weftctl *ctx, int argc, char **argv);
+int weftctl_community(struct weftctl *ctx, int argc, char **argv);
 /* content link|subscribe|subscriptions|unsubscribe|sync (heads.c) */
 int weftctl_content_heads(struct weftctl *ctx, int argc, char **argv);
 /* content_serve.c: `content limits` and `content peers` (argv as weftctl_content's). */

@@ -30,6 +30,7 @@
 #include "weft/xdp.h"
 #include "weft/dhtnode.h"
 #include "weft/svc_node.h"
+#include "weft/comm_node.h"
 #include "weft/content_node.h"
 #include "notify.h"
 
@@ -59,6 +60,7 @@ struct node {
 	struct quic_node *quic;
 	struct dhtnode *dht;
 	struct svc_node *svc; /* service fabric and gateway */
+	struct comm_node *comm; /* communities (docs/COMMUNITY.md) */
 	struct content_node *content;
 	struct conn_node *conn; /* node record, address discovery, resolution */
 	struct relay_node *relay; /* relay control plane (both roles) */
@@ -776,6 +778,17 @@ registered:
 			return err;
 		}
 	}
+	{
+		struct comm_node_opts co = { .store = n->store, .ctl = n->ctl, .id = &n->id,
+					     .quic = n->quic, .dht = n->dht, .conn = n->conn,
+					     .quic_port = (uint16_t)n->cfg.quic_port };
+
+		err = comm_node_new(&n->comm, &co);
+		if (err) {
+			log_error("node", "communities: %s", strerror(-err));
+			return err;
+		}
+	}
 	return 0;
 }
 
@@ -924,6 +937,7 @@ void node_free(struct node *n)
 	dhtnode_cancel(n->dht);
 	content_node_free(n->content);
 	lan_node_free(n->lan); /* downloads asked it for LAN providers until now */
+	comm_node_free(n->comm);
 	svc_node_free(n->svc);
 	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
 	relay_fwd_free(n->relay_fwd);
@@ -984,8 +998,13 @@ int node_start(struct node *n)
 		}
 	}
 	err = mbox_node_start(n->mbox);
-	if (err)
+	if (err) {
 		log_error("node", "cannot start the mailbox: %s", strerror(-err));
+		goto out;
+	}
+	err = comm_node_start(n->comm);
+	if (err)
+		log_error("node", "cannot start communities: %s", strerror(-err));
 out:
 	log_bind(prev_log);
 	return err;

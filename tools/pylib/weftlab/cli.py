@@ -103,6 +103,7 @@ USAGE = """commands:
   weftlab [--dir DIR] run relay [--per-node N] [--fresh] [--wait-records S] [--ping-timeout MS]
   weftlab [--dir DIR] run aria2 [--size MIB] [--seed-node I]
   weftlab [--dir DIR] run soak [--duration S] [--round S] [--period S] [--warmup S]
+  weftlab [--dir DIR] run community [--timeout S]
   weftlab [--dir DIR] report
   weftlab [--dir DIR] top [--interval S] [--once]
   weftlab [--dir DIR] sim --nodes N bootstrap|lookups|churn [--loss P] [--lookups L]
@@ -173,6 +174,9 @@ def add_run_parsers(sub):
     ar.add_argument("--seed-node", type=int, default=1)
     ar.add_argument("--timeout", type=float, default=1800)
     ar.add_argument("--keep", action="store_true")
+    cm = rs.add_parser("community", parents=[common],
+                       help="one community over the lab: a newcomer's catch-up, gossip cost")
+    cm.add_argument("--timeout", type=float, default=300, help="each wait, seconds")
     fl = sub.add_parser("_flood")
     fl.add_argument("--target", required=True)
     fl.add_argument("--seconds", type=float, default=10)

@@ -16,6 +16,7 @@ import time
 
 from .common import (DHT_PORT, QUIC_PORT, ApiError, LabError, api, child, fmt, log, pid_alive,
                      proc_sample, reap, sh, table, weftctl_path)
+from .community import run_community
 from .soak import run_soak
 from .stats import pct, swarm, t_frac
 
@@ -857,6 +858,6 @@ def swarm_times(done, nodes):
 SCENARIOS = {"bootstrap": run_bootstrap, "lookups": run_lookups, "churn": run_churn,
              "distribute": run_distribute, "services": run_services, "flood": run_flood,
              "nat": run_nat, "relay": run_nat, "aria2": run_aria2, "soak": run_soak,
-             "follow": run_follow}
+             "follow": run_follow, "community": run_community}
 
 

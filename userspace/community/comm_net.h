@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Communities on the network (docs/COMMUNITY.md "Finding each other"),
+ * internal to the community module: holders found through the community's
+ * DHT key, pages pulled from them over QUIC stream type 0x60, records
+ * gossiped over stream type 0x61. comm_node.c owns the index and the
+ * store; this file reaches them only through struct comm_net_ops, so it
+ * never calls comm_node.c back.
+ */
+#ifndef WEFT_COMM_NET_H
+#define WEFT_COMM_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft/comm.h"
+
+struct quic_node;
+struct dhtnode;
+struct identity;
+struct conn_node;
+
+struct comm_net_ops {
+	void *arg;
+	/* Page `page` of type of the community whose DHT key is dht_key:
+	 * 0, -ENOENT (no such community or page), -ENOSPC. */
+	int (*page)(void *arg, const uint8_t dht_key[COMM_DHT_KEY_LEN], uint8_t type,
+		    uint32_t page, uint8_t *out, size_t cap, size_t *len);
+	/* A signed record (plain) of community id from gossip: add and
+	 * persist; comm_index_add's result. */
+	int (*take)(void *arg, const uint8_t id[COMM_ID_LEN], const uint8_t *rec, size_t len);
+	/* A page pulled from a holder: take it in and persist what it added;
+	 * *total the holder's count. The records added or replaced (>= 0), or
+	 * comm_index_ingest's error. */
+	int (*ingest)(void *arg, const uint8_t id[COMM_ID_LEN], const uint8_t *page, size_t len,
+		      uint32_t *total);
+	/* Sign our member record of community id anew and store it: its
+	 * publication (comm_net_publish) then reaches the holders now known.
+	 * Called once per community and start, after the first pull. */
+	void (*introduce)(void *arg, const uint8_t id[COMM_ID_LEN]);
+	/* 1 when key is a present member of community id. */
+	int (*member)(void *arg, const uint8_t id[COMM_ID_LEN], const uint8_t key[COMM_PK_LEN]);
+};
+
+struct comm_net_opts {
+	struct quic_node *quic; /* required */
+	struct dhtnode *dht;    /* NULL: holders only from inbound contacts */
+	const struct identity *me;
+	uint16_t quic_port; /* announced under the DHT key, unless: */
+	struct conn_node *conn; /* knows the port our QUIC socket is mapped to */
+	struct comm_net_ops ops;
+};
+
+struct comm_net_stats {
+	uint64_t announces, announced, finds, found, pulls, pull_fail, pulled, served,
+		served_unknown, gossip_sent, gossip_in, gossip_taken, gossip_forwarded,
+		gossip_refused, busy, not_member;
+	uint64_t gossip_bytes_sent, gossip_bytes_in; /* stream payloads (type varint and QUIC aside) */
+};
+
+struct comm_net;
+
+/* Registers the stream types (before the engine starts). */
+int comm_net_new(struct comm_net **out, const struct comm_net_opts *o);
+/* The threads (after the engine and the DHT started). */
+int comm_net_start(struct comm_net *net);
+void comm_net_free(struct comm_net *net);
+/* A community we belong to, from now (announce, find, pull at once) /
+ * no longer. */
+int comm_net_add(struct comm_net *net, const uint8_t id[COMM_ID_LEN],
+		 const uint8_t pk[COMM_PK_LEN]);
+void comm_net_remove(struct comm_net *net, const uint8_t id[COMM_ID_LEN]);
+/* Gossip one of our own records (signed, plain) to up to the fan-out of
+ * the community's holders. Any thread; never blocks on the network. */
+void comm_net_publish(struct comm_net *net, const uint8_t id[COMM_ID_LEN], const uint8_t *rec,
+		      size_t len);
+/* Holders of the community known by key (ours excluded). */
+size_t comm_net_peers(struct comm_net *net, const uint8_t id[COMM_ID_LEN]);
+void comm_net_stats(struct comm_net *net, struct comm_net_stats *out);
+
+#endif

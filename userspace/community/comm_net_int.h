@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The state of communities on the network, shared by comm_peer.c (holder
+ * tables), comm_sync.c (the sync thread: DHT and pulls) and comm_net.c
+ * (stream handlers, serve thread, gossip, lifecycle), in that order of
+ * calls. Internal to the community module.
+ */
+#ifndef WEFT_COMM_NET_INT_H
+#define WEFT_COMM_NET_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "weft/comm.h"
+#include "weft/comm_node.h"
+#include "comm_net.h"
+
+#define NET_PEERS 32u	       /* holders remembered per community */
+#define NET_INBOX 256u	       /* requests waiting for the serve thread */
+#define NET_SLOTS 64u	       /* streams being assembled per worker */
+#define NET_TICK_MS 250u
+#define NET_ANNOUNCE_MS 300000u /* re-announce under the DHT key */
+#define NET_RETRY_MS 3000u      /* announce or find that found nobody */
+#define NET_FIND_MS 60000u
+#define NET_SYNC_MS 120000u /* pull again from a holder (anti-entropy) */
+#define NET_BUSY_SYNC_MS 10000u /* ... sooner after a pull that added records */
+#define NET_WAIT_MS 5000u   /* each step of a pull */
+#define NET_PULLS_PER_TICK 4u
+#define NET_PAGES_MAX 512u /* pages of one pull (members and shares caps / 16) */
+#define NET_FANOUT 4u
+#define NET_ENV_TTL_S 600u
+#define NET_RESET_CODE 0x601u
+
+#define SYNC_REQ_LEN (1u + COMM_DHT_KEY_LEN + 1u + 4u)
+#define MSG_MAX (1u + COMM_DHT_KEY_LEN + COMM_ENV_MAX_LEN)
+#define ANS_MAX (1u + COMM_PAGE_MAX_LEN)
+#define GOSSIP_KIND_RECORD 1u
+
+enum { ST_OK = 0, ST_UNKNOWN = 1, ST_NOPAGE = 2, ST_BAD = 3, ST_REFUSED = 4 };
+
+struct peer {
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	uint8_t key[COMM_PK_LEN];
+	uint8_t have_key, self;
+	uint32_t fails;
+	uint64_t next_sync_ms;
+};
+
+struct ncomm {
+	uint8_t id[COMM_ID_LEN], pk[COMM_PK_LEN];
+	struct comm_keys k;
+	struct comm_gossip *g;
+	struct peer p[NET_PEERS];
+	size_t np;
+	uint64_t next_announce_ms, next_find_ms;
+	int introduced; /* our member record re-sent once holders were known */
+};
+
+struct item {
+	uint64_t conn, stype;
+	int64_t sid;
+	uint8_t key[COMM_PK_LEN];
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	size_t len;
+	uint8_t data[MSG_MAX];
+};
+
+struct slot {
+	int used;
+	uint64_t conn, stype;
+	int64_t sid;
+	size_t len;
+	uint8_t data[MSG_MAX];
+};
+
+/* What the registered stream handlers see: it lives until the QUIC node
+ * releases it, so it outlives the net (dead set by comm_net_free). */
+struct srv {
+	struct quic_node *qn;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int dead, stop;
+	unsigned int nworkers;
+	struct slot *slots; /* nworkers x NET_SLOTS, each worker's own */
+	struct item *q[NET_INBOX];
+	size_t qh, qn_len;
+	uint64_t busy;
+};
+
+struct comm_net {
+	struct comm_net_opts o;
+	struct srv *srv;
+	pthread_mutex_t mu; /* communities, peers, gossip state, stats */
+	pthread_cond_t cv;
+	struct ncomm *c[COMM_NODE_MAX];
+	size_t n;
+	int stop, started;
+	pthread_t serve_th, sync_th;
+	struct comm_net_stats st;
+};
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+	for (unsigned int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* comm_peer.c */
+uint64_t comm_net_wall_ms(void);
+struct ncomm *comm_net_by_id(struct comm_net *net, const uint8_t *id);
+struct ncomm *comm_net_by_dht(struct comm_net *net, const uint8_t *dk);
+socklen_t comm_net_sslen(const struct sockaddr_storage *ss);
+int comm_net_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/* A holder heard of at ss (key when known): remembered, a pull due now
+ * when it is new. Under net->mu. */
+void comm_net_note_peer(struct comm_net *net, struct ncomm *c, const struct sockaddr_storage *ss,
+			socklen_t sslen, const uint8_t *key);
+/* comm_sync.c: the sync thread (announce, find, pull). */
+void *comm_net_sync_main(void *arg);
+
+#endif
