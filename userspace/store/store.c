@@ -404,14 +404,20 @@ int store_txn_clear(struct store_txn *txn, unsigned int dbi)
 
 int store_txn_iter(struct store_txn *txn, unsigned int dbi, store_iter_fn fn, void *arg)
 {
+	return store_txn_iter_from(txn, dbi, NULL, 0, fn, arg);
+}
+
+int store_txn_iter_from(struct store_txn *txn, unsigned int dbi, const void *from, size_t flen,
+			store_iter_fn fn, void *arg)
+{
 	MDB_cursor *cur;
-	MDB_val k, v;
+	MDB_val k = {flen, (void *)from}, v;
 	int rc, ret = 0;
 
 	rc = mdb_cursor_open(txn->txn, dbi, &cur);
 	if (rc)
 		return mdb_err(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		ret = fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
 		if (ret)
