@@ -4,7 +4,7 @@
  * shares indexed, replaced by a new version and removed, queries with
  * every term required, rank by where the rarest term is, the share and
  * type filters, paging by cursor (every match once, in order, across
- * pages), bad queries refused. */
+ * pages), bad queries refused; a damaged index found by its check. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -373,6 +373,65 @@ static void test_paging(void **state)
 		manifest_free(&m[s]);
 }
 
+/* A damaged index (a database emptied or edited behind its back) is found
+ * by cn_search_check, and cn_search_clear empties it for a rebuild. */
+static void test_check(void **state)
+{
+	struct fx *f = *state;
+	static const char *const pa[] = {"Holiday/Beach.JPG", "work/beach day.mp4"};
+	static const char *const ta[] = {"image/jpeg", "video/mp4"};
+	struct manifest a;
+	struct cn_search_q q;
+	struct cn_search_page pg;
+	unsigned int df, tm, it, sh;
+	uint8_t k[20];
+	char out[256];
+	uint64_t seq;
+
+	assert_int_equal(cn_search_check(f->s), 0); /* empty: consistent */
+	mk(&a, 1, "alice", 3, pa, ta, 2);
+	assert_int_equal(cn_search_index(f->s, &a), 0);
+	assert_int_equal(cn_search_check(f->s), 0);
+	assert_int_equal(store_db(f->st, "content_search_df", &df), 0);
+	assert_int_equal(store_db(f->st, "content_search_terms", &tm), 0);
+	assert_int_equal(store_db(f->st, "content_search_items", &it), 0);
+	assert_int_equal(store_db(f->st, "content_search_shares", &sh), 0);
+
+	/* a term's count lost: "beach" no longer found, and the check says so */
+	assert_int_equal(store_del(f->st, df, "beach", 5), 0);
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(run(f->s, &q, "beach", &pg, out, sizeof(out)), 0);
+	assert_int_equal(cn_search_check(f->s), -EBADMSG);
+	/* emptied, indexed again: found, consistent */
+	assert_int_equal(cn_search_clear(f->s), 0);
+	assert_int_equal(cn_search_check(f->s), 0);
+	assert_int_equal(cn_search_indexed(f->s, a.share_id, &seq), -ENOENT);
+	assert_int_equal(cn_search_index(f->s, &a), 0);
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(run(f->s, &q, "beach", &pg, out, sizeof(out)), 2);
+	assert_int_equal(cn_search_check(f->s), 0);
+
+	/* a stray posting, an item record lost, a share record cut short */
+	assert_int_equal(store_put(f->st, tm, "zz\0\0", 4, "", 0), 0);
+	assert_int_equal(cn_search_check(f->s), -EBADMSG);
+	assert_int_equal(cn_search_clear(f->s), 0);
+	assert_int_equal(cn_search_index(f->s, &a), 0);
+	memcpy(k, a.share_id, 20);
+	{
+		uint8_t ik[24] = {0};
+
+		memcpy(ik, a.share_id, 20);
+		assert_int_equal(store_del(f->st, it, ik, sizeof(ik)), 0);
+	}
+	assert_int_equal(cn_search_check(f->s), -EBADMSG);
+	assert_int_equal(cn_search_clear(f->s), 0);
+	assert_int_equal(cn_search_index(f->s, &a), 0);
+	assert_int_equal(store_put(f->st, sh, k, sizeof(k), "short", 5), 0);
+	assert_int_equal(cn_search_check(f->s), -EBADMSG);
+	assert_int_equal(cn_search_indexed(f->s, a.share_id, &seq), -EBADMSG);
+	manifest_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +440,7 @@ int main(void)
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test_setup_teardown(test_index_query, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_check, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

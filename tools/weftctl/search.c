@@ -62,6 +62,10 @@ int weftctl_content_search(struct weftctl *ctx, int argc, char **argv)
 			if (*q)
 				strcat(q, " ");
 			strcat(q, a);
+		} else {
+			fprintf(stderr, "weftctl: the query is too long (at most 512 bytes)\n");
+			json_decref(body);
+			return WEFTCTL_USAGE;
 		}
 	}
 	if (!*q) {

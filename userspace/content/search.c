@@ -2,13 +2,16 @@
 /*
  * The search index (search.h; docs/CONTENT.md "Search"). Four LMDB
  * databases:
- *   content_search_shares  share id -> seq(8) nitems(4) key(32) namelen(1) name
+ *   content_search_shares  share id -> seq(8) nitems(4) nposts(4) key(32)
+ *                          namelen(1) name (nitems, nposts: the item records
+ *                          and postings written for it)
  *   content_search_items   share id, item index(4) -> content id(32) size(8)
  *                          typelen(1) type path
  *   content_search_terms   term, 0, tier(1), share id, item index -> ""
  *   content_search_df      term -> items holding it (4)
  * Integers big-endian. A share is indexed and removed in one write
- * transaction of the store's writer, so the four always agree.
+ * transaction of the store's writer, so the four always agree; what does
+ * not (a database lost or edited) cn_search_check finds by counting.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +32,12 @@
 #define DB_DF "content_search_df"
 #define SID MANIFEST_SHARE_ID_LEN
 #define TKEY_MAX (CN_SEARCH_TERM_MAX + 1 + CN_SEARCH_CURSOR_LEN)
+/* The share record: seq, nitems, nposts, key, name length, name. */
+#define SH_ITEMS 8
+#define SH_POSTS 12
+#define SH_KEY 16
+#define SH_NL 48
+#define SH_NAME 49
 
 static void put_be32(uint8_t *b, uint32_t v)
 {
@@ -357,8 +366,9 @@ static int index_fn(struct store_txn *txn, void *arg)
 	const struct manifest *m = c->m;
 	struct cn_term t[CN_SEARCH_ITEM_TERMS];
 	uint8_t k[TKEY_MAX], ik[SID + 4], rec[32 + 8 + 1 + MANIFEST_MAX_TYPE + MANIFEST_MAX_PATH];
-	uint8_t sh[8 + 4 + 32 + 1 + MANIFEST_MAX_NAME];
+	uint8_t sh[SH_NAME + MANIFEST_MAX_NAME];
 	size_t nl = strlen(m->name), tl, pl;
+	uint32_t nitems = 0, nposts = 0;
 	unsigned int n;
 	int rc = remove_txn(txn, c->s, c->sid);
 
@@ -379,6 +389,7 @@ static int index_fn(struct store_txn *txn, void *arg)
 					   "", 0);
 			if (!rc)
 				rc = df_add(txn, c->s, &t[j], 1);
+			nposts++;
 		}
 		memcpy(rec, it->id, 32);
 		put_be64(rec + 32, it->size);
@@ -389,15 +400,17 @@ static int index_fn(struct store_txn *txn, void *arg)
 		put_be32(ik + SID, i);
 		if (!rc)
 			rc = store_txn_put(txn, c->s->it, ik, sizeof(ik), rec, 41 + tl + pl);
+		nitems++;
 	}
 	if (rc)
 		return rc;
 	put_be64(sh, m->seq);
-	put_be32(sh + 8, m->nitems);
-	memcpy(sh + 12, m->pk, 32);
-	sh[44] = (uint8_t)nl;
-	memcpy(sh + 45, m->name, nl);
-	return store_txn_put(txn, c->s->sh, c->sid, SID, sh, 45 + nl);
+	put_be32(sh + SH_ITEMS, nitems);
+	put_be32(sh + SH_POSTS, nposts);
+	memcpy(sh + SH_KEY, m->pk, 32);
+	sh[SH_NL] = (uint8_t)nl;
+	memcpy(sh + SH_NAME, m->name, nl);
+	return store_txn_put(txn, c->s->sh, c->sid, SID, sh, SH_NAME + nl);
 }
 
 int cn_search_index(struct cn_search *s, const struct manifest *m)
@@ -430,7 +443,7 @@ int cn_search_indexed(struct cn_search *s, const uint8_t sid[MANIFEST_SHARE_ID_L
 
 	if (rc)
 		return rc;
-	if (vl < 8) {
+	if (vl < SH_NAME || vl != SH_NAME + (size_t)((uint8_t *)v)[SH_NL]) {
 		free(v);
 		return -EBADMSG;
 	}
@@ -458,6 +471,78 @@ int cn_search_each(struct cn_search *s, int (*fn)(void *arg, const uint8_t *sid)
 	struct each_ctx e = {fn, arg};
 
 	return store_iter(s->st, s->sh, each_one, &e);
+}
+
+/* What the share records say the other three hold, against what they do. */
+struct check_ctx {
+	uint64_t items, posts, df;
+	int bad;
+};
+
+static int check_share(void *arg, const void *key, size_t klen, const void *val, size_t vl)
+{
+	struct check_ctx *c = arg;
+	const uint8_t *v = val;
+
+	(void)key;
+	if (klen != SID || vl < SH_NAME || vl != SH_NAME + (size_t)v[SH_NL]) {
+		c->bad = 1;
+		return 1;
+	}
+	c->items += get_be32(v + SH_ITEMS);
+	c->posts += get_be32(v + SH_POSTS);
+	return 0;
+}
+
+static int check_df(void *arg, const void *key, size_t klen, const void *val, size_t vl)
+{
+	struct check_ctx *c = arg;
+
+	(void)key;
+	if (!klen || klen > CN_SEARCH_TERM_MAX || vl != 4 || !get_be32(val)) {
+		c->bad = 1;
+		return 1;
+	}
+	c->df += get_be32(val);
+	return 0;
+}
+
+int cn_search_check(struct cn_search *s)
+{
+	struct check_ctx c = {0};
+	uint64_t items = 0, posts = 0;
+	int rc = store_iter(s->st, s->sh, check_share, &c);
+
+	if (rc >= 0 && !c.bad)
+		rc = store_iter(s->st, s->df, check_df, &c);
+	if (rc >= 0)
+		rc = store_stat(s->st, s->it, &items);
+	if (rc >= 0)
+		rc = store_stat(s->st, s->tm, &posts);
+	if (rc < 0)
+		return rc;
+	if (c.bad || items != c.items || posts != c.posts || c.df != c.posts)
+		return -EBADMSG;
+	return 0;
+}
+
+static int clear_fn(struct store_txn *txn, void *arg)
+{
+	struct cn_search *s = arg;
+	int rc = store_txn_clear(txn, s->sh);
+
+	if (!rc)
+		rc = store_txn_clear(txn, s->it);
+	if (!rc)
+		rc = store_txn_clear(txn, s->tm);
+	if (!rc)
+		rc = store_txn_clear(txn, s->df);
+	return rc;
+}
+
+int cn_search_clear(struct cn_search *s)
+{
+	return store_write_call(s->st, clear_fn, s, 0);
 }
 
 /* ------------------------------------------------------------ query */
@@ -520,13 +605,13 @@ static json_t *result_json(struct qctx *c, const uint8_t *sid, uint32_t idx, uin
 	if (!type_ok(c->q->type, type, tl))
 		return NULL;
 	rc = store_txn_get(c->txn, c->s->sh, sid, SID, &sv, &svl);
-	if (rc || svl < 45 || svl < 45 + (size_t)((const uint8_t *)sv)[44])
+	if (rc || svl < SH_NAME || svl < SH_NAME + (size_t)((const uint8_t *)sv)[SH_NL])
 		return NULL;
 	util_hex(sidh, sid, SID);
 	util_hex(idh, v, 32);
-	util_hex(pkh, (const uint8_t *)sv + 12, 32);
+	util_hex(pkh, (const uint8_t *)sv + SH_KEY, 32);
 	return json_pack("{s:s,s:s%,s:s,s:I,s:s%,s:s%,s:I,s:s,s:s,s:i}", "share_id", sidh, "share",
-			 (const char *)sv + 45, (size_t)((const uint8_t *)sv)[44], "key", pkh,
+			 (const char *)sv + SH_NAME, (size_t)((const uint8_t *)sv)[SH_NL], "key", pkh,
 			 "seq", (json_int_t)get_be64(sv), "path", path, pl, "type", type, tl,
 			 "size", (json_int_t)get_be64((const uint8_t *)v + 32), "id", idh,
 			 "matched", tiers[tier], "item", (int)idx);

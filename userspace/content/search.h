@@ -69,6 +69,15 @@ int cn_search_indexed(struct cn_search *s, const uint8_t sid[MANIFEST_SHARE_ID_L
 int cn_search_index(struct cn_search *s, const struct manifest *m);
 /* Forget share sid; 0 also when it was not indexed. */
 int cn_search_remove(struct cn_search *s, const uint8_t sid[MANIFEST_SHARE_ID_LEN]);
+/* Whether the four databases agree: every share record well formed, the
+ * item records and postings as many as the share records count, the
+ * term counts summing to the postings. 0, -EBADMSG when they do not (a
+ * database lost or edited: cn_search_clear, then index again), or a store
+ * error. Reads each database once (the postings and items only counted);
+ * the caller keeps writers out. */
+int cn_search_check(struct cn_search *s);
+/* Empty the index (one write transaction). */
+int cn_search_clear(struct cn_search *s);
 /* Call fn(arg, sid) for every share indexed (stops when fn returns >0). */
 int cn_search_each(struct cn_search *s, int (*fn)(void *arg, const uint8_t *sid), void *arg);
 

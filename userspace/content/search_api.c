@@ -254,7 +254,18 @@ int cn_search_init(struct content_node *cn, struct ctl *ctl)
 	pthread_mutex_init(&cn->search_mu, NULL);
 	if (ctl)
 		ctl_route(ctl, "POST", "/v1/content/search", api_search, cn);
-	/* what changed while we were down, or a damaged index: rebuilt */
+	/* a damaged index (its databases disagree): emptied, then rebuilt
+	 * from the manifests held by the sync below */
+	rc = cn_search_check(cn->search);
+	if (rc == -EBADMSG) {
+		log_warn(CN_MOD, "search index damaged: rebuilding it from the manifests held");
+		rc = cn_search_clear(cn->search);
+		if (rc)
+			log_warn(CN_MOD, "search index not emptied: %s", strerror(-rc));
+	} else if (rc) {
+		log_warn(CN_MOD, "search index not checked: %s", strerror(-rc));
+	}
+	/* what changed while we were down (a version held, not yet indexed) */
 	cn_search_sync(cn);
 	return 0;
 }
