@@ -85,13 +85,20 @@ enum conn_vote_src {
 	CONN_VOTE_QUIC = 1, /* a QUIC peer's observed-address message */
 	CONN_VOTE_KRPC = 2, /* the `ip` field of a KRPC reply (BEP 42) */
 	CONN_VOTE_STUN = 3, /* reserved: answers to our own STUN requests */
+	/* A QUIC observed-address message from a relay holding a reservation
+	 * for us (authenticated by the handshake, chosen by us): when no
+	 * other voter disagrees it decides alone, so a NATed node whose only
+	 * contact is its relay still learns its address (CONN_NAT_BEHIND). */
+	CONN_VOTE_RELAY = 4,
 };
 
 enum conn_nat {
-	CONN_NAT_UNKNOWN = 0, /* fewer than two distinct voters */
+	CONN_NAT_UNKNOWN = 0, /* fewer than two distinct voters (and no lone relay vote) */
 	CONN_NAT_NONE,	      /* the reflexive address is one of ours */
 	CONN_NAT_EIM,	      /* endpoint-independent mapping: one port for all peers */
 	CONN_NAT_ADM,	      /* address/port-dependent mapping: ports differ per peer */
+	CONN_NAT_BEHIND,      /* behind a NAT, mapping not classified: the address
+			       * was decided by our relay's vote alone */
 };
 const char *conn_nat_name(enum conn_nat n);
 
@@ -118,6 +125,9 @@ void conn_votes_free(struct conn_votes *v);
  */
 int conn_votes_add(struct conn_votes *v, enum conn_vote_src src, const struct io_addr *voter,
 		   const struct io_addr *seen, uint16_t local_port, uint64_t now_ms);
+/* Live QUIC votes of relay's network (its /24 or /48) become
+ * CONN_VOTE_RELAY votes: the relay now holds a reservation for us. */
+void conn_votes_mark_relay(struct conn_votes *v, const struct io_addr *relay);
 /* Addresses the node owns (interfaces): a reflexive address among them
  * means no NAT. At most CONN_REC_MAX_ADDRS are kept. */
 void conn_votes_set_local(struct conn_votes *v, const struct io_addr *addrs, unsigned int n);
@@ -140,7 +150,8 @@ struct conn_vote_state {
 };
 /* The decision at now_ms for the socket on quic_port: per family, the
  * address with the most distinct voters if it has at least
- * CONN_VOTE_QUORUM and strictly more than any other. */
+ * CONN_VOTE_QUORUM and strictly more than any other; else the address of
+ * a lone CONN_VOTE_RELAY vote when no other address has a vote. */
 void conn_votes_state(struct conn_votes *v, uint16_t quic_port, uint64_t now_ms,
 		      struct conn_vote_state *st);
 

@@ -10,7 +10,9 @@
 #     C takes it and drops the old blob (its withdrawal counters say so and
 #     the old id is no longer in its store); B pinned the old blob, so B
 #     keeps it but refuses to serve it; B reads the new version; D cannot.
-# Bad input: revoking a share that is not ours, or with a bad key.
+# A seed that changes the ciphertext it serves (the test hook): its chunks
+# fail their proof and are refused, it takes the faults, B's plaintext is
+# right. Bad input: revoking a share that is not ours, or with a bad key.
 . "$TOP/tests/lib/common.sh"
 prologue netns 4
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000 WEFT_CONTENT_REQ_TIMEOUT_MS=2000
@@ -88,6 +90,19 @@ ctl 4 content get "$SID" --from "$(netns_ip4 3):4433" --out "$D/d3" >"$D/d3.log"
 rc=$?
 [ "$rc" = 3 ] || fail "D after the re-encryption: exit $rc: $(cat "$D/d3.log")"
 pass "the kept copy is refused to D; B reads version 3 from the seed, D cannot"
+
+# a seed that changes the ciphertext it serves: its chunks fail their
+# proof at B and are refused, the seed takes the faults, the rest comes
+# from the publisher; what B writes is the plaintext
+stop_weftd "$PID3" || fail "C did not stop"
+WEFT_CONTENT_TEST_CORRUPT=1 start_node 3
+ctl 2 content rm "$SID" >/dev/null || fail "B rm"
+ctl 2 content get "$SID" --from "$(netns_ip4 3):4433" --out "$D/b-bad" >"$D/b-bad.log" 2>&1 ||
+	fail "B's get with a corrupting seed: $(cat "$D/b-bad.log")"
+cmp "$D/doc.bin" "$D/b-bad/doc.bin" || fail "B wrote something else than the plaintext"
+grep -q "[1-9][0-9]* bad chunks rejected" "$D/b-bad.log" || fail "no chunk refused: $(cat "$D/b-bad.log")"
+grep -q "sent a chunk that does not verify" "$LOG2" || fail "no fault against the corrupting seed"
+pass "a seed that changes the ciphertext: its chunks refused, the seed faulted, B's plaintext right"
 
 # bad input
 ctl 2 content rewrap doc --to "$K4" >"$D/bad1" 2>&1 && fail "B re-wrapped a share it does not publish"

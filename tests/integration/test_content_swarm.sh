@@ -67,9 +67,13 @@ assert len(p) >= 3, p
 bad = p[sys.argv[3]]
 assert bad["state"] == "banned" and bad["faults"] >= 3 and bad["score"] < 100, bad
 assert j["bad_chunks"] >= 3, j
-# the killed provider is dropped, or (end game) its in-flight chunks were
-# fetched again elsewhere before its death was even noticed
-assert p[sys.argv[2]]["state"] != "up" or j["endgame"] > 0, (p[sys.argv[2]], j["endgame"])
+# the killed provider is dropped, or its in-flight chunks were fetched
+# again elsewhere before its death was even noticed: by end game, or
+# retried after its request failed (a retry that is not a bad chunk);
+# a job this fast (3 s) may finish before the death is noticed at all
+k = p[sys.argv[2]]
+assert k["state"] != "up" or j["endgame"] > 0 or j["retries"] > j["bad_chunks"], \
+    (k, j["endgame"], j["retries"], j["bad_chunks"])
 assert sum(x["chunks"] for x in p.values()) == j["fetched"] == 128, j
 print("bad provider:", bad)
 PY

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "weft/util.h"
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -98,6 +99,7 @@ static void test_superseed(void **state)
 	struct pjob d[NDL];
 	json_t *o, *ss, *peers;
 	json_int_t served, offered;
+	uint64_t t0;
 	size_t i;
 
 	(void)state;
@@ -127,6 +129,7 @@ static void test_superseed(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(ss, 0), "id")), id);
 	json_decref(o);
 
+	t0 = util_now_ms();
 	for (i = 0; i < NDL; i++) {
 		snprintf(out[i], sizeof(out[i]), "%s/d%zu", dir, i + 1);
 		assert_int_equal(mkdir(out[i], 0700), 0);
@@ -139,6 +142,7 @@ static void test_superseed(void **state)
 		json_decref(o);
 	}
 	assert_int_equal(simnode_wait(all_done, d, 120000), 0);
+	t0 = util_now_ms() - t0;
 	for (i = 0; i < NDL; i++)
 		check(&d[i], out[i], id, data);
 
@@ -148,9 +152,10 @@ static void test_superseed(void **state)
 	offered = json_integer_value(json_object_get(ss, "offered_once"));
 	peers = json_object_get(o, "peers");
 	print_message("super-seeding: the seed sent %lld chunks for %d downloaders of %d "
-		      "chunks (%.2fx the file); %lld chunks offered; %zu peers listed\n",
+		      "chunks (%.2fx the file); %lld chunks offered; %zu peers listed; all done "
+		      "in %llu ms\n",
 		      (long long)served, NDL, NCHUNKS, (double)served / NCHUNKS,
-		      (long long)offered, json_array_size(peers));
+		      (long long)offered, json_array_size(peers), (unsigned long long)t0);
 	assert_int_equal(offered, NCHUNKS);
 	assert_true(served <= NCHUNKS * 3 / 2);
 	assert_true(json_array_size(peers) >= 1);

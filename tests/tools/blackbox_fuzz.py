@@ -13,6 +13,12 @@ every batch that the daemon still answers on each of them:
                  ping a socket of ours, POST /v1/quic/ping), short-header
                  packets, and STUN Binding requests (the QUIC port answers
                  STUN);
+  relay ports (UDP, with --relay-ports)
+                 circuit binds (the 48-byte STUN Binding with WEFT-CIRCUIT
+                 and FINGERPRINT of docs/PROTOCOL.md "Relay bind": valid
+                 CRCs with unknown tokens, broken ones), plain STUN and
+                 raw datagrams to every port of the relay range (no
+                 circuit is latched: tokens are the daemon's secret);
   control, gateway, dashboard (HTTP)
                  requests of each kind (routes, JSON bodies from tests/fuzz/
                  corpus/fuzz_ctl_json, gateway heads from fuzz_gw_head,
@@ -39,6 +45,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 
 # ------------------------------------------------------------------ bencode
 
@@ -100,6 +107,19 @@ def stun_seeds(rnd):
     return [msg(0x0001), msg(0x0001, software), msg(0x0001, software + fingerprint),
             msg(0x0101, struct.pack("!HHBBH4s", 0x0020, 8, 0, 1, 0x1234, b"\x01\x02\x03\x04")),
             msg(0x0011)]
+
+
+def relay_seeds(rnd):
+    def bind(token, crc_ok=True):
+        tid = bytes(rnd.getrandbits(8) for _ in range(12))
+        head = struct.pack("!HHI", 0x0001, 28, 0x2112A442) + tid + struct.pack("!HH", 0xC057, 16) + token
+        crc = (zlib.crc32(head) ^ 0x5354554E) & 0xFFFFFFFF
+        if not crc_ok:
+            crc ^= 1
+        return head + struct.pack("!HHI", 0x8028, 4, crc)
+    seeds = [bind(os.urandom(16)) for _ in range(6)] + [bind(bytes(16)), bind(os.urandom(16), False)]
+    seeds += [stun_seeds(rnd)[0], os.urandom(1), os.urandom(48), os.urandom(1200)]
+    return seeds
 
 
 def quic_seeds(rnd, captured, corpus):
@@ -292,6 +312,27 @@ def krpc_ping(addr, src, timeout):
         s.close()
 
 
+def stun_ping(addr, src, timeout):
+    """A STUN Binding request to the QUIC port answered by a success
+    response with our transaction id."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((src, 0))
+        s.settimeout(timeout)
+        tid = os.urandom(12)
+        s.sendto(struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid, addr)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            data, _ = s.recvfrom(2048)
+            if len(data) >= 20 and data[:2] == b"\x01\x01" and data[8:20] == tid:
+                return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return False
+
+
 def capture_initials(ctl, timeout=2.0):
     """Ask the daemon to ping a socket of ours: its Initials, as sent."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -331,6 +372,7 @@ def main():
     ap.add_argument("--ctl", required=True, help="the control socket's path")
     ap.add_argument("--gateway", help="HOST:PORT of the gateway")
     ap.add_argument("--dashboard", help="HOST:PORT of the dashboard")
+    ap.add_argument("--relay-ports", help="LO-HI: the relay's port range (a --relay daemon)")
     ap.add_argument("--datagrams", type=int, default=20000)
     ap.add_argument("--http", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=5000, help="datagrams between liveness checks")
@@ -349,7 +391,11 @@ def main():
     t0 = time.monotonic()
     captured = capture_initials(a.ctl)
     pools = {"krpc": krpc_seeds(rnd, a.corpus), "stun": stun_seeds(rnd),
-             "quic": quic_seeds(rnd, captured, a.corpus)}
+             "quic": quic_seeds(rnd, captured, a.corpus), "relay": relay_seeds(rnd)}
+    relay = None
+    if a.relay_ports:
+        lo, hi = (int(x) for x in a.relay_ports.split("-"))
+        relay = (quic[0], lo, hi)
     hs = http_seeds(a.corpus, (a.gateway or "127.0.0.1:0").encode(),
                     (a.dashboard or "127.0.0.1:0").encode())
     targets = {"ctl": ("unix", a.ctl)}
@@ -358,7 +404,7 @@ def main():
     if a.dashboard:
         targets["dashboard"] = ("tcp", hostport(a.dashboard))
     rep = {"seed": a.seed, "captured_initials": len(captured),
-           "datagrams": {"krpc": 0, "quic": 0, "stun": 0}, "send_errors": 0,
+           "datagrams": {"krpc": 0, "quic": 0, "stun": 0, "relay": 0}, "send_errors": 0,
            "http": {k: {} for k in targets}, "checks": 0, "failures": []}
 
     def alive(where):
@@ -368,6 +414,8 @@ def main():
             bad.append("control socket: GET /v1/status did not answer 200")
         if not krpc_ping(dht, "127.254.254.254", 2):
             bad.append("DHT: no reply to a KRPC ping")
+        if not stun_ping(quic, "127.254.254.253", 2):
+            bad.append("QUIC port: no answer to a STUN Binding request")
         for name in ("gateway", "dashboard"):
             if name in targets:
                 st = http_once(targets[name], b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" %
@@ -398,10 +446,16 @@ def main():
                     s.bind((ip, 0))
                     s.setblocking(False)
                     socks[kind] = s
-            kind = rnd.choices(("krpc", "quic", "stun"), (5, 4, 1))[0]
+            kind = rnd.choices(("krpc", "quic", "stun", "relay"), (5, 4, 1, 3 if relay else 0))[0]
             data = mutate(rnd, rnd.choice(pools[kind]), pools[kind])
+            if kind == "krpc":
+                dst = dht
+            elif kind == "relay":
+                dst = (relay[0], rnd.randint(relay[1], relay[2]))
+            else:
+                dst = quic
             try:
-                socks["dht" if kind == "krpc" else "quic"].sendto(data, dht if kind == "krpc" else quic)
+                socks["dht" if kind == "krpc" else "quic"].sendto(data, dst)
                 rep["datagrams"][kind] += 1
             except OSError:  # a full socket buffer: counted, not retried
                 rep["send_errors"] += 1

@@ -251,6 +251,42 @@ static void test_vote_networks(void **state)
 	conn_votes_free(v);
 }
 
+/* A relay holding a reservation for us decides alone when nobody says
+ * otherwise (a NATed node whose only contact is its relay): behind-nat,
+ * port 0 (one voter cannot classify the mapping). A vote for another
+ * address from anyone undoes it; a second voter agreeing makes an
+ * ordinary quorum. A QUIC vote of the relay's network, cast before the
+ * reservation, becomes the relay's when the reservation is known. */
+static void test_vote_relay(void **state)
+{
+	struct conn_votes *v;
+	struct io_addr relay = A("198.51.100.7:4433"), seen = A("203.0.113.5:20000"),
+		       other = A("198.51.101.1:4433"), elsewhere = A("203.0.113.66:20000");
+	uint64_t t = 1000;
+
+	(void)state;
+	assert_int_equal(conn_votes_new(&v), 0);
+	vote(v, "198.51.100.7:4433", "203.0.113.5:20000", 4433, t++);
+	decided(v, NULL, CONN_NAT_UNKNOWN, t); /* a plain peer: no quorum */
+	conn_votes_mark_relay(v, &relay);
+	decided(v, "203.0.113.5:0", CONN_NAT_BEHIND, t);
+	assert_string_equal(conn_nat_name(CONN_NAT_BEHIND), "behind-nat");
+	/* someone else says another address: one against one, nothing */
+	assert_true(conn_votes_add(v, CONN_VOTE_QUIC, &other, &elsewhere, 4433, t++) >= 0);
+	decided(v, NULL, CONN_NAT_UNKNOWN, t);
+	/* it agrees instead: an ordinary quorum of two, ports equal: EIM */
+	assert_true(conn_votes_add(v, CONN_VOTE_QUIC, &other, &seen, 4433, t++) >= 0);
+	decided(v, "203.0.113.5:20000", CONN_NAT_EIM, t);
+	conn_votes_free(v);
+
+	/* a relay vote cast as one from the start */
+	assert_int_equal(conn_votes_new(&v), 0);
+	assert_true(conn_votes_add(v, CONN_VOTE_RELAY, &relay, &seen, 4433, t++) >= 0);
+	decided(v, "203.0.113.5:0", CONN_NAT_BEHIND, t);
+	decided(v, NULL, CONN_NAT_UNKNOWN, t + CONN_VOTE_TTL_MS + 1); /* it expires too */
+	conn_votes_free(v);
+}
+
 static void test_votes(void **state)
 {
 	struct conn_votes *v;
@@ -413,7 +449,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_vectors), cmocka_unit_test(test_record_refusals),
 		cmocka_unit_test(test_addr_classes),   cmocka_unit_test(test_observed_vectors),
-		cmocka_unit_test(test_votes),	       cmocka_unit_test(test_nat_classes),
+		cmocka_unit_test(test_votes),
+		cmocka_unit_test(test_vote_relay),	       cmocka_unit_test(test_nat_classes),
 		cmocka_unit_test(test_vote_networks),
 		cmocka_unit_test(test_stun),
 	};

@@ -160,6 +160,10 @@ void conn_node_set_relays(struct conn_node *cn, const struct conn_relay *r, unsi
 	memset(cn->relays, 0, sizeof(cn->relays));
 	memcpy(cn->relays, r, sizeof(*r) * n);
 	cn->nrelays = n;
+	/* the relay's observed address came with its handshake, before the
+	 * reservation: its vote is a relay's from now on */
+	for (unsigned int i = 0; i < n; i++)
+		conn_votes_mark_relay(cn->votes, &r[i].addr);
 	pthread_mutex_unlock(&cn->mu);
 	/* Check the record now, not at the next CONN_CHECK_MS tick. */
 	if (cn->started && engine_call(cn->o.eng, 0, start_cmd, cn))
@@ -250,7 +254,7 @@ int conn_node_nat_found(struct conn_node *cn)
 	if (!cn || cn->o.nannounce)
 		return 0;
 	nat = nat_class(cn);
-	return nat == CONN_NAT_EIM || nat == CONN_NAT_ADM;
+	return nat == CONN_NAT_EIM || nat == CONN_NAT_ADM || nat == CONN_NAT_BEHIND;
 }
 
 uint16_t conn_node_quic_mapped_port(struct conn_node *cn, int family)
@@ -276,7 +280,7 @@ int conn_node_behind_nat(struct conn_node *cn)
 	if (!cn)
 		return 0;
 	nat = nat_class(cn);
-	if (nat == CONN_NAT_EIM || nat == CONN_NAT_ADM)
+	if (nat == CONN_NAT_EIM || nat == CONN_NAT_ADM || nat == CONN_NAT_BEHIND)
 		return 1;
 	if (nat == CONN_NAT_NONE || cn->o.nannounce)
 		return 0;
@@ -381,6 +385,19 @@ static void start_cmd(struct engine_worker *w, void *arg)
 
 /* ------------------------------------------------------------ votes */
 
+/* voter (address and port) is a relay holding a reservation for us.
+ * Under cn->mu. */
+static int is_our_relay(const struct conn_node *cn, const struct io_addr *voter)
+{
+	for (unsigned int i = 0; i < cn->nrelays; i++)
+		if (cn->relays[i].addr.family == voter->family &&
+		    cn->relays[i].addr.port == voter->port &&
+		    !memcmp(cn->relays[i].addr.addr, voter->addr,
+			    voter->family == AF_INET ? 4 : 16))
+			return 1;
+	return 0;
+}
+
 void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const struct io_addr *voter,
 			const struct io_addr *seen, uint16_t local_port)
 {
@@ -391,6 +408,8 @@ void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const stru
 		return;
 	atomic_fetch_add(&cn->votes_in, 1);
 	pthread_mutex_lock(&cn->mu);
+	if (src == CONN_VOTE_QUIC && is_our_relay(cn, voter))
+		src = CONN_VOTE_RELAY;
 	r = conn_votes_add(cn->votes, src, voter, seen, local_port, now_ms(cn));
 	if (src == CONN_VOTE_QUIC && local_port == cn->o.quic_port && seen->port &&
 	    conn_addr_public(seen) && conn_addr_public(voter))

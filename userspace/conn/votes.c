@@ -40,6 +40,8 @@ const char *conn_nat_name(enum conn_nat n)
 		return "endpoint-independent";
 	case CONN_NAT_ADM:
 		return "address-dependent";
+	case CONN_NAT_BEHIND:
+		return "behind-nat";
 	default:
 		return "unknown";
 	}
@@ -167,6 +169,18 @@ int conn_votes_add(struct conn_votes *v, enum conn_vote_src src, const struct io
 	return 1;
 }
 
+void conn_votes_mark_relay(struct conn_votes *v, const struct io_addr *relay)
+{
+	struct io_addr pfx;
+
+	if (!v || !relay || (relay->family != AF_INET && relay->family != AF_INET6))
+		return;
+	prefix_of(relay, &pfx);
+	for (unsigned int i = 0; i < CONN_VOTE_SLOTS; i++)
+		if (v->v[i].used && v->v[i].src == CONN_VOTE_QUIC && ip_eq(&v->v[i].voter, &pfx))
+			v->v[i].src = CONN_VOTE_RELAY;
+}
+
 /* Distinct voter prefixes among live votes for ip (any local socket). */
 static unsigned int voters_for(const struct conn_votes *v, const struct io_addr *ip, uint64_t now)
 {
@@ -210,12 +224,22 @@ static int port_agreement(const struct conn_votes *v, const struct io_addr *ip, 
 	return differ ? 2 : 1;
 }
 
+/* A live relay vote for ip. */
+static int relay_vote_for(const struct conn_votes *v, const struct io_addr *ip, uint64_t now)
+{
+	for (unsigned int i = 0; i < CONN_VOTE_SLOTS; i++)
+		if (live(&v->v[i], now) && v->v[i].src == CONN_VOTE_RELAY &&
+		    ip_eq(&v->v[i].seen, ip))
+			return 1;
+	return 0;
+}
+
 void conn_votes_state(struct conn_votes *v, uint16_t quic_port, uint64_t now_ms,
 		      struct conn_vote_state *st)
 {
 	static const int fams[2] = { AF_INET, AF_INET6 };
 	unsigned int i, k;
-	int any_eim = 0, any_adm = 0, local = 0;
+	int any_eim = 0, any_adm = 0, local = 0, by_relay = 0;
 
 	memset(st, 0, sizeof(*st));
 	for (i = 0; i < CONN_VOTE_SLOTS; i++)
@@ -239,8 +263,12 @@ void conn_votes_state(struct conn_votes *v, uint16_t quic_port, uint64_t now_ms,
 				nsecond = n;
 			}
 		}
-		if (nbest < CONN_VOTE_QUORUM || nbest <= nsecond)
-			continue;
+		if (nbest < CONN_VOTE_QUORUM || nbest <= nsecond) {
+			/* one voter, our relay, and nobody saying otherwise */
+			if (nbest != 1 || nsecond || !relay_vote_for(v, &best, now_ms))
+				continue;
+			by_relay = 1;
+		}
 		best.port = 0;
 		for (i = 0; i < CONN_VOTE_SLOTS; i++) {
 			uint16_t port, lp = v->v[i].local_port;
@@ -268,6 +296,8 @@ void conn_votes_state(struct conn_votes *v, uint16_t quic_port, uint64_t now_ms,
 		st->nat = CONN_NAT_ADM;
 	else if (any_eim)
 		st->nat = CONN_NAT_EIM;
+	else if (by_relay)
+		st->nat = CONN_NAT_BEHIND;
 	else
 		st->nat = CONN_NAT_UNKNOWN;
 }

@@ -166,14 +166,15 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(json_array_get(ps, json_array_size(ps) - 1), "answer_ms",
 				    json_integer(p->ans_ms));
 	}
-	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
 		      "s:I,s:s,s:o}",
 		      "job", (json_int_t)j->jid, "id", hex, "kind",
 		      j->rq.id_len == 32 ? "content" : "share", "state",
 		      j->cancelled && j->finished ? "cancelled" : j->state, "error",
 		      j->cancelled && j->finished ? "cancelled by the operator" : j->error, "current", cur, "size", (json_int_t)j->size, "nchunks",
 		      (json_int_t)j->nchunks, "have", (json_int_t)j->have_n, "fetched",
-		      (json_int_t)j->fetched, "resumed", (json_int_t)j->resumed, "bad_chunks",
+		      (json_int_t)j->fetched, "resumed", (json_int_t)j->resumed, "reused",
+		      (json_int_t)j->reused, "bad_chunks",
 		      (json_int_t)j->bad_chunks, "retries", (json_int_t)j->retries, "bytes",
 		      (json_int_t)j->bytes, "total_bytes", (json_int_t)j->total_bytes, "done_bytes",
 		      (json_int_t)j->done_bytes, "items_total", (json_int_t)j->items_total,

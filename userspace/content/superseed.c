@@ -33,7 +33,13 @@
 
 #define CN_SS_MAX 16		/* contents super-seeded at once */
 #define CN_SS_PEERS 128		/* downloaders tracked per content */
-#define CN_SS_OFFER 4		/* chunks offered to one downloader at a time (1 MiB) */
+/* Chunks offered to one downloader at a time: 4 (1 MiB) at first; doubled
+ * up to CN_SS_OFFER_MAX (8 MiB) each time it fetched every offer from us,
+ * halved when an offer expired unfetched (it got the chunk elsewhere, or
+ * is slow). A downloader that takes all it is shown from us has nobody
+ * faster to trade with: a fixed 4 held it to 4 chunks per HAVE round. */
+#define CN_SS_OFFER 4
+#define CN_SS_OFFER_MAX 32
 #define CN_SS_OFFER_TTL_MS 5000 /* an offer not fetched from us is done after this */
 /* A chunk already offered is offered again only this long after its last
  * offer: time for the downloaders to trade it among themselves (BEP 16
@@ -50,8 +56,8 @@ struct ss_peer {
 	uint64_t who, seen_ms, offer_ms; /* offer_ms: its last new offer (or first visit) */
 	uint64_t first_ms;		 /* its first visit */
 	uint64_t conn;			 /* the connection it asked on */
-	uint64_t pend[CN_SS_OFFER], pend_ms[CN_SS_OFFER];
-	unsigned int npend;
+	uint64_t pend[CN_SS_OFFER_MAX], pend_ms[CN_SS_OFFER_MAX];
+	unsigned int npend, win; /* win: offers at a time, CN_SS_OFFER.._MAX */
 	uint8_t *got; /* chunks it fetched from us (n bits) */
 };
 
@@ -188,6 +194,7 @@ static struct ss_peer *peer_of(struct ss_item *it, uint64_t who, uint64_t now)
 	old->who = who;
 	old->offer_ms = now;
 	old->first_ms = now;
+	old->win = CN_SS_OFFER;
 	old->got = calloc((it->n + 7) / 8, 1);
 	return old->got ? old : NULL;
 }
@@ -213,8 +220,10 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 			p->pend[k] = p->pend[j];
 			p->pend_ms[k++] = p->pend_ms[j];
 		}
+	if (k < p->npend && p->win > CN_SS_OFFER)
+		p->win /= 2; /* offers it did not take from us */
 	p->npend = k;
-	while (p->npend < CN_SS_OFFER) {
+	while (p->npend < p->win) {
 		uint64_t best = UINT64_MAX;
 		unsigned int bestc = UINT_MAX;
 
@@ -329,6 +338,9 @@ void cn_ss_fetched(struct content_node *cn, const uint8_t id[32],
 				if (p->pend[k] == index) {
 					p->pend[k] = p->pend[--p->npend];
 					p->pend_ms[k] = p->pend_ms[p->npend];
+					/* every offer taken from us: show more */
+					if (!p->npend && p->win < CN_SS_OFFER_MAX)
+						p->win *= 2;
 					break;
 				}
 			break;

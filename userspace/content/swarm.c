@@ -169,6 +169,7 @@ static int open_item(struct cn_job *j, uint64_t size, const uint8_t *cvs, uint64
 	j->committed = j->have_n;
 	j->done_bytes += j->have_n == n ? size : j->have_n * B3TREE_CHUNK_LEN;
 	j->opened = 1;
+	cn_reuse_chunks(j); /* a changed item: its unchanged chunks from before */
 	/* Other downloaders may fetch what we have verified from now on
 	 * (serve.c answers INFO with our bitmap). */
 	if (j->announce)
@@ -965,15 +966,26 @@ static void import_group(struct cn_job *j, const struct manifest *m)
 void *cn_job_run(void *arg)
 {
 	struct cn_job *j = arg;
-	struct manifest m;
+	struct manifest m, held;
 	struct cn_seal_view sv = {0};
 	uint8_t ck[32];
 	char hex[65], path[MANIFEST_MAX_PATH + 1];
 	int rc = 0, sealed_open = 0;
 
 	manifest_init(&m);
+	manifest_init(&held);
 	pthread_mutex_lock(&j->mu);
 	j->t_start = util_now_ms();
+	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
+		/* the version held before this one: its items may lend chunks */
+		uint8_t *enc = NULL;
+		size_t len;
+
+		if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0 &&
+		    manifest_decode(&held, enc, len))
+			manifest_init(&held);
+		free(enc);
+	}
 	if (j->rq.id_len == MANIFEST_SHARE_ID_LEN) {
 		rc = fetch_manifest(j, &m);
 		if (!rc)
@@ -1004,6 +1016,7 @@ void *cn_job_run(void *arg)
 				    !selected(&j->rq, path) || cn_blocked(j->cn, m.items[i].id, 32))
 					continue; /* not asked for, or blocklisted */
 				set_item(j, m.items[i].id);
+				cn_reuse_pick(j, &held, path, m.items[i].id);
 				j->announce = manifest_announced(&m);
 				rc = fetch_item(j);
 				if (!rc && sealed_open) {
@@ -1046,6 +1059,7 @@ void *cn_job_run(void *arg)
 		}
 	}
 	manifest_free(&m);
+	manifest_free(&held);
 	j->status = rc;
 	if (rc && !j->error[0])
 		snprintf(j->error, sizeof(j->error), "%s", strerror(-rc));
@@ -1061,8 +1075,9 @@ void *cn_job_run(void *arg)
 		log_warn(CN_MOD, "download %s failed: %s", hex, j->error);
 	else
 		log_info(CN_MOD,
-			 "download %s done: %llu chunks fetched, %llu already held, %llu bad", hex,
-			 (unsigned long long)j->fetched, (unsigned long long)j->resumed,
-			 (unsigned long long)j->bad_chunks);
+			 "download %s done: %llu chunks fetched, %llu already held, %llu reused from "
+			 "a previous version, %llu bad",
+			 hex, (unsigned long long)j->fetched, (unsigned long long)j->resumed,
+			 (unsigned long long)j->reused, (unsigned long long)j->bad_chunks);
 	return NULL;
 }

@@ -161,6 +161,10 @@ struct cn_job {
 	struct cn_peer peers[CONTENT_MAX_PROVIDERS];
 	unsigned int npeers;
 	int mpeer; /* the peer whose manifest was taken, -1 none (held locally) */
+	/* the current item's previous version, held (reuse.c) */
+	uint8_t donor[32];
+	int has_donor;
+	uint64_t reused; /* chunks copied from previous versions */
 	struct cn_req reqs[CN_MAX_REQS];
 	unsigned int gen, inflight;
 	uint64_t last_progress, last_lookup;
@@ -209,5 +213,15 @@ int cn_conn_dial(struct cn_job *j, struct cn_peer *p);
 /* At the end of a job: close every connection, let go of their contexts
  * (j->mu let go of meanwhile) and free the answers' buffers. */
 void cn_conns_close(struct cn_job *j);
+
+/* reuse.c: a changed item's unchanged chunks taken from its previous
+ * version. cn_reuse_pick: the donor of item (path, id) from held, the
+ * share's version held before (none for sealed shares). cn_reuse_chunks:
+ * right after the item is opened, copy every chunk whose CV equals the
+ * donor's at the same index (verified both ways), committed; j->mu held
+ * (let go meanwhile). */
+void cn_reuse_pick(struct cn_job *j, const struct manifest *held, const char *path,
+		   const uint8_t id[32]);
+void cn_reuse_chunks(struct cn_job *j);
 
 #endif
