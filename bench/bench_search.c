@@ -168,8 +168,10 @@ int main(int argc, char **argv)
 			if (manifest_add_item(&m, path, strlen(path), id, 1000 + i, types[t]))
 				fprintf(stderr, "item %s refused\n", path);
 		}
-		if (cn_search_index(s, &m)) {
-			fprintf(stderr, "bench_search: indexing %s failed\n", name);
+		int rc = cn_search_index(s, &m);
+
+		if (rc) {
+			fprintf(stderr, "bench_search: indexing %s failed: %s\n", name, strerror(-rc));
 			return 1;
 		}
 		manifest_free(&m);

@@ -18,6 +18,7 @@
 
 #include "content/content_node_int.h"
 #include "content/heads.h"
+#include "content/search.h"
 #include "weft/log.h"
 #include "weft/store.h"
 #include "weft/util.h"
@@ -234,7 +235,7 @@ void cn_block_sync(struct content_node *cn)
 		return;
 	pthread_mutex_lock(&cn->block_mu);
 	store_iter(cn->store, cn->heads_dbi, list_one, a);
-	rc = store_write_call(cn->store, write_fn, a, 0);
+	rc = store_write_call(cn->store, write_fn, a, CN_SEARCH_WRITE_MS); /* up to 100,000 ids */
 	if (rc) {
 		log_warn(CN_MOD, "blocklist not updated: %s", strerror(-rc));
 	} else {

@@ -417,7 +417,7 @@ int cn_search_index(struct cn_search *s, const struct manifest *m)
 {
 	struct index_call c = {s, m, m->share_id};
 
-	return store_write_call(s->st, index_fn, &c, 0);
+	return store_write_call(s->st, index_fn, &c, CN_SEARCH_WRITE_MS);
 }
 
 static int remove_fn(struct store_txn *txn, void *arg)
@@ -431,7 +431,7 @@ int cn_search_remove(struct cn_search *s, const uint8_t sid[MANIFEST_SHARE_ID_LE
 {
 	struct index_call c = {s, NULL, sid};
 
-	return store_write_call(s->st, remove_fn, &c, 0);
+	return store_write_call(s->st, remove_fn, &c, CN_SEARCH_WRITE_MS);
 }
 
 int cn_search_indexed(struct cn_search *s, const uint8_t sid[MANIFEST_SHARE_ID_LEN],
@@ -542,7 +542,7 @@ static int clear_fn(struct store_txn *txn, void *arg)
 
 int cn_search_clear(struct cn_search *s)
 {
-	return store_write_call(s->st, clear_fn, s, 0);
+	return store_write_call(s->st, clear_fn, s, CN_SEARCH_WRITE_MS);
 }
 
 /* ------------------------------------------------------------ query */

@@ -32,6 +32,11 @@ struct store;
 /* Index entries a page may read before it answers (with a cursor to go on
  * from): what bounds a query's cost whatever it asks. */
 #define CN_SEARCH_SCAN_MAX 10000
+/* Deadline of an index write's durable wait (ms): a share of 4,096 items
+ * writes some 30,000 postings, whose commit on a loaded disk can pass the
+ * store's default of 5 s (the write still commits; the wait would only
+ * report a timeout). */
+#define CN_SEARCH_WRITE_MS 30000
 /* A cursor: tier (1), share id (20), item index (4); written as hex. */
 #define CN_SEARCH_CURSOR_LEN 25
 
