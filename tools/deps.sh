@@ -7,7 +7,7 @@
 set -u
 PKGS="build-essential pkg-config clang llvm bpftool libbpf-dev libxdp-dev xdp-tools
 libelf-dev zlib1g-dev liburing-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
-libgnutls28-dev nettle-dev libssl-dev libsodium-dev liblmdb-dev lmdb-utils libinih-dev
+libgnutls28-dev nettle-dev libssl-dev libsodium-dev liblmdb-dev lmdb-utils libinih-dev libunistring-dev
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
 iproute2 nftables iputils-ping curl ethtool b3sum python3 python3-libtorrent python3-websockets ngtcp2-client ngtcp2-server iperf3
 golang-go golang-github-lucas-clemente-quic-go-dev coturn

@@ -132,8 +132,9 @@ int store_txn_clear(struct store_txn *txn, unsigned int dbi);
 typedef int (*store_iter_fn)(void *arg, const void *key, size_t klen, const void *val,
 			     size_t vlen);
 int store_txn_iter(struct store_txn *txn, unsigned int dbi, store_iter_fn fn, void *arg);
-/* The same from the first key >= from (flen bytes; NULL: the first key):
- * a range scan (one recipient's records under a key prefix). */
+/* The same from the first key >= from (flen bytes; NULL or flen 0: the first
+ * key): a range scan (one recipient's records under a key prefix) stops by
+ * returning >0 once past its range. */
 int store_txn_iter_from(struct store_txn *txn, unsigned int dbi, const void *from, size_t flen,
 			store_iter_fn fn, void *arg);
 

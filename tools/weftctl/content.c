@@ -577,5 +577,7 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv)
 		return weftctl_show(ctx, "GET", "/v1/content/pins", NULL, print_pins);
 	if (!strcmp(argv[1], "cancel") && argc == 3)
 		return cmd_cancel(ctx, argv[2]);
+	if (!strcmp(argv[1], "search"))
+		return weftctl_content_search(ctx, argc, argv);
 	return weftctl_content_heads(ctx, argc, argv); /* heads.c, or usage */
 }

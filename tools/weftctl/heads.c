@@ -19,7 +19,8 @@ static void show_ref(const json_t *o)
 
 static void show_sub(const json_t *o)
 {
-	printf("subscribed to %s\n  %s\n  share %s\n", weftctl_jstr(o, "head"),
+	printf("subscribed to %s%s\n  %s\n  share %s\n", weftctl_jstr(o, "head"),
+	       weftctl_jtrue(o, "blocklist") ? " (a blocklist: the ids it lists are refused)" : "",
 	       weftctl_jstr(o, "magnet"), weftctl_jstr(o, "share_id"));
 }
 
@@ -73,6 +74,15 @@ int weftctl_content_heads(struct weftctl *ctx, int argc, char **argv)
 		return post(ctx, "/v1/content/link", "ref", argv[2], show_ref);
 	if (!strcmp(verb, "subscribe") && argc == 3)
 		return post(ctx, "/v1/content/subscribe", "head", argv[2], show_sub);
+	if (!strcmp(verb, "subscribe") && argc == 4 &&
+	    (!strcmp(argv[2], "--blocklist") || !strcmp(argv[3], "--blocklist"))) {
+		json_t *body = json_pack("{s:s,s:b}", "head",
+					 argv[!strcmp(argv[2], "--blocklist") ? 3 : 2], "blocklist", 1);
+		int rc = weftctl_show(ctx, "POST", "/v1/content/subscribe", body, show_sub);
+
+		json_decref(body);
+		return rc;
+	}
 	if (!strcmp(verb, "unsubscribe") && argc == 3)
 		return post(ctx, "/v1/content/unsubscribe", "head", argv[2], show_unsub);
 	if (!strcmp(verb, "subscriptions") && argc == 2)

@@ -40,6 +40,8 @@ int weftctl_content(struct weftctl *ctx, int argc, char **argv);
 int weftctl_community(struct weftctl *ctx, int argc, char **argv);
 /* content link|subscribe|subscriptions|unsubscribe|sync (heads.c) */
 int weftctl_content_heads(struct weftctl *ctx, int argc, char **argv);
+/* search.c: `content search WORDS... [--share S] [--type T] [--page N]`. */
+int weftctl_content_search(struct weftctl *ctx, int argc, char **argv);
 /* content_serve.c: `content limits` and `content peers` (argv as weftctl_content's). */
 int weftctl_content_serve(struct weftctl *ctx, int argc, char **argv);
 /* A rate ("100Mbit", "12M", "500k", "off") into bytes/s: 0 or -EINVAL. */

@@ -533,6 +533,11 @@ static void api_get(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		goto out;
 	if (rq->ref[0] && cn_head_resolve_get(cn, rq->ref, rq, resp))
 		goto out;
+	if (cn_blocked(cn, rq->id, rq->id_len)) {
+		atomic_fetch_add(&cn->blocked_refused, 1);
+		ctl_resp_error(resp, 403, "blocked", "a blocklist this node follows lists it: refused");
+		goto out;
+	}
 	rc = cn_job_start(cn, rq, &jid);
 	if (rc) {
 		ctl_resp_errno(resp, rc, "download");
@@ -643,6 +648,15 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		json_object_set_new(o, "served_peers",
 				    json_integer((json_int_t)atomic_load(&cn->served_peers)));
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
+		json_object_set_new(o, "blocked",
+				    json_pack("{s:i,s:I}", "ids", (int)atomic_load(&cn->nblocked),
+					      "refused",
+					      (json_int_t)atomic_load(&cn->blocked_refused)));
+		json_object_set_new(o, "search",
+				    json_pack("{s:I,s:I}", "indexed",
+					      (json_int_t)atomic_load(&cn->search_indexed),
+					      "queries",
+					      (json_int_t)atomic_load(&cn->search_queries)));
 		json_object_set_new(
 		    o, "withdrawn",
 		    json_pack("{s:b,s:I,s:I,s:I}", "honoured", cn->honour_withdrawals, "dropped",
@@ -764,6 +778,10 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		goto fail;
 	cn->poll_s = opts->poll_s ? opts->poll_s : CONTENT_POLL_S;
 	rc = cn_subs_init(cn, opts->ctl);
+	if (!rc)
+		rc = cn_search_init(cn, opts->ctl);
+	if (!rc)
+		rc = cn_block_init(cn);
 	if (!rc)
 		rc = cn_circles_init(cn, opts->ctl);
 	if (!rc)
@@ -911,6 +929,8 @@ void content_node_free(struct content_node *cn)
 	cn_jobs_stop(cn);
 	cn_announce_stop(cn);
 	cn_serve_stop(cn);
+	cn_search_fini(cn);
+	cn_block_fini(cn);
 	cstore_free(cn->cs);
 	pthread_mutex_destroy(&cn->amu);
 	pthread_cond_destroy(&cn->acond);

@@ -230,6 +230,18 @@ struct content_node {
 	unsigned int heads_dbi;
 	unsigned int poll_s;
 	struct cn_subs *subs;
+
+	/* search over followed shares: search_api.c (syncs under search_mu) */
+	struct cn_search *search;
+	pthread_mutex_t search_mu;
+	atomic_ullong search_indexed, search_queries;
+
+	/* blocklists: blocklist.c (rewrites under block_mu; any thread reads) */
+	unsigned int blocked_dbi;
+	int block_ready;
+	pthread_mutex_t block_mu;
+	atomic_uint nblocked;
+	atomic_ullong blocked_refused;
 };
 
 /* proto.c: the fetch protocol's wire format (docs/PROTOCOL.md "Content").
@@ -383,6 +395,27 @@ int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_
  * it ("wd" above its seq), else stays empty (is_signed 0); the caller
  * frees it. Errors of store_write_call. */
 int cn_share_put(struct content_node *cn, const struct manifest *m, struct manifest *withdrawn);
+
+/* search_api.c: the search index kept in step with the heads followed
+ * or published and the manifests held (search.h), POST /v1/content/search.
+ * cn_search_sync indexes what changed and drops what is no longer
+ * followed or held; called after each change and at start (a rebuild). */
+int cn_search_init(struct content_node *cn, struct ctl *ctl);
+void cn_search_fini(struct content_node *cn);
+void cn_search_sync(struct content_node *cn);
+
+/* blocklist.c: ids refused because a blocklist share followed lists them
+ * (docs/CONTENT.md "Blocklists"). cn_blocked: 1 when id (32 bytes: a
+ * content id, 20: a share id) is listed; lock-free, cheap when none is.
+ * cn_block_sync rereads every blocklist held and rewrites the table
+ * (durable). cn_block_parse_line: 1 and the id for an id line, 0 for a
+ * blank or comment line, -EINVAL otherwise. At most CN_BLOCK_MAX ids. */
+#define CN_BLOCK_MAX 100000
+int cn_block_init(struct content_node *cn);
+void cn_block_fini(struct content_node *cn);
+int cn_blocked(struct content_node *cn, const uint8_t *id, size_t len);
+void cn_block_sync(struct content_node *cn);
+int cn_block_parse_line(const char *line, size_t len, uint8_t id[32], size_t *idlen);
 
 /* subscribe.c: share heads (BEP 46) we publish and follow, the thread
  * that polls and keeps them alive, their /v1/content routes. */

@@ -237,7 +237,7 @@ int cn_head_rec_decode(const struct cn_head_ref *ref, const uint8_t *buf, size_t
 {
 	memset(rec, 0, sizeof(*rec));
 	if (len < CN_HEAD_REC_HDR || memcmp(buf, "WHD1", 4) || buf[5] || buf[6] || buf[7] ||
-	    (buf[4] & ~(CN_HEAD_OWN | CN_HEAD_SUB)) || !buf[4])
+	    (buf[4] & ~(CN_HEAD_OWN | CN_HEAD_SUB | CN_HEAD_BLOCK)) || !buf[4])
 		return -EBADMSG;
 	rec->flags = buf[4];
 	rec->seq = (int64_t)rd64(buf + 8);

@@ -52,6 +52,7 @@ int cn_head_value_read(const uint8_t *v, size_t len, uint8_t sid[MANIFEST_SHARE_
 enum cn_head_flags {
 	CN_HEAD_OWN = 1U << 0, /* we publish it (content add --name) */
 	CN_HEAD_SUB = 1U << 1, /* we follow it (content subscribe) */
+	CN_HEAD_BLOCK = 1U << 2, /* a blocklist (content subscribe --blocklist) */
 };
 struct cn_head_rec {
 	uint32_t flags;	 /* enum cn_head_flags */

@@ -38,6 +38,10 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 	unsigned int i, slot = CONTENT_MAX_JOBS;
 	int rc;
 
+	if (cn_blocked(cn, rq->id, rq->id_len)) { /* a blocklist lists it */
+		atomic_fetch_add(&cn->blocked_refused, 1);
+		return -EACCES;
+	}
 	pthread_mutex_lock(&cn->jmu);
 	for (i = 0; i < cn->njobs; i++) {
 		struct cn_job *o = cn->jobs[i];

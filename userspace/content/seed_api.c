@@ -82,6 +82,8 @@ static void api_rm(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		return;
 	}
 	log_info(CN_MOD, "removed %s %s (%u blobs)", len == 32 ? "content" : "share", hex, nblobs);
+	if (len != 32)
+		cn_search_sync(cn);
 	ctl_resp_json(resp, 200,
 		      json_pack("{s:s,s:s,s:i}", "removed", hex, "kind",
 				len == 32 ? "content" : "share", "blobs", (int)nblobs));

@@ -389,6 +389,11 @@ static void serve_one(struct sv *v, const struct cn_sreq *r, uint8_t *buf)
 		/* a pinned blob of a withdrawn version: kept, never served */
 		atomic_fetch_add(&cn->serve_withdrawn, 1);
 		reply_status(v, r, CONTENT_ST_NOT_FOUND);
+	} else if (!rc && cn_blocked(cn, q.id,
+				     q.op == CONTENT_OP_MANIFEST ? MANIFEST_SHARE_ID_LEN : 32)) {
+		/* a blocklist followed lists it: never served */
+		atomic_fetch_add(&cn->blocked_refused, 1);
+		reply_status(v, r, CONTENT_ST_NOT_FOUND);
 	} else if (!rc && q.op == CONTENT_OP_INFO)
 		serve_info(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_CHUNK)

@@ -473,6 +473,7 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m)
 		pthread_mutex_unlock(&cn->subs->mu);
 	}
 	log_info(CN_MOD, "share head %s seq %llu published", m->name, (unsigned long long)m->seq);
+	cn_search_sync(cn);
 	return 0;
 }
 
@@ -653,6 +654,9 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 				*rec = u.out;
 			atomic_fetch_add(&cn->subs->fetched, 1);
 			log_info(CN_MOD, "share %s version %lld held", ref->name, (long long)seq);
+			cn_search_sync(cn);
+			if (rec->flags & CN_HEAD_BLOCK)
+				cn_block_sync(cn);
 		}
 	}
 	sched_note(cn, ref, err);
@@ -800,6 +804,8 @@ static void api_subscribe(void *arg, const struct ctl_req *req, struct ctl_resp 
 	u.cn = cn;
 	u.ref = &ref;
 	u.set_flags = CN_HEAD_SUB;
+	if (json_is_true(json_object_get(req->json, "blocklist")))
+		u.set_flags |= CN_HEAD_BLOCK;
 	u.create = 1;
 	u.item_seq = -1;
 	rc = rec_update(&u);
@@ -808,7 +814,12 @@ static void api_subscribe(void *arg, const struct ctl_req *req, struct ctl_resp 
 		return;
 	}
 	sched_kick(cn, &ref);
-	ctl_resp_json(resp, 200, ref_json(&ref));
+	{
+		json_t *o = ref_json(&ref);
+
+		json_object_set_new(o, "blocklist", json_boolean(u.out.flags & CN_HEAD_BLOCK));
+		ctl_resp_json(resp, 200, o);
+	}
 }
 
 /* POST /v1/content/unsubscribe {"head": ...} */
@@ -828,7 +839,7 @@ static void api_unsubscribe(void *arg, const struct ctl_req *req, struct ctl_res
 	}
 	u.cn = cn;
 	u.ref = &ref;
-	u.clr_flags = CN_HEAD_SUB;
+	u.clr_flags = CN_HEAD_SUB | CN_HEAD_BLOCK;
 	u.item_seq = -1;
 	rc = rec_update(&u);
 	if (rc) {
@@ -837,6 +848,9 @@ static void api_unsubscribe(void *arg, const struct ctl_req *req, struct ctl_res
 	}
 	if (!(old.flags & CN_HEAD_OWN))
 		sched_drop(cn->subs, &ref);
+	cn_search_sync(cn);
+	if (old.flags & CN_HEAD_BLOCK)
+		cn_block_sync(cn);
 	ctl_resp_json(resp, 200, json_pack("{s:b}", "unsubscribed", 1));
 }
 
@@ -879,6 +893,7 @@ static int list_one(void *arg, const void *key, size_t klen, const void *val, si
 	json_object_set_new(o, "seq", json_integer(rec.seq));
 	json_object_set_new(o, "fetched_seq", json_integer(rec.got));
 	json_object_set_new(o, "published", json_boolean(rec.flags & CN_HEAD_OWN));
+	json_object_set_new(o, "blocklist", json_boolean(rec.flags & CN_HEAD_BLOCK));
 	pthread_mutex_lock(&c->cn->subs->mu);
 	e = sched_of(c->cn->subs, &ref, 0);
 	json_object_set_new(o, "last_poll", json_integer(e ? (json_int_t)e->last_poll : 0));

@@ -1008,7 +1008,7 @@ void *cn_job_run(void *arg)
 			pthread_mutex_lock(&j->mu);
 			for (uint32_t i = 0; i < m.nitems; i++) {
 				if (!item_path(&m, sealed_open ? &sv : NULL, i, path, sizeof(path)) &&
-				    selected(&j->rq, path)) {
+				    selected(&j->rq, path) && !cn_blocked(j->cn, m.items[i].id, 32)) {
 					j->items_total++;
 					j->total_bytes += m.items[i].size;
 				}
@@ -1023,8 +1023,8 @@ void *cn_job_run(void *arg)
 				struct cn_export_key key;
 
 				if (item_path(&m, sealed_open ? &sv : NULL, i, path, sizeof(path)) ||
-				    !selected(&j->rq, path))
-					continue;
+				    !selected(&j->rq, path) || cn_blocked(j->cn, m.items[i].id, 32))
+					continue; /* not asked for, or blocklisted */
 				set_item(j, m.items[i].id);
 				cn_reuse_pick(j, &held, path, m.items[i].id);
 				j->announce = manifest_announced(&m);
