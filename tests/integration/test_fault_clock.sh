@@ -20,7 +20,11 @@
 #    CLOCK_REALTIME deadlines; an hour in the past, each returned at once
 #    and the announcer's loop took a CPU (1 h ahead, a wait lasted until
 #    something else woke it); fixed, they are monotonic;
-#  - a download from B to A completes and verifies within its deadline.
+#  - a download from B to A completes and verifies within its deadline;
+#  - A's service descriptor is signed again at once after each step (it
+#    carries A's wall time: 15 min of a descriptor from the future, or
+#    expired, after NTP corrects a clock is what the step detection
+#    avoids), and once A's clock is back B calls A's echo.
 set -u
 . "$TOP/tests/lib/common.sh"
 prologue
@@ -50,7 +54,12 @@ s=json.load(sys.stdin)
 print(" ".join("%s=%s" % (k, v) for k, v in sorted(s.items()) if k.startswith("stor") or k in ("items", "peers", "infohashes")))'; }
 wait_for 'ca --json dht get "$ITEM" >/dev/null 2>&1' 100 || fail "A cannot get B's item"
 S0=$(storage)
-pass "A (clock shim) and B joined; A holds a 600 s ban and B's item ($S0)"
+ca svc publish echo --backend builtin >/dev/null || fail "svc publish on A"
+pass "A (clock shim) and B joined; A holds a 600 s ban, B's item ($S0) and publishes echo"
+
+# signed_off: when A's descriptor of echo expires, in seconds from now by
+# the true clock (signed at A's wall time t: t + 3600)
+signed_off() { echo $(($(ca --json svc ls | json_get services 0 expires) - $(date +%s))); }
 
 # check_all LABEL: everything above, with A's clock as it is now.
 n=0
@@ -88,8 +97,16 @@ sys.exit(0 if all(int(b[k]) >= int(a[k]) for k in a) else 1)' "$S0" "$S1" ||
 	pass "$l: $cpu ms CPU in 3 s idle, ban TTL $ttl s, DHT storage kept ($S1), records resolved, QUIC both ways, item got, 8 MiB download in $(json_get elapsed_ms <"$D/get$n") ms"
 }
 check_all "clock as is"
-for s in 3600 -3600; do
+for s in 3600 -3600 0; do
 	echo "$s" >"$D/shift"
+	# A signs its descriptors again at once (within a refresh turn, 2 s):
+	# one signed under the old time would be from the future, or expired,
+	# for everyone else for up to 15 min (svc.refresh)
+	want=$((s + 3600))
+	wait_for 'o=$(signed_off); [ $((o - want)) -le 60 ] && [ $((want - o)) -le 60 ]' 100 ||
+		fail "A's descriptor not signed again after the step to $s s: it expires in $(signed_off) s, not ~$want s"
+	grep -q "wall clock was stepped" "$ALOG" || fail "A did not log the step"
+	pass "wall clock stepped to $s s: A's descriptor signed again (expires in $(signed_off) s by the true clock)"
 	# A sees the step: a share's creation time is its wall clock
 	echo "$s" >"$D/t$s"
 	c=$(ca --json content add "$D/t$s" | json_get created) || fail "add on A"
@@ -97,6 +114,10 @@ for s in 3600 -3600; do
 	[ "${d#-}" -le 120 ] || fail "A's wall clock is not stepped by $s s (a share created at $c)"
 	check_all "wall clock stepped to $s s"
 done
+# back on the true time: B finds and calls A's echo (its descriptor valid
+# for B again)
+wait_for 'cb svc call echo clock >/dev/null 2>&1' 300 || fail "B cannot call A's echo: $(cb svc call echo clock 2>&1)"
+pass "clock back: B calls A's echo"
 kill -0 "$A" || fail "A died"
 stop_weftd "$A" || fail "A did not stop cleanly"
 stop_weftd "$B" || fail "B did not stop cleanly"

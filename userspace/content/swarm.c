@@ -133,6 +133,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 		j->peers[i].info = 0;
 		j->peers[i].refresh = 0;
 		j->peers[i].partial = 0;
+		j->peers[i].nf_n = 0;
 	}
 }
 
@@ -207,7 +208,11 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (ans[0] != CONTENT_ST_OK) {
 		p->info = 3; /* does not have it (or busy): not a fault */
-		j->said_notfound += ans[0] == CONTENT_ST_NOT_FOUND;
+		if (ans[0] == CONTENT_ST_NOT_FOUND) {
+			j->said_notfound++;
+			p->nf_n++;
+			p->nf_at = p->info_at; /* asked again later (schedule) */
+		}
 		return;
 	}
 	if (r->kind == K_HAVE) {
@@ -601,6 +606,10 @@ static void schedule(struct cn_job *j)
 	for (unsigned int k = 0; k < j->npeers; k++) {
 		struct cn_peer *p = &j->peers[k];
 
+		/* not found when asked: it may have started since (CN_NOTFOUND_ASKS) */
+		if (p->state == P_UP && p->info == 3 && p->nf_n && p->nf_n < CN_NOTFOUND_ASKS &&
+		    t - p->nf_at >= (uint64_t)CN_INFO_REFRESH_MS << (p->nf_n > 4 ? 3 : p->nf_n - 1))
+			p->info = 0;
 		if (p->state == P_UP && p->info == 0 && cn_req_open(j, (int)k, K_INFO, 0) == 0)
 			p->info = 1;
 		else if (p->state == P_UP && p->info == 2 && p->partial && !p->refresh &&

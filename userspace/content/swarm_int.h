@@ -37,6 +37,14 @@ _Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
 /* A provider that has only part of the item (another downloader) is asked
  * for its INFO again every 2 s: its bitmap grows. */
 #define CN_INFO_REFRESH_MS 1000
+/* A provider that answered NOT_FOUND to INFO is asked again 1, 2, 4, 8,
+ * 8... s later, at most CN_NOTFOUND_ASKS times per item: found through
+ * the DHT as another downloader, it had not started its own download yet
+ * (subscribers of a share all start when its head changes). Without it,
+ * such a provider was never asked again, and a downloader whose providers
+ * all answered so early waited for the seed's super-seeding to give up
+ * on it (20 s). */
+#define CN_NOTFOUND_ASKS 8
 /* Peer exchange: a provider is asked for the other nodes of the swarm
  * (op PEERS) once it is up, then every 5 s while the provider table has
  * room; at most CN_PEX_ADD new addresses are taken from one answer (a
@@ -105,6 +113,8 @@ struct cn_peer {
 	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
 	int self;      /* our own node, found through the DHT: never dialled again */
 	int nohave;    /* refused HAVE (an older node): refresh with INFO */
+	unsigned int nf_n; /* NOT_FOUND answers to INFO for the current item */
+	uint64_t nf_at;	   /* the last one (ms) */
 	int pex;       /* PEERS: 0 never asked, 1 asked, 2 answered, 3 refused */
 	uint64_t info_at, pex_at;
 	int mstate;    /* manifest: 0 not asked, 1 asked, 2 done */

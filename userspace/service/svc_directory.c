@@ -656,7 +656,16 @@ static void refresh_own(struct svc_node *sn, void *arg)
 	/* The announced port changed (the votes found our NAT's mapping, or
 	 * it moved): every publication is announced again now. */
 	int moved = last && last != announce_port(sn);
+	int64_t off = (int64_t)util_wall_s() - (int64_t)(now / 1000);
 
+	if (sn->wall_off_set && (off - sn->wall_off > SVCN_CLOCK_STEP_S ||
+				 sn->wall_off - off > SVCN_CLOCK_STEP_S)) {
+		log_warn("svc", "the wall clock was stepped by %+lld s: every publication is signed again",
+			 (long long)(off - sn->wall_off));
+		moved = 1;
+	}
+	sn->wall_off = off;
+	sn->wall_off_set = 1;
 	r->nn = 0;
 	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
 		struct svcn_pub *p = &sn->pubs[i];

@@ -117,6 +117,15 @@ struct svcn_stats {
  * Keys are node-assigned (connection serials, stream ids, tokens): a
  * peer cannot choose them. */
 #define SVCN_HASH 1024
+/* The wall clock moved this far against the monotonic one between two
+ * refresh turns (2 s apart): it was stepped (NTP correcting it, an
+ * operator), and every descriptor is signed again at once, so that one
+ * signed under the old time (created in the future, or expired, for
+ * everyone else) is not served for up to SVC_NODE_REFRESH_S. 30 s: far
+ * above what slewing moves in 2 s (0.5 ms/s), far below
+ * SVC_DESC_DEFAULT_SKEW. */
+#define SVCN_CLOCK_STEP_S 30
+
 /* Remembered id -> name pairs (svc_node.ids): 256, 22 KiB. */
 #define SVCN_IDS 256
 
@@ -134,6 +143,10 @@ struct svc_node {
 	uint16_t (*announce_port)(void *arg); /* svc_node_opts.announce_port */
 	void *announce_port_arg;
 	_Atomic uint16_t announced_port; /* the port of the last announce (0: none yet) */
+	/* wall-clock s minus monotonic s at the last refresh turn: a change of
+	 * more than SVCN_CLOCK_STEP_S is a step of the wall clock (refresh_own) */
+	int64_t wall_off;
+	int wall_off_set;
 	struct engine *eng;
 	struct ctl *ctl;
 	struct quic_node *quic;

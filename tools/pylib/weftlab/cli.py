@@ -97,6 +97,7 @@ USAGE = """commands:
   weftlab [--dir DIR] run churn [--fraction F] [--duration S] [--down S]
   weftlab [--dir DIR] run distribute [--size MIB] [--seed-node I]
   weftlab [--dir DIR] run services [--providers K] [--calls N]
+  weftlab [--dir DIR] run follow [--subscribers K] [--updates N] [--size MIB] [--sync]
   weftlab [--dir DIR] run flood [--target I] [--attacker I] [--duration S] [--pps N]
   weftlab [--dir DIR] run nat [--per-node N] [--fresh] [--wait-records S] [--ping-timeout MS]
   weftlab [--dir DIR] run relay [--per-node N] [--fresh] [--wait-records S] [--ping-timeout MS]
@@ -139,6 +140,16 @@ def add_run_parsers(sub):
     sv.add_argument("--call-timeout", type=int, default=5000, metavar="MS",
                     help="each call's deadline (short ones: the stress recipe)")
     sv.add_argument("--timeout", type=int, default=60)
+    fo = rs.add_parser("follow", parents=[common],
+                       help="K nodes follow a share; time from each update to all holding it")
+    fo.add_argument("--publisher", type=int, default=1)
+    fo.add_argument("--subscribers", type=int, default=20)
+    fo.add_argument("--updates", type=int, default=2)
+    fo.add_argument("--size", type=int, default=8, help="MiB (default 8; 1 MiB changes a version)")
+    fo.add_argument("--sync", action="store_true",
+                    help="ask every subscriber to poll at once (content sync), not wait for poll_s")
+    fo.add_argument("--timeout", type=int, default=900)
+    fo.add_argument("--keep", action="store_true", help="keep the source file under DIR/data")
     f = rs.add_parser("flood", parents=[common], help="one node flooded, the others call it")
     f.add_argument("--target", type=int, default=0, help="default: the second bridge node")
     f.add_argument("--attacker", type=int, default=0, help="default: the last bridge node")

@@ -17,7 +17,7 @@ import time
 from .common import (DHT_PORT, QUIC_PORT, ApiError, LabError, api, child, fmt, log, pid_alive,
                      proc_sample, reap, sh, table, weftctl_path)
 from .soak import run_soak
-from .stats import pct, swarm
+from .stats import pct, swarm, t_frac
 
 
 def sample_resources(lab):
@@ -757,8 +757,106 @@ def run_aria2(lab, a, rng):
     return None
 
 
+def run_follow(lab, a, rng):
+    """A publisher updates a named share that K subscribers follow (BEP 46
+    heads, polled every content.poll_s): time from the update to each
+    subscriber holding the new version."""
+    pub = a.publisher
+    nodes = live_nodes(lab)
+    if pub not in nodes:
+        raise LabError("--publisher %d: no such node, or not running" % pub)
+    subs = [i for i in nodes if i != pub][:a.subscribers]
+    if not subs:
+        raise LabError("no subscriber: the lab needs 2 nodes or more")
+    data = os.path.join(lab.dir, "data")
+    os.makedirs(data, exist_ok=True)
+    name = "lab-follow-%08x" % rng.getrandbits(32)
+    src = os.path.join(data, name + ".bin")
+    r = random.Random(rng.random())
+    with open(src, "wb") as f:
+        for _ in range(a.size):
+            f.write(r.getrandbits(8 << 20).to_bytes(1 << 20, "little"))
+    key = lab.node(pub)["key"]
+    head = "%s/%s" % (key, name)
+
+    def add():
+        return api(lab.sock(pub), "POST", "/v1/content/add", {"paths": [src], "name": name},
+                   timeout=300)
+
+    def fetched(i):
+        s = safe(lambda: api(lab.sock(i), "GET", "/v1/content/subscriptions", timeout=5))
+        for e in (s or {}).get("subscriptions", []):
+            if e.get("head") == head or (e.get("key") == key and e.get("name") == name):
+                return e.get("fetched_seq", -1), s.get("poll_s")
+        return -1, (s or {}).get("poll_s")
+
+    def wait_all(seq, t0, sync):
+        done, poll_s = {}, None
+        with cf.ThreadPoolExecutor(16) as pool:
+            while len(done) < len(subs) and time.time() - t0 < a.timeout:
+                todo = [i for i in subs if i not in done]
+                if sync:
+                    list(pool.map(lambda i: safe(lambda: api(
+                        lab.sock(i), "POST", "/v1/content/sync", {"head": head}, timeout=5)),
+                        todo))
+                now = time.time() - t0
+                for i, (got, ps) in zip(todo, pool.map(fetched, todo)):
+                    poll_s = ps if ps is not None else poll_s
+                    if got >= seq:
+                        done[i] = now
+                if len(done) < len(subs):
+                    time.sleep(0.25)
+        return done, poll_s
+
+    v1 = add()
+    for i in subs:
+        api(lab.sock(i), "POST", "/v1/content/subscribe", {"head": head}, timeout=15)
+    t0 = time.time()
+    first, poll_s = wait_all(v1["seq"], t0, sync=False)
+    rows, res = [], {"publisher": pub, "subscribers": len(subs), "size": a.size << 20,
+                     "head": head, "poll_s": poll_s, "sync": a.sync,
+                     "first": {"done": len(first), "seq": v1["seq"]}}
+    res["first"].update(swarm_times(first, subs))
+    rows.append(["v%d (subscribe)" % v1["seq"], len(subs), len(first)] +
+                [fmt(res["first"][k], " s", 2) for k in ("t50_s", "t90_s", "t100_s")])
+    updates = []
+    with Sampler(lab) as smp:
+        for n in range(a.updates):
+            # one MiB rewritten in place: only its chunks should move
+            with open(src, "r+b") as f:
+                f.seek(r.randrange(max(1, a.size)) << 20)
+                f.write(r.getrandbits(8 << 20).to_bytes(1 << 20, "little"))
+            v = add()
+            t0 = time.time()
+            done, poll_s = wait_all(v["seq"], t0, a.sync)
+            u = {"seq": v["seq"], "done": len(done),
+                 "per_node": {str(i): round(t, 3) for i, t in done.items()}}
+            u.update(swarm_times(done, subs))
+            updates.append(u)
+            rows.append(["v%d (update)" % v["seq"], len(subs), len(done)] +
+                        [fmt(u[k], " s", 2) for k in ("t50_s", "t90_s", "t100_s")])
+    res.update({"updates": updates, "samples": smp.samples,
+                "resources": summary_resources(smp.samples)})
+    print("poll interval: content.poll_s = %s s%s" %
+          (poll_s, "; content sync asked every 0.25 s" if a.sync else ""))
+    print(table(["version", "subscribers", "holding it", "t50", "t90", "t100"], rows))
+    if not a.keep:
+        os.unlink(src)
+    return res
+
+
+
+def swarm_times(done, nodes):
+    """t50/t90/t100 (s) of nodes, done: node -> time it finished (stats.
+    t_frac: a node that never finished counts as infinitely late)."""
+    return {"t%d_s" % p: (round(t, 3) if t is not None else None)
+            for p, t in ((p, t_frac(list(done.values()), len(nodes), p / 100.0))
+                         for p in (50, 90, 100))}
+
+
 SCENARIOS = {"bootstrap": run_bootstrap, "lookups": run_lookups, "churn": run_churn,
              "distribute": run_distribute, "services": run_services, "flood": run_flood,
-             "nat": run_nat, "relay": run_nat, "aria2": run_aria2, "soak": run_soak}
+             "nat": run_nat, "relay": run_nat, "aria2": run_aria2, "soak": run_soak,
+             "follow": run_follow}
 
 
