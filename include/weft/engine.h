@@ -117,6 +117,10 @@ void engine_free(struct engine *eng);
 
 unsigned int engine_workers(const struct engine *eng);
 enum io_mode engine_mode(const struct engine *eng);
+/* The largest UDP payload the backend receives whole: io_uring with UDP_GRO
+ * 65527 (64 KiB buffers), without it 2048; AF_XDP 2048-byte frames less
+ * Ethernet + IPv6 + UDP headers; mem 65527. */
+size_t engine_rx_max_payload(const struct engine *eng);
 /* The engine's clock (opts.clock), in ns; any thread. */
 uint64_t engine_now_ns(const struct engine *eng);
 /* The local address the backend sends to dst from (port 0), when the
@@ -161,7 +165,8 @@ int engine_send_ttl(struct engine_worker *w, const struct io_addr *dst, const st
  * one destination, straight from data (no staging copy): what is staged
  * goes first, then the burst, which the io_uring backend sends as UDP GSO
  * messages and AF_XDP as frames of one batch. data is not used after the
- * call. seg <= 2048. Returns the datagrams accepted or -EINVAL.
+ * call. seg <= 65507 (AF_XDP drops what does not fit its frames, as
+ * engine_send). Returns the datagrams accepted or -EINVAL.
  */
 int engine_send_burst(struct engine_worker *w, const struct io_addr *dst, const struct io_addr *src,
 		      const void *data, size_t len, size_t seg);

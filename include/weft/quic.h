@@ -42,6 +42,7 @@
 #define QUIC_MAX_DATAGRAM 1200         /* max_datagram_frame_size we advertise */
 #define QUIC_MAX_UDP_PAYLOAD 1452      /* largest datagram we build (Ethernet MTU, IPv6) */
 #define QUIC_MAX_GSO_SEGS 64           /* packets per send() burst to one destination */
+#define QUIC_LO_UDP_PAYLOAD 8952       /* loopback paths: a 9000-byte jumbo frame less IPv6 + UDP */
 
 struct quic_ep;
 struct quic_conn;
@@ -171,6 +172,15 @@ struct quic_ep_opts {
 	uint64_t max_streams_bidi;        /* default QUIC_DEF_MAX_STREAMS */
 	uint64_t max_streams_uni;         /* default QUIC_DEF_MAX_STREAMS */
 	size_t max_udp_payload;           /* default QUIC_MAX_UDP_PAYLOAD; min 1200 */
+	/* Datagrams to a loopback address (127/8, ::1; docs/QUIC.md "Bytes
+	 * per CPU"): once the handshake is done a connection set up to one
+	 * sends datagrams of this size (the peer's max_udp_payload transport
+	 * parameter permitting), 1200 after its packets moved to a direct
+	 * path off loopback. 0 (default): max_udp_payload, as any path. */
+	size_t lo_udp_payload;            /* 0 or 1200..65527 */
+	/* Our max_udp_payload transport parameter: the largest datagram this
+	 * endpoint's receive path takes whole. 0 (default): 65527. */
+	size_t max_rx_udp_payload;        /* 0 or 1200..65527 */
 	/* Worker routing (docs/QUIC.md "Worker routing"): with
 	 * cid_route_count > 1, the first byte of every connection id this
 	 * endpoint issues is congruent to cid_route_index modulo

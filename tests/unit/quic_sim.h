@@ -43,6 +43,7 @@ struct sim {
 	uint64_t now, seq, rng;
 	unsigned int loss_pct, reorder_pct;
 	uint64_t delay; /* one-way */
+	uint32_t net;   /* node 0's IPv4 address, host order; 0: 10.0.0.1 */
 	struct sim_node nodes[SIM_MAX_NODES];
 	int nnodes;
 	struct sim_pkt **heap;
@@ -159,7 +160,7 @@ static inline void sim_init(struct sim *s, uint64_t seed)
 	s->delay = 10 * SIM_MS;
 }
 
-/* Add a node at 10.0.0.<idx+1>:4433 with a fresh key; returns it. opts
+/* Add a node at 10.0.0.<idx+1>:4433 (s->net + idx) with a fresh key; returns it. opts
  * may be NULL; its key, local and send fields are filled in here. */
 static inline struct sim_node *sim_add(struct sim *s, const struct quic_ep_opts *opts, int *rc)
 {
@@ -171,7 +172,7 @@ static inline struct sim_node *sim_add(struct sim *s, const struct quic_ep_opts 
 	n->idx = s->nnodes++;
 	n->addr.sin_family = AF_INET;
 	n->addr.sin_port = htons(4433);
-	n->addr.sin_addr.s_addr = htonl(0x0a000001 + (uint32_t)n->idx);
+	n->addr.sin_addr.s_addr = htonl((s->net ? s->net : 0x0a000001) + (uint32_t)n->idx);
 	n->src = n->addr;
 	crypto_sign_keypair(n->pk, n->sk);
 	if (opts)

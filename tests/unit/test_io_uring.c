@@ -188,7 +188,7 @@ static void send_inplace(struct engine_worker *w, void *arg)
 		buf[i * 1000] = (uint8_t)(i + 1);
 	assert_int_equal(engine_send_burst(w, &b->dst[0], NULL, buf, sizeof(buf), 1000), 11);
 	assert_int_equal(engine_send_burst(w, &b->dst[0], NULL, buf, 10, 0), -EINVAL);
-	assert_int_equal(engine_send_burst(w, &b->dst[0], NULL, buf, 10, 4096), -EINVAL);
+	assert_int_equal(engine_send_burst(w, &b->dst[0], NULL, buf, 10, 65508), -EINVAL);
 }
 
 static void test_send_burst_in_place(void **state)

@@ -212,12 +212,13 @@ static struct sim_node *add_node(struct world *w, struct quic_ep_opts *o)
 	return n;
 }
 
-static struct world *world_new(uint64_t seed, struct quic_ep_opts *so)
+static struct world *world_new_at(uint64_t seed, uint32_t net, struct quic_ep_opts *so)
 {
 	struct world *w = calloc(1, sizeof(*w));
 
 	assert_non_null(w);
 	sim_init(&w->sim, seed);
+	w->sim.net = net;
 	if (!so) {
 		static struct quic_ep_opts d;
 
@@ -227,6 +228,11 @@ static struct world *world_new(uint64_t seed, struct quic_ep_opts *so)
 	so->server = 1;
 	w->srv = add_node(w, so);
 	return w;
+}
+
+static struct world *world_new(uint64_t seed, struct quic_ep_opts *so)
+{
+	return world_new_at(seed, 0, so);
 }
 
 static void world_free(struct world *w)
@@ -831,25 +837,105 @@ static void migrate_pump(void *arg)
 	}
 }
 
+/* 4 MiB client -> server on a new stream, pump feeding it (and changing
+ * the network halfway); checks every byte. */
+static void pumped_transfer(struct world *w, void (*pump)(void *))
+{
+	assert_int_equal(quic_stream_open(w->cli, 0, &w->tx_sid), 0);
+	w->tx_conn = w->cli;
+	w->tx_total = 4ULL << 20;
+	w->want_rx = w->tx_total;
+	w->want_closed_node = 0;
+	assert_int_equal(sim_run(&w->sim, stop_rx, pump, w, 100000 * SIM_MS), 1);
+	assert_int_equal(w->app[0].recs[0].rx_bad, 0);
+}
+
 static void test_migration(void **state)
 {
 	struct world *w = connected(16, NULL, NULL);
 	struct quic_conn_info info;
 	int i;
 
-	assert_int_equal(quic_stream_open(w->cli, 0, &w->tx_sid), 0);
-	w->tx_conn = w->cli;
-	w->tx_total = 4ULL << 20;
-	w->want_rx = w->tx_total;
-	w->want_closed_node = 0;
-	assert_int_equal(sim_run(&w->sim, stop_rx, migrate_pump, w, 100000 * SIM_MS), 1);
-	assert_int_equal(w->app[0].recs[0].rx_bad, 0);
+	pumped_transfer(w, migrate_pump);
 	for (i = 0; i < w->app[0].nrecs; i++)
 		if (w->app[0].recs[i].c)
 			break;
 	assert_true(i < w->app[0].nrecs);
 	assert_int_equal(quic_conn_get_info(w->app[0].recs[i].c, &info), 0);
 	assert_int_equal(((struct sockaddr_in *)&info.remote)->sin_port, htons(5555));
+	world_free(w);
+}
+
+/* Loopback paths (lo_udp_payload): the client's datagram sizes before its
+ * handshake completes, after it, and after its packets moved to a direct
+ * address off loopback. */
+static struct {
+	int phase; /* 0 handshake, 1 loopback, 2 direct path off loopback */
+	size_t max[3];
+} g_lo;
+
+static void lo_tap(void *arg, int from, const uint8_t *buf, size_t len)
+{
+	if (from == 1 && len > g_lo.max[g_lo.phase])
+		g_lo.max[g_lo.phase] = len;
+}
+
+static void lo_pump(void *arg)
+{
+	struct world *w = arg;
+	struct sockaddr_in off = w->srv->addr;
+
+	bulk_pump(arg);
+	if (g_lo.phase == 1 && w->tx_off >= w->tx_total / 2) {
+		/* The server is also reachable at 10.0.0.1 (its src there). */
+		off.sin_addr.s_addr = htonl(0x0a000001);
+		w->srv->src = off;
+		assert_int_equal(quic_conn_set_direct(w->cli, (struct sockaddr *)&off, sizeof(off)), 0);
+		g_lo.phase = 2;
+	}
+}
+
+static struct world *lo_world(uint64_t seed, size_t srv_rx_max)
+{
+	struct quic_ep_opts so, co;
+	struct world *w;
+	struct sim_node *cl;
+
+	memset(&so, 0, sizeof(so));
+	memset(&co, 0, sizeof(co));
+	so.lo_udp_payload = co.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
+	so.max_rx_udp_payload = srv_rx_max;
+	/* Both on loopback: 127.0.0.1 (server) and 127.0.0.2. */
+	w = world_new_at(seed, 0x7f000001, &so);
+	cl = add_node(w, &co);
+	memset(&g_lo, 0, sizeof(g_lo));
+	w->sim.tap = lo_tap;
+	w->sim.delay = 1 * SIM_MS;
+	dial(w, cl, w->srv->pk, &w->cli);
+	w->want_conns = 2;
+	assert_int_equal(sim_run(&w->sim, stop_conns, NULL, w, 10000 * SIM_MS), 1);
+	g_lo.phase = 1;
+	return w;
+}
+
+static void test_loopback_jumbo(void **state)
+{
+	struct world *w = lo_world(31, 0);
+
+	pumped_transfer(w, lo_pump);
+	assert_int_equal(g_lo.phase, 2);
+	/* Handshake: what any path carries; then jumbo datagrams on
+	 * loopback; off loopback QUIC's 1200 bytes. */
+	assert_true(g_lo.max[0] >= 1200 && g_lo.max[0] <= QUIC_MAX_UDP_PAYLOAD);
+	assert_int_equal(g_lo.max[1], QUIC_LO_UDP_PAYLOAD);
+	assert_true(g_lo.max[2] > 0 && g_lo.max[2] <= 1200);
+	world_free(w);
+
+	/* A peer that takes 1452 bytes at most (its transport parameter) is
+	 * never sent more, loopback or not. */
+	w = lo_world(32, QUIC_MAX_UDP_PAYLOAD);
+	transfer(w, 1ULL << 20, 0, 100000 * SIM_MS);
+	assert_true(g_lo.max[1] > 1200 && g_lo.max[1] <= QUIC_MAX_UDP_PAYLOAD);
 	world_free(w);
 }
 
@@ -978,6 +1064,7 @@ int main(void)
 		cmocka_unit_test(test_version_negotiation),
 		cmocka_unit_test(test_app_close),
 		cmocka_unit_test(test_migration),
+		cmocka_unit_test(test_loopback_jumbo),
 		cmocka_unit_test(test_datagram),
 		cmocka_unit_test(test_alpn_mismatch),
 		cmocka_unit_test(test_garbage),

@@ -38,6 +38,18 @@ enum io_mode engine_mode(const struct engine *eng)
 	return eng->opts.mode;
 }
 
+size_t engine_rx_max_payload(const struct engine *eng)
+{
+	switch (eng->opts.mode) {
+	case IO_MODE_URING:
+		return eng->opts.uring_gro ? 65527 : 2048;
+	case IO_MODE_XDP:
+		return 2048 - 14 - 40 - 8;
+	default:
+		return 65527;
+	}
+}
+
 uint64_t engine_now_ns(const struct engine *eng)
 {
 	return eng->opts.clock ? eng->opts.clock(eng->opts.clock_arg) : util_now_ns();
@@ -348,7 +360,7 @@ int engine_send_burst(struct engine_worker *w, const struct io_addr *dst, const 
 	unsigned int n;
 	int sent = 0, r;
 
-	if (!w || !dst || !data || !seg || seg > ENGINE_TX_SLOT ||
+	if (!w || !dst || !data || !seg || seg > 65507 ||
 	    (dst->family != AF_INET && dst->family != AF_INET6))
 		return -EINVAL;
 	/* In place, after what is staged, so the order on the wire holds. */

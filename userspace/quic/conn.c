@@ -189,6 +189,7 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	c->state = QUIC_ST_OPEN;
+	c->confirmed = c->is_server; /* a client's: handshake_confirmed_cb */
 	c->trim_at = c->ep->now + QUIC_MEM_TRIM_NS;
 	/* Announce now, not after ngtcp2 returns: stream data (0.5-RTT from a
 	 * server) may be processed in this same call and must not be lost. */
@@ -281,6 +282,12 @@ static int recv_datagram_cb(ngtcp2_conn *conn, uint32_t flags, const uint8_t *da
 	return 0;
 }
 
+static int handshake_confirmed_cb(ngtcp2_conn *conn, void *user_data)
+{
+	((struct quic_conn *)user_data)->confirmed = 1;
+	return 0;
+}
+
 static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 {
 	memset(cb, 0, sizeof(*cb));
@@ -303,6 +310,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 	cb->get_new_connection_id = get_new_cid_cb;
 	cb->remove_connection_id = remove_cid_cb;
 	cb->handshake_completed = handshake_completed_cb;
+	cb->handshake_confirmed = handshake_confirmed_cb;
 	cb->dcid_status = dcid_status_cb;
 	cb->recv_stream_data = recv_stream_data_cb;
 	cb->stream_open = stream_open_cb;
@@ -390,6 +398,14 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	ngtcp2_settings_default(&set);
 	set.initial_ts = now;
 	set.max_tx_udp_payload_size = ep->o.max_udp_payload;
+	c->lo = ep->o.lo_udp_payload > ep->o.max_udp_payload && quic_sa_loopback(remote, remote_len);
+	if (c->lo) {
+		/* ngtcp2 0.12 probes no path above 1444 bytes (its PMTUD
+		 * list), so a loopback connection is unshaped instead: its
+		 * packets are the buffer's size, quic_conn_tx_size(). */
+		set.max_tx_udp_payload_size = ep->o.lo_udp_payload;
+		set.no_tx_udp_payload_size_shaping = 1;
+	}
 	set.handshake_timeout = (uint64_t)ep->o.handshake_timeout_ms * NGTCP2_MILLISECONDS;
 	c->hs_deadline = now + set.handshake_timeout;
 	set.cc_algo = NGTCP2_CC_ALGO_CUBIC;
@@ -411,6 +427,8 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	 * NEW_CONNECTION_ID frames): 8 before, ~2 KiB per idle connection. */
 	params.active_connection_id_limit = 2;
 	params.max_datagram_frame_size = QUIC_MAX_DATAGRAM;
+	if (ep->o.max_rx_udp_payload)
+		params.max_udp_payload_size = ep->o.max_rx_udp_payload;
 	/* Ask peers not to clear the fixed bit (RFC 9287): weft's XDP program
 	 * and software policer drop QUIC packets without it. */
 	params.grease_quic_bit = 0;

@@ -9,6 +9,7 @@
  * quic_conn_path_send(), every packet routed to it passes
  * quic_conn_path_rx() first.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -38,6 +39,23 @@ static int sa_ok(const struct sockaddr *sa, socklen_t len)
 	return sa && len <= sizeof(struct sockaddr_storage) &&
 	       ((sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) ||
 		(sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)));
+}
+
+int quic_sa_loopback(const struct sockaddr *sa, socklen_t len)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (!sa_ok(sa, len))
+		return 0;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	{
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+
+		if (!memcmp(a, v4mapped, sizeof(v4mapped)))
+			return a[12] == 127;
+		return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a);
+	}
 }
 
 void quic_conn_path_send(struct quic_conn *c, const uint8_t *buf, size_t len, size_t gso,

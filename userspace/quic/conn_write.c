@@ -21,6 +21,32 @@ int quic_conn_negotiated(const struct quic_conn *c)
 	return !c->is_server || ngtcp2_conn_get_negotiated_version(c->conn) != 0;
 }
 
+size_t quic_ep_max_tx(const struct quic_ep *ep)
+{
+	return ep->o.lo_udp_payload > ep->o.max_udp_payload ? ep->o.lo_udp_payload :
+							      ep->o.max_udp_payload;
+}
+
+/* A loopback connection has ngtcp2's shaping off (quic_conn_new): its
+ * packets are as big as the buffer we give, the peer's transport parameter
+ * permitting. Until its handshake is confirmed it sends what any path
+ * would: a client's datagram with its Finished also carries an Initial
+ * and is padded to the buffer's size, which a peer may not take whole
+ * before the parameters are known. Once its packets go to a direct
+ * address off loopback: QUIC's 1200 bytes, which every path carries. */
+size_t quic_conn_tx_size(const struct quic_conn *c)
+{
+	const struct quic_ep *ep = c->ep;
+
+	if (!c->lo)
+		return ep->o.max_udp_payload;
+	if (c->direct_len && !quic_sa_loopback((const struct sockaddr *)&c->direct, c->direct_len))
+		return NGTCP2_MAX_UDP_PAYLOAD_SIZE;
+	if (!c->confirmed)
+		return ep->o.max_udp_payload;
+	return ep->o.lo_udp_payload;
+}
+
 struct batch {
 	ngtcp2_path_storage ps;
 	size_t off, gso, npkt, max_pkt;
@@ -64,7 +90,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 	struct batch b;
 	ngtcp2_path_storage ps;
 	ngtcp2_pkt_info pi;
-	size_t mtu, quantum;
+	size_t mtu, quantum, room;
 	int rounds = 0;
 
 	if (c->state >= QUIC_ST_CLOSING)
@@ -79,9 +105,10 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		c->flush_pending = 1;
 		return;
 	}
-	mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
-	if (mtu > ep->o.max_udp_payload)
-		mtu = ep->o.max_udp_payload;
+	room = quic_conn_tx_size(c);
+	mtu = c->lo ? room : ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+	if (mtu > room)
+		mtu = room;
 	quantum = ngtcp2_conn_get_send_quantum(c->conn);
 	memset(&b, 0, sizeof(b));
 	ngtcp2_path_storage_zero(&b.ps);
@@ -142,7 +169,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		s = c->state == QUIC_ST_OPEN ? quic_sbuf_next(c) : NULL;
 		if (s) {
 			sid = s->id;
-			nv = quic_sbuf_vecs(s, v, MAX_VECS, ep->o.max_udp_payload);
+			nv = quic_sbuf_vecs(s, v, MAX_VECS, room);
 			if (s->fin_queued) {
 				/* FIN only when every queued byte fits in this call. */
 				uint64_t in_vecs = 0;
@@ -157,7 +184,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		/* The buffer may take a packet up to our maximum: ngtcp2 keeps
 		 * ordinary packets to the path's size and writes its PMTUD
 		 * probes (bigger) only into a buffer that can hold them. */
-		n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, dst, ep->o.max_udp_payload,
+		n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, dst, room,
 					      &ndata, fl, sid, v, nv, now);
 		if (n < 0) {
 			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||

@@ -141,6 +141,11 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 	if (opts->max_udp_payload && (opts->max_udp_payload < NGTCP2_MAX_UDP_PAYLOAD_SIZE ||
 				      opts->max_udp_payload > 65527))
 		return -EINVAL;
+	if ((opts->lo_udp_payload && (opts->lo_udp_payload < NGTCP2_MAX_UDP_PAYLOAD_SIZE ||
+				     opts->lo_udp_payload > 65527)) ||
+	    (opts->max_rx_udp_payload && (opts->max_rx_udp_payload < NGTCP2_MAX_UDP_PAYLOAD_SIZE ||
+					  opts->max_rx_udp_payload > 65527)))
+		return -EINVAL;
 	if (opts->cid_route_count > 256 ||
 	    (opts->cid_route_count && opts->cid_route_index >= opts->cid_route_count))
 		return -EINVAL;
@@ -180,6 +185,7 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 	DEF(max_streams_bidi, QUIC_DEF_MAX_STREAMS);
 	DEF(max_streams_uni, QUIC_DEF_MAX_STREAMS);
 	DEF(max_udp_payload, QUIC_MAX_UDP_PAYLOAD);
+	DEF(lo_udp_payload, ep->o.max_udp_payload);
 #undef DEF
 	/* Tokens and stateless-reset keys come from the node key, so they
 	 * survive a restart of the same node (a restarted node can reset the
@@ -195,7 +201,7 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 		goto err;
 	}
 	rc = -ENOMEM;
-	ep->txbuf = malloc((size_t)QUIC_MAX_GSO_SEGS * ep->o.max_udp_payload);
+	ep->txbuf = malloc((size_t)QUIC_MAX_GSO_SEGS * quic_ep_max_tx(ep));
 	if (!ep->txbuf)
 		goto err;
 	ep->cids = calloc(QUIC_CID_TABLE_MIN, sizeof(*ep->cids));

@@ -117,6 +117,8 @@ struct quic_conn {
 	int have_peer_key;
 	uint8_t expected_key[QUIC_KEY_LEN];
 	int pin;
+	int lo; /* set up to a loopback address: lo_udp_payload (quic_conn_tx_size) */
+	int confirmed; /* handshake confirmed: no more Initial or Handshake packets from us */
 	struct quic_close_info close; /* reason set at the first cause */
 	uint64_t close_deadline;      /* end of closing/draining period */
 	uint64_t hs_deadline;         /* end of the handshake timeout */
@@ -179,7 +181,7 @@ struct quic_ep {
 	struct quic_ep_stats st;
 	/* Token buckets (tokens scaled by 1e9 to stay integral). */
 	uint64_t retry_tokens, retry_ts, reset_tokens, reset_ts;
-	uint8_t *txbuf; /* QUIC_MAX_GSO_SEGS * max_udp_payload */
+	uint8_t *txbuf; /* QUIC_MAX_GSO_SEGS * quic_ep_max_tx() */
 	uint64_t now;   /* last timestamp seen: for sends the app triggers */
 };
 
@@ -257,6 +259,13 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now);
 /* May the connection write and run ngtcp2 timers (a server connection:
  * once ngtcp2 negotiated a version)? */
 int quic_conn_negotiated(const struct quic_conn *c);
+/* Largest datagram the endpoint builds (max_udp_payload or lo_udp_payload). */
+size_t quic_ep_max_tx(const struct quic_ep *ep);
+/* Datagram size for c's next packets (conn_write.c): ngtcp2's shaped path
+ * size on ordinary paths, lo_udp_payload on a loopback one. */
+size_t quic_conn_tx_size(const struct quic_conn *c);
+/* Is sa a loopback address (127/8, ::1, ::ffff:127/104)? */
+int quic_sa_loopback(const struct sockaddr *sa, socklen_t len);
 
 /* conn_close.c: the end of a connection. */
 /* Keep r as the close reason unless one is set (the first cause wins). */

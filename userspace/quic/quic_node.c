@@ -395,6 +395,11 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	eo.handshake_timeout_ms = opts->handshake_timeout_ms;
 	eo.keepalive_ms = opts->keepalive_ms;
 	eo.cid_route_count = qn->nworkers;
+	/* Jumbo datagrams on loopback only where every datagram of that size
+	 * arrives whole (io_uring with UDP_GRO), and peers told what we take. */
+	eo.max_rx_udp_payload = engine_rx_max_payload(qn->eng);
+	if (eo.max_rx_udp_payload >= QUIC_LO_UDP_PAYLOAD)
+		eo.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
 	eo.send = qn_send;
 	eo.cb.on_conn = cb_conn;
 	eo.cb.on_stream_open = cb_stream_open;
