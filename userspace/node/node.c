@@ -32,6 +32,7 @@
 #include "weft/svc_node.h"
 #include "weft/comm_node.h"
 #include "weft/content_node.h"
+#include "node_int.h"
 #include "notify.h"
 
 _Static_assert(CONFIG_MAX_BOOTSTRAP <= DHTNODE_MAX_BOOTSTRAP,
@@ -46,37 +47,6 @@ _Static_assert(CONFIG_MAX_BOOTSTRAP <= DHTNODE_MAX_BOOTSTRAP,
 /* The DHT's routing table and items are written to the store every 5 min
  * and at stop, so a crash loses at most 5 min of DHT state. */
 #define DHTNODE_SAVE_TICKS 300
-
-struct node {
-	struct weft_config cfg;
-	char config_path[PATH_MAX];
-	struct identity id;
-	char pk_hex[2 * IDENTITY_PK_LEN + 1];
-	struct store *store;
-	struct ctl *ctl;
-	struct wxdp *xdp;    /* xdp mode: the attached program */
-	struct guard *guard; /* bans, limits, counters (XDP or software) */
-	struct engine *engine;
-	struct quic_node *quic;
-	struct dhtnode *dht;
-	struct svc_node *svc; /* service fabric and gateway */
-	struct comm_node *comm; /* communities (docs/COMMUNITY.md) */
-	struct content_node *content;
-	struct conn_node *conn; /* node record, address discovery, resolution */
-	struct relay_node *relay; /* relay control plane (both roles) */
-	struct mbox_node *mbox;	  /* mailboxes: the anchor's and our inbox (docs/MAILBOX.md) */
-	struct relay_fwd *relay_fwd; /* relay data plane (relay.enable), else NULL */
-	struct dash *dash;      /* live dashboard (dashboard.listen), NULL when off */
-	struct lan_node *lan;   /* BEP 14 LAN discovery (lan.discovery), NULL when off */
-	uint16_t ports[2];   /* served UDP ports: quic, dht */
-	unsigned int workers;
-	uint64_t start_ms;
-	uint64_t start_wall;
-	_Atomic unsigned long long reloads;
-	const char *io_mode; /* what actually runs: "uring" or "xdp" */
-	struct log_ctx log;  /* this node's level and output (node.log_level) */
-	struct simnet_host *sim_host; /* tests: engine on the mem backend */
-};
 
 const struct identity *node_identity(const struct node *n)
 {
@@ -1008,104 +978,6 @@ int node_start(struct node *n)
 out:
 	log_bind(prev_log);
 	return err;
-}
-
-/*
- * Live keys (config.c marks them reloadable; docs/CONFIG.md "live"): how
- * each is applied to the running node. Every key the table marks live has
- * an entry here; a live key without one would be reported as needing a
- * restart, never as applied.
- */
-static int apply_log_level(struct node *n, const struct weft_config *fresh)
-{
-	enum log_level lvl;
-
-	if (log_level_parse(fresh->log_level, &lvl))
-		return -EINVAL;
-	log_ctx_set_level(&n->log, lvl);
-	snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", fresh->log_level);
-	return 0;
-}
-
-static int apply_log_addresses(struct node *n, const struct weft_config *fresh)
-{
-	log_ctx_set_addresses(&n->log, fresh->log_addresses);
-	n->cfg.log_addresses = fresh->log_addresses;
-	return 0;
-}
-
-static const struct {
-	const char *section, *key;
-	int (*apply)(struct node *n, const struct weft_config *fresh);
-} node_live_keys[] = {
-	{ "node", "log_level", apply_log_level },
-	{ "log", "addresses", apply_log_addresses },
-};
-
-struct reload_ctx {
-	struct node *n;
-	const struct weft_config *fresh;
-	unsigned int applied, restart;
-};
-
-/* One line per changed key: "config: SEC.KEY OLD -> NEW (applied)" or
- * "(needs restart)". */
-static void reload_key(void *arg, const char *section, const char *key, const char *from,
-		       const char *to, int live)
-{
-	struct reload_ctx *rc = arg;
-	int err = -ENOENT;
-
-	for (size_t i = 0; live && i < WEFT_ARRAY_SIZE(node_live_keys); i++)
-		if (!strcmp(node_live_keys[i].section, section) &&
-		    !strcmp(node_live_keys[i].key, key))
-			err = node_live_keys[i].apply(rc->n, rc->fresh);
-	if (!err) {
-		rc->applied++;
-		log_info("node", "config: %s.%s %s -> %s (applied)", section, key, from, to);
-		return;
-	}
-	rc->restart++;
-	if (live)
-		log_error("node", "config: %s.%s %s -> %s (marked live but not applied: %s; "
-				  "needs restart)", section, key, from, to, strerror(-err));
-	else
-		log_warn("node", "config: %s.%s %s -> %s (needs restart)", section, key, from, to);
-}
-
-/* SIGHUP: re-read the file (command-line flags still win), apply the live
- * keys that changed, name the others that need a restart. */
-static void node_reload(struct node *n)
-{
-	struct weft_config *fresh;
-	struct reload_ctx rc = { .n = n };
-	char err[512];
-	int changed;
-
-	if (!n->config_path[0]) {
-		log_info("node", "SIGHUP: no configuration file to reload");
-		return;
-	}
-	fresh = malloc(sizeof(*fresh)); /* ~30 KiB: not on the stack */
-	if (!fresh) {
-		log_error("node", "SIGHUP: keeping the running configuration: out of memory");
-		return;
-	}
-	config_defaults(fresh);
-	if (config_load_file(fresh, n->config_path, err, sizeof(err)) ||
-	    config_reapply_flags(fresh, &n->cfg, err, sizeof(err)) ||
-	    config_finish(fresh, err, sizeof(err))) {
-		log_error("node", "SIGHUP: keeping the running configuration: %s", err);
-		free(fresh);
-		return;
-	}
-	fresh->test = n->cfg.test;
-	rc.fresh = fresh;
-	changed = config_diff(&n->cfg, fresh, reload_key, &rc);
-	free(fresh);
-	atomic_fetch_add(&n->reloads, 1);
-	log_info("node", "configuration reloaded from %s: %d key(s) changed, %u applied, %u need "
-			 "a restart", n->config_path, changed, rc.applied, rc.restart);
 }
 
 int node_run(struct node *n)
