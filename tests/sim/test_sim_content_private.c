@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A private share seeded by a host that cannot read it, in this process
+ * (the in-process port of the first part of
+ * tests/integration/test_content_private.sh; no root, no namespace): on a
+ * simulated network, node A seals a folder to B's key (a 1 MiB file with
+ * a marker at its start, middle and end, and a note named after the
+ * marker); C, a seed host, takes the ciphertext with raw and is refused
+ * without it (job error not_a_recipient, nothing written); A goes down;
+ * B downloads from C alone and its plaintext matches; D, from C too, is
+ * refused. No file under C's or D's state directory, nor in their output
+ * directories, holds the marker or the note's name. Every step goes
+ * through the control handlers (ctl_dispatch).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "simnode.h"
+#include "testutil.h"
+#include "weft/simnet.h"
+
+#define BIG_LEN (1u << 20)
+#define MARK "weft-sim-private-marker-2f9c1e"
+
+static struct simnode N[5]; /* 1..4: A, B, C, D */
+static struct simnet *SN;
+
+struct job_q {
+	struct simnode *x;
+	char path[64];
+};
+
+static json_t *job(struct job_q *q)
+{
+	return simnode_ok(q->x, "GET", q->path, NULL);
+}
+
+static int job_done(void *arg)
+{
+	json_t *o = job(arg);
+	int ok = json_is_true(json_object_get(o, "done"));
+
+	json_decref(o);
+	return ok;
+}
+
+/* Start a download on x of share sid into out from one provider; wait for
+ * its end; the job's JSON (caller decrefs). */
+static json_t *get(struct simnode *x, const char *sid, const char *out, const char *from,
+		   int raw)
+{
+	struct job_q q = {x, ""};
+	json_t *o;
+
+	if (mkdir(out, 0700) && errno != EEXIST)
+		fail_msg("mkdir %s: %s", out, strerror(errno));
+	o = simnode_ok(x, "POST", "/v1/content/get",
+		       json_pack("{s:s,s:s,s:[s],s:b}", "id", sid, "out", out, "from", from, "raw",
+				 raw));
+	snprintf(q.path, sizeof(q.path), "/v1/content/jobs/%lld",
+		 (long long)json_integer_value(json_object_get(o, "job")));
+	json_decref(o);
+	assert_int_equal(simnode_wait(job_done, &q, 60000), 0);
+	return job(&q);
+}
+
+static void expect_state(json_t *j, const char *state, const char *code)
+{
+	const char *s = json_string_value(json_object_get(j, "state"));
+	const char *c = json_string_value(json_object_get(j, "error_code"));
+
+	if (!s || strcmp(s, state) || (code && (!c || strcmp(c, code))))
+		fail_msg("want %s %s: %s", state, code ? code : "", json_dumps(j, JSON_COMPACT));
+}
+
+/* Files under dir (recursively) holding needle (or named with it): 0 none. */
+static int holds(const char *dir, const char *needle)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char p[1024];
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (strstr(e->d_name, needle))
+			n++;
+		if (lstat(p, &st))
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			n += holds(p, needle);
+		} else if (S_ISREG(st.st_mode) && st.st_size > 0) {
+			int fd = open(p, O_RDONLY | O_CLOEXEC);
+			char *buf = malloc((size_t)st.st_size);
+			ssize_t r = fd >= 0 && buf ? read(fd, buf, (size_t)st.st_size) : -1;
+
+			if (r > 0 && memmem(buf, (size_t)r, needle, strlen(needle)))
+				n++;
+			free(buf);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void same_file(const char *path, const uint8_t *want, size_t len)
+{
+	uint8_t *back = malloc(len + 1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_non_null(back);
+	if (fd < 0)
+		fail_msg("%s: %s", path, strerror(errno));
+	assert_int_equal(read(fd, back, len + 1), (ssize_t)len);
+	close(fd);
+	assert_memory_equal(back, want, len);
+	free(back);
+}
+
+static void test_private_seeded_by_a_non_recipient(void **state)
+{
+	struct simnet_opts so = {.seed = 28, .clock = SIMNET_CLOCK_REAL};
+	static const char *const boot[] = {"dht.bootstrap=198.51.100.1:6881",
+					   "quic.idle_timeout_ms=3000", NULL};
+	struct simnet_link lan = {.latency_us = 300, .jitter_us = 100};
+	char *dir = tu_tmpdir(), src[600], p[1024], out[600], note[200];
+	uint8_t *big = malloc(BIG_LEN + 3 * strlen(MARK));
+	size_t ml = strlen(MARK), blen = BIG_LEN + 3 * ml;
+	char sid[41];
+	json_t *o, *j;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(big);
+	assert_int_equal(simnet_new(&SN, &so), 0);
+	simnode_new(&N[1], SN, "a", "198.51.100.1", NULL, NULL, NULL, NULL);
+	simnode_new(&N[2], SN, "b", "198.51.100.2", NULL, boot, NULL, NULL);
+	simnode_new(&N[3], SN, "c", "198.51.100.3", NULL, boot, NULL, NULL);
+	simnode_new(&N[4], SN, "d", "198.51.100.4", NULL, boot, NULL, NULL);
+	for (int i = 1; i <= 4; i++)
+		simnet_host_set_link(N[i].host, &lan);
+
+	/* the folder: docs/big.bin with the marker at its start, middle and
+	 * end; a note named after the marker */
+	memcpy(big, MARK, ml);
+	tu_fill(big + ml, BIG_LEN / 2, 5);
+	memcpy(big + ml + BIG_LEN / 2, MARK, ml);
+	tu_fill(big + 2 * ml + BIG_LEN / 2, BIG_LEN / 2, 6);
+	memcpy(big + 2 * ml + BIG_LEN, MARK, ml);
+	snprintf(src, sizeof(src), "%s/src", dir);
+	snprintf(p, sizeof(p), "%s/docs", src);
+	assert_int_equal(mkdir(src, 0700), 0);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(tu_write(p, "big.bin", big, blen, 0600), 0);
+	snprintf(note, sizeof(note), "%s.txt", MARK);
+	assert_int_equal(tu_write(src, note, "the note says " MARK "\n",
+				  strlen("the note says " MARK "\n"), 0600), 0);
+
+	o = simnode_ok(&N[1], "POST", "/v1/content/add",
+		       json_pack("{s:[s],s:b,s:[s],s:s}", "paths", src, "private", 1, "to",
+				 N[2].key, "name", "secret"));
+	assert_true(json_is_true(json_object_get(o, "sealed")));
+	snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(o, "share_id")));
+	assert_int_equal(strlen(sid), 40);
+	json_decref(o);
+
+	/* C, a seed host: refused without raw (nothing written), takes the
+	 * ciphertext with it */
+	snprintf(out, sizeof(out), "%s/c-plain", dir);
+	j = get(&N[3], sid, out, "198.51.100.1:4433", 0);
+	expect_state(j, "failed", "not_a_recipient");
+	json_decref(j);
+	assert_int_equal(holds(out, "e"), 0); /* no file at all */
+	snprintf(out, sizeof(out), "%s/c-raw", dir);
+	j = get(&N[3], sid, out, "198.51.100.1:4433", 1);
+	expect_state(j, "done", NULL);
+	json_decref(j);
+
+	/* A leaves: B reads it from C alone */
+	simnet_host_set_down(N[1].host, 1);
+	snprintf(out, sizeof(out), "%s/b-out", dir);
+	j = get(&N[2], sid, out, "198.51.100.3:4433", 0);
+	expect_state(j, "done", NULL);
+	json_decref(j);
+	snprintf(p, sizeof(p), "%s/docs/big.bin", out);
+	same_file(p, big, blen);
+	snprintf(p, sizeof(p), "%s/%s", out, note);
+	same_file(p, (const uint8_t *)"the note says " MARK "\n",
+		  strlen("the note says " MARK "\n"));
+
+	/* D, from the seed: refused */
+	snprintf(out, sizeof(out), "%s/d-out", dir);
+	j = get(&N[4], sid, out, "198.51.100.3:4433", 0);
+	expect_state(j, "failed", "not_a_recipient");
+	json_decref(j);
+
+	/* no plaintext, no real name on C's or D's disk */
+	assert_int_equal(holds(N[3].dir, MARK), 0);
+	assert_int_equal(holds(N[4].dir, MARK), 0);
+	snprintf(p, sizeof(p), "%s/c-raw", dir);
+	assert_int_equal(holds(p, MARK), 0);
+	snprintf(p, sizeof(p), "%s/d-out", dir);
+	assert_int_equal(holds(p, MARK), 0);
+	/* while B's state holds no plaintext either: decrypted on the way to
+	 * its output directory, never into the store */
+	assert_int_equal(holds(N[2].dir, MARK), 0);
+	print_message("private: share %s sealed to B, seeded by C (raw), read by B from C with "
+		      "A down; C and D refused; no marker on C's, D's or B's state\n", sid);
+
+	for (int i = 1; i <= 4; i++)
+		simnode_free(&N[i]);
+	simnet_free(SN);
+	free(big);
+	tu_rmrf_free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_private_seeded_by_a_non_recipient),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
