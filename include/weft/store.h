@@ -138,6 +138,12 @@ int store_txn_iter(struct store_txn *txn, unsigned int dbi, store_iter_fn fn, vo
 int store_txn_iter_from(struct store_txn *txn, unsigned int dbi, const void *from, size_t flen,
 			store_iter_fn fn, void *arg);
 
+/* Bytes of the map still free (never used, or on LMDB's free list) and
+ * the map's size, in a read transaction of its own: for writers of data
+ * that can be rebuilt (the search index) to leave room for data that
+ * cannot. */
+int store_room(struct store *st, uint64_t *free_bytes, uint64_t *map_bytes);
+
 /* One-record conveniences (own transaction each). store_get copies the value
  * into a malloc'd buffer the caller frees. */
 int store_put(struct store *st, unsigned int dbi, const void *key, size_t klen, const void *val,

@@ -120,6 +120,13 @@ done
 [ "$c" = 507 ] && [ "$(code_of)" = no_space ] ||
 	fail "add $k with the map full: HTTP $c $(cat "$D/body") (want 507 no_space)"
 pass "map full after ${#acked[@]} shares: 507 no_space ($(json_get error message <"$D/body"))"
+# The search index (derived data, rebuilt from the manifests) stopped
+# before the map's last quarter: it yields to shares, pins and downloads.
+# (indexing follows the adds on the content module's event thread)
+wait_for 'req "$MS" GET /v1/content/stats >/dev/null; [ "$(json_get search deferred <"$D/body")" -gt 0 ]' 200 ||
+	fail "the search index never yielded: $(cat "$D/body")"
+grep -q "search index of .* deferred" "$WEFTD_LOG" || fail "no log of the index deferred"
+pass "the search index yielded the map's last quarter ($(json_get search indexed <"$D/body") shares indexed, $(json_get search deferred <"$D/body") deferred)"
 # the failure is not a hang or a crash: the node answers reads and a second
 # failing write fails the same way
 [ "$(req "$MS" GET /v1/status)" = 200 ] || fail "status with the map full"
@@ -223,10 +230,16 @@ assert not bad, bad
 PY
 c=$(req "$MS" POST /v1/content/add "{\"paths\": [\"$D/files/t$k\"], \"name\": \"t$k\"}")
 [ "$c" = 200 ] || fail "add after raising store.map_size: HTTP $c $(cat "$D/body")"
+cp "$D/body" "$D/add"
 CTL --socket "$MS" content get "$DL2" --from "127.0.0.1:$QP" --out "$D/out" >/dev/null ||
 	fail "download after raising store.map_size"
 [ "$(b3sum --no-names "$D/out/$DL2")" = "$DL2" ] || fail "download 2 differs"
-pass "store.map_size raised: ${#acked[@]} acknowledged shares intact, add and download work"
+# with room again, the deferred shares are indexed: an item of the last
+# share added is found
+SID_LAST=$(json_get share_id <"$D/add")
+wait_for 'CTL --socket "$MS" content search f7 --share "$SID_LAST" >"$D/found" 2>&1 && grep -q f7 "$D/found"' 100 ||
+	fail "the share added last is not searchable: $(cat "$D/found")"
+pass "store.map_size raised: ${#acked[@]} acknowledged shares intact, add and download work, the index caught up"
 stop_weftd "$MAP_PID" || fail "stop"
 stop_weftd "$SEED_PID" || fail "stop the seed"
 finish

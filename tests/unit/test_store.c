@@ -100,6 +100,36 @@ static void test_txn_abort_keeps_old(void **state)
 	store_free(st);
 }
 
+/* store_room: the map's size, all of it free but the first pages when
+ * new, less once 2 MiB of values are written, and back up (on LMDB's free
+ * list) once they are deleted. */
+static void test_room(void **state)
+{
+	struct store *st = open_ok(0, NULL, NULL);
+	static char val[4000];
+	uint64_t free0, free1, free2, map;
+	unsigned int db;
+	char key[16];
+
+	assert_int_equal(store_db(st, "r", &db), 0);
+	assert_int_equal(store_room(st, &free0, &map), 0);
+	assert_int_equal(map, 8 << 20);
+	assert_true(free0 <= map && free0 > map - 64 * 1024);
+	for (int i = 0; i < 512; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(store_put(st, db, key, strlen(key), val, sizeof(val)), 0);
+	}
+	assert_int_equal(store_room(st, &free1, &map), 0);
+	assert_true(free1 + 2 * 1024 * 1024 <= free0);
+	for (int i = 0; i < 512; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(store_del(st, db, key, strlen(key)), 0);
+	}
+	assert_int_equal(store_room(st, &free2, &map), 0);
+	assert_true(free2 >= free0 - 64 * 1024);
+	store_free(st);
+}
+
 static int migrations_run;
 
 static int migrate(struct store_txn *txn, uint32_t from, void *arg)
@@ -322,6 +352,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_abort_keeps_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_files, setup, teardown),

@@ -653,10 +653,12 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 					      "refused",
 					      (json_int_t)atomic_load(&cn->blocked_refused)));
 		json_object_set_new(o, "search",
-				    json_pack("{s:I,s:I}", "indexed",
+				    json_pack("{s:I,s:I,s:I}", "indexed",
 					      (json_int_t)atomic_load(&cn->search_indexed),
 					      "queries",
-					      (json_int_t)atomic_load(&cn->search_queries)));
+					      (json_int_t)atomic_load(&cn->search_queries),
+					      "deferred",
+					      (json_int_t)atomic_load(&cn->search_deferred)));
 		json_object_set_new(
 		    o, "withdrawn",
 		    json_pack("{s:b,s:I,s:I,s:I}", "honoured", cn->honour_withdrawals, "dropped",

@@ -234,7 +234,8 @@ struct content_node {
 	/* search over followed shares: search_api.c (syncs under search_mu) */
 	struct cn_search *search;
 	pthread_mutex_t search_mu;
-	atomic_ullong search_indexed, search_queries;
+	atomic_ullong search_indexed, search_queries, search_deferred;
+	uint64_t search_deferred_said; /* ms of the last "deferred" log (search_mu) */
 
 	/* blocklists: blocklist.c (rewrites under block_mu; any thread reads) */
 	unsigned int blocked_dbi;

@@ -416,7 +416,19 @@ static int index_fn(struct store_txn *txn, void *arg)
 int cn_search_index(struct cn_search *s, const struct manifest *m)
 {
 	struct index_call c = {s, m, m->share_id};
+	uint64_t room, map, need = 0;
+	int rc;
 
+	/* Derived data yields: an index that would leave less than a quarter
+	 * of the map free is not written (-EDQUOT), so followed and own
+	 * content, pins and downloads get the map's end, not the index. */
+	for (uint32_t i = 0; i < m->nitems; i++)
+		need += CN_SEARCH_ITEM_COST(strlen(m->items[i].path) + strlen(m->items[i].type));
+	rc = store_room(s->st, &room, &map);
+	if (rc)
+		return rc;
+	if (room < map / CN_SEARCH_ROOM_DIV + need)
+		return -EDQUOT;
 	return store_write_call(s->st, index_fn, &c, CN_SEARCH_WRITE_MS);
 }
 

@@ -37,6 +37,14 @@ struct store;
  * store's default of 5 s (the write still commits; the wait would only
  * report a timeout). */
 #define CN_SEARCH_WRITE_MS 30000
+/* Room an index write must leave in the store's map: a share is indexed
+ * only when, after the estimated cost of its items, at least 1 / DIV of
+ * the map stays free (or on LMDB's free list). An item's cost estimate in
+ * bytes, from the bytes of its path and type: its item record, and
+ * postings of some 30 bytes of key each plus B-tree overhead at half-full
+ * pages (measured: about 450 bytes an item for short paths). */
+#define CN_SEARCH_ROOM_DIV 4
+#define CN_SEARCH_ITEM_COST(pathtype) (4 * (96 + 2 * (uint64_t)(pathtype)))
 /* A cursor: tier (1), share id (20), item index (4); written as hex. */
 #define CN_SEARCH_CURSOR_LEN 25
 

@@ -90,7 +90,21 @@ static void sync_share(struct content_node *cn, const uint8_t *sid)
 			cn_search_remove(cn->search, sid);
 	} else if (!have || seq != m.seq) {
 		rc = cn_search_index(cn->search, &m);
-		if (rc)
+		if (rc == -EDQUOT) {
+			/* the map is nearly full: tried again at the next sync
+			 * (said once a minute, counted in status) */
+			uint64_t now = util_now_ms();
+
+			atomic_fetch_add(&cn->search_deferred, 1);
+			if (now - cn->search_deferred_said >= 60000 || !cn->search_deferred_said) {
+				cn->search_deferred_said = now;
+				log_warn(CN_MOD,
+					 "search index of %s seq %llu deferred: it would leave less "
+					 "than 1/%d of the store's map free (store.map_size); "
+					 "indexed when room returns",
+					 m.name, (unsigned long long)m.seq, CN_SEARCH_ROOM_DIV);
+			}
+		} else if (rc)
 			log_warn(CN_MOD, "search index of %s seq %llu: %s", m.name,
 				 (unsigned long long)m.seq, strerror(-rc));
 		else

@@ -402,6 +402,57 @@ int store_txn_clear(struct store_txn *txn, unsigned int dbi)
 	return mdb_err(mdb_drop(txn->txn, dbi, 0));
 }
 
+/* Room left in the map: pages never used plus pages on LMDB's free list
+ * (some of which a reader may still hold: an estimate that errs high by at
+ * most what old readers pin), read in a read transaction of its own (LMDB
+ * opens no cursor on its free list in a write transaction). One pass over
+ * the free list, whose records are page-number lists led by their count. */
+int store_room(struct store *st, uint64_t *free_bytes, uint64_t *map_bytes)
+{
+	struct store_txn *t;
+	MDB_env *env;
+	MDB_envinfo ei;
+	MDB_stat ms;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t pages, used, listed = 0;
+	int rc = store_txn_begin(st, 1, &t);
+
+	if (rc)
+		return rc;
+	env = mdb_txn_env(t->txn);
+	if (mdb_env_info(env, &ei) || mdb_env_stat(env, &ms) || !ms.ms_psize) {
+		store_txn_abort(t);
+		return -EIO;
+	}
+	pages = ei.me_mapsize / ms.ms_psize;
+	used = (uint64_t)ei.me_last_pgno + 1;
+	rc = mdb_cursor_open(t->txn, 0 /* FREE_DBI */, &cur);
+	if (rc) {
+		store_txn_abort(t);
+		return mdb_err(rc);
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t n;
+
+		if (v.mv_size < sizeof(size_t))
+			continue;
+		memcpy(&n, v.mv_data, sizeof(n));
+		if (n <= v.mv_size / sizeof(size_t) - 1)
+			listed += n;
+	}
+	mdb_cursor_close(cur);
+	store_txn_abort(t);
+	if (rc != MDB_NOTFOUND)
+		return mdb_err(rc);
+	*map_bytes = pages * ms.ms_psize;
+	*free_bytes = ((used < pages ? pages - used : 0) + listed) * ms.ms_psize;
+	if (*free_bytes > *map_bytes)
+		*free_bytes = *map_bytes;
+	return 0;
+}
+
 /* Walk dbi from the first key >= from (NULL: the first key). */
 static int iter_cursor(struct store_txn *txn, unsigned int dbi, const void *from, size_t flen,
 		       store_iter_fn fn, void *arg)
