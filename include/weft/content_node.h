@@ -33,6 +33,9 @@ struct content_node;
 /* QUIC stream types owned by content (0x20-0x2f are content's; the service
  * fabric uses its own range). Only 0x20 is used today. */
 #define CONTENT_ST_FETCH 0x20
+/* Share head push: a subscriber's watch stream to a publisher it follows
+ * (docs/PROTOCOL.md "Share head push"). */
+#define CONTENT_ST_WATCH 0x21
 
 /* Wire: request operations (first byte of a fetch stream's payload). */
 #define CONTENT_OP_INFO 0x01	 /* id(32) -> size, CV list, have-bitmap */
@@ -118,6 +121,9 @@ struct content_node_opts {
 	unsigned int per_provider;   /* 0 = CONTENT_PER_PROVIDER */
 	unsigned int req_timeout_ms; /* 0 = CONTENT_REQ_TIMEOUT_MS */
 	unsigned int poll_s;	     /* 0 = CONTENT_POLL_S */
+	/* PINGs on a subscriber's watch connections when idle this long (ms):
+	 * below the QUIC idle timeout; 0 = none */
+	unsigned int watch_keepalive_ms;
 	struct content_limits limits; /* 0 = unlimited */
 	/* seconds new content is super-seeded; 0 = CONTENT_SUPERSEED_S,
 	 * < 0 = never */

@@ -652,6 +652,7 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 				    json_pack("{s:i,s:I}", "ids", (int)atomic_load(&cn->nblocked),
 					      "refused",
 					      (json_int_t)atomic_load(&cn->blocked_refused)));
+		json_object_set_new(o, "watch", cn_watch_json(cn));
 		json_object_set_new(o, "search",
 				    json_pack("{s:I,s:I,s:I}", "indexed",
 					      (json_int_t)atomic_load(&cn->search_indexed),
@@ -795,6 +796,12 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		log_error(CN_MOD, "QUIC stream type 0x%x: %s", CONTENT_ST_FETCH, strerror(-rc));
 		goto fail;
 	}
+	rc = cn_watch_init(cn, opts->watch_keepalive_ms,
+			   &(const struct cn_watch_subs){cn_subs_followed, cn_subs_pushed});
+	if (rc) {
+		log_error(CN_MOD, "QUIC stream type 0x%x: %s", CONTENT_ST_WATCH, strerror(-rc));
+		goto fail;
+	}
 	if (opts->ctl) {
 		ctl_route(opts->ctl, "GET", "/v1/content", api_list, cn);
 		ctl_route(opts->ctl, "POST", "/v1/content/add", api_add, cn);
@@ -893,6 +900,8 @@ int content_node_start(struct content_node *cn)
 	if (rc)
 		goto out;
 	rc = cn_subs_start(cn);
+	if (!rc)
+		rc = cn_watch_start(cn);
 	if (rc)
 		goto out;
 	/* Partial downloads resume on their own (kept in the store only). */
@@ -926,6 +935,7 @@ void content_node_free(struct content_node *cn)
 	if (!cn)
 		return;
 	atomic_store(&cn->stopping, 1);
+	cn_watch_free(cn); /* it hands pushes to the subscriptions */
 	cn_subs_stop(cn); /* it waits on jobs: first */
 	cn_events_free(cn->ev);
 	cn_jobs_stop(cn);

@@ -230,6 +230,7 @@ struct content_node {
 	unsigned int heads_dbi;
 	unsigned int poll_s;
 	struct cn_subs *subs;
+	struct cn_watch *watch; /* push of heads: watch.c (its thread) */
 
 	/* search over followed shares: search_api.c (syncs under search_mu) */
 	struct cn_search *search;
@@ -396,6 +397,39 @@ int cn_share_get(struct content_node *cn, const uint8_t share_id[MANIFEST_SHARE_
  * it ("wd" above its seq), else stays empty (is_signed 0); the caller
  * frees it. Errors of store_write_call. */
 int cn_share_put(struct content_node *cn, const struct manifest *m, struct manifest *withdrawn);
+
+/* subscribe.c, for the push of heads (watch.c): the heads followed (up
+ * to max refs), and a head pushed by its publisher, its signature checked
+ * by the caller: recorded when newer than the one known and followed,
+ * then polled and fetched at once (0; -EALREADY not newer or not
+ * followed; -EBADMSG its value names no share; errors of the store). */
+struct cn_head_ref;
+unsigned int cn_subs_followed(struct content_node *cn, struct cn_head_ref *out, unsigned int max);
+int cn_subs_pushed(struct content_node *cn, const struct cn_head_ref *ref, int64_t seq,
+		   const uint8_t sig[64], const uint8_t *v, size_t vlen);
+
+/* watch.c: the push of new heads to connected subscribers (watch.h,
+ * docs/CONTENT.md "Push to subscribers"). init registers stream type
+ * CONTENT_ST_WATCH (before the engine starts) and takes the
+ * subscriptions' two entry points as callbacks (subscribe.c calls this
+ * file: no call back into it); start runs the
+ * subscriber's thread; kick makes it look at the heads followed now;
+ * publish writes a new version's signed item to every subscriber
+ * watching it (any thread); json: the counters for content stats. */
+struct cn_watch_subs { /* cn_subs_followed, cn_subs_pushed */
+	unsigned int (*followed)(struct content_node *cn, struct cn_head_ref *out,
+				 unsigned int max);
+	int (*pushed)(struct content_node *cn, const struct cn_head_ref *ref, int64_t seq,
+		      const uint8_t sig[64], const uint8_t *v, size_t vlen);
+};
+int cn_watch_init(struct content_node *cn, unsigned int keepalive_ms,
+		  const struct cn_watch_subs *subs);
+int cn_watch_start(struct content_node *cn);
+void cn_watch_free(struct content_node *cn);
+void cn_watch_kick(struct content_node *cn);
+void cn_watch_publish(struct content_node *cn, const char *name, size_t nl, int64_t seq,
+		      const uint8_t sig[64], const uint8_t *v, size_t vlen);
+json_t *cn_watch_json(struct content_node *cn);
 
 /* search_api.c: the search index kept in step with the heads followed
  * or published and the manifests held (search.h), POST /v1/content/search.

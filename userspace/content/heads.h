@@ -63,6 +63,9 @@ struct cn_head_rec {
 	uint16_t vlen;
 	uint8_t v[DHT_MAX_VALUE]; /* the head's bencoded value */
 };
+/* Heads followed or published at once: 256 (a poll round is one DHT get
+ * and one refresh put each). Subscribing past it is a 507. */
+#define CONTENT_MAX_HEADS 256
 #define CN_HEAD_REC_HDR 98 /* bytes before the value */
 /* Encode rec into out (cap >= CN_HEAD_REC_HDR + rec->vlen): its length. */
 size_t cn_head_rec_encode(const struct cn_head_rec *rec, uint8_t *out);

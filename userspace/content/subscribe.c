@@ -38,9 +38,6 @@
 #include "weft/util.h"
 
 #define CN_HEADS_DB "content_heads"
-/* Heads followed or published at once: 256 (a poll round is one DHT get
- * and one refresh put each). Subscribing past it is a 507. */
-#define CONTENT_MAX_HEADS 256
 /* Our own heads are put again every 30 min: BEP 44 items live about 2 h
  * on the nodes that store them (weft's storage: 2 h). */
 #define CONTENT_HEAD_REPUT_S 1800
@@ -473,6 +470,8 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m)
 		pthread_mutex_unlock(&cn->subs->mu);
 	}
 	log_info(CN_MOD, "share head %s seq %llu published", m->name, (unsigned long long)m->seq);
+	/* subscribers watching it hear of it at once (watch.c) */
+	cn_watch_publish(cn, ref.name, ref.name_len, (int64_t)m->seq, sig, v, (size_t)n);
 	cn_search_sync(cn);
 	return 0;
 }
@@ -663,6 +662,61 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 	keep_alive(cn, ref, rec);
 }
 
+struct followed {
+	struct cn_head_ref *out;
+	unsigned int n, max;
+};
+
+static int followed_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct followed *f = arg;
+	struct cn_head_rec rec;
+
+	if (f->n == f->max)
+		return 1;
+	if (key_ref(key, klen, &f->out[f->n]) ||
+	    cn_head_rec_decode(&f->out[f->n], val, vlen, &rec) || !(rec.flags & CN_HEAD_SUB))
+		return 0;
+	f->n++;
+	return 0;
+}
+
+unsigned int cn_subs_followed(struct content_node *cn, struct cn_head_ref *out, unsigned int max)
+{
+	struct followed f = {out, 0, max};
+
+	store_iter(cn->store, cn->heads_dbi, followed_one, &f);
+	return f.n;
+}
+
+int cn_subs_pushed(struct content_node *cn, const struct cn_head_ref *ref, int64_t seq,
+		   const uint8_t sig[64], const uint8_t *v, size_t vlen)
+{
+	uint8_t sid[MANIFEST_SHARE_ID_LEN], mh[32];
+	struct cn_head_rec rec;
+	char err[200];
+	int has_mh, rc;
+
+	if (rec_get(cn, ref, &rec) || !(rec.flags & CN_HEAD_SUB) || seq <= rec.seq)
+		return -EALREADY;
+	if (head_share(ref, v, vlen, sid, mh, &has_mh, err, sizeof(err))) {
+		atomic_fetch_add(&cn->subs->refused, 1);
+		log_warn(CN_MOD, "head %s seq %lld pushed: %s", ref->name, (long long)seq, err);
+		return -EBADMSG;
+	}
+	struct rec_upd u = {
+	    .cn = cn, .ref = ref, .item_seq = seq, .sig = sig, .v = v, .vlen = vlen, .got = -1};
+
+	rc = rec_update(&u);
+	if (rc)
+		return rc;
+	atomic_fetch_add(&cn->subs->updates, 1);
+	log_info(CN_MOD, "head %s: new version, seq %lld, pushed by its publisher", ref->name,
+		 (long long)seq);
+	sched_kick(cn, ref); /* fetched by the next pass, at once */
+	return 0;
+}
+
 struct snap {
 	struct cn_head_ref ref[CONTENT_MAX_HEADS];
 	struct cn_head_rec *rec;
@@ -814,6 +868,7 @@ static void api_subscribe(void *arg, const struct ctl_req *req, struct ctl_resp 
 		return;
 	}
 	sched_kick(cn, &ref);
+	cn_watch_kick(cn); /* watch its publisher */
 	{
 		json_t *o = ref_json(&ref);
 
@@ -848,6 +903,7 @@ static void api_unsubscribe(void *arg, const struct ctl_req *req, struct ctl_res
 	}
 	if (!(old.flags & CN_HEAD_OWN))
 		sched_drop(cn->subs, &ref);
+	cn_watch_kick(cn);
 	cn_search_sync(cn);
 	if (old.flags & CN_HEAD_BLOCK)
 		cn_block_sync(cn);

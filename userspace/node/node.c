@@ -709,6 +709,8 @@ registered:
 						  .quota_bytes = n->cfg.content_quota,
 						  .direct_io = n->cfg.content_direct_io,
 						  .poll_s = n->cfg.content_poll_s,
+						  .watch_keepalive_ms =
+						      n->cfg.quic_idle_timeout_ms / 3,
 						  .req_timeout_ms = n->cfg.test.content_req_timeout_ms,
 						  .limits = { .upload_rate = n->cfg.content_upload_rate,
 							      .peer_rate = n->cfg.content_peer_upload_rate,
