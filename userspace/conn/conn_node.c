@@ -49,6 +49,10 @@ struct conn_node {
 	/* publisher (worker 0) */
 	struct conn_record published;
 	int have_published, put_ok;
+	/* one put at a time: the DHT signs a put's seq when its lookup ends,
+	 * so of two puts in flight the older record could end with the higher
+	 * seq and stay on the network until the next republish (30 min) */
+	int put_inflight;
 	/* relays holding a reservation for us (conn_node_set_relays; under mu) */
 	struct conn_relay relays[CONN_REC_MAX_RELAYS];
 	unsigned int nrelays;
@@ -355,6 +359,7 @@ static void put_done(void *arg, const struct dht_result *res)
 	struct conn_node *cn = op->cn;
 
 	/* On worker 0, like the timer: no lock needed for put_ok. */
+	cn->put_inflight = 0;
 	cn->put_ok = res->status == 0 && res->stored > 0;
 	if (!cn->put_ok)
 		atomic_fetch_add(&cn->puts_failed, 1);
@@ -368,8 +373,10 @@ static void put_fn(struct dht *dht, void *arg, uint64_t now)
 	struct put_op *op = arg;
 
 	if (dht_put_mutable(dht, op->v, op->vlen, (const uint8_t *)CONN_SALT, strlen(CONN_SALT),
-			    0, now, put_done, op))
+			    0, now, put_done, op)) {
+		op->cn->put_inflight = 0;
 		free(op);
+	}
 }
 
 static void publish_tick(struct engine_worker *w, void *arg)
@@ -394,7 +401,9 @@ static void publish_tick(struct engine_worker *w, void *arg)
 	      (!cn->put_ok && now - cn->last_put_ms >= CONN_CHECK_MS) ||
 	      (changed && now - cn->last_put_ms >= CONN_MIN_REPUBLISH_MS) ||
 	      (gained && now - cn->last_put_ms >= CONN_GAIN_REPUBLISH_MS);
-	if (due) {
+	/* a change while a put is in flight goes out at the first tick after
+	 * it ended (published is what was last sent: still differs) */
+	if (due && !cn->put_inflight) {
 		r.ts = util_wall_s();
 		op = calloc(1, sizeof(*op));
 		n = op ? conn_record_encode(&r, op->v, sizeof(op->v)) : -ENOMEM;
@@ -408,9 +417,12 @@ static void publish_tick(struct engine_worker *w, void *arg)
 			cn->have_published = 1;
 			pthread_mutex_unlock(&cn->mu);
 			atomic_fetch_add(&cn->puts, 1);
+			cn->put_inflight = 1;
 			/* On worker 0 dhtnode_run runs put_fn at once. */
-			if (dhtnode_run(cn->o.dht, put_fn, op))
+			if (dhtnode_run(cn->o.dht, put_fn, op)) {
+				cn->put_inflight = 0;
 				free(op);
+			}
 		} else {
 			free(op);
 		}
