@@ -582,6 +582,10 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 				if (e == -EBUSY)
 					return reply_error(c, 503, "overloaded",
 							   "too many requests in flight");
+				if (e == -EBADMSG)
+					return reply_error(c, 400, "bad_request",
+							   "request not fit for a kept-alive "
+							   "backend connection");
 				if (e == -EINVAL && tg->local == 1)
 					return reply_error(c, 502, "backend_error",
 							   "not an HTTP backend service");
