@@ -561,7 +561,8 @@ static void pass_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
 
 		j->in_off += used;
 		if (r < 0) {
-			job_finish(b, j, resp_class(r), 1);
+			/* no body cap here: -EMSGSIZE is a head over its cap */
+			job_finish(b, j, r == -EMSGSIZE ? SVC_ERR_BACKEND_PROTOCOL : resp_class(r), 1);
 			return;
 		}
 		if (!j->head_sent && j->rp.status) {

@@ -569,11 +569,12 @@ static int conn_collect(const uint8_t *base, const struct svc_http_head *h, stru
 /* Whether header i crosses this hop: not hop-by-hop (RFC 9110 7.6.1), not
  * named by a Connection line, not Content-Length (framing is per hop). */
 static int pass_keep(const uint8_t *base, const struct svc_http_hdr *hd,
-		     const struct conn_vals *cv)
+		     const struct conn_vals *cv, int length)
 {
 	const char *n = (const char *)base + hd->name_off;
 
-	if (!svc_http_resp_keep(n, hd->name_len, NULL, 0, SVC_HTTP_F_CREDENTIALS))
+	if (!svc_http_resp_keep(n, hd->name_len, NULL, 0, SVC_HTTP_F_CREDENTIALS) &&
+	    !(length && hdr_is(base, hd, "content-length")))
 		return 0;
 	for (unsigned int k = 0; k < cv->n; k++)
 		if (svc_http_list_has(cv->v[k], cv->l[k], n, hd->name_len))
@@ -581,14 +582,15 @@ static int pass_keep(const uint8_t *base, const struct svc_http_hdr *hd,
 	return 1;
 }
 
-/* Append the kept header lines of h (parsed from base) to out at *o. */
+/* Append the kept header lines of h (parsed from base) to out at *o;
+ * length: Content-Length too. */
 static void pass_lines(uint8_t *out, size_t *o, const uint8_t *base, const struct svc_http_head *h,
-		       const struct conn_vals *cv)
+		       const struct conn_vals *cv, int length)
 {
 	for (uint32_t i = 0; i < h->n; i++) {
 		const struct svc_http_hdr *hd = &h->h[i];
 
-		if (!pass_keep(base, hd, cv))
+		if (!pass_keep(base, hd, cv, length))
 			continue;
 		memcpy(out + *o, base + hd->name_off, hd->name_len);
 		*o += hd->name_len;
@@ -674,7 +676,7 @@ int svc_bhttp_pass_req(const uint8_t *req, size_t len, uint8_t **out, size_t *ou
 	memcpy(w, req, te);
 	memcpy(w + te, " HTTP/1.1\r\n", 11);
 	o = te + 11;
-	pass_lines(w, &o, tmp, h, &cv);
+	pass_lines(w, &o, tmp, h, &cv, 0);
 	if (h->content_length >= 0)
 		o += (size_t)sprintf((char *)w + o, "Content-Length: %zu\r\n", body);
 	memcpy(w + o, "\r\n", 2);
@@ -721,7 +723,8 @@ int svc_bhttp_pass_head(const struct svc_bhttp_resp *p, uint8_t **out, size_t *o
 	o = ll;
 	memcpy(w + o, "\r\n", 2);
 	o += 2;
-	pass_lines(w, &o, p->head, h, &cv);
+	/* the answer to HEAD keeps its length: the GET's, for the client */
+	pass_lines(w, &o, p->head, h, &cv, p->no_body && p->status != 204 && p->status != 304);
 	memcpy(w + o, "\r\n", 2);
 	*out = w;
 	*out_len = o + 2;

@@ -606,6 +606,23 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		s->pend = hb;
 		s->pend_off = base + (size_t)hl;
 		s->pend_len = got;
+		if (!strcmp(method, "HEAD")) {
+			/* No body (MHD would end an unknown size with a chunk);
+			 * the GET's length when the provider passed it. */
+			resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+			if (resp && h.content_length >= 0) {
+				snprintf(cl, sizeof(cl), "%lld", h.content_length);
+				MHD_set_response_options(resp, MHD_RF_INSANITY_HEADER_CONTENT_LENGTH,
+							 MHD_RO_END);
+				MHD_add_response_header(resp, "Content-Length", cl);
+			}
+			if (resp)
+				copy_headers(resp, hb + base, &h, go->flags);
+			stream_free(s);
+			if (!resp)
+				return MHD_NO;
+			goto queue;
+		}
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32768, stream_read, s,
 							 stream_free);
 		if (!resp) {
@@ -614,6 +631,7 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		}
 		copy_headers(resp, hb + base, &h, go->flags);
 	}
+queue:
 	out_headers(resp, go);
 	log_debug("svc", "gateway http service=%s method=%s status=%u", svc, method, h.status);
 	ret = MHD_queue_response(c, h.status, resp);

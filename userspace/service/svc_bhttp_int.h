@@ -138,7 +138,8 @@ int svc_bhttp_pass_req(const uint8_t *req, size_t len, uint8_t **out, size_t *ou
 /*
  * The head to forward for a parsed final response (p->status set):
  * "HTTP/1.1 <status> <reason>", the end-to-end headers (hop-by-hop ones
- * and Content-Length dropped as above), blank line. The body that follows
+ * and Content-Length dropped as above; the answer to HEAD keeps its
+ * Content-Length), blank line. The body that follows
  * it is de-chunked and ends where the forwarded stream ends. 0, -EBADMSG
  * or -ENOMEM; *out is malloc'd.
  */
