@@ -5,8 +5,10 @@
  * (POST /<method> with the Weft-* headers), the strict incremental parser
  * of a backend's response (head through svc_http_head_parse, then a body
  * framed by Content-Length, chunked, or the connection's end), and the map
- * from an HTTP status to a call's error class. backend.c drives them on
- * its sockets; the streams' upgraded connections (backend_stream.c) reuse
+ * from an HTTP status to a call's error class; the parser's streaming
+ * mode and the rewritten heads of the gateway's HTTP pass-through; backend
+ * addresses (svc_backend_parse_addr). backend.c drives them on its
+ * sockets; the streams' upgraded connections (backend_stream.c) reuse
  * svc_bhttp_weft_headers and the head parser.
  */
 #ifndef WEFT_SVC_BHTTP_INT_H
@@ -117,7 +119,7 @@ int svc_bhttp_status_class(unsigned int status);
 
 /*
  * HTTP pass-through to a backend over a keep-alive connection
- * (docs/SERVICE.md, "HTTP pass-through"). The request as the gateway
+ * (docs/SERVICE.md, "HTTP pass-through to backends"). The request as the gateway
  * wrote it (any HTTP/1.0 or 1.1 head, then exactly its body) rewritten for
  * a persistent HTTP/1.1 connection: the request line with HTTP/1.1, hop-
  * by-hop headers (Connection, the names it lists, Keep-Alive, TE,
