@@ -783,6 +783,7 @@ struct sink_ctx {
 	uint8_t buf[4096];
 	size_t got;
 	int refusals, fin, ended, err;
+	int alternate, offers; /* alternate: every other offer refused */
 };
 
 static int sink_data(void *ctx, const uint8_t *buf, size_t len, int fin)
@@ -793,6 +794,8 @@ static int sink_data(void *ctx, const uint8_t *buf, size_t len, int fin)
 		s->refusals--;
 		return -EAGAIN;
 	}
+	if (s->alternate && !(s->offers++ & 1))
+		return -EAGAIN;
 	if (s->fin || len > sizeof(s->buf) - s->got)
 		return -EINVAL;
 	memcpy(s->buf + s->got, buf, len);
@@ -814,14 +817,16 @@ static void sink_end(void *ctx, int err)
 
 static const struct svc_backend_sink test_sink = {.data = sink_data, .end = sink_end};
 
-/* One pass-through of req, waited for: its class; what the sink got in s. */
+/* One pass-through of req, waited for: its class; what the sink got in s.
+ * refusals < 0: the sink refuses every other offer (head, spans, end). */
 static int stream_sync(struct svc_backend *b, const char *addr, const char *req,
 		       uint32_t timeout_ms, int refusals, struct sink_ctx *s)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	s->refusals = refusals;
+	s->refusals = refusals > 0 ? refusals : 0;
+	s->alternate = refusals < 0;
 	assert_int_equal(svc_backend_stream(b, addr, "web", (const uint8_t *)req, strlen(req),
 					    timeout_ms, &test_sink, s),
 			 0);
@@ -865,6 +870,12 @@ static void test_stream(void **state)
 	assert_int_equal(stream_sync(b, web.addr, PT("/chunked", 10) "0123456789", 2000, 1, &s),
 			 SVC_OK);
 	assert_string_equal((char *)s.buf, "HTTP/1.1 200 OK\r\n\r\n0123456789");
+	/* each piece (head, both chunks, the end) held once, nothing lost */
+	assert_int_equal(stream_sync(b, web.addr, PT("/chunked", 10) "abcdefghij", 2000, -1, &s),
+			 SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 200 OK\r\n\r\nabcdefghij");
+	assert_true(s.offers >= 8);
+	assert_int_equal(s.fin, 1);
 	/* HEAD: the head is all, whatever its Content-Length says (kept: the
 	 * GET's length); hop-by-hop headers (and what Connection names) stay
 	 * on their hop */
