@@ -71,6 +71,7 @@ static void send_all(int c, const void *p, size_t len)
  *   /drop            200 "bye", then closes without saying so
  *   /garbage         not HTTP
  *   /big             Content-Length far over any cap
+ *   /hugehead        a head over 64 KiB
  *   /silent          nothing (the caller's deadline ends it)
  *   /head            200 with Content-Length: 100, hop-by-hop headers and
  *                    no body (the answer to HEAD)
@@ -122,6 +123,13 @@ static int http_answer(struct srv *s, int c, const char *h, const uint8_t *body,
 		return -1;
 	} else if (!strcmp(path, "/garbage")) {
 		send_all(c, "SSH-2.0-nope\r\n\r\n", 16);
+	} else if (!strcmp(path, "/hugehead")) {
+		static char pad[70 << 10];
+
+		memset(pad, 'p', sizeof(pad));
+		send_all(c, "HTTP/1.1 200 OK\r\nX-Pad: ", 24);
+		send_all(c, pad, sizeof(pad));
+		send_all(c, "\r\n\r\n", 4);
 	} else if (!strcmp(path, "/big")) {
 		const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nxxxx";
 
@@ -529,6 +537,9 @@ static void test_http_bad(void **state)
 	assert_int_equal(j.status, 0);
 	assert_null(j.resp);
 	assert_int_equal(call_sync(b, s.addr, "big", NULL, 0, 5000, &j), SVC_ERR_TOO_LARGE);
+	/* a head over its cap is a broken contract, not a large answer */
+	assert_int_equal(call_sync(b, s.addr, "hugehead", NULL, 0, 5000, &j),
+			 SVC_ERR_BACKEND_PROTOCOL);
 	{
 		static uint8_t p[5000];
 
@@ -547,11 +558,11 @@ static void test_http_bad(void **state)
 	free(j.resp);
 	svc_backend_stats(b, &st);
 	assert_int_equal(st.inflight, 0);
-	assert_int_equal(st.protocol_errors, 1);
+	assert_int_equal(st.protocol_errors, 2);
 	assert_int_equal(st.timeouts, 1);
-	/* every failed call closed its connection: garbage, big, too large,
-	 * silent, close; then one for the last call */
-	assert_int_equal(s.accepted, 6);
+	/* every failed call closed its connection: garbage, big, hugehead,
+	 * too large, silent, close; then one for the last call */
+	assert_int_equal(s.accepted, 7);
 	/* a port nobody listens on; unparsable addresses */
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd = socket(AF_INET, SOCK_STREAM, 0);

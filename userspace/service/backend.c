@@ -395,11 +395,12 @@ static void job_finish(struct svc_backend *b, struct bjob *j, int err, int linke
 
 /* ---- calls: one HTTP/1.1 exchange on a pooled connection ---- */
 
-/* A parser error to the call's class. */
-static int resp_class(int e)
+/* A parser error to the call's class: a body over the cap is too_large;
+ * a head over its cap (no final status yet) breaks the contract. */
+static int resp_class(const struct svc_bhttp_resp *rp, int e)
 {
 	if (e == -EMSGSIZE)
-		return SVC_ERR_TOO_LARGE;
+		return rp->status ? SVC_ERR_TOO_LARGE : SVC_ERR_BACKEND_PROTOCOL;
 	if (e == -ENOMEM)
 		return SVC_ERR_BACKEND_ERROR;
 	return SVC_ERR_BACKEND_PROTOCOL;
@@ -442,7 +443,7 @@ static void call_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
 		j->got_bytes = 1;
 		r = svc_bhttp_resp_feed(&j->rp, buf, (size_t)n, &used);
 		if (r < 0) {
-			job_finish(b, j, resp_class(r), 1);
+			job_finish(b, j, resp_class(&j->rp, r), 1);
 			return;
 		}
 		if (r == 1) {
@@ -561,8 +562,7 @@ static void pass_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
 
 		j->in_off += used;
 		if (r < 0) {
-			/* no body cap here: -EMSGSIZE is a head over its cap */
-			job_finish(b, j, r == -EMSGSIZE ? SVC_ERR_BACKEND_PROTOCOL : resp_class(r), 1);
+			job_finish(b, j, resp_class(&j->rp, r), 1);
 			return;
 		}
 		if (!j->head_sent && j->rp.status) {
