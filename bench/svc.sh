@@ -7,8 +7,8 @@
 # and remote (node 2), with curl; then the backend contract: a local
 # HTTP/1.1 keep-alive backend (tests/tools/http_echo) called through node
 # 1's gateway by a keep-alive client (p50, vs the same client straight to
-# the backend), and 64 concurrent callers on node 2 calling it through
-# node 1; then a stream's throughput through the fabric against a raw QUIC
+# the backend), as calls and as HTTP pass-through, and 64 concurrent
+# callers on node 2 calling it through node 1; then a stream's throughput through the fabric against a raw QUIC
 # stream, and a WebSocket echo's round trip through the gateway against a
 # direct connection over the same veth. The publisher lifts its limits
 # through [svc]. Needs root. Not run by make test.
@@ -32,7 +32,7 @@ NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n
 	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo,app \
 	--set svc.service_calls_per_min=100000000
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
-	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo,wsecho --log-level warn \
+	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo,wsecho,app --log-level warn \
 	"${LIFT[@]}"
 CTL 1 svc publish echo --backend builtin >/dev/null
 wait_for '[ "$(CTL 1 --json svc ls | json_get services 0 announced)" -ge 1 ]' 100 || fail "announce: $(CTL 1 --json svc ls)"
@@ -67,7 +67,15 @@ ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/echo/x 2
 echo "node 1's gateway -> its own HTTP/1.1 backend, keep-alive client (goal p50 <= 150 us):"
 ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 500 >/dev/null
 ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 2000
+echo "node 1's gateway -> its own HTTP/1.1 backend by HTTP pass-through (/mesh/v1/http/app/echo), keep-alive client:"
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 500 >/dev/null
+ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 2000
+echo "backend connections opened so far: $(CTL 1 --json svc stats | json_get backend conns_opened)"
 CTL 2 svc find app >/dev/null || fail "find app"
+echo "node 2's gateway -> node 1's HTTP/1.1 backend by HTTP pass-through, keep-alive client:"
+ip netns exec "$(netns_name 2)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 500 >/dev/null
+ip netns exec "$(netns_name 2)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 2000
+echo "backend connections opened so far: $(CTL 1 --json svc stats | json_get backend conns_opened)"
 echo "node 2 -> node 1's HTTP/1.1 backend, 64 concurrent callers over one connection, $((N / 4)) calls:"
 CTL 2 svc call app echo --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
 CTL 2 svc call app echo --data 0123456789abcdef --count $((N / 4)) --concurrency 64

@@ -16,8 +16,9 @@
  *   SVC_NODE_ST_HTTP  caller sends one svc_msg REQUEST (method "http",
  *                     payload = an HTTP/1.0 request) then FIN; the callee
  *                     answers an svc_msg RESPONSE header with an empty
- *                     payload followed by the backend's raw HTTP response
- *                     bytes as they arrive, then FIN. The header leaves with
+ *                     payload followed by the backend's HTTP response
+ *                     re-framed (an HTTP/1.1 head, the body de-chunked) as
+ *                     it arrives, then FIN. The header leaves with
  *                     the first bytes (class ok), or alone with the error
  *                     class (timeout, backend_error, a refusal) when none
  *                     came; a failure after that resets the stream.

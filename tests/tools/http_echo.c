@@ -5,8 +5,11 @@
  * in the way). Not part of weft.
  *   http_echo serve PORT              127.0.0.1:PORT, one thread, epoll;
  *                                     every request answered 200 with its body
+ *                                     (then closed if it said Connection: close)
  *   http_echo load HOST:PORT PATH N   N sequential POSTs of 16 bytes on one
- *                                     connection; prints "p50 X us p99 Y us"
+ *                                     connection (answers framed by
+ *                                     Content-Length or chunked); prints
+ *                                     "p50 X us p99 Y us"
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,7 +73,7 @@ static int serve(int port)
 			for (;;) {
 				char *end = memmem(c->buf, c->len, "\r\n\r\n", 4), *cl, out[128];
 				size_t hl, bl = 0;
-				int ol;
+				int ol, bye;
 
 				if (!end)
 					break;
@@ -79,6 +82,7 @@ static int serve(int port)
 				cl = strcasestr(c->buf, "\r\nContent-Length:");
 				if (cl)
 					bl = strtoul(cl + 17, NULL, 10);
+				bye = strcasestr(c->buf, "\r\nConnection: close") != NULL;
 				*end = '\r';
 				if (c->len < hl + bl)
 					break;
@@ -98,6 +102,11 @@ static int serve(int port)
 				}
 				memmove(c->buf, c->buf + hl + bl, c->len - hl - bl);
 				c->len -= hl + bl;
+				if (bye) { /* the client asked (RFC 9112 9.6) */
+					close(c->fd);
+					free(c);
+					break;
+				}
 			}
 		}
 	}
@@ -141,7 +150,7 @@ static int load(const char *hostport, const char *path, int n)
 		      path, hostport);
 	for (int i = 0; i < n; i++) {
 		double t0 = now_us();
-		size_t have = 0, need = 0;
+		size_t have = 0, need = 0, hl = 0;
 
 		if (write(fd, req, (size_t)rl) != rl)
 			return perror("write"), 1;
@@ -154,12 +163,18 @@ static int load(const char *hostport, const char *path, int n)
 			have += (size_t)r;
 			end = memmem(buf, have, "\r\n\r\n", 4);
 			if (end && !need) {
-				char *cl = strcasestr(buf, "\r\nContent-Length:");
+				char *cl = memmem(buf, (size_t)(end - buf) + 2, "\r\nContent-Length:", 17);
+				int chunked = memmem(buf, (size_t)(end - buf) + 2,
+						     "\r\nTransfer-Encoding: chunked\r\n", 30) != NULL;
 
-				if (!cl || strncmp(buf, "HTTP/1.1 200", 12))
+				if ((!cl && !chunked) || strncmp(buf, "HTTP/1.1 200", 12))
 					return fprintf(stderr, "bad answer: %.*s\n", (int)have, buf), 1;
-				need = (size_t)(end - buf) + 4 + strtoul(cl + 17, NULL, 10);
+				need = cl ? (size_t)(end - buf) + 4 + strtoul(cl + 17, NULL, 10) : 0;
+				hl = (size_t)(end - buf) + 2;
 			}
+			/* chunked (a pass-through's unknown length): to the last chunk */
+			if (!need && hl && memmem(buf + hl, have - hl, "\r\n0\r\n\r\n", 7))
+				break;
 			if (need && have >= need)
 				break;
 		}

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Backend forwarder against real loopback servers started here: an
  * HTTP/1.1 keep-alive server (over TCP and a unix socket) whose paths
- * answer statuses, chunked bodies, garbage and lies; a silent one; a
- * chatty one for streams. The contract's headers, keep-alive reuse, the
- * pool's bound, error classes, the loop's bounds, deadlines and streams. */
+ * answer statuses, chunked bodies, garbage and lies; a silent one. The
+ * contract's headers, keep-alive reuse, the pool's bound, error classes,
+ * the loop's bounds, deadlines and pass-throughs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +26,7 @@
 #include "weft/svc_backend.h"
 #include "weft/svc_router.h"
 
-enum srv_mode { SRV_HTTP, SRV_SILENT, SRV_READ_CHATTY };
+enum srv_mode { SRV_HTTP, SRV_SILENT };
 
 #define SRV_CONNS 64
 
@@ -45,6 +45,7 @@ struct srv {
 	pthread_mutex_t mu;
 	char last_head[2048];
 	int requests;
+	int doom; /* fd + 1 of a connection whose next request is dropped */
 };
 
 static void send_all(int c, const void *p, size_t len)
@@ -70,13 +71,23 @@ static void send_all(int c, const void *p, size_t len)
  *   /drop            200 "bye", then closes without saying so
  *   /garbage         not HTTP
  *   /big             Content-Length far over any cap
- *   /silent          nothing (the caller's deadline ends it) */
+ *   /hugehead        a head over 64 KiB
+ *   /silent          nothing (the caller's deadline ends it)
+ *   /head            200 with Content-Length: 100, hop-by-hop headers and
+ *                    no body (the answer to HEAD)
+ *   /once            200 "bye", kept open, but the next request on that
+ *                    connection is not answered: closed (an idle timeout
+ *                    that fires as the request arrives) */
 static int http_answer(struct srv *s, int c, const char *h, const uint8_t *body, size_t bl)
 {
 	char path[128] = "", out[512];
 	int n;
 
-	sscanf(h, "POST %127s ", path);
+	sscanf(h, "%*s %127s ", path);
+	if (s->doom == c + 1) {
+		s->doom = 0;
+		return -1; /* closed as the request came: no answer */
+	}
 	pthread_mutex_lock(&s->mu);
 	snprintf(s->last_head, sizeof(s->last_head), "%s", h);
 	s->requests++;
@@ -112,12 +123,29 @@ static int http_answer(struct srv *s, int c, const char *h, const uint8_t *body,
 		return -1;
 	} else if (!strcmp(path, "/garbage")) {
 		send_all(c, "SSH-2.0-nope\r\n\r\n", 16);
+	} else if (!strcmp(path, "/hugehead")) {
+		static char pad[70 << 10];
+
+		memset(pad, 'p', sizeof(pad));
+		send_all(c, "HTTP/1.1 200 OK\r\nX-Pad: ", 24);
+		send_all(c, pad, sizeof(pad));
+		send_all(c, "\r\n\r\n", 4);
 	} else if (!strcmp(path, "/big")) {
 		const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nxxxx";
 
 		send_all(c, r, strlen(r));
 	} else if (!strcmp(path, "/silent")) {
 		return 0;
+	} else if (!strcmp(path, "/once")) {
+		const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye";
+
+		s->doom = c + 1;
+		send_all(c, r, strlen(r));
+	} else if (!strcmp(path, "/head")) {
+		const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Kept: 1\r\n"
+				"Keep-Alive: timeout=5\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n";
+
+		send_all(c, r, strlen(r));
 	} else {
 		const char *r = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
 
@@ -212,21 +240,11 @@ static void http_main(struct srv *s)
 		}
 }
 
-/* Silent: accept, say nothing until stopped. Read-chatty: read the
- * request, write 4 KiB, close. */
+/* Silent: accept, say nothing until stopped. */
 static void serve_one(struct srv *s, int c)
 {
-	uint8_t junk[4096];
-
-	if (s->mode == SRV_SILENT) {
-		while (!s->stop)
-			usleep(10000);
-		close(c);
-		return;
-	}
-	(void)!read(c, junk, sizeof(junk));
-	memset(junk, 'j', sizeof(junk));
-	(void)!write(c, junk, sizeof(junk));
+	while (!s->stop)
+		usleep(10000);
 	close(c);
 }
 
@@ -519,6 +537,9 @@ static void test_http_bad(void **state)
 	assert_int_equal(j.status, 0);
 	assert_null(j.resp);
 	assert_int_equal(call_sync(b, s.addr, "big", NULL, 0, 5000, &j), SVC_ERR_TOO_LARGE);
+	/* a head over its cap is a broken contract, not a large answer */
+	assert_int_equal(call_sync(b, s.addr, "hugehead", NULL, 0, 5000, &j),
+			 SVC_ERR_BACKEND_PROTOCOL);
 	{
 		static uint8_t p[5000];
 
@@ -537,11 +558,11 @@ static void test_http_bad(void **state)
 	free(j.resp);
 	svc_backend_stats(b, &st);
 	assert_int_equal(st.inflight, 0);
-	assert_int_equal(st.protocol_errors, 1);
+	assert_int_equal(st.protocol_errors, 2);
 	assert_int_equal(st.timeouts, 1);
-	/* every failed call closed its connection: garbage, big, too large,
-	 * silent, close; then one for the last call */
-	assert_int_equal(s.accepted, 6);
+	/* every failed call closed its connection: garbage, big, hugehead,
+	 * too large, silent, close; then one for the last call */
+	assert_int_equal(s.accepted, 7);
 	/* a port nobody listens on; unparsable addresses */
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -770,8 +791,10 @@ static void test_stall_no_threads(void **state)
 struct sink_ctx {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	uint8_t buf[4096];
 	size_t got;
 	int refusals, fin, ended, err;
+	int alternate, offers; /* alternate: every other offer refused */
 };
 
 static int sink_data(void *ctx, const uint8_t *buf, size_t len, int fin)
@@ -782,9 +805,11 @@ static int sink_data(void *ctx, const uint8_t *buf, size_t len, int fin)
 		s->refusals--;
 		return -EAGAIN;
 	}
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] != 'j')
-			return -EINVAL;
+	if (s->alternate && !(s->offers++ & 1))
+		return -EAGAIN;
+	if (s->fin || len > sizeof(s->buf) - s->got)
+		return -EINVAL;
+	memcpy(s->buf + s->got, buf, len);
 	s->got += len;
 	s->fin |= fin;
 	return 0;
@@ -803,44 +828,118 @@ static void sink_end(void *ctx, int err)
 
 static const struct svc_backend_sink test_sink = {.data = sink_data, .end = sink_end};
 
-static void sink_wait(struct sink_ctx *s)
+/* One pass-through of req, waited for: its class; what the sink got in s.
+ * refusals < 0: the sink refuses every other offer (head, spans, end). */
+static int stream_sync(struct svc_backend *b, const char *addr, const char *req,
+		       uint32_t timeout_ms, int refusals, struct sink_ctx *s)
 {
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->refusals = refusals > 0 ? refusals : 0;
+	s->alternate = refusals < 0;
+	assert_int_equal(svc_backend_stream(b, addr, "web", (const uint8_t *)req, strlen(req),
+					    timeout_ms, &test_sink, s),
+			 0);
 	pthread_mutex_lock(&s->mu);
 	while (!s->ended)
 		pthread_cond_wait(&s->cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
+	assert_int_equal(s->ended, 1);
+	s->buf[s->got < sizeof(s->buf) ? s->got : sizeof(s->buf) - 1] = 0;
+	return s->err;
 }
 
+#define PT(path, body)                                                                             \
+	"POST " path " HTTP/1.0\r\nHost: web\r\nConnection: close\r\nContent-Length: " #body  \
+	"\r\n\r\n"
+
+/* HTTP pass-through on the pool: the gateway's HTTP/1.0 request goes out
+ * as HTTP/1.1 on a kept-alive connection; answers re-framed (de-chunked,
+ * hop-by-hop headers dropped) with back-pressure; a backend that closes,
+ * garbles or stalls costs only its request. */
 static void test_stream(void **state)
 {
-	struct sink_ctx s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
-			     .refusals = 3};
+	struct svc_backend_stats st;
+	struct sink_ctx s;
 	struct svc_backend *b;
-	struct srv chatty, quiet;
+	struct srv web, quiet;
+	char head[2048];
 
-	srv_start_tcp(&chatty, SRV_READ_CHATTY);
+	srv_start_tcp(&web, SRV_HTTP);
 	srv_start_tcp(&quiet, SRV_SILENT);
 	assert_int_equal(svc_backend_new(&b, NULL), 0);
-	assert_int_equal(svc_backend_stream(b, chatty.addr, "web", (const uint8_t *)"GET /", 5, 2000,
-					    &test_sink, &s),
-			 0);
-	sink_wait(&s);
-	assert_int_equal(s.err, SVC_OK);
-	assert_int_equal(s.got, 4096);
+	/* the sink refuses three times: held, offered again, nothing lost */
+	assert_int_equal(stream_sync(b, web.addr, PT("/echo", 5) "hello", 2000, 3, &s), SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 200 OK\r\n\r\nhello");
 	assert_int_equal(s.fin, 1);
-	assert_int_equal(s.ended, 1);
-	memset(&s, 0, sizeof(s));
-	pthread_mutex_init(&s.mu, NULL);
-	pthread_cond_init(&s.cv, NULL);
-	assert_int_equal(svc_backend_stream(b, quiet.addr, "web", (const uint8_t *)"GET /", 5, 200,
-					    &test_sink, &s),
-			 0);
-	sink_wait(&s);
-	assert_int_equal(s.err, SVC_ERR_TIMEOUT);
+	srv_requests(&web, head, sizeof(head));
+	assert_non_null(strstr(head, "POST /echo HTTP/1.1\r\nHost: web\r\n"));
+	assert_non_null(strstr(head, "\r\nContent-Length: 5\r\n"));
+	assert_null(strcasestr(head, "Connection"));
+	/* chunked from the backend: the body arrives whole, unframed */
+	assert_int_equal(stream_sync(b, web.addr, PT("/chunked", 10) "0123456789", 2000, 1, &s),
+			 SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 200 OK\r\n\r\n0123456789");
+	/* each piece (head, both chunks, the end) held once, nothing lost */
+	assert_int_equal(stream_sync(b, web.addr, PT("/chunked", 10) "abcdefghij", 2000, -1, &s),
+			 SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 200 OK\r\n\r\nabcdefghij");
+	assert_true(s.offers >= 8);
+	assert_int_equal(s.fin, 1);
+	/* HEAD: the head is all, whatever its Content-Length says (kept: the
+	 * GET's length); hop-by-hop headers (and what Connection names) stay
+	 * on their hop */
+	assert_int_equal(stream_sync(b, web.addr,
+				     "HEAD /head HTTP/1.1\r\nHost: web\r\nTE: trailers\r\n\r\n",
+				     2000, 0, &s),
+			 SVC_OK);
+	assert_string_equal((char *)s.buf,
+			    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Kept: 1\r\n\r\n");
+	srv_requests(&web, head, sizeof(head));
+	assert_null(strcasestr(head, "TE:"));
+	assert_int_equal(__atomic_load_n(&web.accepted, __ATOMIC_SEQ_CST), 1); /* one connection */
+	/* Connection: close from the backend: answered, then a new connection */
+	assert_int_equal(stream_sync(b, web.addr, PT("/close", 0), 2000, 0, &s), SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 200 OK\r\n\r\nbye");
+	assert_int_equal(stream_sync(b, web.addr, PT("/status/404", 0), 2000, 0, &s), SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 404 X\r\n\r\ns404");
+	assert_int_equal(__atomic_load_n(&web.accepted, __ATOMIC_SEQ_CST), 2);
+	/* garbage, a length past the cap is fine when streamed, but a lie
+	 * (truncated) is the backend's fault */
+	assert_int_equal(stream_sync(b, web.addr, PT("/garbage", 0), 2000, 0, &s),
+			 SVC_ERR_BACKEND_PROTOCOL);
 	assert_int_equal(s.got, 0);
+	/* a stalled backend: its deadline, no byte */
+	assert_int_equal(stream_sync(b, quiet.addr, "GET / HTTP/1.1\r\nHost: web\r\n\r\n", 200, 0,
+				     &s),
+			 SVC_ERR_TIMEOUT);
+	assert_int_equal(s.got, 0);
+	/* still answering after all that, on a kept-alive connection */
+	assert_int_equal(stream_sync(b, web.addr, PT("/echo", 2) "ok", 2000, 0, &s), SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 200 OK\r\n\r\nok");
+	/* a kept-alive connection closed as the next request arrives: an
+	 * idempotent one goes again on a new connection, a POST does not */
+	assert_int_equal(stream_sync(b, web.addr, PT("/once", 0), 2000, 0, &s), SVC_OK);
+	assert_int_equal(stream_sync(b, web.addr, "GET /status/201 HTTP/1.1\r\nHost: web\r\n\r\n",
+				     2000, 0, &s),
+			 SVC_OK);
+	assert_string_equal((char *)s.buf, "HTTP/1.1 201 X\r\n\r\ns201");
+	assert_int_equal(stream_sync(b, web.addr, PT("/once", 0), 2000, 0, &s), SVC_OK);
+	assert_int_equal(stream_sync(b, web.addr, PT("/echo", 2) "ok", 2000, 0, &s),
+			 SVC_ERR_BACKEND_ERROR);
+	assert_int_equal(s.got, 0);
+	svc_backend_stats(b, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_true(st.conns_open <= 2);
+	/* requests that cannot go on a shared connection are refused */
+	assert_int_equal(svc_backend_stream(b, web.addr, "web",
+					    (const uint8_t *)PT("/echo", 2) "okGET / HTTP/1.1\r\n\r\n",
+					    strlen(PT("/echo", 2)) + 21, 0, &test_sink, &s),
+			 -EBADMSG);
 	assert_int_equal(svc_backend_stream(b, "bogus", "web", NULL, 0, 0, &test_sink, &s), -EINVAL);
 	svc_backend_free(b);
-	srv_stop(&chatty);
+	srv_stop(&web);
 	srv_stop(&quiet);
 }
 

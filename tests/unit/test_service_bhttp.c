@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* The backend contract's HTTP/1.1 without I/O (userspace/service/
  * backend_http.c): the strict response parser on a table of answers, fed
- * whole and byte by byte; the request head written for a call; the map
- * from HTTP status to error class. */
+ * whole and byte by byte, stored (calls) and streamed (pass-through); the
+ * request head written for a call; the pass-through's request and answer
+ * heads rewritten for keep-alive; the map from HTTP status to error class. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,13 +131,182 @@ static void run_case(const struct rcase *c, size_t step)
 	svc_bhttp_resp_free(&p);
 }
 
+/* The same answer streamed (the pass-through): the spans joined are the
+ * body, the outcome the same, the head reported before any body byte. */
+static void run_case_stream(const struct rcase *c, size_t step)
+{
+	struct svc_bhttp_resp p;
+	size_t len = strlen(c->in), off = 0, used, sl, blen = 0;
+	uint8_t body[256];
+	const uint8_t *span;
+	int r = 0, head_at = -1;
+
+	svc_bhttp_resp_init(&p, c->max_body);
+	p.stream = 1;
+	while (off < len) {
+		size_t n = step && step < len - off ? step : len - off;
+
+		r = svc_bhttp_resp_feed_span(&p, (const uint8_t *)c->in + off, n, &used, &span, &sl);
+		assert_true(used <= n);
+		off += used;
+		if (p.status && head_at < 0)
+			head_at = (int)blen;
+		if (sl) {
+			assert_true(span >= (const uint8_t *)c->in && sl <= sizeof(body) - blen);
+			memcpy(body + blen, span, sl);
+			blen += sl;
+		}
+		if (r != 0)
+			break;
+	}
+	if (r != c->want)
+		fail_msg("%s (stream, step %zu): %d, want %d", c->name, step, r, c->want);
+	if (r == 1)
+		assert_int_equal(len - off, c->extra);
+	if (c->eof) {
+		r = svc_bhttp_resp_eof(&p);
+		if (r != c->eof)
+			fail_msg("%s (stream, step %zu): eof %d, want %d", c->name, step, r, c->eof);
+	}
+	if (r == 1) {
+		assert_int_equal(head_at, 0);
+		assert_int_equal(p.status, c->status);
+		assert_int_equal(p.close, c->close);
+		assert_int_equal(blen, strlen(c->body));
+		assert_memory_equal(body, c->body, blen);
+		assert_null(p.body); /* nothing kept */
+	} else if (r < 0) {
+		assert_int_equal(svc_bhttp_resp_feed_span(&p, (const uint8_t *)"x", 1, &used, &span, &sl),
+				 r);
+		assert_int_equal(p.close, 1);
+	}
+	svc_bhttp_resp_free(&p);
+}
+
 static void test_responses(void **state)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		run_case(&cases[i], 0);
 		run_case(&cases[i], 1);
 		run_case(&cases[i], 7);
+		run_case_stream(&cases[i], 0);
+		run_case_stream(&cases[i], 1);
+		run_case_stream(&cases[i], 7);
 	}
+}
+
+/* The answer to HEAD has no body whatever its framing says; the next
+ * answer on the connection follows at once. */
+static void test_head_answer(void **state)
+{
+	static const char *in[] = {
+	    "HTTP/1.1 200 OK\r\n" CL "100\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\n\r\n",
+	};
+	struct svc_bhttp_resp p;
+	const uint8_t *span;
+	size_t used, sl;
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		svc_bhttp_resp_init(&p, 1000);
+		p.stream = 1;
+		p.no_body = 1;
+		assert_int_equal(svc_bhttp_resp_feed_span(&p, (const uint8_t *)in[i], strlen(in[i]),
+							  &used, &span, &sl),
+				 1);
+		assert_int_equal(used, strlen(in[i]));
+		assert_int_equal(sl, 0);
+		assert_int_equal(p.close, 0);
+		svc_bhttp_resp_free(&p);
+	}
+}
+
+/* The gateway's request rewritten for a kept-alive HTTP/1.1 connection;
+ * what could smuggle a second request, or is not one request, refused. */
+static void test_pass_request(void **state)
+{
+	static const struct {
+		const char *in, *want; /* want NULL: -EBADMSG */
+		int fl;
+	} t[] = {
+	    {"GET /a?b=1 HTTP/1.0\r\nHost: web\r\nConnection: close\r\nX-A: 1\r\n\r\n",
+	     "GET /a?b=1 HTTP/1.1\r\nHost: web\r\nX-A: 1\r\n\r\n", SVC_BHTTP_PASS_IDEMPOTENT},
+	    {"POST /p HTTP/1.0\r\nHost: web\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+	     "POST /p HTTP/1.1\r\nHost: web\r\nContent-Length: 2\r\n\r\nhi", 0},
+	    {"PUT /p HTTP/1.1\r\nHost:web\r\nContent-Length: 0\r\n\r\n",
+	     "PUT /p HTTP/1.1\r\nHost: web\r\nContent-Length: 0\r\n\r\n", SVC_BHTTP_PASS_IDEMPOTENT},
+	    {"HEAD / HTTP/1.1\r\nHost: web\r\nConnection: x-hop, keep-alive\r\nX-Hop: 1\r\n"
+	     "Keep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Authorization: x\r\n"
+	     "Cookie: c=1\r\n\r\n",
+	     "HEAD / HTTP/1.1\r\nHost: web\r\nCookie: c=1\r\n\r\n",
+	     SVC_BHTTP_PASS_HEAD | SVC_BHTTP_PASS_IDEMPOTENT},
+	    /* refused */
+	    {"GET / HTTP/1.1\r\nHost: web\r\n\r\nGET /admin HTTP/1.1\r\nHost: web\r\n\r\n", NULL, 0},
+	    {"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 1\r\n\r\nab", NULL, 0},
+	    {"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 3\r\n\r\nab", NULL, 0},
+	    {"POST / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", NULL, 0},
+	    {"POST / HTTP/1.1\r\nHost: web\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+	     NULL, 0},
+	    {"GET / HTTP/1.1\r\n\r\n", NULL, 0},
+	    {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", NULL, 0},
+	    {"CONNECT web:443 HTTP/1.1\r\nHost: web\r\n\r\n", NULL, 0},
+	    {"GET / HTTP/2.0\r\nHost: web\r\n\r\n", NULL, 0},
+	    {"GET  / HTTP/1.1\r\nHost: web\r\n\r\n", NULL, 0},
+	    {"GET /a b HTTP/1.1\r\nHost: web\r\n\r\n", NULL, 0},
+	    {"G(T / HTTP/1.1\r\nHost: web\r\n\r\n", NULL, 0},
+	    {"GET / HTTP/1.1\nHost: web\r\n\r\n", NULL, 0},
+	    {"GET / HTTP/1.1\r\nHost: web\r\nX: a\rb\r\n\r\n", NULL, 0},
+	    {"GET / HTTP/1.1\r\nHost: web\r\n folded\r\n\r\n", NULL, 0},
+	    {"GET / HTTP/1.1\r\nHost: web\r\n", NULL, 0},
+	    {"", NULL, 0},
+	};
+	uint8_t *out;
+	size_t ol;
+	unsigned int fl;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int r = svc_bhttp_pass_req((const uint8_t *)t[i].in, strlen(t[i].in), &out, &ol, &fl);
+
+		if (!t[i].want) {
+			if (r != -EBADMSG)
+				fail_msg("case %zu: %d, want -EBADMSG", i, r);
+			assert_null(out);
+			continue;
+		}
+		if (r)
+			fail_msg("case %zu: %d", i, r);
+		assert_int_equal(ol, strlen(t[i].want));
+		assert_memory_equal(out, t[i].want, ol);
+		assert_int_equal(fl, (unsigned int)t[i].fl);
+		free(out);
+	}
+}
+
+/* The head forwarded: HTTP/1.1, status and reason as said, end-to-end
+ * headers only. */
+static void test_pass_head(void **state)
+{
+	const char *in = "HTTP/1.0 404 Not Here\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n"
+			 "Content-Length: 3\r\nSet-Cookie: s=1\r\nX-End:e\r\nTrailer: X\r\n\r\n";
+	const char *want = "HTTP/1.1 404 Not Here\r\nSet-Cookie: s=1\r\nX-End: e\r\n\r\n";
+	struct svc_bhttp_resp p;
+	const uint8_t *span;
+	uint8_t *out;
+	size_t used, sl, ol;
+
+	svc_bhttp_resp_init(&p, 100);
+	p.stream = 1;
+	assert_int_equal(svc_bhttp_resp_feed_span(&p, (const uint8_t *)in, strlen(in), &used, &span,
+						  &sl),
+			 0);
+	assert_int_equal(used, strlen(in)); /* stopped at the head */
+	assert_int_equal(p.status, 404);
+	assert_int_equal(svc_bhttp_pass_head(&p, &out, &ol), 0);
+	assert_int_equal(ol, strlen(want));
+	assert_memory_equal(out, want, ol);
+	free(out);
+	svc_bhttp_resp_free(&p);
 }
 
 /* A head over 64 KiB (or 128 lines) is refused without waiting for the
@@ -258,6 +428,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_responses),
 	    cmocka_unit_test(test_head_caps),
+	    cmocka_unit_test(test_head_answer),
+	    cmocka_unit_test(test_pass_request),
+	    cmocka_unit_test(test_pass_head),
 	    cmocka_unit_test(test_request_head),
 	    cmocka_unit_test(test_status_map),
 	};

@@ -2,7 +2,8 @@
 /* Local backend forwarder, driven by one event-loop thread (epoll,
  * non-blocking sockets): calls as HTTP/1.1 requests over a bounded pool of
  * keep-alive connections per backend (the backend contract,
- * docs/SERVICE.md), and HTTP pass-through streams on a connection each. */
+ * docs/SERVICE.md), and HTTP pass-throughs on the same pool, their answers
+ * re-framed and streamed to a sink. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,39 +27,6 @@
 #include "weft/log.h"
 #include "weft/svc_backend.h"
 #include "weft/util.h"
-
-static int backend_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (!addr)
-		return -EINVAL;
-	if (strncmp(addr, "tcp:", 4) == 0) {
-		unsigned int l;
-
-		if (util_parse_addr(addr + 4, ss, &l))
-			return -EINVAL;
-		*sl = l;
-		return 0;
-	}
-	if (strncmp(addr, "unix:", 5) == 0) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
-		size_t pl = strlen(addr + 5);
-
-		if (pl == 0 || pl >= sizeof(sun->sun_path))
-			return -EINVAL;
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, addr + 5, pl);
-		*sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pl + 1);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-int svc_backend_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	return backend_addr(addr, ss, sl);
-}
-
 
 /* ---- event loop ---- */
 
@@ -86,12 +54,16 @@ struct bjob {
 	struct bsvc *svc;
 	int fd;
 	int state;
-	int stream, fin;
+	int stream;
 	char addr[128];
 	uint8_t *out; /* request bytes (a call: HTTP head and body) */
 	size_t out_len, out_off;
-	uint8_t *in; /* stream: a chunk the sink refused */
-	size_t in_len, in_cap;
+	/* pass-through: bytes read and parsed up to in_off; what the sink
+	 * refused (a head, a body span, the end) held until it has room */
+	uint8_t *in, *hold;
+	size_t in_len, in_off, hold_len;
+	int head_sent, hold_fin, keep, hup;
+	int reused, retry; /* on a pooled connection; may be sent again once */
 	uint32_t timeout_ms;
 	uint64_t deadline_ms; /* call: absolute; stream: no progress until then */
 	uint64_t retry_ms;    /* BJ_BLOCKED: offer the chunk again then */
@@ -205,6 +177,7 @@ static void job_free(struct bjob *j)
 	svc_bhttp_resp_free(&j->rp);
 	free(j->out);
 	free(j->in);
+	free(j->hold);
 	free(j);
 }
 
@@ -422,11 +395,12 @@ static void job_finish(struct svc_backend *b, struct bjob *j, int err, int linke
 
 /* ---- calls: one HTTP/1.1 exchange on a pooled connection ---- */
 
-/* A parser error to the call's class. */
-static int resp_class(int e)
+/* A parser error to the call's class: a body over the cap is too_large;
+ * a head over its cap (no final status yet) breaks the contract. */
+static int resp_class(const struct svc_bhttp_resp *rp, int e)
 {
 	if (e == -EMSGSIZE)
-		return SVC_ERR_TOO_LARGE;
+		return rp->status ? SVC_ERR_TOO_LARGE : SVC_ERR_BACKEND_PROTOCOL;
 	if (e == -ENOMEM)
 		return SVC_ERR_BACKEND_ERROR;
 	return SVC_ERR_BACKEND_PROTOCOL;
@@ -469,7 +443,7 @@ static void call_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
 		j->got_bytes = 1;
 		r = svc_bhttp_resp_feed(&j->rp, buf, (size_t)n, &used);
 		if (r < 0) {
-			job_finish(b, j, resp_class(r), 1);
+			job_finish(b, j, resp_class(&j->rp, r), 1);
 			return;
 		}
 		if (r == 1) {
@@ -484,6 +458,25 @@ static void call_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
 	}
 }
 
+static void call_dispatch(struct svc_backend *b, struct bjob *j);
+
+/* A kept-alive connection the backend closed as the request went out
+ * (its idle timeout, before a byte of answer): an idempotent pass-through
+ * (RFC 9112 9.3.1) goes once more on another connection. 1 when it was
+ * sent again (j may have ended), 0 when the caller ends it. */
+static int pass_retry(struct svc_backend *b, struct bjob *j)
+{
+	if (!j->stream || !j->reused || !j->retry || j->got_bytes)
+		return 0;
+	j->retry = 0;
+	conn_release(b, j, 0);
+	j->out_off = 0;
+	j->hup = 0;
+	j->state = 0;
+	call_dispatch(b, j);
+	return 1;
+}
+
 /* Write what is left of the request: 0, or -1 when that ended j. */
 static int call_write(struct svc_backend *b, struct bjob *j)
 {
@@ -495,7 +488,8 @@ static int call_write(struct svc_backend *b, struct bjob *j)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (n <= 0) {
-			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+			if (!pass_retry(b, j))
+				job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
 			return -1;
 		}
 		j->out_off += (size_t)n;
@@ -507,6 +501,124 @@ static int call_write(struct svc_backend *b, struct bjob *j)
 		(void)setsockopt(j->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){1}, sizeof(int));
 	j->state = BJ_READING;
 	return 0;
+}
+
+/* ---- pass-through: one HTTP/1.1 exchange on a pooled connection, the
+ * answer re-framed and streamed to a sink (svc_bhttp_pass_*) ---- */
+
+/* Offer bytes (or the end) to the sink: 0 taken, 1 held until the sink
+ * has room (BJ_BLOCKED, offered again every BJ_RETRY_MS), -1 j ended. */
+static int pass_offer(struct svc_backend *b, struct bjob *j, const uint8_t *buf, size_t len,
+		      int fin)
+{
+	int r = j->sink->data(j->ctx, buf, len, fin);
+
+	if (r == -EAGAIN) {
+		if (buf != j->hold) {
+			j->hold = malloc(len ? len : 1);
+			if (!j->hold) {
+				job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+				return -1;
+			}
+			memcpy(j->hold, buf, len);
+			j->hold_len = len;
+		}
+		j->hold_fin = fin;
+		j->state = BJ_BLOCKED;
+		j->retry_ms = util_now_ms() + BJ_RETRY_MS;
+		return 1;
+	}
+	if (buf == j->hold) {
+		free(j->hold);
+		j->hold = NULL;
+	}
+	if (r < 0) {
+		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
+		return -1;
+	}
+	j->deadline_ms = util_now_ms() + j->timeout_ms; /* progress */
+	if (fin) {
+		job_end(b, j, SVC_OK, 0, 1, j->keep && !j->hup);
+		return -1;
+	}
+	return 0;
+}
+
+/* Parse what was read, forward the head and the body, read on until the
+ * socket would block, the answer is complete or the sink is full. */
+static void pass_read(struct svc_backend *b, struct bjob *j, uint32_t ev)
+{
+	if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		j->hup = 1; /* never back to the pool */
+	if (j->state == BJ_BLOCKED)
+		return; /* pass_resume reads on */
+	for (;;) {
+		const uint8_t *span;
+		size_t used, sl, wl;
+		uint8_t *w;
+		ssize_t n;
+		int r = svc_bhttp_resp_feed_span(&j->rp, j->in + j->in_off, j->in_len - j->in_off,
+						 &used, &span, &sl);
+
+		j->in_off += used;
+		if (r < 0) {
+			job_finish(b, j, resp_class(&j->rp, r), 1);
+			return;
+		}
+		if (!j->head_sent && j->rp.status) {
+			j->head_sent = 1;
+			if (svc_bhttp_pass_head(&j->rp, &w, &wl)) {
+				job_finish(b, j, SVC_ERR_BACKEND_PROTOCOL, 1);
+				return;
+			}
+			j->hold = w;
+			j->hold_len = wl;
+			if (pass_offer(b, j, w, wl, 0))
+				return;
+		}
+		if (sl && pass_offer(b, j, span, sl, 0))
+			return;
+		if (r == 1) {
+			/* reused only as a call's connection would be */
+			j->keep = !j->rp.close && j->in_off == j->in_len && j->out_off == j->out_len;
+			pass_offer(b, j, j->in, 0, 1);
+			return;
+		}
+		if (j->in_off < j->in_len)
+			continue;
+		n = recv(j->fd, j->in, BJ_CHUNK, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			j->hup = 1;
+			if (pass_retry(b, j))
+				return;
+			if (n == 0 && j->head_sent && svc_bhttp_resp_eof(&j->rp) == 1)
+				pass_offer(b, j, j->in, 0, 1); /* a body framed by the close */
+			else
+				job_finish(b, j,
+					   n == 0 && j->got_bytes ? SVC_ERR_BACKEND_PROTOCOL
+								  : SVC_ERR_BACKEND_ERROR,
+					   1);
+			return;
+		}
+		j->got_bytes = 1;
+		j->in_len = (size_t)n;
+		j->in_off = 0;
+	}
+}
+
+/* The held bytes offered again; when taken, the exchange goes on. */
+static void pass_resume(struct svc_backend *b, struct bjob *j)
+{
+	if (pass_offer(b, j, j->hold, j->hold_len, j->hold_fin))
+		return;
+	j->state = j->out_off < j->out_len ? BJ_WRITING : BJ_READING;
+	if (j->state == BJ_WRITING && call_write(b, j))
+		return;
+	pass_read(b, j, 0);
 }
 
 /* An event on a call connection (edge-triggered: read and write until
@@ -540,7 +652,9 @@ static void conn_io(struct svc_backend *b, struct bconn *c, uint32_t ev)
 		return;
 	/* An answer may come before the request is all written (a 413 for
 	 * a body the backend will not read): read it either way. */
-	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+	if (j->stream)
+		pass_read(b, j, ev);
+	else if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 		call_read(b, j, ev);
 }
 
@@ -561,6 +675,7 @@ static void call_dispatch(struct svc_backend *b, struct bjob *j)
 		c->job = j;
 		j->conn = c;
 		j->fd = c->fd;
+		j->reused = 1;
 		j->state = BJ_WRITING;
 		(void)call_write(b, j);
 		return;
@@ -576,7 +691,7 @@ static void call_dispatch(struct svc_backend *b, struct bjob *j)
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	fd = c && !backend_addr(j->addr, &ss, &sl)
+	fd = c && !svc_backend_parse_addr(j->addr, &ss, &sl)
 		     ? socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
 		     : -1;
 	if (fd < 0) {
@@ -608,118 +723,8 @@ static void call_dispatch(struct svc_backend *b, struct bjob *j)
 	atomic_fetch_add_explicit(&b->st_opened, 1, memory_order_relaxed);
 	j->conn = c;
 	j->fd = fd;
+	j->reused = 0;
 	j->state = BJ_CONNECTING;
-}
-
-/* ---- streams: a connection each ---- */
-
-static int job_arm(struct svc_backend *b, struct bjob *j, uint32_t ev)
-{
-	struct epoll_event e = {.events = ev, .data.ptr = j};
-
-	return epoll_ctl(b->epfd, EPOLL_CTL_MOD, j->fd, &e);
-}
-
-/* Offer the held chunk (or the end) to the sink: 0 taken, 1 try later,
- * -1 finished. */
-static int job_deliver(struct svc_backend *b, struct bjob *j)
-{
-	int r = j->sink->data(j->ctx, j->in, j->in_len, j->fin);
-
-	if (r == -EAGAIN) {
-		/* Out of epoll while blocked: a hung-up socket would otherwise
-		 * report EPOLLHUP on every pass. */
-		if (j->state != BJ_BLOCKED)
-			epoll_ctl(b->epfd, EPOLL_CTL_DEL, j->fd, NULL);
-		j->state = BJ_BLOCKED;
-		j->retry_ms = util_now_ms() + BJ_RETRY_MS;
-		return 1;
-	}
-	if (r < 0) {
-		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-		return -1;
-	}
-	if (j->fin) {
-		job_finish(b, j, SVC_OK, 1);
-		return -1;
-	}
-	j->in_len = 0;
-	j->deadline_ms = util_now_ms() + j->timeout_ms; /* progress */
-	if (j->state == BJ_BLOCKED) {
-		struct epoll_event e = {.events = EPOLLIN, .data.ptr = j};
-
-		j->state = BJ_READING;
-		if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, j->fd, &e)) {
-			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void job_read(struct svc_backend *b, struct bjob *j)
-{
-	for (;;) {
-		ssize_t n = recv(j->fd, j->in, BJ_CHUNK, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n < 0) {
-			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-			return;
-		}
-		j->in_len = (size_t)n;
-		j->fin = n == 0;
-		if (job_deliver(b, j))
-			return;
-	}
-}
-
-static void job_write(struct svc_backend *b, struct bjob *j)
-{
-	while (j->out_off < j->out_len) {
-		ssize_t n = send(j->fd, j->out + j->out_off, j->out_len - j->out_off, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-			return;
-		}
-		j->out_off += (size_t)n;
-	}
-	j->state = BJ_READING;
-	j->in = malloc(BJ_CHUNK);
-	if (!j->in) {
-		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-		return;
-	}
-	j->in_cap = BJ_CHUNK;
-	job_arm(b, j, EPOLLIN);
-	job_read(b, j);
-}
-
-static void job_io(struct svc_backend *b, struct bjob *j, uint32_t ev)
-{
-	if (j->state == BJ_CONNECTING) {
-		int e = 0;
-		socklen_t el = sizeof(e);
-
-		if (getsockopt(j->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e) {
-			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 1);
-			return;
-		}
-		j->state = BJ_WRITING;
-	}
-	if (j->state == BJ_WRITING)
-		job_write(b, j);
-	else if (j->state == BJ_READING)
-		job_read(b, j);
-	(void)ev;
 }
 
 static void active_link(struct svc_backend *b, struct bjob *j)
@@ -731,47 +736,18 @@ static void active_link(struct svc_backend *b, struct bjob *j)
 	b->active = j;
 }
 
-/* Put j on the active list and start it: a call on its pool, a stream
- * on a connection of its own. */
+/* Put j on the active list and start it on its backend's pool. */
 static void job_start(struct svc_backend *b, struct bjob *j)
 {
-	struct sockaddr_storage ss;
-	struct epoll_event e = {.events = EPOLLOUT, .data.ptr = j};
-	socklen_t sl;
-
 	j->deadline_ms = util_now_ms() + j->timeout_ms;
-	if (!j->stream) {
-		j->pool = pool_get(b, j->addr);
-		if (!j->pool) {
-			job_finish(b, j, SVC_ERR_BACKEND_ERROR, 0);
-			return;
-		}
-		j->pool->refs++;
-		active_link(b, j);
-		call_dispatch(b, j);
-		return;
-	}
-	if (backend_addr(j->addr, &ss, &sl)) {
-		job_finish(b, j, SVC_ERR_BAD_REQUEST, 0);
-		return;
-	}
-	j->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (j->fd < 0) {
+	j->pool = pool_get(b, j->addr);
+	if (!j->pool) {
 		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 0);
 		return;
 	}
-	/* EAGAIN on a unix socket is a full backlog, not a pending connect:
-	 * the backend is overwhelmed, report it as failed. */
-	if (connect(j->fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
-		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 0);
-		return;
-	}
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, j->fd, &e)) {
-		job_finish(b, j, SVC_ERR_BACKEND_ERROR, 0);
-		return;
-	}
-	j->state = BJ_CONNECTING;
+	j->pool->refs++;
 	active_link(b, j);
+	call_dispatch(b, j);
 }
 
 static void wake(struct svc_backend *b);
@@ -883,8 +859,6 @@ static void *backend_loop(void *arg)
 			}
 			if (*kind == BK_CONN)
 				conn_io(b, evs[i].data.ptr, evs[i].events);
-			else
-				job_io(b, evs[i].data.ptr, evs[i].events);
 		}
 		mq_run(b, 0);
 		pthread_mutex_lock(&b->mu);
@@ -913,7 +887,7 @@ static void *backend_loop(void *arg)
 			if (now >= j->deadline_ms)
 				job_finish(b, j, SVC_ERR_TIMEOUT, 1);
 			else if (j->state == BJ_BLOCKED && now >= j->retry_ms)
-				job_deliver(b, j);
+				pass_resume(b, j);
 		}
 		idle_next = pools_expire(b, util_now_ms());
 		if (b->tick) {
@@ -1080,7 +1054,7 @@ static struct bjob *job_new(struct svc_backend *b, const char *addr, const char 
 	socklen_t sl;
 
 	if (!b || (!body && len) || !addr || strlen(addr) >= sizeof(j->addr) ||
-	    backend_addr(addr, &ss, &sl))
+	    svc_backend_parse_addr(addr, &ss, &sl))
 		return NULL;
 	j = calloc(1, sizeof(*j));
 	if (!j)
@@ -1146,14 +1120,32 @@ int svc_backend_stream(struct svc_backend *b, const char *addr, const char *serv
 		       const uint8_t *req, size_t len, uint32_t timeout_ms,
 		       const struct svc_backend_sink *sink, void *ctx)
 {
-	struct bjob *j = sink && sink->data && sink->end
-			     ? job_new(b, addr, NULL, 0, req, len, timeout_ms)
-			     : NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct bjob *j;
+	uint8_t *w = NULL;
+	size_t wl = 0;
+	unsigned int fl = 0;
 	int err;
 
-	if (!j)
+	if (!b || !sink || !sink->data || !sink->end || !req ||
+	    svc_backend_parse_addr(addr, &ss, &sl))
 		return -EINVAL;
+	err = svc_bhttp_pass_req(req, len, &w, &wl, &fl);
+	if (err)
+		return err;
+	j = job_new(b, addr, NULL, 0, w, wl, timeout_ms);
+	free(w);
+	if (!j || !(j->in = malloc(BJ_CHUNK))) {
+		if (j)
+			job_free(j);
+		return -ENOMEM;
+	}
 	j->stream = 1;
+	j->rp.stream = 1;
+	j->rp.max_body = SIZE_MAX; /* streamed: no total, held at most BJ_CHUNK */
+	j->rp.no_body = !!(fl & SVC_BHTTP_PASS_HEAD);
+	j->retry = !!(fl & SVC_BHTTP_PASS_IDEMPOTENT);
 	j->sink = sink;
 	j->ctx = ctx;
 	err = enqueue(b, j, service);

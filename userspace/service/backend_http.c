@@ -1,15 +1,50 @@
 // SPDX-License-Identifier: MIT
-/* The backend contract's HTTP/1.1 without I/O: request heads, the strict
- * response parser, status to error class. See svc_bhttp_int.h. */
+/* The backend contract's HTTP/1.1 without I/O: backend addresses, request
+ * heads, the strict response parser (stored or streamed), status to error
+ * class, the pass-through's heads rewritten for keep-alive. See
+ * svc_bhttp_int.h. */
 #include <errno.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "svc_bhttp_int.h"
+#include "weft/svc_backend.h"
 #include "weft/svc_http.h"
 #include "weft/util.h"
+
+/* ---- backend addresses (used by the loop and the streams) ---- */
+
+int svc_backend_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (!addr)
+		return -EINVAL;
+	if (strncmp(addr, "tcp:", 4) == 0) {
+		unsigned int l;
+
+		if (util_parse_addr(addr + 4, ss, &l))
+			return -EINVAL;
+		*sl = l;
+		return 0;
+	}
+	if (strncmp(addr, "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		size_t pl = strlen(addr + 5);
+
+		if (pl == 0 || pl >= sizeof(sun->sun_path))
+			return -EINVAL;
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, addr + 5, pl);
+		*sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pl + 1);
+		return 0;
+	}
+	return -EINVAL;
+}
 
 enum { RS_HEAD = 0, RS_LENGTH, RS_CHUNK_SIZE, RS_CHUNK_DATA, RS_CHUNK_CRLF, RS_TRAILERS,
        RS_TO_EOF, RS_DONE };
@@ -220,8 +255,8 @@ static int head_done(struct svc_bhttp_resp *p)
 	p->close = conn_close || h.minor == 0;
 	if (te && h.content_length >= 0)
 		return -EBADMSG;
-	if (h.status == 204 || h.status == 304) {
-		p->state = RS_DONE;
+	if (h.status == 204 || h.status == 304 || p->no_body) {
+		p->state = RS_DONE; /* no body whatever the head says (RFC 9112 6.3) */
 		return 0;
 	}
 	if (te) {
@@ -232,7 +267,7 @@ static int head_done(struct svc_bhttp_resp *p)
 			return -EMSGSIZE; /* announced too much: not one byte read */
 		p->framing = FR_LENGTH;
 		p->remain = (uint64_t)h.content_length;
-		if (p->remain) {
+		if (p->remain && !p->stream) {
 			int e = body_reserve(p, (size_t)p->remain);
 
 			if (e)
@@ -351,6 +386,18 @@ static int chunk_size(struct svc_bhttp_resp *p)
 	return 0;
 }
 
+/* Streaming: body bytes are counted against the cap and handed out as a
+ * span of the caller's buffer, not copied. */
+static int span_take(struct svc_bhttp_resp *p, const uint8_t *buf, size_t take)
+{
+	if (take > p->max_body - p->body_len)
+		return -EMSGSIZE;
+	p->body_len += take;
+	p->span = buf;
+	p->span_len = take;
+	return 0;
+}
+
 static int feed_one(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, size_t *used)
 {
 	size_t take;
@@ -363,6 +410,16 @@ static int feed_one(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, si
 	case RS_LENGTH:
 	case RS_CHUNK_DATA:
 		take = len < p->remain ? len : (size_t)p->remain;
+		if (p->stream) {
+			e = span_take(p, buf, take);
+			if (e)
+				return e;
+			*used = take;
+			p->remain -= take;
+			if (!p->remain)
+				p->state = p->state == RS_LENGTH ? RS_DONE : RS_CHUNK_CRLF;
+			return 0;
+		}
 		e = body_reserve(p, take);
 		if (e)
 			return e;
@@ -374,6 +431,10 @@ static int feed_one(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, si
 			p->state = p->state == RS_LENGTH ? RS_DONE : RS_CHUNK_CRLF;
 		return 0;
 	case RS_TO_EOF:
+		if (p->stream) {
+			*used = len;
+			return span_take(p, buf, len);
+		}
 		e = body_reserve(p, len);
 		if (e)
 			return e;
@@ -430,6 +491,40 @@ int svc_bhttp_resp_feed(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len
 	return p->state == RS_DONE;
 }
 
+int svc_bhttp_resp_feed_span(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len,
+			     size_t *used, const uint8_t **span, size_t *span_len)
+{
+	size_t off = 0;
+
+	*used = 0;
+	*span = NULL;
+	*span_len = 0;
+	if (p->err)
+		return p->err;
+	while (p->state != RS_DONE && off < len) {
+		unsigned int had = p->status;
+		size_t u;
+		int e;
+
+		p->span_len = 0;
+		e = feed_one(p, buf + off, len - off, &u);
+		off += u;
+		if (e) {
+			*used = off;
+			return fail(p, e);
+		}
+		if (p->span_len) {
+			*span = p->span;
+			*span_len = p->span_len;
+			break;
+		}
+		if (!had && p->status)
+			break; /* the final head: the caller forwards it first */
+	}
+	*used = off;
+	return p->state == RS_DONE;
+}
+
 int svc_bhttp_resp_eof(struct svc_bhttp_resp *p)
 {
 	if (p->err)
@@ -441,4 +536,198 @@ int svc_bhttp_resp_eof(struct svc_bhttp_resp *p)
 		return 1;
 	}
 	return fail(p, -EBADMSG);
+}
+
+/* ---- HTTP pass-through on keep-alive connections ---- */
+
+static int is_tchar(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* The Connection values of a parsed head (all of its Connection lines). */
+struct conn_vals {
+	const char *v[8];
+	size_t l[8];
+	unsigned int n;
+};
+
+static int conn_collect(const uint8_t *base, const struct svc_http_head *h, struct conn_vals *cv)
+{
+	cv->n = 0;
+	for (uint32_t i = 0; i < h->n; i++)
+		if (hdr_is(base, &h->h[i], "connection")) {
+			if (cv->n == 8)
+				return -EBADMSG;
+			cv->v[cv->n] = (const char *)base + h->h[i].val_off;
+			cv->l[cv->n++] = h->h[i].val_len;
+		}
+	return 0;
+}
+
+/* Whether header i crosses this hop: not hop-by-hop (RFC 9110 7.6.1), not
+ * named by a Connection line, not Content-Length (framing is per hop). */
+static int pass_keep(const uint8_t *base, const struct svc_http_hdr *hd,
+		     const struct conn_vals *cv, int length)
+{
+	const char *n = (const char *)base + hd->name_off;
+
+	if (!svc_http_resp_keep(n, hd->name_len, NULL, 0, SVC_HTTP_F_CREDENTIALS) &&
+	    !(length && hdr_is(base, hd, "content-length")))
+		return 0;
+	for (unsigned int k = 0; k < cv->n; k++)
+		if (svc_http_list_has(cv->v[k], cv->l[k], n, hd->name_len))
+			return 0;
+	return 1;
+}
+
+/* Append the kept header lines of h (parsed from base) to out at *o;
+ * length: Content-Length too. */
+static void pass_lines(uint8_t *out, size_t *o, const uint8_t *base, const struct svc_http_head *h,
+		       const struct conn_vals *cv, int length)
+{
+	for (uint32_t i = 0; i < h->n; i++) {
+		const struct svc_http_hdr *hd = &h->h[i];
+
+		if (!pass_keep(base, hd, cv, length))
+			continue;
+		memcpy(out + *o, base + hd->name_off, hd->name_len);
+		*o += hd->name_len;
+		memcpy(out + *o, ": ", 2);
+		*o += 2;
+		memcpy(out + *o, base + hd->val_off, hd->val_len);
+		*o += hd->val_len;
+		memcpy(out + *o, "\r\n", 2);
+		*o += 2;
+	}
+}
+
+/* RFC 9110 9.2.2 */
+static int idempotent(const uint8_t *m, size_t ml)
+{
+	static const char *const ids[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		if (ml == strlen(ids[i]) && !memcmp(m, ids[i], ml))
+			return 1;
+	return 0;
+}
+
+int svc_bhttp_pass_req(const uint8_t *req, size_t len, uint8_t **out, size_t *out_len,
+		       unsigned int *flags)
+{
+	static const char fake[] = "HTTP/1.1 200 X";
+	struct svc_http_head *h = NULL;
+	struct conn_vals cv;
+	size_t hl = 0, ll = 0, ml, ts, te, tl, body, o;
+	uint8_t *tmp = NULL, *w = NULL;
+	int err = -EBADMSG, host = 0;
+
+	*out = NULL;
+	*out_len = 0;
+	for (size_t i = 3; i < len && i < SVC_HTTP_MAX_HEAD; i++)
+		if (!memcmp(req + i - 3, "\r\n\r\n", 4)) {
+			hl = i + 1;
+			break;
+		}
+	for (size_t i = 1; i < hl; i++)
+		if (req[i] == '\n') {
+			ll = i - 1; /* the request line, without its CRLF */
+			break;
+		}
+	/* method SP request-target SP HTTP/1.x */
+	for (ml = 0; ml < ll && ml < 32 && is_tchar(req[ml]); ml++)
+		;
+	if (!hl || !ml || ml >= ll || req[ml] != ' ' || ll < 10)
+		return -EBADMSG;
+	ts = ml + 1;
+	for (te = ts; te < ll && req[te] > 0x20 && req[te] < 0x7f; te++)
+		;
+	if (te == ts || te + 9 != ll || memcmp(req + te, " HTTP/1.", 8) ||
+	    (req[ll - 1] != '0' && req[ll - 1] != '1') || req[ll] != '\r' ||
+	    (ml == 7 && !memcmp(req, "CONNECT", 7)))
+		return -EBADMSG; /* CONNECT would turn the connection into a tunnel */
+	/* The header lines through the response-head parser (same strict
+	 * rules, same caps) behind a stand-in status line. */
+	tl = sizeof(fake) - 1 + hl - ll;
+	tmp = malloc(tl);
+	h = malloc(sizeof(*h));
+	if (!tmp || !h) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memcpy(tmp, fake, sizeof(fake) - 1);
+	memcpy(tmp + sizeof(fake) - 1, req + ll, hl - ll);
+	body = len - hl;
+	if (svc_http_head_parse(tmp, tl, h) != (long)tl || h->chunked ||
+	    (unsigned long long)(h->content_length < 0 ? 0 : h->content_length) != body ||
+	    conn_collect(tmp, h, &cv))
+		goto out; /* a body framed otherwise than by its length: smuggling */
+	for (uint32_t i = 0; i < h->n; i++)
+		host += hdr_is(tmp, &h->h[i], "host");
+	if (host != 1)
+		goto out; /* RFC 9112 3.2: exactly one */
+	w = malloc(hl + 2 * (size_t)h->n + 64 + body); /* "name:v" grows to "name: v" */
+	if (!w) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memcpy(w, req, te);
+	memcpy(w + te, " HTTP/1.1\r\n", 11);
+	o = te + 11;
+	pass_lines(w, &o, tmp, h, &cv, 0);
+	if (h->content_length >= 0)
+		o += (size_t)sprintf((char *)w + o, "Content-Length: %zu\r\n", body);
+	memcpy(w + o, "\r\n", 2);
+	o += 2;
+	if (body)
+		memcpy(w + o, req + hl, body);
+	*out = w;
+	*out_len = o + body;
+	*flags = (ml == 4 && !memcmp(req, "HEAD", 4) ? SVC_BHTTP_PASS_HEAD : 0) |
+		 (idempotent(req, ml) ? SVC_BHTTP_PASS_IDEMPOTENT : 0);
+	err = 0;
+out:
+	free(tmp);
+	free(h);
+	return err;
+}
+
+int svc_bhttp_pass_head(const struct svc_bhttp_resp *p, uint8_t **out, size_t *out_len)
+{
+	struct svc_http_head *h = malloc(sizeof(*h));
+	struct conn_vals cv;
+	size_t ll = 0, o;
+	uint8_t *w = NULL;
+
+	*out = NULL;
+	*out_len = 0;
+	if (!h)
+		return -ENOMEM;
+	if (p->head_len < 12 || svc_http_head_parse(p->head, p->head_len, h) != (long)p->head_len ||
+	    conn_collect(p->head, h, &cv)) {
+		free(h);
+		return -EBADMSG;
+	}
+	while (ll + 1 < p->head_len && p->head[ll] != '\r')
+		ll++;
+	w = malloc(p->head_len + 2 * (size_t)h->n + 16);
+	if (!w) {
+		free(h);
+		return -ENOMEM;
+	}
+	/* "HTTP/1.1 " then the status and reason as the backend said them */
+	memcpy(w, "HTTP/1.1 ", 9);
+	memcpy(w + 9, p->head + 9, ll - 9);
+	o = ll;
+	memcpy(w + o, "\r\n", 2);
+	o += 2;
+	/* the answer to HEAD keeps its length: the GET's, for the client */
+	pass_lines(w, &o, p->head, h, &cv, p->no_body && p->status != 204 && p->status != 304);
+	memcpy(w + o, "\r\n", 2);
+	*out = w;
+	*out_len = o + 2;
+	free(h);
+	return 0;
 }

@@ -365,6 +365,17 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 				  : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+/* The body of an answer to HEAD: none (MHD does not ask; if it did, the
+ * connection ends rather than sending bytes). */
+static ssize_t head_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)buf;
+	(void)max;
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 static void stream_free(void *cls)
 {
 	struct gw_stream *s = cls;
@@ -582,6 +593,10 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 				if (e == -EBUSY)
 					return reply_error(c, 503, "overloaded",
 							   "too many requests in flight");
+				if (e == -EBADMSG)
+					return reply_error(c, 400, "bad_request",
+							   "request not fit for a kept-alive "
+							   "backend connection");
 				if (e == -EINVAL && tg->local == 1)
 					return reply_error(c, 502, "backend_error",
 							   "not an HTTP backend service");
@@ -602,6 +617,25 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		s->pend = hb;
 		s->pend_off = base + (size_t)hl;
 		s->pend_len = got;
+		if (!strcmp(method, "HEAD") || h.status == 204 || h.status == 304) {
+			/* No body (MHD would end an unknown size with a chunk
+			 * the client reads as the start of its next answer):
+			 * for HEAD a response of the GET's length when the
+			 * provider passed it, whose body MHD never reads. */
+			int head = !strcmp(method, "HEAD");
+
+			resp = head && h.content_length >= 0
+				   ? MHD_create_response_from_callback((uint64_t)h.content_length,
+								       4096, head_read, NULL, NULL)
+				   : MHD_create_response_from_buffer(0, NULL,
+								     MHD_RESPMEM_PERSISTENT);
+			if (resp)
+				copy_headers(resp, hb + base, &h, go->flags);
+			stream_free(s);
+			if (!resp)
+				return MHD_NO;
+			goto queue;
+		}
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32768, stream_read, s,
 							 stream_free);
 		if (!resp) {
@@ -610,6 +644,7 @@ static MHD_RESULT gw_http(struct svc_gateway *gw, struct MHD_Connection *c, cons
 		}
 		copy_headers(resp, hb + base, &h, go->flags);
 	}
+queue:
 	out_headers(resp, go);
 	log_debug("svc", "gateway http service=%s method=%s status=%u", svc, method, h.status);
 	ret = MHD_queue_response(c, h.status, resp);

@@ -5,8 +5,10 @@
  * (POST /<method> with the Weft-* headers), the strict incremental parser
  * of a backend's response (head through svc_http_head_parse, then a body
  * framed by Content-Length, chunked, or the connection's end), and the map
- * from an HTTP status to a call's error class. backend.c drives them on
- * its sockets; the streams' upgraded connections (backend_stream.c) reuse
+ * from an HTTP status to a call's error class; the parser's streaming
+ * mode and the rewritten heads of the gateway's HTTP pass-through; backend
+ * addresses (svc_backend_parse_addr). backend.c drives them on its
+ * sockets; the streams' upgraded connections (backend_stream.c) reuse
  * svc_bhttp_weft_headers and the head parser.
  */
 #ifndef WEFT_SVC_BHTTP_INT_H
@@ -68,7 +70,11 @@ struct svc_bhttp_resp {
 	size_t line_len;
 	unsigned int trailers;
 	uint8_t *body;
-	size_t body_len, body_cap;
+	size_t body_len, body_cap; /* streaming: body_len counts, nothing kept */
+	int stream;  /* set after init: svc_bhttp_resp_feed_span */
+	int no_body; /* set after init: the answer to HEAD (no body, RFC 9112 6.3) */
+	const uint8_t *span;
+	size_t span_len;
 };
 
 void svc_bhttp_resp_init(struct svc_bhttp_resp *p, size_t max_body);
@@ -85,6 +91,17 @@ void svc_bhttp_resp_free(struct svc_bhttp_resp *p);
  * -ENOMEM.
  */
 int svc_bhttp_resp_feed(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len, size_t *used);
+/*
+ * Streaming (p->stream = 1 after init: the pass-through): as
+ * svc_bhttp_resp_feed, but body bytes are not kept. Feeding stops after
+ * the final head is complete (p->status set: forward it, see
+ * svc_bhttp_pass_head) and after each span of body bytes, which *span /
+ * *span_len point at inside buf (chunked framing removed). max_body caps
+ * the body's total (SIZE_MAX: no cap). p->no_body = 1: the answer to a
+ * HEAD request, whose head is all (whatever its Content-Length).
+ */
+int svc_bhttp_resp_feed_span(struct svc_bhttp_resp *p, const uint8_t *buf, size_t len,
+			     size_t *used, const uint8_t **span, size_t *span_len);
 /* The backend closed its side: 1 when that ends the response (a body
  * framed by the close), else -EBADMSG (truncated; sticky). */
 int svc_bhttp_resp_eof(struct svc_bhttp_resp *p);
@@ -99,5 +116,35 @@ uint8_t *svc_bhttp_resp_take(struct svc_bhttp_resp *p, size_t *len);
  * backend_protocol. The status itself goes to the caller unchanged.
  */
 int svc_bhttp_status_class(unsigned int status);
+
+/*
+ * HTTP pass-through to a backend over a keep-alive connection
+ * (docs/SERVICE.md, "HTTP pass-through to backends"). The request as the gateway
+ * wrote it (any HTTP/1.0 or 1.1 head, then exactly its body) rewritten for
+ * a persistent HTTP/1.1 connection: the request line with HTTP/1.1, hop-
+ * by-hop headers (Connection, the names it lists, Keep-Alive, TE,
+ * Trailer, Transfer-Encoding, Upgrade, Proxy-*) and Content-Length
+ * dropped, then "Content-Length: <body>" (when the request named one).
+ * Refused (-EBADMSG): no complete head within SVC_HTTP_MAX_HEAD, a
+ * malformed request line or header, more than 128 header lines, not
+ * exactly one Host, Transfer-Encoding, bytes after the head other than
+ * exactly its Content-Length (none without one: a second request hidden
+ * behind the first), CONNECT. -ENOMEM. *flags: what the method says.
+ */
+enum {
+	SVC_BHTTP_PASS_HEAD = 1,       /* HEAD: the answer has no body */
+	SVC_BHTTP_PASS_IDEMPOTENT = 2, /* RFC 9110 9.2.2: may be sent again */
+};
+int svc_bhttp_pass_req(const uint8_t *req, size_t len, uint8_t **out, size_t *out_len,
+		       unsigned int *flags);
+/*
+ * The head to forward for a parsed final response (p->status set):
+ * "HTTP/1.1 <status> <reason>", the end-to-end headers (hop-by-hop ones
+ * and Content-Length dropped as above; the answer to HEAD keeps its
+ * Content-Length), blank line. The body that follows
+ * it is de-chunked and ends where the forwarded stream ends. 0, -EBADMSG
+ * or -ENOMEM; *out is malloc'd.
+ */
+int svc_bhttp_pass_head(const struct svc_bhttp_resp *p, uint8_t **out, size_t *out_len);
 
 #endif
