@@ -12,15 +12,18 @@
  * directories, holds the marker or the note's name. Every step goes
  * through the control handlers (ctl_dispatch).
  *
- * A group record that is not its publisher's own (issue 28, bad input): A
+ * A hostile publisher (issue 28, bad input). A group record that is not
+ * its publisher's own: A
  * owns group crew with member B, and B takes A's record (the positive
  * control). C publishes its own share weft-group.crew holding first A's
  * record (signed by A, not by C), then a record of A's group signed by C
  * (C is no member, no owner): B, joining C/crew, refuses each (job
  * failed, bad_request, a clear message), keeps neither the share nor a
  * key of it, and C, the provider, loses score. The publishing side goes
- * through C's content internals (a hostile publisher; weftd never makes
- * such a share).
+ * through C's content internals (weftd never makes such a share). A
+ * version of A's share sealed to B whose wrapped keys were changed under
+ * A's signature: B's entry fails to open; B's job fails (bad_request),
+ * nothing kept or written, A scored.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -356,7 +359,51 @@ static void refused(const uint8_t *rec, size_t rlen, const char *dir, const char
 	assert_int_equal(held_crew(&N[2], N[3].key), 0);
 }
 
-static void test_group_record_not_the_publishers(void **state)
+/* A (internals, a hostile publisher) signs a version of its share sealed
+ * to B whose wrapped keys were changed after the hint: B's entry fails to
+ * open. B's download: failed, bad_request, nothing kept or written, A (the
+ * manifest's provider) scored. */
+static void wrapped_key_does_not_open(const char *dir)
+{
+	struct content_node *cn = N[1].node->content;
+	char src[600], out[600], sid[41];
+	uint8_t id[MANIFEST_SHARE_ID_LEN], *enc = NULL;
+	struct manifest m;
+	size_t len;
+	json_t *o, *j, *p;
+
+	snprintf(src, sizeof(src), "%s/note.txt", dir);
+	assert_int_equal(tu_write(dir, "note.txt", "sealed to B\n", 12, 0600), 0);
+	o = simnode_ok(&N[1], "POST", "/v1/content/add",
+		       json_pack("{s:[s],s:b,s:[s],s:s}", "paths", src, "private", 1, "to",
+				 N[2].key, "name", "tamper"));
+	snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(o, "share_id")));
+	json_decref(o);
+	assert_int_equal(util_unhex(id, sizeof(id), sid), 0);
+	assert_int_equal(cn_share_get(cn, id, &enc, &len), 0);
+	manifest_init(&m);
+	assert_int_equal(manifest_decode(&m, enc, len), 0);
+	free(enc);
+	for (uint32_t k = 0; k < m.nkeys; k++)
+		m.keys[k * SEAL_ENTRY_LEN + SEAL_HINT_LEN + 3] ^= 0x20; /* the hint stays */
+	assert_int_equal(cn_share_publish(cn, &m), 0); /* version 2, signed by A */
+	manifest_free(&m);
+
+	snprintf(out, sizeof(out), "%s/b-tamper", dir);
+	j = get(&N[2], sid, out, "198.51.100.1:4433", 0);
+	expect_state(j, "failed", "bad_request");
+	if (!strstr(json_string_value(json_object_get(j, "error")), "does not open"))
+		fail_msg("error: %s", json_dumps(j, JSON_COMPACT));
+	p = json_array_get(json_object_get(j, "providers"), 0);
+	if (json_integer_value(json_object_get(p, "score")) >= 100)
+		fail_msg("provider A not scored: %s", json_dumps(p, JSON_COMPACT));
+	json_decref(j);
+	assert_int_equal(cn_share_get(N[2].node->content, id, &enc, &len), -ENOENT);
+	assert_int_equal(holds(out, "e"), 0); /* no file at all */
+	print_message("a wrapped key that fails to open: refused, nothing kept, A scored\n");
+}
+
+static void test_hostile_publisher(void **state)
 {
 	char *dir = tu_tmpdir(), out[600], asid[41];
 	uint8_t *rec = malloc(SEAL_GROUP_MAX_LEN), gid[32], seed[32];
@@ -394,6 +441,7 @@ static void test_group_record_not_the_publishers(void **state)
 	assert_int_equal(held_crew(&N[2], N[1].key), 1); /* A's key untouched */
 	print_message("group records: B holds A's crew; C's share of A's record and C's record "
 		      "of A's group refused, not kept, C scored\n");
+	wrapped_key_does_not_open(dir);
 
 	stop_nodes(3);
 	free(rec);
@@ -404,7 +452,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_private_seeded_by_a_non_recipient),
-	    cmocka_unit_test(test_group_record_not_the_publishers),
+	    cmocka_unit_test(test_hostile_publisher),
 	};
 
 	if (sodium_init() < 0)
