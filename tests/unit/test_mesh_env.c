@@ -130,7 +130,7 @@ static void test_build_refuses(void **state)
 		{ MESH_ANNOUNCE, 0, "d4:renti1eexx", -EINVAL },      /* trailing */
 		{ MESH_QUERY, 0, "d1:f1:=1:ni5ee", -EINVAL },        /* bad filter */
 		{ MESH_QUERY, 0, "d1:f3:a<51:ni65ee", -EINVAL },     /* n over 64 */
-		{ MESH_REVOKE, 1, "de", -EINVAL },                   /* a body */
+		{ MESH_REVOKE, 1, "de", -E2BIG },                    /* a body: over its cap, 0 */
 		{ MESH_RESERVE, 1, "short", -EINVAL },               /* shorter than a sealed box */
 		{ MESH_RESPONSE, 1, "de", -EINVAL },                 /* not an announce envelope */
 	};

@@ -285,6 +285,25 @@ static void ent_remove(struct mesh_store *s, struct ent *x)
 	*x = s->e[--s->n];
 }
 
+/* A new entry at the end of the index (zeroed), or NULL without memory. */
+static struct ent *ent_push(struct mesh_store *s)
+{
+	struct ent *x;
+
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		struct ent *ne = realloc(s->e, nc * sizeof(*ne));
+
+		if (!ne)
+			return NULL;
+		s->e = ne;
+		s->cap = nc;
+	}
+	x = &s->e[s->n++];
+	memset(x, 0, sizeof(*x));
+	return x;
+}
+
 int mesh_store_put(struct mesh_store *s, const struct mesh_env *e, const uint8_t *buf, size_t len,
 		   uint64_t now_ms)
 {
@@ -333,17 +352,9 @@ int mesh_store_put(struct mesh_store *s, const struct mesh_env *e, const uint8_t
 		}
 	}
 	if (e->type == MESH_ANNOUNCE) {
-		if (s->n == s->cap) {
-			size_t nc = s->cap ? s->cap * 2 : 64;
-			struct ent *ne = realloc(s->e, nc * sizeof(*ne));
-
-			if (!ne)
-				return -ENOMEM; /* on disk: the next open takes it */
-			s->e = ne;
-			s->cap = nc;
-		}
-		x = &s->e[s->n++];
-		memset(x, 0, sizeof(*x));
+		x = ent_push(s);
+		if (!x)
+			return -ENOMEM; /* on disk: the next open takes it */
 		memcpy(x->id, e->g.id, MESH_ID_LEN);
 		x->pfx = mesh_rd(x->id, 8);
 		memcpy(x->provider, e->g.origin, MESH_PK_LEN);
@@ -540,17 +551,9 @@ static int load_one(void *arg, const void *key, size_t klen, const void *val, si
 			s->stats.expired++;
 		return 0;
 	}
-	if (s->n == s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 64;
-		struct ent *ne = realloc(s->e, nc * sizeof(*ne));
-
-		if (!ne)
-			return -ENOMEM;
-		s->e = ne;
-		s->cap = nc;
-	}
-	x = &s->e[s->n++];
-	memset(x, 0, sizeof(*x));
+	x = ent_push(s);
+	if (!x)
+		return -ENOMEM;
 	memcpy(x->id, key, MESH_ID_LEN);
 	x->pfx = mesh_rd(x->id, 8);
 	memcpy(x->provider, e.g.origin, MESH_PK_LEN);
