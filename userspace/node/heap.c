@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The process heap as glibc's malloc sees it, for GET /v1/status ("heap")
- * and /metrics (weft_heap_bytes), and its trim: every NODE_HEAP_TRIM_TICKS
+ * and /metrics (weft_node_heap_bytes), and its trim: every NODE_HEAP_TRIM_TICKS
  * of the node's one-second tick, malloc_trim(0) hands the free pages of
  * every arena (glibc keeps one per thread that allocated, each keeping
  * what it freed) back to the kernel. The soak (docs/LAB.md "Soak") tells a
@@ -42,14 +42,14 @@ void node_heap_metrics(FILE *out)
 	struct mallinfo2 mi = mallinfo2();
 
 	fprintf(out,
-		"# HELP weft_heap_bytes The malloc heap by state: in use (live allocations), free "
+		"# HELP weft_node_heap_bytes The malloc heap by state: in use (live allocations), free "
 		"(kept by malloc's arenas), mmap (large blocks mapped on their own).\n"
-		"# TYPE weft_heap_bytes gauge\n"
-		"weft_heap_bytes{state=\"in_use\"} %zu\nweft_heap_bytes{state=\"free\"} %zu\n"
-		"weft_heap_bytes{state=\"mmap\"} %zu\n"
-		"# HELP weft_heap_trims_total malloc_trim runs (every %d s), and those that released "
-		"memory.\n# TYPE weft_heap_trims_total counter\n"
-		"weft_heap_trims_total{released=\"no\"} %llu\nweft_heap_trims_total{released=\"yes\"} "
+		"# TYPE weft_node_heap_bytes gauge\n"
+		"weft_node_heap_bytes{state=\"in_use\"} %zu\nweft_node_heap_bytes{state=\"free\"} %zu\n"
+		"weft_node_heap_bytes{state=\"mmap\"} %zu\n"
+		"# HELP weft_node_heap_trims_total malloc_trim runs (every %d s), and those that released "
+		"memory.\n# TYPE weft_node_heap_trims_total counter\n"
+		"weft_node_heap_trims_total{released=\"no\"} %llu\nweft_node_heap_trims_total{released=\"yes\"} "
 		"%llu\n",
 		mi.uordblks, mi.fordblks, mi.hblkhd, NODE_HEAP_TRIM_TICKS,
 		atomic_load(&trims) - atomic_load(&trims_released), atomic_load(&trims_released));
