@@ -40,7 +40,7 @@ assert any(a.rsplit(":", 1)[0] == sys.argv[1] for a in r), s
 ' "$OUT" || fail "h3's reflexive address is not the router's outside $OUT: $(ctl 3 --json status)"
 pass "relay-only NATed node: behind-nat, reflexive address $OUT (the router's outside) from its relay alone"
 
-wait_for '[ "$(ctl 3 --json dht status | json_get read_only)" = true ]' 100 ||
+wait_for '[ "$(ctl 3 --json dht status | json_get read_only)" = True ]' 100 ||
 	fail "h3's DHT did not go read-only: $(ctl 3 --json dht status)"
 K3=$(ctl 3 --json status | json_get node_key)
 wait_for "ctl 1 --json node resolve $K3 --fresh 2>/dev/null | grep -q '$K1'" 300 ||
