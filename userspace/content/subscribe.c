@@ -47,12 +47,19 @@
 /* A version's download may run this long before the thread moves on (it
  * keeps running; the next poll looks again). */
 #define HEAD_FETCH_WAIT_MS (30 * 60 * 1000)
+/* A version known and not held (its download failed: the providers found
+ * had only the previous one, say) is tried again after 5 s, doubling up
+ * to the poll interval, not only at the next poll (300 s by default: a
+ * subscriber told by a push, whose first try found only other
+ * subscribers still on the old version, waited that long). */
+#define HEAD_RETRY_MS 5000
 
 struct cn_sched {
 	uint8_t key[32 + MANIFEST_MAX_NAME];
 	size_t klen;
 	uint64_t due_ms;
 	uint64_t last_poll; /* wall-clock s, 0 never */
+	unsigned int behind; /* polls in a row that left a newer version not held */
 	char err[200];	    /* last problem, "" none */
 };
 
@@ -341,7 +348,10 @@ static void sched_drop(struct cn_subs *sb, const struct cn_head_ref *ref)
 	pthread_mutex_unlock(&sb->mu);
 }
 
-static void sched_note(struct content_node *cn, const struct cn_head_ref *ref, const char *err)
+/* After a poll: its problem, and with a newer version still not held, the
+ * next try in HEAD_RETRY_MS << (tries before), at most the poll interval. */
+static void sched_note(struct content_node *cn, const struct cn_head_ref *ref, const char *err,
+		       int behind)
 {
 	struct cn_subs *sb = cn->subs;
 	struct cn_sched *e;
@@ -351,6 +361,16 @@ static void sched_note(struct content_node *cn, const struct cn_head_ref *ref, c
 	if (e) {
 		snprintf(e->err, sizeof(e->err), "%s", err ? err : "");
 		e->last_poll = (uint64_t)time(NULL);
+		if (behind) {
+			uint64_t wait = (uint64_t)HEAD_RETRY_MS << (e->behind < 10 ? e->behind : 10);
+			uint64_t at = util_now_ms() + wait;
+
+			if (wait < cn->poll_s * 1000ull && at < e->due_ms)
+				e->due_ms = at;
+			e->behind++;
+		} else {
+			e->behind = 0;
+		}
 	}
 	pthread_mutex_unlock(&sb->mu);
 }
@@ -689,7 +709,7 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 				cn_block_sync(cn);
 		}
 	}
-	sched_note(cn, ref, err);
+	sched_note(cn, ref, err, (rec->flags & CN_HEAD_SUB) && rec->seq > rec->got);
 	keep_alive(cn, ref, rec);
 }
 
