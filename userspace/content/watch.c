@@ -652,14 +652,26 @@ static void pass(struct cn_watch *w, uint64_t now)
 				 "malformed, unsigned or not asked for: connection closed",
 				 p->pk[0], p->pk[1], p->pk[2], p->pk[3]);
 		}
-		if (state == WC_WATCHING && !p->up_ms)
+		if (state == WC_WATCHING && !p->up_ms) {
 			p->up_ms = now;
+			/* a version published before the watch was accepted
+			 * was pushed to nobody: one poll of each head finds it */
+			for (unsigned int k = 0; k < p->names.n && w->subs.poll_now; k++) {
+				struct cn_head_ref ref = {0};
+
+				memcpy(ref.pk, p->pk, 32);
+				memcpy(ref.name, p->names.name[k], p->names.len[k]);
+				ref.name_len = p->names.len[k];
+				w->subs.poll_now(w->cn, &ref);
+			}
+		}
 		if (state == WC_FAILED) {
 			pub_drop_conn(w, p);
 			pub_failed(p, now);
 		} else if (p->c && !same_names(&p->c->names, &p->names)) {
 			pub_drop_conn(w, p); /* asked anew at once */
 			p->retry_ms = 0;
+			p->up_ms = 0; /* and polled once it is up */
 		}
 		if (!p->c && now >= p->retry_ms)
 			pub_dial(w, p, now);
