@@ -101,6 +101,7 @@ struct wpub {
 	struct cn_watch_names names;
 	struct wconn *c;
 	uint64_t retry_ms, up_ms;
+	int first_done; /* the short first retry was used */
 	unsigned int backoff_s;
 };
 
@@ -514,7 +515,13 @@ static void pub_failed(struct wpub *p, uint64_t now)
 	/* a watch that held for a minute starts its back-off over */
 	if (p->up_ms && now - p->up_ms >= 60000)
 		p->backoff_s = 0;
-	p->backoff_s = p->backoff_s ? p->backoff_s * 2 : CN_WATCH_RETRY_MIN_S;
+	if (!p->backoff_s && !p->up_ms && !p->first_done)
+		p->backoff_s = CN_WATCH_RETRY_FIRST_S;
+	else if (p->backoff_s < CN_WATCH_RETRY_MIN_S)
+		p->backoff_s = CN_WATCH_RETRY_MIN_S;
+	else
+		p->backoff_s *= 2;
+	p->first_done = 1;
 	if (p->backoff_s > CN_WATCH_RETRY_MAX_S)
 		p->backoff_s = CN_WATCH_RETRY_MAX_S;
 	p->retry_ms = now + p->backoff_s * 1000ull;
