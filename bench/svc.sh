@@ -146,7 +146,8 @@ if part stream; then
 	raw=
 	cpu_begin rawquic
 	for i in 1 2 3; do
-		raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo 2>/dev/null | json_get mbit_s 2>/dev/null) && break
+		raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo 2>"$D/raw.err" | json_get mbit_s 2>/dev/null) && break
+		echo "  (raw QUIC bench try $i: $(head -c 300 "$D/raw.err"))"
 	done
 	cpu_end $((SB >> 20)) "MiB each way (raw QUIC, with its generator and check)"
 	echo "stream echo through the fabric, $SB bytes: $fab Mbit/s; raw QUIC echo stream: $raw Mbit/s;" \

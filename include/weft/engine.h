@@ -215,8 +215,8 @@ void engine_defer(struct engine_worker *w, struct engine_timer *t);
 /*
  * From code running inside a worker's loop pass (a handler, a timer, a
  * command, including the callbacks of layers above such as quic_node's):
- * run fn(arg) once at the end of this pass, after its deferred timers,
- * on this thread. One hook per pass: returns 1 when it was registered
+ * run fn(arg) once at the end of this pass, after its deferred timers
+ * and its transmit flush, on this thread. One hook per pass: returns 1 when it was registered
  * now, 0 when this very (fn, arg) already is, -EBUSY when another is
  * (the caller then does its work at once), -ENOENT outside a pass. Lets
  * a layer that hands work to another thread wake it once per receive

@@ -761,8 +761,10 @@ static int worker_pass(struct engine_worker *w)
 	cmds = run_cmds(w, eng->opts.cmdq_size);
 	if (run_deferred(w))
 		fired++;
-	pass_hook_run();
 	engine_flush(w);
+	/* after the flush: a thread the hook wakes may take this CPU, and
+	 * the pass's packets are on their way by then */
+	pass_hook_run();
 	return n > 0 || fired || cmds || w->defer_head;
 }
 
@@ -797,8 +799,8 @@ static void *worker_main(void *arg)
 	}
 	pass_hook.in_pass = 1;
 	run_cmds(w, ~0u);
-	pass_hook_run();
 	engine_flush(w);
+	pass_hook_run();
 	return NULL;
 }
 
