@@ -385,6 +385,7 @@ int cn_share_publish(struct content_node *cn, struct manifest *m)
 {
 	struct manifest old;
 	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN];
+	uint64_t wd_floor = 0;
 	size_t len;
 	int rc;
 
@@ -395,11 +396,14 @@ int cn_share_publish(struct content_node *cn, struct manifest *m)
 	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0) {
 		m->seq = old.seq + 1;
 		manifest_link_prev(m, &old); /* the version it replaces */
+		wd_floor = old.withdraw;
 	}
 	manifest_free(&old);
 	free(enc);
-	if (m->withdraw)
-		m->withdraw = m->seq; /* asked for: every earlier version */
+	/* Asked for: every earlier version. Else the withdrawal floor is
+	 * carried on, so that a host that missed the withdrawing version and
+	 * takes a later one still drops what was withdrawn (pins.c). */
+	m->withdraw = m->withdraw ? m->seq : wd_floor;
 	rc = manifest_sign(m, cn->id);
 	if (rc)
 		return rc;
@@ -474,6 +478,33 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m)
 	cn_watch_publish(cn, ref.name, ref.name_len, (int64_t)m->seq, sig, v, (size_t)n);
 	cn_search_sync(cn);
 	return 0;
+}
+
+void cn_head_retire(struct content_node *cn, const uint8_t pk[32], const char *name)
+{
+	struct cn_head_ref ref = {0};
+	struct rec_upd u = {0};
+	int rc;
+
+	if (memcmp(pk, cn->id->pk, 32) || strlen(name) >= sizeof(ref.name))
+		return; /* not a head of ours */
+	memcpy(ref.pk, pk, 32);
+	ref.name_len = strlen(name);
+	memcpy(ref.name, name, ref.name_len);
+	u.cn = cn;
+	u.ref = &ref;
+	u.clr_flags = CN_HEAD_OWN;
+	u.item_seq = -1;
+	u.got = -1;
+	rc = rec_update(&u);
+	if (rc) {
+		if (rc != -ENOENT)
+			log_warn(CN_MOD, "head of %s not retired: %s", name, strerror(-rc));
+		return;
+	}
+	if (!(u.out.flags & CN_HEAD_SUB) && cn->subs)
+		sched_drop(cn->subs, &ref);
+	log_info(CN_MOD, "share head %s no longer kept alive (share removed)", name);
 }
 
 /* ------------------------------------------------------------ following */

@@ -707,10 +707,11 @@ static int fetch_item(struct cn_job *j)
 					   : "no provider found for this content");
 			return -ETIMEDOUT;
 		}
-		/* Every provider named answered "not found" (removed there,
-		 * say) and no other turned up: say so, not a 60 s stall. */
-		if (!j->opened && j->rq.nfrom && j->said_notfound && !usable_peers(j) &&
-		    t - j->last_progress > CN_NOTFOUND_MS) {
+		/* Every provider named or found answered "not found" (removed
+		 * there, say) and no other turned up: say so, not a 60 s
+		 * stall. */
+		if (!j->opened && j->said_notfound && !usable_peers(j) &&
+		    t - j->last_progress > (j->rq.nfrom ? CN_NOTFOUND_MS : CN_NOTFOUND_DHT_MS)) {
 			snprintf(j->error, sizeof(j->error),
 				 "not found: every provider asked (%u) answered that it does not "
 				 "hold this content",
@@ -774,6 +775,8 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	int rc;
 
 	j->mpeer = -1;
+	j->manifests_refused = 0;
+	j->refused_why = NULL;
 	if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0) {
 		rc = manifest_decode(m, enc, len);
 		free(enc);
@@ -815,14 +818,18 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
-					fault(j, p,
-					      rc == -ELOOP ? "a manifest whose predecessor link loops"
-							   : "a manifest that does not verify");
+					j->manifests_refused++;
+					j->refused_why =
+					    rc == -ELOOP ? "a manifest whose predecessor link loops"
+							 : "a manifest that does not verify";
+					fault(j, p, j->refused_why);
 				} else if (j->rq.has_head && memcmp(got.pk, j->rq.head_pk, 32)) {
 					/* the head's key must sign what it names */
 					manifest_free(&got);
 					j->bad_chunks++;
-					fault(j, p, "a manifest signed by another key than the head's");
+					j->manifests_refused++;
+					j->refused_why = "a manifest signed by another key than the head's";
+					fault(j, p, j->refused_why);
 				} else if (j->rq.has_mh) {
 					if (!m->is_signed && version_ok(j, &got)) {
 						*m = got;
@@ -863,10 +870,20 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 					 "no provider has the version the share head names yet");
 				return -EAGAIN;
 			}
+			/* what every provider sent was refused and no other
+			 * turned up: that is the answer, nothing taken */
+			if (!m->is_signed && !waiting && j->manifests_refused &&
+			    util_now_ms() - j->last_progress > CN_NOTFOUND_DHT_MS) {
+				snprintf(j->error, sizeof(j->error),
+					 "refused: %s (%u sent by the providers, none taken)",
+					 j->refused_why, j->manifests_refused);
+				return -EBADMSG;
+			}
 		}
 		t = util_now_ms();
 		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
 			return 0;
+
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "no provider served this share");
 			return -ETIMEDOUT;
@@ -948,29 +965,48 @@ static int open_sealed(struct cn_job *j, const struct manifest *m, uint8_t ck[32
 /* A group's record share (groupkeys.c): its one record item, held now, is
  * verified against the share's publisher and opened with our key. Not
  * under the job lock (store writes). A record we are not in is normal
- * (removed, or following a group we are not part of): logged. */
-static void import_group(struct cn_job *j, const struct manifest *m)
+ * (removed, or following a group we are not part of): logged. A record
+ * that is not the publisher's own (signed by another key, or of another
+ * group) or does not parse is refused: the share is removed again (no
+ * record and no key of it stays), the provider of the manifest loses
+ * score (not a fault: it served what the publisher signed) and the job
+ * fails. One whose entry for us does not open fails the job too (no key
+ * held; the record stays, other members may open theirs). */
+static int import_group(struct cn_job *j, const struct manifest *m)
 {
 	uint8_t *buf;
 	size_t len;
+	unsigned int nb;
 	int rc;
 
 	if (m->nitems != 1 || strcmp(m->items[0].type, CN_GROUP_TYPE) ||
 	    strncmp(m->name, CN_GROUP_SHARE_PREFIX, strlen(CN_GROUP_SHARE_PREFIX)) ||
 	    m->items[0].size > B3TREE_CHUNK_LEN)
-		return;
+		return 0;
 	buf = malloc(B3TREE_CHUNK_LEN);
 	if (!buf)
-		return;
+		return 0;
 	pthread_mutex_unlock(&j->mu);
 	rc = cstore_read_chunk(j->cn->cs, m->items[0].id, 0, buf, B3TREE_CHUNK_LEN, &len);
 	if (!rc)
 		rc = cn_group_import(j->cn, m->pk, m->name, buf, len);
+	if (rc == -EPERM || rc == -EPROTO)
+		cn_remove(j->cn, m->share_id, MANIFEST_SHARE_ID_LEN, &nb);
 	pthread_mutex_lock(&j->mu);
+	free(buf);
+	if (rc == -EPERM || rc == -EPROTO || rc == -EBADMSG) {
+		snprintf(j->error, sizeof(j->error), "group record %.40s: %s", m->name,
+			 rc == -EBADMSG ? "our entry does not open (no key held)"
+			 : rc == -EPERM ? "not its publisher's own (refused, not kept)"
+					: "does not parse (refused, not kept)");
+		if (j->mpeer >= 0)
+			soft_fail(&j->peers[j->mpeer], 25);
+		return -EBADMSG;
+	}
 	if (rc && rc != -ESTALE)
 		log_info(CN_MOD, "group record %s: not held (%s)", m->name,
 			 rc == -ENOENT ? "not a member" : strerror(-rc));
-	free(buf);
+	return 0;
 }
 
 void *cn_job_run(void *arg)
@@ -1048,7 +1084,7 @@ void *cn_job_run(void *arg)
 			if (!rc && manifest_announced(&m) && !j->rq.manifest_only)
 				cn_announce(j->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
 			if (!rc && !j->rq.manifest_only && !m.sealed)
-				import_group(j, &m);
+				rc = import_group(j, &m);
 		}
 		sodium_memzero(ck, sizeof(ck));
 		cn_seal_view_free(&sv);
