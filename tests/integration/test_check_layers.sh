@@ -43,7 +43,7 @@ expect() {
 }
 
 plant_obj dht planted 'extern void node_free(void *); void dht_planted(void) { node_free(0); }'
-expect "a call into node/" "userspace/dht/planted.c: uses node_free of module node (rank 13), which is not below dht (rank 4)"
+expect "a call into node/" "userspace/dht/planted.c: uses node_free of module node (rank 14), which is not below dht (rank 4)"
 rm "$tmp/obj/userspace/dht/planted.o"
 
 plant_obj engine planted 'extern int dhtnode_port(void *); int engine_planted(void) { return dhtnode_port(0); }'

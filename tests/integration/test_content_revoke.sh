@@ -10,6 +10,9 @@
 #     C takes it and drops the old blob (its withdrawal counters say so and
 #     the old id is no longer in its store); B pinned the old blob, so B
 #     keeps it but refuses to serve it; B reads the new version; D cannot.
+#   a seed that missed the withdrawing version (C down during a second
+#     re-encrypt and a re-wrap) drops the withdrawn blob when it takes the
+#     next version ("wd" is carried on by every later version).
 # A seed that changes the ciphertext it serves (the test hook): its chunks
 # fail their proof and are refused, it takes the faults, B's plaintext is
 # right. Bad input: revoking a share that is not ours, or with a bad key.
@@ -91,6 +94,23 @@ rc=$?
 [ "$rc" = 3 ] || fail "D after the re-encryption: exit $rc: $(cat "$D/d3.log")"
 pass "the kept copy is refused to D; B reads version 3 from the seed, D cannot"
 
+# a seed that missed the withdrawing version: C is down while A re-encrypts
+# again (version 4 withdraws version 3) and then re-wraps (version 5
+# withdraws nothing of its own and carries "wd" 4 on); C comes back, takes
+# version 5 straight from the head, and still drops version 3's blob
+stop_weftd "$PID3" || fail "C did not stop"
+ctl 1 --json content reencrypt doc --to "$K2" >"$D/v4" || fail "reencrypt 2: $(cat "$D/v4")"
+NEW4=$(json_get items <"$D/v4" | grep -o '[0-9a-f]\{64\}' | head -1)
+ctl 1 --json content rewrap doc --to "$K2" >"$D/v5" || fail "rewrap 2: $(cat "$D/v5")"
+[ "$(json_get seq <"$D/v5")" = 5 ] && [ "$(json_get withdraws_below <"$D/v5")" = 4 ] ||
+	fail "version 5 does not carry the withdrawal on: $(cat "$D/v5")"
+start_node 3
+wait_for 'fetched 3 5' 600 || fail "C never fetched version 5"
+held 3 "$NEW4" || fail "C does not hold version 5's ciphertext"
+held 3 "$NEW" && fail "C still holds version 3's blob, withdrawn by a version it never saw"
+[ "$(withdrawn 3 dropped)" -ge 1 ] || fail "C's withdrawal counters: $(ctl 3 --json content stats)"
+pass "a seed that missed the withdrawing version drops the withdrawn blob at the next version"
+
 # a seed that changes the ciphertext it serves: its chunks fail their
 # proof at B and are refused, the seed takes the faults, the rest comes
 # from the publisher; what B writes is the plaintext
@@ -117,6 +137,6 @@ grep -q "no private share doc published by this node" "$D/bad1" || fail "not our
 ctl 1 content reencrypt doc --to "$(printf '%064d' 0)" >"$D/bad2" 2>&1 && fail "a zero key accepted"
 grep -q "not a node key" "$D/bad2" || fail "bad key: $(cat "$D/bad2")"
 ctl 1 content rewrap 'a/b' >"$D/bad3" 2>&1 && fail "a bad name accepted"
-[ "$(ctl 1 --json share show "$SID" | json_get seq)" = 3 ] || fail "bad input changed the share"
+[ "$(ctl 1 --json share show "$SID" | json_get seq)" = 5 ] || fail "bad input changed the share"
 pass "bad input: another's share, a key off the curve, a bad name; nothing changed"
 finish

@@ -469,7 +469,9 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m);
  * it, signed, stored (durable), super-seeded, announced when
  * manifest_announced, its head published (a head error is logged only).
  * m->withdraw nonzero: it withdraws every earlier version (set to its
- * seq). 0 or the error of signing (-EINVAL, -E2BIG) or of the store. */
+ * seq); else it carries the held version's withdrawal on (a host that
+ * missed the withdrawing version honours it at any later one). 0 or the
+ * error of signing (-EINVAL, -E2BIG) or of the store. */
 int cn_share_publish(struct content_node *cn, struct manifest *m);
 /* A get request naming a head (KEY/NAME or magnet): look the head up,
  * check it names the share of that key and name, and fill rq (share id,
@@ -676,9 +678,10 @@ int cn_group_held_get(struct content_node *cn, const uint8_t gid[32], struct cn_
 int cn_group_hold(struct content_node *cn, const uint8_t gid[32], const struct cn_group_held *g);
 /* A fetched group record (len bytes) from the share share_name signed by
  * owner: verified against that owner, its group id checked against (owner,
- * name), opened with our node key, held. 0; -EPERM (not the owner's, or
- * another group's); -ENOENT (not a member of this epoch); -ESTALE; seal's
- * parse errors (-EBADMSG, -E2BIG); -EINVAL (not a group share). */
+ * name), opened with our node key, held. 0; -EPERM (not signed by the
+ * owner, or another group's); -EPROTO (does not parse); -ENOENT (not a
+ * member of this epoch); -EBADMSG (our entry does not open, or opens to
+ * another group's key); -ESTALE; -EINVAL (not a group share). */
 int cn_group_import(struct content_node *cn, const uint8_t owner[32], const char *share_name,
 		    const uint8_t *rec, size_t len);
 /* The content key of sealed m through a group key held: 0, -ENOKEY (none

@@ -153,7 +153,7 @@ int cn_group_import(struct content_node *cn, const uint8_t owner[32], const char
 	/* pinned owner: the key that signed the share naming the group */
 	rc = seal_group_decode(&r, rec, len, owner);
 	if (rc)
-		return rc;
+		return rc == -EPERM ? rc : -EPROTO; /* -EBADMSG is for our entry */
 	cn_group_id(owner, name, gid);
 	if (memcmp(gid, r.group_id, 32))
 		return -EPERM; /* a record of another group under this name */

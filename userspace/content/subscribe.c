@@ -385,6 +385,7 @@ int cn_share_publish(struct content_node *cn, struct manifest *m)
 {
 	struct manifest old;
 	uint8_t *enc = NULL, sid[MANIFEST_SHARE_ID_LEN];
+	uint64_t wd_floor = 0;
 	size_t len;
 	int rc;
 
@@ -395,11 +396,14 @@ int cn_share_publish(struct content_node *cn, struct manifest *m)
 	if (cn_share_get(cn, sid, &enc, &len) == 0 && manifest_decode(&old, enc, len) == 0) {
 		m->seq = old.seq + 1;
 		manifest_link_prev(m, &old); /* the version it replaces */
+		wd_floor = old.withdraw;
 	}
 	manifest_free(&old);
 	free(enc);
-	if (m->withdraw)
-		m->withdraw = m->seq; /* asked for: every earlier version */
+	/* Asked for: every earlier version. Else the withdrawal floor is
+	 * carried on, so that a host that missed the withdrawing version and
+	 * takes a later one still drops what was withdrawn (pins.c). */
+	m->withdraw = m->withdraw ? m->seq : wd_floor;
 	rc = manifest_sign(m, cn->id);
 	if (rc)
 		return rc;

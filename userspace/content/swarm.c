@@ -948,29 +948,48 @@ static int open_sealed(struct cn_job *j, const struct manifest *m, uint8_t ck[32
 /* A group's record share (groupkeys.c): its one record item, held now, is
  * verified against the share's publisher and opened with our key. Not
  * under the job lock (store writes). A record we are not in is normal
- * (removed, or following a group we are not part of): logged. */
-static void import_group(struct cn_job *j, const struct manifest *m)
+ * (removed, or following a group we are not part of): logged. A record
+ * that is not the publisher's own (signed by another key, or of another
+ * group) or does not parse is refused: the share is removed again (no
+ * record and no key of it stays), the provider of the manifest loses
+ * score (not a fault: it served what the publisher signed) and the job
+ * fails. One whose entry for us does not open fails the job too (no key
+ * held; the record stays, other members may open theirs). */
+static int import_group(struct cn_job *j, const struct manifest *m)
 {
 	uint8_t *buf;
 	size_t len;
+	unsigned int nb;
 	int rc;
 
 	if (m->nitems != 1 || strcmp(m->items[0].type, CN_GROUP_TYPE) ||
 	    strncmp(m->name, CN_GROUP_SHARE_PREFIX, strlen(CN_GROUP_SHARE_PREFIX)) ||
 	    m->items[0].size > B3TREE_CHUNK_LEN)
-		return;
+		return 0;
 	buf = malloc(B3TREE_CHUNK_LEN);
 	if (!buf)
-		return;
+		return 0;
 	pthread_mutex_unlock(&j->mu);
 	rc = cstore_read_chunk(j->cn->cs, m->items[0].id, 0, buf, B3TREE_CHUNK_LEN, &len);
 	if (!rc)
 		rc = cn_group_import(j->cn, m->pk, m->name, buf, len);
+	if (rc == -EPERM || rc == -EPROTO)
+		cn_remove(j->cn, m->share_id, MANIFEST_SHARE_ID_LEN, &nb);
 	pthread_mutex_lock(&j->mu);
+	free(buf);
+	if (rc == -EPERM || rc == -EPROTO || rc == -EBADMSG) {
+		snprintf(j->error, sizeof(j->error), "group record %.40s: %s", m->name,
+			 rc == -EBADMSG ? "our entry does not open (no key held)"
+			 : rc == -EPERM ? "not its publisher's own (refused, not kept)"
+					: "does not parse (refused, not kept)");
+		if (j->mpeer >= 0)
+			soft_fail(&j->peers[j->mpeer], 25);
+		return -EBADMSG;
+	}
 	if (rc && rc != -ESTALE)
 		log_info(CN_MOD, "group record %s: not held (%s)", m->name,
 			 rc == -ENOENT ? "not a member" : strerror(-rc));
-	free(buf);
+	return 0;
 }
 
 void *cn_job_run(void *arg)
@@ -1048,7 +1067,7 @@ void *cn_job_run(void *arg)
 			if (!rc && manifest_announced(&m) && !j->rq.manifest_only)
 				cn_announce(j->cn, m.share_id, MANIFEST_SHARE_ID_LEN);
 			if (!rc && !j->rq.manifest_only && !m.sealed)
-				import_group(j, &m);
+				rc = import_group(j, &m);
 		}
 		sodium_memzero(ck, sizeof(ck));
 		cn_seal_view_free(&sv);
