@@ -326,6 +326,7 @@ struct mesh_store_stats {
 	uint64_t added, updated, revoked, evicted, expired;
 	uint64_t stale, not_owner, unknown, full, level, bad;
 	uint64_t held; /* announces held now (tombstones excluded) */
+	uint64_t index_bytes; /* the in-memory index's allocation */
 };
 
 struct mesh_store;
