@@ -394,7 +394,7 @@ def run_soak(lab, a, rng):
         if m not in NOT_GOAL:
             worst_all = max(worst_all, worst)
         rows.append([m, fmt(med, " %", 1), fmt(worst, " %", 1), len(vals),
-                     "no (workload)" if m in NOT_GOAL else "yes"])
+                     "no" if m in NOT_GOAL else "yes"])
     print(table(["metric", "growth (median node)", "growth (worst node)", "nodes", "goal"], rows))
     print("DHT entries past their lifetime (any node, any sample): %d" % overdue)
     return {"duration_s": a.duration, "warmup_s": warmup, "period_s": a.period,
