@@ -53,7 +53,8 @@ done
 ctl 2 --json community members "$ID" | grep -q "$K5" || fail "A does not list Q"
 # membership is not in a node's own record
 for n in 2 5; do
-	ctl 3 --json node resolve "$(eval echo \$K$n)" --fresh >"$D/rec$n" 2>&1 || fail "resolve $n: $(cat "$D/rec$n")"
+	wait_for 'ctl 3 --json node resolve "$K'$n'" --fresh >"$D/rec'$n'" 2>&1' 300 ||
+		fail "resolve $n: $(cat "$D/rec$n")"
 	grep -qi "$ID\|$KEY" "$D/rec$n" && fail "host $n's node record names the community: $(cat "$D/rec$n")"
 done
 pass "A, C and Q (behind a NAT) joined by id and key; each sees the three members and shares; no node record names the community"

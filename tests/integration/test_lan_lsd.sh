@@ -94,7 +94,7 @@ IH=${ID:0:40}
 ip netns exec "$(netns_name 3)" "$PYTHON" "$TOP/tests/lib/lt_lsd.py" "$(ip4 3)" 6881 "$IH" 60 \
 	</dev/null >"$D/lt.out" 2>"$D/lt.err" &
 LTPID=$!
-on_exit "kill $LTPID"
+on_exit "kill_job -TERM $LTPID"
 wait_for 'grep -q "\"ev\": \"ready\"" "$D/lt.out"' 200 || fail "libtorrent did not start: $(cat "$D/lt.err")"
 wait_for 'grep -q "\"ip\": \"$(ip4 1)\"" "$D/lt.out"' 300 ||
 	fail "libtorrent did not hear host 1's announce of $IH: $(cat "$D/lt.out") $(lan 1)"
