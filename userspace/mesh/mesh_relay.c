@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The relay's checks, without I/O (docs/MESH.md "Propagation"): strict
+ * The relay's checks, without I/O (docs/MESH.md "Propagation checks"): strict
  * parse with reasons, per-type hop caps and ttl limits, the endorsement
- * level required, the gossip core's dedup and per-origin bucket, then a
+ * level required, the gossip core's dedup (its per-origin bucket set out
+ * of the way: Responses must not share the answering node's), then a
  * bucket per (provider key, type) and one per type for all providers (a
  * Query is signed by a one-time key: only the per-type bucket bounds a
  * flood of them).
@@ -26,8 +27,19 @@ struct key_bucket {
 	struct bucket b;
 };
 
+/* The fewest hops an accepted envelope was seen at (same ring size as the
+ * gossip core's dedup). */
+struct hop_seen {
+	uint64_t pfx;
+	uint64_t until_ms;
+	uint8_t id[MESH_ID_LEN];
+	uint8_t hops;
+};
+
 struct mesh_relay {
 	struct mesh_relay_opts o;
+	struct hop_seen *hs;
+	size_t hs_n, hs_next, hs_max;
 	struct comm_gossip *g;
 	struct key_bucket *keys;
 	size_t keys_n;
@@ -67,13 +79,17 @@ int mesh_relay_new(struct mesh_relay **out, const struct mesh_relay_opts *opts)
 	if (!r->o.keys_max)
 		r->o.keys_max = 4096;
 	go = r->o.gossip;
-	/* Hops and time are ours (per type); the gossip core keeps dedup and
-	 * its per-origin bucket. */
+	/* Hops, time and rates are ours (per type); the gossip core keeps
+	 * the dedup: its per-origin bucket is set out of the way. */
 	go.max_hops = COMM_HOPS_MAX;
 	go.future_ms = r->o.limits.future_ms;
+	go.rate_per_s = 1000000;
+	go.burst = 1000000;
 	err = comm_gossip_new(&r->g, &go);
 	r->keys = calloc(r->o.keys_max, sizeof(*r->keys));
-	if (err || !r->keys) {
+	r->hs_max = go.dedup_max ? go.dedup_max : 4096;
+	r->hs = calloc(r->hs_max, sizeof(*r->hs));
+	if (err || !r->keys || !r->hs) {
 		mesh_relay_free(r);
 		return err ? err : -ENOMEM;
 	}
@@ -89,6 +105,7 @@ void mesh_relay_free(struct mesh_relay *r)
 		return;
 	comm_gossip_free(r->g);
 	free(r->keys);
+	free(r->hs);
 	free(r);
 }
 
@@ -132,6 +149,30 @@ static struct bucket *key_bucket(struct mesh_relay *r, const uint8_t *pk, uint8_
 	return &k->b;
 }
 
+static struct hop_seen *hops_find(struct mesh_relay *r, const uint8_t *id, uint64_t now)
+{
+	uint64_t pfx = mesh_rd(id, 8);
+
+	for (size_t i = 0; i < r->hs_n; i++)
+		if (r->hs[i].pfx == pfx && r->hs[i].until_ms > now &&
+		    !memcmp(r->hs[i].id, id, MESH_ID_LEN))
+			return &r->hs[i];
+	return NULL;
+}
+
+static void hops_note(struct mesh_relay *r, const uint8_t *id, uint8_t hops, uint64_t now)
+{
+	struct hop_seen *h = &r->hs[r->hs_next];
+
+	r->hs_next = (r->hs_next + 1) % r->hs_max;
+	if (r->hs_n < r->hs_max)
+		r->hs_n++;
+	h->pfx = mesh_rd(id, 8);
+	h->until_ms = now + (r->o.gossip.dedup_ms ? r->o.gossip.dedup_ms : 600000u);
+	memcpy(h->id, id, MESH_ID_LEN);
+	h->hops = hops;
+}
+
 int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint64_t now_ms,
 		     struct mesh_env *out, enum mesh_drop *why)
 {
@@ -149,16 +190,32 @@ int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint6
 	}
 	if (!err) {
 		err = comm_gossip_input(r->g, buf, len, now_ms, &ge);
-		if (err == -EALREADY)
+		if (err == -EALREADY) {
+			struct hop_seen *h = hops_find(r, out->g.id, now_ms);
+
+			/* A copy over a shorter path than the first: the first
+			 * one may have stopped at the hop limit before the
+			 * nodes this copy can still reach. Forward it again;
+			 * take nothing else of it. */
+			if (h && out->g.hops < h->hops) {
+				h->hops = out->g.hops;
+				r->st.reforward++;
+				return 1;
+			}
 			d = MESH_DROP_DUPLICATE;
+		}
 		else if (err == -EBUSY)
 			d = MESH_DROP_RATE;
 		else if (err)
 			d = MESH_DROP_MALFORMED; /* not reached: our checks are stricter */
 	}
+	/* A Response is bounded by the reverse path instead (only for a Query
+	 * we passed on, as many distinct announces as it asked): one store
+	 * answers up to 64 at once. */
 	if (!err &&
-	    (take(key_bucket(r, out->g.origin, out->type, now_ms), r->o.type_rate_per_s,
-		  r->o.type_burst, now_ms) ||
+	    ((out->type != MESH_RESPONSE &&
+	      take(key_bucket(r, out->g.origin, out->type, now_ms), r->o.type_rate_per_s,
+		   r->o.type_burst, now_ms)) ||
 	     take(&r->total[out->type], r->o.type_total_per_s, r->o.type_total_per_s, now_ms))) {
 		d = MESH_DROP_RATE;
 		err = -EBUSY;
@@ -169,6 +226,7 @@ int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint6
 			*why = d;
 		return err;
 	}
+	hops_note(r, out->g.id, out->g.hops, now_ms);
 	r->st.accepted++;
 	r->st.by_type[out->type]++;
 	return 0;
