@@ -233,6 +233,13 @@ $(BUILD)/bench/bench_announce: $(OBJ_rel)/bench/bench_announce.o $(OBJ_rel)/test
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
 
+# bench_mesh drives the mesh world of the tests (tests/lib/meshsim.c).
+$(BUILD)/bench/bench_mesh: $(OBJ_rel)/bench/bench_mesh.o $(OBJ_rel)/tests/lib/meshsim.o \
+			   $(OBJ_rel)/bench/benchlib.o $(OBJ_rel)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load \
 		$(BUILD)/tools/http_echo

@@ -10,9 +10,14 @@
  * list of 8. Then QUERIES queries, each one page of 20 results, timed one
  * by one: a third one word, a third two words and a third three words
  * taken from one indexed item (so that they match), one in five with a
- * type filter. Printed: time to index, p50/p99/max query time (wall, and
- * the querying thread's CPU time: the work apart from the load), the share
- * of queries that hit the scan bound (CN_SEARCH_SCAN_MAX).
+ * type filter. The queries run twice: back to back (a thread that never
+ * sleeps: under load the scheduler preempts it every few ms, and the
+ * query that straddles a preemption waits out other threads' slices), then
+ * paced, 1 ms apart, as requests reach weftd's control thread (a thread
+ * that wakes for each). Printed for each: p50/p99/max query time (wall,
+ * and the querying thread's CPU time: the work apart from the load), the
+ * five dearest queries, the share of queries that hit the scan bound
+ * (CN_SEARCH_SCAN_MAX).
  *
  * Usage: bench_search [ITEMS] [QUERIES] [DIR]   (defaults 1000000, 3000,
  * a fresh directory under /var/tmp, removed at the end; a DIR given is
@@ -107,6 +112,104 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+#define PAUSE_US 1000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static void fig(struct bench_result *r, const char *pre, const char *what, double v,
+		const char *how)
+{
+	char id[64], label[96];
+
+	snprintf(id, sizeof(id), "query_%s%s_ms", pre, what);
+	snprintf(label, sizeof(label), "query %s, %s", what, how);
+	bench_result_figure(r, id, label, v, "ms");
+}
+
+/* nq queries (the same ones each call), timed one by one into lat and cpu
+ * (ms, sorted on return), pause_us apart; prints the dearest five. */
+static int queries(struct cn_search *s, unsigned long items, unsigned long nq,
+		   unsigned int pause_us, double *lat, double *cpu)
+{
+	struct slow {
+		double cpu;
+		unsigned int scanned;
+		uint64_t df;
+		char text[200];
+	} slow[6] = {0};
+	unsigned long bounded = 0, found = 0;
+	char path[256];
+	double t0, c0;
+
+	rng = 1234567;
+	for (unsigned long q = 0; q < nq; q++) {
+		struct cn_search_q *qq = calloc(1, sizeof(*qq));
+		struct cn_search_page pg = {0};
+		char text[200] = "";
+		unsigned int nw = 1 + (unsigned int)(q % 3), t;
+
+		if (!qq)
+			return -1;
+		if (nw == 1) {
+			word(zipf(), text);
+		} else {
+			/* words of one item's path: it matches */
+			char *sp, *tok;
+
+			item_path((unsigned int)(rnd() % items), path, sizeof(path), &t);
+			for (tok = strtok_r(path, "/ .", &sp); tok && nw; tok = strtok_r(NULL, "/ .", &sp))
+				if (rnd() % 2 && !(tok[0] >= '0' && tok[0] <= '9')) {
+					strcat(text, " ");
+					strcat(text, tok);
+					nw--;
+				}
+			if (!text[0])
+				word(zipf(), text);
+		}
+		cn_search_parse(text, qq);
+		qq->limit = 20;
+		if (q % 5 == 4)
+			strcpy(qq->type, types[rnd() % 8]);
+		pg.results = json_array();
+		if (pause_us)
+			usleep(pause_us);
+		t0 = now_s();
+		c0 = cpu_s();
+		if (cn_search_query(s, qq, &pg)) {
+			fprintf(stderr, "query %s failed\n", text);
+			return -1;
+		}
+		lat[q] = (now_s() - t0) * 1e3;
+		cpu[q] = (cpu_s() - c0) * 1e3;
+		if (pg.scanned >= CN_SEARCH_SCAN_MAX)
+			bounded++;
+		/* the five dearest by CPU time: what the tail is made of */
+		for (int k = 0; k < 5; k++)
+			if (cpu[q] > slow[k].cpu) {
+				memmove(&slow[k + 1], &slow[k], (size_t)(5 - k) * sizeof(slow[0]));
+				slow[k].cpu = cpu[q];
+				slow[k].scanned = pg.scanned;
+				slow[k].df = pg.matches_max;
+				snprintf(slow[k].text, sizeof(slow[k].text), "%s%s%s", text,
+					 qq->type[0] ? " type:" : "", qq->type);
+				break;
+			}
+		found += json_array_size(pg.results);
+		json_decref(pg.results);
+		free(qq);
+	}
+	for (int k = 0; k < 5 && slow[k].cpu > 0; k++)
+		printf("search: dearest %d: %.3f ms CPU, %u entries read, rarest term in %lu items:"
+		       " \"%s\"\n",
+		       k + 1, slow[k].cpu, slow[k].scanned, (unsigned long)slow[k].df, slow[k].text);
+	printf("search: %.1f results a page on average; %lu stopped by the scan bound of %d "
+	       "entries\n",
+	       (double)found / nq, bounded, CN_SEARCH_SCAN_MAX);
+	qsort(lat, nq, sizeof(*lat), cmp_d);
+	qsort(cpu, nq, sizeof(*cpu), cmp_d);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long items = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
@@ -117,8 +220,7 @@ int main(int argc, char **argv)
 	struct store *st;
 	struct cn_search *s;
 	struct bench_result *r;
-	double t0, c0, tidx, *lat, *cpu;
-	unsigned long bounded = 0, found = 0;
+	double t0, tidx, *lat, *cpu;
 	int reused = 0;
 	uint8_t id[32] = {0};
 
@@ -194,64 +296,32 @@ query:
 
 	lat = calloc(nq, sizeof(*lat));
 	cpu = calloc(nq, sizeof(*cpu));
-	rng = 1234567;
-	for (unsigned long q = 0; q < nq; q++) {
-		struct cn_search_q *qq = calloc(1, sizeof(*qq));
-		struct cn_search_page pg = {0};
-		char text[200] = "";
-		unsigned int nw = 1 + (unsigned int)(q % 3), t;
+	if (!lat || !cpu)
+		return 1;
+	/* the same queries twice: back to back (a thread that never sleeps,
+	 * which the scheduler preempts every few ms under load), then paced as
+	 * requests come to weftd's control thread (PAUSE_US apart: a thread
+	 * that wakes for each query) */
+	for (int pass = 0; pass < 2; pass++) {
+		const char *how = pass ? "paced" : "back to back";
+		char id_[64];
 
-		if (nw == 1) {
-			word(zipf(), text);
-		} else {
-			/* words of one item's path: it matches */
-			char *sp, *tok;
-
-			item_path((unsigned int)(rnd() % items), path, sizeof(path), &t);
-			for (tok = strtok_r(path, "/ .", &sp); tok && nw; tok = strtok_r(NULL, "/ .", &sp))
-				if (rnd() % 2 && !(tok[0] >= '0' && tok[0] <= '9')) {
-					strcat(text, " ");
-					strcat(text, tok);
-					nw--;
-				}
-			if (!text[0])
-				word(zipf(), text);
-		}
-		cn_search_parse(text, qq);
-		qq->limit = 20;
-		if (q % 5 == 4)
-			strcpy(qq->type, types[rnd() % 8]);
-		pg.results = json_array();
-		t0 = now_s();
-		c0 = cpu_s();
-		if (cn_search_query(s, qq, &pg)) {
-			fprintf(stderr, "query %s failed\n", text);
+		if (queries(s, items, nq, pass ? PAUSE_US : 0, lat, cpu))
 			return 1;
-		}
-		lat[q] = (now_s() - t0) * 1e3;
-		cpu[q] = (cpu_s() - c0) * 1e3;
-		if (pg.scanned >= CN_SEARCH_SCAN_MAX)
-			bounded++;
-		found += json_array_size(pg.results);
-		json_decref(pg.results);
-		free(qq);
+		printf("search: %lu queries over %lu items, %s%s: wall p50 %.3f ms, p99 %.3f ms, max "
+		       "%.3f ms (goal p99 <= 10 ms); CPU time (this thread's, apart from waiting "
+		       "for a CPU) p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+		       nq, items, how, pass ? " (" STR(PAUSE_US) " us between queries)" : "",
+		       lat[nq / 2], lat[nq * 99 / 100], lat[nq - 1], cpu[nq / 2],
+		       cpu[nq * 99 / 100], cpu[nq - 1]);
+		snprintf(id_, sizeof(id_), "%s", pass ? "paced_" : "");
+		fig(r, id_, "p50", lat[nq / 2], how);
+		fig(r, id_, "p99", lat[nq * 99 / 100], how);
+		fig(r, id_, "max", lat[nq - 1], how);
+		fig(r, id_, "cpu_p99", cpu[nq * 99 / 100], how);
 	}
-	qsort(lat, nq, sizeof(*lat), cmp_d);
-	qsort(cpu, nq, sizeof(*cpu), cmp_d);
-	printf("search: %lu queries over %lu items: p50 %.3f ms, p99 %.3f ms, max %.3f ms "
-	       "(goal p99 <= 10 ms); %.1f results a page on average; %lu stopped by the scan "
-	       "bound of %d entries\n",
-	       nq, items, lat[nq / 2], lat[nq * 99 / 100], lat[nq - 1], (double)found / nq, bounded,
-	       CN_SEARCH_SCAN_MAX);
-	printf("search: CPU time of a query (this thread's, apart from waiting for a CPU): "
-	       "p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-	       cpu[nq / 2], cpu[nq * 99 / 100], cpu[nq - 1]);
 	if (!reused)
 		bench_result_figure(r, "index_s", "time to index every item", tidx, "s");
-	bench_result_figure(r, "query_p50_ms", "query p50", lat[nq / 2], "ms");
-	bench_result_figure(r, "query_p99_ms", "query p99", lat[nq * 99 / 100], "ms");
-	bench_result_figure(r, "query_max_ms", "query max", lat[nq - 1], "ms");
-	bench_result_figure(r, "query_cpu_p99_ms", "query CPU time p99", cpu[nq * 99 / 100], "ms");
 	free(lat);
 	free(cpu);
 	cn_search_free(s);

@@ -8,11 +8,18 @@
 # HTTP/1.1 keep-alive backend (tests/tools/http_echo) called through node
 # 1's gateway by a keep-alive client (p50, vs the same client straight to
 # the backend), as calls and as HTTP pass-through, and 64 concurrent
-# callers on node 2 calling it through node 1; then a stream's throughput through the fabric against a raw QUIC
-# stream, and a WebSocket echo's round trip through the gateway against a
-# direct connection over the same veth. The publisher lifts its limits
-# through [svc]. Needs root. Not run by make test.
+# callers on node 2 calling it through node 1; then a stream's throughput
+# through the fabric against a raw QUIC stream, and a WebSocket echo's
+# round trip through the gateway against a direct connection over the same
+# veth. The publisher lifts its limits through [svc]. Needs root. Not run
+# by make test.
+# Each part also prints the CPU time the two weftd spent on it (utime +
+# stime of every thread, from /proc) per call, round trip or MiB: a figure
+# the host's load inflates far less than the wall clock.
 # Usage: TOP=. WEFTD=build/weftd WEFTCTL=build/weftctl bench/svc.sh [calls]
+#   SVC_PARTS="calls gw backend stream ws" (the default: all) runs only
+#   those parts; SVC_PERF=DIR records each part's weftd with perf record -g
+#   (DIR/PART-nN.data); SVC_STREAM_BYTES, SVC_WS_RTT size the last two.
 set -u
 : "${TOP:=$(cd "$(dirname "$0")/.." && pwd)}" "${WEFTD:=$TOP/build/weftd}" "${WEFTCTL:=$TOP/build/weftctl}"
 export TOP WEFTD WEFTCTL
@@ -20,6 +27,8 @@ export TOP WEFTD WEFTCTL
 . "$TOP/tests/lib/netns.sh"
 netns_require_root
 N=${1:-20000}
+PARTS=" ${SVC_PARTS:-calls gw backend stream ws} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
 netns_create 2 pair || fail "netns setup"
 D=$(mktemp -d /tmp/weft-bsvc-XXXXXX)
 netns_on_exit "rm -rf '$D'"
@@ -31,80 +40,124 @@ LIFT=(--set svc.peer_calls_per_min=100000000 --set svc.service_calls_per_min=100
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
 	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo,app \
 	--set svc.service_calls_per_min=100000000
+W1=$WEFTD_PID
 NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n2" --io uring --workers 1 \
 	--bootstrap "$(netns_ip4 1):6881" --gateway 127.0.0.1:5030 --set gateway.services=echo,wsecho,app --log-level warn \
 	"${LIFT[@]}"
+W2=$WEFTD_PID
+TCK=$(getconf CLK_TCK)
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# every thread's context switches (voluntary: it slept; others: preempted)
+csw_of() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n}'; }
+# cpu_begin NAME / cpu_end UNITS WHAT: the two weftd's CPU time over what
+# ran between, per unit (microseconds), and the load average; with
+# SVC_PERF set, a perf record of both weftd over the same span.
+cpu_begin() {
+	C1=$(cpu_of "$W1") C2=$(cpu_of "$W2") S1=$(csw_of "$W1") S2=$(csw_of "$W2")
+	PERFPID=
+	if [ -n "${SVC_PERF:-}" ]; then
+		mkdir -p "$SVC_PERF"
+		perf record -g -q -p "$W1,$W2" -o "$SVC_PERF/$1.data" 2>/dev/null &
+		PERFPID=$!
+		sleep 0.5
+	fi
+}
+cpu_end() {
+	local n1 n2 s
+	n1=$(cpu_of "$W1") n2=$(cpu_of "$W2") s=$(($(csw_of "$W1") + $(csw_of "$W2") - S1 - S2))
+	[ -n "$PERFPID" ] && { kill -INT "$PERFPID"; wait "$PERFPID" 2>/dev/null; }
+	awk -v a=$((n1 - C1)) -v b=$((n2 - C2)) -v t="$TCK" -v u="$1" -v w="$2" -v l="$(cut -d' ' -f1 /proc/loadavg)" -v s="$s" \
+		'BEGIN {printf "  cpu: node 1 %.1f us + node 2 %.1f us = %.1f us, %.2f context switches per %s (load %s)\n", a * 1e6 / t / u, b * 1e6 / t / u, (a + b) * 1e6 / t / u, s / u, w, l}'
+}
 CTL 1 svc publish echo --backend builtin >/dev/null
 wait_for '[ "$(CTL 1 --json svc ls | json_get services 0 announced)" -ge 1 ]' 100 || fail "announce: $(CTL 1 --json svc ls)"
 CTL 2 svc find echo >/dev/null || fail "find"
-echo "local echo (node 1 calls its own router, no network):"
-CTL 1 svc call echo x --data 0123456789abcdef --count 2000 --concurrency 1
-for c in 1 32 64; do
-	echo "remote echo over veth, one connection, concurrency $c, $N calls:"
-	CTL 2 svc call echo x --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
-	CTL 2 svc call echo x --data 0123456789abcdef --count "$N" --concurrency $c
-done
+if part calls; then
+	echo "local echo (node 1 calls its own router, no network):"
+	CTL 1 svc call echo x --data 0123456789abcdef --count 2000 --concurrency 1
+	for c in 1 32 64; do
+		echo "remote echo over veth, one connection, concurrency $c, $N calls:"
+		CTL 2 svc call echo x --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
+		cpu_begin "calls$c"
+		CTL 2 svc call echo x --data 0123456789abcdef --count "$N" --concurrency $c
+		cpu_end "$N" call
+	done
+fi
 gw_lat() { # NODE: 200 sequential gateway calls with curl
 	ip netns exec "$(netns_name "$1")" bash -c 'for i in $(seq 200); do curl -s -o /dev/null -w "%{time_total}\n" -X POST --data-binary 0123456789abcdef http://127.0.0.1:5030/mesh/v1/call/echo/x; done' |
 		sort -n | awk '{a[NR]=$1} END {printf "p50 %.0f us  p99 %.0f us\n", a[int(NR/2)]*1e6, a[int(NR*0.99)]*1e6}'
 }
-echo "local echo through node 1's own gateway (curl, 200 sequential, includes curl's connect):"
-gw_lat 1
-echo "remote echo through node 2's gateway (curl, 200 sequential, includes curl's connect):"
-gw_lat 2
+if part gw; then
+	echo "local echo through node 1's own gateway (curl, 200 sequential, includes curl's connect):"
+	gw_lat 1
+	echo "remote echo through node 2's gateway (curl, 200 sequential, includes curl's connect):"
+	gw_lat 2
+fi
 # The backend contract: a fast local HTTP/1.1 backend, so what is measured
 # is weft's part (gateway, call job, owner, router, pool, parser).
 HE=$TOP/build/tools/http_echo
-[ -x "$HE" ] || fail "build/tools/http_echo missing (make build/tools/http_echo)"
-ip netns exec "$(netns_name 1)" "$HE" serve 8099 &
-netns_on_exit "kill $!"
-wait_for "ip netns exec $(netns_name 1) $HE load 127.0.0.1:8099 /echo 1 >/dev/null 2>&1" 50 || fail "http_echo"
-CTL 1 svc publish app --backend tcp:127.0.0.1:8099 >/dev/null
-echo "HTTP/1.1 backend straight, keep-alive client (the reference, no weft):"
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:8099 /echo 2000
-echo "node 1's gateway -> its built-in echo, keep-alive client (the fabric without a backend):"
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/echo/x 2000
-echo "node 1's gateway -> its own HTTP/1.1 backend, keep-alive client (goal p50 <= 150 us):"
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 500 >/dev/null
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 2000
-echo "node 1's gateway -> its own HTTP/1.1 backend by HTTP pass-through (/mesh/v1/http/app/echo), keep-alive client:"
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 500 >/dev/null
-ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 2000
-echo "backend connections opened so far: $(CTL 1 --json svc stats | json_get backend conns_opened)"
-CTL 2 svc find app >/dev/null || fail "find app"
-echo "node 2's gateway -> node 1's HTTP/1.1 backend by HTTP pass-through, keep-alive client:"
-ip netns exec "$(netns_name 2)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 500 >/dev/null
-ip netns exec "$(netns_name 2)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 2000
-echo "backend connections opened so far: $(CTL 1 --json svc stats | json_get backend conns_opened)"
-echo "node 2 -> node 1's HTTP/1.1 backend, 64 concurrent callers over one connection, $((N / 4)) calls:"
-CTL 2 svc call app echo --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
-CTL 2 svc call app echo --data 0123456789abcdef --count $((N / 4)) --concurrency 64
-echo "node 1's backend pool: $(CTL 1 --json svc stats | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')"
+if part backend; then
+	[ -x "$HE" ] || fail "build/tools/http_echo missing (make build/tools/http_echo)"
+	ip netns exec "$(netns_name 1)" "$HE" serve 8099 &
+	netns_on_exit "kill $!"
+	wait_for "ip netns exec $(netns_name 1) $HE load 127.0.0.1:8099 /echo 1 >/dev/null 2>&1" 50 || fail "http_echo"
+	CTL 1 svc publish app --backend tcp:127.0.0.1:8099 >/dev/null
+	echo "HTTP/1.1 backend straight, keep-alive client (the reference, no weft):"
+	ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:8099 /echo 2000
+	echo "node 1's gateway -> its built-in echo, keep-alive client (the fabric without a backend):"
+	ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/echo/x 2000
+	echo "node 1's gateway -> its own HTTP/1.1 backend, keep-alive client (goal p50 <= 150 us):"
+	ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 500 >/dev/null
+	cpu_begin gwbackend
+	ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/call/app/echo 2000
+	cpu_end 2000 call
+	echo "node 1's gateway -> its own HTTP/1.1 backend by HTTP pass-through (/mesh/v1/http/app/echo), keep-alive client:"
+	ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 500 >/dev/null
+	ip netns exec "$(netns_name 1)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 2000
+	echo "backend connections opened so far: $(CTL 1 --json svc stats | json_get backend conns_opened)"
+	CTL 2 svc find app >/dev/null || fail "find app"
+	echo "node 2's gateway -> node 1's HTTP/1.1 backend by HTTP pass-through, keep-alive client:"
+	ip netns exec "$(netns_name 2)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 500 >/dev/null
+	ip netns exec "$(netns_name 2)" "$HE" load 127.0.0.1:5030 /mesh/v1/http/app/echo 2000
+	echo "backend connections opened so far: $(CTL 1 --json svc stats | json_get backend conns_opened)"
+	echo "node 2 -> node 1's HTTP/1.1 backend, 64 concurrent callers over one connection, $((N / 4)) calls:"
+	CTL 2 svc call app echo --data 0123456789abcdef --count 99 --concurrency 1 >/dev/null
+	CTL 2 svc call app echo --data 0123456789abcdef --count $((N / 4)) --concurrency 64
+	echo "node 1's backend pool: $(CTL 1 --json svc stats | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["backend"])')"
+fi
 
 # Streams (docs/SERVICE.md, "Streams"): BYTES through node 1's built-in echo
 # from node 2 (weftctl svc stream: stdin -> control socket -> stream -> echo
 # -> back to stdout), against a raw QUIC echo stream between the same nodes
 # (weftctl quic bench ... echo: generated and checked inside weftd).
-SB=${SVC_STREAM_BYTES:-268435456}
-head -c "$SB" /dev/zero >"$D/zero.bin"
-CTL 2 svc stream echo warm <"$D/zero.bin" >/dev/null || fail "stream warm-up"
-t0=$(date +%s%N)
-CTL 2 svc stream echo bench <"$D/zero.bin" >"$D/zero.out" || fail "stream"
-t1=$(date +%s%N)
-[ "$(stat -c %s "$D/zero.out")" = "$SB" ] || fail "stream: $(stat -c %s "$D/zero.out") bytes back"
-fab=$(awk -v b="$SB" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", b * 8 / ns * 1000}')
-K1=$(CTL 1 --json status | json_get node_key)
-# (a raw echo bench sometimes fails to start on a loaded host: three tries)
-raw=
-for i in 1 2 3; do
-	raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo 2>/dev/null | json_get mbit_s 2>/dev/null) && break
-done
-echo "stream echo through the fabric, $SB bytes: $fab Mbit/s; raw QUIC echo stream: $raw Mbit/s;" \
-	"ratio $(awk -v a="$fab" -v b="$raw" 'BEGIN {printf "%.2f", a / b}') (goal >= 0.9)"
+if part stream; then
+	SB=${SVC_STREAM_BYTES:-268435456}
+	head -c "$SB" /dev/zero >"$D/zero.bin"
+	CTL 2 svc stream echo warm <"$D/zero.bin" >/dev/null || fail "stream warm-up"
+	cpu_begin stream
+	t0=$(date +%s%N)
+	CTL 2 svc stream echo bench <"$D/zero.bin" >"$D/zero.out" || fail "stream"
+	t1=$(date +%s%N)
+	cpu_end $((SB >> 20)) "MiB each way (fabric)"
+	[ "$(stat -c %s "$D/zero.out")" = "$SB" ] || fail "stream: $(stat -c %s "$D/zero.out") bytes back"
+	fab=$(awk -v b="$SB" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", b * 8 / ns * 1000}')
+	K1=$(CTL 1 --json status | json_get node_key)
+	# (a raw echo bench sometimes fails to start on a loaded host: three tries)
+	raw=
+	cpu_begin rawquic
+	for i in 1 2 3; do
+		raw=$(CTL 2 --json quic bench "$K1@$(netns_ip4 1):4433" "$SB" echo 2>"$D/raw.err" | json_get mbit_s 2>/dev/null) && break
+		echo "  (raw QUIC bench try $i: $(head -c 300 "$D/raw.err"))"
+	done
+	cpu_end $((SB >> 20)) "MiB each way (raw QUIC, with its generator and check)"
+	echo "stream echo through the fabric, $SB bytes: $fab Mbit/s; raw QUIC echo stream: $raw Mbit/s;" \
+		"ratio $(awk -v a="$fab" -v b="$raw" 'BEGIN {printf "%.2f", a / b}') (goal >= 0.9)"
+fi
 
 # WebSocket echo round trip: a python3-websockets client in node 2's
 # namespace, through node 2's gateway to node 1's backend, against the same
 # client straight to the backend over the veth.
+part ws || exit 0
 "$PYTHON" -c "import websockets" 2>/dev/null || { echo "python3-websockets missing: WebSocket bench skipped"; exit 0; }
 HERE=$TOP/tests/integration
 ip netns exec "$(netns_name 1)" "$PYTHON" "$HERE/svc_stream_backends.py" wsecho 8092 0.0.0.0 >/dev/null 2>&1 &
@@ -115,7 +168,9 @@ CTL 2 svc call echo x --data y >/dev/null
 wait_for "CTL 2 --json svc find wsecho 2>/dev/null | grep -q owner" 100 || fail "find wsecho"
 wait_for "ip netns exec $(netns_name 2) curl -s -o /dev/null http://$(netns_ip4 1):8092/" 50
 NR=${SVC_WS_RTT:-2000}
+cpu_begin ws
 gw=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://127.0.0.1:5030/mesh/v1/ws/wsecho/" "$NR") || fail "ws via gateway"
+cpu_end "$NR" "WebSocket round trip"
 direct=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://$(netns_ip4 1):8092/" "$NR") || fail "ws direct"
 echo "WebSocket echo round trip, $NR x 16 bytes: through the gateway p50 ${gw% *} us p99 ${gw#* } us;" \
 	"direct over the veth p50 ${direct% *} us p99 ${direct#* } us;" \

@@ -125,7 +125,15 @@ struct cstore_opts {
 	 * tried once more either way. NULL: no eviction. */
 	int (*make_room)(void *arg, uint64_t need);
 	void *room_arg;
+	/* Chunks of complete blobs verified once while their file is
+	 * unchanged are read back without a second BLAKE3 pass
+	 * (docs/CONTENT.md "Chunks verified once"); no_trust verifies every
+	 * read. A file changed within trust_settle_ms (0 =
+	 * CSTORE_TRUST_SETTLE_MS) is not trusted yet. */
+	int no_trust;
+	uint32_t trust_settle_ms;
 };
+#define CSTORE_TRUST_SETTLE_MS 2000u
 
 struct cstore_info {
 	uint8_t id[B3TREE_ID_LEN];
@@ -226,7 +234,10 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 
 /*
  * Read chunk index for serving, into buf (cap >= its size); *len gets the
- * size. The chunk is re-verified against its CV: on mismatch a complete
+ * size. The chunk is re-verified against its CV, unless it is a chunk of a
+ * complete blob the store verified before and the blob's file has not
+ * changed since (dev, inode, size, mtime, ctime; and one such read in 64
+ * verified anyway): on mismatch a complete
  * blob is marked CSTORE_BAD and never served again (logged); a partial one
  * forgets that chunk (to be fetched again). Returns 0, -ENOENT (unknown id
  * or chunk not yet downloaded), -EINVAL (index), -ENOBUFS (cap), -EIO
@@ -235,6 +246,10 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
  */
 int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		      uint8_t *buf, size_t cap, size_t *len);
+
+/* Chunk reads so far that were hashed (verified) and that were not
+ * (trusted: verified before, file unchanged). Either pointer may be NULL. */
+void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted);
 
 /* Entry of id. Returns 0, -ENOENT or -EBADMSG (hostile record). */
 int cstore_info(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], struct cstore_info *info);

@@ -26,6 +26,8 @@
 #define DHT_ALPHA 3	   /* parallel queries per lookup */
 #define DHT_MAX_VALUE 1000 /* BEP 44: bencoded v at most 1000 bytes */
 #define DHT_MAX_SALT 64	   /* BEP 44 */
+#define DHT_PEER_TTL_MS (30 * 60 * 1000ULL)	/* peers expire after 30 min */
+#define DHT_ITEM_TTL_MS (2 * 60 * 60 * 1000ULL) /* BEP 44: items live 2 h unless re-put */
 #define DHT_PK_LEN 32
 #define DHT_SK_LEN 64 /* libsodium form: seed || public key */
 #define DHT_SIG_LEN 64
@@ -379,6 +381,26 @@ struct dht_stats {
 };
 
 void dht_get_stats(const struct dht *dht, struct dht_stats *st);
+
+/* What the node stores for others, one entry per infohash (its peers) or
+ * BEP 44 item, for GET /v1/dht/store: ages tell whether anything outlives
+ * its lifetime (30 min for peers, 2 h for items, unless stored again). */
+struct dht_stored {
+	uint8_t key[DHT_ID_LEN]; /* the infohash or the item's target */
+	int item;		 /* 1: a BEP 44 item; 0: peers of an infohash */
+	unsigned int peers;	 /* infohash: peers stored */
+	int mut;		 /* item: mutable (k, seq, salt set) */
+	uint8_t k[DHT_PK_LEN];
+	int64_t seq;
+	uint8_t salt[DHT_MAX_SALT];
+	size_t salt_len, vlen;
+	uint64_t age_ms;  /* since stored or refreshed (the stalest peer) */
+	uint64_t left_ms; /* until it expires (the last peer to go) */
+};
+/* Up to max entries into out (infohashes first); returns how many the
+ * store holds in all (more than max: the list is cut). */
+unsigned int dht_store_list(const struct dht *dht, uint64_t now, struct dht_stored *out,
+			    unsigned int max);
 extern const char *const dht_stat_q_names[DHT_Q_COUNT];
 
 /* ---- persistence (blobs are bencoded; importers validate everything) ---- */

@@ -212,6 +212,18 @@ void engine_timer_add_us(struct engine_worker *w, struct engine_timer *t, uint64
  * already deferred. Worker thread only.
  */
 void engine_defer(struct engine_worker *w, struct engine_timer *t);
+/*
+ * From code running inside a worker's loop pass (a handler, a timer, a
+ * command, including the callbacks of layers above such as quic_node's):
+ * run fn(arg) once at the end of this pass, after its deferred timers
+ * and its transmit flush, on this thread. One hook per pass: returns 1 when it was registered
+ * now, 0 when this very (fn, arg) already is, -EBUSY when another is
+ * (the caller then does its work at once), -ENOENT outside a pass. Lets
+ * a layer that hands work to another thread wake it once per receive
+ * batch instead of once per event (docs/SERVICE.md, "Threads and
+ * owners").
+ */
+int engine_pass_end(void (*fn)(void *arg), void *arg);
 /* Disarm (wheel, near or deferred); no-op if not armed. Worker thread only. */
 void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t);
 

@@ -283,6 +283,7 @@ struct mesh_relay_stats {
 	uint64_t accepted;
 	uint64_t drop[MESH_DROP_N];
 	uint64_t by_type[MESH_TYPE_MAX + 1]; /* accepted by type */
+	uint64_t reforward; /* duplicates over a shorter path, forwarded again */
 };
 
 struct mesh_relay;
@@ -293,7 +294,9 @@ void mesh_relay_free(struct mesh_relay *r);
  * endorsement level of announces, dedup and per-origin rate (the gossip
  * core), the rate per (provider, type) and per type. 0 and *out when
  * taken; else -EBADMSG, -ETIME, -ELOOP, -EALREADY, -EBUSY, -EACCES with
- * the reason counted (and in *why when not NULL).
+ * the reason counted (and in *why when not NULL). 1: a duplicate that
+ * came over fewer hops than the first copy: forward it again (its hop
+ * count reaches further), take nothing else of it.
  */
 int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint64_t now_ms,
 		     struct mesh_env *out, enum mesh_drop *why);
@@ -323,6 +326,7 @@ struct mesh_store_stats {
 	uint64_t added, updated, revoked, evicted, expired;
 	uint64_t stale, not_owner, unknown, full, level, bad;
 	uint64_t held; /* announces held now (tombstones excluded) */
+	uint64_t index_bytes; /* the in-memory index's allocation */
 };
 
 struct mesh_store;
@@ -363,5 +367,96 @@ int mesh_store_query(struct mesh_store *s, uint32_t service, const struct mesh_f
 int mesh_store_get(struct mesh_store *s, const uint8_t id[MESH_ID_LEN], uint8_t *out, size_t cap,
 		   size_t *out_len);
 void mesh_store_stats(const struct mesh_store *s, struct mesh_store_stats *out);
+
+/* ---- the reverse path of queries ---- */
+
+/*
+ * A Query carries no consumer identity: each relay remembers from which
+ * neighbour (an opaque token of the caller's: a peer index, a connection)
+ * it heard a query id, and a Response to that id goes back to that
+ * neighbour only, at most as many as the Query asked for. Bounded: at
+ * most max entries (default 1024); a full table gives the entry that
+ * expires first to the newcomer.
+ */
+#define MESH_PATH_LOCAL UINT64_MAX /* the token of a query we asked ourselves */
+struct mesh_path;
+int mesh_path_new(struct mesh_path **out, uint32_t max);
+void mesh_path_free(struct mesh_path *p);
+/* Remember query id from token until expires_ms, for up to answers
+ * distinct announces (at most MESH_QUERY_RESULTS_MAX): 0, or -EALREADY
+ * when the id is held. */
+int mesh_path_add(struct mesh_path *p, const uint8_t id[MESH_ID_LEN], uint64_t token,
+		  uint32_t answers, uint64_t expires_ms);
+/* Where a Response to id carrying announce (its id) goes: 0 and *token;
+ * -ENOENT (unknown or expired), -EALREADY (a Response with that announce
+ * went back already: every store reached may hold it), -EDQUOT (as many
+ * distinct announces as the Query asked went back). */
+int mesh_path_take(struct mesh_path *p, const uint8_t id[MESH_ID_LEN],
+		   const uint8_t announce[MESH_ID_LEN], uint64_t now_ms, uint64_t *token);
+
+/* ---- reservation boxes ---- */
+
+/* A Reserve, Confirm or Cancel body: crypto_box_seal to the X25519 form of
+ * an Ed25519 key (the provider's, or the Reserve's one-time key). cap >=
+ * len + MESH_BOX_OVERHEAD; -E2BIG past MESH_BODY_SEALED, -EINVAL for a key
+ * that does not convert. */
+#define MESH_BOX_OVERHEAD 48u
+int mesh_box_seal(const uint8_t to_pk[MESH_PK_LEN], const uint8_t *plain, size_t len, uint8_t *out,
+		  size_t cap, size_t *out_len);
+/* Open with our Ed25519 secret key: -EBADMSG when it is not for us or was
+ * changed. */
+int mesh_box_open(const uint8_t sk[COMM_SK_LEN], const uint8_t *box, size_t len, uint8_t *out,
+		  size_t cap, size_t *out_len);
+
+/* ---- one node's mesh logic, without I/O ---- */
+
+/*
+ * What a node does with an envelope from a neighbour (docs/MESH.md
+ * "A node"): the relay's checks; an Announce, Update or Revoke is stored
+ * and forwarded only when the store takes it (never forwarded what it
+ * would not store); a Query is remembered on the reverse path, answered
+ * from the store with Responses back to the neighbour it came from, and
+ * forwarded; a Response goes back along the reverse path (or is ours);
+ * Reserve, Confirm and Cancel travel one link (routed by key by the
+ * caller) and are handed to the application. Neighbours are the caller's
+ * tokens (a peer index, a connection): the core never learns addresses.
+ */
+struct mesh_peer_io {
+	/* Send env to the neighbour token. */
+	void (*send)(void *arg, uint64_t token, const uint8_t *env, size_t len);
+	/* An envelope for us: a Response to our Query, a Reserve, Confirm or
+	 * Cancel. */
+	void (*deliver)(void *arg, const struct mesh_env *e, const uint8_t *env, size_t len);
+	void *arg;
+};
+
+struct mesh_peer_opts {
+	struct mesh_relay_opts relay;
+	struct mesh_store *store;  /* may be NULL: a relay that stores nothing */
+	const uint8_t *sk;         /* the node key (COMM_SK_LEN): signs Responses */
+	uint32_t fanout;           /* neighbours an envelope is forwarded to, default 4 */
+	uint32_t paths_max;        /* reverse-path entries, default 1024 */
+	struct mesh_peer_io io;
+};
+
+struct mesh_peer_stats {
+	uint64_t stored, forwarded, answered, routed_back, unroutable, dup_answers, delivered,
+		not_stored;
+};
+
+struct mesh_peer;
+int mesh_peer_new(struct mesh_peer **out, const struct mesh_peer_opts *opts);
+void mesh_peer_free(struct mesh_peer *p);
+/*
+ * One envelope from neighbour `from` (MESH_PATH_LOCAL: our own, sent
+ * first through here: stored if ours to store, remembered, forwarded).
+ * neigh: the tokens of the neighbours now reachable (from among them or
+ * not). rnd: a random word for the fan-out pick. 0 when taken, else the
+ * relay's error (counted).
+ */
+int mesh_peer_input(struct mesh_peer *p, const uint8_t *buf, size_t len, uint64_t from,
+		    const uint64_t *neigh, size_t n_neigh, uint64_t rnd, uint64_t now_ms);
+void mesh_peer_stats(const struct mesh_peer *p, struct mesh_peer_stats *out);
+void mesh_peer_relay_stats(const struct mesh_peer *p, struct mesh_relay_stats *out);
 
 #endif

@@ -258,6 +258,16 @@ int quic_node_connect_addr(struct quic_node *qn, const struct sockaddr *addr, so
  * retry later). Returns 0, -EAGAIN (queue full), -ENOMEM.
  */
 int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, uint64_t token);
+/*
+ * quic_node_stream_open() and a first quic_node_write() of len bytes (fin
+ * ends our side) in one command to the worker: the bytes are queued right
+ * after stream_opened() reported the id, so a request-answer exchange costs
+ * one hand-off to the worker instead of two (open, then the write once the
+ * id came back). When the open fails the bytes are dropped (stream_opened
+ * says why). Returns 0, -ENOBUFS (see quic_node_write), -EAGAIN, -ENOMEM.
+ */
+int quic_node_stream_open_write(struct quic_node *qn, uint64_t conn, uint64_t stype,
+				uint64_t token, const void *data, size_t len, int fin);
 
 /*
  * Queue len bytes (copied) on a stream; fin ends our side after them. Bytes

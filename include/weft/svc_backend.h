@@ -152,6 +152,13 @@ struct svc_backend_msg {
 };
 /* Post m: 0, or -ESHUTDOWN (no loop: m untouched). Any thread. */
 int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m);
+/* The same without the wake-up: the loop runs m at its next turn, which
+ * the caller must bring about with svc_backend_kick() (a packet worker
+ * posts a receive batch's events, then kicks once at the pass's end). */
+int svc_backend_post_lazy(struct svc_backend *b, struct svc_backend_msg *m);
+/* Wake the loop for what was posted lazily (nothing when a wake-up is
+ * already on its way). Any thread, while b lives. */
+void svc_backend_kick(struct svc_backend *b);
 /* 1 when called on the backend thread itself (the fabric's owner), else 0. */
 int svc_backend_on_loop(const struct svc_backend *b);
 

@@ -6,7 +6,8 @@
 # command, stdin, --no-names, and a missing file. Outputs must be identical.
 # The sizes run at every SIMD level this CPU has (weftctl hash --simd
 # LEVEL: portable, sse41, avx2, avx512); WEFT_BLAKE3_SIMD is checked to cap
-# the kernel (--kernel) and a bad value or level is a usage error.
+# the kernel (--kernel) and a bad value or level is a usage error. Each
+# level also reads and maps the files (--io read / map, WEFT_HASH_IO).
 set -u
 . "$TOP/tests/lib/common.sh"
 command -v b3sum >/dev/null 2>&1 || skip "b3sum not installed (Debian package b3sum)"
@@ -81,6 +82,17 @@ for lv in $levels; do
 	# shellcheck disable=SC2086
 	WEFT_BLAKE3_SIMD=$lv "$WEFTCTL" hash --threads 3 $files >got 2>&1
 	check "all sizes WEFT_BLAKE3_SIMD=$lv --threads 3" exp got
+	# Both ways a file reaches the hasher, whatever the probe would choose.
+	for io in read map; do
+		for t in 1 2; do
+			# shellcheck disable=SC2086
+			"$WEFTCTL" hash --simd "$lv" --io $io --threads $t $files >got 2>&1
+			check "all sizes --simd $lv --io $io --threads $t" exp got
+		done
+	done
+	# shellcheck disable=SC2086
+	WEFT_HASH_IO=map "$WEFTCTL" hash --simd "$lv" --threads 3 $files >got 2>&1
+	check "all sizes --simd $lv WEFT_HASH_IO=map --threads 3" exp got
 done
 
 # shellcheck disable=SC2086
@@ -127,11 +139,15 @@ fi
 rc=$?
 WEFT_BLAKE3_SIMD=bogus "$WEFTCTL" hash f1 >/dev/null 2>&1
 rc2=$?
-if [ "$rc" -ne 2 ] || [ "$rc2" -ne 2 ]; then
-	echo "FAIL --simd avx3 / WEFT_BLAKE3_SIMD=bogus should be usage errors (exit 2), got $rc / $rc2"
+"$WEFTCTL" hash --io mmap f1 >/dev/null 2>&1
+rc3=$?
+WEFT_HASH_IO=bogus "$WEFTCTL" hash f1 >/dev/null 2>&1
+rc4=$?
+if [ "$rc" -ne 2 ] || [ "$rc2" -ne 2 ] || [ "$rc3" -ne 2 ] || [ "$rc4" -ne 2 ]; then
+	echo "FAIL --simd avx3 / WEFT_BLAKE3_SIMD=bogus / --io mmap / WEFT_HASH_IO=bogus should be usage errors (exit 2), got $rc / $rc2 / $rc3 / $rc4"
 	fail=1
 else
-	echo "ok   unknown --simd level and WEFT_BLAKE3_SIMD value: exit 2"
+	echo "ok   unknown --simd level, WEFT_BLAKE3_SIMD, --io and WEFT_HASH_IO values: exit 2"
 fi
 
 [ $fail -eq 0 ] && echo "PASS: weftctl hash matches b3sum"

@@ -10,8 +10,9 @@
 # keeps the head alive. Then libtorrent both ways: python3-libtorrent
 # reads the head weft put (same key and salt), and a head put through
 # libtorrent's dht_put_item (tests/interop/lt_bep46_put.cpp) is followed
-# by weft. Bad input: a magnet link with a 65-byte salt, and a head of
-# another key naming the publisher's share, refused with nothing stored.
+# by weft. Bad input: a magnet link with a 65-byte salt, a head of
+# another key naming the publisher's share, and a manifest signed by the
+# right key whose predecessor link loops, refused with nothing stored.
 . "$TOP/tests/lib/common.sh"
 prologue netns 4
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000 WEFT_CONTENT_REQ_TIMEOUT_MS=2000
@@ -258,6 +259,56 @@ assert s and s[0]["seq"] == -1 and s[0]["fetched_seq"] == -1, s' "$PK2" ||
 	fail "the forged head was stored"
 ctl 3 content unsubscribe "$PK2/photos" >/dev/null || fail "unsubscribe"
 pass "refused with nothing stored: a 65-byte magnet salt, a head naming another key's share"
+
+# Bad input: a manifest whose predecessor link loops (pseq at or after its
+# own seq), signed by host 2's key, which no weft encoder writes: forged
+# here (python3-nacl), put into host 2's content_shares while it is down
+# and served from there (host 2 announces its share id by hand: a node
+# announces only the manifests it can decode). Host 3 refuses it, by share
+# id and through a head (put by libtorrent, seq 5), with the reason, and
+# stores neither the manifest nor its item.
+"$PYTHON" -c 'import os,sys; sys.stdout.buffer.write(os.urandom(300000))' >"$D/loop.bin"
+ctl 2 content add "$D/loop.bin" >/dev/null || fail "add loop.bin on host 2"
+LID=$(b3sum --no-names "$D/loop.bin")
+SIDL=$(ctl 2 --json content link "$K2/loopy" | json_get share_id) || fail "share id of loopy"
+stop_weftd "$PID2" || fail "stop host 2"
+"$PYTHON" - "$D/n2/node.key" "$SIDL" "$LID" >"$D/loopy.load" <<'PY' || fail "forging the looping manifest"
+import sys, nacl.signing
+seed, sid, lid = open(sys.argv[1], "rb").read(), bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
+sk = nacl.signing.SigningKey(seed)
+def be(v):
+    if isinstance(v, int):
+        return b"i%de" % v
+    if isinstance(v, bytes):
+        return b"%d:%s" % (len(v), v)
+    if isinstance(v, list):
+        return b"l" + b"".join(be(x) for x in v) + b"e"
+    return b"d" + b"".join(be(k) + be(v[k]) for k in sorted(v)) + b"e"
+m = {b"created": 1700000000, b"name": b"loopy", b"pk": bytes(sk.verify_key),
+     b"items": [{b"id": lid, b"path": b"loop.bin", b"size": 300000,
+                 b"type": b"application/octet-stream"}],
+     b"prev": bytes(32), b"pseq": 5, b"seq": 5, b"sid": sid, b"v": 1, b"vis": 0}
+m[b"sig"] = sk.sign(b"weft-manifest-v1" + be(m)).signature
+print("VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n %s\n %s\nDATA=END" % (sid.hex(), be(m).hex()))
+PY
+mdb_load -s content_shares -f "$D/loopy.load" "$D/n2/store" || fail "mdb_load of the forged manifest"
+start_node 2
+ctl 2 dht announce "$SIDL" 4433 >/dev/null || fail "announce the forged share on host 2"
+ctl 3 content get "$SIDL" --out "$D/loopout" >"$D/loopget" 2>&1 && fail "a looping manifest was taken"
+grep -q "predecessor link loops" "$D/loopget" || fail "looping manifest: unclear error: $(tail -3 "$D/loopget")"
+ip netns exec "$(netns_name 4)" "$D/lt_put" "$(netns_ip4 4):6893" \
+	"$(netns_ip4 2):6881,$(netns_ip4 3):6881,$(netns_ip4 4):6881" \
+	"$(od -An -tx1 -v "$D/n2/node.key" | tr -d ' \n')" loopy "$SIDL" 5 >"$D/ltput3" 2>&1 ||
+	fail "libtorrent put (loopy head): $(cat "$D/ltput3")"
+ctl 3 content subscribe "$K2/loopy" >/dev/null || fail "subscribe to $K2/loopy"
+wait_for 'subn 3 loopy error | grep -q "predecessor link loops"' 600 ||
+	fail "the looping version not refused: $(ctl 3 --json content subscriptions)"
+[ "$(subn 3 loopy fetched_seq)" = -1 ] || fail "a looping version counted as held: $(ctl 3 --json content subscriptions)"
+ctl 3 --json content ls >"$D/ls3"
+grep -q "$SIDL" "$D/ls3" && fail "host 3 stored the looping manifest"
+grep -q "$LID" "$D/ls3" && fail "host 3 fetched the looping manifest's item"
+ctl 3 content unsubscribe "$K2/loopy" >/dev/null || fail "unsubscribe loopy"
+pass "a manifest whose predecessor link loops, refused by id and through its head with the reason; nothing stored"
 
 # Following and leaving more heads than the schedule holds (256), one at a
 # time: each unsubscribe frees its slot, so the 300th subscribe still works.

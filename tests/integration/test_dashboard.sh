@@ -48,7 +48,7 @@ while time.time() < end:
 PY
 "$PYTHON" "$D/ping.py" $DP 30 &
 PING=$!
-on_exit "kill $PING"
+on_exit "kill_job -TERM $PING"
 chrome() {
 	timeout 90 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 		--disable-background-networking --disable-component-update --disable-sync \

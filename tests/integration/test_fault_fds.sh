@@ -25,7 +25,7 @@ mkdir -p "$D/a" "$D/b"
 	exec "$WEFTD" --state-dir "$D/a" --io uring --quic-port $QP --dht-port $DP
 ) >"$D/a.log" 2>&1 &
 A=$!
-on_exit "kill -9 $A"
+on_exit "kill_job -9 $A"
 WEFTD_LOG="$D/a.log"
 wait_for "curl -sf --unix-socket '$D/a/weftd.sock' http://weftd/v1/status >/dev/null" 300 ||
 	fail "weftd did not start under ulimit -n $LIM"

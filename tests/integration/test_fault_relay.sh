@@ -54,7 +54,7 @@ pass "X pings T by key through R1"
 # A transfer on the circuit, and R1 killed in the middle of it.
 ctl 4 --json quic bench "$K5" 1073741824 sink >"$D/bench" 2>&1 &
 BENCH=$!
-on_exit "kill $BENCH"
+on_exit "kill_job -TERM $BENCH"
 bytes() { ctl 1 --json relay circuits | "$PYTHON" -c 'import json,sys
 print(sum(e["bytes"] for c in json.load(sys.stdin)["circuits"] for e in c["ends"]))'; }
 wait_for '[ "$(bytes)" -ge 4000000 ]' 300 || fail "the transfer does not go through R1: $(ctl 1 relay circuits)"

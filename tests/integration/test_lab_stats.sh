@@ -13,7 +13,7 @@ cd "$TOP/tools/pylib" || fail "no tools/pylib"
 "$PYTHON" -B - >"$D/out" 2>&1 <<'PY' || fail "stats unittest: $(cat "$D/out")"
 import unittest
 
-from weftlab import aria2, scenarios, stats
+from weftlab import aria2, scenarios, soak, stats
 
 
 class Stats(unittest.TestCase):
@@ -66,7 +66,35 @@ class Stats(unittest.TestCase):
         self.assertFalse(hasattr(aria2, "pct"))
 
 
+class Soak(unittest.TestCase):
+    def test_store_counts(self):
+        # kept: what the lab has not removed; overdue: removed more than a
+        # TTL (+ slack) ago and still stored, or older than its TTL
+        st = {"peer_ttl_s": 1800, "item_ttl_s": 7200,
+              "infohashes": [{"infohash": "a", "peers": 2, "age_s": 10},
+                             {"infohash": "b", "peers": 3, "age_s": 100},
+                             {"infohash": "c", "peers": 1, "age_s": 5000}],
+              "items": [{"k": "K", "salt": "n1", "age_s": 10},
+                        {"k": "K", "salt": "n2", "age_s": 7000},
+                        {"target": "t", "age_s": 8000}]}
+        now = 10000.0
+        gone = {"b": now - 1800, ("K", "n2"): now - 7200 - soak.OVERDUE_SLACK_S - 1}
+        self.assertEqual(soak.store_counts(st, gone, now), (3, 2, 3))
+        self.assertEqual(soak.store_counts({}, {}, now), (0, 0, 0))
+
+    def test_growth(self):
+        # after the warm-up (t >= 100) the first 10 % against the last 10 %;
+        # restarted nodes left out
+        smp = [{"t": t, "nodes": {"1": {"rss": 100 + (t >= 500) * 10}, "2": {"rss": 50}}}
+               for t in range(0, 1001, 10)]
+        g = soak.growth(smp, 100, {"2"})
+        self.assertEqual(g["rss"], {"1": 10.0})
+        self.assertEqual(soak.growth(smp, 100, set())["rss"]["2"], 0.0)
+        self.assertIn("dht_items_kept", soak.METRICS)
+        self.assertTrue(set(soak.NOT_GOAL) <= set(soak.METRICS))
+
+
 unittest.main(argv=["stats"], verbosity=0)
 PY
-pass "stats: rank, percentile, t50/t90/t100, throughput (10-90 %), one formula for weft and aria2"
+pass "stats: rank, percentile, t50/t90/t100, throughput (10-90 %), one formula for weft and aria2; soak: growth, DHT entries kept and overdue"
 finish

@@ -3,7 +3,8 @@
 # LAN discovery (BEP 14 Local Service Discovery) in network namespaces on
 # one bridge, with no DHT bootstrap anywhere (lan.discovery = auto is on):
 # - weft hosts 1 and 2 find each other by multicast: each is in the
-#   other's LAN table as a weft peer and in its DHT routing table;
+#   other's LAN table as a weft peer and in its DHT routing table, heard on
+#   both groups (239.192.152.143 and ff15::efc0:988f);
 # - libtorrent (python3-libtorrent, LSD on) on host 3 with a torrent added
 #   by the infohash host 1 seeds: libtorrent hears weft's announce (its
 #   lsd_peer_alert names host 1) and weft hears libtorrent's (host 1's LAN
@@ -73,6 +74,15 @@ wait_for 'has_peer 1 "$(ip4 2)" weft && has_peer 2 "$(ip4 1)" weft' 200 ||
 wait_for '[ "$(dht_nodes 1)" -ge 1 ] && [ "$(dht_nodes 2)" -ge 1 ]' 200 ||
 	fail "LAN peers not in the DHT tables: $(ctl 1 --json dht status) / $(ctl 2 --json dht status)"
 pass "hosts 1 and 2 found each other by LSD (DHT nodes: $(dht_nodes 1), $(dht_nodes 2))"
+# v6_peer N ADDR6: host N heard a weft announce from ADDR6 (the IPv6 group)
+v6_peer() {
+	lan "$1" | "$PYTHON" -c 'import json,sys
+sys.exit(0 if any(p["addr"].startswith("[" + sys.argv[1] + "]:") and p["weft"]
+                  for p in json.load(sys.stdin)["peers"]) else 1)' "$2"
+}
+wait_for 'v6_peer 1 "$(netns_ip6 2)" && v6_peer 2 "$(netns_ip6 1)"' 200 ||
+	fail "hosts 1 and 2 do not hear each other over IPv6: $(lan 1) / $(lan 2)"
+pass "hosts 1 and 2 also heard each other on [ff15::efc0:988f]:6771 (IPv6)"
 
 # 2. content on host 1, announced on the LAN
 "$PYTHON" -c 'import random,sys; random.seed(14); sys.stdout.buffer.write(random.randbytes(3 << 20))' >"$D/file.bin"
@@ -84,7 +94,7 @@ IH=${ID:0:40}
 ip netns exec "$(netns_name 3)" "$PYTHON" "$TOP/tests/lib/lt_lsd.py" "$(ip4 3)" 6881 "$IH" 60 \
 	</dev/null >"$D/lt.out" 2>"$D/lt.err" &
 LTPID=$!
-on_exit "kill $LTPID"
+on_exit "kill_job -TERM $LTPID"
 wait_for 'grep -q "\"ev\": \"ready\"" "$D/lt.out"' 200 || fail "libtorrent did not start: $(cat "$D/lt.err")"
 wait_for 'grep -q "\"ip\": \"$(ip4 1)\"" "$D/lt.out"' 300 ||
 	fail "libtorrent did not hear host 1's announce of $IH: $(cat "$D/lt.out") $(lan 1)"

@@ -129,7 +129,7 @@ SH
 chmod +x "$D/unit.sh"
 ip netns exec "$(netns_name 1)" "$D/unit.sh" >"$D/weftd.log" 2>&1 &
 PID=$!
-on_exit "kill -9 $PID"
+on_exit "kill_job -9 $PID"
 SOCK="$RUN/weftd.sock"
 wait_for "[ -S '$SOCK' ] && curl -sf --unix-socket '$SOCK' http://weftd/v1/status >/dev/null" 300 ||
 	{ cat "$D/weftd.log"; fail "weftd did not come up as user weft with $CAPS"; }

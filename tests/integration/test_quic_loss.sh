@@ -31,8 +31,8 @@ netns_exec 1 "$PYTHON" "$TOP/tests/lib/lossy_relay.py" "$IP1" "$RPORT" "$IP2" "$
 	--loss 0.05 --reorder 0.10 --delay-ms 1,5 --seed 7 --stats "$D/relay.json" \
 	>"$D/relay.log" 2>&1 &
 RELAY=$!
-on_exit "kill $RELAY"
-netns_on_exit "kill $RELAY"
+on_exit "kill_job -TERM $RELAY"
+netns_on_exit "kill_job -TERM $RELAY"
 wait_for "[ -s '$D/relay.json' ]" 50 || fail "relay did not start: $(cat "$D/relay.log")"
 
 # Through the relay: the peer's key is pinned, the address is the relay's.

@@ -28,7 +28,7 @@ mkdir -p "$D/www"
 netns_exec 2 /usr/sbin/gtlsserver -q -d "$D/www" "$IP2" 4443 "$D/key.pem" "$D/cert.pem" \
 	>"$D/gtlsserver.log" 2>&1 &
 GPID=$!
-netns_on_exit "kill $GPID"
+netns_on_exit "kill_job -TERM $GPID"
 wait_for "netns_exec 2 ss -Huln | grep -q ':4443 '" 100 || fail "gtlsserver did not listen: $(cat "$D/gtlsserver.log")"
 
 for mode in uring xdp; do

@@ -42,7 +42,7 @@ run_relay() {
 	rm -f "$D/stats.json" "$D/relay.out"
 	$exec "$RELAY_NODE" "$1" eth0 42000 42003 $TA $TB "$D/stats.json" >"$D/relay.out" 2>"$D/relay.err" &
 	RPID=$!
-	netns_on_exit "kill $RPID"
+	netns_on_exit "kill_job -TERM $RPID"
 	wait_for "grep -qs '^port' '$D/relay.out'" 100 || { cat "$D/relay.err" >&2; fail "$1: relay_node did not start"; }
 	PORT=$(awk '/^port/ {print $2}' "$D/relay.out")
 	wait_for "[ -s '$D/stats.json' ]" 50 || fail "$1: no stats"

@@ -32,9 +32,9 @@ KC=$(ctl 2 --json status | json_get node_key)
 
 # The example backend on A, over TCP and over a unix socket.
 netns_exec 1 "$PYTHON" "$EX" --listen 127.0.0.1:8090 >"$D/ex.log" 2>&1 &
-netns_on_exit "kill $!"
+netns_on_exit "kill_job -TERM $!"
 netns_exec 1 "$PYTHON" "$EX" --unix "$D/app.sock" >"$D/exu.log" 2>&1 &
-netns_on_exit "kill $!"
+netns_on_exit "kill_job -TERM $!"
 # Backends that break the contract: garbage, silence, 8 MiB of body.
 cat >"$D/bad.py" <<'PYEOF'
 import socket, sys, threading
@@ -64,7 +64,7 @@ while True:
 PYEOF
 for b in junk:8091 stall:8092 flood:8093; do
 	netns_exec 1 "$PYTHON" "$D/bad.py" "${b%%:*}" "${b#*:}" >/dev/null 2>&1 &
-	netns_on_exit "kill $!"
+	netns_on_exit "kill_job -TERM $!"
 done
 wait_for "netns_exec 1 curl -sf -X POST http://127.0.0.1:8090/stats >/dev/null" 100 || fail "example backend: $(cat "$D/ex.log")"
 wait_for "[ -S '$D/app.sock' ]" 100 || fail "example backend on a unix socket: $(cat "$D/exu.log")"

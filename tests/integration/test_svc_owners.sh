@@ -52,7 +52,7 @@ while True:
 EOF
 netns_exec 1 "$PYTHON" "$D/stall.py" 9001 >/dev/null 2>&1 &
 SPID=$!
-netns_on_exit "kill $SPID"
+netns_on_exit "kill_job -TERM $SPID"
 ctl 1 svc publish stall --backend tcp:127.0.0.1:9001 >/dev/null || fail "publish stall"
 ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
 wait_for 'ctl 2 --json svc find stall | grep -q "\"owner\""' 100 || fail "C cannot find stall"

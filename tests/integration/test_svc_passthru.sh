@@ -34,7 +34,7 @@ NETNS_EXEC="ip netns exec $(netns_name 2)" start_weftd "$D/n2" --state-dir "$D/n
 KA=$(ctl 1 --json status | json_get node_key)
 
 netns_exec 1 "$PYTHON" "$HERE/svc_passthru_backend.py" 8090 "$D/accepts" "$D/body.bin" >"$D/be.log" 2>&1 &
-netns_on_exit "kill $!"
+netns_on_exit "kill_job -TERM $!"
 wait_for "[ -s '$D/body.bin' ] && netns_exec 1 curl -sf http://127.0.0.1:8090/n/up >/dev/null" 100 ||
 	fail "backend: $(cat "$D/be.log")"
 ctl 1 svc publish web --backend tcp:127.0.0.1:8090 >/dev/null || fail "publish web"

@@ -57,7 +57,7 @@ while True:
 EOF
 netns_exec 1 "$PYTHON" "$D/stall.py" 9000 >/dev/null 2>&1 &
 SPID=$!
-netns_on_exit "kill $SPID"
+netns_on_exit "kill_job -TERM $SPID"
 ctl 1 svc publish stall --backend tcp:127.0.0.1:9000 >/dev/null || fail "publish stall"
 ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
 wait_for 'ctl 2 --json svc find stall | grep -q 9000 || ctl 2 --json svc find stall | grep -q "\"owner\""' 100 ||
@@ -105,7 +105,7 @@ EOF
 	[ "$a" -gt "$mA" ] && mA=$a; [ "$c" -gt "$mC" ] && mC=$c
 	echo "$mA $mC" >"$D/max-threads"; sleep 0.1; done ) &
 SAMPLER=$!
-netns_on_exit "kill $SAMPLER"
+netns_on_exit "kill_job -TERM $SAMPLER"
 
 ctl 2 --json svc call stall x --count 2000 --concurrency 128 --timeout $DEADLINE_MS >"$D/calls" &
 CALLS=$!

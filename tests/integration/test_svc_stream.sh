@@ -46,10 +46,10 @@ wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 3
 
 netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" upgrade 8090 "$D/heads" "$D/callers" >"$D/up.log" 2>&1 &
 UPID=$!
-netns_on_exit "kill $UPID"
+netns_on_exit "kill_job -TERM $UPID"
 netns_exec 1 "$PYTHON" "$HERE/svc_stream_backends.py" chat 8091 "$D/wscallers" >"$D/chat.log" 2>&1 &
 CPID=$!
-netns_on_exit "kill $CPID"
+netns_on_exit "kill_job -TERM $CPID"
 ctl 1 svc publish echo --backend builtin >/dev/null || fail "publish echo"
 ctl 1 svc publish up --backend tcp:127.0.0.1:8090 >/dev/null || fail "publish up"
 ctl 1 svc publish chat --backend tcp:127.0.0.1:8091 >/dev/null || fail "publish chat"

@@ -55,7 +55,7 @@ mkdir -p "$D/n1"
 ip netns exec "$H1" "$WEFTD" --state-dir "$D/n1" --xdp eth0 --xdp-mode generic --workers 1 \
 	--quic-port 4433 --dht-port $DP >"$D/w1.log" 2>&1 &
 PID=$!
-on_exit "kill -9 $PID"
+on_exit "kill_job -9 $PID"
 WEFTD_LOG="$D/w1.log"
 SOCK="$D/n1/weftd.sock"
 wait_for "curl -sf --unix-socket '$SOCK' http://weftd/v1/status >/dev/null" 300 || fail "weftd did not start"

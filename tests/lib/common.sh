@@ -15,6 +15,12 @@ _run_exit_hooks() {
 	for ((i = ${#_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do eval "${_EXIT_HOOKS[$i]}" 2>/dev/null; done
 }
 trap _run_exit_hooks EXIT
+# kill_job SIG PID: signal PID only while it is a running job of this
+# shell. A daemon stopped (and reaped) earlier leaves its PID free, and on a
+# machine that cycles through pid_max a later process, another test's or
+# another session's, may get it: a bare `kill -9 $PID` at exit killed a
+# live-fuzzed weftd in another test that way (docs/FUZZING.md).
+kill_job() { jobs -pr | grep -qx "$2" && kill "$1" "$2" 2>/dev/null; return 0; }
 
 T_NAME=$(basename "$0" .sh)
 pass() { echo "ok: $T_NAME: $*"; }
@@ -110,7 +116,7 @@ start_weftd() {
 	# (TEST_LAN=on): test nodes must not find other tests' nodes.
 	${NETNS_EXEC:-} "$WEFTD" --set "lan.discovery=${TEST_LAN:-off}" "$@" >"$WEFTD_LOG" 2>&1 &
 	WEFTD_PID=$!
-	on_exit "kill -9 $WEFTD_PID"
+	on_exit "kill_job -9 $WEFTD_PID"
 	wait_for "curl -sf --unix-socket '$sock' http://weftd/v1/status >/dev/null" 300 ||
 		fail "weftd did not come up ($sock)"
 }

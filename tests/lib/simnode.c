@@ -207,14 +207,20 @@ int simnode_lists_relay(struct simnode *from, const char *key, const char *relay
 	return ok;
 }
 
-int simnode_wait(int (*cond)(void *arg), void *arg, unsigned int timeout_ms)
+int simnode_wait_every(int (*cond)(void *arg), void *arg, unsigned int timeout_ms,
+		       unsigned int every_ms)
 {
-	struct timespec ms = {0, 1000000};
+	struct timespec ts = {every_ms / 1000, (long)(every_ms % 1000) * 1000000L};
 
-	for (unsigned int i = 0; i < timeout_ms; i++) {
+	for (unsigned int i = 0; i < timeout_ms; i += every_ms) {
 		if (cond(arg))
 			return 0;
-		nanosleep(&ms, NULL);
+		nanosleep(&ts, NULL);
 	}
 	return cond(arg) ? 0 : -ETIMEDOUT;
+}
+
+int simnode_wait(int (*cond)(void *arg), void *arg, unsigned int timeout_ms)
+{
+	return simnode_wait_every(cond, arg, timeout_ms, 1);
 }

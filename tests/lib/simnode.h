@@ -68,5 +68,9 @@ int simnode_relay_holds(struct simnode *relay, const char *key);
  * fixed delay. Returns 0, or -ETIMEDOUT.
  */
 int simnode_wait(int (*cond)(void *arg), void *arg, unsigned int timeout_ms);
+/* The same, checking every every_ms (a condition that costs several
+ * control calls, waited on for long). */
+int simnode_wait_every(int (*cond)(void *arg), void *arg, unsigned int timeout_ms,
+		       unsigned int every_ms);
 
 #endif

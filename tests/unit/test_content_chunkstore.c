@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Chunk store: add/read/verify, resumable partials, corruption, quota,
- * hostile index records, restart reconciliation. */
+/* Chunk store: add/read/verify, resumable partials, corruption, chunks
+ * verified once, quota, hostile index records, restart reconciliation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -438,6 +438,105 @@ static int count_staging(const char *dir)
 	return n;
 }
 
+static void expect_reads(struct cstore *cs, uint64_t verified, uint64_t trusted)
+{
+	uint64_t v, t;
+
+	cstore_read_stats(cs, &v, &t);
+	assert_int_equal(v, verified);
+	assert_int_equal(t, trusted);
+}
+
+/* Chunks verified once are read back without hashing while the blob's file
+ * is unchanged; a file changed under the store (written in place, or
+ * replaced by a damaged copy with the old mtime) loses that trust and its
+ * damaged chunk is never served. docs/CONTENT.md "Chunks verified once". */
+static void test_verified_once(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 3 * K + 5, got;
+	uint8_t *b = blob(len, 11), *b2 = blob(2 * K, 12), *b3 = blob(2 * K, 13);
+	uint8_t id[32], id2[32], pid[32], cvs[2 * 32], *buf = malloc(K);
+	struct cstore_info in;
+	struct timespec ts[2];
+	struct stat st;
+	char path[4096], tmp[4200];
+	int fd;
+
+	assert_non_null(buf);
+	f->o.trust_settle_ms = 100;
+	fx_open(f);
+	assert_int_equal(cstore_add_buf(f->cs, b, len, id), 0);
+	/* Just written: verified, not yet trusted (the settle time). */
+	read_all(f->cs, id, b, len);
+	read_all(f->cs, id, b, len);
+	expect_reads(f->cs, 8, 0);
+	usleep(250 * 1000);
+	read_all(f->cs, id, b, len); /* verified once more, now remembered */
+	expect_reads(f->cs, 12, 0);
+	read_all(f->cs, id, b, len);
+	expect_reads(f->cs, 12, 4);
+	/* One trusted read in 64 is verified anyway: hits 5..132 take in the
+	 * 64th and the 128th. */
+	for (int i = 0; i < 128; i++)
+		assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), 0);
+	expect_reads(f->cs, 14, 130);
+	/* Damaged in place: trust lost, the chunk refused, the blob bad. */
+	assert_int_equal(cstore_path(f->cs, id, 0, path, sizeof(path)), 0);
+	corrupt(path, K + 7);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), -EIO);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -EIO);
+	assert_int_equal(cstore_info(f->cs, id, &in), 0);
+	assert_int_equal(in.state, CSTORE_BAD);
+
+	/* Replaced by a damaged copy of the same size and mtime. */
+	assert_int_equal(cstore_add_buf(f->cs, b2, 2 * K, id2), 0);
+	usleep(250 * 1000);
+	read_all(f->cs, id2, b2, 2 * K);
+	read_all(f->cs, id2, b2, 2 * K);
+	expect_reads(f->cs, 17, 132); /* 14 + the damaged read + 2 */
+	assert_int_equal(cstore_path(f->cs, id2, 0, path, sizeof(path)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	b2[K + 3] ^= 1;
+	assert_int_equal(write(fd, b2, 2 * K), (ssize_t)(2 * K));
+	close(fd);
+	b2[K + 3] ^= 1;
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	assert_int_equal(utimensat(AT_FDCWD, tmp, ts, 0), 0);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id2, 0, buf, K, &got), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id2, 1, buf, K, &got), -EIO);
+	expect_reads(f->cs, 19, 132);
+
+	/* A partial download's chunks are verified on every read. */
+	blake3_hash(b3, 2 * K, pid, 32);
+	assert_int_equal(b3tree_chunk_cvs(b3, 2 * K, cvs), 0);
+	assert_int_equal(cstore_open_partial(f->cs, pid, 2 * K, cvs, 2), 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid, 0, b3, K), 0);
+	usleep(250 * 1000);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cstore_read_chunk(f->cs, pid, 0, buf, K, &got), 0);
+	expect_reads(f->cs, 22, 132);
+
+	/* Trust is not kept across a restart. */
+	assert_int_equal(cstore_add_buf(f->cs, b3, 2 * K, pid), 0);
+	usleep(250 * 1000);
+	fx_close(f);
+	fx_open(f);
+	read_all(f->cs, pid, b3, 2 * K);
+	expect_reads(f->cs, 2, 0);
+	read_all(f->cs, pid, b3, 2 * K);
+	expect_reads(f->cs, 2, 2);
+	free(buf);
+	free(b3);
+	free(b2);
+	free(b);
+}
+
 static void test_quota(void **state)
 {
 	struct fx *f = *state;
@@ -727,6 +826,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verified_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
@@ -736,6 +836,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_verified_once, setup_direct, teardown),
 	};
 
 	return cmocka_run_group_tests_name("content_chunkstore", tests, NULL, NULL);

@@ -429,6 +429,47 @@ static void test_check(void **state)
 	assert_int_equal(store_put(f->st, sh, k, sizeof(k), "short", 5), 0);
 	assert_int_equal(cn_search_check(f->s), -EBADMSG);
 	assert_int_equal(cn_search_indexed(f->s, a.share_id, &seq), -EBADMSG);
+
+	/* The item signatures in the postings. One that claims every term
+	 * (what its bits shared with other terms look like) does not make an
+	 * item a result: the postings decide. A posting without one (an
+	 * index written before signatures) is found by the check, and still
+	 * answers queries. */
+	assert_int_equal(cn_search_clear(f->s), 0);
+	assert_int_equal(cn_search_index(f->s, &a), 0);
+	{
+		uint8_t pk[64] = "holiday", all[8];
+		size_t kl = 7;
+
+		pk[kl++] = 0;
+		pk[kl++] = CN_TIER_PATH;
+		memcpy(pk + kl, a.share_id, 20);
+		kl += 20 + 4; /* item 0, "Holiday/Beach.JPG" */
+		memset(all, 0xff, sizeof(all));
+		assert_int_equal(store_put(f->st, tm, pk, kl, all, sizeof(all)), 0);
+		assert_int_equal(cn_search_check(f->s), 0);
+		memset(&q, 0, sizeof(q)); /* "holiday" (item 0 alone) drives */
+		assert_int_equal(run(f->s, &q, "holiday day", &pg, out, sizeof(out)), 0);
+		memset(&q, 0, sizeof(q));
+		assert_int_equal(run(f->s, &q, "holiday jpeg", &pg, out, sizeof(out)), 1);
+		assert_int_equal(store_put(f->st, tm, pk, kl, "", 0), 0);
+		memset(&q, 0, sizeof(q));
+		assert_int_equal(run(f->s, &q, "holiday jpeg", &pg, out, sizeof(out)), 1);
+		memset(&q, 0, sizeof(q));
+		assert_int_equal(run(f->s, &q, "holiday day", &pg, out, sizeof(out)), 0);
+		/* "beach" of item 0 is the first posting of all */
+		memcpy(pk, "beach", 5);
+		kl = 5;
+		pk[kl++] = 0;
+		pk[kl++] = CN_TIER_NAME;
+		memcpy(pk + kl, a.share_id, 20);
+		kl += 20;
+		memset(pk + kl, 0, 4);
+		kl += 4;
+		assert_int_equal(cn_search_check(f->s), 0);
+		assert_int_equal(store_put(f->st, tm, pk, kl, "", 0), 0);
+		assert_int_equal(cn_search_check(f->s), -EBADMSG);
+	}
 	manifest_free(&a);
 }
 

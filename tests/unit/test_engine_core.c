@@ -172,6 +172,50 @@ static void test_cmdq_order_and_full(void **state)
 	engine_cmdq_fini(&cq);
 }
 
+/* The eventfd is signalled only when the consumer may sleep: the first
+ * push (the ring starts "sleepy"), then none until engine_cmdq_sleep()
+ * found the ring empty; engine_cmdq_sleep() refuses to sleep over a
+ * queued command. */
+static int efd_count(int fd)
+{
+	uint64_t v = 0;
+
+	return read(fd, &v, sizeof(v)) == sizeof(v) ? (int)v : 0;
+}
+
+static void test_cmdq_wake_only_when_sleepy(void **state)
+{
+	struct engine_cmdq cq;
+	engine_cmd_fn fn;
+	void *arg;
+
+	assert_int_equal(engine_cmdq_init(&cq, 8, 1), 0);
+	assert_true(cq.efd >= 0);
+	assert_int_equal(engine_cmdq_push(&cq, nop, (void *)1), 0);
+	assert_int_equal(efd_count(cq.efd), 1);
+	assert_int_equal(engine_cmdq_push(&cq, nop, (void *)2), 0);
+	assert_int_equal(efd_count(cq.efd), 0); /* awake: no signal */
+	assert_int_equal(engine_cmdq_sleep(&cq), 1); /* queued: do not sleep */
+	assert_int_equal(engine_cmdq_push(&cq, nop, (void *)3), 0);
+	assert_int_equal(efd_count(cq.efd), 0);
+	for (uintptr_t i = 1; i <= 3; i++) {
+		assert_int_equal(engine_cmdq_pop(&cq, &fn, &arg), 1);
+		assert_ptr_equal(arg, (void *)i);
+	}
+	assert_int_equal(engine_cmdq_sleep(&cq), 0); /* empty: may sleep */
+	assert_int_equal(engine_cmdq_push(&cq, nop, (void *)4), 0);
+	assert_int_equal(engine_cmdq_push(&cq, nop, (void *)5), 0);
+	assert_int_equal(efd_count(cq.efd), 1); /* one signal for both */
+	engine_cmdq_woke(&cq);
+	assert_int_equal(engine_cmdq_push(&cq, nop, (void *)6), 0);
+	assert_int_equal(efd_count(cq.efd), 0);
+	for (uintptr_t i = 4; i <= 6; i++) {
+		assert_int_equal(engine_cmdq_pop(&cq, &fn, &arg), 1);
+		assert_ptr_equal(arg, (void *)i);
+	}
+	engine_cmdq_fini(&cq);
+}
+
 /* ---- through a running engine ---- */
 
 #define PRODUCERS 4
@@ -371,6 +415,57 @@ static void arm_timers(struct engine_worker *w, void *arg)
  * visible here (the sync call is the barrier). */
 static void barrier(struct engine_worker *w, void *arg)
 {
+}
+
+/* engine_pass_end: one hook per pass, run once after the command that
+ * registered it returned; refused outside a pass. */
+struct pass_probe {
+	int ran, ran_in_cmd, r[3];
+	void *arg;
+};
+
+static struct pass_probe *pp_g;
+
+static void pass_hook(void *arg)
+{
+	pp_g->ran++;
+	pp_g->arg = arg;
+}
+
+static void pass_cmd(struct engine_worker *w, void *arg)
+{
+	struct pass_probe *p = arg;
+
+	(void)w;
+	p->r[0] = engine_pass_end(pass_hook, p);
+	p->r[1] = engine_pass_end(pass_hook, p);
+	p->r[2] = engine_pass_end(pass_hook, NULL);
+	p->ran_in_cmd = p->ran;
+}
+
+static void test_engine_pass_end(void **state)
+{
+	struct engine *eng = new_engine(8, 47031);
+	struct pass_probe p;
+	int i;
+
+	memset(&p, 0, sizeof(p));
+	pp_g = &p;
+	assert_int_equal(engine_pass_end(pass_hook, &p), -ENOENT);
+	assert_int_equal(engine_start(eng), 0);
+	assert_int_equal(engine_call_sync(eng, 0, pass_cmd, &p, 5000), 0);
+	for (i = 0; i < 400 && !p.ran; i++) {
+		usleep(5000);
+		assert_int_equal(engine_call_sync(eng, 0, barrier, NULL, 5000), 0);
+	}
+	assert_int_equal(p.r[0], 1);
+	assert_int_equal(p.r[1], 0);
+	assert_int_equal(p.r[2], -EBUSY);
+	assert_int_equal(p.ran_in_cmd, 0);
+	assert_int_equal(p.ran, 1);
+	assert_ptr_equal(p.arg, &p);
+	engine_free(eng);
+	assert_int_equal(p.ran, 1);
 }
 
 static void test_engine_timers(void **state)
@@ -629,6 +724,8 @@ int main(void)
 	    cmocka_unit_test(test_wheel_order_and_next),
 	    cmocka_unit_test(test_wheel_cancel_rearm_and_jump),
 	    cmocka_unit_test(test_cmdq_order_and_full),
+	    cmocka_unit_test(test_cmdq_wake_only_when_sleepy),
+	    cmocka_unit_test(test_engine_pass_end),
 	    cmocka_unit_test(test_engine_cmdq_threads),
 	    cmocka_unit_test(test_engine_call_sync),
 	    cmocka_unit_test(test_engine_timers),

@@ -6,7 +6,8 @@
  * flood from one provider key is cut at its bucket while another key's
  * announce still passes; a flood of Queries under one-time keys is cut by
  * the per-type bucket; an announce below the required level, from the
- * future or expired is dropped; every drop is counted by reason.
+ * future or expired is dropped; every drop is counted by reason; the
+ * reverse path of queries and reservation boxes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -82,6 +83,15 @@ static void test_dedup_hops(void **state)
 		assert_int_equal(mesh_relay_input(r[i], buf, n, NOW, &e, &why), -EALREADY);
 	}
 	assert_int_equal(reached, 6);
+	/* A copy over fewer hops than the first one seen: forward again (1),
+	 * once; the same hop count again is a duplicate. */
+	buf[1] = 3;
+	assert_int_equal(mesh_relay_input(r[9], buf, n, NOW, &e, &why), 0);
+	buf[1] = 2;
+	assert_int_equal(mesh_relay_input(r[9], buf, n, NOW, &e, &why), 1);
+	assert_int_equal(mesh_relay_input(r[9], buf, n, NOW, &e, &why), -EALREADY);
+	mesh_relay_stats(r[9], &st);
+	assert_int_equal(st.reforward, 1);
 	mesh_relay_stats(r[0], &st);
 	assert_int_equal(st.accepted, 1);
 	assert_int_equal(st.drop[MESH_DROP_DUPLICATE], 2);
@@ -223,6 +233,57 @@ static void test_drops(void **state)
 	mesh_relay_free(r);
 }
 
+/* The reverse path: answers go back to the neighbour a Query came from,
+ * each announce once, no more than asked, not after the Query expired; a
+ * full table gives the entry that expires first. Boxes open for their key
+ * only. */
+static void test_path_box(void **state)
+{
+	uint8_t q1[32], q2[32], q3[32], a[3][32], box[MESH_BODY_SEALED], out[MESH_BODY_SEALED];
+	uint8_t big[MESH_BODY_SEALED];
+	struct mesh_path *p;
+	uint64_t tok;
+	size_t n, m;
+
+	(void)state;
+	memset(q1, 1, 32);
+	memset(q2, 2, 32);
+	memset(q3, 3, 32);
+	for (int i = 0; i < 3; i++)
+		memset(a[i], 0x10 + i, 32);
+	assert_int_equal(mesh_path_new(&p, 2), 0);
+	assert_int_equal(mesh_path_add(p, q1, 7, 2, NOW + 1000), 0);
+	assert_int_equal(mesh_path_add(p, q1, 8, 2, NOW + 1000), -EALREADY);
+	assert_int_equal(mesh_path_take(p, q1, a[0], NOW, &tok), 0);
+	assert_int_equal(tok, 7);
+	assert_int_equal(mesh_path_take(p, q1, a[0], NOW, &tok), -EALREADY);
+	assert_int_equal(mesh_path_take(p, q1, a[1], NOW, &tok), 0);
+	assert_int_equal(mesh_path_take(p, q1, a[2], NOW, &tok), -EDQUOT);
+	assert_int_equal(mesh_path_take(p, q2, a[0], NOW, &tok), -ENOENT);
+	assert_int_equal(mesh_path_add(p, q2, MESH_PATH_LOCAL, 5, NOW + 500), 0);
+	assert_int_equal(mesh_path_take(p, q2, a[0], NOW + 500, &tok), -ENOENT); /* expired */
+	assert_int_equal(mesh_path_add(p, q3, 9, 5, NOW + 2000), 0);                /* q2 goes */
+	assert_int_equal(mesh_path_take(p, q3, a[0], NOW, &tok), 0);
+	assert_int_equal(tok, 9);
+	assert_int_equal(mesh_path_take(p, q1, a[2], NOW, &tok), -EDQUOT); /* q1 stayed */
+	mesh_path_free(p);
+
+	assert_int_equal(mesh_box_seal(pk[0], (const uint8_t *)"hello", 5, box, sizeof(box), &n), 0);
+	assert_int_equal(n, 5 + MESH_BOX_OVERHEAD);
+	assert_int_equal(mesh_box_open(sk[1], box, n, out, sizeof(out), &m), -EBADMSG);
+	assert_int_equal(mesh_box_open(sk[0], box, n, out, sizeof(out), &m), 0);
+	assert_int_equal(m, 5);
+	assert_memory_equal(out, "hello", 5);
+	box[n - 1] ^= 1;
+	assert_int_equal(mesh_box_open(sk[0], box, n, out, sizeof(out), &m), -EBADMSG);
+	assert_int_equal(mesh_box_open(sk[0], box, 10, out, sizeof(out), &m), -EBADMSG);
+	memset(big, 1, sizeof(big));
+	assert_int_equal(mesh_box_seal(pk[0], big, MESH_BODY_SEALED - MESH_BOX_OVERHEAD + 1, box,
+				       sizeof(box), &n),
+			 -E2BIG);
+	assert_int_equal(mesh_box_seal(pk[0], big, 10, box, 20, &n), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_flood),
 		cmocka_unit_test(test_query_flood),
 		cmocka_unit_test(test_drops),
+		cmocka_unit_test(test_path_box),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -93,6 +93,12 @@ static int opts(int argc, char **argv, int from, json_t *body, const char *const
 	return 0;
 }
 
+static void print_left(const json_t *o)
+{
+	(void)o;
+	printf("left the community (its records deleted here)\n");
+}
+
 static int run(struct weftctl *ctx, const char *method, const char *path, json_t *body,
 	       void (*render)(const json_t *))
 {
@@ -133,7 +139,7 @@ int weftctl_community(struct weftctl *ctx, int argc, char **argv)
 		goto usage;
 	if (!strcmp(argv[1], "leave") && argc == 3) {
 		snprintf(path, sizeof(path), "/v1/community/%s/leave", argv[2]);
-		return run(ctx, "POST", path, body, NULL);
+		return run(ctx, "POST", path, body, print_left);
 	}
 	if ((!strcmp(argv[1], "members") || !strcmp(argv[1], "shares")) &&
 	    (argc == 3 || (argc == 5 && !strcmp(argv[3], "--page")))) {

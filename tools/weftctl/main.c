@@ -71,7 +71,7 @@ static const struct weftctl_noun nouns[] = {
 	  "group ls\n"
 	  "group join OWNERKEY/NAME\n"
 	  "group leave OWNERKEY/NAME" },
-	{ "hash", weftctl_hash, "hash [--threads N] [--simd LEVEL] [--kernel] [--no-names] [FILE...]" },
+	{ "hash", weftctl_hash, "hash [--threads N] [--simd LEVEL] [--io read|map|auto] [--kernel] [--no-names] [FILE...]" },
 	{ "io", weftctl_io, "io stats" },
 	{ "lan", weftctl_lan, "lan status   (LAN discovery, BEP 14: peers heard)" },
 	{ "msg", weftctl_msg,

@@ -23,6 +23,19 @@ static void print_send(const json_t *o)
 		printf("  %.16s  %s\n", weftctl_jstr(x, "key"), weftctl_jstr(x, "status"));
 }
 
+/* UTC date of unix time t. */
+static void when_utc(long long t, char *out, size_t cap)
+{
+	time_t tt = (time_t)t;
+
+	strftime(out, cap, "%Y-%m-%d %H:%M:%S", gmtime(&tt));
+}
+
+static void print_deleted(const json_t *o)
+{
+	printf("deleted %s\n", weftctl_jstr(o, "deleted"));
+}
+
 static void print_inbox(const json_t *o)
 {
 	const json_t *x;
@@ -30,10 +43,9 @@ static void print_inbox(const json_t *o)
 
 	printf("%-32s %-16s %-20s %8s\n", "ID", "FROM", "RECEIVED", "SIZE");
 	json_array_foreach(json_object_get(o, "messages"), i, x) {
-		time_t t = (time_t)weftctl_jint(x, "ts");
 		char when[32];
 
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime(&t));
+		when_utc(weftctl_jint(x, "ts"), when, sizeof(when));
 		printf("%-32s %.16s %-20s %8lld\n", weftctl_jstr(x, "id"), weftctl_jstr(x, "sender"),
 		       when, weftctl_jint(x, "size"));
 	}
@@ -159,8 +171,10 @@ static int do_read(struct weftctl *ctx, const char *id)
 		fprintf(stderr, "weftctl: the daemon's answer is not base64\n");
 		rc = WEFTCTL_ERR;
 	} else {
-		fprintf(stderr, "from %s, written %lld\n", weftctl_jstr(o, "sender"),
-			weftctl_jint(o, "written"));
+		char when[32];
+
+		when_utc(weftctl_jint(o, "written"), when, sizeof(when));
+		fprintf(stderr, "from %s, written %s UTC\n", weftctl_jstr(o, "sender"), when);
 		fwrite(bin, 1, bl, stdout);
 	}
 	free(bin);
@@ -182,7 +196,7 @@ int weftctl_msg(struct weftctl *ctx, int argc, char **argv)
 		return do_read(ctx, argv[2]);
 	if (!strcmp(argv[1], "rm") && argc == 3) {
 		snprintf(path, sizeof(path), "/v1/msg/%s", argv[2]);
-		return weftctl_show(ctx, "DELETE", path, NULL, NULL);
+		return weftctl_show(ctx, "DELETE", path, NULL, print_deleted);
 	}
 	if (!strcmp(argv[1], "fetch") && argc == 2)
 		return weftctl_show(ctx, "POST", "/v1/msg/fetch", NULL, NULL);

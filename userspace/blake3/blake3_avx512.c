@@ -94,28 +94,32 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 
 /*
  * The rounds in assembly too (blake3_x86_rounds.h): zmm0-15 hold the state,
- * the message words are zmm16-31 (load_msg's results, bound to them as
- * operands: no trip through w.m, 7.49 -> 7.86 GB/s on 256 KiB in cache),
- * and vprord rotates in place, so nothing is spilled. w: v[16] at 0.
+ * message words 0-12 are zmm16-28 (load_msg's results, bound to them as
+ * operands: no trip through w.m, 7.49 -> 7.86 GB/s on 256 KiB in cache;
+ * 13-15 go through w.m, below), and vprord rotates in place, so nothing is
+ * spilled. w: v[16] at 0, m[16] at 64*16.
  */
 #define ASM_LOAD(i) "vmovdqa64 64*" #i "(%[w]), %%zmm" #i "\n\t"
-#define ZMSG_0 "16"
-#define ZMSG_1 "17"
-#define ZMSG_2 "18"
-#define ZMSG_3 "19"
-#define ZMSG_4 "20"
-#define ZMSG_5 "21"
-#define ZMSG_6 "22"
-#define ZMSG_7 "23"
-#define ZMSG_8 "24"
-#define ZMSG_9 "25"
-#define ZMSG_10 "26"
-#define ZMSG_11 "27"
-#define ZMSG_12 "28"
-#define ZMSG_13 "29"
-#define ZMSG_14 "30"
-#define ZMSG_15 "31"
-#define ASM_ADDM(x, a) "vpaddd %%zmm" ZMSG_##x ", %%zmm" #a ", %%zmm" #a "\n\t"
+/* Message word x as an operand: zmm16-28 for words 0-12; words 13-15 from
+ * w.m (asm takes at most 30 operands: 8 chaining-value words in and out
+ * count 16, the work area 1, so 13 message registers). */
+#define ZMSG_0 "%%zmm16"
+#define ZMSG_1 "%%zmm17"
+#define ZMSG_2 "%%zmm18"
+#define ZMSG_3 "%%zmm19"
+#define ZMSG_4 "%%zmm20"
+#define ZMSG_5 "%%zmm21"
+#define ZMSG_6 "%%zmm22"
+#define ZMSG_7 "%%zmm23"
+#define ZMSG_8 "%%zmm24"
+#define ZMSG_9 "%%zmm25"
+#define ZMSG_10 "%%zmm26"
+#define ZMSG_11 "%%zmm27"
+#define ZMSG_12 "%%zmm28"
+#define ZMSG_13 "64*29(%[w])"
+#define ZMSG_14 "64*30(%[w])"
+#define ZMSG_15 "64*31(%[w])"
+#define ASM_ADDM(x, a) "vpaddd " ZMSG_##x ", %%zmm" #a ", %%zmm" #a "\n\t"
 #define ASM_ADD(s, d) "vpaddd %%zmm" #s ", %%zmm" #d ", %%zmm" #d "\n\t"
 #define ASM_XOR(s, d) "vpxord %%zmm" #s ", %%zmm" #d ", %%zmm" #d "\n\t"
 #define ASM_ROT16(d) "vprord $16, %%zmm" #d ", %%zmm" #d "\n\t"
@@ -123,29 +127,70 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 #define ASM_ROTR(n, d) "vprord $" #n ", %%zmm" #d ", %%zmm" #d "\n\t"
 #define ASM_SPILL ""
 #define ASM_FILL ""
-#define ASM_FEED(i, j)                                                                       \
-	"vpxord %%zmm" #j ", %%zmm" #i ", %%zmm" #i "\n\t"                                    \
-	"vmovdqa64 %%zmm" #i ", 64*" #i "(%[w])\n\t"
 #include "blake3/blake3_x86_rounds.h"
 
-#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_REGS is) */
-/* The message straight from load_msg's registers, bound to zmm16-31. */
-#define SIMD_ASM_BLOCK_REGS(wp, m)                                                           \
+#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_CV_REGS is) */
+/*
+ * The block with the message straight from load_msg's registers (bound to
+ * zmm16-31) and the chaining value h[0..7] bound to zmm0-7 as the block's
+ * operand and result, so it stays in registers from one block to the next
+ * (B3X_BLOCK_CV: only words 8-15 come from w.v): before, each block loaded
+ * 16 state words from w.v and stored 8 back.
+ */
+#define SIMD_ASM_BLOCK_CV_REGS(wp, h, m)                                                     \
 	do {                                                                                   \
+		B3X_CV_BIND(h, "zmm");                                                         \
 		register V r16 __asm__("zmm16") = (m)[0], r17 __asm__("zmm17") = (m)[1];       \
 		register V r18 __asm__("zmm18") = (m)[2], r19 __asm__("zmm19") = (m)[3];       \
 		register V r20 __asm__("zmm20") = (m)[4], r21 __asm__("zmm21") = (m)[5];       \
 		register V r22 __asm__("zmm22") = (m)[6], r23 __asm__("zmm23") = (m)[7];       \
 		register V r24 __asm__("zmm24") = (m)[8], r25 __asm__("zmm25") = (m)[9];       \
 		register V r26 __asm__("zmm26") = (m)[10], r27 __asm__("zmm27") = (m)[11];     \
-		register V r28 __asm__("zmm28") = (m)[12], r29 __asm__("zmm29") = (m)[13];     \
-		register V r30 __asm__("zmm30") = (m)[14], r31 __asm__("zmm31") = (m)[15];     \
-		__asm__ volatile(B3X_BLOCK                                                     \
-				 :                                                             \
+		register V r28 __asm__("zmm28") = (m)[12];                                     \
+		(wp)->m[13] = (m)[13];                                                         \
+		(wp)->m[14] = (m)[14];                                                         \
+		(wp)->m[15] = (m)[15];                                                         \
+		__asm__ volatile(B3X_BLOCK_CV                                                  \
+				 : "+v"(r0), "+v"(r1), "+v"(r2), "+v"(r3), "+v"(r4), "+v"(r5), \
+				   "+v"(r6), "+v"(r7)                                          \
 				 : [w] "r"(wp), "v"(r16), "v"(r17), "v"(r18), "v"(r19),       \
 				   "v"(r20), "v"(r21), "v"(r22), "v"(r23), "v"(r24), "v"(r25), \
-				   "v"(r26), "v"(r27), "v"(r28), "v"(r29), "v"(r30), "v"(r31)  \
-				 : B3X_CLOBBERS);                                              \
+				   "v"(r26), "v"(r27), "v"(r28)                                \
+				 : B3X_CLOBBERS_CV);                                           \
+		B3X_CV_BACK(h);                                                                \
 	} while (0)
+
+/*
+ * The chaining values out (word i of every lane in h[i]) by a transpose in
+ * registers: a 4x4 inside each 128-bit lane of h[0..3] and of h[4..7] puts
+ * words 0-3 / 4-7 of input 4k + j in lane k of x[j] / y[j]; one two-source
+ * permute then pairs them into inputs j, 4 + j (zl) and 8 + j, 12 + j (zh),
+ * 32 bytes each. Before: 128 scalar 4-byte copies per call, as much as the
+ * block itself for a parent level (one block per call).
+ */
+static inline __attribute__((always_inline)) void store_cv16(const V h[8], uint8_t *out)
+{
+	V x[4] = {h[0], h[1], h[2], h[3]}, y[4] = {h[4], h[5], h[6], h[7]};
+	const V il = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+	const V ih = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+	int j;
+
+	transpose4x4_lanes(x);
+	transpose4x4_lanes(y);
+#pragma GCC unroll 4
+	for (j = 0; j < 4; j++) {
+		V zl = _mm512_permutex2var_epi64(x[j], il, y[j]);
+		V zh = _mm512_permutex2var_epi64(x[j], ih, y[j]);
+
+		_mm256_storeu_si256((__m256i *)(void *)(out + 32 * j), _mm512_castsi512_si256(zl));
+		_mm256_storeu_si256((__m256i *)(void *)(out + 32 * (4 + j)),
+				    _mm512_extracti64x4_epi64(zl, 1));
+		_mm256_storeu_si256((__m256i *)(void *)(out + 32 * (8 + j)),
+				    _mm512_castsi512_si256(zh));
+		_mm256_storeu_si256((__m256i *)(void *)(out + 32 * (12 + j)),
+				    _mm512_extracti64x4_epi64(zh, 1));
+	}
+}
+#define SIMD_STORE_CV(h, out) store_cv16(h, out)
 
 #include "blake3/blake3_simd.h"

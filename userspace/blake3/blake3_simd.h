@@ -10,12 +10,13 @@
  *   KERNEL (name of the hash_many function), FALLBACK (narrower hash_many),
  * and may define SIMD_STORE_CV(h, out): word i of every lane in h[i] to one
  * 32-byte chaining value per lane at out + 32 * lane (else a plain loop).
- * A kernel that defines SIMD_ASM_BLOCK(w) runs each block's rounds through
- * it (blake3_x86_rounds.h: the state in fixed registers) instead of the C
- * rounds below: load_msg then writes into w->m, the state lives in w->v;
- * with SIMD_ASM_BLOCK_REGS(w, m) too, the message stays in registers; with
- * SIMD_ASM_BLOCK_CV(w, h) instead, the chaining value h[0..7] does (it is
- * the block's operand and result) and w.v holds only words 8-15.
+ * A kernel that defines SIMD_ASM_BLOCK runs each block's rounds in
+ * assembly (blake3_x86_rounds.h: the state in fixed registers) instead of
+ * the C rounds below, through SIMD_ASM_BLOCK_CV(w, h): the chaining value
+ * h[0..7] is the block's operand and result (it stays in registers from
+ * block to block), w.v holds words 8-15, load_msg writes the message into
+ * w.m; or through SIMD_ASM_BLOCK_CV_REGS(w, h, m) (AVX-512): the message
+ * too from load_msg's registers.
  */
 #ifndef LANES
 #error "define LANES and the vector macros before including blake3_simd.h"
@@ -119,11 +120,6 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 	for (i = 0; i < 8; i++)
 		h[i] = V_SET1(key[i]);
 #ifdef SIMD_ASM_BLOCK
-#ifndef SIMD_ASM_BLOCK_CV
-	/* The assembly stores back only w.v[0..7]: words 8..14 stay set. */
-	for (i = 0; i < 8; i++)
-		w.v[i] = h[i];
-#endif
 	w.v[8] = V_SET1(blake3_iv[0]);
 	w.v[9] = V_SET1(blake3_iv[1]);
 	w.v[10] = V_SET1(blake3_iv[2]);
@@ -141,24 +137,16 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 			f |= fend;
 #ifdef SIMD_ASM_BLOCK
 		w.v[15] = V_SET1(f);
-#if defined(SIMD_ASM_BLOCK_CV)
-		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
-		SIMD_ASM_BLOCK_CV(&w, h); /* h = the new chaining value */
-#elif defined(SIMD_ASM_BLOCK_REGS)
+#if defined(SIMD_ASM_BLOCK_CV_REGS)
 		{
 			V m[16];
 
 			load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);
-			SIMD_ASM_BLOCK_REGS(&w, m); /* message in registers */
+			SIMD_ASM_BLOCK_CV_REGS(&w, h, m); /* both in registers */
 		}
 #else
 		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
-		SIMD_ASM_BLOCK(&w); /* w.v[0..7] = the new chaining value */
-#endif
-#ifndef SIMD_ASM_BLOCK_CV
-		if (b + 1 == blocks)
-			for (i = 0; i < 8; i++)
-				h[i] = w.v[i];
+		SIMD_ASM_BLOCK_CV(&w, h); /* h = the new chaining value */
 #endif
 #else
 		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);

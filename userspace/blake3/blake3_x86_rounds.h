@@ -24,8 +24,6 @@
  *   ASM_ROT16(d), ASM_ROT8(d)        byte-shuffle rotations (constants at k)
  *   ASM_ROTR(n, d)   d = d >>> n through register 8
  *   ASM_SPILL, ASM_FILL              register 8 to / from w.spill
- *   ASM_FEED(i, j)   w.v[i] = register i ^ register j (j = i + 8); only
- *                    for B3X_BLOCK (AVX-512), not B3X_BLOCK_CV
  */
 #ifndef ASM_ADDM
 #error "define the ASM_* operations before including blake3_x86_rounds.h"
@@ -65,21 +63,10 @@
 	       s13, s15)
 #define B3X_ROUND_(...) B3X_ROUND(__VA_ARGS__)
 
-/* The whole block: load the state, 7 rounds, feed forward into w.v[0..7]. */
-#define B3X_BLOCK                                                                               \
-	ASM_LOAD(0) ASM_LOAD(1) ASM_LOAD(2) ASM_LOAD(3) ASM_LOAD(4) ASM_LOAD(5) ASM_LOAD(6)      \
-	ASM_LOAD(7) ASM_LOAD(8) ASM_LOAD(9) ASM_LOAD(10) ASM_LOAD(11) ASM_LOAD(12) ASM_LOAD(13) \
-	ASM_LOAD(14) ASM_LOAD(15)                                                               \
-	B3X_ROUND_(BLAKE3_SCHED_0) B3X_ROUND_(BLAKE3_SCHED_1) B3X_ROUND_(BLAKE3_SCHED_2)         \
-	B3X_ROUND_(BLAKE3_SCHED_3) B3X_ROUND_(BLAKE3_SCHED_4) B3X_ROUND_(BLAKE3_SCHED_5)         \
-	B3X_ROUND_(BLAKE3_SCHED_6)                                                             \
-	ASM_FEED(0, 8) ASM_FEED(1, 9) ASM_FEED(2, 10) ASM_FEED(3, 11) ASM_FEED(4, 12)           \
-	ASM_FEED(5, 13) ASM_FEED(6, 14) ASM_FEED(7, 15)
-
 /*
  * The block with the chaining value in registers 0-7 on entry and the new
- * one there on exit (SSE4.1, AVX2: bound to them as operands, so it stays
- * in registers from one block to the next); words 8-15 from w.v.
+ * one there on exit (bound to them as operands, so it stays in registers
+ * from one block to the next); words 8-15 from w.v.
  */
 /* clang-format off */
 #define B3X_BLOCK_CV                                                                            \
@@ -92,25 +79,19 @@
 	ASM_XOR(14, 6) ASM_XOR(15, 7)
 /* clang-format on */
 
-/*
- * B3X_BLOCK_CV with the chaining value h[0..7] (vectors V) bound to
- * registers 0-7 (reg: "xmm" or "ymm"), k the rotation masks.
- */
-#define B3X_ASM_BLOCK_CV(wp, h, reg, masks)                                                        \
+/* The chaining value h[0..7] (vectors V) bound to registers 0-7 (reg:
+ * "xmm", "ymm" or "zmm") as r0..r7, and back into h after the block. */
+#define B3X_CV_BIND(h, reg)                                                                        \
+	register V r0 __asm__(reg "0") = (h)[0];                                                   \
+	register V r1 __asm__(reg "1") = (h)[1];                                                   \
+	register V r2 __asm__(reg "2") = (h)[2];                                                   \
+	register V r3 __asm__(reg "3") = (h)[3];                                                   \
+	register V r4 __asm__(reg "4") = (h)[4];                                                   \
+	register V r5 __asm__(reg "5") = (h)[5];                                                   \
+	register V r6 __asm__(reg "6") = (h)[6];                                                   \
+	register V r7 __asm__(reg "7") = (h)[7]
+#define B3X_CV_BACK(h)                                                                             \
 	do {                                                                                       \
-		register V r0 __asm__(reg "0") = (h)[0];                                           \
-		register V r1 __asm__(reg "1") = (h)[1];                                           \
-		register V r2 __asm__(reg "2") = (h)[2];                                           \
-		register V r3 __asm__(reg "3") = (h)[3];                                           \
-		register V r4 __asm__(reg "4") = (h)[4];                                           \
-		register V r5 __asm__(reg "5") = (h)[5];                                           \
-		register V r6 __asm__(reg "6") = (h)[6];                                           \
-		register V r7 __asm__(reg "7") = (h)[7];                                           \
-		__asm__ volatile(B3X_BLOCK_CV                                                      \
-				 : "+x"(r0), "+x"(r1), "+x"(r2), "+x"(r3), "+x"(r4), "+x"(r5),     \
-				   "+x"(r6), "+x"(r7)                                              \
-				 : [w] "r"(wp), [k] "r"(masks)                                     \
-				 : B3X_CLOBBERS_CV);                                               \
 		(h)[0] = r0;                                                                       \
 		(h)[1] = r1;                                                                       \
 		(h)[2] = r2;                                                                       \
@@ -119,6 +100,21 @@
 		(h)[5] = r5;                                                                       \
 		(h)[6] = r6;                                                                       \
 		(h)[7] = r7;                                                                       \
+	} while (0)
+
+/*
+ * B3X_BLOCK_CV with the chaining value h[0..7] (vectors V) bound to
+ * registers 0-7 (reg: "xmm" or "ymm"), k the rotation masks.
+ */
+#define B3X_ASM_BLOCK_CV(wp, h, reg, masks)                                                        \
+	do {                                                                                       \
+		B3X_CV_BIND(h, reg);                                                               \
+		__asm__ volatile(B3X_BLOCK_CV                                                      \
+				 : "+x"(r0), "+x"(r1), "+x"(r2), "+x"(r3), "+x"(r4), "+x"(r5),     \
+				   "+x"(r6), "+x"(r7)                                              \
+				 : [w] "r"(wp), [k] "r"(masks)                                     \
+				 : B3X_CLOBBERS_CV);                                               \
+		B3X_CV_BACK(h);                                                                    \
 	} while (0)
 
 /* What the block clobbers in the 16-register kernels. */

@@ -12,7 +12,9 @@
  *  - the sync thread announces each community under its DHT key, looks
  *    up the other holders there and pulls their pages (on join, at start
  *    and every NET_SYNC_MS: a node that was offline catches up);
- *  - gossip leaves on short connections of its own, driven by callbacks.
+ *  - gossip leaves on short connections of its own, driven by callbacks
+ *    (comm_dial.c); the dial thread resolves the holders reached by key
+ *    (behind a NAT: through a relay their record lists).
  * DHT callbacks (worker 0) take only net->mu, never the index's lock.
  */
 #include <errno.h>
@@ -144,67 +146,6 @@ static void srv_release(void *arg)
 
 /* ------------------------------------------------------------- gossip out */
 
-/* One envelope to one holder on a connection of its own: dial, open,
- * write, wait for the answer's FIN, close. Freed in closed(). */
-struct gsend {
-	struct quic_node *qn;
-	size_t len;
-	uint8_t msg[MSG_MAX];
-};
-
-static void gs_connected(void *arg, uint64_t conn, int err, const uint8_t *key)
-{
-	struct gsend *g = arg;
-
-	(void)key;
-	if (!err && quic_node_stream_open(g->qn, conn, COMM_ST_GOSSIP, 0) != 0)
-		quic_node_close(g->qn, conn, 0);
-}
-
-static void gs_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
-{
-	struct gsend *g = arg;
-
-	(void)token;
-	if (err || quic_node_write(g->qn, conn, sid, g->msg, g->len, 1) != 0)
-		quic_node_close(g->qn, conn, 0);
-}
-
-static void gs_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *d, size_t len, int fin)
-{
-	struct gsend *g = arg;
-
-	(void)sid;
-	(void)d;
-	(void)len;
-	if (fin)
-		quic_node_close(g->qn, conn, 0);
-}
-
-static void gs_sclosed(void *arg, uint64_t conn, int64_t sid, int err)
-{
-	struct gsend *g = arg;
-
-	(void)sid;
-	if (err)
-		quic_node_close(g->qn, conn, 0);
-}
-
-static void gs_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
-{
-	(void)conn;
-	(void)info;
-	free(arg);
-}
-
-static const struct quic_node_handler gs_handler = {
-	.connected = gs_connected,
-	.stream_opened = gs_opened,
-	.stream_data = gs_data,
-	.stream_closed = gs_sclosed,
-	.closed = gs_closed,
-};
-
 /* Send msg to up to NET_FANOUT holders known by key, never to skip1 or
  * skip2 (the sender, the origin). Under net->mu. */
 static void spread(struct comm_net *net, struct ncomm *c, const uint8_t *msg, size_t len,
@@ -223,24 +164,8 @@ static void spread(struct comm_net *net, struct ncomm *c, const uint8_t *msg, si
 	}
 	randombytes_buf(&rnd, sizeof(rnd));
 	k = comm_gossip_pick(nc, nc, NET_FANOUT, rnd, idx);
-	for (size_t i = 0; i < k; i++) {
-		const struct peer *p = &c->p[cand[idx[i]]];
-		struct gsend *g = malloc(sizeof(*g));
-		uint64_t conn;
-
-		if (!g)
-			return;
-		g->qn = net->o.quic;
-		g->len = len;
-		memcpy(g->msg, msg, len);
-		if (quic_node_connect_addr(net->o.quic, (const struct sockaddr *)&p->ss, p->sslen,
-					   p->key, &gs_handler, g, &conn) != 0) {
-			free(g);
-			continue;
-		}
-		net->st.gossip_sent++;
-		net->st.gossip_bytes_sent += len;
-	}
+	for (size_t i = 0; i < k; i++)
+		comm_net_gossip_to(net, &c->p[cand[idx[i]]], msg, len);
 }
 
 void comm_net_publish(struct comm_net *net, const uint8_t id[COMM_ID_LEN], const uint8_t *rec,
@@ -478,6 +403,7 @@ void comm_net_stats(struct comm_net *net, struct comm_net_stats *out)
 	pthread_mutex_lock(&net->srv->mu);
 	out->busy = net->srv->busy;
 	pthread_mutex_unlock(&net->srv->mu);
+	comm_net_dialq_stats(net, &out->gossip_retried, &out->gossip_dropped);
 }
 
 int comm_net_new(struct comm_net **out, const struct comm_net_opts *o)
@@ -513,7 +439,9 @@ int comm_net_new(struct comm_net **out, const struct comm_net_opts *o)
 	pthread_cond_init(&s->cv, NULL);
 	pthread_mutex_init(&net->mu, NULL);
 	pthread_cond_init(&net->cv, NULL);
-	err = quic_node_register(o->quic, COMM_ST_SYNC, &hs, s);
+	err = comm_net_dialq_new(net);
+	if (!err)
+		err = quic_node_register(o->quic, COMM_ST_SYNC, &hs, s);
 	if (err) {
 		net->srv = NULL;
 		srv_free(s);
@@ -533,18 +461,27 @@ int comm_net_start(struct comm_net *net)
 {
 	if (!net || net->started)
 		return 0;
-	if (pthread_create(&net->serve_th, NULL, serve_main, net) != 0)
+	if (log_thread_create(&net->serve_th, NULL, serve_main, net) != 0)
 		return -EAGAIN;
-	if (pthread_create(&net->sync_th, NULL, comm_net_sync_main, net) != 0) {
-		pthread_mutex_lock(&net->srv->mu);
-		net->srv->stop = 1;
-		pthread_cond_broadcast(&net->srv->cv);
-		pthread_mutex_unlock(&net->srv->mu);
-		pthread_join(net->serve_th, NULL);
-		return -EAGAIN;
+	if (log_thread_create(&net->sync_th, NULL, comm_net_sync_main, net) != 0)
+		goto stop_serve;
+	if (log_thread_create(&net->dial_th, NULL, comm_net_dial_main, net) != 0) {
+		pthread_mutex_lock(&net->mu);
+		__atomic_store_n(&net->stop, 1, __ATOMIC_RELAXED);
+		pthread_cond_broadcast(&net->cv);
+		pthread_mutex_unlock(&net->mu);
+		pthread_join(net->sync_th, NULL);
+		goto stop_serve;
 	}
 	net->started = 1;
 	return 0;
+stop_serve:
+	pthread_mutex_lock(&net->srv->mu);
+	net->srv->stop = 1;
+	pthread_cond_broadcast(&net->srv->cv);
+	pthread_mutex_unlock(&net->srv->mu);
+	pthread_join(net->serve_th, NULL);
+	return -EAGAIN;
 }
 
 void comm_net_free(struct comm_net *net)
@@ -556,11 +493,13 @@ void comm_net_free(struct comm_net *net)
 		__atomic_store_n(&net->stop, 1, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&net->cv);
 		pthread_mutex_unlock(&net->mu);
+		comm_net_dialq_stop(net);
 		pthread_mutex_lock(&net->srv->mu);
 		net->srv->stop = 1;
 		pthread_cond_broadcast(&net->srv->cv);
 		pthread_mutex_unlock(&net->srv->mu);
 		pthread_join(net->sync_th, NULL);
+		pthread_join(net->dial_th, NULL);
 		pthread_join(net->serve_th, NULL);
 	}
 	if (net->srv) {
@@ -572,6 +511,7 @@ void comm_net_free(struct comm_net *net)
 	}
 	for (size_t i = 0; i < net->n; i++)
 		nc_free(net->c[i]);
+	comm_net_dialq_free(net);
 	pthread_mutex_destroy(&net->mu);
 	pthread_cond_destroy(&net->cv);
 	free(net);

@@ -55,6 +55,7 @@ struct comm_net_stats {
 	uint64_t announces, announced, finds, found, pulls, pull_fail, pulled, served,
 		served_unknown, gossip_sent, gossip_in, gossip_taken, gossip_forwarded,
 		gossip_refused, busy, not_member;
+	uint64_t by_key, by_key_fail, gossip_retried, gossip_dropped; /* by key (comm_dial.c) */
 	uint64_t gossip_bytes_sent, gossip_bytes_in; /* stream payloads (type varint and QUIC aside) */
 };
 

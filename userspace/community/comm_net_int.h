@@ -15,6 +15,7 @@
 
 #include "weft/comm.h"
 #include "weft/comm_node.h"
+#include "weft/quic_node.h"
 #include "comm_net.h"
 
 #define NET_PEERS 32u	       /* holders remembered per community */
@@ -32,6 +33,9 @@
 #define NET_FANOUT 4u
 #define NET_ENV_TTL_S 600u
 #define NET_RESET_CODE 0x601u
+#define NET_KEYQ 64u	       /* gossip sends waiting to be dialled by key */
+#define NET_KEY_DIAL_MS 8000u  /* resolving a holder's key: record, relay circuit */
+#define NET_KEY_FAILS 4u       /* a holder is pulled by key until it failed this often */
 
 #define SYNC_REQ_LEN (1u + COMM_DHT_KEY_LEN + 1u + 4u)
 #define MSG_MAX (1u + COMM_DHT_KEY_LEN + COMM_ENV_MAX_LEN)
@@ -45,6 +49,7 @@ struct peer {
 	socklen_t sslen;
 	uint8_t key[COMM_PK_LEN];
 	uint8_t have_key, self;
+	uint8_t by_key; /* its last pull reached it by key, not at ss */
 	uint32_t fails;
 	uint64_t next_sync_ms;
 };
@@ -91,6 +96,8 @@ struct srv {
 	uint64_t busy;
 };
 
+struct dialq; /* comm_dial.c */
+
 struct comm_net {
 	struct comm_net_opts o;
 	struct srv *srv;
@@ -99,8 +106,9 @@ struct comm_net {
 	struct ncomm *c[COMM_NODE_MAX];
 	size_t n;
 	int stop, started;
-	pthread_t serve_th, sync_th;
+	pthread_t serve_th, sync_th, dial_th;
 	struct comm_net_stats st;
+	struct dialq *dq; /* gossip sends for the dial thread (comm_dial.c) */
 };
 
 static inline void wr32(uint8_t *p, uint32_t v)
@@ -126,5 +134,25 @@ void comm_net_note_peer(struct comm_net *net, struct ncomm *c, const struct sock
 			socklen_t sslen, const uint8_t *key);
 /* comm_sync.c: the sync thread (announce, find, pull). */
 void *comm_net_sync_main(void *arg);
+/* comm_dial.c: one gossip message (bytes copied) to holder p: at its
+ * address (when that does not answer, then by key), or queued for the
+ * dial thread when it is reached by key. Under net->mu; never blocks. */
+void comm_net_gossip_to(struct comm_net *net, const struct peer *p, const uint8_t *msg,
+			size_t len);
+/* Resolve key to targets to dial ("KEY@ADDR": a relay's circuit first
+ * when its record lists relays), within NET_KEY_DIAL_MS each try: from
+ * the cached record, then (or at once when fresh) from the latest one in
+ * the DHT; counted. Blocks: the sync and dial threads only. The count,
+ * or -errno. */
+int comm_net_key_targets(struct comm_net *net, const uint8_t key[COMM_PK_LEN], int fresh,
+			 char out[][QUIC_NODE_TARGET_MAX], unsigned int max);
+/* The dial thread: gossip sends by key. */
+void *comm_net_dial_main(void *arg);
+/* Its queue: made with the net (0, -ENOMEM); stopped (wakes the thread);
+ * freed with what is still queued (after the thread ended). */
+int comm_net_dialq_new(struct comm_net *net);
+void comm_net_dialq_stop(struct comm_net *net);
+void comm_net_dialq_free(struct comm_net *net);
+void comm_net_dialq_stats(struct comm_net *net, uint64_t *retried, uint64_t *dropped);
 
 #endif

@@ -717,6 +717,12 @@ static const struct {
 	NC("busy", "Requests reset: the serve queue was full.", busy),
 	NC("holders_not_member", "Holders whose member record was missing after their pages.",
 	   not_member),
+	NC("dials_by_key", "Holders' keys resolved to dial them (record, relay circuit).", by_key),
+	NC("dials_by_key_failed", "Holders' keys that resolved to nothing to dial.", by_key_fail),
+	NC("gossip_retried", "Gossip sends whose holder's address did not answer, tried by key.",
+	   gossip_retried),
+	NC("gossip_dropped", "Gossip sends by key dropped: the dial queue was full.",
+	   gossip_dropped),
 #undef NC
 };
 

@@ -86,8 +86,13 @@ void comm_net_note_peer(struct comm_net *net, struct ncomm *c, const struct sock
 		p->next_sync_ms = util_now_ms();
 	}
 	if (key && !p->self) {
-		p->ss = *ss; /* the address it reached us from is its QUIC address */
-		p->sslen = sslen;
+		/* The address it reached us from is its QUIC address, unless
+		 * it came another way (a relay's circuit) while the address we
+		 * hold for it works. */
+		if (!p->have_key || p->fails) {
+			p->ss = *ss;
+			p->sslen = sslen;
+		}
 		memcpy(p->key, key, COMM_PK_LEN);
 		p->have_key = 1;
 	}

@@ -16,6 +16,7 @@
 #include "weft/dht.h"
 #include "weft/dhtnode.h"
 #include "weft/identity.h"
+#include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/util.h"
 
@@ -205,27 +206,23 @@ static int pull_page(struct comm_net *net, struct pcall *pc, uint64_t conn,
 	return pc->buf[0] == ST_OK ? 0 : pc->buf[0] == ST_UNKNOWN ? -ENOENT : -EBADMSG;
 }
 
-/* Pull every page of the community from the holder at ss: members, then
- * shares. *key gets the holder's key (the handshake's), *pages the pages
- * read, *added the records they added or replaced. */
-static int pull(struct comm_net *net, const uint8_t *id, const uint8_t *dk,
-		const struct sockaddr_storage *ss, socklen_t sslen, const uint8_t *expect,
-		uint8_t *key, size_t *pages_read, size_t *added)
+/* A new pull connection: to ss, or to target when not NULL; connected
+ * (*pcp and *conn set, the holder's key in (*pcp)->key) or an error. */
+static int dial(struct comm_net *net, const struct sockaddr_storage *ss, socklen_t sslen,
+		const char *target, const uint8_t *expect, struct pcall **pcp, uint64_t *conn)
 {
 	struct pcall *pc = calloc(1, sizeof(*pc));
-	uint64_t conn;
 	int err;
 
-	*pages_read = 0;
-	*added = 0;
 	if (!pc)
 		return -ENOMEM;
 	pthread_mutex_init(&pc->mu, NULL);
 	pthread_cond_init(&pc->cv, NULL);
 	pc->refs = 2;
 	pc->sid = -1;
-	err = quic_node_connect_addr(net->o.quic, (const struct sockaddr *)ss, sslen, expect,
-				     &pc_handler, pc, &conn);
+	err = target ? quic_node_connect(net->o.quic, target, &pc_handler, pc, conn)
+		     : quic_node_connect_addr(net->o.quic, (const struct sockaddr *)ss, sslen,
+					      expect, &pc_handler, pc, conn);
 	if (err) {
 		pc->refs = 1;
 		pc_put(pc);
@@ -234,11 +231,61 @@ static int pull(struct comm_net *net, const uint8_t *id, const uint8_t *dk,
 	err = pc_wait(net, pc, &pc->connected);
 	if (!err)
 		err = pc->conn_err;
-	if (!err) {
-		memcpy(key, pc->key, COMM_PK_LEN);
-		if (!memcmp(key, net->o.me->pk, COMM_PK_LEN))
-			err = -ELOOP; /* ourselves, announced under the same key */
+	if (err) {
+		quic_node_close(net->o.quic, *conn, 0);
+		pc_put(pc);
+		return err;
 	}
+	*pcp = pc;
+	return 0;
+}
+
+/* The holder whose key is expect, by key: each target its resolution
+ * gives, in turn. */
+static int dial_key(struct comm_net *net, const uint8_t *expect, struct pcall **pcp,
+		    uint64_t *conn)
+{
+	char t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
+	int n = comm_net_key_targets(net, expect, 0, t, QUIC_NODE_RESOLVE_MAX), err = n;
+
+	for (int i = 0; i < n && !__atomic_load_n(&net->stop, __ATOMIC_RELAXED); i++) {
+		err = dial(net, NULL, 0, t[i], NULL, pcp, conn);
+		if (!err)
+			break;
+	}
+	return err;
+}
+
+/* Pull every page of the community from the holder at ss (or, when
+ * try_key, by its key expect when *via_key says so or ss does not
+ * answer: *via_key then says how it was reached): members, then shares. *key gets the
+ * holder's key (the handshake's), *pages the pages read, *added the
+ * records they added or replaced. */
+static int pull(struct comm_net *net, const uint8_t *id, const uint8_t *dk,
+		const struct sockaddr_storage *ss, socklen_t sslen, const uint8_t *expect,
+		int try_key, int *via_key, uint8_t *key, size_t *pages_read, size_t *added)
+{
+	struct pcall *pc = NULL;
+	uint64_t conn = 0;
+	int err = -EHOSTUNREACH;
+
+	*pages_read = 0;
+	*added = 0;
+	if (!*via_key || !try_key)
+		err = dial(net, ss, sslen, NULL, expect, &pc, &conn);
+	*via_key = 0;
+	if (err && err != -ENOMEM && try_key && quic_node_can_resolve(net->o.quic) &&
+	    !__atomic_load_n(&net->stop, __ATOMIC_RELAXED)) {
+		err = dial_key(net, expect, &pc, &conn);
+		*via_key = !err;
+		log_debug("community", "pull by key (its address did not answer): %s",
+			  err ? strerror(-err) : "connected");
+	}
+	if (err)
+		return err;
+	memcpy(key, pc->key, COMM_PK_LEN);
+	if (!memcmp(key, net->o.me->pk, COMM_PK_LEN))
+		err = -ELOOP; /* ourselves, announced under the same key */
 	for (uint8_t type = COMM_REC_MEMBER; !err && type <= COMM_REC_SHARE; type++) {
 		uint32_t page = 0, pages = 1, total;
 
@@ -291,8 +338,11 @@ static void dht_done(void *arg, const struct dht_result *res)
 			comm_net_note_peer(net, c, &res->peers[i], comm_net_sslen(&res->peers[i]),
 					   NULL);
 		net->st.found += c->np - before;
+		/* Only holders reached count: a holder found behind a NAT
+		 * may be an address nobody answers at (our own among them), and
+		 * while we reached none the next lookup comes soon. */
 		for (size_t i = 0; i < c->np; i++)
-			holders += !c->p[i].self;
+			holders += c->p[i].have_key && !c->p[i].self;
 		c->next_find_ms = util_now_ms() + (holders ? NET_FIND_MS : NET_RETRY_MS);
 	}
 	pthread_mutex_unlock(&net->mu);
@@ -341,7 +391,7 @@ struct due {
 	uint8_t id[COMM_ID_LEN], dk[COMM_DHT_KEY_LEN], expect[COMM_PK_LEN];
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	int have_key;
+	int have_key, try_key, by_key;
 };
 
 static void sync_tick(struct comm_net *net)
@@ -385,6 +435,10 @@ static void sync_tick(struct comm_net *net)
 			memcpy(due[nd].dk, c->k.dht_key, COMM_DHT_KEY_LEN);
 			memcpy(due[nd].expect, p->key, COMM_PK_LEN);
 			due[nd].have_key = p->have_key;
+			/* by key only while it keeps failing few times: an
+			 * offline member is not resolved at every pull */
+			due[nd].try_key = p->have_key && p->fails < NET_KEY_FAILS;
+			due[nd].by_key = p->by_key;
 			due[nd].ss = p->ss;
 			due[nd].sslen = p->sslen;
 			nd++;
@@ -395,7 +449,8 @@ static void sync_tick(struct comm_net *net)
 		uint8_t key[COMM_PK_LEN] = {0};
 		size_t pages, added;
 		int err = pull(net, due[i].id, due[i].dk, &due[i].ss, due[i].sslen,
-			       due[i].have_key ? due[i].expect : NULL, key, &pages, &added);
+			       due[i].have_key ? due[i].expect : NULL, due[i].try_key, &due[i].by_key,
+			       key, &pages, &added);
 		struct ncomm *c;
 		int intro = 0;
 
@@ -404,6 +459,9 @@ static void sync_tick(struct comm_net *net)
 		 * that learned the DHT key from the DHT, or nobody's node). */
 		if (!err && net->o.ops.member(net->o.ops.arg, due[i].id, key) != 1)
 			err = -EPERM;
+		log_debug("community", "pull %02x%02x%02x%02x...: %s, %zu pages, %zu records added",
+			  due[i].id[0], due[i].id[1], due[i].id[2], due[i].id[3],
+			  err ? strerror(-err) : "ok", pages, added);
 		pthread_mutex_lock(&net->mu);
 		net->st.pulls++;
 		if (err)
@@ -426,10 +484,12 @@ static void sync_tick(struct comm_net *net)
 				net->st.not_member++;
 			} else if (err) {
 				p->fails++;
+				p->by_key = 0; /* the address first again, then the key */
 				sh = p->fails < 6 ? p->fails : 6;
 				p->next_sync_ms = util_now_ms() + (1000u << sh);
 			} else {
 				p->fails = 0;
+				p->by_key = (uint8_t)due[i].by_key;
 				/* A pull that taught us something: the community
 				 * is changing, pull again soon. */
 				p->next_sync_ms = util_now_ms() + (added ? NET_BUSY_SYNC_MS : NET_SYNC_MS);

@@ -118,6 +118,10 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 	cs->room_arg = opts->room_arg;
 	atomic_init(&cs->direct, !!opts->direct_io);
 	pthread_mutex_init(&cs->dio_mu, NULL);
+	cs->trust_settle_ms =
+		opts->trust_settle_ms ? opts->trust_settle_ms : CSTORE_TRUST_SETTLE_MS;
+	if (!opts->no_trust && (err = cn_trust_new(cs)))
+		goto fail;
 	if (asprintf(&cs->blobdir, "%s/blobs", opts->dir) < 0) {
 		cs->blobdir = NULL;
 		err = -ENOMEM;
@@ -151,6 +155,7 @@ void cstore_free(struct cstore *cs)
 	pthread_mutex_destroy(&cs->lock);
 	cn_dio_free(cs);
 	pthread_mutex_destroy(&cs->dio_mu);
+	cn_trust_free(cs);
 	free(cs->blobdir);
 	free(cs);
 }
@@ -680,7 +685,7 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 		return err;
 	if (cn_dio_use(cs, len)) {
 		err = cn_dio_chunk(cs, id, CSTORE_PARTIAL, 1, (uint8_t *)buf, len,
-				   index * B3TREE_CHUNK_LEN);
+				   index * B3TREE_CHUNK_LEN, NULL);
 		if (err != -EINVAL)
 			return err;
 	}
@@ -723,10 +728,26 @@ out:
 	pthread_mutex_unlock(&cs->lock);
 }
 
+/* Whether a chunk just read needs its BLAKE3 pass: always for a partial
+ * blob (the store itself writes its file); for a complete one unless it
+ * was verified since its file last changed (chunkstore_trust.c), and then
+ * still one read in CSTORE_TRUST_SAMPLE. */
+static int needs_verify(struct cstore *cs, const uint8_t *id, uint64_t index,
+			const struct chunk_ref *r, const struct stat *st)
+{
+	if (r->info.state != CSTORE_COMPLETE || !cn_trust_check(cs, id, index, st))
+		return 1;
+	if (atomic_fetch_add(&cs->trust_hits, 1) % CSTORE_TRUST_SAMPLE == CSTORE_TRUST_SAMPLE - 1)
+		return 1;
+	atomic_fetch_add(&cs->reads_trusted, 1);
+	return 0;
+}
+
 int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		      uint8_t *buf, size_t cap, size_t *len)
 {
 	struct chunk_ref r;
+	struct stat st;
 	size_t clen;
 	int fd, err;
 
@@ -744,12 +765,15 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 		return -ENOBUFS;
 	err = -EINVAL;
 	if (cn_dio_use(cs, clen))
-		err = cn_dio_chunk(cs, id, r.info.state, 0, buf, clen, index * B3TREE_CHUNK_LEN);
+		err = cn_dio_chunk(cs, id, r.info.state, 0, buf, clen, index * B3TREE_CHUNK_LEN,
+				   &st);
 	if (err == -EINVAL) {
 		fd = cn_blob_open(cs, id, r.info.state, O_RDONLY);
 		if (fd < 0 && fd != -ENOENT)
 			return fd;
 		err = fd < 0 ? -EIO : cn_pread_full(fd, buf, clen, index * B3TREE_CHUNK_LEN);
+		if (!err && fstat(fd, &st) < 0)
+			err = -errno;
 		if (fd >= 0)
 			close(fd);
 	} else if (err == -ENOENT) {
@@ -760,10 +784,15 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	if (err)
 		log_warn(CS_MOD, "reading chunk %llu: %s", (unsigned long long)index,
 			 strerror(-err));
-	if (!err)
+	if (!err && needs_verify(cs, id, index, &r, &st)) {
+		atomic_fetch_add(&cs->reads_verified, 1);
 		err = b3tree_verify_chunk(r.cv, r.info.size, index, buf, clen);
+		if (!err && r.info.state == CSTORE_COMPLETE)
+			cn_trust_note(cs, id, index, r.info.nchunks, &st);
+	}
 	if (err) {
 		/* Missing, short or altered data: never serve it. */
+		cn_trust_forget(cs, id);
 		if (r.info.state == CSTORE_COMPLETE) {
 			mark_bad(cs, id, index);
 		} else {
@@ -779,6 +808,14 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	}
 	*len = clen;
 	return 0;
+}
+
+void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted)
+{
+	if (verified)
+		*verified = cs ? atomic_load(&cs->reads_verified) : 0;
+	if (trusted)
+		*trusted = cs ? atomic_load(&cs->reads_trusted) : 0;
 }
 
 /* ---- queries ---- */
@@ -953,6 +990,7 @@ int cstore_delete(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN])
 	t = NULL;
 	if (err)
 		goto out;
+	cn_trust_forget(cs, id);
 	cn_blob_unlink(cs, id);
 	/* A damaged record was never counted at open, but may have become
 	 * damaged later: only subtract what we can read. */

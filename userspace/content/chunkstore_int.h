@@ -8,6 +8,8 @@
  *                       inside a transaction
  *   chunkstore_io.c     the blob files: paths, whole reads and writes,
  *                       direct I/O through a pool of aligned buffers
+ *   chunkstore_trust.c  the chunks of complete blobs verified since their
+ *                       file last changed (read back without hashing)
  */
 #ifndef WEFT_CHUNKSTORE_INT_H
 #define WEFT_CHUNKSTORE_INT_H
@@ -16,10 +18,12 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "weft/chunk.h"
 
 struct store_txn;
+struct cn_trust;
 
 #define CS_MOD "content"
 
@@ -34,6 +38,13 @@ struct store_txn;
 /* Aligned chunk buffers kept for reuse: the serve threads and a few
  * downloads at once; more are allocated and freed per call. */
 #define DIO_POOL 6
+/* Verified-chunk trust (chunkstore_trust.c): blobs tracked, the bytes of
+ * their bitmaps together (4 MiB: 32M chunks, 8 TiB of content), and one
+ * trusted read in CSTORE_TRUST_SAMPLE verified anyway (a slow scrub for
+ * what a file's identity cannot show: a disk that changes data under it). */
+#define CSTORE_TRUST_BLOBS 256
+#define CSTORE_TRUST_BITS_MAX (4u << 20)
+#define CSTORE_TRUST_SAMPLE 64
 
 struct cstore {
 	struct store *st;
@@ -53,6 +64,11 @@ struct cstore {
 	pthread_mutex_t dio_mu;	     /* guards the pool below */
 	uint8_t *dio_pool[DIO_POOL]; /* aligned chunk buffers kept for reuse */
 	unsigned int ndio;
+	pthread_mutex_t trust_mu;   /* guards *trust */
+	struct cn_trust *trust;	    /* NULL: every read verified */
+	uint32_t trust_settle_ms;   /* cstore_opts.trust_settle_ms */
+	atomic_uint_fast64_t trust_hits; /* reads found trusted (sampled or not) */
+	atomic_uint_fast64_t reads_verified, reads_trusted; /* cstore_read_stats */
 };
 
 /* chunkstore_index.c: the index records (pure encoding) and their
@@ -89,9 +105,23 @@ int cn_dio_use(struct cstore *cs, size_t len);
 /* One chunk through O_DIRECT (see the definition): -EINVAL when the file
  * system refuses it (the caller goes buffered). */
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
-		 size_t len, uint64_t off);
+		 size_t len, uint64_t off, struct stat *st);
 /* Free the buffers kept in the pool (cstore_free). */
 void cn_dio_free(struct cstore *cs);
+
+/* chunkstore_trust.c. new: 0 or -ENOMEM; free: NULL-safe contents. */
+int cn_trust_new(struct cstore *cs);
+void cn_trust_free(struct cstore *cs);
+/* 1 when chunk index of id was verified while its file had the identity
+ * st (fstat of the file after the read), else 0. */
+int cn_trust_check(struct cstore *cs, const uint8_t *id, uint64_t index, const struct stat *st);
+/* Chunk index of id (nchunks) was just verified, read from the file of
+ * identity st: remembered, unless the file changed within the settle time
+ * (a new identity forgets the chunks verified under the old one). */
+void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		   const struct stat *st);
+/* Forget id (deleted, marked bad, or a read that failed). */
+void cn_trust_forget(struct cstore *cs, const uint8_t *id);
 
 /* chunkstore_open.c: at open (cstore_new), before anything else uses cs. */
 /* Check every index entry against its file, repair what can be (written

@@ -155,11 +155,12 @@ static void dio_refused(struct cstore *cs)
 
 /*
  * One chunk of len bytes at off through O_DIRECT: write (wr) from buf or
- * read into buf, by way of an aligned pool buffer. -EINVAL when the file
- * system refuses O_DIRECT (the caller goes buffered), else 0 or -errno.
+ * read into buf, by way of an aligned pool buffer; st (may be NULL) gets
+ * the file's fstat taken after the I/O. -EINVAL when the file system
+ * refuses O_DIRECT (the caller goes buffered), else 0 or -errno.
  */
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
-		 size_t len, uint64_t off)
+		 size_t len, uint64_t off, struct stat *st)
 {
 	uint8_t *b;
 	int fd, err;
@@ -185,6 +186,8 @@ int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, u
 		if (!err && b != buf)
 			memcpy(buf, b, len);
 	}
+	if (!err && st && fstat(fd, st) < 0)
+		err = -errno;
 	close(fd);
 	if (b != buf)
 		dio_put(cs, b);

@@ -464,6 +464,12 @@ void cn_subs_stop(struct content_node *cn);
  * item with seq = m->seq, record it (durable), put it with cas. 0 or
  * -errno (the record; a DHT put that fails is retried by the thread). */
 int cn_head_publish(struct content_node *cn, const struct manifest *m);
+/* Our share of that name was removed (content rm): its head is no longer
+ * ours to keep alive, so its record loses CN_HEAD_OWN (deleted when
+ * nothing else holds it) and the DHT forgets the item within its 2 h.
+ * Without this every name ever published was put again every 30 min for
+ * good (the soak's DHT items and content_heads grew with every share). */
+void cn_head_retire(struct content_node *cn, const uint8_t pk[32], const char *name);
 /* Publish m (name, items, visibility set; not signed) as the next version
  * of our share of that name: seq after the held version's and linked to
  * it, signed, stored (durable), super-seeded, announced when

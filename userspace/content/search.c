@@ -7,7 +7,8 @@
  *                          and postings written for it)
  *   content_search_items   share id, item index(4) -> content id(32) size(8)
  *                          typelen(1) type path
- *   content_search_terms   term, 0, tier(1), share id, item index -> ""
+ *   content_search_terms   term, 0, tier(1), share id, item index ->
+ *                          the item's term signature (8: item_sig)
  *   content_search_df      term -> items holding it (4)
  * Integers big-endian. A share is indexed and removed in one write
  * transaction of the store's writer, so the four always agree; what does
@@ -67,6 +68,23 @@ struct cn_search {
 	struct store *st;
 	unsigned int sh, it, tm, df;
 };
+
+/* A term's two bits of a 64-bit signature (a Bloom filter of k = 2, from
+ * the term's FNV-1a hash). Every posting of an item carries its item's
+ * signature, the OR of its terms' bits: a query reading one term's
+ * postings skips, without another read, an item whose signature lacks a
+ * bit of another term, and checks the rest in the postings (bits may be
+ * set by other terms: about 7% pass for ten terms an item). */
+#define SIG_LEN 8
+
+static uint64_t term_bits(const struct cn_term *t)
+{
+	uint32_t h = 2166136261u;
+
+	for (unsigned int i = 0; i < t->len; i++)
+		h = (h ^ t->t[i]) * 16777619u;
+	return (1ull << (h & 63)) | (1ull << ((h >> 6) & 63));
+}
 
 /* ------------------------------------------------------------ terms */
 
@@ -366,6 +384,7 @@ static int index_fn(struct store_txn *txn, void *arg)
 	const struct manifest *m = c->m;
 	struct cn_term t[CN_SEARCH_ITEM_TERMS];
 	uint8_t k[TKEY_MAX], ik[SID + 4], rec[32 + 8 + 1 + MANIFEST_MAX_TYPE + MANIFEST_MAX_PATH];
+	uint8_t sig[SIG_LEN];
 	uint8_t sh[SH_NAME + MANIFEST_MAX_NAME];
 	size_t nl = strlen(m->name), tl, pl;
 	uint32_t nitems = 0, nposts = 0;
@@ -384,9 +403,16 @@ static int index_fn(struct store_txn *txn, void *arg)
 			rc = 0;
 			continue;
 		}
+		{
+			uint64_t bits = 0;
+
+			for (unsigned int j = 0; j < n; j++)
+				bits |= term_bits(&t[j]);
+			put_be64(sig, bits);
+		}
 		for (unsigned int j = 0; j < n && !rc; j++) {
 			rc = store_txn_put(txn, c->s->tm, k, tkey(k, &t[j], t[j].tier, c->sid, i),
-					   "", 0);
+					   sig, SIG_LEN);
 			if (!rc)
 				rc = df_add(txn, c->s, &t[j], 1);
 			nposts++;
@@ -519,10 +545,22 @@ static int check_df(void *arg, const void *key, size_t klen, const void *val, si
 	return 0;
 }
 
+/* The first posting's value: an index written before postings carried
+ * signatures has none (an index is rebuilt whole, so one tells). */
+static int first_post(void *arg, const void *key, size_t klen, const void *val, size_t vl)
+{
+	(void)key;
+	(void)klen;
+	(void)val;
+	*(int *)arg = vl == SIG_LEN ? 1 : -1;
+	return 1;
+}
+
 int cn_search_check(struct cn_search *s)
 {
 	struct check_ctx c = {0};
 	uint64_t items = 0, posts = 0;
+	int fmt = 0;
 	int rc = store_iter(s->st, s->sh, check_share, &c);
 
 	if (rc >= 0 && !c.bad)
@@ -531,9 +569,11 @@ int cn_search_check(struct cn_search *s)
 		rc = store_stat(s->st, s->it, &items);
 	if (rc >= 0)
 		rc = store_stat(s->st, s->tm, &posts);
+	if (rc >= 0)
+		rc = store_iter(s->st, s->tm, first_post, &fmt);
 	if (rc < 0)
 		return rc;
-	if (c.bad || items != c.items || posts != c.posts || c.df != c.posts)
+	if (c.bad || items != c.items || posts != c.posts || c.df != c.posts || fmt < 0)
 		return -EBADMSG;
 	return 0;
 }
@@ -569,6 +609,7 @@ struct qctx {
 	 * are cheap to check in the postings before its record is read) */
 	struct cn_term all[CN_SEARCH_QUERY_TERMS + 4];
 	unsigned int nall;
+	uint64_t want; /* the bits of every term but the driver's */
 	int share_only; /* stop past q->share in tier */
 	uint8_t tier;
 	uint8_t last[CN_SEARCH_CURSOR_LEN];
@@ -639,8 +680,6 @@ static int scan_one(void *arg, const void *key, size_t klen, const void *val, si
 	uint32_t idx;
 	json_t *r;
 
-	(void)val;
-	(void)vl;
 	if (klen != (size_t)d->len + 1 + CN_SEARCH_CURSOR_LEN || memcmp(k, d->t, d->len) ||
 	    k[d->len] != 0)
 		return 1; /* past the term */
@@ -651,6 +690,10 @@ static int scan_one(void *arg, const void *key, size_t klen, const void *val, si
 	c->pg->scanned++;
 	memcpy(c->last, pos, CN_SEARCH_CURSOR_LEN);
 	idx = get_be32(sid + SID);
+	/* the item's signature lacks a bit of another term: it lacks the
+	 * term (a posting without one, of an older index, is checked) */
+	if (vl == SIG_LEN && (get_be64(val) & c->want) != c->want)
+		return 0;
 	for (unsigned int i = 0; i < c->nall; i++)
 		if (&c->all[i] != d && !has_term(c, &c->all[i], sid, idx))
 			return 0;
@@ -708,6 +751,9 @@ int cn_search_query(struct cn_search *s, const struct cn_search_q *q, struct cn_
 	pg->matches_max = best;
 	if (!best)
 		goto done;
+	for (unsigned int i = 0; i < c.nall; i++)
+		if (&c.all[i] != c.drv)
+			c.want |= term_bits(&c.all[i]);
 	memcpy(k, c.drv->t, c.drv->len);
 	k[c.drv->len] = 0;
 	memset(c.last, 0, sizeof(c.last));

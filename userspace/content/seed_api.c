@@ -58,9 +58,10 @@ static void api_rm(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	uint8_t id[32];
 	size_t len = body_id(req, resp, id);
 	unsigned int nblobs = 0;
+	struct manifest m;
 	uint64_t jid;
 	char hex[65];
-	int rc;
+	int rc, own = 0;
 
 	if (!len)
 		return;
@@ -71,7 +72,20 @@ static void api_rm(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 			       (unsigned long long)jid, hex, (unsigned long long)jid);
 		return;
 	}
+	if (len == MANIFEST_SHARE_ID_LEN) { /* a share of ours: its head goes with it */
+		uint8_t *enc = NULL;
+		size_t elen;
+
+		manifest_init(&m);
+		if (cn_share_get(cn, id, &enc, &elen) == 0 && manifest_decode(&m, enc, elen) == 0)
+			own = !memcmp(m.pk, cn->id->pk, 32);
+		free(enc);
+	}
 	rc = cn_remove(cn, id, len, &nblobs);
+	if (rc == 0 && own)
+		cn_head_retire(cn, m.pk, m.name);
+	if (len == MANIFEST_SHARE_ID_LEN)
+		manifest_free(&m);
 	if (rc == -ENOENT) {
 		ctl_resp_error(resp, 404, "not_found", "%s %s is not held here",
 			       len == 32 ? "content" : "share", hex);

@@ -480,6 +480,33 @@ int cn_head_publish(struct content_node *cn, const struct manifest *m)
 	return 0;
 }
 
+void cn_head_retire(struct content_node *cn, const uint8_t pk[32], const char *name)
+{
+	struct cn_head_ref ref = {0};
+	struct rec_upd u = {0};
+	int rc;
+
+	if (memcmp(pk, cn->id->pk, 32) || strlen(name) >= sizeof(ref.name))
+		return; /* not a head of ours */
+	memcpy(ref.pk, pk, 32);
+	ref.name_len = strlen(name);
+	memcpy(ref.name, name, ref.name_len);
+	u.cn = cn;
+	u.ref = &ref;
+	u.clr_flags = CN_HEAD_OWN;
+	u.item_seq = -1;
+	u.got = -1;
+	rc = rec_update(&u);
+	if (rc) {
+		if (rc != -ENOENT)
+			log_warn(CN_MOD, "head of %s not retired: %s", name, strerror(-rc));
+		return;
+	}
+	if (!(u.out.flags & CN_HEAD_SUB) && cn->subs)
+		sched_drop(cn->subs, &ref);
+	log_info(CN_MOD, "share head %s no longer kept alive (share removed)", name);
+}
+
 /* ------------------------------------------------------------ following */
 
 /* The share id a head value names, checked against its key and name: a

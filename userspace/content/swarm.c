@@ -707,10 +707,11 @@ static int fetch_item(struct cn_job *j)
 					   : "no provider found for this content");
 			return -ETIMEDOUT;
 		}
-		/* Every provider named answered "not found" (removed there,
-		 * say) and no other turned up: say so, not a 60 s stall. */
-		if (!j->opened && j->rq.nfrom && j->said_notfound && !usable_peers(j) &&
-		    t - j->last_progress > CN_NOTFOUND_MS) {
+		/* Every provider named or found answered "not found" (removed
+		 * there, say) and no other turned up: say so, not a 60 s
+		 * stall. */
+		if (!j->opened && j->said_notfound && !usable_peers(j) &&
+		    t - j->last_progress > (j->rq.nfrom ? CN_NOTFOUND_MS : CN_NOTFOUND_DHT_MS)) {
 			snprintf(j->error, sizeof(j->error),
 				 "not found: every provider asked (%u) answered that it does not "
 				 "hold this content",
@@ -774,6 +775,8 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	int rc;
 
 	j->mpeer = -1;
+	j->manifests_refused = 0;
+	j->refused_why = NULL;
 	if (cn_share_get(j->cn, j->rq.id, &enc, &len) == 0) {
 		rc = manifest_decode(m, enc, len);
 		free(enc);
@@ -815,14 +818,18 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 				if (rc || memcmp(got.share_id, j->rq.id, MANIFEST_SHARE_ID_LEN)) {
 					manifest_free(&got);
 					j->bad_chunks++;
-					fault(j, p,
-					      rc == -ELOOP ? "a manifest whose predecessor link loops"
-							   : "a manifest that does not verify");
+					j->manifests_refused++;
+					j->refused_why =
+					    rc == -ELOOP ? "a manifest whose predecessor link loops"
+							 : "a manifest that does not verify";
+					fault(j, p, j->refused_why);
 				} else if (j->rq.has_head && memcmp(got.pk, j->rq.head_pk, 32)) {
 					/* the head's key must sign what it names */
 					manifest_free(&got);
 					j->bad_chunks++;
-					fault(j, p, "a manifest signed by another key than the head's");
+					j->manifests_refused++;
+					j->refused_why = "a manifest signed by another key than the head's";
+					fault(j, p, j->refused_why);
 				} else if (j->rq.has_mh) {
 					if (!m->is_signed && version_ok(j, &got)) {
 						*m = got;
@@ -863,10 +870,20 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 					 "no provider has the version the share head names yet");
 				return -EAGAIN;
 			}
+			/* what every provider sent was refused and no other
+			 * turned up: that is the answer, nothing taken */
+			if (!m->is_signed && !waiting && j->manifests_refused &&
+			    util_now_ms() - j->last_progress > CN_NOTFOUND_DHT_MS) {
+				snprintf(j->error, sizeof(j->error),
+					 "refused: %s (%u sent by the providers, none taken)",
+					 j->refused_why, j->manifests_refused);
+				return -EBADMSG;
+			}
 		}
 		t = util_now_ms();
 		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
 			return 0;
+
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "no provider served this share");
 			return -ETIMEDOUT;

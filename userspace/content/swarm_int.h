@@ -23,6 +23,13 @@ _Static_assert(CONTENT_MAX_PROVIDERS <= 255, "availability counts are bytes");
 /* A download with explicit providers that all answered NOT_FOUND, and no
  * other provider found meanwhile, fails after this (the DHT lookup's time). */
 #define CN_NOTFOUND_MS 5000
+/* The same with providers found through the DHT: several lookups (every
+ * CN_RELOOKUP_MS) found no other (the DHT keeps a removed provider's
+ * announce up to 30 min: without this a get after content rm stalled for
+ * CN_STALL_MS and said "no provider found"). Also how long a share's
+ * providers that all sent a manifest that fails verification are given
+ * before the job fails with that reason. */
+#define CN_NOTFOUND_DHT_MS 15000
 /* Providers looked up again at most every 3 s while none is usable, and
  * every 15 s while the download runs: other downloaders announce what
  * they are fetching as soon as they start, and serve the chunks they
@@ -191,6 +198,8 @@ struct cn_job {
 	uint64_t endgame_cancelled; /* of those, given up when the twin won */
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
 	unsigned int said_notfound; /* INFO answers NOT_FOUND (current item) */
+	unsigned int manifests_refused; /* manifests that failed verification */
+	const char *refused_why;        /* the last one's reason (a literal) */
 	uint64_t total_bytes, done_bytes, items_total, items_done;
 };
 

@@ -558,6 +558,12 @@ static unsigned int counted_good(const struct dht_node *n)
 	return n->replied && !n->fails && !n->ro_held;
 }
 
+unsigned int dht_store_list(const struct dht *dht, uint64_t now, struct dht_stored *out,
+			    unsigned int max)
+{
+	return dht_store_list_int(&dht->store, now, out, max);
+}
+
 void dht_get_stats(const struct dht *dht, struct dht_stats *st)
 {
 	*st = dht->st;

@@ -5,6 +5,7 @@
  * DHT (opts.run) and wait, on the svc's own mutex and condition variable
  * (never held while the DHT runs), for its callback.
  *   GET  /v1/dht/status
+ *   GET  /v1/dht/store      what we store for others, with ages
  *   POST /v1/dht/ping       {"addr":"ip:port"}
  *   POST /v1/dht/find-node  {"id":hex40}
  *   POST /v1/dht/get-peers  {"infohash":hex40}
@@ -368,6 +369,8 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_object_set_new(o, "id", hex_json(st.id, DHT_ID_LEN));
 	json_object_set_new(o, "nodes4", json_integer(st.nodes4));
 	json_object_set_new(o, "nodes6", json_integer(st.nodes6));
+	json_object_set_new(o, "good4", json_integer(st.good4));
+	json_object_set_new(o, "good6", json_integer(st.good6));
 	json_object_set_new(o, "buckets4", b4);
 	json_object_set_new(o, "buckets6", b6);
 	json_object_set_new(o, "infohashes", json_integer(st.infohashes));
@@ -387,6 +390,80 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_object_set_new(o, "abuse_reports", json_integer((json_int_t)st.abuse_reports));
 	json_object_set_new(o, "timeouts", json_integer((json_int_t)st.timeouts));
 	json_object_set_new(o, "retries", json_integer((json_int_t)st.retries));
+	ctl_resp_json(resp, 200, o);
+}
+
+/* At most this many entries listed by GET /v1/dht/store ("truncated"). */
+#define STORE_LIST_MAX 512
+
+struct store_list {
+	struct dht_stored *e;
+	unsigned int n, total;
+};
+
+static void store_fn(struct dht *dht, void *arg, uint64_t now)
+{
+	struct store_list *l = arg;
+
+	l->total = dht_store_list(dht, now, l->e, STORE_LIST_MAX);
+	l->n = l->total < STORE_LIST_MAX ? l->total : STORE_LIST_MAX;
+}
+
+static void h_store(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct dht_svc *svc = arg;
+	struct store_list l = {.e = calloc(STORE_LIST_MAX, sizeof(struct dht_stored))};
+	json_t *o, *ihs, *its;
+	uint64_t page = 0, iage = 0;
+	int err;
+
+	(void)req;
+	if (!l.e) {
+		ctl_resp_errno(resp, -ENOMEM, "DHT store");
+		return;
+	}
+	err = svc_exec(svc, store_fn, &l);
+	if (err) {
+		free(l.e);
+		ctl_resp_errno(resp, err, "DHT store");
+		return;
+	}
+	o = json_object();
+	ihs = json_array();
+	its = json_array();
+	for (unsigned int i = 0; i < l.n; i++) {
+		const struct dht_stored *e = &l.e[i];
+		json_t *x = json_object();
+
+		json_object_set_new(x, e->item ? "target" : "infohash", hex_json(e->key, DHT_ID_LEN));
+		json_object_set_new(x, "age_s", json_integer((json_int_t)(e->age_ms / 1000)));
+		json_object_set_new(x, "left_s", json_integer((json_int_t)(e->left_ms / 1000)));
+		if (!e->item) {
+			json_object_set_new(x, "peers", json_integer(e->peers));
+			page = e->age_ms > page ? e->age_ms : page;
+			json_array_append_new(ihs, x);
+			continue;
+		}
+		iage = e->age_ms > iage ? e->age_ms : iage;
+		json_object_set_new(x, "bytes", json_integer((json_int_t)e->vlen));
+		if (e->mut) {
+			json_object_set_new(x, "k", hex_json(e->k, DHT_PK_LEN));
+			json_object_set_new(x, "seq", json_integer((json_int_t)e->seq));
+			json_t *salt = json_stringn((const char *)e->salt, e->salt_len);
+
+			json_object_set_new(x, salt ? "salt" : "salt_hex",
+					    salt ? salt : hex_json(e->salt, e->salt_len));
+		}
+		json_array_append_new(its, x);
+	}
+	free(l.e);
+	json_object_set_new(o, "infohashes", ihs);
+	json_object_set_new(o, "items", its);
+	json_object_set_new(o, "peer_age_max_s", json_integer((json_int_t)(page / 1000)));
+	json_object_set_new(o, "item_age_max_s", json_integer((json_int_t)(iage / 1000)));
+	json_object_set_new(o, "peer_ttl_s", json_integer(DHT_PEER_TTL_MS / 1000));
+	json_object_set_new(o, "item_ttl_s", json_integer(DHT_ITEM_TTL_MS / 1000));
+	json_object_set_new(o, "truncated", json_boolean(l.total > l.n));
 	ctl_resp_json(resp, 200, o);
 }
 
@@ -510,6 +587,7 @@ int dht_svc_register(struct dht_svc *svc, struct ctl *ctl)
 		ctl_handler_fn fn;
 	} routes[] = {
 	    {"GET", "/v1/dht/status", h_status},
+	    {"GET", "/v1/dht/store", h_store},
 	    {"POST", "/v1/dht/ping", h_ping},
 	    {"POST", "/v1/dht/find-node", h_find_node},
 	    {"POST", "/v1/dht/get-peers", h_get_peers},

@@ -14,8 +14,6 @@
 #define DHT_GOOD_MS (15 * 60 * 1000ULL)		/* BEP 5: good if heard within 15 min */
 #define DHT_REFRESH_MS (15 * 60 * 1000ULL)	/* BEP 5: refresh buckets idle 15 min */
 #define DHT_TOKEN_ROTATE_MS (5 * 60 * 1000ULL)	/* BEP 5: secret changes every 5 min */
-#define DHT_PEER_TTL_MS (30 * 60 * 1000ULL)	/* peers expire after 30 min */
-#define DHT_ITEM_TTL_MS (2 * 60 * 60 * 1000ULL) /* BEP 44: items live 2 h unless re-put */
 #define DHT_MAX_FAILS 3				/* unanswered queries in a row -> bad */
 #define DHT_ABUSE_REPORT_MS 10000		/* on_abuse at most every 10 s per source */
 #define DHT_MAX_LOOKUP_CANDS 64			/* candidates kept per lookup (closest first) */
@@ -227,6 +225,8 @@ struct dht_item *dht_store_find_item(const struct dht_store *s, const uint8_t *t
 /* Insert or replace (the caller has validated seq/cas/signature). Returns 0 or -ENOSPC. */
 int dht_store_put_item(struct dht_store *s, const struct dht_item *src, uint64_t now);
 void dht_store_expire(struct dht_store *s, uint64_t now);
+unsigned int dht_store_list_int(const struct dht_store *s, uint64_t now, struct dht_stored *out,
+				unsigned int max);
 
 /* ---- external address votes (BEP 42) ---- */
 struct dht_ipvote {

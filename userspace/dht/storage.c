@@ -228,3 +228,49 @@ void dht_store_expire(struct dht_store *s, uint64_t now)
 		}
 	}
 }
+
+static uint64_t age_of(uint64_t expires, uint64_t ttl, uint64_t now)
+{
+	return expires > now + ttl ? 0 : now + ttl - expires;
+}
+
+unsigned int dht_store_list_int(const struct dht_store *s, uint64_t now, struct dht_stored *out,
+				unsigned int max)
+{
+	unsigned int n = 0;
+
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned int i = 0; i < DHT_STORE_HBUCKETS; i++) {
+			for (const struct dht_ih *e = pass ? NULL : s->ih[i]; e; e = e->next, n++) {
+				uint64_t lo = UINT64_MAX, hi = 0;
+
+				if (n >= max)
+					continue;
+				for (uint32_t j = 0; j < e->npeers; j++) {
+					lo = e->peers[j].expires < lo ? e->peers[j].expires : lo;
+					hi = e->peers[j].expires > hi ? e->peers[j].expires : hi;
+				}
+				memset(&out[n], 0, sizeof(out[n]));
+				memcpy(out[n].key, e->ih, DHT_ID_LEN);
+				out[n].peers = e->npeers;
+				out[n].age_ms = e->npeers ? age_of(lo, DHT_PEER_TTL_MS, now) : 0;
+				out[n].left_ms = hi > now ? hi - now : 0;
+			}
+			for (const struct dht_item *e = pass ? s->it[i] : NULL; e; e = e->next, n++) {
+				if (n >= max)
+					continue;
+				memset(&out[n], 0, sizeof(out[n]));
+				memcpy(out[n].key, e->target, DHT_ID_LEN);
+				out[n].item = 1;
+				out[n].mut = e->mut;
+				memcpy(out[n].k, e->k, DHT_PK_LEN);
+				out[n].seq = e->seq;
+				memcpy(out[n].salt, e->salt, e->salt_len);
+				out[n].salt_len = e->salt_len;
+				out[n].vlen = e->vlen;
+				out[n].age_ms = age_of(e->expires, DHT_ITEM_TTL_MS, now);
+				out[n].left_ms = e->expires > now ? e->expires - now : 0;
+			}
+		}
+	return n;
+}

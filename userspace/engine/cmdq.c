@@ -26,6 +26,7 @@ int engine_cmdq_init(struct engine_cmdq *cq, unsigned int size, int with_eventfd
 	cq->mask = n - 1;
 	cq->head = cq->tail = 0;
 	cq->efd = -1;
+	cq->sleepy = 1;
 	if (with_eventfd) {
 		cq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (cq->efd < 0) {
@@ -73,11 +74,30 @@ int engine_cmdq_push(struct engine_cmdq *cq, engine_cmd_fn fn, void *arg)
 	}
 	c->fn = fn;
 	c->arg = arg;
-	__atomic_store_n(&c->seq, pos + 1 - (pos & cq->mask), __ATOMIC_RELEASE);
-	if (cq->efd >= 0 && write(cq->efd, &one, sizeof(one)) < 0) {
+	__atomic_store_n(&c->seq, pos + 1 - (pos & cq->mask), __ATOMIC_SEQ_CST);
+	if (cq->efd >= 0 && __atomic_load_n(&cq->sleepy, __ATOMIC_SEQ_CST) &&
+	    __atomic_exchange_n(&cq->sleepy, 0, __ATOMIC_SEQ_CST) &&
+	    write(cq->efd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: the counter is saturated, the worker is awake anyway. */
 	}
 	return 0;
+}
+
+int engine_cmdq_sleep(struct engine_cmdq *cq)
+{
+	size_t idx = cq->tail & cq->mask;
+
+	__atomic_store_n(&cq->sleepy, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&cq->cells[idx].seq, __ATOMIC_SEQ_CST) + idx == cq->tail + 1) {
+		__atomic_store_n(&cq->sleepy, 0, __ATOMIC_RELAXED);
+		return 1;
+	}
+	return 0;
+}
+
+void engine_cmdq_woke(struct engine_cmdq *cq)
+{
+	__atomic_store_n(&cq->sleepy, 0, __ATOMIC_RELAXED);
 }
 
 int engine_cmdq_pop(struct engine_cmdq *cq, engine_cmd_fn *fn, void **arg)

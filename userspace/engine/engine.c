@@ -708,6 +708,34 @@ static void demux(struct engine_worker *w, unsigned int n)
 	}
 }
 
+/* engine_pass_end: the hook of the pass this thread is running. */
+static __thread struct {
+	int in_pass;
+	void (*fn)(void *arg);
+	void *arg;
+} pass_hook;
+
+int engine_pass_end(void (*fn)(void *arg), void *arg)
+{
+	if (!pass_hook.in_pass)
+		return -ENOENT;
+	if (pass_hook.fn)
+		return pass_hook.fn == fn && pass_hook.arg == arg ? 0 : -EBUSY;
+	pass_hook.fn = fn;
+	pass_hook.arg = arg;
+	return 1;
+}
+
+static void pass_hook_run(void)
+{
+	void (*fn)(void *arg) = pass_hook.fn;
+
+	pass_hook.in_pass = 0;
+	pass_hook.fn = NULL;
+	if (fn)
+		fn(pass_hook.arg);
+}
+
 /* One pass of the loop; returns 1 when it did work (then the caller
  * must not wait before the next pass). */
 static int worker_pass(struct engine_worker *w)
@@ -717,6 +745,7 @@ static int worker_pass(struct engine_worker *w)
 	unsigned int fired, cmds;
 	int n;
 
+	pass_hook.in_pass = 1;
 	worker_tick(w);
 	engine_st_add(&w->st.loops, 1);
 	n = be->rx(w->q, w->rx, eng->opts.batch);
@@ -733,6 +762,9 @@ static int worker_pass(struct engine_worker *w)
 	if (run_deferred(w))
 		fired++;
 	engine_flush(w);
+	/* after the flush: a thread the hook wakes may take this CPU, and
+	 * the pass's packets are on their way by then */
+	pass_hook_run();
 	return n > 0 || fired || cmds || w->defer_head;
 }
 
@@ -759,11 +791,16 @@ static void *worker_main(void *arg)
 			/* Cap the sleep so a missed wake-up costs 1 s at most. */
 			if (to < 0 || to > 1000000)
 				to = 1000000;
+			if (engine_cmdq_sleep(&w->cmdq))
+				continue; /* a command came in: no sleep */
 			eng->be->wait(w->q, to);
+			engine_cmdq_woke(&w->cmdq);
 		}
 	}
+	pass_hook.in_pass = 1;
 	run_cmds(w, ~0u);
 	engine_flush(w);
+	pass_hook_run();
 	return NULL;
 }
 

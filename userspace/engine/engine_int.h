@@ -51,15 +51,26 @@ struct engine_cmdq {
 	size_t head __attribute__((aligned(64))); /* producers, atomic */
 	size_t tail __attribute__((aligned(64))); /* the one consumer */
 	int efd;				  /* eventfd, or -1 */
+	/* atomic: the consumer may be about to sleep (1 until its loop says
+	 * otherwise): a producer signals the eventfd only then, so commands
+	 * posted to a worker that is awake cost no system call and no extra
+	 * wake-up (engine_cmdq_sleep / engine_cmdq_woke) */
+	int sleepy;
 };
 
 /* size is rounded up to a power of two (>= 2). Returns 0 or -errno. */
 int engine_cmdq_init(struct engine_cmdq *cq, unsigned int size, int with_eventfd);
 void engine_cmdq_fini(struct engine_cmdq *cq);
-/* Any thread. Returns 0 or -EAGAIN (full). Signals the eventfd. */
+/* Any thread. Returns 0 or -EAGAIN (full). Signals the eventfd when the
+ * consumer may sleep (the first push after engine_cmdq_sleep). */
 int engine_cmdq_push(struct engine_cmdq *cq, engine_cmd_fn fn, void *arg);
 /* Consumer only. Returns 1 with fn/arg set, 0 when empty. */
 int engine_cmdq_pop(struct engine_cmdq *cq, engine_cmd_fn *fn, void **arg);
+/* Consumer only, before it waits on the eventfd: 0 when it may sleep
+ * (every later push signals), 1 when a command is already queued (do not
+ * sleep). engine_cmdq_woke after the wait: pushes stop signalling. */
+int engine_cmdq_sleep(struct engine_cmdq *cq);
+void engine_cmdq_woke(struct engine_cmdq *cq);
 
 /* ---- the engine ---- */
 struct engine_handler {

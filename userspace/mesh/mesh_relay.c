@@ -26,8 +26,19 @@ struct key_bucket {
 	struct bucket b;
 };
 
+/* The fewest hops an accepted envelope was seen at (same ring size as the
+ * gossip core's dedup). */
+struct hop_seen {
+	uint64_t pfx;
+	uint64_t until_ms;
+	uint8_t id[MESH_ID_LEN];
+	uint8_t hops;
+};
+
 struct mesh_relay {
 	struct mesh_relay_opts o;
+	struct hop_seen *hs;
+	size_t hs_n, hs_next, hs_max;
 	struct comm_gossip *g;
 	struct key_bucket *keys;
 	size_t keys_n;
@@ -73,7 +84,9 @@ int mesh_relay_new(struct mesh_relay **out, const struct mesh_relay_opts *opts)
 	go.future_ms = r->o.limits.future_ms;
 	err = comm_gossip_new(&r->g, &go);
 	r->keys = calloc(r->o.keys_max, sizeof(*r->keys));
-	if (err || !r->keys) {
+	r->hs_max = go.dedup_max ? go.dedup_max : 4096;
+	r->hs = calloc(r->hs_max, sizeof(*r->hs));
+	if (err || !r->keys || !r->hs) {
 		mesh_relay_free(r);
 		return err ? err : -ENOMEM;
 	}
@@ -89,6 +102,7 @@ void mesh_relay_free(struct mesh_relay *r)
 		return;
 	comm_gossip_free(r->g);
 	free(r->keys);
+	free(r->hs);
 	free(r);
 }
 
@@ -132,6 +146,30 @@ static struct bucket *key_bucket(struct mesh_relay *r, const uint8_t *pk, uint8_
 	return &k->b;
 }
 
+static struct hop_seen *hops_find(struct mesh_relay *r, const uint8_t *id, uint64_t now)
+{
+	uint64_t pfx = mesh_rd(id, 8);
+
+	for (size_t i = 0; i < r->hs_n; i++)
+		if (r->hs[i].pfx == pfx && r->hs[i].until_ms > now &&
+		    !memcmp(r->hs[i].id, id, MESH_ID_LEN))
+			return &r->hs[i];
+	return NULL;
+}
+
+static void hops_note(struct mesh_relay *r, const uint8_t *id, uint8_t hops, uint64_t now)
+{
+	struct hop_seen *h = &r->hs[r->hs_next];
+
+	r->hs_next = (r->hs_next + 1) % r->hs_max;
+	if (r->hs_n < r->hs_max)
+		r->hs_n++;
+	h->pfx = mesh_rd(id, 8);
+	h->until_ms = now + (r->o.gossip.dedup_ms ? r->o.gossip.dedup_ms : 600000u);
+	memcpy(h->id, id, MESH_ID_LEN);
+	h->hops = hops;
+}
+
 int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint64_t now_ms,
 		     struct mesh_env *out, enum mesh_drop *why)
 {
@@ -149,8 +187,20 @@ int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint6
 	}
 	if (!err) {
 		err = comm_gossip_input(r->g, buf, len, now_ms, &ge);
-		if (err == -EALREADY)
+		if (err == -EALREADY) {
+			struct hop_seen *h = hops_find(r, out->g.id, now_ms);
+
+			/* A copy over a shorter path than the first: the first
+			 * one may have stopped at the hop limit before the
+			 * nodes this copy can still reach. Forward it again;
+			 * take nothing else of it. */
+			if (h && out->g.hops < h->hops) {
+				h->hops = out->g.hops;
+				r->st.reforward++;
+				return 1;
+			}
 			d = MESH_DROP_DUPLICATE;
+		}
 		else if (err == -EBUSY)
 			d = MESH_DROP_RATE;
 		else if (err)
@@ -169,6 +219,7 @@ int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint6
 			*why = d;
 		return err;
 	}
+	hops_note(r, out->g.id, out->g.hops, now_ms);
 	r->st.accepted++;
 	r->st.by_type[out->type]++;
 	return 0;

@@ -496,6 +496,7 @@ int mesh_store_get(struct mesh_store *s, const uint8_t id[MESH_ID_LEN], uint8_t 
 void mesh_store_stats(const struct mesh_store *s, struct mesh_store_stats *out)
 {
 	*out = s->stats;
+	out->index_bytes = s->cap * sizeof(struct ent);
 	out->held = 0;
 	for (size_t i = 0; i < s->n; i++)
 		out->held += !s->e[i].gone;

@@ -127,6 +127,7 @@ static void node_status(void *arg, const struct ctl_req *req, struct ctl_resp *r
 	json_object_set_new(o, "bootstrap",
 			    json_pack("{s:i,s:b}", "contacts", (int)n->cfg.dht_nbootstrap,
 				      "public_routers", n->cfg.dht_public_routers));
+	json_object_set_new(o, "heap", node_heap_json());
 	if (node_isolated(n))
 		json_object_set_new(o, "join_hint", json_string(JOIN_HINT));
 	if (n->conn) {
@@ -163,6 +164,7 @@ static void node_metrics(void *arg, FILE *out)
 		WEFT_VERSION, n->io_mode, (unsigned long long)n->start_wall,
 		(unsigned long long)((util_now_ms() - n->start_ms) / 1000),
 		rss * sysconf(_SC_PAGESIZE), atomic_load(&n->reloads));
+	node_heap_metrics(out);
 }
 
 /*
@@ -1080,6 +1082,7 @@ int node_run(struct node *n)
 					guard_ban_gc(n->guard);
 				if (ticks % DHTNODE_SAVE_TICKS == 0)
 					dhtnode_save(n->dht);
+				node_heap_tick(ticks);
 				sqe = io_uring_get_sqe(&ring);
 				io_uring_prep_timeout(sqe, &tick, 0, 0);
 				io_uring_sqe_set_data64(sqe, EV_TICK);

@@ -7,6 +7,9 @@
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 #include "weft/identity.h"
 #include "weft/log.h"
@@ -46,5 +49,12 @@ struct node {
 /* SIGHUP (reload.c): re-read the configuration file, apply the live keys
  * that changed, name the others that need a restart. On the main loop. */
 void node_reload(struct node *n);
+
+/* heap.c: malloc's heap in /v1/status and /metrics, and its trim every
+ * NODE_HEAP_TRIM_TICKS ticks (one a second) of the main loop. */
+#define NODE_HEAP_TRIM_TICKS 300
+void node_heap_tick(unsigned long long ticks);
+json_t *node_heap_json(void);
+void node_heap_metrics(FILE *out);
 
 #endif

@@ -68,7 +68,7 @@ static void op_run(struct engine_worker *w, void *arg)
 
 		if (op->kind == OP_CONNECT && op->h.closed)
 			op->h.closed(op->arg, op->conn, &info);
-		if (op->kind == OP_WRITE)
+		if (op->kind == OP_WRITE || op->kind == OP_OPEN)
 			atomic_fetch_sub(&qn->queued, op->len);
 		goto out;
 	}
@@ -96,6 +96,15 @@ static void op_run(struct engine_worker *w, void *arg)
 								     rc);
 		} else if (c && c->h.stream_opened) {
 			c->h.stream_opened(c->arg, c->id, op->token, rc ? -1 : s->sid, rc);
+		}
+		/* quic_node_stream_open_write: the first bytes go with the
+		 * open, after stream_opened() heard the id (so the owner of
+		 * the stream knows it before any answer can arrive). */
+		if (op->len || op->fin) {
+			if (rc || qn_stream_queue(wk, c, s, op->data, op->len, op->fin, 1, op))
+				atomic_fetch_sub(&qn->queued, op->len);
+			else
+				op = NULL;
 		}
 		break;
 	case OP_WRITE:
@@ -289,6 +298,34 @@ int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, u
 	op->u = stype;
 	op->token = token;
 	return post(qn, op);
+}
+
+int quic_node_stream_open_write(struct quic_node *qn, uint64_t conn, uint64_t stype,
+				uint64_t token, const void *data, size_t len, int fin)
+{
+	struct qn_op *op;
+	int rc;
+
+	if (!qn || stype > QUIC_VARINT_MAX || (!data && len))
+		return -EINVAL;
+	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
+		atomic_fetch_sub(&qn->queued, len);
+		return -ENOBUFS;
+	}
+	op = qn_op_new(qn, OP_OPEN, conn, len);
+	if (!op) {
+		atomic_fetch_sub(&qn->queued, len);
+		return -ENOMEM;
+	}
+	op->u = stype;
+	op->token = token;
+	op->fin = fin;
+	if (len)
+		memcpy(op->data, data, len);
+	rc = post(qn, op);
+	if (rc)
+		atomic_fetch_sub(&qn->queued, len);
+	return rc;
 }
 
 int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data, size_t len,

@@ -790,18 +790,31 @@ static struct svc_backend_msg *mq_pop(struct svc_backend *b)
 	return tail;
 }
 
+int svc_backend_post_lazy(struct svc_backend *b, struct svc_backend_msg *m)
+{
+	int open;
+
+	atomic_fetch_add(&b->mq_busy, 1);
+	open = atomic_load(&b->mq_open);
+	if (open)
+		mq_push(b, m);
+	atomic_fetch_sub(&b->mq_busy, 1);
+	return open ? 0 : -ESHUTDOWN;
+}
+
 int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m)
 {
+	int rc = svc_backend_post_lazy(b, m);
+
+	return rc ? rc : (svc_backend_kick(b), 0);
+}
+
+void svc_backend_kick(struct svc_backend *b)
+{
 	atomic_fetch_add(&b->mq_busy, 1);
-	if (!atomic_load(&b->mq_open)) {
-		atomic_fetch_sub(&b->mq_busy, 1);
-		return -ESHUTDOWN;
-	}
-	mq_push(b, m);
-	if (!atomic_exchange(&b->mq_wake, 1))
+	if (atomic_load(&b->mq_open) && !atomic_exchange(&b->mq_wake, 1))
 		wake(b);
 	atomic_fetch_sub(&b->mq_busy, 1);
-	return 0;
 }
 
 int svc_backend_on_loop(const struct svc_backend *b)
@@ -818,7 +831,6 @@ static void mq_run(struct svc_backend *b, int cancel)
 	while ((m = mq_pop(b)))
 		m->fn(m, cancel);
 }
-
 
 static void *backend_loop(void *arg)
 {

@@ -283,7 +283,7 @@ static void call_op_done(struct svc_node *sn, struct svcn_job *j, struct svcn_op
 	int err = o->err;
 	long dl;
 
-	c->unsent = err && !o->opened;
+	c->unsent = err && !o->opened && !o->posted;
 	if (!err) {
 		dl = svc_msg_decode(&rm, o->resp, o->resp_len, svcn_max_payload(sn));
 		if (dl < 0 || rm.type != SVC_MSG_RESPONSE) {
@@ -313,7 +313,7 @@ static void call_expire(struct svc_node *sn, struct svcn_job *j)
 		/* The endpoint's time is up: a call whose REQUEST left waits
 		 * for its own deadline; one still dialling ends unsent. */
 		c->direct = 0;
-		if (c->op && c->op->opened) {
+		if (c->op && (c->op->opened || c->op->posted)) {
 			svcn_job_list(sn, &c->j,
 				 c->t0 + (uint64_t)(c->timeout_ms + SVC_NODE_NET_MARGIN_MS) *
 						 1000000ull);
@@ -324,7 +324,7 @@ static void call_expire(struct svc_node *sn, struct svcn_job *j)
 		return;
 	}
 	if (!c->local)
-		call_outcome(sn, c, 0, !(c->op && c->op->opened));
+		call_outcome(sn, c, 0, !(c->op && (c->op->opened || c->op->posted)));
 	call_finish(sn, c, -ETIMEDOUT);
 }
 

@@ -21,6 +21,7 @@
 #include "svc_ops_int.h"
 #include "svc_serve_int.h"
 #include "svc_stream_int.h"
+#include "weft/engine.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/svc_backend.h"
@@ -146,11 +147,40 @@ static struct svcn_ev *ev_new(struct svc_node *sn, int kind, uint64_t conn, int6
 	return ev;
 }
 
-/* Hand ev to the owner; when the owner is gone (stopping), drop it. */
+/* End of the worker's pass (engine_pass_end): wake the owner once for
+ * every event of the pass. The shim reference taken by ev_post keeps sh. */
+static void ev_kick(void *arg)
+{
+	struct svcn_shim *sh = arg;
+	struct svc_node *sn = svcn_shim_enter(sh);
+
+	if (sn) {
+		svc_backend_kick(sn->backend);
+		svcn_shim_leave(sh);
+	}
+	svcn_shim_put(sh);
+}
+
+/* Hand ev to the owner; when the owner is gone (stopping), drop it. The
+ * owner is woken at the end of the worker's pass, once for all the events
+ * of that receive batch (one wake-up and one context switch, not one per
+ * packet); outside a pass, at once. */
 static void ev_post(struct svc_node *sn, struct svcn_ev *ev)
 {
-	if (svc_backend_post(sn->backend, &ev->m))
+	struct svcn_shim *sh = sn->shim;
+	int r;
+
+	if (svc_backend_post_lazy(sn->backend, &ev->m)) {
 		ev_run(&ev->m, 1);
+		return;
+	}
+	/* (inside svcn_shim_enter: the fabric's own reference stays) */
+	atomic_fetch_add(&sh->refs, 1);
+	r = engine_pass_end(ev_kick, sh);
+	if (r != 1)
+		atomic_fetch_sub(&sh->refs, 1);
+	if (r < 0)
+		svc_backend_kick(sn->backend);
 }
 
 /* A control event (open, close): never refused; lost only to ENOMEM. */

@@ -107,15 +107,9 @@ static void on_ban(void *ctx, const uint8_t key[IDENTITY_PK_LEN],
 
 /* One owner of the shim lets go (the fabric, or the QUIC node's release
  * hook after its last callback); the last one frees it. */
-static void shim_put(struct svcn_shim *sh)
-{
-	if (atomic_fetch_sub(&sh->refs, 1) == 1)
-		free(sh);
-}
-
 static void shim_release(void *arg)
 {
-	shim_put(arg);
+	svcn_shim_put(arg);
 }
 
 int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
@@ -311,5 +305,5 @@ void svc_node_free(struct svc_node *sn)
 	 * (quic_node_free() after us reports closes, which find it dead);
 	 * shim_release() frees it then. If the QUIC node went first, now. */
 	if (shim)
-		shim_put(shim);
+		svcn_shim_put(shim);
 }

@@ -229,6 +229,8 @@ uint32_t svcn_owner_queue(const struct svc_node *sn);
  * nothing to leave). */
 struct svc_node *svcn_shim_enter(struct svcn_shim *sh);
 void svcn_shim_leave(struct svcn_shim *sh);
+/* Let go of one reference (sh->refs); the last frees the shim. */
+void svcn_shim_put(struct svcn_shim *sh);
 /* Run fn(arg, sn) on the fabric's owner thread (posted; from a packet
  * worker, e.g. a DHT completion on worker 0). When the owner is going away
  * (or out of memory), fn(arg, NULL) runs here, at once: release only. */

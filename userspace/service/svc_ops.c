@@ -142,9 +142,17 @@ static uint64_t op_stype(int kind)
 				      : SVC_NODE_ST_HTTP;
 }
 
+/* Open the op's stream with its request in the same command to the
+ * worker (quic_node_stream_open_write): the worker queues the REQUEST as
+ * soon as the stream exists, before it tells us the id. */
 static void op_open(struct svc_node *sn, struct svcn_op *o)
 {
-	int err = quic_node_stream_open(sn->quic, o->conn, op_stype(o->kind), o->token);
+	int err;
+
+	o->t0_ns = svcn_now_ns();
+	err = quic_node_stream_open_write(sn->quic, o->conn, op_stype(o->kind), o->token, o->req,
+					  o->req_len, 1);
+	o->posted = !err;
 
 	if (err)
 		op_finish(sn, o, err);
@@ -167,7 +175,7 @@ void svcn_cl_connected_own(struct svc_node *sn, uint64_t conn, int err, const ui
 		}
 	}
 	for (struct svcn_op *o = sn->ops; o; o = o->next) {
-		if (o->conn != conn || o->opened || o->done)
+		if (o->conn != conn || o->opened || o->posted || o->done)
 			continue;
 		if (err)
 			op_finish(sn, o, err);
@@ -189,6 +197,8 @@ void svcn_cl_opened_own(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 			quic_node_stream_reset(sn->quic, conn, sid, 0x1);
 		return;
 	}
+	if (err)
+		o->posted = 0; /* the open failed: its REQUEST was dropped */
 	if (err == -EAGAIN && o->retried < SVCN_STREAM_RETRIES) {
 		/* The peer's stream limit: it has not (yet) granted more streams
 		 * on this connection. Retire the connection from the pool (its
@@ -226,10 +236,7 @@ void svcn_cl_opened_own(struct svc_node *sn, uint64_t conn, uint64_t token, int6
 	o->opened = 1;
 	o->snext = sn->op_sid[svcn_hash(conn, sid)];
 	sn->op_sid[svcn_hash(conn, sid)] = o;
-	o->t0_ns = svcn_now_ns();
-	err = quic_node_write(sn->quic, conn, sid, o->req, o->req_len, 1);
-	if (err)
-		op_finish(sn, o, err);
+	/* the REQUEST went with the open (op_open) */
 }
 
 void svcn_cl_data_own(struct svc_node *sn, uint64_t conn, int64_t sid, const uint8_t *data,

@@ -31,6 +31,9 @@ struct svcn_op {
 	uint64_t conn;
 	int64_t sid;
 	int opened;
+	/* its REQUEST went to the worker with the open (op_open) and may
+	 * have left, until an open that failed says it was dropped */
+	int posted;
 	int retried; /* moved to a fresh connection (stream limit), at most
 		      * SVCN_STREAM_RETRIES times */
 	uint8_t *req;

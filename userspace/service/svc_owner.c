@@ -84,6 +84,12 @@ void svcn_shim_leave(struct svcn_shim *sh)
 	atomic_fetch_sub(&sh->active, 1);
 }
 
+void svcn_shim_put(struct svcn_shim *sh)
+{
+	if (atomic_fetch_sub(&sh->refs, 1) == 1)
+		free(sh);
+}
+
 struct svcn_call {
 	struct svc_backend_msg m;
 	struct svcn_shim *sh;

@@ -836,10 +836,15 @@ def run_follow(lab, a, rng):
             updates.append(u)
             rows.append(["v%d (update)" % v["seq"], len(subs), len(done)] +
                         [fmt(u[k], " s", 2) for k in ("t50_s", "t90_s", "t100_s")])
-    res.update({"updates": updates, "samples": smp.samples,
+    # versions a subscriber took from its publisher's push (watch.c), not a poll
+    pushes = 0
+    for i in subs:
+        st = safe(lambda: api(lab.sock(i), "GET", "/v1/content/stats", timeout=5)) or {}
+        pushes += (st.get("watch") or {}).get("pushes", 0)
+    res.update({"updates": updates, "samples": smp.samples, "pushes": pushes,
                 "resources": summary_resources(smp.samples)})
-    print("poll interval: content.poll_s = %s s%s" %
-          (poll_s, "; content sync asked every 0.25 s" if a.sync else ""))
+    print("poll interval: content.poll_s = %s s%s; versions taken from a push: %d" %
+          (poll_s, "; content sync asked every 0.25 s" if a.sync else "", pushes))
     print(table(["version", "subscribers", "holding it", "t50", "t90", "t100"], rows))
     if not a.keep:
         os.unlink(src)

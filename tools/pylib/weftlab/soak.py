@@ -12,15 +12,38 @@ killed and restarted with its state; the other half runs the whole time
 and is what the growth is measured on) and a small flood (every 4th round: 3 s of DHT
 flood from one bridge node's namespace at another, at --flood-pps).
 
-Meanwhile a sampler reads, every --period seconds, per node: RSS, threads,
-open descriptors (/proc), the LMDB files' allocated size, and the table
-sizes the node reports (DHT nodes, peers and items, QUIC connections, bans).
+Meanwhile a sampler reads, every --period seconds, per node: RSS and its
+anonymous part (RssAnon: the heap and stacks; the rest is file pages, the
+binary's and libraries' code as it is first run and LMDB's map as it is
+read, which the kernel can drop), the bytes malloc has handed out and not
+had back (heap_in_use, GET /v1/status "heap": a leak grows it, memory
+malloc merely keeps does not), threads, open descriptors (/proc), the
+LMDB files' allocated size and the pages LMDB holds in use (mdb_stat: the
+file never shrinks, freed pages are reused from its free list), all of
+them and those outside the DHT's snapshot (database "dht": the routing
+table and the stores below, saved every 5 min, so it follows them), and the
+table sizes the node reports (DHT nodes, peers and items, QUIC
+connections, bans).
+
+The DHT stores hold what the lab's own work put there for as long as BEP 5
+(peers, 30 min) and BEP 44 (items, 2 h) say: every distribution's share
+and item ids, announced by the seed and the downloaders, and the seed's
+share head (an item named after the file), linger that long after the
+lab removed them. So beside the totals the sampler counts what is still
+kept alive (dht_peers_kept, dht_items_kept: entries whose content the lab
+has not removed), which should stay flat, and what outlived its lifetime
+(dht_overdue: entries older than their TTL, or still stored more than a
+TTL after the lab removed their content), which must stay 0, from each
+node's GET /v1/dht/store.
 
 Growth of a metric on a node: the median of the last 10% of its samples
 against the median of the 10% right after the warm-up (--warmup, default a
 sixth of the duration), as a percentage. Nodes restarted by the churn are
 left out (a restart resets them). The goal (issue 30): at most 5% on each
-metric. The table gives the median node and the worst node.
+metric but the raw DHT totals and LMDB's pages in use with the DHT's
+snapshot (the workload's, above), the routing table's size (bounded by its
+k-buckets: entries a flood named stay until replaced, BEP 5; its good
+nodes are held to the goal) and LMDB's file size (a high-water mark). The table gives the median node and the worst node.
 """
 import concurrent.futures as cf
 import os
@@ -32,10 +55,20 @@ import subprocess
 import threading
 import time
 
-from .common import ApiError, LabError, api, child, fmt, log, proc_sample, table
+from .common import QUIC_PORT, ApiError, LabError, api, fmt, log, proc_sample, table
 
-METRICS = ("rss", "threads", "fds", "lmdb", "dht_nodes", "dht_peers", "dht_items", "quic_conns",
-           "bans")
+METRICS = ("rss", "rss_anon", "heap_in_use", "threads", "fds", "lmdb", "lmdb_used", "lmdb_used_nodht",
+           "dht_nodes",
+           "dht_good", "dht_peers", "dht_peers_kept", "dht_items", "dht_items_kept", "dht_overdue",
+           "quic_conns", "bans")
+# the workload's totals, a high-water mark and a table bounded by its
+# structure: shown, not held to the goal (docs/LAB.md "Soak")
+NOT_GOAL = ("lmdb", "lmdb_used", "dht_nodes", "dht_peers", "dht_items")
+# an entry counts as overdue this long after its lifetime (the expiry pass
+# runs every 10 s; an announce or put in flight when the lab removed its
+# content may land a little later)
+OVERDUE_SLACK_S = 120
+MIB = ("rss", "rss_anon", "heap_in_use", "lmdb", "lmdb_used", "lmdb_used_nodht")
 
 
 def _count(path):
@@ -57,7 +90,63 @@ def _lmdb_bytes(d):
     return tot
 
 
-def sample_node(lab, i):
+def _lmdb_used(d):
+    """(bytes of pages LMDB holds in use: pages used less the free list,
+    bytes of those in the DHT's snapshot database "dht"), or (None, None)."""
+    try:
+        out = subprocess.run(["mdb_stat", "-efa", d], capture_output=True, text=True, timeout=20,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    kv, dht, cur = {}, 0, None
+    for line in out.splitlines():
+        k, _, v = line.strip().partition(":")
+        if line.startswith("Status of "):
+            cur = line[len("Status of "):].strip()
+        elif cur is None:
+            kv[k] = v.strip()
+        elif cur == "dht" and k in ("Branch pages", "Leaf pages", "Overflow pages"):
+            dht += int(v)
+    try:
+        ps = int(kv["Page size"])
+        return (int(kv["Number of pages used"]) - int(kv["Free pages"])) * ps, dht * ps
+    except (KeyError, ValueError):
+        return None, None
+
+
+def _rss_anon(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def store_counts(st, gone, now):
+    """(peers kept, items kept, overdue) from a GET /v1/dht/store answer;
+    gone: {infohash or (k, salt): wall time the lab removed it}."""
+    kept_p = kept_i = overdue = 0
+    for e in st.get("infohashes") or []:
+        t = gone.get(e.get("infohash"))
+        ttl = st.get("peer_ttl_s", 1800) + OVERDUE_SLACK_S
+        if t is None:
+            kept_p += e.get("peers") or 0
+        if (t is not None and now - t > ttl) or (e.get("age_s") or 0) > ttl:
+            overdue += 1
+    for e in st.get("items") or []:
+        t = gone.get((e.get("k"), e.get("salt")))
+        ttl = st.get("item_ttl_s", 7200) + OVERDUE_SLACK_S
+        if t is None:
+            kept_i += 1
+        if (t is not None and now - t > ttl) or (e.get("age_s") or 0) > ttl:
+            overdue += 1
+    return kept_p, kept_i, overdue
+
+
+def sample_node(lab, i, gone):
     """One node's resources and tables now (None for what could not be read)."""
     n = lab.node(i)
     pid = n.get("pid")
@@ -65,13 +154,23 @@ def sample_node(lab, i):
     ps = proc_sample(pid) if pid else None
     if ps:
         s["rss"] = ps[0]
+        s["rss_anon"] = _rss_anon(pid)
         s["threads"] = _count("/proc/%d/task" % pid)
         s["fds"] = _count("/proc/%d/fd" % pid)
     s["lmdb"] = _lmdb_bytes(lab.node_dir(i))
+    used, dht = _lmdb_used(os.path.join(lab.node_dir(i), "store"))
+    s["lmdb_used"] = used
+    s["lmdb_used_nodht"] = used - dht if used is not None else None
     try:
+        h = api(lab.sock(i), "GET", "/v1/status", timeout=5).get("heap") or {}
+        s["heap_in_use"] = h.get("in_use")
         d = api(lab.sock(i), "GET", "/v1/dht/status", timeout=5)
         s["dht_nodes"] = (d.get("nodes4") or 0) + (d.get("nodes6") or 0)
+        s["dht_good"] = (d.get("good4") or 0) + (d.get("good6") or 0)
         s["dht_peers"], s["dht_items"] = d.get("peers"), d.get("items")
+        st = api(lab.sock(i), "GET", "/v1/dht/store", timeout=5)
+        s["dht_peers_kept"], s["dht_items_kept"], s["dht_overdue"] = store_counts(
+            st, dict(gone), time.time())
         q = api(lab.sock(i), "GET", "/v1/quic/conns", timeout=5)
         s["quic_conns"] = len(q.get("conns") or [])
         b = api(lab.sock(i), "GET", "/v1/bans", timeout=5)
@@ -82,8 +181,8 @@ def sample_node(lab, i):
 
 
 class SoakSampler:
-    def __init__(self, lab, period):
-        self.lab, self.period = lab, period
+    def __init__(self, lab, period, gone):
+        self.lab, self.period, self.gone = lab, period, gone
         self.samples = []
         self.stop_ev = threading.Event()
         self.t0 = time.time()
@@ -93,7 +192,7 @@ class SoakSampler:
         while True:
             s = {"t": round(time.time() - self.t0, 1), "nodes": {}}
             for i in self.lab.nodes():
-                s["nodes"][str(i)] = sample_node(self.lab, i)
+                s["nodes"][str(i)] = sample_node(self.lab, i, self.gone)
             self.samples.append(s)
             if self.stop_ev.wait(self.period):
                 return
@@ -163,7 +262,9 @@ def run_soak(lab, a, rng):
         log("soak: %s: %s" % (kind, e))
 
     t_end = time.time() + a.duration
-    with SoakSampler(lab, a.period) as smp:
+    # what the lab removed, and when: {infohash hex40 | (key, name): time}
+    gone = {}
+    with SoakSampler(lab, a.period, gone) as smp:
         r = 0
         while time.time() < t_end:
             r += 1
@@ -184,6 +285,13 @@ def run_soak(lab, a, rng):
                     work["calls_ok"] += c.get("ok") or 0
                 except (OSError, ApiError) as e:
                     err("call", e)
+            if r % 10 == 0:
+                # the same infohashes from the same nodes again: peers live
+                # 30 min (BEP 5), and lookups of get_peers look for them
+                for ih, i in anns:
+                    if i in live:
+                        safe(lambda: api(lab.sock(i), "POST", "/v1/dht/announce",
+                                         {"infohash": ih, "port": QUIC_PORT}, timeout=30))
             if keys:
                 k = rng.choice(sorted(keys))
                 i = rng.choice([x for x in live if x != k] or live)
@@ -206,6 +314,7 @@ def run_soak(lab, a, rng):
                     share = api(lab.sock(seed), "POST", "/v1/content/add", {"paths": [src]},
                                 timeout=120)
                     cid = share["items"][0]["id"]
+                    sid = share["share_id"]
                     for i in rng.sample([x for x in live if x != seed], min(2, len(live) - 1)):
                         work["downloads"] += 1
                         out = os.path.join(data, "soak-out-%d-%d" % (r, i))
@@ -228,8 +337,14 @@ def run_soak(lab, a, rng):
                         # what was fetched goes again (content rm)
                         safe(lambda: api(lab.sock(i), "POST", "/v1/content/rm", {"id": cid},
                                          timeout=30))
-                    safe(lambda: api(lab.sock(seed), "POST", "/v1/content/rm", {"id": cid},
+                    # the seed removes the share (its record, blob and head:
+                    # removing the item alone left the share announced and
+                    # its head put again every 30 min for good)
+                    safe(lambda: api(lab.sock(seed), "POST", "/v1/content/rm", {"id": sid},
                                      timeout=30))
+                    now = time.time()
+                    gone[cid[:40]] = gone[sid[:40]] = now
+                    gone[(lab.node(seed).get("key"), share.get("name"))] = now
                 except (OSError, ApiError, KeyError, IndexError) as e:
                     err("distribute", e)
                 finally:
@@ -259,18 +374,24 @@ def run_soak(lab, a, rng):
     g = growth(smp.samples, warmup, churned)
     rows = []
     worst_all = 0.0
+    overdue = max([x["nodes"][k].get("dht_overdue") or 0 for x in smp.samples
+                   for k in x["nodes"]] or [0])
     for m in METRICS:
         vals = [v for v in g.get(m, {}).values() if v is not None]
         if not vals:
-            rows.append([m, "-", "-", 0])
+            rows.append([m, "-", "-", 0, "-"])
             continue
         med, worst = statistics.median(vals), max(vals, key=abs)
-        worst_all = max(worst_all, worst)
-        rows.append([m, fmt(med, " %", 1), fmt(worst, " %", 1), len(vals)])
-    print(table(["metric", "growth (median node)", "growth (worst node)", "nodes"], rows))
+        if m not in NOT_GOAL:
+            worst_all = max(worst_all, worst)
+        rows.append([m, fmt(med, " %", 1), fmt(worst, " %", 1), len(vals),
+                     "no (workload)" if m in NOT_GOAL else "yes"])
+    print(table(["metric", "growth (median node)", "growth (worst node)", "nodes", "goal"], rows))
+    print("DHT entries past their lifetime (any node, any sample): %d" % overdue)
     return {"duration_s": a.duration, "warmup_s": warmup, "period_s": a.period,
             "round_s": a.round, "work": work, "churned": sorted(churned, key=int),
             "growth_pct": g, "growth_worst_pct": worst_all, "goal_pct": 5.0,
+            "not_goal": list(NOT_GOAL), "dht_overdue_max": overdue,
             "samples": smp.samples}
 
 
@@ -291,19 +412,24 @@ def plot(plt, res, save):
     s = res.get("samples") or []
     if len(s) < 2:
         return
-    fig, axs = plt.subplots(3, 3, figsize=(12, 9))
+    fig, axs = plt.subplots(5, 4, figsize=(15, 15))
     for ax, m in zip(axs.flat, METRICS):
         for k in s[-1]["nodes"]:
             pts = [(x["t"] / 60.0, x["nodes"].get(k, {}).get(m)) for x in s]
             pts = [p for p in pts if p[1] is not None]
             if pts:
-                scale = 1048576.0 if m in ("rss", "lmdb") else 1.0
+                scale = 1048576.0 if m in MIB else 1.0
                 ax.plot([p[0] for p in pts], [p[1] / scale for p in pts], lw=0.6)
         ax.axvline(res.get("warmup_s", 0) / 60.0, color="k", lw=0.5, ls="--")
-        ax.set_title(m + (" (MiB)" if m in ("rss", "lmdb") else ""), fontsize=9)
+        ax.set_title(m + (" (MiB)" if m in MIB else "") + (" *" if m in NOT_GOAL else ""),
+                     fontsize=9)
         ax.set_xlabel("minutes", fontsize=8)
         ax.grid(True, alpha=0.3)
+    for ax in list(axs.flat)[len(METRICS):]:
+        ax.set_visible(False)
     save(fig, "soak.png", "Soak: resources over time",
          "Each node's RSS, threads, open descriptors, LMDB size and table sizes over the soak "
-         "(one line per node; dashed: end of the warm-up). Worst growth after the warm-up: "
-         "%.1f%% (goal 5%%)." % res.get("growth_worst_pct", 0.0))
+         "(one line per node; dashed: end of the warm-up; *: the workload's totals or a "
+         "high-water mark, not held to the goal). Worst growth after the warm-up: "
+         "%.1f%% (goal 5%%); DHT entries past their lifetime: %d."
+         % (res.get("growth_worst_pct", 0.0), res.get("dht_overdue_max", 0)))

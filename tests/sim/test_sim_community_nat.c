@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A community with a member behind a NAT (issue 34, docs/COMMUNITY.md),
+ * in-process on the simulated network (no root):
+ *
+ *   B  198.51.100.2  public DHT bootstrap
+ *   R  198.51.101.3  public relay (relay.enable; hence a mailbox host)
+ *   A  198.51.102.3  public member, creates the community
+ *   C  198.51.102.4  public member
+ *   Q  10.0.0.4      member behind an address-dependent mapping with
+ *                    address- and port-dependent filtering (outside
+ *                    198.51.103.100), relay.use = R
+ *   X  198.51.102.5  knows the id, not the key
+ *
+ * A, C and Q join by id and key and bind a share each: each sees the
+ * other two and the three shares. Then A cannot reach Q's NAT at all (the
+ * link between them loses everything) and C is down: a share A binds
+ * reaches Q only by A's gossip, dialled by Q's key through a circuit of
+ * R (the relay Q's node record lists). X, with another key, finds no
+ * holder and sees nothing. A closed community refuses Q without an
+ * invite and admits it with one.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+#include "weft/io.h"
+#include "weft/simnet.h"
+#include "world.h"
+
+#define NAT_OUT "198.51.103.100"
+
+struct scene {
+	struct world w;
+	struct simnet_nat *nat;
+	struct simnode b, r, a, c, q, x;
+	char id[33], key[65];
+};
+
+static struct scene W;
+
+static int setup(void **state)
+{
+	const char *natq[] = { W.w.use, "node.log_level=debug", NULL };
+	const char *dbg[] = { "node.log_level=debug", NULL };
+
+	(void)state;
+	world_new(&W.w, 3434);
+	world_bootstrap(&W.w, &W.b, NULL);
+	world_relay(&W.w, &W.r, NULL);
+	world_node(&W.w, &W.a, "A", "198.51.102.3", NULL, dbg);
+	world_node(&W.w, &W.c, "C", "198.51.102.4", NULL, NULL);
+	W.nat = world_nat(&W.w, NAT_OUT, SIMNET_NAT_APDF, SIMNET_NAT_MAP_ADM);
+	world_node(&W.w, &W.q, "Q", "10.0.0.4", W.nat, natq);
+	world_node(&W.w, &W.x, "X", "198.51.102.5", NULL, NULL);
+	world_dht_formed(1, 30000, &W.r, &W.a, &W.c, &W.q, &W.x, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	world_free(&W.w);
+	return 0;
+}
+
+/* GET /v1/community/<id> on x: its field. */
+static json_int_t cfield(struct simnode *x, const char *id, const char *field)
+{
+	char path[96];
+	json_t *o = NULL;
+	json_int_t v = -1;
+
+	snprintf(path, sizeof(path), "/v1/community/%s", id);
+	if (simnode_ctl(x, "GET", path, NULL, &o) == 200)
+		v = json_integer_value(json_object_get(o, field));
+	json_decref(o);
+	return v;
+}
+
+static void bind_share(struct simnode *x, const char *name)
+{
+	char path[96], head[160];
+
+	snprintf(path, sizeof(path), "/v1/community/%s/shares", W.id);
+	snprintf(head, sizeof(head), "%s/%s", x->key, name);
+	json_decref(simnode_ok(x, "POST", path, json_pack("{s:s}", "head", head)));
+}
+
+static int all_see(void *arg)
+{
+	json_int_t shares = *(json_int_t *)arg;
+	struct simnode *m[] = { &W.a, &W.c, &W.q };
+
+	for (size_t i = 0; i < 3; i++)
+		if (cfield(m[i], W.id, "members") != 3 || cfield(m[i], W.id, "shares") != shares)
+			return 0;
+	return 1;
+}
+
+static void test_three_members(void **state)
+{
+	json_t *o;
+	json_int_t three = 3;
+	char path[96], *dump;
+
+	(void)state;
+	o = simnode_ok(&W.a, "POST", "/v1/community/create", json_pack("{s:s}", "name", "club"));
+	snprintf(W.id, sizeof(W.id), "%s", json_string_value(json_object_get(o, "id")));
+	snprintf(W.key, sizeof(W.key), "%s", json_string_value(json_object_get(o, "key")));
+	json_decref(o);
+	json_decref(simnode_ok(&W.c, "POST", "/v1/community/join",
+			       json_pack("{s:s,s:s}", "id", W.id, "key", W.key)));
+	json_decref(simnode_ok(&W.q, "POST", "/v1/community/join",
+			       json_pack("{s:s,s:s}", "id", W.id, "key", W.key)));
+	/* X: the id with another community's key */
+	o = simnode_ok(&W.x, "POST", "/v1/community/create", json_pack("{s:s}", "name", "other"));
+	json_decref(simnode_ok(&W.x, "POST", "/v1/community/join",
+			       json_pack("{s:s,s:s}", "id", W.id, "key",
+					 json_string_value(json_object_get(o, "key")))));
+	json_decref(o);
+	bind_share(&W.a, "shareA");
+	bind_share(&W.c, "shareC");
+	bind_share(&W.q, "shareQ");
+	assert_int_equal(simnode_wait_every(all_see, &three, 60000, 100), 0);
+	snprintf(path, sizeof(path), "/v1/community/%s/members", W.id);
+	o = simnode_ok(&W.q, "GET", path, NULL);
+	dump = json_dumps(o, 0);
+	assert_non_null(strstr(dump, W.a.key));
+	assert_non_null(strstr(dump, W.c.key));
+	free(dump);
+	json_decref(o);
+	snprintf(path, sizeof(path), "/v1/community/%s/shares", W.id);
+	o = simnode_ok(&W.a, "GET", path, NULL);
+	dump = json_dumps(o, 0);
+	assert_non_null(strstr(dump, "magnet:?xs=urn:btpk:"));
+	assert_non_null(strstr(dump, W.q.key)); /* Q's share, with its head key */
+	free(dump);
+	json_decref(o);
+}
+
+static int q_has_four(void *arg)
+{
+	(void)arg;
+	return cfield(&W.q, W.id, "shares") == 4;
+}
+
+static json_int_t circuits(void)
+{
+	return simnode_get_int(&W.r, "/v1/relay/status", "counters", "circuits", NULL);
+}
+
+static void test_gossip_reaches_nat_member_by_key(void **state)
+{
+	struct simnet_link cut = { .loss_ppm = 1000000 }, none = { 0 };
+	struct io_addr a, out;
+	json_int_t before = circuits();
+
+	(void)state;
+	assert_int_equal(io_addr_parse(&a, W.a.ip, 0), 0);
+	assert_int_equal(io_addr_parse(&out, NAT_OUT, 0), 0);
+	assert_int_equal(simnet_link_set(W.w.sn, &a, &out, &cut), 0);
+	simnet_host_set_down(W.c.host, 1);
+	/* Q can neither pull it from A nor from C: only A's gossip, which
+	 * finds Q's address dead and dials Q's key through R. */
+	bind_share(&W.a, "later");
+	if (simnode_wait_every(q_has_four, NULL, 60000, 100))
+		fail_msg("Q sees %lld shares", (long long)cfield(&W.q, W.id, "shares"));
+	assert_true(circuits() > before);
+	simnet_host_set_down(W.c.host, 0);
+	assert_int_equal(simnet_link_set(W.w.sn, &a, &out, &none), 0);
+}
+
+static void test_outsider_sees_nothing(void **state)
+{
+	json_t *o = simnode_ok(&W.x, "GET", "/v1/community", NULL), *c;
+	size_t i;
+	int seen = 0;
+
+	(void)state;
+	json_array_foreach(json_object_get(o, "communities"), i, c) {
+		if (strcmp(json_string_value(json_object_get(c, "id")), W.id) != 0)
+			continue;
+		seen = 1;
+		assert_int_equal(json_integer_value(json_object_get(c, "members")), 1);
+		assert_int_equal(json_integer_value(json_object_get(c, "shares")), 0);
+		assert_int_equal(json_integer_value(json_object_get(c, "holders")), 0);
+	}
+	assert_true(seen);
+	json_decref(o);
+}
+
+static char CID[33];
+
+static int q_sees_a(void *arg)
+{
+	(void)arg;
+	return cfield(&W.q, CID, "members") == 2 && cfield(&W.a, CID, "members") == 2;
+}
+
+static void test_closed_needs_invite(void **state)
+{
+	json_t *o, *err = NULL;
+	char ckey[65], path[96], inv[160];
+
+	(void)state;
+	o = simnode_ok(&W.a, "POST", "/v1/community/create",
+		       json_pack("{s:s,s:b}", "name", "inner", "closed", 1));
+	snprintf(CID, sizeof(CID), "%s", json_string_value(json_object_get(o, "id")));
+	snprintf(ckey, sizeof(ckey), "%s", json_string_value(json_object_get(o, "key")));
+	json_decref(o);
+	assert_int_equal(simnode_ctl(&W.q, "POST", "/v1/community/join",
+				     json_pack("{s:s,s:s}", "id", CID, "key", ckey), &err),
+			 403);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(err, "error"), "code")), "not_invited");
+	json_decref(err);
+	snprintf(path, sizeof(path), "/v1/community/%s/invite", CID);
+	o = simnode_ok(&W.a, "POST", path, json_pack("{s:s}", "key", W.q.key));
+	snprintf(inv, sizeof(inv), "%s", json_string_value(json_object_get(o, "invite")));
+	json_decref(o);
+	json_decref(simnode_ok(&W.q, "POST", "/v1/community/join",
+			       json_pack("{s:s,s:s,s:s}", "id", CID, "key", ckey, "invite", inv)));
+	if (simnode_wait_every(q_sees_a, NULL, 60000, 100))
+		fail_msg("Q sees %lld members, A %lld", (long long)cfield(&W.q, CID, "members"),
+			 (long long)cfield(&W.a, CID, "members"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_three_members),
+		cmocka_unit_test(test_gossip_reaches_nat_member_by_key),
+		cmocka_unit_test(test_outsider_sees_nothing),
+		cmocka_unit_test(test_closed_needs_invite),
+	};
+
+	return cmocka_run_group_tests_name("sim_community_nat", tests, setup, teardown);
+}

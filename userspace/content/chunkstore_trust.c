@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Which chunks of complete blobs the store has verified itself and may read
+ * back without hashing them again (docs/CONTENT.md "Chunks verified once").
+ *
+ * Per blob (at most CSTORE_TRUST_BLOBS, least recently used evicted; their
+ * bitmaps together at most CSTORE_TRUST_BITS_MAX bytes): the identity of
+ * its file when its chunks were verified (device, inode, size, mtime and
+ * ctime to the nanosecond) and a bit per chunk verified against that
+ * identity. A read is trusted only when the file's identity, taken with
+ * fstat after the read, is the one recorded and the chunk's bit is set.
+ * Any change to the file through the file system (a write, a truncate, a
+ * copy or rename over it, a utimensat) sets its ctime to the current time,
+ * so the identity differs and every chunk is verified again.
+ *
+ * An identity is recorded only when the file's ctime is at least
+ * trust_settle_ms old: file timestamps come from a coarse clock, and a
+ * write in the same tick as the recorded stat would leave ctime unchanged.
+ *
+ * The table is in memory only: after a restart every chunk is verified on
+ * its first read, as before. One mutex (trust_mu) guards it; callers hold
+ * it for a scan of at most CSTORE_TRUST_BLOBS entries, never across I/O.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "content/chunkstore_int.h"
+
+struct cn_trust_ent {
+	uint8_t id[B3TREE_ID_LEN];
+	int used;
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+	uint64_t nchunks;
+	uint8_t *bits; /* ceil(nchunks / 8) bytes */
+	uint64_t last; /* use stamp, for eviction */
+};
+
+struct cn_trust {
+	struct cn_trust_ent e[CSTORE_TRUST_BLOBS];
+	size_t bits_bytes; /* sum over entries */
+	uint64_t stamp;
+};
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int same_file(const struct cn_trust_ent *e, const struct stat *st)
+{
+	return e->dev == (uint64_t)st->st_dev && e->ino == (uint64_t)st->st_ino &&
+	       e->size == (uint64_t)st->st_size && e->mtime_ns == ts_ns(&st->st_mtim) &&
+	       e->ctime_ns == ts_ns(&st->st_ctim);
+}
+
+static struct cn_trust_ent *find(struct cn_trust *tr, const uint8_t *id)
+{
+	for (size_t i = 0; i < CSTORE_TRUST_BLOBS; i++)
+		if (tr->e[i].used && !memcmp(tr->e[i].id, id, B3TREE_ID_LEN))
+			return &tr->e[i];
+	return NULL;
+}
+
+static void drop(struct cn_trust *tr, struct cn_trust_ent *e)
+{
+	tr->bits_bytes -= cn_bits_len(e->nchunks);
+	free(e->bits);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The least recently used entry, or a free one. */
+static struct cn_trust_ent *victim(struct cn_trust *tr)
+{
+	struct cn_trust_ent *v = &tr->e[0];
+
+	for (size_t i = 0; i < CSTORE_TRUST_BLOBS; i++) {
+		if (!tr->e[i].used)
+			return &tr->e[i];
+		if (tr->e[i].last < v->last)
+			v = &tr->e[i];
+	}
+	return v;
+}
+
+int cn_trust_new(struct cstore *cs)
+{
+	cs->trust = calloc(1, sizeof(*cs->trust));
+	if (!cs->trust)
+		return -ENOMEM;
+	pthread_mutex_init(&cs->trust_mu, NULL);
+	return 0;
+}
+
+void cn_trust_free(struct cstore *cs)
+{
+	if (!cs->trust)
+		return;
+	for (size_t i = 0; i < CSTORE_TRUST_BLOBS; i++)
+		free(cs->trust->e[i].bits);
+	free(cs->trust);
+	cs->trust = NULL;
+	pthread_mutex_destroy(&cs->trust_mu);
+}
+
+int cn_trust_check(struct cstore *cs, const uint8_t *id, uint64_t index, const struct stat *st)
+{
+	struct cn_trust_ent *e;
+	int ok = 0;
+
+	if (!cs->trust)
+		return 0;
+	pthread_mutex_lock(&cs->trust_mu);
+	e = find(cs->trust, id);
+	if (e && index < e->nchunks && same_file(e, st) && cn_bit_get(e->bits, index)) {
+		e->last = ++cs->trust->stamp;
+		ok = 1;
+	}
+	pthread_mutex_unlock(&cs->trust_mu);
+	return ok;
+}
+
+void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		   const struct stat *st)
+{
+	struct cn_trust *tr = cs->trust;
+	struct cn_trust_ent *e;
+	struct timespec now;
+	size_t blen = cn_bits_len(nchunks);
+
+	if (!tr || index >= nchunks || blen > CSTORE_TRUST_BITS_MAX ||
+	    clock_gettime(CLOCK_REALTIME, &now))
+		return;
+	/* A file changed within the settle time may change again within the
+	 * same timestamp tick: not recorded (verified again next time). */
+	if (ts_ns(&st->st_ctim) > ts_ns(&now) - (int64_t)cs->trust_settle_ms * 1000000 ||
+	    ts_ns(&st->st_mtim) > ts_ns(&now) - (int64_t)cs->trust_settle_ms * 1000000)
+		return;
+	pthread_mutex_lock(&cs->trust_mu);
+	e = find(tr, id);
+	if (e && (e->nchunks != nchunks || !same_file(e, st)))
+		drop(tr, e); /* another file now: what was verified is forgotten */
+	else if (e)
+		goto set;
+	while (tr->bits_bytes + blen > CSTORE_TRUST_BITS_MAX)
+		drop(tr, victim(tr));
+	e = victim(tr);
+	if (e->used)
+		drop(tr, e);
+	e->bits = calloc(1, blen ? blen : 1);
+	if (!e->bits)
+		goto out;
+	memcpy(e->id, id, B3TREE_ID_LEN);
+	e->used = 1;
+	e->dev = (uint64_t)st->st_dev;
+	e->ino = (uint64_t)st->st_ino;
+	e->size = (uint64_t)st->st_size;
+	e->mtime_ns = ts_ns(&st->st_mtim);
+	e->ctime_ns = ts_ns(&st->st_ctim);
+	e->nchunks = nchunks;
+	tr->bits_bytes += blen;
+set:
+	e->bits[index / 8] |= (uint8_t)(1u << (index % 8));
+	e->last = ++tr->stamp;
+out:
+	pthread_mutex_unlock(&cs->trust_mu);
+}
+
+void cn_trust_forget(struct cstore *cs, const uint8_t *id)
+{
+	struct cn_trust_ent *e;
+
+	if (!cs->trust)
+		return;
+	pthread_mutex_lock(&cs->trust_mu);
+	e = find(cs->trust, id);
+	if (e)
+		drop(cs->trust, e);
+	pthread_mutex_unlock(&cs->trust_mu);
+}

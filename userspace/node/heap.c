@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The process heap as glibc's malloc sees it, for GET /v1/status ("heap")
+ * and /metrics (weft_node_heap_bytes), and its trim: every NODE_HEAP_TRIM_TICKS
+ * of the node's one-second tick, malloc_trim(0) hands the free pages of
+ * every arena (glibc keeps one per thread that allocated, each keeping
+ * what it freed) back to the kernel. The soak (docs/LAB.md "Soak") tells a
+ * leak (in_use grows) from memory malloc merely kept (free grows, RSS
+ * with it) by these figures. Called by node.c on its main thread only.
+ */
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "node/node_int.h"
+
+static atomic_ullong trims, trims_released;
+
+void node_heap_tick(unsigned long long ticks)
+{
+	if (ticks % NODE_HEAP_TRIM_TICKS)
+		return;
+	atomic_fetch_add(&trims, 1);
+	if (malloc_trim(0))
+		atomic_fetch_add(&trims_released, 1);
+}
+
+json_t *node_heap_json(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "in_use", (json_int_t)mi.uordblks, "free",
+			 (json_int_t)mi.fordblks, "mmap", (json_int_t)mi.hblkhd, "trims",
+			 (json_int_t)atomic_load(&trims), "trims_released",
+			 (json_int_t)atomic_load(&trims_released));
+}
+
+void node_heap_metrics(FILE *out)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	fprintf(out,
+		"# HELP weft_node_heap_bytes The malloc heap by state: in use (live allocations), free "
+		"(kept by malloc's arenas), mmap (large blocks mapped on their own).\n"
+		"# TYPE weft_node_heap_bytes gauge\n"
+		"weft_node_heap_bytes{state=\"in_use\"} %zu\nweft_node_heap_bytes{state=\"free\"} %zu\n"
+		"weft_node_heap_bytes{state=\"mmap\"} %zu\n"
+		"# HELP weft_node_heap_trims_total malloc_trim runs (every %d s), and those that released "
+		"memory.\n# TYPE weft_node_heap_trims_total counter\n"
+		"weft_node_heap_trims_total{released=\"no\"} %llu\nweft_node_heap_trims_total{released=\"yes\"} "
+		"%llu\n",
+		mi.uordblks, mi.fordblks, mi.hblkhd, NODE_HEAP_TRIM_TICKS,
+		atomic_load(&trims) - atomic_load(&trims_released), atomic_load(&trims_released));
+}
