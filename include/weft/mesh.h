@@ -270,7 +270,7 @@ unsigned int mesh_level(const struct mesh_trust *t, const struct mesh_env *e, ui
 
 struct mesh_relay_opts {
 	struct mesh_limits limits;    /* zeros: defaults */
-	struct comm_gossip_opts gossip; /* dedup and per-origin rate (zeros: the gossip core's) */
+	struct comm_gossip_opts gossip; /* dedup_max, dedup_ms (zeros: the gossip core's); its rate is unused */
 	uint32_t type_rate_per_s;     /* per provider key and type, default 2/s */
 	uint32_t type_burst;          /* default 10 */
 	uint32_t type_total_per_s;    /* all providers, per type, default 200/s */

@@ -160,6 +160,18 @@ static void test_flood(void **state)
 	assert_int_equal(mesh_relay_input(r, buf, n, NOW + 1000, &e, &why), 0);
 	n = ann(buf, sk[0], 6, NOW + 1000, 1003);
 	assert_int_equal(mesh_relay_input(r, buf, n, NOW + 1000, &e, &why), -EBUSY);
+	/* Responses are bounded by the reverse path, not by the responder's
+	 * bucket: 20 from one key pass. */
+	for (int i = 0; i < 20; i++) {
+		uint8_t a[MESH_ENV_MAX], qid[32];
+		size_t an = ann(a, sk[1], 6, NOW, 2000 + i);
+		struct mesh_msg m = { .type = MESH_RESPONSE, .service = SVC, .ref = qid, .body = a,
+				      .body_len = an, .max_hops = 8, .ttl_s = 60, .ts_ms = NOW };
+
+		memset(qid, i + 1, sizeof(qid));
+		assert_int_equal(mesh_env_build(sk[0], &m, buf, sizeof(buf), &n), 0);
+		assert_int_equal(mesh_relay_input(r, buf, n, NOW, &e, &why), 0);
+	}
 	mesh_relay_stats(r, &st);
 	assert_int_equal(st.drop[MESH_DROP_RATE], 91);
 	assert_int_equal(st.by_type[MESH_ANNOUNCE], 13);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The relay's checks, without I/O (docs/MESH.md "Propagation"): strict
+ * The relay's checks, without I/O (docs/MESH.md "Propagation checks"): strict
  * parse with reasons, per-type hop caps and ttl limits, the endorsement
- * level required, the gossip core's dedup and per-origin bucket, then a
+ * level required, the gossip core's dedup (its per-origin bucket set out
+ * of the way: Responses must not share the answering node's), then a
  * bucket per (provider key, type) and one per type for all providers (a
  * Query is signed by a one-time key: only the per-type bucket bounds a
  * flood of them).
@@ -78,10 +79,12 @@ int mesh_relay_new(struct mesh_relay **out, const struct mesh_relay_opts *opts)
 	if (!r->o.keys_max)
 		r->o.keys_max = 4096;
 	go = r->o.gossip;
-	/* Hops and time are ours (per type); the gossip core keeps dedup and
-	 * its per-origin bucket. */
+	/* Hops, time and rates are ours (per type); the gossip core keeps
+	 * the dedup: its per-origin bucket is set out of the way. */
 	go.max_hops = COMM_HOPS_MAX;
 	go.future_ms = r->o.limits.future_ms;
+	go.rate_per_s = 1000000;
+	go.burst = 1000000;
 	err = comm_gossip_new(&r->g, &go);
 	r->keys = calloc(r->o.keys_max, sizeof(*r->keys));
 	r->hs_max = go.dedup_max ? go.dedup_max : 4096;
@@ -206,9 +209,13 @@ int mesh_relay_input(struct mesh_relay *r, const uint8_t *buf, size_t len, uint6
 		else if (err)
 			d = MESH_DROP_MALFORMED; /* not reached: our checks are stricter */
 	}
+	/* A Response is bounded by the reverse path instead (only for a Query
+	 * we passed on, as many distinct announces as it asked): one store
+	 * answers up to 64 at once. */
 	if (!err &&
-	    (take(key_bucket(r, out->g.origin, out->type, now_ms), r->o.type_rate_per_s,
-		  r->o.type_burst, now_ms) ||
+	    ((out->type != MESH_RESPONSE &&
+	      take(key_bucket(r, out->g.origin, out->type, now_ms), r->o.type_rate_per_s,
+		   r->o.type_burst, now_ms)) ||
 	     take(&r->total[out->type], r->o.type_total_per_s, r->o.type_total_per_s, now_ms))) {
 		d = MESH_DROP_RATE;
 		err = -EBUSY;

@@ -12,7 +12,8 @@ killed and restarted with its state; the other half runs the whole time
 and is what the growth is measured on) and a small flood (every 4th round: 3 s of DHT
 flood from one bridge node's namespace at another, at --flood-pps).
 
-Meanwhile a sampler reads, every --period seconds, per node: RSS and its
+Meanwhile a sampler reads, every --period seconds (each sample also
+appended to DIR/results/soak-samples.jsonl as it is taken), per node: RSS and its
 anonymous part (RssAnon: the heap and stacks; the rest is file pages, the
 binary's and libraries' code as it is first run and LMDB's map as it is
 read, which the kernel can drop), the bytes malloc has handed out and not
@@ -46,6 +47,7 @@ k-buckets: entries a flood named stay until replaced, BEP 5; its good
 nodes are held to the goal) and LMDB's file size (a high-water mark). The table gives the median node and the worst node.
 """
 import concurrent.futures as cf
+import json
 import os
 import random
 import shutil
@@ -187,6 +189,7 @@ class SoakSampler:
         self.stop_ev = threading.Event()
         self.t0 = time.time()
         self.th = threading.Thread(target=self.loop, daemon=True)
+        open(os.path.join(lab.results_dir(), "soak-samples.jsonl"), "w").close()
 
     def loop(self):
         while True:
@@ -194,6 +197,12 @@ class SoakSampler:
             for i in self.lab.nodes():
                 s["nodes"][str(i)] = sample_node(self.lab, i, self.gone)
             self.samples.append(s)
+            # as it goes: a run cut short still has its samples
+            try:
+                with open(os.path.join(self.lab.results_dir(), "soak-samples.jsonl"), "a") as f:
+                    f.write(json.dumps(s) + "\n")
+            except OSError:
+                pass
             if self.stop_ev.wait(self.period):
                 return
 
@@ -385,7 +394,7 @@ def run_soak(lab, a, rng):
         if m not in NOT_GOAL:
             worst_all = max(worst_all, worst)
         rows.append([m, fmt(med, " %", 1), fmt(worst, " %", 1), len(vals),
-                     "no (workload)" if m in NOT_GOAL else "yes"])
+                     "no" if m in NOT_GOAL else "yes"])
     print(table(["metric", "growth (median node)", "growth (worst node)", "nodes", "goal"], rows))
     print("DHT entries past their lifetime (any node, any sample): %d" % overdue)
     return {"duration_s": a.duration, "warmup_s": warmup, "period_s": a.period,
