@@ -27,7 +27,8 @@
  * every byte into page-cache pages the machine has to find first, and a
  * node moving many GiB does not push everything else out of the cache
  * (docs/CONTENT.md, "Direct I/O"). The last chunk of a blob, when not
- * aligned, and adds (staged copies) stay buffered; a file system that
+ * aligned, and plain adds (staged copies) stay buffered (transformed adds
+ * write whole chunks direct: cn_stage_xform); a file system that
  * refuses O_DIRECT (EINVAL) turns it off for the store, logged once.
  */
 #include <errno.h>
