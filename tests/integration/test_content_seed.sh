@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # A seed host's controls through weftctl and the real control socket, two
 # weftd in network namespaces: `content get` reads its progress from the
-# event stream (plain lines when stdout is not a terminal; curl sees the
-# stream as newline-delimited JSON), `content pin`/`pins`/`unpin`,
+# event stream (a bar on a terminal, plain lines when stdout is not one;
+# curl sees the stream as newline-delimited JSON), `content pin`/`pins`/
+# `unpin`,
 # `content rm` then a get of it from that node fails with a clear error,
 # a pin acknowledged before a kill -9 is there after the restart,
 # `content cancel` stops a running download (reported cancelled), a chunk
@@ -41,6 +42,18 @@ grep -Eq '^(progress|done) [0-9]+% [0-9]+/8388608 bytes rate [0-9]+ B/s eta ' "$
 	fail "no progress line from the event stream: $(cat "$D/get.out")"
 [ "$(b3sum --no-names "$D/out/$ID_a")" = "$ID_a" ] || fail "downloaded file differs"
 pass "content get: $(grep -c '^progress\|^done ' "$D/get.out") progress lines from the event stream"
+
+# on a terminal (script(1) gives weftctl a pty): a bar redrawn in place
+# with bytes, rate, ETA and providers, and no plain line
+"$PYTHON" -c 'import random,sys; random.seed(34); sys.stdout.buffer.write(random.randbytes(4 << 20))' >"$D/d.bin"
+ID_d=$(ctl 1 --json content add "$D/d.bin" | json_get items 0 id) || fail "content add d"
+script -qec "$WEFTCTL --socket $D/n2/weftd.sock content get $ID_d --from $A --out $D/outd" \
+	/dev/null >"$D/get.tty" 2>&1 || fail "get on a terminal: $(cat -v "$D/get.tty")"
+tr '\r' '\n' <"$D/get.tty" | grep -Eq '^\[#*\.*\] +[0-9]+% .*/4\.0 MiB .*/s ETA .*providers' ||
+	fail "no progress bar on a terminal: $(cat -v "$D/get.tty")"
+grep -q '^progress ' "$D/get.tty" && fail "plain lines on a terminal: $(cat -v "$D/get.tty")"
+[ "$(b3sum --no-names "$D/outd/$ID_d")" = "$ID_d" ] || fail "d downloaded on a terminal differs"
+pass "content get on a terminal: a progress bar (bytes, rate, ETA, providers)"
 
 # the stream itself, as a script sees it
 ctl 2 --json content get "$ID_b" --from "$A" --no-wait >"$D/getb" || fail "get b"
