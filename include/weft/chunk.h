@@ -132,6 +132,8 @@ struct cstore_opts {
 	 * CSTORE_TRUST_SETTLE_MS) is not trusted yet. */
 	int no_trust;
 	uint32_t trust_settle_ms;
+	uint32_t trust_bits_max; /* bytes of verified-chunk bitmaps kept (0 =
+				  * CSTORE_TRUST_BITS_MAX, 4 MiB) */
 };
 #define CSTORE_TRUST_SETTLE_MS 2000u
 

@@ -187,6 +187,18 @@ struct mesh_field {
  * 0 or -EBADMSG. fields (may be NULL) receives them, *n their number. */
 int mesh_body_fields(const uint8_t *body, size_t len, struct mesh_field *fields, size_t *n);
 
+/* An Announce body from a JSON object (what `--data JSON` gives): keys as
+ * field names, values integers or strings (UTF-8); keys sorted bytewise.
+ * -EINVAL for anything else (not an object, a float, a boolean, null, a
+ * nested value, a bad name, a string over MESH_FIELD_VALUE_MAX, more than
+ * MESH_FIELDS_MAX keys, a duplicate key), -E2BIG over MESH_BODY_ANNOUNCE,
+ * -ENOSPC when cap is short. */
+int mesh_body_from_json(const char *json, size_t len, uint8_t *out, size_t cap, size_t *out_len);
+/* The reverse, compact with sorted keys, malloc'd into *out (free()).
+ * -EBADMSG for an invalid body, -EILSEQ for a string that is not UTF-8,
+ * -ENOMEM. */
+int mesh_body_to_json(const uint8_t *body, size_t len, char **out);
+
 /* ---- Query bodies ---- */
 
 /* d1:f<filter>1:ni<max results>ee: 0 or -EBADMSG (the filter must parse). */

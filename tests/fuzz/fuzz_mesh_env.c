@@ -7,7 +7,8 @@
  * at most MESH_FIELDS_MAX fields pointing into the input; the filter
  * parser and matcher take the input as a filter (and the body as an
  * Announce) without reading past it; a Query body accepted names a filter
- * that parses.
+ * that parses; a JSON object accepted as a body is a valid body and
+ * converts back.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,6 +61,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(f.n <= MESH_FILTER_CLAUSES);
 		mesh_filter_match(&f, body, sizeof(body) - 1);
 		mesh_filter_match(&f, data, size);
+	}
+	if (mesh_body_from_json((const char *)data, size, copy, sizeof(copy), &n) == 0) {
+		char *js;
+
+		/* A body from JSON is a valid body, and goes back to JSON. */
+		check(n <= MESH_BODY_ANNOUNCE && mesh_body_fields(copy, n, NULL, NULL) == 0);
+		check(mesh_body_to_json(copy, n, &js) == 0);
+		free(js);
 	}
 	if (mesh_query_parse(data, size, &fl, &flen, &max) == 0) {
 		check(max >= 1 && max <= MESH_QUERY_RESULTS_MAX);

@@ -537,6 +537,38 @@ static void test_verified_once(void **state)
 	free(b);
 }
 
+/* The bitmap budget: with room for two one-chunk blobs, a third forgets the
+ * least recently used (it used to loop for ever over the free entries). */
+static void test_verified_once_budget(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *b[3], id[3][32], *buf = malloc(K);
+	size_t got;
+	int i;
+
+	assert_non_null(buf);
+	f->o.trust_settle_ms = 100;
+	f->o.trust_bits_max = 2;
+	fx_open(f);
+	for (i = 0; i < 3; i++) {
+		b[i] = blob(1000, 40 + (uint64_t)i);
+		assert_int_equal(cstore_add_buf(f->cs, b[i], 1000, id[i]), 0);
+	}
+	usleep(250 * 1000);
+	for (i = 0; i < 3; i++) /* hashed; C's note forgets A */
+		assert_int_equal(cstore_read_chunk(f->cs, id[i], 0, buf, K, &got), 0);
+	expect_reads(f->cs, 3, 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id[2], 0, buf, K, &got), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id[1], 0, buf, K, &got), 0);
+	expect_reads(f->cs, 3, 2);
+	assert_int_equal(cstore_read_chunk(f->cs, id[0], 0, buf, K, &got), 0);
+	expect_reads(f->cs, 4, 2);
+	assert_memory_equal(buf, b[0], 1000);
+	for (i = 0; i < 3; i++)
+		free(b[i]);
+	free(buf);
+}
+
 static void test_quota(void **state)
 {
 	struct fx *f = *state;
@@ -827,6 +859,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verified_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verified_once_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),

@@ -3,7 +3,9 @@
  * mesh, filters: a table of {filter, body, match} over every operator on
  * integer and string fields, missing fields and mixed kinds; a table of
  * filters refused by syntax or by a limit (length, clauses, name, value);
- * Query bodies round-trip and refuse what the parser refuses.
+ * Query bodies round-trip and refuse what the parser refuses; JSON
+ * objects become Announce bodies and back, and what is not a flat object
+ * of integers and strings is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "weft/mesh.h"
@@ -147,12 +151,64 @@ static void test_query_body(void **state)
 			 -EBADMSG);
 }
 
+/* --data JSON -> Announce body and back. */
+static void test_json(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *body; /* NULL: refused with err */
+		int err;
+	} cases[] = {
+		{ "{\"rent\":450,\"city\":\"berlin\"}", "d4:city6:berlin4:renti450ee", 0 },
+		{ "{}", "de", 0 },
+		{ "{\"floor\":-2}", "d5:floori-2ee", 0 },
+		{ "{\"b\":1,\"a\":1,\"a_1\":\"\"}", "d1:ai1e3:a_10:1:bi1ee", 0 },
+		{ "[1]", NULL, -EINVAL },
+		{ "{\"rent\":4.5}", NULL, -EINVAL },
+		{ "{\"ok\":true}", NULL, -EINVAL },
+		{ "{\"x\":null}", NULL, -EINVAL },
+		{ "{\"x\":{\"y\":1}}", NULL, -EINVAL },
+		{ "{\"Rent\":1}", NULL, -EINVAL },
+		{ "{\"a\":1,\"a\":2}", NULL, -EINVAL },
+		{ "{\"a\":1", NULL, -EINVAL },
+		{ "{\"a\\u0000b\":1,\"a\":2}", NULL, -EINVAL },
+	};
+	uint8_t out[MESH_BODY_ANNOUNCE + 64];
+	char big[1200], *js;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = mesh_body_from_json(cases[i].json, strlen(cases[i].json), out, sizeof(out), &n);
+
+		if (cases[i].body) {
+			if (r != 0 || n != strlen(cases[i].body) || memcmp(out, cases[i].body, n))
+				fail_msg("%s: %d, not %s", cases[i].json, r, cases[i].body);
+		} else if (r != cases[i].err) {
+			fail_msg("%s: %d, not %d", cases[i].json, r, cases[i].err);
+		}
+	}
+	/* Back to JSON, sorted and compact. */
+	assert_int_equal(mesh_body_to_json((const uint8_t *)"d4:city6:berlin4:renti450ee", 27, &js), 0);
+	assert_string_equal(js, "{\"city\":\"berlin\",\"rent\":450}");
+	free(js);
+	assert_int_equal(mesh_body_to_json((const uint8_t *)"d1:a2:\xff\xfe" "e", 9, &js), -EILSEQ);
+	assert_int_equal(mesh_body_to_json((const uint8_t *)"d1:ai1e", 7, &js), -EBADMSG);
+	/* Over the body's cap; a short buffer. */
+	n = (size_t)snprintf(big, sizeof(big), "{\"a\":\"%0256d\",\"b\":\"%0256d\"}", 0, 0);
+	assert_int_equal(mesh_body_from_json(big, n, out, sizeof(out), &n), -E2BIG);
+	assert_int_equal(mesh_body_from_json("{\"a\":1}", 7, out, 4, &n), -ENOSPC);
+	n = (size_t)snprintf(big, sizeof(big), "{\"a\":\"%0257d\"}", 0);
+	assert_int_equal(mesh_body_from_json(big, n, out, sizeof(out), &n), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_query_body),
+		cmocka_unit_test(test_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

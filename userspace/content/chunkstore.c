@@ -120,6 +120,7 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 	pthread_mutex_init(&cs->dio_mu, NULL);
 	cs->trust_settle_ms =
 		opts->trust_settle_ms ? opts->trust_settle_ms : CSTORE_TRUST_SETTLE_MS;
+	cs->trust_bits_max = opts->trust_bits_max ? opts->trust_bits_max : CSTORE_TRUST_BITS_MAX;
 	if (!opts->no_trust && (err = cn_trust_new(cs)))
 		goto fail;
 	if (asprintf(&cs->blobdir, "%s/blobs", opts->dir) < 0) {

@@ -67,6 +67,7 @@ struct cstore {
 	pthread_mutex_t trust_mu;   /* guards *trust */
 	struct cn_trust *trust;	    /* NULL: every read verified */
 	uint32_t trust_settle_ms;   /* cstore_opts.trust_settle_ms */
+	uint32_t trust_bits_max;    /* cstore_opts.trust_bits_max */
 	atomic_uint_fast64_t trust_hits; /* reads found trusted (sampled or not) */
 	atomic_uint_fast64_t reads_verified, reads_trusted; /* cstore_read_stats */
 };

@@ -4,7 +4,8 @@
  * back without hashing them again (docs/CONTENT.md "Chunks verified once").
  *
  * Per blob (at most CSTORE_TRUST_BLOBS, least recently used evicted; their
- * bitmaps together at most CSTORE_TRUST_BITS_MAX bytes): the identity of
+ * bitmaps together at most trust_bits_max bytes, CSTORE_TRUST_BITS_MAX by
+ * default): the identity of
  * its file when its chunks were verified (device, inode, size, mtime and
  * ctime to the nanosecond) and a bit per chunk verified against that
  * identity. A read is trusted only when the file's identity, taken with
@@ -71,15 +72,19 @@ static void drop(struct cn_trust *tr, struct cn_trust_ent *e)
 	memset(e, 0, sizeof(*e));
 }
 
-/* The least recently used entry, or a free one. */
-static struct cn_trust_ent *victim(struct cn_trust *tr)
+/* A free entry (free_ok) or else the least recently used one; NULL when
+ * none is in use and free ones are not wanted. */
+static struct cn_trust_ent *victim(struct cn_trust *tr, int free_ok)
 {
-	struct cn_trust_ent *v = &tr->e[0];
+	struct cn_trust_ent *v = NULL;
 
 	for (size_t i = 0; i < CSTORE_TRUST_BLOBS; i++) {
-		if (!tr->e[i].used)
-			return &tr->e[i];
-		if (tr->e[i].last < v->last)
+		if (!tr->e[i].used) {
+			if (free_ok)
+				return &tr->e[i];
+			continue;
+		}
+		if (!v || tr->e[i].last < v->last)
 			v = &tr->e[i];
 	}
 	return v;
@@ -130,7 +135,7 @@ void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_
 	struct timespec now;
 	size_t blen = cn_bits_len(nchunks);
 
-	if (!tr || index >= nchunks || blen > CSTORE_TRUST_BITS_MAX ||
+	if (!tr || index >= nchunks || blen > cs->trust_bits_max ||
 	    clock_gettime(CLOCK_REALTIME, &now))
 		return;
 	/* A file changed within the settle time may change again within the
@@ -144,9 +149,10 @@ void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_
 		drop(tr, e); /* another file now: what was verified is forgotten */
 	else if (e)
 		goto set;
-	while (tr->bits_bytes + blen > CSTORE_TRUST_BITS_MAX)
-		drop(tr, victim(tr));
-	e = victim(tr);
+	/* room in the bitmap budget: forget the least recently used */
+	while (tr->bits_bytes + blen > cs->trust_bits_max && (e = victim(tr, 0)))
+		drop(tr, e);
+	e = victim(tr, 1);
 	if (e->used)
 		drop(tr, e);
 	e->bits = calloc(1, blen ? blen : 1);

@@ -797,7 +797,8 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		goto fail;
 	}
 	rc = cn_watch_init(cn, opts->watch_keepalive_ms,
-			   &(const struct cn_watch_subs){cn_subs_followed, cn_subs_pushed});
+			   &(const struct cn_watch_subs){cn_subs_followed, cn_subs_pushed,
+							    cn_subs_poll_now});
 	if (rc) {
 		log_error(CN_MOD, "QUIC stream type 0x%x: %s", CONTENT_ST_WATCH, strerror(-rc));
 		goto fail;

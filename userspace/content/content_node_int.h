@@ -405,6 +405,9 @@ int cn_share_put(struct content_node *cn, const struct manifest *m, struct manif
  * followed; -EBADMSG its value names no share; errors of the store). */
 struct cn_head_ref;
 unsigned int cn_subs_followed(struct content_node *cn, struct cn_head_ref *out, unsigned int max);
+/* Poll ref's head at once (a watch of its publisher just came up: what
+ * was published before it is found by this poll, not the next one). */
+void cn_subs_poll_now(struct content_node *cn, const struct cn_head_ref *ref);
 int cn_subs_pushed(struct content_node *cn, const struct cn_head_ref *ref, int64_t seq,
 		   const uint8_t sig[64], const uint8_t *v, size_t vlen);
 
@@ -416,11 +419,12 @@ int cn_subs_pushed(struct content_node *cn, const struct cn_head_ref *ref, int64
  * subscriber's thread; kick makes it look at the heads followed now;
  * publish writes a new version's signed item to every subscriber
  * watching it (any thread); json: the counters for content stats. */
-struct cn_watch_subs { /* cn_subs_followed, cn_subs_pushed */
+struct cn_watch_subs { /* cn_subs_followed, cn_subs_pushed, cn_subs_poll_now */
 	unsigned int (*followed)(struct content_node *cn, struct cn_head_ref *out,
 				 unsigned int max);
 	int (*pushed)(struct content_node *cn, const struct cn_head_ref *ref, int64_t seq,
 		      const uint8_t sig[64], const uint8_t *v, size_t vlen);
+	void (*poll_now)(struct content_node *cn, const struct cn_head_ref *ref);
 };
 int cn_watch_init(struct content_node *cn, unsigned int keepalive_ms,
 		  const struct cn_watch_subs *subs);

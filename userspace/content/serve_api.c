@@ -212,6 +212,7 @@ static void api_peers(void *arg, const struct ctl_req *req, struct ctl_resp *res
 static void metrics(void *arg, FILE *out)
 {
 	struct content_node *cn = arg;
+	uint64_t hashed, trusted;
 
 	fputs("# HELP weft_content_requester_faults_total Requests a fair downloader does not "
 	      "make, by kind (docs/CONTENT.md \"Requester scoring\").\n"
@@ -231,6 +232,15 @@ static void metrics(void *arg, FILE *out)
 		"weft_content_upload_limit_bytes %llu\n",
 		(unsigned long long)atomic_load(&cn->requester_bans),
 		(unsigned long long)atomic_load(&cn->lim_up));
+	cstore_read_stats(cn->cs, &hashed, &trusted);
+	fprintf(out,
+		"# HELP weft_content_chunk_reads_total Chunks read from the store, by whether "
+		"they were hashed again or trusted (verified before, file unchanged: "
+		"docs/CONTENT.md \"Chunks verified once\").\n"
+		"# TYPE weft_content_chunk_reads_total counter\n"
+		"weft_content_chunk_reads_total{check=\"hashed\"} %llu\n"
+		"weft_content_chunk_reads_total{check=\"trusted\"} %llu\n",
+		(unsigned long long)hashed, (unsigned long long)trusted);
 }
 
 void cn_serve_routes(struct content_node *cn, struct ctl *ctl)

@@ -47,13 +47,21 @@
 /* A version's download may run this long before the thread moves on (it
  * keeps running; the next poll looks again). */
 #define HEAD_FETCH_WAIT_MS (30 * 60 * 1000)
+/* A version known and not held (its download failed: the providers found
+ * had only the previous one, say), or a head not found yet, is tried
+ * again after 1 s, doubling up to the poll interval, not only at the next
+ * poll (300 s by default: a subscriber told by a push, whose first try
+ * found only other subscribers still on the old version, waited that
+ * long, and so did one whose first lookup found no head). */
+#define HEAD_RETRY_MS 1000
 
 struct cn_sched {
 	uint8_t key[32 + MANIFEST_MAX_NAME];
 	size_t klen;
 	uint64_t due_ms;
-	uint64_t last_poll; /* wall-clock s, 0 never */
-	char err[200];	    /* last problem, "" none */
+	uint64_t last_poll;  /* wall-clock s, 0 never */
+	unsigned int behind; /* polls in a row that left a newer version not held */
+	char err[200];	     /* last problem, "" none */
 };
 
 struct cn_subs {
@@ -341,7 +349,10 @@ static void sched_drop(struct cn_subs *sb, const struct cn_head_ref *ref)
 	pthread_mutex_unlock(&sb->mu);
 }
 
-static void sched_note(struct content_node *cn, const struct cn_head_ref *ref, const char *err)
+/* After a poll: its problem, and with a newer version still not held, the
+ * next try in HEAD_RETRY_MS << (tries before), at most the poll interval. */
+static void sched_note(struct content_node *cn, const struct cn_head_ref *ref, const char *err,
+		       int behind)
 {
 	struct cn_subs *sb = cn->subs;
 	struct cn_sched *e;
@@ -351,6 +362,17 @@ static void sched_note(struct content_node *cn, const struct cn_head_ref *ref, c
 	if (e) {
 		snprintf(e->err, sizeof(e->err), "%s", err ? err : "");
 		e->last_poll = (uint64_t)time(NULL);
+		if (behind) {
+			unsigned int k = e->behind < 10 ? e->behind : 10;
+			uint64_t wait = (uint64_t)HEAD_RETRY_MS << k;
+			uint64_t at = util_now_ms() + wait;
+
+			if (wait < cn->poll_s * 1000ull && at < e->due_ms)
+				e->due_ms = at;
+			e->behind++;
+		} else {
+			e->behind = 0;
+		}
 	}
 	pthread_mutex_unlock(&sb->mu);
 }
@@ -689,7 +711,10 @@ static void poll_one(struct content_node *cn, const struct cn_head_ref *ref,
 				cn_block_sync(cn);
 		}
 	}
-	sched_note(cn, ref, err);
+	/* behind: a newer version not held, or no head found yet (the first
+	 * poll of a subscription, whose lookup found none) */
+	sched_note(cn, ref, err,
+		   (rec->flags & CN_HEAD_SUB) && (rec->seq > rec->got || rec->seq < 0));
 	keep_alive(cn, ref, rec);
 }
 
@@ -718,6 +743,11 @@ unsigned int cn_subs_followed(struct content_node *cn, struct cn_head_ref *out, 
 
 	store_iter(cn->store, cn->heads_dbi, followed_one, &f);
 	return f.n;
+}
+
+void cn_subs_poll_now(struct content_node *cn, const struct cn_head_ref *ref)
+{
+	sched_kick(cn, ref);
 }
 
 int cn_subs_pushed(struct content_node *cn, const struct cn_head_ref *ref, int64_t seq,

@@ -101,6 +101,7 @@ struct wpub {
 	struct cn_watch_names names;
 	struct wconn *c;
 	uint64_t retry_ms, up_ms;
+	int first_done; /* the short first retry was used */
 	unsigned int backoff_s;
 };
 
@@ -514,7 +515,13 @@ static void pub_failed(struct wpub *p, uint64_t now)
 	/* a watch that held for a minute starts its back-off over */
 	if (p->up_ms && now - p->up_ms >= 60000)
 		p->backoff_s = 0;
-	p->backoff_s = p->backoff_s ? p->backoff_s * 2 : CN_WATCH_RETRY_MIN_S;
+	if (!p->backoff_s && !p->up_ms && !p->first_done)
+		p->backoff_s = CN_WATCH_RETRY_FIRST_S;
+	else if (p->backoff_s < CN_WATCH_RETRY_MIN_S)
+		p->backoff_s = CN_WATCH_RETRY_MIN_S;
+	else
+		p->backoff_s *= 2;
+	p->first_done = 1;
 	if (p->backoff_s > CN_WATCH_RETRY_MAX_S)
 		p->backoff_s = CN_WATCH_RETRY_MAX_S;
 	p->retry_ms = now + p->backoff_s * 1000ull;
@@ -652,14 +659,26 @@ static void pass(struct cn_watch *w, uint64_t now)
 				 "malformed, unsigned or not asked for: connection closed",
 				 p->pk[0], p->pk[1], p->pk[2], p->pk[3]);
 		}
-		if (state == WC_WATCHING && !p->up_ms)
+		if (state == WC_WATCHING && !p->up_ms) {
 			p->up_ms = now;
+			/* a version published before the watch was accepted
+			 * was pushed to nobody: one poll of each head finds it */
+			for (unsigned int k = 0; k < p->names.n && w->subs.poll_now; k++) {
+				struct cn_head_ref ref = {0};
+
+				memcpy(ref.pk, p->pk, 32);
+				memcpy(ref.name, p->names.name[k], p->names.len[k]);
+				ref.name_len = p->names.len[k];
+				w->subs.poll_now(w->cn, &ref);
+			}
+		}
 		if (state == WC_FAILED) {
 			pub_drop_conn(w, p);
 			pub_failed(p, now);
 		} else if (p->c && !same_names(&p->c->names, &p->names)) {
 			pub_drop_conn(w, p); /* asked anew at once */
 			p->retry_ms = 0;
+			p->up_ms = 0; /* and polled once it is up */
 		}
 		if (!p->c && now >= p->retry_ms)
 			pub_dial(w, p, now);

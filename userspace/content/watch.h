@@ -31,6 +31,11 @@
 #define CN_WATCH_PUBS 16
 /* A failed watch is tried again after 30 s, doubling up to 960 s. */
 #define CN_WATCH_RETRY_MIN_S 30
+/* ...but the first failure of a watch that never held is tried again after
+ * 5 s: a subscription's first dial, just after a publisher started, often
+ * finds no node record yet (in a 21-node lab every subscriber's did, and
+ * the version published meanwhile waited 30 s for the watch) */
+#define CN_WATCH_RETRY_FIRST_S 5
 #define CN_WATCH_RETRY_MAX_S 960
 /* Dial by key (record lookup, relay, direct attempts): its deadline. */
 #define CN_WATCH_DIAL_MS 10000
