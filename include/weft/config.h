@@ -60,6 +60,13 @@ struct weft_config {
 	uint32_t mailbox_max_age_s;	  /* mailbox.max_age_s */
 	uint32_t mailbox_sender_rate;	  /* mailbox.sender_rate: messages per minute per sender */
 	uint32_t mailbox_sender_burst;	  /* mailbox.sender_burst */
+	/* [mesh] (docs/MESH.md "On a node") */
+	uint32_t mesh_per_service;	  /* mesh.per_service: announces held per service id */
+	uint32_t mesh_per_provider;	  /* mesh.per_provider: per provider key and service id */
+	uint32_t mesh_services_max;	  /* mesh.services_max: service ids held */
+	uint32_t mesh_hops_announce;	  /* mesh.hops_announce: our hop cap for announces */
+	uint32_t mesh_hops_query;	  /* mesh.hops_query: our hop cap for queries */
+	uint32_t mesh_fanout;		  /* mesh.fanout: neighbours an envelope goes to */
 	uint32_t mailbox_fetch_s;	  /* mailbox.fetch_interval_s */
 	uint32_t mailbox_inbox_max;	  /* mailbox.inbox_max */
 	/* [xdp] */

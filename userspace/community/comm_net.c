@@ -234,6 +234,30 @@ static void serve_sync(struct comm_net *net, const struct item *it, uint8_t *ans
 	answer(net, it, ans, err == 0 ? 1 + len : 1);
 }
 
+/* A mesh envelope (kind 2): the mesh's own checks (docs/MESH.md), on a
+ * member's connection only. No lock held. */
+static int mesh_in(struct comm_net *net, const struct item *it, const uint8_t *id,
+		   const uint8_t *eb, size_t el)
+{
+	comm_net_mesh_fn fn;
+	void *arg;
+	int err = -EPROTONOSUPPORT;
+
+	pthread_mutex_lock(&net->mu);
+	fn = net->mesh;
+	arg = net->mesh_arg;
+	pthread_mutex_unlock(&net->mu);
+	if (fn && net->o.ops.member(net->o.ops.arg, id, it->key) == 1)
+		err = fn(arg, id, it->key, eb, el);
+	pthread_mutex_lock(&net->mu);
+	if (err)
+		net->st.mesh_refused++;
+	else
+		net->st.mesh_in++;
+	pthread_mutex_unlock(&net->mu);
+	return err ? ST_REFUSED : ST_OK;
+}
+
 /* An envelope: checked by the community's gossip state, its sealed record
  * opened and matched to the origin, taken, forwarded. */
 static int gossip_in(struct comm_net *net, const struct item *it)
@@ -256,6 +280,11 @@ static int gossip_in(struct comm_net *net, const struct item *it)
 	net->st.gossip_in++;
 	net->st.gossip_bytes_in += it->len;
 	comm_net_note_peer(net, c, &it->ss, it->sslen, it->key);
+	if (comm_env_parse(eb, el, &env) == 0 && env.kind == GOSSIP_KIND_MESH) {
+		memcpy(id, c->id, COMM_ID_LEN);
+		pthread_mutex_unlock(&net->mu);
+		return mesh_in(net, it, id, eb, el);
+	}
 	err = comm_gossip_input(c->g, eb, el, comm_net_wall_ms(), &env);
 	if (!err && (env.kind != GOSSIP_KIND_RECORD ||
 		     comm_open(&c->k, c->id, env.payload, env.payload_len, plain, sizeof(plain),
@@ -404,6 +433,60 @@ void comm_net_stats(struct comm_net *net, struct comm_net_stats *out)
 	out->busy = net->srv->busy;
 	pthread_mutex_unlock(&net->srv->mu);
 	comm_net_dialq_stats(net, &out->gossip_retried, &out->gossip_dropped);
+}
+
+void comm_net_set_mesh(struct comm_net *net, comm_net_mesh_fn fn, void *arg)
+{
+	if (!net)
+		return;
+	pthread_mutex_lock(&net->mu);
+	net->mesh = fn;
+	net->mesh_arg = arg;
+	pthread_mutex_unlock(&net->mu);
+}
+
+int comm_net_mesh_send(struct comm_net *net, const uint8_t id[COMM_ID_LEN],
+		       const uint8_t key[COMM_PK_LEN], const uint8_t *env, size_t len)
+{
+	uint8_t msg[MSG_MAX];
+	struct ncomm *c;
+	int err = -ENOENT;
+
+	if (!net || len > COMM_ENV_MAX_LEN)
+		return net ? -E2BIG : -ENOENT;
+	pthread_mutex_lock(&net->mu);
+	c = comm_net_by_id(net, id);
+	for (size_t i = 0; c && i < c->np; i++) {
+		const struct peer *p = &c->p[i];
+
+		if (!p->have_key || p->self || memcmp(p->key, key, COMM_PK_LEN))
+			continue;
+		msg[0] = 1;
+		memcpy(msg + 1, c->k.dht_key, COMM_DHT_KEY_LEN);
+		memcpy(msg + 1 + COMM_DHT_KEY_LEN, env, len);
+		comm_net_gossip_to(net, p, msg, 1 + COMM_DHT_KEY_LEN + len);
+		err = 0;
+		break;
+	}
+	pthread_mutex_unlock(&net->mu);
+	return err;
+}
+
+int comm_net_mesh_peers(struct comm_net *net, const uint8_t id[COMM_ID_LEN],
+			uint8_t (*keys)[COMM_PK_LEN], size_t max)
+{
+	struct ncomm *c;
+	int n = 0;
+
+	if (!net)
+		return -ENOENT;
+	pthread_mutex_lock(&net->mu);
+	c = comm_net_by_id(net, id);
+	for (size_t i = 0; c && i < c->np && (size_t)n < max; i++)
+		if (c->p[i].have_key && !c->p[i].self)
+			memcpy(keys[n++], c->p[i].key, COMM_PK_LEN);
+	pthread_mutex_unlock(&net->mu);
+	return c ? n : -ENOENT;
 }
 
 int comm_net_new(struct comm_net **out, const struct comm_net_opts *o)

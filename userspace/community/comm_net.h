@@ -20,6 +20,9 @@ struct dhtnode;
 struct identity;
 struct conn_node;
 
+typedef int (*comm_net_mesh_fn)(void *arg, const uint8_t id[COMM_ID_LEN],
+				const uint8_t from[COMM_PK_LEN], const uint8_t *env, size_t len);
+
 struct comm_net_ops {
 	void *arg;
 	/* Page `page` of type of the community whose DHT key is dht_key:
@@ -55,6 +58,7 @@ struct comm_net_stats {
 	uint64_t announces, announced, finds, found, pulls, pull_fail, pulled, served,
 		served_unknown, gossip_sent, gossip_in, gossip_taken, gossip_forwarded,
 		gossip_refused, busy, not_member;
+	uint64_t mesh_in, mesh_refused; /* kind-2 envelopes handed to the mesh, refused */
 	uint64_t by_key, by_key_fail, gossip_retried, gossip_dropped; /* by key (comm_dial.c) */
 	uint64_t gossip_bytes_sent, gossip_bytes_in; /* stream payloads (type varint and QUIC aside) */
 };
@@ -78,5 +82,18 @@ void comm_net_publish(struct comm_net *net, const uint8_t id[COMM_ID_LEN], const
 /* Holders of the community known by key (ours excluded). */
 size_t comm_net_peers(struct comm_net *net, const uint8_t id[COMM_ID_LEN]);
 void comm_net_stats(struct comm_net *net, struct comm_net_stats *out);
+/* Mesh envelopes (gossip kind 2, docs/MESH.md "On a node"): fn takes each
+ * one a member's connection brings on the community's gossip (0 taken,
+ * or a negative errno: refused), from the serve thread, no lock held.
+ * Set before comm_net_start. */
+void comm_net_set_mesh(struct comm_net *net, comm_net_mesh_fn fn, void *arg);
+/* Send a mesh envelope (any thread, never blocks) to the holder of
+ * community id whose key is key: 0, -ENOENT (no such community or holder). */
+int comm_net_mesh_send(struct comm_net *net, const uint8_t id[COMM_ID_LEN],
+		       const uint8_t key[COMM_PK_LEN], const uint8_t *env, size_t len);
+/* The keys of the community's holders known by key (ours excluded), at
+ * most max: their number, or -ENOENT. */
+int comm_net_mesh_peers(struct comm_net *net, const uint8_t id[COMM_ID_LEN],
+			uint8_t (*keys)[COMM_PK_LEN], size_t max);
 
 #endif

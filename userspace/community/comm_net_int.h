@@ -41,6 +41,7 @@
 #define MSG_MAX (1u + COMM_DHT_KEY_LEN + COMM_ENV_MAX_LEN)
 #define ANS_MAX (1u + COMM_PAGE_MAX_LEN)
 #define GOSSIP_KIND_RECORD 1u
+#define GOSSIP_KIND_MESH 2u
 
 enum { ST_OK = 0, ST_UNKNOWN = 1, ST_NOPAGE = 2, ST_BAD = 3, ST_REFUSED = 4 };
 
@@ -109,6 +110,8 @@ struct comm_net {
 	pthread_t serve_th, sync_th, dial_th;
 	struct comm_net_stats st;
 	struct dialq *dq; /* gossip sends for the dial thread (comm_dial.c) */
+	comm_net_mesh_fn mesh; /* kind-2 envelopes (NULL: refused) */
+	void *mesh_arg;
 };
 
 static inline void wr32(uint8_t *p, uint32_t v)

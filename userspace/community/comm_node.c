@@ -714,6 +714,10 @@ static const struct {
 	NC("gossip_refused",
 	   "Gossip envelopes refused (duplicate, hops, rate, time, not the origin's record).",
 	   gossip_refused),
+	NC("mesh_in", "Mesh envelopes (gossip kind 2) handed to the mesh and taken.", mesh_in),
+	NC("mesh_refused",
+	   "Mesh envelopes refused (not a member's connection, no mesh, or the mesh's checks).",
+	   mesh_refused),
 	NC("busy", "Requests reset: the serve queue was full.", busy),
 	NC("holders_not_member", "Holders whose member record was missing after their pages.",
 	   not_member),
@@ -881,6 +885,24 @@ int comm_node_new(struct comm_node **out, const struct comm_node_opts *opts)
 	}
 	*out = cn;
 	return 0;
+}
+
+void comm_node_mesh_hook(struct comm_node *cn, comm_node_mesh_fn fn, void *arg)
+{
+	if (cn)
+		comm_net_set_mesh(cn->net, fn, arg);
+}
+
+int comm_node_mesh_send(struct comm_node *cn, const uint8_t id[COMM_ID_LEN],
+			const uint8_t key[COMM_PK_LEN], const uint8_t *env, size_t len)
+{
+	return cn ? comm_net_mesh_send(cn->net, id, key, env, len) : -ENOENT;
+}
+
+int comm_node_mesh_peers(struct comm_node *cn, const uint8_t id[COMM_ID_LEN],
+			 uint8_t (*keys)[COMM_PK_LEN], size_t max)
+{
+	return cn ? comm_net_mesh_peers(cn->net, id, keys, max) : -ENOENT;
 }
 
 int comm_node_start(struct comm_node *cn)

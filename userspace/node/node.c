@@ -31,6 +31,7 @@
 #include "weft/dhtnode.h"
 #include "weft/svc_node.h"
 #include "weft/comm_node.h"
+#include "weft/mesh_node.h"
 #include "weft/content_node.h"
 #include "node_int.h"
 #include "notify.h"
@@ -763,6 +764,21 @@ registered:
 			return err;
 		}
 	}
+	{
+		struct mesh_node_opts mo = {
+			.store = n->store, .comm = n->comm, .id = &n->id, .ctl = n->ctl,
+			.store_opts = {.per_service = n->cfg.mesh_per_service,
+				       .per_provider = n->cfg.mesh_per_provider,
+				       .services_max = n->cfg.mesh_services_max},
+			.hops_announce = (uint8_t)n->cfg.mesh_hops_announce,
+			.hops_query = (uint8_t)n->cfg.mesh_hops_query, .fanout = n->cfg.mesh_fanout};
+
+		err = mesh_node_new(&n->mesh, &mo);
+		if (err) {
+			log_error("node", "mesh: %s", strerror(-err));
+			return err;
+		}
+	}
 	return 0;
 }
 
@@ -912,6 +928,7 @@ void node_free(struct node *n)
 	content_node_free(n->content);
 	lan_node_free(n->lan); /* downloads asked it for LAN providers until now */
 	comm_node_free(n->comm);
+	mesh_node_free(n->mesh); /* the communities' threads called it until now */
 	svc_node_free(n->svc);
 	relay_node_free(n->relay); /* its memory goes back with the QUIC node's */
 	relay_fwd_free(n->relay_fwd);

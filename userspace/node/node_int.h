@@ -29,6 +29,7 @@ struct node {
 	struct dhtnode *dht;
 	struct svc_node *svc; /* service fabric and gateway */
 	struct comm_node *comm; /* communities (docs/COMMUNITY.md) */
+	struct mesh_node *mesh; /* the mesh over their gossip (docs/MESH.md) */
 	struct content_node *content;
 	struct conn_node *conn; /* node record, address discovery, resolution */
 	struct relay_node *relay; /* relay control plane (both roles) */

@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The mesh on a node (docs/MESH.md "On a node"): the community's gossip
+ * hands us kind-2 envelopes (its serve thread), the control API our own
+ * announces and queries (the control thread); one mutex over the store and
+ * the per-community mesh_peer state. Sends go out through the community
+ * (comm_node_mesh_send, never blocks) to holders named by key; a
+ * neighbour's token is the first 8 bytes of its key.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "weft/comm_node.h"
+#include "weft/ctl.h"
+#include "weft/identity.h"
+#include "weft/mesh_node.h"
+#include "weft/util.h"
+
+#define NEIGH_MAX 32u
+#define PENDING_MAX 8u	      /* queries waiting for answers at once */
+#define QUERY_WAIT_MS 1500u   /* default wait for answers */
+#define QUERY_WAIT_MAX 10000u /* longest wait a request may ask */
+#define GC_MS 60000u
+#define TTL_H_MAX 720u /* 30 days: the core's longest Announce TTL */
+
+struct mcomm {
+	uint8_t id[COMM_ID_LEN];
+	struct mesh_peer *p;
+};
+
+/* The neighbours of the input being handled (for send's token -> key). */
+struct cur {
+	const uint8_t *id;
+	uint8_t keys[NEIGH_MAX][COMM_PK_LEN];
+	uint64_t tok[NEIGH_MAX];
+	size_t n;
+};
+
+struct pending {
+	int used;
+	uint32_t service, max;
+	uint8_t qid[MESH_ID_LEN];
+	json_t *arr; /* the announces gathered */
+	uint8_t seen[MESH_QUERY_RESULTS_MAX][MESH_ID_LEN];
+	size_t nseen;
+};
+
+struct mesh_node {
+	struct mesh_node_opts o;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct mesh_store *store;
+	struct mesh_trust trust;
+	struct mcomm c[COMM_NODE_MAX];
+	size_t n;
+	struct cur cur;
+	struct pending q[PENDING_MAX];
+	uint64_t next_gc_ms;
+	uint64_t refused, answers_in;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t token_of(const uint8_t *key)
+{
+	uint64_t t = 0;
+
+	for (unsigned int i = 0; i < 8; i++)
+		t |= (uint64_t)key[i] << (8 * i);
+	return t == MESH_PATH_LOCAL ? t - 1 : t;
+}
+
+/* ---- the core's callbacks (under mn->mu) ---- */
+
+static void io_send(void *arg, uint64_t token, const uint8_t *env, size_t len)
+{
+	struct mesh_node *mn = arg;
+
+	for (size_t i = 0; i < mn->cur.n; i++)
+		if (mn->cur.tok[i] == token) {
+			comm_node_mesh_send(mn->o.comm, mn->cur.id, mn->cur.keys[i], env, len);
+			return;
+		}
+}
+
+/* One announce envelope (a Response's body, or our own store's) for a
+ * pending query: added once by its id. */
+static void gather(struct pending *pq, const uint8_t *env, size_t len)
+{
+	struct mesh_env a;
+	char hex[2 * MESH_ID_LEN + 1], *data = NULL;
+	json_t *o, *d;
+
+	if (pq->nseen >= pq->max || pq->nseen >= MESH_QUERY_RESULTS_MAX ||
+	    mesh_env_parse(env, len, &a, NULL) != 0 || a.service != pq->service ||
+	    (a.type != MESH_ANNOUNCE && a.type != MESH_UPDATE))
+		return;
+	for (size_t i = 0; i < pq->nseen; i++)
+		if (!memcmp(pq->seen[i], a.g.id, MESH_ID_LEN))
+			return;
+	if (mesh_body_to_json(a.body, a.body_len, &data) != 0)
+		return;
+	d = json_loads(data, 0, NULL);
+	free(data);
+	if (!d)
+		return;
+	memcpy(pq->seen[pq->nseen++], a.g.id, MESH_ID_LEN);
+	o = json_object();
+	util_hex(hex, a.type == MESH_UPDATE ? a.ref : a.g.id, MESH_ID_LEN);
+	json_object_set_new(o, "id", json_string(hex));
+	util_hex(hex, a.g.origin, MESH_PK_LEN);
+	json_object_set_new(o, "provider", json_string(hex));
+	json_object_set_new(o, "ts_ms", json_integer((json_int_t)a.g.ts_ms));
+	json_object_set_new(o, "ttl_s", json_integer((json_int_t)a.g.ttl_s));
+	json_object_set_new(o, "data", d);
+	json_array_append_new(pq->arr, o);
+}
+
+static void io_deliver(void *arg, const struct mesh_env *e, const uint8_t *env, size_t len)
+{
+	struct mesh_node *mn = arg;
+
+	(void)env;
+	(void)len;
+	if (e->type != MESH_RESPONSE)
+		return; /* Reserve, Confirm, Cancel: not routed by the node yet */
+	for (size_t i = 0; i < PENDING_MAX; i++)
+		if (mn->q[i].used && !memcmp(mn->q[i].qid, e->ref, MESH_ID_LEN)) {
+			mn->answers_in++;
+			gather(&mn->q[i], e->body, e->body_len);
+			pthread_cond_broadcast(&mn->cv);
+			return;
+		}
+}
+
+/* The community's mesh_peer, made on first use (under mn->mu). */
+static struct mesh_peer *peer_of(struct mesh_node *mn, const uint8_t *id)
+{
+	struct mesh_peer_opts po = {
+		.store = mn->store, .sk = mn->o.id->sk, .fanout = mn->o.fanout,
+		.io = {.send = io_send, .deliver = io_deliver, .arg = mn},
+	};
+	struct mcomm *c;
+
+	for (size_t i = 0; i < mn->n; i++)
+		if (!memcmp(mn->c[i].id, id, COMM_ID_LEN))
+			return mn->c[i].p;
+	if (mn->n >= COMM_NODE_MAX)
+		return NULL;
+	po.relay.trust = &mn->trust;
+	po.relay.limits.max_hops[MESH_ANNOUNCE] = mn->o.hops_announce;
+	po.relay.limits.max_hops[MESH_UPDATE] = mn->o.hops_announce;
+	po.relay.limits.max_hops[MESH_REVOKE] = mn->o.hops_announce;
+	po.relay.limits.max_hops[MESH_QUERY] = mn->o.hops_query;
+	c = &mn->c[mn->n];
+	if (mesh_peer_new(&c->p, &po) != 0)
+		return NULL;
+	memcpy(c->id, id, COMM_ID_LEN);
+	mn->n++;
+	return c->p;
+}
+
+/* One envelope into the community's mesh_peer (from: a neighbour's key,
+ * NULL: ours). Under mn->mu. 0, -ENOENT (not our community), or the
+ * core's error. */
+static int input(struct mesh_node *mn, const uint8_t *id, const uint8_t *from,
+		 const uint8_t *env, size_t len)
+{
+	struct mesh_peer *p;
+	uint64_t now = wall_ms(), rnd;
+	int n = comm_node_mesh_peers(mn->o.comm, id, mn->cur.keys, NEIGH_MAX);
+
+	if (n < 0)
+		return n;
+	p = peer_of(mn, id);
+	if (!p)
+		return -ENOSPC;
+	if (now >= mn->next_gc_ms) {
+		mesh_store_gc(mn->store, now);
+		mn->next_gc_ms = now + GC_MS;
+	}
+	mn->cur.id = id;
+	mn->cur.n = (size_t)n;
+	for (size_t i = 0; i < mn->cur.n; i++)
+		mn->cur.tok[i] = token_of(mn->cur.keys[i]);
+	randombytes_buf(&rnd, sizeof(rnd));
+	return mesh_peer_input(p, env, len, from ? token_of(from) : MESH_PATH_LOCAL, mn->cur.tok,
+			       mn->cur.n, rnd, now);
+}
+
+static int hook(void *arg, const uint8_t *id, const uint8_t *from, const uint8_t *env, size_t len)
+{
+	struct mesh_node *mn = arg;
+	int err;
+
+	pthread_mutex_lock(&mn->mu);
+	err = input(mn, id, from, env, len);
+	if (err)
+		mn->refused++;
+	pthread_mutex_unlock(&mn->mu);
+	return err;
+}
+
+/* ---- control routes ---- */
+
+/* "service_id" and "community" of a request: 0, or an answer given. */
+static int req_common(const struct ctl_req *req, struct ctl_resp *resp, uint32_t *service,
+		      uint8_t id[COMM_ID_LEN])
+{
+	json_t *s = req->json ? json_object_get(req->json, "service_id") : NULL;
+	json_t *c = req->json ? json_object_get(req->json, "community") : NULL;
+
+	if (!req->json || !json_is_object(req->json)) {
+		ctl_resp_error(resp, 400, "bad_request", "the body must be a JSON object");
+		return -EINVAL;
+	}
+	if (!json_is_integer(s) || json_integer_value(s) < 0 ||
+	    json_integer_value(s) > (json_int_t)UINT32_MAX) {
+		ctl_resp_error(resp, 400, "bad_request", "\"service_id\": an integer 0 .. 4294967295");
+		return -EINVAL;
+	}
+	if (!json_is_string(c) || json_string_length(c) != 2 * COMM_ID_LEN ||
+	    util_unhex(id, COMM_ID_LEN, json_string_value(c))) {
+		ctl_resp_error(resp, 400, "bad_request", "\"community\": its id, %u hex digits",
+			       2 * COMM_ID_LEN);
+		return -EINVAL;
+	}
+	*service = (uint32_t)json_integer_value(s);
+	return 0;
+}
+
+static void not_ours(struct ctl_resp *resp, int err)
+{
+	if (err == -ENOENT)
+		ctl_resp_error(resp, 404, "not_found",
+			       "not a community this node belongs to (or no network)");
+	else
+		ctl_resp_errno(resp, err, "mesh");
+}
+
+static void api_announce(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct mesh_node *mn = arg;
+	uint8_t id[COMM_ID_LEN], body[MESH_BODY_ANNOUNCE], env[MESH_ENV_MAX];
+	json_t *d, *t;
+	json_int_t ttl_h = 24;
+	struct mesh_msg m = {.type = MESH_ANNOUNCE, .max_hops = 16};
+	struct mesh_env e;
+	char *js, hex[2 * MESH_ID_LEN + 1];
+	size_t bl, el;
+	uint32_t service;
+	int err;
+
+	if (req_common(req, resp, &service, id))
+		return;
+	d = json_object_get(req->json, "data");
+	t = json_object_get(req->json, "ttl_h");
+	if (t) {
+		ttl_h = json_is_integer(t) ? json_integer_value(t) : 0;
+		if (ttl_h < 1 || ttl_h > TTL_H_MAX) {
+			ctl_resp_error(resp, 400, "bad_request", "\"ttl_h\": 1 .. %u", TTL_H_MAX);
+			return;
+		}
+	}
+	js = json_is_object(d) ? json_dumps(d, JSON_COMPACT) : NULL;
+	err = js ? mesh_body_from_json(js, strlen(js), body, sizeof(body), &bl) : -EINVAL;
+	free(js);
+	if (err) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "\"data\": a JSON object of at most %u fields named [a-z0-9_], "
+			       "values integers or strings of at most %u bytes, %u bytes encoded",
+			       MESH_FIELDS_MAX, MESH_FIELD_VALUE_MAX, MESH_BODY_ANNOUNCE);
+		return;
+	}
+	m.service = service;
+	m.body = body;
+	m.body_len = bl;
+	m.ttl_s = (uint32_t)ttl_h * 3600u;
+	m.ts_ms = wall_ms();
+	if (mesh_env_build(mn->o.id->sk, &m, env, sizeof(env), &el) != 0 ||
+	    mesh_env_parse(env, el, &e, NULL) != 0) {
+		ctl_resp_error(resp, 500, "internal", "could not build the envelope");
+		return;
+	}
+	pthread_mutex_lock(&mn->mu);
+	err = mesh_store_would_take(mn->store, &e, m.ts_ms);
+	if (!err)
+		err = input(mn, id, NULL, env, el);
+	pthread_mutex_unlock(&mn->mu);
+	if (err) {
+		not_ours(resp, err);
+		return;
+	}
+	util_hex(hex, e.g.id, MESH_ID_LEN);
+	ctl_resp_json(resp, 200, json_pack("{s:s}", "id", hex));
+}
+
+/* {"community", "id"}: a Revoke of our announce id, stored (a tombstone)
+ * and sent on like an Announce. */
+static void api_revoke(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct mesh_node *mn = arg;
+	uint8_t id[COMM_ID_LEN], aid[MESH_ID_LEN], cur[MESH_ENV_MAX], env[MESH_ENV_MAX];
+	json_t *c = req->json ? json_object_get(req->json, "community") : NULL;
+	json_t *a = req->json ? json_object_get(req->json, "id") : NULL;
+	struct mesh_msg m = {.type = MESH_REVOKE, .max_hops = 16};
+	struct mesh_env e, r;
+	size_t cl, el;
+	int err;
+
+	if (!json_is_string(c) || json_string_length(c) != 2 * COMM_ID_LEN ||
+	    util_unhex(id, COMM_ID_LEN, json_string_value(c)) || !json_is_string(a) ||
+	    json_string_length(a) != 2 * MESH_ID_LEN ||
+	    util_unhex(aid, MESH_ID_LEN, json_string_value(a))) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "\"community\": its id, %u hex digits; \"id\": the announce's, %u",
+			       2 * COMM_ID_LEN, 2 * MESH_ID_LEN);
+		return;
+	}
+	pthread_mutex_lock(&mn->mu);
+	err = mesh_store_get(mn->store, aid, cur, sizeof(cur), &cl);
+	if (!err && (mesh_env_parse(cur, cl, &e, NULL) != 0 || e.type == MESH_REVOKE))
+		err = -ENOENT; /* revoked already */
+	if (!err && memcmp(e.g.origin, mn->o.id->pk, MESH_PK_LEN)) {
+		pthread_mutex_unlock(&mn->mu);
+		ctl_resp_error(resp, 403, "not_owner", "announce %s is not this node's",
+			       json_string_value(a));
+		return;
+	}
+	if (!err) {
+		m.service = e.service;
+		m.ref = aid;
+		m.ttl_s = e.g.ttl_s;
+		m.ts_ms = wall_ms();
+		if (m.ts_ms <= e.g.ts_ms)
+			m.ts_ms = e.g.ts_ms + 1; /* newer than what it revokes */
+		err = mesh_env_build(mn->o.id->sk, &m, env, sizeof(env), &el);
+		if (!err)
+			err = mesh_env_parse(env, el, &r, NULL) ? -EIO : 0;
+		if (!err)
+			err = mesh_store_would_take(mn->store, &r, m.ts_ms);
+		if (!err)
+			err = input(mn, id, NULL, env, el);
+	}
+	pthread_mutex_unlock(&mn->mu);
+	if (err == -ENOENT && !comm_node_mesh_peers(mn->o.comm, id, NULL, 0))
+		err = -ESRCH;
+	if (err == -ESRCH) {
+		ctl_resp_error(resp, 404, "not_found", "no announce %s held here",
+			       json_string_value(a));
+		return;
+	}
+	if (err) {
+		not_ours(resp, err);
+		return;
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:s}", "revoked", json_string_value(a)));
+}
+
+static void local_answer(void *arg, const uint8_t *env, size_t len)
+{
+	gather(arg, env, len);
+}
+
+static void api_query(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct mesh_node *mn = arg;
+	uint8_t id[COMM_ID_LEN], body[MESH_BODY_QUERY], env[MESH_ENV_MAX];
+	uint8_t pk[MESH_PK_LEN], sk[COMM_SK_LEN];
+	json_t *f = json_object_get(req->json, "filter"), *w, *mx;
+	json_int_t wait = QUERY_WAIT_MS, max = MESH_QUERY_RESULTS_MAX;
+	struct mesh_msg m = {.type = MESH_QUERY, .max_hops = 16, .ttl_s = 60};
+	struct mesh_filter filt;
+	struct mesh_env e;
+	struct pending *pq = NULL;
+	struct timespec dl;
+	json_t *arr;
+	const char *fs;
+	size_t bl, el;
+	uint32_t service;
+	int err;
+
+	if (req_common(req, resp, &service, id))
+		return;
+	w = json_object_get(req->json, "wait_ms");
+	mx = json_object_get(req->json, "max");
+	fs = f ? json_string_value(f) : "";
+	if (!fs || mesh_filter_parse(fs, strlen(fs), &filt) != 0) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "\"filter\": clauses field OP value joined by ',' (OP = != < <= > >= "
+			       "^=), at most %u bytes and %u clauses (docs/MESH.md \"Filters\")",
+			       MESH_FILTER_MAX, MESH_FILTER_CLAUSES);
+		return;
+	}
+	if (w)
+		wait = json_is_integer(w) ? json_integer_value(w) : -1;
+	if (mx)
+		max = json_is_integer(mx) ? json_integer_value(mx) : 0;
+	if (wait < 0 || wait > QUERY_WAIT_MAX || max < 1 || max > MESH_QUERY_RESULTS_MAX) {
+		ctl_resp_error(resp, 400, "bad_request", "\"wait_ms\": 0 .. %u; \"max\": 1 .. %u",
+			       QUERY_WAIT_MAX, MESH_QUERY_RESULTS_MAX);
+		return;
+	}
+	/* A one-time key: the Query carries nothing of ours. */
+	crypto_sign_keypair(pk, sk);
+	err = mesh_query_body(fs, (uint32_t)max, body, sizeof(body), &bl);
+	m.service = service;
+	m.body = body;
+	m.body_len = bl;
+	m.ts_ms = wall_ms();
+	if (!err)
+		err = mesh_env_build(sk, &m, env, sizeof(env), &el);
+	sodium_memzero(sk, sizeof(sk));
+	if (err || mesh_env_parse(env, el, &e, NULL) != 0) {
+		ctl_resp_error(resp, 500, "internal", "could not build the query");
+		return;
+	}
+	pthread_mutex_lock(&mn->mu);
+	for (size_t i = 0; i < PENDING_MAX && !pq; i++)
+		if (!mn->q[i].used)
+			pq = &mn->q[i];
+	if (!pq) {
+		pthread_mutex_unlock(&mn->mu);
+		ctl_resp_error(resp, 503, "busy", "%u queries are waiting already", PENDING_MAX);
+		return;
+	}
+	*pq = (struct pending){.used = 1, .service = service, .max = (uint32_t)max,
+			       .arr = json_array()};
+	memcpy(pq->qid, e.g.id, MESH_ID_LEN);
+	err = input(mn, id, NULL, env, el);
+	if (!err) /* our own store answers too */
+		mesh_store_query(mn->store, service, &filt, 0, (uint32_t)max, m.ts_ms, local_answer,
+				 pq);
+	util_deadline_ts(&dl, (uint64_t)wait);
+	while (!err && pq->nseen < pq->max && pthread_cond_timedwait(&mn->cv, &mn->mu, &dl) == 0)
+		;
+	pq->used = 0;
+	arr = pq->arr;
+	pthread_mutex_unlock(&mn->mu);
+	if (err) {
+		json_decref(arr);
+		not_ours(resp, err);
+		return;
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:o}", "announces", arr));
+}
+
+/* ---- metrics ---- */
+
+static void family(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics(void *arg, FILE *out)
+{
+	struct mesh_node *mn = arg;
+	struct mesh_relay_stats rs = {0}, r1;
+	struct mesh_peer_stats ps = {0}, p1;
+	struct mesh_store_stats ss;
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} pc[] = {
+#define PC(n, h) {"weft_mesh_" #n "_total", h, offsetof(struct mesh_peer_stats, n)}
+		PC(stored, "Announces, Updates and Revokes taken by the store."),
+		PC(forwarded, "Mesh envelopes sent on to neighbours."),
+		PC(answered, "Responses made from our store."),
+		PC(routed_back, "Responses sent back along a query's reverse path."),
+		PC(unroutable, "Responses with no reverse path (unknown or expired query)."),
+		PC(dup_answers, "Responses dropped: the same announce went back already."),
+		PC(delivered, "Envelopes for us (answers to our queries)."),
+		PC(not_stored, "Announces the store refused (never forwarded)."),
+#undef PC
+	};
+
+	pthread_mutex_lock(&mn->mu);
+	for (size_t i = 0; i < mn->n; i++) {
+		mesh_peer_stats(mn->c[i].p, &p1);
+		mesh_peer_relay_stats(mn->c[i].p, &r1);
+		for (size_t k = 0; k < sizeof(ps) / sizeof(uint64_t); k++)
+			((uint64_t *)&ps)[k] += ((uint64_t *)&p1)[k];
+		rs.accepted += r1.accepted;
+		for (unsigned int k = 0; k < MESH_DROP_N; k++)
+			rs.drop[k] += r1.drop[k];
+	}
+	mesh_store_stats(mn->store, &ss);
+	family(out, "weft_mesh_accepted_total", "counter",
+	       "Mesh envelopes that passed the relay's checks.");
+	fprintf(out, "weft_mesh_accepted_total %llu\n", (unsigned long long)rs.accepted);
+	family(out, "weft_mesh_dropped_total", "counter",
+	       "Mesh envelopes dropped by the relay's checks, by reason.");
+	for (unsigned int k = 0; k < MESH_DROP_N; k++)
+		fprintf(out, "weft_mesh_dropped_total{reason=\"%s\"} %llu\n", mesh_drop_name(k),
+			(unsigned long long)rs.drop[k]);
+	for (size_t k = 0; k < WEFT_ARRAY_SIZE(pc); k++) {
+		family(out, pc[k].name, "counter", pc[k].help);
+		fprintf(out, "%s %llu\n", pc[k].name,
+			(unsigned long long)*(const uint64_t *)((const char *)&ps + pc[k].off));
+	}
+	family(out, "weft_mesh_refused_total", "counter",
+	       "Mesh envelopes from the communities refused (not ours, the relay's checks).");
+	fprintf(out, "weft_mesh_refused_total %llu\n", (unsigned long long)mn->refused);
+	family(out, "weft_mesh_store_announces", "gauge", "Announces held in the mesh store.");
+	fprintf(out, "weft_mesh_store_announces %llu\n", (unsigned long long)ss.held);
+	family(out, "weft_mesh_store_evicted_total", "counter",
+	       "Announces evicted at a cap or dropped when expired.");
+	fprintf(out, "weft_mesh_store_evicted_total{why=\"cap\"} %llu\n"
+		     "weft_mesh_store_evicted_total{why=\"expired\"} %llu\n",
+		(unsigned long long)ss.evicted, (unsigned long long)ss.expired);
+	pthread_mutex_unlock(&mn->mu);
+}
+
+/* ---- lifecycle ---- */
+
+int mesh_node_new(struct mesh_node **out, const struct mesh_node_opts *o)
+{
+	struct mesh_node *mn;
+	int err;
+
+	*out = NULL;
+	if (!o || !o->store || !o->comm || !o->id)
+		return -EINVAL;
+	mn = calloc(1, sizeof(*mn));
+	if (!mn)
+		return -ENOMEM;
+	mn->o = *o;
+	mn->o.store_opts.trust = &mn->trust;
+	pthread_mutex_init(&mn->mu, NULL);
+	util_cond_init_mono(&mn->cv);
+	err = mesh_store_new(&mn->store, o->store, &mn->o.store_opts, wall_ms());
+	if (err) {
+		mesh_node_free(mn);
+		return err;
+	}
+	if (o->ctl) {
+		ctl_route(o->ctl, "POST", "/v1/mesh/announce", api_announce, mn);
+		ctl_route(o->ctl, "POST", "/v1/mesh/query", api_query, mn);
+		ctl_route(o->ctl, "POST", "/v1/mesh/revoke", api_revoke, mn);
+		ctl_metrics(o->ctl, metrics, mn);
+	}
+	comm_node_mesh_hook(o->comm, hook, mn);
+	*out = mn;
+	return 0;
+}
+
+void mesh_node_free(struct mesh_node *mn)
+{
+	if (!mn)
+		return;
+	for (size_t i = 0; i < mn->n; i++)
+		mesh_peer_free(mn->c[i].p);
+	mesh_store_free(mn->store);
+	pthread_mutex_destroy(&mn->mu);
+	pthread_cond_destroy(&mn->cv);
+	free(mn);
+}
