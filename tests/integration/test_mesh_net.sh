@@ -5,7 +5,8 @@
 # announces two offers (service 7) with weftctl mesh announce; they reach
 # the stores of hosts 2 and 3 over the community's gossip (kind 2). Host 2
 # queries `rent<500` with a one-time key: it gets the one match, and hosts
-# 1 and 3 answered it over the reverse path. Host 4, which joined the id
+# 1 and 3 answered it over the reverse path. Host 1 revokes one on every
+# store; host 2 may not revoke host 1's. Host 4, which joined the id
 # with another key (not a member), gets nothing and stores nothing. Bad
 # input: 400 with a message, weftctl exit codes 1 and 2.
 . "$TOP/tests/lib/common.sh"
@@ -57,6 +58,19 @@ ctl 4 --json mesh query 7 --community "$ID" --wait 2000 >"$D/q4" || fail "query 
 [ "$(metric 4 weft_mesh_store_announces)" = 0 ] || fail "host 4 stored announces"
 pass "host 4, not a member (another key), gets nothing and stores nothing"
 
+ctl 2 mesh revoke "$A1" --community "$ID" >"$D/e" 2>&1
+[ $? = 1 ] && grep -q "not this node's" "$D/e" || fail "revoked by another: $(cat "$D/e")"
+ctl 1 mesh revoke "$A2" --community "$ID" >"$D/r" || fail "revoke: $(cat "$D/r")"
+for n in 1 2 3; do
+	wait_for '[ "$(metric '$n' weft_mesh_store_announces)" = 1 ]' 300 ||
+		fail "host $n did not apply the revoke: $(ctl $n metrics | grep weft_mesh_store)"
+done
+ctl 3 --json mesh query 7 --community "$ID" >"$D/all" || fail "query after revoke"
+grep -q "$A1" "$D/all" && ! grep -q "$A2" "$D/all" || fail "after revoke: $(cat "$D/all")"
+ctl 1 mesh revoke "$A2" --community "$ID" >"$D/e" 2>&1
+[ $? = 1 ] && grep -q 'no announce' "$D/e" || fail "revoked twice: $(cat "$D/e")"
+pass "host 1 revoked its second announce on every store; host 2 may not revoke host 1's"
+
 ctl 2 mesh query 7 --community "$ID" --filter 'rent' >"$D/e" 2>&1
 [ $? = 1 ] && grep -q 'filter' "$D/e" || fail "bad filter: $(cat "$D/e")"
 ctl 2 mesh announce 7 --community "$ID" --data '{"rent":1.5}' >"$D/e" 2>&1
@@ -67,6 +81,24 @@ ctl 2 mesh announce 99999999999 --community "$ID" --data '{}' >"$D/e" 2>&1
 [ $? = 2 ] && grep -q 'SERVICE_ID' "$D/e" || fail "bad service id: $(cat "$D/e")"
 ctl 2 mesh query 7 --community 00112233445566778899aabbccddeeff >"$D/e" 2>&1
 [ $? = 1 ] && grep -q 'not a community' "$D/e" || fail "unknown community: $(cat "$D/e")"
-[ "$(metric 3 weft_mesh_store_announces)" = 2 ] || fail "host 3's store changed"
-pass "bad filters, data, service ids and communities: clear errors, exit codes 1 and 2"
+post() { # N PATH BODY: the HTTP status; the answer in $D/body
+	curl -s -m 20 -o "$D/body" -w '%{http_code}' --unix-socket "$D/n$1/weftd.sock" -X POST \
+		-H 'Content-Type: application/json' --data-binary "$3" "http://weftd$2"
+}
+for b in '{' '[]' '{"service_id":-1,"community":"'$ID'","data":{}}' \
+	'{"service_id":7,"community":"'$ID'","data":{"Rent":1}}' \
+	'{"service_id":7,"community":"'$ID'","data":{"a":1},"ttl_h":721}' \
+	'{"service_id":7,"community":"'$ID'","data":{"a":{"b":1}}}'; do
+	[ "$(post 2 /v1/mesh/announce "$b")" = 400 ] && grep -q '"message"' "$D/body" ||
+		fail "announce $b: $(cat "$D/body")"
+done
+for b in '{"service_id":7,"community":"'$ID'","filter":5}' \
+	'{"service_id":7,"community":"'$ID'","wait_ms":20000}' \
+	'{"service_id":7,"community":"'$ID'","max":0}' '{"community":"'$ID'","id":"00"}'; do
+	p=/v1/mesh/query
+	[[ "$b" == *'"id"'* ]] && p=/v1/mesh/revoke
+	[ "$(post 2 "$p" "$b")" = 400 ] && grep -q '"message"' "$D/body" || fail "$p $b: $(cat "$D/body")"
+done
+[ "$(metric 3 weft_mesh_store_announces)" = 1 ] || fail "host 3's store changed"
+pass "bad filters, data, service ids and communities: clear errors, weftctl exit codes 1 and 2, the API 400 with a message"
 finish

@@ -76,7 +76,8 @@ static const struct weftctl_noun nouns[] = {
 	{ "lan", weftctl_lan, "lan status   (LAN discovery, BEP 14: peers heard)" },
 	{ "mesh", weftctl_mesh,
 	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS]   (prints the envelope id)\n"
-	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS]   (e.g. --filter 'rent<500')" },
+	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS]   (e.g. --filter 'rent<500')\n"
+	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)" },
 	{ "msg", weftctl_msg,
 	  "msg send KEY --data S | --file F [--ttl S] [--no-direct]   (sealed to KEY)\n"
 	  "msg inbox\n"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* weftctl mesh: announce and query over a community's mesh (docs/MESH.md). */
+/* weftctl mesh: announce, query and revoke over a community's mesh (docs/MESH.md). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,8 +113,29 @@ static int run(struct weftctl *ctx, int query, int argc, char **argv)
 	return rc;
 }
 
+static void print_revoke(const json_t *o)
+{
+	printf("revoked %s\n", weftctl_jstr(o, "revoked"));
+}
+
+/* mesh revoke ENVELOPE_ID --community ID */
+static int revoke(struct weftctl *ctx, int argc, char **argv)
+{
+	json_t *body;
+	int rc;
+
+	if (argc != 5 || strcmp(argv[3], "--community"))
+		return weftctl_usage(ctx);
+	body = json_pack("{s:s,s:s}", "id", argv[2], "community", argv[4]);
+	rc = weftctl_show(ctx, "POST", "/v1/mesh/revoke", body, print_revoke);
+	json_decref(body);
+	return rc;
+}
+
 int weftctl_mesh(struct weftctl *ctx, int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "revoke"))
+		return revoke(ctx, argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "announce"))
 		return run(ctx, 0, argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "query"))

@@ -50,7 +50,7 @@ int weftctl_dht(struct weftctl *ctx, int argc, char **argv);
 int weftctl_hash(struct weftctl *ctx, int argc, char **argv);
 int weftctl_io(struct weftctl *ctx, int argc, char **argv);
 int weftctl_lan(struct weftctl *ctx, int argc, char **argv);
-/* mesh.c: `mesh announce|query` (docs/MESH.md). */
+/* mesh.c: `mesh announce|query|revoke` (docs/MESH.md). */
 int weftctl_mesh(struct weftctl *ctx, int argc, char **argv);
 /* msg.c: `msg send|inbox|read|rm|fetch|status` (docs/MAILBOX.md). */
 int weftctl_msg(struct weftctl *ctx, int argc, char **argv);

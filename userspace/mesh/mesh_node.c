@@ -306,6 +306,68 @@ static void api_announce(void *arg, const struct ctl_req *req, struct ctl_resp *
 	ctl_resp_json(resp, 200, json_pack("{s:s}", "id", hex));
 }
 
+/* {"community", "id"}: a Revoke of our announce id, stored (a tombstone)
+ * and sent on like an Announce. */
+static void api_revoke(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct mesh_node *mn = arg;
+	uint8_t id[COMM_ID_LEN], aid[MESH_ID_LEN], cur[MESH_ENV_MAX], env[MESH_ENV_MAX];
+	json_t *c = req->json ? json_object_get(req->json, "community") : NULL;
+	json_t *a = req->json ? json_object_get(req->json, "id") : NULL;
+	struct mesh_msg m = {.type = MESH_REVOKE, .max_hops = 16};
+	struct mesh_env e, r;
+	size_t cl, el;
+	int err;
+
+	if (!json_is_string(c) || json_string_length(c) != 2 * COMM_ID_LEN ||
+	    util_unhex(id, COMM_ID_LEN, json_string_value(c)) || !json_is_string(a) ||
+	    json_string_length(a) != 2 * MESH_ID_LEN ||
+	    util_unhex(aid, MESH_ID_LEN, json_string_value(a))) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "\"community\": its id, %u hex digits; \"id\": the announce's, %u",
+			       2 * COMM_ID_LEN, 2 * MESH_ID_LEN);
+		return;
+	}
+	pthread_mutex_lock(&mn->mu);
+	err = mesh_store_get(mn->store, aid, cur, sizeof(cur), &cl);
+	if (!err && (mesh_env_parse(cur, cl, &e, NULL) != 0 || e.type == MESH_REVOKE))
+		err = -ENOENT; /* revoked already */
+	if (!err && memcmp(e.g.origin, mn->o.id->pk, MESH_PK_LEN)) {
+		pthread_mutex_unlock(&mn->mu);
+		ctl_resp_error(resp, 403, "not_owner", "announce %s is not this node's",
+			       json_string_value(a));
+		return;
+	}
+	if (!err) {
+		m.service = e.service;
+		m.ref = aid;
+		m.ttl_s = e.g.ttl_s;
+		m.ts_ms = wall_ms();
+		if (m.ts_ms <= e.g.ts_ms)
+			m.ts_ms = e.g.ts_ms + 1; /* newer than what it revokes */
+		err = mesh_env_build(mn->o.id->sk, &m, env, sizeof(env), &el);
+		if (!err)
+			err = mesh_env_parse(env, el, &r, NULL) ? -EIO : 0;
+		if (!err)
+			err = mesh_store_would_take(mn->store, &r, m.ts_ms);
+		if (!err)
+			err = input(mn, id, NULL, env, el);
+	}
+	pthread_mutex_unlock(&mn->mu);
+	if (err == -ENOENT && !comm_node_mesh_peers(mn->o.comm, id, NULL, 0))
+		err = -ESRCH;
+	if (err == -ESRCH) {
+		ctl_resp_error(resp, 404, "not_found", "no announce %s held here",
+			       json_string_value(a));
+		return;
+	}
+	if (err) {
+		not_ours(resp, err);
+		return;
+	}
+	ctl_resp_json(resp, 200, json_pack("{s:s}", "revoked", json_string_value(a)));
+}
+
 static void local_answer(void *arg, const uint8_t *env, size_t len)
 {
 	gather(arg, env, len);
@@ -485,6 +547,7 @@ int mesh_node_new(struct mesh_node **out, const struct mesh_node_opts *o)
 	if (o->ctl) {
 		ctl_route(o->ctl, "POST", "/v1/mesh/announce", api_announce, mn);
 		ctl_route(o->ctl, "POST", "/v1/mesh/query", api_query, mn);
+		ctl_route(o->ctl, "POST", "/v1/mesh/revoke", api_revoke, mn);
 		ctl_metrics(o->ctl, metrics, mn);
 	}
 	comm_node_mesh_hook(o->comm, hook, mn);
