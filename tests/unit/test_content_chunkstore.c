@@ -212,6 +212,93 @@ static void test_add_read(void **state)
 	free(b);
 }
 
+/* A transform for test_add_xform: in_chunk = K - 16; chunk i of the
+ * output is segment i xor (i + 1), then 16 bytes of i; fail_at makes chunk
+ * fail_at an error. */
+struct xt {
+	uint64_t fail_at;
+};
+
+static int xt_fn(void *arg, uint64_t index, const uint8_t *in, size_t in_len, uint8_t *out,
+		 size_t out_len)
+{
+	const struct xt *t = arg;
+
+	if (index == t->fail_at)
+		return -EBADMSG;
+	if (out_len != in_len + 16)
+		return -EINVAL;
+	for (size_t k = 0; k < in_len; k++)
+		out[k] = in[k] ^ (uint8_t)(index + 1);
+	memset(out + in_len, (int)(uint8_t)index, 16);
+	return 0;
+}
+
+static uint8_t *xt_expect(const uint8_t *in, size_t len, size_t *out_len)
+{
+	uint64_t n = len ? (len + K - 17) / (K - 16) : 1;
+	uint8_t *o = malloc(len + n * 16);
+
+	assert_non_null(o);
+	for (uint64_t i = 0; i < n; i++) {
+		size_t il = i + 1 < n ? K - 16 : len - i * (K - 16);
+
+		assert_int_equal(xt_fn(&(struct xt){UINT64_MAX}, i, in + i * (K - 16), il, o + i * K,
+				       il + 16),
+				 0);
+	}
+	*out_len = len + n * 16;
+	return o;
+}
+
+/* cstore_add_fd_xform: small (one lane) and 9 MiB (two lanes; whole
+ * chunks through O_DIRECT with setup_direct, the short last one buffered)
+ * outputs stored as transformed, hashed as stored; an error of the
+ * transform or a source shorter than said fails the add, nothing kept. */
+static void test_add_xform(void **state)
+{
+	static const size_t lens[] = {1000, 9 * K + 12345, 40 * (K - 16)};
+	struct fx *f = *state;
+	struct xt t = {UINT64_MAX};
+	uint8_t id[32], want[32];
+	char path[4096];
+	uint64_t used;
+	uint32_t blobs;
+
+	fx_open(f);
+	snprintf(path, sizeof(path), "%s/src", f->dir);
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		size_t len = lens[k], olen;
+		uint8_t *b = blob(len, 7 + k), *o = xt_expect(b, len, &olen);
+		struct cstore_xform x = {.in_size = len, .out_size = olen, .in_chunk = K - 16,
+					 .fn = xt_fn, .arg = &t};
+		int fd;
+
+		assert_int_equal(tu_write(f->dir, "src", b, len, 0644), 0);
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(cstore_add_fd_xform(f->cs, fd, &x, id), 0);
+		blake3_hash(o, olen, want, 32);
+		assert_memory_equal(id, want, 32);
+		read_all(f->cs, id, o, olen);
+		assert_int_equal(cstore_delete(f->cs, id), 0);
+
+		/* the transform fails at the last chunk; the source is short */
+		t.fail_at = b3tree_nchunks(olen) - 1;
+		assert_int_equal(cstore_add_fd_xform(f->cs, fd, &x, id), -EBADMSG);
+		t.fail_at = UINT64_MAX;
+		x.in_size = len + 16;
+		x.out_size = olen + 16;
+		assert_int_equal(cstore_add_fd_xform(f->cs, fd, &x, id), -EIO);
+		cstore_usage(f->cs, &used, NULL, &blobs);
+		assert_int_equal(used, 0);
+		assert_int_equal(blobs, 0);
+		close(fd);
+		free(b);
+		free(o);
+	}
+}
+
 static void test_partial_resume(void **state)
 {
 	struct fx *f = *state;
@@ -855,6 +942,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_xform, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
@@ -865,6 +953,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_read, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_add_xform, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup_direct, teardown),

@@ -27,7 +27,8 @@
  * every byte into page-cache pages the machine has to find first, and a
  * node moving many GiB does not push everything else out of the cache
  * (docs/CONTENT.md, "Direct I/O"). The last chunk of a blob, when not
- * aligned, and adds (staged copies) stay buffered; a file system that
+ * aligned, and plain adds (staged copies) stay buffered (transformed adds
+ * write whole chunks direct: cn_stage_xform); a file system that
  * refuses O_DIRECT (EINVAL) turns it off for the store, logged once.
  */
 #include <errno.h>
@@ -167,20 +168,18 @@ void cstore_free(struct cstore *cs)
  * Copy (or reflink) the source into staging file dst and hash what was
  * stored. Exactly one of mem / src is the source. Fills cvs.
  */
-static int stage_and_hash(struct cstore *cs, int dst, int src, const uint8_t *mem, uint64_t size,
-			  const struct cstore_xform *x, uint8_t *cvs)
+static int stage_and_hash(struct cstore *cs, const char *staged, int dst, int src,
+			  const uint8_t *mem, uint64_t size, const struct cstore_xform *x,
+			  uint8_t *cvs)
 {
 	uint64_t n = b3tree_nchunks(size);
-	uint8_t *buf = NULL, *xbuf = NULL, probe;
+	uint8_t *buf = NULL, probe;
 	int cloned = 0, err = 0;
 
 	if (x) {
-		buf = malloc(B3TREE_CHUNK_LEN);
-		xbuf = malloc(x->in_chunk ? x->in_chunk : 1);
-		if (!buf || !xbuf) {
-			err = -ENOMEM;
-			goto out;
-		}
+		/* transformed on two lanes (chunkstore_io.c) */
+		if ((err = cn_stage_xform(cs, staged, dst, src, size, x, cvs)))
+			return err;
 	} else if (!mem) {
 		buf = malloc(B3TREE_CHUNK_LEN);
 		if (!buf)
@@ -196,25 +195,12 @@ static int stage_and_hash(struct cstore *cs, int dst, int src, const uint8_t *me
 			cloned = 1;
 		}
 	}
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = 0; !x && i < n; i++) {
 		size_t clen = (size_t)b3tree_chunk_size(size, i);
 		uint64_t off = i * B3TREE_CHUNK_LEN;
 		const uint8_t *p;
 
-		if (x) {
-			/* chunk i from source bytes [i * in_chunk, +in_len) */
-			uint64_t ioff = i * x->in_chunk;
-			size_t ilen = i + 1 < n ? x->in_chunk : (size_t)(x->in_size - ioff);
-
-			if (ioff > x->in_size || ilen > x->in_chunk) {
-				err = -EINVAL;
-				goto out;
-			}
-			if ((err = cn_pread_full(src, xbuf, ilen, ioff)) ||
-			    (err = x->fn(x->arg, i, xbuf, ilen, buf, clen)))
-				goto out;
-			p = buf;
-		} else if (mem) {
+		if (mem) {
 			p = mem + off;
 		} else {
 			err = cn_pread_full(cloned ? dst : src, buf, clen, off);
@@ -235,11 +221,6 @@ static int stage_and_hash(struct cstore *cs, int dst, int src, const uint8_t *me
 	if (!cs->no_sync && fdatasync(dst) < 0)
 		err = -errno;
 out:
-	if (xbuf)
-		sodium_memzero(xbuf, x->in_chunk ? x->in_chunk : 1); /* may be plaintext */
-	free(xbuf);
-	if (x && buf)
-		sodium_memzero(buf, B3TREE_CHUNK_LEN);
 	free(buf);
 	return err;
 }
@@ -356,7 +337,7 @@ static int add_common(struct cstore *cs, int src, const uint8_t *mem, uint64_t s
 		err = -errno;
 		goto out;
 	}
-	err = stage_and_hash(cs, dst, src, mem, size, x, cvs);
+	err = stage_and_hash(cs, staged, dst, src, mem, size, x, cvs);
 	if (!err)
 		err = b3tree_root(cvs, b3tree_nchunks(size), id);
 	if (err) {

@@ -4,10 +4,12 @@
  * reads and writes, and direct I/O: a chunk whose length is a multiple of
  * DIO_ALIGN goes through O_DIRECT by way of an aligned buffer (the
  * caller's when it is aligned, else one of a small pool); a file system
- * that refuses O_DIRECT turns it off for the store, logged once.
+ * that refuses O_DIRECT turns it off for the store, logged once. And the
+ * staged copy of a transformed add (cn_stage_xform), on two lanes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,4 +239,119 @@ int cn_blob_create_part(struct cstore *cs, const uint8_t *id, uint64_t size)
 	if (err)
 		unlink(p);
 	return err;
+}
+
+/* ---- transformed adds ---- */
+
+#define XF_BATCH 16	 /* chunks a lane takes at a time (4 MiB) */
+#define XF_MIN_CHUNKS 32 /* below 8 MiB of output, one lane */
+
+/* Helper lanes running in the process: at most one (a second add at the
+ * same time runs on its own thread only). */
+static atomic_int xf_helpers;
+
+struct xf_job {
+	struct cstore *cs;
+	int dst, src, dfd; /* dfd: dst opened with O_DIRECT, or -1 */
+	uint64_t size, n;
+	const struct cstore_xform *x;
+	uint8_t *cvs;
+	atomic_uint_fast64_t next; /* the next chunk no lane has taken */
+	atomic_int err;		   /* the first lane's error stops both */
+	atomic_int direct;	   /* dfd still in use */
+};
+
+/* Chunk i: source bytes [i * in_chunk, +in_len) through x->fn, written at
+ * its place in dst (through dfd when its length allows) and hashed. */
+static int xf_chunk(struct xf_job *j, uint64_t i, uint8_t *xbuf, uint8_t *buf)
+{
+	const struct cstore_xform *x = j->x;
+	size_t clen = (size_t)b3tree_chunk_size(j->size, i);
+	uint64_t ioff = i * x->in_chunk, off = i * B3TREE_CHUNK_LEN;
+	size_t ilen = i + 1 < j->n ? x->in_chunk : (size_t)(x->in_size - ioff);
+	int err;
+
+	if (ioff > x->in_size || ilen > x->in_chunk)
+		return -EINVAL;
+	if ((err = cn_pread_full(j->src, xbuf, ilen, ioff)) ||
+	    (err = x->fn(x->arg, i, xbuf, ilen, buf, clen)))
+		return err; /* -EIO from the read: the source shrank */
+	err = -EINVAL;
+	if (clen % DIO_ALIGN == 0 && atomic_load_explicit(&j->direct, memory_order_relaxed)) {
+		err = cn_pwrite_full(j->dfd, buf, clen, off);
+		if (err == -EINVAL && atomic_exchange(&j->direct, 0))
+			dio_refused(j->cs);
+	}
+	if (err == -EINVAL) /* not direct, or refused */
+		err = cn_pwrite_full(j->dst, buf, clen, off);
+	if (err)
+		return err;
+	return b3tree_chunk_cv(buf, clen, i, j->n == 1, j->cvs + i * B3TREE_CV_LEN);
+}
+
+/* A lane: batches of chunks until none is left or a lane failed. Its
+ * buffers (the input may be plaintext) are wiped before they are freed. */
+static void *xf_lane(void *arg)
+{
+	struct xf_job *j = arg;
+	uint8_t *xbuf = malloc(j->x->in_chunk), *buf = NULL;
+	int err = 0, none = 0;
+
+	if (!xbuf || posix_memalign((void **)&buf, DIO_ALIGN, B3TREE_CHUNK_LEN)) {
+		buf = NULL;
+		err = -ENOMEM;
+	}
+	while (!err && !atomic_load(&j->err)) {
+		uint64_t i = atomic_fetch_add(&j->next, XF_BATCH), end;
+
+		if (i >= j->n)
+			break;
+		end = j->n - i > XF_BATCH ? i + XF_BATCH : j->n;
+		for (; i < end && !err; i++)
+			err = xf_chunk(j, i, xbuf, buf);
+	}
+	if (err)
+		atomic_compare_exchange_strong(&j->err, &none, err);
+	if (xbuf)
+		sodium_memzero(xbuf, j->x->in_chunk);
+	if (buf)
+		sodium_memzero(buf, B3TREE_CHUNK_LEN);
+	free(xbuf);
+	free(buf);
+	return NULL;
+}
+
+int cn_stage_xform(struct cstore *cs, const char *staged, int dst, int src, uint64_t size,
+		   const struct cstore_xform *x, uint8_t *cvs)
+{
+	struct xf_job j = {.cs = cs, .dst = dst, .src = src, .dfd = -1, .size = size, .x = x,
+			   .cvs = cvs};
+	pthread_t t;
+	int helper = 0, idle = 0;
+
+	j.n = b3tree_nchunks(size);
+	/* Whole chunks of output (all but perhaps the last) go to the disk
+	 * with O_DIRECT: no page-cache copy, and a lane waiting on the disk
+	 * leaves the CPU to the other lane's transform. */
+	if (cn_dio_use(cs, B3TREE_CHUNK_LEN)) {
+		j.dfd = open(staged, O_WRONLY | O_CLOEXEC | O_DIRECT);
+		if (j.dfd < 0 && errno == EINVAL)
+			dio_refused(cs);
+	}
+	atomic_init(&j.next, 0);
+	atomic_init(&j.err, 0);
+	atomic_init(&j.direct, j.dfd >= 0);
+	if (j.n >= XF_MIN_CHUNKS && atomic_compare_exchange_strong(&xf_helpers, &idle, 1)) {
+		helper = pthread_create(&t, NULL, xf_lane, &j) == 0;
+		if (!helper)
+			atomic_store(&xf_helpers, 0); /* no thread: one lane */
+	}
+	xf_lane(&j);
+	if (helper) {
+		pthread_join(t, NULL);
+		atomic_store(&xf_helpers, 0);
+	}
+	if (j.dfd >= 0)
+		close(j.dfd);
+	return atomic_load(&j.err);
 }
