@@ -382,6 +382,38 @@ static int puts_above(void *arg)
 	return simnode_get_int(pw->x, "/v1/status", "record_puts", NULL) > pw->above;
 }
 
+static int retry_set(void *arg)
+{
+	return simnode_get_int(arg, "/v1/status", "record_put_retry_ms", NULL) > 0;
+}
+
+/* A put stored on fewer than CONN_PUT_FULL nodes (this world has 5: every
+ * put is short) is put again after record_put_retry_ms, which then
+ * doubles, with no change to the record (a node that put its record while
+ * the DHT was still small would otherwise be found by nobody for 30 min). */
+static void test_put_retry(void **state)
+{
+	struct pwait pw = { &W.b, 0 };
+	json_int_t retry, again;
+
+	(void)state;
+	/* the first put's lookup may still be on its way */
+	assert_int_equal(simnode_wait(retry_set, &W.b, 30000), 0);
+	retry = simnode_get_int(&W.b, "/v1/status", "record_put_retry_ms", NULL);
+	assert_true(retry >= CONN_CHECK_MS);
+	assert_true(retry < CONN_REPUBLISH_S * 1000LL);
+	pw.above = simnode_get_int(&W.b, "/v1/status", "record_puts", NULL);
+	simnet_advance(W.w.sn, ((uint64_t)retry + CONN_CHECK_MS) * 1000000ULL);
+	assert_int_equal(simnode_wait(puts_above, &pw, 30000), 0);
+	again = simnode_get_int(&W.b, "/v1/status", "record_put_retry_ms", NULL);
+	for (int i = 0; i < 300 && again == retry; i++) {
+		usleep(10000); /* the put's lookup ends on worker 0 */
+		again = simnode_get_int(&W.b, "/v1/status", "record_put_retry_ms", NULL);
+	}
+	/* doubled (more than once if a put fell due on its own meanwhile) */
+	assert_true(again >= retry * 2 || (again == 0 && retry * 2 >= CONN_REPUBLISH_S * 1000LL));
+}
+
 /* Republish before BEP 44's 2 h expiry: 31 min later (simulated clock)
  * every node has put its record again. Last: the jump ages everything. */
 static void test_republish(void **state)
@@ -400,6 +432,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_records_everywhere),
+		cmocka_unit_test(test_put_retry),
 		cmocka_unit_test(test_nat_classes),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_content_from_key),

@@ -49,6 +49,11 @@ struct conn_node {
 	/* publisher (worker 0) */
 	struct conn_record published;
 	int have_published, put_ok;
+	/* a put that stored on fewer than CONN_PUT_FULL nodes (the DHT was
+	 * still small, e.g. at start) is put again after this long, doubled
+	 * each time up to the republish interval (written on worker 0 only;
+	 * atomic for the status page) */
+	_Atomic uint64_t put_retry_ms;
 	/* one put at a time: the DHT signs a put's seq when its lookup ends,
 	 * so of two puts in flight the older record could end with the higher
 	 * seq and stay on the network until the next republish (30 min) */
@@ -357,12 +362,16 @@ static void put_done(void *arg, const struct dht_result *res)
 {
 	struct put_op *op = arg;
 	struct conn_node *cn = op->cn;
+	uint64_t retry;
 
 	/* On worker 0, like the timer: no lock needed for put_ok. */
 	cn->put_inflight = 0;
 	cn->put_ok = res->status == 0 && res->stored > 0;
 	if (!cn->put_ok)
 		atomic_fetch_add(&cn->puts_failed, 1);
+	retry = atomic_load(&cn->put_retry_ms);
+	retry = !cn->put_ok || res->stored >= CONN_PUT_FULL ? 0 : retry ? retry * 2 : CONN_CHECK_MS;
+	atomic_store(&cn->put_retry_ms, retry < CONN_REPUBLISH_S * 1000ULL ? retry : 0);
 	log_info("conn", "node record put: stored on %u DHT nodes (%s)", res->stored,
 		 res->status ? strerror(-res->status) : "ok");
 	free(op);
@@ -399,6 +408,8 @@ static void publish_tick(struct engine_worker *w, void *arg)
 					(!cn->published.nrelays && r.nrelays));
 	due = !cn->have_published || now - cn->last_put_ms >= CONN_REPUBLISH_S * 1000ULL ||
 	      (!cn->put_ok && now - cn->last_put_ms >= CONN_CHECK_MS) ||
+	      (atomic_load(&cn->put_retry_ms) &&
+	       now - cn->last_put_ms >= atomic_load(&cn->put_retry_ms)) ||
 	      (changed && now - cn->last_put_ms >= CONN_MIN_REPUBLISH_MS) ||
 	      (gained && now - cn->last_put_ms >= CONN_GAIN_REPUBLISH_MS);
 	/* a change while a put is in flight goes out at the first tick after
@@ -924,6 +935,8 @@ json_t *conn_node_status_json(struct conn_node *cn)
 	o = json_pack("{s:o,s:s,s:i,s:I,s:I}", "reflexive", refl, "nat", conn_nat_name(st.nat),
 		      "votes", (int)st.voters, "record_puts", (json_int_t)atomic_load(&cn->puts),
 		      "record_puts_failed", (json_int_t)atomic_load(&cn->puts_failed));
+	json_object_set_new(o, "record_put_retry_ms",
+			    json_integer((json_int_t)atomic_load(&cn->put_retry_ms)));
 	json_object_set_new(o, "record", have ? conn_record_json(&pub) : json_null());
 	return o;
 }
