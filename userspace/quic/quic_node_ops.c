@@ -300,6 +300,38 @@ int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, u
 	return post(qn, op);
 }
 
+/* A command carrying stream bytes: counted against max_queued until the
+ * worker takes them (a refused post gives them back). */
+static int data_op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn,
+		       const void *data, size_t len, int fin, struct qn_op **out)
+{
+	struct qn_op *op;
+
+	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
+		atomic_fetch_sub(&qn->queued, len);
+		return -ENOBUFS;
+	}
+	op = qn_op_new(qn, kind, conn, len);
+	if (!op) {
+		atomic_fetch_sub(&qn->queued, len);
+		return -ENOMEM;
+	}
+	op->fin = fin;
+	if (len)
+		memcpy(op->data, data, len);
+	*out = op;
+	return 0;
+}
+
+static int post_data(struct quic_node *qn, struct qn_op *op, size_t len)
+{
+	int rc = post(qn, op);
+
+	if (rc)
+		atomic_fetch_sub(&qn->queued, len);
+	return rc;
+}
+
 int quic_node_stream_open_write(struct quic_node *qn, uint64_t conn, uint64_t stype,
 				uint64_t token, const void *data, size_t len, int fin)
 {
@@ -308,24 +340,12 @@ int quic_node_stream_open_write(struct quic_node *qn, uint64_t conn, uint64_t st
 
 	if (!qn || stype > QUIC_VARINT_MAX || (!data && len))
 		return -EINVAL;
-	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
-		atomic_fetch_sub(&qn->queued, len);
-		return -ENOBUFS;
-	}
-	op = qn_op_new(qn, OP_OPEN, conn, len);
-	if (!op) {
-		atomic_fetch_sub(&qn->queued, len);
-		return -ENOMEM;
-	}
+	rc = data_op_new(qn, OP_OPEN, conn, data, len, fin, &op);
+	if (rc)
+		return rc;
 	op->u = stype;
 	op->token = token;
-	op->fin = fin;
-	if (len)
-		memcpy(op->data, data, len);
-	rc = post(qn, op);
-	if (rc)
-		atomic_fetch_sub(&qn->queued, len);
-	return rc;
+	return post_data(qn, op, len);
 }
 
 int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data, size_t len,
@@ -336,23 +356,11 @@ int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void
 
 	if (!qn || (!data && len))
 		return -EINVAL;
-	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
-		atomic_fetch_sub(&qn->queued, len);
-		return -ENOBUFS;
-	}
-	op = qn_op_new(qn, OP_WRITE, conn, len);
-	if (!op) {
-		atomic_fetch_sub(&qn->queued, len);
-		return -ENOMEM;
-	}
-	op->sid = sid;
-	op->fin = fin;
-	if (len)
-		memcpy(op->data, data, len);
-	rc = post(qn, op);
+	rc = data_op_new(qn, OP_WRITE, conn, data, len, fin, &op);
 	if (rc)
-		atomic_fetch_sub(&qn->queued, len);
-	return rc;
+		return rc;
+	op->sid = sid;
+	return post_data(qn, op, len);
 }
 
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code)
