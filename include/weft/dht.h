@@ -410,11 +410,16 @@ int dht_export_nodes(const struct dht *dht, uint8_t **blob, size_t *len);
 /* Import: every node is pinged (not trusted) and enters the table when it
  * answers. Returns the number of nodes accepted, or -EINVAL. */
 int dht_import_nodes(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms);
-/* Stored peers and items with their remaining lifetime. */
-int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint8_t **blob, size_t *len);
+/* Stored peers and items with their remaining lifetime, and the wall
+ * clock (seconds) at export. */
+int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint64_t wall_s, uint8_t **blob,
+		       size_t *len);
 /* Items are re-verified (targets recomputed, signatures checked), caps
- * apply. Returns the number of entries accepted or -EINVAL. */
-int dht_import_storage(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms);
+ * apply; the time since the export (wall_s less the blob's) is taken off
+ * every lifetime, and what it used up is dropped. Returns the number of
+ * entries accepted or -EINVAL. */
+int dht_import_storage(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms,
+		       uint64_t wall_s);
 
 /* ---- control API wrapper (userspace/dht/dht_ctl.c) ----
  * One thread owns a struct dht. Control handlers never touch it directly:

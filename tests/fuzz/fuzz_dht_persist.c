@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!dht && dht_new(&dht, &o))
 		return 0;
 	if (data[0] & 1) {
-		rc = dht_import_storage(dht, data + 1, size - 1, 1000);
-		if (rc > 0 && dht_export_storage(dht, 1000, &blob, &len) == 0)
+		rc = dht_import_storage(dht, data + 1, size - 1, 1000, 1764000000);
+		if (rc > 0 && dht_export_storage(dht, 1000, 1764000000, &blob, &len) == 0)
 			free(blob);
 	} else {
 		rc = dht_import_nodes(dht, data + 1, size - 1, 1000);

@@ -333,9 +333,12 @@ static int sink(void *arg, const uint8_t *buf, size_t len, const struct sockaddr
 	return 0;
 }
 
+/* the wall clock (s) at the export in test_persistence */
+#define W0 1764000000ULL
+
 static void test_persistence(void **state)
 {
-	struct dht *a, *b;
+	struct dht *a, *b, *c;
 	int sent = 0;
 	uint8_t seed[32] = {1}, pk[32], sk[64], *blob, sig[64];
 	size_t len;
@@ -393,8 +396,8 @@ static void test_persistence(void **state)
 	assert_int_equal(dht_store_put_item(&a->store, &it, 1000), 0);
 	mkaddr(&ss, 0x0a000009, 51413);
 	assert_int_equal(dht_store_add_peer(&a->store, pk, (struct sockaddr *)&ss, 1000), 0);
-	assert_int_equal(dht_export_storage(a, 2000, &blob, &len), 0);
-	assert_int_equal(dht_import_storage(b, blob, len, 5000), 3);
+	assert_int_equal(dht_export_storage(a, 2000, W0, &blob, &len), 0);
+	assert_int_equal(dht_import_storage(b, blob, len, 5000, W0), 3);
 	assert_int_equal(b->store.nitems, 2);
 	assert_int_equal(b->store.npeers, 1);
 	/* remaining lifetime carried over: expires 1000 + TTL in a's clock,
@@ -410,8 +413,29 @@ static void test_persistence(void **state)
 	assert_int_equal(b->store.nitems, 0);
 	for (size_t i = 0; i < len; i += 7) {
 		/* every truncation is rejected without crashing */
-		assert_int_equal(dht_import_storage(b, blob, i, 5000) < 0, 1);
+		assert_int_equal(dht_import_storage(b, blob, i, 5000, W0) < 0, 1);
 	}
+	/* imported an hour after the export (the node was down): the hour
+	 * is taken off every lifetime; the peers' 30 min are used up */
+	seed[0] = 3;
+	assert_int_equal(dht_new(&c, &o), 0);
+	assert_int_equal(dht_import_storage(c, blob, len, 5000, W0 + 3600), 2);
+	assert_int_equal(c->store.npeers, 0);
+	dht_store_expire(&c->store, 5000 + DHT_ITEM_TTL_MS - 1000 - 3600000 - 1);
+	assert_int_equal(c->store.nitems, 2);
+	dht_store_expire(&c->store, 5000 + DHT_ITEM_TTL_MS - 1000 - 3600000);
+	assert_int_equal(c->store.nitems, 0);
+	dht_free(c);
+	/* the clock stepped back below the export's: imported as written */
+	seed[0] = 3;
+	assert_int_equal(dht_new(&c, &o), 0);
+	assert_int_equal(dht_import_storage(c, blob, len, 5000, W0 - 3600), 3);
+	dht_free(c);
+	/* three hours away: everything expired */
+	seed[0] = 3;
+	assert_int_equal(dht_new(&c, &o), 0);
+	assert_int_equal(dht_import_storage(c, blob, len, 5000, W0 + 3 * 3600), 0);
+	dht_free(c);
 	free(blob);
 	dht_free(a);
 	dht_free(b);

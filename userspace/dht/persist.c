@@ -7,7 +7,13 @@
  *
  * nodes:   d 2:id 20:<id> 2:n4 <26*n> 2:n6 <38*n> e
  * storage: d 5:items l d [1:k 32:] [4:salt] [3:seq i] [3:sig 64:] 3:ttl i<ms> 1:v <bencoded> e ...
- * e 5:peers l l 20:<ih> <6|18 compact> i<ttl ms> e ... e e
+ * e 5:peers l l 20:<ih> <6|18 compact> i<ttl ms> e ... e [1:t i<wall s>] e
+ *
+ * Lifetimes are kept as what was left at export; "t" (the wall clock at
+ * export, seconds) lets the import take off the time the blob lay on disk
+ * (a node down for an hour) so nothing outlives its BEP 5 / BEP 44
+ * lifetime. A blob without "t", or with a "t" ahead of the clock (the
+ * clock stepped back), is imported as written.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -115,7 +121,8 @@ out:
 	return err;
 }
 
-int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint8_t **blob, size_t *len)
+int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint64_t wall_s, uint8_t **blob,
+		       size_t *len)
 {
 	const struct dht_store *s = &dht->store;
 	size_t cap = 64 + (size_t)s->nitems * (DHT_MAX_VALUE + 256) + (size_t)s->npeers * 64;
@@ -170,6 +177,8 @@ int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint8_t **blob, s
 				bencode_put_end(&b);
 			}
 	bencode_put_end(&b);
+	bencode_put_cstr(&b, "t");
+	bencode_put_int(&b, (int64_t)wall_s);
 	bencode_put_end(&b);
 	if (b.err) {
 		free(p);
@@ -181,7 +190,7 @@ int dht_export_storage(const struct dht *dht, uint64_t now_ms, uint8_t **blob, s
 }
 
 static int import_item(struct dht *dht, const struct bencode_doc *d, const struct bencode_node *e,
-		       uint64_t now)
+		       uint64_t now, uint64_t away_ms)
 {
 	const struct bencode_node *v = bencode_dict_get(d, e, "v");
 	const struct bencode_node *ttl = bencode_dict_get_type(d, e, "ttl", BENCODE_INT);
@@ -192,6 +201,8 @@ static int import_item(struct dht *dht, const struct bencode_doc *d, const struc
 	if (!v || !ttl || ttl->i <= 0 || (uint64_t)ttl->i > DHT_ITEM_TTL_MS ||
 	    v->rawlen > DHT_MAX_VALUE)
 		return -EINVAL;
+	if ((uint64_t)ttl->i <= away_ms)
+		return -ETIME; /* expired while the blob lay on disk */
 	memset(&it, 0, sizeof(it));
 	if (k) {
 		const struct bencode_node *sig = bencode_dict_get_type(d, e, "sig", BENCODE_STR);
@@ -221,12 +232,12 @@ static int import_item(struct dht *dht, const struct bencode_doc *d, const struc
 		return -ENOSPC;
 	st = dht_store_find_item(&dht->store, it.target);
 	if (st)
-		st->expires = now + (uint64_t)ttl->i;
+		st->expires = now + (uint64_t)ttl->i - away_ms;
 	return 0;
 }
 
 static int import_peer(struct dht *dht, const struct bencode_doc *d, const struct bencode_node *e,
-		       uint64_t now)
+		       uint64_t now, uint64_t away_ms)
 {
 	const struct bencode_node *ih = bencode_first(d, e);
 	const struct bencode_node *c = bencode_next(d, ih);
@@ -240,30 +251,40 @@ static int import_peer(struct dht *dht, const struct bencode_doc *d, const struc
 	    ttl->i <= 0 || (uint64_t)ttl->i > DHT_PEER_TTL_MS ||
 	    dht_addr_from_compact(c->s, c->slen, &ss, &sl))
 		return -EINVAL;
+	if ((uint64_t)ttl->i <= away_ms)
+		return -ETIME;
 	if (dht_store_add_peer(&dht->store, ih->s, (struct sockaddr *)&ss, now))
 		return -ENOSPC;
 	h = dht_store_find_ih(&dht->store, ih->s);
 	for (uint32_t i = 0; h && i < h->npeers; i++)
 		if (dht_addr_eq((struct sockaddr *)&h->peers[i].addr, (struct sockaddr *)&ss))
-			h->peers[i].expires = now + (uint64_t)ttl->i;
+			h->peers[i].expires = now + (uint64_t)ttl->i - away_ms;
 	return 0;
 }
 
-int dht_import_storage(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms)
+int dht_import_storage(struct dht *dht, const uint8_t *blob, size_t len, uint64_t now_ms,
+		       uint64_t wall_s)
 {
 	struct bencode_doc d = {0};
-	const struct bencode_node *items, *peers;
+	const struct bencode_node *items, *peers, *t;
 	int err = decode_blob(&d, blob, len), count = 0;
+	uint64_t away_ms = 0;
 
 	if (err)
 		return err;
 	items = bencode_dict_get_type(&d, bencode_root(&d), "items", BENCODE_LIST);
 	peers = bencode_dict_get_type(&d, bencode_root(&d), "peers", BENCODE_LIST);
+	t = bencode_dict_get_type(&d, bencode_root(&d), "t", BENCODE_INT);
+	/* longer than any lifetime: everything is gone (and no overflow) */
+	if (t && t->i > 0 && (uint64_t)t->i < wall_s)
+		away_ms = wall_s - (uint64_t)t->i > DHT_ITEM_TTL_MS / 1000
+				  ? DHT_ITEM_TTL_MS
+				  : (wall_s - (uint64_t)t->i) * 1000;
 	for (const struct bencode_node *e = bencode_first(&d, items); e; e = bencode_next(&d, e))
-		if (e->type == BENCODE_DICT && !import_item(dht, &d, e, now_ms))
+		if (e->type == BENCODE_DICT && !import_item(dht, &d, e, now_ms, away_ms))
 			count++;
 	for (const struct bencode_node *e = bencode_first(&d, peers); e; e = bencode_next(&d, e))
-		if (!import_peer(dht, &d, e, now_ms))
+		if (!import_peer(dht, &d, e, now_ms, away_ms))
 			count++;
 	free(d.nodes);
 	return count;

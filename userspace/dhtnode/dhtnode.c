@@ -377,7 +377,7 @@ static void dht_load(struct dhtnode *nd)
 			log_info("dht", "restored %d nodes", n);
 	}
 	if (store_get(nd->store, nd->db, "storage", 7, (void **)&blob, &len) == 0) {
-		n = dht_import_storage(nd->dht, blob, len, nd_now(nd));
+		n = dht_import_storage(nd->dht, blob, len, nd_now(nd), util_wall_s());
 		free(blob);
 		if (n < 0)
 			log_warn("dht", "stored items unreadable: ignored");
@@ -398,7 +398,7 @@ static void export_fn(struct dht *dht, void *arg, uint64_t now)
 
 	ex->err = dht_export_nodes(dht, &ex->nodes, &ex->nl);
 	if (!ex->err)
-		ex->err = dht_export_storage(dht, now, &ex->items, &ex->il);
+		ex->err = dht_export_storage(dht, now, util_wall_s(), &ex->items, &ex->il);
 }
 
 /* durable: wait until it is on disk (at stop), else hand it to the
