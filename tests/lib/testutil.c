@@ -94,3 +94,44 @@ int tu_free_udp_port(void)
 	close(fd);
 	return port;
 }
+
+char *tu_protocol_section(const char *section)
+{
+	const char *top = getenv("TOP");
+	char path[4096], *text, *s, *e, *out;
+	size_t n, j = 0;
+	FILE *f;
+	long sz;
+
+	snprintf(path, sizeof(path), "%s/docs/PROTOCOL.md", top ? top : ".");
+	f = fopen(path, "r");
+	if (!f)
+		f = fopen("docs/PROTOCOL.md", "r");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	rewind(f);
+	text = sz >= 0 ? calloc(1, (size_t)sz + 1) : NULL;
+	if (!text) {
+		fclose(f);
+		return NULL;
+	}
+	n = fread(text, 1, (size_t)sz, f);
+	fclose(f);
+	text[n] = 0;
+	s = strstr(text, section);
+	if (!s) {
+		free(text);
+		return NULL;
+	}
+	e = strstr(s + 1, "\n## ");
+	if (e)
+		*e = 0;
+	out = calloc(1, strlen(s) + 1);
+	for (; out && *s; s++)
+		if (*s != ' ' && *s != '\n' && *s != '\t')
+			out[j++] = *s;
+	free(text);
+	return out;
+}

@@ -7,6 +7,11 @@
 #include <stdint.h>
 
 /* mkdtemp under $TMPDIR (or /tmp); returns a malloc'd path. */
+/* The section of docs/PROTOCOL.md that starts with the heading SECTION, up
+ * to the next "## " heading, with spaces, tabs and newlines removed (so a
+ * test can look for a vector's hex wrapped over lines); malloc'd, or NULL
+ * when the file or the section is not there. $TOP names the checkout. */
+char *tu_protocol_section(const char *section);
 char *tu_tmpdir(void);
 /* rm -rf path (no shell); NULL-safe; frees path. */
 void tu_rmrf_free(char *path);

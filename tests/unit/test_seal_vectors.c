@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -117,41 +119,7 @@ static void hex_of(const struct vec *v, char *out)
 /* The section's text without any white space (malloc'd), or NULL. */
 static char *doc_section(void)
 {
-	const char *top = getenv("TOP");
-	char path[4096], *text, *s, *e, *out;
-	size_t n = 0, j = 0;
-	FILE *f;
-	long sz;
-
-	snprintf(path, sizeof(path), "%s/docs/PROTOCOL.md", top ? top : ".");
-	f = fopen(path, "r");
-	if (!f)
-		f = fopen("docs/PROTOCOL.md", "r");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	sz = ftell(f);
-	rewind(f);
-	text = calloc(1, (size_t)sz + 1);
-	assert_non_null(text);
-	n = fread(text, 1, (size_t)sz, f);
-	fclose(f);
-	text[n] = 0;
-	s = strstr(text, SECTION);
-	if (!s) {
-		free(text);
-		return NULL;
-	}
-	e = strstr(s + 1, "\n## ");
-	if (e)
-		*e = 0;
-	out = calloc(1, strlen(s) + 1);
-	assert_non_null(out);
-	for (; *s; s++) {
-		if (*s != ' ' && *s != '\n' && *s != '\t')
-			out[j++] = *s;
-	}
-	free(text);
-	return out;
+	return tu_protocol_section(SECTION);
 }
 
 static void test_vectors_in_doc(void **state)
