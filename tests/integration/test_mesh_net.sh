@@ -10,23 +10,15 @@
 # with another key (not a member), gets nothing and stores nothing. Bad
 # input: 400 with a message, weftctl exit codes 1 and 2.
 . "$TOP/tests/lib/common.sh"
+. "$TOP/tests/lib/mesh.sh"
 prologue netns 4
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000
 
-cfield() { ctl "$1" --json community ls | json_get communities 0 "$2"; }
-metric() { ctl "$1" metrics | awk -v m="$2" '$1 == m {print $2}'; }
 
 for n in 1 2 3 4; do start_ns_node "$n" 1; done
 wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 3 ]' 300 || fail "DHT did not form"
 
-ctl 1 --json community create flats >"$D/c" || fail "create: $(cat "$D/c")"
-ID=$(json_get id <"$D/c") KEY=$(json_get key <"$D/c")
-ctl 2 community join "$ID" "$KEY" >/dev/null || fail "join 2"
-ctl 3 community join "$ID" "$KEY" >/dev/null || fail "join 3"
-for n in 1 2 3; do
-	wait_for '[ "$(cfield '$n' members)" = 3 ] && [ "$(cfield '$n' holders)" = 2 ]' 600 ||
-		fail "host $n: $(ctl $n --json community ls)"
-done
+mesh_community flats 1 2 3
 pass "hosts 1-3 in one community, each knows the other two"
 
 A1=$(ctl 1 mesh announce 7 --community "$ID" --data '{"city":"berlin","rent":450}' --ttl 2) ||

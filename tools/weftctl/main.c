@@ -75,9 +75,16 @@ static const struct weftctl_noun nouns[] = {
 	{ "io", weftctl_io, "io stats" },
 	{ "lan", weftctl_lan, "lan status   (LAN discovery, BEP 14: peers heard)" },
 	{ "mesh", weftctl_mesh,
-	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS]   (prints the envelope id)\n"
-	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS]   (e.g. --filter 'rent<500')\n"
-	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)" },
+	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS] [--endorse HEX]...\n"
+	  "     (prints the envelope id; --endorse: an endorsement of this node, at most 2)\n"
+	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS] [--min-level LEVEL]\n"
+	  "     (e.g. --filter 'rent<500'; LEVEL none, endorsed, registry, credential)\n"
+	  "mesh endorse PROVIDER_KEY SERVICE_ID --level LEVEL [--days N]   (signed by this node)\n"
+	  "mesh update ENVELOPE_ID --community ID --data JSON [--ttl HOURS]   (one of this node's)\n"
+	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)\n"
+	  "mesh reserve ENVELOPE_ID --data JSON   (sealed to its provider; prints the reservation id)\n"
+	  "mesh inbox   (reservations received and sent, with their answers)\n"
+	  "mesh confirm|cancel ID [--data JSON]   (a reservation this node received)" },
 	{ "msg", weftctl_msg,
 	  "msg send KEY --data S | --file F [--ttl S] [--no-direct]   (sealed to KEY)\n"
 	  "msg inbox\n"

@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: MIT
+# Helpers of the mesh's namespace tests (docs/MESH.md), sourced after
+# common.sh.
+
+# cfield N FIELD: the field of node N's first community.
+cfield() { ctl "$1" --json community ls | json_get communities 0 "$2"; }
+# metric N NAME: the value of metric NAME on node N.
+metric() { ctl "$1" metrics | awk -v m="$2" '$1 == m {print $2}'; }
+
+# mesh_community NAME OWNER MEMBER...: a community NAME made on node
+# OWNER and joined by each MEMBER; waits until every one of them counts
+# them all as members and the others as holders. Sets ID and KEY.
+mesh_community() {
+	local name=$1 owner=$2 n all
+	shift 2
+	ctl "$owner" --json community create "$name" >"$D/c" || fail "create: $(cat "$D/c")"
+	ID=$(json_get id <"$D/c") KEY=$(json_get key <"$D/c")
+	for n in "$@"; do
+		ctl "$n" community join "$ID" "$KEY" >/dev/null || fail "join $n"
+	done
+	all=$(($# + 1))
+	for n in "$owner" "$@"; do
+		wait_for '[ "$(cfield '$n' members)" = '$all' ] && [ "$(cfield '$n' holders)" = '$((all - 1))' ]' 600 ||
+			fail "host $n: $(ctl $n --json community ls)"
+	done
+}
