@@ -75,11 +75,9 @@ static const struct weftctl_noun nouns[] = {
 	{ "io", weftctl_io, "io stats" },
 	{ "lan", weftctl_lan, "lan status   (LAN discovery, BEP 14: peers heard)" },
 	{ "mesh", weftctl_mesh,
-	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS] [--endorse HEX]...\n"
-	  "     (prints the envelope id; --endorse: an endorsement of this node, at most 2)\n"
-	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS] [--min-level LEVEL]\n"
-	  "     (e.g. --filter 'rent<500'; LEVEL none, endorsed, registry, credential)\n"
-	  "mesh endorse PROVIDER_KEY SERVICE_ID --level LEVEL [--days N]   (signed by this node)\n"
+	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS] [--endorse HEX]...   (prints the envelope id; at most 2 endorsements)\n"
+	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS] [--min-level LEVEL]   (e.g. --filter 'rent<500')\n"
+	  "mesh endorse PROVIDER_KEY SERVICE_ID --level endorsed|registry|credential [--days N]   (signed by this node)\n"
 	  "mesh update ENVELOPE_ID --community ID --data JSON [--ttl HOURS]   (one of this node's)\n"
 	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)\n"
 	  "mesh reserve ENVELOPE_ID --data JSON   (sealed to its provider; prints the reservation id)\n"
