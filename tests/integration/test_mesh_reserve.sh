@@ -14,8 +14,9 @@
 #    cannot be reserved; only the provider answers a reservation;
 #  - bad input on every new endpoint: 400 with a message, no change;
 #  - the same over the gateway's /mesh/v1/msg/... (gateway.services
-#    mesh-msg): query, reserve, cancel, inbox; bad bodies 400; h4, whose
-#    gateway does not list mesh-msg, 403;
+#    mesh-msg): query, reserve, cancel (h3 offline: its mailbox has it when
+#    it returns), inbox; bad bodies 400; h4, whose gateway does not list
+#    mesh-msg, 403;
 #  - trusted endorsers (mesh.trusted) and a minimum level (a query's,
 #    mesh.min_level): h1 endorses h2 for a service.
 . "$TOP/tests/lib/common.sh"
@@ -35,6 +36,7 @@ start_ns_node 2 1 "${anchor[@]}"
 start_ns_node 3 1 "${anchor[@]}" --set "mesh.trusted=$K1:registry"
 start_ns_node 4 1 "${anchor[@]}" --set gateway.services=echo
 K2=$(ctl 2 --json status | json_get node_key)
+K3=$(ctl 3 --json status | json_get node_key)
 wait_for '[ "$(ctl 2 --json dht status | json_get nodes4)" -ge 3 ]' 300 || fail "DHT did not form"
 
 mesh_community clinic 2 3 4
@@ -134,9 +136,15 @@ gw() { # N METHOD OP [BODY]: the HTTP status; the answer in $D/body
 [ "$(gw 3 POST reserve '{"id":"'$S2'","data":{"name":"bob"}}')" = 200 ] || fail "gateway reserve: $(cat "$D/body")"
 R2=$(json_get id <"$D/body")
 wait_for '[ "$(nres 2)" = 2 ]' 300 || fail "h2 did not get the second reserve: $(ctl 2 mesh inbox)"
+# the consumer offline: the cancel waits at its anchor
+wait_for "ctl 2 --json node resolve $K3 --fresh 2>/dev/null | json_get anchors 0 key 2>/dev/null | grep -q $K1" 600 ||
+	fail "h3's record does not list its anchor"
+stop_weftd "$PID3" || fail "h3 did not stop cleanly"
 [ "$(gw 2 POST cancel '{"id":"'$R2'","data":{"why":"sick"}}')" = 200 ] || fail "gateway cancel: $(cat "$D/body")"
+[ "$(json_get delivered <"$D/body")" = mailbox ] || fail "the cancel was not left in h3's mailbox: $(cat "$D/body")"
+start_ns_node 3 1 "${anchor[@]}" --set "mesh.trusted=$K1:registry"
 wait_for '[ "$(gw 3 GET inbox)" = 200 ] && grep -q "\"id\":\"$R2\",\"role\":\"sent\",\"state\":\"cancelled\"" "$D/body"' 300 ||
-	fail "h3 did not see the cancel through the gateway: $(cat "$D/body")"
+	fail "h3 (back) did not see the cancel through the gateway: $(cat "$D/body")"
 for b in '{' '[]' '{"id":"zz"}' '{"id":"'$S2'","data":{"a":0.5}}'; do
 	[ "$(gw 3 POST reserve "$b")" = 400 ] && grep -q '"message"' "$D/body" || fail "gateway $b: $(cat "$D/body")"
 done
@@ -144,7 +152,7 @@ done
 [ "$(gw 3 GET reserve)" = 405 ] || fail "gateway GET reserve: $(cat "$D/body")"
 [ "$(gw 4 GET inbox)" = 403 ] && grep -q "mesh-msg" "$D/body" || fail "h4's gateway: $(cat "$D/body")"
 [ "$(nres 2)" = 2 ] && [ "$(nres 3)" = 2 ] || fail "an inbox changed: $(ctl 2 mesh inbox; ctl 3 mesh inbox)"
-pass "over the gateway: query, reserve, cancel and inbox; bad bodies 400 with a message; not whitelisted 403"
+pass "over the gateway: query, reserve, cancel (to the offline consumer's mailbox) and inbox; bad bodies 400; not whitelisted 403"
 
 # Trusted endorsers: h1 endorses h2 for service 43 at level registry; h3
 # trusts h1 up to registry; h4 restarts trusting h1 up to endorsed only,
