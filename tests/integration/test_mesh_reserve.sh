@@ -120,11 +120,25 @@ for p in /v1/mesh/reserve /v1/mesh/confirm /v1/mesh/cancel /v1/mesh/update; do
 	done
 done
 [ "$(post 3 /v1/mesh/reserve '{"id":"'$Z'","data":{}}')" = 404 ] || fail "unknown announce: $(cat "$D/body")"
+for b in '{' '[]' '{"provider":"zz","service_id":1,"level":"registry"}' \
+	'{"provider":"'$K2'","service_id":-1,"level":"registry"}' \
+	'{"provider":"'$K2'","service_id":1,"level":"none"}' \
+	'{"provider":"'$K2'","service_id":1,"level":"registry","days":0}'; do
+	[ "$(post 3 /v1/mesh/endorse "$b")" = 400 ] && grep -q '"message"' "$D/body" ||
+		fail "endorse $b: $(cat "$D/body")"
+done
+for b in '{"service_id":42,"community":"'$ID'","min_level":"top"}' \
+	'{"service_id":42,"community":"'$ID'","data":{"a":1},"endorsements":["00"]}' \
+	'{"service_id":42,"community":"'$ID'","data":{"a":1},"endorsements":"x"}'; do
+	p=/v1/mesh/announce
+	[[ "$b" == *min_level* ]] && p=/v1/mesh/query
+	[ "$(post 3 "$p" "$b")" = 400 ] && grep -q '"message"' "$D/body" || fail "$p $b: $(cat "$D/body")"
+done
 ctl 3 mesh reserve "$S1" --data 'nope' >"$D/e" 2>&1
 [ $? = 2 ] && grep -q 'JSON object' "$D/e" || fail "weftctl bad data: $(cat "$D/e")"
 [ "$(nres 2)" = 1 ] && [ "$(nres 3)" = 1 ] || fail "an inbox changed: $(ctl 2 mesh inbox; ctl 3 mesh inbox)"
 [ "$(metric 3 weft_mesh_store_announces)" = 2 ] || fail "h3's store changed"
-pass "bad bodies on reserve, confirm, cancel, update: 400 with a message; nothing changed"
+pass "bad bodies on reserve, confirm, cancel, update, endorse, announce's endorsements, query's min_level: 400 with a message; nothing changed"
 
 gw() { # N METHOD OP [BODY]: the HTTP status; the answer in $D/body
 	local a=(-s -m 30 -o "$D/body" -w '%{http_code}' -X "$2" -H 'Content-Type: application/json')
