@@ -73,24 +73,13 @@ ctl 2 mesh announce 99999999999 --community "$ID" --data '{}' >"$D/e" 2>&1
 [ $? = 2 ] && grep -q 'SERVICE_ID' "$D/e" || fail "bad service id: $(cat "$D/e")"
 ctl 2 mesh query 7 --community 00112233445566778899aabbccddeeff >"$D/e" 2>&1
 [ $? = 1 ] && grep -q 'not a community' "$D/e" || fail "unknown community: $(cat "$D/e")"
-post() { # N PATH BODY: the HTTP status; the answer in $D/body
-	curl -s -m 20 -o "$D/body" -w '%{http_code}' --unix-socket "$D/n$1/weftd.sock" -X POST \
-		-H 'Content-Type: application/json' --data-binary "$3" "http://weftd$2"
-}
-for b in '{' '[]' '{"service_id":-1,"community":"'$ID'","data":{}}' \
+bad_bodies 2 /v1/mesh/announce '{' '[]' '{"service_id":-1,"community":"'$ID'","data":{}}' \
 	'{"service_id":7,"community":"'$ID'","data":{"Rent":1}}' \
 	'{"service_id":7,"community":"'$ID'","data":{"a":1},"ttl_h":721}' \
-	'{"service_id":7,"community":"'$ID'","data":{"a":{"b":1}}}'; do
-	[ "$(post 2 /v1/mesh/announce "$b")" = 400 ] && grep -q '"message"' "$D/body" ||
-		fail "announce $b: $(cat "$D/body")"
-done
-for b in '{"service_id":7,"community":"'$ID'","filter":5}' \
-	'{"service_id":7,"community":"'$ID'","wait_ms":20000}' \
-	'{"service_id":7,"community":"'$ID'","max":0}' '{"community":"'$ID'","id":"00"}'; do
-	p=/v1/mesh/query
-	[[ "$b" == *'"id"'* ]] && p=/v1/mesh/revoke
-	[ "$(post 2 "$p" "$b")" = 400 ] && grep -q '"message"' "$D/body" || fail "$p $b: $(cat "$D/body")"
-done
+	'{"service_id":7,"community":"'$ID'","data":{"a":{"b":1}}}'
+bad_bodies 2 /v1/mesh/query '{"service_id":7,"community":"'$ID'","filter":5}' \
+	'{"service_id":7,"community":"'$ID'","wait_ms":20000}' '{"service_id":7,"community":"'$ID'","max":0}'
+bad_bodies 2 /v1/mesh/revoke '{"community":"'$ID'","id":"00"}'
 [ "$(metric 3 weft_mesh_store_announces)" = 1 ] || fail "host 3's store changed"
 pass "bad filters, data, service ids and communities: clear errors, weftctl exit codes 1 and 2, the API 400 with a message"
 finish

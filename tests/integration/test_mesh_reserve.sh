@@ -107,33 +107,19 @@ ctl 3 mesh reserve "$S3" --data '{"name":"bob"}' >"$D/e" 2>&1
 [ $? = 1 ] && grep -q "revoked" "$D/e" || fail "a revoked slot reserved: $(cat "$D/e")"
 pass "h2's update and revoke apply on h3; h4's are refused; a revoked slot cannot be reserved"
 
-post() { # N PATH BODY: the HTTP status; the answer in $D/body
-	curl -s -m 30 -o "$D/body" -w '%{http_code}' --unix-socket "$D/n$1/weftd.sock" -X POST \
-		-H 'Content-Type: application/json' --data-binary "$3" "http://weftd$2"
-}
 Z=0000000000000000000000000000000000000000000000000000000000000000
-for p in /v1/mesh/reserve /v1/mesh/confirm /v1/mesh/cancel /v1/mesh/update; do
-	for b in '{' '[]' '{"id":"zz"}' '{"id":"'$S1'","data":{"a":1.5}}' '{"id":"'$S1'","data":[1]}' \
-		'{"id":"'$S1'","data":{"A":1}}'; do
-		[ "$p" = /v1/mesh/update ] && b=${b/\{\"id\"/\{\"community\":\"$ID\",\"id\"}
-		[ "$(post 3 "$p" "$b")" = 400 ] && grep -q '"message"' "$D/body" || fail "$p $b: $(cat "$D/body")"
-	done
-done
+bad=('{' '[]' '{"id":"zz"}' '{"id":"'$S1'","data":{"a":1.5}}' '{"id":"'$S1'","data":[1]}'
+	'{"id":"'$S1'","data":{"A":1}}')
+for p in /v1/mesh/reserve /v1/mesh/confirm /v1/mesh/cancel; do bad_bodies 3 $p "${bad[@]}"; done
+bad_bodies 3 /v1/mesh/update "${bad[@]/\{\"id\"/\{\"community\":\"$ID\",\"id\"}"
 [ "$(post 3 /v1/mesh/reserve '{"id":"'$Z'","data":{}}')" = 404 ] || fail "unknown announce: $(cat "$D/body")"
-for b in '{' '[]' '{"provider":"zz","service_id":1,"level":"registry"}' \
+bad_bodies 3 /v1/mesh/endorse '{' '[]' '{"provider":"zz","service_id":1,"level":"registry"}' \
 	'{"provider":"'$K2'","service_id":-1,"level":"registry"}' \
 	'{"provider":"'$K2'","service_id":1,"level":"none"}' \
-	'{"provider":"'$K2'","service_id":1,"level":"registry","days":0}'; do
-	[ "$(post 3 /v1/mesh/endorse "$b")" = 400 ] && grep -q '"message"' "$D/body" ||
-		fail "endorse $b: $(cat "$D/body")"
-done
-for b in '{"service_id":42,"community":"'$ID'","min_level":"top"}' \
-	'{"service_id":42,"community":"'$ID'","data":{"a":1},"endorsements":["00"]}' \
-	'{"service_id":42,"community":"'$ID'","data":{"a":1},"endorsements":"x"}'; do
-	p=/v1/mesh/announce
-	[[ "$b" == *min_level* ]] && p=/v1/mesh/query
-	[ "$(post 3 "$p" "$b")" = 400 ] && grep -q '"message"' "$D/body" || fail "$p $b: $(cat "$D/body")"
-done
+	'{"provider":"'$K2'","service_id":1,"level":"registry","days":0}'
+bad_bodies 3 /v1/mesh/query '{"service_id":42,"community":"'$ID'","min_level":"top"}'
+bad_bodies 3 /v1/mesh/announce '{"service_id":42,"community":"'$ID'","data":{"a":1},"endorsements":["00"]}' \
+	'{"service_id":42,"community":"'$ID'","data":{"a":1},"endorsements":"x"}'
 ctl 3 mesh reserve "$S1" --data 'nope' >"$D/e" 2>&1
 [ $? = 2 ] && grep -q 'JSON object' "$D/e" || fail "weftctl bad data: $(cat "$D/e")"
 [ "$(nres 2)" = 1 ] && [ "$(nres 3)" = 1 ] || fail "an inbox changed: $(ctl 2 mesh inbox; ctl 3 mesh inbox)"

@@ -24,3 +24,21 @@ mesh_community() {
 			fail "host $n: $(ctl $n --json community ls)"
 	done
 }
+
+# post N PATH BODY: POST to node N's control API; the HTTP status, the
+# answer in $D/body.
+post() {
+	curl -s -m 30 -o "$D/body" -w '%{http_code}' --unix-socket "$D/n$1/weftd.sock" -X POST \
+		-H 'Content-Type: application/json' --data-binary "$3" "http://weftd$2"
+}
+
+# bad_bodies N PATH BODY...: each BODY posted to PATH on node N is answered
+# 400 with a JSON message.
+bad_bodies() {
+	local n=$1 p=$2 b
+	shift 2
+	for b in "$@"; do
+		[ "$(post "$n" "$p" "$b")" = 400 ] && grep -q '"message"' "$D/body" ||
+			fail "$p $b: $(cat "$D/body")"
+	done
+}
