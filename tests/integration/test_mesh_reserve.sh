@@ -9,7 +9,7 @@
 #  - h2 stops; h3 reserves one: left at h1 (which never holds the
 #    plaintext); h2 starts, fetches it from its mailbox, and keeps it in
 #    its inbox (kill -9 and a restart lose nothing); h2 confirms, h3 sees
-#    the confirmation with its data;
+#    the confirmation with its data; h3 cancels, h2 sees it;
 #  - h2's update and revoke apply on h3; h4's are refused; a revoked slot
 #    cannot be reserved; only the provider answers a reservation;
 #  - bad input on every new endpoint: 400 with a message, no change;
@@ -86,10 +86,20 @@ wait_for '[ "$(ctl 3 --json mesh inbox | json_get reservations 0 state)" = confi
 ctl 2 mesh confirm "$R" >"$D/e" 2>&1
 [ $? = 1 ] && grep -q "confirmed already" "$D/e" || fail "confirmed twice: $(cat "$D/e")"
 ctl 3 mesh confirm "$R" >"$D/e" 2>&1
-[ $? = 1 ] && grep -q "its provider answers it" "$D/e" || fail "the consumer confirmed: $(cat "$D/e")"
+[ $? = 1 ] && grep -q "its provider confirms it" "$D/e" || fail "the consumer confirmed: $(cat "$D/e")"
 ctl 4 mesh cancel "$R" >"$D/e" 2>&1
 [ $? = 1 ] && grep -q "no reservation" "$D/e" || fail "h4 cancelled: $(cat "$D/e")"
-pass "h2 confirmed; h3 sees the confirmation and its data; only the provider answers, once"
+pass "h2 confirmed; h3 sees the confirmation and its data; only the provider confirms, once"
+
+ctl 3 --json mesh cancel "$R" --data '{"why":"flu"}' >"$D/a" || fail "h3 cancel: $(cat "$D/a")"
+[ "$(json_get state <"$D/a")" = cancelled ] && [ "$(json_get delivered <"$D/a")" = direct ] ||
+	fail "h3 cancel: $(cat "$D/a")"
+wait_for '[ "$(ctl 2 --json mesh inbox | json_get reservations 0 state)" = cancelled ]' 300 ||
+	fail "h2 did not see h3's cancel: $(ctl 2 mesh inbox)"
+[ "$(ctl 2 --json mesh inbox | json_get reservations 0 answer why)" = flu ] || fail "h2's answer: $(ctl 2 mesh inbox)"
+ctl 2 mesh cancel "$R" >"$D/e" 2>&1
+[ $? = 1 ] && grep -q "cancelled already" "$D/e" || fail "cancelled twice: $(cat "$D/e")"
+pass "h3 cancelled its own reservation; h2 sees it with its data; a cancel is final"
 
 ctl 4 mesh update "$S2" --community "$ID" --data '{"slot":"2026-12-01T10:00","doctor":"x"}' >"$D/e" 2>&1
 [ $? = 1 ] && grep -q "not this node's" "$D/e" || fail "h4 updated h2's slot: $(cat "$D/e")"

@@ -82,7 +82,7 @@ static const struct weftctl_noun nouns[] = {
 	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)\n"
 	  "mesh reserve ENVELOPE_ID --data JSON   (sealed to its provider; prints the reservation id)\n"
 	  "mesh inbox   (reservations received and sent, with their answers)\n"
-	  "mesh confirm|cancel ID [--data JSON]   (a reservation this node received)" },
+	  "mesh confirm|cancel ID [--data JSON]   (confirm: one this node received; cancel: received, or sent by it)" },
 	{ "msg", weftctl_msg,
 	  "msg send KEY --data S | --file F [--ttl S] [--no-direct]   (sealed to KEY)\n"
 	  "msg inbox\n"

@@ -221,7 +221,8 @@ static void api_reserve(void *arg, const struct ctl_req *req, struct ctl_resp *r
 	ctl_resp_json(resp, 200, json_pack("{s:s,s:s}", "id", hex, "delivered", how));
 }
 
-/* {"id": a received Reserve's id, "data"?: {...}}: its Confirm or Cancel. */
+/* {"id": a received Reserve's id, "data"?: {...}}: its Confirm or Cancel;
+ * or the Cancel of a Reserve we sent (the consumer withdraws it). */
 static void answer(struct mesh_node *mn, const struct ctl_req *req, struct ctl_resp *resp,
 		   uint8_t type)
 {
@@ -232,7 +233,7 @@ static void answer(struct mesh_node *mn, const struct ctl_req *req, struct ctl_r
 	const char *ids = NULL, *how;
 	struct mesh_rsv r;
 	size_t bl, xl, el;
-	int err;
+	int err, withdraw;
 
 	if (req_id_data(req, resp, rid, 0, body, &bl))
 		return;
@@ -248,10 +249,13 @@ static void answer(struct mesh_node *mn, const struct ctl_req *req, struct ctl_r
 		ctl_resp_errno(resp, err, "inbox");
 		return;
 	}
-	if (r.role != MESH_RSV_RECEIVED) {
-		ctl_resp_error(resp, 403, "not_provider",
-			       "reservation %s was sent by this node: its provider answers it",
-			       ids);
+	withdraw = r.role == MESH_RSV_SENT;
+	if (withdraw && type == MESH_CONFIRM) {
+		ctl_resp_error(
+		    resp, 403, "not_provider",
+		    "reservation %s was sent by this node: its provider confirms it (this "
+		    "node may cancel it)",
+		    ids);
 		return;
 	}
 	if (r.state == MESH_RSV_CANCELLED ||
@@ -264,16 +268,19 @@ static void answer(struct mesh_node *mn, const struct ctl_req *req, struct ctl_r
 		ctl_resp_error(resp, 503, "unavailable", "no mailbox on this node to carry it");
 		return;
 	}
-	err = mesh_box_seal(r.otk + 32, body, bl, box, sizeof(box), &xl);
+	/* the provider's answer: sealed to the one-time key, signed by the
+	 * node key; the consumer's cancel: sealed to the provider, signed by
+	 * the one-time key that signed the Reserve */
+	err = mesh_box_seal(withdraw ? r.peer : r.otk + 32, body, bl, box, sizeof(box), &xl);
 	m.service = r.service;
 	m.ref = rid;
 	m.body = box;
 	m.body_len = xl;
 	m.ts_ms = mesh_wall_ms();
-	if (m.ts_ms <= r.answer_ms)
-		m.ts_ms = r.answer_ms + 1;
+	if (m.ts_ms <= r.answer_ms || m.ts_ms <= r.ts_ms)
+		m.ts_ms = (r.answer_ms > r.ts_ms ? r.answer_ms : r.ts_ms) + 1;
 	if (!err)
-		err = mesh_env_build(mn->o.id->sk, &m, env, sizeof(env), &el);
+		err = mesh_env_build(withdraw ? r.otk : mn->o.id->sk, &m, env, sizeof(env), &el);
 	if (err) {
 		ctl_resp_error(resp, 500, "internal", "could not build the answer");
 		return;
@@ -375,7 +382,21 @@ static int take_reserve(struct mesh_node *mn, const uint8_t sender[MESH_PK_LEN],
 	return mesh_inbox_put(mn->inbox, &r, 0);
 }
 
-/* A Confirm or Cancel of a Reserve we sent, by its provider. Under mu. */
+/* Who may answer r: for a Reserve we sent, its provider (the signer and
+ * the mailbox's sender); for one we received, a Cancel signed by its
+ * one-time key, delivered by the consumer's node (it withdraws it). */
+static int answer_from(const struct mesh_rsv *r, const uint8_t sender[MESH_PK_LEN],
+		       const struct mesh_env *e)
+{
+	if (r->role == MESH_RSV_SENT)
+		return !memcmp(sender, e->g.origin, MESH_PK_LEN) &&
+		       !memcmp(r->peer, e->g.origin, MESH_PK_LEN);
+	return e->type == MESH_CANCEL && !memcmp(e->g.origin, r->otk + 32, MESH_PK_LEN) &&
+	       !memcmp(sender, r->peer, MESH_PK_LEN);
+}
+
+/* A Confirm or Cancel of a Reserve we sent, by its provider; or the
+ * consumer's Cancel of a Reserve we received. Under mu. */
 static int take_answer(struct mesh_node *mn, const uint8_t sender[MESH_PK_LEN],
 		       const struct mesh_env *e)
 {
@@ -384,13 +405,18 @@ static int take_answer(struct mesh_node *mn, const uint8_t sender[MESH_PK_LEN],
 	size_t l;
 	int err;
 
-	if (memcmp(sender, e->g.origin, MESH_PK_LEN) || mesh_inbox_get(mn->inbox, e->ref, &r) ||
-	    r.role != MESH_RSV_SENT || memcmp(r.peer, e->g.origin, MESH_PK_LEN) ||
-	    r.service != e->service)
+	if (mesh_inbox_get(mn->inbox, e->ref, &r) || r.service != e->service)
 		return -EBADMSG;
-	if (e->g.ts_ms <= r.answer_ms || r.state == MESH_RSV_CANCELLED)
+	if (!answer_from(&r, sender, e)) {
+		sodium_memzero(&r, sizeof(r));
+		return -EBADMSG;
+	}
+	if (e->g.ts_ms <= r.answer_ms || r.state == MESH_RSV_CANCELLED) {
+		sodium_memzero(&r, sizeof(r));
 		return -EALREADY; /* an older answer, or one after a cancel */
-	err = mesh_box_open(r.otk, e->body, e->body_len, plain, sizeof(plain), &l);
+	}
+	err = mesh_box_open(r.role == MESH_RSV_SENT ? r.otk : mn->o.id->sk, e->body, e->body_len,
+			    plain, sizeof(plain), &l);
 	if (err || l > MESH_BODY_ANNOUNCE || mesh_body_fields(plain, l, NULL, NULL)) {
 		sodium_memzero(&r, sizeof(r));
 		return -EBADMSG;
