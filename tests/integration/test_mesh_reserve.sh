@@ -195,7 +195,12 @@ grep -q "$E1" "$D/q" && ! grep -q "$E2" "$D/q" && [ "$(json_get announces 0 leve
 	fail "h4 (min_level endorsed, h1 capped at endorsed): $(cat "$D/q")"
 ctl 4 mesh announce 43 --community "$ID" --data '{"clinic":"h4"}' >"$D/e" 2>&1
 [ $? = 1 ] && grep -q "min_level" "$D/e" || fail "h4 announced below its minimum: $(cat "$D/e")"
-pass "trusted endorsers: a query's minimum level, mesh.min_level on h4 (stored, answered), each endorser capped"
+ctl 2 mesh update "$E1" --community "$ID" --data '{"clinic":"north2"}' >/dev/null || fail "update E1"
+wait_for 'ctl 3 mesh query 43 --community "$ID" --min-level registry 2>/dev/null | grep -q "^$E1 .*north2"' 300 ||
+	fail "the update lost its endorsement: $(ctl 3 --json mesh query 43 --community "$ID")"
+wait_for 'ctl 4 mesh query 43 --community "$ID" 2>/dev/null | grep -q "^$E1 .*north2"' 300 ||
+	fail "h4 (min_level endorsed) refused the update: $(ctl 4 --json mesh query 43 --community "$ID")"
+pass "trusted endorsers: a query's minimum level, mesh.min_level on h4 (stored, answered), each endorser capped; an update keeps its announce's endorsements"
 
 for p in "$PID1" "$PID2" "$PID3" "$PID4"; do
 	stop_weftd "$p" || fail "a weftd did not stop cleanly"

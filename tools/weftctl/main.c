@@ -78,7 +78,7 @@ static const struct weftctl_noun nouns[] = {
 	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS] [--endorse HEX]...   (prints the envelope id; at most 2 endorsements)\n"
 	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS] [--min-level LEVEL]   (e.g. --filter 'rent<500')\n"
 	  "mesh endorse PROVIDER_KEY SERVICE_ID --level endorsed|registry|credential [--days N]   (signed by this node)\n"
-	  "mesh update ENVELOPE_ID --community ID --data JSON [--ttl HOURS]   (one of this node's)\n"
+	  "mesh update ENVELOPE_ID --community ID --data JSON [--ttl HOURS] [--endorse HEX]...   (one of this node's; default: its endorsements)\n"
 	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)\n"
 	  "mesh reserve ENVELOPE_ID --data JSON   (sealed to its provider; prints the reservation id)\n"
 	  "mesh inbox   (reservations received and sent, with their answers)\n"

@@ -55,6 +55,16 @@ static json_t *data_arg(const char *data)
 	return NULL;
 }
 
+/* --endorse HEX given n times: the request's "endorsements". */
+static json_t *endorse_json(const char *const *e, unsigned int n)
+{
+	json_t *a = json_array();
+
+	for (unsigned int k = 0; k < n; k++)
+		json_array_append_new(a, json_string(e[k]));
+	return a;
+}
+
 static void print_announce(const json_t *o)
 {
 	printf("%s\n", weftctl_jstr(o, "id"));
@@ -125,13 +135,8 @@ static int run(struct weftctl *ctx, int query, int argc, char **argv)
 		json_object_set_new(body, "wait_ms", json_integer(wait));
 	if (level)
 		json_object_set_new(body, "min_level", json_string(level));
-	if (nend) {
-		json_t *a = json_array();
-
-		for (unsigned int k = 0; k < nend; k++)
-			json_array_append_new(a, json_string(endorse[k]));
-		json_object_set_new(body, "endorsements", a);
-	}
+	if (nend)
+		json_object_set_new(body, "endorsements", endorse_json(endorse, nend));
 	rc = weftctl_show(ctx, "POST", query ? "/v1/mesh/query" : "/v1/mesh/announce", body,
 			  query ? print_query : print_announce);
 	json_decref(body);
@@ -185,7 +190,8 @@ static void print_change(const json_t *o)
  * mesh update ENVELOPE_ID --community ID --data JSON [--ttl HOURS] */
 static int change(struct weftctl *ctx, int update, int argc, char **argv)
 {
-	const char *comm = NULL;
+	const char *comm = NULL, *endorse[MESH_CLI_ENDORSE + 1];
+	unsigned int nend = 0;
 	json_t *body, *d = NULL;
 	long long ttl = 0;
 	int rc;
@@ -198,6 +204,9 @@ static int change(struct weftctl *ctx, int update, int argc, char **argv)
 		} else if (update && !strcmp(argv[i], "--data") && i + 1 < argc && !d) {
 			if (!(d = data_arg(argv[++i])))
 				return WEFTCTL_USAGE;
+		} else if (update && !strcmp(argv[i], "--endorse") && i + 1 < argc &&
+			   nend <= MESH_CLI_ENDORSE) {
+			endorse[nend++] = argv[++i];
 		} else if (update && !strcmp(argv[i], "--ttl") && i + 1 < argc) {
 			if (int_arg("--ttl", argv[++i], 1, 720, &ttl)) {
 				json_decref(d);
@@ -217,6 +226,8 @@ static int change(struct weftctl *ctx, int update, int argc, char **argv)
 		json_object_set_new(body, "data", d);
 	if (ttl)
 		json_object_set_new(body, "ttl_h", json_integer(ttl));
+	if (nend)
+		json_object_set_new(body, "endorsements", endorse_json(endorse, nend));
 	rc = weftctl_show(ctx, "POST", update ? "/v1/mesh/update" : "/v1/mesh/revoke", body,
 			  print_change);
 	json_decref(body);

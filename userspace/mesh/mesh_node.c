@@ -333,8 +333,26 @@ static void api_announce(void *arg, const struct ctl_req *req, struct ctl_resp *
 	ctl_resp_json(resp, 200, json_pack("{s:s}", "id", hex));
 }
 
-/* {"community", "id"} (Revoke) or {"community", "id", "data", "ttl_h"?}
- * (Update): a change of our announce id, signed by the node key with a
+/* The endorsements of a held announce (or update) e: they end its payload,
+ * before the signature; each checked again. Their count, 0 if none. */
+static uint8_t held_endorse(const uint8_t *cur, size_t cl, const struct mesh_env *e,
+			    uint8_t out[MESH_ENDORSE_MAX * MESH_ENDORSE_LEN])
+{
+	size_t n = e->n_endorse;
+	struct mesh_endorse x;
+
+	if (!n || n > MESH_ENDORSE_MAX || cl < COMM_SIG_LEN + n * MESH_ENDORSE_LEN)
+		return 0;
+	memcpy(out, cur + cl - COMM_SIG_LEN - n * MESH_ENDORSE_LEN, n * MESH_ENDORSE_LEN);
+	for (size_t i = 0; i < n; i++)
+		if (mesh_endorse_parse(out + i * MESH_ENDORSE_LEN, &x))
+			return 0;
+	return (uint8_t)n;
+}
+
+/* {"community", "id"} (Revoke) or {"community", "id", "data", "ttl_h"?,
+ * "endorsements"? (default: the announce's)} (Update): a change of our
+ * announce id, signed by the node key with a
  * newer timestamp, stored (an Update, or a Revoke's tombstone) and sent on
  * like an Announce. */
 static void change(struct mesh_node *mn, const struct ctl_req *req, struct ctl_resp *resp,
@@ -379,10 +397,13 @@ static void change(struct mesh_node *mn, const struct ctl_req *req, struct ctl_r
 	}
 	pthread_mutex_lock(&mn->mu);
 	err = mesh_store_get(mn->store, aid, cur, sizeof(cur), &cl);
-	if (!err && type == MESH_UPDATE && !mesh_env_parse(cur, cl, &e, NULL) &&
-	    req_endorse(mn, req, resp, e.service, en, &m.n_endorse)) {
-		pthread_mutex_unlock(&mn->mu);
-		return;
+	if (!err && type == MESH_UPDATE && !mesh_env_parse(cur, cl, &e, NULL)) {
+		if (req_endorse(mn, req, resp, e.service, en, &m.n_endorse)) {
+			pthread_mutex_unlock(&mn->mu);
+			return;
+		}
+		if (!json_object_get(req->json, "endorsements"))
+			m.n_endorse = held_endorse(cur, cl, &e, en);
 	}
 	m.endorse = en;
 	if (!err && (mesh_env_parse(cur, cl, &e, NULL) != 0 || e.type == MESH_REVOKE))
