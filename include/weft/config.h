@@ -67,6 +67,9 @@ struct weft_config {
 	uint32_t mesh_hops_announce;	  /* mesh.hops_announce: our hop cap for announces */
 	uint32_t mesh_hops_query;	  /* mesh.hops_query: our hop cap for queries */
 	uint32_t mesh_fanout;		  /* mesh.fanout: neighbours an envelope goes to */
+	uint32_t mesh_inbox_max;	  /* mesh.inbox_max: reservations held */
+	char mesh_trusted[1280];	  /* mesh.trusted: "KEYHEX:LEVEL,..." (at most 16) */
+	char mesh_min_level[16];	  /* mesh.min_level: none|endorsed|registry|credential */
 	uint32_t mailbox_fetch_s;	  /* mailbox.fetch_interval_s */
 	uint32_t mailbox_inbox_max;	  /* mailbox.inbox_max */
 	/* [xdp] */
@@ -235,6 +238,9 @@ int config_relay_ports(const struct weft_config *cfg, uint16_t *min, uint16_t *m
 int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned int max);
 /* mailbox.anchors into out (at most max entries): the count or -EINVAL. */
 int config_mailbox_anchors(const struct weft_config *cfg, char (*out)[128], unsigned int max);
+/* mesh.trusted into out (NULL: validate only): the count or -EINVAL. */
+struct mesh_trust;
+int config_mesh_trusted(const struct weft_config *cfg, struct mesh_trust *out);
 /* Whether this node offers a mailbox (mailbox.enabled; auto: relay.enable). */
 int config_mailbox_enabled(const struct weft_config *cfg);
 int config_announce_addrs(const struct weft_config *cfg, struct sockaddr_storage *out,

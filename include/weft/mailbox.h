@@ -321,6 +321,27 @@ struct mbox_node_opts {
 int mbox_node_new(struct mbox_node **out, const struct mbox_node_opts *o);
 /* After the engine started: the fetcher thread (first fetch at once). */
 int mbox_node_start(struct mbox_node *mn);
+/*
+ * Send body to recipient as msg send does (sealed; directly when it
+ * answers, dialled by key, else left at its anchors), for a module above
+ * the mailbox (the mesh's reservations). Blocks: up to the direct budget
+ * plus one anchor's per copy. 0 (*direct: reached the recipient itself),
+ * -ENOENT (offline without anchors), -EHOSTUNREACH, -E2BIG, -errno.
+ */
+int mbox_node_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN],
+		   const uint8_t *body, size_t len, uint32_t ttl_s, int *direct);
+/*
+ * Messages whose body starts with tag (at most 16 bytes) are for a module
+ * above (the mesh): once a message is in the inbox (delivered directly or
+ * fetched), fn(arg, sender, the body after the tag) is called on the
+ * mailbox's thread; when it returns 0 (it took the message durably, or
+ * refused it for good) the message leaves the inbox, else it stays there.
+ * The inbox is searched for such messages at once (kept before a crash).
+ * One taker; set before mbox_node_start. 0, -EINVAL, -EEXIST.
+ */
+typedef int (*mbox_take_fn)(void *arg, const uint8_t sender[MBOX_KEY_LEN], const uint8_t *body,
+			    size_t len);
+int mbox_node_take(struct mbox_node *mn, const char *tag, mbox_take_fn fn, void *arg);
 /* Stop the fetcher and the worker; memory goes back with the QUIC node's
  * release of the stream type. Call after engine_stop(). NULL-safe. */
 void mbox_node_free(struct mbox_node *mn);

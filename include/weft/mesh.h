@@ -471,4 +471,56 @@ int mesh_peer_input(struct mesh_peer *p, const uint8_t *buf, size_t len, uint64_
 void mesh_peer_stats(const struct mesh_peer *p, struct mesh_peer_stats *out);
 void mesh_peer_relay_stats(const struct mesh_peer *p, struct mesh_relay_stats *out);
 
+/* ---- the node's reservations (the inbox) ---- */
+
+/*
+ * A Reserve this node received (as the provider) or sent (as the
+ * consumer), with its answer. Kept in the node's LMDB (database
+ * "mesh_inbox", key the Reserve's envelope id), at most max entries,
+ * each until its expiry (docs/MESH.md "Reservations on a node").
+ */
+enum mesh_rsv_role { MESH_RSV_RECEIVED = 1, MESH_RSV_SENT = 2 };
+enum mesh_rsv_state { MESH_RSV_PENDING = 0, MESH_RSV_CONFIRMED = 1, MESH_RSV_CANCELLED = 2 };
+#define MESH_INBOX_DEF_MAX 1024u
+struct mesh_rsv {
+	uint8_t id[MESH_ID_LEN]; /* the Reserve's envelope id */
+	uint8_t role, state;
+	uint32_t service;
+	uint8_t ref[MESH_ID_LEN];  /* the announce reserved */
+	/* the other node's key: the consumer's (received), the provider's (sent) */
+	uint8_t peer[MESH_PK_LEN];
+	uint64_t ts_ms, expires_ms, answer_ms; /* answer_ms 0 while pending */
+	/* The Reserve's one-time key: its secret (seed || pk) when sent by
+	 * us, 32 zeros || its public key when received. */
+	uint8_t otk[COMM_SK_LEN];
+	uint16_t data_len, answer_len;
+	uint8_t data[MESH_BODY_ANNOUNCE];   /* the reservation's data (an Announce-style body) */
+	uint8_t answer[MESH_BODY_ANNOUNCE]; /* the Confirm's or Cancel's data */
+};
+#define MESH_RSV_HDR (3u + 4u + MESH_ID_LEN + MESH_PK_LEN + 24u + COMM_SK_LEN + 2u)
+#define MESH_RSV_REC_MAX (MESH_RSV_HDR + 2u + 2u * MESH_BODY_ANNOUNCE)
+/* The stored record (id not included): 0, -EINVAL, -ENOSPC. */
+int mesh_rsv_encode(const struct mesh_rsv *r, uint8_t *out, size_t cap, size_t *len);
+/* Strict: every length inside the record, bodies valid, a pending entry
+ * without an answer time. 0 or -EBADMSG (r->id untouched). */
+int mesh_rsv_decode(const uint8_t *v, size_t len, struct mesh_rsv *r);
+
+struct mesh_inbox;
+/* Open (max 0: MESH_INBOX_DEF_MAX); damaged and expired entries are
+ * deleted. -EIO, -ENOMEM. */
+int mesh_inbox_new(struct mesh_inbox **out, struct store *st, uint32_t max, uint64_t now_ms);
+void mesh_inbox_free(struct mesh_inbox *ib);
+/* Durable before it returns 0. replace 0: a new entry (-EALREADY held,
+ * -EDQUOT at max); 1: a held one (-ENOENT). -EINVAL, store errors. */
+int mesh_inbox_put(struct mesh_inbox *ib, const struct mesh_rsv *r, int replace);
+int mesh_inbox_get(struct mesh_inbox *ib, const uint8_t id[MESH_ID_LEN], struct mesh_rsv *out);
+int mesh_inbox_del(struct mesh_inbox *ib, const uint8_t id[MESH_ID_LEN]);
+/* Each entry in id order (expired ones not yet collected included); fn
+ * returns nonzero to stop. */
+typedef int (*mesh_inbox_fn)(void *arg, const struct mesh_rsv *r);
+int mesh_inbox_each(struct mesh_inbox *ib, mesh_inbox_fn fn, void *arg);
+/* Delete the expired: the number deleted or -errno. */
+int mesh_inbox_gc(struct mesh_inbox *ib, uint64_t now_ms);
+uint32_t mesh_inbox_count(const struct mesh_inbox *ib);
+
 #endif

@@ -224,6 +224,18 @@ struct svc_node_opts {
  * Returns 0, -EINVAL, -ENOMEM or the errors of quic_node_register().
  */
 int svc_node_new(struct svc_node **out, const struct svc_node_opts *opts);
+/*
+ * The gateway's /mesh/v1/msg/<op> (docs/MESH.md "Over the gateway"): a
+ * module above the fabric (the mesh, registered by the node) answers it,
+ * given the request as the control API would see it (subpath <op>, the
+ * body parsed as JSON). Served when gateway.services lists "mesh-msg" (or
+ * is "*"); else 403. Set before svc_node_start; NULL: 404.
+ */
+struct ctl_req;
+struct ctl_resp;
+void svc_node_gw_msg(struct svc_node *sn,
+		     void (*fn)(void *arg, const struct ctl_req *req, struct ctl_resp *resp),
+		     void *arg);
 /* After engine_start() and dhtnode_start(): publish the stored
  * publications again, start the refresh thread and the gateway (when
  * configured). Returns 0 or -errno (gateway bind failure included). */

@@ -8,7 +8,9 @@
  * parser and matcher take the input as a filter (and the body as an
  * Announce) without reading past it; a Query body accepted names a filter
  * that parses; a JSON object accepted as a body is a valid body and
- * converts back.
+ * converts back; an inbox record accepted (a node's reservation) holds
+ * bodies within their cap that are valid, and encodes back to the same
+ * bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,6 +71,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(n <= MESH_BODY_ANNOUNCE && mesh_body_fields(copy, n, NULL, NULL) == 0);
 		check(mesh_body_to_json(copy, n, &js) == 0);
 		free(js);
+	}
+	{
+		static struct mesh_rsv r;
+		static uint8_t again[MESH_RSV_REC_MAX];
+
+		if (mesh_rsv_decode(data, size, &r) == 0) {
+			check(r.data_len <= MESH_BODY_ANNOUNCE && r.answer_len <= MESH_BODY_ANNOUNCE);
+			check(mesh_body_fields(r.data, r.data_len, NULL, NULL) == 0);
+			check(mesh_rsv_encode(&r, again, sizeof(again), &n) == 0);
+			check(n == size && !memcmp(again, data, size));
+		}
 	}
 	if (mesh_query_parse(data, size, &fl, &flen, &max) == 0) {
 		check(max >= 1 && max <= MESH_QUERY_RESULTS_MAX);

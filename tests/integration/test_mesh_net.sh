@@ -10,23 +10,15 @@
 # with another key (not a member), gets nothing and stores nothing. Bad
 # input: 400 with a message, weftctl exit codes 1 and 2.
 . "$TOP/tests/lib/common.sh"
+. "$TOP/tests/lib/mesh.sh"
 prologue netns 4
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000
 
-cfield() { ctl "$1" --json community ls | json_get communities 0 "$2"; }
-metric() { ctl "$1" metrics | awk -v m="$2" '$1 == m {print $2}'; }
 
 for n in 1 2 3 4; do start_ns_node "$n" 1; done
 wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 3 ]' 300 || fail "DHT did not form"
 
-ctl 1 --json community create flats >"$D/c" || fail "create: $(cat "$D/c")"
-ID=$(json_get id <"$D/c") KEY=$(json_get key <"$D/c")
-ctl 2 community join "$ID" "$KEY" >/dev/null || fail "join 2"
-ctl 3 community join "$ID" "$KEY" >/dev/null || fail "join 3"
-for n in 1 2 3; do
-	wait_for '[ "$(cfield '$n' members)" = 3 ] && [ "$(cfield '$n' holders)" = 2 ]' 600 ||
-		fail "host $n: $(ctl $n --json community ls)"
-done
+mesh_community flats 1 2 3
 pass "hosts 1-3 in one community, each knows the other two"
 
 A1=$(ctl 1 mesh announce 7 --community "$ID" --data '{"city":"berlin","rent":450}' --ttl 2) ||
@@ -81,24 +73,13 @@ ctl 2 mesh announce 99999999999 --community "$ID" --data '{}' >"$D/e" 2>&1
 [ $? = 2 ] && grep -q 'SERVICE_ID' "$D/e" || fail "bad service id: $(cat "$D/e")"
 ctl 2 mesh query 7 --community 00112233445566778899aabbccddeeff >"$D/e" 2>&1
 [ $? = 1 ] && grep -q 'not a community' "$D/e" || fail "unknown community: $(cat "$D/e")"
-post() { # N PATH BODY: the HTTP status; the answer in $D/body
-	curl -s -m 20 -o "$D/body" -w '%{http_code}' --unix-socket "$D/n$1/weftd.sock" -X POST \
-		-H 'Content-Type: application/json' --data-binary "$3" "http://weftd$2"
-}
-for b in '{' '[]' '{"service_id":-1,"community":"'$ID'","data":{}}' \
+bad_bodies 2 /v1/mesh/announce '{' '[]' '{"service_id":-1,"community":"'$ID'","data":{}}' \
 	'{"service_id":7,"community":"'$ID'","data":{"Rent":1}}' \
 	'{"service_id":7,"community":"'$ID'","data":{"a":1},"ttl_h":721}' \
-	'{"service_id":7,"community":"'$ID'","data":{"a":{"b":1}}}'; do
-	[ "$(post 2 /v1/mesh/announce "$b")" = 400 ] && grep -q '"message"' "$D/body" ||
-		fail "announce $b: $(cat "$D/body")"
-done
-for b in '{"service_id":7,"community":"'$ID'","filter":5}' \
-	'{"service_id":7,"community":"'$ID'","wait_ms":20000}' \
-	'{"service_id":7,"community":"'$ID'","max":0}' '{"community":"'$ID'","id":"00"}'; do
-	p=/v1/mesh/query
-	[[ "$b" == *'"id"'* ]] && p=/v1/mesh/revoke
-	[ "$(post 2 "$p" "$b")" = 400 ] && grep -q '"message"' "$D/body" || fail "$p $b: $(cat "$D/body")"
-done
+	'{"service_id":7,"community":"'$ID'","data":{"a":{"b":1}}}'
+bad_bodies 2 /v1/mesh/query '{"service_id":7,"community":"'$ID'","filter":5}' \
+	'{"service_id":7,"community":"'$ID'","wait_ms":20000}' '{"service_id":7,"community":"'$ID'","max":0}'
+bad_bodies 2 /v1/mesh/revoke '{"community":"'$ID'","id":"00"}'
 [ "$(metric 3 weft_mesh_store_announces)" = 1 ] || fail "host 3's store changed"
 pass "bad filters, data, service ids and communities: clear errors, weftctl exit codes 1 and 2, the API 400 with a message"
 finish

@@ -14,6 +14,9 @@
 #include "testutil.h"
 #include "weft/config.h"
 #include "weft/conn.h"
+#include "weft/mesh.h"
+
+#define K64 "af09245cceeb35d4316cb6a80219685d996a1acb77697116f91f6012952bb482"
 
 static char *dir;
 
@@ -207,6 +210,34 @@ static void test_finish_checks(void **state)
 		assert_int_equal(nets[0].bits, 15);
 		assert_int_equal(nets[1].addr.family, AF_INET6);
 		assert_int_equal(nets[1].bits, 32);
+	}
+	/* mesh.trusted: KEYHEX:LEVEL, at most 16; mesh.min_level: a level */
+	{
+		static const char *bad[] = {"00:registry", K64 ":root", K64 ":none", K64,
+					    K64 "00:endorsed", "zz" K64 ":endorsed"};
+		char many[sizeof(cfg.mesh_trusted)] = "";
+		struct mesh_trust t;
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			config_defaults(&cfg);
+			config_set(&cfg, "mesh", "trusted", bad[i], err, sizeof(err));
+			assert_int_equal(config_finish(&cfg, err, sizeof(err)), -22);
+			assert_non_null(strstr(err, "mesh.trusted"));
+		}
+		for (int i = 0; i < 17; i++)
+			strcat(strcat(many, i ? "," : ""), K64 ":endorsed");
+		config_defaults(&cfg);
+		assert_int_equal(config_set(&cfg, "mesh", "trusted", many, err, sizeof(err)), 0);
+		assert_int_equal(config_finish(&cfg, err, sizeof(err)), -22);
+		config_defaults(&cfg);
+		config_set(&cfg, "mesh", "trusted", K64 ":registry, " K64 ":credential", err,
+			   sizeof(err));
+		assert_int_equal(config_finish(&cfg, err, sizeof(err)), 0);
+		assert_int_equal(config_mesh_trusted(&cfg, &t), 2);
+		assert_int_equal(t.e[0].max_level, MESH_LEVEL_REGISTRY);
+		assert_int_equal(t.e[1].max_level, MESH_LEVEL_CREDENTIAL);
+		assert_int_not_equal(config_set(&cfg, "mesh", "min_level", "high", err, sizeof(err)), 0);
+		assert_int_equal(config_set(&cfg, "mesh", "min_level", "registry", err, sizeof(err)), 0);
 	}
 }
 

@@ -75,9 +75,14 @@ static const struct weftctl_noun nouns[] = {
 	{ "io", weftctl_io, "io stats" },
 	{ "lan", weftctl_lan, "lan status   (LAN discovery, BEP 14: peers heard)" },
 	{ "mesh", weftctl_mesh,
-	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS]   (prints the envelope id)\n"
-	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS]   (e.g. --filter 'rent<500')\n"
-	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)" },
+	  "mesh announce SERVICE_ID --community ID --data JSON [--ttl HOURS] [--endorse HEX]...   (prints the envelope id; at most 2 endorsements)\n"
+	  "mesh query SERVICE_ID --community ID [--filter EXPR] [--wait MS] [--min-level LEVEL]   (e.g. --filter 'rent<500')\n"
+	  "mesh endorse PROVIDER_KEY SERVICE_ID --level endorsed|registry|credential [--days N]   (signed by this node)\n"
+	  "mesh update ENVELOPE_ID --community ID --data JSON [--ttl HOURS] [--endorse HEX]...   (one of this node's; default: its endorsements)\n"
+	  "mesh revoke ENVELOPE_ID --community ID   (one of this node's announces)\n"
+	  "mesh reserve ENVELOPE_ID --data JSON   (sealed to its provider; prints the reservation id)\n"
+	  "mesh inbox   (reservations received and sent, with their answers)\n"
+	  "mesh confirm|cancel ID [--data JSON]   (confirm: one this node received; cancel: received, or sent by it)" },
 	{ "msg", weftctl_msg,
 	  "msg send KEY --data S | --file F [--ttl S] [--no-direct]   (sealed to KEY)\n"
 	  "msg inbox\n"

@@ -57,6 +57,13 @@ struct mbox_node {
 	uint64_t dht_found_ms;		      /* when the DHT last gave anchors (mbn_now_ms) */
 	struct mbn_anchor dht_found[MBOX_MAX_ANCHORS];
 	unsigned int ndht_found;
+
+	/* mbox_node_take: messages for a module above (set before start) */
+	char take_tag[17];
+	size_t take_tag_len;
+	mbox_take_fn take_fn;
+	void *take_arg;
+	uint64_t taken_total; /* under mu */
 };
 
 /* mbox_serve.c: the anchor's side of stream type 0x50 */
@@ -102,6 +109,13 @@ int mbn_fetch_wait(struct mbox_node *mn, unsigned int timeout_ms, unsigned int *
 /* mbox_find.c: mailbox hosts in the DHT */
 void mbn_announce(struct mbox_node *mn);
 unsigned int mbn_dht_anchors(struct mbox_node *mn, struct mbn_anchor *out, unsigned int max);
+
+/* mbox_take.c: a message just kept in the inbox (id), opened (m), to the
+ * taker when its body carries the tag; out of the inbox once taken. */
+void mbn_offer(struct mbox_node *mn, const struct mbox_opened *m, const uint8_t id[MBOX_ID_LEN]);
+/* The same from the sealed bytes (opened here). */
+void mbn_offer_sealed(struct mbox_node *mn, const uint8_t *sealed, size_t len,
+		      const uint8_t id[MBOX_ID_LEN]);
 
 /* mbox_ctl.c */
 int mbn_ctl_register(struct mbox_node *mn);

@@ -153,6 +153,7 @@ static int fetch_one(struct mbox_node *mn, const struct mbn_anchor *a)
 						     it->len, id);
 				if (err)
 					break; /* inbox full or disk: not acknowledged */
+				mbn_offer(mn, &m, id);
 				taken++;
 			} else {
 				log_info("mailbox", "dropped a message from an anchor that does "

@@ -300,12 +300,13 @@ static void metrics(void *arg, FILE *out)
 {
 	struct mbox_node *mn = arg;
 	struct mbox_store_stats s;
-	uint64_t refused[MBOX_E_MAX], fetched;
+	uint64_t refused[MBOX_E_MAX], fetched, taken;
 
 	mbox_store_stats(mn->ms, &s);
 	pthread_mutex_lock(&mn->mu);
 	memcpy(refused, mn->refused, sizeof(refused));
 	fetched = mn->fetched_total;
+	taken = mn->taken_total;
 	pthread_mutex_unlock(&mn->mu);
 	metric(out, "weft_mailbox_messages", "gauge",
 	       "Messages this anchor holds for other nodes.", s.msgs);
@@ -315,6 +316,8 @@ static void metrics(void *arg, FILE *out)
 	       "Messages their recipients took from this anchor.", s.acked_total);
 	metric(out, "weft_mailbox_fetched_total", "counter",
 	       "Messages this node took from its anchors.", fetched);
+	metric(out, "weft_mailbox_taken_total", "counter",
+	       "Messages of this node's inbox taken by a module above (the mesh).", taken);
 	fprintf(out, "# HELP weft_mailbox_refused_total Requests this anchor refused, by reason.\n"
 		     "# TYPE weft_mailbox_refused_total counter\n");
 	for (unsigned int i = 1; i < MBOX_E_MAX; i++)

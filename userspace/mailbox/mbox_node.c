@@ -55,6 +55,20 @@ static void *fetch_thread(void *arg)
 	return NULL;
 }
 
+int mbox_node_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN],
+		   const uint8_t *body, size_t len, uint32_t ttl_s, int *direct)
+{
+	struct mbn_send_result res;
+	int err;
+
+	if (!mn)
+		return -EINVAL;
+	err = mbn_send(mn, recipient, body, len, ttl_s, 0, &res);
+	if (direct)
+		*direct = res.direct;
+	return err;
+}
+
 int mbox_node_new(struct mbox_node **out, const struct mbox_node_opts *o)
 {
 	struct mbox_node *mn;

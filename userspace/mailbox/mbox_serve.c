@@ -181,6 +181,8 @@ static uint8_t do_put(struct mbox_node *mn, const uint8_t peer[MBOX_KEY_LEN],
 			return MBOX_E_MALFORMED;
 		}
 		err = mbox_inbox_put(mn->ms, peer, mbn_now_s(), r->sealed, r->sealed_len, id);
+		if (!err)
+			mbn_offer_sealed(mn, r->sealed, r->sealed_len, id);
 	} else {
 		if (!mn->o.enabled)
 			return MBOX_E_DISABLED;

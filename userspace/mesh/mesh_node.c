@@ -20,57 +20,7 @@
 #include "weft/identity.h"
 #include "weft/mesh_node.h"
 #include "weft/util.h"
-
-#define NEIGH_MAX 32u
-#define PENDING_MAX 8u	      /* queries waiting for answers at once */
-#define QUERY_WAIT_MS 1500u   /* default wait for answers */
-#define QUERY_WAIT_MAX 10000u /* longest wait a request may ask */
-#define GC_MS 60000u
-#define TTL_H_MAX 720u /* 30 days: the core's longest Announce TTL */
-
-struct mcomm {
-	uint8_t id[COMM_ID_LEN];
-	struct mesh_peer *p;
-};
-
-/* The neighbours of the input being handled (for send's token -> key). */
-struct cur {
-	const uint8_t *id;
-	uint8_t keys[NEIGH_MAX][COMM_PK_LEN];
-	uint64_t tok[NEIGH_MAX];
-	size_t n;
-};
-
-struct pending {
-	int used;
-	uint32_t service, max;
-	uint8_t qid[MESH_ID_LEN];
-	json_t *arr; /* the announces gathered */
-	uint8_t seen[MESH_QUERY_RESULTS_MAX][MESH_ID_LEN];
-	size_t nseen;
-};
-
-struct mesh_node {
-	struct mesh_node_opts o;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct mesh_store *store;
-	struct mesh_trust trust;
-	struct mcomm c[COMM_NODE_MAX];
-	size_t n;
-	struct cur cur;
-	struct pending q[PENDING_MAX];
-	uint64_t next_gc_ms;
-	uint64_t refused, answers_in;
-};
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#include "mesh/mesh_node_int.h"
 
 static uint64_t token_of(const uint8_t *key)
 {
@@ -100,6 +50,7 @@ static void gather(struct pending *pq, const uint8_t *env, size_t len)
 {
 	struct mesh_env a;
 	char hex[2 * MESH_ID_LEN + 1], *data = NULL;
+	unsigned int level;
 	json_t *o, *d;
 
 	if (pq->nseen >= pq->max || pq->nseen >= MESH_QUERY_RESULTS_MAX ||
@@ -109,13 +60,15 @@ static void gather(struct pending *pq, const uint8_t *env, size_t len)
 	for (size_t i = 0; i < pq->nseen; i++)
 		if (!memcmp(pq->seen[i], a.g.id, MESH_ID_LEN))
 			return;
-	if (mesh_body_to_json(a.body, a.body_len, &data) != 0)
+	level = mesh_level(&pq->mn->trust, &a, mesh_wall_ms());
+	if (level < pq->min_level || mesh_body_to_json(a.body, a.body_len, &data) != 0)
 		return;
 	d = json_loads(data, 0, NULL);
 	free(data);
 	if (!d)
 		return;
 	memcpy(pq->seen[pq->nseen++], a.g.id, MESH_ID_LEN);
+	mesh_rsv_seen(pq->mn, &a);
 	o = json_object();
 	util_hex(hex, a.type == MESH_UPDATE ? a.ref : a.g.id, MESH_ID_LEN);
 	json_object_set_new(o, "id", json_string(hex));
@@ -123,6 +76,7 @@ static void gather(struct pending *pq, const uint8_t *env, size_t len)
 	json_object_set_new(o, "provider", json_string(hex));
 	json_object_set_new(o, "ts_ms", json_integer((json_int_t)a.g.ts_ms));
 	json_object_set_new(o, "ttl_s", json_integer((json_int_t)a.g.ttl_s));
+	json_object_set_new(o, "level", json_string(mesh_level_name(level)));
 	json_object_set_new(o, "data", d);
 	json_array_append_new(pq->arr, o);
 }
@@ -159,6 +113,7 @@ static struct mesh_peer *peer_of(struct mesh_node *mn, const uint8_t *id)
 	if (mn->n >= COMM_NODE_MAX)
 		return NULL;
 	po.relay.trust = &mn->trust;
+	po.relay.min_level = mn->o.min_level;
 	po.relay.limits.max_hops[MESH_ANNOUNCE] = mn->o.hops_announce;
 	po.relay.limits.max_hops[MESH_UPDATE] = mn->o.hops_announce;
 	po.relay.limits.max_hops[MESH_REVOKE] = mn->o.hops_announce;
@@ -178,7 +133,7 @@ static int input(struct mesh_node *mn, const uint8_t *id, const uint8_t *from,
 		 const uint8_t *env, size_t len)
 {
 	struct mesh_peer *p;
-	uint64_t now = wall_ms(), rnd;
+	uint64_t now = mesh_wall_ms(), rnd;
 	int n = comm_node_mesh_peers(mn->o.comm, id, mn->cur.keys, NEIGH_MAX);
 
 	if (n < 0)
@@ -188,6 +143,7 @@ static int input(struct mesh_node *mn, const uint8_t *id, const uint8_t *from,
 		return -ENOSPC;
 	if (now >= mn->next_gc_ms) {
 		mesh_store_gc(mn->store, now);
+		mesh_inbox_gc(mn->inbox, now);
 		mn->next_gc_ms = now + GC_MS;
 	}
 	mn->cur.id = id;
@@ -242,22 +198,95 @@ static int req_common(const struct ctl_req *req, struct ctl_resp *resp, uint32_t
 
 static void not_ours(struct ctl_resp *resp, int err)
 {
-	if (err == -ENOENT)
+	if (err == -EACCES)
+		ctl_resp_error(resp, 403, "level",
+			       "below mesh.min_level: the endorsements of trusted keys "
+			       "(mesh.trusted) do not reach it");
+	else if (err == -ENOENT)
 		ctl_resp_error(resp, 404, "not_found",
 			       "not a community this node belongs to (or no network)");
 	else
 		ctl_resp_errno(resp, err, "mesh");
 }
 
+/* "endorsements": at most MESH_ENDORSE_MAX hex endorsements of this node
+ * for service (mesh endorse on the endorser's node): 0 and *n, or a 400
+ * given. */
+static int req_endorse(struct mesh_node *mn, const struct ctl_req *req, struct ctl_resp *resp,
+		       uint32_t service, uint8_t out[MESH_ENDORSE_MAX * MESH_ENDORSE_LEN],
+		       uint8_t *n)
+{
+	json_t *a = json_object_get(req->json, "endorsements"), *x;
+	struct mesh_endorse en;
+	size_t i;
+
+	*n = 0;
+	if (!a)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > MESH_ENDORSE_MAX)
+		goto bad;
+	json_array_foreach(a, i, x) {
+		uint8_t *b = out + i * MESH_ENDORSE_LEN;
+
+		if (!json_is_string(x) || json_string_length(x) != 2 * MESH_ENDORSE_LEN ||
+		    util_unhex(b, MESH_ENDORSE_LEN, json_string_value(x)) ||
+		    mesh_endorse_parse(b, &en) || en.service != service ||
+		    memcmp(en.provider, mn->o.id->pk, MESH_PK_LEN))
+			goto bad;
+		(*n)++;
+	}
+	return 0;
+bad:
+	ctl_resp_error(resp, 400, "bad_request",
+		       "\"endorsements\": at most %u endorsements (%u hex digits each) of this "
+		       "node's key for this service id, signed (weftctl mesh endorse)",
+		       MESH_ENDORSE_MAX, 2 * MESH_ENDORSE_LEN);
+	return -EINVAL;
+}
+
+/* {"provider": HEX64, "service_id", "level", "days"?}: an endorsement of
+ * provider by this node's key, to give to the provider. */
+static void api_endorse(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	struct mesh_node *mn = arg;
+	json_t *p = json_object_get(req->json, "provider");
+	json_t *s = json_object_get(req->json, "service_id");
+	json_t *l = json_object_get(req->json, "level"), *d = json_object_get(req->json, "days");
+	uint8_t pk[MESH_PK_LEN], out[MESH_ENDORSE_LEN];
+	char hex[2 * MESH_ENDORSE_LEN + 1];
+	json_int_t days = d ? (json_is_integer(d) ? json_integer_value(d) : 0) : 30;
+	int level = json_is_string(l) ? mesh_level_parse(json_string_value(l)) : -EINVAL;
+
+	if (!json_is_string(p) || json_string_length(p) != 2 * MESH_PK_LEN ||
+	    util_unhex(pk, MESH_PK_LEN, json_string_value(p)) || !json_is_integer(s) ||
+	    json_integer_value(s) < 0 || json_integer_value(s) > (json_int_t)UINT32_MAX ||
+	    level < MESH_LEVEL_ENDORSED || days < 1 || days > 365) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "\"provider\": a node key, %u hex digits; \"service_id\": 0 .. "
+			       "4294967295; \"level\": endorsed, registry or credential; \"days\": "
+			       "1 .. 365",
+			       2 * MESH_PK_LEN);
+		return;
+	}
+	if (mesh_endorse_sign(mn->o.id->sk, (uint8_t)level, (uint32_t)json_integer_value(s), pk,
+			      mesh_wall_ms() + (uint64_t)days * 86400000u, out)) {
+		ctl_resp_error(resp, 500, "internal", "could not sign the endorsement");
+		return;
+	}
+	util_hex(hex, out, MESH_ENDORSE_LEN);
+	ctl_resp_json(resp, 200, json_pack("{s:s}", "endorsement", hex));
+}
+
 static void api_announce(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct mesh_node *mn = arg;
 	uint8_t id[COMM_ID_LEN], body[MESH_BODY_ANNOUNCE], env[MESH_ENV_MAX];
+	uint8_t en[MESH_ENDORSE_MAX * MESH_ENDORSE_LEN];
 	json_t *d, *t;
 	json_int_t ttl_h = 24;
 	struct mesh_msg m = {.type = MESH_ANNOUNCE, .max_hops = 16};
 	struct mesh_env e;
-	char *js, hex[2 * MESH_ID_LEN + 1];
+	char hex[2 * MESH_ID_LEN + 1];
 	size_t bl, el;
 	uint32_t service;
 	int err;
@@ -273,21 +302,19 @@ static void api_announce(void *arg, const struct ctl_req *req, struct ctl_resp *
 			return;
 		}
 	}
-	js = json_is_object(d) ? json_dumps(d, JSON_COMPACT) : NULL;
-	err = js ? mesh_body_from_json(js, strlen(js), body, sizeof(body), &bl) : -EINVAL;
-	free(js);
-	if (err) {
-		ctl_resp_error(resp, 400, "bad_request",
-			       "\"data\": a JSON object of at most %u fields named [a-z0-9_], "
-			       "values integers or strings of at most %u bytes, %u bytes encoded",
-			       MESH_FIELDS_MAX, MESH_FIELD_VALUE_MAX, MESH_BODY_ANNOUNCE);
+	if (mesh_node_data_body(d, body, &bl)) {
+		ctl_resp_error(resp, 400, "bad_request", MESH_NODE_DATA_MSG, MESH_FIELDS_MAX,
+			       MESH_FIELD_VALUE_MAX, MESH_BODY_ANNOUNCE);
 		return;
 	}
+	if (req_endorse(mn, req, resp, service, en, &m.n_endorse))
+		return;
+	m.endorse = en;
 	m.service = service;
 	m.body = body;
 	m.body_len = bl;
 	m.ttl_s = (uint32_t)ttl_h * 3600u;
-	m.ts_ms = wall_ms();
+	m.ts_ms = mesh_wall_ms();
 	if (mesh_env_build(mn->o.id->sk, &m, env, sizeof(env), &el) != 0 ||
 	    mesh_env_parse(env, el, &e, NULL) != 0) {
 		ctl_resp_error(resp, 500, "internal", "could not build the envelope");
@@ -306,17 +333,40 @@ static void api_announce(void *arg, const struct ctl_req *req, struct ctl_resp *
 	ctl_resp_json(resp, 200, json_pack("{s:s}", "id", hex));
 }
 
-/* {"community", "id"}: a Revoke of our announce id, stored (a tombstone)
- * and sent on like an Announce. */
-static void api_revoke(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+/* The endorsements of a held announce (or update) e: they end its payload,
+ * before the signature; each checked again. Their count, 0 if none. */
+static uint8_t held_endorse(const uint8_t *cur, size_t cl, const struct mesh_env *e,
+			    uint8_t out[MESH_ENDORSE_MAX * MESH_ENDORSE_LEN])
 {
-	struct mesh_node *mn = arg;
+	size_t n = e->n_endorse;
+	struct mesh_endorse x;
+
+	if (!n || n > MESH_ENDORSE_MAX || cl < COMM_SIG_LEN + n * MESH_ENDORSE_LEN)
+		return 0;
+	memcpy(out, cur + cl - COMM_SIG_LEN - n * MESH_ENDORSE_LEN, n * MESH_ENDORSE_LEN);
+	for (size_t i = 0; i < n; i++)
+		if (mesh_endorse_parse(out + i * MESH_ENDORSE_LEN, &x))
+			return 0;
+	return (uint8_t)n;
+}
+
+/* {"community", "id"} (Revoke) or {"community", "id", "data", "ttl_h"?,
+ * "endorsements"? (default: the announce's)} (Update): a change of our
+ * announce id, signed by the node key with a
+ * newer timestamp, stored (an Update, or a Revoke's tombstone) and sent on
+ * like an Announce. */
+static void change(struct mesh_node *mn, const struct ctl_req *req, struct ctl_resp *resp,
+		   uint8_t type)
+{
 	uint8_t id[COMM_ID_LEN], aid[MESH_ID_LEN], cur[MESH_ENV_MAX], env[MESH_ENV_MAX];
+	uint8_t body[MESH_BODY_ANNOUNCE], en[MESH_ENDORSE_MAX * MESH_ENDORSE_LEN];
 	json_t *c = req->json ? json_object_get(req->json, "community") : NULL;
 	json_t *a = req->json ? json_object_get(req->json, "id") : NULL;
-	struct mesh_msg m = {.type = MESH_REVOKE, .max_hops = 16};
+	json_t *t = req->json ? json_object_get(req->json, "ttl_h") : NULL;
+	struct mesh_msg m = {.type = type, .max_hops = 16};
+	json_int_t ttl_h = 0;
 	struct mesh_env e, r;
-	size_t cl, el;
+	size_t cl, el, bl = 0;
 	int err;
 
 	if (!json_is_string(c) || json_string_length(c) != 2 * COMM_ID_LEN ||
@@ -328,8 +378,34 @@ static void api_revoke(void *arg, const struct ctl_req *req, struct ctl_resp *re
 			       2 * COMM_ID_LEN, 2 * MESH_ID_LEN);
 		return;
 	}
+	if (type == MESH_UPDATE) {
+		if (t) {
+			ttl_h = json_is_integer(t) ? json_integer_value(t) : 0;
+			if (ttl_h < 1 || ttl_h > TTL_H_MAX) {
+				ctl_resp_error(resp, 400, "bad_request", "\"ttl_h\": 1 .. %u",
+					       TTL_H_MAX);
+				return;
+			}
+		}
+		if (mesh_node_data_body(json_object_get(req->json, "data"), body, &bl)) {
+			ctl_resp_error(resp, 400, "bad_request", MESH_NODE_DATA_MSG,
+				       MESH_FIELDS_MAX, MESH_FIELD_VALUE_MAX, MESH_BODY_ANNOUNCE);
+			return;
+		}
+		m.body = body;
+		m.body_len = bl;
+	}
 	pthread_mutex_lock(&mn->mu);
 	err = mesh_store_get(mn->store, aid, cur, sizeof(cur), &cl);
+	if (!err && type == MESH_UPDATE && !mesh_env_parse(cur, cl, &e, NULL)) {
+		if (req_endorse(mn, req, resp, e.service, en, &m.n_endorse)) {
+			pthread_mutex_unlock(&mn->mu);
+			return;
+		}
+		if (!json_object_get(req->json, "endorsements"))
+			m.n_endorse = held_endorse(cur, cl, &e, en);
+	}
+	m.endorse = en;
 	if (!err && (mesh_env_parse(cur, cl, &e, NULL) != 0 || e.type == MESH_REVOKE))
 		err = -ENOENT; /* revoked already */
 	if (!err && memcmp(e.g.origin, mn->o.id->pk, MESH_PK_LEN)) {
@@ -341,10 +417,10 @@ static void api_revoke(void *arg, const struct ctl_req *req, struct ctl_resp *re
 	if (!err) {
 		m.service = e.service;
 		m.ref = aid;
-		m.ttl_s = e.g.ttl_s;
-		m.ts_ms = wall_ms();
+		m.ttl_s = ttl_h ? (uint32_t)ttl_h * 3600u : e.g.ttl_s;
+		m.ts_ms = mesh_wall_ms();
 		if (m.ts_ms <= e.g.ts_ms)
-			m.ts_ms = e.g.ts_ms + 1; /* newer than what it revokes */
+			m.ts_ms = e.g.ts_ms + 1; /* newer than what it changes */
 		err = mesh_env_build(mn->o.id->sk, &m, env, sizeof(env), &el);
 		if (!err)
 			err = mesh_env_parse(env, el, &r, NULL) ? -EIO : 0;
@@ -365,7 +441,18 @@ static void api_revoke(void *arg, const struct ctl_req *req, struct ctl_resp *re
 		not_ours(resp, err);
 		return;
 	}
-	ctl_resp_json(resp, 200, json_pack("{s:s}", "revoked", json_string_value(a)));
+	ctl_resp_json(resp, 200, json_pack("{s:s}", type == MESH_REVOKE ? "revoked" : "updated",
+					   json_string_value(a)));
+}
+
+static void api_revoke(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	change(arg, req, resp, MESH_REVOKE);
+}
+
+static void api_update(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	change(arg, req, resp, MESH_UPDATE);
 }
 
 static void local_answer(void *arg, const uint8_t *env, size_t len)
@@ -379,6 +466,8 @@ static void api_query(void *arg, const struct ctl_req *req, struct ctl_resp *res
 	uint8_t id[COMM_ID_LEN], body[MESH_BODY_QUERY], env[MESH_ENV_MAX];
 	uint8_t pk[MESH_PK_LEN], sk[COMM_SK_LEN];
 	json_t *f = json_object_get(req->json, "filter"), *w, *mx;
+	json_t *ml = json_object_get(req->json, "min_level");
+	int min_level = MESH_LEVEL_NONE;
 	json_int_t wait = QUERY_WAIT_MS, max = MESH_QUERY_RESULTS_MAX;
 	struct mesh_msg m = {.type = MESH_QUERY, .max_hops = 16, .ttl_s = 60};
 	struct mesh_filter filt;
@@ -407,18 +496,25 @@ static void api_query(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		wait = json_is_integer(w) ? json_integer_value(w) : -1;
 	if (mx)
 		max = json_is_integer(mx) ? json_integer_value(mx) : 0;
-	if (wait < 0 || wait > QUERY_WAIT_MAX || max < 1 || max > MESH_QUERY_RESULTS_MAX) {
-		ctl_resp_error(resp, 400, "bad_request", "\"wait_ms\": 0 .. %u; \"max\": 1 .. %u",
+	if (ml)
+		min_level = json_is_string(ml) ? mesh_level_parse(json_string_value(ml)) : -EINVAL;
+	if (wait < 0 || wait > QUERY_WAIT_MAX || max < 1 || max > MESH_QUERY_RESULTS_MAX ||
+	    min_level < 0) {
+		ctl_resp_error(resp, 400, "bad_request",
+			       "\"wait_ms\": 0 .. %u; \"max\": 1 .. %u; \"min_level\": none, "
+			       "endorsed, registry or credential",
 			       QUERY_WAIT_MAX, MESH_QUERY_RESULTS_MAX);
 		return;
 	}
+	if (min_level < mn->o.min_level)
+		min_level = mn->o.min_level; /* the node's floor */
 	/* A one-time key: the Query carries nothing of ours. */
 	crypto_sign_keypair(pk, sk);
 	err = mesh_query_body(fs, (uint32_t)max, body, sizeof(body), &bl);
 	m.service = service;
 	m.body = body;
 	m.body_len = bl;
-	m.ts_ms = wall_ms();
+	m.ts_ms = mesh_wall_ms();
 	if (!err)
 		err = mesh_env_build(sk, &m, env, sizeof(env), &el);
 	sodium_memzero(sk, sizeof(sk));
@@ -435,13 +531,13 @@ static void api_query(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		ctl_resp_error(resp, 503, "busy", "%u queries are waiting already", PENDING_MAX);
 		return;
 	}
-	*pq = (struct pending){.used = 1, .service = service, .max = (uint32_t)max,
-			       .arr = json_array()};
+	*pq = (struct pending){.mn = mn, .min_level = (unsigned int)min_level, .used = 1,
+			       .service = service, .max = (uint32_t)max, .arr = json_array()};
 	memcpy(pq->qid, e.g.id, MESH_ID_LEN);
 	err = input(mn, id, NULL, env, el);
 	if (!err) /* our own store answers too */
-		mesh_store_query(mn->store, service, &filt, 0, (uint32_t)max, m.ts_ms, local_answer,
-				 pq);
+		mesh_store_query(mn->store, service, &filt, (uint8_t)min_level, (uint32_t)max,
+				 m.ts_ms, local_answer, pq);
 	util_deadline_ts(&dl, (uint64_t)wait);
 	while (!err && pq->nseen < pq->max && pthread_cond_timedwait(&mn->cv, &mn->mu, &dl) == 0)
 		;
@@ -519,6 +615,7 @@ static void metrics(void *arg, FILE *out)
 	fprintf(out, "weft_mesh_store_evicted_total{why=\"cap\"} %llu\n"
 		     "weft_mesh_store_evicted_total{why=\"expired\"} %llu\n",
 		(unsigned long long)ss.evicted, (unsigned long long)ss.expired);
+	mesh_rsv_metrics(mn, out);
 	pthread_mutex_unlock(&mn->mu);
 }
 
@@ -539,7 +636,12 @@ int mesh_node_new(struct mesh_node **out, const struct mesh_node_opts *o)
 	mn->o.store_opts.trust = &mn->trust;
 	pthread_mutex_init(&mn->mu, NULL);
 	util_cond_init_mono(&mn->cv);
-	err = mesh_store_new(&mn->store, o->store, &mn->o.store_opts, wall_ms());
+	if (o->trust)
+		mn->trust = *o->trust;
+	mn->o.store_opts.min_level = o->min_level;
+	err = mesh_store_new(&mn->store, o->store, &mn->o.store_opts, mesh_wall_ms());
+	if (!err)
+		err = mesh_rsv_init(mn);
 	if (err) {
 		mesh_node_free(mn);
 		return err;
@@ -548,6 +650,8 @@ int mesh_node_new(struct mesh_node **out, const struct mesh_node_opts *o)
 		ctl_route(o->ctl, "POST", "/v1/mesh/announce", api_announce, mn);
 		ctl_route(o->ctl, "POST", "/v1/mesh/query", api_query, mn);
 		ctl_route(o->ctl, "POST", "/v1/mesh/revoke", api_revoke, mn);
+		ctl_route(o->ctl, "POST", "/v1/mesh/update", api_update, mn);
+		ctl_route(o->ctl, "POST", "/v1/mesh/endorse", api_endorse, mn);
 		ctl_metrics(o->ctl, metrics, mn);
 	}
 	comm_node_mesh_hook(o->comm, hook, mn);
@@ -562,6 +666,7 @@ void mesh_node_free(struct mesh_node *mn)
 	for (size_t i = 0; i < mn->n; i++)
 		mesh_peer_free(mn->c[i].p);
 	mesh_store_free(mn->store);
+	mesh_inbox_free(mn->inbox);
 	pthread_mutex_destroy(&mn->mu);
 	pthread_cond_destroy(&mn->cv);
 	free(mn);

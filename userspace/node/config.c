@@ -12,6 +12,7 @@
 #include "weft/config.h"
 #include "weft/conn.h"
 #include "weft/log.h"
+#include "weft/mesh.h"
 #include "weft/util.h"
 #include "weft/xdp_abi.h"
 
@@ -95,6 +96,10 @@ static const struct cfg_key cfg_keys[] = {
 	{ "mesh", "hops_announce", CFG_U32, OFF(mesh_hops_announce), 0, 1, 6, "6", NULL, 0 },
 	{ "mesh", "hops_query", CFG_U32, OFF(mesh_hops_query), 0, 1, 4, "4", NULL, 0 },
 	{ "mesh", "fanout", CFG_U32, OFF(mesh_fanout), 0, 1, 32, "4", NULL, 0 },
+	{ "mesh", "inbox_max", CFG_U32, OFF(mesh_inbox_max), 0, 1, 100000, "1024", NULL, 0 },
+	{ "mesh", "trusted", CFG_STR, OFF(mesh_trusted), SZ(mesh_trusted), 0, 0, "", NULL, 0 },
+	{ "mesh", "min_level", CFG_ENUM, OFF(mesh_min_level), SZ(mesh_min_level), 0, 0, "none",
+	  "none|endorsed|registry|credential", 0 },
 	{ "xdp", "interface", CFG_STR, OFF(xdp_ifname), SZ(xdp_ifname), 0, 0, "", NULL, 0 },
 	{ "xdp", "mode", CFG_ENUM, OFF(xdp_mode), SZ(xdp_mode), 0, 0, "native",
 	  "native|generic", 0 },
@@ -566,6 +571,13 @@ int config_finish(struct weft_config *cfg, char *err, size_t errlen)
 			 cfg->mailbox_anchors);
 		return -EINVAL;
 	}
+	if (config_mesh_trusted(cfg, NULL) < 0) {
+		snprintf(err, errlen,
+			 "mesh.trusted '%s': at most 16 KEYHEX:LEVEL (LEVEL endorsed, registry or "
+			 "credential), comma-separated",
+			 cfg->mesh_trusted);
+		return -EINVAL;
+	}
 	if (config_relay_use(cfg, NULL, 4) < 0) {
 		snprintf(err, errlen, "relay.use '%s': at most 4 NODEKEY@ADDR:PORT, comma-separated",
 			 cfg->relay_use);
@@ -637,6 +649,20 @@ int config_relay_use(const struct weft_config *cfg, char (*out)[128], unsigned i
 int config_mailbox_anchors(const struct weft_config *cfg, char (*out)[128], unsigned int max)
 {
 	return key_addr_list(cfg->mailbox_anchors, out, max);
+}
+
+int config_mesh_trusted(const struct weft_config *cfg, struct mesh_trust *out)
+{
+	char buf[sizeof(cfg->mesh_trusted)], *tok, *save = NULL;
+	struct mesh_trust t = {0};
+
+	snprintf(buf, sizeof(buf), "%s", cfg->mesh_trusted);
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+		if (t.n == 16 || mesh_trust_add(&t, tok))
+			return -EINVAL;
+	if (out)
+		*out = t;
+	return (int)t.n;
 }
 
 /* mailbox.enabled: "auto" follows relay.enable (a relay host keeps mail). */

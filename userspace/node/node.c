@@ -429,6 +429,30 @@ static int node_conn_init(struct node *n)
 	return 0;
 }
 
+/* The gateway's /mesh/v1/msg/<op> (svc_node_gw_msg): the mesh's control
+ * routes /v1/mesh/<op>, those an application uses. */
+static void node_gw_mesh(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	static const char *const ops[] = {"announce", "query",	 "update", "revoke",
+					  "reserve",  "inbox",	 "confirm", "cancel"};
+	struct node *n = arg;
+	struct ctl_req r = *req;
+	char path[32];
+
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (!strcmp(req->subpath, ops[i])) {
+			snprintf(path, sizeof(path), "/v1/mesh/%s", ops[i]);
+			r.path = path;
+			r.subpath = "";
+			ctl_dispatch(n->ctl, &r, resp);
+			return;
+		}
+	ctl_resp_error(resp, 404, "not_found",
+		       "no mesh operation '%.32s': announce, query, update, revoke, reserve, "
+		       "inbox, confirm, cancel",
+		       req->subpath);
+}
+
 /* Mailboxes (docs/MAILBOX.md): always (our inbox, msg send); serving
  * others with mailbox.enabled. */
 static int node_mbox_init(struct node *n)
@@ -771,13 +795,19 @@ registered:
 				       .per_provider = n->cfg.mesh_per_provider,
 				       .services_max = n->cfg.mesh_services_max},
 			.hops_announce = (uint8_t)n->cfg.mesh_hops_announce,
-			.hops_query = (uint8_t)n->cfg.mesh_hops_query, .fanout = n->cfg.mesh_fanout};
+			.hops_query = (uint8_t)n->cfg.mesh_hops_query, .fanout = n->cfg.mesh_fanout,
+			.mbox = n->mbox, .inbox_max = n->cfg.mesh_inbox_max,
+			.min_level = (uint8_t)mesh_level_parse(n->cfg.mesh_min_level)};
+		struct mesh_trust trust;
 
+		if (config_mesh_trusted(&n->cfg, &trust) >= 0)
+			mo.trust = &trust;
 		err = mesh_node_new(&n->mesh, &mo);
 		if (err) {
 			log_error("node", "mesh: %s", strerror(-err));
 			return err;
 		}
+		svc_node_gw_msg(n->svc, node_gw_mesh, n);
 	}
 	return 0;
 }

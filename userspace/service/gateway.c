@@ -7,6 +7,8 @@
  *     GET  /mesh/v1/services/<name>           discovery as JSON
  *     ANY  /mesh/v1/http/<service>/<path>     HTTP pass-through, path form:
  *                                             sandboxed, never credentials
+ *     ANY  /mesh/v1/msg/<op>                  the mesh's messages (the node's
+ *                                             handler, svc_node_gw_msg)
  *   on a service's own origin:
  *     ANY  http://<name>.localhost:PORT/<path>        best provider of name
  *     ANY  http://<service-id>.localhost:PORT/<path>  that one provider
@@ -31,6 +33,7 @@
 #include "svc_calls_int.h"
 #include "svc_ctl_int.h"
 #include "svc_pipe_int.h"
+#include "weft/ctl.h"
 #include "weft/log.h"
 #include "weft/svc_http.h"
 #include "weft/util.h"
@@ -723,6 +726,40 @@ static void count_denied(struct svc_gateway *gw)
  * CORS preflight. Returns 1 when the request may go on, 0 when an answer
  * was queued (*ret).
  */
+/* /mesh/v1/msg/<op>: the handler the node registered, as on the control
+ * API; its answer (JSON, errors as {"error": {"code", "message"}}). */
+static MHD_RESULT gw_msg(struct svc_gateway *gw, struct MHD_Connection *c, const char *method,
+			 const char *op, struct gw_req *r)
+{
+	struct ctl_req req = {.method = method, .path = op, .subpath = op,
+			      .body = r->body, .body_len = r->len};
+	struct ctl_resp resp = {.status = 200};
+	MHD_RESULT ret;
+	char *s;
+
+	if (!allowed(gw->sn->cfg.gateway_services, "mesh-msg", 8)) {
+		count_denied(gw);
+		return reply_error(c, 403, "forbidden",
+				   "the mesh's messages are not in the gateway whitelist "
+				   "(gateway.services: mesh-msg)");
+	}
+	if (!gw->sn->gw_msg_fn)
+		return reply_error(c, 404, "not_found", "no mesh on this node");
+	req.json = r->len ? json_loadb((const char *)r->body, r->len, 0, NULL) : NULL;
+	gw->sn->gw_msg_fn(gw->sn->gw_msg_arg, &req, &resp);
+	json_decref(req.json);
+	s = resp.json ? json_dumps(resp.json, JSON_COMPACT) : NULL;
+	if (s)
+		ret = reply(c, (unsigned int)resp.status, "application/json", s, strlen(s),
+			    resp.status >= 400 ? "mesh" : NULL);
+	else
+		ret = reply_error(c, 500, "internal", "no answer");
+	free(s);
+	json_decref(resp.json);
+	free(resp.text);
+	return ret;
+}
+
 static int gw_admit(struct svc_gateway *gw, struct MHD_Connection *c, struct gw_req *r,
 		    const char *method, MHD_RESULT *ret)
 {
@@ -935,7 +972,17 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 			return reply_error(c, 405, "bad_method", "POST only");
 		return gw_call(gw, c, name, rest, r);
 	}
+	if (!strncmp(url, "/mesh/v1/msg/", 13))
+		return gw_msg(gw, c, method, url + 13, r);
 	return reply_error(c, 404, "not_found", "no such gateway path");
+}
+
+void svc_node_gw_msg(struct svc_node *sn,
+		     void (*fn)(void *arg, const struct ctl_req *req, struct ctl_resp *resp),
+		     void *arg)
+{
+	sn->gw_msg_fn = fn;
+	sn->gw_msg_arg = arg;
 }
 
 int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)

@@ -179,6 +179,9 @@ struct svc_node {
 	uint64_t due_ns;       /* the next job or op deadline to check */
 	struct svcn_stats st;
 	atomic_ullong gw_requests, gw_denied; /* gateway threads count them */
+	/* /mesh/v1/msg/... on the gateway (svc_node_gw_msg) */
+	void (*gw_msg_fn)(void *arg, const struct ctl_req *req, struct ctl_resp *resp);
+	void *gw_msg_arg;
 	/* calls whose endpoints did not answer and whose key did not resolve
 	 * to an address that answered (callers count them) */
 	atomic_ullong calls_by_key_failed;
