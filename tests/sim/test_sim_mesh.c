@@ -19,8 +19,9 @@
  *    and its Confirm sealed to the Reserve's one-time key opens at the
  *    consumer only.
  *
- * Not here: the Reserve left in an offline provider's mailbox (the node
- * wiring is not built; docs/MESH.md).
+ * Not here: the Reserve left in an offline provider's mailbox and taken
+ * when it returns, which needs the node wiring (mailbox, dial by key):
+ * tests/integration/test_mesh_reserve.sh runs it on real weftd.
  */
 #include <setjmp.h>
 #include <stdarg.h>
