@@ -24,11 +24,12 @@ netns_nat_host 4 5 10.0.5 "masquerade" || fail "NAT setup"
 IP1=$(netns_ip4 1)
 IP2=$(netns_ip4 2)
 common=(--workers 1 --set "dht.bootstrap=$IP2:6881" --set content.poll_s=2)
-netns_weftd 2 uring "$D" --workers 1 --set content.poll_s=2
+# A logs at debug level: its gossip by key names each target it dials
+netns_weftd 2 uring "$D" --workers 1 --set content.poll_s=2 --log-level debug
 netns_weftd 1 uring "$D" "${common[@]}" --relay
 K1=$(ctl 1 --json status | json_get node_key)
 netns_weftd 3 uring "$D" "${common[@]}"
-netns_weftd 5 uring "$D" "${common[@]}" --set "relay.use=$K1@$IP1:4433"
+netns_weftd 5 uring "$D" "${common[@]}" --set "relay.use=$K1@$IP1:4433" --log-level debug
 for n in 2 3 5; do eval "K$n=\$(ctl $n --json status | json_get node_key)"; done
 cfield() { ctl "$1" --json community ls | json_get communities 0 "$2"; }
 metric() { ctl "$1" metrics | awk -v m="$2" '$1 == m {print $2}'; }
@@ -81,7 +82,14 @@ stop_weftd "$PID3" || fail "C did not stop cleanly"
 circuits0=$(ctl 1 --json relay status | json_get counters circuits)
 ctl 2 community share "$ID" "$K2/later" >/dev/null || fail "share later"
 wait_for '[ "$(cfield 5 shares)" = 4 ]' 600 ||
-	fail "Q did not get the share: $(ctl 5 --json community ls; ctl 2 metrics | grep community_)"
+	fail "Q did not get the share: $(ctl 5 --json community ls; ctl 2 metrics | grep community_
+		echo "--- Q's community metrics:"; ctl 5 metrics | grep '^weft_community_'
+		echo "--- h1's relay:"; ctl 1 relay status
+		echo "--- A's log:"; grep -E 'community|relay|circuit|dial' "$LOG2" | tail -n 40
+		echo "--- Q's relay:"; ctl 5 relay status
+		echo "--- Q's record as A resolves it:"; ctl 2 --json node resolve "$K5" --fresh
+		echo "--- Q's status:"; ctl 5 --json status
+		echo "--- Q's log:"; grep -E 'relay|conn|nat|NAT|reserv' "$LOG5" | tail -n 60)"
 [ "$(metric 2 weft_community_dials_by_key_total)" -ge 1 ] ||
 	fail "A did not dial Q by key: $(ctl 2 metrics | grep community_)"
 [ "$(ctl 1 --json relay status | json_get counters circuits)" -gt "$circuits0" ] ||
