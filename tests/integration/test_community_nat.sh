@@ -29,7 +29,7 @@ netns_weftd 2 uring "$D" --workers 1 --set content.poll_s=2 --log-level debug
 netns_weftd 1 uring "$D" "${common[@]}" --relay
 K1=$(ctl 1 --json status | json_get node_key)
 netns_weftd 3 uring "$D" "${common[@]}"
-netns_weftd 5 uring "$D" "${common[@]}" --set "relay.use=$K1@$IP1:4433" --log-level debug
+netns_weftd 5 uring "$D" "${common[@]}" --set "relay.use=$K1@$IP1:4433"
 for n in 2 3 5; do eval "K$n=\$(ctl $n --json status | json_get node_key)"; done
 cfield() { ctl "$1" --json community ls | json_get communities 0 "$2"; }
 metric() { ctl "$1" metrics | awk -v m="$2" '$1 == m {print $2}'; }
@@ -94,7 +94,7 @@ wait_for '[ "$(cfield 5 shares)" = 4 ]' 600 ||
 	fail "A did not dial Q by key: $(ctl 2 metrics | grep community_)"
 [ "$(ctl 1 --json relay status | json_get counters circuits)" -gt "$circuits0" ] ||
 	fail "no circuit through h1: $(ctl 1 relay status)"
-pass "cut from Q's NAT, A's gossip reached Q by its key through h1's circuit"
+pass "cut from Q's NAT, A's gossip reached Q by its key through h1's circuit (A: $(metric 2 weft_community_gossip_members_total) of its records sent to members it knew no holder key for)"
 
 for p in "$PID5" "$PID2" "$PID1"; do stop_weftd "$p" || fail "a weftd did not stop cleanly"; done
 finish

@@ -17,8 +17,11 @@
  * link between them loses everything) and C is down: a share A binds
  * reaches Q only by A's gossip, dialled by Q's key through a circuit of
  * R (the relay Q's node record lists). X, with another key, finds no
- * holder and sees nothing. A closed community refuses Q without an
- * invite and admits it with one.
+ * holder and sees nothing. In a second community, A is cut from Q's NAT
+ * from the start (Q pulls from C only: A knows Q from its member record,
+ * never from a connection); with C down, a share A binds still reaches Q
+ * by key. A closed community refuses Q without an invite and admits it
+ * with one.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -179,6 +182,72 @@ static void test_gossip_reaches_nat_member_by_key(void **state)
 	assert_int_equal(simnet_link_set(W.w.sn, &a, &out, &none), 0);
 }
 
+/* The second community's id (test_member_never_in_contact). */
+static char ID2[33];
+
+static int a_sees_three(void *arg)
+{
+	(void)arg;
+	return cfield(&W.a, ID2, "members") == 3;
+}
+
+static int q_has_one(void *arg)
+{
+	(void)arg;
+	return cfield(&W.q, ID2, "shares") == 1;
+}
+
+/* A member that never contacted us: in a second community, A cannot reach
+ * Q's NAT from the start, so Q pulls from C only and A learns Q from Q's
+ * member record (through C), never from a connection: A knows no holder
+ * key for Q. With C down, a share A binds reaches Q only because A's own
+ * records also go, by key, to members no holder entry names (a circuit of
+ * R). Before that rule, A gossiped to C alone and Q never learned it. */
+static void test_member_never_in_contact(void **state)
+{
+	struct simnet_link cut = { .loss_ppm = 1000000 };
+	struct io_addr a, out;
+	json_int_t before = circuits();
+	char path[96], head[160];
+	json_t *o;
+
+	(void)state;
+	assert_int_equal(io_addr_parse(&a, W.a.ip, 0), 0);
+	assert_int_equal(io_addr_parse(&out, NAT_OUT, 0), 0);
+	assert_int_equal(simnet_link_set(W.w.sn, &a, &out, &cut), 0);
+	o = simnode_ok(&W.a, "POST", "/v1/community/create", json_pack("{s:s}", "name", "club2"));
+	snprintf(ID2, sizeof(ID2), "%s", json_string_value(json_object_get(o, "id")));
+	json_decref(simnode_ok(&W.c, "POST", "/v1/community/join",
+			       json_pack("{s:s,s:s}", "id", ID2, "key",
+					 json_string_value(json_object_get(o, "key")))));
+	json_decref(simnode_ok(&W.q, "POST", "/v1/community/join",
+			       json_pack("{s:s,s:s}", "id", ID2, "key",
+					 json_string_value(json_object_get(o, "key")))));
+	json_decref(o);
+	if (simnode_wait_every(a_sees_three, NULL, 60000, 100))
+		fail_msg("A sees %lld members of club2", (long long)cfield(&W.a, ID2, "members"));
+	simnet_host_set_down(W.c.host, 1);
+	snprintf(path, sizeof(path), "/v1/community/%s/shares", ID2);
+	snprintf(head, sizeof(head), "%s/%s", W.a.key, "late");
+	json_decref(simnode_ok(&W.a, "POST", path, json_pack("{s:s}", "head", head)));
+	if (simnode_wait_every(q_has_one, NULL, 60000, 100))
+		fail_msg("Q sees %lld shares of club2", (long long)cfield(&W.q, ID2, "shares"));
+	assert_true(circuits() > before);
+}
+
+/* Whatever test_member_never_in_contact's end: C up, A's link back. */
+static int restore(void **state)
+{
+	struct simnet_link none = { 0 };
+	struct io_addr a, out;
+
+	(void)state;
+	simnet_host_set_down(W.c.host, 0);
+	if (io_addr_parse(&a, W.a.ip, 0) || io_addr_parse(&out, NAT_OUT, 0))
+		return -1;
+	return simnet_link_set(W.w.sn, &a, &out, &none);
+}
+
 static void test_outsider_sees_nothing(void **state)
 {
 	json_t *o = simnode_ok(&W.x, "GET", "/v1/community", NULL), *c;
@@ -239,6 +308,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_three_members),
 		cmocka_unit_test(test_gossip_reaches_nat_member_by_key),
+		cmocka_unit_test_teardown(test_member_never_in_contact, restore),
 		cmocka_unit_test(test_outsider_sees_nothing),
 		cmocka_unit_test(test_closed_needs_invite),
 	};

@@ -147,9 +147,14 @@ static void srv_release(void *arg)
 /* ------------------------------------------------------------- gossip out */
 
 /* Send msg to up to NET_FANOUT holders known by key, never to skip1 or
- * skip2 (the sender, the origin). Under net->mu. */
+ * skip2 (the sender, the origin). Under net->mu. When fewer holders are
+ * known by key than the fan-out, members of the index (members, from the
+ * caller: our own records only) that no holder entry names fill the rest,
+ * by key: a member that never contacted us (behind a NAT, it reached
+ * another holder only) is still reached through its node record. */
 static void spread(struct comm_net *net, struct ncomm *c, const uint8_t *msg, size_t len,
-		   const uint8_t *skip1, const uint8_t *skip2)
+		   const uint8_t *skip1, const uint8_t *skip2, const uint8_t (*members)[COMM_PK_LEN],
+		   size_t nmembers)
 {
 	size_t cand[NET_PEERS], nc = 0, idx[NET_FANOUT], k;
 	uint64_t rnd;
@@ -166,10 +171,23 @@ static void spread(struct comm_net *net, struct ncomm *c, const uint8_t *msg, si
 	k = comm_gossip_pick(nc, nc, NET_FANOUT, rnd, idx);
 	for (size_t i = 0; i < k; i++)
 		comm_net_gossip_to(net, &c->p[cand[idx[i]]], msg, len);
+	for (size_t m = 0; m < nmembers && k < NET_FANOUT; m++) {
+		struct peer tmp = {.have_key = 1, .by_key = 1};
+		int known = !memcmp(members[m], net->o.me->pk, COMM_PK_LEN);
+
+		for (size_t i = 0; i < c->np && !known; i++)
+			known = c->p[i].have_key && !memcmp(c->p[i].key, members[m], COMM_PK_LEN);
+		if (known)
+			continue;
+		memcpy(tmp.key, members[m], COMM_PK_LEN);
+		comm_net_gossip_to(net, &tmp, msg, len);
+		net->st.gossip_members++;
+		k++;
+	}
 }
 
 void comm_net_publish(struct comm_net *net, const uint8_t id[COMM_ID_LEN], const uint8_t *rec,
-		      size_t len)
+		      size_t len, const uint8_t (*members)[COMM_PK_LEN], size_t nmembers)
 {
 	uint8_t box[COMM_REC_MAX_LEN + COMM_SEAL_OVERHEAD], msg[MSG_MAX];
 	size_t bl, el;
@@ -190,7 +208,7 @@ void comm_net_publish(struct comm_net *net, const uint8_t id[COMM_ID_LEN], const
 	    comm_env_parse(msg + 1 + COMM_DHT_KEY_LEN, el, &env) != 0)
 		goto out;
 	comm_gossip_note(c->g, env.id, comm_net_wall_ms()); /* our own comes back as a duplicate */
-	spread(net, c, msg, 1 + COMM_DHT_KEY_LEN + el, NULL, NULL);
+	spread(net, c, msg, 1 + COMM_DHT_KEY_LEN + el, NULL, NULL, members, nmembers);
 out:
 	pthread_mutex_unlock(&net->mu);
 }
@@ -308,7 +326,7 @@ static int gossip_in(struct comm_net *net, const struct item *it)
 		if (comm_gossip_forward(c->g, eb, el, fwd + 1 + COMM_DHT_KEY_LEN,
 					sizeof(fwd) - 1 - COMM_DHT_KEY_LEN) == 0) {
 			net->st.gossip_forwarded++;
-			spread(net, c, fwd, it->len, it->key, env.origin);
+			spread(net, c, fwd, it->len, it->key, env.origin, NULL, 0);
 		}
 	}
 	pthread_mutex_unlock(&net->mu);

@@ -60,6 +60,7 @@ struct comm_net_stats {
 		gossip_refused, busy, not_member;
 	uint64_t mesh_in, mesh_refused; /* kind-2 envelopes handed to the mesh, refused */
 	uint64_t by_key, by_key_fail, gossip_retried, gossip_dropped; /* by key (comm_dial.c) */
+	uint64_t gossip_members; /* our records sent by key to members no holder entry names */
 	uint64_t gossip_bytes_sent, gossip_bytes_in; /* stream payloads (type varint and QUIC aside) */
 };
 
@@ -76,9 +77,12 @@ int comm_net_add(struct comm_net *net, const uint8_t id[COMM_ID_LEN],
 		 const uint8_t pk[COMM_PK_LEN]);
 void comm_net_remove(struct comm_net *net, const uint8_t id[COMM_ID_LEN]);
 /* Gossip one of our own records (signed, plain) to up to the fan-out of
- * the community's holders. Any thread; never blocks on the network. */
+ * the community's holders; when fewer are known by key, to members (keys
+ * of present members from the index, at most nmembers) that no holder
+ * entry names, by key, up to the fan-out. Any thread; never blocks on the
+ * network. */
 void comm_net_publish(struct comm_net *net, const uint8_t id[COMM_ID_LEN], const uint8_t *rec,
-		      size_t len);
+		      size_t len, const uint8_t (*members)[COMM_PK_LEN], size_t nmembers);
 /* Holders of the community known by key (ours excluded). */
 size_t comm_net_peers(struct comm_net *net, const uint8_t id[COMM_ID_LEN]);
 void comm_net_stats(struct comm_net *net, struct comm_net_stats *out);

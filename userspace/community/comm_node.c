@@ -33,6 +33,9 @@
 #define DB_RECS "community_records"
 #define META_MAX (1u + COMM_PK_LEN + 1u + COMM_SK_LEN + 1u + COMM_NAME_MAX + COMM_SIG_LEN)
 #define RKEY_MAX (COMM_ID_LEN + 1u + COMM_PK_LEN + COMM_NAME_MAX)
+/* members an own record may go to by key when few holders are known by
+ * key (at most the fan-out are sent to; the rest are known holders) */
+#define PUBLISH_MEMBERS 8u
 
 struct community {
 	uint8_t id[COMM_ID_LEN], pk[COMM_PK_LEN], sk[COMM_SK_LEN], admit[COMM_SIG_LEN];
@@ -157,6 +160,27 @@ static int load_rec(void *arg, const void *key, size_t klen, const void *val, si
 /* ---- writing our own records ---- */
 
 /* Sign r (ours), add it to the index and persist it. */
+/* Present members other than us, at most max, from a random start in the
+ * index: those our own records may go to by key (comm_net_publish). Under
+ * cn->mu. */
+static size_t sample_members(struct comm_node *cn, struct community *c,
+			     uint8_t (*out)[COMM_PK_LEN], size_t max)
+{
+	size_t total = comm_index_count(c->ix, COMM_REC_MEMBER), n = 0, start;
+	struct comm_rec r;
+
+	if (!total)
+		return 0;
+	start = randombytes_uniform((uint32_t)(total < UINT32_MAX ? total : UINT32_MAX));
+	for (size_t i = 0; i < total && n < max; i++) {
+		if (comm_index_get(c->ix, COMM_REC_MEMBER, (start + i) % total, &r) ||
+		    (r.flags & COMM_REC_GONE) || !memcmp(r.member, cn->me->pk, COMM_PK_LEN))
+			continue;
+		memcpy(out[n++], r.member, COMM_PK_LEN);
+	}
+	return n;
+}
+
 static int put_own(struct comm_node *cn, struct community *c, struct comm_rec *r)
 {
 	uint8_t buf[COMM_REC_MAX_LEN], key[RKEY_MAX];
@@ -180,8 +204,12 @@ static int put_own(struct comm_node *cn, struct community *c, struct comm_rec *r
 	op = (struct store_op){.dbi = cn->db_recs, .key = key, .klen = rec_key(key, c->id, r),
 			       .val = buf, .vlen = n};
 	err = store_write_sync(cn->store, &op, 1, 0);
-	if (!err)
-		comm_net_publish(cn->net, c->id, buf, n);
+	if (!err) {
+		uint8_t members[PUBLISH_MEMBERS][COMM_PK_LEN];
+
+		comm_net_publish(cn->net, c->id, buf, n, members,
+				 sample_members(cn, c, members, PUBLISH_MEMBERS));
+	}
 	return err;
 }
 
@@ -727,6 +755,9 @@ static const struct {
 	   gossip_retried),
 	NC("gossip_dropped", "Gossip sends by key dropped: the dial queue was full.",
 	   gossip_dropped),
+	NC("gossip_members",
+	   "Own records sent by key to members no holder entry names (few holders known by key).",
+	   gossip_members),
 #undef NC
 };
 
