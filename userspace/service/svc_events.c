@@ -174,6 +174,10 @@ static void ev_post(struct svc_node *sn, struct svcn_ev *ev)
 		ev_run(&ev->m, 1);
 		return;
 	}
+	/* The owner on this very worker (svc.owner = worker): its turn comes
+	 * later in this pass, no wake-up */
+	if (svc_backend_on_loop(sn->backend))
+		return;
 	/* (inside svcn_shim_enter: the fabric's own reference stays) */
 	atomic_fetch_add(&sh->refs, 1);
 	r = engine_pass_end(ev_kick, sh);

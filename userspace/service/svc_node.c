@@ -42,7 +42,9 @@
 #include "svc_rep_int.h"
 #include "svc_serve_int.h"
 #include "svc_stream_int.h"
+#include "weft/engine.h"
 #include "weft/guard.h"
+#include "weft/io.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/svc_router.h"
@@ -178,8 +180,17 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	bo.max_response = svcn_max_payload(sn);
 	bo.tick = svcn_tick; /* jobs and pass-throughs: their deadlines */
 	bo.tick_ctx = sn;
+	bo.hosted = sn->cfg.svc_owner_worker && engine_mode(o->eng) != IO_MODE_MEM;
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
+	if (!err && bo.hosted) {
+		/* the owner's loop in QUIC worker 0's turns (docs/SERVICE.md,
+		 * "The owner on the QUIC worker") */
+		err = engine_host(o->eng, 0, svc_backend_fd(sn->backend), svc_backend_step,
+				  sn->backend);
+		if (err)
+			log_error("svc", "svc.owner = worker: %s", strerror(-err));
+	}
 	if (!err)
 		err = svcn_strm_init(sn);
 	if (!err)
