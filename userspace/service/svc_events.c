@@ -2,8 +2,10 @@
 /*
  * How QUIC events reach the service fabric's owner (docs/SERVICE.md,
  * "Threads and owners"). Every QUIC callback of the fabric runs on a packet worker and does no
- * more than copy its event and post it to the owner (the backend thread,
- * svc_backend_post): no lock, no allocation beyond the copy. The owner
+ * more than copy its event and post it to the owner (the backend
+ * forwarder's loop, svc_backend_post; on worker 0 itself when svc.owner =
+ * worker, where the event runs later in the same pass without a wake-up):
+ * no lock, no allocation beyond the copy. The owner
  * runs the events in each worker's order. Stream data is bounded
  * (svc.owner_queue events, SVC_NODE_OWNER_BYTES bytes): past it the
  * stream is reset with SVC_NODE_RST_OWNER_BUSY and a close event follows,

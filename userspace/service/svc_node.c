@@ -15,8 +15,9 @@
  * pass-through), svc_directory.c and svc_persist.c (publications and
  * descriptors), svc_node_ctl.c (control routes), gateway.c.
  *
- * Owner: the fabric's state is the backend thread's alone (its event
- * loop), and no lock guards it. QUIC callbacks on packet workers copy
+ * Owner: the fabric's state is the backend forwarder's loop's alone (a
+ * thread of its own, or QUIC worker 0's loop with svc.owner = worker:
+ * engine_host), and no lock guards it. QUIC callbacks on packet workers copy
  * their event and post it to the owner (svc_events.c); backend completions
  * run on the owner; the refresher and control routes run their work there
  * (svcn_owner_run, with a deadline); calls, lookups, pass-throughs and the
