@@ -19,7 +19,8 @@
 # Usage: TOP=. WEFTD=build/weftd WEFTCTL=build/weftctl bench/svc.sh [calls]
 #   SVC_PARTS="calls gw backend stream ws" (the default: all) runs only
 #   those parts; SVC_PERF=DIR records each part's weftd with perf record -g
-#   (DIR/PART-nN.data); SVC_STREAM_BYTES, SVC_WS_RTT size the last two.
+#   (DIR/PART-nN.data); SVC_STREAM_BYTES, SVC_WS_RTT size the last two;
+#   SVC_OWNER=thread|worker sets svc.owner on both nodes (unset: the default).
 set -u
 : "${TOP:=$(cd "$(dirname "$0")/.." && pwd)}" "${WEFTD:=$TOP/build/weftd}" "${WEFTCTL:=$TOP/build/weftctl}"
 export TOP WEFTD WEFTCTL
@@ -37,6 +38,8 @@ mkdir -p "$D/n1" "$D/n2"
 # The benchmark caller is trusted: lift the per-peer limits through config.
 LIFT=(--set svc.peer_calls_per_min=100000000 --set svc.service_calls_per_min=100000000
 	--set svc.addr_calls_per_min=100000000 --set svc.peer_concurrency=1000)
+# SVC_OWNER=thread|worker: where both nodes run the fabric's owner (svc.owner)
+[ -n "${SVC_OWNER:-}" ] && LIFT+=(--set "svc.owner=$SVC_OWNER")
 NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n1" --io uring --workers 1 \
 	--log-level warn "${LIFT[@]}" --gateway 127.0.0.1:5030 --set gateway.services=echo,app \
 	--set svc.service_calls_per_min=100000000

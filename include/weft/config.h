@@ -155,6 +155,7 @@ struct weft_config {
 	uint32_t svc_service_streams;
 	uint32_t svc_ws_max_message;
 	uint32_t svc_owner_queue;	   /* stream events waiting for the fabric's owner */
+	char svc_owner[8];		   /* "thread" | "worker": where the owner's loop runs */
 	/* [store] */
 	uint64_t store_map_size;
 	/* [relay]: the data plane's keys (include/weft/relay_fwd.h, RELAY_DEF_*) */

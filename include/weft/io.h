@@ -153,6 +153,10 @@ struct io_backend {
 	 * housekeeping (xsk: completions, neighbour events). Returns 0 or
 	 * -errno (-EINTR ok). */
 	int (*wait)(struct io_queue *q, int64_t timeout_us);
+	/* Optional, the queue's thread (or before it starts): wait() also
+	 * returns when fd is readable (level: a readable fd keeps waking
+	 * it), until watch(q, -1). The caller reads fd. Returns 0 or -errno. */
+	int (*watch)(struct io_queue *q, int fd);
 	void (*close)(struct io_queue *q);
 	/* Optional, any thread: the local address datagrams to dst leave
 	 * from (port left 0). NULL: the kernel's route lookup applies (uring,

@@ -15,7 +15,8 @@
  *
  * Threads: svc_backend_new() starts one thread (owned by the handle,
  * joined by svc_backend_free) with an epoll loop over non-blocking
- * sockets: no thread per request. Every request has a deadline; requests
+ * sockets, or, hosted, runs that loop in another thread's turns
+ * (svc_backend_step): no thread per request. Every request has a deadline; requests
  * in progress are bounded node-wide and per service.
  */
 #ifndef WEFT_SVC_BACKEND_H
@@ -61,6 +62,11 @@ struct svc_backend_opts {
 	 * not block. Not run once svc_backend_free() began. */
 	uint64_t (*tick)(void *ctx, uint64_t now_ns);
 	void *tick_ctx;
+	/* 1: no thread of its own; its loop runs in another loop's turns
+	 * (svc_backend_step, woken by svc_backend_fd: the fabric's owner on a
+	 * QUIC worker, engine_host). svc_backend_free then runs the last
+	 * turn itself, after the host stopped calling step. */
+	int hosted;
 };
 
 /*
@@ -159,6 +165,13 @@ int svc_backend_post_lazy(struct svc_backend *b, struct svc_backend_msg *m);
 /* Wake the loop for what was posted lazily (nothing when a wake-up is
  * already on its way). Any thread, while b lives. */
 void svc_backend_kick(struct svc_backend *b);
+/* A hosted loop's turn, without waiting (engine_host's step: arg is the
+ * handle): 1 when work is pending at once; *next_us is when it wants to
+ * run again (-1: only when svc_backend_fd is readable). The first call's
+ * thread is the loop's from then on (svc_backend_on_loop). */
+int svc_backend_step(void *arg, int64_t *next_us);
+/* The descriptor that is readable when the loop has I/O or messages. */
+int svc_backend_fd(const struct svc_backend *b);
 /* 1 when called on the backend thread itself (the fabric's owner), else 0. */
 int svc_backend_on_loop(const struct svc_backend *b);
 

@@ -198,6 +198,7 @@ struct svc_node_cfg {
 	uint32_t svc_peer_streams;	      /* 0 = SVC_NODE_PEER_STREAMS */
 	uint32_t svc_service_streams;	      /* 0 = SVC_NODE_SERVICE_STREAMS */
 	uint32_t svc_ws_max_message;	      /* 0 = SVC_NODE_WS_MAX_MESSAGE */
+	int svc_owner_worker; /* 1: the owner's loop runs on QUIC worker 0 (svc.owner = worker) */
 };
 
 struct svc_node_opts {

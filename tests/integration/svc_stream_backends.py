@@ -101,6 +101,11 @@ async def chat(port, callers=None):
     async def handler(ws, path=None):
         rh = getattr(ws, "request_headers", None) or ws.request.headers
         check_callers({k.lower(): v for k, v in rh.raw_items()}, b"ws", callers)
+        if (path or getattr(getattr(ws, "request", None), "path", "")).endswith("/stall"):
+            # a backend that never reads: what the client sends must stop
+            # at the stream's window, not pile up in weftd
+            await asyncio.sleep(120)
+            return
         clients.add(ws)
         await bcast("joined %d" % len(clients))
         try:

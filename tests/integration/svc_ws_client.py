@@ -6,6 +6,8 @@
 #   idle URI MS             joins asking X-Weft-Idle-Ms: MS, then sends
 #                           nothing (no pings): prints the close code the
 #                           gateway ends it with and the seconds it took.
+#   flood URI MS            256 KiB messages at a backend that never reads,
+#                           idle time MS: prints "MiB close_code seconds".
 #   rtt URI N               N echo round trips of 16 bytes (after 50 to
 #                           warm up): prints "p50_us p99_us" (bench/svc.sh).
 #   first URI               joins, waits for "joined 2", says "hi from
@@ -84,6 +86,25 @@ async def idle(uri, ms):
             pass
         print(ws.close_code, "%.1f" % (asyncio.get_running_loop().time() - t0))
 
+async def flood(uri, ms):
+    # 256 KiB messages, up to 256 MiB, at a backend that never reads:
+    # prints the MiB that left before the sends blocked and the close
+    # code and time when the stream's idle time ended it
+    hdr = dict(SLOW)
+    hdr["X-Weft-Idle-Ms"] = str(ms)
+    msg, sent = b"x" * (256 << 10), 0
+    loop = asyncio.get_running_loop()
+    ws = await websockets.connect(uri, sock=sock_for(uri), open_timeout=30, extra_headers=hdr,
+                                  ping_interval=None, compression=None, close_timeout=1)
+    t0 = loop.time()
+    try:
+        while sent < (256 << 20):
+            await asyncio.wait_for(ws.send(msg), 60)
+            sent += len(msg)
+    except websockets.ConnectionClosed:
+        pass
+    print(sent >> 20, ws.close_code, "%.1f" % (loop.time() - t0))
+
 async def rtt(uri, n):
     import time
     lat = []
@@ -104,6 +125,8 @@ if __name__ == "__main__":
         asyncio.run(first(sys.argv[2]))
     elif sys.argv[1] == "idle":
         asyncio.run(idle(sys.argv[2], int(sys.argv[3])))
+    elif sys.argv[1] == "flood":
+        asyncio.run(flood(sys.argv[2], int(sys.argv[3])))
     elif sys.argv[1] == "rtt":
         asyncio.run(rtt(sys.argv[2], int(sys.argv[3])))
     else:

@@ -24,6 +24,9 @@
 #     connection to itself).
 #   - a WebSocket client that asks for 1.5 s of idle time and sends
 #     nothing is closed with 1001 by the gateway.
+#   - a WebSocket client flooding a backend that never reads is held at
+#     the stream's window (with the fabric's owner on the QUIC worker, the
+#     default), then ended by the idle time, never slow_reader.
 set -u
 . "$TOP/tests/lib/common.sh"
 prologue netns 4
@@ -153,6 +156,22 @@ read -r icode isecs _ <<<"$out"
 	fail "idle WebSocket closed after ${isecs:-?} s"
 [ "$(ctl 3 --json svc streams | json_get ended idle)" -ge 1 ] || fail "idle not counted: $(ctl 3 --json svc streams)"
 pass "WebSocket idle past X-Weft-Idle-Ms 1500: closed 1001 after $isecs s, stream ended idle"
+
+# Flow control: a client floods 256 KiB messages at a backend that never
+# reads (chat's /stall path). The bytes stop at the stream's window and
+# the sockets' buffers (far under the 256 MiB tried), nothing ends with
+# slow_reader, and the stream's idle time (3 s) then ends it.
+out=$(netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" flood "ws://127.0.0.1:$GWC/mesh/v1/ws/chat/stall" 3000 2>&1)
+read -r fmib fcode fsecs _ <<<"$out"
+[ -n "${fsecs:-}" ] && [ "$fmib" -lt 128 ] || fail "flood at a backend that never reads: '$out'"
+"$PYTHON" -c "import sys; sys.exit(not (2.0 <= float(sys.argv[1]) <= 60))" "$fsecs" ||
+	fail "flooded WebSocket ended after $fsecs s: '$out'"
+[ "$(ctl 3 --json svc streams | json_get ended idle)" -ge 2 ] || fail "flood not ended idle: $(ctl 3 --json svc streams)"
+for n in 1 3; do
+	[ "$(ctl $n --json svc streams | json_get ended slow_reader)" = 0 ] ||
+		fail "node $n ended a stream slow_reader: $(ctl $n --json svc streams)"
+done
+pass "WebSocket flood at a backend that never reads: $fmib MiB left before the sends blocked, ended by the idle time after $fsecs s (close $fcode)"
 
 code=$(netns_exec 3 curl -s -o "$D/bad.json" -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
 	"http://127.0.0.1:$GWC/mesh/v1/ws/chat/room")

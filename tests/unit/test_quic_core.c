@@ -346,6 +346,86 @@ static void test_no_handshake_stall(void **state)
 	world_free(w);
 }
 
+static int stop_client_rx(void *arg)
+{
+	struct world *w = arg;
+
+	return w->app[1].nrecs > 0 && w->app[1].recs[0].rx_off >= w->want_rx;
+}
+
+static unsigned int hold_tx[SIM_MAX_NODES];
+
+static void hold_tap(void *arg, int from, const uint8_t *buf, size_t len)
+{
+	(void)arg;
+	(void)buf;
+	(void)len;
+	hold_tx[from]++;
+}
+
+/* 16 bytes of the pattern at off on (c, sid). */
+static void send16(struct quic_conn *c, int64_t sid, uint64_t off)
+{
+	uint8_t b[16];
+
+	for (size_t i = 0; i < sizeof(b); i++)
+		b[i] = pat(off + i);
+	assert_int_equal(quic_stream_send(c, sid, b, sizeof(b), 0), (ssize_t)sizeof(b));
+}
+
+/*
+ * ACK hold (QUIC_ACK_HOLD_NS): once stream data went both ways, a request
+ * whose answer comes 200 us later costs the server one packet (the
+ * answer, carrying the ACK), not an ACK-only packet first; a request
+ * that is not answered is acknowledged alone once the hold (1 ms) ends.
+ * Virtual time, 50 us one way.
+ */
+static void test_ack_hold(void **state)
+{
+	struct world *w = connected(23, NULL, NULL);
+	struct quic_conn *sc;
+	int64_t sid;
+
+	(void)state;
+	w->sim.delay = 50000;
+	assert_int_equal(quic_stream_open(w->cli, 1, &sid), 0);
+	/* exchanges answered at once, until path MTU probing is over */
+	for (uint64_t off = 0; off < 16 * 8; off += 16) {
+		send16(w->cli, sid, off);
+		w->want_rx = off + 16;
+		assert_int_equal(sim_run(&w->sim, stop_server_rx, NULL, w, 1000 * SIM_MS), 1);
+		sc = w->app[0].recs[0].c;
+		send16(sc, sid, off);
+		assert_int_equal(sim_run(&w->sim, stop_client_rx, NULL, w, 1000 * SIM_MS), 1);
+		sim_run(&w->sim, NULL, NULL, w, 50 * SIM_MS);
+	}
+
+	memset(hold_tx, 0, sizeof(hold_tx));
+	w->sim.tap = hold_tap;
+	send16(w->cli, sid, 128);
+	w->want_rx = 144;
+	assert_int_equal(sim_run(&w->sim, stop_server_rx, NULL, w, 1000 * SIM_MS), 1);
+	sim_run(&w->sim, NULL, NULL, w, SIM_MS / 5);
+	assert_int_equal(hold_tx[0], 0); /* no ACK-only packet */
+	send16(sc, sid, 128);
+	assert_int_equal(sim_run(&w->sim, stop_client_rx, NULL, w, 1000 * SIM_MS), 1);
+	assert_int_equal(hold_tx[0], 1); /* the answer, with the ACK */
+
+	sim_run(&w->sim, NULL, NULL, w, 10 * SIM_MS);
+	memset(hold_tx, 0, sizeof(hold_tx));
+	send16(w->cli, sid, 144);
+	w->want_rx = 160;
+	assert_int_equal(sim_run(&w->sim, stop_server_rx, NULL, w, 1000 * SIM_MS), 1);
+	sim_run(&w->sim, NULL, NULL, w, SIM_MS / 2);
+	assert_int_equal(hold_tx[0], 0);
+	sim_run(&w->sim, NULL, NULL, w, 2 * SIM_MS);
+	assert_int_equal(hold_tx[0], 1); /* the ACK alone, after the hold */
+	assert_int_equal(w->app[0].recs[0].rx_bad, 0);
+	assert_int_equal(w->app[1].recs[0].rx_bad, 0);
+	w->sim.tap = NULL;
+	world_free(w);
+}
+
 static void test_pin_failure(void **state)
 {
 	struct world *w = world_new(2, NULL);
@@ -1047,6 +1127,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handshake_mutual),
 		cmocka_unit_test(test_no_handshake_stall),
+		cmocka_unit_test(test_ack_hold),
 		cmocka_unit_test(test_pin_failure),
 		cmocka_unit_test(test_bidi_echo),
 		cmocka_unit_test(test_stream_credit),

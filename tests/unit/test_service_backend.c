@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -984,6 +985,95 @@ static void test_router_to_backend(void **state)
 	srv_stop(&s);
 }
 
+/* Hosted (svc_backend_opts.hosted, the fabric's owner on a QUIC worker):
+ * no thread of its own; a host thread runs its turns (svc_backend_step),
+ * waiting on svc_backend_fd and the time step asks for, as the engine's
+ * worker does. Calls are served, a deadline is kept by the host's wait,
+ * messages run on the host's thread (the loop's from its first turn), and
+ * once the host stopped svc_backend_free ends what is left. */
+struct host {
+	struct svc_backend *b;
+	atomic_int stop;
+};
+
+static void *host_main(void *arg)
+{
+	struct host *h = arg;
+
+	while (!atomic_load(&h->stop)) {
+		struct pollfd p = {.fd = svc_backend_fd(h->b), .events = POLLIN};
+		int64_t next;
+
+		if (svc_backend_step(h->b, &next))
+			continue;
+		(void)poll(&p, 1, next < 0 || next > 20000 ? 20 : (int)((next + 999) / 1000));
+	}
+	return NULL;
+}
+
+struct loop_msg {
+	struct svc_backend_msg m;
+	struct svc_backend *b;
+	atomic_int seen; /* 1: ran on the loop's thread, -1: elsewhere */
+};
+
+static void loop_msg_run(struct svc_backend_msg *m, int cancel)
+{
+	struct loop_msg *lm = (struct loop_msg *)m;
+
+	if (!cancel)
+		atomic_store(&lm->seen, svc_backend_on_loop(lm->b) ? 1 : -1);
+}
+
+static void test_hosted(void **state)
+{
+	static struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	static struct job_ctx late;
+	struct svc_backend_opts o = {.hosted = 1};
+	struct loop_msg lm = {.m.fn = loop_msg_run};
+	uint8_t payload[1000];
+	struct srv s, quiet;
+	struct host h = {0};
+	struct job_ctx j;
+	pthread_t th;
+	int t0;
+
+	(void)state;
+	srv_start_tcp(&s, SRV_HTTP);
+	srv_start_tcp(&quiet, SRV_SILENT);
+	t0 = task_count();
+	assert_int_equal(svc_backend_new(&h.b, &o), 0);
+	assert_int_equal(task_count(), t0); /* no thread of its own */
+	assert_true(svc_backend_fd(h.b) >= 0);
+	lm.b = h.b;
+	assert_int_equal(pthread_create(&th, NULL, host_main, &h), 0);
+	tu_fill(payload, sizeof(payload), 9);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(call_sync(h.b, s.addr, "echo", payload, sizeof(payload), 5000, &j),
+				 SVC_OK);
+		assert_int_equal(j.len, sizeof(payload));
+		assert_memory_equal(j.resp, payload, sizeof(payload));
+		free(j.resp);
+	}
+	/* a silent backend: the host's wait ends at the step's deadline */
+	assert_int_equal(call_sync(h.b, quiet.addr, "x", NULL, 0, 300, &j), SVC_ERR_TIMEOUT);
+	assert_int_equal(svc_backend_post(h.b, &lm.m), 0);
+	for (int i = 0; i < 500 && !atomic_load(&lm.seen); i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&lm.seen), 1);
+	assert_false(svc_backend_on_loop(h.b)); /* this thread is not the loop */
+	atomic_store(&h.stop, 1);
+	pthread_join(th, NULL);
+	/* the host stopped: a call submitted now is ended by free */
+	late.w = &w;
+	assert_int_equal(submit(h.b, quiet.addr, "app", "x", NULL, 0, 5000, &late), 0);
+	svc_backend_free(h.b);
+	wait_for(&w, 1);
+	assert_int_equal(late.err, SVC_ERR_OVERLOADED);
+	srv_stop(&s);
+	srv_stop(&quiet);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -996,6 +1086,7 @@ int main(void)
 	    cmocka_unit_test(test_stall_no_threads),
 	    cmocka_unit_test(test_stream),
 	    cmocka_unit_test(test_router_to_backend),
+	    cmocka_unit_test(test_hosted),
 	};
 
 	return cmocka_run_group_tests_name("service_backend", tests, NULL, NULL);

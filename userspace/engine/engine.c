@@ -736,6 +736,39 @@ static void pass_hook_run(void)
 		fn(pass_hook.arg);
 }
 
+/* The hosted loop's turn (engine_host); 1 when it did work. Its writes
+ * to QUIC are commands on this worker: the next pass runs them without
+ * a sleep in between. */
+static int host_run(struct engine_worker *w)
+{
+	int64_t next = -1;
+	int busy = w->host_step(w->host_arg, &next);
+
+	w->host_due_us = next < 0 ? 0 : engine_worker_now_us(w) + (uint64_t)next;
+	return busy;
+}
+
+int engine_host(struct engine *eng, unsigned int worker, int fd,
+		int (*step)(void *arg, int64_t *next_us), void *arg)
+{
+	struct engine_worker *w;
+	int err;
+
+	if (!eng || !step || fd < 0 || worker >= eng->nworkers)
+		return -EINVAL;
+	if (!eng->be->watch)
+		return -EOPNOTSUPP;
+	w = eng->workers[worker];
+	if (__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE) || w->host_step)
+		return -EBUSY;
+	err = eng->be->watch(w->q, fd);
+	if (err)
+		return err;
+	w->host_step = step;
+	w->host_arg = arg;
+	return 0;
+}
+
 /* One pass of the loop; returns 1 when it did work (then the caller
  * must not wait before the next pass). */
 static int worker_pass(struct engine_worker *w)
@@ -761,6 +794,8 @@ static int worker_pass(struct engine_worker *w)
 	cmds = run_cmds(w, eng->opts.cmdq_size);
 	if (run_deferred(w))
 		fired++;
+	if (w->host_step && host_run(w))
+		fired++;
 	engine_flush(w);
 	/* after the flush: a thread the hook wakes may take this CPU, and
 	 * the pass's packets are on their way by then */
@@ -776,6 +811,12 @@ static int64_t worker_next_us(const struct engine_worker *w)
 
 	if (nu >= 0 && (to < 0 || nu < to))
 		to = nu;
+	if (w->host_due_us) {
+		int64_t h = w->host_due_us > w->now_us ? (int64_t)(w->host_due_us - w->now_us) : 0;
+
+		if (to < 0 || h < to)
+			to = h;
+	}
 	return to;
 }
 

@@ -99,6 +99,10 @@ struct engine_worker {
 	uint8_t *txbuf;
 	unsigned int ntx;
 	uint16_t ip_id;
+	/* engine_host: a loop run every pass, woken by host_fd */
+	int (*host_step)(void *arg, int64_t *next_us);
+	void *host_arg;
+	uint64_t host_due_us; /* its next deadline (worker clock), 0: none */
 };
 
 struct engine {

@@ -19,6 +19,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,7 +44,7 @@
 #define UR_GSO_MAX_BYTES 65000
 #define UR_MAX_BATCH 1024
 
-enum { TAG_RECV = 1, TAG_WAKE = 2 };
+enum { TAG_RECV = 1, TAG_WAKE = 2, TAG_WATCH = 3 };
 
 struct io_queue {
 	struct io_uring ring;
@@ -65,6 +66,7 @@ struct io_queue {
 	int *armed;
 	int wake_fd, wake_armed;
 	uint64_t wake_buf;
+	int watch_fd, watch_armed; /* ur_watch: a one-shot poll, armed again each time */
 	int gso;
 	/* provided buffers */
 	struct io_uring_buf_ring *br;
@@ -276,6 +278,7 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 	if (q->batch > UR_MAX_BATCH)
 		q->batch = UR_MAX_BATCH;
 	q->wake_fd = opts->wake_fd;
+	q->watch_fd = -1;
 	q->gso = opts->uring_gso;
 	for (i = 0; i < total; i++)
 		q->socks[i] = -1;
@@ -388,6 +391,15 @@ static int arm(struct io_queue *q)
 			io_uring_prep_read(sqe, q->wake_fd, &q->wake_buf, sizeof(q->wake_buf), 0);
 			io_uring_sqe_set_data64(sqe, (uint64_t)TAG_WAKE << 32);
 			q->wake_armed = 1;
+			n++;
+		}
+	}
+	if (q->watch_fd >= 0 && !q->watch_armed) {
+		sqe = io_uring_get_sqe(&q->ring);
+		if (sqe) {
+			io_uring_prep_poll_add(sqe, q->watch_fd, POLLIN);
+			io_uring_sqe_set_data64(sqe, (uint64_t)TAG_WATCH << 32);
+			q->watch_armed = 1;
 			n++;
 		}
 	}
@@ -505,8 +517,11 @@ static int ur_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
 	while (n < max && q->ndone < q->nbufs && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
 		uint32_t tag = (uint32_t)(cqe->user_data >> 32);
 
-		if (tag == TAG_WAKE) {
-			q->wake_armed = 0;
+		if (tag == TAG_WAKE || tag == TAG_WATCH) {
+			if (tag == TAG_WAKE)
+				q->wake_armed = 0;
+			else
+				q->watch_armed = 0;
 			io_uring_cqe_seen(&q->ring, cqe);
 			continue;
 		}
@@ -754,6 +769,15 @@ static int ur_wait(struct io_queue *q, int64_t timeout_us)
 	return r;
 }
 
+/* The poll of an fd that went is left to complete or be cancelled by
+ * the ring's close; a new fd is armed at the next rx or wait. */
+static int ur_watch(struct io_queue *q, int fd)
+{
+	q->watch_fd = fd;
+	q->watch_armed = 0;
+	return 0;
+}
+
 const struct io_backend io_backend_uring = {
 	.name = "uring",
 	.init = ur_init,
@@ -763,5 +787,6 @@ const struct io_backend io_backend_uring = {
 	.rx_done = ur_rx_done,
 	.tx = ur_tx,
 	.wait = ur_wait,
+	.watch = ur_watch,
 	.close = ur_close,
 };

@@ -82,6 +82,7 @@ struct io_queue {
 	unsigned int qid, batch, nports;
 	uint16_t ports[IO_MAX_PORTS];
 	int wake_fd;
+	int watch_fd; /* xsk_watch, -1: none */
 	void *area;
 	size_t area_len;
 	struct xsk_umem *umem;
@@ -500,6 +501,7 @@ static int xsk_open(struct io_queue **out, void *arg, const struct io_opts *opts
 	q->st = opts->stats;
 	q->qid = qid;
 	q->wake_fd = opts->wake_fd;
+	q->watch_fd = -1;
 	q->batch = opts->batch ? opts->batch : 64;
 	if (q->batch > XSK_MAX_BATCH)
 		q->batch = XSK_MAX_BATCH;
@@ -962,7 +964,7 @@ static int xsk_tx(struct io_queue *q, const struct io_txmsg *msgs, unsigned int 
 
 static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 {
-	struct pollfd p[3 + IO_MAX_PORTS];
+	struct pollfd p[4 + IO_MAX_PORTS];
 	unsigned int np = 0, i;
 	int r, wake = -1, nl, ks;
 
@@ -974,6 +976,10 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 	if (q->wake_fd >= 0) {
 		wake = (int)np;
 		p[np].fd = q->wake_fd;
+		p[np++].events = POLLIN;
+	}
+	if (q->watch_fd >= 0) {
+		p[np].fd = q->watch_fd;
 		p[np++].events = POLLIN;
 	}
 	for (i = 0; i < q->nports; i++) {
@@ -1018,6 +1024,12 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 	return 0;
 }
 
+static int xsk_watch(struct io_queue *q, int fd)
+{
+	q->watch_fd = fd;
+	return 0;
+}
+
 const struct io_backend io_backend_xsk = {
 	.name = "xdp",
 	.init = xsk_init,
@@ -1027,5 +1039,6 @@ const struct io_backend io_backend_xsk = {
 	.rx_done = xsk_rx_done,
 	.tx = xsk_tx,
 	.wait = xsk_wait,
+	.watch = xsk_watch,
 	.close = xsk_close,
 };

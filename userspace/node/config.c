@@ -214,6 +214,8 @@ static const struct cfg_key cfg_keys[] = {
 	  "200", NULL, 0 },
 	{ "svc", "conn_streams", CFG_U32, OFF(svc_conn_streams), 0, 1, 96, "96", NULL, 0 },
 	{ "svc", "owner_queue", CFG_U32, OFF(svc_owner_queue), 0, 1, 1U << 20, "4096", NULL, 0 },
+	{ "svc", "owner", CFG_ENUM, OFF(svc_owner), SZ(svc_owner), 0, 0, "worker", "thread|worker",
+	  0 },
 	{ "svc", "stream_idle_ms", CFG_U32, OFF(svc_stream_idle_ms), 0, 100, 3600000, "60000", NULL,
 	  0 },
 	{ "svc", "stream_max_bytes", CFG_U64, OFF(svc_stream_max_bytes), 0, 1024, 1ULL << 50,

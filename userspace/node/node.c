@@ -575,6 +575,7 @@ static void node_svc_cfg(const struct weft_config *c, struct svc_node_cfg *s)
 	s->svc_backend_idle_ms = c->svc_backend_idle_ms;
 	s->svc_http_buffer = c->svc_http_buffer;
 	s->svc_owner_queue = c->svc_owner_queue;
+	s->svc_owner_worker = !strcmp(c->svc_owner, "worker");
 	s->svc_conn_streams = c->svc_conn_streams;
 	s->svc_ban_threshold = c->svc_ban_threshold;
 	s->svc_addr_ban_threshold = c->svc_addr_ban_threshold;

@@ -208,6 +208,10 @@ static int recv_stream_data_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, u
 	struct quic_ep *ep = c->ep;
 
 	c->bytes_rx += datalen;
+	if (!c->rx_counted) { /* a packet with stream data (QUIC_ACK_HOLD_NS) */
+		c->rx_counted = 1;
+		c->rx_n++;
+	}
 	if (ep->o.cb.on_stream_data && c->announced)
 		ep->o.cb.on_stream_data(ep->o.cb_arg, c, sid, data, datalen,
 					!!(flags & NGTCP2_STREAM_DATA_FLAG_FIN));
@@ -512,8 +516,9 @@ void quic_conn_destroy(struct quic_conn *c)
 
 /* --------------------------------------------------------- input, timer */
 
-/* Work deferred while ngtcp2 was running. */
-static void post_read(struct quic_conn *c, uint64_t now)
+/* Work deferred while ngtcp2 was running; write: flush what ngtcp2 has
+ * (0: only the writable notifications, the ACK is held). */
+static void post_read(struct quic_conn *c, uint64_t now, int write)
 {
 	struct quic_ep *ep = c->ep;
 	struct quic_stream *s;
@@ -528,7 +533,8 @@ static void post_read(struct quic_conn *c, uint64_t now)
 		quic_conn_enter_closing(c, &ccerr, now);
 		return;
 	}
-	quic_conn_flush(c, now);
+	if (write)
+		quic_conn_flush(c, now);
 	/* Writable notifications: restart the scan after each callback, the
 	 * application may add or finish streams. */
 	for (;;) {
@@ -577,6 +583,8 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 	path.user_data = NULL;
 	memset(&pi, 0, sizeof(pi));
 	c->busy = 1;
+	c->rx_at = now;
+	c->rx_counted = 0;
 	rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, buf, len, now);
 	c->busy = 0;
 	if (rv != 0) {
@@ -594,7 +602,7 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 		return;
 	}
 	if (c->close_pending) {
-		post_read(c, now);
+		post_read(c, now, 1);
 		return;
 	}
 	/* Write once per receive batch, not once per datagram: the caller
@@ -602,6 +610,20 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 	 * while a flush is pending), so one ACK covers the batch and the
 	 * packets freed by many ACKs leave as one GSO burst. */
 	c->flush_pending = 1;
+}
+
+/* QUIC_ACK_HOLD_NS: at most one packet with stream data came in since we
+ * last sent one (ngtcp2 acknowledges every 2nd at once), less than the
+ * hold ago, and nothing of ours waits to be sent:
+ * what would go now is an ACK alone, which rides on our answer instead,
+ * or goes when the hold ends. */
+static int ack_hold(const struct quic_conn *c, uint64_t now)
+{
+	/* Only once stream data went both ways: the handshake's last frames
+	 * (CRYPTO, HANDSHAKE_DONE) are ngtcp2's, unseen here, and must not
+	 * wait. */
+	return c->state == QUIC_ST_OPEN && c->rx_n < 2 && now < c->rx_at + QUIC_ACK_HOLD_NS &&
+	       c->bytes_rx && c->bytes_tx && !c->dgq_len && !quic_sbuf_next((struct quic_conn *)c);
 }
 
 uint64_t quic_conn_expiry(const struct quic_conn *c)
@@ -617,6 +639,8 @@ uint64_t quic_conn_expiry(const struct quic_conn *c)
 	if (!quic_conn_negotiated(c))
 		return c->hs_deadline;
 	x = ngtcp2_conn_get_expiry(c->conn);
+	if (x < c->rx_at + QUIC_ACK_HOLD_NS && ack_hold(c, x))
+		x = c->rx_at + QUIC_ACK_HOLD_NS;
 	return x < c->trim_at ? x : c->trim_at;
 }
 
@@ -643,10 +667,15 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 		c->trim_at = UINT64_MAX;
 		quic_mem_trim(&c->mem);
 	}
+	if (c->flush_pending && ack_hold(c, now)) {
+		c->flush_pending = 0;
+		post_read(c, now, 0);
+		return;
+	}
 	if (now < ngtcp2_conn_get_expiry(c->conn)) {
 		if (c->flush_pending) {
 			c->flush_pending = 0;
-			post_read(c, now);
+			post_read(c, now, 1);
 		}
 		return;
 	}
@@ -658,7 +687,7 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 		quic_conn_fatal(c, rv, now);
 		return;
 	}
-	post_read(c, now);
+	post_read(c, now, 1);
 }
 
 /* ---------------------------------------------------------- public API */

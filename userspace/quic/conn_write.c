@@ -66,6 +66,7 @@ static void batch_add(struct quic_conn *c, struct batch *b, const ngtcp2_path *p
 {
 	uint8_t *buf = c->ep->txbuf;
 
+	c->rx_n = 0; /* what we send carries the ACK (QUIC_ACK_HOLD_NS) */
 	if (b->npkt > 0 && (n > b->gso || !ngtcp2_path_eq(path, &b->ps.path))) {
 		/* Cannot join the batch: send it, move the packet to the front. */
 		size_t at = b->off;

@@ -61,6 +61,17 @@ struct quic_cid_ent {
  * wheel, which cannot wait for less (see quic_conn_flush()). */
 #define QUIC_PACING_SLACK_NS 1000000ull
 
+/* ACK hold: with nothing of ours in flight, the connection's timer is not
+ * due before 1 ms after its last received packet. ngtcp2 (0.12) delays an
+ * ACK by min(max_ack_delay, smoothed RTT / 8), tens of microseconds on a
+ * LAN: a request/response exchange then sent an ACK-only packet (and woke
+ * the peer's worker) for every packet whose answer took longer than that;
+ * held, the ACK rides on the answer. 1 ms is far under the 25 ms
+ * max_ack_delay we advertise (the peer's loss timer allows for it), and
+ * count-based ACKs (every 2nd packet) are not timers (docs/QUIC.md, "ACK
+ * hold"). */
+#define QUIC_ACK_HOLD_NS 1000000ull
+
 /* Stream send buffers (stream_buf.c) are chains of blocks: ngtcp2 keeps
  * pointers into sent data until it is acknowledged, so bytes never move. */
 struct sblk {
@@ -158,6 +169,9 @@ struct quic_conn {
 	struct quic_path_stats pst;
 	struct quic_mem_pool mem; /* ngtcp2's allocator for this connection */
 	uint64_t trim_at;         /* quic_mem_trim due (UINT64_MAX: none) */
+	uint64_t rx_at;           /* the last packet read (QUIC_ACK_HOLD_NS) */
+	unsigned int rx_n;        /* packets with stream data read since we last sent one */
+	int rx_counted;           /* the packet being read is in rx_n */
 };
 
 struct quic_ep {

@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "svc_backend_int.h"
 #include "svc_bhttp_int.h"
 #include "weft/log.h"
 #include "weft/svc_backend.h"
@@ -97,42 +98,6 @@ struct bpool {
 	uint32_t refs; /* calls that name it (started, not ended) */
 	struct bconn *idle, *idle_tail;
 	struct bjob *wait_head, *wait_tail;
-};
-
-struct svc_backend {
-	pthread_mutex_t mu; /* submissions and counts */
-	struct bjob *pend_head, *pend_tail;
-	struct bsvc *svcs;
-	uint32_t inflight;
-	uint32_t max_inflight, max_per_service, timeout_ms, max_response;
-	uint32_t pool_conns, idle_ms;
-	int stop;
-	int epfd, evfd;
-	pthread_t th;
-	int th_on;
-	struct bjob *active; /* loop thread only */
-	struct bpool *pools; /* loop thread only */
-	struct bjob *redo;   /* loop thread only: calls to start again */
-	int kick;	     /* loop thread only: pending work, do not sleep */
-	uint64_t stat_busy, stat_timeout, stat_protocol;
-	/* loop thread writes, svc_backend_stats reads (relaxed) */
-	_Atomic uint64_t st_opened, st_reused;
-	_Atomic uint32_t st_open, st_idle;
-	uint64_t (*tick)(void *ctx, uint64_t now_ns); /* loop thread only */
-	void *tick_ctx;
-	uint64_t tick_next_ms; /* when tick wants to run again */
-	/* Posted messages (svc_backend_post): D. Vyukov's intrusive MPSC
-	 * queue; head is where producers link, tail the consumer's end. */
-	struct svc_backend_msg *_Atomic mq_head;
-	struct svc_backend_msg *mq_tail; /* loop thread (and free) only */
-	struct svc_backend_msg mq_stub;
-	atomic_int mq_wake;  /* a wake-up is on its way: producers skip theirs */
-	atomic_int mq_open;  /* the loop takes messages */
-	atomic_uint mq_busy; /* producers inside svc_backend_post */
-	struct { /* svc_backend_watch: one more descriptor */
-		void (*fn)(void *ctx);
-		void *ctx;
-	} watch;
 };
 
 /* A stream chunk the sink refused is offered again after 2 ms: the QUIC
@@ -750,170 +715,120 @@ static void job_start(struct svc_backend *b, struct bjob *j)
 	call_dispatch(b, j);
 }
 
-static void wake(struct svc_backend *b);
-
-/* Link m at the producers' end (any thread). */
-static void mq_push(struct svc_backend *b, struct svc_backend_msg *m)
+/* The loop's next deadline (ms, UINT64_MAX: none). */
+static uint64_t loop_next(struct svc_backend *b)
 {
-	struct svc_backend_msg *prev;
+	uint64_t next = b->idle_next;
 
-	atomic_store(&m->next, NULL);
-	prev = atomic_exchange(&b->mq_head, m);
-	atomic_store(&prev->next, m);
-}
-
-/* Take the oldest posted message (the loop; free once it has joined), or
- * NULL when none is complete yet (a producer between its exchange and its
- * link: its own wake-up follows). */
-static struct svc_backend_msg *mq_pop(struct svc_backend *b)
-{
-	struct svc_backend_msg *tail = b->mq_tail, *next = atomic_load(&tail->next);
-
-	if (tail == &b->mq_stub) {
-		if (!next)
-			return NULL;
-		b->mq_tail = tail = next;
-		next = atomic_load(&tail->next);
+	if (b->tick && b->tick_next_ms < next)
+		next = b->tick_next_ms;
+	for (struct bjob *j = b->active; j; j = j->next) {
+		if (j->deadline_ms < next)
+			next = j->deadline_ms;
+		if (j->state == BJ_BLOCKED && j->retry_ms < next)
+			next = j->retry_ms;
 	}
-	if (next) {
-		b->mq_tail = next;
-		return tail;
+	return b->kick ? 0 : next;
+}
+
+/* One turn of the loop: I/O (waiting for it until the next deadline when
+ * block), messages, submissions, deadlines, the tick. 1: stopping. */
+static int loop_turn(struct svc_backend *b, int block)
+{
+	struct epoll_event evs[64];
+	uint64_t now = util_now_ms(), next = block ? loop_next(b) : 0;
+	struct bjob *j, *nx, *pend;
+	int n, stop;
+
+	b->kick = 0;
+	n = epoll_wait(b->epfd, evs, 64, next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now));
+	for (int i = 0; i < n; i++) {
+		int *kind = evs[i].data.ptr;
+		uint64_t v;
+
+		if (!kind)
+			(void)!read(b->evfd, &v, sizeof(v));
+		else if (evs[i].data.ptr == &b->watch)
+			b->watch.fn(b->watch.ctx);
+		else if (*kind == BK_CONN)
+			conn_io(b, evs[i].data.ptr, evs[i].events);
 	}
-	if (tail != atomic_load(&b->mq_head))
-		return NULL;
-	/* tail is the last one: put the stub behind it, then take it. */
-	mq_push(b, &b->mq_stub);
-	next = atomic_load(&tail->next);
-	if (!next)
-		return NULL;
-	b->mq_tail = next;
-	return tail;
+	svc_bk_mq_run(b, 0);
+	pthread_mutex_lock(&b->mu);
+	pend = b->pend_head;
+	b->pend_head = b->pend_tail = NULL;
+	stop = b->stop;
+	pthread_mutex_unlock(&b->mu);
+	for (j = pend; j; j = nx) {
+		nx = j->next;
+		if (stop)
+			job_finish(b, j, SVC_ERR_OVERLOADED, 0);
+		else
+			job_start(b, j);
+	}
+	if (stop)
+		return 1;
+	/* Calls whose connection came free: taken in order. */
+	while ((j = b->redo)) {
+		b->redo = j->wnext;
+		j->state = 0;
+		call_dispatch(b, j);
+	}
+	now = util_now_ms();
+	for (j = b->active; j; j = nx) {
+		nx = j->next;
+		if (now >= j->deadline_ms)
+			job_finish(b, j, SVC_ERR_TIMEOUT, 1);
+		else if (j->state == BJ_BLOCKED && now >= j->retry_ms)
+			pass_resume(b, j);
+	}
+	b->idle_next = pools_expire(b, util_now_ms());
+	if (b->tick) {
+		uint64_t t = b->tick(b->tick_ctx, util_now_ns());
+
+		/* in ms, rounded up: never a busy loop on a deadline
+		 * less than a millisecond away */
+		b->tick_next_ms = t == UINT64_MAX ? UINT64_MAX : (t + 999999) / 1000000;
+	}
+	return 0;
 }
 
-int svc_backend_post_lazy(struct svc_backend *b, struct svc_backend_msg *m)
+/* Stopping: whatever is in progress ends now, callbacks included. */
+static void loop_end(struct svc_backend *b)
 {
-	int open;
-
-	atomic_fetch_add(&b->mq_busy, 1);
-	open = atomic_load(&b->mq_open);
-	if (open)
-		mq_push(b, m);
-	atomic_fetch_sub(&b->mq_busy, 1);
-	return open ? 0 : -ESHUTDOWN;
-}
-
-int svc_backend_post(struct svc_backend *b, struct svc_backend_msg *m)
-{
-	int rc = svc_backend_post_lazy(b, m);
-
-	return rc ? rc : (svc_backend_kick(b), 0);
-}
-
-void svc_backend_kick(struct svc_backend *b)
-{
-	atomic_fetch_add(&b->mq_busy, 1);
-	if (atomic_load(&b->mq_open) && !atomic_exchange(&b->mq_wake, 1))
-		wake(b);
-	atomic_fetch_sub(&b->mq_busy, 1);
-}
-
-int svc_backend_on_loop(const struct svc_backend *b)
-{
-	return b && b->th_on && pthread_equal(pthread_self(), b->th);
-}
-
-/* Run every posted message that is complete (the loop). */
-static void mq_run(struct svc_backend *b, int cancel)
-{
-	struct svc_backend_msg *m;
-
-	atomic_store(&b->mq_wake, 0);
-	while ((m = mq_pop(b)))
-		m->fn(m, cancel);
+	while (b->active)
+		job_finish(b, b->active, SVC_ERR_OVERLOADED, 1);
 }
 
 static void *backend_loop(void *arg)
 {
 	struct svc_backend *b = arg;
-	struct epoll_event evs[64];
-	uint64_t idle_next = UINT64_MAX;
 
-	for (;;) {
-		uint64_t now = util_now_ms(), next = idle_next;
-		struct bjob *j, *nx, *pend;
-		int n, stop;
-
-		if (b->tick && b->tick_next_ms < next)
-			next = b->tick_next_ms;
-		for (j = b->active; j; j = j->next) {
-			if (j->deadline_ms < next)
-				next = j->deadline_ms;
-			if (j->state == BJ_BLOCKED && j->retry_ms < next)
-				next = j->retry_ms;
-		}
-		if (b->kick)
-			next = 0;
-		b->kick = 0;
-		n = epoll_wait(b->epfd, evs, 64,
-			       next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now));
-		for (int i = 0; i < n; i++) {
-			int *kind = evs[i].data.ptr;
-
-			if (!kind) {
-				uint64_t v;
-
-				(void)!read(b->evfd, &v, sizeof(v));
-				continue;
-			}
-			if (evs[i].data.ptr == &b->watch) {
-				b->watch.fn(b->watch.ctx);
-				continue;
-			}
-			if (*kind == BK_CONN)
-				conn_io(b, evs[i].data.ptr, evs[i].events);
-		}
-		mq_run(b, 0);
-		pthread_mutex_lock(&b->mu);
-		pend = b->pend_head;
-		b->pend_head = b->pend_tail = NULL;
-		stop = b->stop;
-		pthread_mutex_unlock(&b->mu);
-		for (j = pend; j; j = nx) {
-			nx = j->next;
-			if (stop)
-				job_finish(b, j, SVC_ERR_OVERLOADED, 0);
-			else
-				job_start(b, j);
-		}
-		if (stop)
-			break;
-		/* Calls whose connection came free: taken in order. */
-		while (!stop && (j = b->redo)) {
-			b->redo = j->wnext;
-			j->state = 0;
-			call_dispatch(b, j);
-		}
-		now = util_now_ms();
-		for (j = b->active; j; j = nx) {
-			nx = j->next;
-			if (now >= j->deadline_ms)
-				job_finish(b, j, SVC_ERR_TIMEOUT, 1);
-			else if (j->state == BJ_BLOCKED && now >= j->retry_ms)
-				pass_resume(b, j);
-		}
-		idle_next = pools_expire(b, util_now_ms());
-		if (b->tick) {
-			uint64_t t = b->tick(b->tick_ctx, util_now_ns());
-
-			/* in ms, rounded up: never a busy loop on a deadline
-			 * less than a millisecond away */
-			b->tick_next_ms = t == UINT64_MAX ? UINT64_MAX : (t + 999999) / 1000000;
-		}
-	}
-	/* Stopping: whatever is in progress ends now, callbacks included. */
-	while (b->active)
-		job_finish(b, b->active, SVC_ERR_OVERLOADED, 1);
+	while (!loop_turn(b, 1))
+		;
+	loop_end(b);
 	return NULL;
+}
+
+int svc_backend_step(void *arg, int64_t *next_us)
+{
+	struct svc_backend *b = arg;
+	uint64_t next, now;
+
+	if (!atomic_load(&b->th_on)) { /* the first turn: this thread is the loop */
+		b->th = pthread_self();
+		atomic_store(&b->th_on, 1);
+	}
+	loop_turn(b, 0);
+	next = loop_next(b);
+	now = util_now_ms();
+	*next_us = next == UINT64_MAX ? -1 : next <= now ? 0 : (int64_t)(next - now) * 1000;
+	return !next;
+}
+
+int svc_backend_fd(const struct svc_backend *b)
+{
+	return b->epfd;
 }
 
 int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opts)
@@ -941,6 +856,8 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 	b->tick = o.tick;
 	b->tick_ctx = o.tick_ctx;
 	b->tick_next_ms = UINT64_MAX;
+	b->idle_next = UINT64_MAX;
+	b->hosted = o.hosted;
 	pthread_mutex_init(&b->mu, NULL);
 	atomic_init(&b->mq_head, &b->mq_stub);
 	b->mq_tail = &b->mq_stub;
@@ -950,23 +867,16 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 		err = -errno;
 		goto fail;
 	}
-	err = -log_thread_create(&b->th, NULL, backend_loop, b);
+	err = b->hosted ? 0 : -log_thread_create(&b->th, NULL, backend_loop, b);
 	if (err)
 		goto fail;
-	b->th_on = 1;
+	atomic_store(&b->th_on, !b->hosted);
 	atomic_store(&b->mq_open, 1);
 	*out = b;
 	return 0;
 fail:
 	svc_backend_free(b);
 	return err;
-}
-
-static void wake(struct svc_backend *b)
-{
-	uint64_t one = 1;
-
-	(void)!write(b->evfd, &one, sizeof(one));
 }
 
 void svc_backend_free(struct svc_backend *b)
@@ -978,8 +888,12 @@ void svc_backend_free(struct svc_backend *b)
 	pthread_mutex_lock(&b->mu);
 	b->stop = 1;
 	pthread_mutex_unlock(&b->mu);
-	if (b->th_on) {
-		wake(b);
+	if (b->hosted) { /* its host stopped: this thread ends it */
+		atomic_store(&b->th_on, 0);
+		loop_turn(b, 0);
+		loop_end(b);
+	} else if (atomic_load(&b->th_on)) {
+		svc_bk_wake(b);
 		pthread_join(b->th, NULL);
 	}
 	/* Posted messages left: released, not run. A producer inside
@@ -987,7 +901,7 @@ void svc_backend_free(struct svc_backend *b)
 	atomic_store(&b->mq_open, 0);
 	while (atomic_load(&b->mq_busy))
 		sched_yield();
-	mq_run(b, 1);
+	svc_bk_mq_run(b, 1);
 	while ((j = b->pend_head)) {
 		b->pend_head = j->next;
 		j->fd = -1;
@@ -1052,7 +966,7 @@ static int enqueue(struct svc_backend *b, struct bjob *j, const char *service)
 	if (svc_backend_on_loop(b))
 		b->kick = 1;
 	else
-		wake(b);
+		svc_bk_wake(b);
 	return 0;
 }
 
@@ -1164,36 +1078,4 @@ int svc_backend_stream(struct svc_backend *b, const char *addr, const char *serv
 	if (err)
 		job_free(j);
 	return err;
-}
-
-int svc_backend_watch(struct svc_backend *b, int fd, void (*fn)(void *ctx), void *ctx)
-{
-	struct epoll_event e = {.events = EPOLLIN, .data.ptr = &b->watch};
-
-	if (b->watch.fn)
-		return -EBUSY;
-	b->watch.fn = fn;
-	b->watch.ctx = ctx;
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &e)) {
-		b->watch.fn = NULL;
-		return -errno;
-	}
-	return 0;
-}
-
-void svc_backend_stats(struct svc_backend *b, struct svc_backend_stats *st)
-{
-	memset(st, 0, sizeof(*st));
-	if (!b)
-		return;
-	pthread_mutex_lock(&b->mu);
-	st->inflight = b->inflight;
-	st->busy = b->stat_busy;
-	st->timeouts = b->stat_timeout;
-	st->protocol_errors = b->stat_protocol;
-	pthread_mutex_unlock(&b->mu);
-	st->conns_open = atomic_load_explicit(&b->st_open, memory_order_relaxed);
-	st->conns_idle = atomic_load_explicit(&b->st_idle, memory_order_relaxed);
-	st->conns_opened = atomic_load_explicit(&b->st_opened, memory_order_relaxed);
-	st->reused = atomic_load_explicit(&b->st_reused, memory_order_relaxed);
 }

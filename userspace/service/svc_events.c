@@ -2,8 +2,10 @@
 /*
  * How QUIC events reach the service fabric's owner (docs/SERVICE.md,
  * "Threads and owners"). Every QUIC callback of the fabric runs on a packet worker and does no
- * more than copy its event and post it to the owner (the backend thread,
- * svc_backend_post): no lock, no allocation beyond the copy. The owner
+ * more than copy its event and post it to the owner (the backend
+ * forwarder's loop, svc_backend_post; on worker 0 itself when svc.owner =
+ * worker, where the event runs later in the same pass without a wake-up):
+ * no lock, no allocation beyond the copy. The owner
  * runs the events in each worker's order. Stream data is bounded
  * (svc.owner_queue events, SVC_NODE_OWNER_BYTES bytes): past it the
  * stream is reset with SVC_NODE_RST_OWNER_BUSY and a close event follows,
@@ -174,6 +176,10 @@ static void ev_post(struct svc_node *sn, struct svcn_ev *ev)
 		ev_run(&ev->m, 1);
 		return;
 	}
+	/* The owner on this very worker (svc.owner = worker): its turn comes
+	 * later in this pass, no wake-up */
+	if (svc_backend_on_loop(sn->backend))
+		return;
 	/* (inside svcn_shim_enter: the fabric's own reference stays) */
 	atomic_fetch_add(&sh->refs, 1);
 	r = engine_pass_end(ev_kick, sh);

@@ -15,8 +15,9 @@
  * pass-through), svc_directory.c and svc_persist.c (publications and
  * descriptors), svc_node_ctl.c (control routes), gateway.c.
  *
- * Owner: the fabric's state is the backend thread's alone (its event
- * loop), and no lock guards it. QUIC callbacks on packet workers copy
+ * Owner: the fabric's state is the backend forwarder's loop's alone (a
+ * thread of its own, or QUIC worker 0's loop with svc.owner = worker:
+ * engine_host), and no lock guards it. QUIC callbacks on packet workers copy
  * their event and post it to the owner (svc_events.c); backend completions
  * run on the owner; the refresher and control routes run their work there
  * (svcn_owner_run, with a deadline); calls, lookups, pass-throughs and the
@@ -42,7 +43,9 @@
 #include "svc_rep_int.h"
 #include "svc_serve_int.h"
 #include "svc_stream_int.h"
+#include "weft/engine.h"
 #include "weft/guard.h"
+#include "weft/io.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/svc_router.h"
@@ -178,8 +181,17 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	bo.max_response = svcn_max_payload(sn);
 	bo.tick = svcn_tick; /* jobs and pass-throughs: their deadlines */
 	bo.tick_ctx = sn;
+	bo.hosted = sn->cfg.svc_owner_worker && engine_mode(o->eng) != IO_MODE_MEM;
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
+	if (!err && bo.hosted) {
+		/* the owner's loop in QUIC worker 0's turns (docs/SERVICE.md,
+		 * "The owner on the QUIC worker") */
+		err = engine_host(o->eng, 0, svc_backend_fd(sn->backend), svc_backend_step,
+				  sn->backend);
+		if (err)
+			log_error("svc", "svc.owner = worker: %s", strerror(-err));
+	}
 	if (!err)
 		err = svcn_strm_init(sn);
 	if (!err)
