@@ -224,13 +224,15 @@ static void test_member_never_in_contact(void **state)
 			       json_pack("{s:s,s:s}", "id", ID2, "key",
 					 json_string_value(json_object_get(o, "key")))));
 	json_decref(o);
-	if (simnode_wait_every(a_sees_three, NULL, 60000, 100))
+	/* Q's member record reaches A through C: C's forward of Q's gossip,
+	 * else A's next pull from C (NET_SYNC_MS, 120 s) */
+	if (simnode_wait_every(a_sees_three, NULL, 180000, 200))
 		fail_msg("A sees %lld members of club2", (long long)cfield(&W.a, ID2, "members"));
 	simnet_host_set_down(W.c.host, 1);
 	snprintf(path, sizeof(path), "/v1/community/%s/shares", ID2);
 	snprintf(head, sizeof(head), "%s/%s", W.a.key, "late");
 	json_decref(simnode_ok(&W.a, "POST", path, json_pack("{s:s}", "head", head)));
-	if (simnode_wait_every(q_has_one, NULL, 60000, 100))
+	if (simnode_wait_every(q_has_one, NULL, 120000, 100))
 		fail_msg("Q sees %lld shares of club2", (long long)cfield(&W.q, ID2, "shares"));
 	assert_true(circuits() > before);
 }
