@@ -19,7 +19,8 @@ sources:
             module's headers and generated skeletons; nothing outside node/
             includes weft/node.h or weft/config.h or names struct
             weft_config;
-  size      no userspace .c/.h file over MAX_LINES lines.
+  size      no .c/.h file over MAX_LINES lines: userspace/, include/,
+            tests/, tools/, bench/ and bpf/ alike.
 
 Every violation is printed as `FILE: reason`; exit 1 if there is one.
 --graph prints the module graph (edges with symbol counts) instead of
@@ -176,6 +177,14 @@ def check_sources(top, mods, bad):
         bad.append(f"userspace/{m}/: module not in the Modules table of docs/ARCHITECTURE.md")
     for m in sorted(set(mods) - folders):
         bad.append(f"docs/ARCHITECTURE.md: module {m} has no folder userspace/{m}/")
+    others = [p for d in ("include", "tests", "tools", "bench", "bpf")
+              for p in glob.glob(os.path.join(top, d, "**", "*.[ch]"), recursive=True)]
+    for path in sorted(others):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            n = sum(1 for _ in f)
+        if n > MAX_LINES:
+            bad.append(f"{os.path.relpath(path, top)}: {n} lines, over {MAX_LINES}: "
+                       "split it by concern")
     for path in srcs:
         rel = os.path.relpath(path, top)
         mod = rel.split("/")[1]
