@@ -212,10 +212,6 @@ int svcn_gw_ws(struct svc_node *sn, struct MHD_Connection *c, const char *method
 	free(a.buf);
 	if (err == -ENOENT || err == -ENOTCONN)
 		return ws_reply(c, 404, "not_found", "no provider of this service found");
-	if (err == -EOPNOTSUPP)
-		return ws_reply(c, 501, "not_supported",
-				"the service is offered by this node only, and its AF_XDP path "
-				"cannot reach itself");
 	if (err) {
 		snprintf(msg, sizeof(msg), "the service could not be reached: %s", strerror(-err));
 		return ws_reply(c, err == -ETIMEDOUT ? 504 : 502,

@@ -117,13 +117,6 @@ static void h_stream(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 		ctl_resp_error(resp, 404, "not_found", "no provider of '%s' found", name);
 		return;
 	}
-	if (err == -EOPNOTSUPP) {
-		ctl_resp_error(resp, 501, "not_supported",
-			       "'%s' is offered by this node only, and its AF_XDP path cannot "
-			       "reach itself",
-			       name);
-		return;
-	}
 	if (err) {
 		ctl_resp_errno(resp, err, "stream");
 		return;

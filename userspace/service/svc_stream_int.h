@@ -60,8 +60,7 @@ size_t svcn_ws_close_frame(uint8_t out[8], unsigned int code, int masked);
  * backend's response head, returned in *head (malloc'd, *head_len) with
  * the stream (*out) to attach or abort. idle_ms: the idle time asked
  * for (0: the nodes'; less than theirs only). 0 (then *out set, or NULL with
- * info's class and reason: refused) or -errno (-EOPNOTSUPP: this node's,
- * AF_XDP). */
+ * info's class and reason: refused) or -errno. */
 int svcn_strm_open_ws(struct svc_node *sn, const char *service, const struct svc_dir_result *pin,
 		      const uint8_t *req, size_t len, uint32_t idle_ms, uint32_t timeout_ms,
 		      struct svc_node_stream **out, uint8_t **head, size_t *head_len,

@@ -223,22 +223,18 @@ static int stream_try_remote(struct svc_node *sn, void *arg, const struct svc_di
  * (admission, limits, handlers, the backend's upgrade) is the one every
  * caller gets. The descriptor's endpoints are this host's addresses
  * (svcn_endpoints), which the kernel delivers back to our socket: never
- * by key. With AF_XDP a frame to our own address leaves by the NIC and
- * does not come back: -EOPNOTSUPP (the next provider, if any, is tried). */
+ * by key. With AF_XDP too: the route to our own address leaves by lo,
+ * not the NIC, so io_neigh finds no neighbour and xsk_tx hands the frame
+ * to the kernel-path socket of its port, which the kernel delivers to
+ * (xsk.c:tx_kernel, counted in tx_kernel). */
 static int stream_try_local(struct svc_node *sn, void *arg, const struct svc_dir_result *r,
 			    uint64_t end_ns, int *unsent)
 {
-	struct stream_try *a = arg;
 	struct sockaddr_storage ss = {0};
 	uint64_t now = svcn_now_ns();
 	unsigned int l = 0;
 
 	*unsent = 1;
-	if (engine_mode(sn->eng) == IO_MODE_XDP) {
-		memset(a->info, 0, sizeof(*a->info));
-		memcpy(a->info->peer, r->owner, IDENTITY_PK_LEN);
-		return -EOPNOTSUPP;
-	}
 	if (now + 1000000ull >= end_ns)
 		return -ETIMEDOUT;
 	for (uint32_t e = 0; e < r->n_endpoints; e++)
