@@ -81,6 +81,7 @@ struct io_stats {
 	uint64_t rx_gro_bufs;         /* uring: coalesced receives split by gso_size */
 	uint64_t neigh_updates;       /* xsk: neighbour/route change events applied */
 	uint64_t zerocopy;            /* xsk: 1 if bound with XDP_ZEROCOPY */
+	uint64_t rx_bufs;             /* uring: receive buffers provided (all resident; a gauge) */
 	/* xsk: the socket's own drop statistics (getsockopt XDP_STATISTICS),
 	 * the kernel's totals for the queue's socket, refreshed at least every
 	 * 100 ms while the queue runs and once at close. Frames the XDP
@@ -104,7 +105,7 @@ struct io_opts {
 	struct io_stats *stats;   /* where the queue counts; required */
 	/* uring */
 	const char *bind_addr;    /* numeric; default "::" dual-stack */
-	unsigned int uring_bufs;  /* most provided buffers; default 512 x 2 KiB, 256 x 64 KiB with GRO (16 at first, docs/ENGINE.md) */
+	unsigned int uring_bufs;  /* most provided buffers; default 512 x 2 KiB, 256 x 64 KiB with GRO (4 at first, docs/ENGINE.md) */
 	int uring_gro;            /* UDP_GRO on receive; default 1 (see io_opts_default) */
 	int uring_gso;            /* UDP_SEGMENT on send; default 1 */
 	/* xsk */

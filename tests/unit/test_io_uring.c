@@ -315,7 +315,7 @@ static void seq_record(struct engine_worker *w, const struct engine_pkt *pkt, vo
 	__atomic_store_n(&r->n, r->n + 1, __ATOMIC_RELEASE);
 }
 
-/* The ring starts with a few GRO buffers and grows to its limit: bursts of
+/* The ring starts with 4 GRO buffers and grows towards its limit: bursts of
  * 128 separate datagrams (each takes a whole buffer) from one socket all
  * arrive, whole and in order, while the ring is short of buffers at first
  * (a receive ending with -ENOBUFS is re-armed; the datagrams wait in the
@@ -335,6 +335,9 @@ static void test_rx_ring_grows(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(engine_register(rx, P_GRO + 1, seq_record, &r), 0);
 	assert_int_equal(engine_start(rx), 0);
+	/* 4 buffers provided (and populated) at start, the gauge says so */
+	assert_int_equal(engine_stats_get(rx, 0, &s), 0);
+	assert_int_equal(s.io.rx_bufs, 4);
 	for (uint32_t i = 0; i < 1024;) {
 		for (uint32_t end = i + 128; i < end; i++) {
 			memcpy(pkt, &i, sizeof(i));
@@ -351,6 +354,9 @@ static void test_rx_ring_grows(void **state)
 	print_message("1024 datagrams in bursts of 128; receives that found the ring empty: %llu\n",
 		      (unsigned long long)s.io.rx_ring_full);
 	assert_int_equal(s.io.rx_pkts, 1024);
+	/* grown by doubling, never past the ring's 256 */
+	assert_true(s.io.rx_bufs > 4 && s.io.rx_bufs <= 256);
+	assert_int_equal(s.io.rx_bufs & (s.io.rx_bufs - 1), 0);
 	close(fd);
 	engine_free(rx);
 }

@@ -61,6 +61,7 @@ static const struct field fields[] = {
 	IOF(rx_gro_bufs, "coalesced receives split by gso_size"),
 	IOF(neigh_updates, "neighbour and route change events applied"),
 	IOF(zerocopy, "AF_XDP socket bound in zero-copy mode"),
+	IOF(rx_bufs, "io_uring receive buffers provided, each resident"),
 	IOF(xsk_rx_dropped, "AF_XDP: frames dropped with no fill-ring buffer (or too large)"),
 	IOF(xsk_rx_invalid_descs, "AF_XDP: invalid fill-ring descriptors"),
 	IOF(xsk_tx_invalid_descs, "AF_XDP: invalid tx descriptors"),
@@ -176,8 +177,9 @@ void engine_metrics(void *arg, FILE *out)
 					fields[f].name, i, fval(&s[i], &fields[f]));
 			continue;
 		}
-		/* counters end in _total; zerocopy is a gauge */
-		const char *sfx = strcmp(fields[f].name, "zerocopy") ? "_total" : "";
+		/* counters end in _total; zerocopy and rx_bufs are gauges */
+		const char *sfx =
+			strcmp(fields[f].name, "zerocopy") && strcmp(fields[f].name, "rx_bufs") ? "_total" : "";
 
 		fprintf(out, "# HELP weft_io_%s%s %s\n", fields[f].name, sfx, fields[f].help);
 		fprintf(out, "# TYPE weft_io_%s%s %s\n", fields[f].name, sfx,

@@ -37,7 +37,7 @@
 #define UR_SMALL_BUF 2048
 #define UR_GRO_BUF 65536
 /* Receive buffers provided at start; more as traffic needs them (grow_bufs). */
-#define UR_INIT_BUFS 16
+#define UR_INIT_BUFS 4
 /* Most segments in one GSO send: the kernel's UDP_MAX_SEGMENTS (64 before
  * 6.x kernels raised it) and a 64 KiB total. */
 #define UR_GSO_MAX_SEGS 64
@@ -313,8 +313,8 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 	q->nbufs = ents;
 	q->br_len = ents * sizeof(struct io_uring_buf);
 	q->br = mmap(NULL, q->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	/* Lazily backed: a 1200-byte datagram touches one page of a GRO buffer
-	 * (mmap: page-aligned). */
+	/* Reserved here, populated as buffers are provided (grow_bufs);
+	 * each buffer starts on a page. */
 	q->bufs_len = (size_t)ents * q->buf_size;
 	q->bufs = mmap(NULL, q->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (q->br == MAP_FAILED || q->bufs == MAP_FAILED) {
@@ -408,18 +408,32 @@ static int arm(struct io_queue *q)
 
 /*
  * Provide more receive buffers: UR_INIT_BUFS at first, then twice as many
- * each time, up to the ring's nbufs. The kernel takes buffers in ring
- * order and each one it fills touches a page or two of it, so all that
- * were ever provided end up resident: an idle node keeps UR_INIT_BUFS
- * (64 KiB with GRO) instead of all 256 (1 MiB), and a loaded one grows to
- * the same limit as before within a few batches (ur_rx).
+ * each time, up to the ring's nbufs (ur_rx decides when). The kernel takes
+ * buffers in ring order, so every buffer provided is written in its turn,
+ * and with GRO a 64 KiB train fills all of a buffer's pages: what is
+ * resident would creep up, over hours of bursts, to all provided buffers,
+ * a slope that looks like a leak (docs/LAB.md "Soak"). So the new buffers'
+ * pages are populated as they are provided (MADV_POPULATE_WRITE, else one
+ * write per page): resident memory is the buffers provided, a step at
+ * each grow and flat in between, and the receive path takes no page
+ * fault. An idle node keeps UR_INIT_BUFS (4 x 68 KiB with GRO).
  */
+static void populate(uint8_t *p, size_t len)
+{
+	if (madvise(p, len, MADV_POPULATE_WRITE) == 0)
+		return;
+	for (size_t o = 0; o < len; o += 4096) /* kernels before 5.14 */
+		p[o] = 0;
+}
+
 static void grow_bufs(struct io_queue *q)
 {
 	unsigned int n = q->nprov ? 2 * q->nprov : UR_INIT_BUFS, i;
 
 	if (n > q->nbufs)
 		n = q->nbufs;
+	populate(q->bufs + (size_t)q->nprov * q->buf_size, (size_t)(n - q->nprov) * q->buf_size);
+	__atomic_store_n(&q->st->rx_bufs, n, __ATOMIC_RELAXED);
 	for (i = q->nprov; i < n; i++)
 		io_uring_buf_ring_add(q->br, q->bufs + (size_t)i * q->buf_size,
 				      (unsigned int)q->buf_size, (unsigned short)i,
