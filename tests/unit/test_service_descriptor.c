@@ -404,7 +404,7 @@ static void test_oversized(void **state)
 
 static void test_encoder_rules(void **state)
 {
-	static const char *const bad_names[] = {"", "Echo", "-x", "a b", "a/b", "é"};
+	static const char *const bad_names[] = {"", "Echo", "-x", "a b", "a/b", "é", "mesh-msg"};
 	static const char *const bad_eps[] = {"198.51.100.1",
 					      "198.51.100.1:0",
 					      "198.51.100.1:04433",

@@ -36,6 +36,9 @@ int svc_name_valid(const uint8_t *name, size_t len)
 {
 	if (!name || len == 0 || len > SVC_NAME_MAX || !svc_lower_alnum(name[0]))
 		return 0;
+	/* the gateway's own mesh routes in gateway.services (docs/SERVICE.md) */
+	if (len == 8 && !memcmp(name, "mesh-msg", 8))
+		return 0;
 	for (size_t i = 1; i < len; i++) {
 		uint8_t c = name[i];
 
