@@ -17,6 +17,7 @@
 #include "testutil.h"
 #include "weft/chunk.h"
 #include "weft/seal.h"
+#include "seal/seal_int.h"
 
 static uint8_t ck[SEAL_KEY_LEN];
 
@@ -184,6 +185,56 @@ static void test_changed_byte(void **state)
 	free(c);
 }
 
+/* libcrypto (loaded on first use) and libsodium's fallback agree byte for
+ * byte, open each other's output, and both refuse a changed byte with the
+ * output wiped; lengths around the 64-byte block and 0. */
+static void test_libcrypto_and_sodium_agree(void **state)
+{
+	static const size_t lens[] = {0, 1, 63, 64, 65, 1000, 65536};
+	uint8_t key[32], nonce[24], aad[8], *in, *a, *b, *o;
+
+	(void)state;
+	in = malloc(65536);
+	a = malloc(65536 + SEAL_TAG_LEN);
+	b = malloc(65536 + SEAL_TAG_LEN);
+	o = malloc(65536 + SEAL_TAG_LEN);
+	assert_non_null(in);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(o);
+	assert_int_equal(seal_have_libcrypto(), 1); /* libssl-dev's libcrypto.so.3 */
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		size_t n = lens[i];
+
+		randombytes_buf(key, sizeof(key));
+		randombytes_buf(nonce, sizeof(nonce));
+		randombytes_buf(aad, sizeof(aad));
+		randombytes_buf(in, 65536);
+		assert_int_equal(seal_xchacha(1, 0, key, nonce, aad, in, n, a), 0);
+		assert_int_equal(seal_xchacha(1, 1, key, nonce, aad, in, n, b), 0);
+		assert_memory_equal(a, b, n + SEAL_TAG_LEN);
+		assert_int_equal(seal_xchacha(0, 1, key, nonce, aad, a, n + SEAL_TAG_LEN, o), 0);
+		if (n)
+			assert_memory_equal(o, in, n);
+		assert_int_equal(seal_xchacha(0, 0, key, nonce, aad, b, n + SEAL_TAG_LEN, o), 0);
+		if (n)
+			assert_memory_equal(o, in, n);
+		for (int sodium = 0; sodium < 2; sodium++) {
+			a[n / 2] ^= 1;
+			memset(o, 0xaa, n + SEAL_TAG_LEN);
+			assert_int_equal(seal_xchacha(0, sodium, key, nonce, aad, a, n + SEAL_TAG_LEN, o),
+					 -EBADMSG);
+			for (size_t k = 0; k < n; k++)
+				assert_int_equal(o[k], 0);
+			a[n / 2] ^= 1;
+		}
+	}
+	free(in);
+	free(a);
+	free(b);
+	free(o);
+}
+
 static void test_truncated(void **state)
 {
 	uint64_t len = 2 * SEAL_SEG_PLAIN + 10, clen;
@@ -338,6 +389,7 @@ int main(void)
 		cmocka_unit_test(test_item_key),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_changed_byte),
+		cmocka_unit_test(test_libcrypto_and_sodium_agree),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_meta_round_trip),
 		cmocka_unit_test(test_meta_bounds),

@@ -3,8 +3,10 @@
  * Item encryption (docs/PRIVATE.md section 3): item keys, sizes, segments
  * that encrypt to exactly one content chunk each, and the streaming helper.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -94,11 +96,75 @@ static int seg_len_ok(uint64_t j, int is_final, size_t len)
 }
 
 /*
+ * libcrypto, loaded on first use (dlopen) rather than linked: linked, its
+ * relocations and start-up cost every weftd ~1.4 MiB of resident memory
+ * (404 KiB of it anonymous) whether it ever seals or not (docs/BENCH.md,
+ * "Idle weftd on main"); only a sealed add or open uses it. Without it
+ * (not installed, a symbol missing) libsodium's XChaCha20-Poly1305 does
+ * the same, byte for byte, at half the speed.
+ */
+static struct {
+	EVP_CIPHER_CTX *(*ctx_new)(void);
+	void (*ctx_free)(EVP_CIPHER_CTX *);
+	int (*ctx_ctrl)(EVP_CIPHER_CTX *, int, int, void *);
+	const EVP_CIPHER *(*chacha)(void);
+	int (*init)(EVP_CIPHER_CTX *, const EVP_CIPHER *, ENGINE *, const unsigned char *,
+		    const unsigned char *, int);
+	int (*update)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int);
+	int (*final)(EVP_CIPHER_CTX *, unsigned char *, int *);
+	int ok;
+} evp;
+static pthread_once_t evp_once = PTHREAD_ONCE_INIT;
+
+static void evp_load(void)
+{
+	void *h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+
+	if (!h)
+		return;
+	*(void **)&evp.ctx_new = dlsym(h, "EVP_CIPHER_CTX_new");
+	*(void **)&evp.ctx_free = dlsym(h, "EVP_CIPHER_CTX_free");
+	*(void **)&evp.ctx_ctrl = dlsym(h, "EVP_CIPHER_CTX_ctrl");
+	*(void **)&evp.chacha = dlsym(h, "EVP_chacha20_poly1305");
+	*(void **)&evp.init = dlsym(h, "EVP_CipherInit_ex");
+	*(void **)&evp.update = dlsym(h, "EVP_CipherUpdate");
+	*(void **)&evp.final = dlsym(h, "EVP_CipherFinal_ex");
+	evp.ok = evp.ctx_new && evp.ctx_free && evp.ctx_ctrl && evp.chacha && evp.init &&
+		 evp.update && evp.final;
+	/* h stays open for the process's life: the pointers above live in it */
+}
+
+int seal_have_libcrypto(void)
+{
+	pthread_once(&evp_once, evp_load);
+	return evp.ok;
+}
+
+/* The same AEAD from libsodium (its construction: HChaCha20 subkey, then
+ * ChaCha20-Poly1305-IETF with nonce 4 zero bytes || the nonce's last 8). */
+static int xchacha_sodium(int enc, const uint8_t key[SEAL_KEY_LEN], const uint8_t nonce[24],
+			  const uint8_t aad[8], const uint8_t *in, size_t len, uint8_t *out)
+{
+	if (enc) {
+		crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, in, len, aad, 8, NULL, nonce,
+							   key);
+		return 0;
+	}
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in, len, aad, 8, nonce,
+						       key)) {
+		sodium_memzero(out, len - SEAL_TAG_LEN);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
  * XChaCha20-Poly1305-IETF of a segment, byte for byte libsodium's
  * crypto_aead_xchacha20poly1305_ietf (the vectors of test_seal_vectors
  * check it): the subkey is HChaCha20 of the nonce's first 16 bytes
  * (libsodium's crypto_core_hchacha20), then ChaCha20-Poly1305-IETF under
- * it with nonce 4 zero bytes || the nonce's last 8, from libcrypto, whose
+ * it with nonce 4 zero bytes || the nonce's last 8, from libcrypto (loaded
+ * on first use, above; libsodium without it), whose
  * AVX-512 code runs it twice as fast as libsodium's on the development VM
  * (bench_seal: 2,555 against 1,269 MiB/s; docs/PRIVATE.md "Figures"), the
  * difference between a sealed add that keeps up with a plain one and one
@@ -107,29 +173,33 @@ static int seg_len_ok(uint64_t j, int is_final, size_t len)
  * tag that does not match is -EBADMSG with out wiped (libcrypto decrypts
  * before it checks). out may equal in.
  */
-static int xchacha_aead(int enc, const uint8_t key[SEAL_KEY_LEN], const uint8_t nonce[24],
-			const uint8_t aad[8], const uint8_t *in, size_t len, uint8_t *out)
+int seal_xchacha(int enc, int sodium, const uint8_t key[SEAL_KEY_LEN], const uint8_t nonce[24],
+		 const uint8_t aad[8], const uint8_t *in, size_t len, uint8_t *out)
 {
 	uint8_t sub[32], iv[12] = {0}, tag[SEAL_TAG_LEN];
 	size_t mlen = enc ? len : len - SEAL_TAG_LEN;
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *c;
 	int n, ok;
 
+	pthread_once(&evp_once, evp_load);
+	if (sodium || !evp.ok)
+		return xchacha_sodium(enc, key, nonce, aad, in, len, out);
+	c = evp.ctx_new();
 	if (!c)
 		return -ENOMEM;
 	crypto_core_hchacha20(sub, nonce, key, NULL);
 	memcpy(iv + 4, nonce + 16, 8);
 	if (!enc)
 		memcpy(tag, in + mlen, SEAL_TAG_LEN);
-	ok = EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) &&
-	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, sizeof(iv), NULL) &&
-	     EVP_CipherInit_ex(c, NULL, NULL, sub, iv, enc) &&
-	     EVP_CipherUpdate(c, NULL, &n, aad, 8) &&
-	     (!mlen || EVP_CipherUpdate(c, out, &n, in, (int)mlen)) &&
-	     (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SEAL_TAG_LEN, tag)) &&
-	     EVP_CipherFinal_ex(c, out + mlen, &n) &&
-	     (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN, out + mlen));
-	EVP_CIPHER_CTX_free(c);
+	ok = evp.init(c, evp.chacha(), NULL, NULL, NULL, enc) &&
+	     evp.ctx_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, sizeof(iv), NULL) &&
+	     evp.init(c, NULL, NULL, sub, iv, enc) &&
+	     evp.update(c, NULL, &n, aad, 8) &&
+	     (!mlen || evp.update(c, out, &n, in, (int)mlen)) &&
+	     (enc || evp.ctx_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SEAL_TAG_LEN, tag)) &&
+	     evp.final(c, out + mlen, &n) &&
+	     (!enc || evp.ctx_ctrl(c, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN, out + mlen));
+	evp.ctx_free(c);
 	sodium_memzero(sub, sizeof(sub));
 	if (ok)
 		return 0;
@@ -146,7 +216,7 @@ int seal_seg_encrypt(const uint8_t item_key[SEAL_KEY_LEN], uint64_t plain_total,
 	if (!seg_len_ok(j, is_final, len))
 		return -EINVAL;
 	seg_nonce(j, is_final, nonce, aad, plain_total);
-	return xchacha_aead(1, item_key, nonce, aad, in, len, out);
+	return seal_xchacha(1, 0, item_key, nonce, aad, in, len, out);
 }
 
 int seal_seg_decrypt(const uint8_t item_key[SEAL_KEY_LEN], uint64_t plain_total, uint64_t j,
@@ -157,7 +227,7 @@ int seal_seg_decrypt(const uint8_t item_key[SEAL_KEY_LEN], uint64_t plain_total,
 	if (len < SEAL_TAG_LEN || !seg_len_ok(j, is_final, len - SEAL_TAG_LEN))
 		return -EINVAL;
 	seg_nonce(j, is_final, nonce, aad, plain_total);
-	return xchacha_aead(0, item_key, nonce, aad, in, len, out);
+	return seal_xchacha(0, 0, item_key, nonce, aad, in, len, out);
 }
 
 int seal_stream_init(struct seal_stream *s, const uint8_t item_key[SEAL_KEY_LEN],
