@@ -8,6 +8,11 @@
 # property of the setup; iperf3 (TCP, 5 s, seed -> host 2) measures it in
 # the same run.
 # Usage: bench/serve.sh [SIZE_MB]   (default 64)
+# PARTS=1 (or 12, 13...; default 123) runs only the parts named: part 1 alone
+#   takes about a minute, for before/after comparisons of the fairness case.
+# TRACE=FILE appends, every 0.5 s of part 1's window, the seed's
+#   /v1/content/peers and /v1/quic/conns (one JSON object a line: time,
+#   peers, conns) for a look at per-peer rates, queues, cwnd and RTT.
 #
 # Part 1, fairness: 8 downloaders fetch a SIZE_MB file told about the
 #   seed only and unable to reach each other (nftables in their namespaces;
@@ -29,14 +34,16 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 WEFTD=${WEFTD:-$BUILD/weftd} WEFTCTL=${WEFTCTL:-$BUILD/weftctl} PYTHON=${PYTHON:-/usr/bin/python3}
-RATE=${RATE:-200mbit} SIZE_MB=${1:-64} NDL=${NDL:-8} NSS=${NSS:-20}
+RATE=${RATE:-200mbit} SIZE_MB=${1:-64} NDL=${NDL:-8} NSS=${NSS:-20} PARTS=${PARTS:-123} TRACE=${TRACE:-}
 export TOP WEFTD WEFTCTL PYTHON
 [ -x "$WEFTD" ] && [ -x "$WEFTCTL" ] || { echo "build $WEFTD and $WEFTCTL first"; exit 1; }
 command -v iperf3 >/dev/null || { echo "SKIP: iperf3 missing"; exit 77; }
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
 netns_require_root
+part() { case "$PARTS" in *"$1"*) return 0 ;; esac; return 1; }
 NH=$((NSS + 1))
+part 3 || NH=$((NDL + 1))
 netns_create "$NH" || fail "netns setup"
 D=$(mktemp -d /tmp/wsbench.XXXXXX)
 netns_on_exit "rm -rf '$D'"
@@ -68,6 +75,14 @@ get() { # get HOST ID: a job started, its number printed
 	ctl "$1" --json content get "$2" --out "$D/n$1" --from "$SEED" --no-wait | json_get job
 }
 peers() { curl -s --unix-socket "$D/n1/weftd.sock" http://weftd/v1/content/peers; }
+conns() { curl -s --unix-socket "$D/n1/weftd.sock" http://weftd/v1/quic/conns; }
+trace() { # trace SECONDS: snapshots into $TRACE every 0.5 s
+	local k
+	for ((k = 0; k < $1 * 2; k++)); do
+		printf '{"t":%s,"peers":%s,"conns":%s}\n' "$(date +%s.%N)" "$(peers)" "$(conns)" >>"$TRACE"
+		sleep 0.5
+	done
+}
 served() { ctl 1 --json content stats | json_get served_bytes; }
 done_job() { [ "$(ctl "$1" --json content jobs "$2" | json_get state)" = done ]; }
 
@@ -100,12 +115,16 @@ wait_for active 300 || fail "not every downloader is being served"
 sleep 1
 peers >"$D/p1a"
 T1=$(date +%s.%N)
-sleep 8
+if [ -n "$TRACE" ]; then trace 8; else sleep 8; fi
 peers >"$D/p1b"
 T2=$(date +%s.%N)
+for ((i = 2; i <= NDL + 1; i++)); do wait_for "done_job $i ${J1[$i]}" 1200 || echo "host $i: part 1 not done"; done
+S1=0 S2=0 T3=0 T4=1 S3=0 S4=0 T5=0 T6=1 ok3=1
+echo '{"peers":[]}' >"$D/p2a"
+echo '{"peers":[]}' >"$D/p2b"
 
 # --- part 2: the 100 Mbit/s cap, a second file
-for ((i = 2; i <= NDL + 1; i++)); do wait_for "done_job $i ${J1[$i]}" 1200 || echo "host $i: part 1 not done"; done
+if part 2; then
 ctl 1 content limits --upload 100Mbit >/dev/null || fail "limits"
 mkfile f2
 ID2=$(add f2) || fail "add f2"
@@ -120,8 +139,10 @@ peers >"$D/p2b"
 T4=$(date +%s.%N)
 ctl 1 content limits --upload off >/dev/null || fail "limits"
 for ((i = 2; i <= NDL + 1; i++)); do wait_for "done_job $i ${J2[$i]}" 1200 || echo "host $i: part 2 not done"; done
+fi
 
 # --- part 3: super-seeding a new file to NSS downloaders
+if part 3; then
 isolate off
 ctl 1 content limits --superseed 600 >/dev/null || fail "limits"
 mkfile f3
@@ -134,12 +155,13 @@ for ((i = 2; i <= NSS + 1; i++)); do wait_for "done_job $i ${J3[$i]}" 3000 || { 
 T6=$(date +%s.%N)
 S4=$(served)
 for ((i = 2; i <= NSS + 1; i++)); do cmp -s "$D/f3" "$D/n$i/$ID3" || { ok3=0; echo "host $i: file differs"; }; done
+fi
 
 "$PYTHON" - "$D/p1a" "$D/p1b" "$D/p2a" "$D/p2b" "$T1" "$T2" "$IPERF" "$S1" "$S2" "$T3" "$T4" "$S3" "$S4" "$T5" "$T6" \
-	"$ok3" "$SIZE_MB" "$NDL" "$NSS" "$RATE" "$STARTED" "$LOAD0" "$*" <<'PY'
+	"$ok3" "$SIZE_MB" "$NDL" "$NSS" "$RATE" "$STARTED" "$LOAD0" "$PARTS" "$*" <<'PY'
 import json, os, platform, subprocess, sys, time
 (p1a, p1b, p2a, p2b, t1, t2, iperf, s1, s2, t3, t4, s3, s4, t5, t6, ok3, size_mb, ndl, nss, rate, started,
- load0, args) = sys.argv[1:]
+ load0, parts, args) = sys.argv[1:]
 t1, t2, t3, t4, t5, t6 = map(float, (t1, t2, t3, t4, t5, t6))
 iperf = int(iperf); ndl = int(ndl); nss = int(nss); size = int(size_mb) << 20
 def by_ip(f):
@@ -164,14 +186,16 @@ print("part 1: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2f
       "(goal >= 0.90); Jain's index %.3f (goal >= 0.95); per peer Mbit/s: %s" %
       (len(x), tot_bps / 1e6, t2 - t1, tot_bps / iperf, jain,
        " ".join("%.0f" % (v * 8 / (t2 - t1) / 1e6) for v in sorted(x))))
-print("part 2: cap 100 Mbit/s, seed upload %.1f Mbit/s over %.1f s: %.3fx the cap (goal 0.9-1.1); "
+if "2" in parts:
+    print("part 2: cap 100 Mbit/s, seed upload %.1f Mbit/s over %.1f s: %.3fx the cap (goal 0.9-1.1); "
       "%d downloaders served, Jain's index %.3f; per peer Mbit/s: %s" %
       (cap_bps / 1e6, t4 - t3, cap_bps / 1e8, len(x2), jain2,
        " ".join("%.1f" % (v * 8 / (t4 - t3) / 1e6) for v in sorted(x2))))
-print("part 3: super-seeding, %d downloaders of %d MiB: the seed sent %.0f MiB = %.2fx the file "
+if "3" in parts:
+    print("part 3: super-seeding, %d downloaders of %d MiB: the seed sent %.0f MiB = %.2fx the file "
       "(goal <= 1.5), all done in %.1f s%s" % (nss, size >> 20, (int(s4) - int(s3)) / 2**20, ss,
                                                t6 - t5, "" if ok3 == "1" else " (NOT ALL DONE)"))
-figs = [
+figs0 = [
     {"id": "iperf3_mbit_s", "label": "iperf3 TCP, seed egress %s" % rate, "value": iperf / 1e6, "unit": "Mbit/s"},
     {"id": "seed_upload_mbit_s", "label": "seed upload, %d downloaders" % ndl, "value": tot_bps / 1e6, "unit": "Mbit/s"},
     {"id": "jain", "label": "Jain's fairness index, %d downloaders" % ndl, "value": jain, "unit": ""},
@@ -184,7 +208,7 @@ figs = [
      "value": (int(s4) - int(s3)) / 2**20, "unit": "MiB"},
     {"id": "file_mib", "label": "the file", "value": size / 2**20, "unit": "MiB"},
 ]
-ratios = [
+ratios0 = [
     {"id": "serve.upload_vs_link", "label": "seed upload / link (iperf3), %d downloaders" % ndl,
      "value": tot_bps / iperf, "num": "seed_upload_mbit_s", "den": "iperf3_mbit_s", "goal": 0.9},
     {"id": "serve.jain", "label": "Jain's fairness index across %d downloaders" % ndl, "value": jain,
@@ -196,6 +220,11 @@ ratios = [
     {"id": "serve.superseed", "label": "seed upload / file size, %d downloaders, super-seeding (goal <= 1.5)" % nss,
      "value": ss, "num": "ss_upload_mib", "den": "file_mib", "goal": 1.5},
 ]
+# the figures of the parts run (PARTS)
+skip = set() if "2" in parts else {"jain_capped", "capped_mbit_s", "cap_mbit_s", "serve.jain_capped", "serve.cap"}
+skip |= set() if "3" in parts else {"ss_upload_mib", "file_mib", "serve.superseed"}
+figs = [f for f in figs0 if f["id"] not in skip]
+ratios = [r for r in ratios0 if r["id"] not in skip]
 cpu = "unknown"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
@@ -212,7 +241,8 @@ res = {"schema": "weft-bench/1", "harness": "serve", "command": "bench/serve.sh 
        first(["git", "-C", top, "describe", "--always", "--dirty", "--abbrev=12"]) or "unknown",
        "kernel": platform.release(), "cpu_model": cpu, "started": started,
        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg": load0,
-       "params": {"size_mb": int(size_mb), "rate": rate, "downloaders": ndl, "superseed_downloaders": nss},
+       "params": {"size_mb": int(size_mb), "rate": rate, "downloaders": ndl, "superseed_downloaders": nss,
+                  "parts": parts},
        "same_work": "one seed, its egress shaped; iperf3 over the same path in the same run",
        "figures": figs, "ratios": ratios, "notes": [] if ok3 == "1" else ["part 3 incomplete"]}
 out = os.environ.get("WEFT_BENCH_DIR") or os.path.join(os.environ.get("BUILD", "build"), "bench", "results")
