@@ -167,3 +167,21 @@ SEC("xdp") int atomic_1(struct xdp_md *ctx) { return atomic_n(1); }
 SEC("xdp") int atomic_8(struct xdp_md *ctx) { return atomic_n(8); }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Straight-line code: n dependent ALU operations (the asm barrier keeps
+ * clang from folding them), for ns per BPF instruction on this host. */
+static __always_inline int alu_n(struct xdp_md *ctx, int n)
+{
+	__u64 x = ctx->rx_queue_index;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < n; i++) {
+		x = x * 3 + i;
+		asm volatile("" : "+r"(x));
+	}
+	return x == 1 ? XDP_ABORTED : XDP_PASS;
+}
+
+SEC("xdp") int alu_1(struct xdp_md *ctx) { return alu_n(ctx, 8); }
+SEC("xdp") int alu_8(struct xdp_md *ctx) { return alu_n(ctx, 64); }
