@@ -336,7 +336,6 @@ static __always_inline int ban_check6(const struct wxdp_config *cfg, const __u8 
 	return 0;
 }
 
-
 /* A never-used source's buckets (last_ns 0: they start full). */
 static const struct wxdp_src_val src_val_new = {};
 
