@@ -57,6 +57,7 @@
 #include "weft/policer.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
+#include "weft/xdp_policy.h"
 #include "../tests/unit/xdp_testpkt.h"
 
 #include "benchlib.h"
@@ -136,13 +137,19 @@ static double run_ns(struct wxdp *x, const uint8_t *pkt, size_t len, unsigned in
 	return o.duration; /* kernel: average ns per run */
 }
 
-enum verdict { V_PASS, V_REDIRECT, V_BANNED, V_RATE, V__MAX };
-static const char *const v_id[V__MAX] = { "pass", "redirect", "drop_banned", "drop_rate" };
+/* V_VALID: a redirect as a validated peer's packet meets it in production,
+ * with the default unvalidated budget on (the source's validation is
+ * looked up); the other cases turn the budget off. */
+enum verdict { V_PASS, V_REDIRECT, V_BANNED, V_RATE, V_VALID, V__MAX };
+static const char *const v_id[V__MAX] = { "pass", "redirect", "drop_banned", "drop_rate",
+					  "redirect_valid" };
 static const char *v_label[V__MAX] = { "pass (not a weft port)",
 				       "redirect (accepted, to an AF_XDP socket)", "drop banned",
-				       "drop rate-limited" };
+				       "drop rate-limited",
+				       "redirect, validated source, default budgets" };
 static int v_counter[V__MAX] = { WXDP_STAT_PASS_NOT_WEFT, WXDP_STAT_REDIRECT,
-				 WXDP_STAT_DROP_BANNED, WXDP_STAT_DROP_RATE_DHT };
+				 WXDP_STAT_DROP_BANNED, WXDP_STAT_DROP_RATE_DHT,
+				 WXDP_STAT_REDIRECT };
 
 /* An AF_XDP socket on lo's queue 0 (copy mode, never read), in the
  * program's socket map at slot 0 (instance 0, queue 0): the redirect
@@ -212,8 +219,19 @@ static size_t setup_case(struct wxdp *x, const struct wxdp_config *base, enum ve
 	t.payload = payload;
 	t.plen = plen;
 	/* No global budget for unvalidated sources: each case isolates one
-	 * decision (the budget has its own counter, drop_unval_dht). */
-	c.unval_dht.pps = 0;
+	 * decision (the budget has its own counter, drop_unval_dht); but
+	 * V_VALID, a validated source under the default budget. */
+	if (v == V_VALID) {
+		struct wxdp_src_key k;
+
+		if (v6)
+			wxdp_src_key_v6(&k, t.src, c.v6_prefix);
+		else
+			wxdp_src_key_v4(&k, t.src);
+		wxdp_valid_set(x, &k, UINT64_MAX);
+	} else {
+		c.unval_dht.pps = 0;
+	}
 	c.dht.pps = v == V_RATE ? 1 : 0;
 	c.dht.burst = 1;
 	wxdp_config_set(x, &c);

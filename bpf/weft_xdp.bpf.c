@@ -163,6 +163,15 @@ struct {
 	__type(value, struct wxdp_rlc_slot);
 } WXDP_MAP_RLC SEC(".maps");
 
+/* Per-CPU validated-source cache in front of WXDP_MAP_VALID (xdp_abi.h
+ * struct wxdp_vlc_slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WXDP_RLC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct wxdp_vlc_slot);
+} WXDP_MAP_VLC SEC(".maps");
+
 /* Relay circuits (docs/XDP.md, "Circuit map"). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -325,26 +334,6 @@ static __always_inline int ban_check6(const struct wxdp_config *cfg, const __u8 
 		k.prefixlen = (v->prefixlen < k.prefixlen ? v->prefixlen : k.prefixlen) - 1;
 	}
 	return 0;
-}
-
-/*
- * The global budget of unvalidated sources for class cls, or NULL when the
- * source is validated or the class has no budget (nothing to pay).
- */
-static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config *cfg,
-							const struct wxdp_src_key *sk, __u32 cls,
-							__u64 *now)
-{
-	const struct wxdp_rate *rate = wxdp_class_unval(cfg, cls);
-	struct wxdp_valid_val *vv;
-	__u32 idx = cls;
-
-	if (rate->pps == 0)
-		return NULL;
-	vv = bpf_map_lookup_elem(&WXDP_MAP_VALID, sk);
-	if (vv && wxdp_valid_live(vv, pol_now(cfg, now)))
-		return NULL;
-	return bpf_map_lookup_elem(&WXDP_MAP_BUDGET, &idx);
 }
 
 /* A never-used source's buckets (last_ns 0: they start full). */
@@ -510,6 +499,62 @@ static __always_inline int src_key_eq(const struct wxdp_src_key *a, const struct
 	__builtin_memcpy(x, a->addr, 16);
 	__builtin_memcpy(y, b->addr, 16);
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+/* The LRU's answer for source sk; a live entry is cached in slot c (this
+ * CPU's, for tick j). */
+static __always_inline int valid_lookup(const struct wxdp_config *cfg,
+					const struct wxdp_src_key *sk, struct wxdp_vlc_slot *c,
+					__u64 j, __u64 *now)
+{
+	struct wxdp_valid_val *vv = bpf_map_lookup_elem(&WXDP_MAP_VALID, sk);
+
+	if (!vv || !wxdp_valid_live(vv, pol_now(cfg, now)))
+		return 0;
+	if (c) {
+		__builtin_memcpy(&c->key, sk, sizeof(c->key));
+		c->v.expires_ns = vv->expires_ns;
+		c->jiffies = j;
+	}
+	return 1;
+}
+
+/*
+ * Is source sk validated (a live WXDP_MAP_VALID entry)? This CPU's cache
+ * slot answers when it was filled in this tick with this source's live
+ * entry; else the LRU does (and refills the slot). A validation added is
+ * seen at once (a miss is never cached), one that expires at its time (the
+ * cached expiry is checked), one that userspace deletes within the tick
+ * on a CPU that cached it (docs/XDP.md). Once a tick the LRU lookup still
+ * marks the entry used, so its recency is as before.
+ */
+static __always_inline int src_validated(const struct wxdp_config *cfg,
+					 const struct wxdp_src_key *sk, __u64 *now)
+{
+	__u32 i = wxdp_rlc_slot(sk);
+	struct wxdp_vlc_slot *c = bpf_map_lookup_elem(&WXDP_MAP_VLC, &i);
+	__u64 j = bpf_jiffies64();
+
+	if (c && c->jiffies == j && src_key_eq(&c->key, sk))
+		return wxdp_valid_live(&c->v, pol_now(cfg, now)) ||
+		       valid_lookup(cfg, sk, c, j, now);
+	return valid_lookup(cfg, sk, c, j, now);
+}
+
+/*
+ * The global budget of unvalidated sources for class cls, or NULL when the
+ * source is validated or the class has no budget (nothing to pay).
+ */
+static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config *cfg,
+							const struct wxdp_src_key *sk, __u32 cls,
+							__u64 *now)
+{
+	const struct wxdp_rate *rate = wxdp_class_unval(cfg, cls);
+	__u32 idx = cls;
+
+	if (rate->pps == 0 || src_validated(cfg, sk, now))
+		return NULL;
+	return bpf_map_lookup_elem(&WXDP_MAP_BUDGET, &idx);
 }
 
 /*

@@ -34,6 +34,7 @@
 #define WXDP_MAP_BANI6 wxdp_bani6     /* ARRAY[WXDP_BANI_SLOTS] of struct wxdp_bani6 */
 #define WXDP_MAP_BANC wxdp_banc       /* ARRAY[2 * WXDP_BANI_WORDS] of __u64: collision bits */
 #define WXDP_MAP_RLC wxdp_rlc         /* PERCPU_ARRAY[WXDP_RLC_SLOTS] of struct wxdp_rlc_slot */
+#define WXDP_MAP_VLC wxdp_vlc         /* PERCPU_ARRAY[WXDP_RLC_SLOTS] of struct wxdp_vlc_slot */
 
 /*
  * Map sizes. The LRU and ban tries can be resized at load time
@@ -390,10 +391,28 @@ struct wxdp_valid_val {
 	__u64 expires_ns; /* CLOCK_MONOTONIC ns; the entry no longer counts at it */
 };
 
+/*
+ * The per-CPU validated-source cache (WXDP_MAP_VLC, docs/XDP.md
+ * "Validated sources and the unvalidated budget"): slot wxdp_rlc_slot()
+ * of a source key holds a live WXDP_MAP_VALID entry the program found on
+ * this CPU during jiffy `jiffies`, found with an inlined array lookup
+ * instead of an LRU-hash lookup (~35-45 ns on an AMD EPYC host, a helper
+ * call). It answers only in the tick it was filled in, only "validated"
+ * (a source not found is looked up again), and checks the cached expiry
+ * against the clock as the map's would be. Written and read only by the
+ * program (not pinned). 4096 slots x 32 bytes = 128 KiB per CPU.
+ */
+struct wxdp_vlc_slot {
+	struct wxdp_src_key key;
+	struct wxdp_valid_val v;
+	__u64 jiffies; /* the tick the slot was filled in; 0: never */
+};
+
 #ifndef __bpf__
 _Static_assert(sizeof(struct wxdp_rate) == 8, "wxdp_rate ABI");
 _Static_assert(sizeof(struct wxdp_config) == 96, "wxdp_config ABI");
 _Static_assert(sizeof(struct wxdp_valid_val) == 8, "wxdp_valid_val ABI");
+_Static_assert(sizeof(struct wxdp_vlc_slot) == 32, "wxdp_vlc_slot ABI");
 _Static_assert(sizeof(struct wxdp_ban4_key) == 8, "wxdp_ban4_key ABI");
 _Static_assert(sizeof(struct wxdp_ban6_key) == 20, "wxdp_ban6_key ABI");
 _Static_assert(sizeof(struct wxdp_ban_val) == 24, "wxdp_ban_val ABI");

@@ -9,6 +9,8 @@
  * xdp_testrun.h. Needs root (skips otherwise).
  */
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "weft/guard.h"
 #include "weft/xdp_policy.h"
@@ -571,6 +573,69 @@ static void test_unvalidated_budget(void **state)
 	}
 }
 
+/* The per-CPU validated-source cache (xdp_abi.h struct wxdp_vlc_slot) says
+ * what the map says: a validation counts at once, ends at its expiry, a
+ * refresh counts at once, a deletion counts within a tick. */
+static void test_valid_cache(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t, v;
+	uint64_t now = T0;
+
+	NEED_ROOT();
+	f->cfg.dht = (struct wxdp_rate){ .pps = 0, .burst = 0 };
+	f->cfg.unval_dht = (struct wxdp_rate){ .pps = 1, .burst = 1 };
+	set_cfg(f);
+	dht_pkt(&t, 0);
+	t.src[3] = 10;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET); /* the budget's token */
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UNVAL_DHT);
+	dht_pkt(&v, 0);
+	v.src[3] = 11;
+	valid_set(f, &v, now + 1000 * MS);
+	for (int i = 0; i < 20; i++) /* the first fills the slot, the next hit it */
+		assert_int_equal(run_t(f, &v), WXDP_STAT_PASS_NO_SOCKET);
+	/* A validation is seen at once: a miss is not cached. */
+	valid_set(f, &t, now + 1000 * MS);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* The cached expiry is checked: expired, the source pays the budget
+	 * again (one token back in the second that passed) ... */
+	set_now(f, now += 1000 * MS);
+	assert_int_equal(run_t(f, &v), WXDP_STAT_PASS_NO_SOCKET);
+	assert_int_equal(run_t(f, &v), WXDP_STAT_DROP_UNVAL_DHT);
+	/* ... and a refresh counts at once (the expired slot asks the map). */
+	valid_set(f, &v, now + 1000 * MS);
+	assert_int_equal(run_t(f, &v), WXDP_STAT_PASS_NO_SOCKET);
+	/* A deletion counts within a tick (a slot answers only in the tick
+	 * it was filled in; 30 ms is three ticks at HZ 100). */
+	{
+		struct wxdp_src_key k;
+
+		wxdp_src_key_v4(&k, v.src);
+		assert_int_equal(wxdp_valid_del(f->x, &k), 0);
+		usleep(30000);
+		assert_int_equal(run_t(f, &v), WXDP_STAT_DROP_UNVAL_DHT);
+	}
+	/* Another source in the same slot is not taken for the cached one. */
+	{
+		struct wxdp_src_key kt, ku;
+		struct tpkt u = t;
+
+		wxdp_src_key_v4(&kt, t.src);
+		for (int i = 0; i < 65536; i++) {
+			u.src[2] = (uint8_t)(i >> 8);
+			u.src[3] = (uint8_t)i;
+			wxdp_src_key_v4(&ku, u.src);
+			if (wxdp_rlc_slot(&ku) == wxdp_rlc_slot(&kt) && memcmp(&ku, &kt, sizeof(ku)))
+				break;
+		}
+		assert_int_equal(wxdp_rlc_slot(&ku), wxdp_rlc_slot(&kt));
+		valid_set(f, &t, now + 1000 * MS);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET); /* fills the slot */
+		assert_int_equal(run_t(f, &u), WXDP_STAT_DROP_UNVAL_DHT);
+	}
+}
+
 /* The guard in xdp mode mirrors validated sources into the program's map
  * and keeps operator bans through a flood of automatic ones. */
 static void test_guard_xdp(void **state)
@@ -764,6 +829,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ban_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unvalidated_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_valid_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_xdp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bucket_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lru_bounded, setup_small_lru, teardown),
