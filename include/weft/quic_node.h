@@ -179,6 +179,10 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts);
  * connection (closed() with QUIC_CLOSE_ENDPOINT), free. Call before
  * engine_free(). NULL-safe. */
 void quic_node_free(struct quic_node *qn);
+/* Free the chunk-answer blocks kept for reuse when none was used for 30 s
+ * (now_ns: CLOCK_MONOTONIC); returns how many were freed. Any thread;
+ * the node calls it once a second. NULL-safe. */
+size_t quic_node_trim(struct quic_node *qn, uint64_t now_ns);
 
 /*
  * Parse "NODEKEY@ADDR" or "ADDR": NODEKEY is 64 hex digits; ADDR is

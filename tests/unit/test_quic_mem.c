@@ -7,7 +7,9 @@
  * A connection's own pool (quic_mem_pool) clears its large blocks instead
  * and quic_mem_trim gives back their all-zero pages later: what was
  * written stays (and resident), the rest is given back (mincore), and
- * blocks handed out after the trim are given back at once.
+ * blocks handed out after the trim are given back at once. The node's
+ * chunk-answer blocks (quic_node_buf.c) are kept for reuse and freed by
+ * quic_node_trim only after 30 s unused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,9 @@
 #include <cmocka.h>
 
 #include "quic/quic_int.h"
+#include "quic/quic_node_int.h"
+#include "weft/quic_node.h"
+#include "weft/util.h"
 
 static const size_t sizes[] = {1, 100, 4095, 6143, 6144, 7192, 8216, 8352, 12184, 65536, 300000};
 
@@ -155,12 +160,53 @@ static void test_pool_trim(void **state)
 		m.mem.free(extra[i], m.mem.user_data);
 }
 
+/* Write commands of a chunk answer's size come back to the node's cache
+ * when freed and are handed out again; quic_node_trim frees the cache only
+ * once it went 30 s unused (ASan: no block freed twice or leaked). */
+static void test_chunk_block_cache_trim(void **state)
+{
+	struct quic_node *qn = calloc(1, sizeof(*qn));
+	struct qn_op *a, *b, *c;
+	uint64_t now;
+
+	(void)state;
+	assert_non_null(qn);
+	pthread_mutex_init(&qn->buf_mu, NULL);
+	a = qn_op_new(qn, OP_WRITE, 1, 256 << 10);
+	b = qn_op_new(qn, OP_WRITE, 1, 200 << 10);
+	assert_non_null(a);
+	assert_non_null(b);
+	memset(a + 1, 0xa5, 256 << 10); /* the whole data room is writable */
+	qn_op_free(a);
+	qn_op_free(b);
+	assert_int_equal(qn->nbuf, 2);
+	c = qn_op_new(qn, OP_WRITE, 2, 180 << 10); /* one of them again */
+	assert_true(c == a || c == b);
+	assert_int_equal(qn->nbuf, 1);
+	qn_op_free(c);
+	now = util_now_ns();
+	assert_int_equal(quic_node_trim(qn, now), 0); /* just used */
+	assert_int_equal(quic_node_trim(qn, now + QN_BUF_IDLE_NS - 1000000000ull), 0);
+	assert_int_equal(qn->nbuf, 2);
+	assert_int_equal(quic_node_trim(qn, now + QN_BUF_IDLE_NS + 1000000000ull), 2);
+	assert_int_equal(qn->nbuf, 0);
+	assert_int_equal(quic_node_trim(qn, now + 2 * QN_BUF_IDLE_NS), 0);
+	assert_int_equal(quic_node_trim(NULL, now), 0);
+	/* small commands never go to the cache */
+	a = qn_op_new(qn, OP_WRITE, 1, 1000);
+	qn_op_free(a);
+	assert_int_equal(qn->nbuf, 0);
+	pthread_mutex_destroy(&qn->buf_mu);
+	free(qn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_calloc_zero_after_reuse),
 	    cmocka_unit_test(test_malloc_writable_realloc_keeps),
 	    cmocka_unit_test(test_pool_trim),
+	    cmocka_unit_test(test_chunk_block_cache_trim),
 	};
 
 	return cmocka_run_group_tests_name("quic_mem", tests, NULL, NULL);

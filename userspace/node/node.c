@@ -1130,6 +1130,7 @@ int node_run(struct node *n)
 					guard_ban_gc(n->guard);
 				if (ticks % DHTNODE_SAVE_TICKS == 0)
 					dhtnode_save(n->dht);
+				quic_node_trim(n->quic, util_now_ns());
 				node_heap_tick(ticks);
 				sqe = io_uring_get_sqe(&ring);
 				io_uring_prep_timeout(sqe, &tick, 0, 0);

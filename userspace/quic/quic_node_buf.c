@@ -12,19 +12,26 @@
  * a block on the lab's VM against 4 us for a reused one (docs/LAB.md),
  * 10% of the machine's CPU in a 51-node distribution. Blocks of a size in
  * (QN_BUF_MIN, QN_BUF_SIZE] are allocated at QN_BUF_SIZE and, when freed,
- * kept (at most QN_BUF_CACHE per node) for the next one.
+ * kept (at most QN_BUF_CACHE per node) for the next one, and freed once
+ * none was taken or given back for QN_BUF_IDLE_NS (quic_node_trim, from
+ * the node's one-second tick): kept for good, they were up to 2.1 MiB
+ * resident on every node that ever served a download (the soak,
+ * docs/LAB.md).
  *
- * Threads: any (serve threads take, packet workers give back); one mutex.
+ * Threads: any (serve threads take, packet workers give back, the node's
+ * main thread trims); one mutex.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "quic/quic_node_int.h"
+#include "weft/util.h"
 
 static int buf_class(size_t size)
 {
 	return size > QN_BUF_MIN && size <= QN_BUF_SIZE;
 }
+
 
 static void *buf_get(struct quic_node *qn, size_t size)
 {
@@ -35,6 +42,7 @@ static void *buf_get(struct quic_node *qn, size_t size)
 	pthread_mutex_lock(&qn->buf_mu);
 	if (qn->nbuf)
 		p = qn->buf[--qn->nbuf];
+	qn->buf_used_ns = util_now_ns();
 	pthread_mutex_unlock(&qn->buf_mu);
 	return p ? p : malloc(QN_BUF_SIZE);
 }
@@ -49,9 +57,29 @@ static void buf_put(struct quic_node *qn, void *p, size_t size)
 			qn->buf[qn->nbuf++] = p;
 			p = NULL;
 		}
+		qn->buf_used_ns = util_now_ns();
 		pthread_mutex_unlock(&qn->buf_mu);
 	}
 	free(p);
+}
+
+size_t quic_node_trim(struct quic_node *qn, uint64_t now_ns)
+{
+	void *drop[QN_BUF_CACHE];
+	size_t n = 0;
+
+	if (!qn)
+		return 0;
+	pthread_mutex_lock(&qn->buf_mu);
+	if (qn->nbuf && now_ns - qn->buf_used_ns >= QN_BUF_IDLE_NS) {
+		n = qn->nbuf;
+		memcpy(drop, qn->buf, n * sizeof(*drop));
+		qn->nbuf = 0;
+	}
+	pthread_mutex_unlock(&qn->buf_mu);
+	for (size_t i = 0; i < n; i++)
+		free(drop[i]);
+	return n;
 }
 
 void qn_op_free(void *arg)

@@ -42,11 +42,14 @@
 /* Write buffers kept for reuse (quic_node_buf.c): a block of more than
  * QN_BUF_MIN bytes and at most QN_BUF_SIZE (a content chunk answer, 256
  * KiB + its header, in its write command) is allocated at QN_BUF_SIZE and
- * kept when freed, at most QN_BUF_CACHE per node: 2.1 MiB once a node has
- * served, nothing before. */
+ * kept when freed, at most QN_BUF_CACHE per node: 2.1 MiB while a node
+ * serves, nothing before, and nothing again once none was used for
+ * QN_BUF_IDLE_NS. */
 #define QN_BUF_MIN (128U << 10)
 #define QN_BUF_SIZE ((256U << 10) + 1024)
 #define QN_BUF_CACHE 8
+/* kept blocks unused this long are freed (quic_node_trim) */
+#define QN_BUF_IDLE_NS (30ull * 1000000000ull)
 
 /* Bytes queued on a stream. The QUIC stream reads them in place (no copy)
  * until acknowledged: refs counts the queue's reference and one per slice
@@ -183,6 +186,7 @@ struct quic_node {
 	/* large write buffers for reuse (quic_node_buf.c) */
 	pthread_mutex_t buf_mu;
 	void *buf[QN_BUF_CACHE];
+	uint64_t buf_used_ns; /* last buf_get / buf_put of a kept-size block (CLOCK_MONOTONIC) */
 	unsigned int nbuf;
 };
 
