@@ -772,7 +772,7 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 	struct quic_stream *s;
 	size_t room, n;
 	uint64_t unacked;
-	int rc, was;
+	int rc;
 
 	if (!usable(c))
 		return -ENOTCONN;
@@ -792,7 +792,6 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 	}
 	if (s->fin_queued)
 		return -EPIPE;
-	was = quic_sbuf_waiting(s);
 	unacked = s->total - s->acked;
 	room = unacked >= c->ep->o.stream_sndbuf ? 0 : c->ep->o.stream_sndbuf - (size_t)unacked;
 	n = len < room ? len : room;
@@ -804,8 +803,6 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 		return rc;
 	if (n == len && fin)
 		s->fin_queued = 1;
-	if (!was && quic_sbuf_waiting(s))
-		quic_sbuf_take_turn(c, s);
 	if (n < len)
 		s->want_writable = 1;
 	quic_conn_flush(c, c->ep->now);

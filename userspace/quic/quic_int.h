@@ -98,11 +98,6 @@ struct quic_stream {
 	int fin_queued, fin_sent;
 	int round_blocked;
 	int want_writable, notify_writable;
-	/* Its place among the streams with bytes to send (quic_sbuf_next,
-	 * the oldest first): taken when bytes come while none were waiting,
-	 * and again, behind the others, once those it had then (up to
-	 * turn_end) are sent and more wait. */
-	uint64_t turn, turn_end;
 };
 
 enum quic_conn_state {
@@ -145,7 +140,6 @@ struct quic_conn {
 	ngtcp2_cid cids[QUIC_CONN_MAX_CIDS];
 	size_t ncids;
 	struct quic_stream *streams;
-	uint64_t sbuf_turns; /* turns given to its streams (stream_buf.c) */
 	uint64_t streams_opened, streams_open;
 	uint64_t bytes_rx, bytes_tx, dgrams_rx, dgrams_tx;
 	struct quic_dgram *dgq; /* ring of queued datagrams */
@@ -323,14 +317,7 @@ int quic_sbuf_append_ref(struct quic_stream *s, const uint8_t *data, size_t len,
 void quic_sbuf_ack(struct quic_stream *s, uint64_t end);
 /* Up to max vectors over unsent bytes, covering about want bytes; count. */
 size_t quic_sbuf_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t want);
-/* 1 when s has bytes (or a FIN) not yet handed to ngtcp2. */
-int quic_sbuf_waiting(const struct quic_stream *s);
-/* s, which had nothing waiting, got bytes (or a FIN): it goes behind the
- * streams already waiting. */
-void quic_sbuf_take_turn(struct quic_conn *c, struct quic_stream *s);
-/* The stream with bytes (or a FIN) to send this round that has waited
- * longest (the oldest turn), or NULL: answers queued on different streams
- * of a connection go out in the order they were queued, none starves. */
+/* The first stream with bytes (or a FIN) to send this round, or NULL. */
 struct quic_stream *quic_sbuf_next(struct quic_conn *c);
 
 #endif

@@ -3,7 +3,7 @@
  * Stream send buffers of one QUIC connection: chains of blocks that
  * ngtcp2 reads in place until the peer acknowledges them (it keeps
  * pointers into sent data, so bytes never move), and the choice of the
- * next stream with bytes to send (the one that waited longest). Pure data structure: no ngtcp2 call,
+ * next stream with bytes to send. Pure data structure: no ngtcp2 call,
  * no I/O; conn.c fills them, conn_write.c drains them.
  */
 #include <errno.h>
@@ -183,33 +183,17 @@ size_t quic_sbuf_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t w
 	return n;
 }
 
-int quic_sbuf_waiting(const struct quic_stream *s)
+static int stream_pending(const struct quic_stream *s)
 {
-	return s->sent < s->total || (s->fin_queued && !s->fin_sent);
+	return !s->round_blocked && (s->sent < s->total || (s->fin_queued && !s->fin_sent));
 }
 
-void quic_sbuf_take_turn(struct quic_conn *c, struct quic_stream *s)
-{
-	s->turn = ++c->sbuf_turns;
-	s->turn_end = s->total;
-}
-
-/* First come, first sent: the list is newest first, and taking the first
- * pending stream let a connection's newest streams starve its oldest (a
- * downloader's answers on them timed out while the others flowed). A
- * stream whose turn's bytes are all sent and that has more takes a new
- * turn, so one that is always fed does not hold the others back either. */
 struct quic_stream *quic_sbuf_next(struct quic_conn *c)
 {
-	struct quic_stream *s, *best = NULL;
+	struct quic_stream *s;
 
-	for (s = c->streams; s; s = s->next) {
-		if (s->round_blocked || !quic_sbuf_waiting(s))
-			continue;
-		if (s->sent >= s->turn_end && s->total > s->turn_end)
-			quic_sbuf_take_turn(c, s);
-		if (!best || s->turn < best->turn)
-			best = s;
-	}
-	return best;
+	for (s = c->streams; s; s = s->next)
+		if (stream_pending(s))
+			return s;
+	return NULL;
 }
