@@ -529,9 +529,8 @@ static __always_inline int valid_lookup(const struct wxdp_config *cfg,
  * marks the entry used, so its recency is as before.
  */
 static __always_inline int src_validated(const struct wxdp_config *cfg,
-					 const struct wxdp_src_key *sk, __u64 *now)
+					 const struct wxdp_src_key *sk, __u32 i, __u64 *now)
 {
-	__u32 i = wxdp_rlc_slot(sk);
 	struct wxdp_vlc_slot *c = bpf_map_lookup_elem(&WXDP_MAP_VLC, &i);
 	__u64 j = bpf_jiffies64();
 
@@ -543,16 +542,17 @@ static __always_inline int src_validated(const struct wxdp_config *cfg,
 
 /*
  * The global budget of unvalidated sources for class cls, or NULL when the
- * source is validated or the class has no budget (nothing to pay).
+ * source is validated or the class has no budget (nothing to pay). slot:
+ * wxdp_rlc_slot(sk), computed once per packet for both per-CPU caches.
  */
 static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config *cfg,
-							const struct wxdp_src_key *sk, __u32 cls,
-							__u64 *now)
+							const struct wxdp_src_key *sk, __u32 slot,
+							__u32 cls, __u64 *now)
 {
 	const struct wxdp_rate *rate = wxdp_class_unval(cfg, cls);
 	__u32 idx = cls;
 
-	if (rate->pps == 0 || src_validated(cfg, sk, now))
+	if (rate->pps == 0 || src_validated(cfg, sk, slot, now))
 		return NULL;
 	return bpf_map_lookup_elem(&WXDP_MAP_BUDGET, &idx);
 }
@@ -564,9 +564,9 @@ static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config
  * missing. NULL: no state could be found or made (fail open).
  */
 static __always_inline struct wxdp_src_val *src_buckets(const struct wxdp_config *cfg,
-							const struct wxdp_src_key *sk, __u64 *now)
+							const struct wxdp_src_key *sk, __u32 i,
+							__u64 *now)
 {
-	__u32 i = wxdp_rlc_slot(sk);
 	struct wxdp_rlc_slot *s = bpf_map_lookup_elem(&WXDP_MAP_RLC, &i);
 	struct wxdp_src_val *sv;
 
@@ -607,7 +607,7 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 	struct wxdp_src_val *sv;
 	const struct wxdp_rate *rate;
 	struct wxdp_bucket *b, *budget;
-	__u32 cls = WXDP_CLASS_QUIC;
+	__u32 cls = WXDP_CLASS_QUIC, slot;
 	__u64 now = 0;
 	int r;
 
@@ -635,13 +635,14 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 	 * docs/XDP.md). The budget (per CPU) is paid only
 	 * after the per-source bucket admitted the packet, so one loud
 	 * source is cut by its own bucket and does not spend it. */
-	budget = unval_budget(cfg, &sk, cls, &now);
+	slot = wxdp_rlc_slot(&sk);
+	budget = unval_budget(cfg, &sk, slot, cls, &now);
 	if (budget && !wxdp_tb_ready(budget, wxdp_class_unval(cfg, cls), pol_now(cfg, &now)))
 		return wxdp_class_unval_stat(cls);
 	rate = wxdp_class_rate(cfg, cls);
 	if (rate->pps == 0)
 		goto pay;
-	sv = src_buckets(cfg, &sk, &now);
+	sv = src_buckets(cfg, &sk, slot, &now);
 	if (!sv)
 		goto pay; /* fail open: never seen */
 	if (cls == WXDP_CLASS_INITIAL)
