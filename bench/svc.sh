@@ -178,3 +178,23 @@ direct=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt 
 echo "WebSocket echo round trip, $NR x 16 bytes: through the gateway p50 ${gw% *} us p99 ${gw#* } us;" \
 	"direct over the veth p50 ${direct% *} us p99 ${direct#* } us;" \
 	"ratio $(awk -v a="${gw% *}" -v b="${direct% *}" 'BEGIN {printf "%.2f", a / b}') (goal <= 1.5)"
+# The floor of any two-proxy path on this host: the same client and backend
+# through two minimal C relays (bench/bench_proxy_floor.c: TCP in, UDP over
+# the veth, TCP out; poll, no QUIC, no crypto) in the same namespaces.
+FLOOR=$TOP/${BUILD:-build}/bench/bench_proxy_floor
+if [ -x "$FLOOR" ]; then
+	ip netns exec "$(netns_name 1)" "$FLOOR" out 7440 127.0.0.1 8092 &
+	FP1=$!
+	ip netns exec "$(netns_name 2)" "$FLOOR" in 5040 "$(netns_ip4 1)" 7440 &
+	FP2=$!
+	netns_on_exit "kill $FP1 $FP2"
+	sleep 0.2
+	F0=$(( $(cpu_of "$FP1") + $(cpu_of "$FP2") ))
+	floor=$(ip netns exec "$(netns_name 2)" "$PYTHON" "$HERE/svc_ws_client.py" rtt "ws://127.0.0.1:5040/" "$NR") || fail "ws via the floor relays"
+	echo "  the same through two minimal relays (the floor of any proxy pair here): p50 ${floor% *} us p99 ${floor#* } us;" \
+		"floor / direct $(awk -v a="${floor% *}" -v b="${direct% *}" 'BEGIN {printf "%.2f", a / b}');" \
+		"gateway / floor $(awk -v a="${gw% *}" -v b="${floor% *}" 'BEGIN {printf "%.2f", a / b}');" \
+		"the two relays' CPU $(awk -v c=$(( $(cpu_of "$FP1") + $(cpu_of "$FP2") - F0 )) -v t="$TCK" -v n="$NR" 'BEGIN {printf "%.1f", c * 1e6 / t / n}') us per round trip"
+else
+	echo "  $FLOOR not built (make bench builds it): the floor skipped"
+fi

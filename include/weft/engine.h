@@ -227,8 +227,10 @@ int engine_pass_end(void (*fn)(void *arg), void *arg);
 /*
  * Host another event loop on a worker (docs/SERVICE.md, "The fabric's
  * owner on the QUIC worker"): the worker's wait also returns when fd is
- * readable, and every pass runs step(arg, &next_us) on the worker's thread
- * after its commands and deferred timers, before its transmit flush. step
+ * readable, and every pass runs step(arg, ready, &next_us) on the worker's
+ * thread after its commands and deferred timers, before its transmit
+ * flush; ready is 0 when the io backend knows fd was not readable since
+ * the last step (the loop need not read it: no system call), else 1. step
  * returns 1 when it did work (the worker then does not sleep) and sets
  * next_us to the microseconds until it wants to run again (-1: only when
  * fd is readable). The hosted loop must never block. Call before
@@ -237,7 +239,7 @@ int engine_pass_end(void (*fn)(void *arg), void *arg);
  * -EOPNOTSUPP (the io backend cannot watch an fd: in-memory), -EINVAL.
  */
 int engine_host(struct engine *eng, unsigned int worker, int fd,
-		int (*step)(void *arg, int64_t *next_us), void *arg);
+		int (*step)(void *arg, int ready, int64_t *next_us), void *arg);
 /* Disarm (wheel, near or deferred); no-op if not armed. Worker thread only. */
 void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t);
 

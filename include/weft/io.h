@@ -158,6 +158,12 @@ struct io_backend {
 	 * returns when fd is readable (level: a readable fd keeps waking
 	 * it), until watch(q, -1). The caller reads fd. Returns 0 or -errno. */
 	int (*watch)(struct io_queue *q, int fd);
+	/* Optional, the queue's thread: 1 when the watched fd was seen
+	 * readable since the last call (then forgotten), 0 when not. The
+	 * readiness must not be lost: an fd still readable after its reader
+	 * ran is seen again. NULL: the caller cannot tell, and reads fd
+	 * every pass. */
+	int (*watch_fired)(struct io_queue *q);
 	void (*close)(struct io_queue *q);
 	/* Optional, any thread: the local address datagrams to dst leave
 	 * from (port left 0). NULL: the kernel's route lookup applies (uring,

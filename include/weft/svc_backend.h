@@ -167,9 +167,11 @@ int svc_backend_post_lazy(struct svc_backend *b, struct svc_backend_msg *m);
 void svc_backend_kick(struct svc_backend *b);
 /* A hosted loop's turn, without waiting (engine_host's step: arg is the
  * handle): 1 when work is pending at once; *next_us is when it wants to
- * run again (-1: only when svc_backend_fd is readable). The first call's
- * thread is the loop's from then on (svc_backend_on_loop). */
-int svc_backend_step(void *arg, int64_t *next_us);
+ * run again (-1: only when svc_backend_fd is readable). ready 0: the host
+ * knows svc_backend_fd was not readable since the last turn, so the turn
+ * does not read it (it still runs messages, submissions and deadlines).
+ * The first call's thread is the loop's from then on (svc_backend_on_loop). */
+int svc_backend_step(void *arg, int ready, int64_t *next_us);
 /* The descriptor that is readable when the loop has I/O or messages. */
 int svc_backend_fd(const struct svc_backend *b);
 /* 1 when called on the backend thread itself (the fabric's owner), else 0. */

@@ -1000,13 +1000,17 @@ static void *host_main(void *arg)
 {
 	struct host *h = arg;
 
+	int ready = 1; /* as the engine tells it: 0 only after a poll saw nothing */
+
 	while (!atomic_load(&h->stop)) {
 		struct pollfd p = {.fd = svc_backend_fd(h->b), .events = POLLIN};
 		int64_t next;
 
-		if (svc_backend_step(h->b, &next))
+		if (svc_backend_step(h->b, ready, &next)) {
+			ready = 1;
 			continue;
-		(void)poll(&p, 1, next < 0 || next > 20000 ? 20 : (int)((next + 999) / 1000));
+		}
+		ready = poll(&p, 1, next < 0 || next > 20000 ? 20 : (int)((next + 999) / 1000)) != 0;
 	}
 	return NULL;
 }

@@ -741,15 +741,17 @@ static void pass_hook_run(void)
  * a sleep in between. */
 static int host_run(struct engine_worker *w)
 {
+	const struct io_backend *be = w->eng->be;
 	int64_t next = -1;
-	int busy = w->host_step(w->host_arg, &next);
+	int ready = be->watch_fired ? be->watch_fired(w->q) : 1;
+	int busy = w->host_step(w->host_arg, ready, &next);
 
 	w->host_due_us = next < 0 ? 0 : engine_worker_now_us(w) + (uint64_t)next;
 	return busy;
 }
 
 int engine_host(struct engine *eng, unsigned int worker, int fd,
-		int (*step)(void *arg, int64_t *next_us), void *arg)
+		int (*step)(void *arg, int ready, int64_t *next_us), void *arg)
 {
 	struct engine_worker *w;
 	int err;

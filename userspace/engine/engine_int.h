@@ -100,7 +100,7 @@ struct engine_worker {
 	unsigned int ntx;
 	uint16_t ip_id;
 	/* engine_host: a loop run every pass, woken by host_fd */
-	int (*host_step)(void *arg, int64_t *next_us);
+	int (*host_step)(void *arg, int ready, int64_t *next_us);
 	void *host_arg;
 	uint64_t host_due_us; /* its next deadline (worker clock), 0: none */
 };

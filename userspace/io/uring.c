@@ -67,6 +67,7 @@ struct io_queue {
 	int wake_fd, wake_armed;
 	uint64_t wake_buf;
 	int watch_fd, watch_armed; /* ur_watch: a one-shot poll, armed again each time */
+	int watch_fired;	   /* its completion came since ur_watch_fired */
 	int gso;
 	/* provided buffers */
 	struct io_uring_buf_ring *br;
@@ -532,10 +533,12 @@ static int ur_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
 		uint32_t tag = (uint32_t)(cqe->user_data >> 32);
 
 		if (tag == TAG_WAKE || tag == TAG_WATCH) {
-			if (tag == TAG_WAKE)
+			if (tag == TAG_WAKE) {
 				q->wake_armed = 0;
-			else
+			} else {
 				q->watch_armed = 0;
+				q->watch_fired = 1;
+			}
 			io_uring_cqe_seen(&q->ring, cqe);
 			continue;
 		}
@@ -789,7 +792,19 @@ static int ur_watch(struct io_queue *q, int fd)
 {
 	q->watch_fd = fd;
 	q->watch_armed = 0;
+	q->watch_fired = 1; /* whatever was pending before the first poll */
 	return 0;
+}
+
+/* The one-shot poll is armed again at the next rx or wait, and a poll
+ * armed on an fd that is readable completes at once: a readiness the
+ * reader left (more than it took in one go) comes back as a completion. */
+static int ur_watch_fired(struct io_queue *q)
+{
+	int f = q->watch_fired;
+
+	q->watch_fired = 0;
+	return f;
 }
 
 const struct io_backend io_backend_uring = {
@@ -802,5 +817,6 @@ const struct io_backend io_backend_uring = {
 	.tx = ur_tx,
 	.wait = ur_wait,
 	.watch = ur_watch,
+	.watch_fired = ur_watch_fired,
 	.close = ur_close,
 };

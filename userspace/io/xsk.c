@@ -83,6 +83,8 @@ struct io_queue {
 	uint16_t ports[IO_MAX_PORTS];
 	int wake_fd;
 	int watch_fd; /* xsk_watch, -1: none */
+	int watch_fired; /* found readable since xsk_watch_fired */
+	int waited;	 /* xsk_wait polled since xsk_watch_fired */
 	void *area;
 	size_t area_len;
 	struct xsk_umem *umem;
@@ -966,7 +968,7 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 {
 	struct pollfd p[4 + IO_MAX_PORTS];
 	unsigned int np = 0, i;
-	int r, wake = -1, nl, ks;
+	int r, wake = -1, watch = -1, nl, ks;
 
 	p[np].fd = q->fd;
 	p[np++].events = POLLIN;
@@ -979,6 +981,7 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 		p[np++].events = POLLIN;
 	}
 	if (q->watch_fd >= 0) {
+		watch = (int)np;
 		p[np].fd = q->watch_fd;
 		p[np++].events = POLLIN;
 	}
@@ -1011,6 +1014,9 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 		if (k > 0)
 			st_add(&q->st->neigh_updates, (uint64_t)k);
 	}
+	if (watch >= 0 && (p[watch].revents & (POLLIN | POLLERR | POLLHUP)))
+		q->watch_fired = 1;
+	q->waited = 1;
 	if (wake >= 0 && (p[wake].revents & POLLIN)) {
 		uint64_t v;
 
@@ -1027,7 +1033,20 @@ static int xsk_wait(struct io_queue *q, int64_t timeout_us)
 static int xsk_watch(struct io_queue *q, int fd)
 {
 	q->watch_fd = fd;
+	q->watch_fired = 1;
 	return 0;
+}
+
+/* Seen by the last ppoll; passes that never slept (busy) did not poll,
+ * so then the fd counts as readable on every pass until the worker
+ * sleeps again. */
+static int xsk_watch_fired(struct io_queue *q)
+{
+	int f = q->watch_fired || !q->waited;
+
+	q->watch_fired = 0;
+	q->waited = 0;
+	return f;
 }
 
 const struct io_backend io_backend_xsk = {
@@ -1040,5 +1059,6 @@ const struct io_backend io_backend_xsk = {
 	.tx = xsk_tx,
 	.wait = xsk_wait,
 	.watch = xsk_watch,
+	.watch_fired = xsk_watch_fired,
 	.close = xsk_close,
 };

@@ -732,16 +732,20 @@ static uint64_t loop_next(struct svc_backend *b)
 }
 
 /* One turn of the loop: I/O (waiting for it until the next deadline when
- * block), messages, submissions, deadlines, the tick. 1: stopping. */
+ * block is 1; not read at all when -1 and the last read took everything:
+ * a host knows the set was not readable), messages, submissions,
+ * deadlines, the tick. 1: stopping. */
 static int loop_turn(struct svc_backend *b, int block)
 {
 	struct epoll_event evs[64];
-	uint64_t now = util_now_ms(), next = block ? loop_next(b) : 0;
+	uint64_t now = util_now_ms(), next = block > 0 ? loop_next(b) : 0;
 	struct bjob *j, *nx, *pend;
-	int n, stop;
+	int n = 0, stop;
 
 	b->kick = 0;
-	n = epoll_wait(b->epfd, evs, 64, next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now));
+	if (block >= 0 || b->ep_full)
+		n = epoll_wait(b->epfd, evs, 64, next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now));
+	b->ep_full = n == 64;
 	for (int i = 0; i < n; i++) {
 		int *kind = evs[i].data.ptr;
 		uint64_t v;
@@ -810,7 +814,7 @@ static void *backend_loop(void *arg)
 	return NULL;
 }
 
-int svc_backend_step(void *arg, int64_t *next_us)
+int svc_backend_step(void *arg, int ready, int64_t *next_us)
 {
 	struct svc_backend *b = arg;
 	uint64_t next, now;
@@ -819,7 +823,7 @@ int svc_backend_step(void *arg, int64_t *next_us)
 		b->th = pthread_self();
 		atomic_store(&b->th_on, 1);
 	}
-	loop_turn(b, 0);
+	loop_turn(b, ready ? 0 : -1);
 	next = loop_next(b);
 	now = util_now_ms();
 	*next_us = next == UINT64_MAX ? -1 : next <= now ? 0 : (int64_t)(next - now) * 1000;

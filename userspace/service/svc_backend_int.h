@@ -35,6 +35,7 @@ struct svc_backend {
 	struct bpool *pools; /* loop thread only */
 	struct bjob *redo;   /* loop thread only: calls to start again */
 	int kick;	     /* loop thread only: pending work, do not sleep */
+	int ep_full;	     /* loop thread only: the last epoll_wait filled its array */
 	uint64_t stat_busy, stat_timeout, stat_protocol;
 	/* loop thread writes, svc_backend_stats reads (relaxed) */
 	_Atomic uint64_t st_opened, st_reused;

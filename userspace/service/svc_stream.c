@@ -596,10 +596,13 @@ static void fd_read(struct svcn_strm *s)
 {
 	uint8_t *buf = s->sn->strms->frame + SVC_MSG_HDR_LEN;
 
+	s->fd_rd_dry = 0;
 	while (!s->zombie && !s->draining && !s->fd_rd_eof && !s->end_tx && can_send(s)) {
 		ssize_t n = recv(s->fd, buf, SVCN_STRM_FRAME, 0);
 
 		if (n < 0) {
+			if (errno == EAGAIN)
+				s->fd_rd_dry = 1;
 			if (errno == EAGAIN || errno == EINTR)
 				return;
 			svcn_sx_fail(s, SVC_ERR_BACKEND_ERROR, SVC_STREAM_R_LOCAL);
@@ -622,6 +625,11 @@ static void fd_read(struct svcn_strm *s)
 		}
 		if (svcn_sx_send_data(s, buf, (size_t)n) < 0 && s->zombie)
 			return;
+		/* short: all there was (level-triggered epoll tells of more) */
+		if ((size_t)n < SVCN_STRM_FRAME) {
+			s->fd_rd_dry = 1;
+			return;
+		}
 	}
 }
 
@@ -683,7 +691,7 @@ void svcn_sx_pump(struct svcn_strm *s)
 			send_end(s, SVC_OK, SVC_STREAM_R_OK);
 	} else if (s->fd >= 0 && (!s->bk || s->bk == BK_OPEN)) {
 		fd_write(s);
-		if (!s->zombie && !s->draining)
+		if (!s->zombie && !s->draining && !s->fd_rd_dry)
 			fd_read(s);
 	}
 	if (!s->zombie) {

@@ -77,6 +77,10 @@ struct svcn_strm {
 	int fd;
 	uint32_t fd_ev; /* interest registered (0: not in the set) */
 	int fd_rd_eof, fd_wr_shut;
+	/* the last read found the socket empty (EAGAIN or a short read): a
+	 * pump does not read it again; its next EPOLLIN (level-triggered,
+	 * whenever reading is wanted) does */
+	int fd_rd_dry;
 	int bk; /* BK_* */
 	uint8_t *hs;
 	size_t hs_len, hs_off;
