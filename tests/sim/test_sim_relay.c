@@ -241,6 +241,46 @@ static void test_ping_by_key(void **state)
 				    NULL) >= 1);
 }
 
+/* The streams open on x's connection to y (-1: no connection). */
+static json_int_t streams_to(struct simnode *x, const char *ykey)
+{
+	json_t *o = simnode_ok(x, "GET", "/v1/quic/conns", NULL), *c;
+	json_int_t n = -1;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "conns"), i, c) {
+		const char *k = json_string_value(json_object_get(c, "peer_key"));
+
+		if (k && !strcmp(k, ykey))
+			n = json_integer_value(json_object_get(c, "streams_open"));
+	}
+	json_decref(o);
+	return n;
+}
+
+/* E's reservation connection with R carries one stream again: the
+ * reservation's (the offer's stream closed at both ends). */
+static int offer_streams_closed(void *arg)
+{
+	(void)arg;
+	return streams_to(&W.e, W.r.key) == 1 && streams_to(&W.r, W.e.key) == 1;
+}
+
+/* Each offer R makes to a holder is a stream of the holder's reservation
+ * connection: OFFER, ANSWER, CIRCUIT. Both ends must finish it, or every
+ * dial by key leaves a stream open at R and at the holder for the
+ * connection's life: memory on both, and once the connection's stream
+ * limit is reached R can open no more offers to that holder (seen in the
+ * lab's soak as the dial target's live heap growing by each dial). */
+static void test_offer_streams_close(void **state)
+{
+	(void)state;
+	/* the offer of test_ping_by_key's circuit (R allows E 3 circuits) */
+	assert_true(simnode_get_int(&W.e, "/v1/relay/status", "counters", "offers_accepted",
+				    NULL) >= 1);
+	assert_int_equal(simnode_wait(offer_streams_closed, NULL, 10000), 0);
+}
+
 /* E finds the "echo" H publishes (builtin). */
 static int e_finds_echo(void *arg)
 {
@@ -531,6 +571,9 @@ static void test_byte_limit(void **state)
 		assert_int_equal(json_integer_value(json_object_get(u, "lost")), 0);
 		json_decref(r);
 	}
+	/* ...at both ends: E ended its side after the ENDED, so only the
+	 * reservation's stream is left on that connection. */
+	assert_int_equal(simnode_wait(offer_streams_closed, NULL, 10000), 0);
 }
 
 static int not_reserved(void *arg)
@@ -578,6 +621,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reservations),	   cmocka_unit_test(test_ping_by_key),
+		cmocka_unit_test(test_offer_streams_close),
 		cmocka_unit_test(test_content_via_relay), cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_byte_limit),	   cmocka_unit_test(test_expiry_and_teardown),
 		cmocka_unit_test(test_svc_by_key),	   cmocka_unit_test(test_svc_by_key_deadline),

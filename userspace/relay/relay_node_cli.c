@@ -162,7 +162,11 @@ void rn_on_offer(struct relay_node *rn, struct rn_stream *s, const struct relay_
 		rn->offers_accepted++;
 	else
 		rn->offers_refused++;
-	rn_send_msg(rn, s->conn, s->sid, &a, !rn->o.accept);
+	/* The ANSWER is all we send on the offer's stream: our side ends
+	 * with it (FIN), accepted or not, and the relay's CIRCUIT (or bare
+	 * FIN) ends the other. Without it the stream stayed open at both
+	 * ends for the reservation's life, one per dial by key. */
+	rn_send_msg(rn, s->conn, s->sid, &a, 1);
 	if (!rn->o.accept)
 		s->used = 0;
 }

@@ -128,9 +128,13 @@ static int on_out_ended(struct relay_node *rn, struct rn_stream *s, const struct
 	o->used = 0;
 	rn_circuit_ended(rn, io_addr_fmt(&o->via, buf, sizeof(buf)), &o->via, m);
 	/* Nothing more to learn from this relay connection, unless it
-	 * carries our reservation too. */
+	 * carries our reservation too: then our side of the CONNECT stream
+	 * ends (the relay ended its with ENDED), or it stays open for the
+	 * reservation's life. */
 	if (!o->shared)
 		quic_node_close(rn->o.quic, o->conn, 0);
+	else
+		quic_node_write(rn->o.quic, s->conn, s->sid, NULL, 0, 1);
 	return 1;
 }
 
