@@ -90,6 +90,10 @@ struct content_node;
 #define CONTENT_REANNOUNCE_S 1200
 /* Download jobs kept (running and finished, for the API): 64. */
 #define CONTENT_MAX_JOBS 64
+/* A finished job stays listed (GET /v1/content/jobs[/N]) for 10 min, then
+ * content_node_trim frees its record (~37 KiB: its providers and
+ * requests) and joins its thread. */
+#define CONTENT_JOB_KEEP_MS 600000
 
 /* Subscribed share heads are polled every 300 s (content.poll_s): a
  * BEP 44 get carrying the last seq, which costs one lookup and no value
@@ -165,6 +169,13 @@ size_t content_node_seeded(struct content_node *cn, uint8_t (*ih)[20], size_t ca
 typedef size_t (*content_lan_fn)(void *arg, const uint8_t ih[20], struct sockaddr_storage *out,
 				 size_t cap);
 void content_node_set_lan(struct content_node *cn, content_lan_fn fn, void *arg);
+
+/* Housekeeping on the node's tick (any one thread): finished download
+ * jobs past CONTENT_JOB_KEEP_MS are freed (unless a waiter holds one).
+ * Until they were, a finished job kept its record and its thread's stack
+ * until the table's 64 slots filled: growth that looked like a leak in
+ * the soak (docs/LAB.md). NULL-safe. */
+void content_node_trim(struct content_node *cn, uint64_t now_ms);
 
 /* Stop downloads, serving and announcing; free. Call after engine_stop()
  * and before quic_node_free(). NULL-safe. */

@@ -57,6 +57,8 @@ struct ctl *node_ctl(struct node *n);
 struct log_ctx *node_log(struct node *n);
 /* The node's service fabric (NULL before node_new finished); for tests. */
 struct svc_node *node_svc(struct node *n);
+/* The node's content side (NULL when content is off); for tests. */
+struct content_node *node_content(struct node *n);
 
 /* Serve until SIGTERM/SIGINT (0) or a fatal error (-errno). SIGHUP reloads
  * the reloadable keys. Reports READY=1 to systemd when NOTIFY_SOCKET is set. */

@@ -42,7 +42,10 @@
 #include "simnode.h"
 #include "testutil.h"
 #include "weft/blake3.h"
+#include "weft/content_node.h"
+#include "weft/node.h"
 #include "weft/simnet.h"
+#include "weft/util.h"
 
 #define FILE_LEN (8u << 20) /* 32 chunks of 256 KiB */
 #define NCHUNKS 32
@@ -519,6 +522,14 @@ static void test_peer_exchange(void **state)
 	pjob_start_from(&d1, &Q[2], id, out1, Q[1].ip);
 	assert_int_equal(simnode_wait(pjob_done, &d1, 60000), 0);
 	pjob_check(&d1, out1, id, data);
+
+	/* A finished job stays listed for CONTENT_JOB_KEEP_MS, then the
+	 * node's tick frees it (record and thread), and it is gone from the
+	 * API (404), not kept until the table's 64 slots are full. */
+	content_node_trim(node_content(Q[2].node), util_now_ms());
+	json_decref(pjob_get(&d1));
+	content_node_trim(node_content(Q[2].node), util_now_ms() + CONTENT_JOB_KEEP_MS);
+	assert_int_equal(simnode_ctl(&Q[2], "GET", d1.path, NULL, NULL), 404);
 
 	/* D2 is told about the seed only, and learns D1 from it. */
 	pjob_start_from(&d2, &Q[3], id, out2, Q[1].ip);

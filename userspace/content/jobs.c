@@ -341,6 +341,31 @@ json_t *cn_jobs_json(struct content_node *cn)
 	return a;
 }
 
+void content_node_trim(struct content_node *cn, uint64_t now_ms)
+{
+	unsigned int i, k = 0;
+
+	if (!cn)
+		return;
+	pthread_mutex_lock(&cn->jmu);
+	for (i = 0; i < cn->njobs; i++) {
+		struct cn_job *j = cn->jobs[i];
+		int old;
+
+		pthread_mutex_lock(&j->mu); /* finished and t_end are the job's */
+		old = j->finished && now_ms - j->t_end >= CONTENT_JOB_KEEP_MS;
+		pthread_mutex_unlock(&j->mu);
+		if (old && !j->holds) { /* holds: under jmu */
+			pthread_join(j->thr, NULL); /* long returned */
+			job_free(j);
+			continue;
+		}
+		cn->jobs[k++] = j;
+	}
+	cn->njobs = k;
+	pthread_mutex_unlock(&cn->jmu);
+}
+
 void cn_jobs_stop(struct content_node *cn)
 {
 	pthread_mutex_lock(&cn->jmu);

@@ -830,6 +830,11 @@ struct svc_node *node_svc(struct node *n)
 	return n->svc;
 }
 
+struct content_node *node_content(struct node *n)
+{
+	return n->content;
+}
+
 struct log_ctx *node_log(struct node *n)
 {
 	return &n->log;
@@ -1131,6 +1136,7 @@ int node_run(struct node *n)
 				if (ticks % DHTNODE_SAVE_TICKS == 0)
 					dhtnode_save(n->dht);
 				quic_node_trim(n->quic, util_now_ns());
+				content_node_trim(n->content, util_now_ms());
 				node_heap_tick(ticks);
 				sqe = io_uring_get_sqe(&ring);
 				io_uring_prep_timeout(sqe, &tick, 0, 0);
