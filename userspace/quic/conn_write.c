@@ -197,11 +197,10 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 			}
 			if (n == NGTCP2_ERR_WRITE_MORE) {
 				if (s && ndata >= 0) {
-					s->sent += (uint64_t)ndata;
+					quic_sbuf_sent(c, s, (uint64_t)ndata,
+						       !!(fl & NGTCP2_WRITE_STREAM_FLAG_FIN));
 					c->bytes_tx += (uint64_t)ndata;
 					nodata = NULL;
-					if ((fl & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent == s->total)
-						s->fin_sent = 1;
 				}
 				continue;
 			}
@@ -210,11 +209,9 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 			return;
 		}
 		if (s && ndata >= 0) {
-			s->sent += (uint64_t)ndata;
+			quic_sbuf_sent(c, s, (uint64_t)ndata, !!(fl & NGTCP2_WRITE_STREAM_FLAG_FIN));
 			c->bytes_tx += (uint64_t)ndata;
 			nodata = NULL;
-			if ((fl & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent == s->total)
-				s->fin_sent = 1;
 		} else if (s && n > 0) {
 			/* Packet without this stream's data: a packet of ngtcp2's
 			 * own filled the datagram (the handshake's last, ACKs),
