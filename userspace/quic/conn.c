@@ -623,7 +623,7 @@ static int ack_hold(const struct quic_conn *c, uint64_t now)
 	 * (CRYPTO, HANDSHAKE_DONE) are ngtcp2's, unseen here, and must not
 	 * wait. */
 	return c->state == QUIC_ST_OPEN && c->rx_n < 2 && now < c->rx_at + QUIC_ACK_HOLD_NS &&
-	       c->bytes_rx && c->bytes_tx && !c->dgq_len && !quic_sbuf_next((struct quic_conn *)c);
+	       c->bytes_rx && c->bytes_tx && !c->dgq_len && !c->wq_head;
 }
 
 uint64_t quic_conn_expiry(const struct quic_conn *c)
@@ -803,6 +803,7 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 		return rc;
 	if (n == len && fin)
 		s->fin_queued = 1;
+	quic_sbuf_wake(c, s);
 	if (n < len)
 		s->want_writable = 1;
 	quic_conn_flush(c, c->ep->now);

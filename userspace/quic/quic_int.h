@@ -18,6 +18,10 @@
 #define QUIC_CLOSE_REASON_MAX 128
 #define QUIC_SECRET_LEN 32
 #define QUIC_CID_TABLE_MIN 64     /* slots of a new endpoint's CID table */
+/* Bytes a stream sends per turn before the next waiting stream of its
+ * connection (quic_sbuf_next): ~11 full packets, so a new stream's small
+ * message waits at most one such slice per busy stream. */
+#define QUIC_SBUF_QUANTUM 16384
 
 /* The allocator of ngtcp2 connections (quic_mem.c): malloc, with the
  * whole pages of large fresh blocks given back to the kernel at once
@@ -98,6 +102,13 @@ struct quic_stream {
 	int fin_queued, fin_sent;
 	int round_blocked;
 	int want_writable, notify_writable;
+	/* Its place in the connection's ring of streams with bytes (or a
+	 * FIN) waiting (stream_buf.c): in it (wq_in) from the moment bytes
+	 * are queued while none waited until they are all handed to ngtcp2;
+	 * its turn began when sent was turn_from. */
+	struct quic_stream *wq_next, *wq_prev;
+	int wq_in;
+	uint64_t turn_from;
 };
 
 enum quic_conn_state {
@@ -140,6 +151,7 @@ struct quic_conn {
 	ngtcp2_cid cids[QUIC_CONN_MAX_CIDS];
 	size_t ncids;
 	struct quic_stream *streams;
+	struct quic_stream *wq_head, *wq_tail; /* streams waiting to send, in turn */
 	uint64_t streams_opened, streams_open;
 	uint64_t bytes_rx, bytes_tx, dgrams_rx, dgrams_tx;
 	struct quic_dgram *dgq; /* ring of queued datagrams */
@@ -317,7 +329,17 @@ int quic_sbuf_append_ref(struct quic_stream *s, const uint8_t *data, size_t len,
 void quic_sbuf_ack(struct quic_stream *s, uint64_t end);
 /* Up to max vectors over unsent bytes, covering about want bytes; count. */
 size_t quic_sbuf_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t want);
-/* The first stream with bytes (or a FIN) to send this round, or NULL. */
+/* 1 when s has bytes (or a FIN) not yet handed to ngtcp2. */
+int quic_sbuf_waiting(const struct quic_stream *s);
+/* Bytes (or a FIN) were queued on s: if it was not waiting, it now waits
+ * behind the streams that are. */
+void quic_sbuf_wake(struct quic_conn *c, struct quic_stream *s);
+/* n bytes of s handed to ngtcp2 (fin: with its FIN); s leaves the ring
+ * once nothing more waits. */
+void quic_sbuf_sent(struct quic_conn *c, struct quic_stream *s, uint64_t n, int fin);
+/* The stream that sends next, or NULL: round robin over the waiting
+ * streams, QUIC_SBUF_QUANTUM bytes a turn (the turn ends at the first
+ * write that reaches it), skipping those blocked this round. */
 struct quic_stream *quic_sbuf_next(struct quic_conn *c);
 
 #endif

@@ -3,8 +3,9 @@
  * Stream send buffers of one QUIC connection: chains of blocks that
  * ngtcp2 reads in place until the peer acknowledges them (it keeps
  * pointers into sent data, so bytes never move), and the choice of the
- * next stream with bytes to send. Pure data structure: no ngtcp2 call,
- * no I/O; conn.c fills them, conn_write.c drains them.
+ * next stream with bytes to send (round robin, a quantum of bytes a
+ * turn). Pure data structure: no ngtcp2 call, no I/O; conn.c fills them,
+ * conn_write.c drains them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -43,10 +44,41 @@ void quic_sbuf_free(struct quic_stream *s)
 	free(s);
 }
 
+static void wq_remove(struct quic_conn *c, struct quic_stream *s)
+{
+	if (!s->wq_in)
+		return;
+	if (s->wq_prev)
+		s->wq_prev->wq_next = s->wq_next;
+	else
+		c->wq_head = s->wq_next;
+	if (s->wq_next)
+		s->wq_next->wq_prev = s->wq_prev;
+	else
+		c->wq_tail = s->wq_prev;
+	s->wq_next = s->wq_prev = NULL;
+	s->wq_in = 0;
+}
+
+/* s goes last, its turn starting now. */
+static void wq_append(struct quic_conn *c, struct quic_stream *s)
+{
+	s->wq_next = NULL;
+	s->wq_prev = c->wq_tail;
+	if (c->wq_tail)
+		c->wq_tail->wq_next = s;
+	else
+		c->wq_head = s;
+	c->wq_tail = s;
+	s->wq_in = 1;
+	s->turn_from = s->sent;
+}
+
 void quic_sbuf_unlink(struct quic_conn *c, struct quic_stream *s)
 {
 	struct quic_stream **pp;
 
+	wq_remove(c, s);
 	for (pp = &c->streams; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
 			*pp = s->next;
@@ -183,17 +215,52 @@ size_t quic_sbuf_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t w
 	return n;
 }
 
-static int stream_pending(const struct quic_stream *s)
+int quic_sbuf_waiting(const struct quic_stream *s)
 {
-	return !s->round_blocked && (s->sent < s->total || (s->fin_queued && !s->fin_sent));
+	return s->sent < s->total || (s->fin_queued && !s->fin_sent);
 }
 
+void quic_sbuf_wake(struct quic_conn *c, struct quic_stream *s)
+{
+	if (!s->wq_in && quic_sbuf_waiting(s))
+		wq_append(c, s);
+}
+
+void quic_sbuf_sent(struct quic_conn *c, struct quic_stream *s, uint64_t n, int fin)
+{
+	s->sent += n;
+	if (fin && s->sent == s->total)
+		s->fin_sent = 1;
+	if (!quic_sbuf_waiting(s))
+		wq_remove(c, s);
+}
+
+/* Round robin with a quantum (a deficit round robin whose deficit is not
+ * carried over: a turn may overrun by one write, a packet). The first
+ * stream of the list with bytes went first before, and the list is
+ * newest first: a downloader's newest fetch streams were answered over
+ * and over while its oldest requests timed out. Sending the stream that
+ * waited longest a whole backlog at a time (every byte it had when its
+ * turn came) was fair between fetches but held a new stream's small
+ * message behind such backlogs. Here nothing waits more than one
+ * quantum per stream ahead of it. O(1) a pick but for the streams
+ * blocked this round (flow control), which are passed over in place. */
 struct quic_stream *quic_sbuf_next(struct quic_conn *c)
 {
-	struct quic_stream *s;
+	struct quic_stream *s, *n;
 
-	for (s = c->streams; s; s = s->next)
-		if (stream_pending(s))
+	for (s = c->wq_head; s; s = n) {
+		n = s->wq_next;
+		if (s->round_blocked)
+			continue;
+		if (s->sent - s->turn_from < QUIC_SBUF_QUANTUM)
 			return s;
+		/* Its turn is used up: a new one, behind the others. It is
+		 * met again at the tail, with its new turn. */
+		wq_remove(c, s);
+		wq_append(c, s);
+		if (!n)
+			return s;
+	}
 	return NULL;
 }

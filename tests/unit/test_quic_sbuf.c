@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Which stream of a connection sends next (userspace/quic/stream_buf.c,
+ * quic_sbuf_next): round robin over the streams with bytes waiting, in
+ * the order they began to wait, QUIC_SBUF_QUANTUM bytes a turn. A new
+ * stream's small message goes out within one quantum per busy stream
+ * ahead of it (the whole-backlog turns of the reverted 89dfa57 held it
+ * behind every byte those streams had); long-waiting streams are served
+ * in turn (newest first starved a downloader's oldest fetch streams:
+ * docs/CONTENT.md "Fair, capped serving"); a stream blocked this round
+ * is passed over and keeps its place. Only the data structure: bytes are
+ * queued and handed over as conn.c and conn_write.c do it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "quic/quic_int.h"
+
+#define PKT 1200 /* what one write hands to ngtcp2 in these tests */
+
+static uint8_t bytes[64 * 1024];
+
+/* What stream_send does: queue len bytes (len may exceed bytes[]). */
+static void queue(struct quic_conn *c, struct quic_stream *s, size_t len)
+{
+	while (len) {
+		size_t n = len < sizeof(bytes) ? len : sizeof(bytes);
+
+		assert_int_equal(quic_sbuf_append(s, bytes, n), 0);
+		len -= n;
+	}
+	quic_sbuf_wake(c, s);
+}
+
+/* What conn_write.c does with the stream it is given: one packet's worth
+ * of its bytes (or what is left) handed to ngtcp2; the stream sent. */
+static struct quic_stream *write_one(struct quic_conn *c)
+{
+	struct quic_stream *s = quic_sbuf_next(c);
+	uint64_t left;
+
+	if (!s)
+		return NULL;
+	left = s->total - s->sent;
+	quic_sbuf_sent(c, s, left < PKT ? left : PKT, s->fin_queued);
+	return s;
+}
+
+static struct quic_conn *conn_new(void)
+{
+	struct quic_conn *c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	return c;
+}
+
+static void conn_free(struct quic_conn *c)
+{
+	while (c->streams) {
+		struct quic_stream *s = c->streams;
+
+		quic_sbuf_unlink(c, s);
+		quic_sbuf_free(s);
+	}
+	assert_null(c->wq_head);
+	assert_null(c->wq_tail);
+	free(c);
+}
+
+static void test_small_message_within_a_round(void **state)
+{
+	struct quic_conn *c = conn_new();
+	struct quic_stream *big[3], *ctl, *s;
+	size_t bytes_before = 0;
+	int i, writes;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		big[i] = quic_sbuf_new(c, 4 * i);
+		queue(c, big[i], 1 << 20); /* a backlog of 1 MiB each */
+	}
+	/* big[0] is in the middle of its turn when the message comes */
+	for (i = 0; i < 4; i++)
+		assert_ptr_equal(write_one(c), big[0]);
+	ctl = quic_sbuf_new(c, 12); /* newest of the list */
+	queue(c, ctl, 40);
+	for (writes = 0; (s = write_one(c)) != ctl; writes++) {
+		assert_non_null(s);
+		bytes_before += PKT;
+	}
+	/* the rest of big[0]'s turn, then big[1]'s and big[2]'s: one
+	 * quantum (plus the write that crossed it) each, no more */
+	assert_true(bytes_before <= 3 * (QUIC_SBUF_QUANTUM + PKT));
+	assert_true(bytes_before >= 2 * QUIC_SBUF_QUANTUM);
+	assert_int_equal(ctl->sent, 40);
+	assert_false(ctl->wq_in); /* nothing left: out of the ring */
+	conn_free(c);
+}
+
+static void test_served_in_turn(void **state)
+{
+	struct quic_conn *c = conn_new();
+	struct quic_stream *s[4];
+	uint64_t got[4] = { 0 };
+	int i, k, order[4];
+
+	(void)state;
+	/* opened a, b, c, d (the list is newest first); bytes came to c, a,
+	 * d, b: that is the order of their first turns */
+	for (i = 0; i < 4; i++)
+		s[i] = quic_sbuf_new(c, 4 * i);
+	queue(c, s[2], 1 << 20);
+	queue(c, s[0], 1 << 20);
+	queue(c, s[3], 1 << 20);
+	queue(c, s[1], 1 << 20);
+	for (k = 0; k < 4; k++) {
+		struct quic_stream *first = quic_sbuf_next(c);
+
+		for (i = 0; i < 4 && s[i] != first; i++)
+			;
+		order[k] = i;
+		while (quic_sbuf_next(c) == first)
+			write_one(c);
+	}
+	assert_int_equal(order[0], 2);
+	assert_int_equal(order[1], 0);
+	assert_int_equal(order[2], 3);
+	assert_int_equal(order[3], 1);
+	/* over many rounds every stream gets its share, none starves */
+	for (k = 0; k < 400; k++) {
+		struct quic_stream *w = write_one(c);
+
+		for (i = 0; i < 4; i++)
+			if (s[i] == w)
+				got[i] += PKT;
+	}
+	for (i = 0; i < 4; i++) {
+		assert_true(got[i] >= 400 * PKT / 4 - (QUIC_SBUF_QUANTUM + PKT));
+		assert_true(got[i] <= 400 * PKT / 4 + (QUIC_SBUF_QUANTUM + PKT));
+	}
+	conn_free(c);
+}
+
+static void test_blocked_fin_and_leaving(void **state)
+{
+	struct quic_conn *c = conn_new();
+	struct quic_stream *a, *b, *d;
+
+	(void)state;
+	a = quic_sbuf_new(c, 0);
+	b = quic_sbuf_new(c, 4);
+	d = quic_sbuf_new(c, 8);
+	assert_null(quic_sbuf_next(c));
+	queue(c, a, 3000);
+	queue(c, b, 500);
+	/* a stream blocked this round (flow control) is passed over and
+	 * keeps its place for the next round */
+	a->round_blocked = 1;
+	assert_ptr_equal(quic_sbuf_next(c), b);
+	a->round_blocked = 0;
+	assert_ptr_equal(quic_sbuf_next(c), a);
+	/* a FIN alone waits too, and leaves the ring once sent */
+	d->fin_queued = 1;
+	quic_sbuf_wake(c, d);
+	assert_true(quic_sbuf_waiting(d));
+	assert_ptr_equal(write_one(c), a);
+	assert_ptr_equal(write_one(c), a);
+	assert_ptr_equal(write_one(c), a); /* its 3000 bytes: done */
+	assert_false(a->wq_in);
+	assert_ptr_equal(write_one(c), b);
+	assert_ptr_equal(write_one(c), d);
+	assert_true(d->fin_sent);
+	assert_null(quic_sbuf_next(c));
+	/* bytes again: back in the ring, behind any waiting */
+	queue(c, b, 10);
+	queue(c, a, 10);
+	assert_ptr_equal(write_one(c), b);
+	/* a stream freed while waiting leaves the ring */
+	quic_sbuf_unlink(c, a);
+	quic_sbuf_free(a);
+	assert_null(quic_sbuf_next(c));
+	assert_null(c->wq_head);
+	conn_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_small_message_within_a_round),
+	    cmocka_unit_test(test_served_in_turn),
+	    cmocka_unit_test(test_blocked_fin_and_leaving),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
