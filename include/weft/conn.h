@@ -221,6 +221,7 @@ int conn_stun_parse_response(const uint8_t *buf, size_t len, const uint8_t tid[1
 #define CONN_SEEN_RELAY_TTL_S 3600
 #define CONN_REPUBLISH_S 1800	      /* republish every 30 min (BEP 44 items live 2 h) */
 #define CONN_CHECK_MS 5000	      /* addresses re-checked this often */
+#define CONN_NOROUTE_RETRY_MS 1000    /* a put that found no DHT node at all: again after 1 s */
 #define CONN_PUT_FULL 8		      /* a put stored on fewer nodes is retried (5 s, doubling) */
 #define CONN_MIN_REPUBLISH_MS 10000   /* at most one change-driven put per 10 s */
 #define CONN_GAIN_REPUBLISH_MS 1000   /* ... but a record gaining its first address or relay: 1 s */

@@ -58,6 +58,7 @@ struct conn_node {
 	 * so of two puts in flight the older record could end with the higher
 	 * seq and stay on the network until the next republish (30 min) */
 	int put_inflight;
+	int put_noroute; /* the last put failed knowing no DHT node (-EHOSTUNREACH) */
 	/* relays holding a reservation for us (conn_node_set_relays; under mu) */
 	struct conn_relay relays[CONN_REC_MAX_RELAYS];
 	unsigned int nrelays;
@@ -367,6 +368,7 @@ static void put_done(void *arg, const struct dht_result *res)
 	/* On worker 0, like the timer: no lock needed for put_ok. */
 	cn->put_inflight = 0;
 	cn->put_ok = res->status == 0 && res->stored > 0;
+	cn->put_noroute = res->status == -EHOSTUNREACH;
 	if (!cn->put_ok)
 		atomic_fetch_add(&cn->puts_failed, 1);
 	retry = atomic_load(&cn->put_retry_ms);
@@ -391,7 +393,10 @@ static void put_fn(struct dht *dht, void *arg, uint64_t now)
 static void publish_tick(struct engine_worker *w, void *arg)
 {
 	struct conn_node *cn = arg;
-	uint64_t now = now_ms(cn);
+	/* The put times are the loop's (the timer's own base): a fresh clock
+	 * read here runs ahead of the time the timer was armed from, and a
+	 * retry due "5 s after" would wait for the tick after (10 s). */
+	uint64_t now = now_ms(cn), tick = engine_worker_now(w);
 	struct conn_record r;
 	struct put_op *op;
 	int changed, gained, due, n;
@@ -406,12 +411,13 @@ static void publish_tick(struct engine_worker *w, void *arg)
 	 * relay that comes and goes). */
 	gained = cn->have_published && ((!cn->published.naddrs && r.naddrs) ||
 					(!cn->published.nrelays && r.nrelays));
-	due = !cn->have_published || now - cn->last_put_ms >= CONN_REPUBLISH_S * 1000ULL ||
-	      (!cn->put_ok && now - cn->last_put_ms >= CONN_CHECK_MS) ||
+	due = !cn->have_published || tick - cn->last_put_ms >= CONN_REPUBLISH_S * 1000ULL ||
+	      (!cn->put_ok && tick - cn->last_put_ms >= CONN_CHECK_MS) ||
+	      (!cn->put_ok && cn->put_noroute && tick - cn->last_put_ms >= CONN_NOROUTE_RETRY_MS) ||
 	      (atomic_load(&cn->put_retry_ms) &&
-	       now - cn->last_put_ms >= atomic_load(&cn->put_retry_ms)) ||
-	      (changed && now - cn->last_put_ms >= CONN_MIN_REPUBLISH_MS) ||
-	      (gained && now - cn->last_put_ms >= CONN_GAIN_REPUBLISH_MS);
+	       tick - cn->last_put_ms >= atomic_load(&cn->put_retry_ms)) ||
+	      (changed && tick - cn->last_put_ms >= CONN_MIN_REPUBLISH_MS) ||
+	      (gained && tick - cn->last_put_ms >= CONN_GAIN_REPUBLISH_MS);
 	/* a change while a put is in flight goes out at the first tick after
 	 * it ended (published is what was last sent: still differs) */
 	if (due && !cn->put_inflight) {
@@ -421,7 +427,7 @@ static void publish_tick(struct engine_worker *w, void *arg)
 		if (n > 0) {
 			op->cn = cn;
 			op->vlen = (size_t)n;
-			cn->last_put_ms = now;
+			cn->last_put_ms = tick;
 			cn->put_ok = 0;
 			pthread_mutex_lock(&cn->mu);
 			cn->published = r;
@@ -438,7 +444,11 @@ static void publish_tick(struct engine_worker *w, void *arg)
 			free(op);
 		}
 	}
-	engine_timer_add(w, &cn->timer, CONN_CHECK_MS);
+	/* A node that knows no DHT node yet (the first of a mesh, its
+	 * contacts not up) tries again within a second of learning one. */
+	engine_timer_add(w, &cn->timer,
+			 !cn->put_inflight && !cn->put_ok && cn->put_noroute ? CONN_NOROUTE_RETRY_MS
+									    : CONN_CHECK_MS);
 }
 
 static void start_cmd(struct engine_worker *w, void *arg)

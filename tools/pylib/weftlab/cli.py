@@ -162,7 +162,8 @@ def add_run_parsers(sub):
         n.add_argument("--per-node", type=int, default=4, help="keys dialled per node")
         n.add_argument("--concurrency", type=int, default=8)
         n.add_argument("--wait-records", type=float, default=60, metavar="S",
-                       help="wait up to S s for the NAT nodes' records to list a relay")
+                       help="wait up to S s for every dialled node's record in the DHT "
+                            "(behind a NAT: listing a relay)")
         n.add_argument("--fresh", action="store_true",
                        help="each dialler resolves the key afresh before its ping")
         n.add_argument("--ping-timeout", type=int, default=5000, metavar="MS",

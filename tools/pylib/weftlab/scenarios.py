@@ -697,20 +697,24 @@ def run_nat(lab, a, rng):
     relays = [i for i in nodes if lab.node(i).get("relay")]
     behind = [j for j in keys if lab.node(j)["nat"]]
     pubs = [i for i in nodes if not lab.node(i)["nat"]]
-    if relays and behind and pubs and a.wait_records > 0:
-        # a node behind a NAT publishes its relay in its record once its
-        # reservation is held: dial only after every such record says so
-        t0, todo = time.time(), set(behind)
+    if pubs and a.wait_records > 0:
+        # every node's record in the DHT first (a cold-started lab's first
+        # node puts its record once others know it), and a node behind a
+        # NAT publishes its relay in its record once its reservation is
+        # held: dial only after every record says so
+        t0, todo = time.time(), {j for i, j in pairs}
         while todo and time.time() - t0 < a.wait_records:
             for j in sorted(todo):
-                r = safe(lambda: api(lab.sock(pubs[0]), "POST", "/v1/node/resolve",
-                                     {"key": keys[j], "fresh": True}, timeout=15))
-                if r and r.get("relays"):
+                r = safe(lambda: api(lab.sock(pubs[0] if pubs[0] != j else pubs[-1]), "POST",
+                                     "/v1/node/resolve", {"key": keys[j], "fresh": True},
+                                     timeout=15))
+                if r and (r.get("relays") if j in behind and relays else r.get("addrs")):
                     todo.discard(j)
             if todo:
                 time.sleep(1)
-        print("records listing a relay: %d/%d of the nodes behind a NAT (%.1f s)"
-              % (len(behind) - len(todo), len(behind), time.time() - t0))
+        print("records found: %d/%d, %d of %d behind a NAT listing a relay (%.1f s)"
+              % (len({j for i, j in pairs}) - len(todo), len({j for i, j in pairs}),
+                 len([j for j in behind if j not in todo]), len(behind), time.time() - t0))
 
     def circuits():
         """Circuits the relays granted so far (/v1/relay/status)."""
