@@ -108,6 +108,7 @@ struct io_opts {
 	unsigned int uring_bufs;  /* most provided buffers; default 512 x 2 KiB, 256 x 64 KiB with GRO (4 at first, docs/ENGINE.md) */
 	int uring_gro;            /* UDP_GRO on receive; default 1 (see io_opts_default) */
 	int uring_gso;            /* UDP_SEGMENT on send; default 1 */
+	unsigned int uring_shrink_ms; /* quiet window before half the grown buffers go back; 0: 10 s */
 	/* xsk */
 	const char *ifname;
 	int xskmap_fd;            /* weft's XSKMAP, or -1: load the built-in steering program */

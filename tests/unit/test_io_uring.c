@@ -28,7 +28,8 @@
 #define P_RX6 47102
 #define P_GRO 47103
 
-static struct engine *mk(uint16_t port, int gro, engine_filter_fn filter, void *farg)
+static struct engine *mk_shrink(uint16_t port, int gro, engine_filter_fn filter, void *farg,
+			        unsigned int shrink_ms)
 {
 	struct engine_opts o;
 	struct engine *eng = NULL;
@@ -38,10 +39,16 @@ static struct engine *mk(uint16_t port, int gro, engine_filter_fn filter, void *
 	o.ports = ports;
 	o.nports = 1;
 	o.uring_gro = gro;
+	o.uring_shrink_ms = shrink_ms;
 	o.filter = filter;
 	o.filter_arg = farg;
 	assert_int_equal(engine_new(&eng, &o), 0);
 	return eng;
+}
+
+static struct engine *mk(uint16_t port, int gro, engine_filter_fn filter, void *farg)
+{
+	return mk_shrink(port, gro, filter, farg, 0);
 }
 
 static int rx_sock(int family, uint16_t port)
@@ -361,6 +368,86 @@ static void test_rx_ring_grows(void **state)
 	engine_free(rx);
 }
 
+static uint64_t rx_bufs(struct engine *e)
+{
+	struct engine_stats s;
+
+	assert_int_equal(engine_stats_get(e, 0, &s), 0);
+	return s.io.rx_bufs;
+}
+
+/* send datagrams first..end-1 (the index in the first 4 bytes) as a burst,
+ * or one at a time, each received before the next (gap: a trickle) */
+static void send_seq(int fd, const struct sockaddr_in *dst, struct seq_rec *r, uint32_t first,
+		     uint32_t end, int gap)
+{
+	uint8_t pkt[100] = { 0 };
+
+	for (uint32_t i = first; i < end; i++) {
+		memcpy(pkt, &i, sizeof(i));
+		assert_int_equal(sendto(fd, pkt, sizeof(pkt), 0, (const struct sockaddr *)dst,
+					sizeof(*dst)), (ssize_t)sizeof(pkt));
+		for (int t = 0; gap && t < 20000 && __atomic_load_n(&r->n, __ATOMIC_ACQUIRE) <= i; t++)
+			usleep(100);
+	}
+	for (int t = 0; t < 20000 && __atomic_load_n(&r->n, __ATOMIC_ACQUIRE) < end; t++)
+		usleep(100);
+	assert_int_equal(__atomic_load_n(&r->n, __ATOMIC_ACQUIRE), end);
+}
+
+/* Buffers grown for bursts go back in a quiet window (150 ms here, 10 s by
+ * default): a trickle (one datagram taken per rx call) cycles the ring,
+ * the upper half retires as it comes back, halving down to the 4 of the
+ * start; a burst in the middle of a shrink puts the retired buffers back;
+ * every datagram arrives whole and in order throughout. */
+static void test_rx_ring_shrinks(void **state)
+{
+	struct engine *rx = mk_shrink(P_GRO + 2, 1, NULL, NULL, 150);
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(P_GRO + 2),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct seq_rec r = { 0 };
+	uint64_t grown, mid = 0, b;
+	uint32_t n = 0;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(engine_register(rx, P_GRO + 2, seq_record, &r), 0);
+	assert_int_equal(engine_start(rx), 0);
+	for (int k = 0; k < 8; k++, n += 128)
+		send_seq(fd, &dst, &r, n, n + 128, 0);
+	grown = rx_bufs(rx);
+	assert_true(grown >= 16);
+	/* trickle until a shrink is under way (the gauge between two powers) */
+	for (int k = 0; k < 20000 && !mid; k++, n++) {
+		send_seq(fd, &dst, &r, n, n + 1, 1);
+		b = rx_bufs(rx);
+		if (b & (b - 1))
+			mid = b;
+	}
+	assert_true(mid > 0 && mid < grown);
+	/* a burst: the retired buffers go back, nothing is lost */
+	send_seq(fd, &dst, &r, n, n + 128, 0);
+	n += 128;
+	b = rx_bufs(rx);
+	assert_true(b > mid && (b & (b - 1)) == 0);
+	/* a long trickle: back to the 4 of the start */
+	for (int k = 0; k < 40000 && rx_bufs(rx) > 4; k++, n++)
+		send_seq(fd, &dst, &r, n, n + 1, 1);
+	print_message("grown to %llu, shrinking at %llu, back to %llu after %u datagrams\n",
+		      (unsigned long long)grown, (unsigned long long)mid,
+		      (unsigned long long)rx_bufs(rx), n);
+	assert_int_equal(rx_bufs(rx), 4);
+	assert_int_equal(engine_call_sync(rx, 0, barrier, NULL, 2000), 0);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(r.n, n);
+	/* and it grows again */
+	send_seq(fd, &dst, &r, n, n + 128, 0);
+	assert_true(rx_bufs(rx) > 4);
+	close(fd);
+	engine_free(rx);
+}
+
 /* ---- pre-filter ---- */
 
 static int drop_odd(void *arg, const struct engine_pkt *pkt, uint64_t now)
@@ -575,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_send_burst_in_place),
 		cmocka_unit_test(test_gro_split),
 		cmocka_unit_test(test_rx_ring_grows),
+		cmocka_unit_test(test_rx_ring_shrinks),
 		cmocka_unit_test(test_filter),
 		cmocka_unit_test(test_stats_outputs),
 		cmocka_unit_test(test_src_bound),

@@ -199,6 +199,7 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 	io.bind_addr = opts->bind_addr;
 	io.uring_gro = opts->uring_gro;
 	io.uring_gso = opts->uring_gso;
+	io.uring_shrink_ms = opts->uring_shrink_ms;
 	io.ifname = opts->ifname;
 	io.xskmap_fd = opts->xskmap_fd;
 	io.xskmap_base = opts->xskmap_fd >= 0 ? opts->xskmap_base : 0;

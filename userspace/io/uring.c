@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "weft/io.h"
@@ -36,8 +37,10 @@
  * 1500 bytes); GRO buffers hold a 64 KiB coalesced train. */
 #define UR_SMALL_BUF 2048
 #define UR_GRO_BUF 65536
-/* Receive buffers provided at start; more as traffic needs them (grow_bufs). */
+/* Receive buffers provided at start; more as traffic needs them (grow_bufs),
+ * half of them given back after a quiet window (shrink_check). */
 #define UR_INIT_BUFS 4
+#define UR_SHRINK_MS 10000
 /* Most segments in one GSO send: the kernel's UDP_MAX_SEGMENTS (64 before
  * 6.x kernels raised it) and a 64 KiB total. */
 #define UR_GSO_MAX_SEGS 64
@@ -77,6 +80,15 @@ struct io_queue {
 	unsigned int nbufs;  /* the ring's size: the most buffers ever provided */
 	unsigned int nprov;  /* buffers provided so far: ids 0..nprov-1 (grow_bufs) */
 	int starved;	     /* a receive ended with -ENOBUFS since the last grow */
+	/* Shrinking (shrink_check): ids keep..nprov-1 leave the ring as they
+	 * come back (retire); keep == nprov when not shrinking. */
+	unsigned int keep;
+	unsigned int nretired;	 /* ids >= keep out of the ring (bits set in retired) */
+	uint64_t *retired;	 /* one bit per id */
+	unsigned int peak;	 /* most buffers one rx call took in this window */
+	int win_busy;		 /* a grow or an -ENOBUFS in this window */
+	uint64_t win_end_ms;	 /* CLOCK_MONOTONIC_COARSE */
+	unsigned int shrink_ms;
 	uint16_t *done; /* buffer ids handed out by the last rx */
 	unsigned int ndone;
 	/* multishot recvmsg template: name and control space per buffer */
@@ -191,6 +203,7 @@ static void ur_close(struct io_queue *q)
 	if (q->bufs)
 		munmap(q->bufs, q->bufs_len);
 	free(q->done);
+	free(q->retired);
 	free(q->mm);
 	free(q->iov);
 	free(q->names);
@@ -338,6 +351,12 @@ static int ur_open(struct io_queue **out, void *ctx, const struct io_opts *opts,
 		goto fail;
 	}
 	q->nprov = 0;
+	q->shrink_ms = opts->uring_shrink_ms ? opts->uring_shrink_ms : UR_SHRINK_MS;
+	q->retired = calloc((ents + 63) / 64, sizeof(*q->retired));
+	if (!q->retired) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	grow_bufs(q);
 
 	q->done = calloc(ents, sizeof(*q->done));
@@ -427,27 +446,106 @@ static void populate(uint8_t *p, size_t len)
 		p[o] = 0;
 }
 
+static void ring_add(struct io_queue *q, unsigned int bid, int off)
+{
+	io_uring_buf_ring_add(q->br, q->bufs + (size_t)bid * q->buf_size,
+			      (unsigned int)q->buf_size, (unsigned short)bid,
+			      io_uring_buf_ring_mask(q->nbufs), off);
+}
+
+/* A shrink that meets traffic again: the buffers it took out go back. */
+static void unretire(struct io_queue *q)
+{
+	unsigned int bid;
+	int n = 0;
+
+	for (bid = q->keep; bid < q->nprov; bid++)
+		if (q->retired[bid / 64] & (1ULL << (bid % 64))) {
+			q->retired[bid / 64] &= ~(1ULL << (bid % 64));
+			ring_add(q, bid, n++);
+		}
+	io_uring_buf_ring_advance(q->br, n);
+	q->keep = q->nprov;
+	q->nretired = 0;
+	__atomic_store_n(&q->st->rx_bufs, q->nprov, __ATOMIC_RELAXED);
+}
+
 static void grow_bufs(struct io_queue *q)
 {
 	unsigned int n = q->nprov ? 2 * q->nprov : UR_INIT_BUFS, i;
 
+	q->win_busy = 1;
+	q->starved = 0;
+	if (q->keep < q->nprov) {
+		unretire(q);
+		return;
+	}
 	if (n > q->nbufs)
 		n = q->nbufs;
 	populate(q->bufs + (size_t)q->nprov * q->buf_size, (size_t)(n - q->nprov) * q->buf_size);
 	__atomic_store_n(&q->st->rx_bufs, n, __ATOMIC_RELAXED);
 	for (i = q->nprov; i < n; i++)
-		io_uring_buf_ring_add(q->br, q->bufs + (size_t)i * q->buf_size,
-				      (unsigned int)q->buf_size, (unsigned short)i,
-				      io_uring_buf_ring_mask(q->nbufs), (int)(i - q->nprov));
+		ring_add(q, i, (int)(i - q->nprov));
 	io_uring_buf_ring_advance(q->br, (int)(n - q->nprov));
-	q->nprov = n;
-	q->starved = 0;
+	q->nprov = q->keep = n;
+}
+
+/*
+ * Buffers grown for a burst stay provided until a whole window
+ * (shrink_ms, default UR_SHRINK_MS) passes with no grow, no -ENOBUFS and
+ * no rx call taking more than an eighth of them; then the upper half,
+ * ids keep..nprov-1, is retired: the kernel hands the ring's entries out
+ * in order, so each comes back once, is not provided again, and when the
+ * last has come back their pages go (MADV_DONTNEED: ids above keep are
+ * the tail of the mapping). Growing needs a quarter taken at once: twice
+ * the shrink's bound, so a steady load does not make the ring swing. A
+ * burst while shrinking puts the retired buffers back (unretire).
+ */
+static void retire(struct io_queue *q, uint16_t bid)
+{
+	size_t from, to;
+
+	q->retired[bid / 64] |= 1ULL << (bid % 64);
+	if (++q->nretired < q->nprov - q->keep) {
+		__atomic_store_n(&q->st->rx_bufs, q->nprov - q->nretired, __ATOMIC_RELAXED);
+		return;
+	}
+	from = ((size_t)q->keep * q->buf_size + 4095) & ~(size_t)4095;
+	to = (size_t)q->nprov * q->buf_size;
+	if (to > from)
+		madvise(q->bufs + from, to - from, MADV_DONTNEED);
+	memset(q->retired, 0, (q->nbufs + 63) / 64 * sizeof(*q->retired));
+	q->nretired = 0;
+	q->nprov = q->keep;
+	__atomic_store_n(&q->st->rx_bufs, q->nprov, __ATOMIC_RELAXED);
+}
+
+static void shrink_check(struct io_queue *q)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	if (q->ndone > q->peak)
+		q->peak = q->ndone;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (now < q->win_end_ms)
+		return;
+	if (q->win_end_ms && !q->win_busy && q->keep == q->nprov && q->nprov > UR_INIT_BUFS &&
+	    8 * q->peak <= q->nprov)
+		q->keep = q->nprov / 2;
+	q->peak = 0;
+	q->win_busy = 0;
+	q->win_end_ms = now + q->shrink_ms;
 }
 
 static void recycle(struct io_queue *q, uint16_t bid)
 {
-	io_uring_buf_ring_add(q->br, q->bufs + (size_t)bid * q->buf_size,
-			      (unsigned int)q->buf_size, bid, io_uring_buf_ring_mask(q->nbufs), 0);
+	if (bid >= q->keep) {
+		retire(q, bid);
+		return;
+	}
+	ring_add(q, bid, 0);
 	io_uring_buf_ring_advance(q->br, 1);
 }
 
@@ -552,6 +650,7 @@ static int ur_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
 			if (cqe->res == -ENOBUFS) {
 				st_add(&q->st->rx_ring_full, 1);
 				q->starved = 1;
+				q->win_busy = 1;
 			}
 			io_uring_cqe_seen(&q->ring, cqe);
 			continue;
@@ -568,8 +667,9 @@ static int ur_rx(struct io_queue *q, struct io_pkt *pkts, unsigned int max)
 	}
 	/* Half of the provided buffers taken in one batch, or none left: more
 	 * (taken buffers return to the ring in ur_rx_done, after the caller). */
-	if (q->nprov < q->nbufs && (q->starved || 2 * q->ndone >= q->nprov))
+	if ((q->keep < q->nprov || q->nprov < q->nbufs) && (q->starved || 2 * q->ndone >= q->keep))
 		grow_bufs(q);
+	shrink_check(q);
 	/* A receive that ended here (-ENOBUFS) is armed again now, not at the
 	 * next call: with no receive armed nothing would wake the worker
 	 * before its next timer, and the datagrams waiting in the socket
