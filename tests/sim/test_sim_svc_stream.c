@@ -94,20 +94,20 @@ static void *conn_main(void *arg)
 	}
 	atomic_fetch_add(&BK[mode].heads, 1);
 	if (mode == BK_GARBAGE) {
-		(void)!write(fd, "SSH-2.0-nope\r\n\r\n", 16);
+		(void)!send(fd, "SSH-2.0-nope\r\n\r\n", 16, MSG_NOSIGNAL);
 		goto out;
 	}
-	(void)!write(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: weft-stream\r\n"
-			 "Connection: Upgrade\r\n\r\n",
-		     79);
+	(void)!send(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: weft-stream\r\n"
+			"Connection: Upgrade\r\n\r\n",
+		    79, MSG_NOSIGNAL);
 	if (mode == BK_NOREAD) {
 		while (!atomic_load(&stop_bk))
 			usleep(10000);
 		goto out;
 	}
 	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
-		if (write(fd, buf, (size_t)n) != n)
-			break;
+		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			break; /* the node closed its end (a stream over its limit) */
 	shutdown(fd, SHUT_WR);
 out:
 	close(fd);
