@@ -462,6 +462,8 @@ static void unretire(struct io_queue *q)
 	for (bid = q->keep; bid < q->nprov; bid++)
 		if (q->retired[bid / 64] & (1ULL << (bid % 64))) {
 			q->retired[bid / 64] &= ~(1ULL << (bid % 64));
+			if (!(q->buf_size & 4095)) /* its pages went at retire */
+				populate(q->bufs + (size_t)bid * q->buf_size, q->buf_size);
 			ring_add(q, bid, n++);
 		}
 	io_uring_buf_ring_advance(q->br, n);
@@ -495,9 +497,10 @@ static void grow_bufs(struct io_queue *q)
  * (shrink_ms, default UR_SHRINK_MS) passes with no grow, no -ENOBUFS and
  * no rx call taking more than an eighth of them; then the upper half,
  * ids keep..nprov-1, is retired: the kernel hands the ring's entries out
- * in order, so each comes back once, is not provided again, and when the
- * last has come back their pages go (MADV_DONTNEED: ids above keep are
- * the tail of the mapping). Growing needs a quarter taken at once: twice
+ * in order, so each comes back once and is not provided again; its pages
+ * go (MADV_DONTNEED) as it comes back when buffers start on a page (GRO),
+ * else when the last has come back (ids above keep are the mapping's
+ * tail). Growing needs a quarter taken at once: twice
  * the shrink's bound, so a steady load does not make the ring swing. A
  * burst while shrinking puts the retired buffers back (unretire).
  */
@@ -506,6 +509,11 @@ static void retire(struct io_queue *q, uint16_t bid)
 	size_t from, to;
 
 	q->retired[bid / 64] |= 1ULL << (bid % 64);
+	/* GRO buffers start on a page: each one's pages go as it retires
+	 * (the last of the range may take long to come back on a quiet
+	 * node); smaller ones share pages, which go with the whole tail */
+	if (!(q->buf_size & 4095))
+		madvise(q->bufs + (size_t)bid * q->buf_size, q->buf_size, MADV_DONTNEED);
 	if (++q->nretired < q->nprov - q->keep) {
 		__atomic_store_n(&q->st->rx_bufs, q->nprov - q->nretired, __ATOMIC_RELAXED);
 		return;
