@@ -702,7 +702,8 @@ def run_nat(lab, a, rng):
         # node puts its record once others know it), and a node behind a
         # NAT publishes its relay in its record once its reservation is
         # held: dial only after every record says so
-        t0, todo = time.time(), {j for i, j in pairs}
+        targets = {j for _, j in pairs}
+        t0, todo = time.time(), set(targets)
         while todo and time.time() - t0 < a.wait_records:
             for j in sorted(todo):
                 r = safe(lambda: api(lab.sock(pubs[0] if pubs[0] != j else pubs[-1]), "POST",
@@ -713,7 +714,7 @@ def run_nat(lab, a, rng):
             if todo:
                 time.sleep(1)
         print("records found: %d/%d, %d of %d behind a NAT listing a relay (%.1f s)"
-              % (len({j for i, j in pairs}) - len(todo), len({j for i, j in pairs}),
+              % (len(targets) - len(todo), len(targets),
                  len([j for j in behind if j not in todo]), len(behind), time.time() - t0))
 
     def circuits():
