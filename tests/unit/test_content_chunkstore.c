@@ -17,6 +17,7 @@
 
 #include <lmdb.h>
 
+#include "content/chunkstore_int.h"
 #include "testutil.h"
 #include "weft/blake3.h"
 #include "weft/chunk.h"
@@ -249,6 +250,47 @@ static uint8_t *xt_expect(const uint8_t *in, size_t len, size_t *out_len)
 	}
 	*out_len = len + n * 16;
 	return o;
+}
+
+/* The direct-I/O pool: a read into an unaligned buffer takes a pooled
+ * aligned one, which stays for reuse; after DIO_IDLE_TICKS trim calls in
+ * a row with no use (the content node's 1-s tick) the pool is freed, and
+ * a use in between restarts the count. Reads work after it. */
+static void test_dio_pool_trim(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 2 * K;
+	uint8_t *b = blob(len, 3), id[32], *raw = malloc(K + 1);
+	size_t got;
+
+	assert_non_null(raw);
+	fx_open(f);
+	if (!fs_direct(f->dir)) {
+		print_message("SKIP part: %s refuses O_DIRECT (no pool used)\n", f->dir);
+		goto out;
+	}
+	assert_int_equal(cstore_add_buf(f->cs, b, len, id), 0);
+	assert_int_equal(cn_dio_pooled(f->cs), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, raw + 1, K, &got), 0);
+	assert_int_equal(got, K);
+	assert_memory_equal(raw + 1, b, K);
+	assert_int_equal(cn_dio_pooled(f->cs), 1);
+	for (int i = 0; i < DIO_IDLE_TICKS - 1; i++)
+		cn_dio_trim(f->cs);
+	assert_int_equal(cn_dio_pooled(f->cs), 1);
+	/* a use: the count starts again */
+	assert_int_equal(cstore_read_chunk(f->cs, id, 1, raw + 1, K, &got), 0);
+	assert_memory_equal(raw + 1, b + K, K);
+	for (int i = 0; i < DIO_IDLE_TICKS; i++)
+		cn_dio_trim(f->cs);
+	assert_int_equal(cn_dio_pooled(f->cs), 1);
+	cn_dio_trim(f->cs);
+	assert_int_equal(cn_dio_pooled(f->cs), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, raw + 1, K, &got), 0);
+	assert_memory_equal(raw + 1, b, K);
+out:
+	free(raw);
+	free(b);
 }
 
 /* cstore_add_fd_xform: small (one lane) and 9 MiB (two lanes; whole
@@ -953,6 +995,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_read, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_dio_pool_trim, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_add_xform, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),

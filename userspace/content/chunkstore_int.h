@@ -38,6 +38,9 @@ struct cn_trust;
 /* Aligned chunk buffers kept for reuse: the serve threads and a few
  * downloads at once; more are allocated and freed per call. */
 #define DIO_POOL 6
+/* a pool unused this many trim calls (seconds) goes back to the allocator:
+ * a node that exported or served once does not keep 256 KiB for good */
+#define DIO_IDLE_TICKS 60
 /* Verified-chunk trust (chunkstore_trust.c): blobs tracked, the bytes of
  * their bitmaps together (4 MiB: 32M chunks, 8 TiB of content), and one
  * trusted read in CSTORE_TRUST_SAMPLE verified anyway (a slow scrub for
@@ -64,6 +67,9 @@ struct cstore {
 	pthread_mutex_t dio_mu;	     /* guards the pool below */
 	uint8_t *dio_pool[DIO_POOL]; /* aligned chunk buffers kept for reuse */
 	unsigned int ndio;
+	unsigned long dio_uses;	     /* gets and puts so far (cn_dio_trim) */
+	unsigned long dio_seen;	     /* dio_uses at the last trim call */
+	unsigned int dio_idle;	     /* trim calls in a row with no use */
 	pthread_mutex_t trust_mu;   /* guards *trust */
 	struct cn_trust *trust;	    /* NULL: every read verified */
 	uint32_t trust_settle_ms;   /* cstore_opts.trust_settle_ms */
@@ -118,6 +124,10 @@ int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, u
 		 size_t len, uint64_t off, struct stat *st);
 /* Free the buffers kept in the pool (cstore_free). */
 void cn_dio_free(struct cstore *cs);
+/* Called once a second (the content node's tick): after DIO_IDLE_TICKS
+ * calls in a row with no buffer taken or returned, the pool is freed. */
+void cn_dio_trim(struct cstore *cs);
+unsigned int cn_dio_pooled(struct cstore *cs);
 
 /* chunkstore_trust.c. new: 0 or -ENOMEM; free: NULL-safe contents. */
 int cn_trust_new(struct cstore *cs);

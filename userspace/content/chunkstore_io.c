@@ -115,6 +115,7 @@ static uint8_t *dio_get(struct cstore *cs)
 	void *b = NULL;
 
 	pthread_mutex_lock(&cs->dio_mu);
+	cs->dio_uses++;
 	if (cs->ndio)
 		b = cs->dio_pool[--cs->ndio];
 	pthread_mutex_unlock(&cs->dio_mu);
@@ -126,6 +127,7 @@ static uint8_t *dio_get(struct cstore *cs)
 static void dio_put(struct cstore *cs, uint8_t *b)
 {
 	pthread_mutex_lock(&cs->dio_mu);
+	cs->dio_uses++;
 	if (cs->ndio < DIO_POOL) {
 		cs->dio_pool[cs->ndio++] = b;
 		b = NULL;
@@ -138,6 +140,35 @@ void cn_dio_free(struct cstore *cs)
 {
 	while (cs->ndio)
 		free(cs->dio_pool[--cs->ndio]);
+}
+
+void cn_dio_trim(struct cstore *cs)
+{
+	uint8_t *gone[DIO_POOL];
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&cs->dio_mu);
+	if (cs->dio_uses != cs->dio_seen) {
+		cs->dio_seen = cs->dio_uses;
+		cs->dio_idle = 0;
+	} else if (cs->ndio && ++cs->dio_idle >= DIO_IDLE_TICKS) {
+		while (cs->ndio)
+			gone[n++] = cs->dio_pool[--cs->ndio];
+		cs->dio_idle = 0;
+	}
+	pthread_mutex_unlock(&cs->dio_mu);
+	while (n)
+		free(gone[--n]); /* outside the lock */
+}
+
+unsigned int cn_dio_pooled(struct cstore *cs)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&cs->dio_mu);
+	n = cs->ndio;
+	pthread_mutex_unlock(&cs->dio_mu);
+	return n;
 }
 
 /* Does a chunk of len bytes go through O_DIRECT? */

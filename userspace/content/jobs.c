@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "content/chunkstore_int.h"
 #include "content/swarm_int.h"
 #include "weft/ctl.h"
 #include "weft/log.h"
@@ -364,6 +365,8 @@ void content_node_trim(struct content_node *cn, uint64_t now_ms)
 	}
 	cn->njobs = k;
 	pthread_mutex_unlock(&cn->jmu);
+	if (cn->cs)
+		cn_dio_trim(cn->cs);
 }
 
 void cn_jobs_stop(struct content_node *cn)
