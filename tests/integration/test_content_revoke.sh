@@ -116,6 +116,9 @@ pass "a seed that missed the withdrawing version drops the withdrawn blob at the
 # from the publisher; what B writes is the plaintext
 stop_weftd "$PID3" || fail "C did not stop"
 WEFT_CONTENT_TEST_CORRUPT=1 start_node 3
+# B's subscription takes versions 4 and 5 on its own; B's removal of the
+# share is refused (409) while that download runs, so wait for it first
+wait_for 'fetched 2 5' 600 || fail "B never fetched version 5"
 # The share is 3 chunks: the publisher, found through the DHT, may serve
 # all of them before the seed answers; up to 4 downloads, until one asked
 # the seed for a chunk (each must write the plaintext).
