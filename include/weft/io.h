@@ -82,6 +82,7 @@ struct io_stats {
 	uint64_t neigh_updates;       /* xsk: neighbour/route change events applied */
 	uint64_t zerocopy;            /* xsk: 1 if bound with XDP_ZEROCOPY */
 	uint64_t rx_bufs;             /* uring: receive buffers provided (all resident; a gauge) */
+	uint64_t rx_ring_bytes;       /* uring: bytes those buffers hold resident (a gauge) */
 	/* xsk: the socket's own drop statistics (getsockopt XDP_STATISTICS),
 	 * the kernel's totals for the queue's socket, refreshed at least every
 	 * 100 ms while the queue runs and once at close. Frames the XDP

@@ -62,6 +62,7 @@ static const struct field fields[] = {
 	IOF(neigh_updates, "neighbour and route change events applied"),
 	IOF(zerocopy, "AF_XDP socket bound in zero-copy mode"),
 	IOF(rx_bufs, "io_uring receive buffers provided, each resident"),
+	IOF(rx_ring_bytes, "bytes the io_uring receive buffers hold resident (rx_bufs times their size)"),
 	IOF(xsk_rx_dropped, "AF_XDP: frames dropped with no fill-ring buffer (or too large)"),
 	IOF(xsk_rx_invalid_descs, "AF_XDP: invalid fill-ring descriptors"),
 	IOF(xsk_tx_invalid_descs, "AF_XDP: invalid tx descriptors"),
@@ -177,9 +178,11 @@ void engine_metrics(void *arg, FILE *out)
 					fields[f].name, i, fval(&s[i], &fields[f]));
 			continue;
 		}
-		/* counters end in _total; zerocopy and rx_bufs are gauges */
-		const char *sfx =
-			strcmp(fields[f].name, "zerocopy") && strcmp(fields[f].name, "rx_bufs") ? "_total" : "";
+		/* counters end in _total; zerocopy, rx_bufs and rx_ring_bytes are gauges */
+		const char *sfx = strcmp(fields[f].name, "zerocopy") && strcmp(fields[f].name, "rx_bufs") &&
+					  strcmp(fields[f].name, "rx_ring_bytes")
+				      ? "_total"
+				      : "";
 
 		fprintf(out, "# HELP weft_io_%s%s %s\n", fields[f].name, sfx, fields[f].help);
 		fprintf(out, "# TYPE weft_io_%s%s %s\n", fields[f].name, sfx,

@@ -453,6 +453,14 @@ static void ring_add(struct io_queue *q, unsigned int bid, int off)
 			      io_uring_buf_ring_mask(q->nbufs), off);
 }
 
+/* The gauges: buffers provided, and the bytes they hold resident (each
+ * is populated when provided and dropped when retired). */
+static void set_rx_bufs(struct io_queue *q, unsigned int n)
+{
+	__atomic_store_n(&q->st->rx_bufs, n, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->st->rx_ring_bytes, (uint64_t)n * q->buf_size, __ATOMIC_RELAXED);
+}
+
 /* A shrink that meets traffic again: the buffers it took out go back. */
 static void unretire(struct io_queue *q)
 {
@@ -469,7 +477,7 @@ static void unretire(struct io_queue *q)
 	io_uring_buf_ring_advance(q->br, n);
 	q->keep = q->nprov;
 	q->nretired = 0;
-	__atomic_store_n(&q->st->rx_bufs, q->nprov, __ATOMIC_RELAXED);
+	set_rx_bufs(q, q->nprov);
 }
 
 static void grow_bufs(struct io_queue *q)
@@ -485,7 +493,7 @@ static void grow_bufs(struct io_queue *q)
 	if (n > q->nbufs)
 		n = q->nbufs;
 	populate(q->bufs + (size_t)q->nprov * q->buf_size, (size_t)(n - q->nprov) * q->buf_size);
-	__atomic_store_n(&q->st->rx_bufs, n, __ATOMIC_RELAXED);
+	set_rx_bufs(q, n);
 	for (i = q->nprov; i < n; i++)
 		ring_add(q, i, (int)(i - q->nprov));
 	io_uring_buf_ring_advance(q->br, (int)(n - q->nprov));
@@ -515,7 +523,7 @@ static void retire(struct io_queue *q, uint16_t bid)
 	if (!(q->buf_size & 4095))
 		madvise(q->bufs + (size_t)bid * q->buf_size, q->buf_size, MADV_DONTNEED);
 	if (++q->nretired < q->nprov - q->keep) {
-		__atomic_store_n(&q->st->rx_bufs, q->nprov - q->nretired, __ATOMIC_RELAXED);
+		set_rx_bufs(q, q->nprov - q->nretired);
 		return;
 	}
 	from = ((size_t)q->keep * q->buf_size + 4095) & ~(size_t)4095;
@@ -525,7 +533,7 @@ static void retire(struct io_queue *q, uint16_t bid)
 	memset(q->retired, 0, (q->nbufs + 63) / 64 * sizeof(*q->retired));
 	q->nretired = 0;
 	q->nprov = q->keep;
-	__atomic_store_n(&q->st->rx_bufs, q->nprov, __ATOMIC_RELAXED);
+	set_rx_bufs(q, q->nprov);
 }
 
 static void shrink_check(struct io_queue *q)

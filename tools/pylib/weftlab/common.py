@@ -198,6 +198,22 @@ def api(sock, method, path, body=None, timeout=15.0):
     return js
 
 
+def metric_sums(sock, names):
+    """Sum of each named metric's samples (any labels) on one node."""
+    c = UnixHTTP(sock, 15)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode("utf-8", "replace")
+    finally:
+        c.close()
+    out = dict.fromkeys(names, 0)
+    for line in text.splitlines():
+        for n in names:
+            if line.startswith(n + " ") or line.startswith(n + "{"):
+                out[n] += int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
 # ------------------------------------------------------------------ lab
 
 class Lab:

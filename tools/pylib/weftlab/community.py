@@ -8,23 +8,7 @@ measured until every node has it. Measured, never asserted."""
 import concurrent.futures as cf
 import time
 
-from .common import UnixHTTP, api, fmt, log, table
-
-
-def metric_sums(sock, names):
-    """Sum of each named metric's samples (any labels) on one node."""
-    c = UnixHTTP(sock, 15)
-    try:
-        c.request("GET", "/metrics")
-        text = c.getresponse().read().decode("utf-8", "replace")
-    finally:
-        c.close()
-    out = dict.fromkeys(names, 0)
-    for line in text.splitlines():
-        for n in names:
-            if line.startswith(n + " ") or line.startswith(n + "{"):
-                out[n] += int(float(line.rsplit(" ", 1)[1]))
-    return out
+from .common import api, fmt, log, metric_sums, table
 
 
 def seen(lab, i, cid):

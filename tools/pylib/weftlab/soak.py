@@ -13,7 +13,10 @@ and is what the growth is measured on) and a small flood (every 4th round: 3 s o
 flood from one bridge node's namespace at another, at --flood-pps).
 
 Meanwhile a sampler reads, every --period seconds (each sample also
-appended to DIR/results/soak-samples.jsonl as it is taken), per node: RSS and its
+appended to DIR/results/soak-samples.jsonl as it is taken), per node: RSS,
+the bytes the io_uring receive buffers hold resident (rx_ring, a cache the
+traffic sizes: 4 to 128 buffers per worker, halved after each quiet 10 s)
+and RSS less them (rss_net), RSS's
 anonymous part (RssAnon: the heap and stacks; the rest is file pages, the
 binary's and libraries' code as it is first run and LMDB's map as it is
 read, which the kernel can drop), the bytes malloc has handed out and not
@@ -57,20 +60,20 @@ import subprocess
 import threading
 import time
 
-from .common import QUIC_PORT, ApiError, LabError, api, fmt, log, proc_sample, table
+from .common import QUIC_PORT, ApiError, LabError, api, fmt, log, metric_sums, proc_sample, table
 
-METRICS = ("rss", "rss_anon", "heap_in_use", "threads", "fds", "lmdb", "lmdb_used", "lmdb_used_nodht",
+METRICS = ("rss", "rss_net", "rss_anon", "rx_ring", "heap_in_use", "threads", "fds", "lmdb", "lmdb_used", "lmdb_used_nodht",
            "dht_nodes",
            "dht_good", "dht_peers", "dht_peers_kept", "dht_items", "dht_items_kept", "dht_overdue",
            "quic_conns", "bans")
 # the workload's totals, a high-water mark and a table bounded by its
 # structure: shown, not held to the goal (docs/LAB.md "Soak")
-NOT_GOAL = ("lmdb", "lmdb_used", "dht_nodes", "dht_peers", "dht_items")
+NOT_GOAL = ("lmdb", "lmdb_used", "dht_nodes", "dht_peers", "dht_items", "rx_ring")
 # an entry counts as overdue this long after its lifetime (the expiry pass
 # runs every 10 s; an announce or put in flight when the lab removed its
 # content may land a little later)
 OVERDUE_SLACK_S = 120
-MIB = ("rss", "rss_anon", "heap_in_use", "lmdb", "lmdb_used", "lmdb_used_nodht")
+MIB = ("rss", "rss_net", "rss_anon", "rx_ring", "heap_in_use", "lmdb", "lmdb_used", "lmdb_used_nodht")
 
 
 def _count(path):
@@ -177,6 +180,12 @@ def sample_node(lab, i, gone):
         s["quic_conns"] = len(q.get("conns") or [])
         b = api(lab.sock(i), "GET", "/v1/bans", timeout=5)
         s["bans"] = len(b.get("bans") or []) if isinstance(b, dict) else None
+        # the receive rings' buffers: a cache the traffic sizes (4 to
+        # 128 per worker, halved after each quiet 10 s: docs/ENGINE.md),
+        # resident while provided; RSS net of them is what a leak grows
+        s["rx_ring"] = metric_sums(lab.sock(i), ("weft_io_rx_ring_bytes",))["weft_io_rx_ring_bytes"]
+        if s["rss"] is not None:
+            s["rss_net"] = s["rss"] - s["rx_ring"]
     except (OSError, ApiError):
         pass
     return s
