@@ -10,6 +10,11 @@
 # Usage: bench/serve.sh [SIZE_MB]   (default 64)
 # PARTS=1 (or 12, 13...; default 123) runs only the parts named: part 1 alone
 #   takes about a minute, for before/after comparisons of the fairness case.
+# DELAY_MS=N (default 0) holds what every downloader sends N ms
+#   (netns_delay_uplink: a delay line between its port and the bridge, as
+#   this kernel has no sch_netem; the requests and ACKs, so the seed's
+#   shaped path and its queue are untouched): a path with an Internet's
+#   round trip instead of the veth's 0.1-0.3 ms.
 # TRACE=FILE appends, every 0.5 s of part 1's window, the seed's
 #   /v1/content/peers and /v1/quic/conns (one JSON object a line: time,
 #   peers, conns) for a look at per-peer rates, queues, cwnd and RTT.
@@ -34,8 +39,8 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 WEFTD=${WEFTD:-$BUILD/weftd} WEFTCTL=${WEFTCTL:-$BUILD/weftctl} PYTHON=${PYTHON:-/usr/bin/python3}
-RATE=${RATE:-200mbit} SIZE_MB=${1:-64} NDL=${NDL:-8} NSS=${NSS:-20} PARTS=${PARTS:-123} TRACE=${TRACE:-}
-export TOP WEFTD WEFTCTL PYTHON
+RATE=${RATE:-200mbit} DELAY_MS=${DELAY_MS:-0} SIZE_MB=${1:-64} NDL=${NDL:-8} NSS=${NSS:-20} PARTS=${PARTS:-123} TRACE=${TRACE:-}
+export TOP WEFTD WEFTCTL PYTHON DELAY_MS TCPF
 [ -x "$WEFTD" ] && [ -x "$WEFTCTL" ] || { echo "build $WEFTD and $WEFTCTL first"; exit 1; }
 command -v iperf3 >/dev/null || { echo "SKIP: iperf3 missing"; exit 77; }
 . "$TOP/tests/lib/common.sh"
@@ -54,12 +59,18 @@ SEED=$(netns_ip4 1)
 
 # the seed's upload: its own egress
 netns_exec 1 tc qdisc add dev eth0 root tbf rate "$RATE" burst 256kb latency 20ms || fail "tc tbf"
+if [ "$DELAY_MS" != 0 ]; then
+	for ((n = 2; n <= NH; n++)); do
+		netns_exec "$n" ethtool -K eth0 tx off gso off tso off tx-udp-segmentation off >/dev/null 2>&1
+		netns_delay_uplink "$n" "$DELAY_MS" || fail "delay line"
+	done
+fi
 ip netns exec "$(netns_name 2)" iperf3 -s -1 -D -p 5201 >/dev/null 2>&1
 sleep 0.5
 IPERF=$(ip netns exec "$(netns_name 1)" iperf3 -c "$(netns_ip4 2)" -p 5201 -t 5 -J |
 	"$PYTHON" -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))') ||
 	fail "iperf3"
-echo "link (seed egress $RATE): iperf3 TCP $((IPERF / 1000000)) Mbit/s"
+echo "link (seed egress $RATE, downloaders +${DELAY_MS} ms): iperf3 TCP $((IPERF / 1000000)) Mbit/s"
 
 for ((n = 1; n <= NH; n++)); do
 	mkdir -p "$D/n$n"
@@ -106,6 +117,25 @@ NFT
 isolate on
 
 # --- part 1: fairness across NDL downloaders, no cap
+# The reference first: NDL TCP flows (iperf3, Cubic as weft's QUIC uses)
+# from the seed to the same downloaders, over the same shaped path, the
+# same 8 s window (seconds 1-9 of 10): how fairly the kernel's own TCP
+# shares this link among as many flows.
+TCPF="$D/tcpfair"
+mkdir -p "$TCPF"
+if part 1; then
+	PIDS=()
+	for ((i = 2; i <= NDL + 1; i++)); do
+		ip netns exec "$(netns_name "$i")" iperf3 -s -1 -D -p 5202 >/dev/null 2>&1
+	done
+	sleep 0.5
+	for ((i = 2; i <= NDL + 1; i++)); do
+		ip netns exec "$(netns_name 1)" iperf3 -c "$(netns_ip4 "$i")" -p 5202 -t 10 -C cubic -J \
+			>"$TCPF/$i.json" 2>/dev/null &
+		PIDS+=($!)
+	done
+	wait "${PIDS[@]}"
+fi
 ctl 1 content limits --superseed 0 >/dev/null || fail "limits"
 mkfile f1
 ID1=$(add f1) || fail "add f1"
@@ -182,10 +212,25 @@ jain = jain_of(x)
 jain2 = jain_of(x2)
 cap_bps = (int(s2) - int(s1)) * 8 / (t4 - t3)
 ss = (int(s4) - int(s3)) / size
+tcp = []
+tdir = os.environ.get("TCPF", "")
+for fn in sorted(os.listdir(tdir)) if tdir and os.path.isdir(tdir) else []:
+    try:
+        iv = json.load(open(os.path.join(tdir, fn)))["intervals"][1:9]
+        tcp.append(sum(i["sum"]["bytes"] for i in iv))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+jain_tcp = jain_of(tcp) if len(tcp) == ndl else 0
+if tcp:
+    print("part 1 reference: %d TCP flows (iperf3, Cubic) over the same path, 8 s: %.0f Mbit/s, "
+          "Jain's index %.3f; per flow Mbit/s: %s" %
+          (len(tcp), sum(tcp) * 8 / 8e6, jain_tcp, " ".join("%.0f" % (v / 1e6) for v in sorted(tcp))))
 print("part 1: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2fx the link "
       "(goal >= 0.90); Jain's index %.3f (goal >= 0.95); per peer Mbit/s: %s" %
       (len(x), tot_bps / 1e6, t2 - t1, tot_bps / iperf, jain,
        " ".join("%.0f" % (v * 8 / (t2 - t1) / 1e6) for v in sorted(x))))
+if jain_tcp:
+    print("part 1: Jain's index weft / TCP %.2f" % (jain / jain_tcp))
 if "2" in parts:
     print("part 2: cap 100 Mbit/s, seed upload %.1f Mbit/s over %.1f s: %.3fx the cap (goal 0.9-1.1); "
       "%d downloaders served, Jain's index %.3f; per peer Mbit/s: %s" %
@@ -200,6 +245,8 @@ figs0 = [
     {"id": "seed_upload_mbit_s", "label": "seed upload, %d downloaders" % ndl, "value": tot_bps / 1e6, "unit": "Mbit/s"},
     {"id": "jain", "label": "Jain's fairness index, %d downloaders" % ndl, "value": jain, "unit": ""},
     {"id": "one", "label": "one", "value": 1.0, "unit": ""},
+    {"id": "jain_tcp", "label": "Jain's fairness index, %d TCP flows (iperf3, Cubic), same path" % ndl,
+     "value": jain_tcp, "unit": ""},
     {"id": "jain_capped", "label": "Jain's fairness index, %d downloaders, 100 Mbit/s cap" % ndl,
      "value": jain2, "unit": ""},
     {"id": "capped_mbit_s", "label": "seed upload under a 100 Mbit/s cap", "value": cap_bps / 1e6, "unit": "Mbit/s"},
@@ -213,6 +260,8 @@ ratios0 = [
      "value": tot_bps / iperf, "num": "seed_upload_mbit_s", "den": "iperf3_mbit_s", "goal": 0.9},
     {"id": "serve.jain", "label": "Jain's fairness index across %d downloaders" % ndl, "value": jain,
      "num": "jain", "den": "one", "goal": 0.95},
+    {"id": "serve.jain_vs_tcp", "label": "Jain's index, weft / %d TCP flows over the same path" % ndl,
+     "value": jain / jain_tcp if jain_tcp else 0, "num": "jain", "den": "jain_tcp"},
     {"id": "serve.jain_capped", "label": "Jain's fairness index under the 100 Mbit/s cap", "value": jain2,
      "num": "jain_capped", "den": "one", "goal": 0.95},
     {"id": "serve.cap", "label": "seed upload / 100 Mbit/s cap (goal within 10%)", "value": cap_bps / 1e8,
@@ -242,7 +291,7 @@ res = {"schema": "weft-bench/1", "harness": "serve", "command": "bench/serve.sh 
        "kernel": platform.release(), "cpu_model": cpu, "started": started,
        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg": load0,
        "params": {"size_mb": int(size_mb), "rate": rate, "downloaders": ndl, "superseed_downloaders": nss,
-                  "parts": parts},
+                  "parts": parts, "delay_ms": int(os.environ.get("DELAY_MS", "0"))},
        "same_work": "one seed, its egress shaped; iperf3 over the same path in the same run",
        "figures": figs, "ratios": ratios, "notes": [] if ok3 == "1" else ["part 3 incomplete"]}
 out = os.environ.get("WEFT_BENCH_DIR") or os.path.join(os.environ.get("BUILD", "build"), "bench", "results")
