@@ -8,7 +8,8 @@
  * behind every byte those streams had); long-waiting streams are served
  * in turn (newest first starved a downloader's oldest fetch streams:
  * docs/CONTENT.md "Fair, capped serving"); a stream blocked this round
- * is passed over and keeps its place. Only the data structure: bytes are
+ * is passed over and keeps its place; one that can never send again
+ * leaves for good. Only the data structure: bytes are
  * queued and handed over as conn.c and conn_write.c do it.
  */
 #include <setjmp.h>
@@ -189,12 +190,51 @@ static void test_blocked_fin_and_leaving(void **state)
 	conn_free(c);
 }
 
+/* A stream ngtcp2 will take nothing more on (its write side reset, by us
+ * or by the peer's STOP_SENDING): conn_write.c abandons it at the first
+ * refusal; it leaves the ring, is not met again on later passes, and
+ * bytes queued on it afterwards do not bring it back. */
+static void test_abandoned_leaves_for_good(void **state)
+{
+	struct quic_conn *c = conn_new();
+	struct quic_stream *a, *b, *d;
+	int k;
+
+	(void)state;
+	a = quic_sbuf_new(c, 0);
+	b = quic_sbuf_new(c, 4);
+	d = quic_sbuf_new(c, 8);
+	queue(c, a, 1 << 20);
+	queue(c, b, 1 << 20);
+	queue(c, d, 1 << 20);
+	assert_ptr_equal(quic_sbuf_next(c), a);
+	quic_sbuf_abandon(c, b);
+	assert_false(b->wq_in);
+	assert_false(quic_sbuf_waiting(b));
+	queue(c, b, 100);
+	assert_false(b->wq_in);
+	for (k = 0; k < 2000; k++) {
+		struct quic_stream *w = write_one(c);
+
+		if (!w)
+			break;
+		assert_ptr_not_equal(w, b);
+	}
+	assert_int_equal(a->sent, 1 << 20);
+	assert_int_equal(d->sent, 1 << 20);
+	assert_int_equal(b->sent, 0);
+	assert_null(quic_sbuf_next(c));
+	assert_null(c->wq_head);
+	conn_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_small_message_within_a_round),
 	    cmocka_unit_test(test_served_in_turn),
 	    cmocka_unit_test(test_blocked_fin_and_leaving),
+	    cmocka_unit_test(test_abandoned_leaves_for_good),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -189,10 +189,14 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, dst, room,
 					      &ndata, fl, sid, v, nv, now);
 		if (n < 0) {
-			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
-			    n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
 				if (s)
 					s->round_blocked = 1;
+				continue;
+			}
+			if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+				if (s)
+					quic_sbuf_abandon(c, s);
 				continue;
 			}
 			if (n == NGTCP2_ERR_WRITE_MORE) {

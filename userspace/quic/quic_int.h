@@ -101,6 +101,7 @@ struct quic_stream {
 	uint64_t total; /* offset after the last queued byte */
 	int fin_queued, fin_sent;
 	int round_blocked;
+	int wr_shut; /* can never send again (quic_sbuf_abandon) */
 	int want_writable, notify_writable;
 	/* Its place in the connection's ring of streams with bytes (or a
 	 * FIN) waiting (stream_buf.c): in it (wq_in) from the moment bytes
@@ -327,6 +328,7 @@ int quic_sbuf_append_ref(struct quic_stream *s, const uint8_t *data, size_t len,
 			 void (*release)(void *), void *arg);
 /* The peer acknowledged the stream up to offset end: free what it covers. */
 void quic_sbuf_ack(struct quic_stream *s, uint64_t end);
+void quic_sbuf_abandon(struct quic_conn *c, struct quic_stream *s);
 /* Up to max vectors over unsent bytes, covering about want bytes; count. */
 size_t quic_sbuf_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t want);
 /* 1 when s has bytes (or a FIN) not yet handed to ngtcp2. */

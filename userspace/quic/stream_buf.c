@@ -217,7 +217,18 @@ size_t quic_sbuf_vecs(struct quic_stream *s, ngtcp2_vec *v, size_t max, size_t w
 
 int quic_sbuf_waiting(const struct quic_stream *s)
 {
-	return s->sent < s->total || (s->fin_queued && !s->fin_sent);
+	return !s->wr_shut && (s->sent < s->total || (s->fin_queued && !s->fin_sent));
+}
+
+/* ngtcp2 will take nothing more on this stream (its write side was reset
+ * by us, or by the peer's STOP_SENDING, or ngtcp2 no longer knows it):
+ * it leaves the ring for good instead of being met, and refused, on every
+ * pass until ngtcp2 closes it. Its bytes stay until then (ngtcp2 may
+ * still point into what it sent). */
+void quic_sbuf_abandon(struct quic_conn *c, struct quic_stream *s)
+{
+	s->wr_shut = 1;
+	wq_remove(c, s);
 }
 
 void quic_sbuf_wake(struct quic_conn *c, struct quic_stream *s)
