@@ -397,6 +397,38 @@ static void test_repeat(void **state)
 	cn_sched_free(s);
 }
 
+/* A peer idle for CN_SCHED_IDLE_FREE_S gives its request queue back
+ * (the soak's heap grew by one queue per connection ever served); one
+ * with requests queued, or active lately, keeps it; a new request after
+ * the trim is queued and served as before. */
+static void test_trim_idle_queues(void **state)
+{
+	struct cn_sched *s;
+	struct cn_sched_item it;
+	uint64_t wake, now = NS, idle = CN_SCHED_IDLE_FREE_S * NS;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	push(s, 1, CN_CLASS_WAN, 0, Q, now);
+	push(s, 2, CN_CLASS_WAN, 0, Q, now);
+	assert_int_equal(cn_sched_next(s, now, &it, &wake), 1);
+	assert_int_equal(it.r.conn, 1);
+	/* peer 1 served and idle, peer 2 still has its request queued */
+	assert_int_equal(cn_sched_trim(s, now + idle / 2, idle), 0);
+	assert_int_equal(cn_sched_trim(s, now + idle, idle), 1);
+	assert_int_equal(cn_sched_trim(s, now + 2 * idle, idle), 0);
+	assert_int_equal(cn_sched_queued(s), 1);
+	now += 2 * idle;
+	push(s, 1, CN_CLASS_WAN, 7, Q, now);
+	assert_int_equal(cn_sched_next(s, now, &it, &wake), 1);
+	assert_int_equal(it.r.conn, 2);
+	assert_int_equal(cn_sched_next(s, now, &it, &wake), 1);
+	assert_int_equal(it.r.conn, 1);
+	assert_int_equal(it.r.sid, 7);
+	assert_int_equal(cn_sched_trim(s, now + idle, idle), 2);
+	cn_sched_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,6 +442,7 @@ int main(void)
 	    cmocka_unit_test(test_unpop),
 	    cmocka_unit_test(test_score),
 	    cmocka_unit_test(test_repeat),
+	    cmocka_unit_test(test_trim_idle_queues),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

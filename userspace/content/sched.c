@@ -491,6 +491,24 @@ int cn_sched_fault(struct cn_sched *s, uint64_t peer, enum cn_fault f, uint64_t 
 	return 0;
 }
 
+unsigned int cn_sched_trim(struct cn_sched *s, uint64_t now_ns, uint64_t idle_ns)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < s->o.max_peers; i++) {
+		struct peer *p = &s->p[i];
+
+		if (p->used && p->q && !p->qlen && now_ns >= p->last_ns &&
+		    now_ns - p->last_ns >= idle_ns) {
+			free(p->q);
+			p->q = NULL;
+			p->qhead = 0;
+			n++;
+		}
+	}
+	return n;
+}
+
 void cn_sched_forget(struct cn_sched *s, uint64_t peer,
 		     void (*drop)(void *arg, const struct cn_sched_item *it), void *arg)
 {

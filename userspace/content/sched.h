@@ -49,6 +49,7 @@
 #define CN_SCHED_RATE_SLOTS 8	/* per-peer rate window, 1 s slots */
 #define CN_SCHED_SEEN 32	/* chunks remembered per peer (repeat requests) */
 #define CN_SCHED_REPEAT_MS 1000 /* a repeat within this of the serve is scored */
+#define CN_SCHED_IDLE_FREE_S 10 /* a peer idle this long gives its request queue back */
 /* A scheduler waiting for its part of the global cap looks again after at
  * most 10 ms: its part grows when another worker's peers go idle. */
 #define CN_SCHED_GLOBAL_RECHECK_NS 10000000ull
@@ -139,6 +140,15 @@ void cn_sched_account(struct cn_sched *s, uint64_t peer, int64_t bytes, uint64_t
  * A peer unknown so far gets an entry (-ENOSPC: none free, 0 returned).
  */
 int cn_sched_fault(struct cn_sched *s, uint64_t peer, enum cn_fault f, uint64_t now_ns);
+/* Every peer with nothing queued and no request or answer for idle_ns
+ * gives its request queue back (peer_queue items: 27 KiB by default);
+ * its entry (score, rate window, chunks seen) keeps its slot until
+ * reused, and a new request allocates the queue again. Returns how many
+ * queues went. Called each second by the serving worker: without it a
+ * queue stayed allocated for every connection ever served until its slot
+ * was taken over (256 per worker: up to 6.75 MiB each; the soak's heap
+ * grew by one per new downloader). */
+unsigned int cn_sched_trim(struct cn_sched *s, uint64_t now_ns, uint64_t idle_ns);
 /* Forget peer (its connection closed): its queued requests are dropped
  * and handed to drop(arg, item) so the caller can release them. */
 void cn_sched_forget(struct cn_sched *s, uint64_t peer,

@@ -485,7 +485,8 @@ out:
 	t->pumping = 0;
 }
 
-/* Every second: the status view's copy of the peers; on worker 0 the
+/* Every second: idle peers' request queues back to the allocator, the
+ * status view's copy of the peers; on worker 0 the
  * node's upload history too. */
 static void tick(struct engine_worker *w, void *arg)
 {
@@ -494,6 +495,7 @@ static void tick(struct engine_worker *w, void *arg)
 	uint64_t now = sv_now(t), sec = now / 1000000000ull;
 	unsigned int n;
 
+	cn_sched_trim(t->sched, now, CN_SCHED_IDLE_FREE_S * 1000000000ull);
 	n = cn_sched_peers(t->sched, now, t->snap, CN_SCHED_PEERS);
 	pthread_mutex_lock(&t->snap_mu);
 	t->nsnap = n;
