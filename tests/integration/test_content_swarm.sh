@@ -52,6 +52,10 @@ ctl 4 --json content get "$ID" --out "$D/out" --no-wait >"$D/get" || fail "conte
 J=$(json_get job <"$D/get")
 wait_for '[ "$(job "$J" | json_get fetched)" -ge 16 ]' 300 || fail "download does not progress: $(job "$J")"
 kill -9 "$PID2"
+# host 2's chunks at its death (a chunk it answered in the same instant
+# may still be counted: its count can only stay or grow by what was in
+# flight, never by a chunk served after the kill)
+K2=$(job "$J" | "$PYTHON" -c 'import json,sys; print(sum(x["chunks"] + x["inflight"] for x in json.load(sys.stdin)["providers"] if x["addr"].startswith(sys.argv[1] + ":")))' "$(netns_ip4 2)")
 pass "host 2 killed mid-transfer at $(job "$J" | json_get fetched)/128 chunks"
 wait_for '[ "$(job "$J" | json_get done)" = True ]' 600 || fail "download did not finish: $(job "$J")"
 job "$J" >"$D/job"
@@ -59,7 +63,7 @@ job "$J" >"$D/job"
 [ "$(b3sum --no-names "$D/out/$ID")" = "$WANT" ] || fail "downloaded file differs"
 pass "file intact ($(json_get fetched <"$D/job") chunks, $(json_get bad_chunks <"$D/job") bad rejected, $(json_get retries <"$D/job") retried)"
 
-"$PYTHON" - "$D/job" "$(netns_ip4 2)" "$(netns_ip4 3)" <<'PY' || fail "provider stats: $(cat "$D/job")"
+"$PYTHON" - "$D/job" "$(netns_ip4 2)" "$(netns_ip4 3)" "${K2:-0}" <<'PY' || fail "provider stats: $(cat "$D/job")"
 import json, sys
 j = json.load(open(sys.argv[1]))
 p = {x["addr"].rsplit(":", 1)[0]: x for x in j["providers"]}
@@ -70,10 +74,12 @@ assert j["bad_chunks"] >= 3, j
 # the killed provider is dropped, or its in-flight chunks were fetched
 # again elsewhere before its death was even noticed: by end game, or
 # retried after its request failed (a retry that is not a bad chunk);
-# a job this fast (3 s) may finish before the death is noticed at all
+# a job this fast (3 s) may finish before the death is noticed at all:
+# then the dead provider's count never moved past what it had, or had in
+# flight, at the kill (the rest came from the others)
 k = p[sys.argv[2]]
-assert k["state"] != "up" or j["endgame"] > 0 or j["retries"] > j["bad_chunks"], \
-    (k, j["endgame"], j["retries"], j["bad_chunks"])
+assert k["state"] != "up" or j["endgame"] > 0 or j["retries"] > j["bad_chunks"] or \
+    k["chunks"] <= int(sys.argv[4]), (k, j["endgame"], j["retries"], j["bad_chunks"], sys.argv[4])
 assert sum(x["chunks"] for x in p.values()) == j["fetched"] == 128, j
 print("bad provider:", bad)
 PY
