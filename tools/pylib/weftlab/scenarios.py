@@ -703,19 +703,19 @@ def run_nat(lab, a, rng):
         # NAT publishes its relay in its record once its reservation is
         # held: dial only after every record says so
         targets = {j for _, j in pairs}
-        t0, todo = time.time(), set(targets)
-        while todo and time.time() - t0 < a.wait_records:
-            for j in sorted(todo):
+        t0, unresolved = time.time(), set(targets)
+        while unresolved and time.time() - t0 < a.wait_records:
+            for j in sorted(unresolved):
                 r = safe(lambda: api(lab.sock(pubs[0] if pubs[0] != j else pubs[-1]), "POST",
                                      "/v1/node/resolve", {"key": keys[j], "fresh": True},
                                      timeout=15))
                 if r and (r.get("relays") if j in behind and relays else r.get("addrs")):
-                    todo.discard(j)
-            if todo:
+                    unresolved.discard(j)
+            if unresolved:
                 time.sleep(1)
         print("records found: %d/%d, %d of %d behind a NAT listing a relay (%.1f s)"
-              % (len(targets) - len(todo), len(targets),
-                 len([j for j in behind if j not in todo]), len(behind), time.time() - t0))
+              % (len(targets) - len(unresolved), len(targets),
+                 len([j for j in behind if j not in unresolved]), len(behind), time.time() - t0))
 
     def circuits():
         """Circuits the relays granted so far (/v1/relay/status)."""
