@@ -360,6 +360,7 @@ struct dht_stats {
 	unsigned int nodes4, nodes6;
 	unsigned int good4, good6; /* answered us, no unanswered query since */
 	unsigned int infohashes, peers, items;
+	uint64_t store_bytes; /* what the stores hold (dht_store_bytes) */
 	unsigned int lookups;
 	uint64_t queries_in[DHT_Q_COUNT];
 	uint64_t queries_out[DHT_Q_COUNT];

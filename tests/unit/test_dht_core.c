@@ -271,6 +271,7 @@ static void test_storage(void **state)
 	struct dht_item it;
 
 	dht_store_init(s, &lim);
+	assert_int_equal(dht_store_bytes(s), 0);
 	for (uint32_t i = 0; i < 4; i++) {
 		mkaddr(&a, 0x0a000001 + i, 100);
 		assert_int_equal(dht_store_add_peer(s, ih, (struct sockaddr *)&a, 1000 + i), 0);
@@ -287,12 +288,18 @@ static void test_storage(void **state)
 	/* global peer cap */
 	mkaddr(&a, 0x0b000003, 100);
 	assert_int_equal(dht_store_add_peer(s, ih2, (struct sockaddr *)&a, 1000), -ENOSPC);
+	/* what the stores hold: two infohashes, each with its peer array */
+	assert_int_equal(dht_store_bytes(s), 2 * sizeof(struct dht_ih) +
+						 (dht_store_find_ih(s, ih)->cap +
+						  dht_store_find_ih(s, ih2)->cap) *
+						     sizeof(struct dht_peer));
 	/* expiry after 30 min */
 	dht_store_expire(s, 1000 + DHT_PEER_TTL_MS - 1);
 	assert_int_equal(s->npeers, 5);
 	dht_store_expire(s, 1003 + DHT_PEER_TTL_MS);
 	assert_int_equal(s->npeers, 0);
 	assert_int_equal(s->nih, 0);
+	assert_int_equal(dht_store_bytes(s), 0);
 	/* items: per-source and global caps */
 	memset(&it, 0, sizeof(it));
 	memcpy(it.v, "1:x", 3);
@@ -320,8 +327,10 @@ static void test_storage(void **state)
 
 		assert_non_null(dht_store_find_item(s, t0));
 	}
+	assert_int_equal(dht_store_bytes(s), sizeof(struct dht_item));
 	dht_store_expire(s, DHT_ITEM_TTL_MS + 5000);
 	assert_int_equal(s->nitems, 0);
+	assert_int_equal(dht_store_bytes(s), 0);
 	dht_store_free(s);
 	free(s);
 }

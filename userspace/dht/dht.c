@@ -587,6 +587,7 @@ void dht_get_stats(const struct dht *dht, struct dht_stats *st)
 	st->infohashes = dht->store.nih;
 	st->peers = dht->store.npeers;
 	st->items = dht->store.nitems;
+	st->store_bytes = dht_store_bytes(&dht->store);
 	st->lookups = 0;
 	for (uint32_t i = 0; i < dht->lk_touched; i++)
 		st->lookups += (unsigned int)dht->lks[i].in_use;

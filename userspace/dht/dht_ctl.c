@@ -376,6 +376,7 @@ static void h_status(void *arg, const struct ctl_req *req, struct ctl_resp *resp
 	json_object_set_new(o, "infohashes", json_integer(st.infohashes));
 	json_object_set_new(o, "peers", json_integer(st.peers));
 	json_object_set_new(o, "items", json_integer(st.items));
+	json_object_set_new(o, "store_bytes", json_integer((json_int_t)st.store_bytes));
 	json_object_set_new(o, "lookups", json_integer(st.lookups));
 	json_object_set_new(o, "read_only", json_boolean(st.read_only));
 	json_object_set_new(o, "ro_forgotten", json_integer((json_int_t)st.ro_forgotten));

@@ -213,6 +213,10 @@ struct dht_store {
 };
 void dht_store_init(struct dht_store *s, const struct dht_limits *lim);
 void dht_store_free(struct dht_store *s);
+/* The bytes the store's entries take (their structures and peer arrays as
+ * allocated, malloc's own overhead not counted): what the stores add to
+ * the heap, a walk of every entry (bounded by the limits). */
+uint64_t dht_store_bytes(const struct dht_store *s);
 /* Returns 0, -ENOSPC (a cap was hit). */
 int dht_store_add_peer(struct dht_store *s, const uint8_t *ih, const struct sockaddr *sa,
 		       uint64_t now);

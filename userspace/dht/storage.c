@@ -229,6 +229,19 @@ void dht_store_expire(struct dht_store *s, uint64_t now)
 	}
 }
 
+uint64_t dht_store_bytes(const struct dht_store *s)
+{
+	uint64_t n = (uint64_t)s->nitems * sizeof(struct dht_item);
+
+	for (unsigned int i = 0; i < DHT_STORE_HBUCKETS; i++)
+		for (const struct dht_ih *e = s->ih[i]; e; e = e->next) {
+			n += sizeof(*e) + (uint64_t)e->cap * sizeof(*e->peers);
+			for (uint32_t j = 0; j < e->npeers; j++)
+				n += e->peers[j].wk ? DHT_WK_LEN : 0;
+		}
+	return n;
+}
+
 static uint64_t age_of(uint64_t expires, uint64_t ttl, uint64_t now)
 {
 	return expires > now + ttl ? 0 : now + ttl - expires;

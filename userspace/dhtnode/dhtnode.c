@@ -517,11 +517,13 @@ static void dht_metrics(void *arg, FILE *out)
 		"weft_dht_nodes{family=\"ipv4\"} %u\nweft_dht_nodes{family=\"ipv6\"} %u\n"
 		"# HELP weft_dht_stored Items the DHT stores for others, by kind.\n# TYPE weft_dht_stored gauge\nweft_dht_stored{kind=\"infohashes\"} %u\n"
 		"weft_dht_stored{kind=\"peers\"} %u\nweft_dht_stored{kind=\"items\"} %u\n"
+		"# HELP weft_dht_store_bytes Bytes the DHT's stores of peers and items hold (their entries as allocated).\n# TYPE weft_dht_store_bytes gauge\nweft_dht_store_bytes %llu\n"
 		"# HELP weft_dht_lookups DHT lookups in progress.\n# TYPE weft_dht_lookups gauge\nweft_dht_lookups %u\n"
 		"# HELP weft_dht_read_only 1 while the node is a BEP 43 read-only node.\n# TYPE weft_dht_read_only gauge\nweft_dht_read_only %u\n"
 		"# HELP weft_dht_read_only_switches_total Times read-only mode was turned on or off.\n# TYPE weft_dht_read_only_switches_total counter\nweft_dht_read_only_switches_total %llu\n"
 		"# HELP weft_dht_ro_forgotten_total Routing-table entries held back from answers (until they answer our ping) because a query with ro=1 (BEP 43, read-only) came from their id and address.\n# TYPE weft_dht_ro_forgotten_total counter\nweft_dht_ro_forgotten_total %llu\n",
-		st.nodes4, st.nodes6, st.infohashes, st.peers, st.items, st.lookups, st.read_only,
+		st.nodes4, st.nodes6, st.infohashes, st.peers, st.items,
+		(unsigned long long)st.store_bytes, st.lookups, st.read_only,
 		(unsigned long long)st.read_only_switches, (unsigned long long)st.ro_forgotten);
 	fprintf(out, "# HELP weft_dht_queries_total KRPC queries, by direction and method.\n"
 		     "# TYPE weft_dht_queries_total counter\n");

@@ -17,11 +17,14 @@ appended to DIR/results/soak-samples.jsonl as it is taken), per node: RSS,
 the bytes the io_uring receive buffers hold resident (rx_ring, a cache the
 traffic sizes: 4 to 128 buffers per worker, halved after each quiet 10 s)
 and RSS less them (rss_net), RSS's
-anonymous part (RssAnon: the heap and stacks; the rest is file pages, the
-binary's and libraries' code as it is first run and LMDB's map as it is
-read, which the kernel can drop), the bytes malloc has handed out and not
-had back (heap_in_use, GET /v1/status "heap": a leak grows it, memory
-malloc merely keeps does not), threads, open descriptors (/proc), the
+anonymous part (RssAnon: the heap and stacks) and that less the buffers
+(rss_private), the file pages split by /proc/PID/smaps into LMDB's map as
+read (rss_lmdb) and the binary's and libraries' pages as first run
+(rss_code), both pages the kernel can drop, the bytes malloc has handed
+out and not had back (heap_in_use, GET /v1/status "heap": a leak grows
+it, memory malloc merely keeps, heap_free, does not) and that less the
+DHT's stores of peers and items (heap_net; the stores' bytes, dht_store,
+are the work's: BEP 5 keeps a peer 30 min, BEP 44 an item 2 h), threads, open descriptors (/proc), the
 LMDB files' allocated size and the pages LMDB holds in use (mdb_stat: the
 file never shrinks, freed pages are reused from its free list), all of
 them and those outside the DHT's snapshot (database "dht": the routing
@@ -47,7 +50,10 @@ left out (a restart resets them). The goal (issue 30): at most 5% on each
 metric but the raw DHT totals and LMDB's pages in use with the DHT's
 snapshot (the workload's, above), the routing table's size (bounded by its
 k-buckets: entries a flood named stay until replaced, BEP 5; its good
-nodes are held to the goal) and LMDB's file size (a high-water mark). The table gives the median node and the worst node.
+nodes are held to the goal), LMDB's file size (a high-water mark), the
+receive buffers, the file pages (rss_code, rss_lmdb), malloc's free
+bytes and the DHT stores' bytes (each the work's or a cache: the totals
+they are part of, rss and heap_in_use, are still held to it). The table gives the median node and the worst node.
 """
 import concurrent.futures as cf
 import json
@@ -62,18 +68,21 @@ import time
 
 from .common import QUIC_PORT, ApiError, LabError, api, fmt, log, metric_sums, proc_sample, table
 
-METRICS = ("rss", "rss_net", "rss_anon", "rx_ring", "heap_in_use", "threads", "fds", "lmdb", "lmdb_used", "lmdb_used_nodht",
+METRICS = ("rss", "rss_net", "rss_anon", "rss_private", "rss_code", "rss_lmdb", "rx_ring", "heap_in_use",
+           "heap_free", "heap_net", "dht_store", "threads", "fds", "lmdb", "lmdb_used", "lmdb_used_nodht",
            "dht_nodes",
            "dht_good", "dht_peers", "dht_peers_kept", "dht_items", "dht_items_kept", "dht_overdue",
            "quic_conns", "bans")
 # the workload's totals, a high-water mark and a table bounded by its
 # structure: shown, not held to the goal (docs/LAB.md "Soak")
-NOT_GOAL = ("lmdb", "lmdb_used", "dht_nodes", "dht_peers", "dht_items", "rx_ring")
+NOT_GOAL = ("lmdb", "lmdb_used", "dht_nodes", "dht_peers", "dht_items", "rx_ring", "rss_code", "rss_lmdb",
+            "heap_free", "dht_store")
 # an entry counts as overdue this long after its lifetime (the expiry pass
 # runs every 10 s; an announce or put in flight when the lab removed its
 # content may land a little later)
 OVERDUE_SLACK_S = 120
-MIB = ("rss", "rss_net", "rss_anon", "rx_ring", "heap_in_use", "lmdb", "lmdb_used", "lmdb_used_nodht")
+MIB = ("rss", "rss_net", "rss_anon", "rss_private", "rss_code", "rss_lmdb", "rx_ring", "heap_in_use",
+       "heap_free", "heap_net", "dht_store", "lmdb", "lmdb_used", "lmdb_used_nodht")
 
 
 def _count(path):
@@ -130,6 +139,30 @@ def _rss_anon(pid):
     return None
 
 
+def _rss_files(pid):
+    """(resident bytes of LMDB's map, resident bytes of every other mapped
+    file: the binary's and libraries' code and data as first run) from
+    /proc/PID/smaps, or (None, None)."""
+    lmdb = code = 0
+    name = None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                head = line.split(None, 1)[0]
+                if not head.endswith(":") or "-" in head:
+                    parts = line.split(None, 5)
+                    name = parts[5].strip() if len(parts) > 5 else ""
+                elif head == "Rss:" and name and name.startswith("/"):
+                    kb = int(line.split()[1]) * 1024
+                    if name.endswith(".mdb"):
+                        lmdb += kb
+                    else:
+                        code += kb
+    except (OSError, ValueError, IndexError):
+        return None, None
+    return lmdb, code
+
+
 def store_counts(st, gone, now):
     """(peers kept, items kept, overdue) from a GET /v1/dht/store answer;
     gone: {infohash or (k, salt): wall time the lab removed it}."""
@@ -160,6 +193,7 @@ def sample_node(lab, i, gone):
     if ps:
         s["rss"] = ps[0]
         s["rss_anon"] = _rss_anon(pid)
+        s["rss_lmdb"], s["rss_code"] = _rss_files(pid)
         s["threads"] = _count("/proc/%d/task" % pid)
         s["fds"] = _count("/proc/%d/fd" % pid)
     s["lmdb"] = _lmdb_bytes(lab.node_dir(i))
@@ -168,11 +202,16 @@ def sample_node(lab, i, gone):
     s["lmdb_used_nodht"] = used - dht if used is not None else None
     try:
         h = api(lab.sock(i), "GET", "/v1/status", timeout=5).get("heap") or {}
-        s["heap_in_use"] = h.get("in_use")
+        s["heap_in_use"], s["heap_free"] = h.get("in_use"), h.get("free")
         d = api(lab.sock(i), "GET", "/v1/dht/status", timeout=5)
         s["dht_nodes"] = (d.get("nodes4") or 0) + (d.get("nodes6") or 0)
         s["dht_good"] = (d.get("good4") or 0) + (d.get("good6") or 0)
         s["dht_peers"], s["dht_items"] = d.get("peers"), d.get("items")
+        # the heap the DHT's stores of peers and items take: the work's
+        # (BEP 5's 30 min, BEP 44's 2 h), not a leak
+        s["dht_store"] = d.get("store_bytes")
+        if s["heap_in_use"] is not None and s["dht_store"] is not None:
+            s["heap_net"] = s["heap_in_use"] - s["dht_store"]
         st = api(lab.sock(i), "GET", "/v1/dht/store", timeout=5)
         s["dht_peers_kept"], s["dht_items_kept"], s["dht_overdue"] = store_counts(
             st, dict(gone), time.time())
@@ -186,6 +225,8 @@ def sample_node(lab, i, gone):
         s["rx_ring"] = metric_sums(lab.sock(i), ("weft_io_rx_ring_bytes",))["weft_io_rx_ring_bytes"]
         if s["rss"] is not None:
             s["rss_net"] = s["rss"] - s["rx_ring"]
+        if s["rss_anon"] is not None:
+            s["rss_private"] = s["rss_anon"] - s["rx_ring"]
     except (OSError, ApiError):
         pass
     return s
