@@ -15,13 +15,18 @@
 #   this kernel has no sch_netem; the requests and ACKs, so the seed's
 #   shaped path and its queue are untouched): a path with an Internet's
 #   round trip instead of the veth's 0.1-0.3 ms.
+# WINDOW=S (default 8): the seconds part 1 measures over, for weft and
+#   for the TCP reference alike (iperf3 runs S+2 s, its intervals 1..S+1
+#   are taken); Cubic's sawtooth at a longer round trip needs more than 8
+#   s to average out, for both. A file of SIZE_MB lasts about
+#   8*SIZE_MB*8/RATE s: give it room (WINDOW=16 with 128).
 # TRACE=FILE appends, every 0.5 s of part 1's window, the seed's
 #   /v1/content/peers and /v1/quic/conns (one JSON object a line: time,
 #   peers, conns) for a look at per-peer rates, queues, cwnd and RTT.
 #
 # Part 1, fairness: 8 downloaders fetch a SIZE_MB file told about the
 #   seed only and unable to reach each other (nftables in their namespaces;
-#   super-seeding off). Over an 8 s window while all 8 run, the
+#   super-seeding off). Over an 8 s window (WINDOW) while all 8 run, the
 #   seed's per-peer bytes (GET /v1/content/peers): total upload / iperf3
 #   (goal >= 0.9) and Jain's fairness index across the 8 (goal >= 0.95).
 # Part 2, the cap: `weftctl content limits --upload 100Mbit`, the same 8
@@ -40,7 +45,8 @@ BUILD=${BUILD:-$TOP/build}
 case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 WEFTD=${WEFTD:-$BUILD/weftd} WEFTCTL=${WEFTCTL:-$BUILD/weftctl} PYTHON=${PYTHON:-/usr/bin/python3}
 RATE=${RATE:-200mbit} DELAY_MS=${DELAY_MS:-0} SIZE_MB=${1:-64} NDL=${NDL:-8} NSS=${NSS:-20} PARTS=${PARTS:-123} TRACE=${TRACE:-}
-export TOP WEFTD WEFTCTL PYTHON DELAY_MS TCPF
+WINDOW=${WINDOW:-8}
+export TOP WEFTD WEFTCTL PYTHON DELAY_MS TCPF WINDOW
 [ -x "$WEFTD" ] && [ -x "$WEFTCTL" ] || { echo "build $WEFTD and $WEFTCTL first"; exit 1; }
 command -v iperf3 >/dev/null || { echo "SKIP: iperf3 missing"; exit 77; }
 . "$TOP/tests/lib/common.sh"
@@ -119,7 +125,7 @@ isolate on
 # --- part 1: fairness across NDL downloaders, no cap
 # The reference first: NDL TCP flows (iperf3, Cubic as weft's QUIC uses)
 # from the seed to the same downloaders, over the same shaped path, the
-# same 8 s window (seconds 1-9 of 10): how fairly the kernel's own TCP
+# same window (seconds 1 to WINDOW+1 of WINDOW+2): how fairly the kernel's own TCP
 # shares this link among as many flows.
 TCPF="$D/tcpfair"
 mkdir -p "$TCPF"
@@ -130,7 +136,7 @@ if part 1; then
 	done
 	sleep 0.5
 	for ((i = 2; i <= NDL + 1; i++)); do
-		ip netns exec "$(netns_name 1)" iperf3 -c "$(netns_ip4 "$i")" -p 5202 -t 10 -C cubic -J \
+		ip netns exec "$(netns_name 1)" iperf3 -c "$(netns_ip4 "$i")" -p 5202 -t $((WINDOW + 2)) -C cubic -J \
 			>"$TCPF/$i.json" 2>/dev/null &
 		PIDS+=($!)
 	done
@@ -145,7 +151,7 @@ wait_for active 300 || fail "not every downloader is being served"
 sleep 1
 peers >"$D/p1a"
 T1=$(date +%s.%N)
-if [ -n "$TRACE" ]; then trace 8; else sleep 8; fi
+if [ -n "$TRACE" ]; then trace "$WINDOW"; else sleep "$WINDOW"; fi
 peers >"$D/p1b"
 T2=$(date +%s.%N)
 for ((i = 2; i <= NDL + 1; i++)); do wait_for "done_job $i ${J1[$i]}" 1200 || echo "host $i: part 1 not done"; done
@@ -213,18 +219,19 @@ jain2 = jain_of(x2)
 cap_bps = (int(s2) - int(s1)) * 8 / (t4 - t3)
 ss = (int(s4) - int(s3)) / size
 tcp = []
+W = int(os.environ["WINDOW"])
 tdir = os.environ.get("TCPF", "")
 for fn in sorted(os.listdir(tdir)) if tdir and os.path.isdir(tdir) else []:
     try:
-        iv = json.load(open(os.path.join(tdir, fn)))["intervals"][1:9]
+        iv = json.load(open(os.path.join(tdir, fn)))["intervals"][1:1 + W]
         tcp.append(sum(i["sum"]["bytes"] for i in iv))
     except (OSError, ValueError, KeyError, TypeError):
         pass
 jain_tcp = jain_of(tcp) if len(tcp) == ndl else 0
 if tcp:
-    print("part 1 reference: %d TCP flows (iperf3, Cubic) over the same path, 8 s: %.0f Mbit/s, "
+    print("part 1 reference: %d TCP flows (iperf3, Cubic) over the same path, %d s: %.0f Mbit/s, "
           "Jain's index %.3f; per flow Mbit/s: %s" %
-          (len(tcp), sum(tcp) * 8 / 8e6, jain_tcp, " ".join("%.0f" % (v / 1e6) for v in sorted(tcp))))
+          (len(tcp), W, sum(tcp) * 8 / (W * 1e6), jain_tcp, " ".join("%.0f" % (v / 1e6) for v in sorted(tcp))))
 print("part 1: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2fx the link "
       "(goal >= 0.90); Jain's index %.3f (goal >= 0.95); per peer Mbit/s: %s" %
       (len(x), tot_bps / 1e6, t2 - t1, tot_bps / iperf, jain,
@@ -291,7 +298,7 @@ res = {"schema": "weft-bench/1", "harness": "serve", "command": "bench/serve.sh 
        "kernel": platform.release(), "cpu_model": cpu, "started": started,
        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg": load0,
        "params": {"size_mb": int(size_mb), "rate": rate, "downloaders": ndl, "superseed_downloaders": nss,
-                  "parts": parts, "delay_ms": int(os.environ.get("DELAY_MS", "0"))},
+                  "parts": parts, "delay_ms": int(os.environ.get("DELAY_MS", "0")), "window_s": W},
        "same_work": "one seed, its egress shaped; iperf3 over the same path in the same run",
        "figures": figs, "ratios": ratios, "notes": [] if ok3 == "1" else ["part 3 incomplete"]}
 out = os.environ.get("WEFT_BENCH_DIR") or os.path.join(os.environ.get("BUILD", "build"), "bench", "results")
