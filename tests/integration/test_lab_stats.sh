@@ -92,6 +92,16 @@ class Soak(unittest.TestCase):
         self.assertEqual(soak.growth(smp, 100, set())["rss"]["2"], 0.0)
         self.assertIn("dht_items_kept", soak.METRICS)
         self.assertTrue(set(soak.NOT_GOAL) <= set(soak.METRICS))
+        # a count from nothing is growth (each one 100 %), not left out;
+        # connections (work in flight) are judged by each window's least
+        smp = [{"t": t, "nodes": {"1": {"bans": int(t >= 500), "quic_conns": [0, 5][t % 20 == 0] +
+                                        (t >= 900)}}} for t in range(0, 1001, 10)]
+        g = soak.growth(smp, 100, set())
+        self.assertEqual(g["bans"], {"1": 100.0})
+        self.assertEqual(g["quic_conns"], {"1": 100.0})
+        smp = [{"t": t, "nodes": {"1": {"quic_conns": [0, 5][t % 20 == 0] + 3 * (t >= 900 and t % 20 == 0)}}}
+               for t in range(0, 1001, 10)]
+        self.assertEqual(soak.growth(smp, 100, set())["quic_conns"], {"1": 0.0})
 
 
 unittest.main(argv=["stats"], verbosity=0)
