@@ -157,8 +157,10 @@ def _rss_files(pid):
                 if not head.endswith(":") or "-" in head:
                     parts = line.split(None, 5)
                     name = parts[5].strip() if len(parts) > 5 else ""
-                elif head == "Rss:" and name and name.startswith("/"):
-                    kb = int(line.split()[1]) * 1024
+                elif head in ("Rss:", "Anonymous:") and name and name.startswith("/"):
+                    # a mapped file's pages less those copied on write
+                    # (a library's data: anonymous, in rss_anon)
+                    kb = int(line.split()[1]) * 1024 * (1 if head == "Rss:" else -1)
                     if name.endswith(".mdb"):
                         lmdb += kb
                     else:
