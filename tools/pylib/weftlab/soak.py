@@ -11,6 +11,9 @@ groups), churn (every 3rd round: one node of a fixed half of the nodes
 killed and restarted with its state; the other half runs the whole time
 and is what the growth is measured on) and a small flood (every 4th round: 3 s of DHT
 flood from one bridge node's namespace at another, at --flood-pps).
+Before the first round, inside the warm-up, every node does each kind of
+work once (a download from the bridge seeds in turn, a call, a dial), so
+first-use costs land before the growth is measured.
 
 Meanwhile a sampler reads, every --period seconds (each sample also
 appended to DIR/results/soak-samples.jsonl as it is taken), per node: RSS,
@@ -335,7 +338,96 @@ def run_soak(lab, a, rng):
     t_end = time.time() + a.duration
     # what the lab removed, and when: {infohash hex40 | (key, name): time}
     gone = {}
+
+    def distribute(tag, seed, dls):
+        """seed adds a fresh 1 MiB file, each of dls downloads it by id,
+        then all remove it (the store does not grow)."""
+        src = os.path.join(data, "soak-%s.bin" % tag)
+        with open(src, "wb") as f:
+            f.write(os.urandom(1 << 20))
+        try:
+            share = api(lab.sock(seed), "POST", "/v1/content/add", {"paths": [src]},
+                        timeout=120)
+            cid = share["items"][0]["id"]
+            sid = share["share_id"]
+            for i in dls:
+                work["downloads"] += 1
+                out = os.path.join(data, "soak-out-%s-%d" % (tag, i))
+                os.makedirs(out, exist_ok=True)
+                job = api(lab.sock(i), "POST", "/v1/content/get",
+                          {"id": cid, "out": out, "link": True}, timeout=30)["job"]
+                t_dl = time.time() + 120
+                j = {}
+                while time.time() < t_dl:
+                    j = safe(lambda: api(lab.sock(i), "GET",
+                                         "/v1/content/jobs/%d" % job, timeout=5)) or {}
+                    if j.get("state") in ("done", "failed"):
+                        break
+                    time.sleep(0.5)
+                if j.get("state") == "done":
+                    work["downloads_ok"] += 1
+                else:
+                    err("download", j.get("error") or j.get("state"))
+                shutil.rmtree(out, ignore_errors=True)
+                # the soak measures leaks, not a store that grows:
+                # what was fetched goes again (content rm)
+                safe(lambda: api(lab.sock(i), "POST", "/v1/content/rm", {"id": cid},
+                                 timeout=30))
+            # the seed removes the share (its record, blob and head:
+            # removing the item alone left the share announced and
+            # its head put again every 30 min for good)
+            safe(lambda: api(lab.sock(seed), "POST", "/v1/content/rm", {"id": sid},
+                             timeout=30))
+            now = time.time()
+            gone[cid[:40]] = gone[sid[:40]] = now
+            gone[(lab.node(seed).get("key"), share.get("name"))] = now
+        except (OSError, ApiError, KeyError, IndexError) as e:
+            err("distribute", e)
+        finally:
+            os.unlink(src)
+
+    def call(i):
+        try:
+            c = call_norm(api(lab.sock(i), "POST", "/v1/svc/call", {
+                "name": "echo", "method": "echo", "data": "soak", "count": 20,
+                "concurrency": 4, "timeout_ms": 5000}, timeout=120))
+            work["calls"] += c.get("calls") or 0
+            work["calls_ok"] += c.get("ok") or 0
+        except (OSError, ApiError) as e:
+            err("call", e)
+
+    def dial(i, k):
+        work["dials"] += 1
+        try:
+            api(lab.sock(i), "POST", "/v1/quic/ping",
+                {"addr": keys[k], "timeout_ms": 5000}, timeout=30)
+            work["dials_ok"] += 1
+        except (OSError, ApiError) as e:
+            err("dial", e)
+
+    def prime():
+        """Every node does each kind of work once, at the start of the
+        warm-up: what a process sets up or first runs on a role's first
+        use (a library's code read in, a thread's malloc arena, a table
+        first written) then lands before the growth is measured, not on
+        whichever node the rounds happen to give that role late."""
+        live = live_nodes(lab)
+        seeds = [x for x in live if x in bridge] or live
+        # each node downloads once, from the seeds in turn (each seeds once
+        # when there are as many nodes as seeds)
+        for n, d in enumerate(live):
+            seed = next((seeds[(n + j) % len(seeds)] for j in range(len(seeds))
+                         if seeds[(n + j) % len(seeds)] != d), None)
+            if seed is not None:
+                distribute("prime-%d" % n, seed, [d])
+        for i in live:
+            call(i)
+            ks = [k for k in sorted(keys) if k != i]
+            if ks:
+                dial(i, ks[i % len(ks)])
+
     with SoakSampler(lab, a.period, gone) as smp:
+        prime()
         r = 0
         while time.time() < t_end:
             r += 1
@@ -348,14 +440,7 @@ def run_soak(lab, a, rng):
             work["lookups"] += len(recs)
             work["lookups_ok"] += sum(1 for x in recs if x.get("ok"))
             for i in rng.sample(live, min(3, len(live))):
-                try:
-                    c = call_norm(api(lab.sock(i), "POST", "/v1/svc/call", {
-                        "name": "echo", "method": "echo", "data": "soak", "count": 20,
-                        "concurrency": 4, "timeout_ms": 5000}, timeout=120))
-                    work["calls"] += c.get("calls") or 0
-                    work["calls_ok"] += c.get("ok") or 0
-                except (OSError, ApiError) as e:
-                    err("call", e)
+                call(i)
             if r % 10 == 0:
                 # the same infohashes from the same nodes again: peers live
                 # 30 min (BEP 5), and lookups of get_peers look for them
@@ -365,61 +450,14 @@ def run_soak(lab, a, rng):
                                          {"infohash": ih, "port": QUIC_PORT}, timeout=30))
             if keys:
                 k = rng.choice(sorted(keys))
-                i = rng.choice([x for x in live if x != k] or live)
-                work["dials"] += 1
-                try:
-                    api(lab.sock(i), "POST", "/v1/quic/ping",
-                        {"addr": keys[k], "timeout_ms": 5000}, timeout=30)
-                    work["dials_ok"] += 1
-                except (OSError, ApiError) as e:
-                    err("dial", e)
+                dial(rng.choice([x for x in live if x != k] or live), k)
             if r % 5 == 0:
-                src = os.path.join(data, "soak-%d.bin" % r)
-                with open(src, "wb") as f:
-                    f.write(os.urandom(1 << 20))
                 # a seed on the bridge: a provider behind a NAT is announced
                 # at its NAT's address, which downloaders cannot dial (its
                 # key is not in the announce: docs/LAB.md "Soak")
                 seed = rng.choice([x for x in live if x in bridge] or live)
-                try:
-                    share = api(lab.sock(seed), "POST", "/v1/content/add", {"paths": [src]},
-                                timeout=120)
-                    cid = share["items"][0]["id"]
-                    sid = share["share_id"]
-                    for i in rng.sample([x for x in live if x != seed], min(2, len(live) - 1)):
-                        work["downloads"] += 1
-                        out = os.path.join(data, "soak-out-%d-%d" % (r, i))
-                        os.makedirs(out, exist_ok=True)
-                        job = api(lab.sock(i), "POST", "/v1/content/get",
-                                  {"id": cid, "out": out, "link": True}, timeout=30)["job"]
-                        t_dl = time.time() + 120
-                        while time.time() < t_dl:
-                            j = safe(lambda: api(lab.sock(i), "GET",
-                                                 "/v1/content/jobs/%d" % job, timeout=5)) or {}
-                            if j.get("state") in ("done", "failed"):
-                                break
-                            time.sleep(0.5)
-                        if j.get("state") == "done":
-                            work["downloads_ok"] += 1
-                        else:
-                            err("download", j.get("error") or j.get("state"))
-                        shutil.rmtree(out, ignore_errors=True)
-                        # the soak measures leaks, not a store that grows:
-                        # what was fetched goes again (content rm)
-                        safe(lambda: api(lab.sock(i), "POST", "/v1/content/rm", {"id": cid},
-                                         timeout=30))
-                    # the seed removes the share (its record, blob and head:
-                    # removing the item alone left the share announced and
-                    # its head put again every 30 min for good)
-                    safe(lambda: api(lab.sock(seed), "POST", "/v1/content/rm", {"id": sid},
-                                     timeout=30))
-                    now = time.time()
-                    gone[cid[:40]] = gone[sid[:40]] = now
-                    gone[(lab.node(seed).get("key"), share.get("name"))] = now
-                except (OSError, ApiError, KeyError, IndexError) as e:
-                    err("distribute", e)
-                finally:
-                    os.unlink(src)
+                distribute("%d" % r, seed, rng.sample([x for x in live if x != seed],
+                                                      min(2, len(live) - 1)))
             if r % 3 == 0 and len(churnable) > 0:
                 v = rng.choice([x for x in churnable if x in live] or churnable)
                 churned.add(str(v))
