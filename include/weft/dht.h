@@ -190,6 +190,8 @@ unsigned int dht_node_count(const struct dht *dht);
  * other nodes keep this one out of their routing tables. For a node that
  * found itself behind a NAT, which others could not query anyway. */
 void dht_set_read_only(struct dht *dht, int on);
+/* 1 while read-only (dht_set_read_only), else 0. */
+int dht_read_only(const struct dht *dht);
 
 /* Our current node id (20 bytes). */
 const uint8_t *dht_id(const struct dht *dht);

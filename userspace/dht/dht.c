@@ -536,6 +536,11 @@ unsigned int dht_node_count(const struct dht *dht)
 	return table_count(&dht->t4) + table_count(&dht->t6);
 }
 
+int dht_read_only(const struct dht *dht)
+{
+	return !!(dht->o.flags & DHT_F_READ_ONLY);
+}
+
 void dht_set_read_only(struct dht *dht, int on)
 {
 	if (!on == !(dht->o.flags & DHT_F_READ_ONLY))

@@ -296,11 +296,9 @@ static void dht_tick(struct engine_worker *w, void *arg)
 	 * out of their routing tables instead of handing out an address nobody
 	 * can reach. Checked on every tick; the classification can change. */
 	if (nd->nat_fn && !nd->o.read_only && nd->o.read_only_behind_nat) {
-		struct dht_stats st;
 		int ro = nd->nat_fn(nd->nat_arg) > 0;
 
-		dht_get_stats(nd->dht, &st);
-		if (ro != (int)st.read_only) {
+		if (ro != dht_read_only(nd->dht)) {
 			dht_set_read_only(nd->dht, ro);
 			log_info("dht", "%s", ro ? "behind a NAT: read-only from now on (BEP 43 ro=1)"
 						  : "no NAT any more: answering queries again");
