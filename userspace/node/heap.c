@@ -11,30 +11,46 @@
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "node/node_int.h"
 
-static atomic_ullong trims, trims_released;
+static atomic_ullong trims, trims_released, trim_last_ns, trim_total_ns;
+
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
 
 void node_heap_tick(unsigned long long ticks)
 {
+	unsigned long long t0;
+
 	if (ticks % NODE_HEAP_TRIM_TICKS)
 		return;
 	atomic_fetch_add(&trims, 1);
+	t0 = mono_ns();
 	if (malloc_trim(0))
 		atomic_fetch_add(&trims_released, 1);
+	t0 = mono_ns() - t0;
+	atomic_store(&trim_last_ns, t0);
+	atomic_fetch_add(&trim_total_ns, t0);
 }
 
 json_t *node_heap_json(void)
 {
 	struct mallinfo2 mi = mallinfo2();
 
-	return json_pack("{s:I,s:I,s:I,s:I,s:I}", "in_use", (json_int_t)mi.uordblks, "free",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "in_use", (json_int_t)mi.uordblks, "free",
 			 (json_int_t)mi.fordblks, "mmap", (json_int_t)mi.hblkhd, "trims",
 			 (json_int_t)atomic_load(&trims), "trims_released",
-			 (json_int_t)atomic_load(&trims_released));
+			 (json_int_t)atomic_load(&trims_released), "trim_last_us",
+			 (json_int_t)(atomic_load(&trim_last_ns) / 1000));
 }
 
 void node_heap_metrics(FILE *out)
@@ -50,7 +66,10 @@ void node_heap_metrics(FILE *out)
 		"# HELP weft_node_heap_trims_total malloc_trim runs (every %d s), and those that released "
 		"memory.\n# TYPE weft_node_heap_trims_total counter\n"
 		"weft_node_heap_trims_total{released=\"no\"} %llu\nweft_node_heap_trims_total{released=\"yes\"} "
-		"%llu\n",
+		"%llu\n"
+		"# HELP weft_node_heap_trim_seconds_total Time the main loop spent in malloc_trim.\n"
+		"# TYPE weft_node_heap_trim_seconds_total counter\nweft_node_heap_trim_seconds_total %.6f\n",
 		mi.uordblks, mi.fordblks, mi.hblkhd, NODE_HEAP_TRIM_TICKS,
-		atomic_load(&trims) - atomic_load(&trims_released), atomic_load(&trims_released));
+		atomic_load(&trims) - atomic_load(&trims_released), atomic_load(&trims_released),
+		(double)atomic_load(&trim_total_ns) / 1e9);
 }
