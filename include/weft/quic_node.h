@@ -300,6 +300,14 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 			struct sockaddr_storage *addr);
 
 /*
+ * Is stream sid of conn still open on this node (the connection not closed,
+ * the stream not reset nor ended both ways)? 1 or 0. For work queued for
+ * a stream and done later (content serving skips what nobody will read).
+ * Call on conn's owning worker. O(streams of the connection).
+ */
+int quic_node_stream_live(struct quic_node *qn, uint64_t conn, int64_t sid);
+
+/*
  * The engine worker that owns conn (where its callbacks run), for state a
  * module keeps per worker; < quic_node_workers(qn) for a handle of this
  * node. Any thread; conn need not be open.

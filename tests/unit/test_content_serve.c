@@ -19,6 +19,9 @@
  * server never announced is scored, and once over the threshold
  * (validated: its QUIC handshake completed) banned through the guard and
  * disconnected (docs/CONTENT.md "Requester scoring").
+ *
+ * test_stale_requests_skipped: requests queued at a slow seed by a
+ * requester that then closes its connection are skipped, not read.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -446,11 +449,161 @@ static void test_requester_banned(void **state)
 	tu_rmrf_free(dir);
 }
 
+/* ---- requests whose connection went before their turn ---- */
+
+#define STALE_CHUNKS 8
+
+struct stale_cli {
+	struct quic_node *qn;
+	uint64_t conn;
+	uint8_t id[32];
+	atomic_int sent, answers, closed;
+};
+
+static void stale_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct stale_cli *c = arg;
+
+	(void)peer_key;
+	if (err)
+		return;
+	c->conn = conn;
+	for (int i = 0; i < STALE_CHUNKS; i++)
+		quic_node_stream_open(c->qn, conn, CONTENT_ST_FETCH, (uint64_t)i);
+}
+
+static void stale_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct stale_cli *c = arg;
+	struct cn_wreq q = { .op = CONTENT_OP_CHUNK, .index = token };
+	uint8_t req[CN_REQ_MAX];
+	int len;
+
+	if (err)
+		return;
+	memcpy(q.id, c->id, sizeof(q.id));
+	len = cn_req_encode(&q, req);
+	if (len > 0 && quic_node_write(c->qn, conn, sid, req, (size_t)len, 1) == 0)
+		atomic_fetch_add(&c->sent, 1);
+}
+
+static void stale_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		       int fin)
+{
+	struct stale_cli *c = arg;
+
+	(void)conn;
+	(void)sid;
+	(void)data;
+	(void)len;
+	if (fin)
+		atomic_fetch_add(&c->answers, 1);
+}
+
+static void stale_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+{
+	struct stale_cli *c = arg;
+
+	(void)conn;
+	(void)info;
+	atomic_store(&c->closed, 1);
+}
+
+/* A requester queues STALE_CHUNKS chunk requests at a slow seed (one chunk
+ * each 400 ms, the test hook) and closes its connection after the first
+ * answer: the requests still queued are skipped, not read from the disk
+ * and sent nowhere (content_node.serve_stale), and only chunks whose
+ * answer went out count as served. Before the check every one of them was
+ * read and counted. */
+static void test_stale_requests_skipped(void **state)
+{
+	static struct stale_cli c;
+	struct quic_node_handler h = { .connected = stale_connected,
+				       .stream_opened = stale_opened,
+				       .stream_data = stale_data,
+				       .closed = stale_closed };
+	struct store_opts so = { 0 };
+	struct content_node_opts cno;
+	struct content_node *cn;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct store *store;
+	struct side srv, cl;
+	size_t blen = (size_t)STALE_CHUNKS * B3TREE_CHUNK_LEN;
+	uint8_t *blob = malloc(blen);
+	char *dir = tu_tmpdir(), sdir[512];
+	uint64_t served, stale;
+	int i;
+
+	(void)state;
+	assert_non_null(blob);
+	memset(&c, 0, sizeof(c));
+	snprintf(sdir, sizeof(sdir), "%s/store", dir);
+	so.dir = sdir;
+	assert_int_equal(store_new(&store, &so), 0);
+	side_new(&srv, 1, 1);
+	memset(&cno, 0, sizeof(cno));
+	cno.eng = srv.eng;
+	cno.store = store;
+	cno.state_dir = dir;
+	cno.quic = srv.qn;
+	cno.id = &srv.id;
+	cno.quic_port = srv.port;
+	cno.test_serve_delay_ms = 400;
+	assert_int_equal(content_node_new(&cn, &cno), 0);
+	tu_fill(blob, blen, 5);
+	assert_int_equal(cstore_add_buf(cn->cs, blob, blen, c.id), 0);
+	assert_int_equal(engine_start(srv.eng), 0);
+	assert_int_equal(content_node_start(cn), 0);
+	to.sin_port = htons(srv.port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	side_new(&cl, 9, 1);
+	c.qn = cl.qn;
+	assert_int_equal(engine_start(cl.eng), 0);
+	assert_int_equal(quic_node_connect_addr(cl.qn, (struct sockaddr *)&to, sizeof(to),
+						srv.id.pk, &h, &c, &c.conn),
+			 0);
+	/* every wait has a deadline */
+	for (i = 0; i < 1000 && (atomic_load(&c.sent) < STALE_CHUNKS || !atomic_load(&c.answers));
+	     i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&c.sent), STALE_CHUNKS);
+	assert_true(atomic_load(&c.answers) >= 1);
+	assert_int_equal(quic_node_close(cl.qn, c.conn, 0), 0);
+	for (i = 0; i < 1000; i++) {
+		served = atomic_load(&cn->served_chunks);
+		stale = atomic_load(&cn->serve_stale);
+		if (atomic_load(&c.closed) && served + stale >= STALE_CHUNKS)
+			break;
+		usleep(10000);
+	}
+	printf("requester: %d asked, %d answered before it closed; seed: %llu chunks served, "
+	       "%llu requests skipped\n",
+	       atomic_load(&c.sent), atomic_load(&c.answers), (unsigned long long)served,
+	       (unsigned long long)stale);
+	assert_true(atomic_load(&c.closed));
+	assert_int_equal(served + stale, STALE_CHUNKS);
+	/* the first one or two went out before the close reached the seed */
+	assert_true(served >= 1 && served <= 3);
+	assert_true(stale >= STALE_CHUNKS - 3);
+
+	engine_stop(cl.eng);
+	engine_stop(srv.eng);
+	content_node_free(cn);
+	quic_node_free(cl.qn);
+	engine_free(cl.eng);
+	quic_node_free(srv.qn);
+	engine_free(srv.eng);
+	store_free(store);
+	free(blob);
+	tu_rmrf_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fin_alone_300_streams),
 		cmocka_unit_test(test_requester_banned),
+		cmocka_unit_test(test_stale_requests_skipped),
 	};
 
 	return cmocka_run_group_tests_name("content_serve", tests, NULL, NULL);

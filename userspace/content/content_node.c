@@ -647,6 +647,8 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 				    json_integer((json_int_t)atomic_load(&cn->served_haves)));
 		json_object_set_new(o, "served_peers",
 				    json_integer((json_int_t)atomic_load(&cn->served_peers)));
+		json_object_set_new(o, "stale",
+				    json_integer((json_int_t)atomic_load(&cn->serve_stale)));
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
 		json_object_set_new(o, "blocked",
 				    json_pack("{s:i,s:I}", "ids", (int)atomic_load(&cn->nblocked),
@@ -687,6 +689,10 @@ static void cn_metrics(void *arg, FILE *out)
 		"# HELP weft_content_unavailable_total Chunks refused: failed re-verification or "
 		"I/O.\n# TYPE weft_content_unavailable_total counter\n"
 		"weft_content_unavailable_total %llu\n"
+		"# HELP weft_content_stale_requests_total Requests skipped: their stream was reset "
+		"or its connection closed before their turn.\n"
+		"# TYPE weft_content_stale_requests_total counter\n"
+		"weft_content_stale_requests_total %llu\n"
 		"# HELP weft_content_withdrawn_dropped_total Blobs of withdrawn versions dropped.\n"
 		"# TYPE weft_content_withdrawn_dropped_total counter\n"
 		"weft_content_withdrawn_dropped_total %llu\n"
@@ -700,6 +706,7 @@ static void cn_metrics(void *arg, FILE *out)
 		(unsigned long long)atomic_load(&cn->served_chunks),
 		(unsigned long long)atomic_load(&cn->served_bytes),
 		(unsigned long long)atomic_load(&cn->serve_unavailable),
+		(unsigned long long)atomic_load(&cn->serve_stale),
 		(unsigned long long)atomic_load(&cn->withdrawn_dropped),
 		(unsigned long long)atomic_load(&cn->serve_withdrawn), (unsigned long long)used,
 		(unsigned long long)quota);

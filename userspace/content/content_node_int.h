@@ -188,7 +188,8 @@ struct content_node {
 	atomic_ullong faults[CN_FAULT_KINDS], requester_bans;
 	struct cn_ss_tab *ss; /* super-seeding (superseed.c) */
 	atomic_ullong served_chunks, served_bytes, served_infos, served_manifests, serve_busy,
-	    serve_notfound, serve_unavailable, serve_bad;
+	    serve_notfound, serve_unavailable, serve_bad,
+	    serve_stale; /* requests of streams gone before their turn: skipped */
 
 	/* announcing, announce.c: the schedule (annsched.c) and its thread;
 	 * announces counts ids sent in batches */

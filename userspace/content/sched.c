@@ -509,24 +509,6 @@ unsigned int cn_sched_trim(struct cn_sched *s, uint64_t now_ns, uint64_t idle_ns
 	return n;
 }
 
-void cn_sched_forget(struct cn_sched *s, uint64_t peer,
-		     void (*drop)(void *arg, const struct cn_sched_item *it), void *arg)
-{
-	struct peer *p = find(s, peer);
-
-	if (!p)
-		return;
-	for (; p->qlen; p->qlen--, s->queued--) {
-		if (drop)
-			drop(arg, &p->q[p->qhead]);
-		p->qhead = (p->qhead + 1) % s->o.peer_queue;
-	}
-	ring_del(s, p);
-	unhash(s, p);
-	free(p->q);
-	memset(p, 0, sizeof(*p));
-}
-
 int cn_sched_seen(struct cn_sched *s, uint64_t peer, uint64_t key, uint64_t now_ns)
 {
 	struct peer *p = get(s, peer, now_ns);

@@ -149,10 +149,6 @@ int cn_sched_fault(struct cn_sched *s, uint64_t peer, enum cn_fault f, uint64_t 
  * was taken over (256 per worker: up to 6.75 MiB each; the soak's heap
  * grew by one per new downloader). */
 unsigned int cn_sched_trim(struct cn_sched *s, uint64_t now_ns, uint64_t idle_ns);
-/* Forget peer (its connection closed): its queued requests are dropped
- * and handed to drop(arg, item) so the caller can release them. */
-void cn_sched_forget(struct cn_sched *s, uint64_t peer,
-		     void (*drop)(void *arg, const struct cn_sched_item *it), void *arg);
 /*
  * Is this request of peer for the chunk named by key (a hash of id and
  * index) a repeat? 1 if key is among the last CN_SCHED_SEEN chunks served

@@ -334,8 +334,8 @@ static void serve_chunk(struct sv *v, const struct cn_sreq *r, const struct cn_w
 #endif
 	cn_ans_head(buf, CONTENT_ST_OK, (uint32_t)len);
 	reply(v, r->conn, r->sid, buf, len + CN_ANS_HEAD, r->fin);
-	if (v->rc)
-		return;
+	if (v->rc || !v->sent)
+		return; /* not sent: full (tried again), or the stream is gone */
 	atomic_fetch_add(&cn->served_chunks, 1);
 	atomic_fetch_add(&cn->served_bytes, len);
 	v->chunk = 1;
@@ -441,6 +441,15 @@ static void apply_limits(struct cn_wtab *t)
 
 static void answered(struct content_node *cn, const struct cn_sreq *r);
 
+/* The request's stream is gone (reset by the peer, or closed with its
+ * connection): answering would read a chunk from the disk for nobody, and
+ * a requester that queues its peer_queue of requests and hangs up would
+ * cost the seed that many reads each time. */
+static int stale(struct content_node *cn, const struct cn_sreq *r)
+{
+	return !quic_node_stream_live(cn->quic, r->conn, r->sid);
+}
+
 static void pump(struct engine_worker *w, void *arg)
 {
 	struct cn_wtab *t = arg;
@@ -459,6 +468,11 @@ static void pump(struct engine_worker *w, void *arg)
 			if (wake != UINT64_MAX)
 				engine_timer_add_us(w, &t->pump, wake / 1000 + 1);
 			goto out;
+		}
+		if (stale(cn, &it.r)) {
+			atomic_fetch_add(&cn->serve_stale, 1);
+			cn_sched_account(t->sched, it.r.conn, -(int64_t)it.cost, sv_now(t));
+			continue;
 		}
 		serve_one(&v, &it.r, t->cbuf);
 		if (v.rc) {

@@ -67,6 +67,21 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 	return 0;
 }
 
+int quic_node_stream_live(struct quic_node *qn, uint64_t conn, int64_t sid)
+{
+	unsigned int w = (unsigned int)(conn & 0xff); /* see qn_conn_id_new() */
+	struct qn_stream *s;
+	struct qn_conn *c;
+
+	if (!qn || w >= qn->nworkers || !qn->wk[w])
+		return 0;
+	c = qn_conn_find(qn->wk[w], conn);
+	if (!c || !c->qc)
+		return 0;
+	s = qn_stream_get(c, sid);
+	return s && !s->dead;
+}
+
 unsigned int quic_node_conn_worker(const struct quic_node *qn, uint64_t conn)
 {
 	unsigned int w = (unsigned int)(conn & 0xff); /* see qn_conn_id_new() */
