@@ -215,6 +215,70 @@ static void side_new(struct side *s, uint8_t seed_byte, unsigned int workers)
 	assert_int_equal(quic_node_new(&s->qn, &qo), 0);
 }
 
+/* The serving node: a store, an engine of `workers` with its QUIC node and
+ * a content node, started; `to` is its address on 127.0.0.1. */
+struct seed {
+	struct side s;
+	struct store *store;
+	struct content_node *cn;
+	char *dir;
+	struct sockaddr_in to;
+};
+
+static void seed_new(struct seed *sd, unsigned int workers, struct guard *g,
+		     unsigned int delay_ms)
+{
+	struct store_opts so = { 0 };
+	struct content_node_opts cno;
+	char sdir[512];
+
+	memset(sd, 0, sizeof(*sd));
+	sd->dir = tu_tmpdir();
+	snprintf(sdir, sizeof(sdir), "%s/store", sd->dir);
+	so.dir = sdir;
+	assert_int_equal(store_new(&sd->store, &so), 0);
+	side_new(&sd->s, 1, workers);
+	memset(&cno, 0, sizeof(cno));
+	cno.eng = sd->s.eng;
+	cno.store = sd->store;
+	cno.state_dir = sd->dir;
+	cno.quic = sd->s.qn;
+	cno.guard = g;
+	cno.id = &sd->s.id;
+	cno.quic_port = sd->s.port;
+	cno.test_serve_delay_ms = delay_ms;
+	assert_int_equal(content_node_new(&sd->cn, &cno), 0);
+	assert_int_equal(engine_start(sd->s.eng), 0);
+	assert_int_equal(content_node_start(sd->cn), 0);
+	sd->to.sin_family = AF_INET;
+	sd->to.sin_port = htons(sd->s.port);
+	sd->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+/* After engine_stop(sd->s.eng) and the clients' stops. */
+static void seed_free(struct seed *sd)
+{
+	content_node_free(sd->cn);
+	quic_node_free(sd->s.qn);
+	engine_free(sd->s.eng);
+	store_free(sd->store);
+	tu_rmrf_free(sd->dir);
+}
+
+/* A client node of one worker, started, dialling the seed with handler h
+ * (arg): its QUIC node in *qn before the dial (the callbacks use it), the
+ * connection's handle in *conn. */
+static void client_new(struct side *cl, struct seed *sd, const struct quic_node_handler *h,
+		       void *arg, struct quic_node **qn, uint64_t *conn)
+{
+	side_new(cl, 9, 1);
+	*qn = cl->qn;
+	assert_int_equal(engine_start(cl->eng), 0);
+	assert_int_equal(quic_node_connect_addr(cl->qn, (struct sockaddr *)&sd->to, sizeof(sd->to),
+						sd->s.id.pk, h, arg, conn),
+			 0);
+}
+
 static void test_fin_alone_300_streams(void **state)
 {
 	static struct cli c[NCLI];
@@ -222,39 +286,21 @@ static void test_fin_alone_300_streams(void **state)
 				       .stream_opened = on_opened,
 				       .stream_data = on_data,
 				       .stream_closed = on_sclosed };
-	struct side srv, cl[NCLI];
-	struct store *store = NULL;
-	struct store_opts so = { 0 };
-	struct content_node *cn = NULL;
-	struct content_node_opts cno;
-	struct sockaddr_in to = { .sin_family = AF_INET };
-	char *dir = tu_tmpdir(), sdir[512];
+	struct side cl[NCLI];
+	struct seed sd;
+	struct content_node *cn;
 	int i, k, done, failed, bad;
 
 	(void)state;
 	memset(c, 0, sizeof(c));
-	snprintf(sdir, sizeof(sdir), "%s/store", dir);
-	so.dir = sdir;
-	assert_int_equal(store_new(&store, &so), 0);
-	side_new(&srv, 1, 2);
-	memset(&cno, 0, sizeof(cno));
-	cno.eng = srv.eng;
-	cno.store = store;
-	cno.state_dir = dir;
-	cno.quic = srv.qn;
-	cno.id = &srv.id;
-	cno.quic_port = srv.port;
-	assert_int_equal(content_node_new(&cn, &cno), 0);
-	assert_int_equal(engine_start(srv.eng), 0);
-	assert_int_equal(content_node_start(cn), 0);
-	to.sin_port = htons(srv.port);
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	seed_new(&sd, 2, NULL, 0);
+	cn = sd.cn;
 	for (k = 0; k < NCLI; k++) {
 		side_new(&cl[k], (uint8_t)(2 + k), 1);
 		c[k].qn = cl[k].qn;
 		assert_int_equal(engine_start(cl[k].eng), 0);
-		assert_int_equal(quic_node_connect_addr(cl[k].qn, (struct sockaddr *)&to,
-							sizeof(to), srv.id.pk, &h, &c[k],
+		assert_int_equal(quic_node_connect_addr(cl[k].qn, (struct sockaddr *)&sd.to,
+							sizeof(sd.to), sd.s.id.pk, &h, &c[k],
 							&c[k].conn),
 				 0);
 	}
@@ -282,7 +328,7 @@ static void test_fin_alone_300_streams(void **state)
 
 	for (k = 0; k < NCLI; k++)
 		engine_stop(cl[k].eng);
-	engine_stop(srv.eng);
+	engine_stop(sd.s.eng);
 	/* Every stream ended with both FINs: no pending entry is left on
 	 * any worker's table. */
 	assert_int_equal(cn->nwtab, 2);
@@ -291,15 +337,11 @@ static void test_fin_alone_300_streams(void **state)
 		       cn->wtab[w]->peak, cn->wtab[w]->used);
 		assert_int_equal(cn->wtab[w]->used, 0);
 	}
-	content_node_free(cn);
 	for (k = 0; k < NCLI; k++) {
 		quic_node_free(cl[k].qn);
 		engine_free(cl[k].eng);
 	}
-	quic_node_free(srv.qn);
-	engine_free(srv.eng);
-	store_free(store);
-	tu_rmrf_free(dir);
+	seed_free(&sd);
 }
 
 /* ---- a requester asking for chunks never announced ---- */
@@ -381,46 +423,22 @@ static void test_requester_banned(void **state)
 				       .stream_opened = bad_opened,
 				       .stream_data = bad_data,
 				       .closed = bad_closed };
-	struct store_opts so = { 0 };
 	struct guard_opts go = { .npolicers = 2 };
-	struct content_node_opts cno;
 	struct content_node *cn;
-	struct sockaddr_in to = { .sin_family = AF_INET };
-	struct store *store;
 	struct guard *g;
-	struct side srv, cl;
+	struct side cl;
+	struct seed sd;
 	struct wxdp_ban bans[8];
 	size_t nb = 0;
-	char *dir = tu_tmpdir(), sdir[512];
 	unsigned int need = CN_SCHED_BAN_SCORE / cn_fault_cost[CN_FAULT_UNANNOUNCED];
 	int i;
 
 	(void)state;
 	memset(&b, 0, sizeof(b));
-	snprintf(sdir, sizeof(sdir), "%s/store", dir);
-	so.dir = sdir;
-	assert_int_equal(store_new(&store, &so), 0);
 	assert_int_equal(guard_new(&g, &go), 0);
-	side_new(&srv, 1, 2);
-	memset(&cno, 0, sizeof(cno));
-	cno.eng = srv.eng;
-	cno.store = store;
-	cno.state_dir = dir;
-	cno.quic = srv.qn;
-	cno.guard = g;
-	cno.id = &srv.id;
-	cno.quic_port = srv.port;
-	assert_int_equal(content_node_new(&cn, &cno), 0);
-	assert_int_equal(engine_start(srv.eng), 0);
-	assert_int_equal(content_node_start(cn), 0);
-	to.sin_port = htons(srv.port);
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	side_new(&cl, 9, 1);
-	b.qn = cl.qn;
-	assert_int_equal(engine_start(cl.eng), 0);
-	assert_int_equal(quic_node_connect_addr(cl.qn, (struct sockaddr *)&to, sizeof(to),
-						srv.id.pk, &h, &b, &b.conn),
-			 0);
+	seed_new(&sd, 2, g, 0);
+	cn = sd.cn;
+	client_new(&cl, &sd, &h, &b, &b.qn, &b.conn);
 	for (i = 0; i < 3000 && !atomic_load(&b.closed); i++)
 		usleep(10000);
 	printf("requester: %d asked, %d answered (%d NOT_FOUND), closed %d; bans %llu\n",
@@ -438,15 +456,11 @@ static void test_requester_banned(void **state)
 	assert_int_equal(bans[0].kind, WXDP_BAN_AUTO);
 
 	engine_stop(cl.eng);
-	engine_stop(srv.eng);
-	content_node_free(cn);
+	engine_stop(sd.s.eng);
 	quic_node_free(cl.qn);
 	engine_free(cl.eng);
-	quic_node_free(srv.qn);
-	engine_free(srv.eng);
+	seed_free(&sd);
 	guard_free(g);
-	store_free(store);
-	tu_rmrf_free(dir);
 }
 
 /* ---- requests whose connection went before their turn ---- */
@@ -522,46 +536,22 @@ static void test_stale_requests_skipped(void **state)
 				       .stream_opened = stale_opened,
 				       .stream_data = stale_data,
 				       .closed = stale_closed };
-	struct store_opts so = { 0 };
-	struct content_node_opts cno;
 	struct content_node *cn;
-	struct sockaddr_in to = { .sin_family = AF_INET };
-	struct store *store;
-	struct side srv, cl;
+	struct side cl;
+	struct seed sd;
 	size_t blen = (size_t)STALE_CHUNKS * B3TREE_CHUNK_LEN;
 	uint8_t *blob = malloc(blen);
-	char *dir = tu_tmpdir(), sdir[512];
 	uint64_t served, stale;
 	int i;
 
 	(void)state;
 	assert_non_null(blob);
 	memset(&c, 0, sizeof(c));
-	snprintf(sdir, sizeof(sdir), "%s/store", dir);
-	so.dir = sdir;
-	assert_int_equal(store_new(&store, &so), 0);
-	side_new(&srv, 1, 1);
-	memset(&cno, 0, sizeof(cno));
-	cno.eng = srv.eng;
-	cno.store = store;
-	cno.state_dir = dir;
-	cno.quic = srv.qn;
-	cno.id = &srv.id;
-	cno.quic_port = srv.port;
-	cno.test_serve_delay_ms = 400;
-	assert_int_equal(content_node_new(&cn, &cno), 0);
+	seed_new(&sd, 1, NULL, 400);
+	cn = sd.cn;
 	tu_fill(blob, blen, 5);
 	assert_int_equal(cstore_add_buf(cn->cs, blob, blen, c.id), 0);
-	assert_int_equal(engine_start(srv.eng), 0);
-	assert_int_equal(content_node_start(cn), 0);
-	to.sin_port = htons(srv.port);
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	side_new(&cl, 9, 1);
-	c.qn = cl.qn;
-	assert_int_equal(engine_start(cl.eng), 0);
-	assert_int_equal(quic_node_connect_addr(cl.qn, (struct sockaddr *)&to, sizeof(to),
-						srv.id.pk, &h, &c, &c.conn),
-			 0);
+	client_new(&cl, &sd, &h, &c, &c.qn, &c.conn);
 	/* every wait has a deadline */
 	for (i = 0; i < 1000 && (atomic_load(&c.sent) < STALE_CHUNKS || !atomic_load(&c.answers));
 	     i++)
@@ -587,15 +577,11 @@ static void test_stale_requests_skipped(void **state)
 	assert_true(stale >= STALE_CHUNKS - 3);
 
 	engine_stop(cl.eng);
-	engine_stop(srv.eng);
-	content_node_free(cn);
+	engine_stop(sd.s.eng);
 	quic_node_free(cl.qn);
 	engine_free(cl.eng);
-	quic_node_free(srv.qn);
-	engine_free(srv.eng);
-	store_free(store);
+	seed_free(&sd);
 	free(blob);
-	tu_rmrf_free(dir);
 }
 
 int main(void)
