@@ -103,8 +103,18 @@ class Soak(unittest.TestCase):
                for t in range(0, 1001, 10)]
         self.assertEqual(soak.growth(smp, 100, set())["quic_conns"], {"1": 0.0})
 
+    def test_goal_over(self):
+        # over: a goal metric above 5 % on any node; a shrink, a metric
+        # shown only (not held to the goal) and 5 % itself are met
+        g = {"rss": {"1": 4.0, "2": -30.0}, "heap_in_use": {"1": 5.0},
+             "rx_ring": {"1": 80.0}, "fds": {"1": 0.0, "5": 5.1}}
+        self.assertIn("rx_ring", soak.NOT_GOAL)
+        self.assertEqual(soak.goal_over(g, 0), ["fds"])
+        self.assertEqual(soak.goal_over({}, 0), [])
+        self.assertEqual(soak.goal_over({"rss": {"1": 1.0}}, 2), ["dht_overdue_max"])
+
 
 unittest.main(argv=["stats"], verbosity=0)
 PY
-pass "stats: rank, percentile, t50/t90/t100, throughput (10-90 %), one formula for weft and aria2; soak: growth, DHT entries kept and overdue"
+pass "stats: rank, percentile, t50/t90/t100, throughput (10-90 %), one formula for weft and aria2; soak: growth, the goal's verdict, DHT entries kept and overdue"
 finish
