@@ -380,6 +380,11 @@ void cn_ss_fetched(struct content_node *cn, const uint8_t id[32],
 		   const struct sockaddr_storage *from, uint64_t index);
 /* The super-seeded contents, for GET /v1/content/peers. */
 json_t *cn_ss_json(struct content_node *cn);
+/* Items past their window are cleared (their tables freed; before, only
+ * the next use of their slot did it): on the node's tick. */
+void cn_ss_trim(struct content_node *cn, uint64_t now_ms);
+/* Items in use or not yet cleared since their use (tests). */
+unsigned int cn_ss_slots_used(struct content_node *cn);
 
 /* serve_api.c: GET/POST /v1/content/limits, GET /v1/content/peers,
  * GET /v1/content/upload and the serving metrics (ctl may be NULL). */

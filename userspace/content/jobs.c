@@ -367,6 +367,7 @@ void content_node_trim(struct content_node *cn, uint64_t now_ms)
 	pthread_mutex_unlock(&cn->jmu);
 	if (cn->cs)
 		cn_dio_trim(cn->cs);
+	cn_ss_trim(cn, now_ms);
 }
 
 void cn_jobs_stop(struct content_node *cn)

@@ -68,6 +68,7 @@ struct ss_item {
 	uint64_t *offer_ms;	      /* per chunk: last offered */
 	struct ss_peer peers[CN_SS_PEERS];
 	uint64_t offered, fetched;
+	int dirty; /* used since it was last cleared */
 };
 
 struct cn_ss_tab {
@@ -87,6 +88,8 @@ int cn_ss_init(struct content_node *cn)
 
 static void item_clear(struct ss_item *it)
 {
+	if (!it->dirty)
+		return; /* still as calloc left it: its pages stay untouched */
 	for (unsigned int i = 0; i < CN_SS_PEERS; i++)
 		free(it->peers[i].got);
 	free(it->offers);
@@ -103,6 +106,36 @@ void cn_ss_free(struct content_node *cn)
 	pthread_mutex_destroy(&cn->ss->mu);
 	free(cn->ss);
 	cn->ss = NULL;
+}
+
+void cn_ss_trim(struct content_node *cn, uint64_t now_ms)
+{
+	struct cn_ss_tab *t = cn->ss;
+	uint64_t win = atomic_load(&cn->superseed_s) * 1000;
+
+	if (!t || !atomic_load(&t->active))
+		return;
+	pthread_mutex_lock(&t->mu);
+	for (unsigned int i = 0; i < CN_SS_MAX; i++) {
+		struct ss_item *it = &t->it[i];
+
+		if (it->start_ms && now_ms >= it->start_ms && now_ms - it->start_ms >= win) {
+			item_clear(it);
+			atomic_fetch_sub(&t->active, 1);
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+unsigned int cn_ss_slots_used(struct content_node *cn)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&cn->ss->mu);
+	for (unsigned int i = 0; i < CN_SS_MAX; i++)
+		n += cn->ss->it[i].dirty;
+	pthread_mutex_unlock(&cn->ss->mu);
+	return n;
 }
 
 static uint64_t who_of(const struct sockaddr_storage *a)
@@ -138,17 +171,22 @@ int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks)
 {
 	struct cn_ss_tab *t = cn->ss;
 	struct ss_item *it = NULL;
-	uint64_t now = util_now_ms();
+	uint64_t now = util_now_ms(), win = atomic_load(&cn->superseed_s) * 1000;
 	int rc = 0;
 
-	if (!t || !atomic_load(&cn->superseed_s) || !nchunks || nchunks > CN_INFO_MAX_N)
+	if (!t || !win || !nchunks || nchunks > CN_INFO_MAX_N)
 		return 0;
 	pthread_mutex_lock(&t->mu);
 	for (unsigned int i = 0; i < CN_SS_MAX && !it; i++)
 		if (t->it[i].start_ms && !memcmp(t->it[i].id, id, 32))
 			it = &t->it[i]; /* added again: the window starts over */
+	/* The lowest slot free or past its window: the same few items (72
+	 * KiB each) serve one new content after another, and a slot never
+	 * used stays untouched until that many are super-seeded at once
+	 * (in the soak, new content every 5 min on some node reached for
+	 * a fresh slot each time: RSS in 72 KiB steps). */
 	for (unsigned int i = 0; i < CN_SS_MAX && !it; i++)
-		if (!t->it[i].start_ms)
+		if (!t->it[i].start_ms || now - t->it[i].start_ms >= win)
 			it = &t->it[i];
 	if (!it) {
 		/* full: the oldest gives way */
@@ -160,6 +198,7 @@ int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks)
 	if (it->start_ms)
 		atomic_fetch_sub(&t->active, 1);
 	item_clear(it);
+	it->dirty = 1;
 	it->offers = calloc(nchunks, sizeof(*it->offers));
 	it->offer_ms = calloc(nchunks, sizeof(*it->offer_ms));
 	if (!it->offers || !it->offer_ms) {
