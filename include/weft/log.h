@@ -47,9 +47,12 @@ enum log_level log_ctx_level(const struct log_ctx *c);
 struct log_ctx *log_bind(struct log_ctx *c);
 /* The calling thread's binding (NULL: default). */
 struct log_ctx *log_current(void);
-/* pthread_create whose thread starts bound to the caller's context.
- * Returns 0 or a positive error number, like pthread_create. */
-int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+/* pthread_create whose thread starts bound to the caller's context and
+ * named name (`top -H`, /proc/PID/task/N/comm, perf; at most 15
+ * characters, "weft-..."; NULL: the thread names itself). Returns 0 or a
+ * positive error number, like pthread_create. */
+int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
+		      const char *name);
 
 /* Peer addresses in log lines (log.addresses, default off): on = written
  * in full; off = log_addr hides them. Takes effect at once. */

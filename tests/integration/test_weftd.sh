@@ -231,10 +231,16 @@ for t in /proc/$WEFTD_PID/task/*; do
 	[ "$c" = 0 ] || fail "worker $(cat "$t/comm") allowed on CPUs '$c', want 0"
 done
 [ "$n" -eq 2 ] || fail "want 2 weft-io threads, found $n"
+# every long-lived thread has a name (top -H, perf): the store's writer,
+# the announcer, the service publisher; none left as the process's
+names=$(cat /proc/$WEFTD_PID/task/*/comm)
+for want in weft-store weft-announce weft-svc-pub; do
+	echo "$names" | grep -qx "$want" || fail "no thread named $want: $(echo $names)"
+done
 stop_weftd "$WEFTD_PID" || fail "stop 4"
 "$WEFTD" --state-dir "$D" --cpus 3-1 2>"$D/e"; [ $? -eq 2 ] || fail "bad --cpus exit (usage: 2)"
 grep -q "not a CPU list" "$D/e" || fail "bad --cpus message: $(cat "$D/e")"
-pass "worker CPU pinning"
+pass "worker CPU pinning, thread names"
 
 # --- operator errors: exit codes and messages
 "$WEFTD" --state-dir "$D" --config /nonexistent.conf 2>"$D/e"; [ $? -eq 1 ] || fail "missing config exit"

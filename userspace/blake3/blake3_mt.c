@@ -317,6 +317,7 @@ static int mt_update(struct blake3_hasher *h, struct mt_src src, size_t len, uns
 	for (t = 1; t < threads; t++) {
 		if (pthread_create(&tids[started], NULL, mt_worker, &args[t]))
 			break; /* fewer helpers: the calling thread steals their ranges */
+		(void)pthread_setname_np(tids[started], "weft-blake3");
 		started++;
 	}
 	mt_worker(&args[0]);

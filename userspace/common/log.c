@@ -84,6 +84,7 @@ struct log_start {
 	void *(*fn)(void *);
 	void *arg;
 	struct log_ctx *ctx;
+	char name[16];
 };
 
 static void *log_thread_main(void *p)
@@ -92,10 +93,13 @@ static void *log_thread_main(void *p)
 
 	free(p);
 	log_tls = s.ctx;
+	if (s.name[0])
+		(void)pthread_setname_np(pthread_self(), s.name);
 	return s.fn(s.arg);
 }
 
-int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
+		      const char *name)
 {
 	struct log_start *s = malloc(sizeof(*s));
 	int rc;
@@ -105,6 +109,9 @@ int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void
 	s->fn = fn;
 	s->arg = arg;
 	s->ctx = log_tls;
+	s->name[0] = 0;
+	if (name)
+		snprintf(s->name, sizeof(s->name), "%s", name); /* the kernel's 15 + NUL */
 	rc = pthread_create(t, attr, log_thread_main, s);
 	if (rc)
 		free(s);

@@ -562,11 +562,11 @@ int comm_net_start(struct comm_net *net)
 {
 	if (!net || net->started)
 		return 0;
-	if (log_thread_create(&net->serve_th, NULL, serve_main, net) != 0)
+	if (log_thread_create(&net->serve_th, NULL, serve_main, net, "weft-comm-srv") != 0)
 		return -EAGAIN;
-	if (log_thread_create(&net->sync_th, NULL, comm_net_sync_main, net) != 0)
+	if (log_thread_create(&net->sync_th, NULL, comm_net_sync_main, net, "weft-comm-sync") != 0)
 		goto stop_serve;
-	if (log_thread_create(&net->dial_th, NULL, comm_net_dial_main, net) != 0) {
+	if (log_thread_create(&net->dial_th, NULL, comm_net_dial_main, net, "weft-comm-dial") != 0) {
 		pthread_mutex_lock(&net->mu);
 		__atomic_store_n(&net->stop, 1, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&net->cv);

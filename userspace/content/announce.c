@@ -254,7 +254,7 @@ int cn_announce_start(struct content_node *cn)
 
 	if (!cn->dht || !cn->as)
 		return 0;
-	rc = log_thread_create(&cn->athr, NULL, announcer, cn);
+	rc = log_thread_create(&cn->athr, NULL, announcer, cn, "weft-announce");
 	if (rc)
 		return rc;
 	cn->athr_started = 1;

@@ -374,7 +374,9 @@ int cn_stage_xform(struct cstore *cs, const char *staged, int dst, int src, uint
 	atomic_init(&j.direct, j.dfd >= 0);
 	if (j.n >= XF_MIN_CHUNKS && atomic_compare_exchange_strong(&xf_helpers, &idle, 1)) {
 		helper = pthread_create(&t, NULL, xf_lane, &j) == 0;
-		if (!helper)
+		if (helper)
+			(void)pthread_setname_np(t, "weft-xfer");
+		else
 			atomic_store(&xf_helpers, 0); /* no thread: one lane */
 	}
 	xf_lane(&j);

@@ -188,7 +188,7 @@ int cn_events_new(struct cn_events **out, struct content_node *cn, unsigned int 
 	pthread_mutex_init(&ev->mu, NULL);
 	util_cond_init_mono(&ev->cond);
 	util_cond_init_mono(&ev->tick);
-	rc = log_thread_create(&ev->thr, NULL, ticker, ev);
+	rc = log_thread_create(&ev->thr, NULL, ticker, ev, "weft-events");
 	if (rc) {
 		cn_events_free(ev);
 		return -rc;

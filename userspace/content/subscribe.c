@@ -1150,7 +1150,7 @@ int cn_subs_start(struct content_node *cn)
 
 	if (!cn->subs || !cn->dht)
 		return 0;
-	rc = pthread_create(&cn->subs->thr, NULL, subs_run, cn);
+	rc = log_thread_create(&cn->subs->thr, NULL, subs_run, cn, "weft-subscribe");
 	if (rc)
 		return rc;
 	cn->subs->started = 1;

@@ -785,7 +785,7 @@ int cn_watch_start(struct content_node *cn)
 
 	if (!w || w->started)
 		return 0;
-	rc = pthread_create(&w->thr, NULL, watch_run, w);
+	rc = log_thread_create(&w->thr, NULL, watch_run, w, "weft-watch");
 	if (rc)
 		return -rc;
 	w->started = 1;

@@ -907,7 +907,7 @@ int engine_start(struct engine *eng)
 	for (i = 0; i < eng->nworkers; i++) {
 		struct engine_worker *w = eng->workers[i];
 
-		err = -log_thread_create(&w->thread, NULL, worker_start, w);
+		err = -log_thread_create(&w->thread, NULL, worker_start, w, NULL);
 		if (err) {
 			engine_stop(eng);
 			return err;

@@ -524,7 +524,7 @@ fail:
 
 int lan_node_start(struct lan_node *ln)
 {
-	int rc = log_thread_create(&ln->thr, NULL, lan_thread, ln);
+	int rc = log_thread_create(&ln->thr, NULL, lan_thread, ln, "weft-lan");
 	char names[LAN_MAX_IFACES * (IF_NAMESIZE + 1)] = "";
 
 	if (rc)

@@ -110,11 +110,11 @@ int mbox_node_start(struct mbox_node *mn)
 
 	if (!mn)
 		return -EINVAL;
-	err = -log_thread_create(&mn->srv_thr, NULL, mbn_srv_thread, mn);
+	err = -log_thread_create(&mn->srv_thr, NULL, mbn_srv_thread, mn, "weft-mbox-srv");
 	if (err)
 		return err;
 	mn->srv_started = 1;
-	err = -log_thread_create(&mn->fetch_thr, NULL, fetch_thread, mn);
+	err = -log_thread_create(&mn->fetch_thr, NULL, fetch_thread, mn, "weft-mbox-get");
 	if (err)
 		return err;
 	mn->fetch_started = 1;

@@ -871,7 +871,7 @@ int svc_backend_new(struct svc_backend **out, const struct svc_backend_opts *opt
 		err = -errno;
 		goto fail;
 	}
-	err = b->hosted ? 0 : -log_thread_create(&b->th, NULL, backend_loop, b);
+	err = b->hosted ? 0 : -log_thread_create(&b->th, NULL, backend_loop, b, "weft-backend");
 	if (err)
 		goto fail;
 	atomic_store(&b->th_on, !b->hosted);

@@ -258,7 +258,7 @@ int svc_node_start(struct svc_node *sn)
 	err = svcn_pub_restore(sn);
 	if (err)
 		log_warn("svc", "stored publications: %s", strerror(-err));
-	err = log_thread_create(&sn->refresher, NULL, svcn_refresh_main, sn);
+	err = log_thread_create(&sn->refresher, NULL, svcn_refresh_main, sn, "weft-svc-pub");
 	if (err)
 		return -err;
 	sn->refresher_on = 1;

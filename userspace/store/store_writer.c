@@ -486,7 +486,7 @@ int store_writer_start(struct store *st, const struct store_opts *opts)
 	    (err = util_cond_init_mono(&w->gone)))
 		goto fail;
 	w->running = 1;
-	err = -log_thread_create(&w->thread, NULL, writer_main, w);
+	err = -log_thread_create(&w->thread, NULL, writer_main, w, "weft-store");
 	if (err)
 		goto fail;
 	st->writer = w;
