@@ -50,17 +50,26 @@ struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id)
 	return NULL;
 }
 
-int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KEY_LEN],
-			struct sockaddr_storage *addr)
+/* conn's record on its worker (the handle names the worker) while its
+ * QUIC connection is open; NULL otherwise. On that worker. */
+static struct qn_conn *conn_open(struct quic_node *qn, uint64_t conn)
 {
 	unsigned int w = (unsigned int)(conn & 0xff); /* see qn_conn_id_new() */
-	struct quic_conn_info info;
 	struct qn_conn *c;
 
 	if (!qn || w >= qn->nworkers || !qn->wk[w])
-		return -ENOTCONN;
+		return NULL;
 	c = qn_conn_find(qn->wk[w], conn);
-	if (!c || !c->qc || quic_conn_get_info(c->qc, &info) || !info.have_peer_key)
+	return c && c->qc ? c : NULL;
+}
+
+int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KEY_LEN],
+			struct sockaddr_storage *addr)
+{
+	struct qn_conn *c = conn_open(qn, conn);
+	struct quic_conn_info info;
+
+	if (!c || quic_conn_get_info(c->qc, &info) || !info.have_peer_key)
 		return -ENOTCONN;
 	memcpy(key, info.peer_key, QUIC_KEY_LEN);
 	memcpy(addr, &info.remote, sizeof(*addr));
@@ -69,14 +78,10 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 
 int quic_node_stream_live(struct quic_node *qn, uint64_t conn, int64_t sid)
 {
-	unsigned int w = (unsigned int)(conn & 0xff); /* see qn_conn_id_new() */
+	struct qn_conn *c = conn_open(qn, conn);
 	struct qn_stream *s;
-	struct qn_conn *c;
 
-	if (!qn || w >= qn->nworkers || !qn->wk[w])
-		return 0;
-	c = qn_conn_find(qn->wk[w], conn);
-	if (!c || !c->qc)
+	if (!c)
 		return 0;
 	s = qn_stream_get(c, sid);
 	return s && !s->dead;
