@@ -108,6 +108,12 @@ void cn_ss_free(struct content_node *cn)
 	cn->ss = NULL;
 }
 
+/* In use and past its window of win ms at now. */
+static int expired(const struct ss_item *it, uint64_t now, uint64_t win)
+{
+	return it->start_ms && now >= it->start_ms && now - it->start_ms >= win;
+}
+
 void cn_ss_trim(struct content_node *cn, uint64_t now_ms)
 {
 	struct cn_ss_tab *t = cn->ss;
@@ -119,7 +125,7 @@ void cn_ss_trim(struct content_node *cn, uint64_t now_ms)
 	for (unsigned int i = 0; i < CN_SS_MAX; i++) {
 		struct ss_item *it = &t->it[i];
 
-		if (it->start_ms && now_ms >= it->start_ms && now_ms - it->start_ms >= win) {
+		if (expired(it, now_ms, win)) {
 			item_clear(it);
 			atomic_fetch_sub(&t->active, 1);
 		}
@@ -157,7 +163,7 @@ static struct ss_item *find(struct cn_ss_tab *t, const uint8_t *id, uint64_t now
 
 		if (!it->start_ms || memcmp(it->id, id, 32))
 			continue;
-		if (now - it->start_ms >= win_ms) {
+		if (expired(it, now, win_ms)) {
 			item_clear(it);
 			atomic_fetch_sub(&t->active, 1);
 			return NULL;
@@ -186,7 +192,7 @@ int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks)
 	 * (in the soak, new content every 5 min on some node reached for
 	 * a fresh slot each time: RSS in 72 KiB steps). */
 	for (unsigned int i = 0; i < CN_SS_MAX && !it; i++)
-		if (!t->it[i].start_ms || now - t->it[i].start_ms >= win)
+		if (!t->it[i].start_ms || expired(&t->it[i], now, win))
 			it = &t->it[i];
 	if (!it) {
 		/* full: the oldest gives way */
@@ -401,7 +407,7 @@ json_t *cn_ss_json(struct content_node *cn)
 	for (unsigned int i = 0; i < CN_SS_MAX; i++) {
 		struct ss_item *it = &t->it[i];
 
-		if (!it->start_ms || now - it->start_ms >= win)
+		if (!it->start_ms || expired(it, now, win))
 			continue;
 		util_hex(hex, it->id, 32);
 		json_array_append_new(
