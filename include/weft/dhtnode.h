@@ -56,7 +56,7 @@ int dhtnode_save(struct dhtnode *nd);
  *   something fn owns or that is reference-counted).
  * Done callbacks of started operations run on worker 0 later: they must
  * not block. Returns 0, -EINVAL, -ETIMEDOUT, -EAGAIN (command queue full),
- * -ENOMEM.
+ * -ENOMEM, -ESHUTDOWN (after dhtnode_cancel: fn did not run).
  */
 struct dht;
 typedef void (*dhtnode_fn)(struct dht *dht, void *arg, uint64_t now_ms);
@@ -78,8 +78,10 @@ uint16_t dhtnode_port(const struct dhtnode *nd);
 
 /* Save, then free. Call after engine_stop(). NULL-safe. */
 /* After engine_stop(), before the modules whose lookups may still run
- * (content, service, relay) are freed: every lookup ends as cancelled now,
- * its callback run while its owner is alive. */
+ * (content, service, relay, communities) are freed: every lookup ends as
+ * cancelled now, its callback run while its owner is alive, and from now
+ * on dhtnode_run() starts nothing (-ESHUTDOWN): a module's thread still
+ * running cannot start one whose callback would outlive the module. */
 void dhtnode_cancel(struct dhtnode *nd);
 void dhtnode_free(struct dhtnode *nd);
 

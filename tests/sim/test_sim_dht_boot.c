@@ -6,7 +6,14 @@
  * routing table is empty, after 1 s and then twice as long each time (up
  * to a minute). Before, a node pinged its bootstrap once (plus the
  * query's one retry) and stayed alone for good when both were lost.
+ *
+ * After dhtnode_cancel (the node's shutdown) dhtnode_run starts nothing:
+ * a community's sync thread, still running then, started a lookup whose
+ * cancelled callback ran from dhtnode_free into the community module
+ * freed before it (a use after free CI's AddressSanitizer caught in
+ * test_community_net).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +22,11 @@
 
 #include <cmocka.h>
 
+#include "node/node_int.h"
 #include "simnode.h"
 #include "testutil.h"
+#include "weft/dhtnode.h"
+#include "weft/engine.h"
 #include "weft/simnet.h"
 
 static struct simnet *net;
@@ -49,10 +59,40 @@ static void test_bootstrap_late(void **state)
 	simnet_free(net);
 }
 
+static void count_fn(struct dht *dht, void *arg, uint64_t now_ms)
+{
+	(void)dht;
+	(void)now_ms;
+	(*(int *)arg)++;
+}
+
+static void test_run_refused_after_cancel(void **state)
+{
+	struct simnet_opts so = { .seed = 22, .clock = SIMNET_CLOCK_REAL };
+	struct node *n;
+	int ran = 0;
+
+	(void)state;
+	assert_int_equal(simnet_new(&net, &so), 0);
+	simnode_new(&a, net, "A", "203.0.113.1", NULL, NULL, NULL, NULL);
+	n = a.node;
+	assert_int_equal(dhtnode_run(n->dht, count_fn, &ran), 0); /* on worker 0 */
+	assert_int_equal(ran, 1);
+	engine_stop(n->engine);
+	assert_int_equal(dhtnode_run(n->dht, count_fn, &ran), 0); /* no worker: here */
+	assert_int_equal(ran, 2);
+	dhtnode_cancel(n->dht);
+	assert_int_equal(dhtnode_run(n->dht, count_fn, &ran), -ESHUTDOWN);
+	assert_int_equal(ran, 2);
+	simnode_free(&a); /* stops and cancels again: both idempotent */
+	simnet_free(net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bootstrap_late),
+		cmocka_unit_test(test_run_refused_after_cancel),
 	};
 
 	return cmocka_run_group_tests_name("sim_dht_boot", tests, NULL, NULL);

@@ -114,6 +114,11 @@ struct dhtnode {
 	/* set before start: is this node behind a NAT? (dht.read_only_behind_nat) */
 	dhtnode_nat_fn nat_fn;
 	void *nat_arg;
+	/* dhtnode_cancel ran: dhtnode_run starts nothing more. A module's
+	 * thread still running after it (a community's sync, before its
+	 * module is freed) would otherwise start a lookup whose callback
+	 * runs, cancelled, from dhtnode_free: after that module is gone. */
+	int closed; /* atomic */
 };
 
 /* The worker whose DHT handler is running on this thread, if any. */
@@ -727,7 +732,7 @@ static void run_cmd_async(struct engine_worker *w, void *arg)
 	free(arg);
 }
 
-static int dhtnode_run_sync(struct dhtnode *nd, dhtnode_fn fn, void *arg)
+static int run_sync(struct dhtnode *nd, dhtnode_fn fn, void *arg, int gated)
 {
 	struct nd_run r = {nd, fn, arg};
 	int err;
@@ -739,11 +744,24 @@ static int dhtnode_run_sync(struct dhtnode *nd, dhtnode_fn fn, void *arg)
 	err = engine_call_sync(nd->eng, 0, run_cmd, &r, DHTNODE_RUN_WAIT_MS);
 	if (err != -ESHUTDOWN)
 		return err;
-	/* No worker runs (before engine_start, after engine_stop). */
+	/* No worker runs (before engine_start, after engine_stop). A gated
+	 * call checks under the cold lock: it runs before dhtnode_cancel
+	 * (its lookup cancelled there) or not at all. */
 	pthread_mutex_lock(&nd->cold_mu);
-	fn(nd->dht, arg, nd_now(nd));
+	if (gated && __atomic_load_n(&nd->closed, __ATOMIC_ACQUIRE)) {
+		err = -ESHUTDOWN;
+	} else {
+		fn(nd->dht, arg, nd_now(nd));
+		err = 0;
+	}
 	pthread_mutex_unlock(&nd->cold_mu);
-	return 0;
+	return err;
+}
+
+/* The node's own calls (save, stats): they start no lookup. */
+static int dhtnode_run_sync(struct dhtnode *nd, dhtnode_fn fn, void *arg)
+{
+	return run_sync(nd, fn, arg, 0);
 }
 
 int dhtnode_run(struct dhtnode *nd, dhtnode_fn fn, void *arg)
@@ -753,8 +771,10 @@ int dhtnode_run(struct dhtnode *nd, dhtnode_fn fn, void *arg)
 
 	if (!nd || !fn)
 		return -EINVAL;
+	if (__atomic_load_n(&nd->closed, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
 	if (!on_other_worker(nd))
-		return dhtnode_run_sync(nd, fn, arg);
+		return run_sync(nd, fn, arg, 1);
 	/* Another worker must not block on worker 0: post and return. */
 	r = malloc(sizeof(*r));
 	if (!r)
@@ -770,7 +790,11 @@ int dhtnode_run(struct dhtnode *nd, dhtnode_fn fn, void *arg)
 
 static int svc_run(void *arg, dht_svc_fn fn, void *fnarg)
 {
-	return dhtnode_run_sync(arg, fn, fnarg);
+	struct dhtnode *nd = arg;
+
+	if (__atomic_load_n(&nd->closed, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
+	return run_sync(nd, fn, fnarg, 1);
 }
 
 void dhtnode_set_nat_probe(struct dhtnode *nd, dhtnode_nat_fn fn, void *arg)
@@ -786,8 +810,15 @@ uint16_t dhtnode_port(const struct dhtnode *nd)
 
 void dhtnode_cancel(struct dhtnode *nd)
 {
-	if (nd)
-		dht_cancel_all(nd->dht);
+	if (!nd)
+		return;
+	__atomic_store_n(&nd->closed, 1, __ATOMIC_RELEASE);
+	/* Under the cold lock (workers are stopped, engine_stop): a
+	 * dhtnode_run already past its first check runs its fn before this,
+	 * its lookup cancelled here, or not at all (run_sync). */
+	pthread_mutex_lock(&nd->cold_mu);
+	dht_cancel_all(nd->dht);
+	pthread_mutex_unlock(&nd->cold_mu);
 }
 
 void dhtnode_free(struct dhtnode *nd)
