@@ -110,7 +110,8 @@ int engine_register_range(struct engine *eng, uint16_t min, uint16_t max, engine
 /* Start the worker threads. Returns 0 or -errno (threads already started
  * are stopped again). */
 int engine_start(struct engine *eng);
-/* Stop and join the workers (pending commands are run first). NULL-safe,
+/* Stop and join the workers (pending commands are run first, those a
+ * worker posted in its last pass to one already ended too, here). NULL-safe,
  * idempotent. */
 void engine_stop(struct engine *eng);
 /* Stop, close every queue, detach the built-in XDP program. NULL-safe. */

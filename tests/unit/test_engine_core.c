@@ -718,6 +718,56 @@ static void test_engine_stop_detaches(void **state)
 	engine_free(eng);
 }
 
+/* A worker's last command posts to a worker that has already ended: the
+ * command still runs in engine_stop (while its owner's state is alive),
+ * not only in engine_free, after it (the DHT lookup a stopping node's
+ * worker handed to worker 0). */
+struct late_post {
+	struct engine *eng;
+	int ran;
+	int posted;
+};
+
+static void late_mark(struct engine_worker *w, void *arg)
+{
+	(void)w;
+	((struct late_post *)arg)->ran = 1;
+}
+
+static void post_late(struct engine_worker *w, void *arg)
+{
+	struct late_post *lp = arg;
+
+	(void)w;
+	/* worker 0 has seen the stop by now and run its last commands */
+	usleep(200 * 1000);
+	lp->posted = engine_call(lp->eng, 0, late_mark, lp) == 0;
+}
+
+static void test_engine_stop_runs_late_posts(void **state)
+{
+	struct engine_opts o;
+	struct engine *eng = NULL;
+	uint16_t ports[1] = {47035};
+	struct late_post lp = {0};
+
+	(void)state;
+	engine_opts_default(&o);
+	o.ports = ports;
+	o.nports = 1;
+	o.workers = 2;
+	o.bind_addr = "127.0.0.1";
+	assert_int_equal(engine_new(&eng, &o), 0);
+	lp.eng = eng;
+	assert_int_equal(engine_start(eng), 0);
+	assert_int_equal(engine_call(eng, 1, post_late, &lp), 0);
+	usleep(20 * 1000); /* worker 1 is in post_late */
+	engine_stop(eng);
+	assert_int_equal(lp.posted, 1);
+	assert_int_equal(lp.ran, 1);
+	engine_free(eng);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -732,6 +782,7 @@ int main(void)
 	    cmocka_unit_test(test_engine_near_and_defer),
 	    cmocka_unit_test(test_engine_near_rearm),
 	    cmocka_unit_test(test_engine_stop_detaches),
+	    cmocka_unit_test(test_engine_stop_runs_late_posts),
 	};
 
 	return cmocka_run_group_tests_name("engine_core", tests, NULL, NULL);

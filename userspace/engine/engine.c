@@ -958,6 +958,27 @@ static void detach_timers(struct engine_worker *w)
 	w->defer_head = w->defer_tail = NULL;
 }
 
+/* Commands one worker posted to another in its last pass, after that one
+ * had run its own last commands and ended (a DHT lookup handed to worker
+ * 0): run here, now, while what they touch is alive. Left queued they ran
+ * only in engine_free, after the owner's modules were freed. Each may post
+ * more (to a worker already drained): a few rounds until all are empty. */
+static void drain_stopped(struct engine *eng)
+{
+	for (int round = 0; round < ENGINE_DRAIN_ROUNDS; round++) {
+		unsigned int ran = 0;
+
+		pass_hook.in_pass = 1;
+		for (unsigned int i = 0; i < eng->nworkers; i++) {
+			ran += run_cmds(eng->workers[i], ~0u);
+			engine_flush(eng->workers[i]);
+		}
+		pass_hook_run();
+		if (!ran)
+			break;
+	}
+}
+
 void engine_stop(struct engine *eng)
 {
 	unsigned int i;
@@ -985,7 +1006,9 @@ void engine_stop(struct engine *eng)
 		if (w->thread_ok)
 			pthread_join(w->thread, NULL);
 		w->thread_ok = 0;
-		detach_timers(w);
 	}
+	drain_stopped(eng);
+	for (i = 0; i < eng->nworkers; i++)
+		detach_timers(eng->workers[i]);
 	__atomic_store_n(&eng->running, 0, __ATOMIC_RELEASE);
 }

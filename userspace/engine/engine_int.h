@@ -18,6 +18,8 @@
  * 1024 keeps the idle scan for the next deadline to 1024 pointer loads
  * while covering a second at full resolution. ---- */
 #define ENGINE_WHEEL_SLOTS 1024
+/* engine_stop: rounds of running commands left in stopped workers' queues */
+#define ENGINE_DRAIN_ROUNDS 4
 
 struct engine_wheel {
 	struct engine_timer *slot[ENGINE_WHEEL_SLOTS];
