@@ -248,8 +248,11 @@ void engine_timer_cancel(struct engine_worker *w, struct engine_timer *t);
 /* ---- command queue (any thread -> worker) ---- */
 /*
  * Post fn(worker, arg) to run on worker's thread. Bounded MPSC ring
- * (opts.cmdq_size) + eventfd wake-up; FIFO per producer. Returns 0,
- * -EAGAIN (ring full: retry later), -EINVAL (no such worker).
+ * (opts.cmdq_size) + eventfd wake-up; FIFO per producer. Before
+ * engine_start it waits for the workers to start. Returns 0, -EAGAIN
+ * (ring full: retry later), -EINVAL (no such worker), -ESHUTDOWN (after
+ * engine_stop, until a new engine_start: fn will not run, arg is still
+ * the caller's).
  */
 int engine_call(struct engine *eng, unsigned int worker, engine_cmd_fn fn, void *arg);
 /*

@@ -765,6 +765,30 @@ static void test_engine_stop_runs_late_posts(void **state)
 	engine_stop(eng);
 	assert_int_equal(lp.posted, 1);
 	assert_int_equal(lp.ran, 1);
+	/* stopped: a post is refused, its argument stays the caller's */
+	lp.ran = 0;
+	assert_int_equal(engine_call(eng, 0, late_mark, &lp), -ESHUTDOWN);
+	engine_free(eng);
+	assert_int_equal(lp.ran, 0);
+}
+
+/* Posted to an engine never started, then stopped: run in engine_stop,
+ * not in engine_free after their owners are gone. */
+static void test_engine_stop_unstarted_runs_posts(void **state)
+{
+	struct engine *eng = new_engine(8, 47036);
+	int flag = 0;
+
+	(void)state;
+	assert_int_equal(engine_call(eng, 0, set_flag, &flag), 0);
+	engine_stop(eng);
+	assert_int_equal(flag, 1);
+	assert_int_equal(engine_call(eng, 0, set_flag, &flag), -ESHUTDOWN);
+	/* a new start takes posts again */
+	assert_int_equal(engine_start(eng), 0);
+	flag = 0;
+	assert_int_equal(engine_call_sync(eng, 0, set_flag, &flag, 1000), 0);
+	assert_int_equal(flag, 1);
 	engine_free(eng);
 }
 
@@ -783,6 +807,7 @@ int main(void)
 	    cmocka_unit_test(test_engine_near_rearm),
 	    cmocka_unit_test(test_engine_stop_detaches),
 	    cmocka_unit_test(test_engine_stop_runs_late_posts),
+	    cmocka_unit_test(test_engine_stop_unstarted_runs_posts),
 	};
 
 	return cmocka_run_group_tests_name("engine_core", tests, NULL, NULL);

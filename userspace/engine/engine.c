@@ -552,6 +552,8 @@ int engine_call(struct engine *eng, unsigned int worker, engine_cmd_fn fn, void 
 
 	if (!eng || !fn || worker >= eng->nworkers)
 		return -EINVAL;
+	if (__atomic_load_n(&eng->halted, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
 	w = eng->workers[worker];
 	r = engine_cmdq_push(&w->cmdq, fn, arg);
 	if (r == -EAGAIN)
@@ -903,6 +905,7 @@ int engine_start(struct engine *eng)
 	if (__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE))
 		return -EBUSY;
 	__atomic_store_n(&eng->stop, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&eng->halted, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&eng->running, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < eng->nworkers; i++) {
 		struct engine_worker *w = eng->workers[i];
@@ -970,8 +973,12 @@ static void drain_stopped(struct engine *eng)
 
 		pass_hook.in_pass = 1;
 		for (unsigned int i = 0; i < eng->nworkers; i++) {
-			ran += run_cmds(eng->workers[i], ~0u);
-			engine_flush(eng->workers[i]);
+			struct engine_worker *w = eng->workers[i];
+
+			if (!w || !w->cmdq.cells) /* engine_new failed part way */
+				continue;
+			ran += run_cmds(w, ~0u);
+			engine_flush(w);
 		}
 		pass_hook_run();
 		if (!ran)
@@ -987,6 +994,10 @@ void engine_stop(struct engine *eng)
 	if (!eng)
 		return;
 	if (!__atomic_load_n(&eng->running, __ATOMIC_ACQUIRE)) {
+		/* never started (or a failed start): what was posted runs now,
+		 * while its owners are alive */
+		__atomic_store_n(&eng->halted, 1, __ATOMIC_RELEASE);
+		drain_stopped(eng);
 		for (i = 0; i < eng->nworkers; i++)
 			if (eng->workers[i] && !eng->workers[i]->thread_ok)
 				detach_timers(eng->workers[i]);
@@ -1007,6 +1018,10 @@ void engine_stop(struct engine *eng)
 			pthread_join(w->thread, NULL);
 		w->thread_ok = 0;
 	}
+	/* From here a post is refused (-ESHUTDOWN): its owner keeps what it
+	 * would have handed over. One that passed the check just before runs
+	 * in the drain, or (a race of a few instructions) in engine_free. */
+	__atomic_store_n(&eng->halted, 1, __ATOMIC_RELEASE);
 	drain_stopped(eng);
 	for (i = 0; i < eng->nworkers; i++)
 		detach_timers(eng->workers[i]);

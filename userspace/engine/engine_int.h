@@ -120,6 +120,7 @@ struct engine {
 	int cpus[ENGINE_MAX_WORKERS]; /* opts.cpus, copied (opts.cpus points here) */
 	int stop;		      /* atomic */
 	int running;		      /* atomic */
+	int halted;		      /* atomic: engine_stop ran, engine_call refuses */
 };
 
 /* Size of one staged tx slot: a full Ethernet frame; bigger datagrams are
