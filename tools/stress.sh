@@ -2,17 +2,19 @@
 # SPDX-License-Identifier: MIT
 # The stress recipe (docs/OPERATIONS.md "Stress recipe"; issue 30, item 1):
 # a dense weftlab lab whose services and relay scenarios run with short
-# deadlines, round after round, while busy loops take the CPUs, on a
+# deadlines, round after round, and (--stops K, default 3) K nodes stopped
+# by SIGTERM and restarted each round (the stop path under load: modules
+# freed while others' threads still run), while busy loops take the CPUs, on a
 # sanitizer build of weftd (ASan: build/san/weftd, TSan: build/tsan/weftd,
 # `make tsan`). Stops at the first sanitizer report, heap abort or dead
 # daemon (a finding) or after the duration; prints what it covered: rounds,
 # calls, their timeouts, dials, and the finding if any.
 #   tools/stress.sh [--weftd PATH] [--nodes N] [--duration S] [--busy N]
-#                   [--call-timeout MS] [--dir DIR]
+#                   [--call-timeout MS] [--stops K] [--dir DIR]
 # Root (namespaces). Never part of make test.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-WEFTD=$TOP/build/san/weftd NODES=30 DURATION=3600 BUSY=2 CALL_MS=50 DIR=/tmp/weft-stress
+WEFTD=$TOP/build/san/weftd NODES=30 DURATION=3600 BUSY=2 CALL_MS=50 STOPS=3 DIR=/tmp/weft-stress
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--weftd) WEFTD=$2; shift ;;
@@ -20,8 +22,9 @@ while [ $# -gt 0 ]; do
 	--duration) DURATION=$2; shift ;;
 	--busy) BUSY=$2; shift ;;
 	--call-timeout) CALL_MS=$2; shift ;;
+	--stops) STOPS=$2; shift ;;
 	--dir) DIR=$2; shift ;;
-	*) echo "usage: $0 [--weftd PATH] [--nodes N] [--duration S] [--busy N] [--call-timeout MS] [--dir DIR]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--weftd PATH] [--nodes N] [--duration S] [--busy N] [--call-timeout MS] [--stops K] [--dir DIR]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -50,7 +53,7 @@ finding() { # the first sanitizer report, heap abort or dead daemon
 	grep -l -E "ERROR: AddressSanitizer|WARNING: ThreadSanitizer|ERROR: LeakSanitizer|runtime error:|malloc\(\)|free\(\)|Assertion .* failed|double free" \
 		"$DIR"/nodes/n*/weftd.log 2>/dev/null | head -1
 }
-t0=$(date +%s) round=0 calls=0 ok=0 timeouts=0 dials=0 dials_ok=0
+t0=$(date +%s) round=0 calls=0 ok=0 timeouts=0 dials=0 dials_ok=0 stops=0 stuck=0 slowest=0
 while [ $(($(date +%s) - t0)) -lt "$DURATION" ]; do
 	round=$((round + 1))
 	$LAB run services --providers 4 --calls 200 --call-concurrency 16 --call-timeout "$CALL_MS" \
@@ -65,13 +68,23 @@ print(r["calls"], r["ok"], to)' "$DIR/results/services.json" 2>/dev/null || echo
 r=json.load(open(sys.argv[1]))
 print(len(r.get("pairs") or []), r.get("ok", 0))' "$DIR/results/relay.json" 2>/dev/null || echo "0 0")
 	dials=$((dials + d)) dials_ok=$((dials_ok + dk))
+	if [ "$STOPS" -gt 0 ]; then
+		$LAB run churn --signal term --fraction "$(/usr/bin/python3 -c "print($STOPS / $NODES)")" \
+			--duration 20 --down 1 --seed "$round" >/dev/null 2>&1
+		read -r k sk sl < <(/usr/bin/python3 -c 'import json,sys
+r=json.load(open(sys.argv[1]))
+print(len(r.get("stops") or []), r.get("stuck", 0), int(max([x["s"] for x in r.get("stops") or []] or [0])))' \
+			"$DIR/results/churn.json" 2>/dev/null || echo "0 0 0")
+		stops=$((stops + k)) stuck=$((stuck + sk))
+		[ "$sl" -gt "$slowest" ] && slowest=$sl
+	fi
 	f=$(finding)
 	dead=$($LAB status >/dev/null 2>&1 || echo yes)
-	echo "stress: round $round, $(($(date +%s) - t0)) s: calls $calls (ok $ok, timeout $timeouts), dials $dials (ok $dials_ok)${f:+, FINDING in $f}${dead:+, a daemon is down}"
-	if [ -n "$f" ] || [ -n "$dead" ]; then
+	echo "stress: round $round, $(($(date +%s) - t0)) s: calls $calls (ok $ok, timeout $timeouts), dials $dials (ok $dials_ok), stops $stops (stuck $stuck, slowest ${slowest} s)${f:+, FINDING in $f}${dead:+, a daemon is down}"
+	if [ -n "$f" ] || [ -n "$dead" ] || [ "$stuck" -gt 0 ]; then
 		[ -n "$f" ] && grep -m1 -A40 -E "Sanitizer|malloc\(\)|free\(\)|Assertion|runtime error" "$f"
 		[ -n "$dead" ] && $LAB status
 		exit 1
 	fi
 done
-echo "stress: no finding in $round rounds, $(($(date +%s) - t0)) s: $calls calls ($timeouts timed out), $dials dials by key"
+echo "stress: no finding in $round rounds, $(($(date +%s) - t0)) s: $calls calls ($timeouts timed out), $dials dials by key, $stops stops by SIGTERM (slowest $slowest s)"

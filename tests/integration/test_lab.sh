@@ -136,6 +136,19 @@ grep -q 'direct share' "$D/relay.out" || fail "relay printed no direct share"
 # success)
 $LAB --dir "$D/a" run churn --seed 4 --fraction 0.2 --duration 8 --down 2 >"$D/churn.out" 2>&1 ||
 	{ cat "$D/churn.out"; node_logs "$D/a"; fail "run churn"; }
+cp "$D/a/results/churn.json" "$D/churn-kill.json"
+# churn by SIGTERM (the stress recipe's stops): one node stopped, timed
+$LAB --dir "$D/a" run churn --seed 6 --fraction 0.1 --duration 4 --down 1 --signal term \
+	>"$D/churn-term.out" 2>&1 || { cat "$D/churn-term.out"; node_logs "$D/a"; fail "run churn --signal term"; }
+"$PYTHON" - "$D/a/results/churn.json" <<'PY' || fail "churn --signal term: $(cat "$D/churn-term.out")"
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["signal"] == "term" and c["stuck"] == 0, c
+assert len(c["stops"]) == 1 and 0 < c["stops"][0]["s"] < 20 and c["stops"][0]["node"] != 1, c["stops"]
+assert [e["ev"] for e in c["events"]] == ["kill", "start"], c["events"]
+PY
+grep -q '^stops: 1, slowest' "$D/churn-term.out" || fail "churn --signal term printed no stops"
+cp "$D/churn-kill.json" "$D/a/results/churn.json"
 $LAB --dir "$D/a" run flood --seed 5 --target 2 --attacker 5 --duration 3 --pps 5000 >"$D/flood.out" 2>&1 ||
 	{ cat "$D/flood.out"; node_logs "$D/a"; fail "run flood"; }
 "$PYTHON" - "$D/a/results" <<'PY' || fail "churn/flood results are not sane: $(cat "$D/churn.out" "$D/flood.out")"
@@ -164,7 +177,7 @@ done
 grep -q 'lookup_latency_cdf.png' "$D/a/report/index.html" || fail "report: index.html lacks the plots"
 $LAB --dir "$D/a" top --once </dev/null >"$D/top.out" || fail "top --once"
 grep -q '10/10 up' "$D/top.out" || fail "top: $(cat "$D/top.out")"
-pass "bootstrap (10/10 healthy), lookups, distribute (9/9 verified), services, relay, churn, flood, report with 4 PNG plots, top"
+pass "bootstrap (10/10 healthy), lookups, distribute (9/9 verified), services, relay, churn (SIGKILL and SIGTERM), flood, report with 4 PNG plots, top"
 
 # --- down, and down after kill -9 of the tool in the middle of up
 $LAB --dir "$D/b" down >/dev/null || fail "down of the second lab failed"

@@ -94,7 +94,7 @@ USAGE = """commands:
   weftlab [--dir DIR] status [--json]
   weftlab [--dir DIR] run bootstrap [--warm]
   weftlab [--dir DIR] run lookups [--count N] [--concurrency C]
-  weftlab [--dir DIR] run churn [--fraction F] [--duration S] [--down S]
+  weftlab [--dir DIR] run churn [--fraction F] [--duration S] [--down S] [--signal kill|term]
   weftlab [--dir DIR] run distribute [--size MIB] [--seed-node I]
   weftlab [--dir DIR] run services [--providers K] [--calls N]
   weftlab [--dir DIR] run follow [--subscribers K] [--updates N] [--size MIB] [--sync]
@@ -128,6 +128,8 @@ def add_run_parsers(sub):
     c.add_argument("--fraction", type=float, default=0.2, help="nodes killed per duration")
     c.add_argument("--duration", type=float, default=60.0, help="seconds")
     c.add_argument("--down", type=float, default=5.0, help="seconds a killed node stays down")
+    c.add_argument("--signal", choices=("kill", "term"), default="kill",
+                   help="SIGKILL (default) or SIGTERM: the daemon's stop path, timed")
     c.add_argument("--concurrency", type=int, default=4)
     d = rs.add_parser("distribute", parents=[common], help="one seed, every node downloads")
     d.add_argument("--size", type=int, default=16, help="MiB (default 16)")

@@ -262,6 +262,13 @@ def run_bootstrap(lab, a, rng):
     return res
 
 
+# churn --signal term: a stop that has not ended after this long is stuck
+# (then killed); weftd's own bound is a few seconds (test_svc_stall: 8 s
+# against a stop pinned by calls), this leaves room for a sanitizer build
+# on a loaded machine
+STOP_WAIT_S = 20
+
+
 def restart_node(lab, i, deadline):
     """Start node i again after a kill and wait until it answers. A process
     killed with SIGKILL can hold its UDP ports for a while after it is gone
@@ -285,7 +292,11 @@ def restart_node(lab, i, deadline):
 def run_churn(lab, a, rng):
     """Kill fraction x nodes (node 1, the lab's DHT contact, stays), one at
     a time at even intervals over the duration, each restarted --down
-    seconds later with its state, while lookups run."""
+    seconds later with its state, while lookups run. --signal term stops
+    each with SIGTERM instead of SIGKILL: the daemon's whole stop path runs
+    under the lab's load (the stress recipe's use); how long each stop took
+    is recorded, and one that did not end within STOP_WAIT_S (then killed)
+    is counted as stuck."""
     nodes = lab.nodes()
     ids = dht_ids(lab, nodes)
     anns = announce_set(lab, rng, min(len(nodes), 20))
@@ -296,6 +307,8 @@ def run_churn(lab, a, rng):
     log_ev = []
     down = {}
     lock = threading.Lock()
+    term = getattr(a, "signal", "kill") == "term"
+    stops = []
 
     def churner():
         r = random.Random(rng.random())
@@ -315,8 +328,16 @@ def run_churn(lab, a, rng):
                 if up:
                     i = r.choice(up)
                     with lock:
-                        lab.stop_node(i, signal.SIGKILL, wait=2)
-                        down[i] = now + a.down
+                        if term:
+                            pid = lab.node(i).get("pid")
+                            t_stop = time.time()
+                            lab.stop_node(i, signal.SIGTERM, wait=STOP_WAIT_S)
+                            took = time.time() - t_stop
+                            stops.append({"node": i, "pid": pid, "s": round(took, 3),
+                                          "stuck": took >= STOP_WAIT_S})
+                        else:
+                            lab.stop_node(i, signal.SIGKILL, wait=2)
+                        down[i] = time.time() + a.down
                     log_ev.append({"t": now, "node": i, "ev": "kill"})
                     k += 1
                 nxt += gap
@@ -357,15 +378,22 @@ def run_churn(lab, a, rng):
     lab.save()
     rows, summ = lookup_rows(recs)
     kills = sum(1 for e in log_ev if e["ev"] == "kill")
-    print("churn: %d kills over %.0f s (%.0f%% of %d nodes), each down %.0f s"
-          % (kills, a.duration, 100.0 * kills / len(nodes), len(nodes), a.down))
+    print("churn: %d %s over %.0f s (%.0f%% of %d nodes), each down %.0f s"
+          % (kills, "stops by SIGTERM" if term else "kills", a.duration,
+             100.0 * kills / len(nodes), len(nodes), a.down))
+    if stops:
+        took = sorted(x["s"] for x in stops)
+        print("stops: %d, slowest %.1f s, median %.1f s, stuck (killed after %d s): %d"
+              % (len(stops), took[-1], took[len(took) // 2], STOP_WAIT_S,
+                 sum(1 for x in stops if x["stuck"])))
     print(table(LOOKUP_HDR, rows))
     for r in recs:
         r["t"] = round(r["t"] - t0, 3)
     for e in log_ev:
         e["t"] = round(e["t"] - t0, 3)
     return {"duration_s": a.duration, "fraction": a.fraction, "down_s": a.down, "kills": kills,
-            "events": log_ev, "summary": summ, "lookups": recs, "samples": smp.samples,
+            "signal": "term" if term else "kill", "stops": stops,
+            "stuck": sum(1 for x in stops if x["stuck"]), "events": log_ev, "summary": summ, "lookups": recs, "samples": smp.samples,
             "resources": summary_resources(smp.samples)}
 
 
