@@ -77,11 +77,14 @@ void dhtnode_set_nat_probe(struct dhtnode *nd, dhtnode_nat_fn fn, void *arg);
 uint16_t dhtnode_port(const struct dhtnode *nd);
 
 /* Save, then free. Call after engine_stop(). NULL-safe. */
-/* After engine_stop(), before the modules whose lookups may still run
- * (content, service, relay, communities) are freed: every lookup ends as
- * cancelled now, its callback run while its owner is alive, and from now
- * on dhtnode_run() starts nothing (-ESHUTDOWN): a module's thread still
- * running cannot start one whose callback would outlive the module. */
+/* At shutdown, before the modules whose lookups may still run (content,
+ * service, relay, communities) are freed and before the control API
+ * stops: every lookup ends as cancelled now (on worker 0 while the workers
+ * run, else on this thread), its callback run while its owner is alive,
+ * so a control handler waiting on one answers at once, not at its 35 s
+ * deadline; from now on dhtnode_run() starts nothing (-ESHUTDOWN): a
+ * module's thread still running cannot start one whose callback would
+ * outlive the module. Idempotent: call it again after engine_stop(). */
 void dhtnode_cancel(struct dhtnode *nd);
 void dhtnode_free(struct dhtnode *nd);
 

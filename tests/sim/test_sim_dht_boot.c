@@ -11,9 +11,13 @@
  * a community's sync thread, still running then, started a lookup whose
  * cancelled callback ran from dhtnode_free into the community module
  * freed before it (a use after free CI's AddressSanitizer caught in
- * test_community_net).
+ * test_community_net). And a control request waiting on a lookup when
+ * the node stops answers at once (503 shutting_down): it held ctl_free,
+ * and so weftd's stop, up to the request's 35 s deadline (the stress
+ * recipe's SIGTERM churn found a stop stuck 20 s).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,11 +92,59 @@ static void test_run_refused_after_cancel(void **state)
 	simnet_free(net);
 }
 
+struct req {
+	int status;
+	json_t *out;
+};
+
+static void *lookup_thread(void *arg)
+{
+	struct req *r = arg;
+	json_t *body = json_pack("{s:s}", "infohash", "0123456789abcdef0123456789abcdef01234567");
+
+	r->status = simnode_ctl(&a, "POST", "/v1/dht/get-peers", body, &r->out);
+	return NULL;
+}
+
+static int lookup_running(void *arg)
+{
+	(void)arg;
+	return simnode_get_int(&a, "/v1/dht/status", "lookups", NULL) >= 1;
+}
+
+static void test_lookup_answers_at_stop(void **state)
+{
+	struct simnet_opts so = { .seed = 23, .clock = SIMNET_CLOCK_REAL };
+	static const char *const set[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
+	struct req r = { 0 };
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(simnet_new(&net, &so), 0);
+	simnode_new(&boot, net, "BOOT", "198.51.100.2", NULL, NULL, NULL, NULL);
+	simnode_new(&a, net, "A", "203.0.113.1", NULL, set, NULL, NULL);
+	assert_int_equal(simnode_wait(joined, NULL, 12000), 0);
+	/* A's only contact stops answering: a lookup waits out its queries */
+	simnet_host_set_down(boot.host, 1);
+	assert_int_equal(pthread_create(&th, NULL, lookup_thread, &r), 0);
+	assert_int_equal(simnode_wait(lookup_running, NULL, 5000), 0);
+	dhtnode_cancel(a.node->dht); /* the first step of node_free */
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r.out, "error"), "code")),
+			    "shutting_down");
+	json_decref(r.out);
+	simnode_free(&a);
+	simnode_free(&boot);
+	simnet_free(net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bootstrap_late),
 		cmocka_unit_test(test_run_refused_after_cancel),
+		cmocka_unit_test(test_lookup_answers_at_stop),
 	};
 
 	return cmocka_run_group_tests_name("sim_dht_boot", tests, NULL, NULL);

@@ -142,6 +142,12 @@ static int errno_status(int err, const char **code)
 	case EBUSY:
 		status = 503, *code = "unavailable";
 		break;
+	/* the node is stopping: its DHT lookups were cancelled, its engine
+	 * takes no more work */
+	case ESHUTDOWN:
+	case ECANCELED:
+		status = 503, *code = "shutting_down";
+		break;
 	case ETIMEDOUT:
 		status = 504, *code = "timeout";
 		break;

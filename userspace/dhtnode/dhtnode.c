@@ -808,17 +808,26 @@ uint16_t dhtnode_port(const struct dhtnode *nd)
 	return nd->port;
 }
 
+static void cancel_fn(struct dht *dht, void *arg, uint64_t now_ms)
+{
+	(void)arg;
+	(void)now_ms;
+	dht_cancel_all(dht);
+}
+
 void dhtnode_cancel(struct dhtnode *nd)
 {
 	if (!nd)
 		return;
 	__atomic_store_n(&nd->closed, 1, __ATOMIC_RELEASE);
-	/* Under the cold lock (workers are stopped, engine_stop): a
-	 * dhtnode_run already past its first check runs its fn before this,
-	 * its lookup cancelled here, or not at all (run_sync). */
-	pthread_mutex_lock(&nd->cold_mu);
-	dht_cancel_all(nd->dht);
-	pthread_mutex_unlock(&nd->cold_mu);
+	/* On worker 0 while it runs; else here under the cold lock, where a
+	 * dhtnode_run already past its first check runs its fn before this
+	 * (its lookup cancelled here) or not at all (run_sync). A call on
+	 * worker 0 that does not start in time (DHTNODE_RUN_WAIT_MS) leaves
+	 * the lookups to end by their own deadlines, or here again after
+	 * engine_stop. */
+	if (run_sync(nd, cancel_fn, NULL, 0))
+		log_warn("dht", "lookups not cancelled: worker 0 did not answer in time");
 }
 
 void dhtnode_free(struct dhtnode *nd)

@@ -947,6 +947,11 @@ void node_free(struct node *n)
 	/* Control handlers waiting on service calls return now, so that
 	 * ctl_free() does not wait out their deadlines. */
 	svc_node_stop(n->svc);
+	/* Every DHT lookup ends now and none starts: a control request
+	 * waiting on one (weftctl dht lookup, a lab's lookups) answers at
+	 * once instead of holding ctl_free, and so the stop, for up to its
+	 * 35 s deadline (found by the stress recipe's SIGTERM churn). */
+	dhtnode_cancel(n->dht);
 	dash_free(n->dash); /* before the control routes it answers from */
 	ctl_free(n->ctl);
 	/* The mailbox's threads end while the engine runs: their last QUIC
