@@ -42,16 +42,22 @@ static int joined(void *arg)
 	return simnode_get_int(&a, "/v1/dht/status", "nodes4", NULL) >= 1;
 }
 
-static void test_bootstrap_late(void **state)
+/* BOOT, down when boot_down, then A with BOOT as its bootstrap. */
+static void boot_and_a(uint64_t seed, int boot_down)
 {
-	struct simnet_opts so = { .seed = 21, .clock = SIMNET_CLOCK_REAL };
+	struct simnet_opts so = { .seed = seed, .clock = SIMNET_CLOCK_REAL };
 	static const char *const set[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
 
-	(void)state;
 	assert_int_equal(simnet_new(&net, &so), 0);
 	simnode_new(&boot, net, "BOOT", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnet_host_set_down(boot.host, 1);
+	simnet_host_set_down(boot.host, boot_down);
 	simnode_new(&a, net, "A", "203.0.113.1", NULL, set, NULL, NULL);
+}
+
+static void test_bootstrap_late(void **state)
+{
+	(void)state;
+	boot_and_a(21, 1);
 	/* Past the first ping and its retry (2 s): nobody answered. */
 	usleep(3 * 1000 * 1000);
 	assert_int_equal(simnode_get_int(&a, "/v1/dht/status", "nodes4", NULL), 0);
@@ -114,15 +120,11 @@ static int lookup_running(void *arg)
 
 static void test_lookup_answers_at_stop(void **state)
 {
-	struct simnet_opts so = { .seed = 23, .clock = SIMNET_CLOCK_REAL };
-	static const char *const set[] = { "dht.bootstrap=198.51.100.2:6881", NULL };
 	struct req r = { 0 };
 	pthread_t th;
 
 	(void)state;
-	assert_int_equal(simnet_new(&net, &so), 0);
-	simnode_new(&boot, net, "BOOT", "198.51.100.2", NULL, NULL, NULL, NULL);
-	simnode_new(&a, net, "A", "203.0.113.1", NULL, set, NULL, NULL);
+	boot_and_a(23, 0);
 	assert_int_equal(simnode_wait(joined, NULL, 12000), 0);
 	/* A's only contact stops answering: a lookup waits out its queries */
 	simnet_host_set_down(boot.host, 1);
