@@ -114,6 +114,9 @@ int engine_start(struct engine *eng);
  * worker posted in its last pass to one already ended too, here). NULL-safe,
  * idempotent. */
 void engine_stop(struct engine *eng);
+/* 1 once engine_stop() ran (until the next engine_start()): work that
+ * waits on the workers will not finish. Any thread. */
+int engine_halted(const struct engine *eng);
 /* Stop, close every queue, detach the built-in XDP program. NULL-safe. */
 void engine_free(struct engine *eng);
 

@@ -14,7 +14,8 @@
  * test_community_net). And a control request waiting on a lookup when
  * the node stops answers at once (503 shutting_down): it held ctl_free,
  * and so weftd's stop, up to the request's 35 s deadline (the stress
- * recipe's SIGTERM churn found a stop stuck 20 s).
+ * recipe's SIGTERM churn found a stop stuck 20 s). So does a ping in
+ * flight when the engine stops (a bench's could hold the stop 10 min).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -141,12 +143,50 @@ static void test_lookup_answers_at_stop(void **state)
 	simnet_free(net);
 }
 
+static void *ping_thread(void *arg)
+{
+	struct req *r = arg;
+	char target[128];
+
+	snprintf(target, sizeof(target), "%s@198.51.100.2:4433", boot.key);
+	r->status = simnode_ctl(&a, "POST", "/v1/quic/ping",
+				json_pack("{s:s,s:i}", "peer", target, "timeout_ms", 30000), &r->out);
+	return NULL;
+}
+
+static int dialing(void *arg)
+{
+	(void)arg;
+	return simnode_get_int(&a, "/v1/quic/stats", "total", "conns_dialed", NULL) >= 1;
+}
+
+static void test_ping_answers_at_stop(void **state)
+{
+	struct req r = { 0 };
+	pthread_t th;
+
+	(void)state;
+	boot_and_a(24, 1); /* BOOT never answers: the ping waits its 30 s */
+	assert_int_equal(pthread_create(&th, NULL, ping_thread, &r), 0);
+	assert_int_equal(simnode_wait(dialing, NULL, 5000), 0);
+	engine_stop(a.node->engine);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r.out, "error"), "code")),
+			    "shutting_down");
+	json_decref(r.out);
+	simnode_free(&a);
+	simnode_free(&boot);
+	simnet_free(net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bootstrap_late),
 		cmocka_unit_test(test_run_refused_after_cancel),
 		cmocka_unit_test(test_lookup_answers_at_stop),
+		cmocka_unit_test(test_ping_answers_at_stop),
 	};
 
 	return cmocka_run_group_tests_name("sim_dht_boot", tests, NULL, NULL);

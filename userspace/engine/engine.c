@@ -986,6 +986,11 @@ static void drain_stopped(struct engine *eng)
 	}
 }
 
+int engine_halted(const struct engine *eng)
+{
+	return eng && __atomic_load_n(&eng->halted, __ATOMIC_ACQUIRE);
+}
+
 void engine_stop(struct engine *eng)
 {
 	unsigned int i;

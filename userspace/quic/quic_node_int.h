@@ -28,6 +28,9 @@
  * faster than the echo drains (received data is consumed at once, so this
  * is the only bound): 8 MiB, beyond it the stream is reset (QN_ERR_OVERRUN). */
 #define QN_ECHO_MAX_QUEUED (8U << 20)
+/* a control request's dial (ping, bench) checks this often whether the
+ * node is stopping (its engine halted) */
+#define QN_JOB_SLICE_MS 200
 #define QN_GEN_CHUNK (64U << 10) /* bench generator: bytes per quic_stream_send */
 
 /* Application error codes on weft streams (RESET_STREAM). */

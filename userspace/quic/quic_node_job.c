@@ -21,7 +21,6 @@
 
 #define QN_BENCH_DEF_TIMEOUT_MS 60000
 
-
 /* The jobs of one windowed quic_node_handshakes() call: each completion is
  * counted here, so the caller waits on one condition for any of them. Held
  * by the caller and by every job of the group (the last one frees it). */
@@ -247,8 +246,11 @@ static const struct quic_node_handler job_handler = {
     .closed = job_closed,
 };
 
-/* Dial and wait; returns the job's error, or -ETIMEDOUT (the dial is then
- * closed and the job freed by the connection's closed()). */
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
 /* Start j's dial to target; its deadline is timeout_ms from now. */
 static int job_start(struct quic_node *qn, struct qn_job *j, const char *target,
 		     unsigned int timeout_ms)
@@ -272,20 +274,41 @@ static int job_start(struct quic_node *qn, struct qn_job *j, const char *target,
 	return 0;
 }
 
+/* Dial and wait; returns the job's error, -ETIMEDOUT, or -ESHUTDOWN (the
+ * node is stopping): on either the dial is closed and the job freed by the
+ * connection's closed(). */
 static int job_run(struct quic_node *qn, struct qn_job *j, const char *target,
 		   unsigned int timeout_ms)
 {
-	int rc, err;
+	int rc, err, halted = 0;
 
 	rc = job_start(qn, j, target, timeout_ms);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&j->mu);
-	while (!j->done && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&j->cv, &j->mu, &j->deadline);
-	err = j->done ? j->err : -ETIMEDOUT;
+	/* In slices: a node stopping (its engine halted) ends the wait within
+	 * one, not at the deadline (up to 10 min for a bench), so a control
+	 * request never holds the stop. */
+	while (!j->done && rc != ETIMEDOUT && !(halted = engine_halted(qn->eng))) {
+		struct timespec slice;
+
+		clock_gettime(CLOCK_MONOTONIC, &slice);
+		slice.tv_nsec += QN_JOB_SLICE_MS * 1000000L;
+		if (slice.tv_nsec >= 1000000000L) {
+			slice.tv_sec++;
+			slice.tv_nsec -= 1000000000L;
+		}
+		if (!ts_before(&slice, &j->deadline)) {
+			rc = pthread_cond_timedwait(&j->cv, &j->mu, &j->deadline);
+		} else {
+			rc = pthread_cond_timedwait(&j->cv, &j->mu, &slice);
+			if (rc == ETIMEDOUT)
+				rc = 0; /* a slice, not the deadline */
+		}
+	}
+	err = j->done ? j->err : halted ? -ESHUTDOWN : -ETIMEDOUT;
 	pthread_mutex_unlock(&j->mu);
-	if (err == -ETIMEDOUT)
+	if (err == -ETIMEDOUT || err == -ESHUTDOWN)
 		quic_node_close(qn, j->conn, 0);
 	return err;
 }
@@ -584,11 +607,6 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 	}
 	job_put(j);
 	return err;
-}
-
-static int ts_before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
 /* Reap the finished (or overdue: closed, -ETIMEDOUT) jobs of fl[window];
