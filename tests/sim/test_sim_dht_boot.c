@@ -105,6 +105,19 @@ struct req {
 	json_t *out;
 };
 
+/* The request's thread ends with 503 shutting_down; then the lab goes. */
+static void answered_shutting_down(pthread_t th, struct req *r)
+{
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(r->status, 503);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r->out, "error"), "code")),
+			    "shutting_down");
+	json_decref(r->out);
+	simnode_free(&a);
+	simnode_free(&boot);
+	simnet_free(net);
+}
+
 static void *lookup_thread(void *arg)
 {
 	struct req *r = arg;
@@ -133,14 +146,7 @@ static void test_lookup_answers_at_stop(void **state)
 	assert_int_equal(pthread_create(&th, NULL, lookup_thread, &r), 0);
 	assert_int_equal(simnode_wait(lookup_running, NULL, 5000), 0);
 	dhtnode_cancel(a.node->dht); /* the first step of node_free */
-	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_int_equal(r.status, 503);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(r.out, "error"), "code")),
-			    "shutting_down");
-	json_decref(r.out);
-	simnode_free(&a);
-	simnode_free(&boot);
-	simnet_free(net);
+	answered_shutting_down(th, &r);
 }
 
 static void *ping_thread(void *arg)
@@ -170,14 +176,7 @@ static void test_ping_answers_at_stop(void **state)
 	assert_int_equal(pthread_create(&th, NULL, ping_thread, &r), 0);
 	assert_int_equal(simnode_wait(dialing, NULL, 5000), 0);
 	engine_stop(a.node->engine);
-	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_int_equal(r.status, 503);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(r.out, "error"), "code")),
-			    "shutting_down");
-	json_decref(r.out);
-	simnode_free(&a);
-	simnode_free(&boot);
-	simnet_free(net);
+	answered_shutting_down(th, &r);
 }
 
 int main(void)
