@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -103,6 +104,7 @@ static void test_run_refused_after_cancel(void **state)
 struct req {
 	int status;
 	json_t *out;
+	const char *route; /* dial_thread: /v1/quic/ping or /v1/quic/handshakes */
 };
 
 /* The request's thread ends with 503 shutting_down; then the lab goes. */
@@ -149,14 +151,17 @@ static void test_lookup_answers_at_stop(void **state)
 	answered_shutting_down(th, &r);
 }
 
-static void *ping_thread(void *arg)
+static void *dial_thread(void *arg)
 {
 	struct req *r = arg;
 	char target[128];
+	json_t *body;
 
 	snprintf(target, sizeof(target), "%s@198.51.100.2:4433", boot.key);
-	r->status = simnode_ctl(&a, "POST", "/v1/quic/ping",
-				json_pack("{s:s,s:i}", "peer", target, "timeout_ms", 30000), &r->out);
+	body = json_pack("{s:s,s:i}", "peer", target, "timeout_ms", 30000);
+	if (!strcmp(r->route, "/v1/quic/handshakes"))
+		json_object_set_new(body, "count", json_integer(4));
+	r->status = simnode_ctl(&a, "POST", r->route, body, &r->out);
 	return NULL;
 }
 
@@ -166,17 +171,29 @@ static int dialing(void *arg)
 	return simnode_get_int(&a, "/v1/quic/stats", "total", "conns_dialed", NULL) >= 1;
 }
 
-static void test_ping_answers_at_stop(void **state)
+/* A dial in flight (ping, or a run of handshakes) when the engine stops. */
+static void dial_answers_at_stop(const char *route)
 {
-	struct req r = { 0 };
+	struct req r = { .route = route };
 	pthread_t th;
 
-	(void)state;
-	boot_and_a(24, 1); /* BOOT never answers: the ping waits its 30 s */
-	assert_int_equal(pthread_create(&th, NULL, ping_thread, &r), 0);
+	boot_and_a(24, 1); /* BOOT never answers: the dial waits its 30 s */
+	assert_int_equal(pthread_create(&th, NULL, dial_thread, &r), 0);
 	assert_int_equal(simnode_wait(dialing, NULL, 5000), 0);
 	engine_stop(a.node->engine);
 	answered_shutting_down(th, &r);
+}
+
+static void test_ping_answers_at_stop(void **state)
+{
+	(void)state;
+	dial_answers_at_stop("/v1/quic/ping");
+}
+
+static void test_handshakes_answer_at_stop(void **state)
+{
+	(void)state;
+	dial_answers_at_stop("/v1/quic/handshakes");
 }
 
 int main(void)
@@ -186,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_run_refused_after_cancel),
 		cmocka_unit_test(test_lookup_answers_at_stop),
 		cmocka_unit_test(test_ping_answers_at_stop),
+		cmocka_unit_test(test_handshakes_answer_at_stop),
 	};
 
 	return cmocka_run_group_tests_name("sim_dht_boot", tests, NULL, NULL);

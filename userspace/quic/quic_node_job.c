@@ -251,6 +251,23 @@ static int ts_before(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+/* The sooner of deadline and one QN_JOB_SLICE_MS from now (*sliced: 1
+ * when that is the slice): a wait on a dial wakes this often to see
+ * whether the node is stopping. */
+static struct timespec slice_until(const struct timespec *deadline, int *sliced)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_nsec += QN_JOB_SLICE_MS * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	*sliced = ts_before(&t, deadline);
+	return *sliced ? t : *deadline;
+}
+
 /* Start j's dial to target; its deadline is timeout_ms from now. */
 static int job_start(struct quic_node *qn, struct qn_job *j, const char *target,
 		     unsigned int timeout_ms)
@@ -290,21 +307,12 @@ static int job_run(struct quic_node *qn, struct qn_job *j, const char *target,
 	 * one, not at the deadline (up to 10 min for a bench), so a control
 	 * request never holds the stop. */
 	while (!j->done && rc != ETIMEDOUT && !(halted = engine_halted(qn->eng))) {
-		struct timespec slice;
+		int sliced;
+		struct timespec until = slice_until(&j->deadline, &sliced);
 
-		clock_gettime(CLOCK_MONOTONIC, &slice);
-		slice.tv_nsec += QN_JOB_SLICE_MS * 1000000L;
-		if (slice.tv_nsec >= 1000000000L) {
-			slice.tv_sec++;
-			slice.tv_nsec -= 1000000000L;
-		}
-		if (!ts_before(&slice, &j->deadline)) {
-			rc = pthread_cond_timedwait(&j->cv, &j->mu, &j->deadline);
-		} else {
-			rc = pthread_cond_timedwait(&j->cv, &j->mu, &slice);
-			if (rc == ETIMEDOUT)
-				rc = 0; /* a slice, not the deadline */
-		}
+		rc = pthread_cond_timedwait(&j->cv, &j->mu, &until);
+		if (rc == ETIMEDOUT && sliced)
+			rc = 0; /* a slice, not the deadline */
 	}
 	err = j->done ? j->err : halted ? -ESHUTDOWN : -ETIMEDOUT;
 	pthread_mutex_unlock(&j->mu);
@@ -612,7 +620,7 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 /* Reap the finished (or overdue: closed, -ETIMEDOUT) jobs of fl[window];
  * returns how many left, the first error in *err. */
 static unsigned int hs_reap(struct quic_node *qn, struct qn_job **fl, unsigned int window,
-			    struct quic_node_hs_result *res, uint64_t *sum, int *err)
+			    struct quic_node_hs_result *res, uint64_t *sum, int *err, int halted)
 {
 	struct timespec now;
 	unsigned int i, n = 0;
@@ -628,10 +636,10 @@ static unsigned int hs_reap(struct quic_node *qn, struct qn_job **fl, unsigned i
 		done = j->done;
 		e = j->err;
 		pthread_mutex_unlock(&j->mu);
-		if (!done && ts_before(&now, &j->deadline))
+		if (!done && !halted && ts_before(&now, &j->deadline))
 			continue;
 		if (!done) {
-			e = -ETIMEDOUT;
+			e = halted ? -ESHUTDOWN : -ETIMEDOUT;
 			quic_node_close(qn, j->conn, 0);
 		}
 		if (!e) {
@@ -656,7 +664,7 @@ int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int 
 	struct timespec first;
 	struct qn_job **fl;
 	uint64_t t0, sum = 0, seen = 0;
-	int err = 0, rc;
+	int err = 0, rc, halted = 0;
 
 	if (!qn || !target || !res || count == 0 || count > QUIC_NODE_HS_MAX ||
 	    window > QUIC_NODE_HS_WINDOW_MAX)
@@ -712,11 +720,19 @@ int quic_node_handshakes(struct quic_node *qn, const char *target, unsigned int 
 				first = fl[i]->deadline;
 		pthread_mutex_lock(&g->mu);
 		rc = 0;
-		while (g->ndone == seen && rc != ETIMEDOUT)
-			rc = pthread_cond_timedwait(&g->cv, &g->mu, &first);
+		while (g->ndone == seen && rc != ETIMEDOUT && !(halted = engine_halted(qn->eng))) {
+			int sliced;
+			struct timespec until = slice_until(&first, &sliced);
+
+			rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
+			if (rc == ETIMEDOUT && sliced)
+				rc = 0;
+		}
 		seen = g->ndone;
 		pthread_mutex_unlock(&g->mu);
-		inflight -= hs_reap(qn, fl, window, res, &sum, &err);
+		if (halted && !err)
+			err = -ESHUTDOWN; /* no new dial; those in flight end now */
+		inflight -= hs_reap(qn, fl, window, res, &sum, &err, halted);
 	}
 	res->elapsed_us = (qn_now_ns(qn) - t0) / 1000;
 	res->mean_us = res->done ? sum / res->done / 1000 : 0;
