@@ -53,7 +53,7 @@ finding() { # the first sanitizer report, heap abort or dead daemon
 	grep -l -E "ERROR: AddressSanitizer|WARNING: ThreadSanitizer|ERROR: LeakSanitizer|runtime error:|malloc\(\)|free\(\)|Assertion .* failed|double free" \
 		"$DIR"/nodes/n*/weftd.log 2>/dev/null | head -1
 }
-t0=$(date +%s) round=0 calls=0 ok=0 timeouts=0 dials=0 dials_ok=0 stops=0 stuck=0 slowest=0
+t0=$(date +%s) round=0 calls=0 ok=0 timeouts=0 dials=0 dials_ok=0 stops=0 stuck=0 slowest=0 # slowest stop, ms
 while [ $(($(date +%s) - t0)) -lt "$DURATION" ]; do
 	round=$((round + 1))
 	$LAB run services --providers 4 --calls 200 --call-concurrency 16 --call-timeout "$CALL_MS" \
@@ -73,18 +73,18 @@ print(len(r.get("pairs") or []), r.get("ok", 0))' "$DIR/results/relay.json" 2>/d
 			--duration 20 --down 1 --seed "$round" >/dev/null 2>&1
 		read -r k sk sl < <(/usr/bin/python3 -c 'import json,sys
 r=json.load(open(sys.argv[1]))
-print(len(r.get("stops") or []), r.get("stuck", 0), int(max([x["s"] for x in r.get("stops") or []] or [0])))' \
+print(len(r.get("stops") or []), r.get("stuck", 0), int(1000 * max([x["s"] for x in r.get("stops") or []] or [0])))' \
 			"$DIR/results/churn.json" 2>/dev/null || echo "0 0 0")
 		stops=$((stops + k)) stuck=$((stuck + sk))
 		[ "$sl" -gt "$slowest" ] && slowest=$sl
 	fi
 	f=$(finding)
 	dead=$($LAB status >/dev/null 2>&1 || echo yes)
-	echo "stress: round $round, $(($(date +%s) - t0)) s: calls $calls (ok $ok, timeout $timeouts), dials $dials (ok $dials_ok), stops $stops (stuck $stuck, slowest ${slowest} s)${f:+, FINDING in $f}${dead:+, a daemon is down}"
+	echo "stress: round $round, $(($(date +%s) - t0)) s: calls $calls (ok $ok, timeout $timeouts), dials $dials (ok $dials_ok), stops $stops (stuck $stuck, slowest ${slowest} ms)${f:+, FINDING in $f}${dead:+, a daemon is down}"
 	if [ -n "$f" ] || [ -n "$dead" ] || [ "$stuck" -gt 0 ]; then
 		[ -n "$f" ] && grep -m1 -A40 -E "Sanitizer|malloc\(\)|free\(\)|Assertion|runtime error" "$f"
 		[ -n "$dead" ] && $LAB status
 		exit 1
 	fi
 done
-echo "stress: no finding in $round rounds, $(($(date +%s) - t0)) s: $calls calls ($timeouts timed out), $dials dials by key, $stops stops by SIGTERM (slowest $slowest s)"
+echo "stress: no finding in $round rounds, $(($(date +%s) - t0)) s: $calls calls ($timeouts timed out), $dials dials by key, $stops stops by SIGTERM (slowest $slowest ms)"
