@@ -737,6 +737,8 @@ static int run_sync(struct dhtnode *nd, dhtnode_fn fn, void *arg, int gated)
 	struct nd_run r = {nd, fn, arg};
 	int err;
 
+	if (gated && __atomic_load_n(&nd->closed, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
 	if (on_owner(nd)) {
 		run_here(nd, tls_worker, fn, arg);
 		return 0;
@@ -771,10 +773,10 @@ int dhtnode_run(struct dhtnode *nd, dhtnode_fn fn, void *arg)
 
 	if (!nd || !fn)
 		return -EINVAL;
-	if (__atomic_load_n(&nd->closed, __ATOMIC_ACQUIRE))
-		return -ESHUTDOWN;
 	if (!on_other_worker(nd))
 		return run_sync(nd, fn, arg, 1);
+	if (__atomic_load_n(&nd->closed, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
 	/* Another worker must not block on worker 0: post and return. */
 	r = malloc(sizeof(*r));
 	if (!r)
@@ -790,11 +792,7 @@ int dhtnode_run(struct dhtnode *nd, dhtnode_fn fn, void *arg)
 
 static int svc_run(void *arg, dht_svc_fn fn, void *fnarg)
 {
-	struct dhtnode *nd = arg;
-
-	if (__atomic_load_n(&nd->closed, __ATOMIC_ACQUIRE))
-		return -ESHUTDOWN;
-	return run_sync(nd, fn, fnarg, 1);
+	return run_sync(arg, fn, fnarg, 1);
 }
 
 void dhtnode_set_nat_probe(struct dhtnode *nd, dhtnode_nat_fn fn, void *arg)
