@@ -82,6 +82,34 @@ class Soak(unittest.TestCase):
         self.assertEqual(soak.store_counts(st, gone, now), (3, 2, 3))
         self.assertEqual(soak.store_counts({}, {}, now), (0, 0, 0))
 
+    def test_smaps_split(self):
+        # the anonymous pages by kind: the brk heap and an arena (aligned
+        # to 64 MiB) are malloc's heap, an rw mapping right above a guard
+        # page a thread's stack, the rest (a block malloc mapped) "maps";
+        # a file's pages are code or LMDB's, less those copied on write
+        def m(lo, hi, perm, name, rss, anon):
+            return ["%x-%x %s 00000000 00:00 0 %s\n" % (lo, hi, perm, name),
+                    "Size: %d kB\n" % ((hi - lo) // 1024), "Rss: %d kB\n" % rss,
+                    "Anonymous: %d kB\n" % anon, "VmFlags: rd wr mr mw me ac\n"]
+        arena = 0x7f0004000000
+        txt = (m(0x5550000, 0x5560000, "r-xp", "/usr/sbin/weftd", 40, 0) +
+               m(0x5560000, 0x5561000, "rw-p", "/usr/sbin/weftd", 4, 4) +
+               m(0x5600000, 0x5700000, "rw-p", "[heap]", 300, 300) +
+               m(arena, arena + 0x21000, "rw-p", "", 100, 100) +
+               m(arena + 0x21000, arena + 0x4000000, "---p", "", 0, 0) +
+               m(0x7f0100000000, 0x7f0100001000, "---p", "", 0, 0) +
+               m(0x7f0100001000, 0x7f0100801000, "rw-p", "", 16, 16) +
+               m(0x7f0200000000, 0x7f0200100000, "rw-p", "", 52, 52) +
+               m(0x7f0300000000, 0x7f0300100000, "r--s", "/var/lib/weft/store/data.mdb", 8, 0) +
+               m(0x7ffd00000000, 0x7ffd00021000, "rw-p", "[stack]", 12, 12))
+        sp = soak.smaps_split(txt)
+        k = 1024
+        self.assertEqual((sp["code"], sp["lmdb"]), (40 * k, 8 * k))
+        self.assertEqual((sp["heap"], sp["stacks"], sp["maps"]), (400 * k, 28 * k, 56 * k))
+        self.assertEqual(sp["anon_maps"], {"5600000": 300 * k, "%x" % arena: 100 * k,
+                                           "7f0200000000": 52 * k})
+        self.assertEqual(soak.smaps_split([])["heap"], 0)
+
     def test_growth(self):
         # after the warm-up (t >= 100) the first 10 % against the last 10 %;
         # restarted nodes left out

@@ -21,7 +21,12 @@ the bytes the io_uring receive buffers hold resident (rx_ring, a cache the
 traffic sizes: 4 to 128 buffers per worker, halved after each quiet 10 s)
 and RSS less them (rss_net), RSS's
 anonymous part (RssAnon: the heap and stacks) and that less the buffers
-(rss_private), the file pages split by /proc/PID/smaps into LMDB's map as
+(rss_private), that split by /proc/PID/smaps into malloc's heap (the brk
+heap and the thread arenas: rss_heap), the threads' stacks (rss_stacks)
+and the other anonymous mappings (rss_maps: blocks malloc mapped on their
+own, the preallocated tables among them, and the receive buffers; less
+those, rss_maps_net), with each mapping's anonymous bytes by its start
+address (anon_maps, in the samples file only: where a growth is), the file pages split by /proc/PID/smaps into LMDB's map as
 read (rss_lmdb) and the binary's and libraries' pages as first run
 (rss_code), both pages the kernel can drop, the bytes malloc has handed
 out and not had back (heap_in_use, GET /v1/status "heap": a leak grows
@@ -55,7 +60,8 @@ metric but the raw DHT totals and LMDB's pages in use with the DHT's
 snapshot (the workload's, above), the routing table's size (bounded by its
 k-buckets: entries a flood named stay until replaced, BEP 5; its good
 nodes are held to the goal), LMDB's file size (a high-water mark), the
-receive buffers, the file pages (rss_code, rss_lmdb), malloc's free
+receive buffers, the file pages (rss_code, rss_lmdb), the parts of
+rss_private (rss_heap, rss_stacks, rss_maps, rss_maps_net), malloc's free
 bytes and the DHT stores' bytes (each the work's or a cache: the totals
 they are part of, rss and heap_in_use, are still held to it). The table gives the median node and the worst node.
 """
@@ -72,7 +78,8 @@ import time
 
 from .common import QUIC_PORT, ApiError, LabError, api, fmt, log, metric_sums, proc_sample, table
 
-METRICS = ("rss", "rss_net", "rss_anon", "rss_private", "rss_code", "rss_lmdb", "rx_ring", "heap_in_use",
+METRICS = ("rss", "rss_net", "rss_anon", "rss_private", "rss_heap", "rss_stacks", "rss_maps", "rss_maps_net",
+           "rss_code", "rss_lmdb", "rx_ring", "heap_in_use",
            "heap_free", "heap_net", "dht_store", "threads", "fds", "lmdb", "lmdb_used", "lmdb_used_nodht",
            "dht_nodes",
            "dht_good", "dht_peers", "dht_peers_kept", "dht_items", "dht_items_kept", "dht_overdue",
@@ -80,6 +87,7 @@ METRICS = ("rss", "rss_net", "rss_anon", "rss_private", "rss_code", "rss_lmdb", 
 # the workload's totals, a high-water mark and a table bounded by its
 # structure: shown, not held to the goal (docs/LAB.md "Soak")
 NOT_GOAL = ("lmdb", "lmdb_used", "dht_nodes", "dht_peers", "dht_items", "rx_ring", "rss_code", "rss_lmdb",
+            "rss_heap", "rss_stacks", "rss_maps", "rss_maps_net",
             "heap_free", "dht_store")
 # the goal: growth after the warm-up at most this, per node (issue 30)
 GOAL_PCT = 5.0
@@ -91,7 +99,8 @@ OVERDUE_SLACK_S = 120
 # dials and downloads run: 0 to a dozen in a sample): judged by their floor,
 # the least of each window, which only what is kept past its work raises
 FLOOR = ("quic_conns",)
-MIB = ("rss", "rss_net", "rss_anon", "rss_private", "rss_code", "rss_lmdb", "rx_ring", "heap_in_use",
+MIB = ("rss", "rss_net", "rss_anon", "rss_private", "rss_heap", "rss_stacks", "rss_maps", "rss_maps_net",
+       "rss_code", "rss_lmdb", "rx_ring", "heap_in_use",
        "heap_free", "heap_net", "dht_store", "lmdb", "lmdb_used", "lmdb_used_nodht")
 
 
@@ -149,30 +158,70 @@ def _rss_anon(pid):
     return None
 
 
-def _rss_files(pid):
-    """(resident bytes of LMDB's map, resident bytes of every other mapped
-    file: the binary's and libraries' code and data as first run) from
-    /proc/PID/smaps, or (None, None)."""
-    lmdb = code = 0
-    name = None
+# glibc's thread arenas: each a reserved 64 MiB (HEAP_MAX_SIZE on 64-bit)
+# aligned to its size, rw up to what the arena uses
+ARENA_ALIGN = 64 << 20
+
+
+def _smaps(pid):
+    """The resident pages of /proc/PID/smaps by kind, or None: "lmdb"
+    (LMDB's map as read), "code" (every other mapped file: the binary's and
+    libraries' pages as first run, less those copied on write), and the
+    anonymous pages split into "heap" (the brk heap and glibc's thread
+    arenas: malloc's), "stacks" (the main stack and each thread's: an rw
+    mapping right above its guard page) and "maps" (the rest: malloc's
+    blocks of their own mapping, the preallocated tables among them, the
+    receive buffers, and the libraries' pages copied on write), with "anon_maps" {start address: anonymous bytes} of
+    each mapping in "heap" and "maps" (where a growth is)."""
     try:
         with open("/proc/%d/smaps" % pid) as f:
-            for line in f:
-                head = line.split(None, 1)[0]
-                if not head.endswith(":") or "-" in head:
-                    parts = line.split(None, 5)
-                    name = parts[5].strip() if len(parts) > 5 else ""
-                elif head in ("Rss:", "Anonymous:") and name and name.startswith("/"):
-                    # a mapped file's pages less those copied on write
-                    # (a library's data: anonymous, in rss_anon)
-                    kb = int(line.split()[1]) * 1024 * (1 if head == "Rss:" else -1)
-                    if name.endswith(".mdb"):
-                        lmdb += kb
-                    else:
-                        code += kb
+            return smaps_split(f)
     except (OSError, ValueError, IndexError):
-        return None, None
-    return lmdb, code
+        return None
+
+
+def smaps_split(lines):
+    """_smaps() of smaps text (an iterable of its lines)."""
+    out = {"lmdb": 0, "code": 0, "heap": 0, "stacks": 0, "maps": 0, "anon_maps": {}}
+    maps = []
+    for line in lines:
+        head = line.split(None, 1)[0] if line.strip() else ""
+        if not head.endswith(":") or "-" in head:
+            parts = line.split(None, 5)
+            if not parts:
+                continue
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            maps.append({"lo": lo, "hi": hi, "perm": parts[1],
+                         "name": parts[5].strip() if len(parts) > 5 else "", "rss": 0, "anon": 0})
+        elif head in ("Rss:", "Anonymous:") and maps:
+            maps[-1]["rss" if head == "Rss:" else "anon"] = int(line.split()[1]) * 1024
+    prev = None
+    for i, m in enumerate(maps):
+        name = m["name"]
+        nxt = maps[i + 1] if i + 1 < len(maps) else None
+        if name.startswith("/"):
+            # a mapped file's pages less those copied on write (a
+            # library's data: anonymous, counted below)
+            out["lmdb" if name.endswith(".mdb") else "code"] += m["rss"] - m["anon"]
+        if m["anon"]:
+            # an arena: aligned, and the reserve's end right there or after
+            # its inaccessible rest
+            end = m["lo"] + ARENA_ALIGN
+            arena = not name and m["lo"] % ARENA_ALIGN == 0 and (
+                m["hi"] == end or (nxt is not None and nxt["lo"] == m["hi"] and nxt["hi"] == end
+                                   and nxt["perm"].startswith("---")))
+            if name == "[heap]" or arena:
+                kind = "heap"
+            elif name == "[stack]" or (not name and prev is not None and prev["hi"] == m["lo"]
+                                      and prev["perm"].startswith("---") and not prev["name"]):
+                kind = "stacks"
+            else:
+                kind = "maps"
+            out[kind] += m["anon"]
+            if kind != "stacks" and not name.startswith("/"):
+                out["anon_maps"]["%x" % m["lo"]] = m["anon"]
+        prev = m
+    return out
 
 
 def store_counts(st, gone, now):
@@ -205,7 +254,11 @@ def sample_node(lab, i, gone):
     if ps:
         s["rss"] = ps[0]
         s["rss_anon"] = _rss_anon(pid)
-        s["rss_lmdb"], s["rss_code"] = _rss_files(pid)
+        sm = _smaps(pid)
+        if sm:
+            s["rss_lmdb"], s["rss_code"] = sm["lmdb"], sm["code"]
+            s["rss_heap"], s["rss_stacks"], s["rss_maps"] = sm["heap"], sm["stacks"], sm["maps"]
+            s["anon_maps"] = sm["anon_maps"]
         s["threads"] = _count("/proc/%d/task" % pid)
         s["fds"] = _count("/proc/%d/fd" % pid)
     s["lmdb"] = _lmdb_bytes(lab.node_dir(i))
@@ -239,6 +292,8 @@ def sample_node(lab, i, gone):
             s["rss_net"] = s["rss"] - s["rx_ring"]
         if s["rss_anon"] is not None:
             s["rss_private"] = s["rss_anon"] - s["rx_ring"]
+        if s["rss_maps"] is not None:
+            s["rss_maps_net"] = s["rss_maps"] - s["rx_ring"]
     except (OSError, ApiError):
         pass
     return s
