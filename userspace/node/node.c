@@ -954,12 +954,15 @@ void node_free(struct node *n)
 	dhtnode_cancel(n->dht);
 	dash_free(n->dash); /* before the control routes it answers from */
 	ctl_free(n->ctl);
-	/* The mailbox's threads end while the engine runs: their last QUIC
-	 * exchanges and record updates (engine_call) finish, none is posted
-	 * to a stopped engine for a module freed before engine_free. Its
-	 * memory goes back with the QUIC node's. */
+	/* The mailbox's threads end before the modules they call. In weftd
+	 * node_run has already stopped the engine: their last QUIC exchanges
+	 * and record updates (engine_call) are refused with -ESHUTDOWN at
+	 * once (engine_halted) instead of waiting on the network; where the
+	 * engine still runs (an embedder, the tests) they finish. Either way
+	 * nothing is posted to a module freed before engine_free. Its memory
+	 * goes back with the QUIC node's. */
 	mbox_node_free(n->mbox);
-	engine_stop(n->engine);
+	engine_stop(n->engine); /* no-op after node_run's */
 	/* Lookups still running end now (cancelled), while the content,
 	 * service and relay state their callbacks write into is alive:
 	 * dhtnode_free ran them after svc_node_free, a use after free of a
