@@ -118,6 +118,15 @@ class Soak(unittest.TestCase):
         g = soak.growth(smp, 100, {"2"})
         self.assertEqual(g["rss"], {"1": 10.0})
         self.assertEqual(soak.growth(smp, 100, set())["rss"]["2"], 0.0)
+        # memory: each window's least sample (what no work holds), the
+        # median only when asked; a burst in the last window is not growth,
+        # a floor that rose is
+        smp = [{"t": t, "nodes": {"1": {"rss": 100 + (t >= 910 and t % 30 != 0) * 50,
+                                        "heap_in_use": 100 + (t >= 900) * 6}}}
+               for t in range(0, 1001, 10)]
+        self.assertEqual(soak.growth(smp, 100, set())["rss"], {"1": 0.0})
+        self.assertEqual(soak.growth(smp, 100, set(), floor=())["rss"], {"1": 50.0})
+        self.assertEqual(soak.growth(smp, 100, set())["heap_in_use"], {"1": 6.0})
         self.assertIn("dht_items_kept", soak.METRICS)
         self.assertTrue(set(soak.NOT_GOAL) <= set(soak.METRICS))
         # a count from nothing is growth (each one 100 %), not left out;

@@ -52,8 +52,9 @@ TTL after the lab removed their content), which must stay 0, from each
 node's GET /v1/dht/store.
 
 Growth of a metric on a node: the median of the last 10% of its samples
-(for QUIC connections, a count of work in flight, the least of them: what
-no work holds open) against the same of the 10% right after the warm-up (--warmup, default a
+(for QUIC connections, a count of work in flight, and for memory, RSS and
+its parts and the heap in use, the least of them: what no work holds)
+against the same of the 10% right after the warm-up (--warmup, default a
 sixth of the duration), as a percentage. Nodes restarted by the churn are
 left out (a restart resets them). The goal (issue 30): at most 5% on each
 metric but the raw DHT totals and LMDB's pages in use with the DHT's
@@ -99,6 +100,14 @@ OVERDUE_SLACK_S = 120
 # dials and downloads run: 0 to a dozen in a sample): judged by their floor,
 # the least of each window, which only what is kept past its work raises
 FLOOR = ("quic_conns",)
+# and memory: what a node holds while work runs (a download's buffers and
+# job, requests' JSON, a burst's receive buffers) comes and goes with the
+# rounds that happen to fall in a window; what stays when no work holds it
+# is each window's least sample, which a leak or a creeping allocator
+# raises (docs/LAB.md "Soak, the eleventh run"). The medians' growth is
+# shown beside it.
+MEM_FLOOR = ("rss", "rss_net", "rss_anon", "rss_private", "rss_heap", "rss_stacks", "rss_maps",
+             "rss_maps_net", "heap_in_use", "heap_net")
 MIB = ("rss", "rss_net", "rss_anon", "rss_private", "rss_heap", "rss_stacks", "rss_maps", "rss_maps_net",
        "rss_code", "rss_lmdb", "rx_ring", "heap_in_use",
        "heap_free", "heap_net", "dht_store", "lmdb", "lmdb_used", "lmdb_used_nodht")
@@ -332,8 +341,10 @@ class SoakSampler:
         self.th.join()
 
 
-def growth(samples, warmup_s, skip):
-    """{metric: {node: percent}} from the samples, nodes in skip left out."""
+def growth(samples, warmup_s, skip, floor=FLOOR + MEM_FLOOR):
+    """{metric: {node: percent}} from the samples, nodes in skip left out;
+    the metrics in floor compare each window's least sample, the others
+    its median."""
     if not samples:
         return {}
     end_t = samples[-1]["t"]
@@ -352,7 +363,7 @@ def growth(samples, warmup_s, skip):
             e = [x for x in e if x is not None]
             if not b or not e:
                 continue
-            if m in FLOOR:
+            if m in floor:
                 mb, me = min(b), min(e)
             else:
                 mb, me = statistics.median(b), statistics.median(e)
@@ -549,6 +560,7 @@ def run_soak(lab, a, rng):
             if left > 0:
                 time.sleep(min(left, max(0.0, t_end - time.time())))
     g = growth(smp.samples, warmup, churned)
+    gm = growth(smp.samples, warmup, churned, floor=FLOOR)
     rows = []
     worst_all = 0.0
     overdue = max([x["nodes"][k].get("dht_overdue") or 0 for x in smp.samples
@@ -564,16 +576,20 @@ def run_soak(lab, a, rng):
         if m not in NOT_GOAL:
             worst_all = max(worst_all, worst)
             verdict = "OVER" if m in over else "met"
-        rows.append([m, fmt(med, " %", 1), fmt(worst, " %", 1), len(vals),
-                     "no" if m in NOT_GOAL else "yes", verdict])
-    print(table(["metric", "growth (median node)", "growth (worst node)", "nodes", "goal",
-                 "<= %g %%" % GOAL_PCT], rows))
+        mv = [v for v in gm.get(m, {}).values() if v is not None]
+        rows.append([m + (" (floor)" if m in MEM_FLOOR else ""), fmt(med, " %", 1),
+                     fmt(worst, " %", 1),
+                     fmt(max(mv, key=abs), " %", 1) if m in MEM_FLOOR and mv else "",
+                     len(vals), "no" if m in NOT_GOAL else "yes", verdict])
+    print(table(["metric", "growth (median node)", "growth (worst node)",
+                 "worst node, medians", "nodes", "goal", "<= %g %%" % GOAL_PCT], rows))
     print("DHT entries past their lifetime (any node, any sample): %d" % overdue)
     print("goal (growth <= %g %% on every goal metric and node, no entry past its lifetime): %s"
           % (GOAL_PCT, "met" if not over else "NOT met: " + ", ".join(over)))
     return {"duration_s": a.duration, "warmup_s": warmup, "period_s": a.period,
             "round_s": a.round, "work": work, "churned": sorted(churned, key=int),
-            "growth_pct": g, "growth_worst_pct": worst_all, "goal_pct": GOAL_PCT,
+            "growth_pct": g, "growth_median_pct": gm, "growth_worst_pct": worst_all,
+            "goal_pct": GOAL_PCT,
             "goal_met": not over, "goal_over": over,
             "not_goal": list(NOT_GOAL), "dht_overdue_max": overdue,
             "samples": smp.samples}
@@ -596,7 +612,8 @@ def plot(plt, res, save):
     s = res.get("samples") or []
     if len(s) < 2:
         return
-    fig, axs = plt.subplots(5, 4, figsize=(15, 15))
+    nrow = (len(METRICS) + 3) // 4
+    fig, axs = plt.subplots(nrow, 4, figsize=(15, 3 * nrow))
     for ax, m in zip(axs.flat, METRICS):
         for k in s[-1]["nodes"]:
             pts = [(x["t"] / 60.0, x["nodes"].get(k, {}).get(m)) for x in s]
