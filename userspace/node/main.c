@@ -102,11 +102,6 @@ static void test_hooks_from_env(struct weft_config *cfg)
 }
 #endif
 
-/* malloc's arenas on a host with fewer than 8 CPUs (glibc's own cap, 8 per
- * CPU, above that): more than weftd's threads, so that short-lived ones
- * never share a long-lived thread's arena (main() below). */
-#define ARENA_MAX_MIN 64
-
 int main(int argc, char **argv)
 {
 	struct weft_config cfg;
@@ -128,25 +123,6 @@ int main(int argc, char **argv)
 	 * (docs/OPERATIONS.md). The cost is a brk() per growth of the heap.
 	 */
 	(void)mallopt(M_TOP_PAD, 0);
-	/*
-	 * Room for an arena per thread, short-lived ones included. glibc gives
-	 * each thread that allocates an arena of its own up to 8 per CPU (16
-	 * on 2 CPUs); past that, a new thread takes the next arena in turn,
-	 * the main thread's and the packet workers' included. weftd runs
-	 * about 15 threads for good, so on a small host every control
-	 * connection's thread, download job and gateway connection allocated
-	 * in the long-lived threads' arenas, and the pages their short-lived
-	 * blocks shared with long-lived ones stayed: the arenas' resident
-	 * memory crept up while the heap in use stayed flat (docs/LAB.md "Soak,
-	 * the eleventh run"). With the cap above the threads, a short-lived
-	 * thread takes an arena another one left (glibc's free list) or a new
-	 * one. Hosts with 8 CPUs or more keep glibc's own cap.
-	 */
-	{
-		long ncpu = sysconf(_SC_NPROCESSORS_CONF);
-
-		(void)mallopt(M_ARENA_MAX, ncpu >= 8 ? (int)(8 * ncpu) : ARENA_MAX_MIN);
-	}
 
 	/* First pass: only the config file, so flags override it. */
 	opterr = 0;
