@@ -141,6 +141,52 @@ int simnode_ctl(struct simnode *x, const char *method, const char *path, json_t 
 	return status;
 }
 
+/* x's GET /metrics text (caller frees). */
+static char *metrics_text(struct simnode *x)
+{
+	struct ctl_req req = {.method = "GET", .path = "/metrics"};
+	struct ctl_resp resp = {0};
+	struct log_ctx *prev = log_bind(node_log(x->node));
+
+	ctl_dispatch(node_ctl(x->node), &req, &resp);
+	log_bind(prev);
+	json_decref(resp.json);
+	assert_int_equal(resp.status, 200);
+	return resp.text;
+}
+
+void simnode_print_metrics(struct simnode *x, const char *prefix)
+{
+	char *text = metrics_text(x);
+	size_t plen = strlen(prefix);
+
+	for (char *l = text, *e; l && *l; l = e ? e + 1 : NULL) {
+		e = strchr(l, '\n');
+		if (e)
+			*e = '\0';
+		if (!strncmp(l, prefix, plen))
+			fprintf(stderr, "%s: %s\n", x->name, l);
+	}
+	free(text);
+}
+
+double simnode_metric(struct simnode *x, const char *name)
+{
+	char *text = metrics_text(x);
+	size_t nlen = strlen(name);
+	double v = -1;
+
+	for (char *l = text, *e; l && *l; l = e ? e + 1 : NULL) {
+		e = strchr(l, '\n');
+		if (!strncmp(l, name, nlen) && l[nlen] == ' ') {
+			v = strtod(l + nlen + 1, NULL);
+			break;
+		}
+	}
+	free(text);
+	return v;
+}
+
 json_t *simnode_ok(struct simnode *x, const char *method, const char *path, json_t *body)
 {
 	json_t *out = NULL;

@@ -52,6 +52,12 @@ json_t *simnode_ok(struct simnode *x, const char *method, const char *path, json
  * NULL). Fails the test when absent. */
 json_int_t simnode_get_int(struct simnode *x, const char *route, ...);
 
+/* Print the lines of x's GET /metrics that begin with prefix to stderr,
+ * each after x's name (a failing test's state, for its log). */
+void simnode_print_metrics(struct simnode *x, const char *prefix);
+/* The value of x's unlabelled metric name (GET /metrics), or -1 when absent. */
+double simnode_metric(struct simnode *x, const char *name);
+
 /* 1 when x finds at least one provider of service name (GET
  * /v1/svc/find/NAME), else 0. */
 int simnode_finds(struct simnode *x, const char *name);

@@ -8,9 +8,13 @@
  * Gossip leaves on short connections of its own, driven by callbacks:
  * to an address at once (any thread, under net->mu), by key through the
  * dial thread, which resolves (blocking, with a deadline) and then dials
- * as for an address. Its queue is bounded (NET_KEYQ): a send that does
- * not fit is dropped and counted; the holder learns the record at its
- * next pull.
+ * as for an address. A send that reached nobody by key, with the record
+ * fetched afresh too, is tried again later (NET_GOSSIP_ROUNDS rounds,
+ * NET_GOSSIP_LATER_MS doubling): a relay's circuit that failed once (a
+ * loaded relay, a holder between two relay connections) is no reason for
+ * a member behind a NAT, which may be able to pull from nobody, to miss
+ * the record. Both queues are bounded (NET_KEYQ): a send that does not fit
+ * is dropped and counted; the holder learns the record at its next pull.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,9 +36,11 @@ struct dialq {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int refs, stop;
-	struct gsend *q[NET_KEYQ];
+	struct gsend *q[NET_KEYQ]; /* to dial now, in order */
 	size_t h, n;
-	uint64_t retried, dropped;
+	struct gsend *later[NET_KEYQ]; /* to dial again at their due time */
+	size_t nlater;
+	uint64_t retried, dropped, again, given_up;
 };
 
 /* --------------------------------------------------------- one envelope */
@@ -47,6 +53,8 @@ struct gsend {
 	uint8_t key[COMM_PK_LEN]; /* the holder's */
 	int stage; /* 0: at an address; 1: by key; 2: by key, its record fetched afresh */
 	int ok;	   /* connected */
+	unsigned int round; /* the rounds of stage 2 tried again later */
+	uint64_t due_ms;    /* in dq->later: when */
 	size_t len;
 	uint8_t msg[MSG_MAX];
 };
@@ -85,6 +93,34 @@ static int dq_push(struct dialq *dq, struct gsend *g)
 	} else {
 		g->stage++;
 		dq->q[(dq->h + dq->n++) % NET_KEYQ] = g;
+		pthread_cond_signal(&dq->cv);
+	}
+	pthread_mutex_unlock(&dq->mu);
+	return err;
+}
+
+/* Queue g to be dialled again, by key with its record fetched afresh, at
+ * its round's time: 0, or -ENOSPC / -ESHUTDOWN / -ETIMEDOUT (its rounds
+ * are over; g not taken). */
+static int dq_later(struct dialq *dq, struct gsend *g)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&dq->mu);
+	if (dq->stop) {
+		err = -ESHUTDOWN;
+	} else if (g->round >= NET_GOSSIP_ROUNDS) {
+		dq->given_up++;
+		err = -ETIMEDOUT;
+	} else if (dq->nlater >= NET_KEYQ) {
+		dq->dropped++;
+		err = -ENOSPC;
+	} else {
+		g->due_ms = util_now_ms() + ((uint64_t)NET_GOSSIP_LATER_MS << g->round);
+		g->round++;
+		g->stage = 1; /* dq_push makes it 2: the record fetched afresh */
+		dq->later[dq->nlater++] = g;
+		dq->again++;
 		pthread_cond_signal(&dq->cv);
 	}
 	pthread_mutex_unlock(&dq->mu);
@@ -130,22 +166,31 @@ static void gs_sclosed(void *arg, uint64_t conn, int64_t sid, int err)
 		quic_node_close(g->qn, conn, 0);
 }
 
+/* g reached nobody: to the next stage, or a later round. 0 when taken. */
+static int gs_again(struct gsend *g)
+{
+	if (g->stage >= 2)
+		return dq_later(g->dq, g);
+	if (dq_push(g->dq, g) != 0)
+		return -ENOSPC;
+	pthread_mutex_lock(&g->dq->mu);
+	g->dq->retried++;
+	pthread_mutex_unlock(&g->dq->mu);
+	return 0;
+}
+
 /* The connection's end: a holder whose address never answered (behind a
  * NAT whose mapping expired) is tried by key; one that did not answer
  * there either, by its record fetched afresh (the cached one may predate
- * its relay). */
+ * its relay); one not reached that way, again later. */
 static void gs_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
 {
 	struct gsend *g = arg;
 
 	(void)conn;
 	(void)info;
-	if (!g->ok && g->stage < 2 && quic_node_can_resolve(g->qn) && dq_push(g->dq, g) == 0) {
-		pthread_mutex_lock(&g->dq->mu);
-		g->dq->retried++;
-		pthread_mutex_unlock(&g->dq->mu);
+	if (!g->ok && quic_node_can_resolve(g->qn) && gs_again(g) == 0)
 		return;
-	}
 	gs_free(g);
 }
 
@@ -221,7 +266,11 @@ int comm_net_dialq_new(struct comm_net *net)
 	if (!dq)
 		return -ENOMEM;
 	pthread_mutex_init(&dq->mu, NULL);
-	pthread_cond_init(&dq->cv, NULL);
+	if (util_cond_init_mono(&dq->cv) != 0) {
+		pthread_mutex_destroy(&dq->mu);
+		free(dq);
+		return -ENOMEM;
+	}
 	dq->refs = 1;
 	net->dq = dq;
 	return 0;
@@ -254,6 +303,8 @@ void comm_net_dialq_free(struct comm_net *net)
 			g = dq->q[dq->h];
 			dq->h = (dq->h + 1) % NET_KEYQ;
 			dq->n--;
+		} else if (dq->nlater) {
+			g = dq->later[--dq->nlater];
 		}
 		pthread_mutex_unlock(&dq->mu);
 		if (!g)
@@ -264,12 +315,36 @@ void comm_net_dialq_free(struct comm_net *net)
 	dq_put(dq);
 }
 
-void comm_net_dialq_stats(struct comm_net *net, uint64_t *retried, uint64_t *dropped)
+void comm_net_dialq_stats(struct comm_net *net, struct comm_net_stats *out)
 {
 	pthread_mutex_lock(&net->dq->mu);
-	*retried = net->dq->retried;
-	*dropped = net->dq->dropped;
+	out->gossip_retried = net->dq->retried;
+	out->gossip_dropped = net->dq->dropped;
+	out->gossip_again = net->dq->again;
+	out->gossip_given_up = net->dq->given_up;
 	pthread_mutex_unlock(&net->dq->mu);
+}
+
+/* Under dq->mu: the later sends now due move to the queue (while it has
+ * room); the time until the next one is due, or UINT64_MAX. */
+static uint64_t dq_due(struct dialq *dq)
+{
+	uint64_t now = util_now_ms(), next = UINT64_MAX;
+
+	for (size_t i = 0; i < dq->nlater;) {
+		struct gsend *g = dq->later[i];
+
+		if (g->due_ms <= now && dq->n < NET_KEYQ) {
+			g->stage++;
+			dq->q[(dq->h + dq->n++) % NET_KEYQ] = g;
+			dq->later[i] = dq->later[--dq->nlater];
+			continue;
+		}
+		if (g->due_ms > now && g->due_ms - now < next)
+			next = g->due_ms - now;
+		i++;
+	}
+	return next;
 }
 
 void *comm_net_dial_main(void *arg)
@@ -284,8 +359,19 @@ void *comm_net_dial_main(void *arg)
 		int n;
 
 		pthread_mutex_lock(&dq->mu);
-		while (!dq->stop && !dq->n)
-			pthread_cond_wait(&dq->cv, &dq->mu);
+		while (!dq->stop) {
+			uint64_t next = dq_due(dq);
+			struct timespec ts;
+
+			if (dq->n)
+				break;
+			if (next == UINT64_MAX) {
+				pthread_cond_wait(&dq->cv, &dq->mu);
+				continue;
+			}
+			util_deadline_ts(&ts, next);
+			pthread_cond_timedwait(&dq->cv, &dq->mu, &ts);
+		}
 		if (dq->stop) {
 			pthread_mutex_unlock(&dq->mu);
 			break;
@@ -306,7 +392,11 @@ void *comm_net_dial_main(void *arg)
 		} else {
 			log_debug("community", "gossip to a holder by key: %s", strerror(-n));
 		}
-		if (n < 1 || quic_node_connect(net->o.quic, t[0], &gs_handler, g, &conn) != 0)
+		/* nothing to dial (the fresh record was fetched already):
+		 * a later round; a dial that did not start: the next stage */
+		if (n < 1 ? dq_later(dq, g) != 0
+			  : quic_node_connect(net->o.quic, t[0], &gs_handler, g, &conn) != 0 &&
+				gs_again(g) != 0)
 			gs_free(g);
 	}
 	return NULL;

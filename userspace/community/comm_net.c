@@ -450,7 +450,7 @@ void comm_net_stats(struct comm_net *net, struct comm_net_stats *out)
 	pthread_mutex_lock(&net->srv->mu);
 	out->busy = net->srv->busy;
 	pthread_mutex_unlock(&net->srv->mu);
-	comm_net_dialq_stats(net, &out->gossip_retried, &out->gossip_dropped);
+	comm_net_dialq_stats(net, out);
 }
 
 void comm_net_set_mesh(struct comm_net *net, comm_net_mesh_fn fn, void *arg)

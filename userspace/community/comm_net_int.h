@@ -36,6 +36,8 @@
 #define NET_KEYQ 64u	       /* gossip sends waiting to be dialled by key */
 #define NET_KEY_DIAL_MS 8000u  /* resolving a holder's key: record, relay circuit */
 #define NET_KEY_FAILS 4u       /* a holder is pulled by key until it failed this often */
+#define NET_GOSSIP_ROUNDS 4u   /* a send by key that reached nobody: tried again later */
+#define NET_GOSSIP_LATER_MS 5000u /* ... after 5, 10, 20, 40 s */
 
 #define SYNC_REQ_LEN (1u + COMM_DHT_KEY_LEN + 1u + 4u)
 #define MSG_MAX (1u + COMM_DHT_KEY_LEN + COMM_ENV_MAX_LEN)
@@ -156,6 +158,6 @@ void *comm_net_dial_main(void *arg);
 int comm_net_dialq_new(struct comm_net *net);
 void comm_net_dialq_stop(struct comm_net *net);
 void comm_net_dialq_free(struct comm_net *net);
-void comm_net_dialq_stats(struct comm_net *net, uint64_t *retried, uint64_t *dropped);
+void comm_net_dialq_stats(struct comm_net *net, struct comm_net_stats *out);
 
 #endif
