@@ -461,7 +461,11 @@ static void sync_tick(struct comm_net *net)
 			err = -EPERM;
 		log_debug("community", "pull %02x%02x%02x%02x...: %s, %zu pages, %zu records added",
 			  due[i].id[0], due[i].id[1], due[i].id[2], due[i].id[3],
-			  err ? strerror(-err) : "ok", pages, added);
+			  err == -ELOOP	  ? "ourselves (our own announce)"
+			  : err == -EPERM ? "not a member (no member record of its key)"
+			  : err		  ? strerror(-err)
+					  : "ok",
+			  pages, added);
 		pthread_mutex_lock(&net->mu);
 		net->st.pulls++;
 		if (err)
