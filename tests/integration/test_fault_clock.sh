@@ -20,6 +20,10 @@
 #    CLOCK_REALTIME deadlines; an hour in the past, each returned at once
 #    and the announcer's loop took a CPU (1 h ahead, a wait lasted until
 #    something else woke it); fixed, they are monotonic;
+#  - A's community sync thread keeps its tick: a lone community created
+#    after each step is looked up again every 3 s (its waits had
+#    CLOCK_REALTIME deadlines: an hour ahead, it slept for the hour; an
+#    hour behind, it spun);
 #  - a download from B to A completes and verifies within its deadline;
 #  - A's service descriptor is signed again at once after each step (it
 #    carries A's wall time: 15 min of a descriptor from the future, or
@@ -77,6 +81,15 @@ sys.exit(0 if all(int(b[k]) >= int(a[k]) for k in a) else 1)' "$S0" "$S1" ||
 		fail "$l: A's DHT storage lost entries: $S0 -> $S1"
 	S0=$S1
 	ca --json dht get "$ITEM" >/dev/null || fail "$l: A cannot get B's BEP 44 item"
+	# the community sync thread keeps its tick: a community created now,
+	# alone, is looked up again every 3 s (finds_total); its waits had
+	# CLOCK_REALTIME deadlines: an hour ahead, the thread slept an hour
+	# once the create had woken it; an hour behind, it spun (the CPU
+	# check below)
+	ca --json community create "clock$n" >/dev/null || fail "$l: community create on A"
+	fin=$(ca metrics | awk '$1 == "weft_community_finds_total" {print $2}')
+	wait_for '[ "$(ca metrics | awk '"'"'$1 == "weft_community_finds_total" {print $2}'"'"')" -ge $((fin + 2)) ]' 300 ||
+		fail "$l: A's lone community clock$n not looked up again twice within 30 s (its sync thread does not tick)"
 	# no spin: a wait on a CLOCK_REALTIME deadline an hour in the past
 	# returns at once, and a loop of them takes a whole CPU
 	c0=$(awk '{print $14 + $15}' "/proc/$A/stat")

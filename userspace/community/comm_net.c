@@ -537,9 +537,9 @@ int comm_net_new(struct comm_net **out, const struct comm_net_opts *o)
 	s->qn = o->quic;
 	s->nworkers = quic_node_workers(o->quic);
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->cv, NULL); /* waited on without a deadline */
 	pthread_mutex_init(&net->mu, NULL);
-	pthread_cond_init(&net->cv, NULL);
+	util_cond_init_mono(&net->cv); /* the sync thread's tick (monotonic) */
 	err = comm_net_dialq_new(net);
 	if (!err)
 		err = quic_node_register(o->quic, COMM_ST_SYNC, &hs, s);

@@ -158,12 +158,7 @@ static int pc_wait(struct comm_net *net, struct pcall *pc, const int *flag)
 	while (!*flag && util_now_ms() < end && !__atomic_load_n(&net->stop, __ATOMIC_RELAXED)) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		util_deadline_ts(&ts, 100);
 		pthread_cond_timedwait(&pc->cv, &pc->mu, &ts);
 	}
 	ok = *flag;
@@ -217,7 +212,12 @@ static int dial(struct comm_net *net, const struct sockaddr_storage *ss, socklen
 	if (!pc)
 		return -ENOMEM;
 	pthread_mutex_init(&pc->mu, NULL);
-	pthread_cond_init(&pc->cv, NULL);
+	/* monotonic: a wall clock stepped back must not stretch a wait */
+	if (util_cond_init_mono(&pc->cv) != 0) {
+		pthread_mutex_destroy(&pc->mu);
+		free(pc);
+		return -ENOMEM;
+	}
 	pc->refs = 2;
 	pc->sid = -1;
 	err = target ? quic_node_connect(net->o.quic, target, &pc_handler, pc, conn)
@@ -531,12 +531,7 @@ void *comm_net_sync_main(void *arg)
 		pthread_mutex_unlock(&net->mu);
 		sync_tick(net);
 		pthread_mutex_lock(&net->mu);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += NET_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		util_deadline_ts(&ts, NET_TICK_MS);
 		if (!net->stop)
 			pthread_cond_timedwait(&net->cv, &net->mu, &ts);
 	}
