@@ -42,14 +42,14 @@ int64_t engine_wheel_next(const struct engine_wheel *wh, uint64_t now_ms);
 /* ---- bounded MPSC command ring (Vyukov's sequence-numbered cells) ---- */
 struct engine_cmd_cell {
 	size_t seq; /* atomic; stored less the cell's index, so the zeroed ring
-		     * from calloc is the initial state (no page written at start) */
+		     * (a fresh mapping) is the initial state */
 	engine_cmd_fn fn;
 	void *arg;
 };
 
 struct engine_cmdq {
-	struct engine_cmd_cell *cells;
-	size_t mask;
+	struct engine_cmd_cell *cells; /* its own mapping, populated */
+	size_t cells_len, mask;
 	size_t head __attribute__((aligned(64))); /* producers, atomic */
 	size_t tail __attribute__((aligned(64))); /* the one consumer */
 	int efd;				  /* eventfd, or -1 */
