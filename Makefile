@@ -183,8 +183,9 @@ $(BUILD)/tools/%: tests/tools/%.c
 	$(Q)$(CC) $(CPPFLAGS) $(FLAGS_rel) -o $@ $<
 
 # relay_node runs the relay data plane (engine + XDP program), relay_load
-# binds with relay_bind_request: linked to libweft.
-$(BUILD)/tools/relay_node $(BUILD)/tools/relay_load: $(BUILD)/tools/%: tests/tools/%.c $(OBJ_rel)/libweft.a
+# binds with relay_bind_request, heap_probe sets malloc up as weftd does:
+# linked to libweft.
+$(BUILD)/tools/relay_node $(BUILD)/tools/relay_load $(BUILD)/tools/heap_probe: $(BUILD)/tools/%: tests/tools/%.c $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FLAGS_rel) -o $@ $^ $(LDLIBS)

@@ -66,4 +66,10 @@ int node_run(struct node *n);
 
 const struct identity *node_identity(const struct node *n);
 
+/* The process's malloc settings for a daemon that runs for weeks (no pad
+ * when a heap grows; a thread's arena hands back what is free at its top
+ * above NODE_HEAP_TRIM_THRESHOLD): weftd's main calls it first, before it
+ * allocates. Process-wide, so not part of node_new. docs/OPERATIONS.md. */
+void node_heap_setup(void);
+
 #endif

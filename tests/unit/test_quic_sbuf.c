@@ -74,6 +74,58 @@ static void conn_free(struct quic_conn *c)
 	free(c);
 }
 
+/* A bulk stream reuses its acknowledged 64 KiB blocks (at most 2 kept
+ * spare, freed with the stream): the appends after an ACK take the blocks
+ * it released, and the bytes read back are the bytes queued. */
+static void test_bulk_blocks_reused(void **state)
+{
+	struct quic_conn *c = conn_new();
+	struct quic_stream *s = quic_sbuf_new(c, 0);
+	const size_t blk = 64 * 1024;
+	uint8_t pat[4096];
+	struct sblk *first, *third;
+	uint64_t off = 0;
+
+	(void)state;
+	assert_non_null(s);
+	/* 4 KiB, 8, 16, 32, then 64 KiB blocks: a full one and one 4 KiB
+	 * short of full. */
+	for (size_t i = 0; i < (60 * 1024 + 2 * blk - 4096) / sizeof(pat); i++) {
+		memset(pat, (int)(off / sizeof(pat)), sizeof(pat));
+		assert_int_equal(quic_sbuf_append(s, pat, sizeof(pat)), 0);
+		off += sizeof(pat);
+	}
+	first = s->head;
+	assert_int_equal(first->cap, 4096);
+	third = s->head->next->next->next->next; /* the first 64 KiB block */
+	assert_int_equal(third->cap, blk);
+	/* All sent and acknowledged: the full 64 KiB block becomes a spare
+	 * (the 4-32 KiB ones are freed), the tail stays (it may grow). */
+	s->sent = s->total;
+	quic_sbuf_ack(s, s->total);
+	assert_int_equal(s->nspare, 1);
+	assert_ptr_equal(s->spare, third);
+	assert_int_equal(s->head->cap, blk);
+	/* The next full block comes from the spares, bytes as queued. */
+	for (size_t i = 0; i < 2 * blk / sizeof(pat); i++) {
+		memset(pat, 0xa5 ^ (int)i, sizeof(pat));
+		assert_int_equal(quic_sbuf_append(s, pat, sizeof(pat)), 0);
+		if (i == 1) { /* the first filled the tail */
+			assert_ptr_equal(s->tail, third);
+			assert_int_equal(s->nspare, 0);
+			assert_null(s->spare);
+		}
+	}
+	assert_memory_equal(third->data, (uint8_t[4096]){[0 ... 4095] = 0xa5 ^ 1}, 4096);
+	/* Never more than QUIC_SBLK_SPARE kept. */
+	s->sent = s->total;
+	quic_sbuf_ack(s, s->total);
+	assert_true(s->nspare <= 2);
+	quic_sbuf_unlink(c, s);
+	quic_sbuf_free(s);
+	conn_free(c);
+}
+
 static void test_small_message_within_a_round(void **state)
 {
 	struct quic_conn *c = conn_new();
@@ -231,6 +283,7 @@ static void test_abandoned_leaves_for_good(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bulk_blocks_reused),
 	    cmocka_unit_test(test_small_message_within_a_round),
 	    cmocka_unit_test(test_served_in_turn),
 	    cmocka_unit_test(test_blocked_fin_and_leaving),

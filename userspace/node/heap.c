@@ -27,6 +27,36 @@ static unsigned long long mono_ns(void)
 	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
 }
 
+/*
+ * No slack when the heap grows (glibc's default pads each growth by 128
+ * KiB). calloc() zeroes whatever was top of the heap before the growth,
+ * padding included, so with the pad every zeroed table under the mmap
+ * threshold (the service node, the resolve cache: 64-127 KiB each) was
+ * written in full at start, resident or not used: 284 KiB of an idle
+ * weftd's anonymous memory (docs/OPERATIONS.md). The cost is a brk() per
+ * growth of the heap. Setting it also fixes the mmap threshold at 128 KiB
+ * (glibc's dynamic threshold is off once any of these is set).
+ *
+ * The trim threshold: glibc gives every thread that allocates an arena
+ * (up to 8 per CPU; a weftd uses about 15), and a free that leaves 64 KiB
+ * or more at an arena's top hands the top back only when it is over this
+ * threshold, 128 KiB by default. malloc_trim(0), our minute's trim, hands
+ * back the free chunks of every arena but trims only the main arena's top.
+ * So each thread's arena kept up to 128 KiB of pages once written at its
+ * top, for good, and the soaks' anonymous memory crept by 60-450 KB a node
+ * over hours as arena after arena reached that mark (docs/OPERATIONS.md,
+ * "Memory and CPU of an idle node"). At 16 KiB a top keeps less than the
+ * 64 KiB that starts a trim. Cost: a madvise(DONTNEED) (on the main arena
+ * a brk) per burst of 64 KiB freed at a top, and the page faults of
+ * writing those pages again (a bulk QUIC sender did that per send block
+ * until its streams kept spare blocks: quic/stream_buf.c).
+ */
+void node_heap_setup(void)
+{
+	(void)mallopt(M_TOP_PAD, 0);
+	(void)mallopt(M_TRIM_THRESHOLD, NODE_HEAP_TRIM_THRESHOLD);
+}
+
 void node_heap_tick(unsigned long long ticks)
 {
 	unsigned long long t0;

@@ -113,16 +113,7 @@ int main(int argc, char **argv)
 	enum log_level lvl;
 	sigset_t mask;
 
-	/*
-	 * No slack when the heap grows (glibc's default pads each growth by
-	 * 128 KiB). calloc() zeroes whatever was top of the heap before the
-	 * growth, padding included, so with the pad every zeroed table under
-	 * the mmap threshold (the service node, the resolve cache, the
-	 * engine's queues: 64-127 KiB each) was written in full at start,
-	 * resident or not used: 284 KiB of an idle weftd's anonymous memory
-	 * (docs/OPERATIONS.md). The cost is a brk() per growth of the heap.
-	 */
-	(void)mallopt(M_TOP_PAD, 0);
+	node_heap_setup(); /* before anything allocates: heap.c */
 
 	/* First pass: only the config file, so flags override it. */
 	opterr = 0;

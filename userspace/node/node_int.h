@@ -56,6 +56,10 @@ void node_reload(struct node *n);
  * (300 until 2026-11-27): what a burst freed is resident at most a minute,
  * for a trim of 0.1-0.4 ms on the main loop (trim_last_us in /v1/status). */
 #define NODE_HEAP_TRIM_TICKS 60
+/* What a thread's arena may keep of the memory at its top before a free
+ * hands it back (glibc's default 128 KiB; malloc_trim never returns it for
+ * any arena but the main one): heap.c, docs/OPERATIONS.md. */
+#define NODE_HEAP_TRIM_THRESHOLD (16 * 1024)
 void node_heap_tick(unsigned long long ticks);
 json_t *node_heap_json(void);
 void node_heap_metrics(FILE *out);

@@ -6,7 +6,7 @@
  * quic_node_write() copies its data into a command block that lives until
  * the peer acknowledged the bytes; a content serve thread writes one chunk
  * answer (256 KiB) per request. weftd turns glibc's dynamic mmap threshold
- * off (mallopt(M_TOP_PAD) in main.c sets it fixed at 128 KiB), so each such
+ * off (node_heap_setup in node/heap.c fixes it at 128 KiB), so each such
  * block was a fresh mmap(), faulted in page by page while the answer was
  * copied in, and a munmap() on the packet thread once acknowledged: 122 us
  * a block on the lab's VM against 4 us for a reused one (docs/LAB.md),
