@@ -40,6 +40,23 @@ netns_cleanup() {
 	NS_COUNT=0
 }
 
+# Namespaces a test left when it was killed before its cleanup ran (a CI
+# run cut off, a SIGKILL): wt<PID> followed by a letter, where PID is ours
+# (a reused PID: it cannot be ours yet) or no live process. Without this a
+# later test given the same PID failed at `ip netns add` ("File exists").
+# Those of tests still running (their PID alive) are left alone.
+_netns_sweep_stale() {
+	local ns pid
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+		[[ $ns =~ ^wt([0-9]+)[a-z] ]] || continue
+		pid=${BASH_REMATCH[1]}
+		[ "$pid" = "$$" ] || ! kill -0 "$pid" 2>/dev/null || continue
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null && echo "netns: removed $ns, left by a test that did not clean up"
+	done
+	return 0
+}
+
 netns_ip4() { echo "198.51.100.$1"; }
 netns_ip6() { echo "2001:db8:77::$1"; }
 netns_name() { echo "${NS_PREFIX}h$1"; }
@@ -67,6 +84,7 @@ netns_create() {
 		if declare -F on_exit >/dev/null; then on_exit netns_cleanup; else trap netns_cleanup EXIT; fi
 	fi
 	trap 'exit 130' INT TERM
+	_netns_sweep_stale
 	if [ "$mode" = pair ]; then
 		ip netns add "${NS_PREFIX}h1" && ip netns add "${NS_PREFIX}h2" || return 1
 		NS_COUNT=2
