@@ -75,15 +75,16 @@ static void conn_free(struct quic_conn *c)
 }
 
 /* A bulk stream reuses its acknowledged 64 KiB blocks (at most 2 kept
- * spare, freed with the stream): the appends after an ACK take the blocks
- * it released, and the bytes read back are the bytes queued. */
+ * spare): the appends after an ACK take the blocks it released, and the
+ * bytes read back are the bytes queued. Once everything queued is
+ * acknowledged the spares are freed (a stream left open holds nothing). */
 static void test_bulk_blocks_reused(void **state)
 {
 	struct quic_conn *c = conn_new();
 	struct quic_stream *s = quic_sbuf_new(c, 0);
 	const size_t blk = 64 * 1024;
 	uint8_t pat[4096];
-	struct sblk *first, *third;
+	struct sblk *full;
 	uint64_t off = 0;
 
 	(void)state;
@@ -95,32 +96,36 @@ static void test_bulk_blocks_reused(void **state)
 		assert_int_equal(quic_sbuf_append(s, pat, sizeof(pat)), 0);
 		off += sizeof(pat);
 	}
-	first = s->head;
-	assert_int_equal(first->cap, 4096);
-	third = s->head->next->next->next->next; /* the first 64 KiB block */
-	assert_int_equal(third->cap, blk);
-	/* All sent and acknowledged: the full 64 KiB block becomes a spare
-	 * (the 4-32 KiB ones are freed), the tail stays (it may grow). */
+	assert_int_equal(s->head->cap, 4096);
+	full = s->head->next->next->next->next;
+	assert_int_equal(full->cap, blk);
+	assert_ptr_equal(full->next, s->tail);
+	/* Sent, acknowledged up to the tail: the full 64 KiB block becomes a
+	 * spare (the 4-32 KiB ones are freed). */
 	s->sent = s->total;
-	quic_sbuf_ack(s, s->total);
+	quic_sbuf_ack(s, 60 * 1024 + blk);
+	assert_ptr_equal(s->head, s->tail);
 	assert_int_equal(s->nspare, 1);
-	assert_ptr_equal(s->spare, third);
-	assert_int_equal(s->head->cap, blk);
+	assert_ptr_equal(s->spare, full);
 	/* The next full block comes from the spares, bytes as queued. */
 	for (size_t i = 0; i < 2 * blk / sizeof(pat); i++) {
 		memset(pat, 0xa5 ^ (int)i, sizeof(pat));
 		assert_int_equal(quic_sbuf_append(s, pat, sizeof(pat)), 0);
 		if (i == 1) { /* the first filled the tail */
-			assert_ptr_equal(s->tail, third);
+			assert_ptr_equal(s->tail, full);
 			assert_int_equal(s->nspare, 0);
 			assert_null(s->spare);
 		}
 	}
-	assert_memory_equal(third->data, (uint8_t[4096]){[0 ... 4095] = 0xa5 ^ 1}, 4096);
-	/* Never more than QUIC_SBLK_SPARE kept. */
+	assert_memory_equal(full->data, (uint8_t[4096]){[0 ... 4095] = 0xa5 ^ 1}, 4096);
+	/* Acknowledged but for the last byte: never more than 2 kept. */
 	s->sent = s->total;
+	quic_sbuf_ack(s, s->total - 1);
+	assert_int_equal(s->nspare, 2);
+	/* Everything acknowledged: no spare left. */
 	quic_sbuf_ack(s, s->total);
-	assert_true(s->nspare <= 2);
+	assert_int_equal(s->nspare, 0);
+	assert_null(s->spare);
 	quic_sbuf_unlink(c, s);
 	quic_sbuf_free(s);
 	conn_free(c);

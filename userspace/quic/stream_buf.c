@@ -53,6 +53,18 @@ static void sblk_done(struct quic_stream *s, struct sblk *b)
 	sblk_free(b);
 }
 
+static void spares_free(struct quic_stream *s)
+{
+	struct sblk *b, *n;
+
+	for (b = s->spare; b; b = n) {
+		n = b->next;
+		free(b);
+	}
+	s->spare = NULL;
+	s->nspare = 0;
+}
+
 void quic_sbuf_free(struct quic_stream *s)
 {
 	struct sblk *b, *n;
@@ -61,10 +73,7 @@ void quic_sbuf_free(struct quic_stream *s)
 		n = b->next;
 		sblk_free(b);
 	}
-	for (b = s->spare; b; b = n) {
-		n = b->next;
-		free(b);
-	}
+	spares_free(s);
 	free(s);
 }
 
@@ -212,6 +221,11 @@ void quic_sbuf_ack(struct quic_stream *s, uint64_t end)
 			s->cur = NULL;
 		sblk_done(s, b);
 	}
+	/* Nothing left to send: the spares go, so a stream a peer keeps open
+	 * after its data (streams are bounded per connection, not their
+	 * lifetime) holds no memory for it. */
+	if (s->acked >= s->total)
+		spares_free(s);
 }
 
 /* Vectors over unsent bytes, at most max of them and no more blocks than
