@@ -43,10 +43,10 @@ static unsigned long long mono_ns(void)
  * threshold, 128 KiB by default. malloc_trim(0), our minute's trim, hands
  * back the free chunks of every arena but trims only the main arena's top.
  * So each thread's arena kept up to 128 KiB of pages once written at its
- * top, for good, and the soaks' anonymous memory crept by 60-450 KB a node
- * over hours as arena after arena reached that mark (docs/OPERATIONS.md,
- * "Memory and CPU of an idle node"). At 16 KiB a top keeps less than the
- * 64 KiB that starts a trim. Cost: a madvise(DONTNEED) (on the main arena
+ * top, for good: one part of the soaks' slow creep of anonymous memory,
+ * arena after arena reaching that mark (docs/LAB.md "Soak, the
+ * thirteenth"). At 16 KiB a top keeps less than the 64 KiB that starts a
+ * trim. Cost: a madvise(DONTNEED) (on the main arena
  * a brk) per burst of 64 KiB freed at a top, and the page faults of
  * writing those pages again (a bulk QUIC sender did that per send block
  * until its streams kept spare blocks: quic/stream_buf.c).
