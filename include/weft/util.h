@@ -43,4 +43,13 @@ const char *util_fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t l
 /* mkdir -p with mode for every created component; returns 0 or -errno. */
 int util_mkdir_p(const char *path, unsigned int mode);
 
+/* The free memory at the top of the calling thread's malloc arena handed
+ * back to the kernel now (util_heap_release_top), or when the thread ends
+ * (util_heap_release_at_exit: for threads that come and go, such as the
+ * HTTP servers' thread per connection; cheap after its first call on a
+ * thread). glibc hands a thread arena's top back only on a free of 64 KiB
+ * or more: common/heap_thread.c. */
+void util_heap_release_top(void);
+void util_heap_release_at_exit(void);
+
 #endif

@@ -678,9 +678,11 @@ static enum MHD_Result ctl_access(void *cls, struct MHD_Connection *conn, const 
 	struct ctl_resp resp = {0};
 	enum MHD_Result ret;
 
-	/* libmicrohttpd's threads are not ours: log with the node's context */
+	/* libmicrohttpd's threads are not ours: log with the node's context,
+	 * and hand back their malloc arena's top when they end */
 	if (log_current() != ctl->log)
 		log_bind(ctl->log);
+	util_heap_release_at_exit();
 	if (!cc) {
 		const char *cl;
 

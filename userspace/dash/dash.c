@@ -162,6 +162,7 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 	(void)upload_data;
 	if (log_current() != d->log)
 		log_bind(d->log);
+	util_heap_release_at_exit(); /* a thread per connection: common/heap_thread.c */
 	if (!*con_cls) {
 		/* first call: headers only; answer on the next one */
 		*con_cls = d;

@@ -857,9 +857,11 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 	const char *rest;
 	MHD_RESULT ret = MHD_NO;
 
-	/* libmicrohttpd's threads are not ours: log as the node */
+	/* libmicrohttpd's threads are not ours: log as the node, and hand
+	 * back their malloc arena's top when they end */
 	if (log_current() != gw->log)
 		log_bind(gw->log);
+	util_heap_release_at_exit();
 
 	if (!r)
 		return MHD_NO;

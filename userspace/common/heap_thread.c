@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A thread that ends hands back the free memory at the top of its malloc
+ * arena (util_heap_release_at_exit).
+ *
+ * glibc gives each thread an arena, and the HTTP servers (control API,
+ * gateway, dashboard: libmicrohttpd, a thread per connection) start and
+ * end a thread per connection, each taking one of the ~15 arenas the
+ * threads before it left. glibc hands an arena's top back only when a free
+ * joins 64 KiB or more to it (FASTBIN_CONSOLIDATION_THRESHOLD) and the top
+ * is over M_TRIM_THRESHOLD (weftd: 16 KiB, node_heap_setup); the main
+ * loop's malloc_trim(0) hands back the free chunks of every arena but the
+ * top of the main arena only. So a connection's smaller frees left up to
+ * 64 KiB written at its arena's top, and arena after arena crept towards
+ * that mark over hours: the soaks' slow creep of private anonymous memory
+ * (docs/LAB.md "Soak, the thirteenth").
+ *
+ * The release is the free of a block of 80 KiB from the calling thread's
+ * arena (under the mmap threshold, 128 KiB fixed by node_heap_setup):
+ * the free joins it to the top, the joined size is over 64 KiB, and glibc
+ * trims the top (heap_trim). Cost: a malloc, a free and a madvise when the
+ * thread ends; nothing on a thread that never calls it.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "weft/util.h"
+
+#define HEAP_RELEASE_BLOCK (80 * 1024)
+
+static pthread_key_t release_key;
+static pthread_once_t release_once = PTHREAD_ONCE_INIT;
+static int release_ok;
+
+void util_heap_release_top(void)
+{
+	void *p = malloc(HEAP_RELEASE_BLOCK);
+
+	/* the compiler may drop a malloc whose block is never used */
+	__asm__ volatile("" : : "r"(p) : "memory");
+	free(p);
+}
+
+static void release_at_exit(void *v)
+{
+	(void)v;
+	util_heap_release_top();
+}
+
+static void release_key_init(void)
+{
+	release_ok = pthread_key_create(&release_key, release_at_exit) == 0;
+}
+
+void util_heap_release_at_exit(void)
+{
+	(void)pthread_once(&release_once, release_key_init);
+	/* a key's value lives in the thread descriptor: no allocation */
+	if (release_ok && !pthread_getspecific(release_key))
+		(void)pthread_setspecific(release_key, (void *)1);
+}
