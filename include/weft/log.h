@@ -49,8 +49,10 @@ struct log_ctx *log_bind(struct log_ctx *c);
 struct log_ctx *log_current(void);
 /* pthread_create whose thread starts bound to the caller's context and
  * named name (`top -H`, /proc/PID/task/N/comm, perf; at most 15
- * characters, "weft-..."; NULL: the thread names itself). Returns 0 or a
- * positive error number, like pthread_create. */
+ * characters, "weft-..."; NULL: the thread names itself). When it ends it
+ * hands back the free memory at its malloc arena's top
+ * (util_heap_release_at_exit). Returns 0 or a positive error number, like
+ * pthread_create. */
 int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
 		      const char *name);
 

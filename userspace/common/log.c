@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "weft/log.h"
+#include "weft/util.h"
 
 /* Used by threads bound to no context: info, stderr, no name. Never
  * written (log_ctx_set_level takes a context its owner holds). */
@@ -95,6 +96,9 @@ static void *log_thread_main(void *p)
 	log_tls = s.ctx;
 	if (s.name[0])
 		(void)pthread_setname_np(pthread_self(), s.name);
+	/* a thread that ends (a download job, a backend) leaves no memory
+	 * written at its malloc arena's top: common/heap_thread.c */
+	util_heap_release_at_exit();
 	return s.fn(s.arg);
 }
 
