@@ -110,6 +110,39 @@ class Soak(unittest.TestCase):
                                            "7f0200000000": 52 * k})
         self.assertEqual(soak.smaps_split([])["heap"], 0)
 
+    def test_sample_ring_read_around_pages(self):
+        # the receive buffers read before and after the process's pages;
+        # RSS less them only from a read both agree around (a step of the
+        # buffers between the two put a figure off by that step into the
+        # floors), tried RING_TRIES times, else left out
+        class Lab:
+            def node(self, i): return {"pid": 4242}
+            def sock(self, i): return "/nonexistent"
+            def node_dir(self, i): return "/nonexistent"
+        saved = {k: getattr(soak, k) for k in ("_rx_ring", "proc_sample", "_rss_anon", "_smaps",
+                                               "_count", "_lmdb_bytes", "_lmdb_used", "api")}
+        def no_api(*a, **k): raise soak.ApiError(503, "no_daemon", "no daemon")
+        try:
+            soak.proc_sample = lambda pid: (1000,)
+            soak._rss_anon = lambda pid: 600
+            soak._smaps = lambda pid: None
+            soak._count = lambda path: 3
+            soak._lmdb_bytes = lambda d: None
+            soak._lmdb_used = lambda d: (None, None)
+            soak.api = no_api
+            for ring, want in (([100, 200, 200, 200], (200, 400, 800)),
+                               ([100, 100], (100, 500, 900)),
+                               ([100, 200, 300, 400, 500, 600], (600, None, None)),
+                               ([None, None] * 3, (None, None, None))):
+                seq = iter(ring)
+                soak._rx_ring = lambda lab, i: next(seq)
+                s = soak.sample_node(Lab(), 1, [])
+                self.assertEqual((s["rx_ring"], s["rss_private"], s["rss_net"]), want, ring)
+                self.assertEqual((s["rss"], s["rss_anon"], s["threads"]), (1000, 600, 3))
+        finally:
+            for k, v in saved.items():
+                setattr(soak, k, v)
+
     def test_growth(self):
         # after the warm-up (t >= 100) the first 10 % against the last 10 %;
         # restarted nodes left out

@@ -18,8 +18,9 @@ first-use costs land before the growth is measured.
 Meanwhile a sampler reads, every --period seconds (each sample also
 appended to DIR/results/soak-samples.jsonl as it is taken), per node: RSS,
 the bytes the io_uring receive buffers hold resident (rx_ring, a cache the
-traffic sizes: 4 to 128 buffers per worker, halved after each quiet 10 s)
-and RSS less them (rss_net), RSS's
+traffic sizes: 4 to 128 buffers per worker, halved after each quiet 10 s;
+read just before and just after the process's pages, the figures less them
+kept only when both reads agree) and RSS less them (rss_net), RSS's
 anonymous part (RssAnon: the heap and stacks) and that less the buffers
 (rss_private), that split by /proc/PID/smaps into malloc's heap (the brk
 heap and the thread arenas: rss_heap), the threads' stacks (rss_stacks)
@@ -82,6 +83,7 @@ import statistics
 import subprocess
 import threading
 import time
+from http.client import HTTPException
 
 from .common import QUIC_PORT, ApiError, LabError, api, fmt, log, metric_sums, proc_sample, table
 
@@ -260,13 +262,36 @@ def store_counts(st, gone, now):
     return kept_p, kept_i, overdue
 
 
+# reads of the process's pages to find the receive buffers unchanged
+# around one (sample_node)
+RING_TRIES = 3
+
+
+def _rx_ring(lab, i):
+    """The node's receive buffers' bytes (weft_io_rx_ring_bytes), or None."""
+    try:
+        return metric_sums(lab.sock(i), ("weft_io_rx_ring_bytes",))["weft_io_rx_ring_bytes"]
+    except (OSError, ApiError, HTTPException):
+        return None
+
+
 def sample_node(lab, i, gone):
     """One node's resources and tables now (None for what could not be read)."""
     n = lab.node(i)
     pid = n.get("pid")
     s = {m: None for m in METRICS}
-    ps = proc_sample(pid) if pid else None
-    if ps:
+    # the receive buffers read just before and just after the process's
+    # pages, and those kept only when both reads agree: the buffers grow
+    # and shrink in steps (a burst, a quiet 10 s), and one that moved
+    # between a read of the pages and a later read of the buffers put a
+    # figure off by a step into the floors (RSS less buffers not yet
+    # resident, or already handed back)
+    ring = moved = None
+    for _ in range(RING_TRIES if pid else 0):
+        r0 = _rx_ring(lab, i)
+        ps = proc_sample(pid)
+        if not ps:
+            break
         s["rss"] = ps[0]
         s["rss_anon"] = _rss_anon(pid)
         sm = _smaps(pid)
@@ -274,6 +299,19 @@ def sample_node(lab, i, gone):
             s["rss_lmdb"], s["rss_code"] = sm["lmdb"], sm["code"]
             s["rss_heap"], s["rss_stacks"], s["rss_maps"] = sm["heap"], sm["stacks"], sm["maps"]
             s["anon_maps"] = sm["anon_maps"]
+        ring = _rx_ring(lab, i)
+        moved = r0 is None or ring != r0
+        if not moved:
+            break
+    # the receive rings' buffers: a cache the traffic sizes (4 to 128 per
+    # worker, halved after each quiet 10 s: docs/ENGINE.md), resident while
+    # provided; RSS net of them is what a leak grows
+    s["rx_ring"] = ring
+    if moved is False:
+        for net, of in (("rss_net", "rss"), ("rss_private", "rss_anon"), ("rss_maps_net", "rss_maps")):
+            if s[of] is not None:
+                s[net] = s[of] - ring
+    if pid and proc_sample(pid):
         s["threads"] = _count("/proc/%d/task" % pid)
         s["fds"] = _count("/proc/%d/fd" % pid)
     s["lmdb"] = _lmdb_bytes(lab.node_dir(i))
@@ -299,16 +337,6 @@ def sample_node(lab, i, gone):
         s["quic_conns"] = len(q.get("conns") or [])
         b = api(lab.sock(i), "GET", "/v1/bans", timeout=5)
         s["bans"] = len(b.get("bans") or []) if isinstance(b, dict) else None
-        # the receive rings' buffers: a cache the traffic sizes (4 to
-        # 128 per worker, halved after each quiet 10 s: docs/ENGINE.md),
-        # resident while provided; RSS net of them is what a leak grows
-        s["rx_ring"] = metric_sums(lab.sock(i), ("weft_io_rx_ring_bytes",))["weft_io_rx_ring_bytes"]
-        if s["rss"] is not None:
-            s["rss_net"] = s["rss"] - s["rx_ring"]
-        if s["rss_anon"] is not None:
-            s["rss_private"] = s["rss_anon"] - s["rx_ring"]
-        if s["rss_maps"] is not None:
-            s["rss_maps_net"] = s["rss_maps"] - s["rx_ring"]
     except (OSError, ApiError):
         pass
     return s
