@@ -4,18 +4,18 @@
  * arena (util_heap_release_at_exit).
  *
  * glibc gives each thread an arena, and the HTTP servers (control API,
- * gateway, dashboard: libmicrohttpd, a thread per connection) start and
- * end a thread per connection, each taking an arena a thread that ended
- * left (glibc's free list of arenas; strace of a soak node: the connection
+ * gateway, dashboard: libmicrohttpd, a thread per connection) start and end
+ * a thread per connection, each taking an arena a thread that ended left
+ * (glibc's free list of arenas; strace of a soak node: the connection
  * threads of 40 s took 2 arenas in turn). glibc hands an arena's top back
- * only when a free
- * joins 64 KiB or more to it (FASTBIN_CONSOLIDATION_THRESHOLD) and the top
- * is over M_TRIM_THRESHOLD (weftd: 16 KiB, node_heap_setup); the main
- * loop's malloc_trim(0) hands back the free chunks of every arena but the
- * top of the main arena only. So a connection's smaller frees left up to
- * 64 KiB written at its arena's top, and the top crept towards that mark
- * over hours, in every arena such threads took: part of the soaks' slow
- * creep of private anonymous memory (docs/LAB.md "Soak, the thirteenth").
+ * only when a free joins 64 KiB or more to it
+ * (FASTBIN_CONSOLIDATION_THRESHOLD) and the top is over M_TRIM_THRESHOLD
+ * (weftd: 16 KiB, node_heap_setup); the main loop's malloc_trim(0) hands
+ * back the free chunks of every arena but the top of the main arena only.
+ * So a connection's smaller frees left up to 64 KiB written at its arena's
+ * top, and the top crept towards that mark over hours, in every arena such
+ * threads took: part of the soaks' slow creep of private anonymous memory
+ * (docs/LAB.md "Soak, the thirteenth").
  *
  * The release is the free of a block of 80 KiB from the calling thread's
  * arena (under the mmap threshold, 128 KiB fixed by node_heap_setup):
