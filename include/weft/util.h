@@ -51,5 +51,9 @@ int util_mkdir_p(const char *path, unsigned int mode);
  * or more: common/heap_thread.c. */
 void util_heap_release_top(void);
 void util_heap_release_at_exit(void);
+/* For the loop of a thread that lives as long as the node, called before it
+ * waits: util_heap_release_top when a minute has passed since this thread
+ * last released (now_ms: the monotonic clock, util_now_ms). */
+void util_heap_release_due(uint64_t now_ms);
 
 #endif

@@ -10,7 +10,9 @@
 # the soaks' slow creep of anonymous memory (docs/LAB.md). And a thread
 # that asked for it (util_heap_release_at_exit, as every connection thread
 # of weftd's HTTP servers does) hands back its arena's top when it ends:
-# what stayed under 64 KiB crept on, arena after arena, in the soaks.
+# what stayed under 64 KiB crept on, arena after arena, in the soaks;
+# and a long-lived thread's loop (util_heap_release_due) hands its top
+# back at most once a minute.
 set -u
 . "$TOP/tests/lib/common.sh"
 P="$BUILD/tools/heap_probe"
@@ -29,6 +31,13 @@ ended=$(kib exit) || fail "heap_probe exit failed"
 echo "resident of 100 KiB freed by a thread that ended asking for its top back: $ended KiB"
 [ "$ended" -le 8 ] || fail "$ended KiB stayed resident after the thread ended (at most 8)"
 pass "a connection thread's arena top goes back when it ends ($ended KiB of 100 resident, $new without)"
+out=$("$P" due) || fail "heap_probe due failed"
+due=$(echo "$out" | sed -n 's/.*resident after a release due: \([0-9]*\) KiB$/\1/p')
+again=$(echo "$out" | sed -n 's/.*second call within the minute: \([0-9]*\) KiB$/\1/p')
+[ -n "$due" ] && [ -n "$again" ] || fail "no figures from heap_probe due: $out"
+[ "$due" -le 8 ] || fail "$due KiB stayed resident after a release due (at most 8)"
+[ "$again" -ge 16 ] || fail "a second release within the minute released too ($again KiB resident): once a minute at most"
+pass "a long-lived thread's loop releases its top when due: $due KiB resident, then $again KiB within the minute (not due)"
 # The control: glibc keeps the whole burst at the default threshold. If a
 # later glibc trims it anyway, the setting is harmless; say so, not fail.
 if [ "$old" -ge 90 ]; then

@@ -22,6 +22,11 @@
  * the free joins it to the top, the joined size is over 64 KiB, and glibc
  * trims the top (heap_trim). Cost: a malloc, a free and a madvise when the
  * thread ends; nothing on a thread that never calls it.
+ *
+ * A thread that lives as long as the node has the same top, written by
+ * its bursts of work and never trimmed while its frees stay small: its
+ * loop calls util_heap_release_due before it waits, which releases at
+ * most once a HEAP_RELEASE_PERIOD_MS (a few microseconds a minute).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,6 +34,9 @@
 #include "weft/util.h"
 
 #define HEAP_RELEASE_BLOCK (80 * 1024)
+#define HEAP_RELEASE_PERIOD_MS 60000
+
+static __thread uint64_t release_next_ms;
 
 static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
@@ -41,6 +49,14 @@ void util_heap_release_top(void)
 	/* the compiler may drop a malloc whose block is never used */
 	__asm__ volatile("" : : "r"(p) : "memory");
 	free(p);
+}
+
+void util_heap_release_due(uint64_t now_ms)
+{
+	if (now_ms < release_next_ms)
+		return;
+	release_next_ms = now_ms + HEAP_RELEASE_PERIOD_MS;
+	util_heap_release_top();
 }
 
 static void release_at_exit(void *v)

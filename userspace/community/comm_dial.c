@@ -358,6 +358,7 @@ void *comm_net_dial_main(void *arg)
 		uint64_t conn;
 		int n;
 
+		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&dq->mu);
 		while (!dq->stop) {
 			uint64_t next = dq_due(dq);

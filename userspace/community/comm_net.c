@@ -342,6 +342,7 @@ static void *serve_main(void *arg)
 	for (;;) {
 		struct item *it;
 
+		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&s->mu);
 		while (!s->stop && !s->qn_len)
 			pthread_cond_wait(&s->cv, &s->mu);

@@ -530,6 +530,7 @@ void *comm_net_sync_main(void *arg)
 
 		pthread_mutex_unlock(&net->mu);
 		sync_tick(net);
+		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&net->mu);
 		util_deadline_ts(&ts, NET_TICK_MS);
 		if (!net->stop)

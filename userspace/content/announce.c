@@ -242,6 +242,7 @@ static void *announcer(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
+		util_heap_release_due(util_now_ms());
 		pthread_cond_timedwait(&as->cond, &as->mu, &ts);
 	}
 	pthread_mutex_unlock(&as->mu);

@@ -164,6 +164,7 @@ static void *ticker(void *arg)
 			pthread_mutex_lock(&ev->mu);
 			tick(ev, p, n);
 		}
+		util_heap_release_due(util_now_ms());
 		util_deadline_ts(&ts, ev->tick_ms);
 		if (ev->nsubs)
 			pthread_cond_timedwait(&ev->tick, &ev->mu, &ts);

@@ -844,6 +844,7 @@ static void *subs_run(void *arg)
 			else
 				keep_alive(cn, &s->ref[i], &s->rec[i]);
 		}
+		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&sb->mu);
 		for (unsigned int i = 0; i < sb->n; i++)
 			if (sb->s[i].due_ms < next)

@@ -704,6 +704,7 @@ static void *watch_run(void *arg)
 		uint64_t now;
 		int kick;
 
+		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&w->mu);
 		if (!w->stop && !w->kick) {
 			util_deadline_ts(&ts, 1000);

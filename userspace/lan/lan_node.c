@@ -357,6 +357,7 @@ static void *lan_thread(void *arg)
 		timeout = (int)(wake - now);
 		if (timeout > LAN_POLL_MS)
 			timeout = LAN_POLL_MS;
+		util_heap_release_due(now);
 		if (poll(pf, 2, timeout) <= 0)
 			continue;
 		if (pf[0].revents & POLLIN)

@@ -14,6 +14,7 @@
 #include "weft/identity.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
+#include "weft/util.h"
 
 #define ANNOUNCE_MS (30 * 60 * 1000ULL) /* a mailbox host announces itself this often */
 #define START_DELAY_MS 1000 /* the first fetch: once the node had a moment to reserve relays */
@@ -46,6 +47,7 @@ static void *fetch_thread(void *arg)
 		r = mbn_fetch_all(mn);
 		if (mn->o.enabled)
 			mbox_store_expire(mn->ms, mbn_now_s());
+		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&mn->mu);
 		mn->fetch_last = r;
 		mn->fetch_done_gen = gen;

@@ -262,6 +262,7 @@ void *mbn_srv_thread(void *arg)
 	pthread_mutex_lock(&mn->mu);
 	while (!mn->stop) {
 		if (!mn->ready) {
+			util_heap_release_due(util_now_ms());
 			pthread_cond_wait(&mn->cv, &mn->mu);
 			continue;
 		}

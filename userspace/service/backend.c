@@ -809,7 +809,7 @@ static void *backend_loop(void *arg)
 	struct svc_backend *b = arg;
 
 	while (!loop_turn(b, 1))
-		;
+		util_heap_release_due(util_now_ms());
 	loop_end(b);
 	return NULL;
 }

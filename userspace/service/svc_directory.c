@@ -705,6 +705,7 @@ void *svcn_refresh_main(void *arg)
 			for (size_t i = 0; i < r->nn; i++)
 				pub_announce(sn, r->names[i], r->n_allow[i],
 					     (const uint8_t (*)[IDENTITY_PK_LEN])r->allow[i]);
+		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&sn->refresh_mu);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 2;

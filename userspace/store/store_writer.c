@@ -443,6 +443,8 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
+		if (!w->head)
+			util_heap_release_due(util_now_ms());
 		while (!w->head && !w->stop)
 			cond_wait_until(&w->ready, &w->mu, deadline_ns(WRITER_IDLE_MS));
 		if (!w->head)
