@@ -44,16 +44,15 @@ const char *util_fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t l
 int util_mkdir_p(const char *path, unsigned int mode);
 
 /* The free memory at the top of the calling thread's malloc arena handed
- * back to the kernel now (util_heap_release_top), or when the thread ends
- * (util_heap_release_at_exit: for threads that come and go, such as the
- * HTTP servers' thread per connection; cheap after its first call on a
- * thread). glibc hands a thread arena's top back only on a free of 64 KiB
- * or more: common/heap_thread.c. */
-void util_heap_release_top(void);
+ * back to the kernel when the thread ends (util_heap_release_at_exit: for
+ * threads that come and go, such as the HTTP servers' thread per
+ * connection; cheap after its first call on a thread), or, for the loop of
+ * a thread that lives as long as the node, called before it waits, when a
+ * minute has passed since this thread last handed it back
+ * (util_heap_release_due; now_ms: the monotonic clock, util_now_ms).
+ * glibc hands a thread arena's top back only on a free of 64 KiB or more:
+ * common/heap_thread.c. */
 void util_heap_release_at_exit(void);
-/* For the loop of a thread that lives as long as the node, called before it
- * waits: util_heap_release_top when a minute has passed since this thread
- * last released (now_ms: the monotonic clock, util_now_ms). */
 void util_heap_release_due(uint64_t now_ms);
 
 #endif

@@ -42,7 +42,8 @@ static pthread_key_t release_key;
 static pthread_once_t release_once = PTHREAD_ONCE_INIT;
 static int release_ok;
 
-void util_heap_release_top(void)
+/* free a block that joins the top and makes glibc trim it */
+static void release_top(void)
 {
 	void *p = malloc(HEAP_RELEASE_BLOCK);
 
@@ -56,13 +57,13 @@ void util_heap_release_due(uint64_t now_ms)
 	if (now_ms < release_next_ms)
 		return;
 	release_next_ms = now_ms + HEAP_RELEASE_PERIOD_MS;
-	util_heap_release_top();
+	release_top();
 }
 
 static void release_at_exit(void *v)
 {
 	(void)v;
-	util_heap_release_top();
+	release_top();
 }
 
 static void release_key_init(void)
