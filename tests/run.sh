@@ -98,7 +98,12 @@ start_all=$(date +%s)
 for t in "${tests[@]}"; do
 	case "$t" in
 	fuzz:*) name=${t#fuzz:} ;;
-	*) name=$(basename "$t"); name=${name%.sh} ;;
+	*.sh) name=$(basename "$t" .sh)
+	      # a script named as a unit or sim test keeps its .sh: each
+	      # has a log (and sanitizer reports) of its own
+	      [ -e "$TOP/tests/unit/$name.c" ] || [ -e "$TOP/tests/sim/$name.c" ] &&
+		      name="$name.sh" ;;
+	*) name=$(basename "$t") ;;
 	esac
 	want "$name" || continue
 	log="$LOGDIR/$name.log"

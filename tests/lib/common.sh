@@ -23,7 +23,7 @@ trap _run_exit_hooks EXIT
 kill_job() { jobs -pr | grep -qx "$2" && kill "$1" "$2" 2>/dev/null; return 0; }
 
 T_NAME=$(basename "$0" .sh)
-pass() { echo "ok: $T_NAME: $*"; }
+pass() { echo "ok: $T_NAME: [${SECONDS}s] $*"; }
 fail() {
 	echo "FAIL: $T_NAME: $*" >&2
 	[ -n "${WEFTD_LOG:-}" ] && [ -f "$WEFTD_LOG" ] && { echo "--- weftd log:"; tail -n 30 "$WEFTD_LOG"; } >&2
