@@ -128,6 +128,8 @@ wait_for 'job "$J2" >"$D/pre2" && [ "$(json_get fetched <"$D/pre2")" -ge 20 ]' 3
 SEEN=$(json_get committed <"$D/pre2") RETRY_PRE=$(json_get retries <"$D/pre2")
 kill -9 "$PID4"
 wait "$PID4" 2>/dev/null
+# the cap was there for the crash to come mid-download: the rest at speed
+ctl 1 content limits --per-peer off >/dev/null || fail "content limits --per-peer off"
 start_node 4
 grep -q "resuming a partial download" "$LOG4" || fail "partial download not resumed at start (job before the crash: $(cat "$D/pre2"))"
 # In a network this small the DHT copies of host 1's announcement were on
@@ -139,7 +141,6 @@ ctl 4 --json content get "$ID2" --from "$(netns_ip4 1)" --no-wait >"$D/get3" || 
 wait_for '[ "$(ctl 4 --json content jobs | json_get jobs 0 done)" = True ]' 600 ||
 	fail "resumed download did not finish: $(ctl 4 --json content jobs)"
 ctl 4 --json content jobs >"$D/jobs2"
-ctl 1 content limits --per-peer off >/dev/null || fail "content limits --per-peer off"
 R=$(json_get jobs 0 resumed <"$D/jobs2") F=$(json_get jobs 0 fetched <"$D/jobs2")
 RETRY_POST=$(json_get jobs 0 retries <"$D/jobs2")
 [ "$(json_get jobs 0 state <"$D/jobs2")" = done ] || fail "resume failed: $(cat "$D/jobs2")"
