@@ -268,9 +268,10 @@ void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const stru
 /*
  * Resolve key to its record: from the cache, else a DHT get (mutable,
  * salt "weft:node") verified and parsed, within the resolve deadline.
- * Blocks: control threads only. Returns 0, -ENOENT (no record: not_found),
- * -EBADMSG (a record that does not parse), -ETIMEDOUT, -EINVAL.
- * *cached says whether the cache answered.
+ * Blocks: control threads only. Returns 0, -ENOENT (no record: not_found,
+ * remembered CONN_NEG_TTL_S), -EHOSTUNREACH (our routing table is empty:
+ * no node to ask, nothing remembered), -EBADMSG (a record that does not
+ * parse), -ETIMEDOUT, -EINVAL. *cached says whether the cache answered.
  */
 int conn_node_resolve(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 		      struct conn_record *rec, int *cached);

@@ -868,7 +868,10 @@ int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN]
 	resolve_put(op);
 	if (err == -ETIMEDOUT && wait_ms < cn->o.resolve_ms)
 		return -ETIMEDOUT; /* the caller's budget ran out: nothing learned */
-	if (err == -EHOSTUNREACH || err == -ETIMEDOUT)
+	if (err == -EHOSTUNREACH)
+		return err; /* our routing table is empty (not bootstrapped yet):
+			     * nothing learned of the key, nothing remembered */
+	if (err == -ETIMEDOUT)
 		err = -ENOENT; /* no record found within the deadline */
 	now = now_ms(cn);
 	if (!err || err == -ENOENT) {
@@ -976,6 +979,13 @@ static void ctl_resolve(void *arg, const struct ctl_req *req, struct ctl_resp *r
 		ctl_resp_error(resp, 404, "not_found",
 			       "no node record for %.16s... in the DHT (deadline %u ms)", hex,
 			       cn->o.resolve_ms);
+		return;
+	}
+	if (err == -EHOSTUNREACH) {
+		ctl_resp_error(resp, 503, "no_nodes",
+			       "the routing table is empty (bootstrap first): no node to ask for "
+			       "%.16s...'s record",
+			       hex);
 		return;
 	}
 	if (err == -EBADMSG) {

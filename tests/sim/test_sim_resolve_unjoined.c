@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Resolving a key in a node's first seconds (issue 30, item 6;
+ * docs/CONNECTIVITY.md "Resolution and dial by key"), on simnet, no root:
+ * a bootstrap B, a publisher P, a subscriber S, and a node A.
+ *
+ * - A cannot reach B at first (its routing table stays empty): its
+ *   resolve of P's key has no node to ask, 503 `no_nodes`, and nothing is
+ *   remembered. Once A reaches B, its next resolve finds P's record at
+ *   once. Before, the empty table's answer was taken for "no record" and
+ *   cached for CONN_NEG_TTL_S (30 s).
+ * - S resolved P's key before P's record was in the DHT (P cut from B):
+ *   the miss is cached. P joins, publishes a share; S follows it. The
+ *   watch S keeps on P (dial by key, content/watch.c) asks past the cached
+ *   miss: its first dial reaches P. Before, it failed on the miss, again
+ *   5 s later, and the watch came up 30 s later (test_content_push waited
+ *   35 s for it on a busy machine).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+#include "weft/simnet.h"
+#include "world.h"
+
+#define A_IP "198.51.102.7"
+#define P_IP "198.51.102.4"
+
+static struct world W;
+static struct simnode B, P, S, A;
+static char pkey[65];
+
+/* POST /v1/node/resolve of P's key on x (fresh: past x's cache): the
+ * HTTP status, *out the body. */
+static int resolve(struct simnode *x, int fresh, json_t **out)
+{
+	return simnode_ctl(x, "POST", "/v1/node/resolve",
+			   json_pack("{s:s,s:b}", "key", pkey, "fresh", fresh), out);
+}
+
+static int resolves_fresh(void *arg)
+{
+	return resolve(arg, 1, NULL) == 200;
+}
+
+static void cut(const char *x, const char *y, int on)
+{
+	struct simnet_link loss = { .loss_ppm = on ? 1000000 : 0 };
+	struct io_addr a, b;
+
+	assert_int_equal(io_addr_parse(&a, x, 0), 0);
+	assert_int_equal(io_addr_parse(&b, y, 0), 0);
+	assert_int_equal(simnet_link_set(W.sn, &a, &b, &loss), 0);
+}
+
+static void join(struct simnode *x)
+{
+	json_decref(simnode_ok(x, "POST", "/v1/dht/ping",
+			       json_pack("{s:s}", "addr", WORLD_BOOT_IP ":6881")));
+	assert_true(simnode_get_int(x, "/v1/dht/status", "nodes4", NULL) >= 1);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	world_new(&W, 4141);
+	world_bootstrap(&W, &B, NULL);
+	world_node(&W, &S, "S", "198.51.102.5", NULL, NULL);
+	cut(P_IP, WORLD_BOOT_IP, 1);
+	world_node(&W, &P, "P", P_IP, NULL, NULL);
+	snprintf(pkey, sizeof(pkey), "%s", P.key);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	world_free(&W);
+	return 0;
+}
+
+static int watching(void *arg)
+{
+	(void)arg;
+	return simnode_get_int(&S, "/v1/content/stats", "watch", "watching", NULL) == 1;
+}
+
+static void test_watch_past_cached_miss(void **state)
+{
+	char head[160], *dir;
+	json_t *o;
+
+	(void)state;
+	/* P's record is nowhere yet: S's lookup finds nothing and caches it */
+	assert_int_equal(simnode_get_int(&P, "/v1/dht/status", "nodes4", NULL), 0);
+	assert_int_equal(resolve(&S, 0, NULL), 404);
+	cut(P_IP, WORLD_BOOT_IP, 0);
+	join(&P);
+	assert_int_equal(simnode_wait(resolves_fresh, &B, 60000), 0);
+	assert_int_equal(resolve(&S, 0, NULL), 404); /* still the cached miss */
+
+	dir = tu_tmpdir();
+	assert_int_equal(tu_write(dir, "today.txt", "first\n", 6, 0644), 0);
+	o = simnode_ok(&P, "POST", "/v1/content/add",
+		       json_pack("{s:[s],s:s}", "paths", dir, "name", "news"));
+	json_decref(o);
+	snprintf(head, sizeof(head), "%s/news", P.key);
+	json_decref(simnode_ok(&S, "POST", "/v1/content/subscribe", json_pack("{s:s}", "head", head)));
+	assert_int_equal(simnode_wait(watching, NULL, 60000), 0);
+	/* the first dial went past the miss (not a retry after it) */
+	assert_int_equal(simnode_get_int(&S, "/v1/content/stats", "watch", "dial_failures", NULL), 0);
+	tu_rmrf_free(dir);
+}
+
+static void test_resolve_before_join(void **state)
+{
+	json_t *err = NULL;
+
+	(void)state;
+	cut(A_IP, WORLD_BOOT_IP, 1);
+	world_node(&W, &A, "A", A_IP, NULL, NULL);
+	assert_int_equal(simnode_get_int(&A, "/v1/dht/status", "nodes4", NULL), 0);
+
+	/* no node to ask: said so, and nothing learned */
+	assert_int_equal(resolve(&A, 0, &err), 503);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(err, "error"), "code")), "no_nodes");
+	json_decref(err);
+
+	/* A joins: its next resolve asks the DHT, not a remembered miss */
+	cut(A_IP, WORLD_BOOT_IP, 0);
+	join(&A);
+	assert_int_equal(resolve(&A, 0, NULL), 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_watch_past_cached_miss),
+		cmocka_unit_test(test_resolve_before_join),
+	};
+
+	return cmocka_run_group_tests_name("sim_resolve_unjoined", tests, setup, teardown);
+}
