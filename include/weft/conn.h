@@ -269,7 +269,7 @@ void conn_node_observed(struct conn_node *cn, enum conn_vote_src src, const stru
  * Resolve key to its record: from the cache, else a DHT get (mutable,
  * salt "weft:node") verified and parsed, within the resolve deadline.
  * Blocks: control threads only. Returns 0, -ENOENT (no record: not_found,
- * remembered CONN_NEG_TTL_S), -EHOSTUNREACH (our routing table is empty:
+ * remembered CONN_NEG_TTL_S), -ENETUNREACH (our routing table is empty:
  * no node to ask, nothing remembered), -EBADMSG (a record that does not
  * parse), -ETIMEDOUT, -EINVAL. *cached says whether the cache answered.
  */

@@ -211,7 +211,8 @@ int quic_node_parse_target(const char *s, uint16_t default_port, uint8_t key[QUI
  * (control threads only). Returns the count (>= 1), -ENOENT (no record:
  * not_found), -EHOSTUNREACH (a record without any address, or with
  * relays of which none gave a circuit and no direct address answered),
- * -EINVAL (a bare key and no resolver), -errno.
+ * -ENETUNREACH (the resolver had no node to ask: weftd's routing table is
+ * empty), -EINVAL (a bare key and no resolver), -errno.
  */
 int quic_node_resolve(struct quic_node *qn, const char *target,
 		      char out[][QUIC_NODE_TARGET_MAX], unsigned int max);

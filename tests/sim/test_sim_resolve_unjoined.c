@@ -15,6 +15,12 @@
  *   miss: its first dial reaches P. Before, it failed on the miss, again
  *   5 s later, and the watch came up 30 s later (test_content_push waited
  *   35 s for it on a busy machine).
+ * - M holds a reservation with the relay R while R's record is not in the
+ *   DHT yet (R cut from B): M's mailbox, which takes its relays that keep
+ *   a mailbox as its anchors, finds no record for R and the miss is
+ *   cached. Once R's record is there, M's next refresh (a fetch) takes R
+ *   at once. Before, it kept the miss 30 s (test_mailbox waited 30 s for
+ *   its anchor on a busy machine).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,7 +40,7 @@
 #define P_IP "198.51.102.4"
 
 static struct world W;
-static struct simnode B, P, S, A;
+static struct simnode B, P, S, A, R, M;
 static char pkey[65];
 
 /* POST /v1/node/resolve of P's key on x (fresh: past x's cache): the
@@ -48,6 +54,12 @@ static int resolve(struct simnode *x, int fresh, json_t **out)
 static int resolves_fresh(void *arg)
 {
 	return resolve(arg, 1, NULL) == 200;
+}
+
+static int resolves_r_fresh(void *arg)
+{
+	return simnode_ctl(arg, "POST", "/v1/node/resolve",
+			   json_pack("{s:s,s:b}", "key", R.key, "fresh", 1), NULL) == 200;
 }
 
 static void cut(const char *x, const char *y, int on)
@@ -140,11 +152,55 @@ static void test_resolve_before_join(void **state)
 	assert_int_equal(resolve(&A, 0, NULL), 200);
 }
 
+static int m_holds(void *arg)
+{
+	json_t *o = simnode_ok(&M, "GET", "/v1/relay/status", NULL);
+	const char *st = json_string_value(
+	    json_object_get(json_array_get(json_object_get(o, "use"), 0), "state"));
+	int held = st && !strcmp(st, "held");
+
+	(void)arg;
+	json_decref(o);
+	return held;
+}
+
+/* M's mailbox refreshed (a fetch), then where its anchors came from. */
+static int m_anchors_from_relays(void)
+{
+	json_t *o;
+	const char *from;
+	int relays;
+
+	json_decref(simnode_ok(&M, "POST", "/v1/msg/fetch", json_object()));
+	o = simnode_ok(&M, "GET", "/v1/mailbox/status", NULL);
+	from = json_string_value(json_object_get(o, "anchors_from"));
+	relays = from && !strcmp(from, "relays");
+	json_decref(o);
+	return relays;
+}
+
+static void test_mailbox_relay_past_cached_miss(void **state)
+{
+	const char *use[] = { W.use, "relay.reserve=always", NULL };
+
+	(void)state;
+	cut(WORLD_RELAY_IP, WORLD_BOOT_IP, 1);
+	world_relay(&W, &R, NULL);
+	world_node(&W, &M, "M", "198.51.102.9", NULL, use);
+	assert_int_equal(simnode_wait(m_holds, NULL, 60000), 0);
+	assert_false(m_anchors_from_relays()); /* R's record is nowhere yet */
+	cut(WORLD_RELAY_IP, WORLD_BOOT_IP, 0);
+	join(&R);
+	assert_int_equal(simnode_wait(resolves_r_fresh, &B, 60000), 0);
+	assert_true(m_anchors_from_relays());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_watch_past_cached_miss),
 		cmocka_unit_test(test_resolve_before_join),
+		cmocka_unit_test(test_mailbox_relay_past_cached_miss),
 	};
 
 	return cmocka_run_group_tests_name("sim_resolve_unjoined", tests, setup, teardown);

@@ -869,8 +869,9 @@ int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN]
 	if (err == -ETIMEDOUT && wait_ms < cn->o.resolve_ms)
 		return -ETIMEDOUT; /* the caller's budget ran out: nothing learned */
 	if (err == -EHOSTUNREACH)
-		return err; /* our routing table is empty (not bootstrapped yet):
-			     * nothing learned of the key, nothing remembered */
+		return -ENETUNREACH; /* our routing table is empty (not joined
+				      * yet): nothing learned of the key,
+				      * nothing remembered */
 	if (err == -ETIMEDOUT)
 		err = -ENOENT; /* no record found within the deadline */
 	now = now_ms(cn);
@@ -981,7 +982,7 @@ static void ctl_resolve(void *arg, const struct ctl_req *req, struct ctl_resp *r
 			       cn->o.resolve_ms);
 		return;
 	}
-	if (err == -EHOSTUNREACH) {
+	if (err == -ENETUNREACH) {
 		ctl_resp_error(resp, 503, "no_nodes",
 			       "the routing table is empty (bootstrap first): no node to ask for "
 			       "%.16s...'s record",

@@ -504,8 +504,19 @@ static int expand_keys(struct content_node *cn, struct cn_get_req *rq, struct ct
 				       from[k]);
 			return n;
 		}
-		if (n < 0) {
+		if (n == -ENETUNREACH) {
+			ctl_resp_error(resp, 503, "no_nodes",
+				       "the routing table is empty (bootstrap first): provider %s "
+				       "cannot be resolved",
+				       from[k]);
+			return n;
+		}
+		if (n == -EINVAL) {
 			ctl_resp_error(resp, 400, "bad_request", "from: bad target %s", from[k]);
+			return n;
+		}
+		if (n < 0) {
+			ctl_resp_errno(resp, n, "resolving provider");
 			return n;
 		}
 		_Static_assert(sizeof(rq->from[0]) == QUIC_NODE_TARGET_MAX, "target sizes");

@@ -85,8 +85,9 @@ int mbn_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN], const 
 	err = mn->o.conn ? conn_node_resolve_within(mn->o.conn, recipient, &rec, &cached,
 						    MBOX_DEF_ANCHOR_MS)
 			 : -ENOENT;
-	/* the record may be a cached one from before the node listed anchors */
-	if (!err && !rec.nanchors && cached)
+	/* the record may be a cached one from before the node listed anchors,
+	 * or a cached miss from before its record was put */
+	if (((!err && !rec.nanchors) || err == -ENOENT) && cached)
 		err = conn_node_resolve_opts(mn->o.conn, recipient, &rec, &cached,
 					     MBOX_DEF_ANCHOR_MS, CONN_RESOLVE_FRESH);
 	if (err)
@@ -245,8 +246,16 @@ static unsigned int relay_anchors(struct mbox_node *mn, struct mbn_anchor *out)
 
 	n = conn_node_relays(mn->o.conn, r, CONN_REC_MAX_RELAYS);
 	for (unsigned int i = 0; i < n && k < MBOX_MAX_ANCHORS; i++) {
-		if (conn_node_resolve_within(mn->o.conn, r[i].key, &rec, &cached, RELAY_CHECK_MS) ||
-		    !(rec.caps & CONN_CAP_MAILBOX))
+		int err = conn_node_resolve_within(mn->o.conn, r[i].key, &rec, &cached,
+						   RELAY_CHECK_MS);
+
+		/* a miss cached before the relay's record was put (both just
+		 * started), or its record from before it kept a mailbox: the
+		 * DHT afresh (once a refresh, per relay) */
+		if (cached && (err == -ENOENT || (!err && !(rec.caps & CONN_CAP_MAILBOX))))
+			err = conn_node_resolve_opts(mn->o.conn, r[i].key, &rec, &cached,
+						     RELAY_CHECK_MS, CONN_RESOLVE_FRESH);
+		if (err || !(rec.caps & CONN_CAP_MAILBOX))
 			continue;
 		memcpy(out[k].key, r[i].key, MBOX_KEY_LEN);
 		out[k].addr = r[i].addr;

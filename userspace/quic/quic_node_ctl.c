@@ -440,6 +440,11 @@ static void resp_dial_error(struct ctl_resp *resp, int err, const char *target,
 			       "no address of %s answered (its node record lists none, or every "
 			       "dial failed)", target);
 		break;
+	case -ENETUNREACH:
+		ctl_resp_error(resp, 503, "no_nodes",
+			       "the routing table is empty (bootstrap first): %s cannot be resolved",
+			       target);
+		break;
 	default:
 		ctl_resp_errno(resp, err, "quic");
 	}
