@@ -250,9 +250,9 @@ static unsigned int relay_anchors(struct mbox_node *mn, struct mbn_anchor *out)
 						   RELAY_CHECK_MS);
 
 		/* a miss cached before the relay's record was put (both just
-		 * started), or its record from before it kept a mailbox: the
-		 * DHT afresh (once a refresh, per relay) */
-		if (cached && (err == -ENOENT || (!err && !(rec.caps & CONN_CAP_MAILBOX))))
+		 * started): the DHT afresh (once a refresh, per relay; a relay
+		 * without the mailbox flag is not asked again each minute) */
+		if (cached && err == -ENOENT)
 			err = conn_node_resolve_opts(mn->o.conn, r[i].key, &rec, &cached,
 						     RELAY_CHECK_MS, CONN_RESOLVE_FRESH);
 		if (err || !(rec.caps & CONN_CAP_MAILBOX))
