@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "blake3/blake3_impl.h"
+#include "weft/util.h"
 
 /*
  * Piece size: 256 chunks (256 KiB) is ~50 us of work per piece, long enough
@@ -200,6 +201,8 @@ static void *mt_worker(void *arg)
 	uint8_t *buf = NULL;
 	unsigned int k;
 	long i;
+
+	util_heap_release_at_exit(); /* a thread per hash: common/heap_thread.c */
 
 	if (!job->src.base) {
 		/* File input: each piece is read here, into memory this thread

@@ -325,8 +325,11 @@ static int xf_chunk(struct xf_job *j, uint64_t i, uint8_t *xbuf, uint8_t *buf)
 static void *xf_lane(void *arg)
 {
 	struct xf_job *j = arg;
-	uint8_t *xbuf = malloc(j->x->in_chunk), *buf = NULL;
+	uint8_t *xbuf, *buf = NULL;
 	int err = 0, none = 0;
+
+	util_heap_release_at_exit(); /* a thread per transfer: common/heap_thread.c */
+	xbuf = malloc(j->x->in_chunk);
 
 	if (!xbuf || posix_memalign((void **)&buf, DIO_ALIGN, B3TREE_CHUNK_LEN)) {
 		buf = NULL;
