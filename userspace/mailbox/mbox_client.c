@@ -43,7 +43,7 @@ int mbn_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN], const 
 	char hex[2 * MBOX_KEY_LEN + 1], target[128];
 	uint8_t *sealed, *req, st;
 	struct conn_record rec;
-	int n, err, cached;
+	int n, err, cached = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (len > MBOX_MAX_BODY)
