@@ -90,9 +90,10 @@ struct content_node;
 #define CONTENT_REANNOUNCE_S 1200
 /* Download jobs kept (running and finished, for the API): 64. */
 #define CONTENT_MAX_JOBS 64
-/* A finished job stays listed (GET /v1/content/jobs[/N]) for 10 min, then
- * content_node_trim frees its record (~37 KiB: its providers and
- * requests) and joins its thread. */
+/* A finished job stays listed (GET /v1/content/jobs[/N]) for 10 min. Within
+ * a tick of its end content_node_trim joins its thread and frees the job
+ * (~37 KiB: its providers, requests and request), keeping its JSON as text
+ * and its progress line (a few KiB); those go after the 10 min. */
 #define CONTENT_JOB_KEEP_MS 600000
 
 /* Subscribed share heads are polled every 300 s (content.poll_s): a
@@ -170,8 +171,9 @@ typedef size_t (*content_lan_fn)(void *arg, const uint8_t ih[20], struct sockadd
 				 size_t cap);
 void content_node_set_lan(struct content_node *cn, content_lan_fn fn, void *arg);
 
-/* Housekeeping on the node's tick (any one thread): finished download
- * jobs past CONTENT_JOB_KEEP_MS are freed (unless a waiter holds one).
+/* Housekeeping on the node's tick (any one thread): a finished download
+ * job is joined and freed, what the jobs API shows of it kept (unless a
+ * waiter holds it); that goes after CONTENT_JOB_KEEP_MS.
  * Until they were, a finished job kept its record and its thread's stack
  * until the table's 64 slots filled: growth that looked like a leak in
  * the soak (docs/LAB.md). NULL-safe. */

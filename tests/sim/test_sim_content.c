@@ -39,6 +39,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "content/content_node_int.h"
 #include "simnode.h"
 #include "testutil.h"
 #include "weft/blake3.h"
@@ -523,13 +524,45 @@ static void test_peer_exchange(void **state)
 	assert_int_equal(simnode_wait(pjob_done, &d1, 60000), 0);
 	pjob_check(&d1, out1, id, data);
 
-	/* A finished job stays listed for CONTENT_JOB_KEEP_MS, then the
-	 * node's tick frees it (record and thread), and it is gone from the
-	 * API (404), not kept until the table's 64 slots are full. */
-	content_node_trim(node_content(Q[2].node), util_now_ms());
-	json_decref(pjob_get(&d1));
-	content_node_trim(node_content(Q[2].node), util_now_ms() + CONTENT_JOB_KEEP_MS);
-	assert_int_equal(simnode_ctl(&Q[2], "GET", d1.path, NULL, NULL), 404);
+	/* A finished job stays listed for CONTENT_JOB_KEEP_MS, but the
+	 * node's next tick joins its thread and frees it, keeping only what
+	 * the API shows: the same JSON, the same event-stream line, and a
+	 * cancel still says it ended (409). After CONTENT_JOB_KEEP_MS it is
+	 * gone (404), not kept until the table's 64 slots are full. */
+	{
+		json_t *before = pjob_get(&d1), *after, *body, *lst;
+		struct cn_progress pb[CONTENT_MAX_JOBS], pa[CONTENT_MAX_JOBS];
+		size_t nb, na;
+		struct content_node *cn = node_content(Q[2].node);
+
+		nb = cn_jobs_progress(cn, pb, CONTENT_MAX_JOBS);
+		content_node_trim(cn, util_now_ms());
+		after = pjob_get(&d1);
+		assert_true(json_equal(before, after));
+		assert_true(json_is_true(json_object_get(after, "done")));
+		assert_string_equal(json_string_value(json_object_get(after, "state")), "done");
+		assert_true(json_array_size(json_object_get(after, "providers")) >= 1);
+		na = cn_jobs_progress(cn, pa, CONTENT_MAX_JOBS);
+		assert_int_equal(na, nb);
+		assert_int_equal(na, 1);
+		assert_true(pa[0].job == pb[0].job && pa[0].finished && pb[0].finished &&
+			    pa[0].done == pb[0].done && pa[0].total == pb[0].total &&
+			    pa[0].elapsed_ms == pb[0].elapsed_ms &&
+			    pa[0].providers == pb[0].providers);
+		assert_string_equal(pa[0].state, pb[0].state);
+		assert_string_equal(pa[0].error, pb[0].error);
+		lst = simnode_ok(&Q[2], "GET", "/v1/content/jobs", NULL);
+		assert_int_equal(json_array_size(json_object_get(lst, "jobs")), 1);
+		assert_true(json_equal(json_array_get(json_object_get(lst, "jobs"), 0), after));
+		body = json_pack("{s:O}", "job", json_object_get(after, "job"));
+		assert_int_equal(simnode_ctl(&Q[2], "POST", "/v1/content/cancel", body, NULL),
+				 409); /* takes body */
+		json_decref(lst);
+		json_decref(after);
+		json_decref(before);
+		content_node_trim(cn, util_now_ms() + CONTENT_JOB_KEEP_MS);
+		assert_int_equal(simnode_ctl(&Q[2], "GET", d1.path, NULL, NULL), 404);
+	}
 
 	/* D2 is told about the seed only, and learns D1 from it. */
 	pjob_start_from(&d2, &Q[3], id, out2, Q[1].ip);

@@ -148,6 +148,23 @@ struct cn_hub {
 	atomic_uint refs;
 };
 
+/*
+ * A slot of the download jobs table (jobs.c). While its job runs, live.
+ * Within a tick of its end (unless a cancel holds it), content_node_trim
+ * keeps what the jobs API shows of it, end: its JSON as compact text and
+ * its progress line, a few KiB, and frees the job itself (~37 KiB: its
+ * providers, requests and request; a soak node held one 10 minutes, the
+ * growth of its last window, docs/LAB.md). The slot goes
+ * CONTENT_JOB_KEEP_MS after the end.
+ */
+struct cn_job;
+struct cn_job_end;
+struct cn_jobent {
+	uint64_t jid;
+	struct cn_job *live;	/* NULL once ended and compacted */
+	struct cn_job_end *end; /* set when live is NULL */
+};
+
 struct content_node {
 	/* set by content_node_new (the hub), read-only afterwards: the
 	 * handles and options every part uses */
@@ -223,7 +240,7 @@ struct content_node {
 
 	/* downloads: jobs.c (the table, under jmu) */
 	pthread_mutex_t jmu;
-	struct cn_job *jobs[CONTENT_MAX_JOBS];
+	struct cn_jobent jobs[CONTENT_MAX_JOBS];
 	unsigned int njobs;
 	uint64_t next_job;
 

@@ -18,6 +18,14 @@
 #include "weft/log.h"
 #include "weft/util.h"
 
+/* What is kept of an ended job (struct cn_jobent): its progress line and
+ * its JSON, compact text (json_loads'd for each view). */
+struct cn_job_end {
+	uint64_t t_end;
+	struct cn_progress prog;
+	char json[];
+};
+
 static void job_free(struct cn_job *j)
 {
 	if (!j)
@@ -33,6 +41,27 @@ static void job_free(struct cn_job *j)
 	free(j);
 }
 
+/* Under jmu: empty a slot whose job has ended (no cancel holding it): 0,
+ * else -EBUSY. */
+static int slot_free(struct cn_jobent *e)
+{
+	struct cn_job *j = e->live;
+	int fin;
+
+	if (j) {
+		pthread_mutex_lock(&j->mu);
+		fin = j->finished;
+		pthread_mutex_unlock(&j->mu);
+		if (!fin || j->holds)
+			return -EBUSY;
+		pthread_join(j->thr, NULL); /* returned, or about to */
+		job_free(j);
+	}
+	free(e->end);
+	*e = (struct cn_jobent){0};
+	return 0;
+}
+
 int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t *job_id)
 {
 	struct cn_job *j;
@@ -45,9 +74,9 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 	}
 	pthread_mutex_lock(&cn->jmu);
 	for (i = 0; i < cn->njobs; i++) {
-		struct cn_job *o = cn->jobs[i];
+		struct cn_job *o = cn->jobs[i].live;
 
-		if (!o->finished && !o->cancelled && o->rq.id_len == rq->id_len &&
+		if (o && !o->finished && !o->cancelled && o->rq.id_len == rq->id_len &&
 		    !memcmp(o->rq.id, rq->id, rq->id_len)) {
 			/* Joining a running download (one resumed at start, say):
 			 * it takes the output folder if it had none, and the
@@ -68,13 +97,9 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 	if (cn->njobs < CONTENT_MAX_JOBS) {
 		slot = cn->njobs;
 	} else {
-		for (i = 0; i < cn->njobs; i++)
-			if (cn->jobs[i]->finished && !cn->jobs[i]->holds) {
-				pthread_join(cn->jobs[i]->thr, NULL);
-				job_free(cn->jobs[i]);
+		for (i = 0; i < cn->njobs && slot == CONTENT_MAX_JOBS; i++)
+			if (slot_free(&cn->jobs[i]) == 0)
 				slot = i;
-				break;
-			}
 	}
 	if (slot == CONTENT_MAX_JOBS) {
 		pthread_mutex_unlock(&cn->jmu);
@@ -119,7 +144,7 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 		pthread_mutex_unlock(&cn->jmu);
 		return -rc;
 	}
-	cn->jobs[slot] = j;
+	cn->jobs[slot] = (struct cn_jobent){.jid = j->jid, .live = j};
 	if (slot == cn->njobs)
 		cn->njobs++;
 	*job_id = j->jid;
@@ -208,8 +233,10 @@ size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
 
 	pthread_mutex_lock(&cn->jmu);
 	for (unsigned int i = 0; i < cn->njobs; i++) {
-		struct cn_job *j = cn->jobs[i];
+		struct cn_job *j = cn->jobs[i].live;
 
+		if (!j)
+			continue;
 		pthread_mutex_lock(&j->mu);
 		if (!j->finished && j->opened && !memcmp(j->cur, id, 32))
 			for (unsigned int k = 0; k < j->npeers && n < cap; k++)
@@ -222,6 +249,36 @@ size_t cn_job_peers(struct content_node *cn, const uint8_t id[32],
 	return n;
 }
 
+/* j's progress line (j->mu held). */
+static void job_progress(struct cn_job *j, struct cn_progress *q, uint64_t now)
+{
+	uint64_t el;
+
+	memset(q, 0, sizeof(*q));
+	q->job = j->jid;
+	memcpy(q->id, j->rq.id, j->rq.id_len);
+	q->id_len = j->rq.id_len;
+	q->finished = j->finished;
+	snprintf(q->state, sizeof(q->state), "%s",
+		 j->cancelled && j->finished ? "cancelled" : j->state);
+	snprintf(q->error, sizeof(q->error), "%s",
+		 j->cancelled && j->finished ? "cancelled by the operator" : j->error);
+	/* the error text goes into a JSON string: quotes and controls out */
+	for (char *c = q->error; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+			*c = ' ';
+	q->done = j->done_bytes;
+	q->total = j->total_bytes ? j->total_bytes : j->size;
+	el = j->t_start ? (j->t_end ? j->t_end : now) - j->t_start : 0;
+	q->elapsed_ms = el;
+	q->rate_bps = el ? j->bytes * 1000 / el : 0;
+	q->items_done = j->items_done;
+	q->items_total = j->items_total;
+	q->bad_chunks = j->bad_chunks;
+	for (unsigned int k = 0; k < j->npeers; k++)
+		q->providers += j->peers[k].state == P_UP && j->peers[k].info == 2;
+}
+
 size_t cn_jobs_progress(struct content_node *cn, struct cn_progress *p, size_t cap)
 {
 	size_t n = 0;
@@ -229,35 +286,15 @@ size_t cn_jobs_progress(struct content_node *cn, struct cn_progress *p, size_t c
 
 	pthread_mutex_lock(&cn->jmu);
 	for (unsigned int i = 0; i < cn->njobs && n < cap; i++) {
-		struct cn_job *j = cn->jobs[i];
-		struct cn_progress *q = &p[n++];
-		uint64_t el;
+		struct cn_jobent *e = &cn->jobs[i];
 
-		memset(q, 0, sizeof(*q));
-		pthread_mutex_lock(&j->mu);
-		q->job = j->jid;
-		memcpy(q->id, j->rq.id, j->rq.id_len);
-		q->id_len = j->rq.id_len;
-		q->finished = j->finished;
-		snprintf(q->state, sizeof(q->state), "%s",
-			 j->cancelled && j->finished ? "cancelled" : j->state);
-		snprintf(q->error, sizeof(q->error), "%s",
-			 j->cancelled && j->finished ? "cancelled by the operator" : j->error);
-		/* the error text goes into a JSON string: quotes and controls out */
-		for (char *c = q->error; *c; c++)
-			if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
-				*c = ' ';
-		q->done = j->done_bytes;
-		q->total = j->total_bytes ? j->total_bytes : j->size;
-		el = j->t_start ? (j->t_end ? j->t_end : now) - j->t_start : 0;
-		q->elapsed_ms = el;
-		q->rate_bps = el ? j->bytes * 1000 / el : 0;
-		q->items_done = j->items_done;
-		q->items_total = j->items_total;
-		q->bad_chunks = j->bad_chunks;
-		for (unsigned int k = 0; k < j->npeers; k++)
-			q->providers += j->peers[k].state == P_UP && j->peers[k].info == 2;
-		pthread_mutex_unlock(&j->mu);
+		if (e->live) {
+			pthread_mutex_lock(&e->live->mu);
+			job_progress(e->live, &p[n++], now);
+			pthread_mutex_unlock(&e->live->mu);
+		} else {
+			p[n++] = e->end->prog;
+		}
 	}
 	pthread_mutex_unlock(&cn->jmu);
 	return n;
@@ -274,8 +311,13 @@ int cn_job_cancel(struct content_node *cn, uint64_t job_id, unsigned int wait_ms
 	*deleted = 0;
 	pthread_mutex_lock(&cn->jmu);
 	for (unsigned int i = 0; i < cn->njobs; i++)
-		if (cn->jobs[i]->jid == job_id)
-			j = cn->jobs[i];
+		if (cn->jobs[i].jid == job_id) {
+			if (!cn->jobs[i].live) { /* ended, compacted */
+				pthread_mutex_unlock(&cn->jmu);
+				return -EALREADY;
+			}
+			j = cn->jobs[i].live;
+		}
 	if (!j) {
 		pthread_mutex_unlock(&cn->jmu);
 		return -ENOENT;
@@ -319,14 +361,20 @@ int cn_job_cancel(struct content_node *cn, uint64_t job_id, unsigned int wait_ms
 	return 0;
 }
 
+/* The JSON of a slot's job (NULL when out of memory). */
+static json_t *ent_json(struct cn_jobent *e)
+{
+	return e->live ? job_to_json(e->live) : json_loads(e->end->json, 0, NULL);
+}
+
 json_t *cn_job_json(struct content_node *cn, uint64_t job_id)
 {
 	json_t *o = NULL;
 
 	pthread_mutex_lock(&cn->jmu);
 	for (unsigned int i = 0; i < cn->njobs; i++)
-		if (cn->jobs[i]->jid == job_id)
-			o = job_to_json(cn->jobs[i]);
+		if (cn->jobs[i].jid == job_id)
+			o = ent_json(&cn->jobs[i]);
 	pthread_mutex_unlock(&cn->jmu);
 	return o;
 }
@@ -337,9 +385,45 @@ json_t *cn_jobs_json(struct content_node *cn)
 
 	pthread_mutex_lock(&cn->jmu);
 	for (unsigned int i = 0; i < cn->njobs; i++)
-		json_array_append_new(a, job_to_json(cn->jobs[i]));
+		json_array_append_new(a, ent_json(&cn->jobs[i]));
 	pthread_mutex_unlock(&cn->jmu);
 	return a;
+}
+
+/* Under jmu: keep what is shown of an ended job, free the job. 0, or
+ * -EBUSY (still running, or held by a cancel), -ENOMEM (it stays live). */
+static int ent_compact(struct cn_jobent *e)
+{
+	struct cn_job *j = e->live;
+	struct cn_job_end *d;
+	json_t *o;
+	char *txt;
+	size_t len;
+	int fin;
+
+	pthread_mutex_lock(&j->mu);
+	fin = j->finished;
+	pthread_mutex_unlock(&j->mu);
+	if (!fin || j->holds)
+		return -EBUSY;
+	pthread_join(j->thr, NULL); /* returned, or about to: its last log line */
+	o = job_to_json(j);
+	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	len = txt ? strlen(txt) : 0;
+	d = txt ? malloc(sizeof(*d) + len + 1) : NULL;
+	if (!d) {
+		free(txt);
+		return -ENOMEM;
+	}
+	memcpy(d->json, txt, len + 1);
+	free(txt);
+	d->t_end = j->t_end;
+	job_progress(j, &d->prog, d->t_end);
+	job_free(j);
+	e->live = NULL;
+	e->end = d;
+	return 0;
 }
 
 void content_node_trim(struct content_node *cn, uint64_t now_ms)
@@ -350,18 +434,15 @@ void content_node_trim(struct content_node *cn, uint64_t now_ms)
 		return;
 	pthread_mutex_lock(&cn->jmu);
 	for (i = 0; i < cn->njobs; i++) {
-		struct cn_job *j = cn->jobs[i];
-		int old;
+		struct cn_jobent *e = &cn->jobs[i];
 
-		pthread_mutex_lock(&j->mu); /* finished and t_end are the job's */
-		old = j->finished && now_ms - j->t_end >= CONTENT_JOB_KEEP_MS;
-		pthread_mutex_unlock(&j->mu);
-		if (old && !j->holds) { /* holds: under jmu */
-			pthread_join(j->thr, NULL); /* long returned */
-			job_free(j);
+		if (e->live)
+			(void)ent_compact(e); /* -EBUSY, -ENOMEM: a tick later */
+		if (e->end && now_ms - e->end->t_end >= CONTENT_JOB_KEEP_MS) {
+			free(e->end);
 			continue;
 		}
-		cn->jobs[k++] = j;
+		cn->jobs[k++] = *e;
 	}
 	cn->njobs = k;
 	pthread_mutex_unlock(&cn->jmu);
@@ -374,10 +455,14 @@ void cn_jobs_stop(struct content_node *cn)
 {
 	pthread_mutex_lock(&cn->jmu);
 	for (unsigned int i = 0; i < cn->njobs; i++)
-		atomic_store(&cn->jobs[i]->stop, 1);
+		if (cn->jobs[i].live)
+			atomic_store(&cn->jobs[i].live->stop, 1);
 	for (unsigned int i = 0; i < cn->njobs; i++) {
-		pthread_join(cn->jobs[i]->thr, NULL);
-		job_free(cn->jobs[i]);
+		if (cn->jobs[i].live) {
+			pthread_join(cn->jobs[i].live->thr, NULL);
+			job_free(cn->jobs[i].live);
+		}
+		free(cn->jobs[i].end);
 	}
 	cn->njobs = 0;
 	pthread_mutex_unlock(&cn->jmu);
