@@ -287,6 +287,12 @@ int conn_node_resolve_within(struct conn_node *cn, const uint8_t key[CONN_KEY_LE
  * result replaces the cached record. What a failed dial refetches with.
  */
 #define CONN_RESOLVE_FRESH 1u
+/* CONN_RESOLVE_PAST_MISS: a cached miss is no answer, the DHT is asked
+ * (its first valid answer, as when nothing is cached); a cached record
+ * still answers. What a dial by key starts with: a miss cached before the
+ * peer's record was put (both just started) would fail it for
+ * CONN_NEG_TTL_S. Counted in misses_rechecked. */
+#define CONN_RESOLVE_PAST_MISS 2u
 int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN],
 			   struct conn_record *rec, int *cached, unsigned int timeout_ms,
 			   unsigned int flags);

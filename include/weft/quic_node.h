@@ -107,7 +107,8 @@ struct quic_node_opts {
 	 * count written (0: a record without addresses), -ENOENT (no record),
 	 * or another -errno; *nrelays: relays the record lists. flags:
 	 * QUIC_NODE_RESOLVE_FRESH asks past any cache for the latest record
-	 * (a dial that failed on what the cache had). NULL: a bare key is
+	 * (a dial that failed on what the cache had), QUIC_NODE_RESOLVE_PAST_MISS
+	 * past a cached miss only. NULL: a bare key is
 	 * not a valid target. */
 	int (*resolve)(void *arg, const uint8_t key[QUIC_KEY_LEN], struct sockaddr_storage *addrs,
 		       unsigned int max, unsigned int *nrelays, unsigned int timeout_ms,
@@ -236,6 +237,12 @@ int quic_node_resolve_within(struct quic_node *qn, const char *target,
  * deadline (quic_node_ping2; docs/CONNECTIVITY.md "Resolution and dial by
  * key"). */
 #define QUIC_NODE_RESOLVE_FRESH 1u
+/* QUIC_NODE_RESOLVE_PAST_MISS: a miss the resolver cached is no answer,
+ * the DHT is asked (CONN_RESOLVE_PAST_MISS); a cached record still
+ * answers. What a dial by key that starts a peer's work takes (a watch, a
+ * service call or find by key claim, a mailbox delivery): the miss may
+ * predate the peer's record (both just started). */
+#define QUIC_NODE_RESOLVE_PAST_MISS 2u
 int quic_node_resolve_flags(struct quic_node *qn, const char *target,
 			    char out[][QUIC_NODE_TARGET_MAX], unsigned int max,
 			    unsigned int timeout_ms, unsigned int *relay_status, unsigned int flags);

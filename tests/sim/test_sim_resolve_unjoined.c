@@ -21,6 +21,12 @@
  *   cached. Once R's record is there, M's next refresh (a fetch) takes R
  *   at once. Before, it kept the miss 30 s (test_mailbox waited 30 s for
  *   its anchor on a busy machine).
+ * - Q, behind a filtering NAT with a reservation at R, is cut from B: S
+ *   resolves Q's key and caches the miss. Q joins and publishes a service;
+ *   S finds it by name, the announce's address gives nothing (Q's NAT),
+ *   and Q's key claim is resolved past S's cached miss: found and called
+ *   through R. Before, the claim's dial took the miss ("no address") for
+ *   CONN_NEG_TTL_S, and a call by key (svc_calls.c) likewise.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,9 +44,10 @@
 
 #define A_IP "198.51.102.7"
 #define P_IP "198.51.102.4"
+#define QNAT_IP "198.51.103.100"
 
 static struct world W;
-static struct simnode B, P, S, A, R, M;
+static struct simnode B, P, S, A, R, M, Q;
 static char pkey[65];
 
 /* POST /v1/node/resolve of P's key on x (fresh: past x's cache): the
@@ -195,12 +202,72 @@ static void test_mailbox_relay_past_cached_miss(void **state)
 	assert_true(m_anchors_from_relays());
 }
 
+/* POST /v1/node/resolve of key on x, from x's cache if it has it. */
+static int resolve_key(struct simnode *x, const char *key)
+{
+	return simnode_ctl(x, "POST", "/v1/node/resolve", json_pack("{s:s}", "key", key), NULL);
+}
+
+static int q_lists_r(void *arg)
+{
+	(void)arg;
+	return simnode_lists_relay(&B, Q.key, R.key);
+}
+
+/* Q's announce of its one service was stored. */
+static int q_announced(void *arg)
+{
+	json_t *o = simnode_ok(&Q, "GET", "/v1/svc/ls", NULL);
+	int ok = json_integer_value(json_object_get(
+		     json_array_get(json_object_get(o, "services"), 0), "announced")) > 0;
+
+	(void)arg;
+	json_decref(o);
+	return ok;
+}
+
+static void test_svc_claim_past_cached_miss(void **state)
+{
+	const char *use[] = { W.use, "relay.reserve=always", NULL };
+	struct simnet_nat *nat = world_nat(&W, QNAT_IP, SIMNET_NAT_APDF, SIMNET_NAT_MAP_ADM);
+	json_t *o, *r;
+
+	(void)state;
+	cut(QNAT_IP, WORLD_BOOT_IP, 1);
+	world_node(&W, &Q, "Q", "10.0.3.4", nat, use);
+	assert_int_equal(resolve_key(&S, Q.key), 404); /* Q's record is nowhere yet */
+	cut(QNAT_IP, WORLD_BOOT_IP, 0);
+	join(&Q);
+	assert_int_equal(simnode_wait(q_lists_r, NULL, 60000), 0);
+	json_decref(simnode_ok(&Q, "POST", "/v1/svc/publish",
+			       json_pack("{s:s,s:s}", "name", "echo", "backend", "builtin")));
+	assert_int_equal(simnode_wait(q_announced, NULL, 60000), 0);
+	assert_int_equal(resolve_key(&S, Q.key), 404); /* still the cached miss */
+
+	o = simnode_ok(&S, "GET", "/v1/svc/find/echo", NULL);
+	r = json_array_get(json_object_get(o, "results"), 0);
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(r, "owner")), Q.key);
+	json_decref(o);
+	assert_int_equal(simnode_get_int(&S, "/v1/svc/stats", "fabric", "find_by_key", "found",
+					 NULL),
+			 1);
+	o = simnode_ok(&S, "POST", "/v1/svc/call",
+		       json_pack("{s:s,s:s,s:s,s:i}", "name", "echo", "method", "ping", "data",
+				 "past the miss", "timeout_ms", 20000));
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "ok");
+	assert_string_equal(json_string_value(json_object_get(o, "peer")), Q.key);
+	json_decref(o);
+	assert_int_equal(resolve_key(&S, Q.key), 200); /* the lookup replaced the miss */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_watch_past_cached_miss),
 		cmocka_unit_test(test_resolve_before_join),
 		cmocka_unit_test(test_mailbox_relay_past_cached_miss),
+		cmocka_unit_test(test_svc_claim_past_cached_miss),
 	};
 
 	return cmocka_run_group_tests_name("sim_resolve_unjoined", tests, setup, teardown);

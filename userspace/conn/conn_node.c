@@ -69,6 +69,7 @@ struct conn_node {
 	 * the mapping an endpoint-independent NAT shows every peer */
 	struct io_addr seen_quic[2];
 	_Atomic uint64_t puts, puts_failed, resolves, cache_hits, votes_in, stun;
+	_Atomic uint64_t misses_rechecked; /* CONN_RESOLVE_PAST_MISS past a cached miss */
 	_Atomic int freeing;
 	/* lookups that gave their first record and still run (worker 0) */
 	unsigned int revalidating;
@@ -806,6 +807,10 @@ int conn_node_resolve_opts(struct conn_node *cn, const uint8_t key[CONN_KEY_LEN]
 	now = now_ms(cn);
 	pthread_mutex_lock(&cn->mu);
 	e = flags & CONN_RESOLVE_FRESH ? NULL : cache_find(cn, key, now);
+	if (e && e->negative && (flags & CONN_RESOLVE_PAST_MISS)) {
+		e = NULL;
+		atomic_fetch_add(&cn->misses_rechecked, 1);
+	}
 	if (e) {
 		e->last_use = ++cn->tick;
 		err = e->negative ? -ENOENT : 0;
@@ -1019,12 +1024,17 @@ static void conn_metrics(void *arg, FILE *out)
 		"# HELP weft_node_resolve_cache_hits_total Resolutions answered by the cache.\n"
 		"# TYPE weft_node_resolve_cache_hits_total counter\n"
 		"weft_node_resolve_cache_hits_total %llu\n"
+		"# HELP weft_node_resolve_misses_rechecked_total Dials by key that asked the DHT past "
+		"a cached miss.\n"
+		"# TYPE weft_node_resolve_misses_rechecked_total counter\n"
+		"weft_node_resolve_misses_rechecked_total %llu\n"
 		"# HELP weft_node_addr_votes_total Reflexive address observations received.\n"
 		"# TYPE weft_node_addr_votes_total counter\nweft_node_addr_votes_total %llu\n",
 		(unsigned long long)atomic_load(&cn->puts),
 		(unsigned long long)atomic_load(&cn->puts_failed),
 		(unsigned long long)atomic_load(&cn->resolves),
 		(unsigned long long)atomic_load(&cn->cache_hits),
+		(unsigned long long)atomic_load(&cn->misses_rechecked),
 		(unsigned long long)atomic_load(&cn->votes_in));
 }
 

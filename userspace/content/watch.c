@@ -534,26 +534,18 @@ static void pub_dial(struct cn_watch *w, struct wpub *p, uint64_t now)
 {
 	char hex[65], t[QUIC_NODE_RESOLVE_MAX][QUIC_NODE_TARGET_MAX];
 	struct wconn *c;
-	uint64_t t0;
 	int n;
 
 	atomic_fetch_add(&w->dials, 1);
 	util_hex(hex, p->pk, 32);
 	/* The record cache may hold a miss from before the publisher's
 	 * record was put (both nodes just started), or a record older than
-	 * its addresses: a miss, and every dial after a failed one, ask the
-	 * DHT afresh (the back-off bounds how often). */
-	t0 = util_now_ms();
+	 * its addresses: the first dial asks past a cached miss, every dial
+	 * after a failed one asks the DHT afresh (the back-off bounds how
+	 * often). */
 	n = quic_node_resolve_flags(w->cn->quic, hex, t, QUIC_NODE_RESOLVE_MAX, CN_WATCH_DIAL_MS,
-				    NULL, p->first_done ? QUIC_NODE_RESOLVE_FRESH : 0);
-	if (n == -ENOENT && !p->first_done) {
-		uint64_t spent = util_now_ms() - t0;
-
-		if (spent + 500 < CN_WATCH_DIAL_MS)
-			n = quic_node_resolve_flags(w->cn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
-						    (unsigned int)(CN_WATCH_DIAL_MS - spent), NULL,
-						    QUIC_NODE_RESOLVE_FRESH);
-	}
+				    NULL,
+				    p->first_done ? QUIC_NODE_RESOLVE_FRESH : QUIC_NODE_RESOLVE_PAST_MISS);
 	c = n > 0 ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
 		atomic_fetch_add(&w->dial_fails, 1);

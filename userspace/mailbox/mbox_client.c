@@ -82,12 +82,12 @@ int mbn_send(struct mbox_node *mn, const uint8_t recipient[MBOX_KEY_LEN], const 
 		log_info("mailbox", "direct delivery to %.16s...: %s; trying its anchors", hex,
 			 err ? strerror(-err) : mbox_status_name(st));
 	}
-	err = mn->o.conn ? conn_node_resolve_within(mn->o.conn, recipient, &rec, &cached,
-						    MBOX_DEF_ANCHOR_MS)
+	/* past a miss cached from before its record was put */
+	err = mn->o.conn ? conn_node_resolve_opts(mn->o.conn, recipient, &rec, &cached,
+						  MBOX_DEF_ANCHOR_MS, CONN_RESOLVE_PAST_MISS)
 			 : -ENOENT;
-	/* the record may be a cached one from before the node listed anchors,
-	 * or a cached miss from before its record was put */
-	if (((!err && !rec.nanchors) || err == -ENOENT) && cached)
+	/* the record may be a cached one from before the node listed anchors */
+	if (!err && !rec.nanchors && cached)
 		err = conn_node_resolve_opts(mn->o.conn, recipient, &rec, &cached,
 					     MBOX_DEF_ANCHOR_MS, CONN_RESOLVE_FRESH);
 	if (err)
@@ -242,19 +242,16 @@ static unsigned int relay_anchors(struct mbox_node *mn, struct mbn_anchor *out)
 	struct conn_relay r[CONN_REC_MAX_RELAYS];
 	struct conn_record rec;
 	unsigned int n, k = 0;
-	int cached;
 
 	n = conn_node_relays(mn->o.conn, r, CONN_REC_MAX_RELAYS);
 	for (unsigned int i = 0; i < n && k < MBOX_MAX_ANCHORS; i++) {
-		int err = conn_node_resolve_within(mn->o.conn, r[i].key, &rec, &cached,
-						   RELAY_CHECK_MS);
+		/* past a miss cached before the relay's record was put (both
+		 * just started): the DHT is asked (once a refresh, per relay
+		 * without a record; a relay whose record lacks the mailbox
+		 * flag is cached, not asked again each minute) */
+		int err = conn_node_resolve_opts(mn->o.conn, r[i].key, &rec, NULL, RELAY_CHECK_MS,
+						 CONN_RESOLVE_PAST_MISS);
 
-		/* a miss cached before the relay's record was put (both just
-		 * started): the DHT afresh (once a refresh, per relay; a relay
-		 * without the mailbox flag is not asked again each minute) */
-		if (cached && err == -ENOENT)
-			err = conn_node_resolve_opts(mn->o.conn, r[i].key, &rec, &cached,
-						     RELAY_CHECK_MS, CONN_RESOLVE_FRESH);
 		if (err || !(rec.caps & CONN_CAP_MAILBOX))
 			continue;
 		memcpy(out[k].key, r[i].key, MBOX_KEY_LEN);

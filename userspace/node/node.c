@@ -288,7 +288,9 @@ static int node_resolve(void *arg, const uint8_t *key, struct sockaddr_storage *
 	int err;
 
 	err = conn_node_resolve_opts(n->conn, key, &rec, NULL, timeout_ms,
-				     flags & QUIC_NODE_RESOLVE_FRESH ? CONN_RESOLVE_FRESH : 0);
+				     (flags & QUIC_NODE_RESOLVE_FRESH ? CONN_RESOLVE_FRESH : 0) |
+					 (flags & QUIC_NODE_RESOLVE_PAST_MISS ? CONN_RESOLVE_PAST_MISS
+									      : 0));
 	if (err)
 		return err;
 	*nrelays = rec.nrelays;

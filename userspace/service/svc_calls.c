@@ -449,9 +449,12 @@ static int reach_by_key(struct svc_node *sn, const struct svc_dir_result *r, uin
 		return -ETIMEDOUT;
 	util_hex(hex, r->owner, IDENTITY_PK_LEN);
 	/* The record lookup, direct attempts and relay circuit share what is
-	 * left of the deadline: the fallback never overruns it. */
-	n = quic_node_resolve_within(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
-				     (unsigned int)((end_ns - start) / 1000000ull), NULL);
+	 * left of the deadline: the fallback never overruns it. A miss the
+	 * resolver cached (before the provider's record was put) is asked
+	 * again: the provider announced since. */
+	n = quic_node_resolve_flags(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
+				    (unsigned int)((end_ns - start) / 1000000ull), NULL,
+				    QUIC_NODE_RESOLVE_PAST_MISS);
 	if (n == -ENOENT)
 		n = -EHOSTUNREACH; /* no record: nothing else to dial */
 	if (n < 0)

@@ -287,8 +287,11 @@ static int find_by_claims(struct svc_node *sn, const char *name, const struct fi
 			continue;
 		util_hex(hex, key, IDENTITY_PK_LEN);
 		atomic_fetch_add(&sn->finds_by_key, 1);
-		nt = quic_node_resolve_within(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
-					      (unsigned int)((end - now) / 1000000ull), NULL);
+		/* past a miss cached before its record was put: its claim
+		 * is signed and fresh, the node announced since */
+		nt = quic_node_resolve_flags(sn->quic, hex, t, QUIC_NODE_RESOLVE_MAX,
+					     (unsigned int)((end - now) / 1000000ull), NULL,
+					     QUIC_NODE_RESOLVE_PAST_MISS);
 		/* the first target answered (a circuit, or a direct address) */
 		if (nt <= 0 || quic_node_parse_target(t[0], 0, k2, &have, &ss, &sl)) {
 			log_info("svc", "lookup %s: provider %.16s... by its key claim: %s", name,
