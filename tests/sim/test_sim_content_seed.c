@@ -285,9 +285,10 @@ static void test_seed_controls(void **state)
 	    simnode_ctl(&B, "POST", "/v1/content/pin", json_pack("{s:s}", "id", "zz"), NULL), 400);
 
 	/* rm of a share (f6's, the last added): its record and its blob.
-	 * Gone from A's stored shares: GET /v1/content/shares/ID of a share
-	 * not held is a browse, which looks for it on the network (A knows
-	 * no other node here: a 60 s wait for nothing). */
+	 * Gone from A's stored shares. GET /v1/content/shares/ID of a share
+	 * not held is a browse, which looks for it on the network: no
+	 * lookup finds a provider (B fetched none of it), 404 after
+	 * CN_NOTFOUND_DHT_MS, not the 60 s a download waits for one. */
 	assert_int_equal(strlen(last_share), 40);
 	assert_true(lists(&A, "shares", "share_id", last_share));
 	o = simnode_ok(&A, "POST", "/v1/content/rm", json_pack("{s:s}", "id", last_share));
@@ -295,6 +296,19 @@ static void test_seed_controls(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "blobs")), 1);
 	json_decref(o);
 	assert_false(lists(&A, "shares", "share_id", last_share));
+	{
+		char path[80];
+		json_t *e404 = NULL;
+		const char *msg;
+
+		snprintf(path, sizeof(path), "/v1/content/shares/%s", last_share);
+		assert_int_equal(simnode_ctl(&A, "GET", path, NULL, &e404), 404);
+		msg = json_string_value(
+		    json_object_get(json_object_get(e404, "error"), "message"));
+		assert_non_null(msg);
+		assert_non_null(strstr(msg, "no provider of this share found in the DHT"));
+		json_decref(e404);
+	}
 
 	simnode_free(&B);
 	simnode_free(&A);

@@ -884,6 +884,15 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 		if (m->is_signed && t - j->last_progress > (uint64_t)j->cn->req_timeout_ms)
 			return 0;
 
+		/* a browse (share show) of a share no lookup found a provider
+		 * of: the DHT's answer is the answer after CN_NOTFOUND_DHT_MS
+		 * (several lookups); a download waits CN_STALL_MS for one */
+		if (j->rq.manifest_only && !j->rq.nfrom && !j->npeers &&
+		    t - j->last_progress > CN_NOTFOUND_DHT_MS) {
+			snprintf(j->error, sizeof(j->error),
+				 "no provider of this share found in the DHT");
+			return -ENOENT;
+		}
 		if (t - j->last_progress > CN_STALL_MS) {
 			snprintf(j->error, sizeof(j->error), "no provider served this share");
 			return -ETIMEDOUT;
