@@ -40,7 +40,7 @@ struct dialq {
 	size_t h, n;
 	struct gsend *later[NET_KEYQ]; /* to dial again at their due time */
 	size_t nlater;
-	uint64_t retried, dropped, again, given_up;
+	uint64_t retried, dropped, again, given_up, late_ok;
 };
 
 /* --------------------------------------------------------- one envelope */
@@ -133,6 +133,11 @@ static void gs_connected(void *arg, uint64_t conn, int err, const uint8_t *key)
 
 	(void)key;
 	g->ok = !err;
+	if (!err && g->round) { /* a later round reached the holder */
+		pthread_mutex_lock(&g->dq->mu);
+		g->dq->late_ok++;
+		pthread_mutex_unlock(&g->dq->mu);
+	}
 	if (!err && quic_node_stream_open(g->qn, conn, COMM_ST_GOSSIP, 0) != 0)
 		quic_node_close(g->qn, conn, 0);
 }
@@ -322,6 +327,7 @@ void comm_net_dialq_stats(struct comm_net *net, struct comm_net_stats *out)
 	out->gossip_dropped = net->dq->dropped;
 	out->gossip_again = net->dq->again;
 	out->gossip_given_up = net->dq->given_up;
+	out->gossip_late_ok = net->dq->late_ok;
 	pthread_mutex_unlock(&net->dq->mu);
 }
 

@@ -9,8 +9,8 @@
  *    on a worker);
  *  - the serve thread answers them: pages from the index, gossip taken
  *    in, persisted and forwarded;
- *  - the sync thread announces each community under its DHT key, looks
- *    up the other holders there and pulls their pages (on join, at start
+ *  - the sync threads announce each community under its DHT key, look
+ *    up the other holders there and pull their pages (on join, at start
  *    and every NET_SYNC_MS: a node that was offline catches up);
  *  - gossip leaves on short connections of its own, driven by callbacks
  *    (comm_dial.c); the dial thread resolves the holders reached by key
@@ -399,7 +399,7 @@ int comm_net_add(struct comm_net *net, const uint8_t id[COMM_ID_LEN],
 		goto out;
 	}
 	net->c[net->n++] = c; /* announce, find: due now */
-	pthread_cond_signal(&net->cv);
+	pthread_cond_broadcast(&net->cv);
 out:
 	pthread_mutex_unlock(&net->mu);
 	return err;
@@ -540,7 +540,7 @@ int comm_net_new(struct comm_net **out, const struct comm_net_opts *o)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL); /* waited on without a deadline */
 	pthread_mutex_init(&net->mu, NULL);
-	util_cond_init_mono(&net->cv); /* the sync thread's tick (monotonic) */
+	util_cond_init_mono(&net->cv); /* the sync threads' tick (monotonic) */
 	err = comm_net_dialq_new(net);
 	if (!err)
 		err = quic_node_register(o->quic, COMM_ST_SYNC, &hs, s);
@@ -565,14 +565,18 @@ int comm_net_start(struct comm_net *net)
 		return 0;
 	if (log_thread_create(&net->serve_th, NULL, serve_main, net, "weft-comm-srv") != 0)
 		return -EAGAIN;
-	if (log_thread_create(&net->sync_th, NULL, comm_net_sync_main, net, "weft-comm-sync") != 0)
-		goto stop_serve;
-	if (log_thread_create(&net->dial_th, NULL, comm_net_dial_main, net, "weft-comm-dial") != 0) {
+	for (net->nsync = 0; net->nsync < NET_SYNC_THREADS; net->nsync++)
+		if (log_thread_create(&net->sync_th[net->nsync], NULL, comm_net_sync_main, net,
+				      "weft-comm-sync") != 0)
+			break;
+	if (net->nsync < NET_SYNC_THREADS ||
+	    log_thread_create(&net->dial_th, NULL, comm_net_dial_main, net, "weft-comm-dial") != 0) {
 		pthread_mutex_lock(&net->mu);
 		__atomic_store_n(&net->stop, 1, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&net->cv);
 		pthread_mutex_unlock(&net->mu);
-		pthread_join(net->sync_th, NULL);
+		while (net->nsync)
+			pthread_join(net->sync_th[--net->nsync], NULL);
 		goto stop_serve;
 	}
 	net->started = 1;
@@ -600,7 +604,8 @@ void comm_net_free(struct comm_net *net)
 		net->srv->stop = 1;
 		pthread_cond_broadcast(&net->srv->cv);
 		pthread_mutex_unlock(&net->srv->mu);
-		pthread_join(net->sync_th, NULL);
+		while (net->nsync)
+			pthread_join(net->sync_th[--net->nsync], NULL);
 		pthread_join(net->dial_th, NULL);
 		pthread_join(net->serve_th, NULL);
 	}

@@ -61,6 +61,7 @@ struct comm_net_stats {
 	uint64_t mesh_in, mesh_refused; /* kind-2 envelopes handed to the mesh, refused */
 	uint64_t by_key, by_key_fail, gossip_retried, gossip_dropped; /* by key (comm_dial.c) */
 	uint64_t gossip_again, gossip_given_up; /* ... tried again later; rounds over */
+	uint64_t gossip_late_ok; /* ... reached the holder in a later round */
 	uint64_t gossip_members; /* our records sent by key to members no holder entry names */
 	uint64_t gossip_bytes_sent, gossip_bytes_in; /* stream payloads (type varint and QUIC aside) */
 };

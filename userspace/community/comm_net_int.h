@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The state of communities on the network, shared by comm_peer.c (holder
- * tables), comm_sync.c (the sync thread: DHT and pulls) and comm_net.c
+ * tables), comm_sync.c (the sync threads: DHT and pulls) and comm_net.c
  * (stream handlers, serve thread, gossip, lifecycle), in that order of
  * calls. Internal to the community module.
  */
@@ -28,7 +28,13 @@
 #define NET_SYNC_MS 120000u /* pull again from a holder (anti-entropy) */
 #define NET_BUSY_SYNC_MS 10000u /* ... sooner after a pull that added records */
 #define NET_WAIT_MS 5000u   /* each step of a pull */
-#define NET_PULLS_PER_TICK 4u
+/* Sync threads: each takes the due pull of the holder that failed least
+ * (the longest due among equals), runs it, and takes the next at once; a
+ * holder that does not answer (5 s a step, then its key: up to ~13 s)
+ * holds back one of them, not the pulls from the others. Before, one
+ * thread ran a tick's 4 pulls in turn: a community's live holder waited
+ * behind every dead one (test_sim_community_nat: ~40 s). */
+#define NET_SYNC_THREADS 3u
 #define NET_PAGES_MAX 512u /* pages of one pull (members and shares caps / 16) */
 #define NET_FANOUT 4u
 #define NET_ENV_TTL_S 600u
@@ -109,7 +115,8 @@ struct comm_net {
 	struct ncomm *c[COMM_NODE_MAX];
 	size_t n;
 	int stop, started;
-	pthread_t serve_th, sync_th, dial_th;
+	pthread_t serve_th, sync_th[NET_SYNC_THREADS], dial_th;
+	unsigned int nsync; /* sync threads running */
 	struct comm_net_stats st;
 	struct dialq *dq; /* gossip sends for the dial thread (comm_dial.c) */
 	comm_net_mesh_fn mesh; /* kind-2 envelopes (NULL: refused) */
@@ -137,7 +144,7 @@ int comm_net_same_addr(const struct sockaddr_storage *a, const struct sockaddr_s
  * when it is new. Under net->mu. */
 void comm_net_note_peer(struct comm_net *net, struct ncomm *c, const struct sockaddr_storage *ss,
 			socklen_t sslen, const uint8_t *key);
-/* comm_sync.c: the sync thread (announce, find, pull). */
+/* comm_sync.c: the sync threads (announce, find, pull; NET_SYNC_THREADS). */
 void *comm_net_sync_main(void *arg);
 /* comm_dial.c: one gossip message (bytes copied) to holder p: at its
  * address (when that does not answer, then by key), or queued for the

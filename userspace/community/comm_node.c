@@ -759,6 +759,8 @@ static const struct {
 	   gossip_again),
 	NC("gossip_given_up", "Gossip sends by key that reached nobody in all their rounds.",
 	   gossip_given_up),
+	NC("gossip_late_ok", "Gossip sends by key that reached their holder in a later round.",
+	   gossip_late_ok),
 	NC("gossip_members",
 	   "Own records sent by key to members no holder entry names (few holders known by key).",
 	   gossip_members),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The sync thread of communities on the network (docs/COMMUNITY.md
+ * The sync threads of communities on the network (docs/COMMUNITY.md
  * "Finding each other"): each community announced under its DHT key, the
  * other holders looked up there, their pages pulled over stream type 0x60
  * (on join, at start, every NET_SYNC_MS, sooner after a failure). A pull
@@ -22,9 +22,9 @@
 
 #include "comm_net_int.h"
 
-/* ------------------------------------------------------ pulls (sync thread) */
+/* ------------------------------------------------------ pulls (sync threads) */
 
-/* One connection of a pull; two references: the sync thread's and the
+/* One connection of a pull; two references: the pulling sync thread's and the
  * connection's (dropped in closed()). */
 struct pcall {
 	pthread_mutex_t mu;
@@ -385,7 +385,7 @@ static void dht_job(struct comm_net *net, const struct ncomm *c, dhtnode_fn fn)
 		free(j);
 }
 
-/* ------------------------------------------------------ the sync thread */
+/* ------------------------------------------------------ the sync threads */
 
 struct due {
 	uint8_t id[COMM_ID_LEN], dk[COMM_DHT_KEY_LEN], expect[COMM_PK_LEN];
@@ -394,11 +394,16 @@ struct due {
 	int have_key, try_key, by_key;
 };
 
-static void sync_tick(struct comm_net *net)
+/* The DHT jobs that are due, then one due pull (NET_SYNC_THREADS run
+ * this): 1 when it pulled (the caller takes the next at once), 0 when
+ * none was due. */
+static int sync_tick(struct comm_net *net)
 {
-	struct due due[NET_PULLS_PER_TICK];
+	struct due due[1];
 	size_t nd = 0;
 	uint64_t now = util_now_ms();
+	struct peer *best = NULL;
+	struct ncomm *bestc = NULL;
 
 	pthread_mutex_lock(&net->mu);
 	for (size_t i = 0; i < net->n; i++) {
@@ -425,24 +430,41 @@ static void sync_tick(struct comm_net *net)
 			if (i >= net->n || net->c[i] != c)
 				break;
 		}
-		for (size_t k = 0; k < c->np && nd < NET_PULLS_PER_TICK; k++) {
+	}
+	/* the due holder that failed least, the longest due among equals:
+	 * one that answers is not held back by dead ones (no unlock from
+	 * here to its copy: best stays valid) */
+	now = util_now_ms(); /* the DHT jobs above may have waited */
+	for (size_t i = 0; i < net->n; i++) {
+		struct ncomm *c = net->c[i];
+
+		for (size_t k = 0; k < c->np; k++) {
 			struct peer *p = &c->p[k];
 
 			if (p->self || now < p->next_sync_ms)
 				continue;
-			p->next_sync_ms = now + NET_SYNC_MS; /* set for real after the pull */
-			memcpy(due[nd].id, c->id, COMM_ID_LEN);
-			memcpy(due[nd].dk, c->k.dht_key, COMM_DHT_KEY_LEN);
-			memcpy(due[nd].expect, p->key, COMM_PK_LEN);
-			due[nd].have_key = p->have_key;
-			/* by key only while it keeps failing few times: an
-			 * offline member is not resolved at every pull */
-			due[nd].try_key = p->have_key && p->fails < NET_KEY_FAILS;
-			due[nd].by_key = p->by_key;
-			due[nd].ss = p->ss;
-			due[nd].sslen = p->sslen;
-			nd++;
+			if (!best || p->fails < best->fails ||
+			    (p->fails == best->fails && p->next_sync_ms < best->next_sync_ms)) {
+				best = p;
+				bestc = c;
+			}
 		}
+	}
+	if (best) {
+		struct peer *p = best;
+
+		p->next_sync_ms = now + NET_SYNC_MS; /* set for real after the pull */
+		memcpy(due[nd].id, bestc->id, COMM_ID_LEN);
+		memcpy(due[nd].dk, bestc->k.dht_key, COMM_DHT_KEY_LEN);
+		memcpy(due[nd].expect, p->key, COMM_PK_LEN);
+		due[nd].have_key = p->have_key;
+		/* by key only while it keeps failing few times: an offline
+		 * member is not resolved at every pull */
+		due[nd].try_key = p->have_key && p->fails < NET_KEY_FAILS;
+		due[nd].by_key = p->by_key;
+		due[nd].ss = p->ss;
+		due[nd].sslen = p->sslen;
+		nd++;
 	}
 	pthread_mutex_unlock(&net->mu);
 	for (size_t i = 0; i < nd && !__atomic_load_n(&net->stop, __ATOMIC_RELAXED); i++) {
@@ -518,6 +540,7 @@ static void sync_tick(struct comm_net *net)
 		if (intro)
 			net->o.ops.introduce(net->o.ops.arg, due[i].id);
 	}
+	return nd > 0;
 }
 
 void *comm_net_sync_main(void *arg)
@@ -529,7 +552,8 @@ void *comm_net_sync_main(void *arg)
 		struct timespec ts;
 
 		pthread_mutex_unlock(&net->mu);
-		sync_tick(net);
+		while (sync_tick(net) && !__atomic_load_n(&net->stop, __ATOMIC_RELAXED))
+			; /* a pull ran: the next due one at once */
 		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&net->mu);
 		util_deadline_ts(&ts, NET_TICK_MS);
