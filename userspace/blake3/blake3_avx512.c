@@ -137,19 +137,39 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
  * (B3X_BLOCK_CV: only words 8-15 come from w.v): before, each block loaded
  * 16 state words from w.v and stored 8 back.
  */
+/*
+ * GCC keeps a local register variable in its register only as an asm
+ * operand: anything that runs between its assignment and the asm may
+ * clobber it, and every vector register is call-clobbered. So the block's
+ * memory is written first and every value is read into a temporary, and
+ * the register variables take the temporaries just before the asm, with
+ * nothing between. Before, the stores of message words 13-15 sat between
+ * them: ThreadSanitizer's build turns each store into a call, which
+ * clobbered zmm16-28, and its AVX-512 hashes were wrong (and differed
+ * from run to run); the release and ASan builds, whose stores are plain,
+ * happened to keep the registers.
+ */
 #define SIMD_ASM_BLOCK_CV_REGS(wp, h, m)                                                     \
 	do {                                                                                   \
-		B3X_CV_BIND(h, "zmm");                                                         \
-		register V r16 __asm__("zmm16") = (m)[0], r17 __asm__("zmm17") = (m)[1];       \
-		register V r18 __asm__("zmm18") = (m)[2], r19 __asm__("zmm19") = (m)[3];       \
-		register V r20 __asm__("zmm20") = (m)[4], r21 __asm__("zmm21") = (m)[5];       \
-		register V r22 __asm__("zmm22") = (m)[6], r23 __asm__("zmm23") = (m)[7];       \
-		register V r24 __asm__("zmm24") = (m)[8], r25 __asm__("zmm25") = (m)[9];       \
-		register V r26 __asm__("zmm26") = (m)[10], r27 __asm__("zmm27") = (m)[11];     \
-		register V r28 __asm__("zmm28") = (m)[12];                                     \
 		(wp)->m[13] = (m)[13];                                                         \
 		(wp)->m[14] = (m)[14];                                                         \
 		(wp)->m[15] = (m)[15];                                                         \
+		V c0_ = (h)[0], c1_ = (h)[1], c2_ = (h)[2], c3_ = (h)[3];                      \
+		V c4_ = (h)[4], c5_ = (h)[5], c6_ = (h)[6], c7_ = (h)[7];                      \
+		V q0_ = (m)[0], q1_ = (m)[1], q2_ = (m)[2], q3_ = (m)[3], q4_ = (m)[4];        \
+		V q5_ = (m)[5], q6_ = (m)[6], q7_ = (m)[7], q8_ = (m)[8], q9_ = (m)[9];        \
+		V q10_ = (m)[10], q11_ = (m)[11], q12_ = (m)[12];                              \
+		register V r0 __asm__("zmm0") = c0_, r1 __asm__("zmm1") = c1_;                \
+		register V r2 __asm__("zmm2") = c2_, r3 __asm__("zmm3") = c3_;                \
+		register V r4 __asm__("zmm4") = c4_, r5 __asm__("zmm5") = c5_;                \
+		register V r6 __asm__("zmm6") = c6_, r7 __asm__("zmm7") = c7_;                \
+		register V r16 __asm__("zmm16") = q0_, r17 __asm__("zmm17") = q1_;            \
+		register V r18 __asm__("zmm18") = q2_, r19 __asm__("zmm19") = q3_;            \
+		register V r20 __asm__("zmm20") = q4_, r21 __asm__("zmm21") = q5_;            \
+		register V r22 __asm__("zmm22") = q6_, r23 __asm__("zmm23") = q7_;            \
+		register V r24 __asm__("zmm24") = q8_, r25 __asm__("zmm25") = q9_;            \
+		register V r26 __asm__("zmm26") = q10_, r27 __asm__("zmm27") = q11_;          \
+		register V r28 __asm__("zmm28") = q12_;                                        \
 		__asm__ volatile(B3X_BLOCK_CV                                                  \
 				 : "+v"(r0), "+v"(r1), "+v"(r2), "+v"(r3), "+v"(r4), "+v"(r5), \
 				   "+v"(r6), "+v"(r7)                                          \

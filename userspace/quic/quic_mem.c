@@ -37,6 +37,7 @@
  */
 #include <malloc.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -48,13 +49,18 @@
  * page is the one the first objects are written to: not worth a syscall. */
 #define QUIC_MEM_LAZY_MIN 6144
 
+/* Atomic (relaxed): two workers may ask first at once (each stores the
+ * same value; a plain static was a data race TSan reported). */
 static uintptr_t page_size(void)
 {
-	static uintptr_t pg;
+	static _Atomic uintptr_t pg;
+	uintptr_t v = atomic_load_explicit(&pg, memory_order_relaxed);
 
-	if (!pg)
-		pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-	return pg;
+	if (!v) {
+		v = (uintptr_t)sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&pg, v, memory_order_relaxed);
+	}
+	return v;
 }
 
 /* The whole pages inside [p, p + n): [*a, *e), empty when *e <= *a. */
