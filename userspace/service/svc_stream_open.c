@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <jansson.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,12 @@ static int open_wait(struct svc_node *sn, struct open_msg *o, uint32_t timeout_m
 			break;
 		}
 	}
+	/* svcn_sx_wtell stored DONE (its CAS) after w->rc and w->info and
+	 * before its sem_post: this load orders them before our reads for a
+	 * checker that does not follow sem_clockwait (TSan reported the reads
+	 * as a race), as svcn_owner_run and svcn_job_wait do. */
+	while (atomic_load(&w->state) != W_DONE)
+		sched_yield();
 	*sent = atomic_load(&w->sent);
 	if (w->rc) {
 		err = w->rc;
