@@ -246,6 +246,13 @@ int svc_node_start(struct svc_node *sn);
  * threads that run them can be joined. Call first when the node stops
  * (before the control server is freed). NULL-safe, idempotent. */
 void svc_node_stop(struct svc_node *sn);
+/* Stop the gateway: its listener closed, its request threads joined (each
+ * returns at once after svc_node_stop). Its /mesh/v1 routes reach the
+ * control API and the mesh module: call after svc_node_stop and before
+ * either is freed (a request then used both after they were: TSan saw the
+ * mesh's mutex destroyed under a gateway thread's lock). svc_node_free
+ * does it when not done. NULL-safe, idempotent; the owner's thread only. */
+void svc_node_gateway_stop(struct svc_node *sn);
 /* Stop threads and gateway, free. Call before quic_node_free(). NULL-safe. */
 void svc_node_free(struct svc_node *sn);
 

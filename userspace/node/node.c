@@ -949,6 +949,9 @@ void node_free(struct node *n)
 	/* Control handlers waiting on service calls return now, so that
 	 * ctl_free() does not wait out their deadlines. */
 	svc_node_stop(n->svc);
+	/* The gateway's requests reach the control API and the mesh (its
+	 * /mesh/v1 routes): it stops before they are freed. */
+	svc_node_gateway_stop(n->svc);
 	/* Every DHT lookup ends now and none starts: a control request
 	 * waiting on one (weftctl dht lookup, a lab's lookups) answers at
 	 * once instead of holding ctl_free, and so the stop, for up to its

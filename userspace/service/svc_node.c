@@ -249,6 +249,14 @@ void svc_node_stop(struct svc_node *sn)
 	pthread_mutex_unlock(&sn->refresh_mu);
 }
 
+void svc_node_gateway_stop(struct svc_node *sn)
+{
+	if (!sn)
+		return;
+	svc_gateway_stop(sn->gw);
+	sn->gw = NULL;
+}
+
 int svc_node_start(struct svc_node *sn)
 {
 	int err;
@@ -285,7 +293,7 @@ void svc_node_free(struct svc_node *sn)
 		while (atomic_load(&sn->shim->active))
 			sched_yield();
 	}
-	svc_gateway_stop(sn->gw);
+	svc_node_gateway_stop(sn);
 	if (sn->refresher_on) {
 		pthread_mutex_lock(&sn->refresh_mu);
 		pthread_cond_broadcast(&sn->refresh_cv);
