@@ -239,8 +239,9 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
  * size. The chunk is re-verified against its CV, unless it is a chunk of a
  * complete blob the store verified before and the blob's file has not
  * changed since (dev, inode, size, mtime, ctime; and one such read in 64
- * verified anyway): on mismatch a complete
- * blob is marked CSTORE_BAD and never served again (logged); a partial one
+ * verified anyway): on mismatch a complete blob's chunk is read again
+ * (buffered, a fresh open) and, when that read does not verify either,
+ * the blob is marked CSTORE_BAD and never served again (logged); a partial one
  * forgets that chunk (to be fetched again). Returns 0, -ENOENT (unknown id
  * or chunk not yet downloaded), -EINVAL (index), -ENOBUFS (cap), -EIO
  * (verification failed, or the entry is bad), -EBADMSG (hostile index
@@ -252,6 +253,14 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 /* Chunk reads so far that were hashed (verified) and that were not
  * (trusted: verified before, file unchanged). Either pointer may be NULL. */
 void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted);
+/* Complete blobs' chunks read a second time because the first read did
+ * not verify (cstore_read_chunk). NULL-safe. */
+uint64_t cstore_reads_retried(struct cstore *cs);
+#ifdef WEFT_TEST_HOOKS
+/* Test hook: the next verified read is taken as not verifying (its second
+ * read decides). */
+void cstore_test_fail_next_read(struct cstore *cs);
+#endif
 
 /* Entry of id. Returns 0, -ENOENT or -EBADMSG (hostile record). */
 int cstore_info(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], struct cstore_info *info);

@@ -493,6 +493,40 @@ static void corrupt(const char *path, off_t off)
 	close(fd);
 }
 
+/* One read that does not verify (a transient fault: the test hook takes a
+ * good read as bad) does not condemn the blob: a second read decides, and
+ * the chunk is served. Data bad on disk still fails both reads. */
+static void test_second_read_decides(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 2 * K, got;
+	uint8_t *b = blob(len, 9), id[32], *buf = malloc(K);
+	struct cstore_info in;
+	char path[4096];
+
+	assert_non_null(buf);
+	fx_open(f);
+	assert_int_equal(cstore_add_buf(f->cs, b, len, id), 0);
+	assert_int_equal(cstore_reads_retried(f->cs), 0);
+	cstore_test_fail_next_read(f->cs);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), 0);
+	assert_int_equal(got, K);
+	assert_memory_equal(buf, b + K, K);
+	assert_int_equal(cstore_reads_retried(f->cs), 1);
+	assert_int_equal(cstore_info(f->cs, id, &in), 0);
+	assert_int_equal(in.state, CSTORE_COMPLETE);
+	read_all(f->cs, id, b, len);
+	/* bad on disk: the second read fails too, the blob is marked bad */
+	assert_int_equal(cstore_path(f->cs, id, 0, path, sizeof(path)), 0);
+	corrupt(path, 17);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -EIO);
+	assert_int_equal(cstore_reads_retried(f->cs), 2);
+	assert_int_equal(cstore_info(f->cs, id, &in), 0);
+	assert_int_equal(in.state, CSTORE_BAD);
+	free(buf);
+	free(b);
+}
+
 static void test_corrupt_never_served(void **state)
 {
 	struct fx *f = *state;
@@ -988,6 +1022,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_read_decides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verified_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verified_once_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
@@ -1000,6 +1035,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partial_resume, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_second_read_decides, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_verified_once, setup_direct, teardown),
 	};

@@ -76,6 +76,10 @@ struct cstore {
 	uint32_t trust_bits_max;    /* cstore_opts.trust_bits_max */
 	atomic_uint_fast64_t trust_hits; /* reads found trusted (sampled or not) */
 	atomic_uint_fast64_t reads_verified, reads_trusted; /* cstore_read_stats */
+	atomic_uint_fast64_t reads_retried; /* a complete blob's chunk read again */
+#ifdef WEFT_TEST_HOOKS
+	atomic_int test_flip_reads; /* cstore_test_fail_next_read */
+#endif
 };
 
 /* chunkstore_index.c: the index records (pure encoding) and their

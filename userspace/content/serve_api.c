@@ -239,8 +239,14 @@ static void metrics(void *arg, FILE *out)
 		"docs/CONTENT.md \"Chunks verified once\").\n"
 		"# TYPE weft_content_chunk_reads_total counter\n"
 		"weft_content_chunk_reads_total{check=\"hashed\"} %llu\n"
-		"weft_content_chunk_reads_total{check=\"trusted\"} %llu\n",
-		(unsigned long long)hashed, (unsigned long long)trusted);
+		"weft_content_chunk_reads_total{check=\"trusted\"} %llu\n"
+		"# HELP weft_content_chunk_rereads_total Chunks of complete blobs read a second "
+		"time because the first read did not verify (the second decides whether the blob "
+		"is marked bad).\n"
+		"# TYPE weft_content_chunk_rereads_total counter\n"
+		"weft_content_chunk_rereads_total %llu\n",
+		(unsigned long long)hashed, (unsigned long long)trusted,
+		(unsigned long long)cstore_reads_retried(cn->cs));
 }
 
 void cn_serve_routes(struct content_node *cn, struct ctl *ctl)
