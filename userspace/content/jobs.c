@@ -41,21 +41,31 @@ static void job_free(struct cn_job *j)
 	free(j);
 }
 
+/* Under jmu: 1 when j has ended and no cancel holds it, its thread then
+ * joined (returned, or about to: its last log line); else 0. */
+static int job_joined(struct cn_job *j)
+{
+	int fin;
+
+	pthread_mutex_lock(&j->mu);
+	fin = j->finished;
+	pthread_mutex_unlock(&j->mu);
+	if (!fin || j->holds)
+		return 0;
+	if (!j->joined) /* once: a compaction that ran out of memory retries */
+		pthread_join(j->thr, NULL);
+	j->joined = 1;
+	return 1;
+}
+
 /* Under jmu: empty a slot whose job has ended (no cancel holding it): 0,
  * else -EBUSY. */
 static int slot_free(struct cn_jobent *e)
 {
-	struct cn_job *j = e->live;
-	int fin;
-
-	if (j) {
-		pthread_mutex_lock(&j->mu);
-		fin = j->finished;
-		pthread_mutex_unlock(&j->mu);
-		if (!fin || j->holds)
+	if (e->live) {
+		if (!job_joined(e->live))
 			return -EBUSY;
-		pthread_join(j->thr, NULL); /* returned, or about to */
-		job_free(j);
+		job_free(e->live);
 	}
 	free(e->end);
 	*e = (struct cn_jobent){0};
@@ -399,14 +409,9 @@ static int ent_compact(struct cn_jobent *e)
 	json_t *o;
 	char *txt;
 	size_t len;
-	int fin;
 
-	pthread_mutex_lock(&j->mu);
-	fin = j->finished;
-	pthread_mutex_unlock(&j->mu);
-	if (!fin || j->holds)
+	if (!job_joined(j))
 		return -EBUSY;
-	pthread_join(j->thr, NULL); /* returned, or about to: its last log line */
 	o = job_to_json(j);
 	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
@@ -459,7 +464,8 @@ void cn_jobs_stop(struct content_node *cn)
 			atomic_store(&cn->jobs[i].live->stop, 1);
 	for (unsigned int i = 0; i < cn->njobs; i++) {
 		if (cn->jobs[i].live) {
-			pthread_join(cn->jobs[i].live->thr, NULL);
+			if (!cn->jobs[i].live->joined)
+				pthread_join(cn->jobs[i].live->thr, NULL);
 			job_free(cn->jobs[i].live);
 		}
 		free(cn->jobs[i].end);

@@ -164,6 +164,7 @@ struct cn_job {
 	int finished, status;
 	int cancelled; /* content cancel (jobs.c): stop is set, never joined again */
 	int holds;     /* a cancel waiting on it (under jmu): its slot is not reused */
+	int joined;    /* its thread joined (jobs.c, under jmu) */
 	char state[16];
 	char error[160];
 	/* current item */
