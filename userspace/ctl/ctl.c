@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "weft/ctl.h"
+#include "weft/ctl_drain.h"
 #include "weft/log.h"
 #include "weft/util.h"
 
@@ -56,6 +57,7 @@ struct ctl {
 	ino_t sock_ino;
 	int fd;
 	struct MHD_Daemon *mhd;
+	struct ctl_drain *drain; /* the connections, closed before the stop */
 	struct ctl_route routes[CTL_MAX_ROUTES];
 	unsigned int nroutes;
 	struct ctl_metric metrics[CTL_MAX_METRICS];
@@ -820,12 +822,16 @@ static unsigned int conns_within_fd_limit(unsigned int want)
 int ctl_start(struct ctl *ctl)
 {
 	unsigned int conns = conns_within_fd_limit(ctl->opts.max_conns);
+	int err;
 
 	if (conns < ctl->opts.max_conns)
 		log_warn("ctl",
 			 "at most %u control connections at once (ctl.max_conns %u): the open-file "
 			 "limit leaves few descriptors (raise it: ulimit -n, LimitNOFILE=)",
 			 conns, ctl->opts.max_conns);
+	err = ctl_drain_new(&ctl->drain, conns);
+	if (err)
+		return err;
 	ctl->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
 		MHD_USE_POLL | MHD_ALLOW_UPGRADE,
@@ -833,9 +839,12 @@ int ctl_start(struct ctl *ctl)
 	    MHD_OPTION_LISTEN_SOCKET, ctl->fd, MHD_OPTION_CONNECTION_LIMIT, conns,
 	    MHD_OPTION_CONNECTION_TIMEOUT, ctl->opts.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)ctl->opts.max_header, MHD_OPTION_NOTIFY_COMPLETED, ctl_completed, ctl,
-	    MHD_OPTION_END);
-	if (!ctl->mhd)
+	    MHD_OPTION_NOTIFY_CONNECTION, ctl_drain_notify, ctl->drain, MHD_OPTION_END);
+	if (!ctl->mhd) {
+		ctl_drain_free(ctl->drain);
+		ctl->drain = NULL;
 		return -EIO;
+	}
 	return 0;
 }
 
@@ -844,9 +853,12 @@ void ctl_free(struct ctl *ctl)
 	if (!ctl)
 		return;
 	if (ctl->mhd)
-		MHD_stop_daemon(ctl->mhd); /* closes the listen socket */
+		/* open connections end first (ctl_drain.h); MHD_stop_daemon
+		 * closes the listen socket */
+		ctl_drain_stop(ctl->drain, ctl->mhd, CTL_DRAIN_STOP_MS);
 	else if (ctl->fd >= 0)
 		close(ctl->fd);
+	ctl_drain_free(ctl->drain);
 	if (ctl->sock_ino)
 		ctl_unlink_own(ctl);
 	free(ctl);

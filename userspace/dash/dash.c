@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "weft/ctl.h"
+#include "weft/ctl_drain.h"
 #include "weft/dash.h"
 #include "weft/log.h"
 #include "weft/ctl_http.h"
@@ -30,6 +31,7 @@ extern const char dash_index_html[], dash_app_js[], dash_app_css[];
 
 struct dash {
 	struct MHD_Daemon *mhd;
+	struct ctl_drain *drain; /* the connections, closed before the stop */
 	struct ctl *ctl;
 	struct log_ctx *log;
 	uint16_t port;
@@ -199,8 +201,9 @@ static MHD_RESULT handler(void *cls, struct MHD_Connection *c, const char *url,
 
 int dash_new(struct dash **out, const struct dash_opts *opts)
 {
+	/* MHD_USE_ITC: a connection's end is reported at once (ctl_drain.h) */
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_ERROR_LOG | MHD_USE_POLL;
+			     MHD_USE_ERROR_LOG | MHD_USE_POLL | MHD_USE_ITC;
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage ss;
 	unsigned int sl;
@@ -225,8 +228,10 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	d = calloc(1, sizeof(*d));
-	if (!d)
+	if (!d || ctl_drain_new(&d->drain, DASH_MAX_CONNS)) {
+		free(d);
 		return -ENOMEM;
+	}
 	d->ctl = opts->ctl;
 	d->log = log_current();
 	/* the host part as written ("[::1]:8080" -> "[::1]", "127.0.0.1:80" ->
@@ -238,9 +243,11 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 	d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, d, MHD_OPTION_SOCK_ADDR, &ss,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)DASH_MAX_CONNS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)DASH_TIMEOUT_S,
+				  MHD_OPTION_NOTIFY_CONNECTION, ctl_drain_notify, d->drain,
 				  MHD_OPTION_END);
 	if (!d->mhd) {
 		log_error("dash", "cannot listen on %s", opts->listen);
+		ctl_drain_free(d->drain);
 		free(d);
 		return -EADDRINUSE;
 	}
@@ -260,6 +267,8 @@ void dash_free(struct dash *d)
 {
 	if (!d)
 		return;
-	MHD_stop_daemon(d->mhd);
+	/* open connections end first (include/weft/ctl_drain.h) */
+	ctl_drain_stop(d->drain, d->mhd, CTL_DRAIN_STOP_MS);
+	ctl_drain_free(d->drain);
 	free(d);
 }

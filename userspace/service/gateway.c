@@ -34,6 +34,7 @@
 #include "svc_ctl_int.h"
 #include "svc_pipe_int.h"
 #include "weft/ctl.h"
+#include "weft/ctl_drain.h"
 #include "weft/log.h"
 #include "weft/svc_http.h"
 #include "weft/util.h"
@@ -55,6 +56,7 @@ typedef enum MHD_Result MHD_RESULT;
 struct svc_gateway {
 	struct svc_node *sn;
 	struct MHD_Daemon *mhd;
+	struct ctl_drain *drain; /* the connections, closed before the stop */
 	uint16_t port;
 	char listen_host[64]; /* host part of gateway.listen, as written */
 	struct log_ctx *log;  /* the node's log context, bound in MHD's threads */
@@ -1013,8 +1015,10 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	gw = calloc(1, sizeof(*gw));
-	if (!gw)
+	if (!gw || ctl_drain_new(&gw->drain, GW_MAX_CONNS)) {
+		free(gw);
 		return -ENOMEM;
+	}
 	gw->sn = sn;
 	gw->log = log_current();
 	gw->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -1027,9 +1031,11 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 				   MHD_OPTION_NOTIFY_COMPLETED, req_done, NULL,
 				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)GW_MAX_CONNS,
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)GW_TIMEOUT_S,
+				   MHD_OPTION_NOTIFY_CONNECTION, ctl_drain_notify, gw->drain,
 				   MHD_OPTION_END);
 	if (!gw->mhd) {
 		log_error("svc", "gateway: cannot listen on %s", sn->cfg.gateway);
+		ctl_drain_free(gw->drain);
 		free(gw);
 		return -EADDRINUSE;
 	}
@@ -1043,6 +1049,8 @@ void svc_gateway_stop(struct svc_gateway *gw)
 {
 	if (!gw)
 		return;
-	MHD_stop_daemon(gw->mhd);
+	/* open connections end first (include/weft/ctl_drain.h) */
+	ctl_drain_stop(gw->drain, gw->mhd, CTL_DRAIN_STOP_MS);
+	ctl_drain_free(gw->drain);
 	free(gw);
 }
