@@ -37,9 +37,10 @@ struct ctl_drain;
 #define CTL_DRAIN_STOP_MS 2000
 
 /* A tracker for at most max_conns connections (the daemon's
- * MHD_OPTION_CONNECTION_LIMIT; more are counted, not tracked by socket).
- * -ENOMEM, -EINVAL (max_conns 0). */
-int ctl_drain_new(struct ctl_drain **out, unsigned int max_conns);
+ * MHD_OPTION_CONNECTION_LIMIT; more are counted, not tracked by socket);
+ * name (static) names the server in the log. -ENOMEM, -EINVAL (max_conns
+ * 0). */
+int ctl_drain_new(struct ctl_drain **out, unsigned int max_conns, const char *name);
 
 /* Frees the tracker; after ctl_drain_stop() or when the daemon never
  * started. NULL is a no-op. */
@@ -57,7 +58,7 @@ unsigned int ctl_drain_open(struct ctl_drain *hd);
  * their threads to end, then calls MHD_stop_daemon(mhd) (mhd may be NULL:
  * the drain only). Returns the connections still open when the wait ended
  * (0: a clean stop; more: a handler held its thread past the deadline and
- * MHD_stop_daemon ran anyway, as before).
+ * MHD_stop_daemon ran anyway, as before; logged as a warning).
  */
 unsigned int ctl_drain_stop(struct ctl_drain *hd, struct MHD_Daemon *mhd,
 			     unsigned int timeout_ms);

@@ -42,6 +42,7 @@ NETNS_EXEC="ip netns exec $(netns_name 1)" start_weftd "$D/n1" --state-dir "$D/n
 	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWA" --set gateway.services=chat
 NETNS_EXEC="ip netns exec $(netns_name 3)" start_weftd "$D/n3" --state-dir "$D/n3" --io uring --workers 1 \
 	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWC" --set gateway.services=chat,up
+PID3=$WEFTD_PID LOG3=$WEFTD_LOG
 NETNS_EXEC="ip netns exec $(netns_name 4)" start_weftd "$D/n4" --state-dir "$D/n4" --io uring --workers 1 \
 	--bootstrap "$IPB:6881" --gateway "127.0.0.1:$GWD" --set gateway.services=chat
 wait_for '[ "$(ctl 1 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 3 --json dht status | json_get nodes4)" -ge 1 ] && [ "$(ctl 4 --json dht status | json_get nodes4)" -ge 1 ]' 150 ||
@@ -179,3 +180,31 @@ code=$(netns_exec 3 curl -s -o "$D/bad.json" -w '%{http_code}' -H 'Connection: U
 code=$(netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" refused "ws://chat.localhost:$GWC/x" "http://chat.localhost:$GWC")
 [ "$code" = 403 ] || fail "backend Origin rule: got '$code'; $(grep -h 'ws \|stream' "$D"/n1/weftd.log* "$D"/n3/weftd.log* | tail -5); $(tail -5 "$D/chat.log")"
 pass "malformed upgrade 400; the backend's Origin rule answers 403 through the gateway"
+
+# SIGTERM with a WebSocket (through C's gateway) and a control-API stream
+# (weftctl svc stream) open on C: each lent socket goes back to its server
+# while that server still runs. Given back after it stopped, the handle was
+# freed memory (ASan: SEGV in MHD_upgrade_action, before 2026-11-27), and
+# the stop waited out the servers' connection drain first.
+netns_exec 3 "$PYTHON" "$HERE/svc_ws_client.py" idle "ws://127.0.0.1:$GWC/mesh/v1/ws/chat/held" 60000 \
+	>"$D/held.out" 2>&1 &
+WSJ=$!
+mkfifo "$D/hold"
+ctl 3 svc stream echo held <"$D/hold" >/dev/null 2>&1 &
+STJ=$!
+exec 7>"$D/hold" # weftctl's stdin stays open, sending nothing
+wait_for '[ "$(ctl 3 --json svc streams | json_get open)" -ge 2 ]' 30 ||
+	fail "the two streams did not open on C: $(ctl 3 --json svc streams)"
+t0=$(date +%s%N)
+stop_weftd "$PID3"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+exec 7>&-
+[ "$rc" = 0 ] || fail "C's exit status at SIGTERM with two streams open: $rc; $(tail -20 "$LOG3")"
+grep -q Sanitizer "$LOG3" && fail "sanitizer report at C's stop: $(grep -A20 Sanitizer "$LOG3" | head -30)"
+wait "$WSJ"
+read -r hcode _ <"$D/held.out"
+[ "${hcode:-}" = 1001 ] || fail "the held WebSocket at C's stop: '$(cat "$D/held.out")'"
+wait "$STJ"
+pass "SIGTERM on C with a WebSocket and a control stream open: exit 0 after $ms ms, the WebSocket closed 1001 (going away)"
+finish

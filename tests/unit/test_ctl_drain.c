@@ -95,7 +95,7 @@ static void srv_start(struct srv *s, unsigned int flags)
 	memset(s, 0, sizeof(*s));
 	sem_init(&s->entered, 0, 0);
 	sem_init(&s->release, 0, 0);
-	assert_int_equal(ctl_drain_new(&s->hd, 8), 0);
+	assert_int_equal(ctl_drain_new(&s->hd, 8, "test"), 0);
 	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 					  MHD_USE_POLL | flags,
 				  0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
@@ -291,10 +291,10 @@ static void test_args(void **state)
 	struct ctl_drain *hd;
 
 	(void)state;
-	assert_int_equal(ctl_drain_new(&hd, 0), -EINVAL);
+	assert_int_equal(ctl_drain_new(&hd, 0, NULL), -EINVAL);
 	assert_null(hd);
 	ctl_drain_free(NULL);
-	assert_int_equal(ctl_drain_new(&hd, 1), 0);
+	assert_int_equal(ctl_drain_new(&hd, 1, NULL), 0);
 	assert_int_equal(ctl_drain_stop(hd, NULL, 10), 0); /* nothing open: at once */
 	ctl_drain_free(hd);
 }

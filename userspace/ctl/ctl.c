@@ -829,7 +829,7 @@ int ctl_start(struct ctl *ctl)
 			 "at most %u control connections at once (ctl.max_conns %u): the open-file "
 			 "limit leaves few descriptors (raise it: ulimit -n, LimitNOFILE=)",
 			 conns, ctl->opts.max_conns);
-	err = ctl_drain_new(&ctl->drain, conns);
+	err = ctl_drain_new(&ctl->drain, conns, "control API");
 	if (err)
 		return err;
 	ctl->mhd = MHD_start_daemon(

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "weft/ctl_drain.h"
+#include "weft/log.h"
 #include "weft/util.h"
 
 struct ctl_drain {
@@ -17,10 +18,11 @@ struct ctl_drain {
 	unsigned int max;  /* slots */
 	unsigned int open; /* connections open, tracked or not */
 	int stopping;      /* ctl_drain_stop began: new ones are shut at once */
+	const char *name;  /* the server, for the log: "control API", "gateway" */
 	int fds[];         /* a slot's socket, -1: free */
 };
 
-int ctl_drain_new(struct ctl_drain **out, unsigned int max_conns)
+int ctl_drain_new(struct ctl_drain **out, unsigned int max_conns, const char *name)
 {
 	struct ctl_drain *hd;
 
@@ -31,6 +33,7 @@ int ctl_drain_new(struct ctl_drain **out, unsigned int max_conns)
 	if (!hd)
 		return -ENOMEM;
 	hd->max = max_conns;
+	hd->name = name ? name : "http";
 	for (unsigned int i = 0; i < max_conns; i++)
 		hd->fds[i] = -1;
 	pthread_mutex_init(&hd->mu, NULL);
@@ -101,11 +104,13 @@ unsigned int ctl_drain_stop(struct ctl_drain *hd, struct MHD_Daemon *mhd,
 			     unsigned int timeout_ms)
 {
 	struct timespec dl;
-	unsigned int left;
+	unsigned int left, was;
+	uint64_t t0 = util_now_ms();
 
 	util_deadline_ts(&dl, timeout_ms);
 	pthread_mutex_lock(&hd->mu);
 	hd->stopping = 1;
+	was = hd->open;
 	for (unsigned int i = 0; i < hd->max; i++)
 		if (hd->fds[i] >= 0)
 			shutdown(hd->fds[i], SHUT_RDWR);
@@ -113,6 +118,13 @@ unsigned int ctl_drain_stop(struct ctl_drain *hd, struct MHD_Daemon *mhd,
 		;
 	left = hd->open;
 	pthread_mutex_unlock(&hd->mu);
+	if (left)
+		log_warn("ctl", "%s stop: %u of %u connections still open after %u ms (a handler "
+				"holds its thread); stopping anyway",
+			 hd->name, left, was, timeout_ms);
+	else if (was && util_now_ms() - t0 >= 200)
+		log_info("ctl", "%s stop: waited %llu ms for %u connections to close", hd->name,
+			 (unsigned long long)(util_now_ms() - t0), was);
 	if (mhd)
 		MHD_stop_daemon(mhd);
 	return left;

@@ -228,7 +228,7 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	d = calloc(1, sizeof(*d));
-	if (!d || ctl_drain_new(&d->drain, DASH_MAX_CONNS)) {
+	if (!d || ctl_drain_new(&d->drain, DASH_MAX_CONNS, "dashboard")) {
 		free(d);
 		return -ENOMEM;
 	}

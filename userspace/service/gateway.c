@@ -1015,7 +1015,7 @@ int svc_gateway_start(struct svc_node *sn, struct svc_gateway **out)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	gw = calloc(1, sizeof(*gw));
-	if (!gw || ctl_drain_new(&gw->drain, GW_MAX_CONNS)) {
+	if (!gw || ctl_drain_new(&gw->drain, GW_MAX_CONNS, "gateway")) {
 		free(gw);
 		return -ENOMEM;
 	}

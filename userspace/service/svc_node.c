@@ -144,6 +144,7 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&sn->refresh_cv, &ca);
 	pthread_mutex_init(&sn->refresh_mu, NULL);
+	pthread_mutex_init(&sn->attach_mu, NULL);
 	pthread_condattr_destroy(&ca);
 	sn->eng = o->eng;
 	sn->ctl = o->ctl;
@@ -184,6 +185,7 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	bo.hosted = sn->cfg.svc_owner_worker && engine_mode(o->eng) != IO_MODE_MEM;
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
+	sn->owner_hosted = bo.hosted;
 	if (!err && bo.hosted) {
 		/* the owner's loop in QUIC worker 0's turns (docs/SERVICE.md,
 		 * "The owner on the QUIC worker") */
@@ -242,8 +244,13 @@ void svc_node_stop(struct svc_node *sn)
 		return;
 	/* Callers waiting on jobs look at stopping at least every
 	 * SVCN_JOB_POLL_MS and leave. */
+	pthread_mutex_lock(&sn->attach_mu);
 	atomic_store(&sn->stopping, 1);
-	svcn_strm_stop(sn); /* streams release their sockets now */
+	pthread_mutex_unlock(&sn->attach_mu);
+	/* Streams release their sockets now, before the gateway and the
+	 * control API that lent them stop (svcn_strm_stop_wait). */
+	svcn_strm_stop(sn);
+	svcn_strm_stop_wait(sn);
 	pthread_mutex_lock(&sn->refresh_mu);
 	pthread_cond_broadcast(&sn->refresh_cv);
 	pthread_mutex_unlock(&sn->refresh_mu);
@@ -319,6 +326,7 @@ void svc_node_free(struct svc_node *sn)
 	svc_router_free(sn->router);
 	pthread_cond_destroy(&sn->refresh_cv);
 	pthread_mutex_destroy(&sn->refresh_mu);
+	pthread_mutex_destroy(&sn->attach_mu);
 	identity_wipe(&sn->id);
 	free(sn);
 	/* The shim stays while the QUIC node may still call our handlers

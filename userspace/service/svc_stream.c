@@ -1137,27 +1137,6 @@ uint64_t svcn_strm_expire(struct svc_node *sn, uint64_t now)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static void stop_run(struct svc_backend_msg *m, int cancel)
-{
-	struct svc_node *sn = ((struct open_msg *)m)->sn;
-
-	if (!cancel)
-		svcn_strm_expire(sn, svcn_now_ns());
-	free(m);
-}
-
-void svcn_strm_stop(struct svc_node *sn)
-{
-	struct open_msg *o;
-
-	if (!sn->strms || !sn->backend || !(o = calloc(1, sizeof(*o))))
-		return;
-	o->m.fn = stop_run;
-	o->sn = sn;
-	if (svc_backend_post(sn->backend, &o->m))
-		free(o);
-}
-
 int svcn_strm_init(struct svc_node *sn)
 {
 	struct svcn_strms *ss = calloc(1, sizeof(*ss));

@@ -86,6 +86,14 @@ void svcn_strm_srv_init(struct svc_node *sn);
 /* svc_node_stop: every stream ends (shutdown) on the owner at once, so
  * that the control threads holding upgraded connections are let go. */
 void svcn_strm_stop(struct svc_node *sn);
+/* ...and waits until that has run, at most SVCN_STRM_STOP_WAIT_MS: a
+ * stream lent a gateway's or the control API's upgraded socket gives it
+ * back (MHD_upgrade_action) while that server still runs; given back
+ * after it stopped, the handle is freed memory. When the owner's host
+ * already stopped (weftd: node_run stopped the engine), its turn runs
+ * here, on the calling thread. */
+#define SVCN_STRM_STOP_WAIT_MS 1000
+void svcn_strm_stop_wait(struct svc_node *sn);
 /* svc_stream_ctl.c: POST /v1/svc/stream, GET /v1/svc/stream/ID,
  * GET /v1/svc/streams. */
 int svcn_strm_ctl_register(struct svc_node *sn);

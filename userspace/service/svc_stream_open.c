@@ -11,12 +11,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -25,6 +27,7 @@
 #include "svc_stream_priv.h"
 #include "weft/engine.h"
 #include "weft/quic_node.h"
+#include "weft/svc_backend.h"
 #include "weft/util.h"
 
 /* ----------------------------------------------------------- the caller */
@@ -391,10 +394,16 @@ static int post_attach(struct svc_node_stream *w, int fd, const uint8_t *head, s
 	o->fd = fd;
 	o->release = release;
 	o->rel_arg = arg;
-	if (svc_backend_post(w->sn->backend, &o->m)) {
+	/* After svc_node_stop set stopping, the owner may never run again
+	 * before the server that lent fd stops (svcn_strm_stop_wait): given
+	 * back here, at once. */
+	pthread_mutex_lock(&w->sn->attach_mu);
+	if (atomic_load(&w->sn->stopping) || svc_backend_post(w->sn->backend, &o->m)) {
+		pthread_mutex_unlock(&w->sn->attach_mu);
 		attach_run(&o->m, 1);
 		return -ESHUTDOWN;
 	}
+	pthread_mutex_unlock(&w->sn->attach_mu);
 	return 0;
 }
 
@@ -478,4 +487,43 @@ json_t *svcn_strm_stats(struct svc_node *sn)
 		json_object_set_new(e, svc_stream_reason_name(i), json_integer((json_int_t)ss->ended[i]));
 	json_object_set_new(o, "ended", e);
 	return o;
+}
+
+/* ---- the stop: every stream ends, its lent socket given back ---- */
+
+static void stop_run(struct svc_backend_msg *m, int cancel)
+{
+	struct svc_node *sn = ((struct open_msg *)m)->sn;
+
+	if (!cancel)
+		svcn_strm_expire(sn, svcn_now_ns());
+	atomic_store(&sn->strms->stopped, 1);
+	free(m);
+}
+
+void svcn_strm_stop(struct svc_node *sn)
+{
+	struct open_msg *o;
+
+	if (!sn->strms || !sn->backend || !(o = calloc(1, sizeof(*o))))
+		return;
+	o->m.fn = stop_run;
+	o->sn = sn;
+	if (svc_backend_post(sn->backend, &o->m))
+		free(o);
+}
+
+void svcn_strm_stop_wait(struct svc_node *sn)
+{
+	uint64_t end = util_now_ms() + SVCN_STRM_STOP_WAIT_MS;
+
+	if (!sn->strms || !sn->backend)
+		return;
+	if (sn->owner_hosted && engine_halted(sn->eng)) {
+		svc_backend_turn_here(sn->backend);
+		return;
+	}
+	while (!atomic_load(&sn->strms->stopped) && util_now_ms() < end &&
+	       !svc_backend_on_loop(sn->backend))
+		usleep(1000);
 }

@@ -109,6 +109,7 @@ struct svcn_strm {
 
 struct svcn_strms {
 	int ep;
+	_Atomic int stopped; /* the stop's message ran (svcn_strm_stop_wait) */
 	struct svcn_strm *all;
 	struct svcn_strm *tab[SVCN_HASH];
 	struct svcn_strm *zombies;
