@@ -179,6 +179,11 @@ void content_node_set_lan(struct content_node *cn, content_lan_fn fn, void *arg)
  * the soak (docs/LAB.md). NULL-safe. */
 void content_node_trim(struct content_node *cn, uint64_t now_ms);
 
+/* The control API's event streams (GET /v1/content/events) end now, their
+ * readers answered at once: the stop (node_free, before ctl_free) does not
+ * wait on their 1 s reads. NULL-safe. */
+void content_node_stop_readers(struct content_node *cn);
+
 /* Stop downloads, serving and announcing; free. Call after engine_stop()
  * and before quic_node_free(). NULL-safe. */
 void content_node_free(struct content_node *cn);

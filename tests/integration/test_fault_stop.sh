@@ -86,6 +86,16 @@ read -r f0 f1 r d < <(round 2 "$B")
 pass "downloader stopped 5 s at chunk $f0/64 and resumed: download completes and verifies ($f1 chunks fetched, $r retried, $d connection(s) dialled again)"
 ca --json status >/dev/null || fail "provider not answering"
 
-stop_weftd "$B" || fail "stop b"
+# A stop with the control API's event stream open (what weftctl's
+# progress view reads): the stream ends at once, the stop does not wait on
+# its reads (up to 2 s a stream before 2026-11-27).
+curl -sN --unix-socket "$D/b/weftd.sock" http://weftd/v1/content/events >"$D/ev.out" 2>&1 &
+EVJ=$!
+wait_for 'grep -q heartbeat "$D/ev.out"' 30 || fail "no event stream: $(cat "$D/ev.out")"
+t0=$(date +%s%N)
+stop_weftd "$B" || fail "stop b (event stream open)"
+ms=$((($(date +%s%N) - t0) / 1000000))
+wait "$EVJ"
+pass "SIGTERM with an event stream open: exit 0 after $ms ms, the stream ended with the node"
 stop_weftd "$A" || fail "stop a"
 finish

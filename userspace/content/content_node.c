@@ -949,6 +949,12 @@ void content_node_set_lan(struct content_node *cn, content_lan_fn fn, void *arg)
 	cn->lan_arg = arg;
 }
 
+void content_node_stop_readers(struct content_node *cn)
+{
+	if (cn)
+		cn_events_stop(cn->ev);
+}
+
 void content_node_free(struct content_node *cn)
 {
 	if (!cn)

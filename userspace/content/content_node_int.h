@@ -781,6 +781,9 @@ struct cn_evsub;
 /* The hub and its ticker thread (tick_ms 0: CN_EV_TICK_MS). */
 int cn_events_new(struct cn_events **out, struct content_node *cn, unsigned int tick_ms);
 void cn_events_free(struct cn_events *ev);
+/* Readers (cn_events_read) get -ESHUTDOWN from now on, at once; no new
+ * subscriber (the stop; cn_events_free still joins the ticker). */
+void cn_events_stop(struct cn_events *ev);
 /* Subscribe to job's events (0: every job's): 0 or -EBUSY (CN_EV_SUBS). */
 int cn_events_sub(struct cn_events *ev, uint64_t job, struct cn_evsub **out);
 void cn_events_unsub(struct cn_events *ev, struct cn_evsub *s);

@@ -199,7 +199,7 @@ int cn_events_new(struct cn_events **out, struct content_node *cn, unsigned int 
 	return 0;
 }
 
-void cn_events_free(struct cn_events *ev)
+void cn_events_stop(struct cn_events *ev)
 {
 	if (!ev)
 		return;
@@ -208,6 +208,13 @@ void cn_events_free(struct cn_events *ev)
 	pthread_cond_broadcast(&ev->tick);
 	pthread_cond_broadcast(&ev->cond);
 	pthread_mutex_unlock(&ev->mu);
+}
+
+void cn_events_free(struct cn_events *ev)
+{
+	if (!ev)
+		return;
+	cn_events_stop(ev);
 	if (ev->started)
 		pthread_join(ev->thr, NULL);
 	/* Readers still subscribed are the control server's: it is stopped

@@ -957,6 +957,9 @@ void node_free(struct node *n)
 	 * once instead of holding ctl_free, and so the stop, for up to its
 	 * 35 s deadline (found by the stress recipe's SIGTERM churn). */
 	dhtnode_cancel(n->dht);
+	/* Event streams of the control API end at once (their reads wait up
+	 * to 1 s): its stop closes every connection and waits for them. */
+	content_node_stop_readers(n->content);
 	dash_free(n->dash); /* before the control routes it answers from */
 	ctl_free(n->ctl);
 	/* The mailbox's threads end before the modules they call. In weftd
