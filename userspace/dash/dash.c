@@ -5,9 +5,11 @@
  * assets.c) and GET /api/snapshot (read-only control API routes in one JSON
  * object). docs/OPERATIONS.md, "Live dashboard".
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,7 +36,9 @@ struct dash {
 	struct ctl_drain *drain; /* the connections, closed before the stop */
 	struct ctl *ctl;
 	struct log_ctx *log;
-	uint16_t port;
+	/* the bound port: set before the daemon starts when dashboard.listen
+	 * names it, after (port 0) from MHD; read by the connection threads */
+	_Atomic uint16_t port;
 	char listen_host[64]; /* the address as written in dashboard.listen */
 };
 
@@ -130,7 +134,7 @@ static int admit(struct dash *d, struct MHD_Connection *c, MHD_RESULT *ret)
 	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
 	char label[65];
 
-	if (ctl_http_host(host, d->port, d->listen_host, label) != CTL_HTTP_HOST_BARE) {
+	if (ctl_http_host(host, atomic_load(&d->port), d->listen_host, label) != CTL_HTTP_HOST_BARE) {
 		log_info("dash", "refused a request for a foreign Host");
 		*ret = reply_error(c, 421, "misdirected",
 				   "Host is not this dashboard: use localhost:PORT");
@@ -233,6 +237,9 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 		return -ENOMEM;
 	}
 	d->ctl = opts->ctl;
+	atomic_store(&d->port, ntohs(ss.ss_family == AF_INET6
+					     ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					     : ((struct sockaddr_in *)&ss)->sin_port));
 	d->log = log_current();
 	/* the host part as written ("[::1]:8080" -> "[::1]", "127.0.0.1:80" ->
 	 * "127.0.0.1"), which ctl_http_host accepts as this server's name */
@@ -252,7 +259,8 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 		return -EADDRINUSE;
 	}
 	info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	d->port = info ? info->port : 0;
+	if (info)
+		atomic_store(&d->port, info->port);
 	log_info("dash", "dashboard on http://%s/", opts->listen);
 	*out = d;
 	return 0;
@@ -260,7 +268,7 @@ int dash_new(struct dash **out, const struct dash_opts *opts)
 
 uint16_t dash_port(const struct dash *d)
 {
-	return d ? d->port : 0;
+	return d ? atomic_load(&d->port) : 0;
 }
 
 void dash_free(struct dash *d)

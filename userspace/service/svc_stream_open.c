@@ -379,6 +379,7 @@ static int post_attach(struct svc_node_stream *w, int fd, const uint8_t *head, s
 		       void (*release)(void *, int, const struct svc_node_stream_info *),
 		       void *arg)
 {
+	struct svc_node *sn = w->sn;
 	struct open_msg *o = calloc(1, sizeof(*o));
 
 	if (!o || (len && !(o->head = malloc(len)))) {
@@ -397,13 +398,14 @@ static int post_attach(struct svc_node_stream *w, int fd, const uint8_t *head, s
 	/* After svc_node_stop set stopping, the owner may never run again
 	 * before the server that lent fd stops (svcn_strm_stop_wait): given
 	 * back here, at once. */
-	pthread_mutex_lock(&w->sn->attach_mu);
-	if (atomic_load(&w->sn->stopping) || svc_backend_post(w->sn->backend, &o->m)) {
-		pthread_mutex_unlock(&w->sn->attach_mu);
+	pthread_mutex_lock(&sn->attach_mu);
+	if (atomic_load(&sn->stopping) || svc_backend_post(sn->backend, &o->m)) {
+		pthread_mutex_unlock(&sn->attach_mu);
 		attach_run(&o->m, 1);
 		return -ESHUTDOWN;
 	}
-	pthread_mutex_unlock(&w->sn->attach_mu);
+	/* w may be gone now (the owner ran the message): sn only */
+	pthread_mutex_unlock(&sn->attach_mu);
 	return 0;
 }
 
