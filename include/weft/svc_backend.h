@@ -174,9 +174,9 @@ void svc_backend_kick(struct svc_backend *b);
 int svc_backend_step(void *arg, int ready, int64_t *next_us);
 /* Hosted, after its host stopped calling svc_backend_step (the engine
  * stopped): one turn of the loop on the calling thread, which is the
- * loop's from then on: the messages posted so far run now. No-op when not
- * hosted. */
-void svc_backend_turn_here(struct svc_backend *b);
+ * loop's from then on: the messages posted so far run now; 1. Not hosted
+ * (its own thread runs the loop): nothing done, 0. */
+int svc_backend_turn_here(struct svc_backend *b);
 /* The descriptor that is readable when the loop has I/O or messages. */
 int svc_backend_fd(const struct svc_backend *b);
 /* 1 when called on the backend thread itself (the fabric's owner), else 0. */

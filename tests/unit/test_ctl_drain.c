@@ -165,6 +165,19 @@ static void *stop_main(void *arg)
 	return NULL;
 }
 
+/* A server whose handler holds the first call of the request sent on a
+ * new connection (until s->release is posted): that connection's socket. */
+static int held_request(struct srv *s, unsigned int flags, const char *req)
+{
+	int fd;
+
+	srv_start(s, flags);
+	s->hold = 1;
+	fd = dial(s->port, req);
+	sem_wait(&s->entered);
+	return fd;
+}
+
 /* A handler that returns while the stop runs, a malformed chunked body in
  * the connection's buffer: MHD answers it with its own 400 page. With the
  * drain that happens before the shutdown flag: no crash, nothing left. */
@@ -176,11 +189,9 @@ static void test_handler_returns_during_stop(void **state)
 	int fd;
 
 	(void)state;
-	srv_start(&s, MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG);
-	s.hold = 1;
-	fd = dial(s.port, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+	fd = held_request(&s, MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+			  "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
 			  "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n");
-	sem_wait(&s.entered);
 	assert_int_equal(ctl_drain_open(s.hd), 1);
 	assert_int_equal(pthread_create(&t, NULL, stop_main, &st), 0);
 	usleep(200 * 1000); /* the drain has begun and waits on the handler */
@@ -246,10 +257,7 @@ static void test_deadline(void **state)
 	int fd;
 
 	(void)state;
-	srv_start(&s, 0);
-	s.hold = 1;
-	fd = dial(s.port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
-	sem_wait(&s.entered);
+	fd = held_request(&s, 0, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_int_equal(pthread_create(&t, NULL, stop_main, &st), 0);
 	usleep(800 * 1000); /* past the drain's deadline: MHD_stop_daemon waits */
 	sem_post(&s.release);
@@ -269,10 +277,7 @@ static void test_new_during_drain(void **state)
 	int fd, late;
 
 	(void)state;
-	srv_start(&s, MHD_ALLOW_UPGRADE);
-	s.hold = 1;
-	fd = dial(s.port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
-	sem_wait(&s.entered);
+	fd = held_request(&s, MHD_ALLOW_UPGRADE, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
 	s.hold = 0;
 	assert_int_equal(pthread_create(&t, NULL, stop_main, &st), 0);
 	usleep(100 * 1000);

@@ -830,13 +830,14 @@ int svc_backend_step(void *arg, int ready, int64_t *next_us)
 	return !next;
 }
 
-void svc_backend_turn_here(struct svc_backend *b)
+int svc_backend_turn_here(struct svc_backend *b)
 {
 	if (!b || !b->hosted)
-		return;
+		return 0;
 	b->th = pthread_self();
 	atomic_store(&b->th_on, 1);
 	loop_turn(b, 0);
+	return 1;
 }
 
 int svc_backend_fd(const struct svc_backend *b)

@@ -185,7 +185,6 @@ int svc_node_new(struct svc_node **out, const struct svc_node_opts *o)
 	bo.hosted = sn->cfg.svc_owner_worker && engine_mode(o->eng) != IO_MODE_MEM;
 	if (!err)
 		err = svc_backend_new(&sn->backend, &bo);
-	sn->owner_hosted = bo.hosted;
 	if (!err && bo.hosted) {
 		/* the owner's loop in QUIC worker 0's turns (docs/SERVICE.md,
 		 * "The owner on the QUIC worker") */

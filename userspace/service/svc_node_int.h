@@ -203,7 +203,6 @@ struct svc_node {
 	 * an attach is either posted before the stop's message or released
 	 * at once (svc_stream_open.c post_attach, svc_node_stop). */
 	pthread_mutex_t attach_mu;
-	int owner_hosted; /* the owner's loop runs in a QUIC worker's turns */
 	pthread_t refresher;
 	int refresher_on;
 	pthread_mutex_t refresh_mu; /* the refresher's sleep only */

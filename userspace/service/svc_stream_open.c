@@ -521,10 +521,8 @@ void svcn_strm_stop_wait(struct svc_node *sn)
 
 	if (!sn->strms || !sn->backend)
 		return;
-	if (sn->owner_hosted && engine_halted(sn->eng)) {
-		svc_backend_turn_here(sn->backend);
-		return;
-	}
+	if (engine_halted(sn->eng) && svc_backend_turn_here(sn->backend))
+		return; /* the owner's host stopped: its turn ran here */
 	while (!atomic_load(&sn->strms->stopped) && util_now_ms() < end &&
 	       !svc_backend_on_loop(sn->backend))
 		usleep(1000);
