@@ -20,6 +20,15 @@
 #   are taken); Cubic's sawtooth at a longer round trip needs more than 8
 #   s to average out, for both. A file of SIZE_MB lasts about
 #   8*SIZE_MB*8/RATE s: give it room (WINDOW=16 with 128).
+# PATHS=M1,M2,... (Mbit/s, default none) shapes what each downloader
+#   receives at its own bridge port (downloader 2 gets M1, 3 gets M2...):
+#   downloaders limited by their own paths, for the case where the seed's
+#   link is not what decides (with RATE=10gbit); the automatic cap must
+#   cost them nothing there.
+# UPLOAD1=auto (or a RATE) sets part 1's upload limit (`weftctl content
+#   limits --upload`; default none): the automatic cap's fairness case
+#   (docs/CONTENT.md "The automatic cap"). SETTLE=S (default 1): the
+#   seconds between every downloader being served and part 1's window.
 # TRACE=FILE appends, every 0.5 s of part 1's window, the seed's
 #   /v1/content/peers and /v1/quic/conns (one JSON object a line: time,
 #   peers, conns) for a look at per-peer rates, queues, cwnd and RTT.
@@ -45,8 +54,8 @@ BUILD=${BUILD:-$TOP/build}
 case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 WEFTD=${WEFTD:-$BUILD/weftd} WEFTCTL=${WEFTCTL:-$BUILD/weftctl} PYTHON=${PYTHON:-/usr/bin/python3}
 RATE=${RATE:-200mbit} DELAY_MS=${DELAY_MS:-0} SIZE_MB=${1:-64} NDL=${NDL:-8} NSS=${NSS:-20} PARTS=${PARTS:-123} TRACE=${TRACE:-}
-WINDOW=${WINDOW:-8}
-export TOP WEFTD WEFTCTL PYTHON DELAY_MS TCPF WINDOW
+WINDOW=${WINDOW:-8} UPLOAD1=${UPLOAD1:-} SETTLE=${SETTLE:-1} PATHS=${PATHS:-}
+export TOP WEFTD WEFTCTL PYTHON DELAY_MS TCPF WINDOW UPLOAD1
 [ -x "$WEFTD" ] && [ -x "$WEFTCTL" ] || { echo "build $WEFTD and $WEFTCTL first"; exit 1; }
 command -v iperf3 >/dev/null || { echo "SKIP: iperf3 missing"; exit 77; }
 . "$TOP/tests/lib/common.sh"
@@ -70,6 +79,15 @@ if [ "$DELAY_MS" != 0 ]; then
 		netns_exec "$n" ethtool -K eth0 tx off gso off tso off tx-udp-segmentation off >/dev/null 2>&1
 		netns_delay_uplink "$n" "$DELAY_MS" || fail "delay line"
 	done
+fi
+if [ -n "$PATHS" ]; then
+	n=2
+	for m in ${PATHS//,/ }; do
+		ip netns exec "${NS_PREFIX}br" tc qdisc add dev "p$n" root tbf rate "${m}mbit" burst 64kb \
+			latency 20ms || fail "tc tbf on p$n"
+		n=$((n + 1))
+	done
+	echo "downloaders' own paths (Mbit/s, from host 2): $PATHS"
 fi
 ip netns exec "$(netns_name 2)" iperf3 -s -1 -D -p 5201 >/dev/null 2>&1
 sleep 0.5
@@ -143,17 +161,19 @@ if part 1; then
 	wait "${PIDS[@]}"
 fi
 ctl 1 content limits --superseed 0 >/dev/null || fail "limits"
+[ -z "$UPLOAD1" ] || ctl 1 content limits --upload "$UPLOAD1" >/dev/null || fail "limits"
 mkfile f1
 ID1=$(add f1) || fail "add f1"
 for ((i = 2; i <= NDL + 1; i++)); do J1[$i]=$(get $i "$ID1") || fail "get on host $i"; done
 active() { [ "$(peers | "$PYTHON" -c 'import json,sys; print(sum(1 for p in json.load(sys.stdin)["peers"] if p["sent_bytes"] > 0))')" -ge "$NDL" ]; }
 wait_for active 300 || fail "not every downloader is being served"
-sleep 1
+sleep "$SETTLE"
 peers >"$D/p1a"
 T1=$(date +%s.%N)
 if [ -n "$TRACE" ]; then trace "$WINDOW"; else sleep "$WINDOW"; fi
 peers >"$D/p1b"
 T2=$(date +%s.%N)
+[ -z "$UPLOAD1" ] || ctl 1 content limits
 for ((i = 2; i <= NDL + 1; i++)); do wait_for "done_job $i ${J1[$i]}" 1200 || echo "host $i: part 1 not done"; done
 S1=0 S2=0 T3=0 T4=1 S3=0 S4=0 T5=0 T6=1 ok3=1
 echo '{"peers":[]}' >"$D/p2a"
@@ -232,9 +252,10 @@ if tcp:
     print("part 1 reference: %d TCP flows (iperf3, Cubic) over the same path, %d s: %.0f Mbit/s, "
           "Jain's index %.3f; per flow Mbit/s: %s" %
           (len(tcp), W, sum(tcp) * 8 / (W * 1e6), jain_tcp, " ".join("%.0f" % (v / 1e6) for v in sorted(tcp))))
-print("part 1: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2fx the link "
+lim1 = os.environ.get("UPLOAD1", "")
+print("part 1%s: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2fx the link "
       "(goal >= 0.90); Jain's index %.3f (goal >= 0.95); per peer Mbit/s: %s" %
-      (len(x), tot_bps / 1e6, t2 - t1, tot_bps / iperf, jain,
+      (" (upload " + lim1 + ")" if lim1 else "", len(x), tot_bps / 1e6, t2 - t1, tot_bps / iperf, jain,
        " ".join("%.0f" % (v * 8 / (t2 - t1) / 1e6) for v in sorted(x))))
 if jain_tcp:
     print("part 1: Jain's index weft / TCP %.2f" % (jain / jain_tcp))
@@ -250,7 +271,8 @@ if "3" in parts:
 figs0 = [
     {"id": "iperf3_mbit_s", "label": "iperf3 TCP, seed egress %s" % rate, "value": iperf / 1e6, "unit": "Mbit/s"},
     {"id": "seed_upload_mbit_s", "label": "seed upload, %d downloaders" % ndl, "value": tot_bps / 1e6, "unit": "Mbit/s"},
-    {"id": "jain", "label": "Jain's fairness index, %d downloaders" % ndl, "value": jain, "unit": ""},
+    {"id": "jain", "label": "Jain's fairness index, %d downloaders%s" % (ndl, ", upload " + lim1 if lim1 else ""),
+     "value": jain, "unit": ""},
     {"id": "one", "label": "one", "value": 1.0, "unit": ""},
     {"id": "jain_tcp", "label": "Jain's fairness index, %d TCP flows (iperf3, Cubic), same path" % ndl,
      "value": jain_tcp, "unit": ""},

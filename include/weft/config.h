@@ -117,6 +117,7 @@ struct weft_config {
 	 * (docs/CONTENT.md "Fair, capped serving") */
 	uint64_t content_upload_rate, content_peer_upload_rate, content_lan_peer_upload_rate;
 	int content_lan_capped;
+	int content_upload_auto; /* the automatic upload cap */
 	int content_honour_withdrawals;
 	uint32_t content_superseed_s;
 	/* [gateway] */

@@ -108,6 +108,8 @@ struct content_limits {
 	uint64_t peer_rate;	   /* each WAN peer */
 	uint64_t lan_peer_rate;	   /* each LAN peer */
 	int lan_capped;		   /* LAN peers count against upload_rate too */
+	int upload_auto;	   /* the automatic cap (docs/CONTENT.md "The automatic
+				    * cap"), under upload_rate when that is set too */
 };
 
 struct content_node_opts {

@@ -308,6 +308,15 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 			struct sockaddr_storage *addr);
 
 /*
+ * conn's round trip as its congestion controller sees it: the smoothed RTT
+ * and the smallest RTT sampled so far, ns (what they exceed of the other
+ * is the queue on its path). Call on conn's owning worker. 0, or
+ * -ENOTCONN (no such connection on this node, or closed).
+ */
+int quic_node_conn_rtt(struct quic_node *qn, uint64_t conn, uint64_t *srtt_ns,
+		       uint64_t *min_rtt_ns);
+
+/*
  * Is stream sid of conn still open on this node (the connection not closed,
  * the stream not reset nor ended both ways)? 1 or 0. For work queued for
  * a stream and done later (content serving skips what nobody will read).

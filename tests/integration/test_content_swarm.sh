@@ -130,6 +130,11 @@ kill -9 "$PID4"
 wait "$PID4" 2>/dev/null
 # the cap was there for the crash to come mid-download: the rest at speed
 ctl 1 content limits --per-peer off >/dev/null || fail "content limits --per-peer off"
+# the automatic cap through weftctl: on (shown with its state), off again
+out=$(ctl 1 content limits --upload auto) || fail "content limits --upload auto"
+grep -q "^upload  *auto: free" <<<"$out" || fail "--upload auto not shown: $out"
+out=$(ctl 1 content limits --upload off) || fail "content limits --upload off"
+grep -q "^upload  *unlimited" <<<"$out" || fail "--upload off not shown: $out"
 start_node 4
 grep -q "resuming a partial download" "$LOG4" || fail "partial download not resumed at start (job before the crash: $(cat "$D/pre2"))"
 # In a network this small the DHT copies of host 1's announcement were on

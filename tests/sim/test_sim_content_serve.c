@@ -210,6 +210,45 @@ static void test_limits(void **state)
 			 12500000);
 	assert_int_equal(json_array_size(json_object_get(o, "upload_history")), 300);
 	json_decref(o);
+	/* the automatic cap: on live (under the fixed cap, kept), its status
+	 * shown; a non-boolean refused with nothing changed; off again */
+	o = simnode_ok(&Q[1], "POST", "/v1/content/limits", json_pack("{s:b}", "upload_auto", 1));
+	assert_true(json_is_true(json_object_get(o, "upload_auto")));
+	assert_int_equal(json_integer_value(json_object_get(o, "upload_rate")), 12500000);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "auto"), "state")),
+			    "free");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "auto"), "cap")), 0);
+	json_decref(o);
+	assert_int_equal(simnode_ctl(&Q[1], "POST", "/v1/content/limits",
+				     json_pack("{s:s}", "upload_auto", "yes"), NULL),
+			 400);
+	assert_int_equal(simnode_ctl(&Q[1], "POST", "/v1/content/limits",
+				     json_pack("{s:b,s:i}", "upload_auto", 0, "upload_rate", -5), NULL),
+			 400);
+	o = simnode_ok(&Q[1], "GET", "/v1/content/limits", NULL);
+	assert_true(json_is_true(json_object_get(o, "upload_auto")));
+	json_decref(o);
+	o = simnode_ok(&Q[1], "POST", "/v1/content/limits", json_pack("{s:b}", "upload_auto", 0));
+	assert_true(json_is_false(json_object_get(o, "upload_auto")));
+	json_decref(o);
+	simnode_free(&Q[1]);
+	simnet_free(SN);
+}
+
+/* content.upload_auto in the configuration turns the automatic cap on. */
+static void test_limits_auto_config(void **state)
+{
+	struct simnet_opts so = {.seed = 31, .clock = SIMNET_CLOCK_REAL};
+	static const char *const set[] = {"content.upload_auto=true", NULL};
+	json_t *o;
+
+	(void)state;
+	assert_int_equal(simnet_new(&SN, &so), 0);
+	simnode_new(&Q[1], SN, "s1", "198.51.100.1", NULL, set, NULL, NULL);
+	o = simnode_ok(&Q[1], "GET", "/v1/content/limits", NULL);
+	assert_true(json_is_true(json_object_get(o, "upload_auto")));
+	assert_int_equal(json_integer_value(json_object_get(o, "upload_rate")), 0);
+	json_decref(o);
 	simnode_free(&Q[1]);
 	simnet_free(SN);
 }
@@ -218,7 +257,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_superseed),
-	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_limits), cmocka_unit_test(test_limits_auto_config),
 	};
 
 	if (sodium_init() < 0)

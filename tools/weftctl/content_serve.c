@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The seed host's side of `weftctl content`:
- *   weftctl content limits [--upload RATE] [--per-peer RATE] [--lan-peer RATE]
+ *   weftctl content limits [--upload RATE|auto] [--per-peer RATE] [--lan-peer RATE]
  *                          [--lan-capped on|off] [--superseed SECONDS]
  *   weftctl content peers
  * RATE: bytes/s with an optional unit: 500k, 12M, 1G (bytes, powers of
@@ -65,7 +65,25 @@ static void render_limits(const json_t *o)
 {
 	char b[64];
 
-	printf("upload          %s\n", rate_str(weftctl_jint(o, "upload_rate"), b, sizeof(b)));
+	if (weftctl_jtrue(o, "upload_auto")) {
+		const json_t *a = json_object_get(o, "auto");
+		char c[64];
+
+		printf("upload          auto: %s, cap %s", json_string_value(json_object_get(a, "state"))
+							   ? json_string_value(json_object_get(a, "state"))
+							   : "?",
+		       rate_str(weftctl_jint(a, "cap"), b, sizeof(b)));
+		if (weftctl_jint(o, "upload_rate") > 0)
+			printf(", under %s", rate_str(weftctl_jint(o, "upload_rate"), c, sizeof(c)));
+		printf("\n");
+		printf("  served        %lld peers at %s, Jain %.3f\n", weftctl_jint(a, "served"),
+		       rate_str(weftctl_jint(a, "total_bps"), b, sizeof(b)),
+		       json_number_value(json_object_get(a, "jain")));
+		printf("  trials        %lld kept, %lld given up; %lld probes\n",
+		       weftctl_jint(a, "kept"), weftctl_jint(a, "given_up"), weftctl_jint(a, "probes"));
+	} else {
+		printf("upload          %s\n", rate_str(weftctl_jint(o, "upload_rate"), b, sizeof(b)));
+	}
 	printf("per peer (WAN)  %s\n", rate_str(weftctl_jint(o, "peer_rate"), b, sizeof(b)));
 	printf("per peer (LAN)  %s\n", rate_str(weftctl_jint(o, "lan_peer_rate"), b, sizeof(b)));
 	printf("LAN capped      %s\n", weftctl_jtrue(o, "lan_capped") ? "yes (counts against upload)"
@@ -90,7 +108,15 @@ static int cmd_limits(struct weftctl *ctx, int argc, char **argv)
 		for (k = 0; k < sizeof(rates) / sizeof(rates[0]); k++)
 			if (!strcmp(argv[i], rates[k].opt))
 				break;
-		if (k < sizeof(rates) / sizeof(rates[0]) && i + 1 < argc) {
+		if (k == 0 && i + 1 < argc && !strcmp(argv[i + 1], "auto")) {
+			/* the automatic cap alone (the API also takes it under a
+			 * fixed upload_rate) */
+			json_object_set_new(body, "upload_auto", json_true());
+			json_object_set_new(body, "upload_rate", json_integer(0));
+			i++;
+		} else if (k < sizeof(rates) / sizeof(rates[0]) && i + 1 < argc) {
+			if (k == 0)
+				json_object_set_new(body, "upload_auto", json_false());
 			if (weftctl_parse_rate(argv[++i], &v)) {
 				fprintf(stderr, "weftctl: %s: not a rate (e.g. 100Mbit, 12M, off)\n",
 					argv[i]);

@@ -38,7 +38,7 @@ static const struct weftctl_noun nouns[] = {
 	  "content unpin ID\n"
 	  "content pins\n"
 	  "content cancel JOB\n"
-	  "content limits [--upload RATE] [--per-peer RATE] [--lan-peer RATE] [--lan-capped on|off] "
+	  "content limits [--upload RATE|auto] [--per-peer RATE] [--lan-peer RATE] [--lan-capped on|off] "
 	  "[--superseed S]\n"
 	  "content peers" },
 	{ "circle", weftctl_circle,

@@ -752,6 +752,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	pthread_mutex_init(&cn->jmu, NULL);
 	pthread_mutex_init(&cn->swmu, NULL);
 	pthread_mutex_init(&cn->emu, NULL);
+	pthread_mutex_init(&cn->auto_mu, NULL);
 	cn->store = opts->store;
 	cn->quic = opts->quic;
 	cn->dht = opts->dht;
@@ -974,5 +975,6 @@ void content_node_free(struct content_node *cn)
 	pthread_mutex_destroy(&cn->jmu);
 	pthread_mutex_destroy(&cn->swmu);
 	pthread_mutex_destroy(&cn->emu);
+	pthread_mutex_destroy(&cn->auto_mu);
 	free(cn);
 }

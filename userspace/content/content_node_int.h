@@ -30,6 +30,7 @@
 #include "weft/engine.h"
 #include "weft/content_node.h"
 #include "weft/manifest.h"
+#include "content/upauto.h"
 
 #define CN_MOD "content"
 
@@ -103,6 +104,10 @@ struct cn_wtab {
 	pthread_mutex_t snap_mu;
 	struct cn_sched_peer_info *snap, *snap_pub; /* scratch; published */
 	unsigned int nsnap;
+	uint64_t snap_ns; /* when the published copy was taken (the worker's clock) */
+	/* while the automatic cap is on: each peer's round trip, published
+	 * with it ({smoothed, min} ns; 0 = unknown) */
+	uint64_t (*rtt)[2], (*rtt_pub)[2];
 };
 
 struct cn_job;
@@ -197,6 +202,15 @@ struct content_node {
 	atomic_int lim_lan_capped;
 	_Atomic uint64_t lim_up; /* the global cap as set (up_global holds it too) */
 	atomic_uint lim_gen;
+	/* the automatic cap (upauto.h), on while lim_auto: worker 0's tick
+	 * owns the controller (allocated when first on) and its scratch, and
+	 * publishes its status under auto_mu */
+	atomic_int lim_auto;
+	struct cn_upauto *upauto;
+	struct cn_upauto_peer *auto_in;
+	int auto_was_on;
+	pthread_mutex_t auto_mu;
+	struct cn_upauto_status auto_st;
 	_Atomic uint64_t superseed_s; /* new content is super-seeded this long */
 	/* upload history: bytes served per second, CN_UP_HIST seconds
 	 * (worker 0 writes, one slot a second) */

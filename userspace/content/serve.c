@@ -499,9 +499,67 @@ out:
 	t->pumping = 0;
 }
 
+/* Worker 0, each second while the automatic cap is on (upauto.h): a
+ * sample of every worker's published copy of its peers (those under the
+ * node's cap: WAN peers, LAN ones too when lan_capped), and the cap it
+ * answers applied, under the operator's own cap if one is set too. When
+ * the mode goes off, the controller forgets and the operator's cap alone
+ * applies again (cn_serve_set_limits set it; a sample racing that store
+ * is undone here within a second). */
+static void auto_step(struct content_node *cn, uint64_t now)
+{
+	uint64_t lim = atomic_load(&cn->lim_up), cap, rate;
+	int lan = atomic_load(&cn->lim_lan_capped);
+	unsigned int n = 0;
+
+	if (!atomic_load(&cn->lim_auto)) {
+		if (cn->auto_was_on) {
+			cn->auto_was_on = 0;
+			cn_upauto_reset(cn->upauto);
+			cn_rate_set(&cn->up_global, lim);
+			pthread_mutex_lock(&cn->auto_mu);
+			cn_upauto_status(cn->upauto, &cn->auto_st);
+			pthread_mutex_unlock(&cn->auto_mu);
+		}
+		return;
+	}
+	if (!cn->upauto) {
+		cn->auto_in = calloc(CN_UPAUTO_PEERS, sizeof(*cn->auto_in));
+		if (!cn->auto_in || cn_upauto_new(&cn->upauto)) {
+			free(cn->auto_in);
+			cn->auto_in = NULL;
+			return; /* no memory: the mode waits, tried again next second */
+		}
+	}
+	cn->auto_was_on = 1;
+	for (unsigned int w = 0; w < cn->nwtab; w++) {
+		struct cn_wtab *t = cn->wtab[w];
+
+		pthread_mutex_lock(&t->snap_mu);
+		for (unsigned int i = 0; i < t->nsnap && n < CN_UPAUTO_PEERS; i++) {
+			if (t->snap_pub[i].cls == CN_CLASS_LAN && !lan)
+				continue;
+			cn->auto_in[n].peer = t->snap_pub[i].peer;
+			cn->auto_in[n].sent = t->snap_pub[i].sent_bytes;
+			cn->auto_in[n].at_ns = t->snap_ns;
+			cn->auto_in[n].srtt_ns = t->rtt_pub[i][0];
+			cn->auto_in[n].min_rtt_ns = t->rtt_pub[i][1];
+			n++;
+		}
+		pthread_mutex_unlock(&t->snap_mu);
+	}
+	cap = cn_upauto_sample(cn->upauto, now, cn->auto_in, n);
+	rate = cap && (!lim || cap < lim) ? cap : lim;
+	if (rate != atomic_load(&cn->up_global.rate))
+		cn_rate_set(&cn->up_global, rate);
+	pthread_mutex_lock(&cn->auto_mu);
+	cn_upauto_status(cn->upauto, &cn->auto_st);
+	pthread_mutex_unlock(&cn->auto_mu);
+}
+
 /* Every second: idle peers' request queues back to the allocator, the
  * status view's copy of the peers; on worker 0 the
- * node's upload history too. */
+ * node's upload history and the automatic cap too. */
 static void tick(struct engine_worker *w, void *arg)
 {
 	struct cn_wtab *t = arg;
@@ -511,9 +569,16 @@ static void tick(struct engine_worker *w, void *arg)
 
 	cn_sched_trim(t->sched, now, CN_SCHED_IDLE_FREE_S * 1000000000ull);
 	n = cn_sched_peers(t->sched, now, t->snap, CN_SCHED_PEERS);
+	if (atomic_load(&cn->lim_auto))
+		for (unsigned int i = 0; i < n; i++)
+			if (quic_node_conn_worker(cn->quic, t->snap[i].peer) != t->widx ||
+			    quic_node_conn_rtt(cn->quic, t->snap[i].peer, &t->rtt[i][0], &t->rtt[i][1]))
+				t->rtt[i][0] = t->rtt[i][1] = 0; /* closed: unknown */
 	pthread_mutex_lock(&t->snap_mu);
 	t->nsnap = n;
+	t->snap_ns = now;
 	memcpy(t->snap_pub, t->snap, n * sizeof(*t->snap));
+	memcpy(t->rtt_pub, t->rtt, n * sizeof(*t->rtt));
 	pthread_mutex_unlock(&t->snap_mu);
 	if (t->widx == 0) {
 		uint64_t total = atomic_load(&cn->served_bytes);
@@ -525,6 +590,7 @@ static void tick(struct engine_worker *w, void *arg)
 			atomic_store(&cn->up_hist_at[k], sec);
 		}
 		atomic_fetch_add(&cn->up_hist[k], total - last);
+		auto_step(cn, now);
 	}
 	engine_timer_add(w, &t->tick, 1000);
 }
@@ -921,6 +987,8 @@ static void wtab_free(struct cn_wtab *t)
 	free(t->cbase);
 	free(t->snap);
 	free(t->snap_pub);
+	free(t->rtt);
+	free(t->rtt_pub);
 	pthread_mutex_destroy(&t->snap_mu);
 	free(t);
 }
@@ -946,12 +1014,17 @@ static int wtab_new(struct content_node *cn, unsigned int widx, struct cn_wtab *
 	t->cbuf = (uint8_t *)t->cbase + CN_ANS_ALIGN - CN_ANS_HEAD;
 	t->snap = calloc(CN_SCHED_PEERS, sizeof(*t->snap));
 	t->snap_pub = calloc(CN_SCHED_PEERS, sizeof(*t->snap_pub));
-	return t->snap && t->snap_pub ? 0 : -ENOMEM;
+	t->rtt = calloc(CN_SCHED_PEERS, sizeof(*t->rtt));
+	t->rtt_pub = calloc(CN_SCHED_PEERS, sizeof(*t->rtt_pub));
+	return t->snap && t->snap_pub && t->rtt && t->rtt_pub ? 0 : -ENOMEM;
 }
 
 void cn_serve_set_limits(struct content_node *cn, const struct content_limits *l)
 {
+	/* the automatic cap, when on, goes under this one at worker 0's next
+	 * tick (auto_step) */
 	cn_rate_set(&cn->up_global, l->upload_rate);
+	atomic_store(&cn->lim_auto, l->upload_auto ? 1 : 0);
 	atomic_store(&cn->lim_peer, l->peer_rate);
 	atomic_store(&cn->lim_lan, l->lan_peer_rate);
 	atomic_store(&cn->lim_lan_capped, l->lan_capped ? 1 : 0);
@@ -1046,5 +1119,9 @@ void cn_serve_stop(struct content_node *cn)
 	free(cn->wtab);
 	cn->wtab = NULL;
 	cn->nwtab = 0;
+	cn_upauto_free(cn->upauto);
+	cn->upauto = NULL;
+	free(cn->auto_in);
+	cn->auto_in = NULL;
 	cn_ss_free(cn);
 }

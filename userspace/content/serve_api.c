@@ -21,14 +21,29 @@
 #include "weft/ctl.h"
 #include "weft/util.h"
 
+static void auto_status(struct content_node *cn, struct cn_upauto_status *st)
+{
+	pthread_mutex_lock(&cn->auto_mu);
+	*st = cn->auto_st;
+	pthread_mutex_unlock(&cn->auto_mu);
+}
+
 static json_t *limits_json(struct content_node *cn)
 {
-	return json_pack("{s:I,s:I,s:I,s:b,s:I}", "upload_rate",
-			 (json_int_t)atomic_load(&cn->lim_up), "peer_rate",
+	struct cn_upauto_status st;
+
+	auto_status(cn, &st);
+	return json_pack("{s:I,s:I,s:I,s:b,s:I,s:b,s:{s:s,s:I,s:I,s:f,s:i,s:I,s:I,s:I,s:I}}",
+			 "upload_rate", (json_int_t)atomic_load(&cn->lim_up), "peer_rate",
 			 (json_int_t)atomic_load(&cn->lim_peer), "lan_peer_rate",
 			 (json_int_t)atomic_load(&cn->lim_lan), "lan_capped",
 			 atomic_load(&cn->lim_lan_capped), "superseed_s",
-			 (json_int_t)atomic_load(&cn->superseed_s));
+			 (json_int_t)atomic_load(&cn->superseed_s), "upload_auto",
+			 atomic_load(&cn->lim_auto), "auto", "state",
+			 cn_upauto_state_name(st.state), "cap", (json_int_t)st.cap, "total_bps",
+			 (json_int_t)st.total, "jain", st.jain / 1000.0, "served", (int)st.served,
+			 "trials", (json_int_t)st.trials, "kept", (json_int_t)st.kept, "given_up",
+			 (json_int_t)st.given_up, "probes", (json_int_t)st.probes);
 }
 
 /* One rate field: absent (kept), a non-negative integer (bytes/s, 0 =
@@ -54,7 +69,7 @@ int cn_api_parse_limits(json_t *body, struct content_limits *l, uint64_t *supers
 			struct ctl_resp *resp)
 {
 	static const char *const known[] = {"upload_rate", "peer_rate", "lan_peer_rate",
-					    "lan_capped", "superseed_s"};
+					    "lan_capped", "superseed_s", "upload_auto"};
 	const uint64_t tb = 1000000000000ull;
 	const char *k;
 	json_t *x;
@@ -87,6 +102,13 @@ int cn_api_parse_limits(json_t *body, struct content_limits *l, uint64_t *supers
 	}
 	if (x)
 		l->lan_capped = json_is_true(x);
+	x = json_object_get(body, "upload_auto");
+	if (x && !json_is_boolean(x)) {
+		ctl_resp_error(resp, 400, "bad_request", "upload_auto: true or false");
+		return -EINVAL;
+	}
+	if (x)
+		l->upload_auto = json_is_true(x);
 	return 0;
 }
 
@@ -98,7 +120,8 @@ static void api_limits(void *arg, const struct ctl_req *req, struct ctl_resp *re
 		struct content_limits l = {.upload_rate = atomic_load(&cn->lim_up),
 					   .peer_rate = atomic_load(&cn->lim_peer),
 					   .lan_peer_rate = atomic_load(&cn->lim_lan),
-					   .lan_capped = atomic_load(&cn->lim_lan_capped)};
+					   .lan_capped = atomic_load(&cn->lim_lan_capped),
+					   .upload_auto = atomic_load(&cn->lim_auto)};
 		uint64_t ss = atomic_load(&cn->superseed_s);
 
 		if (!req->json) {
@@ -212,6 +235,7 @@ static void api_peers(void *arg, const struct ctl_req *req, struct ctl_resp *res
 static void metrics(void *arg, FILE *out)
 {
 	struct content_node *cn = arg;
+	struct cn_upauto_status st;
 	uint64_t hashed, trusted;
 
 	fputs("# HELP weft_content_requester_faults_total Requests a fair downloader does not "
@@ -232,6 +256,24 @@ static void metrics(void *arg, FILE *out)
 		"weft_content_upload_limit_bytes %llu\n",
 		(unsigned long long)atomic_load(&cn->requester_bans),
 		(unsigned long long)atomic_load(&cn->lim_up));
+	auto_status(cn, &st);
+	fprintf(out,
+		"# HELP weft_content_upload_auto The automatic upload cap: its state (0 off or "
+		"free, 1 trial, 2 hold; docs/CONTENT.md \"The automatic cap\").\n"
+		"# TYPE weft_content_upload_auto gauge\n"
+		"weft_content_upload_auto{mode=\"%s\"} %d\n"
+		"# HELP weft_content_upload_auto_cap_bytes The automatic cap in bytes/s (0: "
+		"none).\n"
+		"# TYPE weft_content_upload_auto_cap_bytes gauge\n"
+		"weft_content_upload_auto_cap_bytes %llu\n"
+		"# HELP weft_content_upload_auto_trials_total Trials of the automatic cap, by "
+		"whether it was kept.\n"
+		"# TYPE weft_content_upload_auto_trials_total counter\n"
+		"weft_content_upload_auto_trials_total{result=\"kept\"} %llu\n"
+		"weft_content_upload_auto_trials_total{result=\"given_up\"} %llu\n",
+		atomic_load(&cn->lim_auto) ? "on" : "off", (int)st.state,
+		(unsigned long long)st.cap, (unsigned long long)st.kept,
+		(unsigned long long)st.given_up);
 	cstore_read_stats(cn->cs, &hashed, &trusted);
 	fprintf(out,
 		"# HELP weft_content_chunk_reads_total Chunks read from the store, by whether "

@@ -161,6 +161,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "content", "lan_peer_upload_rate", CFG_U64, OFF(content_lan_peer_upload_rate), 0, 0,
 	  1000000000000ULL, "0", NULL, 0 },
 	{ "content", "lan_capped", CFG_BOOL, OFF(content_lan_capped), 0, 0, 0, "false", NULL, 0 },
+	{ "content", "upload_auto", CFG_BOOL, OFF(content_upload_auto), 0, 0, 0, "false", NULL, 0 },
 	{ "content", "superseed_s", CFG_U32, OFF(content_superseed_s), 0, 0, 604800, "600", NULL,
 	  0 },
 	{ "content", "honour_withdrawals", CFG_BOOL, OFF(content_honour_withdrawals), 0, 0, 0,

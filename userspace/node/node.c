@@ -746,7 +746,9 @@ registered:
 							      .peer_rate = n->cfg.content_peer_upload_rate,
 							      .lan_peer_rate =
 								  n->cfg.content_lan_peer_upload_rate,
-							      .lan_capped = n->cfg.content_lan_capped },
+							      .lan_capped = n->cfg.content_lan_capped,
+							      .upload_auto =
+								  n->cfg.content_upload_auto },
 						  .superseed_s = n->cfg.content_superseed_s
 								     ? (int)n->cfg.content_superseed_s
 								     : -1,

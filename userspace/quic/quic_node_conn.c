@@ -76,6 +76,19 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 	return 0;
 }
 
+int quic_node_conn_rtt(struct quic_node *qn, uint64_t conn, uint64_t *srtt_ns,
+		       uint64_t *min_rtt_ns)
+{
+	struct qn_conn *c = conn_open(qn, conn);
+	struct quic_conn_info info;
+
+	if (!c || quic_conn_get_info(c->qc, &info))
+		return -ENOTCONN;
+	*srtt_ns = info.smoothed_rtt_ns;
+	*min_rtt_ns = info.min_rtt_ns;
+	return 0;
+}
+
 int quic_node_stream_live(struct quic_node *qn, uint64_t conn, int64_t sid)
 {
 	struct qn_conn *c = conn_open(qn, conn);

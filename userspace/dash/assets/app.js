@@ -113,9 +113,16 @@
 
     const sd = s.seed || {}, lim = sd.limits || {};
     set("seed-rate", bytes(sd.upload_bps));
-    set("seed-cap", num(lim.upload_rate) ? bytes(lim.upload_rate) + "/s" : "none");
+    const au = lim.auto || {}, acap = num(au.cap);
+    const fixed = num(lim.upload_rate) ? bytes(lim.upload_rate) + "/s" : "none";
+    const ecap = lim.upload_auto && acap && (!num(lim.upload_rate) || acap < num(lim.upload_rate))
+      ? acap : num(lim.upload_rate);
+    set("seed-cap", lim.upload_auto
+      ? "auto (" + (au.state || "?") + (acap ? ", " + bytes(acap) + "/s" : "") + ")" +
+        (num(lim.upload_rate) ? " under " + fixed : "")
+      : fixed);
     set("seed-queued", num(sd.queued));
-    plot(sd.upload_history, num(lim.upload_rate));
+    plot(sd.upload_history, ecap);
     rows("seed-rows", (sd.peers || []).slice(0, 50), (p) => [
       p.addr, p.class, bytes(p.rate_bps) + "/s", bytes(p.sent_bytes), num(p.queued), num(p.score)],
       (p) => num(p.score) > 0);
