@@ -513,6 +513,9 @@ static void test_peers_leave(void **state)
 	cn_upauto_status(a, &st);
 	assert_int_equal(st.trials, 0);
 	assert_int_equal(st.backoff_until_ns, 0);
+	assert_int_equal(st.jain, 1000);
+	assert_int_equal(st.jain_long, 1000);
+	assert_int_equal(st.cap, 0);
 	cn_upauto_free(a);
 }
 

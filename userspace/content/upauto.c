@@ -26,10 +26,10 @@ struct cn_upauto {
 	uint64_t *rates;       /* scratch: the served peers' rates */
 	uint64_t *lrates;      /* the same over CN_UPAUTO_HOLD_WINDOW_S */
 	uint64_t *qs;	       /* scratch: their queueing delays */
-	unsigned int jain_long; /* their index */
 	enum cn_upauto_state state;
 	uint64_t cap, total;
 	unsigned int jain, served, bad, low;
+	unsigned int jain_long; /* the index over CN_UPAUTO_HOLD_WINDOW_S */
 	unsigned int jain_before; /* TRIAL: the index that started it */
 	uint64_t prev_total;	  /* the sample before's total */
 	uint64_t until_ns;	  /* TRIAL: its end, or its step's */
@@ -132,6 +132,7 @@ void cn_upauto_reset(struct cn_upauto *a)
 	a->lrates = lrates;
 	a->qs = qs;
 	a->jain = 1000;
+	a->jain_long = 1000;
 	a->backoff_s = CN_UPAUTO_BACKOFF_S;
 }
 
