@@ -132,7 +132,9 @@ wait "$PID4" 2>/dev/null
 ctl 1 content limits --per-peer off >/dev/null || fail "content limits --per-peer off"
 # the automatic cap through weftctl: on (shown with its state), off again
 out=$(ctl 1 content limits --upload auto) || fail "content limits --upload auto"
-grep -q "^upload  *auto: free" <<<"$out" || fail "--upload auto not shown: $out"
+grep -q "^upload  *auto, free: unlimited" <<<"$out" || fail "--upload auto not shown: $out"
+out=$(ctl 1 content peers) || fail "content peers"
+grep -q "^upload .*, cap auto, free: unlimited," <<<"$out" || fail "content peers: no automatic cap: $out"
 out=$(ctl 1 content limits --upload off) || fail "content limits --upload off"
 grep -q "^upload  *unlimited" <<<"$out" || fail "--upload off not shown: $out"
 start_node 4

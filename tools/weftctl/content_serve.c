@@ -61,28 +61,38 @@ static const char *rate_str(long long bps, char *buf, size_t len)
 	return buf;
 }
 
+/* The node's cap as the limits object says it: a rate, "unlimited", or the
+ * automatic cap's state and rate (under a fixed one when set). */
+static const char *cap_str(const json_t *lim, char *buf, size_t len)
+{
+	const json_t *a = json_object_get(lim, "auto");
+	const char *st = json_string_value(json_object_get(a, "state"));
+	char c[64], f[64];
+	int n;
+
+	if (!weftctl_jtrue(lim, "upload_auto"))
+		return rate_str(weftctl_jint(lim, "upload_rate"), buf, len);
+	n = snprintf(buf, len, "auto, %s: %s", st ? st : "?",
+		     rate_str(weftctl_jint(a, "cap"), c, sizeof(c)));
+	if (n >= 0 && (size_t)n < len && weftctl_jint(lim, "upload_rate") > 0)
+		snprintf(buf + n, len - (size_t)n, ", under %s",
+			 rate_str(weftctl_jint(lim, "upload_rate"), f, sizeof(f)));
+	return buf;
+}
+
 static void render_limits(const json_t *o)
 {
-	char b[64];
+	char b[160];
 
+	printf("upload          %s\n", cap_str(o, b, sizeof(b)));
 	if (weftctl_jtrue(o, "upload_auto")) {
 		const json_t *a = json_object_get(o, "auto");
-		char c[64];
 
-		printf("upload          auto: %s, cap %s", json_string_value(json_object_get(a, "state"))
-							   ? json_string_value(json_object_get(a, "state"))
-							   : "?",
-		       rate_str(weftctl_jint(a, "cap"), b, sizeof(b)));
-		if (weftctl_jint(o, "upload_rate") > 0)
-			printf(", under %s", rate_str(weftctl_jint(o, "upload_rate"), c, sizeof(c)));
-		printf("\n");
 		printf("  served        %lld peers at %s, Jain %.3f\n", weftctl_jint(a, "served"),
 		       rate_str(weftctl_jint(a, "total_bps"), b, sizeof(b)),
 		       json_number_value(json_object_get(a, "jain")));
 		printf("  trials        %lld kept, %lld given up; %lld probes\n",
 		       weftctl_jint(a, "kept"), weftctl_jint(a, "given_up"), weftctl_jint(a, "probes"));
-	} else {
-		printf("upload          %s\n", rate_str(weftctl_jint(o, "upload_rate"), b, sizeof(b)));
 	}
 	printf("per peer (WAN)  %s\n", rate_str(weftctl_jint(o, "peer_rate"), b, sizeof(b)));
 	printf("per peer (LAN)  %s\n", rate_str(weftctl_jint(o, "lan_peer_rate"), b, sizeof(b)));
@@ -176,17 +186,14 @@ static void spark(const json_t *hist)
 static void render_peers(const json_t *o)
 {
 	const json_t *p;
-	size_t i;
-	char b[64], r[32], s[32];
-
-
 	const json_t *lim = json_object_get(o, "limits");
-	char c[64];
+	size_t i;
+	char b[64], r[32], s[32], c[160];
 
 	weftctl_fmt_bytes((double)weftctl_jint(o, "upload_bps"), b, sizeof(b));
 	printf("upload          %s/s (%.1f Mbit/s), cap %s, %lld requests queued\n", b,
-	       (double)weftctl_jint(o, "upload_bps") * 8 / 1e6,
-	       rate_str(weftctl_jint(lim, "upload_rate"), c, sizeof(c)), weftctl_jint(o, "queued"));
+	       (double)weftctl_jint(o, "upload_bps") * 8 / 1e6, cap_str(lim, c, sizeof(c)),
+	       weftctl_jint(o, "queued"));
 	spark(json_object_get(o, "upload_history"));
 	printf("\n%-30s %-4s %10s %9s %8s %6s %7s %5s\n", "PEER", "NET", "RATE", "SENT", "CHUNKS",
 	       "QUEUE", "STREAMS", "SCORE");
