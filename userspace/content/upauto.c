@@ -35,13 +35,13 @@ struct cn_upauto {
 	uint64_t until_ns;	  /* TRIAL: its end, or its step's */
 	uint64_t trial_end_ns;	  /* TRIAL: given up at this time whatever happens */
 	uint64_t op_cap;	  /* TRIAL: the first cap to try once the queue drained */
-	uint64_t good, over;	  /* TRIAL: caps known to keep the queue drained / not */
+	uint64_t good;		  /* TRIAL: a cap known to keep the queue drained */
 	int draining;		  /* TRIAL: at the drain cap until the queue drains */
 	uint64_t drain_end_ns;	  /* TRIAL: judged by then, drained or not */
 	uint64_t down_ns;	  /* HOLD: the next step down while a queue is seen */
 	uint64_t floor;		  /* HOLD: no step down below this (a share of the kept cap) */
 	int redone;		  /* TRIAL: restarted at a lower cap once */
-	unsigned int steps;	  /* TRIAL: steps down taken */
+	int stepped;		  /* TRIAL (round trips unknown): stepped down once */
 	unsigned int drained;	  /* TRIAL: samples in a row with the queue drained */
 	uint64_t qdelay;	  /* the served peers' median queueing delay, ns */
 	unsigned int qknown;	  /* their round trips are known (most of them) */
@@ -327,7 +327,7 @@ static void free_step(struct cn_upauto *a, uint64_t now)
 		a->cap = recent_median(a) / 100 * CN_UPAUTO_DRAIN;
 	a->jain_before = a->jain;
 	a->redone = 0;
-	a->steps = 0;
+	a->stepped = 0;
 	a->drained = 0;
 	a->until_ns = now + (a->qknown ? CN_UPAUTO_STEP_S : CN_UPAUTO_TRIAL_S) * NS;
 	a->trial_end_ns = now + CN_UPAUTO_TRIAL_MAX_S * NS;
@@ -426,14 +426,12 @@ static void trial_queue(struct cn_upauto *a, uint64_t now)
 			return;
 		}
 		/* a queue again above the good cap: halve the gap */
-		a->over = a->cap;
-		if (a->over - a->good <= a->good / 50) {
+		if (a->cap - a->good <= a->good / 50) {
 			a->cap = a->good;
 			keep(a, now);
 			return;
 		}
-		a->cap = a->good + (a->over - a->good) / 2;
-		a->steps++;
+		a->cap = a->good + (a->cap - a->good) / 2;
 		return;
 	}
 	if (++a->drained <= CN_UPAUTO_WINDOW_S)
@@ -467,11 +465,11 @@ static void trial_step(struct cn_upauto *a, uint64_t now)
 		a->until_ns = now + CN_UPAUTO_TRIAL_S * NS;
 		return;
 	}
-	if (!a->steps) {
+	if (!a->stepped) {
 		/* a cap just under the link can still leave a queue at it
 		 * (the wire carries headers the total does not count): one
 		 * step lower before giving up */
-		a->steps = 1;
+		a->stepped = 1;
 		a->cap = a->cap / 100 * CN_UPAUTO_SHARE;
 		a->until_ns = now + CN_UPAUTO_TRIAL_S * NS;
 		return;

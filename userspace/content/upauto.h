@@ -27,31 +27,34 @@
  *          CN_UPAUTO_JAIN for CN_UPAUTO_BAD_SAMPLES samples while a queue
  *          stands (median delay >= CN_UPAUTO_QUEUE_NS; without one nothing
  *          but the downloaders' own asking limits them, which a cap cannot
- *          make fairer) and the total is steady (the same peers followed, served or stalled,
- *          not growing by CN_UPAUTO_RAMP % a sample: a cap taken while
- *          downloads start would be far below the link), a TRIAL starts
- *          with the cap at CN_UPAUTO_SHARE % of the median total of the
- *          last CN_UPAUTO_RECENT samples (one sample's total swings with
- *          the windows' backoffs and with pipelines filling).
+ *          make fairer) and the total is steady (the same peers
+ *          followed, served or stalled, and not growing by CN_UPAUTO_RAMP %
+ *          a sample: a cap taken while downloads start would be far below
+ *          the link), a TRIAL starts from the median total of the last
+ *          CN_UPAUTO_RECENT samples (one sample's total swings with the
+ *          windows' backoffs and with pipelines filling).
  *   TRIAL  first a drain: the cap at CN_UPAUTO_DRAIN % of that median until
  *          the queue drains (median delay < CN_UPAUTO_DRAINED_NS; what the
  *          connections already hold in QUIC, handed over before any cap,
  *          keeps a full queue for seconds under a cap just below the
- *          link), then the cap above. Every CN_UPAUTO_STEP_S while a queue
- *          forms again (>= CN_UPAUTO_DRAINED_NS): the cap to the share of the
- *          total when the total is under CN_UPAUTO_BINDS % of it (it was
- *          above the link: the total counted pipelines filling), else a
- *          step down by CN_UPAUTO_SHARE %, at most CN_UPAUTO_STEPS. Once
- *          drained for a whole rate window: kept (HOLD) if the index reached
- *          the goal or rose by CN_UPAUTO_GAIN, else given up (FREE) with no
- *          trial again for a backoff (CN_UPAUTO_BACKOFF_S, doubling up to
- *          CN_UPAUTO_BACKOFF_MAX_S): downloaders each limited by their own
- *          path are served as fairly as their paths allow without a cap,
- *          which would only cost them. Given up too when the steps run
- *          out or CN_UPAUTO_TRIAL_MAX_S passes. With no round trips known
- *          (most peers' unknown), by time alone: judged after
- *          CN_UPAUTO_TRIAL_S, once more from the total if the cap did not
- *          bind, once a step lower, then given up.
+ *          link), taken again from the total every CN_UPAUTO_STEP_S while
+ *          the total stays under CN_UPAUTO_BINDS % of it (the median
+ *          counted pipelines filling). Drained for a whole rate window, or
+ *          after CN_UPAUTO_DRAIN_MAX_S in any case: no fairer (the index
+ *          did not reach the goal nor rise by CN_UPAUTO_GAIN), given up
+ *          (FREE) with no trial again for a backoff (CN_UPAUTO_BACKOFF_S,
+ *          doubling up to CN_UPAUTO_BACKOFF_MAX_S): downloaders each
+ *          limited by their own path are served as fairly as their paths
+ *          allow without a cap, which would only cost them. Fairer: the
+ *          highest cap that keeps the queue drained is searched between
+ *          the drain cap and CN_UPAUTO_SHARE % of the highest recent total,
+ *          halving the gap each time a queue forms again (every
+ *          CN_UPAUTO_STEP_S), and HOLD once a cap stays drained for a window
+ *          or the gap is under 2%. Given up too after
+ *          CN_UPAUTO_TRIAL_MAX_S. With no round trips known (most peers'
+ *          unknown), by time alone: the cap at CN_UPAUTO_SHARE % of the
+ *          median, judged after CN_UPAUTO_TRIAL_S, once more from the total
+ *          if the cap did not bind, once a step lower, then given up.
  *   HOLD   while the cap is what limits (the total >= CN_UPAUTO_LOW % of
  *          it) and no queue stands, it is raised every CN_UPAUTO_PROBE_S,
  *          first by CN_UPAUTO_FIRST_STEP % after a trial (the search may
@@ -102,8 +105,6 @@
 #define CN_UPAUTO_DRAIN 80	   /* %: a trial's first cap, until the queue drains */
 #define CN_UPAUTO_DRAIN_MAX_S 6	   /* ... or this long: then judged all the same */
 #define CN_UPAUTO_FIRST_STEP 8	   /* %: a held cap's first probe (then 2% after a change) */
-#define CN_UPAUTO_STEPS 4	   /* steps down (each CN_UPAUTO_SHARE %) before giving up
-				    * (round trips unknown) */
 #define CN_UPAUTO_TRIAL_MAX_S 24   /* a trial with round trips known ends by then */
 #define CN_UPAUTO_FLOOR 40	   /* %: a held cap steps down to this of the cap kept, no lower */
 #define CN_UPAUTO_QUEUE_NS 10000000ull /* median RTT over its minimum: a queue (a full
