@@ -171,6 +171,10 @@ struct io_backend {
 	 * from (port left 0). NULL: the kernel's route lookup applies (uring,
 	 * xsk). Returns 0 or -ENETUNREACH. */
 	int (*local_addr)(void *ctx, const struct io_addr *dst, struct io_addr *local);
+	/* Optional, the calling thread: the MTU in bytes of the kernel's
+	 * route to dst, when it is above 1500 (a jumbo-frame link: the only
+	 * case a caller acts on), else 0. NULL: always 0 (xsk, mem). */
+	int (*route_mtu)(void *ctx, const struct io_addr *dst);
 };
 
 extern const struct io_backend io_backend_uring;
@@ -205,6 +209,14 @@ int io_addr_parse(struct io_addr *a, const char *ip, uint16_t port);
 int io_addr_equal(const struct io_addr *a, const struct io_addr *b);
 /* "1.2.3.4:5" / "[::1]:5" into buf; returns buf. */
 const char *io_addr_fmt(const struct io_addr *a, char *buf, size_t len);
+
+/* The kernel's route MTU to dst (addr.c: a connected UDP socket's IP_MTU
+ * or IPV6_MTU), only when some interface of the calling thread's network
+ * namespace other than loopback has an MTU above 1500 (checked at most
+ * every IO_ROUTE_MTU_RECHECK_S seconds per thread); 0 otherwise or when
+ * the kernel has no route. */
+#define IO_ROUTE_MTU_RECHECK_S 10
+int io_route_mtu(const struct io_addr *dst);
 
 /* ---- L2-L4 headers (hdr.c): no I/O, exposed for tests and fuzzing ---- */
 

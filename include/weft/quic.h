@@ -43,6 +43,15 @@
 #define QUIC_MAX_UDP_PAYLOAD 1452      /* largest datagram we build (Ethernet MTU, IPv6) */
 #define QUIC_MAX_GSO_SEGS 64           /* packets per send() burst to one destination */
 #define QUIC_LO_UDP_PAYLOAD 8952       /* loopback paths: a 9000-byte jumbo frame less IPv6 + UDP */
+/* Path MTU probing off loopback (docs/QUIC.md "Jumbo datagrams off
+ * loopback"): a probe is a DATAGRAM frame filling a packet of the size
+ * tried; this much of the size is left for the short header (DCID <= 20,
+ * packet number <= 4), the AEAD tag (16), the frame's type and length and
+ * an ACK frame ngtcp2 may put first. */
+#define QUIC_PM_OVERHEAD 64
+#define QUIC_PM_TRIES 3                /* probes of one size lost before the next smaller */
+#define QUIC_PM_RAISE_MS 600000        /* below the ceiling: search again after (RFC 8899) */
+#define QUIC_PM_BLACKHOLE_PTOS 2       /* successive PTOs above 1200 bytes: back to 1200 */
 
 struct quic_ep;
 struct quic_conn;
@@ -95,6 +104,10 @@ struct quic_conn_info {
 	uint64_t bytes_rx, bytes_tx;      /* stream payload bytes */
 	uint64_t streams_opened, streams_open;
 	uint64_t datagrams_rx, datagrams_tx;
+	/* Datagram size: the largest it sends now; of a path it probes
+	 * (pmtu_max > 0, docs/QUIC.md), the ceiling and the probes' fate. */
+	size_t udp_payload, pmtu_max;
+	uint64_t pmtu_probes, pmtu_acked, pmtu_lost, pmtu_blackholes;
 };
 
 /* Path layer counters of one connection (quic_conn_path_stats). */
@@ -178,6 +191,14 @@ struct quic_ep_opts {
 	 * parameter permitting), 1200 after its packets moved to a direct
 	 * path off loopback. 0 (default): max_udp_payload, as any path. */
 	size_t lo_udp_payload;            /* 0 or 1200..65527 */
+	/* The MTU of the route to a remote off loopback when it is above 1500
+	 * (else 0): with lo_udp_payload set, a connection set up to such an
+	 * address is unshaped and probes its path for datagrams up to the
+	 * smaller of lo_udp_payload and the route's MTU less IP and UDP
+	 * headers (docs/QUIC.md "Jumbo datagrams off loopback"); 1200 bytes
+	 * until a probe is acknowledged. NULL: never asked, no probing. */
+	int (*route_mtu)(void *arg, const struct sockaddr *remote, socklen_t len);
+	void *route_mtu_arg;
 	/* Our max_udp_payload transport parameter: the largest datagram this
 	 * endpoint's receive path takes whole. 0 (default): 65527. */
 	size_t max_rx_udp_payload;        /* 0 or 1200..65527 */

@@ -43,12 +43,13 @@ struct sim {
 	uint64_t now, seq, rng;
 	unsigned int loss_pct, reorder_pct;
 	uint64_t delay; /* one-way */
+	size_t mtu;     /* largest datagram the path carries; 0: any */
 	uint32_t net;   /* node 0's IPv4 address, host order; 0: 10.0.0.1 */
 	struct sim_node nodes[SIM_MAX_NODES];
 	int nnodes;
 	struct sim_pkt **heap;
 	size_t hlen, hcap;
-	uint64_t sent, dropped, delivered;
+	uint64_t sent, dropped, delivered, dropped_mtu;
 	/* Optional: sees every datagram a node sends (from: its index). */
 	void (*tap)(void *arg, int from, const uint8_t *buf, size_t len);
 	void *tap_arg;
@@ -132,7 +133,10 @@ static inline int sim_send(void *arg, const uint8_t *buf, size_t len, size_t gso
 		s->sent++;
 		if (s->tap)
 			s->tap(s->tap_arg, n->idx, buf, seg);
-		if (target < 0 || (s->loss_pct && sim_rand(s) % 100 < s->loss_pct)) {
+		if (s->mtu && seg > s->mtu) {
+			s->dropped++;
+			s->dropped_mtu++;
+		} else if (target < 0 || (s->loss_pct && sim_rand(s) % 100 < s->loss_pct)) {
 			s->dropped++;
 		} else {
 			p = malloc(sizeof(*p) + seg);

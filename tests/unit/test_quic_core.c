@@ -4,7 +4,8 @@
  * (quic_sim.h): handshake with mutual key verification, key pinning, streams,
  * 16 MiB transfer, loss and reordering, 200 connections, limits, idle
  * timeout, a vanished peer, stateless reset, Retry, version negotiation,
- * migration, datagrams, ALPN mismatch, garbage input.
+ * migration, datagrams, ALPN mismatch, garbage input. Datagram sizes
+ * (loopback jumbo, path MTU probing): test_quic_pmtu.c.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,273 +15,7 @@
 
 #include <cmocka.h>
 
-#include "quic_sim.h"
-
-#define MAX_CONNS_REC 256
-
-struct crec {
-	struct quic_conn *c;
-	uint8_t peer[QUIC_KEY_LEN];
-	uint64_t rx_off;   /* bytes received on the data stream */
-	int rx_fin, rx_bad, msgs;
-	int64_t sid;
-};
-
-struct app {
-	struct sim_node *node;
-	int echo;
-	int nconn, nclosed, nstreams_closed, ndgram, writable;
-	struct quic_close_info last_close;
-	struct crec recs[MAX_CONNS_REC];
-	int nrecs;
-	uint8_t dgram[64];
-	size_t dgram_len;
-	/* echo bytes the send buffer did not take yet (one stream) */
-	uint8_t *eb;
-	size_t eb_len, eb_cap;
-	int eb_fin;
-	struct quic_conn *eb_c;
-	int64_t eb_sid;
-};
-
-/* Send what the echo backlog holds, as far as the send buffer takes it. */
-static void echo_drain(struct app *a)
-{
-	ssize_t n;
-
-	if (!a->eb_c || (!a->eb_len && !a->eb_fin))
-		return;
-	n = quic_stream_send(a->eb_c, a->eb_sid, a->eb, a->eb_len, a->eb_fin);
-	assert_true(n >= 0);
-	memmove(a->eb, a->eb + n, a->eb_len - (size_t)n);
-	a->eb_len -= (size_t)n;
-	if (!a->eb_len)
-		a->eb_fin = 0;
-}
-
-struct world;
-static void tx_forget(struct sim *s, struct quic_conn *c);
-
-static uint8_t pat(uint64_t off)
-{
-	return (uint8_t)((off * 2654435761ULL) >> 11);
-}
-
-static struct crec *rec_of(struct app *a, struct quic_conn *c)
-{
-	int i;
-
-	for (i = 0; i < a->nrecs; i++)
-		if (a->recs[i].c == c)
-			return &a->recs[i];
-	if (a->nrecs == MAX_CONNS_REC)
-		return NULL;
-	memset(&a->recs[a->nrecs], 0, sizeof(a->recs[0]));
-	a->recs[a->nrecs].c = c;
-	return &a->recs[a->nrecs++];
-}
-
-static void on_conn(void *arg, struct quic_conn *c, const uint8_t *peer)
-{
-	struct app *a = arg;
-	struct crec *r = rec_of(a, c);
-
-	a->nconn++;
-	if (r)
-		memcpy(r->peer, peer, QUIC_KEY_LEN);
-}
-
-static void on_data(void *arg, struct quic_conn *c, int64_t sid, const uint8_t *d, size_t len,
-		    int fin)
-{
-	struct app *a = arg;
-	struct crec *r = rec_of(a, c);
-	size_t i;
-
-	if (!r)
-		return;
-	for (i = 0; i < len; i++)
-		if (d[i] != pat(r->rx_off + i))
-			r->rx_bad++;
-	r->rx_off += len;
-	r->sid = sid;
-	if (fin) {
-		r->rx_fin = 1;
-		r->msgs++;
-	}
-	if (a->echo) {
-		/* In order: behind anything still waiting for buffer room. */
-		if (a->eb_len + len > a->eb_cap) {
-			a->eb_cap = (a->eb_len + len) * 2;
-			a->eb = realloc(a->eb, a->eb_cap);
-			assert_non_null(a->eb);
-		}
-		memcpy(a->eb + a->eb_len, d, len);
-		a->eb_len += len;
-		a->eb_fin |= fin;
-		a->eb_c = c;
-		a->eb_sid = sid;
-		echo_drain(a);
-	}
-}
-
-static void on_sclose(void *arg, struct quic_conn *c, int64_t sid, int has, uint64_t code)
-{
-	((struct app *)arg)->nstreams_closed++;
-}
-
-static void on_writable(void *arg, struct quic_conn *c, int64_t sid)
-{
-	struct app *a = arg;
-
-	a->writable++;
-	if (a->eb_c == c && a->eb_sid == sid)
-		echo_drain(a);
-}
-
-static void on_dgram(void *arg, struct quic_conn *c, const uint8_t *d, size_t len)
-{
-	struct app *a = arg;
-
-	a->ndgram++;
-	a->dgram_len = len < sizeof(a->dgram) ? len : sizeof(a->dgram);
-	memcpy(a->dgram, d, a->dgram_len);
-}
-
-static void on_closed(void *arg, struct quic_conn *c, const struct quic_close_info *info)
-{
-	struct app *a = arg;
-	int i;
-
-	a->nclosed++;
-	a->last_close = *info;
-	tx_forget(a->node->sim, c);
-	if (a->eb_c == c)
-		a->eb_c = NULL;
-	for (i = 0; i < a->nrecs; i++)
-		if (a->recs[i].c == c)
-			a->recs[i].c = NULL;
-}
-
-struct world {
-	struct sim sim;
-	struct app app[SIM_MAX_NODES];
-	struct sim_node *srv;
-	struct quic_conn *cli; /* client conn of node 1 */
-	/* bulk sender state */
-	struct quic_conn *tx_conn;
-	int64_t tx_sid;
-	uint64_t tx_off, tx_total;
-	int tx_fin;
-	/* stop condition */
-	int want_conns, want_closed_node, want_closed;
-	uint64_t want_rx;
-};
-
-/* struct world starts with its struct sim */
-static void tx_forget(struct sim *s, struct quic_conn *c)
-{
-	struct world *w = (struct world *)s;
-
-	if (w->tx_conn == c)
-		w->tx_conn = NULL;
-	if (w->cli == c)
-		w->cli = NULL;
-}
-
-static struct sim_node *add_node(struct world *w, struct quic_ep_opts *o)
-{
-	struct quic_ep_opts d;
-	struct sim_node *n;
-	struct app *a = &w->app[w->sim.nnodes];
-	int rc;
-
-	if (!o) {
-		memset(&d, 0, sizeof(d));
-		o = &d;
-	}
-	o->cb.on_conn = on_conn;
-	o->cb.on_stream_data = on_data;
-	o->cb.on_stream_close = on_sclose;
-	o->cb.on_stream_writable = on_writable;
-	o->cb.on_datagram = on_dgram;
-	o->cb.on_closed = on_closed;
-	o->cb_arg = a;
-	n = sim_add(&w->sim, o, &rc);
-	assert_int_equal(rc, 0);
-	a->node = n;
-	return n;
-}
-
-static struct world *world_new_at(uint64_t seed, uint32_t net, struct quic_ep_opts *so)
-{
-	struct world *w = calloc(1, sizeof(*w));
-
-	assert_non_null(w);
-	sim_init(&w->sim, seed);
-	w->sim.net = net;
-	if (!so) {
-		static struct quic_ep_opts d;
-
-		memset(&d, 0, sizeof(d));
-		so = &d;
-	}
-	so->server = 1;
-	w->srv = add_node(w, so);
-	return w;
-}
-
-static struct world *world_new(uint64_t seed, struct quic_ep_opts *so)
-{
-	return world_new_at(seed, 0, so);
-}
-
-static void world_free(struct world *w)
-{
-	int i;
-
-	sim_free(&w->sim);
-	for (i = 0; i < SIM_MAX_NODES; i++)
-		free(w->app[i].eb);
-	free(w);
-}
-
-static int stop_conns(void *arg)
-{
-	struct world *w = arg;
-	int i, n = 0;
-
-	for (i = 0; i < w->sim.nnodes; i++)
-		n += w->app[i].nconn;
-	return n >= w->want_conns;
-}
-
-static int stop_closed(void *arg)
-{
-	struct world *w = arg;
-
-	return w->app[w->want_closed_node].nclosed >= w->want_closed;
-}
-
-static void dial(struct world *w, struct sim_node *from, const uint8_t *key,
-		 struct quic_conn **out)
-{
-	assert_int_equal(quic_ep_connect(from->ep, (struct sockaddr *)&w->srv->addr,
-					 sizeof(w->srv->addr), key, w->sim.now, out),
-			 0);
-}
-
-/* Client node 1 connects to the server and both sides see each other. */
-static struct world *connected(uint64_t seed, struct quic_ep_opts *so, struct quic_ep_opts *co)
-{
-	struct world *w = world_new(seed, so);
-	struct sim_node *cl = add_node(w, co);
-
-	dial(w, cl, w->srv->pk, &w->cli);
-	w->want_conns = 2;
-	assert_int_equal(sim_run(&w->sim, stop_conns, NULL, w, 10000 * SIM_MS), 1);
-	return w;
-}
+#include "quic_world.h"
 
 static void test_handshake_mutual(void **state)
 {
@@ -455,50 +190,6 @@ static void test_pin_failure(void **state)
 	quic_ep_get_stats(cl->ep, &st);
 	assert_int_equal(st.conns_active, 0);
 	world_free(w);
-}
-
-static void bulk_pump(void *arg)
-{
-	struct world *w = arg;
-	uint8_t buf[16384];
-	size_t i, n;
-	ssize_t r;
-
-	while (w->tx_conn && w->tx_off < w->tx_total) {
-		n = w->tx_total - w->tx_off < sizeof(buf) ? w->tx_total - w->tx_off : sizeof(buf);
-		for (i = 0; i < n; i++)
-			buf[i] = pat(w->tx_off + i);
-		r = quic_stream_send(w->tx_conn, w->tx_sid, buf, n, w->tx_off + n == w->tx_total);
-		assert_true(r >= 0);
-		w->tx_off += (uint64_t)r;
-		if ((size_t)r < n)
-			break;
-	}
-}
-
-static int stop_rx(void *arg)
-{
-	struct world *w = arg;
-	struct app *a = &w->app[w->want_closed_node];
-
-	return a->nrecs > 0 && a->recs[0].rx_fin && a->recs[0].rx_off >= w->want_rx;
-}
-
-/* Send total bytes client -> server on a new stream and wait for them. */
-static void transfer(struct world *w, uint64_t total, int bidi, uint64_t budget_ns)
-{
-	struct app *sa = &w->app[0];
-
-	assert_int_equal(quic_stream_open(w->cli, bidi, &w->tx_sid), 0);
-	w->tx_conn = w->cli;
-	w->tx_off = 0;
-	w->tx_total = total;
-	w->want_rx = total;
-	w->want_closed_node = 0; /* stop_rx looks at the server app */
-	assert_int_equal(sim_run(&w->sim, stop_rx, bulk_pump, w, budget_ns), 1);
-	assert_int_equal(sa->recs[0].rx_off, total);
-	assert_int_equal(sa->recs[0].rx_bad, 0);
-	assert_int_equal(sa->recs[0].rx_fin, 1);
 }
 
 static void test_bidi_echo(void **state)
@@ -919,17 +610,6 @@ static void migrate_pump(void *arg)
 
 /* 4 MiB client -> server on a new stream, pump feeding it (and changing
  * the network halfway); checks every byte. */
-static void pumped_transfer(struct world *w, void (*pump)(void *))
-{
-	assert_int_equal(quic_stream_open(w->cli, 0, &w->tx_sid), 0);
-	w->tx_conn = w->cli;
-	w->tx_total = 4ULL << 20;
-	w->want_rx = w->tx_total;
-	w->want_closed_node = 0;
-	assert_int_equal(sim_run(&w->sim, stop_rx, pump, w, 100000 * SIM_MS), 1);
-	assert_int_equal(w->app[0].recs[0].rx_bad, 0);
-}
-
 static void test_migration(void **state)
 {
 	struct world *w = connected(16, NULL, NULL);
@@ -943,79 +623,6 @@ static void test_migration(void **state)
 	assert_true(i < w->app[0].nrecs);
 	assert_int_equal(quic_conn_get_info(w->app[0].recs[i].c, &info), 0);
 	assert_int_equal(((struct sockaddr_in *)&info.remote)->sin_port, htons(5555));
-	world_free(w);
-}
-
-/* Loopback paths (lo_udp_payload): the client's datagram sizes before its
- * handshake completes, after it, and after its packets moved to a direct
- * address off loopback. */
-static struct {
-	int phase; /* 0 handshake, 1 loopback, 2 direct path off loopback */
-	size_t max[3];
-} g_lo;
-
-static void lo_tap(void *arg, int from, const uint8_t *buf, size_t len)
-{
-	if (from == 1 && len > g_lo.max[g_lo.phase])
-		g_lo.max[g_lo.phase] = len;
-}
-
-static void lo_pump(void *arg)
-{
-	struct world *w = arg;
-	struct sockaddr_in off = w->srv->addr;
-
-	bulk_pump(arg);
-	if (g_lo.phase == 1 && w->tx_off >= w->tx_total / 2) {
-		/* The server is also reachable at 10.0.0.1 (its src there). */
-		off.sin_addr.s_addr = htonl(0x0a000001);
-		w->srv->src = off;
-		assert_int_equal(quic_conn_set_direct(w->cli, (struct sockaddr *)&off, sizeof(off)), 0);
-		g_lo.phase = 2;
-	}
-}
-
-static struct world *lo_world(uint64_t seed, size_t srv_rx_max)
-{
-	struct quic_ep_opts so, co;
-	struct world *w;
-	struct sim_node *cl;
-
-	memset(&so, 0, sizeof(so));
-	memset(&co, 0, sizeof(co));
-	so.lo_udp_payload = co.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
-	so.max_rx_udp_payload = srv_rx_max;
-	/* Both on loopback: 127.0.0.1 (server) and 127.0.0.2. */
-	w = world_new_at(seed, 0x7f000001, &so);
-	cl = add_node(w, &co);
-	memset(&g_lo, 0, sizeof(g_lo));
-	w->sim.tap = lo_tap;
-	w->sim.delay = 1 * SIM_MS;
-	dial(w, cl, w->srv->pk, &w->cli);
-	w->want_conns = 2;
-	assert_int_equal(sim_run(&w->sim, stop_conns, NULL, w, 10000 * SIM_MS), 1);
-	g_lo.phase = 1;
-	return w;
-}
-
-static void test_loopback_jumbo(void **state)
-{
-	struct world *w = lo_world(31, 0);
-
-	pumped_transfer(w, lo_pump);
-	assert_int_equal(g_lo.phase, 2);
-	/* Handshake: what any path carries; then jumbo datagrams on
-	 * loopback; off loopback QUIC's 1200 bytes. */
-	assert_true(g_lo.max[0] >= 1200 && g_lo.max[0] <= QUIC_MAX_UDP_PAYLOAD);
-	assert_int_equal(g_lo.max[1], QUIC_LO_UDP_PAYLOAD);
-	assert_true(g_lo.max[2] > 0 && g_lo.max[2] <= 1200);
-	world_free(w);
-
-	/* A peer that takes 1452 bytes at most (its transport parameter) is
-	 * never sent more, loopback or not. */
-	w = lo_world(32, QUIC_MAX_UDP_PAYLOAD);
-	transfer(w, 1ULL << 20, 0, 100000 * SIM_MS);
-	assert_true(g_lo.max[1] > 1200 && g_lo.max[1] <= QUIC_MAX_UDP_PAYLOAD);
 	world_free(w);
 }
 
@@ -1145,7 +752,6 @@ int main(void)
 		cmocka_unit_test(test_version_negotiation),
 		cmocka_unit_test(test_app_close),
 		cmocka_unit_test(test_migration),
-		cmocka_unit_test(test_loopback_jumbo),
 		cmocka_unit_test(test_datagram),
 		cmocka_unit_test(test_alpn_mismatch),
 		cmocka_unit_test(test_garbage),

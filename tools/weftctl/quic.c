@@ -18,8 +18,8 @@ static void render_conns(const json_t *o)
 	char b1[32], b2[32];
 	size_t i;
 
-	printf("%-16s %-44s %-3s %9s %10s %10s %10s %7s %3s  %s\n", "PEER", "ADDRESS", "DIR", "RTT",
-	       "CWND", "IN", "OUT", "STREAMS", "WKR", "PATH");
+	printf("%-16s %-44s %-3s %9s %10s %5s %10s %10s %7s %3s  %s\n", "PEER", "ADDRESS", "DIR",
+	       "RTT", "CWND", "DGRAM", "IN", "OUT", "STREAMS", "WKR", "PATH");
 	json_array_foreach(arr, i, c)
 	{
 		const char *key = weftctl_jstr(c, "peer_key");
@@ -41,9 +41,10 @@ static void render_conns(const json_t *o)
 				 dir ? dir : "", rel);
 		else
 			snprintf(path, sizeof(path), "%s", st ? st : "-");
-		printf("%-16.16s %-44s %-3s %9s %10lld %10s %10s %7lld %3lld  %s\n",
+		printf("%-16.16s %-44s %-3s %9s %10lld %5lld %10s %10s %7lld %3lld  %s\n",
 		       key[0] ? key : "-", weftctl_jstr(c, "addr"),
 		       weftctl_jtrue(c, "server") ? "in" : "out", rtt, weftctl_jint(c, "cwnd"),
+		       weftctl_jint(json_object_get(c, "pmtu"), "udp_payload"),
 		       weftctl_fmt_bytes((double)weftctl_jint(c, "bytes_in"), b1, sizeof(b1)),
 		       weftctl_fmt_bytes((double)weftctl_jint(c, "bytes_out"), b2, sizeof(b2)),
 		       weftctl_jint(c, "streams_open"), weftctl_jint(c, "worker"), path);

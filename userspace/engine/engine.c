@@ -62,6 +62,11 @@ int engine_local_addr(const struct engine *eng, const struct io_addr *dst, struc
 	return eng->be->local_addr(eng->be_ctx, dst, local);
 }
 
+int engine_route_mtu(const struct engine *eng, const struct io_addr *dst)
+{
+	return eng->be->route_mtu ? eng->be->route_mtu(eng->be_ctx, dst) : 0;
+}
+
 /* Loop time of the pass, from the engine's clock, read once per pass: the
  * receive batch, its handlers and the filter use it instead of a clock
  * read per datagram. The filter's time is always CLOCK_MONOTONIC (the

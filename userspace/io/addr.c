@@ -2,13 +2,19 @@
 /*
  * Address helpers shared by the backends: io_addr conversions to and from
  * sockaddr, parsing and printing, and the per-datagram TTL control message.
- * The lowest part of io: it calls no other io file.
+ * The route MTU toward an address (io_route_mtu). The lowest part of io:
+ * it calls no other io file.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "weft/io.h"
 
@@ -123,4 +129,60 @@ size_t io_cmsg_ttl(struct cmsghdr *c, int dst_family, uint8_t ttl)
 	c->cmsg_len = CMSG_LEN(sizeof(v));
 	memcpy(CMSG_DATA(c), &v, sizeof(v));
 	return CMSG_SPACE(sizeof(v));
+}
+
+/* 1 when an interface other than loopback has an MTU above 1500. */
+static int have_jumbo_iface(void)
+{
+	struct if_nameindex *ifs, *i;
+	struct ifreq ifr;
+	int fd, found = 0;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	ifs = if_nameindex();
+	for (i = ifs; i && i->if_index && !found; i++) {
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->if_name);
+		if (ioctl(fd, SIOCGIFFLAGS, &ifr) || (ifr.ifr_flags & IFF_LOOPBACK))
+			continue;
+		if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 1500)
+			found = 1;
+	}
+	if (ifs)
+		if_freenameindex(ifs);
+	close(fd);
+	return found;
+}
+
+int io_route_mtu(const struct io_addr *dst)
+{
+	/* Per thread: a thread lives in one network namespace. */
+	static __thread int jumbo;
+	static __thread time_t checked;
+	struct sockaddr_storage ss;
+	struct timespec ts;
+	int fd, mtu = 0, len;
+	socklen_t ml = sizeof(mtu);
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	if (!checked || ts.tv_sec - checked >= IO_ROUTE_MTU_RECHECK_S) {
+		jumbo = have_jumbo_iface();
+		checked = ts.tv_sec ? ts.tv_sec : 1;
+	}
+	if (!jumbo || (dst->family != AF_INET && dst->family != AF_INET6))
+		return 0;
+	len = io_addr_to_sockaddr(dst, dst->family, &ss);
+	if (len < 0)
+		return 0;
+	fd = socket(dst->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (connect(fd, (struct sockaddr *)&ss, (socklen_t)len) == 0 &&
+	    getsockopt(fd, dst->family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+		       dst->family == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &ml) != 0)
+		mtu = 0;
+	close(fd);
+	return mtu > 1500 ? mtu : 0;
 }

@@ -923,6 +923,11 @@ static int ur_watch_fired(struct io_queue *q)
 	return f;
 }
 
+static int ur_route_mtu(void *ctx, const struct io_addr *dst)
+{
+	return io_route_mtu(dst);
+}
+
 const struct io_backend io_backend_uring = {
 	.name = "uring",
 	.init = ur_init,
@@ -935,4 +940,5 @@ const struct io_backend io_backend_uring = {
 	.watch = ur_watch,
 	.watch_fired = ur_watch_fired,
 	.close = ur_close,
+	.route_mtu = ur_route_mtu,
 };

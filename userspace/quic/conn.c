@@ -280,9 +280,25 @@ static int recv_datagram_cb(ngtcp2_conn *conn, uint32_t flags, const uint8_t *da
 {
 	struct quic_conn *c = user_data;
 
+	/* Larger than any datagram an application may send: a path MTU
+	 * probe, whose arrival is all it says (conn_write.c). */
+	if (datalen > QUIC_MAX_DATAGRAM)
+		return 0;
 	c->dgrams_rx++;
 	if (c->ep->o.cb.on_datagram && c->announced)
 		c->ep->o.cb.on_datagram(c->ep->o.cb_arg, c, data, datalen);
+	return 0;
+}
+
+static int ack_datagram_cb(ngtcp2_conn *conn, uint64_t id, void *user_data)
+{
+	quic_conn_pm_acked(user_data, id);
+	return 0;
+}
+
+static int lost_datagram_cb(ngtcp2_conn *conn, uint64_t id, void *user_data)
+{
+	quic_conn_pm_lost(user_data, id);
 	return 0;
 }
 
@@ -321,6 +337,33 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 	cb->stream_close = stream_close_cb;
 	cb->acked_stream_data_offset = acked_cb;
 	cb->recv_datagram = recv_datagram_cb;
+	cb->ack_datagram = ack_datagram_cb;
+	cb->lost_datagram = lost_datagram_cb;
+}
+
+/* The largest datagram a route's MTU carries (IPv4 or IPv6 and UDP
+ * headers off), at most lo_udp_payload; 0 when the route is not known to
+ * take jumbo frames (MTU above 1500) or that is no more than
+ * max_udp_payload. */
+static size_t route_payload(const struct quic_ep *ep, const struct sockaddr *remote,
+			    socklen_t len)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	size_t hdr = 20 + 8, cap;
+	int mtu;
+
+	if (!ep->o.route_mtu || ep->o.lo_udp_payload <= ep->o.max_udp_payload)
+		return 0;
+	mtu = ep->o.route_mtu(ep->o.route_mtu_arg, remote, len);
+	if (remote->sa_family == AF_INET6 &&
+	    memcmp(&((const struct sockaddr_in6 *)remote)->sin6_addr, v4mapped, 12))
+		hdr = 40 + 8;
+	if (mtu <= 1500)
+		return 0; /* an Ethernet path: ngtcp2's own probing reaches 1444 */
+	cap = (size_t)mtu - hdr;
+	if (cap > ep->o.lo_udp_payload)
+		cap = ep->o.lo_udp_payload;
+	return cap > ep->o.max_udp_payload ? cap : 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -409,6 +452,14 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 		 * packets are the buffer's size, quic_conn_tx_size(). */
 		set.max_tx_udp_payload_size = ep->o.lo_udp_payload;
 		set.no_tx_udp_payload_size_shaping = 1;
+	} else if ((c->pm.max = route_payload(ep, remote, remote_len)) > 0) {
+		/* Off loopback on a jumbo-frame route: unshaped too, and our
+		 * own probes validate the size (conn_write.c), since ngtcp2's
+		 * stop at 1444. */
+		c->pm.size = NGTCP2_MAX_UDP_PAYLOAD_SIZE;
+		set.max_tx_udp_payload_size = c->pm.max;
+		set.no_tx_udp_payload_size_shaping = 1;
+		set.no_pmtud = 1;
 	}
 	set.handshake_timeout = (uint64_t)ep->o.handshake_timeout_ms * NGTCP2_MILLISECONDS;
 	c->hs_deadline = now + set.handshake_timeout;
@@ -430,7 +481,10 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	 * CID costs both ends memory (ngtcp2's entry, our endpoint's CID table,
 	 * NEW_CONNECTION_ID frames): 8 before, ~2 KiB per idle connection. */
 	params.active_connection_id_limit = 2;
-	params.max_datagram_frame_size = QUIC_MAX_DATAGRAM;
+	/* Applications send datagrams of QUIC_MAX_DATAGRAM bytes at most;
+	 * an endpoint taking jumbo datagrams takes path MTU probes too. */
+	params.max_datagram_frame_size = ep->o.lo_udp_payload > ep->o.max_udp_payload ?
+						 ep->o.lo_udp_payload : QUIC_MAX_DATAGRAM;
 	if (ep->o.max_rx_udp_payload)
 		params.max_udp_payload_size = ep->o.max_rx_udp_payload;
 	/* Ask peers not to clear the fixed bit (RFC 9287): weft's XDP program
@@ -887,6 +941,18 @@ int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info)
 	info->streams_open = c->streams_open;
 	info->datagrams_rx = c->dgrams_rx;
 	info->datagrams_tx = c->dgrams_tx;
+	info->udp_payload = quic_conn_tx_size(c);
+	if (!c->lo && !c->pm.max) {
+		size_t m = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+
+		if (m < info->udp_payload)
+			info->udp_payload = m;
+	}
+	info->pmtu_max = c->pm.max;
+	info->pmtu_probes = c->pm.probes;
+	info->pmtu_acked = c->pm.acked;
+	info->pmtu_lost = c->pm.lost;
+	info->pmtu_blackholes = c->pm.blackholes;
 	return 0;
 }
 

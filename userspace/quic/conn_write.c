@@ -38,6 +38,8 @@ size_t quic_conn_tx_size(const struct quic_conn *c)
 {
 	const struct quic_ep *ep = c->ep;
 
+	if (c->pm.max)
+		return c->direct_len ? NGTCP2_MAX_UDP_PAYLOAD_SIZE : c->pm.size;
 	if (!c->lo)
 		return ep->o.max_udp_payload;
 	if (c->direct_len && !quic_sa_loopback((const struct sockaddr *)&c->direct, c->direct_len))
@@ -45,6 +47,136 @@ size_t quic_conn_tx_size(const struct quic_conn *c)
 	if (!c->confirmed)
 		return ep->o.max_udp_payload;
 	return ep->o.lo_udp_payload;
+}
+
+/*
+ * Path MTU probing off loopback (docs/QUIC.md "Jumbo datagrams off
+ * loopback"). ngtcp2 0.12 probes no size above 1444 bytes, so a connection
+ * whose route takes jumbo frames (pm.max, set up in quic_conn_new) is
+ * unshaped and sends pm.size: 1200 until one of our probes is acknowledged.
+ * A probe is a DATAGRAM frame filling a packet of the size tried, alone in
+ * its datagram; ngtcp2 tells us its fate by its id (ack_datagram /
+ * lost_datagram), and the peer drops any datagram larger than an
+ * application's (conn.c). Sizes tried: the ceiling, then max_udp_payload,
+ * QUIC_PM_TRIES losses each; below the ceiling the search starts again
+ * after QUIC_PM_RAISE_MS. QUIC_PM_BLACKHOLE_PTOS successive PTOs while
+ * above 1200 bytes (the path stopped carrying them): back to 1200 and
+ * search again. The probe's DATAGRAM is congestion-controlled: a lost one
+ * costs a congestion event, which is why only routes with an MTU above
+ * 1500 are probed. A peer that does not take datagrams that large (an
+ * earlier weft, another QUIC stack) leaves the connection at 1200.
+ */
+static const uint8_t pm_zeros[65536];
+
+static void pm_next_step(struct quic_conn *c, uint64_t now)
+{
+	c->pm.fails = 0;
+	if (++c->pm.step >= 2 && c->pm.size < c->pm.max)
+		c->pm.next = now + QUIC_PM_RAISE_MS * 1000000ULL;
+}
+
+void quic_conn_pm_acked(struct quic_conn *c, uint64_t id)
+{
+	if (!(id & QUIC_PM_ID_BIT) || id != c->pm.id || !c->pm.len)
+		return;
+	c->pm.acked++;
+	if (c->pm.len > c->pm.size)
+		c->pm.size = c->pm.len;
+	c->pm.len = 0;
+	c->pm.step = 2; /* each size tried is below the last */
+	c->pm.fails = 0;
+	c->pm.next = c->pm.size < c->pm.max ? c->ep->now + QUIC_PM_RAISE_MS * 1000000ULL :
+					      UINT64_MAX;
+}
+
+void quic_conn_pm_lost(struct quic_conn *c, uint64_t id)
+{
+	if (!(id & QUIC_PM_ID_BIT) || id != c->pm.id || !c->pm.len)
+		return;
+	c->pm.lost++;
+	c->pm.len = 0;
+	if (++c->pm.fails >= QUIC_PM_TRIES)
+		pm_next_step(c, c->ep->now);
+}
+
+/* Back to 1200 bytes when the path stopped carrying what was validated. */
+static void pm_blackhole(struct quic_conn *c, uint64_t now)
+{
+	ngtcp2_conn_stat cs;
+
+	if (c->pm.size <= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+		return;
+	ngtcp2_conn_get_conn_stat(c->conn, &cs);
+	if (cs.pto_count < QUIC_PM_BLACKHOLE_PTOS)
+		return;
+	c->pm.blackholes++;
+	c->pm.size = NGTCP2_MAX_UDP_PAYLOAD_SIZE;
+	c->pm.len = 0;
+	c->pm.step = 0;
+	c->pm.fails = 0;
+	c->pm.next = now;
+}
+
+/* Send one probe when one is due. Returns 0 or a fatal ngtcp2 error. */
+static int pm_probe(struct quic_conn *c, uint64_t now)
+{
+	const ngtcp2_transport_params *rp;
+	ngtcp2_path_storage ps;
+	ngtcp2_pkt_info pi;
+	ngtcp2_vec v;
+	ngtcp2_ssize n;
+	size_t want;
+	int accepted = 0;
+
+	if (c->state != QUIC_ST_OPEN || !c->confirmed || c->direct_len)
+		return 0;
+	if (c->pm.step >= 2) {
+		if (now < c->pm.next)
+			return 0;
+		c->pm.step = 0; /* the raise timer: search from the ceiling */
+	}
+	if (c->pm.len || now < c->pm.next)
+		return 0;
+	rp = ngtcp2_conn_get_remote_transport_params(c->conn);
+	if (!rp)
+		return 0;
+	want = c->pm.step == 0 ? c->pm.max : c->ep->o.max_udp_payload;
+	if (want > rp->max_udp_payload_size)
+		want = rp->max_udp_payload_size;
+	/* The peer's DATAGRAM limit (its frame: type and length, <= 5). */
+	if (rp->max_datagram_frame_size < 5 + QUIC_MAX_DATAGRAM + 1) {
+		c->pm.step = 2;
+		c->pm.next = UINT64_MAX;
+		return 0;
+	}
+	if (want > rp->max_datagram_frame_size - 5 + QUIC_PM_OVERHEAD)
+		want = rp->max_datagram_frame_size - 5 + QUIC_PM_OVERHEAD;
+	if (want <= c->pm.size + QUIC_PM_OVERHEAD || want - QUIC_PM_OVERHEAD > sizeof(pm_zeros)) {
+		pm_next_step(c, now);
+		return 0;
+	}
+	v.base = (uint8_t *)pm_zeros;
+	v.len = want - QUIC_PM_OVERHEAD;
+	memset(&pi, 0, sizeof(pi));
+	ngtcp2_path_storage_zero(&ps);
+	c->pm.id = QUIC_PM_ID_BIT | ++c->pm.seq;
+	n = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, c->ep->txbuf, want, &accepted,
+					NGTCP2_WRITE_DATAGRAM_FLAG_NONE, c->pm.id, &v, 1, now);
+	if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
+		c->pm.step = 2; /* the peer cannot take it after all */
+		c->pm.next = UINT64_MAX;
+		return 0;
+	}
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return 0; /* congestion or pacing: at a later flush */
+	if (accepted) {
+		c->pm.len = (size_t)n;
+		c->pm.probes++;
+	}
+	quic_conn_path_send(c, c->ep->txbuf, (size_t)n, (size_t)n, &ps.path);
+	return 0;
 }
 
 struct batch {
@@ -107,8 +239,20 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		c->flush_pending = 1;
 		return;
 	}
+	if (c->pm.max) {
+		int rc;
+
+		c->busy = 1;
+		pm_blackhole(c, now);
+		rc = pm_probe(c, now);
+		c->busy = 0;
+		if (rc) {
+			quic_conn_fatal(c, rc, now);
+			return;
+		}
+	}
 	room = quic_conn_tx_size(c);
-	mtu = c->lo ? room : ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+	mtu = c->lo || c->pm.max ? room : ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
 	if (mtu > room)
 		mtu = room;
 	quantum = ngtcp2_conn_get_send_quantum(c->conn);

@@ -146,6 +146,17 @@ struct quic_conn {
 	uint8_t expected_key[QUIC_KEY_LEN];
 	int pin;
 	int lo; /* set up to a loopback address: lo_udp_payload (quic_conn_tx_size) */
+	/* Path MTU probing of a connection off loopback (conn_write.c,
+	 * quic_conn_pm_*): max 0 = not probed (ngtcp2 shapes its packets). */
+	struct {
+		size_t max;  /* ceiling: route MTU less headers, lo_udp_payload */
+		size_t size; /* largest datagram validated (1200 until then) */
+		size_t len;  /* the probe in flight: its datagram's size (0: none) */
+		uint64_t id, seq; /* its dgram_id; ids given */
+		unsigned int step, fails; /* step 0: the ceiling, 1: max_udp_payload, 2: done */
+		uint64_t next; /* no probe before (ns) */
+		uint64_t probes, acked, lost, blackholes;
+	} pm;
 	int confirmed; /* handshake confirmed: no more Initial or Handshake packets from us */
 	struct quic_close_info close; /* reason set at the first cause */
 	uint64_t close_deadline;      /* end of closing/draining period */
@@ -296,6 +307,11 @@ size_t quic_ep_max_tx(const struct quic_ep *ep);
 /* Datagram size for c's next packets (conn_write.c): ngtcp2's shaped path
  * size on ordinary paths, lo_udp_payload on a loopback one. */
 size_t quic_conn_tx_size(const struct quic_conn *c);
+/* Path MTU probing (conn_write.c): a probe's DATAGRAM acknowledged or
+ * declared lost (ngtcp2's callbacks; ids of app datagrams are 0). */
+#define QUIC_PM_ID_BIT (1ULL << 63)
+void quic_conn_pm_acked(struct quic_conn *c, uint64_t id);
+void quic_conn_pm_lost(struct quic_conn *c, uint64_t id);
 /* Is sa a loopback address (127/8, ::1, ::ffff:127/104)? */
 int quic_sa_loopback(const struct sockaddr *sa, socklen_t len);
 

@@ -61,6 +61,17 @@ static int qn_send(void *arg, const uint8_t *buf, size_t len, size_t gso, const 
 	return engine_send(wk->w, &dst, psrc, buf, len);
 }
 
+/* The calling worker's network namespace (every worker is in weftd's). */
+static int qn_route_mtu(void *arg, const struct sockaddr *remote, socklen_t len)
+{
+	struct quic_node *qn = arg;
+	struct io_addr dst;
+
+	if (io_addr_from_sockaddr(&dst, remote, len))
+		return 0;
+	return engine_route_mtu(qn->eng, &dst);
+}
+
 static void qn_timer_fn(struct engine_worker *w, void *arg)
 {
 	struct qn_worker *wk = arg;
@@ -400,6 +411,9 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	eo.max_rx_udp_payload = engine_rx_max_payload(qn->eng);
 	if (eo.max_rx_udp_payload >= QUIC_LO_UDP_PAYLOAD)
 		eo.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
+	/* And off loopback where the route takes jumbo frames, probed. */
+	eo.route_mtu = qn_route_mtu;
+	eo.route_mtu_arg = qn;
 	eo.send = qn_send;
 	eo.cb.on_conn = cb_conn;
 	eo.cb.on_stream_open = cb_stream_open;

@@ -92,8 +92,14 @@ static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
 			      (json_int_t)in.bytes_rx, "bytes_out", (json_int_t)in.bytes_tx,
 			      "streams_open", (json_int_t)in.streams_open, "streams_opened",
 			      (json_int_t)in.streams_opened);
-		if (o)
+		if (o) {
 			json_object_set_new(o, "path", qn_path_json(c, &in.remote, in.remote_len));
+			json_object_set_new(o, "pmtu", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+				"udp_payload", (json_int_t)in.udp_payload,
+				"max", (json_int_t)in.pmtu_max, "probes", (json_int_t)in.pmtu_probes,
+				"acked", (json_int_t)in.pmtu_acked, "lost", (json_int_t)in.pmtu_lost,
+				"blackholes", (json_int_t)in.pmtu_blackholes));
+		}
 		json_array_append_new(sn->conns, o);
 	}
 }
