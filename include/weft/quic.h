@@ -52,6 +52,13 @@
 #define QUIC_PM_TRIES 3                /* probes of one size lost before the next smaller */
 #define QUIC_PM_RAISE_MS 600000        /* below the ceiling: search again after (RFC 8899) */
 #define QUIC_PM_BLACKHOLE_PTOS 2       /* successive PTOs above 1200 bytes: back to 1200 */
+/* A probe unacknowledged this many PTOs counts as lost (ngtcp2 runs no PTO
+ * for a packet of DATAGRAM frames alone: on an idle connection it would
+ * wait for later packets forever); QUIC_PM_RETRY_MS between attempts that
+ * congestion control held back. */
+#define QUIC_PM_PROBE_PTOS 3
+#define QUIC_PM_RETRY_MS 10
+#define QUIC_PM_PING_DELAY_NS 1000     /* a PING this long after each probe (conn_write.c) */
 
 struct quic_ep;
 struct quic_conn;

@@ -416,6 +416,9 @@ struct quic_node_bench_result {
 	uint64_t handshake_us;
 	uint64_t close_code; /* on -ENOLINK: as in quic_node_ping_result */
 	unsigned int relay_status; /* on -ECONNREFUSED: as in quic_node_ping_result */
+	/* The connection's datagram size and path MTU probes as it finished
+	 * (struct quic_conn_info). */
+	uint64_t udp_payload, pmtu_probes, pmtu_acked, pmtu_lost;
 };
 
 /*

@@ -180,13 +180,23 @@ static void test_path_jumbo(void **state)
 	assert_int_equal(w->sim.dropped_mtu, QUIC_PM_TRIES);
 	world_free(w);
 
+	/* Without traffic the search goes on: an idle connection across the
+	 * smaller hop has its size before the application sends. */
+	w = pm_world(46, 9000, 1500 - 28, 1, &hs);
+	sim_run(&w->sim, NULL, NULL, w, 10000 * SIM_MS);
+	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
+	assert_int_equal(in.pmtu_lost, QUIC_PM_TRIES);
+	assert_int_equal(in.pmtu_acked, 1);
+	world_free(w);
+
 	/* The path stops carrying jumbo frames halfway (a route change):
-	 * successive PTOs take the connection back to 1200 bytes, a new
-	 * search finds 1452, and the stream arrives whole. */
+	 * successive PTOs take the connection back to 1200 bytes, the stream
+	 * arrives whole, and a new search finds 1452. */
 	w = pm_world(43, 9000, 0, 1, &hs);
 	g_pm.cut_at_half = 1;
 	g_pm.cut_mtu = 1500 - 28;
 	pumped_transfer_n(w, pm_pump, 16ULL << 20);
+	sim_run(&w->sim, NULL, NULL, w, 5000 * SIM_MS);
 	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
 	assert_true(in.pmtu_blackholes >= 1);
 	assert_true(in.udp_payload <= QUIC_MAX_UDP_PAYLOAD);

@@ -528,9 +528,9 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 		goto err;
 	}
 	ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
-	if (ep->o.keepalive_ms)
-		ngtcp2_conn_set_keep_alive_timeout(c->conn,
-						   (uint64_t)ep->o.keepalive_ms * NGTCP2_MILLISECONDS);
+	c->ka_ns = (uint64_t)ep->o.keepalive_ms * NGTCP2_MILLISECONDS;
+	if (c->ka_ns)
+		ngtcp2_conn_set_keep_alive_timeout(c->conn, c->ka_ns);
 	rc = track_cid(c, &scid);
 	if (rc)
 		goto err;
@@ -695,6 +695,8 @@ uint64_t quic_conn_expiry(const struct quic_conn *c)
 	x = ngtcp2_conn_get_expiry(c->conn);
 	if (x < c->rx_at + QUIC_ACK_HOLD_NS && ack_hold(c, x))
 		x = c->rx_at + QUIC_ACK_HOLD_NS;
+	if (c->pm.max && quic_conn_pm_expiry(c) < x)
+		x = quic_conn_pm_expiry(c);
 	return x < c->trim_at ? x : c->trim_at;
 }
 
@@ -721,6 +723,8 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 		c->trim_at = UINT64_MAX;
 		quic_mem_trim(&c->mem);
 	}
+	if (c->pm.max && quic_conn_pm_timer(c, now))
+		c->flush_pending = 1; /* a path MTU probe is due */
 	if (c->flush_pending && ack_hold(c, now)) {
 		c->flush_pending = 0;
 		post_read(c, now, 0);
@@ -787,7 +791,8 @@ int quic_conn_set_keepalive(struct quic_conn *c, unsigned int ms)
 		idle = (unsigned int)(rp->max_idle_timeout / NGTCP2_MILLISECONDS);
 	if (ms && idle && ms > idle / 2)
 		ms = idle / 2 ? idle / 2 : 1;
-	ngtcp2_conn_set_keep_alive_timeout(c->conn, (uint64_t)ms * NGTCP2_MILLISECONDS);
+	c->ka_ns = (uint64_t)ms * NGTCP2_MILLISECONDS;
+	ngtcp2_conn_set_keep_alive_timeout(c->conn, c->ka_ns);
 	return 0;
 }
 

@@ -99,6 +99,31 @@ void quic_conn_pm_lost(struct quic_conn *c, uint64_t id)
 		pm_next_step(c, c->ep->now);
 }
 
+static int pm_active(const struct quic_conn *c)
+{
+	return c->pm.max && c->state == QUIC_ST_OPEN && c->confirmed && !c->direct_len;
+}
+
+uint64_t quic_conn_pm_expiry(const struct quic_conn *c)
+{
+	if (!pm_active(c))
+		return UINT64_MAX;
+	if (c->pm.ping_at)
+		return c->pm.ping_at;
+	return c->pm.len ? c->pm.deadline : c->pm.next;
+}
+
+int quic_conn_pm_timer(struct quic_conn *c, uint64_t now)
+{
+	if (!pm_active(c))
+		return 0;
+	if (c->pm.ping_at)
+		return now >= c->pm.ping_at;
+	if (c->pm.len && now >= c->pm.deadline)
+		quic_conn_pm_lost(c, c->pm.id); /* ngtcp2 may still say so later: ignored */
+	return !c->pm.len && now >= c->pm.next;
+}
+
 /* Back to 1200 bytes when the path stopped carrying what was validated. */
 static void pm_blackhole(struct quic_conn *c, uint64_t now)
 {
@@ -117,6 +142,32 @@ static void pm_blackhole(struct quic_conn *c, uint64_t now)
 	c->pm.next = now;
 }
 
+/* A PING a moment after a probe: ngtcp2 runs no PTO for a packet of
+ * DATAGRAM frames, so on an idle connection a lost probe would be
+ * declared lost only once a later packet is acknowledged. ngtcp2 adds a
+ * PING to a packet while its keep-alive timer has expired (it runs from the
+ * last packet sent, and timestamps must not go back): expired for this
+ * one write. Returns 0 or a fatal ngtcp2 error. */
+static int pm_ping(struct quic_conn *c, uint64_t now)
+{
+	ngtcp2_path_storage ps;
+	ngtcp2_pkt_info pi;
+	ngtcp2_ssize n;
+
+	c->pm.ping_at = 0;
+	memset(&pi, 0, sizeof(pi));
+	ngtcp2_path_storage_zero(&ps);
+	ngtcp2_conn_set_keep_alive_timeout(c->conn, 1);
+	n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, c->ep->txbuf, c->pm.size, NULL,
+				      NGTCP2_WRITE_STREAM_FLAG_NONE, -1, NULL, 0, now);
+	ngtcp2_conn_set_keep_alive_timeout(c->conn, c->ka_ns);
+	if (n < 0)
+		return (int)n;
+	if (n > 0)
+		quic_conn_path_send(c, c->ep->txbuf, (size_t)n, (size_t)n, &ps.path);
+	return 0;
+}
+
 /* Send one probe when one is due. Returns 0 or a fatal ngtcp2 error. */
 static int pm_probe(struct quic_conn *c, uint64_t now)
 {
@@ -128,7 +179,7 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 	size_t want;
 	int accepted = 0;
 
-	if (c->state != QUIC_ST_OPEN || !c->confirmed || c->direct_len)
+	if (!pm_active(c))
 		return 0;
 	if (c->pm.step >= 2) {
 		if (now < c->pm.next)
@@ -169,13 +220,18 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 	}
 	if (n < 0)
 		return (int)n;
+	if (n == 0 || !accepted)
+		c->pm.next = now + QUIC_PM_RETRY_MS * 1000000ULL; /* held back: again soon */
 	if (n == 0)
-		return 0; /* congestion or pacing: at a later flush */
+		return 0;
 	if (accepted) {
 		c->pm.len = (size_t)n;
 		c->pm.probes++;
+		c->pm.deadline = now + QUIC_PM_PROBE_PTOS * ngtcp2_conn_get_pto(c->conn);
 	}
 	quic_conn_path_send(c, c->ep->txbuf, (size_t)n, (size_t)n, &ps.path);
+	if (accepted)
+		c->pm.ping_at = now + QUIC_PM_PING_DELAY_NS;
 	return 0;
 }
 
@@ -244,7 +300,9 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 
 		c->busy = 1;
 		pm_blackhole(c, now);
-		rc = pm_probe(c, now);
+		rc = c->pm.ping_at && now >= c->pm.ping_at ? pm_ping(c, now) : 0;
+		if (!rc)
+			rc = pm_probe(c, now);
 		c->busy = 0;
 		if (rc) {
 			quic_conn_fatal(c, rc, now);

@@ -155,9 +155,12 @@ struct quic_conn {
 		uint64_t id, seq; /* its dgram_id; ids given */
 		unsigned int step, fails; /* step 0: the ceiling, 1: max_udp_payload, 2: done */
 		uint64_t next; /* no probe before (ns) */
+		uint64_t deadline; /* the probe in flight counts as lost at (ns) */
+		uint64_t ping_at;  /* a PING due after the probe (0: none) */
 		uint64_t probes, acked, lost, blackholes;
 	} pm;
 	int confirmed; /* handshake confirmed: no more Initial or Handshake packets from us */
+	uint64_t ka_ns; /* ngtcp2's keep-alive timeout as set (0: none) */
 	struct quic_close_info close; /* reason set at the first cause */
 	uint64_t close_deadline;      /* end of closing/draining period */
 	uint64_t hs_deadline;         /* end of the handshake timeout */
@@ -312,6 +315,10 @@ size_t quic_conn_tx_size(const struct quic_conn *c);
 #define QUIC_PM_ID_BIT (1ULL << 63)
 void quic_conn_pm_acked(struct quic_conn *c, uint64_t id);
 void quic_conn_pm_lost(struct quic_conn *c, uint64_t id);
+/* When the prober next needs the connection's timer (UINT64_MAX: never),
+ * and that timer's turn: 1 when a probe is due (the caller flushes). */
+uint64_t quic_conn_pm_expiry(const struct quic_conn *c);
+int quic_conn_pm_timer(struct quic_conn *c, uint64_t now);
 /* Is sa a loopback address (127/8, ::1, ::ffff:127/104)? */
 int quic_sa_loopback(const struct sockaddr *sa, socklen_t len);
 

@@ -502,11 +502,14 @@ static void h_bench(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	ctl_resp_json(
 	    resp, 200,
 	    json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:s,s:b,s:b}", "bytes", (json_int_t)r.bytes_sent,
+		"{s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:s,s:b,s:b,s:o}", "bytes", (json_int_t)r.bytes_sent,
 		"bytes_back", (json_int_t)r.bytes_back, "peer_count", (json_int_t)r.peer_count,
 		"elapsed_us", (json_int_t)r.elapsed_us, "handshake_us", (json_int_t)r.handshake_us,
 		"mbit_s", (double)r.bytes_sent * 8 / secs / 1e6, "sent_hash", a.verify ? h1 : "",
-		"peer_hash", a.verify ? h2 : "", "verified", a.verify, "ok", r.hash_ok));
+		"peer_hash", a.verify ? h2 : "", "verified", a.verify, "ok", r.hash_ok, "pmtu",
+		json_pack("{s:I,s:I,s:I,s:I}", "udp_payload", (json_int_t)r.udp_payload, "probes",
+			  (json_int_t)r.pmtu_probes, "acked", (json_int_t)r.pmtu_acked, "lost",
+			  (json_int_t)r.pmtu_lost)));
 }
 
 static void h_handshakes(void *arg, const struct ctl_req *req, struct ctl_resp *resp)

@@ -56,6 +56,7 @@ struct qn_job {
 	uint64_t t_start, t_hs, t_send, t_end;
 	uint8_t peer_key[QUIC_KEY_LEN];
 	uint64_t srtt_ns;
+	struct quic_conn_info info; /* the connection's, as it finished */
 	/* ping */
 	uint8_t probe[32], echo[32];
 	size_t echo_len;
@@ -177,8 +178,10 @@ static void job_finish_ok(struct qn_job *j, uint64_t conn, int err)
 	struct qn_worker *wk;
 	struct qn_conn *c = job_conn(j, conn, &wk);
 
-	if (c && c->qc && !quic_conn_get_info(c->qc, &info))
+	if (c && c->qc && !quic_conn_get_info(c->qc, &info)) {
 		j->srtt_ns = info.smoothed_rtt_ns;
+		j->info = info;
+	}
 	job_done(j, err);
 	if (c && c->qc && !j->keep)
 		quic_conn_close(c->qc, 0, "done");
@@ -597,6 +600,10 @@ int quic_node_bench(struct quic_node *qn, const char *target, uint64_t stype, ui
 		res->handshake_us = (j->t_hs - j->t_start) / 1000;
 		res->elapsed_us = (j->t_end - j->t_send) / 1000;
 		res->bytes_back = j->back;
+		res->udp_payload = j->info.udp_payload;
+		res->pmtu_probes = j->info.pmtu_probes;
+		res->pmtu_acked = j->info.pmtu_acked;
+		res->pmtu_lost = j->info.pmtu_lost;
 		if (verify)
 			crypto_generichash_final(j->hs_sent, res->sent_hash, 32);
 		if (stype == QUIC_NODE_ST_ECHO) {

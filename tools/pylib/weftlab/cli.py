@@ -40,6 +40,9 @@ def parser():
     u.add_argument("--relay", type=int, default=0, metavar="COUNT",
                    help="COUNT bridge nodes with relay.enable (needs a weftd with the relay)")
     u.add_argument("--rate", metavar="RATE", help="shape every node's link (tc rate, e.g. 1gbit)")
+    u.add_argument("--mtu", type=int, default=1500, metavar="BYTES",
+                   help="MTU of every link (1280-9000; default 1500; 9000: jumbo frames, "
+                        "which weft probes for, docs/QUIC.md)")
     u.add_argument("--xdp", action="store_true", help="XDP (generic) instead of io_uring")
     u.add_argument("--weftd", help="weftd binary (default $WEFTD, ../build/weftd, /usr/sbin)")
     u.add_argument("--log-level", default="warn", choices=["error", "warn", "info", "debug"])
@@ -89,7 +92,7 @@ def main(argv=None):
 
 
 USAGE = """commands:
-  weftlab [--dir DIR] up --nodes N [--nat GROUP:KIND:COUNT]... [--relay COUNT] [--rate RATE] [--xdp]
+  weftlab [--dir DIR] up --nodes N [--nat GROUP:KIND:COUNT]... [--relay COUNT] [--rate RATE] [--mtu BYTES] [--xdp]
   weftlab [--dir DIR] down
   weftlab [--dir DIR] status [--json]
   weftlab [--dir DIR] run bootstrap [--warm]

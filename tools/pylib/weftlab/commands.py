@@ -31,6 +31,8 @@ def cmd_up(lab, a):
     n_nat = sum(c for _, _, c in nats)
     if a.nodes < 1 or a.nodes > 60000:
         raise LabError("--nodes: 1..60000")
+    if a.mtu < 1280 or a.mtu > 9000:
+        raise LabError("--mtu: 1280..9000")
     if len(nats) > 250:
         raise LabError("--nat: at most 250 groups")
     if n_nat >= a.nodes:
@@ -48,7 +50,7 @@ def cmd_up(lab, a):
             break
     lab.st = {"version": 1, "prefix": prefix, "dir": lab.dir, "weftd": weftd,
               "tool_pid": os.getpid(), "created": [], "nodes": {}, "nat": {},
-              "opts": {"rate": a.rate, "xdp": a.xdp, "log_level": a.log_level, "set": a.set},
+              "opts": {"rate": a.rate, "mtu": a.mtu, "xdp": a.xdp, "log_level": a.log_level, "set": a.set},
               "announce_addrs": "node.announce_addrs" in keys,
               "up_started": time.time()}
     lab.save()

@@ -302,6 +302,10 @@ class Lab:
         self.intend("link", "%s/%s" % (peer_ns, peer_name))
         sh(["ip", "link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", peer_name,
             "netns", peer_ns])
+        mtu = self.st["opts"].get("mtu") or 1500
+        if mtu != 1500:
+            sh(["ip", "-n", ns, "link", "set", ifname, "mtu", str(mtu)])
+            sh(["ip", "-n", peer_ns, "link", "set", peer_name, "mtu", str(mtu)])
         sh(["ip", "-n", peer_ns, "link", "set", peer_name, "master", peer_master])
         sh(["ip", "-n", peer_ns, "link", "set", peer_name, "up"])
 
