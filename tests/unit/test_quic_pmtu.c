@@ -128,6 +128,7 @@ static struct world *pm_world(uint64_t seed, int route_mtu, size_t path_mtu, int
 		so.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
 	co.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
 	co.route_mtu = pm_route_mtu;
+	co.keepalive_ms = 10000; /* idle cases run past the idle timeout */
 	memset(&g_pm, 0, sizeof(g_pm));
 	g_pm.route_mtu = route_mtu;
 	w = world_new_at(seed, 0x0a000001, &so);
@@ -187,6 +188,22 @@ static void test_path_jumbo(void **state)
 	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
 	assert_int_equal(in.pmtu_lost, QUIC_PM_TRIES);
 	assert_int_equal(in.pmtu_acked, 1);
+	world_free(w);
+
+	/* The hop grows (a route change the other way): below the ceiling
+	 * the search runs again after the raise timer, and finds it. */
+	w = pm_world(47, 9000, 1500 - 28, 1, &hs);
+	sim_run(&w->sim, NULL, NULL, w, 5000 * SIM_MS);
+	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
+	assert_true(in.udp_payload <= QUIC_MAX_UDP_PAYLOAD);
+	w->sim.mtu = 0;
+	assert_int_equal(sim_run(&w->sim, NULL, NULL, w, (QUIC_PM_RAISE_MS - 10000) * SIM_MS), 0);
+	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
+	assert_true(in.udp_payload <= QUIC_MAX_UDP_PAYLOAD);
+	assert_int_equal(sim_run(&w->sim, NULL, NULL, w, 20000 * SIM_MS), 0);
+	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
+	assert_true(in.udp_payload > QUIC_LO_UDP_PAYLOAD - QUIC_PM_OVERHEAD);
+	assert_int_equal(in.pmtu_acked, 2);
 	world_free(w);
 
 	/* The path stops carrying jumbo frames halfway (a route change):

@@ -68,11 +68,20 @@ size_t quic_conn_tx_size(const struct quic_conn *c)
  */
 static const uint8_t pm_zeros[65536];
 
+/* The search over: again after the raise timer while below the ceiling
+ * (the timer never fires for nothing: no busy loop). */
+static void pm_done(struct quic_conn *c, uint64_t now)
+{
+	c->pm.step = 2;
+	c->pm.fails = 0;
+	c->pm.next = c->pm.size < c->pm.max ? now + QUIC_PM_RAISE_MS * 1000000ULL : UINT64_MAX;
+}
+
 static void pm_next_step(struct quic_conn *c, uint64_t now)
 {
 	c->pm.fails = 0;
-	if (++c->pm.step >= 2 && c->pm.size < c->pm.max)
-		c->pm.next = now + QUIC_PM_RAISE_MS * 1000000ULL;
+	if (++c->pm.step >= 2)
+		pm_done(c, now);
 }
 
 void quic_conn_pm_acked(struct quic_conn *c, uint64_t id)
@@ -83,10 +92,7 @@ void quic_conn_pm_acked(struct quic_conn *c, uint64_t id)
 	if (c->pm.len > c->pm.size)
 		c->pm.size = c->pm.len;
 	c->pm.len = 0;
-	c->pm.step = 2; /* each size tried is below the last */
-	c->pm.fails = 0;
-	c->pm.next = c->pm.size < c->pm.max ? c->ep->now + QUIC_PM_RAISE_MS * 1000000ULL :
-					      UINT64_MAX;
+	pm_done(c, c->ep->now); /* each size tried is below the last */
 }
 
 void quic_conn_pm_lost(struct quic_conn *c, uint64_t id)
@@ -189,14 +195,16 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 	if (c->pm.len || now < c->pm.next)
 		return 0;
 	rp = ngtcp2_conn_get_remote_transport_params(c->conn);
-	if (!rp)
+	if (!rp) {
+		pm_done(c, now);
 		return 0;
+	}
 	want = c->pm.step == 0 ? c->pm.max : c->ep->o.max_udp_payload;
 	if (want > rp->max_udp_payload_size)
 		want = rp->max_udp_payload_size;
 	/* The peer's DATAGRAM limit (its frame: type and length, <= 5). */
 	if (rp->max_datagram_frame_size < 5 + QUIC_MAX_DATAGRAM + 1) {
-		c->pm.step = 2;
+		pm_done(c, now);
 		c->pm.next = UINT64_MAX;
 		return 0;
 	}
@@ -214,7 +222,7 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 	n = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, c->ep->txbuf, want, &accepted,
 					NGTCP2_WRITE_DATAGRAM_FLAG_NONE, c->pm.id, &v, 1, now);
 	if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
-		c->pm.step = 2; /* the peer cannot take it after all */
+		pm_done(c, now); /* the peer cannot take it after all */
 		c->pm.next = UINT64_MAX;
 		return 0;
 	}
