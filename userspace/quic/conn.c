@@ -702,7 +702,7 @@ uint64_t quic_conn_expiry(const struct quic_conn *c)
 
 void quic_conn_timer(struct quic_conn *c, uint64_t now)
 {
-	int rv;
+	int rv, pm_due;
 
 	if (c->state == QUIC_ST_DEAD)
 		return;
@@ -723,9 +723,10 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 		c->trim_at = UINT64_MAX;
 		quic_mem_trim(&c->mem);
 	}
-	if (c->pm.max && quic_conn_pm_timer(c, now))
-		c->flush_pending = 1; /* a path MTU probe is due */
-	if (c->flush_pending && ack_hold(c, now)) {
+	pm_due = c->pm.max && quic_conn_pm_timer(c, now);
+	if (pm_due)
+		c->flush_pending = 1; /* a path MTU probe (or its PING) is due: now */
+	if (c->flush_pending && !pm_due && ack_hold(c, now)) {
 		c->flush_pending = 0;
 		post_read(c, now, 0);
 		return;
