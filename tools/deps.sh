@@ -10,7 +10,7 @@ libelf-dev zlib1g-dev liburing-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev
 libgnutls28-dev nettle-dev libssl-dev libsodium-dev liblmdb-dev lmdb-utils libinih-dev libunistring-dev
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
 iproute2 nftables iputils-ping curl ethtool b3sum python3 python3-libtorrent python3-websockets ngtcp2-client ngtcp2-server iperf3
-golang-go golang-github-lucas-clemente-quic-go-dev coturn
+golang-go golang-github-lucas-clemente-quic-go-dev coturn aria2
 debhelper dpkg-dev fakeroot systemd adduser libcap2-bin util-linux man-db bash-completion
 prometheus chromium python3-matplotlib nftables python3-nacl libtorrent-rasterbar-dev
 librust-blake3-dev librust-rayon-dev librust-memmap2-dev"
