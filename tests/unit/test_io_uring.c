@@ -21,6 +21,7 @@
 
 #include "weft/ctl.h"
 #include "weft/engine.h"
+#include "weft/util.h"
 #include "testutil.h"
 
 #define P_ENG 47100
@@ -480,8 +481,9 @@ static void test_rx_ring_shrinks(void **state)
 	grown = rx_bufs(rx);
 	assert_true(grown >= 16);
 	rss_grown = rss_kib();
-	/* trickle until a shrink is under way (the gauge between two powers) */
-	for (int k = 0; k < 20000 && !mid; k++, n++) {
+	/* trickle until a shrink is under way (the gauge between two powers);
+	 * bounded by time: a count was too few on a fast host */
+	for (uint64_t end = util_now_ns() + 30000000000ULL; !mid && util_now_ns() < end; n++) {
 		send_seq(fd, &dst, &r, n, n + 1, 1);
 		b = rx_bufs(rx);
 		if (b & (b - 1))
@@ -497,8 +499,12 @@ static void test_rx_ring_shrinks(void **state)
 	b = rx_bufs(rx);
 	print_message("after the burst: %llu buffers\n", (unsigned long long)b);
 	assert_true(b > mid && (b & (b - 1)) == 0);
-	/* a long trickle: back to the 4 of the start */
-	for (int k = 0; k < 40000 && rx_bufs(rx) > 4; k++, n++)
+	/* a long trickle: back to the 4 of the start. Bounded by time, not
+	 * by a count: each halving waits for a quiet window (150 ms), and on
+	 * a fast host 40,000 datagrams took less than the five windows from
+	 * 128 (seen: back to 8 after 58,793). */
+	for (uint64_t end = util_now_ns() + 30000000000ULL; rx_bufs(rx) > 4 && util_now_ns() < end;
+	     n++)
 		send_seq(fd, &dst, &r, n, n + 1, 1);
 	print_message("grown to %llu, shrinking at %llu, back to %llu after %u datagrams\n",
 		      (unsigned long long)grown, (unsigned long long)mid,
