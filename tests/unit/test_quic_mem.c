@@ -180,9 +180,14 @@ static void test_chunk_block_cache_trim(void **state)
 	qn_op_free(a);
 	qn_op_free(b);
 	assert_int_equal(qn->nbuf, 2);
+	assert_int_equal(qn->buf_allocated, 2);
+	assert_int_equal(qn->buf_out_max, 2);
+	assert_int_equal(qn->buf_out, 0);
 	c = qn_op_new(qn, OP_WRITE, 2, 180 << 10); /* one of them again */
 	assert_true(c == a || c == b);
 	assert_int_equal(qn->nbuf, 1);
+	assert_int_equal(qn->buf_reused, 1);
+	assert_int_equal(qn->buf_out, 1);
 	qn_op_free(c);
 	now = util_now_ns();
 	assert_int_equal(quic_node_trim(qn, now), 0); /* just used */
@@ -196,6 +201,22 @@ static void test_chunk_block_cache_trim(void **state)
 	a = qn_op_new(qn, OP_WRITE, 1, 1000);
 	qn_op_free(a);
 	assert_int_equal(qn->nbuf, 0);
+	/* more blocks out at once than the cache keeps: QN_BUF_CACHE come
+	 * back to it, the rest are freed */
+	{
+		struct qn_op *many[QN_BUF_CACHE + 3];
+
+		for (size_t i = 0; i < QN_BUF_CACHE + 3; i++)
+			assert_non_null(many[i] = qn_op_new(qn, OP_WRITE, 1, 256 << 10));
+		assert_int_equal(qn->buf_out, QN_BUF_CACHE + 3);
+		assert_int_equal(qn->buf_out_max, QN_BUF_CACHE + 3);
+		for (size_t i = 0; i < QN_BUF_CACHE + 3; i++)
+			qn_op_free(many[i]);
+		assert_int_equal(qn->nbuf, QN_BUF_CACHE);
+		assert_int_equal(qn->buf_out, 0);
+		qn_buf_drain(qn);
+		assert_int_equal(qn->nbuf, 0);
+	}
 	pthread_mutex_destroy(&qn->buf_mu);
 	free(qn);
 }

@@ -33,6 +33,13 @@ static int buf_class(size_t size)
 }
 
 
+/* A block of the kept size handed out (under buf_mu). */
+static void buf_out(struct quic_node *qn)
+{
+	if (++qn->buf_out > qn->buf_out_max)
+		qn->buf_out_max = qn->buf_out;
+}
+
 static void *buf_get(struct quic_node *qn, size_t size)
 {
 	void *p = NULL;
@@ -40,11 +47,24 @@ static void *buf_get(struct quic_node *qn, size_t size)
 	if (!buf_class(size))
 		return malloc(size);
 	pthread_mutex_lock(&qn->buf_mu);
-	if (qn->nbuf)
-		p = qn->buf[--qn->nbuf];
 	qn->buf_used_ns = util_now_ns();
+	if (qn->nbuf) {
+		p = qn->buf[--qn->nbuf];
+		qn->buf_reused++;
+		buf_out(qn);
+	}
 	pthread_mutex_unlock(&qn->buf_mu);
-	return p ? p : malloc(QN_BUF_SIZE);
+	if (p)
+		return p;
+	/* outside the lock: a fresh block is an mmap() */
+	p = malloc(QN_BUF_SIZE);
+	if (p) {
+		pthread_mutex_lock(&qn->buf_mu);
+		qn->buf_allocated++;
+		buf_out(qn);
+		pthread_mutex_unlock(&qn->buf_mu);
+	}
+	return p;
 }
 
 static void buf_put(struct quic_node *qn, void *p, size_t size)
@@ -53,6 +73,7 @@ static void buf_put(struct quic_node *qn, void *p, size_t size)
 		return;
 	if (buf_class(size)) {
 		pthread_mutex_lock(&qn->buf_mu);
+		qn->buf_out--;
 		if (qn->nbuf < QN_BUF_CACHE) {
 			qn->buf[qn->nbuf++] = p;
 			p = NULL;

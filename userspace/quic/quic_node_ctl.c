@@ -224,6 +224,24 @@ static void snap_add(struct qn_snap *t, const struct qn_snap *s)
 	t->st.conns_active += s->st.conns_active;
 }
 
+/* The large write blocks (quic_node_buf.c): reused from the kept ones,
+ * allocated afresh, kept now, in use now and at most. */
+static json_t *write_bufs_json(struct quic_node *qn)
+{
+	json_int_t v[5];
+
+	pthread_mutex_lock(&qn->buf_mu);
+	v[0] = (json_int_t)qn->buf_reused;
+	v[1] = (json_int_t)qn->buf_allocated;
+	v[2] = (json_int_t)qn->nbuf;
+	v[3] = (json_int_t)qn->buf_out;
+	v[4] = (json_int_t)qn->buf_out_max;
+	pthread_mutex_unlock(&qn->buf_mu);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "reused", v[0], "allocated", v[1], "kept",
+			 v[2], "max_kept", (json_int_t)QN_BUF_CACHE, "in_use", v[3], "in_use_max",
+			 v[4]);
+}
+
 static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 {
 	struct quic_node *qn = arg;
@@ -242,10 +260,11 @@ static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		snap_add(&tot, &sn);
 	}
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:o,s:o,s:I,s:I,s:I}", "workers", ws, "total", snap_json(&tot),
+		      json_pack("{s:o,s:o,s:I,s:I,s:I,s:o}", "workers", ws, "total", snap_json(&tot),
 				"queued_bytes", (json_int_t)atomic_load(&qn->queued), "cmd_full",
 				(json_int_t)atomic_load(&qn->cmd_full), "dial_refetch",
-				(json_int_t)atomic_load(&qn->dial_refetch)));
+				(json_int_t)atomic_load(&qn->dial_refetch), "write_bufs",
+				write_bufs_json(qn)));
 }
 
 static void qn_metrics(void *arg, FILE *out)
@@ -253,6 +272,7 @@ static void qn_metrics(void *arg, FILE *out)
 	struct quic_node *qn = arg;
 	struct qn_snap sn[ENGINE_MAX_WORKERS];
 	int ok[ENGINE_MAX_WORKERS];
+	uint64_t bufs[2];
 	unsigned int i;
 
 	for (i = 0; i < qn->nworkers; i++) {
@@ -286,6 +306,16 @@ static void qn_metrics(void *arg, FILE *out)
 	fprintf(out, "# HELP weft_quic_queued_bytes Stream bytes queued for sending, all connections.\n"
 		     "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
 		(unsigned long long)atomic_load(&qn->queued));
+	pthread_mutex_lock(&qn->buf_mu);
+	bufs[0] = qn->buf_reused;
+	bufs[1] = qn->buf_allocated;
+	pthread_mutex_unlock(&qn->buf_mu);
+	fprintf(out, "# HELP weft_quic_write_bufs_total Large write blocks (a content chunk answer): "
+		     "reused from the kept ones, or allocated.\n"
+		     "# TYPE weft_quic_write_bufs_total counter\n"
+		     "weft_quic_write_bufs_total{how=\"reused\"} %llu\n"
+		     "weft_quic_write_bufs_total{how=\"allocated\"} %llu\n",
+		(unsigned long long)bufs[0], (unsigned long long)bufs[1]);
 	fprintf(out, "# HELP weft_quic_dial_refetch_total Dials by key that failed on the record "
 		     "they had and refetched it.\n"
 		     "# TYPE weft_quic_dial_refetch_total counter\nweft_quic_dial_refetch_total %llu\n",
