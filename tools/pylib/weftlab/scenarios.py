@@ -467,6 +467,8 @@ def run_distribute(lab, a, rng):
            "seed_upload_bytes": st1.get("served_bytes", 0) - st0.get("served_bytes", 0)}
     # the same figures, by the same functions, as the aria2 comparison's
     res.update(swarm(done, verified, others, size, prog))
+    # when each node was asked (s after t0): the asks go one after the other
+    res["posted_s"] = {str(i): round(tpost[i], 3) for i in others}
     res.update({"progress": prog, "samples": smp.samples,
                 "resources": summary_resources(smp.samples)})
     print(table(["size", "nodes", "done", "verified", "t50", "t90", "t100", "seed upload",
