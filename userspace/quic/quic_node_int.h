@@ -47,9 +47,10 @@
  * KiB + its header, in its write command) is allocated at QN_BUF_SIZE and
  * kept when freed, at most QN_BUF_CACHE per node: 8.2 MiB while a node
  * serves, nothing before, and nothing again once none was used for
- * QN_BUF_IDLE_NS. 8 kept blocks left 20-35% of a 51-node lab's chunk
- * answers in fresh blocks (a node serving several peers holds 10-30
- * blocks unacknowledged at once), 76% of its page faults (docs/LAB.md). */
+ * QN_BUF_IDLE_NS. 8 kept blocks left 21% of a 51-node lab's chunk
+ * answers in fresh blocks (a node serving several peers holds dozens
+ * unacknowledged at once, the busiest 200-380), 76% of its page faults
+ * (docs/LAB.md "Kept write blocks"). */
 #define QN_BUF_MIN (128U << 10)
 #define QN_BUF_SIZE ((256U << 10) + 1024)
 #define QN_BUF_CACHE 32
