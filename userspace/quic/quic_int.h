@@ -157,6 +157,10 @@ struct quic_conn {
 		uint64_t next; /* no probe before (ns) */
 		uint64_t deadline; /* the probe in flight counts as lost at (ns) */
 		uint64_t ping_at;  /* a PING due after the probe (0: none) */
+		/* A due probe the congestion window held back: stream data
+		 * waits for it until then (0: not held; <= now: held once,
+		 * not again before a probe goes) */
+		uint64_t hold_until;
 		uint64_t probes, acked, lost, blackholes;
 	} pm;
 	int confirmed; /* handshake confirmed: no more Initial or Handshake packets from us */
