@@ -51,17 +51,19 @@ static void *buf_get(struct quic_node *qn, size_t size)
 	if (qn->nbuf) {
 		p = qn->buf[--qn->nbuf];
 		qn->buf_reused++;
-		buf_out(qn);
+	} else {
+		qn->buf_allocated++; /* taken back below if malloc fails */
 	}
+	buf_out(qn);
 	pthread_mutex_unlock(&qn->buf_mu);
 	if (p)
 		return p;
 	/* outside the lock: a fresh block is an mmap() */
 	p = malloc(QN_BUF_SIZE);
-	if (p) {
+	if (!p) {
 		pthread_mutex_lock(&qn->buf_mu);
-		qn->buf_allocated++;
-		buf_out(qn);
+		qn->buf_allocated--;
+		qn->buf_out--;
 		pthread_mutex_unlock(&qn->buf_mu);
 	}
 	return p;

@@ -226,20 +226,26 @@ static void snap_add(struct qn_snap *t, const struct qn_snap *s)
 
 /* The large write blocks (quic_node_buf.c): reused from the kept ones,
  * allocated afresh, kept now, in use now and at most. */
+static void write_bufs_snap(struct quic_node *qn, uint64_t v[5])
+{
+	pthread_mutex_lock(&qn->buf_mu);
+	v[0] = qn->buf_reused;
+	v[1] = qn->buf_allocated;
+	v[2] = qn->nbuf;
+	v[3] = qn->buf_out;
+	v[4] = qn->buf_out_max;
+	pthread_mutex_unlock(&qn->buf_mu);
+}
+
 static json_t *write_bufs_json(struct quic_node *qn)
 {
-	json_int_t v[5];
+	uint64_t v[5];
 
-	pthread_mutex_lock(&qn->buf_mu);
-	v[0] = (json_int_t)qn->buf_reused;
-	v[1] = (json_int_t)qn->buf_allocated;
-	v[2] = (json_int_t)qn->nbuf;
-	v[3] = (json_int_t)qn->buf_out;
-	v[4] = (json_int_t)qn->buf_out_max;
-	pthread_mutex_unlock(&qn->buf_mu);
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "reused", v[0], "allocated", v[1], "kept",
-			 v[2], "max_kept", (json_int_t)QN_BUF_CACHE, "in_use", v[3], "in_use_max",
-			 v[4]);
+	write_bufs_snap(qn, v);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "reused", (json_int_t)v[0], "allocated",
+			 (json_int_t)v[1], "kept", (json_int_t)v[2], "max_kept",
+			 (json_int_t)QN_BUF_CACHE, "in_use", (json_int_t)v[3], "in_use_max",
+			 (json_int_t)v[4]);
 }
 
 static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
@@ -272,7 +278,7 @@ static void qn_metrics(void *arg, FILE *out)
 	struct quic_node *qn = arg;
 	struct qn_snap sn[ENGINE_MAX_WORKERS];
 	int ok[ENGINE_MAX_WORKERS];
-	uint64_t bufs[2];
+	uint64_t bufs[5];
 	unsigned int i;
 
 	for (i = 0; i < qn->nworkers; i++) {
@@ -306,10 +312,7 @@ static void qn_metrics(void *arg, FILE *out)
 	fprintf(out, "# HELP weft_quic_queued_bytes Stream bytes queued for sending, all connections.\n"
 		     "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
 		(unsigned long long)atomic_load(&qn->queued));
-	pthread_mutex_lock(&qn->buf_mu);
-	bufs[0] = qn->buf_reused;
-	bufs[1] = qn->buf_allocated;
-	pthread_mutex_unlock(&qn->buf_mu);
+	write_bufs_snap(qn, bufs);
 	fprintf(out, "# HELP weft_quic_write_bufs_total Large write blocks (a content chunk answer): "
 		     "reused from the kept ones, or allocated.\n"
 		     "# TYPE weft_quic_write_bufs_total counter\n"
