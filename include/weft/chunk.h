@@ -134,8 +134,15 @@ struct cstore_opts {
 	uint32_t trust_settle_ms;
 	uint32_t trust_bits_max; /* bytes of verified-chunk bitmaps kept (0 =
 				  * CSTORE_TRUST_BITS_MAX, 4 MiB) */
+	/* Chunks kept in memory once verified and written, served from
+	 * there with no disk read and no second BLAKE3 pass (docs/CONTENT.md
+	 * "Chunks kept in memory"): -1 none, 0 CSTORE_HOT_CHUNKS, else the
+	 * count (at most CSTORE_HOT_CHUNKS_MAX), 256 KiB each. */
+	int hot_chunks;
 };
 #define CSTORE_TRUST_SETTLE_MS 2000u
+#define CSTORE_HOT_CHUNKS 32
+#define CSTORE_HOT_CHUNKS_MAX 1024
 
 struct cstore_info {
 	uint8_t id[B3TREE_ID_LEN];
@@ -250,9 +257,11 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		      uint8_t *buf, size_t cap, size_t *len);
 
-/* Chunk reads so far that were hashed (verified) and that were not
- * (trusted: verified before, file unchanged). Either pointer may be NULL. */
-void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted);
+/* Chunk reads so far that were hashed (verified), that were not (trusted:
+ * verified before, file unchanged) and that were copied from the chunks
+ * kept in memory (no disk read). Any pointer may be NULL. */
+void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted,
+		       uint64_t *memory);
 /* Complete blobs' chunks read a second time because the first read did
  * not verify (cstore_read_chunk). NULL-safe. */
 uint64_t cstore_reads_retried(struct cstore *cs);

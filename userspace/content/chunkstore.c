@@ -124,6 +124,14 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 	cs->trust_bits_max = opts->trust_bits_max ? opts->trust_bits_max : CSTORE_TRUST_BITS_MAX;
 	if (!opts->no_trust && (err = cn_trust_new(cs)))
 		goto fail;
+	if (opts->hot_chunks > CSTORE_HOT_CHUNKS_MAX) {
+		err = -EINVAL;
+		goto fail;
+	}
+	if (opts->hot_chunks >= 0 &&
+	    (err = cn_hot_new(cs, opts->hot_chunks ? (unsigned int)opts->hot_chunks
+						   : CSTORE_HOT_CHUNKS)))
+		goto fail;
 	if (asprintf(&cs->blobdir, "%s/blobs", opts->dir) < 0) {
 		cs->blobdir = NULL;
 		err = -ENOMEM;
@@ -158,6 +166,7 @@ void cstore_free(struct cstore *cs)
 	cn_dio_free(cs);
 	pthread_mutex_destroy(&cs->dio_mu);
 	cn_trust_free(cs);
+	cn_hot_free(cs);
 	free(cs->blobdir);
 	free(cs);
 }
@@ -669,13 +678,17 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 		err = cn_dio_chunk(cs, id, CSTORE_PARTIAL, 1, (uint8_t *)buf, len,
 				   index * B3TREE_CHUNK_LEN, NULL);
 		if (err != -EINVAL)
-			return err;
+			goto out;
 	}
 	fd = cn_blob_open(cs, id, CSTORE_PARTIAL, O_WRONLY);
 	if (fd < 0)
 		return fd;
 	err = cn_pwrite_full(fd, buf, len, index * B3TREE_CHUNK_LEN);
 	close(fd);
+out:
+	/* verified above and written: peers ask for it next (chunkstore_hot.c) */
+	if (!err)
+		cn_hot_put(cs, id, index, buf, len);
 	return err;
 }
 
@@ -759,6 +772,10 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	clen = (size_t)b3tree_chunk_size(r.info.size, index);
 	if (cap < clen)
 		return -ENOBUFS;
+	if (cn_hot_get(cs, id, index, buf, clen)) {
+		*len = clen; /* verified when it was put, in memory since */
+		return 0;
+	}
 	err = -EINVAL;
 	if (cn_dio_use(cs, clen))
 		err = cn_dio_chunk(cs, id, r.info.state, 0, buf, clen, index * B3TREE_CHUNK_LEN,
@@ -833,12 +850,15 @@ uint64_t cstore_reads_retried(struct cstore *cs)
 	return cs ? atomic_load(&cs->reads_retried) : 0;
 }
 
-void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted)
+void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted,
+		       uint64_t *memory)
 {
 	if (verified)
 		*verified = cs ? atomic_load(&cs->reads_verified) : 0;
 	if (trusted)
 		*trusted = cs ? atomic_load(&cs->reads_trusted) : 0;
+	if (memory)
+		*memory = cs ? atomic_load(&cs->hot_hits) : 0;
 }
 
 /* ---- queries ---- */
@@ -1014,6 +1034,7 @@ int cstore_delete(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN])
 	if (err)
 		goto out;
 	cn_trust_forget(cs, id);
+	cn_hot_drop(cs, id);
 	cn_blob_unlink(cs, id);
 	/* A damaged record was never counted at open, but may have become
 	 * damaged later: only subtract what we can read. */

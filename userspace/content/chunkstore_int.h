@@ -48,6 +48,9 @@ struct cn_trust;
 #define CSTORE_TRUST_BLOBS 256
 #define CSTORE_TRUST_BITS_MAX (4u << 20)
 #define CSTORE_TRUST_SAMPLE 64
+/* the chunks kept in memory (chunkstore_hot.c) go after this many trim
+ * calls (seconds) without a put or a get */
+#define CSTORE_HOT_IDLE_TICKS 60
 
 struct cstore {
 	struct store *st;
@@ -77,6 +80,9 @@ struct cstore {
 	atomic_uint_fast64_t trust_hits; /* reads found trusted (sampled or not) */
 	atomic_uint_fast64_t reads_verified, reads_trusted; /* cstore_read_stats */
 	atomic_uint_fast64_t reads_retried; /* a complete blob's chunk read again */
+	pthread_mutex_t hot_mu;	   /* guards *hot */
+	struct cn_hot *hot;	   /* chunks kept in memory; NULL: none */
+	atomic_uint_fast64_t hot_hits; /* cstore_read_stats: reads served from *hot */
 #ifdef WEFT_TEST_HOOKS
 	atomic_int test_flip_reads; /* cstore_test_fail_next_read */
 #endif
@@ -146,6 +152,24 @@ void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_
 		   const struct stat *st);
 /* Forget id (deleted, marked bad, or a read that failed). */
 void cn_trust_forget(struct cstore *cs, const uint8_t *id);
+
+/* chunkstore_hot.c: chunks kept in memory once verified and written.
+ * new: n slots (0: none), 0 or -ENOMEM; free: NULL-safe contents. */
+int cn_hot_new(struct cstore *cs, unsigned int n);
+void cn_hot_free(struct cstore *cs);
+/* Chunk index of id, verified and written: kept (the least recently used
+ * one replaced). */
+void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
+		size_t len);
+/* 1 and len bytes copied to buf when the chunk is kept, else 0. */
+int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len);
+/* Forget id's chunks (deleted). */
+void cn_hot_drop(struct cstore *cs, const uint8_t *id);
+/* Once a second: after CSTORE_HOT_IDLE_TICKS calls with no put or get, every
+ * buffer is freed. */
+void cn_hot_trim(struct cstore *cs);
+/* Slots holding a buffer. */
+unsigned int cn_hot_held(struct cstore *cs);
 
 /* chunkstore_open.c: at open (cstore_new), before anything else uses cs. */
 /* Check every index entry against its file, repair what can be (written

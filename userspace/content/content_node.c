@@ -781,6 +781,7 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	co.dir = opts->state_dir;
 	co.quota_bytes = opts->quota_bytes;
 	co.direct_io = opts->direct_io;
+	co.hot_chunks = opts->hot_chunks;
 	co.make_room = cn_make_room; /* pins.c */
 	co.room_arg = cn;
 	rc = cn_announce_init(cn);

@@ -818,8 +818,11 @@ void cn_seed_routes(struct content_node *cn, struct ctl *ctl);
 void cn_seed_stats(struct content_node *cn, json_t *stats);
 
 /* export.c: export a complete blob to path (atomically, via a temporary
- * file), re-verifying every chunk. */
-int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, bool as_link);
+ * file), re-verifying every chunk; but a link (as_link) of a blob whose
+ * every chunk the caller verified on arrival and stored itself (self:
+ * a download job that fetched the whole item) reads nothing back. */
+int cn_export(struct content_node *cn, const uint8_t id[32], const char *path, bool as_link,
+	      bool self);
 /* cn_export of a sealed item (never a link): each verified chunk is
  * decrypted with the item key and only the plaintext written; -EBADMSG
  * when a chunk fails its tag. */

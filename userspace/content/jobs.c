@@ -451,8 +451,10 @@ void content_node_trim(struct content_node *cn, uint64_t now_ms)
 	}
 	cn->njobs = k;
 	pthread_mutex_unlock(&cn->jmu);
-	if (cn->cs)
+	if (cn->cs) {
 		cn_dio_trim(cn->cs);
+		cn_hot_trim(cn->cs);
+	}
 	cn_ss_trim(cn, now_ms);
 }
 

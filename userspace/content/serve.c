@@ -1034,8 +1034,12 @@ void cn_serve_set_limits(struct content_node *cn, const struct content_limits *l
 
 int cn_serve_init(struct content_node *cn, const struct content_node_opts *opts)
 {
-	static const struct quic_node_handler h = {
-	    .stream_data = on_data, .stream_closed = on_closed, .release = hub_release};
+	/* sequential: a peer's chunk answers go whole, oldest first, so its
+	 * first chunk is in after 256 KiB, not after all it asked for */
+	static const struct quic_node_handler h = {.stream_data = on_data,
+						   .stream_closed = on_closed,
+						   .release = hub_release,
+						   .sequential = 1};
 	unsigned int nw = quic_node_workers(cn->quic);
 	int rc;
 

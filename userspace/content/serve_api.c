@@ -236,7 +236,7 @@ static void metrics(void *arg, FILE *out)
 {
 	struct content_node *cn = arg;
 	struct cn_upauto_status st;
-	uint64_t hashed, trusted;
+	uint64_t hashed, trusted, memory;
 
 	fputs("# HELP weft_content_requester_faults_total Requests a fair downloader does not "
 	      "make, by kind (docs/CONTENT.md \"Requester scoring\").\n"
@@ -274,21 +274,23 @@ static void metrics(void *arg, FILE *out)
 		atomic_load(&cn->lim_auto) ? "on" : "off", (int)st.state,
 		(unsigned long long)st.cap, (unsigned long long)st.kept,
 		(unsigned long long)st.given_up);
-	cstore_read_stats(cn->cs, &hashed, &trusted);
+	cstore_read_stats(cn->cs, &hashed, &trusted, &memory);
 	fprintf(out,
 		"# HELP weft_content_chunk_reads_total Chunks read from the store, by whether "
-		"they were hashed again or trusted (verified before, file unchanged: "
-		"docs/CONTENT.md \"Chunks verified once\").\n"
+		"they were hashed again, trusted (verified before, file unchanged: "
+		"docs/CONTENT.md \"Chunks verified once\") or copied from the chunks kept in "
+		"memory (\"Chunks kept in memory\").\n"
 		"# TYPE weft_content_chunk_reads_total counter\n"
 		"weft_content_chunk_reads_total{check=\"hashed\"} %llu\n"
 		"weft_content_chunk_reads_total{check=\"trusted\"} %llu\n"
+		"weft_content_chunk_reads_total{check=\"memory\"} %llu\n"
 		"# HELP weft_content_chunk_rereads_total Chunks of complete blobs read a second "
 		"time because the first read did not verify (the second decides whether the blob "
 		"is marked bad).\n"
 		"# TYPE weft_content_chunk_rereads_total counter\n"
 		"weft_content_chunk_rereads_total %llu\n",
 		(unsigned long long)hashed, (unsigned long long)trusted,
-		(unsigned long long)cstore_reads_retried(cn->cs));
+		(unsigned long long)memory, (unsigned long long)cstore_reads_retried(cn->cs));
 }
 
 void cn_serve_routes(struct content_node *cn, struct ctl *ctl)

@@ -126,6 +126,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 	j->nlookups = 0;
 	j->npend = 0;
 	j->committed = 0;
+	j->stored_self = 0;
 	for (unsigned int i = 0; i < j->npeers; i++) {
 		free(j->peers[i].bits);
 		j->peers[i].bits = NULL;
@@ -330,8 +331,10 @@ static void commit_pending(struct cn_job *j)
 	pthread_mutex_unlock(&j->mu);
 	rc = cstore_commit_chunks(j->cn->cs, j->cur, idx, n);
 	pthread_mutex_lock(&j->mu);
-	if (rc >= 0)
+	if (rc >= 0) {
 		j->committed += n;
+		j->stored_self += n;
+	}
 	if (rc < 0 && !j->status) {
 		snprintf(j->error, sizeof(j->error), "committing %zu chunks: %s", n,
 			 strerror(-rc));
@@ -917,7 +920,8 @@ static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
 		return;
 	}
 	pthread_mutex_unlock(&j->mu);
-	rc = key ? cn_export_sealed(j->cn, id, path, key) : cn_export(j->cn, id, path, j->rq.link);
+	rc = key ? cn_export_sealed(j->cn, id, path, key)
+		 : cn_export(j->cn, id, path, j->rq.link, j->stored_self == j->nchunks);
 	pthread_mutex_lock(&j->mu);
 	if (rc == -EBADMSG && key) {
 		/* the chunk proved out against the CV list the publisher

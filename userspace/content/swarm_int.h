@@ -195,6 +195,10 @@ struct cn_job {
 	size_t npend;
 	uint64_t pend_since;
 	uint64_t committed; /* chunks of the current item held durably */
+	/* of them, chunks this job verified as they arrived, wrote and
+	 * committed itself (commit_pending): all of the item's, and its
+	 * link export reads nothing back (export.c) */
+	uint64_t stored_self;
 	uint64_t endgame; /* duplicate requests sent in the end game */
 	uint64_t endgame_cancelled; /* of those, given up when the twin won */
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */

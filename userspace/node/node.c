@@ -738,6 +738,9 @@ registered:
 						  .quic_port = (uint16_t)n->cfg.quic_port,
 						  .quota_bytes = n->cfg.content_quota,
 						  .direct_io = n->cfg.content_direct_io,
+						  .hot_chunks = n->cfg.content_hot_chunks
+									? (int)n->cfg.content_hot_chunks
+									: -1,
 						  .poll_s = n->cfg.content_poll_s,
 						  .watch_keepalive_ms =
 						      n->cfg.quic_idle_timeout_ms / 3,

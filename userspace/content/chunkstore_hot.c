@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Chunks kept in memory after the store verified and wrote them
+ * (docs/CONTENT.md "Chunks kept in memory"): in a swarm the chunks a
+ * downloader just received are the ones its peers ask it for next (they
+ * are the rarest), and reading one back meant an O_DIRECT read from the
+ * disk and, the blob being partial, a second BLAKE3 pass. A chunk found
+ * here is served from memory with neither: its bytes were verified
+ * against the blob's CV list when cstore_put_chunk took them and have not
+ * left the process since, and a (content id, index) pair names the same
+ * bytes for good, so nothing here can go stale; a blob marked bad or
+ * deleted is refused by cstore_read_chunk before it looks here, and
+ * cstore_delete drops its chunks to give the memory back.
+ *
+ * At most hot_max chunks (cstore_opts.hot_chunks, CSTORE_HOT_CHUNKS by
+ * default; 256 KiB each), the least recently used replaced; every buffer
+ * goes back to the allocator once the cache has gone CSTORE_HOT_IDLE_TICKS
+ * of the node's 1-s ticks without a put or a get. One mutex (hot_mu) guards
+ * it; a get copies the chunk out under it (a 256 KiB memcpy, never I/O).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "content/chunkstore_int.h"
+
+struct cn_hot_ent {
+	uint8_t id[B3TREE_ID_LEN];
+	uint64_t index;
+	size_t len;     /* 0: slot free */
+	uint8_t *buf;   /* B3TREE_CHUNK_LEN bytes, kept while the cache is used */
+	uint64_t last;  /* use stamp, for replacement */
+};
+
+struct cn_hot {
+	unsigned int n;
+	uint64_t stamp;
+	unsigned long uses, seen;
+	unsigned int idle;
+	struct cn_hot_ent e[];
+};
+
+int cn_hot_new(struct cstore *cs, unsigned int n)
+{
+	if (!n)
+		return 0;
+	cs->hot = calloc(1, sizeof(*cs->hot) + n * sizeof(cs->hot->e[0]));
+	if (!cs->hot)
+		return -ENOMEM;
+	cs->hot->n = n;
+	pthread_mutex_init(&cs->hot_mu, NULL);
+	return 0;
+}
+
+void cn_hot_free(struct cstore *cs)
+{
+	if (!cs->hot)
+		return;
+	for (unsigned int i = 0; i < cs->hot->n; i++)
+		free(cs->hot->e[i].buf);
+	free(cs->hot);
+	cs->hot = NULL;
+	pthread_mutex_destroy(&cs->hot_mu);
+}
+
+static struct cn_hot_ent *find(struct cn_hot *h, const uint8_t *id, uint64_t index)
+{
+	for (unsigned int i = 0; i < h->n; i++) {
+		struct cn_hot_ent *e = &h->e[i];
+
+		if (e->len && e->index == index && !memcmp(e->id, id, B3TREE_ID_LEN))
+			return e;
+	}
+	return NULL;
+}
+
+void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
+		size_t len)
+{
+	struct cn_hot *h = cs->hot;
+	struct cn_hot_ent *v = NULL;
+	uint8_t *fresh = NULL;
+
+	if (!h || !len || len > B3TREE_CHUNK_LEN)
+		return;
+	pthread_mutex_lock(&cs->hot_mu);
+	h->uses++;
+	if (find(h, id, index))
+		goto out;
+	for (unsigned int i = 0; i < h->n; i++) {
+		struct cn_hot_ent *e = &h->e[i];
+
+		if (!e->len) {
+			v = e;
+			break;
+		}
+		if (!v || e->last < v->last)
+			v = e;
+	}
+	if (!v->buf) {
+		/* allocated outside the lock would race for the slot; a
+		 * 256 KiB malloc is an mmap, not I/O */
+		fresh = malloc(B3TREE_CHUNK_LEN);
+		if (!fresh)
+			goto out;
+		v->buf = fresh;
+	}
+	memcpy(v->buf, buf, len);
+	memcpy(v->id, id, B3TREE_ID_LEN);
+	v->index = index;
+	v->len = len;
+	v->last = ++h->stamp;
+out:
+	pthread_mutex_unlock(&cs->hot_mu);
+}
+
+int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len)
+{
+	struct cn_hot *h = cs->hot;
+	struct cn_hot_ent *e;
+	int hit = 0;
+
+	if (!h)
+		return 0;
+	pthread_mutex_lock(&cs->hot_mu);
+	h->uses++;
+	e = find(h, id, index);
+	if (e && e->len == len) {
+		memcpy(buf, e->buf, len);
+		e->last = ++h->stamp;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&cs->hot_mu);
+	if (hit)
+		atomic_fetch_add(&cs->hot_hits, 1);
+	return hit;
+}
+
+void cn_hot_drop(struct cstore *cs, const uint8_t *id)
+{
+	struct cn_hot *h = cs->hot;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&cs->hot_mu);
+	for (unsigned int i = 0; i < h->n; i++)
+		if (h->e[i].len && !memcmp(h->e[i].id, id, B3TREE_ID_LEN))
+			h->e[i].len = 0;
+	pthread_mutex_unlock(&cs->hot_mu);
+}
+
+void cn_hot_trim(struct cstore *cs)
+{
+	struct cn_hot *h = cs->hot;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&cs->hot_mu);
+	if (h->uses != h->seen) {
+		h->seen = h->uses;
+		h->idle = 0;
+	} else if (++h->idle >= CSTORE_HOT_IDLE_TICKS) {
+		/* under the lock: nothing has used the cache for a minute */
+		for (unsigned int i = 0; i < h->n; i++) {
+			free(h->e[i].buf);
+			h->e[i].buf = NULL;
+			h->e[i].len = 0;
+		}
+		h->idle = 0;
+	}
+	pthread_mutex_unlock(&cs->hot_mu);
+}
+
+unsigned int cn_hot_held(struct cstore *cs)
+{
+	unsigned int n = 0;
+
+	if (!cs->hot)
+		return 0;
+	pthread_mutex_lock(&cs->hot_mu);
+	for (unsigned int i = 0; i < cs->hot->n; i++)
+		n += !!cs->hot->e[i].buf;
+	pthread_mutex_unlock(&cs->hot_mu);
+	return n;
+}
