@@ -136,7 +136,7 @@ struct cstore_opts {
 				  * CSTORE_TRUST_BITS_MAX, 4 MiB) */
 	/* Chunks kept in memory once verified and written, served from
 	 * there with no disk read and no second BLAKE3 pass (docs/CONTENT.md
-	 * "Chunks kept in memory"): -1 none, 0 CSTORE_HOT_CHUNKS, else the
+	 * "Chunks kept in memory"): < 0 none, 0 CSTORE_HOT_CHUNKS, else the
 	 * count (at most CSTORE_HOT_CHUNKS_MAX), 256 KiB each. */
 	int hot_chunks;
 };

@@ -12,8 +12,8 @@
  * deleted is refused by cstore_read_chunk before it looks here, and
  * cstore_delete drops its chunks to give the memory back.
  *
- * At most hot_max chunks (cstore_opts.hot_chunks, CSTORE_HOT_CHUNKS by
- * default; 256 KiB each), the least recently used replaced; every buffer
+ * At most cstore_opts.hot_chunks chunks (CSTORE_HOT_CHUNKS by default;
+ * 256 KiB each), the least recently used replaced; every buffer
  * goes back to the allocator once the cache has gone CSTORE_HOT_IDLE_TICKS
  * of the node's 1-s ticks without a put or a get. One mutex (hot_mu) guards
  * it; a get copies the chunk out under it (a 256 KiB memcpy, never I/O).
@@ -79,7 +79,6 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 {
 	struct cn_hot *h = cs->hot;
 	struct cn_hot_ent *v = NULL;
-	uint8_t *fresh = NULL;
 
 	if (!h || !len || len > B3TREE_CHUNK_LEN)
 		return;
@@ -97,14 +96,10 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 		if (!v || e->last < v->last)
 			v = e;
 	}
-	if (!v->buf) {
-		/* allocated outside the lock would race for the slot; a
-		 * 256 KiB malloc is an mmap, not I/O */
-		fresh = malloc(B3TREE_CHUNK_LEN);
-		if (!fresh)
-			goto out;
-		v->buf = fresh;
-	}
+	/* under the lock (outside, two puts would race for the slot): a
+	 * 256 KiB malloc is an mmap, not I/O, once per slot while in use */
+	if (!v->buf && !(v->buf = malloc(B3TREE_CHUNK_LEN)))
+		goto out;
 	memcpy(v->buf, buf, len);
 	memcpy(v->id, id, B3TREE_ID_LEN);
 	v->index = index;
