@@ -50,13 +50,18 @@ WEFTD=$WEFTD_REL start_weftd "$D" --state-dir "$D" --xdp eth0 --workers 1 \
 
 # legit.py IP PORT SECS RATE GOFILE DST: answer queries (weftd's ping)
 # until GOFILE exists, then ping DST for SECS at RATE/s while still
-# answering; prints "sent received answered".
+# answering; prints "sent received answered dropped". dropped: its pings
+# the kernel refused to send (the veth's backlog full under the flood):
+# with IP_RECVERR the send says so; the namespace's UDP SndbufErrors,
+# used before, also counts its answers to weftd refused the same way
+# (one such answer made "replies weft lost" -1 in CI).
 cat >"$D/legit.py" <<'PY'
 import os, re, select, socket, struct, sys, time
 ip, port, secs, rate, go, dst = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], (sys.argv[6], 6881)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((ip, port)); s.setblocking(False)
+s.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR: a local drop fails the send
 me = b"LEGITLEGITLEGITLEGIT"
-answered = 0; sent = 0; got = set()
+answered = 0; sent = 0; dropped = 0; got = set()
 def drain():
     global answered
     while True:
@@ -64,12 +69,17 @@ def drain():
             p, a = s.recvfrom(2048)
         except BlockingIOError:
             return
+        except OSError:
+            continue  # an ICMP error queued by IP_RECVERR, consumed
         m = re.search(rb"1:t(\d+):", p)
         if not m:
             continue
         n = int(m.group(1)); t = p[m.end():m.end() + n]
         if b"1:y1:q" in p:
-            s.sendto(b"d1:rd2:id20:" + me + b"e1:t%d:" % n + t + b"1:y1:re", a); answered += 1
+            try:
+                s.sendto(b"d1:rd2:id20:" + me + b"e1:t%d:" % n + t + b"1:y1:re", a); answered += 1
+            except OSError:
+                pass
         elif b"1:y1:r" in p and n == 4 and t[:2] == b"LG":
             got.add(struct.unpack("!H", t[2:])[0])
 deadline = time.monotonic() + 60
@@ -81,15 +91,18 @@ while True:
     if now >= t0 + secs + 1.5:
         break
     if now < t0 + secs and now >= nxt:
-        s.sendto(b"d1:ad2:id20:" + me + b"e1:q4:ping1:t4:LG" + struct.pack("!H", sent) + b"1:y1:qe", dst)
+        try:
+            s.sendto(b"d1:ad2:id20:" + me + b"e1:q4:ping1:t4:LG" + struct.pack("!H", sent) + b"1:y1:qe", dst)
+        except OSError:
+            dropped += 1  # never left this namespace
         sent += 1; nxt += 1.0 / rate
     select.select([s], [], [], max(0.0, min(nxt - now, 0.01))); drain()
-print(sent, len(got), answered)
+print(sent, len(got), answered, dropped)
 PY
 
 counters() { CTL --json xdp status | json_get counters; }
-# h1's drops before weft: "TX_DROPPED UDP_SNDBUF_ERRORS" (h1 sends no other
-# UDP than the peer's).
+# h1's drops before weft: "TX_DROPPED UDP_SNDBUF_ERRORS" (the flood's and
+# the peer's; the peer's own pings dropped are counted by legit.py).
 linkdrops() {
 	netns_exec 1 sh -c 'cat /sys/class/net/eth0/statistics/tx_dropped;
 		awk "/^Udp:/ { if (h) print \$(f); else for (i = 1; i <= NF; i++) if (\$i == \"SndbufErrors\") f = i; h = 1 }" /proc/net/snmp' |
@@ -124,17 +137,17 @@ round() {
 	# Let the worker drain its ring and refresh the socket statistics.
 	sleep 1.5
 	C1=$(counters) I1=$(iostats) K1=$(linkdrops)
-	read -r LS LR LA <"$D/legit.$name"
+	read -r LS LR LA LD <"$D/legit.$name"
 	read -r _ FS _ FSECS _ FPPS _ <"$D/flood.$name"
 	LOSS=$(py "'%.2f' % (100.0 * (a - b) / a)" "$LS" "$LR")
 	read -r k0tx k0udp <<<"$K0"
 	read -r k1tx k1udp <<<"$K1"
-	LINKDROP=$((k1tx - k0tx)) LEGIT_LINKDROP=$((k1udp - k0udp))
+	LINKDROP=$((k1tx - k0tx)) LEGIT_LINKDROP=$LD
 	# Replies weft lost: requests that reached the interface's XDP
 	# program and got no answer.
 	WEFT_LOST=$((LS - LEGIT_LINKDROP - LR))
 	echo "$name: flood sent $FS in ${FSECS}s (${FPPS} pps), legit sent $LS got $LR (loss $LOSS%)"
-	echo "$name: dropped by the veth before XDP: $LINKDROP packets, $LEGIT_LINKDROP of them the peer's; replies weft lost: $WEFT_LOST"
+	echo "$name: dropped before XDP: $LINKDROP packets by the veth, $((k1udp - k0udp)) UDP sends refused (SndbufErrors), $LEGIT_LINKDROP of them the peer's pings; replies weft lost: $WEFT_LOST"
 	echo "$name: verdicts $(py '{k: b[k]-a[k] for k in b if b[k]-a[k]}' "$C0" "$C1")"
 	echo "$name: worker 0 $(py '{k: b[0][k]-a[0][k] for k in b[0] if k.startswith(("rx_pkts","xsk_")) and isinstance(b[0][k], int)}' "$I0" "$I1")"
 	local weft sent
