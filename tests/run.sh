@@ -15,7 +15,8 @@
 #    skip reason left is "not root".
 #  - a fuzz target (tests/fuzz/fuzz_*.c) without a corpus directory
 #    (tests/fuzz/corpus/<target>/) or without its binary fails.
-# Usage: tests/run.sh [FILTER...]  (default: all). A FILTER that names a
+# Usage: [TEST_JOBS=N] tests/run.sh [FILTER...]  (default: all; N tests at
+# a time, default 2, see below). A FILTER that names a
 # module (a folder of userspace/) selects that module's tests, test_MODULE_*
 # (unit tests and integration scripts; "sim" selects the tests/sim
 # scenarios); any other FILTER selects the tests whose name contains it.
@@ -93,25 +94,26 @@ skip_reason() {
 	grep -i 'skip' "$1" | grep -v -e '^\[  SKIPPED \]' -e 'SKIPPED TEST' | head -n 3 | tr '\n' ' '
 }
 
-pass=0 fail=0 skip=0 case_skip=0 failed=()
-start_all=$(date +%s)
-for t in "${tests[@]}"; do
-	case "$t" in
-	fuzz:*) name=${t#fuzz:} ;;
-	*.sh) name=$(basename "$t" .sh)
-	      # a script named as a unit or sim test keeps its .sh: each
-	      # has a log (and sanitizer reports) of its own
-	      [ -e "$TOP/tests/unit/$name.c" ] || [ -e "$TOP/tests/sim/$name.c" ] &&
-		      name="$name.sh" ;;
-	*) name=$(basename "$t") ;;
-	esac
-	want "$name" || continue
-	log="$LOGDIR/$name.log"
+# Two tests at a time by default (TEST_JOBS=N; 1: one after the other):
+# most integration tests wait on daemons, timers and the network, so a
+# second one fills the other CPU. Each keeps its own temporary directory,
+# namespaces (named after its shell's PID), random ports, log and
+# sanitizer directory. The tests named in ALONE run with nothing beside
+# them: they count packets or drops under a flood, measure a transfer,
+# or keep both CPUs busy themselves (docs/FUZZING.md "make test").
+JOBS=${TEST_JOBS:-2}
+ALONE=" test_flood_priority test_xdp_flood test_xdp_dense test_quic_jumbo test_blake3_tsan test_package test_lab test_fuzz_live "
+alone() { [ "$JOBS" -le 1 ] || case "$ALONE" in *" $1 "*) return 0 ;; esac; return 1; }
+
+# run_test T NAME: one test, in the background; its exit status, wall and
+# CPU seconds (its processes' user + system time, those it reaped) go to
+# $LOGDIR/NAME.rc when it ends.
+run_test() {
+	local t=$1 name=$2 log="$LOGDIR/$2.log" sandir="$LOGDIR/san-$2" t0 rc dt
 	# Sanitizer reports of every process the test starts (daemons whose
 	# own logs live in the test's temporary directory too) land in
 	# $LOGDIR/san-NAME/ and are appended to the test's log below, so a
 	# failure in CI shows its stack.
-	sandir="$LOGDIR/san-$name"
 	rm -rf "$sandir" && mkdir -p "$sandir"
 	export ASAN_OPTIONS="$ASAN_BASE:log_path=$sandir/asan"
 	export UBSAN_OPTIONS="$UBSAN_BASE:log_path=$sandir/ubsan"
@@ -130,36 +132,96 @@ for t in "${tests[@]}"; do
 		cat "$f"
 	done >>"$log"
 	rmdir "$sandir" 2>/dev/null
+	# children's user and system time, as `times` prints them ("1m2.5s")
+	# (`times` itself, not in a command substitution's subshell, which
+	# has no children)
+	times >"$LOGDIR/$name.rc.tmp"
+	cpu=$(tail -n 1 "$LOGDIR/$name.rc.tmp" |
+		awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%d", s + 0.5 }')
+	echo "$rc $dt $cpu" >"$LOGDIR/$name.rc.tmp" && mv "$LOGDIR/$name.rc.tmp" "$LOGDIR/$name.rc"
+}
+
+# report NAME: count and print a finished test's result.
+report() {
+	local name=$1 log="$LOGDIR/$1.log" rc dt cpu nskip skipped_cases why
+	read -r rc dt cpu <"$LOGDIR/$name.rc"
+	rm -f "$LOGDIR/$name.rc"
 	# cmocka: "[  SKIPPED ] N test(s), listed below:" per group, then one
 	# "[  SKIPPED ] name" line per case.
 	nskip=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) test(s).*/\1/p' "$log" |
 		awk '{ s += $1 } END { print s + 0 }')
 	skipped_cases=$(grep -E '^\[  SKIPPED \] ' "$log" | grep -v 'test(s)' | sed 's/^\[  SKIPPED \] //' |
 		sort -u | tr '\n' ' ')
-	if [ $rc -eq 77 ] && [ $ROOT -eq 1 ]; then
+	if [ "$rc" -eq 77 ] && [ $ROOT -eq 1 ]; then
 		rc=1
 		why="skipped while running as root: $(skip_reason "$log")"
-	elif [ $rc -eq 0 ] && [ "$nskip" -gt 0 ] && [ $ROOT -eq 1 ]; then
+	elif [ "$rc" -eq 0 ] && [ "$nskip" -gt 0 ] && [ $ROOT -eq 1 ]; then
 		rc=1
 		why="$nskip cmocka case(s) skipped while running as root: $skipped_cases; $(skip_reason "$log")"
 	else
 		why=""
 	fi
 	case $rc in
-	0) pass=$((pass + 1)); printf 'PASS  %-32s %4ss\n' "$name" "$dt"
+	0) pass=$((pass + 1)); printf 'PASS  %-32s %4ss  cpu %4ss\n' "$name" "$dt" "$cpu"
 	   if [ "$nskip" -gt 0 ]; then
 		case_skip=$((case_skip + nskip))
 		printf '      %d cmocka case(s) skipped: %s(%s)\n' "$nskip" "$skipped_cases" "$(skip_reason "$log")"
 	   fi ;;
 	77) skip=$((skip + 1)); printf 'SKIP  %-32s %s\n' "$name" "$(skip_reason "$log")" ;;
 	*) fail=$((fail + 1)); failed+=("$name")
-	   printf 'FAIL  %-32s %4ss (exit %d)\n' "$name" "$dt" "$rc"
+	   printf 'FAIL  %-32s %4ss  cpu %4ss (exit %d)\n' "$name" "$dt" "$cpu" "$rc"
 	   [ -n "$why" ] && echo "      $why"
 	   echo "----- last lines of $log -----"; tail -n 40 "$log"; echo "-----" ;;
 	esac
 	# Test-case counts from cmocka, for the record.
 	grep -E '^\[  (PASSED|FAILED)  \]' "$log" | sed 's/^/        /'
+}
+
+# Results are printed in the order the tests started.
+queue=()
+flush() {
+	while [ ${#queue[@]} -gt 0 ] && [ -f "$LOGDIR/${queue[0]}.rc" ]; do
+		report "${queue[0]}"
+		queue=("${queue[@]:1}")
+	done
+}
+running() { jobs -rp | wc -l; }
+# wait_below N: until fewer than N tests run, printing those that ended.
+wait_below() {
+	while [ "$(running)" -ge "$1" ]; do
+		wait -n 2>/dev/null
+		flush
+	done
+	flush
+}
+
+pass=0 fail=0 skip=0 case_skip=0 failed=()
+start_all=$(date +%s)
+echo "running $([ "$JOBS" -gt 1 ] && echo "$JOBS tests at a time" || echo "one test at a time") (TEST_JOBS)"
+for t in "${tests[@]}"; do
+	case "$t" in
+	fuzz:*) name=${t#fuzz:} ;;
+	*.sh) name=$(basename "$t" .sh)
+	      # a script named as a unit or sim test keeps its .sh: each
+	      # has a log (and sanitizer reports) of its own
+	      [ -e "$TOP/tests/unit/$name.c" ] || [ -e "$TOP/tests/sim/$name.c" ] &&
+		      name="$name.sh" ;;
+	*) name=$(basename "$t") ;;
+	esac
+	want "$name" || continue
+	rm -f "$LOGDIR/$name.rc"
+	if alone "$name"; then
+		wait_below 1
+		run_test "$t" "$name" &
+		queue+=("$name")
+		wait_below 1
+	else
+		wait_below "$JOBS"
+		run_test "$t" "$name" &
+		queue+=("$name")
+	fi
 done
+wait_below 1
 echo "total time: $(($(date +%s) - start_all))s; logs in $LOGDIR"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
 [ $case_skip -gt 0 ] && echo "skipped: $skip test program(s) and $case_skip cmocka case(s) (listed above)"
