@@ -331,17 +331,6 @@ ssize_t quic_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, 
  */
 ssize_t quic_stream_send_ref(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
 			     int fin, void (*release)(void *arg), void *arg);
-/*
- * Send sid's bytes in order with the connection's other sequential
- * streams (on != 0) instead of in turns: while more than one turn's
- * bytes (16 KiB) wait on it, only the sequential stream that
- * began to wait first sends (its backlog whole), so each answer is
- * complete as soon as possible; other streams and small messages keep
- * their turns between its packets (RFC 9218's non-incremental). For
- * request lanes that carry one bulk answer at a time. Returns 0,
- * -ENOTCONN, -ENOENT (receive-only or unknown stream), -ENOMEM.
- */
-int quic_stream_set_sequential(struct quic_conn *c, int64_t sid, int on);
 /* Abort a stream in both directions with an application error code.
  * Returns 0, -ENOTCONN or -ENOENT. */
 int quic_stream_reset(struct quic_conn *c, int64_t sid, uint64_t app_error_code);

@@ -164,12 +164,6 @@ struct quic_node_handler {
 	 * an owner freed before the QUIC node can hand its callback context
 	 * over instead of leaking it. NULL: nothing to release. */
 	void (*release)(void *arg);
-	/* Registered types only: what this node writes on streams of the
-	 * type that peers open is sent answer by answer, oldest first
-	 * (quic_stream_set_sequential), not interleaved with the
-	 * connection's other such streams. For request lanes whose answers
-	 * are bulk (content fetches). */
-	int sequential;
 };
 
 /*

@@ -9,8 +9,7 @@
  * in turn (newest first starved a downloader's oldest fetch streams:
  * docs/CONTENT.md "Fair, capped serving"); a stream blocked this round
  * is passed over and keeps its place; one that can never send again
- * leaves for good; sequential streams (content fetch lanes) send their
- * backlogs whole, oldest first. Only the data structure: bytes are
+ * leaves for good. Only the data structure: bytes are
  * queued and handed over as conn.c and conn_write.c do it.
  */
 #include <setjmp.h>
@@ -286,89 +285,6 @@ static void test_abandoned_leaves_for_good(void **state)
 	conn_free(c);
 }
 
-/* Sequential streams (quic_stream_set_sequential: a content fetch lane's
- * chunk answers): four 256 KiB answers queued in order go whole, oldest
- * first, so the first is complete after its own bytes, not after all
- * four interleaved; an incremental bulk stream and a small message on
- * another stream keep their turns between its packets; a blocked
- * oldest answer lets the next one go; a lane that finished and is given
- * a new answer waits behind the answers queued meanwhile. */
-static void test_sequential_oldest_first(void **state)
-{
-	struct quic_conn *c = conn_new();
-	struct quic_stream *lane[4], *bulk, *ctl, *w;
-	uint64_t done_at[4], sent = 0, bulk_sent = 0;
-	int i, k;
-
-	(void)state;
-	for (i = 0; i < 4; i++) {
-		lane[i] = quic_sbuf_new(c, 4 * i);
-		lane[i]->seq = 1;
-	}
-	/* answers queued to lanes 2, 0, 3, 1 (the order requests came) */
-	queue(c, lane[2], 256 * 1024);
-	queue(c, lane[0], 256 * 1024);
-	queue(c, lane[3], 256 * 1024);
-	queue(c, lane[1], 256 * 1024);
-	for (k = 0; k < 4; k++)
-		done_at[k] = 0;
-	while ((w = write_one(c))) {
-		sent += PKT;
-		for (i = 0; i < 4; i++)
-			if (lane[i]->sent == lane[i]->total && !done_at[i])
-				done_at[i] = sent;
-	}
-	/* each answer complete after its own bytes and those before it */
-	assert_true(done_at[2] <= 256 * 1024 + PKT);
-	assert_true(done_at[0] <= 2 * (256 * 1024 + PKT));
-	assert_true(done_at[3] <= 3 * (256 * 1024 + PKT));
-	assert_true(done_at[2] < done_at[0]);
-	assert_true(done_at[0] < done_at[3]);
-	assert_true(done_at[3] < done_at[1]);
-
-	/* an incremental bulk stream beside them still gets its turns:
-	 * about half the bytes while both wait */
-	bulk = quic_sbuf_new(c, 100);
-	queue(c, lane[1], 256 * 1024);
-	queue(c, lane[0], 256 * 1024);
-	queue(c, bulk, 1 << 20);
-	for (k = 0; k < 200; k++) {
-		w = write_one(c);
-		assert_non_null(w);
-		if (w == bulk)
-			bulk_sent += PKT;
-		else
-			assert_ptr_equal(w, lane[1]); /* lane 0 waits its turn */
-	}
-	assert_true(bulk_sent >= 100 * PKT - QUIC_SBUF_QUANTUM - PKT);
-	assert_true(bulk_sent <= 100 * PKT + QUIC_SBUF_QUANTUM + PKT);
-	/* a small message on another lane goes within a turn or two */
-	ctl = quic_sbuf_new(c, 104);
-	ctl->seq = 1;
-	queue(c, ctl, 40);
-	for (k = 0; (w = write_one(c)) != ctl; k++)
-		assert_true(k <= 2 * (QUIC_SBUF_QUANTUM / PKT + 1));
-	/* the oldest blocked this round (flow control): the next one goes */
-	lane[1]->round_blocked = 1;
-	while ((w = quic_sbuf_next(c)) == bulk)
-		write_one(c);
-	assert_ptr_equal(w, lane[0]);
-	write_one(c);
-	lane[1]->round_blocked = 0;
-	while (quic_sbuf_next(c) == bulk)
-		write_one(c);
-	/* lane 0 began its backlog: it goes on until done */
-	assert_ptr_equal(quic_sbuf_next(c), lane[0]);
-	/* a new answer on a lane waits behind those queued before it */
-	while (lane[0]->wq_in)
-		write_one(c);
-	queue(c, lane[0], 256 * 1024);
-	while (quic_sbuf_next(c) == bulk)
-		write_one(c);
-	assert_ptr_equal(quic_sbuf_next(c), lane[1]);
-	conn_free(c);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,7 +293,6 @@ int main(void)
 	    cmocka_unit_test(test_served_in_turn),
 	    cmocka_unit_test(test_blocked_fin_and_leaving),
 	    cmocka_unit_test(test_abandoned_leaves_for_good),
-	    cmocka_unit_test(test_sequential_oldest_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

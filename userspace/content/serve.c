@@ -1034,12 +1034,10 @@ void cn_serve_set_limits(struct content_node *cn, const struct content_limits *l
 
 int cn_serve_init(struct content_node *cn, const struct content_node_opts *opts)
 {
-	/* Not sequential (quic_stream_set_sequential): answering a peer's
-	 * chunks one after the other gave the first chunk sooner in the lab,
-	 * but made 8 downloaders behind one 200 Mbit/s link less evenly
-	 * served (bench/serve.sh part 1, Jain 0.76-0.79 against 0.93-0.94
-	 * in alternated runs: docs/QUIC.md "Sequential streams"), so a
-	 * connection's answers keep their 16 KiB turns. */
+	/* A connection's answers take 16 KiB turns (quic_sbuf_next).
+	 * Answering a peer's chunks one after the other gave the first chunk
+	 * sooner in the lab but made 8 downloaders behind one 200 Mbit/s
+	 * link less evenly served (docs/QUIC.md "Sequential streams"). */
 	static const struct quic_node_handler h = {.stream_data = on_data,
 						   .stream_closed = on_closed,
 						   .release = hub_release};

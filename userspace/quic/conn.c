@@ -852,19 +852,6 @@ static int send_side(struct quic_conn *c, int64_t sid, struct quic_stream **out)
 	return 0;
 }
 
-int quic_stream_set_sequential(struct quic_conn *c, int64_t sid, int on)
-{
-	struct quic_stream *s;
-	int rc = send_side(c, sid, &s);
-
-	if (rc)
-		return rc;
-	s->seq = !!on;
-	if (c->seq_cur == s && !on)
-		c->seq_cur = NULL;
-	return 0;
-}
-
 static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
 			   int fin, void (*release)(void *), void *arg)
 {

@@ -115,11 +115,6 @@ struct quic_stream {
 	struct quic_stream *wq_next, *wq_prev;
 	int wq_in;
 	uint64_t turn_from;
-	/* Sequential (quic_stream_set_sequential): while more than a quantum
-	 * waits, it sends only when it is the connection's seq_cur, the one
-	 * that began to wait first (wq_seq, given on entering the ring). */
-	int seq;
-	uint64_t wq_seq;
 };
 
 enum quic_conn_state {
@@ -181,10 +176,6 @@ struct quic_conn {
 	size_t ncids;
 	struct quic_stream *streams;
 	struct quic_stream *wq_head, *wq_tail; /* streams waiting to send, in turn */
-	/* The sequential stream whose backlog goes now (NULL: pick again);
-	 * wq_seq_next numbers the ring's entries. */
-	struct quic_stream *seq_cur;
-	uint64_t wq_seq_next;
 	uint64_t streams_opened, streams_open;
 	uint64_t bytes_rx, bytes_tx, dgrams_rx, dgrams_tx;
 	struct quic_dgram *dgq; /* ring of queued datagrams */
@@ -382,9 +373,7 @@ void quic_sbuf_wake(struct quic_conn *c, struct quic_stream *s);
 void quic_sbuf_sent(struct quic_conn *c, struct quic_stream *s, uint64_t n, int fin);
 /* The stream that sends next, or NULL: round robin over the waiting
  * streams, QUIC_SBUF_QUANTUM bytes a turn (the turn ends at the first
- * write that reaches it), skipping those blocked this round; of the
- * sequential streams with more than a quantum waiting only the one that
- * began to wait first takes its turns (RFC 9218's non-incremental). */
+ * write that reaches it), skipping those blocked this round. */
 struct quic_stream *quic_sbuf_next(struct quic_conn *c);
 
 #endif

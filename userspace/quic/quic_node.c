@@ -168,8 +168,6 @@ static void cb_stream_data(void *arg, struct quic_conn *qc, int64_t sid, const u
 			qn_stream_fail(wk, c, s, QN_ERR_UNKNOWN_TYPE);
 			return;
 		}
-		if (s->h && s->h->sequential)
-			(void)quic_stream_set_sequential(qc, sid, 1);
 	}
 	if (!s->typed) {
 		if (fin)

@@ -91,8 +91,6 @@ static void wq_remove(struct quic_conn *c, struct quic_stream *s)
 		c->wq_tail = s->wq_prev;
 	s->wq_next = s->wq_prev = NULL;
 	s->wq_in = 0;
-	if (c->seq_cur == s)
-		c->seq_cur = NULL;
 }
 
 /* s goes last, its turn starting now. */
@@ -279,10 +277,8 @@ void quic_sbuf_abandon(struct quic_conn *c, struct quic_stream *s)
 
 void quic_sbuf_wake(struct quic_conn *c, struct quic_stream *s)
 {
-	if (!s->wq_in && quic_sbuf_waiting(s)) {
+	if (!s->wq_in && quic_sbuf_waiting(s))
 		wq_append(c, s);
-		s->wq_seq = ++c->wq_seq_next;
-	}
 }
 
 void quic_sbuf_sent(struct quic_conn *c, struct quic_stream *s, uint64_t n, int fin)
@@ -292,29 +288,6 @@ void quic_sbuf_sent(struct quic_conn *c, struct quic_stream *s, uint64_t n, int 
 		s->fin_sent = 1;
 	if (!quic_sbuf_waiting(s))
 		wq_remove(c, s);
-}
-
-/* More than a quantum waits on a sequential stream: it sends only as
- * the connection's seq_cur. */
-static int seq_backlog(const struct quic_stream *s)
-{
-	return s->seq && s->total - s->sent > QUIC_SBUF_QUANTUM;
-}
-
-/* seq_cur: kept while it waits and is not blocked this round, else the
- * sequential stream with a backlog that began to wait first (walks the
- * ring: once per answer a connection sends, not per packet). */
-static struct quic_stream *seq_pick(struct quic_conn *c)
-{
-	struct quic_stream *s, *best = NULL;
-
-	if (c->seq_cur && !c->seq_cur->round_blocked)
-		return c->seq_cur;
-	for (s = c->wq_head; s; s = s->wq_next)
-		if (seq_backlog(s) && !s->round_blocked && (!best || s->wq_seq < best->wq_seq))
-			best = s;
-	c->seq_cur = best;
-	return best;
 }
 
 /* Round robin with a quantum (a deficit round robin whose deficit is not
@@ -327,34 +300,22 @@ static struct quic_stream *seq_pick(struct quic_conn *c)
  * message behind such backlogs. Here nothing waits more than one
  * quantum per stream ahead of it. O(1) a pick but for the streams
  * blocked this round (flow control), which are passed over in place.
- *
- * Sequential streams (a content fetch lane's chunk answers) are served
- * oldest first, one backlog at a time, as RFC 9218's non-incremental
- * ones: of those with more than a quantum waiting only seq_cur takes
- * its turns, so a downloader's first answer is whole after one answer's
- * bytes, not after all it asked for (interleaved, 4 answers of 256 KiB
- * all completed together: docs/LAB.md "Where weft's first seconds go").
- * The others are passed over like blocked ones; a small message (a
- * quantum or less) on any stream still goes in its turn. */
+ * (Sequential streams, one answer whole before the next, were tried and
+ * taken out: docs/QUIC.md "Sequential streams".) */
 struct quic_stream *quic_sbuf_next(struct quic_conn *c)
 {
-	struct quic_stream *s, *n, *cur;
+	struct quic_stream *s, *n;
 
 	for (s = c->wq_head; s; s = n) {
 		n = s->wq_next;
 		if (s->round_blocked)
 			continue;
-		if (seq_backlog(s) && s != c->seq_cur && s != seq_pick(c))
-			continue;
 		if (s->sent - s->turn_from < QUIC_SBUF_QUANTUM)
 			return s;
 		/* Its turn is used up: a new one, behind the others. It is
-		 * met again at the tail, with its new turn (and still the
-		 * sequential one whose backlog goes, if it was). */
-		cur = c->seq_cur;
+		 * met again at the tail, with its new turn. */
 		wq_remove(c, s);
 		wq_append(c, s);
-		c->seq_cur = cur;
 		if (!n)
 			return s;
 	}
