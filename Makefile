@@ -13,6 +13,7 @@
 #   tests/tools/*.c             -> helpers the integration tests run
 #   tests/fuzz/fuzz_*.c         -> libFuzzer targets (make fuzz); make test
 #                                  replays each over tests/fuzz/corpus/<target>/
+#                                  (linked with tests/fuzz/replay.c, gcc)
 
 BUILD   ?= build
 V       ?= 0
@@ -66,6 +67,9 @@ BENCH_SRCS := $(wildcard bench/bench_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+# make test's corpus replays: each target with tests/fuzz/replay.c on the
+# sanitized objects (gcc), no clang build of the library (docs/FUZZING.md).
+FUZZ_REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz-replay/%,$(FUZZ_SRCS))
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
 
@@ -192,7 +196,7 @@ $(BUILD)/tools/relay_node $(BUILD)/tools/relay_load $(BUILD)/tools/heap_probe: $
 
 TEST_BINS := $(TOOL_BINS) $(UNIT_BINS) $(SIM_BINS) $(BUILD)/san/weftd $(BUILD)/san/weftctl $(BUILD)/weftd $(BUILD)/weftctl \
 	$(BUILD)/weftlab-sim \
-	$(BPF_OBJS) $(FUZZ_BINS)
+	$(BPF_OBJS) $(FUZZ_REPLAY_BINS)
 
 # The layers rule (docs/ARCHITECTURE.md, "Layers"): on the symbols of the
 # built objects, a module uses only modules below it and node/ is used by
@@ -253,6 +257,10 @@ $(BUILD)/fuzz/%: $(OBJ_fuzz)/tests/fuzz/%.o $(OBJ_fuzz)/libweft.a
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 fuzz: check-deps $(FUZZ_BINS)
+$(BUILD)/fuzz-replay/%: $(OBJ_san)/tests/fuzz/%.o $(OBJ_san)/tests/fuzz/replay.o $(OBJ_san)/libweft.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
 
 # ---- weftlab: the launcher tools/weftlab runs the package tools/pylib/weftlab ----
 # Its bash completion is written from its argparse parser, so it cannot drift.

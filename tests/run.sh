@@ -72,13 +72,15 @@ want() {
 }
 FILTERS=("$@")
 
-# fuzz_replay NAME: run the libFuzzer binary once over every file of its
-# corpus (-runs=0: no mutation, nothing written); a crash, leak, sanitizer
-# report or invariant abort is a failure.
+# fuzz_replay NAME: run the target once over every file of its corpus (no
+# mutation, nothing written), linked with tests/fuzz/replay.c on the
+# sanitized build (build/fuzz-replay/NAME; the libFuzzer binary of make
+# fuzz takes the same arguments); a crash, leak, sanitizer report or
+# invariant abort is a failure.
 fuzz_replay() {
-	local bin="$BUILD/fuzz/$1" corpus="$TOP/tests/fuzz/corpus/$1"
+	local bin="$BUILD/fuzz-replay/$1" corpus="$TOP/tests/fuzz/corpus/$1"
 	if [ ! -x "$bin" ]; then
-		echo "FAIL: $bin not built (make fuzz)"
+		echo "FAIL: $bin not built (make test builds it)"
 		return 1
 	fi
 	if [ ! -d "$corpus" ] || [ -z "$(ls -A "$corpus")" ]; then
