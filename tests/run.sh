@@ -102,7 +102,8 @@ skip_reason() {
 # namespaces (named after its shell's PID), random ports, log and
 # sanitizer directory. The tests named in ALONE run with nothing beside
 # them: they count packets or drops under a flood, measure a transfer,
-# or keep both CPUs busy themselves (docs/FUZZING.md "make test").
+# or keep both CPUs busy themselves (docs/ARCHITECTURE.md "Two tests at a
+# time").
 JOBS=${TEST_JOBS:-2}
 ALONE=" test_flood_priority test_xdp_flood test_xdp_dense test_quic_jumbo test_blake3_tsan test_package test_lab test_fuzz_live "
 alone() { [ "$JOBS" -le 1 ] || case "$ALONE" in *" $1 "*) return 0 ;; esac; return 1; }
