@@ -98,14 +98,14 @@ static int replay_dir(const char *dir, unsigned long *n)
 		fprintf(stderr, "replay: %s: %s\n", dir, strerror(errno));
 		return -1;
 	}
-	for (int i = 0; i < cnt; i++) {
-		if (!err && (size_t)snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name) <
-				    sizeof(path))
-			err = replay_file(path, n);
-		else if (!err)
-			err = -1;
-		free(ents[i]);
+	for (int i = 0; i < cnt && !err; i++) {
+		err = (size_t)snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name) <
+				      sizeof(path)
+			      ? replay_file(path, n)
+			      : -1;
 	}
+	for (int i = 0; i < cnt; i++)
+		free(ents[i]);
 	free(ents);
 	return err;
 }

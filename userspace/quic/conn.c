@@ -826,11 +826,13 @@ int quic_stream_open(struct quic_conn *c, int bidi, int64_t *sid)
 	return 0;
 }
 
-/* The send side of sid (made on its first use): 0, -ENOTCONN, -ENOENT
- * (receive-only or unknown to ngtcp2), -ENOMEM. */
-static int send_side(struct quic_conn *c, int64_t sid, struct quic_stream **out)
+static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+			   int fin, void (*release)(void *), void *arg)
 {
 	struct quic_stream *s;
+	size_t room, n;
+	uint64_t unacked;
+	int rc;
 
 	if (!usable(c))
 		return -ENOTCONN;
@@ -848,20 +850,6 @@ static int send_side(struct quic_conn *c, int64_t sid, struct quic_stream **out)
 			return -ENOENT;
 		}
 	}
-	*out = s;
-	return 0;
-}
-
-static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
-			   int fin, void (*release)(void *), void *arg)
-{
-	struct quic_stream *s;
-	size_t room, n;
-	uint64_t unacked;
-	int rc = send_side(c, sid, &s);
-
-	if (rc)
-		return rc;
 	if (s->fin_queued)
 		return -EPIPE;
 	unacked = s->total - s->acked;
