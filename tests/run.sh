@@ -100,13 +100,23 @@ skip_reason() {
 # most integration tests wait on daemons, timers and the network, so a
 # second one fills the other CPU. Each keeps its own temporary directory,
 # namespaces (named after its shell's PID), random ports, log and
-# sanitizer directory. The tests named in ALONE run with nothing beside
-# them: they count packets or drops under a flood, measure a transfer,
-# or keep both CPUs busy themselves (docs/ARCHITECTURE.md "Two tests at a
+# sanitizer directory. The tests named in ALONE run first, one at a time,
+# with nothing beside them: they count packets or drops under a flood,
+# measure a transfer, or keep both CPUs busy themselves. The tests named
+# in LIGHT spend their time waiting on the wall clock (in-process
+# scenarios whose complete nodes sit on timers and deadlines: under 15%
+# of their wall time on a CPU in CI's log) and run one at a time in a
+# slot of their own beside the N (docs/ARCHITECTURE.md "Two tests at a
 # time").
 JOBS=${TEST_JOBS:-2}
 ALONE=" test_flood_priority test_xdp_flood test_xdp_dense test_quic_jumbo test_blake3_tsan test_package test_lab test_fuzz_live "
+LIGHT=" test_sim_community_nat test_sim_relay test_sim_content_seed test_sim_content_follow test_sim_svc_dir
+	test_sim_svc_nat test_sim_svc_nat_relay test_sim_dial_fresh test_sim_mailbox test_sim_relay_seen
+	test_sim_resolve_unjoined test_sim_svc test_sim_svc_jobs test_sim_dht_boot test_sim_conn test_sim_svc_owner
+	test_fault_fds test_quic_hostile test_relay_xdp "
+LIGHT=" $(echo $LIGHT) "
 alone() { [ "$JOBS" -le 1 ] || case "$ALONE" in *" $1 "*) return 0 ;; esac; return 1; }
+light() { [ "$JOBS" -le 1 ] || case "$LIGHT" in *" $1 "*) return 0 ;; esac; return 1; }
 
 # run_test T NAME: one test, in the background; its exit status, wall and
 # CPU seconds (its processes' user + system time, those it reaped) go to
@@ -188,19 +198,40 @@ flush() {
 		queue=("${queue[@]:1}")
 	done
 }
-running() { jobs -rp | wc -l; }
-# wait_below N: until fewer than N tests run, printing those that ended.
-wait_below() {
-	while [ "$(running)" -ge "$1" ]; do
-		wait -n 2>/dev/null
-		flush
-	done
+# The PIDs of the running tests, in the light slot and the others.
+light_pids=() other_pids=()
+alive() {
+	local p r out=()
+	r=" $(jobs -rp | tr '\n' ' ') "
+	for p in "$@"; do case "$r" in *" $p "*) out+=("$p") ;; esac; done
+	echo "${out[@]}"
+}
+# refresh: print the tests that ended, count those still running.
+refresh() {
 	flush
+	read -ra light_pids <<<"$(alive "${light_pids[@]}")"
+	read -ra other_pids <<<"$(alive "${other_pids[@]}")"
+}
+# step: wait for a test to end (wait -n misses one that ended before it
+# was called: callers refresh first), then refresh.
+step() {
+	wait -n 2>/dev/null
+	refresh
+}
+# start T NAME light|other: run a test in the background.
+start() {
+	rm -f "$LOGDIR/$2.rc"
+	run_test "$1" "$2" &
+	if [ "$3" = light ]; then light_pids+=($!); else other_pids+=($!); fi
+	queue+=("$2")
 }
 
 pass=0 fail=0 skip=0 case_skip=0 failed=()
 start_all=$(date +%s)
 echo "running $([ "$JOBS" -gt 1 ] && echo "$JOBS tests at a time" || echo "one test at a time") (TEST_JOBS)"
+# The tests this run takes, by kind: alone first, then the rest, each
+# kind in the order found.
+alone_t=() alone_n=() light_t=() light_n=() other_t=() other_n=()
 for t in "${tests[@]}"; do
 	case "$t" in
 	fuzz:*) name=${t#fuzz:} ;;
@@ -212,19 +243,35 @@ for t in "${tests[@]}"; do
 	*) name=$(basename "$t") ;;
 	esac
 	want "$name" || continue
-	rm -f "$LOGDIR/$name.rc"
 	if alone "$name"; then
-		wait_below 1
-		run_test "$t" "$name" &
-		queue+=("$name")
-		wait_below 1
+		alone_t+=("$t") alone_n+=("$name")
+	elif light "$name"; then
+		light_t+=("$t") light_n+=("$name")
 	else
-		wait_below "$JOBS"
-		run_test "$t" "$name" &
-		queue+=("$name")
+		other_t+=("$t") other_n+=("$name")
 	fi
 done
-wait_below 1
+for i in "${!alone_t[@]}"; do
+	start "${alone_t[$i]}" "${alone_n[$i]}" other
+	refresh
+	while [ ${#other_pids[@]} -gt 0 ]; do step; done
+done
+li=0 oi=0
+while [ $li -lt ${#light_t[@]} ] || [ $oi -lt ${#other_t[@]} ]; do
+	refresh
+	if [ $li -lt ${#light_t[@]} ] && [ ${#light_pids[@]} -eq 0 ]; then
+		start "${light_t[$li]}" "${light_n[$li]}" light
+		li=$((li + 1))
+	elif [ $oi -lt ${#other_t[@]} ] && [ ${#other_pids[@]} -lt "$JOBS" ]; then
+		start "${other_t[$oi]}" "${other_n[$oi]}" other
+		oi=$((oi + 1))
+	else
+		step
+	fi
+done
+refresh
+while [ ${#light_pids[@]} -gt 0 ] || [ ${#other_pids[@]} -gt 0 ]; do step; done
+flush
 echo "total time: $(($(date +%s) - start_all))s; logs in $LOGDIR"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
 [ $case_skip -gt 0 ] && echo "skipped: $skip test program(s) and $case_skip cmocka case(s) (listed above)"
