@@ -611,6 +611,7 @@ void quic_conn_input(struct quic_conn *c, const uint8_t *buf, size_t len,
 	ngtcp2_pkt_info pi;
 	int rv;
 
+	quic_conn_touch(c);
 	if (c->state == QUIC_ST_CLOSING) {
 		c->ep->st.drop_closing++;
 		if (c->close_pkt && c->close_replays < CLOSE_REPLAYS_MAX) {
@@ -704,6 +705,7 @@ void quic_conn_timer(struct quic_conn *c, uint64_t now)
 {
 	int rv, pm_due;
 
+	quic_conn_touch(c);
 	if (c->state == QUIC_ST_DEAD)
 		return;
 	if (c->state >= QUIC_ST_CLOSING) {
@@ -758,6 +760,7 @@ int quic_conn_close(struct quic_conn *c, uint64_t app_error_code, const char *re
 
 	if (!c || c->reported || c->state >= QUIC_ST_CLOSING)
 		return -ENOTCONN;
+	quic_conn_touch(c);
 	if (rlen > QUIC_CLOSE_REASON_MAX)
 		rlen = QUIC_CLOSE_REASON_MAX;
 	if (c->busy) {
@@ -781,6 +784,7 @@ int quic_conn_set_keepalive(struct quic_conn *c, unsigned int ms)
 
 	if (!c || !c->conn || c->state >= QUIC_ST_CLOSING)
 		return -ENOTCONN;
+	quic_conn_touch(c);
 	/* A keep-alive at or past the idle timeout keeps nothing alive: a
 	 * relay reservation under quic.idle_timeout_ms = 5000 was lost every
 	 * 5 s (test_fault_relay). At most half of the timeout in effect (ours,
@@ -809,6 +813,7 @@ int quic_stream_open(struct quic_conn *c, int bidi, int64_t *sid)
 
 	if (!usable(c))
 		return -ENOTCONN;
+	quic_conn_touch(c);
 	rv = bidi ? ngtcp2_conn_open_bidi_stream(c->conn, sid, NULL)
 		  : ngtcp2_conn_open_uni_stream(c->conn, sid, NULL);
 	if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
@@ -836,6 +841,7 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 
 	if (!usable(c))
 		return -ENOTCONN;
+	quic_conn_touch(c);
 	/* Receive-only: a uni stream the peer opened. */
 	if ((sid & 0x2) && ((sid & 0x1) == (c->is_server ? 0 : 1)))
 		return -ENOENT;
@@ -888,6 +894,7 @@ int quic_stream_reset(struct quic_conn *c, int64_t sid, uint64_t app_error_code)
 {
 	if (!usable(c))
 		return -ENOTCONN;
+	quic_conn_touch(c);
 	if (ngtcp2_conn_shutdown_stream(c->conn, sid, app_error_code) != 0)
 		return -ENOENT;
 	quic_conn_flush(c, c->ep->now);
@@ -901,6 +908,7 @@ int quic_conn_send_datagram(struct quic_conn *c, const uint8_t *data, size_t len
 
 	if (!usable(c))
 		return -ENOTCONN;
+	quic_conn_touch(c);
 	rp = ngtcp2_conn_get_remote_transport_params(c->conn);
 	/* DATAGRAM frame overhead: type + length varint, at most 1 + 2 here. */
 	if (len > QUIC_MAX_DATAGRAM || !rp || rp->max_datagram_frame_size < len + 3)

@@ -42,6 +42,7 @@ static void report_closed(struct quic_conn *c)
 
 void quic_conn_finish(struct quic_conn *c)
 {
+	quic_conn_touch(c);
 	report_closed(c);
 	if (c->state != QUIC_ST_DEAD)
 		c->ep->ndead++;
@@ -63,6 +64,7 @@ void quic_conn_enter_closing(struct quic_conn *c, const ngtcp2_connection_close_
 	ngtcp2_ssize n;
 	uint8_t *buf;
 
+	quic_conn_touch(c);
 	if (c->state >= QUIC_ST_CLOSING)
 		return;
 	/* Not guarded by negotiated(): a v1 server connection refusing a
@@ -94,6 +96,7 @@ static void enter_draining(struct quic_conn *c, uint64_t now)
 	const ngtcp2_connection_close_error *ccerr;
 	ngtcp2_connection_close_error e;
 
+	quic_conn_touch(c);
 	ngtcp2_conn_get_connection_close_error(c->conn, &e);
 	ccerr = &e;
 	quic_conn_set_reason(c, c->reset_probe ? QUIC_CLOSE_RESET : QUIC_CLOSE_PEER);
@@ -109,6 +112,7 @@ void quic_conn_fatal(struct quic_conn *c, int rv, uint64_t now)
 {
 	ngtcp2_connection_close_error ccerr;
 
+	quic_conn_touch(c);
 	switch (rv) {
 	case NGTCP2_ERR_DRAINING:
 		enter_draining(c, now);

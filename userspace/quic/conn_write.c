@@ -304,6 +304,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 	size_t mtu, quantum, room;
 	int rounds = 0, hold;
 
+	quic_conn_touch(c);
 	if (c->state >= QUIC_ST_CLOSING)
 		return;
 	if (!quic_conn_negotiated(c)) {

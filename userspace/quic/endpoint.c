@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +226,7 @@ static void ep_unlink(struct quic_ep *ep, struct quic_conn *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	ep->nconns--;
+	quic_dl_unlink(ep, c);
 }
 
 static void ep_link(struct quic_ep *ep, struct quic_conn *c)
@@ -235,6 +237,7 @@ static void ep_link(struct quic_ep *ep, struct quic_conn *c)
 		ep->conns->prev = c;
 	ep->conns = c;
 	ep->nconns++;
+	quic_dl_link(ep, c);
 }
 
 /* Free connections whose life is over. */
@@ -271,6 +274,7 @@ void quic_ep_free(struct quic_ep *ep)
 		quic_conn_destroy(c);
 	}
 	free(ep->cids);
+	free(ep->dl);
 	free(ep->txbuf);
 	if (ep->prio)
 		gnutls_priority_deinit(ep->prio);
@@ -464,7 +468,8 @@ static void ep_accept(struct quic_ep *ep, const uint8_t *buf, size_t len,
 		send_retry(ep, &hd, local, local_len, remote, remote_len, now);
 		return;
 	}
-	if (quic_conn_new(&c, ep, 1, &hd, podcid, local, local_len, remote, remote_len, NULL,
+	if (quic_dl_reserve(ep, ep->nconns + 1) ||
+	    quic_conn_new(&c, ep, 1, &hd, podcid, local, local_len, remote, remote_len, NULL,
 			  now)) {
 		ep->st.drop_conn_error++;
 		return;
@@ -591,27 +596,37 @@ int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns)
 	return 0;
 }
 
+/* The connections due at now_ns run their timers (each once), by the
+ * deadline heap (ep_deadline.c): only the expiries of connections touched
+ * since the last pass are computed again. */
 uint64_t quic_ep_run_expiry(struct quic_ep *ep, uint64_t now_ns)
 {
 	struct quic_conn *c, *n;
-	uint64_t t = UINT64_MAX, x;
-	int ran = 0;
+	uint64_t t;
 
-	for (c = ep->conns; c; c = n) {
-		n = c->next;
-		x = quic_conn_expiry(c);
-		if (x <= now_ns) {
-			ep->now = now_ns;
-			quic_conn_timer(c, now_ns);
-			ran = 1;
-		} else if (x < t) {
-			t = x;
-		}
+	quic_dl_refresh(ep);
+	c = quic_dl_take_due(ep, now_ns);
+	if (c)
+		ep->now = now_ns;
+	for (; c; c = n) {
+		n = c->due_next;
+		c->due_next = NULL;
+		quic_conn_timer(c, now_ns);
 	}
 	ep_sweep(ep);
-	/* A timer's callbacks may have touched connections already passed
-	 * (a stream write from another's data): then ask them all again. */
-	return ran ? quic_ep_expiry(ep) : t;
+	/* A timer's callbacks may have touched other connections (a stream
+	 * write from another's data): they are on the touched list. */
+	quic_dl_refresh(ep);
+	t = quic_dl_next(ep);
+#ifdef WEFT_TEST_HOOKS
+	/* every state change went through an entry point that touched it */
+	if (t != quic_ep_expiry(ep)) {
+		fprintf(stderr, "quic: deadline heap says %llu, the connections %llu\n",
+			(unsigned long long)t, (unsigned long long)quic_ep_expiry(ep));
+		abort();
+	}
+#endif
+	return t;
 }
 
 int quic_ep_connect(struct quic_ep *ep, const struct sockaddr *remote, socklen_t remote_len,
@@ -637,6 +652,8 @@ int quic_ep_connect_from(struct quic_ep *ep, const struct sockaddr *local, sockl
 		return -EINVAL;
 	if (live_conns(ep) >= ep->o.max_conns)
 		return -EMFILE;
+	if (quic_dl_reserve(ep, ep->nconns + 1))
+		return -ENOMEM;
 	ep->now = now_ns;
 	rc = quic_conn_new(&c, ep, 0, NULL, NULL, local, local_len, remote, remote_len,
 			   expected_key, now_ns);

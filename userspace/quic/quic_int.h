@@ -208,6 +208,13 @@ struct quic_conn {
 	uint64_t rx_at;           /* the last packet read (QUIC_ACK_HOLD_NS) */
 	unsigned int rx_n;        /* packets with stream data read since we last sent one */
 	int rx_counted;           /* the packet being read is in rx_n */
+	/* The endpoint's deadline heap (ep_deadline.c): the expiry as last
+	 * computed, its place in ep->dl (1 + index; 0: not in it), and the
+	 * list of connections touched since (quic_conn_touch). */
+	uint64_t dl_exp;
+	size_t dl_idx;
+	int dl_linked, dl_dirty;
+	struct quic_conn *dl_next, *due_next;
 };
 
 struct quic_ep {
@@ -233,7 +240,43 @@ struct quic_ep {
 	uint64_t retry_tokens, retry_ts, reset_tokens, reset_ts;
 	uint8_t *txbuf; /* QUIC_MAX_GSO_SEGS * quic_ep_max_tx() */
 	uint64_t now;   /* last timestamp seen: for sends the app triggers */
+	/* Connections by expiry (a binary min-heap, ep_deadline.c), sized for
+	 * every linked connection before one is made, and those touched
+	 * since their expiry was computed (quic_conn_touch). */
+	struct quic_conn **dl;
+	size_t dl_n, dl_cap;
+	struct quic_conn *dl_dirty;
 };
+
+/*
+ * A connection's expiry (quic_conn_expiry) is a function of its state
+ * alone, and its state changes only inside the QUIC core's entry points
+ * (input, timer, flush, close, stream and datagram sends, keep-alive):
+ * each calls quic_conn_touch first, which lists the connection for its
+ * expiry to be computed again at the next quic_ep_run_expiry. Inline, so
+ * that conn.c calls nothing in ep_deadline.c. A connection not yet linked
+ * to its endpoint (quic_conn_new) is not listed.
+ */
+static inline void quic_conn_touch(struct quic_conn *c)
+{
+	if (c->dl_linked && !c->dl_dirty) {
+		c->dl_dirty = 1;
+		c->dl_next = c->ep->dl_dirty;
+		c->ep->dl_dirty = c;
+	}
+}
+
+/* ep_deadline.c: the deadline heap. quic_dl_reserve makes room for n
+ * connections (-ENOMEM); quic_dl_link / quic_dl_unlink add and remove
+ * one; quic_dl_refresh computes the touched connections' expiries again;
+ * quic_dl_take_due takes every connection due at now out of the heap,
+ * touched, chained by due_next; quic_dl_next is the earliest expiry. */
+int quic_dl_reserve(struct quic_ep *ep, size_t n);
+void quic_dl_link(struct quic_ep *ep, struct quic_conn *c);
+void quic_dl_unlink(struct quic_ep *ep, struct quic_conn *c);
+void quic_dl_refresh(struct quic_ep *ep);
+struct quic_conn *quic_dl_take_due(struct quic_ep *ep, uint64_t now);
+uint64_t quic_dl_next(const struct quic_ep *ep);
 
 /* endpoint.c */
 
