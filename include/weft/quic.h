@@ -243,14 +243,19 @@ int quic_ep_input(struct quic_ep *ep, const uint8_t *buf, size_t len,
 		  const struct sockaddr *local, socklen_t local_len,
 		  const struct sockaddr *remote, socklen_t remote_len, uint64_t now_ns);
 /* Earliest deadline (ns, same clock as now_ns) at which
- * quic_ep_handle_expiry() must run; UINT64_MAX if none. */
+ * quic_ep_handle_expiry() must run; UINT64_MAX if none. Asks every
+ * connection (O(connections)): for simple drivers and checks; a busy
+ * driver calls quic_ep_run_expiry(). */
 uint64_t quic_ep_expiry(const struct quic_ep *ep);
 /* Run timers (retransmission, pacing, idle, closing) due at now_ns and
  * send what they produce. Returns 0. */
 int quic_ep_handle_expiry(struct quic_ep *ep, uint64_t now_ns);
-/* quic_ep_handle_expiry() if anything is due at now_ns, then the next
- * deadline as quic_ep_expiry() gives it: one pass over the connections
- * when nothing was due, two when something was (instead of three). */
+/* Run the timers due at now_ns, as quic_ep_handle_expiry() does, then
+ * return the next deadline, as quic_ep_expiry() would: by the endpoint's
+ * deadline heap, which computes again only the expiries of connections
+ * touched since the last call (input, sends, closes, timers), so a pass
+ * costs what it touched, not what is connected (docs/QUIC.md "Deadlines
+ * by heap"). */
 uint64_t quic_ep_run_expiry(struct quic_ep *ep, uint64_t now_ns);
 
 /*
