@@ -107,15 +107,13 @@ skip_reason() {
 # scenarios whose complete nodes sit on timers and deadlines: under 15%
 # of their wall time on a CPU in CI's log) and run one at a time in a
 # slot of their own beside the N (docs/ARCHITECTURE.md "Two tests at a
-# time"). test_sim_community_nat waits as much but stays in the N: it
-# failed once beside two others (a relay-cut scenario that never
-# recovered; not diagnosed).
+# time").
 JOBS=${TEST_JOBS:-2}
 ALONE=" test_flood_priority test_xdp_flood test_xdp_dense test_quic_jumbo test_blake3_tsan test_package test_lab test_fuzz_live "
 LIGHT=" test_sim_relay test_sim_content_seed test_sim_content_follow test_sim_svc_dir
 	test_sim_svc_nat test_sim_svc_nat_relay test_sim_dial_fresh test_sim_mailbox test_sim_relay_seen
 	test_sim_resolve_unjoined test_sim_svc test_sim_svc_jobs test_sim_dht_boot test_sim_conn test_sim_svc_owner
-	test_fault_fds test_quic_hostile test_relay_xdp "
+	test_fault_fds test_quic_hostile test_relay_xdp test_sim_community_nat "
 LIGHT=" $(echo $LIGHT) "
 alone() { [ "$JOBS" -le 1 ] || case "$ALONE" in *" $1 "*) return 0 ;; esac; return 1; }
 light() { [ "$JOBS" -le 1 ] || case "$LIGHT" in *" $1 "*) return 0 ;; esac; return 1; }

@@ -41,11 +41,15 @@ static void print_page(const json_t *o, const char *what)
 
 	json_array_foreach(json_object_get(o, what), i, r)
 	{
-		if (!strcmp(what, "members"))
-			printf("%s%s%s\n", weftctl_jstr(r, "key"),
+		if (!strcmp(what, "members")) {
+			printf("%s%s%s", weftctl_jstr(r, "key"),
 			       weftctl_jtrue(r, "self") ? " (this node)" : "",
 			       weftctl_jtrue(r, "gone") ? " (left)" : "");
-		else
+			if (weftctl_jint(r, "waiting") > 0)
+				printf(" (%lld of our records not reached it yet, to be sent again)",
+				       weftctl_jint(r, "waiting"));
+			printf("\n");
+		} else
 			printf("%s/%s%s by %s\n  %s\n", weftctl_jstr(r, "head"),
 			       weftctl_jstr(r, "name"), weftctl_jtrue(r, "gone") ? " (withdrawn)" : "",
 			       weftctl_jstr(r, "member"), weftctl_jstr(r, "link"));

@@ -320,6 +320,25 @@ void comm_net_dialq_free(struct comm_net *net)
 	dq_put(dq);
 }
 
+unsigned int comm_net_waiting(struct comm_net *net, const uint8_t key[COMM_PK_LEN])
+{
+	struct dialq *dq = net ? net->dq : NULL;
+	unsigned int n = 0;
+
+	if (!dq)
+		return 0;
+	pthread_mutex_lock(&dq->mu);
+	for (size_t i = 0; i < dq->nlater; i++)
+		n += !memcmp(dq->later[i]->key, key, COMM_PK_LEN);
+	for (size_t i = 0; i < dq->n; i++) {
+		const struct gsend *g = dq->q[(dq->h + i) % NET_KEYQ];
+
+		n += g->round && !memcmp(g->key, key, COMM_PK_LEN);
+	}
+	pthread_mutex_unlock(&dq->mu);
+	return n;
+}
+
 void comm_net_dialq_stats(struct comm_net *net, struct comm_net_stats *out)
 {
 	pthread_mutex_lock(&net->dq->mu);

@@ -88,6 +88,10 @@ void comm_net_publish(struct comm_net *net, const uint8_t id[COMM_ID_LEN], const
 /* Holders of the community known by key (ours excluded). */
 size_t comm_net_peers(struct comm_net *net, const uint8_t id[COMM_ID_LEN]);
 void comm_net_stats(struct comm_net *net, struct comm_net_stats *out);
+/* Sends of our records to the holder whose key is key that reached
+ * nobody and wait for a later round (queued; one being dialled is not
+ * counted). Any thread. */
+unsigned int comm_net_waiting(struct comm_net *net, const uint8_t key[COMM_PK_LEN]);
 /* Mesh envelopes (gossip kind 2, docs/MESH.md "On a node"): fn takes each
  * one a member's connection brings on the community's gossip (0 taken,
  * or a negative errno: refused), from the serve thread, no lock held.

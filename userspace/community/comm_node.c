@@ -561,8 +561,11 @@ static json_t *rec_json(const struct comm_node *cn, const struct comm_rec *r)
 	char salt[2 * COMM_NAME_MAX + 1], key[2 * COMM_PK_LEN + 1], link[256];
 
 	if (r->type == COMM_REC_MEMBER) {
-		json_object_set_new(o, "self",
-				    json_boolean(!memcmp(r->member, cn->me->pk, COMM_PK_LEN)));
+		int self = !memcmp(r->member, cn->me->pk, COMM_PK_LEN);
+
+		json_object_set_new(o, "self", json_boolean(self));
+		json_object_set_new(o, "waiting",
+				    json_integer(self ? 0 : comm_net_waiting(cn->net, r->member)));
 		return o;
 	}
 	util_hex(key, r->head, COMM_PK_LEN);

@@ -89,6 +89,13 @@ static void sift_down(struct quic_ep *ep, size_t i)
 	put(ep, i, c);
 }
 
+/* c, in the heap, to its place after its dl_exp changed either way. */
+static void reposition(struct quic_ep *ep, struct quic_conn *c)
+{
+	sift_up(ep, c->dl_idx - 1);
+	sift_down(ep, c->dl_idx - 1);
+}
+
 static void heap_remove(struct quic_ep *ep, struct quic_conn *c)
 {
 	size_t i = c->dl_idx - 1;
@@ -98,15 +105,14 @@ static void heap_remove(struct quic_ep *ep, struct quic_conn *c)
 	if (last == c)
 		return;
 	put(ep, i, last);
-	sift_up(ep, i);
-	sift_down(ep, last->dl_idx - 1);
+	reposition(ep, last);
 }
 
+/* c is new (quic_conn_new's calloc: in no heap, on no list). */
 void quic_dl_link(struct quic_ep *ep, struct quic_conn *c)
 {
+	(void)ep;
 	c->dl_linked = 1;
-	c->dl_idx = 0;
-	c->dl_dirty = 0;
 	quic_conn_touch(c);
 }
 
@@ -137,8 +143,7 @@ void quic_dl_refresh(struct quic_ep *ep)
 		c->dl_dirty = 0;
 		c->dl_exp = quic_conn_expiry(c);
 		if (c->dl_idx) {
-			sift_up(ep, c->dl_idx - 1);
-			sift_down(ep, c->dl_idx - 1);
+			reposition(ep, c);
 		} else {
 			/* room was made when the connection was (quic_dl_reserve) */
 			put(ep, ep->dl_n++, c);
