@@ -60,6 +60,8 @@ struct quic_node;
 
 /* Defaults of struct quic_node_opts (0 selects them). */
 #define QUIC_NODE_DEF_PORT 4433
+/* quic_node_wbuf_new: the alignment it can give a byte of a write (O_DIRECT's) */
+#define QUIC_NODE_WBUF_ALIGN 4096u
 #define QUIC_NODE_DEF_MAX_QUEUED                                                                   \
 	(64U << 20)		       /* bytes accepted by quic_node_write() and not              \
 					   yet in a stream's send buffer, node-wide:               \
@@ -291,6 +293,21 @@ int quic_node_stream_open_write(struct quic_node *qn, uint64_t conn, uint64_t st
  */
 int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void *data, size_t len,
 		    int fin);
+/*
+ * A write filled in place, for large answers read from a disk or a cache:
+ * quic_node_wbuf_new gives room for cap bytes at *data (NULL: no memory),
+ * placed so that *data + align_at is QUIC_NODE_WBUF_ALIGN-aligned (an
+ * O_DIRECT read can land there); quic_node_write_wbuf then queues the
+ * first len <= cap of them on a stream as quic_node_write does, without
+ * copying them. quic_node_write_wbuf takes w in every case (freed on an
+ * error); quic_node_wbuf_free frees one never written. Any thread.
+ */
+struct quic_node_wbuf;
+struct quic_node_wbuf *quic_node_wbuf_new(struct quic_node *qn, size_t cap, size_t align_at,
+				      uint8_t **data);
+int quic_node_write_wbuf(struct quic_node *qn, uint64_t conn, int64_t sid,
+			 struct quic_node_wbuf *w, size_t len, int fin);
+void quic_node_wbuf_free(struct quic_node *qn, struct quic_node_wbuf *w);
 /* Reset a stream with an application error code. Returns 0 or -EAGAIN. */
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code);
 /* Graceful close with an application error code; closed() follows.

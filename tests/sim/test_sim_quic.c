@@ -138,7 +138,22 @@ struct echo {
 	size_t ngot;
 	int64_t sid;
 	int with_open; /* the bytes went with the open (quic_node_stream_open_write) */
+	int with_wbuf; /* written in place (quic_node_wbuf_new, quic_node_write_wbuf) */
 };
+
+/* The bytes written in place: room for 5 more than sent, the byte after a
+ * 5-byte header aligned as an O_DIRECT read needs it. */
+static void write_in_place(struct echo *e, uint64_t conn, int64_t sid)
+{
+	struct quic_node_wbuf *w;
+	uint8_t *d = NULL;
+
+	w = quic_node_wbuf_new(e->qn, ECHO_LEN + 5, 5, &d);
+	assert_non_null(w);
+	assert_int_equal((uintptr_t)(d + 5) % QUIC_NODE_WBUF_ALIGN, 0);
+	memcpy(d, e->sent, ECHO_LEN);
+	assert_int_equal(quic_node_write_wbuf(e->qn, conn, sid, w, ECHO_LEN, 1), 0);
+}
 
 static void e_connected(void *arg, uint64_t conn, int err, const uint8_t *key)
 {
@@ -164,7 +179,9 @@ static void e_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int 
 		return;
 	}
 	e->sid = sid;
-	if (!e->with_open)
+	if (e->with_wbuf)
+		write_in_place(e, conn, sid);
+	else if (!e->with_open)
 		assert_int_equal(quic_node_write(e->qn, conn, sid, e->sent, ECHO_LEN, 1), 0);
 }
 
@@ -329,6 +346,37 @@ static void nat_filtering(enum simnet_nat_filter filter, int c_gets_in)
 	echo_fini(&e);
 	echo_fini(&back);
 	echo_fini(&third);
+	world_free(&wd);
+}
+
+/* A write filled in place arrives as written; what the API refuses. */
+static void test_echo_written_in_place(void **state)
+{
+	struct quic_node_wbuf *w;
+	struct world wd;
+	struct echo e;
+	uint8_t *d = NULL;
+
+	(void)state;
+	world_init(&wd, 11, SIMNET_NAT_ADF);
+	echo_init(&e, &wd, &wd.p[1]);
+	e.with_wbuf = 1;
+	assert_int_equal(quic_node_connect(wd.p[1].qn, "198.51.100.1:4433", &echo_h, &e, &e.conn),
+			 0);
+	assert_int_equal(world_run(&wd, 10000 * MS, echo_done, &e), 0);
+	assert_int_equal(e.err, 0);
+	assert_true(e.fin);
+	assert_int_equal(e.ngot, ECHO_LEN);
+	assert_memory_equal(e.got, e.sent, ECHO_LEN);
+	/* an aligned byte past the room; more bytes than the room; none */
+	assert_null(quic_node_wbuf_new(wd.p[1].qn, 16, 17, &d));
+	w = quic_node_wbuf_new(wd.p[1].qn, 16, 0, &d);
+	assert_non_null(w);
+	assert_int_equal(quic_node_write_wbuf(wd.p[1].qn, e.conn, e.sid, w, 17, 1), -EINVAL);
+	assert_int_equal(quic_node_write_wbuf(wd.p[1].qn, e.conn, e.sid, NULL, 0, 1), -EINVAL);
+	quic_node_wbuf_free(wd.p[1].qn, quic_node_wbuf_new(wd.p[1].qn, 16, 0, &d));
+	quic_node_wbuf_free(wd.p[1].qn, NULL);
+	echo_fini(&e);
 	world_free(&wd);
 }
 
@@ -514,6 +562,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_simnet_limits),
 	    cmocka_unit_test(test_echo_through_nat_deterministic),
+	    cmocka_unit_test(test_echo_written_in_place),
 	    cmocka_unit_test(test_nat_address_dependent),
 	    cmocka_unit_test(test_nat_endpoint_independent),
 	    cmocka_unit_test(test_nat_rebinding_after_idle),

@@ -98,7 +98,6 @@ struct cn_wtab {
 	struct engine_timer pump, tick;
 	int bound, pumping, bind_posted;
 	struct cn_sched *sched;
-	uint8_t *cbuf; void *cbase;
 	unsigned int lim_gen; /* cn->lim_gen applied */
 	/* the status view: peers copied by the worker every second */
 	pthread_mutex_t snap_mu;

@@ -114,20 +114,23 @@ static void requester_fault(struct sv *v, const struct cn_sreq *r, enum cn_fault
 	fault_of(v->cn, v->t, r->conn, f);
 }
 
-/* Write a whole answer, never waiting: a full node-wide send queue
- * (-ENOBUFS) puts the request back at the head of its peer's queue
- * (v->rc), to be tried again shortly. */
-static void reply(struct sv *v, uint64_t conn, int64_t sid, const uint8_t *buf, size_t len,
-		  int fin)
+/* What writing a whole answer of len bytes on sid returned. Never
+ * waiting: a full node-wide send queue (-ENOBUFS) puts the request back
+ * at the head of its peer's queue (v->rc), to be tried again shortly. */
+static void replied(struct sv *v, int64_t sid, size_t len, int rc)
 {
-	int rc = quic_node_write(v->cn->quic, conn, sid, buf, len, fin);
-
 	if (rc == -ENOBUFS || rc == -EAGAIN)
 		v->rc = -EAGAIN;
 	else if (rc)
 		log_debug(CN_MOD, "reply on stream %lld: %s", (long long)sid, strerror(-rc));
 	else
 		v->sent += len;
+}
+
+static void reply(struct sv *v, uint64_t conn, int64_t sid, const uint8_t *buf, size_t len,
+		  int fin)
+{
+	replied(v, sid, len, quic_node_write(v->cn->quic, conn, sid, buf, len, fin));
 }
 
 /* Error answer: status, zero length. */
@@ -307,14 +310,25 @@ static void serve_peers(struct sv *v, const struct cn_sreq *r, const struct cn_w
 	reply(v, r->conn, r->sid, out, cn_peers_encode(out, a, n), r->fin);
 }
 
-static void serve_chunk(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q,
-			uint8_t *buf)
+/* A chunk's answer is read in place into its write command (the store's
+ * O_DIRECT read lands in it, or its hot cache copies into it): no copy of
+ * the chunk after that. */
+static void serve_chunk(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
 {
 	struct content_node *cn = v->cn;
+	struct quic_node_wbuf *w;
+	uint8_t *buf = NULL;
 	size_t len = 0;
 	int rc;
 
+	w = quic_node_wbuf_new(cn->quic, CN_ANS_HEAD + B3TREE_CHUNK_LEN, CN_ANS_HEAD, &buf);
+	if (!w) {
+		reply_status(v, r, CONTENT_ST_BUSY); /* no memory: asked again later */
+		return;
+	}
 	rc = cstore_read_chunk(cn->cs, q->id, q->index, buf + CN_ANS_HEAD, B3TREE_CHUNK_LEN, &len);
+	if (rc)
+		quic_node_wbuf_free(cn->quic, w);
 	if (rc == -ENOENT || rc == -EINVAL) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
 		/* a chunk (or content) we never announced */
@@ -333,7 +347,8 @@ static void serve_chunk(struct sv *v, const struct cn_sreq *r, const struct cn_w
 		buf[CN_ANS_HEAD + len / 2] ^= 0x5a; /* test hook, see content_node.h */
 #endif
 	cn_ans_head(buf, CONTENT_ST_OK, (uint32_t)len);
-	reply(v, r->conn, r->sid, buf, len + CN_ANS_HEAD, r->fin);
+	replied(v, r->sid, len + CN_ANS_HEAD,
+		quic_node_write_wbuf(cn->quic, r->conn, r->sid, w, len + CN_ANS_HEAD, r->fin));
 	if (v->rc || !v->sent)
 		return; /* not sent: full (tried again), or the stream is gone */
 	atomic_fetch_add(&cn->served_chunks, 1);
@@ -372,7 +387,7 @@ static void serve_manifest(struct sv *v, const struct cn_sreq *r,
 	free(enc);
 }
 
-static void serve_one(struct sv *v, const struct cn_sreq *r, uint8_t *buf)
+static void serve_one(struct sv *v, const struct cn_sreq *r)
 {
 	struct content_node *cn = v->cn;
 	struct cn_wreq q;
@@ -397,7 +412,7 @@ static void serve_one(struct sv *v, const struct cn_sreq *r, uint8_t *buf)
 	} else if (!rc && q.op == CONTENT_OP_INFO)
 		serve_info(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_CHUNK)
-		serve_chunk(v, r, &q, buf);
+		serve_chunk(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_MANIFEST)
 		serve_manifest(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_HAVE)
@@ -474,7 +489,7 @@ static void pump(struct engine_worker *w, void *arg)
 			cn_sched_account(t->sched, it.r.conn, -(int64_t)it.cost, sv_now(t));
 			continue;
 		}
-		serve_one(&v, &it.r, t->cbuf);
+		serve_one(&v, &it.r);
 		if (v.rc) {
 			/* the node's send queue is full: again in a moment */
 			cn_sched_unpop(t->sched, &it);
@@ -984,7 +999,6 @@ static void wtab_free(struct cn_wtab *t)
 	if (!t)
 		return;
 	cn_sched_free(t->sched);
-	free(t->cbase);
 	free(t->snap);
 	free(t->snap_pub);
 	free(t->rtt);
@@ -1007,11 +1021,6 @@ static int wtab_new(struct content_node *cn, unsigned int widx, struct cn_wtab *
 	rc = cn_sched_new(&t->sched, NULL, &cn->up_global);
 	if (rc)
 		return rc;
-	/* The chunk after the answer header lands CN_ANS_ALIGN-aligned: the
-	 * store reads it with O_DIRECT straight into it (chunkstore.c). */
-	if (posix_memalign(&t->cbase, CN_ANS_ALIGN, CN_ANS_ALIGN + B3TREE_CHUNK_LEN))
-		return -ENOMEM;
-	t->cbuf = (uint8_t *)t->cbase + CN_ANS_ALIGN - CN_ANS_HEAD;
 	t->snap = calloc(CN_SCHED_PEERS, sizeof(*t->snap));
 	t->snap_pub = calloc(CN_SCHED_PEERS, sizeof(*t->snap_pub));
 	t->rtt = calloc(CN_SCHED_PEERS, sizeof(*t->rtt));

@@ -27,6 +27,11 @@
 #include "quic/quic_node_int.h"
 #include "weft/util.h"
 
+/* A chunk answer (256 KiB + a few bytes of header) placed for O_DIRECT
+ * (qn_op_new_at) fits a kept block. */
+_Static_assert(sizeof(struct qn_op) + 64 + QUIC_NODE_WBUF_ALIGN + (256U << 10) <= QN_BUF_SIZE,
+	       "a placed chunk answer fits QN_BUF_SIZE");
+
 static int buf_class(size_t size)
 {
 	return size > QN_BUF_MIN && size <= QN_BUF_SIZE;
@@ -110,23 +115,45 @@ void qn_op_free(void *arg)
 	struct qn_op *op = arg;
 
 	if (op)
-		buf_put(op->qn, op, sizeof(*op) + op->len);
+		buf_put(op->qn, op, op->bsize);
 }
 
 /* A command (write: with room for its data, which the caller fills); freed
  * with qn_op_free(), also from a stream's queue (qn_wbuf.mem). */
-struct qn_op *qn_op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len)
+/* A command in a block of bsize bytes, its data at pad bytes after it. */
+static struct qn_op *op_block(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn,
+			      size_t len, size_t bsize, size_t align_at, int place)
 {
-	struct qn_op *op = buf_get(qn, sizeof(*op) + len);
+	struct qn_op *op = buf_get(qn, bsize);
 
 	if (op) {
+		uintptr_t d = (uintptr_t)(op + 1) + align_at;
+
 		memset(op, 0, sizeof(*op));
 		op->qn = qn;
 		op->kind = kind;
 		op->conn = conn;
 		op->len = len;
+		op->bsize = bsize;
+		op->data = (uint8_t *)(op + 1);
+		if (place)
+			op->data += (QUIC_NODE_WBUF_ALIGN - d % QUIC_NODE_WBUF_ALIGN) %
+				    QUIC_NODE_WBUF_ALIGN;
 	}
 	return op;
+}
+
+struct qn_op *qn_op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len)
+{
+	return op_block(qn, kind, conn, len, sizeof(struct qn_op) + len, 0, 0);
+}
+
+struct qn_op *qn_op_new_at(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len,
+			   size_t align_at)
+{
+	/* room for the worst placement: QUIC_NODE_WBUF_ALIGN - 1 bytes */
+	return op_block(qn, kind, conn, len, sizeof(struct qn_op) + len + QUIC_NODE_WBUF_ALIGN,
+			align_at, 1);
 }
 
 void qn_buf_drain(struct quic_node *qn)

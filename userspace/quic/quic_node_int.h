@@ -52,7 +52,7 @@
  * unacknowledged at once, the busiest 200-380), 76% of its page faults
  * (docs/LAB.md "Kept write blocks"). */
 #define QN_BUF_MIN (128U << 10)
-#define QN_BUF_SIZE ((256U << 10) + 1024)
+#define QN_BUF_SIZE ((256U << 10) + 1024 + QUIC_NODE_WBUF_ALIGN)
 #define QN_BUF_CACHE 32
 /* kept blocks unused this long are freed (quic_node_trim) */
 #define QN_BUF_IDLE_NS (30ull * 1000000000ull)
@@ -221,7 +221,8 @@ struct qn_op {
 	uint8_t key[QUIC_KEY_LEN];
 	int have_key;
 	size_t len;
-	uint8_t data[];
+	uint8_t *data; /* len bytes: right after the command, or placed (qn_op_new_at) */
+	size_t bsize;  /* the block's size, the command's included (buf_put) */
 };
 
 /* quic_node_buf.c: command blocks. */
@@ -229,6 +230,10 @@ struct qn_op {
  * blocks of a size in (QN_BUF_MIN, QN_BUF_SIZE] come from the kept ones.
  * Any thread. */
 struct qn_op *qn_op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len);
+/* The same, with its data placed so that data + align_at is
+ * QUIC_NODE_WBUF_ALIGN-aligned (quic_node_wbuf_new). */
+struct qn_op *qn_op_new_at(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn, size_t len,
+			   size_t align_at);
 /* Free a command (NULL-safe); a queued write frees its own with the
  * buffer that holds its bytes (qn_wbuf.mem). */
 void qn_op_free(void *op);

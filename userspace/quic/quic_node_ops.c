@@ -363,6 +363,49 @@ int quic_node_write(struct quic_node *qn, uint64_t conn, int64_t sid, const void
 	return post_data(qn, op, len);
 }
 
+struct quic_node_wbuf *quic_node_wbuf_new(struct quic_node *qn, size_t cap, size_t align_at,
+				      uint8_t **data)
+{
+	struct qn_op *op;
+
+	if (!qn || !data || align_at > cap)
+		return NULL;
+	op = qn_op_new_at(qn, OP_WRITE, 0, cap, align_at);
+	if (!op)
+		return NULL;
+	*data = op->data;
+	return (struct quic_node_wbuf *)op;
+}
+
+void quic_node_wbuf_free(struct quic_node *qn, struct quic_node_wbuf *w)
+{
+	(void)qn;
+	qn_op_free(w);
+}
+
+int quic_node_write_wbuf(struct quic_node *qn, uint64_t conn, int64_t sid,
+			 struct quic_node_wbuf *w, size_t len, int fin)
+{
+	struct qn_op *op = (struct qn_op *)w;
+
+	if (!op)
+		return -EINVAL;
+	if (!qn || len > op->len) {
+		qn_op_free(op);
+		return -EINVAL;
+	}
+	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
+		atomic_fetch_sub(&qn->queued, len);
+		qn_op_free(op);
+		return -ENOBUFS;
+	}
+	op->conn = conn;
+	op->sid = sid;
+	op->len = len;
+	op->fin = fin;
+	return post_data(qn, op, len);
+}
+
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code)
 {
 	struct qn_op *op;
