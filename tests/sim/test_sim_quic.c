@@ -247,6 +247,18 @@ static void echo_fini(struct echo *e)
 	free(e->got);
 }
 
+/* B's echo e to A, within dur: every byte back. */
+static void echo_to_a(struct world *wd, struct echo *e, uint64_t dur)
+{
+	assert_int_equal(quic_node_connect(wd->p[1].qn, "198.51.100.1:4433", &echo_h, e, &e->conn),
+			 0);
+	assert_int_equal(world_run(wd, dur, echo_done, e), 0);
+	assert_int_equal(e->err, 0);
+	assert_true(e->fin);
+	assert_int_equal(e->ngot, ECHO_LEN);
+	assert_memory_equal(e->got, e->sent, ECHO_LEN);
+}
+
 struct outcome {
 	struct simnet_stats st;
 	uint64_t t_done;
@@ -268,13 +280,7 @@ static void lossy_echo(uint64_t seed, struct outcome *o)
 	simnet_host_set_link(wd.p[0].host, &l);
 	echo_init(&e, &wd, &wd.p[1]);
 	t0 = simnet_now_ns(wd.sn);
-	assert_int_equal(quic_node_connect(wd.p[1].qn, "198.51.100.1:4433", &echo_h, &e, &e.conn),
-			 0);
-	assert_int_equal(world_run(&wd, 120000 * MS, echo_done, &e), 0);
-	assert_int_equal(e.err, 0);
-	assert_true(e.fin);
-	assert_int_equal(e.ngot, ECHO_LEN);
-	assert_memory_equal(e.got, e.sent, ECHO_LEN);
+	echo_to_a(&wd, &e, 120000 * MS);
 	assert_memory_equal(e.peer_key, wd.p[0].id.pk, 32);
 	o->t_done = simnet_now_ns(wd.sn) - t0;
 	simnet_stats_get(wd.sn, &o->st);
@@ -361,13 +367,7 @@ static void test_echo_written_in_place(void **state)
 	world_init(&wd, 11, SIMNET_NAT_ADF);
 	echo_init(&e, &wd, &wd.p[1]);
 	e.with_wbuf = 1;
-	assert_int_equal(quic_node_connect(wd.p[1].qn, "198.51.100.1:4433", &echo_h, &e, &e.conn),
-			 0);
-	assert_int_equal(world_run(&wd, 10000 * MS, echo_done, &e), 0);
-	assert_int_equal(e.err, 0);
-	assert_true(e.fin);
-	assert_int_equal(e.ngot, ECHO_LEN);
-	assert_memory_equal(e.got, e.sent, ECHO_LEN);
+	echo_to_a(&wd, &e, 10000 * MS);
 	/* an aligned byte past the room; more bytes than the room; none */
 	assert_null(quic_node_wbuf_new(wd.p[1].qn, 16, 17, &d));
 	w = quic_node_wbuf_new(wd.p[1].qn, 16, 0, &d);
