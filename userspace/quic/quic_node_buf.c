@@ -118,9 +118,10 @@ void qn_op_free(void *arg)
 		buf_put(op->qn, op, op->bsize);
 }
 
-/* A command (write: with room for its data, which the caller fills); freed
+/* A command (write: with room for its data, which the caller fills) in a
+ * block of bsize bytes; its data right after it, or (place) at the first
+ * byte from which data + align_at is QUIC_NODE_WBUF_ALIGN-aligned. Freed
  * with qn_op_free(), also from a stream's queue (qn_wbuf.mem). */
-/* A command in a block of bsize bytes, its data at pad bytes after it. */
 static struct qn_op *op_block(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn,
 			      size_t len, size_t bsize, size_t align_at, int place)
 {

@@ -44,8 +44,9 @@
 
 /* Write buffers kept for reuse (quic_node_buf.c): a block of more than
  * QN_BUF_MIN bytes and at most QN_BUF_SIZE (a content chunk answer, 256
- * KiB + its header, in its write command) is allocated at QN_BUF_SIZE and
- * kept when freed, at most QN_BUF_CACHE per node: 8.2 MiB while a node
+ * KiB + its header, in its write command, with room to place it for
+ * O_DIRECT) is allocated at QN_BUF_SIZE and
+ * kept when freed, at most QN_BUF_CACHE per node: 8.4 MiB while a node
  * serves, nothing before, and nothing again once none was used for
  * QN_BUF_IDLE_NS. 8 kept blocks left 21% of a 51-node lab's chunk
  * answers in fresh blocks (a node serving several peers holds dozens

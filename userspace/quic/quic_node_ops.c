@@ -368,7 +368,7 @@ struct quic_node_wbuf *quic_node_wbuf_new(struct quic_node *qn, size_t cap, size
 {
 	struct qn_op *op;
 
-	if (!qn || !data || align_at > cap)
+	if (!qn || !data || align_at > cap || cap > qn->max_queued)
 		return NULL;
 	op = qn_op_new_at(qn, OP_WRITE, 0, cap, align_at);
 	if (!op)
