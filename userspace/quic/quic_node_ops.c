@@ -300,17 +300,25 @@ int quic_node_stream_open(struct quic_node *qn, uint64_t conn, uint64_t stype, u
 	return post(qn, op);
 }
 
-/* A command carrying stream bytes: counted against max_queued until the
- * worker takes them (a refused post gives them back). */
+/* Count len bytes of a write against max_queued until the worker takes
+ * them (a refused post gives them back): 0, or -ENOBUFS (not counted). */
+static int queue_take(struct quic_node *qn, size_t len)
+{
+	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
+		atomic_fetch_sub(&qn->queued, len);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+/* A command carrying stream bytes (counted: queue_take). */
 static int data_op_new(struct quic_node *qn, enum qn_op_kind kind, uint64_t conn,
 		       const void *data, size_t len, int fin, struct qn_op **out)
 {
 	struct qn_op *op;
 
-	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
-		atomic_fetch_sub(&qn->queued, len);
+	if (queue_take(qn, len))
 		return -ENOBUFS;
-	}
 	op = qn_op_new(qn, kind, conn, len);
 	if (!op) {
 		atomic_fetch_sub(&qn->queued, len);
@@ -394,8 +402,7 @@ int quic_node_write_wbuf(struct quic_node *qn, uint64_t conn, int64_t sid,
 		qn_op_free(op);
 		return -EINVAL;
 	}
-	if (atomic_fetch_add(&qn->queued, len) + len > qn->max_queued && len) {
-		atomic_fetch_sub(&qn->queued, len);
+	if (queue_take(qn, len)) {
 		qn_op_free(op);
 		return -ENOBUFS;
 	}
