@@ -16,6 +16,7 @@
 #include "weft/dht.h"
 #include "weft/dhtnode.h"
 #include "weft/identity.h"
+#include "weft/io.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
 #include "weft/util.h"
@@ -394,6 +395,31 @@ struct due {
 	int have_key, try_key, by_key;
 };
 
+/* One pull's debug line: the community (its id's first bytes) and the
+ * holder pulled, by the key it proved (else the one we expected, else
+ * none) and its address as log.addresses allows (a keyed tag by default). */
+static void holder_log(const struct due *d, const uint8_t key[COMM_PK_LEN], int err,
+		       size_t pages, size_t added)
+{
+	static const uint8_t zero[COMM_PK_LEN];
+	const uint8_t *k = memcmp(key, zero, COMM_PK_LEN) ? key : d->have_key ? d->expect : NULL;
+	char kh[17] = "no key", as[72] = "no address";
+	struct io_addr a;
+
+	if (k)
+		util_hex(kh, k, 8);
+	if (d->sslen && !io_addr_from_sockaddr(&a, (const struct sockaddr *)&d->ss, d->sslen))
+		log_addr(io_addr_fmt(&a, as, sizeof(as)), as, sizeof(as));
+	log_debug("community",
+		  "pull %02x%02x%02x%02x... from %s... at %s: %s, %zu pages, %zu records added",
+		  d->id[0], d->id[1], d->id[2], d->id[3], kh, as,
+		  err == -ELOOP	  ? "ourselves (our own announce)"
+		  : err == -EPERM ? "not a member (no member record of its key)"
+		  : err		  ? strerror(-err)
+				  : "ok",
+		  pages, added);
+}
+
 /* The DHT jobs that are due, then one due pull (NET_SYNC_THREADS run
  * this): 1 when it pulled (the caller takes the next at once), 0 when
  * none was due. */
@@ -481,13 +507,7 @@ static int sync_tick(struct comm_net *net)
 		 * that learned the DHT key from the DHT, or nobody's node). */
 		if (!err && net->o.ops.member(net->o.ops.arg, due[i].id, key) != 1)
 			err = -EPERM;
-		log_debug("community", "pull %02x%02x%02x%02x...: %s, %zu pages, %zu records added",
-			  due[i].id[0], due[i].id[1], due[i].id[2], due[i].id[3],
-			  err == -ELOOP	  ? "ourselves (our own announce)"
-			  : err == -EPERM ? "not a member (no member record of its key)"
-			  : err		  ? strerror(-err)
-					  : "ok",
-			  pages, added);
+		holder_log(&due[i], key, err, pages, added);
 		pthread_mutex_lock(&net->mu);
 		net->st.pulls++;
 		if (err)
