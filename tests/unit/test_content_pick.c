@@ -4,7 +4,8 @@
  * skipped, a provider-less chunk passed over, a stop honoured; and the
  * delay-based pipelining depth (cn_depth_next): grows on fast answers up
  * to its bound, holds in the band, halves once per round on slow ones,
- * never below 1. */
+ * never below 1; and when a request in flight is given up
+ * (cn_req_expired). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,6 +190,29 @@ static void test_depth(void **state)
 	assert_int_equal(d, 1);
 }
 
+/* A request is given up after 1000 ms without a byte of its answer,
+ * counted from its start or from the last byte, and 4000 ms after its
+ * start whatever arrives. */
+static void test_expired(void **state)
+{
+	(void)state;
+	/* nothing arrived: 1000 ms from the start */
+	assert_false(cn_req_expired(5000, 0, 1000, 6000));
+	assert_true(cn_req_expired(5000, 0, 1000, 6001));
+	/* bytes arriving: from the last one */
+	assert_false(cn_req_expired(5000, 5900, 1000, 6800));
+	assert_false(cn_req_expired(5000, 5900, 1000, 6900));
+	assert_true(cn_req_expired(5000, 5900, 1000, 6901));
+	/* an answer that keeps trickling in: 4 x 1000 ms after the start */
+	assert_false(cn_req_expired(5000, 8900, 1000, 9000));
+	assert_true(cn_req_expired(5000, 8999, 1000, 9001));
+	/* a last byte stamped before the start (a slot's old answer) counts
+	 * as none */
+	assert_true(cn_req_expired(5000, 100, 1000, 6001));
+	/* CN_REQ_MAX_MULT is the bound above */
+	assert_int_equal(CN_REQ_MAX_MULT, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +221,7 @@ int main(void)
 	    cmocka_unit_test(test_skips_and_stop),
 	    cmocka_unit_test(test_high_ranks),
 	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_expired),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);

@@ -572,6 +572,19 @@ unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
 unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms,
 			   uint64_t target, int may_cut);
 
+/*
+ * Has a request sent at start_ms timed out at now? Once timeout_ms has
+ * passed with no byte of its answer: since it was sent, or since the last
+ * byte arrived (last_ms, 0 for none): an answer still arriving is not
+ * given up (in a 51-node lab nearly every timeout cut an answer in the
+ * middle, and its bytes, ~4% of all the swarm moved, were sent again by
+ * another provider); and in any case CN_REQ_MAX_MULT times timeout_ms
+ * after it was sent, so an answer that trickles in cannot hold a request
+ * slot for ever. Pure (pick.c), checked by tests/unit/test_content_pick.c.
+ */
+#define CN_REQ_MAX_MULT 4
+int cn_req_expired(uint64_t start_ms, uint64_t last_ms, uint64_t timeout_ms, uint64_t now);
+
 
 /* jobs.c: the download jobs (each one's state machine: swarm.c and its
  * parts, private to them in swarm_int.h). */

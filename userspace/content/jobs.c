@@ -223,6 +223,9 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "endgame_cancelled",
 				    json_integer((json_int_t)j->endgame_cancelled));
 		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
+		json_object_set_new(o, "wasted_bytes", json_integer((json_int_t)j->wasted_bytes));
+		json_object_set_new(o, "timeouts_partial",
+				    json_integer((json_int_t)j->timeouts_partial));
 		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
 		/* What a script tests: "no_space" for a full disk, map or quota
 		 * (ctl_resp_errno's codes), next to the message in "error". */

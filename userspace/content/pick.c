@@ -15,6 +15,8 @@
  *
  * cn_depth_next: the delay-based pipelining depth of a provider (how many
  * chunk requests it may have in flight), from its answer times.
+ *
+ * cn_req_expired: when a request in flight is given up.
  */
 #include "content/content_node_int.h"
 
@@ -26,6 +28,13 @@ unsigned int cn_depth_next(unsigned int depth, unsigned int max, uint64_t ans_ms
 	if (2 * ans_ms <= target && depth < max)
 		return depth + 1;
 	return depth;
+}
+
+int cn_req_expired(uint64_t start_ms, uint64_t last_ms, uint64_t timeout_ms, uint64_t now)
+{
+	uint64_t idle_from = last_ms > start_ms ? last_ms : start_ms;
+
+	return idle_from + timeout_ms < now || start_ms + CN_REQ_MAX_MULT * timeout_ms < now;
 }
 
 unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,

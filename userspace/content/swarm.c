@@ -432,6 +432,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	}
 	j->have[idx] = 1;
 	j->have_n++;
+	r->kept = 1;
 	/* End game: the other request for this chunk is given up now (its
 	 * stream reset, so the provider stops sending it), not when its
 	 * answer has been carried here for nothing. */
@@ -474,8 +475,10 @@ static void process_done(struct cn_job *j)
 		if (!r->used)
 			continue;
 		p = &j->peers[r->peer];
-		if (!r->done && r->start_ms + j->cn->req_timeout_ms < t) {
+		if (!r->done && cn_req_expired(r->start_ms, r->last_ms, j->cn->req_timeout_ms, t)) {
 			p->timeouts++;
+			if (r->a.len)
+				j->timeouts_partial++;
 			soft_fail(p, 20);
 			log_info(CN_MOD, "provider %s: request timed out",
 				 log_addr(p->name, lb, sizeof(lb)));

@@ -202,6 +202,8 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 	}
 	rc = cn_ans_feed(&r->a, data, len);
 	wake = rc != 0 || fin; /* the answer is complete, or broken */
+	if (len)
+		r->last_ms = util_now_ms(); /* still arriving: not timed out (cn_req_expired) */
 	if (rc < 0) { /* -EMSGSIZE, -EPROTO (framing), -ENOMEM */
 		r->done = 1;
 		r->err = rc;
@@ -314,6 +316,8 @@ int cn_req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 	r->gen = ++j->gen & 0xffffff;
 	r->start_ms = util_now_ms();
 	r->end_ms = 0;
+	r->last_ms = 0;
+	r->kept = 0;
 	r->a.limit = kind == K_CHUNK	  ? CN_CHUNK_ANSWER
 		     : kind == K_MANIFEST ? CN_MANIFEST_ANSWER
 		     : kind == K_HAVE	  ? CN_HAVE_ANSWER(CN_INFO_MAX_N)
@@ -366,6 +370,8 @@ void cn_req_release(struct cn_job *j, struct cn_req *r)
 		if (j->busy[r->chunk])
 			j->busy[r->chunk]--;
 		j->inflight--;
+		if (!r->kept)
+			j->wasted_bytes += r->a.len;
 	}
 	r->used = 0;
 	r->a.len = 0;

@@ -139,8 +139,10 @@ struct cn_peer {
 
 struct cn_req {
 	int used, done, err, kind, peer, lane;
+	int kept; /* a chunk answer stored (done_chunk): its bytes not wasted */
 	unsigned int gen;
 	uint64_t chunk, start_ms;
+	uint64_t last_ms; /* the last byte of its answer arrived (0: none yet) */
 	uint64_t end_ms; /* the whole answer arrived (set by the worker's callback) */
 	int64_t sid;
 	struct cn_ans a; /* the answer (its buffer is kept across requests) */
@@ -201,6 +203,10 @@ struct cn_job {
 	uint64_t stored_self;
 	uint64_t endgame; /* duplicate requests sent in the end game */
 	uint64_t endgame_cancelled; /* of those, given up when the twin won */
+	/* bytes of chunk answers received and then dropped (timed out,
+	 * given up for a twin, refused, already held): upload the swarm
+	 * spent for nothing; timeouts_partial: timeouts after some bytes */
+	uint64_t wasted_bytes, timeouts_partial;
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
 	unsigned int said_notfound; /* INFO answers NOT_FOUND (current item) */
 	unsigned int manifests_refused; /* manifests that failed verification */
