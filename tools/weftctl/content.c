@@ -449,12 +449,15 @@ static void print_job(json_t *o)
 {
 	json_t *p;
 	size_t i;
+	char wb[32];
 
+	/* wasted: chunk answers received and dropped (docs/CONTENT.md) */
 	printf("job %lld %s %s: %s, %lld/%lld chunks, fetched %lld, resumed %lld, bad %lld, "
-	       "retries %lld%s%s\n",
+	       "retries %lld, wasted %s%s%s\n",
 	       weftctl_jint(o, "job"), weftctl_jstr(o, "kind"), weftctl_jstr(o, "id"), weftctl_jstr(o, "state"), weftctl_jint(o, "have"),
 	       weftctl_jint(o, "nchunks"), weftctl_jint(o, "fetched"), weftctl_jint(o, "resumed"), weftctl_jint(o, "bad_chunks"),
-	       weftctl_jint(o, "retries"), *weftctl_jstr(o, "error") ? ": " : "", weftctl_jstr(o, "error"));
+	       weftctl_jint(o, "retries"), weftctl_fmt_bytes((double)weftctl_jint(o, "wasted_bytes"), wb, sizeof(wb)),
+	       *weftctl_jstr(o, "error") ? ": " : "", weftctl_jstr(o, "error"));
 	json_array_foreach(json_object_get(o, "providers"), i, p)
 	    printf("  %-46s %-10s score %4lld chunks %6lld faults %3lld timeouts %3lld\n",
 		   weftctl_jstr(p, "addr"), weftctl_jstr(p, "state"), weftctl_jint(p, "score"), weftctl_jint(p, "chunks"),
