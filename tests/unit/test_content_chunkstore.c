@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Chunk store: add/read/verify, resumable partials, corruption, chunks
- * verified once, chunks kept in memory, quota, hostile index records,
- * restart reconciliation. */
+ * verified once, quota, hostile index records, restart reconciliation
+ * (chunks kept in memory and files kept open: test_content_cstore_mem.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,115 +24,7 @@
 #include "weft/chunk.h"
 #include "weft/store.h"
 
-#define K B3TREE_CHUNK_LEN
-
-struct fx {
-	char *dir;
-	struct store *st;
-	struct cstore *cs;
-	struct cstore_opts o;
-	size_t map_size; /* 0: 64 MiB */
-};
-
-static void fx_open(struct fx *f)
-{
-	struct store_opts so = { .dir = f->dir, .map_size = f->map_size ? f->map_size : 64 << 20 };
-
-	assert_int_equal(store_new(&f->st, &so), 0);
-	f->o.store = f->st;
-	f->o.dir = f->dir;
-	assert_int_equal(cstore_new(&f->cs, &f->o), 0);
-}
-
-static void fx_close(struct fx *f)
-{
-	cstore_free(f->cs);
-	store_free(f->st);
-	f->cs = NULL;
-	f->st = NULL;
-}
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (!f || !(f->dir = tu_tmpdir()))
-		return -1;
-	f->o.no_sync = 1; /* tests that exercise the fsync path clear it */
-	f->o.hot_chunks = -1; /* disk reads; test_hot_chunks turns them on */
-	*state = f;
-	return 0;
-}
-
-/* The same tests with direct I/O: O_DIRECT where the test directory's
- * file system allows it, the buffered fallback where it does not. */
-static int setup_direct(void **state)
-{
-	struct fx *f;
-
-	if (setup(state))
-		return -1;
-	f = *state;
-	f->o.direct_io = 1;
-	return 0;
-}
-
-/* Does dir's file system take an aligned O_DIRECT write? */
-static int fs_direct(const char *dir)
-{
-	char p[4096];
-	void *b = NULL;
-	int fd, ok;
-
-	snprintf(p, sizeof(p), "%s/dio-probe", dir);
-	fd = open(p, O_WRONLY | O_CREAT | O_DIRECT, 0600);
-	if (fd < 0)
-		return 0;
-	assert_int_equal(posix_memalign(&b, 4096, 4096), 0);
-	memset(b, 0, 4096);
-	ok = pwrite(fd, b, 4096, 0) == 4096;
-	close(fd);
-	unlink(p);
-	free(b);
-	return ok;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	fx_close(f);
-	tu_rmrf_free(f->dir);
-	free(f);
-	return 0;
-}
-
-static uint8_t *blob(size_t len, uint64_t seed)
-{
-	uint8_t *b = malloc(len ? len : 1);
-
-	assert_non_null(b);
-	tu_fill(b, len, seed);
-	return b;
-}
-
-/* Read every chunk back and compare with b. */
-static void read_all(struct cstore *cs, const uint8_t *id, const uint8_t *b, size_t len)
-{
-	uint8_t *buf = malloc(K);
-	uint64_t n = b3tree_nchunks(len);
-
-	assert_non_null(buf);
-	for (uint64_t i = 0; i < n; i++) {
-		size_t got = 12345;
-
-		assert_int_equal(cstore_read_chunk(cs, id, i, buf, K, &got), 0);
-		assert_int_equal(got, b3tree_chunk_size(len, i));
-		if (got)
-			assert_memory_equal(buf, b + i * K, got);
-	}
-	free(buf);
-}
+#include "cstore_fx.h"
 
 static int count_cb(void *arg, const struct cstore_info *in)
 {
@@ -483,18 +375,6 @@ static void test_put_commit(void **state)
 	free(b);
 }
 
-static void corrupt(const char *path, off_t off)
-{
-	int fd = open(path, O_RDWR);
-	uint8_t c;
-
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &c, 1, off), 1);
-	c ^= 0x40;
-	assert_int_equal(pwrite(fd, &c, 1, off), 1);
-	close(fd);
-}
-
 /* One read that does not verify (a transient fault: the test hook takes a
  * good read as bad) does not condemn the blob: a second read decides, and
  * the chunk is served. Data bad on disk still fails both reads. */
@@ -583,88 +463,6 @@ static void test_corrupt_never_served(void **state)
 	assert_memory_equal(buf, b3 + K, K);
 	free(b3);
 	free(b2);
-	free(buf);
-	free(b);
-}
-
-/* Chunks kept in memory (chunkstore_hot.c, docs/CONTENT.md "Chunks kept
- * in memory"): a chunk verified and written by cstore_put_chunk is read
- * back from memory (no disk read, no hash: counted as memory), even when
- * its file is damaged afterwards, since what is served is what was
- * verified; not before its commit; the least recently used of hot_chunks
- * is replaced, and a replaced chunk is read from the disk and verified
- * again (the damage found); a bad put keeps nothing; delete forgets the
- * blob; the buffers go after CSTORE_HOT_IDLE_TICKS idle ticks; a bad
- * count is refused. */
-static void test_hot_chunks(void **state)
-{
-	struct fx *f = *state;
-	size_t len = 4 * K, got;
-	uint8_t *b = blob(len, 9), id[32], cvs[4 * 32], *buf = malloc(K);
-	const uint64_t all[4] = {0, 1, 2, 3};
-	uint64_t v, t, m;
-	char path[4096];
-
-	assert_non_null(buf);
-	f->o.hot_chunks = CSTORE_HOT_CHUNKS_MAX + 1;
-	assert_int_equal(store_new(&f->st, &(struct store_opts){.dir = f->dir, .map_size = 64 << 20}), 0);
-	f->o.store = f->st;
-	f->o.dir = f->dir;
-	assert_int_equal(cstore_new(&f->cs, &f->o), -EINVAL);
-	store_free(f->st);
-	f->st = NULL;
-	f->cs = NULL;
-	f->o.hot_chunks = 2;
-	fx_open(f);
-	blake3_hash(b, len, id, 32);
-	assert_int_equal(b3tree_chunk_cvs(b, len, cvs), 0);
-	assert_int_equal(cstore_open_partial(f->cs, id, len, cvs, 4), 0);
-	assert_int_equal(cstore_put_chunk(f->cs, id, 0, b, K), 0);
-	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + 2 * K, K), -EBADMSG);
-	assert_int_equal(cn_hot_held(f->cs), 1); /* the bad one kept nothing */
-	/* kept, but not readable before its commit */
-	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -ENOENT);
-	assert_int_equal(cstore_commit_chunks(f->cs, id, all, 1), 0);
-	assert_int_equal(cstore_path(f->cs, id, 1, path, sizeof(path)), 0);
-	corrupt(path, 100);
-	memset(buf, 0, K);
-	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), 0);
-	assert_int_equal(got, K);
-	assert_memory_equal(buf, b, K);
-	cstore_read_stats(f->cs, &v, &t, &m);
-	assert_int_equal(v, 0);
-	assert_int_equal(m, 1);
-	/* two more: chunk 0 is the least recently used and goes */
-	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + K, K), 0);
-	assert_int_equal(cstore_put_chunk(f->cs, id, 2, b + 2 * K, K), 0);
-	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 1, 2), 0);
-	assert_int_equal(cn_hot_held(f->cs), 2);
-	assert_int_equal(cstore_read_chunk(f->cs, id, 2, buf, K, &got), 0);
-	assert_memory_equal(buf, b + 2 * K, K);
-	/* read from the disk now: verified, the damage found, forgotten */
-	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -EIO);
-	assert_int_equal(cstore_has_chunk(f->cs, id, 0), 0);
-	cstore_read_stats(f->cs, &v, &t, &m);
-	assert_int_equal(v, 1);
-	assert_int_equal(m, 2);
-	/* idle: the buffers go, the reads go to the disk (verified) */
-	for (int i = 0; i < CSTORE_HOT_IDLE_TICKS; i++)
-		cn_hot_trim(f->cs);
-	assert_int_equal(cn_hot_held(f->cs), 2);
-	cn_hot_trim(f->cs);
-	assert_int_equal(cn_hot_held(f->cs), 0);
-	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), 0);
-	assert_memory_equal(buf, b + K, K);
-	cstore_read_stats(f->cs, &v, &t, &m);
-	assert_int_equal(v, 2);
-	assert_int_equal(m, 2);
-	/* deleted: nothing kept is served for it */
-	assert_int_equal(cstore_put_chunk(f->cs, id, 3, b + 3 * K, K), 0);
-	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 3, 1), 0);
-	assert_int_equal(cstore_delete(f->cs, id), 0);
-	assert_int_equal(cstore_read_chunk(f->cs, id, 3, buf, K, &got), -ENOENT);
-	cstore_read_stats(f->cs, NULL, NULL, &m);
-	assert_int_equal(m, 2);
 	free(buf);
 	free(b);
 }
@@ -1107,7 +905,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_read_decides, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hot_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verified_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verified_once_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
@@ -1121,7 +918,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_second_read_decides, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_hot_chunks, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_verified_once, setup_direct, teardown),
 	};

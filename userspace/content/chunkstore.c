@@ -128,6 +128,8 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 		err = -EINVAL;
 		goto fail;
 	}
+	if ((err = cn_fds_new(cs)))
+		goto fail;
 	if (opts->hot_chunks >= 0 &&
 	    (err = cn_hot_new(cs, opts->hot_chunks ? (unsigned int)opts->hot_chunks
 						   : CSTORE_HOT_CHUNKS)))
@@ -167,6 +169,7 @@ void cstore_free(struct cstore *cs)
 	pthread_mutex_destroy(&cs->dio_mu);
 	cn_trust_free(cs);
 	cn_hot_free(cs);
+	cn_fds_free(cs);
 	free(cs->blobdir);
 	free(cs);
 }
@@ -270,6 +273,7 @@ static int commit_complete_locked(struct cstore *cs, const uint8_t *id, uint64_t
 		err = -errno;
 		goto out;
 	}
+	cn_fds_drop(cs, id); /* the name is the staged file's now */
 	/* The new name on disk before the index says complete (a power cut
 	 * would otherwise keep the index and lose the name). */
 	if (!cs->no_sync && (err = cn_blob_sync_subdir(cs, id))) {
@@ -632,21 +636,27 @@ int cstore_write_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint6
 int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], const uint64_t *idx,
 			 size_t n)
 {
-	int fd, err = 0;
+	int err = 0;
 
 	if (!cs || !id || (!idx && n))
 		return -EINVAL;
 	if (!n)
 		return 0;
 	if (!cs->no_sync) {
-		fd = cn_blob_open(cs, id, CSTORE_PARTIAL, O_WRONLY);
-		if (fd == -ENOENT) /* complete already (another writer): nothing to do */
+		struct cn_fd f;
+
+		/* the descriptor the chunks were written through, when kept */
+		err = cn_fd_get(cs, id, CSTORE_PARTIAL,
+				O_WRONLY | (cn_dio_use(cs, B3TREE_CHUNK_LEN) ? O_DIRECT : 0), &f);
+		if (err == -EINVAL) /* O_DIRECT refused here: the plain open */
+			err = cn_fd_get(cs, id, CSTORE_PARTIAL, O_WRONLY, &f);
+		if (err == -ENOENT) /* complete already (another writer): nothing to do */
 			return 0;
-		if (fd < 0)
-			return fd;
-		if (fdatasync(fd) < 0)
+		if (err)
+			return err;
+		if (fdatasync(f.fd) < 0)
 			err = -errno;
-		close(fd);
+		cn_fd_put(cs, &f);
 		if (err)
 			return err;
 	}
@@ -660,7 +670,7 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 		     const uint8_t *buf, size_t len)
 {
 	struct chunk_ref r;
-	int fd, err;
+	int err;
 
 	if (!cs || !id || (!buf && len))
 		return -EINVAL;
@@ -680,11 +690,16 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 		if (err != -EINVAL)
 			goto out;
 	}
-	fd = cn_blob_open(cs, id, CSTORE_PARTIAL, O_WRONLY);
-	if (fd < 0)
-		return fd;
-	err = cn_pwrite_full(fd, buf, len, index * B3TREE_CHUNK_LEN);
-	close(fd);
+	{
+		struct cn_fd f;
+
+		if ((err = cn_fd_get(cs, id, CSTORE_PARTIAL, O_WRONLY, &f)))
+			return err;
+		err = cn_pwrite_full(f.fd, buf, len, index * B3TREE_CHUNK_LEN);
+		cn_fd_put(cs, &f);
+		if (err)
+			cn_fds_drop(cs, id);
+	}
 out:
 	/* verified above and written: peers ask for it next (chunkstore_hot.c) */
 	if (!err)
@@ -758,7 +773,7 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	struct chunk_ref r;
 	struct stat st;
 	size_t clen;
-	int fd, err;
+	int err;
 
 	if (!cs || !id || !buf || !len)
 		return -EINVAL;
@@ -780,17 +795,31 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 	if (cn_dio_use(cs, clen))
 		err = cn_dio_chunk(cs, id, r.info.state, 0, buf, clen, index * B3TREE_CHUNK_LEN,
 				   &st);
-	if (err == -EINVAL) {
-		fd = cn_blob_open(cs, id, r.info.state, O_RDONLY);
-		if (fd < 0 && fd != -ENOENT)
-			return fd;
-		err = fd < 0 ? -EIO : cn_pread_full(fd, buf, clen, index * B3TREE_CHUNK_LEN);
-		if (!err && fstat(fd, &st) < 0)
+	if (err == -ENOENT)
+		err = -EIO; /* the file is gone from under its entry */
+	/* buffered: the store does not use O_DIRECT, or the file system
+	 * refused it; twice when the first read went to a file that has
+	 * lost its name since (cn_fd_stale) */
+	for (int tries = 0; err == -EINVAL && tries < 2; tries++) {
+		struct cn_fd f;
+
+		err = cn_fd_get(cs, id, r.info.state, O_RDONLY, &f);
+		if (err && err != -ENOENT)
+			return err;
+		if (err) {
+			err = -EIO;
+			break;
+		}
+		err = cn_pread_full(f.fd, buf, clen, index * B3TREE_CHUNK_LEN);
+		if (!err && fstat(f.fd, &st) < 0)
 			err = -errno;
-		if (fd >= 0)
-			close(fd);
-	} else if (err == -ENOENT) {
-		err = -EIO;
+		cn_fd_put(cs, &f);
+		if (err) {
+			cn_fds_drop(cs, id);
+		} else if (cn_fd_stale(&f, &st)) {
+			cn_fds_drop(cs, id);
+			err = -EINVAL;
+		}
 	}
 	if (err && err != -EIO)
 		return err;

@@ -6,10 +6,13 @@
  *                       downloads, chunk writes and reads, queries
  *   chunkstore_index.c  the LMDB index: record encoding, bitmaps, lookups
  *                       inside a transaction
- *   chunkstore_io.c     the blob files: paths, whole reads and writes,
- *                       direct I/O through a pool of aligned buffers
+ *   chunkstore_files.c  the blob files: names, open, unlink, and the
+ *                       descriptors kept open between chunk I/Os
+ *   chunkstore_io.c     whole reads and writes, direct I/O through a
+ *                       pool of aligned buffers
  *   chunkstore_trust.c  the chunks of complete blobs verified since their
  *                       file last changed (read back without hashing)
+ *   chunkstore_hot.c    chunks kept in memory once verified and written
  */
 #ifndef WEFT_CHUNKSTORE_INT_H
 #define WEFT_CHUNKSTORE_INT_H
@@ -24,6 +27,8 @@
 
 struct store_txn;
 struct cn_trust;
+struct cn_hot;
+struct cn_fds;
 
 #define CS_MOD "content"
 
@@ -51,6 +56,12 @@ struct cn_trust;
 /* the chunks kept in memory (chunkstore_hot.c) go after this many trim
  * calls (seconds) without a put or a get */
 #define CSTORE_HOT_IDLE_TICKS 60
+/* Blob files kept open (chunkstore_files.c): at most this many descriptors
+ * (one per blob and open mode: a download's write and its peers' reads
+ * of a few blobs at once), each closed after this many trim calls
+ * (seconds) unused. */
+#define CSTORE_FDS 16
+#define CSTORE_FDS_IDLE_TICKS 5
 
 struct cstore {
 	struct store *st;
@@ -83,6 +94,9 @@ struct cstore {
 	pthread_mutex_t hot_mu;	   /* guards *hot */
 	struct cn_hot *hot;	   /* chunks kept in memory; NULL: none */
 	atomic_uint_fast64_t hot_hits; /* cstore_read_stats: reads served from *hot */
+	pthread_mutex_t fds_mu;	   /* guards *fds */
+	struct cn_fds *fds;	   /* blob files kept open; NULL: opened per I/O */
+	atomic_uint_fast64_t fds_hits, fds_opens; /* descriptors found kept / opened */
 #ifdef WEFT_TEST_HOOKS
 	atomic_int test_flip_reads; /* cstore_test_fail_next_read */
 #endif
@@ -106,10 +120,11 @@ int cn_load_cvs(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint6
 int cn_load_bits(struct cstore *cs, struct store_txn *t, const uint8_t *id, uint64_t nchunks,
 		 const uint8_t **bits);
 
-/* chunkstore_io.c: the blob files. 0 or -errno throughout. */
+/* chunkstore_files.c: the blob files' names. 0 or -errno throughout. */
 int cn_blob_subdir(const struct cstore *cs, const uint8_t *id);
 int cn_blob_sync_subdir(const struct cstore *cs, const uint8_t *id);
-void cn_blob_unlink(const struct cstore *cs, const uint8_t *id);
+/* Unlink both names of id (its kept descriptors dropped first). */
+void cn_blob_unlink(struct cstore *cs, const uint8_t *id);
 /* Make a fresh sparse .part of size bytes. */
 int cn_blob_create_part(struct cstore *cs, const uint8_t *id, uint64_t size);
 /* Open the data file of an entry in state (see the definition): fd or -errno. */
@@ -170,6 +185,32 @@ void cn_hot_drop(struct cstore *cs, const uint8_t *id);
 void cn_hot_trim(struct cstore *cs);
 /* Slots holding a buffer. */
 unsigned int cn_hot_held(struct cstore *cs);
+
+/* chunkstore_files.c: blob files kept open. new: 0 or -ENOMEM; free:
+ * closes them. A kept descriptor is held between get and put. */
+struct cn_fd {
+	int fd;
+	int slot; /* -1: not kept (put closes it) */
+	int kept; /* found kept open (not opened by this get) */
+};
+int cn_fds_new(struct cstore *cs);
+void cn_fds_free(struct cstore *cs);
+/* An fd of id's file opened with flags, as cn_blob_open opens it, in
+ * f->fd: 0, or cn_blob_open's error. Every get is followed by a put. */
+int cn_fd_get(struct cstore *cs, const uint8_t *id, uint32_t state, int flags, struct cn_fd *f);
+void cn_fd_put(struct cstore *cs, struct cn_fd *f);
+/* After I/O through f and st = fstat of it: 1 when f was found kept and
+ * its file has no name left (another program replaced or unlinked it):
+ * the caller drops the blob's descriptors and does the I/O again. */
+int cn_fd_stale(const struct cn_fd *f, const struct stat *st);
+/* id's names now name another file or none (an add renamed over one, a
+ * fresh .part, an unlink, a read that failed): its descriptors are not
+ * used again (closed at once, or by their last put). */
+void cn_fds_drop(struct cstore *cs, const uint8_t *id);
+/* Once a second: descriptors unused for CSTORE_FDS_IDLE_TICKS calls closed. */
+void cn_fds_trim(struct cstore *cs);
+/* Descriptors open in the table. */
+unsigned int cn_fds_held(struct cstore *cs);
 
 /* chunkstore_open.c: at open (cstore_new), before anything else uses cs. */
 /* Check every index entry against its file, repair what can be (written

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The chunk store's blob files (chunkstore_int.h): their paths, whole
- * reads and writes, and direct I/O: a chunk whose length is a multiple of
+ * The chunk store's blob I/O (chunkstore_int.h): whole reads and writes,
+ * and direct I/O through descriptors chunkstore_files.c keeps: a chunk whose length is a multiple of
  * DIO_ALIGN goes through O_DIRECT by way of an aligned buffer (the
  * caller's when it is aligned, else one of a small pool); a file system
  * that refuses O_DIRECT turns it off for the store, logged once. And the
@@ -19,60 +19,6 @@
 #include "content/chunkstore_int.h"
 #include "weft/log.h"
 #include "weft/util.h"
-
-/* ---- paths and files ---- */
-
-int cstore_path(const struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], int partial, char *buf,
-		size_t len)
-{
-	char hex[65];
-	int n;
-
-	util_hex(hex, id, B3TREE_ID_LEN);
-	n = snprintf(buf, len, "%s/%.2s/%s%s", cs->blobdir, hex, hex, partial ? ".part" : "");
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-int cn_blob_subdir(const struct cstore *cs, const uint8_t *id)
-{
-	char p[4096];
-	char hex[65];
-
-	util_hex(hex, id, B3TREE_ID_LEN);
-	if ((size_t)snprintf(p, sizeof(p), "%s/%.2s", cs->blobdir, hex) >= sizeof(p))
-		return -ENAMETOOLONG;
-	if (mkdir(p, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int cn_blob_sync_subdir(const struct cstore *cs, const uint8_t *id)
-{
-	char p[4096];
-	char hex[65];
-	int fd, err = 0;
-
-	util_hex(hex, id, B3TREE_ID_LEN);
-	if ((size_t)snprintf(p, sizeof(p), "%s/%.2s", cs->blobdir, hex) >= sizeof(p))
-		return -ENAMETOOLONG;
-	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-void cn_blob_unlink(const struct cstore *cs, const uint8_t *id)
-{
-	char p[4096];
-
-	if (!cstore_path(cs, id, 0, p, sizeof(p)))
-		unlink(p);
-	if (!cstore_path(cs, id, 1, p, sizeof(p)))
-		unlink(p);
-}
 
 int cn_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 {
@@ -195,80 +141,44 @@ static void dio_refused(struct cstore *cs)
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
 		 size_t len, uint64_t off, struct stat *st)
 {
+	struct cn_fd f;
 	uint8_t *b;
-	int fd, err;
+	int err, again = 1;
 
-	fd = cn_blob_open(cs, id, state, (wr ? O_WRONLY : O_RDONLY) | O_DIRECT);
-	if (fd == -EINVAL)
-		dio_refused(cs);
-	if (fd < 0)
-		return fd;
 	/* the caller's buffer itself when it is aligned (swarm answers and
 	 * serve threads arrange it), else by way of a pool buffer */
 	b = (uintptr_t)buf % DIO_ALIGN ? dio_get(cs) : buf;
-	if (!b) {
-		close(fd);
+	if (!b)
 		return -ENOMEM;
-	}
-	if (wr) {
-		if (b != buf)
-			memcpy(b, buf, len);
-		err = cn_pwrite_full(fd, b, len, off);
-	} else {
-		err = cn_pread_full(fd, b, len, off);
-		if (!err && b != buf)
-			memcpy(buf, b, len);
-	}
-	if (!err && st && fstat(fd, st) < 0)
+	if (wr && b != buf)
+		memcpy(b, buf, len);
+retry:
+	err = cn_fd_get(cs, id, state, (wr ? O_WRONLY : O_RDONLY) | O_DIRECT, &f);
+	if (err)
+		goto out;
+	if (wr)
+		err = cn_pwrite_full(f.fd, b, len, off);
+	else
+		err = cn_pread_full(f.fd, b, len, off);
+	if (!err && st && fstat(f.fd, st) < 0)
 		err = -errno;
-	close(fd);
+	cn_fd_put(cs, &f);
+	if (err) { /* whatever went wrong, the next I/O opens the file afresh */
+		cn_fds_drop(cs, id);
+	} else if (st && cn_fd_stale(&f, st) && again--) {
+		/* read through a kept descriptor whose file has lost its
+		 * name since (replaced or unlinked by another program): read
+		 * again from the file the name names now */
+		cn_fds_drop(cs, id);
+		goto retry;
+	}
+	if (!err && !wr && b != buf)
+		memcpy(buf, b, len);
+out:
 	if (b != buf)
 		dio_put(cs, b);
 	if (err == -EINVAL)
 		dio_refused(cs);
-	return err;
-}
-
-/* Open the data file of an entry: the name its state implies, else the
- * other one (a completion rename may be under way). Each name twice: the
- * index says complete before the rename, so a reader can miss the final
- * name (not yet there) and then the partial one (just renamed); the
- * final name is there by the second look. Taking one look each marked a
- * healthy blob bad (seen with 10 stores completing at once). */
-int cn_blob_open(const struct cstore *cs, const uint8_t *id, uint32_t state, int flags)
-{
-	char p[4096];
-	int partial = state == CSTORE_PARTIAL;
-	int fd, err;
-
-	for (int i = 0; i < 4; i++, partial = !partial) {
-		err = cstore_path(cs, id, partial, p, sizeof(p));
-		if (err)
-			return err;
-		fd = open(p, flags | O_CLOEXEC);
-		if (fd >= 0)
-			return fd;
-		if (errno != ENOENT)
-			return -errno;
-	}
-	return -ENOENT;
-}
-
-/* Make a fresh sparse .part of size bytes. */
-int cn_blob_create_part(struct cstore *cs, const uint8_t *id, uint64_t size)
-{
-	char p[4096];
-	int fd, err;
-
-	if ((err = cn_blob_subdir(cs, id)) || (err = cstore_path(cs, id, 1, p, sizeof(p))))
-		return err;
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	err = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
-	close(fd);
-	if (err)
-		unlink(p);
 	return err;
 }
 

@@ -461,6 +461,7 @@ void content_node_trim(struct content_node *cn, uint64_t now_ms)
 	if (cn->cs) {
 		cn_dio_trim(cn->cs);
 		cn_hot_trim(cn->cs);
+		cn_fds_trim(cn->cs);
 	}
 	cn_ss_trim(cn, now_ms);
 }

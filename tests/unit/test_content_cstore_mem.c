@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The chunk store's memory of what it wrote: chunks kept in memory
+ * (chunkstore_hot.c) and blob files kept open (chunkstore_files.c), with
+ * buffered and direct I/O.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+
+#include "cstore_fx.h"
+
+/* Chunks kept in memory (chunkstore_hot.c, docs/CONTENT.md "Chunks kept
+ * in memory"): a chunk verified and written by cstore_put_chunk is read
+ * back from memory (no disk read, no hash: counted as memory), even when
+ * its file is damaged afterwards, since what is served is what was
+ * verified; not before its commit; the least recently used of hot_chunks
+ * is replaced, and a replaced chunk is read from the disk and verified
+ * again (the damage found); a bad put keeps nothing; delete forgets the
+ * blob; the buffers go after CSTORE_HOT_IDLE_TICKS idle ticks; a bad
+ * count is refused. */
+static void test_hot_chunks(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 4 * K, got;
+	uint8_t *b = blob(len, 9), id[32], cvs[4 * 32], *buf = malloc(K);
+	const uint64_t all[4] = {0, 1, 2, 3};
+	uint64_t v, t, m;
+	char path[4096];
+
+	assert_non_null(buf);
+	f->o.hot_chunks = CSTORE_HOT_CHUNKS_MAX + 1;
+	assert_int_equal(store_new(&f->st, &(struct store_opts){.dir = f->dir, .map_size = 64 << 20}), 0);
+	f->o.store = f->st;
+	f->o.dir = f->dir;
+	assert_int_equal(cstore_new(&f->cs, &f->o), -EINVAL);
+	store_free(f->st);
+	f->st = NULL;
+	f->cs = NULL;
+	f->o.hot_chunks = 2;
+	fx_open(f);
+	blake3_hash(b, len, id, 32);
+	assert_int_equal(b3tree_chunk_cvs(b, len, cvs), 0);
+	assert_int_equal(cstore_open_partial(f->cs, id, len, cvs, 4), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 0, b, K), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + 2 * K, K), -EBADMSG);
+	assert_int_equal(cn_hot_held(f->cs), 1); /* the bad one kept nothing */
+	/* kept, but not readable before its commit */
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -ENOENT);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all, 1), 0);
+	assert_int_equal(cstore_path(f->cs, id, 1, path, sizeof(path)), 0);
+	corrupt(path, 100);
+	memset(buf, 0, K);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), 0);
+	assert_int_equal(got, K);
+	assert_memory_equal(buf, b, K);
+	cstore_read_stats(f->cs, &v, &t, &m);
+	assert_int_equal(v, 0);
+	assert_int_equal(m, 1);
+	/* two more: chunk 0 is the least recently used and goes */
+	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + K, K), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 2, b + 2 * K, K), 0);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 1, 2), 0);
+	assert_int_equal(cn_hot_held(f->cs), 2);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 2, buf, K, &got), 0);
+	assert_memory_equal(buf, b + 2 * K, K);
+	/* read from the disk now: verified, the damage found, forgotten */
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -EIO);
+	assert_int_equal(cstore_has_chunk(f->cs, id, 0), 0);
+	cstore_read_stats(f->cs, &v, &t, &m);
+	assert_int_equal(v, 1);
+	assert_int_equal(m, 2);
+	/* idle: the buffers go, the reads go to the disk (verified) */
+	for (int i = 0; i < CSTORE_HOT_IDLE_TICKS; i++)
+		cn_hot_trim(f->cs);
+	assert_int_equal(cn_hot_held(f->cs), 2);
+	cn_hot_trim(f->cs);
+	assert_int_equal(cn_hot_held(f->cs), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), 0);
+	assert_memory_equal(buf, b + K, K);
+	cstore_read_stats(f->cs, &v, &t, &m);
+	assert_int_equal(v, 2);
+	assert_int_equal(m, 2);
+	/* deleted: nothing kept is served for it */
+	assert_int_equal(cstore_put_chunk(f->cs, id, 3, b + 3 * K, K), 0);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 3, 1), 0);
+	assert_int_equal(cstore_delete(f->cs, id), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 3, buf, K, &got), -ENOENT);
+	cstore_read_stats(f->cs, NULL, NULL, &m);
+	assert_int_equal(m, 2);
+	free(buf);
+	free(b);
+}
+
+/* Blob files kept open (chunkstore_files.c, docs/CONTENT.md "Blob files
+ * kept open"): a download's writes and the reads of its chunks reuse one
+ * descriptor per blob and mode; an add over a partial blob, a delete and
+ * a fresh .part drop them, so no read goes to a file the name no longer
+ * names (the old .part's zeros would fail verification: a second read,
+ * counted in cstore_reads_retried); at most CSTORE_FDS are open, none
+ * after CSTORE_FDS_IDLE_TICKS trims unused. */
+static void test_kept_fds(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 4 * K;
+	uint8_t *b = blob(len, 21), id[32], id2[32], cvs[4 * 32], *buf = malloc(K);
+	const uint64_t one[2] = {0, 1};
+	uint64_t opens;
+	size_t got;
+
+	assert_non_null(buf);
+	blake3_hash(b, len, id, 32);
+	assert_int_equal(b3tree_chunk_cvs(b, len, cvs), 0);
+	f->o.no_sync = 0; /* the commit's fdatasync goes through the kept descriptor too */
+	fx_open(f);
+	assert_int_equal(cstore_open_partial(f->cs, id, len, cvs, 4), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 0, b, K), 0);
+	opens = atomic_load(&f->cs->fds_opens);
+	assert_true(opens >= 1);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + K, K), 0);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, one, 2), 0);
+	assert_int_equal(atomic_load(&f->cs->fds_opens), opens); /* no second open to write */
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), 0);
+	assert_memory_equal(buf, b, K);
+	opens = atomic_load(&f->cs->fds_opens);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), 0);
+	assert_memory_equal(buf, b + K, K);
+	assert_int_equal(atomic_load(&f->cs->fds_opens), opens); /* nor to read again */
+	assert_true(cn_fds_held(f->cs) >= 1 && cn_fds_held(f->cs) <= 2);
+
+	/* The whole blob added while its .part (chunks 2 and 3 zeros) is
+	 * kept open: reads go to the added file, first time. */
+	assert_int_equal(cstore_add_buf(f->cs, b, len, id2), 0);
+	assert_memory_equal(id, id2, 32);
+	assert_int_equal(cn_fds_held(f->cs), 0);
+	read_all(f->cs, id, b, len);
+	assert_int_equal(cstore_reads_retried(f->cs), 0);
+	assert_true(cn_fds_held(f->cs) >= 1);
+
+	/* Deleted: nothing of it kept open. */
+	assert_int_equal(cstore_delete(f->cs, id), 0);
+	assert_int_equal(cn_fds_held(f->cs), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -ENOENT);
+
+	/* Bounded: more partial blobs written than descriptors kept. */
+	for (unsigned int i = 0; i < CSTORE_FDS + 4; i++) {
+		uint8_t *c = blob(K, 100 + i), cid[32], ccv[32];
+
+		blake3_hash(c, K, cid, 32);
+		assert_int_equal(b3tree_chunk_cvs(c, K, ccv), 0);
+		assert_int_equal(cstore_open_partial(f->cs, cid, K, ccv, 1), 0);
+		assert_int_equal(cstore_put_chunk(f->cs, cid, 0, c, K), 0);
+		assert_true(cn_fds_held(f->cs) <= CSTORE_FDS);
+		free(c);
+	}
+	assert_int_equal(cn_fds_held(f->cs), CSTORE_FDS);
+	/* Out of descriptors: the kept ones nobody holds give way. */
+	{
+		struct rlimit old, low;
+		int fill[256], nfill = 0, fd;
+		uint8_t *c = blob(K, 999), cid[32], ccv[32];
+
+		blake3_hash(c, K, cid, 32);
+		assert_int_equal(b3tree_chunk_cvs(c, K, ccv), 0);
+		assert_int_equal(cstore_open_partial(f->cs, cid, K, ccv, 1), 0);
+		assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+		low = old;
+		low.rlim_cur = 256;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+		while (nfill < 256 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+			fill[nfill++] = fd;
+		assert_int_equal(errno, EMFILE);
+		assert_int_equal(cstore_put_chunk(f->cs, cid, 0, c, K), 0);
+		assert_true(cn_fds_held(f->cs) <= 1);
+		while (nfill)
+			close(fill[--nfill]);
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+		free(c);
+	}
+	/* Unused: closed after the idle ticks, not before. */
+	/* the commits' syncs keep one each again */
+	for (unsigned int i = 0; i < CSTORE_FDS; i++) {
+		uint8_t *c = blob(K, 100 + i), cid[32];
+		const uint64_t z = 0;
+
+		blake3_hash(c, K, cid, 32);
+		assert_int_equal(cstore_commit_chunks(f->cs, cid, &z, 1), 1);
+		free(c);
+	}
+	assert_int_equal(cn_fds_held(f->cs), CSTORE_FDS);
+	for (unsigned int i = 0; i + 1 < CSTORE_FDS_IDLE_TICKS; i++)
+		cn_fds_trim(f->cs);
+	assert_int_equal(cn_fds_held(f->cs), CSTORE_FDS);
+	cn_fds_trim(f->cs);
+	assert_int_equal(cn_fds_held(f->cs), 0);
+	free(buf);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hot_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hot_chunks, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_fds, setup_direct, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
