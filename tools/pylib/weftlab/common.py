@@ -288,6 +288,16 @@ class Lab:
         sh(["ip", "netns", "add", ns])
         sh(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
             "net.ipv6.conf.default.disable_ipv6=1"])
+        # A host with br_netfilter loaded (Docker, some firewalls) passes
+        # every frame a bridge forwards through iptables, in each
+        # namespace that has a bridge (per namespace since Linux 5.3, on
+        # by default): the lab's bridges carry only lab traffic and no
+        # rule of the lab's is on that path (the NAT routers' masquerade
+        # is on their routed path), so a lab namespace turns it off. On a
+        # host without the module the keys are absent: nothing to do.
+        sh(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0",
+            "net.bridge.bridge-nf-call-ip6tables=0", "net.bridge.bridge-nf-call-arptables=0"],
+           check=False)
 
     def make_bridge(self):
         br = self.ns("br")
