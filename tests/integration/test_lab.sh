@@ -187,6 +187,13 @@ $LAB --dir "$D/a" down >"$D/down.out" || fail "down failed: $(cat "$D/down.out")
 nothing_left "$PA"
 [ -f "$D/a/lab.json" ] && fail "lab.json still there after down"
 pass "down leaves no namespace, link, mount or process ($(cat "$D/down.out"))"
+# the nodes' states stay for reading after down; --purge removes them
+[ -d "$D/a/nodes/n1" ] || fail "down removed the nodes' states"
+$LAB --dir "$D/a" down --purge >"$D/purge.out" || fail "down --purge failed: $(cat "$D/purge.out")"
+[ -e "$D/a/nodes" ] && fail "down --purge left $D/a/nodes"
+[ -f "$D/a/lab.down.json" ] && ls "$D/a/results/"*.json >/dev/null 2>&1 ||
+	fail "down --purge removed the results or lab.down.json"
+pass "down --purge removes the nodes' states, keeps results ($(cat "$D/purge.out"))"
 
 $LAB --dir "$D/c" up --nodes 12 >"$D/upc.out" 2>&1 &
 UP=$!

@@ -49,7 +49,10 @@ def parser():
     u.add_argument("--set", action="append", default=[], metavar="SEC.KEY=VAL",
                    help="passed to every weftd")
     u.add_argument("--timeout", type=int, default=120, help="seconds to wait for healthy tables")
-    sub.add_parser("down", help="stop and remove everything the lab created")
+    d = sub.add_parser("down", help="stop and remove everything the lab created")
+    d.add_argument("--purge", action="store_true",
+                   help="also delete DIR/nodes (each node's state, downloads and log); "
+                        "DIR/results and lab.down.json stay")
     s = sub.add_parser("status", help="one line per node")
     s.add_argument("--json", action="store_true")
     add_run_parsers(sub)

@@ -110,6 +110,38 @@ def cmd_up(lab, a):
 
 # ---------------------------------------------------------------- down
 
+def disk_bytes(path):
+    """Bytes a tree takes on disk (allocated blocks, each hard link once)."""
+    total, seen = 0, set()
+    for root, dirs, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def nodes_left(lab, purge):
+    """What DIR/nodes keeps after down: removed with --purge, else said."""
+    nodes = os.path.join(lab.dir, "nodes")
+    if not os.path.isdir(nodes):
+        return
+    size = disk_bytes(nodes)
+    if purge:
+        shutil.rmtree(nodes, ignore_errors=True)
+        if os.path.exists(nodes):
+            raise LabError("purge: %s not removed" % nodes)
+        print("purge: %s removed (%.1f GiB)" % (nodes, size / 2.0 ** 30))
+    elif size >= 1 << 30:
+        print("%s keeps %.1f GiB (node states, downloads, logs): `down --purge` removes it"
+              % (nodes, size / 2.0 ** 30))
+
+
 def cmd_down(lab, a):
     if os.geteuid() != 0:
         raise LabError("down needs root (network namespaces)")
@@ -117,6 +149,7 @@ def cmd_down(lab, a):
     st = lab.load(required=False)
     if not st:
         print("no lab in %s" % lab.dir)
+        nodes_left(lab, getattr(a, "purge", False))
         return
     prefix = st["prefix"]
     # 1. processes: the pids we started, then anything else inside our
@@ -162,6 +195,7 @@ def cmd_down(lab, a):
         raise LabError("left behind: namespaces %s, processes %s" % (left, left_p))
     os.replace(lab.state_path, os.path.join(lab.dir, "lab.down.json"))
     print("down: %d processes stopped, %d namespaces removed (prefix %s)" % (len(pids), gone, prefix))
+    nodes_left(lab, getattr(a, "purge", False))
 
 
 # -------------------------------------------------------------- status
