@@ -340,6 +340,7 @@ static void worker_free(struct qn_worker *wk)
 
 		qn_conn_report_closed(wk, wk->conns, &info);
 	}
+	qn_conn_table_free(wk);
 	free(wk->scratch);
 	if (wk->genblk)
 		qn_genblk_unref(wk->genblk); /* the streams' references went with the endpoint */

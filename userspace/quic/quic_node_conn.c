@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The node's connection records on a worker: ids (the owning worker in the
- * low byte), creation, lookup, and the end: closed() to the owner, its
+ * low byte), creation, lookup (a table by id: a seed's worker holds up
+ * to quic.max_conns, 4096, and every stream operation looks its
+ * connection up), and the end: closed() to the owner, its
  * open streams' stream_closed(), then the record's streams and path go.
  */
 #include <errno.h>
@@ -10,9 +12,35 @@
 
 #include "quic/quic_node_int.h"
 
+static size_t chash_at(uint64_t id, size_t n)
+{
+	return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (n - 1);
+}
+
+/* Twice the chains (or the first QN_CONN_HASH_MIN), every record moved
+ * over; on no memory the old table stays. */
+static void chash_grow(struct qn_worker *wk)
+{
+	size_t n = wk->nchash ? 2 * wk->nchash : QN_CONN_HASH_MIN;
+	struct qn_conn **t, *c;
+
+	if (n > QN_CONN_HASH_MAX || !(t = calloc(n, sizeof(*t))))
+		return;
+	for (c = wk->conns; c; c = c->next) {
+		size_t i = chash_at(c->id, n);
+
+		c->hnext = t[i];
+		t[i] = c;
+	}
+	free(wk->chash);
+	wk->chash = t;
+	wk->nchash = n;
+}
+
 struct qn_conn *qn_conn_new(struct qn_worker *wk, uint64_t id)
 {
 	struct qn_conn *c = calloc(1, sizeof(*c));
+	size_t n;
 
 	if (!c)
 		return NULL;
@@ -22,6 +50,16 @@ struct qn_conn *qn_conn_new(struct qn_worker *wk, uint64_t id)
 		wk->conns->prev = c;
 	wk->conns = c;
 	wk->nconns++;
+	n = wk->nchash;
+	if (wk->nconns > n)
+		chash_grow(wk); /* c is on the list: moved with the rest */
+	if (wk->nchash && wk->nchash == n) { /* not grown: c goes in */
+		size_t i = chash_at(id, n);
+
+		c->hnext = wk->chash[i];
+		wk->chash[i] = c;
+	}
+	/* no table at all (no memory for the first): lookups walk the list */
 	return c;
 }
 
@@ -30,6 +68,14 @@ void qn_conn_free(struct qn_worker *wk, struct qn_conn *c)
 	qn_path_free(c);
 	while (c->streams)
 		qn_stream_free(wk->qn, c, c->streams);
+	if (wk->nchash) {
+		struct qn_conn **p = &wk->chash[chash_at(c->id, wk->nchash)];
+
+		while (*p && *p != c)
+			p = &(*p)->hnext;
+		if (*p)
+			*p = c->hnext;
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -40,10 +86,23 @@ void qn_conn_free(struct qn_worker *wk, struct qn_conn *c)
 	free(c);
 }
 
+void qn_conn_table_free(struct qn_worker *wk)
+{
+	free(wk->chash);
+	wk->chash = NULL;
+	wk->nchash = 0;
+}
+
 struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id)
 {
 	struct qn_conn *c;
 
+	if (wk->nchash) {
+		for (c = wk->chash[chash_at(id, wk->nchash)]; c; c = c->hnext)
+			if (c->id == id)
+				return c;
+		return NULL;
+	}
 	for (c = wk->conns; c; c = c->next)
 		if (c->id == id)
 			return c;

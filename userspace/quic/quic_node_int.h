@@ -32,6 +32,11 @@
  * node is stopping (its engine halted) */
 #define QN_JOB_SLICE_MS 200
 #define QN_GEN_CHUNK (64U << 10) /* bench generator: bytes per quic_stream_send */
+/* A worker's table of connection records by id: 64 chains at first,
+ * doubled while the records outnumber the chains, up to this many (16k:
+ * 128 KiB, four times quic.max_conns' default) */
+#define QN_CONN_HASH_MIN 64
+#define QN_CONN_HASH_MAX 16384
 
 /* Application error codes on weft streams (RESET_STREAM). */
 #define QN_ERR_UNKNOWN_TYPE 0x101
@@ -107,6 +112,7 @@ struct qn_stream {
 
 struct qn_conn {
 	struct qn_conn *next, *prev;
+	struct qn_conn *hnext; /* the worker's table by id (qn_conn_find) */
 	uint64_t id;
 	struct quic_conn *qc;
 	struct quic_node_handler h;
@@ -136,6 +142,11 @@ struct qn_worker {
 	socklen_t rx_rl, rx_ll;
 	struct qn_conn *conns;
 	size_t nconns;
+	/* conns by id: chains of hnext, a power of two of them, doubled
+	 * while there are more conns than chains (at most QN_CONN_HASH_MAX;
+	 * a failed doubling keeps the old table, longer chains) */
+	struct qn_conn **chash;
+	size_t nchash;
 	uint8_t *scratch; /* QN_GEN_CHUNK */
 	/* What scratch holds: generator bytes [gen_off, gen_off + gen_len)
 	 * of gen_seed (gen_len 0: nothing). */
@@ -298,6 +309,8 @@ uint64_t qn_conn_id_new(struct quic_node *qn, unsigned int worker);
 struct qn_conn *qn_conn_new(struct qn_worker *wk, uint64_t id);
 struct qn_conn *qn_conn_find(struct qn_worker *wk, uint64_t id);
 void qn_conn_free(struct qn_worker *wk, struct qn_conn *c);
+/* The table by id, once every record is freed (worker teardown). */
+void qn_conn_table_free(struct qn_worker *wk);
 /* The connection ended: connected() (a dial that never got there), its
  * streams' stream_closed(), closed(); then c is freed. */
 void qn_conn_report_closed(struct qn_worker *wk, struct qn_conn *c,
