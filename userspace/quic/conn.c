@@ -135,6 +135,8 @@ static int remove_cid_cb(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user_da
 	return 0;
 }
 
+static void rtok_forget(struct quic_conn *c, const uint8_t *token);
+
 static int dcid_status_cb(ngtcp2_conn *conn, int type, uint64_t seq, const ngtcp2_cid *cid,
 			  const uint8_t *token, void *user_data)
 {
@@ -143,6 +145,7 @@ static int dcid_status_cb(ngtcp2_conn *conn, int type, uint64_t seq, const ngtcp
 
 	for (i = 0; i < c->nrtok; i++) {
 		if (c->rtok_seq[i] == seq) {
+			rtok_forget(c, c->rtok[i]);
 			c->rtok_seq[i] = c->rtok_seq[--c->nrtok];
 			memcpy(c->rtok[i], c->rtok[c->nrtok], NGTCP2_STATELESS_RESET_TOKENLEN);
 			break;
@@ -152,8 +155,41 @@ static int dcid_status_cb(ngtcp2_conn *conn, int type, uint64_t seq, const ngtcp
 	    c->nrtok < QUIC_CONN_MAX_CIDS) {
 		c->rtok_seq[c->nrtok] = seq;
 		memcpy(c->rtok[c->nrtok++], token, NGTCP2_STATELESS_RESET_TOKENLEN);
+		/* no memory, or another connection's: this one's resets then
+		 * end it by its idle timeout instead */
+		(void)quic_ep_rtok_add(c->ep, c, token);
 	}
 	return 0;
+}
+
+/* The endpoint's entry for token, unless another of this connection's
+ * tokens is the same bytes (the transport parameters' token announced
+ * again for sequence 0). */
+static void rtok_forget(struct quic_conn *c, const uint8_t *token)
+{
+	unsigned int same = c->have_tp_tok &&
+			    !memcmp(c->tp_tok, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+
+	for (size_t i = 0; i < c->nrtok; i++)
+		same += !memcmp(c->rtok[i], token, NGTCP2_STATELESS_RESET_TOKENLEN);
+	if (same <= 1)
+		quic_ep_rtok_del(c->ep, c, token);
+}
+
+/* The server's token from its transport parameters (on a connection we
+ * dialled), in the endpoint's table once known. */
+static void rtok_note_tp(struct quic_conn *c)
+{
+	const ngtcp2_transport_params *rp;
+
+	if (c->have_tp_tok || c->is_server)
+		return;
+	rp = ngtcp2_conn_get_remote_transport_params(c->conn);
+	if (!rp || !rp->stateless_reset_token_present)
+		return;
+	memcpy(c->tp_tok, rp->stateless_reset_token, NGTCP2_STATELESS_RESET_TOKENLEN);
+	c->have_tp_tok = 1;
+	(void)quic_ep_rtok_add(c->ep, c, c->tp_tok);
 }
 
 int quic_conn_reset_match(struct quic_conn *c, const uint8_t *tail)
@@ -189,6 +225,7 @@ static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	}
 	c->state = QUIC_ST_OPEN;
+	rtok_note_tp(c);
 	c->confirmed = c->is_server; /* a client's: handshake_confirmed_cb */
 	c->trim_at = c->ep->now + QUIC_MEM_TRIM_NS;
 	/* Announce now, not after ngtcp2 returns: stream data (0.5-RTT from a
@@ -555,6 +592,12 @@ void quic_conn_destroy(struct quic_conn *c)
 		return;
 	while (c->ncids > 0)
 		untrack_cid(c, &c->cids[c->ncids - 1]);
+	for (size_t i = 0; i < c->nrtok; i++)
+		quic_ep_rtok_del(c->ep, c, c->rtok[i]);
+	if (c->have_tp_tok)
+		quic_ep_rtok_del(c->ep, c, c->tp_tok);
+	c->nrtok = 0;
+	c->have_tp_tok = 0;
 	for (s = c->streams; s; s = n) {
 		n = s->next;
 		quic_sbuf_free(s);

@@ -481,7 +481,11 @@ static void ep_accept(struct quic_ep *ep, const uint8_t *buf, size_t len,
 
 /* A short-header packet for a connection we do not know (any more), or a
  * stateless reset from a peer that lost one of ours: those carry a random
- * DCID and end with a token we were given. */
+ * DCID and end with a token we were given. The token is looked up in the
+ * endpoint's table (quic_ep_rtok_conn), not compared with every
+ * connection's: a flood of such datagrams with forged sources cost a walk
+ * over every connection each (up to quic.max_conns, 4096, with a
+ * constant-time compare per token). */
 static void ep_unknown_short(struct quic_ep *ep, const uint8_t *buf, size_t len,
 			     const struct quic_pkt_inv *inv, const struct sockaddr *local,
 			     socklen_t local_len, const struct sockaddr *remote,
@@ -489,10 +493,13 @@ static void ep_unknown_short(struct quic_ep *ep, const uint8_t *buf, size_t len,
 {
 	struct quic_conn *c = NULL;
 
-	if (len >= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN)
-		for (c = ep->conns; c; c = c->next)
-			if (quic_conn_reset_match(c, buf + len - NGTCP2_STATELESS_RESET_TOKENLEN))
-				break;
+	if (len >= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN) {
+		const uint8_t *tail = buf + len - NGTCP2_STATELESS_RESET_TOKENLEN;
+
+		c = quic_ep_rtok_conn(ep, tail);
+		if (c && !quic_conn_reset_match(c, tail))
+			c = NULL; /* closing already */
+	}
 	if (c) {
 		c->reset_probe = 1;
 		quic_conn_input(c, buf, len, local, local_len, remote, remote_len, now);

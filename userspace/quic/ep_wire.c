@@ -53,19 +53,27 @@ static size_t cid_hash(const struct quic_ep *ep, const uint8_t *id, size_t len)
 	return (size_t)h;
 }
 
-struct quic_cid_ent *quic_ep_cid_find(const struct quic_ep *ep, const uint8_t *id, size_t len)
+static struct quic_cid_ent *ent_find(const struct quic_ep *ep, int tok, const uint8_t *id,
+				     size_t len)
 {
 	size_t mask = ep->cid_cap - 1, i = cid_hash(ep, id, len) & mask, n;
 
+	if (!ep->cid_cap)
+		return NULL;
 	for (n = 0; n < ep->cid_cap; n++, i = (i + 1) & mask) {
 		struct quic_cid_ent *e = &ep->cids[i];
 
 		if (!e->len && !e->tomb)
 			return NULL;
-		if (e->len == len && memcmp(e->id, id, len) == 0)
+		if (e->len == len && e->tok == tok && memcmp(e->id, id, len) == 0)
 			return e;
 	}
 	return NULL;
+}
+
+struct quic_cid_ent *quic_ep_cid_find(const struct quic_ep *ep, const uint8_t *id, size_t len)
+{
+	return ent_find(ep, 0, id, len);
 }
 
 static int cid_rehash(struct quic_ep *ep, size_t ncap)
@@ -96,14 +104,13 @@ static int cid_rehash(struct quic_ep *ep, size_t ncap)
 	return 0;
 }
 
-int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid)
+static int ent_add(struct quic_ep *ep, struct quic_conn *c, int tok, const uint8_t *id,
+		   size_t len)
 {
 	struct quic_cid_ent *e;
 	size_t mask, i;
 
-	if (cid->datalen == 0 || cid->datalen > NGTCP2_MAX_CIDLEN)
-		return -EINVAL;
-	e = quic_ep_cid_find(ep, cid->data, cid->datalen);
+	e = ent_find(ep, tok, id, len);
 	if (e) {
 		/* A collision of random 128-bit ids, or a client reusing an
 		 * initial DCID of a live connection: keep the first owner. */
@@ -121,7 +128,7 @@ int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *c
 			return -ENOMEM;
 	}
 	mask = ep->cid_cap - 1;
-	i = cid_hash(ep, cid->data, cid->datalen) & mask;
+	i = cid_hash(ep, id, len) & mask;
 	while (ep->cids[i].len)
 		i = (i + 1) & mask;
 	e = &ep->cids[i];
@@ -129,22 +136,55 @@ int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *c
 		ep->cid_used++;
 	e->tomb = 0;
 	ep->rx_last = NULL;
-	e->len = (uint8_t)cid->datalen;
-	memcpy(e->id, cid->data, cid->datalen);
+	e->len = (uint8_t)len;
+	e->tok = (uint8_t)tok;
+	memcpy(e->id, id, len);
 	e->conn = c;
 	return 0;
 }
 
-void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid)
+static void ent_del(struct quic_ep *ep, struct quic_cid_ent *e)
 {
-	struct quic_cid_ent *e = quic_ep_cid_find(ep, cid->data, cid->datalen);
-
-	if (!e)
-		return;
 	e->len = 0;
+	e->tok = 0;
 	e->tomb = 1;
 	ep->rx_last = NULL;
 	e->conn = NULL;
+}
+
+int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid)
+{
+	if (cid->datalen == 0 || cid->datalen > NGTCP2_MAX_CIDLEN)
+		return -EINVAL;
+	return ent_add(ep, c, 0, cid->data, cid->datalen);
+}
+
+void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid)
+{
+	struct quic_cid_ent *e = ent_find(ep, 0, cid->data, cid->datalen);
+
+	if (e)
+		ent_del(ep, e);
+}
+
+int quic_ep_rtok_add(struct quic_ep *ep, struct quic_conn *c, const uint8_t *token)
+{
+	return ent_add(ep, c, 1, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+}
+
+void quic_ep_rtok_del(struct quic_ep *ep, struct quic_conn *c, const uint8_t *token)
+{
+	struct quic_cid_ent *e = ent_find(ep, 1, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+
+	if (e && e->conn == c)
+		ent_del(ep, e);
+}
+
+struct quic_conn *quic_ep_rtok_conn(const struct quic_ep *ep, const uint8_t *tail)
+{
+	struct quic_cid_ent *e = ent_find(ep, 1, tail, NGTCP2_STATELESS_RESET_TOKENLEN);
+
+	return e ? e->conn : NULL;
 }
 
 /* ------------------------------------------------------------- sending */

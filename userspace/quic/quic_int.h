@@ -56,6 +56,7 @@ int quic_cert_cred_new(gnutls_certificate_credentials_t *out, const uint8_t *pk,
 struct quic_cid_ent {
 	uint8_t len; /* 0 = empty slot */
 	uint8_t tomb; /* deleted (keeps probe chains intact) */
+	uint8_t tok;  /* 1: a peer's stateless reset token of conn, not a CID */
 	uint8_t id[NGTCP2_MAX_CIDLEN];
 	struct quic_conn *conn;
 };
@@ -184,6 +185,10 @@ struct quic_conn {
 	uint8_t rtok[QUIC_CONN_MAX_CIDS][NGTCP2_STATELESS_RESET_TOKENLEN];
 	uint64_t rtok_seq[QUIC_CONN_MAX_CIDS];
 	size_t nrtok;
+	/* the server's token from its transport parameters (a client's
+	 * connection), put in the endpoint's table at the handshake */
+	uint8_t tp_tok[NGTCP2_STATELESS_RESET_TOKENLEN];
+	int have_tp_tok;
 	int reset_probe; /* input is a possible stateless reset */
 	void *user;
 	int busy;     /* inside ngtcp2: writes and closes are deferred */
@@ -323,6 +328,14 @@ struct quic_cid_ent *quic_ep_cid_find(const struct quic_ep *ep, const uint8_t *i
 /* Route cid to c: 0, -EEXIST (another connection has it), -EINVAL, -ENOMEM. */
 int quic_ep_cid_add(struct quic_ep *ep, struct quic_conn *c, const ngtcp2_cid *cid);
 void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid);
+/* The peers' stateless reset tokens in the same table (entries marked
+ * tok), so that a datagram for no known connection finds the one whose
+ * token ends it in one lookup, not a walk over every connection (RFC 9000
+ * 10.3.1). add: 0, -EEXIST (another connection holds it: left as is),
+ * -ENOMEM; del: only c's entry. */
+int quic_ep_rtok_add(struct quic_ep *ep, struct quic_conn *c, const uint8_t *token);
+void quic_ep_rtok_del(struct quic_ep *ep, struct quic_conn *c, const uint8_t *token);
+struct quic_conn *quic_ep_rtok_conn(const struct quic_ep *ep, const uint8_t *tail);
 /* Fill a new connection id of ours (random; routing byte first). */
 void quic_ep_cid_gen(const struct quic_ep *ep, uint8_t *id, size_t len);
 /* Hand len bytes of gso-byte segments (0: one packet) to the endpoint's
