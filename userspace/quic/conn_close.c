@@ -47,6 +47,7 @@ void quic_conn_finish(struct quic_conn *c)
 	if (c->state != QUIC_ST_DEAD)
 		c->ep->ndead++;
 	c->state = QUIC_ST_DEAD;
+	quic_ep_ip_del(c->ep, c); /* no longer live for max_conns_per_addr */
 }
 
 static uint64_t close_period(struct quic_conn *c)

@@ -226,6 +226,7 @@ static void ep_unlink(struct quic_ep *ep, struct quic_conn *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	ep->nconns--;
+	quic_ep_ip_del(ep, c); /* when it did not die first (the endpoint's end) */
 	quic_dl_unlink(ep, c);
 }
 
@@ -237,6 +238,7 @@ static void ep_link(struct quic_ep *ep, struct quic_conn *c)
 		ep->conns->prev = c;
 	ep->conns = c;
 	ep->nconns++;
+	quic_ep_ip_add(ep, c);
 	quic_dl_link(ep, c);
 }
 
@@ -273,6 +275,7 @@ void quic_ep_free(struct quic_ep *ep)
 		ep_unlink(ep, c);
 		quic_conn_destroy(c);
 	}
+	quic_ep_ip_free(ep);
 	free(ep->cids);
 	free(ep->dl);
 	free(ep->txbuf);
@@ -306,9 +309,9 @@ static size_t live_conns(const struct quic_ep *ep)
 	return ep->nconns > ep->ndead ? ep->nconns - ep->ndead : 0;
 }
 
-/* Would a new connection from `from` exceed max_conns_per_addr? The scan
- * (O(connections), twice per accepted handshake before: 2% of a busy
- * server) runs only when there are that many connections at all. */
+/* Would a new connection from `from` exceed max_conns_per_addr? One
+ * lookup in the per-IP counts (ep_ipcount.c); the walk over every
+ * connection is left for an endpoint that found no memory for them. */
 static int addr_full(const struct quic_ep *ep, const struct sockaddr *from)
 {
 	const struct quic_conn *c;
@@ -316,6 +319,8 @@ static int addr_full(const struct quic_ep *ep, const struct sockaddr *from)
 
 	if (live_conns(ep) < ep->o.max_conns_per_addr)
 		return 0;
+	if (ep->nipc)
+		return quic_ep_ip_count(ep, from) >= ep->o.max_conns_per_addr;
 	for (c = ep->conns; c; c = c->next)
 		if (c->state != QUIC_ST_DEAD && same_ip(&c->src, from) &&
 		    ++n >= ep->o.max_conns_per_addr)

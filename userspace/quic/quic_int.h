@@ -18,6 +18,8 @@
 #define QUIC_CLOSE_REASON_MAX 128
 #define QUIC_SECRET_LEN 32
 #define QUIC_CID_TABLE_MIN 64     /* slots of a new endpoint's CID table */
+#define QUIC_IPCOUNT_MIN 64       /* chains of the per-IP connection counts */
+#define QUIC_IPCOUNT_MAX 16384    /* ... at most (four times max_conns' default) */
 /* Bytes a stream sends per turn before the next waiting stream of its
  * connection (quic_sbuf_next): ~11 full packets, so a new stream's small
  * message waits at most one such slice per busy stream. */
@@ -189,6 +191,7 @@ struct quic_conn {
 	 * connection), put in the endpoint's table at the handshake */
 	uint8_t tp_tok[NGTCP2_STATELESS_RESET_TOKENLEN];
 	int have_tp_tok;
+	int ip_counted; /* counted in the endpoint's per-IP table (src) */
 	int reset_probe; /* input is a possible stateless reset */
 	void *user;
 	int busy;     /* inside ngtcp2: writes and closes are deferred */
@@ -240,6 +243,11 @@ struct quic_ep {
 	struct quic_conn *conns;
 	size_t nconns;
 	size_t ndead; /* conns in QUIC_ST_DEAD, freed by the next ep_sweep */
+	/* Live conns per source IP (max_conns_per_addr), ep_ipcount.c:
+	 * chains of counters, a power of two of them, at most
+	 * QUIC_IPCOUNT_MAX; an IP with no live conn has no counter. */
+	struct quic_ipcount **ipc;
+	size_t nipc, ipc_used;
 	struct quic_ep_stats st;
 	/* Token buckets (tokens scaled by 1e9 to stay integral). */
 	uint64_t retry_tokens, retry_ts, reset_tokens, reset_ts;
@@ -336,6 +344,14 @@ void quic_ep_cid_del(struct quic_ep *ep, const ngtcp2_cid *cid);
 int quic_ep_rtok_add(struct quic_ep *ep, struct quic_conn *c, const uint8_t *token);
 void quic_ep_rtok_del(struct quic_ep *ep, struct quic_conn *c, const uint8_t *token);
 struct quic_conn *quic_ep_rtok_conn(const struct quic_ep *ep, const uint8_t *tail);
+/* ep_ipcount.c: live connections per source IP. add when c is linked
+ * (c->src; no memory: not counted, the limit is then not enforced for
+ * it), del when it dies (once; nothing if it was not counted), count of
+ * an address, free of the whole table. */
+void quic_ep_ip_add(struct quic_ep *ep, struct quic_conn *c);
+void quic_ep_ip_del(struct quic_ep *ep, struct quic_conn *c);
+size_t quic_ep_ip_count(const struct quic_ep *ep, const struct sockaddr *from);
+void quic_ep_ip_free(struct quic_ep *ep);
 /* Fill a new connection id of ours (random; routing byte first). */
 void quic_ep_cid_gen(const struct quic_ep *ep, uint8_t *id, size_t len);
 /* Hand len bytes of gso-byte segments (0: one packet) to the endpoint's
