@@ -65,7 +65,7 @@ struct qn_conn *qn_conn_new(struct qn_worker *wk, uint64_t id)
 
 void qn_conn_free(struct qn_worker *wk, struct qn_conn *c)
 {
-	qn_path_free(c);
+	qn_path_free(wk, c);
 	while (c->streams)
 		qn_stream_free(wk->qn, c, c->streams);
 	if (wk->nchash) {

@@ -123,6 +123,7 @@ struct qn_conn {
 	struct qn_stream *streams;
 	int relayed;	     /* the peer sees us where we see it: a relay circuit */
 	struct qn_path *path; /* hole punching state (quic_path.c), or NULL */
+	struct qn_conn *pnext, *pprev; /* the worker's list of conns with a path */
 };
 
 struct qn_worker {
@@ -147,6 +148,9 @@ struct qn_worker {
 	 * a failed doubling keeps the old table, longer chains) */
 	struct qn_conn **chash;
 	size_t nchash;
+	/* the conns with hole punching state (c->path), linked by pnext: the
+	 * path timer and every probe look at these, not at every conn */
+	struct qn_conn *paths;
 	uint8_t *scratch; /* QN_GEN_CHUNK */
 	/* What scratch holds: generator bytes [gen_off, gen_off + gen_len)
 	 * of gen_seed (gen_len 0: nothing). */
@@ -365,7 +369,7 @@ void qn_path_stream_data(struct qn_worker *wk, struct qn_conn *c, struct qn_stre
 int qn_path_route(const struct quic_node *qn, const uint8_t *buf, size_t len);
 /* A probe or ack on its owning worker. */
 void qn_path_probe(struct qn_worker *wk, const uint8_t *buf, size_t len, const struct io_addr *src);
-void qn_path_free(struct qn_conn *c);
+void qn_path_free(struct qn_worker *wk, struct qn_conn *c);
 /* {"state", "relay", "direct", ...} for GET /v1/quic/conns (new reference). */
 json_t *qn_path_json(struct qn_conn *c, const struct sockaddr_storage *remote, socklen_t rlen);
 

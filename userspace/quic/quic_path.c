@@ -192,7 +192,7 @@ static void qp_run(struct qn_worker *wk)
 		return;
 	now = qn_now_ns(wk->qn);
 	qp_io(&io, &x);
-	for (c = wk->conns; c; c = c->next) {
+	for (c = wk->paths; c; c = c->pnext) {
 		struct qn_path *p = c->path;
 
 		if (!p || !c->qc)
@@ -251,6 +251,11 @@ static struct qn_path *qp_get(struct qn_worker *wk, struct qn_conn *c, int initi
 	p->sid = -1;
 	path_init(&p->pc, initiator, (uint8_t)wk->idx, &wk->qn->o.path);
 	c->path = p;
+	c->pprev = NULL;
+	c->pnext = wk->paths;
+	if (wk->paths)
+		wk->paths->pprev = c;
+	wk->paths = c;
 	return p;
 }
 
@@ -386,10 +391,10 @@ void qn_path_probe(struct qn_worker *wk, const uint8_t *buf, size_t len, const s
 		return;
 	}
 	qp_io(&io, &x);
-	/* Linear in the worker's connections: probes come at STUN's policed
-	 * rate (10 per second per source) and only paths with an attempt
-	 * running can match. */
-	for (c = wk->conns; c; c = c->next) {
+	/* Linear in the worker's connections with hole punching state (not
+	 * in all of them: a forged probe's cost is the punching ones, few);
+	 * only paths with an attempt running can match. */
+	for (c = wk->paths; c; c = c->pnext) {
 		if (!c->path || !c->qc || !path_probe_mine(&c->path->pc, &pr))
 			continue;
 		x.c = c;
@@ -400,8 +405,17 @@ void qn_path_probe(struct qn_worker *wk, const uint8_t *buf, size_t len, const s
 	wk->punch_bad++;
 }
 
-void qn_path_free(struct qn_conn *c)
+void qn_path_free(struct qn_worker *wk, struct qn_conn *c)
 {
+	if (!c->path)
+		return;
+	if (c->pprev)
+		c->pprev->pnext = c->pnext;
+	else if (wk->paths == c)
+		wk->paths = c->pnext;
+	if (c->pnext)
+		c->pnext->pprev = c->pprev;
+	c->pnext = c->pprev = NULL;
 	free(c->path);
 	c->path = NULL;
 }
