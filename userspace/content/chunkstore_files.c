@@ -223,12 +223,6 @@ int cn_fd_get(struct cstore *cs, const uint8_t *id, uint32_t state, int flags, s
 	f->fd = -1;
 	f->slot = -1;
 	f->kept = 0;
-	if (!t) {
-		fd = cn_blob_open(cs, id, state, flags);
-		if (fd >= 0)
-			f->fd = fd;
-		return fd < 0 ? fd : 0;
-	}
 	pthread_mutex_lock(&cs->fds_mu);
 	e = find(t, id, flags);
 	if (e) {
@@ -239,7 +233,6 @@ int cn_fd_get(struct cstore *cs, const uint8_t *id, uint32_t state, int flags, s
 		f->slot = (int)(e - t->e);
 		f->kept = 1;
 		pthread_mutex_unlock(&cs->fds_mu);
-		atomic_fetch_add(&cs->fds_hits, 1);
 		return 0;
 	}
 	gen = t->gen;
@@ -286,7 +279,7 @@ void cn_fd_put(struct cstore *cs, struct cn_fd *f)
 
 	if (f->fd < 0)
 		return;
-	if (f->slot < 0 || !cs->fds) {
+	if (f->slot < 0) {
 		close(f->fd);
 	} else {
 		pthread_mutex_lock(&cs->fds_mu);

@@ -95,8 +95,8 @@ struct cstore {
 	struct cn_hot *hot;	   /* chunks kept in memory; NULL: none */
 	atomic_uint_fast64_t hot_hits; /* cstore_read_stats: reads served from *hot */
 	pthread_mutex_t fds_mu;	   /* guards *fds */
-	struct cn_fds *fds;	   /* blob files kept open; NULL: opened per I/O */
-	atomic_uint_fast64_t fds_hits, fds_opens; /* descriptors found kept / opened */
+	struct cn_fds *fds;	   /* blob files kept open (always, once opened) */
+	atomic_uint_fast64_t fds_opens; /* descriptors opened (tests) */
 #ifdef WEFT_TEST_HOOKS
 	atomic_int test_flip_reads; /* cstore_test_fail_next_read */
 #endif
