@@ -257,6 +257,16 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		      uint8_t *buf, size_t cap, size_t *len);
 
+/*
+ * The same checks and answers as cstore_read_chunk, from memory only:
+ * 0 when the chunk was among those kept in memory (copied into buf),
+ * -EWOULDBLOCK when serving it needs a file read (nothing read), else
+ * cstore_read_chunk's errors. Never touches a file: what an engine worker
+ * calls before it hands the read to a thread that may wait on the disk.
+ */
+int cstore_read_chunk_mem(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+			  uint8_t *buf, size_t cap, size_t *len);
+
 /* Chunk reads so far that were hashed (verified), that were not (trusted:
  * verified before, file unchanged) and that were copied from the chunks
  * kept in memory (no disk read). Any pointer may be NULL. */
@@ -269,6 +279,9 @@ uint64_t cstore_reads_retried(struct cstore *cs);
 /* Test hook: the next verified read is taken as not verifying (its second
  * read decides). */
 void cstore_test_fail_next_read(struct cstore *cs);
+/* Test hook: every file read of cstore_read_chunk waits ms first (a slow
+ * disk); 0 = none. */
+void cstore_test_slow_reads(struct cstore *cs, unsigned int ms);
 #endif
 
 /* Entry of id. Returns 0, -ENOENT or -EBADMSG (hostile record). */

@@ -113,6 +113,7 @@ struct weft_config {
 	uint64_t content_quota;  /* bytes of blobs kept; 0 = the store's default (10 GiB) */
 	int content_direct_io;   /* O_DIRECT chunk I/O (docs/CONTENT.md) */
 	uint32_t content_hot_chunks; /* chunks kept in memory once verified; 0: none */
+	uint32_t content_read_threads; /* serving's chunk readers off the workers; 0: none */
 	uint32_t content_poll_s; /* subscribed share heads polled every N s */
 	/* upload caps, bytes/s, 0 = unlimited; super-seeding window, s
 	 * (docs/CONTENT.md "Fair, capped serving") */

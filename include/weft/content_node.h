@@ -125,6 +125,10 @@ struct content_node_opts {
 	uint64_t quota_bytes;	     /* 0 = CSTORE_DEFAULT_QUOTA */
 	int direct_io;		     /* cstore_opts.direct_io */
 	int hot_chunks;		     /* cstore_opts.hot_chunks (-1 none, 0 default) */
+	/* threads that read chunks from the store for serving, off the engine
+	 * workers (docs/CONTENT.md "Reads off the workers"): 0 = 4, < 0 =
+	 * none (read on the workers); never on the in-memory backend */
+	int read_threads;
 	unsigned int max_parallel;   /* 0 = CONTENT_MAX_PARALLEL */
 	unsigned int per_provider;   /* 0 = CONTENT_PER_PROVIDER */
 	unsigned int req_timeout_ms; /* 0 = CONTENT_REQ_TIMEOUT_MS */

@@ -308,6 +308,11 @@ struct quic_node_wbuf *quic_node_wbuf_new(struct quic_node *qn, size_t cap, size
 int quic_node_write_wbuf(struct quic_node *qn, uint64_t conn, int64_t sid,
 			 struct quic_node_wbuf *w, size_t len, int fin);
 void quic_node_wbuf_free(struct quic_node *qn, struct quic_node_wbuf *w);
+/* As quic_node_write_wbuf, but w stays the caller's when it was not
+ * queued (-ENOBUFS: the node-wide queue is full; -EAGAIN; -EINVAL): an
+ * answer read from the disk is written later instead of read again. */
+int quic_node_write_wbuf_try(struct quic_node *qn, uint64_t conn, int64_t sid,
+			     struct quic_node_wbuf *w, size_t len, int fin);
 /* Reset a stream with an application error code. Returns 0 or -EAGAIN. */
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code);
 /* Graceful close with an application error code; closed() follows.

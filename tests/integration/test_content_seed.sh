@@ -124,3 +124,14 @@ t1=$(reads 1 trusted)
 [ $((h1 - h0)) -ge 4 ] && [ $((t1 - t0)) -ge 3 ] ||
 	fail "chunk reads of d: hashed $h0 -> $h1, trusted $t0 -> $t1 (want +4 hashed, +3 or more trusted)"
 pass "d served twice: hashed $h0 -> $h1, trusted $t0 -> $t1"
+
+# those reads were done by the reader threads, not on the engine workers
+# (docs/CONTENT.md "Reads off the workers")
+fr() { ctl 1 metrics | sed -n "s/^weft_content_serve_file_reads_total{on=\"$1\"} //p"; }
+rr=$(fr reader)
+rw=$(fr worker)
+[ -n "$rr" ] && [ "$rr" -ge 8 ] && [ "$rw" = 0 ] ||
+	fail "file reads: reader ${rr:-none}, worker ${rw:-none} (want >= 8 on readers, 0 on workers)"
+[ "$(ctl 1 metrics | sed -n 's/^weft_content_reader_threads //p')" -ge 1 ] || fail "no reader thread"
+[ "$(ctl 1 --json content stats | json_get reads on_threads)" = "$rr" ] || fail "stats reads differ"
+pass "file reads on reader threads: $rr (on workers: $rw)"

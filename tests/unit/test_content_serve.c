@@ -23,6 +23,11 @@
  * test_stale_requests_skipped: requests queued at a slow seed by a
  * requester that then closes its connection are skipped, not read.
  *
+ * test_slow_disk_reads_off_worker: with every file read slowed to 1 s, the
+ * seed's worker answers another request of the same connection while the
+ * chunk reads wait on the reader threads (read on the worker, as without
+ * them, it waits); every chunk arrives intact either way.
+ *
  * test_superseed_slots_reused: super-seeding's items are reused, lowest
  * first, and cleared once past their window.
  */
@@ -44,6 +49,7 @@
 #include <cmocka.h>
 
 #include "content/content_node_int.h"
+#include "content/readq.h"
 #include "content/sched.h"
 #include "weft/guard.h"
 #include "testutil.h"
@@ -229,6 +235,9 @@ struct seed {
 	struct sockaddr_in to;
 };
 
+/* content_node_opts.read_threads of the next seed_new (0: the default) */
+static int seed_read_threads;
+
 static void seed_new(struct seed *sd, unsigned int workers, struct guard *g,
 		     unsigned int delay_ms)
 {
@@ -251,6 +260,7 @@ static void seed_new(struct seed *sd, unsigned int workers, struct guard *g,
 	cno.id = &sd->s.id;
 	cno.quic_port = sd->s.port;
 	cno.test_serve_delay_ms = delay_ms;
+	cno.read_threads = seed_read_threads;
 	assert_int_equal(content_node_new(&sd->cn, &cno), 0);
 	assert_int_equal(engine_start(sd->s.eng), 0);
 	assert_int_equal(content_node_start(sd->cn), 0);
@@ -588,6 +598,185 @@ static void test_stale_requests_skipped(void **state)
 	free(blob);
 }
 
+/* ---- a slow disk does not hold the worker ---- */
+
+#define SLOW_CHUNKS 3
+#define SLOW_READ_MS 1000
+
+struct slow_cli {
+	struct quic_node *qn;
+	uint64_t conn;
+	uint8_t id[32];
+	const uint8_t *blob;
+	uint8_t *got[SLOW_CHUNKS];
+	size_t got_len[SLOW_CHUNKS];
+	int64_t sid_chunk[SLOW_CHUNKS], sid_info;
+	atomic_int opened, seq, bad;
+	int done_at[SLOW_CHUNKS + 1]; /* order in which each answer ended (1, 2, ...) */
+	struct cstore *seed_cs;
+	uint64_t reads_at_info; /* the seed's chunk reads done when the INFO ended */
+};
+
+static void slow_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct slow_cli *c = arg;
+
+	(void)peer_key;
+	if (err)
+		return;
+	c->conn = conn;
+	for (int i = 0; i < SLOW_CHUNKS; i++)
+		quic_node_stream_open(c->qn, conn, CONTENT_ST_FETCH, (uint64_t)i);
+}
+
+static void slow_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct slow_cli *c = arg;
+	struct cn_wreq q = { .op = token < SLOW_CHUNKS ? CONTENT_OP_CHUNK : CONTENT_OP_INFO,
+			     .index = token < SLOW_CHUNKS ? token : 0 };
+	uint8_t req[CN_REQ_MAX];
+	int len;
+
+	if (err) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	if (token < SLOW_CHUNKS)
+		c->sid_chunk[token] = sid;
+	else
+		c->sid_info = sid;
+	memcpy(q.id, c->id, sizeof(q.id));
+	len = cn_req_encode(&q, req);
+	if (len <= 0 || quic_node_write(c->qn, conn, sid, req, (size_t)len, 1))
+		atomic_fetch_add(&c->bad, 1);
+	else
+		atomic_fetch_add(&c->opened, 1);
+}
+
+static void slow_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		      int fin)
+{
+	struct slow_cli *c = arg;
+	int k = -1;
+
+	(void)conn;
+	for (int i = 0; i < SLOW_CHUNKS; i++)
+		if (c->sid_chunk[i] == sid && atomic_load(&c->opened) > i)
+			k = i;
+	if (k < 0 && sid == c->sid_info)
+		k = SLOW_CHUNKS;
+	if (k < 0) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	if (k < SLOW_CHUNKS && len) {
+		if (c->got_len[k] + len > CN_ANS_HEAD + B3TREE_CHUNK_LEN) {
+			atomic_fetch_add(&c->bad, 1);
+			return;
+		}
+		memcpy(c->got[k] + c->got_len[k], data, len);
+		c->got_len[k] += len;
+	}
+	if (fin && k == SLOW_CHUNKS) {
+		uint64_t hashed = 0, trusted = 0;
+
+		cstore_read_stats(c->seed_cs, &hashed, &trusted, NULL);
+		c->reads_at_info = hashed + trusted;
+	}
+	if (fin)
+		c->done_at[k] = atomic_fetch_add(&c->seq, 1) + 1;
+}
+
+/* One requester asks for SLOW_CHUNKS chunks of a seed whose every file read
+ * takes SLOW_READ_MS (a test hook: a slow or busy disk), then, while those
+ * reads wait, for the content's INFO on the same connection (so the same
+ * engine worker). With reader threads (the default) the worker hands the
+ * reads off and answers the INFO at once, while the reads still wait. Read
+ * on the worker (read_threads < 0, as before the threads existed) the INFO
+ * waits behind at least one chunk read. Both ways every chunk arrives
+ * whole and equal to the blob. */
+static void slow_run(int read_threads, struct slow_cli *c)
+{
+	struct quic_node_handler h = { .connected = slow_connected,
+				       .stream_opened = slow_opened,
+				       .stream_data = slow_data };
+	struct side cl;
+	struct seed sd;
+	size_t blen = (size_t)SLOW_CHUNKS * B3TREE_CHUNK_LEN;
+	uint8_t *blob = malloc(blen);
+	int i;
+
+	assert_non_null(blob);
+	memset(c, 0, sizeof(*c));
+	c->sid_info = -1;
+	for (i = 0; i < SLOW_CHUNKS; i++) {
+		c->sid_chunk[i] = -1;
+		c->got[i] = malloc(CN_ANS_HEAD + B3TREE_CHUNK_LEN);
+		assert_non_null(c->got[i]);
+	}
+	seed_read_threads = read_threads;
+	seed_new(&sd, 1, NULL, 0);
+	seed_read_threads = 0;
+	tu_fill(blob, blen, 11);
+	assert_int_equal(cstore_add_buf(sd.cn->cs, blob, blen, c->id), 0);
+	cstore_test_slow_reads(sd.cn->cs, SLOW_READ_MS);
+	c->seed_cs = sd.cn->cs;
+	client_new(&cl, &sd, &h, c, &c->qn, &c->conn);
+	for (i = 0; i < 1000 && atomic_load(&c->opened) < SLOW_CHUNKS; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&c->opened), SLOW_CHUNKS);
+	usleep(200000); /* the chunk requests reached the seed: reads under way */
+	assert_int_equal(quic_node_stream_open(c->qn, c->conn, CONTENT_ST_FETCH, SLOW_CHUNKS), 0);
+	for (i = 0; i < 3000 && atomic_load(&c->seq) < SLOW_CHUNKS + 1; i++)
+		usleep(10000);
+	printf("read_threads %d: answers ended in the order chunks", read_threads);
+	for (i = 0; i < SLOW_CHUNKS; i++)
+		printf(" %d", c->done_at[i]);
+	printf(", info %d (chunk reads done by then: %llu); file reads on readers %llu, "
+	       "on the worker %llu\n",
+	       c->done_at[SLOW_CHUNKS], (unsigned long long)c->reads_at_info,
+	       (unsigned long long)cn_readq_reads(sd.cn->rq),
+	       (unsigned long long)atomic_load(&sd.cn->serve_reads_worker));
+	assert_int_equal(atomic_load(&c->bad), 0);
+	assert_int_equal(atomic_load(&c->seq), SLOW_CHUNKS + 1);
+	for (i = 0; i < SLOW_CHUNKS; i++) {
+		assert_int_equal(c->got_len[i], CN_ANS_HEAD + B3TREE_CHUNK_LEN);
+		assert_int_equal(c->got[i][0], CONTENT_ST_OK);
+		assert_memory_equal(c->got[i] + CN_ANS_HEAD, blob + (size_t)i * B3TREE_CHUNK_LEN,
+				    B3TREE_CHUNK_LEN);
+	}
+	if (read_threads >= 0) {
+		assert_int_equal(cn_readq_reads(sd.cn->rq), SLOW_CHUNKS);
+		assert_int_equal(atomic_load(&sd.cn->serve_reads_worker), 0);
+	} else {
+		assert_null(sd.cn->rq);
+		assert_int_equal(atomic_load(&sd.cn->serve_reads_worker), SLOW_CHUNKS);
+	}
+
+	engine_stop(cl.eng);
+	engine_stop(sd.s.eng);
+	quic_node_free(cl.qn);
+	engine_free(cl.eng);
+	seed_free(&sd);
+	for (i = 0; i < SLOW_CHUNKS; i++)
+		free(c->got[i]);
+	free(blob);
+}
+
+static void test_slow_disk_reads_off_worker(void **state)
+{
+	static struct slow_cli c;
+
+	(void)state;
+	slow_run(0, &c);
+	/* the INFO was answered while every chunk read still waited */
+	assert_int_equal(c.reads_at_info, 0);
+
+	slow_run(-1, &c);
+	/* on the worker: the INFO waited behind the chunk reads */
+	assert_true(c.reads_at_info >= 1);
+}
+
 /* Super-seeding's items (72 KiB each, CN_SS_MAX of them): a new content
  * takes the lowest slot free or past its window, so one content after
  * another reuses the same item (before, each took a slot never used,
@@ -639,6 +828,7 @@ int main(void)
 		cmocka_unit_test(test_fin_alone_300_streams),
 		cmocka_unit_test(test_requester_banned),
 		cmocka_unit_test(test_stale_requests_skipped),
+		cmocka_unit_test(test_slow_disk_reads_off_worker),
 		cmocka_unit_test(test_superseed_slots_reused),
 	};
 

@@ -767,30 +767,58 @@ static int reread_verify(struct cstore *cs, const uint8_t *id, const struct chun
 	return err ? err : b3tree_verify_chunk(r->cv, r->info.size, index, buf, clen);
 }
 
+/* The checks every read makes before it touches a file, then the chunks
+ * kept in memory: 0 with *len set (a copy from memory), 1 (a file must be
+ * read: r and *clen filled in), or -errno. */
+static int read_front(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf,
+		      size_t cap, size_t *len, struct chunk_ref *r, size_t *clen)
+{
+	int err;
+
+	if (!cs || !id || !buf || !len)
+		return -EINVAL;
+	err = chunk_ref(cs, id, index, r);
+	if (err)
+		return err;
+	if (r->info.state == CSTORE_BAD)
+		return -EIO;
+	if (!r->have)
+		return -ENOENT;
+	*clen = (size_t)b3tree_chunk_size(r->info.size, index);
+	if (cap < *clen)
+		return -ENOBUFS;
+	if (cn_hot_get(cs, id, index, buf, *clen)) {
+		*len = *clen; /* verified when it was put, in memory since */
+		return 0;
+	}
+	return 1;
+}
+
+int cstore_read_chunk_mem(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+			  uint8_t *buf, size_t cap, size_t *len)
+{
+	struct chunk_ref r;
+	size_t clen;
+	int err = read_front(cs, id, index, buf, cap, len, &r, &clen);
+
+	return err == 1 ? -EWOULDBLOCK : err;
+}
+
 int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		      uint8_t *buf, size_t cap, size_t *len)
 {
 	struct chunk_ref r;
 	struct stat st;
-	size_t clen;
+	size_t clen = 0;
 	int err;
 
-	if (!cs || !id || !buf || !len)
-		return -EINVAL;
-	err = chunk_ref(cs, id, index, &r);
-	if (err)
+	err = read_front(cs, id, index, buf, cap, len, &r, &clen);
+	if (err <= 0)
 		return err;
-	if (r.info.state == CSTORE_BAD)
-		return -EIO;
-	if (!r.have)
-		return -ENOENT;
-	clen = (size_t)b3tree_chunk_size(r.info.size, index);
-	if (cap < clen)
-		return -ENOBUFS;
-	if (cn_hot_get(cs, id, index, buf, clen)) {
-		*len = clen; /* verified when it was put, in memory since */
-		return 0;
-	}
+#ifdef WEFT_TEST_HOOKS
+	if (atomic_load(&cs->test_read_delay_ms))
+		usleep(atomic_load(&cs->test_read_delay_ms) * 1000u); /* test hook: a slow disk */
+#endif
 	err = -EINVAL;
 	if (cn_dio_use(cs, clen))
 		err = cn_dio_chunk(cs, id, r.info.state, 0, buf, clen, index * B3TREE_CHUNK_LEN,
@@ -871,6 +899,11 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
 void cstore_test_fail_next_read(struct cstore *cs)
 {
 	atomic_store(&cs->test_flip_reads, 1);
+}
+
+void cstore_test_slow_reads(struct cstore *cs, unsigned int ms)
+{
+	atomic_store(&cs->test_read_delay_ms, ms);
 }
 #endif
 

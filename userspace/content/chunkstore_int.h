@@ -99,6 +99,7 @@ struct cstore {
 	atomic_uint_fast64_t fds_opens; /* descriptors opened (tests) */
 #ifdef WEFT_TEST_HOOKS
 	atomic_int test_flip_reads; /* cstore_test_fail_next_read */
+	atomic_uint test_read_delay_ms; /* cstore_test_slow_reads */
 #endif
 };
 

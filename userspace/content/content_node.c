@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "content/content_node_int.h"
+#include "content/readq.h"
 #include "weft/ctl.h"
 #include "weft/quic_node.h"
 #include "weft/identity.h"
@@ -661,6 +662,11 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		json_object_set_new(o, "stale",
 				    json_integer((json_int_t)atomic_load(&cn->serve_stale)));
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
+		json_object_set_new(
+		    o, "reads",
+		    json_pack("{s:i,s:I,s:I}", "threads", (int)cn_readq_threads(cn->rq),
+			      "on_threads", (json_int_t)cn_readq_reads(cn->rq), "on_workers",
+			      (json_int_t)atomic_load(&cn->serve_reads_worker)));
 		json_object_set_new(o, "blocked",
 				    json_pack("{s:i,s:I}", "ids", (int)atomic_load(&cn->nblocked),
 					      "refused",
@@ -704,6 +710,14 @@ static void cn_metrics(void *arg, FILE *out)
 		"or its connection closed before their turn.\n"
 		"# TYPE weft_content_stale_requests_total counter\n"
 		"weft_content_stale_requests_total %llu\n"
+		"# HELP weft_content_serve_file_reads_total Chunks read from their files for "
+		"serving, by the thread that read them: a reader thread, or the engine worker "
+		"(no reader).\n# TYPE weft_content_serve_file_reads_total counter\n"
+		"weft_content_serve_file_reads_total{on=\"reader\"} %llu\n"
+		"weft_content_serve_file_reads_total{on=\"worker\"} %llu\n"
+		"# HELP weft_content_reader_threads Reader threads started (docs/CONTENT.md "
+		"\"Reads off the workers\").\n# TYPE weft_content_reader_threads gauge\n"
+		"weft_content_reader_threads %u\n"
 		"# HELP weft_content_withdrawn_dropped_total Blobs of withdrawn versions dropped.\n"
 		"# TYPE weft_content_withdrawn_dropped_total counter\n"
 		"weft_content_withdrawn_dropped_total %llu\n"
@@ -718,6 +732,8 @@ static void cn_metrics(void *arg, FILE *out)
 		(unsigned long long)atomic_load(&cn->served_bytes),
 		(unsigned long long)atomic_load(&cn->serve_unavailable),
 		(unsigned long long)atomic_load(&cn->serve_stale),
+		(unsigned long long)cn_readq_reads(cn->rq),
+		(unsigned long long)atomic_load(&cn->serve_reads_worker), cn_readq_threads(cn->rq),
 		(unsigned long long)atomic_load(&cn->withdrawn_dropped),
 		(unsigned long long)atomic_load(&cn->serve_withdrawn), (unsigned long long)used,
 		(unsigned long long)quota);

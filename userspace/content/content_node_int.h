@@ -81,6 +81,7 @@ struct cn_pending {
 /* A worker's table of pending fetch streams: touched only by that worker
  * (the connection's owner, where its stream callbacks run), except for
  * cn_pending.st. Lookups hash (conn, stream). */
+struct cn_read;
 struct cn_wtab {
 	struct cn_pending e[CN_PENDING_MAX];
 	uint16_t bucket[CN_PENDING_BUCKETS]; /* index + 1, 0 = empty */
@@ -107,9 +108,15 @@ struct cn_wtab {
 	/* while the automatic cap is on: each peer's round trip, published
 	 * with it ({smoothed, min} ns; 0 = unknown) */
 	uint64_t (*rtt)[2], (*rtt_pub)[2];
+	/* chunk reads handed to the reader threads (readq.h): how many are
+	 * out, and those back whose answers wait for room in the node's
+	 * send queue (in order) */
+	unsigned int reads_out;
+	struct cn_read *ready, *ready_tail;
 };
 
 struct cn_job;
+struct cn_readq;
 struct cn_sched;
 struct cn_ss_tab;
 struct engine;
@@ -193,6 +200,8 @@ struct content_node {
 	struct cn_wtab **wtab; /* per engine worker */
 	unsigned int nwtab;
 	struct engine *eng;
+	struct cn_readq *rq; /* reader threads (readq.h); NULL: reads on the workers */
+	atomic_ullong serve_reads_worker; /* file reads done on a worker all the same */
 	atomic_int serving; /* workers may queue */
 	struct cn_rate up_global; /* the node-wide upload cap (sched.h) */
 	/* live limits (POST /v1/content/limits): bytes/s, 0 = unlimited;

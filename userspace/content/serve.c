@@ -2,14 +2,17 @@
 /*
  * Serving side of the content fetch protocol (stream type CONTENT_ST_FETCH,
  * docs/PROTOCOL.md "Content"). Worker callbacks only collect the request
- * bytes (at most 41) and queue them; serve threads read, re-verify (inside
- * cstore_read_chunk: a blob that fails is marked bad and never served) and
- * answer with quic_node_write().
+ * bytes (at most 41) and queue them on their peer's queue in the worker's
+ * scheduler (sched.h); the worker's pump answers them in the scheduler's
+ * order. A chunk kept in memory is answered on the worker; one that needs
+ * a file read (and its re-verification, inside cstore_read_chunk: a blob
+ * that fails is marked bad and never served) goes to the reader threads
+ * (readq.h) and is answered on the worker when it comes back.
  *
  * Owners: each worker owns the pending table of its connections' streams
- * (struct cn_wtab); requests cross to the serve threads through a bounded
- * lock-free ring; a serve thread counts its answer off the stream's entry
- * with one atomic word. No mutex is taken on a worker (docs/CONTENT.md).
+ * (struct cn_wtab), its scheduler and its reads out; an answer is counted
+ * off its stream's entry with one atomic word. The reader queue's mutex is
+ * taken twice per chunk read, never per packet (docs/CONTENT.md).
  */
 #include <errno.h>
 #include <sched.h>
@@ -22,8 +25,12 @@
 #include <netinet/in.h>
 
 #include "content/content_node_int.h"
+#include "content/readq.h"
 #include "content/sched.h"
+#include "content/serve_int.h"
 #include "weft/conn.h"
+#include "weft/engine.h"
+#include "weft/io.h"
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/quic_node.h"
@@ -33,399 +40,16 @@ _Static_assert(sizeof(((struct cn_pending *)0)->buf) >= CN_REQ_MAX &&
 		   sizeof(((struct cn_sreq *)0)->buf) >= CN_REQ_MAX,
 	       "request buffers hold the longest request");
 
-const char *cn_fault_name(enum cn_fault f)
-{
-	static const char *const n[CN_FAULT_N] = {"unannounced", "repeat", "streams", "bad"};
-
-	return f < CN_FAULT_N ? n[f] : "?";
-}
-
 /* A pending entry unused this long may be taken over when the table is
  * full: its connection most likely went away without closing the stream
  * (connections that close do not report each stream). */
 #define CN_PENDING_STALE_MS 30000
 
-/* One answer being written, on the connection's worker: what reply()
- * found (the queue full: try again later) and the bytes that went out. */
-struct sv {
-	struct content_node *cn;
-	struct cn_wtab *t;
-	int rc;	     /* -EAGAIN: nothing written, the request goes back */
-	size_t sent; /* bytes written */
-	int chunk;   /* a chunk went out */
-};
-
-/* The worker's clock for the scheduler (virtual in the simulator). */
-static uint64_t sv_now(const struct cn_wtab *t)
-{
-	return t->w ? engine_worker_now_us(t->w) * 1000ull : util_now_ms() * 1000000ull;
-}
-
-static uint64_t chunk_key(const uint8_t *id, uint64_t index)
-{
-	uint64_t k;
-
-	memcpy(&k, id, sizeof(k));
-	return k ^ (index * 0x9e3779b97f4a7c15ull);
-}
-
-/*
- * A requester did something a fair downloader does not (sched.h, enum
- * cn_fault): counted, and scored by the worker's scheduler. Over the
- * threshold, the peer, validated by its completed QUIC handshake (the
- * connection has an authenticated key, its path a proven address), goes
- * to the ban pipeline (guard_ban_addr, as bad providers do) and its
- * connection is closed.
- */
-static void fault_of(struct content_node *cn, struct cn_wtab *t, uint64_t conn, enum cn_fault f)
-{
-	struct sockaddr_storage addr;
-	uint8_t key[QUIC_KEY_LEN], a[16];
-	char as[64] = "?";
-	int fam, rc = -ENODEV;
-
-	atomic_fetch_add(&cn->faults[f], 1);
-	if (cn_sched_fault(t->sched, conn, f, sv_now(t)) != 1)
-		return;
-	/* only a peer that finished its handshake has a key: validated */
-	if (quic_node_conn_peer(cn->quic, conn, key, &addr))
-		return;
-	fam = addr.ss_family;
-	if (fam == AF_INET)
-		memcpy(a, &((struct sockaddr_in *)&addr)->sin_addr, 4);
-	else if (fam == AF_INET6)
-		memcpy(a, &((struct sockaddr_in6 *)&addr)->sin6_addr, 16);
-	else
-		return;
-	inet_ntop(fam, a, as, sizeof(as));
-	if (cn->guard)
-		rc = guard_ban_addr(cn->guard, fam, a, CONTENT_REQ_BAN_TTL_S);
-	atomic_fetch_add(&cn->requester_bans, 1);
-	/* log.addresses off (the default): a keyed tag, not the address */
-	log_warn(CN_MOD, "requester %s: score over %u (last: %s), banned for %u s%s",
-		 log_addr(as, as, sizeof(as)),
-		 CN_SCHED_BAN_SCORE, cn_fault_name(f), CONTENT_REQ_BAN_TTL_S,
-		 rc ? " (ban pipeline unavailable)" : "");
-	quic_node_close(cn->quic, conn, 0);
-}
-
-static void requester_fault(struct sv *v, const struct cn_sreq *r, enum cn_fault f)
-{
-	fault_of(v->cn, v->t, r->conn, f);
-}
-
-/* What writing a whole answer of len bytes on sid returned. Never
- * waiting: a full node-wide send queue (-ENOBUFS) puts the request back
- * at the head of its peer's queue (v->rc), to be tried again shortly. */
-static void replied(struct sv *v, int64_t sid, size_t len, int rc)
-{
-	if (rc == -ENOBUFS || rc == -EAGAIN)
-		v->rc = -EAGAIN;
-	else if (rc)
-		log_debug(CN_MOD, "reply on stream %lld: %s", (long long)sid, strerror(-rc));
-	else
-		v->sent += len;
-}
-
-static void reply(struct sv *v, uint64_t conn, int64_t sid, const uint8_t *buf, size_t len,
-		  int fin)
-{
-	replied(v, sid, len, quic_node_write(v->cn->quic, conn, sid, buf, len, fin));
-}
-
-/* Error answer: status, zero length. */
-static void reply_status(struct sv *v, const struct cn_sreq *r, uint8_t st)
-{
-	uint8_t b[CN_ANS_HEAD];
-
-	cn_ans_head(b, st, 0);
-	reply(v, r->conn, r->sid, b, sizeof(b), r->fin);
-}
-
-/* Remember that r->from asked about id (the swarm table): refresh its
- * entry, else take a free or the oldest one. */
-static void swarm_note(struct content_node *cn, const struct cn_sreq *r, const uint8_t *id)
-{
-	struct cn_swarm_ent *e, *pick = NULL;
-	uint64_t now = util_now_ms();
-
-	if (!r->from.ss_family)
-		return;
-	pthread_mutex_lock(&cn->swmu);
-	for (unsigned int i = 0; i < CN_SWARM_MAX; i++) {
-		e = &cn->swarm[i];
-		if (e->at && !memcmp(e->id, id, sizeof(e->id)) && cn_same_addr(&e->addr, &r->from)) {
-			pick = e;
-			break;
-		}
-		if (!pick || (pick->at && e->at < pick->at))
-			pick = e;
-	}
-	memcpy(pick->id, id, sizeof(pick->id));
-	pick->addr = r->from;
-	pick->at = now;
-	pthread_mutex_unlock(&cn->swmu);
-}
-
-/* The entry of id into *info when we hold it (not bad): 0; else the
- * NOT_FOUND answer went out: -1. */
-static int held(struct sv *v, const struct cn_sreq *r, const uint8_t *id,
-		struct cstore_info *info)
-{
-	struct content_node *cn = v->cn;
-	if (cstore_info(cn->cs, id, info) == 0 && info->state != CSTORE_BAD)
-		return 0;
-	atomic_fetch_add(&cn->serve_notfound, 1);
-	reply_status(v, r, CONTENT_ST_NOT_FOUND);
-	return -1;
-}
-
-static void serve_info(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
-{
-	struct content_node *cn = v->cn;
-	struct cstore_info info;
-	uint8_t *cvs = NULL, *out;
-	uint64_t n;
-	size_t len;
-	int rc;
-
-	if (held(v, r, q->id, &info))
-		return;
-	rc = cstore_cvs(cn->cs, q->id, &cvs, &n);
-	if (rc) {
-		reply_status(v, r, CONTENT_ST_UNAVAILABLE);
-		return;
-	}
-	len = CN_INFO_ANSWER(n);
-	out = calloc(1, len);
-	if (!out) {
-		free(cvs);
-		reply_status(v, r, CONTENT_ST_BUSY);
-		return;
-	}
-	cn_info_head(out, info.size, n);
-	memcpy(out + CN_INFO_HEAD, cvs, (size_t)n * 32);
-	/* the bitmap of the same moment as the size (one transaction); a
-	 * blob replaced in between answers as unavailable */
-	rc = cstore_bitmap(cn->cs, q->id, &info, out + CN_INFO_HEAD + n * 32, (n + 7) / 8);
-	if (rc || info.nchunks != n) {
-		free(out);
-		free(cvs);
-		reply_status(v, r, CONTENT_ST_UNAVAILABLE);
-		return;
-	}
-	if (cn->ss)
-		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD + n * 32, n);
-	atomic_fetch_add(&cn->served_infos, 1);
-	swarm_note(cn, r, q->id);
-	reply(v, r->conn, r->sid, out, len, r->fin);
-	free(out);
-	free(cvs);
-}
-
-/* HAVE: the bitmap alone (a downloader refreshing what another has). */
-static void serve_have(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
-{
-	struct content_node *cn = v->cn;
-	struct cstore_info info;
-	uint8_t *out;
-	size_t cap;
-	int rc;
-
-	if (held(v, r, q->id, &info))
-		return;
-	cap = (size_t)((info.nchunks + 7) / 8);
-	out = calloc(1, CN_INFO_HEAD + cap);
-	if (!out) {
-		reply_status(v, r, CONTENT_ST_BUSY);
-		return;
-	}
-	rc = cstore_bitmap(cn->cs, q->id, &info, out + CN_INFO_HEAD, cap);
-	if (rc) {
-		free(out);
-		reply_status(v, r, rc == -ENOENT ? CONTENT_ST_NOT_FOUND : CONTENT_ST_UNAVAILABLE);
-		return;
-	}
-	if (cn->ss)
-		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD, info.nchunks);
-	cn_have_head(out, info.size, info.nchunks);
-	atomic_fetch_add(&cn->served_haves, 1);
-	swarm_note(cn, r, q->id);
-	reply(v, r->conn, r->sid, out, CN_HAVE_ANSWER(info.nchunks), r->fin);
-	free(out);
-}
-
-static int addr_listed(const struct sockaddr_storage *a, size_t n,
-		       const struct sockaddr_storage *x)
-{
-	for (size_t k = 0; k < n; k++)
-		if (cn_same_addr(&a[k], x))
-			return 1;
-	return 0;
-}
-
-/* PEERS: other nodes of id's swarm, for content we hold: the providers of
- * our own download of it, then the nodes that asked us about it lately
- * (newest first), never the asker itself; at most CN_PEX_MAX. */
-static void serve_peers(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
-{
-	struct content_node *cn = v->cn;
-	struct sockaddr_storage a[CN_PEX_MAX];
-	uint8_t out[CN_PEERS_ANSWER_MAX];
-	struct cstore_info info;
-	size_t n;
-	uint64_t now = util_now_ms();
-
-	if (held(v, r, q->id, &info))
-		return;
-	n = cn_job_peers(cn, q->id, &r->from, a, CN_PEX_MAX);
-	pthread_mutex_lock(&cn->swmu);
-	/* newest first: each round takes the newest entry below the last
-	 * one taken, ordered by (time, slot): at most CN_SWARM_MAX rounds of
-	 * CN_SWARM_MAX entries */
-	for (uint64_t below = UINT64_MAX; n < CN_PEX_MAX;) {
-		uint64_t bestk = 0;
-		int best = -1;
-
-		for (unsigned int i = 0; i < CN_SWARM_MAX; i++) {
-			struct cn_swarm_ent *e = &cn->swarm[i];
-			uint64_t key = e->at * CN_SWARM_MAX + i;
-
-			if (e->at && key < below && e->at + CN_SWARM_TTL_MS >= now &&
-			    !memcmp(e->id, q->id, sizeof(e->id)) && (best < 0 || key > bestk)) {
-				best = (int)i;
-				bestk = key;
-			}
-		}
-		if (best < 0)
-			break;
-		below = bestk;
-		if (!cn_same_addr(&cn->swarm[best].addr, &r->from) &&
-		    !addr_listed(a, n, &cn->swarm[best].addr))
-			a[n++] = cn->swarm[best].addr;
-	}
-	pthread_mutex_unlock(&cn->swmu);
-	swarm_note(cn, r, q->id);
-	atomic_fetch_add(&cn->served_peers, 1);
-	reply(v, r->conn, r->sid, out, cn_peers_encode(out, a, n), r->fin);
-}
-
-/* A chunk's answer is read in place into its write command (the store's
- * O_DIRECT read lands in it, or its hot cache copies into it): no copy of
- * the chunk after that. */
-static void serve_chunk(struct sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
-{
-	struct content_node *cn = v->cn;
-	struct quic_node_wbuf *w;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc;
-
-	w = quic_node_wbuf_new(cn->quic, CN_ANS_HEAD + B3TREE_CHUNK_LEN, CN_ANS_HEAD, &buf);
-	if (!w) {
-		reply_status(v, r, CONTENT_ST_BUSY); /* no memory: asked again later */
-		return;
-	}
-	rc = cstore_read_chunk(cn->cs, q->id, q->index, buf + CN_ANS_HEAD, B3TREE_CHUNK_LEN, &len);
-	if (rc)
-		quic_node_wbuf_free(cn->quic, w);
-	if (rc == -ENOENT || rc == -EINVAL) {
-		atomic_fetch_add(&cn->serve_notfound, 1);
-		/* a chunk (or content) we never announced */
-		requester_fault(v, r, CN_FAULT_UNANNOUNCED);
-		reply_status(v, r, rc == -EINVAL ? CONTENT_ST_BAD_REQUEST : CONTENT_ST_NOT_FOUND);
-		return;
-	}
-	if (rc) {
-		/* -EIO: failed re-verification (now marked bad) or unreadable. */
-		atomic_fetch_add(&cn->serve_unavailable, 1);
-		reply_status(v, r, CONTENT_ST_UNAVAILABLE);
-		return;
-	}
-#ifdef WEFT_TEST_HOOKS
-	if (cn->test_corrupt && len)
-		buf[CN_ANS_HEAD + len / 2] ^= 0x5a; /* test hook, see content_node.h */
-#endif
-	cn_ans_head(buf, CONTENT_ST_OK, (uint32_t)len);
-	replied(v, r->sid, len + CN_ANS_HEAD,
-		quic_node_write_wbuf(cn->quic, r->conn, r->sid, w, len + CN_ANS_HEAD, r->fin));
-	if (v->rc || !v->sent)
-		return; /* not sent: full (tried again), or the stream is gone */
-	atomic_fetch_add(&cn->served_chunks, 1);
-	atomic_fetch_add(&cn->served_bytes, len);
-	v->chunk = 1;
-	/* the same chunk asked for again by the same peer */
-	if (cn_sched_seen(v->t->sched, r->conn, chunk_key(q->id, q->index), sv_now(v->t)))
-		requester_fault(v, r, CN_FAULT_REPEAT);
-	if (cn->ss)
-		cn_ss_fetched(cn, q->id, &r->from, q->index);
-}
-
-static void serve_manifest(struct sv *v, const struct cn_sreq *r,
-			   const struct cn_wreq *q)
-{
-	struct content_node *cn = v->cn;
-	uint8_t *enc = NULL, *out;
-	size_t len = 0;
-
-	if (cn_share_get(cn, q->id, &enc, &len)) {
-		atomic_fetch_add(&cn->serve_notfound, 1);
-		reply_status(v, r, CONTENT_ST_NOT_FOUND);
-		return;
-	}
-	out = malloc(len + CN_ANS_HEAD);
-	if (!out) {
-		free(enc);
-		reply_status(v, r, CONTENT_ST_BUSY);
-		return;
-	}
-	cn_ans_head(out, CONTENT_ST_OK, (uint32_t)len);
-	memcpy(out + CN_ANS_HEAD, enc, len);
-	atomic_fetch_add(&cn->served_manifests, 1);
-	reply(v, r->conn, r->sid, out, len + CN_ANS_HEAD, r->fin);
-	free(out);
-	free(enc);
-}
-
-static void serve_one(struct sv *v, const struct cn_sreq *r)
-{
-	struct content_node *cn = v->cn;
-	struct cn_wreq q;
-	int rc;
-
-	if (r->len == 0) {
-		/* The client's FIN, with no answer owed before ours. */
-		reply(v, r->conn, r->sid, NULL, 0, 1);
-		return;
-	}
-	rc = cn_req_decode(&q, r->buf, r->len);
-
-	if (!rc && q.op != CONTENT_OP_MANIFEST && cn_withdrawn(cn, q.id)) {
-		/* a pinned blob of a withdrawn version: kept, never served */
-		atomic_fetch_add(&cn->serve_withdrawn, 1);
-		reply_status(v, r, CONTENT_ST_NOT_FOUND);
-	} else if (!rc && cn_blocked(cn, q.id,
-				     q.op == CONTENT_OP_MANIFEST ? MANIFEST_SHARE_ID_LEN : 32)) {
-		/* a blocklist followed lists it: never served */
-		atomic_fetch_add(&cn->blocked_refused, 1);
-		reply_status(v, r, CONTENT_ST_NOT_FOUND);
-	} else if (!rc && q.op == CONTENT_OP_INFO)
-		serve_info(v, r, &q);
-	else if (!rc && q.op == CONTENT_OP_CHUNK)
-		serve_chunk(v, r, &q);
-	else if (!rc && q.op == CONTENT_OP_MANIFEST)
-		serve_manifest(v, r, &q);
-	else if (!rc && q.op == CONTENT_OP_HAVE)
-		serve_have(v, r, &q);
-	else if (!rc && q.op == CONTENT_OP_PEERS)
-		serve_peers(v, r, &q);
-	else {
-		atomic_fetch_add(&cn->serve_bad, 1);
-		reply_status(v, r, CONTENT_ST_BAD_REQUEST);
-	}
-}
-
 /* ------------------------------------------------ serving on the worker */
+
+/* A worker with CN_READS_PER_WORKER reads out looks at its queue again
+ * after this long even if no wake-up came (readq's post can be refused). */
+#define CN_READ_RECHECK_MS 50
 
 /*
  * Each engine worker serves the requests of its own connections
@@ -434,8 +58,10 @@ static void serve_one(struct sv *v, const struct cn_sreq *r)
  * the end of the loop pass; the pump answers up to CONTENT_SERVE_BATCH
  * in the scheduler's order, then lets packets in again (a timer at the
  * next pass), and sleeps on a timer while every peer waits for a cap.
- * Chunk reads and their re-verification run here too (cstore_read_chunk),
- * one chunk at a time: a worker never waits for anything else.
+ * A chunk not in memory is read by the reader threads (readq.h; at most
+ * CN_READS_PER_WORKER out per worker), its answer written when it comes
+ * back (ready_flush, first thing in the next pump); without them (none
+ * configured, or the simulated network) it is read here, one at a time.
  */
 
 /* Apply the live limits when they changed (one atomic load a pass). */
@@ -455,6 +81,7 @@ static void apply_limits(struct cn_wtab *t)
 }
 
 static void answered(struct content_node *cn, const struct cn_sreq *r);
+static void kick(struct cn_wtab *t);
 
 /* The request's stream is gone (reset by the peer, or closed with its
  * connection): answering would read a chunk from the disk for nobody, and
@@ -463,6 +90,65 @@ static void answered(struct content_node *cn, const struct cn_sreq *r);
 static int stale(struct content_node *cn, const struct cn_sreq *r)
 {
 	return !quic_node_stream_live(cn->quic, r->conn, r->sid);
+}
+
+/* A chunk read handed back (or never read): its answer's command and
+ * itself go, and the worker may hand out another. */
+static void read_drop(struct cn_wtab *t, struct cn_read *rd)
+{
+	quic_node_wbuf_free(t->cn->quic, rd->w);
+	free(rd);
+	if (t->reads_out)
+		t->reads_out--;
+}
+
+/* The answers of the chunks the reader threads read for this worker, in
+ * the order they came back: 0 when all are written, -EAGAIN when the
+ * node's send queue is full (the rest wait, their chunks kept). */
+static int ready_flush(struct cn_wtab *t)
+{
+	struct content_node *cn = t->cn;
+	struct cn_read *rd = cn_readq_collect(cn->rq, t->widx);
+
+	if (rd) {
+		if (t->ready_tail)
+			t->ready_tail->next = rd;
+		else
+			t->ready = rd;
+		while (rd->next)
+			rd = rd->next;
+		t->ready_tail = rd;
+	}
+	while ((rd = t->ready)) {
+		struct cn_sv v = {.cn = cn, .t = t};
+		const struct cn_sched_item *it = &rd->it;
+
+		if (stale(cn, &it->r)) {
+			atomic_fetch_add(&cn->serve_stale, 1);
+			cn_sched_account(t->sched, it->r.conn, -(int64_t)it->cost, cn_sv_now(t));
+		} else {
+			uint8_t *head = rd->w ? rd->buf - CN_ANS_HEAD : NULL;
+
+			cn_chunk_answer(&v, &it->r, rd->id, rd->index, &rd->w, head, rd->len,
+				     rd->rc, 0);
+			if (v.rc)
+				return -EAGAIN;
+			if ((int64_t)v.sent != (int64_t)it->cost)
+				cn_sched_account(t->sched, it->r.conn,
+						 (int64_t)v.sent - (int64_t)it->cost, cn_sv_now(t));
+			if (it->r.len)
+				answered(cn, &it->r);
+		}
+		t->ready = rd->next;
+		if (!t->ready)
+			t->ready_tail = NULL;
+		read_drop(t, rd);
+#ifdef WEFT_TEST_HOOKS
+		if (cn->test_delay_ms)
+			return -EINPROGRESS; /* test hook: one chunk per delay */
+#endif
+	}
+	return 0;
 }
 
 static void pump(struct engine_worker *w, void *arg)
@@ -476,29 +162,48 @@ static void pump(struct engine_worker *w, void *arg)
 		return;
 	t->pumping = 1;
 	apply_limits(t);
-	for (unsigned int n = 0; n < CONTENT_SERVE_BATCH; n++) {
-		struct sv v = {.cn = cn, .t = t};
+	if (cn->rq) {
+		int rc = ready_flush(t);
 
-		if (!cn_sched_next(t->sched, sv_now(t), &it, &wake)) {
+		if (rc) {
+			/* the send queue is full; or the test hook's pace */
+			engine_timer_add(w, &t->pump, rc == -EAGAIN ? 1 : cn->test_delay_ms);
+			goto out;
+		}
+	}
+	for (unsigned int n = 0; n < CONTENT_SERVE_BATCH; n++) {
+		struct cn_sv v = {.cn = cn, .t = t};
+
+		if (!cn_sched_next(t->sched, cn_sv_now(t), &it, &wake)) {
 			if (wake != UINT64_MAX)
 				engine_timer_add_us(w, &t->pump, wake / 1000 + 1);
 			goto out;
 		}
 		if (stale(cn, &it.r)) {
 			atomic_fetch_add(&cn->serve_stale, 1);
-			cn_sched_account(t->sched, it.r.conn, -(int64_t)it.cost, sv_now(t));
+			cn_sched_account(t->sched, it.r.conn, -(int64_t)it.cost, cn_sv_now(t));
 			continue;
 		}
-		serve_one(&v, &it.r);
+		cn_serve_one(&v, &it);
+		if (v.rc == -EBUSY) {
+			/* CN_READS_PER_WORKER reads out: the next to come back
+			 * wakes the pump (readq's kick; the timer if it could
+			 * not be posted) */
+			cn_sched_unpop(t->sched, &it);
+			engine_timer_add(w, &t->pump, CN_READ_RECHECK_MS);
+			goto out;
+		}
 		if (v.rc) {
 			/* the node's send queue is full: again in a moment */
 			cn_sched_unpop(t->sched, &it);
 			engine_timer_add(w, &t->pump, 1);
 			goto out;
 		}
+		if (v.queued)
+			continue; /* answered when its read comes back */
 		if ((int64_t)v.sent != (int64_t)it.cost)
 			cn_sched_account(t->sched, it.r.conn, (int64_t)v.sent - (int64_t)it.cost,
-					 sv_now(t));
+					 cn_sv_now(t));
 		if (it.r.len)
 			answered(cn, &it.r);
 #ifdef WEFT_TEST_HOOKS
@@ -512,6 +217,24 @@ static void pump(struct engine_worker *w, void *arg)
 	engine_timer_add(w, &t->pump, 0); /* more: at the next pass */
 out:
 	t->pumping = 0;
+}
+
+/* readq's wake-up, on worker widx: reads came back. */
+static void reads_back(void *arg, unsigned int widx)
+{
+	struct content_node *cn = arg;
+
+	if (widx < cn->nwtab)
+		kick(cn->wtab[widx]);
+}
+
+/* readq's stop: a read that will never be answered. */
+static void read_gone(void *arg, struct cn_read *rd)
+{
+	struct content_node *cn = arg;
+
+	quic_node_wbuf_free(cn->quic, rd->w);
+	free(rd);
 }
 
 /* Worker 0, each second while the automatic cap is on (upauto.h): a
@@ -579,7 +302,7 @@ static void tick(struct engine_worker *w, void *arg)
 {
 	struct cn_wtab *t = arg;
 	struct content_node *cn = t->cn;
-	uint64_t now = sv_now(t), sec = now / 1000000000ull;
+	uint64_t now = cn_sv_now(t), sec = now / 1000000000ull;
 	unsigned int n;
 
 	cn_sched_trim(t->sched, now, CN_SCHED_IDLE_FREE_S * 1000000000ull);
@@ -714,7 +437,7 @@ static void pending_free(struct cn_wtab *t, struct cn_pending *p)
 			break;
 		}
 	lru_unlink(t, p);
-	cn_sched_streams(t->sched, p->conn, -1, sv_now(t));
+	cn_sched_streams(t->sched, p->conn, -1, cn_sv_now(t));
 	atomic_store(&p->st, ((st >> 32) + 1) << 32);
 	p->used = 0;
 	p->hnext = t->free_head;
@@ -773,7 +496,7 @@ static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t 
 		ix = ++t->fresh;
 		p = &t->e[ix - 1];
 	}
-	cn_sched_streams(t->sched, conn, 1, sv_now(t));
+	cn_sched_streams(t->sched, conn, 1, cn_sv_now(t));
 	p->used = 1;
 	p->isnew = 1;
 	p->conn = conn;
@@ -841,7 +564,7 @@ static void enqueue(struct content_node *cn, struct cn_wtab *t, struct cn_pendin
 	if (len)
 		memcpy(r->buf, req, len);
 	if (atomic_load(&cn->serving) && cn_sched_queued(t->sched) < CONTENT_SERVE_QUEUE)
-		rc = cn_sched_push(t->sched, conn, class_of(&r->from), &r->from, &it, sv_now(t));
+		rc = cn_sched_push(t->sched, conn, class_of(&r->from), &r->from, &it, cn_sv_now(t));
 	if (rc == 0) {
 		kick(t);
 		return;
@@ -919,8 +642,8 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 		/* a new stream: more open at once than a downloader needs
 		 * costs score, and the stream is refused */
 		p->isnew = 0;
-		if (cn_sched_streams(t->sched, conn, 0, sv_now(t)) > CONTENT_SERVE_PEER_STREAMS) {
-			fault_of(cn, t, conn, CN_FAULT_STREAMS);
+		if (cn_sched_streams(t->sched, conn, 0, cn_sv_now(t)) > CONTENT_SERVE_PEER_STREAMS) {
+			cn_serve_fault(cn, t, conn, CN_FAULT_STREAMS);
 			pending_free(t, p);
 			atomic_fetch_add(&cn->serve_busy, 1);
 			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BUSY);
@@ -931,7 +654,7 @@ static void on_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, 
 		rc = cn_req_feed(p->buf, &p->len, &data, &len);
 		if (rc < 0) {
 			atomic_fetch_add(&cn->serve_bad, 1);
-			fault_of(cn, t, conn, CN_FAULT_BAD);
+			cn_serve_fault(cn, t, conn, CN_FAULT_BAD);
 			pending_free(t, p);
 			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BAD_REQUEST);
 			goto out;
@@ -998,6 +721,12 @@ static void wtab_free(struct cn_wtab *t)
 {
 	if (!t)
 		return;
+	while (t->ready) {
+		struct cn_read *rd = t->ready;
+
+		t->ready = rd->next;
+		read_drop(t, rd);
+	}
 	cn_sched_free(t->sched);
 	free(t->snap);
 	free(t->snap_pub);
@@ -1074,6 +803,24 @@ int cn_serve_init(struct content_node *cn, const struct content_node_opts *opts)
 	rc = cn_ss_init(cn);
 	if (rc)
 		return rc;
+	/* reader threads for chunk reads, except on the simulated network
+	 * (its one thread and virtual clock run everything, in order) */
+	if (opts->read_threads >= 0 && nw && engine_mode(cn->eng) != IO_MODE_MEM) {
+		struct cn_readq_opts ro = {
+			.threads = opts->read_threads ? (unsigned int)opts->read_threads
+						      : CN_READ_THREADS,
+			.workers = nw,
+			.eng = cn->eng,
+			.cs = cn->cs,
+			.done = reads_back,
+			.free_job = read_gone,
+			.arg = cn,
+		};
+
+		rc = cn_readq_new(&cn->rq, &ro);
+		if (rc)
+			return rc;
+	}
 	cn->hub = calloc(1, sizeof(*cn->hub));
 	if (!cn->hub)
 		return -ENOMEM;
@@ -1124,6 +871,9 @@ void cn_serve_stop(struct content_node *cn)
 	}
 	atomic_store(&cn->serving, 0);
 	atomic_store(&cn->stopping, 1);
+	/* the readers' last reads, and those never read, given back */
+	cn_readq_free(cn->rq);
+	cn->rq = NULL;
 	/* after engine_stop: no timer of ours fires again. A bind still
 	 * posted would run at engine_free: its table is left to it (once,
 	 * only when the node stops before its workers ran a pass). */

@@ -741,6 +741,9 @@ registered:
 						  .hot_chunks = n->cfg.content_hot_chunks
 									? (int)n->cfg.content_hot_chunks
 									: -1,
+						  .read_threads = n->cfg.content_read_threads
+								      ? (int)n->cfg.content_read_threads
+								      : -1,
 						  .poll_s = n->cfg.content_poll_s,
 						  .watch_keepalive_ms =
 						      n->cfg.quic_idle_timeout_ms / 3,

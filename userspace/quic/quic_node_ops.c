@@ -413,6 +413,33 @@ int quic_node_write_wbuf(struct quic_node *qn, uint64_t conn, int64_t sid,
 	return post_data(qn, op, len);
 }
 
+int quic_node_write_wbuf_try(struct quic_node *qn, uint64_t conn, int64_t sid,
+			     struct quic_node_wbuf *w, size_t len, int fin)
+{
+	struct qn_op *op = (struct qn_op *)w;
+	unsigned int worker = (unsigned int)(conn & 0xff);
+	size_t cap;
+	int rc;
+
+	if (!qn || !op || len > op->len || worker >= qn->nworkers)
+		return -EINVAL;
+	if (queue_take(qn, len))
+		return -ENOBUFS;
+	cap = op->len;
+	op->conn = conn;
+	op->sid = sid;
+	op->len = len;
+	op->fin = fin;
+	op->qn = qn;
+	rc = qn_call(qn, worker, op_run, op);
+	if (rc) {
+		/* not posted: the caller's again, as it was */
+		atomic_fetch_sub(&qn->queued, len);
+		op->len = cap;
+	}
+	return rc;
+}
+
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code)
 {
 	struct qn_op *op;
