@@ -28,6 +28,10 @@
  * chunk reads wait on the reader threads (read on the worker, as without
  * them, it waits); every chunk arrives intact either way.
  *
+ * test_answers_in_order_per_stream: a client sending three requests at
+ * once on one stream gets the answers in its order though the first two
+ * wait on the disk and the third could go at once.
+ *
  * test_superseed_slots_reused: super-seeding's items are reused, lowest
  * first, and cleared once past their window.
  */
@@ -779,6 +783,133 @@ static void test_slow_disk_reads_off_worker(void **state)
 	assert_true(c.reads_at_info >= 1);
 }
 
+/* ---- answers in order on a stream whose client sends ahead ---- */
+
+struct pipe_cli {
+	struct quic_node *qn;
+	uint64_t conn;
+	uint8_t id[32];
+	uint8_t *got;
+	size_t len, cap;
+	atomic_int fin, bad, opened;
+};
+
+static void pipe_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct pipe_cli *c = arg;
+
+	(void)peer_key;
+	if (err)
+		return;
+	c->conn = conn;
+	quic_node_stream_open(c->qn, conn, CONTENT_ST_FETCH, 0);
+}
+
+/* Three requests in one write, the client's FIN with the last: chunk 0,
+ * chunk 1, INFO. */
+static void pipe_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct pipe_cli *c = arg;
+	uint8_t req[3 * CN_REQ_MAX];
+	size_t off = 0;
+	int len;
+
+	(void)token;
+	if (err) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	for (int i = 0; i < 3; i++) {
+		struct cn_wreq q = { .op = i < 2 ? CONTENT_OP_CHUNK : CONTENT_OP_INFO,
+				     .index = i < 2 ? (uint64_t)i : 0 };
+
+		memcpy(q.id, c->id, sizeof(q.id));
+		len = cn_req_encode(&q, req + off);
+		if (len <= 0) {
+			atomic_fetch_add(&c->bad, 1);
+			return;
+		}
+		off += (size_t)len;
+	}
+	if (quic_node_write(c->qn, conn, sid, req, off, 1))
+		atomic_fetch_add(&c->bad, 1);
+	atomic_store(&c->opened, 1);
+}
+
+static void pipe_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		      int fin)
+{
+	struct pipe_cli *c = arg;
+
+	(void)conn;
+	(void)sid;
+	if (len > c->cap - c->len) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	memcpy(c->got + c->len, data, len);
+	c->len += len;
+	if (fin)
+		atomic_store(&c->fin, 1);
+}
+
+/* A client that sends its next requests on a stream before the answer
+ * (the protocol asks one at a time; the server answers each in order all
+ * the same): chunk 0 and chunk 1 read by the reader threads from a slow
+ * disk (200 ms a read), the INFO answerable at once: the stream carries
+ * chunk 0, chunk 1, then the INFO, then the FIN. The later requests wait
+ * behind the stream's read (counted: the seed's held requests). */
+static void test_answers_in_order_per_stream(void **state)
+{
+	static struct pipe_cli c;
+	struct quic_node_handler h = { .connected = pipe_connected,
+				       .stream_opened = pipe_opened,
+				       .stream_data = pipe_data };
+	struct side cl;
+	struct seed sd;
+	size_t blen = 3 * (size_t)B3TREE_CHUNK_LEN, off = 0, info_len = CN_INFO_ANSWER(3) - CN_ANS_HEAD;
+	uint8_t *blob = malloc(blen);
+	int i;
+
+	(void)state;
+	assert_non_null(blob);
+	memset(&c, 0, sizeof(c));
+	c.cap = 2 * (CN_ANS_HEAD + B3TREE_CHUNK_LEN) + CN_ANS_HEAD + info_len;
+	c.got = malloc(c.cap);
+	assert_non_null(c.got);
+	seed_new(&sd, 1, NULL, 0);
+	tu_fill(blob, blen, 12);
+	assert_int_equal(cstore_add_buf(sd.cn->cs, blob, blen, c.id), 0);
+	cstore_test_slow_reads(sd.cn->cs, 200);
+	client_new(&cl, &sd, &h, &c, &c.qn, &c.conn);
+	for (i = 0; i < 1000 && !atomic_load(&c.fin) && !atomic_load(&c.bad); i++)
+		usleep(10000);
+	printf("one stream, 3 requests sent at once: %zu bytes back, fin %d; seed: %llu held, "
+	       "%llu read on readers\n", c.len, atomic_load(&c.fin),
+	       (unsigned long long)atomic_load(&sd.cn->serve_held),
+	       (unsigned long long)cn_readq_reads(sd.cn->rq));
+	assert_int_equal(atomic_load(&c.bad), 0);
+	assert_true(atomic_load(&c.fin));
+	assert_int_equal(c.len, c.cap);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(c.got[off], CONTENT_ST_OK);
+		assert_memory_equal(c.got + off + CN_ANS_HEAD, blob + (size_t)i * B3TREE_CHUNK_LEN,
+				    B3TREE_CHUNK_LEN);
+		off += CN_ANS_HEAD + B3TREE_CHUNK_LEN;
+	}
+	assert_int_equal(c.got[off], CONTENT_ST_OK); /* the INFO, last */
+	assert_true(atomic_load(&sd.cn->serve_held) >= 1);
+	assert_int_equal(cn_readq_reads(sd.cn->rq), 2);
+
+	engine_stop(cl.eng);
+	engine_stop(sd.s.eng);
+	quic_node_free(cl.qn);
+	engine_free(cl.eng);
+	seed_free(&sd);
+	free(c.got);
+	free(blob);
+}
+
 /* Super-seeding's items (72 KiB each, CN_SS_MAX of them): a new content
  * takes the lowest slot free or past its window, so one content after
  * another reuses the same item (before, each took a slot never used,
@@ -831,6 +962,7 @@ int main(void)
 		cmocka_unit_test(test_requester_banned),
 		cmocka_unit_test(test_stale_requests_skipped),
 		cmocka_unit_test(test_slow_disk_reads_off_worker),
+		cmocka_unit_test(test_answers_in_order_per_stream),
 		cmocka_unit_test(test_superseed_slots_reused),
 	};
 

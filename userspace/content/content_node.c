@@ -664,9 +664,10 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
 		json_object_set_new(
 		    o, "reads",
-		    json_pack("{s:i,s:I,s:I}", "threads", (int)cn_readq_threads(cn->rq),
+		    json_pack("{s:i,s:I,s:I,s:I}", "threads", (int)cn_readq_threads(cn->rq),
 			      "on_threads", (json_int_t)cn_readq_reads(cn->rq), "on_workers",
-			      (json_int_t)atomic_load(&cn->serve_reads_worker)));
+			      (json_int_t)atomic_load(&cn->serve_reads_worker), "held",
+			      (json_int_t)atomic_load(&cn->serve_held)));
 		json_object_set_new(o, "blocked",
 				    json_pack("{s:i,s:I}", "ids", (int)atomic_load(&cn->nblocked),
 					      "refused",

@@ -112,7 +112,17 @@ struct cn_wtab {
 	 * out, and those back whose answers wait for room in the node's
 	 * send queue (in order) */
 	unsigned int reads_out;
+	struct {
+		uint64_t conn;
+		int64_t sid;
+		int used;
+	} reading[8]; /* the streams of the reads out (CN_READS_PER_WORKER) */
 	struct cn_read *ready, *ready_tail;
+	/* requests of streams with an answer still out (a client that sends
+	 * the next request on a stream before its answer): answered after
+	 * it, in order; at most CN_HELD_MAX */
+	struct cn_read *held;
+	unsigned int nheld;
 };
 
 struct cn_job;
@@ -202,6 +212,7 @@ struct content_node {
 	struct engine *eng;
 	struct cn_readq *rq; /* reader threads (readq.h); NULL: reads on the workers */
 	atomic_ullong serve_reads_worker; /* file reads done on a worker all the same */
+	atomic_ullong serve_held; /* requests held behind their stream's answer out */
 	atomic_int serving; /* workers may queue */
 	struct cn_rate up_global; /* the node-wide upload cap (sched.h) */
 	/* live limits (POST /v1/content/limits): bytes/s, 0 = unlimited;

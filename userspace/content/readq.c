@@ -13,6 +13,7 @@
 #include "weft/chunk.h"
 #include "weft/engine.h"
 #include "weft/log.h"
+#include "weft/util.h"
 
 /* A wake-up refused because the worker's command ring is full is posted
  * again after this long, this many times; then the worker finds the jobs
@@ -96,8 +97,17 @@ static void *reader(void *arg)
 	for (;;) {
 		struct cn_read *r;
 		struct cn_rdone *d;
+		unsigned int widx;
 		int wake;
 
+		if (!q->head && !q->stop) {
+			/* what a read allocated (the store's index) goes back
+			 * to the kernel from this thread's arena, once a
+			 * minute at most */
+			pthread_mutex_unlock(&q->mu);
+			util_heap_release_due(util_now_ms());
+			pthread_mutex_lock(&q->mu);
+		}
 		while (!q->head && !q->stop)
 			pthread_cond_wait(&q->cv, &q->mu);
 		if (!q->head)
@@ -113,8 +123,12 @@ static void *reader(void *arg)
 		r->rc = cstore_read_chunk(q->o.cs, r->id, r->index, r->buf, r->cap, &r->len);
 		atomic_fetch_add(&q->reads, 1);
 
+		/* once on the list, r is its worker's: it may be answered and
+		 * freed before this thread looks again (r->widx read after the
+		 * unlock crashed two nodes of a 51-node lab) */
+		widx = r->widx;
 		pthread_mutex_lock(&q->mu);
-		d = &q->done[r->widx];
+		d = &q->done[widx];
 		if (d->tail)
 			d->tail->next = r;
 		else
@@ -125,7 +139,7 @@ static void *reader(void *arg)
 			d->kicked = 1;
 		pthread_mutex_unlock(&q->mu);
 		if (wake)
-			kick(q, r->widx);
+			kick(q, widx);
 		pthread_mutex_lock(&q->mu);
 	}
 	pthread_mutex_unlock(&q->mu);

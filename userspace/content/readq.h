@@ -35,7 +35,7 @@
 /* Defaults: reader threads per node (content.read_threads), and jobs out
  * per engine worker. */
 #define CN_READ_THREADS 4
-#define CN_READS_PER_WORKER 8
+#define CN_READS_PER_WORKER 8 /* cn_wtab.reading has room for as many */
 
 struct quic_node_wbuf;
 struct engine;

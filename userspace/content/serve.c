@@ -39,6 +39,9 @@
 _Static_assert(sizeof(((struct cn_pending *)0)->buf) >= CN_REQ_MAX &&
 		   sizeof(((struct cn_sreq *)0)->buf) >= CN_REQ_MAX,
 	       "request buffers hold the longest request");
+_Static_assert(sizeof(((struct cn_wtab *)0)->reading) / sizeof(((struct cn_wtab *)0)->reading[0]) >=
+		       CN_READS_PER_WORKER,
+	       "a worker tracks the stream of every read it has out");
 
 /* A pending entry unused this long may be taken over when the table is
  * full: its connection most likely went away without closing the stream
@@ -50,6 +53,10 @@ _Static_assert(sizeof(((struct cn_pending *)0)->buf) >= CN_REQ_MAX &&
 /* A worker with CN_READS_PER_WORKER reads out looks at its queue again
  * after this long even if no wake-up came (readq's post can be refused). */
 #define CN_READ_RECHECK_MS 50
+/* Requests held behind their stream's answer still out, per worker: they
+ * count against CONTENT_SERVE_QUEUE with those queued (enqueue), so the
+ * two together hold no more than the queue did alone. */
+#define CN_HELD_MAX CONTENT_SERVE_QUEUE
 
 /*
  * Each engine worker serves the requests of its own connections
@@ -92,23 +99,116 @@ static int stale(struct content_node *cn, const struct cn_sreq *r)
 	return !quic_node_stream_live(cn->quic, r->conn, r->sid);
 }
 
-/* A chunk read handed back (or never read): its answer's command and
- * itself go, and the worker may hand out another. */
+/* A chunk read handed back (or never read, or a held request): its
+ * answer's command and itself go, and the worker may hand out another. */
 static void read_drop(struct cn_wtab *t, struct cn_read *rd)
 {
 	quic_node_wbuf_free(t->cn->quic, rd->w);
+	if (rd->w || rd->buf) {
+		if (t->reads_out)
+			t->reads_out--;
+	}
 	free(rd);
-	if (t->reads_out)
-		t->reads_out--;
+}
+
+/* Has r's stream an answer out on a reader thread? (At most
+ * CN_READS_PER_WORKER streams: one per read out, as a stream's later
+ * requests wait behind its read; a stream's pending entry may be gone
+ * already, freed with the request that carried its FIN.) */
+static int stream_reading(const struct cn_wtab *t, const struct cn_sreq *r)
+{
+	for (unsigned int i = 0; i < CN_READS_PER_WORKER; i++)
+		if (t->reading[i].used && t->reading[i].conn == r->conn &&
+		    t->reading[i].sid == r->sid)
+			return 1;
+	return 0;
+}
+
+static void stream_read_mark(struct cn_wtab *t, const struct cn_sreq *r, int on)
+{
+	for (unsigned int i = 0; i < CN_READS_PER_WORKER; i++) {
+		if (on && !t->reading[i].used) {
+			t->reading[i].conn = r->conn;
+			t->reading[i].sid = r->sid;
+			t->reading[i].used = 1;
+			return;
+		}
+		if (!on && t->reading[i].used && t->reading[i].conn == r->conn &&
+		    t->reading[i].sid == r->sid) {
+			t->reading[i].used = 0;
+			return;
+		}
+	}
+}
+
+/* What answering one request taken from the scheduler came to. */
+enum sv_res {
+	SV_DONE,   /* answered (or skipped: its stream is gone) */
+	SV_QUEUED, /* its chunk went to a reader: answered when it comes back */
+	SV_DEPTH,  /* CN_READS_PER_WORKER reads out: not taken, try later */
+	SV_FULL,   /* the node's send queue is full: not taken, try in 1 ms */
+	SV_PACED,  /* answered; the test hook's pace: the next after its delay */
+};
+
+static enum sv_res serve_item(struct cn_wtab *t, const struct cn_sched_item *it)
+{
+	struct content_node *cn = t->cn;
+	struct cn_sv v = {.cn = cn, .t = t};
+
+	if (stale(cn, &it->r)) {
+		atomic_fetch_add(&cn->serve_stale, 1);
+		cn_sched_account(t->sched, it->r.conn, -(int64_t)it->cost, cn_sv_now(t));
+		return SV_DONE;
+	}
+	cn_serve_one(&v, it);
+	if (v.rc == -EBUSY)
+		return SV_DEPTH;
+	if (v.rc)
+		return SV_FULL;
+	if (v.queued) {
+		stream_read_mark(t, &it->r, 1);
+		return SV_QUEUED;
+	}
+	if ((int64_t)v.sent != (int64_t)it->cost)
+		cn_sched_account(t->sched, it->r.conn, (int64_t)v.sent - (int64_t)it->cost,
+				 cn_sv_now(t));
+	if (it->r.len)
+		answered(cn, &it->r);
+#ifdef WEFT_TEST_HOOKS
+	if (v.chunk && cn->test_delay_ms)
+		return SV_PACED; /* test hook: this worker serves one chunk per delay */
+#endif
+	return SV_DONE;
+}
+
+/* A request of a stream whose previous answer is still out waits behind
+ * it (answers go in order on a stream): 0, or -ENOBUFS (CN_HELD_MAX held:
+ * the caller puts it back). */
+static int hold(struct cn_wtab *t, const struct cn_sched_item *it)
+{
+	struct cn_read *h, **pp;
+
+	if (t->nheld >= CN_HELD_MAX || !(h = calloc(1, sizeof(*h))))
+		return -ENOBUFS;
+	h->it = *it;
+	for (pp = &t->held; *pp; pp = &(*pp)->next)
+		;
+	*pp = h;
+	t->nheld++;
+	atomic_fetch_add(&t->cn->serve_held, 1);
+	return 0;
 }
 
 /* The answers of the chunks the reader threads read for this worker, in
- * the order they came back: 0 when all are written, -EAGAIN when the
- * node's send queue is full (the rest wait, their chunks kept). */
-static int ready_flush(struct cn_wtab *t)
+ * the order they came back, then the held requests whose streams have no
+ * answer out any more, in the order they came: 0 when nothing is left
+ * that can go now; SV_FULL (the node's send queue is full: the rest
+ * wait, their chunks kept), SV_DEPTH or SV_PACED to stop the pump. */
+static enum sv_res backlog_flush(struct cn_wtab *t)
 {
 	struct content_node *cn = t->cn;
-	struct cn_read *rd = cn_readq_collect(cn->rq, t->widx);
+	struct cn_read *rd = cn_readq_collect(cn->rq, t->widx), **pp;
+	enum sv_res res;
 
 	if (rd) {
 		if (t->ready_tail)
@@ -130,25 +230,41 @@ static int ready_flush(struct cn_wtab *t)
 			uint8_t *head = rd->w ? rd->buf - CN_ANS_HEAD : NULL;
 
 			cn_chunk_answer(&v, &it->r, rd->id, rd->index, &rd->w, head, rd->len,
-				     rd->rc, 0);
+					rd->rc, 0);
 			if (v.rc)
-				return -EAGAIN;
+				return SV_FULL;
 			if ((int64_t)v.sent != (int64_t)it->cost)
 				cn_sched_account(t->sched, it->r.conn,
 						 (int64_t)v.sent - (int64_t)it->cost, cn_sv_now(t));
 			if (it->r.len)
 				answered(cn, &it->r);
 		}
+		stream_read_mark(t, &it->r, 0);
 		t->ready = rd->next;
 		if (!t->ready)
 			t->ready_tail = NULL;
 		read_drop(t, rd);
 #ifdef WEFT_TEST_HOOKS
 		if (cn->test_delay_ms)
-			return -EINPROGRESS; /* test hook: one chunk per delay */
+			return SV_PACED; /* test hook: one chunk per delay */
 #endif
 	}
-	return 0;
+	pp = &t->held;
+	while ((rd = *pp)) {
+		if (stream_reading(t, &rd->it.r)) {
+			pp = &rd->next; /* still behind its stream's answer */
+			continue;
+		}
+		res = serve_item(t, &rd->it);
+		if (res == SV_DEPTH || res == SV_FULL)
+			return res;
+		*pp = rd->next;
+		t->nheld--;
+		free(rd);
+		if (res == SV_PACED)
+			return res;
+	}
+	return SV_DONE;
 }
 
 static void pump(struct engine_worker *w, void *arg)
@@ -162,57 +278,40 @@ static void pump(struct engine_worker *w, void *arg)
 		return;
 	t->pumping = 1;
 	apply_limits(t);
-	if (cn->rq) {
-		int rc = ready_flush(t);
-
-		if (rc) {
-			/* the send queue is full; or the test hook's pace */
-			engine_timer_add(w, &t->pump, rc == -EAGAIN ? 1 : cn->test_delay_ms);
-			goto out;
-		}
-	}
 	for (unsigned int n = 0; n < CONTENT_SERVE_BATCH; n++) {
-		struct cn_sv v = {.cn = cn, .t = t};
+		enum sv_res res = cn->rq ? backlog_flush(t) : SV_DONE;
+		int reading;
 
-		if (!cn_sched_next(t->sched, cn_sv_now(t), &it, &wake)) {
-			if (wake != UINT64_MAX)
-				engine_timer_add_us(w, &t->pump, wake / 1000 + 1);
-			goto out;
+		if (res == SV_DONE) {
+			if (!cn_sched_next(t->sched, cn_sv_now(t), &it, &wake)) {
+				if (wake != UINT64_MAX)
+					engine_timer_add_us(w, &t->pump, wake / 1000 + 1);
+				goto out;
+			}
+			reading = cn->rq && stream_reading(t, &it.r);
+			if (reading && !hold(t, &it))
+				continue;
+			res = reading ? SV_DEPTH : serve_item(t, &it);
+			if (res == SV_DEPTH || res == SV_FULL)
+				cn_sched_unpop(t->sched, &it);
 		}
-		if (stale(cn, &it.r)) {
-			atomic_fetch_add(&cn->serve_stale, 1);
-			cn_sched_account(t->sched, it.r.conn, -(int64_t)it.cost, cn_sv_now(t));
-			continue;
-		}
-		cn_serve_one(&v, &it);
-		if (v.rc == -EBUSY) {
-			/* CN_READS_PER_WORKER reads out: the next to come back
-			 * wakes the pump (readq's kick; the timer if it could
-			 * not be posted) */
-			cn_sched_unpop(t->sched, &it);
+		if (res == SV_DEPTH) {
+			/* CN_READS_PER_WORKER reads out (or CN_HELD_MAX
+			 * held): the next read to come back wakes the pump
+			 * (readq's wake-up; the timer if it could not be
+			 * posted) */
 			engine_timer_add(w, &t->pump, CN_READ_RECHECK_MS);
 			goto out;
 		}
-		if (v.rc) {
+		if (res == SV_FULL) {
 			/* the node's send queue is full: again in a moment */
-			cn_sched_unpop(t->sched, &it);
 			engine_timer_add(w, &t->pump, 1);
 			goto out;
 		}
-		if (v.queued)
-			continue; /* answered when its read comes back */
-		if ((int64_t)v.sent != (int64_t)it.cost)
-			cn_sched_account(t->sched, it.r.conn, (int64_t)v.sent - (int64_t)it.cost,
-					 cn_sv_now(t));
-		if (it.r.len)
-			answered(cn, &it.r);
-#ifdef WEFT_TEST_HOOKS
-		if (v.chunk && cn->test_delay_ms) {
-			/* test hook: this worker serves one chunk per delay */
+		if (res == SV_PACED) {
 			engine_timer_add(w, &t->pump, cn->test_delay_ms);
 			goto out;
 		}
-#endif
 	}
 	engine_timer_add(w, &t->pump, 0); /* more: at the next pass */
 out:
@@ -563,7 +662,7 @@ static void enqueue(struct content_node *cn, struct cn_wtab *t, struct cn_pendin
 	}
 	if (len)
 		memcpy(r->buf, req, len);
-	if (atomic_load(&cn->serving) && cn_sched_queued(t->sched) < CONTENT_SERVE_QUEUE)
+	if (atomic_load(&cn->serving) && cn_sched_queued(t->sched) + t->nheld < CONTENT_SERVE_QUEUE)
 		rc = cn_sched_push(t->sched, conn, class_of(&r->from), &r->from, &it, cn_sv_now(t));
 	if (rc == 0) {
 		kick(t);
@@ -726,6 +825,12 @@ static void wtab_free(struct cn_wtab *t)
 
 		t->ready = rd->next;
 		read_drop(t, rd);
+	}
+	while (t->held) {
+		struct cn_read *rd = t->held;
+
+		t->held = rd->next;
+		free(rd);
 	}
 	cn_sched_free(t->sched);
 	free(t->snap);
