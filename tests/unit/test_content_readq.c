@@ -72,13 +72,17 @@ static struct cn_read *job_new(struct rig *g, unsigned int widx)
 /* On worker widx: keep CN_READS_PER_WORKER out. */
 static void fill(struct rig *g, unsigned int widx)
 {
-	while (g->out[widx] < CN_READS_PER_WORKER && !atomic_load(&g->stop_submitting) &&
-	       atomic_load(&g->submitted) < TOTAL) {
-		struct cn_read *r = job_new(g, widx);
+	while (g->out[widx] < CN_READS_PER_WORKER && !atomic_load(&g->stop_submitting)) {
+		struct cn_read *r;
 
+		/* both workers submit: take a number first */
+		if (atomic_fetch_add(&g->submitted, 1) >= TOTAL) {
+			atomic_fetch_sub(&g->submitted, 1);
+			break;
+		}
+		r = job_new(g, widx);
 		assert_int_equal(cn_readq_submit(g->q, r), 0);
 		g->out[widx]++;
-		atomic_fetch_add(&g->submitted, 1);
 	}
 }
 

@@ -67,7 +67,7 @@ _Static_assert(sizeof(((struct cn_wtab *)0)->reading) / sizeof(((struct cn_wtab 
  * next pass), and sleeps on a timer while every peer waits for a cap.
  * A chunk not in memory is read by the reader threads (readq.h; at most
  * CN_READS_PER_WORKER out per worker), its answer written when it comes
- * back (ready_flush, first thing in the next pump); without them (none
+ * back (backlog_flush, first thing in the next pump); without them (none
  * configured, or the simulated network) it is read here, one at a time.
  */
 
@@ -99,16 +99,15 @@ static int stale(struct content_node *cn, const struct cn_sreq *r)
 	return !quic_node_stream_live(cn->quic, r->conn, r->sid);
 }
 
-/* A chunk read handed back (or never read, or a held request): its
- * answer's command and itself go, and the worker may hand out another. */
+/* A chunk read handed back (answered, or never to be): its answer's
+ * command (when not written) and itself go, and the worker may hand out
+ * another. */
 static void read_drop(struct cn_wtab *t, struct cn_read *rd)
 {
 	quic_node_wbuf_free(t->cn->quic, rd->w);
-	if (rd->w || rd->buf) {
-		if (t->reads_out)
-			t->reads_out--;
-	}
 	free(rd);
+	if (t->reads_out)
+		t->reads_out--;
 }
 
 /* Has r's stream an answer out on a reader thread? (At most

@@ -346,9 +346,8 @@ static int read_off(struct cn_sv *v, const struct cn_sched_item *it, const struc
 {
 	struct content_node *cn = v->cn;
 	struct cn_wtab *t = v->t;
-	struct cn_read *rd;
-
 	unsigned int depth = CN_READS_PER_WORKER;
+	struct cn_read *rd;
 
 	if (!cn->rq)
 		return -EAGAIN;

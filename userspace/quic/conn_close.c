@@ -44,8 +44,15 @@ void quic_conn_finish(struct quic_conn *c)
 {
 	quic_conn_touch(c);
 	report_closed(c);
-	if (c->state != QUIC_ST_DEAD)
+	if (c->state != QUIC_ST_DEAD) {
 		c->ep->ndead++;
+		if (c->linked) {
+			/* ep_sweep frees it without a walk over every
+			 * connection (a seed holds thousands) */
+			c->dead_next = c->ep->dead;
+			c->ep->dead = c;
+		}
+	}
 	c->state = QUIC_ST_DEAD;
 	quic_ep_ip_del(c->ep, c); /* no longer live for max_conns_per_addr */
 }

@@ -225,6 +225,7 @@ static void ep_unlink(struct quic_ep *ep, struct quic_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
+	c->linked = 0;
 	ep->nconns--;
 	quic_ep_ip_del(ep, c); /* when it did not die first (the endpoint's end) */
 	quic_dl_unlink(ep, c);
@@ -237,6 +238,7 @@ static void ep_link(struct quic_ep *ep, struct quic_conn *c)
 	if (ep->conns)
 		ep->conns->prev = c;
 	ep->conns = c;
+	c->linked = 1;
 	ep->nconns++;
 	quic_ep_ip_add(ep, c);
 	quic_dl_link(ep, c);
@@ -247,17 +249,21 @@ static void ep_sweep(struct quic_ep *ep)
 {
 	struct quic_conn *c, *n;
 
-	/* Runs after every datagram and timer pass: scan the list only when
-	 * a connection died (the scan was 3% of a busy server's CPU). */
+	/* Runs after every datagram and timer pass. Only the connections
+	 * that died are visited: a scan of every connection after each
+	 * death cost a seed with thousands of them a walk over cold memory
+	 * (4,000 connections: hundreds of microseconds) per connection
+	 * that ended; before that, a scan after every datagram was 3% of a
+	 * busy server's CPU. */
 	if (!ep->ndead)
 		return;
-	for (c = ep->conns; c; c = n) {
-		n = c->next;
-		if (c->state == QUIC_ST_DEAD) {
-			ep_unlink(ep, c);
-			quic_conn_destroy(c);
-		}
+	for (c = ep->dead; c; c = n) {
+		n = c->dead_next;
+		c->dead_next = NULL;
+		ep_unlink(ep, c);
+		quic_conn_destroy(c);
 	}
+	ep->dead = NULL;
 	ep->ndead = 0;
 }
 

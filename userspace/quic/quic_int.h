@@ -136,6 +136,8 @@ struct quic_dgram {
 struct quic_conn {
 	struct quic_ep *ep;
 	struct quic_conn *prev, *next;
+	struct quic_conn *dead_next; /* ep->dead: finished, freed by the next ep_sweep */
+	int linked;		     /* on ep->conns (ep_link) */
 	ngtcp2_conn *conn;
 	gnutls_session_t tls;
 	ngtcp2_crypto_conn_ref conn_ref;
@@ -243,6 +245,7 @@ struct quic_ep {
 	struct quic_conn *conns;
 	size_t nconns;
 	size_t ndead; /* conns in QUIC_ST_DEAD, freed by the next ep_sweep */
+	struct quic_conn *dead; /* the linked ones among them (dead_next) */
 	/* Live conns per source IP (max_conns_per_addr), ep_ipcount.c:
 	 * chains of counters, a power of two of them, at most
 	 * QUIC_IPCOUNT_MAX; an IP with no live conn has no counter. */
