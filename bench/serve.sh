@@ -29,6 +29,8 @@
 #   limits --upload`; default none): the automatic cap's fairness case
 #   (docs/CONTENT.md "The automatic cap"). SETTLE=S (default 1): the
 #   seconds between every downloader being served and part 1's window.
+# SET=SEC.KEY=VAL passes one more configuration key to every weftd (e.g.
+#   content.read_threads=0 for the seed's reads on its workers, for an A/B).
 # TRACE=FILE appends, every 0.5 s of part 1's window, the seed's
 #   /v1/content/peers and /v1/quic/conns (one JSON object a line: time,
 #   peers, conns) for a look at per-peer rates, queues, cwnd and RTT.
@@ -102,7 +104,7 @@ for ((n = 1; n <= NH; n++)); do
 	w=1
 	[ "$n" = 1 ] && w=2
 	start_weftd "$D/n$n" --state-dir "$D/n$n" --io uring --workers $w --quic-port 4433 \
-		--dht-port 6881 --bootstrap "$SEED:6881" --log-level warn
+		--dht-port 6881 --bootstrap "$SEED:6881" --log-level warn ${SET:+--set "$SET"}
 done
 mkfile() { head -c $((SIZE_MB << 20)) /dev/urandom >"$D/$1"; }
 add() { ctl 1 --json content add "$D/$1" | json_get items 0 id; }
