@@ -404,6 +404,8 @@ static void tick(struct engine_worker *w, void *arg)
 	unsigned int n;
 
 	cn_sched_trim(t->sched, now, CN_SCHED_IDLE_FREE_S * 1000000000ull);
+	if (t->reads_out)
+		kick(t); /* a read back whose wake-up could not be posted */
 	n = cn_sched_peers(t->sched, now, t->snap, CN_SCHED_PEERS);
 	if (atomic_load(&cn->lim_auto))
 		for (unsigned int i = 0; i < n; i++)
