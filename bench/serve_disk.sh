@@ -142,7 +142,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 "$PYTHON" - "$RES" "$SIZE_MB" "$NDL" "$IOPS" "$THREADS" "$STARTED" "$LOAD0" "$*" <<'PY'
-import json, os, platform, subprocess, sys, time
+import json, os, sys
 res, size_mb, ndl, iops, threads, started, load0, args = sys.argv[1:]
 size, ndl = int(size_mb) << 20, int(ndl)
 hz = os.sysconf("SC_CLK_TCK")
@@ -191,31 +191,13 @@ for rnd in sorted({r["round"] for r in runs}):
                    "label": "round %d: DHT ping p99 on the workers / with reader threads" % rnd,
                    "value": fa["p99"] / max(fb["p99"], 1e-3), "num": "r%d_workers_p99" % rnd,
                    "den": "r%d_threads_p99" % rnd})
-cpu = "unknown"
-for line in open("/proc/cpuinfo"):
-    if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-def first(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.split("\n")[0].strip()
-    except OSError:
-        return ""
-top = os.environ.get("TOP", ".")
-out = {"schema": "weft-bench/1", "harness": "serve_disk", "command": "bench/serve_disk.sh " + args,
-       "commit": os.environ.get("WEFT_BENCH_COMMIT") or
-       first(["git", "-C", top, "describe", "--always", "--dirty", "--abbrev=12"]) or "unknown",
-       "kernel": platform.release(), "cpu_model": cpu, "started": started,
-       "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg": load0,
-       "params": {"size_mb": int(size_mb), "downloaders": ndl, "iops": int(iops), "threads": int(threads)},
-       "same_work": "the same seed binary, file size, downloaders and disk limit; only content.read_threads differs",
-       "figures": figs, "ratios": ratios, "notes": [] if not bad else ["%d runs with a copy missing or wrong" % bad]}
-d = os.environ.get("WEFT_BENCH_DIR") or os.path.join(os.environ.get("BUILD", "build"), "bench", "results")
-os.makedirs(d, exist_ok=True)
-path = os.path.join(d, "serve_disk-%s-%d.json" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), os.getpid()))
-with open(path + ".tmp", "w") as fh:
-    json.dump(out, fh, indent=1)
-os.rename(path + ".tmp", path)
+sys.path.insert(0, os.path.join(os.environ.get("TOP", "."), "bench"))
+import benchres
+path = benchres.write(
+    "serve_disk", "bench/serve_disk.sh " + args, started, load0,
+    params={"size_mb": int(size_mb), "downloaders": ndl, "iops": int(iops), "threads": int(threads)},
+    same_work="the same seed binary, file size, downloaders and disk limit; only content.read_threads differs",
+    figures=figs, ratios=ratios, notes=[] if not bad else ["%d runs with a copy missing or wrong" % bad])
 print("result: %s" % path)
 sys.exit(1 if bad else 0)
 PY
