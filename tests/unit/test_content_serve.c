@@ -26,7 +26,8 @@
  * test_slow_disk_reads_off_worker: with every file read slowed to 1 s, the
  * seed's worker answers another request of the same connection while the
  * chunk reads wait on the reader threads (read on the worker, as without
- * them, it waits); every chunk arrives intact either way.
+ * them, it waits), also when more chunks are asked for than the worker
+ * has reads out at once (the rest parked); every chunk arrives intact.
  *
  * test_answers_in_order_per_stream: a client sending three requests at
  * once on one stream gets the answers in its order though the first two
@@ -604,7 +605,7 @@ static void test_stale_requests_skipped(void **state)
 
 /* ---- a slow disk does not hold the worker ---- */
 
-#define SLOW_CHUNKS 3
+#define SLOW_MAX 12 /* chunks asked for at most: more than a worker's reads out */
 #define SLOW_READ_MS 1000
 
 struct slow_cli {
@@ -612,13 +613,15 @@ struct slow_cli {
 	uint64_t conn;
 	uint8_t id[32];
 	const uint8_t *blob;
-	uint8_t *got[SLOW_CHUNKS];
-	size_t got_len[SLOW_CHUNKS];
-	int64_t sid_chunk[SLOW_CHUNKS], sid_info;
+	int n; /* chunks asked for (the INFO's token and index in done_at) */
+	uint8_t *got[SLOW_MAX];
+	size_t got_len[SLOW_MAX];
+	int64_t sid_chunk[SLOW_MAX], sid_info;
 	atomic_int opened, seq, ended, bad;
-	int done_at[SLOW_CHUNKS + 1]; /* order in which each answer ended (1, 2, ...) */
+	int done_at[SLOW_MAX + 1]; /* order in which each answer ended (1, 2, ...) */
 	struct cstore *seed_cs;
 	uint64_t reads_at_info; /* the seed's chunk reads done when the INFO ended */
+	uint64_t parked;	/* the seed's requests parked (its reads all out) */
 };
 
 static void slow_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
@@ -629,15 +632,16 @@ static void slow_connected(void *arg, uint64_t conn, int err, const uint8_t *pee
 	if (err)
 		return;
 	c->conn = conn;
-	for (int i = 0; i < SLOW_CHUNKS; i++)
+	for (int i = 0; i < c->n; i++)
 		quic_node_stream_open(c->qn, conn, CONTENT_ST_FETCH, (uint64_t)i);
 }
 
 static void slow_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
 {
 	struct slow_cli *c = arg;
-	struct cn_wreq q = { .op = token < SLOW_CHUNKS ? CONTENT_OP_CHUNK : CONTENT_OP_INFO,
-			     .index = token < SLOW_CHUNKS ? token : 0 };
+	int chunk = token < (uint64_t)c->n;
+	struct cn_wreq q = { .op = chunk ? CONTENT_OP_CHUNK : CONTENT_OP_INFO,
+			     .index = chunk ? token : 0 };
 	uint8_t req[CN_REQ_MAX];
 	int len;
 
@@ -645,7 +649,7 @@ static void slow_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, i
 		atomic_fetch_add(&c->bad, 1);
 		return;
 	}
-	if (token < SLOW_CHUNKS)
+	if (chunk)
 		c->sid_chunk[token] = sid;
 	else
 		c->sid_info = sid;
@@ -664,16 +668,16 @@ static void slow_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data
 	int k = -1;
 
 	(void)conn;
-	for (int i = 0; i < SLOW_CHUNKS; i++)
+	for (int i = 0; i < c->n; i++)
 		if (c->sid_chunk[i] == sid && atomic_load(&c->opened) > i)
 			k = i;
 	if (k < 0 && sid == c->sid_info)
-		k = SLOW_CHUNKS;
+		k = c->n;
 	if (k < 0) {
 		atomic_fetch_add(&c->bad, 1);
 		return;
 	}
-	if (k < SLOW_CHUNKS && len) {
+	if (k < c->n && len) {
 		if (c->got_len[k] + len > CN_ANS_HEAD + B3TREE_CHUNK_LEN) {
 			atomic_fetch_add(&c->bad, 1);
 			return;
@@ -681,7 +685,7 @@ static void slow_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data
 		memcpy(c->got[k] + c->got_len[k], data, len);
 		c->got_len[k] += len;
 	}
-	if (fin && k == SLOW_CHUNKS) {
+	if (fin && k == c->n) {
 		uint64_t hashed = 0, trusted = 0;
 
 		cstore_read_stats(c->seed_cs, &hashed, &trusted, NULL);
@@ -693,29 +697,33 @@ static void slow_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data
 	}
 }
 
-/* One requester asks for SLOW_CHUNKS chunks of a seed whose every file read
+/* One requester asks for nchunks chunks of a seed whose every file read
  * takes SLOW_READ_MS (a test hook: a slow or busy disk), then, while those
  * reads wait, for the content's INFO on the same connection (so the same
  * engine worker). With reader threads (the default) the worker hands the
- * reads off and answers the INFO at once, while the reads still wait. Read
- * on the worker (read_threads < 0, as before the threads existed) the INFO
- * waits behind at least one chunk read. Both ways every chunk arrives
- * whole and equal to the blob. */
-static void slow_run(int read_threads, struct slow_cli *c)
+ * reads off and answers the INFO at once, while the reads still wait, also
+ * when it has more chunk requests than reads out (CN_READS_PER_WORKER):
+ * those wait, parked, and the INFO passes them. Read on the worker
+ * (read_threads < 0, as before the threads existed) the INFO waits behind
+ * at least one chunk read. Every chunk arrives whole and equal to the
+ * blob. */
+static void slow_run(int read_threads, struct slow_cli *c, int nchunks)
 {
 	struct quic_node_handler h = { .connected = slow_connected,
 				       .stream_opened = slow_opened,
 				       .stream_data = slow_data };
 	struct side cl;
 	struct seed sd;
-	size_t blen = (size_t)SLOW_CHUNKS * B3TREE_CHUNK_LEN;
+	size_t blen = (size_t)nchunks * B3TREE_CHUNK_LEN;
 	uint8_t *blob = malloc(blen);
 	int i;
 
 	assert_non_null(blob);
+	assert_true(nchunks <= SLOW_MAX);
 	memset(c, 0, sizeof(*c));
+	c->n = nchunks;
 	c->sid_info = -1;
-	for (i = 0; i < SLOW_CHUNKS; i++) {
+	for (i = 0; i < c->n; i++) {
 		c->sid_chunk[i] = -1;
 		c->got[i] = malloc(CN_ANS_HEAD + B3TREE_CHUNK_LEN);
 		assert_non_null(c->got[i]);
@@ -728,35 +736,36 @@ static void slow_run(int read_threads, struct slow_cli *c)
 	cstore_test_slow_reads(sd.cn->cs, SLOW_READ_MS);
 	c->seed_cs = sd.cn->cs;
 	client_new(&cl, &sd, &h, c, &c->qn, &c->conn);
-	for (i = 0; i < 1000 && atomic_load(&c->opened) < SLOW_CHUNKS; i++)
+	for (i = 0; i < 1000 && atomic_load(&c->opened) < c->n; i++)
 		usleep(10000);
-	assert_int_equal(atomic_load(&c->opened), SLOW_CHUNKS);
+	assert_int_equal(atomic_load(&c->opened), c->n);
 	usleep(200000); /* the chunk requests reached the seed: reads under way */
-	assert_int_equal(quic_node_stream_open(c->qn, c->conn, CONTENT_ST_FETCH, SLOW_CHUNKS), 0);
-	for (i = 0; i < 3000 && atomic_load(&c->ended) < SLOW_CHUNKS + 1; i++)
+	assert_int_equal(quic_node_stream_open(c->qn, c->conn, CONTENT_ST_FETCH, c->n), 0);
+	for (i = 0; i < 3000 && atomic_load(&c->ended) < c->n + 1; i++)
 		usleep(10000);
 	printf("read_threads %d: answers ended in the order chunks", read_threads);
-	for (i = 0; i < SLOW_CHUNKS; i++)
+	for (i = 0; i < c->n; i++)
 		printf(" %d", c->done_at[i]);
 	printf(", info %d (chunk reads done by then: %llu); file reads on readers %llu, "
 	       "on the worker %llu\n",
-	       c->done_at[SLOW_CHUNKS], (unsigned long long)c->reads_at_info,
+	       c->done_at[c->n], (unsigned long long)c->reads_at_info,
 	       (unsigned long long)cn_readq_reads(sd.cn->rq),
 	       (unsigned long long)atomic_load(&sd.cn->serve_reads_worker));
 	assert_int_equal(atomic_load(&c->bad), 0);
-	assert_int_equal(atomic_load(&c->ended), SLOW_CHUNKS + 1);
-	for (i = 0; i < SLOW_CHUNKS; i++) {
+	assert_int_equal(atomic_load(&c->ended), c->n + 1);
+	for (i = 0; i < c->n; i++) {
 		assert_int_equal(c->got_len[i], CN_ANS_HEAD + B3TREE_CHUNK_LEN);
 		assert_int_equal(c->got[i][0], CONTENT_ST_OK);
 		assert_memory_equal(c->got[i] + CN_ANS_HEAD, blob + (size_t)i * B3TREE_CHUNK_LEN,
 				    B3TREE_CHUNK_LEN);
 	}
+	c->parked = atomic_load(&sd.cn->serve_parked);
 	if (read_threads >= 0) {
-		assert_int_equal(cn_readq_reads(sd.cn->rq), SLOW_CHUNKS);
+		assert_int_equal(cn_readq_reads(sd.cn->rq), c->n);
 		assert_int_equal(atomic_load(&sd.cn->serve_reads_worker), 0);
 	} else {
 		assert_null(sd.cn->rq);
-		assert_int_equal(atomic_load(&sd.cn->serve_reads_worker), SLOW_CHUNKS);
+		assert_int_equal(atomic_load(&sd.cn->serve_reads_worker), c->n);
 	}
 
 	engine_stop(cl.eng);
@@ -764,7 +773,7 @@ static void slow_run(int read_threads, struct slow_cli *c)
 	quic_node_free(cl.qn);
 	engine_free(cl.eng);
 	seed_free(&sd);
-	for (i = 0; i < SLOW_CHUNKS; i++)
+	for (i = 0; i < c->n; i++)
 		free(c->got[i]);
 	free(blob);
 }
@@ -774,11 +783,19 @@ static void test_slow_disk_reads_off_worker(void **state)
 	static struct slow_cli c;
 
 	(void)state;
-	slow_run(0, &c);
+	slow_run(0, &c, 3);
 	/* the INFO was answered while every chunk read still waited */
 	assert_int_equal(c.reads_at_info, 0);
+	assert_int_equal(c.parked, 0);
 
-	slow_run(-1, &c);
+	/* more chunks asked for than the worker hands out at once: the
+	 * rest wait parked, and the INFO goes before them all the same */
+	assert_true(SLOW_MAX > CN_READS_PER_WORKER);
+	slow_run(0, &c, SLOW_MAX);
+	assert_int_equal(c.reads_at_info, 0);
+	assert_true(c.parked >= 1 && c.parked <= SLOW_MAX - CN_READS_PER_WORKER);
+
+	slow_run(-1, &c, 3);
 	/* on the worker: the INFO waited behind the chunk reads */
 	assert_true(c.reads_at_info >= 1);
 }

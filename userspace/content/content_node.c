@@ -664,10 +664,11 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
 		json_object_set_new(
 		    o, "reads",
-		    json_pack("{s:i,s:I,s:I,s:I}", "threads", (int)cn_readq_threads(cn->rq),
+		    json_pack("{s:i,s:I,s:I,s:I,s:I}", "threads", (int)cn_readq_threads(cn->rq),
 			      "on_threads", (json_int_t)cn_readq_reads(cn->rq), "on_workers",
 			      (json_int_t)atomic_load(&cn->serve_reads_worker), "held",
-			      (json_int_t)atomic_load(&cn->serve_held)));
+			      (json_int_t)atomic_load(&cn->serve_held), "parked",
+			      (json_int_t)atomic_load(&cn->serve_parked)));
 		json_object_set_new(o, "blocked",
 				    json_pack("{s:i,s:I}", "ids", (int)atomic_load(&cn->nblocked),
 					      "refused",
@@ -719,6 +720,9 @@ static void cn_metrics(void *arg, FILE *out)
 		"# HELP weft_content_reader_threads Reader threads started (docs/CONTENT.md "
 		"\"Reads off the workers\").\n# TYPE weft_content_reader_threads gauge\n"
 		"weft_content_reader_threads %u\n"
+		"# HELP weft_content_serve_parked_total Chunk requests parked because their "
+		"worker had its reads out, so that requests answered from memory passed them.\n"
+		"# TYPE weft_content_serve_parked_total counter\nweft_content_serve_parked_total %llu\n"
 		"# HELP weft_content_withdrawn_dropped_total Blobs of withdrawn versions dropped.\n"
 		"# TYPE weft_content_withdrawn_dropped_total counter\n"
 		"weft_content_withdrawn_dropped_total %llu\n"
@@ -735,6 +739,7 @@ static void cn_metrics(void *arg, FILE *out)
 		(unsigned long long)atomic_load(&cn->serve_stale),
 		(unsigned long long)cn_readq_reads(cn->rq),
 		(unsigned long long)atomic_load(&cn->serve_reads_worker), cn_readq_threads(cn->rq),
+		(unsigned long long)atomic_load(&cn->serve_parked),
 		(unsigned long long)atomic_load(&cn->withdrawn_dropped),
 		(unsigned long long)atomic_load(&cn->serve_withdrawn), (unsigned long long)used,
 		(unsigned long long)quota);

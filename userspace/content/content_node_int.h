@@ -118,11 +118,21 @@ struct cn_wtab {
 		int used;
 	} reading[8]; /* the streams of the reads out (CN_READS_PER_WORKER) */
 	struct cn_read *ready, *ready_tail;
-	/* requests of streams with an answer still out (a client that sends
-	 * the next request on a stream before its answer): answered after
-	 * it, in order; at most CN_HELD_MAX */
+	/* requests held (serve.c "Held requests"): those of streams with an
+	 * answer still out (a client that sends the next request on a stream
+	 * before its answer), answered after it, in order, and chunk
+	 * requests that found the worker's reads all out (at most
+	 * CN_PARK_MAX), so that requests memory answers pass them; at most
+	 * CN_HELD_MAX in all, of at most 16 streams (hst: each with its
+	 * count; a stream there waits, its next request held behind) */
 	struct cn_read *held;
-	unsigned int nheld;
+	unsigned int nheld, nparked;
+	int held_retry; /* something a held request waits for changed */
+	struct {
+		uint64_t conn;
+		int64_t sid;
+		unsigned int n;
+	} hst[16]; /* CN_HST_MAX */
 };
 
 struct cn_job;
@@ -213,6 +223,7 @@ struct content_node {
 	struct cn_readq *rq; /* reader threads (readq.h); NULL: reads on the workers */
 	atomic_ullong serve_reads_worker; /* file reads done on a worker all the same */
 	atomic_ullong serve_held; /* requests held behind their stream's answer out */
+	atomic_ullong serve_parked; /* chunk requests held with their worker's reads out */
 	atomic_int serving; /* workers may queue */
 	struct cn_rate up_global; /* the node-wide upload cap (sched.h) */
 	/* live limits (POST /v1/content/limits): bytes/s, 0 = unlimited;

@@ -52,6 +52,7 @@ struct cn_read {
 	uint8_t *buf;		  /* where the chunk goes (after the answer header) */
 	size_t cap, len;	  /* room; bytes read */
 	int rc;			  /* cstore_read_chunk's */
+	int parked;		  /* held by serve.c with the worker's reads all out */
 };
 
 struct cn_readq;

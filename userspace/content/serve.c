@@ -57,6 +57,17 @@ _Static_assert(sizeof(((struct cn_wtab *)0)->reading) / sizeof(((struct cn_wtab 
  * count against CONTENT_SERVE_QUEUE with those queued (enqueue), so the
  * two together hold no more than the queue did alone. */
 #define CN_HELD_MAX CONTENT_SERVE_QUEUE
+/* Chunk requests held because the worker had CN_READS_PER_WORKER reads
+ * out, so that the requests behind them that memory answers (chunks kept
+ * in memory, INFO, HAVE, PEERS, manifests) go at once: at most this many
+ * per worker, then the pump waits for a read to come back. */
+#define CN_PARK_MAX 8
+/* Streams with requests held: one per read out and one per parked
+ * request at most. */
+#define CN_HST_MAX (CN_READS_PER_WORKER + CN_PARK_MAX)
+_Static_assert(sizeof(((struct cn_wtab *)0)->hst) / sizeof(((struct cn_wtab *)0)->hst[0]) ==
+		       CN_HST_MAX,
+	       "a worker tracks every stream with requests held");
 
 /*
  * Each engine worker serves the requests of its own connections
@@ -108,6 +119,7 @@ static void read_drop(struct cn_wtab *t, struct cn_read *rd)
 	free(rd);
 	if (t->reads_out)
 		t->reads_out--;
+	t->held_retry = 1; /* a read slot, and maybe a stream, freed */
 }
 
 /* Has r's stream an answer out on a reader thread? (At most
@@ -180,22 +192,69 @@ static enum sv_res serve_item(struct cn_wtab *t, const struct cn_sched_item *it)
 	return SV_DONE;
 }
 
-/* A request of a stream whose previous answer is still out waits behind
- * it (answers go in order on a stream): 0, or -ENOBUFS (CN_HELD_MAX held:
- * the caller puts it back). */
-static int hold(struct cn_wtab *t, const struct cn_sched_item *it)
+/* ---- Held requests ----
+ * A request waits in the worker's held list, in the order it came, when
+ * its stream has an answer out on a reader (answers go in order on a
+ * stream) or a request held before it, or when it needs a file read and
+ * the worker has all its reads out (parked: at most CN_PARK_MAX, so the
+ * requests behind it that memory answers are not held up by the disk).
+ * hst counts each stream's held requests. */
+
+static int hst_find(const struct cn_wtab *t, const struct cn_sreq *r)
+{
+	for (unsigned int i = 0; i < CN_HST_MAX; i++)
+		if (t->hst[i].n && t->hst[i].conn == r->conn && t->hst[i].sid == r->sid)
+			return (int)i;
+	return -1;
+}
+
+/* Must a request of r's stream wait (an answer out, or requests held)? */
+static int stream_blocked(const struct cn_wtab *t, const struct cn_sreq *r)
+{
+	return stream_reading(t, r) || (t->nheld && hst_find(t, r) >= 0);
+}
+
+/* Hold it (parked: it found the reads all out): 0, or -ENOBUFS
+ * (CN_HELD_MAX held, CN_PARK_MAX parked, or CN_HST_MAX streams: the caller
+ * puts it back). */
+static int hold(struct cn_wtab *t, const struct cn_sched_item *it, int parked)
 {
 	struct cn_read *h, **pp;
+	int k = hst_find(t, &it->r);
 
-	if (t->nheld >= CN_HELD_MAX || !(h = calloc(1, sizeof(*h))))
+	if (t->nheld >= CN_HELD_MAX || (parked && t->nparked >= CN_PARK_MAX))
 		return -ENOBUFS;
+	for (unsigned int i = 0; k < 0 && i < CN_HST_MAX; i++)
+		if (!t->hst[i].n)
+			k = (int)i;
+	if (k < 0 || !(h = calloc(1, sizeof(*h))))
+		return -ENOBUFS;
+	t->hst[k].conn = it->r.conn;
+	t->hst[k].sid = it->r.sid;
+	t->hst[k].n++;
 	h->it = *it;
+	h->parked = parked;
 	for (pp = &t->held; *pp; pp = &(*pp)->next)
 		;
 	*pp = h;
 	t->nheld++;
-	atomic_fetch_add(&t->cn->serve_held, 1);
+	t->nparked += !!parked;
+	atomic_fetch_add(parked ? &t->cn->serve_parked : &t->cn->serve_held, 1);
 	return 0;
+}
+
+/* Take the held request *pp off the list (answered or skipped). */
+static void unhold(struct cn_wtab *t, struct cn_read **pp)
+{
+	struct cn_read *h = *pp;
+	int k = hst_find(t, &h->it.r);
+
+	if (k >= 0)
+		t->hst[k].n--;
+	*pp = h->next;
+	t->nheld--;
+	t->nparked -= !!h->parked;
+	free(h);
 }
 
 /* The answers of the chunks the reader threads read for this worker, in
@@ -207,6 +266,11 @@ static enum sv_res backlog_flush(struct cn_wtab *t)
 {
 	struct content_node *cn = t->cn;
 	struct cn_read *rd = cn_readq_collect(cn->rq, t->widx), **pp;
+	struct {
+		uint64_t conn;
+		int64_t sid;
+	} skip[CN_HST_MAX];
+	unsigned int nskip;
 	enum sv_res res;
 
 	if (rd) {
@@ -248,20 +312,50 @@ static enum sv_res backlog_flush(struct cn_wtab *t)
 			return SV_PACED; /* test hook: one chunk per delay */
 #endif
 	}
+	/* the held requests, when a read came back since the last look
+	 * (nothing else frees what they wait for) */
+	if (!t->held_retry)
+		return SV_DONE;
+	t->held_retry = 0;
+	nskip = 0;
 	pp = &t->held;
 	while ((rd = *pp)) {
-		if (stream_reading(t, &rd->it.r)) {
-			pp = &rd->next; /* still behind its stream's answer */
+		const struct cn_sreq *r = &rd->it.r;
+		unsigned int i;
+
+		for (i = 0; i < nskip && (skip[i].conn != r->conn || skip[i].sid != r->sid); i++)
+			;
+		if (i < nskip || stream_reading(t, r)) {
+			pp = &rd->next; /* behind its stream's answer or held request */
 			continue;
 		}
 		res = serve_item(t, &rd->it);
-		if (res == SV_DEPTH || res == SV_FULL)
+		if (res == SV_DEPTH) {
+			/* the reads are all out: it stays, and its stream's
+			 * later requests with it; those of other streams go
+			 * when memory answers them */
+			if (!rd->parked) {
+				rd->parked = 1;
+				t->nparked++;
+			}
+			if (nskip < CN_HST_MAX) {
+				skip[nskip].conn = r->conn;
+				skip[nskip++].sid = r->sid;
+				pp = &rd->next;
+				continue;
+			}
+			t->held_retry = 1;
+			return SV_DEPTH;
+		}
+		if (res == SV_FULL) {
+			t->held_retry = 1;
 			return res;
-		*pp = rd->next;
-		t->nheld--;
-		free(rd);
-		if (res == SV_PACED)
+		}
+		unhold(t, pp);
+		if (res == SV_PACED) {
+			t->held_retry = 1;
 			return res;
+		}
 	}
 	return SV_DONE;
 }
@@ -279,24 +373,32 @@ static void pump(struct engine_worker *w, void *arg)
 	apply_limits(t);
 	for (unsigned int n = 0; n < CONTENT_SERVE_BATCH; n++) {
 		enum sv_res res = cn->rq ? backlog_flush(t) : SV_DONE;
-		int reading;
+		int blocked;
 
 		if (res == SV_DONE) {
 			if (!cn_sched_next(t->sched, cn_sv_now(t), &it, &wake)) {
 				if (wake != UINT64_MAX)
 					engine_timer_add_us(w, &t->pump, wake / 1000 + 1);
+				else if (t->nparked)
+					/* parked requests: the next read back wakes
+					 * the pump (the timer if it could not be
+					 * posted) */
+					engine_timer_add(w, &t->pump, CN_READ_RECHECK_MS);
 				goto out;
 			}
-			reading = cn->rq && stream_reading(t, &it.r);
-			if (reading && !hold(t, &it))
+			blocked = cn->rq && stream_blocked(t, &it.r);
+			if (blocked && !hold(t, &it, 0))
 				continue;
-			res = reading ? SV_DEPTH : serve_item(t, &it);
+			res = blocked ? SV_DEPTH : serve_item(t, &it);
+			if (res == SV_DEPTH && !blocked && !hold(t, &it, 1))
+				continue; /* parked: the next may be answered from memory */
 			if (res == SV_DEPTH || res == SV_FULL)
 				cn_sched_unpop(t->sched, &it);
 		}
 		if (res == SV_DEPTH) {
-			/* CN_READS_PER_WORKER reads out (or CN_HELD_MAX
-			 * held): the next read to come back wakes the pump
+			/* CN_READS_PER_WORKER reads out and CN_PARK_MAX
+			 * parked (or CN_HELD_MAX held): the next read to
+			 * come back wakes the pump
 			 * (readq's wake-up; the timer if it could not be
 			 * posted) */
 			engine_timer_add(w, &t->pump, CN_READ_RECHECK_MS);
