@@ -240,6 +240,20 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 		     const uint8_t *buf, size_t len);
 int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], const uint64_t *idx,
 			 size_t n);
+/*
+ * cstore_put_chunk for a chunk in a buffer its caller gives away: the
+ * chunk is len bytes at (uint8_t *)*alloc + off, in an allocation of alen
+ * bytes (malloc'ed or posix_memalign'ed: free()). Once the chunk is
+ * verified and written the store keeps it in memory without a copy when
+ * it can (hot_chunks; room for B3TREE_CHUNK_LEN from off): it takes the
+ * allocation, and *alloc becomes the allocation of the chunk it no longer
+ * keeps when that has the same alen and off (the caller's now: reuse it
+ * or free it), else NULL. Otherwise (an error, no memory cache, the chunk
+ * kept already) *alloc is unchanged and still the caller's. Returns what
+ * cstore_put_chunk does, or -EINVAL (no buffer, len beyond it).
+ */
+int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+			  void **alloc, size_t alen, size_t off, size_t len);
 
 /*
  * Read chunk index for serving, into buf (cap >= its size); *len gets the

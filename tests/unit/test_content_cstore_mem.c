@@ -197,12 +197,121 @@ static void test_kept_fds(void **state)
 	free(b);
 }
 
+/* A chunk whose buffer its caller gives away (cstore_put_chunk_give, a
+ * download's answer buffer: the chunk 4096 bytes into an aligned
+ * allocation, as an O_DIRECT write wants it): taken without a copy while
+ * a slot is free (nothing given back), read back from memory; a bad chunk
+ * and one kept already are not taken (the buffer stays the caller's); a
+ * replaced chunk's buffer comes back when it has the giver's shape, and a
+ * copied chunk's (another shape) is freed, nothing given back; a shape
+ * without room for a chunk is refused or copied. ASan checks that no
+ * buffer is freed twice or used after it went. */
+static void *give_buf(const uint8_t *chunk)
+{
+	void *p = NULL;
+
+	assert_int_equal(posix_memalign(&p, 4096, 4096 + K), 0);
+	memcpy((uint8_t *)p + 4096, chunk, K);
+	return p;
+}
+
+static void test_hot_give(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 4 * K, got, alen = 4096 + K;
+	uint8_t *b = blob(len, 21), id[32], cvs[4 * 32], *buf = malloc(K);
+	const uint64_t all[4] = {0, 1, 2, 3};
+	void *a0, *a1, *p;
+	uint64_t m;
+
+	assert_non_null(buf);
+	f->o.hot_chunks = 2;
+	fx_open(f);
+	blake3_hash(b, len, id, 32);
+	assert_int_equal(b3tree_chunk_cvs(b, len, cvs), 0);
+	assert_int_equal(cstore_open_partial(f->cs, id, len, cvs, 4), 0);
+	/* refused: no buffer, a length past it */
+	p = NULL;
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 0, &p, alen, 4096, K), -EINVAL);
+	a0 = give_buf(b);
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 0, &a0, alen, 4096, K + 1), -EINVAL);
+	/* a chunk that does not verify: not taken */
+	p = a0;
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 1, &a0, alen, 4096, K), -EBADMSG);
+	assert_ptr_equal(a0, p);
+	assert_int_equal(cn_hot_held(f->cs), 0);
+	/* taken; a free slot: nothing back */
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 0, &a0, alen, 4096, K), 0);
+	assert_null(a0);
+	assert_int_equal(cn_hot_held(f->cs), 1);
+	/* kept already: not taken */
+	a1 = give_buf(b);
+	p = a1;
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 0, &a1, alen, 4096, K), 0);
+	assert_ptr_equal(a1, p);
+	/* a copied chunk in the other slot (the plain put) */
+	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + K, K), 0);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all, 2), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), 0);
+	assert_int_equal(got, K);
+	assert_memory_equal(buf, b, K);
+	cstore_read_stats(f->cs, NULL, NULL, &m);
+	assert_int_equal(m, 1);
+	/* chunk 2 replaces chunk 0 (least recently used... chunk 1 was put
+	 * after chunk 0, then chunk 0 read: chunk 1 goes, a copied one: its
+	 * buffer freed, nothing back) */
+	memcpy((uint8_t *)a1 + 4096, b + 2 * K, K);
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 2, &a1, alen, 4096, K), 0);
+	assert_null(a1);
+	/* chunk 3 replaces chunk 0, a given one: its buffer comes back */
+	a1 = give_buf(b + 3 * K);
+	p = a1;
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 3, &a1, alen, 4096, K), 0);
+	assert_non_null(a1);
+	assert_ptr_not_equal(a1, p);
+	assert_memory_equal((uint8_t *)a1 + 4096, b, K); /* chunk 0's bytes, the caller's now */
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 2, 2), 1); /* complete */
+	for (uint64_t i = 2; i < 4; i++) {
+		assert_int_equal(cstore_read_chunk(f->cs, id, i, buf, K, &got), 0);
+		assert_memory_equal(buf, b + i * K, K);
+	}
+	cstore_read_stats(f->cs, NULL, NULL, &m);
+	assert_int_equal(m, 3);
+	/* no room for a whole chunk after off (a short last chunk in a
+	 * buffer its size): copied instead, the buffer stays the caller's */
+	{
+		uint8_t sid[32], scv[2 * 32];
+		void *sb = NULL;
+
+		blake3_hash(b, K + 100, sid, 32);
+		assert_int_equal(b3tree_chunk_cvs(b, K + 100, scv), 0);
+		assert_int_equal(cstore_open_partial(f->cs, sid, K + 100, scv, 2), 0);
+		assert_int_equal(posix_memalign(&sb, 4096, 4096 + 100), 0);
+		memcpy((uint8_t *)sb + 4096, b + K, 100);
+		p = sb;
+		assert_int_equal(cstore_put_chunk_give(f->cs, sid, 1, &sb, 4096 + 100, 4096, 100), 0);
+		assert_ptr_equal(sb, p);
+		free(sb);
+		assert_int_equal(cstore_commit_chunks(f->cs, sid, all + 1, 1), 0);
+		assert_int_equal(cstore_read_chunk(f->cs, sid, 1, buf, K, &got), 0);
+		assert_int_equal(got, 100);
+		assert_memory_equal(buf, b + K, 100);
+		cstore_read_stats(f->cs, NULL, NULL, &m);
+		assert_int_equal(m, 4); /* the copy, from memory */
+	}
+	free(a1);
+	free(buf);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hot_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hot_give, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_chunks, setup_direct, teardown),
+		cmocka_unit_test_setup_teardown(test_hot_give, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_fds, setup_direct, teardown),
 	};
 

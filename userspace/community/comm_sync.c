@@ -576,7 +576,7 @@ void *comm_net_sync_main(void *arg)
 			; /* a pull ran: the next due one at once */
 		util_heap_release_due(util_now_ms());
 		pthread_mutex_lock(&net->mu);
-		util_deadline_ts(&ts, NET_TICK_MS);
+		util_deadline_ts(&ts, net->n ? NET_TICK_MS : NET_IDLE_MS);
 		if (!net->stop)
 			pthread_cond_timedwait(&net->cv, &net->mu, &ts);
 	}

@@ -666,8 +666,10 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 	return err;
 }
 
-int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
-		     const uint8_t *buf, size_t len)
+/* cstore_put_chunk and cstore_put_chunk_give: alloc NULL, or the buffer
+ * given away (buf inside it). */
+static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
+		     size_t len, void **alloc, size_t alen)
 {
 	struct chunk_ref r;
 	int err;
@@ -702,10 +704,27 @@ int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_
 	}
 out:
 	/* verified above and written: peers ask for it next (chunkstore_hot.c) */
-	if (!err)
+	if (!err && !(alloc && cn_hot_give(cs, id, index, alloc, alen,
+					   (size_t)(buf - (const uint8_t *)*alloc), len)))
 		cn_hot_put(cs, id, index, buf, len);
 	return err;
 }
+
+int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+		     const uint8_t *buf, size_t len)
+{
+	return put_chunk(cs, id, index, buf, len, NULL, 0);
+}
+
+int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+			  void **alloc, size_t alen, size_t off, size_t len)
+{
+	if (!alloc || !*alloc || off > alen || len > alen - off)
+		return -EINVAL;
+	return put_chunk(cs, id, index, (const uint8_t *)*alloc + off, len, alloc, alen);
+}
+
+
 
 static void mark_bad(struct cstore *cs, const uint8_t *id, uint64_t index)
 {

@@ -17,6 +17,10 @@
  * goes back to the allocator once the cache has gone CSTORE_HOT_IDLE_TICKS
  * of the node's 1-s ticks without a put or a get. One mutex (hot_mu) guards
  * it; a get copies the chunk out under it (a 256 KiB memcpy, never I/O).
+ * A put copies the chunk in, unless its caller gives its buffer away
+ * (cn_hot_give: a download's answer buffer, taken as it is, and the
+ * buffer of the chunk it replaces given back for the next answer: no
+ * copy, no allocation).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,7 +32,9 @@ struct cn_hot_ent {
 	uint8_t id[B3TREE_ID_LEN];
 	uint64_t index;
 	size_t len;     /* 0: slot free */
-	uint8_t *buf;   /* B3TREE_CHUNK_LEN bytes, kept while the cache is used */
+	uint8_t *base;  /* the allocation, kept while the cache is used; the
+			 * chunk at base + off (room for B3TREE_CHUNK_LEN) */
+	size_t alen, off;
 	uint64_t last;  /* use stamp, for replacement */
 };
 
@@ -57,7 +63,7 @@ void cn_hot_free(struct cstore *cs)
 	if (!cs->hot)
 		return;
 	for (unsigned int i = 0; i < cs->hot->n; i++)
-		free(cs->hot->e[i].buf);
+		free(cs->hot->e[i].base);
 	free(cs->hot);
 	cs->hot = NULL;
 	pthread_mutex_destroy(&cs->hot_mu);
@@ -74,39 +80,91 @@ static struct cn_hot_ent *find(struct cn_hot *h, const uint8_t *id, uint64_t ind
 	return NULL;
 }
 
-void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
-		size_t len)
+/* Under hot_mu: the slot for a new chunk (a free one, else the least
+ * recently used), or NULL when the chunk is kept already. */
+static struct cn_hot_ent *victim(struct cn_hot *h, const uint8_t *id, uint64_t index)
 {
-	struct cn_hot *h = cs->hot;
 	struct cn_hot_ent *v = NULL;
 
-	if (!h || !len || len > B3TREE_CHUNK_LEN)
-		return;
-	pthread_mutex_lock(&cs->hot_mu);
 	h->uses++;
 	if (find(h, id, index))
-		goto out;
+		return NULL;
 	for (unsigned int i = 0; i < h->n; i++) {
 		struct cn_hot_ent *e = &h->e[i];
 
-		if (!e->len) {
-			v = e;
-			break;
-		}
+		if (!e->len)
+			return e;
 		if (!v || e->last < v->last)
 			v = e;
 	}
-	/* under the lock (outside, two puts would race for the slot): a
-	 * 256 KiB malloc is an mmap, not I/O, once per slot while in use */
-	if (!v->buf && !(v->buf = malloc(B3TREE_CHUNK_LEN)))
-		goto out;
-	memcpy(v->buf, buf, len);
+	return v;
+}
+
+static void keep(struct cn_hot *h, struct cn_hot_ent *v, const uint8_t *id, uint64_t index,
+		 size_t len)
+{
 	memcpy(v->id, id, B3TREE_ID_LEN);
 	v->index = index;
 	v->len = len;
 	v->last = ++h->stamp;
+}
+
+void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
+		size_t len)
+{
+	struct cn_hot *h = cs->hot;
+	struct cn_hot_ent *v;
+
+	if (!h || !len || len > B3TREE_CHUNK_LEN)
+		return;
+	pthread_mutex_lock(&cs->hot_mu);
+	if (!(v = victim(h, id, index)))
+		goto out;
+	/* under the lock (outside, two puts would race for the slot): a
+	 * 256 KiB malloc is an mmap, not I/O, once per slot while in use */
+	if (!v->base) {
+		if (!(v->base = malloc(B3TREE_CHUNK_LEN)))
+			goto out;
+		v->alen = B3TREE_CHUNK_LEN;
+		v->off = 0;
+	}
+	memcpy(v->base + v->off, buf, len);
+	keep(h, v, id, index, len);
 out:
 	pthread_mutex_unlock(&cs->hot_mu);
+}
+
+int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc, size_t alen,
+		size_t off, size_t len)
+{
+	struct cn_hot *h = cs->hot;
+	struct cn_hot_ent *v;
+	uint8_t *old = NULL;
+	size_t old_alen = 0, old_off = 0;
+
+	if (!h || !*alloc || !len || len > B3TREE_CHUNK_LEN || off > alen ||
+	    alen - off < B3TREE_CHUNK_LEN)
+		return 0;
+	pthread_mutex_lock(&cs->hot_mu);
+	if ((v = victim(h, id, index))) {
+		old = v->base;
+		old_alen = v->alen;
+		old_off = v->off;
+		v->base = *alloc;
+		v->alen = alen;
+		v->off = off;
+		keep(h, v, id, index, len);
+	}
+	pthread_mutex_unlock(&cs->hot_mu);
+	if (!v)
+		return 0; /* kept already: the giver keeps its buffer */
+	/* the replaced chunk's buffer goes to the giver when of its shape */
+	if (old && (old_alen != alen || old_off != off)) {
+		free(old);
+		old = NULL;
+	}
+	*alloc = old;
+	return 1;
 }
 
 int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len)
@@ -121,7 +179,7 @@ int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *bu
 	h->uses++;
 	e = find(h, id, index);
 	if (e && e->len == len) {
-		memcpy(buf, e->buf, len);
+		memcpy(buf, e->base + e->off, len);
 		e->last = ++h->stamp;
 		hit = 1;
 	}
@@ -157,8 +215,8 @@ void cn_hot_trim(struct cstore *cs)
 	} else if (++h->idle >= CSTORE_HOT_IDLE_TICKS) {
 		/* under the lock: nothing has used the cache for a minute */
 		for (unsigned int i = 0; i < h->n; i++) {
-			free(h->e[i].buf);
-			h->e[i].buf = NULL;
+			free(h->e[i].base);
+			h->e[i].base = NULL;
 			h->e[i].len = 0;
 		}
 		h->idle = 0;
@@ -174,7 +232,7 @@ unsigned int cn_hot_held(struct cstore *cs)
 		return 0;
 	pthread_mutex_lock(&cs->hot_mu);
 	for (unsigned int i = 0; i < cs->hot->n; i++)
-		n += !!cs->hot->e[i].buf;
+		n += !!cs->hot->e[i].base;
 	pthread_mutex_unlock(&cs->hot_mu);
 	return n;
 }

@@ -177,6 +177,14 @@ void cn_hot_free(struct cstore *cs);
  * one replaced). */
 void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
 		size_t len);
+/* The same without a copy: the chunk is at (uint8_t *)*alloc + off, in an
+ * allocation of alen bytes (free()) with room for B3TREE_CHUNK_LEN there,
+ * which the cache takes: 1, and *alloc is the replaced chunk's allocation
+ * when it has the same alen and off (the giver's to use or free), else
+ * NULL. 0 (not taken, *alloc unchanged): no cache, the chunk kept already,
+ * or a shape without the room. */
+int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc, size_t alen,
+		size_t off, size_t len);
 /* 1 and len bytes copied to buf when the chunk is kept, else 0. */
 int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len);
 /* Forget id's chunks (deleted). */

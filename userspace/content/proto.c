@@ -102,6 +102,30 @@ void cn_ans_free(struct cn_ans *a)
 	a->cap = a->len = a->pad = 0;
 }
 
+int cn_ans_put_chunk(struct cn_ans *a, struct cstore *cs, const uint8_t *id, uint64_t index,
+		     size_t len)
+{
+	void *base;
+	int rc;
+
+	if (!a->pad) /* not a whole answer's buffer: the store copies */
+		return cstore_put_chunk(cs, id, index, a->buf + CN_ANS_HEAD, len);
+	base = a->buf - a->pad;
+	rc = cstore_put_chunk_give(cs, id, index, &base, a->pad + a->cap, a->pad + CN_ANS_HEAD,
+				   len);
+	if (base != a->buf - a->pad) {
+		/* taken: the buffer of the chunk it replaced, if any, is this
+		 * answer's now (the same shape), else one is made for the next */
+		uint8_t *nb = base ? (uint8_t *)base + a->pad : NULL;
+
+		a->buf = nb;
+		a->len = 0;
+		if (!nb)
+			a->cap = a->pad = 0;
+	}
+	return rc;
+}
+
 /* Room for want bytes, the body aligned (align) or not; keeps a->len
  * bytes already received. */
 static int ans_grow(struct cn_ans *a, size_t want, int align)

@@ -416,7 +416,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	/* Verify and write without holding the job lock (workers wait on it);
 	 * durable, and served, once committed (commit_pending). */
 	pthread_mutex_unlock(&j->mu);
-	rc = cstore_put_chunk(j->cn->cs, j->cur, idx, r->a.buf + CN_ANS_HEAD, (size_t)want);
+	rc = cn_ans_put_chunk(&r->a, j->cn->cs, j->cur, idx, (size_t)want);
 	pthread_mutex_lock(&j->mu);
 	if (rc == -EBADMSG) {
 		j->retries++;
