@@ -289,7 +289,8 @@ static void test_hot_give(void **state)
 		assert_int_equal(posix_memalign(&sb, 4096, 4096 + 100), 0);
 		memcpy((uint8_t *)sb + 4096, b + K, 100);
 		p = sb;
-		assert_int_equal(cstore_put_chunk_give(f->cs, sid, 1, &sb, 4096 + 100, 4096, 100), 0);
+		assert_int_equal(cstore_put_chunk_give(f->cs, sid, 1, &sb, 4096 + 100, 4096, 100),
+				 0);
 		assert_ptr_equal(sb, p);
 		free(sb);
 		assert_int_equal(cstore_commit_chunks(f->cs, sid, all + 1, 1), 0);

@@ -724,8 +724,6 @@ int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], ui
 	return put_chunk(cs, id, index, (const uint8_t *)*alloc + off, len, alloc, alen);
 }
 
-
-
 static void mark_bad(struct cstore *cs, const uint8_t *id, uint64_t index)
 {
 	struct store_txn *t = NULL;
