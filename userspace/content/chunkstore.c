@@ -667,9 +667,9 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 }
 
 /* cstore_put_chunk and cstore_put_chunk_give: alloc NULL, or the buffer
- * given away (buf inside it). */
+ * given away (alen bytes, buf at off in it). */
 static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
-		     size_t len, void **alloc, size_t alen)
+		     size_t len, void **alloc, size_t alen, size_t off)
 {
 	struct chunk_ref r;
 	int err;
@@ -704,8 +704,7 @@ static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const
 	}
 out:
 	/* verified above and written: peers ask for it next (chunkstore_hot.c) */
-	if (!err && !(alloc && cn_hot_give(cs, id, index, alloc, alen,
-					   (size_t)(buf - (const uint8_t *)*alloc), len)))
+	if (!err && !(alloc && cn_hot_give(cs, id, index, alloc, alen, off, len)))
 		cn_hot_put(cs, id, index, buf, len);
 	return err;
 }
@@ -713,7 +712,7 @@ out:
 int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		     const uint8_t *buf, size_t len)
 {
-	return put_chunk(cs, id, index, buf, len, NULL, 0);
+	return put_chunk(cs, id, index, buf, len, NULL, 0, 0);
 }
 
 int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
@@ -721,7 +720,7 @@ int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], ui
 {
 	if (!alloc || !*alloc || off > alen || len > alen - off)
 		return -EINVAL;
-	return put_chunk(cs, id, index, (const uint8_t *)*alloc + off, len, alloc, alen);
+	return put_chunk(cs, id, index, (const uint8_t *)*alloc + off, len, alloc, alen, off);
 }
 
 static void mark_bad(struct cstore *cs, const uint8_t *id, uint64_t index)
