@@ -198,7 +198,14 @@ static enum sv_res serve_item(struct cn_wtab *t, const struct cn_sched_item *it)
  * stream) or a request held before it, or when it needs a file read and
  * the worker has all its reads out (parked: at most CN_PARK_MAX, so the
  * requests behind it that memory answers are not held up by the disk).
- * hst counts each stream's held requests. */
+ * hst counts each stream's held requests. It is kept apart from reading[]
+ * (the streams of the reads out) although both are (conn, stream) tables
+ * scanned alike: marking a read's stream must never fail (a read is out),
+ * while hold() may (the request goes back to the scheduler), and in the
+ * held walk a held request that finds the reads all out is marked parked
+ * without CN_PARK_MAX's check (the held list's CN_HELD_MAX still bounds
+ * it), so one table of 16 could be full of held streams when a read has
+ * to be marked. */
 
 static int hst_find(const struct cn_wtab *t, const struct cn_sreq *r)
 {
