@@ -59,10 +59,38 @@ class Stats(unittest.TestCase):
         self.assertEqual(r["mbit_s_p50"], 2.0)
         self.assertAlmostEqual(r["mbit_s_10_90_p50"], 6.4)
 
+    def test_host_cpu(self):
+        g = 2 ** 30
+        prog = {"2": [[0, 0], [1, g // 2], [2, g], [3, g]],
+                "3": [[0, 0], [1, 0], [2, g // 2], [3, g]]}
+        self.assertEqual(stats.delivered_at(prog, 0.5), 0)
+        self.assertEqual(stats.delivered_at(prog, 2), g + g // 2)
+        self.assertEqual(stats.delivered_at(prog, 9), 2 * g)
+        cpu = [[0, 0.0], [1, 3.0], [2, 5.0], [3, 8.0]]
+        r = stats.host_cpu(cpu, prog, 2, g, 3)
+        # to t_end 3 s: 8 busy s for 2 GiB; 10% (0.2 GiB) first held at
+        # 1 s (0.5 GiB), 90% (1.8 GiB) at 3 s (2 GiB): 5 s for 1.5 GiB
+        self.assertEqual(r, {"host_cpu_s": 8.0, "host_cpu_s_per_gib": 4.0,
+                             "host_cpu_s_per_gib_10_90": round(5.0 / 1.5, 3)})
+        # no samples, or samples that do not reach 90%: what cannot be said is None
+        self.assertEqual(stats.host_cpu([], prog, 2, g, 3)["host_cpu_s"], None)
+        r = stats.host_cpu(cpu, {"2": [[0, 0], [1, g]]}, 2, g, 1)
+        self.assertEqual((r["host_cpu_s"], r["host_cpu_s_per_gib"], r["host_cpu_s_per_gib_10_90"]),
+                         (3.0, 3.0, None))
+        line = stats.cpu_line(stats.host_cpu(cpu, prog, 2, g, 3), "weftd")
+        self.assertIn("host CPU 8.0 s", line)
+        self.assertIn("3.33 s per GiB between", line)
+        b = stats.host_busy_s()
+        self.assertTrue(b is not None and b > 0)
+        self.assertIsNone(stats.host_busy_s("/nonexistent"))
+
     def test_one_formula(self):
         # distribute and the aria2 comparison: the same functions
         self.assertIs(scenarios.swarm, stats.swarm)
         self.assertIs(aria2.swarm, stats.swarm)
+        self.assertIs(scenarios.host_cpu, stats.host_cpu)
+        self.assertIs(aria2.host_cpu, stats.host_cpu)
+        self.assertIs(aria2.cpu_line, scenarios.cpu_line)
         self.assertFalse(hasattr(aria2, "pct"))
 
 
@@ -186,5 +214,5 @@ class Soak(unittest.TestCase):
 
 unittest.main(argv=["stats"], verbosity=0)
 PY
-pass "stats: rank, percentile, t50/t90/t100, throughput (10-90 %), one formula for weft and aria2; soak: growth, the goal's verdict, DHT entries kept and overdue"
+pass "stats: rank, percentile, t50/t90/t100, throughput (10-90 %), host CPU per GiB delivered (whole and 10-90 %), one formula for weft and aria2; soak: growth, the goal's verdict, DHT entries kept and overdue"
 finish

@@ -23,8 +23,8 @@ import subprocess
 import sys
 import time
 
-from .common import DHT_PORT
-from .stats import swarm
+from .common import DHT_PORT, proc_sample
+from .stats import cpu_line, host_busy_s, host_cpu, swarm
 
 ARIA_DHT_PORT = 6882     # aria2's own DHT node
 ARIA_BT_PORT = 6891      # aria2's BitTorrent listener
@@ -154,7 +154,9 @@ def run(a):
         if announced is None:
             sys.exit("weftlab-aria2: the seed's announce never reached weft's DHT")
         tx0 = tx_bytes(nodes[a.seed_node]["ns"])
+        cpu = []  # [[s, host busy s]]: stats.host_cpu
         t0 = time.time()
+        busy0 = host_busy_s()
         for i in others:
             d = os.path.join(base, "n%d" % i)
             os.makedirs(d)
@@ -163,6 +165,8 @@ def run(a):
         name = os.path.basename(src)
         while len(done) < len(others) and time.time() - t0 < a.timeout:
             now = time.time() - t0
+            if busy0 is not None:
+                cpu.append([round(now, 3), round(host_busy_s() - busy0, 2)])
             for i in others:
                 if i in done:
                     continue
@@ -183,6 +187,11 @@ def run(a):
             time.sleep(0.25)
         t_end = time.time() - t0
         seed_tx = tx_bytes(nodes[a.seed_node]["ns"]) - tx0
+        # aria2c's own CPU, whole lives (ip netns exec execs it: same pid)
+        tool_cpu = 0.0
+        for p in procs.values():
+            ps = proc_sample(p.pid)
+            tool_cpu += ps[1] if ps else 0.0
     finally:
         for p in procs.values():
             try:
@@ -205,7 +214,9 @@ def run(a):
            "seed_announce_s": announced, "seed_upload_bytes": seed_tx, "ran_s": t_end}
     # the same figures, by the same functions, as distribute's
     res.update(swarm(done, verified, others, size, prog))
-    res.update({"discovery": "DHT only (no tracker, PEX off, LPD off), aria2 DHT bootstrapped "
+    res.update(host_cpu(cpu, prog, n, size, res["t100_s"] or t_end))
+    res["tool_cpu_s"] = round(tool_cpu, 2)
+    res.update({"host_cpu": cpu, "discovery": "DHT only (no tracker, PEX off, LPD off), aria2 DHT bootstrapped "
                              "from weft node 1", "progress": prog,
                 "nodes": len(nodes), "started": t0,
                 "host": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}})
@@ -222,6 +233,7 @@ def run(a):
           % (res["done"], n, res["verified"], fmt(res["t50_s"]), fmt(res["t90_s"]),
              fmt(res["t100_s"]), seed_tx / 1048576.0, seed_tx / float(size),
              "-" if res["mbit_s_p50"] is None else "%.1f" % res["mbit_s_p50"]))
+    print(cpu_line(res, "aria2c"))
     if not a.keep:
         shutil.rmtree(base, ignore_errors=True)
     return 0 if res["done"] == n and res["verified"] == n else 1

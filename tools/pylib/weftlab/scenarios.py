@@ -18,7 +18,7 @@ from .common import (DHT_PORT, QUIC_PORT, ApiError, LabError, api, child, fmt, l
                      proc_sample, reap, sh, table, weftctl_path)
 from .community import run_community
 from .soak import run_soak
-from .stats import pct, swarm, t_frac
+from .stats import cpu_line, host_busy_s, host_cpu, pct, swarm, t_frac
 
 
 def sample_resources(lab):
@@ -96,6 +96,15 @@ def summary_resources(samples):
             cpu = 100.0 * (last["cpu_s"][k] - first["cpu_s"][k]) / dt
         out[k] = {"rss_max": rss, "cpu_pct": cpu}
     return out
+
+
+def nodes_cpu_s(samples):
+    """CPU seconds the nodes' processes spent between the first and the
+    last sample (nodes in both)."""
+    if len(samples) < 2:
+        return None
+    first, last = samples[0]["cpu_s"], samples[-1]["cpu_s"]
+    return round(sum(v - first[k] for k, v in last.items() if k in first), 2)
 
 
 def live_nodes(lab):
@@ -422,8 +431,10 @@ def run_distribute(lab, a, rng):
     jobs, outdir, tpost = {}, {}, {}
     prog = {str(i): [] for i in others}
     done = {}
+    cpu = []  # [[s, host busy s]]: stats.host_cpu
     with Sampler(lab) as smp:
         t0 = time.time()
+        busy0 = host_busy_s()
         for i in others:
             outdir[i] = os.path.join(lab.node_dir(i), "dl-%s" % cid[:12])
             os.makedirs(outdir[i], exist_ok=True)
@@ -439,6 +450,8 @@ def run_distribute(lab, a, rng):
         while len(done) + len(failed) < len(others) and time.time() < deadline:
             todo = [i for i in others if i not in done and i not in failed]
             now = time.time() - t0
+            if busy0 is not None:
+                cpu.append([round(now, 3), round(host_busy_s() - busy0, 2)])
             for i, j in zip(todo, pool.map(lambda i: safe(lambda: api(
                     lab.sock(i), "GET", "/v1/content/jobs/%d" % jobs[i], timeout=5)), todo)):
                 if not j:
@@ -467,10 +480,12 @@ def run_distribute(lab, a, rng):
            "seed_upload_bytes": st1.get("served_bytes", 0) - st0.get("served_bytes", 0)}
     # the same figures, by the same functions, as the aria2 comparison's
     res.update(swarm(done, verified, others, size, prog))
+    res.update(host_cpu(cpu, prog, n, size, res["t100_s"] or (time.time() - t0)))
     # when each node was asked (s after t0): the asks go one after the other
     res["posted_s"] = {str(i): round(tpost[i], 3) for i in others}
-    res.update({"progress": prog, "samples": smp.samples,
+    res.update({"progress": prog, "samples": smp.samples, "host_cpu": cpu,
                 "resources": summary_resources(smp.samples)})
+    res["tool_cpu_s"] = nodes_cpu_s(smp.samples)
     print(table(["size", "nodes", "done", "verified", "t50", "t90", "t100", "seed upload",
                  "per-node p50"],
                 [["%.1f MiB" % (size / 1048576.0), n, res["done"], res["verified"],
@@ -479,6 +494,7 @@ def run_distribute(lab, a, rng):
                   "%.1f MiB (%.2fx)" % (res["seed_upload_bytes"] / 1048576.0,
                                         res["seed_upload_bytes"] / float(size)),
                   fmt(res["mbit_s_p50"], " Mbit/s")]]))
+    print(cpu_line(res, "weftd"))
     if not a.keep:
         os.unlink(src)
     return res

@@ -9,9 +9,12 @@ Percentiles are nearest rank: the p-th percentile of n values is the
 ceil(p/100 * n)-th smallest (at least the first). No interpolation: every
 figure is one that was measured.
 """
+import bisect
 import math
+import os
 
-__all__ = ["rank", "pct", "t_frac", "completion", "throughput", "mid_throughput", "swarm"]
+__all__ = ["rank", "pct", "t_frac", "completion", "throughput", "mid_throughput", "swarm",
+           "host_busy_s", "delivered_at", "host_cpu", "cpu_line"]
 
 
 def rank(n, p):
@@ -84,3 +87,81 @@ def swarm(done, verified, others, size, progress):
     res["mbit_s_10_90_p50"] = pct([mid_throughput(progress.get(str(i), []), size)
                                    for i in others], 50)
     return res
+
+
+def host_busy_s(path="/proc/stat"):
+    """Seconds of CPU the whole machine has spent busy since boot, all CPUs
+    together: user, nice, system, irq and softirq of /proc/stat's first
+    line (idle, iowait and steal left out; guest time is inside user).
+    Host-wide on purpose: the kernel's work for a tool's packets and disk
+    (softirq on any CPU, the receiver's path run by the sender's system
+    call) is counted whoever it is charged to. None when unreadable."""
+    try:
+        with open(path) as f:
+            v = f.readline().split()
+        hz = os.sysconf("SC_CLK_TCK")
+        return (int(v[1]) + int(v[2]) + int(v[3]) + int(v[6]) + int(v[7])) / float(hz)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def delivered_at(progress, t):
+    """Bytes every download together held at time t: per node, its last
+    [seconds, bytes] sample at or before t."""
+    total = 0
+    for pts in progress.values():
+        k = bisect.bisect_right(pts, [t, math.inf])
+        if k:
+            total += pts[k - 1][1]
+    return total
+
+
+def host_cpu(cpu, progress, n, size, t_end, lo=0.1, hi=0.9):
+    """The machine's CPU for the bytes a swarm delivered, the same formula
+    for weft and aria2: cpu is [[seconds, busy_s]] (host_busy_s less its
+    value at the start, in time order, on the progress samples' clock).
+    host_cpu_s: busy seconds from the start to t_end (the last completion,
+    or the run's end); host_cpu_s_per_gib: per GiB delivered by then; and
+    host_cpu_s_per_gib_10_90: per GiB delivered between the first moments
+    the swarm as a whole held lo and hi of its n * size bytes (its moving
+    part: no discovery, no end game). Each figure None when the samples
+    do not span it."""
+    def busy_at(t):  # the last sample at or before t
+        v = None
+        for ts, b in cpu:
+            if ts > t:
+                break
+            v = b
+        return v
+
+    res = {"host_cpu_s": None, "host_cpu_s_per_gib": None, "host_cpu_s_per_gib_10_90": None}
+    if not cpu or n <= 0 or size <= 0:
+        return res
+    b_end = busy_at(t_end)
+    got = delivered_at(progress, t_end)
+    if b_end is not None:
+        res["host_cpu_s"] = round(b_end, 2)
+        if got:
+            res["host_cpu_s_per_gib"] = round(b_end / (got / 2.0 ** 30), 3)
+    want = n * size
+    times = sorted({ts for pts in progress.values() for ts, _ in pts})
+    t_lo = next((t for t in times if delivered_at(progress, t) >= lo * want), None)
+    t_hi = next((t for t in times if delivered_at(progress, t) >= hi * want), None)
+    if t_lo is None or t_hi is None or t_hi <= t_lo:
+        return res
+    b_lo, b_hi = busy_at(t_lo), busy_at(t_hi)
+    moved = delivered_at(progress, t_hi) - delivered_at(progress, t_lo)
+    if b_lo is None or b_hi is None or moved <= 0:
+        return res
+    res["host_cpu_s_per_gib_10_90"] = round((b_hi - b_lo) / (moved / 2.0 ** 30), 3)
+    return res
+
+
+def cpu_line(res, tool):
+    """The line distribute and the aria2 comparison both print for
+    host_cpu's figures and the tool's own processes' CPU (tool_cpu_s)."""
+    f = lambda v, nd: "-" if v is None else ("%." + str(nd) + "f") % v
+    return ("host CPU %s s to the last completion: %s s per GiB delivered, %s s per GiB "
+            "between 10%% and 90%% of the swarm's bytes (%s: %s CPU s)"
+            % (f(res.get("host_cpu_s"), 1), f(res.get("host_cpu_s_per_gib"), 2),
+               f(res.get("host_cpu_s_per_gib_10_90"), 2), tool, f(res.get("tool_cpu_s"), 1)))
