@@ -109,6 +109,8 @@ struct weft_config {
 	uint32_t quic_punch_probe_ttl; /* 0: off */
 	uint32_t quic_punch_peer_attempts, quic_punch_peer_window_s;
 	uint32_t quic_retry_rate;
+	uint64_t quic_max_queued; /* quic.max_queued: stream bytes written, node-wide, not
+				   * yet in a stream's send buffer */
 	/* [content] */
 	uint64_t content_quota;  /* bytes of blobs kept; 0 = the store's default (10 GiB) */
 	int content_direct_io;   /* O_DIRECT chunk I/O (docs/CONTENT.md) */

@@ -313,6 +313,12 @@ void quic_node_wbuf_free(struct quic_node *qn, struct quic_node_wbuf *w);
  * answer read from the disk is written later instead of read again. */
 int quic_node_write_wbuf_try(struct quic_node *qn, uint64_t conn, int64_t sid,
 			     struct quic_node_wbuf *w, size_t len, int fin);
+/* Whether len more bytes fit under max_queued now: 1, else 0 (a write of
+ * them would be refused with -ENOBUFS). A hint, for a caller that must
+ * prepare the bytes before it can write them (a chunk read from a cache
+ * or a disk): other threads may queue first, so the write may still be
+ * refused. Any thread. */
+int quic_node_write_room(struct quic_node *qn, size_t len);
 /* Reset a stream with an application error code. Returns 0 or -EAGAIN. */
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code);
 /* Graceful close with an application error code; closed() follows.

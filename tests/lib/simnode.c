@@ -200,6 +200,17 @@ json_t *simnode_ok(struct simnode *x, const char *method, const char *path, json
 	return out;
 }
 
+void simnode_get_from(struct simnode *x, const char *id, const char *out, const char *ip,
+		      char *path, size_t cap)
+{
+	json_t *o = simnode_ok(x, "POST", "/v1/content/get",
+			       json_pack("{s:s,s:s,s:[s]}", "id", id, "out", out, "from", ip));
+
+	snprintf(path, cap, "/v1/content/jobs/%lld",
+		 (long long)json_integer_value(json_object_get(o, "job")));
+	json_decref(o);
+}
+
 json_int_t simnode_get_int(struct simnode *x, const char *route, ...)
 {
 	json_t *o = simnode_ok(x, "GET", route, NULL), *v = o;

@@ -55,7 +55,12 @@ json_int_t simnode_get_int(struct simnode *x, const char *route, ...);
 /* Print the lines of x's GET /metrics that begin with prefix to stderr,
  * each after x's name (a failing test's state, for its log). */
 void simnode_print_metrics(struct simnode *x, const char *prefix);
-/* The value of x's unlabelled metric name (GET /metrics), or -1 when absent. */
+/* POST /v1/content/get on x: id into out, from the node at ip only. The
+ * job's route ("/v1/content/jobs/N") into path. */
+void simnode_get_from(struct simnode *x, const char *id, const char *out, const char *ip,
+		      char *path, size_t cap);
+/* The value of x's metric name (GET /metrics; a label set written out in
+ * name, {k="v"}, as the line has it), or -1 when absent. */
 double simnode_metric(struct simnode *x, const char *name);
 
 /* 1 when x finds at least one provider of service name (GET

@@ -381,13 +381,8 @@ static void add_file(struct simnode *x, const char *path, char *id)
 static void pjob_start_from(struct pjob *q, struct simnode *x, const char *id, const char *out,
 			    const char *ip)
 {
-	json_t *o = simnode_ok(x, "POST", "/v1/content/get",
-			       json_pack("{s:s,s:s,s:[s]}", "id", id, "out", out, "from", ip));
-
 	q->x = x;
-	snprintf(q->path, sizeof(q->path), "/v1/content/jobs/%lld",
-		 (long long)json_integer_value(json_object_get(o, "job")));
-	json_decref(o);
+	simnode_get_from(x, id, out, ip, q->path, sizeof(q->path));
 }
 
 static void test_partial_provider(void **state)

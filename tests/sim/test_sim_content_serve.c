@@ -16,6 +16,9 @@
  *
  * test_limits: POST /v1/content/limits sets the caps live, GET reads them
  * back, bad bodies are refused with 400 and change nothing.
+ *
+ * test_queue_full: a node whose QUIC send queue is full puts chunk
+ * requests back unread, and reads each chunk it serves once (below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +72,17 @@ static int all_done(void *arg)
 	return 1;
 }
 
+/* Downloads d[1..NDL-1] done. */
+static int all_done_from1(void *arg)
+{
+	struct pjob *q = arg;
+
+	for (int i = 1; i < NDL; i++)
+		if (!pjob_done(&q[i]))
+			return 0;
+	return 1;
+}
+
 static void check(struct pjob *q, const char *out, const char *id, const uint8_t *data)
 {
 	json_t *j = simnode_ok(q->x, "GET", q->path, NULL);
@@ -89,12 +103,57 @@ static void check(struct pjob *q, const char *out, const char *id, const uint8_t
 	free(back);
 }
 
+/* The seed s1 and NDL downloaders d1..dNDL on LAN links (d1 with set1
+ * when given), the seed holding a 16 MiB file of seed bytes (data) added
+ * from dir: its content id into id. */
+static void world_up(unsigned int seed, const char *const *set1, char *dir, uint8_t *data,
+		     char id[65])
+{
+	struct simnet_opts so = {.seed = seed, .clock = SIMNET_CLOCK_REAL};
+	static const char *const base[] = {"quic.idle_timeout_ms=3000", NULL};
+	struct simnet_link lan = {.latency_us = 300, .jitter_us = 100};
+	char path[700], name[8], ip[32];
+	json_t *o;
+	size_t i;
+
+	assert_int_equal(simnet_new(&SN, &so), 0);
+	simnode_new(&Q[1], SN, "s1", "198.51.100.1", NULL, base, NULL, NULL);
+	for (i = 0; i < NDL; i++) {
+		snprintf(name, sizeof(name), "d%zu", i + 1);
+		snprintf(ip, sizeof(ip), "198.51.100.%zu", i + 2);
+		simnode_new(&Q[i + 2], SN, name, ip, NULL, i == 0 && set1 ? set1 : base, NULL, NULL);
+	}
+	for (i = 1; i <= NDL + 1; i++)
+		simnet_host_set_link(Q[i].host, &lan);
+	tu_fill(data, FILE_LEN, seed);
+	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
+	snprintf(path, sizeof(path), "%s/file.bin", dir);
+	o = simnode_ok(&Q[1], "POST", "/v1/content/add", json_pack("{s:[s]}", "paths", path));
+	snprintf(id, 65, "%s",
+		 json_string_value(
+		     json_object_get(json_array_get(json_object_get(o, "items"), 0), "id")));
+	json_decref(o);
+}
+
+static void world_down(void)
+{
+	for (size_t i = NDL + 1; i >= 1; i--)
+		simnode_free(&Q[i]);
+	simnet_free(SN);
+}
+
+/* q: x fetches id into out (made here) from the node from only. */
+static void get_from(struct pjob *q, struct simnode *x, const char *id, const char *out,
+		     const struct simnode *from)
+{
+	assert_int_equal(mkdir(out, 0700), 0);
+	q->x = x;
+	simnode_get_from(x, id, out, from->ip, q->path, sizeof(q->path));
+}
+
 static void test_superseed(void **state)
 {
-	struct simnet_opts so = {.seed = 29, .clock = SIMNET_CLOCK_REAL};
-	static const char *const nodht[] = {"quic.idle_timeout_ms=3000", NULL};
-	struct simnet_link lan = {.latency_us = 300, .jitter_us = 100};
-	char *dir = tu_tmpdir(), path[700], out[NDL][512], id[65], name[8], ip[32];
+	char *dir = tu_tmpdir(), out[NDL][512], id[65];
 	uint8_t *data = malloc(FILE_LEN);
 	struct pjob d[NDL];
 	json_t *o, *ss, *peers;
@@ -105,23 +164,7 @@ static void test_superseed(void **state)
 	(void)state;
 	assert_non_null(dir);
 	assert_non_null(data);
-	assert_int_equal(simnet_new(&SN, &so), 0);
-	simnode_new(&Q[1], SN, "s1", "198.51.100.1", NULL, nodht, NULL, NULL);
-	for (i = 0; i < NDL; i++) {
-		snprintf(name, sizeof(name), "d%zu", i + 1);
-		snprintf(ip, sizeof(ip), "198.51.100.%zu", i + 2);
-		simnode_new(&Q[i + 2], SN, name, ip, NULL, nodht, NULL, NULL);
-	}
-	for (i = 1; i <= NDL + 1; i++)
-		simnet_host_set_link(Q[i].host, &lan);
-	tu_fill(data, FILE_LEN, 29);
-	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
-	snprintf(path, sizeof(path), "%s/file.bin", dir);
-	o = simnode_ok(&Q[1], "POST", "/v1/content/add", json_pack("{s:[s]}", "paths", path));
-	snprintf(id, sizeof(id), "%s",
-		 json_string_value(
-		     json_object_get(json_array_get(json_object_get(o, "items"), 0), "id")));
-	json_decref(o);
+	world_up(29, NULL, dir, data, id);
 	/* new content: super-seeded */
 	o = simnode_ok(&Q[1], "GET", "/v1/content/peers", NULL);
 	ss = json_object_get(o, "superseed");
@@ -132,14 +175,7 @@ static void test_superseed(void **state)
 	t0 = util_now_ms();
 	for (i = 0; i < NDL; i++) {
 		snprintf(out[i], sizeof(out[i]), "%s/d%zu", dir, i + 1);
-		assert_int_equal(mkdir(out[i], 0700), 0);
-		o = simnode_ok(&Q[i + 2], "POST", "/v1/content/get",
-			       json_pack("{s:s,s:s,s:[s]}", "id", id, "out", out[i], "from",
-					 Q[1].ip));
-		d[i].x = &Q[i + 2];
-		snprintf(d[i].path, sizeof(d[i].path), "/v1/content/jobs/%lld",
-			 (long long)json_integer_value(json_object_get(o, "job")));
-		json_decref(o);
+		get_from(&d[i], &Q[i + 2], id, out[i], &Q[1]);
 	}
 	assert_int_equal(simnode_wait(all_done, d, 120000), 0);
 	t0 = util_now_ms() - t0;
@@ -161,9 +197,7 @@ static void test_superseed(void **state)
 	assert_true(json_array_size(peers) >= 1);
 	json_decref(o);
 
-	for (i = NDL + 1; i >= 1; i--)
-		simnode_free(&Q[i]);
-	simnet_free(SN);
+	world_down();
 	free(data);
 	tu_rmrf_free(dir);
 }
@@ -253,11 +287,82 @@ static void test_limits_auto_config(void **state)
 	simnet_free(SN);
 }
 
+/* The chunk reads of x: hashed, trusted and from memory. */
+static double chunk_reads(struct simnode *x)
+{
+	return simnode_metric(x, "weft_content_chunk_reads_total{check=\"hashed\"}") +
+	       simnode_metric(x, "weft_content_chunk_reads_total{check=\"trusted\"}") +
+	       simnode_metric(x, "weft_content_chunk_reads_total{check=\"memory\"}");
+}
+
+/*
+ * test_queue_full: a node whose QUIC send queue (quic.max_queued) is
+ * full puts a chunk request back unread. d1 downloads a 16 MiB file from
+ * the seed and keeps every chunk in memory (content.hot_chunks=64); then
+ * three downloaders told of d1 only fetch it, d1's queue taking 1 MiB (four
+ * chunk answers; they also trade among themselves, told of each other in
+ * its PEERS answers): its pump, answering up to 16 requests a pass, fills it
+ * again and again. Every copy verifies; d1 counted requests put back
+ * (queue_full); and it read no more chunks than it served (a few more at
+ * most: a read whose write still finds the queue full, another thread
+ * having queued first), where a chunk read and then refused by the full
+ * queue was read again at every retry (every 1 ms).
+ */
+static void test_queue_full(void **state)
+{
+	static const char *const mid[] = {"quic.idle_timeout_ms=3000", "content.hot_chunks=64",
+					  "quic.max_queued=1048576", NULL};
+	char *dir = tu_tmpdir(), out[NDL][512], id[65];
+	uint8_t *data = malloc(FILE_LEN);
+	struct pjob d[NDL];
+	double reads0, reads, full;
+	json_int_t served0, served;
+	size_t i;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(data);
+	world_up(33, mid, dir, data, id);
+
+	snprintf(out[0], sizeof(out[0]), "%s/d1", dir);
+	get_from(&d[0], &Q[2], id, out[0], &Q[1]);
+	assert_int_equal(simnode_wait(pjob_done, &d[0], 120000), 0);
+	check(&d[0], out[0], id, data);
+
+	reads0 = chunk_reads(&Q[2]);
+	served0 = simnode_get_int(&Q[2], "/v1/content/stats", "served_chunks", NULL);
+	for (i = 1; i < NDL; i++) {
+		snprintf(out[i], sizeof(out[i]), "%s/d%zu", dir, i + 1);
+		get_from(&d[i], &Q[i + 2], id, out[i], &Q[2]);
+	}
+	assert_int_equal(simnode_wait(all_done_from1, d, 120000), 0);
+	for (i = 1; i < NDL; i++)
+		check(&d[i], out[i], id, data);
+
+	served = simnode_get_int(&Q[2], "/v1/content/stats", "served_chunks", NULL) - served0;
+	full = (double)simnode_get_int(&Q[2], "/v1/content/stats", "queue_full", NULL);
+	reads = chunk_reads(&Q[2]) - reads0;
+	print_message("queue full: d1 served %lld chunks to %d downloaders, read %.0f, put %.0f "
+		      "requests back (its send queue full), metric %.0f\n",
+		      (long long)served, NDL - 1, reads, full,
+		      simnode_metric(&Q[2], "weft_content_serve_queue_full_total"));
+	assert_true(served >= NCHUNKS); /* the others trade too (PEERS answers) */
+	assert_true(full > 0);
+	assert_true(simnode_metric(&Q[2], "weft_content_serve_queue_full_total") == full);
+	assert_true(reads >= served);
+	assert_true(reads <= served + 4);
+
+	world_down();
+	free(data);
+	tu_rmrf_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_superseed),
 	    cmocka_unit_test(test_limits), cmocka_unit_test(test_limits_auto_config),
+	    cmocka_unit_test(test_queue_full),
 	};
 
 	if (sodium_init() < 0)

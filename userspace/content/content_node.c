@@ -661,6 +661,8 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 				    json_integer((json_int_t)atomic_load(&cn->served_peers)));
 		json_object_set_new(o, "stale",
 				    json_integer((json_int_t)atomic_load(&cn->serve_stale)));
+		json_object_set_new(o, "queue_full",
+				    json_integer((json_int_t)atomic_load(&cn->serve_full)));
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
 		json_object_set_new(
 		    o, "reads",
@@ -712,6 +714,10 @@ static void cn_metrics(void *arg, FILE *out)
 		"or its connection closed before their turn.\n"
 		"# TYPE weft_content_stale_requests_total counter\n"
 		"weft_content_stale_requests_total %llu\n"
+		"# HELP weft_content_serve_queue_full_total Chunk requests put back unread because "
+		"the node's QUIC send queue was full (quic max_queued), tried again 1 ms later.\n"
+		"# TYPE weft_content_serve_queue_full_total counter\n"
+		"weft_content_serve_queue_full_total %llu\n"
 		"# HELP weft_content_serve_file_reads_total Chunks read from their files for "
 		"serving, by the thread that read them: a reader thread, or the engine worker "
 		"(no reader).\n# TYPE weft_content_serve_file_reads_total counter\n"
@@ -737,6 +743,7 @@ static void cn_metrics(void *arg, FILE *out)
 		(unsigned long long)atomic_load(&cn->served_bytes),
 		(unsigned long long)atomic_load(&cn->serve_unavailable),
 		(unsigned long long)atomic_load(&cn->serve_stale),
+		(unsigned long long)atomic_load(&cn->serve_full),
 		(unsigned long long)cn_readq_reads(cn->rq),
 		(unsigned long long)atomic_load(&cn->serve_reads_worker), cn_readq_threads(cn->rq),
 		(unsigned long long)atomic_load(&cn->serve_parked),

@@ -251,6 +251,9 @@ struct content_node {
 	atomic_ullong served_chunks, served_bytes, served_infos, served_manifests, serve_busy,
 	    serve_notfound, serve_unavailable, serve_bad,
 	    serve_stale; /* requests of streams gone before their turn: skipped */
+	/* chunk requests put back unread because the node's send queue was
+	 * full (serve_chunk): tried again in 1 ms */
+	atomic_ullong serve_full;
 
 	/* announcing, announce.c: the schedule (annsched.c) and its thread;
 	 * announces counts ids sent in batches */

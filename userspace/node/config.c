@@ -151,6 +151,8 @@ static const struct cfg_key cfg_keys[] = {
 	  NULL, 0 },
 	{ "quic", "max_streams", CFG_U32, OFF(quic_max_streams), 0, 4, 10000, "100", NULL, 0 },
 	{ "quic", "retry_rate", CFG_U32, OFF(quic_retry_rate), 0, 1, 1000000, "200", NULL, 0 },
+	{ "quic", "max_queued", CFG_U64, OFF(quic_max_queued), 0, 1ULL << 20, 1ULL << 32, "67108864",
+	  NULL, 0 },
 	{ "content", "quota", CFG_U64, OFF(content_quota), 0, 0, 1ULL << 50, "0", NULL, 0 },
 	{ "content", "direct_io", CFG_BOOL, OFF(content_direct_io), 0, 0, 0, "true", NULL, 0 },
 	{ "content", "hot_chunks", CFG_U32, OFF(content_hot_chunks), 0, 0, 1024, "32", NULL, 0 },

@@ -672,6 +672,7 @@ registered:
 			.max_conns_per_addr = n->cfg.quic_max_conns_per_addr,
 			.max_streams = n->cfg.quic_max_streams,
 			.retry_rate = n->cfg.quic_retry_rate,
+			.max_queued = (size_t)n->cfg.quic_max_queued,
 			.on_validated = quic_validated,
 			.validated_arg = n->guard,
 			.on_observed = quic_observed,

@@ -440,6 +440,11 @@ int quic_node_write_wbuf_try(struct quic_node *qn, uint64_t conn, int64_t sid,
 	return rc;
 }
 
+int quic_node_write_room(struct quic_node *qn, size_t len)
+{
+	return qn && atomic_load(&qn->queued) + len <= qn->max_queued;
+}
+
 int quic_node_stream_reset(struct quic_node *qn, uint64_t conn, int64_t sid, uint64_t code)
 {
 	struct qn_op *op;
