@@ -386,10 +386,11 @@ static void serve_chunk(struct cn_sv *v, const struct cn_sched_item *it, const s
 	int rc, scored = 1;
 
 	/* The node's send queue full: put back before the chunk is read. A
-	 * chunk read (a 256 KiB copy from memory, or a disk read) and then
-	 * refused by the write was read again at each retry, every 1 ms
-	 * while the queue stayed full: at a lab's start, when every
-	 * connection's window is small, 9% of all CPU (docs/CONTENT.md). */
+	 * chunk read (a 256 KiB copy from memory into a write block) and
+	 * then refused by the write was read again at each retry, every 1 ms
+	 * while the queue stayed full, which peers that never acknowledge
+	 * can make last (docs/CONTENT.md, "A full node-wide QUIC send
+	 * queue"). */
 	if (!quic_node_write_room(cn->quic, CN_ANS_HEAD + B3TREE_CHUNK_LEN)) {
 		atomic_fetch_add(&cn->serve_full, 1);
 		v->rc = -EAGAIN;
