@@ -124,6 +124,10 @@ struct weft_config {
 	int content_upload_auto; /* the automatic upload cap */
 	int content_honour_withdrawals;
 	uint32_t content_superseed_s;
+	/* answers one connection may hold unacknowledged, bytes; such a
+	 * connection's answers unmoved this long is closed, s */
+	uint64_t content_serve_peer_held;
+	uint32_t content_serve_stall_s;
 	/* [gateway] */
 	char gateway[64];        /* "" = off; else ADDR:PORT */
 	int gateway_allow_public;

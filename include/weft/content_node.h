@@ -62,6 +62,20 @@ struct content_node;
  * uses at most CONTENT_PER_PROVIDER plus its INFO/PEERS streams); more
  * cost requester score. */
 #define CONTENT_SERVE_PEER_STREAMS 64
+/* Answers one connection may hold (written to it and not yet
+ * acknowledged, docs/CONTENT.md "Answers a peer holds"): 8 MiB, what a
+ * downloader asking one provider for all CONTENT_MAX_PARALLEL chunks at
+ * once has out. A peer over it is passed over (its requests wait) until
+ * it acknowledges some: one that never does holds no more than this. */
+#define CONTENT_SERVE_PEER_HELD (8U << 20)
+/* Bytes of one connection's answers waiting in the node-wide QUIC send
+ * queue (its streams' send buffers full) before it is passed over: 1 MiB,
+ * so stalled peers cannot fill the queue all peers share. */
+#define CONTENT_SERVE_PEER_QUEUED (1U << 20)
+/* A connection holding CONTENT_SERVE_PEER_HELD of answers that have not
+ * moved (no acknowledgment) for this long is closed: 20 s, four times a
+ * downloader's request timeout. */
+#define CONTENT_SERVE_STALL_S 20
 /* New content (added on this node) is super-seeded for its first 10
  * minutes: each downloader is offered chunks nobody was offered yet
  * (docs/CONTENT.md "Super-seeding"). */
@@ -140,6 +154,12 @@ struct content_node_opts {
 	/* seconds new content is super-seeded; 0 = CONTENT_SUPERSEED_S,
 	 * < 0 = never */
 	int superseed_s;
+	/* answers one connection may hold unacknowledged, bytes: 0 =
+	 * CONTENT_SERVE_PEER_HELD (content.serve_peer_held) */
+	uint64_t serve_peer_held;
+	/* such a connection's answers unmoved this long is closed, s: 0 =
+	 * CONTENT_SERVE_STALL_S (content.serve_stall_s) */
+	unsigned int serve_stall_s;
 	/* 1: a version that withdraws earlier ones ("wd", a re-encryption's
 	 * signed delete) is not honoured: their items stay and are served
 	 * (content.honour_withdrawals = false). Default 0: honoured. */

@@ -156,6 +156,11 @@ struct engine *engine_worker_engine(struct engine_worker *w);
 uint64_t engine_worker_now(const struct engine_worker *w);
 /* The same in microseconds. */
 uint64_t engine_worker_now_us(const struct engine_worker *w);
+/* Loop passes begun so far. A pass runs, in order: receive, timers,
+ * commands (every one posted before that stage began), deferred work;
+ * so a command posted from deferred work of pass N has run when the
+ * deferred work of any later pass begins. */
+uint64_t engine_worker_pass(const struct engine_worker *w);
 /*
  * Queue a datagram (copied) for the worker's next tx batch; flushed after
  * the current rx batch or when the staging queue fills. src may be NULL

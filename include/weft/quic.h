@@ -111,6 +111,11 @@ struct quic_conn_info {
 	uint64_t bytes_rx, bytes_tx;      /* stream payload bytes */
 	uint64_t streams_opened, streams_open;
 	uint64_t datagrams_rx, datagrams_tx;
+	/* Stream bytes in the send buffers (unsent, or sent and not yet
+	 * acknowledged), and how long they have not moved (no
+	 * acknowledgment took any, no stream closed with any; 0 when none
+	 * are buffered). */
+	uint64_t unacked, unacked_still_ns;
 	/* Datagram size: the largest it sends now; of a path it probes
 	 * (pmtu_max > 0, docs/QUIC.md), the ceiling and the probes' fate. */
 	size_t udp_payload, pmtu_max;
@@ -346,6 +351,9 @@ int quic_conn_send_datagram(struct quic_conn *c, const uint8_t *data, size_t len
 
 /* Fill info; returns 0. */
 int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info);
+/* Its send buffers alone (info's unacked and unacked_still_ns), without
+ * the rest of quic_conn_get_info: for a check per request. */
+void quic_conn_unacked(const struct quic_conn *c, uint64_t *bytes, uint64_t *still_ns);
 /* Application pointer, free for the caller's use. */
 void quic_conn_set_user(struct quic_conn *c, void *user);
 /*

@@ -344,6 +344,29 @@ int quic_node_conn_peer(struct quic_node *qn, uint64_t conn, uint8_t key[QUIC_KE
 int quic_node_conn_rtt(struct quic_node *qn, uint64_t conn, uint64_t *srtt_ns,
 		       uint64_t *min_rtt_ns);
 
+/* What a connection holds of ours to send (quic_node_conn_sendq). */
+struct quic_node_sendq {
+	/* written (quic_node_write*) and waiting in the node's queue for
+	 * room in the QUIC stream buffers: counted in max_queued */
+	uint64_t queued;
+	/* in the QUIC stream buffers: unsent (the congestion window or the
+	 * peer's flow control holds them) or sent and not yet acknowledged;
+	 * each stream holds at most quic_opts.stream_sndbuf */
+	uint64_t unacked;
+	/* how long the unacked bytes have not moved: no acknowledgment took
+	 * any and no stream closed with any (0: none buffered) */
+	uint64_t still_ns;
+};
+
+/*
+ * What conn holds of ours to send into *q: for a module that answers
+ * requests and must not let one peer hold its answers in memory
+ * (content serving, docs/CONTENT.md "Answers a peer holds"). Call on
+ * conn's owning worker. 0, or -ENOTCONN (no such connection, or closed).
+ * O(1).
+ */
+int quic_node_conn_sendq(struct quic_node *qn, uint64_t conn, struct quic_node_sendq *q);
+
 /*
  * Is stream sid of conn still open on this node (the connection not closed,
  * the stream not reset nor ended both ways)? 1 or 0. For work queued for

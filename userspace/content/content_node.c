@@ -663,6 +663,10 @@ static void api_stats(void *arg, const struct ctl_req *req, struct ctl_resp *res
 				    json_integer((json_int_t)atomic_load(&cn->serve_stale)));
 		json_object_set_new(o, "queue_full",
 				    json_integer((json_int_t)atomic_load(&cn->serve_full)));
+		json_object_set_new(o, "peer_full",
+				    json_integer((json_int_t)atomic_load(&cn->serve_peer_full)));
+		json_object_set_new(o, "stalled_closed",
+				    json_integer((json_int_t)atomic_load(&cn->serve_stalled)));
 		json_object_set_new(o, "direct_io", json_boolean(cstore_direct_io(cn->cs)));
 		json_object_set_new(
 		    o, "reads",
@@ -718,6 +722,14 @@ static void cn_metrics(void *arg, FILE *out)
 		"the node's QUIC send queue was full (quic max_queued), tried again 1 ms later.\n"
 		"# TYPE weft_content_serve_queue_full_total counter\n"
 		"weft_content_serve_queue_full_total %llu\n"
+		"# HELP weft_content_serve_peer_full_total Chunk requests passed over because "
+		"their connection held its limit of unacknowledged answers (content "
+		"serve_peer_held).\n# TYPE weft_content_serve_peer_full_total counter\n"
+		"weft_content_serve_peer_full_total %llu\n"
+		"# HELP weft_content_serve_stalled_total Connections closed for holding their "
+		"limit of answers unacknowledged for content serve_stall_s.\n"
+		"# TYPE weft_content_serve_stalled_total counter\n"
+		"weft_content_serve_stalled_total %llu\n"
 		"# HELP weft_content_serve_file_reads_total Chunks read from their files for "
 		"serving, by the thread that read them: a reader thread, or the engine worker "
 		"(no reader).\n# TYPE weft_content_serve_file_reads_total counter\n"
@@ -744,6 +756,8 @@ static void cn_metrics(void *arg, FILE *out)
 		(unsigned long long)atomic_load(&cn->serve_unavailable),
 		(unsigned long long)atomic_load(&cn->serve_stale),
 		(unsigned long long)atomic_load(&cn->serve_full),
+		(unsigned long long)atomic_load(&cn->serve_peer_full),
+		(unsigned long long)atomic_load(&cn->serve_stalled),
 		(unsigned long long)cn_readq_reads(cn->rq),
 		(unsigned long long)atomic_load(&cn->serve_reads_worker), cn_readq_threads(cn->rq),
 		(unsigned long long)atomic_load(&cn->serve_parked),
@@ -794,6 +808,9 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		cn->max_parallel = 80; /* request slots: 96 minus INFO/MANIFEST room */
 	cn->per_provider = opts->per_provider ? opts->per_provider : CONTENT_PER_PROVIDER;
 	cn->req_timeout_ms = opts->req_timeout_ms ? opts->req_timeout_ms : CONTENT_REQ_TIMEOUT_MS;
+	cn->peer_held = opts->serve_peer_held ? opts->serve_peer_held : CONTENT_SERVE_PEER_HELD;
+	cn->stall_ns = (opts->serve_stall_s ? opts->serve_stall_s : CONTENT_SERVE_STALL_S) *
+		       1000000000ull;
 #ifdef WEFT_TEST_HOOKS
 	if (opts->test_corrupt) {
 		cn->test_corrupt = 1;

@@ -128,11 +128,27 @@ struct cn_wtab {
 	struct cn_read *held;
 	unsigned int nheld, nparked;
 	int held_retry; /* something a held request waits for changed */
+	/* a held request's peer held its limit of answers: the held
+	 * requests are looked at again from then (0: none) */
+	uint64_t held_peer_ns;
 	struct {
 		uint64_t conn;
 		int64_t sid;
 		unsigned int n;
 	} hst[16]; /* CN_HST_MAX */
+	/* Answers written in this engine pass (cn_serve_wrote): their
+	 * commands run in the next pass, so quic_node_conn_sendq does not
+	 * count them yet; per connection (nwrote of them), and beyond the
+	 * table's room for every connection (wrote_all). Cleared by the
+	 * first pump of a later pass (serve.c). */
+	struct {
+		uint64_t conn, bytes;
+	} wrote[32];
+	unsigned int nwrote;
+	uint64_t wrote_all, wrote_pass;
+	/* the pump's timer: it defers the pump, which runs only as deferred
+	 * work, after the pass's commands (engine_worker_pass) */
+	struct engine_timer pump_tm;
 };
 
 struct cn_job;
@@ -208,6 +224,8 @@ struct content_node {
 	const struct identity *id;
 	uint16_t quic_port;
 	unsigned int max_parallel, per_provider, req_timeout_ms;
+	uint64_t peer_held;	  /* opts serve_peer_held or its default */
+	uint64_t stall_ns;	  /* opts serve_stall_s, ns */
 	int test_corrupt;
 	unsigned int test_delay_ms;
 	atomic_int stopping; /* set once by content_node_free; every thread checks it */
@@ -254,6 +272,10 @@ struct content_node {
 	/* chunk requests put back unread because the node's send queue was
 	 * full (serve_chunk): tried again in 1 ms */
 	atomic_ullong serve_full;
+	/* chunk requests passed over because their connection held
+	 * peer_held of our answers (or CONTENT_SERVE_PEER_QUEUED in the node
+	 * queue), and connections closed for holding them unmoved stall_ns */
+	atomic_ullong serve_peer_full, serve_stalled;
 
 	/* announcing, announce.c: the schedule (annsched.c) and its thread;
 	 * announces counts ids sent in batches */

@@ -63,6 +63,7 @@ struct peer {
 	uint64_t tok_ns;
 	uint64_t score_milli, score_ns;
 	uint64_t sent, served, last_ns;
+	uint64_t hold_ns; /* passed over until then (cn_sched_defer) */
 	uint64_t win[CN_SCHED_RATE_SLOTS], win_s[CN_SCHED_RATE_SLOTS];
 	uint64_t seen[CN_SCHED_SEEN];
 	uint64_t seen_ns[CN_SCHED_SEEN]; /* when each was served */
@@ -377,8 +378,9 @@ int cn_sched_next(struct cn_sched *s, uint64_t now_ns, struct cn_sched_item *out
 		struct peer *p = &s->p[s->ring - 1];
 		struct cn_sched_item *it = &p->q[p->qhead];
 
-		w = UINT64_MAX;
-		if (!peer_ready(s, p, now_ns, &w) || (uses_global(s, p) && !gok)) {
+		w = p->hold_ns > now_ns ? p->hold_ns - now_ns : UINT64_MAX;
+		if (w != UINT64_MAX || !peer_ready(s, p, now_ns, &w) ||
+		    (uses_global(s, p) && !gok)) {
 			if (uses_global(s, p) && !gok && gwait < w)
 				w = gwait;
 			if (w < best)
@@ -444,6 +446,16 @@ void cn_sched_unpop(struct cn_sched *s, const struct cn_sched_item *it)
 	}
 	p->deficit += it->cost;
 	p->fresh_turn = 0;
+}
+
+void cn_sched_defer(struct cn_sched *s, const struct cn_sched_item *it, uint64_t until_ns)
+{
+	struct peer *p;
+
+	cn_sched_unpop(s, it);
+	p = find(s, it->r.conn);
+	if (p)
+		p->hold_ns = until_ns;
 }
 
 void cn_sched_account(struct cn_sched *s, uint64_t peer, int64_t bytes, uint64_t now_ns)

@@ -131,6 +131,11 @@ int cn_sched_next(struct cn_sched *s, uint64_t now_ns, struct cn_sched_item *out
 /* The request just taken by cn_sched_next could not be sent: back at the
  * head of its peer's queue, its cost refunded. */
 void cn_sched_unpop(struct cn_sched *s, const struct cn_sched_item *it);
+/* The request just taken could not be sent because its peer holds too
+ * many of our answers already (serve.c): back at the head of its peer's
+ * queue as cn_sched_unpop does, and the peer passed over until until_ns
+ * while the others are served (cn_sched_next's wake counts it). */
+void cn_sched_defer(struct cn_sched *s, const struct cn_sched_item *it, uint64_t until_ns);
 /* Count sent bytes not taken through cn_sched_next (e.g. the difference
  * between estimated cost and the answer's real length may be negative). */
 void cn_sched_account(struct cn_sched *s, uint64_t peer, int64_t bytes, uint64_t now_ns);

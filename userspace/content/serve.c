@@ -159,7 +159,12 @@ enum sv_res {
 	SV_DEPTH,  /* CN_READS_PER_WORKER reads out: not taken, try later */
 	SV_FULL,   /* the node's send queue is full: not taken, try in 1 ms */
 	SV_PACED,  /* answered; the test hook's pace: the next after its delay */
+	SV_PEER,   /* its peer holds its limit of answers: not taken, others go */
 };
+
+/* A peer holding its limit of answers (cn_serve_peer_full) is looked at
+ * again after this long: an acknowledgment takes a round trip. */
+#define CN_PEER_RECHECK_NS 2000000ull
 
 static enum sv_res serve_item(struct cn_wtab *t, const struct cn_sched_item *it)
 {
@@ -174,6 +179,8 @@ static enum sv_res serve_item(struct cn_wtab *t, const struct cn_sched_item *it)
 	cn_serve_one(&v, it);
 	if (v.rc == -EBUSY)
 		return SV_DEPTH;
+	if (v.rc == -ENOSPC)
+		return SV_PEER;
 	if (v.rc)
 		return SV_FULL;
 	if (v.queued) {
@@ -354,6 +361,19 @@ static enum sv_res backlog_flush(struct cn_wtab *t)
 			t->held_retry = 1;
 			return SV_DEPTH;
 		}
+		if (res == SV_PEER) {
+			/* it stays, and its stream's later requests with it,
+			 * until its peer acknowledges: looked at again in
+			 * CN_PEER_RECHECK_NS (pump) */
+			if (!t->held_peer_ns)
+				t->held_peer_ns = cn_sv_now(t) + CN_PEER_RECHECK_NS;
+			if (nskip < CN_HST_MAX) {
+				skip[nskip].conn = r->conn;
+				skip[nskip++].sid = r->sid;
+			}
+			pp = &rd->next;
+			continue;
+		}
 		if (res == SV_FULL) {
 			t->held_retry = 1;
 			return res;
@@ -367,6 +387,16 @@ static enum sv_res backlog_flush(struct cn_wtab *t)
 	return SV_DONE;
 }
 
+/* The pump's timer: the pump itself runs as deferred work, after the
+ * pass's commands, so that the answers written by an earlier pass are in
+ * their connections' send queues when it looks (cn_serve_peer_full). */
+static void pump_later(struct engine_worker *w, void *arg)
+{
+	struct cn_wtab *t = arg;
+
+	engine_defer(w, &t->pump);
+}
+
 static void pump(struct engine_worker *w, void *arg)
 {
 	struct cn_wtab *t = arg;
@@ -377,26 +407,39 @@ static void pump(struct engine_worker *w, void *arg)
 	if (t->pumping || !atomic_load(&cn->serving))
 		return;
 	t->pumping = 1;
+	cn_serve_pass(t, engine_worker_pass(w));
 	apply_limits(t);
+	if (t->held_peer_ns && cn_sv_now(t) >= t->held_peer_ns) {
+		t->held_peer_ns = 0;
+		t->held_retry = 1; /* a peer over its limit: its held requests again */
+	}
 	for (unsigned int n = 0; n < CONTENT_SERVE_BATCH; n++) {
 		enum sv_res res = cn->rq ? backlog_flush(t) : SV_DONE;
 		int blocked;
 
 		if (res == SV_DONE) {
 			if (!cn_sched_next(t->sched, cn_sv_now(t), &it, &wake)) {
+				if (t->held_peer_ns && wake > CN_PEER_RECHECK_NS)
+					/* held requests of a peer over its limit */
+					wake = CN_PEER_RECHECK_NS;
 				if (wake != UINT64_MAX)
-					engine_timer_add_us(w, &t->pump, wake / 1000 + 1);
+					engine_timer_add_us(w, &t->pump_tm, wake / 1000 + 1);
 				else if (t->nparked)
 					/* parked requests: the next read back wakes
 					 * the pump (the timer if it could not be
 					 * posted) */
-					engine_timer_add(w, &t->pump, CN_READ_RECHECK_MS);
+					engine_timer_add(w, &t->pump_tm, CN_READ_RECHECK_MS);
 				goto out;
 			}
 			blocked = cn->rq && stream_blocked(t, &it.r);
 			if (blocked && !hold(t, &it, 0))
 				continue;
 			res = blocked ? SV_DEPTH : serve_item(t, &it);
+			if (res == SV_PEER) {
+				/* the others are served meanwhile */
+				cn_sched_defer(t->sched, &it, cn_sv_now(t) + CN_PEER_RECHECK_NS);
+				continue;
+			}
 			if (res == SV_DEPTH && !blocked && !hold(t, &it, 1))
 				continue; /* parked: the next may be answered from memory */
 			if (res == SV_DEPTH || res == SV_FULL)
@@ -408,20 +451,20 @@ static void pump(struct engine_worker *w, void *arg)
 			 * come back wakes the pump
 			 * (readq's wake-up; the timer if it could not be
 			 * posted) */
-			engine_timer_add(w, &t->pump, CN_READ_RECHECK_MS);
+			engine_timer_add(w, &t->pump_tm, CN_READ_RECHECK_MS);
 			goto out;
 		}
 		if (res == SV_FULL) {
 			/* the node's send queue is full: again in a moment */
-			engine_timer_add(w, &t->pump, 1);
+			engine_timer_add(w, &t->pump_tm, 1);
 			goto out;
 		}
 		if (res == SV_PACED) {
-			engine_timer_add(w, &t->pump, cn->test_delay_ms);
+			engine_timer_add(w, &t->pump_tm, cn->test_delay_ms);
 			goto out;
 		}
 	}
-	engine_timer_add(w, &t->pump, 0); /* more: at the next pass */
+	engine_timer_add(w, &t->pump_tm, 0); /* more: at the next pass */
 out:
 	t->pumping = 0;
 }
@@ -503,7 +546,7 @@ static void auto_step(struct content_node *cn, uint64_t now)
 }
 
 /* Every second: idle peers' request queues back to the allocator, the
- * status view's copy of the peers; on worker 0 the
+ * status view's copy of the peers, stalled connections closed; on worker 0 the
  * node's upload history and the automatic cap too. */
 static void tick(struct engine_worker *w, void *arg)
 {
@@ -516,6 +559,7 @@ static void tick(struct engine_worker *w, void *arg)
 	if (t->reads_out)
 		kick(t); /* a read back whose wake-up could not be posted */
 	n = cn_sched_peers(t->sched, now, t->snap, CN_SCHED_PEERS);
+	cn_serve_close_stalled(t, n);
 	if (atomic_load(&cn->lim_auto))
 		for (unsigned int i = 0; i < n; i++)
 			if (quic_node_conn_worker(cn->quic, t->snap[i].peer) != t->widx ||
@@ -551,6 +595,7 @@ static void wbind(struct engine_worker *w, void *arg)
 		return;
 	t->w = w;
 	engine_timer_init(&t->pump, pump, t);
+	engine_timer_init(&t->pump_tm, pump_later, t);
 	engine_timer_init(&t->tick, tick, t);
 	t->bound = 1;
 	atomic_store(&t->cn->up_hist_last, atomic_load(&t->cn->served_bytes));

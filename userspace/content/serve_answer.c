@@ -93,20 +93,22 @@ static void requester_fault(struct cn_sv *v, const struct cn_sreq *r, enum cn_fa
 /* What writing a whole answer of len bytes on sid returned. Never
  * waiting: a full node-wide send queue (-ENOBUFS) puts the request back
  * at the head of its peer's queue (v->rc), to be tried again shortly. */
-static void replied(struct cn_sv *v, int64_t sid, size_t len, int rc)
+static void replied(struct cn_sv *v, uint64_t conn, int64_t sid, size_t len, int rc)
 {
-	if (rc == -ENOBUFS || rc == -EAGAIN)
+	if (rc == -ENOBUFS || rc == -EAGAIN) {
 		v->rc = -EAGAIN;
-	else if (rc)
+	} else if (rc) {
 		log_debug(CN_MOD, "reply on stream %lld: %s", (long long)sid, strerror(-rc));
-	else
+	} else {
 		v->sent += len;
+		cn_serve_wrote(v->t, conn, len);
+	}
 }
 
 static void reply(struct cn_sv *v, uint64_t conn, int64_t sid, const uint8_t *buf, size_t len,
 		  int fin)
 {
-	replied(v, sid, len, quic_node_write(v->cn->quic, conn, sid, buf, len, fin));
+	replied(v, conn, sid, len, quic_node_write(v->cn->quic, conn, sid, buf, len, fin));
 }
 
 /* Error answer: status, zero length. */
@@ -324,7 +326,7 @@ void cn_chunk_answer(struct cn_sv *v, const struct cn_sreq *r, const uint8_t *id
 			quic_node_wbuf_free(cn->quic, *wp);
 		*wp = NULL;
 	}
-	replied(v, r->sid, len + CN_ANS_HEAD, wrc);
+	replied(v, r->conn, r->sid, len + CN_ANS_HEAD, wrc);
 	if (v->rc || !v->sent)
 		return; /* not sent: full (tried again), or the stream is gone */
 	atomic_fetch_add(&cn->served_chunks, 1);
@@ -458,6 +460,13 @@ void cn_serve_one(struct cn_sv *v, const struct cn_sched_item *it)
 	if (r->len == 0) {
 		/* The client's FIN, with no answer owed before ours. */
 		reply(v, r->conn, r->sid, NULL, 0, 1);
+		return;
+	}
+	if (cn_serve_peer_full(cn, v->t, r->conn)) {
+		/* passed over, nothing made: its requests wait until it
+		 * acknowledges some of what it holds */
+		atomic_fetch_add(&cn->serve_peer_full, 1);
+		v->rc = -ENOSPC;
 		return;
 	}
 	rc = cn_req_decode(&q, r->buf, r->len);

@@ -17,7 +17,8 @@ struct quic_node_wbuf;
 struct cn_sv {
 	struct content_node *cn;
 	struct cn_wtab *t;
-	int rc;	     /* -EAGAIN: nothing written, the request goes back */
+	int rc;	     /* -EAGAIN: nothing written, the request goes back;
+		      * -ENOSPC: its peer holds its limit of answers (passed over) */
 	size_t sent; /* bytes written */
 	int chunk;   /* a chunk went out */
 	int queued;  /* its file read went to a reader thread (answered later) */
@@ -28,6 +29,18 @@ uint64_t cn_sv_now(const struct cn_wtab *t);
 /* A requester did something a fair downloader does not: counted, scored,
  * and over the threshold (validated) banned and disconnected. */
 void cn_serve_fault(struct content_node *cn, struct cn_wtab *t, uint64_t conn, enum cn_fault f);
+/* Does conn hold its limit of our answers (serve_held.c)? 1 or 0. */
+int cn_serve_peer_full(struct content_node *cn, struct cn_wtab *t, uint64_t conn);
+/* len bytes of an answer were written to conn in this pass. */
+void cn_serve_wrote(struct cn_wtab *t, uint64_t conn, uint64_t len);
+/* The pump runs in engine pass pass (engine_worker_pass): what earlier
+ * passes wrote is in the send queues now. */
+void cn_serve_pass(struct cn_wtab *t, uint64_t pass);
+/* What was written to conn in this pass and is not in its send queue yet. */
+uint64_t cn_serve_unseen(const struct cn_wtab *t, uint64_t conn);
+/* Close the connections among the n peers of t->snap whose answers have
+ * not moved for the stall limit (serve_held.c), each second. */
+void cn_serve_close_stalled(struct cn_wtab *t, unsigned int n);
 /* Answer one request taken from the scheduler (v->rc, v->sent, v->queued
  * say what happened). */
 void cn_serve_one(struct cn_sv *v, const struct cn_sched_item *it);

@@ -108,6 +108,11 @@ uint64_t engine_worker_now_us(const struct engine_worker *w)
 	return w->now_us;
 }
 
+uint64_t engine_worker_pass(const struct engine_worker *w)
+{
+	return w->pass;
+}
+
 static void worker_free(struct engine *eng, struct engine_worker *w)
 {
 	if (!w)
@@ -789,6 +794,7 @@ static int worker_pass(struct engine_worker *w)
 	int n;
 
 	pass_hook.in_pass = 1;
+	w->pass++;
 	worker_tick(w);
 	engine_st_add(&w->st.loops, 1);
 	n = be->rx(w->q, w->rx, eng->opts.batch);
@@ -801,7 +807,9 @@ static int worker_pass(struct engine_worker *w)
 	fired += run_near(w);
 	if (fired)
 		engine_st_add(&w->st.timers, fired);
-	cmds = run_cmds(w, eng->opts.cmdq_size);
+	/* as many as the ring holds: every command posted before this stage
+	 * runs in it (engine_worker_pass) */
+	cmds = run_cmds(w, (unsigned int)w->cmdq.mask + 1);
 	if (run_deferred(w))
 		fired++;
 	if (w->host_step && host_run(w))

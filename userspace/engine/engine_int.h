@@ -89,6 +89,7 @@ struct engine_worker {
 	int thread_ok;
 	struct io_queue *q;
 	uint64_t now, now_us;
+	uint64_t pass; /* loop passes begun (engine_worker_pass) */
 	uint64_t mono_ns; /* CLOCK_MONOTONIC at the pass start: the filter's now */
 	struct engine_wheel wheel;
 	struct engine_timer *near;	   /* microsecond timers (few) */

@@ -759,6 +759,8 @@ registered:
 						  .superseed_s = n->cfg.content_superseed_s
 								     ? (int)n->cfg.content_superseed_s
 								     : -1,
+						  .serve_peer_held = n->cfg.content_serve_peer_held,
+						  .serve_stall_s = n->cfg.content_serve_stall_s,
 						  .ignore_withdrawals =
 						      !n->cfg.content_honour_withdrawals,
 						  .test_corrupt = n->cfg.test.content_corrupt,

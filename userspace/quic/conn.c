@@ -269,6 +269,14 @@ static int stream_open_cb(ngtcp2_conn *conn, int64_t sid, void *user_data)
 	return 0;
 }
 
+/* n buffered stream bytes left the send buffers (acknowledged, or their
+ * stream closed): they moved now. */
+static void sbuf_gone(struct quic_conn *c, uint64_t n)
+{
+	c->sbuf_bytes -= n < c->sbuf_bytes ? n : c->sbuf_bytes;
+	c->sbuf_moved_ns = c->ep->now;
+}
+
 static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t code,
 			   void *user_data, void *stream_user_data)
 {
@@ -276,6 +284,7 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint6
 	struct quic_stream *s = quic_sbuf_find(c, sid);
 
 	if (s) {
+		sbuf_gone(c, s->total > s->acked ? s->total - s->acked : 0);
 		quic_sbuf_unlink(c, s);
 		quic_sbuf_free(s);
 	}
@@ -301,10 +310,14 @@ static int acked_cb(ngtcp2_conn *conn, int64_t sid, uint64_t offset, uint64_t da
 {
 	struct quic_conn *c = user_data;
 	struct quic_stream *s = stream_user_data ? stream_user_data : quic_sbuf_find(c, sid);
+	uint64_t was;
 
 	if (!s)
 		return 0;
+	was = s->acked;
 	quic_sbuf_ack(s, offset + datalen);
+	if (s->acked > was)
+		sbuf_gone(c, s->acked - was);
 	if (s->want_writable) {
 		s->want_writable = 0;
 		s->notify_writable = 1;
@@ -910,6 +923,9 @@ static ssize_t stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data
 		rc = quic_sbuf_append(s, data, n);
 	if (rc)
 		return rc;
+	if (!c->sbuf_bytes)
+		c->sbuf_moved_ns = c->ep->now;
+	c->sbuf_bytes += n;
 	if (n == len && fin)
 		s->fin_queued = 1;
 	quic_sbuf_wake(c, s);
@@ -971,6 +987,12 @@ int quic_conn_send_datagram(struct quic_conn *c, const uint8_t *data, size_t len
 	return 0;
 }
 
+void quic_conn_unacked(const struct quic_conn *c, uint64_t *bytes, uint64_t *still_ns)
+{
+	*bytes = c->sbuf_bytes;
+	*still_ns = c->sbuf_bytes && c->ep->now > c->sbuf_moved_ns ? c->ep->now - c->sbuf_moved_ns : 0;
+}
+
 int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info)
 {
 	ngtcp2_conn_stat cs;
@@ -998,6 +1020,7 @@ int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info)
 	info->streams_open = c->streams_open;
 	info->datagrams_rx = c->dgrams_rx;
 	info->datagrams_tx = c->dgrams_tx;
+	quic_conn_unacked(c, &info->unacked, &info->unacked_still_ns);
 	info->udp_payload = quic_conn_tx_size(c);
 	if (!c->lo && !c->pm.max) {
 		size_t m = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);

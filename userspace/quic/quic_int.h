@@ -181,6 +181,11 @@ struct quic_conn {
 	size_t ncids;
 	struct quic_stream *streams;
 	struct quic_stream *wq_head, *wq_tail; /* streams waiting to send, in turn */
+	/* Stream bytes in the send buffers (unsent, or sent and not yet
+	 * acknowledged), all streams, and when they last moved: some were
+	 * acknowledged, a stream closed with some, or there were none
+	 * (quic_conn_get_info: unacked, unacked_still_ns). */
+	uint64_t sbuf_bytes, sbuf_moved_ns;
 	uint64_t streams_opened, streams_open;
 	uint64_t bytes_rx, bytes_tx, dgrams_rx, dgrams_tx;
 	struct quic_dgram *dgq; /* ring of queued datagrams */

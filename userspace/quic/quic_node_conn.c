@@ -148,6 +148,17 @@ int quic_node_conn_rtt(struct quic_node *qn, uint64_t conn, uint64_t *srtt_ns,
 	return 0;
 }
 
+int quic_node_conn_sendq(struct quic_node *qn, uint64_t conn, struct quic_node_sendq *q)
+{
+	struct qn_conn *c = conn_open(qn, conn);
+
+	if (!c)
+		return -ENOTCONN;
+	q->queued = c->wq_bytes;
+	quic_conn_unacked(c->qc, &q->unacked, &q->still_ns);
+	return 0;
+}
+
 int quic_node_stream_live(struct quic_node *qn, uint64_t conn, int64_t sid)
 {
 	struct qn_conn *c = conn_open(qn, conn);

@@ -107,7 +107,7 @@ static ssize_t send_slice(struct qn_conn *c, struct qn_stream *s, const uint8_t 
 	return n;
 }
 
-static void stream_drop_queue(struct quic_node *qn, struct qn_stream *s)
+static void stream_drop_queue(struct quic_node *qn, struct qn_conn *c, struct qn_stream *s)
 {
 	struct qn_wbuf *b, *n;
 
@@ -118,6 +118,7 @@ static void stream_drop_queue(struct quic_node *qn, struct qn_stream *s)
 		wbuf_unref(b);
 	}
 	s->wq = s->wq_tail = NULL;
+	c->wq_bytes -= s->wq_bytes;
 	s->wq_bytes = 0;
 }
 
@@ -130,7 +131,7 @@ void qn_stream_free(struct quic_node *qn, struct qn_conn *c, struct qn_stream *s
 			*pp = s->next;
 			break;
 		}
-	stream_drop_queue(qn, s);
+	stream_drop_queue(qn, c, s);
 	if (s->hs)
 		sodium_free(s->hs);
 	free(s);
@@ -155,7 +156,7 @@ const struct quic_node_handler *qn_stream_handler(struct qn_conn *c, struct qn_s
 void qn_stream_fail(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s, uint64_t code)
 {
 	s->dead = 1;
-	stream_drop_queue(wk->qn, s);
+	stream_drop_queue(wk->qn, c, s);
 	if (c->qc)
 		quic_stream_reset(c->qc, s->sid, code);
 }
@@ -249,11 +250,12 @@ void qn_stream_pump(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s
 			       &b->refs);
 		if (n < 0) {
 			wk->app_errors++;
-			stream_drop_queue(qn, s);
+			stream_drop_queue(qn, c, s);
 			return;
 		}
 		b->off += (size_t)n;
 		s->wq_bytes -= (size_t)n;
+		c->wq_bytes -= (size_t)n;
 		if (b->app)
 			atomic_fetch_sub(&qn->queued, (size_t)n);
 		if (b->off < b->len)
@@ -303,6 +305,7 @@ int qn_stream_queue(struct qn_worker *wk, struct qn_conn *c, struct qn_stream *s
 		s->wq = b;
 	s->wq_tail = b;
 	s->wq_bytes += len;
+	c->wq_bytes += len;
 	if (fin)
 		s->fin_sent = 1; /* nothing may follow */
 	if (s->wq == b)
