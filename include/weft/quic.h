@@ -196,6 +196,10 @@ struct quic_ep_opts {
 	uint64_t max_stream_data;         /* default QUIC_DEF_MAX_STREAM_DATA */
 	uint64_t max_streams_bidi;        /* default QUIC_DEF_MAX_STREAMS */
 	uint64_t max_streams_uni;         /* default QUIC_DEF_MAX_STREAMS */
+	/* Test builds only (WEFT_TEST_HOOKS; ignored otherwise): > 0, a
+	 * receive window of this many bytes, connection and stream, never
+	 * given back: a peer that asks and never takes what it asked for. */
+	uint64_t test_hold_credit;
 	size_t max_udp_payload;           /* default QUIC_MAX_UDP_PAYLOAD; min 1200 */
 	/* Datagrams to a loopback address (127/8, ::1; docs/QUIC.md "Bytes
 	 * per CPU"): once the handshake is done a connection set up to one

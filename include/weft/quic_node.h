@@ -84,6 +84,7 @@ struct quic_node_opts {
 	unsigned int handshake_timeout_ms;
 	unsigned int keepalive_ms;
 	size_t max_queued; /* default QUIC_NODE_DEF_MAX_QUEUED */
+	uint64_t test_hold_credit; /* quic_opts.test_hold_credit (test builds) */
 	/* A handshake completed with the peer at addr (either side): QUIC's
 	 * address validation proved the peer owns it. On the worker thread;
 	 * weftd hands it to the guard (guard_validated_add). May be NULL. */

@@ -36,8 +36,15 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include <arpa/inet.h>
+#include <stdatomic.h>
+
+#include "content/content_node_int.h"
+#include "node/node_int.h"
 #include "simnode.h"
 #include "testutil.h"
+#include "weft/content_node.h"
+#include "weft/quic_node.h"
 #include "weft/simnet.h"
 
 #define FILE_LEN (16u << 20) /* 64 chunks of 256 KiB */
@@ -92,11 +99,11 @@ static void check(struct pjob *q, const char *out, const char *id, const uint8_t
 	free(back);
 }
 
-/* The seed s1 and NDL downloaders d1..dNDL on LAN links (d1 with set1
- * when given), the seed holding a 16 MiB file of seed bytes (data) added
- * from dir: its content id into id. */
-static void world_up(unsigned int seed, const char *const *set1, char *dir, uint8_t *data,
-		     char id[65])
+/* The seed s1 (with sets when given) and NDL downloaders d1..dNDL on LAN
+ * links (d1 with set1 and tweak1 when given), the seed holding a 16 MiB
+ * file of seed bytes (data) added from dir: its content id into id. */
+static void world_up(unsigned int seed, const char *const *sets, const char *const *set1,
+		     void (*tweak1)(struct weft_config *), char *dir, uint8_t *data, char id[65])
 {
 	struct simnet_opts so = {.seed = seed, .clock = SIMNET_CLOCK_REAL};
 	static const char *const base[] = {"quic.idle_timeout_ms=3000", NULL};
@@ -106,11 +113,12 @@ static void world_up(unsigned int seed, const char *const *set1, char *dir, uint
 	size_t i;
 
 	assert_int_equal(simnet_new(&SN, &so), 0);
-	simnode_new(&Q[1], SN, "s1", "198.51.100.1", NULL, base, NULL, NULL);
+	simnode_new(&Q[1], SN, "s1", "198.51.100.1", NULL, sets ? sets : base, NULL, NULL);
 	for (i = 0; i < NDL; i++) {
 		snprintf(name, sizeof(name), "d%zu", i + 1);
 		snprintf(ip, sizeof(ip), "198.51.100.%zu", i + 2);
-		simnode_new(&Q[i + 2], SN, name, ip, NULL, i == 0 && set1 ? set1 : base, NULL, NULL);
+		simnode_new(&Q[i + 2], SN, name, ip, NULL, i == 0 && set1 ? set1 : base,
+			    i == 0 ? tweak1 : NULL, NULL);
 	}
 	for (i = 1; i <= NDL + 1; i++)
 		simnet_host_set_link(Q[i].host, &lan);
@@ -153,7 +161,7 @@ static void test_superseed(void **state)
 	(void)state;
 	assert_non_null(dir);
 	assert_non_null(data);
-	world_up(29, NULL, dir, data, id);
+	world_up(29, NULL, NULL, NULL, dir, data, id);
 	/* new content: super-seeded */
 	o = simnode_ok(&Q[1], "GET", "/v1/content/peers", NULL);
 	ss = json_object_get(o, "superseed");
@@ -311,7 +319,7 @@ static void test_queue_full(void **state)
 	(void)state;
 	assert_non_null(dir);
 	assert_non_null(data);
-	world_up(33, mid, dir, data, id);
+	world_up(33, NULL, mid, NULL, dir, data, id);
 
 	snprintf(out[0], sizeof(out[0]), "%s/d1", dir);
 	get_from(&d[0], &Q[2], id, out[0], &Q[1]);
@@ -346,12 +354,203 @@ static void test_queue_full(void **state)
 	tu_rmrf_free(dir);
 }
 
+/* d1 of test_peer_held: its QUIC receive window (512 KiB) is never
+ * given back. */
+static void hostile(struct weft_config *cfg)
+{
+	cfg->test.quic_hold_credit = 512u << 10;
+}
+
+#define PEER_HELD (1u << 20)
+#define RAW_STREAMS 32 /* the raw requester's fetch streams... */
+#define RAW_PER_STREAM 2 /* ...and chunk requests on each: 64, 16 MiB of answers */
+
+/* A requester made of d1's QUIC node alone: it asks and never reads. */
+struct raw {
+	atomic_int connected, closed;
+	atomic_llong got; /* answer bytes that reached it */
+};
+
+static void raw_connected(void *arg, uint64_t conn, int err, const uint8_t *key)
+{
+	struct raw *r = arg;
+
+	(void)conn;
+	(void)key;
+	atomic_store(&r->connected, err ? -1 : 1);
+}
+
+static void raw_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		     int fin)
+{
+	struct raw *r = arg;
+
+	(void)conn;
+	(void)sid;
+	(void)data;
+	(void)fin;
+	atomic_fetch_add(&r->got, (long long)len);
+}
+
+static void raw_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+{
+	struct raw *r = arg;
+
+	(void)conn;
+	(void)info;
+	atomic_store(&r->closed, 1);
+}
+
+static int raw_up(void *arg)
+{
+	return atomic_load(&((struct raw *)arg)->connected) != 0;
+}
+
+static int raw_gone(void *arg)
+{
+	return atomic_load(&((struct raw *)arg)->closed);
+}
+
+/* d1 dials the seed and asks for every chunk of id on RAW_STREAMS fetch
+ * streams, RAW_PER_STREAM requests back to back on each. */
+static void raw_ask(struct raw *r, const char *hex_id)
+{
+	static const struct quic_node_handler h = {
+	    .connected = raw_connected, .stream_data = raw_data, .closed = raw_closed};
+	struct quic_node *qn = Q[2].node->quic;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(4433)};
+	uint8_t req[RAW_PER_STREAM * CN_REQ_MAX];
+	struct cn_wreq q = {.op = CONTENT_OP_CHUNK};
+	uint64_t conn;
+	size_t len;
+
+	assert_int_equal(sodium_hex2bin(q.id, sizeof(q.id), hex_id, 64, NULL, NULL, NULL), 0);
+	assert_int_equal(inet_pton(AF_INET, Q[1].ip, &sa.sin_addr), 1);
+	assert_int_equal(quic_node_connect_addr(qn, (struct sockaddr *)&sa, sizeof(sa), NULL, &h, r,
+						&conn),
+			 0);
+	assert_int_equal(simnode_wait(raw_up, r, 10000), 0);
+	assert_int_equal(atomic_load(&r->connected), 1);
+	for (unsigned int s = 0; s < RAW_STREAMS; s++) {
+		len = 0;
+		for (unsigned int k = 0; k < RAW_PER_STREAM; k++) {
+			q.index = s * RAW_PER_STREAM + k;
+			len += (size_t)cn_req_encode(&q, req + len);
+		}
+		assert_int_equal(quic_node_stream_open_write(qn, conn, CONTENT_ST_FETCH, s, req, len,
+							     0),
+				 0);
+	}
+}
+
+struct held_seen {
+	json_int_t held; /* what the seed says d1 holds, at its largest */
+	unsigned int looks;
+};
+
+/* The seed passed d1 over, and has listed what d1 holds (its peers
+ * view, refreshed each second) a few times. */
+static int held_seen(void *arg)
+{
+	struct held_seen *h = arg;
+	json_t *o, *p;
+	size_t i;
+
+	if (simnode_get_int(&Q[1], "/v1/content/stats", "peer_full", NULL) == 0)
+		return 0;
+	o = simnode_ok(&Q[1], "GET", "/v1/content/peers", NULL);
+	json_array_foreach(json_object_get(o, "peers"), i, p)
+	{
+		json_int_t held = json_integer_value(json_object_get(p, "held_bytes"));
+		const char *a = json_string_value(json_object_get(p, "addr"));
+
+		if (!a || strncmp(a, Q[2].ip, strlen(Q[2].ip)) || a[strlen(Q[2].ip)] != ':')
+			continue; /* not d1's */
+		if (held > h->held)
+			h->held = held;
+		if (held)
+			h->looks++;
+	}
+	json_decref(o);
+	return h->looks >= 3;
+}
+
+/*
+ * test_peer_held: a requester that asks and never takes its answers
+ * (docs/CONTENT.md "Answers a peer holds"). d1, a raw QUIC client whose
+ * receive window (512 KiB) is never given back, asks the seed for all 64
+ * chunks at once (32 fetch streams, two requests each): 16 MiB of
+ * answers, which the seed made and held before the limit. Limited to 1
+ * MiB held per connection (content.serve_peer_held), the seed makes
+ * about four answers for it and passes it over (peer_full), lists what it
+ * holds in GET /v1/content/peers (never more than the limit and one
+ * answer), serves d2 and d3 the whole file meanwhile (both verify), and
+ * closes d1's connection once its answers have not moved for
+ * content.serve_stall_s (5 s).
+ */
+static void test_peer_held(void **state)
+{
+	static const char *const seed[] = {"quic.idle_timeout_ms=3000",
+					   "content.serve_peer_held=1048576",
+					   "content.serve_stall_s=5", NULL};
+	/* d1 keeps its connection alive, as a requester that holds answers
+	 * on purpose would: only the stall limit closes it */
+	static const char *const d1[] = {"quic.idle_timeout_ms=3000", "quic.keepalive_ms=1000",
+					 NULL};
+	char *dir = tu_tmpdir(), out[NDL][512], id[65];
+	uint8_t *data = malloc(FILE_LEN);
+	struct held_seen h = {0};
+	struct raw r = {0};
+	struct pjob d[NDL];
+	json_int_t full;
+	size_t i;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(data);
+	world_up(37, seed, d1, hostile, dir, data, id);
+
+	raw_ask(&r, id);
+	if (simnode_wait(held_seen, &h, 30000)) {
+		simnode_print_metrics(&Q[1], "weft_content_serve");
+		fail_msg("the seed never passed d1 over (held %lld, %u looks, d1 got %lld bytes)",
+			 (long long)h.held, h.looks, (long long)atomic_load(&r.got));
+	}
+	for (i = 1; i < 3; i++) {
+		snprintf(out[i], sizeof(out[i]), "%s/d%zu", dir, i + 1);
+		get_from(&d[i], &Q[i + 2], id, out[i], &Q[1]);
+	}
+	assert_int_equal(simnode_wait(pjob_done, &d[1], 120000), 0);
+	assert_int_equal(simnode_wait(pjob_done, &d[2], 120000), 0);
+	for (i = 1; i < 3; i++)
+		check(&d[i], out[i], id, data);
+	assert_int_equal(simnode_wait(raw_gone, &r, 30000), 0);
+
+	full = simnode_get_int(&Q[1], "/v1/content/stats", "peer_full", NULL);
+	print_message("peer held: d1 held at most %lld bytes of the seed's answers (limit %u) and "
+		      "took %lld; passed over %lld times; d2 and d3 done; d1's connection closed "
+		      "(%lld)\n",
+		      (long long)h.held, PEER_HELD, (long long)atomic_load(&r.got), (long long)full,
+		      (long long)simnode_get_int(&Q[1], "/v1/content/stats", "stalled_closed",
+						 NULL));
+	assert_true(h.held >= PEER_HELD);
+	assert_true(h.held <= PEER_HELD + CN_ANS_HEAD + 256 * 1024);
+	assert_true(atomic_load(&r.got) <= 512 * 1024);
+	assert_true(simnode_get_int(&Q[1], "/v1/content/stats", "stalled_closed", NULL) >= 1);
+	assert_true(simnode_metric(&Q[1], "weft_content_serve_peer_full_total") >= (double)full);
+	assert_true(simnode_metric(&Q[1], "weft_content_serve_stalled_total") >= 1);
+
+	world_down();
+	free(data);
+	tu_rmrf_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_superseed),
 	    cmocka_unit_test(test_limits), cmocka_unit_test(test_limits_auto_config),
-	    cmocka_unit_test(test_queue_full),
+	    cmocka_unit_test(test_queue_full), cmocka_unit_test(test_peer_held),
 	};
 
 	if (sodium_init() < 0)

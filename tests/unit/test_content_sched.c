@@ -5,7 +5,8 @@
  * request sizes, a per-peer cap, the global cap held over virtual time
  * (a capped peer still gets its share of it, a LAN peer is exempt; two
  * schedulers sharing it split it by backlogged peers), the
- * per-peer queue bound, a request put back, and requester scores (a
+ * per-peer queue bound, a request put back, a peer deferred (passed over
+ * for a while), and requester scores (a
  * report at the threshold, once; decay).
  */
 #include <errno.h>
@@ -343,6 +344,42 @@ static void test_unpop(void **state)
 	cn_sched_free(s);
 }
 
+/* A peer deferred (its connection holds its limit of answers): its
+ * request goes back to the head of its queue, the other peer is served
+ * meanwhile, the wake says when it may go, and then it goes first. */
+static void test_defer(void **state)
+{
+	struct cn_sched *s;
+	struct cn_sched_item it;
+	uint64_t wake, now = NS;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	push(s, 1, CN_CLASS_WAN, 7, Q, now);
+	push(s, 1, CN_CLASS_WAN, 8, Q, now);
+	push(s, 2, CN_CLASS_WAN, 0, Q, now);
+	push(s, 2, CN_CLASS_WAN, 1, Q, now);
+	assert_int_equal(cn_sched_next(s, now, &it, &wake), 1);
+	assert_int_equal(it.r.conn, 1);
+	cn_sched_defer(s, &it, now + 2000000);
+	assert_int_equal(cn_sched_queued(s), 4);
+	/* only peer 2 until then */
+	assert_int_equal(cn_sched_next(s, now, &it, &wake), 1);
+	assert_int_equal(it.r.conn, 2);
+	assert_int_equal(cn_sched_next(s, now + 1000000, &it, &wake), 1);
+	assert_int_equal(it.r.conn, 2);
+	assert_int_equal(cn_sched_next(s, now + 1000000, &it, &wake), 0);
+	assert_true(wake == 1000000);
+	/* then peer 1's requests, the deferred one first */
+	assert_int_equal(cn_sched_next(s, now + 2000000, &it, &wake), 1);
+	assert_int_equal(it.r.conn, 1);
+	assert_int_equal(it.r.sid, 7);
+	assert_int_equal(cn_sched_next(s, now + 2000000, &it, &wake), 1);
+	assert_int_equal(it.r.sid, 8);
+	assert_int_equal(cn_sched_queued(s), 0);
+	cn_sched_free(s);
+}
+
 /* Scores: unannounced requests add up to the threshold (reported once);
  * a score decays: the same faults spread over many half-lives never get
  * there. */
@@ -440,6 +477,7 @@ int main(void)
 	    cmocka_unit_test(test_global_cap_two_workers),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_unpop),
+	    cmocka_unit_test(test_defer),
 	    cmocka_unit_test(test_score),
 	    cmocka_unit_test(test_repeat),
 	    cmocka_unit_test(test_trim_idle_queues),

@@ -295,6 +295,7 @@ static void test_send_ref(void **state)
 {
 	struct world *w = connected(23, NULL, NULL);
 	struct app *sa = &w->app[0];
+	uint64_t held, still;
 	int64_t sid;
 
 	g_ref_taken = g_ref_released = 0;
@@ -318,6 +319,10 @@ static void test_send_ref(void **state)
 	/* Everything acknowledged: every block given back, once. */
 	sim_run(&w->sim, NULL, NULL, w, 2000 * SIM_MS);
 	assert_int_equal(g_ref_released, g_ref_taken);
+	/* and the connection's count of buffered bytes is back to none */
+	quic_conn_unacked(w->cli, &held, &still);
+	assert_int_equal(held, 0);
+	assert_int_equal(still, 0);
 	/* Blocks still unacknowledged when the connection goes are released
 	 * with it. */
 	w->sim.loss_pct = 100;
@@ -327,6 +332,11 @@ static void test_send_ref(void **state)
 	w->tx_total = 100000;
 	ref_pump(w);
 	assert_true(g_ref_released < g_ref_taken);
+	/* counted, and unmoved while nothing is acknowledged */
+	sim_run(&w->sim, NULL, NULL, w, 500 * SIM_MS);
+	quic_conn_unacked(w->cli, &held, &still);
+	assert_int_equal(held, 100000);
+	assert_true(still >= 400 * SIM_MS);
 	world_free(w);
 	assert_int_equal(g_ref_released, g_ref_taken);
 }

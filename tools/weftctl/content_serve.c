@@ -188,22 +188,23 @@ static void render_peers(const json_t *o)
 	const json_t *p;
 	const json_t *lim = json_object_get(o, "limits");
 	size_t i;
-	char b[64], r[32], s[32], c[160];
+	char b[64], r[32], s[32], c[160], h[32];
 
 	weftctl_fmt_bytes((double)weftctl_jint(o, "upload_bps"), b, sizeof(b));
 	printf("upload          %s/s (%.1f Mbit/s), cap %s, %lld requests queued\n", b,
 	       (double)weftctl_jint(o, "upload_bps") * 8 / 1e6, cap_str(lim, c, sizeof(c)),
 	       weftctl_jint(o, "queued"));
 	spark(json_object_get(o, "upload_history"));
-	printf("\n%-30s %-4s %10s %9s %8s %6s %7s %5s\n", "PEER", "NET", "RATE", "SENT", "CHUNKS",
-	       "QUEUE", "STREAMS", "SCORE");
+	printf("\n%-30s %-4s %10s %9s %8s %6s %9s %7s %5s\n", "PEER", "NET", "RATE", "SENT",
+	       "CHUNKS", "QUEUE", "HELD", "STREAMS", "SCORE");
 	json_array_foreach(json_object_get(o, "peers"), i, p)
 	{
 		weftctl_fmt_bytes((double)weftctl_jint(p, "rate_bps"), r, sizeof(r));
-		printf("%-30s %-4s %8s/s %9s %8lld %6lld %7lld %5lld\n", weftctl_jstr(p, "addr"),
-		       weftctl_jstr(p, "class"), r,
+		printf("%-30s %-4s %8s/s %9s %8lld %6lld %9s %7lld %5lld\n",
+		       weftctl_jstr(p, "addr"), weftctl_jstr(p, "class"), r,
 		       weftctl_fmt_bytes((double)weftctl_jint(p, "sent_bytes"), s, sizeof(s)),
 		       weftctl_jint(p, "served"), weftctl_jint(p, "queued"),
+		       weftctl_fmt_bytes((double)weftctl_jint(p, "held_bytes"), h, sizeof(h)),
 		       weftctl_jint(p, "streams"), weftctl_jint(p, "score"));
 	}
 	json_array_foreach(json_object_get(o, "superseed"), i, p)

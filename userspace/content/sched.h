@@ -106,6 +106,9 @@ struct cn_sched_peer_info {
 	unsigned int score, streams;
 	uint64_t deficit;
 	struct sockaddr_storage addr;
+	/* answers written to it and not yet acknowledged, bytes: filled by
+	 * serving (cn_serve_held_tick), not by the scheduler */
+	uint64_t held;
 };
 
 struct cn_sched;

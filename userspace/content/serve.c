@@ -559,7 +559,7 @@ static void tick(struct engine_worker *w, void *arg)
 	if (t->reads_out)
 		kick(t); /* a read back whose wake-up could not be posted */
 	n = cn_sched_peers(t->sched, now, t->snap, CN_SCHED_PEERS);
-	cn_serve_close_stalled(t, n);
+	cn_serve_held_tick(t, n);
 	if (atomic_load(&cn->lim_auto))
 		for (unsigned int i = 0; i < n; i++)
 			if (quic_node_conn_worker(cn->quic, t->snap[i].peer) != t->widx ||

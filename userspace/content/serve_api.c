@@ -212,14 +212,15 @@ static void api_peers(void *arg, const struct ctl_req *req, struct ctl_resp *res
 			addr_str(&pi[i].addr, as, sizeof(as));
 			queued += pi[i].queued;
 			json_array_append_new(
-			    peers, json_pack("{s:I,s:s,s:s,s:i,s:i,s:I,s:I,s:I,s:i,s:i}", "conn",
+			    peers, json_pack("{s:I,s:s,s:s,s:i,s:i,s:I,s:I,s:I,s:i,s:i,s:I}", "conn",
 					     (json_int_t)pi[i].peer, "addr", as, "class",
 					     pi[i].cls == CN_CLASS_LAN ? "lan" : "wan", "worker",
 					     (int)w, "queued", (int)pi[i].queued, "rate_bps",
 					     (json_int_t)pi[i].rate_bps, "sent_bytes",
 					     (json_int_t)pi[i].sent_bytes, "served",
 					     (json_int_t)pi[i].served, "score", (int)pi[i].score,
-					     "streams", (int)pi[i].streams));
+					     "streams", (int)pi[i].streams, "held_bytes",
+					     (json_int_t)pi[i].held));
 		}
 	}
 	free(pi);

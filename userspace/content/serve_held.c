@@ -79,9 +79,10 @@ uint64_t cn_serve_unseen(const struct cn_wtab *t, uint64_t conn)
  * hold their whole limit: closed (docs/CONTENT.md "Answers a peer
  * holds"). A peer that never acknowledges but keeps its connection alive
  * otherwise held its answers until it went; the limit bounds what it
- * holds, this how long. n: the peers in t->snap.
+ * holds, this how long. n: the peers in t->snap, whose held it fills
+ * for the status view.
  */
-void cn_serve_close_stalled(struct cn_wtab *t, unsigned int n)
+void cn_serve_held_tick(struct cn_wtab *t, unsigned int n)
 {
 	struct content_node *cn = t->cn;
 	struct quic_node_sendq q;
@@ -89,11 +90,13 @@ void cn_serve_close_stalled(struct cn_wtab *t, unsigned int n)
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t conn = t->snap[i].peer, held;
 
+		t->snap[i].held = 0;
 		if (quic_node_conn_worker(cn->quic, conn) != t->widx ||
-		    quic_node_conn_sendq(cn->quic, conn, &q) || q.still_ns < cn->stall_ns)
+		    quic_node_conn_sendq(cn->quic, conn, &q))
 			continue;
 		held = q.queued + q.unacked;
-		if (held < CN_SCHED_QUANTUM || (!t->snap[i].queued && held < cn->peer_held))
+		t->snap[i].held = held;
+		if (q.still_ns < cn->stall_ns || held < CN_SCHED_QUANTUM || (!t->snap[i].queued && held < cn->peer_held))
 			continue;
 		atomic_fetch_add(&cn->serve_stalled, 1);
 		log_info(CN_MOD, "requester connection %llx: %llu bytes of answers unacknowledged "

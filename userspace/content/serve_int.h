@@ -38,9 +38,10 @@ void cn_serve_wrote(struct cn_wtab *t, uint64_t conn, uint64_t len);
 void cn_serve_pass(struct cn_wtab *t, uint64_t pass);
 /* What was written to conn in this pass and is not in its send queue yet. */
 uint64_t cn_serve_unseen(const struct cn_wtab *t, uint64_t conn);
-/* Close the connections among the n peers of t->snap whose answers have
- * not moved for the stall limit (serve_held.c), each second. */
-void cn_serve_close_stalled(struct cn_wtab *t, unsigned int n);
+/* Each second, the n peers of t->snap: what each holds of our answers
+ * (their held), and those whose answers have not moved for the stall
+ * limit closed (serve_held.c). */
+void cn_serve_held_tick(struct cn_wtab *t, unsigned int n);
 /* Answer one request taken from the scheduler (v->rc, v->sent, v->queued
  * say what happened). */
 void cn_serve_one(struct cn_sv *v, const struct cn_sched_item *it);

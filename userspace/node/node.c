@@ -673,6 +673,7 @@ registered:
 			.max_streams = n->cfg.quic_max_streams,
 			.retry_rate = n->cfg.quic_retry_rate,
 			.max_queued = (size_t)n->cfg.quic_max_queued,
+			.test_hold_credit = n->cfg.test.quic_hold_credit,
 			.on_validated = quic_validated,
 			.validated_arg = n->guard,
 			.on_observed = quic_observed,

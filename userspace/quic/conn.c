@@ -252,6 +252,10 @@ static int recv_stream_data_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, u
 	if (ep->o.cb.on_stream_data && c->announced)
 		ep->o.cb.on_stream_data(ep->o.cb_arg, c, sid, data, datalen,
 					!!(flags & NGTCP2_STREAM_DATA_FLAG_FIN));
+#ifdef WEFT_TEST_HOOKS
+	if (ep->o.test_hold_credit)
+		return 0; /* test hook: the credit is never given back */
+#endif
 	/* Delivered = consumed: return the credit. */
 	ngtcp2_conn_extend_max_stream_offset(conn, sid, datalen);
 	ngtcp2_conn_extend_max_offset(conn, datalen);
@@ -521,6 +525,14 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	params.initial_max_stream_data_bidi_local = ep->o.max_stream_data;
 	params.initial_max_stream_data_bidi_remote = ep->o.max_stream_data;
 	params.initial_max_stream_data_uni = ep->o.max_stream_data;
+#ifdef WEFT_TEST_HOOKS
+	if (ep->o.test_hold_credit) {
+		params.initial_max_data = ep->o.test_hold_credit;
+		params.initial_max_stream_data_bidi_local = ep->o.test_hold_credit;
+		params.initial_max_stream_data_bidi_remote = ep->o.test_hold_credit;
+		params.initial_max_stream_data_uni = ep->o.test_hold_credit;
+	}
+#endif
 	params.initial_max_streams_bidi = ep->o.max_streams_bidi;
 	params.initial_max_streams_uni = ep->o.max_streams_uni;
 	params.max_idle_timeout = (uint64_t)ep->o.idle_timeout_ms * NGTCP2_MILLISECONDS;

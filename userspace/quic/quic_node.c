@@ -402,6 +402,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	eo.max_conns_per_addr = opts->max_conns_per_addr;
 	eo.max_streams_bidi = opts->max_streams;
 	eo.max_streams_uni = opts->max_streams;
+	eo.test_hold_credit = opts->test_hold_credit;
 	eo.retry_rate = opts->retry_rate;
 	eo.idle_timeout_ms = qn->idle_timeout_ms;
 	eo.handshake_timeout_ms = opts->handshake_timeout_ms;
