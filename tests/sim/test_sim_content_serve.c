@@ -362,8 +362,8 @@ static void hostile(struct weft_config *cfg)
 }
 
 #define PEER_HELD (1u << 20)
-#define RAW_STREAMS 32 /* the raw requester's fetch streams... */
-#define RAW_PER_STREAM 2 /* ...and chunk requests on each: 64, 16 MiB of answers */
+#define RAW_STREAMS 40 /* the raw requester's fetch streams... */
+#define RAW_PER_STREAM 2 /* ...and chunk requests on each: 80, 20 MiB of answers */
 
 /* A requester made of d1's QUIC node alone: it asks and never reads. */
 struct raw {
@@ -412,7 +412,8 @@ static int raw_gone(void *arg)
 }
 
 /* d1 dials the seed and asks for every chunk of id on RAW_STREAMS fetch
- * streams, RAW_PER_STREAM requests back to back on each. */
+ * streams, RAW_PER_STREAM requests back to back on each (the first 16
+ * chunks twice: more than the seed queues per peer, 64). */
 static void raw_ask(struct raw *r, const char *hex_id)
 {
 	static const struct quic_node_handler h = {
@@ -434,7 +435,7 @@ static void raw_ask(struct raw *r, const char *hex_id)
 	for (unsigned int s = 0; s < RAW_STREAMS; s++) {
 		len = 0;
 		for (unsigned int k = 0; k < RAW_PER_STREAM; k++) {
-			q.index = s * RAW_PER_STREAM + k;
+			q.index = (s * RAW_PER_STREAM + k) % NCHUNKS;
 			len += (size_t)cn_req_encode(&q, req + len);
 		}
 		assert_int_equal(quic_node_stream_open_write(qn, conn, CONTENT_ST_FETCH, s, req, len,
@@ -478,14 +479,16 @@ static int held_seen(void *arg)
 /*
  * test_peer_held: a requester that asks and never takes its answers
  * (docs/CONTENT.md "Answers a peer holds"). d1, a raw QUIC client whose
- * receive window (512 KiB) is never given back, asks the seed for all 64
- * chunks at once (32 fetch streams, two requests each): 16 MiB of
- * answers, which the seed made and held before the limit. Limited to 1
- * MiB held per connection (content.serve_peer_held), the seed makes
- * about four answers for it and passes it over (peer_full), lists what it
- * holds in GET /v1/content/peers (never more than the limit and one
- * answer), serves d2 and d3 the whole file meanwhile (both verify), and
- * closes d1's connection once its answers have not moved for
+ * receive window (512 KiB) is never given back, asks the seed for 80
+ * chunks at once (40 fetch streams, two requests each): 20 MiB of
+ * answers, of which the seed made and held all it queued before the
+ * limit. Limited to 1 MiB held per connection (content.serve_peer_held),
+ * the seed makes about four answers for it and passes it over
+ * (peer_full), resets the streams of the requests its queue (64) has no
+ * room for instead of answering them BUSY (busy), lists what d1 holds in
+ * GET /v1/content/peers (never more than the limit and one answer),
+ * serves d2 and d3 the whole file meanwhile (both verify), and closes
+ * d1's connection once its answers have not moved for
  * content.serve_stall_s (5 s).
  */
 static void test_peer_held(void **state)
@@ -528,14 +531,17 @@ static void test_peer_held(void **state)
 
 	full = simnode_get_int(&Q[1], "/v1/content/stats", "peer_full", NULL);
 	print_message("peer held: d1 held at most %lld bytes of the seed's answers (limit %u) and "
-		      "took %lld; passed over %lld times; d2 and d3 done; d1's connection closed "
-		      "(%lld)\n",
+		      "took %lld; passed over %lld times, %lld requests refused; d2 and d3 done; "
+		      "d1's connection closed (%lld)\n",
 		      (long long)h.held, PEER_HELD, (long long)atomic_load(&r.got), (long long)full,
+		      (long long)simnode_get_int(&Q[1], "/v1/content/stats", "busy", NULL),
 		      (long long)simnode_get_int(&Q[1], "/v1/content/stats", "stalled_closed",
 						 NULL));
 	assert_true(h.held >= PEER_HELD);
 	assert_true(h.held <= PEER_HELD + CN_ANS_HEAD + 256 * 1024);
 	assert_true(atomic_load(&r.got) <= 512 * 1024);
+	/* 80 asked, 64 queued, a few served before the last came */
+	assert_true(simnode_get_int(&Q[1], "/v1/content/stats", "busy", NULL) >= 8);
 	assert_true(simnode_get_int(&Q[1], "/v1/content/stats", "stalled_closed", NULL) >= 1);
 	assert_true(simnode_metric(&Q[1], "weft_content_serve_peer_full_total") >= (double)full);
 	assert_true(simnode_metric(&Q[1], "weft_content_serve_stalled_total") >= 1);

@@ -828,10 +828,17 @@ static void enqueue(struct content_node *cn, struct cn_wtab *t, struct cn_pendin
 
 		if (r->tab)
 			atomic_fetch_sub(&p->st, 1); /* never queued: nobody else counts it */
-		/* Five bytes (none for a lone FIN: never refused for want
-		 * of room). */
 		if (len)
 			atomic_fetch_add(&cn->serve_busy, 1);
+		if (len && cn_serve_peer_full(cn, t, conn)) {
+			/* a peer that holds its limit of answers and still
+			 * asks: its stream is reset (which frees what it held
+			 * there), not given more to hold, five bytes a request */
+			quic_node_stream_reset(cn->quic, conn, sid, CONTENT_ST_BUSY);
+			return;
+		}
+		/* Five bytes (none for a lone FIN: never refused for want
+		 * of room). */
 		quic_node_write(cn->quic, conn, sid, busy, len ? sizeof(busy) : 0, fin);
 	}
 }
