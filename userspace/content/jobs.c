@@ -223,6 +223,18 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "endgame_cancelled",
 				    json_integer((json_int_t)j->endgame_cancelled));
 		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
+		/* how the job started: DHT lookups made, and ms from its
+		 * start to its first provider and its first chunk (-1: none
+		 * yet) */
+		json_object_set_new(o, "lookups", json_integer((json_int_t)j->nlookups));
+		json_object_set_new(o, "first_provider_ms",
+				    json_integer(j->t_first_peer && j->t_start
+							 ? (json_int_t)(j->t_first_peer - j->t_start)
+							 : -1));
+		json_object_set_new(o, "first_chunk_ms",
+				    json_integer(j->t_first_chunk && j->t_start
+							 ? (json_int_t)(j->t_first_chunk - j->t_start)
+							 : -1));
 		json_object_set_new(o, "wasted_bytes", json_integer((json_int_t)j->wasted_bytes));
 		json_object_set_new(o, "timeouts_partial",
 				    json_integer((json_int_t)j->timeouts_partial));

@@ -451,6 +451,8 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	j->pend[j->npend++] = idx;
 	if (j->npend == CN_COMMIT_MAX)
 		commit_pending(j);
+	if (!j->fetched)
+		j->t_first_chunk = util_now_ms();
 	j->fetched++;
 	j->bytes += want;
 	j->done_bytes += want;

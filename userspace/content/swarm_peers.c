@@ -210,6 +210,8 @@ void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t 
 	p->addr = *ss;
 	p->alen = alen;
 	p->score = 100;
+	if (!j->t_first_peer)
+		j->t_first_peer = util_now_ms();
 	util_fmt_addr(ss, p->name, sizeof(p->name));
 dial:
 	if (!cn_cc_new(j, p)) {
