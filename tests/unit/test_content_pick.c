@@ -4,8 +4,9 @@
  * skipped, a provider-less chunk passed over, a stop honoured; and the
  * delay-based pipelining depth (cn_depth_next): grows on fast answers up
  * to its bound, holds in the band, halves once per round on slow ones,
- * never below 1; and when a request in flight is given up
- * (cn_req_expired). */
+ * never below 1; when a request in flight is given up
+ * (cn_req_expired); and when providers are looked up again
+ * (cn_relookup_ms). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "content/content_node_int.h"
+#include "content/swarm_int.h"
 
 #define N 64
 
@@ -213,6 +215,25 @@ static void test_expired(void **state)
 	assert_int_equal(CN_REQ_MAX_MULT, 4);
 }
 
+/* The lookup schedule: none ever found, soon (0.5, 1, 2 s, then 3 s);
+ * none usable of those found, 3 s; a few usable, 1 s doubling; enough,
+ * 15 s. */
+static void test_relookup(void **state)
+{
+	(void)state;
+	assert_int_equal(cn_relookup_ms(0, 0, 0), CN_RELOOKUP_MS);
+	assert_int_equal(cn_relookup_ms(0, 0, 1), 500);
+	assert_int_equal(cn_relookup_ms(0, 0, 2), 1000);
+	assert_int_equal(cn_relookup_ms(0, 0, 3), 2000);
+	assert_int_equal(cn_relookup_ms(0, 0, 4), CN_RELOOKUP_MS);
+	assert_int_equal(cn_relookup_ms(0, 0, 40), CN_RELOOKUP_MS);
+	assert_int_equal(cn_relookup_ms(3, 0, 1), CN_RELOOKUP_MS);
+	assert_int_equal(cn_relookup_ms(3, 2, 1), CN_EARLY_LOOKUP_MS);
+	assert_int_equal(cn_relookup_ms(3, 2, 3), CN_EARLY_LOOKUP_MS * 4);
+	assert_int_equal(cn_relookup_ms(3, 2, 9), CN_REGATHER_MS);
+	assert_int_equal(cn_relookup_ms(9, CN_WANT_PROVIDERS, 1), CN_REGATHER_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +243,7 @@ int main(void)
 	    cmocka_unit_test(test_high_ranks),
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_relookup),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);

@@ -666,18 +666,26 @@ static void wait_a_bit(struct cn_job *j, unsigned int ms)
 	pthread_cond_timedwait(&j->cond, &j->mu, &ts);
 }
 
-/* When to look providers up again: soon while few are usable (the other
- * downloaders announce themselves as they start), then every 15 s. */
-static uint64_t relookup_ms(struct cn_job *j)
+uint64_t cn_relookup_ms(unsigned int npeers, unsigned int usable, unsigned int nlookups)
 {
-	int n = usable_peers(j);
-	unsigned int k = j->nlookups ? j->nlookups - 1 : 0;
+	unsigned int k = nlookups ? nlookups - 1 : 0;
+	uint64_t ms;
 
-	if (!n)
+	if (!usable && (npeers || !nlookups))
 		return CN_RELOOKUP_MS;
-	if (n < CN_WANT_PROVIDERS && k < 4)
+	if (!usable) {
+		/* none found yet: 0.5, 1, 2 s, then CN_RELOOKUP_MS */
+		ms = (uint64_t)CN_FIRST_RELOOKUP_MS << (k > 3 ? 3 : k);
+		return ms < CN_RELOOKUP_MS ? ms : CN_RELOOKUP_MS;
+	}
+	if (usable < CN_WANT_PROVIDERS && k < 4)
 		return (uint64_t)CN_EARLY_LOOKUP_MS << k;
 	return CN_REGATHER_MS;
+}
+
+static uint64_t relookup_ms(struct cn_job *j)
+{
+	return cn_relookup_ms(j->npeers, (unsigned int)usable_peers(j), j->nlookups);
 }
 
 /* Download the current item (j->cur). Called and returns with j->mu held. */
@@ -905,7 +913,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 			snprintf(j->error, sizeof(j->error), "no provider served this share");
 			return -ETIMEDOUT;
 		}
-		if (!usable_peers(j) && t - j->last_lookup > CN_RELOOKUP_MS)
+		if (!usable_peers(j) && t - j->last_lookup > relookup_ms(j))
 			cn_gather(j, j->rq.id);
 		wait_a_bit(j, 20);
 	}

@@ -94,6 +94,11 @@ static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
 			      (json_int_t)in.streams_opened);
 		if (o) {
 			json_object_set_new(o, "path", qn_path_json(c, &in.remote, in.remote_len));
+			/* stream bytes it holds of ours, unsent or unacknowledged,
+			 * and since when they have not moved */
+			json_object_set_new(o, "unacked_bytes", json_integer((json_int_t)in.unacked));
+			json_object_set_new(o, "unacked_still_ms",
+					    json_integer((json_int_t)(in.unacked_still_ns / 1000000)));
 			json_object_set_new(o, "pmtu", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
 				"udp_payload", (json_int_t)in.udp_payload,
 				"max", (json_int_t)in.pmtu_max, "probes", (json_int_t)in.pmtu_probes,
