@@ -22,19 +22,21 @@
  * and in the node-wide queue: cn->peer_held in all, or
  * CONTENT_SERVE_PEER_QUEUED in the node-wide queue alone (its streams'
  * buffers are full, and what more it is given waits in the queue every
- * peer shares). What this pass wrote to it counts too: its commands have
- * not run yet. Asked before a request's answer is made, on conn's
- * worker; O(1).
+ * peer shares). What this pass wrote to it counts in all: its commands
+ * have not run yet. Not in the node-wide queue's part, where it may never
+ * go (each fetch stream has its own send buffer): counted there, a peer
+ * with four chunk requests answered in one pass was passed over for the
+ * fifth (682-727 times a 51-node lab, docs/CONTENT.md). Asked before a
+ * request's answer is made, on conn's worker; O(1).
  */
 int cn_serve_peer_full(struct content_node *cn, struct cn_wtab *t, uint64_t conn)
 {
 	struct quic_node_sendq q;
-	uint64_t queued;
 
 	if (quic_node_conn_sendq(cn->quic, conn, &q))
 		return 0; /* gone: the answer's write fails on its own */
-	queued = q.queued + cn_serve_unseen(t, conn);
-	return queued + q.unacked >= cn->peer_held || queued >= CONTENT_SERVE_PEER_QUEUED;
+	return q.queued + cn_serve_unseen(t, conn) + q.unacked >= cn->peer_held ||
+	       q.queued >= CONTENT_SERVE_PEER_QUEUED;
 }
 
 void cn_serve_wrote(struct cn_wtab *t, uint64_t conn, uint64_t len)
