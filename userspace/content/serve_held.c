@@ -8,8 +8,6 @@
  * its limit is passed over (serve.c); one whose answers do not move is
  * closed. Calls quic_node only, never the rest of serving.
  */
-#include <errno.h>
-
 #include "content/content_node_int.h"
 #include "content/sched.h"
 #include "content/serve_int.h"
@@ -98,7 +96,8 @@ void cn_serve_held_tick(struct cn_wtab *t, unsigned int n)
 			continue;
 		held = q.queued + q.unacked;
 		t->snap[i].held = held;
-		if (q.still_ns < cn->stall_ns || held < CN_SCHED_QUANTUM || (!t->snap[i].queued && held < cn->peer_held))
+		if (q.still_ns < cn->stall_ns || held < CN_SCHED_QUANTUM ||
+		    (!t->snap[i].queued && held < cn->peer_held))
 			continue;
 		atomic_fetch_add(&cn->serve_stalled, 1);
 		log_info(CN_MOD, "requester connection %llx: %llu bytes of answers unacknowledged "
