@@ -14,8 +14,8 @@ import subprocess
 import threading
 import time
 
-from .common import (DHT_PORT, QUIC_PORT, ApiError, LabError, api, child, fmt, log, pid_alive,
-                     proc_sample, reap, sh, table, weftctl_path)
+from .common import (DHT_PORT, QUIC_PORT, ApiError, KeptApi, LabError, api, child, fmt, log,
+                     pid_alive, proc_sample, reap, sh, table, weftctl_path)
 from .community import run_community
 from .soak import run_soak
 from .stats import cpu_line, host_busy_s, host_cpu, pct, swarm, t_frac
@@ -446,14 +446,17 @@ def run_distribute(lab, a, rng):
                           timeout=30)["job"]
         deadline = t0 + a.timeout
         pool = cf.ThreadPoolExecutor(16)
+        # kept connections: a new one per poll cost each weftd a thread
+        # start and end, ~8x the request (docs/LAB.md)
+        kept = KeptApi(timeout=5)
         failed = {}
         while len(done) + len(failed) < len(others) and time.time() < deadline:
             todo = [i for i in others if i not in done and i not in failed]
             now = time.time() - t0
             if busy0 is not None:
                 cpu.append([round(now, 3), round(host_busy_s() - busy0, 2)])
-            for i, j in zip(todo, pool.map(lambda i: safe(lambda: api(
-                    lab.sock(i), "GET", "/v1/content/jobs/%d" % jobs[i], timeout=5)), todo)):
+            for i, j in zip(todo, pool.map(lambda i: safe(lambda: kept.get(
+                    lab.sock(i), "/v1/content/jobs/%d" % jobs[i])), todo)):
                 if not j:
                     continue
                 prog[str(i)].append([round(now, 3), j.get("done_bytes", 0)])
@@ -469,6 +472,7 @@ def run_distribute(lab, a, rng):
                                if isinstance(el, int) and 0 < el <= now * 1000 else now)
             time.sleep(0.25)
         pool.shutdown()
+        kept.close()
     st1 = api(lab.sock(seed), "GET", "/v1/content/stats")
     verified = {}
     for i in done:
