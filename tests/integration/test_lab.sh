@@ -92,6 +92,27 @@ assert t["t100_s"] is not None and t["seed_upload_bytes"] >= t["size"], t
 assert len(t["resources"]) == 10 and all(v["rss_max"] > 0 for v in t["resources"].values())
 PY
 grep -q '^find_node' "$D/lk.out" || fail "lookups printed no table"
+# distribute's poll (KeptApi): one kept connection per node, an error answer
+# keeps it, one the node closed is opened again
+"$PYTHON" - "$TOP/tools/pylib" "$D/a/nodes/n1/weftd.sock" <<'PY' || fail "KeptApi"
+import sys
+sys.path.insert(0, sys.argv[1])
+from weftlab.common import ApiError, KeptApi
+s, k = sys.argv[2], KeptApi(timeout=5)
+assert "node_key" in k.get(s, "/v1/status")
+c = k.conns[s]
+assert "jobs" in k.get(s, "/v1/content/jobs") and k.conns[s] is c, "not kept"
+try:
+    k.get(s, "/v1/content/jobs/999999")
+    raise SystemExit("no error for a job that does not exist")
+except ApiError as e:
+    assert e.status == 404, e
+assert k.conns[s] is c, "an error answer dropped the connection"
+c.sock.close()
+assert "node_key" in k.get(s, "/v1/status") and k.conns[s] is not c, "not opened again"
+k.close()
+assert not k.conns
+PY
 
 # services (echo on 2 nodes, 10 calls from each of the 10) and dial by key
 # across the NAT (every node dials 3 others by key alone, each resolving it
