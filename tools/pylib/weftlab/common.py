@@ -218,6 +218,9 @@ class KeptApi:
                 c.request("GET", path)
                 r = c.getresponse()
                 raw = r.read()
+            except socket.timeout as e:  # a slow node, not a stale connection
+                c.close()
+                raise OSError("control API %s: %s" % (path, e))
             except (http.client.HTTPException, OSError) as e:
                 c.close()
                 if fresh or attempt:
