@@ -197,7 +197,7 @@ class KeptApi:
     weftd's control API serves each connection on a thread of its own, so
     a new connection per poll costs it a thread's start and end: ~240 us
     of weftd CPU per request against ~30 us on a kept connection (an idle
-    node, docs/LAB.md "What the lab's polling costs"). One request at a
+    node, docs/LAB.md "The poll's own cost"). One request at a
     time per socket (a poll round asks each node once); close() when the
     loop ends, or weftd keeps each connection's thread until its idle
     timeout."""
