@@ -449,14 +449,16 @@ def run_distribute(lab, a, rng):
         # kept connections: a new one per poll cost each weftd a thread
         # start and end, ~8x the request (docs/LAB.md)
         kept = KeptApi(timeout=5)
+
+        def poll(i):
+            return safe(lambda: kept.get(lab.sock(i), "/v1/content/jobs/%d" % jobs[i]))
         failed = {}
         while len(done) + len(failed) < len(others) and time.time() < deadline:
             todo = [i for i in others if i not in done and i not in failed]
             now = time.time() - t0
             if busy0 is not None:
                 cpu.append([round(now, 3), round(host_busy_s() - busy0, 2)])
-            for i, j in zip(todo, pool.map(lambda i: safe(lambda: kept.get(
-                    lab.sock(i), "/v1/content/jobs/%d" % jobs[i])), todo)):
+            for i, j in zip(todo, pool.map(poll, todo)):
                 if not j:
                     continue
                 prog[str(i)].append([round(now, 3), j.get("done_bytes", 0)])
