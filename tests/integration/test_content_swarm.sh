@@ -81,7 +81,10 @@ k = p[sys.argv[2]]
 assert k["state"] != "up" or j["endgame"] > 0 or j["retries"] > j["bad_chunks"] or \
     k["chunks"] <= int(sys.argv[4]), (k, j["endgame"], j["retries"], j["bad_chunks"], sys.argv[4])
 assert sum(x["chunks"] for x in p.values()) == j["fetched"] == 128, j
-print("bad provider:", bad)
+# the answers' middle frames were appended without a lock (swarm_conn.c's
+# fast path): a chunk answer is ~180 frames, 2-3 of them under the locks
+assert j["frames_fast"] > 10 * j["frames_locked"] > 0, j
+print("bad provider:", bad, "frames fast/locked:", j["frames_fast"], j["frames_locked"])
 PY
 ctl 4 --json ban list | grep -q "$(netns_ip4 3)" || fail "bad provider not in the ban list: $(ctl 4 --json ban list)"
 pass "bad provider penalised and banned, dead provider dropped or routed around"

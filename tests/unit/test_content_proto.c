@@ -174,6 +174,46 @@ static void test_ans_feed(void **state)
 	assert_null(x.buf);
 }
 
+/* The middle of an answer (the packet worker's lock-free path): taken
+ * only when cn_ans_feed would append and still want more. */
+static void test_ans_feed_mid(void **state)
+{
+	uint8_t a[5 + 300], bad[5];
+	struct cn_ans x = {.limit = sizeof(a), .whole = 1};
+
+	memset(a, 0x5a, sizeof(a));
+	cn_ans_head(a, CONTENT_ST_OK, 300);
+	assert_int_equal(cn_ans_feed_mid(&x, a, 10), 0); /* no buffer, no header yet */
+	assert_int_equal(x.len, 0);
+	assert_int_equal(cn_ans_feed(&x, a, 3), 0);
+	assert_int_equal(cn_ans_feed_mid(&x, a + 3, 10), 0); /* header not whole */
+	assert_int_equal(x.len, 3);
+	assert_int_equal(cn_ans_feed(&x, a + 3, 7), 0);
+	assert_int_equal(cn_ans_feed_mid(&x, a + 10, 100), 1);
+	assert_int_equal(x.len, 110);
+	/* the last bytes, or bytes past the end: left to cn_ans_feed */
+	assert_int_equal(cn_ans_feed_mid(&x, a + 110, sizeof(a) - 110), 0);
+	assert_int_equal(cn_ans_feed_mid(&x, a + 110, sizeof(a) - 110 + 1), 0);
+	assert_int_equal(x.len, 110);
+	assert_int_equal(cn_ans_feed_mid(&x, a + 110, sizeof(a) - 111), 1);
+	assert_int_equal(cn_ans_feed(&x, a + sizeof(a) - 1, 1), 1);
+	assert_memory_equal(x.buf, a, sizeof(a));
+	/* beyond the buffer: cn_ans_feed grows it (or refuses) */
+	x.len = 0;
+	x.whole = 0;
+	x.limit = 1 << 20;
+	cn_ans_head(bad, CONTENT_ST_OK, 1 << 19);
+	assert_int_equal(cn_ans_feed(&x, bad, 5), 0);
+	x.cap = 5; /* as if the buffer were that small */
+	assert_int_equal(cn_ans_feed_mid(&x, a, 1), 0);
+	/* a header announcing more than the limit */
+	x.cap = sizeof(a);
+	x.limit = 100;
+	assert_int_equal(cn_ans_feed_mid(&x, a, 1), 0);
+	assert_int_equal(x.len, 5);
+	cn_ans_free(&x);
+}
+
 static void test_info_bounds(void **state)
 {
 	size_t len = CN_INFO_ANSWER(3);
@@ -293,6 +333,7 @@ int main(void)
 	    cmocka_unit_test(test_vectors),
 	    cmocka_unit_test(test_req_feed),
 	    cmocka_unit_test(test_ans_feed),
+	    cmocka_unit_test(test_ans_feed_mid),
 	    cmocka_unit_test(test_info_bounds),
 	    cmocka_unit_test(test_have_peers),
 	};

@@ -408,6 +408,11 @@ int cn_ans_put_chunk(struct cn_ans *a, struct cstore *cs, const uint8_t *id, uin
  * -ENOMEM. After an error the answer is not usable.
  */
 int cn_ans_feed(struct cn_ans *a, const uint8_t *data, size_t len);
+/* The same for bytes in the middle of an answer: 1 when they were
+ * appended and the answer is still short of its announced length, 0 when
+ * nothing was done (header not read yet, room to grow, the last bytes, or
+ * anything cn_ans_feed would refuse: call cn_ans_feed). */
+int cn_ans_feed_mid(struct cn_ans *a, const uint8_t *data, size_t len);
 /* Body of a whole answer whose header announces exactly len - 5 bytes:
  * 0 (*body, *blen point into ans) or -EBADMSG. */
 int cn_ans_body(const uint8_t *ans, size_t len, const uint8_t **body, size_t *blen);

@@ -239,6 +239,9 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "timeouts_partial",
 				    json_integer((json_int_t)j->timeouts_partial));
 		json_object_set_new(o, "committed", json_integer((json_int_t)j->committed));
+		json_object_set_new(o, "frames_fast", json_integer((json_int_t)j->frames_fast));
+		json_object_set_new(o, "frames_locked",
+				    json_integer((json_int_t)j->frames_locked));
 		/* What a script tests: "no_space" for a full disk, map or quota
 		 * (ctl_resp_errno's codes), next to the message in "error". */
 		if (j->finished && j->status)

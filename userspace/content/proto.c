@@ -186,6 +186,20 @@ int cn_ans_feed(struct cn_ans *a, const uint8_t *data, size_t len)
 	return a->len == need;
 }
 
+int cn_ans_feed_mid(struct cn_ans *a, const uint8_t *data, size_t len)
+{
+	size_t need;
+
+	if (a->len < CN_ANS_HEAD || len > a->cap - a->len)
+		return 0;
+	need = CN_ANS_HEAD + (size_t)get_be(a->buf + 1, 4);
+	if (need > a->limit || a->len >= need || len >= need - a->len)
+		return 0;
+	memcpy(a->buf + a->len, data, len);
+	a->len += len;
+	return 1;
+}
+
 int cn_ans_body(const uint8_t *ans, size_t len, const uint8_t **body, size_t *blen)
 {
 	if (len < CN_ANS_HEAD || get_be(ans + 1, 4) != len - CN_ANS_HEAD)

@@ -441,8 +441,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 			struct cn_req *o = &j->reqs[k];
 
 			if (o != r && o->used && !o->done && o->kind == K_CHUNK && o->chunk == idx) {
-				o->done = 1;
-				o->err = -ECANCELED;
+				cn_req_stop(o, -ECANCELED);
 				j->endgame_cancelled++;
 			}
 		}
@@ -478,14 +477,13 @@ static void process_done(struct cn_job *j)
 			continue;
 		p = &j->peers[r->peer];
 		if (!r->done && cn_req_expired(r->start_ms, r->last_ms, j->cn->req_timeout_ms, t)) {
+			cn_req_stop(r, -ETIMEDOUT); /* its answer ours again: a.len read */
 			p->timeouts++;
 			if (r->a.len)
 				j->timeouts_partial++;
 			soft_fail(p, 20);
 			log_info(CN_MOD, "provider %s: request timed out",
 				 log_addr(p->name, lb, sizeof(lb)));
-			r->done = 1;
-			r->err = -ETIMEDOUT;
 			if (p->timeouts >= 3 && p->fails_row >= 3 && p->state == P_UP) {
 				p->state = P_DEAD;
 				quic_node_close(j->cn->quic, p->conn, 0);
@@ -820,8 +818,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 			if (!r->used || r->kind != K_MANIFEST)
 				continue;
 			if (!r->done && r->start_ms + j->cn->req_timeout_ms < util_now_ms()) {
-				r->done = 1;
-				r->err = -ETIMEDOUT;
+				cn_req_stop(r, -ETIMEDOUT);
 				p->timeouts++;
 			}
 			if (!r->done)

@@ -6,7 +6,8 @@
  *   swarm.c        a job's state machine, on the job's thread
  *   swarm_peers.c  the peer set: providers, DHT lookups, scores
  *   swarm_conn.c   requests on the wire: slots, lanes, QUIC callbacks
- * Lock order: cc->mu, then job->mu (see struct cn_cc).
+ * Lock order: cc->mu, then job->mu (see struct cn_cc); the middle bytes
+ * of a chunk answer take neither (cn_req.fst, swarm_conn.c feed_fast).
  */
 #ifndef WEFT_CONTENT_SWARM_INT_H
 #define WEFT_CONTENT_SWARM_INT_H
@@ -118,6 +119,14 @@ struct cn_cc {
 	_Atomic(struct cn_job *) job; /* NULL once the job let go */
 	int peer;
 	atomic_int refs; /* job + connection */
+	/* The fast path of an answer's bytes (swarm_conn.c, cb_stream_data):
+	 * the request the last frame on stream fsid went to, and its gen;
+	 * the worker's own. fbusy: the worker is inside the fast path (the
+	 * job, letting go of the context, waits it out: cc_let_go). */
+	int64_t fsid;
+	struct cn_req *freq;
+	unsigned int fgen;
+	atomic_int fbusy;
 };
 
 struct cn_peer {
@@ -149,12 +158,20 @@ struct cn_peer {
 	uint64_t chunks, bytes, backoff_until;
 };
 
+/* A chunk request's fast-path word (cn_req.fst): 0, or its gen << 2
+ * with FS_READY (the worker may append its answer's middle bytes without
+ * j->mu) or FS_FEEDING (it does so now). While nonzero the answer (a) is
+ * the worker's: the job takes it back with cn_req_unfast first. */
+enum { FS_READY = 1, FS_FEEDING = 2 };
+
 struct cn_req {
 	int used, done, err, kind, peer, lane;
 	int kept; /* a chunk answer stored (done_chunk): its bytes not wasted */
 	unsigned int gen;
+	_Atomic unsigned int fst;
+	unsigned int nfast; /* frames its answer took on the fast path (with a) */
 	uint64_t chunk, start_ms;
-	uint64_t last_ms; /* the last byte of its answer arrived (0: none yet) */
+	_Atomic uint64_t last_ms; /* the last byte of its answer arrived (0: none yet) */
 	uint64_t end_ms; /* the whole answer arrived (set by the worker's callback) */
 	int64_t sid;
 	struct cn_ans a; /* the answer (its buffer is kept across requests) */
@@ -222,6 +239,9 @@ struct cn_job {
 	 * spent for nothing; timeouts_partial: timeouts after some bytes */
 	uint64_t wasted_bytes, timeouts_partial;
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
+	/* frames of answers appended without a lock (the fast path, counted
+	 * as their requests are released) and under the locks */
+	uint64_t frames_fast, frames_locked;
 	unsigned int said_notfound; /* INFO answers NOT_FOUND (current item) */
 	unsigned int manifests_refused; /* manifests that failed verification */
 	const char *refused_why;        /* the last one's reason (a literal) */
@@ -247,6 +267,12 @@ void cn_poll_lookup(struct cn_job *j);
 int cn_req_open(struct cn_job *j, int peer, int kind, uint64_t chunk);
 /* Give a slot back (its lane too, reset if the answer may still come). */
 void cn_req_release(struct cn_job *j, struct cn_req *r);
+/* The answer of r back from the worker's fast path (waits out a frame
+ * being appended: never long, the worker never waits for the job). Before
+ * the job reads or changes r->a, or ends r, while r may be in flight. */
+void cn_req_unfast(struct cn_req *r);
+/* End r (in flight) with err: cn_req_unfast, done, err. */
+void cn_req_stop(struct cn_req *r, int err);
 /* Fail every request of peer still in flight with err. */
 void cn_fail_peer_reqs(struct cn_job *j, int peer, int err);
 /* A fresh connection context for p (the old one let go of), its lanes

@@ -121,6 +121,7 @@ struct qn_conn {
 	int reported; /* connected() done */
 	uint64_t t_start_ns, t_hs_ns;
 	struct qn_stream *streams;
+	struct qn_stream *hot; /* the one qn_stream_get found last, or NULL */
 	size_t wq_bytes; /* its streams' wq_bytes summed (quic_node_conn_sendq) */
 	int relayed;	     /* the peer sees us where we see it: a relay circuit */
 	struct qn_path *path; /* hole punching state (quic_path.c), or NULL */

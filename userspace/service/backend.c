@@ -758,11 +758,15 @@ static int loop_turn(struct svc_backend *b, int block)
 			conn_io(b, evs[i].data.ptr, evs[i].events);
 	}
 	svc_bk_mq_run(b, 0);
-	pthread_mutex_lock(&b->mu);
-	pend = b->pend_head;
-	b->pend_head = b->pend_tail = NULL;
-	stop = b->stop;
-	pthread_mutex_unlock(&b->mu);
+	pend = NULL;
+	stop = 0;
+	if (atomic_exchange_explicit(&b->pend_any, 0, memory_order_acquire)) {
+		pthread_mutex_lock(&b->mu);
+		pend = b->pend_head;
+		b->pend_head = b->pend_tail = NULL;
+		stop = b->stop;
+		pthread_mutex_unlock(&b->mu);
+	}
 	for (j = pend; j; j = nx) {
 		nx = j->next;
 		if (stop)
@@ -901,6 +905,7 @@ void svc_backend_free(struct svc_backend *b)
 		return;
 	pthread_mutex_lock(&b->mu);
 	b->stop = 1;
+	atomic_store(&b->pend_any, 1);
 	pthread_mutex_unlock(&b->mu);
 	if (b->hosted) { /* its host stopped: this thread ends it */
 		atomic_store(&b->th_on, 0);
@@ -974,6 +979,7 @@ static int enqueue(struct svc_backend *b, struct bjob *j, const char *service)
 	else
 		b->pend_head = j;
 	b->pend_tail = j;
+	atomic_store_explicit(&b->pend_any, 1, memory_order_release);
 	pthread_mutex_unlock(&b->mu);
 	/* On the loop itself (the fabric's owner answering a peer): it
 	 * takes the queue before it sleeps again, no wake-up needed. */

@@ -21,6 +21,10 @@ struct bsvc;
 struct svc_backend {
 	pthread_mutex_t mu; /* submissions and counts */
 	struct bjob *pend_head, *pend_tail;
+	/* 1 once a job is linked or stop set (under mu): the loop's turn
+	 * takes mu only then, not on every pass of the packet worker that
+	 * hosts it */
+	atomic_int pend_any;
 	struct bsvc *svcs;
 	uint32_t inflight;
 	uint32_t max_inflight, max_per_service, timeout_ms, max_response;
