@@ -218,6 +218,19 @@ const char *io_addr_fmt(const struct io_addr *a, char *buf, size_t len);
 #define IO_ROUTE_MTU_RECHECK_S 10
 int io_route_mtu(const struct io_addr *dst);
 
+/*
+ * A UDP socket (family: the socket's; AF_INET6 dual-stack covers its
+ * v4-mapped traffic too) whose datagrams are never fragmented at the IP
+ * layer (RFC 9000 section 14; AF_XDP's frames carry DF too, hdr.c): DF on
+ * every IPv4 datagram and no size taken from ICMP, which anyone can forge
+ * (IP_PMTUDISC_PROBE / IPV6_PMTUDISC_PROBE: QUIC finds the path's size
+ * itself, ngtcp2's PMTUD and conn_write.c's probes). The kernel's default
+ * (PMTUDISC_WANT) set DF only on a packet within the route's MTU, so a
+ * GSO train went without it: each of its datagrams fragmentable on the
+ * way, its IP id drawn from the kernel's shared generator. 0 or -errno.
+ */
+int io_sock_no_frag(int fd, int family);
+
 /* ---- L2-L4 headers (hdr.c): no I/O, exposed for tests and fuzzing ---- */
 
 #define IO_HDR_ETH_LEN 14

@@ -95,11 +95,49 @@ for i in 1 2; do
 done
 netns_weftd 1 uring "$D" --workers 2
 WEFTD_LOG=$LOG1
+# Meanwhile every IPv4 datagram on host 1's bridge port, both ways, is
+# looked at: DF set on each (RFC 9000 section 14), the GSO trains' too
+# (the kernel's default set it only on a packet within the route's MTU,
+# which a train is not: io_sock_no_frag).
+rm -f "$D/df" "$D/df.up" "$D/df.stop"
+ip netns exec "$BR" "$PYTHON" - p1 4433 "$D/df" <<'PY' &
+import socket, struct, sys, time, os
+# ETH_P_ALL: a bridge port's frames go to the bridge before any socket
+# bound to one protocol would see them
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+port, out = int(sys.argv[2]), sys.argv[3]
+n = df = 0
+end = time.time() + 60
+open(out + ".up", "w").close()
+while time.time() < end and not os.path.exists(out + ".stop"):
+    try:
+        f = s.recv(65535)
+    except socket.timeout:
+        continue
+    ip = f[14:]
+    if f[12:14] != b"\x08\x00" or len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+        continue
+    ihl = (ip[0] & 15) * 4
+    if len(ip) < ihl + 4 or port not in struct.unpack("!HH", ip[ihl:ihl + 4]):
+        continue
+    n += 1
+    df += (struct.unpack("!H", ip[6:8])[0] & 0x4000) != 0
+open(out, "w").write("%d %d\n" % (n, df))
+PY
+CAP=$!
+wait_for '[ -f "$D/df.up" ]' 50 || fail "capture did not start"
 out=$(bench 1 "$K2@$(netns_ip4 2):4433" 4194304 9)
+touch "$D/df.stop"
+wait "$CAP"
 check_bench "$out" 4194304 "4 MiB on 1500-byte links"
 read -r sz pr ac lo <<<"$(bpmtu "$out")"
 [ "$pr" = 0 ] && [ "$sz" -le 1452 ] || fail "1500-byte link probed: $sz $pr $ac $lo"
 pass "1500-byte links: not probed ($sz-byte datagrams, ngtcp2's own sizing)"
+read -r cn cdf <"$D/df" || fail "no capture result"
+[ "$cn" -ge 20 ] && [ "$cdf" = "$cn" ] || fail "DF: $cdf of $cn IPv4 frames of the transfer carry it"
+pass "DF on all $cn IPv4 frames of the transfer (GSO trains included)"
 
 for p in "$PID1" "$PID2" "$PID3"; do
 	stop_weftd "$p" || fail "a node did not stop cleanly"

@@ -186,3 +186,14 @@ int io_route_mtu(const struct io_addr *dst)
 	close(fd);
 	return mtu > 1500 ? mtu : 0;
 }
+
+int io_sock_no_frag(int fd, int family)
+{
+	int v4 = IP_PMTUDISC_PROBE, v6 = IPV6_PMTUDISC_PROBE;
+
+	if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof(v4)) ||
+	    (family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof(v6))))
+		return -errno;
+	return 0;
+}

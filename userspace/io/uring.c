@@ -168,6 +168,8 @@ static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fa
 	/* v4 (and v4-mapped traffic on the dual-stack socket) */
 	if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)))
 		goto fail;
+	if (io_sock_no_frag(fd, a.family))
+		goto fail;
 	if (gro)
 		(void)setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
 	len = io_addr_to_sockaddr(&a, a.family, &ss);
