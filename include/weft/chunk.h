@@ -280,6 +280,16 @@ int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64
  */
 int cstore_read_chunk_mem(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 			  uint8_t *buf, size_t cap, size_t *len);
+/*
+ * The same checks as cstore_read_chunk_mem, without a copy: 0 when the
+ * chunk is kept in memory, *data (*len bytes, verified when it was kept)
+ * lent until cstore_unlend(*ref), which any thread may call once it no
+ * longer reads them (the bytes never change meanwhile); -EWOULDBLOCK when
+ * it is not kept (nothing lent: read it); else cstore_read_chunk's errors.
+ */
+int cstore_lend_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+		      const uint8_t **data, size_t *len, void **ref);
+void cstore_unlend(void *ref);
 
 /* Chunk reads so far that were hashed (verified), that were not (trusted:
  * verified before, file unchanged) and that were copied from the chunks
@@ -289,6 +299,8 @@ void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted,
 /* Complete blobs' chunks read a second time because the first read did
  * not verify (cstore_read_chunk). NULL-safe. */
 uint64_t cstore_reads_retried(struct cstore *cs);
+/* Of the reads from memory, those lent without a copy (cstore_lend_chunk). */
+uint64_t cstore_reads_lent(struct cstore *cs);
 #ifdef WEFT_TEST_HOOKS
 /* Test hook: the next verified read is taken as not verifying (its second
  * read decides). */

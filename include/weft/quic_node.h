@@ -314,6 +314,20 @@ void quic_node_wbuf_free(struct quic_node *qn, struct quic_node_wbuf *w);
  * answer read from the disk is written later instead of read again. */
 int quic_node_write_wbuf_try(struct quic_node *qn, uint64_t conn, int64_t sid,
 			     struct quic_node_wbuf *w, size_t len, int fin);
+/*
+ * A write of bytes the caller lends (a chunk kept in memory, written to
+ * many streams without a copy): plen <= 16 bytes of prefix (copied) then
+ * len bytes at data, queued on the stream together or not at all (a
+ * prefix queued alone resets the stream, code 0x104). Returns 0: data is
+ * read until the peer acknowledged it or the stream is gone, then
+ * release(arg) is called once (on the connection's worker, or on the
+ * thread that stops the node); or -ENOBUFS /
+ * -EAGAIN / -EINVAL / -ENOMEM: nothing was queued and release is not
+ * called (the bytes are still the caller's). Any thread.
+ */
+int quic_node_write_lent(struct quic_node *qn, uint64_t conn, int64_t sid, const void *prefix,
+			 size_t plen, const void *data, size_t len, int fin,
+			 void (*release)(void *arg), void *arg);
 /* Whether len more bytes fit under max_queued now: 1, else 0 (a write of
  * them would be refused with -ENOBUFS). A hint, for a caller that must
  * prepare the bytes before it can write them (a chunk read from a cache

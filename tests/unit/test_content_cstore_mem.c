@@ -197,6 +197,19 @@ static void test_kept_fds(void **state)
 	free(b);
 }
 
+/* A store of two kept chunks and a partial blob of the 4 chunks at b
+ * (its id into id). */
+static void open_two_slots(struct fx *f, const uint8_t *b, uint8_t id[32])
+{
+	uint8_t cvs[4 * 32];
+
+	f->o.hot_chunks = 2;
+	fx_open(f);
+	blake3_hash(b, 4 * K, id, 32);
+	assert_int_equal(b3tree_chunk_cvs(b, 4 * K, cvs), 0);
+	assert_int_equal(cstore_open_partial(f->cs, id, 4 * K, cvs, 4), 0);
+}
+
 /* A chunk whose buffer its caller gives away (cstore_put_chunk_give, a
  * download's answer buffer: the chunk 4096 bytes into an aligned
  * allocation, as an O_DIRECT write wants it): taken without a copy while
@@ -219,17 +232,13 @@ static void test_hot_give(void **state)
 {
 	struct fx *f = *state;
 	size_t len = 4 * K, got, alen = 4096 + K;
-	uint8_t *b = blob(len, 21), id[32], cvs[4 * 32], *buf = malloc(K);
+	uint8_t *b = blob(len, 21), id[32], *buf = malloc(K);
 	const uint64_t all[4] = {0, 1, 2, 3};
 	void *a0, *a1, *p;
 	uint64_t m;
 
 	assert_non_null(buf);
-	f->o.hot_chunks = 2;
-	fx_open(f);
-	blake3_hash(b, len, id, 32);
-	assert_int_equal(b3tree_chunk_cvs(b, len, cvs), 0);
-	assert_int_equal(cstore_open_partial(f->cs, id, len, cvs, 4), 0);
+	open_two_slots(f, b, id);
 	/* refused: no buffer, a length past it */
 	p = NULL;
 	assert_int_equal(cstore_put_chunk_give(f->cs, id, 0, &p, alen, 4096, K), -EINVAL);
@@ -305,12 +314,74 @@ static void test_hot_give(void **state)
 	free(b);
 }
 
+/* A chunk kept in memory lent without a copy (cstore_lend_chunk, what a
+ * serving worker writes to its stream): its bytes stay as they were while
+ * lent, through the replacement of its slot (the giver gets no lent
+ * buffer back: the slot takes another), a delete, the idle trim and the
+ * store's end; a chunk not kept is not lent; every loan given back frees
+ * what it held (ASan: no leak, no use after free). */
+static void test_hot_lend(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 4 * K, got = 0, alen = 4096 + K;
+	uint8_t *b = blob(len, 33), id[32], *buf = malloc(K);
+	const uint64_t all[4] = {0, 1, 2, 3};
+	const uint8_t *d0, *d0b, *d1;
+	void *a, *r0, *r0b, *r1;
+
+	assert_non_null(buf);
+	open_two_slots(f, b, id);
+	a = give_buf(b);
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 0, &a, alen, 4096, K), 0);
+	assert_null(a);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + K, K), 0);
+	/* not before its commit; a chunk never put is not lent */
+	assert_int_equal(cstore_lend_chunk(f->cs, id, 0, &d0, &got, &r0), -ENOENT);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all, 2), 0);
+	assert_int_equal(cstore_lend_chunk(f->cs, id, 0, &d0, &got, &r0), 0);
+	assert_int_equal(got, K);
+	assert_memory_equal(d0, b, K);
+	assert_int_equal(cstore_lend_chunk(f->cs, id, 0, &d0b, &got, &r0b), 0);
+	assert_ptr_equal(d0b, d0); /* the same bytes, no copy */
+	assert_int_equal(cstore_lend_chunk(f->cs, id, 1, &d1, &got, &r1), 0);
+	assert_memory_equal(d1, b + K, K);
+	assert_int_equal(cstore_reads_lent(f->cs), 3);
+	/* chunks 2 and 3 take both slots: the lent buffers are neither
+	 * written nor handed back to the giver */
+	assert_int_equal(cstore_put_chunk(f->cs, id, 2, b + 2 * K, K), 0);
+	a = give_buf(b + 3 * K);
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 3, &a, alen, 4096, K), 0);
+	assert_null(a);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 2, 2), 1);
+	assert_memory_equal(d0, b, K);
+	assert_memory_equal(d1, b + K, K);
+	for (uint64_t i = 2; i < 4; i++) {
+		assert_int_equal(cstore_read_chunk(f->cs, id, i, buf, K, &got), 0);
+		assert_memory_equal(buf, b + i * K, K);
+	}
+	/* not kept any more: read from the disk instead */
+	assert_int_equal(cstore_lend_chunk(f->cs, id, 0, &d0b, &got, &r0b), -EWOULDBLOCK);
+	cstore_unlend(r1); /* the last loan of chunk 1's buffer: freed */
+	/* the store trims, then goes; the other loans still read their bytes */
+	for (int i = 0; i <= CSTORE_HOT_IDLE_TICKS; i++)
+		cn_hot_trim(f->cs);
+	assert_int_equal(cn_hot_held(f->cs), 0);
+	fx_close(f);
+	assert_memory_equal(d0, b, K);
+	cstore_unlend(r0);
+	assert_memory_equal(d0, b, K);
+	cstore_unlend(r0b);
+	free(buf);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hot_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_give, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hot_lend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_chunks, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_give, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_fds, setup_direct, teardown),

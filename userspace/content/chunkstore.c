@@ -783,17 +783,13 @@ static int reread_verify(struct cstore *cs, const uint8_t *id, const struct chun
 	return err ? err : b3tree_verify_chunk(r->cv, r->info.size, index, buf, clen);
 }
 
-/* The checks every read makes before it touches a file, then the chunks
- * kept in memory: 0 with *len set (a copy from memory), 1 (a file must be
- * read: r and *clen filled in), or -errno. */
-static int read_front(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf,
-		      size_t cap, size_t *len, struct chunk_ref *r, size_t *clen)
+/* The checks every read (and loan) makes first: the chunk is held and
+ * its blob not marked bad; 0 with r and *clen filled in, or -errno. */
+static int held_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, struct chunk_ref *r,
+		      size_t *clen)
 {
-	int err;
+	int err = chunk_ref(cs, id, index, r);
 
-	if (!cs || !id || !buf || !len)
-		return -EINVAL;
-	err = chunk_ref(cs, id, index, r);
 	if (err)
 		return err;
 	if (r->info.state == CSTORE_BAD)
@@ -801,6 +797,22 @@ static int read_front(struct cstore *cs, const uint8_t *id, uint64_t index, uint
 	if (!r->have)
 		return -ENOENT;
 	*clen = (size_t)b3tree_chunk_size(r->info.size, index);
+	return 0;
+}
+
+/* held_chunk, then the chunks kept in memory: 0 with *len set (a copy
+ * from memory), 1 (a file must be read: r and *clen filled in), or
+ * -errno. */
+static int read_front(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf,
+		      size_t cap, size_t *len, struct chunk_ref *r, size_t *clen)
+{
+	int err;
+
+	if (!cs || !id || !buf || !len)
+		return -EINVAL;
+	err = held_chunk(cs, id, index, r, clen);
+	if (err)
+		return err;
 	if (cap < *clen)
 		return -ENOBUFS;
 	if (cn_hot_get(cs, id, index, buf, *clen)) {
@@ -818,6 +830,29 @@ int cstore_read_chunk_mem(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], ui
 	int err = read_front(cs, id, index, buf, cap, len, &r, &clen);
 
 	return err == 1 ? -EWOULDBLOCK : err;
+}
+
+int cstore_lend_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+		      const uint8_t **data, size_t *len, void **ref)
+{
+	struct chunk_ref r;
+	size_t clen;
+	int err;
+
+	if (!cs || !id || !data || !len || !ref)
+		return -EINVAL;
+	err = held_chunk(cs, id, index, &r, &clen);
+	if (err)
+		return err;
+	if (!cn_hot_lend(cs, id, index, clen, data, ref))
+		return -EWOULDBLOCK;
+	*len = clen; /* verified when it was put, in memory since */
+	return 0;
+}
+
+void cstore_unlend(void *ref)
+{
+	cn_hot_unlend(ref);
 }
 
 int cstore_read_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
@@ -926,6 +961,11 @@ void cstore_test_slow_reads(struct cstore *cs, unsigned int ms)
 uint64_t cstore_reads_retried(struct cstore *cs)
 {
 	return cs ? atomic_load(&cs->reads_retried) : 0;
+}
+
+uint64_t cstore_reads_lent(struct cstore *cs)
+{
+	return cs ? atomic_load(&cs->hot_lent) : 0;
 }
 
 void cstore_read_stats(struct cstore *cs, uint64_t *verified, uint64_t *trusted,

@@ -16,24 +16,37 @@
  * 256 KiB each), the least recently used replaced; every buffer
  * goes back to the allocator once the cache has gone CSTORE_HOT_IDLE_TICKS
  * of the node's 1-s ticks without a put or a get. One mutex (hot_mu) guards
- * it; a get copies the chunk out under it (a 256 KiB memcpy, never I/O).
+ * it; a get copies the chunk out under it (a 256 KiB memcpy, never I/O),
+ * a loan (cn_hot_lend: a serving worker writes it to a QUIC stream as it
+ * is) takes a reference on its buffer instead: a lent buffer is never
+ * written or handed to a giver, its slot takes another, and the last
+ * reference frees it (so loans can outlive the slot and the cache; they
+ * are bounded by the node's QUIC send queue, which counts their bytes).
  * A put copies the chunk in, unless its caller gives its buffer away
  * (cn_hot_give: a download's answer buffer, taken as it is, and the
  * buffer of the chunk it replaces given back for the next answer: no
  * copy, no allocation).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "content/chunkstore_int.h"
 
+/* A chunk's buffer, lent without a copy (cn_hot_lend): freed when the
+ * last of the cache's reference and the loans goes. */
+struct cn_hot_buf {
+	atomic_int refs;
+	uint8_t *base; /* the allocation */
+};
+
 struct cn_hot_ent {
 	uint8_t id[B3TREE_ID_LEN];
 	uint64_t index;
 	size_t len;     /* 0: slot free */
-	uint8_t *base;  /* the allocation, kept while the cache is used; the
-			 * chunk at base + off (room for B3TREE_CHUNK_LEN) */
+	struct cn_hot_buf *hb; /* kept while the cache is used; the chunk at
+				* hb->base + off (room for B3TREE_CHUNK_LEN) */
 	size_t alen, off;
 	uint64_t last;  /* use stamp, for replacement */
 };
@@ -58,12 +71,38 @@ int cn_hot_new(struct cstore *cs, unsigned int n)
 	return 0;
 }
 
+static void hb_put(struct cn_hot_buf *b)
+{
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+		free(b->base);
+		free(b);
+	}
+}
+
+/* Under hot_mu: the slot's buffer is the cache's alone (no loan), so it
+ * may be written or handed on. Loans only end meanwhile, never begin. */
+static int hb_alone(const struct cn_hot_buf *b)
+{
+	return atomic_load(&b->refs) == 1;
+}
+
+/* Under hot_mu: the slot lets go of a buffer that is lent out (its last
+ * loan frees it); 1 when it did. */
+static int slot_unshare(struct cn_hot_ent *e)
+{
+	if (!e->hb || hb_alone(e->hb))
+		return 0;
+	hb_put(e->hb);
+	e->hb = NULL;
+	return 1;
+}
+
 void cn_hot_free(struct cstore *cs)
 {
 	if (!cs->hot)
 		return;
 	for (unsigned int i = 0; i < cs->hot->n; i++)
-		free(cs->hot->e[i].base);
+		hb_put(cs->hot->e[i].hb);
 	free(cs->hot);
 	cs->hot = NULL;
 	pthread_mutex_destroy(&cs->hot_mu);
@@ -120,15 +159,23 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 	pthread_mutex_lock(&cs->hot_mu);
 	if (!(v = victim(h, id, index)))
 		goto out;
+	slot_unshare(v); /* never written while a stream reads it */
 	/* under the lock (outside, two puts would race for the slot): a
 	 * 256 KiB malloc is an mmap, not I/O, once per slot while in use */
-	if (!v->base) {
-		if (!(v->base = malloc(B3TREE_CHUNK_LEN)))
+	if (!v->hb) {
+		struct cn_hot_buf *b = malloc(sizeof(*b));
+
+		if (!b || !(b->base = malloc(B3TREE_CHUNK_LEN))) {
+			free(b);
+			v->len = 0;
 			goto out;
+		}
+		atomic_init(&b->refs, 1);
+		v->hb = b;
 		v->alen = B3TREE_CHUNK_LEN;
 		v->off = 0;
 	}
-	memcpy(v->base + v->off, buf, len);
+	memcpy(v->hb->base + v->off, buf, len);
 	keep(h, v, id, index, len);
 out:
 	pthread_mutex_unlock(&cs->hot_mu);
@@ -138,6 +185,7 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 		size_t off, size_t len)
 {
 	struct cn_hot *h = cs->hot;
+	struct cn_hot_buf *nb;
 	struct cn_hot_ent *v;
 	uint8_t *old = NULL;
 	size_t old_alen = 0, old_off = 0;
@@ -145,17 +193,28 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 	if (!h || !*alloc || !len || len > B3TREE_CHUNK_LEN || off > alen ||
 	    alen - off < B3TREE_CHUNK_LEN)
 		return 0;
+	/* a holder for the given buffer, should the slot's be lent out */
+	if (!(nb = malloc(sizeof(*nb))))
+		return 0;
 	pthread_mutex_lock(&cs->hot_mu);
 	if ((v = victim(h, id, index))) {
-		old = v->base;
-		old_alen = v->alen;
-		old_off = v->off;
-		v->base = *alloc;
+		slot_unshare(v); /* a buffer lent out is not handed on */
+		if (v->hb) {
+			old = v->hb->base;
+			old_alen = v->alen;
+			old_off = v->off;
+		} else {
+			atomic_init(&nb->refs, 1);
+			v->hb = nb;
+			nb = NULL;
+		}
+		v->hb->base = *alloc;
 		v->alen = alen;
 		v->off = off;
 		keep(h, v, id, index, len);
 	}
 	pthread_mutex_unlock(&cs->hot_mu);
+	free(nb);
 	if (!v)
 		return 0; /* kept already: the giver keeps its buffer */
 	/* the replaced chunk's buffer goes to the giver when of its shape */
@@ -167,7 +226,9 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 	return 1;
 }
 
-int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len)
+/* A kept chunk copied to buf, or (buf NULL) lent: *data, *ref. */
+static int hot_use(struct cstore *cs, const uint8_t *id, uint64_t index, size_t len, uint8_t *buf,
+		   const uint8_t **data, void **ref)
 {
 	struct cn_hot *h = cs->hot;
 	struct cn_hot_ent *e;
@@ -179,14 +240,39 @@ int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *bu
 	h->uses++;
 	e = find(h, id, index);
 	if (e && e->len == len) {
-		memcpy(buf, e->base + e->off, len);
+		if (buf) {
+			memcpy(buf, e->hb->base + e->off, len);
+		} else {
+			atomic_fetch_add(&e->hb->refs, 1);
+			*data = e->hb->base + e->off;
+			*ref = e->hb;
+		}
 		e->last = ++h->stamp;
 		hit = 1;
 	}
 	pthread_mutex_unlock(&cs->hot_mu);
-	if (hit)
+	if (hit) {
 		atomic_fetch_add(&cs->hot_hits, 1);
+		if (!buf)
+			atomic_fetch_add(&cs->hot_lent, 1);
+	}
 	return hit;
+}
+
+int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len)
+{
+	return buf && hot_use(cs, id, index, len, buf, NULL, NULL);
+}
+
+int cn_hot_lend(struct cstore *cs, const uint8_t *id, uint64_t index, size_t len,
+		const uint8_t **data, void **ref)
+{
+	return hot_use(cs, id, index, len, NULL, data, ref);
+}
+
+void cn_hot_unlend(void *ref)
+{
+	hb_put(ref);
 }
 
 void cn_hot_drop(struct cstore *cs, const uint8_t *id)
@@ -215,8 +301,8 @@ void cn_hot_trim(struct cstore *cs)
 	} else if (++h->idle >= CSTORE_HOT_IDLE_TICKS) {
 		/* under the lock: nothing has used the cache for a minute */
 		for (unsigned int i = 0; i < h->n; i++) {
-			free(h->e[i].base);
-			h->e[i].base = NULL;
+			hb_put(h->e[i].hb);
+			h->e[i].hb = NULL;
 			h->e[i].len = 0;
 		}
 		h->idle = 0;
@@ -232,7 +318,7 @@ unsigned int cn_hot_held(struct cstore *cs)
 		return 0;
 	pthread_mutex_lock(&cs->hot_mu);
 	for (unsigned int i = 0; i < cs->hot->n; i++)
-		n += !!cs->hot->e[i].base;
+		n += !!cs->hot->e[i].hb;
 	pthread_mutex_unlock(&cs->hot_mu);
 	return n;
 }

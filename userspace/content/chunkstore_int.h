@@ -94,6 +94,7 @@ struct cstore {
 	pthread_mutex_t hot_mu;	   /* guards *hot */
 	struct cn_hot *hot;	   /* chunks kept in memory; NULL: none */
 	atomic_uint_fast64_t hot_hits; /* cstore_read_stats: reads served from *hot */
+	atomic_uint_fast64_t hot_lent; /* of them, lent without a copy (cn_hot_lend) */
 	pthread_mutex_t fds_mu;	   /* guards *fds */
 	struct cn_fds *fds;	   /* blob files kept open (always, once opened) */
 	atomic_uint_fast64_t fds_opens; /* descriptors opened (tests) */
@@ -187,6 +188,12 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 		size_t off, size_t len);
 /* 1 and len bytes copied to buf when the chunk is kept, else 0. */
 int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len);
+/* 1 when the chunk is kept: *data (len bytes) lent until
+ * cn_hot_unlend(*ref) (any thread; the buffer outlives the cache and its
+ * slot if need be, and is never written while lent), else 0. */
+int cn_hot_lend(struct cstore *cs, const uint8_t *id, uint64_t index, size_t len,
+		const uint8_t **data, void **ref);
+void cn_hot_unlend(void *ref);
 /* Forget id's chunks (deleted). */
 void cn_hot_drop(struct cstore *cs, const uint8_t *id);
 /* Once a second: after CSTORE_HOT_IDLE_TICKS calls with no put or get, every

@@ -289,9 +289,15 @@ static void metrics(void *arg, FILE *out)
 		"time because the first read did not verify (the second decides whether the blob "
 		"is marked bad).\n"
 		"# TYPE weft_content_chunk_rereads_total counter\n"
-		"weft_content_chunk_rereads_total %llu\n",
+		"weft_content_chunk_rereads_total %llu\n"
+		"# HELP weft_content_chunk_reads_lent_total Of the chunk reads from memory, those "
+		"written to their QUIC stream as they are, lent until acknowledged (no copy: "
+		"docs/CONTENT.md \"Chunks kept in memory\").\n"
+		"# TYPE weft_content_chunk_reads_lent_total counter\n"
+		"weft_content_chunk_reads_lent_total %llu\n",
 		(unsigned long long)hashed, (unsigned long long)trusted,
-		(unsigned long long)memory, (unsigned long long)cstore_reads_retried(cn->cs));
+		(unsigned long long)memory, (unsigned long long)cstore_reads_retried(cn->cs),
+		(unsigned long long)cstore_reads_lent(cn->cs));
 }
 
 void cn_serve_routes(struct content_node *cn, struct ctl *ctl)

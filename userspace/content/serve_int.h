@@ -51,7 +51,8 @@ void cn_serve_one(struct cn_sv *v, const struct cn_sched_item *it);
  * freed on an error (NULL), or left in *wp when the node's send queue is
  * full (v->rc -EAGAIN). scored: rc came from this worker's own check of
  * the request (a chunk never announced is the requester's fault; one
- * removed while its read waited is not).
+ * removed while its read waited is not). wp may be NULL with rc != 0 (an
+ * error found before a write command was made: serve_lent).
  */
 void cn_chunk_answer(struct cn_sv *v, const struct cn_sreq *r, const uint8_t *id, uint64_t index,
 		     struct quic_node_wbuf **wp, uint8_t *buf, size_t len, int rc, int scored);

@@ -114,8 +114,11 @@ void qn_op_free(void *arg)
 {
 	struct qn_op *op = arg;
 
-	if (op)
+	if (op) {
+		if (op->release) /* lent bytes (quic_node_write_lent) go back */
+			op->release(op->rarg);
 		buf_put(op->qn, op, op->bsize);
+	}
 }
 
 /* A command (write: with room for its data, which the caller fills) in a

@@ -42,6 +42,7 @@
 #define QN_ERR_UNKNOWN_TYPE 0x101
 #define QN_ERR_OVERRUN 0x102
 #define QN_ERR_BAD_TYPE 0x103
+#define QN_ERR_INTERNAL 0x104 /* a write queued only in part (no memory) */
 
 /* Writes of at least this many bytes go to the QUIC stream by reference
  * (quic_stream_send_ref), smaller ones are copied into its buffer. */
@@ -239,8 +240,15 @@ struct qn_op {
 	uint8_t key[QUIC_KEY_LEN];
 	int have_key;
 	size_t len;
-	uint8_t *data; /* len bytes: right after the command, or placed (qn_op_new_at) */
+	uint8_t *data; /* len bytes: right after the command, or placed (qn_op_new_at),
+			* or the caller's (quic_node_write_lent) */
 	size_t bsize;  /* the block's size, the command's included (buf_put) */
+	/* quic_node_write_lent: bytes queued before data (copied), and who
+	 * gets data back when the op is freed */
+	uint8_t prefix[16];
+	size_t plen;
+	void (*release)(void *rarg);
+	void *rarg;
 };
 
 /* quic_node_buf.c: command blocks. */

@@ -112,6 +112,22 @@ static void op_run(struct engine_worker *w, void *arg)
 		 * the bytes into the send buffer. */
 		/* The op's bytes are queued in place: the op is freed once
 		 * the stream no longer reads them. */
+		if (s && op->plen &&
+		    qn_stream_queue(wk, c, s, op->prefix, op->plen, 0, 1, NULL)) {
+			s = NULL; /* the prefix refused: nothing queued */
+		} else if (s && op->plen) {
+			/* the prefix is queued (counted as queue_take's);
+			 * what follows it must be too, or the stream ends */
+			op->len -= op->plen;
+			if (qn_stream_queue(wk, c, s, op->data, op->len, op->fin, 1, op)) {
+				atomic_fetch_sub(&qn->queued, op->len);
+				wk->app_errors++;
+				qn_stream_fail(wk, c, s, QN_ERR_INTERNAL);
+			} else {
+				op = NULL;
+			}
+			break;
+		}
 		if (!s || qn_stream_queue(wk, c, s, op->data, op->len, op->fin, 1, op)) {
 			atomic_fetch_sub(&qn->queued, op->len);
 			wk->app_errors++;
@@ -436,6 +452,45 @@ int quic_node_write_wbuf_try(struct quic_node *qn, uint64_t conn, int64_t sid,
 		/* not posted: the caller's again, as it was */
 		atomic_fetch_sub(&qn->queued, len);
 		op->len = cap;
+	}
+	return rc;
+}
+
+int quic_node_write_lent(struct quic_node *qn, uint64_t conn, int64_t sid, const void *prefix,
+			 size_t plen, const void *data, size_t len, int fin,
+			 void (*release)(void *arg), void *arg)
+{
+	unsigned int worker = (unsigned int)(conn & 0xff);
+	struct qn_op *op;
+	int rc;
+
+	if (!qn || !release || (!data && len) || (!prefix && plen) ||
+	    plen > sizeof(op->prefix) || worker >= qn->nworkers)
+		return -EINVAL;
+	if (queue_take(qn, plen + len))
+		return -ENOBUFS;
+	op = qn_op_new(qn, OP_WRITE, conn, 0);
+	if (!op) {
+		atomic_fetch_sub(&qn->queued, plen + len);
+		return -ENOMEM;
+	}
+	op->sid = sid;
+	op->fin = fin;
+	op->data = (uint8_t *)data;
+	/* op_run's OP_WRITE: len counts the prefix until it is queued */
+	op->len = plen + len;
+	if (plen)
+		memcpy(op->prefix, prefix, plen);
+	op->plen = plen;
+	/* given back when the op is freed: acknowledged, or dropped */
+	op->release = release;
+	op->rarg = arg;
+	rc = qn_call(qn, worker, op_run, op);
+	if (rc) {
+		/* not posted: the bytes still the caller's */
+		atomic_fetch_sub(&qn->queued, plen + len);
+		op->release = NULL;
+		qn_op_free(op);
 	}
 	return rc;
 }
