@@ -92,6 +92,16 @@ assert t["t100_s"] is not None and t["seed_upload_bytes"] >= t["size"], t
 assert len(t["resources"]) == 10 and all(v["rss_max"] > 0 for v in t["resources"].values())
 PY
 grep -q '^find_node' "$D/lk.out" || fail "lookups printed no table"
+# chunks the downloaders served from memory went to their streams lent,
+# not copied (docs/CONTENT.md "Chunks kept in memory")
+mem=0 lent=0
+for s in "$D"/a/nodes/*/weftd.sock; do
+	m=$(curl -s --unix-socket "$s" http://weftd/metrics)
+	mem=$((mem + $(echo "$m" | awk '/^weft_content_chunk_reads_total\{check="memory"\}/{print $2}')))
+	lent=$((lent + $(echo "$m" | awk '/^weft_content_chunk_reads_lent_total /{print $2}')))
+done
+[ "$lent" = "$mem" ] || fail "chunks served from memory: $mem, of them lent: $lent"
+pass "distribute: $mem chunks served from memory, all lent"
 # distribute's poll (KeptApi): one kept connection per node, an error answer
 # keeps it, one the node closed is opened again
 "$PYTHON" - "$TOP/tools/pylib" "$D/a/nodes/n1/weftd.sock" <<'PY' || fail "KeptApi"

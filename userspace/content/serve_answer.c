@@ -401,7 +401,9 @@ static void unlend(void *ref)
  * until the peer acknowledged it (quic_node_write_lent): no 256 KiB copy
  * into a write block per answer (~1.4% of a lab's packet worker, the
  * largest share of its memmove that was weft's own). 1 when answered
- * (or put back: v->rc), 0 when the chunk is not in memory.
+ * (or put back: v->rc), 0 when the chunk is not in memory (a file read:
+ * the store's checks are made, not to be made again), -1 when it is to
+ * be copied (the test build's corrupting hook).
  */
 static int serve_lent(struct cn_sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
 {
@@ -414,7 +416,7 @@ static int serve_lent(struct cn_sv *v, const struct cn_sreq *r, const struct cn_
 
 #ifdef WEFT_TEST_HOOKS
 	if (cn->test_corrupt)
-		return 0; /* the hook changes what it sends: a copy */
+		return -1; /* the hook changes what it sends: a copy */
 #endif
 	rc = cstore_lend_chunk(cn->cs, q->id, q->index, &data, &len, &ref);
 	if (rc == -EWOULDBLOCK)
@@ -452,15 +454,17 @@ static void serve_chunk(struct cn_sv *v, const struct cn_sched_item *it, const s
 		v->rc = -EAGAIN;
 		return;
 	}
-	if (serve_lent(v, r, q))
+	rc = serve_lent(v, r, q);
+	if (rc > 0)
 		return;
 	w = quic_node_wbuf_new(cn->quic, CN_ANS_HEAD + B3TREE_CHUNK_LEN, CN_ANS_HEAD, &buf);
 	if (!w) {
 		reply_status(v, r, CONTENT_ST_BUSY); /* no memory: asked again later */
 		return;
 	}
-	rc = cstore_read_chunk_mem(cn->cs, q->id, q->index, buf + CN_ANS_HEAD, B3TREE_CHUNK_LEN,
-				   &len);
+	rc = rc == 0 ? -EWOULDBLOCK /* not in memory: read from its file */
+		     : cstore_read_chunk_mem(cn->cs, q->id, q->index, buf + CN_ANS_HEAD,
+					     B3TREE_CHUNK_LEN, &len);
 	if (rc == -EWOULDBLOCK) {
 		rc = read_off(v, it, q, w, buf);
 		if (!rc)
