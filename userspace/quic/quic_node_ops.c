@@ -60,7 +60,7 @@ static void op_run(struct engine_worker *w, void *arg)
 	struct qn_worker *wk;
 	struct qn_stream *s = NULL;
 	struct qn_conn *c;
-	int rc;
+	int rc, prefixed = 0;
 
 	if (qn_cmd_enter(qn)) {
 		/* Node gone: owners of a dial still hear closed(). */
@@ -112,25 +112,22 @@ static void op_run(struct engine_worker *w, void *arg)
 		 * the bytes into the send buffer. */
 		/* The op's bytes are queued in place: the op is freed once
 		 * the stream no longer reads them. */
-		if (s && op->plen &&
-		    qn_stream_queue(wk, c, s, op->prefix, op->plen, 0, 1, NULL)) {
-			s = NULL; /* the prefix refused: nothing queued */
-		} else if (s && op->plen) {
-			/* the prefix is queued (counted as queue_take's);
-			 * what follows it must be too, or the stream ends */
-			op->len -= op->plen;
-			if (qn_stream_queue(wk, c, s, op->data, op->len, op->fin, 1, op)) {
-				atomic_fetch_sub(&qn->queued, op->len);
-				wk->app_errors++;
-				qn_stream_fail(wk, c, s, QN_ERR_INTERNAL);
+		/* A lent write's prefix first (quic_node_write_lent): once
+		 * queued it is counted as queue_take's, and what follows it
+		 * must be queued too, or the stream ends. */
+		if (s && op->plen) {
+			if (qn_stream_queue(wk, c, s, op->prefix, op->plen, 0, 1, NULL)) {
+				s = NULL; /* refused: nothing queued */
 			} else {
-				op = NULL;
+				op->len -= op->plen;
+				prefixed = 1;
 			}
-			break;
 		}
 		if (!s || qn_stream_queue(wk, c, s, op->data, op->len, op->fin, 1, op)) {
 			atomic_fetch_sub(&qn->queued, op->len);
 			wk->app_errors++;
+			if (prefixed)
+				qn_stream_fail(wk, c, s, QN_ERR_INTERNAL);
 		} else {
 			op = NULL;
 		}

@@ -454,11 +454,11 @@ def run_distribute(lab, a, rng):
             return safe(lambda: kept.get(lab.sock(i), "/v1/content/jobs/%d" % jobs[i]))
         failed = {}
         while len(done) + len(failed) < len(others) and time.time() < deadline:
-            todo = [i for i in others if i not in done and i not in failed]
+            waiting = [i for i in others if i not in done and i not in failed]
             now = time.time() - t0
             if busy0 is not None:
                 cpu.append([round(now, 3), round(host_busy_s() - busy0, 2)])
-            for i, j in zip(todo, pool.map(poll, todo)):
+            for i, j in zip(waiting, pool.map(poll, waiting)):
                 if not j:
                     continue
                 prog[str(i)].append([round(now, 3), j.get("done_bytes", 0)])
