@@ -247,8 +247,9 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
  * verified and written the store keeps it in memory without a copy when
  * it can (hot_chunks; room for B3TREE_CHUNK_LEN from off): it takes the
  * allocation, and *alloc becomes the allocation of the chunk it no longer
- * keeps when that has the same alen and off (the caller's now: reuse it
- * or free it), else NULL. Otherwise (an error, no memory cache, the chunk
+ * keeps when that has the same alen and off, else a spare buffer of that
+ * shape (one a loan gave back), else NULL (the caller's now: reuse it or
+ * free it). Otherwise (an error, no memory cache, the chunk
  * kept already) *alloc is unchanged and still the caller's. Returns what
  * cstore_put_chunk does, or -EINVAL (no buffer, len beyond it).
  */

@@ -375,6 +375,59 @@ static void test_hot_lend(void **state)
 	free(b);
 }
 
+/* Spares: a give whose slot holds a lent buffer gets nothing back; when
+ * that buffer's last loan comes back it is kept as a spare, and the next
+ * give that gets no buffer back (the slot's was another shape) is handed
+ * that spare, the same allocation, not a new one. The idle trim frees the
+ * spares; a loan back after the store's end frees its buffer (ASan). */
+static void test_hot_spares(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 4 * K, got = 0, alen = 4096 + K;
+	uint8_t *b = blob(len, 34), id[32];
+	const uint64_t all[4] = {0, 1, 2, 3};
+	const uint8_t *d0, *d1;
+	void *a, *a0, *r0, *r1;
+
+	open_two_slots(f, b, id);
+	a0 = a = give_buf(b);
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 0, &a, alen, 4096, K), 0);
+	assert_null(a);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all, 1), 0);
+	assert_int_equal(cstore_lend_chunk(f->cs, id, 0, &d0, &got, &r0), 0);
+	assert_int_equal(cstore_put_chunk(f->cs, id, 1, b + K, K), 0); /* copied in */
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 1, 1), 0);
+	/* chunk 2 takes chunk 0's slot (least recently used), lent: nothing
+	 * comes back and there is no spare yet */
+	a = give_buf(b + 2 * K);
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 2, &a, alen, 4096, K), 0);
+	assert_null(a);
+	assert_int_equal(cn_hot_spares(f->cs), 0);
+	assert_memory_equal(d0, b, K);
+	cstore_unlend(r0); /* the last loan: kept as a spare */
+	assert_int_equal(cn_hot_spares(f->cs), 1);
+	/* chunk 3 takes chunk 1's slot, a copied chunk's buffer (another
+	 * shape, freed): the giver is handed the spare, chunk 0's allocation */
+	a = give_buf(b + 3 * K);
+	assert_int_equal(cstore_put_chunk_give(f->cs, id, 3, &a, alen, 4096, K), 0);
+	assert_ptr_equal(a, a0);
+	assert_int_equal(cn_hot_spares(f->cs), 0);
+	free(a);
+	assert_int_equal(cstore_commit_chunks(f->cs, id, all + 2, 2), 1);
+	/* the idle trim frees the slots' buffers, none kept as a spare; a
+	 * loan taken before it and back after the store's end frees its
+	 * buffer then (ASan: no leak, no use after free) */
+	assert_int_equal(cstore_lend_chunk(f->cs, id, 3, &d1, &got, &r1), 0);
+	for (int i = 0; i <= CSTORE_HOT_IDLE_TICKS; i++)
+		cn_hot_trim(f->cs);
+	assert_int_equal(cn_hot_spares(f->cs), 0);
+	assert_int_equal(cn_hot_held(f->cs), 0);
+	fx_close(f);
+	assert_memory_equal(d1, b + 3 * K, K);
+	cstore_unlend(r1);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +435,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kept_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_give, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_lend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hot_spares, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_chunks, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_give, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_fds, setup_direct, teardown),

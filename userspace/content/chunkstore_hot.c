@@ -26,6 +26,18 @@
  * (cn_hot_give: a download's answer buffer, taken as it is, and the
  * buffer of the chunk it replaces given back for the next answer: no
  * copy, no allocation).
+ *
+ * Spares: when the slot a give replaces holds a lent buffer, the giver
+ * got nothing back, so the download's next answer allocated 256 KiB
+ * afresh (above malloc's mmap threshold: an mmap and 64 page faults as
+ * the answer filled it), and the lent buffer's last loan freed it (a
+ * munmap, whose TLB flush interrupts the node's other CPUs): ~28 of each
+ * a second in a 51-node lab, 2% of its samples in page faults alone
+ * (docs/CONTENT.md "Spare chunk buffers"). The last loan now leaves the
+ * buffer with the cache's spares (at most CSTORE_HOT_SPARES; the idle
+ * trim frees them), and a give that gets no buffer back takes a spare of
+ * its shape. The spares outlive the cache while loans do (refcounted):
+ * once the cache is gone a returning buffer is freed.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -34,11 +46,28 @@
 
 #include "content/chunkstore_int.h"
 
-/* A chunk's buffer, lent without a copy (cn_hot_lend): freed when the
- * last of the cache's reference and the loans goes. */
+struct cn_hot_spares;
+
+/* A chunk's buffer, lent without a copy (cn_hot_lend): a spare (or freed)
+ * when the last of the cache's reference and the loans goes. */
 struct cn_hot_buf {
 	atomic_int refs;
-	uint8_t *base; /* the allocation */
+	uint8_t *base;	  /* the allocation, alen bytes, the chunk at off */
+	size_t alen, off;
+	struct cn_hot_spares *sp; /* a reference on it */
+};
+
+/* Buffers whose last loan came back, for the next give (or put) of their
+ * shape. Its own mutex: a loan ends on a serving worker, without hot_mu. */
+struct cn_hot_spares {
+	atomic_int refs; /* the cache's, and one per cn_hot_buf */
+	pthread_mutex_t mu;
+	int closed;	 /* the cache is gone: returning buffers are freed */
+	unsigned int n;
+	struct {
+		void *base;
+		size_t alen, off;
+	} b[CSTORE_HOT_SPARES];
 };
 
 struct cn_hot_ent {
@@ -46,8 +75,7 @@ struct cn_hot_ent {
 	uint64_t index;
 	size_t len;     /* 0: slot free */
 	struct cn_hot_buf *hb; /* kept while the cache is used; the chunk at
-				* hb->base + off (room for B3TREE_CHUNK_LEN) */
-	size_t alen, off;
+				* hb->base + hb->off (room for B3TREE_CHUNK_LEN) */
 	uint64_t last;  /* use stamp, for replacement */
 };
 
@@ -56,6 +84,7 @@ struct cn_hot {
 	uint64_t stamp;
 	unsigned long uses, seen;
 	unsigned int idle;
+	struct cn_hot_spares *sp;
 	struct cn_hot_ent e[];
 };
 
@@ -66,15 +95,98 @@ int cn_hot_new(struct cstore *cs, unsigned int n)
 	cs->hot = calloc(1, sizeof(*cs->hot) + n * sizeof(cs->hot->e[0]));
 	if (!cs->hot)
 		return -ENOMEM;
+	cs->hot->sp = calloc(1, sizeof(*cs->hot->sp));
+	if (!cs->hot->sp) {
+		free(cs->hot);
+		cs->hot = NULL;
+		return -ENOMEM;
+	}
+	atomic_init(&cs->hot->sp->refs, 1);
+	pthread_mutex_init(&cs->hot->sp->mu, NULL);
 	cs->hot->n = n;
 	pthread_mutex_init(&cs->hot_mu, NULL);
 	return 0;
 }
 
+/* Free every spare; with close, the cache is gone. */
+static void spares_drop(struct cn_hot_spares *sp, int close)
+{
+	void *gone[CSTORE_HOT_SPARES];
+	unsigned int n;
+
+	pthread_mutex_lock(&sp->mu);
+	n = sp->n;
+	for (unsigned int i = 0; i < n; i++)
+		gone[i] = sp->b[i].base;
+	sp->n = 0;
+	if (close)
+		sp->closed = 1;
+	pthread_mutex_unlock(&sp->mu);
+	for (unsigned int i = 0; i < n; i++)
+		free(gone[i]);
+}
+
+static void spares_unref(struct cn_hot_spares *sp)
+{
+	if (atomic_fetch_sub(&sp->refs, 1) == 1) {
+		spares_drop(sp, 1);
+		pthread_mutex_destroy(&sp->mu);
+		free(sp);
+	}
+}
+
+/* A spare of the shape (alen, off), or NULL. */
+static void *spare_take(struct cn_hot_spares *sp, size_t alen, size_t off)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&sp->mu);
+	for (unsigned int i = 0; i < sp->n; i++)
+		if (sp->b[i].alen == alen && sp->b[i].off == off) {
+			p = sp->b[i].base;
+			sp->b[i] = sp->b[--sp->n];
+			break;
+		}
+	pthread_mutex_unlock(&sp->mu);
+	return p;
+}
+
+/* Keep a buffer as a spare, or free it (full, or the cache gone). */
+static void spare_keep(struct cn_hot_spares *sp, void *base, size_t alen, size_t off)
+{
+	pthread_mutex_lock(&sp->mu);
+	if (!sp->closed && sp->n < CSTORE_HOT_SPARES) {
+		sp->b[sp->n].base = base;
+		sp->b[sp->n].alen = alen;
+		sp->b[sp->n].off = off;
+		sp->n++;
+		base = NULL;
+	}
+	pthread_mutex_unlock(&sp->mu);
+	free(base);
+}
+
+/* A holder for base, with a reference on the spares. */
+static struct cn_hot_buf *hb_new(struct cn_hot *h, void *base, size_t alen, size_t off)
+{
+	struct cn_hot_buf *b = malloc(sizeof(*b));
+
+	if (!b)
+		return NULL;
+	atomic_init(&b->refs, 1);
+	b->base = base;
+	b->alen = alen;
+	b->off = off;
+	b->sp = h->sp;
+	atomic_fetch_add(&h->sp->refs, 1);
+	return b;
+}
+
 static void hb_put(struct cn_hot_buf *b)
 {
 	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
-		free(b->base);
+		spare_keep(b->sp, b->base, b->alen, b->off);
+		spares_unref(b->sp);
 		free(b);
 	}
 }
@@ -101,8 +213,11 @@ void cn_hot_free(struct cstore *cs)
 {
 	if (!cs->hot)
 		return;
+	/* closed first: the slots' buffers are freed, not kept as spares */
+	spares_drop(cs->hot->sp, 1);
 	for (unsigned int i = 0; i < cs->hot->n; i++)
 		hb_put(cs->hot->e[i].hb);
+	spares_unref(cs->hot->sp);
 	free(cs->hot);
 	cs->hot = NULL;
 	pthread_mutex_destroy(&cs->hot_mu);
@@ -163,19 +278,17 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 	/* under the lock (outside, two puts would race for the slot): a
 	 * 256 KiB malloc is an mmap, not I/O, once per slot while in use */
 	if (!v->hb) {
-		struct cn_hot_buf *b = malloc(sizeof(*b));
+		void *p = spare_take(h->sp, B3TREE_CHUNK_LEN, 0);
 
-		if (!b || !(b->base = malloc(B3TREE_CHUNK_LEN))) {
-			free(b);
+		if (!p)
+			p = malloc(B3TREE_CHUNK_LEN);
+		if (!p || !(v->hb = hb_new(h, p, B3TREE_CHUNK_LEN, 0))) {
+			free(p);
 			v->len = 0;
 			goto out;
 		}
-		atomic_init(&b->refs, 1);
-		v->hb = b;
-		v->alen = B3TREE_CHUNK_LEN;
-		v->off = 0;
 	}
-	memcpy(v->hb->base + v->off, buf, len);
+	memcpy(v->hb->base + v->hb->off, buf, len);
 	keep(h, v, id, index, len);
 out:
 	pthread_mutex_unlock(&cs->hot_mu);
@@ -194,35 +307,38 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 	    alen - off < B3TREE_CHUNK_LEN)
 		return 0;
 	/* a holder for the given buffer, should the slot's be lent out */
-	if (!(nb = malloc(sizeof(*nb))))
+	if (!(nb = hb_new(h, *alloc, alen, off)))
 		return 0;
 	pthread_mutex_lock(&cs->hot_mu);
 	if ((v = victim(h, id, index))) {
 		slot_unshare(v); /* a buffer lent out is not handed on */
 		if (v->hb) {
 			old = v->hb->base;
-			old_alen = v->alen;
-			old_off = v->off;
+			old_alen = v->hb->alen;
+			old_off = v->hb->off;
+			v->hb->base = *alloc;
+			v->hb->alen = alen;
+			v->hb->off = off;
 		} else {
-			atomic_init(&nb->refs, 1);
 			v->hb = nb;
 			nb = NULL;
 		}
-		v->hb->base = *alloc;
-		v->alen = alen;
-		v->off = off;
 		keep(h, v, id, index, len);
 	}
 	pthread_mutex_unlock(&cs->hot_mu);
-	free(nb);
+	if (nb) { /* not needed: the holder only */
+		spares_unref(nb->sp);
+		free(nb);
+	}
 	if (!v)
 		return 0; /* kept already: the giver keeps its buffer */
-	/* the replaced chunk's buffer goes to the giver when of its shape */
+	/* the replaced chunk's buffer goes to the giver when of its shape,
+	 * else a spare of its shape (the slot's was lent, or empty) */
 	if (old && (old_alen != alen || old_off != off)) {
 		free(old);
 		old = NULL;
 	}
-	*alloc = old;
+	*alloc = old ? old : spare_take(h->sp, alen, off);
 	return 1;
 }
 
@@ -241,10 +357,10 @@ static int hot_use(struct cstore *cs, const uint8_t *id, uint64_t index, size_t 
 	e = find(h, id, index);
 	if (e && e->len == len) {
 		if (buf) {
-			memcpy(buf, e->hb->base + e->off, len);
+			memcpy(buf, e->hb->base + e->hb->off, len);
 		} else {
 			atomic_fetch_add(&e->hb->refs, 1);
-			*data = e->hb->base + e->off;
+			*data = e->hb->base + e->hb->off;
 			*ref = e->hb;
 		}
 		e->last = ++h->stamp;
@@ -305,9 +421,22 @@ void cn_hot_trim(struct cstore *cs)
 			h->e[i].hb = NULL;
 			h->e[i].len = 0;
 		}
+		spares_drop(h->sp, 0); /* and those buffers, kept as spares */
 		h->idle = 0;
 	}
 	pthread_mutex_unlock(&cs->hot_mu);
+}
+
+unsigned int cn_hot_spares(struct cstore *cs)
+{
+	unsigned int n;
+
+	if (!cs->hot)
+		return 0;
+	pthread_mutex_lock(&cs->hot->sp->mu);
+	n = cs->hot->sp->n;
+	pthread_mutex_unlock(&cs->hot->sp->mu);
+	return n;
 }
 
 unsigned int cn_hot_held(struct cstore *cs)

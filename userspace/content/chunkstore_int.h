@@ -56,6 +56,9 @@ struct cn_fds;
 /* the chunks kept in memory (chunkstore_hot.c) go after this many trim
  * calls (seconds) without a put or a get */
 #define CSTORE_HOT_IDLE_TICKS 60
+/* buffers of lent chunks kept for the next give once their last loan is
+ * back (chunkstore_hot.c "Spares"): at most this many, 256 KiB each */
+#define CSTORE_HOT_SPARES 8
 /* Blob files kept open (chunkstore_files.c): at most this many descriptors
  * (one per blob and open mode: a download's write and its peers' reads
  * of a few blobs at once), each closed after this many trim calls
@@ -181,8 +184,8 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 /* The same without a copy: the chunk is at (uint8_t *)*alloc + off, in an
  * allocation of alen bytes (free()) with room for B3TREE_CHUNK_LEN there,
  * which the cache takes: 1, and *alloc is the replaced chunk's allocation
- * when it has the same alen and off (the giver's to use or free), else
- * NULL. 0 (not taken, *alloc unchanged): no cache, the chunk kept already,
+ * when it has the same alen and off, else a spare of that shape, else
+ * NULL (the giver's to use or free). 0 (not taken, *alloc unchanged): no cache, the chunk kept already,
  * or a shape without the room. */
 int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc, size_t alen,
 		size_t off, size_t len);
@@ -201,6 +204,8 @@ void cn_hot_drop(struct cstore *cs, const uint8_t *id);
 void cn_hot_trim(struct cstore *cs);
 /* Slots holding a buffer. */
 unsigned int cn_hot_held(struct cstore *cs);
+/* Spare buffers kept (tests). */
+unsigned int cn_hot_spares(struct cstore *cs);
 
 /* chunkstore_files.c: blob files kept open. new: 0 or -ENOMEM; free:
  * closes them. A kept descriptor is held between get and put. */
