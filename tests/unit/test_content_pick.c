@@ -5,8 +5,8 @@
  * delay-based pipelining depth (cn_depth_next): grows on fast answers up
  * to its bound, holds in the band, halves once per round on slow ones,
  * never below 1; when a request in flight is given up
- * (cn_req_expired); and when providers are looked up again
- * (cn_relookup_ms). */
+ * (cn_req_expired); when providers are looked up again
+ * (cn_relookup_ms); and how long the fetch loop sleeps (cn_fetch_wait_ms). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,6 +234,21 @@ static void test_relookup(void **state)
 	assert_int_equal(cn_relookup_ms(9, CN_WANT_PROVIDERS, 1), CN_REGATHER_MS);
 }
 
+/* The fetch loop's sleep: a lookup out polls every CN_WAIT_MS; else
+ * CN_WAIT_MAX_MS, cut to the next commit or backoff's end, never 0. */
+static void test_fetch_wait(void **state)
+{
+	(void)state;
+	assert_int_equal(cn_fetch_wait_ms(1, 1005, 1002, 1000), CN_WAIT_MS);
+	assert_int_equal(cn_fetch_wait_ms(0, 0, 0, 1000), CN_WAIT_MAX_MS);
+	assert_int_equal(cn_fetch_wait_ms(0, 1000 + CN_WAIT_MAX_MS + 50, 0, 1000), CN_WAIT_MAX_MS);
+	assert_int_equal(cn_fetch_wait_ms(0, 1030, 0, 1000), 30);
+	assert_int_equal(cn_fetch_wait_ms(0, 1030, 1005, 1000), 5);
+	assert_int_equal(cn_fetch_wait_ms(0, 0, 1040, 1000), 40);
+	assert_int_equal(cn_fetch_wait_ms(0, 990, 0, 1000), 1); /* overdue */
+	assert_int_equal(cn_fetch_wait_ms(0, 1000, 1000, 1000), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +258,7 @@ int main(void)
 	    cmocka_unit_test(test_high_ranks),
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_fetch_wait),
 	    cmocka_unit_test(test_relookup),
 	};
 

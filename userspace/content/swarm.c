@@ -664,6 +664,34 @@ static void wait_a_bit(struct cn_job *j, unsigned int ms)
 	pthread_cond_timedwait(&j->cond, &j->mu, &ts);
 }
 
+unsigned int cn_fetch_wait_ms(int polling, uint64_t commit_due, uint64_t backoff_end, uint64_t t)
+{
+	uint64_t w = CN_WAIT_MAX_MS;
+
+	if (polling)
+		return CN_WAIT_MS;
+	if (commit_due && commit_due < t + w)
+		w = commit_due > t ? commit_due - t : 1;
+	if (backoff_end && backoff_end < t + w)
+		w = backoff_end > t ? backoff_end - t : 1;
+	return (unsigned int)w;
+}
+
+/* How long fetch_item may sleep at t (swarm_int.h, CN_WAIT_MAX_MS). */
+static unsigned int fetch_wait_ms(const struct cn_job *j, uint64_t t)
+{
+	uint64_t b = 0;
+
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		const struct cn_peer *p = &j->peers[i];
+
+		if (p->state == P_UP && p->backoff_until > t && (!b || p->backoff_until < b))
+			b = p->backoff_until;
+	}
+	return cn_fetch_wait_ms(j->lk || !j->opened, j->npend ? j->pend_since + CN_COMMIT_MS : 0,
+				b, t);
+}
+
 uint64_t cn_relookup_ms(unsigned int npeers, unsigned int usable, unsigned int nlookups)
 {
 	unsigned int k = nlookups ? nlookups - 1 : 0;
@@ -732,7 +760,7 @@ static int fetch_item(struct cn_job *j)
 				 j->npeers);
 			return -ENOENT;
 		}
-		wait_a_bit(j, 20);
+		wait_a_bit(j, fetch_wait_ms(j, t));
 	}
 	commit_pending(j); /* stopping: what is written is kept */
 	return -ECANCELED;

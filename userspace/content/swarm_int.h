@@ -91,6 +91,19 @@ uint64_t cn_relookup_ms(unsigned int npeers, unsigned int usable, unsigned int n
  * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
 #define CN_COMMIT_MAX 16
 #define CN_COMMIT_MS 250
+/* The fetch loop's sleep: the job is woken when a request finishes or a
+ * connection changes, so the wait bounds only what runs on time: a lookup
+ * polled (CN_WAIT_MS while one is out or nothing is open yet), the next
+ * commit, a provider's backoff ending; else CN_WAIT_MAX_MS (requests'
+ * timeouts are seconds). A 20 ms poll throughout woke each downloader
+ * ~50 times a second for nothing (docs/CONTENT.md "The fetch loop's
+ * sleep"). */
+#define CN_WAIT_MS 20
+#define CN_WAIT_MAX_MS 100
+/* The sleep at t: polling (a lookup out, or nothing open yet), else up to
+ * the next commit (commit_due, 0: none pending) and the next backoff's
+ * end (backoff_end, 0: none), at least 1 ms. Pure (swarm.c). */
+unsigned int cn_fetch_wait_ms(int polling, uint64_t commit_due, uint64_t backoff_end, uint64_t t);
 #define CN_PEX_ADD 8
 
 enum { P_CONNECTING = 1, P_UP, P_DEAD, P_BANNED };
