@@ -483,6 +483,7 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 	c->is_server = server;
 	quic_mem_pool_init(&c->mem);
 	c->trim_at = UINT64_MAX;
+	c->flush_round = 1; /* new streams' blocked_round 0: not passed over */
 	addr_copy(&c->local, &c->local_len, local, local_len);
 	addr_copy(&c->remote, &c->remote_len, remote, remote_len);
 	addr_copy(&c->src, &c->src_len, remote, remote_len);

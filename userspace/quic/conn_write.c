@@ -417,7 +417,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		if (n < 0) {
 			if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
 				if (s)
-					s->round_blocked = 1;
+					s->blocked_round = c->flush_round;
 				continue;
 			}
 			if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
@@ -452,12 +452,12 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 			 * path unseen when the ping returns, test_sim_punch).
 			 * Twice in a row: try the others, then stop. */
 			if (nodata == s)
-				s->round_blocked = 1;
+				s->blocked_round = c->flush_round;
 			nodata = s;
 		}
 		if (n == 0) {
 			if (s) {
-				s->round_blocked = 1;
+				s->blocked_round = c->flush_round;
 				continue;
 			}
 			break;
@@ -465,8 +465,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		batch_add(c, &b, &ps.path, (size_t)n);
 	}
 	batch_send(c, &b);
-	for (s = c->streams; s; s = s->next)
-		s->round_blocked = 0;
+	c->flush_round++; /* the streams passed over this time are not next time */
 	/* Pacing: ngtcp2 0.12 refuses to send before next_ts = ts + (bytes of
 	 * this pass) / pacing rate. Crediting the interval with
 	 * QUIC_PACING_SLACK_NS (1 ms, as later ngtcp2 releases credit a

@@ -108,7 +108,9 @@ struct quic_stream {
 	uint64_t sent;  /* offset handed to ngtcp2 */
 	uint64_t total; /* offset after the last queued byte */
 	int fin_queued, fin_sent;
-	int round_blocked;
+	/* passed over for the rest of a flush: == its conn's flush_round
+	 * (conn_write.c; a new round per flush, no walk to clear them) */
+	uint64_t blocked_round;
 	int wr_shut; /* can never send again (quic_sbuf_abandon) */
 	int want_writable, notify_writable;
 	/* Its place in the connection's ring of streams with bytes (or a
@@ -180,6 +182,7 @@ struct quic_conn {
 	ngtcp2_cid cids[QUIC_CONN_MAX_CIDS];
 	size_t ncids;
 	struct quic_stream *streams;
+	uint64_t flush_round; /* quic_conn_flush's count, from 1 (quic_stream.blocked_round) */
 	struct quic_stream *wq_head, *wq_tail; /* streams waiting to send, in turn */
 	/* Stream bytes in the send buffers (unsent, or sent and not yet
 	 * acknowledged), all streams, and when they last moved: some were

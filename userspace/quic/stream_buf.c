@@ -308,7 +308,7 @@ struct quic_stream *quic_sbuf_next(struct quic_conn *c)
 
 	for (s = c->wq_head; s; s = n) {
 		n = s->wq_next;
-		if (s->round_blocked)
+		if (s->blocked_round == c->flush_round)
 			continue;
 		if (s->sent - s->turn_from < QUIC_SBUF_QUANTUM)
 			return s;
