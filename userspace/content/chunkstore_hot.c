@@ -276,7 +276,8 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 		goto out;
 	slot_unshare(v); /* never written while a stream reads it */
 	/* under the lock (outside, two puts would race for the slot): a
-	 * 256 KiB malloc is an mmap, not I/O, once per slot while in use */
+	 * spare, or a 256 KiB malloc (an mmap, not I/O), once per slot while
+	 * in use */
 	if (!v->hb) {
 		void *p = spare_take(h->sp, B3TREE_CHUNK_LEN, 0);
 

@@ -185,8 +185,8 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
  * allocation of alen bytes (free()) with room for B3TREE_CHUNK_LEN there,
  * which the cache takes: 1, and *alloc is the replaced chunk's allocation
  * when it has the same alen and off, else a spare of that shape, else
- * NULL (the giver's to use or free). 0 (not taken, *alloc unchanged): no cache, the chunk kept already,
- * or a shape without the room. */
+ * NULL (the giver's to use or free). 0 (not taken, *alloc unchanged): no
+ * cache, the chunk kept already, or a shape without the room. */
 int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc, size_t alen,
 		size_t off, size_t len);
 /* 1 and len bytes copied to buf when the chunk is kept, else 0. */
