@@ -135,12 +135,18 @@ static inline void read_all(struct cstore *cs, const uint8_t *id, const uint8_t 
 	free(buf);
 }
 
-/* Flip one byte of the file at path (a disk that changed the data). */
+/* Flip one byte of the file at path (a disk that changed the data, or
+ * another program writing it). 30 ms first: past the file timestamp tick
+ * of the store's own last write, within which another writer's change
+ * cannot be told from the store's (chunkstore_trust.c; Linux before 6.13
+ * stamps files from a clock of one tick, up to 10 ms). */
 static inline void corrupt(const char *path, off_t off)
 {
-	int fd = open(path, O_RDWR);
+	int fd;
 	uint8_t c;
 
+	usleep(30 * 1000);
+	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, &c, 1, off), 1);
 	c ^= 0x40;

@@ -501,7 +501,8 @@ static void test_verified_once(void **state)
 	struct fx *f = *state;
 	size_t len = 3 * K + 5, got;
 	uint8_t *b = blob(len, 11), *b2 = blob(2 * K, 12), *b3 = blob(2 * K, 13);
-	uint8_t id[32], id2[32], pid[32], cvs[2 * 32], *buf = malloc(K);
+	uint8_t *b4 = blob(3 * K, 14), pid2[32], cvs4[3 * 32];
+	uint8_t id[32], id2[32], pid[32], *buf = malloc(K);
 	struct cstore_info in;
 	struct timespec ts[2];
 	struct stat st;
@@ -557,17 +558,38 @@ static void test_verified_once(void **state)
 	assert_int_equal(cstore_read_chunk(f->cs, id2, 1, buf, K, &got), -EIO);
 	expect_reads(f->cs, 19, 132);
 
-	/* A partial download's chunks are verified on every read. */
-	blake3_hash(b3, 2 * K, pid, 32);
-	assert_int_equal(b3tree_chunk_cvs(b3, 2 * K, cvs), 0);
-	assert_int_equal(cstore_open_partial(f->cs, pid, 2 * K, cvs, 2), 0);
-	assert_int_equal(cstore_write_chunk(f->cs, pid, 0, b3, K), 0);
-	usleep(250 * 1000);
+	/* A partial download's chunk the store verified and wrote itself is
+	 * read without hashing at once (no settle time: the store knows its
+	 * own write). */
+	blake3_hash(b4, 3 * K, pid2, 32);
+	assert_int_equal(b3tree_chunk_cvs(b4, 3 * K, cvs4), 0);
+	assert_int_equal(cstore_open_partial(f->cs, pid2, 3 * K, cvs4, 3), 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid2, 0, b4, K), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(cstore_read_chunk(f->cs, pid, 0, buf, K, &got), 0);
-	expect_reads(f->cs, 22, 132);
+		assert_int_equal(cstore_read_chunk(f->cs, pid2, 0, buf, K, &got), 0);
+	assert_memory_equal(buf, b4, K);
+	expect_reads(f->cs, 19, 135);
+	/* Another program writes the file (chunk 1's bytes, not yet there);
+	 * the store's next write sees it (the file's ctime before the write
+	 * is later than after its last), so what was trusted is not any more:
+	 * chunk 0 hashed, chunk 1 (written since) trusted. */
+	assert_int_equal(cstore_path(f->cs, pid2, 1, path, sizeof(path)), 0);
+	corrupt(path, K + 9);
+	assert_int_equal(cstore_write_chunk(f->cs, pid2, 1, b4 + K, K), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, pid2, 0, buf, K, &got), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, pid2, 1, buf, K, &got), 0);
+	assert_memory_equal(buf, b4 + K, K);
+	expect_reads(f->cs, 20, 136);
+	/* Damaged in place after the store's last write: hashed, refused, and
+	 * the chunk forgotten (fetched again); the other chunk hashed too. */
+	corrupt(path, 5);
+	assert_int_equal(cstore_read_chunk(f->cs, pid2, 0, buf, K, &got), -EIO);
+	assert_int_equal(cstore_has_chunk(f->cs, pid2, 0), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, pid2, 1, buf, K, &got), 0);
+	expect_reads(f->cs, 22, 136);
 
 	/* Trust is not kept across a restart. */
+	blake3_hash(b3, 2 * K, pid, 32);
 	assert_int_equal(cstore_add_buf(f->cs, b3, 2 * K, pid), 0);
 	usleep(250 * 1000);
 	fx_close(f);
@@ -577,6 +599,7 @@ static void test_verified_once(void **state)
 	read_all(f->cs, pid, b3, 2 * K);
 	expect_reads(f->cs, 2, 2);
 	free(buf);
+	free(b4);
 	free(b3);
 	free(b2);
 	free(b);

@@ -672,6 +672,7 @@ static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const
 		     size_t len, void **alloc, size_t alen, size_t off)
 {
 	struct chunk_ref r;
+	struct stat st[2]; /* the file before and after the write */
 	int err;
 
 	if (!cs || !id || (!buf && len))
@@ -688,7 +689,7 @@ static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const
 		return err;
 	if (cn_dio_use(cs, len)) {
 		err = cn_dio_chunk(cs, id, CSTORE_PARTIAL, 1, (uint8_t *)buf, len,
-				   index * B3TREE_CHUNK_LEN, NULL);
+				   index * B3TREE_CHUNK_LEN, st);
 		if (err != -EINVAL)
 			goto out;
 	}
@@ -697,16 +698,25 @@ static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const
 
 		if ((err = cn_fd_get(cs, id, CSTORE_PARTIAL, O_WRONLY, &f)))
 			return err;
-		err = cn_pwrite_full(f.fd, buf, len, index * B3TREE_CHUNK_LEN);
+		err = fstat(f.fd, &st[0]) < 0 ? -errno : 0;
+		if (!err)
+			err = cn_pwrite_full(f.fd, buf, len, index * B3TREE_CHUNK_LEN);
+		if (!err && fstat(f.fd, &st[1]) < 0)
+			err = -errno;
 		cn_fd_put(cs, &f);
 		if (err)
 			cn_fds_drop(cs, id);
 	}
 out:
-	/* verified above and written: peers ask for it next (chunkstore_hot.c) */
-	if (!err && !(alloc && cn_hot_give(cs, id, index, alloc, alen, off, len)))
+	if (err)
+		return err;
+	/* verified above and written by the store: its reads need no second
+	 * pass while nothing else writes the file (chunkstore_trust.c) */
+	cn_trust_own(cs, id, index, r.info.nchunks, &st[0], &st[1]);
+	/* and peers ask for it next (chunkstore_hot.c) */
+	if (!(alloc && cn_hot_give(cs, id, index, alloc, alen, off, len)))
 		cn_hot_put(cs, id, index, buf, len);
-	return err;
+	return 0;
 }
 
 int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
@@ -754,14 +764,15 @@ out:
 	pthread_mutex_unlock(&cs->lock);
 }
 
-/* Whether a chunk just read needs its BLAKE3 pass: always for a partial
- * blob (the store itself writes its file); for a complete one unless it
- * was verified since its file last changed (chunkstore_trust.c), and then
- * still one read in CSTORE_TRUST_SAMPLE. */
+/* Whether a chunk just read needs its BLAKE3 pass: not when it was
+ * verified since its file last changed (a complete blob) or verified and
+ * written by the store itself with nothing else changing the file since (a
+ * partial one; chunkstore_trust.c), and even then one read in
+ * CSTORE_TRUST_SAMPLE. */
 static int needs_verify(struct cstore *cs, const uint8_t *id, uint64_t index,
 			const struct chunk_ref *r, const struct stat *st)
 {
-	if (r->info.state != CSTORE_COMPLETE || !cn_trust_check(cs, id, index, st))
+	if (!cn_trust_check(cs, id, index, st, r->info.state == CSTORE_PARTIAL))
 		return 1;
 	if (atomic_fetch_add(&cs->trust_hits, 1) % CSTORE_TRUST_SAMPLE == CSTORE_TRUST_SAMPLE - 1)
 		return 1;

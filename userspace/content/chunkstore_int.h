@@ -149,7 +149,9 @@ int cn_stage_xform(struct cstore *cs, const char *staged, int dst, int src, uint
 /* Does a chunk of len bytes go through O_DIRECT? */
 int cn_dio_use(struct cstore *cs, size_t len);
 /* One chunk through O_DIRECT (see the definition): -EINVAL when the file
- * system refuses it (the caller goes buffered). */
+ * system refuses it (the caller goes buffered). st, when not NULL: a read
+ * fills st[0] with the file's fstat after it; a write fills st[0] with the
+ * fstat before it and st[1] after (chunkstore_trust.c cn_trust_own). */
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
 		 size_t len, uint64_t off, struct stat *st);
 /* Free the buffers kept in the pool (cstore_free). */
@@ -163,13 +165,23 @@ unsigned int cn_dio_pooled(struct cstore *cs);
 int cn_trust_new(struct cstore *cs);
 void cn_trust_free(struct cstore *cs);
 /* 1 when chunk index of id was verified while its file had the identity
- * st (fstat of the file after the read), else 0. */
-int cn_trust_check(struct cstore *cs, const uint8_t *id, uint64_t index, const struct stat *st);
+ * st (fstat of the file after the read), else 0. partial: the blob is a
+ * partial download's, vouched for only by the store's own writes
+ * (cn_trust_own). */
+int cn_trust_check(struct cstore *cs, const uint8_t *id, uint64_t index, const struct stat *st,
+		   int partial);
 /* Chunk index of id (nchunks) was just verified, read from the file of
  * identity st: remembered, unless the file changed within the settle time
  * (a new identity forgets the chunks verified under the old one). */
 void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
 		   const struct stat *st);
+/* Chunk index of partial blob id (nchunks) was just verified in memory and
+ * written by the store; pre and post: fstat of the file right before and
+ * right after the write. Remembered as the store's own; a complete blob's
+ * entry, one of another file, or one whose file changed since the store's
+ * last recorded write (pre's ctime later) is forgotten first. */
+void cn_trust_own(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		  const struct stat *pre, const struct stat *post);
 /* Forget id (deleted, marked bad, or a read that failed). */
 void cn_trust_forget(struct cstore *cs, const uint8_t *id);
 

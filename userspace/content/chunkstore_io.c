@@ -135,7 +135,8 @@ static void dio_refused(struct cstore *cs)
 /*
  * One chunk of len bytes at off through O_DIRECT: write (wr) from buf or
  * read into buf, by way of an aligned pool buffer; st (may be NULL) gets
- * the file's fstat taken after the I/O. -EINVAL when the file system
+ * the file's fstat taken after a read, or two for a write: st[0] before
+ * it, st[1] after. -EINVAL when the file system
  * refuses O_DIRECT (the caller goes buffered), else 0 or -errno.
  */
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
@@ -156,19 +157,21 @@ retry:
 	err = cn_fd_get(cs, id, state, (wr ? O_WRONLY : O_RDONLY) | O_DIRECT, &f);
 	if (err)
 		goto out;
-	if (wr)
+	if (wr && st && fstat(f.fd, st) < 0) /* a write's st[0]: before it */
+		err = -errno;
+	else if (wr)
 		err = cn_pwrite_full(f.fd, b, len, off);
 	else
 		err = cn_pread_full(f.fd, b, len, off);
-	if (!err && st && fstat(f.fd, st) < 0)
+	if (!err && st && fstat(f.fd, st + wr) < 0)
 		err = -errno;
 	cn_fd_put(cs, &f);
 	if (err) { /* whatever went wrong, the next I/O opens the file afresh */
 		cn_fds_drop(cs, id);
-	} else if (st && cn_fd_stale(&f, st) && again--) {
-		/* read through a kept descriptor whose file has lost its
-		 * name since (replaced or unlinked by another program): read
-		 * again from the file the name names now */
+	} else if (st && cn_fd_stale(&f, st + wr) && again--) {
+		/* I/O through a kept descriptor whose file has lost its name
+		 * since (replaced or unlinked by another program): again
+		 * with the file the name names now */
 		cn_fds_drop(cs, id);
 		goto retry;
 	}

@@ -18,6 +18,18 @@
  * trust_settle_ms old: file timestamps come from a coarse clock, and a
  * write in the same tick as the recorded stat would leave ctime unchanged.
  *
+ * A partial blob's file is written by the store itself as chunks arrive,
+ * so its identity changes with every chunk: its entry is an "own" one
+ * instead (cn_trust_own), set by the store's own writes of chunks it has
+ * just verified in memory: the file's device and inode, a bit per chunk
+ * written, and the latest ctime seen by an fstat right after one of those
+ * writes. A read of a partial blob is trusted when the file is the same
+ * (device, inode), its ctime is no later than that, and the chunk's bit is
+ * set: a change by anything else after the store's last write shows as a
+ * later ctime, unless it lands within the same timestamp tick as that write
+ * (docs/CONTENT.md "Chunks verified once"). An own entry never vouches for
+ * a complete blob's read, nor a complete one for a partial's.
+ *
  * The table is in memory only: after a restart every chunk is verified on
  * its first read, as before. One mutex (trust_mu) guards it; callers hold
  * it for a scan of at most CSTORE_TRUST_BLOBS entries, never across I/O.
@@ -32,6 +44,7 @@
 struct cn_trust_ent {
 	uint8_t id[B3TREE_ID_LEN];
 	int used;
+	int own; /* set by the store's writes of a partial blob (cn_trust_own) */
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns;
 	uint64_t nchunks;
@@ -52,7 +65,7 @@ static int64_t ts_ns(const struct timespec *ts)
 
 static int same_file(const struct cn_trust_ent *e, const struct stat *st)
 {
-	return e->dev == (uint64_t)st->st_dev && e->ino == (uint64_t)st->st_ino &&
+	return !e->own && e->dev == (uint64_t)st->st_dev && e->ino == (uint64_t)st->st_ino &&
 	       e->size == (uint64_t)st->st_size && e->mtime_ns == ts_ns(&st->st_mtim) &&
 	       e->ctime_ns == ts_ns(&st->st_ctim);
 }
@@ -110,7 +123,16 @@ void cn_trust_free(struct cstore *cs)
 	pthread_mutex_destroy(&cs->trust_mu);
 }
 
-int cn_trust_check(struct cstore *cs, const uint8_t *id, uint64_t index, const struct stat *st)
+/* An own entry's file is st's, changed by nothing since the store's last
+ * recorded write (ctime: see the top of the file). */
+static int own_file(const struct cn_trust_ent *e, const struct stat *st)
+{
+	return e->own && e->dev == (uint64_t)st->st_dev && e->ino == (uint64_t)st->st_ino &&
+	       ts_ns(&st->st_ctim) <= e->ctime_ns;
+}
+
+int cn_trust_check(struct cstore *cs, const uint8_t *id, uint64_t index, const struct stat *st,
+		   int partial)
 {
 	struct cn_trust_ent *e;
 	int ok = 0;
@@ -119,12 +141,49 @@ int cn_trust_check(struct cstore *cs, const uint8_t *id, uint64_t index, const s
 		return 0;
 	pthread_mutex_lock(&cs->trust_mu);
 	e = find(cs->trust, id);
-	if (e && index < e->nchunks && same_file(e, st) && cn_bit_get(e->bits, index)) {
+	if (e && index < e->nchunks && (partial ? own_file(e, st) : same_file(e, st)) &&
+	    cn_bit_get(e->bits, index)) {
 		e->last = ++cs->trust->stamp;
 		ok = 1;
 	}
 	pthread_mutex_unlock(&cs->trust_mu);
 	return ok;
+}
+
+/* A fresh entry for id (lock held): room made in the bitmap budget by
+ * forgetting the least recently used; NULL when out of memory. */
+static struct cn_trust_ent *fresh(struct cstore *cs, const uint8_t *id, uint64_t nchunks,
+				  const struct stat *st, int own)
+{
+	struct cn_trust *tr = cs->trust;
+	struct cn_trust_ent *e;
+	size_t blen = cn_bits_len(nchunks);
+
+	while (tr->bits_bytes + blen > cs->trust_bits_max && (e = victim(tr, 0)))
+		drop(tr, e);
+	e = victim(tr, 1);
+	if (e->used)
+		drop(tr, e);
+	e->bits = calloc(1, blen ? blen : 1);
+	if (!e->bits)
+		return NULL;
+	memcpy(e->id, id, B3TREE_ID_LEN);
+	e->used = 1;
+	e->own = own;
+	e->dev = (uint64_t)st->st_dev;
+	e->ino = (uint64_t)st->st_ino;
+	e->size = (uint64_t)st->st_size;
+	e->mtime_ns = ts_ns(&st->st_mtim);
+	e->ctime_ns = ts_ns(&st->st_ctim);
+	e->nchunks = nchunks;
+	tr->bits_bytes += blen;
+	return e;
+}
+
+static void set_bit(struct cn_trust *tr, struct cn_trust_ent *e, uint64_t index)
+{
+	e->bits[index / 8] |= (uint8_t)(1u << (index % 8));
+	e->last = ++tr->stamp;
 }
 
 void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
@@ -133,9 +192,8 @@ void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_
 	struct cn_trust *tr = cs->trust;
 	struct cn_trust_ent *e;
 	struct timespec now;
-	size_t blen = cn_bits_len(nchunks);
 
-	if (!tr || index >= nchunks || blen > cs->trust_bits_max ||
+	if (!tr || index >= nchunks || cn_bits_len(nchunks) > cs->trust_bits_max ||
 	    clock_gettime(CLOCK_REALTIME, &now))
 		return;
 	/* A file changed within the settle time may change again within the
@@ -149,27 +207,38 @@ void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_
 		drop(tr, e); /* another file now: what was verified is forgotten */
 	else if (e)
 		goto set;
-	/* room in the bitmap budget: forget the least recently used */
-	while (tr->bits_bytes + blen > cs->trust_bits_max && (e = victim(tr, 0)))
-		drop(tr, e);
-	e = victim(tr, 1);
-	if (e->used)
-		drop(tr, e);
-	e->bits = calloc(1, blen ? blen : 1);
-	if (!e->bits)
+	if (!(e = fresh(cs, id, nchunks, st, 0)))
 		goto out;
-	memcpy(e->id, id, B3TREE_ID_LEN);
-	e->used = 1;
-	e->dev = (uint64_t)st->st_dev;
-	e->ino = (uint64_t)st->st_ino;
-	e->size = (uint64_t)st->st_size;
-	e->mtime_ns = ts_ns(&st->st_mtim);
-	e->ctime_ns = ts_ns(&st->st_ctim);
-	e->nchunks = nchunks;
-	tr->bits_bytes += blen;
 set:
-	e->bits[index / 8] |= (uint8_t)(1u << (index % 8));
-	e->last = ++tr->stamp;
+	set_bit(tr, e, index);
+out:
+	pthread_mutex_unlock(&cs->trust_mu);
+}
+
+void cn_trust_own(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		  const struct stat *pre, const struct stat *post)
+{
+	struct cn_trust *tr = cs->trust;
+	struct cn_trust_ent *e;
+
+	if (!tr || index >= nchunks || cn_bits_len(nchunks) > cs->trust_bits_max)
+		return;
+	pthread_mutex_lock(&cs->trust_mu);
+	e = find(tr, id);
+	/* A complete blob's entry, another file, or this one changed by
+	 * something else since the last write recorded (the change would
+	 * hide under this write's ctime): what it vouched for is forgotten. */
+	if (e && (e->nchunks != nchunks || !own_file(e, pre) ||
+		  e->dev != (uint64_t)post->st_dev || e->ino != (uint64_t)post->st_ino ||
+		  ts_ns(&post->st_ctim) < e->ctime_ns))
+		drop(tr, e);
+	else if (e)
+		goto set;
+	if (!(e = fresh(cs, id, nchunks, post, 1)))
+		goto out;
+set:
+	e->ctime_ns = ts_ns(&post->st_ctim);
+	set_bit(tr, e, index);
 out:
 	pthread_mutex_unlock(&cs->trust_mu);
 }
