@@ -428,6 +428,46 @@ static void test_hot_spares(void **state)
 	free(b);
 }
 
+/* The buffers kept for reuse (chunkstore_pool.c): a take gets only its
+ * shape, at most max are kept (one more freed), the idle call frees them
+ * after its ticks without use, a close frees what is kept later, and a
+ * reference held keeps the pool until the last goes (ASan: nothing leaked,
+ * nothing freed twice). */
+static void test_pool(void **state)
+{
+	struct cn_pool *p;
+	void *a = malloc(100), *b = malloc(100), *c = malloc(200), *d = malloc(100);
+
+	(void)state;
+	assert_null(cn_pool_new(CN_POOL_MAX + 1));
+	p = cn_pool_new(2);
+	assert_non_null(p);
+	assert_null(cn_pool_take(p, 100, 0));
+	cn_pool_keep(p, a, 100, 0);
+	cn_pool_keep(p, c, 200, 8);
+	cn_pool_keep(p, b, 100, 0); /* a third: freed */
+	assert_int_equal(cn_pool_count(p), 2);
+	assert_null(cn_pool_take(p, 200, 0)); /* offset differs */
+	assert_ptr_equal(cn_pool_take(p, 200, 8), c);
+	assert_ptr_equal(cn_pool_take(p, 100, 0), a);
+	assert_int_equal(cn_pool_count(p), 0);
+	cn_pool_keep(p, a, 100, 0);
+	cn_pool_idle(p, 2); /* a use since the last call */
+	cn_pool_idle(p, 2);
+	assert_int_equal(cn_pool_count(p), 1);
+	cn_pool_idle(p, 2); /* two calls with no use: freed */
+	assert_int_equal(cn_pool_count(p), 0);
+	cn_pool_keep(p, c, 200, 8);
+	cn_pool_ref(p); /* a buffer out on loan */
+	cn_pool_drop(p, 1); /* the owner goes: c freed, the pool closed */
+	cn_pool_unref(p);
+	assert_int_equal(cn_pool_count(p), 0);
+	cn_pool_keep(p, d, 100, 0); /* the loan back: freed */
+	assert_int_equal(cn_pool_count(p), 0);
+	cn_pool_unref(p);
+	cn_pool_unref(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -436,6 +476,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hot_give, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_lend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_spares, setup, teardown),
+		cmocka_unit_test(test_pool),
 		cmocka_unit_test_setup_teardown(test_hot_chunks, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_give, setup_direct, teardown),
 		cmocka_unit_test_setup_teardown(test_kept_fds, setup_direct, teardown),

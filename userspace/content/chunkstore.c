@@ -118,7 +118,10 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 	cs->make_room = opts->make_room;
 	cs->room_arg = opts->room_arg;
 	atomic_init(&cs->direct, !!opts->direct_io);
-	pthread_mutex_init(&cs->dio_mu, NULL);
+	if (!(cs->dio = cn_pool_new(DIO_POOL))) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	cs->trust_settle_ms =
 		opts->trust_settle_ms ? opts->trust_settle_ms : CSTORE_TRUST_SETTLE_MS;
 	cs->trust_bits_max = opts->trust_bits_max ? opts->trust_bits_max : CSTORE_TRUST_BITS_MAX;
@@ -165,8 +168,7 @@ void cstore_free(struct cstore *cs)
 	if (!cs)
 		return;
 	pthread_mutex_destroy(&cs->lock);
-	cn_dio_free(cs);
-	pthread_mutex_destroy(&cs->dio_mu);
+	cn_pool_unref(cs->dio);
 	cn_trust_free(cs);
 	cn_hot_free(cs);
 	cn_fds_free(cs);

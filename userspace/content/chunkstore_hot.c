@@ -46,28 +46,13 @@
 
 #include "content/chunkstore_int.h"
 
-struct cn_hot_spares;
-
 /* A chunk's buffer, lent without a copy (cn_hot_lend): a spare (or freed)
  * when the last of the cache's reference and the loans goes. */
 struct cn_hot_buf {
 	atomic_int refs;
 	uint8_t *base;	  /* the allocation, alen bytes, the chunk at off */
 	size_t alen, off;
-	struct cn_hot_spares *sp; /* a reference on it */
-};
-
-/* Buffers whose last loan came back, for the next give (or put) of their
- * shape. Its own mutex: a loan ends on a serving worker, without hot_mu. */
-struct cn_hot_spares {
-	atomic_int refs; /* the cache's, and one per cn_hot_buf */
-	pthread_mutex_t mu;
-	int closed;	 /* the cache is gone: returning buffers are freed */
-	unsigned int n;
-	struct {
-		void *base;
-		size_t alen, off;
-	} b[CSTORE_HOT_SPARES];
+	struct cn_pool *sp; /* the spares (chunkstore_pool.c), a reference */
 };
 
 struct cn_hot_ent {
@@ -84,7 +69,8 @@ struct cn_hot {
 	uint64_t stamp;
 	unsigned long uses, seen;
 	unsigned int idle;
-	struct cn_hot_spares *sp;
+	struct cn_pool *sp; /* the spares: their own mutex, as a loan ends on
+			     * a serving worker, without hot_mu */
 	struct cn_hot_ent e[];
 };
 
@@ -95,75 +81,15 @@ int cn_hot_new(struct cstore *cs, unsigned int n)
 	cs->hot = calloc(1, sizeof(*cs->hot) + n * sizeof(cs->hot->e[0]));
 	if (!cs->hot)
 		return -ENOMEM;
-	cs->hot->sp = calloc(1, sizeof(*cs->hot->sp));
+	cs->hot->sp = cn_pool_new(CSTORE_HOT_SPARES);
 	if (!cs->hot->sp) {
 		free(cs->hot);
 		cs->hot = NULL;
 		return -ENOMEM;
 	}
-	atomic_init(&cs->hot->sp->refs, 1);
-	pthread_mutex_init(&cs->hot->sp->mu, NULL);
 	cs->hot->n = n;
 	pthread_mutex_init(&cs->hot_mu, NULL);
 	return 0;
-}
-
-/* Free every spare; with close, the cache is gone. */
-static void spares_drop(struct cn_hot_spares *sp, int close)
-{
-	void *gone[CSTORE_HOT_SPARES];
-	unsigned int n;
-
-	pthread_mutex_lock(&sp->mu);
-	n = sp->n;
-	for (unsigned int i = 0; i < n; i++)
-		gone[i] = sp->b[i].base;
-	sp->n = 0;
-	if (close)
-		sp->closed = 1;
-	pthread_mutex_unlock(&sp->mu);
-	for (unsigned int i = 0; i < n; i++)
-		free(gone[i]);
-}
-
-static void spares_unref(struct cn_hot_spares *sp)
-{
-	if (atomic_fetch_sub(&sp->refs, 1) == 1) {
-		spares_drop(sp, 1);
-		pthread_mutex_destroy(&sp->mu);
-		free(sp);
-	}
-}
-
-/* A spare of the shape (alen, off), or NULL. */
-static void *spare_take(struct cn_hot_spares *sp, size_t alen, size_t off)
-{
-	void *p = NULL;
-
-	pthread_mutex_lock(&sp->mu);
-	for (unsigned int i = 0; i < sp->n; i++)
-		if (sp->b[i].alen == alen && sp->b[i].off == off) {
-			p = sp->b[i].base;
-			sp->b[i] = sp->b[--sp->n];
-			break;
-		}
-	pthread_mutex_unlock(&sp->mu);
-	return p;
-}
-
-/* Keep a buffer as a spare, or free it (full, or the cache gone). */
-static void spare_keep(struct cn_hot_spares *sp, void *base, size_t alen, size_t off)
-{
-	pthread_mutex_lock(&sp->mu);
-	if (!sp->closed && sp->n < CSTORE_HOT_SPARES) {
-		sp->b[sp->n].base = base;
-		sp->b[sp->n].alen = alen;
-		sp->b[sp->n].off = off;
-		sp->n++;
-		base = NULL;
-	}
-	pthread_mutex_unlock(&sp->mu);
-	free(base);
 }
 
 /* A holder for base, with a reference on the spares. */
@@ -178,15 +104,15 @@ static struct cn_hot_buf *hb_new(struct cn_hot *h, void *base, size_t alen, size
 	b->alen = alen;
 	b->off = off;
 	b->sp = h->sp;
-	atomic_fetch_add(&h->sp->refs, 1);
+	cn_pool_ref(h->sp);
 	return b;
 }
 
 static void hb_put(struct cn_hot_buf *b)
 {
 	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
-		spare_keep(b->sp, b->base, b->alen, b->off);
-		spares_unref(b->sp);
+		cn_pool_keep(b->sp, b->base, b->alen, b->off);
+		cn_pool_unref(b->sp);
 		free(b);
 	}
 }
@@ -214,10 +140,10 @@ void cn_hot_free(struct cstore *cs)
 	if (!cs->hot)
 		return;
 	/* closed first: the slots' buffers are freed, not kept as spares */
-	spares_drop(cs->hot->sp, 1);
+	cn_pool_drop(cs->hot->sp, 1);
 	for (unsigned int i = 0; i < cs->hot->n; i++)
 		hb_put(cs->hot->e[i].hb);
-	spares_unref(cs->hot->sp);
+	cn_pool_unref(cs->hot->sp);
 	free(cs->hot);
 	cs->hot = NULL;
 	pthread_mutex_destroy(&cs->hot_mu);
@@ -279,7 +205,7 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 	 * spare, or a 256 KiB malloc (an mmap, not I/O), once per slot while
 	 * in use */
 	if (!v->hb) {
-		void *p = spare_take(h->sp, B3TREE_CHUNK_LEN, 0);
+		void *p = cn_pool_take(h->sp, B3TREE_CHUNK_LEN, 0);
 
 		if (!p)
 			p = malloc(B3TREE_CHUNK_LEN);
@@ -328,7 +254,7 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 	}
 	pthread_mutex_unlock(&cs->hot_mu);
 	if (nb) { /* not needed: the holder only */
-		spares_unref(nb->sp);
+		cn_pool_unref(nb->sp);
 		free(nb);
 	}
 	if (!v)
@@ -339,7 +265,7 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 		free(old);
 		old = NULL;
 	}
-	*alloc = old ? old : spare_take(h->sp, alen, off);
+	*alloc = old ? old : cn_pool_take(h->sp, alen, off);
 	return 1;
 }
 
@@ -422,7 +348,7 @@ void cn_hot_trim(struct cstore *cs)
 			h->e[i].hb = NULL;
 			h->e[i].len = 0;
 		}
-		spares_drop(h->sp, 0); /* and those buffers, kept as spares */
+		cn_pool_drop(h->sp, 0); /* and those buffers, kept as spares */
 		h->idle = 0;
 	}
 	pthread_mutex_unlock(&cs->hot_mu);
@@ -430,14 +356,7 @@ void cn_hot_trim(struct cstore *cs)
 
 unsigned int cn_hot_spares(struct cstore *cs)
 {
-	unsigned int n;
-
-	if (!cs->hot)
-		return 0;
-	pthread_mutex_lock(&cs->hot->sp->mu);
-	n = cs->hot->sp->n;
-	pthread_mutex_unlock(&cs->hot->sp->mu);
-	return n;
+	return cs->hot ? cn_pool_count(cs->hot->sp) : 0;
 }
 
 unsigned int cn_hot_held(struct cstore *cs)

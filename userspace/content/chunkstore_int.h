@@ -81,12 +81,7 @@ struct cstore {
 	uint32_t nblobs;
 	uint32_t npending;
 	atomic_int direct;	     /* O_DIRECT chunk I/O on (cleared on EINVAL) */
-	pthread_mutex_t dio_mu;	     /* guards the pool below */
-	uint8_t *dio_pool[DIO_POOL]; /* aligned chunk buffers kept for reuse */
-	unsigned int ndio;
-	unsigned long dio_uses;	     /* gets and puts so far (cn_dio_trim) */
-	unsigned long dio_seen;	     /* dio_uses at the last trim call */
-	unsigned int dio_idle;	     /* trim calls in a row with no use */
+	struct cn_pool *dio;	     /* aligned chunk buffers kept for reuse */
 	pthread_mutex_t trust_mu;   /* guards *trust */
 	struct cn_trust *trust;	    /* NULL: every read verified */
 	uint32_t trust_settle_ms;   /* cstore_opts.trust_settle_ms */
@@ -154,12 +149,31 @@ int cn_dio_use(struct cstore *cs, size_t len);
  * fstat before it and st[1] after (chunkstore_trust.c cn_trust_own). */
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
 		 size_t len, uint64_t off, struct stat *st);
-/* Free the buffers kept in the pool (cstore_free). */
-void cn_dio_free(struct cstore *cs);
 /* Called once a second (the content node's tick): after DIO_IDLE_TICKS
  * calls in a row with no buffer taken or returned, the pool is freed. */
 void cn_dio_trim(struct cstore *cs);
 unsigned int cn_dio_pooled(struct cstore *cs);
+
+/* chunkstore_pool.c: buffers kept for reuse, each with its shape (the
+ * allocation's length, the offset its data starts at); at most max
+ * (<= CN_POOL_MAX), refcounted so buffers lent out may come back after
+ * the owner let go (then they are freed). new: NULL when out of memory or
+ * max is too large; unref: NULL-safe, the last frees every buffer kept. */
+#define CN_POOL_MAX 16
+struct cn_pool;
+struct cn_pool *cn_pool_new(unsigned int max);
+void cn_pool_ref(struct cn_pool *p);
+void cn_pool_unref(struct cn_pool *p);
+/* A kept buffer of the shape (alen, off), or NULL. */
+void *cn_pool_take(struct cn_pool *p, size_t alen, size_t off);
+/* Keep base, or free it (max kept, or the pool closed). */
+void cn_pool_keep(struct cn_pool *p, void *base, size_t alen, size_t off);
+/* Free every buffer kept; close: free those kept later too. */
+void cn_pool_drop(struct cn_pool *p, int close);
+/* Called once a tick: after ticks calls in a row with no take or keep,
+ * the buffers kept are freed. */
+void cn_pool_idle(struct cn_pool *p, unsigned int ticks);
+unsigned int cn_pool_count(struct cn_pool *p);
 
 /* chunkstore_trust.c. new: 0 or -ENOMEM; free: NULL-safe contents. */
 int cn_trust_new(struct cstore *cs);

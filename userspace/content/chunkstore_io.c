@@ -58,13 +58,8 @@ int cn_pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
 
 static uint8_t *dio_get(struct cstore *cs)
 {
-	void *b = NULL;
+	void *b = cn_pool_take(cs->dio, B3TREE_CHUNK_LEN, 0);
 
-	pthread_mutex_lock(&cs->dio_mu);
-	cs->dio_uses++;
-	if (cs->ndio)
-		b = cs->dio_pool[--cs->ndio];
-	pthread_mutex_unlock(&cs->dio_mu);
 	if (!b && posix_memalign(&b, DIO_ALIGN, B3TREE_CHUNK_LEN))
 		b = NULL;
 	return b;
@@ -72,49 +67,17 @@ static uint8_t *dio_get(struct cstore *cs)
 
 static void dio_put(struct cstore *cs, uint8_t *b)
 {
-	pthread_mutex_lock(&cs->dio_mu);
-	cs->dio_uses++;
-	if (cs->ndio < DIO_POOL) {
-		cs->dio_pool[cs->ndio++] = b;
-		b = NULL;
-	}
-	pthread_mutex_unlock(&cs->dio_mu);
-	free(b);
-}
-
-void cn_dio_free(struct cstore *cs)
-{
-	while (cs->ndio)
-		free(cs->dio_pool[--cs->ndio]);
+	cn_pool_keep(cs->dio, b, B3TREE_CHUNK_LEN, 0);
 }
 
 void cn_dio_trim(struct cstore *cs)
 {
-	uint8_t *gone[DIO_POOL];
-	unsigned int n = 0;
-
-	pthread_mutex_lock(&cs->dio_mu);
-	if (cs->dio_uses != cs->dio_seen) {
-		cs->dio_seen = cs->dio_uses;
-		cs->dio_idle = 0;
-	} else if (cs->ndio && ++cs->dio_idle >= DIO_IDLE_TICKS) {
-		while (cs->ndio)
-			gone[n++] = cs->dio_pool[--cs->ndio];
-		cs->dio_idle = 0;
-	}
-	pthread_mutex_unlock(&cs->dio_mu);
-	while (n)
-		free(gone[--n]); /* outside the lock */
+	cn_pool_idle(cs->dio, DIO_IDLE_TICKS);
 }
 
 unsigned int cn_dio_pooled(struct cstore *cs)
 {
-	unsigned int n;
-
-	pthread_mutex_lock(&cs->dio_mu);
-	n = cs->ndio;
-	pthread_mutex_unlock(&cs->dio_mu);
-	return n;
+	return cn_pool_count(cs->dio);
 }
 
 /* Does a chunk of len bytes go through O_DIRECT? */

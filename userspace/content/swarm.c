@@ -664,17 +664,19 @@ static void wait_a_bit(struct cn_job *j, unsigned int ms)
 	pthread_cond_timedwait(&j->cond, &j->mu, &ts);
 }
 
+/* w cut to a deadline (0: none) from t, at least 1 ms. */
+static uint64_t wait_until(uint64_t w, uint64_t due, uint64_t t)
+{
+	if (due && due < t + w)
+		w = due > t ? due - t : 1;
+	return w;
+}
+
 unsigned int cn_fetch_wait_ms(int polling, uint64_t commit_due, uint64_t backoff_end, uint64_t t)
 {
-	uint64_t w = CN_WAIT_MAX_MS;
-
 	if (polling)
 		return CN_WAIT_MS;
-	if (commit_due && commit_due < t + w)
-		w = commit_due > t ? commit_due - t : 1;
-	if (backoff_end && backoff_end < t + w)
-		w = backoff_end > t ? backoff_end - t : 1;
-	return (unsigned int)w;
+	return (unsigned int)wait_until(wait_until(CN_WAIT_MAX_MS, commit_due, t), backoff_end, t);
 }
 
 /* How long fetch_item may sleep at t (swarm_int.h, CN_WAIT_MAX_MS). */
