@@ -131,10 +131,11 @@ retry:
 	cn_fd_put(cs, &f);
 	if (err) { /* whatever went wrong, the next I/O opens the file afresh */
 		cn_fds_drop(cs, id);
-	} else if (st && cn_fd_stale(&f, st + wr) && again--) {
-		/* I/O through a kept descriptor whose file has lost its name
-		 * since (replaced or unlinked by another program): again
-		 * with the file the name names now */
+	} else if (!wr && st && cn_fd_stale(&f, st) && again--) {
+		/* read through a kept descriptor whose file has lost its
+		 * name since (replaced or unlinked by another program): read
+		 * again from the file the name names now (a write is not
+		 * redone: the commit finds what became of the file) */
 		cn_fds_drop(cs, id);
 		goto retry;
 	}
