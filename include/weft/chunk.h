@@ -255,6 +255,20 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
  */
 int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 			  void **alloc, size_t alen, size_t off, size_t len);
+/*
+ * cstore_put_chunk_give whose write waits for the blob's next
+ * cstore_commit_chunks, which writes every chunk waiting for it in one
+ * batch (docs/CONTENT.md "Writes in batches"): the chunk is checked
+ * against its CV now (the errors of cstore_put_chunk_give), and when the
+ * store takes it to wait (O_DIRECT in use, the chunk aligned for it, room
+ * among CSTORE_DEFER_MAX) *alloc becomes a spare buffer of its shape or
+ * NULL; otherwise it is written now as cstore_put_chunk_give does. A
+ * chunk waiting is neither held nor served until its commit; one never
+ * committed (the process ended first) is fetched again, as a chunk put and
+ * not committed always was.
+ */
+int cstore_put_chunk_later(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+			   void **alloc, size_t alen, size_t off, size_t len);
 
 /*
  * Read chunk index for serving, into buf (cap >= its size); *len gets the

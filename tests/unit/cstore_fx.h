@@ -135,6 +135,17 @@ static inline void read_all(struct cstore *cs, const uint8_t *id, const uint8_t 
 	free(buf);
 }
 
+/* A chunk 4096 bytes into an aligned allocation of 4096 + K bytes (a
+ * download's answer buffer, as an O_DIRECT write wants it). */
+static inline void *give_buf(const uint8_t *chunk)
+{
+	void *p = NULL;
+
+	assert_int_equal(posix_memalign(&p, 4096, 4096 + K), 0);
+	memcpy((uint8_t *)p + 4096, chunk, K);
+	return p;
+}
+
 /* Flip one byte of the file at path (a disk that changed the data, or
  * another program writing it). 30 ms first: past the file timestamp tick
  * of the store's own last write, within which another writer's change

@@ -219,14 +219,6 @@ static void open_two_slots(struct fx *f, const uint8_t *b, uint8_t id[32])
  * copied chunk's (another shape) is freed, nothing given back; a shape
  * without room for a chunk is refused or copied. ASan checks that no
  * buffer is freed twice or used after it went. */
-static void *give_buf(const uint8_t *chunk)
-{
-	void *p = NULL;
-
-	assert_int_equal(posix_memalign(&p, 4096, 4096 + K), 0);
-	memcpy((uint8_t *)p + 4096, chunk, K);
-	return p;
-}
 
 static void test_hot_give(void **state)
 {

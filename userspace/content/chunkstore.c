@@ -131,7 +131,7 @@ int cstore_new(struct cstore **out, const struct cstore_opts *opts)
 		err = -EINVAL;
 		goto fail;
 	}
-	if ((err = cn_fds_new(cs)))
+	if ((err = cn_fds_new(cs)) || (err = cn_defer_new(cs)))
 		goto fail;
 	if (opts->hot_chunks >= 0 &&
 	    (err = cn_hot_new(cs, opts->hot_chunks ? (unsigned int)opts->hot_chunks
@@ -169,6 +169,7 @@ void cstore_free(struct cstore *cs)
 		return;
 	pthread_mutex_destroy(&cs->lock);
 	cn_pool_unref(cs->dio);
+	cn_defer_free(cs); /* before the memory cache: its spares */
 	cn_trust_free(cs);
 	cn_hot_free(cs);
 	cn_fds_free(cs);
@@ -644,6 +645,9 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 		return -EINVAL;
 	if (!n)
 		return 0;
+	/* the chunks put to wait for this commit, written first (one batch) */
+	if ((err = cn_defer_flush(cs, id)) && err != -ENOENT)
+		return err;
 	if (!cs->no_sync) {
 		struct cn_fd f;
 
@@ -669,9 +673,10 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 }
 
 /* cstore_put_chunk and cstore_put_chunk_give: alloc NULL, or the buffer
- * given away (alen bytes, buf at off in it). */
+ * given away (alen bytes, buf at off in it); later: its write may wait
+ * for the blob's commit (cstore_put_chunk_later). */
 static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const uint8_t *buf,
-		     size_t len, void **alloc, size_t alen, size_t off)
+		     size_t len, void **alloc, size_t alen, size_t off, int later)
 {
 	struct chunk_ref r;
 	struct stat st[2]; /* the file before and after the write */
@@ -689,6 +694,8 @@ static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const
 	err = b3tree_verify_chunk(r.cv, r.info.size, index, buf, len);
 	if (err)
 		return err;
+	if (later && cn_defer_take(cs, id, index, r.info.nchunks, alloc, alen, off, len))
+		return 0; /* written by the commit (chunkstore_defer.c) */
 	if (cn_dio_use(cs, len)) {
 		err = cn_dio_chunk(cs, id, CSTORE_PARTIAL, 1, (uint8_t *)buf, len,
 				   index * B3TREE_CHUNK_LEN, st);
@@ -724,7 +731,7 @@ out:
 int cstore_put_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 		     const uint8_t *buf, size_t len)
 {
-	return put_chunk(cs, id, index, buf, len, NULL, 0, 0);
+	return put_chunk(cs, id, index, buf, len, NULL, 0, 0, 0);
 }
 
 int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
@@ -732,7 +739,15 @@ int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], ui
 {
 	if (!alloc || !*alloc || off > alen || len > alen - off)
 		return -EINVAL;
-	return put_chunk(cs, id, index, (const uint8_t *)*alloc + off, len, alloc, alen, off);
+	return put_chunk(cs, id, index, (const uint8_t *)*alloc + off, len, alloc, alen, off, 0);
+}
+
+int cstore_put_chunk_later(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
+			   void **alloc, size_t alen, size_t off, size_t len)
+{
+	if (!alloc || !*alloc || off > alen || len > alen - off)
+		return -EINVAL;
+	return put_chunk(cs, id, index, (const uint8_t *)*alloc + off, len, alloc, alen, off, 1);
 }
 
 static void mark_bad(struct cstore *cs, const uint8_t *id, uint64_t index)
@@ -1166,6 +1181,7 @@ int cstore_delete(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN])
 		goto out;
 	cn_trust_forget(cs, id);
 	cn_hot_drop(cs, id);
+	cn_defer_drop(cs, id);
 	cn_blob_unlink(cs, id);
 	/* A damaged record was never counted at open, but may have become
 	 * damaged later: only subtract what we can read. */

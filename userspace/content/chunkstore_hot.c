@@ -371,3 +371,16 @@ unsigned int cn_hot_held(struct cstore *cs)
 	pthread_mutex_unlock(&cs->hot_mu);
 	return n;
 }
+
+void *cn_hot_spare_take(struct cstore *cs, size_t alen, size_t off)
+{
+	return cs->hot ? cn_pool_take(cs->hot->sp, alen, off) : NULL;
+}
+
+void cn_hot_spare_keep(struct cstore *cs, void *base, size_t alen, size_t off)
+{
+	if (cs->hot)
+		cn_pool_keep(cs->hot->sp, base, alen, off);
+	else
+		free(base);
+}

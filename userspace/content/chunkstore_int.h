@@ -59,6 +59,9 @@ struct cn_fds;
 /* buffers of lent chunks kept for the next give once their last loan is
  * back (chunkstore_hot.c "Spares"): at most this many, 256 KiB each */
 #define CSTORE_HOT_SPARES 8
+/* Chunks verified and waiting for their blob's commit to write them in one
+ * batch (chunkstore_defer.c): at most this many in a store (8 MiB). */
+#define CSTORE_DEFER_MAX 32
 /* Blob files kept open (chunkstore_files.c): at most this many descriptors
  * (one per blob and open mode: a download's write and its peers' reads
  * of a few blobs at once), each closed after this many trim calls
@@ -93,6 +96,7 @@ struct cstore {
 	struct cn_hot *hot;	   /* chunks kept in memory; NULL: none */
 	atomic_uint_fast64_t hot_hits; /* cstore_read_stats: reads served from *hot */
 	atomic_uint_fast64_t hot_lent; /* of them, lent without a copy (cn_hot_lend) */
+	struct cn_defer *defer;	   /* chunks waiting for their commit; own mutexes */
 	pthread_mutex_t fds_mu;	   /* guards *fds */
 	struct cn_fds *fds;	   /* blob files kept open (always, once opened) */
 	atomic_uint_fast64_t fds_opens; /* descriptors opened (tests) */
@@ -149,6 +153,8 @@ int cn_dio_use(struct cstore *cs, size_t len);
  * fstat before it and st[1] after (chunkstore_trust.c cn_trust_own). */
 int cn_dio_chunk(struct cstore *cs, const uint8_t *id, uint32_t state, int wr, uint8_t *buf,
 		 size_t len, uint64_t off, struct stat *st);
+/* The file system refused O_DIRECT: buffered from now on (logged once). */
+void cn_dio_refused(struct cstore *cs);
 /* Called once a second (the content node's tick): after DIO_IDLE_TICKS
  * calls in a row with no buffer taken or returned, the pool is freed. */
 void cn_dio_trim(struct cstore *cs);
@@ -225,6 +231,29 @@ int cn_hot_lend(struct cstore *cs, const uint8_t *id, uint64_t index, size_t len
 void cn_hot_unlend(void *ref);
 /* Forget id's chunks (deleted). */
 void cn_hot_drop(struct cstore *cs, const uint8_t *id);
+/* A spare buffer of the shape (alen, off), or NULL; keep one as a spare
+ * (freed when the spares are full, or there is no cache). */
+void *cn_hot_spare_take(struct cstore *cs, size_t alen, size_t off);
+void cn_hot_spare_keep(struct cstore *cs, void *base, size_t alen, size_t off);
+
+/* chunkstore_defer.c: chunks verified, written at their blob's commit in
+ * one batch. new: 0 or -ENOMEM; free: NULL-safe, the waiting buffers
+ * freed (their chunks were never committed). */
+int cn_defer_new(struct cstore *cs);
+void cn_defer_free(struct cstore *cs);
+/* Chunk index of partial blob id (nchunks), verified, in the buffer
+ * *alloc (alen bytes, the chunk at off, len bytes): 1 when it waits here
+ * now (taken: *alloc is a spare of its shape or NULL) or waited already
+ * (*alloc unchanged), 0 when it must be written now (no O_DIRECT, a
+ * buffer not aligned for it, no room). */
+int cn_defer_take(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		  void **alloc, size_t alen, size_t off, size_t len);
+/* Write id's waiting chunks (one batch), then their buffers to the memory
+ * cache: 0 or -errno (the chunks are dropped then, not written). */
+int cn_defer_flush(struct cstore *cs, const uint8_t *id);
+/* Drop id's waiting chunks (deleted). */
+void cn_defer_drop(struct cstore *cs, const uint8_t *id);
+unsigned int cn_defer_count(struct cstore *cs);
 /* Once a second: after CSTORE_HOT_IDLE_TICKS calls with no put or get, every
  * buffer is freed. */
 void cn_hot_trim(struct cstore *cs);

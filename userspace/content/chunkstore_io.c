@@ -87,8 +87,7 @@ int cn_dio_use(struct cstore *cs, size_t len)
 	       len <= B3TREE_CHUNK_LEN && len % DIO_ALIGN == 0;
 }
 
-/* The file system refused O_DIRECT: buffered from now on. */
-static void dio_refused(struct cstore *cs)
+void cn_dio_refused(struct cstore *cs)
 {
 	if (atomic_exchange(&cs->direct, 0))
 		log_warn(CS_MOD, "%s: the file system refuses O_DIRECT: chunk I/O is buffered",
@@ -145,7 +144,7 @@ out:
 	if (b != buf)
 		dio_put(cs, b);
 	if (err == -EINVAL)
-		dio_refused(cs);
+		cn_dio_refused(cs);
 	return err;
 }
 
@@ -188,7 +187,7 @@ static int xf_chunk(struct xf_job *j, uint64_t i, uint8_t *xbuf, uint8_t *buf)
 	if (clen % DIO_ALIGN == 0 && atomic_load_explicit(&j->direct, memory_order_relaxed)) {
 		err = cn_pwrite_full(j->dfd, buf, clen, off);
 		if (err == -EINVAL && atomic_exchange(&j->direct, 0))
-			dio_refused(j->cs);
+			cn_dio_refused(j->cs);
 	}
 	if (err == -EINVAL) /* not direct, or refused */
 		err = cn_pwrite_full(j->dst, buf, clen, off);
@@ -247,7 +246,7 @@ int cn_stage_xform(struct cstore *cs, const char *staged, int dst, int src, uint
 	if (cn_dio_use(cs, B3TREE_CHUNK_LEN)) {
 		j.dfd = open(staged, O_WRONLY | O_CLOEXEC | O_DIRECT);
 		if (j.dfd < 0 && errno == EINVAL)
-			dio_refused(cs);
+			cn_dio_refused(cs);
 	}
 	atomic_init(&j.next, 0);
 	atomic_init(&j.err, 0);

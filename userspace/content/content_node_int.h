@@ -394,10 +394,11 @@ struct cn_ans {
 #define CN_ANS_ALIGN 4096
 void cn_ans_free(struct cn_ans *a);
 /* Store the chunk of a complete chunk answer (len bytes after its head):
- * cstore_put_chunk, giving the answer's buffer to the store's memory
- * (cstore_put_chunk_give: no copy) when it is a whole answer's; the
- * answer then holds the buffer the store gave back, or none (made again
- * by the next cn_ans_feed), its bytes gone (len 0). */
+ * cstore_put_chunk, giving the answer's buffer to the store (no copy)
+ * when it is a whole answer's, written at the blob's next commit
+ * (cstore_put_chunk_later); the answer then holds the buffer the store
+ * gave back, or none (made again by the next cn_ans_feed), its bytes gone
+ * (len 0). */
 struct cstore;
 int cn_ans_put_chunk(struct cn_ans *a, struct cstore *cs, const uint8_t *id, uint64_t index,
 		     size_t len);

@@ -111,8 +111,8 @@ int cn_ans_put_chunk(struct cn_ans *a, struct cstore *cs, const uint8_t *id, uin
 	if (!a->pad) /* not a whole answer's buffer: the store copies */
 		return cstore_put_chunk(cs, id, index, a->buf + CN_ANS_HEAD, len);
 	base = a->buf - a->pad;
-	rc = cstore_put_chunk_give(cs, id, index, &base, a->pad + a->cap, a->pad + CN_ANS_HEAD,
-				   len);
+	rc = cstore_put_chunk_later(cs, id, index, &base, a->pad + a->cap, a->pad + CN_ANS_HEAD,
+				    len);
 	if (base != a->buf - a->pad) {
 		/* taken: the buffer of the chunk it replaced, if any, is this
 		 * answer's now (the same shape), else one is made for the next */

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Chunk writes in batches (docs/CONTENT.md "Writes in batches"): a
+ * download's chunk is verified when it arrives (cstore_put_chunk_later)
+ * and its buffer kept here; the blob's next commit (cstore_commit_chunks,
+ * which a download makes every CN_COMMIT_MAX chunks or CN_COMMIT_MS)
+ * writes all of them at once: one io_uring submission of up to
+ * CSTORE_DEFER_MAX O_DIRECT writes, so one system call, one block-layer
+ * plug and one doorbell of the disk (on a VM, a virtio notify: an exit to
+ * the host) for the lot, where a pwrite each paid them per chunk. Then the
+ * commit's fdatasync and its transaction as before. Nothing a reader sees
+ * changes: a chunk is held, served and trusted only once committed, and the
+ * commit writes it first.
+ *
+ * Bounded: at most CSTORE_DEFER_MAX chunks (256 KiB each) wait in a
+ * store; a put that finds no room writes the oldest blob's chunks first.
+ * A chunk waiting here is lost with the process (as one written but not yet
+ * committed was: its bit was never set, so it is fetched again). A blob
+ * deleted drops its chunks. One mutex guards the list (never held across
+ * I/O); another lets one batch at a time use the ring, on the download
+ * threads, never on a packet path. No io_uring (an old kernel, a seccomp
+ * policy): each chunk written with pwrite as before, still at the commit.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "content/chunkstore_int.h"
+#include "weft/log.h"
+
+struct cn_dent {
+	uint8_t id[B3TREE_ID_LEN];
+	uint64_t index, nchunks;
+	uint8_t *base; /* the allocation (alen bytes), the chunk at off */
+	size_t alen, off, len;
+	int done; /* written (write_batch) */
+};
+
+struct cn_defer {
+	pthread_mutex_t mu; /* guards ent, n */
+	struct cn_dent ent[CSTORE_DEFER_MAX]; /* in put order */
+	unsigned int n;
+	pthread_mutex_t ring_mu; /* guards ring, ring_state: one batch at a time */
+	struct io_uring ring;
+	int ring_state; /* 0 not tried, 1 up, -1 unavailable (pwrite) */
+};
+
+int cn_defer_new(struct cstore *cs)
+{
+	struct cn_defer *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_mutex_init(&d->ring_mu, NULL);
+	cs->defer = d;
+	return 0;
+}
+
+void cn_defer_free(struct cstore *cs)
+{
+	struct cn_defer *d = cs->defer;
+
+	if (!d)
+		return;
+	for (unsigned int i = 0; i < d->n; i++)
+		free(d->ent[i].base);
+	if (d->ring_state == 1)
+		io_uring_queue_exit(&d->ring);
+	pthread_mutex_destroy(&d->mu);
+	pthread_mutex_destroy(&d->ring_mu);
+	free(d);
+	cs->defer = NULL;
+}
+
+/* Move id's entries (at most CSTORE_DEFER_MAX) out of the list into out. */
+static unsigned int take_blob(struct cn_defer *d, const uint8_t *id, struct cn_dent *out)
+{
+	unsigned int n = 0, k = 0;
+
+	pthread_mutex_lock(&d->mu);
+	for (unsigned int i = 0; i < d->n; i++) {
+		if (!memcmp(d->ent[i].id, id, B3TREE_ID_LEN))
+			out[n++] = d->ent[i];
+		else
+			d->ent[k++] = d->ent[i];
+	}
+	d->n = k;
+	pthread_mutex_unlock(&d->mu);
+	return n;
+}
+
+/* A written chunk's buffer handed on: to the memory cache (the chunk peers
+ * ask for next), what comes back from it, or the buffer itself when the
+ * cache does not take it, to the spares (or freed). */
+static void hand_on(struct cstore *cs, struct cn_dent *e)
+{
+	void *b = e->base;
+
+	if (cn_hot_give(cs, e->id, e->index, &b, e->alen, e->off, e->len) && !b)
+		return;
+	cn_hot_spare_keep(cs, b, e->alen, e->off);
+}
+
+/* The writes of e[0..n) through fd: one submission through the ring when
+ * there is one; each e written whole is marked done. */
+static void write_batch(struct cn_defer *d, int fd, struct cn_dent *e, unsigned int n)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int sub = 0;
+
+	pthread_mutex_lock(&d->ring_mu);
+	if (!d->ring_state)
+		d->ring_state = io_uring_queue_init(CSTORE_DEFER_MAX, &d->ring, 0) == 0 ? 1 : -1;
+	if (d->ring_state == 1) {
+		for (unsigned int i = 0; i < n; i++) {
+			struct io_uring_sqe *s = io_uring_get_sqe(&d->ring);
+
+			if (!s)
+				break;
+			io_uring_prep_write(s, fd, e[i].base + e[i].off, (unsigned int)e[i].len,
+					    e[i].index * B3TREE_CHUNK_LEN);
+			io_uring_sqe_set_data64(s, i);
+			sub++;
+		}
+		if (sub && io_uring_submit(&d->ring) < 0) {
+			/* nothing went in: the SQEs are dropped with the ring */
+			io_uring_queue_exit(&d->ring);
+			d->ring_state = -1;
+			sub = 0;
+		}
+		/* Every submitted write is reaped before the ring is used
+		 * again (its buffer is ours until then). Waiting on a disk
+		 * write, not on a peer: no deadline of our own. */
+		for (unsigned int got = 0; got < sub;) {
+			if (io_uring_wait_cqe(&d->ring, &cqe) < 0)
+				continue; /* -EINTR */
+			if (cqe->user_data < n && cqe->res == (int)e[cqe->user_data].len)
+				e[cqe->user_data].done = 1;
+			io_uring_cqe_seen(&d->ring, cqe);
+			got++;
+		}
+	}
+	pthread_mutex_unlock(&d->ring_mu);
+}
+
+/* The writes the batch did not finish (short, refused, no ring): one at
+ * a time, O_DIRECT then buffered as cstore_put_chunk does. */
+static int write_rest(struct cstore *cs, int fd, struct cn_dent *e)
+{
+	const uint8_t *buf = e->base + e->off;
+	int err = cn_pwrite_full(fd, buf, e->len, e->index * B3TREE_CHUNK_LEN);
+
+	if (err == -EINVAL) { /* O_DIRECT refused after all: buffered */
+		struct cn_fd f;
+
+		cn_dio_refused(cs);
+		if ((err = cn_fd_get(cs, e->id, CSTORE_PARTIAL, O_WRONLY, &f)))
+			return err;
+		err = cn_pwrite_full(f.fd, buf, e->len, e->index * B3TREE_CHUNK_LEN);
+		cn_fd_put(cs, &f);
+	}
+	return err;
+}
+
+int cn_defer_flush(struct cstore *cs, const uint8_t *id)
+{
+	struct cn_defer *d = cs->defer;
+	struct cn_dent e[CSTORE_DEFER_MAX];
+	struct stat st[2];
+	struct cn_fd f;
+	unsigned int n;
+	int err;
+
+	if (!d || !(n = take_blob(d, id, e)))
+		return 0;
+	err = cn_fd_get(cs, id, CSTORE_PARTIAL, O_WRONLY | O_DIRECT, &f);
+	if (err == -EINVAL) { /* O_DIRECT refused at open: buffered */
+		cn_dio_refused(cs);
+		err = cn_fd_get(cs, id, CSTORE_PARTIAL, O_WRONLY, &f);
+	}
+	if (!err) {
+		/* the file before and after the store's own writes: its reads
+		 * of them need no second pass while nothing else writes it
+		 * (chunkstore_trust.c) */
+		err = fstat(f.fd, &st[0]) < 0 ? -errno : 0;
+		if (!err)
+			write_batch(d, f.fd, e, n);
+		for (unsigned int i = 0; i < n && !err; i++)
+			if (!e[i].done)
+				err = write_rest(cs, f.fd, &e[i]);
+		if (!err && fstat(f.fd, &st[1]) < 0)
+			err = -errno;
+		cn_fd_put(cs, &f);
+		if (err)
+			cn_fds_drop(cs, id);
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (err) {
+			free(e[i].base);
+			continue;
+		}
+		cn_trust_own(cs, id, e[i].index, e[i].nchunks, &st[0], &st[1]);
+		hand_on(cs, &e[i]);
+	}
+	if (err && err != -ENOENT)
+		log_warn(CS_MOD, "writing %u chunks: %s", n, strerror(-err));
+	return err;
+}
+
+int cn_defer_take(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		  void **alloc, size_t alen, size_t off, size_t len)
+{
+	struct cn_defer *d = cs->defer;
+	uint8_t oldest[B3TREE_ID_LEN];
+	struct cn_dent *e;
+
+	if (!d || !cn_dio_use(cs, len) || ((uintptr_t)*alloc + off) % DIO_ALIGN)
+		return 0;
+	for (int tries = 0;; tries++) {
+		unsigned int i;
+
+		pthread_mutex_lock(&d->mu);
+		for (i = 0; i < d->n; i++)
+			if (d->ent[i].index == index && !memcmp(d->ent[i].id, id, B3TREE_ID_LEN))
+				break;
+		if (i < d->n) { /* waiting already: nothing to take */
+			pthread_mutex_unlock(&d->mu);
+			return 1;
+		}
+		if (d->n < CSTORE_DEFER_MAX)
+			break;
+		memcpy(oldest, d->ent[0].id, B3TREE_ID_LEN); /* the list is in put order */
+		pthread_mutex_unlock(&d->mu);
+		if (tries)
+			return 0;
+		/* no room: the oldest blob's chunks written now (a download
+		 * that ended without its commit leaves them) */
+		(void)cn_defer_flush(cs, oldest);
+	}
+	e = &d->ent[d->n++];
+	memcpy(e->id, id, B3TREE_ID_LEN);
+	e->index = index;
+	e->nchunks = nchunks;
+	e->base = *alloc;
+	e->alen = alen;
+	e->off = off;
+	e->len = len;
+	e->done = 0;
+	pthread_mutex_unlock(&d->mu);
+	/* the giver's next answer: a spare of its shape, else its own */
+	*alloc = cn_hot_spare_take(cs, alen, off);
+	return 1;
+}
+
+void cn_defer_drop(struct cstore *cs, const uint8_t *id)
+{
+	struct cn_dent e[CSTORE_DEFER_MAX];
+	unsigned int n;
+
+	if (!cs->defer)
+		return;
+	n = take_blob(cs->defer, id, e);
+	for (unsigned int i = 0; i < n; i++)
+		free(e[i].base);
+}
+
+unsigned int cn_defer_count(struct cstore *cs)
+{
+	unsigned int n;
+
+	if (!cs->defer)
+		return 0;
+	pthread_mutex_lock(&cs->defer->mu);
+	n = cs->defer->n;
+	pthread_mutex_unlock(&cs->defer->mu);
+	return n;
+}
