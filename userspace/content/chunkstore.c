@@ -694,7 +694,7 @@ static int put_chunk(struct cstore *cs, const uint8_t *id, uint64_t index, const
 	err = b3tree_verify_chunk(r.cv, r.info.size, index, buf, len);
 	if (err)
 		return err;
-	if (later && cn_defer_take(cs, id, index, r.info.nchunks, alloc, alen, off, len))
+	if (later && cn_defer_put(cs, id, index, r.info.nchunks, alloc, alen, off, len))
 		return 0; /* written by the commit (chunkstore_defer.c) */
 	if (cn_dio_use(cs, len)) {
 		err = cn_dio_chunk(cs, id, CSTORE_PARTIAL, 1, (uint8_t *)buf, len,

@@ -2,7 +2,8 @@
 /*
  * Chunk writes in batches (docs/CONTENT.md "Writes in batches"): a
  * download's chunk is verified when it arrives (cstore_put_chunk_later)
- * and its buffer kept here; the blob's next commit (cstore_commit_chunks,
+ * and its buffer given to the memory cache as before (chunkstore_hot.c),
+ * which lends it here at once; the blob's next commit (cstore_commit_chunks,
  * which a download makes every CN_COMMIT_MAX chunks or CN_COMMIT_MS)
  * writes all of them at once: one io_uring submission of up to
  * CSTORE_DEFER_MAX O_DIRECT writes, so one system call, one block-layer
@@ -12,8 +13,11 @@
  * changes: a chunk is held, served and trusted only once committed, and the
  * commit writes it first.
  *
- * Bounded: at most CSTORE_DEFER_MAX chunks (256 KiB each) wait in a
- * store; a put that finds no room writes the oldest blob's chunks first.
+ * Bounded: at most CSTORE_DEFER_MAX chunks wait in a store, each a loan of
+ * a buffer the cache holds anyway (a slot replaced meanwhile lets its
+ * buffer go only when the loan ends); a put that finds no room writes the
+ * oldest blob's chunks first. Without a memory cache (hot_chunks < 0)
+ * each chunk is written when put, as before.
  * A chunk waiting here is lost with the process (as one written but not yet
  * committed was: its bit was never set, so it is fetched again). A blob
  * deleted drops its chunks. One mutex guards the list (never held across
@@ -33,8 +37,9 @@
 struct cn_dent {
 	uint8_t id[B3TREE_ID_LEN];
 	uint64_t index, nchunks;
-	uint8_t *base; /* the allocation (alen bytes), the chunk at off */
-	size_t alen, off, len;
+	const uint8_t *data; /* len bytes, lent by the memory cache (ref) */
+	void *ref;
+	size_t len;
 	int done; /* written (write_batch) */
 };
 
@@ -66,7 +71,7 @@ void cn_defer_free(struct cstore *cs)
 	if (!d)
 		return;
 	for (unsigned int i = 0; i < d->n; i++)
-		free(d->ent[i].base);
+		cn_hot_unlend(d->ent[i].ref);
 	if (d->ring_state == 1)
 		io_uring_queue_exit(&d->ring);
 	pthread_mutex_destroy(&d->mu);
@@ -92,18 +97,6 @@ static unsigned int take_blob(struct cn_defer *d, const uint8_t *id, struct cn_d
 	return n;
 }
 
-/* A written chunk's buffer handed on: to the memory cache (the chunk peers
- * ask for next), what comes back from it, or the buffer itself when the
- * cache does not take it, to the spares (or freed). */
-static void hand_on(struct cstore *cs, struct cn_dent *e)
-{
-	void *b = e->base;
-
-	if (cn_hot_give(cs, e->id, e->index, &b, e->alen, e->off, e->len) && !b)
-		return;
-	cn_hot_spare_keep(cs, b, e->alen, e->off);
-}
-
 /* The writes of e[0..n) through fd: one submission through the ring when
  * there is one; each e written whole is marked done. */
 static void write_batch(struct cn_defer *d, int fd, struct cn_dent *e, unsigned int n)
@@ -120,7 +113,7 @@ static void write_batch(struct cn_defer *d, int fd, struct cn_dent *e, unsigned 
 
 			if (!s)
 				break;
-			io_uring_prep_write(s, fd, e[i].base + e[i].off, (unsigned int)e[i].len,
+			io_uring_prep_write(s, fd, e[i].data, (unsigned int)e[i].len,
 					    e[i].index * B3TREE_CHUNK_LEN);
 			io_uring_sqe_set_data64(s, i);
 			sub++;
@@ -150,7 +143,7 @@ static void write_batch(struct cn_defer *d, int fd, struct cn_dent *e, unsigned 
  * a time, O_DIRECT then buffered as cstore_put_chunk does. */
 static int write_rest(struct cstore *cs, int fd, struct cn_dent *e)
 {
-	const uint8_t *buf = e->base + e->off;
+	const uint8_t *buf = e->data;
 	int err = cn_pwrite_full(fd, buf, e->len, e->index * B3TREE_CHUNK_LEN);
 
 	if (err == -EINVAL) { /* O_DIRECT refused after all: buffered */
@@ -198,30 +191,26 @@ int cn_defer_flush(struct cstore *cs, const uint8_t *id)
 			cn_fds_drop(cs, id);
 	}
 	for (unsigned int i = 0; i < n; i++) {
-		if (err) {
-			free(e[i].base);
-			continue;
-		}
-		cn_trust_own(cs, id, e[i].index, e[i].nchunks, &st[0], &st[1]);
-		hand_on(cs, &e[i]);
+		if (!err)
+			cn_trust_own(cs, id, e[i].index, e[i].nchunks, &st[0], &st[1]);
+		cn_hot_unlend(e[i].ref);
 	}
 	if (err && err != -ENOENT)
 		log_warn(CS_MOD, "writing %u chunks: %s", n, strerror(-err));
 	return err;
 }
 
-int cn_defer_take(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
-		  void **alloc, size_t alen, size_t off, size_t len)
+int cn_defer_put(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		 void **alloc, size_t alen, size_t off, size_t len)
 {
 	struct cn_defer *d = cs->defer;
 	uint8_t oldest[B3TREE_ID_LEN];
 	struct cn_dent *e;
+	unsigned int i;
 
-	if (!d || !cn_dio_use(cs, len) || ((uintptr_t)*alloc + off) % DIO_ALIGN)
+	if (!d || !cs->hot || !cn_dio_use(cs, len) || ((uintptr_t)*alloc + off) % DIO_ALIGN)
 		return 0;
 	for (int tries = 0;; tries++) {
-		unsigned int i;
-
 		pthread_mutex_lock(&d->mu);
 		for (i = 0; i < d->n; i++)
 			if (d->ent[i].index == index && !memcmp(d->ent[i].id, id, B3TREE_ID_LEN))
@@ -240,18 +229,19 @@ int cn_defer_take(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t
 		 * that ended without its commit leaves them) */
 		(void)cn_defer_flush(cs, oldest);
 	}
-	e = &d->ent[d->n++];
+	/* d->mu held (then hot_mu inside: never the other way round) */
+	e = &d->ent[d->n];
+	if (!cn_hot_give_lend(cs, id, index, alloc, alen, off, len, &e->data, &e->ref)) {
+		pthread_mutex_unlock(&d->mu); /* not taken (kept already): *alloc unchanged */
+		return 0;
+	}
 	memcpy(e->id, id, B3TREE_ID_LEN);
 	e->index = index;
 	e->nchunks = nchunks;
-	e->base = *alloc;
-	e->alen = alen;
-	e->off = off;
 	e->len = len;
 	e->done = 0;
+	d->n++;
 	pthread_mutex_unlock(&d->mu);
-	/* the giver's next answer: a spare of its shape, else its own */
-	*alloc = cn_hot_spare_take(cs, alen, off);
 	return 1;
 }
 
@@ -264,7 +254,7 @@ void cn_defer_drop(struct cstore *cs, const uint8_t *id)
 		return;
 	n = take_blob(cs->defer, id, e);
 	for (unsigned int i = 0; i < n; i++)
-		free(e[i].base);
+		cn_hot_unlend(e[i].ref);
 }
 
 unsigned int cn_defer_count(struct cstore *cs)

@@ -224,6 +224,12 @@ out:
 int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc, size_t alen,
 		size_t off, size_t len)
 {
+	return cn_hot_give_lend(cs, id, index, alloc, alen, off, len, NULL, NULL);
+}
+
+int cn_hot_give_lend(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc,
+		     size_t alen, size_t off, size_t len, const uint8_t **data, void **ref)
+{
 	struct cn_hot *h = cs->hot;
 	struct cn_hot_buf *nb;
 	struct cn_hot_ent *v;
@@ -251,6 +257,11 @@ int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **all
 			nb = NULL;
 		}
 		keep(h, v, id, index, len);
+		if (ref) { /* a loan taken with it (not a read: not counted) */
+			atomic_fetch_add(&v->hb->refs, 1);
+			*data = v->hb->base + v->hb->off;
+			*ref = v->hb;
+		}
 	}
 	pthread_mutex_unlock(&cs->hot_mu);
 	if (nb) { /* not needed: the holder only */
@@ -372,15 +383,3 @@ unsigned int cn_hot_held(struct cstore *cs)
 	return n;
 }
 
-void *cn_hot_spare_take(struct cstore *cs, size_t alen, size_t off)
-{
-	return cs->hot ? cn_pool_take(cs->hot->sp, alen, off) : NULL;
-}
-
-void cn_hot_spare_keep(struct cstore *cs, void *base, size_t alen, size_t off)
-{
-	if (cs->hot)
-		cn_pool_keep(cs->hot->sp, base, alen, off);
-	else
-		free(base);
-}

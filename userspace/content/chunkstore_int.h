@@ -221,6 +221,10 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
  * cache, the chunk kept already, or a shape without the room. */
 int cn_hot_give(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc, size_t alen,
 		size_t off, size_t len);
+/* cn_hot_give, and when taken the chunk lent at once (as cn_hot_lend, not
+ * counted as a read): *data, *ref until cn_hot_unlend(*ref). */
+int cn_hot_give_lend(struct cstore *cs, const uint8_t *id, uint64_t index, void **alloc,
+		     size_t alen, size_t off, size_t len, const uint8_t **data, void **ref);
 /* 1 and len bytes copied to buf when the chunk is kept, else 0. */
 int cn_hot_get(struct cstore *cs, const uint8_t *id, uint64_t index, uint8_t *buf, size_t len);
 /* 1 when the chunk is kept: *data (len bytes) lent until
@@ -231,25 +235,22 @@ int cn_hot_lend(struct cstore *cs, const uint8_t *id, uint64_t index, size_t len
 void cn_hot_unlend(void *ref);
 /* Forget id's chunks (deleted). */
 void cn_hot_drop(struct cstore *cs, const uint8_t *id);
-/* A spare buffer of the shape (alen, off), or NULL; keep one as a spare
- * (freed when the spares are full, or there is no cache). */
-void *cn_hot_spare_take(struct cstore *cs, size_t alen, size_t off);
-void cn_hot_spare_keep(struct cstore *cs, void *base, size_t alen, size_t off);
 
 /* chunkstore_defer.c: chunks verified, written at their blob's commit in
- * one batch. new: 0 or -ENOMEM; free: NULL-safe, the waiting buffers
- * freed (their chunks were never committed). */
+ * one batch. new: 0 or -ENOMEM; free: NULL-safe, the waiting chunks'
+ * loans ended (they were never committed). */
 int cn_defer_new(struct cstore *cs);
 void cn_defer_free(struct cstore *cs);
 /* Chunk index of partial blob id (nchunks), verified, in the buffer
  * *alloc (alen bytes, the chunk at off, len bytes): 1 when it waits here
- * now (taken: *alloc is a spare of its shape or NULL) or waited already
- * (*alloc unchanged), 0 when it must be written now (no O_DIRECT, a
- * buffer not aligned for it, no room). */
-int cn_defer_take(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
-		  void **alloc, size_t alen, size_t off, size_t len);
-/* Write id's waiting chunks (one batch), then their buffers to the memory
- * cache: 0 or -errno (the chunks are dropped then, not written). */
+ * now (given to the memory cache, cn_hot_give: *alloc is what the cache
+ * gave back, and lent from there until written) or waited already
+ * (*alloc unchanged); 0 when it must be written now, nothing changed (no
+ * O_DIRECT, no memory cache, a buffer not aligned for it, no room). */
+int cn_defer_put(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
+		 void **alloc, size_t alen, size_t off, size_t len);
+/* Write id's waiting chunks (one batch), their loans then ended: 0 or
+ * -errno (the chunks are dropped then, not written). */
 int cn_defer_flush(struct cstore *cs, const uint8_t *id);
 /* Drop id's waiting chunks (deleted). */
 void cn_defer_drop(struct cstore *cs, const uint8_t *id);
