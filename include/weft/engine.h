@@ -132,9 +132,10 @@ uint64_t engine_now_ns(const struct engine *eng);
  * backend knows it (mem: the simulated host's address). Returns 0,
  * -EOPNOTSUPP (ask the kernel: uring, xdp), -ENETUNREACH. Any thread. */
 int engine_local_addr(const struct engine *eng, const struct io_addr *dst, struct io_addr *local);
-/* The MTU of the kernel's route to dst when above 1500 (a jumbo-frame
- * link), else 0; the backend's route_mtu (uring: io_route_mtu; xdp and mem
- * never). The calling thread's network namespace. */
+/* The MTU of the kernel's route to dst when a path of that size is worth
+ * probing (above 1500, or 1500 to an on-link IPv4 address), else 0; the
+ * backend's route_mtu (uring: io_route_mtu; xdp and mem never). The
+ * calling thread's network namespace. */
 int engine_route_mtu(const struct engine *eng, const struct io_addr *dst);
 
 /*

@@ -210,12 +210,14 @@ int io_addr_equal(const struct io_addr *a, const struct io_addr *b);
 /* "1.2.3.4:5" / "[::1]:5" into buf; returns buf. */
 const char *io_addr_fmt(const struct io_addr *a, char *buf, size_t len);
 
-/* The kernel's route MTU to dst (addr.c: a connected UDP socket's IP_MTU
- * or IPV6_MTU), only when some interface of the calling thread's network
- * namespace other than loopback has an MTU above 1500 (checked at most
- * every IO_ROUTE_MTU_RECHECK_S seconds per thread); 0 otherwise or when
- * the kernel has no route. */
+/* The MTU of the kernel's route to dst (addr.c: a connected UDP socket's
+ * IP_MTU or IPV6_MTU) when a path of that size is worth probing: above
+ * 1500 (a jumbo-frame link), or 1500 to an IPv4 address on one of our
+ * links (the route has no gateway: RTM_GETROUTE); 0 otherwise or when the
+ * kernel has no route. Answers kept per thread for IO_ROUTE_MTU_RECHECK_S
+ * seconds, IO_ROUTE_MTU_CACHE of them (one slot per address hash). */
 #define IO_ROUTE_MTU_RECHECK_S 10
+#define IO_ROUTE_MTU_CACHE 64
 int io_route_mtu(const struct io_addr *dst);
 
 /*

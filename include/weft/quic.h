@@ -207,8 +207,9 @@ struct quic_ep_opts {
 	 * parameter permitting), 1200 after its packets moved to a direct
 	 * path off loopback. 0 (default): max_udp_payload, as any path. */
 	size_t lo_udp_payload;            /* 0 or 1200..65527 */
-	/* The MTU of the route to a remote off loopback when it is above 1500
-	 * (else 0): with lo_udp_payload set, a connection set up to such an
+	/* The MTU of the route to a remote off loopback when a path of that
+	 * size is worth probing (above 1500, or 1500 to an on-link IPv4
+	 * address; else 0): with lo_udp_payload set, a connection set up to such an
 	 * address is unshaped and probes its path for datagrams up to the
 	 * smaller of lo_udp_payload and the route's MTU less IP and UDP
 	 * headers (docs/QUIC.md "Jumbo datagrams off loopback"); 1200 bytes

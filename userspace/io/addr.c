@@ -7,11 +7,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <net/if.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,48 +130,84 @@ size_t io_cmsg_ttl(struct cmsghdr *c, int dst_family, uint8_t ttl)
 	return CMSG_SPACE(sizeof(v));
 }
 
-/* 1 when an interface other than loopback has an MTU above 1500. */
-static int have_jumbo_iface(void)
-{
-	struct if_nameindex *ifs, *i;
-	struct ifreq ifr;
-	int fd, found = 0;
+/* What the kernel's route to dst is: ROUTE_LINK (unicast, no gateway: dst
+ * is on one of our links), ROUTE_GW (through a gateway), ROUTE_OTHER (one
+ * of our own addresses, broadcast, ...), or -errno. One RTM_GETROUTE (the
+ * kernel's own lookup, policy rules included); its answer is queued before
+ * send returns, so the receive never waits. */
+enum { ROUTE_LINK = 1, ROUTE_GW, ROUTE_OTHER };
 
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+static int route_type(const struct io_addr *dst)
+{
+	struct {
+		struct nlmsghdr n;
+		struct rtmsg r;
+		char attr[RTA_SPACE(16)];
+	} req;
+	union {
+		struct nlmsghdr n;
+		char buf[2048];
+	} ans;
+	size_t alen = dst->family == AF_INET ? 4 : 16;
+	struct rtattr *rta;
+	struct nlmsghdr *h;
+	int fd, got, rc = -EPROTO;
+
+	memset(&req, 0, sizeof(req));
+	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(req.r)) + RTA_LENGTH(alen);
+	req.n.nlmsg_type = RTM_GETROUTE;
+	req.n.nlmsg_flags = NLM_F_REQUEST;
+	req.n.nlmsg_seq = 1;
+	req.r.rtm_family = (unsigned char)dst->family;
+	req.r.rtm_dst_len = (unsigned char)(alen * 8);
+	rta = (struct rtattr *)((char *)&req + NLMSG_LENGTH(sizeof(req.r)));
+	rta->rta_type = RTA_DST;
+	rta->rta_len = (unsigned short)RTA_LENGTH(alen);
+	memcpy(RTA_DATA(rta), dst->addr, alen);
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
-		return 0;
-	ifs = if_nameindex();
-	for (i = ifs; i && i->if_index && !found; i++) {
-		memset(&ifr, 0, sizeof(ifr));
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->if_name);
-		if (ioctl(fd, SIOCGIFFLAGS, &ifr) || (ifr.ifr_flags & IFF_LOOPBACK))
-			continue;
-		if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 1500)
-			found = 1;
+		return -errno;
+	if (send(fd, &req, req.n.nlmsg_len, 0) < 0) {
+		rc = -errno;
+		goto out;
 	}
-	if (ifs)
-		if_freenameindex(ifs);
+	got = (int)recv(fd, &ans, sizeof(ans), MSG_DONTWAIT);
+	if (got < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (h = &ans.n; NLMSG_OK(h, got); h = NLMSG_NEXT(h, got)) {
+		struct rtmsg *r = NLMSG_DATA(h);
+		int left;
+
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			rc = h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr)) ?
+				     ((struct nlmsgerr *)NLMSG_DATA(h))->error :
+				     -EPROTO;
+			break;
+		}
+		if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(*r)))
+			continue;
+		rc = r->rtm_type == RTN_UNICAST ? ROUTE_LINK : ROUTE_OTHER;
+		left = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*r)));
+		for (rta = RTM_RTA(r); RTA_OK(rta, left) && rc == ROUTE_LINK; rta = RTA_NEXT(rta, left))
+			if (rta->rta_type == RTA_GATEWAY || rta->rta_type == RTA_VIA)
+				rc = ROUTE_GW;
+		break;
+	}
+out:
 	close(fd);
-	return found;
+	return rc;
 }
 
-int io_route_mtu(const struct io_addr *dst)
+/* The MTU of the kernel's route to dst (a connected UDP socket's IP_MTU
+ * or IPV6_MTU), 0 when it has none. */
+static int route_mtu(const struct io_addr *dst)
 {
-	/* Per thread: a thread lives in one network namespace. */
-	static __thread int jumbo;
-	static __thread time_t checked;
 	struct sockaddr_storage ss;
-	struct timespec ts;
 	int fd, mtu = 0, len;
 	socklen_t ml = sizeof(mtu);
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	if (!checked || ts.tv_sec - checked >= IO_ROUTE_MTU_RECHECK_S) {
-		jumbo = have_jumbo_iface();
-		checked = ts.tv_sec ? ts.tv_sec : 1;
-	}
-	if (!jumbo || (dst->family != AF_INET && dst->family != AF_INET6))
-		return 0;
 	len = io_addr_to_sockaddr(dst, dst->family, &ss);
 	if (len < 0)
 		return 0;
@@ -184,7 +219,53 @@ int io_route_mtu(const struct io_addr *dst)
 		       dst->family == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &ml) != 0)
 		mtu = 0;
 	close(fd);
-	return mtu > 1500 ? mtu : 0;
+	return mtu;
+}
+
+/* Answers kept per thread (a thread lives in one network namespace), a
+ * slot per address hash: a seed dialling the same peers again, or a
+ * benchmark's thousand connections from one address, asks the kernel
+ * once per IO_ROUTE_MTU_RECHECK_S. */
+struct route_ans {
+	int family, mtu;
+	uint8_t addr[16];
+	time_t until;
+};
+
+int io_route_mtu(const struct io_addr *dst)
+{
+	static __thread struct route_ans cache[IO_ROUTE_MTU_CACHE];
+	struct route_ans *c;
+	struct timespec ts;
+	size_t alen;
+	uint32_t h = 2166136261u;
+	int mtu, rt;
+
+	if (dst->family != AF_INET && dst->family != AF_INET6)
+		return 0;
+	alen = dst->family == AF_INET ? 4 : 16;
+	for (size_t i = 0; i < alen; i++)
+		h = (h ^ dst->addr[i]) * 16777619u;
+	c = &cache[h % IO_ROUTE_MTU_CACHE];
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	if (c->family == dst->family && !memcmp(c->addr, dst->addr, alen) && ts.tv_sec < c->until)
+		return c->mtu;
+	mtu = route_mtu(dst);
+	/* Above 1500: a jumbo-frame link (or a path MTU the kernel learned),
+	 * not one of our own addresses (loopback's 65536: its datagrams never
+	 * leave the host, and a relay there may forward them anywhere); 1500
+	 * to an IPv4 address on one of our links: no hop between, so its
+	 * 1472-byte datagrams (ngtcp2 probes 1444 at most) are tried too. IPv6
+	 * over 1500 bytes gains nothing on max_udp_payload (1452). */
+	if (mtu < 1500 || (mtu == 1500 && dst->family != AF_INET))
+		mtu = 0;
+	else if ((rt = route_type(dst)) != ROUTE_LINK && (mtu == 1500 || rt != ROUTE_GW))
+		mtu = 0;
+	c->family = dst->family;
+	memcpy(c->addr, dst->addr, alen);
+	c->mtu = mtu;
+	c->until = ts.tv_sec + IO_ROUTE_MTU_RECHECK_S;
+	return mtu;
 }
 
 int io_sock_no_frag(int fd, int family)

@@ -396,9 +396,9 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 }
 
 /* The largest datagram a route's MTU carries (IPv4 or IPv6 and UDP
- * headers off), at most lo_udp_payload; 0 when the route is not known to
- * take jumbo frames (MTU above 1500) or that is no more than
- * max_udp_payload. */
+ * headers off), at most lo_udp_payload; 0 when the route is not one worth
+ * probing (route_mtu: jumbo frames, or a 1500-byte link to an IPv4
+ * address) or that is no more than max_udp_payload. */
 static size_t route_payload(const struct quic_ep *ep, const struct sockaddr *remote,
 			    socklen_t len)
 {
@@ -412,8 +412,11 @@ static size_t route_payload(const struct quic_ep *ep, const struct sockaddr *rem
 	if (remote->sa_family == AF_INET6 &&
 	    memcmp(&((const struct sockaddr_in6 *)remote)->sin6_addr, v4mapped, 12))
 		hdr = 40 + 8;
-	if (mtu <= 1500)
-		return 0; /* an Ethernet path: ngtcp2's own probing reaches 1444 */
+	if (mtu < 1500)
+		return 0;
+	/* 1500: an on-link IPv4 address (io_route_mtu), whose 1472-byte
+	 * datagrams ngtcp2's own probing (1444 at most) never reaches; an
+	 * IPv6 one gains nothing on max_udp_payload (1452): not a candidate */
 	cap = (size_t)mtu - hdr;
 	if (cap > ep->o.lo_udp_payload)
 		cap = ep->o.lo_udp_payload;
@@ -508,9 +511,9 @@ int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
 		set.max_tx_udp_payload_size = ep->o.lo_udp_payload;
 		set.no_tx_udp_payload_size_shaping = 1;
 	} else if ((c->pm.max = route_payload(ep, remote, remote_len)) > 0) {
-		/* Off loopback on a jumbo-frame route: unshaped too, and our
-		 * own probes validate the size (conn_write.c), since ngtcp2's
-		 * stop at 1444. */
+		/* Off loopback on a jumbo-frame route or a 1500-byte link: unshaped
+		 * too, and our own probes validate the size (conn_write.c),
+		 * since ngtcp2's stop at 1444. */
 		c->pm.size = NGTCP2_MAX_UDP_PAYLOAD_SIZE;
 		set.max_tx_udp_payload_size = c->pm.max;
 		set.no_tx_udp_payload_size_shaping = 1;

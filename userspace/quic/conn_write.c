@@ -177,6 +177,18 @@ static int pm_ping(struct quic_conn *c, uint64_t now)
 	return 0;
 }
 
+/* What a probe of want bytes holds besides its DATAGRAM's data: the short
+ * header (its first byte, the DCID, a packet number of at most 4 bytes),
+ * the AEAD tag (16) and the frame's type and length (a varint of 2 bytes
+ * below 16,384, else 4). A shorter packet number leaves the probe up to 3
+ * bytes under want; the size validated is the probe's own. */
+static size_t pm_overhead(struct quic_conn *c, size_t want)
+{
+	size_t o = 1 + ngtcp2_conn_get_dcid(c->conn)->datalen + 4 + 16 + 1;
+
+	return o + (want - o - 2 < 16384 ? 2 : 4);
+}
+
 /* Send one probe when one is due. Returns 0 or a fatal ngtcp2 error. */
 static int pm_probe(struct quic_conn *c, uint64_t now)
 {
@@ -219,19 +231,30 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 		return 0;
 	}
 	v.base = (uint8_t *)pm_zeros;
-	v.len = want - QUIC_PM_OVERHEAD;
-	memset(&pi, 0, sizeof(pi));
-	ngtcp2_path_storage_zero(&ps);
-	c->pm.id = QUIC_PM_ID_BIT | ++c->pm.seq;
-	n = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, c->ep->txbuf, want, &accepted,
-					NGTCP2_WRITE_DATAGRAM_FLAG_NONE, c->pm.id, &v, 1, now);
-	if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
-		pm_done(c, now); /* the peer cannot take it after all */
-		c->pm.next = UINT64_MAX;
-		return 0;
+	v.len = want - pm_overhead(c, want);
+	if (v.len + 5 > rp->max_datagram_frame_size)
+		v.len = rp->max_datagram_frame_size - 5;
+	for (int tries = 0;; tries++) {
+		memset(&pi, 0, sizeof(pi));
+		ngtcp2_path_storage_zero(&ps);
+		c->pm.id = QUIC_PM_ID_BIT | ++c->pm.seq;
+		n = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, c->ep->txbuf, want,
+						&accepted, NGTCP2_WRITE_DATAGRAM_FLAG_NONE, c->pm.id,
+						&v, 1, now);
+		if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
+			pm_done(c, now); /* the peer cannot take it after all */
+			c->pm.next = UINT64_MAX;
+			return 0;
+		}
+		if (n < 0)
+			return (int)n;
+		if (accepted || n == 0 || tries)
+			break;
+		/* Something went first (an ACK frame) and left no room for the
+		 * probe, which fills the packet: that packet out, then the
+		 * probe alone. */
+		quic_conn_path_send(c, c->ep->txbuf, (size_t)n, (size_t)n, &ps.path);
 	}
-	if (n < 0)
-		return (int)n;
 	if (n == 0 || !accepted) {
 		c->pm.next = now + QUIC_PM_RETRY_MS * 1000000ULL; /* held back: again soon */
 		/* A bulk sender's ACKs free the window for stream bytes
