@@ -83,8 +83,8 @@ a3=$(netns_ip4 3)
 out=$(bench 1 "$K3@$a3:4433" 16777216 7)
 check_bench "$out" 16777216 "16 MiB across the 1500-byte hop"
 kept 1 "$K3@$a3:4433" || fail "ping keep to node 3"
-wait_for "[ \"\$(pmtu 1 $K3 $a3 | cut -d' ' -f5)\" = 3 ] && [ \"\$(pmtu 1 $K3 $a3 | cut -d' ' -f4)\" -ge 1 ]" 100 ||
-	fail "across the 1500-byte hop: $(pmtu 1 "$K3" "$a3") (want 3 lost, one acked)"
+wait_for "[ \"\$(pmtu 1 $K3 $a3 | cut -d' ' -f5)\" -ge 3 ] && [ \"\$(pmtu 1 $K3 $a3 | cut -d' ' -f4)\" -ge 1 ]" 100 ||
+	fail "across the 1500-byte hop: $(pmtu 1 "$K3" "$a3") (want 3 or more lost (a probe late under load counts), one acked)"
 read -r sz mx pr ac lo <<<"$(pmtu 1 "$K3" "$a3")"
 [ "$sz" -ge 1449 ] && [ "$sz" -le 1452 ] || fail "across the 1500-byte hop: size $sz"
 read -r bsz bpr bac blo <<<"$(bpmtu "$out")"

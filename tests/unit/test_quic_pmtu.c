@@ -275,6 +275,17 @@ static void test_path_jumbo(void **state)
 	assert_true(g_pm.max[1] >= 1500 - 28 - 3 && g_pm.max[1] <= 1500 - 28);
 	assert_int_equal(w->sim.dropped_mtu, 0);
 	world_free(w);
+
+	/* The same link to a peer that takes no probe (another QUIC stack):
+	 * max_udp_payload unprobed (the link's size is the path's), not 1200. */
+	w = pm_world(49, 1500, 1500 - 28, 0, &hs);
+	pumped_transfer(w, pm_pump);
+	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
+	assert_int_equal(in.pmtu_probes, 0);
+	assert_int_equal(in.udp_payload, QUIC_MAX_UDP_PAYLOAD);
+	assert_true(g_pm.max[1] > 1200 && g_pm.max[1] <= QUIC_MAX_UDP_PAYLOAD);
+	assert_int_equal(w->sim.dropped_mtu, 0);
+	world_free(w);
 }
 
 int main(void)

@@ -220,6 +220,16 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 		want = rp->max_udp_payload_size;
 	/* The peer's DATAGRAM limit (its frame: type and length, <= 5). */
 	if (rp->max_datagram_frame_size < 5 + QUIC_MAX_DATAGRAM + 1) {
+		/* A peer that takes no probe (another QUIC stack, an earlier
+		 * weft) across a 1500-byte link (the ceiling 1472: jumbo
+		 * ceilings are larger): nothing lies between, so the
+		 * link's size is the path's; max_udp_payload (1452) unprobed,
+		 * as ngtcp2 would have found 1444, and a black hole (two PTOs)
+		 * still takes it back to 1200. */
+		if (c->pm.max <= 1500 - 28 && c->pm.size < c->ep->o.max_udp_payload)
+			c->pm.size = c->ep->o.max_udp_payload < rp->max_udp_payload_size ?
+					     c->ep->o.max_udp_payload :
+					     (size_t)rp->max_udp_payload_size;
 		pm_done(c, now);
 		c->pm.next = UINT64_MAX;
 		return 0;
