@@ -218,7 +218,13 @@ const char *io_addr_fmt(const struct io_addr *a, char *buf, size_t len);
  * seconds, IO_ROUTE_MTU_CACHE of them (one slot per address hash). */
 #define IO_ROUTE_MTU_RECHECK_S 10
 #define IO_ROUTE_MTU_CACHE 64
+/* Kernel lookups (addresses not in the cache) a thread makes a second at
+ * most; past them the answer is 0 until the next second (a flood of
+ * forged sources costs no more). */
+#define IO_ROUTE_MTU_LOOKUPS_PER_S 256
 int io_route_mtu(const struct io_addr *dst);
+/* Kernel lookups io_route_mtu made on the calling thread (tests). */
+unsigned int io_route_mtu_lookups(void);
 
 /*
  * A UDP socket (family: the socket's; AF_INET6 dual-stack covers its

@@ -232,6 +232,14 @@ struct route_ans {
 	time_t until;
 };
 
+static __thread unsigned int lookups, lookups_sec;
+static __thread time_t lookups_at;
+
+unsigned int io_route_mtu_lookups(void)
+{
+	return lookups;
+}
+
 int io_route_mtu(const struct io_addr *dst)
 {
 	static __thread struct route_ans cache[IO_ROUTE_MTU_CACHE];
@@ -250,6 +258,18 @@ int io_route_mtu(const struct io_addr *dst)
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	if (c->family == dst->family && !memcmp(c->addr, dst->addr, alen) && ts.tv_sec < c->until)
 		return c->mtu;
+	/* A flood of Initials from forged addresses misses the cache every
+	 * time: at most IO_ROUTE_MTU_LOOKUPS_PER_S kernel lookups (~20 us
+	 * each) a second per thread, then "not worth probing" (ngtcp2's own
+	 * sizing) until the next second, not remembered. */
+	if (ts.tv_sec != lookups_at) {
+		lookups_at = ts.tv_sec;
+		lookups_sec = 0;
+	}
+	if (lookups_sec >= IO_ROUTE_MTU_LOOKUPS_PER_S)
+		return 0;
+	lookups_sec++;
+	lookups++;
 	mtu = route_mtu(dst);
 	/* Above 1500: a jumbo-frame link (or a path MTU the kernel learned),
 	 * not one of our own addresses (loopback's 65536: its datagrams never
