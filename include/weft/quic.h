@@ -57,6 +57,9 @@
  * wait for later packets forever); QUIC_PM_RETRY_MS between attempts that
  * congestion control held back. */
 #define QUIC_PM_PROBE_PTOS 3
+/* A probe still undecided at its deadline: a PING sent again, at most this
+ * many times, before it counts as lost (conn_write.c quic_conn_pm_timer). */
+#define QUIC_PM_ASKS 2
 #define QUIC_PM_RETRY_MS 10
 #define QUIC_PM_PING_DELAY_NS 1000     /* a PING this long after each probe (conn_write.c) */
 

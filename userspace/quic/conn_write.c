@@ -127,8 +127,21 @@ int quic_conn_pm_timer(struct quic_conn *c, uint64_t now)
 		return 0;
 	if (c->pm.ping_at)
 		return now >= c->pm.ping_at;
-	if (c->pm.len && now >= c->pm.deadline)
+	if (c->pm.len && now >= c->pm.deadline) {
+		if (c->pm.asks < QUIC_PM_ASKS) {
+			/* ngtcp2 has not decided yet (no ACK of a later packet
+			 * came): another PING, whose ACK lets it. Taken as lost
+			 * now, the probe would stay in ngtcp2's flight while the
+			 * next went out, and two jumbo probes fill the smallest
+			 * window: no PING, no ACK, nothing freed (it runs no PTO
+			 * for them). */
+			c->pm.asks++;
+			c->pm.deadline = now + QUIC_PM_PROBE_PTOS * ngtcp2_conn_get_pto(c->conn);
+			c->pm.ping_at = now + QUIC_PM_PING_DELAY_NS;
+			return 0;
+		}
 		quic_conn_pm_lost(c, c->pm.id); /* ngtcp2 may still say so later: ignored */
+	}
 	return !c->pm.len && now >= c->pm.next;
 }
 
@@ -266,19 +279,33 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 		quic_conn_path_send(c, c->ep->txbuf, (size_t)n, (size_t)n, &ps.path);
 	}
 	if (n == 0 || !accepted) {
+		uint64_t pto = ngtcp2_conn_get_pto(c->conn);
+
 		c->pm.next = now + QUIC_PM_RETRY_MS * 1000000ULL; /* held back: again soon */
 		/* A bulk sender's ACKs free the window for stream bytes
 		 * every time, and the probe waited for the transfer's end
 		 * (a 64 MiB bench ended with its probe unanswered,
 		 * test_quic_jumbo): stream data waits for it, one PTO at
 		 * most, once a probe (quic_conn_flush). */
-		if (!c->pm.hold_until)
-			c->pm.hold_until = now + ngtcp2_conn_get_pto(c->conn);
+		if (!c->pm.hold_until) {
+			c->pm.hold_until = now + pto;
+		} else if (now >= c->pm.hold_until + QUIC_PM_PROBE_PTOS * pto) {
+			/* Held back this long: a try of this size, lost, not a
+			 * retry every QUIC_PM_RETRY_MS for good. (On an idle
+			 * connection lost probes that ngtcp2 still counts in
+			 * flight can fill the window, and ngtcp2 0.12 runs no
+			 * PTO for them: nothing frees it.) */
+			c->pm.lost++;
+			c->pm.hold_until = 0;
+			if (++c->pm.fails >= QUIC_PM_TRIES)
+				pm_next_step(c, now);
+		}
 	}
 	if (n == 0)
 		return 0;
 	if (accepted) {
 		c->pm.hold_until = 0;
+		c->pm.asks = 0;
 		c->pm.len = (size_t)n;
 		c->pm.probes++;
 		c->pm.deadline = now + QUIC_PM_PROBE_PTOS * ngtcp2_conn_get_pto(c->conn);

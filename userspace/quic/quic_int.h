@@ -163,6 +163,7 @@ struct quic_conn {
 		unsigned int step, fails; /* step 0: the ceiling, 1: max_udp_payload, 2: done */
 		uint64_t next; /* no probe before (ns) */
 		uint64_t deadline; /* the probe in flight counts as lost at (ns) */
+		unsigned int asks; /* deadlines passed, a PING sent again (QUIC_PM_ASKS) */
 		uint64_t ping_at;  /* a PING due after the probe (0: none) */
 		/* A due probe the congestion window held back: stream data
 		 * waits for it until then (0: not held; <= now: held once,
