@@ -169,7 +169,7 @@ void cstore_free(struct cstore *cs)
 		return;
 	pthread_mutex_destroy(&cs->lock);
 	cn_pool_unref(cs->dio);
-	cn_defer_free(cs); /* before the memory cache: its spares */
+	cn_defer_free(cs); /* its loans end before the memory cache goes */
 	cn_trust_free(cs);
 	cn_hot_free(cs);
 	cn_fds_free(cs);

@@ -382,4 +382,3 @@ unsigned int cn_hot_held(struct cstore *cs)
 	pthread_mutex_unlock(&cs->hot_mu);
 	return n;
 }
-

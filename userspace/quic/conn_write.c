@@ -97,14 +97,21 @@ void quic_conn_pm_acked(struct quic_conn *c, uint64_t id)
 	pm_done(c, c->ep->now); /* each size tried is below the last */
 }
 
+/* A try of this size failed (lost, or held back too long): the next
+ * smaller size after QUIC_PM_TRIES of them. */
+static void pm_try_failed(struct quic_conn *c, uint64_t now)
+{
+	c->pm.lost++;
+	if (++c->pm.fails >= QUIC_PM_TRIES)
+		pm_next_step(c, now);
+}
+
 void quic_conn_pm_lost(struct quic_conn *c, uint64_t id)
 {
 	if (!(id & QUIC_PM_ID_BIT) || id != c->pm.id || !c->pm.len)
 		return;
-	c->pm.lost++;
 	c->pm.len = 0;
-	if (++c->pm.fails >= QUIC_PM_TRIES)
-		pm_next_step(c, c->ep->now);
+	pm_try_failed(c, c->ep->now);
 }
 
 static int pm_active(const struct quic_conn *c)
@@ -295,10 +302,8 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 			 * connection lost probes that ngtcp2 still counts in
 			 * flight can fill the window, and ngtcp2 0.12 runs no
 			 * PTO for them: nothing frees it.) */
-			c->pm.lost++;
 			c->pm.hold_until = 0;
-			if (++c->pm.fails >= QUIC_PM_TRIES)
-				pm_next_step(c, now);
+			pm_try_failed(c, now);
 		}
 	}
 	if (n == 0)
