@@ -30,7 +30,9 @@
  *        size;
  *     2. the software policer on the rate-limited decision (userspace);
  *     3. veth flood: userspace recvmmsg drop loop, XDP drop of a banned
- *        source, XDP drop of an over-limit source.
+ *        source, XDP drop of an over-limit source, and the floor: an XDP
+ *        program that only counts and drops (what veth and the source
+ *        cost any XDP program; weft's rows are read against it too).
  *   bench_xdp --testrun [REPEAT]   part 1 and 2 only (no root netns work)
  */
 #include <arpa/inet.h>
@@ -49,6 +51,7 @@
 
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
+#include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <sys/mman.h>
 #include <xdp/xsk.h>
@@ -74,7 +77,8 @@ static const char same_work[] =
 	"same veth end in the same run; veA's NAPI thread and the userspace loop pinned to "
 	"CPU 1; figure = packets dropped per CPU-second of the receive work (NAPI thread + "
 	"loop thread schedstat); userspace drops = datagrams the loop received + those the "
-	"kernel dropped at its full socket buffer (the reference's best case); test-run: "
+	"kernel dropped at its full socket buffer (the reference's best case); the flood's "
+	"floor: an XDP program that reads the header line, counts and drops, on the same veth end; test-run: "
 	"same frames per verdict, verdict checked by its counter";
 
 static const char dht_msg[] = "d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:xx1:y1:qe";
@@ -578,10 +582,86 @@ static uint64_t rcvbuf_errors(void)
 	return v;
 }
 
-enum phase { P_USER, P_XDP_BAN, P_XDP_RATE, P__MAX };
-static const char *const p_id[P__MAX] = { "user", "xdp_ban", "xdp_rate" };
+enum phase { P_USER, P_XDP_BAN, P_XDP_RATE, P_XDP_FLOOR, P__MAX };
+static const char *const p_id[P__MAX] = { "user", "xdp_ban", "xdp_rate", "xdp_floor" };
 static const char *const p_label[P__MAX] = { "userspace recvmmsg drop loop",
-					     "XDP drop, banned source", "XDP drop, over-limit source" };
+					     "XDP drop, banned source", "XDP drop, over-limit source",
+					     "XDP drop, read-count-drop program" };
+
+/*
+ * The flood's floor: an XDP program that reads the frame's Ethernet type
+ * and first payload bytes (the cache line any parser must touch), counts
+ * the frame in a per-CPU array and drops it, nothing else, attached to veA in native mode like
+ * weft's. What any XDP program pays on this veth pair and this source
+ * (veth's frame receive and return, the page pool): weft's rows against
+ * this one say how much of their cost is the program's. Returns the
+ * program's fd and the map's in *map_fd, or a negative errno.
+ */
+static int floor_drop_prog(int *map_fd)
+{
+	int mfd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "bench_floor", 4, 8, 1, NULL);
+	struct bpf_insn prog[] = {
+		/* Read what any parser must (the Ethernet type and the
+		 * datagram's first payload bytes, one cache line of a
+		 * frame another CPU wrote): r2 = data, r3 = data_end;
+		 * frames shorter than 50 bytes are dropped unread. */
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_1,
+		  .off = offsetof(struct xdp_md, data) },
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_3, .src_reg = BPF_REG_1,
+		  .off = offsetof(struct xdp_md, data_end) },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_4, .src_reg = BPF_REG_2 },
+		{ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_4, .imm = 50 },
+		{ .code = BPF_JMP | BPF_JGT | BPF_X, .dst_reg = BPF_REG_4, .src_reg = BPF_REG_3,
+		  .off = 2 },
+		{ .code = BPF_LDX | BPF_MEM | BPF_H, .dst_reg = BPF_REG_5, .src_reg = BPF_REG_2,
+		  .off = 12 },
+		{ .code = BPF_LDX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_5, .src_reg = BPF_REG_2,
+		  .off = 42 },
+		/* *(u32 *)(fp - 4) = 0; r2 = fp - 4 */
+		{ .code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = BPF_REG_10, .off = -4, .imm = 0 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_10 },
+		{ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_2, .imm = -4 },
+		/* r1 = the map (a 16-byte load of its fd) */
+		{ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_1,
+		  .src_reg = BPF_PSEUDO_MAP_FD, .imm = mfd },
+		{ 0 },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_map_lookup_elem },
+		/* if (r0) (*(u64 *)r0)++ */
+		{ .code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = BPF_REG_0, .off = 3, .imm = 0 },
+		{ .code = BPF_LDX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_1, .src_reg = BPF_REG_0 },
+		{ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_1, .imm = 1 },
+		{ .code = BPF_STX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_1 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_DROP },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd;
+
+	if (mfd < 0)
+		return -errno;
+	fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_fdrop", "GPL", prog,
+			   sizeof(prog) / sizeof(prog[0]), NULL);
+	if (fd < 0) {
+		fd = -errno;
+		close(mfd);
+		return fd;
+	}
+	*map_fd = mfd;
+	return fd;
+}
+
+/* The floor program's count: the per-CPU values summed. */
+static uint64_t floor_drops(int map_fd)
+{
+	uint64_t v[256] = { 0 }, sum = 0;
+	uint32_t k = 0;
+	int n = libbpf_num_possible_cpus();
+
+	if (n <= 0 || n > 256 || bpf_map_lookup_elem(map_fd, &k, v))
+		return 0;
+	for (int i = 0; i < n; i++)
+		sum += v[i];
+	return sum;
+}
 
 struct phase_out {
 	double offered_pps, drop_pps, cpu_s, cpu1_busy, drops_per_cpu_s, rcvbuf_drops_pps, secs;
@@ -599,7 +679,7 @@ struct meas {
 };
 
 static void take(struct meas *m, enum phase ph, struct bench_lfsrc *src, struct sink *sk,
-		 struct wxdp *x)
+		 struct wxdp *x, int floor_map)
 {
 	uint64_t st[WXDP_STAT__MAX];
 
@@ -612,6 +692,8 @@ static void take(struct meas *m, enum phase ph, struct bench_lfsrc *src, struct 
 		m->loop_ns = bench_thread_cpu_ns(getpid(), sk->tid);
 		m->drops = __atomic_load_n(&sk->got, __ATOMIC_RELAXED);
 		m->rcvbuf = rcvbuf_errors();
+	} else if (ph == P_XDP_FLOOR) {
+		m->drops = floor_drops(floor_map);
 	} else if (!stats(x, st)) {
 		m->drops = st[ph == P_XDP_BAN ? WXDP_STAT_DROP_BANNED : WXDP_STAT_DROP_RATE_DHT];
 	}
@@ -626,7 +708,7 @@ static int flood_phase(enum phase ph, int secs, struct phase_out *o)
 	struct io_addr sa, da;
 	pthread_t st, ft;
 	struct meas m0, m1;
-	int len, err = 0;
+	int len, err = 0, floor_fd = -1, floor_map = -1, ifindex_a = 0;
 
 	memset(payload, 'x', sizeof(payload));
 	memcpy(payload, dht_msg, sizeof(dht_msg) - 1);
@@ -645,6 +727,20 @@ static int flood_phase(enum phase ph, int secs, struct phase_out *o)
 			pthread_join(st, NULL);
 			bench_veth_enter(&veth, 0);
 			return -EIO;
+		}
+	} else if (ph == P_XDP_FLOOR) {
+		LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
+
+		ifindex_a = (int)if_nametoindex(BENCH_IF_A);
+		floor_fd = floor_drop_prog(&floor_map);
+		if (floor_fd < 0 || bpf_xdp_attach(ifindex_a, floor_fd, XDP_FLAGS_DRV_MODE, &ao)) {
+			err = floor_fd < 0 ? floor_fd : -errno;
+			if (floor_fd >= 0) {
+				close(floor_fd);
+				close(floor_map);
+			}
+			bench_veth_enter(&veth, 0);
+			return err;
 		}
 	} else {
 		struct wxdp_opts xo = { .ifname = BENCH_IF_A, .pin_root = "" };
@@ -679,9 +775,9 @@ static int flood_phase(enum phase ph, int secs, struct phase_out *o)
 	bench_veth_enter(&veth, 'A');
 	usleep(500 * 1000); /* warm up */
 
-	take(&m0, ph, &src, &sk, x);
+	take(&m0, ph, &src, &sk, x, floor_map);
 	sleep((unsigned int)secs);
-	take(&m1, ph, &src, &sk, x);
+	take(&m1, ph, &src, &sk, x, floor_map);
 	src.stop = 1;
 	pthread_join(ft, NULL);
 	if (ph == P_USER) {
@@ -689,6 +785,11 @@ static int flood_phase(enum phase ph, int secs, struct phase_out *o)
 		pthread_join(st, NULL);
 	}
 	wxdp_free(x);
+	if (floor_fd >= 0) {
+		bpf_xdp_detach(ifindex_a, XDP_FLAGS_DRV_MODE, NULL);
+		close(floor_fd);
+		close(floor_map);
+	}
 	bench_veth_enter(&veth, 0);
 
 	o->secs = m1.t - m0.t;
@@ -804,7 +905,22 @@ static int bench_flood(struct bench_result *res, int secs)
 		snprintf(id, sizeof(id), "flood.%s.vs_user", p_id[p]);
 		snprintf(label, sizeof(label), "%s / recvmmsg loop, drops per CPU-s", p_label[p]);
 		snprintf(num, sizeof(num), "flood.%s.drops_per_cpu_s", p_id[p]);
-		bench_result_ratio(res, id, label, num, "flood.user.drops_per_cpu_s", GOAL_FLOOD);
+		bench_result_ratio(res, id, label, num, "flood.user.drops_per_cpu_s",
+				   p == P_XDP_FLOOR ? 0 : GOAL_FLOOD);
+	}
+	/* How much of the floor weft's program keeps (1.0: the program costs
+	 * nothing beyond counting and dropping). No goal: a reading. */
+	for (int p = P_XDP_BAN; p <= P_XDP_RATE; p++) {
+		char num[64];
+
+		snprintf(id, sizeof(id), "flood.%s.vs_floor", p_id[p]);
+		snprintf(label, sizeof(label), "%s / read-count-drop XDP program, drops per CPU-s",
+			 p_label[p]);
+		snprintf(num, sizeof(num), "flood.%s.drops_per_cpu_s", p_id[p]);
+		bench_result_ratio(res, id, label, num, "flood.xdp_floor.drops_per_cpu_s", 0);
+		printf("%-32s %.2fx of the read-count-drop program's drops per CPU-s\n", p_label[p],
+		       o[P_XDP_FLOOR].drops_per_cpu_s > 0 ?
+			       o[p].drops_per_cpu_s / o[P_XDP_FLOOR].drops_per_cpu_s : 0);
 	}
 	bench_result_param(res, "flood_seconds_per_round", secs);
 	bench_result_param(res, "flood_rounds", FLOOD_ROUNDS);
