@@ -12,6 +12,9 @@
 //	quicgo_dial ADDR:PORT v1 forged      -> presents a certificate of one
 //	    key (validly self-signed) but signs the TLS CertificateVerify with
 //	    another key: a peer claiming a node key it does not hold.
+//	quicgo_dial ADDR:PORT v1 bulk=N      -> echoes N random bytes instead
+//	    of 32 (written and read back at once, so flow control never
+//	    stalls it), checked byte for byte: "ok version=0x1 bulk=N".
 //
 // Built offline by tests/integration/test_quic_quicgo.sh with
 // GOPATH=/usr/share/gocode GO111MODULE=off.
@@ -29,6 +32,7 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,8 +46,15 @@ func die(f string, a ...interface{}) {
 
 func main() {
 	forged := len(os.Args) == 4 && os.Args[3] == "forged"
-	if len(os.Args) != 3 && !forged {
-		fmt.Fprintln(os.Stderr, "usage: quicgo_dial ADDR:PORT VERSION[,VERSION...] [forged]")
+	bulk := 32
+	if len(os.Args) == 4 && strings.HasPrefix(os.Args[3], "bulk=") {
+		n, err := strconv.Atoi(os.Args[3][5:])
+		if err != nil || n < 1 || n > 1<<30 {
+			die("bulk: %q", os.Args[3])
+		}
+		bulk = n
+	} else if len(os.Args) != 3 && !forged {
+		fmt.Fprintln(os.Stderr, "usage: quicgo_dial ADDR:PORT VERSION[,VERSION...] [forged|bulk=N]")
 		os.Exit(2)
 	}
 	names := map[string]quic.VersionNumber{
@@ -96,16 +107,21 @@ func main() {
 	if err != nil {
 		die("stream: %v", err)
 	}
-	msg := make([]byte, 32)
+	msg := make([]byte, bulk)
 	rand.Read(msg)
-	if _, err := st.Write(append([]byte{0x01}, msg...)); err != nil {
-		die("write: %v", err)
-	}
-	st.Close()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := st.Write(append([]byte{0x01}, msg...))
+		st.Close()
+		wrote <- err
+	}()
 	back := make([]byte, len(msg))
-	st.SetReadDeadline(time.Now().Add(5 * time.Second))
+	st.SetReadDeadline(time.Now().Add(5*time.Second + time.Duration(bulk/100000)*time.Second))
 	if _, err := io.ReadFull(st, back); err != nil {
 		die("echo: %v", err)
+	}
+	if err := <-wrote; err != nil {
+		die("write: %v", err)
 	}
 	if !bytes.Equal(back, msg) {
 		die("echo differs")
@@ -115,6 +131,16 @@ func main() {
 	if c, ok := conn.(interface{ GetVersion() quic.VersionNumber }); ok {
 		ver = uint32(c.GetVersion())
 	}
-	fmt.Printf("ok version=%#x\n", ver)
+	if bulk != 32 {
+		fmt.Printf("ok version=%#x bulk=%d\n", ver, bulk)
+		// QUICGO_HOLD=S: keep the connection S seconds (at most 30) after
+		// the echo, for a test to read the server's side of it.
+		if s, err := strconv.Atoi(os.Getenv("QUICGO_HOLD")); err == nil && s > 0 && s <= 30 {
+			os.Stdout.Sync()
+			time.Sleep(time.Duration(s) * time.Second)
+		}
+	} else {
+		fmt.Printf("ok version=%#x\n", ver)
+	}
 	conn.CloseWithError(0, "")
 }

@@ -286,6 +286,20 @@ static void test_path_jumbo(void **state)
 	assert_true(g_pm.max[1] > 1200 && g_pm.max[1] <= QUIC_MAX_UDP_PAYLOAD);
 	assert_int_equal(w->sim.dropped_mtu, 0);
 	world_free(w);
+
+	/* That peer, but the link carries less than the route said (shrunk
+	 * to 1400 bytes since the route was read, test_quic_quicgo_link):
+	 * the unprobed 1452 meets a black hole, and the connection stays at
+	 * 1200 for good, the stream whole (it raised the size again after
+	 * each black hole and stalled). */
+	w = pm_world(50, 1500, 1400 - 28, 0, &hs);
+	pumped_transfer(w, pm_pump);
+	assert_int_equal(quic_conn_get_info(w->cli, &in), 0);
+	assert_int_equal(in.pmtu_probes, 0);
+	assert_int_equal(in.pmtu_blackholes, 1);
+	assert_int_equal(in.udp_payload, 1200);
+	assert_true(w->sim.dropped_mtu >= 1);
+	world_free(w);
 }
 
 int main(void)

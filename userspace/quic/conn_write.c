@@ -245,8 +245,12 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 		 * ceilings are larger): nothing lies between, so the
 		 * link's size is the path's; max_udp_payload (1452) unprobed,
 		 * as ngtcp2 would have found 1444, and a black hole (two PTOs)
-		 * still takes it back to 1200. */
-		if (c->pm.max <= 1500 - 28 && c->pm.size < c->ep->o.max_udp_payload)
+		 * still takes it back to 1200, for good: unprobed, the size
+		 * cannot be tried again (the link may have shrunk since the
+		 * route was read; raising it after each black hole stalled
+		 * quic-go on a 1400-byte link, test_quic_quicgo_link). */
+		if (c->pm.max <= 1500 - 28 && c->pm.size < c->ep->o.max_udp_payload &&
+		    !c->pm.blackholes)
 			c->pm.size = c->ep->o.max_udp_payload < rp->max_udp_payload_size ?
 					     c->ep->o.max_udp_payload :
 					     (size_t)rp->max_udp_payload_size;
