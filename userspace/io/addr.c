@@ -190,7 +190,8 @@ static int route_type(const struct io_addr *dst)
 			continue;
 		rc = r->rtm_type == RTN_UNICAST ? ROUTE_LINK : ROUTE_OTHER;
 		left = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*r)));
-		for (rta = RTM_RTA(r); RTA_OK(rta, left) && rc == ROUTE_LINK; rta = RTA_NEXT(rta, left))
+		for (rta = RTM_RTA(r); RTA_OK(rta, left) && rc == ROUTE_LINK;
+		     rta = RTA_NEXT(rta, left))
 			if (rta->rta_type == RTA_GATEWAY || rta->rta_type == RTA_VIA)
 				rc = ROUTE_GW;
 		break;

@@ -273,8 +273,8 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 		ngtcp2_path_storage_zero(&ps);
 		c->pm.id = QUIC_PM_ID_BIT | ++c->pm.seq;
 		n = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, c->ep->txbuf, want,
-						&accepted, NGTCP2_WRITE_DATAGRAM_FLAG_NONE, c->pm.id,
-						&v, 1, now);
+						&accepted, NGTCP2_WRITE_DATAGRAM_FLAG_NONE,
+						c->pm.id, &v, 1, now);
 		if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
 			pm_done(c, now); /* the peer cannot take it after all */
 			c->pm.next = UINT64_MAX;
@@ -508,7 +508,8 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 			return;
 		}
 		if (s && ndata >= 0) {
-			quic_sbuf_sent(c, s, (uint64_t)ndata, !!(fl & NGTCP2_WRITE_STREAM_FLAG_FIN));
+			quic_sbuf_sent(c, s, (uint64_t)ndata,
+				       !!(fl & NGTCP2_WRITE_STREAM_FLAG_FIN));
 			c->bytes_tx += (uint64_t)ndata;
 			nodata = NULL;
 		} else if (s && n > 0) {
