@@ -34,6 +34,11 @@
  *        program that only counts and drops (what veth and the source
  *        cost any XDP program; weft's rows are read against it too).
  *   bench_xdp --testrun [REPEAT]   part 1 and 2 only (no root netns work)
+ *   bench_xdp --flood [SECONDS]    part 3 only
+ * Flood paths and rounds (short alternated experiments, e.g. weft's
+ * banned path against the floor program): BENCH_XDP_PATHS=xdp_ban,xdp_floor
+ * (ids: user, xdp_ban, xdp_rate, xdp_floor; default all) and
+ * BENCH_XDP_ROUNDS=N (default 3); ratios to a path not run are left out.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -841,11 +846,56 @@ static void phase_finish(struct phase_out *t)
 	t->drops_per_cpu_s = t->cpu_s > 0 ? t->drop_pps * t->secs / t->cpu_s : 0;
 }
 
+/*
+ * Which flood paths run (bit 1 << enum phase) and how many rounds:
+ * BENCH_XDP_PATHS, a comma-separated list of path ids (p_id: user,
+ * xdp_ban, xdp_rate, xdp_floor), default all; BENCH_XDP_ROUNDS, default
+ * FLOOD_ROUNDS. For short alternated experiments (e.g. weft's banned
+ * path against the floor program only); a ratio whose denominator did
+ * not run is left out. Returns 0, or -EINVAL on an unknown id or a bad
+ * round count.
+ */
+static int flood_select(unsigned int *paths, int *rounds)
+{
+	const char *e = getenv("BENCH_XDP_PATHS"), *r = getenv("BENCH_XDP_ROUNDS");
+
+	*paths = (1U << P__MAX) - 1;
+	*rounds = FLOOD_ROUNDS;
+	if (r && *r) {
+		*rounds = atoi(r);
+		if (*rounds < 1 || *rounds > 1000)
+			return -EINVAL;
+	}
+	if (!e || !*e)
+		return 0;
+	*paths = 0;
+	while (*e) {
+		size_t n = strcspn(e, ",");
+		int p;
+
+		for (p = 0; p < P__MAX; p++)
+			if (strlen(p_id[p]) == n && !strncmp(e, p_id[p], n))
+				break;
+		if (p == P__MAX)
+			return -EINVAL;
+		*paths |= 1U << p;
+		e += n + (e[n] == ',');
+	}
+	return *paths ? 0 : -EINVAL;
+}
+
 static int bench_flood(struct bench_result *res, int secs)
 {
 	struct phase_out o[P__MAX] = { 0 };
 	char id[64], label[160];
-	int err;
+	unsigned int paths;
+	int err, rounds;
+
+	if (flood_select(&paths, &rounds)) {
+		fprintf(stderr, "BENCH_XDP_PATHS: ids among user,xdp_ban,xdp_rate,xdp_floor; "
+				"BENCH_XDP_ROUNDS: 1..1000\n");
+		return 1;
+	}
 
 	atexit(cleanup);
 	err = bench_veth_new(&veth, "xdp");
@@ -854,10 +904,12 @@ static int bench_flood(struct bench_result *res, int secs)
 	/* Rounds alternate the paths, so drift in the shared machine's
 	 * other load spreads over all of them; each path's figures are its
 	 * totals over its rounds. */
-	for (int r = 0; r < FLOOD_ROUNDS; r++)
+	for (int r = 0; r < rounds; r++)
 		for (int p = 0; p < P__MAX; p++) {
 			struct phase_out one = { 0 };
 
+			if (!(paths & (1U << p)))
+				continue;
 			err = flood_phase((enum phase)p, secs, &one);
 			if (err) {
 				fprintf(stderr, "flood %s: %s\n", p_id[p], strerror(-err));
@@ -868,13 +920,18 @@ static int bench_flood(struct bench_result *res, int secs)
 	for (int p = 0; p < P__MAX; p++)
 		phase_finish(&o[p]);
 	printf("\nveth flood, %d-byte DHT datagrams, one source, %d rounds of %d s per path; receive work on CPU 1\n",
-	       FLOOD_PAYLOAD, FLOOD_ROUNDS, secs);
+	       FLOOD_PAYLOAD, rounds, secs);
 	printf("%-32s %11s %11s %9s %8s %15s %8s\n", "path", "offered", "dropped/s", "cpu s",
 	       "cpu1", "drops/cpu-s", "ratio");
 	for (int p = 0; p < P__MAX; p++) {
-		printf("%-32s %11.0f %11.0f %9.2f %7.0f%% %15.0f %7.2fx\n", p_label[p], o[p].offered_pps,
-		       o[p].drop_pps, o[p].cpu_s, o[p].cpu1_busy, o[p].drops_per_cpu_s,
-		       o[0].drops_per_cpu_s > 0 ? o[p].drops_per_cpu_s / o[0].drops_per_cpu_s : 0);
+		if (!(paths & (1U << p)))
+			continue;
+		printf("%-32s %11.0f %11.0f %9.2f %7.0f%% %15.0f", p_label[p], o[p].offered_pps,
+		       o[p].drop_pps, o[p].cpu_s, o[p].cpu1_busy, o[p].drops_per_cpu_s);
+		if (o[P_USER].drops_per_cpu_s > 0)
+			printf(" %7.2fx\n", o[p].drops_per_cpu_s / o[P_USER].drops_per_cpu_s);
+		else
+			printf(" %8s\n", "-");
 #define FIG(sfx, text, v, unit)                                                          \
 	do {                                                                             \
 		snprintf(id, sizeof(id), "flood.%s.%s", p_id[p], sfx);                   \
@@ -899,9 +956,11 @@ static int bench_flood(struct bench_result *res, int secs)
 			bench_result_note(res, "veA's NAPI thread was not found to pin: receive work may "
 					       "have run elsewhere");
 	}
-	for (int p = 1; p < P__MAX; p++) {
+	for (int p = 1; p < P__MAX && (paths & 1U << P_USER); p++) {
 		char num[64];
 
+		if (!(paths & (1U << p)))
+			continue;
 		snprintf(id, sizeof(id), "flood.%s.vs_user", p_id[p]);
 		snprintf(label, sizeof(label), "%s / recvmmsg loop, drops per CPU-s", p_label[p]);
 		snprintf(num, sizeof(num), "flood.%s.drops_per_cpu_s", p_id[p]);
@@ -910,9 +969,11 @@ static int bench_flood(struct bench_result *res, int secs)
 	}
 	/* How much of the floor weft's program keeps (1.0: the program costs
 	 * nothing beyond counting and dropping). No goal: a reading. */
-	for (int p = P_XDP_BAN; p <= P_XDP_RATE; p++) {
+	for (int p = P_XDP_BAN; p <= P_XDP_RATE && (paths & 1U << P_XDP_FLOOR); p++) {
 		char num[64];
 
+		if (!(paths & (1U << p)))
+			continue;
 		snprintf(id, sizeof(id), "flood.%s.vs_floor", p_id[p]);
 		snprintf(label, sizeof(label), "%s / read-count-drop XDP program, drops per CPU-s",
 			 p_label[p]);
@@ -923,7 +984,7 @@ static int bench_flood(struct bench_result *res, int secs)
 			       o[p].drops_per_cpu_s / o[P_XDP_FLOOR].drops_per_cpu_s : 0);
 	}
 	bench_result_param(res, "flood_seconds_per_round", secs);
-	bench_result_param(res, "flood_rounds", FLOOD_ROUNDS);
+	bench_result_param(res, "flood_rounds", rounds);
 	bench_result_param(res, "flood_payload_bytes", FLOOD_PAYLOAD);
 	return 0;
 }
@@ -931,15 +992,18 @@ static int bench_flood(struct bench_result *res, int secs)
 int main(int argc, char **argv)
 {
 	struct bench_result *res = NULL;
-	int secs = 2, rc = 0, err;
-	unsigned int repeat = 1000000;
+	int secs = 2, rc = 0, err, rounds;
+	unsigned int repeat = 1000000, paths;
 	int testrun_only = argc > 1 && !strcmp(argv[1], "--testrun");
+	int flood_only = argc > 1 && !strcmp(argv[1], "--flood");
 
 	if (testrun_only && argc > 2)
 		repeat = (unsigned int)atoi(argv[2]);
-	else if (!testrun_only && argc > 1)
+	else if (flood_only && argc > 2)
+		secs = atoi(argv[2]) > 0 ? atoi(argv[2]) : 2;
+	else if (!testrun_only && !flood_only && argc > 1)
 		secs = atoi(argv[1]) > 0 ? atoi(argv[1]) : 2;
-	if (repeat < 1000) {
+	if (repeat < 1000 || (!testrun_only && flood_select(&paths, &rounds))) {
 		fprintf(stderr, "usage: see the comment at the top of bench/bench_xdp.c\n");
 		return 2;
 	}
@@ -951,7 +1015,8 @@ int main(int argc, char **argv)
 	if (err)
 		return 1;
 	bench_result_same_work(res, same_work);
-	rc |= bench_testrun(res, repeat);
+	if (!flood_only)
+		rc |= bench_testrun(res, repeat);
 	if (!testrun_only)
 		rc |= bench_flood(res, secs);
 	return bench_result_finish(res) || rc ? 1 : 0;
