@@ -31,8 +31,9 @@
  *     2. the software policer on the rate-limited decision (userspace);
  *     3. veth flood: userspace recvmmsg drop loop, XDP drop of a banned
  *        source, XDP drop of an over-limit source, and the floor: an XDP
- *        program that only counts and drops (what veth and the source
- *        cost any XDP program; weft's rows are read against it too).
+ *        program that reads the frame's header line, counts and drops
+ *        (what veth and the source cost any XDP program; weft's rows
+ *        are read against it too).
  *   bench_xdp --testrun [REPEAT]   part 1 and 2 only (no root netns work)
  *   bench_xdp --flood [SECONDS]    part 3 only
  * Flood paths and rounds (short alternated experiments, e.g. weft's
@@ -83,7 +84,8 @@ static const char same_work[] =
 	"CPU 1; figure = packets dropped per CPU-second of the receive work (NAPI thread + "
 	"loop thread schedstat); userspace drops = datagrams the loop received + those the "
 	"kernel dropped at its full socket buffer (the reference's best case); the flood's "
-	"floor: an XDP program that reads the header line, counts and drops, on the same veth end; test-run: "
+	"floor: an XDP program that reads the header line, counts and drops, on the same "
+	"veth end; test-run: "
 	"same frames per verdict, verdict checked by its counter";
 
 static const char dht_msg[] = "d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:ping1:t2:xx1:y1:qe";
@@ -596,8 +598,8 @@ static const char *const p_label[P__MAX] = { "userspace recvmmsg drop loop",
 /*
  * The flood's floor: an XDP program that reads the frame's Ethernet type
  * and first payload bytes (the cache line any parser must touch), counts
- * the frame in a per-CPU array and drops it, nothing else, attached to veA in native mode like
- * weft's. What any XDP program pays on this veth pair and this source
+ * the frame in a per-CPU array and drops it, nothing else, attached to veA
+ * in native mode like weft's. What any XDP program pays on this veth pair and this source
  * (veth's frame receive and return, the page pool): weft's rows against
  * this one say how much of their cost is the program's. Returns the
  * program's fd and the map's in *map_fd, or a negative errno.
