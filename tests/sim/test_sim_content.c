@@ -604,10 +604,10 @@ static void test_peer_exchange(void **state)
 
 static struct simnode F[3]; /* 1 seed, 2 downloader */
 
-/* 1.5 s: under the ~2.8 s a fresh connection's first 256 KiB answers take
- * over a 400 ms round trip with four sharing it (the case), over the
- * ~1 s a request may wait for its first byte over that round trip (the
- * connection's first round trips, its window). At 1 s a clean-clone CI
+/* 1.5 s: under what a fresh connection's first 256 KiB answers take over
+ * a 400 ms round trip with several sharing its window (the old rule, from
+ * a request's start, still fails the test at 1.5 s), over the ~1 s a
+ * request may wait for its first byte over that round trip. At 1 s a clean-clone CI
  * run (every test at once, ASan) once timed out a request that had no
  * byte yet: not the case under test, nothing arriving was cut. */
 static void quick_timeout(struct weft_config *cfg)
