@@ -114,6 +114,13 @@ void quic_conn_pm_lost(struct quic_conn *c, uint64_t id)
 	pm_try_failed(c, c->ep->now);
 }
 
+/* When the probe in flight, sent or asked about again at now, counts as
+ * lost. */
+static uint64_t pm_deadline(struct quic_conn *c, uint64_t now)
+{
+	return now + QUIC_PM_PROBE_PTOS * ngtcp2_conn_get_pto(c->conn);
+}
+
 static int pm_active(const struct quic_conn *c)
 {
 	return c->pm.max && c->state == QUIC_ST_OPEN && c->confirmed && !c->direct_len;
@@ -143,7 +150,7 @@ int quic_conn_pm_timer(struct quic_conn *c, uint64_t now)
 			 * window: no PING, no ACK, nothing freed (it runs no PTO
 			 * for them). */
 			c->pm.asks++;
-			c->pm.deadline = now + QUIC_PM_PROBE_PTOS * ngtcp2_conn_get_pto(c->conn);
+			c->pm.deadline = pm_deadline(c, now);
 			c->pm.ping_at = now + QUIC_PM_PING_DELAY_NS;
 			return 0;
 		}
@@ -317,7 +324,7 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 		c->pm.asks = 0;
 		c->pm.len = (size_t)n;
 		c->pm.probes++;
-		c->pm.deadline = now + QUIC_PM_PROBE_PTOS * ngtcp2_conn_get_pto(c->conn);
+		c->pm.deadline = pm_deadline(c, now);
 	}
 	quic_conn_path_send(c, c->ep->txbuf, (size_t)n, (size_t)n, &ps.path);
 	if (accepted)
