@@ -94,15 +94,11 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 
 /*
  * The rounds in assembly too (blake3_x86_rounds.h): zmm0-15 hold the state,
- * message words 0-12 are zmm16-28 (load_msg's results, bound to them as
- * operands: no trip through w.m, 7.49 -> 7.86 GB/s on 256 KiB in cache;
- * 13-15 go through w.m, below), and vprord rotates in place, so nothing is
- * spilled. w: v[16] at 0, m[16] at 64*16.
+ * zmm16-31 the block's 16 message words, and vprord rotates in place, so
+ * nothing is spilled. w: v[16] at 0 (words 8-15 are read from there).
  */
 #define ASM_LOAD(i) "vmovdqa64 64*" #i "(%[w]), %%zmm" #i "\n\t"
-/* Message word x as an operand: zmm16-28 for words 0-12; words 13-15 from
- * w.m (asm takes at most 30 operands: 8 chaining-value words in and out
- * count 16, the work area 1, so 13 message registers). */
+/* Message word x: zmm(16 + x), loaded from the transposed block at [m]. */
 #define ZMSG_0 "%%zmm16"
 #define ZMSG_1 "%%zmm17"
 #define ZMSG_2 "%%zmm18"
@@ -116,9 +112,9 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 #define ZMSG_10 "%%zmm26"
 #define ZMSG_11 "%%zmm27"
 #define ZMSG_12 "%%zmm28"
-#define ZMSG_13 "64*29(%[w])"
-#define ZMSG_14 "64*30(%[w])"
-#define ZMSG_15 "64*31(%[w])"
+#define ZMSG_13 "%%zmm29"
+#define ZMSG_14 "%%zmm30"
+#define ZMSG_15 "%%zmm31"
 #define ASM_ADDM(x, a) "vpaddd " ZMSG_##x ", %%zmm" #a ", %%zmm" #a "\n\t"
 #define ASM_ADD(s, d) "vpaddd %%zmm" #s ", %%zmm" #d ", %%zmm" #d "\n\t"
 #define ASM_XOR(s, d) "vpxord %%zmm" #s ", %%zmm" #d ", %%zmm" #d "\n\t"
@@ -129,54 +125,56 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 #define ASM_FILL ""
 #include "blake3/blake3_x86_rounds.h"
 
-#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_CV_REGS is) */
 /*
- * The block with the message straight from load_msg's registers (bound to
- * zmm16-31) and the chaining value h[0..7] bound to zmm0-7 as the block's
- * operand and result, so it stays in registers from one block to the next
- * (B3X_BLOCK_CV: only words 8-15 come from w.v): before, each block loaded
- * 16 state words from w.v and stored 8 back.
- */
-/*
+ * One block, software-pipelined with the transpose of the next
+ * (SIMD_ASM_BLOCK_NEXT in blake3_simd.h): the block's message comes
+ * transposed from the work area ([m], written by load_msg while the block
+ * before was hashed) into zmm16-31, and the chaining value h[0..7] is bound
+ * to zmm0-7 as the block's operand and result, so it stays in registers
+ * from one block to the next.
+ *
+ * Why: with the transpose of a block just before its own rounds (the
+ * message then bound straight to zmm16-28 as operands), each block began
+ * by waiting for loads and a chain of shuffles that nothing else could
+ * overlap: the state and message fill all 32 registers, and the next
+ * block's shuffles sat behind ~800 round instructions, past the
+ * scheduler's reach. Transposing block b + 1 before block b's rounds lets
+ * those shuffles run beside the rounds, for 16 stores and 16 loads of
+ * 64 bytes a block (not the ALU ports the rounds need). Measured on an
+ * Intel Xeon (family 6 model 167, AVX-512; 2026-11-30), 16 chunks x 16
+ * blocks through this kernel, best of 2,000: 8.2-8.3 -> 9.0-9.2 GB/s
+ * (blake3 1.3.1's assembly: 9.3); a 256 KiB hash 7.48 -> 8.33 GB/s
+ * (b3ref 8.46). Without any transpose (a wrong hash, for the bound) the
+ * rounds alone reach 9.6.
+ *
  * GCC keeps a local register variable in its register only as an asm
  * operand: anything that runs between its assignment and the asm may
- * clobber it, and every vector register is call-clobbered. So the block's
- * memory is written first and every value is read into a temporary, and
- * the register variables take the temporaries just before the asm, with
- * nothing between. Before, the stores of message words 13-15 sat between
- * them: ThreadSanitizer's build turns each store into a call, which
- * clobbered zmm16-28, and its AVX-512 hashes were wrong (and differed
- * from run to run); the release and ASan builds, whose stores are plain,
- * happened to keep the registers.
+ * clobber it, and every vector register is call-clobbered (a
+ * ThreadSanitizer build turns stores into calls). So every value is read
+ * into a temporary first and the register variables take them just
+ * before the asm, with nothing between.
  */
-#define SIMD_ASM_BLOCK_CV_REGS(wp, h, m)                                                     \
+#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_NEXT is) */
+#define ASM_LDM(x, r) "vmovdqa64 64*" #x "(%[m]), %%zmm" #r "\n\t"
+#define SIMD_ASM_BLOCK_NEXT(wp, h, mp)                                                       \
 	do {                                                                                   \
-		(wp)->m[13] = (m)[13];                                                         \
-		(wp)->m[14] = (m)[14];                                                         \
-		(wp)->m[15] = (m)[15];                                                         \
 		V c0_ = (h)[0], c1_ = (h)[1], c2_ = (h)[2], c3_ = (h)[3];                      \
 		V c4_ = (h)[4], c5_ = (h)[5], c6_ = (h)[6], c7_ = (h)[7];                      \
-		V q0_ = (m)[0], q1_ = (m)[1], q2_ = (m)[2], q3_ = (m)[3], q4_ = (m)[4];        \
-		V q5_ = (m)[5], q6_ = (m)[6], q7_ = (m)[7], q8_ = (m)[8], q9_ = (m)[9];        \
-		V q10_ = (m)[10], q11_ = (m)[11], q12_ = (m)[12];                              \
 		register V r0 __asm__("zmm0") = c0_, r1 __asm__("zmm1") = c1_;                \
 		register V r2 __asm__("zmm2") = c2_, r3 __asm__("zmm3") = c3_;                \
 		register V r4 __asm__("zmm4") = c4_, r5 __asm__("zmm5") = c5_;                \
 		register V r6 __asm__("zmm6") = c6_, r7 __asm__("zmm7") = c7_;                \
-		register V r16 __asm__("zmm16") = q0_, r17 __asm__("zmm17") = q1_;            \
-		register V r18 __asm__("zmm18") = q2_, r19 __asm__("zmm19") = q3_;            \
-		register V r20 __asm__("zmm20") = q4_, r21 __asm__("zmm21") = q5_;            \
-		register V r22 __asm__("zmm22") = q6_, r23 __asm__("zmm23") = q7_;            \
-		register V r24 __asm__("zmm24") = q8_, r25 __asm__("zmm25") = q9_;            \
-		register V r26 __asm__("zmm26") = q10_, r27 __asm__("zmm27") = q11_;          \
-		register V r28 __asm__("zmm28") = q12_;                                        \
-		__asm__ volatile(B3X_BLOCK_CV                                                  \
+		__asm__ volatile(ASM_LDM(0, 16) ASM_LDM(1, 17) ASM_LDM(2, 18) ASM_LDM(3, 19)   \
+				 ASM_LDM(4, 20) ASM_LDM(5, 21) ASM_LDM(6, 22) ASM_LDM(7, 23)   \
+				 ASM_LDM(8, 24) ASM_LDM(9, 25) ASM_LDM(10, 26)                 \
+				 ASM_LDM(11, 27) ASM_LDM(12, 28) ASM_LDM(13, 29)               \
+				 ASM_LDM(14, 30) ASM_LDM(15, 31) B3X_BLOCK_CV                  \
 				 : "+v"(r0), "+v"(r1), "+v"(r2), "+v"(r3), "+v"(r4), "+v"(r5), \
 				   "+v"(r6), "+v"(r7)                                          \
-				 : [w] "r"(wp), "v"(r16), "v"(r17), "v"(r18), "v"(r19),       \
-				   "v"(r20), "v"(r21), "v"(r22), "v"(r23), "v"(r24), "v"(r25), \
-				   "v"(r26), "v"(r27), "v"(r28)                                \
-				 : B3X_CLOBBERS_CV);                                           \
+				 : [w] "r"(wp), [m] "r"(mp)                                    \
+				 : B3X_CLOBBERS_CV, "xmm16", "xmm17", "xmm18", "xmm19",        \
+				   "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",       \
+				   "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31");      \
 		B3X_CV_BACK(h);                                                                \
 	} while (0)
 

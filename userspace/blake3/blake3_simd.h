@@ -15,8 +15,10 @@
  * the C rounds below, through SIMD_ASM_BLOCK_CV(w, h): the chaining value
  * h[0..7] is the block's operand and result (it stays in registers from
  * block to block), w.v holds words 8-15, load_msg writes the message into
- * w.m; or through SIMD_ASM_BLOCK_CV_REGS(w, h, m) (AVX-512): the message
- * too from load_msg's registers.
+ * w.m; or through SIMD_ASM_BLOCK_NEXT(w, h, m) (AVX-512): the message
+ * from m, one of w.mn[2], into which load_msg transposed it while the block
+ * before was hashed (the next block's transpose runs beside this one's
+ * rounds; blake3_avx512.c says why).
  */
 #ifndef LANES
 #error "define LANES and the vector macros before including blake3_simd.h"
@@ -82,6 +84,9 @@ struct simd_work {
 	V v[16];
 	V m[16];
 	V spill;
+#ifdef SIMD_ASM_BLOCK_NEXT
+	V mn[2][16];
+#endif
 };
 #endif
 
@@ -137,13 +142,12 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 			f |= fend;
 #ifdef SIMD_ASM_BLOCK
 		w.v[15] = V_SET1(f);
-#if defined(SIMD_ASM_BLOCK_CV_REGS)
-		{
-			V m[16];
-
-			load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);
-			SIMD_ASM_BLOCK_CV_REGS(&w, h, m); /* both in registers */
-		}
+#if defined(SIMD_ASM_BLOCK_NEXT)
+		if (b == 0)
+			load_msg(in, stride, w.mn[0]);
+		if (b + 1 < blocks)
+			load_msg(in + (b + 1) * BLAKE3_BLOCK_LEN, stride, w.mn[(b + 1) & 1]);
+		SIMD_ASM_BLOCK_NEXT(&w, h, w.mn[b & 1]);
 #else
 		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
 		SIMD_ASM_BLOCK_CV(&w, h); /* h = the new chaining value */
