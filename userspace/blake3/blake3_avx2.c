@@ -103,11 +103,11 @@ static inline __attribute__((always_inline)) void store_cv(const V h[8], uint8_t
 
 /*
  * The rounds in assembly (blake3_x86_rounds.h says why): ymm0-15 hold the
- * state; w: v[16] at 0, m[16] at 512, spill at 1024; k: the two vpshufb
- * rotation masks.
+ * state; w: v[16] at 0, spill at 512; m: the block's transposed message
+ * (one of w.mn); k: the two vpshufb rotation masks.
  */
 #define ASM_LOAD(i) "vmovdqa 32*" #i "(%[w]), %%ymm" #i "\n\t"
-#define ASM_ADDM(x, a) "vpaddd 512+32*" #x "(%[w]), %%ymm" #a ", %%ymm" #a "\n\t"
+#define ASM_ADDM(x, a) "vpaddd 32*" #x "(%[m]), %%ymm" #a ", %%ymm" #a "\n\t"
 #define ASM_ADD(s, d) "vpaddd %%ymm" #s ", %%ymm" #d ", %%ymm" #d "\n\t"
 #define ASM_XOR(s, d) "vpxor %%ymm" #s ", %%ymm" #d ", %%ymm" #d "\n\t"
 #define ASM_ROT16(d) "vpshufb (%[k]), %%ymm" #d ", %%ymm" #d "\n\t"
@@ -116,8 +116,8 @@ static inline __attribute__((always_inline)) void store_cv(const V h[8], uint8_t
 	"vpsrld $" #n ", %%ymm" #d ", %%ymm8\n\t"                                            \
 	"vpslld $32-" #n ", %%ymm" #d ", %%ymm" #d "\n\t"                                      \
 	"vpor %%ymm8, %%ymm" #d ", %%ymm" #d "\n\t"
-#define ASM_SPILL "vmovdqa %%ymm8, 1024(%[w])\n\t"
-#define ASM_FILL "vmovdqa 1024(%[w]), %%ymm8\n\t"
+#define ASM_SPILL "vmovdqa %%ymm8, 512(%[w])\n\t"
+#define ASM_FILL "vmovdqa 512(%[w]), %%ymm8\n\t"
 #include "blake3/blake3_x86_rounds.h"
 
 static const uint8_t avx2_rot_masks[64] __attribute__((aligned(32))) = {
@@ -132,7 +132,7 @@ static const uint8_t avx2_rot_masks[64] __attribute__((aligned(32))) = {
  * stays in registers from one block to the next (load_msg needs only 6):
  * no store and reload of 8 state words per block.
  */
-#define SIMD_ASM_BLOCK_CV(wp, h) B3X_ASM_BLOCK_CV(wp, h, "ymm", avx2_rot_masks)
+#define SIMD_ASM_BLOCK_CV(wp, h, mp) B3X_ASM_BLOCK_CV(wp, h, mp, "ymm", avx2_rot_masks)
 #define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_CV is) */
 
 #include "blake3/blake3_simd.h"

@@ -127,7 +127,7 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
 
 /*
  * One block, software-pipelined with the transpose of the next
- * (SIMD_ASM_BLOCK_NEXT in blake3_simd.h): the block's message comes
+ * (struct simd_work in blake3_simd.h): the block's message comes
  * transposed from the work area ([m], written by load_msg while the block
  * before was hashed) into zmm16-31, and the chaining value h[0..7] is bound
  * to zmm0-7 as the block's operand and result, so it stays in registers
@@ -154,9 +154,9 @@ static inline __attribute__((always_inline)) void load_msg(const uint8_t *p, siz
  * into a temporary first and the register variables take them just
  * before the asm, with nothing between.
  */
-#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_NEXT is) */
+#define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_CV is) */
 #define ASM_LDM(x, r) "vmovdqa64 64*" #x "(%[m]), %%zmm" #r "\n\t"
-#define SIMD_ASM_BLOCK_NEXT(wp, h, mp)                                                       \
+#define SIMD_ASM_BLOCK_CV(wp, h, mp)                                                         \
 	do {                                                                                   \
 		V c0_ = (h)[0], c1_ = (h)[1], c2_ = (h)[2], c3_ = (h)[3];                      \
 		V c4_ = (h)[4], c5_ = (h)[5], c6_ = (h)[6], c7_ = (h)[7];                      \

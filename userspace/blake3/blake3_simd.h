@@ -12,13 +12,11 @@
  * 32-byte chaining value per lane at out + 32 * lane (else a plain loop).
  * A kernel that defines SIMD_ASM_BLOCK runs each block's rounds in
  * assembly (blake3_x86_rounds.h: the state in fixed registers) instead of
- * the C rounds below, through SIMD_ASM_BLOCK_CV(w, h): the chaining value
- * h[0..7] is the block's operand and result (it stays in registers from
- * block to block), w.v holds words 8-15, load_msg writes the message into
- * w.m; or through SIMD_ASM_BLOCK_NEXT(w, h, m) (AVX-512): the message
- * from m, one of w.mn[2], into which load_msg transposed it while the block
- * before was hashed (the next block's transpose runs beside this one's
- * rounds; blake3_avx512.c says why).
+ * the C rounds below, through SIMD_ASM_BLOCK_CV(w, h, m): the chaining
+ * value h[0..7] is the block's operand and result (it stays in registers
+ * from block to block), w.v holds words 8-15, and the message comes from
+ * m, one of w.mn[2], into which load_msg transposed it while the block
+ * before was hashed (struct simd_work).
  */
 #ifndef LANES
 #error "define LANES and the vector macros before including blake3_simd.h"
@@ -79,14 +77,17 @@ static inline __attribute__((always_inline)) void simd_round(V v[16], const V m[
 }
 
 #ifdef SIMD_ASM_BLOCK
-/* The assembly rounds' memory: state words, transposed message, a spill slot. */
+/*
+ * The assembly rounds' memory: state words 8-15 (v[0..7] unused), a spill
+ * slot, and two transposed message blocks: load_msg writes block b + 1's
+ * into mn[(b + 1) & 1] before block b's rounds run on mn[b & 1], so that its
+ * loads and shuffles run beside those rounds instead of holding up the
+ * start of block b + 1 (blake3_avx512.c gives the figures).
+ */
 struct simd_work {
 	V v[16];
-	V m[16];
 	V spill;
-#ifdef SIMD_ASM_BLOCK_NEXT
 	V mn[2][16];
-#endif
 };
 #endif
 
@@ -142,16 +143,12 @@ static void simd_lanes(const uint8_t *in, size_t stride, size_t blocks, const ui
 			f |= fend;
 #ifdef SIMD_ASM_BLOCK
 		w.v[15] = V_SET1(f);
-#if defined(SIMD_ASM_BLOCK_NEXT)
 		if (b == 0)
 			load_msg(in, stride, w.mn[0]);
 		if (b + 1 < blocks)
 			load_msg(in + (b + 1) * BLAKE3_BLOCK_LEN, stride, w.mn[(b + 1) & 1]);
-		SIMD_ASM_BLOCK_NEXT(&w, h, w.mn[b & 1]);
-#else
-		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, w.m);
-		SIMD_ASM_BLOCK_CV(&w, h); /* h = the new chaining value */
-#endif
+		/* h = the new chaining value */
+		SIMD_ASM_BLOCK_CV(&w, h, w.mn[b & 1]);
 #else
 		load_msg(in + b * BLAKE3_BLOCK_LEN, stride, m);
 		for (i = 0; i < 8; i++)

@@ -76,11 +76,12 @@ static inline __attribute__((always_inline)) void store_cv(const V h[8], uint8_t
 
 /*
  * The rounds in assembly (blake3_x86_rounds.h says why): xmm0-15 hold the
- * state; w: v[16] at 0, m[16] at 256, spill at 512 (16-byte aligned, as
- * SSE memory operands must be); k: the two pshufb rotation masks.
+ * state; w: v[16] at 0, spill at 256 (16-byte aligned, as SSE memory
+ * operands must be); m: the block's transposed message (one of w.mn); k:
+ * the two pshufb rotation masks.
  */
 #define ASM_LOAD(i) "movdqa 16*" #i "(%[w]), %%xmm" #i "\n\t"
-#define ASM_ADDM(x, a) "paddd 256+16*" #x "(%[w]), %%xmm" #a "\n\t"
+#define ASM_ADDM(x, a) "paddd 16*" #x "(%[m]), %%xmm" #a "\n\t"
 #define ASM_ADD(s, d) "paddd %%xmm" #s ", %%xmm" #d "\n\t"
 #define ASM_XOR(s, d) "pxor %%xmm" #s ", %%xmm" #d "\n\t"
 #define ASM_ROT16(d) "pshufb (%[k]), %%xmm" #d "\n\t"
@@ -90,8 +91,8 @@ static inline __attribute__((always_inline)) void store_cv(const V h[8], uint8_t
 	"psrld $" #n ", %%xmm8\n\t"                                                          \
 	"pslld $32-" #n ", %%xmm" #d "\n\t"                                                  \
 	"por %%xmm8, %%xmm" #d "\n\t"
-#define ASM_SPILL "movdqa %%xmm8, 512(%[w])\n\t"
-#define ASM_FILL "movdqa 512(%[w]), %%xmm8\n\t"
+#define ASM_SPILL "movdqa %%xmm8, 256(%[w])\n\t"
+#define ASM_FILL "movdqa 256(%[w]), %%xmm8\n\t"
 #include "blake3/blake3_x86_rounds.h"
 
 static const uint8_t sse41_rot_masks[32] __attribute__((aligned(16))) = {
@@ -100,7 +101,7 @@ static const uint8_t sse41_rot_masks[32] __attribute__((aligned(16))) = {
 };
 
 /* The chaining value h[0..7] bound to xmm0-7 across the block (see blake3_avx2.c). */
-#define SIMD_ASM_BLOCK_CV(wp, h) B3X_ASM_BLOCK_CV(wp, h, "xmm", sse41_rot_masks)
+#define SIMD_ASM_BLOCK_CV(wp, h, mp) B3X_ASM_BLOCK_CV(wp, h, mp, "xmm", sse41_rot_masks)
 #define SIMD_ASM_BLOCK(wp) /* (not used: SIMD_ASM_BLOCK_CV is) */
 
 #include "blake3/blake3_simd.h"

@@ -106,13 +106,13 @@
  * B3X_BLOCK_CV with the chaining value h[0..7] (vectors V) bound to
  * registers 0-7 (reg: "xmm" or "ymm"), k the rotation masks.
  */
-#define B3X_ASM_BLOCK_CV(wp, h, reg, masks)                                                        \
+#define B3X_ASM_BLOCK_CV(wp, h, mp, reg, masks)                                                        \
 	do {                                                                                       \
 		B3X_CV_BIND(h, reg);                                                               \
 		__asm__ volatile(B3X_BLOCK_CV                                                      \
 				 : "+x"(r0), "+x"(r1), "+x"(r2), "+x"(r3), "+x"(r4), "+x"(r5),     \
 				   "+x"(r6), "+x"(r7)                                              \
-				 : [w] "r"(wp), [k] "r"(masks)                                     \
+				 : [w] "r"(wp), [m] "r"(mp), [k] "r"(masks)                        \
 				 : B3X_CLOBBERS_CV);                                               \
 		B3X_CV_BACK(h);                                                                    \
 	} while (0)
