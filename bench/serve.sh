@@ -285,6 +285,8 @@ figs0 = [
     {"id": "ss_upload_mib", "label": "seed upload, super-seeding %d downloaders" % nss,
      "value": (int(s4) - int(s3)) / 2**20, "unit": "MiB"},
     {"id": "file_mib", "label": "the file", "value": size / 2**20, "unit": "MiB"},
+    {"id": "goal.ss_upload_mib", "label": "goal: seed upload at most 1.5x the file",
+     "value": 1.5 * size / 2**20, "unit": "MiB"},
 ]
 ratios0 = [
     {"id": "serve.upload_vs_link", "label": "seed upload / link (iperf3), %d downloaders" % ndl,
@@ -297,12 +299,17 @@ ratios0 = [
      "num": "jain_capped", "den": "one", "goal": 0.95},
     {"id": "serve.cap", "label": "seed upload / 100 Mbit/s cap (goal within 10%)", "value": cap_bps / 1e8,
      "num": "capped_mbit_s", "den": "cap_mbit_s", "goal": 0.9},
-    {"id": "serve.superseed", "label": "seed upload / file size, %d downloaders, super-seeding (goal <= 1.5)" % nss,
-     "value": ss, "num": "ss_upload_mib", "den": "file_mib", "goal": 1.5},
+    {"id": "serve.superseed_size", "label": "seed upload / file size, %d downloaders, super-seeding" % nss,
+     "value": ss, "num": "ss_upload_mib", "den": "file_mib"},
+    # A "<=" goal as goal / measured, met at >= 1.0x (docs/BENCH.md, "Results").
+    {"id": "serve.superseed", "label": "super-seeding, %d downloaders: 1.5x the file / seed upload "
+     "(goal: upload <= 1.5x the file)" % nss,
+     "value": 1.5 / ss if ss else 0, "num": "goal.ss_upload_mib", "den": "ss_upload_mib", "goal": 1.0},
 ]
 # the figures of the parts run (PARTS)
 skip = set() if "2" in parts else {"jain_capped", "capped_mbit_s", "cap_mbit_s", "serve.jain_capped", "serve.cap"}
-skip |= set() if "3" in parts else {"ss_upload_mib", "file_mib", "serve.superseed"}
+skip |= set() if "3" in parts else {"ss_upload_mib", "file_mib", "goal.ss_upload_mib", "serve.superseed_size",
+                                     "serve.superseed"}
 figs = [f for f in figs0 if f["id"] not in skip]
 ratios = [r for r in ratios0 if r["id"] not in skip]
 cpu = "unknown"
