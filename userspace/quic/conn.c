@@ -324,6 +324,8 @@ static int acked_cb(ngtcp2_conn *conn, int64_t sid, uint64_t offset, uint64_t da
 		sbuf_gone(c, s->acked - was);
 	if (s->want_writable) {
 		s->want_writable = 0;
+		if (!s->notify_writable)
+			c->notify_n++;
 		s->notify_writable = 1;
 	}
 	return 0;
@@ -663,13 +665,16 @@ static void post_read(struct quic_conn *c, uint64_t now, int write)
 		quic_conn_flush(c, now);
 	/* Writable notifications: restart the scan after each callback, the
 	 * application may add or finish streams. */
-	for (;;) {
+	while (c->notify_n && c->state == QUIC_ST_OPEN) {
 		for (s = c->streams; s; s = s->next)
 			if (s->notify_writable)
 				break;
-		if (!s || c->state != QUIC_ST_OPEN)
+		if (!s) {
+			c->notify_n = 0; /* (never: the count follows the flags) */
 			break;
+		}
 		s->notify_writable = 0;
+		c->notify_n--;
 		if (ep->o.cb.on_stream_writable && c->announced)
 			ep->o.cb.on_stream_writable(ep->o.cb_arg, c, s->id);
 	}

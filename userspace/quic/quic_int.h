@@ -183,6 +183,10 @@ struct quic_conn {
 	ngtcp2_cid cids[QUIC_CONN_MAX_CIDS];
 	size_t ncids;
 	struct quic_stream *streams;
+	/* Streams with notify_writable set: post_read, run for every packet
+	 * read, looks for them only when there are some (a walk of every
+	 * stream per packet was 1.9% of a 51-node lab's CPU). */
+	unsigned int notify_n;
 	uint64_t flush_round; /* quic_conn_flush's count, from 1 (quic_stream.blocked_round) */
 	struct quic_stream *wq_head, *wq_tail; /* streams waiting to send, in turn */
 	/* Stream bytes in the send buffers (unsent, or sent and not yet

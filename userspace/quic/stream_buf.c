@@ -112,6 +112,9 @@ void quic_sbuf_unlink(struct quic_conn *c, struct quic_stream *s)
 	struct quic_stream **pp;
 
 	wq_remove(c, s);
+	if (s->notify_writable && c->notify_n)
+		c->notify_n--;
+	s->notify_writable = 0;
 	for (pp = &c->streams; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
 			*pp = s->next;
