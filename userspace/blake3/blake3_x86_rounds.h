@@ -11,15 +11,17 @@
  * b3sum runs), measured on the AMD EPYC (Zen 5) development VM; clang 14
  * reaches 3.45 / 1.91 on the same C. Here register i holds state word i of
  * every lane for the whole block; the message words stay in memory (the
- * transposed block, written by load_msg) and are added as memory operands;
+ * transposed block at m, written by load_msg a block ahead) and are added
+ * as memory operands;
  * the rotations by 12 and 7 need one scratch register, so register 8 (a
  * "c" word in both the column and the diagonal step) is parked in memory
  * for them: 4 stores and 4 loads per round, off the critical path.
  *
- * The includer defines, with s/d register numbers and w the work area
- * (struct simd_work: v[16], m[16], spill, all of the vector width):
+ * The includer defines, with s/d register numbers, w the work area
+ * (struct simd_work: v[16], spill, mn[2][16], all of the vector width) and
+ * m the block's message (one of w.mn):
  *   ASM_LOAD(i)      register i = w.v[i]
- *   ASM_ADDM(x, a)   a += w.m[x]
+ *   ASM_ADDM(x, a)   a += m[x]
  *   ASM_ADD(s, d)    d += s          ASM_XOR(s, d)  d ^= s
  *   ASM_ROT16(d), ASM_ROT8(d)        byte-shuffle rotations (constants at k)
  *   ASM_ROTR(n, d)   d = d >>> n through register 8
@@ -104,9 +106,10 @@
 
 /*
  * B3X_BLOCK_CV with the chaining value h[0..7] (vectors V) bound to
- * registers 0-7 (reg: "xmm" or "ymm"), k the rotation masks.
+ * registers 0-7 (reg: "xmm" or "ymm"), mp the block's message, k the
+ * rotation masks.
  */
-#define B3X_ASM_BLOCK_CV(wp, h, mp, reg, masks)                                                        \
+#define B3X_ASM_BLOCK_CV(wp, h, mp, reg, masks)                                                    \
 	do {                                                                                       \
 		B3X_CV_BIND(h, reg);                                                               \
 		__asm__ volatile(B3X_BLOCK_CV                                                      \
