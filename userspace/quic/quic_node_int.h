@@ -111,6 +111,10 @@ struct qn_stream {
 	crypto_generichash_state *gen_hs; /* borrowed from the job, or NULL */
 };
 
+/* Stream hints per connection (qn_stream_get): a downloader's 16 fetch
+ * streams, or a seed's answers to one peer, each in its own slot. */
+#define QN_STREAM_HINTS 16
+
 struct qn_conn {
 	struct qn_conn *next, *prev;
 	struct qn_conn *hnext; /* the worker's table by id (qn_conn_find) */
@@ -122,7 +126,9 @@ struct qn_conn {
 	int reported; /* connected() done */
 	uint64_t t_start_ns, t_hs_ns;
 	struct qn_stream *streams;
-	struct qn_stream *hot; /* the one qn_stream_get found last, or NULL */
+	/* qn_stream_get's hints: slot (sid / 4) % QN_STREAM_HINTS holds the
+	 * stream of that slot it found last, or NULL (qn_stream_free clears). */
+	struct qn_stream *hot[QN_STREAM_HINTS];
 	size_t wq_bytes; /* its streams' wq_bytes summed (quic_node_conn_sendq) */
 	int relayed;	     /* the peer sees us where we see it: a relay circuit */
 	struct qn_path *path; /* hole punching state (quic_path.c), or NULL */
