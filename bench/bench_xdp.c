@@ -599,10 +599,10 @@ static const char *const p_label[P__MAX] = { "userspace recvmmsg drop loop",
  * The flood's floor: an XDP program that reads the frame's Ethernet type
  * and first payload bytes (the cache line any parser must touch), counts
  * the frame in a per-CPU array and drops it, nothing else, attached to veA
- * in native mode like weft's. What any XDP program pays on this veth pair and this source
- * (veth's frame receive and return, the page pool): weft's rows against
- * this one say how much of their cost is the program's. Returns the
- * program's fd and the map's in *map_fd, or a negative errno.
+ * in native mode like weft's. What any XDP program pays on this veth pair
+ * and this source (veth's frame receive and return, the page pool): weft's
+ * rows against this one say how much of their cost is the program's.
+ * Returns the program's fd and the map's in *map_fd, or a negative errno.
  */
 static int floor_drop_prog(int *map_fd)
 {

@@ -607,9 +607,9 @@ static struct simnode F[3]; /* 1 seed, 2 downloader */
 /* 1.5 s: under what a fresh connection's first 256 KiB answers take over
  * a 400 ms round trip with several sharing its window (the old rule, from
  * a request's start, still fails the test at 1.5 s), over the ~1 s a
- * request may wait for its first byte over that round trip. At 1 s a clean-clone CI
- * run (every test at once, ASan) once timed out a request that had no
- * byte yet: not the case under test, nothing arriving was cut. */
+ * request may wait for its first byte over that round trip. At 1 s a
+ * clean-clone CI run (every test at once, ASan) once timed out a request
+ * that had no byte yet: not the case under test, nothing arriving was cut. */
 static void quick_timeout(struct weft_config *cfg)
 {
 	cfg->test.content_req_timeout_ms = 1500;

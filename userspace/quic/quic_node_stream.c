@@ -142,9 +142,10 @@ static void stream_drop_queue(struct quic_node *qn, struct qn_conn *c, struct qn
 void qn_stream_free(struct quic_node *qn, struct qn_conn *c, struct qn_stream *s)
 {
 	struct qn_stream **pp;
+	unsigned int k = hint_slot(s->sid);
 
-	if (c->hot[hint_slot(s->sid)] == s)
-		c->hot[hint_slot(s->sid)] = NULL;
+	if (c->hot[k] == s)
+		c->hot[k] = NULL;
 	for (pp = &c->streams; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
