@@ -29,6 +29,10 @@
 #   limits --upload`; default none): the automatic cap's fairness case
 #   (docs/CONTENT.md "The automatic cap"). SETTLE=S (default 1): the
 #   seconds between every downloader being served and part 1's window.
+# FAIR=false runs the seed without fair windows (default true: the seed is
+#   configured as docs/OPERATIONS.md advises a seed host whose uplink is
+#   its bottleneck, `quic.fair_windows`, docs/QUIC.md "Fair windows"; the
+#   downloaders keep the default, off).
 # SET=SEC.KEY=VAL passes one more configuration key to every weftd (e.g.
 #   content.read_threads=0 for the seed's reads on its workers, for an A/B).
 # TRACE=FILE appends, every 0.5 s of part 1's window, the seed's
@@ -56,8 +60,8 @@ BUILD=${BUILD:-$TOP/build}
 case "$BUILD" in /*) ;; *) BUILD="$TOP/$BUILD" ;; esac
 WEFTD=${WEFTD:-$BUILD/weftd} WEFTCTL=${WEFTCTL:-$BUILD/weftctl} PYTHON=${PYTHON:-/usr/bin/python3}
 RATE=${RATE:-200mbit} DELAY_MS=${DELAY_MS:-0} SIZE_MB=${1:-64} NDL=${NDL:-8} NSS=${NSS:-20} PARTS=${PARTS:-123} TRACE=${TRACE:-}
-WINDOW=${WINDOW:-8} UPLOAD1=${UPLOAD1:-} SETTLE=${SETTLE:-1} PATHS=${PATHS:-}
-export TOP WEFTD WEFTCTL PYTHON DELAY_MS TCPF WINDOW UPLOAD1
+WINDOW=${WINDOW:-8} UPLOAD1=${UPLOAD1:-} SETTLE=${SETTLE:-1} PATHS=${PATHS:-} FAIR=${FAIR:-true}
+export TOP WEFTD WEFTCTL PYTHON DELAY_MS TCPF WINDOW UPLOAD1 FAIR
 [ -x "$WEFTD" ] && [ -x "$WEFTCTL" ] || { echo "build $WEFTD and $WEFTCTL first"; exit 1; }
 command -v iperf3 >/dev/null || { echo "SKIP: iperf3 missing"; exit 77; }
 . "$TOP/tests/lib/common.sh"
@@ -101,10 +105,11 @@ echo "link (seed egress $RATE, downloaders +${DELAY_MS} ms): iperf3 TCP $((IPERF
 for ((n = 1; n <= NH; n++)); do
 	mkdir -p "$D/n$n"
 	NETNS_EXEC="ip netns exec $(netns_name "$n")"
-	w=1
-	[ "$n" = 1 ] && w=2
+	w=1 seedset=()
+	[ "$n" = 1 ] && w=2 seedset=(--set "quic.fair_windows=$FAIR")
 	start_weftd "$D/n$n" --state-dir "$D/n$n" --io uring --workers $w --quic-port 4433 \
-		--dht-port 6881 --bootstrap "$SEED:6881" --log-level warn ${SET:+--set "$SET"}
+		--dht-port 6881 --bootstrap "$SEED:6881" --log-level warn "${seedset[@]}" \
+		${SET:+--set "$SET"}
 done
 mkfile() { head -c $((SIZE_MB << 20)) /dev/urandom >"$D/$1"; }
 add() { ctl 1 --json content add "$D/$1" | json_get items 0 id; }
@@ -255,6 +260,8 @@ if tcp:
           "Jain's index %.3f; per flow Mbit/s: %s" %
           (len(tcp), W, sum(tcp) * 8 / (W * 1e6), jain_tcp, " ".join("%.0f" % (v / 1e6) for v in sorted(tcp))))
 lim1 = os.environ.get("UPLOAD1", "")
+fairw = "fair windows " + ("on" if os.environ.get("FAIR", "true") in ("true", "1", "yes", "on") else "off")
+print("seed: %s (quic.fair_windows)" % fairw)
 print("part 1%s: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2fx the link "
       "(goal >= 0.90); Jain's index %.3f (goal >= 0.95); per peer Mbit/s: %s" %
       (" (upload " + lim1 + ")" if lim1 else "", len(x), tot_bps / 1e6, t2 - t1, tot_bps / iperf, jain,
@@ -291,7 +298,7 @@ figs0 = [
 ratios0 = [
     {"id": "serve.upload_vs_link", "label": "seed upload / link (iperf3), %d downloaders" % ndl,
      "value": tot_bps / iperf, "num": "seed_upload_mbit_s", "den": "iperf3_mbit_s", "goal": 0.9},
-    {"id": "serve.jain", "label": "Jain's fairness index across %d downloaders" % ndl, "value": jain,
+    {"id": "serve.jain", "label": "Jain's fairness index across %d downloaders (%s)" % (ndl, fairw), "value": jain,
      "num": "jain", "den": "one", "goal": 0.95},
     {"id": "serve.jain_vs_tcp", "label": "Jain's index, weft / %d TCP flows over the same path" % ndl,
      "value": jain / jain_tcp if jain_tcp else 0, "num": "jain", "den": "jain_tcp"},

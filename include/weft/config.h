@@ -101,6 +101,7 @@ struct weft_config {
 	/* [quic] */
 	uint32_t quic_idle_timeout_ms;
 	uint32_t quic_keepalive_ms;
+	int quic_fair_windows;
 	uint32_t quic_max_conns;
 	uint32_t quic_max_conns_per_addr;
 	uint32_t quic_max_streams; /* quic.max_streams: streams a peer opens at once, each kind */

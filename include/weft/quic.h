@@ -99,6 +99,11 @@ struct quic_ep_stats {
 	uint64_t conns_accepted, conns_dialed, conns_established, conns_closed;
 	uint64_t peer_key_mismatch, bad_cert, alpn_mismatch, idle_timeouts, send_errors;
 	uint64_t conns_active;
+	/* Fair windows: flushes whose stream data a fair window held back
+	 * (counter), and the rate it holds backlogged connections to now
+	 * (bytes/s; 0: none) */
+	uint64_t fair_holds;
+	uint64_t fair_rate;
 };
 
 /* Snapshot of one connection, for `weftctl quic conns`. */
@@ -229,11 +234,30 @@ struct quic_ep_opts {
 	 * any datagram's DCID. Default 0: plain random ids. */
 	unsigned int cid_route_count;     /* 0..256 */
 	unsigned int cid_route_index;     /* < cid_route_count */
+	/* Fair windows (docs/QUIC.md "Fair windows"): the group this
+	 * endpoint shares with the node's others (quic_fair_new) and its
+	 * slot there (< the group's slots; each endpoint its own). NULL
+	 * (default): off. The group outlives the endpoint. */
+	struct quic_fair *fair;
+	unsigned int fair_slot;
 	quic_send_fn send;                /* required */
 	void *send_arg;
 	struct quic_callbacks cb;
 	void *cb_arg;
 };
+
+/*
+ * A fair-window group: the endpoints of one node (one slot each) whose
+ * backlogged connections are held to one rate while the node's uplink
+ * has a standing queue (docs/QUIC.md "Fair windows"). nslots 1..
+ * QUIC_FAIR_MAX_SLOTS. 0, -EINVAL or -ENOMEM. Free it after every
+ * endpoint using it (NULL-safe).
+ */
+#define QUIC_FAIR_MAX_SLOTS 256
+struct quic_fair;
+int quic_fair_new(struct quic_fair **out, unsigned int nslots);
+void quic_fair_free(struct quic_fair *g);
+unsigned int quic_fair_slots(const struct quic_fair *g);
 
 /*
  * Create an endpoint. Builds the node's self-signed Ed25519 certificate and

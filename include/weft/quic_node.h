@@ -83,6 +83,9 @@ struct quic_node_opts {
 	unsigned int idle_timeout_ms;
 	unsigned int handshake_timeout_ms;
 	unsigned int keepalive_ms;
+	/* Fair windows (docs/QUIC.md "Fair windows"): backlogged connections
+	 * held to one rate while the uplink has a standing queue. */
+	int fair_windows;
 	size_t max_queued; /* default QUIC_NODE_DEF_MAX_QUEUED */
 	uint64_t test_hold_credit; /* quic_opts.test_hold_credit (test builds) */
 	/* A handshake completed with the peer at addr (either side): QUIC's

@@ -4,7 +4,9 @@
 # io_uring backend and over AF_XDP (--xdp eth0): handshake + ping with key
 # pinning (right key, wrong key), IPv6, 64 MiB each way at once checked by
 # hash, an echo transfer, 24 concurrent connections, loss and reordering
-# (netem), idle timeout, and a peer killed with SIGKILL.
+# (netem), idle timeout, and a peer killed with SIGKILL. Node 1 runs with
+# fair windows (quic.fair_windows, docs/QUIC.md), so each of these also
+# passes through them; its stats and metrics show them.
 . "$TOP/tests/lib/common.sh"
 prologue netns 2 pair
 command -v tc >/dev/null || skip "tc (iproute2) missing"
@@ -15,7 +17,11 @@ nconns() { api "$1" GET /v1/quic/conns | json_get conns | "$PYTHON" -c 'import j
 
 start_node() { # N MODE
 	# Idle timeout 3 s (default 30 s) so the idle and dead-peer checks are quick.
-	netns_weftd "$1" "$2" "$D" --workers 2 --set quic.idle_timeout_ms=3000
+	local fair=false
+
+	[ "$1" = 1 ] && fair=true
+	netns_weftd "$1" "$2" "$D" --workers 2 --set quic.idle_timeout_ms=3000 \
+		--set quic.fair_windows=$fair
 }
 
 stop_nodes() {
@@ -141,6 +147,9 @@ run_mode() {
 	pass "$mode: peer killed: transfer fails cleanly, connection freed after the idle timeout"
 	WEFTD_LOG=$LOG1
 	api 1 GET /metrics | grep -q '^weft_quic_conns_established_total' || fail "$mode: metrics"
+	api 1 GET /metrics | grep -q '^weft_quic_fair_rate_bytes{worker="0"}' ||
+		fail "$mode: fair-window metrics"
+	api 1 GET /v1/quic/stats | json_get total fair_holds >/dev/null || fail "$mode: fair_holds"
 	stop_nodes
 }
 

@@ -17,7 +17,7 @@
 #include <sodium.h>
 #include <weft/quic.h>
 
-#define SIM_MAX_NODES 8
+#define SIM_MAX_NODES 12
 #define SIM_MS 1000000ULL
 
 struct sim;
@@ -37,6 +37,15 @@ struct sim_node {
 	struct sockaddr_in src;  /* source address stamped on its packets (NAT) */
 	struct quic_ep *ep;
 	uint8_t pk[QUIC_KEY_LEN], sk[QUIC_SK_LEN];
+	/* Optional links (0: none): what the node sends leaves through an
+	 * uplink of up_bps bits/s, what it receives arrives through a
+	 * downlink of down_bps, each a drop-tail queue of at most *_queue_ns
+	 * of waiting; extra_delay is added to every datagram to it (a
+	 * distant node). */
+	uint64_t up_bps, up_queue_ns, up_free;
+	uint64_t down_bps, down_queue_ns, down_free;
+	uint64_t extra_delay;
+	uint64_t dropped_queue; /* drop-tail at either of its queues */
 };
 
 struct sim {
@@ -54,6 +63,20 @@ struct sim {
 	void (*tap)(void *arg, int from, const uint8_t *buf, size_t len);
 	void *tap_arg;
 };
+
+/* A datagram of len bytes entering a link of bps bits/s at t, whose last
+ * datagram leaves at *free: when it leaves, or 0 if the queue (at most
+ * queue_ns of waiting) is full. */
+static inline uint64_t sim_link(uint64_t t, size_t len, uint64_t bps, uint64_t queue_ns,
+				uint64_t *free)
+{
+	uint64_t start = *free > t ? *free : t;
+
+	if (start - t > queue_ns)
+		return 0;
+	*free = start + (uint64_t)len * 8 * 1000000000ULL / bps;
+	return *free;
+}
 
 static inline uint64_t sim_rand(struct sim *s)
 {
@@ -139,8 +162,23 @@ static inline int sim_send(void *arg, const uint8_t *buf, size_t len, size_t gso
 		} else if (target < 0 || (s->loss_pct && sim_rand(s) % 100 < s->loss_pct)) {
 			s->dropped++;
 		} else {
+			struct sim_node *d = &s->nodes[target];
+			uint64_t t = s->now;
+
+			if (n->up_bps && !(t = sim_link(t, seg, n->up_bps, n->up_queue_ns, &n->up_free))) {
+				n->dropped_queue++;
+				s->dropped++;
+				goto next;
+			}
+			t += s->delay + d->extra_delay;
+			if (d->down_bps &&
+			    !(t = sim_link(t, seg, d->down_bps, d->down_queue_ns, &d->down_free))) {
+				d->dropped_queue++;
+				s->dropped++;
+				goto next;
+			}
 			p = malloc(sizeof(*p) + seg);
-			p->at = s->now + s->delay;
+			p->at = t;
 			if (s->reorder_pct && sim_rand(s) % 100 < s->reorder_pct)
 				p->at += 1 + sim_rand(s) % (s->delay ? s->delay : SIM_MS);
 			p->seq = s->seq++;
@@ -150,6 +188,7 @@ static inline int sim_send(void *arg, const uint8_t *buf, size_t len, size_t gso
 			memcpy(p->data, buf, seg);
 			sim_push(s, p);
 		}
+next:
 		buf += seg;
 		len -= seg;
 	}

@@ -668,6 +668,7 @@ registered:
 			.port = (uint16_t)n->cfg.quic_port,
 			.idle_timeout_ms = n->cfg.quic_idle_timeout_ms,
 			.keepalive_ms = n->cfg.quic_keepalive_ms,
+			.fair_windows = n->cfg.quic_fair_windows,
 			.max_conns = n->cfg.quic_max_conns,
 			.max_conns_per_addr = n->cfg.quic_max_conns_per_addr,
 			.max_streams = n->cfg.quic_max_streams,

@@ -332,6 +332,26 @@ static int pm_probe(struct quic_conn *c, uint64_t now)
 	return 0;
 }
 
+/* The flush ended with stream data still to send, held back by the
+ * congestion window or by the fair window: the connection is backlogged
+ * (fair.h). */
+static void fair_report(struct quic_conn *c, uint64_t now, int fair_held)
+{
+	struct quic_fair_sample fs;
+	ngtcp2_conn_stat cs;
+
+	if (!c->ep->fair.g)
+		return;
+	if (fair_held)
+		c->ep->fair.holds++;
+	ngtcp2_conn_get_conn_stat(c->conn, &cs);
+	fs.cwnd = cs.cwnd;
+	fs.inflight = cs.bytes_in_flight;
+	fs.srtt = cs.first_rtt_sample_ts == UINT64_MAX ? 0 : cs.smoothed_rtt;
+	fs.min_rtt = cs.min_rtt;
+	quic_fair_report(&c->ep->fair, &c->fair, &fs, now);
+}
+
 struct batch {
 	ngtcp2_path_storage ps;
 	size_t off, gso, npkt, max_pkt;
@@ -379,6 +399,11 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 	struct quic_stream *nodata = NULL; /* gave a packet without its data */
 	size_t mtu, quantum, room;
 	int rounds = 0, hold;
+	/* fair windows (fair.h): stream bytes this flush may still send, those
+	 * it sent, and whether stream data waited for the congestion window
+	 * (cwnd_held) or for the fair window (fair_held) */
+	uint64_t fair_allow = UINT64_MAX, fair_sent = 0;
+	int cwnd_held = 0, fair_held = 0;
 
 	quic_conn_touch(c);
 	if (c->state >= QUIC_ST_CLOSING)
@@ -409,6 +434,17 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 	}
 	/* a probe held back by the window goes before stream data (pm_probe) */
 	hold = c->pm.max && !c->pm.len && c->pm.hold_until > now;
+	if (ep->fair.g && c->state == QUIC_ST_OPEN) {
+		ngtcp2_conn_stat cs;
+		uint64_t w;
+
+		quic_fair_roll(&ep->fair, now);
+		if (ep->fair.limit) {
+			ngtcp2_conn_get_conn_stat(c->conn, &cs);
+			w = quic_fair_window(&ep->fair, cs.smoothed_rtt);
+			fair_allow = w > cs.bytes_in_flight ? w - cs.bytes_in_flight : 0;
+		}
+	}
 	room = quic_conn_tx_size(c);
 	mtu = c->lo || c->pm.max ? room : ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
 	if (mtu > room)
@@ -470,7 +506,13 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 			batch_add(c, &b, &ps.path, (size_t)n);
 			continue;
 		}
-		s = c->state == QUIC_ST_OPEN && !hold ? quic_sbuf_next(c) : NULL;
+		s = NULL;
+		if (c->state == QUIC_ST_OPEN && !hold) {
+			if (fair_sent < fair_allow)
+				s = quic_sbuf_next(c);
+			else if (c->wq_head)
+				fair_held = 1; /* ngtcp2's own frames (ACKs) still go */
+		}
 		if (s) {
 			sid = s->id;
 			nv = quic_sbuf_vecs(s, v, MAX_VECS, room);
@@ -506,6 +548,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 					quic_sbuf_sent(c, s, (uint64_t)ndata,
 						       !!(fl & NGTCP2_WRITE_STREAM_FLAG_FIN));
 					c->bytes_tx += (uint64_t)ndata;
+					fair_sent += (uint64_t)ndata;
 					nodata = NULL;
 				}
 				continue;
@@ -518,6 +561,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 			quic_sbuf_sent(c, s, (uint64_t)ndata,
 				       !!(fl & NGTCP2_WRITE_STREAM_FLAG_FIN));
 			c->bytes_tx += (uint64_t)ndata;
+			fair_sent += (uint64_t)ndata;
 			nodata = NULL;
 		} else if (s && n > 0) {
 			/* Packet without this stream's data: a packet of ngtcp2's
@@ -535,6 +579,7 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		if (n == 0) {
 			if (s) {
 				s->blocked_round = c->flush_round;
+				cwnd_held = 1;
 				continue;
 			}
 			break;
@@ -542,6 +587,8 @@ void quic_conn_flush(struct quic_conn *c, uint64_t now)
 		batch_add(c, &b, &ps.path, (size_t)n);
 	}
 	batch_send(c, &b);
+	if (fair_held || cwnd_held)
+		fair_report(c, now, fair_held);
 	c->flush_round++; /* the streams passed over this time are not next time */
 	/* Pacing: ngtcp2 0.12 refuses to send before next_ts = ts + (bytes of
 	 * this pass) / pacing rate. Crediting the interval with

@@ -150,6 +150,8 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 	if (opts->cid_route_count > 256 ||
 	    (opts->cid_route_count && opts->cid_route_index >= opts->cid_route_count))
 		return -EINVAL;
+	if (opts->fair && opts->fair_slot >= quic_fair_slots(opts->fair))
+		return -EINVAL;
 	alen = opts->alpn ? strlen(opts->alpn) : strlen(QUIC_ALPN);
 	if (alen == 0 || alen > 255)
 		return -EINVAL;
@@ -209,6 +211,7 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 	if (!ep->cids)
 		goto err;
 	ep->cid_cap = QUIC_CID_TABLE_MIN;
+	quic_fair_ep_init(&ep->fair, opts->fair, opts->fair_slot);
 	*out = ep;
 	return 0;
 err:
@@ -694,6 +697,8 @@ void quic_ep_get_stats(const struct quic_ep *ep, struct quic_ep_stats *st)
 {
 	*st = ep->st;
 	st->conns_active = live_conns(ep);
+	st->fair_holds = ep->fair.holds;
+	st->fair_rate = ep->fair.limit;
 }
 
 size_t quic_ep_foreach(struct quic_ep *ep, void (*fn)(void *arg, struct quic_conn *c), void *arg)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Internal to userspace/quic/: the QUIC core (endpoint.c, ep_wire.c, conn.c,
- * conn_write.c, conn_close.c, conn_path.c, stream_buf.c, quic_mem.c, cert.c).
- * The endpoint is the hub: it calls its connections; a connection reaches
- * the endpoint's state only through ep_wire.c, below both. */
+ * conn_write.c, conn_close.c, conn_path.c, stream_buf.c, quic_mem.c, cert.c,
+ * fair.c). The endpoint is the hub: it calls its connections; a connection
+ * reaches the endpoint's state only through ep_wire.c, below both, and its
+ * fair-window state (fair.h, a core of its own that knows neither). */
 #ifndef WEFT_QUIC_INT_H
 #define WEFT_QUIC_INT_H
 
@@ -11,6 +12,8 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include <weft/quic.h>
+
+#include "quic/fair.h"
 
 #define QUIC_SCID_LEN 16         /* our connection ids; short headers are parsed with it */
 #define QUIC_CONN_MAX_CIDS 10    /* CIDs routed to one conn: 8 issued + initial + odcid */
@@ -230,6 +233,7 @@ struct quic_conn {
 	uint64_t trim_at;         /* quic_mem_trim due (UINT64_MAX: none) */
 	uint64_t rx_at;           /* the last packet read (QUIC_ACK_HOLD_NS) */
 	unsigned int rx_n;        /* packets with stream data read since we last sent one */
+	struct quic_fair_conn fair; /* its last fair-window report (fair.h) */
 	int rx_counted;           /* the packet being read is in rx_n */
 	/* The endpoint's deadline heap (ep_deadline.c): the expiry as last
 	 * computed, its place in ep->dl (1 + index; 0: not in it), and the
@@ -275,6 +279,7 @@ struct quic_ep {
 	struct quic_conn **dl;
 	size_t dl_n, dl_cap;
 	struct quic_conn *dl_dirty;
+	struct quic_fair_ep fair; /* fair windows (fair.h); g NULL: off */
 };
 
 /*

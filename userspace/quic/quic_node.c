@@ -415,6 +415,13 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 		eo.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
 	/* And off loopback where the route takes jumbo frames, probed. */
 	eo.route_mtu = qn_route_mtu;
+	/* Fair windows across the workers' endpoints (docs/QUIC.md). */
+	if (opts->fair_windows) {
+		rc = quic_fair_new(&qn->fair, qn->nworkers);
+		if (rc)
+			goto fail;
+		eo.fair = qn->fair;
+	}
 	eo.route_mtu_arg = qn;
 	eo.send = qn_send;
 	eo.cb.on_conn = cb_conn;
@@ -441,6 +448,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 			goto fail;
 		}
 		eo.cid_route_index = i;
+		eo.fair_slot = i;
 		eo.send_arg = wk;
 		eo.cb_arg = wk;
 		rc = quic_ep_new(&wk->ep, &eo);
@@ -467,6 +475,7 @@ fail:
 		}
 	}
 	path_budget_free(qn->budget);
+	quic_fair_free(qn->fair);
 	pthread_mutex_destroy(&qn->budget_mu);
 	free(qn);
 	return rc;

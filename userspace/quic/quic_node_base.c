@@ -34,6 +34,7 @@ void qn_put(struct quic_node *qn)
 			qn->types[i].h.release(qn->types[i].arg);
 	}
 	path_budget_free(qn->budget);
+	quic_fair_free(qn->fair); /* the endpoints that shared it are gone */
 	pthread_mutex_destroy(&qn->budget_mu);
 	qn_buf_drain(qn);
 	pthread_mutex_destroy(&qn->buf_mu);

@@ -177,7 +177,8 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(bad_cert, "Handshakes refused: invalid peer certificate.")                               \
 	X(alpn_mismatch, "Handshakes refused: no common ALPN.")                                    \
 	X(idle_timeouts, "Connections closed by the idle timeout.")                                \
-	X(send_errors, "Datagrams the socket refused to send.")
+	X(send_errors, "Datagrams the socket refused to send.")                                   \
+	X(fair_holds, "Flushes whose stream data a fair window held back (docs/QUIC.md).")
 #define QN_WK_STATS(X)                                                                             \
 	X(fwd_out, "Datagrams forwarded to the worker owning their connection.")                   \
 	X(fwd_in, "Datagrams received from another worker.")                                       \
@@ -215,6 +216,7 @@ static json_t *snap_json(const struct qn_snap *sn)
 	QN_WK_STATS(J)
 #undef J
 	json_object_set_new(o, "conns_active", json_integer((json_int_t)sn->st.conns_active));
+	json_object_set_new(o, "fair_rate", json_integer((json_int_t)sn->st.fair_rate));
 	return o;
 }
 
@@ -227,6 +229,8 @@ static void snap_add(struct qn_snap *t, const struct qn_snap *s)
 	QN_WK_STATS(A)
 #undef A
 	t->st.conns_active += s->st.conns_active;
+	if (s->st.fair_rate > t->st.fair_rate)
+		t->st.fair_rate = s->st.fair_rate; /* the same rate on every worker, or none */
 }
 
 /* The large write blocks (quic_node_buf.c): reused from the kept ones,
@@ -314,6 +318,13 @@ static void qn_metrics(void *arg, FILE *out)
 		if (ok[i])
 			fprintf(out, "weft_quic_conns{worker=\"%u\"} %llu\n", i,
 				(unsigned long long)sn[i].st.conns_active);
+	fprintf(out, "# HELP weft_quic_fair_rate_bytes The rate fair windows hold backlogged "
+		     "connections to, bytes/s (0: none).\n"
+		     "# TYPE weft_quic_fair_rate_bytes gauge\n");
+	for (i = 0; i < qn->nworkers; i++)
+		if (ok[i])
+			fprintf(out, "weft_quic_fair_rate_bytes{worker=\"%u\"} %llu\n", i,
+				(unsigned long long)sn[i].st.fair_rate);
 	fprintf(out, "# HELP weft_quic_queued_bytes Stream bytes queued for sending, all connections.\n"
 		     "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
 		(unsigned long long)atomic_load(&qn->queued));

@@ -190,6 +190,7 @@ struct quic_node {
 	struct engine *eng;
 	uint16_t port;
 	unsigned int nworkers;
+	struct quic_fair *fair; /* the workers' endpoints' fair windows (NULL: off) */
 	struct qn_worker *wk[ENGINE_MAX_WORKERS];
 	struct qn_type types[QUIC_NODE_DEF_MAX_TYPES];
 	unsigned int ntypes;
