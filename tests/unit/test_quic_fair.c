@@ -144,6 +144,15 @@ static void test_core_rules(void **state)
 	quic_fair_report(&fe, &fc[0], &s[0], now + 1);
 	assert_int_equal(fe.acc_n, 1);
 
+	/* A timestamp a little older than the epoch's start (another entry
+	 * point's) is within the epoch: nothing rolls. */
+	{
+		uint64_t ep0 = fe.epoch;
+
+		quic_fair_roll(&fe, now - 1000);
+		assert_int_equal(fe.epoch, ep0);
+	}
+
 	/* No reports for an epoch: the rate goes. */
 	fresh(&fe, g, fc, 4);
 	s[0] = smp(100000, 30, 1);

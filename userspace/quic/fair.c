@@ -89,7 +89,9 @@ void quic_fair_roll(struct quic_fair_ep *fe, uint64_t now)
 	uint64_t rate = UINT64_MAX, sum = 0, q = 0, srtt = UINT64_MAX, floor;
 	unsigned int i, n = 0;
 
-	if (!fe->g || now - fe->start < QUIC_FAIR_EPOCH_NS)
+	/* (a caller's timestamp a little older than the epoch's start, as
+	 * another entry point may pass, is within the epoch) */
+	if (!fe->g || now < fe->start || now - fe->start < QUIC_FAIR_EPOCH_NS)
 		return;
 	sl = &fe->g->slot[fe->slot];
 	atomic_store_explicit(&sl->rate, fe->acc_rate, memory_order_relaxed);
