@@ -251,13 +251,16 @@ struct quic_ep_opts {
  * backlogged connections are held to one rate while the node's uplink
  * has a standing queue (docs/QUIC.md "Fair windows"). nslots 1..
  * QUIC_FAIR_MAX_SLOTS. 0, -EINVAL or -ENOMEM. Free it after every
- * endpoint using it (NULL-safe).
+ * endpoint using it (NULL-safe). A new group is on; quic_fair_set_on
+ * switches it (any thread; the endpoints follow within an epoch, 20 ms).
  */
 #define QUIC_FAIR_MAX_SLOTS 256
 struct quic_fair;
 int quic_fair_new(struct quic_fair **out, unsigned int nslots);
 void quic_fair_free(struct quic_fair *g);
 unsigned int quic_fair_slots(const struct quic_fair *g);
+void quic_fair_set_on(struct quic_fair *g, int on);
+int quic_fair_on(const struct quic_fair *g); /* 0 for NULL */
 
 /*
  * Create an endpoint. Builds the node's self-signed Ed25519 certificate and

@@ -84,7 +84,8 @@ struct quic_node_opts {
 	unsigned int handshake_timeout_ms;
 	unsigned int keepalive_ms;
 	/* Fair windows (docs/QUIC.md "Fair windows"): backlogged connections
-	 * held to one rate while the uplink has a standing queue. */
+	 * held to one rate while the uplink has a standing queue; at start
+	 * (quic_node_fair_windows switches them later). */
 	int fair_windows;
 	size_t max_queued; /* default QUIC_NODE_DEF_MAX_QUEUED */
 	uint64_t test_hold_credit; /* quic_opts.test_hold_credit (test builds) */
@@ -417,6 +418,10 @@ int quic_node_send_raw(struct quic_node *qn, const struct io_addr *to, const voi
  */
 int quic_node_close_peer(struct quic_node *qn, const struct io_addr *peer, uint64_t app_code,
 			 const char *reason);
+/* Fair windows (docs/QUIC.md "Fair windows") switched on (on 1) or off
+ * (0) while running, or only asked (-1): the state after, 0 or 1;
+ * -EINVAL without a node. Any thread; the workers follow within 20 ms. */
+int quic_node_fair_windows(struct quic_node *qn, int on);
 /* Keep conn alive: PINGs when it is idle for ms (0: off), e.g. a relay circuit's
  * control connection that must outlive QUIC's idle timeout. Asynchronous;
  * any thread. Returns 0, -EINVAL, -EAGAIN, -ENOMEM. */

@@ -444,12 +444,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case CN_LIMITS: {
 		struct content_limits l = {0};
 		uint64_t ss = 0;
+		int fair = -1;
 
-		rc = cn_api_parse_limits(body, &l, &ss, &resp);
+		rc = cn_api_parse_limits(body, &l, &ss, &fair, &resp);
 		check_parse(rc, &resp);
 		if (!rc)
 			check(l.upload_rate <= 1000000000000ull && l.peer_rate <= 1000000000000ull &&
-			      l.lan_peer_rate <= 1000000000000ull && ss <= 7 * 86400);
+			      l.lan_peer_rate <= 1000000000000ull && ss <= 7 * 86400 &&
+			      fair >= -1 && fair <= 1);
 		break;
 	}
 	}

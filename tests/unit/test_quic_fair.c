@@ -191,6 +191,25 @@ static void test_core_group(void **state)
 	quic_fair_roll(&b, now + 1000);
 	assert_true(a.limit >= 1999999 && a.limit <= 2000001); /* 60000 / 30 ms */
 	assert_int_equal(a.limit, b.limit);
+	/* Switched off (another thread): at the next epoch nothing is held
+	 * and reports are not counted; on again, the rate is back. */
+	assert_int_equal(quic_fair_on(g), 1);
+	quic_fair_set_on(g, 0);
+	assert_int_equal(quic_fair_on(g), 0);
+	now += QUIC_FAIR_EPOCH_NS;
+	quic_fair_roll(&a, now);
+	assert_int_equal(a.limit, 0);
+	quic_fair_report(&a, &fa, &sa, now + 1);
+	assert_int_equal(a.acc_n, 0);
+	quic_fair_set_on(g, 1);
+	for (e = 0; e < 3; e++) {
+		now += QUIC_FAIR_EPOCH_NS;
+		quic_fair_report(&a, &fa, &sa, now);
+		quic_fair_report(&b, &fb, &sb, now + 1000);
+	}
+	now += QUIC_FAIR_EPOCH_NS;
+	quic_fair_roll(&a, now);
+	assert_true(a.limit >= 1999999 && a.limit <= 2000001);
 	/* b goes quiet: a alone has one connection, so no rate. */
 	for (e = 0; e < 5; e++) {
 		now += QUIC_FAIR_EPOCH_NS;

@@ -2,7 +2,7 @@
 /*
  * The seed host's side of `weftctl content`:
  *   weftctl content limits [--upload RATE|auto] [--per-peer RATE] [--lan-peer RATE]
- *                          [--lan-capped on|off] [--superseed SECONDS]
+ *                          [--lan-capped on|off] [--superseed SECONDS] [--fair on|off]
  *   weftctl content peers
  * RATE: bytes/s with an optional unit: 500k, 12M, 1G (bytes, powers of
  * 1000), or bits: 100Mbit, 1Gbit; 0 or "off" is unlimited. API:
@@ -99,6 +99,9 @@ static void render_limits(const json_t *o)
 	printf("LAN capped      %s\n", weftctl_jtrue(o, "lan_capped") ? "yes (counts against upload)"
 								  : "no (exempt from upload)");
 	printf("super-seeding   %lld s for new content\n", weftctl_jint(o, "superseed_s"));
+	printf("fair windows    %s\n", weftctl_jtrue(o, "fair_windows") ? "on (QUIC: backlogged peers "
+									 "held to one rate)"
+									: "off");
 }
 
 static int cmd_limits(struct weftctl *ctx, int argc, char **argv)
@@ -137,6 +140,9 @@ static int cmd_limits(struct weftctl *ctx, int argc, char **argv)
 		} else if (!strcmp(argv[i], "--lan-capped") && i + 1 < argc &&
 			   (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off"))) {
 			json_object_set_new(body, "lan_capped", json_boolean(!strcmp(argv[++i], "on")));
+		} else if (!strcmp(argv[i], "--fair") && i + 1 < argc &&
+			   (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off"))) {
+			json_object_set_new(body, "fair_windows", json_boolean(!strcmp(argv[++i], "on")));
 		} else if (!strcmp(argv[i], "--superseed") && i + 1 < argc) {
 			char *end;
 			long s = strtol(argv[++i], &end, 10);

@@ -39,7 +39,7 @@ static const struct weftctl_noun nouns[] = {
 	  "content pins\n"
 	  "content cancel JOB\n"
 	  "content limits [--upload RATE|auto] [--per-peer RATE] [--lan-peer RATE] [--lan-capped on|off] "
-	  "[--superseed S]\n"
+	  "[--superseed S] [--fair on|off]\n"
 	  "content peers" },
 	{ "circle", weftctl_circle,
 	  "circle set NAME KEY...   (a local recipient list for content add --to-circle)\n"

@@ -460,9 +460,10 @@ void cn_serve_set_limits(struct content_node *cn, const struct content_limits *l
 struct ctl_resp;
 struct ctl;
 /* POST /v1/content/limits body (serve_api.c): fields present replace
- * those in l / *superseed_s; 0 or -EINVAL with the 400 in resp. */
+ * those in l / *superseed_s / *fair (QUIC's fair windows, 0 or 1); 0 or
+ * -EINVAL with the 400 in resp. */
 int cn_api_parse_limits(json_t *body, struct content_limits *l, uint64_t *superseed_s,
-			struct ctl_resp *resp);
+			int *fair, struct ctl_resp *resp);
 
 /* superseed.c: super-seeding new content (docs/CONTENT.md). */
 int cn_ss_init(struct content_node *cn);

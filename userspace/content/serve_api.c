@@ -19,6 +19,7 @@
 #include "content/content_node_int.h"
 #include "content/sched.h"
 #include "weft/ctl.h"
+#include "weft/quic_node.h"
 #include "weft/util.h"
 
 static void auto_status(struct content_node *cn, struct cn_upauto_status *st)
@@ -33,13 +34,14 @@ static json_t *limits_json(struct content_node *cn)
 	struct cn_upauto_status st;
 
 	auto_status(cn, &st);
-	return json_pack("{s:I,s:I,s:I,s:b,s:I,s:b,s:{s:s,s:I,s:I,s:f,s:i,s:I,s:I,s:I,s:I}}",
+	return json_pack("{s:I,s:I,s:I,s:b,s:I,s:b,s:b,s:{s:s,s:I,s:I,s:f,s:i,s:I,s:I,s:I,s:I}}",
 			 "upload_rate", (json_int_t)atomic_load(&cn->lim_up), "peer_rate",
 			 (json_int_t)atomic_load(&cn->lim_peer), "lan_peer_rate",
 			 (json_int_t)atomic_load(&cn->lim_lan), "lan_capped",
 			 atomic_load(&cn->lim_lan_capped), "superseed_s",
 			 (json_int_t)atomic_load(&cn->superseed_s), "upload_auto",
-			 atomic_load(&cn->lim_auto), "auto", "state",
+			 atomic_load(&cn->lim_auto), "fair_windows",
+			 quic_node_fair_windows(cn->quic, -1) == 1, "auto", "state",
 			 cn_upauto_state_name(st.state), "cap", (json_int_t)st.cap, "total_bps",
 			 (json_int_t)st.total, "jain", st.jain / 1000.0, "served", (int)st.served,
 			 "trials", (json_int_t)st.trials, "kept", (json_int_t)st.kept, "given_up",
@@ -66,10 +68,11 @@ static int rate_field(json_t *body, const char *key, uint64_t *v, uint64_t max,
 }
 
 int cn_api_parse_limits(json_t *body, struct content_limits *l, uint64_t *superseed_s,
-			struct ctl_resp *resp)
+			int *fair, struct ctl_resp *resp)
 {
-	static const char *const known[] = {"upload_rate", "peer_rate", "lan_peer_rate",
-					    "lan_capped", "superseed_s", "upload_auto"};
+	static const char *const known[] = {"upload_rate", "peer_rate",	  "lan_peer_rate",
+					    "lan_capped",  "superseed_s", "upload_auto",
+					    "fair_windows"};
 	const uint64_t tb = 1000000000000ull;
 	const char *k;
 	json_t *x;
@@ -109,6 +112,13 @@ int cn_api_parse_limits(json_t *body, struct content_limits *l, uint64_t *supers
 	}
 	if (x)
 		l->upload_auto = json_is_true(x);
+	x = json_object_get(body, "fair_windows");
+	if (x && !json_is_boolean(x)) {
+		ctl_resp_error(resp, 400, "bad_request", "fair_windows: true or false");
+		return -EINVAL;
+	}
+	if (x)
+		*fair = json_is_true(x);
 	return 0;
 }
 
@@ -123,15 +133,18 @@ static void api_limits(void *arg, const struct ctl_req *req, struct ctl_resp *re
 					   .lan_capped = atomic_load(&cn->lim_lan_capped),
 					   .upload_auto = atomic_load(&cn->lim_auto)};
 		uint64_t ss = atomic_load(&cn->superseed_s);
+		int fair = -1;
 
 		if (!req->json) {
 			ctl_resp_error(resp, 400, "bad_request", "body: a JSON object");
 			return;
 		}
-		if (cn_api_parse_limits(req->json, &l, &ss, resp))
+		if (cn_api_parse_limits(req->json, &l, &ss, &fair, resp))
 			return;
 		cn_serve_set_limits(cn, &l);
 		atomic_store(&cn->superseed_s, ss);
+		if (fair >= 0) /* QUIC's fair windows (docs/QUIC.md), not a content limit */
+			quic_node_fair_windows(cn->quic, fair);
 	}
 	ctl_resp_json(resp, 200, limits_json(cn));
 }

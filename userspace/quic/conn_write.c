@@ -340,7 +340,7 @@ static void fair_report(struct quic_conn *c, uint64_t now, int fair_held)
 	struct quic_fair_sample fs;
 	ngtcp2_conn_stat cs;
 
-	if (!c->ep->fair.g)
+	if (!quic_fair_on(c->ep->fair.g))
 		return;
 	if (fair_held)
 		c->ep->fair.holds++;

@@ -19,6 +19,7 @@ struct fair_slot {
 } __attribute__((aligned(64)));
 
 struct quic_fair {
+	_Atomic int on; /* quic_fair_set_on: off, no rate is set (any thread) */
 	unsigned int nslots;
 	struct fair_slot slot[];
 };
@@ -34,6 +35,7 @@ int quic_fair_new(struct quic_fair **out, unsigned int nslots)
 	g = aligned_alloc(64, (sizeof(*g) + nslots * sizeof(g->slot[0]) + 63) & ~(size_t)63);
 	if (!g)
 		return -ENOMEM;
+	atomic_init(&g->on, 1);
 	g->nslots = nslots;
 	for (i = 0; i < nslots; i++) {
 		atomic_init(&g->slot[i].at, 0);
@@ -55,6 +57,17 @@ void quic_fair_free(struct quic_fair *g)
 unsigned int quic_fair_slots(const struct quic_fair *g)
 {
 	return g ? g->nslots : 0;
+}
+
+void quic_fair_set_on(struct quic_fair *g, int on)
+{
+	if (g)
+		atomic_store_explicit(&g->on, !!on, memory_order_relaxed);
+}
+
+int quic_fair_on(const struct quic_fair *g)
+{
+	return g && atomic_load_explicit(&((struct quic_fair *)g)->on, memory_order_relaxed);
 }
 
 static void acc_reset(struct quic_fair_ep *fe, uint64_t now)
@@ -93,6 +106,13 @@ void quic_fair_roll(struct quic_fair_ep *fe, uint64_t now)
 	 * another entry point may pass, is within the epoch) */
 	if (!fe->g || now < fe->start || now - fe->start < QUIC_FAIR_EPOCH_NS)
 		return;
+	if (!quic_fair_on(fe->g)) {
+		/* switched off: nothing held, nothing published (the others'
+		 * readings of this slot go stale) */
+		fe->limit = 0;
+		acc_reset(fe, now);
+		return;
+	}
 	sl = &fe->g->slot[fe->slot];
 	atomic_store_explicit(&sl->rate, fe->acc_rate, memory_order_relaxed);
 	atomic_store_explicit(&sl->sum, fe->acc_sum, memory_order_relaxed);
@@ -150,7 +170,7 @@ void quic_fair_report(struct quic_fair_ep *fe, struct quic_fair_conn *fc,
 	uint64_t prev, q, rate;
 	double r;
 
-	if (!fe->g)
+	if (!quic_fair_on(fe->g))
 		return;
 	quic_fair_roll(fe, now);
 	if (fc->epoch == fe->epoch)

@@ -347,6 +347,15 @@ static void worker_free(struct qn_worker *wk)
 	free(wk);
 }
 
+int quic_node_fair_windows(struct quic_node *qn, int on)
+{
+	if (!qn)
+		return -EINVAL;
+	if (on >= 0)
+		quic_fair_set_on(qn->fair, on);
+	return quic_fair_on(qn->fair);
+}
+
 void quic_node_free(struct quic_node *qn)
 {
 	unsigned int i;
@@ -415,13 +424,13 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 		eo.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
 	/* And off loopback where the route takes jumbo frames, probed. */
 	eo.route_mtu = qn_route_mtu;
-	/* Fair windows across the workers' endpoints (docs/QUIC.md). */
-	if (opts->fair_windows) {
-		rc = quic_fair_new(&qn->fair, qn->nworkers);
-		if (rc)
-			goto fail;
-		eo.fair = qn->fair;
-	}
+	/* Fair windows across the workers' endpoints (docs/QUIC.md): the
+	 * group always, so that they can be switched on while running. */
+	rc = quic_fair_new(&qn->fair, qn->nworkers);
+	if (rc)
+		goto fail;
+	quic_fair_set_on(qn->fair, opts->fair_windows);
+	eo.fair = qn->fair;
 	eo.route_mtu_arg = qn;
 	eo.send = qn_send;
 	eo.cb.on_conn = cb_conn;
