@@ -424,6 +424,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 		eo.lo_udp_payload = QUIC_LO_UDP_PAYLOAD;
 	/* And off loopback where the route takes jumbo frames, probed. */
 	eo.route_mtu = qn_route_mtu;
+	eo.route_mtu_arg = qn;
 	/* Fair windows across the workers' endpoints (docs/QUIC.md): the
 	 * group always, so that they can be switched on while running. */
 	rc = quic_fair_new(&qn->fair, qn->nworkers);
@@ -431,7 +432,6 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 		goto fail;
 	quic_fair_set_on(qn->fair, opts->fair_windows);
 	eo.fair = qn->fair;
-	eo.route_mtu_arg = qn;
 	eo.send = qn_send;
 	eo.cb.on_conn = cb_conn;
 	eo.cb.on_stream_open = cb_stream_open;

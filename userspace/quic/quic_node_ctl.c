@@ -177,7 +177,7 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(bad_cert, "Handshakes refused: invalid peer certificate.")                               \
 	X(alpn_mismatch, "Handshakes refused: no common ALPN.")                                    \
 	X(idle_timeouts, "Connections closed by the idle timeout.")                                \
-	X(send_errors, "Datagrams the socket refused to send.")                                   \
+	X(send_errors, "Datagrams the socket refused to send.")                                    \
 	X(fair_holds, "Flushes whose stream data a fair window held back (docs/QUIC.md).")
 #define QN_WK_STATS(X)                                                                             \
 	X(fwd_out, "Datagrams forwarded to the worker owning their connection.")                   \
