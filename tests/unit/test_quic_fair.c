@@ -165,6 +165,24 @@ static void test_core_rules(void **state)
 	quic_fair_free(g);
 }
 
+/* n epochs of one report from each of two endpoints' connections, then
+ * both endpoints close the last. */
+static void both_epochs(struct quic_fair_ep *a, struct quic_fair_ep *b, struct quic_fair_conn *fa,
+			struct quic_fair_conn *fb, const struct quic_fair_sample *sa,
+			const struct quic_fair_sample *sb, int n, uint64_t *now)
+{
+	int e;
+
+	for (e = 0; e < n; e++) {
+		*now += QUIC_FAIR_EPOCH_NS;
+		quic_fair_report(a, fa, sa, *now);
+		quic_fair_report(b, fb, sb, *now + 1000);
+	}
+	*now += QUIC_FAIR_EPOCH_NS;
+	quic_fair_roll(a, *now);
+	quic_fair_roll(b, *now + 1000);
+}
+
 /* Two endpoints (two workers) share a group: one connection each is
  * enough for a rate, the smaller one, and both endpoints apply it; an
  * endpoint gone quiet is not read after QUIC_FAIR_STALE_NS. */
@@ -181,14 +199,7 @@ static void test_core_group(void **state)
 	assert_int_equal(quic_fair_new(&g, 2), 0);
 	quic_fair_ep_init(&a, g, 0);
 	quic_fair_ep_init(&b, g, 1);
-	for (e = 0; e < 4; e++) {
-		now += QUIC_FAIR_EPOCH_NS;
-		quic_fair_report(&a, &fa, &sa, now);
-		quic_fair_report(&b, &fb, &sb, now + 1000);
-	}
-	now += QUIC_FAIR_EPOCH_NS;
-	quic_fair_roll(&a, now);
-	quic_fair_roll(&b, now + 1000);
+	both_epochs(&a, &b, &fa, &fb, &sa, &sb, 4, &now);
 	assert_true(a.limit >= 1999999 && a.limit <= 2000001); /* 60000 / 30 ms */
 	assert_int_equal(a.limit, b.limit);
 	/* Switched off (another thread): at the next epoch nothing is held
@@ -202,13 +213,7 @@ static void test_core_group(void **state)
 	quic_fair_report(&a, &fa, &sa, now + 1);
 	assert_int_equal(a.acc_n, 0);
 	quic_fair_set_on(g, 1);
-	for (e = 0; e < 3; e++) {
-		now += QUIC_FAIR_EPOCH_NS;
-		quic_fair_report(&a, &fa, &sa, now);
-		quic_fair_report(&b, &fb, &sb, now + 1000);
-	}
-	now += QUIC_FAIR_EPOCH_NS;
-	quic_fair_roll(&a, now);
+	both_epochs(&a, &b, &fa, &fb, &sa, &sb, 3, &now);
 	assert_true(a.limit >= 1999999 && a.limit <= 2000001);
 	/* b goes quiet: a alone has one connection, so no rate. */
 	for (e = 0; e < 5; e++) {

@@ -67,7 +67,7 @@ void quic_fair_set_on(struct quic_fair *g, int on)
 
 int quic_fair_on(const struct quic_fair *g)
 {
-	return g && atomic_load_explicit(&((struct quic_fair *)g)->on, memory_order_relaxed);
+	return g && atomic_load_explicit(&g->on, memory_order_relaxed);
 }
 
 static void acc_reset(struct quic_fair_ep *fe, uint64_t now)
