@@ -9,7 +9,8 @@
  * in turn (newest first starved a downloader's oldest fetch streams:
  * docs/CONTENT.md "Fair, capped serving"); a stream blocked this round
  * is passed over and keeps its place; one that can never send again
- * leaves for good. Only the data structure: bytes are
+ * leaves for good; a stream is found by its id through the hints and
+ * never once it has left. Only the data structure: bytes are
  * queued and handed over as conn.c and conn_write.c do it.
  */
 #include <setjmp.h>
@@ -286,6 +287,34 @@ static void test_abandoned_leaves_for_good(void **state)
 	conn_free(c);
 }
 
+/* quic_sbuf_find: every stream by its id, many ids sharing each hint slot
+ * (ids 4 x QUIC_SBUF_HINTS apart); a stream unlinked is not found, though
+ * it was its slot's hint, and the slot's other streams still are. */
+static void test_found_by_id(void **state)
+{
+	struct quic_conn *c = conn_new();
+	struct quic_stream *s[3 * QUIC_SBUF_HINTS];
+	const int n = 3 * QUIC_SBUF_HINTS;
+	int64_t gone = 4 * (QUIC_SBUF_HINTS + 1);
+
+	(void)state;
+	for (int i = 0; i < n; i++)
+		s[i] = quic_sbuf_new(c, 4 * i);
+	for (int r = 0; r < 2; r++) /* the second pass hits the hints */
+		for (int i = n - 1; i >= 0; i--)
+			assert_ptr_equal(quic_sbuf_find(c, 4 * i), s[i]);
+	assert_null(quic_sbuf_find(c, 4 * n));
+	assert_null(quic_sbuf_find(c, 1)); /* another kind, same slot as 0 */
+	assert_ptr_equal(quic_sbuf_find(c, gone), s[QUIC_SBUF_HINTS + 1]);
+	quic_sbuf_unlink(c, s[QUIC_SBUF_HINTS + 1]);
+	quic_sbuf_free(s[QUIC_SBUF_HINTS + 1]);
+	assert_null(quic_sbuf_find(c, gone));
+	assert_ptr_equal(quic_sbuf_find(c, 4), s[1]);
+	assert_ptr_equal(quic_sbuf_find(c, gone + 4 * QUIC_SBUF_HINTS),
+			 s[2 * QUIC_SBUF_HINTS + 1]);
+	conn_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,6 +323,7 @@ int main(void)
 	    cmocka_unit_test(test_served_in_turn),
 	    cmocka_unit_test(test_blocked_fin_and_leaving),
 	    cmocka_unit_test(test_abandoned_leaves_for_good),
+	    cmocka_unit_test(test_found_by_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -285,7 +285,7 @@ static int stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint6
 			   void *user_data, void *stream_user_data)
 {
 	struct quic_conn *c = user_data;
-	struct quic_stream *s = quic_sbuf_find(c, sid);
+	struct quic_stream *s = stream_user_data ? stream_user_data : quic_sbuf_find(c, sid);
 
 	if (s) {
 		sbuf_gone(c, s->total > s->acked ? s->total - s->acked : 0);

@@ -93,6 +93,8 @@ struct sblk {
 	uint8_t data[];
 };
 
+#define QUIC_SBUF_HINTS 16
+
 struct quic_stream {
 	struct quic_stream *next;
 	int64_t id;
@@ -186,6 +188,10 @@ struct quic_conn {
 	ngtcp2_cid cids[QUIC_CONN_MAX_CIDS];
 	size_t ncids;
 	struct quic_stream *streams;
+	/* quic_sbuf_find's hints: slot (id / 4) % QUIC_SBUF_HINTS holds the
+	 * stream found last there (a serving connection's answers go out in
+	 * round robin, each send a lookup by id; stream_buf.c). */
+	struct quic_stream *sb_hot[QUIC_SBUF_HINTS];
 	/* Streams with notify_writable set: post_read, run for every packet
 	 * read, looks for them only when there are some (a walk of every
 	 * stream per packet was 1.9% of a 51-node lab's CPU). */
@@ -244,6 +250,12 @@ struct quic_conn {
 	struct quic_conn *dl_next, *due_next;
 };
 
+/* One entry of the deadline heap: a connection's expiry, kept beside it. */
+struct quic_dl_ent {
+	uint64_t exp;
+	struct quic_conn *c;
+};
+
 struct quic_ep {
 	struct quic_ep_opts o;
 	char alpn[256];
@@ -276,7 +288,7 @@ struct quic_ep {
 	/* Connections by expiry (a binary min-heap, ep_deadline.c), sized for
 	 * every linked connection before one is made, and those touched
 	 * since their expiry was computed (quic_conn_touch). */
-	struct quic_conn **dl;
+	struct quic_dl_ent *dl;
 	size_t dl_n, dl_cap;
 	struct quic_conn *dl_dirty;
 	struct quic_fair_ep fair; /* fair windows (fair.h); g NULL: off */
