@@ -141,7 +141,7 @@ struct cstore_opts {
 	int hot_chunks;
 };
 #define CSTORE_TRUST_SETTLE_MS 2000u
-#define CSTORE_HOT_CHUNKS 32
+#define CSTORE_HOT_CHUNKS 128
 #define CSTORE_HOT_CHUNKS_MAX 1024
 
 struct cstore_info {

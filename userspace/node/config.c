@@ -156,7 +156,7 @@ static const struct cfg_key cfg_keys[] = {
 	  NULL, 0 },
 	{ "content", "quota", CFG_U64, OFF(content_quota), 0, 0, 1ULL << 50, "0", NULL, 0 },
 	{ "content", "direct_io", CFG_BOOL, OFF(content_direct_io), 0, 0, 0, "true", NULL, 0 },
-	{ "content", "hot_chunks", CFG_U32, OFF(content_hot_chunks), 0, 0, 1024, "32", NULL, 0 },
+	{ "content", "hot_chunks", CFG_U32, OFF(content_hot_chunks), 0, 0, 1024, "128", NULL, 0 },
 	{ "content", "read_threads", CFG_U32, OFF(content_read_threads), 0, 0, 64, "4", NULL, 0 },
 	{ "content", "poll_s", CFG_U32, OFF(content_poll_s), 0, 1, 86400, "300", NULL, 0 },
 	{ "content", "upload_rate", CFG_U64, OFF(content_upload_rate), 0, 0, 1000000000000ULL, "0",
