@@ -128,6 +128,9 @@ enum io_mode engine_mode(const struct engine *eng);
 size_t engine_rx_max_payload(const struct engine *eng);
 /* The engine's clock (opts.clock), in ns; any thread. */
 uint64_t engine_now_ns(const struct engine *eng);
+/* 1 when the engine runs on a clock of its own (opts.clock: a simulated
+ * network's), not the system's monotonic clock. */
+int engine_clock_is_own(const struct engine *eng);
 /* The local address the backend sends to dst from (port 0), when the
  * backend knows it (mem: the simulated host's address). Returns 0,
  * -EOPNOTSUPP (ask the kernel: uring, xdp), -ENETUNREACH. Any thread. */

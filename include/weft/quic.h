@@ -104,6 +104,12 @@ struct quic_ep_stats {
 	 * (bytes/s; 0: none) */
 	uint64_t fair_holds;
 	uint64_t fair_rate;
+	/* the largest share of time (permille) the node's workers last
+	 * waited for a CPU (quic_fair_set_cpu_wait), and the epochs in which
+	 * that held fair windows off (the node's CPU, not a link, is what
+	 * its connections wait for) */
+	uint64_t fair_cpu_wait;
+	uint64_t fair_cpu_bound;
 };
 
 /* Snapshot of one connection, for `weftctl quic conns`. */
@@ -261,6 +267,17 @@ void quic_fair_free(struct quic_fair *g);
 unsigned int quic_fair_slots(const struct quic_fair *g);
 void quic_fair_set_on(struct quic_fair *g, int on);
 int quic_fair_on(const struct quic_fair *g); /* 0 for NULL */
+/* The share of the time since its last call (permille, 0..1000) that
+ * slot's worker thread waited for a CPU (runnable, not running: the run
+ * delay of /proc/thread-self/schedstat), at now (ns, the endpoints'
+ * clock). While a slot's figure, no older than QUIC_FAIR_CPU_STALE_NS,
+ * is QUIC_FAIR_CPU_WAIT or more, no window is held: queueing delay on a
+ * host whose threads wait for CPUs is the CPU's, and holding connections
+ * back would not drain it (docs/QUIC.md "Fair windows"). */
+#define QUIC_FAIR_CPU_WAIT 300
+#define QUIC_FAIR_CPU_STALE_NS (2000ULL * 1000000ULL)
+void quic_fair_set_cpu_wait(struct quic_fair *g, unsigned int slot, unsigned int permille,
+			    uint64_t now);
 
 /*
  * Create an endpoint. Builds the node's self-signed Ed25519 certificate and

@@ -183,48 +183,102 @@ static void both_epochs(struct quic_fair_ep *a, struct quic_fair_ep *b, struct q
 	quic_fair_roll(b, *now + 1000);
 }
 
+/* A group of two slots, an endpoint on each, one connection reporting to
+ * each: a's window twice b's, both 30 ms round trips over 1 ms. */
+struct two {
+	struct quic_fair *g;
+	struct quic_fair_ep a, b;
+	struct quic_fair_conn fa, fb;
+	struct quic_fair_sample sa, sb;
+	uint64_t now;
+};
+
+static void two_init(struct two *t)
+{
+	memset(t, 0, sizeof(*t));
+	assert_int_equal(quic_fair_new(&t->g, 2), 0);
+	quic_fair_ep_init(&t->a, t->g, 0);
+	quic_fair_ep_init(&t->b, t->g, 1);
+	t->sa = smp(120000, 30, 1);
+	t->sb = smp(60000, 30, 1);
+	t->now = 1000 * MS;
+}
+
+static void two_epochs(struct two *t, int n)
+{
+	both_epochs(&t->a, &t->b, &t->fa, &t->fb, &t->sa, &t->sb, n, &t->now);
+}
+
 /* Two endpoints (two workers) share a group: one connection each is
  * enough for a rate, the smaller one, and both endpoints apply it; an
  * endpoint gone quiet is not read after QUIC_FAIR_STALE_NS. */
 static void test_core_group(void **state)
 {
-	struct quic_fair *g;
-	struct quic_fair_ep a, b;
-	struct quic_fair_conn fa = {0}, fb = {0};
-	struct quic_fair_sample sa = smp(120000, 30, 1), sb = smp(60000, 30, 1);
-	uint64_t now = 1000 * MS;
+	struct two t;
 	int e;
 
 	(void)state;
-	assert_int_equal(quic_fair_new(&g, 2), 0);
-	quic_fair_ep_init(&a, g, 0);
-	quic_fair_ep_init(&b, g, 1);
-	both_epochs(&a, &b, &fa, &fb, &sa, &sb, 4, &now);
-	assert_true(a.limit >= 1999999 && a.limit <= 2000001); /* 60000 / 30 ms */
-	assert_int_equal(a.limit, b.limit);
+	two_init(&t);
+	two_epochs(&t, 4);
+	assert_true(t.a.limit >= 1999999 && t.a.limit <= 2000001); /* 60000 / 30 ms */
+	assert_int_equal(t.a.limit, t.b.limit);
 	/* Switched off (another thread): at the next epoch nothing is held
 	 * and reports are not counted; on again, the rate is back. */
-	assert_int_equal(quic_fair_on(g), 1);
-	quic_fair_set_on(g, 0);
-	assert_int_equal(quic_fair_on(g), 0);
-	now += QUIC_FAIR_EPOCH_NS;
-	quic_fair_roll(&a, now);
-	assert_int_equal(a.limit, 0);
-	quic_fair_report(&a, &fa, &sa, now + 1);
-	assert_int_equal(a.acc_n, 0);
-	quic_fair_set_on(g, 1);
-	both_epochs(&a, &b, &fa, &fb, &sa, &sb, 3, &now);
-	assert_true(a.limit >= 1999999 && a.limit <= 2000001);
+	assert_int_equal(quic_fair_on(t.g), 1);
+	quic_fair_set_on(t.g, 0);
+	assert_int_equal(quic_fair_on(t.g), 0);
+	t.now += QUIC_FAIR_EPOCH_NS;
+	quic_fair_roll(&t.a, t.now);
+	assert_int_equal(t.a.limit, 0);
+	quic_fair_report(&t.a, &t.fa, &t.sa, t.now + 1);
+	assert_int_equal(t.a.acc_n, 0);
+	quic_fair_set_on(t.g, 1);
+	two_epochs(&t, 3);
+	assert_true(t.a.limit >= 1999999 && t.a.limit <= 2000001);
 	/* b goes quiet: a alone has one connection, so no rate. */
 	for (e = 0; e < 5; e++) {
-		now += QUIC_FAIR_EPOCH_NS;
-		quic_fair_report(&a, &fa, &sa, now);
+		t.now += QUIC_FAIR_EPOCH_NS;
+		quic_fair_report(&t.a, &t.fa, &t.sa, t.now);
 	}
-	now += QUIC_FAIR_EPOCH_NS;
-	quic_fair_roll(&a, now);
-	assert_int_equal(a.limit, 0);
-	quic_fair_free(g);
+	t.now += QUIC_FAIR_EPOCH_NS;
+	quic_fair_roll(&t.a, t.now);
+	assert_int_equal(t.a.limit, 0);
+	quic_fair_free(t.g);
 	quic_fair_free(NULL);
+}
+
+/* A node whose threads wait for CPUs holds nothing (quic_fair_set_cpu_wait):
+ * any slot's figure at QUIC_FAIR_CPU_WAIT or more, while it is fresh;
+ * below it, or once it is stale, the queue decides again. */
+static void test_core_cpu_wait(void **state)
+{
+	struct two t;
+
+	(void)state;
+	two_init(&t);
+	quic_fair_set_cpu_wait(t.g, 1, QUIC_FAIR_CPU_WAIT - 1, t.now);
+	two_epochs(&t, 4);
+	assert_true(t.a.limit >= 1999999 && t.a.limit <= 2000001); /* under: held */
+	assert_int_equal(t.a.cpu_wait, QUIC_FAIR_CPU_WAIT - 1);
+	assert_int_equal(t.a.cpu_bound, 0);
+	/* b's worker waits: both stand down, though the queue stands */
+	quic_fair_set_cpu_wait(t.g, 1, 5000, t.now); /* capped at 1000 */
+	two_epochs(&t, 3);
+	assert_int_equal(t.a.limit, 0);
+	assert_int_equal(t.b.limit, 0);
+	assert_int_equal(t.a.cpu_wait, 1000);
+	assert_true(t.a.cpu_bound >= 2 && t.b.cpu_bound >= 2);
+	/* its figure goes stale (no reading for QUIC_FAIR_CPU_STALE_NS): held */
+	t.now += QUIC_FAIR_CPU_STALE_NS;
+	two_epochs(&t, 3);
+	assert_true(t.a.limit >= 1999999 && t.a.limit <= 2000001);
+	assert_int_equal(t.a.cpu_wait, 0);
+	/* a slot out of range, or no group: nothing */
+	quic_fair_set_cpu_wait(t.g, 2, 1000, t.now);
+	quic_fair_set_cpu_wait(NULL, 0, 1000, t.now);
+	two_epochs(&t, 2);
+	assert_true(t.a.limit >= 1999999 && t.a.limit <= 2000001);
+	quic_fair_free(t.g);
 }
 
 /* ---- on the virtual network ---- */
@@ -442,6 +496,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_core_rules),
 		cmocka_unit_test(test_core_group),
+		cmocka_unit_test(test_core_cpu_wait),
 		cmocka_unit_test(test_shared_uplink),
 		cmocka_unit_test(test_distant_client),
 		cmocka_unit_test(test_slow_client),

@@ -55,6 +55,11 @@ uint64_t engine_now_ns(const struct engine *eng)
 	return eng->opts.clock ? eng->opts.clock(eng->opts.clock_arg) : util_now_ns();
 }
 
+int engine_clock_is_own(const struct engine *eng)
+{
+	return eng && eng->opts.clock;
+}
+
 int engine_local_addr(const struct engine *eng, const struct io_addr *dst, struct io_addr *local)
 {
 	if (!eng->be->local_addr)

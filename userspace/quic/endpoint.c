@@ -699,6 +699,8 @@ void quic_ep_get_stats(const struct quic_ep *ep, struct quic_ep_stats *st)
 	st->conns_active = live_conns(ep);
 	st->fair_holds = ep->fair.holds;
 	st->fair_rate = ep->fair.limit;
+	st->fair_cpu_wait = ep->fair.cpu_wait;
+	st->fair_cpu_bound = ep->fair.cpu_bound;
 }
 
 size_t quic_ep_foreach(struct quic_ep *ep, void (*fn)(void *arg, struct quic_conn *c), void *arg)

@@ -16,6 +16,9 @@ struct fair_slot {
 	_Atomic uint64_t at; /* when published (ns); 0: never */
 	_Atomic uint64_t rate, sum, q, srtt;
 	_Atomic uint32_t n;
+	/* quic_fair_set_cpu_wait: its worker's wait for a CPU, and when */
+	_Atomic uint32_t cpu_wait;
+	_Atomic uint64_t cpu_at;
 } __attribute__((aligned(64)));
 
 struct quic_fair {
@@ -44,6 +47,8 @@ int quic_fair_new(struct quic_fair **out, unsigned int nslots)
 		atomic_init(&g->slot[i].q, 0);
 		atomic_init(&g->slot[i].srtt, UINT64_MAX);
 		atomic_init(&g->slot[i].n, 0);
+		atomic_init(&g->slot[i].cpu_wait, 0);
+		atomic_init(&g->slot[i].cpu_at, 0);
 	}
 	*out = g;
 	return 0;
@@ -68,6 +73,33 @@ void quic_fair_set_on(struct quic_fair *g, int on)
 int quic_fair_on(const struct quic_fair *g)
 {
 	return g && atomic_load_explicit(&g->on, memory_order_relaxed);
+}
+
+void quic_fair_set_cpu_wait(struct quic_fair *g, unsigned int slot, unsigned int permille,
+			    uint64_t now)
+{
+	if (!g || slot >= g->nslots)
+		return;
+	atomic_store_explicit(&g->slot[slot].cpu_wait, permille > 1000 ? 1000 : permille,
+			      memory_order_relaxed);
+	atomic_store_explicit(&g->slot[slot].cpu_at, now ? now : 1, memory_order_release);
+}
+
+/* The largest wait for a CPU among the slots that said theirs lately. */
+static unsigned int cpu_wait(const struct quic_fair *g, uint64_t now)
+{
+	unsigned int i, w = 0, v;
+	uint64_t at;
+
+	for (i = 0; i < g->nslots; i++) {
+		at = atomic_load_explicit(&g->slot[i].cpu_at, memory_order_acquire);
+		if (!at || (at < now && now - at > QUIC_FAIR_CPU_STALE_NS))
+			continue;
+		v = atomic_load_explicit(&g->slot[i].cpu_wait, memory_order_relaxed);
+		if (v > w)
+			w = v;
+	}
+	return w;
 }
 
 static void acc_reset(struct quic_fair_ep *fe, uint64_t now)
@@ -140,9 +172,14 @@ void quic_fair_roll(struct quic_fair_ep *fe, uint64_t now)
 	}
 	/* Held only while at least two set the rate and a queue stands:
 	 * without one the node's uplink is not full, and holding anyone back
-	 * would only leave it emptier. */
+	 * would only leave it emptier. Nor while the node's threads wait for
+	 * CPUs: the queue is then the CPU's (quic_fair_set_cpu_wait). */
 	fe->limit = 0;
-	if (n >= 2 && rate != UINT64_MAX && q >= QUIC_FAIR_QUEUE_NS) {
+	fe->cpu_wait = cpu_wait(fe->g, now);
+	if (fe->cpu_wait >= QUIC_FAIR_CPU_WAIT) {
+		if (n >= 2 && q >= QUIC_FAIR_QUEUE_NS)
+			fe->cpu_bound++;
+	} else if (n >= 2 && rate != UINT64_MAX && q >= QUIC_FAIR_QUEUE_NS) {
 		floor = sum / n / 2;
 		fe->limit = rate > floor ? rate : floor;
 	}

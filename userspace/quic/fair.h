@@ -79,6 +79,10 @@ struct quic_fair_ep {
 	 * far: it sets the rate only if its extra is not mostly its own queue */
 	uint64_t srtt_min, srtt_cut;
 	uint64_t holds; /* flushes whose stream data a fair window held back */
+	/* the group's largest wait for a CPU at the last roll (permille), and
+	 * the epochs a queue stood but that wait held nothing back */
+	unsigned int cpu_wait;
+	uint64_t cpu_bound;
 };
 
 void quic_fair_ep_init(struct quic_fair_ep *fe, struct quic_fair *g, unsigned int slot);

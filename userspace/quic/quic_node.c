@@ -13,14 +13,18 @@
  * docs/QUIC.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "quic/quic_node_int.h"
 #include "weft/ctl.h"
 #include "weft/identity.h"
 #include "weft/log.h"
+#include "weft/util.h"
 
 /* ----------------------------------------------------------- tx / timer */
 
@@ -72,6 +76,47 @@ static int qn_route_mtu(void *arg, const struct sockaddr *remote, socklen_t len)
 	return engine_route_mtu(qn->eng, &dst);
 }
 
+/* Fair windows stand down while the node's threads wait for CPUs
+ * (quic_fair_set_cpu_wait): every QN_CPU_WAIT_NS the worker reads its
+ * own run delay (the kernel's time it spent runnable, not running) and
+ * tells the group the share of the time since, smoothed over about four
+ * readings. Only while fair windows are on, and not on a simulated clock
+ * (the simulated network's nodes share one real thread). A kernel
+ * without schedstat (CONFIG_SCHED_INFO) tells nothing: the queue alone
+ * decides, as before. */
+static void qn_cpu_wait(struct qn_worker *wk, uint64_t now)
+{
+	char buf[96];
+	unsigned long long run, delay;
+	uint64_t t = util_now_ns(), p;
+	ssize_t n;
+
+	if (wk->sched_fd == -2 || t - wk->sched_at < QN_CPU_WAIT_NS ||
+	    !quic_fair_on(wk->qn->fair) || engine_clock_is_own(wk->qn->eng))
+		return;
+	if (wk->sched_fd == -1) {
+		wk->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+		if (wk->sched_fd < 0) {
+			wk->sched_fd = -2;
+			return;
+		}
+	}
+	n = pread(wk->sched_fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	if (n <= 0 || sscanf(buf, "%llu %llu", &run, &delay) != 2) {
+		close(wk->sched_fd);
+		wk->sched_fd = -2;
+		return;
+	}
+	if (wk->sched_at && delay >= wk->sched_delay) {
+		p = (delay - wk->sched_delay) * 1000 / (t - wk->sched_at);
+		wk->cpu_wait = (unsigned int)((3 * (uint64_t)wk->cpu_wait + (p > 1000 ? 1000 : p)) / 4);
+		quic_fair_set_cpu_wait(wk->qn->fair, wk->idx, wk->cpu_wait, now);
+	}
+	wk->sched_delay = delay;
+	wk->sched_at = t;
+}
+
 static void qn_timer_fn(struct engine_worker *w, void *arg)
 {
 	struct qn_worker *wk = arg;
@@ -79,6 +124,7 @@ static void qn_timer_fn(struct engine_worker *w, void *arg)
 
 	wk->w = w;
 	now = qn_wk_now(wk);
+	qn_cpu_wait(wk, now);
 	exp = quic_ep_run_expiry(wk->ep, now);
 	if (exp == UINT64_MAX)
 		return;
@@ -334,6 +380,8 @@ static void worker_free(struct qn_worker *wk)
 	if (wk->w)
 		engine_timer_cancel(wk->w, &wk->timer);
 	qn_path_stop_worker(wk);
+	if (wk->sched_fd >= 0)
+		close(wk->sched_fd);
 	quic_ep_free(wk->ep); /* closed() for every connection still open */
 	while (wk->conns) {
 		struct quic_close_info info = {.reason = QUIC_CLOSE_ENDPOINT};
@@ -449,6 +497,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 		qn->wk[i] = wk;
 		wk->qn = qn;
 		wk->idx = i;
+		wk->sched_fd = -1;
 		engine_timer_init(&wk->timer, qn_timer_fn, wk);
 		qn_path_init_worker(wk);
 		wk->scratch = malloc(QN_GEN_CHUNK);

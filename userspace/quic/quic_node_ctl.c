@@ -178,7 +178,8 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(alpn_mismatch, "Handshakes refused: no common ALPN.")                                    \
 	X(idle_timeouts, "Connections closed by the idle timeout.")                                \
 	X(send_errors, "Datagrams the socket refused to send.")                                    \
-	X(fair_holds, "Flushes whose stream data a fair window held back (docs/QUIC.md).")
+	X(fair_holds, "Flushes whose stream data a fair window held back (docs/QUIC.md).")   \
+	X(fair_cpu_bound, "Fair-window epochs with a standing queue in which nothing was held: the node's threads waited for CPUs.")
 #define QN_WK_STATS(X)                                                                             \
 	X(fwd_out, "Datagrams forwarded to the worker owning their connection.")                   \
 	X(fwd_in, "Datagrams received from another worker.")                                       \
@@ -217,6 +218,7 @@ static json_t *snap_json(const struct qn_snap *sn)
 #undef J
 	json_object_set_new(o, "conns_active", json_integer((json_int_t)sn->st.conns_active));
 	json_object_set_new(o, "fair_rate", json_integer((json_int_t)sn->st.fair_rate));
+	json_object_set_new(o, "fair_cpu_wait", json_integer((json_int_t)sn->st.fair_cpu_wait));
 	return o;
 }
 
@@ -231,6 +233,8 @@ static void snap_add(struct qn_snap *t, const struct qn_snap *s)
 	t->st.conns_active += s->st.conns_active;
 	if (s->st.fair_rate > t->st.fair_rate)
 		t->st.fair_rate = s->st.fair_rate; /* the same rate on every worker, or none */
+	if (s->st.fair_cpu_wait > t->st.fair_cpu_wait)
+		t->st.fair_cpu_wait = s->st.fair_cpu_wait; /* the group's largest */
 }
 
 /* The large write blocks (quic_node_buf.c): reused from the kept ones,
@@ -325,6 +329,15 @@ static void qn_metrics(void *arg, FILE *out)
 		if (ok[i])
 			fprintf(out, "weft_quic_fair_rate_bytes{worker=\"%u\"} %llu\n", i,
 				(unsigned long long)sn[i].st.fair_rate);
+	fprintf(out, "# HELP weft_quic_fair_cpu_wait_permille The largest share of time (permille) "
+		     "the node's workers waited for a CPU, as fair windows last read it; at %u or more "
+		     "they hold nothing.\n"
+		     "# TYPE weft_quic_fair_cpu_wait_permille gauge\n",
+		QUIC_FAIR_CPU_WAIT);
+	for (i = 0; i < qn->nworkers; i++)
+		if (ok[i])
+			fprintf(out, "weft_quic_fair_cpu_wait_permille{worker=\"%u\"} %llu\n", i,
+				(unsigned long long)sn[i].st.fair_cpu_wait);
 	fprintf(out, "# HELP weft_quic_queued_bytes Stream bytes queued for sending, all connections.\n"
 		     "# TYPE weft_quic_queued_bytes gauge\nweft_quic_queued_bytes %llu\n",
 		(unsigned long long)atomic_load(&qn->queued));

@@ -114,6 +114,8 @@ struct qn_stream {
 /* Stream hints per connection (qn_stream_get): a downloader's 16 fetch
  * streams, or a seed's answers to one peer, each in its own slot. */
 #define QN_STREAM_HINTS 16
+/* How often a worker reads its wait for a CPU (qn_cpu_wait). */
+#define QN_CPU_WAIT_NS (100ULL * 1000000ULL)
 
 struct qn_conn {
 	struct qn_conn *next, *prev;
@@ -160,6 +162,13 @@ struct qn_worker {
 	/* the conns with hole punching state (c->path), linked by pnext: the
 	 * path timer and every probe look at these, not at every conn */
 	struct qn_conn *paths;
+	/* The worker thread's wait for a CPU (qn_cpu_wait): its
+	 * /proc/thread-self/schedstat (-1: not opened yet, -2: none), the
+	 * last reading's run delay and time (ns, monotonic), the smoothed
+	 * share in permille */
+	int sched_fd;
+	uint64_t sched_delay, sched_at;
+	unsigned int cpu_wait;
 	uint8_t *scratch; /* QN_GEN_CHUNK */
 	/* What scratch holds: generator bytes [gen_off, gen_off + gen_len)
 	 * of gen_seed (gen_len 0: nothing). */
