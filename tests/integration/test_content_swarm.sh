@@ -140,13 +140,19 @@ out=$(ctl 1 content peers) || fail "content peers"
 grep -q "^upload .*, cap auto, free: unlimited," <<<"$out" || fail "content peers: no automatic cap: $out"
 out=$(ctl 1 content limits --upload off) || fail "content limits --upload off"
 grep -q "^upload  *unlimited" <<<"$out" || fail "--upload off not shown: $out"
-# QUIC's fair windows switched live (docs/QUIC.md "Fair windows"): shown
-# in the limits and in the QUIC stats' JSON; a bad value is refused
-grep -q "^fair windows  *off" <<<"$out" || fail "fair windows not shown off: $out"
+# QUIC's fair windows (on by default) switched live (docs/QUIC.md "Fair
+# windows"): shown in the limits and in the QUIC stats' JSON, with the
+# workers' wait for a CPU; a bad value is refused
+grep -q "^fair windows  *on" <<<"$out" || fail "fair windows not shown on by default: $out"
+out=$(ctl 1 content limits --fair off) || fail "content limits --fair off"
+grep -q "^fair windows  *off" <<<"$out" || fail "--fair off not shown: $out"
+[ "$(ctl 1 --json content limits | json_get fair_windows)" = False ] || fail "fair_windows not false"
 out=$(ctl 1 content limits --fair on) || fail "content limits --fair on"
 grep -q "^fair windows  *on" <<<"$out" || fail "--fair on not shown: $out"
 [ "$(ctl 1 --json content limits | json_get fair_windows)" = True ] || fail "fair_windows not true"
 ctl 1 --json quic stats | json_get total fair_rate >/dev/null || fail "fair_rate missing"
+w=$(ctl 1 --json quic stats | json_get total fair_cpu_wait) || fail "fair_cpu_wait missing"
+[ "$w" -ge 0 ] && [ "$w" -le 1000 ] || fail "fair_cpu_wait out of range: $w"
 ctl 1 content limits --fair maybe >/dev/null 2>&1 && fail "--fair maybe accepted"
 code=$(curl -s -o "$D/fair400" -w '%{http_code}' --unix-socket "$D/n1/weftd.sock" \
 	-X POST http://weftd/v1/content/limits -d '{"fair_windows": 1}')
