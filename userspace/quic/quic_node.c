@@ -88,11 +88,15 @@ static void qn_cpu_wait(struct qn_worker *wk, uint64_t now)
 {
 	char buf[96];
 	unsigned long long run, delay;
-	uint64_t t = util_now_ns(), p;
+	uint64_t t, p;
 	ssize_t n;
 
-	if (wk->sched_fd == -2 || t - wk->sched_at < QN_CPU_WAIT_NS ||
-	    !quic_fair_on(wk->qn->fair) || engine_clock_is_own(wk->qn->eng))
+	/* the cheap tests first: this runs on every timer pass */
+	if (wk->sched_fd == -2 || !quic_fair_on(wk->qn->fair) ||
+	    engine_clock_is_own(wk->qn->eng))
+		return;
+	t = util_now_ns();
+	if (t - wk->sched_at < QN_CPU_WAIT_NS)
 		return;
 	if (wk->sched_fd == -1) {
 		wk->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
