@@ -13,6 +13,12 @@
 /* Monotonic clock in nanoseconds / milliseconds. */
 uint64_t util_now_ns(void);
 uint64_t util_now_ms(void);
+/* The same clock read at the kernel's last tick (CLOCK_MONOTONIC_COARSE:
+ * up to one tick, 1-10 ms, behind util_now_ms, never ahead of it), for
+ * per-packet stamps that only ms-scale timeouts read: no TSC read, so no
+ * pipeline drain on the packet path (4 ns against 17 ns a call idle,
+ * far more amid a packet worker's loads). */
+uint64_t util_now_ms_coarse(void);
 /* Wall clock, seconds since the epoch. */
 uint64_t util_wall_s(void);
 /* A condition variable whose timed waits run on the monotonic clock (a

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "content/content_node_int.h"
+#include "weft/util.h"
 #include "content/swarm_int.h"
 
 #define N 64
@@ -215,6 +216,25 @@ static void test_expired(void **state)
 	assert_int_equal(CN_REQ_MAX_MULT, 4);
 }
 
+/* The packet path stamps a request's last byte with the coarse clock
+ * (swarm_conn.c): util_now_ms's clock as of the kernel's last tick, never
+ * ahead of it (a stamp never makes a request look younger than it is)
+ * and normally a tick behind (1-10 ms; more only while the CPU's tick is
+ * late, as after a virtual CPU was descheduled: the bound here is only
+ * that it is the same clock). */
+static void test_coarse_stamp(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 2000; i++) {
+		uint64_t before = util_now_ms(), c = util_now_ms_coarse(), after = util_now_ms();
+
+		assert_true(c <= after);
+		assert_true(c + 1000 >= before);
+		/* stamped before the request started: counted from the start */
+		assert_false(cn_req_expired(after, c, 1000, after + 1000));
+	}
+}
+
 /* The lookup schedule: none ever found, soon (0.5, 1, 2 s, then 3 s);
  * none usable of those found, 3 s; a few usable, 1 s doubling; enough,
  * 15 s. */
@@ -258,6 +278,7 @@ int main(void)
 	    cmocka_unit_test(test_high_ranks),
 	    cmocka_unit_test(test_depth),
 	    cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_coarse_stamp),
 	    cmocka_unit_test(test_fetch_wait),
 	    cmocka_unit_test(test_relookup),
 	};

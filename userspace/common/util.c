@@ -25,6 +25,14 @@ uint64_t util_now_ms(void)
 	return util_now_ns() / 1000000ULL;
 }
 
+uint64_t util_now_ms_coarse(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000ULL + (uint64_t)ts.tv_nsec / 1000000ULL;
+}
+
 uint64_t util_wall_s(void)
 {
 	return (uint64_t)time(NULL);

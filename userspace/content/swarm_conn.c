@@ -201,8 +201,10 @@ static int feed_fast(struct cn_cc *cc, int64_t sid, const uint8_t *data, size_t 
 	if (atomic_load(&cc->job) &&
 	    atomic_compare_exchange_strong(&r->fst, &want, cc->fgen << 2 | FS_FEEDING)) {
 		fed = cn_ans_feed_mid(&r->a, data, len);
-		if (fed) { /* still arriving: not timed out (cn_req_expired) */
-			atomic_store_explicit(&r->last_ms, util_now_ms(), memory_order_relaxed);
+		if (fed) { /* still arriving: not timed out (cn_req_expired; the
+			    * coarse clock: a tick behind at most, per packet) */
+			atomic_store_explicit(&r->last_ms, util_now_ms_coarse(),
+					      memory_order_relaxed);
 			r->nfast++;
 		}
 		atomic_store_explicit(&r->fst, want, memory_order_release);
@@ -287,7 +289,7 @@ static void cb_stream_data(void *arg, uint64_t conn, int64_t sid, const uint8_t 
 	j->frames_locked += len > 0;
 	wake = rc != 0 || fin; /* the answer is complete, or broken */
 	if (len) /* still arriving: not timed out (cn_req_expired) */
-		atomic_store_explicit(&r->last_ms, util_now_ms(), memory_order_relaxed);
+		atomic_store_explicit(&r->last_ms, util_now_ms_coarse(), memory_order_relaxed);
 	if (rc < 0) { /* -EMSGSIZE, -EPROTO (framing), -ENOMEM */
 		r->done = 1;
 		r->err = rc;

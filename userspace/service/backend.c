@@ -790,7 +790,7 @@ static int loop_turn(struct svc_backend *b, int block)
 		else if (j->state == BJ_BLOCKED && now >= j->retry_ms)
 			pass_resume(b, j);
 	}
-	b->idle_next = pools_expire(b, util_now_ms());
+	b->idle_next = pools_expire(b, now); /* the same ms: no second read */
 	if (b->tick) {
 		uint64_t t = b->tick(b->tick_ctx, util_now_ns());
 
