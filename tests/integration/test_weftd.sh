@@ -15,6 +15,9 @@ PID=$WEFTD_PID
 out=$("$WEFTCTL" --socket "$SOCK" status) || fail "weftctl status failed"
 echo "$out" | grep -q '^node key ' || fail "no node key line: $out"
 echo "$out" | grep -q "quic $QP, dht $DP" || fail "ports missing: $out"
+# malloc's heap in human units (GET /v1/status "heap")
+echo "$out" | grep -Eq '^heap +[0-9.]+ [KMG]?i?B in use, [0-9.]+ [KMG]?i?B free, [0-9.]+ [KMG]?i?B mapped alone$' ||
+	fail "no heap line: $out"
 key1=$("$WEFTCTL" --socket "$SOCK" --json status | json_get node_key)
 [ ${#key1} -eq 64 ] || fail "bad node key '$key1'"
 j=$(curl -sf --unix-socket "$SOCK" http://weftd/v1/status) || fail "curl status"

@@ -20,6 +20,15 @@ static void print_status(const json_t *o)
 	       weftctl_jint(ports, "dht"));
 	printf("state dir  %s\n", weftctl_jstr(o, "state_dir"));
 	printf("pid        %lld\n", weftctl_jint(o, "pid"));
+	if (json_object_get(o, "heap")) {
+		json_t *h = json_object_get(o, "heap");
+		char a[32], b[32], c[32];
+
+		printf("heap       %s in use, %s free, %s mapped alone\n",
+		       weftctl_fmt_bytes((double)weftctl_jint(h, "in_use"), a, sizeof(a)),
+		       weftctl_fmt_bytes((double)weftctl_jint(h, "free"), b, sizeof(b)),
+		       weftctl_fmt_bytes((double)weftctl_jint(h, "mmap"), c, sizeof(c)));
+	}
 	if (json_object_get(o, "join_hint"))
 		printf("join       %s\n", weftctl_jstr(o, "join_hint"));
 	if (json_object_get(o, "nat")) {
