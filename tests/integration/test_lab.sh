@@ -90,7 +90,11 @@ assert t["downloaders"] == 9 and t["done"] == 9 and t["verified"] == 9, t
 assert all(v["verified"] for v in t["per_node"].values()), t["per_node"]
 assert t["t100_s"] is not None and t["seed_upload_bytes"] >= t["size"], t
 assert len(t["resources"]) == 10 and all(v["rss_max"] > 0 for v in t["resources"].values())
+# what the host lost over the run: steal and iowait always (from /proc/stat), never negative
+hs = t["host_stall"]
+assert "steal_s" in hs and "iowait_s" in hs and all(v >= 0 for v in hs.values()), hs
 PY
+grep -q '^host: steal [0-9.]* s, iowait' "$D/dist.out" || fail "distribute printed no host line: $(cat "$D/dist.out")"
 grep -q '^find_node' "$D/lk.out" || fail "lookups printed no table"
 # chunks the downloaders served from memory went to their streams lent,
 # not copied (docs/CONTENT.md "Chunks kept in memory")

@@ -11,6 +11,7 @@ D=$(mktemp -d /tmp/weft-labstats-XXXXXX)
 on_exit "rm -rf '$D'"
 cd "$TOP/tools/pylib" || fail "no tools/pylib"
 "$PYTHON" -B - >"$D/out" 2>&1 <<'PY' || fail "stats unittest: $(cat "$D/out")"
+import os
 import unittest
 
 from weftlab import aria2, scenarios, soak, stats
@@ -84,6 +85,39 @@ class Stats(unittest.TestCase):
         self.assertTrue(b is not None and b > 0)
         self.assertIsNone(stats.host_busy_s("/nonexistent"))
 
+    def test_host_stall(self):
+        import tempfile
+        d = tempfile.mkdtemp()
+        os.makedirs(os.path.join(d, "pressure"))
+        hz = os.sysconf("SC_CLK_TCK")
+        def write(steal, iow, cpu_us, io_some, io_full):
+            with open(os.path.join(d, "stat"), "w") as f:
+                f.write("cpu  100 0 50 1000 %d 0 3 %d 0 0\ncpu0 1 2 3\n" % (iow * hz, steal * hz))
+            with open(os.path.join(d, "pressure", "cpu"), "w") as f:
+                f.write("some avg10=0.00 avg60=0.00 avg300=0.00 total=%d\n"
+                        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n" % cpu_us)
+            with open(os.path.join(d, "pressure", "io"), "w") as f:
+                f.write("some avg10=1.00 avg60=0.00 avg300=0.00 total=%d\n"
+                        "full avg10=0.00 avg60=0.00 avg300=0.00 total=%d\n" % (io_some, io_full))
+        write(2, 10, 5000000, 7000000, 1000000)
+        a = stats.host_stall(os.path.join(d, "stat"), os.path.join(d, "pressure"))
+        self.assertEqual(a, {"iowait_s": 10.0, "steal_s": 2.0, "psi_cpu_some_s": 5.0,
+                             "psi_io_some_s": 7.0, "psi_io_full_s": 1.0})
+        write(5, 11, 9500000, 7250000, 1000000)
+        b = stats.host_stall(os.path.join(d, "stat"), os.path.join(d, "pressure"))
+        dl = stats.stall_delta(a, b)
+        self.assertEqual(dl, {"iowait_s": 1.0, "steal_s": 3.0, "psi_cpu_some_s": 4.5,
+                              "psi_io_some_s": 0.25, "psi_io_full_s": 0.0})
+        line = stats.stall_line(dl)
+        self.assertIn("steal 3.0 s", line)
+        self.assertIn("CPU (some) 4.5 s", line)
+        self.assertIn("memory (some) - s", line)  # no memory file: not a 0
+        self.assertEqual(stats.stall_line({}), "")
+        # unreadable: nothing said, not zeros
+        self.assertEqual(stats.host_stall("/nonexistent", "/nonexistent"), {})
+        # this machine: /proc/stat at least
+        self.assertIn("steal_s", stats.host_stall())
+
     def test_one_formula(self):
         # distribute and the aria2 comparison: the same functions
         self.assertIs(scenarios.swarm, stats.swarm)
@@ -91,6 +125,8 @@ class Stats(unittest.TestCase):
         self.assertIs(scenarios.host_cpu, stats.host_cpu)
         self.assertIs(aria2.host_cpu, stats.host_cpu)
         self.assertIs(aria2.cpu_line, scenarios.cpu_line)
+        self.assertIs(aria2.host_stall, scenarios.host_stall)
+        self.assertIs(aria2.stall_line, scenarios.stall_line)
         self.assertFalse(hasattr(aria2, "pct"))
 
 

@@ -24,7 +24,8 @@ import sys
 import time
 
 from .common import DHT_PORT, proc_sample
-from .stats import cpu_line, host_busy_s, host_cpu, swarm
+from .stats import (cpu_line, host_busy_s, host_cpu, host_stall, stall_delta, stall_line,
+                    swarm)
 
 ARIA_DHT_PORT = 6882     # aria2's own DHT node
 ARIA_BT_PORT = 6891      # aria2's BitTorrent listener
@@ -157,6 +158,7 @@ def run(a):
         cpu = []  # [[s, host busy s]]: stats.host_cpu
         t0 = time.time()
         busy0 = host_busy_s()
+        stall0 = host_stall()  # the host's steal, iowait, PSI over the run
         for i in others:
             d = os.path.join(base, "n%d" % i)
             os.makedirs(d)
@@ -186,6 +188,7 @@ def run(a):
                 prog[str(i)].append([round(now, 3), have])
             time.sleep(0.25)
         t_end = time.time() - t0
+        stall = stall_delta(stall0, host_stall())
         seed_tx = tx_bytes(nodes[a.seed_node]["ns"]) - tx0
         # aria2c's own CPU, whole lives (ip netns exec execs it: same pid)
         tool_cpu = 0.0
@@ -216,6 +219,7 @@ def run(a):
     res.update(swarm(done, verified, others, size, prog))
     res.update(host_cpu(cpu, prog, n, size, res["t100_s"] or t_end))
     res["tool_cpu_s"] = round(tool_cpu, 2)
+    res["host_stall"] = stall
     res.update({"host_cpu": cpu, "discovery": "DHT only (no tracker, PEX off, LPD off), aria2 DHT bootstrapped "
                              "from weft node 1", "progress": prog,
                 "nodes": len(nodes), "started": t0,
@@ -234,6 +238,8 @@ def run(a):
              fmt(res["t100_s"]), seed_tx / 1048576.0, seed_tx / float(size),
              "-" if res["mbit_s_p50"] is None else "%.1f" % res["mbit_s_p50"]))
     print(cpu_line(res, "aria2c"))
+    if res["host_stall"]:
+        print(stall_line(res["host_stall"]))
     if not a.keep:
         shutil.rmtree(base, ignore_errors=True)
     return 0 if res["done"] == n and res["verified"] == n else 1

@@ -18,7 +18,8 @@ from .common import (DHT_PORT, QUIC_PORT, ApiError, KeptApi, LabError, api, chil
                      pid_alive, proc_sample, reap, sh, table, weftctl_path)
 from .community import run_community
 from .soak import run_soak
-from .stats import cpu_line, host_busy_s, host_cpu, pct, swarm, t_frac
+from .stats import (cpu_line, host_busy_s, host_cpu, host_stall, pct, stall_delta, stall_line,
+                    swarm, t_frac)
 
 
 def sample_resources(lab):
@@ -435,6 +436,7 @@ def run_distribute(lab, a, rng):
     with Sampler(lab) as smp:
         t0 = time.time()
         busy0 = host_busy_s()
+        stall0 = host_stall()  # the host's steal, iowait, PSI over the run
         for i in others:
             outdir[i] = os.path.join(lab.node_dir(i), "dl-%s" % cid[:12])
             os.makedirs(outdir[i], exist_ok=True)
@@ -473,6 +475,7 @@ def run_distribute(lab, a, rng):
                     done[i] = (tpost[i] + el / 1000.0
                                if isinstance(el, int) and 0 < el <= now * 1000 else now)
             time.sleep(0.25)
+        stall = stall_delta(stall0, host_stall())
         pool.shutdown()
         kept.close()
     st1 = api(lab.sock(seed), "GET", "/v1/content/stats")
@@ -489,6 +492,7 @@ def run_distribute(lab, a, rng):
     res.update(host_cpu(cpu, prog, n, size, res["t100_s"] or (time.time() - t0)))
     # when each node was asked (s after t0): the asks go one after the other
     res["posted_s"] = {str(i): round(tpost[i], 3) for i in others}
+    res["host_stall"] = stall
     res.update({"progress": prog, "samples": smp.samples, "host_cpu": cpu,
                 "resources": summary_resources(smp.samples)})
     res["tool_cpu_s"] = nodes_cpu_s(smp.samples)
@@ -501,6 +505,8 @@ def run_distribute(lab, a, rng):
                                         res["seed_upload_bytes"] / float(size)),
                   fmt(res["mbit_s_p50"], " Mbit/s")]]))
     print(cpu_line(res, "weftd"))
+    if res["host_stall"]:
+        print(stall_line(res["host_stall"]))
     if not a.keep:
         os.unlink(src)
     return res

@@ -14,7 +14,8 @@ import math
 import os
 
 __all__ = ["rank", "pct", "t_frac", "completion", "throughput", "mid_throughput", "swarm",
-           "host_busy_s", "delivered_at", "host_cpu", "cpu_line"]
+           "host_busy_s", "delivered_at", "host_cpu", "cpu_line", "host_stall", "stall_delta",
+           "stall_line"]
 
 
 def rank(n, p):
@@ -103,6 +104,55 @@ def host_busy_s(path="/proc/stat"):
         return (int(v[1]) + int(v[2]) + int(v[3]) + int(v[6]) + int(v[7])) / float(hz)
     except (OSError, ValueError, IndexError):
         return None
+
+
+def host_stall(stat="/proc/stat", psi="/proc/pressure"):
+    """What the machine lost that is not a tool's CPU, in seconds since
+    boot: steal (time the hypervisor ran something else on a virtual
+    CPU: on a VM, the host's own load) and iowait from /proc/stat's first
+    line, and the pressure-stall totals (PSI: /proc/pressure/cpu "some",
+    /proc/pressure/io "some" and "full", /proc/pressure/memory "some":
+    wall time in which at least one task, or every task, waited for a
+    CPU, the disk or memory). A key is missing when its file cannot be
+    read (no PSI: a kernel without it, or psi=0)."""
+    out = {}
+    try:
+        with open(stat) as f:
+            v = f.readline().split()
+        hz = float(os.sysconf("SC_CLK_TCK"))
+        out["iowait_s"] = int(v[5]) / hz
+        out["steal_s"] = int(v[8]) / hz
+    except (OSError, ValueError, IndexError):
+        pass
+    for res, kinds in (("cpu", ("some",)), ("io", ("some", "full")), ("memory", ("some",))):
+        try:
+            with open(os.path.join(psi, res)) as f:
+                for line in f:
+                    w = line.split()
+                    if w and w[0] in kinds:
+                        tot = [x for x in w if x.startswith("total=")]
+                        if tot:
+                            out["psi_%s_%s_s" % (res, w[0])] = int(tot[0][6:]) / 1e6
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def stall_delta(a, b):
+    """host_stall's figures over a run: b less a, rounded, for the keys
+    both have."""
+    return {k: round(b[k] - a[k], 2) for k in b if k in a}
+
+
+def stall_line(d):
+    """The line a run prints for stall_delta's figures ("" without any)."""
+    if not d:
+        return ""
+    f = lambda k: "-" if k not in d else "%.1f" % d[k]
+    return ("host: steal %s s, iowait %s s; pressure stalls: CPU (some) %s s, I/O some %s s, "
+            "full %s s, memory (some) %s s" % (f("steal_s"), f("iowait_s"), f("psi_cpu_some_s"),
+                                               f("psi_io_some_s"), f("psi_io_full_s"),
+                                               f("psi_memory_some_s")))
 
 
 def delivered_at(progress, t):
