@@ -35,6 +35,32 @@ declare -A BUDGET=([announce]=240 [blake3]=240 [content]=60 [dht]=110 [io]=100 [
 	[mailbox]=180 [mem]=50 [private]=300 [search]=900 [punch]=210 [quic_cpu]=180 [seal]=30 [store]=40
 	[svc]=30 [xdp]=40 [follow]=300 [mesh]=300)
 
+# What the machine lost during a harness besides its own work: steal (the
+# hypervisor running something else on our virtual CPUs) in seconds from
+# /proc/stat, and the pressure-stall totals (CPU "some", I/O "some") in
+# seconds from /proc/pressure; "-" where the kernel has none. On a shared
+# VM these say how much of a slow figure was the host's.
+host_lost() {
+	local st cpu io
+	st=$(awk -v hz="$(getconf CLK_TCK)" 'NR == 1 { printf "%.2f", $9 / hz }' /proc/stat 2>/dev/null)
+	cpu=$(awk '/^some/ { sub("total=", "", $5); printf "%.2f", $5 / 1e6 }' /proc/pressure/cpu 2>/dev/null)
+	io=$(awk '/^some/ { sub("total=", "", $5); printf "%.2f", $5 / 1e6 }' /proc/pressure/io 2>/dev/null)
+	echo "${st:--} ${cpu:--} ${io:--}"
+}
+lost_delta() { # before after: "steal cpu io" differences, "-" where either is
+	local a b out="" i
+	read -r -a a <<<"$1"
+	read -r -a b <<<"$2"
+	for i in 0 1 2; do
+		if [ "${a[$i]}" = - ] || [ "${b[$i]}" = - ]; then
+			out="$out -"
+		else
+			out="$out $(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN { printf "%.2f", y - x }')"
+		fi
+	done
+	echo "${out# }"
+}
+
 rc=0
 T0=$(date +%s.%N)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -52,8 +78,10 @@ for s in "$TOP"/bench/*.sh; do
 	read -r -a args <<<"${!var:-${ARGS[$name]:-}}"
 	echo "=== bench: $name ($(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), budget ${budget} s)"
 	t=$(date +%s.%N)
+	lost0=$(host_lost)
 	timeout -k 15 "$budget" bash "$s" "${args[@]}" 2>&1 | tee "$WEFT_BENCH_DIR/$name.log"
 	st=${PIPESTATUS[0]}
+	read -r lsteal lcpu lio <<<"$(lost_delta "$lost0" "$(host_lost)")"
 	t=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 	case $st in
 	0) ;;
@@ -61,8 +89,10 @@ for s in "$TOP"/bench/*.sh; do
 	124 | 137) echo "bench $name: over its budget of $budget s, stopped"; rc=1 ;;
 	*) echo "bench $name failed (status $st)"; rc=1 ;;
 	esac
-	printf '%s\t%s\t%s\t%s\n' "$name" "$t" "$st" "$budget" >>"$RUNLOG"
-	printf 'bench %s: %.0f s\n\n' "$name" "$t"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$t" "$st" "$budget" "$lsteal" "$lcpu" "$lio" \
+		>>"$RUNLOG"
+	printf 'bench %s: %.0f s (host: steal %s s; pressure stalls: CPU %s s, I/O %s s)\n\n' \
+		"$name" "$t" "$lsteal" "$lcpu" "$lio"
 done
 TOTAL=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 printf 'all harnesses: %.0f s\n' "$TOTAL"
@@ -90,9 +120,16 @@ for name in sorted(os.listdir(vdir)) if os.path.isdir(vdir) else []:
         pass
 figs, notes = [], []
 for line in open(log):
-    name, secs, st, budget = line.rstrip("\n").split("\t")
+    name, secs, st, budget, steal, psi_cpu, psi_io = line.rstrip("\n").split("\t")
     figs.append({"id": f"run.{name}.seconds", "label": f"{name}: wall time (budget {budget} s)",
                  "value": float(secs), "unit": "s"})
+    # what the host lost meanwhile ("-": the kernel has no such figure)
+    for key, v, what in (("steal_seconds", steal, "steal (the hypervisor ran something else)"),
+                         ("psi_cpu_some_seconds", psi_cpu, "CPU pressure stall (some task waited)"),
+                         ("psi_io_some_seconds", psi_io, "I/O pressure stall (some task waited)")):
+        if v != "-":
+            figs.append({"id": f"run.{name}.{key}", "label": f"{name}: {what}",
+                         "value": float(v), "unit": "s"})
     figs.append({"id": f"run.{name}.status", "label": f"{name}: exit status (0 ok, 77 skipped, 124 over budget)",
                  "value": float(st), "unit": ""})
     if st not in ("0",):
