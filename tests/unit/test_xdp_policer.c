@@ -125,6 +125,69 @@ static void test_policer_basic(void **state)
 	policer_free(NULL);
 }
 
+static int train_valid_calls, train_valid_answer;
+
+static int train_valid(void *arg, const struct wxdp_src_key *k, uint64_t now)
+{
+	(void)arg;
+	(void)k;
+	(void)now;
+	train_valid_calls++;
+	return train_valid_answer;
+}
+
+/* A GRO train (datagrams of one source in one pass, one now): each pays
+ * its own token, as one at a time would; the validation is asked once
+ * for the train and again for a new pass, another source in between, or
+ * a config change; a ban added within the train stops the next datagram. */
+static void test_policer_train(void **state)
+{
+	static const uint8_t a4[4] = { 192, 0, 2, 1 }, b4[4] = { 198, 51, 100, 7 };
+	struct policer_opts o = { .seed = 42, .valid = train_valid };
+	struct wxdp_config c;
+	struct policer *p = NULL;
+	uint64_t st[WXDP_STAT__MAX];
+
+	(void)state;
+	wxdp_config_default(&c);
+	c.dht = (struct wxdp_rate){ .pps = 10, .burst = 3 };
+	c.unval_dht = (struct wxdp_rate){ .pps = 1000, .burst = 1000 };
+	o.config = &c;
+	assert_int_equal(policer_new(&p, &o), 0);
+	train_valid_calls = 0;
+	train_valid_answer = 0;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), WXDP_STAT_REDIRECT);
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), WXDP_STAT_DROP_RATE_DHT);
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0), WXDP_STAT_DROP_RATE_DHT);
+	assert_int_equal(train_valid_calls, 1);
+	/* the next pass (a new now): asked again; 100 ms is one token */
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0 + 100 * MS), WXDP_STAT_REDIRECT);
+	assert_int_equal(train_valid_calls, 2);
+	/* another source between two of a's: a is asked again */
+	assert_int_equal(chk(p, AF_INET, b4, 6881, "de", 2, T0 + 100 * MS), WXDP_STAT_REDIRECT);
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0 + 100 * MS), WXDP_STAT_DROP_RATE_DHT);
+	assert_int_equal(train_valid_calls, 4);
+	/* validated meanwhile: seen from the next pass (or config change) on */
+	train_valid_answer = 1;
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0 + 100 * MS), WXDP_STAT_DROP_RATE_DHT);
+	assert_int_equal(train_valid_calls, 4);
+	c.dht = (struct wxdp_rate){ .pps = 10, .burst = 5 };
+	assert_int_equal(policer_config_set(p, &c), 0);
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0 + 100 * MS), WXDP_STAT_DROP_RATE_DHT);
+	assert_int_equal(train_valid_calls, 5);
+	/* a ban within a train: the next datagram is dropped */
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0 + 300 * MS), WXDP_STAT_REDIRECT);
+	pban(p, "192.0.2.1", 0);
+	assert_int_equal(chk(p, AF_INET, a4, 6881, "de", 2, T0 + 300 * MS), WXDP_STAT_DROP_BANNED);
+	policer_stats(p, st);
+	assert_int_equal(st[WXDP_STAT_RX], 12);
+	assert_int_equal(st[WXDP_STAT_REDIRECT], 6);
+	assert_int_equal(st[WXDP_STAT_DROP_RATE_DHT], 5);
+	assert_int_equal(st[WXDP_STAT_DROP_BANNED], 1);
+	policer_free(p);
+}
+
 /* STUN on the QUIC port: recognised by its top bits and magic cookie,
  * classed on its own per-source bucket and unvalidated budget; anything
  * else without the QUIC fixed bit stays malformed. rx == sum of verdicts. */
@@ -816,6 +879,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policer_basic),
+		cmocka_unit_test(test_policer_train),
 		cmocka_unit_test(test_policer_stun),
 		cmocka_unit_test(test_policer_owner_lockfree),
 		cmocka_unit_test(test_policer_nested),

@@ -95,6 +95,19 @@ struct policer {
 	policer_valid_fn valid;
 	void *valid_arg;
 	uint64_t stats[WXDP_STAT__MAX];
+	/* The last packet's source (owner only). A GRO train's datagrams come
+	 * one after another from one source within one pass of the engine
+	 * (one now); while the config and bans are unchanged (seq) and the
+	 * bucket table is the same, their validation and their bucket are
+	 * not looked up again: the rate is still taken per datagram. */
+	struct {
+		struct wxdp_src_key key;
+		uint64_t now;
+		uint32_t seq;
+		const struct src_tab *tab;
+		int valid; /* -1: not asked yet */
+		struct wxdp_src_val *sv; /* NULL: not looked up yet */
+	} last;
 };
 
 static uint64_t hash_bytes(uint64_t seed, const uint8_t *b, size_t n, uint64_t extra)
@@ -506,12 +519,26 @@ static unsigned int decide_shared(const struct policer *p, const struct wxdp_con
 	return 0;
 }
 
+/* Under the owner: p->last describes this packet's source (its lookups
+ * kept when it is the last packet's, in the same pass and config). */
+static void last_for(struct policer *p, const struct wxdp_src_key *sk, uint64_t now, uint32_t seq)
+{
+	if (p->last.now == now && p->last.seq == seq && p->last.tab == p->src &&
+	    !memcmp(&p->last.key, sk, sizeof(*sk)))
+		return;
+	p->last.key = *sk;
+	p->last.now = now;
+	p->last.seq = seq;
+	p->last.tab = p->src;
+	p->last.valid = -1;
+	p->last.sv = NULL;
+}
+
 /* Buckets and budgets: the owner's alone. */
 static unsigned int decide_owned(struct policer *p, const struct wxdp_config *cfg,
-				 const struct policer_pkt *pkt, __u32 cls, uint64_t now)
+				 const struct policer_pkt *pkt, __u32 cls, uint64_t now, uint32_t seq)
 {
 	struct wxdp_src_key sk;
-	struct wxdp_src_val *sv;
 	const struct wxdp_rate *rate, *unval = wxdp_class_unval(cfg, cls);
 	struct wxdp_bucket *budget = NULL;
 
@@ -519,18 +546,22 @@ static unsigned int decide_owned(struct policer *p, const struct wxdp_config *cf
 		wxdp_src_key_v6(&sk, pkt->src, cfg->v6_prefix);
 	else
 		wxdp_src_key_v4(&sk, pkt->src);
+	last_for(p, &sk, now, seq);
 	/* As the program: an unvalidated source meets an empty budget before
 	 * a per-source entry is made for it; the budget is paid only after
 	 * the per-source bucket admitted the packet. */
-	if (unval->pps && !(p->valid && p->valid(p->valid_arg, &sk, now))) {
+	if (unval->pps && p->last.valid < 0)
+		p->last.valid = p->valid && p->valid(p->valid_arg, &sk, now);
+	if (unval->pps && !p->last.valid) {
 		budget = &p->budget[cls];
 		if (!wxdp_tb_ready(budget, unval, now))
 			return wxdp_class_unval_stat(cls);
 	}
 	rate = wxdp_class_rate(cfg, cls);
 	if (rate->pps) {
-		sv = src_get(p, &sk);
-		if (!wxdp_tb_take(&sv->b[cls], rate, now))
+		if (!p->last.sv)
+			p->last.sv = src_get(p, &sk);
+		if (!wxdp_tb_take(&p->last.sv->b[cls], rate, now))
 			return wxdp_class_drop_stat(cls);
 	}
 	if (budget && !wxdp_tb_take(budget, unval, now))
@@ -559,7 +590,7 @@ unsigned int policer_check(struct policer *p, const struct policer_pkt *pkt)
 		v = decide_shared(p, &cfg, pkt, &cls, &now);
 	} while (read_retry(p, s));
 	if (!v)
-		v = decide_owned(p, &cfg, pkt, cls, now);
+		v = decide_owned(p, &cfg, pkt, cls, now, s);
 	stat_inc(p, WXDP_STAT_RX);
 	stat_inc(p, v);
 	return v;
