@@ -263,9 +263,10 @@ def hostport(s):
     return h.strip("[]"), int(p)
 
 
-def http_once(target, data, timeout):
-    """Send data to target (("unix", path) or ("tcp", (host, port))); the status
-    line's code (as a string), "noreply" or "refused"."""
+def http_exchange(target, data, timeout, whole=False):
+    """Send data to target (("unix", path) or ("tcp", (host, port))); what
+    came back: up to the status line's end, or (whole) until the peer
+    closed; None when it refused the connection."""
     kind, where = target
     s = socket.socket(socket.AF_UNIX if kind == "unix" else socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -273,21 +274,30 @@ def http_once(target, data, timeout):
         s.connect(where)
     except OSError:
         s.close()
-        return "refused"
+        return None
     got = b""
     try:
         s.sendall(data)
-        while len(got) < 65536:
+        while whole or len(got) < 65536:
             chunk = s.recv(65536)
             if not chunk:
                 break
             got += chunk
-            if b"\r\n" in got:
+            if not whole and b"\r\n" in got:
                 break
     except OSError:
         pass
     finally:
         s.close()
+    return got
+
+
+def http_once(target, data, timeout):
+    """The status line's code (as a string) of data's answer, "noreply" or
+    "refused"."""
+    got = http_exchange(target, data, timeout)
+    if got is None:
+        return "refused"
     if got.startswith(b"HTTP/1.") and len(got) >= 12:
         return got[9:12].decode("latin-1")
     return "noreply" if not got else "other"
@@ -347,21 +357,9 @@ def stun_ping(addr, src, timeout):
 def policer_counts(ctl):
     """The daemon's STUN drop counters (GET /metrics over the control
     socket), for a failure's report: what a lost STUN answer ran into."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    got = b""
-    try:
-        s.connect(ctl)
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: weftd\r\nConnection: close\r\n\r\n")
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except OSError:
-        pass
-    finally:
-        s.close()
+    got = http_exchange(("unix", ctl),
+                        b"GET /metrics HTTP/1.1\r\nHost: weftd\r\nConnection: close\r\n\r\n",
+                        5, whole=True) or b""
     return [l for l in got.decode("latin-1", "replace").splitlines()
             if "stun" in l.lower() and not l.startswith("#")]
 
