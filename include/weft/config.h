@@ -28,6 +28,7 @@ struct weft_config {
 	char io[8];              /* "uring" | "xdp" | "auto" */
 	uint32_t workers;        /* 0 = one per CPU (uring) / rx queue (xdp) */
 	char cpus[256];          /* CPU list workers are pinned to, "" = not pinned */
+	char helper_sched[8];    /* node.helper_sched: "batch" | "normal" */
 	char bind_addr[64];      /* UDP bind address for the uring backend */
 	/* node.announce_addrs: "ADDR:PORT,..." (at most 8) published in the
 	 * node record besides the discovered ones, private ranges included */

@@ -8,7 +8,8 @@
 # `content rm` then a get of it from that node fails with a clear error,
 # a pin acknowledged before a kill -9 is there after the restart,
 # `content cancel` stops a running download (reported cancelled), a chunk
-# served a second time is not hashed again (/metrics).
+# served a second time is not hashed again (/metrics), and the per-chunk
+# threads (weft-download, weft-read) run SCHED_BATCH (node.helper_sched).
 . "$TOP/tests/lib/common.sh"
 prologue netns 2
 export WEFT_QUIC_IDLE_TIMEOUT_MS=3000 WEFT_CONTENT_REQ_TIMEOUT_MS=2000
@@ -91,11 +92,18 @@ pass "rm then get: $(grep 'download failed' "$D/getrm")"
 ctl 2 --json content get "$ID_c" --from "$A" --no-wait >"$D/getc" || fail "get c"
 J=$(json_get job <"$D/getc")
 wait_for '[ "$(ctl 2 --json content jobs "$J" | json_get fetched)" -ge 2 ]' 300 || fail "c does not start"
+# the per-chunk threads run SCHED_BATCH (node.helper_sched's default): the
+# running job's weft-download on host 2, the chunk readers on host 1
+[ "$(thread_policy "$PID2" weft-download)" = 3 ] ||
+	fail "weft-download policy '$(thread_policy "$PID2" weft-download)', not SCHED_BATCH"
+[ "$(thread_policy "$PID1" weft-read)" = 3 ] ||
+	fail "weft-read policy '$(thread_policy "$PID1" weft-read)', not SCHED_BATCH"
+[ "$(thread_policy "$PID2" weft-io)" = 0 ] || fail "weft-io policy on host 2"
 ctl 2 content cancel "$J" | grep -q "job $J cancelled" || fail "cancel"
 [ "$(ctl 2 --json content jobs "$J" | json_get state)" = cancelled ] || fail "job not cancelled: $(ctl 2 --json content jobs "$J")"
 ctl 2 content cancel "$J" 2>/dev/null && fail "second cancel succeeded"
 ctl 2 --json content ls | grep -q "$ID_c" && fail "the cancelled download's partial blob is still there"
-pass "cancel: job $J cancelled, its partial blob deleted"
+pass "cancel: job $J cancelled, its partial blob deleted (its weft-download, and host 1's weft-read, SCHED_BATCH)"
 
 # the announce schedule's figures
 ctl 1 --json content stats | json_get announce_backlog >/dev/null || fail "no announce_backlog in stats"

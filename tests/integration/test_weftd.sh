@@ -28,6 +28,13 @@ j=$(curl -sf --unix-socket "$SOCK" http://weftd/v1/status) || fail "curl status"
 [ "$(stat -c %a "$D/node.key")" = 600 ] || fail "key mode"
 pass "status"
 
+# --- node.helper_sched changes only the per-chunk threads (weft-read,
+# weft-download: test_content_seed); the packet workers and the periodic
+# threads keep normal scheduling
+[ "$(thread_policy $PID weft-io)" = 0 ] || fail "weft-io policy '$(thread_policy $PID weft-io)'"
+[ "$(thread_policy $PID weft-store)" = 0 ] || fail "weft-store policy '$(thread_policy $PID weft-store)'"
+pass "packet workers and the store writer: normal scheduling"
+
 # --- a node with no bootstrap contact and no public routers says how to join
 echo "$out" | grep -q '^join .*--bootstrap HOST:PORT.*dht.public_routers=true' ||
 	fail "no join line in weftctl status: $out"

@@ -82,6 +82,21 @@ ctl() {
 }
 
 # json_get KEY [KEY...]: read JSON on stdin, print the nested value.
+# thread_policy PID COMM_PREFIX: the scheduling policy of PID's first
+# thread whose name starts with COMM_PREFIX (field 41 of its stat: 0
+# SCHED_OTHER, 3 SCHED_BATCH), empty when it has none
+thread_policy() {
+	local t
+	for t in /proc/$1/task/*; do
+		case "$(cat "$t/comm" 2>/dev/null)" in
+		"$2"*)
+			awk '{ sub(/.*\) /, ""); print $39 }' "$t/stat" 2>/dev/null
+			return
+			;;
+		esac
+	done
+}
+
 json_get() {
 	"$PYTHON" -c 'import json,sys
 v=json.load(sys.stdin)

@@ -2,11 +2,17 @@
 /* Privacy of logs (weft/log.h): log_addr hides peer addresses unless the
  * context's log.addresses is on, keeps ports and prefix lengths, tags the
  * same host the same way within a context and differently in another, and
- * shortens a dial target's key; log_key shortens keys. */
+ * shortens a dial target's key; log_key shortens keys. Threads: a helper
+ * thread (log_thread_create_helper) runs SCHED_BATCH while
+ * log_thread_helpers_batch is on, as its creator otherwise; a thread of
+ * log_thread_create never changes; both are named and bound to the
+ * creator's context. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -96,6 +102,61 @@ static void test_target_and_key(void **state)
 	assert_string_equal(log_addr(NULL, buf, sizeof(buf)), "-");
 }
 
+struct seen {
+	int policy;
+	char name[16];
+	struct log_ctx *ctx;
+};
+
+static void *look(void *arg)
+{
+	struct seen *s = arg;
+	struct sched_param sp;
+
+	if (pthread_getschedparam(pthread_self(), &s->policy, &sp))
+		s->policy = -1;
+	if (pthread_getname_np(pthread_self(), s->name, sizeof(s->name)))
+		s->name[0] = 0;
+	s->ctx = log_current();
+	return NULL;
+}
+
+/* How a thread of name starts (helper or not) with helpers_batch set. */
+static struct seen start(int helper, int batch, const char *name)
+{
+	struct seen s = {.policy = -2};
+	pthread_t t;
+
+	log_thread_helpers_batch(batch);
+	assert_int_equal(helper ? log_thread_create_helper(&t, NULL, look, &s, name)
+				: log_thread_create(&t, NULL, look, &s, name),
+			 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	return s;
+}
+
+static void test_helper_sched(void **state)
+{
+	struct log_ctx c;
+	struct seen s;
+
+	(void)state;
+	log_ctx_init(&c, LOG_LVL_INFO, -1, "t");
+	log_bind(&c);
+	s = start(1, 1, "weft-helper");
+	assert_int_equal(s.policy, SCHED_BATCH);
+	assert_string_equal(s.name, "weft-helper");
+	assert_ptr_equal(s.ctx, &c);
+	s = start(1, 0, "weft-helper"); /* off: as its creator */
+	assert_int_equal(s.policy, SCHED_OTHER);
+	s = start(0, 1, "weft-plain"); /* not a helper: never changed */
+	assert_int_equal(s.policy, SCHED_OTHER);
+	assert_string_equal(s.name, "weft-plain");
+	assert_ptr_equal(s.ctx, &c);
+	log_thread_helpers_batch(0);
+	log_bind(NULL);
+}
+
 /* A failed check leaves its test without unbinding its context (a stack
  * object): the next test starts with none bound. */
 static int unbind(void **state)
@@ -111,6 +172,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_hidden_and_shown, unbind),
 	    cmocka_unit_test_teardown(test_tags, unbind),
 	    cmocka_unit_test_teardown(test_target_and_key, unbind),
+	    cmocka_unit_test_teardown(test_helper_sched, unbind),
 	};
 
 	if (sodium_init() < 0)

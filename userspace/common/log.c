@@ -86,7 +86,17 @@ struct log_start {
 	void *arg;
 	struct log_ctx *ctx;
 	char name[16];
+	int helper; /* log_thread_create_helper */
 };
+
+/* log_thread_helpers_batch: helper threads started from now on run
+ * SCHED_BATCH */
+static int helpers_batch;
+
+void log_thread_helpers_batch(int on)
+{
+	__atomic_store_n(&helpers_batch, !!on, __ATOMIC_RELAXED);
+}
 
 static void *log_thread_main(void *p)
 {
@@ -96,14 +106,24 @@ static void *log_thread_main(void *p)
 	log_tls = s.ctx;
 	if (s.name[0])
 		(void)pthread_setname_np(pthread_self(), s.name);
+	if (s.helper && __atomic_load_n(&helpers_batch, __ATOMIC_RELAXED)) {
+		/* its wake-ups no longer preempt a running packet worker (the
+		 * kernel's CFS/EEVDF: a SCHED_BATCH task that wakes waits for
+		 * the running one's slice or sleep); it still gets its fair
+		 * share of the CPU. Unprivileged; on failure it runs as it is. */
+		struct sched_param sp = {0};
+
+		if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp))
+			log_debug("log", "%s: SCHED_BATCH refused; normal scheduling", s.name);
+	}
 	/* a thread that ends (a download job, a backend) leaves no memory
 	 * written at its malloc arena's top: common/heap_thread.c */
 	util_heap_release_at_exit();
 	return s.fn(s.arg);
 }
 
-int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
-		      const char *name)
+static int thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
+			 const char *name, int helper)
 {
 	struct log_start *s = malloc(sizeof(*s));
 	int rc;
@@ -114,12 +134,25 @@ int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void
 	s->arg = arg;
 	s->ctx = log_tls;
 	s->name[0] = 0;
+	s->helper = helper;
 	if (name)
 		snprintf(s->name, sizeof(s->name), "%s", name); /* the kernel's 15 + NUL */
 	rc = pthread_create(t, attr, log_thread_main, s);
 	if (rc)
 		free(s);
 	return rc;
+}
+
+int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg,
+		      const char *name)
+{
+	return thread_create(t, attr, fn, arg, name, 0);
+}
+
+int log_thread_create_helper(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+			     void *arg, const char *name)
+{
+	return thread_create(t, attr, fn, arg, name, 1);
 }
 
 const char *log_addr(const char *s, char *buf, size_t len)

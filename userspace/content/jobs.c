@@ -148,7 +148,7 @@ int cn_job_start(struct content_node *cn, const struct cn_get_req *rq, uint64_t 
 	if (!j->rng)
 		j->rng = 1;
 	snprintf(j->state, sizeof(j->state), "starting");
-	rc = log_thread_create(&j->thr, NULL, cn_job_run, j, "weft-download");
+	rc = log_thread_create_helper(&j->thr, NULL, cn_job_run, j, "weft-download");
 	if (rc) {
 		job_free(j);
 		pthread_mutex_unlock(&cn->jmu);

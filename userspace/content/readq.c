@@ -177,7 +177,7 @@ int cn_readq_new(struct cn_readq **out, const struct cn_readq_opts *o)
 static int start_locked(struct cn_readq *q)
 {
 	while (q->nth < q->o.threads && !q->start_failed) {
-		int rc = log_thread_create(&q->th[q->nth], NULL, reader, q, "weft-read");
+		int rc = log_thread_create_helper(&q->th[q->nth], NULL, reader, q, "weft-read");
 
 		if (rc) {
 			log_warn("content", "reader thread: %s%s", strerror(rc),

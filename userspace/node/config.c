@@ -41,6 +41,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "node", "io", CFG_ENUM, OFF(io), SZ(io), 0, 0, "auto", "auto|uring|xdp", 0 },
 	{ "node", "workers", CFG_U32, OFF(workers), 0, 0, CONFIG_MAX_WORKERS, "0", NULL, 0 },
 	{ "node", "cpus", CFG_CPUS, OFF(cpus), SZ(cpus), 0, 0, "", NULL, 0 },
+	{ "node", "helper_sched", CFG_ENUM, OFF(helper_sched), SZ(helper_sched), 0, 0, "batch",
+	  "batch|normal", 0 },
 	{ "node", "bind", CFG_STR, OFF(bind_addr), SZ(bind_addr), 0, 0, "::", NULL, 0 },
 	{ "node", "announce_addrs", CFG_STR, OFF(announce_addrs), SZ(announce_addrs), 0, 0, "",
 	  NULL, 0 },

@@ -879,6 +879,8 @@ int node_new_opts(struct node **out, const struct weft_config *cfg, const struct
 	n->sim_host = opts->sim_host;
 	log_ctx_init(&n->log, lvl, opts->log_fd > 0 ? opts->log_fd : -1, opts->log_name);
 	log_ctx_set_addresses(&n->log, cfg->log_addresses);
+	/* process-wide: the helper threads started from here on */
+	log_thread_helpers_batch(strcmp(cfg->helper_sched, "normal") != 0);
 	/* Everything node_new starts (threads included) logs with the node's
 	 * context; the caller's binding is restored on return. */
 	prev_log = log_bind(&n->log);
