@@ -81,7 +81,6 @@ ctl() {
 	"$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"
 }
 
-# json_get KEY [KEY...]: read JSON on stdin, print the nested value.
 # thread_policy PID COMM_PREFIX: the scheduling policy of PID's first
 # thread whose name starts with COMM_PREFIX (field 41 of its stat: 0
 # SCHED_OTHER, 3 SCHED_BATCH), empty when it has none
@@ -97,6 +96,7 @@ thread_policy() {
 	done
 }
 
+# json_get KEY [KEY...]: read JSON on stdin, print the nested value.
 json_get() {
 	"$PYTHON" -c 'import json,sys
 v=json.load(sys.stdin)

@@ -7,12 +7,12 @@
  * log_thread_helpers_batch is on, as its creator otherwise; a thread of
  * log_thread_create never changes; both are named and bound to the
  * creator's context. */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <pthread.h>
-#include <sched.h>
 #include <string.h>
 
 #include <cmocka.h>
