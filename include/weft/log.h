@@ -57,10 +57,10 @@ int log_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void
 		      const char *name);
 /* The same for a helper thread: bulk work woken once per content chunk
  * beside the packet workers (a seed's chunk reads, a download's
- * verification and writes). While
- * log_thread_helpers_batch is on (weftd: node.helper_sched = batch, the
- * default) it runs SCHED_BATCH: its wake-ups do not preempt a running
- * packet worker (docs/OPERATIONS.md "Threads and the scheduler"). */
+ * verification and writes). While log_thread_helpers_batch is on (weftd:
+ * node.helper_sched = batch, the default) it runs SCHED_BATCH: its
+ * wake-ups do not preempt a running packet worker (docs/OPERATIONS.md
+ * "Threads and the scheduler"). */
 int log_thread_create_helper(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
 			     void *arg, const char *name);
 /* Helper threads started from now on run SCHED_BATCH (on) or as their
