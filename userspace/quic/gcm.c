@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AES-GCM on AES-NI, or VAES on 256- and 512-bit registers (gcm.h). One
+ * body (gcm_simd.h) is compiled at three widths, each function carrying
+ * its width's target attribute, and gcm_key_new picks the width a key
+ * runs at; the key schedule, H's powers, the counter block J0 and the
+ * tag are 128-bit work shared by all three.
+ */
+#include <errno.h>
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quic/gcm.h"
+
+struct gcm_key {
+	/* Round keys, each repeated in four 16-byte lanes so that one load
+	 * fills a register of any width. */
+	uint8_t rk[15][64];
+	/* H^16 .. H^1 (reflected, times x: see gf_reduce), then zeros for
+	 * the lanes of a last vector past H^1 (gcm_simd.h's ghash). */
+	uint8_t hpow[16 + 3][16];
+	unsigned int rounds;
+	enum gcm_impl impl;
+};
+
+/* Byte reversal of each 16-byte lane; counter offsets of the lanes; the
+ * step from one register's counters to the next (1, 2 or 4 lanes). */
+static const uint8_t gcm_bswap[64] __attribute__((aligned(64))) = {
+	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+};
+static const uint32_t gcm_lane[16] __attribute__((aligned(64))) = {
+	0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0,
+};
+static const uint32_t gcm_step[3][16] __attribute__((aligned(64))) = {
+	{ 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 },
+	{ 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0 },
+	{ 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0 },
+};
+
+#define T_AESNI __attribute__((target("aes,pclmul,sse4.1")))
+#define T_VAES256 __attribute__((target("aes,pclmul,sse4.1,avx2,vaes,vpclmulqdq")))
+#define T_VAES512 \
+	__attribute__((target("aes,pclmul,sse4.1,avx2,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")))
+
+/* ------------------------------------------------------- 128-bit pieces */
+
+/*
+ * The Montgomery reduction of a reflected product. With blocks reflected,
+ * a field element a(x) is the 128-bit integer A(y) = y^127 a(1/y), and
+ * the carry-less product of A and B is y^127 (ab mod P) times y^127
+ * modulo P'(y) = y^128 + y^127 + y^126 + y^121 + 1 (P reversed). Keeping
+ * H as H' = A_H * y mod P' makes the product with H' equal the wanted
+ * A_(XH) times y^128, which two folds by P' take off (each folds 64 low
+ * bits c as c * P': c + c * (y^63 + y^62 + y^57) * y^64 + c * y^128, the
+ * middle term one carry-less multiplication by 0xc2 << 56). lo, mid, hi:
+ * the 256-bit product as its three partial products.
+ */
+static T_AESNI inline __m128i gf_reduce(__m128i lo, __m128i mid, __m128i hi)
+{
+	const __m128i poly = _mm_set_epi64x(0, (long long)0xc200000000000000ULL);
+	__m128i t, m;
+
+	lo = _mm_xor_si128(lo, _mm_slli_si128(mid, 8));
+	hi = _mm_xor_si128(hi, _mm_srli_si128(mid, 8));
+	t = _mm_clmulepi64_si128(lo, poly, 0x00);
+	m = _mm_xor_si128(_mm_shuffle_epi32(lo, 0x4e), t);
+	t = _mm_clmulepi64_si128(m, poly, 0x00);
+	return _mm_xor_si128(_mm_xor_si128(hi, _mm_shuffle_epi32(m, 0x4e)), t);
+}
+
+static T_AESNI inline __m128i gf_mul(__m128i a, __m128i b)
+{
+	__m128i lo = _mm_clmulepi64_si128(a, b, 0x00), hi = _mm_clmulepi64_si128(a, b, 0x11);
+	__m128i mid = _mm_xor_si128(_mm_clmulepi64_si128(a, b, 0x01),
+				    _mm_clmulepi64_si128(a, b, 0x10));
+
+	return gf_reduce(lo, mid, hi);
+}
+
+static T_AESNI inline __m128i aes_block(const struct gcm_key *k, __m128i b)
+{
+	unsigned int r;
+
+	b = _mm_xor_si128(b, _mm_loadu_si128((const __m128i *)k->rk[0]));
+	for (r = 1; r < k->rounds; r++)
+		b = _mm_aesenc_si128(b, _mm_loadu_si128((const __m128i *)k->rk[r]));
+	return _mm_aesenclast_si128(b, _mm_loadu_si128((const __m128i *)k->rk[k->rounds]));
+}
+
+/* J0 = nonce || 0x00000001, reflected (the counter in the low 32 bits). */
+static T_AESNI inline __m128i gcm_j0(const uint8_t *nonce)
+{
+	uint8_t b[16];
+
+	memcpy(b, nonce, GCM_NONCE_LEN);
+	b[12] = b[13] = b[14] = 0;
+	b[15] = 1;
+	return _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)b),
+				_mm_load_si128((const __m128i *)gcm_bswap));
+}
+
+/* The tag from the GHASH state of AAD and ciphertext: the lengths block,
+ * then E(K, J0) xored in. */
+static T_AESNI inline __m128i gcm_finish(const struct gcm_key *k, __m128i y, __m128i j0,
+					 size_t aadlen, size_t len)
+{
+	const __m128i bswap = _mm_load_si128((const __m128i *)gcm_bswap);
+	__m128i lens = _mm_set_epi64x((long long)((uint64_t)aadlen * 8),
+				      (long long)((uint64_t)len * 8));
+
+	y = gf_mul(_mm_xor_si128(y, lens),
+		   _mm_loadu_si128((const __m128i *)k->hpow[15]));
+	return _mm_xor_si128(_mm_shuffle_epi8(y, bswap), aes_block(k, _mm_shuffle_epi8(j0, bswap)));
+}
+
+#define KEY128(i, rcon)                                                                    \
+	do {                                                                               \
+		__m128i g_ = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i) - 1], rcon), \
+					       0xff);                                      \
+		__m128i a_ = rk[(i) - 1];                                                  \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
+		rk[i] = _mm_xor_si128(a_, g_);                                             \
+	} while (0)
+
+/* AES-256's schedule: even round keys from the one two back and the
+ * RotWord/SubWord of the one before (rcon), odd ones with SubWord only. */
+#define KEY256(i, rcon, sel)                                                               \
+	do {                                                                               \
+		__m128i g_ = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i) - 1], rcon), \
+					       sel);                                       \
+		__m128i a_ = rk[(i) - 2];                                                  \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
+		rk[i] = _mm_xor_si128(a_, g_);                                             \
+	} while (0)
+
+static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t keylen)
+{
+	const __m128i bswap = _mm_load_si128((const __m128i *)gcm_bswap);
+	const __m128i poly = _mm_set_epi64x((long long)0xc200000000000000ULL, 1);
+	__m128i rk[15], h, carry;
+	unsigned int i, l;
+
+	rk[0] = _mm_loadu_si128((const __m128i *)key);
+	if (keylen == 16) {
+		KEY128(1, 0x01);
+		KEY128(2, 0x02);
+		KEY128(3, 0x04);
+		KEY128(4, 0x08);
+		KEY128(5, 0x10);
+		KEY128(6, 0x20);
+		KEY128(7, 0x40);
+		KEY128(8, 0x80);
+		KEY128(9, 0x1b);
+		KEY128(10, 0x36);
+		k->rounds = 10;
+	} else {
+		rk[1] = _mm_loadu_si128((const __m128i *)(key + 16));
+		KEY256(2, 0x01, 0xff);
+		KEY256(3, 0x00, 0xaa);
+		KEY256(4, 0x02, 0xff);
+		KEY256(5, 0x00, 0xaa);
+		KEY256(6, 0x04, 0xff);
+		KEY256(7, 0x00, 0xaa);
+		KEY256(8, 0x08, 0xff);
+		KEY256(9, 0x00, 0xaa);
+		KEY256(10, 0x10, 0xff);
+		KEY256(11, 0x00, 0xaa);
+		KEY256(12, 0x20, 0xff);
+		KEY256(13, 0x00, 0xaa);
+		KEY256(14, 0x40, 0xff);
+		k->rounds = 14;
+	}
+	for (i = 0; i <= k->rounds; i++)
+		for (l = 0; l < 4; l++)
+			_mm_storeu_si128((__m128i *)(k->rk[i] + 16 * l), rk[i]);
+
+	/* H = E(K, 0), reflected, then times y modulo P' (a shift left by
+	 * one; the bit shifted out folds back as P' without y^128). */
+	h = _mm_shuffle_epi8(aes_block(k, _mm_setzero_si128()), bswap);
+	carry = _mm_srai_epi32(_mm_shuffle_epi32(h, 0xff), 31); /* bit 127, spread */
+	h = _mm_or_si128(_mm_slli_epi64(h, 1), _mm_srli_epi64(_mm_slli_si128(h, 8), 63));
+	h = _mm_xor_si128(h, _mm_and_si128(carry, poly));
+	_mm_storeu_si128((__m128i *)k->hpow[15], h);
+	for (i = 2; i <= 16; i++)
+		_mm_storeu_si128((__m128i *)k->hpow[16 - i],
+				 gf_mul(_mm_loadu_si128((const __m128i *)k->hpow[17 - i]), h));
+	memset(k->hpow[16], 0, 3 * 16);
+}
+
+/* ------------------------------------------------------------ the widths */
+
+#define LANES 1
+#define V __m128i
+#define T T_AESNI
+#define FN(name) name##_aesni
+#define V_LOAD(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+#define V_STORE(p, v) _mm_storeu_si128((__m128i *)(void *)(p), v)
+#define V_XOR _mm_xor_si128
+#define V_ZERO _mm_setzero_si128
+#define V_ENC _mm_aesenc_si128
+#define V_ENCLAST _mm_aesenclast_si128
+#define V_CLMUL _mm_clmulepi64_si128
+#define V_SHUF _mm_shuffle_epi8
+#define V_ADD32 _mm_add_epi32
+#define V_BCAST(x) (x)
+#define V_ZEXT(x) (x)
+#define V_HXOR(v) (v)
+#include "quic/gcm_simd.h"
+
+#define LANES 2
+#define V __m256i
+#define T T_VAES256
+#define FN(name) name##_vaes256
+#define V_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define V_STORE(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
+#define V_XOR _mm256_xor_si256
+#define V_ZERO _mm256_setzero_si256
+#define V_ENC _mm256_aesenc_epi128
+#define V_ENCLAST _mm256_aesenclast_epi128
+#define V_CLMUL _mm256_clmulepi64_epi128
+#define V_SHUF _mm256_shuffle_epi8
+#define V_ADD32 _mm256_add_epi32
+#define V_BCAST _mm256_broadcastsi128_si256
+#define V_ZEXT _mm256_zextsi128_si256
+#define V_HXOR(v) _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1))
+#include "quic/gcm_simd.h"
+
+static T_VAES512 inline __m128i hxor512(__m512i v)
+{
+	__m256i a = _mm256_xor_si256(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+
+	return _mm_xor_si128(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+}
+
+#define LANES 4
+#define V __m512i
+#define T T_VAES512
+#define FN(name) name##_vaes512
+#define V_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define V_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#define V_XOR _mm512_xor_si512
+#define V_ZERO _mm512_setzero_si512
+#define V_ENC _mm512_aesenc_epi128
+#define V_ENCLAST _mm512_aesenclast_epi128
+#define V_CLMUL _mm512_clmulepi64_epi128
+#define V_SHUF _mm512_shuffle_epi8
+#define V_ADD32 _mm512_add_epi32
+#define V_BCAST _mm512_broadcast_i32x4
+#define V_ZEXT _mm512_zextsi128_si512
+#define V_HXOR hxor512
+#include "quic/gcm_simd.h"
+
+/* ------------------------------------------------------------------ API */
+
+enum gcm_impl gcm_impl_best(void)
+{
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("pclmul") ||
+	    !__builtin_cpu_supports("sse4.1"))
+		return GCM_IMPL_NONE;
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("vaes") ||
+	    !__builtin_cpu_supports("vpclmulqdq"))
+		return GCM_IMPL_AESNI;
+	if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+	    !__builtin_cpu_supports("avx512vl"))
+		return GCM_IMPL_VAES256;
+	return GCM_IMPL_VAES512;
+}
+
+const char *gcm_impl_name(enum gcm_impl impl)
+{
+	switch (impl) {
+	case GCM_IMPL_AESNI:
+		return "aesni";
+	case GCM_IMPL_VAES256:
+		return "vaes256";
+	case GCM_IMPL_VAES512:
+		return "vaes512";
+	default:
+		return "none";
+	}
+}
+
+int gcm_key_new(struct gcm_key **out, const uint8_t *key, size_t keylen, enum gcm_impl impl)
+{
+	struct gcm_key *k;
+
+	*out = NULL;
+	if (!key || (keylen != 16 && keylen != 32) || impl < GCM_IMPL_AESNI ||
+	    impl > GCM_IMPL_VAES512)
+		return -EINVAL;
+	if (impl > gcm_impl_best())
+		return -EOPNOTSUPP;
+	if (posix_memalign((void **)&k, 64, sizeof(*k)))
+		return -ENOMEM;
+	key_expand(k, key, keylen);
+	k->impl = impl;
+	*out = k;
+	return 0;
+}
+
+void gcm_key_free(struct gcm_key *k)
+{
+	if (!k)
+		return;
+	explicit_bzero(k, sizeof(*k));
+	free(k);
+}
+
+enum gcm_impl gcm_key_impl(const struct gcm_key *k)
+{
+	return k->impl;
+}
+
+void gcm_seal(const struct gcm_key *k, uint8_t *dst, const uint8_t nonce[GCM_NONCE_LEN],
+	      const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t len)
+{
+	switch (k->impl) {
+	case GCM_IMPL_VAES512:
+		seal_vaes512(k, dst, nonce, aad, aadlen, src, len);
+		break;
+	case GCM_IMPL_VAES256:
+		seal_vaes256(k, dst, nonce, aad, aadlen, src, len);
+		break;
+	default:
+		seal_aesni(k, dst, nonce, aad, aadlen, src, len);
+	}
+}
+
+int gcm_open(const struct gcm_key *k, uint8_t *dst, const uint8_t nonce[GCM_NONCE_LEN],
+	     const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t srclen)
+{
+	switch (k->impl) {
+	case GCM_IMPL_VAES512:
+		return open_vaes512(k, dst, nonce, aad, aadlen, src, srclen);
+	case GCM_IMPL_VAES256:
+		return open_vaes256(k, dst, nonce, aad, aadlen, src, srclen);
+	default:
+		return open_aesni(k, dst, nonce, aad, aadlen, src, srclen);
+	}
+}
