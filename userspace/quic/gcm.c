@@ -13,13 +13,18 @@
 
 #include "quic/gcm.h"
 
+/*
+ * Powers of H kept per key: a 1,472-byte datagram's packet (up to 91
+ * blocks of payload, 2 of header, 1 of lengths) is hashed with one
+ * reduction. 96 powers are 1.5 KiB a key.
+ */
+#define GCM_POWERS 96
+
 struct gcm_key {
-	/* Round keys, each repeated in four 16-byte lanes so that one load
-	 * fills a register of any width. */
-	uint8_t rk[15][64];
-	/* H^16 .. H^1 (reflected, times x: see gf_reduce), then zeros for
-	 * the lanes of a last vector past H^1 (gcm_simd.h's ghash). */
-	uint8_t hpow[16 + 3][16];
+	uint8_t rk[15][16]; /* round keys */
+	/* H^GCM_POWERS .. H^1 (reflected, times y: see gf_reduce), then
+	 * zeros for the lanes of a last vector past H^1 (gcm_simd.h's acc). */
+	uint8_t hpow[GCM_POWERS + 3][16];
 	unsigned int rounds;
 	enum gcm_impl impl;
 };
@@ -103,18 +108,57 @@ static T_AESNI inline __m128i gcm_j0(const uint8_t *nonce)
 				_mm_load_si128((const __m128i *)gcm_bswap));
 }
 
-/* The tag from the GHASH state of AAD and ciphertext: the lengths block,
- * then E(K, J0) xored in. */
-static T_AESNI inline __m128i gcm_finish(const struct gcm_key *k, __m128i y, __m128i j0,
-					 size_t aadlen, size_t len)
+/* GHASH's last block, the bit lengths of AAD and ciphertext, reflected. */
+static T_AESNI inline __m128i gcm_lens(size_t aadlen, size_t len)
 {
-	const __m128i bswap = _mm_load_si128((const __m128i *)gcm_bswap);
-	__m128i lens = _mm_set_epi64x((long long)((uint64_t)aadlen * 8),
-				      (long long)((uint64_t)len * 8));
+	return _mm_set_epi64x((long long)((uint64_t)aadlen * 8), (long long)((uint64_t)len * 8));
+}
 
-	y = gf_mul(_mm_xor_si128(y, lens),
-		   _mm_loadu_si128((const __m128i *)k->hpow[15]));
-	return _mm_xor_si128(_mm_shuffle_epi8(y, bswap), aes_block(k, _mm_shuffle_epi8(j0, bswap)));
+/* E(K, J0), the tag's mask: computed first, so that its rounds run in
+ * the shadow of the counter mode's. */
+static T_AESNI inline __m128i gcm_ej0(const struct gcm_key *k, __m128i j0)
+{
+	return aes_block(k, _mm_shuffle_epi8(j0, _mm_load_si128((const __m128i *)gcm_bswap)));
+}
+
+/* The tag from the GHASH of AAD, ciphertext and lengths. */
+static T_AESNI inline __m128i gcm_finish(__m128i y, __m128i ej0)
+{
+	return _mm_xor_si128(_mm_shuffle_epi8(y, _mm_load_si128((const __m128i *)gcm_bswap)), ej0);
+}
+
+/* Partial registers for the 128- and 256-bit widths, through a buffer
+ * (the 512-bit one has byte masks). */
+static inline __m128i load_n128(const uint8_t *p, size_t n)
+{
+	uint8_t b[16] = { 0 };
+
+	memcpy(b, p, n);
+	return _mm_loadu_si128((const __m128i *)b);
+}
+
+static inline void store_n128(uint8_t *p, __m128i v, size_t n)
+{
+	uint8_t b[16];
+
+	_mm_storeu_si128((__m128i *)b, v);
+	memcpy(p, b, n);
+}
+
+static T_VAES256 inline __m256i load_n256(const uint8_t *p, size_t n)
+{
+	uint8_t b[32] = { 0 };
+
+	memcpy(b, p, n);
+	return _mm256_loadu_si256((const __m256i *)b);
+}
+
+static T_VAES256 inline void store_n256(uint8_t *p, __m256i v, size_t n)
+{
+	uint8_t b[32];
+
+	_mm256_storeu_si256((__m256i *)b, v);
+	memcpy(p, b, n);
 }
 
 #define KEY128(i, rcon)                                                                    \
@@ -146,7 +190,7 @@ static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t key
 	const __m128i bswap = _mm_load_si128((const __m128i *)gcm_bswap);
 	const __m128i poly = _mm_set_epi64x((long long)0xc200000000000000ULL, 1);
 	__m128i rk[15], h, carry;
-	unsigned int i, l;
+	unsigned int i;
 
 	rk[0] = _mm_loadu_si128((const __m128i *)key);
 	if (keylen == 16) {
@@ -179,8 +223,7 @@ static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t key
 		k->rounds = 14;
 	}
 	for (i = 0; i <= k->rounds; i++)
-		for (l = 0; l < 4; l++)
-			_mm_storeu_si128((__m128i *)(k->rk[i] + 16 * l), rk[i]);
+		_mm_storeu_si128((__m128i *)k->rk[i], rk[i]);
 
 	/* H = E(K, 0), reflected, then times y modulo P' (a shift left by
 	 * one; the bit shifted out folds back as P' without y^128). */
@@ -188,11 +231,11 @@ static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t key
 	carry = _mm_srai_epi32(_mm_shuffle_epi32(h, 0xff), 31); /* bit 127, spread */
 	h = _mm_or_si128(_mm_slli_epi64(h, 1), _mm_srli_epi64(_mm_slli_si128(h, 8), 63));
 	h = _mm_xor_si128(h, _mm_and_si128(carry, poly));
-	_mm_storeu_si128((__m128i *)k->hpow[15], h);
-	for (i = 2; i <= 16; i++)
-		_mm_storeu_si128((__m128i *)k->hpow[16 - i],
-				 gf_mul(_mm_loadu_si128((const __m128i *)k->hpow[17 - i]), h));
-	memset(k->hpow[16], 0, 3 * 16);
+	_mm_storeu_si128((__m128i *)k->hpow[GCM_POWERS - 1], h);
+	for (i = 2; i <= GCM_POWERS; i++)
+		_mm_storeu_si128((__m128i *)k->hpow[GCM_POWERS - i],
+				 gf_mul(_mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS + 1 - i]), h));
+	memset(k->hpow[GCM_POWERS], 0, 3 * 16);
 }
 
 /* ------------------------------------------------------------ the widths */
@@ -203,6 +246,8 @@ static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t key
 #define FN(name) name##_aesni
 #define V_LOAD(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
 #define V_STORE(p, v) _mm_storeu_si128((__m128i *)(void *)(p), v)
+#define V_LOADN load_n128
+#define V_STOREN store_n128
 #define V_XOR _mm_xor_si128
 #define V_ZERO _mm_setzero_si128
 #define V_ENC _mm_aesenc_si128
@@ -221,6 +266,8 @@ static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t key
 #define FN(name) name##_vaes256
 #define V_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define V_STORE(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
+#define V_LOADN load_n256
+#define V_STOREN store_n256
 #define V_XOR _mm256_xor_si256
 #define V_ZERO _mm256_setzero_si256
 #define V_ENC _mm256_aesenc_epi128
@@ -240,12 +287,20 @@ static T_VAES512 inline __m128i hxor512(__m512i v)
 	return _mm_xor_si128(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
 }
 
+/* The first n bytes of a 512-bit register (n < 64). */
+static inline __mmask64 mask_n(size_t n)
+{
+	return (__mmask64)((1ULL << n) - 1);
+}
+
 #define LANES 4
 #define V __m512i
 #define T T_VAES512
 #define FN(name) name##_vaes512
 #define V_LOAD(p) _mm512_loadu_si512((const void *)(p))
 #define V_STORE(p, v) _mm512_storeu_si512((void *)(p), v)
+#define V_LOADN(p, n) _mm512_maskz_loadu_epi8(mask_n(n), p)
+#define V_STOREN(p, v, n) _mm512_mask_storeu_epi8(p, mask_n(n), v)
 #define V_XOR _mm512_xor_si512
 #define V_ZERO _mm512_setzero_si512
 #define V_ENC _mm512_aesenc_epi128

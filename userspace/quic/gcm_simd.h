@@ -13,8 +13,8 @@
  * GHASH runs on blocks byte-reversed ("reflected": bit i of the 128-bit
  * integer is the coefficient of x^(127-i)), where the field's product
  * becomes a Montgomery product (gcm.c, gf_reduce); the key's powers
- * H^16..H^1 are kept in that form so that up to 16 blocks are multiplied
- * by their powers, summed unreduced and reduced once.
+ * H^GCM_POWERS..H^1 are kept in that form so that a packet's blocks are
+ * each multiplied by their power, summed unreduced and reduced once.
  */
 #ifndef LANES
 #error "define LANES and the vector macros before including gcm_simd.h"
@@ -27,9 +27,14 @@ static T void FN(ctr)(const struct gcm_key *k, __m128i ctr, const uint8_t *src, 
 {
 	const V bswap = V_LOAD(gcm_bswap);
 	const V step = V_LOAD(gcm_step[LANES >> 1]);
-	const V k0 = V_LOAD(k->rk[0]), kl = V_LOAD(k->rk[k->rounds]);
-	V c = V_ADD32(V_BCAST(ctr), V_LOAD(gcm_lane));
+	const unsigned int nr = k->rounds;
+	V c = V_ADD32(V_BCAST(ctr), V_LOAD(gcm_lane)), rk[15], k0, kl;
 	unsigned int r;
+
+	for (r = 0; r <= nr; r++)
+		rk[r] = V_BCAST(_mm_loadu_si128((const __m128i *)k->rk[r]));
+	k0 = rk[0];
+	kl = rk[nr];
 
 	while (len >= 4 * LANES * 16) {
 		V b0, b1, b2, b3;
@@ -42,8 +47,8 @@ static T void FN(ctr)(const struct gcm_key *k, __m128i ctr, const uint8_t *src, 
 		c = V_ADD32(c, step);
 		b3 = V_XOR(V_SHUF(c, bswap), k0);
 		c = V_ADD32(c, step);
-		for (r = 1; r < k->rounds; r++) {
-			const V kr = V_LOAD(k->rk[r]);
+		for (r = 1; r < nr; r++) {
+			const V kr = rk[r];
 
 			b0 = V_ENC(b0, kr);
 			b1 = V_ENC(b1, kr);
@@ -58,103 +63,139 @@ static T void FN(ctr)(const struct gcm_key *k, __m128i ctr, const uint8_t *src, 
 		dst += 4 * LANES * 16;
 		len -= 4 * LANES * 16;
 	}
-	while (len) {
-		V b = V_XOR(V_SHUF(c, bswap), k0);
+	if (len) {
+		/* The last one to four registers' worth, their keystreams
+		 * computed side by side as above (a register at a time would
+		 * wait out each one's rounds), the last one partial. */
+		V ks[4];
+		size_t i;
 
-		c = V_ADD32(c, step);
-		for (r = 1; r < k->rounds; r++)
-			b = V_ENC(b, V_LOAD(k->rk[r]));
-		b = V_ENCLAST(b, kl);
-		if (len >= LANES * 16) {
-			V_STORE(dst, V_XOR(V_LOAD(src), b));
-			src += LANES * 16;
-			dst += LANES * 16;
-			len -= LANES * 16;
-		} else {
-			uint8_t buf[LANES * 16] __attribute__((aligned(64)));
+		for (i = 0; i < 4; i++) {
+			ks[i] = V_XOR(V_SHUF(c, bswap), k0);
+			c = V_ADD32(c, step);
+		}
+		for (r = 1; r < nr; r++)
+			for (i = 0; i < 4; i++)
+				ks[i] = V_ENC(ks[i], rk[r]);
+		for (i = 0; len; i++) {
+			V b = V_ENCLAST(ks[i], kl);
 
-			memcpy(buf, src, len);
-			V_STORE(buf, V_XOR(V_LOAD(buf), b));
-			memcpy(dst, buf, len);
-			len = 0;
+			if (len >= LANES * 16) {
+				V_STORE(dst, V_XOR(V_LOAD(src), b));
+				src += LANES * 16;
+				dst += LANES * 16;
+				len -= LANES * 16;
+			} else {
+				V_STOREN(dst, V_XOR(V_LOADN(src, len), b), len);
+				len = 0;
+			}
 		}
 	}
 }
 
-/* GHASH state y (reflected) after len bytes at p, the last block padded
- * with zeros. */
-static T __m128i FN(ghash)(const struct gcm_key *k, __m128i y, const uint8_t *p, size_t len)
+/* Adds to acc (lo, mid, hi: the unreduced sum) the blocks of len bytes at
+ * p, the last one padded with zeros, times H^e, H^(e-1), ... (e at least
+ * their number, at most GCM_POWERS); y (reflected) is xored into the first. */
+static T void FN(acc)(const struct gcm_key *k, V *acc, const uint8_t *p, size_t len, size_t e,
+		      __m128i y)
 {
 	const V bswap = V_LOAD(gcm_bswap);
+	/* The powers are stored from H^GCM_POWERS down: from H^e on they are
+	 * in the blocks' order. */
+	const uint8_t *hp = k->hpow[GCM_POWERS - e];
+	V x, h, ext = V_ZEXT(y);
+	size_t j = 0;
 
+	while ((j + LANES) * 16 <= len) {
+		x = V_XOR(V_SHUF(V_LOAD(p + j * 16), bswap), ext);
+		ext = V_ZERO();
+		h = V_LOAD(hp + j * 16);
+		acc[0] = V_XOR(acc[0], V_CLMUL(x, h, 0x00));
+		acc[2] = V_XOR(acc[2], V_CLMUL(x, h, 0x11));
+		acc[1] = V_XOR(acc[1], V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));
+		j += LANES;
+	}
+	if (j * 16 < len) {
+		/* The last blocks, padded; lanes past the last block meet the
+		 * zero powers after H^1 (or padding) and add nothing. */
+		x = V_XOR(V_SHUF(V_LOADN(p + j * 16, len - j * 16), bswap), ext);
+		h = V_LOAD(hp + j * 16);
+		acc[0] = V_XOR(acc[0], V_CLMUL(x, h, 0x00));
+		acc[2] = V_XOR(acc[2], V_CLMUL(x, h, 0x11));
+		acc[1] = V_XOR(acc[1], V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));
+	}
+}
+
+/* GHASH state y after len bytes at p (last block padded), GCM_POWERS
+ * blocks a reduction. */
+static T __m128i FN(stream)(const struct gcm_key *k, __m128i y, const uint8_t *p, size_t len)
+{
 	while (len) {
-		size_t nb = (len + 15) / 16, take, j = 0;
-		const uint8_t *hp;
-		V lo = V_ZERO(), mid = V_ZERO(), hi = V_ZERO(), x, h;
-		int first = 1;
+		size_t nb = (len + 15) / 16, take;
+		V acc[3] = { V_ZERO(), V_ZERO(), V_ZERO() };
 
-		if (nb > 16)
-			nb = 16;
+		if (nb > GCM_POWERS)
+			nb = GCM_POWERS;
 		take = nb * 16 < len ? nb * 16 : len;
-		/* Block j of nb is multiplied by H^(nb-j): the powers are
-		 * stored from H^16 down, so from H^nb on they are in order. */
-		hp = k->hpow[16 - nb];
-		while ((j + LANES) * 16 <= take) {
-			x = V_SHUF(V_LOAD(p + j * 16), bswap);
-			if (first) {
-				x = V_XOR(x, V_ZEXT(y));
-				first = 0;
-			}
-			h = V_LOAD(hp + j * 16);
-			lo = V_XOR(lo, V_CLMUL(x, h, 0x00));
-			hi = V_XOR(hi, V_CLMUL(x, h, 0x11));
-			mid = V_XOR(mid, V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));
-			j += LANES;
-		}
-		if (j * 16 < take) {
-			/* The group's last blocks, padded; the lanes past nb
-			 * meet the zero powers after H^1 and add nothing. */
-			uint8_t buf[LANES * 16] __attribute__((aligned(64))) = { 0 };
-
-			memcpy(buf, p + j * 16, take - j * 16);
-			x = V_SHUF(V_LOAD(buf), bswap);
-			if (first)
-				x = V_XOR(x, V_ZEXT(y));
-			h = V_LOAD(hp + j * 16);
-			lo = V_XOR(lo, V_CLMUL(x, h, 0x00));
-			hi = V_XOR(hi, V_CLMUL(x, h, 0x11));
-			mid = V_XOR(mid, V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));
-		}
-		y = gf_reduce(V_HXOR(lo), V_HXOR(mid), V_HXOR(hi));
+		FN(acc)(k, acc, p, take, nb, y);
+		y = gf_reduce(V_HXOR(acc[0]), V_HXOR(acc[1]), V_HXOR(acc[2]));
 		p += take;
 		len -= take;
 	}
 	return y;
 }
 
+/* GHASH of aad and the ciphertext c (reflected). A packet of up to
+ * GCM_POWERS blocks in all (AAD, ciphertext, lengths) is one sum, each
+ * block times its power, and one reduction: no block waits for another's
+ * product. Longer ones go GCM_POWERS blocks at a time. */
+static T __m128i FN(ghash)(const struct gcm_key *k, const uint8_t *aad, size_t aadlen,
+			   const uint8_t *c, size_t len)
+{
+	size_t na = (aadlen + 15) / 16, nc = (len + 15) / 16;
+	__m128i lens = gcm_lens(aadlen, len), y;
+
+	if (na + nc + 1 <= GCM_POWERS) {
+		V acc[3] = { V_ZERO(), V_ZERO(), V_ZERO() };
+		__m128i h1 = _mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS - 1]);
+
+		if (aadlen)
+			FN(acc)(k, acc, aad, aadlen, na + nc + 1, _mm_setzero_si128());
+		if (len)
+			FN(acc)(k, acc, c, len, nc + 1, _mm_setzero_si128());
+		return gf_reduce(_mm_xor_si128(V_HXOR(acc[0]), _mm_clmulepi64_si128(lens, h1, 0x00)),
+				 _mm_xor_si128(V_HXOR(acc[1]),
+					       _mm_xor_si128(_mm_clmulepi64_si128(lens, h1, 0x01),
+							     _mm_clmulepi64_si128(lens, h1, 0x10))),
+				 _mm_xor_si128(V_HXOR(acc[2]), _mm_clmulepi64_si128(lens, h1, 0x11)));
+	}
+	y = FN(stream)(k, _mm_setzero_si128(), aad, aadlen);
+	y = FN(stream)(k, y, c, len);
+	return gf_mul(_mm_xor_si128(y, lens),
+		      _mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS - 1]));
+}
+
 static T void FN(seal)(const struct gcm_key *k, uint8_t *dst, const uint8_t *nonce,
 		       const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t len)
 {
-	__m128i j0 = gcm_j0(nonce), y;
+	__m128i j0 = gcm_j0(nonce), ej0 = gcm_ej0(k, j0), y;
 
 	FN(ctr)(k, _mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)), src, dst, len);
-	y = FN(ghash)(k, _mm_setzero_si128(), aad, aadlen);
-	y = FN(ghash)(k, y, dst, len);
-	_mm_storeu_si128((__m128i *)(dst + len), gcm_finish(k, y, j0, aadlen, len));
+	y = FN(ghash)(k, aad, aadlen, dst, len);
+	_mm_storeu_si128((__m128i *)(dst + len), gcm_finish(y, ej0));
 }
 
 static T int FN(open)(const struct gcm_key *k, uint8_t *dst, const uint8_t *nonce,
 		      const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t srclen)
 {
-	__m128i j0 = gcm_j0(nonce), y, diff;
+	__m128i j0 = gcm_j0(nonce), ej0 = gcm_ej0(k, j0), y, diff;
 	size_t len;
 
 	if (srclen < GCM_TAG_LEN)
 		return -EBADMSG;
 	len = srclen - GCM_TAG_LEN;
-	y = FN(ghash)(k, _mm_setzero_si128(), aad, aadlen);
-	y = FN(ghash)(k, y, src, len);
-	diff = _mm_xor_si128(gcm_finish(k, y, j0, aadlen, len),
+	y = FN(ghash)(k, aad, aadlen, src, len);
+	diff = _mm_xor_si128(gcm_finish(y, ej0),
 			     _mm_loadu_si128((const __m128i *)(src + len)));
 	if (!_mm_testz_si128(diff, diff))
 		return -EBADMSG;
@@ -168,6 +209,8 @@ static T int FN(open)(const struct gcm_key *k, uint8_t *dst, const uint8_t *nonc
 #undef FN
 #undef V_LOAD
 #undef V_STORE
+#undef V_LOADN
+#undef V_STOREN
 #undef V_XOR
 #undef V_ZERO
 #undef V_ENC
