@@ -25,7 +25,7 @@
 #define AAD_LEN 22
 #define ITERS 200000
 
-static const size_t sizes[] = { 1420, 8924 };
+static const size_t sizes[] = {1420, 8924};
 
 static double cpu_s(void)
 {
@@ -41,25 +41,25 @@ static void fill(uint8_t *p, size_t n)
 		p[i] = (uint8_t)(i * 131 + 7);
 }
 
-/* ns per call: op 0 seal, 1 open; impl GCM_IMPL_NONE: GnuTLS. */
-static double run(enum gcm_impl impl, int op, const uint8_t *key, size_t len, uint8_t *pt,
+/* ns per call: op 0 seal, 1 open; impl QUIC_GCM_NONE: GnuTLS. */
+static double run(enum quic_gcm_impl impl, int op, const uint8_t *key, size_t len, uint8_t *pt,
 		  uint8_t *ct, uint8_t *out, int *err)
 {
-	uint8_t nonce[GCM_NONCE_LEN] = { 1, 2, 3 }, aad[AAD_LEN];
-	gnutls_datum_t kd = { (unsigned char *)key, 16 };
+	uint8_t nonce[QUIC_GCM_NONCE_LEN] = {1, 2, 3}, aad[AAD_LEN];
+	gnutls_datum_t kd = {(unsigned char *)key, 16};
 	gnutls_aead_cipher_hd_t hd = NULL;
-	struct gcm_key *k = NULL;
+	struct quic_gcm_key *k = NULL;
 	double t;
 	long i;
 	int iters = (int)(ITERS * 1420 / len);
 
 	fill(aad, sizeof(aad));
-	if (impl == GCM_IMPL_NONE) {
+	if (impl == QUIC_GCM_NONE) {
 		if (gnutls_aead_cipher_init(&hd, GNUTLS_CIPHER_AES_128_GCM, &kd) < 0) {
 			*err = 1;
 			return 0;
 		}
-	} else if (gcm_key_new(&k, key, 16, impl)) {
+	} else if (quic_gcm_key_new(&k, key, 16, impl)) {
 		*err = 1;
 		return 0;
 	}
@@ -69,18 +69,18 @@ static double run(enum gcm_impl impl, int op, const uint8_t *key, size_t len, ui
 
 		if (!op) /* a packet number's worth of change; open: the sealed one */
 			nonce[11] = (uint8_t)i;
-		if (impl == GCM_IMPL_NONE)
-			*err |= op ? gnutls_aead_cipher_decrypt(hd, nonce, 12, aad, AAD_LEN, 16,
-								ct, len + 16, out, &ol) != 0
-				      : gnutls_aead_cipher_encrypt(hd, nonce, 12, aad, AAD_LEN, 16,
-								pt, len, out, &ol) != 0;
+		if (impl == QUIC_GCM_NONE)
+			*err |= op ? gnutls_aead_cipher_decrypt(hd, nonce, 12, aad, AAD_LEN, 16, ct,
+								len + 16, out, &ol) != 0
+				   : gnutls_aead_cipher_encrypt(hd, nonce, 12, aad, AAD_LEN, 16, pt,
+								len, out, &ol) != 0;
 		else if (op)
-			*err |= gcm_open(k, out, nonce, aad, AAD_LEN, ct, len + 16) != 0;
+			*err |= quic_gcm_open(k, out, nonce, aad, AAD_LEN, ct, len + 16) != 0;
 		else
-			gcm_seal(k, out, nonce, aad, AAD_LEN, pt, len);
+			quic_gcm_seal(k, out, nonce, aad, AAD_LEN, pt, len);
 	}
 	t = cpu_s() - t;
-	gcm_key_free(k);
+	quic_gcm_key_free(k);
 	if (hd)
 		gnutls_aead_cipher_deinit(hd);
 	return t / iters * 1e9;
@@ -89,16 +89,16 @@ static double run(enum gcm_impl impl, int op, const uint8_t *key, size_t len, ui
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 7, err = 0, nimpl = 0;
-	enum gcm_impl best = gcm_impl_best(), impls[4];
+	enum quic_gcm_impl best = quic_gcm_impl_best(), impls[4];
 	double ns[2][4][2]; /* size, impl, op */
 	struct bench_result *res = NULL;
 	uint8_t key[16], *pt, *ct, *out;
-	static const char *const opname[2] = { "seal", "open" };
+	static const char *const opname[2] = {"seal", "open"};
 
 	if (rounds < 1)
 		return 2;
-	impls[nimpl++] = GCM_IMPL_NONE;
-	for (enum gcm_impl i = GCM_IMPL_AESNI; i <= best; i++)
+	impls[nimpl++] = QUIC_GCM_NONE;
+	for (enum quic_gcm_impl i = QUIC_GCM_AESNI; i <= best; i++)
 		impls[nimpl++] = i;
 	fill(key, sizeof(key));
 	pt = malloc(9000);
@@ -110,8 +110,8 @@ int main(int argc, char **argv)
 		for (int i = 0; i < nimpl; i++)
 			ns[s][i][0] = ns[s][i][1] = -1;
 	for (size_t s = 0; s < 2; s++) {
-		uint8_t nonce[GCM_NONCE_LEN] = { 1, 2, 3 }, aad[AAD_LEN];
-		gnutls_datum_t kd = { key, 16 };
+		uint8_t nonce[QUIC_GCM_NONCE_LEN] = {1, 2, 3}, aad[AAD_LEN];
+		gnutls_datum_t kd = {key, 16};
 		gnutls_aead_cipher_hd_t hd;
 		size_t ol = sizes[s] + 16;
 
@@ -125,7 +125,8 @@ int main(int argc, char **argv)
 		for (int r = 0; r < rounds; r++)
 			for (int i = 0; i < nimpl; i++)
 				for (int op = 0; op < 2; op++) {
-					double v = run(impls[i], op, key, sizes[s], pt, ct, out, &err);
+					double v =
+					    run(impls[i], op, key, sizes[s], pt, ct, out, &err);
 
 					if (ns[s][i][op] < 0 || v < ns[s][i][op])
 						ns[s][i][op] = v;
@@ -135,11 +136,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_gcm: a seal or open failed\n");
 		return 1;
 	}
-	printf("AES-128-GCM per packet (ns, best of %d rounds, CPU time; %s is this CPU's widest)\n",
-	       rounds, gcm_impl_name(best));
+	printf(
+	    "AES-128-GCM per packet (ns, best of %d rounds, CPU time; %s is this CPU's widest)\n",
+	    rounds, quic_gcm_impl_name(best));
 	printf("%-8s %-5s %10s", "bytes", "op", "gnutls");
 	for (int i = 1; i < nimpl; i++)
-		printf(" %10s", gcm_impl_name(impls[i]));
+		printf(" %10s", quic_gcm_impl_name(impls[i]));
 	printf(" %14s\n", "gnutls/widest");
 	for (size_t s = 0; s < 2; s++)
 		for (int op = 0; op < 2; op++) {
@@ -153,22 +155,23 @@ int main(int argc, char **argv)
 		bench_result_param(res, "aad_bytes", AAD_LEN);
 		bench_result_same_work(res, "same key, nonces, AAD and payloads; one thread; "
 					    "CPU time; best of alternated rounds");
-		bench_result_note(res, gcm_impl_name(best));
+		bench_result_note(res, quic_gcm_impl_name(best));
 		for (size_t s = 0; s < 2; s++)
 			for (int op = 0; op < 2; op++) {
 				char id[64], lbl[96], a[64], b[64];
 
 				for (int i = 0; i < nimpl; i++) {
-					const char *n = i ? gcm_impl_name(impls[i]) : "gnutls";
+					const char *n = i ? quic_gcm_impl_name(impls[i]) : "gnutls";
 
 					snprintf(id, sizeof(id), "%s_%s_%zu_ns", n, opname[op],
 						 sizes[s]);
 					snprintf(lbl, sizeof(lbl), "%s %s, %zu bytes", n,
 						 opname[op], sizes[s]);
-					bench_result_figure(res, id, lbl, ns[s][i][op], "ns/packet");
+					bench_result_figure(res, id, lbl, ns[s][i][op],
+							    "ns/packet");
 				}
 				snprintf(a, sizeof(a), "gnutls_%s_%zu_ns", opname[op], sizes[s]);
-				snprintf(b, sizeof(b), "%s_%s_%zu_ns", gcm_impl_name(best),
+				snprintf(b, sizeof(b), "%s_%s_%zu_ns", quic_gcm_impl_name(best),
 					 opname[op], sizes[s]);
 				snprintf(id, sizeof(id), "speedup_%s_%zu", opname[op], sizes[s]);
 				snprintf(lbl, sizeof(lbl), "GnuTLS time / weft's widest, %s %zu B",

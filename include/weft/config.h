@@ -103,6 +103,7 @@ struct weft_config {
 	uint32_t quic_idle_timeout_ms;
 	uint32_t quic_keepalive_ms;
 	int quic_fair_windows;
+	char quic_aead[8]; /* quic.aead: "auto" | "gnutls" | "aesni" | "vaes256" | "vaes512" */
 	uint32_t quic_max_conns;
 	uint32_t quic_max_conns_per_addr;
 	uint32_t quic_max_streams; /* quic.max_streams: streams a peer opens at once, each kind */

@@ -184,6 +184,19 @@ enum quic_retry_mode {
 	QUIC_RETRY_NEVER,
 };
 
+/*
+ * Who protects 1-RTT packets negotiated with AES-128-GCM or AES-256-GCM
+ * (docs/QUIC.md "AES-GCM on wide vectors"); Initial and Handshake
+ * packets, ChaCha20-Poly1305 and header protection stay GnuTLS's.
+ */
+enum quic_aead {
+	QUIC_AEAD_AUTO = 0, /* weft's on VAES (512 or 256 bits) where the CPU has it, else GnuTLS */
+	QUIC_AEAD_GNUTLS,   /* GnuTLS (ngtcp2's backend) for every packet */
+	QUIC_AEAD_AESNI,    /* weft's at that width; quic_ep_new refuses a width */
+	QUIC_AEAD_VAES256,  /* this CPU lacks (-EOPNOTSUPP) */
+	QUIC_AEAD_VAES512,
+};
+
 struct quic_ep_opts {
 	const uint8_t *node_pk; /* QUIC_KEY_LEN bytes, required */
 	const uint8_t *node_sk; /* QUIC_SK_LEN bytes, required; copied */
@@ -246,6 +259,7 @@ struct quic_ep_opts {
 	 * (default): off. The group outlives the endpoint. */
 	struct quic_fair *fair;
 	unsigned int fair_slot;
+	enum quic_aead aead;              /* default QUIC_AEAD_AUTO */
 	quic_send_fn send;                /* required */
 	void *send_arg;
 	struct quic_callbacks cb;
@@ -283,13 +297,21 @@ void quic_fair_set_cpu_wait(struct quic_fair *g, unsigned int slot, unsigned int
  * Create an endpoint. Builds the node's self-signed Ed25519 certificate and
  * derives the token / stateless-reset secret from node_sk (so a restarted
  * node can reset connections of its previous run). Returns 0, -EINVAL (a
- * required option missing or out of range), -ENOMEM, or -EPROTO (GnuTLS
- * refused the key).
+ * required option missing or out of range), -EOPNOTSUPP (an aead width
+ * this CPU lacks), -ENOMEM, or -EPROTO (GnuTLS refused the key).
  */
 int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts);
 /* Free the endpoint and every connection (on_closed is called with
  * QUIC_CLOSE_ENDPOINT for established ones; no packet is sent). NULL-safe. */
 void quic_ep_free(struct quic_ep *ep);
+
+/* The widest of weft's AES-GCM widths this CPU runs ("aesni", "vaes256",
+ * "vaes512"; "none" without AES-NI). */
+const char *quic_aead_widest(void);
+
+/* What protects the endpoint's 1-RTT AES-GCM packets: "gnutls", or weft's
+ * width ("aesni", "vaes256", "vaes512"). */
+const char *quic_ep_aead(const struct quic_ep *ep);
 
 /*
  * Process one received UDP datagram (buf borrowed). local: the address it

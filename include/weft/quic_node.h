@@ -87,6 +87,10 @@ struct quic_node_opts {
 	 * held to one rate while the uplink has a standing queue; at start
 	 * (quic_node_fair_windows switches them later). */
 	int fair_windows;
+	/* 1-RTT AES-GCM packet protection (docs/QUIC.md "AES-GCM on wide
+	 * vectors"); quic_node_new fails with -EOPNOTSUPP for a width this
+	 * CPU lacks. Default QUIC_AEAD_AUTO. */
+	enum quic_aead aead;
 	size_t max_queued; /* default QUIC_NODE_DEF_MAX_QUEUED */
 	uint64_t test_hold_credit; /* quic_opts.test_hold_credit (test builds) */
 	/* A handshake completed with the peer at addr (either side): QUIC's

@@ -139,6 +139,8 @@ static const struct cfg_key cfg_keys[] = {
 	  NULL, 0 },
 	{ "quic", "keepalive_ms", CFG_U32, OFF(quic_keepalive_ms), 0, 0, 3600000, "0", NULL, 0 },
 	{ "quic", "fair_windows", CFG_BOOL, OFF(quic_fair_windows), 0, 0, 0, "true", NULL, 0 },
+	{ "quic", "aead", CFG_ENUM, OFF(quic_aead), SZ(quic_aead), 0, 0, "auto",
+	  "auto|gnutls|aesni|vaes256|vaes512", 0 },
 	{ "quic", "punch", CFG_BOOL, OFF(quic_punch), 0, 0, 0, "true", NULL, 0 },
 	{ "quic", "punch_attempts", CFG_U32, OFF(quic_punch_attempts), 0, 1, 3, "3", NULL, 0 },
 	{ "quic", "punch_candidates", CFG_U32, OFF(quic_punch_cands), 0, 1, 8, "8", NULL, 0 },

@@ -374,11 +374,12 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 		cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
 	}
 	cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-	cb->encrypt = ngtcp2_crypto_encrypt_cb;
-	cb->decrypt = ngtcp2_crypto_decrypt_cb;
+	/* aead.c's: gcm.h's keys where it installed them, else ngtcp2's. */
+	cb->encrypt = quic_aead_encrypt_cb;
+	cb->decrypt = quic_aead_decrypt_cb;
 	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
-	cb->update_key = ngtcp2_crypto_update_key_cb;
-	cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+	cb->update_key = quic_aead_update_key_cb;
+	cb->delete_crypto_aead_ctx = quic_aead_delete_cb;
 	cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
 	cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
 	cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
@@ -443,6 +444,9 @@ static int tls_new(struct quic_conn *c)
 	if ((c->is_server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
 			  : ngtcp2_crypto_gnutls_configure_client_session(c->tls)) != 0)
 		return -EPROTO;
+	/* 1-RTT AES-GCM keys on gcm.h (aead.c), every other as ngtcp2's. */
+	if (ep->gcm)
+		gnutls_handshake_set_secret_function(c->tls, quic_aead_secret_cb);
 	if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, ep->cred) < 0)
 		return -EPROTO;
 	if (c->is_server)

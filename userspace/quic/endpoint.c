@@ -160,6 +160,11 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts)
 	ep = calloc(1, sizeof(*ep));
 	if (!ep)
 		return -ENOMEM;
+	rc = quic_aead_resolve(opts->aead, &ep->gcm);
+	if (rc) {
+		free(ep);
+		return rc;
+	}
 	ep->o = *opts;
 	ep->o.node_pk = NULL;
 	ep->o.node_sk = NULL;

@@ -2,7 +2,7 @@
 /*
  * AES-GCM on AES-NI, or VAES on 256- and 512-bit registers (gcm.h). One
  * body (gcm_simd.h) is compiled at three widths, each function carrying
- * its width's target attribute, and gcm_key_new picks the width a key
+ * its width's target attribute, and quic_gcm_key_new picks the width a key
  * runs at; the key schedule, H's powers, the counter block J0 and the
  * tag are 128-bit work shared by all three.
  */
@@ -20,36 +20,36 @@
  */
 #define GCM_POWERS 96
 
-struct gcm_key {
+struct quic_gcm_key {
 	uint8_t rk[15][16]; /* round keys */
 	/* H^GCM_POWERS .. H^1 (reflected, times y: see gf_reduce), then
 	 * zeros for the lanes of a last vector past H^1 (gcm_simd.h's acc). */
 	uint8_t hpow[GCM_POWERS + 3][16];
 	unsigned int rounds;
-	enum gcm_impl impl;
+	enum quic_gcm_impl impl;
 };
 
 /* Byte reversal of each 16-byte lane; counter offsets of the lanes; the
  * step from one register's counters to the next (1, 2 or 4 lanes). */
 static const uint8_t gcm_bswap[64] __attribute__((aligned(64))) = {
-	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
-	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
-	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
-	15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+    15, 14, 13, 12, 11, 10, 9,	8,  7,	6,  5,	4,  3,	2,  1,	0,  15, 14, 13, 12, 11, 10,
+    9,	8,  7,	6,  5,	4,  3,	2,  1,	0,  15, 14, 13, 12, 11, 10, 9,	8,  7,	6,  5,	4,
+    3,	2,  1,	0,  15, 14, 13, 12, 11, 10, 9,	8,  7,	6,  5,	4,  3,	2,  1,	0,
 };
 static const uint32_t gcm_lane[16] __attribute__((aligned(64))) = {
-	0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0,
+    0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0,
 };
 static const uint32_t gcm_step[3][16] __attribute__((aligned(64))) = {
-	{ 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0 },
-	{ 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0 },
-	{ 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0 },
+    {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0},
+    {2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0},
+    {4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0},
 };
 
 #define T_AESNI __attribute__((target("aes,pclmul,sse4.1")))
 #define T_VAES256 __attribute__((target("aes,pclmul,sse4.1,avx2,vaes,vpclmulqdq")))
-#define T_VAES512 \
-	__attribute__((target("aes,pclmul,sse4.1,avx2,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")))
+#define T_VAES512                                                                                  \
+	__attribute__((target("aes,pclmul,sse4.1,avx2,avx512f,avx512bw,avx512vl,vaes,"             \
+			      "vpclmulqdq")))
 
 /* ------------------------------------------------------- 128-bit pieces */
 
@@ -80,13 +80,13 @@ static T_AESNI inline __m128i gf_reduce(__m128i lo, __m128i mid, __m128i hi)
 static T_AESNI inline __m128i gf_mul(__m128i a, __m128i b)
 {
 	__m128i lo = _mm_clmulepi64_si128(a, b, 0x00), hi = _mm_clmulepi64_si128(a, b, 0x11);
-	__m128i mid = _mm_xor_si128(_mm_clmulepi64_si128(a, b, 0x01),
-				    _mm_clmulepi64_si128(a, b, 0x10));
+	__m128i mid =
+	    _mm_xor_si128(_mm_clmulepi64_si128(a, b, 0x01), _mm_clmulepi64_si128(a, b, 0x10));
 
 	return gf_reduce(lo, mid, hi);
 }
 
-static T_AESNI inline __m128i aes_block(const struct gcm_key *k, __m128i b)
+static T_AESNI inline __m128i aes_block(const struct quic_gcm_key *k, __m128i b)
 {
 	unsigned int r;
 
@@ -101,7 +101,7 @@ static T_AESNI inline __m128i gcm_j0(const uint8_t *nonce)
 {
 	uint8_t b[16];
 
-	memcpy(b, nonce, GCM_NONCE_LEN);
+	memcpy(b, nonce, QUIC_GCM_NONCE_LEN);
 	b[12] = b[13] = b[14] = 0;
 	b[15] = 1;
 	return _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)b),
@@ -116,7 +116,7 @@ static T_AESNI inline __m128i gcm_lens(size_t aadlen, size_t len)
 
 /* E(K, J0), the tag's mask: computed first, so that its rounds run in
  * the shadow of the counter mode's. */
-static T_AESNI inline __m128i gcm_ej0(const struct gcm_key *k, __m128i j0)
+static T_AESNI inline __m128i gcm_ej0(const struct quic_gcm_key *k, __m128i j0)
 {
 	return aes_block(k, _mm_shuffle_epi8(j0, _mm_load_si128((const __m128i *)gcm_bswap)));
 }
@@ -131,7 +131,7 @@ static T_AESNI inline __m128i gcm_finish(__m128i y, __m128i ej0)
  * (the 512-bit one has byte masks). */
 static inline __m128i load_n128(const uint8_t *p, size_t n)
 {
-	uint8_t b[16] = { 0 };
+	uint8_t b[16] = {0};
 
 	memcpy(b, p, n);
 	return _mm_loadu_si128((const __m128i *)b);
@@ -147,7 +147,7 @@ static inline void store_n128(uint8_t *p, __m128i v, size_t n)
 
 static T_VAES256 inline __m256i load_n256(const uint8_t *p, size_t n)
 {
-	uint8_t b[32] = { 0 };
+	uint8_t b[32] = {0};
 
 	memcpy(b, p, n);
 	return _mm256_loadu_si256((const __m256i *)b);
@@ -161,31 +161,29 @@ static T_VAES256 inline void store_n256(uint8_t *p, __m256i v, size_t n)
 	memcpy(p, b, n);
 }
 
-#define KEY128(i, rcon)                                                                    \
-	do {                                                                               \
-		__m128i g_ = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i) - 1], rcon), \
-					       0xff);                                      \
-		__m128i a_ = rk[(i) - 1];                                                  \
-		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
-		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
-		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
-		rk[i] = _mm_xor_si128(a_, g_);                                             \
+#define KEY128(i, rcon)                                                                            \
+	do {                                                                                       \
+		__m128i g_ = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i)-1], rcon), 0xff);  \
+		__m128i a_ = rk[(i)-1];                                                            \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                                     \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                                     \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                                     \
+		rk[i] = _mm_xor_si128(a_, g_);                                                     \
 	} while (0)
 
 /* AES-256's schedule: even round keys from the one two back and the
  * RotWord/SubWord of the one before (rcon), odd ones with SubWord only. */
-#define KEY256(i, rcon, sel)                                                               \
-	do {                                                                               \
-		__m128i g_ = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i) - 1], rcon), \
-					       sel);                                       \
-		__m128i a_ = rk[(i) - 2];                                                  \
-		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
-		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
-		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                             \
-		rk[i] = _mm_xor_si128(a_, g_);                                             \
+#define KEY256(i, rcon, sel)                                                                       \
+	do {                                                                                       \
+		__m128i g_ = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(rk[(i)-1], rcon), sel);   \
+		__m128i a_ = rk[(i)-2];                                                            \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                                     \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                                     \
+		a_ = _mm_xor_si128(a_, _mm_slli_si128(a_, 4));                                     \
+		rk[i] = _mm_xor_si128(a_, g_);                                                     \
 	} while (0)
 
-static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t keylen)
+static T_AESNI void key_expand(struct quic_gcm_key *k, const uint8_t *key, size_t keylen)
 {
 	const __m128i bswap = _mm_load_si128((const __m128i *)gcm_bswap);
 	const __m128i poly = _mm_set_epi64x((long long)0xc200000000000000ULL, 1);
@@ -233,8 +231,9 @@ static T_AESNI void key_expand(struct gcm_key *k, const uint8_t *key, size_t key
 	h = _mm_xor_si128(h, _mm_and_si128(carry, poly));
 	_mm_storeu_si128((__m128i *)k->hpow[GCM_POWERS - 1], h);
 	for (i = 2; i <= GCM_POWERS; i++)
-		_mm_storeu_si128((__m128i *)k->hpow[GCM_POWERS - i],
-				 gf_mul(_mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS + 1 - i]), h));
+		_mm_storeu_si128(
+		    (__m128i *)k->hpow[GCM_POWERS - i],
+		    gf_mul(_mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS + 1 - i]), h));
 	memset(k->hpow[GCM_POWERS], 0, 3 * 16);
 }
 
@@ -315,44 +314,45 @@ static inline __mmask64 mask_n(size_t n)
 
 /* ------------------------------------------------------------------ API */
 
-enum gcm_impl gcm_impl_best(void)
+enum quic_gcm_impl quic_gcm_impl_best(void)
 {
 	__builtin_cpu_init();
 	if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("pclmul") ||
 	    !__builtin_cpu_supports("sse4.1"))
-		return GCM_IMPL_NONE;
+		return QUIC_GCM_NONE;
 	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("vaes") ||
 	    !__builtin_cpu_supports("vpclmulqdq"))
-		return GCM_IMPL_AESNI;
+		return QUIC_GCM_AESNI;
 	if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
 	    !__builtin_cpu_supports("avx512vl"))
-		return GCM_IMPL_VAES256;
-	return GCM_IMPL_VAES512;
+		return QUIC_GCM_VAES256;
+	return QUIC_GCM_VAES512;
 }
 
-const char *gcm_impl_name(enum gcm_impl impl)
+const char *quic_gcm_impl_name(enum quic_gcm_impl impl)
 {
 	switch (impl) {
-	case GCM_IMPL_AESNI:
+	case QUIC_GCM_AESNI:
 		return "aesni";
-	case GCM_IMPL_VAES256:
+	case QUIC_GCM_VAES256:
 		return "vaes256";
-	case GCM_IMPL_VAES512:
+	case QUIC_GCM_VAES512:
 		return "vaes512";
 	default:
 		return "none";
 	}
 }
 
-int gcm_key_new(struct gcm_key **out, const uint8_t *key, size_t keylen, enum gcm_impl impl)
+int quic_gcm_key_new(struct quic_gcm_key **out, const uint8_t *key, size_t keylen,
+		     enum quic_gcm_impl impl)
 {
-	struct gcm_key *k;
+	struct quic_gcm_key *k;
 
 	*out = NULL;
-	if (!key || (keylen != 16 && keylen != 32) || impl < GCM_IMPL_AESNI ||
-	    impl > GCM_IMPL_VAES512)
+	if (!key || (keylen != 16 && keylen != 32) || impl < QUIC_GCM_AESNI ||
+	    impl > QUIC_GCM_VAES512)
 		return -EINVAL;
-	if (impl > gcm_impl_best())
+	if (impl > quic_gcm_impl_best())
 		return -EOPNOTSUPP;
 	if (posix_memalign((void **)&k, 64, sizeof(*k)))
 		return -ENOMEM;
@@ -362,7 +362,7 @@ int gcm_key_new(struct gcm_key **out, const uint8_t *key, size_t keylen, enum gc
 	return 0;
 }
 
-void gcm_key_free(struct gcm_key *k)
+void quic_gcm_key_free(struct quic_gcm_key *k)
 {
 	if (!k)
 		return;
@@ -370,19 +370,20 @@ void gcm_key_free(struct gcm_key *k)
 	free(k);
 }
 
-enum gcm_impl gcm_key_impl(const struct gcm_key *k)
+enum quic_gcm_impl quic_gcm_key_impl(const struct quic_gcm_key *k)
 {
 	return k->impl;
 }
 
-void gcm_seal(const struct gcm_key *k, uint8_t *dst, const uint8_t nonce[GCM_NONCE_LEN],
-	      const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t len)
+void quic_gcm_seal(const struct quic_gcm_key *k, uint8_t *dst,
+		   const uint8_t nonce[QUIC_GCM_NONCE_LEN], const uint8_t *aad, size_t aadlen,
+		   const uint8_t *src, size_t len)
 {
 	switch (k->impl) {
-	case GCM_IMPL_VAES512:
+	case QUIC_GCM_VAES512:
 		seal_vaes512(k, dst, nonce, aad, aadlen, src, len);
 		break;
-	case GCM_IMPL_VAES256:
+	case QUIC_GCM_VAES256:
 		seal_vaes256(k, dst, nonce, aad, aadlen, src, len);
 		break;
 	default:
@@ -390,13 +391,14 @@ void gcm_seal(const struct gcm_key *k, uint8_t *dst, const uint8_t nonce[GCM_NON
 	}
 }
 
-int gcm_open(const struct gcm_key *k, uint8_t *dst, const uint8_t nonce[GCM_NONCE_LEN],
-	     const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t srclen)
+int quic_gcm_open(const struct quic_gcm_key *k, uint8_t *dst,
+		  const uint8_t nonce[QUIC_GCM_NONCE_LEN], const uint8_t *aad, size_t aadlen,
+		  const uint8_t *src, size_t srclen)
 {
 	switch (k->impl) {
-	case GCM_IMPL_VAES512:
+	case QUIC_GCM_VAES512:
 		return open_vaes512(k, dst, nonce, aad, aadlen, src, srclen);
-	case GCM_IMPL_VAES256:
+	case QUIC_GCM_VAES256:
 		return open_vaes256(k, dst, nonce, aad, aadlen, src, srclen);
 	default:
 		return open_aesni(k, dst, nonce, aad, aadlen, src, srclen);

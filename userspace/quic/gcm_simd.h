@@ -22,7 +22,7 @@
 
 /* Encrypts (or decrypts) len bytes from src to dst in counter mode from
  * the reflected counter block ctr (its counter in the low 32 bits). */
-static T void FN(ctr)(const struct gcm_key *k, __m128i ctr, const uint8_t *src, uint8_t *dst,
+static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *src, uint8_t *dst,
 		      size_t len)
 {
 	const V bswap = V_LOAD(gcm_bswap);
@@ -57,8 +57,10 @@ static T void FN(ctr)(const struct gcm_key *k, __m128i ctr, const uint8_t *src, 
 		}
 		V_STORE(dst, V_XOR(V_LOAD(src), V_ENCLAST(b0, kl)));
 		V_STORE(dst + LANES * 16, V_XOR(V_LOAD(src + LANES * 16), V_ENCLAST(b1, kl)));
-		V_STORE(dst + 2 * LANES * 16, V_XOR(V_LOAD(src + 2 * LANES * 16), V_ENCLAST(b2, kl)));
-		V_STORE(dst + 3 * LANES * 16, V_XOR(V_LOAD(src + 3 * LANES * 16), V_ENCLAST(b3, kl)));
+		V_STORE(dst + 2 * LANES * 16,
+			V_XOR(V_LOAD(src + 2 * LANES * 16), V_ENCLAST(b2, kl)));
+		V_STORE(dst + 3 * LANES * 16,
+			V_XOR(V_LOAD(src + 3 * LANES * 16), V_ENCLAST(b3, kl)));
 		src += 4 * LANES * 16;
 		dst += 4 * LANES * 16;
 		len -= 4 * LANES * 16;
@@ -96,7 +98,7 @@ static T void FN(ctr)(const struct gcm_key *k, __m128i ctr, const uint8_t *src, 
 /* Adds to acc (lo, mid, hi: the unreduced sum) the blocks of len bytes at
  * p, the last one padded with zeros, times H^e, H^(e-1), ... (e at least
  * their number, at most GCM_POWERS); y (reflected) is xored into the first. */
-static T void FN(acc)(const struct gcm_key *k, V *acc, const uint8_t *p, size_t len, size_t e,
+static T void FN(acc)(const struct quic_gcm_key *k, V *acc, const uint8_t *p, size_t len, size_t e,
 		      __m128i y)
 {
 	const V bswap = V_LOAD(gcm_bswap);
@@ -128,11 +130,11 @@ static T void FN(acc)(const struct gcm_key *k, V *acc, const uint8_t *p, size_t 
 
 /* GHASH state y after len bytes at p (last block padded), GCM_POWERS
  * blocks a reduction. */
-static T __m128i FN(stream)(const struct gcm_key *k, __m128i y, const uint8_t *p, size_t len)
+static T __m128i FN(stream)(const struct quic_gcm_key *k, __m128i y, const uint8_t *p, size_t len)
 {
 	while (len) {
 		size_t nb = (len + 15) / 16, take;
-		V acc[3] = { V_ZERO(), V_ZERO(), V_ZERO() };
+		V acc[3] = {V_ZERO(), V_ZERO(), V_ZERO()};
 
 		if (nb > GCM_POWERS)
 			nb = GCM_POWERS;
@@ -149,25 +151,26 @@ static T __m128i FN(stream)(const struct gcm_key *k, __m128i y, const uint8_t *p
  * GCM_POWERS blocks in all (AAD, ciphertext, lengths) is one sum, each
  * block times its power, and one reduction: no block waits for another's
  * product. Longer ones go GCM_POWERS blocks at a time. */
-static T __m128i FN(ghash)(const struct gcm_key *k, const uint8_t *aad, size_t aadlen,
+static T __m128i FN(ghash)(const struct quic_gcm_key *k, const uint8_t *aad, size_t aadlen,
 			   const uint8_t *c, size_t len)
 {
 	size_t na = (aadlen + 15) / 16, nc = (len + 15) / 16;
 	__m128i lens = gcm_lens(aadlen, len), y;
 
 	if (na + nc + 1 <= GCM_POWERS) {
-		V acc[3] = { V_ZERO(), V_ZERO(), V_ZERO() };
+		V acc[3] = {V_ZERO(), V_ZERO(), V_ZERO()};
 		__m128i h1 = _mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS - 1]);
 
 		if (aadlen)
 			FN(acc)(k, acc, aad, aadlen, na + nc + 1, _mm_setzero_si128());
 		if (len)
 			FN(acc)(k, acc, c, len, nc + 1, _mm_setzero_si128());
-		return gf_reduce(_mm_xor_si128(V_HXOR(acc[0]), _mm_clmulepi64_si128(lens, h1, 0x00)),
-				 _mm_xor_si128(V_HXOR(acc[1]),
-					       _mm_xor_si128(_mm_clmulepi64_si128(lens, h1, 0x01),
-							     _mm_clmulepi64_si128(lens, h1, 0x10))),
-				 _mm_xor_si128(V_HXOR(acc[2]), _mm_clmulepi64_si128(lens, h1, 0x11)));
+		return gf_reduce(
+		    _mm_xor_si128(V_HXOR(acc[0]), _mm_clmulepi64_si128(lens, h1, 0x00)),
+		    _mm_xor_si128(V_HXOR(acc[1]),
+				  _mm_xor_si128(_mm_clmulepi64_si128(lens, h1, 0x01),
+						_mm_clmulepi64_si128(lens, h1, 0x10))),
+		    _mm_xor_si128(V_HXOR(acc[2]), _mm_clmulepi64_si128(lens, h1, 0x11)));
 	}
 	y = FN(stream)(k, _mm_setzero_si128(), aad, aadlen);
 	y = FN(stream)(k, y, c, len);
@@ -175,7 +178,7 @@ static T __m128i FN(ghash)(const struct gcm_key *k, const uint8_t *aad, size_t a
 		      _mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS - 1]));
 }
 
-static T void FN(seal)(const struct gcm_key *k, uint8_t *dst, const uint8_t *nonce,
+static T void FN(seal)(const struct quic_gcm_key *k, uint8_t *dst, const uint8_t *nonce,
 		       const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t len)
 {
 	__m128i j0 = gcm_j0(nonce), ej0 = gcm_ej0(k, j0), y;
@@ -185,18 +188,17 @@ static T void FN(seal)(const struct gcm_key *k, uint8_t *dst, const uint8_t *non
 	_mm_storeu_si128((__m128i *)(dst + len), gcm_finish(y, ej0));
 }
 
-static T int FN(open)(const struct gcm_key *k, uint8_t *dst, const uint8_t *nonce,
+static T int FN(open)(const struct quic_gcm_key *k, uint8_t *dst, const uint8_t *nonce,
 		      const uint8_t *aad, size_t aadlen, const uint8_t *src, size_t srclen)
 {
 	__m128i j0 = gcm_j0(nonce), ej0 = gcm_ej0(k, j0), y, diff;
 	size_t len;
 
-	if (srclen < GCM_TAG_LEN)
+	if (srclen < QUIC_GCM_TAG_LEN)
 		return -EBADMSG;
-	len = srclen - GCM_TAG_LEN;
+	len = srclen - QUIC_GCM_TAG_LEN;
 	y = FN(ghash)(k, aad, aadlen, src, len);
-	diff = _mm_xor_si128(gcm_finish(y, ej0),
-			     _mm_loadu_si128((const __m128i *)(src + len)));
+	diff = _mm_xor_si128(gcm_finish(y, ej0), _mm_loadu_si128((const __m128i *)(src + len)));
 	if (!_mm_testz_si128(diff, diff))
 		return -EBADMSG;
 	FN(ctr)(k, _mm_add_epi32(j0, _mm_set_epi32(0, 0, 0, 1)), src, dst, len);

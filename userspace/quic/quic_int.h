@@ -258,6 +258,7 @@ struct quic_dl_ent {
 
 struct quic_ep {
 	struct quic_ep_opts o;
+	int gcm; /* enum quic_gcm_impl of 1-RTT AES-GCM packets; 0: GnuTLS (aead.c) */
 	char alpn[256];
 	uint8_t pk[QUIC_KEY_LEN];
 	uint8_t secret[QUIC_SECRET_LEN]; /* tokens and stateless resets */
@@ -391,6 +392,30 @@ void quic_ep_cid_gen(const struct quic_ep *ep, uint8_t *id, size_t len);
  * send hook, counted in its statistics. */
 void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso,
 		  const ngtcp2_path *path);
+
+/* aead.c: 1-RTT packet protection on gcm.h where ep->gcm says so. */
+/* The gcm.h width for a quic_aead choice (0: GnuTLS): 0, -EINVAL or
+ * -EOPNOTSUPP (a width this CPU lacks). */
+int quic_aead_resolve(enum quic_aead a, int *gcm);
+/* GnuTLS's secret function for a session whose endpoint has ep->gcm:
+ * 1-RTT keys of AES-GCM on gcm.h, every other key as ngtcp2's does. */
+int quic_aead_secret_cb(gnutls_session_t session, gnutls_record_encryption_level_t level,
+			const void *rx_secret, const void *tx_secret, size_t secretlen);
+/* ngtcp2 callbacks: on gcm.h's keys, else ngtcp2's GnuTLS ones. */
+int quic_aead_encrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+			 const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *plaintext,
+			 size_t plaintextlen, const uint8_t *nonce, size_t noncelen,
+			 const uint8_t *aad, size_t aadlen);
+int quic_aead_decrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+			 const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *ciphertext,
+			 size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+			 const uint8_t *aad, size_t aadlen);
+int quic_aead_update_key_cb(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_secret,
+			    ngtcp2_crypto_aead_ctx *rx_aead_ctx, uint8_t *rx_iv,
+			    ngtcp2_crypto_aead_ctx *tx_aead_ctx, uint8_t *tx_iv,
+			    const uint8_t *current_rx_secret, const uint8_t *current_tx_secret,
+			    size_t secretlen, void *user_data);
+void quic_aead_delete_cb(ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *user_data);
 
 /* conn.c: one connection (the endpoint's part). */
 int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,

@@ -484,6 +484,7 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 		goto fail;
 	quic_fair_set_on(qn->fair, opts->fair_windows);
 	eo.fair = qn->fair;
+	eo.aead = opts->aead;
 	eo.send = qn_send;
 	eo.cb.on_conn = cb_conn;
 	eo.cb.on_stream_open = cb_stream_open;
@@ -524,8 +525,8 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	 * endpoints, not the transport. */
 	if (opts->ctl && (rc = qn_ctl_register(qn, opts->ctl)))
 		log_warn("quic", "control routes: %s", strerror(-rc));
-	log_info("quic", "QUIC on udp %u: %u endpoint(s), routed by connection id", qn->port,
-		 qn->nworkers);
+	log_info("quic", "QUIC on udp %u: %u endpoint(s), routed by connection id; 1-RTT AES-GCM on %s",
+		 qn->port, qn->nworkers, quic_ep_aead(qn->wk[0]->ep));
 	*out = qn;
 	return 0;
 fail:

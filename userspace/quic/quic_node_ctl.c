@@ -316,6 +316,10 @@ static void qn_metrics(void *arg, FILE *out)
 				(unsigned long long)sn[i].f);
 	QN_WK_STATS(M)
 #undef M
+	fprintf(out, "# HELP weft_quic_aead_info What protects 1-RTT AES-GCM packets (impl: "
+		     "gnutls, aesni, vaes256, vaes512).\n# TYPE weft_quic_aead_info gauge\n"
+		     "weft_quic_aead_info{impl=\"%s\"} 1\n",
+		quic_ep_aead(qn->wk[0]->ep));
 	fprintf(out, "# HELP weft_quic_conns Open QUIC connections.\n"
 		     "# TYPE weft_quic_conns gauge\n");
 	for (i = 0; i < qn->nworkers; i++)

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * 1-RTT packet protection on weft's AES-GCM (gcm.h; docs/QUIC.md "AES-GCM
+ * on wide vectors"). ngtcp2's GnuTLS glue installs every key through
+ * GnuTLS's secret function; an endpoint with ep->gcm replaces that
+ * function with quic_aead_secret_cb, which derives the 1-RTT keys of an
+ * AES-GCM suite itself (RFC 9001 5.1: "quic key" and "quic iv" from the
+ * traffic secret) and installs a gcm.h key as the packets' AEAD context.
+ * Every other key (Initial, Handshake, other suites, other versions) and
+ * header protection go through ngtcp2's own functions, unchanged.
+ *
+ * A context is ours when its handle's low bit is set: gcm.h's keys are
+ * 64-byte aligned, GnuTLS's handles are heap pointers (bit 0 clear), so
+ * the callbacks tell them apart without a table, per packet, and every
+ * handle reaches the right free.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "quic/gcm.h"
+#include "quic/quic_int.h"
+
+static void *gcm_handle(struct quic_gcm_key *k)
+{
+	return (void *)((uintptr_t)k | 1u);
+}
+
+static struct quic_gcm_key *gcm_of(const void *h)
+{
+	return (uintptr_t)h & 1u ? (struct quic_gcm_key *)((uintptr_t)h & ~(uintptr_t)1u) : NULL;
+}
+
+int quic_aead_resolve(enum quic_aead a, int *gcm)
+{
+	enum quic_gcm_impl best = quic_gcm_impl_best();
+
+	switch (a) {
+	case QUIC_AEAD_AUTO:
+		/* AES-NI alone is GnuTLS's speed: only the wide ones pay. */
+		*gcm = best >= QUIC_GCM_VAES256 ? (int)best : 0;
+		return 0;
+	case QUIC_AEAD_GNUTLS:
+		*gcm = 0;
+		return 0;
+	case QUIC_AEAD_AESNI:
+	case QUIC_AEAD_VAES256:
+	case QUIC_AEAD_VAES512:
+		*gcm = QUIC_GCM_AESNI + (int)(a - QUIC_AEAD_AESNI);
+		return *gcm > (int)best ? -EOPNOTSUPP : 0;
+	}
+	return -EINVAL;
+}
+
+const char *quic_aead_widest(void)
+{
+	return quic_gcm_impl_name(quic_gcm_impl_best());
+}
+
+const char *quic_ep_aead(const struct quic_ep *ep)
+{
+	return ep->gcm ? quic_gcm_impl_name((enum quic_gcm_impl)ep->gcm) : "gnutls";
+}
+
+/* The negotiated suite's context, set from the session on first use (as
+ * ngtcp2's derive_and_install functions do); NULL unless it is AES-GCM
+ * in QUIC version 1, whose labels these are. */
+static const ngtcp2_crypto_ctx *gcm_ctx(ngtcp2_conn *conn, gnutls_session_t tls)
+{
+	const ngtcp2_crypto_ctx *ctx = ngtcp2_conn_get_crypto_ctx(conn);
+	gnutls_cipher_algorithm_t cipher;
+	ngtcp2_crypto_ctx cctx;
+
+	if (!ctx->aead.native_handle) {
+		ngtcp2_crypto_ctx_tls(&cctx, tls);
+		ngtcp2_conn_set_crypto_ctx(conn, &cctx);
+		ctx = ngtcp2_conn_get_crypto_ctx(conn);
+	}
+	cipher = (gnutls_cipher_algorithm_t)(intptr_t)ctx->aead.native_handle;
+	if ((cipher != GNUTLS_CIPHER_AES_128_GCM && cipher != GNUTLS_CIPHER_AES_256_GCM) ||
+	    ngtcp2_conn_get_negotiated_version(conn) != NGTCP2_PROTO_VER_V1 ||
+	    ngtcp2_crypto_packet_protection_ivlen(&ctx->aead) != QUIC_GCM_NONCE_LEN)
+		return NULL;
+	return ctx;
+}
+
+/* A gcm.h key and IV from a traffic secret; hp_key too when not NULL. */
+static int derive(const ngtcp2_crypto_ctx *ctx, int impl, const uint8_t *secret, size_t secretlen,
+		  struct quic_gcm_key **k, uint8_t *iv, uint8_t *hp_key)
+{
+	static const uint8_t key_label[] = "quic key", iv_label[] = "quic iv",
+			     hp_label[] = "quic hp";
+	size_t keylen = ngtcp2_crypto_aead_keylen(&ctx->aead);
+	uint8_t key[32];
+	int rc;
+
+	*k = NULL;
+	if (keylen > sizeof(key))
+		return -EINVAL;
+	if (ngtcp2_crypto_hkdf_expand_label(key, keylen, &ctx->md, secret, secretlen, key_label,
+					    sizeof(key_label) - 1) ||
+	    ngtcp2_crypto_hkdf_expand_label(iv, QUIC_GCM_NONCE_LEN, &ctx->md, secret, secretlen,
+					    iv_label, sizeof(iv_label) - 1) ||
+	    (hp_key && ngtcp2_crypto_hkdf_expand_label(hp_key, keylen, &ctx->md, secret, secretlen,
+						       hp_label, sizeof(hp_label) - 1))) {
+		rc = -EPROTO;
+		goto out;
+	}
+	rc = quic_gcm_key_new(k, key, keylen, (enum quic_gcm_impl)impl);
+out:
+	explicit_bzero(key, sizeof(key));
+	return rc;
+}
+
+/* Install one direction's 1-RTT keys on gcm.h: 0, or -1 (GnuTLS's failure). */
+static int install(struct quic_conn *c, const ngtcp2_crypto_ctx *ctx, int rx, const uint8_t *secret,
+		   size_t secretlen)
+{
+	size_t keylen = ngtcp2_crypto_aead_keylen(&ctx->aead);
+	ngtcp2_crypto_aead_ctx aead_ctx = {0};
+	ngtcp2_crypto_cipher_ctx hp_ctx = {0};
+	uint8_t iv[QUIC_GCM_NONCE_LEN], hp_key[32];
+	gnutls_datum_t hd = {hp_key, (unsigned int)keylen};
+	gnutls_cipher_hd_t hp = NULL;
+	struct quic_gcm_key *k = NULL;
+	int rv = -1;
+
+	if (derive(ctx, c->ep->gcm, secret, secretlen, &k, iv, hp_key))
+		goto out;
+	/* Header protection: GnuTLS, as ngtcp2's hp_mask callback expects. */
+	if (gnutls_cipher_init(&hp, (gnutls_cipher_algorithm_t)(intptr_t)ctx->hp.native_handle, &hd,
+			       NULL) < 0) {
+		hp = NULL;
+		goto out;
+	}
+	aead_ctx.native_handle = gcm_handle(k);
+	hp_ctx.native_handle = hp;
+	if ((rx ? ngtcp2_conn_install_rx_key : ngtcp2_conn_install_tx_key)(
+		c->conn, secret, secretlen, &aead_ctx, iv, sizeof(iv), &hp_ctx))
+		goto out;
+	k = NULL;
+	hp = NULL;
+	rv = 0;
+out:
+	quic_gcm_key_free(k);
+	if (hp)
+		gnutls_cipher_deinit(hp);
+	explicit_bzero(hp_key, sizeof(hp_key));
+	explicit_bzero(iv, sizeof(iv));
+	return rv;
+}
+
+int quic_aead_secret_cb(gnutls_session_t session, gnutls_record_encryption_level_t level,
+			const void *rx_secret, const void *tx_secret, size_t secretlen)
+{
+	ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+	struct quic_conn *c = ref->user_data;
+	ngtcp2_crypto_level lv = ngtcp2_crypto_gnutls_from_gnutls_record_encryption_level(level);
+	const ngtcp2_crypto_ctx *ctx = NULL;
+
+	if (lv == NGTCP2_CRYPTO_LEVEL_APPLICATION && c->ep->gcm)
+		ctx = gcm_ctx(c->conn, session);
+	if (!ctx) {
+		/* ngtcp2's own secret function, line for line. */
+		if (rx_secret && ngtcp2_crypto_derive_and_install_rx_key(c->conn, NULL, NULL, NULL,
+									 lv, rx_secret, secretlen))
+			return -1;
+		if (tx_secret && ngtcp2_crypto_derive_and_install_tx_key(c->conn, NULL, NULL, NULL,
+									 lv, tx_secret, secretlen))
+			return -1;
+		return 0;
+	}
+	if (rx_secret && install(c, ctx, 1, rx_secret, secretlen))
+		return -1;
+	if (tx_secret && install(c, ctx, 0, tx_secret, secretlen))
+		return -1;
+	return 0;
+}
+
+int quic_aead_encrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+			 const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *plaintext,
+			 size_t plaintextlen, const uint8_t *nonce, size_t noncelen,
+			 const uint8_t *aad, size_t aadlen)
+{
+	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle);
+
+	if (!k)
+		return ngtcp2_crypto_encrypt_cb(dest, aead, aead_ctx, plaintext, plaintextlen,
+						nonce, noncelen, aad, aadlen);
+	if (noncelen != QUIC_GCM_NONCE_LEN)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	quic_gcm_seal(k, dest, nonce, aad, aadlen, plaintext, plaintextlen);
+	return 0;
+}
+
+int quic_aead_decrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+			 const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *ciphertext,
+			 size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+			 const uint8_t *aad, size_t aadlen)
+{
+	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle);
+
+	if (!k)
+		return ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen,
+						nonce, noncelen, aad, aadlen);
+	if (noncelen != QUIC_GCM_NONCE_LEN ||
+	    quic_gcm_open(k, dest, nonce, aad, aadlen, ciphertext, ciphertextlen))
+		return NGTCP2_ERR_DECRYPT;
+	return 0;
+}
+
+int quic_aead_update_key_cb(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_secret,
+			    ngtcp2_crypto_aead_ctx *rx_aead_ctx, uint8_t *rx_iv,
+			    ngtcp2_crypto_aead_ctx *tx_aead_ctx, uint8_t *tx_iv,
+			    const uint8_t *current_rx_secret, const uint8_t *current_tx_secret,
+			    size_t secretlen, void *user_data)
+{
+	static const uint8_t ku_label[] = "quic ku";
+	struct quic_conn *c = user_data;
+	const ngtcp2_crypto_ctx *ctx = c->ep->gcm ? gcm_ctx(conn, c->tls) : NULL;
+	struct quic_gcm_key *rk = NULL, *tk = NULL;
+
+	if (!ctx)
+		return ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
+						   tx_aead_ctx, tx_iv, current_rx_secret,
+						   current_tx_secret, secretlen, user_data);
+	/* RFC 9001 6.1: the next secrets by "quic ku", their keys and IVs
+	 * as for the first 1-RTT ones; header protection keys do not change. */
+	if (ngtcp2_crypto_hkdf_expand_label(rx_secret, secretlen, &ctx->md, current_rx_secret,
+					    secretlen, ku_label, sizeof(ku_label) - 1) ||
+	    ngtcp2_crypto_hkdf_expand_label(tx_secret, secretlen, &ctx->md, current_tx_secret,
+					    secretlen, ku_label, sizeof(ku_label) - 1) ||
+	    derive(ctx, c->ep->gcm, rx_secret, secretlen, &rk, rx_iv, NULL) ||
+	    derive(ctx, c->ep->gcm, tx_secret, secretlen, &tk, tx_iv, NULL)) {
+		quic_gcm_key_free(rk);
+		quic_gcm_key_free(tk);
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	}
+	rx_aead_ctx->native_handle = gcm_handle(rk);
+	tx_aead_ctx->native_handle = gcm_handle(tk);
+	return 0;
+}
+
+void quic_aead_delete_cb(ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *user_data)
+{
+	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle);
+
+	if (!k) {
+		ngtcp2_crypto_delete_crypto_aead_ctx_cb(conn, aead_ctx, user_data);
+		return;
+	}
+	quic_gcm_key_free(k);
+	aead_ctx->native_handle = NULL;
+}
