@@ -32,7 +32,7 @@ mkdir -p "$WEFT_BENCH_DIR"
 # transfer (its four transfers, one of them aria2's, fit its budget).
 declare -A ARGS=([content]=64)
 declare -A BUDGET=([announce]=240 [blake3]=240 [content]=60 [dht]=110 [io]=100 [quic]=300 [relay]=130 [serve]=600
-	[mailbox]=180 [mem]=50 [private]=300 [search]=900 [punch]=210 [quic_cpu]=180 [seal]=30 [store]=40
+	[gcm]=40 [mailbox]=180 [mem]=50 [private]=300 [search]=900 [punch]=210 [quic_cpu]=180 [seal]=30 [store]=40
 	[svc]=30 [xdp]=40 [follow]=300 [mesh]=300)
 
 # What the machine lost during a harness besides its own work: steal (the

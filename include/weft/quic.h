@@ -305,6 +305,11 @@ int quic_ep_new(struct quic_ep **out, const struct quic_ep_opts *opts);
  * QUIC_CLOSE_ENDPOINT for established ones; no packet is sent). NULL-safe. */
 void quic_ep_free(struct quic_ep *ep);
 
+/* quic.aead's names ("auto", "gnutls", "aesni", "vaes256", "vaes512") to
+ * the enum; anything else: QUIC_AEAD_AUTO (the config parser admits only
+ * these names). */
+enum quic_aead quic_aead_parse(const char *name);
+
 /* The widest of weft's AES-GCM widths this CPU runs ("aesni", "vaes256",
  * "vaes512"; "none" without AES-NI). */
 const char *quic_aead_widest(void);

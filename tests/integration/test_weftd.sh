@@ -61,6 +61,8 @@ m=$(curl -sf --unix-socket "$SOCK" http://weftd/metrics) || fail "metrics"
 echo "$m" | grep -q '^weft_node_uptime_seconds ' || fail "no uptime metric"
 echo "$m" | grep -q '^weft_ctl_requests_total{class="4xx"} [1-9]' || fail "4xx not counted"
 "$WEFTCTL" --socket "$SOCK" metrics | grep -q '^process_resident_memory_bytes' || fail "weftctl metrics"
+# quic.aead = auto: weft's AES-GCM where the CPU has VAES, else GnuTLS
+echo "$m" | grep -Eq '^weft_quic_aead_info\{impl="(gnutls|vaes256|vaes512)"\} 1$' || fail "aead info"
 pass "metrics"
 
 # --- hostile HTTP; the daemon keeps answering others
@@ -132,8 +134,10 @@ peer_concurrency = 9
 CONF
 stop_weftd "$PID" || fail "SIGTERM stop not clean"
 [ -e "$SOCK" ] && fail "socket left behind"
-start_weftd "$D" --config "$D/w.conf" --set svc.peer_concurrency=7
+start_weftd "$D" --config "$D/w.conf" --set svc.peer_concurrency=7 --set quic.aead=gnutls
 PID=$WEFTD_PID
+curl -sf --unix-socket "$SOCK" http://weftd/metrics | grep -q '^weft_quic_aead_info{impl="gnutls"} 1$' ||
+	fail "quic.aead=gnutls not taken"
 key2=$("$WEFTCTL" --socket "$SOCK" --json status | json_get node_key)
 [ "$key1" = "$key2" ] || fail "identity changed across restart"
 # at info level a request leaves no debug line

@@ -106,6 +106,7 @@ static void test_bad_files(void **state)
 		{ "[ports]\nquic = 12 34\n", "ports.quic", 2 },
 		{ "[node]\nlog_level = loud\n", "not one of", 2 },
 		{ "[node]\nio = dpdk\n", "node.io", 2 },
+		{ "[quic]\naead = openssl\n", "quic.aead", 2 },
 		{ "[dht]\nread_only = maybe\n", "not a boolean", 2 },
 		{ "[dht]\nbootstrap = nocolon\n", "HOST:PORT", 2 },
 		{ "[dht]\nbootstrap = [zz]:1\n", "HOST:PORT", 2 },

@@ -228,18 +228,6 @@ static int node_policy_init(struct node *n)
  */
 /* A QUIC handshake proved a peer's address: the guard gives it priority in
  * the kernel and lets the abuse pipeline ban it (quic_node_opts.on_validated). */
-/* quic.aead's value (the config parser admits only these). */
-static enum quic_aead node_quic_aead(const char *v)
-{
-	static const char *const names[] = { "auto", "gnutls", "aesni", "vaes256", "vaes512" };
-	unsigned int i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(v, names[i]))
-			return (enum quic_aead)i;
-	return QUIC_AEAD_AUTO;
-}
-
 static void quic_validated(void *arg, const struct sockaddr *sa, socklen_t len)
 {
 	struct io_addr a;
@@ -681,7 +669,7 @@ registered:
 			.idle_timeout_ms = n->cfg.quic_idle_timeout_ms,
 			.keepalive_ms = n->cfg.quic_keepalive_ms,
 			.fair_windows = n->cfg.quic_fair_windows,
-			.aead = node_quic_aead(n->cfg.quic_aead),
+			.aead = quic_aead_parse(n->cfg.quic_aead),
 			.max_conns = n->cfg.quic_max_conns,
 			.max_conns_per_addr = n->cfg.quic_max_conns_per_addr,
 			.max_streams = n->cfg.quic_max_streams,

@@ -57,6 +57,17 @@ int quic_aead_resolve(enum quic_aead a, int *gcm)
 	return -EINVAL;
 }
 
+enum quic_aead quic_aead_parse(const char *name)
+{
+	static const char *const names[] = {"auto", "gnutls", "aesni", "vaes256", "vaes512"};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i]))
+			return (enum quic_aead)i;
+	return QUIC_AEAD_AUTO;
+}
+
 const char *quic_aead_widest(void)
 {
 	return quic_gcm_impl_name(quic_gcm_impl_best());

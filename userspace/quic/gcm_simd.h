@@ -4,7 +4,9 @@
  * BLAKE3's kernels): LANES 16-byte blocks a vector register. gcm.c defines
  * before each inclusion:
  *   LANES, V (vector type), T (the functions' target attribute), FN(name)
- *   (the width's name for a function), V_LOAD, V_STORE, V_XOR, V_ZERO,
+ *   (the width's name for a function), V_LOAD, V_STORE, V_LOADN(p, n) /
+ *   V_STOREN(p, v, n) (the first n < LANES * 16 bytes; the rest of the
+ *   register zero / memory past n untouched), V_XOR, V_ZERO,
  *   V_ENC / V_ENCLAST (one AES round of every lane), V_CLMUL(a, b, imm),
  *   V_SHUF (byte shuffle within each 128-bit lane), V_ADD32, V_BCAST
  *   (an __m128i in every lane), V_ZEXT (an __m128i in lane 0, zeros
