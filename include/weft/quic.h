@@ -192,8 +192,10 @@ enum quic_retry_mode {
 enum quic_aead {
 	QUIC_AEAD_AUTO = 0, /* weft's on VAES (512 or 256 bits) where the CPU has it, else GnuTLS */
 	QUIC_AEAD_GNUTLS,   /* GnuTLS (ngtcp2's backend) for every packet */
-	QUIC_AEAD_AESNI,    /* weft's at that width; quic_ep_new refuses a width */
-	QUIC_AEAD_VAES256,  /* this CPU lacks (-EOPNOTSUPP) */
+	/* weft's at that width; quic_ep_new refuses (-EOPNOTSUPP) a width
+	 * this CPU lacks */
+	QUIC_AEAD_AESNI,
+	QUIC_AEAD_VAES256,
 	QUIC_AEAD_VAES512,
 };
 

@@ -525,7 +525,8 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	 * endpoints, not the transport. */
 	if (opts->ctl && (rc = qn_ctl_register(qn, opts->ctl)))
 		log_warn("quic", "control routes: %s", strerror(-rc));
-	log_info("quic", "QUIC on udp %u: %u endpoint(s), routed by connection id; 1-RTT AES-GCM on %s",
+	log_info("quic",
+		 "QUIC on udp %u: %u endpoint(s), routed by connection id; 1-RTT AES-GCM on %s",
 		 qn->port, qn->nworkers, quic_ep_aead(qn->wk[0]->ep));
 	*out = qn;
 	return 0;
