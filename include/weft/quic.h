@@ -110,6 +110,10 @@ struct quic_ep_stats {
 	 * its connections wait for) */
 	uint64_t fair_cpu_wait;
 	uint64_t fair_cpu_bound;
+	/* Next 1-RTT keys derived (RFC 9001 6): once a connection is
+	 * confirmed (ngtcp2 keeps them ready), then again after each key
+	 * update, whichever side started it */
+	uint64_t next_keys;
 };
 
 /* Snapshot of one connection, for `weftctl quic conns`. */

@@ -236,10 +236,14 @@ int quic_aead_update_key_cb(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_s
 	const ngtcp2_crypto_ctx *ctx = c->ep->gcm ? gcm_ctx(conn, c->tls) : NULL;
 	struct quic_gcm_key *rk = NULL, *tk = NULL;
 
-	if (!ctx)
-		return ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
-						   tx_aead_ctx, tx_iv, current_rx_secret,
-						   current_tx_secret, secretlen, user_data);
+	if (!ctx) {
+		if (ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
+						tx_aead_ctx, tx_iv, current_rx_secret,
+						current_tx_secret, secretlen, user_data))
+			return NGTCP2_ERR_CALLBACK_FAILURE;
+		c->ep->st.next_keys++;
+		return 0;
+	}
 	/* RFC 9001 6.1: the next secrets by "quic ku", their keys and IVs
 	 * as for the first 1-RTT ones; header protection keys do not change. */
 	if (ngtcp2_crypto_hkdf_expand_label(rx_secret, secretlen, &ctx->md, current_rx_secret,
@@ -254,6 +258,7 @@ int quic_aead_update_key_cb(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_s
 	}
 	rx_aead_ctx->native_handle = gcm_handle(rk);
 	tx_aead_ctx->native_handle = gcm_handle(tk);
+	c->ep->st.next_keys++;
 	return 0;
 }
 

@@ -178,6 +178,7 @@ static void h_conns(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 	X(alpn_mismatch, "Handshakes refused: no common ALPN.")                                    \
 	X(idle_timeouts, "Connections closed by the idle timeout.")                                \
 	X(send_errors, "Datagrams the socket refused to send.")                                    \
+	X(next_keys, "Next 1-RTT keys derived: one per confirmed connection, one per key update.") \
 	X(fair_holds, "Flushes whose stream data a fair window held back (docs/QUIC.md).")   \
 	X(fair_cpu_bound, "Fair-window epochs with a standing queue in which nothing was held: the node's threads waited for CPUs.")
 #define QN_WK_STATS(X)                                                                             \
