@@ -63,6 +63,7 @@ echo "$m" | grep -q '^weft_ctl_requests_total{class="4xx"} [1-9]' || fail "4xx n
 "$WEFTCTL" --socket "$SOCK" metrics | grep -q '^process_resident_memory_bytes' || fail "weftctl metrics"
 # quic.aead = auto: weft's AES-GCM where the CPU has VAES, else GnuTLS
 echo "$m" | grep -Eq '^weft_quic_aead_info\{impl="(gnutls|vaes256|vaes512)"\} 1$' || fail "aead info"
+"$WEFTCTL" --socket "$SOCK" quic stats | grep -Eq '^aead +(gnutls|vaes256|vaes512)$' || fail "weftctl quic stats: aead"
 pass "metrics"
 
 # --- hostile HTTP; the daemon keeps answering others

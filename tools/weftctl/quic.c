@@ -81,6 +81,8 @@ static void render_stats(const json_t *o)
 	const char *k;
 
 	json_object_foreach(tot, k, v) printf("%-24s %lld\n", k, (long long)json_integer_value(v));
+	/* who seals 1-RTT AES-GCM packets (quic.aead) */
+	printf("%-24s %s\n", "aead", json_string_value(json_object_get(o, "aead")) ?: "-");
 }
 
 static int quic_stats(struct weftctl *ctx)

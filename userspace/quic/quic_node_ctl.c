@@ -280,11 +280,11 @@ static void h_stats(void *arg, const struct ctl_req *req, struct ctl_resp *resp)
 		snap_add(&tot, &sn);
 	}
 	ctl_resp_json(resp, 200,
-		      json_pack("{s:o,s:o,s:I,s:I,s:I,s:o}", "workers", ws, "total", snap_json(&tot),
+		      json_pack("{s:o,s:o,s:I,s:I,s:I,s:o,s:s}", "workers", ws, "total", snap_json(&tot),
 				"queued_bytes", (json_int_t)atomic_load(&qn->queued), "cmd_full",
 				(json_int_t)atomic_load(&qn->cmd_full), "dial_refetch",
 				(json_int_t)atomic_load(&qn->dial_refetch), "write_bufs",
-				write_bufs_json(qn)));
+				write_bufs_json(qn), "aead", quic_ep_aead(qn->wk[0]->ep)));
 }
 
 static void qn_metrics(void *arg, FILE *out)
