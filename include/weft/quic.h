@@ -138,6 +138,9 @@ struct quic_conn_info {
 	 * (pmtu_max > 0, docs/QUIC.md), the ceiling and the probes' fate. */
 	size_t udp_payload, pmtu_max;
 	uint64_t pmtu_probes, pmtu_acked, pmtu_lost, pmtu_blackholes;
+	/* The negotiated TLS 1.3 cipher suite's AEAD ("AES-128-GCM",
+	 * "CHACHA20-POLY1305", ...; "" before the handshake chose one) */
+	char cipher[24];
 };
 
 /* Path layer counters of one connection (quic_conn_path_stats). */

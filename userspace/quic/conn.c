@@ -13,6 +13,7 @@
  * ngtcp2 returns (post_read()).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1028,6 +1029,10 @@ int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info)
 	info->have_peer_key = c->have_peer_key;
 	info->is_server = c->is_server;
 	info->established = c->state == QUIC_ST_OPEN;
+	if (c->tls && gnutls_cipher_get(c->tls) != GNUTLS_CIPHER_UNKNOWN &&
+	    gnutls_cipher_get(c->tls) != GNUTLS_CIPHER_NULL)
+		snprintf(info->cipher, sizeof(info->cipher), "%s",
+			 gnutls_cipher_get_name(gnutls_cipher_get(c->tls)));
 	p = ngtcp2_conn_get_path(c->conn);
 	if (p && p->remote.addrlen <= sizeof(info->remote)) {
 		memcpy(&info->remote, p->remote.addr, p->remote.addrlen);

@@ -94,6 +94,7 @@ static void snap_conns(struct qn_worker *wk, struct qn_snap *sn)
 			      (json_int_t)in.streams_opened);
 		if (o) {
 			json_object_set_new(o, "path", qn_path_json(c, &in.remote, in.remote_len));
+			json_object_set_new(o, "cipher", json_string(in.cipher));
 			/* stream bytes it holds of ours, unsent or unacknowledged,
 			 * and since when they have not moved */
 			json_object_set_new(o, "unacked_bytes", json_integer((json_int_t)in.unacked));
