@@ -59,12 +59,14 @@ int quic_aead_resolve(enum quic_aead a, int *gcm)
 
 enum quic_aead quic_aead_parse(const char *name)
 {
-	static const char *const names[] = {"auto", "gnutls", "aesni", "vaes256", "vaes512"};
-	unsigned int i;
+	enum quic_gcm_impl i;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(name, names[i]))
-			return (enum quic_aead)i;
+	if (!strcmp(name, "gnutls"))
+		return QUIC_AEAD_GNUTLS;
+	/* the widths by gcm.h's names for them */
+	for (i = QUIC_GCM_AESNI; i <= QUIC_GCM_VAES512; i++)
+		if (!strcmp(name, quic_gcm_impl_name(i)))
+			return (enum quic_aead)(QUIC_AEAD_AESNI + (i - QUIC_GCM_AESNI));
 	return QUIC_AEAD_AUTO;
 }
 

@@ -1023,16 +1023,16 @@ int quic_conn_get_info(struct quic_conn *c, struct quic_conn_info *info)
 {
 	ngtcp2_conn_stat cs;
 	const ngtcp2_path *p;
+	gnutls_cipher_algorithm_t cipher;
 
 	memset(info, 0, sizeof(*info));
 	memcpy(info->peer_key, c->peer_key, QUIC_KEY_LEN);
 	info->have_peer_key = c->have_peer_key;
 	info->is_server = c->is_server;
 	info->established = c->state == QUIC_ST_OPEN;
-	if (c->tls && gnutls_cipher_get(c->tls) != GNUTLS_CIPHER_UNKNOWN &&
-	    gnutls_cipher_get(c->tls) != GNUTLS_CIPHER_NULL)
-		snprintf(info->cipher, sizeof(info->cipher), "%s",
-			 gnutls_cipher_get_name(gnutls_cipher_get(c->tls)));
+	cipher = c->tls ? gnutls_cipher_get(c->tls) : GNUTLS_CIPHER_UNKNOWN;
+	if (cipher != GNUTLS_CIPHER_UNKNOWN && cipher != GNUTLS_CIPHER_NULL)
+		snprintf(info->cipher, sizeof(info->cipher), "%s", gnutls_cipher_get_name(cipher));
 	p = ngtcp2_conn_get_path(c->conn);
 	if (p && p->remote.addrlen <= sizeof(info->remote)) {
 		memcpy(&info->remote, p->remote.addr, p->remote.addrlen);

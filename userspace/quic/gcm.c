@@ -78,13 +78,20 @@ static T_AESNI inline __m128i gf_reduce(__m128i lo, __m128i mid, __m128i hi)
 	return _mm_xor_si128(_mm_xor_si128(hi, _mm_shuffle_epi32(m, 0x4e)), t);
 }
 
+/* The unreduced product of a and b: p[0] lo, p[1] mid, p[2] hi. */
+static T_AESNI inline void gf_prod(__m128i a, __m128i b, __m128i *p)
+{
+	p[0] = _mm_clmulepi64_si128(a, b, 0x00);
+	p[1] = _mm_xor_si128(_mm_clmulepi64_si128(a, b, 0x01), _mm_clmulepi64_si128(a, b, 0x10));
+	p[2] = _mm_clmulepi64_si128(a, b, 0x11);
+}
+
 static T_AESNI inline __m128i gf_mul(__m128i a, __m128i b)
 {
-	__m128i lo = _mm_clmulepi64_si128(a, b, 0x00), hi = _mm_clmulepi64_si128(a, b, 0x11);
-	__m128i mid =
-	    _mm_xor_si128(_mm_clmulepi64_si128(a, b, 0x01), _mm_clmulepi64_si128(a, b, 0x10));
+	__m128i p[3];
 
-	return gf_reduce(lo, mid, hi);
+	gf_prod(a, b, p);
+	return gf_reduce(p[0], p[1], p[2]);
 }
 
 static T_AESNI inline __m128i aes_block(const struct quic_gcm_key *k, __m128i b)

@@ -97,6 +97,14 @@ static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *
 	}
 }
 
+/* acc (lo, mid, hi) += the carry-less product of x and h, lane by lane. */
+#define GCM_ACC(acc, x, h)                                                                         \
+	do {                                                                                       \
+		(acc)[0] = V_XOR((acc)[0], V_CLMUL(x, h, 0x00));                                   \
+		(acc)[1] = V_XOR((acc)[1], V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));       \
+		(acc)[2] = V_XOR((acc)[2], V_CLMUL(x, h, 0x11));                                   \
+	} while (0)
+
 /* Adds to acc (lo, mid, hi: the unreduced sum) the blocks of len bytes at
  * p, the last one padded with zeros, times H^e, H^(e-1), ... (e at least
  * their number, at most GCM_POWERS); y (reflected) is xored into the first. */
@@ -114,9 +122,7 @@ static T void FN(acc)(const struct quic_gcm_key *k, V *acc, const uint8_t *p, si
 		x = V_XOR(V_SHUF(V_LOAD(p + j * 16), bswap), ext);
 		ext = V_ZERO();
 		h = V_LOAD(hp + j * 16);
-		acc[0] = V_XOR(acc[0], V_CLMUL(x, h, 0x00));
-		acc[2] = V_XOR(acc[2], V_CLMUL(x, h, 0x11));
-		acc[1] = V_XOR(acc[1], V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));
+		GCM_ACC(acc, x, h);
 		j += LANES;
 	}
 	if (j * 16 < len) {
@@ -124,9 +130,7 @@ static T void FN(acc)(const struct quic_gcm_key *k, V *acc, const uint8_t *p, si
 		 * zero powers after H^1 (or padding) and add nothing. */
 		x = V_XOR(V_SHUF(V_LOADN(p + j * 16, len - j * 16), bswap), ext);
 		h = V_LOAD(hp + j * 16);
-		acc[0] = V_XOR(acc[0], V_CLMUL(x, h, 0x00));
-		acc[2] = V_XOR(acc[2], V_CLMUL(x, h, 0x11));
-		acc[1] = V_XOR(acc[1], V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));
+		GCM_ACC(acc, x, h);
 	}
 }
 
@@ -161,18 +165,16 @@ static T __m128i FN(ghash)(const struct quic_gcm_key *k, const uint8_t *aad, siz
 
 	if (na + nc + 1 <= GCM_POWERS) {
 		V acc[3] = {V_ZERO(), V_ZERO(), V_ZERO()};
-		__m128i h1 = _mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS - 1]);
+		__m128i h1 = _mm_loadu_si128((const __m128i *)k->hpow[GCM_POWERS - 1]), p[3];
 
 		if (aadlen)
 			FN(acc)(k, acc, aad, aadlen, na + nc + 1, _mm_setzero_si128());
 		if (len)
 			FN(acc)(k, acc, c, len, nc + 1, _mm_setzero_si128());
-		return gf_reduce(
-		    _mm_xor_si128(V_HXOR(acc[0]), _mm_clmulepi64_si128(lens, h1, 0x00)),
-		    _mm_xor_si128(V_HXOR(acc[1]),
-				  _mm_xor_si128(_mm_clmulepi64_si128(lens, h1, 0x01),
-						_mm_clmulepi64_si128(lens, h1, 0x10))),
-		    _mm_xor_si128(V_HXOR(acc[2]), _mm_clmulepi64_si128(lens, h1, 0x11)));
+		gf_prod(lens, h1, p);
+		return gf_reduce(_mm_xor_si128(V_HXOR(acc[0]), p[0]),
+				 _mm_xor_si128(V_HXOR(acc[1]), p[1]),
+				 _mm_xor_si128(V_HXOR(acc[2]), p[2]));
 	}
 	y = FN(stream)(k, _mm_setzero_si128(), aad, aadlen);
 	y = FN(stream)(k, y, c, len);
@@ -207,6 +209,7 @@ static T int FN(open)(const struct quic_gcm_key *k, uint8_t *dst, const uint8_t 
 	return 0;
 }
 
+#undef GCM_ACC
 #undef LANES
 #undef V
 #undef T
