@@ -149,7 +149,7 @@ static int run_threads(void *(*fn)(void *), unsigned int from, unsigned int to)
 
 int main(int argc, char **argv)
 {
-	char dir[] = "/tmp/weft-bench-mailbox-XXXXXX", path[512], cmd[600];
+	char dir[256], path[512], cmd[600];
 	struct store_opts so = { 0 };
 	struct mbox_limits lim = { 0 };
 	struct store *st = NULL;
@@ -164,7 +164,8 @@ int main(int argc, char **argv)
 
 	nrcpt = argc > 1 ? (unsigned int)atoi(argv[1]) : 10000;
 	body_len = argc > 2 ? (size_t)atoi(argv[2]) : 1024;
-	if (sodium_init() < 0 || nrcpt < 2 * SOLO || body_len > MBOX_MAX_BODY || !mkdtemp(dir))
+	if (sodium_init() < 0 || nrcpt < 2 * SOLO || body_len > MBOX_MAX_BODY ||
+	    bench_mkdtemp(dir, sizeof(dir), "/tmp", "weft-bench-mailbox"))
 		return 2;
 	rcpt = calloc(nrcpt, 32);
 	sealed = calloc(nrcpt, sizeof(*sealed));

@@ -693,7 +693,7 @@ static int stop_weftd(pid_t pid)
 static int weftd_part(struct bench_result *res, const char *bin, unsigned int nitems,
 		      unsigned int idle_s)
 {
-	char dir[] = "/tmp/weft-bench-mem.XXXXXX", cmd[600], label[160];
+	char dir[256] = "", cmd[600], label[160];
 	unsigned int nsrc = (nitems + ITEMS_PER_SRC - 1) / ITEMS_PER_SRC, i, bad = 0;
 	struct krpc_src *src = calloc(nsrc, sizeof(*src));
 	struct memsnap idle, m0, m1, m2, m3;
@@ -703,7 +703,8 @@ static int weftd_part(struct bench_result *res, const char *bin, unsigned int ni
 	int rc = -1, up = 0;
 	pid_t pid = -1;
 
-	if (!src || !mkdtemp(dir) || !qport || !dport || qport == dport)
+	if (!src || bench_mkdtemp(dir, sizeof(dir), "/tmp", "weft-bench-mem") || !qport || !dport ||
+	    qport == dport)
 		goto out;
 	dht.sin_port = htons(dport);
 	inet_pton(AF_INET, "127.0.0.1", &dht.sin_addr);
@@ -824,7 +825,7 @@ out:
 		if (src[i].fd > 0)
 			close(src[i].fd);
 	free(src);
-	if (dir[strlen(dir) - 1] != 'X' && rc == 0) {
+	if (dir[0] && rc == 0) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 		if (system(cmd))
 			rc = -1;

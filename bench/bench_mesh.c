@@ -66,7 +66,7 @@ static size_t build(struct meshsim *w, unsigned int i, const uint8_t *sk, uint8_
 /* 10,000 announces into one store: bytes on disk, index, puts a second. */
 static int store_memory(struct bench_result *res)
 {
-	char dir[] = "/tmp/bench_mesh.XXXXXX", path[128], cmd[160];
+	char dir[200], path[256], cmd[300];
 	struct mesh_store_opts mo = { .per_service = STORE_N, .per_provider = 64 };
 	struct store_opts so = { .map_size = 256u << 20 };
 	uint8_t buf[MESH_ENV_MAX], pk[32], sk[64], seed[32];
@@ -78,7 +78,7 @@ static int store_memory(struct bench_result *res)
 	double t0, dt;
 	int err = 0;
 
-	if (!mkdtemp(dir))
+	if (bench_mkdtemp(dir, sizeof(dir), "/tmp", "bench_mesh"))
 		return -errno;
 	so.dir = dir;
 	if (store_new(&st, &so) || mesh_store_new(&ms, st, &mo, now))

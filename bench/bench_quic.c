@@ -761,7 +761,7 @@ static void cleanup(void)
 	if (g_have_veth)
 		bench_veth_free(&g_veth);
 	g_have_veth = 0;
-	if (!strncmp(g_dir, "/tmp/wbquic.", 12) && !strchr(g_dir, '\'')) {
+	if (strstr(g_dir, "/wbquic.") && !strchr(g_dir, '\'')) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
 		if (system(cmd))
 			fprintf(stderr, "bench_quic: could not remove %s\n", g_dir);
@@ -828,8 +828,7 @@ int main(int argc, char **argv)
 		die("weftd or the quic-go program is missing (make; bench/quic.sh builds "
 		    "quic-go's)");
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(g_dir, sizeof(g_dir), "/tmp/wbquic.XXXXXX");
-	if (!mkdtemp(g_dir))
+	if (bench_mkdtemp(g_dir, sizeof(g_dir), "/tmp", "wbquic"))
 		die("mkdtemp");
 	atexit(cleanup);
 	if (bench_result_new(&r, "quic", argc, argv))

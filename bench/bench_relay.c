@@ -617,11 +617,8 @@ int main(int argc, char **argv)
 	}
 	if (system("command -v turnserver >/dev/null 2>&1") != 0 && !getenv("TURNSERVER"))
 		coturn = 0;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/weft-relaybench-XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		tmpdir[0] = 0;
+	if (bench_mkdtemp(tmpdir, sizeof(tmpdir), "/tmp", "weft-relaybench"))
 		return 1;
-	}
 	srand((unsigned int)getpid());
 	if (bench_result_new(&res, "relay", argc, argv))
 		return 1;

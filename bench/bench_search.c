@@ -214,7 +214,7 @@ int main(int argc, char **argv)
 {
 	unsigned long items = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
 	unsigned long nq = argc > 2 ? strtoul(argv[2], NULL, 10) : 3000;
-	char tmpl[] = "/var/tmp/weft-bench-search-XXXXXX", path[256], cmd[300];
+	char tmpl[128], path[256], cmd[300];
 	const char *dir = argc > 3 ? argv[3] : NULL;
 	struct store_opts o = {0};
 	struct store *st;
@@ -226,9 +226,15 @@ int main(int argc, char **argv)
 
 	if (!items || !nq)
 		return 2;
-	if (!dir && !(dir = mkdtemp(tmpl))) {
-		perror("mkdtemp");
-		return 1;
+	if (!dir) {
+		int e = bench_mkdtemp(tmpl, sizeof(tmpl), "/var/tmp", "weft-bench-search");
+
+		if (e) {
+			fprintf(stderr, "bench_search: a directory under /var/tmp: %s\n",
+				strerror(-e));
+			return 1;
+		}
+		dir = tmpl;
 	}
 	o.dir = dir;
 	o.map_size = (size_t)16 << 30;

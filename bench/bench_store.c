@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
 #include "weft/store.h"
 
 static struct store *st;
@@ -97,9 +98,9 @@ static void mode(const char *name, unsigned int nth)
 
 int main(int argc, char **argv)
 {
-	char tmpl[] = "/var/tmp/weft-bench-store-XXXXXX";
-	int own = argc < 2 || !argv[1][0];
-	const char *dir = own ? mkdtemp(tmpl) : argv[1];
+	char tmpl[96] = "";
+	int own = argc < 2 || !argv[1][0], rc;
+	const char *dir = own ? tmpl : argv[1];
 	unsigned int nth = argc > 2 ? (unsigned int)atoi(argv[2]) : 16;
 	struct store_opts o = { .dir = dir, .map_size = 256 << 20 };
 	uint8_t k[18] = { 6, 128 }, v[9] = { 0 };
@@ -108,7 +109,11 @@ int main(int argc, char **argv)
 	unsigned int dropped = 0;
 
 	nper = argc > 3 ? (unsigned int)atoi(argv[3]) : 200;
-	if (!dir || nth == 0 || nth > 256 || nper == 0) {
+	if (own && (rc = bench_mkdtemp(tmpl, sizeof(tmpl), "/var/tmp", "weft-bench-store"))) {
+		fprintf(stderr, "bench_store: a directory under /var/tmp: %s\n", strerror(-rc));
+		return 1;
+	}
+	if (nth == 0 || nth > 256 || nper == 0) {
 		fprintf(stderr, "usage: bench_store [DIR] [THREADS 1..256] [N]\n");
 		return 2;
 	}

@@ -42,6 +42,31 @@ double bench_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int bench_mkdtemp(char *buf, size_t len, const char *dflt, const char *name)
+{
+	const char *t = getenv("TMPDIR");
+	int n, e;
+
+	if (!len)
+		return -EINVAL;
+	buf[0] = 0;
+	if (!t || t[0] != '/' || strchr(t, '\''))
+		t = dflt;
+	n = snprintf(buf, len, "%s/%s.XXXXXX", t, name);
+	if (n >= 0 && (size_t)n >= len && t != dflt) /* too long here: dflt */
+		n = snprintf(buf, len, "%s/%s.XXXXXX", t = dflt, name);
+	if (n < 0 || (size_t)n >= len) {
+		buf[0] = 0;
+		return -ENAMETOOLONG;
+	}
+	if (!mkdtemp(buf)) {
+		e = errno;
+		buf[0] = 0;
+		return -e;
+	}
+	return 0;
+}
+
 int bench_pin(int cpu)
 {
 	cpu_set_t s;

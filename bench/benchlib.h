@@ -24,6 +24,13 @@
 /* Monotonic clock in seconds. */
 double bench_now(void);
 
+/* Makes a fresh directory NAME.XXXXXX under $TMPDIR when it is set (an
+ * absolute path: bench/run.sh gives each harness a scratch directory there
+ * and removes it however the harness ends), else (or when the path would
+ * not fit in len) under dflt; its path in buf (empty on failure). Returns
+ * 0 or a negative errno. */
+int bench_mkdtemp(char *buf, size_t len, const char *dflt, const char *name);
+
 /* Pin the calling thread to one CPU. 0 or a negative errno. */
 int bench_pin(int cpu);
 

@@ -44,7 +44,7 @@ command -v aria2c >/dev/null || { ARIA2=0; echo "note: aria2c missing (Debian pa
 . "$TOP/tests/lib/netns.sh"
 netns_require_root
 netns_create 5 || fail "netns setup"
-D=$(mktemp -d /tmp/wcbench.XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/wcbench.XXXXXX")
 netns_on_exit "rm -rf '$D'"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 STARTED=$(date -u +%FT%TZ)

@@ -425,8 +425,7 @@ int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill, const
 	struct tmpl fq;
 	int a = 0;
 
-	snprintf(w->dir, sizeof(w->dir), "/tmp/wbdht.XXXXXX");
-	if (!mkdtemp(w->dir))
+	if (bench_mkdtemp(w->dir, sizeof(w->dir), "/tmp", "wbdht"))
 		return -1;
 	w->port = free_port();
 	snprintf(port, sizeof(port), "%d", w->port);
@@ -505,11 +504,12 @@ int weftd_start(struct weftd_proc *w, const struct pnode *fill, int nfill, const
 
 void weftd_stop(struct weftd_proc *w)
 {
+	const char *base = strrchr(w->dir, '/');
 	char cmd[128];
 
 	child_stop(w->pid, 1);
-	if (w->dir[0] && strspn(w->dir + 5, "wbdht.ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") ==
-				 strlen(w->dir + 5)) {
+	/* Only a directory this file made (wbdht.XXXXXX, no quote). */
+	if (base && !strncmp(base, "/wbdht.", 7) && !strchr(w->dir, '\'')) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->dir);
 		if (system(cmd))
 			fprintf(stderr, "could not remove %s\n", w->dir);

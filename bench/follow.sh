@@ -20,7 +20,7 @@ K=${1:-20}
 N=${2:-3}
 [ "$(id -u)" = 0 ] || { echo "bench follow: needs root (network namespaces)"; exit 77; }
 [ -x "$BUILD/weftd" ] || { echo "build $BUILD/weftd first"; exit 1; }
-LAB=$(mktemp -d /tmp/weft-bench-follow-XXXXXX)
+LAB=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench-follow-XXXXXX")
 LABCMD=("$TOP/tools/weftlab" --dir "$LAB")
 export WEFTD="$BUILD/weftd" WEFTCTL="$BUILD/weftctl"
 cleanup() {

@@ -33,7 +33,7 @@ export TOP WEFTD WEFTCTL PYTHON
 . "$TOP/tests/lib/netns.sh"
 netns_require_root
 netns_create 2 || fail "netns setup"
-D=$(mktemp -d /tmp/wpbench.XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/wpbench.XXXXXX")
 netns_on_exit "rm -rf '$D'"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 STARTED=$(date -u +%FT%TZ)

@@ -73,7 +73,7 @@ T_NAME=punch
 . "$TOP/tests/lib/netns.sh"
 T0=$(date +%s)
 netns_create 9 || fail "netns setup"
-D=$(mktemp -d /tmp/weft-punchbench-XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/weft-punchbench-XXXXXX")
 netns_on_exit "rm -rf '$D'"
 TSV="$D/trials.tsv"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }

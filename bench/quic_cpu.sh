@@ -20,7 +20,7 @@ REPS=${2:-3}
 for t in "$WEFTD" iperf3 curl taskset ${PERF:+perf}; do
 	command -v "$t" >/dev/null || { echo "SKIP: needs $t"; exit 77; }
 done
-D=$(mktemp -d /tmp/wbqcpu.XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/wbqcpu.XXXXXX")
 PORT=$((30000 + $$ % 20000))
 PIDS=()
 cleanup() {

@@ -32,7 +32,7 @@ command -v turnserver >/dev/null || echo "coturn (turnserver) missing: no coturn
 export TOP WEFTD="$BUILD/weftd" WEFTCTL="$BUILD/weftctl" PYTHON=/usr/bin/python3
 . "$TOP/tests/lib/common.sh"
 . "$TOP/tests/lib/netns.sh"
-EXTRA=$(mktemp /tmp/weft-relaybench-quic-XXXXXX)
+EXTRA=$(mktemp "${TMPDIR:-/tmp}/weft-relaybench-quic-XXXXXX")
 on_exit "rm -f '$EXTRA'"
 
 # proc_cpu PID: seconds of CPU time (utime + stime) the process has used.
@@ -45,7 +45,7 @@ quic_part() {
 	[ -x "$WEFTD" ] && [ -x "$WEFTCTL" ] && command -v nft >/dev/null ||
 		{ echo "QUIC part skipped: build/weftd, build/weftctl or nft missing"; return 1; }
 	netns_create 3 || return 1
-	D=$(mktemp -d /tmp/weft-relaybench-XXXXXX)
+	D=$(mktemp -d "${TMPDIR:-/tmp}/weft-relaybench-XXXXXX")
 	netns_on_exit "rm -rf '$D'"
 	ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 	IP1=$(netns_ip4 1) IP2=$(netns_ip4 2) IP3=$(netns_ip4 3)

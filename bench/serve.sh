@@ -71,7 +71,7 @@ part() { case "$PARTS" in *"$1"*) return 0 ;; esac; return 1; }
 NH=$((NSS + 1))
 part 3 || NH=$((NDL + 1))
 netns_create "$NH" || fail "netns setup"
-D=$(mktemp -d /tmp/wsbench.XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/wsbench.XXXXXX")
 netns_on_exit "rm -rf '$D'"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 STARTED=$(date -u +%FT%TZ)

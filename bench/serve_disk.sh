@@ -36,7 +36,7 @@ export TOP
 netns_require_root
 NH=$((NDL + 1))
 netns_create "$NH" || fail "netns setup"
-D=$(mktemp -d /var/tmp/wsdisk.XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/var/tmp}/wsdisk.XXXXXX")
 netns_on_exit "rm -rf '$D'"
 ctl() { local n=$1; shift; "$WEFTCTL" --socket "$D/n$n/weftd.sock" "$@"; }
 STARTED=$(date -u +%FT%TZ)

@@ -31,7 +31,7 @@ N=${1:-20000}
 PARTS=" ${SVC_PARTS:-calls gw backend stream ws} "
 part() { [[ "$PARTS" == *" $1 "* ]]; }
 netns_create 2 pair || fail "netns setup"
-D=$(mktemp -d /tmp/weft-bsvc-XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/weft-bsvc-XXXXXX")
 netns_on_exit "rm -rf '$D'"
 CTL() { local i=$1; shift; "$WEFTCTL" --socket "$D/n$i/weftd.sock" "$@"; }
 mkdir -p "$D/n1" "$D/n2"
