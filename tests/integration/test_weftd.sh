@@ -61,9 +61,13 @@ m=$(curl -sf --unix-socket "$SOCK" http://weftd/metrics) || fail "metrics"
 echo "$m" | grep -q '^weft_node_uptime_seconds ' || fail "no uptime metric"
 echo "$m" | grep -q '^weft_ctl_requests_total{class="4xx"} [1-9]' || fail "4xx not counted"
 "$WEFTCTL" --socket "$SOCK" metrics | grep -q '^process_resident_memory_bytes' || fail "weftctl metrics"
-# quic.aead = auto: weft's AES-GCM where the CPU has VAES, else GnuTLS
-echo "$m" | grep -Eq '^weft_quic_aead_info\{impl="(gnutls|vaes256|vaes512)"\} 1$' || fail "aead info"
-"$WEFTCTL" --socket "$SOCK" quic stats | grep -Eq '^aead +(gnutls|vaes256|vaes512)$' || fail "weftctl quic stats: aead"
+# quic.aead = auto: the fastest on this CPU, measured at start (GnuTLS
+# always among the candidates), and what it measured
+echo "$m" | grep -Eq '^weft_quic_aead_info\{impl="(gnutls|aesni|vaes256|vaes512)"\} 1$' || fail "aead info"
+echo "$m" | grep -Eq '^weft_quic_aead_auto_ns\{impl="gnutls"\} [1-9][0-9]*$' || fail "aead auto figures"
+"$WEFTCTL" --socket "$SOCK" quic stats | grep -Eq '^aead +(gnutls|aesni|vaes256|vaes512)$' || fail "weftctl quic stats: aead"
+"$WEFTCTL" --socket "$SOCK" quic stats | grep -Eq '^aead auto, ns/packet +gnutls [1-9]' ||
+	fail "weftctl quic stats: what auto measured"
 pass "metrics"
 
 # --- hostile HTTP; the daemon keeps answering others
@@ -137,8 +141,9 @@ stop_weftd "$PID" || fail "SIGTERM stop not clean"
 [ -e "$SOCK" ] && fail "socket left behind"
 start_weftd "$D" --config "$D/w.conf" --set svc.peer_concurrency=7 --set quic.aead=gnutls
 PID=$WEFTD_PID
-curl -sf --unix-socket "$SOCK" http://weftd/metrics | grep -q '^weft_quic_aead_info{impl="gnutls"} 1$' ||
-	fail "quic.aead=gnutls not taken"
+m=$(curl -sf --unix-socket "$SOCK" http://weftd/metrics) || fail "metrics"
+echo "$m" | grep -q '^weft_quic_aead_info{impl="gnutls"} 1$' || fail "quic.aead=gnutls not taken"
+echo "$m" | grep -q '^weft_quic_aead_auto_ns' && fail "auto's figures with quic.aead=gnutls"
 key2=$("$WEFTCTL" --socket "$SOCK" --json status | json_get node_key)
 [ "$key1" = "$key2" ] || fail "identity changed across restart"
 # at info level a request leaves no debug line
@@ -207,6 +212,21 @@ if [ -x "$WEFTD_REL" ]; then
 		code=$(curl -s -o "$D/r" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
 			-H 'Content-Type: application/json' --data '{"name":"x","mode":"nope"}' \
 			http://weftd/v1/svc/debug/descriptor)
+		if [ "$bin" = "$WEFTD_REL" ]; then
+			# quic.aead = auto in a release build: what it measured
+			# picks it (the fastest width at <= 90% of GnuTLS's time)
+			curl -sf --unix-socket "$SOCK" http://weftd/v1/quic/stats | $PYTHON -c '
+import json, sys
+s = json.load(sys.stdin)
+ns = s["aead_auto_ns"]
+w = [k for k in ("aesni", "vaes256", "vaes512") if k in ns]
+best = min(w, key=lambda k: ns[k]) if w else None
+want = best if best and ns[best] * 10 <= ns["gnutls"] * 9 else "gnutls"
+sys.exit(0 if s["aead"] == want else "aead %s, the figures %s pick %s" % (s["aead"], ns, want))
+' || fail "release weftd: quic.aead = auto against its own figures"
+			grep -q 'quic.aead = auto chose [a-z0-9]* (CPU per' "$WEFTD_LOG" ||
+				fail "release weftd: no measured auto line"
+		fi
 		stop_weftd "$WEFTD_PID" || fail "stop ($bin)"
 		if [ "$bin" = "$WEFTD_REL" ]; then
 			[ "$code" = 404 ] || fail "release weftd answers the debug route: $code $(cat "$D/r")"

@@ -326,6 +326,59 @@ static void test_aead_choice(void **state)
 	sim_free(&s);
 }
 
+/* auto's rule: the fastest width where it takes at most 90% of GnuTLS's
+ * time; and what this CPU measured follows it. */
+static void test_aead_auto(void **state)
+{
+	static const struct {
+		unsigned int ns[4];
+		enum quic_aead want;
+	} c[] = {
+	    {{265, 270, 190, 138}, QUIC_AEAD_VAES512}, /* the Intel host */
+	    {{265, 270, 190, 0}, QUIC_AEAD_VAES256},   /* no AVX-512 */
+	    {{265, 250, 0, 0}, QUIC_AEAD_GNUTLS},      /* 94%: not enough */
+	    {{300, 270, 0, 0}, QUIC_AEAD_AESNI},       /* 90%: enough */
+	    {{265, 0, 0, 0}, QUIC_AEAD_GNUTLS},	       /* no AES-NI */
+	    {{100, 200, 300, 400}, QUIC_AEAD_GNUTLS},
+	    {{0, 270, 190, 0}, QUIC_AEAD_VAES256}, /* GnuTLS refused */
+	    {{0, 0, 0, 0}, QUIC_AEAD_GNUTLS},
+	    {{400, 300, 300, 0}, QUIC_AEAD_AESNI}, /* a tie: the narrower */
+	};
+	struct quic_aead_auto au, again;
+	unsigned int i;
+	int gcm;
+
+	(void)state;
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		assert_int_equal(quic_aead_pick(c[i].ns), c[i].want);
+	quic_aead_auto(&au);
+	assert_true(au.ns[0] > 0); /* GnuTLS always measured */
+	for (i = 1; i < 4; i++)	   /* each width iff the CPU runs it */
+		assert_int_equal(au.ns[i] > 0,
+				 quic_aead_resolve((enum quic_aead)(QUIC_AEAD_GNUTLS + i), &gcm) ==
+				     0);
+	if (au.sanitized) /* the widest width, not the figures of instrumented code */
+		assert_int_equal(au.pick, quic_aead_parse(quic_aead_widest()) == QUIC_AEAD_AUTO
+					      ? QUIC_AEAD_GNUTLS
+					      : quic_aead_parse(quic_aead_widest()));
+	else
+		assert_int_equal(au.pick, quic_aead_pick(au.ns));
+	assert_int_equal(quic_aead_resolve(QUIC_AEAD_AUTO, &gcm), 0);
+	assert_int_equal(gcm, au.pick == QUIC_AEAD_GNUTLS ? 0 : (int)(au.pick - QUIC_AEAD_GNUTLS));
+	quic_aead_auto(&again); /* measured once, then the same answer */
+	assert_memory_equal(&au, &again, sizeof(au));
+	assert_string_equal(quic_aead_name(au.pick), au.pick == QUIC_AEAD_GNUTLS    ? "gnutls"
+						     : au.pick == QUIC_AEAD_AESNI   ? "aesni"
+						     : au.pick == QUIC_AEAD_VAES256 ? "vaes256"
+										    : "vaes512");
+	assert_int_equal(quic_aead_parse(quic_aead_name(au.pick)), au.pick);
+	assert_string_equal(quic_aead_name((enum quic_aead)9), "?");
+	printf("# quic.aead = auto on this CPU: %s%s (gnutls %u, aesni %u, vaes256 %u, vaes512 %u "
+	       "ns)\n",
+	       quic_aead_name(au.pick), au.sanitized ? ", the widest: a sanitizer build" : "",
+	       au.ns[0], au.ns[1], au.ns[2], au.ns[3]);
+}
+
 /* quic_stream_send_ref: referenced blocks, each released exactly once. */
 static unsigned int g_ref_taken, g_ref_released;
 
@@ -815,32 +868,33 @@ static void test_truncated_and_flipped(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handshake_mutual),
-		cmocka_unit_test(test_no_handshake_stall),
-		cmocka_unit_test(test_ack_hold),
-		cmocka_unit_test(test_pin_failure),
-		cmocka_unit_test(test_bidi_echo),
-		cmocka_unit_test(test_stream_credit),
-		cmocka_unit_test(test_large_transfer),
-		cmocka_unit_test(test_aead_mix),
-		cmocka_unit_test(test_aead_choice),
-		cmocka_unit_test(test_send_ref),
-		cmocka_unit_test(test_loss_reorder),
-		cmocka_unit_test(test_many_conns),
-		cmocka_unit_test(test_limit_per_source),
-		cmocka_unit_test(test_idle_timeout),
-		cmocka_unit_test(test_keepalive),
-		cmocka_unit_test(test_peer_vanishes),
-		cmocka_unit_test(test_stateless_reset),
-		cmocka_unit_test(test_retry),
-		cmocka_unit_test(test_retry_rate),
-		cmocka_unit_test(test_version_negotiation),
-		cmocka_unit_test(test_app_close),
-		cmocka_unit_test(test_migration),
-		cmocka_unit_test(test_datagram),
-		cmocka_unit_test(test_alpn_mismatch),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_truncated_and_flipped),
+	    cmocka_unit_test(test_handshake_mutual),
+	    cmocka_unit_test(test_no_handshake_stall),
+	    cmocka_unit_test(test_ack_hold),
+	    cmocka_unit_test(test_pin_failure),
+	    cmocka_unit_test(test_bidi_echo),
+	    cmocka_unit_test(test_stream_credit),
+	    cmocka_unit_test(test_large_transfer),
+	    cmocka_unit_test(test_aead_mix),
+	    cmocka_unit_test(test_aead_choice),
+	    cmocka_unit_test(test_aead_auto),
+	    cmocka_unit_test(test_send_ref),
+	    cmocka_unit_test(test_loss_reorder),
+	    cmocka_unit_test(test_many_conns),
+	    cmocka_unit_test(test_limit_per_source),
+	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_keepalive),
+	    cmocka_unit_test(test_peer_vanishes),
+	    cmocka_unit_test(test_stateless_reset),
+	    cmocka_unit_test(test_retry),
+	    cmocka_unit_test(test_retry_rate),
+	    cmocka_unit_test(test_version_negotiation),
+	    cmocka_unit_test(test_app_close),
+	    cmocka_unit_test(test_migration),
+	    cmocka_unit_test(test_datagram),
+	    cmocka_unit_test(test_alpn_mismatch),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_truncated_and_flipped),
 	};
 
 	return cmocka_run_group_tests_name("quic_core", tests, NULL, NULL);

@@ -77,12 +77,18 @@ static int quic_ping(struct weftctl *ctx, const char *target)
 
 static void render_stats(const json_t *o)
 {
-	json_t *tot = json_object_get(o, "total"), *v;
+	json_t *tot = json_object_get(o, "total"), *au = json_object_get(o, "aead_auto_ns"), *v;
 	const char *k;
 
 	json_object_foreach(tot, k, v) printf("%-24s %lld\n", k, (long long)json_integer_value(v));
-	/* who seals 1-RTT AES-GCM packets (quic.aead) */
+	/* who seals 1-RTT AES-GCM packets (quic.aead), and what auto measured */
 	printf("%-24s %s\n", "aead", json_string_value(json_object_get(o, "aead")) ?: "-");
+	if (json_is_object(au)) {
+		printf("%-24s", "aead auto, ns/packet");
+		json_object_foreach(au, k, v)
+		    printf(" %s %lld", k, (long long)json_integer_value(v));
+		printf("\n");
+	}
 }
 
 static int quic_stats(struct weftctl *ctx)

@@ -397,6 +397,10 @@ void quic_ep_send(struct quic_ep *ep, const uint8_t *buf, size_t len, size_t gso
 /* The gcm.h width for a quic_aead choice (0: GnuTLS): 0, -EINVAL or
  * -EOPNOTSUPP (a width this CPU lacks). */
 int quic_aead_resolve(enum quic_aead a, int *gcm);
+/* auto's rule on measured figures (quic_aead_auto's ns[], 0: not run):
+ * the fastest width if it takes at most 90% of GnuTLS's time, else GnuTLS
+ * (GnuTLS unmeasured: the fastest width). */
+enum quic_aead quic_aead_pick(const unsigned int ns[4]);
 /* GnuTLS's secret function for a session whose endpoint has ep->gcm:
  * 1-RTT keys of AES-GCM on gcm.h, every other key as ngtcp2's does. */
 int quic_aead_secret_cb(gnutls_session_t session, gnutls_record_encryption_level_t level,

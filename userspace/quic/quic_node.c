@@ -528,6 +528,22 @@ int quic_node_new(struct quic_node **out, const struct quic_node_opts *opts)
 	log_info("quic",
 		 "QUIC on udp %u: %u endpoint(s), routed by connection id; 1-RTT AES-GCM on %s",
 		 qn->port, qn->nworkers, quic_ep_aead(qn->wk[0]->ep));
+	if (opts->aead == QUIC_AEAD_AUTO) {
+		struct quic_aead_auto au;
+		char fig[128];
+		size_t n = 0;
+
+		quic_aead_auto(&au);
+		fig[0] = 0;
+		for (i = 0; i < 4; i++)
+			if (au.ns[i] && n < sizeof(fig))
+				n += (size_t)snprintf(
+				    fig + n, sizeof(fig) - n, "%s%s %u ns", n ? ", " : "",
+				    quic_aead_name(QUIC_AEAD_GNUTLS + i), au.ns[i]);
+		log_info("quic", "quic.aead = auto chose %s%s (CPU per 1,420-byte seal: %s)",
+			 quic_aead_name(au.pick),
+			 au.sanitized ? ", the widest width: a sanitizer build" : "", fig);
+	}
 	*out = qn;
 	return 0;
 fail:
