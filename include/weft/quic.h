@@ -331,7 +331,7 @@ struct quic_aead_auto {
 	unsigned int ns[4];  /* gnutls, aesni, vaes256, vaes512 */
 	/* 1 in a sanitizer build: its figures are of instrumented code
 	 * (ours, not GnuTLS's), so pick is the widest width the CPU runs,
-	 * what a release build takes on the hosts measured so far */
+	 * what a release build took on the Intel host measured */
 	int sanitized;
 };
 void quic_aead_auto(struct quic_aead_auto *out);

@@ -342,19 +342,6 @@ static void qn_metrics(void *arg, FILE *out)
 		     "gnutls, aesni, vaes256, vaes512).\n# TYPE weft_quic_aead_info gauge\n"
 		     "weft_quic_aead_info{impl=\"%s\"} 1\n",
 		quic_ep_aead(qn->wk[0]->ep));
-	if (qn->o.aead == QUIC_AEAD_AUTO) {
-		struct quic_aead_auto au;
-		int a;
-
-		quic_aead_auto(&au);
-		fprintf(out, "# HELP weft_quic_aead_auto_ns CPU ns per 1,420-byte AES-128-GCM seal "
-			     "that quic.aead = auto measured at start, by candidate.\n"
-			     "# TYPE weft_quic_aead_auto_ns gauge\n");
-		for (a = 0; a < 4; a++)
-			if (au.ns[a])
-				fprintf(out, "weft_quic_aead_auto_ns{impl=\"%s\"} %u\n",
-					quic_aead_name(QUIC_AEAD_GNUTLS + a), au.ns[a]);
-	}
 	fprintf(out, "# HELP weft_quic_conns Open QUIC connections.\n"
 		     "# TYPE weft_quic_conns gauge\n");
 	for (i = 0; i < qn->nworkers; i++)
