@@ -181,7 +181,8 @@ echo "WebSocket echo round trip, $NR x 16 bytes: through the gateway p50 ${gw% *
 # The floor of any two-proxy path on this host: the same client and backend
 # through two minimal C relays (bench/bench_proxy_floor.c: TCP in, UDP over
 # the veth, TCP out; poll, no QUIC, no crypto) in the same namespaces.
-FLOOR=$TOP/${BUILD:-build}/bench/bench_proxy_floor
+case "${BUILD:-build}" in /*) FLOOR=$BUILD ;; *) FLOOR=$TOP/${BUILD:-build} ;; esac
+FLOOR=$FLOOR/bench/bench_proxy_floor # (bench/run.sh passes BUILD absolute)
 if [ -x "$FLOOR" ]; then
 	ip netns exec "$(netns_name 1)" "$FLOOR" out 7440 127.0.0.1 8092 &
 	FP1=$!
