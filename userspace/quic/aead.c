@@ -38,6 +38,23 @@ static struct quic_gcm_key *gcm_of(const void *h)
 	return (uintptr_t)h & 1u ? (struct quic_gcm_key *)((uintptr_t)h & ~(uintptr_t)1u) : NULL;
 }
 
+/* quic_aead's GnuTLS and widths in gcm.h's order: GnuTLS at 0 (where
+ * gcm.h has QUIC_GCM_NONE), each width at its enum quic_gcm_impl. */
+_Static_assert(QUIC_AEAD_AESNI - QUIC_AEAD_GNUTLS == QUIC_GCM_AESNI &&
+		   QUIC_AEAD_VAES256 - QUIC_AEAD_GNUTLS == QUIC_GCM_VAES256 &&
+		   QUIC_AEAD_VAES512 - QUIC_AEAD_GNUTLS == QUIC_GCM_VAES512,
+	       "quic_aead's widths follow enum quic_gcm_impl");
+
+static int aead_width(enum quic_aead a)
+{
+	return (int)a - QUIC_AEAD_GNUTLS;
+}
+
+static enum quic_aead width_aead(int w)
+{
+	return (enum quic_aead)(QUIC_AEAD_GNUTLS + w);
+}
+
 /* auto's measurement: a QUIC packet's worth (1,420 bytes, the AAD of a
  * short header) sealed CAL_BATCH times a round, CAL_ROUNDS rounds with
  * the candidates alternating, each one's best round in CPU time of this
@@ -78,7 +95,7 @@ enum quic_aead quic_aead_pick(const unsigned int ns[4])
 			best = i;
 	if (!best || (ns[0] && (uint64_t)ns[best] * 10 > (uint64_t)ns[0] * 9))
 		return QUIC_AEAD_GNUTLS;
-	return (enum quic_aead)(QUIC_AEAD_GNUTLS + best);
+	return width_aead((int)best);
 }
 
 static void calibrate(void)
@@ -138,9 +155,7 @@ static void calibrate(void)
 	cal.pick = quic_aead_pick(cal.ns);
 	cal.sanitized = CAL_SANITIZED;
 	if (CAL_SANITIZED)
-		cal.pick = top == QUIC_GCM_NONE
-			       ? QUIC_AEAD_GNUTLS
-			       : (enum quic_aead)(QUIC_AEAD_AESNI + (top - QUIC_GCM_AESNI));
+		cal.pick = width_aead((int)top); /* QUIC_GCM_NONE: GnuTLS */
 	if (hd)
 		gnutls_aead_cipher_deinit(hd);
 	for (i = 0; i < 4; i++)
@@ -161,9 +176,7 @@ int quic_aead_resolve(enum quic_aead a, int *gcm)
 	switch (a) {
 	case QUIC_AEAD_AUTO:
 		quic_aead_auto(&au);
-		*gcm = au.pick == QUIC_AEAD_GNUTLS
-			   ? 0
-			   : QUIC_GCM_AESNI + (int)(au.pick - QUIC_AEAD_AESNI);
+		*gcm = aead_width(au.pick);
 		return 0;
 	case QUIC_AEAD_GNUTLS:
 		*gcm = 0;
@@ -171,7 +184,7 @@ int quic_aead_resolve(enum quic_aead a, int *gcm)
 	case QUIC_AEAD_AESNI:
 	case QUIC_AEAD_VAES256:
 	case QUIC_AEAD_VAES512:
-		*gcm = QUIC_GCM_AESNI + (int)(a - QUIC_AEAD_AESNI);
+		*gcm = aead_width(a);
 		return *gcm > (int)best ? -EOPNOTSUPP : 0;
 	}
 	return -EINVAL;
@@ -186,7 +199,7 @@ enum quic_aead quic_aead_parse(const char *name)
 	/* the widths by gcm.h's names for them */
 	for (i = QUIC_GCM_AESNI; i <= QUIC_GCM_VAES512; i++)
 		if (!strcmp(name, quic_gcm_impl_name(i)))
-			return (enum quic_aead)(QUIC_AEAD_AESNI + (i - QUIC_GCM_AESNI));
+			return width_aead((int)i);
 	return QUIC_AEAD_AUTO;
 }
 
@@ -200,7 +213,7 @@ const char *quic_aead_name(enum quic_aead a)
 	case QUIC_AEAD_AESNI:
 	case QUIC_AEAD_VAES256:
 	case QUIC_AEAD_VAES512:
-		return quic_gcm_impl_name(QUIC_GCM_AESNI + (int)(a - QUIC_AEAD_AESNI));
+		return quic_gcm_impl_name((enum quic_gcm_impl)aead_width(a));
 	}
 	return "?";
 }
