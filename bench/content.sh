@@ -10,7 +10,8 @@
 # of the CPU; iperf3 (TCP, 5 s) measures it in the same run, then
 # `weftctl content get` on host 4 fetches SIZE_MB from the three providers
 # found through the DHT, and the ratio download / iperf3 is printed (goal
-# >= 0.8). RATE=none skips the shaping.
+# >= 0.8). RATE=none skips the shaping. KEEP_JOB=FILE keeps part 1's job
+# (its JSON: providers, depths, answer times, first_chunk_ms) in FILE.
 #
 # Part 2, against BitTorrent (issue 17: goal >= 1.5x). Same work: the same
 # file (SIZE_MB of random bytes, one copy on disk per seed), the same three
@@ -74,6 +75,7 @@ ID=$(json_get items 0 id <"$D/add1")
 npeers() { ctl "$1" --json dht get-peers "${ID:0:40}" | "$PYTHON" -c "import json,sys; print(len(json.load(sys.stdin)[\"peers\"]))"; }
 wait_for '[ "$(npeers 4)" -ge 3 ] && [ "$(npeers 5)" -ge 3 ]' 200 || fail "providers not announced"
 ctl 4 --json content get "$ID" >"$D/job" || fail "download: $(cat "$D/job")"
+[ -n "${KEEP_JOB:-}" ] && cp "$D/job" "$KEEP_JOB"
 # Context: one QUIC connection's bulk rate between the same hosts (the
 # transport's ceiling on this machine, same run).
 K1=$(ctl 1 --json status | json_get node_key)
@@ -160,8 +162,9 @@ j = json.load(open(jobf)); iperf = int(iperf)
 bps = j["bytes"] * 8 * 1000 / max(j["elapsed_ms"], 1)
 prov = ", ".join("%s %d chunks" % (p["addr"], p["chunks"]) for p in j["providers"])
 print("link %s: iperf3 TCP %.0f Mbit/s" % (rate, iperf / 1e6))
-print("swarm download %d MiB from %d providers (%s): %.1f s, %.0f Mbit/s" %
-      (j["bytes"] >> 20, len(j["providers"]), prov, j["elapsed_ms"] / 1000, bps / 1e6))
+print("swarm download %d MiB from %d providers (%s): %.1f s, %.0f Mbit/s; first chunk at %d ms" %
+      (j["bytes"] >> 20, len(j["providers"]), prov, j["elapsed_ms"] / 1000, bps / 1e6,
+       j.get("first_chunk_ms", -1)))
 print("ratio download / iperf3: %.2f (goal >= 0.80)" % (bps / iperf))
 j5 = json.load(open(job5f))
 ok5 = j5.get("state") == "done" and j5["have"] == j5["nchunks"]

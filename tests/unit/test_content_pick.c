@@ -269,18 +269,43 @@ static void test_fetch_wait(void **state)
 	assert_int_equal(cn_fetch_wait_ms(0, 1000, 1000, 1000), 1);
 }
 
+/* An idle provider's refresh gap: CN_INFO_FAST_MS after a refresh that
+ * showed something new (and at first), doubling while refreshes show
+ * nothing, never past CN_INFO_REFRESH_MS (the round every partial
+ * provider gets anyway). */
+static void test_refresh_gap(void **state)
+{
+	unsigned int g = 0, n = 0;
+
+	(void)state;
+	assert_int_equal(cn_refresh_gap(0, 0), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(0, 7), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, 0), 2 * CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 3), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 0), CN_INFO_REFRESH_MS);
+	/* fruitless refreshes: the gap reaches the slow round in a few steps
+	 * and stays there */
+	do {
+		unsigned int next = cn_refresh_gap(g, 0);
+
+		assert_true(next >= g && next <= CN_INFO_REFRESH_MS);
+		g = next;
+		n++;
+	} while (g < CN_INFO_REFRESH_MS && n < 100);
+	assert_int_equal(g, CN_INFO_REFRESH_MS);
+	assert_true(n <= 8);
+	assert_int_equal(cn_refresh_gap(g, 0), CN_INFO_REFRESH_MS);
+	assert_int_equal(cn_refresh_gap(g, 1), CN_INFO_FAST_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rarest_first),
-	    cmocka_unit_test(test_random_ties),
-	    cmocka_unit_test(test_skips_and_stop),
-	    cmocka_unit_test(test_high_ranks),
-	    cmocka_unit_test(test_depth),
-	    cmocka_unit_test(test_expired),
-	    cmocka_unit_test(test_coarse_stamp),
-	    cmocka_unit_test(test_fetch_wait),
-	    cmocka_unit_test(test_relookup),
+	    cmocka_unit_test(test_rarest_first),   cmocka_unit_test(test_random_ties),
+	    cmocka_unit_test(test_skips_and_stop), cmocka_unit_test(test_high_ranks),
+	    cmocka_unit_test(test_depth),	   cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_coarse_stamp),   cmocka_unit_test(test_fetch_wait),
+	    cmocka_unit_test(test_relookup),	   cmocka_unit_test(test_refresh_gap),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);

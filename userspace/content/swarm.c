@@ -134,6 +134,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 		j->peers[i].pex = 0;
 		j->peers[i].info = 0;
 		j->peers[i].refresh = 0;
+		j->peers[i].refresh_gap = 0;
 		j->peers[i].partial = 0;
 		j->peers[i].nf_n = 0;
 	}
@@ -185,6 +186,8 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	struct cn_peer *p = &j->peers[r->peer];
 	const uint8_t *ans = r->a.buf;
 	struct cn_info in;
+	uint8_t *old;
+	uint64_t gained = 0;
 	int rc;
 
 	p->refresh = 0;
@@ -241,9 +244,10 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 bits:
 	cn_avail_account(j, p, -1);
-	free(p->bits);
+	old = p->bits;
 	p->bits = malloc(in.n);
 	if (!p->bits) { /* done_chunk checks for NULL */
+		free(old);
 		p->info = 3;
 		return;
 	}
@@ -251,7 +255,12 @@ bits:
 	for (uint64_t i = 0; i < in.n; i++) {
 		p->bits[i] = (in.bits[i / 8] >> (i % 8)) & 1;
 		p->partial |= !p->bits[i];
+		/* a refresh's news: chunks it shows now that we lack */
+		gained += p->bits[i] && old && !old[i] && j->have && !j->have[i];
 	}
+	if (old) /* a refresh (HAVE, or INFO with an older node) */
+		p->refresh_gap = cn_refresh_gap(p->refresh_gap, gained);
+	free(old);
 	p->seed |= !p->partial;
 	p->info = 2;
 	if (p->state == P_UP)
@@ -638,6 +647,7 @@ static void schedule(struct cn_job *j)
 		j->cursor++;
 	pick_chunks(j, t);
 	endgame(j, t);
+	cn_refresh_idle(j, t); /* idle after the pick: asked again sooner */
 }
 
 static int usable_peers(struct cn_job *j)
@@ -686,9 +696,12 @@ static unsigned int fetch_wait_ms(const struct cn_job *j, uint64_t t)
 
 	for (unsigned int i = 0; i < j->npeers; i++) {
 		const struct cn_peer *p = &j->peers[i];
+		uint64_t due = cn_idle_refresh_at(j, p, t);
 
 		if (p->state == P_UP && p->backoff_until > t && (!b || p->backoff_until < b))
 			b = p->backoff_until;
+		if (due > t && (!b || due < b))
+			b = due; /* an idle provider's refresh */
 	}
 	return cn_fetch_wait_ms(j->lk || !j->opened, j->npend ? j->pend_since + CN_COMMIT_MS : 0,
 				b, t);

@@ -308,3 +308,33 @@ void cn_poll_lookup(struct cn_job *j)
 			 found[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
 						       : sizeof(struct sockaddr_in6));
 }
+
+unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained)
+{
+	if (gained || gap < CN_INFO_FAST_MS)
+		return CN_INFO_FAST_MS;
+	return gap >= CN_INFO_REFRESH_MS / 2 ? CN_INFO_REFRESH_MS : gap * 2;
+}
+
+/* When p, partial and idle (nothing of it in flight though the job has
+ * room for more: it showed nothing we still lack), is to be asked for its
+ * bitmap again: 0 if it is not idle (the CN_INFO_REFRESH_MS round asks). */
+uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uint64_t t)
+{
+	if (p->state != P_UP || p->info != 2 || !p->partial || p->refresh || p->inflight ||
+	    p->backoff_until > t || j->inflight >= j->cn->max_parallel)
+		return 0;
+	return p->info_at + (p->refresh_gap ? p->refresh_gap : CN_INFO_FAST_MS);
+}
+
+/* Ask every idle partial provider whose refresh is due (after a pick). */
+void cn_refresh_idle(struct cn_job *j, uint64_t t)
+{
+	for (unsigned int k = 0; k < j->npeers; k++) {
+		struct cn_peer *p = &j->peers[k];
+		uint64_t due = cn_idle_refresh_at(j, p, t);
+
+		if (due && due <= t && cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0)
+			p->refresh = 1;
+	}
+}
