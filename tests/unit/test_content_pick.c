@@ -269,10 +269,10 @@ static void test_fetch_wait(void **state)
 	assert_int_equal(cn_fetch_wait_ms(0, 1000, 1000, 1000), 1);
 }
 
-/* An idle provider's refresh gap: CN_INFO_FAST_MS after a refresh that
- * showed something new (and at first), doubling while refreshes show
- * nothing, never past CN_INFO_REFRESH_MS (the round every partial
- * provider gets anyway). */
+/* An idle provider's refresh gap: CN_INFO_FAST_MS at first and after a
+ * refresh that showed at least CN_INFO_FAST_GAIN chunks we lack (a
+ * super-seed's next offers), doubling after one that showed fewer, never
+ * past CN_INFO_REFRESH_MS (the round every partial provider gets anyway). */
 static void test_refresh_gap(void **state)
 {
 	unsigned int g = 0, n = 0;
@@ -281,12 +281,15 @@ static void test_refresh_gap(void **state)
 	assert_int_equal(cn_refresh_gap(0, 0), CN_INFO_FAST_MS);
 	assert_int_equal(cn_refresh_gap(0, 7), CN_INFO_FAST_MS);
 	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, 0), 2 * CN_INFO_FAST_MS);
-	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 3), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, CN_INFO_FAST_GAIN - 1),
+			 2 * CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, CN_INFO_FAST_GAIN), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 32), CN_INFO_FAST_MS);
 	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 0), CN_INFO_REFRESH_MS);
-	/* fruitless refreshes: the gap reaches the slow round in a few steps
-	 * and stays there */
+	/* refreshes that show little: the gap reaches the slow round in a few
+	 * steps and stays there */
 	do {
-		unsigned int next = cn_refresh_gap(g, 0);
+		unsigned int next = cn_refresh_gap(g, n % CN_INFO_FAST_GAIN);
 
 		assert_true(next >= g && next <= CN_INFO_REFRESH_MS);
 		g = next;
@@ -294,8 +297,8 @@ static void test_refresh_gap(void **state)
 	} while (g < CN_INFO_REFRESH_MS && n < 100);
 	assert_int_equal(g, CN_INFO_REFRESH_MS);
 	assert_true(n <= 8);
-	assert_int_equal(cn_refresh_gap(g, 0), CN_INFO_REFRESH_MS);
-	assert_int_equal(cn_refresh_gap(g, 1), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(g, 1), CN_INFO_REFRESH_MS);
+	assert_int_equal(cn_refresh_gap(g, CN_INFO_FAST_GAIN), CN_INFO_FAST_MS);
 }
 
 int main(void)

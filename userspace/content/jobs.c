@@ -223,6 +223,9 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "endgame_cancelled",
 				    json_integer((json_int_t)j->endgame_cancelled));
 		json_object_set_new(o, "pex_found", json_integer((json_int_t)j->pex_found));
+		json_object_set_new(o, "refreshes", json_integer((json_int_t)j->refreshes));
+		json_object_set_new(o, "refreshes_idle",
+				    json_integer((json_int_t)j->refreshes_idle));
 		/* how the job started: DHT lookups made, and ms from its
 		 * start to its first provider and its first chunk (-1: none
 		 * yet) */

@@ -311,14 +311,14 @@ void cn_poll_lookup(struct cn_job *j)
 
 unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained)
 {
-	if (gained || gap < CN_INFO_FAST_MS)
+	if (gained >= CN_INFO_FAST_GAIN || gap < CN_INFO_FAST_MS)
 		return CN_INFO_FAST_MS;
 	return gap >= CN_INFO_REFRESH_MS / 2 ? CN_INFO_REFRESH_MS : gap * 2;
 }
 
 /* When p, partial and idle (nothing of it in flight though the job has
  * room for more: it showed nothing we still lack), is to be asked for its
- * bitmap again: 0 if it is not idle (the CN_INFO_REFRESH_MS round asks). */
+ * bitmap again: 0 if not (the CN_INFO_REFRESH_MS round asks). */
 uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uint64_t t)
 {
 	if (p->state != P_UP || p->info != 2 || !p->partial || p->refresh || p->inflight ||
@@ -334,7 +334,11 @@ void cn_refresh_idle(struct cn_job *j, uint64_t t)
 		struct cn_peer *p = &j->peers[k];
 		uint64_t due = cn_idle_refresh_at(j, p, t);
 
-		if (due && due <= t && cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0)
+		if (due && due <= t &&
+		    cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0) {
 			p->refresh = 1;
+			j->refreshes++;
+			j->refreshes_idle++;
+		}
 	}
 }

@@ -455,6 +455,7 @@ def run_distribute(lab, a, rng):
         def poll(i):
             return safe(lambda: kept.get(lab.sock(i), "/v1/content/jobs/%d" % jobs[i]))
         failed = {}
+        last = {}  # each node's job as last polled: its counters summed below
         while len(done) + len(failed) < len(others) and time.time() < deadline:
             waiting = [i for i in others if i not in done and i not in failed]
             now = time.time() - t0
@@ -464,6 +465,7 @@ def run_distribute(lab, a, rng):
                 if not j:
                     continue
                 prog[str(i)].append([round(now, 3), j.get("done_bytes", 0)])
+                last[i] = j
                 # a failed job is finished too ("done": true): state first
                 if j.get("state") == "failed":
                     failed[i] = j.get("error")
@@ -493,6 +495,10 @@ def run_distribute(lab, a, rng):
     # when each node was asked (s after t0): the asks go one after the other
     res["posted_s"] = {str(i): round(tpost[i], 3) for i in others}
     res["host_stall"] = stall
+    # the downloaders' job counters, summed (docs/CONTENT.md "Swarm download")
+    res["jobs_sum"] = {k: sum(int(j.get(k, 0) or 0) for j in last.values())
+                       for k in ("retries", "endgame", "endgame_cancelled", "wasted_bytes",
+                                 "pex_found", "lookups", "refreshes", "refreshes_idle")}
     res.update({"progress": prog, "samples": smp.samples, "host_cpu": cpu,
                 "resources": summary_resources(smp.samples)})
     res["tool_cpu_s"] = nodes_cpu_s(smp.samples)
