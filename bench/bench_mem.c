@@ -43,7 +43,8 @@
  * meets a "<=" goal).
  *
  * Usage: bench_mem [N_CONNS [N_ITEMS [IDLE_S]]]  (defaults 1000, 1000, 10;
- *   WEFTD=path overrides the weftd next to build/bench/).
+ *   WEFTD=path overrides the weftd next to build/bench/; AEAD=name sets
+ *   (c)'s 1-RTT AEAD by quic.aead's names, default auto as in weftd).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -254,6 +255,9 @@ static int side_new(struct side *s, const struct identity *id, int server)
 	o.max_conns_per_addr = 8192;
 	o.idle_timeout_ms = 600000; /* idle for the whole run */
 	o.retry_mode = QUIC_RETRY_NEVER;
+	/* AEAD=name (quic.aead's names): the 1-RTT AEAD; default auto, as weftd */
+	if (getenv("AEAD"))
+		o.aead = quic_aead_parse(getenv("AEAD"));
 	o.send = side_send;
 	o.send_arg = s;
 	o.cb.on_conn = side_on_conn;
