@@ -9,14 +9,22 @@
  * Every other key (Initial, Handshake, other suites, other versions) and
  * header protection go through ngtcp2's own functions, unchanged.
  *
- * A context is ours when its handle's low bit is set: gcm.h's keys are
- * 64-byte aligned, GnuTLS's handles are heap pointers (bit 0 clear), so
- * the callbacks tell them apart without a table, per packet, and every
- * handle reaches the right free.
+ * A context is ours when one of its handle's two low bits is set: bit 0
+ * on a gcm.h key (64-byte aligned), bit 1 on a next-phase key (struct
+ * aead_next, malloc's 16-byte alignment); GnuTLS's handles are heap
+ * pointers (both clear). So the callbacks tell them apart without a
+ * table, per packet, and every handle reaches the right free.
+ *
+ * The next-phase keys ngtcp2 derives ahead (RFC 9001 6; used only after
+ * a key update, which most connections never see) are kept as their AES
+ * key until first used, and expanded (round keys, H's powers: 1,832
+ * bytes) then: an idle connection holds two gcm.h keys, not four.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,14 +36,75 @@
 #include "quic/gcm.h"
 #include "quic/quic_int.h"
 
-static void *gcm_handle(struct quic_gcm_key *k)
+#define TAG_KEY 1u
+#define TAG_NEXT 2u
+#define TAG_MASK 3u
+
+/* A next-phase key: the AES key until its first use, then the gcm.h key. */
+struct aead_next {
+	struct quic_gcm_key *k;
+	uint8_t key[32];
+	uint8_t keylen, impl;
+};
+
+static _Atomic uint64_t keys_made; /* quic_aead_keys_made */
+
+uint64_t quic_aead_keys_made(void)
 {
-	return (void *)((uintptr_t)k | 1u);
+	return atomic_load(&keys_made);
 }
 
-static struct quic_gcm_key *gcm_of(const void *h)
+static void *gcm_handle(struct quic_gcm_key *k)
 {
-	return (uintptr_t)h & 1u ? (struct quic_gcm_key *)((uintptr_t)h & ~(uintptr_t)1u) : NULL;
+	return (void *)((uintptr_t)k | TAG_KEY);
+}
+
+/* The gcm.h key behind handle h, *ours set when it is weft's: NULL with
+ * *ours clear for GnuTLS's; a next-phase key is expanded on its first use
+ * (NULL with *ours set if that fails: tried again on the next packet). */
+static struct quic_gcm_key *gcm_of(const void *h, int *ours)
+{
+	uintptr_t v = (uintptr_t)h;
+	struct aead_next *n;
+	struct quic_gcm_key *k;
+
+	*ours = (v & TAG_MASK) != 0;
+	if (v & TAG_KEY)
+		return (struct quic_gcm_key *)(v & ~(uintptr_t)TAG_MASK);
+	if (!(v & TAG_NEXT))
+		return NULL;
+	n = (struct aead_next *)(v & ~(uintptr_t)TAG_MASK);
+	if (!n->k && quic_gcm_key_new(&k, n->key, n->keylen, (enum quic_gcm_impl)n->impl) == 0) {
+		n->k = k;
+		explicit_bzero(n->key, sizeof(n->key));
+		atomic_fetch_add(&keys_made, 1);
+	}
+	return n->k;
+}
+
+/* Frees a next-phase handle (NULL: a no-op), its key wiped. */
+static void next_free(void *h)
+{
+	struct aead_next *n = (struct aead_next *)((uintptr_t)h & ~(uintptr_t)TAG_MASK);
+
+	if (!n)
+		return;
+	quic_gcm_key_free(n->k);
+	explicit_bzero(n, sizeof(*n));
+	free(n);
+}
+
+/* A next-phase handle for an AES key of keylen bytes (at most 32). */
+static void *next_new(const uint8_t *key, size_t keylen, int impl)
+{
+	struct aead_next *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	memcpy(n->key, key, keylen);
+	n->keylen = (uint8_t)keylen;
+	n->impl = (uint8_t)impl;
+	return (void *)((uintptr_t)n | TAG_NEXT);
 }
 
 /* quic_aead's GnuTLS and widths in gcm.h's order: GnuTLS at 0 (where
@@ -251,32 +320,25 @@ static const ngtcp2_crypto_ctx *gcm_ctx(ngtcp2_conn *conn, gnutls_session_t tls)
 	return ctx;
 }
 
-/* A gcm.h key and IV from a traffic secret; hp_key too when not NULL. */
-static int derive(const ngtcp2_crypto_ctx *ctx, int impl, const uint8_t *secret, size_t secretlen,
-		  struct quic_gcm_key **k, uint8_t *iv, uint8_t *hp_key)
+/* A packet protection key (32 bytes of room, keylen used) and IV from a
+ * traffic secret; hp_key too when not NULL. 0 or -EINVAL / -EPROTO. */
+static int derive(const ngtcp2_crypto_ctx *ctx, const uint8_t *secret, size_t secretlen,
+		  uint8_t *key, uint8_t *iv, uint8_t *hp_key)
 {
 	static const uint8_t key_label[] = "quic key", iv_label[] = "quic iv",
 			     hp_label[] = "quic hp";
 	size_t keylen = ngtcp2_crypto_aead_keylen(&ctx->aead);
-	uint8_t key[32];
-	int rc;
 
-	*k = NULL;
-	if (keylen > sizeof(key))
+	if (keylen > 32)
 		return -EINVAL;
 	if (ngtcp2_crypto_hkdf_expand_label(key, keylen, &ctx->md, secret, secretlen, key_label,
 					    sizeof(key_label) - 1) ||
 	    ngtcp2_crypto_hkdf_expand_label(iv, QUIC_GCM_NONCE_LEN, &ctx->md, secret, secretlen,
 					    iv_label, sizeof(iv_label) - 1) ||
 	    (hp_key && ngtcp2_crypto_hkdf_expand_label(hp_key, keylen, &ctx->md, secret, secretlen,
-						       hp_label, sizeof(hp_label) - 1))) {
-		rc = -EPROTO;
-		goto out;
-	}
-	rc = quic_gcm_key_new(k, key, keylen, (enum quic_gcm_impl)impl);
-out:
-	explicit_bzero(key, sizeof(key));
-	return rc;
+						       hp_label, sizeof(hp_label) - 1)))
+		return -EPROTO;
+	return 0;
 }
 
 /* Install one direction's 1-RTT keys on gcm.h: 0, or -1 (GnuTLS's failure). */
@@ -286,14 +348,17 @@ static int install(struct quic_conn *c, const ngtcp2_crypto_ctx *ctx, int rx, co
 	size_t keylen = ngtcp2_crypto_aead_keylen(&ctx->aead);
 	ngtcp2_crypto_aead_ctx aead_ctx = {0};
 	ngtcp2_crypto_cipher_ctx hp_ctx = {0};
-	uint8_t iv[QUIC_GCM_NONCE_LEN], hp_key[32];
+	uint8_t iv[QUIC_GCM_NONCE_LEN], hp_key[32], key[32];
 	gnutls_datum_t hd = {hp_key, (unsigned int)keylen};
 	gnutls_cipher_hd_t hp = NULL;
 	struct quic_gcm_key *k = NULL;
 	int rv = -1;
 
-	if (derive(ctx, c->ep->gcm, secret, secretlen, &k, iv, hp_key))
+	if (derive(ctx, secret, secretlen, key, iv, hp_key) ||
+	    quic_gcm_key_new(&k, key, keylen, (enum quic_gcm_impl)c->ep->gcm)) {
+		k = NULL;
 		goto out;
+	}
 	/* Header protection: GnuTLS, as ngtcp2's hp_mask callback expects. */
 	if (gnutls_cipher_init(&hp, (gnutls_cipher_algorithm_t)(intptr_t)ctx->hp.native_handle, &hd,
 			       NULL) < 0) {
@@ -302,6 +367,7 @@ static int install(struct quic_conn *c, const ngtcp2_crypto_ctx *ctx, int rx, co
 	}
 	aead_ctx.native_handle = gcm_handle(k);
 	hp_ctx.native_handle = hp;
+	atomic_fetch_add(&keys_made, 1);
 	if ((rx ? ngtcp2_conn_install_rx_key : ngtcp2_conn_install_tx_key)(
 		c->conn, secret, secretlen, &aead_ctx, iv, sizeof(iv), &hp_ctx))
 		goto out;
@@ -312,6 +378,7 @@ out:
 	quic_gcm_key_free(k);
 	if (hp)
 		gnutls_cipher_deinit(hp);
+	explicit_bzero(key, sizeof(key));
 	explicit_bzero(hp_key, sizeof(hp_key));
 	explicit_bzero(iv, sizeof(iv));
 	return rv;
@@ -349,12 +416,13 @@ int quic_aead_encrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
 			 size_t plaintextlen, const uint8_t *nonce, size_t noncelen,
 			 const uint8_t *aad, size_t aadlen)
 {
-	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle);
+	int ours;
+	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle, &ours);
 
-	if (!k)
+	if (!ours)
 		return ngtcp2_crypto_encrypt_cb(dest, aead, aead_ctx, plaintext, plaintextlen,
 						nonce, noncelen, aad, aadlen);
-	if (noncelen != QUIC_GCM_NONCE_LEN)
+	if (!k || noncelen != QUIC_GCM_NONCE_LEN)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	quic_gcm_seal(k, dest, nonce, aad, aadlen, plaintext, plaintextlen);
 	return 0;
@@ -365,12 +433,13 @@ int quic_aead_decrypt_cb(uint8_t *dest, const ngtcp2_crypto_aead *aead,
 			 size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
 			 const uint8_t *aad, size_t aadlen)
 {
-	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle);
+	int ours;
+	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle, &ours);
 
-	if (!k)
+	if (!ours)
 		return ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen,
 						nonce, noncelen, aad, aadlen);
-	if (noncelen != QUIC_GCM_NONCE_LEN ||
+	if (!k || noncelen != QUIC_GCM_NONCE_LEN ||
 	    quic_gcm_open(k, dest, nonce, aad, aadlen, ciphertext, ciphertextlen))
 		return NGTCP2_ERR_DECRYPT;
 	return 0;
@@ -385,7 +454,10 @@ int quic_aead_update_key_cb(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_s
 	static const uint8_t ku_label[] = "quic ku";
 	struct quic_conn *c = user_data;
 	const ngtcp2_crypto_ctx *ctx = c->ep->gcm ? gcm_ctx(conn, c->tls) : NULL;
-	struct quic_gcm_key *rk = NULL, *tk = NULL;
+	size_t keylen = ctx ? ngtcp2_crypto_aead_keylen(&ctx->aead) : 0;
+	uint8_t rkey[32], tkey[32];
+	void *rn = NULL, *tn = NULL;
+	int rv = NGTCP2_ERR_CALLBACK_FAILURE;
 
 	if (!ctx) {
 		if (ngtcp2_crypto_update_key_cb(conn, rx_secret, tx_secret, rx_aead_ctx, rx_iv,
@@ -401,26 +473,38 @@ int quic_aead_update_key_cb(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_s
 					    secretlen, ku_label, sizeof(ku_label) - 1) ||
 	    ngtcp2_crypto_hkdf_expand_label(tx_secret, secretlen, &ctx->md, current_tx_secret,
 					    secretlen, ku_label, sizeof(ku_label) - 1) ||
-	    derive(ctx, c->ep->gcm, rx_secret, secretlen, &rk, rx_iv, NULL) ||
-	    derive(ctx, c->ep->gcm, tx_secret, secretlen, &tk, tx_iv, NULL)) {
-		quic_gcm_key_free(rk);
-		quic_gcm_key_free(tk);
-		return NGTCP2_ERR_CALLBACK_FAILURE;
+	    derive(ctx, rx_secret, secretlen, rkey, rx_iv, NULL) ||
+	    derive(ctx, tx_secret, secretlen, tkey, tx_iv, NULL))
+		goto out;
+	/* expanded when first used (most connections never update keys) */
+	rn = next_new(rkey, keylen, c->ep->gcm);
+	tn = next_new(tkey, keylen, c->ep->gcm);
+	if (!rn || !tn) {
+		next_free(rn);
+		next_free(tn);
+		goto out;
 	}
-	rx_aead_ctx->native_handle = gcm_handle(rk);
-	tx_aead_ctx->native_handle = gcm_handle(tk);
+	rx_aead_ctx->native_handle = rn;
+	tx_aead_ctx->native_handle = tn;
 	c->ep->st.next_keys++;
-	return 0;
+	rv = 0;
+out:
+	explicit_bzero(rkey, sizeof(rkey));
+	explicit_bzero(tkey, sizeof(tkey));
+	return rv;
 }
 
 void quic_aead_delete_cb(ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *user_data)
 {
-	struct quic_gcm_key *k = gcm_of(aead_ctx->native_handle);
+	uintptr_t v = (uintptr_t)aead_ctx->native_handle;
 
-	if (!k) {
+	if (!(v & TAG_MASK)) {
 		ngtcp2_crypto_delete_crypto_aead_ctx_cb(conn, aead_ctx, user_data);
 		return;
 	}
-	quic_gcm_key_free(k);
+	if (v & TAG_KEY)
+		quic_gcm_key_free((struct quic_gcm_key *)(v & ~(uintptr_t)TAG_MASK));
+	else
+		next_free(aead_ctx->native_handle);
 	aead_ctx->native_handle = NULL;
 }

@@ -420,6 +420,10 @@ int quic_aead_update_key_cb(ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_s
 			    const uint8_t *current_rx_secret, const uint8_t *current_tx_secret,
 			    size_t secretlen, void *user_data);
 void quic_aead_delete_cb(ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *user_data);
+/* gcm.h keys made for 1-RTT packets in this process so far: each
+ * direction's at install, a next-phase key at its first use (not when
+ * ngtcp2 derives it ahead). For tests. */
+uint64_t quic_aead_keys_made(void);
 
 /* conn.c: one connection (the endpoint's part). */
 int quic_conn_new(struct quic_conn **out, struct quic_ep *ep, int server,
