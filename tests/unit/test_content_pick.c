@@ -304,11 +304,16 @@ static void test_refresh_gap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rarest_first),   cmocka_unit_test(test_random_ties),
-	    cmocka_unit_test(test_skips_and_stop), cmocka_unit_test(test_high_ranks),
-	    cmocka_unit_test(test_depth),	   cmocka_unit_test(test_expired),
-	    cmocka_unit_test(test_coarse_stamp),   cmocka_unit_test(test_fetch_wait),
-	    cmocka_unit_test(test_relookup),	   cmocka_unit_test(test_refresh_gap),
+	    cmocka_unit_test(test_rarest_first),
+	    cmocka_unit_test(test_random_ties),
+	    cmocka_unit_test(test_skips_and_stop),
+	    cmocka_unit_test(test_high_ranks),
+	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_coarse_stamp),
+	    cmocka_unit_test(test_fetch_wait),
+	    cmocka_unit_test(test_relookup),
+	    cmocka_unit_test(test_refresh_gap),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);

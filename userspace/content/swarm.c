@@ -629,11 +629,8 @@ static void schedule(struct cn_job *j)
 		if (p->state == P_UP && p->info == 0 && cn_req_open(j, (int)k, K_INFO, 0) == 0)
 			p->info = 1;
 		else if (p->state == P_UP && p->info == 2 && p->partial && !p->refresh &&
-			 t - p->info_at >= CN_INFO_REFRESH_MS &&
-			 cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0) {
-			p->refresh = 1;
-			j->refreshes++;
-		}
+			 t - p->info_at >= CN_INFO_REFRESH_MS)
+			cn_refresh_ask(j, k, 0);
 		if (p->state == P_UP && p->info == 2 && p->pex != 1 && p->pex != 3 &&
 		    (!p->pex || t - p->pex_at >= CN_PEX_MS) && cn_pex_room(j) &&
 		    cn_req_open(j, (int)k, K_PEERS, 0) == 0)

@@ -85,6 +85,10 @@ struct cn_peer;
  * those due at t (swarm_peers.c). */
 uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uint64_t t);
 void cn_refresh_idle(struct cn_job *j, uint64_t t);
+/* Ask provider k for its bitmap again (HAVE; INFO with an older node),
+ * counted (idle: one of cn_refresh_idle's). 1 if asked, 0 if no request
+ * slot was free (asked on a later pass). */
+int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle);
 /* A provider that answered NOT_FOUND to INFO is asked again 1, 2, 4, 8,
  * 8... s later, at most CN_NOTFOUND_ASKS times per item: found through
  * the DHT as another downloader, it had not started its own download yet

@@ -327,18 +327,25 @@ uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uin
 	return p->info_at + (p->refresh_gap ? p->refresh_gap : CN_INFO_FAST_MS);
 }
 
+int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle)
+{
+	struct cn_peer *p = &j->peers[k];
+
+	if (cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0))
+		return 0;
+	p->refresh = 1;
+	j->refreshes++;
+	j->refreshes_idle += idle != 0;
+	return 1;
+}
+
 /* Ask every idle partial provider whose refresh is due (after a pick). */
 void cn_refresh_idle(struct cn_job *j, uint64_t t)
 {
 	for (unsigned int k = 0; k < j->npeers; k++) {
-		struct cn_peer *p = &j->peers[k];
-		uint64_t due = cn_idle_refresh_at(j, p, t);
+		uint64_t due = cn_idle_refresh_at(j, &j->peers[k], t);
 
-		if (due && due <= t &&
-		    cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0) == 0) {
-			p->refresh = 1;
-			j->refreshes++;
-			j->refreshes_idle++;
-		}
+		if (due && due <= t)
+			cn_refresh_ask(j, k, 1);
 	}
 }
