@@ -43,6 +43,9 @@ struct content_node;
 #define CONTENT_OP_MANIFEST 0x03 /* share id(20) -> signed manifest */
 #define CONTENT_OP_HAVE 0x04	 /* id(32) -> size, have-bitmap (INFO without CVs) */
 #define CONTENT_OP_PEERS 0x05	 /* id(32) -> other nodes fetching or holding id */
+/* HAVE, telling what the asker holds of what we showed it: id(32)
+ * first(u32 BE) mask(u32 BE) -> HAVE's answer */
+#define CONTENT_OP_HAVE_HELD 0x06
 /* Wire: response status (first byte of the answer). */
 #define CONTENT_ST_OK 0
 #define CONTENT_ST_NOT_FOUND 1

@@ -6,7 +6,9 @@
  * to its bound, holds in the band, halves once per round on slow ones,
  * never below 1; when a request in flight is given up
  * (cn_req_expired); when providers are looked up again
- * (cn_relookup_ms); and how long the fetch loop sleeps (cn_fetch_wait_ms). */
+ * (cn_relookup_ms); and how long the fetch loop sleeps (cn_fetch_wait_ms);
+ * which of a super-seed's shown offers a refresh says we hold
+ * (cn_held_mask). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -301,6 +303,34 @@ static void test_refresh_gap(void **state)
 	assert_int_equal(cn_refresh_gap(g, CN_INFO_FAST_GAIN), CN_INFO_FAST_MS);
 }
 
+/* What HAVE_HELD tells a provider: of the chunks it showed (its offers),
+ * those we now hold, from the lowest, in a 32-chunk window; none, nothing. */
+static void test_held_mask(void **state)
+{
+	uint8_t held[200] = {0};
+	uint32_t shown[] = {150, 7, 9, 40, 38, 100}, first, mask;
+
+	(void)state;
+	assert_int_equal(cn_held_mask(shown, 6, held, &first, &mask), 0);
+	assert_int_equal(mask, 0);
+	assert_int_equal(cn_held_mask(shown, 6, NULL, &first, &mask), 0);
+	assert_int_equal(cn_held_mask(shown, 0, held, &first, &mask), 0);
+	held[150] = 1;
+	assert_int_equal(cn_held_mask(shown, 6, held, &first, &mask), 1);
+	assert_int_equal(first, 150);
+	assert_int_equal(mask, 1);
+	held[9] = held[38] = held[40] = held[100] = 1; /* 7 not held */
+	assert_int_equal(cn_held_mask(shown, 6, held, &first, &mask), 3);
+	assert_int_equal(first, 9);
+	assert_int_equal(mask, 1u << 0 | 1u << 29 | 1u << 31); /* 9, 38, 40; 100, 150 later */
+	/* a chunk shown twice is told once */
+	uint32_t twice[] = {5, 5, 6};
+	held[5] = held[6] = 1;
+	assert_int_equal(cn_held_mask(twice, 3, held, &first, &mask), 2);
+	assert_int_equal(first, 5);
+	assert_int_equal(mask, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,6 +344,7 @@ int main(void)
 	    cmocka_unit_test(test_fetch_wait),
 	    cmocka_unit_test(test_relookup),
 	    cmocka_unit_test(test_refresh_gap),
+	    cmocka_unit_test(test_held_mask),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);

@@ -260,6 +260,23 @@ static void test_have_peers(void **state)
 	assert_memory_equal(buf, want, 33);
 	assert_int_equal(cn_req_decode(&q, want, 33), 0);
 	assert_int_equal(q.op, CONTENT_OP_PEERS);
+	/* HAVE_HELD: holds chunks 0x102, 0x103 and 0x112 (first 0x102, mask
+	 * bits 0, 1 and 16) */
+	q.op = CONTENT_OP_HAVE_HELD;
+	q.held_first = 0x102;
+	q.held_mask = 0x00010003;
+	assert_int_equal(cn_req_encode(&q, buf), 41);
+	unhex(want, 41, "06" ABC_ID "00000102" "00010003");
+	assert_memory_equal(buf, want, 41);
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(cn_req_decode(&q, want, 41), 0);
+	assert_int_equal(q.op, CONTENT_OP_HAVE_HELD);
+	assert_int_equal(q.held_first, 0x102);
+	assert_int_equal(q.held_mask, 0x00010003);
+	assert_memory_equal(q.id, id, 32);
+	assert_int_equal(cn_req_decode(&q, want, 33), -EPROTO); /* HAVE's length */
+	assert_int_equal(cn_req_len(0x06), 41);
+	assert_int_equal(cn_req_len(0x07), 0);
 
 	/* have answer: size 3, one chunk, held */
 	unhex(have, sizeof(have),

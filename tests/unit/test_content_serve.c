@@ -35,6 +35,12 @@
  *
  * test_superseed_slots_reused: super-seeding's items are reused, lowest
  * first, and cleared once past their window.
+ *
+ * test_superseed_held: offers a downloader says it holds (HAVE_HELD) are
+ * done at once: others are offered in their place, the window is not
+ * halved (it doubles once every offer is done), a held chunk is never
+ * offered to it again; a report on another connection or past the end is
+ * ignored.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -972,6 +978,99 @@ static void test_superseed_slots_reused(void **state)
 	free(cn);
 }
 
+/* The chunks bits shows (n of them), as a list: how many. */
+static unsigned int shown(const uint8_t *bits, uint64_t n, uint64_t *out)
+{
+	unsigned int k = 0;
+
+	for (uint64_t c = 0; c < n; c++)
+		if (bits[c / 8] >> (c % 8) & 1)
+			out[k++] = c;
+	return k;
+}
+
+static void addr4(struct sockaddr_storage *ss, uint8_t last)
+{
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+	a->sin_family = AF_INET;
+	a->sin_port = htons(4433);
+	a->sin_addr.s_addr = htonl(0x0a000000u | last);
+}
+
+static void test_superseed_held(void **state)
+{
+	struct content_node *cn = calloc(1, sizeof(*cn));
+	uint8_t seed[IDENTITY_SEED_LEN] = { 5 }, a[32], bits[8];
+	struct sockaddr_storage da = { 0 }, db = { 0 };
+	uint64_t off[64], off2[64], first;
+	uint32_t mask = 0;
+	struct identity id;
+	unsigned int k, k2;
+	json_t *j;
+
+	(void)state;
+	assert_non_null(cn);
+	identity_from_seed(&id, seed);
+	cn->id = &id;
+	atomic_store(&cn->superseed_s, 60);
+	assert_int_equal(cn_ss_init(cn), 0);
+	tu_fill(a, sizeof(a), 7);
+	assert_int_equal(cn_ss_add(cn, a, 64), 0);
+	addr4(&da, 1);
+	addr4(&db, 2);
+	/* B is there too: A is not alone (the true bitmap) */
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &db, 2, bits, 64), 1);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	k = shown(bits, 64, off);
+	assert_int_equal(k, 4); /* CN_SS_OFFER */
+
+	/* a report on another connection (a restart's) changes nothing */
+	first = off[0] < off[1] ? off[0] : off[1];
+	mask = 1u << (off[0] - first) | 1u << (off[1] - first);
+	cn_ss_held(cn, a, &da, 9, (uint32_t)first, mask);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	assert_int_equal(shown(bits, 64, off2), 4);
+	assert_memory_equal(off, off2, sizeof(off[0]) * 4);
+
+	/* two held: two others in their place, the other two still shown */
+	cn_ss_held(cn, a, &da, 1, (uint32_t)first, mask);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	k2 = shown(bits, 64, off2);
+	assert_int_equal(k2, 4); /* window not halved */
+	for (unsigned int i = 0; i < k2; i++) {
+		assert_true(off2[i] != off[0] && off2[i] != off[1]);
+	}
+	assert_true(bits[off[2] / 8] >> (off[2] % 8) & 1);
+	assert_true(bits[off[3] / 8] >> (off[3] % 8) & 1);
+
+	/* every offer held: the window doubles, none of them shown again */
+	memcpy(off, off2, sizeof(off2));
+	for (unsigned int i = 0; i < k2; i++)
+		cn_ss_held(cn, a, &da, 1, (uint32_t)off[i], 1);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	k2 = shown(bits, 64, off2);
+	assert_int_equal(k2, 8);
+	for (unsigned int i = 0; i < k2; i++)
+		for (unsigned int m = 0; m < 4; m++)
+			assert_true(off2[i] != off[m]);
+
+	/* past the end: ignored (chunks 60..63 held, nothing beyond) */
+	cn_ss_held(cn, a, &da, 1, 60, 0xffffffffu);
+	cn_ss_held(cn, a, &da, 1, UINT32_MAX, 0xffffffffu);
+	j = cn_ss_json(cn);
+	assert_int_equal(json_array_size(j), 1);
+	assert_true(json_integer_value(json_object_get(json_array_get(j, 0), "offers_held")) >= 6);
+	json_decref(j);
+	cn_ss_free(cn);
+	free(cn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -981,6 +1080,7 @@ int main(void)
 		cmocka_unit_test(test_slow_disk_reads_off_worker),
 		cmocka_unit_test(test_answers_in_order_per_stream),
 		cmocka_unit_test(test_superseed_slots_reused),
+		cmocka_unit_test(test_superseed_held),
 	};
 
 	return cmocka_run_group_tests_name("content_serve", tests, NULL, NULL);

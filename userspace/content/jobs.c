@@ -226,6 +226,7 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "refreshes", json_integer((json_int_t)j->refreshes));
 		json_object_set_new(o, "refreshes_idle",
 				    json_integer((json_int_t)j->refreshes_idle));
+		json_object_set_new(o, "held_told", json_integer((json_int_t)j->held_told));
 		/* how the job started: DHT lookups made, and ms from its
 		 * start to its first provider and its first chunk (-1: none
 		 * yet) */

@@ -201,7 +201,9 @@ static void serve_info(struct cn_sv *v, const struct cn_sreq *r, const struct cn
 	free(cvs);
 }
 
-/* HAVE: the bitmap alone (a downloader refreshing what another has). */
+/* HAVE: the bitmap alone (a downloader refreshing what another has);
+ * HAVE_HELD: the same, after noting what the asker holds (super-seeding's
+ * offers it got elsewhere). */
 static void serve_have(struct cn_sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
 {
 	struct content_node *cn = v->cn;
@@ -224,6 +226,8 @@ static void serve_have(struct cn_sv *v, const struct cn_sreq *r, const struct cn
 		reply_status(v, r, rc == -ENOENT ? CONTENT_ST_NOT_FOUND : CONTENT_ST_UNAVAILABLE);
 		return;
 	}
+	if (cn->ss && q->op == CONTENT_OP_HAVE_HELD)
+		cn_ss_held(cn, q->id, &r->from, r->conn, q->held_first, q->held_mask);
 	if (cn->ss)
 		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD, info.nchunks);
 	cn_have_head(out, info.size, info.nchunks);
@@ -546,7 +550,7 @@ void cn_serve_one(struct cn_sv *v, const struct cn_sched_item *it)
 		serve_chunk(v, it, &q);
 	else if (!rc && q.op == CONTENT_OP_MANIFEST)
 		serve_manifest(v, r, &q);
-	else if (!rc && q.op == CONTENT_OP_HAVE)
+	else if (!rc && (q.op == CONTENT_OP_HAVE || q.op == CONTENT_OP_HAVE_HELD))
 		serve_have(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_PEERS)
 		serve_peers(v, r, &q);

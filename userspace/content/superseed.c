@@ -7,13 +7,15 @@
  * each the chunk offered least so far (first those offered to nobody),
  * so the seed sends each chunk about once and the downloaders trade the
  * rest among themselves (rarest first, as always). An offer is done when
- * the downloader fetches the chunk from us, or after CN_SS_OFFER_TTL_MS
- * (it got it elsewhere). Once every chunk was offered, a chunk is offered
+ * the downloader fetches the chunk from us, when it tells us it holds the
+ * chunk (HAVE_HELD: it got it elsewhere, from another seed or downloader),
+ * or after CN_SS_OFFER_TTL_MS (an older downloader that never tells).
+ * Once every chunk was offered, a chunk is offered
  * again only CN_SS_SPREAD_MS after its last offer. A downloader offered
  * nothing new for CN_SS_STARVE_MS gets the true bitmap (it never
  * starves); one that comes back on a new connection (a restart: it may
- * have lost chunks it fetched from us) is treated as starved at once. Everyone else, and every node after the window,
- * sees the true bitmap.
+ * have lost chunks it fetched from us) is treated as starved at once.
+ * Everyone else, and every node after the window, sees the true bitmap.
  *
  * State: bounded (CN_SS_MAX contents, CN_SS_PEERS downloaders each, the
  * oldest replaced), under one mutex taken on INFO, HAVE and CHUNK answers
@@ -34,10 +36,11 @@
 #define CN_SS_MAX 16		/* contents super-seeded at once */
 #define CN_SS_PEERS 128		/* downloaders tracked per content */
 /* Chunks offered to one downloader at a time: 4 (1 MiB) at first; doubled
- * up to CN_SS_OFFER_MAX (8 MiB) each time it fetched every offer from us,
- * halved when an offer expired unfetched (it got the chunk elsewhere, or
- * is slow). A downloader that takes all it is shown from us has nobody
- * faster to trade with: a fixed 4 held it to 4 chunks per HAVE round. */
+ * up to CN_SS_OFFER_MAX (8 MiB) each time every offer was done, fetched
+ * from us or told held, halved when an offer expired untaken (it is slow,
+ * or got the chunk elsewhere and does not tell). A downloader that takes
+ * all it is shown has nobody faster to trade with: a fixed 4 held it to 4
+ * chunks per HAVE round. */
 #define CN_SS_OFFER 4
 #define CN_SS_OFFER_MAX 32
 #define CN_SS_OFFER_TTL_MS 5000 /* an offer not fetched from us is done after this */
@@ -58,7 +61,7 @@ struct ss_peer {
 	uint64_t conn;			 /* the connection it asked on */
 	uint64_t pend[CN_SS_OFFER_MAX], pend_ms[CN_SS_OFFER_MAX];
 	unsigned int npend, win; /* win: offers at a time, CN_SS_OFFER.._MAX */
-	uint8_t *got; /* chunks it fetched from us (n bits) */
+	uint8_t *got;		 /* chunks it fetched from us or told us it holds (n bits) */
 };
 
 struct ss_item {
@@ -67,7 +70,7 @@ struct ss_item {
 	uint16_t *offers;	      /* per chunk: times offered */
 	uint64_t *offer_ms;	      /* per chunk: last offered */
 	struct ss_peer peers[CN_SS_PEERS];
-	uint64_t offered, fetched;
+	uint64_t offered, fetched, held; /* held: offers done by HAVE_HELD */
 	int dirty; /* used since it was last cleared */
 };
 
@@ -359,6 +362,49 @@ out:
 	return rc;
 }
 
+/* p holds chunk c: never offered to it again; an offer of c is done (the
+ * window doubles once every offer is). 1 if c was offered to it. */
+static int peer_holds(struct ss_peer *p, uint64_t c)
+{
+	p->got[c / 8] |= (uint8_t)(1u << (c % 8));
+	for (unsigned int k = 0; k < p->npend; k++)
+		if (p->pend[k] == c) {
+			p->pend[k] = p->pend[--p->npend];
+			p->pend_ms[k] = p->pend_ms[p->npend];
+			if (!p->npend && p->win < CN_SS_OFFER_MAX)
+				p->win *= 2;
+			return 1;
+		}
+	return 0;
+}
+
+void cn_ss_held(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
+		uint64_t conn, uint32_t first, uint32_t mask)
+{
+	struct cn_ss_tab *t = cn->ss;
+	uint64_t now = util_now_ms(), who;
+	struct ss_item *it;
+
+	if (!t || !atomic_load(&t->active) || !from->ss_family || !mask)
+		return;
+	who = who_of(from);
+	pthread_mutex_lock(&t->mu);
+	it = find(t, id, now, atomic_load(&cn->superseed_s) * 1000);
+	for (unsigned int i = 0; it && i < CN_SS_PEERS; i++) {
+		struct ss_peer *p = &it->peers[i];
+
+		/* only on the connection it was offered on: a restart's
+		 * new connection starts over (cn_ss_filter) */
+		if (p->who != who || p->conn != conn)
+			continue;
+		for (unsigned int b = 0; b < 32; b++)
+			if (mask >> b & 1 && (uint64_t)first + b < it->n)
+				it->held += peer_holds(p, (uint64_t)first + b);
+		break;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
 void cn_ss_fetched(struct content_node *cn, const uint8_t id[32],
 		   const struct sockaddr_storage *from, uint64_t index)
 {
@@ -378,16 +424,7 @@ void cn_ss_fetched(struct content_node *cn, const uint8_t id[32],
 
 			if (p->who != who)
 				continue;
-			p->got[index / 8] |= (uint8_t)(1u << (index % 8));
-			for (unsigned int k = 0; k < p->npend; k++)
-				if (p->pend[k] == index) {
-					p->pend[k] = p->pend[--p->npend];
-					p->pend_ms[k] = p->pend_ms[p->npend];
-					/* every offer taken from us: show more */
-					if (!p->npend && p->win < CN_SS_OFFER_MAX)
-						p->win *= 2;
-					break;
-				}
+			peer_holds(p, index);
 			break;
 		}
 	}
@@ -411,10 +448,11 @@ json_t *cn_ss_json(struct content_node *cn)
 			continue;
 		util_hex(hex, it->id, 32);
 		json_array_append_new(
-		    a, json_pack("{s:s,s:I,s:I,s:I,s:I}", "id", hex, "nchunks", (json_int_t)it->n,
-				 "offered_once", (json_int_t)it->offered, "chunks_served",
-				 (json_int_t)it->fetched, "remaining_s",
-				 (json_int_t)((win - (now - it->start_ms)) / 1000)));
+		    a,
+		    json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "id", hex, "nchunks", (json_int_t)it->n,
+			      "offered_once", (json_int_t)it->offered, "chunks_served",
+			      (json_int_t)it->fetched, "offers_held", (json_int_t)it->held,
+			      "remaining_s", (json_int_t)((win - (now - it->start_ms)) / 1000)));
 	}
 	pthread_mutex_unlock(&t->mu);
 	return a;

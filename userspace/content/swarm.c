@@ -199,11 +199,12 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (r->err == -EPROTO || r->err == -EMSGSIZE)
 		goto bad;
-	if (r->kind == K_HAVE && (r->err || r->a.len < 1 || ans[0] == CONTENT_ST_BAD_REQUEST)) {
+	if ((r->kind == K_HAVE || r->kind == K_HELD) &&
+	    (r->err || r->a.len < 1 || ans[0] == CONTENT_ST_BAD_REQUEST)) {
 		/* an older node resets the stream of an op it does not
-		 * know: use INFO with it from now on */
+		 * know: use HAVE (or INFO) with it from now on */
 		if (r->err != -ETIMEDOUT && r->err != -ENOTCONN)
-			p->nohave = 1;
+			*(r->kind == K_HELD ? &p->noheld : &p->nohave) = 1;
 		return;
 	}
 	if (r->err || r->a.len < 1) {
@@ -220,7 +221,7 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 		}
 		return;
 	}
-	if (r->kind == K_HAVE) {
+	if (r->kind == K_HAVE || r->kind == K_HELD) {
 		/* only a refresh: the same blob as the INFO before */
 		if (cn_have_decode(&in, ans, r->a.len, CN_INFO_MAX_N) || !j->opened ||
 		    in.size != j->size)
@@ -252,12 +253,17 @@ bits:
 		return;
 	}
 	p->partial = 0;
+	p->nshown = 0;
 	for (uint64_t i = 0; i < in.n; i++) {
 		p->bits[i] = (in.bits[i / 8] >> (i % 8)) & 1;
 		p->partial |= !p->bits[i];
+		if (p->bits[i] && j->have && !j->have[i] && p->nshown++ < CN_SHOWN_MAX)
+			p->shown[p->nshown - 1] = (uint32_t)i;
 		/* a refresh's news: chunks it shows now that we lack */
 		gained += p->bits[i] && old && !old[i] && j->have && !j->have[i];
 	}
+	if (p->nshown > CN_SHOWN_MAX)
+		p->nshown = 0; /* not a super-seed's offers: nothing to tell */
 	if (old) /* a refresh (HAVE, or INFO with an older node) */
 		p->refresh_gap = cn_refresh_gap(p->refresh_gap, gained);
 	free(old);
@@ -500,7 +506,7 @@ static void process_done(struct cn_job *j)
 		}
 		if (!r->done)
 			continue;
-		if (r->kind == K_INFO || r->kind == K_HAVE)
+		if (r->kind == K_INFO || r->kind == K_HAVE || r->kind == K_HELD)
 			done_info(j, r);
 		else if (r->kind == K_PEERS)
 			done_peers(j, r);

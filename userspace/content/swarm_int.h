@@ -85,7 +85,21 @@ struct cn_peer;
  * those due at t (swarm_peers.c). */
 uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uint64_t t);
 void cn_refresh_idle(struct cn_job *j, uint64_t t);
-/* Ask provider k for its bitmap again (HAVE; INFO with an older node),
+/* A super-seed shows a downloader at most 32 chunks at once (its offers,
+ * superseed.c): a bitmap that shows at most CN_SHOWN_MAX chunks we lack
+ * is kept as a list, and the next refresh (HAVE_HELD) tells the provider
+ * which of them we got elsewhere, so that it offers others at once
+ * instead of holding those offers open for 5 s (docs/CONTENT.md
+ * "Offers told held"). */
+#define CN_SHOWN_MAX 32
+/* Of the n chunks shown (indices), those have[] now holds, as HAVE_HELD
+ * says them: the lowest as *first, and in *mask bit i for first + i held
+ * (those past first + 31 wait for a later refresh). Returns how many bits
+ * are set (0: nothing to tell). Pure (swarm_peers.c). */
+unsigned int cn_held_mask(const uint32_t *shown, unsigned int n, const uint8_t *have,
+			  uint32_t *first, uint32_t *mask);
+/* Ask provider k for its bitmap again (HAVE, or HAVE_HELD when it showed
+ * offers we got elsewhere; INFO with an older node),
  * counted (idle: one of cn_refresh_idle's). 1 if asked, 0 if no request
  * slot was free (asked on a later pass). */
 int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle);
@@ -150,7 +164,9 @@ struct cn_lane {
 	unsigned int gen;
 	int64_t sid;
 };
-enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS };
+/* K_HELD: a HAVE that also says which shown chunks we hold (HAVE_HELD;
+ * its chunk word: mask << 32 | first). */
+enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS, K_HELD };
 
 /*
  * A connection's context. Lock order: cc->mu, then job->mu (the worker's
@@ -187,6 +203,12 @@ struct cn_peer {
 	unsigned int refresh_gap; /* ms, while it is idle (cn_refresh_gap; 0: fast) */
 	int self;      /* our own node, found through the DHT: never dialled again */
 	int nohave;    /* refused HAVE (an older node): refresh with INFO */
+	int noheld;    /* refused HAVE_HELD (an older node): refresh with HAVE */
+	/* the chunks we lacked that its last bitmap showed, when at most
+	 * CN_SHOWN_MAX (a super-seed's offers; 0 when it showed more): the
+	 * next refresh tells it those we got elsewhere (cn_held_mask) */
+	uint32_t shown[CN_SHOWN_MAX];
+	unsigned int nshown;
 	unsigned int nf_n; /* NOT_FOUND answers to INFO for the current item */
 	uint64_t nf_at;	   /* the last one (ms) */
 	int pex;       /* PEERS: 0 never asked, 1 asked, 2 answered, 3 refused */
@@ -286,7 +308,7 @@ struct cn_job {
 	uint64_t wasted_bytes, timeouts_partial;
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
 	/* bitmaps asked again: every CN_INFO_REFRESH_MS, and of idle providers sooner */
-	uint64_t refreshes, refreshes_idle;
+	uint64_t refreshes, refreshes_idle, held_told; /* held_told: of them HAVE_HELD */
 	/* frames of answers appended without a lock (the fast path, counted
 	 * as their requests are released) and under the locks */
 	uint64_t frames_fast, frames_locked;

@@ -327,12 +327,37 @@ uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uin
 	return p->info_at + (p->refresh_gap ? p->refresh_gap : CN_INFO_FAST_MS);
 }
 
+unsigned int cn_held_mask(const uint32_t *shown, unsigned int n, const uint8_t *have,
+			  uint32_t *first, uint32_t *mask)
+{
+	unsigned int bits = 0;
+
+	*first = UINT32_MAX;
+	*mask = 0;
+	for (unsigned int i = 0; have && i < n; i++)
+		if (have[shown[i]] && shown[i] < *first)
+			*first = shown[i];
+	for (unsigned int i = 0; *first != UINT32_MAX && i < n; i++)
+		if (have[shown[i]] && shown[i] - *first < 32 &&
+		    !(*mask >> (shown[i] - *first) & 1)) {
+			*mask |= 1u << (shown[i] - *first);
+			bits++;
+		}
+	return bits;
+}
+
 int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle)
 {
 	struct cn_peer *p = &j->peers[k];
+	int kind = p->nohave ? K_INFO : K_HAVE;
+	uint32_t first, mask;
 
-	if (cn_req_open(j, (int)k, p->nohave ? K_INFO : K_HAVE, 0))
+	if (kind == K_HAVE && !p->noheld &&
+	    cn_held_mask(p->shown, p->nshown, j->have, &first, &mask))
+		kind = K_HELD;
+	if (cn_req_open(j, (int)k, kind, kind == K_HELD ? (uint64_t)mask << 32 | first : 0))
 		return 0;
+	j->held_told += kind == K_HELD;
 	p->refresh = 1;
 	j->refreshes++;
 	j->refreshes_idle += idle != 0;
