@@ -1002,7 +1002,7 @@ static void test_superseed_held(void **state)
 {
 	struct content_node *cn = calloc(1, sizeof(*cn));
 	uint8_t seed[IDENTITY_SEED_LEN] = { 5 }, a[32], bits[8];
-	struct sockaddr_storage da = { 0 }, db = { 0 };
+	struct sockaddr_storage da = { 0 }, db = { 0 }, dc = { 0 };
 	uint64_t off[64], off2[64], first;
 	uint32_t mask = 0;
 	struct identity id;
@@ -1036,8 +1036,15 @@ static void test_superseed_held(void **state)
 	assert_int_equal(shown(bits, 64, off2), 4);
 	assert_memory_equal(off, off2, sizeof(off[0]) * 4);
 
-	/* two held: two others in their place, the other two still shown */
+	/* two held: two others in their place, the other two still shown;
+	 * the two held no longer count as offered (B's 4, A's 2 and 2 new) */
 	cn_ss_held(cn, a, &da, 1, (uint32_t)first, mask);
+	j = cn_ss_json(cn);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "offered_once")),
+			 6);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "offers_held")),
+			 2);
+	json_decref(j);
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
 	k2 = shown(bits, 64, off2);
@@ -1067,6 +1074,21 @@ static void test_superseed_held(void **state)
 	assert_int_equal(json_array_size(j), 1);
 	assert_true(json_integer_value(json_object_get(json_array_get(j, 0), "offers_held")) >= 6);
 	json_decref(j);
+
+	/* A downloader telling lies for nothing: every chunk "held" as soon
+	 * as it is shown. Its offers stop counting as offers, so another
+	 * downloader still gets chunks offered to nobody. */
+	for (unsigned int round = 0; round < 16; round++) {
+		memset(bits, 0xff, sizeof(bits));
+		cn_ss_filter(cn, a, &da, 1, bits, 64);
+		k2 = shown(bits, 64, off2);
+		for (unsigned int i = 0; i < k2; i++)
+			cn_ss_held(cn, a, &da, 1, (uint32_t)off2[i], 1);
+	}
+	addr4(&dc, 3);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &dc, 3, bits, 64), 1);
+	assert_int_equal(shown(bits, 64, off2), 4);
 	cn_ss_free(cn);
 	free(cn);
 }

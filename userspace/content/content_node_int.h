@@ -480,8 +480,8 @@ int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct soc
 		 uint64_t conn, uint8_t *bits, uint64_t n);
 /* The downloader at from, on connection conn, holds chunk first + i of
  * id for each bit i of mask (HAVE_HELD: it got them elsewhere): offered
- * to it, they are offers done; never offered to it again. Indices past
- * the content's end are ignored. */
+ * to it, they are offers done and no longer count as offered; never
+ * offered to it again. Indices past the content's end are ignored. */
 void cn_ss_held(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
 		uint64_t conn, uint32_t first, uint32_t mask);
 /* The downloader at from fetched chunk index of id from us. */

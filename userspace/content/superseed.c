@@ -363,7 +363,7 @@ out:
 }
 
 /* p holds chunk c: never offered to it again; an offer of c is done (the
- * window doubles once every offer is). 1 if c was offered to it. */
+ * window doubles once every offer is). 1 if c was offered to it (pending). */
 static int peer_holds(struct ss_peer *p, uint64_t c)
 {
 	p->got[c / 8] |= (uint8_t)(1u << (c % 8));
@@ -397,9 +397,19 @@ void cn_ss_held(struct content_node *cn, const uint8_t id[32], const struct sock
 		 * new connection starts over (cn_ss_filter) */
 		if (p->who != who || p->conn != conn)
 			continue;
-		for (unsigned int b = 0; b < 32; b++)
-			if (mask >> b & 1 && (uint64_t)first + b < it->n)
-				it->held += peer_holds(p, (uint64_t)first + b);
+		for (unsigned int b = 0; b < 32; b++) {
+			uint64_t c = (uint64_t)first + b;
+
+			if (!(mask >> b & 1) || c >= it->n || !peer_holds(p, c))
+				continue;
+			/* The offer was not needed: it no longer counts as one
+			 * (else a downloader telling lies for nothing could
+			 * mark every chunk offered, and others would be
+			 * offered nothing for CN_SS_SPREAD_MS). */
+			it->held++;
+			if (it->offers[c] && it->offers[c] < UINT16_MAX && !--it->offers[c])
+				it->offered--;
+		}
 		break;
 	}
 	pthread_mutex_unlock(&t->mu);
