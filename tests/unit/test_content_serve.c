@@ -933,6 +933,21 @@ static void test_answers_in_order_per_stream(void **state)
 	free(blob);
 }
 
+/* A bare content node with super-seeding alone (window superseed_s), its
+ * key from seed byte s0 in id. */
+static struct content_node *ss_node_new(struct identity *id, uint8_t s0, uint64_t superseed_s)
+{
+	struct content_node *cn = calloc(1, sizeof(*cn));
+	uint8_t seed[IDENTITY_SEED_LEN] = { s0 };
+
+	assert_non_null(cn);
+	identity_from_seed(id, seed);
+	cn->id = id;
+	atomic_store(&cn->superseed_s, superseed_s);
+	assert_int_equal(cn_ss_init(cn), 0);
+	return cn;
+}
+
 /* Super-seeding's items (72 KiB each, CN_SS_MAX of them): a new content
  * takes the lowest slot free or past its window, so one content after
  * another reuses the same item (before, each took a slot never used,
@@ -941,17 +956,12 @@ static void test_answers_in_order_per_stream(void **state)
  * when their slot is taken again. superseed_s = 1: a 1 s window. */
 static void test_superseed_slots_reused(void **state)
 {
-	struct content_node *cn = calloc(1, sizeof(*cn));
-	uint8_t seed[IDENTITY_SEED_LEN] = { 4 }, a[32], b[32], c[32];
+	uint8_t a[32], b[32], c[32];
 	struct identity id;
+	struct content_node *cn = ss_node_new(&id, 4, 1);
 	json_t *j;
 
 	(void)state;
-	assert_non_null(cn);
-	identity_from_seed(&id, seed);
-	cn->id = &id;
-	atomic_store(&cn->superseed_s, 1);
-	assert_int_equal(cn_ss_init(cn), 0);
 	tu_fill(a, sizeof(a), 1);
 	tu_fill(b, sizeof(b), 2);
 	tu_fill(c, sizeof(c), 3);
@@ -1000,21 +1010,16 @@ static void addr4(struct sockaddr_storage *ss, uint8_t last)
 
 static void test_superseed_held(void **state)
 {
-	struct content_node *cn = calloc(1, sizeof(*cn));
-	uint8_t seed[IDENTITY_SEED_LEN] = { 5 }, a[32], bits[8];
+	uint8_t a[32], bits[8];
 	struct sockaddr_storage da = { 0 }, db = { 0 }, dc = { 0 };
 	uint64_t off[64], off2[64], first;
 	uint32_t mask = 0;
 	struct identity id;
+	struct content_node *cn = ss_node_new(&id, 5, 60);
 	unsigned int k, k2;
 	json_t *j;
 
 	(void)state;
-	assert_non_null(cn);
-	identity_from_seed(&id, seed);
-	cn->id = &id;
-	atomic_store(&cn->superseed_s, 60);
-	assert_int_equal(cn_ss_init(cn), 0);
 	tu_fill(a, sizeof(a), 7);
 	assert_int_equal(cn_ss_add(cn, a, 64), 0);
 	addr4(&da, 1);

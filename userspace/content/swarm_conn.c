@@ -107,8 +107,10 @@ static void send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r)
 		       : r->kind == K_PEERS ? CONTENT_OP_PEERS
 					    : CONTENT_OP_CHUNK;
 		memcpy(q.id, j->cur, 32);
-		q.held_first = (uint32_t)r->chunk;
-		q.held_mask = (uint32_t)(r->chunk >> 32);
+		if (r->kind == K_HELD) { /* its chunk word: mask << 32 | first */
+			q.held_first = (uint32_t)r->chunk;
+			q.held_mask = (uint32_t)(r->chunk >> 32);
+		}
 	}
 	mlen = cn_req_encode(&q, msg);
 	r->sid = p->lanes[r->lane].sid;
