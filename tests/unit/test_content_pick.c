@@ -8,7 +8,8 @@
  * (cn_req_expired); when providers are looked up again
  * (cn_relookup_ms); and how long the fetch loop sleeps (cn_fetch_wait_ms);
  * which of a super-seed's shown offers a refresh says we hold
- * (cn_held_mask). */
+ * (cn_held_mask); when every offer shown is held or asked for, so that
+ * the next are asked for before the last are in (cn_offers_taken). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -280,18 +281,18 @@ static void test_refresh_gap(void **state)
 	unsigned int g = 0, n = 0;
 
 	(void)state;
-	assert_int_equal(cn_refresh_gap(0, 0), CN_INFO_FAST_MS);
-	assert_int_equal(cn_refresh_gap(0, 7), CN_INFO_FAST_MS);
-	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, 0), 2 * CN_INFO_FAST_MS);
-	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, CN_INFO_FAST_GAIN - 1),
+	assert_int_equal(cn_refresh_gap(0, 0, 0), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(0, 7, 0), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, 0, 0), 2 * CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, CN_INFO_FAST_GAIN - 1, 0),
 			 2 * CN_INFO_FAST_MS);
-	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, CN_INFO_FAST_GAIN), CN_INFO_FAST_MS);
-	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 32), CN_INFO_FAST_MS);
-	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 0), CN_INFO_REFRESH_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, CN_INFO_FAST_GAIN, 0), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 32, 0), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_REFRESH_MS, 0, 0), CN_INFO_REFRESH_MS);
 	/* refreshes that show little: the gap reaches the slow round in a few
 	 * steps and stays there */
 	do {
-		unsigned int next = cn_refresh_gap(g, n % CN_INFO_FAST_GAIN);
+		unsigned int next = cn_refresh_gap(g, n % CN_INFO_FAST_GAIN, 0);
 
 		assert_true(next >= g && next <= CN_INFO_REFRESH_MS);
 		g = next;
@@ -299,8 +300,19 @@ static void test_refresh_gap(void **state)
 	} while (g < CN_INFO_REFRESH_MS && n < 100);
 	assert_int_equal(g, CN_INFO_REFRESH_MS);
 	assert_true(n <= 8);
-	assert_int_equal(cn_refresh_gap(g, 1), CN_INFO_REFRESH_MS);
-	assert_int_equal(cn_refresh_gap(g, CN_INFO_FAST_GAIN), CN_INFO_FAST_MS);
+	assert_int_equal(cn_refresh_gap(g, 1, 0), CN_INFO_REFRESH_MS);
+	assert_int_equal(cn_refresh_gap(g, CN_INFO_FAST_GAIN, 0), CN_INFO_FAST_MS);
+	/* a refresh that told a super-seed a few of its offers held, whose
+	 * answer showed little new (its next offers are chunks we hold too):
+	 * the next one at once, whatever the gap was; new chunks shown take
+	 * precedence (they are asked for first) */
+	assert_int_equal(cn_refresh_gap(g, 0, CN_INFO_FAST_GAIN), CN_INFO_TOLD_MS);
+	assert_int_equal(cn_refresh_gap(CN_INFO_FAST_MS, 1, 32), CN_INFO_TOLD_MS);
+	assert_int_equal(cn_refresh_gap(g, 0, CN_INFO_FAST_GAIN - 1), CN_INFO_REFRESH_MS);
+	assert_int_equal(cn_refresh_gap(g, CN_INFO_FAST_GAIN, 32), CN_INFO_FAST_MS);
+	/* and once the telling stops, back to the fast gap, then doubling */
+	assert_int_equal(cn_refresh_gap(CN_INFO_TOLD_MS, 0, 0), CN_INFO_FAST_MS);
+	assert_true(CN_INFO_TOLD_MS < CN_INFO_FAST_MS);
 }
 
 /* What HAVE_HELD tells a provider: of the chunks it showed (its offers),
@@ -331,6 +343,30 @@ static void test_held_mask(void **state)
 	assert_int_equal(mask, 3);
 }
 
+/* A super-seed's offers are all taken when each is held or asked for (from
+ * it or from anyone): then it is asked for its next offers at once, with
+ * requests still in flight. None shown: not a super-seed's offers. */
+static void test_offers_taken(void **state)
+{
+	uint8_t held[64] = {0}, asked[64] = {0};
+	uint32_t shown[] = {3, 17, 40, 41};
+
+	(void)state;
+	assert_int_equal(cn_offers_taken(shown, 4, held, asked), 0);
+	assert_int_equal(cn_offers_taken(shown, 0, held, asked), 0);
+	assert_int_equal(cn_offers_taken(shown, 4, NULL, asked), 0);
+	held[3] = 1;
+	asked[17] = asked[40] = 1;
+	assert_int_equal(cn_offers_taken(shown, 4, held, asked), 0); /* 41 still to ask */
+	asked[41] = 2;							  /* asked twice (end game) */
+	assert_int_equal(cn_offers_taken(shown, 4, held, asked), 1);
+	held[17] = 1;
+	asked[17] = 0;
+	assert_int_equal(cn_offers_taken(shown, 4, held, asked), 1);
+	asked[40] = 0; /* a request given up: 40 is to be asked again */
+	assert_int_equal(cn_offers_taken(shown, 4, held, asked), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +381,7 @@ int main(void)
 	    cmocka_unit_test(test_relookup),
 	    cmocka_unit_test(test_refresh_gap),
 	    cmocka_unit_test(test_held_mask),
+	    cmocka_unit_test(test_offers_taken),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);

@@ -38,9 +38,14 @@
  *
  * test_superseed_held: offers a downloader says it holds (HAVE_HELD) are
  * done at once: others are offered in their place, the window is not
- * halved (it doubles once every offer is done), a held chunk is never
- * offered to it again; a report on another connection or past the end is
- * ignored.
+ * halved (it doubles once a window's worth of offers is done), a held
+ * chunk is never offered to it again; a report on another connection or
+ * past the end is ignored.
+ *
+ * test_superseed_window_while_pending: a downloader that asks for the
+ * next offers while some are still on their way (it never lets every
+ * offer be done at once) still sees its window double once a window's
+ * worth was fetched, and is never shown a chunk it fetched.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1098,6 +1103,55 @@ static void test_superseed_held(void **state)
 	free(cn);
 }
 
+static int is_in(const uint64_t *v, unsigned int n, uint64_t c)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (v[i] == c)
+			return 1;
+	return 0;
+}
+
+static void test_superseed_window_while_pending(void **state)
+{
+	uint8_t a[32], bits[16];
+	struct sockaddr_storage da = { 0 }, db = { 0 };
+	uint64_t off[128], got[128];
+	struct identity id;
+	struct content_node *cn = ss_node_new(&id, 6, 60);
+	unsigned int k, ngot = 0;
+
+	(void)state;
+	tu_fill(a, sizeof(a), 9);
+	assert_int_equal(cn_ss_add(cn, a, 128), 0);
+	addr4(&da, 1);
+	addr4(&db, 2);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &db, 2, bits, 128), 1); /* A is not alone */
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 128), 1);
+	assert_int_equal(shown(bits, 128, off), 4);
+	/* Each round A fetches all but the last two shown, then asks again:
+	 * two offers always pending, so never every offer done at once. The
+	 * window doubles each time a window's worth was fetched: 4, 4, 8
+	 * (4 done), 8, 16 (8 done), 32 (16 done), 32 (the most). */
+	static const unsigned int want[] = { 4, 4, 8, 8, 16, 32, 32 };
+	for (unsigned int round = 0; round < sizeof(want) / sizeof(want[0]); round++) {
+		k = shown(bits, 128, off);
+		assert_int_equal(k, want[round]);
+		for (unsigned int i = 0; i < k; i++)
+			assert_false(is_in(got, ngot, off[i]));
+		/* fetch the first k - 2 shown (the two highest stay pending) */
+		for (unsigned int i = 0; i + 2 < k; i++) {
+			cn_ss_fetched(cn, a, &da, off[i]);
+			got[ngot++] = off[i];
+		}
+		memset(bits, 0xff, sizeof(bits));
+		assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 128), 1);
+	}
+	cn_ss_free(cn);
+	free(cn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1108,6 +1162,7 @@ int main(void)
 		cmocka_unit_test(test_answers_in_order_per_stream),
 		cmocka_unit_test(test_superseed_slots_reused),
 		cmocka_unit_test(test_superseed_held),
+		cmocka_unit_test(test_superseed_window_while_pending),
 	};
 
 	return cmocka_run_group_tests_name("content_serve", tests, NULL, NULL);

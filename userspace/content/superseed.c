@@ -36,8 +36,10 @@
 #define CN_SS_MAX 16		/* contents super-seeded at once */
 #define CN_SS_PEERS 128		/* downloaders tracked per content */
 /* Chunks offered to one downloader at a time: 4 (1 MiB) at first; doubled
- * up to CN_SS_OFFER_MAX (8 MiB) each time every offer was done, fetched
- * from us or told held, halved when an offer expired untaken (it is slow,
+ * up to CN_SS_OFFER_MAX (8 MiB) each time a window's worth of offers was
+ * done, fetched from us or told held (a downloader asks for the next
+ * offers while the last are still on their way: every offer done at once
+ * would rarely happen), halved when an offer expired untaken (it is slow,
  * or got the chunk elsewhere and does not tell). A downloader that takes
  * all it is shown has nobody faster to trade with: a fixed 4 held it to 4
  * chunks per HAVE round. */
@@ -61,6 +63,7 @@ struct ss_peer {
 	uint64_t conn;			 /* the connection it asked on */
 	uint64_t pend[CN_SS_OFFER_MAX], pend_ms[CN_SS_OFFER_MAX];
 	unsigned int npend, win; /* win: offers at a time, CN_SS_OFFER.._MAX */
+	unsigned int taken;	 /* offers done since win last changed */
 	uint8_t *got;		 /* chunks it fetched from us or told us it holds (n bits) */
 };
 
@@ -268,8 +271,10 @@ static void ss_offer(struct ss_item *it, struct ss_peer *p, const uint8_t *bits,
 			p->pend[k] = p->pend[j];
 			p->pend_ms[k++] = p->pend_ms[j];
 		}
-	if (k < p->npend && p->win > CN_SS_OFFER)
+	if (k < p->npend && p->win > CN_SS_OFFER) {
 		p->win /= 2; /* offers it did not take from us */
+		p->taken = 0;
+	}
 	p->npend = k;
 	while (p->npend < p->win) {
 		uint64_t best = UINT64_MAX;
@@ -363,7 +368,8 @@ out:
 }
 
 /* p holds chunk c: never offered to it again; an offer of c is done (the
- * window doubles once every offer is). 1 if c was offered to it (pending). */
+ * window doubles once a window's worth is). 1 if c was offered to it
+ * (pending). */
 static int peer_holds(struct ss_peer *p, uint64_t c)
 {
 	p->got[c / 8] |= (uint8_t)(1u << (c % 8));
@@ -371,8 +377,10 @@ static int peer_holds(struct ss_peer *p, uint64_t c)
 		if (p->pend[k] == c) {
 			p->pend[k] = p->pend[--p->npend];
 			p->pend_ms[k] = p->pend_ms[p->npend];
-			if (!p->npend && p->win < CN_SS_OFFER_MAX)
+			if (p->win < CN_SS_OFFER_MAX && ++p->taken >= p->win) {
 				p->win *= 2;
+				p->taken = 0;
+			}
 			return 1;
 		}
 	return 0;

@@ -134,7 +134,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 		j->peers[i].pex = 0;
 		j->peers[i].info = 0;
 		j->peers[i].refresh = 0;
-		j->peers[i].refresh_gap = 0;
+		j->peers[i].refresh_gap = j->peers[i].told_n = 0;
 		j->peers[i].partial = 0;
 		j->peers[i].nf_n = 0;
 	}
@@ -265,7 +265,7 @@ bits:
 	if (p->nshown > CN_SHOWN_MAX)
 		p->nshown = 0; /* not a super-seed's offers: nothing to tell */
 	if (old) /* a refresh (HAVE, or INFO with an older node) */
-		p->refresh_gap = cn_refresh_gap(p->refresh_gap, gained);
+		p->refresh_gap = cn_refresh_gap(p->refresh_gap, gained, p->told);
 	free(old);
 	p->seed |= !p->partial;
 	p->info = 2;

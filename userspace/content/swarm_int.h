@@ -58,7 +58,10 @@ uint64_t cn_relookup_ms(unsigned int npeers, unsigned int usable, unsigned int n
  * seed showing super-seeding's offers) is asked for its bitmap again
  * (HAVE) every CN_INFO_REFRESH_MS: its bitmap grows. Sooner once it is
  * idle (nothing of it in flight after a pick, though the job had room:
- * it showed nothing we still lack): CN_INFO_FAST_MS after its last
+ * it showed nothing we still lack; or, for a super-seed's offers, every
+ * one asked for with room for one more request, so that its next offers
+ * come before the last are in, not a round trip after: docs/CONTENT.md
+ * "Offers asked for before they run out"): CN_INFO_FAST_MS after its last
  * answer, the gap doubling (up to CN_INFO_REFRESH_MS) while refreshes
  * show little new, back to CN_INFO_FAST_MS when one shows a few chunks
  * (CN_INFO_FAST_GAIN). Without it a
@@ -74,10 +77,29 @@ uint64_t cn_relookup_ms(unsigned int npeers, unsigned int usable, unsigned int n
  * itself. Another downloader gains a chunk or two per 20 ms: in a 51-node
  * lab, asking it again after any gain cost 5-10% more weftd CPU. */
 #define CN_INFO_FAST_GAIN 4
+/* A refresh that told a super-seed CN_INFO_FAST_GAIN or more of its offers
+ * held (HAVE_HELD) but showed fewer new chunks we lack (its new offers are
+ * chunks we got elsewhere too: seeds offer from their own cursors and run
+ * into what another seed sent) is followed by the next CN_INFO_TOLD_MS
+ * after its answer: each such round ends that many offers for good, so an
+ * honest seed has at most nchunks / CN_INFO_FAST_GAIN of them per item,
+ * and no provider gets more (one that shows what it was told again would
+ * be asked every millisecond: past that many, the usual gaps). With
+ * the doubling gap a seed whose offers had run into another's chunks was
+ * asked 20, 40, ... 640 ms later, and sent nothing more in a 64 MiB
+ * download (docs/CONTENT.md "Offers asked for before they run out"). */
+#define CN_INFO_TOLD_MS 1
 /* The next idle refresh gap after a refresh that showed gained chunks we
- * lack: CN_INFO_FAST_MS if CN_INFO_FAST_GAIN or more, else gap doubled up
- * to CN_INFO_REFRESH_MS (gap 0: CN_INFO_FAST_MS). Pure. */
-unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained);
+ * lack and told told of its offers held: CN_INFO_FAST_MS if gained is
+ * CN_INFO_FAST_GAIN or more, else CN_INFO_TOLD_MS if told is, else gap
+ * doubled up to CN_INFO_REFRESH_MS (gap under CN_INFO_FAST_MS:
+ * CN_INFO_FAST_MS). Pure. */
+unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained, unsigned int told);
+/* Every one of the n chunks a super-seed showed (its offers) is held or
+ * asked for: nothing more to ask of it until it shows others. 0 for none
+ * shown. Pure (swarm_peers.c). */
+int cn_offers_taken(const uint32_t *shown, unsigned int n, const uint8_t *have,
+		    const uint8_t *busy);
 struct cn_job;
 struct cn_peer;
 /* When an idle partial provider p is due to be asked for its bitmap again
@@ -201,6 +223,8 @@ struct cn_peer {
 	int refresh;   /* an INFO asked again (info stays 2 meanwhile) */
 	int partial;   /* its bitmap lacks chunks: ask again after CN_INFO_REFRESH_MS */
 	unsigned int refresh_gap; /* ms, while it is idle (cn_refresh_gap; 0: fast) */
+	unsigned int told;	  /* offers its last refresh told held (HAVE_HELD) */
+	unsigned int told_n;	  /* refreshes that told CN_INFO_FAST_GAIN or more */
 	int self;      /* our own node, found through the DHT: never dialled again */
 	int nohave;    /* refused HAVE (an older node): refresh with INFO */
 	int noheld;    /* refused HAVE_HELD (an older node): refresh with HAVE */

@@ -309,20 +309,37 @@ void cn_poll_lookup(struct cn_job *j)
 						       : sizeof(struct sockaddr_in6));
 }
 
-unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained)
+unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained, unsigned int told)
 {
+	if (gained < CN_INFO_FAST_GAIN && told >= CN_INFO_FAST_GAIN)
+		return CN_INFO_TOLD_MS;
 	if (gained >= CN_INFO_FAST_GAIN || gap < CN_INFO_FAST_MS)
 		return CN_INFO_FAST_MS;
 	return gap >= CN_INFO_REFRESH_MS / 2 ? CN_INFO_REFRESH_MS : gap * 2;
 }
 
-/* When p, partial and idle (nothing of it in flight though the job has
- * room for more: it showed nothing we still lack), is to be asked for its
- * bitmap again: 0 if not (the CN_INFO_REFRESH_MS round asks). */
+int cn_offers_taken(const uint32_t *shown, unsigned int n, const uint8_t *have, const uint8_t *busy)
+{
+	if (!n || !have || !busy)
+		return 0;
+	for (unsigned int i = 0; i < n; i++)
+		if (!have[shown[i]] && !busy[shown[i]])
+			return 0;
+	return 1;
+}
+
+/* When p, partial and idle (nothing more to ask of it though the job has
+ * room for more: it showed nothing we still lack, or, showing a
+ * super-seed's offers, every one of them is asked for and it has room for
+ * another request), is to be asked for its bitmap again: 0 if not (the
+ * CN_INFO_REFRESH_MS round asks). */
 uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uint64_t t)
 {
-	if (p->state != P_UP || p->info != 2 || !p->partial || p->refresh || p->inflight ||
-	    p->backoff_until > t || j->inflight >= j->cn->max_parallel)
+	if (p->state != P_UP || p->info != 2 || !p->partial || p->refresh || p->backoff_until > t ||
+	    j->inflight >= j->cn->max_parallel)
+		return 0;
+	if (p->inflight &&
+	    (p->inflight >= p->depth || !cn_offers_taken(p->shown, p->nshown, j->have, j->busy)))
 		return 0;
 	return p->info_at + (p->refresh_gap ? p->refresh_gap : CN_INFO_FAST_MS);
 }
@@ -351,12 +368,18 @@ int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle)
 	struct cn_peer *p = &j->peers[k];
 	int kind = p->nohave ? K_INFO : K_HAVE;
 	uint32_t first, mask;
+	unsigned int told = 0;
 
-	if (kind == K_HAVE && !p->noheld &&
-	    cn_held_mask(p->shown, p->nshown, j->have, &first, &mask))
+	if (kind == K_HAVE && !p->noheld)
+		told = cn_held_mask(p->shown, p->nshown, j->have, &first, &mask);
+	if (told)
 		kind = K_HELD;
 	if (cn_req_open(j, (int)k, kind, kind == K_HELD ? (uint64_t)mask << 32 | first : 0))
 		return 0;
+	/* told offers count for the gap (CN_INFO_TOLD_MS) a bounded number
+	 * of times per item */
+	p->told =
+	    told >= CN_INFO_FAST_GAIN && p->told_n++ <= j->nchunks / CN_INFO_FAST_GAIN ? told : 0;
 	j->held_told += kind == K_HELD;
 	p->refresh = 1;
 	j->refreshes++;
