@@ -9,7 +9,8 @@
  * (cn_relookup_ms); and how long the fetch loop sleeps (cn_fetch_wait_ms);
  * which of a super-seed's shown offers a refresh says we hold
  * (cn_held_mask); when every offer shown is held or asked for, so that
- * the next are asked for before the last are in (cn_offers_taken). */
+ * the next are asked for before the last are in (cn_offers_taken), and
+ * when a provider is due to be asked again (cn_idle_refresh_at). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -367,6 +368,71 @@ static void test_offers_taken(void **state)
 	assert_int_equal(cn_offers_taken(shown, 4, held, asked), 0);
 }
 
+/* When a partial provider is asked for its bitmap again after a pick
+ * (cn_idle_refresh_at): with nothing of ours in flight, 20 ms after its
+ * last answer; with chunks in flight only when it showed a super-seed's
+ * offers, all of them held or asked for, and it has room for one more
+ * request; never while a refresh is out, it backs off, or the job is full. */
+static void test_idle_refresh_at(void **state)
+{
+	struct content_node *cn = calloc(1, sizeof(*cn));
+	struct cn_job *j = calloc(1, sizeof(*j));
+	struct cn_peer *p = calloc(1, sizeof(*p));
+	uint8_t held[N] = {0}, asked[N] = {0};
+
+	(void)state;
+	assert_non_null(cn);
+	assert_non_null(j);
+	assert_non_null(p);
+	cn->max_parallel = 32;
+	j->cn = cn;
+	j->have = held;
+	j->busy = asked;
+	p->state = P_UP;
+	p->info = 2;
+	p->partial = 1;
+	p->depth = 12;
+	p->info_at = 1000;
+	/* idle: nothing in flight */
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 1000 + CN_INFO_FAST_MS);
+	p->refresh_gap = CN_INFO_TOLD_MS;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 1000 + CN_INFO_TOLD_MS);
+	p->refresh_gap = 0;
+	/* chunks in flight from a provider that showed more than 32 we lack
+	 * (no list kept): not before they are in */
+	p->inflight = 3;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);
+	/* a super-seed's four offers: two asked for, two not yet */
+	p->nshown = 4;
+	p->shown[0] = 1, p->shown[1] = 5, p->shown[2] = 9, p->shown[3] = 13;
+	asked[1] = asked[5] = 1;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);
+	/* all held or asked for: due with the chunks still in flight */
+	held[9] = 1;
+	asked[13] = 1;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 1000 + CN_INFO_FAST_MS);
+	/* no room for the refresh's request at this provider */
+	p->inflight = p->depth;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);
+	p->inflight = 3;
+	/* a refresh already out, a backoff, a full job: not due */
+	p->refresh = 1;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);
+	p->refresh = 0;
+	p->backoff_until = 2000;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);
+	p->backoff_until = 0;
+	j->inflight = cn->max_parallel;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);
+	j->inflight = 0;
+	/* a provider that holds everything is never refreshed */
+	p->partial = 0;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);
+	free(p);
+	free(j);
+	free(cn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +448,7 @@ int main(void)
 	    cmocka_unit_test(test_refresh_gap),
 	    cmocka_unit_test(test_held_mask),
 	    cmocka_unit_test(test_offers_taken),
+	    cmocka_unit_test(test_idle_refresh_at),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);
