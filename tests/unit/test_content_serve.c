@@ -1013,6 +1013,23 @@ static void addr4(struct sockaddr_storage *ss, uint8_t last)
 	a->sin_addr.s_addr = htonl(0x0a000000u | last);
 }
 
+/* Content a (n chunks, filled from fill) super-seeded on cn, with two
+ * downloaders at da and db; B asks first, so A is never alone (it gets
+ * offers, not the true bitmap). */
+static void ss_two(struct content_node *cn, uint8_t a[32], uint8_t fill, uint64_t n,
+		   struct sockaddr_storage *da, struct sockaddr_storage *db)
+{
+	uint8_t bits[16];
+
+	assert_true(n <= sizeof(bits) * 8);
+	tu_fill(a, 32, fill);
+	assert_int_equal(cn_ss_add(cn, a, n), 0);
+	addr4(da, 1);
+	addr4(db, 2);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, db, 2, bits, n), 1);
+}
+
 static void test_superseed_held(void **state)
 {
 	uint8_t a[32], bits[8];
@@ -1025,13 +1042,7 @@ static void test_superseed_held(void **state)
 	json_t *j;
 
 	(void)state;
-	tu_fill(a, sizeof(a), 7);
-	assert_int_equal(cn_ss_add(cn, a, 64), 0);
-	addr4(&da, 1);
-	addr4(&db, 2);
-	/* B is there too: A is not alone (the true bitmap) */
-	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &db, 2, bits, 64), 1);
+	ss_two(cn, a, 7, 64, &da, &db); /* B is there too: A is not alone */
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
 	k = shown(bits, 64, off);
@@ -1121,12 +1132,7 @@ static void test_superseed_window_while_pending(void **state)
 	unsigned int k, ngot = 0;
 
 	(void)state;
-	tu_fill(a, sizeof(a), 9);
-	assert_int_equal(cn_ss_add(cn, a, 128), 0);
-	addr4(&da, 1);
-	addr4(&db, 2);
-	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &db, 2, bits, 128), 1); /* A is not alone */
+	ss_two(cn, a, 9, 128, &da, &db);
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 128), 1);
 	assert_int_equal(shown(bits, 128, off), 4);
