@@ -318,6 +318,29 @@ static void test_refresh_gap(void **state)
 
 /* What HAVE_HELD tells a provider: of the chunks it showed (its offers),
  * those we now hold, from the lowest, in a 32-chunk window; none, nothing. */
+/* A provider that shows what it was told held, again and again, gets the
+ * 1 ms follow-up no more often than an honest seed could earn it (each
+ * round ends CN_INFO_FAST_GAIN offers for good): nchunks / CN_INFO_FAST_GAIN
+ * + 1 times per item, then the usual gaps. */
+static void test_told_counts(void **state)
+{
+	unsigned int n = 0, fast = 0;
+
+	(void)state;
+	assert_int_equal(cn_told_counts(CN_INFO_FAST_GAIN - 1, &n, 256), 0);
+	assert_int_equal(n, 0); /* too few told: not counted */
+	for (unsigned int i = 0; i < 1000; i++)
+		fast += cn_refresh_gap(CN_INFO_FAST_MS, 0, cn_told_counts(32, &n, 256)) ==
+			CN_INFO_TOLD_MS;
+	assert_int_equal(fast, 256 / CN_INFO_FAST_GAIN + 1);
+	assert_int_equal(cn_told_counts(32, &n, 256), 0);
+	n = 0; /* a new item */
+	assert_int_equal(cn_told_counts(CN_INFO_FAST_GAIN, &n, 8), CN_INFO_FAST_GAIN);
+	assert_int_equal(cn_told_counts(CN_INFO_FAST_GAIN, &n, 8), CN_INFO_FAST_GAIN);
+	assert_int_equal(cn_told_counts(CN_INFO_FAST_GAIN, &n, 8), CN_INFO_FAST_GAIN);
+	assert_int_equal(cn_told_counts(CN_INFO_FAST_GAIN, &n, 8), 0);
+}
+
 static void test_held_mask(void **state)
 {
 	uint8_t held[200] = {0};
@@ -447,6 +470,7 @@ int main(void)
 	    cmocka_unit_test(test_relookup),
 	    cmocka_unit_test(test_refresh_gap),
 	    cmocka_unit_test(test_held_mask),
+	    cmocka_unit_test(test_told_counts),
 	    cmocka_unit_test(test_offers_taken),
 	    cmocka_unit_test(test_idle_refresh_at),
 	};

@@ -95,6 +95,10 @@ uint64_t cn_relookup_ms(unsigned int npeers, unsigned int usable, unsigned int n
  * doubled up to CN_INFO_REFRESH_MS (gap under CN_INFO_FAST_MS:
  * CN_INFO_FAST_MS). Pure. */
 unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained, unsigned int told);
+/* What a refresh that told told offers held counts for cn_refresh_gap:
+ * told if CN_INFO_FAST_GAIN or more, at most nchunks / CN_INFO_FAST_GAIN
+ * + 1 times per provider and item (*told_n, counted here), else 0. Pure. */
+unsigned int cn_told_counts(unsigned int told, unsigned int *told_n, uint64_t nchunks);
 /* Every one of the n chunks a super-seed showed (its offers) is held or
  * asked for: nothing more to ask of it until it shows others. 0 for none
  * shown. Pure (swarm_peers.c). */

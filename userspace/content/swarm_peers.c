@@ -318,6 +318,14 @@ unsigned int cn_refresh_gap(unsigned int gap, uint64_t gained, unsigned int told
 	return gap >= CN_INFO_REFRESH_MS / 2 ? CN_INFO_REFRESH_MS : gap * 2;
 }
 
+unsigned int cn_told_counts(unsigned int told, unsigned int *told_n, uint64_t nchunks)
+{
+	if (told < CN_INFO_FAST_GAIN || *told_n > nchunks / CN_INFO_FAST_GAIN)
+		return 0;
+	(*told_n)++;
+	return told;
+}
+
 int cn_offers_taken(const uint32_t *shown, unsigned int n, const uint8_t *have, const uint8_t *busy)
 {
 	if (!n || !have || !busy)
@@ -376,10 +384,7 @@ int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle)
 		kind = K_HELD;
 	if (cn_req_open(j, (int)k, kind, kind == K_HELD ? (uint64_t)mask << 32 | first : 0))
 		return 0;
-	/* told offers count for the gap (CN_INFO_TOLD_MS) a bounded number
-	 * of times per item */
-	p->told =
-	    told >= CN_INFO_FAST_GAIN && p->told_n++ <= j->nchunks / CN_INFO_FAST_GAIN ? told : 0;
+	p->told = cn_told_counts(told, &p->told_n, j->nchunks);
 	j->held_told += kind == K_HELD;
 	p->refresh = 1;
 	j->refreshes++;
