@@ -189,6 +189,7 @@ struct weft_config {
 		int content_corrupt;		 /* content_node_opts.test_corrupt */
 		uint32_t content_serve_delay_ms; /* .test_serve_delay_ms */
 		uint32_t content_req_timeout_ms; /* .req_timeout_ms (0 = default) */
+		uint32_t content_lookup_poll_ms; /* .test_lookup_poll_ms */
 		uint64_t quic_hold_credit;	 /* quic_node_opts.test_hold_credit */
 	} test;
 };

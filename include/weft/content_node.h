@@ -173,6 +173,9 @@ struct content_node_opts {
 	int test_corrupt;		  /* flip one byte of every chunk served,
 					   * after re-verification */
 	unsigned int test_serve_delay_ms; /* delay each chunk served */
+	unsigned int test_lookup_poll_ms; /* a job's poll while its DHT lookup
+					   * is out (CN_WAIT_MS otherwise): only
+					   * the lookup's answer wakes it sooner */
 };
 
 /*

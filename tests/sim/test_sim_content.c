@@ -622,6 +622,33 @@ static void quick_timeout(struct weft_config *cfg)
 	cfg->test.content_req_timeout_ms = 1500;
 }
 
+/* x[1] (options o1) holds a FILE_LEN file (data, filled from seed fill,
+ * written in dir) and its id goes to id; x[2] (options o2, config c2) is
+ * to fetch it into out (dir/d); every host's link delays latency_us. */
+static void pair_with_file(struct simnode *x, const char *const names[2], uint64_t seed,
+			   const char *const *o1, const char *const *o2,
+			   void (*c2)(struct weft_config *), uint32_t latency_us, const char *dir,
+			   uint8_t *data, uint64_t fill, char *id, char *out, size_t outcap)
+{
+	struct simnet_opts so = {.seed = seed, .clock = SIMNET_CLOCK_REAL};
+	struct simnet_link link = {.latency_us = latency_us};
+	char path[700];
+
+	assert_non_null(dir);
+	assert_non_null(data);
+	assert_int_equal(simnet_new(&SN, &so), 0);
+	simnode_new(&x[1], SN, names[0], "198.51.100.1", NULL, o1, NULL, NULL);
+	simnode_new(&x[2], SN, names[1], "198.51.100.2", NULL, o2, c2, NULL);
+	simnet_host_set_link(x[1].host, &link);
+	simnet_host_set_link(x[2].host, &link);
+	tu_fill(data, FILE_LEN, fill);
+	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
+	snprintf(path, sizeof(path), "%s/file.bin", dir);
+	add_file(&x[1], path, id);
+	snprintf(out, outcap, "%s/d", dir);
+	assert_int_equal(mkdir(out, 0700), 0);
+}
+
 /*
  * A request whose answer is still arriving is not given up
  * (cn_req_expired). Over a 400 ms round trip a fresh connection's
@@ -634,29 +661,17 @@ static void quick_timeout(struct weft_config *cfg)
  */
 static void test_answer_arriving_kept(void **state)
 {
-	struct simnet_opts so = {.seed = 31, .clock = SIMNET_CLOCK_REAL};
 	static const char *const nodht[] = {"quic.idle_timeout_ms=5000", NULL};
-	struct simnet_link far = {.latency_us = 100000};
-	char *dir = tu_tmpdir(), path[700], out[512], id[65];
+	static const char *const names[2] = {"f1", "f2"};
+	char *dir = tu_tmpdir(), out[512], id[65];
 	uint8_t *data = malloc(FILE_LEN);
 	json_int_t partial, wasted, timeouts;
 	struct pjob d;
 	json_t *o;
 
 	(void)state;
-	assert_non_null(dir);
-	assert_non_null(data);
-	assert_int_equal(simnet_new(&SN, &so), 0);
-	simnode_new(&F[1], SN, "f1", "198.51.100.1", NULL, nodht, NULL, NULL);
-	simnode_new(&F[2], SN, "f2", "198.51.100.2", NULL, nodht, quick_timeout, NULL);
-	simnet_host_set_link(F[1].host, &far);
-	simnet_host_set_link(F[2].host, &far);
-	tu_fill(data, FILE_LEN, 13);
-	assert_int_equal(tu_write(dir, "file.bin", data, FILE_LEN, 0600), 0);
-	snprintf(path, sizeof(path), "%s/file.bin", dir);
-	add_file(&F[1], path, id);
-	snprintf(out, sizeof(out), "%s/d", dir);
-	assert_int_equal(mkdir(out, 0700), 0);
+	pair_with_file(F, names, 31, nodht, nodht, quick_timeout, 100000, dir, data, 13, id, out,
+		       sizeof(out));
 
 	pjob_start_from(&d, &F[2], id, out, F[1].ip);
 	assert_int_equal(simnode_wait(pjob_done, &d, 120000), 0);
@@ -681,6 +696,70 @@ static void test_answer_arriving_kept(void **state)
 	tu_rmrf_free(dir);
 }
 
+/* ------------------------------------------- a lookup's answer wakes */
+
+static struct simnode K[3]; /* 1 seed + bootstrap, 2 downloader */
+
+static void slow_poll(struct weft_config *cfg)
+{
+	/* While its lookup is out, the job polls every 60 s (test hook; 20
+	 * ms otherwise): only the lookup's answer can wake it sooner. */
+	cfg->test.content_lookup_poll_ms = 60000;
+}
+
+static int k2_sees_provider(void *arg)
+{
+	json_t *o = NULL;
+	int st = simnode_ctl(&K[2], "POST", "/v1/dht/get-peers",
+			     json_pack("{s:s}", "infohash", (const char *)arg), &o);
+	int ok = st == 200 && json_array_size(json_object_get(o, "peers")) >= 1;
+
+	json_decref(o);
+	return ok;
+}
+
+/*
+ * A download found through the DHT starts when its lookup answers, not at
+ * the job's next poll (docs/CONTENT.md "A lookup's answer wakes its
+ * job"): with the poll made 60 s long, the job still lists its provider
+ * and finishes within 30 s, and says it found the provider before 30 s.
+ */
+static void test_lookup_wakes_job(void **state)
+{
+	static const char *const boot[] = {"dht.bootstrap=198.51.100.1:6881", NULL};
+	static const char *const names[2] = {"k1", "k2"};
+	char *dir = tu_tmpdir(), out[512], id[65], ih[41];
+	uint8_t *data = malloc(FILE_LEN);
+	json_int_t first;
+	struct pjob d;
+	json_t *o;
+
+	(void)state;
+	/* 25 ms a host each way: the answer comes once the job sleeps */
+	pair_with_file(K, names, 41, NULL, boot, slow_poll, 25000, dir, data, 17, id, out,
+		       sizeof(out));
+	memcpy(ih, id, 40);
+	ih[40] = '\0';
+	assert_int_equal(simnode_wait(k2_sees_provider, ih, 30000), 0);
+
+	pjob_start(&d, &K[2], id, out);
+	assert_int_equal(simnode_wait(pjob_done, &d, 30000), 0);
+	pjob_check(&d, out, id, data);
+	o = pjob_get(&d);
+	first = json_integer_value(json_object_get(o, "first_provider_ms"));
+	print_message("lookup answer to job: first provider at %lld ms (polls: 60 s)\n",
+		      (long long)first);
+	assert_true(first >= 50 && first < 30000); /* a round trip, at least */
+	assert_int_equal(json_integer_value(json_object_get(o, "lookups")) >= 1, 1);
+	json_decref(o);
+
+	simnode_free(&K[2]);
+	simnode_free(&K[1]);
+	simnet_free(SN);
+	free(data);
+	tu_rmrf_free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -688,6 +767,7 @@ int main(void)
 	    cmocka_unit_test(test_partial_provider),
 	    cmocka_unit_test(test_peer_exchange),
 	    cmocka_unit_test(test_answer_arriving_kept),
+	    cmocka_unit_test(test_lookup_wakes_job),
 	};
 
 	if (sodium_init() < 0)

@@ -822,6 +822,13 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 		log_warn(CN_MOD, "TEST HOOK content test_serve_delay_ms: %u ms per chunk",
 			 cn->test_delay_ms);
 	}
+	if (opts->test_lookup_poll_ms) {
+		cn->test_lookup_poll_ms = opts->test_lookup_poll_ms;
+		log_warn(CN_MOD,
+			 "TEST HOOK content test_lookup_poll_ms: %u ms polls while a "
+			 "lookup is out",
+			 cn->test_lookup_poll_ms);
+	}
 #endif
 	co.store = opts->store;
 	co.dir = opts->state_dir;

@@ -228,6 +228,7 @@ struct content_node {
 	uint64_t stall_ns;	  /* opts serve_stall_s, ns */
 	int test_corrupt;
 	unsigned int test_delay_ms;
+	unsigned int test_lookup_poll_ms;
 	atomic_int stopping; /* set once by content_node_free; every thread checks it */
 	content_lan_fn lan_fn; /* LAN providers (content_node_set_lan), set before start */
 	void *lan_arg;

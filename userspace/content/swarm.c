@@ -666,19 +666,6 @@ static int usable_peers(struct cn_job *j)
 	return n;
 }
 
-static void wait_a_bit(struct cn_job *j, unsigned int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* j->cond's clock (cn_job_start) */
-	ts.tv_nsec += (long)ms * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&j->cond, &j->mu, &ts);
-}
-
 /* w cut to a deadline (0: none) from t, at least 1 ms. */
 static uint64_t wait_until(uint64_t w, uint64_t due, uint64_t t)
 {
@@ -780,7 +767,7 @@ static int fetch_item(struct cn_job *j)
 				 j->npeers);
 			return -ENOENT;
 		}
-		wait_a_bit(j, fetch_wait_ms(j, t));
+		cn_job_sleep(j, fetch_wait_ms(j, t));
 	}
 	commit_pending(j); /* stopping: what is written is kept */
 	return -ECANCELED;
@@ -960,7 +947,7 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 		}
 		if (!usable_peers(j) && t - j->last_lookup > relookup_ms(j))
 			cn_gather(j, j->rq.id);
-		wait_a_bit(j, 20);
+		cn_job_sleep(j, CN_WAIT_MS);
 	}
 	return -ECANCELED;
 }

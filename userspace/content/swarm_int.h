@@ -279,6 +279,9 @@ struct cn_req {
 #define CN_LAN_MAX 8 /* LAN providers (BEP 14) taken at each gather */
 struct cn_lk;
 void cn_lookup_put(struct cn_lk *lk);
+/* The job thread's sleep (with j->mu held) of up to ms, or until woken
+ * (j->cond): a request done, a connection changed, its lookup answered. */
+void cn_job_sleep(struct cn_job *j, unsigned int ms);
 
 struct cn_job {
 	struct content_node *cn;

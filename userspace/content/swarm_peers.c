@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +24,22 @@
 /* ------------------------------------------------------------- lookups */
 
 /* get_peers: the DHT calls back on a worker; the waiter may have given up,
- * so the context is shared and freed by whoever is last. */
+ * so the context is shared and freed by whoever is last. The callback
+ * wakes the waiting job (its j->cond, `wake`), which then dials the
+ * providers found at once: polled alone (CN_WAIT_MS), each download
+ * started ~20 ms after its lookup had answered (docs/CONTENT.md "A
+ * lookup's answer wakes its job"). */
 struct cn_lk {
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	int refs, done, n;
+	int refs, n;
+	atomic_int done; /* set under mu once peers[] is final */
 	struct sockaddr_storage peers[CN_LOOKUP_MAX];
 	uint8_t ih[20];
 	int rc;
+	/* the job's condition until it lets go (cn_lookup_put: NULL), and
+	 * whether the callback is using it, which the letting go waits out */
+	_Atomic(pthread_cond_t *) wake;
+	atomic_int waking;
 };
 
 static void lk_put(struct cn_lk *lk)
@@ -42,9 +51,24 @@ static void lk_put(struct cn_lk *lk)
 	pthread_mutex_unlock(&lk->mu);
 	if (last) {
 		pthread_mutex_destroy(&lk->mu);
-		pthread_cond_destroy(&lk->cond);
 		free(lk);
 	}
+}
+
+/* The job sees the answer now, not at its next poll. Signalled without
+ * j->mu (the job holds it while it lets go, cn_lookup_put): a signal that
+ * lands between cn_job_sleep's last look at `done` and its wait is lost,
+ * and the poll (CN_WAIT_MS) finds the answer as before. Never blocks, so
+ * cn_lookup_put's wait for it is short. */
+static void lk_wake(struct cn_lk *lk)
+{
+	pthread_cond_t *c;
+
+	atomic_store(&lk->waking, 1); /* before wake is read: cn_lookup_put */
+	c = atomic_load(&lk->wake);
+	if (c)
+		pthread_cond_signal(c);
+	atomic_store(&lk->waking, 0);
 }
 
 static void lk_done(void *arg, const struct dht_result *res)
@@ -55,8 +79,8 @@ static void lk_done(void *arg, const struct dht_result *res)
 	for (size_t i = 0; i < res->npeers && lk->n < CN_LOOKUP_MAX; i++)
 		lk->peers[lk->n++] = res->peers[i];
 	lk->done = 1;
-	pthread_cond_signal(&lk->cond);
 	pthread_mutex_unlock(&lk->mu);
+	lk_wake(lk);
 	lk_put(lk);
 }
 
@@ -69,6 +93,7 @@ static void lk_fn(struct dht *dht, void *arg, uint64_t now)
 		pthread_mutex_lock(&lk->mu);
 		lk->done = 1;
 		pthread_mutex_unlock(&lk->mu);
+		lk_wake(lk);
 		lk_put(lk);
 	}
 }
@@ -76,8 +101,10 @@ static void lk_fn(struct dht *dht, void *arg, uint64_t now)
 /* DHT get_peers on ih (20 bytes, read during the call only), without
  * waiting: NULL when it cannot start (no DHT, too many lookups). Poll
  * returns -EAGAIN until done, then how many addresses went to out (at
- * most cap, CN_LOOKUP_MAX kept). cn_lookup_put releases it (any time). */
-static struct cn_lk *lookup_start(struct content_node *cn, const uint8_t ih[20])
+ * most cap, CN_LOOKUP_MAX kept); wake (may be NULL) is signalled when it
+ * is done, until cn_lookup_put releases it (any time). */
+static struct cn_lk *lookup_start(struct content_node *cn, const uint8_t ih[20],
+				  pthread_cond_t *wake)
 {
 	struct cn_lk *lk;
 
@@ -87,7 +114,8 @@ static struct cn_lk *lookup_start(struct content_node *cn, const uint8_t ih[20])
 	if (!lk)
 		return NULL;
 	pthread_mutex_init(&lk->mu, NULL);
-	pthread_cond_init(&lk->cond, NULL);
+	atomic_init(&lk->wake, wake);
+	atomic_init(&lk->waking, 0);
 	lk->refs = 2; /* ours and the callback's (lk_done, or lk_fn on failure) */
 	memcpy(lk->ih, ih, sizeof(lk->ih));
 	if (dhtnode_run(cn->dht, lk_fn, lk)) {
@@ -113,10 +141,36 @@ static int lookup_poll(struct cn_lk *lk, struct sockaddr_storage *out, size_t ca
 	return n;
 }
 
+void cn_job_sleep(struct cn_job *j, unsigned int ms)
+{
+	struct timespec ts;
+
+	if (j->lk) {
+		if (atomic_load(&j->lk->done))
+			return; /* answered since the job polled: lk_wake's window */
+#ifdef WEFT_TEST_HOOKS
+		if (j->cn->test_lookup_poll_ms)
+			ms = j->cn->test_lookup_poll_ms;
+#endif
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* j->cond's clock (cn_job_start) */
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&j->cond, &j->mu, &ts);
+}
+
 void cn_lookup_put(struct cn_lk *lk)
 {
-	if (lk)
-		lk_put(lk);
+	if (!lk)
+		return;
+	atomic_store(&lk->wake, NULL); /* then no callback signals it */
+	while (atomic_load(&lk->waking))
+		sched_yield();
+	lk_put(lk);
 }
 
 /* ------------------------------------------------------------ providers */
@@ -277,7 +331,7 @@ void cn_gather(struct cn_job *j, const uint8_t *ih)
 		 * stalled (docs/LAB.md). */
 		j->lk_starting = 1;
 		pthread_mutex_unlock(&j->mu);
-		lk = lookup_start(j->cn, ih);
+		lk = lookup_start(j->cn, ih, &j->cond);
 		pthread_mutex_lock(&j->mu);
 		j->lk_starting = 0;
 		j->lk = lk;

@@ -99,6 +99,8 @@ static void test_hooks_from_env(struct weft_config *cfg)
 		cfg->test.content_serve_delay_ms = (uint32_t)strtoul(e, NULL, 10);
 	if ((e = getenv("WEFT_CONTENT_REQ_TIMEOUT_MS")))
 		cfg->test.content_req_timeout_ms = (uint32_t)strtoul(e, NULL, 10);
+	if ((e = getenv("WEFT_CONTENT_TEST_LOOKUP_POLL_MS")))
+		cfg->test.content_lookup_poll_ms = (uint32_t)strtoul(e, NULL, 10);
 }
 #endif
 

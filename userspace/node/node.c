@@ -740,40 +740,37 @@ registered:
 	if (err)
 		return err;
 	{
-		struct content_node_opts cno = { .eng = n->engine,
-						  .store = n->store, .state_dir = n->cfg.state_dir,
-						  .quic = n->quic, .dht = n->dht, .guard = n->guard,
-						  .ctl = n->ctl, .id = &n->id,
-						  .quic_port = (uint16_t)n->cfg.quic_port,
-						  .quota_bytes = n->cfg.content_quota,
-						  .direct_io = n->cfg.content_direct_io,
-						  .hot_chunks = n->cfg.content_hot_chunks
-									? (int)n->cfg.content_hot_chunks
-									: -1,
-						  .read_threads = n->cfg.content_read_threads
-								      ? (int)n->cfg.content_read_threads
-								      : -1,
-						  .poll_s = n->cfg.content_poll_s,
-						  .watch_keepalive_ms =
-						      n->cfg.quic_idle_timeout_ms / 3,
-						  .req_timeout_ms = n->cfg.test.content_req_timeout_ms,
-						  .limits = { .upload_rate = n->cfg.content_upload_rate,
-							      .peer_rate = n->cfg.content_peer_upload_rate,
-							      .lan_peer_rate =
-								  n->cfg.content_lan_peer_upload_rate,
-							      .lan_capped = n->cfg.content_lan_capped,
-							      .upload_auto =
-								  n->cfg.content_upload_auto },
-						  .superseed_s = n->cfg.content_superseed_s
-								     ? (int)n->cfg.content_superseed_s
-								     : -1,
-						  .serve_peer_held = n->cfg.content_serve_peer_held,
-						  .serve_stall_s = n->cfg.content_serve_stall_s,
-						  .ignore_withdrawals =
-						      !n->cfg.content_honour_withdrawals,
-						  .test_corrupt = n->cfg.test.content_corrupt,
-						  .test_serve_delay_ms =
-						      n->cfg.test.content_serve_delay_ms };
+		struct content_node_opts cno = {
+		    .eng = n->engine,
+		    .store = n->store,
+		    .state_dir = n->cfg.state_dir,
+		    .quic = n->quic,
+		    .dht = n->dht,
+		    .guard = n->guard,
+		    .ctl = n->ctl,
+		    .id = &n->id,
+		    .quic_port = (uint16_t)n->cfg.quic_port,
+		    .quota_bytes = n->cfg.content_quota,
+		    .direct_io = n->cfg.content_direct_io,
+		    .hot_chunks = n->cfg.content_hot_chunks ? (int)n->cfg.content_hot_chunks : -1,
+		    .read_threads =
+			n->cfg.content_read_threads ? (int)n->cfg.content_read_threads : -1,
+		    .poll_s = n->cfg.content_poll_s,
+		    .watch_keepalive_ms = n->cfg.quic_idle_timeout_ms / 3,
+		    .req_timeout_ms = n->cfg.test.content_req_timeout_ms,
+		    .limits = {.upload_rate = n->cfg.content_upload_rate,
+			       .peer_rate = n->cfg.content_peer_upload_rate,
+			       .lan_peer_rate = n->cfg.content_lan_peer_upload_rate,
+			       .lan_capped = n->cfg.content_lan_capped,
+			       .upload_auto = n->cfg.content_upload_auto},
+		    .superseed_s =
+			n->cfg.content_superseed_s ? (int)n->cfg.content_superseed_s : -1,
+		    .serve_peer_held = n->cfg.content_serve_peer_held,
+		    .serve_stall_s = n->cfg.content_serve_stall_s,
+		    .ignore_withdrawals = !n->cfg.content_honour_withdrawals,
+		    .test_corrupt = n->cfg.test.content_corrupt,
+		    .test_serve_delay_ms = n->cfg.test.content_serve_delay_ms,
+		    .test_lookup_poll_ms = n->cfg.test.content_lookup_poll_ms};
 
 		err = content_node_new(&n->content, &cno);
 		if (err)
