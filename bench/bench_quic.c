@@ -555,6 +555,7 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 	int port = 20000 + (int)(getpid() % 20000), ok = -1;
 	pid_t ws_pid = -1, wc_pid = -1, qs_pid = -1;
 	struct bulk b[3] = {{.mbit = -1}, {.mbit = -1}, {.mbit = -1}};
+	double probe[2];
 
 	if (!out)
 		return -1;
@@ -629,7 +630,26 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 		bench_result_ratio(r, id, label, num, "goal.hs_per_core", 1.0);
 	}
 
-	/* bulk: wall Mbit/s, and Mbit per CPU-second of each side */
+	/* bulk: wall Mbit/s, and Mbit per CPU-second of each side; first what
+	 * each end's CPU gives now (benchlib.h bench_cpu_probe_ns) */
+	for (int c = 0; c < 2; c++) {
+		int cpu = c ? SERVER_CPU : CLIENT_CPU;
+		char label[160];
+
+		probe[c] = bench_cpu_probe_ns(cpu, 5);
+		snprintf(id, sizeof(id), "%s.probe.cpu%d_ns", p->name, cpu);
+		snprintf(label, sizeof(label),
+			 "%s: CPU %d (bulk %s) AES-128-GCM seal of 1,420 bytes before the bulk "
+			 "rows",
+			 p->name, cpu, c ? "receiver" : "sender");
+		if (probe[c] > 0)
+			bench_result_figure(r, id, label, probe[c], "ns");
+	}
+	if (probe[0] > 0 && probe[1] > 0)
+		printf("%-9s CPU probe (AES-128-GCM seal, 1,420 bytes, ns): CPU %d (sender) %.0f, "
+		       "CPU %d (receiver) %.0f: %.2fx apart\n",
+		       p->name, CLIENT_CPU, probe[0], SERVER_CPU, probe[1],
+		       probe[0] > probe[1] ? probe[0] / probe[1] : probe[1] / probe[0]);
 	snprintf(body, sizeof(body), "{\"peer\":\"%s\",\"bytes\":4194304,\"mode\":\"discard\"}",
 		 tgt);
 	api(1, "POST", "/v1/quic/bench", body, 60, out);

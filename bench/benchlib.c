@@ -24,6 +24,8 @@
 #include <jansson.h>
 #include <linux/bpf.h>
 
+#include "quic/gcm.h"
+
 #define BENCH_SCHEMA "weft-bench/1"
 
 struct bench_result {
@@ -189,6 +191,59 @@ static int napi_add_cpu(int pid, void *arg)
 	if (ns > 0)
 		*(long long *)arg += ns;
 	return 1;
+}
+
+struct probe {
+	int cpu, rounds;
+	double ns;
+};
+
+static void *probe_run(void *arg)
+{
+	struct probe *pr = arg;
+	uint8_t key[16] = {7}, nonce[QUIC_GCM_NONCE_LEN] = {1}, aad[22] = {3}, *pt, *ct;
+	struct quic_gcm_key *k = NULL;
+
+	pr->ns = -ENOMEM;
+	pt = calloc(1, 1420);
+	ct = calloc(1, 1420 + 16);
+	if (bench_pin(pr->cpu)) {
+		pr->ns = -EINVAL;
+	} else if (pt && ct && quic_gcm_key_new(&k, key, 16, quic_gcm_impl_best()) == 0) {
+		for (int r = 0; r < pr->rounds; r++) {
+			struct timespec a, b;
+			double ns;
+
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+			for (int i = 0; i < 20000; i++) {
+				nonce[11] = (uint8_t)i;
+				quic_gcm_seal(k, ct, nonce, aad, sizeof(aad), pt, 1420);
+			}
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+			ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 +
+			      (double)(b.tv_nsec - a.tv_nsec)) /
+			     20000;
+			if (!r || ns < pr->ns)
+				pr->ns = ns;
+		}
+		quic_gcm_key_free(k);
+	}
+	free(pt);
+	free(ct);
+	return NULL;
+}
+
+double bench_cpu_probe_ns(int cpu, int rounds)
+{
+	struct probe pr = {cpu, rounds > 0 ? rounds : 1, -EINVAL};
+	pthread_t t;
+
+	if (quic_gcm_impl_best() == QUIC_GCM_NONE)
+		return -ENOTSUP;
+	if (pthread_create(&t, NULL, probe_run, &pr))
+		return -EAGAIN;
+	pthread_join(t, NULL);
+	return pr.ns;
 }
 
 long long bench_napi_cpu_ns(const char *ifname)

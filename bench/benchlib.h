@@ -87,6 +87,17 @@ long long bench_proc_cpu_ns(int pid);
  * threaded NAPI), summed; 0 when there are none. */
 long long bench_napi_cpu_ns(const char *ifname);
 
+/*
+ * What one CPU gives the packet path now: CPU-time nanoseconds per
+ * AES-128-GCM seal of a 1,420-byte packet (weft's widest width on this
+ * CPU, userspace/quic/gcm.c), best of rounds rounds of 20,000 seals, run
+ * by a thread pinned to cpu. Two vCPUs of one VM can differ by 1.4x at
+ * this while a host thread beside one of them is busy (docs/BENCH.md
+ * "CPU probe"): a harness that pins its two ends prints both. Negative
+ * errno on failure.
+ */
+double bench_cpu_probe_ns(int cpu, int rounds);
+
 /* ---- a veth pair between two network namespaces ---- */
 
 /*
