@@ -9,6 +9,7 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,7 +335,7 @@ static int has_vaes(void)
 	return (c & (1u << 9)) && (c & (1u << 10));
 }
 
-enum quic_gcm_impl quic_gcm_impl_best(void)
+static enum quic_gcm_impl impl_probe(void)
 {
 	__builtin_cpu_init();
 	if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("pclmul") ||
@@ -346,6 +347,27 @@ enum quic_gcm_impl quic_gcm_impl_best(void)
 	    !__builtin_cpu_supports("avx512vl"))
 		return QUIC_GCM_VAES256;
 	return QUIC_GCM_VAES512;
+}
+
+/*
+ * Asked once per process. CPUID is an instruction a hypervisor always
+ * traps: a __get_cpuid_count (two CPUIDs: the highest leaf, then leaf 7)
+ * took 12.8-13.0 us on the AMD EPYC guest of stops 81-84 (a loop of
+ * 10,000, 2026-12-01), and every key made asked (quic_gcm_key_new), two
+ * per connection's 1-RTT keys: ~26 us of a server handshake that costs
+ * ~400-500 us there (docs/QUIC.md "AES-GCM on wide vectors"). Atomic
+ * (relaxed): two workers may ask first at once and store the same answer.
+ */
+enum quic_gcm_impl quic_gcm_impl_best(void)
+{
+	static _Atomic int best = -1;
+	int v = atomic_load_explicit(&best, memory_order_relaxed);
+
+	if (v < 0) {
+		v = (int)impl_probe();
+		atomic_store_explicit(&best, v, memory_order_relaxed);
+	}
+	return (enum quic_gcm_impl)v;
 }
 
 const char *quic_gcm_impl_name(enum quic_gcm_impl impl)
