@@ -27,14 +27,6 @@
 
 static const size_t sizes[] = {1420, 8924};
 
-static double cpu_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void fill(uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -63,7 +55,7 @@ static double run(enum quic_gcm_impl impl, int op, const uint8_t *key, size_t le
 		*err = 1;
 		return 0;
 	}
-	t = cpu_s();
+	t = bench_thread_cpu_s();
 	for (i = 0; i < iters; i++) {
 		size_t ol = len + 16;
 
@@ -79,7 +71,7 @@ static double run(enum quic_gcm_impl impl, int op, const uint8_t *key, size_t le
 		else
 			quic_gcm_seal(k, out, nonce, aad, AAD_LEN, pt, len);
 	}
-	t = cpu_s() - t;
+	t = bench_thread_cpu_s() - t;
 	quic_gcm_key_free(k);
 	if (hd)
 		gnutls_aead_cipher_deinit(hd);

@@ -193,6 +193,14 @@ static int napi_add_cpu(int pid, void *arg)
 	return 1;
 }
 
+double bench_thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 struct probe {
 	int cpu, rounds;
 	double ns;
@@ -211,18 +219,13 @@ static void *probe_run(void *arg)
 		pr->ns = -EINVAL;
 	} else if (pt && ct && quic_gcm_key_new(&k, key, 16, quic_gcm_impl_best()) == 0) {
 		for (int r = 0; r < pr->rounds; r++) {
-			struct timespec a, b;
-			double ns;
+			double ns = bench_thread_cpu_s();
 
-			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
 			for (int i = 0; i < 20000; i++) {
 				nonce[11] = (uint8_t)i;
 				quic_gcm_seal(k, ct, nonce, aad, sizeof(aad), pt, 1420);
 			}
-			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-			ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 +
-			      (double)(b.tv_nsec - a.tv_nsec)) /
-			     20000;
+			ns = (bench_thread_cpu_s() - ns) * 1e9 / 20000;
 			if (!r || ns < pr->ns)
 				pr->ns = ns;
 		}

@@ -77,6 +77,9 @@ double bench_cpu_busy(const struct bench_cpu *a, const struct bench_cpu *b, int 
  */
 long long bench_thread_cpu_ns(int pid, int tid);
 
+/* Seconds of CPU the calling thread has used (CLOCK_THREAD_CPUTIME_ID). */
+double bench_thread_cpu_s(void);
+
 /*
  * Nanoseconds a process has run, all its threads, live and exited
  * (utime + stime of /proc/PID/stat, clock-tick resolution). Negative errno.
