@@ -143,9 +143,12 @@ $(eval $(call flavour,tsan))
 # The dashboard's page, script and style are assembled into assets.o.
 $(foreach f,rel san fuzz tsan,$(OBJ_$(f))/userspace/dash/assets.o): $(wildcard userspace/dash/assets/*)
 
+# The daemon without libm (~320 KiB of an idle weftd's RSS, docs/BENCH.md
+# "bench_mem"): weftd calls no libm function, and with -lm on the line
+# libunistring's frexp and ldexp would bind to it rather than to libc.
 $(BUILD)/weftd: $(OBJ_rel)/userspace/node/main.o $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(filter-out -lm,$(LDLIBS))
 
 $(BUILD)/tsan/weftd: $(OBJ_tsan)/userspace/node/main.o $(OBJ_tsan)/libweft.a
 	$(call msg,LD,$@)

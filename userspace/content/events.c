@@ -151,7 +151,9 @@ static void tick(struct cn_events *ev, const struct cn_progress *p, size_t n)
 static void *ticker(void *arg)
 {
 	struct cn_events *ev = arg;
-	struct cn_progress *p = calloc(CONTENT_MAX_JOBS, sizeof(*p));
+	/* each entry written whole (cn_jobs_progress) before it is read:
+	 * malloc keeps the pages never used out of the RSS */
+	struct cn_progress *p = malloc(CONTENT_MAX_JOBS * sizeof(*p));
 	struct timespec ts;
 
 	pthread_mutex_lock(&ev->mu);

@@ -81,6 +81,9 @@ struct cn_sched {
 	int64_t gtokens;    /* INT64_MAX: full at the next refill */
 	uint64_t g_ns;
 	struct peer *p;
+	unsigned int nused; /* p[0..nused) have been used: no scan reads past
+			     * them (an untouched page read is a page of RSS
+			     * on hosts without the shared zero page) */
 	uint16_t *bucket;
 	unsigned int nbucket;
 	uint16_t ring; /* the active peer at the head of the ring: index + 1 */
@@ -134,7 +137,7 @@ void cn_sched_free(struct cn_sched *s)
 	if (s->global && s->gmine)
 		atomic_fetch_sub(&s->global->active, s->gmine);
 	if (s->p)
-		for (unsigned int i = 0; i < s->o.max_peers; i++)
+		for (unsigned int i = 0; i < s->nused; i++)
 			free(s->p[i].q);
 	free(s->p);
 	free(s->bucket);
@@ -174,16 +177,15 @@ static struct peer *get(struct cn_sched *s, uint64_t peer, uint64_t now)
 
 	if (p)
 		return p;
-	for (unsigned int i = 0; i < s->o.max_peers; i++) {
-		struct peer *e = &s->p[i];
+	if (s->nused < s->o.max_peers)
+		pick = &s->p[s->nused++];
+	else
+		for (unsigned int i = 0; i < s->nused; i++) {
+			struct peer *e = &s->p[i];
 
-		if (!e->used) {
-			pick = e;
-			break;
+			if (!e->qlen && (!pick || e->last_ns < pick->last_ns))
+				pick = e;
 		}
-		if (!e->qlen && (!pick || e->last_ns < pick->last_ns))
-			pick = e;
-	}
 	if (!pick)
 		return NULL;
 	if (pick->used)
@@ -507,7 +509,7 @@ unsigned int cn_sched_trim(struct cn_sched *s, uint64_t now_ns, uint64_t idle_ns
 {
 	unsigned int n = 0;
 
-	for (unsigned int i = 0; i < s->o.max_peers; i++) {
+	for (unsigned int i = 0; i < s->nused; i++) {
 		struct peer *p = &s->p[i];
 
 		if (p->used && p->q && !p->qlen && now_ns >= p->last_ns &&
@@ -568,7 +570,7 @@ unsigned int cn_sched_peers(struct cn_sched *s, uint64_t now_ns, struct cn_sched
 	uint64_t sec = now_ns / NS;
 	unsigned int n = 0;
 
-	for (unsigned int i = 0; i < s->o.max_peers && n < cap; i++) {
+	for (unsigned int i = 0; i < s->nused && n < cap; i++) {
 		struct peer *p = &s->p[i];
 		struct cn_sched_peer_info *o = &out[n];
 		uint64_t sum = 0;

@@ -1017,8 +1017,11 @@ static int wtab_new(struct content_node *cn, unsigned int widx, struct cn_wtab *
 	rc = cn_sched_new(&t->sched, NULL, &cn->up_global);
 	if (rc)
 		return rc;
-	t->snap = calloc(CN_SCHED_PEERS, sizeof(*t->snap));
-	t->snap_pub = calloc(CN_SCHED_PEERS, sizeof(*t->snap_pub));
+	/* the first nsnap entries are written whole (cn_sched_peers, then
+	 * copied) before anything reads them: malloc keeps the rest of the
+	 * pages out of the RSS */
+	t->snap = malloc(CN_SCHED_PEERS * sizeof(*t->snap));
+	t->snap_pub = malloc(CN_SCHED_PEERS * sizeof(*t->snap_pub));
 	t->rtt = calloc(CN_SCHED_PEERS, sizeof(*t->rtt));
 	t->rtt_pub = calloc(CN_SCHED_PEERS, sizeof(*t->rtt_pub));
 	return t->snap && t->snap_pub && t->rtt && t->rtt_pub ? 0 : -ENOMEM;

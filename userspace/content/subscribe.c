@@ -803,10 +803,13 @@ static void *subs_run(void *arg)
 {
 	struct content_node *cn = arg;
 	struct cn_subs *sb = cn->subs;
-	struct snap *s = calloc(1, sizeof(*s));
+	/* malloc, not calloc: an entry is written whole (key_ref,
+	 * cn_head_rec_decode) before it is read, and pages never written stay
+	 * out of the RSS (docs/BENCH.md "bench_mem") */
+	struct snap *s = malloc(sizeof(*s));
 
 	if (s)
-		s->rec = calloc(CONTENT_MAX_HEADS, sizeof(*s->rec));
+		s->rec = malloc(CONTENT_MAX_HEADS * sizeof(*s->rec));
 	if (!s || !s->rec) {
 		log_error(CN_MOD, "subscriptions: out of memory, not following heads");
 		if (s)

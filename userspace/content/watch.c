@@ -698,7 +698,9 @@ static void pass(struct cn_watch *w, uint64_t now)
 static void *watch_run(void *arg)
 {
 	struct cn_watch *w = arg;
-	struct cn_head_ref *refs = calloc(CONTENT_MAX_HEADS, sizeof(*refs));
+	/* each entry written whole (key_ref) before it is read: malloc keeps
+	 * the pages never used out of the RSS */
+	struct cn_head_ref *refs = malloc(CONTENT_MAX_HEADS * sizeof(*refs));
 	uint64_t last_gather = 0;
 
 	if (!refs) {

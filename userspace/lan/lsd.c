@@ -239,7 +239,7 @@ int lsd_sched_new(struct lsd_sched **out, uint64_t announce_ms, uint64_t min_gap
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
-	s->e = calloc(LSD_SCHED_MAX, sizeof(*s->e));
+	s->e = calloc(1, sizeof(*s->e)); /* lsd_sched_set sizes it */
 	if (!s->e) {
 		free(s);
 		return -ENOMEM;
@@ -270,7 +270,9 @@ int lsd_sched_set(struct lsd_sched *s, const uint8_t (*ih)[LSD_IH_LEN], size_t n
 
 	if (n > LSD_SCHED_MAX)
 		n = LSD_SCHED_MAX;
-	ne = calloc(LSD_SCHED_MAX, sizeof(*ne));
+	/* n entries, not LSD_SCHED_MAX: a node seeding nothing zeroed 56
+	 * KiB here at every refresh, resident for good */
+	ne = calloc(n ? n : 1, sizeof(*ne));
 	if (!ne)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {

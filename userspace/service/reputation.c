@@ -6,7 +6,6 @@
  * and a fixed-size record for the store. No I/O, no clock of its own.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,11 +77,30 @@ static long rep_find(const struct svc_rep *r, const uint8_t *key)
 	return -(long)lo - 1;
 }
 
+/* 2^-(now - from)/half-life without libm (this was weftd's one libm call,
+ * and libm's pages are ~320 KiB of an idle weftd's RSS): 2^-x = 2^-k x
+ * e^-(f ln 2) with k = floor(x) and f the rest. The series of e^-u for u <
+ * ln 2 to u^13 is within 2e-13 of exp2 (u^14 / 14!); 2^-k is built from its
+ * exponent bits (ldexp would bind to libm again). */
 static double decay(uint64_t from, uint64_t now)
 {
+	double x, u, p2, term = 1.0, sum = 1.0;
+	uint64_t k, bits;
+
 	if (now <= from)
 		return 1.0;
-	return exp2(-(double)(now - from) / (double)SVC_REP_HALF_LIFE_S);
+	x = (double)(now - from) / (double)SVC_REP_HALF_LIFE_S;
+	if (x >= 1022.0)
+		return 0.0; /* 2^-1022 is the smallest normal double */
+	k = (uint64_t)x;
+	u = (x - (double)k) * 0.69314718055994530942;
+	for (int i = 1; i <= 13; i++) {
+		term *= -u / i;
+		sum += term;
+	}
+	bits = (1023 - k) << 52;
+	memcpy(&p2, &bits, sizeof(p2));
+	return sum * p2;
 }
 
 /* A slot for key (new entries zeroed): its index, or -1 (no memory is
@@ -180,7 +198,8 @@ int32_t svc_rep_score(const struct svc_rep *r, const uint8_t key[IDENTITY_PK_LEN
 	if (r->e[i].dead_until > now_s)
 		s = SVC_REP_DEAD_SCORE;
 	else
-		s = 10 * (int32_t)floor(10.0 * (ok + 1.0) / (ok + failed + 2.0) + 1e-6);
+		/* non-negative: the cast truncates as floor would */
+		s = 10 * (int32_t)(10.0 * (ok + 1.0) / (ok + failed + 2.0) + 1e-6);
 	if (s > 100) /* ok >> failed rounds to 10 steps at most */
 		s = 100;
 	if (info) {

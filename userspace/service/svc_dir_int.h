@@ -15,6 +15,7 @@
 int svcn_pub_restore(struct svc_node *sn);
 /* Our publication of name (len bytes), or NULL (owner). */
 struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len);
+struct svcn_pub *svcn_pub_slot(struct svc_node *sn);
 /* 1 if p's descriptor may be shown to key (public, or key listed). */
 int svcn_pub_visible(const struct svcn_pub *p, const uint8_t key[IDENTITY_PK_LEN]);
 /* The name of a descriptor rejection reason (svcn_stats.rejected[i]). */

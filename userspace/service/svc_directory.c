@@ -42,11 +42,20 @@ const char *svcn_reject_name(unsigned int i)
 
 struct svcn_pub *svcn_pub_find(struct svc_node *sn, const char *name, size_t len)
 {
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
+	for (size_t i = 0; i < sn->npubs; i++)
 		if (sn->pubs[i].used && strlen(sn->pubs[i].name) == len &&
 		    !memcmp(sn->pubs[i].name, name, len))
 			return &sn->pubs[i];
 	return NULL;
+}
+
+/* The first free publication slot, or NULL when all are in use. */
+struct svcn_pub *svcn_pub_slot(struct svc_node *sn)
+{
+	for (size_t i = 0; i < sn->npubs; i++)
+		if (!sn->pubs[i].used)
+			return &sn->pubs[i];
+	return sn->npubs < SVC_NODE_MAX_PUBLISHED ? &sn->pubs[sn->npubs++] : NULL;
 }
 
 /* "ip:port" or "[ip]:port" into dst when it fits: 1, else 0. */
@@ -360,11 +369,7 @@ static void publish_own(struct svc_node *sn, void *arg)
 		r->err = -EEXIST;
 		return;
 	}
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
-		if (!sn->pubs[i].used) {
-			p = &sn->pubs[i];
-			break;
-		}
+	p = svcn_pub_slot(sn);
 	if (!p) {
 		r->err = -ENOSPC;
 		return;
@@ -541,13 +546,11 @@ static void publish_raw_own(struct svc_node *sn, void *arg)
 	struct raw_req *r = arg;
 	struct svcn_pub *p = svcn_pub_find(sn, r->name, strlen(r->name));
 
-	for (size_t i = 0; !p && i < SVC_NODE_MAX_PUBLISHED; i++)
-		if (!sn->pubs[i].used) {
-			p = &sn->pubs[i];
-			memset(p, 0, sizeof(*p));
-			snprintf(p->name, sizeof(p->name), "%s", r->name);
-			p->used = 1;
-		}
+	if (!p && (p = svcn_pub_slot(sn))) {
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", r->name);
+		p->used = 1;
+	}
 	if (!p) {
 		r->err = -ENOSPC;
 		return;
@@ -669,7 +672,7 @@ static void refresh_own(struct svc_node *sn, void *arg)
 	sn->wall_off = off;
 	sn->wall_off_set = 1;
 	r->nn = 0;
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
+	for (size_t i = 0; i < sn->npubs; i++) {
 		struct svcn_pub *p = &sn->pubs[i];
 
 		/* Due, or the last announce reached no DHT node: retry

@@ -466,7 +466,7 @@ static void pick_id_own(struct svc_node *sn, void *arg)
 	if (!pi->err || pi->again)
 		return;
 	/* One of ours, not looked up yet: verified into the cache. */
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
+	for (size_t i = 0; i < sn->npubs; i++) {
 		struct svcn_pub *p = &sn->pubs[i];
 		uint8_t pid[SVC_ID_LEN];
 

@@ -317,7 +317,7 @@ void svc_node_free(struct svc_node *sn)
 	svcn_strm_free_all(sn); /* before the pool's slots go */
 	svcn_ops_free(sn);
 	svcn_ins_free(sn);
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++)
+	for (size_t i = 0; i < sn->npubs; i++)
 		free(sn->pubs[i].desc);
 	svc_dir_free(sn->dir);
 	svcn_rep_flush(sn);

@@ -247,7 +247,7 @@ static void ls_own(struct svc_node *sn, void *arg)
 {
 	json_t *arr = arg;
 
-	for (size_t i = 0; i < SVC_NODE_MAX_PUBLISHED; i++) {
+	for (size_t i = 0; i < sn->npubs; i++) {
 		struct svcn_pub *p = &sn->pubs[i];
 		uint8_t id[SVC_ID_LEN];
 		char hex[2 * SVC_ID_LEN + 1];

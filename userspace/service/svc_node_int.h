@@ -166,6 +166,10 @@ struct svc_node {
 	unsigned int rep_db;  /* its store database, when sn->store */
 	int rep_db_ok;	      /* rep_db was opened */
 	struct svcn_pub pubs[SVC_NODE_MAX_PUBLISHED];
+	/* pubs[0..npubs) may be in use; the slots past it never were, and no
+	 * scan reads them (3.9 KB each: a read of an untouched page is a page
+	 * of RSS on hosts without the shared zero page) */
+	unsigned int npubs;
 	struct svcn_peer peers[SVC_NODE_MAX_PEERS];
 	struct svcn_op *ops;
 	size_t nops;
