@@ -235,6 +235,45 @@ static void test_add_xform(void **state)
 	}
 }
 
+static int count_staging(const char *dir);
+
+/* A plain file added: copied on the add's lanes (two from 32 chunks on,
+ * whole chunks through O_DIRECT with setup_direct, the short last one
+ * buffered), its id the BLAKE3 of its bytes, every chunk read back equal;
+ * the blob is the only file the add leaves. */
+static void test_add_file_lanes(void **state)
+{
+	static const size_t lens[] = {0, 1000, K, 9 * K + 12345, 40 * K, 64 * K + 1};
+	struct fx *f = *state;
+	uint8_t id[32], want[32];
+	char path[4096];
+	uint64_t used;
+	uint32_t blobs;
+
+	fx_open(f);
+	snprintf(path, sizeof(path), "%s/src", f->dir);
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		size_t len = lens[k];
+		uint8_t *b = blob(len, 31 + k);
+		struct cstore_info in;
+
+		assert_int_equal(tu_write(f->dir, "src", b, len, 0644), 0);
+		assert_int_equal(cstore_add_file(f->cs, path, id), 0);
+		blake3_hash(b, len, want, 32);
+		assert_memory_equal(id, want, 32);
+		assert_int_equal(cstore_info(f->cs, id, &in), 0);
+		assert_int_equal(in.state, CSTORE_COMPLETE);
+		assert_int_equal(in.size, len);
+		read_all(f->cs, id, b, len);
+		cstore_usage(f->cs, &used, NULL, &blobs);
+		assert_int_equal(used, len);
+		assert_int_equal(blobs, 1);
+		assert_int_equal(count_staging(f->dir), 0);
+		assert_int_equal(cstore_delete(f->cs, id), 0);
+		free(b);
+	}
+}
+
 static void test_partial_resume(void **state)
 {
 	struct fx *f = *state;
@@ -922,27 +961,29 @@ static void test_reconcile_map_full(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_add_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_add_xform, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_partial_resume, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_second_read_decides, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_verified_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_verified_once_budget, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reconcile_map_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_add_read, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_dio_pool_trim, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_add_xform, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_partial_resume, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_second_read_decides, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_reconcile, setup_direct, teardown),
-		cmocka_unit_test_setup_teardown(test_verified_once, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_xform, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_file_lanes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_partial_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_second_read_decides, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verified_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verified_once_budget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_reconcile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reconcile_map_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_read, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_dio_pool_trim, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_xform, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_file_lanes, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_partial_resume, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_commit, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_never_served, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_second_read_decides, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_reconcile, setup_direct, teardown),
+	    cmocka_unit_test_setup_teardown(test_verified_once, setup_direct, teardown),
 	};
 
 	return cmocka_run_group_tests_name("content_chunkstore", tests, NULL, NULL);

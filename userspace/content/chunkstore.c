@@ -191,26 +191,24 @@ static int stage_and_hash(struct cstore *cs, const char *staged, int dst, int sr
 	uint8_t *buf = NULL, probe;
 	int cloned = 0, err = 0;
 
-	if (x) {
-		/* transformed on two lanes (chunkstore_io.c) */
+	/* Reflink when the file system shares extents (btrfs, xfs); the
+	 * clone is then read back to be hashed. */
+	if (!x && !mem && size && ioctl(dst, FICLONE, src) == 0) {
+		struct stat sb;
+
+		if (fstat(dst, &sb) < 0 || (uint64_t)sb.st_size != size)
+			return -EIO;
+		cloned = 1;
+	}
+	if (!mem && !cloned) {
+		/* copied (transformed or not) on two lanes, whole chunks with
+		 * O_DIRECT (chunkstore_io.c): no page-cache copy of the blob */
 		if ((err = cn_stage_xform(cs, staged, dst, src, size, x, cvs)))
 			return err;
-	} else if (!mem) {
-		buf = malloc(B3TREE_CHUNK_LEN);
-		if (!buf)
-			return -ENOMEM;
-		/* Reflink when the file system shares extents (btrfs, xfs). */
-		if (size && ioctl(dst, FICLONE, src) == 0) {
-			struct stat sb;
-
-			if (fstat(dst, &sb) < 0 || (uint64_t)sb.st_size != size) {
-				err = -EIO;
-				goto out;
-			}
-			cloned = 1;
-		}
+	} else if (cloned && !(buf = malloc(B3TREE_CHUNK_LEN))) {
+		return -ENOMEM;
 	}
-	for (uint64_t i = 0; !x && i < n; i++) {
+	for (uint64_t i = 0; (mem || cloned) && i < n; i++) {
 		size_t clen = (size_t)b3tree_chunk_size(size, i);
 		uint64_t off = i * B3TREE_CHUNK_LEN;
 		const uint8_t *p;

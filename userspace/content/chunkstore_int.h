@@ -136,13 +136,13 @@ int cn_blob_open(const struct cstore *cs, const uint8_t *id, uint32_t state, int
 /* Whole reads and writes (a short file reads as -EIO). */
 int cn_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
 int cn_pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off);
-/* The staged copy of a transformed add: every chunk of the size-byte
- * output read from src, through x->fn (called from two threads at once),
- * written to dst (the file staged; whole chunks with O_DIRECT when the
- * store uses it) at its offset and its CV put in cvs. Two lanes (this
- * thread and one helper, at most one helper in the process) take batches
- * of chunks from a shared counter; small outputs take one. 0, -EIO (the
- * source shrank), fn's error, -errno. */
+/* The staged copy of an add: every chunk of the size-byte output read
+ * from src, through x->fn (called from two threads at once; x NULL: the
+ * source's bytes as they are), written to dst (the file staged; whole
+ * chunks with O_DIRECT when the store uses it) at its offset and its CV
+ * put in cvs. Two lanes (this thread and one helper, at most one helper
+ * in the process) take batches of chunks from a shared counter; small
+ * outputs take one. 0, -EIO (the source shrank), fn's error, -errno. */
 int cn_stage_xform(struct cstore *cs, const char *staged, int dst, int src, uint64_t size,
 		   const struct cstore_xform *x, uint8_t *cvs);
 /* Does a chunk of len bytes go through O_DIRECT? */

@@ -148,7 +148,7 @@ out:
 	return err;
 }
 
-/* ---- transformed adds ---- */
+/* ---- staged adds: transformed, or plain copies ---- */
 
 #define XF_BATCH 16	 /* chunks a lane takes at a time (4 MiB) */
 #define XF_MIN_CHUNKS 32 /* below 8 MiB of output, one lane */
@@ -168,21 +168,29 @@ struct xf_job {
 	atomic_int direct;	   /* dfd still in use */
 };
 
-/* Chunk i: source bytes [i * in_chunk, +in_len) through x->fn, written at
- * its place in dst (through dfd when its length allows) and hashed. */
+/* Chunk i: source bytes [i * in_chunk, +in_len) through x->fn (no x: the
+ * chunk's own bytes, read into buf), written at its place in dst (through
+ * dfd when its length allows) and hashed. */
 static int xf_chunk(struct xf_job *j, uint64_t i, uint8_t *xbuf, uint8_t *buf)
 {
 	const struct cstore_xform *x = j->x;
 	size_t clen = (size_t)b3tree_chunk_size(j->size, i);
-	uint64_t ioff = i * x->in_chunk, off = i * B3TREE_CHUNK_LEN;
-	size_t ilen = i + 1 < j->n ? x->in_chunk : (size_t)(x->in_size - ioff);
+	uint64_t off = i * B3TREE_CHUNK_LEN;
 	int err;
 
-	if (ioff > x->in_size || ilen > x->in_chunk)
-		return -EINVAL;
-	if ((err = cn_pread_full(j->src, xbuf, ilen, ioff)) ||
-	    (err = x->fn(x->arg, i, xbuf, ilen, buf, clen)))
-		return err; /* -EIO from the read: the source shrank */
+	if (!x) {
+		if ((err = cn_pread_full(j->src, buf, clen, off)))
+			return err; /* -EIO: the source shrank */
+	} else {
+		uint64_t ioff = i * x->in_chunk;
+		size_t ilen = i + 1 < j->n ? x->in_chunk : (size_t)(x->in_size - ioff);
+
+		if (ioff > x->in_size || ilen > x->in_chunk)
+			return -EINVAL;
+		if ((err = cn_pread_full(j->src, xbuf, ilen, ioff)) ||
+		    (err = x->fn(x->arg, i, xbuf, ilen, buf, clen)))
+			return err; /* -EIO from the read: the source shrank */
+	}
 	err = -EINVAL;
 	if (clen % DIO_ALIGN == 0 && atomic_load_explicit(&j->direct, memory_order_relaxed)) {
 		err = cn_pwrite_full(j->dfd, buf, clen, off);
@@ -201,13 +209,14 @@ static int xf_chunk(struct xf_job *j, uint64_t i, uint8_t *xbuf, uint8_t *buf)
 static void *xf_lane(void *arg)
 {
 	struct xf_job *j = arg;
-	uint8_t *xbuf, *buf = NULL;
+	size_t xlen = j->x ? j->x->in_chunk : 0;
+	uint8_t *xbuf = NULL, *buf = NULL;
 	int err = 0, none = 0;
 
 	util_heap_release_at_exit(); /* a thread per transfer: common/heap_thread.c */
-	xbuf = malloc(j->x->in_chunk);
-
-	if (!xbuf || posix_memalign((void **)&buf, DIO_ALIGN, B3TREE_CHUNK_LEN)) {
+	if (xlen)
+		xbuf = malloc(xlen);
+	if ((xlen && !xbuf) || posix_memalign((void **)&buf, DIO_ALIGN, B3TREE_CHUNK_LEN)) {
 		buf = NULL;
 		err = -ENOMEM;
 	}
@@ -223,7 +232,7 @@ static void *xf_lane(void *arg)
 	if (err)
 		atomic_compare_exchange_strong(&j->err, &none, err);
 	if (xbuf)
-		sodium_memzero(xbuf, j->x->in_chunk);
+		sodium_memzero(xbuf, xlen);
 	if (buf)
 		sodium_memzero(buf, B3TREE_CHUNK_LEN);
 	free(xbuf);
