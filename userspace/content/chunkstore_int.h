@@ -141,8 +141,9 @@ int cn_pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off);
  * source's bytes as they are), written to dst (the file staged; whole
  * chunks with O_DIRECT when the store uses it) at its offset and its CV
  * put in cvs. Two lanes (this thread and one helper, at most one helper
- * in the process) take batches of chunks from a shared counter; small
- * outputs take one. 0, -EIO (the source shrank), fn's error, -errno. */
+ * in the process) take batches of 16 chunks from a shared counter, each
+ * batch written with one call from the lane's 4 MiB buffer; small outputs
+ * take one lane. 0, -EIO (the source shrank), fn's error, -errno. */
 int cn_stage_xform(struct cstore *cs, const char *staged, int dst, int src, uint64_t size,
 		   const struct cstore_xform *x, uint8_t *cvs);
 /* Does a chunk of len bytes go through O_DIRECT? */
