@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "content/chunkstore_int.h"
 #include "content/content_node_int.h"
 #include "weft/seal.h"
 #include "weft/util.h"
@@ -24,36 +25,25 @@
  * write when the store uses direct I/O: no page-cache copy of the user's
  * file (on a guest whose new pages are dear, 40% of a 1 GiB download's
  * CPU), one trip through the block layer per 4 MiB (docs/CONTENT.md "A
- * download's export"). EXPORT_ALIGN: what O_DIRECT asks of offsets,
- * lengths and the buffer (4096 covers common devices; a refusal, EINVAL,
- * falls back to buffered writes). */
+ * download's export"); a refusal (EINVAL) falls back to buffered writes. */
 #define EXPORT_BATCH 16
-#define EXPORT_ALIGN 4096
 
 /* len bytes at off: through dfd (O_DIRECT; -1 once refused) when len and
- * off allow, else through fd. */
+ * off are aligned, else through fd. */
 static int export_write(int fd, int *dfd, const uint8_t *buf, size_t len, uint64_t off)
 {
-	int use = *dfd >= 0 && len % EXPORT_ALIGN == 0 && off % EXPORT_ALIGN == 0;
+	int err = -EINVAL;
 
-	for (size_t done = 0; done < len;) {
-		ssize_t w = pwrite(use ? *dfd : fd, buf + done, len - done, (off_t)(off + done));
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EINVAL && use) {
-			close(*dfd); /* O_DIRECT refused after all: buffered */
+	if (*dfd >= 0 && len % DIO_ALIGN == 0 && off % DIO_ALIGN == 0) {
+		err = cn_pwrite_full(*dfd, buf, len, off);
+		if (err == -EINVAL) { /* O_DIRECT refused after all */
+			close(*dfd);
 			*dfd = -1;
-			use = 0;
-			continue;
 		}
-		if (w < 0)
-			return -errno;
-		if (w == 0)
-			return -EIO;
-		done += (size_t)w;
 	}
-	return 0;
+	if (err == -EINVAL)
+		err = cn_pwrite_full(fd, buf, len, off);
+	return err;
 }
 
 /* A plain copy into fd (and dfd, the same file opened with O_DIRECT, or
@@ -73,11 +63,10 @@ static int export_batches(struct content_node *cn, const uint8_t id[32],
 				return rc;
 			fill += len;
 		}
-		rc = export_write(fd, dfd, bbuf, fill - fill % EXPORT_ALIGN, i * B3TREE_CHUNK_LEN);
-		if (!rc && fill % EXPORT_ALIGN)
-			rc = export_write(fd, dfd, bbuf + fill - fill % EXPORT_ALIGN,
-					  fill % EXPORT_ALIGN,
-					  i * B3TREE_CHUNK_LEN + fill - fill % EXPORT_ALIGN);
+		rc = export_write(fd, dfd, bbuf, fill - fill % DIO_ALIGN, i * B3TREE_CHUNK_LEN);
+		if (!rc && fill % DIO_ALIGN)
+			rc = export_write(fd, dfd, bbuf + fill - fill % DIO_ALIGN, fill % DIO_ALIGN,
+					  i * B3TREE_CHUNK_LEN + fill - fill % DIO_ALIGN);
 		if (rc)
 			return rc;
 	}
@@ -189,7 +178,7 @@ static int export_common(struct content_node *cn, const uint8_t id[32], const ch
 	/* a batch's buffer: 4 MiB, or the blob's chunks when fewer; one per
 	 * export, so at most CONTENT_MAX_JOBS at once, freed at its end */
 	if (!key && info.nchunks > 1 &&
-	    !posix_memalign((void **)&bbuf, EXPORT_ALIGN,
+	    !posix_memalign((void **)&bbuf, DIO_ALIGN,
 			    (size_t)(info.nchunks < EXPORT_BATCH ? info.nchunks : EXPORT_BATCH) *
 				B3TREE_CHUNK_LEN)) {
 		int dfd =
