@@ -546,15 +546,21 @@ static __always_inline int src_validated(const struct wxdp_config *cfg,
  * The global budget of unvalidated sources for class cls, or NULL when the
  * source is validated or the class has no budget (nothing to pay). slot:
  * wxdp_rlc_slot(sk), computed once per packet for both per-CPU caches.
+ * *valid: whether the source is validated, when that was looked up (for
+ * the budget, or for the per-source rate: wxdp_rate_by_valid), else 0.
  */
 static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config *cfg,
 							const struct wxdp_src_key *sk, __u32 slot,
-							__u32 cls, __u64 *now)
+							__u32 cls, __u64 *now, int *valid)
 {
 	const struct wxdp_rate *rate = wxdp_class_unval(cfg, cls);
 	__u32 idx = cls;
 
-	if (rate->pps == 0 || src_validated(cfg, sk, slot, now))
+	*valid = 0;
+	if (rate->pps == 0 && !wxdp_rate_by_valid(cfg, cls))
+		return NULL;
+	*valid = src_validated(cfg, sk, slot, now);
+	if (rate->pps == 0 || *valid)
 		return NULL;
 	return bpf_map_lookup_elem(&WXDP_MAP_BUDGET, &idx);
 }
@@ -611,7 +617,7 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 	struct wxdp_bucket *b, *budget;
 	__u32 cls = WXDP_CLASS_QUIC, slot;
 	__u64 now = 0;
-	int r;
+	int r, valid;
 
 	if (pk->kind != WXDP_KIND_QUIC && pk->kind != WXDP_KIND_DHT)
 		return WXDP_STAT_PASS_NOT_WEFT;
@@ -636,12 +642,14 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 	 * dropped validated peers' packets before the program saw them;
 	 * docs/XDP.md). The budget (per CPU) is paid only
 	 * after the per-source bucket admitted the packet, so one loud
-	 * source is cut by its own bucket and does not spend it. */
+	 * source is cut by its own bucket and does not spend it. A
+	 * validated source's QUIC packets take their own per-source rate
+	 * (wxdp_src_rate). */
 	slot = wxdp_rlc_slot(&sk);
-	budget = unval_budget(cfg, &sk, slot, cls, &now);
+	budget = unval_budget(cfg, &sk, slot, cls, &now, &valid);
 	if (budget && !wxdp_tb_ready(budget, wxdp_class_unval(cfg, cls), pol_now(cfg, &now)))
 		return wxdp_class_unval_stat(cls);
-	rate = wxdp_class_rate(cfg, cls);
+	rate = wxdp_src_rate(cfg, cls, valid);
 	if (rate->pps == 0)
 		goto pay;
 	sv = src_buckets(cfg, &sk, slot, &now);

@@ -321,6 +321,24 @@ WXDP_INLINE const struct wxdp_rate *wxdp_class_rate(const struct wxdp_config *c,
 	return &c->quic;
 }
 
+/* The per-source rate of a packet of class cls from a source validated
+ * (valid > 0) or not: a validated source's QUIC packets (not its
+ * Initials) take quic_valid, in the same bucket. */
+WXDP_INLINE const struct wxdp_rate *wxdp_src_rate(const struct wxdp_config *c, __u32 cls, int valid)
+{
+	if (cls == WXDP_CLASS_QUIC && valid > 0)
+		return &c->quic_valid;
+	return wxdp_class_rate(c, cls);
+}
+
+/* Whether the per-source rate of class cls depends on the source's
+ * validation (so that it must be looked up even without a budget). */
+WXDP_INLINE int wxdp_rate_by_valid(const struct wxdp_config *c, __u32 cls)
+{
+	return cls == WXDP_CLASS_QUIC &&
+	       (c->quic_valid.pps != c->quic.pps || c->quic_valid.burst != c->quic.burst);
+}
+
 /* The global budget of unvalidated sources for a class. */
 WXDP_INLINE const struct wxdp_rate *wxdp_class_unval(const struct wxdp_config *c, __u32 cls)
 {

@@ -77,6 +77,17 @@ CTL --json xdp limits | json_get dht pps >/dev/null || fail "limits show"
 CTL xdp limits set --dht 321/77 >/dev/null || fail "limits set"
 [ "$(CTL --json xdp limits | json_get dht pps)" = 321 ] || fail "limits not applied"
 [ "$(CTL --json xdp limits | json_get dht burst)" = 77 ] || fail "burst not applied"
+# a validated source's QUIC rate: its default, set, shown, refused when bad
+[ "$(CTL --json xdp limits | json_get quic_validated pps)" = 1000000 ] || fail "quic_validated default"
+CTL xdp limits set --quic-validated 2222/333 >/dev/null || fail "quic_validated set"
+[ "$(CTL --json xdp limits | json_get quic_validated pps)" = 2222 ] || fail "quic_validated not applied"
+[ "$(CTL --json xdp limits | json_get quic_validated burst)" = 333 ] || fail "quic_validated burst"
+CTL xdp limits | grep -q '^quic_validated *2222 *333' || fail "quic_validated not in the table"
+CTL xdp limits set --quic-validated 5 >/dev/null 2>&1 && fail "a rate without a burst accepted"
+[ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -X PUT \
+	-d '{"quic_validated": {"pps": -1}}' http://weftd/v1/xdp/limits)" = 400 ] ||
+	fail "a negative quic_validated rate not refused"
+[ "$(CTL --json xdp limits | json_get quic_validated pps)" = 2222 ] || fail "a refused PUT changed it"
 pass "limits"
 
 # The abuse pipeline bans only on evidence a forged source cannot make.

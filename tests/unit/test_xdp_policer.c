@@ -228,6 +228,78 @@ static void test_policer_stun(void **state)
 	policer_free(p);
 }
 
+static int valid_b4(void *arg, const struct wxdp_src_key *k, uint64_t now)
+{
+	struct wxdp_src_key b;
+
+	(void)arg;
+	(void)now;
+	wxdp_src_key_v4(&b, (const uint8_t[4]){ 198, 51, 100, 7 });
+	return !memcmp(&b, k, sizeof(b));
+}
+
+/* A validated source's QUIC packets (not its Initials) take quic_valid in
+ * place of quic, whether or not the QUIC class has an unvalidated budget
+ * (its validation is looked up for the rate alone then); an unvalidated
+ * source keeps quic. */
+static void test_policer_quic_validated(void **state)
+{
+	static const uint8_t a4[4] = { 192, 0, 2, 1 }, b4[4] = { 198, 51, 100, 7 };
+	static uint8_t initial[1200] = { 0xc3, 0, 0, 0, 1 };
+	uint64_t st[WXDP_STAT__MAX];
+	struct wxdp_config c;
+	struct policer *p;
+
+	(void)state;
+	wxdp_config_default(&c);
+	assert_int_equal(c.quic_valid.pps, WXDP_DEFAULT_QUIC_VALID_PPS);
+	assert_int_equal(c.quic_valid.burst, WXDP_DEFAULT_QUIC_VALID_BURST);
+	assert_true(c.quic_valid.pps > c.quic.pps);
+	for (int budget = 1; budget >= 0; budget--) {
+		struct policer_opts o = { .config = &c, .seed = 42, .valid = valid_b4 };
+
+		c.quic = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+		c.quic_valid = (struct wxdp_rate){ .pps = 1, .burst = 5 };
+		c.quic_initial = (struct wxdp_rate){ .pps = 1, .burst = 1 };
+		c.unval_quic =
+		    budget ? (struct wxdp_rate){ .pps = 100, .burst = 100 } : (struct wxdp_rate){ 0 };
+		assert_int_equal(policer_new(&p, &o), 0);
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(chk(p, AF_INET, a4, 4433, "\x40\x00", 2, T0),
+					 WXDP_STAT_REDIRECT);
+		}
+		assert_int_equal(chk(p, AF_INET, a4, 4433, "\x40\x00", 2, T0),
+				 WXDP_STAT_DROP_RATE_QUIC);
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(chk(p, AF_INET, b4, 4433, "\x40\x00", 2, T0),
+					 WXDP_STAT_REDIRECT);
+		assert_int_equal(chk(p, AF_INET, b4, 4433, "\x40\x00", 2, T0),
+				 WXDP_STAT_DROP_RATE_QUIC);
+		/* its Initials keep the Initial bucket */
+		assert_int_equal(
+		    chk(p, AF_INET, b4, 4433, (const char *)initial, sizeof(initial), T0),
+		    WXDP_STAT_REDIRECT);
+		assert_int_equal(
+		    chk(p, AF_INET, b4, 4433, (const char *)initial, sizeof(initial), T0),
+		    WXDP_STAT_DROP_RATE_INITIAL);
+		/* refilled at quic_valid's rate: one packet a second */
+		assert_int_equal(chk(p, AF_INET, b4, 4433, "\x40\x00", 2, T0 + 1000 * MS),
+				 WXDP_STAT_REDIRECT);
+		assert_int_equal(chk(p, AF_INET, b4, 4433, "\x40\x00", 2, T0 + 1000 * MS),
+				 WXDP_STAT_DROP_RATE_QUIC);
+		policer_stats(p, st);
+		assert_int_equal(st[WXDP_STAT_DROP_RATE_QUIC], 3);
+		policer_free(p);
+	}
+	/* The same rates: no lookup needed, the same verdicts. */
+	c.quic_valid = c.quic;
+	p = mk(&c, 0);
+	assert_int_equal(chk(p, AF_INET, b4, 4433, "\x40\x00", 2, T0), WXDP_STAT_REDIRECT);
+	assert_int_equal(chk(p, AF_INET, b4, 4433, "\x40\x00", 2, T0), WXDP_STAT_REDIRECT);
+	assert_int_equal(chk(p, AF_INET, b4, 4433, "\x40\x00", 2, T0), WXDP_STAT_DROP_RATE_QUIC);
+	policer_free(p);
+}
+
 /* Same nesting bound as the XDP program (test_xdp_policy test_bans_nested). */
 static void test_policer_nested(void **state)
 {
@@ -428,6 +500,9 @@ static void test_same_verdicts(void **state)
 	c.unval_initial = (struct wxdp_rate){ .pps = 1, .burst = 2 };
 	c.stun = (struct wxdp_rate){ .pps = 1, .burst = 2 };
 	c.unval_stun = (struct wxdp_rate){ .pps = 2, .burst = 3 };
+	/* validated sources' QUIC: a rate of its own (checked against the
+	 * program's, with and without the QUIC budget below) */
+	c.quic_valid = (struct wxdp_rate){ .pps = 3, .burst = 5 };
 	c.now_override_ns = now;
 	pin_cpu(); /* the program's budgets are per CPU */
 	assert_int_equal(wxdp_new(&x, &xo), 0);
@@ -468,6 +543,10 @@ static void test_same_verdicts(void **state)
 		}
 		if (r < 5) {
 			c.v6_prefix = (uint8_t)(rnd() % 2 ? 64 : 56 + rnd() % 73);
+			/* the QUIC budget off at times: the validated rate
+			 * must still be looked up for */
+			c.unval_quic = rnd() % 3 ? (struct wxdp_rate){ .pps = 3, .burst = 4 }
+						 : (struct wxdp_rate){ 0 };
 			assert_int_equal(wxdp_config_set(x, &c), 0);
 			assert_int_equal(policer_config_set(p, &c), 0);
 			continue;
@@ -886,6 +965,7 @@ int main(void)
 		cmocka_unit_test(test_policer_bounded),
 		cmocka_unit_test(test_policer_grows),
 		cmocka_unit_test(test_same_verdicts),
+		cmocka_unit_test(test_policer_quic_validated),
 		cmocka_unit_test(test_guard_validated),
 		cmocka_unit_test(test_guard_valid_grows),
 		cmocka_unit_test(test_guard_ban_quotas),

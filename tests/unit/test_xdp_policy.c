@@ -636,6 +636,42 @@ static void test_valid_cache(void **state)
 	}
 }
 
+/* A validated source's QUIC packets (not its Initials) take quic_valid in
+ * place of quic, with the QUIC budget on and off (the validation looked
+ * up for the rate alone then); an unvalidated source keeps quic. The
+ * software policer's twin: test_xdp_policer test_policer_quic_validated. */
+static void test_quic_validated(void **state)
+{
+	struct fx *f = *state;
+	struct tpkt t, v, vi;
+
+	NEED_ROOT();
+	for (int budget = 1; budget >= 0; budget--) {
+		f->cfg.quic = (struct wxdp_rate){ .pps = 1, .burst = 2 };
+		f->cfg.quic_valid = (struct wxdp_rate){ .pps = 1, .burst = 5 };
+		f->cfg.quic_initial = (struct wxdp_rate){ .pps = 1, .burst = 1 };
+		f->cfg.unval_quic =
+		    budget ? (struct wxdp_rate){ .pps = 100, .burst = 100 } : (struct wxdp_rate){ 0 };
+		set_cfg(f);
+		quic_pkt(&t, 0);
+		t.src[3] = (uint8_t)(20 + budget); /* fresh buckets each round */
+		quic_pkt(&v, 0);
+		v.src[3] = (uint8_t)(30 + budget);
+		valid_set(f, &v, T0 + 3600000 * MS);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+		assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_RATE_QUIC);
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(run_t(f, &v), WXDP_STAT_PASS_NO_SOCKET);
+		assert_int_equal(run_t(f, &v), WXDP_STAT_DROP_RATE_QUIC);
+		vi = v;
+		vi.payload = quic_initial;
+		vi.plen = sizeof(quic_initial);
+		assert_int_equal(run_t(f, &vi), WXDP_STAT_PASS_NO_SOCKET);
+		assert_int_equal(run_t(f, &vi), WXDP_STAT_DROP_RATE_INITIAL);
+	}
+}
+
 /* The guard in xdp mode mirrors validated sources into the program's map
  * and keeps operator bans through a flood of automatic ones. */
 static void test_guard_xdp(void **state)
@@ -830,6 +866,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unvalidated_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_valid_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quic_validated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_xdp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bucket_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lru_bounded, setup_small_lru, teardown),

@@ -117,7 +117,7 @@ static const struct weftctl_noun nouns[] = {
 	  "xdp limits [set [--quic PPS/BURST] [--initial PPS/BURST] [--dht PPS/BURST]\n"
 	  "            [--v6-prefix N] [--quic-ports P,..] [--dht-ports P,..]\n"
 	  "            [--unval-quic PPS/BURST] [--unval-initial PPS/BURST] [--unval-dht PPS/BURST]\n"
-	  "            [--stun PPS/BURST] [--unval-stun PPS/BURST]]\n"
+	  "            [--stun PPS/BURST] [--unval-stun PPS/BURST] [--quic-validated PPS/BURST]]\n"
 	  "xdp limits reset" },
 };
 

@@ -67,6 +67,11 @@ static void print_limits(const json_t *o)
 
 		printf("%-14s %12lld %12lld %16lld %14lld\n", rates[i], weftctl_jint(r, "pps"),
 		       weftctl_jint(r, "burst"), weftctl_jint(b, "pps"), weftctl_jint(b, "burst"));
+		if (!i) { /* a validated source's QUIC: no budget to pay */
+			r = json_object_get(o, "quic_validated");
+			printf("%-14s %12lld %12lld %16s %14s\n", "quic_validated",
+			       weftctl_jint(r, "pps"), weftctl_jint(r, "burst"), "-", "-");
+		}
 	}
 	for (int i = 0; i < 2; i++) {
 		json_t *a = json_object_get(o, names[i]), *v;
@@ -78,7 +83,8 @@ static void print_limits(const json_t *o)
 		printf("\n");
 	}
 	printf("%-14s /%lld\n", "v6_prefix", weftctl_jint(o, "v6_prefix"));
-	printf("(per source; unvalidated: global per worker; pps 0 = unlimited)\n");
+	printf("(per source; quic_validated: a validated source's QUIC in place of quic; "
+	       "unvalidated: global per worker; pps 0 = unlimited)\n");
 }
 
 /* "PPS/BURST" -> {"pps":..,"burst":..} */
@@ -135,15 +141,16 @@ static int xdp_limits_set(struct weftctl *ctx, int argc, char **argv)
 			goto usage;
 		i++;
 		if (!strcmp(opt, "--quic") || !strcmp(opt, "--initial") || !strcmp(opt, "--dht") ||
-		    !strcmp(opt, "--stun")) {
+		    !strcmp(opt, "--stun") || !strcmp(opt, "--quic-validated")) {
 			v = parse_rate(val);
 			if (!v)
 				goto usage;
 			json_object_set_new(body,
-					    !strcmp(opt, "--quic")   ? "quic"
-					    : !strcmp(opt, "--dht")  ? "dht"
-					    : !strcmp(opt, "--stun") ? "stun"
-								     : "quic_initial",
+					    !strcmp(opt, "--quic")	       ? "quic"
+					    : !strcmp(opt, "--quic-validated") ? "quic_validated"
+					    : !strcmp(opt, "--dht")	       ? "dht"
+					    : !strcmp(opt, "--stun")	       ? "stun"
+									       : "quic_initial",
 					    v);
 		} else if (!strcmp(opt, "--quic-ports") || !strcmp(opt, "--dht-ports")) {
 			v = parse_ports(val);

@@ -231,6 +231,9 @@ static json_t *job_to_json(struct cn_job *j)
 		 * start to its first provider and its first chunk (-1: none
 		 * yet) */
 		json_object_set_new(o, "lookups", json_integer((json_int_t)j->nlookups));
+		/* of elapsed_ms, the time spent writing the items out to
+		 * --out (copies re-verified and synced, or links) */
+		json_object_set_new(o, "export_ms", json_integer((json_int_t)j->export_ms));
 		json_object_set_new(o, "first_provider_ms",
 				    json_integer(j->t_first_peer && j->t_start
 							 ? (json_int_t)(j->t_first_peer - j->t_start)

@@ -956,6 +956,7 @@ static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
 		       const struct cn_export_key *key)
 {
 	char path[PATH_MAX];
+	uint64_t t0;
 	int rc;
 
 	if (!j->rq.out[0])
@@ -964,10 +965,12 @@ static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
 		j->status = -ENAMETOOLONG;
 		return;
 	}
+	t0 = util_now_ms();
 	pthread_mutex_unlock(&j->mu);
 	rc = key ? cn_export_sealed(j->cn, id, path, key)
 		 : cn_export(j->cn, id, path, j->rq.link, j->stored_self == j->nchunks);
 	pthread_mutex_lock(&j->mu);
+	j->export_ms += util_now_ms() - t0;
 	if (rc == -EBADMSG && key) {
 		/* the chunk proved out against the CV list the publisher
 		 * signed, so the publisher sealed it wrongly */

@@ -323,6 +323,7 @@ struct cn_job {
 	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
 	/* when the first provider was added and the first chunk came (util_now_ms; 0: not yet) */
 	uint64_t t_first_peer, t_first_chunk;
+	uint64_t export_ms;	      /* spent writing items out (job_export) */
 	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
 	size_t npend;
 	uint64_t pend_since;

@@ -72,13 +72,14 @@ static json_t *ports_json(const __u16 *p)
 
 json_t *guard_limits_json(const struct wxdp_config *c)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:{s:o,s:o,s:o,s:o}}", "quic",
-			 rate_json(&c->quic), "quic_initial", rate_json(&c->quic_initial), "dht",
-			 rate_json(&c->dht), "stun", rate_json(&c->stun), "quic_ports",
-			 ports_json(c->quic_ports), "dht_ports", ports_json(c->dht_ports),
-			 "v6_prefix", c->v6_prefix, "unvalidated", "quic",
-			 rate_json(&c->unval_quic), "quic_initial", rate_json(&c->unval_initial),
-			 "dht", rate_json(&c->unval_dht), "stun", rate_json(&c->unval_stun));
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:{s:o,s:o,s:o,s:o}}", "quic",
+			 rate_json(&c->quic), "quic_validated", rate_json(&c->quic_valid),
+			 "quic_initial", rate_json(&c->quic_initial), "dht", rate_json(&c->dht),
+			 "stun", rate_json(&c->stun), "quic_ports", ports_json(c->quic_ports),
+			 "dht_ports", ports_json(c->dht_ports), "v6_prefix", c->v6_prefix,
+			 "unvalidated", "quic", rate_json(&c->unval_quic), "quic_initial",
+			 rate_json(&c->unval_initial), "dht", rate_json(&c->unval_dht), "stun",
+			 rate_json(&c->unval_stun));
 }
 
 int guard_json_uint(json_t *v, uint64_t max, uint64_t *out)
@@ -155,8 +156,9 @@ static int unval_from(json_t *o, struct wxdp_config *c)
 
 int guard_limits_merge(json_t *o, struct wxdp_config *c, char *why, size_t wl)
 {
-	static const char *const known[] = { "quic", "quic_initial", "dht", "stun", "quic_ports",
-					     "dht_ports", "v6_prefix", "unvalidated" };
+	static const char *const known[] = {"quic",	 "quic_validated", "quic_initial",
+					    "dht",	 "stun",	   "quic_ports",
+					    "dht_ports", "v6_prefix",	   "unvalidated"};
 	const char *key;
 	uint64_t v;
 	json_t *val;
@@ -177,6 +179,7 @@ int guard_limits_merge(json_t *o, struct wxdp_config *c, char *why, size_t wl)
 		}
 	}
 	if (rate_from(json_object_get(o, "quic"), &c->quic) ||
+	    rate_from(json_object_get(o, "quic_validated"), &c->quic_valid) ||
 	    rate_from(json_object_get(o, "quic_initial"), &c->quic_initial) ||
 	    rate_from(json_object_get(o, "dht"), &c->dht) ||
 	    rate_from(json_object_get(o, "stun"), &c->stun) ||

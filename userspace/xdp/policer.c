@@ -550,14 +550,16 @@ static unsigned int decide_owned(struct policer *p, const struct wxdp_config *cf
 	/* As the program: an unvalidated source meets an empty budget before
 	 * a per-source entry is made for it; the budget is paid only after
 	 * the per-source bucket admitted the packet. */
-	if (unval->pps && p->last.valid < 0)
+	if ((unval->pps || wxdp_rate_by_valid(cfg, cls)) && p->last.valid < 0)
 		p->last.valid = p->valid && p->valid(p->valid_arg, &sk, now);
 	if (unval->pps && !p->last.valid) {
 		budget = &p->budget[cls];
 		if (!wxdp_tb_ready(budget, unval, now))
 			return wxdp_class_unval_stat(cls);
 	}
-	rate = wxdp_class_rate(cfg, cls);
+	/* a validated source's QUIC packets: their own rate (-1, not
+	 * looked up, is not validated) */
+	rate = wxdp_src_rate(cfg, cls, p->last.valid);
 	if (rate->pps) {
 		if (!p->last.sv)
 			p->last.sv = src_get(p, &sk);

@@ -96,6 +96,8 @@ void wxdp_config_default(struct wxdp_config *c)
 	c->stun.burst = WXDP_DEFAULT_STUN_BURST;
 	c->unval_stun.pps = WXDP_DEFAULT_UNVAL_STUN_PPS;
 	c->unval_stun.burst = WXDP_DEFAULT_UNVAL_STUN_BURST;
+	c->quic_valid.pps = WXDP_DEFAULT_QUIC_VALID_PPS;
+	c->quic_valid.burst = WXDP_DEFAULT_QUIC_VALID_BURST;
 }
 
 int wxdp_config_check(const struct wxdp_config *c)
