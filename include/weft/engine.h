@@ -72,6 +72,10 @@ struct engine_opts {
 	unsigned int tx_queue;	  /* staged replies per worker; default 256: a burst of
 				     replies to one rx batch, flushed as one tx batch */
 	int uring_gro, uring_gso; /* default 1 */
+	/* uring: the queue-steering program of one port (io_opts.steer_prog;
+	 * NULL: the kernel's hash); read by engine_new only */
+	const void *steer_prog;
+	uint16_t steer_port;
 	unsigned int uring_shrink_ms; /* 0: 10 s (io_opts.uring_shrink_ms) */
 	unsigned int xsk_frames;  /* default 4096 per queue */
 	engine_filter_fn filter;  /* optional */

@@ -109,6 +109,14 @@ struct io_opts {
 	unsigned int uring_bufs;  /* most provided buffers; default 512 x 2 KiB, 256 x 64 KiB with GRO (4 at first, docs/ENGINE.md) */
 	int uring_gro;            /* UDP_GRO on receive; default 1 (see io_opts_default) */
 	int uring_gso;            /* UDP_SEGMENT on send; default 1 */
+	/* A classic BPF program (struct sock_fprog) that picks the queue of
+	 * each datagram to steer_port: attached to the port's SO_REUSEPORT
+	 * group (SO_ATTACH_REUSEPORT_CBPF) by queue 0, whose sockets are
+	 * bound in queue order, so the program returns a queue index (one
+	 * out of range: the kernel's 4-tuple hash). Refused: logged, the hash
+	 * as before. NULL (default): the hash. Read during open only. */
+	const void *steer_prog;
+	uint16_t steer_port;
 	unsigned int uring_shrink_ms; /* quiet window before half the grown buffers go back; 0: 10 s */
 	/* xsk */
 	const char *ifname;

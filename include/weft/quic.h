@@ -399,6 +399,22 @@ int quic_ep_connect_from(struct quic_ep *ep, const struct sockaddr *local, sockl
  */
 int quic_cid_route(const uint8_t *buf, size_t len, unsigned int count);
 
+/*
+ * The same choice made by the kernel: a classic BPF program (at most
+ * QUIC_CID_ROUTE_CBPF_LEN instructions written to out) for
+ * SO_ATTACH_REUSEPORT_CBPF on a port's group of count sockets bound in
+ * endpoint order. It returns the DCID's first byte modulo count (byte 1
+ * of a short header, byte 6 of a long one), so a datagram reaches the
+ * owner of its connection without a hand-over between workers (docs/QUIC.md
+ * "Worker routing"); a long header without a DCID returns an index out of
+ * range (the kernel's hash then), one too short for the byte read returns
+ * 0 (classic BPF's end on a read past the end). Returns the instruction
+ * count, or -EINVAL (count 0 or over 256, out NULL, cap too small).
+ */
+struct sock_filter;
+#define QUIC_CID_ROUTE_CBPF_LEN 10
+int quic_cid_route_cbpf(unsigned int count, struct sock_filter *out, size_t cap);
+
 /* Advance the endpoint's clock (ns, never backwards) before application
  * calls (quic_stream_send, quic_conn_close...) made outside input and
  * expiry, so the packets they send carry a fresh timestamp. */

@@ -8,13 +8,20 @@
  * must not create or reach a connection, a VN ending a dial, coalesced
  * garbage, small server Initials (CONNECTION_REFUSED, a close during the
  * handshake) reaching the dialler as the precise error, and an empty
- * datagram (an ngtcp2 assertion the endpoint fuzzer found).
+ * datagram (an ngtcp2 assertion the endpoint fuzzer found); and the
+ * kernel steering datagrams to their worker (quic_cid_route_cbpf).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -580,6 +587,91 @@ static void test_empty_datagram(void **state)
 	w_free(w);
 }
 
+/* One datagram from cfd to the group's port: the index of the socket of
+ * socks[0..n) that received it (-1: none within a second). */
+static int landed(int cfd, const int *socks, unsigned int n, const uint8_t *buf, size_t len)
+{
+	uint8_t got[2048];
+
+	assert_int_equal(send(cfd, buf, len, 0), (ssize_t)len);
+	for (int tries = 0; tries < 1000; tries++) {
+		for (unsigned int i = 0; i < n; i++)
+			if (recv(socks[i], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)len)
+				return (int)i;
+		usleep(1000);
+	}
+	return -1;
+}
+
+/*
+ * The kernel makes quic_cid_route's choice (quic_cid_route_cbpf): count
+ * sockets of one SO_REUSEPORT group on loopback, bound in order, the
+ * program attached by the first after its bind as the io_uring backend
+ * does; every short header (DCID first byte 0..255) and long header lands
+ * on the socket quic_cid_route names; a long header without a DCID lands
+ * somewhere (the hash), one byte on socket 0. No privilege needed.
+ */
+static void test_cid_route_cbpf(void **state)
+{
+	struct sock_filter insns[QUIC_CID_ROUTE_CBPF_LEN];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	uint8_t pkt[1200];
+
+	(void)state;
+	assert_int_equal(quic_cid_route_cbpf(0, insns, QUIC_CID_ROUTE_CBPF_LEN), -EINVAL);
+	assert_int_equal(quic_cid_route_cbpf(257, insns, QUIC_CID_ROUTE_CBPF_LEN), -EINVAL);
+	assert_int_equal(quic_cid_route_cbpf(2, insns, QUIC_CID_ROUTE_CBPF_LEN - 1), -EINVAL);
+	assert_int_equal(quic_cid_route_cbpf(2, NULL, QUIC_CID_ROUTE_CBPF_LEN), -EINVAL);
+	for (unsigned int n = 2; n <= 4; n++) {
+		struct sock_fprog fp = { .filter = insns };
+		int socks[4], cfd, one = 1;
+
+		fp.len = (unsigned short)quic_cid_route_cbpf(n, insns, QUIC_CID_ROUTE_CBPF_LEN);
+		assert_int_equal(fp.len, QUIC_CID_ROUTE_CBPF_LEN);
+		a.sin_port = 0;
+		for (unsigned int i = 0; i < n; i++) {
+			socks[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			assert_true(socks[i] >= 0);
+			assert_int_equal(
+			    setsockopt(socks[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+			assert_int_equal(bind(socks[i], (struct sockaddr *)&a, sizeof(a)), 0);
+			if (i == 0) {
+				assert_int_equal(getsockname(socks[0], (struct sockaddr *)&a, &al), 0);
+				assert_int_equal(setsockopt(socks[0], SOL_SOCKET,
+							    SO_ATTACH_REUSEPORT_CBPF, &fp,
+							    sizeof(fp)),
+						 0);
+			}
+		}
+		cfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_int_equal(connect(cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+		for (unsigned int b = 0; b < 256; b++) {
+			/* a short header: flags, our 16-byte DCID, a packet */
+			memset(pkt, 0x5a, 64);
+			pkt[0] = 0x41;
+			pkt[1] = (uint8_t)b;
+			assert_int_equal(landed(cfd, socks, n, pkt, 64),
+					 quic_cid_route(pkt, 64, n));
+			/* a v1 Initial: version, an 8-byte DCID, an 8-byte SCID */
+			memset(pkt, 0, sizeof(pkt));
+			pkt[0] = 0xc3;
+			pkt[4] = 1;
+			pkt[5] = 8;
+			pkt[6] = (uint8_t)(255 - b);
+			pkt[14] = 8;
+			assert_int_equal(landed(cfd, socks, n, pkt, sizeof(pkt)),
+					 quic_cid_route(pkt, sizeof(pkt), n));
+		}
+		pkt[5] = 0; /* no DCID: the kernel's hash, some socket */
+		assert_true(landed(cfd, socks, n, pkt, 40) >= 0);
+		assert_int_equal(landed(cfd, socks, n, (const uint8_t *)"\x40", 1), 0);
+		close(cfd);
+		for (unsigned int i = 0; i < n; i++)
+			close(socks[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -594,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_small_initial_refusal),
 		cmocka_unit_test(test_small_initial_handshake_close),
 		cmocka_unit_test(test_empty_datagram),
+		cmocka_unit_test(test_cid_route_cbpf),
 	};
 
 	return cmocka_run_group_tests_name("quic_wire", tests, NULL, NULL);

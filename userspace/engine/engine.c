@@ -194,6 +194,7 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 		eng->opts.tx_queue = eng->opts.batch;
 	eng->opts.ifname = NULL; /* not kept: the caller's string */
 	eng->opts.bind_addr = NULL;
+	eng->opts.steer_prog = NULL; /* read below, during the opens, only */
 	if (opts->cpus) {
 		memcpy(eng->cpus, opts->cpus, eng->opts.workers * sizeof(int));
 		eng->opts.cpus = eng->cpus;
@@ -215,6 +216,8 @@ int engine_new(struct engine **out, const struct engine_opts *opts)
 	io.uring_gro = opts->uring_gro;
 	io.uring_gso = opts->uring_gso;
 	io.uring_shrink_ms = opts->uring_shrink_ms;
+	io.steer_prog = opts->steer_prog;
+	io.steer_port = opts->steer_port;
 	io.ifname = opts->ifname;
 	io.xskmap_fd = opts->xskmap_fd;
 	io.xskmap_base = opts->xskmap_fd >= 0 ? opts->xskmap_base : 0;

@@ -16,6 +16,7 @@
  * task work in the submitter's context, which must be the worker.
  */
 #include <errno.h>
+#include <linux/filter.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "weft/io.h"
+#include "weft/log.h"
 
 #define UR_ENTRIES 256
 #define UR_BGID 7
@@ -175,6 +177,16 @@ static int open_sock(const struct io_opts *opts, uint16_t port, int gro, int *fa
 	len = io_addr_to_sockaddr(&a, a.family, &ss);
 	if (len < 0 || bind(fd, (struct sockaddr *)&ss, (socklen_t)len))
 		goto fail;
+	/* The port's group picks queues with the caller's program: set once,
+	 * by the first socket (the others join its group in queue order). A
+	 * refusal costs only the steering (the hash, as without it). */
+	if (first && opts->steer_prog && port == opts->steer_port &&
+	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, opts->steer_prog,
+		       sizeof(struct sock_fprog)))
+		log_warn("io",
+			 "port %u: queue steering refused (%s): the kernel's hash picks "
+			 "the queue",
+			 port, strerror(errno));
 	return fd;
 fail:
 	err = -errno;

@@ -2,6 +2,7 @@
 /* weftd's node: wiring of identity, store, control API and the main loop. */
 #include <errno.h>
 #include <ifaddrs.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <liburing.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "weft/guard.h"
 #include "weft/log.h"
 #include "weft/node.h"
+#include "weft/quic.h"
 #include "weft/quic_node.h"
 #include "weft/mailbox.h"
 #include "weft/relay.h"
@@ -166,58 +168,6 @@ static void node_metrics(void *arg, FILE *out)
 		(unsigned long long)((util_now_ms() - n->start_ms) / 1000),
 		rss * sysconf(_SC_PAGESIZE), atomic_load(&n->reloads));
 	node_heap_metrics(out);
-}
-
-/*
- * Packet policy: in xdp mode load and attach the XDP program; otherwise one
- * software policer per worker. Either way the guard fronts it, restores the
- * persisted bans and serves /v1/xdp/... and /v1/bans.
- */
-static int node_policy_init(struct node *n)
-{
-	const struct weft_config *cfg = &n->cfg;
-	struct guard_opts go = { 0 };
-	struct wxdp_config wc;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int err;
-
-	wxdp_config_default(&wc);
-	memset(wc.quic_ports, 0, sizeof(wc.quic_ports));
-	memset(wc.dht_ports, 0, sizeof(wc.dht_ports));
-	wc.quic_ports[0] = (uint16_t)cfg->quic_port;
-	wc.dht_ports[0] = (uint16_t)cfg->dht_port;
-	wc.unval_quic = (struct wxdp_rate){ cfg->unval_quic_pps, cfg->unval_quic_burst };
-	wc.unval_initial = (struct wxdp_rate){ cfg->unval_initial_pps, cfg->unval_initial_burst };
-	wc.unval_dht = (struct wxdp_rate){ cfg->unval_dht_pps, cfg->unval_dht_burst };
-	n->workers = cfg->workers ? cfg->workers : (unsigned int)(ncpu > 0 ? ncpu : 1);
-	if (n->workers > ENGINE_MAX_WORKERS)
-		n->workers = ENGINE_MAX_WORKERS;
-	if (cfg->xdp_ifname[0] && strcmp(cfg->io, "uring") != 0 && !n->sim_host) {
-		struct wxdp_opts xo = { 0 };
-
-		xo.ifname = cfg->xdp_ifname;
-		xo.skb_mode = strcmp(cfg->xdp_mode, "generic") == 0;
-		xo.pin_root = cfg->xdp_pin_root;
-		xo.config = &wc;
-		err = wxdp_new(&n->xdp, &xo);
-		if (err) {
-			log_error("node", "cannot attach XDP to %s: %s", cfg->xdp_ifname,
-				  strerror(-err));
-			return err;
-		}
-		n->io_mode = "xdp";
-		go.xdp = n->xdp;
-	} else {
-		go.npolicers = n->workers;
-	}
-	go.config = &wc;
-	go.store = n->store;
-	err = guard_new(&n->guard, &go);
-	if (err) {
-		log_error("node", "packet policy: %s", strerror(-err));
-		return err;
-	}
-	return guard_ctl_register(n->guard, n->ctl);
 }
 
 /*
@@ -599,6 +549,8 @@ static uint16_t node_announce_port(void *arg)
 
 static int node_engine_init(struct node *n)
 {
+	struct sock_filter insns[QUIC_CID_ROUTE_CBPF_LEN];
+	struct sock_fprog fp;
 	struct engine_opts eo;
 	uint16_t list[CONFIG_MAX_WORKERS];
 	int cpus[ENGINE_MAX_WORKERS];
@@ -642,10 +594,12 @@ static int node_engine_init(struct node *n)
 		eo.mode = IO_MODE_URING;
 		eo.ifname = NULL;
 		eo.xskmap_fd = -1;
+		node_steer(n, &eo, &fp, insns);
 	} else {
 		eo.mode = IO_MODE_URING;
 		eo.filter = guard_filter;
 		eo.filter_arg = n->guard;
+		node_steer(n, &eo, &fp, insns);
 		if (n->sim_host) {
 			eo.mode = IO_MODE_MEM;
 			eo.sim_host = n->sim_host;

@@ -47,6 +47,18 @@ struct node {
 	struct simnet_host *sim_host; /* tests: engine on the mem backend */
 };
 
+/* packets.c: the packet policy (the XDP program or the software
+ * policers, behind the guard; n->workers decided here), and the queue
+ * steering of QUIC datagrams on io_uring sockets (eo->steer_prog points
+ * at fp, which points at insns: the caller's, alive until engine_new
+ * returns). */
+int node_policy_init(struct node *n);
+struct engine_opts;
+struct sock_fprog;
+struct sock_filter;
+void node_steer(struct node *n, struct engine_opts *eo, struct sock_fprog *fp,
+		struct sock_filter *insns);
+
 /* SIGHUP (reload.c): re-read the configuration file, apply the live keys
  * that changed, name the others that need a restart. On the main loop. */
 void node_reload(struct node *n);

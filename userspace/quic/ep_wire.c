@@ -8,6 +8,7 @@
  * nothing above it.
  */
 #include <errno.h>
+#include <linux/filter.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,31 @@ int quic_cid_route(const uint8_t *buf, size_t len, unsigned int count)
 	if (rv != 0 || vc.dcidlen == 0 || !vc.dcid)
 		return -1;
 	return (int)(vc.dcid[0] % count);
+}
+
+int quic_cid_route_cbpf(unsigned int count, struct sock_filter *out, size_t cap)
+{
+	/* A = first byte; long header (0x80): A = DCID length, none: out of
+	 * range; A = the DCID's first byte (1 short, 6 long); A % count */
+	/* clang-format off */
+	const struct sock_filter prog[QUIC_CID_ROUTE_CBPF_LEN] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80, 2, 0),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 1),
+		BPF_STMT(BPF_JMP | BPF_JA, 3),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 5),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, 0),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+	};
+	/* clang-format on */
+
+	if (!out || count == 0 || count > 256 || cap < QUIC_CID_ROUTE_CBPF_LEN)
+		return -EINVAL;
+	memcpy(out, prog, sizeof(prog));
+	return QUIC_CID_ROUTE_CBPF_LEN;
 }
 
 /* ------------------------------------------------------------ CID table */
