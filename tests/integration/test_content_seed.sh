@@ -30,7 +30,7 @@ A="$(netns_ip4 1):4433"
 
 "$PYTHON" -c 'import random,sys; random.seed(31); sys.stdout.buffer.write(random.randbytes(8 << 20))' >"$D/a.bin"
 "$PYTHON" -c 'import random,sys; random.seed(32); sys.stdout.buffer.write(random.randbytes(1 << 20))' >"$D/b.bin"
-"$PYTHON" -c 'import random,sys; random.seed(33); sys.stdout.buffer.write(random.randbytes(32 << 20))' >"$D/c.bin"
+"$PYTHON" -c 'import random,sys; random.seed(33); sys.stdout.buffer.write(random.randbytes(96 << 20))' >"$D/c.bin"
 for f in a b c; do
 	ctl 1 --json content add "$D/$f.bin" >"$D/add.$f" || fail "content add $f"
 	eval "ID_$f=$(json_get items 0 id <"$D/add.$f")"
@@ -88,10 +88,17 @@ ctl 2 content get "$ID_b" --from "$A" >"$D/getrm" 2>&1 && fail "get after rm suc
 grep -Eq "download failed( \(not_found\))?: not found" "$D/getrm" || fail "get after rm: $(cat "$D/getrm")"
 pass "rm then get: $(grep 'download failed' "$D/getrm")"
 
-# cancel a running download
+# cancel a running download (c: 384 chunks at one per 50 ms, ~19 s: the
+# checks before the cancel took over the 6 s of a 32 MiB c on a loaded
+# machine, 2026-12-01, and the download was done when it came)
 ctl 2 --json content get "$ID_c" --from "$A" --no-wait >"$D/getc" || fail "get c"
 J=$(json_get job <"$D/getc")
 wait_for '[ "$(ctl 2 --json content jobs "$J" | json_get fetched)" -ge 2 ]' 300 || fail "c does not start"
+# its commits run on the job's committer (weft-commit, SCHED_BATCH too),
+# there from the first batch (16 chunks or 250 ms) to the item's end
+wait_for '[ -n "$(thread_policy "$PID2" weft-commit)" ]' 100 || fail "no weft-commit thread"
+[ "$(thread_policy "$PID2" weft-commit)" = 3 ] ||
+	fail "weft-commit policy '$(thread_policy "$PID2" weft-commit)', not SCHED_BATCH"
 # the per-chunk threads run SCHED_BATCH (node.helper_sched's default): the
 # running job's weft-download on host 2, the chunk readers on host 1
 [ "$(thread_policy "$PID2" weft-download)" = 3 ] ||
@@ -103,7 +110,8 @@ ctl 2 content cancel "$J" | grep -q "job $J cancelled" || fail "cancel"
 [ "$(ctl 2 --json content jobs "$J" | json_get state)" = cancelled ] || fail "job not cancelled: $(ctl 2 --json content jobs "$J")"
 ctl 2 content cancel "$J" 2>/dev/null && fail "second cancel succeeded"
 ctl 2 --json content ls | grep -q "$ID_c" && fail "the cancelled download's partial blob is still there"
-pass "cancel: job $J cancelled, its partial blob deleted (its weft-download, and host 1's weft-read, SCHED_BATCH)"
+[ -z "$(thread_policy "$PID2" weft-commit)" ] || fail "the cancelled job's committer thread is still there"
+pass "cancel: job $J cancelled, its partial blob deleted, its committer gone (its weft-download and weft-commit, and host 1's weft-read, SCHED_BATCH)"
 
 # the announce schedule's figures
 ctl 1 --json content stats | json_get announce_backlog >/dev/null || fail "no announce_backlog in stats"

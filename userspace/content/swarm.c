@@ -330,33 +330,6 @@ static void done_peers(struct cn_job *j, struct cn_req *r)
 	}
 }
 
-/* Make the chunks written since the last commit durable and held (one
- * sync, one transaction): from then on they are served to others and
- * trusted after a restart. Called with j->mu held; drops it meanwhile. */
-static void commit_pending(struct cn_job *j)
-{
-	uint64_t idx[CN_COMMIT_MAX];
-	size_t n = j->npend;
-	int rc;
-
-	if (!n)
-		return;
-	memcpy(idx, j->pend, n * sizeof(idx[0]));
-	j->npend = 0;
-	pthread_mutex_unlock(&j->mu);
-	rc = cstore_commit_chunks(j->cn->cs, j->cur, idx, n);
-	pthread_mutex_lock(&j->mu);
-	if (rc >= 0) {
-		j->committed += n;
-		j->stored_self += n;
-	}
-	if (rc < 0 && !j->status) {
-		snprintf(j->error, sizeof(j->error), "committing %zu chunks: %s", n,
-			 strerror(-rc));
-		j->status = rc;
-	}
-}
-
 /* A good chunk from p: steer its pipelining depth by how long the answer
  * took (content_node_int.h, CN_ANS_TARGET_DIV). Answers slower than the
  * target mean requests queue at the provider (its other downloaders'
@@ -429,7 +402,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	if (j->have[idx])
 		return;
 	/* Verify and write without holding the job lock (workers wait on it);
-	 * durable, and served, once committed (commit_pending). */
+	 * durable, and served, once committed (cn_commit_pending). */
 	pthread_mutex_unlock(&j->mu);
 	rc = cn_ans_put_chunk(&r->a, j->cn->cs, j->cur, idx, (size_t)want);
 	pthread_mutex_lock(&j->mu);
@@ -464,7 +437,7 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 		j->pend_since = util_now_ms();
 	j->pend[j->npend++] = idx;
 	if (j->npend == CN_COMMIT_MAX)
-		commit_pending(j);
+		cn_commit_pending(j);
 	if (!j->fetched)
 		j->t_first_chunk = util_now_ms();
 	j->fetched++;
@@ -722,7 +695,7 @@ static uint64_t relookup_ms(struct cn_job *j)
 }
 
 /* Download the current item (j->cur). Called and returns with j->mu held. */
-static int fetch_item(struct cn_job *j)
+static int fetch_item_run(struct cn_job *j)
 {
 	struct cstore_info info;
 	uint64_t t;
@@ -741,11 +714,13 @@ static int fetch_item(struct cn_job *j)
 		process_done(j);
 		if (j->npend && (j->have_n == j->nchunks ||
 				 util_now_ms() - j->pend_since >= CN_COMMIT_MS))
-			commit_pending(j);
+			cn_commit_pending(j);
 		if (j->status)
 			return j->status;
-		if (j->opened && j->have_n == j->nchunks)
-			return 0;
+		if (j->opened && j->have_n == j->nchunks) {
+			cn_commit_wait(j); /* the last batch durable first */
+			return j->status;
+		}
 		schedule(j);
 		t = util_now_ms();
 		if (t - j->last_lookup > relookup_ms(j))
@@ -769,8 +744,18 @@ static int fetch_item(struct cn_job *j)
 		}
 		cn_job_sleep(j, fetch_wait_ms(j, t));
 	}
-	commit_pending(j); /* stopping: what is written is kept */
+	cn_commit_pending(j); /* stopping: what is written is kept */
 	return -ECANCELED;
+}
+
+/* fetch_item_run, then its commits ended: every batch handed over made
+ * durable (or failed: its error) and the committer joined. */
+static int fetch_item(struct cn_job *j)
+{
+	int rc = fetch_item_run(j);
+
+	cn_commit_stop(j);
+	return rc ? rc : j->status;
 }
 
 /* Whether the item at path is selected by rq (all are with none named):

@@ -163,6 +163,16 @@ int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle);
  * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
 #define CN_COMMIT_MAX 16
 #define CN_COMMIT_MS 250
+/* The job's committer (commit.c): the batch handed over, under j->mu. */
+struct cn_commit {
+	pthread_t th;
+	pthread_cond_t cv; /* the committer waits here for a batch */
+	int state;	   /* 0 not started, 1 running, -1 could not start */
+	int busy, stop;	   /* busy: a batch handed over, not committed yet */
+	uint8_t id[32];
+	uint64_t idx[CN_COMMIT_MAX];
+	size_t n;
+};
 /* The fetch loop's sleep: the job is woken when a request finishes or a
  * connection changes, so the wait bounds only what runs on time: a lookup
  * polled (CN_WAIT_MS while one is out or nothing is open yet), the next
@@ -325,6 +335,7 @@ struct cn_job {
 	uint64_t t_first_peer, t_first_chunk;
 	uint64_t export_ms;	      /* spent writing items out (job_export) */
 	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
+	struct cn_commit cm;	      /* the batch being committed (commit.c) */
 	size_t npend;
 	uint64_t pend_since;
 	uint64_t committed; /* chunks of the current item held durably */
@@ -396,5 +407,15 @@ void cn_conns_close(struct cn_job *j);
 void cn_reuse_pick(struct cn_job *j, const struct manifest *held, const char *path,
 		   const uint8_t id[32]);
 void cn_reuse_chunks(struct cn_job *j);
+
+/* commit.c, j->mu held (let go meanwhile): cn_commit_pending hands the
+ * chunks put (j->pend) to the job's committer thread, started at need,
+ * after the batch before it is committed (or commits them here when the
+ * thread could not start); cn_commit_wait waits for the batch out (its
+ * error, if any, in j->status); cn_commit_stop waits for it and ends the
+ * thread (every end of an item's fetch). */
+void cn_commit_pending(struct cn_job *j);
+void cn_commit_wait(struct cn_job *j);
+void cn_commit_stop(struct cn_job *j);
 
 #endif
