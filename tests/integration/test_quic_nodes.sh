@@ -67,19 +67,26 @@ run_mode() {
 	pass "$mode: 64 MiB both ways at once, hashes equal ($(json_get mbit_s <"$D/b12") / $(json_get mbit_s <"$D/b21") Mbit/s)"
 	if [ "$mode" = uring ]; then
 		# The kernel steers each datagram to the worker owning its
-		# connection (quic_cid_route_cbpf): none is handed over, the
-		# dialer's replies included (before: half the connections).
+		# connection (quic_cid_route_cbpf): next to none is handed over,
+		# the dialer's replies included (before: every datagram of a
+		# connection the hash put on the other worker). Not exactly none:
+		# the program sees a GRO train's first datagram, and the two
+		# connections here share one 4-tuple (both dial from 4433), so
+		# a train mixing them now and then lands whole on one worker
+		# (6 of ~95,000 seen in one CI run).
 		local fwd
 		fwd=$(for n in 1 2; do api "$n" GET /v1/quic/stats; echo; done | "$PYTHON" -c '
 import json, sys
-t = 0
+f = rx = 0
 for line in sys.stdin:
     if line.strip():
         for w in json.loads(line)["workers"]:
-            t += w.get("fwd_in", 0) + w.get("fwd_out", 0) + w.get("fwd_drop", 0)
-print(t)')
-		[ "$fwd" = 0 ] || fail "uring: $fwd datagrams handed between workers (the steering missed)"
-		pass "uring: every datagram reached its connection's worker, no hand-over"
+            f += w.get("fwd_in", 0) + w.get("fwd_drop", 0)
+            rx += w.get("rx_datagrams", 0)
+print(f, rx)')
+		[ "${fwd% *}" -le $((${fwd#* } / 200)) ] ||
+			fail "uring: ${fwd% *} of ${fwd#* } datagrams handed between workers (the steering missed)"
+		pass "uring: datagrams reach their connection's worker (${fwd% *} of ${fwd#* } handed over)"
 	fi
 	out=$(bench 1 "$IP62" 4194304 echo 3)
 	[ "$(echo "$out" | json_get ok)" = True ] || fail "$mode: 4 MiB echo over IPv6: $out"
