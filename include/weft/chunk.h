@@ -269,6 +269,29 @@ int cstore_put_chunk_give(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], ui
  */
 int cstore_put_chunk_later(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint64_t index,
 			   void **alloc, size_t alen, size_t off, size_t len);
+/*
+ * A second file the commits write to (a download's copy for its user,
+ * written as the chunks arrive: docs/CONTENT.md "The user's copy written
+ * as it arrives"). cstore_commit_chunks_tee writes each chunk waiting for
+ * the commit (cstore_put_chunk_later) to fd as well, at its offset, from
+ * the buffer it was verified in, in the same submission as the store's
+ * own writes; the commit waits only for its own, and a tee write sets the
+ * chunk's bit in bits (nbits: the blob's chunks; count: bits set) when a
+ * later commit or cstore_tee_drain reaps it whole. A chunk written any
+ * other way (put without waiting, written early for lack of room, a write
+ * to fd refused or short) gets no bit: the tee's owner copies those
+ * itself. fd may be O_DIRECT; the owner opens it, and reads the bits,
+ * syncs, closes or frees it only after cstore_tee_drain.
+ */
+struct cstore_tee {
+	int fd;
+	uint8_t *bits;
+	uint64_t nbits, count;
+};
+int cstore_commit_chunks_tee(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN],
+			     const uint64_t *idx, size_t n, struct cstore_tee *tee);
+/* Wait for tee's writes still out (at most CSTORE_DEFER_MAX in a store). */
+void cstore_tee_drain(struct cstore *cs, struct cstore_tee *tee);
 
 /*
  * Read chunk index for serving, into buf (cap >= its size); *len gets the

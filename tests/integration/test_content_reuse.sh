@@ -22,7 +22,15 @@ SID=$(json_get share_id <"$D/v1")
 ctl 2 --json content get "$SID" --from "$A" --out "$D/b1" >"$D/g1" || fail "get v1: $(cat "$D/g1")"
 cmp "$D/src/big.bin" "$D/b1/big.bin" || fail "v1 differs"
 [ "$(json_get fetched <"$D/g1")" = 9 ] || fail "v1: fetched $(json_get fetched <"$D/g1") chunks, not 9"
-pass "version 1: 9 chunks fetched"
+# the copy of big.bin written by the commits as its chunks arrived, from
+# the buffers they were verified in (docs/CONTENT.md "The user's copy
+# written as it arrives"): all 8 when the store writes through O_DIRECT;
+# the one-chunk small file by the export
+DIO=$(ctl 2 --json content stats | json_get direct_io)
+[ "$DIO" = True ] && E1=8 E2=2 || E1=0 E2=0
+[ "$(json_get copied_early <"$D/g1")" = "$E1" ] ||
+	fail "v1: copied_early $(json_get copied_early <"$D/g1"), not $E1 (direct_io $DIO)"
+pass "version 1: 9 chunks fetched, $E1 of them written to the copy as they arrived"
 
 # chunk 3 rewritten in place, 100 KiB appended
 "$PYTHON" - "$D/src/big.bin" <<'PY'
@@ -40,7 +48,13 @@ cmp "$D/src/big.bin" "$D/b2/big.bin" || fail "v2 differs from A's file"
 cmp "$D/src/small.txt" "$D/b2/small.txt" || fail "the small file differs"
 F=$(json_get fetched <"$D/g2") R=$(json_get reused <"$D/g2")
 [ "$F" = 2 ] && [ "$R" = 7 ] || fail "v2: fetched $F, reused $R (want 2 and 7): $(cat "$D/g2")"
-pass "version 2: 2 chunks fetched (the changed one, the new one), 7 reused, the small file already held"
+# the two fetched (the changed chunk, the new ninth: 100 KiB, a whole
+# number of 4 KiB blocks for O_DIRECT) written to the copy by their
+# commits; the 7 reused copied by the export
+[ "$(json_get copied_early <"$D/g2")" = "$E2" ] ||
+	fail "v2: copied_early $(json_get copied_early <"$D/g2"), not $E2"
+[ -z "$(ls "$D/b2" | grep weft-part)" ] || fail "a temporary file left in $D/b2: $(ls "$D/b2")"
+pass "version 2: 2 chunks fetched (the changed one, the new one; $E2 written to the copy as they arrived), 7 reused, the small file already held"
 
 # one byte inserted at the start: every chunk of the big file moves
 "$PYTHON" - "$D/src/big.bin" <<'PY'

@@ -91,9 +91,14 @@ pass "rm then get: $(grep 'download failed' "$D/getrm")"
 # cancel a running download (c: 384 chunks at one per 50 ms, ~19 s: the
 # checks before the cancel took over the 6 s of a 32 MiB c on a loaded
 # machine, 2026-12-01, and the download was done when it came)
-ctl 2 --json content get "$ID_c" --from "$A" --no-wait >"$D/getc" || fail "get c"
+ctl 2 --json content get "$ID_c" --from "$A" --out "$D/outc" --no-wait >"$D/getc" || fail "get c"
 J=$(json_get job <"$D/getc")
 wait_for '[ "$(ctl 2 --json content jobs "$J" | json_get fetched)" -ge 2 ]' 300 || fail "c does not start"
+# its copy is written as its chunks are committed (docs/CONTENT.md "The
+# user's copy written as it arrives"), under a temporary name
+if [ "$(ctl 2 --json content stats | json_get direct_io)" = True ]; then
+	wait_for '[ -s "$D/outc/$ID_c.weft-part" ]' 300 || fail "no copy written while c downloads: $(ls -la "$D/outc" 2>&1)"
+fi
 # its commits run on the job's committer (weft-commit, SCHED_BATCH too),
 # there from the first batch (16 chunks or 250 ms) to the item's end
 wait_for '[ -n "$(thread_policy "$PID2" weft-commit)" ]' 100 || fail "no weft-commit thread"
@@ -111,7 +116,8 @@ ctl 2 content cancel "$J" | grep -q "job $J cancelled" || fail "cancel"
 ctl 2 content cancel "$J" 2>/dev/null && fail "second cancel succeeded"
 ctl 2 --json content ls | grep -q "$ID_c" && fail "the cancelled download's partial blob is still there"
 [ -z "$(thread_policy "$PID2" weft-commit)" ] || fail "the cancelled job's committer thread is still there"
-pass "cancel: job $J cancelled, its partial blob deleted, its committer gone (its weft-download and weft-commit, and host 1's weft-read, SCHED_BATCH)"
+[ -z "$(ls -A "$D/outc" 2>/dev/null)" ] || fail "the cancelled download's copy is still there: $(ls -la "$D/outc")"
+pass "cancel: job $J cancelled, its partial blob and its copy's temporary file deleted, its committer gone (its weft-download and weft-commit, and host 1's weft-read, SCHED_BATCH)"
 
 # the announce schedule's figures
 ctl 1 --json content stats | json_get announce_backlog >/dev/null || fail "no announce_backlog in stats"

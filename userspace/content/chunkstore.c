@@ -634,8 +634,8 @@ int cstore_write_chunk(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], uint6
 	return err ? err : cstore_commit_chunks(cs, id, &index, 1);
 }
 
-int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], const uint64_t *idx,
-			 size_t n)
+int cstore_commit_chunks_tee(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN],
+			     const uint64_t *idx, size_t n, struct cstore_tee *tee)
 {
 	int err = 0;
 
@@ -644,7 +644,7 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 	if (!n)
 		return 0;
 	/* the chunks put to wait for this commit, written first (one batch) */
-	if ((err = cn_defer_flush(cs, id)) && err != -ENOENT)
+	if ((err = cn_defer_flush(cs, id, tee)) && err != -ENOENT)
 		return err;
 	if (!cs->no_sync) {
 		struct cn_fd f;
@@ -668,6 +668,12 @@ int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], con
 	err = update_bits_locked(cs, id, idx, n, 1);
 	pthread_mutex_unlock(&cs->lock);
 	return err;
+}
+
+int cstore_commit_chunks(struct cstore *cs, const uint8_t id[B3TREE_ID_LEN], const uint64_t *idx,
+			 size_t n)
+{
+	return cstore_commit_chunks_tee(cs, id, idx, n, NULL);
 }
 
 /* cstore_put_chunk and cstore_put_chunk_give: alloc NULL, or the buffer

@@ -34,6 +34,16 @@
 #include "content/chunkstore_int.h"
 #include "weft/log.h"
 
+/* A write to a tee's file in flight: its buffer's loan is the slot's
+ * until the write is reaped (by a later batch, or cstore_tee_drain). */
+struct cn_tio {
+	struct cstore_tee *tee; /* NULL: the slot is free */
+	uint64_t index;
+	void *ref;
+	size_t len;
+};
+#define TIO_TAG (1ULL << 63) /* user_data of a tee write: TIO_TAG | slot */
+
 struct cn_dent {
 	uint8_t id[B3TREE_ID_LEN];
 	uint64_t index, nchunks;
@@ -47,10 +57,14 @@ struct cn_defer {
 	pthread_mutex_t mu; /* guards ent, n */
 	struct cn_dent ent[CSTORE_DEFER_MAX]; /* in put order */
 	unsigned int n;
-	pthread_mutex_t ring_mu; /* guards ring, ring_state: one batch at a time */
+	pthread_mutex_t ring_mu; /* guards ring, ring_state, tio: one batch at a time */
 	struct io_uring ring;
 	int ring_state; /* 0 not tried, 1 up, -1 unavailable (pwrite) */
+	struct cn_tio tio[CSTORE_DEFER_MAX]; /* tee writes in flight */
+	unsigned int ntio;
 };
+
+static int reap_one(struct cn_defer *d, struct cn_dent *e, unsigned int n);
 
 int cn_defer_new(struct cstore *cs)
 {
@@ -72,8 +86,11 @@ void cn_defer_free(struct cstore *cs)
 		return;
 	for (unsigned int i = 0; i < d->n; i++)
 		cn_hot_unlend(d->ent[i].ref);
-	if (d->ring_state == 1)
+	if (d->ring_state == 1) {
+		while (d->ntio) /* tee writes out (their owners drained first) */
+			reap_one(d, NULL, 0);
 		io_uring_queue_exit(&d->ring);
+	}
 	pthread_mutex_destroy(&d->mu);
 	pthread_mutex_destroy(&d->ring_mu);
 	free(d);
@@ -97,17 +114,71 @@ static unsigned int take_blob(struct cn_defer *d, const uint8_t *id, struct cn_d
 	return n;
 }
 
-/* The writes of e[0..n) through fd: one submission through the ring when
- * there is one; each e written whole is marked done. */
-static void write_batch(struct cn_defer *d, int fd, struct cn_dent *e, unsigned int n)
+/* tee's bit of chunk i set (written to its file): counted once. */
+static void tee_mark(struct cstore_tee *tee, uint64_t i)
+{
+	if (i < tee->nbits && !(tee->bits[i / 8] & (1u << (i % 8)))) {
+		tee->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+		tee->count++;
+	}
+}
+
+/* ring_mu held: a tee write reaped (res: its result), its loan ended. */
+static void tio_done(struct cn_defer *d, unsigned int slot, int res)
+{
+	struct cn_tio *t = &d->tio[slot];
+
+	if (res == (int)t->len)
+		tee_mark(t->tee, t->index);
+	cn_hot_unlend(t->ref);
+	t->tee = NULL;
+	d->ntio--;
+}
+
+/* ring_mu held, the ring up: one completion waited for and taken: 1 when
+ * a store write's (user_data < n: e's entry marked done when whole), 0 a
+ * tee write's. */
+static int reap_one(struct cn_defer *d, struct cn_dent *e, unsigned int n)
 {
 	struct io_uring_cqe *cqe;
-	unsigned int sub = 0;
+	uint64_t u;
+
+	while (io_uring_wait_cqe(&d->ring, &cqe) < 0)
+		; /* -EINTR */
+	u = cqe->user_data;
+	if (u & TIO_TAG) {
+		if ((u & ~TIO_TAG) < CSTORE_DEFER_MAX && d->tio[u & ~TIO_TAG].tee)
+			tio_done(d, (unsigned int)(u & ~TIO_TAG), cqe->res);
+		u = 0;
+	} else {
+		if (u < n && cqe->res == (int)e[u].len)
+			e[u].done = 1;
+		u = 1;
+	}
+	io_uring_cqe_seen(&d->ring, cqe);
+	return (int)u;
+}
+
+/* The writes of e[0..n) through fd: one submission through the ring when
+ * there is one, waited for; each e written whole is marked done. With a
+ * tee, each is written to the tee's file too, in the same submission but
+ * not waited for: the write and the buffer's loan (e's ref, NULL then)
+ * belong to a tio slot until a later batch or cstore_tee_drain reaps it
+ * and sets its bit. Without the ring nothing goes to the tee (its owner
+ * copies what has no bit). */
+static void write_batch(struct cn_defer *d, int fd, struct cn_dent *e, unsigned int n,
+			struct cstore_tee *tee)
+{
+	unsigned int sub = 0, subt = 0, ks[CSTORE_DEFER_MAX];
 
 	pthread_mutex_lock(&d->ring_mu);
 	if (!d->ring_state)
-		d->ring_state = io_uring_queue_init(CSTORE_DEFER_MAX, &d->ring, 0) == 0 ? 1 : -1;
+		d->ring_state =
+		    io_uring_queue_init(2 * CSTORE_DEFER_MAX, &d->ring, 0) == 0 ? 1 : -1;
 	if (d->ring_state == 1) {
+		/* room for this batch's tee writes: earlier ones reaped */
+		while (tee && d->ntio && d->ntio + n > CSTORE_DEFER_MAX)
+			reap_one(d, e, 0);
 		for (unsigned int i = 0; i < n; i++) {
 			struct io_uring_sqe *s = io_uring_get_sqe(&d->ring);
 
@@ -118,23 +189,42 @@ static void write_batch(struct cn_defer *d, int fd, struct cn_dent *e, unsigned 
 			io_uring_sqe_set_data64(s, i);
 			sub++;
 		}
+		for (unsigned int i = 0, k = 0; tee && i < sub; i++) {
+			struct io_uring_sqe *s;
+
+			while (k < CSTORE_DEFER_MAX && d->tio[k].tee)
+				k++;
+			if (k == CSTORE_DEFER_MAX || !(s = io_uring_get_sqe(&d->ring)))
+				break;
+			io_uring_prep_write(s, tee->fd, e[i].data, (unsigned int)e[i].len,
+					    e[i].index * B3TREE_CHUNK_LEN);
+			io_uring_sqe_set_data64(s, TIO_TAG | k);
+			d->tio[k] = (struct cn_tio){tee, e[i].index, e[i].ref, e[i].len};
+			e[i].ref = NULL;
+			ks[subt++] = k;
+			d->ntio++;
+		}
 		if (sub && io_uring_submit(&d->ring) < 0) {
-			/* nothing went in: the SQEs are dropped with the ring */
+			/* nothing went in: this batch's tee writes' loans back
+			 * to their entries, the earlier ones reaped, then the
+			 * ring dropped with its SQEs */
+			for (unsigned int i = 0; i < subt; i++) {
+				e[i].ref = d->tio[ks[i]].ref;
+				d->tio[ks[i]].tee = NULL;
+				d->ntio--;
+			}
+			while (d->ntio)
+				reap_one(d, e, 0);
 			io_uring_queue_exit(&d->ring);
 			d->ring_state = -1;
 			sub = 0;
 		}
-		/* Every submitted write is reaped before the ring is used
-		 * again (its buffer is ours until then). Waiting on a disk
-		 * write, not on a peer: no deadline of our own. */
-		for (unsigned int got = 0; got < sub;) {
-			if (io_uring_wait_cqe(&d->ring, &cqe) < 0)
-				continue; /* -EINTR */
-			if (cqe->user_data < n && cqe->res == (int)e[cqe->user_data].len)
-				e[cqe->user_data].done = 1;
-			io_uring_cqe_seen(&d->ring, cqe);
-			got++;
-		}
+		/* Every submitted store write is reaped before the batch
+		 * ends (its buffer is lent to it until then); the tee's
+		 * writes may still be out. Waiting on a disk write, not on a
+		 * peer: no deadline of our own. */
+		for (unsigned int got = 0; got < sub;)
+			got += reap_one(d, e, n);
 	}
 	pthread_mutex_unlock(&d->ring_mu);
 }
@@ -158,7 +248,7 @@ static int write_rest(struct cstore *cs, int fd, struct cn_dent *e)
 	return err;
 }
 
-int cn_defer_flush(struct cstore *cs, const uint8_t *id)
+int cn_defer_flush(struct cstore *cs, const uint8_t *id, struct cstore_tee *tee)
 {
 	struct cn_defer *d = cs->defer;
 	struct cn_dent e[CSTORE_DEFER_MAX];
@@ -180,7 +270,7 @@ int cn_defer_flush(struct cstore *cs, const uint8_t *id)
 		 * (chunkstore_trust.c) */
 		err = fstat(f.fd, &st[0]) < 0 ? -errno : 0;
 		if (!err)
-			write_batch(d, f.fd, e, n);
+			write_batch(d, f.fd, e, n, tee);
 		for (unsigned int i = 0; i < n && !err; i++)
 			if (!e[i].done)
 				err = write_rest(cs, f.fd, &e[i]);
@@ -193,11 +283,30 @@ int cn_defer_flush(struct cstore *cs, const uint8_t *id)
 	for (unsigned int i = 0; i < n; i++) {
 		if (!err)
 			cn_trust_own(cs, id, e[i].index, e[i].nchunks, &st[0], &st[1]);
-		cn_hot_unlend(e[i].ref);
+		if (e[i].ref) /* NULL: lent on to its tee write (write_batch) */
+			cn_hot_unlend(e[i].ref);
 	}
 	if (err && err != -ENOENT)
 		log_warn(CS_MOD, "writing %u chunks: %s", n, strerror(-err));
 	return err;
+}
+
+void cstore_tee_drain(struct cstore *cs, struct cstore_tee *tee)
+{
+	struct cn_defer *d = cs ? cs->defer : NULL;
+	unsigned int k;
+
+	if (!d || !tee)
+		return;
+	pthread_mutex_lock(&d->ring_mu);
+	for (;;) {
+		for (k = 0; k < CSTORE_DEFER_MAX && d->tio[k].tee != tee; k++)
+			;
+		if (k == CSTORE_DEFER_MAX || d->ring_state != 1)
+			break;
+		reap_one(d, NULL, 0);
+	}
+	pthread_mutex_unlock(&d->ring_mu);
 }
 
 int cn_defer_put(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
@@ -227,7 +336,7 @@ int cn_defer_put(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t 
 			return 0;
 		/* no room: the oldest blob's chunks written now (a download
 		 * that ended without its commit leaves them) */
-		(void)cn_defer_flush(cs, oldest);
+		(void)cn_defer_flush(cs, oldest, NULL);
 	}
 	/* d->mu held (then hot_mu inside: never the other way round) */
 	e = &d->ent[d->n];

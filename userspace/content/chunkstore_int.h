@@ -251,8 +251,9 @@ void cn_defer_free(struct cstore *cs);
 int cn_defer_put(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
 		 void **alloc, size_t alen, size_t off, size_t len);
 /* Write id's waiting chunks (one batch), their loans then ended: 0 or
- * -errno (the chunks are dropped then, not written). */
-int cn_defer_flush(struct cstore *cs, const uint8_t *id);
+ * -errno (the chunks are dropped then, not written); to tee's file too
+ * when given (cstore_commit_chunks_tee). */
+int cn_defer_flush(struct cstore *cs, const uint8_t *id, struct cstore_tee *tee);
 /* Drop id's waiting chunks (deleted). */
 void cn_defer_drop(struct cstore *cs, const uint8_t *id);
 unsigned int cn_defer_count(struct cstore *cs);

@@ -18,6 +18,11 @@
  * (every end of fetch_item) waits for the batch out and joins it: at most
  * one per job fetching, CONTENT_MAX_JOBS in all. A thread that cannot
  * start leaves the job committing on its own thread, as before.
+ *
+ * A commit writes the user's copy too when the item has one open
+ * (export.c, cn_job_tee; the tee is opened here, by the job thread, at the
+ * item's first commit), without waiting for those writes: the export
+ * drains them (cstore_tee_drain) before it reads which chunks went out.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,6 +51,7 @@ static void *committer(void *arg)
 {
 	struct cn_job *j = arg;
 	struct cn_commit *c = &j->cm;
+	struct cstore_tee *tee;
 	uint64_t idx[CN_COMMIT_MAX];
 	uint8_t id[32];
 	size_t n;
@@ -60,8 +66,9 @@ static void *committer(void *arg)
 		n = c->n;
 		memcpy(idx, c->idx, n * sizeof(idx[0]));
 		memcpy(id, c->id, sizeof(id));
+		tee = cn_job_tee(j);
 		pthread_mutex_unlock(&j->mu);
-		rc = cstore_commit_chunks(j->cn->cs, id, idx, n);
+		rc = cstore_commit_chunks_tee(j->cn->cs, id, idx, n, tee);
 		pthread_mutex_lock(&j->mu);
 		commit_done(j, n, rc);
 		c->busy = 0;
@@ -81,6 +88,7 @@ void cn_commit_wait(struct cn_job *j)
 void cn_commit_pending(struct cn_job *j)
 {
 	struct cn_commit *c = &j->cm;
+	struct cstore_tee *tee;
 	uint64_t idx[CN_COMMIT_MAX];
 	size_t n = j->npend;
 	int rc;
@@ -99,6 +107,8 @@ void cn_commit_pending(struct cn_job *j)
 		}
 		c->state = rc ? -1 : 1;
 	}
+	cn_job_tee_start(j); /* the user's copy, at the item's first commit */
+	tee = cn_job_tee(j);
 	if (c->state > 0) {
 		cn_commit_wait(j); /* one batch at a time */
 		memcpy(c->idx, j->pend, n * sizeof(c->idx[0]));
@@ -112,7 +122,7 @@ void cn_commit_pending(struct cn_job *j)
 	memcpy(idx, j->pend, n * sizeof(idx[0]));
 	j->npend = 0;
 	pthread_mutex_unlock(&j->mu);
-	rc = cstore_commit_chunks(j->cn->cs, j->cur, idx, n);
+	rc = cstore_commit_chunks_tee(j->cn->cs, j->cur, idx, n, tee);
 	pthread_mutex_lock(&j->mu);
 	commit_done(j, n, rc);
 }

@@ -234,6 +234,10 @@ static json_t *job_to_json(struct cn_job *j)
 		/* of elapsed_ms, the time spent writing the items out to
 		 * --out (copies re-verified and synced, or links) */
 		json_object_set_new(o, "export_ms", json_integer((json_int_t)j->export_ms));
+		/* chunks of those copies their commits wrote as they arrived
+		 * (the export wrote the rest: docs/CONTENT.md "The user's copy
+		 * written as it arrives") */
+		json_object_set_new(o, "copied_early", json_integer((json_int_t)j->copied_early));
 		json_object_set_new(o, "first_provider_ms",
 				    json_integer(j->t_first_peer && j->t_start
 							 ? (json_int_t)(j->t_first_peer - j->t_start)

@@ -937,37 +937,6 @@ static int fetch_manifest(struct cn_job *j, struct manifest *m)
 	return -ECANCELED;
 }
 
-static void job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
-		       const struct cn_export_key *key)
-{
-	char path[PATH_MAX];
-	uint64_t t0;
-	int rc;
-
-	if (!j->rq.out[0])
-		return;
-	if (snprintf(path, sizeof(path), "%s/%s", j->rq.out, rel) >= (int)sizeof(path)) {
-		j->status = -ENAMETOOLONG;
-		return;
-	}
-	t0 = util_now_ms();
-	pthread_mutex_unlock(&j->mu);
-	rc = key ? cn_export_sealed(j->cn, id, path, key)
-		 : cn_export(j->cn, id, path, j->rq.link, j->stored_self == j->nchunks);
-	pthread_mutex_lock(&j->mu);
-	j->export_ms += util_now_ms() - t0;
-	if (rc == -EBADMSG && key) {
-		/* the chunk proved out against the CV list the publisher
-		 * signed, so the publisher sealed it wrongly */
-		snprintf(j->error, sizeof(j->error),
-			 "%.80s: a chunk fails its seal (sealed wrongly by the publisher)", rel);
-		j->status = rc;
-	} else if (rc) {
-		snprintf(j->error, sizeof(j->error), "writing %.100s: %s", path, strerror(-rc));
-		j->status = rc;
-	}
-}
-
 /* A sealed share (docs/PRIVATE.md): open its content key with this node's
  * key and its real item list, before anything of it is stored. With
  * rq.raw, or for the manifest alone (share show), the ciphertext is what is
@@ -1110,13 +1079,15 @@ void *cn_job_run(void *arg)
 				set_item(j, m.items[i].id);
 				cn_reuse_pick(j, &held, path, m.items[i].id);
 				j->announce = manifest_announced(&m);
+				cn_job_tee_open(j, path, !sealed_open);
 				rc = fetch_item(j);
 				if (!rc && sealed_open) {
 					key.plain_size = sv.it[i].size;
 					rc = seal_item_key(ck, i, key.item_key);
 				}
 				if (!rc) {
-					job_export(j, m.items[i].id, path, sealed_open ? &key : NULL);
+					cn_job_export(j, m.items[i].id, path,
+						      sealed_open ? &key : NULL);
 					rc = j->status;
 				}
 				if (sealed_open)
@@ -1138,11 +1109,12 @@ void *cn_job_run(void *arg)
 		j->items_total = 1;
 		set_item(j, j->rq.id);
 		j->announce = 1; /* announced when done anyway: from the start now */
+		util_hex(hex, j->rq.id, 32);
+		cn_job_tee_open(j, hex, true);
 		rc = fetch_item(j);
 		if (!rc) {
 			j->total_bytes = j->size;
-			util_hex(hex, j->rq.id, 32);
-			job_export(j, j->rq.id, hex, NULL);
+			cn_job_export(j, j->rq.id, hex, NULL);
 			rc = j->status;
 		}
 		if (!rc) {
@@ -1150,6 +1122,7 @@ void *cn_job_run(void *arg)
 			cn_announce(j->cn, j->rq.id, 32);
 		}
 	}
+	cn_job_tee_close(j); /* an item that failed: its copy's file removed */
 	manifest_free(&m);
 	manifest_free(&held);
 	j->status = rc;

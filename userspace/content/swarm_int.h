@@ -173,6 +173,7 @@ struct cn_commit {
 	uint64_t idx[CN_COMMIT_MAX];
 	size_t n;
 };
+struct cn_export_tee;
 /* The fetch loop's sleep: the job is woken when a request finishes or a
  * connection changes, so the wait bounds only what runs on time: a lookup
  * polled (CN_WAIT_MS while one is out or nothing is open yet), the next
@@ -333,9 +334,11 @@ struct cn_job {
 	uint64_t fetched, resumed, bad_chunks, retries, stream_waits, bytes, t_start, t_end;
 	/* when the first provider was added and the first chunk came (util_now_ms; 0: not yet) */
 	uint64_t t_first_peer, t_first_chunk;
-	uint64_t export_ms;	      /* spent writing items out (job_export) */
+	uint64_t export_ms;	      /* spent writing items out (cn_job_export) */
+	uint64_t copied_early;	      /* of the copies' chunks, written by their commits */
 	uint64_t pend[CN_COMMIT_MAX]; /* chunks written, not committed yet */
 	struct cn_commit cm;	      /* the batch being committed (commit.c) */
+	struct cn_export_tee *tee;    /* the item's copy written as it commits (export.c) */
 	size_t npend;
 	uint64_t pend_since;
 	uint64_t committed; /* chunks of the current item held durably */
@@ -417,5 +420,23 @@ void cn_reuse_chunks(struct cn_job *j);
 void cn_commit_pending(struct cn_job *j);
 void cn_commit_wait(struct cn_job *j);
 void cn_commit_stop(struct cn_job *j);
+
+/* export.c, j->mu held (let go meanwhile): the current item's copy for
+ * the user (rq.out/rel). cn_job_tee_open, before the item's fetch, opens
+ * its temporary file for the commits to write as chunks arrive (a plain
+ * copy (plain: not a sealed item's) of an item not held yet, through
+ * O_DIRECT; else nothing) at the item's first commit, which knows its
+ * size; cn_job_tee is what the commits write to (NULL: none); cn_job_export,
+ * once the item is held, writes what the commits did not (all of it
+ * without a tee; decrypted with key for a sealed item, a link with
+ * rq.link), syncs and renames it into place (an error in j->status and
+ * j->error); cn_job_tee_close lets go of a tee not exported (the item
+ * failed: its temporary file removed). */
+void cn_job_tee_open(struct cn_job *j, const char *rel, bool plain);
+void cn_job_tee_start(struct cn_job *j);
+struct cstore_tee *cn_job_tee(struct cn_job *j);
+void cn_job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
+		   const struct cn_export_key *key);
+void cn_job_tee_close(struct cn_job *j);
 
 #endif
