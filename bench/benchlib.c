@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -338,10 +339,47 @@ static int sh(const char *fmt, ...)
 	return system(cmd);
 }
 
+/* The pairs of harnesses that ended without removing them (killed, or
+ * cut off by a pipe before bench_veth_new ignored SIGPIPE): a namespace
+ * "wb<tag>A<pid>" / "wb<tag>B<pid>" whose pid runs no more is removed. */
+static void veth_sweep_stale(void)
+{
+	DIR *d = opendir("/run/netns");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		const char *n = e->d_name, *p;
+		size_t t;
+		char *end;
+		long pid;
+
+		if (strncmp(n, "wb", 2))
+			continue;
+		t = strspn(n + 2, "abcdefghijklmnopqrstuvwxyz");
+		p = n + 2 + t;
+		if (t < 1 || t > 4 || (*p != 'A' && *p != 'B') || !isdigit((unsigned char)p[1]))
+			continue;
+		pid = strtol(p + 1, &end, 10);
+		if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		if (sh("ip netns del %s 2>/dev/null", n) == 0)
+			fprintf(stderr,
+				"netns: removed %s, left by a harness that ended without it\n", n);
+	}
+	closedir(d);
+}
+
 int bench_veth_new(struct bench_veth *v, const char *tag)
 {
 	const char *a = v->ns_a, *b = v->ns_b;
 
+	/* a reader gone (| head) makes a write fail, not end the harness
+	 * before it removes its pair */
+	signal(SIGPIPE, SIG_IGN);
+	veth_sweep_stale();
 	memset(v, 0, sizeof(*v));
 	v->orig_ns = -1;
 	if (!tag || strlen(tag) > 4 || strspn(tag, "abcdefghijklmnopqrstuvwxyz") != strlen(tag))
