@@ -52,8 +52,6 @@ static void *committer(void *arg)
 	struct cn_job *j = arg;
 	struct cn_commit *c = &j->cm;
 	struct cstore_tee *tee;
-	uint64_t idx[CN_COMMIT_MAX];
-	uint8_t id[32];
 	size_t n;
 	int rc;
 
@@ -63,12 +61,12 @@ static void *committer(void *arg)
 			pthread_cond_wait(&c->cv, &j->mu);
 		if (!c->busy)
 			break; /* stopped, nothing handed over */
+		/* the batch (c->id, c->idx) is left alone by the job while
+		 * busy: read without the lock */
 		n = c->n;
-		memcpy(idx, c->idx, n * sizeof(idx[0]));
-		memcpy(id, c->id, sizeof(id));
 		tee = cn_job_tee(j);
 		pthread_mutex_unlock(&j->mu);
-		rc = cstore_commit_chunks_tee(j->cn->cs, id, idx, n, tee);
+		rc = cstore_commit_chunks_tee(j->cn->cs, c->id, c->idx, n, tee);
 		pthread_mutex_lock(&j->mu);
 		commit_done(j, n, rc);
 		c->busy = 0;

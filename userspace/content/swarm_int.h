@@ -163,7 +163,9 @@ int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle);
  * on. Two syncs per chunk made 50 downloaders on one disk wait on it. */
 #define CN_COMMIT_MAX 16
 #define CN_COMMIT_MS 250
-/* The job's committer (commit.c): the batch handed over, under j->mu. */
+/* The job's committer (commit.c): the batch handed over, under j->mu;
+ * id, idx and n are written by the job only while not busy and read by
+ * the committer, without the lock, only while busy. */
 struct cn_commit {
 	pthread_t th;
 	pthread_cond_t cv; /* the committer waits here for a batch */
