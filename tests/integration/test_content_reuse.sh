@@ -53,7 +53,7 @@ F=$(json_get fetched <"$D/g2") R=$(json_get reused <"$D/g2")
 # commits; the 7 reused copied by the export
 [ "$(json_get copied_early <"$D/g2")" = "$E2" ] ||
 	fail "v2: copied_early $(json_get copied_early <"$D/g2"), not $E2"
-[ -z "$(ls "$D/b2" | grep weft-part)" ] || fail "a temporary file left in $D/b2: $(ls "$D/b2")"
+[ -z "$(ls -A "$D/b2" | grep weft-part)" ] || fail "a temporary file left in $D/b2: $(ls -A "$D/b2")"
 pass "version 2: 2 chunks fetched (the changed one, the new one; $E2 written to the copy as they arrived), 7 reused, the small file already held"
 
 # one byte inserted at the start: every chunk of the big file moves
@@ -68,4 +68,21 @@ ctl 2 --json content get "$SID" --from "$A" --out "$D/b3" >"$D/g3" || fail "get 
 cmp "$D/src/big.bin" "$D/b3/big.bin" || fail "v3 differs"
 [ "$(json_get reused <"$D/g3")" = 0 ] || fail "v3 reused chunks of shifted data: $(cat "$D/g3")"
 pass "version 3 (data shifted by one byte): nothing reused, $(json_get fetched <"$D/g3") chunks fetched"
+
+# copies are written to files with no name until done (O_TMPFILE), so no
+# name in the output folder is taken or removed on the way: a share with
+# items "x" and "x.weft-part", into a folder holding the user's own
+# "y.weft-part" beside the share's "y"
+mkdir -p "$D/src4" "$D/b4"
+head -c $((600 << 10)) /dev/urandom >"$D/src4/x"
+head -c $((300 << 10)) /dev/urandom >"$D/src4/x.weft-part"
+head -c $((512 << 10)) /dev/urandom >"$D/src4/y"
+echo "the user's own file" >"$D/b4/y.weft-part"
+ctl 1 --json content add --name names "$D/src4" >"$D/v4" || fail "add names: $(cat "$D/v4")"
+ctl 2 --json content get "$(json_get share_id <"$D/v4")" --from "$A" --out "$D/b4" >"$D/g4" ||
+	fail "get names: $(cat "$D/g4")"
+for f in x x.weft-part y; do cmp "$D/src4/$f" "$D/b4/$f" || fail "$f differs"; done
+[ "$(cat "$D/b4/y.weft-part")" = "the user's own file" ] || fail "the user's y.weft-part was touched"
+[ "$(ls -A "$D/b4" | wc -l)" = 4 ] || fail "files left beside the items: $(ls -A "$D/b4")"
+pass "items named x and x.weft-part both written; the user's own y.weft-part untouched, nothing else left"
 finish

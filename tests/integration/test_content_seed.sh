@@ -95,9 +95,18 @@ ctl 2 --json content get "$ID_c" --from "$A" --out "$D/outc" --no-wait >"$D/getc
 J=$(json_get job <"$D/getc")
 wait_for '[ "$(ctl 2 --json content jobs "$J" | json_get fetched)" -ge 2 ]' 300 || fail "c does not start"
 # its copy is written as its chunks are committed (docs/CONTENT.md "The
-# user's copy written as it arrives"), under a temporary name
+# user's copy written as it arrives") to a file with no name yet
+# (O_TMPFILE): open in host 2's weftd, growing, nothing in the folder
+copy_size() {
+	local f
+	for f in /proc/"$PID2"/fd/*; do
+		case "$(readlink "$f" 2>/dev/null)" in "$D/outc/"*) stat -L -c %s "$f" 2>/dev/null ;; esac
+	done | sort -n | tail -1
+}
 if [ "$(ctl 2 --json content stats | json_get direct_io)" = True ]; then
-	wait_for '[ -s "$D/outc/$ID_c.weft-part" ]' 300 || fail "no copy written while c downloads: $(ls -la "$D/outc" 2>&1)"
+	wait_for '[ "$(copy_size)" -gt 0 ] 2>/dev/null' 300 ||
+		fail "no copy written while c downloads: $(ls -l /proc/"$PID2"/fd 2>&1 | grep outc)"
+	[ -z "$(ls -A "$D/outc")" ] || fail "a name in the folder before the copy is done: $(ls -A "$D/outc")"
 fi
 # its commits run on the job's committer (weft-commit, SCHED_BATCH too),
 # there from the first batch (16 chunks or 250 ms) to the item's end

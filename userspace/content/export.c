@@ -62,6 +62,136 @@ static bool bit_set(const uint8_t *bits, uint64_t i)
 	return bits && (bits[i / 8] >> (i % 8)) & 1;
 }
 
+/*
+ * An output file while it is written: in its folder but with no name
+ * (O_TMPFILE), so that no item's name is taken while a download runs (a
+ * manifest may name both "a" and "a.weft-part") and a process killed
+ * mid-download leaves nothing behind; it gets its name at the end
+ * (out_publish). A filesystem without O_TMPFILE gets a named one,
+ * "NAME.weft-part-" and 16 random hex digits, created O_EXCL: a
+ * publisher cannot name it in advance, and nothing left under that name
+ * is ever written through.
+ */
+struct out_tmp {
+	int fd;
+	char name[PATH_MAX + 32]; /* "": no name (O_TMPFILE) */
+};
+
+/* path's name with a random suffix, for a named temporary file or link */
+static int out_tmp_name(const char *path, char *name, size_t size)
+{
+	uint8_t r[8];
+	char hex[17];
+
+	randombytes_buf(r, sizeof(r));
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	return snprintf(name, size, "%s.weft-part-%s", path, hex) >= (int)size ? -ENAMETOOLONG : 0;
+}
+
+/* path's folder (made if missing) into dir */
+static int out_dir(const char *path, char *dir, size_t size)
+{
+	char *slash;
+
+	if (snprintf(dir, size, "%s", path) >= (int)size)
+		return -ENAMETOOLONG;
+	slash = strrchr(dir, '/');
+	if (!slash) {
+		snprintf(dir, size, ".");
+		return 0;
+	}
+	if (slash == dir) {
+		dir[1] = 0;
+		return 0;
+	}
+	*slash = 0;
+	return util_mkdir_p(dir, 0755);
+}
+
+/* path's temporary file opened for writing with flags (O_DIRECT or 0) */
+static int out_open(struct out_tmp *o, const char *path, int flags)
+{
+	char dir[PATH_MAX];
+	int rc;
+
+	o->fd = -1;
+	o->name[0] = 0;
+	rc = out_dir(path, dir, sizeof(dir));
+	if (rc)
+		return rc;
+	o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC | flags, 0644);
+	if (o->fd >= 0)
+		return 0;
+	rc = out_tmp_name(path, o->name, sizeof(o->name));
+	if (rc)
+		return rc;
+	o->fd = open(o->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | flags, 0644);
+	if (o->fd >= 0)
+		return 0;
+	rc = -errno;
+	if (rc != -EEXIST)
+		(void)unlink(o->name); /* O_DIRECT refused after the create */
+	o->name[0] = 0;
+	return rc;
+}
+
+/* A second descriptor of o's file, opened with flags (O_DIRECT or 0). */
+static int out_reopen(const struct out_tmp *o, int flags)
+{
+	char p[64];
+
+	if (o->name[0])
+		return open(o->name, O_WRONLY | O_CLOEXEC | flags);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", o->fd);
+	return open(p, O_WRONLY | O_CLOEXEC | flags);
+}
+
+/* o's file (fd: a descriptor of it) given path's name, replacing what
+ * was there atomically: renamed, or linked under a random name and
+ * renamed. */
+static int out_publish(const struct out_tmp *o, int fd, const char *path)
+{
+	char p[64], name[PATH_MAX + 32];
+	int rc;
+
+	if (o->name[0])
+		return rename(o->name, path) ? -errno : 0;
+	rc = out_tmp_name(path, name, sizeof(name));
+	if (rc)
+		return rc;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, p, AT_FDCWD, name, AT_SYMLINK_FOLLOW) &&
+	    linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH)) /* no /proc: root only */
+		return -errno;
+	rc = rename(name, path) ? -errno : 0;
+	if (rc)
+		(void)unlink(name);
+	return rc;
+}
+
+/* o's file closed; removed too unless published (kept). */
+static void out_close(struct out_tmp *o, bool kept)
+{
+	if (o->fd >= 0)
+		close(o->fd);
+	if (!kept && o->name[0])
+		(void)unlink(o->name);
+	o->fd = -1;
+	o->name[0] = 0;
+}
+
+/* The end of a written copy: sized (size >= 0), synced through fd, named
+ * path. */
+static int out_finish(struct out_tmp *o, int fd, int64_t size, const char *path)
+{
+	if (size >= 0 && ftruncate(fd, (off_t)size))
+		return -errno;
+	if (fsync(fd))
+		return -errno;
+	return out_publish(o, fd, path);
+}
+
 /* A plain copy into fd (and dfd, the same file opened with O_DIRECT, or
  * -1): every chunk but those set in skip (NULL: none) read back and
  * re-verified (cstore_read_chunk) into bbuf (EXPORT_BATCH chunks,
@@ -149,84 +279,60 @@ static int export_chunks(struct content_node *cn, const uint8_t id[32],
 static int export_common(struct content_node *cn, const uint8_t id[32], const char *path,
 			 bool as_link, bool self, const struct cn_export_key *key)
 {
+	struct out_tmp o = {.fd = -1};
 	struct cstore_info info;
-	char tmp[PATH_MAX + 16], dir[PATH_MAX], blob[PATH_MAX];
+	char lnk[PATH_MAX + 32], dir[PATH_MAX], blob[PATH_MAX];
 	uint8_t *buf = NULL, *bbuf = NULL;
-	char *slash;
-	int fd = -1, rc;
+	int rc;
 
 	rc = cstore_info(cn->cs, id, &info);
 	if (rc)
 		return rc;
 	if (info.state != CSTORE_COMPLETE)
 		return -EAGAIN;
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
-	    snprintf(tmp, sizeof(tmp), "%s.weft-part", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		rc = util_mkdir_p(dir, 0755);
-		if (rc)
-			return rc;
-	}
 	buf = malloc(B3TREE_CHUNK_LEN);
 	if (!buf)
 		return -ENOMEM;
-	(void)unlink(tmp);
 	if (as_link && !key && cstore_path(cn->cs, id, 0, blob, sizeof(blob)) == 0 &&
-	    link(blob, tmp) == 0) {
+	    out_tmp_name(path, lnk, sizeof(lnk)) == 0 && out_dir(path, dir, sizeof(dir)) == 0 &&
+	    link(blob, lnk) == 0) {
 		/* self: every chunk was verified as it arrived and written by
 		 * this process to a file only it writes, moments ago; reading
 		 * the whole blob back to hash it again was 40% of a 51-node
 		 * lab's BLAKE3 work (docs/CONTENT.md "A download's export") */
 		rc = self ? 0 : export_chunks(cn, id, &info, buf, -1, NULL);
-		if (!rc && chmod(tmp, 0444))
+		if (!rc && chmod(lnk, 0444))
 			rc = -errno;
 		if (!rc)
-			rc = rename(tmp, path) ? -errno : 0;
+			rc = rename(lnk, path) ? -errno : 0;
 		/* path already a name of the blob (exported before): rename()
 		 * of two names of one file succeeds and leaves both */
-		if (!rc)
-			(void)unlink(tmp);
+		(void)unlink(lnk);
 		goto out;
 	}
 	/* a sealed item's plaintext too: the folder the user chose (and the
 	 * umask) decide who reads it, as for any download */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = -errno;
+	rc = out_open(&o, path, 0);
+	if (rc)
 		goto out;
-	}
 	/* a batch's buffer: 4 MiB, or the blob's chunks when fewer; one per
 	 * export, so at most CONTENT_MAX_JOBS at once, freed at its end */
 	if (!key && info.nchunks > 1 &&
 	    !posix_memalign((void **)&bbuf, DIO_ALIGN,
 			    (size_t)(info.nchunks < EXPORT_BATCH ? info.nchunks : EXPORT_BATCH) *
 				B3TREE_CHUNK_LEN)) {
-		int dfd =
-		    cstore_direct_io(cn->cs) ? open(tmp, O_WRONLY | O_CLOEXEC | O_DIRECT) : -1;
+		int dfd = cstore_direct_io(cn->cs) ? out_reopen(&o, O_DIRECT) : -1;
 
-		rc = export_batches(cn, id, &info, bbuf, fd, &dfd, NULL);
+		rc = export_batches(cn, id, &info, bbuf, o.fd, &dfd, NULL);
 		if (dfd >= 0)
 			close(dfd);
 	} else {
-		rc = export_chunks(cn, id, &info, buf, fd, key);
+		rc = export_chunks(cn, id, &info, buf, o.fd, key);
 	}
-	if (rc)
-		goto out;
-	if (fsync(fd) || close(fd)) {
-		fd = -1;
-		rc = -errno;
-		goto out;
-	}
-	fd = -1;
-	rc = rename(tmp, path) ? -errno : 0;
+	if (!rc)
+		rc = out_finish(&o, o.fd, -1, path);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (rc)
-		unlink(tmp);
+	out_close(&o, !rc);
 	if (key)
 		sodium_memzero(buf, B3TREE_CHUNK_LEN);
 	free(buf);
@@ -248,24 +354,21 @@ int cn_export_sealed(struct content_node *cn, const uint8_t id[32], const char *
 
 /* A download's copy written as its chunks are committed (cn_job_tee_open). */
 struct cn_export_tee {
-	struct cstore_tee t; /* t.fd: the temporary file, O_DIRECT (-1: not open) */
+	struct cstore_tee t; /* t.fd: o.fd, the temporary file, O_DIRECT (-1: not open) */
+	struct out_tmp o;
 	int tried;	     /* cn_job_tee_start ran */
-	int renamed;	     /* the temporary file is the user's file now */
-	char tmp[PATH_MAX + 16];
+	int published;	     /* the temporary file is the user's file now */
+	char path[PATH_MAX]; /* the user's file */
 };
 
 /* Not under the job lock: t's writes still out waited for, its file
- * closed and removed unless renamed. */
+ * closed (and removed, if named and not published). */
 static void tee_free(struct content_node *cn, struct cn_export_tee *t)
 {
 	if (!t)
 		return;
 	cstore_tee_drain(cn->cs, &t->t);
-	if (t->t.fd >= 0) {
-		close(t->t.fd);
-		if (!t->renamed)
-			(void)unlink(t->tmp);
-	}
+	out_close(&t->o, t->published);
 	free(t->t.bits);
 	free(t);
 }
@@ -281,21 +384,19 @@ void cn_job_tee_open(struct cn_job *j, const char *rel, bool plain)
 	if (!t)
 		return; /* the export copies it all */
 	t->t.fd = -1;
-	if (snprintf(t->tmp, sizeof(t->tmp), "%s/%s", j->rq.out, rel) >= PATH_MAX ||
-	    strlen(t->tmp) + strlen(".weft-part") >= sizeof(t->tmp)) {
+	t->o.fd = -1;
+	if (snprintf(t->path, sizeof(t->path), "%s/%s", j->rq.out, rel) >= (int)sizeof(t->path)) {
 		free(t); /* the export says the path is too long */
 		return;
 	}
-	strcat(t->tmp, ".weft-part");
 	j->tee = t;
 }
 
 void cn_job_tee_start(struct cn_job *j)
 {
 	struct cn_export_tee *t = j->tee;
-	char dir[sizeof(t->tmp)], *slash;
 	uint8_t *bits;
-	int fd = -1;
+	int rc;
 
 	if (!t || t->tried)
 		return;
@@ -303,24 +404,13 @@ void cn_job_tee_start(struct cn_job *j)
 	if (j->nchunks < 2 || !(bits = calloc((size_t)(j->nchunks + 7) / 8, 1)))
 		return; /* the export copies it */
 	pthread_mutex_unlock(&j->mu);
-	memcpy(dir, t->tmp, sizeof(dir));
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir)
-		*slash = 0;
-	if (!slash || slash == dir || util_mkdir_p(dir, 0755) == 0) {
-		/* a name left there (a crash's, a link to a blob) is not
-		 * written through: removed, then created anew */
-		(void)unlink(t->tmp);
-		fd = open(t->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0644);
-		if (fd < 0 && errno != EEXIST)
-			(void)unlink(t->tmp); /* O_DIRECT refused after the create */
-	}
+	rc = out_open(&t->o, t->path, O_DIRECT);
 	pthread_mutex_lock(&j->mu);
-	if (fd < 0) {
+	if (rc) {
 		free(bits);
 		return;
 	}
-	t->t.fd = fd;
+	t->t.fd = t->o.fd;
 	t->t.bits = bits;
 	t->t.nbits = j->nchunks;
 }
@@ -342,10 +432,11 @@ void cn_job_tee_close(struct cn_job *j)
 	pthread_mutex_lock(&j->mu);
 }
 
-/* The export of a download whose commits wrote t: the chunks they did not
- * write copied (re-verified), then the file sized, synced and renamed. */
-static int export_teed(struct content_node *cn, const uint8_t id[32], const char *path,
-		       struct cn_export_tee *t)
+/* The export of a download whose commits wrote t (its writes drained):
+ * the chunks they did not write copied (re-verified) through a second,
+ * buffered descriptor beside t's O_DIRECT one, then the file sized,
+ * synced and named. */
+static int export_teed(struct content_node *cn, const uint8_t id[32], struct cn_export_tee *t)
 {
 	struct cstore_info info;
 	uint8_t *bbuf = NULL;
@@ -359,7 +450,7 @@ static int export_teed(struct content_node *cn, const uint8_t id[32], const char
 		return -EAGAIN;
 	if (info.nchunks != t->t.nbits)
 		return -EINVAL;
-	fd = open(t->tmp, O_WRONLY | O_CLOEXEC);
+	fd = out_reopen(&t->o, 0);
 	if (fd < 0)
 		return -errno;
 	left = info.nchunks - t->t.count;
@@ -369,15 +460,13 @@ static int export_teed(struct content_node *cn, const uint8_t id[32], const char
 		rc = -ENOMEM;
 	if (left && !rc)
 		rc = export_batches(cn, id, &info, bbuf, fd, &t->t.fd, t->t.bits);
-	if (!rc && ftruncate(fd, (off_t)info.size))
-		rc = -errno;
-	if (!rc && fsync(fd))
-		rc = -errno;
+	if (t->t.fd < 0) /* O_DIRECT refused: export_write closed it */
+		t->o.fd = -1;
+	if (!rc)
+		rc = out_finish(&t->o, fd, (int64_t)info.size, t->path);
 	if (close(fd) && !rc)
 		rc = -errno;
-	if (!rc && rename(t->tmp, path))
-		rc = -errno;
-	t->renamed = !rc;
+	t->published = !rc;
 	free(bbuf);
 	return rc;
 }
@@ -405,7 +494,7 @@ void cn_job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
 	pthread_mutex_unlock(&j->mu);
 	if (t && t->t.fd >= 0 && !key) {
 		cstore_tee_drain(j->cn->cs, &t->t); /* its bits final */
-		rc = export_teed(j->cn, id, path, t);
+		rc = export_teed(j->cn, id, t);
 		early = rc ? 0 : t->t.count;
 	} else
 		rc = key ? cn_export_sealed(j->cn, id, path, key)
