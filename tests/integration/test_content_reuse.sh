@@ -85,4 +85,18 @@ for f in x x.weft-part y; do cmp "$D/src4/$f" "$D/b4/$f" || fail "$f differs"; d
 [ "$(cat "$D/b4/y.weft-part")" = "the user's own file" ] || fail "the user's y.weft-part was touched"
 [ "$(ls -A "$D/b4" | wc -l)" = 4 ] || fail "files left beside the items: $(ls -A "$D/b4")"
 pass "items named x and x.weft-part both written; the user's own y.weft-part untouched, nothing else left"
+
+# the same on a filesystem without O_TMPFILE (a test hook in the
+# sanitized weftd makes it fail): each copy written under a random name
+# (NAME.weft-part-<16 hex>), created O_EXCL, renamed at its end
+stop_weftd "$PID2" || fail "stop node 2"
+WEFT_TEST_NO_TMPFILE=1 start_ns_node 2 1
+mkdir -p "$D/b5"
+echo "the user's own file" >"$D/b5/y.weft-part"
+ctl 2 --json content get "$(json_get share_id <"$D/v4")" --from "$A" --out "$D/b5" >"$D/g5" ||
+	fail "get names without O_TMPFILE: $(cat "$D/g5")"
+for f in x x.weft-part y; do cmp "$D/src4/$f" "$D/b5/$f" || fail "$f differs (no O_TMPFILE)"; done
+[ "$(cat "$D/b5/y.weft-part")" = "the user's own file" ] || fail "the user's y.weft-part was touched (no O_TMPFILE)"
+[ "$(ls -A "$D/b5" | wc -l)" = 4 ] || fail "files left beside the items (no O_TMPFILE): $(ls -A "$D/b5")"
+pass "without O_TMPFILE: the same items written through random temporary names, nothing left"
 finish
