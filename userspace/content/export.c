@@ -109,6 +109,19 @@ static int out_dir(const char *path, char *dir, size_t size)
 	return util_mkdir_p(dir, 0755);
 }
 
+/* Whether to open with O_TMPFILE: only with /proc, through which a file
+ * with no name is opened again (out_reopen) and named (out_publish; else
+ * only root could name it, with AT_EMPTY_PATH). */
+static bool tmpfile_usable(void)
+{
+#ifdef WEFT_TEST_HOOKS
+	/* a filesystem without O_TMPFILE (vfat, NFSv3), for the tests */
+	if (getenv("WEFT_TEST_NO_TMPFILE"))
+		return false;
+#endif
+	return access("/proc/self/fd", X_OK) == 0;
+}
+
 /* path's temporary file opened for writing with flags (O_DIRECT or 0) */
 static int out_open(struct out_tmp *o, const char *path, int flags)
 {
@@ -120,12 +133,7 @@ static int out_open(struct out_tmp *o, const char *path, int flags)
 	rc = out_dir(path, dir, sizeof(dir));
 	if (rc)
 		return rc;
-#ifdef WEFT_TEST_HOOKS
-	/* a filesystem without O_TMPFILE (vfat, NFSv3), for the tests */
-	if (getenv("WEFT_TEST_NO_TMPFILE"))
-		errno = EOPNOTSUPP;
-	else
-#endif
+	if (tmpfile_usable())
 		o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC | flags, 0644);
 	if (o->fd >= 0)
 		return 0;
@@ -168,7 +176,7 @@ static int out_publish(const struct out_tmp *o, int fd, const char *path)
 		return rc;
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 	if (linkat(AT_FDCWD, p, AT_FDCWD, name, AT_SYMLINK_FOLLOW) &&
-	    linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH)) /* no /proc: root only */
+	    linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH)) /* /proc gone since: root */
 		return -errno;
 	rc = rename(name, path) ? -errno : 0;
 	if (rc)
