@@ -73,17 +73,24 @@ pass "version 3 (data shifted by one byte): nothing reused, $(json_get fetched <
 # name in the output folder is taken or removed on the way: a share with
 # items "x" and "x.weft-part", into a folder holding the user's own
 # "y.weft-part" beside the share's "y"
-mkdir -p "$D/src4" "$D/b4"
+mkdir -p "$D/src4"
 head -c $((600 << 10)) /dev/urandom >"$D/src4/x"
 head -c $((300 << 10)) /dev/urandom >"$D/src4/x.weft-part"
 head -c $((512 << 10)) /dev/urandom >"$D/src4/y"
-echo "the user's own file" >"$D/b4/y.weft-part"
 ctl 1 --json content add --name names "$D/src4" >"$D/v4" || fail "add names: $(cat "$D/v4")"
-ctl 2 --json content get "$(json_get share_id <"$D/v4")" --from "$A" --out "$D/b4" >"$D/g4" ||
-	fail "get names: $(cat "$D/g4")"
-for f in x x.weft-part y; do cmp "$D/src4/$f" "$D/b4/$f" || fail "$f differs"; done
-[ "$(cat "$D/b4/y.weft-part")" = "the user's own file" ] || fail "the user's y.weft-part was touched"
-[ "$(ls -A "$D/b4" | wc -l)" = 4 ] || fail "files left beside the items: $(ls -A "$D/b4")"
+# get_names DIR WHAT: the share into DIR, which holds the user's own
+# y.weft-part; every item equal to the publisher's, that file untouched,
+# nothing else left
+get_names() {
+	mkdir -p "$1"
+	echo "the user's own file" >"$1/y.weft-part"
+	ctl 2 --json content get "$(json_get share_id <"$D/v4")" --from "$A" --out "$1" >"$1.get" ||
+		fail "get names ($2): $(cat "$1.get")"
+	for f in x x.weft-part y; do cmp "$D/src4/$f" "$1/$f" || fail "$f differs ($2)"; done
+	[ "$(cat "$1/y.weft-part")" = "the user's own file" ] || fail "the user's y.weft-part was touched ($2)"
+	[ "$(ls -A "$1" | wc -l)" = 4 ] || fail "files left beside the items ($2): $(ls -A "$1")"
+}
+get_names "$D/b4" "O_TMPFILE"
 pass "items named x and x.weft-part both written; the user's own y.weft-part untouched, nothing else left"
 
 # the same on a filesystem without O_TMPFILE (a test hook in the
@@ -91,12 +98,6 @@ pass "items named x and x.weft-part both written; the user's own y.weft-part unt
 # (NAME.weft-part-<16 hex>), created O_EXCL, renamed at its end
 stop_weftd "$PID2" || fail "stop node 2"
 WEFT_TEST_NO_TMPFILE=1 start_ns_node 2 1
-mkdir -p "$D/b5"
-echo "the user's own file" >"$D/b5/y.weft-part"
-ctl 2 --json content get "$(json_get share_id <"$D/v4")" --from "$A" --out "$D/b5" >"$D/g5" ||
-	fail "get names without O_TMPFILE: $(cat "$D/g5")"
-for f in x x.weft-part y; do cmp "$D/src4/$f" "$D/b5/$f" || fail "$f differs (no O_TMPFILE)"; done
-[ "$(cat "$D/b5/y.weft-part")" = "the user's own file" ] || fail "the user's y.weft-part was touched (no O_TMPFILE)"
-[ "$(ls -A "$D/b5" | wc -l)" = 4 ] || fail "files left beside the items (no O_TMPFILE): $(ls -A "$D/b5")"
+get_names "$D/b5" "no O_TMPFILE"
 pass "without O_TMPFILE: the same items written through random temporary names, nothing left"
 finish
