@@ -429,6 +429,10 @@ static void test_second_read_decides(void **state)
 	fx_open(f);
 	assert_int_equal(cstore_add_buf(f->cs, b, len, id), 0);
 	assert_int_equal(cstore_reads_retried(f->cs), 0);
+	/* a fresh store: the add's chunks no longer trusted, so read and
+	 * verified (the hook takes a verified read as bad) */
+	fx_close(f);
+	fx_open(f);
 	cstore_test_fail_next_read(f->cs);
 	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), 0);
 	assert_int_equal(got, K);
@@ -532,7 +536,8 @@ static void expect_reads(struct cstore *cs, uint64_t verified, uint64_t trusted)
 }
 
 /* Chunks verified once are read back without hashing while the blob's file
- * is unchanged; a file changed under the store (written in place, or
+ * is unchanged; so are those the store wrote itself (an add, a download),
+ * from the start; a file changed under the store (written in place, or
  * replaced by a damaged copy with the old mtime) loses that trust and its
  * damaged chunk is never served. docs/CONTENT.md "Chunks verified once". */
 static void test_verified_once(void **state)
@@ -541,6 +546,7 @@ static void test_verified_once(void **state)
 	size_t len = 3 * K + 5, got;
 	uint8_t *b = blob(len, 11), *b2 = blob(2 * K, 12), *b3 = blob(2 * K, 13);
 	uint8_t *b4 = blob(3 * K, 14), pid2[32], cvs4[3 * 32];
+	uint8_t *b5 = blob(2 * K + 100, 15), pid3[32], cvs5[3 * 32];
 	uint8_t id[32], id2[32], pid[32], *buf = malloc(K);
 	struct cstore_info in;
 	struct timespec ts[2];
@@ -552,22 +558,28 @@ static void test_verified_once(void **state)
 	f->o.trust_settle_ms = 100;
 	fx_open(f);
 	assert_int_equal(cstore_add_buf(f->cs, b, len, id), 0);
-	/* Just written: verified, not yet trusted (the settle time). */
+	/* Added by the store: the bytes it hashed are those it wrote, so every
+	 * chunk is trusted at once (cn_trust_sealed). */
+	read_all(f->cs, id, b, len);
+	expect_reads(f->cs, 0, 4);
+	/* Touched by another program: verified, and not yet remembered while
+	 * the change is within the settle time. */
+	assert_int_equal(cstore_path(f->cs, id, 0, path, sizeof(path)), 0);
+	assert_int_equal(utimensat(AT_FDCWD, path, NULL, 0), 0);
 	read_all(f->cs, id, b, len);
 	read_all(f->cs, id, b, len);
-	expect_reads(f->cs, 8, 0);
+	expect_reads(f->cs, 8, 4);
 	usleep(250 * 1000);
 	read_all(f->cs, id, b, len); /* verified once more, now remembered */
-	expect_reads(f->cs, 12, 0);
-	read_all(f->cs, id, b, len);
 	expect_reads(f->cs, 12, 4);
-	/* One trusted read in 64 is verified anyway: hits 5..132 take in the
+	read_all(f->cs, id, b, len);
+	expect_reads(f->cs, 12, 8);
+	/* One trusted read in 64 is verified anyway: hits 9..136 take in the
 	 * 64th and the 128th. */
 	for (int i = 0; i < 128; i++)
 		assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), 0);
-	expect_reads(f->cs, 14, 130);
+	expect_reads(f->cs, 14, 134);
 	/* Damaged in place: trust lost, the chunk refused, the blob bad. */
-	assert_int_equal(cstore_path(f->cs, id, 0, path, sizeof(path)), 0);
 	corrupt(path, K + 7);
 	assert_int_equal(cstore_read_chunk(f->cs, id, 1, buf, K, &got), -EIO);
 	assert_int_equal(cstore_read_chunk(f->cs, id, 0, buf, K, &got), -EIO);
@@ -576,10 +588,9 @@ static void test_verified_once(void **state)
 
 	/* Replaced by a damaged copy of the same size and mtime. */
 	assert_int_equal(cstore_add_buf(f->cs, b2, 2 * K, id2), 0);
-	usleep(250 * 1000);
 	read_all(f->cs, id2, b2, 2 * K);
 	read_all(f->cs, id2, b2, 2 * K);
-	expect_reads(f->cs, 17, 132); /* 14 + the damaged read + 2 */
+	expect_reads(f->cs, 15, 138); /* 14 + the damaged read; trusted */
 	assert_int_equal(cstore_path(f->cs, id2, 0, path, sizeof(path)), 0);
 	assert_int_equal(stat(path, &st), 0);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -595,7 +606,7 @@ static void test_verified_once(void **state)
 	assert_int_equal(rename(tmp, path), 0);
 	assert_int_equal(cstore_read_chunk(f->cs, id2, 0, buf, K, &got), 0);
 	assert_int_equal(cstore_read_chunk(f->cs, id2, 1, buf, K, &got), -EIO);
-	expect_reads(f->cs, 19, 132);
+	expect_reads(f->cs, 17, 138);
 
 	/* A partial download's chunk the store verified and wrote itself is
 	 * read without hashing at once (no settle time: the store knows its
@@ -607,7 +618,7 @@ static void test_verified_once(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cstore_read_chunk(f->cs, pid2, 0, buf, K, &got), 0);
 	assert_memory_equal(buf, b4, K);
-	expect_reads(f->cs, 19, 135);
+	expect_reads(f->cs, 17, 141);
 	/* Another program writes the file (chunk 1's bytes, not yet there);
 	 * the store's next write sees it (the file's ctime before the write
 	 * is later than after its last), so what was trusted is not any more:
@@ -618,14 +629,36 @@ static void test_verified_once(void **state)
 	assert_int_equal(cstore_read_chunk(f->cs, pid2, 0, buf, K, &got), 0);
 	assert_int_equal(cstore_read_chunk(f->cs, pid2, 1, buf, K, &got), 0);
 	assert_memory_equal(buf, b4 + K, K);
-	expect_reads(f->cs, 20, 136);
+	expect_reads(f->cs, 18, 142);
 	/* Damaged in place after the store's last write: hashed, refused, and
 	 * the chunk forgotten (fetched again); the other chunk hashed too. */
 	corrupt(path, 5);
 	assert_int_equal(cstore_read_chunk(f->cs, pid2, 0, buf, K, &got), -EIO);
 	assert_int_equal(cstore_has_chunk(f->cs, pid2, 0), 0);
 	assert_int_equal(cstore_read_chunk(f->cs, pid2, 1, buf, K, &got), 0);
-	expect_reads(f->cs, 22, 136);
+	expect_reads(f->cs, 20, 142);
+
+	/* A download completed by the store's own writes: its chunks stay
+	 * trusted in the complete file (no settle time), until another
+	 * program changes it. */
+	blake3_hash(b5, 2 * K + 100, pid3, 32);
+	assert_int_equal(b3tree_chunk_cvs(b5, 2 * K + 100, cvs5), 0);
+	assert_int_equal(cstore_open_partial(f->cs, pid3, 2 * K + 100, cvs5, 3), 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid3, 2, b5 + 2 * K, 100), 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid3, 0, b5, K), 0);
+	assert_int_equal(cstore_write_chunk(f->cs, pid3, 1, b5 + K, K), 1); /* complete */
+	assert_int_equal(cstore_info(f->cs, pid3, &in), 0);
+	assert_int_equal(in.state, CSTORE_COMPLETE);
+	read_all(f->cs, pid3, b5, 2 * K + 100);
+	expect_reads(f->cs, 20, 145);
+	assert_int_equal(cstore_path(f->cs, pid3, 0, path, sizeof(path)), 0);
+	corrupt(path, 3);
+	assert_int_equal(cstore_read_chunk(f->cs, pid3, 1, buf, K, &got), 0);
+	assert_memory_equal(buf, b5 + K, K);
+	assert_int_equal(cstore_read_chunk(f->cs, pid3, 0, buf, K, &got), -EIO);
+	expect_reads(f->cs, 22, 145);
+	assert_int_equal(cstore_info(f->cs, pid3, &in), 0);
+	assert_int_equal(in.state, CSTORE_BAD);
 
 	/* Trust is not kept across a restart. */
 	blake3_hash(b3, 2 * K, pid, 32);
@@ -638,6 +671,7 @@ static void test_verified_once(void **state)
 	read_all(f->cs, pid, b3, 2 * K);
 	expect_reads(f->cs, 2, 2);
 	free(buf);
+	free(b5);
 	free(b4);
 	free(b3);
 	free(b2);
@@ -645,7 +679,8 @@ static void test_verified_once(void **state)
 }
 
 /* The bitmap budget: with room for two one-chunk blobs, a third forgets the
- * least recently used (it used to loop for ever over the free entries). */
+ * least recently used (it used to loop for ever over the free entries):
+ * at the adds (each remembered whole) and at the notes of reads. */
 static void test_verified_once_budget(void **state)
 {
 	struct fx *f = *state;
@@ -662,15 +697,19 @@ static void test_verified_once_budget(void **state)
 		assert_int_equal(cstore_add_buf(f->cs, b[i], 1000, id[i]), 0);
 	}
 	usleep(250 * 1000);
-	for (i = 0; i < 3; i++) /* hashed; C's note forgets A */
-		assert_int_equal(cstore_read_chunk(f->cs, id[i], 0, buf, K, &got), 0);
-	expect_reads(f->cs, 3, 0);
+	/* C's add forgot A: C and B trusted, A hashed (its note forgets C,
+	 * now the least recently used) */
 	assert_int_equal(cstore_read_chunk(f->cs, id[2], 0, buf, K, &got), 0);
 	assert_int_equal(cstore_read_chunk(f->cs, id[1], 0, buf, K, &got), 0);
-	expect_reads(f->cs, 3, 2);
+	expect_reads(f->cs, 0, 2);
 	assert_int_equal(cstore_read_chunk(f->cs, id[0], 0, buf, K, &got), 0);
-	expect_reads(f->cs, 4, 2);
+	expect_reads(f->cs, 1, 2);
 	assert_memory_equal(buf, b[0], 1000);
+	assert_int_equal(cstore_read_chunk(f->cs, id[1], 0, buf, K, &got), 0);
+	assert_int_equal(cstore_read_chunk(f->cs, id[0], 0, buf, K, &got), 0);
+	expect_reads(f->cs, 1, 4);
+	assert_int_equal(cstore_read_chunk(f->cs, id[2], 0, buf, K, &got), 0);
+	expect_reads(f->cs, 2, 4);
 	for (i = 0; i < 3; i++)
 		free(b[i]);
 	free(buf);

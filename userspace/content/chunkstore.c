@@ -185,7 +185,7 @@ void cstore_free(struct cstore *cs)
  */
 static int stage_and_hash(struct cstore *cs, const char *staged, int dst, int src,
 			  const uint8_t *mem, uint64_t size, const struct cstore_xform *x,
-			  uint8_t *cvs)
+			  uint8_t *cvs, struct stat *written)
 {
 	uint64_t n = b3tree_nchunks(size);
 	uint8_t *buf = NULL, probe;
@@ -231,7 +231,10 @@ static int stage_and_hash(struct cstore *cs, const char *staged, int dst, int sr
 		err = -EIO;
 		goto out;
 	}
-	if (!cs->no_sync && fdatasync(dst) < 0)
+	/* the file as the store left it (cn_trust_sealed) */
+	if (fstat(dst, written) < 0)
+		err = -errno;
+	else if (!cs->no_sync && fdatasync(dst) < 0)
 		err = -errno;
 out:
 	free(buf);
@@ -317,6 +320,7 @@ static int add_common(struct cstore *cs, int src, const uint8_t *mem, uint64_t s
 {
 	char staged[4096];
 	uint8_t *cvs = NULL, id[B3TREE_ID_LEN];
+	struct stat st[2]; /* the staged file after its writes, after its rename */
 	int dst = -1, err, existed = 0, reserved = 0;
 
 	if (size > cs->max_blob) {
@@ -351,7 +355,7 @@ static int add_common(struct cstore *cs, int src, const uint8_t *mem, uint64_t s
 		err = -errno;
 		goto out;
 	}
-	err = stage_and_hash(cs, staged, dst, src, mem, size, x, cvs);
+	err = stage_and_hash(cs, staged, dst, src, mem, size, x, cvs, &st[0]);
 	if (!err)
 		err = b3tree_root(cvs, b3tree_nchunks(size), id);
 	if (err) {
@@ -365,6 +369,9 @@ static int add_common(struct cstore *cs, int src, const uint8_t *mem, uint64_t s
 	cs->npending--;
 	reserved = 0;
 	err = commit_complete_locked(cs, id, size, cvs, staged, &existed);
+	/* hashed from the bytes the store wrote: no second pass on reads */
+	if (!err && !existed && fstat(dst, &st[1]) == 0)
+		cn_trust_sealed(cs, id, b3tree_nchunks(size), &st[0], &st[1], 1);
 	pthread_mutex_unlock(&cs->lock);
 	if (!err)
 		memcpy(id_out, id, B3TREE_ID_LEN);
@@ -519,7 +526,7 @@ static int update_bits_locked(struct cstore *cs, const uint8_t *id, const uint64
 	const uint8_t *bits;
 	uint8_t *nb = NULL, rec[REC_LEN];
 	size_t bl, i;
-	int err, done = 0;
+	int err, done = 0, fd = -1;
 
 	err = store_txn_begin(cs->st, 0, &t);
 	if (err)
@@ -557,13 +564,9 @@ static int update_bits_locked(struct cstore *cs, const uint8_t *id, const uint64
 			nb[index / 8] &= (uint8_t) ~(1u << (index % 8));
 	}
 	if (set && cn_bits_count(nb, bl) == in.nchunks) {
-		int fd = cn_blob_open(cs, id, CSTORE_PARTIAL, O_RDONLY);
-
-		if (fd >= 0) {
-			if (!cs->no_sync)
-				fsync(fd);
-			close(fd);
-		}
+		fd = cn_blob_open(cs, id, CSTORE_PARTIAL, O_RDONLY); /* kept: the rename's */
+		if (fd >= 0 && !cs->no_sync)
+			fsync(fd);
 		cn_rec_encode(rec, CSTORE_COMPLETE, in.size, in.added);
 		if ((err = store_txn_put(t, cs->db_idx, id, B3TREE_ID_LEN, rec, REC_LEN)) ||
 		    (err = store_txn_del(t, cs->db_bits, id, B3TREE_ID_LEN)))
@@ -575,17 +578,13 @@ static int update_bits_locked(struct cstore *cs, const uint8_t *id, const uint64
 	err = store_txn_commit(t);
 	t = NULL;
 	if (!err && done) {
-		char part[4096], fin[4096];
-
-		if (!cstore_path(cs, id, 1, part, sizeof(part)) &&
-		    !cstore_path(cs, id, 0, fin, sizeof(fin)) && rename(part, fin) < 0)
-			log_warn(CS_MOD,
-				 "rename of a completed download failed: %s (retried at start)",
-				 strerror(errno));
+		cn_blob_name_complete(cs, id, fd, in.nchunks);
 		err = 1;
 	}
 out:
 	store_txn_abort(t);
+	if (fd >= 0)
+		close(fd);
 	free(nb);
 	return err;
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "content/chunkstore_int.h"
+#include "weft/log.h"
 #include "weft/util.h"
 
 /* ---- names ---- */
@@ -117,6 +118,26 @@ int cn_blob_open(const struct cstore *cs, const uint8_t *id, uint32_t state, int
 }
 
 /* Make a fresh sparse .part of size bytes. */
+void cn_blob_name_complete(struct cstore *cs, const uint8_t *id, int fd, uint64_t nchunks)
+{
+	char part[4096], fin[4096];
+	struct stat st[2]; /* the file before and after the rename */
+	int named = fd >= 0 && fstat(fd, &st[0]) == 0;
+
+	if (cstore_path(cs, id, 1, part, sizeof(part)) ||
+	    cstore_path(cs, id, 0, fin, sizeof(fin))) {
+		named = 0;
+	} else if (rename(part, fin) < 0) {
+		log_warn(CS_MOD, "rename of a completed download failed: %s (retried at start)",
+			 strerror(errno));
+		named = 0;
+	}
+	if (named && fstat(fd, &st[1]) == 0)
+		cn_trust_sealed(cs, id, nchunks, &st[0], &st[1], 0);
+	else
+		cn_trust_forget(cs, id);
+}
+
 int cn_blob_create_part(struct cstore *cs, const uint8_t *id, uint64_t size)
 {
 	char p[4096];

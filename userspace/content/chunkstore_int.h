@@ -133,6 +133,11 @@ void cn_blob_unlink(struct cstore *cs, const uint8_t *id);
 int cn_blob_create_part(struct cstore *cs, const uint8_t *id, uint64_t size);
 /* Open the data file of an entry in state (see the definition): fd or -errno. */
 int cn_blob_open(const struct cstore *cs, const uint8_t *id, uint32_t state, int flags);
+/* A download just committed complete in the index: its .part renamed to
+ * the final name (a failure logged; cstore_new retries it), and what the
+ * store wrote itself stays trusted (cn_trust_sealed) when fd, the file
+ * opened before the commit (or -1), shows it unchanged by others. */
+void cn_blob_name_complete(struct cstore *cs, const uint8_t *id, int fd, uint64_t nchunks);
 /* Whole reads and writes (a short file reads as -EIO). */
 int cn_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
 int cn_pwrite_full(int fd, const uint8_t *buf, size_t len, uint64_t off);
@@ -203,6 +208,17 @@ void cn_trust_note(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_
  * last recorded write (pre's ctime later) is forgotten first. */
 void cn_trust_own(struct cstore *cs, const uint8_t *id, uint64_t index, uint64_t nchunks,
 		  const struct stat *pre, const struct stat *post);
+/* Blob id (nchunks), complete, made by the store itself: an add's staged
+ * copy hashed from the bytes written (all), or a partial download whose
+ * last chunk just committed (!all: what its own entry vouched for), just
+ * renamed to its final name. written: fstat of the file after the store's
+ * last write (a download's: right before the rename); post: after the
+ * rename. Remembered as a complete blob's entry of identity post with no
+ * settle time, when nothing else changed the file in between (written and
+ * post agree but for ctime; a download's own entry still holds at
+ * written); else id is forgotten. */
+void cn_trust_sealed(struct cstore *cs, const uint8_t *id, uint64_t nchunks,
+		     const struct stat *written, const struct stat *post, int all);
 /* Forget id (deleted, marked bad, or a read that failed). */
 void cn_trust_forget(struct cstore *cs, const uint8_t *id);
 
