@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "content/chunkbuf.h"
 #include "content/chunkstore_int.h"
 
 /* A chunk's buffer, lent without a copy (cn_hot_lend): a spare (or freed)
@@ -208,9 +209,9 @@ void cn_hot_put(struct cstore *cs, const uint8_t *id, uint64_t index, const uint
 		void *p = cn_pool_take(h->sp, B3TREE_CHUNK_LEN, 0);
 
 		if (!p)
-			p = malloc(B3TREE_CHUNK_LEN);
+			p = cn_buf_alloc(B3TREE_CHUNK_LEN);
 		if (!p || !(v->hb = hb_new(h, p, B3TREE_CHUNK_LEN, 0))) {
-			free(p);
+			cn_buf_free(p);
 			v->len = 0;
 			goto out;
 		}
@@ -273,7 +274,7 @@ int cn_hot_give_lend(struct cstore *cs, const uint8_t *id, uint64_t index, void 
 	/* the replaced chunk's buffer goes to the giver when of its shape,
 	 * else a spare of its shape (the slot's was lent, or empty) */
 	if (old && (old_alen != alen || old_off != off)) {
-		free(old);
+		cn_buf_free(old);
 		old = NULL;
 	}
 	*alloc = old ? old : cn_pool_take(h->sp, alen, off);

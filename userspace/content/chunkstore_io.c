@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "content/chunkbuf.h"
 #include "content/chunkstore_int.h"
 #include "weft/log.h"
 #include "weft/util.h"
@@ -60,8 +61,8 @@ static uint8_t *dio_get(struct cstore *cs)
 {
 	void *b = cn_pool_take(cs->dio, B3TREE_CHUNK_LEN, 0);
 
-	if (!b && posix_memalign(&b, DIO_ALIGN, B3TREE_CHUNK_LEN))
-		b = NULL;
+	if (!b)
+		b = cn_buf_alloc(B3TREE_CHUNK_LEN); /* page aligned */
 	return b;
 }
 

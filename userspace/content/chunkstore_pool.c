@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "content/chunkbuf.h"
 #include "content/chunkstore_int.h"
 
 struct cn_pool {
@@ -76,7 +77,7 @@ static unsigned int take_all(struct cn_pool *p, void **gone)
 static void free_all(void **gone, unsigned int n)
 {
 	while (n)
-		free(gone[--n]);
+		cn_buf_free(gone[--n]);
 }
 
 void cn_pool_drop(struct cn_pool *p, int close)
@@ -120,7 +121,7 @@ void cn_pool_keep(struct cn_pool *p, void *base, size_t alen, size_t off)
 		base = NULL;
 	}
 	pthread_mutex_unlock(&p->mu);
-	free(base);
+	cn_buf_free(base);
 }
 
 void cn_pool_idle(struct cn_pool *p, unsigned int ticks)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "content/chunkbuf.h"
 #include "content/content_node_int.h"
 
 static void put_be(uint8_t *p, uint64_t v, int n)
@@ -105,8 +106,10 @@ void cn_ans_head(uint8_t out[CN_ANS_HEAD], uint8_t status, uint32_t body_len)
 
 void cn_ans_free(struct cn_ans *a)
 {
-	if (a->buf)
-		free(a->buf - a->pad);
+	if (a->buf && a->pad)
+		cn_buf_free(a->buf - a->pad); /* a whole answer's: chunkbuf.c */
+	else
+		free(a->buf);
 	a->buf = NULL;
 	a->cap = a->len = a->pad = 0;
 }
@@ -152,8 +155,7 @@ static int ans_grow(struct cn_ans *a, size_t want, int align)
 		a->cap = want;
 		return 0;
 	}
-	if (align ? posix_memalign(&base, CN_ANS_ALIGN, pad + want) != 0
-		  : !(base = malloc(want)))
+	if (!(base = align ? cn_buf_alloc(pad + want) : malloc(want)))
 		return -ENOMEM;
 	nb = (uint8_t *)base + (align ? pad : 0);
 	if (keep)
