@@ -117,7 +117,6 @@ int cn_blob_open(const struct cstore *cs, const uint8_t *id, uint32_t state, int
 	return -ENOENT;
 }
 
-/* Make a fresh sparse .part of size bytes. */
 void cn_blob_name_complete(struct cstore *cs, const uint8_t *id, int fd, uint64_t nchunks)
 {
 	char part[4096], fin[4096];
@@ -138,6 +137,7 @@ void cn_blob_name_complete(struct cstore *cs, const uint8_t *id, int fd, uint64_
 		cn_trust_forget(cs, id);
 }
 
+/* Make a fresh sparse .part of size bytes. */
 int cn_blob_create_part(struct cstore *cs, const uint8_t *id, uint64_t size)
 {
 	char p[4096];
