@@ -112,6 +112,7 @@ struct cn_wtab {
 	 * out, and those back whose answers wait for room in the node's
 	 * send queue (in order) */
 	unsigned int reads_out;
+	uint64_t paced_ns; /* the test hook's pace: nothing served before (ns) */
 	struct {
 		uint64_t conn;
 		int64_t sid;

@@ -406,6 +406,14 @@ static void pump(struct engine_worker *w, void *arg)
 
 	if (t->pumping || !atomic_load(&cn->serving))
 		return;
+#ifdef WEFT_TEST_HOOKS
+	/* the pace holds against wake-ups too (a read back, a request): a
+	 * fast read would otherwise serve the next chunk at once */
+	if (cn->test_delay_ms && cn_sv_now(t) < t->paced_ns) {
+		engine_timer_add_us(w, &t->pump_tm, (t->paced_ns - cn_sv_now(t)) / 1000 + 1);
+		return;
+	}
+#endif
 	t->pumping = 1;
 	cn_serve_pass(t, engine_worker_pass(w));
 	apply_limits(t);
@@ -460,6 +468,7 @@ static void pump(struct engine_worker *w, void *arg)
 			goto out;
 		}
 		if (res == SV_PACED) {
+			t->paced_ns = cn_sv_now(t) + (uint64_t)cn->test_delay_ms * 1000000;
 			engine_timer_add(w, &t->pump_tm, cn->test_delay_ms);
 			goto out;
 		}
