@@ -156,6 +156,16 @@ t1=$(reads 1 trusted)
 	fail "chunk reads of d: hashed $h0 -> $h1, trusted $t0 -> $t1 (want +1 hashed at most, +7 or more trusted)"
 pass "d served twice: hashed $h0 -> $h1, trusted $t0 -> $t1"
 
+# host 2's chunk buffers (the answers, the chunks it keeps in memory) are
+# slots of slabs on 2 MiB pages, counted in /metrics (docs/CONTENT.md
+# "Chunk buffers on 2 MiB pages")
+metric() { ctl "$1" metrics | sed -n "s/^$2 //p"; }
+slabs=$(metric 2 weft_content_chunk_buffer_slabs)
+used=$(metric 2 weft_content_chunk_buffers_used)
+[ -n "$slabs" ] && [ "$slabs" -ge 1 ] && [ "$slabs" -le 16 ] && [ "$used" -ge 1 ] &&
+	[ "$used" -le $((slabs * 15)) ] || fail "chunk buffer slabs '$slabs', buffers used '$used'"
+pass "chunk buffers: $used in $slabs slab(s) on host 2"
+
 # those reads were done by the reader threads, not on the engine workers
 # (docs/CONTENT.md "Reads off the workers")
 fr() { ctl 1 metrics | sed -n "s/^weft_content_serve_file_reads_total{on=\"$1\"} //p"; }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "content/chunkbuf.h"
 #include "content/content_node_int.h"
 #include "content/sched.h"
 #include "weft/ctl.h"
@@ -251,6 +252,7 @@ static void metrics(void *arg, FILE *out)
 	struct content_node *cn = arg;
 	struct cn_upauto_status st;
 	uint64_t hashed, trusted, memory;
+	unsigned int slabs, slots;
 
 	fputs("# HELP weft_content_requester_faults_total Requests a fair downloader does not "
 	      "make, by kind (docs/CONTENT.md \"Requester scoring\").\n"
@@ -311,6 +313,18 @@ static void metrics(void *arg, FILE *out)
 		(unsigned long long)hashed, (unsigned long long)trusted,
 		(unsigned long long)memory, (unsigned long long)cstore_reads_retried(cn->cs),
 		(unsigned long long)cstore_reads_lent(cn->cs));
+	cn_buf_stats(&slabs, &slots);
+	fprintf(out,
+		"# HELP weft_content_chunk_buffer_slabs Slabs of chunk buffers mapped on 2 MiB "
+		"pages in this process, 4 MiB each (docs/CONTENT.md \"Chunk buffers on 2 MiB "
+		"pages\").\n"
+		"# TYPE weft_content_chunk_buffer_slabs gauge\n"
+		"weft_content_chunk_buffer_slabs %u\n"
+		"# HELP weft_content_chunk_buffers_used Chunk buffers in use in those slabs (15 "
+		"a slab).\n"
+		"# TYPE weft_content_chunk_buffers_used gauge\n"
+		"weft_content_chunk_buffers_used %u\n",
+		slabs, slots);
 }
 
 void cn_serve_routes(struct content_node *cn, struct ctl *ctl)
