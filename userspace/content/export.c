@@ -368,20 +368,23 @@ int cn_export_sealed(struct content_node *cn, const uint8_t id[32], const char *
 
 /* A download's copy written as its chunks are committed (cn_job_tee_open). */
 struct cn_export_tee {
-	struct cstore_tee t; /* t.fd: o.fd, the temporary file, O_DIRECT (-1: not open) */
-	struct out_tmp o;
+	struct cstore_tee t; /* t.fd: o.fd lent to the commits' writes while they
+			      * may still come (-1: not open, or drained) */
+	struct out_tmp o;    /* owns the descriptor */
 	int tried;	     /* cn_job_tee_start ran */
 	int published;	     /* the temporary file is the user's file now */
 	char path[PATH_MAX]; /* the user's file */
 };
 
-/* Not under the job lock: t's writes still out waited for, its file
- * closed (and removed, if named and not published). */
+/* Not under the job lock: t's writes still out waited for (unless
+ * drained already), its file closed (and removed, if named and not
+ * published). */
 static void tee_free(struct content_node *cn, struct cn_export_tee *t)
 {
 	if (!t)
 		return;
-	cstore_tee_drain(cn->cs, &t->t);
+	if (t->t.fd >= 0)
+		cstore_tee_drain(cn->cs, &t->t);
 	out_close(&t->o, t->published);
 	free(t->t.bits);
 	free(t);
@@ -446,10 +449,11 @@ void cn_job_tee_close(struct cn_job *j)
 	pthread_mutex_lock(&j->mu);
 }
 
-/* The export of a download whose commits wrote t (its writes drained):
- * the chunks they did not write copied (re-verified) through a second,
- * buffered descriptor beside t's O_DIRECT one, then the file sized,
- * synced and named. */
+/* The export of a download whose commits wrote t (its writes drained,
+ * t->t.fd given back to t->o): the chunks they did not write copied
+ * (re-verified) through a second, buffered descriptor beside the O_DIRECT
+ * one, then the file sized, synced and named. A close failing after that
+ * is no failure: the file is the user's, its bytes synced. */
 static int export_teed(struct content_node *cn, const uint8_t id[32], struct cn_export_tee *t)
 {
 	struct cstore_info info;
@@ -473,14 +477,11 @@ static int export_teed(struct content_node *cn, const uint8_t id[32], struct cn_
 			   (size_t)(left < EXPORT_BATCH ? left : EXPORT_BATCH) * B3TREE_CHUNK_LEN))
 		rc = -ENOMEM;
 	if (left && !rc)
-		rc = export_batches(cn, id, &info, bbuf, fd, &t->t.fd, t->t.bits);
-	if (t->t.fd < 0) /* O_DIRECT refused: export_write closed it */
-		t->o.fd = -1;
+		rc = export_batches(cn, id, &info, bbuf, fd, &t->o.fd, t->t.bits);
 	if (!rc)
 		rc = out_finish(&t->o, fd, (int64_t)info.size, t->path);
-	if (close(fd) && !rc)
-		rc = -errno;
 	t->published = !rc;
+	close(fd);
 	free(bbuf);
 	return rc;
 }
@@ -508,6 +509,7 @@ void cn_job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
 	pthread_mutex_unlock(&j->mu);
 	if (t && t->t.fd >= 0 && !key) {
 		cstore_tee_drain(j->cn->cs, &t->t); /* its bits final */
+		t->t.fd = -1;			    /* the descriptor o's alone */
 		rc = export_teed(j->cn, id, t);
 		early = rc ? 0 : t->t.count;
 	} else
