@@ -45,6 +45,35 @@ json_get opened <"$D/add" | grep -q "docs/big.bin" || fail "the publisher cannot
 grep -q "$MARK" <(json_get items <"$D/add") && fail "a real path in the manifest's items"
 pass "private add: share $SID sealed to 2 keys (B and the publisher)"
 
+# a sealed file of 41 chunks (10 MiB and 12,345 bytes): the recipient's
+# plaintext written as its chunks are committed, by the item's follower:
+# whole pages through O_DIRECT, the partial ones at each chunk's ends
+# buffered (docs/CONTENT.md "A sealed download's plaintext written as it
+# arrives"); then D, restarted with a test hook that leaves every third
+# chunk to the export, so the two writers' partial pages meet
+mkdir -p "$D/s2"
+head -c $((10 << 20)) /dev/urandom >"$D/s2/f.bin"
+head -c 12345 /dev/urandom >>"$D/s2/f.bin"
+ctl 1 --json content add --private --to "$K2,$K4" --name s2 "$D/s2/f.bin" >"$D/add2" ||
+	fail "private add of 41 chunks: $(cat "$D/add2")"
+SID2=$(json_get share_id <"$D/add2")
+ctl 2 --json content get "$SID2" --from "$A" --out "$D/b2" >"$D/g2" || fail "get s2: $(cat "$D/g2")"
+cmp "$D/s2/f.bin" "$D/b2/f.bin" || fail "the 41-chunk sealed file differs"
+DIO=$(ctl 2 --json content stats | json_get direct_io)
+[ "$DIO" = True ] && E=41 E3=27 || E=0 E3=0
+[ "$(json_get copied_early <"$D/g2")" = "$E" ] ||
+	fail "s2: copied_early $(json_get copied_early <"$D/g2"), not $E (direct_io $DIO)"
+stop_weftd "$PID4" || fail "D does not stop"
+WEFT_CONTENT_TEST_UNSEAL_SKIP=3 start_node 4
+ctl 4 --json content get "$SID2" --from "$A" --out "$D/d2" >"$D/g4" || fail "D's get of s2: $(cat "$D/g4")"
+cmp "$D/s2/f.bin" "$D/d2/f.bin" || fail "s2 differs with every third chunk left to the export"
+[ "$(json_get copied_early <"$D/g4")" = "$E3" ] ||
+	fail "s2 on D: copied_early $(json_get copied_early <"$D/g4"), not $E3"
+ls -A "$D/b2" "$D/d2" | grep -q weft-part && fail "a temporary file left: $(ls -A "$D/b2" "$D/d2")"
+stop_weftd "$PID4" || fail "D does not stop"
+start_node 4
+pass "a 41-chunk sealed file: $E chunks written as they arrived; with every third left to the export, $E3 and the rest by it"
+
 # C (a seed host) takes the ciphertext; without --raw it is refused
 ctl 3 content get "$SID" --from "$A" --out "$D/c-out" >"$D/c-get" 2>&1
 rc=$?

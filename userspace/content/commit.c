@@ -22,7 +22,9 @@
  * A commit writes the user's copy too when the item has one open
  * (export.c, cn_job_tee; the tee is opened here, by the job thread, at the
  * item's first commit), without waiting for those writes: the export
- * drains them (cstore_tee_drain) before it reads which chunks went out.
+ * drains them (cstore_tee_drain) before it reads which chunks went out. A
+ * sealed item's commit hands its chunks to the item's follower instead
+ * (cn_job_tee_committed), which decrypts and writes them on its thread.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,11 +37,12 @@
 /* Under j->mu: a batch of n chunks of the current item committed, or not
  * (rc < 0: the job fails with the error; a chunk not committed is fetched
  * again by the next download, as one lost with the process). */
-static void commit_done(struct cn_job *j, size_t n, int rc)
+static void commit_done(struct cn_job *j, const uint64_t *idx, size_t n, int rc)
 {
 	if (rc >= 0) {
 		j->committed += n;
 		j->stored_self += n;
+		cn_job_tee_committed(j, idx, n); /* a sealed item's plaintext */
 	}
 	if (rc < 0 && !j->status) {
 		snprintf(j->error, sizeof(j->error), "committing %zu chunks: %s", n, strerror(-rc));
@@ -68,7 +71,7 @@ static void *committer(void *arg)
 		pthread_mutex_unlock(&j->mu);
 		rc = cstore_commit_chunks_tee(j->cn->cs, c->id, c->idx, n, tee);
 		pthread_mutex_lock(&j->mu);
-		commit_done(j, n, rc);
+		commit_done(j, c->idx, n, rc);
 		c->busy = 0;
 		/* the job: waiting for the batch, or asleep with work to do */
 		pthread_cond_broadcast(&j->cond);
@@ -122,7 +125,7 @@ void cn_commit_pending(struct cn_job *j)
 	pthread_mutex_unlock(&j->mu);
 	rc = cstore_commit_chunks_tee(j->cn->cs, j->cur, idx, n, tee);
 	pthread_mutex_lock(&j->mu);
-	commit_done(j, n, rc);
+	commit_done(j, idx, n, rc);
 }
 
 void cn_commit_stop(struct cn_job *j)

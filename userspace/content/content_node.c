@@ -848,10 +848,20 @@ int content_node_new(struct content_node **out, const struct content_node_opts *
 	rc = cn_shares_init(cn);
 	if (!rc)
 		rc = cn_pins_init(cn);
-	if (!rc)
-		rc = cn_events_new(&cn->ev, cn, 0);
+	if (!rc) {
+		unsigned int tick_ms = 0; /* CN_EV_TICK_MS */
+
+#ifdef WEFT_TEST_HOOKS
+		/* ticks far apart: a job's end line must not wait for one */
+		if (getenv("WEFT_CONTENT_TEST_EVENT_TICK_MS"))
+			tick_ms = (unsigned int)strtoul(getenv("WEFT_CONTENT_TEST_EVENT_TICK_MS"),
+							NULL, 10);
+#endif
+		rc = cn_events_new(&cn->ev, cn, tick_ms);
+	}
 	if (rc)
 		goto fail;
+	cn->job_ended = cn_events_ended;
 	cn->poll_s = opts->poll_s ? opts->poll_s : CONTENT_POLL_S;
 	rc = cn_subs_init(cn, opts->ctl);
 	if (!rc)
@@ -1017,8 +1027,9 @@ void content_node_free(struct content_node *cn)
 	atomic_store(&cn->stopping, 1);
 	cn_watch_free(cn); /* it hands pushes to the subscriptions */
 	cn_subs_stop(cn); /* it waits on jobs: first */
+	cn_events_stop(cn->ev); /* its readers let go at once */
+	cn_jobs_stop(cn);	/* a job's end still tells the hub */
 	cn_events_free(cn->ev);
-	cn_jobs_stop(cn);
 	cn_announce_stop(cn);
 	cn_serve_stop(cn);
 	cn_search_fini(cn);

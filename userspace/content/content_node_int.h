@@ -303,6 +303,10 @@ struct content_node {
 	pthread_mutex_t emu; /* one eviction at a time */
 	atomic_ullong evicted;
 	struct cn_events *ev;
+	/* Set with ev, before any job (cn_events_ended): a job thread that
+	 * ends tells the event hub through it; the hub calls the jobs
+	 * (cn_jobs_progress), so the jobs do not call the hub by name. */
+	void (*job_ended)(struct cn_events *ev);
 
 	/* the swarm table: serve.c (serve threads, under swmu) */
 	pthread_mutex_t swmu;
@@ -891,6 +895,9 @@ void cn_events_free(struct cn_events *ev);
 /* Readers (cn_events_read) get -ESHUTDOWN from now on, at once; no new
  * subscriber (the stop; cn_events_free still joins the ticker). */
 void cn_events_stop(struct cn_events *ev);
+/* A job has ended (j->finished set, its lock let go): its end line goes
+ * out now, not at the next tick. Any thread; ev NULL: nothing. */
+void cn_events_ended(struct cn_events *ev);
 /* Subscribe to job's events (0: every job's): 0 or -EBUSY (CN_EV_SUBS). */
 int cn_events_sub(struct cn_events *ev, uint64_t job, struct cn_evsub **out);
 void cn_events_unsub(struct cn_events *ev, struct cn_evsub *s);

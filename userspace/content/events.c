@@ -4,7 +4,9 @@
  * JSON per event, newline-delimited (docs/CONTROL_API.md). A ticker thread
  * samples the jobs (jobs.c) every CN_EV_TICK_MS while anyone listens and
  * queues a progress line per running job to each subscriber, and the end
- * of a job (done, failed, cancelled) once. Bounded: CN_EV_SUBS
+ * of a job (done, failed, cancelled) once, at once: a job that ends wakes
+ * the ticker (cn_events_ended) for its end line alone, so a client waiting
+ * for it (weftctl content get) is not kept up to a tick late. Bounded: CN_EV_SUBS
  * subscribers, CN_EV_QUEUE lines each; a subscriber whose queue is full
  * (a reader slower than the events) is dropped, not buffered: its stream
  * ends with a "dropped" line. Calls jobs.c only.
@@ -34,9 +36,10 @@ struct cn_events {
 	struct content_node *cn;
 	pthread_mutex_t mu;
 	pthread_cond_t cond; /* lines queued, a subscriber dropped, shutdown */
-	pthread_cond_t tick; /* the ticker: a subscriber came, shutdown */
+	pthread_cond_t tick; /* the ticker: a subscriber came, a job ended, shutdown */
 	pthread_t thr;
 	int started, stopping;
+	int fresh_sub, ended; /* why the ticker was woken before its time */
 	unsigned int nsubs;
 	struct cn_evsub *subs[CN_EV_SUBS];
 	uint64_t running[CONTENT_MAX_JOBS]; /* jobs running at the last tick */
@@ -105,8 +108,9 @@ static int was_running(const struct cn_events *ev, uint64_t job)
 	return 0;
 }
 
-/* One tick: the jobs' state to every subscriber (lock held). */
-static void tick(struct cn_events *ev, const struct cn_progress *p, size_t n)
+/* One tick: the jobs' state to every subscriber (lock held); with
+ * ends_only, the end lines alone (a job ended between two ticks). */
+static void tick(struct cn_events *ev, const struct cn_progress *p, size_t n, int ends_only)
 {
 	uint64_t now_running[CONTENT_MAX_JOBS];
 	unsigned int nr = 0;
@@ -131,7 +135,8 @@ static void tick(struct cn_events *ev, const struct cn_progress *p, size_t n)
 			if (!s || (s->job && s->job != p[k].job) || s->term)
 				continue;
 			if (!end) {
-				push(ev, s, line, len);
+				if (!ends_only)
+					push(ev, s, line, len);
 			} else if (s->job) { /* its job is over: the last line */
 				push(ev, s, line, len);
 				s->term = 1;
@@ -154,20 +159,29 @@ static void *ticker(void *arg)
 	/* each entry written whole (cn_jobs_progress) before it is read:
 	 * malloc keeps the pages never used out of the RSS */
 	struct cn_progress *p = malloc(CONTENT_MAX_JOBS * sizeof(*p));
+	uint64_t now, next = 0; /* the next whole tick, ms */
 	struct timespec ts;
 
 	pthread_mutex_lock(&ev->mu);
 	while (!ev->stopping) {
-		if (ev->nsubs && p) {
+		int whole;
+
+		now = util_now_ms();
+		whole = now >= next || ev->fresh_sub;
+		if (ev->nsubs && p && (whole || ev->ended)) {
 			size_t n;
 
+			ev->fresh_sub = ev->ended = 0;
 			pthread_mutex_unlock(&ev->mu);
 			n = cn_jobs_progress(ev->cn, p, CONTENT_MAX_JOBS);
 			pthread_mutex_lock(&ev->mu);
-			tick(ev, p, n);
+			tick(ev, p, n, !whole);
 		}
-		util_heap_release_due(util_now_ms());
-		util_deadline_ts(&ts, ev->tick_ms);
+		ev->fresh_sub = ev->ended = 0;
+		if (whole)
+			next = now + ev->tick_ms;
+		util_heap_release_due(now);
+		util_deadline_ts(&ts, (unsigned int)(next > now ? next - now : 0));
 		if (ev->nsubs)
 			pthread_cond_timedwait(&ev->tick, &ev->mu, &ts);
 		else
@@ -199,6 +213,16 @@ int cn_events_new(struct cn_events **out, struct content_node *cn, unsigned int 
 	ev->started = 1;
 	*out = ev;
 	return 0;
+}
+
+void cn_events_ended(struct cn_events *ev)
+{
+	if (!ev)
+		return;
+	pthread_mutex_lock(&ev->mu);
+	ev->ended = 1;
+	pthread_cond_signal(&ev->tick);
+	pthread_mutex_unlock(&ev->mu);
 }
 
 void cn_events_stop(struct cn_events *ev)
@@ -250,6 +274,7 @@ int cn_events_sub(struct cn_events *ev, uint64_t job, struct cn_evsub **out)
 	}
 	ev->subs[i] = s;
 	ev->nsubs++;
+	ev->fresh_sub = 1;
 	pthread_cond_signal(&ev->tick); /* its first lines at once */
 	pthread_mutex_unlock(&ev->mu);
 	*out = s;

@@ -1079,11 +1079,13 @@ void *cn_job_run(void *arg)
 				set_item(j, m.items[i].id);
 				cn_reuse_pick(j, &held, path, m.items[i].id);
 				j->announce = manifest_announced(&m);
-				cn_job_tee_open(j, path, !sealed_open);
-				rc = fetch_item(j);
-				if (!rc && sealed_open) {
+				if (sealed_open) {
 					key.plain_size = sv.it[i].size;
 					rc = seal_item_key(ck, i, key.item_key);
+				}
+				if (!rc) {
+					cn_job_tee_open(j, path, sealed_open ? &key : NULL);
+					rc = fetch_item(j);
 				}
 				if (!rc) {
 					cn_job_export(j, m.items[i].id, path,
@@ -1110,7 +1112,7 @@ void *cn_job_run(void *arg)
 		set_item(j, j->rq.id);
 		j->announce = 1; /* announced when done anyway: from the start now */
 		util_hex(hex, j->rq.id, 32);
-		cn_job_tee_open(j, hex, true);
+		cn_job_tee_open(j, hex, NULL);
 		rc = fetch_item(j);
 		if (!rc) {
 			j->total_bytes = j->size;
@@ -1135,6 +1137,8 @@ void *cn_job_run(void *arg)
 	j->lk = NULL;
 	j->finished = 1;
 	pthread_mutex_unlock(&j->mu);
+	if (j->cn->job_ended) /* its end line out now, not at the next tick */
+		j->cn->job_ended(j->cn->ev);
 	util_hex(hex, j->rq.id, j->rq.id_len);
 	if (rc)
 		log_warn(CN_MOD, "download %s failed: %s", hex, j->error);

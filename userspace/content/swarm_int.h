@@ -426,19 +426,22 @@ void cn_commit_stop(struct cn_job *j);
 /* export.c, j->mu held (let go meanwhile): the current item's copy for
  * the user (rq.out/rel). cn_job_tee_open, before the item's fetch, opens
  * its temporary file for the commits to write as chunks arrive (a plain
- * copy (plain: not a sealed item's) of an item not held yet, through
- * O_DIRECT; else nothing) at the item's first commit, which knows its
- * size; cn_job_tee is what the commits write to (NULL: none); cn_job_export,
+ * copy, key NULL, of an item not held yet, through O_DIRECT; a sealed
+ * item's plaintext, decrypted with key, by a follower thread the commits
+ * hand each chunk to, cn_job_tee_committed) at the item's first commit,
+ * which knows its size; cn_job_tee is what the commits write to (NULL:
+ * none, or sealed); cn_job_export,
  * once the item is held, writes what the commits did not (all of it
  * without a tee; decrypted with key for a sealed item, a link with
  * rq.link), syncs and renames it into place (an error in j->status and
  * j->error); cn_job_tee_close lets go of a tee not exported (the item
  * failed: its temporary file removed). */
-void cn_job_tee_open(struct cn_job *j, const char *rel, bool plain);
+void cn_job_tee_open(struct cn_job *j, const char *rel, const struct cn_export_key *key);
 void cn_job_tee_start(struct cn_job *j);
 struct cstore_tee *cn_job_tee(struct cn_job *j);
 void cn_job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
 		   const struct cn_export_key *key);
+void cn_job_tee_committed(struct cn_job *j, const uint64_t *idx, size_t n);
 void cn_job_tee_close(struct cn_job *j);
 
 #endif
