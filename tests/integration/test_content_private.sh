@@ -70,9 +70,32 @@ cmp "$D/s2/f.bin" "$D/d2/f.bin" || fail "s2 differs with every third chunk left 
 [ "$(json_get copied_early <"$D/g4")" = "$E3" ] ||
 	fail "s2 on D: copied_early $(json_get copied_early <"$D/g4"), not $E3"
 ls -A "$D/b2" "$D/d2" | grep -q weft-part && fail "a temporary file left: $(ls -A "$D/b2" "$D/d2")"
+pass "a 41-chunk sealed file: $E chunks written as they arrived; with every third left to the export, $E3 and the rest by it"
+
+# a sealed download cancelled while its follower writes: the follower
+# stops (no weft-unseal thread left), the copy with no name is gone (the
+# same file sealed to D alone: only A holds it, paced by a test hook at
+# 50 ms a chunk, 2 s for the 41)
 stop_weftd "$PID4" || fail "D does not stop"
 start_node 4
-pass "a 41-chunk sealed file: $E chunks written as they arrived; with every third left to the export, $E3 and the rest by it"
+stop_weftd "$PID1" || fail "A does not stop"
+WEFT_CONTENT_TEST_SERVE_DELAY_MS=50 start_node 1
+ctl 1 --json content add --private --to "$K4" --name s3 "$D/s2/f.bin" >"$D/add3" ||
+	fail "private add to D: $(cat "$D/add3")"
+ctl 4 --json content get "$(json_get share_id <"$D/add3")" --from "$A" --out "$D/d3" --no-wait >"$D/g4c" ||
+	fail "D's get of s3"
+J=$(json_get job <"$D/g4c")
+wait_for '[ "$(ctl 4 --json content jobs "$J" | json_get committed)" -ge 1 ]' 300 || fail "s3 on D does not start"
+if [ "$DIO" = True ]; then
+	wait_for '[ -n "$(thread_policy "$PID4" weft-unseal)" ]' 100 ||
+		fail "no weft-unseal thread on D: $(ctl 4 --json content jobs "$J")"
+fi
+ctl 4 content cancel "$J" | grep -q "job $J cancelled" || fail "cancel of a sealed download"
+[ -z "$(thread_policy "$PID4" weft-unseal)" ] || fail "the cancelled sealed download's follower is still there"
+[ -z "$(ls -A "$D/d3" 2>/dev/null)" ] || fail "the cancelled sealed download left: $(ls -la "$D/d3")"
+stop_weftd "$PID1" || fail "A does not stop"
+start_node 1
+pass "a sealed download cancelled: its follower gone, nothing left in its folder"
 
 # C (a seed host) takes the ciphertext; without --raw it is refused
 ctl 3 content get "$SID" --from "$A" --out "$D/c-out" >"$D/c-get" 2>&1

@@ -429,7 +429,7 @@ struct cn_export_tee {
 	char path[PATH_MAX]; /* the user's file */
 };
 
-static void unseal_stop(struct cn_export_tee *t);
+static void unseal_stop(struct cn_export_tee *t, bool drain);
 static int unseal_spawn(struct cn_export_tee *t, uint64_t nchunks);
 
 /* Not under the job lock: t's writes still out waited for (unless
@@ -441,7 +441,7 @@ static void tee_free(struct content_node *cn, struct cn_export_tee *t)
 		return;
 	if (t->t.fd >= 0)
 		cstore_tee_drain(cn->cs, &t->t);
-	unseal_stop(t);
+	unseal_stop(t, false); /* the export's stopped it already */
 	if (t->bfd >= 0)
 		close(t->bfd);
 	out_close(&t->o, t->published);
@@ -735,12 +735,17 @@ static void *unseal_run(void *arg)
 	return NULL;
 }
 
-/* The follower told to end once its todo is done, and joined. */
-static void unseal_stop(struct cn_export_tee *t)
+/* The follower told to end once its todo is done (drain) or at once,
+ * after the run it is writing, and joined. */
+static void unseal_stop(struct cn_export_tee *t, bool drain)
 {
 	if (!t->u.running)
 		return;
 	pthread_mutex_lock(&t->u.mu);
+	if (!drain) { /* the item failed or the job was cancelled */
+		memset(t->u.todo, 0, (size_t)(t->t.nbits + 7) / 8);
+		t->u.ntodo = 0;
+	}
 	t->u.stop = 1;
 	pthread_cond_signal(&t->u.cv);
 	pthread_mutex_unlock(&t->u.mu);
@@ -976,7 +981,7 @@ void cn_job_export(struct cn_job *j, const uint8_t id[32], const char *rel,
 	t0 = util_now_ms();
 	pthread_mutex_unlock(&j->mu);
 	if (t && t->sealed && t->u.running && key) {
-		unseal_stop(t); /* what the commits handed it, written */
+		unseal_stop(t, true); /* what the commits handed it, written */
 		early = t->t.count;
 		rc = export_unsealed(j->cn, id, t);
 		early = rc ? 0 : early;
