@@ -505,6 +505,9 @@ struct unseal_slot {
 struct unseal_io {
 	struct io_uring ring;
 	int ring_ok;
+	int no_submit; /* a submission failed: its entry may still sit in
+			* the ring, so nothing is submitted again (reaping
+			* what is out goes on) */
 	unsigned int nslots;
 	struct unseal_slot s[UNSEAL_SLOTS];
 	uint8_t *rbuf; /* a chunk read from the disk */
@@ -595,12 +598,14 @@ static int unseal_put(struct unseal_io *io, struct cn_export_tee *t, struct unse
 	if (!rc && sl->end > sl->hi)
 		rc = cn_pwrite_full(t->bfd, sl->buf + (sl->hi - base), (size_t)(sl->end - sl->hi),
 				    sl->hi);
-	if (!rc && io->ring_ok && t->o.fd >= 0 && (sqe = io_uring_get_sqe(&io->ring))) {
+	if (!rc && io->ring_ok && !io->no_submit && t->o.fd >= 0 &&
+	    (sqe = io_uring_get_sqe(&io->ring))) {
 		io_uring_prep_write(sqe, t->o.fd, sl->buf + (sl->lo - base),
 				    (unsigned int)(sl->hi - sl->lo), sl->lo);
 		io_uring_sqe_set_data64(sqe, (uint64_t)(sl - io->s));
 		if (io_uring_submit(&io->ring) == 1)
 			return 0; /* out: unseal_reap finishes it */
+		io->no_submit = 1;
 	}
 	if (!rc)
 		rc = slot_write_sync(t, sl);
