@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,60 +211,152 @@ static int xf_write(struct xf_job *j, const uint8_t *buf, size_t len, uint64_t o
 	return err;
 }
 
-/* Chunks [i, end) (consecutive: one range of the output) made into buf,
- * then written with one call (4 MiB for a whole batch: one trip through
- * the block layer where sixteen were), a short last chunk of the blob
+/* A lane's batch buffer and the O_DIRECT write of it that may be out
+ * (len bytes at off; len 0: none). */
+struct xf_buf {
+	uint8_t *buf;
+	size_t len;
+	uint64_t off;
+};
+
+/* A lane: its two buffers, and its ring when it has one (ring_ok): the
+ * write of one buffer goes out while the lane makes the next batch in
+ * the other, so the disk and the CPU work at once; without a ring each
+ * write is waited for. */
+struct xf_lane_io {
+	struct io_uring ring;
+	int ring_ok, no_submit;
+	struct xf_buf b[2];
+};
+
+/* A write out reaped (waited for): a short or failed one written again,
+ * waited for (xf_write: O_DIRECT refused turns it off). */
+static int xf_reap(struct xf_job *j, struct xf_lane_io *io)
+{
+	struct io_uring_cqe *cqe;
+	struct xf_buf *b;
+	int rc, res;
+
+	do
+		rc = io_uring_wait_cqe(&io->ring, &cqe);
+	while (rc == -EINTR);
+	if (rc < 0)
+		return rc;
+	b = &io->b[io_uring_cqe_get_data64(cqe) & 1];
+	res = cqe->res;
+	io_uring_cqe_seen(&io->ring, cqe);
+	rc = res == (int)b->len ? 0 : xf_write(j, b->buf, b->len, b->off);
+	b->len = 0;
+	return rc;
+}
+
+/* b free: its write, if out, reaped (and any other reaped on the way) */
+static int xf_free(struct xf_job *j, struct xf_lane_io *io, struct xf_buf *b)
+{
+	int rc = 0;
+
+	while (!rc && b->len)
+		rc = xf_reap(j, io);
+	return rc;
+}
+
+/* Chunks [i, end) (consecutive: one range of the output) made into b's
+ * buffer, then written with one call (4 MiB for a whole batch: one trip
+ * through the block layer where sixteen were; through the ring, not
+ * waited for, when O_DIRECT takes it), a short last chunk of the blob
  * apart when its length is not aligned. */
-static int xf_batch(struct xf_job *j, uint64_t i, uint64_t end, uint8_t *xbuf, uint8_t *buf)
+static int xf_batch(struct xf_job *j, struct xf_lane_io *io, struct xf_buf *b, uint64_t i,
+		    uint64_t end, uint8_t *xbuf)
 {
 	size_t head = (size_t)(end - 1 - i) * B3TREE_CHUNK_LEN;
 	size_t llen = (size_t)b3tree_chunk_size(j->size, end - 1);
 	uint64_t off = i * B3TREE_CHUNK_LEN;
+	uint8_t *buf = b->buf;
+	struct io_uring_sqe *sqe;
 	int err = 0;
 
 	for (uint64_t k = i; k < end && !err; k++)
 		err = xf_make(j, k, xbuf, buf + (size_t)(k - i) * B3TREE_CHUNK_LEN);
 	if (err)
 		return err;
-	if ((head + llen) % DIO_ALIGN == 0)
+	if ((head + llen) % DIO_ALIGN == 0) {
+		if (io->ring_ok && !io->no_submit &&
+		    atomic_load_explicit(&j->direct, memory_order_relaxed) &&
+		    (sqe = io_uring_get_sqe(&io->ring))) {
+			b->len = head + llen;
+			b->off = off;
+			io_uring_prep_write(sqe, j->dfd, buf, (unsigned int)b->len, off);
+			io_uring_sqe_set_data64(sqe, (uint64_t)(b - io->b));
+			if (io_uring_submit(&io->ring) == 1)
+				return 0;  /* out: xf_reap finishes it */
+			io->no_submit = 1; /* its entry may sit in the ring */
+			b->len = 0;
+		}
 		return xf_write(j, buf, head + llen, off);
+	}
 	if (head && (err = xf_write(j, buf, head, off)))
 		return err;
 	return xf_write(j, buf + head, llen, off + head);
 }
 
-/* A lane: batches of chunks until none is left or a lane failed. Its
- * buffers (the input may be plaintext) are wiped before they are freed. */
+/* A lane: batches of chunks until none is left or a lane failed, made in
+ * its two buffers in turn. Its buffers (the input may be plaintext) are
+ * wiped before they are freed, once no write of them is out. */
 static void *xf_lane(void *arg)
 {
 	struct xf_job *j = arg;
 	size_t xlen = j->x ? j->x->in_chunk : 0;
 	size_t blen = (size_t)(j->n < XF_BATCH ? j->n : XF_BATCH) * B3TREE_CHUNK_LEN;
-	uint8_t *xbuf = NULL, *buf = NULL;
-	int err = 0, none = 0;
+	struct xf_lane_io io = {0};
+	uint8_t *xbuf = NULL;
+	int err = 0, none = 0, k = 0;
 
 	util_heap_release_at_exit(); /* a thread per transfer: common/heap_thread.c */
 	if (xlen)
 		xbuf = malloc(xlen);
-	if ((xlen && !xbuf) || posix_memalign((void **)&buf, DIO_ALIGN, blen)) {
-		buf = NULL;
+	/* a second buffer and a ring only when there is a second batch */
+	io.ring_ok = j->dfd >= 0 && j->n > XF_BATCH && io_uring_queue_init(2, &io.ring, 0) == 0;
+	for (int b = 0; b < 1 + io.ring_ok && !err; b++)
+		if (posix_memalign((void **)&io.b[b].buf, DIO_ALIGN, blen)) {
+			io.b[b].buf = NULL;
+			err = -ENOMEM;
+		}
+	if (xlen && !xbuf)
 		err = -ENOMEM;
-	}
 	while (!err && !atomic_load(&j->err)) {
 		uint64_t i = atomic_fetch_add(&j->next, XF_BATCH);
 
 		if (i >= j->n)
 			break;
-		err = xf_batch(j, i, j->n - i > XF_BATCH ? i + XF_BATCH : j->n, xbuf, buf);
+		err = xf_free(j, &io, &io.b[k]);
+		if (!err)
+			err = xf_batch(j, &io, &io.b[k], i,
+				       j->n - i > XF_BATCH ? i + XF_BATCH : j->n, xbuf);
+		k = io.ring_ok ? !k : 0;
+	}
+	for (int b = 0; b < 2; b++) {
+		int e = io.ring_ok ? xf_free(j, &io, &io.b[b]) : 0;
+
+		if (e && !err)
+			err = e;
 	}
 	if (err)
 		atomic_compare_exchange_strong(&j->err, &none, err);
+	if (io.ring_ok)
+		io_uring_queue_exit(&io.ring);
 	if (xbuf)
 		sodium_memzero(xbuf, xlen);
-	if (buf)
-		sodium_memzero(buf, blen);
 	free(xbuf);
-	free(buf);
+	for (int b = 0; b < 2; b++) {
+		if (!io.b[b].buf)
+			continue;
+		if (io.b[b].len) { /* a write never reaped may still read it */
+			log_warn(CS_MOD, "staged add: a write's buffer kept, its ring broken");
+			continue;
+		}
+		sodium_memzero(io.b[b].buf, blen);
+		free(io.b[b].buf);
+	}
 	return NULL;
 }
 
