@@ -226,11 +226,13 @@ struct xf_buf {
 struct xf_lane_io {
 	struct io_uring ring;
 	int ring_ok, no_submit;
+	int broken; /* waiting on the ring failed: what is out stays out */
 	struct xf_buf b[2];
 };
 
 /* A write out reaped (waited for): a short or failed one written again,
- * waited for (xf_write: O_DIRECT refused turns it off). */
+ * waited for (xf_write: O_DIRECT refused turns it off); its error, or the
+ * ring's (broken set). */
 static int xf_reap(struct xf_job *j, struct xf_lane_io *io)
 {
 	struct io_uring_cqe *cqe;
@@ -240,8 +242,10 @@ static int xf_reap(struct xf_job *j, struct xf_lane_io *io)
 	do
 		rc = io_uring_wait_cqe(&io->ring, &cqe);
 	while (rc == -EINTR);
-	if (rc < 0)
+	if (rc < 0) {
+		io->broken = 1;
 		return rc;
+	}
 	b = &io->b[io_uring_cqe_get_data64(cqe) & 1];
 	res = cqe->res;
 	io_uring_cqe_seen(&io->ring, cqe);
@@ -250,13 +254,18 @@ static int xf_reap(struct xf_job *j, struct xf_lane_io *io)
 	return rc;
 }
 
-/* b free: its write, if out, reaped (and any other reaped on the way) */
+/* b free: its write, if out, reaped (and any other reaped on the way,
+ * whatever became of it); the first error met */
 static int xf_free(struct xf_job *j, struct xf_lane_io *io, struct xf_buf *b)
 {
 	int rc = 0;
 
-	while (!rc && b->len)
-		rc = xf_reap(j, io);
+	while (b->len && !io->broken) {
+		int e = xf_reap(j, io);
+
+		if (e && !rc)
+			rc = e;
+	}
 	return rc;
 }
 
