@@ -393,15 +393,15 @@ int cn_export_sealed(struct content_node *cn, const uint8_t id[32], const char *
 }
 
 /* A sealed item's follower (unseal_run): the chunks committed and not
- * yet written (todo, under mu, set by the committer), taken CN_COMMIT_MAX
- * at a time; t.bits of the tee are the follower's alone until it is
+ * yet written (handed, a bit each, under mu, set by the committer),
+ * taken CN_COMMIT_MAX at a time; t.bits of the tee are the follower's alone until it is
  * joined (cn_export_tee.u.running cleared by unseal_stop). */
 struct cn_unseal {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t th;
-	uint8_t *todo;
-	uint64_t ntodo, cursor;
+	uint8_t *handed;
+	uint64_t nhanded, cursor;
 	int stop, running;
 };
 
@@ -446,7 +446,7 @@ static void tee_free(struct content_node *cn, struct cn_export_tee *t)
 		close(t->bfd);
 	out_close(&t->o, t->published);
 	free(t->t.bits);
-	free(t->u.todo);
+	free(t->u.handed);
 	sodium_memzero(&t->key, sizeof(t->key));
 	free(t);
 }
@@ -690,7 +690,7 @@ static void unseal_io_end(struct unseal_io *io, struct cn_export_tee *t)
 	cn_buf_free(io->rbuf);
 }
 
-/* The follower: each chunk the commits hand over (todo) written; one it
+/* The follower: each chunk the commits hand over (handed) written; one it
  * cannot write (decryption or the disk failed) is left to the export,
  * which says why. Its buffers and ring are its own, taken once. */
 static void *unseal_run(void *arg)
@@ -710,20 +710,20 @@ static void *unseal_run(void *arg)
 
 	pthread_mutex_lock(&u->mu);
 	for (;;) {
-		while (!u->ntodo && !u->stop)
+		while (!u->nhanded && !u->stop)
 			pthread_cond_wait(&u->cv, &u->mu);
-		if (!u->ntodo)
+		if (!u->nhanded)
 			break;
 		/* ascending from the cursor, to its wrap */
-		for (n = 0; n < CN_COMMIT_MAX && u->ntodo; u->cursor++) {
+		for (n = 0; n < CN_COMMIT_MAX && u->nhanded; u->cursor++) {
 			if (u->cursor >= t->t.nbits) {
 				u->cursor = 0;
 				if (n)
 					break;
 			}
-			if (bit_set(u->todo, u->cursor)) {
-				u->todo[u->cursor / 8] &= (uint8_t) ~(1u << (u->cursor % 8));
-				u->ntodo--;
+			if (bit_set(u->handed, u->cursor)) {
+				u->handed[u->cursor / 8] &= (uint8_t) ~(1u << (u->cursor % 8));
+				u->nhanded--;
 				if (!skip || u->cursor % skip)
 					take[n++] = u->cursor;
 			}
@@ -740,16 +740,16 @@ static void *unseal_run(void *arg)
 	return NULL;
 }
 
-/* The follower told to end once its todo is done (drain) or at once,
- * after the run it is writing, and joined. */
+/* The follower told to end once what was handed to it is written
+ * (drain) or at once, after the run it is writing, and joined. */
 static void unseal_stop(struct cn_export_tee *t, bool drain)
 {
 	if (!t->u.running)
 		return;
 	pthread_mutex_lock(&t->u.mu);
 	if (!drain) { /* the item failed or the job was cancelled */
-		memset(t->u.todo, 0, (size_t)(t->t.nbits + 7) / 8);
-		t->u.ntodo = 0;
+		memset(t->u.handed, 0, (size_t)(t->t.nbits + 7) / 8);
+		t->u.nhanded = 0;
 	}
 	t->u.stop = 1;
 	pthread_cond_signal(&t->u.cv);
@@ -809,8 +809,8 @@ static int unseal_spawn(struct cn_export_tee *t, uint64_t nchunks)
 	int rc;
 
 	t->bfd = out_reopen(&t->o, 0);
-	t->u.todo = calloc((size_t)(nchunks + 7) / 8, 1);
-	if (t->bfd < 0 || !t->u.todo)
+	t->u.handed = calloc((size_t)(nchunks + 7) / 8, 1);
+	if (t->bfd < 0 || !t->u.handed)
 		return -ENOMEM;
 	pthread_mutex_init(&t->u.mu, NULL);
 	pthread_cond_init(&t->u.cv, NULL);
@@ -876,9 +876,9 @@ void cn_job_tee_committed(struct cn_job *j, const uint64_t *idx, size_t n)
 	u = &t->u;
 	pthread_mutex_lock(&u->mu);
 	for (size_t k = 0; k < n; k++) {
-		if (idx[k] < t->t.nbits && !bit_set(u->todo, idx[k])) {
-			bit_put(u->todo, idx[k]);
-			u->ntodo++;
+		if (idx[k] < t->t.nbits && !bit_set(u->handed, idx[k])) {
+			bit_put(u->handed, idx[k]);
+			u->nhanded++;
 			added++;
 		}
 	}
