@@ -434,6 +434,21 @@ static void test_idle_refresh_at(void **state)
 	held[9] = 1;
 	asked[13] = 1;
 	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 1000 + CN_INFO_FAST_MS);
+	assert_int_equal(cn_offers_held(p->shown, p->nshown, held), 1);
+	/* CN_INFO_FAST_GAIN of them held (the seed sent those: its window has
+	 * room for as many new offers): at once, not at the 20 ms gap */
+	held[1] = held[5] = held[13] = 1;
+	assert_int_equal(cn_offers_held(p->shown, p->nshown, held), 4);
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 1000 + CN_INFO_OFFERS_MS);
+	p->refresh_gap = CN_INFO_REFRESH_MS; /* whatever the gap */
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 1000 + CN_INFO_OFFERS_MS);
+	p->refresh_gap = 0;
+	/* a new answer's list: none of it held yet, the gap again */
+	p->shown[0] = 2, p->shown[1] = 6, p->shown[2] = 10, p->shown[3] = 14;
+	asked[2] = asked[6] = asked[10] = asked[14] = 1;
+	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 1000 + CN_INFO_FAST_MS);
+	assert_int_equal(cn_offers_held(p->shown, 0, held), 0);
+	assert_int_equal(cn_offers_held(p->shown, p->nshown, NULL), 0);
 	/* no room for the refresh's request at this provider */
 	p->inflight = p->depth;
 	assert_int_equal(cn_idle_refresh_at(j, p, 1005), 0);

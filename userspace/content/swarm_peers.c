@@ -390,20 +390,35 @@ int cn_offers_taken(const uint32_t *shown, unsigned int n, const uint8_t *have, 
 	return 1;
 }
 
+unsigned int cn_offers_held(const uint32_t *shown, unsigned int n, const uint8_t *have)
+{
+	unsigned int k = 0;
+
+	for (unsigned int i = 0; have && i < n; i++)
+		k += have[shown[i]] != 0;
+	return k;
+}
+
 /* When p, partial and idle (nothing more to ask of it though the job has
  * room for more: it showed nothing we still lack, or, showing a
  * super-seed's offers, every one of them is asked for and it has room for
  * another request), is to be asked for its bitmap again: 0 if not (the
- * CN_INFO_REFRESH_MS round asks). */
+ * CN_INFO_REFRESH_MS round asks). Offers of which CN_INFO_FAST_GAIN are
+ * held: at once (CN_INFO_OFFERS_MS). */
 uint64_t cn_idle_refresh_at(const struct cn_job *j, const struct cn_peer *p, uint64_t t)
 {
+	unsigned int gap = p->refresh_gap ? p->refresh_gap : CN_INFO_FAST_MS;
+
 	if (p->state != P_UP || p->info != 2 || !p->partial || p->refresh || p->backoff_until > t ||
 	    j->inflight >= j->cn->max_parallel)
 		return 0;
 	if (p->inflight &&
 	    (p->inflight >= p->depth || !cn_offers_taken(p->shown, p->nshown, j->have, j->busy)))
 		return 0;
-	return p->info_at + (p->refresh_gap ? p->refresh_gap : CN_INFO_FAST_MS);
+	if (gap > CN_INFO_OFFERS_MS &&
+	    cn_offers_held(p->shown, p->nshown, j->have) >= CN_INFO_FAST_GAIN)
+		gap = CN_INFO_OFFERS_MS;
+	return p->info_at + gap;
 }
 
 unsigned int cn_held_mask(const uint32_t *shown, unsigned int n, const uint8_t *have,
