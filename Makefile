@@ -155,9 +155,10 @@ $(BUILD)/tsan/weftd: $(OBJ_tsan)/userspace/node/main.o $(OBJ_tsan)/libweft.a
 	$(Q)$(CC) $(FLAGS_tsan) -o $@ $^ $(LDLIBS)
 tsan: $(BUILD)/tsan/weftd
 
+# weftctl loads libcurl when it first talks to weftd (tools/weftctl/client.c)
 $(BUILD)/weftctl: $(call ctl_objs,rel) $(OBJ_rel)/libweft.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(FLAGS_rel) -o $@ $^ $(filter-out -lcurl,$(LDLIBS))
 
 # weftlab sim's driver: the DHT core on a simulated network (docs/LAB.md).
 $(BUILD)/weftlab-sim: $(OBJ_rel)/tools/weftlab-sim/weftlab_sim.o $(OBJ_rel)/libweft.a
@@ -171,7 +172,7 @@ $(BUILD)/san/weftd: $(OBJ_san)/userspace/node/main.o $(OBJ_san)/libweft.a
 
 $(BUILD)/san/weftctl: $(call ctl_objs,san) $(OBJ_san)/libweft.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(FLAGS_san) -o $@ $^ $(filter-out -lcurl,$(LDLIBS))
 
 # ---- tests ----
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))

@@ -55,6 +55,12 @@ done <"$D/keys"
 grep -qx 'discovery = off' "$R/etc/weft/weft.conf" || fail "the packaged weft.conf leaves lan.discovery on"
 "$R/usr/sbin/weftd" -c "$R/etc/weft/weft.conf" --print-config | grep -qx 'discovery = off' ||
 	fail "the packaged weft.conf does not turn lan.discovery off"
+# weftctl loads libcurl only when it talks to weftd (dlopen): the package
+# names it, as dpkg-shlibdeps cannot see it
+dpkg-deb -f "$DEB" Depends | tr ',' '\n' | grep -qx ' *libcurl4' ||
+	fail "the package does not depend on libcurl4: $(dpkg-deb -f "$DEB" Depends)"
+readelf -d "$R/usr/bin/weftctl" | grep -q 'NEEDED.*libcurl' && fail "weftctl links libcurl"
+"$R/usr/bin/weftctl" hash --kernel >/dev/null || fail "the packaged weftctl does not hash"
 "$R/usr/bin/weftlab" --help | grep -q 'weftlab \[--dir DIR\] up' || fail "the packaged weftlab does not run"
 "$R/usr/lib/weft/weftlab-aria2" --help | grep -q 'usage: weftlab-aria2' || fail "the packaged weftlab-aria2 does not run"
 grep -qw sim "$R/usr/share/bash-completion/completions/weftlab" || fail "the packaged completion lacks sim"

@@ -291,6 +291,17 @@ grep -q "is it running" "$D/e" || fail "weftctl no daemon message"
 "$WEFTCTL" 2>/dev/null; [ $? -eq 2 ] || fail "weftctl usage exit"
 "$WEFTCTL" nosuchnoun 2>/dev/null; [ $? -eq 2 ] || fail "weftctl unknown noun exit"
 "$WEFTCTL" status extra 2>/dev/null; [ $? -eq 2 ] || fail "weftctl status extra arg"
+# weftctl loads libcurl when it first talks to weftd: without it (the
+# library hidden in a mount namespace of our own), hash still works and
+# status says what is missing
+LIBCURL=$(ldconfig -p | sed -n 's/.*libcurl\.so\.4 (libc6,x86-64) => //p' | head -n 1)
+if [ "$(id -u)" = 0 ] && [ -n "$LIBCURL" ]; then
+	unshare -m sh -c "mount --bind /dev/null '$(readlink -f "$LIBCURL")' &&
+		'$WEFTCTL' hash --kernel >'$D/k' && ! '$WEFTCTL' --socket '$SOCK' status 2>'$D/e'" ||
+		fail "weftctl without libcurl: $(cat "$D/e")"
+	grep -q "cannot load libcurl.so.4.*install libcurl4" "$D/e" || fail "no libcurl message: $(cat "$D/e")"
+	[ -s "$D/k" ] || fail "weftctl hash without libcurl printed nothing"
+fi
 pass "operator errors"
 
 # --- a damaged key or store: clear error, files untouched
