@@ -96,7 +96,8 @@ uint64_t cn_relookup_ms(unsigned int npeers, unsigned int usable, unsigned int n
  * so its window has room for that many new offers. At 20 ms a window of
  * 32 offers (8 MiB) held a lone downloader of new content on a 10 Gbit/s
  * veth to about 400 MB/s until the seed saw it alone (docs/CONTENT.md
- * "The next offers asked for once some are in"). The list is replaced by
+ * "The lone download's bound, and the next offers asked for once some are
+ * in"). The list is replaced by
  * each answer, so each such refresh follows CN_INFO_FAST_GAIN more chunks
  * held: at most nchunks / CN_INFO_FAST_GAIN of them per provider and item. */
 #define CN_INFO_OFFERS_MS 1
