@@ -91,6 +91,78 @@ static void test_rarest_first(void **state)
 	}
 }
 
+/* One order kept across picks (cn_pick_order, then cn_pick_take from a
+ * position, as a job does between remakes): each pick takes the next
+ * entries, those held, asked for or gone meanwhile are skipped and passed,
+ * and one no provider could take keeps the position before it, so a later
+ * pick offers it again; the chunks picked before it are not offered
+ * again. */
+static void test_kept_order(void **state)
+{
+	uint8_t refuse[N] = {0};
+	struct cn_pick pk;
+	struct rec rc = {0};
+	uint64_t m, pos = 0;
+	uint32_t first[N];
+
+	(void)state;
+	reset();
+	for (unsigned int i = 0; i < N; i++)
+		avail[i] = (uint8_t)(1 + i % 3); /* ranks 1..3 */
+	pk = pick_of(0);
+	m = cn_pick_order(&pk, 12345);
+	assert_int_equal(m, N);
+	memcpy(first, scratch, sizeof(first));
+	for (unsigned int k = 1; k < m; k++) /* rarest first */
+		assert_true(avail[first[k - 1]] <= avail[first[k]]);
+	/* a pick of 4: the first four entries, marked asked for by the job */
+	assert_int_equal(cn_pick_take(&pk, &pos, m, 4, take, &rc), 4);
+	assert_int_equal(pos, 4);
+	for (unsigned int k = 0; k < 4; k++) {
+		assert_int_equal(rc.got[k], first[k]);
+		busy[first[k]] = 1;
+	}
+	/* meanwhile entry 4 was got elsewhere and entry 6 lost its provider;
+	 * entry 5 finds no provider with room: 7, 8 and 9 are taken instead */
+	have[first[4]] = 1;
+	avail[first[6]] = 0;
+	refuse[first[5]] = 1;
+	rc = (struct rec){.refuse = refuse};
+	assert_int_equal(cn_pick_take(&pk, &pos, m, 3, take, &rc), 3);
+	assert_int_equal(rc.got[0], first[7]);
+	assert_int_equal(rc.got[2], first[9]);
+	assert_int_equal(pos, 5); /* entry 5 left for later */
+	for (unsigned int k = 0; k < 3; k++)
+		busy[rc.got[k]] = 1;
+	/* its provider has room again: 5, then 10 (7-9 are asked for) */
+	refuse[first[5]] = 0;
+	rc = (struct rec){.refuse = refuse};
+	assert_int_equal(cn_pick_take(&pk, &pos, m, 2, take, &rc), 2);
+	assert_int_equal(rc.got[0], first[5]);
+	assert_int_equal(rc.got[1], first[10]);
+	assert_int_equal(pos, 11);
+	/* to the end of the order: what is left, once; then nothing */
+	for (unsigned int k = 0; k < 2; k++)
+		busy[rc.got[k]] = 1;
+	rc = (struct rec){0};
+	assert_int_equal(cn_pick_take(&pk, &pos, m, N, take, &rc), N - 11);
+	assert_int_equal(pos, m);
+	rc = (struct rec){0};
+	assert_int_equal(cn_pick_take(&pk, &pos, m, N, take, &rc), 0);
+	/* a stop ends the pick where it is */
+	pos = 0;
+	reset();
+	for (unsigned int i = 0; i < N; i++)
+		avail[i] = 1;
+	m = cn_pick_order(&pk, 1);
+	rc = (struct rec){.stop_after = 2};
+	assert_int_equal(cn_pick_take(&pk, &pos, m, N, take, &rc), 2);
+	assert_int_equal(pos, 2);
+	/* nothing missing: an empty order */
+	memset(have, 1, N);
+	assert_int_equal(cn_pick_order(&pk, 1), 0);
+}
+
 /* Equal ranks: the start is random, so downloaders started together ask
  * for different chunks: every chunk is first for some start. */
 static void test_random_ties(void **state)
@@ -488,6 +560,7 @@ int main(void)
 	    cmocka_unit_test(test_told_counts),
 	    cmocka_unit_test(test_offers_taken),
 	    cmocka_unit_test(test_idle_refresh_at),
+	    cmocka_unit_test(test_kept_order),
 	};
 
 	return cmocka_run_group_tests_name("content_pick", tests, NULL, NULL);

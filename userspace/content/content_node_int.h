@@ -646,6 +646,18 @@ struct cn_pick {
  */
 unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
 		     int (*take)(void *arg, uint64_t index), void *arg);
+/*
+ * cn_pick in two steps, so that a job can keep the order between picks
+ * (swarm.c, CN_PICK_ORDER_MS): cn_pick_order writes the eligible chunks
+ * to pk->scratch, rarest first, ties in scan order from a start drawn from
+ * r, and returns how many; cn_pick_take offers scratch[*pos..m) to take as
+ * cn_pick does, skipping entries no longer eligible (held, asked for, or
+ * no provider known to have them since), and moves *pos past the entries
+ * it consumed before the first that no provider could take.
+ */
+uint64_t cn_pick_order(const struct cn_pick *pk, uint64_t r);
+unsigned int cn_pick_take(const struct cn_pick *pk, uint64_t *pos, uint64_t m, unsigned int want,
+			  int (*take)(void *arg, uint64_t index), void *arg);
 
 /*
  * The pipelining depth of a provider after a good chunk answered in ans_ms

@@ -37,37 +37,66 @@ int cn_req_expired(uint64_t start_ms, uint64_t last_ms, uint64_t timeout_ms, uin
 	return idle_from + timeout_ms < now || start_ms + CN_REQ_MAX_MULT * timeout_ms < now;
 }
 
-unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
-		     int (*take)(void *arg, uint64_t index), void *arg)
-{
-	unsigned int pos[CN_PICK_LEVELS + 2] = {0}, taken = 0, m;
-	uint64_t span, i, c, start;
+#define RANK(i) (pk->avail[i] > CN_PICK_LEVELS ? CN_PICK_LEVELS : pk->avail[i])
+#define ELIGIBLE(i) (!pk->have[i] && !pk->busy[i] && pk->avail[i])
 
-	if (pk->cursor >= pk->n || !want)
+uint64_t cn_pick_order(const struct cn_pick *pk, uint64_t r)
+{
+	uint64_t pos[CN_PICK_LEVELS + 2] = {0}, m, span, i, c, start;
+	unsigned int k;
+
+	if (pk->cursor >= pk->n)
 		return 0;
 	span = pk->n - pk->cursor;
 	start = r % span;
-#define RANK(i) (pk->avail[i] > CN_PICK_LEVELS ? CN_PICK_LEVELS : pk->avail[i])
-#define ELIGIBLE(i) (!pk->have[i] && !pk->busy[i] && pk->avail[i])
 	for (i = pk->cursor; i < pk->n; i++)
 		if (ELIGIBLE(i))
 			pos[RANK(i) + 1]++;
-	for (m = 1; m <= CN_PICK_LEVELS + 1; m++)
-		pos[m] += pos[m - 1];
+	for (k = 1; k <= CN_PICK_LEVELS + 1; k++)
+		pos[k] += pos[k - 1];
 	m = pos[CN_PICK_LEVELS + 1]; /* eligible chunks */
 	for (c = 0; c < span; c++) {
 		i = pk->cursor + (start + c) % span;
 		if (ELIGIBLE(i))
 			pk->scratch[pos[RANK(i)]++] = (uint32_t)i;
 	}
-#undef RANK
-#undef ELIGIBLE
-	for (unsigned int k = 0; k < m && taken < want; k++) {
-		int rc = take(arg, pk->scratch[k]);
+	return m;
+}
 
-		if (rc < 0)
-			break;
-		taken += rc > 0;
+unsigned int cn_pick_take(const struct cn_pick *pk, uint64_t *pos, uint64_t m, unsigned int want,
+			  int (*take)(void *arg, uint64_t index), void *arg)
+{
+	unsigned int taken = 0;
+	int left = 0; /* an entry no provider could take: *pos stays before it */
+
+	for (uint64_t k = *pos; k < m && taken < want; k++) {
+		uint64_t i = pk->scratch[k];
+		int rc;
+
+		if (ELIGIBLE(i)) {
+			rc = take(arg, i);
+			if (rc < 0)
+				break;
+			if (rc == 0) {
+				left = 1;
+				continue;
+			}
+			taken++;
+		}
+		if (!left)
+			*pos = k + 1; /* taken, or held, asked for or gone since */
 	}
 	return taken;
+}
+#undef RANK
+#undef ELIGIBLE
+
+unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
+		     int (*take)(void *arg, uint64_t index), void *arg)
+{
+	uint64_t pos = 0;
+
+	if (!want)
+		return 0;
+	return cn_pick_take(pk, &pos, cn_pick_order(pk, r), want, take, arg);
 }

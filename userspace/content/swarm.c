@@ -123,6 +123,7 @@ static void set_item(struct cn_job *j, const uint8_t id[32])
 	free(j->order);
 	j->have = j->busy = j->avail = NULL;
 	j->order = NULL;
+	j->order_len = j->order_pos = 0;
 	j->nlookups = 0;
 	j->npend = 0;
 	j->committed = 0;
@@ -591,7 +592,15 @@ static void pick_chunks(struct cn_job *j, uint64_t t)
 			break;
 	if (k == j->npeers)
 		return;
-	cn_pick(&pk, j->cn->max_parallel - j->inflight, cn_job_rand(j), pick_take, &c);
+	/* used up and not stale: nothing has become eligible since it was made */
+	if (j->order_stale || t - j->order_at >= CN_PICK_ORDER_MS) {
+		j->order_len = cn_pick_order(&pk, cn_job_rand(j));
+		j->order_pos = 0;
+		j->order_at = t;
+		j->order_stale = 0;
+	}
+	cn_pick_take(&pk, &j->order_pos, j->order_len, j->cn->max_parallel - j->inflight, pick_take,
+		     &c);
 }
 
 static void schedule(struct cn_job *j)

@@ -464,8 +464,10 @@ void cn_req_release(struct cn_job *j, struct cn_req *r)
 		if (j->busy[r->chunk])
 			j->busy[r->chunk]--;
 		j->inflight--;
-		if (!r->kept)
+		if (!r->kept) {
 			j->wasted_bytes += r->a.len;
+			j->order_stale = 1; /* its chunk is to be asked for again */
+		}
 	}
 	r->used = 0;
 	r->a.len = 0;

@@ -189,6 +189,7 @@ void cn_avail_account(struct cn_job *j, struct cn_peer *p, int add)
 				j->avail[i]--;
 		}
 	p->counted = add > 0;
+	j->order_stale |= add > 0; /* chunks it has may be eligible now */
 }
 
 /* A provider slot that can be given to another: gone without a fault,
