@@ -144,6 +144,18 @@ out=$(ctl 1 content limits --upload auto) || fail "content limits --upload auto"
 grep -q "^upload  *auto, free: unlimited" <<<"$out" || fail "--upload auto not shown: $out"
 out=$(ctl 1 content peers) || fail "content peers"
 grep -q "^upload .*, cap auto, free: unlimited," <<<"$out" || fail "content peers: no automatic cap: $out"
+# the plot's peak is the busiest second: never below the rate over the
+# last five (one answer), and not zero on a seed that served minutes ago
+"$PYTHON" - "$out" <<'PY' || fail "content peers: peak below the current rate: $out"
+import re, sys
+u = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+t = sys.argv[1]
+rate = re.search(r"^upload +([0-9.]+) (\w+)/s", t, re.M)
+peak = re.search(r"peak ([0-9.]+) (\w+)/s", t)
+r = float(rate[1]) * u[rate[2]]
+p = float(peak[1]) * u[peak[2]]
+assert p > 0 and p >= r * 0.99, (p, r)
+PY
 out=$(ctl 1 content limits --upload off) || fail "content limits --upload off"
 grep -q "^upload  *unlimited" <<<"$out" || fail "--upload off not shown: $out"
 # QUIC's fair windows (on by default) switched live (docs/QUIC.md "Fair

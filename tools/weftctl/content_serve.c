@@ -165,20 +165,28 @@ static int cmd_limits(struct weftctl *ctx, int argc, char **argv)
 	return rc;
 }
 
-/* A sparkline of the last minutes of upload (one cell per 10 s). */
+/* A sparkline of the last minutes of upload: one cell per 10 s, its mean,
+ * scaled to the highest cell; the peak is the busiest second (as on the
+ * dashboard), which the current 5-second rate above cannot exceed. */
 static void spark(const json_t *hist)
 {
 	static const char *const bars[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
 	size_t n = json_array_size(hist), cells = n / 10;
-	double max = 0, c[64];
+	double max = 0, peak = 0, c[64];
 	char b[32];
 
 	if (cells > 64)
 		cells = 64;
 	for (size_t i = 0; i < cells; i++) {
 		c[i] = 0;
-		for (size_t k = 0; k < 10; k++)
-			c[i] += (double)json_integer_value(json_array_get(hist, n - cells * 10 + i * 10 + k));
+		for (size_t k = 0; k < 10; k++) {
+			double v = (double)json_integer_value(
+			    json_array_get(hist, n - cells * 10 + i * 10 + k));
+
+			c[i] += v;
+			if (v > peak)
+				peak = v;
+		}
 		c[i] /= 10;
 		if (c[i] > max)
 			max = c[i];
@@ -186,7 +194,7 @@ static void spark(const json_t *hist)
 	printf("last %zu min    ", cells / 6);
 	for (size_t i = 0; i < cells; i++)
 		printf("%s", bars[max > 0 ? (int)(c[i] / max * 8 + 0.5) : 0]);
-	printf("  peak %s/s\n", weftctl_fmt_bytes(max, b, sizeof(b)));
+	printf("  peak %s/s\n", weftctl_fmt_bytes(peak, b, sizeof(b)));
 }
 
 static void render_peers(const json_t *o)
