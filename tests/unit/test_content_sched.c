@@ -434,6 +434,44 @@ static void test_repeat(void **state)
 	cn_sched_free(s);
 }
 
+/* Fetch streams counted per peer: opened and closed change the count, a
+ * query (delta 0) only reads it (it once took one off, so a peer's count
+ * never passed 1 and the per-peer stream limit never applied); a query
+ * of a peer never seen makes no entry. When the table is full, a new
+ * peer takes an idle entry with no stream open before one with streams,
+ * whatever their ages: a peer cannot lose its count (and its score) to
+ * others' arrivals while its streams stay open. */
+static void test_streams(void **state)
+{
+	struct cn_sched_opts o = {.max_peers = 2};
+	struct cn_sched_peer_info pi[4];
+	struct cn_sched *s;
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, &o, NULL), 0);
+	for (unsigned int i = 1; i <= 3; i++)
+		assert_int_equal(cn_sched_streams(s, 1, 1, NS), i);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(cn_sched_streams(s, 1, 0, NS), 3);
+	assert_int_equal(cn_sched_streams(s, 1, -1, NS), 2);
+	assert_int_equal(cn_sched_peers(s, NS, pi, 4), 1);
+	assert_int_equal(pi[0].streams, 2);
+	assert_int_equal(cn_sched_streams(s, 9, 0, NS), 0); /* unknown: no entry */
+	assert_int_equal(cn_sched_streams(s, 9, -1, NS), 0);
+	assert_int_equal(cn_sched_peers(s, NS, pi, 4), 1);
+	/* peer 2 (no stream, newer) is taken for peer 3, not peer 1 */
+	assert_int_equal(cn_sched_fault(s, 2, CN_FAULT_REPEAT, 2 * NS), 0);
+	assert_int_equal(cn_sched_fault(s, 3, CN_FAULT_REPEAT, 3 * NS), 0);
+	assert_int_equal(cn_sched_peers(s, 3 * NS, pi, 4), 2);
+	assert_true((pi[0].peer == 1 && pi[1].peer == 3) || (pi[0].peer == 3 && pi[1].peer == 1));
+	assert_int_equal(cn_sched_streams(s, 1, 0, 3 * NS), 2);
+	/* closed down to none, never below */
+	assert_int_equal(cn_sched_streams(s, 1, -1, 3 * NS), 1);
+	assert_int_equal(cn_sched_streams(s, 1, -1, 3 * NS), 0);
+	assert_int_equal(cn_sched_streams(s, 1, -1, 3 * NS), 0);
+	cn_sched_free(s);
+}
+
 /* A peer idle for CN_SCHED_IDLE_FREE_S gives its request queue back
  * (the soak's heap grew by one queue per connection ever served); one
  * with requests queued, or active lately, keeps it; a new request after
@@ -481,6 +519,7 @@ int main(void)
 	    cmocka_unit_test(test_score),
 	    cmocka_unit_test(test_repeat),
 	    cmocka_unit_test(test_trim_idle_queues),
+	    cmocka_unit_test(test_streams),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

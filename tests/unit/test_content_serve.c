@@ -15,10 +15,7 @@
  * ports, so connections spread over its workers): each worker keeps its
  * own table of pending streams, and every entry must be free at the end.
  *
- * test_requester_banned: a requester asking for chunks of content the
- * server never announced is scored, and once over the threshold
- * (validated: its QUIC handshake completed) banned through the guard and
- * disconnected (docs/CONTENT.md "Requester scoring").
+ * Requesters scored and banned: test_content_serve_abuse.c.
  *
  * test_stale_requests_skipped: requests queued at a slow seed by a
  * requester that then closes its connection are skipped, not read.
@@ -68,6 +65,7 @@
 #include "content/readq.h"
 #include "content/sched.h"
 #include "weft/guard.h"
+#include "content_serve_fx.h"
 #include "testutil.h"
 #include "weft/content_node.h"
 #include "weft/engine.h"
@@ -208,106 +206,7 @@ static void on_sclosed(void *arg, uint64_t conn, int64_t sid, int err)
 		atomic_fetch_add(&c->bad, 1);
 }
 
-struct side {
-	struct engine *eng;
-	struct quic_node *qn;
-	struct identity id;
-	uint16_t port;
-};
-
 #define NCLI 3
-
-static void side_new(struct side *s, uint8_t seed_byte, unsigned int workers)
-{
-	uint8_t seed[IDENTITY_SEED_LEN];
-	struct engine_opts eo;
-	struct quic_node_opts qo;
-	int port = tu_free_udp_port();
-
-	assert_true(port > 0);
-	memset(seed, seed_byte, sizeof(seed));
-	identity_from_seed(&s->id, seed);
-	s->port = (uint16_t)port;
-	engine_opts_default(&eo);
-	eo.workers = workers;
-	eo.ports = &s->port;
-	eo.nports = 1;
-	eo.bind_addr = "127.0.0.1";
-	assert_int_equal(engine_new(&s->eng, &eo), 0);
-	memset(&qo, 0, sizeof(qo));
-	qo.eng = s->eng;
-	qo.id = &s->id;
-	qo.port = s->port;
-	assert_int_equal(quic_node_new(&s->qn, &qo), 0);
-}
-
-/* The serving node: a store, an engine of `workers` with its QUIC node and
- * a content node, started; `to` is its address on 127.0.0.1. */
-struct seed {
-	struct side s;
-	struct store *store;
-	struct content_node *cn;
-	char *dir;
-	struct sockaddr_in to;
-};
-
-/* content_node_opts.read_threads of the next seed_new (0: the default) */
-static int seed_read_threads;
-
-static void seed_new(struct seed *sd, unsigned int workers, struct guard *g,
-		     unsigned int delay_ms)
-{
-	struct store_opts so = { 0 };
-	struct content_node_opts cno;
-	char sdir[512];
-
-	memset(sd, 0, sizeof(*sd));
-	sd->dir = tu_tmpdir();
-	snprintf(sdir, sizeof(sdir), "%s/store", sd->dir);
-	so.dir = sdir;
-	assert_int_equal(store_new(&sd->store, &so), 0);
-	side_new(&sd->s, 1, workers);
-	memset(&cno, 0, sizeof(cno));
-	cno.eng = sd->s.eng;
-	cno.store = sd->store;
-	cno.state_dir = sd->dir;
-	cno.quic = sd->s.qn;
-	cno.guard = g;
-	cno.id = &sd->s.id;
-	cno.quic_port = sd->s.port;
-	cno.test_serve_delay_ms = delay_ms;
-	cno.read_threads = seed_read_threads;
-	assert_int_equal(content_node_new(&sd->cn, &cno), 0);
-	assert_int_equal(engine_start(sd->s.eng), 0);
-	assert_int_equal(content_node_start(sd->cn), 0);
-	sd->to.sin_family = AF_INET;
-	sd->to.sin_port = htons(sd->s.port);
-	sd->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-}
-
-/* After engine_stop(sd->s.eng) and the clients' stops. */
-static void seed_free(struct seed *sd)
-{
-	content_node_free(sd->cn);
-	quic_node_free(sd->s.qn);
-	engine_free(sd->s.eng);
-	store_free(sd->store);
-	tu_rmrf_free(sd->dir);
-}
-
-/* A client node of one worker, started, dialling the seed with handler h
- * (arg): its QUIC node in *qn before the dial (the callbacks use it), the
- * connection's handle in *conn. */
-static void client_new(struct side *cl, struct seed *sd, const struct quic_node_handler *h,
-		       void *arg, struct quic_node **qn, uint64_t *conn)
-{
-	side_new(cl, 9, 1);
-	*qn = cl->qn;
-	assert_int_equal(engine_start(cl->eng), 0);
-	assert_int_equal(quic_node_connect_addr(cl->qn, (struct sockaddr *)&sd->to, sizeof(sd->to),
-						sd->s.id.pk, h, arg, conn),
-			 0);
-}
 
 static void test_fin_alone_300_streams(void **state)
 {
@@ -372,125 +271,6 @@ static void test_fin_alone_300_streams(void **state)
 		engine_free(cl[k].eng);
 	}
 	seed_free(&sd);
-}
-
-/* ---- a requester asking for chunks never announced ---- */
-
-struct bad_cli {
-	struct quic_node *qn;
-	uint64_t conn;
-	atomic_int connected, answers, notfound, closed, asked;
-};
-
-static void bad_ask(struct bad_cli *b)
-{
-	if (atomic_load(&b->asked) < 40 &&
-	    quic_node_stream_open(b->qn, b->conn, CONTENT_ST_FETCH, 0) == 0)
-		atomic_fetch_add(&b->asked, 1);
-}
-
-static void bad_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
-{
-	struct bad_cli *b = arg;
-
-	(void)peer_key;
-	if (err)
-		return;
-	b->conn = conn;
-	atomic_store(&b->connected, 1);
-	bad_ask(b);
-}
-
-static void bad_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
-{
-	struct bad_cli *b = arg;
-	struct cn_wreq q = { .op = CONTENT_OP_CHUNK, .index = 3 };
-	uint8_t req[CN_REQ_MAX];
-	int len;
-
-	(void)token;
-	if (err)
-		return;
-	/* a chunk of content the server never announced */
-	tu_fill(q.id, sizeof(q.id), 77);
-	len = cn_req_encode(&q, req);
-	quic_node_write(b->qn, conn, sid, req, (size_t)len, 1);
-}
-
-static void bad_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
-		     int fin)
-{
-	struct bad_cli *b = arg;
-
-	(void)conn;
-	(void)sid;
-	if (len && data[0] == CONTENT_ST_NOT_FOUND)
-		atomic_fetch_add(&b->notfound, 1);
-	if (fin) {
-		atomic_fetch_add(&b->answers, 1);
-		bad_ask(b);
-	}
-}
-
-static void bad_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
-{
-	struct bad_cli *b = arg;
-
-	(void)conn;
-	(void)info;
-	atomic_store(&b->closed, 1);
-}
-
-/* Every CHUNK request for content never announced costs the requester
- * score (cn_fault_cost[CN_FAULT_UNANNOUNCED]); at CN_SCHED_BAN_SCORE the
- * requester, validated by its completed handshake, is banned through the
- * guard (its address in the ban list, an automatic ban), counted, and its
- * connection closed. Requests before that are answered NOT_FOUND. */
-static void test_requester_banned(void **state)
-{
-	static struct bad_cli b;
-	struct quic_node_handler h = { .connected = bad_connected,
-				       .stream_opened = bad_opened,
-				       .stream_data = bad_data,
-				       .closed = bad_closed };
-	struct guard_opts go = { .npolicers = 2 };
-	struct content_node *cn;
-	struct guard *g;
-	struct side cl;
-	struct seed sd;
-	struct wxdp_ban bans[8];
-	size_t nb = 0;
-	unsigned int need = CN_SCHED_BAN_SCORE / cn_fault_cost[CN_FAULT_UNANNOUNCED];
-	int i;
-
-	(void)state;
-	memset(&b, 0, sizeof(b));
-	assert_int_equal(guard_new(&g, &go), 0);
-	seed_new(&sd, 2, g, 0);
-	cn = sd.cn;
-	client_new(&cl, &sd, &h, &b, &b.qn, &b.conn);
-	for (i = 0; i < 3000 && !atomic_load(&b.closed); i++)
-		usleep(10000);
-	printf("requester: %d asked, %d answered (%d NOT_FOUND), closed %d; bans %llu\n",
-	       atomic_load(&b.asked), atomic_load(&b.answers), atomic_load(&b.notfound),
-	       atomic_load(&b.closed), (unsigned long long)atomic_load(&cn->requester_bans));
-	assert_true(atomic_load(&b.closed));
-	assert_int_equal(atomic_load(&cn->requester_bans), 1);
-	assert_true(atomic_load(&cn->faults[CN_FAULT_UNANNOUNCED]) >= need);
-	/* the requests before the threshold were answered, NOT_FOUND */
-	assert_true(atomic_load(&b.notfound) >= (int)need - 1);
-	assert_int_equal(guard_ban_list(g, bans, 8, &nb), 0);
-	assert_int_equal(nb, 1);
-	assert_int_equal(bans[0].family, AF_INET);
-	assert_int_equal(bans[0].addr[0], 127);
-	assert_int_equal(bans[0].kind, WXDP_BAN_AUTO);
-
-	engine_stop(cl.eng);
-	engine_stop(sd.s.eng);
-	quic_node_free(cl.qn);
-	engine_free(cl.eng);
-	seed_free(&sd);
-	guard_free(g);
 }
 
 /* ---- requests whose connection went before their turn ---- */
@@ -1162,7 +942,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fin_alone_300_streams),
-		cmocka_unit_test(test_requester_banned),
 		cmocka_unit_test(test_stale_requests_skipped),
 		cmocka_unit_test(test_slow_disk_reads_off_worker),
 		cmocka_unit_test(test_answers_in_order_per_stream),

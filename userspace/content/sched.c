@@ -169,7 +169,8 @@ static void unhash(struct cn_sched *s, struct peer *p)
 }
 
 /* peer's entry, or a new one: a free slot, else the idle one (nothing
- * queued) seen longest ago; NULL when every entry has requests queued. */
+ * queued) seen longest ago, one with no fetch stream open first (its
+ * count and score go with it); NULL when every entry has requests queued. */
 static struct peer *get(struct cn_sched *s, uint64_t peer, uint64_t now)
 {
 	struct peer *p = find(s, peer), *pick = NULL;
@@ -183,7 +184,9 @@ static struct peer *get(struct cn_sched *s, uint64_t peer, uint64_t now)
 		for (unsigned int i = 0; i < s->nused; i++) {
 			struct peer *e = &s->p[i];
 
-			if (!e->qlen && (!pick || e->last_ns < pick->last_ns))
+			if (!e->qlen &&
+			    (!pick || (!e->streams && pick->streams) ||
+			     (!e->streams == !pick->streams && e->last_ns < pick->last_ns)))
 				pick = e;
 		}
 	if (!pick)
@@ -554,7 +557,7 @@ unsigned int cn_sched_streams(struct cn_sched *s, uint64_t peer, int delta, uint
 		return 0;
 	if (delta > 0)
 		p->streams++;
-	else if (p->streams)
+	else if (delta < 0 && p->streams)
 		p->streams--;
 	return p->streams;
 }

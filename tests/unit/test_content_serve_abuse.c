@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Requesters that abuse a seed, over real QUIC on 127.0.0.1 (the fixture
+ * of content_serve_fx.h), scored and, validated by their completed
+ * handshake, banned through the guard (docs/CONTENT.md "Requester
+ * scoring"):
+ *
+ * test_requester_banned: a requester asking for chunks of content the
+ * server never announced.
+ *
+ * test_stream_limit_banned: a requester keeping more fetch streams open
+ * at once than CONTENT_SERVE_PEER_STREAMS.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "content/content_node_int.h"
+#include "content/sched.h"
+#include "content_serve_fx.h"
+#include "testutil.h"
+#include "weft/content_node.h"
+#include "weft/guard.h"
+#include "weft/quic_node.h"
+
+/* What both requesters share: their node, their connection and its end. */
+struct abuser {
+	struct quic_node *qn;
+	uint64_t conn;
+	atomic_int closed;
+};
+
+static void abuser_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+{
+	struct abuser *a = arg; /* the first member of each requester */
+
+	(void)conn;
+	(void)info;
+	atomic_store(&a->closed, 1);
+}
+
+/* A seed of 2 workers with a guard, and a requester (h; a, its state,
+ * passed to h) dialling it; waits at most 30 s for the seed to close the
+ * requester's connection. */
+static void abuse_run(struct seed *sd, struct guard **g, struct side *cl,
+		      const struct quic_node_handler *h, struct abuser *a)
+{
+	struct guard_opts go = {.npolicers = 2};
+
+	assert_int_equal(guard_new(g, &go), 0);
+	seed_new(sd, 2, *g, 0);
+	client_new(cl, sd, h, a, &a->qn, &a->conn);
+	for (int i = 0; i < 3000 && !atomic_load(&a->closed); i++)
+		usleep(10000);
+}
+
+/* The requester's connection closed by the seed, one requester banned,
+ * its address (127.0.0.1) the one automatic ban in the guard's list;
+ * everything freed. */
+static void abuse_end(struct seed *sd, struct guard *g, struct side *cl, struct abuser *a)
+{
+	struct wxdp_ban bans[8];
+	size_t nb = 0;
+
+	assert_true(atomic_load(&a->closed));
+	assert_int_equal(atomic_load(&sd->cn->requester_bans), 1);
+	assert_int_equal(guard_ban_list(g, bans, 8, &nb), 0);
+	assert_int_equal(nb, 1);
+	assert_int_equal(bans[0].family, AF_INET);
+	assert_int_equal(bans[0].addr[0], 127);
+	assert_int_equal(bans[0].kind, WXDP_BAN_AUTO);
+	engine_stop(cl->eng);
+	engine_stop(sd->s.eng);
+	quic_node_free(cl->qn);
+	engine_free(cl->eng);
+	seed_free(sd);
+	guard_free(g);
+}
+
+/* ---- a requester asking for chunks never announced ---- */
+
+struct bad_cli {
+	struct abuser a;
+	atomic_int connected, answers, notfound, asked;
+};
+
+static void bad_ask(struct bad_cli *b)
+{
+	if (atomic_load(&b->asked) < 40 &&
+	    quic_node_stream_open(b->a.qn, b->a.conn, CONTENT_ST_FETCH, 0) == 0)
+		atomic_fetch_add(&b->asked, 1);
+}
+
+static void bad_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct bad_cli *b = arg;
+
+	(void)peer_key;
+	if (err)
+		return;
+	b->a.conn = conn;
+	atomic_store(&b->connected, 1);
+	bad_ask(b);
+}
+
+static void bad_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct bad_cli *b = arg;
+	struct cn_wreq q = {.op = CONTENT_OP_CHUNK, .index = 3};
+	uint8_t req[CN_REQ_MAX];
+	int len;
+
+	(void)token;
+	if (err)
+		return;
+	/* a chunk of content the server never announced */
+	tu_fill(q.id, sizeof(q.id), 77);
+	len = cn_req_encode(&q, req);
+	quic_node_write(b->a.qn, conn, sid, req, (size_t)len, 1);
+}
+
+static void bad_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		     int fin)
+{
+	struct bad_cli *b = arg;
+
+	(void)conn;
+	(void)sid;
+	if (len && data[0] == CONTENT_ST_NOT_FOUND)
+		atomic_fetch_add(&b->notfound, 1);
+	if (fin) {
+		atomic_fetch_add(&b->answers, 1);
+		bad_ask(b);
+	}
+}
+
+/* Every CHUNK request for content never announced costs the requester
+ * score (cn_fault_cost[CN_FAULT_UNANNOUNCED]); at CN_SCHED_BAN_SCORE the
+ * requester, validated by its completed handshake, is banned through the
+ * guard (its address in the ban list, an automatic ban), counted, and its
+ * connection closed. Requests before that are answered NOT_FOUND. */
+static void test_requester_banned(void **state)
+{
+	static struct bad_cli b;
+	struct quic_node_handler h = {.connected = bad_connected,
+				      .stream_opened = bad_opened,
+				      .stream_data = bad_data,
+				      .closed = abuser_closed};
+	unsigned int need = CN_SCHED_BAN_SCORE / cn_fault_cost[CN_FAULT_UNANNOUNCED];
+	struct guard *g;
+	struct side cl;
+	struct seed sd;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	abuse_run(&sd, &g, &cl, &h, &b.a);
+	printf("requester: %d asked, %d answered (%d NOT_FOUND), closed %d; bans %llu\n",
+	       atomic_load(&b.asked), atomic_load(&b.answers), atomic_load(&b.notfound),
+	       atomic_load(&b.a.closed), (unsigned long long)atomic_load(&sd.cn->requester_bans));
+	assert_true(atomic_load(&sd.cn->faults[CN_FAULT_UNANNOUNCED]) >= need);
+	/* the requests before the threshold were answered, NOT_FOUND */
+	assert_true(atomic_load(&b.notfound) >= (int)need - 1);
+	abuse_end(&sd, g, &cl, &b.a);
+}
+
+/* ---- more fetch streams open at once than allowed ---- */
+
+/* Streams the flooder opens: the limit, and enough over it to reach the
+ * ban score (each stream over costs cn_fault_cost[CN_FAULT_STREAMS]),
+ * within QUIC's 100 concurrent streams. */
+#define FLOOD_STREAMS (CONTENT_SERVE_PEER_STREAMS + CN_SCHED_BAN_SCORE / 20 + 4)
+
+struct flood_cli {
+	struct abuser a;
+	atomic_int opened;
+};
+
+static void flood_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct flood_cli *f = arg;
+
+	(void)peer_key;
+	if (err)
+		return;
+	f->a.conn = conn;
+	for (int i = 0; i < FLOOD_STREAMS; i++)
+		quic_node_stream_open(f->a.qn, conn, CONTENT_ST_FETCH, (uint64_t)i);
+}
+
+/* Each stream gets the first byte of a request and no more, no FIN: it
+ * stays open on the seed, holding its pending entry. */
+static void flood_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, int err)
+{
+	struct flood_cli *f = arg;
+	uint8_t b = CONTENT_OP_CHUNK;
+
+	(void)token;
+	if (err)
+		return;
+	if (quic_node_write(f->a.qn, conn, sid, &b, 1, 0) == 0)
+		atomic_fetch_add(&f->opened, 1);
+}
+
+/* A requester that keeps more fetch streams open than
+ * CONTENT_SERVE_PEER_STREAMS: each stream over the limit is refused
+ * (reset BUSY) and costs score, and at CN_SCHED_BAN_SCORE the requester
+ * (validated: its handshake completed) is banned and its connection
+ * closed; the streams within the limit are not refused. Until stop 92
+ * the count of a peer's streams lost one at each check, so it never
+ * passed 1 and no stream was ever refused. */
+static void test_stream_limit_banned(void **state)
+{
+	static struct flood_cli f;
+	struct quic_node_handler h = {
+	    .connected = flood_connected, .stream_opened = flood_opened, .closed = abuser_closed};
+	unsigned int need = CN_SCHED_BAN_SCORE / cn_fault_cost[CN_FAULT_STREAMS];
+	uint64_t faults;
+	struct guard *g;
+	struct side cl;
+	struct seed sd;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	abuse_run(&sd, &g, &cl, &h, &f.a);
+	faults = atomic_load(&sd.cn->faults[CN_FAULT_STREAMS]);
+	printf("flooder: %d streams opened, closed %d; stream faults %llu, bans %llu\n",
+	       atomic_load(&f.opened), atomic_load(&f.a.closed), (unsigned long long)faults,
+	       (unsigned long long)atomic_load(&sd.cn->requester_bans));
+	assert_true(faults >= need);
+	/* only streams over the limit were refused */
+	assert_true(faults <= FLOOD_STREAMS - CONTENT_SERVE_PEER_STREAMS);
+	abuse_end(&sd, g, &cl, &f.a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_requester_banned),
+	    cmocka_unit_test(test_stream_limit_banned),
+	};
+
+	return cmocka_run_group_tests_name("content_serve_abuse", tests, NULL, NULL);
+}
