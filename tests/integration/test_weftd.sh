@@ -67,6 +67,15 @@ echo "$m" | grep -Eq '^weft_quic_aead_info\{impl="(gnutls|aesni|vaes256|vaes512)
 "$WEFTCTL" --socket "$SOCK" quic stats | grep -Eq '^aead +(gnutls|aesni|vaes256|vaes512)$' || fail "weftctl quic stats: aead"
 "$WEFTCTL" --socket "$SOCK" quic stats | grep -Eq '^aead auto, ns/packet +gnutls [1-9]' ||
 	fail "weftctl quic stats: what auto measured"
+# weftctl's stats views: a boolean as yes/no (it printed 0 for true), a
+# byte count with its human form, every other figure as the JSON has it
+out=$("$WEFTCTL" --socket "$SOCK" content stats) || fail "weftctl content stats"
+d=$("$WEFTCTL" --socket "$SOCK" --json content stats | json_get direct_io)
+case "$d" in True) d=yes ;; False) d=no ;; *) fail "content stats: direct_io $d" ;; esac
+grep -Eq "^direct_io +$d\$" <<<"$out" || fail "content stats: direct_io not $d: $out"
+grep -Eq '^quota +[0-9]+ \([0-9.]+ (B|KiB|MiB|GiB|TiB)\)$' <<<"$out" || fail "content stats: quota: $out"
+grep -Eq '^blobs +[0-9]+$' <<<"$out" || fail "content stats: blobs: $out"
+"$WEFTCTL" --socket "$SOCK" quic stats | grep -Eq '^rx_bytes +[0-9]+ \(' || fail "weftctl quic stats: rx_bytes"
 pass "metrics"
 
 # --- hostile HTTP; the daemon keeps answering others

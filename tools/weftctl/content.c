@@ -488,15 +488,14 @@ static int cmd_jobs(struct weftctl *ctx, int argc, char **argv)
 
 static int cmd_stats(struct weftctl *ctx)
 {
+	static const char *const bytes_keys[] = {"used", "quota", NULL};
 	json_t *out = NULL;
-	const char *k;
-	json_t *v;
 	int rc;
 
 	rc = weftctl_do(ctx, "GET", "/v1/content/stats", NULL, ctx->json ? NULL : &out);
 	if (rc || !out)
 		return rc;
-	json_object_foreach(out, k, v) printf("%-18s %lld\n", k, (long long)json_integer_value(v));
+	weftctl_print_kv(out, bytes_keys);
 	json_decref(out);
 	return WEFTCTL_OK;
 }

@@ -86,3 +86,47 @@ const char *weftctl_fmt_bytes(double b, char *buf, size_t len)
 	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, units[i]);
 	return buf;
 }
+
+static int bytes_key(const char *k, const char *const *bytes_keys)
+{
+	size_t n = strlen(k);
+
+	if (n >= 6 && !strcmp(k + n - 6, "_bytes"))
+		return 1;
+	for (; bytes_keys && *bytes_keys; bytes_keys++)
+		if (!strcmp(k, *bytes_keys))
+			return 1;
+	return 0;
+}
+
+void weftctl_print_kv(const json_t *o, const char *const *bytes_keys)
+{
+	const char *k;
+	json_t *v;
+	int w = 0;
+
+	json_object_foreach((json_t *)o, k, v) if ((int)strlen(k) > w) w = (int)strlen(k);
+	json_object_foreach((json_t *)o, k, v)
+	{
+		char b[32], *s;
+
+		printf("%-*s ", w, k);
+		if (json_is_integer(v) && bytes_key(k, bytes_keys))
+			printf("%lld (%s)\n", (long long)json_integer_value(v),
+			       weftctl_fmt_bytes((double)json_integer_value(v), b, sizeof(b)));
+		else if (json_is_integer(v))
+			printf("%lld\n", (long long)json_integer_value(v));
+		else if (json_is_boolean(v))
+			printf("%s\n", json_is_true(v) ? "yes" : "no");
+		else if (json_is_string(v))
+			printf("%s\n", json_string_value(v));
+		else if (json_is_real(v))
+			printf("%g\n", json_real_value(v));
+		else if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY))) {
+			printf("%s\n", s);
+			free(s);
+		} else {
+			printf("-\n");
+		}
+	}
+}

@@ -80,7 +80,7 @@ static void render_stats(const json_t *o)
 	json_t *tot = json_object_get(o, "total"), *au = json_object_get(o, "aead_auto_ns"), *v;
 	const char *k;
 
-	json_object_foreach(tot, k, v) printf("%-24s %lld\n", k, (long long)json_integer_value(v));
+	weftctl_print_kv(tot, NULL);
 	/* who seals 1-RTT AES-GCM packets (quic.aead), and what auto measured */
 	printf("%-24s %s\n", "aead", json_string_value(json_object_get(o, "aead")) ?: "-");
 	if (json_is_object(au)) {

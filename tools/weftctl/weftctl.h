@@ -125,5 +125,10 @@ void weftctl_print_lines(FILE *out, const char *prefix, const char *text);
 int weftctl_usage(const struct weftctl *ctx);
 /* Human-readable byte count into buf. */
 const char *weftctl_fmt_bytes(double b, char *buf, size_t len);
+/* A flat object's members, a line each, keys aligned: integers as they
+ * are (a byte count, a key ending in "_bytes" or named in bytes_keys, a
+ * NULL-ended list, followed by its human form), booleans yes / no,
+ * strings as they are, reals %g, anything else as compact JSON. */
+void weftctl_print_kv(const json_t *o, const char *const *bytes_keys);
 
 #endif
