@@ -112,6 +112,9 @@ done
 	fail "addresses: page '$(page ids addrs)'"
 up=$(echo "$st" | json_get uptime_s)
 [ "$(page body last-uptime)" -le "$up" ] || fail "page uptime ahead of weftctl's"
+# durations as weftctl status shows them, not raw seconds
+page ids uptime | grep -Eq '^[0-9]+d [0-2][0-9]:[0-5][0-9]:[0-5][0-9]$' ||
+	fail "uptime not a duration: '$(page ids uptime)'"
 dht=$("$WEFTCTL" --socket "$SOCK" --json dht status)
 [ "$(page ids dht-nodes4)" = "$(echo "$dht" | json_get nodes4)" ] || fail "dht nodes4"
 [ "$(page ids dht-nodes6)" = "$(echo "$dht" | json_get nodes6)" ] || fail "dht nodes6"

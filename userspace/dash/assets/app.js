@@ -19,6 +19,14 @@
     return (i ? x.toFixed(x >= 100 ? 0 : 1) : Math.round(x).toString()) + " " + u[i];
   };
 
+  // a duration in seconds as weftctl status shows it: "1d 02:03:04"
+  const dur = (x) => {
+    x = Math.max(0, Math.floor(num(x)));
+    const p2 = (v) => String(v).padStart(2, "0");
+    return Math.floor(x / 86400) + "d " + p2(Math.floor(x / 3600) % 24) + ":" +
+      p2(Math.floor(x / 60) % 60) + ":" + p2(x % 60);
+  };
+
   // the upload history (bytes per second, oldest first) as a polyline
   function plot(hist, cap) {
     const line = $("seed-line"), capl = $("seed-capline");
@@ -57,7 +65,7 @@
     set("node-key-short", st.node_key ? st.node_key.slice(0, 16) + "…" : "");
     set("version", st.version);
     set("io-mode", st.io_mode);
-    set("uptime", st.uptime_s);
+    set("uptime", dur(st.uptime_s));
     set("port-quic", st.ports && st.ports.quic);
     set("port-dht", st.ports && st.ports.dht);
     set("addrs", (rec.addrs || []).join(" "));
@@ -72,7 +80,7 @@
 
     const bans = (s.bans && s.bans.bans) || [];
     set("bans-count", bans.length);
-    rows("bans-rows", bans.slice(0, 50), (b) => [b.cidr, b.kind, b.expires_in_s === null || b.expires_in_s === undefined ? "never" : b.expires_in_s + " s"]);
+    rows("bans-rows", bans.slice(0, 50), (b) => [b.cidr, b.kind, b.expires_in_s === null || b.expires_in_s === undefined ? "never" : dur(b.expires_in_s)]);
 
     const d = s.dht || {}, pd = (prev && prev.dht) || {};
     const qsum = (q) => Object.values(q || {}).reduce((a, v) => a + num(v), 0);
@@ -124,7 +132,8 @@
     set("seed-queued", num(sd.queued));
     plot(sd.upload_history, ecap);
     rows("seed-rows", (sd.peers || []).slice(0, 50), (p) => [
-      p.addr, p.class, bytes(p.rate_bps) + "/s", bytes(p.sent_bytes), num(p.queued), num(p.score)],
+      p.addr, p.class, bytes(p.rate_bps) + "/s", bytes(p.sent_bytes), num(p.queued), num(p.streams),
+      num(p.score)],
       (p) => num(p.score) > 0);
     rows("job-rows", ((s.jobs && s.jobs.jobs) || []).slice(0, 20), (j) => [j.job, j.kind, j.state, j.have]);
 
