@@ -29,7 +29,7 @@ start_node() { # N [ENV=VALUE...]
 }
 job() { ctl 4 --json content jobs "$1"; }
 
-start_node 1 WEFT_CONTENT_TEST_SERVE_DELAY_MS=20
+start_node 1 WEFT_CONTENT_TEST_SERVE_DELAY_MS=20 WEFT_CONTENT_TEST_PUT_DELAY_US=3000
 start_node 2 WEFT_CONTENT_TEST_SERVE_DELAY_MS=20
 start_node 3 WEFT_CONTENT_TEST_SERVE_DELAY_MS=20 WEFT_CONTENT_TEST_CORRUPT=1
 start_node 4
@@ -272,6 +272,30 @@ R2=$(reads4)
 [ "$((R2 - R1))" = 8 ] || fail "a copy export of file5 read $((R2 - R1)) chunks, want 8"
 pass "export of a blob fetched whole: --link read no chunk back, a copy read all 8"
 pass "end game: $EG duplicate requests, file intact ($(json_get retries <"$D/job3") retries)"
+
+# One provider: the end game has nobody else to ask, so no chunk is asked
+# for twice, even when its answer has arrived and is being verified (that
+# request, done, was once passed over, and the same provider asked again:
+# served twice and scored as a repeat against an honest downloader; host
+# 4 serves without the others' test delay, answers back to back, and host
+# 1 takes 3 ms over each answer, test hook WEFT_CONTENT_TEST_PUT_DELAY_US:
+# others arrive meanwhile, as the race wants).
+repeats4() { ctl 4 metrics | awk '/^weft_content_requester_faults_total\{kind="repeat"\}/ {print $2}'; }
+P0=$(repeats4)
+for k in 1 2 3; do
+	"$PYTHON" -c "import random,sys; random.seed(20 + $k); sys.stdout.buffer.write(random.randbytes(24 << 20))" >"$D/one$k.bin"
+	ctl 4 --json content add "$D/one$k.bin" >"$D/addo" || fail "add one$k"
+	IDO=$(json_get items 0 id <"$D/addo")
+	ctl 1 --json content get "$IDO" --from "$(netns_ip4 4)" --no-wait >"$D/geto" || fail "get one$k"
+	JO=$(json_get job <"$D/geto")
+	wait_for '[ "$(ctl 1 --json content jobs "$JO" | json_get done)" = True ]' 600 ||
+		fail "one$k did not finish: $(ctl 1 --json content jobs "$JO")"
+	ctl 1 --json content jobs "$JO" >"$D/jobo"
+	[ "$(json_get state <"$D/jobo")" = done ] || fail "one$k failed: $(cat "$D/jobo")"
+	[ "$(json_get endgame <"$D/jobo")" = 0 ] || fail "one provider, yet an end-game request: $(cat "$D/jobo")"
+done
+[ "$(repeats4)" = "$P0" ] || fail "host 4 scored $(($(repeats4) - P0)) repeated chunk requests"
+pass "one provider: no chunk asked for twice in 3 downloads (no end game, no repeat scored)"
 
 # Clean stops: a sanitizer report at shutdown fails the test, shown here.
 for n in 1 2 3 4; do

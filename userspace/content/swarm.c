@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "content/swarm_int.h"
 #include "weft/guard.h"
@@ -406,6 +407,11 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 	 * durable, and served, once committed (cn_commit_pending). */
 	pthread_mutex_unlock(&j->mu);
 	rc = cn_ans_put_chunk(&r->a, j->cn->cs, j->cur, idx, (size_t)want);
+#ifdef WEFT_TEST_HOOKS
+	/* a slow verification, so that other answers arrive meanwhile */
+	if (getenv("WEFT_CONTENT_TEST_PUT_DELAY_US"))
+		usleep((useconds_t)strtoul(getenv("WEFT_CONTENT_TEST_PUT_DELAY_US"), NULL, 10));
+#endif
 	pthread_mutex_lock(&j->mu);
 	if (rc == -EBADMSG) {
 		j->retries++;
@@ -547,14 +553,25 @@ static void endgame(struct cn_job *j, uint64_t t)
 		if (!j->have[i] && !j->busy[i])
 			return; /* not the end yet: something is not even asked for */
 	for (i = j->cursor; i < j->nchunks && j->inflight < j->cn->max_parallel; i++) {
-		int first = -1, peer;
+		int first = -1, arrived = 0, peer;
 
 		if (j->have[i] || j->busy[i] != 1)
 			continue;
+		/* The provider already asked, whether its answer is still on
+		 * its way or arrived and not yet taken in (done, the job lock
+		 * let go while it is verified): never asked twice. An arrived
+		 * answer needs no second request at all. (A done request was
+		 * once passed over here, so with one provider the chunk went
+		 * to the same one again: served twice, and scored as a repeat
+		 * against an honest downloader.) */
 		for (unsigned int k = 0; k < CN_MAX_REQS; k++)
-			if (j->reqs[k].used && !j->reqs[k].done && j->reqs[k].kind == K_CHUNK &&
-			    j->reqs[k].chunk == i)
+			if (j->reqs[k].used && j->reqs[k].kind == K_CHUNK &&
+			    j->reqs[k].chunk == i) {
 				first = (int)j->reqs[k].peer;
+				arrived |= j->reqs[k].done && !j->reqs[k].err;
+			}
+		if (arrived)
+			continue;
 		peer = best_peer(j, i, t, first);
 		if (peer >= 0 && cn_req_open(j, peer, K_CHUNK, i) == 0)
 			j->endgame++;
