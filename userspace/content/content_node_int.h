@@ -639,21 +639,16 @@ struct cn_pick {
 /* Ranks above this count as this (CONTENT_MAX_PROVIDERS). */
 #define CN_PICK_LEVELS CONTENT_MAX_PROVIDERS
 /*
- * Offer up to want chunks to take(arg, index), rarest first, ties in scan
- * order from a start drawn from r (a random number; see pick.c). take
+ * Which chunks a job asks for next, in two steps, so that it can keep the
+ * order between picks (swarm.c, CN_PICK_ORDER_MS): cn_pick_order writes
+ * the eligible chunks (not held, not asked for, some provider known to
+ * have them) to pk->scratch, rarest first, ties in scan order from a start
+ * drawn from r (a random number; see pick.c), and returns how many;
+ * cn_pick_take offers scratch[*pos..m) to take(arg, index), up to want of
+ * them, skipping entries no longer eligible, and moves *pos past the
+ * entries it consumed before the first that no provider could take. take
  * returns 1 (asked for), 0 (no provider with room has it: the next one is
- * offered) or < 0 (stop). Returns how many were taken.
- */
-unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
-		     int (*take)(void *arg, uint64_t index), void *arg);
-/*
- * cn_pick in two steps, so that a job can keep the order between picks
- * (swarm.c, CN_PICK_ORDER_MS): cn_pick_order writes the eligible chunks
- * to pk->scratch, rarest first, ties in scan order from a start drawn from
- * r, and returns how many; cn_pick_take offers scratch[*pos..m) to take as
- * cn_pick does, skipping entries no longer eligible (held, asked for, or
- * no provider known to have them since), and moves *pos past the entries
- * it consumed before the first that no provider could take.
+ * offered) or < 0 (stop). cn_pick_take returns how many were taken.
  */
 uint64_t cn_pick_order(const struct cn_pick *pk, uint64_t r);
 unsigned int cn_pick_take(const struct cn_pick *pk, uint64_t *pos, uint64_t m, unsigned int want,

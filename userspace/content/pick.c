@@ -90,13 +90,3 @@ unsigned int cn_pick_take(const struct cn_pick *pk, uint64_t *pos, uint64_t m, u
 }
 #undef RANK
 #undef ELIGIBLE
-
-unsigned int cn_pick(const struct cn_pick *pk, unsigned int want, uint64_t r,
-		     int (*take)(void *arg, uint64_t index), void *arg)
-{
-	uint64_t pos = 0;
-
-	if (!want)
-		return 0;
-	return cn_pick_take(pk, &pos, cn_pick_order(pk, r), want, take, arg);
-}

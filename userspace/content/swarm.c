@@ -583,7 +583,7 @@ struct pick_ctx {
 	uint64_t t;
 };
 
-/* cn_pick's take: the best provider with room that has the chunk. */
+/* cn_pick_take's take: the best provider with room that has the chunk. */
 static int pick_take(void *arg, uint64_t i)
 {
 	struct pick_ctx *c = arg;
