@@ -465,6 +465,17 @@ static void test_streams(void **state)
 	assert_int_equal(cn_sched_peers(s, 3 * NS, pi, 4), 2);
 	assert_true((pi[0].peer == 1 && pi[1].peer == 3) || (pi[0].peer == 3 && pi[1].peer == 1));
 	assert_int_equal(cn_sched_streams(s, 1, 0, 3 * NS), 2);
+	/* both entries with a stream open: a newcomer gets none (refused),
+	 * and neither live count is lost to it */
+	assert_int_equal(cn_sched_streams(s, 3, 1, 3 * NS), 1);
+	assert_int_equal(cn_sched_streams(s, 4, 1, 4 * NS), 0);
+	assert_int_equal(cn_sched_fault(s, 4, CN_FAULT_REPEAT, 4 * NS), 0);
+	assert_int_equal(cn_sched_streams(s, 1, 0, 4 * NS), 2);
+	assert_int_equal(cn_sched_streams(s, 3, 0, 4 * NS), 1);
+	/* peer 3's stream closed: its entry is free for peer 4 */
+	assert_int_equal(cn_sched_streams(s, 3, -1, 4 * NS), 0);
+	assert_int_equal(cn_sched_streams(s, 4, 1, 5 * NS), 1);
+	assert_int_equal(cn_sched_streams(s, 1, 0, 5 * NS), 2);
 	/* closed down to none, never below */
 	assert_int_equal(cn_sched_streams(s, 1, -1, 3 * NS), 1);
 	assert_int_equal(cn_sched_streams(s, 1, -1, 3 * NS), 0);

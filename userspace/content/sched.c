@@ -168,18 +168,10 @@ static void unhash(struct cn_sched *s, struct peer *p)
 		}
 }
 
-/* Of two idle entries, whether e is taken over before q: one with no
- * fetch stream open first, then the one seen longer ago. */
-static int taken_first(const struct peer *e, const struct peer *q)
-{
-	if (!e->streams != !q->streams)
-		return !e->streams;
-	return e->last_ns < q->last_ns;
-}
-
-/* peer's entry, or a new one: a free slot, else the idle one (nothing
- * queued) seen longest ago, one with no fetch stream open first (its
- * count and score go with it); NULL when every entry has requests queued. */
+/* peer's entry, or a new one: a free slot, else the idle entry seen
+ * longest ago (nothing queued and no fetch stream open; its score goes
+ * with it); NULL when every entry has requests queued or streams open, so
+ * a live connection's stream count is never lost to a newcomer. */
 static struct peer *get(struct cn_sched *s, uint64_t peer, uint64_t now)
 {
 	struct peer *p = find(s, peer), *pick = NULL;
@@ -193,7 +185,7 @@ static struct peer *get(struct cn_sched *s, uint64_t peer, uint64_t now)
 		for (unsigned int i = 0; i < s->nused; i++) {
 			struct peer *e = &s->p[i];
 
-			if (!e->qlen && (!pick || taken_first(e, pick)))
+			if (!e->qlen && !e->streams && (!pick || e->last_ns < pick->last_ns))
 				pick = e;
 		}
 	if (!pick)

@@ -169,7 +169,9 @@ unsigned int cn_sched_trim(struct cn_sched *s, uint64_t now_ns, uint64_t idle_ns
  */
 int cn_sched_seen(struct cn_sched *s, uint64_t peer, uint64_t key, uint64_t now_ns);
 /* Count a fetch stream of peer opened (delta 1) or closed (-1), or only
- * ask (0): the number open after it. */
+ * ask (0): the number open after it; 0 when opening and no entry is free
+ * (every tracked peer has requests queued or streams open): the caller
+ * refuses the stream. */
 unsigned int cn_sched_streams(struct cn_sched *s, uint64_t peer, int delta, uint64_t now_ns);
 /* Requests queued in all. */
 unsigned int cn_sched_queued(const struct cn_sched *s);

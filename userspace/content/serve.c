@@ -717,7 +717,8 @@ static int pending_done(const struct cn_pending *p)
 }
 
 /* The entry of (conn, sid) on this worker's table, or a new one (create);
- * NULL when the table is full of live streams. */
+ * NULL when the table is full of live streams, or the scheduler has no
+ * entry free to count this connection's streams. */
 static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t sid, int create)
 {
 	unsigned int h = pending_hash(conn, sid), n = 0;
@@ -751,6 +752,10 @@ static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t 
 			return NULL;
 		pending_free(t, &t->e[ix - 1]);
 	}
+	/* counted against the connection first: no room to track it (every
+	 * scheduler entry has streams open or requests queued) is busy */
+	if (!cn_sched_streams(t->sched, conn, 1, cn_sv_now(t)))
+		return NULL;
 	if (t->free_head) {
 		ix = t->free_head;
 		p = &t->e[ix - 1];
@@ -759,7 +764,6 @@ static struct cn_pending *pending_get(struct cn_wtab *t, uint64_t conn, int64_t 
 		ix = ++t->fresh;
 		p = &t->e[ix - 1];
 	}
-	cn_sched_streams(t->sched, conn, 1, cn_sv_now(t));
 	p->used = 1;
 	p->isnew = 1;
 	p->conn = conn;
