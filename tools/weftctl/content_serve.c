@@ -210,7 +210,7 @@ static void render_peers(const json_t *o)
 	       weftctl_jint(o, "queued"));
 	spark(json_object_get(o, "upload_history"));
 	printf("\n%-30s %-4s %10s %9s %8s %6s %9s %7s %5s\n", "PEER", "NET", "RATE", "SENT",
-	       "CHUNKS", "QUEUE", "HELD", "STREAMS", "SCORE");
+	       "ANSWERS", "QUEUE", "HELD", "STREAMS", "SCORE");
 	json_array_foreach(json_object_get(o, "peers"), i, p)
 	{
 		weftctl_fmt_bytes((double)weftctl_jint(p, "rate_bps"), r, sizeof(r));

@@ -169,7 +169,9 @@ static void addr_str(const struct sockaddr_storage *ss, char *out, size_t cap)
 	}
 }
 
-/* Bytes/s over the last 5 whole seconds of the node's upload history. */
+/* Bytes/s over the last 5 seconds of the node's upload history, the
+ * newest slot included (it holds the bytes up to the last tick), as the
+ * per-peer rates count them. */
 static uint64_t up_rate(struct content_node *cn, uint64_t *hist, unsigned int nhist)
 {
 	uint64_t now_s = util_now_ms() / 1000, sum = 0;
@@ -190,7 +192,7 @@ static uint64_t up_rate(struct content_node *cn, uint64_t *hist, unsigned int nh
 				 : 0;
 
 		hist[nhist - 1 - i] = v; /* oldest first */
-		if (i >= 1 && i <= 5)
+		if (i < 5)
 			sum += v;
 	}
 	return sum / 5;
