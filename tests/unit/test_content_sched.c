@@ -14,7 +14,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <cmocka.h>
 
 #include "content/sched.h"
@@ -392,17 +396,97 @@ static void test_score(void **state)
 	(void)state;
 	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
 	for (unsigned int i = 0; i < n - 1; i++)
-		assert_int_equal(cn_sched_fault(s, 5, CN_FAULT_UNANNOUNCED, NS + i), 0);
-	assert_int_equal(cn_sched_fault(s, 5, CN_FAULT_UNANNOUNCED, NS + n), 1);
+		assert_int_equal(cn_sched_fault(s, 5, NULL, CN_FAULT_UNANNOUNCED, NS + i), 0);
+	assert_int_equal(cn_sched_fault(s, 5, NULL, CN_FAULT_UNANNOUNCED, NS + n), 1);
 	for (unsigned int i = 0; i < 5; i++)
-		reports += (unsigned int)cn_sched_fault(s, 5, CN_FAULT_REPEAT, NS + n + i);
+		reports += (unsigned int)cn_sched_fault(s, 5, NULL, CN_FAULT_REPEAT, NS + n + i);
 	assert_int_equal(reports, 0);
 	assert_int_equal(cn_sched_peers(s, NS + n + 5, pi, 4), 1);
 	assert_true(pi[0].score >= CN_SCHED_BAN_SCORE);
 	/* another peer, one fault per half-life: stays low */
 	for (unsigned int i = 0; i < 3 * n; i++)
-		assert_int_equal(cn_sched_fault(s, 6, CN_FAULT_UNANNOUNCED,
+		assert_int_equal(cn_sched_fault(s, 6, NULL, CN_FAULT_UNANNOUNCED,
 						NS + (uint64_t)i * CN_SCHED_DECAY_S * NS),
+				 0);
+	cn_sched_free(s);
+}
+
+static struct sockaddr_storage addr_of(const char *ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		assert_int_equal(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		assert_int_equal(inet_pton(AF_INET, ip, &a->sin_addr), 1);
+	}
+	return ss;
+}
+
+/* An address's score outlives its connections: a requester that
+ * reconnects after each few faults (its connection's own score never near
+ * the threshold) is reported once its address's sum gets there, whatever
+ * its port, as an IPv4-mapped address, or hopping within its IPv6 /64;
+ * after the report the address starts again from 0; another address and
+ * another /64 are not charged; a flood of new addresses replaces the
+ * lowest scores, not the abuser's. */
+static void test_score_address(void **state)
+{
+	struct sockaddr_storage a = addr_of("192.0.2.7", 1000), b = addr_of("192.0.2.8", 1000),
+				am = addr_of("::ffff:192.0.2.7", 4000), x;
+	unsigned int n = CN_SCHED_BAN_SCORE / cn_fault_cost[CN_FAULT_UNANNOUNCED];
+	struct cn_sched *s;
+	uint64_t conn = 100;
+	char ip[64];
+
+	(void)state;
+	assert_int_equal(cn_sched_new(&s, NULL, NULL), 0);
+	/* 2 faults per connection, n/2 connections, new ports: the last fault
+	 * is the report, none before it */
+	for (unsigned int i = 0; i < n; i++) {
+		x = addr_of("192.0.2.7", (uint16_t)(2000 + i / 2));
+		if (i % 2)
+			x = am; /* the same host as IPv4-mapped */
+		assert_int_equal(cn_sched_fault(s, conn + i / 2, &x, CN_FAULT_UNANNOUNCED, NS + i),
+				 i == n - 1);
+	}
+	/* b was not charged for a's faults */
+	assert_int_equal(cn_sched_fault(s, 900, &b, CN_FAULT_UNANNOUNCED, 2 * NS), 0);
+	/* a starts again from 0: n - 1 more faults on fresh connections pass */
+	for (unsigned int i = 0; i < n - 1; i++)
+		assert_int_equal(cn_sched_fault(s, 200 + i, &a, CN_FAULT_UNANNOUNCED, 2 * NS), 0);
+	assert_int_equal(cn_sched_fault(s, 300, &a, CN_FAULT_UNANNOUNCED, 2 * NS), 1);
+
+	/* IPv6: hosts of one /64 are one requester; another /64 is not */
+	for (unsigned int i = 0; i < n - 1; i++) {
+		snprintf(ip, sizeof(ip), "2001:db8:1:2::%x", i + 1);
+		x = addr_of(ip, 443);
+		assert_int_equal(cn_sched_fault(s, 400 + i, &x, CN_FAULT_UNANNOUNCED, 3 * NS), 0);
+	}
+	x = addr_of("2001:db8:1:3::1", 443);
+	assert_int_equal(cn_sched_fault(s, 500, &x, CN_FAULT_UNANNOUNCED, 3 * NS), 0);
+	/* CN_SCHED_BLAME new addresses with one fault each: each replaces
+	 * another low one, the /64 at n - 1 faults stays */
+	for (unsigned int i = 0; i < CN_SCHED_BLAME; i++) {
+		snprintf(ip, sizeof(ip), "198.51.%u.%u", i / 250, i % 250 + 1);
+		x = addr_of(ip, 1);
+		assert_int_equal(cn_sched_fault(s, 600 + i, &x, CN_FAULT_REPEAT, 3 * NS), 0);
+	}
+	x = addr_of("2001:db8:1:2::ffff", 443);
+	assert_int_equal(cn_sched_fault(s, 1000, &x, CN_FAULT_UNANNOUNCED, 3 * NS), 1);
+	/* decay: the same faults spread over half-lives never add up */
+	for (unsigned int i = 0; i < 3 * n; i++)
+		assert_int_equal(cn_sched_fault(s, 2000 + i, &b, CN_FAULT_UNANNOUNCED,
+						5 * NS + (uint64_t)i * CN_SCHED_DECAY_S * NS),
 				 0);
 	cn_sched_free(s);
 }
@@ -460,8 +544,8 @@ static void test_streams(void **state)
 	assert_int_equal(cn_sched_streams(s, 9, -1, NS), 0);
 	assert_int_equal(cn_sched_peers(s, NS, pi, 4), 1);
 	/* peer 2 (no stream, newer) is taken for peer 3, not peer 1 */
-	assert_int_equal(cn_sched_fault(s, 2, CN_FAULT_REPEAT, 2 * NS), 0);
-	assert_int_equal(cn_sched_fault(s, 3, CN_FAULT_REPEAT, 3 * NS), 0);
+	assert_int_equal(cn_sched_fault(s, 2, NULL, CN_FAULT_REPEAT, 2 * NS), 0);
+	assert_int_equal(cn_sched_fault(s, 3, NULL, CN_FAULT_REPEAT, 3 * NS), 0);
 	assert_int_equal(cn_sched_peers(s, 3 * NS, pi, 4), 2);
 	assert_true((pi[0].peer == 1 && pi[1].peer == 3) || (pi[0].peer == 3 && pi[1].peer == 1));
 	assert_int_equal(cn_sched_streams(s, 1, 0, 3 * NS), 2);
@@ -469,7 +553,7 @@ static void test_streams(void **state)
 	 * and neither live count is lost to it */
 	assert_int_equal(cn_sched_streams(s, 3, 1, 3 * NS), 1);
 	assert_int_equal(cn_sched_streams(s, 4, 1, 4 * NS), 0);
-	assert_int_equal(cn_sched_fault(s, 4, CN_FAULT_REPEAT, 4 * NS), 0);
+	assert_int_equal(cn_sched_fault(s, 4, NULL, CN_FAULT_REPEAT, 4 * NS), 0);
 	assert_int_equal(cn_sched_streams(s, 1, 0, 4 * NS), 2);
 	assert_int_equal(cn_sched_streams(s, 3, 0, 4 * NS), 1);
 	/* peer 3's stream closed: its entry is free for peer 4 */
@@ -531,6 +615,7 @@ int main(void)
 	    cmocka_unit_test(test_repeat),
 	    cmocka_unit_test(test_trim_idle_queues),
 	    cmocka_unit_test(test_streams),
+	    cmocka_unit_test(test_score_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

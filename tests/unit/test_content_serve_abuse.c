@@ -10,6 +10,9 @@
  *
  * test_stream_limit_banned: a requester keeping more fetch streams open
  * at once than CONTENT_SERVE_PEER_STREAMS.
+ *
+ * test_reconnect_banned: a requester that reconnects before any one
+ * connection's score gets to the ban.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -238,11 +241,114 @@ static void test_stream_limit_banned(void **state)
 	abuse_end(&sd, g, &cl, &f.a);
 }
 
+/* ---- a requester that reconnects to start its score again ---- */
+
+/* Unannounced requests per connection: 40 of the ban's 100, so no
+ * connection reaches it alone, and the fault that reaches it (the 10th on
+ * a worker) is never a connection's last: the requester's own close never
+ * crosses the seed's. */
+#define HOP_ASKS 4u
+_Static_assert(CN_SCHED_BAN_SCORE == 100, "HOP_ASKS is set for a ban at 100");
+#define HOP_CONNS 12
+
+struct hop_cli {
+	struct bad_cli b;
+	struct seed *sd;
+	struct quic_node_handler *h;
+	atomic_int conns, conn_asks;
+};
+
+static void hop_ask(struct hop_cli *c)
+{
+	if (atomic_load(&c->conn_asks) < (int)HOP_ASKS &&
+	    quic_node_stream_open(c->b.a.qn, c->b.a.conn, CONTENT_ST_FETCH, 0) == 0)
+		atomic_fetch_add(&c->conn_asks, 1);
+}
+
+static void hop_connected(void *arg, uint64_t conn, int err, const uint8_t *peer_key)
+{
+	struct hop_cli *c = arg;
+
+	(void)peer_key;
+	if (err)
+		return;
+	c->b.a.conn = conn;
+	atomic_store(&c->conn_asks, 0);
+	hop_ask(c);
+}
+
+static void hop_data(void *arg, uint64_t conn, int64_t sid, const uint8_t *data, size_t len,
+		     int fin)
+{
+	struct hop_cli *c = arg;
+
+	(void)sid;
+	if (len && data[0] == CONTENT_ST_NOT_FOUND)
+		atomic_fetch_add(&c->b.notfound, 1);
+	if (!fin)
+		return;
+	if (atomic_fetch_add(&c->b.answers, 1) % HOP_ASKS == HOP_ASKS - 1)
+		quic_node_close(c->b.a.qn, conn, 0); /* enough here: a new connection */
+	else
+		hop_ask(c);
+}
+
+/* Our own close: dial again (at most HOP_CONNS times); the seed's close
+ * (the ban) ends the run. */
+static void hop_closed(void *arg, uint64_t conn, const struct quic_close_info *info)
+{
+	struct hop_cli *c = arg;
+	uint64_t next;
+
+	(void)conn;
+	if (info->reason == QUIC_CLOSE_LOCAL_APP && atomic_load(&c->conns) < HOP_CONNS) {
+		atomic_fetch_add(&c->conns, 1);
+		if (quic_node_connect_addr(c->b.a.qn, (struct sockaddr *)&c->sd->to,
+					   sizeof(c->sd->to), c->sd->s.id.pk, c->h, c, &next) == 0)
+			return;
+	}
+	atomic_store(&c->b.a.closed, 1);
+}
+
+/* A requester that closes its connection after HOP_ASKS unannounced
+ * requests and dials again, so that no connection's own score reaches
+ * CN_SCHED_BAN_SCORE, is banned all the same: its address's score is the
+ * sum over its connections (scored per worker: the seed has 2). Until stop 93 scores were per
+ * connection only and this requester was never banned. */
+static void test_reconnect_banned(void **state)
+{
+	static struct hop_cli c;
+	static struct quic_node_handler h = {.connected = hop_connected,
+					     .stream_opened = bad_opened,
+					     .stream_data = hop_data,
+					     .closed = hop_closed};
+	struct guard *g;
+	struct side cl;
+	struct seed sd;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.sd = &sd;
+	c.h = &h;
+	atomic_store(&c.conns, 1);
+	abuse_run(&sd, &g, &cl, &h, &c.b.a);
+	printf("hopper: %d connections, %d answered (%d NOT_FOUND); bans %llu\n",
+	       atomic_load(&c.conns), atomic_load(&c.b.answers), atomic_load(&c.b.notfound),
+	       (unsigned long long)atomic_load(&sd.cn->requester_bans));
+	/* 10 faults on one worker: by the third connection when the seed's
+	 * workers see all of them, by the fifth when they alternate */
+	assert_true(atomic_load(&c.conns) >= 3);
+	assert_true(atomic_load(&c.conns) <= 5);
+	assert_true(atomic_load(&sd.cn->faults[CN_FAULT_UNANNOUNCED]) <= 5 * HOP_ASKS);
+	abuse_end(&sd, g, &cl, &c.b.a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_requester_banned),
 	    cmocka_unit_test(test_stream_limit_banned),
+	    cmocka_unit_test(test_reconnect_banned),
 	};
 
 	return cmocka_run_group_tests_name("content_serve_abuse", tests, NULL, NULL);

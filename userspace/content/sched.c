@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
 #include "content/sched.h"
 
 #define NS 1000000000ull
@@ -70,6 +72,13 @@ struct peer {
 	unsigned int nseen, streams;
 };
 
+/* An address's score (cn_sched_fault): key from blame_key. */
+#define CN_BLAME_KEY 9
+struct cn_blame {
+	uint8_t key[CN_BLAME_KEY];
+	uint64_t score_milli, score_ns;
+};
+
 struct cn_sched {
 	struct cn_sched_opts o;
 	struct cn_sched_limits lim;
@@ -88,6 +97,10 @@ struct cn_sched {
 	unsigned int nbucket;
 	uint16_t ring; /* the active peer at the head of the ring: index + 1 */
 	unsigned int nactive, queued;
+	/* requester addresses' scores, which outlive their connections:
+	 * CN_SCHED_BLAME, allocated at the first fault */
+	struct cn_blame *blame;
+	unsigned int nblame;
 };
 
 static unsigned int hash_of(const struct cn_sched *s, uint64_t peer)
@@ -141,6 +154,7 @@ void cn_sched_free(struct cn_sched *s)
 			free(s->p[i].q);
 	free(s->p);
 	free(s->bucket);
+	free(s->blame);
 	free(s);
 }
 
@@ -477,14 +491,15 @@ void cn_sched_account(struct cn_sched *s, uint64_t peer, int64_t bytes, uint64_t
 		global_take(s, bytes);
 }
 
-/* The score (milli-points) decayed to now: halves every decay_s. */
-static uint64_t decayed(const struct cn_sched *s, const struct peer *p, uint64_t now)
+/* A score (milli-points) set at at_ns, decayed to now: halves every
+ * decay_s. */
+static uint64_t decay(const struct cn_sched *s, uint64_t v, uint64_t at_ns, uint64_t now)
 {
-	uint64_t half = (uint64_t)s->o.decay_s * NS, dt, v = p->score_milli;
+	uint64_t half = (uint64_t)s->o.decay_s * NS, dt;
 
-	if (now <= p->score_ns || !v)
+	if (now <= at_ns || !v)
 		return v;
-	dt = now - p->score_ns;
+	dt = now - at_ns;
 	if (dt / half >= 64)
 		return 0;
 	v >>= dt / half;
@@ -492,19 +507,103 @@ static uint64_t decayed(const struct cn_sched *s, const struct peer *p, uint64_t
 	return v - v * (dt % half) / (2 * half);
 }
 
-int cn_sched_fault(struct cn_sched *s, uint64_t peer, enum cn_fault f, uint64_t now_ns)
+static uint64_t decayed(const struct cn_sched *s, const struct peer *p, uint64_t now)
 {
-	struct peer *p = get(s, peer, now_ns);
+	return decay(s, p->score_milli, p->score_ns, now);
+}
 
-	if (!p || f >= CN_FAULT_N)
-		return 0;
-	p->score_milli = decayed(s, p, now_ns) + 1000ull * cn_fault_cost[f];
-	p->score_ns = now_ns;
-	if (!p->reported && p->score_milli >= 1000ull * s->o.ban_score) {
-		p->reported = 1;
-		return 1;
+/* The key a requester's address is blamed under: an IPv4 address (also
+ * when IPv4-mapped), an IPv6 /64 (one host's usual share: a requester
+ * hopping within its /64 stays one). 0, or -EAFNOSUPPORT. */
+static int blame_key(const struct sockaddr_storage *ss, uint8_t key[CN_BLAME_KEY])
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	memset(key, 0, CN_BLAME_KEY);
+	if (ss->ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+
+		if (!memcmp(a, mapped, sizeof(mapped))) {
+			key[0] = 4;
+			memcpy(key + 1, a + 12, 4);
+		} else {
+			key[0] = 6;
+			memcpy(key + 1, a, 8);
+		}
+	} else {
+		return -EAFNOSUPPORT;
 	}
 	return 0;
+}
+
+/* The address's entry, or a new one: a free slot, else the one whose
+ * score has decayed lowest (a flood of new addresses replaces each other,
+ * not the abuser with a high score). NULL only when out of memory. */
+static struct cn_blame *blame_get(struct cn_sched *s, const uint8_t key[CN_BLAME_KEY], uint64_t now)
+{
+	struct cn_blame *pick = NULL;
+	uint64_t low = UINT64_MAX;
+
+	if (!s->blame) {
+		s->blame = calloc(CN_SCHED_BLAME, sizeof(*s->blame));
+		if (!s->blame)
+			return NULL;
+	}
+	for (unsigned int i = 0; i < s->nblame; i++) {
+		struct cn_blame *b = &s->blame[i];
+		uint64_t v;
+
+		if (!memcmp(b->key, key, CN_BLAME_KEY))
+			return b;
+		v = decay(s, b->score_milli, b->score_ns, now);
+		if (v < low) {
+			low = v;
+			pick = b;
+		}
+	}
+	if (s->nblame < CN_SCHED_BLAME)
+		pick = &s->blame[s->nblame++];
+	memset(pick, 0, sizeof(*pick));
+	memcpy(pick->key, key, CN_BLAME_KEY);
+	return pick;
+}
+
+int cn_sched_fault(struct cn_sched *s, uint64_t peer, const struct sockaddr_storage *addr,
+		   enum cn_fault f, uint64_t now_ns)
+{
+	struct peer *p = get(s, peer, now_ns);
+	uint64_t cost, ban;
+	uint8_t key[CN_BLAME_KEY];
+	struct cn_blame *b = NULL;
+	int over = 0;
+
+	if (f >= CN_FAULT_N)
+		return 0;
+	cost = 1000ull * cn_fault_cost[f];
+	ban = 1000ull * s->o.ban_score;
+	if (addr && !blame_key(addr, key))
+		b = blame_get(s, key, now_ns);
+	if (b) {
+		b->score_milli = decay(s, b->score_milli, b->score_ns, now_ns) + cost;
+		b->score_ns = now_ns;
+		if (b->score_milli >= ban) {
+			b->score_milli = 0; /* reported: from nothing after the ban */
+			over = 1;
+		}
+	}
+	if (p) {
+		p->score_milli = decayed(s, p, now_ns) + cost;
+		p->score_ns = now_ns;
+		if (p->reported)
+			return 0;
+		if (p->score_milli >= ban)
+			over = 1;
+		p->reported = (uint8_t)over;
+	}
+	return over;
 }
 
 unsigned int cn_sched_trim(struct cn_sched *s, uint64_t now_ns, uint64_t idle_ns)

@@ -17,17 +17,17 @@
  * cap (struct cn_rate) split between the schedulers that share it (one
  * per worker) in proportion to their backlogged peers, so a peer's share
  * does not depend on which worker it landed on (each scheduler publishes
- * its count in an atomic; its part is a bucket of its own); a request is served when its buckets are not in
- * debt and then takes its cost from them (a bucket may go into debt by
- * one request: a chunk is larger than a small burst). A peer of class
- * CN_CLASS_LAN does not draw on the global bucket unless the options say
- * so (libtorrent's local peer class). Rate 0 = unlimited.
+ * its count in an atomic; its part is a bucket of its own); a request is served when its buckets
+ * are not in debt and then takes its cost from them (a bucket may go into debt by one request: a
+ * chunk is larger than a small burst). A peer of class CN_CLASS_LAN does not draw on the global
+ * bucket unless the options say so (libtorrent's local peer class). Rate 0 = unlimited.
  *
  * Requester scoring (libtorrent-like "peer errors"): the caller reports
  * what a peer did wrong (cn_sched_fault); scores decay over time, and
  * cn_sched_fault returns 1 once the peer's score crosses the threshold
- * (once per peer): the caller decides on the ban (only for a validated
- * peer: completed QUIC handshake).
+ * (once per peer), or its address's (the sum over its connections, so a
+ * requester that reconnects keeps what it earned): the caller decides on
+ * the ban (only for a validated peer: completed QUIC handshake).
  *
  * Checked with a virtual clock by tests/unit/test_content_sched.c.
  */
@@ -46,6 +46,7 @@
 #define CN_SCHED_BURST_MS 100	/* bucket depth: this long at the rate, at least one chunk */
 #define CN_SCHED_BAN_SCORE 100	/* score at which a peer is reported for a ban */
 #define CN_SCHED_DECAY_S 60	/* a score halves in this long */
+#define CN_SCHED_BLAME 256	/* requester addresses scored (IPv4, IPv6 /64) per scheduler */
 #define CN_SCHED_RATE_SLOTS 8	/* per-peer rate window, 1 s slots */
 #define CN_SCHED_SEEN 32	/* chunks remembered per peer (repeat requests) */
 #define CN_SCHED_REPEAT_MS 1000 /* a repeat within this of the serve is scored */
@@ -143,11 +144,15 @@ void cn_sched_defer(struct cn_sched *s, const struct cn_sched_item *it, uint64_t
  * between estimated cost and the answer's real length may be negative). */
 void cn_sched_account(struct cn_sched *s, uint64_t peer, int64_t bytes, uint64_t now_ns);
 /*
- * A fault of peer: its score grows by cn_fault_cost[f] (after decay).
- * Returns 1 the first time the score reaches the ban threshold, else 0.
- * A peer unknown so far gets an entry (-ENOSPC: none free, 0 returned).
+ * A fault of peer (addr: its validated address, or NULL): its score and
+ * its address's grow by cn_fault_cost[f] (after decay). Returns 1 the
+ * first time the peer's score reaches the ban threshold, or whenever its
+ * address's does (which then starts again from 0), else 0. A peer
+ * unknown so far gets an entry when one is free; an address gets one of
+ * CN_SCHED_BLAME (the lowest decayed score replaced).
  */
-int cn_sched_fault(struct cn_sched *s, uint64_t peer, enum cn_fault f, uint64_t now_ns);
+int cn_sched_fault(struct cn_sched *s, uint64_t peer, const struct sockaddr_storage *addr,
+		   enum cn_fault f, uint64_t now_ns);
 /* Every peer with nothing queued and no request or answer for idle_ns
  * gives its request queue back (peer_queue items: 27 KiB by default);
  * its entry (score, rate window, chunks seen) keeps its slot until

@@ -58,13 +58,14 @@ void cn_serve_fault(struct content_node *cn, struct cn_wtab *t, uint64_t conn, e
 	struct sockaddr_storage addr;
 	uint8_t key[QUIC_KEY_LEN], a[16];
 	char as[64] = "?";
-	int fam, rc = -ENODEV;
+	int fam, valid, rc = -ENODEV;
 
 	atomic_fetch_add(&cn->faults[f], 1);
-	if (cn_sched_fault(t->sched, conn, f, cn_sv_now(t)) != 1)
-		return;
-	/* only a peer that finished its handshake has a key: validated */
-	if (quic_node_conn_peer(cn->quic, conn, key, &addr))
+	/* only a peer that finished its handshake has a key: validated, and
+	 * its address is scored with the connection (a requester that
+	 * reconnects keeps its score) */
+	valid = !quic_node_conn_peer(cn->quic, conn, key, &addr);
+	if (cn_sched_fault(t->sched, conn, valid ? &addr : NULL, f, cn_sv_now(t)) != 1 || !valid)
 		return;
 	fam = addr.ss_family;
 	if (fam == AF_INET)
