@@ -8,6 +8,9 @@
  * test_requester_banned: a requester asking for chunks of content the
  * server never announced.
  *
+ * test_removed_not_scored: one asking for chunks of content the server
+ * removed lately: not scored.
+ *
  * test_stream_limit_banned: a requester keeping more fetch streams open
  * at once than CONTENT_SERVE_PEER_STREAMS.
  *
@@ -19,6 +22,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -93,6 +97,11 @@ struct bad_cli {
 	atomic_int connected, answers, notfound, asked;
 };
 
+/* The content the bad requester asks for, when set: else an id never
+ * seen. */
+static uint8_t bad_id[B3TREE_ID_LEN];
+static int bad_id_set;
+
 static void bad_ask(struct bad_cli *b)
 {
 	if (atomic_load(&b->asked) < 40 &&
@@ -122,8 +131,11 @@ static void bad_opened(void *arg, uint64_t conn, uint64_t token, int64_t sid, in
 	(void)token;
 	if (err)
 		return;
-	/* a chunk of content the server never announced */
-	tu_fill(q.id, sizeof(q.id), 77);
+	/* a chunk of content the server never announced (or bad_id's) */
+	if (bad_id_set)
+		memcpy(q.id, bad_id, sizeof(q.id));
+	else
+		tu_fill(q.id, sizeof(q.id), 77);
 	len = cn_req_encode(&q, req);
 	quic_node_write(b->a.qn, conn, sid, req, (size_t)len, 1);
 }
@@ -170,6 +182,62 @@ static void test_requester_banned(void **state)
 	/* the requests before the threshold were answered, NOT_FOUND */
 	assert_true(atomic_load(&b.notfound) >= (int)need - 1);
 	abuse_end(&sd, g, &cl, &b.a);
+}
+
+/* Content this node held and removed (content rm) was announced: a
+ * requester asking for its chunks asked before it knew (requests in
+ * flight, a provider list of a minute ago). Its 40 requests are answered
+ * NOT_FOUND, counted as asked for removed content, and not scored: no
+ * fault, no ban, the connection left open. Until stop 93 they were scored
+ * as unannounced, and a seed that removed content banned its downloaders
+ * for 600 s (a loopback pair: 12 requests in flight at the rm, a ban). */
+static void test_removed_not_scored(void **state)
+{
+	static struct bad_cli b;
+	struct quic_node_handler h = {.connected = bad_connected,
+				      .stream_opened = bad_opened,
+				      .stream_data = bad_data,
+				      .closed = abuser_closed};
+	struct guard_opts go = {.npolicers = 2};
+	size_t blen = 4 * B3TREE_CHUNK_LEN;
+	uint8_t *blob = malloc(blen);
+	unsigned int nblobs = 0;
+	struct guard *g;
+	struct side cl;
+	struct seed sd;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	assert_non_null(blob);
+	tu_fill(blob, blen, 5);
+	assert_int_equal(guard_new(&g, &go), 0);
+	seed_new(&sd, 2, g, 0);
+	assert_int_equal(cstore_add_buf(sd.cn->cs, blob, blen, bad_id), 0);
+	assert_int_equal(cn_remove(sd.cn, bad_id, sizeof(bad_id), &nblobs), 0);
+	assert_int_equal(nblobs, 1);
+	bad_id_set = 1;
+	client_new(&cl, &sd, &h, &b, &b.a.qn, &b.a.conn);
+	for (int i = 0; i < 3000 && atomic_load(&b.answers) < 40; i++)
+		usleep(10000);
+	bad_id_set = 0;
+	printf("asked for removed content: %d answered (%d NOT_FOUND), closed %d; faults %llu, "
+	       "bans %llu\n",
+	       atomic_load(&b.answers), atomic_load(&b.notfound), atomic_load(&b.a.closed),
+	       (unsigned long long)atomic_load(&sd.cn->faults[CN_FAULT_UNANNOUNCED]),
+	       (unsigned long long)atomic_load(&sd.cn->requester_bans));
+	assert_int_equal(atomic_load(&b.answers), 40);
+	assert_int_equal(atomic_load(&b.notfound), 40);
+	assert_int_equal(atomic_load(&sd.cn->gone_asked), 40);
+	assert_int_equal(atomic_load(&sd.cn->faults[CN_FAULT_UNANNOUNCED]), 0);
+	assert_int_equal(atomic_load(&sd.cn->requester_bans), 0);
+	assert_false(atomic_load(&b.a.closed));
+	engine_stop(cl.eng);
+	engine_stop(sd.s.eng);
+	quic_node_free(cl.qn);
+	engine_free(cl.eng);
+	seed_free(&sd);
+	guard_free(g);
+	free(blob);
 }
 
 /* ---- more fetch streams open at once than allowed ---- */
@@ -347,6 +415,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_requester_banned),
+	    cmocka_unit_test(test_removed_not_scored),
 	    cmocka_unit_test(test_stream_limit_banned),
 	    cmocka_unit_test(test_reconnect_banned),
 	};

@@ -84,10 +84,37 @@ void cn_announce(struct content_node *cn, const uint8_t *id, size_t len)
 		log_warn(CN_MOD, "cannot queue an announcement: %s", strerror(-rc));
 }
 
+/* Lock-free both ways: written by whoever removes, read by the workers
+ * answering; a torn pair (an id with its slot's previous time) only moves
+ * one entry's expiry. */
+static void gone_note(struct content_node *cn, const uint8_t *id)
+{
+	unsigned int k = atomic_fetch_add(&cn->gone_next, 1) % CN_GONE_IDS;
+	uint64_t pre;
+
+	memcpy(&pre, id, sizeof(pre));
+	atomic_store(&cn->gone_ms[k], util_now_ms());
+	atomic_store(&cn->gone_id[k], pre);
+}
+
+int cn_gone_recent(struct content_node *cn, const uint8_t *id)
+{
+	uint64_t pre, now = util_now_ms();
+
+	memcpy(&pre, id, sizeof(pre));
+	for (unsigned int k = 0; k < CN_GONE_IDS; k++)
+		if (atomic_load(&cn->gone_id[k]) == pre &&
+		    now - atomic_load(&cn->gone_ms[k]) < CN_GONE_MS)
+			return 1;
+	return 0;
+}
+
 void cn_unannounce(struct content_node *cn, const uint8_t *id, size_t len)
 {
 	struct cn_anstate *as = cn->as;
 
+	if (len == B3TREE_ID_LEN)
+		gone_note(cn, id);
 	if (!as)
 		return;
 	pthread_mutex_lock(&as->mu);

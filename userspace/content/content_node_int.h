@@ -53,6 +53,13 @@ struct cn_sreq {
 	struct sockaddr_storage from;
 };
 
+/* Content removed (content rm, eviction, a cancelled download's part) is
+ * remembered this long, the last CN_GONE_IDS of it: a requester asking for
+ * its chunks meanwhile asked before it knew (a request in flight, a
+ * provider list of a minute ago) and is not scored for it. */
+#define CN_GONE_IDS 256
+#define CN_GONE_MS 600000
+
 /* Open fetch streams being served, with the bytes of a request not yet
  * complete, per engine worker: 1024 (64 downloaders x 16 streams). Bounded. */
 #define CN_PENDING_MAX 1024
@@ -302,6 +309,11 @@ struct content_node {
 	int honour_withdrawals;
 	pthread_mutex_t emu; /* one eviction at a time */
 	atomic_ullong evicted;
+	/* content removed lately (announce.c cn_gone_*): the first 8 bytes of
+	 * each id and when, a ring of CN_GONE_IDS */
+	atomic_ullong gone_id[CN_GONE_IDS], gone_ms[CN_GONE_IDS];
+	atomic_uint gone_next;
+	atomic_ullong gone_asked; /* requests for it answered unscored */
 	struct cn_events *ev;
 	/* Set with ev, before any job (cn_events_ended): a job thread that
 	 * ends tells the event hub through it; the hub calls the jobs
@@ -619,8 +631,11 @@ int cn_head_resolve_get(struct content_node *cn, const char *ref, struct cn_get_
 int cn_announce_init(struct content_node *cn);
 /* Queue id for announcement (len 32: content id; len 20: share id). */
 void cn_announce(struct content_node *cn, const uint8_t *id, size_t len);
-/* Stop announcing id (content rm, eviction). */
+/* Stop announcing id (content rm, eviction); a content id (len 32) is
+ * remembered as gone (cn_gone_recent). */
 void cn_unannounce(struct content_node *cn, const uint8_t *id, size_t len);
+/* Was content id removed in the last CN_GONE_MS (any thread)? 1 or 0. */
+int cn_gone_recent(struct content_node *cn, const uint8_t *id);
 struct cn_anq_stats;
 /* The schedule's figures: backlog, oldest announce's age (annsched.h). */
 void cn_announce_stats(struct content_node *cn, struct cn_anq_stats *st);

@@ -291,6 +291,8 @@ void cn_seed_stats(struct content_node *cn, json_t *o)
 	json_object_set_new(o, "announce_batches", json_integer((json_int_t)st.sends));
 	json_object_set_new(o, "announce_neighbourhoods", json_integer((json_int_t)st.hoods));
 	json_object_set_new(o, "evicted", json_integer((json_int_t)atomic_load(&cn->evicted)));
+	json_object_set_new(o, "asked_removed",
+			    json_integer((json_int_t)atomic_load(&cn->gone_asked)));
 	json_object_set_new(o, "events_dropped",
 			    json_integer((json_int_t)(cn->ev ? cn_events_dropped(cn->ev) : 0)));
 }

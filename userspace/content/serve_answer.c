@@ -311,8 +311,11 @@ void cn_chunk_answer(struct cn_sv *v, const struct cn_sreq *r, const uint8_t *id
 	}
 	if (rc == -ENOENT || rc == -EINVAL) {
 		atomic_fetch_add(&cn->serve_notfound, 1);
-		/* a chunk (or content) we never announced */
-		if (scored)
+		/* a chunk (or content) we never announced; content removed
+		 * lately was announced: asked for before the requester knew */
+		if (scored && rc == -ENOENT && cn_gone_recent(cn, id))
+			atomic_fetch_add(&cn->gone_asked, 1);
+		else if (scored)
 			requester_fault(v, r, CN_FAULT_UNANNOUNCED);
 		reply_status(v, r, rc == -EINVAL ? CONTENT_ST_BAD_REQUEST : CONTENT_ST_NOT_FOUND);
 		return;

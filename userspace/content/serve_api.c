@@ -268,11 +268,16 @@ static void metrics(void *arg, FILE *out)
 		"score.\n"
 		"# TYPE weft_content_requester_bans_total counter\n"
 		"weft_content_requester_bans_total %llu\n"
+		"# HELP weft_content_requests_for_removed_total Chunk requests for content removed "
+		"in the last 10 min, answered NOT_FOUND and not scored.\n"
+		"# TYPE weft_content_requests_for_removed_total counter\n"
+		"weft_content_requests_for_removed_total %llu\n"
 		"# HELP weft_content_upload_limit_bytes The node's upload cap in bytes/s (0: "
 		"none).\n"
 		"# TYPE weft_content_upload_limit_bytes gauge\n"
 		"weft_content_upload_limit_bytes %llu\n",
 		(unsigned long long)atomic_load(&cn->requester_bans),
+		(unsigned long long)atomic_load(&cn->gone_asked),
 		(unsigned long long)atomic_load(&cn->lim_up));
 	auto_status(cn, &st);
 	fprintf(out,
