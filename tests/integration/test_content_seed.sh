@@ -6,6 +6,8 @@
 # curl sees the stream as newline-delimited JSON), `content pin`/`pins`/
 # `unpin`,
 # `content rm` then a get of it from that node fails with a clear error,
+# as does a download running when its seed removes the content (the seed
+# bans no one for the requests in flight),
 # a pin acknowledged before a kill -9 is there after the restart,
 # `content cancel` stops a running download (reported cancelled), a chunk
 # the seed added itself is not hashed when served (/metrics), and the per-chunk
@@ -132,6 +134,28 @@ ctl 2 --json content ls | grep -q "$ID_c" && fail "the cancelled download's part
 [ -z "$(thread_policy "$PID2" weft-commit)" ] || fail "the cancelled job's committer thread is still there"
 [ -z "$(ls -A "$D/outc" 2>/dev/null)" ] || fail "the cancelled download's copy is still there: $(ls -la "$D/outc")"
 pass "cancel: job $J cancelled, its partial blob and its copy's temporary file deleted, its committer gone (its weft-download and weft-commit, and host 1's weft-read, SCHED_BATCH)"
+
+# rm on the seed while host 2 downloads c: the get fails within seconds
+# saying its provider no longer holds the content (it stalled 60 s and
+# said "no provider answered"), host 2 keeps the chunks it fetched, and the
+# seed scores none of host 2's requests in flight at the rm: they count as
+# asked for removed content, and host 2 is not banned (it was, for 600 s)
+ctl 2 --json content get "$ID_c" --from "$A" --no-wait >"$D/getc2" || fail "get c again"
+J=$(json_get job <"$D/getc2")
+wait_for '[ "$(ctl 2 --json content jobs "$J" | json_get fetched)" -ge 4 ]' 300 || fail "c does not start again"
+ctl 1 content rm "$ID_c" >/dev/null || fail "rm c on host 1 during the download"
+T0=$(date +%s)
+wait_for '[ "$(ctl 2 --json content jobs "$J" | json_get state)" = failed ]' 400 ||
+	fail "the download of c removed on its seed did not fail in 40 s: $(ctl 2 --json content jobs "$J")"
+ctl 2 --json content jobs "$J" | json_get error | grep -q "answered that it no longer holds this content" ||
+	fail "c's error: $(ctl 2 --json content jobs "$J" | json_get error)"
+ctl 2 --json content ls | grep -q "$ID_c" || fail "the chunks of c fetched before the rm are gone"
+m1() { ctl 1 metrics | awk -v k="$1" '$1 == k { print $2 }'; }
+[ "$(m1 weft_content_requester_bans_total)" = 0 ] &&
+	[ "$(m1 'weft_content_requester_faults_total{kind="unannounced"}')" = 0 ] ||
+	fail "host 2 scored for asking for c: $(ctl 1 metrics | grep -E 'requester|removed')"
+asked=$(m1 weft_content_requests_for_removed_total)
+pass "rm on the seed during a download: failed after $(($(date +%s) - T0)) s ($(ctl 2 --json content jobs "$J" | json_get error)); the fetched chunks kept; $asked requests for the removed content unscored, no ban"
 
 # the announce schedule's figures
 ctl 1 --json content stats | json_get announce_backlog >/dev/null || fail "no announce_backlog in stats"

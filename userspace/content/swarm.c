@@ -393,6 +393,10 @@ static void done_chunk(struct cn_job *j, struct cn_req *r)
 			if (p->counted && j->avail[idx])
 				j->avail[idx]--;
 		}
+		/* a provider that held it all lacks a chunk: removed there?
+		 * its INFO says (a partial one is asked for HAVE anyway) */
+		if (r->a.buf[0] == CONTENT_ST_NOT_FOUND && !p->partial && p->info == 2)
+			p->info = 0;
 		return;
 	}
 	if (cn_chunk_check(r->a.buf, r->a.len, want)) {
@@ -758,14 +762,16 @@ static int fetch_item_run(struct cn_job *j)
 			return -ETIMEDOUT;
 		}
 		/* Every provider named or found answered "not found" (removed
-		 * there, say) and no other turned up: say so, not a 60 s
-		 * stall. */
-		if (!j->opened && j->said_notfound && !usable_peers(j) &&
+		 * there, say; mid-download: its last answer) and no other
+		 * turned up: say so, not a 60 s stall. */
+		if ((j->opened ? cn_peers_notfound(j) : j->said_notfound) && !usable_peers(j) &&
 		    t - j->last_progress > (j->rq.nfrom ? CN_NOTFOUND_MS : CN_NOTFOUND_DHT_MS)) {
 			snprintf(j->error, sizeof(j->error),
-				 "not found: every provider asked (%u) answered that it does not "
-				 "hold this content",
-				 j->npeers);
+				 "not found: every provider asked (%u) answered that it %s this "
+				 "content%s",
+				 j->opened ? cn_peers_notfound(j) : j->npeers,
+				 j->opened ? "no longer holds" : "does not hold",
+				 j->opened ? "; the chunks fetched are kept: a get resumes" : "");
 			return -ENOENT;
 		}
 		cn_job_sleep(j, fetch_wait_ms(j, t));

@@ -402,6 +402,9 @@ void cn_add_peer(struct cn_job *j, const struct sockaddr_storage *ss, socklen_t 
 /* Lets go of j->mu while a DHT lookup starts. */
 void cn_gather(struct cn_job *j, const uint8_t *ih);
 void cn_poll_lookup(struct cn_job *j);
+/* Providers connected whose last answer to INFO or HAVE on the current
+ * item was NOT_FOUND (they do not hold it, or no longer). */
+unsigned int cn_peers_notfound(const struct cn_job *j);
 
 /* swarm_conn.c: requests on the wire. Called with j->mu held. */
 /* A request of kind (K_*) to peer on a free slot and a lane (idle, else

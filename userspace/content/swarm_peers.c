@@ -340,6 +340,18 @@ void cn_gather(struct cn_job *j, const uint8_t *ih)
 	}
 }
 
+unsigned int cn_peers_notfound(const struct cn_job *j)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < j->npeers; i++) {
+		const struct cn_peer *p = &j->peers[i];
+
+		n += p->state == P_UP && p->info == 3 && p->nf_n && p->nf_at == p->info_at;
+	}
+	return n;
+}
+
 void cn_poll_lookup(struct cn_job *j)
 {
 	struct sockaddr_storage found[CN_LOOKUP_MAX];
