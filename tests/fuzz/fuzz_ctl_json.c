@@ -436,8 +436,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = cn_api_parse_get(body, rq, &resp);
 		check_parse(rc, &resp);
 		if (!rc)
-			check((rq->id_len == 32 || rq->id_len == 20) && rq->nfrom <= 8 &&
-			      (!rq->out[0] || rq->out[0] == '/'));
+			/* an id, or a share head (KEY/NAME, a magnet) the
+			 * caller resolves: ref set, no id */
+			check((rq->ref[0] ? rq->id_len == 0 && memchr(rq->ref, 0, sizeof(rq->ref))
+					  : rq->id_len == 32 || rq->id_len == 20) &&
+			      rq->nfrom <= 8 && (!rq->out[0] || rq->out[0] == '/'));
 		free(rq);
 		break;
 	}

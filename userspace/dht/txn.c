@@ -18,6 +18,20 @@
 
 #include "dht/dht_int.h"
 
+/* The slot arrays hold the only pointers to malloc'd blocks (a query's
+ * retry copy, a lookup's peers): LeakSanitizer scans the heap, globals and
+ * stacks, not anonymous mappings, so under ASan they are its roots. */
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT_LSAN 1
+#endif
+#endif
+#ifdef WEFT_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 enum dht_stat_q dht_stat_q(enum krpc_method q)
 {
 	switch (q) {
@@ -42,13 +56,22 @@ void *dht_slots_new(size_t n, size_t size)
 {
 	void *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef WEFT_LSAN
+	__lsan_register_root_region(p, n * size);
+#endif
+	return p;
 }
 
 void dht_slots_del(void *base, size_t n, size_t size)
 {
-	if (base)
-		munmap(base, n * size);
+	if (!base)
+		return;
+#ifdef WEFT_LSAN
+	__lsan_unregister_root_region(base, n * size);
+#endif
+	munmap(base, n * size);
 }
 
 void dht_slots_trim(void *base, size_t size, uint32_t hw, uint32_t keep, uint32_t *touched)
