@@ -74,7 +74,7 @@ struct route {
 	int strict;  /* unknown members are rejected */
 	int target;  /* needs "peer" or "addr" (a string) */
 	int subpath; /* the input is a path suffix, not a body */
-	struct field f[8];
+	struct field f[10]; /* ends at a NULL key: at most 9 */
 };
 
 static const struct route routes[] = {
@@ -85,12 +85,16 @@ static const struct route routes[] = {
      1,
      0,
      0,
+     /* guard_limits_merge's known members, every one */
      {{"quic", T_OBJ, 0},
+      {"quic_validated", T_OBJ, 0},
       {"quic_initial", T_OBJ, 0},
       {"dht", T_OBJ, 0},
+      {"stun", T_OBJ, 0},
       {"quic_ports", T_ARR, 0},
       {"dht_ports", T_ARR, 0},
-      {"v6_prefix", T_INT, 0}}},
+      {"v6_prefix", T_INT, 0},
+      {"unvalidated", T_OBJ, 0}}},
     {"POST", "/v1/bans", DISPATCH, 0, 0, 0, 0, {{"cidr", T_STR, 1}, {"ttl", T_INT | T_NULL, 0}}},
     {"DELETE", "/v1/bans/", DISPATCH, 0, 0, 0, 1, {{0}}},
     {"POST", "/v1/dht/ping", DISPATCH, 0, 0, 0, 0, {{"addr", T_STR, 1}}},
