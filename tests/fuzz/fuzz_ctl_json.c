@@ -215,7 +215,9 @@ static const struct route routes[] = {
       {"peer_rate", T_INT, 0},
       {"lan_peer_rate", T_INT, 0},
       {"lan_capped", T_BOOL, 0},
-      {"superseed_s", T_INT, 0}}},
+      {"superseed_s", T_INT, 0},
+      {"fair_windows", T_BOOL, 0},
+      {"upload_auto", T_BOOL, 0}}},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
