@@ -45,6 +45,14 @@ struct sockaddr_storage;
 int util_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned int *sslen);
 /* Format an address as "1.2.3.4:5" or "[::1]:5" into buf. */
 const char *util_fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len);
+/* The table key of a source address, UTIL_ADDR_KEY_LEN bytes: a family
+ * tag (4 or 6), then the address masked to its counted prefix (IPv4 /32,
+ * IPv4-mapped IPv6 counted as IPv4; IPv6 the first v6_bits, 0..128), the
+ * rest zero. Returns the prefix length, or 0 when ss is neither (key all
+ * zero: not to be tracked). Port ignored. */
+#define UTIL_ADDR_KEY_LEN 17
+unsigned int util_addr_key(const struct sockaddr_storage *ss, unsigned int v6_bits,
+			   uint8_t key[UTIL_ADDR_KEY_LEN]);
 
 /* mkdir -p with mode for every created component; returns 0 or -errno. */
 int util_mkdir_p(const char *path, unsigned int mode);

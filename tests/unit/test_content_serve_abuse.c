@@ -67,6 +67,17 @@ static void abuse_run(struct seed *sd, struct guard **g, struct side *cl,
 		usleep(10000);
 }
 
+/* Stop and free the seed, its guard and the requester's node. */
+static void abuse_free(struct seed *sd, struct guard *g, struct side *cl)
+{
+	engine_stop(cl->eng);
+	engine_stop(sd->s.eng);
+	quic_node_free(cl->qn);
+	engine_free(cl->eng);
+	seed_free(sd);
+	guard_free(g);
+}
+
 /* The requester's connection closed by the seed, one requester banned,
  * its address (127.0.0.1) the one automatic ban in the guard's list;
  * everything freed. */
@@ -82,12 +93,7 @@ static void abuse_end(struct seed *sd, struct guard *g, struct side *cl, struct 
 	assert_int_equal(bans[0].family, AF_INET);
 	assert_int_equal(bans[0].addr[0], 127);
 	assert_int_equal(bans[0].kind, WXDP_BAN_AUTO);
-	engine_stop(cl->eng);
-	engine_stop(sd->s.eng);
-	quic_node_free(cl->qn);
-	engine_free(cl->eng);
-	seed_free(sd);
-	guard_free(g);
+	abuse_free(sd, g, cl);
 }
 
 /* ---- a requester asking for chunks never announced ---- */
@@ -231,12 +237,7 @@ static void test_removed_not_scored(void **state)
 	assert_int_equal(atomic_load(&sd.cn->faults[CN_FAULT_UNANNOUNCED]), 0);
 	assert_int_equal(atomic_load(&sd.cn->requester_bans), 0);
 	assert_false(atomic_load(&b.a.closed));
-	engine_stop(cl.eng);
-	engine_stop(sd.s.eng);
-	quic_node_free(cl.qn);
-	engine_free(cl.eng);
-	seed_free(&sd);
-	guard_free(g);
+	abuse_free(&sd, g, &cl);
 	free(blob);
 }
 

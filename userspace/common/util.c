@@ -185,6 +185,35 @@ int util_parse_addr(const char *s, struct sockaddr_storage *ss, unsigned int *ss
 	return 0;
 }
 
+unsigned int util_addr_key(const struct sockaddr_storage *ss, unsigned int v6_bits,
+			   uint8_t key[UTIL_ADDR_KEY_LEN])
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	const uint8_t *a;
+
+	memset(key, 0, UTIL_ADDR_KEY_LEN);
+	if (ss->ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return 32;
+	}
+	if (ss->ss_family != AF_INET6)
+		return 0;
+	a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+	if (!memcmp(a, mapped, sizeof(mapped))) {
+		key[0] = 4;
+		memcpy(key + 1, a + 12, 4);
+		return 32;
+	}
+	if (v6_bits > 128)
+		v6_bits = 128;
+	key[0] = 6;
+	memcpy(key + 1, a, v6_bits / 8);
+	if (v6_bits % 8)
+		key[1 + v6_bits / 8] = a[v6_bits / 8] & (uint8_t)(0xff00u >> (v6_bits % 8));
+	return v6_bits;
+}
+
 const char *util_fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];

@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <netinet/in.h>
-
 #include "content/sched.h"
+#include "weft/util.h"
 
 #define NS 1000000000ull
 
@@ -72,10 +71,12 @@ struct peer {
 	unsigned int nseen, streams;
 };
 
-/* An address's score (cn_sched_fault): key from blame_key. */
-#define CN_BLAME_KEY 9
+/* An address's score (cn_sched_fault), keyed by util_addr_key: an IPv4
+ * address (also when IPv4-mapped), an IPv6 /64 (one host's usual share: a
+ * requester hopping within its /64 stays one). */
+#define CN_BLAME_V6_BITS 64
 struct cn_blame {
-	uint8_t key[CN_BLAME_KEY];
+	uint8_t key[UTIL_ADDR_KEY_LEN];
 	uint64_t score_milli, score_ns;
 };
 
@@ -512,37 +513,11 @@ static uint64_t decayed(const struct cn_sched *s, const struct peer *p, uint64_t
 	return decay(s, p->score_milli, p->score_ns, now);
 }
 
-/* The key a requester's address is blamed under: an IPv4 address (also
- * when IPv4-mapped), an IPv6 /64 (one host's usual share: a requester
- * hopping within its /64 stays one). 0, or -EAFNOSUPPORT. */
-static int blame_key(const struct sockaddr_storage *ss, uint8_t key[CN_BLAME_KEY])
-{
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-	memset(key, 0, CN_BLAME_KEY);
-	if (ss->ss_family == AF_INET) {
-		key[0] = 4;
-		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-
-		if (!memcmp(a, mapped, sizeof(mapped))) {
-			key[0] = 4;
-			memcpy(key + 1, a + 12, 4);
-		} else {
-			key[0] = 6;
-			memcpy(key + 1, a, 8);
-		}
-	} else {
-		return -EAFNOSUPPORT;
-	}
-	return 0;
-}
-
 /* The address's entry, or a new one: a free slot, else the one whose
  * score has decayed lowest (a flood of new addresses replaces each other,
  * not the abuser with a high score). NULL only when out of memory. */
-static struct cn_blame *blame_get(struct cn_sched *s, const uint8_t key[CN_BLAME_KEY], uint64_t now)
+static struct cn_blame *blame_get(struct cn_sched *s, const uint8_t key[UTIL_ADDR_KEY_LEN],
+				  uint64_t now)
 {
 	struct cn_blame *pick = NULL;
 	uint64_t low = UINT64_MAX;
@@ -556,7 +531,7 @@ static struct cn_blame *blame_get(struct cn_sched *s, const uint8_t key[CN_BLAME
 		struct cn_blame *b = &s->blame[i];
 		uint64_t v;
 
-		if (!memcmp(b->key, key, CN_BLAME_KEY))
+		if (!memcmp(b->key, key, UTIL_ADDR_KEY_LEN))
 			return b;
 		v = decay(s, b->score_milli, b->score_ns, now);
 		if (v < low) {
@@ -567,7 +542,7 @@ static struct cn_blame *blame_get(struct cn_sched *s, const uint8_t key[CN_BLAME
 	if (s->nblame < CN_SCHED_BLAME)
 		pick = &s->blame[s->nblame++];
 	memset(pick, 0, sizeof(*pick));
-	memcpy(pick->key, key, CN_BLAME_KEY);
+	memcpy(pick->key, key, UTIL_ADDR_KEY_LEN);
 	return pick;
 }
 
@@ -576,7 +551,7 @@ int cn_sched_fault(struct cn_sched *s, uint64_t peer, const struct sockaddr_stor
 {
 	struct peer *p = get(s, peer, now_ns);
 	uint64_t cost, ban;
-	uint8_t key[CN_BLAME_KEY];
+	uint8_t key[UTIL_ADDR_KEY_LEN];
 	struct cn_blame *b = NULL;
 	int over = 0;
 
@@ -584,7 +559,7 @@ int cn_sched_fault(struct cn_sched *s, uint64_t peer, const struct sockaddr_stor
 		return 0;
 	cost = 1000ull * cn_fault_cost[f];
 	ban = 1000ull * s->o.ban_score;
-	if (addr && !blame_key(addr, key))
+	if (addr && util_addr_key(addr, CN_BLAME_V6_BITS, key))
 		b = blame_get(s, key, now_ns);
 	if (b) {
 		b->score_milli = decay(s, b->score_milli, b->score_ns, now_ns) + cost;

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "svc_int.h"
+#include "weft/util.h"
 
 struct svc_ent {
 	char name[SVC_NAME_MAX + 1];
@@ -145,39 +146,15 @@ void svc_router_free(struct svc_router *r)
 	free(r);
 }
 
-/*
- * Table key of a source address: family tag, then the address masked to
- * the counted prefix (IPv4 /32; IPv6 the configured prefix; v4-mapped IPv6
- * counts as IPv4). Returns the prefix length, or 0 when the address is not
- * IPv4/IPv6 (then it is not tracked).
- */
+/* Table key of a source address (util_addr_key at the configured IPv6
+ * prefix, in a key buffer of the table's width): the prefix length, or 0
+ * when the address is not IPv4/IPv6 (then it is not tracked). */
 static unsigned int svc_addr_key(const struct svc_router *r, const struct sockaddr_storage *ss,
 				 uint8_t key[IDENTITY_PK_LEN])
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
+	_Static_assert(UTIL_ADDR_KEY_LEN <= IDENTITY_PK_LEN, "address key fits a peer key");
 	memset(key, 0, IDENTITY_PK_LEN);
-	if (ss->ss_family == AF_INET) {
-		key[0] = 4;
-		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-		return 32;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		unsigned int bits = r->addr_v6_prefix;
-
-		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
-			key[0] = 4;
-			memcpy(key + 1, a + 12, 4);
-			return 32;
-		}
-		key[0] = 6;
-		memcpy(key + 1, a, bits / 8);
-		if (bits % 8)
-			key[1 + bits / 8] = a[bits / 8] & (uint8_t)(0xff00u >> (bits % 8));
-		return bits;
-	}
-	return 0;
+	return util_addr_key(ss, r->addr_v6_prefix, key);
 }
 
 static uint32_t *svc_bucket(struct svc_router *r, const char *name, size_t len)
