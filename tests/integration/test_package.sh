@@ -60,6 +60,13 @@ grep -qx 'discovery = off' "$R/etc/weft/weft.conf" || fail "the packaged weft.co
 dpkg-deb -f "$DEB" Depends | tr ',' '\n' | grep -qx ' *libcurl4' ||
 	fail "the package does not depend on libcurl4: $(dpkg-deb -f "$DEB" Depends)"
 readelf -d "$R/usr/bin/weftctl" | grep -q 'NEEDED.*libcurl' && fail "weftctl links libcurl"
+# weftd loads libbpf and libxdp when XDP or AF_XDP is first used (dlopen,
+# include/weft/bpflib.h): the package names both
+for lib in libbpf1 libxdp1; do
+	dpkg-deb -f "$DEB" Depends | tr ',' '\n' | grep -q "^ *$lib\b" ||
+		fail "the package does not depend on $lib: $(dpkg-deb -f "$DEB" Depends)"
+done
+readelf -d "$R/usr/sbin/weftd" | grep -Eq 'NEEDED.*lib(bpf|xdp|elf)' && fail "weftd links libbpf/libxdp/libelf"
 "$R/usr/bin/weftctl" hash --kernel >/dev/null || fail "the packaged weftctl does not hash"
 "$R/usr/bin/weftlab" --help | grep -q 'weftlab \[--dir DIR\] up' || fail "the packaged weftlab does not run"
 "$R/usr/lib/weft/weftlab-aria2" --help | grep -q 'usage: weftlab-aria2' || fail "the packaged weftlab-aria2 does not run"
@@ -167,7 +174,9 @@ pin=$(echo "$x" | json_get pin_dir)
 case "$pin" in "$RUN/bpf/"*) ;; *) fail "pin_dir '$pin' not under $RUN/bpf: $x" ;; esac
 nsenter -t "$WPID" -m ls "$pin" | grep -q . || fail "nothing pinned in $pin"
 ip -n "$(netns_name 1)" link show eth0 | grep -q 'xdp' || fail "no XDP program on eth0"
-pass "XDP attached, maps pinned in $pin"
+# loaded on first use, under the unit's sandbox (dlopen: include/weft/bpflib.h)
+grep -q '/libxdp\.so' "/proc/$WPID/maps" || fail "XDP attached but libxdp not mapped: how?"
+pass "XDP attached (libbpf and libxdp loaded on first use), maps pinned in $pin"
 
 # --- AF_XDP: a DHT ping from the peer namespace is answered
 cat >"$D/ping.py" <<'PY'

@@ -235,6 +235,13 @@ sys.exit(0 if s["aead"] == want else "aead %s, the figures %s pick %s" % (s["aea
 ' || fail "release weftd: quic.aead = auto against its own figures"
 			grep -q 'quic.aead = auto chose [a-z0-9]* (CPU per' "$WEFTD_LOG" ||
 				fail "release weftd: no measured auto line"
+			# libbpf and libxdp are loaded when XDP or AF_XDP is
+			# first used (include/weft/bpflib.h): io_uring maps
+			# neither, nor libelf and zlib behind them
+			readelf -d "$bin" | grep -Eq 'NEEDED.*lib(bpf|xdp|elf)\.' &&
+				fail "release weftd links libbpf/libxdp/libelf"
+			grep -Eq '/lib(bpf|xdp|elf)[.-]' "/proc/$WEFTD_PID/maps" &&
+				fail "release weftd on io_uring mapped libbpf/libxdp/libelf"
 		fi
 		stop_weftd "$WEFTD_PID" || fail "stop ($bin)"
 		if [ "$bin" = "$WEFTD_REL" ]; then

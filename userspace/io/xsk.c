@@ -35,10 +35,7 @@
 #include <unistd.h>
 #include <ifaddrs.h>
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <xdp/xsk.h>
-
+#include "weft/bpflib.h"
 #include "weft/io.h"
 #include "weft/log.h"
 
@@ -335,6 +332,15 @@ static int xsk_init(void **ctxp, const struct io_opts *opts, unsigned int want)
 	if (!opts->ifname || strlen(opts->ifname) >= IF_NAMESIZE || !opts->nports ||
 	    opts->nports > IO_MAX_PORTS)
 		return -EINVAL;
+	{
+		char why[320];
+
+		err = io_bpflib_load(why, sizeof(why));
+		if (err) {
+			log_error("io", "AF_XDP on %s: %s", opts->ifname, why);
+			return err;
+		}
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

@@ -9,12 +9,12 @@
  * userspace reads the counters back (relay_kern_sync) for stats, expiry
  * and on_end. All calls with rf->mu held.
  */
-#include <bpf/bpf.h>
 #include <errno.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "weft/bpflib.h"
 #include "relay/relay_int.h"
 #include "weft/log.h"
 #include "weft/relay_policy.h"

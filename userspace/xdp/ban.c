@@ -11,8 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <bpf/bpf.h>
-
+#include "weft/bpflib.h"
 #include "weft/xdp.h"
 #include "weft/xdp_policy.h"
 #include "xdp/xdp_internal.h"

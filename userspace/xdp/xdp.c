@@ -19,10 +19,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <xdp/libxdp.h>
-
+#include "weft/bpflib.h"
 #include "weft/log.h"
 #include "weft/util.h"
 #include "weft/xdp.h"
@@ -620,6 +617,15 @@ int wxdp_new(struct wxdp **out, const struct wxdp_opts *opts)
 	if (wxdp_config_check(&cfg)) {
 		log_error(MOD, "invalid initial XDP config");
 		return -EINVAL;
+	}
+	{
+		char why[320];
+
+		err = io_bpflib_load(why, sizeof(why));
+		if (err) {
+			log_error(MOD, "%s", why);
+			return err;
+		}
 	}
 	x = calloc(1, sizeof(*x));
 	if (!x)
