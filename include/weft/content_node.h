@@ -46,6 +46,10 @@ struct content_node;
 /* HAVE, telling what the asker holds of what we showed it: id(32)
  * first(u32 BE) mask(u32 BE) -> HAVE's answer */
 #define CONTENT_OP_HAVE_HELD 0x06
+/* HAVE_HELD (mask may be 0) from a downloader that has no chunk request
+ * in flight to anyone: nothing it lacks is shown to it by any provider
+ * (a super-seed then shows it the true bitmap sooner) */
+#define CONTENT_OP_HAVE_IDLE 0x07
 /* Wire: response status (first byte of the answer). */
 #define CONTENT_ST_OK 0
 #define CONTENT_ST_NOT_FOUND 1

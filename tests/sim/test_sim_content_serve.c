@@ -14,6 +14,9 @@
  * traded the rest. The seed's GET /v1/content/peers lists the downloaders
  * with what it sent each.
  *
+ * test_superseed_unreachable: the same with downloaders that cannot reach
+ * each other (below).
+ *
  * test_limits: POST /v1/content/limits sets the caps live, GET reads them
  * back, bad bodies are refused with 400 and change nothing.
  *
@@ -201,6 +204,59 @@ static void test_superseed(void **state)
 	assert_true(served <= NCHUNKS * 3 / 2);
 	assert_true(json_array_size(peers) >= 1);
 	json_decref(o);
+
+	world_down();
+	free(data);
+	tu_rmrf_free(dir);
+}
+
+/* The NAT'd swarm's stall (docs/LAB.md "Findings" 9), made plain: the
+ * downloaders learn each other from the seed's PEERS answers but cannot
+ * reach each other (every datagram between two of them lost), so a chunk
+ * offered to one never spreads. Each, with nothing to fetch from anyone,
+ * refreshes with HAVE_IDLE, and the seed shows it its true bitmap once it
+ * has had nothing new to offer it for 3 s (not 20 s, as for a downloader
+ * still fetching from others). Every download finishes and verifies. */
+static void test_superseed_unreachable(void **state)
+{
+	char *dir = tu_tmpdir(), out[NDL][512], id[65];
+	uint8_t *data = malloc(FILE_LEN);
+	struct simnet_link cut = {.loss_ppm = 1000000};
+	struct pjob d[NDL];
+	json_int_t idle_told = 0, idle_true;
+	json_t *o;
+	size_t i, k;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(data);
+	world_up(31, NULL, NULL, NULL, dir, data, id);
+	for (i = 2; i <= NDL + 1; i++)
+		for (k = i + 1; k <= NDL + 1; k++) {
+			struct io_addr a, b;
+
+			simnet_host_addr(Q[i].host, &a);
+			simnet_host_addr(Q[k].host, &b);
+			assert_int_equal(simnet_link_set(SN, &a, &b, &cut), 0);
+		}
+	for (i = 0; i < NDL; i++) {
+		snprintf(out[i], sizeof(out[i]), "%s/d%zu", dir, i + 1);
+		get_from(&d[i], &Q[i + 2], id, out[i], &Q[1]);
+	}
+	assert_int_equal(simnode_wait(all_done, d, 120000), 0);
+	for (i = 0; i < NDL; i++) {
+		check(&d[i], out[i], id, data);
+		idle_told += simnode_get_int(d[i].x, d[i].path, "idle_told", NULL);
+	}
+	o = simnode_ok(&Q[1], "GET", "/v1/content/peers", NULL);
+	idle_true = json_integer_value(json_object_get(
+	    json_array_get(json_object_get(o, "superseed"), 0), "idle_true_bitmaps"));
+	json_decref(o);
+	print_message("unreachable downloaders: %lld HAVE_IDLE refreshes, %lld true bitmaps "
+		      "answered to them\n",
+		      (long long)idle_told, (long long)idle_true);
+	assert_true(idle_told >= 1);
+	assert_true(idle_true >= 1);
 
 	world_down();
 	free(data);
@@ -562,8 +618,8 @@ static void test_peer_held(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_superseed),
-	    cmocka_unit_test(test_limits), cmocka_unit_test(test_limits_auto_config),
+	    cmocka_unit_test(test_superseed),  cmocka_unit_test(test_superseed_unreachable),
+	    cmocka_unit_test(test_limits),     cmocka_unit_test(test_limits_auto_config),
 	    cmocka_unit_test(test_queue_full), cmocka_unit_test(test_peer_held),
 	};
 

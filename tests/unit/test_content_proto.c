@@ -47,7 +47,7 @@ static void test_vectors(void **state)
 	assert_int_equal(q.index, 0);
 	assert_memory_equal(q.id, id, 32);
 	assert_int_equal(cn_req_decode(&q, want, 40), -EPROTO);
-	q.op = 7;
+	q.op = 8; /* unknown */
 	assert_int_equal(cn_req_encode(&q, buf), -EINVAL);
 
 	/* info answer: size 3, one chunk whose CV is the id, chunk 0 held */
@@ -276,7 +276,33 @@ static void test_have_peers(void **state)
 	assert_memory_equal(q.id, id, 32);
 	assert_int_equal(cn_req_decode(&q, want, 33), -EPROTO); /* HAVE's length */
 	assert_int_equal(cn_req_len(0x06), 41);
-	assert_int_equal(cn_req_len(0x07), 0);
+	/* HAVE_IDLE: HAVE_HELD from a job with nothing to fetch from anyone;
+	 * nothing held to tell (mask 0), then chunk 0x102 held */
+	memcpy(q.id, id, 32);
+	q.op = CONTENT_OP_HAVE_IDLE;
+	q.held_first = 0;
+	q.held_mask = 0;
+	assert_int_equal(cn_req_encode(&q, buf), 41);
+	unhex(want, 41,
+	      "07" ABC_ID "00000000"
+	      "00000000");
+	assert_memory_equal(buf, want, 41);
+	q.held_first = 0x102;
+	q.held_mask = 1;
+	assert_int_equal(cn_req_encode(&q, buf), 41);
+	unhex(want, 41,
+	      "07" ABC_ID "00000102"
+	      "00000001");
+	assert_memory_equal(buf, want, 41);
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(cn_req_decode(&q, want, 41), 0);
+	assert_int_equal(q.op, CONTENT_OP_HAVE_IDLE);
+	assert_int_equal(q.held_first, 0x102);
+	assert_int_equal(q.held_mask, 1);
+	assert_memory_equal(q.id, id, 32);
+	assert_int_equal(cn_req_decode(&q, want, 33), -EPROTO);
+	assert_int_equal(cn_req_len(0x07), 41);
+	assert_int_equal(cn_req_len(0x08), 0);
 
 	/* have answer: size 3, one chunk, held */
 	unhex(have, sizeof(have),

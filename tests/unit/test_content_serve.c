@@ -45,7 +45,8 @@
  * worth was fetched, and is never shown a chunk it fetched.
  *
  * test_superseed_hungry: a downloader that lacks only chunks offered to
- * others gets the true bitmap 3 s on.
+ * others gets the true bitmap 3 s on when it says it has nothing to fetch
+ * from anyone (HAVE_IDLE), not while it fetches from others.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -810,7 +811,7 @@ static void ss_two(struct content_node *cn, uint8_t a[32], uint8_t fill, uint64_
 	addr4(da, 1);
 	addr4(db, 2);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, db, 2, bits, n), 1);
+	assert_int_equal(cn_ss_filter(cn, a, db, 2, bits, n, 0), 1);
 }
 
 static void test_superseed_held(void **state)
@@ -827,7 +828,7 @@ static void test_superseed_held(void **state)
 	(void)state;
 	ss_two(cn, a, 7, 64, &da, &db); /* B is there too: A is not alone */
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64, 0), 1);
 	k = shown(bits, 64, off);
 	assert_int_equal(k, 4); /* CN_SS_OFFER */
 
@@ -836,7 +837,7 @@ static void test_superseed_held(void **state)
 	mask = 1u << (off[0] - first) | 1u << (off[1] - first);
 	cn_ss_held(cn, a, &da, 9, (uint32_t)first, mask);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64, 0), 1);
 	assert_int_equal(shown(bits, 64, off2), 4);
 	assert_memory_equal(off, off2, sizeof(off[0]) * 4);
 
@@ -850,7 +851,7 @@ static void test_superseed_held(void **state)
 			 2);
 	json_decref(j);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64, 0), 1);
 	k2 = shown(bits, 64, off2);
 	assert_int_equal(k2, 4); /* window not halved */
 	for (unsigned int i = 0; i < k2; i++) {
@@ -864,7 +865,7 @@ static void test_superseed_held(void **state)
 	for (unsigned int i = 0; i < k2; i++)
 		cn_ss_held(cn, a, &da, 1, (uint32_t)off[i], 1);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 64, 0), 1);
 	k2 = shown(bits, 64, off2);
 	assert_int_equal(k2, 8);
 	for (unsigned int i = 0; i < k2; i++)
@@ -884,14 +885,14 @@ static void test_superseed_held(void **state)
 	 * downloader still gets chunks offered to nobody. */
 	for (unsigned int round = 0; round < 16; round++) {
 		memset(bits, 0xff, sizeof(bits));
-		cn_ss_filter(cn, a, &da, 1, bits, 64);
+		cn_ss_filter(cn, a, &da, 1, bits, 64, 0);
 		k2 = shown(bits, 64, off2);
 		for (unsigned int i = 0; i < k2; i++)
 			cn_ss_held(cn, a, &da, 1, (uint32_t)off2[i], 1);
 	}
 	addr4(&dc, 3);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &dc, 3, bits, 64), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &dc, 3, bits, 64, 0), 1);
 	assert_int_equal(shown(bits, 64, off2), 4);
 	cn_ss_free(cn);
 	free(cn);
@@ -910,30 +911,41 @@ static void test_superseed_hungry(void **state)
 	struct sockaddr_storage da = {0}, db = {0};
 	uint64_t off[8];
 	struct identity id;
+	json_t *j;
 	struct content_node *cn = ss_node_new(&id, 5, 60);
 	unsigned int k;
 
 	(void)state;
 	ss_two(cn, a, 9, 8, &da, &db); /* B offered 4 of the 8 */
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 0), 1);
 	k = shown(bits, 8, off);
 	assert_int_equal(k, 4); /* the other 4 */
 	for (unsigned int i = 0; i < k; i++)
 		cn_ss_fetched(cn, a, &da, off[i]);
 	/* what A lacks is on its way to B: nothing to show for now */
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 0), 1);
 	assert_int_equal(shown(bits, 8, off), 0);
 	sleep(2);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 1), 1); /* idle, 2 s: not yet */
 	assert_int_equal(shown(bits, 8, off), 0);
 	usleep(1100 * 1000);
-	/* 3 s on: the true bitmap, left as it is */
+	/* 3 s on, still fetching from others (HAVE, HAVE_HELD): offers as
+	 * before (the true bitmap only 20 s on) */
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8), 0);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 0), 1);
+	assert_int_equal(shown(bits, 8, off), 0);
+	/* idle, nothing to fetch from anyone (HAVE_IDLE): the true bitmap,
+	 * left as it is, and counted */
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 1), 0);
 	assert_int_equal(bits[0], 0xff);
+	j = cn_ss_json(cn);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(j, 0), "idle_true_bitmaps")), 1);
+	json_decref(j);
 	cn_ss_free(cn);
 	free(cn);
 }
@@ -958,7 +970,7 @@ static void test_superseed_window_while_pending(void **state)
 	(void)state;
 	ss_two(cn, a, 9, 128, &da, &db);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 128), 1);
+	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 128, 0), 1);
 	assert_int_equal(shown(bits, 128, off), 4);
 	/* Each round A fetches all but the last two shown, then asks again:
 	 * two offers always pending, so never every offer done at once. The
@@ -976,7 +988,7 @@ static void test_superseed_window_while_pending(void **state)
 			got[ngot++] = off[i];
 		}
 		memset(bits, 0xff, sizeof(bits));
-		assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 128), 1);
+		assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 128, 0), 1);
 	}
 	cn_ss_free(cn);
 	free(cn);

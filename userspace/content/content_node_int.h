@@ -353,7 +353,7 @@ struct content_node {
 
 /* proto.c: the fetch protocol's wire format (docs/PROTOCOL.md "Content").
  * Pure: no I/O, no locks, no store; fuzzed by tests/fuzz/fuzz_content_proto.c. */
-#define CN_REQ_MAX 41	/* longest request: CHUNK and HAVE_HELD, op(1) id(32) 8 bytes */
+#define CN_REQ_MAX 41	/* longest request: CHUNK, HAVE_HELD, HAVE_IDLE: op(1) id(32) 8 bytes */
 #define CN_ANS_HEAD 5	/* answer header: status(1) body length(u32 BE) */
 #define CN_INFO_HEAD 21 /* INFO answer: header, size(u64 BE), n(u64 BE) */
 /* Whole INFO answer for n chunks: header, n CVs, have-bitmap (bit i%8 of
@@ -371,15 +371,16 @@ struct content_node {
 #define CN_PEERS_ANSWER_MAX (CN_ANS_HEAD + 2 + CN_PEX_MAX * 18)
 
 /* A request. MANIFEST uses the first MANIFEST_SHARE_ID_LEN bytes of id,
- * only CHUNK has an index; HAVE_HELD says the asker holds chunk
- * held_first + i for each bit i (least significant first) of held_mask. */
+ * only CHUNK has an index; HAVE_HELD and HAVE_IDLE say the asker holds
+ * chunk held_first + i for each bit i (least significant first) of
+ * held_mask. */
 struct cn_wreq {
 	uint8_t op; /* CONTENT_OP_* */
 	uint8_t id[32];
 	uint64_t index;
 	uint32_t held_first, held_mask;
 };
-/* Length of a request by its operation byte (33, 41, 21, 41); 0 if unknown. */
+/* Length of a request by its operation byte (33, 41, 21, 41, 41); 0 if unknown. */
 size_t cn_req_len(uint8_t op);
 /* Encode q into out: returns its length, or -EINVAL (unknown op). */
 int cn_req_encode(const struct cn_wreq *q, uint8_t out[CN_REQ_MAX]);
@@ -492,10 +493,11 @@ void cn_ss_free(struct content_node *cn);
  * (none when 0). 0 or -ENOMEM. */
 int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks);
 /* The bitmap (n chunks) answered to the downloader at from (asking on
- * connection conn): when id is
- * super-seeded, replaced by the chunks offered to it (1); else 0. */
+ * connection conn; idle: it said it has nothing to fetch from anyone,
+ * HAVE_IDLE): when id is super-seeded, replaced by the chunks offered to
+ * it (1); else 0. */
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
-		 uint64_t conn, uint8_t *bits, uint64_t n);
+		 uint64_t conn, uint8_t *bits, uint64_t n, int idle);
 /* The downloader at from, on connection conn, holds chunk first + i of
  * id for each bit i of mask (HAVE_HELD: it got them elsewhere): offered
  * to it, they are offers done and no longer count as offered; never

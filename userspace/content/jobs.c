@@ -227,6 +227,7 @@ static json_t *job_to_json(struct cn_job *j)
 		json_object_set_new(o, "refreshes_idle",
 				    json_integer((json_int_t)j->refreshes_idle));
 		json_object_set_new(o, "held_told", json_integer((json_int_t)j->held_told));
+		json_object_set_new(o, "idle_told", json_integer((json_int_t)j->idle_told));
 		/* how the job started: DHT lookups made, and ms from its
 		 * start to its first provider and its first chunk (-1: none
 		 * yet) */

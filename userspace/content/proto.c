@@ -40,6 +40,7 @@ size_t cn_req_len(uint8_t op)
 		return 33;
 	case CONTENT_OP_CHUNK:
 	case CONTENT_OP_HAVE_HELD:
+	case CONTENT_OP_HAVE_IDLE:
 		return 41;
 	case CONTENT_OP_MANIFEST:
 		return 21;
@@ -58,7 +59,7 @@ int cn_req_encode(const struct cn_wreq *q, uint8_t out[CN_REQ_MAX])
 	memcpy(out + 1, q->id, q->op == CONTENT_OP_MANIFEST ? MANIFEST_SHARE_ID_LEN : 32);
 	if (q->op == CONTENT_OP_CHUNK)
 		put_be(out + 33, q->index, 8);
-	if (q->op == CONTENT_OP_HAVE_HELD) {
+	if (q->op == CONTENT_OP_HAVE_HELD || q->op == CONTENT_OP_HAVE_IDLE) {
 		put_be(out + 33, q->held_first, 4);
 		put_be(out + 37, q->held_mask, 4);
 	}
@@ -74,7 +75,7 @@ int cn_req_decode(struct cn_wreq *q, const uint8_t *buf, size_t len)
 	memcpy(q->id, buf + 1, q->op == CONTENT_OP_MANIFEST ? MANIFEST_SHARE_ID_LEN : 32);
 	if (q->op == CONTENT_OP_CHUNK)
 		q->index = get_be(buf + 33, 8);
-	if (q->op == CONTENT_OP_HAVE_HELD) {
+	if (q->op == CONTENT_OP_HAVE_HELD || q->op == CONTENT_OP_HAVE_IDLE) {
 		q->held_first = (uint32_t)get_be(buf + 33, 4);
 		q->held_mask = (uint32_t)get_be(buf + 37, 4);
 	}

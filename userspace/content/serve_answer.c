@@ -194,7 +194,7 @@ static void serve_info(struct cn_sv *v, const struct cn_sreq *r, const struct cn
 		return;
 	}
 	if (cn->ss)
-		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD + n * 32, n);
+		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD + n * 32, n, 0);
 	atomic_fetch_add(&cn->served_infos, 1);
 	swarm_note(cn, r, q->id);
 	reply(v, r->conn, r->sid, out, len, r->fin);
@@ -204,7 +204,8 @@ static void serve_info(struct cn_sv *v, const struct cn_sreq *r, const struct cn
 
 /* HAVE: the bitmap alone (a downloader refreshing what another has);
  * HAVE_HELD: the same, after noting what the asker holds (super-seeding's
- * offers it got elsewhere). */
+ * offers it got elsewhere); HAVE_IDLE: HAVE_HELD from a downloader with
+ * nothing to fetch from anyone (a super-seed's hungry rule). */
 static void serve_have(struct cn_sv *v, const struct cn_sreq *r, const struct cn_wreq *q)
 {
 	struct content_node *cn = v->cn;
@@ -227,10 +228,11 @@ static void serve_have(struct cn_sv *v, const struct cn_sreq *r, const struct cn
 		reply_status(v, r, rc == -ENOENT ? CONTENT_ST_NOT_FOUND : CONTENT_ST_UNAVAILABLE);
 		return;
 	}
-	if (cn->ss && q->op == CONTENT_OP_HAVE_HELD)
+	if (cn->ss && (q->op == CONTENT_OP_HAVE_HELD || q->op == CONTENT_OP_HAVE_IDLE))
 		cn_ss_held(cn, q->id, &r->from, r->conn, q->held_first, q->held_mask);
 	if (cn->ss)
-		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD, info.nchunks);
+		cn_ss_filter(cn, q->id, &r->from, r->conn, out + CN_INFO_HEAD, info.nchunks,
+			     q->op == CONTENT_OP_HAVE_IDLE);
 	cn_have_head(out, info.size, info.nchunks);
 	atomic_fetch_add(&cn->served_haves, 1);
 	swarm_note(cn, r, q->id);
@@ -554,7 +556,8 @@ void cn_serve_one(struct cn_sv *v, const struct cn_sched_item *it)
 		serve_chunk(v, it, &q);
 	else if (!rc && q.op == CONTENT_OP_MANIFEST)
 		serve_manifest(v, r, &q);
-	else if (!rc && (q.op == CONTENT_OP_HAVE || q.op == CONTENT_OP_HAVE_HELD))
+	else if (!rc && (q.op == CONTENT_OP_HAVE || q.op == CONTENT_OP_HAVE_HELD ||
+			 q.op == CONTENT_OP_HAVE_IDLE))
 		serve_have(v, r, &q);
 	else if (!rc && q.op == CONTENT_OP_PEERS)
 		serve_peers(v, r, &q);

@@ -12,9 +12,11 @@
  * or after CN_SS_OFFER_TTL_MS (an older downloader that never tells).
  * Once every chunk was offered, a chunk is offered
  * again only CN_SS_SPREAD_MS after its last offer. A downloader offered
- * nothing new for CN_SS_HUNGRY_MS gets the true bitmap (it never
- * starves); one that comes back on a new connection (a restart: it may
- * have lost chunks it fetched from us) is treated as starved at once.
+ * nothing new gets the true bitmap (it never starves): after
+ * CN_SS_HUNGRY_MS when it says it has nothing to fetch from anyone
+ * (HAVE_IDLE), after CN_SS_STARVE_MS otherwise; one that comes back on a
+ * new connection (a restart: it may have lost chunks it fetched from us)
+ * is treated as starved at once.
  * Everyone else, and every node after the window, sees the true bitmap.
  *
  * State: bounded (CN_SS_MAX contents, CN_SS_PEERS downloaders each, the
@@ -50,15 +52,20 @@
  * offer: time for the downloaders to trade it among themselves (BEP 16
  * waits to see it elsewhere; a seed of ours does not ask the others). */
 #define CN_SS_SPREAD_MS 30000
-/* A downloader offered nothing new, and with no offer pending, this long
- * gets the true bitmap: every chunk it lacks was offered to others within
- * CN_SS_SPREAD_MS, and one offered to a downloader the others cannot
- * reach (behind a NAT that takes no hole punch) never spreads. It was
- * CN_SS_STARVE_MS until 2026-12-03: a 4 s distribution in a 21-node lab
- * with 16 nodes behind NATs took 20-22 s, every node waiting on the last
- * chunks. */
+/* A downloader offered nothing new, with no offer pending, that says it
+ * has nothing to fetch from anyone (HAVE_IDLE) gets the true bitmap this
+ * long after its last offer: every chunk it lacks was offered to others
+ * within CN_SS_SPREAD_MS, and one offered to a downloader the others
+ * cannot reach (behind a NAT that takes no hole punch) never spreads (a
+ * 4 s distribution in a 21-node lab with 16 nodes behind NATs took 20-22
+ * s, every node waiting on the last chunks). A downloader still fetching
+ * from others waits CN_SS_STARVE_MS: given the true bitmap after 3 s
+ * whether idle or not (stop 93), the seed of a 51-node lab sent 3.0-3.5x
+ * the file instead of 1.5-2.2x, in the same time (docs/CONTENT.md
+ * "Super-seeding"). */
 #define CN_SS_HUNGRY_MS 3000
-/* Another downloader seen within this long: p is not alone. */
+/* The same for a downloader that does not say it is idle; and another
+ * downloader seen within this long: p is not alone. */
 #define CN_SS_STARVE_MS 20000
 /* A downloader alone this long (no other one seen within CN_SS_STARVE_MS)
  * gets the true bitmap: with nobody to trade with, offers would only
@@ -82,6 +89,7 @@ struct ss_item {
 	uint64_t *offer_ms;	      /* per chunk: last offered */
 	struct ss_peer peers[CN_SS_PEERS];
 	uint64_t offered, fetched, held; /* held: offers done by HAVE_HELD */
+	uint64_t hungry;		 /* true bitmaps answered to idle downloaders (HAVE_IDLE) */
 	int dirty; /* used since it was last cleared */
 };
 
@@ -330,7 +338,7 @@ static int alone(const struct ss_item *it, const struct ss_peer *p, uint64_t now
 }
 
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
-		 uint64_t conn, uint8_t *bits, uint64_t n)
+		 uint64_t conn, uint8_t *bits, uint64_t n, int idle)
 {
 	struct cn_ss_tab *t = cn->ss;
 	uint64_t now = util_now_ms();
@@ -363,9 +371,12 @@ int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct soc
 	ss_offer(it, p, bits, now);
 	/* Nothing to offer it for a while (every chunk it lacks is, as far
 	 * as we know, on its way or with it): the true bitmap, so that no
-	 * downloader ever starves on a super-seed. */
-	if (!p->npend && now - p->offer_ms >= CN_SS_HUNGRY_MS)
+	 * downloader ever starves on a super-seed; soon when it has nothing
+	 * to fetch from anyone. */
+	if (!p->npend && now - p->offer_ms >= (idle ? CN_SS_HUNGRY_MS : CN_SS_STARVE_MS)) {
+		it->hungry += idle != 0;
 		goto out;
+	}
 	memset(bits, 0, (n + 7) / 8);
 	for (unsigned int k = 0; k < p->npend; k++)
 		bits[p->pend[k] / 8] |= (uint8_t)(1u << (p->pend[k] % 8));
@@ -474,11 +485,11 @@ json_t *cn_ss_json(struct content_node *cn)
 			continue;
 		util_hex(hex, it->id, 32);
 		json_array_append_new(
-		    a,
-		    json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "id", hex, "nchunks", (json_int_t)it->n,
-			      "offered_once", (json_int_t)it->offered, "chunks_served",
-			      (json_int_t)it->fetched, "offers_held", (json_int_t)it->held,
-			      "remaining_s", (json_int_t)((win - (now - it->start_ms)) / 1000)));
+		    a, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "id", hex, "nchunks",
+				 (json_int_t)it->n, "offered_once", (json_int_t)it->offered,
+				 "chunks_served", (json_int_t)it->fetched, "offers_held",
+				 (json_int_t)it->held, "idle_true_bitmaps", (json_int_t)it->hungry,
+				 "remaining_s", (json_int_t)((win - (now - it->start_ms)) / 1000)));
 	}
 	pthread_mutex_unlock(&t->mu);
 	return a;

@@ -201,12 +201,13 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 	}
 	if (r->err == -EPROTO || r->err == -EMSGSIZE)
 		goto bad;
-	if ((r->kind == K_HAVE || r->kind == K_HELD) &&
-	    (r->err || r->a.len < 1 || ans[0] == CONTENT_ST_BAD_REQUEST)) {
+	if (CN_K_HAVE(r->kind) && (r->err || r->a.len < 1 || ans[0] == CONTENT_ST_BAD_REQUEST)) {
 		/* an older node resets the stream of an op it does not
-		 * know: use HAVE (or INFO) with it from now on */
+		 * know: use HAVE_HELD, HAVE (or INFO) with it from now on */
 		if (r->err != -ETIMEDOUT && r->err != -ENOTCONN)
-			*(r->kind == K_HELD ? &p->noheld : &p->nohave) = 1;
+			*(r->kind == K_IDLE   ? &p->noidle
+			  : r->kind == K_HELD ? &p->noheld
+					      : &p->nohave) = 1;
 		return;
 	}
 	if (r->err || r->a.len < 1) {
@@ -223,7 +224,7 @@ static void done_info(struct cn_job *j, struct cn_req *r)
 		}
 		return;
 	}
-	if (r->kind == K_HAVE || r->kind == K_HELD) {
+	if (CN_K_HAVE(r->kind)) {
 		/* only a refresh: the same blob as the INFO before */
 		if (cn_have_decode(&in, ans, r->a.len, CN_INFO_MAX_N) || !j->opened ||
 		    in.size != j->size)
@@ -490,7 +491,7 @@ static void process_done(struct cn_job *j)
 		}
 		if (!r->done)
 			continue;
-		if (r->kind == K_INFO || r->kind == K_HAVE || r->kind == K_HELD)
+		if (r->kind == K_INFO || CN_K_HAVE(r->kind))
 			done_info(j, r);
 		else if (r->kind == K_PEERS)
 			done_peers(j, r);
@@ -655,6 +656,9 @@ static void schedule(struct cn_job *j)
 		j->cursor++;
 	pick_chunks(j, t);
 	endgame(j, t);
+	/* nothing to fetch from anyone after the pick: refreshes say so
+	 * (HAVE_IDLE) until a chunk is asked for again */
+	j->starved = !j->inflight;
 	cn_refresh_idle(j, t); /* idle after the pick: asked again sooner */
 }
 

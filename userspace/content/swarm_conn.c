@@ -104,10 +104,11 @@ static void send_request(struct cn_job *j, struct cn_peer *p, struct cn_req *r)
 		q.op = r->kind == K_INFO    ? CONTENT_OP_INFO
 		       : r->kind == K_HAVE  ? CONTENT_OP_HAVE
 		       : r->kind == K_HELD  ? CONTENT_OP_HAVE_HELD
+		       : r->kind == K_IDLE  ? CONTENT_OP_HAVE_IDLE
 		       : r->kind == K_PEERS ? CONTENT_OP_PEERS
 					    : CONTENT_OP_CHUNK;
 		memcpy(q.id, j->cur, 32);
-		if (r->kind == K_HELD) { /* its chunk word: mask << 32 | first */
+		if (r->kind == K_HELD || r->kind == K_IDLE) { /* chunk word: mask << 32 | first */
 			q.held_first = (uint32_t)r->chunk;
 			q.held_mask = (uint32_t)(r->chunk >> 32);
 		}
@@ -409,11 +410,11 @@ int cn_req_open(struct cn_job *j, int peer, int kind, uint64_t chunk)
 	r->kept = 0;
 	r->nfast = 0;
 	atomic_store(&r->fst, 0); /* released unfast already: armed by its answer's head */
-	r->a.limit = kind == K_CHUNK			? CN_CHUNK_ANSWER
-		     : kind == K_MANIFEST		? CN_MANIFEST_ANSWER
-		     : kind == K_HAVE || kind == K_HELD ? CN_HAVE_ANSWER(CN_INFO_MAX_N)
-		     : kind == K_PEERS			? CN_PEERS_ANSWER_MAX
-							: CN_INFO_ANSWER(CN_INFO_MAX_N);
+	r->a.limit = kind == K_CHUNK	  ? CN_CHUNK_ANSWER
+		     : kind == K_MANIFEST ? CN_MANIFEST_ANSWER
+		     : CN_K_HAVE(kind)	  ? CN_HAVE_ANSWER(CN_INFO_MAX_N)
+		     : kind == K_PEERS	  ? CN_PEERS_ANSWER_MAX
+					  : CN_INFO_ANSWER(CN_INFO_MAX_N);
 	r->a.whole = kind == K_CHUNK;
 	if (idle >= 0) {
 		r->lane = idle;

@@ -139,7 +139,8 @@ void cn_refresh_idle(struct cn_job *j, uint64_t t);
 unsigned int cn_held_mask(const uint32_t *shown, unsigned int n, const uint8_t *have,
 			  uint32_t *first, uint32_t *mask);
 /* Ask provider k for its bitmap again (HAVE, or HAVE_HELD when it showed
- * offers we got elsewhere; INFO with an older node),
+ * offers we got elsewhere, or HAVE_IDLE when the job's last pick left no
+ * chunk request in flight to anyone; INFO with an older node),
  * counted (idle: one of cn_refresh_idle's). 1 if asked, 0 if no request
  * slot was free (asked on a later pass). */
 int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle);
@@ -227,8 +228,11 @@ struct cn_lane {
 	int64_t sid;
 };
 /* K_HELD: a HAVE that also says which shown chunks we hold (HAVE_HELD;
- * its chunk word: mask << 32 | first). */
-enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS, K_HELD };
+ * its chunk word: mask << 32 | first); K_IDLE: the same from a job with no
+ * chunk request in flight (HAVE_IDLE; mask may be 0). */
+enum { K_INFO = 1, K_CHUNK, K_MANIFEST, K_HAVE, K_PEERS, K_HELD, K_IDLE };
+/* A HAVE-like refresh (answered with a bitmap). */
+#define CN_K_HAVE(k) ((k) == K_HAVE || (k) == K_HELD || (k) == K_IDLE)
 
 /*
  * A connection's context. Lock order: cc->mu, then job->mu (the worker's
@@ -268,6 +272,7 @@ struct cn_peer {
 	int self;      /* our own node, found through the DHT: never dialled again */
 	int nohave;    /* refused HAVE (an older node): refresh with INFO */
 	int noheld;    /* refused HAVE_HELD (an older node): refresh with HAVE */
+	int noidle;    /* refused HAVE_IDLE (an older node): HAVE_HELD or HAVE */
 	/* the chunks we lacked that its last bitmap showed, when at most
 	 * CN_SHOWN_MAX (a super-seed's offers; 0 when it showed more): the
 	 * next refresh tells it those we got elsewhere (cn_held_mask) */
@@ -382,6 +387,8 @@ struct cn_job {
 	uint64_t pex_found; /* providers dialled because a PEERS answer named them */
 	/* bitmaps asked again: every CN_INFO_REFRESH_MS, and of idle providers sooner */
 	uint64_t refreshes, refreshes_idle, held_told; /* held_told: of them HAVE_HELD */
+	uint64_t idle_told; /* of them HAVE_IDLE: nothing to fetch from anyone */
+	int starved;	    /* the last pick left no chunk request in flight */
 	/* frames of answers appended without a lock (the fast path, counted
 	 * as their requests are released) and under the locks */
 	uint64_t frames_fast, frames_locked;

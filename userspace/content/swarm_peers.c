@@ -464,10 +464,19 @@ int cn_refresh_ask(struct cn_job *j, unsigned int k, int idle)
 		told = cn_held_mask(p->shown, p->nshown, j->have, &first, &mask);
 	if (told)
 		kind = K_HELD;
-	if (cn_req_open(j, (int)k, kind, kind == K_HELD ? (uint64_t)mask << 32 | first : 0))
+	/* nothing to fetch from anyone after the last pick: a super-seed
+	 * shows the true bitmap sooner (CN_SS_HUNGRY_MS) */
+	if (kind != K_INFO && j->starved && !j->inflight && !p->noheld && !p->noidle) {
+		kind = K_IDLE;
+		if (!told)
+			first = mask = 0;
+	}
+	if (cn_req_open(j, (int)k, kind,
+			kind == K_HELD || kind == K_IDLE ? (uint64_t)mask << 32 | first : 0))
 		return 0;
 	p->told = cn_told_counts(told, &p->told_n, j->nchunks);
-	j->held_told += kind == K_HELD;
+	j->held_told += told != 0;
+	j->idle_told += kind == K_IDLE;
 	p->refresh = 1;
 	j->refreshes++;
 	j->refreshes_idle += idle != 0;

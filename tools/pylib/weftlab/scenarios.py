@@ -499,7 +499,7 @@ def run_distribute(lab, a, rng):
     res["jobs_sum"] = {k: sum(int(j.get(k, 0) or 0) for j in last.values())
                        for k in ("retries", "endgame", "endgame_cancelled", "wasted_bytes",
                                  "pex_found", "lookups", "refreshes", "refreshes_idle",
-                                 "held_told")}
+                                 "held_told", "idle_told")}
     res.update({"progress": prog, "samples": smp.samples, "host_cpu": cpu,
                 "resources": summary_resources(smp.samples)})
     res["tool_cpu_s"] = nodes_cpu_s(smp.samples)
