@@ -60,8 +60,8 @@
  * 4 s distribution in a 21-node lab with 16 nodes behind NATs took 20-22
  * s, every node waiting on the last chunks). A downloader still fetching
  * from others waits CN_SS_STARVE_MS: given the true bitmap after 3 s
- * whether idle or not (stop 93), the seed of a 51-node lab sent 3.0-3.5x
- * the file instead of 1.5-2.2x, in the same time (docs/CONTENT.md
+ * whether idle or not (stop 93), the seed of a 51-node lab sent 2.6-3.6x
+ * the file; with the idle rule 1.3-2.1x, in ~3% more time (docs/CONTENT.md
  * "Super-seeding"). */
 #define CN_SS_HUNGRY_MS 3000
 /* The same for a downloader that does not say it is idle; and another
