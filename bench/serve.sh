@@ -8,8 +8,10 @@
 # property of the setup; iperf3 (TCP, 5 s, seed -> host 2) measures it in
 # the same run.
 # Usage: bench/serve.sh [SIZE_MB]   (default 64)
-# PARTS=1 (or 12, 13...; default 123) runs only the parts named: part 1 alone
-#   takes about a minute, for before/after comparisons of the fairness case.
+# PARTS=1 (or 12, 3, 23...; default 123) runs only the parts named: part 1
+#   alone takes about a minute, for before/after comparisons of the
+#   fairness case; part 3 alone, of super-seeding (until 2026-12-04 weft's
+#   part 1 ran whatever PARTS said).
 # DELAY_MS=N (default 0) holds what every downloader sends N ms
 #   (netns_delay_uplink: a delay line between its port and the bridge, as
 #   this kernel has no sch_netem; the requests and ACKs, so the seed's
@@ -168,6 +170,10 @@ if part 1; then
 	wait "${PIDS[@]}"
 fi
 ctl 1 content limits --superseed 0 >/dev/null || fail "limits"
+T1=0 T2=1
+echo '{"peers":[]}' >"$D/p1a"
+echo '{"peers":[]}' >"$D/p1b"
+if part 1; then
 [ -z "$UPLOAD1" ] || ctl 1 content limits --upload "$UPLOAD1" >/dev/null || fail "limits"
 mkfile f1
 ID1=$(add f1) || fail "add f1"
@@ -182,6 +188,7 @@ peers >"$D/p1b"
 T2=$(date +%s.%N)
 [ -z "$UPLOAD1" ] || ctl 1 content limits
 for ((i = 2; i <= NDL + 1; i++)); do wait_for "done_job $i ${J1[$i]}" 1200 || echo "host $i: part 1 not done"; done
+fi
 S1=0 S2=0 T3=0 T4=1 S3=0 S4=0 T5=0 T6=1 ok3=1
 echo '{"peers":[]}' >"$D/p2a"
 echo '{"peers":[]}' >"$D/p2b"
@@ -261,12 +268,13 @@ if tcp:
           (len(tcp), W, sum(tcp) * 8 / (W * 1e6), jain_tcp, " ".join("%.0f" % (v / 1e6) for v in sorted(tcp))))
 lim1 = os.environ.get("UPLOAD1", "")
 fairw = "fair windows " + ("on" if os.environ.get("FAIR", "true") in ("true", "1", "yes", "on") else "off")
-print("seed: %s (quic.fair_windows)" % fairw)
-print("part 1%s: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2fx the link "
+if "1" in parts:
+  print("seed: %s (quic.fair_windows)" % fairw)
+  print("part 1%s: %d downloaders served, seed upload %.0f Mbit/s over %.1f s = %.2fx the link "
       "(goal >= 0.90); Jain's index %.3f (goal >= 0.95); per peer Mbit/s: %s" %
       (" (upload " + lim1 + ")" if lim1 else "", len(x), tot_bps / 1e6, t2 - t1, tot_bps / iperf, jain,
        " ".join("%.0f" % (v * 8 / (t2 - t1) / 1e6) for v in sorted(x))))
-if jain_tcp:
+if jain_tcp and "1" in parts:
     print("part 1: Jain's index weft / TCP %.2f" % (jain / jain_tcp))
 if "2" in parts:
     print("part 2: cap 100 Mbit/s, seed upload %.1f Mbit/s over %.1f s: %.3fx the cap (goal 0.9-1.1); "
@@ -314,7 +322,9 @@ ratios0 = [
      "value": 1.5 / ss if ss else 0, "num": "goal.ss_upload_mib", "den": "ss_upload_mib", "goal": 1.0},
 ]
 # the figures of the parts run (PARTS)
-skip = set() if "2" in parts else {"jain_capped", "capped_mbit_s", "cap_mbit_s", "serve.jain_capped", "serve.cap"}
+skip = set() if "1" in parts else {"seed_upload_mbit_s", "jain", "jain_tcp", "serve.upload_vs_link", "serve.jain",
+                                   "serve.jain_vs_tcp"}
+skip |= set() if "2" in parts else {"jain_capped", "capped_mbit_s", "cap_mbit_s", "serve.jain_capped", "serve.cap"}
 skip |= set() if "3" in parts else {"ss_upload_mib", "file_mib", "goal.ss_upload_mib", "serve.superseed_size",
                                      "serve.superseed"}
 figs = [f for f in figs0 if f["id"] not in skip]
