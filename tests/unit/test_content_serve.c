@@ -962,6 +962,19 @@ static void test_superseed_hungry(void **state)
 	j = cn_ss_json(cn);
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_array_get(j, 0), "idle_true_bitmaps")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(j, 0), "starved_true_bitmaps")), 0);
+	json_decref(j);
+	/* back on a new connection (a restart), not idle: the true bitmap
+	 * at once, counted apart */
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter(cn, a, &da, 7, bits, 8, 0), 0);
+	assert_int_equal(bits[0], 0xff);
+	j = cn_ss_json(cn);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(j, 0), "starved_true_bitmaps")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(j, 0), "idle_true_bitmaps")), 1);
 	json_decref(j);
 	cn_ss_free(cn);
 	free(cn);

@@ -95,6 +95,8 @@ struct ss_item {
 	struct ss_peer peers[CN_SS_PEERS];
 	uint64_t offered, fetched, held; /* held: offers done by HAVE_HELD */
 	uint64_t hungry;		 /* true bitmaps answered to idle downloaders (HAVE_IDLE) */
+	uint64_t starved; /* the others: offered nothing new for CN_SS_STARVE_MS, or on a new
+			     connection */
 	int dirty; /* used since it was last cleared */
 };
 
@@ -385,7 +387,10 @@ int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct soc
 	if (!p->npend && (now - p->offer_ms >= CN_SS_STARVE_MS ||
 			  (idle && now - p->offer_ms >= CN_SS_HUNGRY_MS &&
 			   now - p->idle_ms >= CN_SS_HUNGRY_MS))) {
-		it->hungry += idle != 0;
+		if (idle)
+			it->hungry++;
+		else
+			it->starved++;
 		goto out;
 	}
 	memset(bits, 0, (n + 7) / 8);
@@ -496,11 +501,12 @@ json_t *cn_ss_json(struct content_node *cn)
 			continue;
 		util_hex(hex, it->id, 32);
 		json_array_append_new(
-		    a, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "id", hex, "nchunks",
+		    a, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id", hex, "nchunks",
 				 (json_int_t)it->n, "offered_once", (json_int_t)it->offered,
 				 "chunks_served", (json_int_t)it->fetched, "offers_held",
 				 (json_int_t)it->held, "idle_true_bitmaps", (json_int_t)it->hungry,
-				 "remaining_s", (json_int_t)((win - (now - it->start_ms)) / 1000)));
+				 "starved_true_bitmaps", (json_int_t)it->starved, "remaining_s",
+				 (json_int_t)((win - (now - it->start_ms)) / 1000)));
 	}
 	pthread_mutex_unlock(&t->mu);
 	return a;
