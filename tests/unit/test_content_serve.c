@@ -44,6 +44,10 @@
  * offer be done at once) still sees its window double once a window's
  * worth was fetched, and is never shown a chunk it fetched.
  *
+ * test_superseed_starve: a downloader still fetching from others keeps to
+ * the offers past 20 s, and is offered the chunks again once 30 s have
+ * passed since their last offer.
+ *
  * test_superseed_hungry: a downloader that lacks only chunks offered to
  * others gets the true bitmap once it has said for 3 s that it has
  * nothing to fetch from anyone (HAVE_IDLE), not while it fetches from
@@ -899,6 +903,17 @@ static void test_superseed_held(void **state)
 	free(cn);
 }
 
+/* The first super-seeded content's counts of true bitmaps answered:
+ * to idle downloaders, and to starved ones (GET /v1/content/peers). */
+static void true_bitmaps(struct content_node *cn, json_int_t idle, json_int_t starved)
+{
+	json_t *j = cn_ss_json(cn), *o = json_array_get(j, 0);
+
+	assert_int_equal(json_integer_value(json_object_get(o, "idle_true_bitmaps")), idle);
+	assert_int_equal(json_integer_value(json_object_get(o, "starved_true_bitmaps")), starved);
+	json_decref(j);
+}
+
 /* A downloader that holds every chunk offered to it, and lacks only
  * chunks offered to others within CN_SS_SPREAD_MS, is shown nothing new
  * for a moment (the others may trade them), then, once it has said for
@@ -914,7 +929,6 @@ static void test_superseed_hungry(void **state)
 	struct sockaddr_storage da = {0}, db = {0};
 	uint64_t off[8];
 	struct identity id;
-	json_t *j;
 	struct content_node *cn = ss_node_new(&id, 5, 60);
 	unsigned int k;
 
@@ -943,7 +957,7 @@ static void test_superseed_hungry(void **state)
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 1), 1);
 	assert_int_equal(shown(bits, 8, off), 0);
-	/* still fetching from others: the true bitmap only 20 s on */
+	/* still fetching from others: the true bitmap only 60 s on */
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 0), 1);
 	assert_int_equal(shown(bits, 8, off), 0);
@@ -959,23 +973,13 @@ static void test_superseed_hungry(void **state)
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 1), 0);
 	assert_int_equal(bits[0], 0xff);
-	j = cn_ss_json(cn);
-	assert_int_equal(
-	    json_integer_value(json_object_get(json_array_get(j, 0), "idle_true_bitmaps")), 1);
-	assert_int_equal(
-	    json_integer_value(json_object_get(json_array_get(j, 0), "starved_true_bitmaps")), 0);
-	json_decref(j);
+	true_bitmaps(cn, 1, 0);
 	/* back on a new connection (a restart), not idle: the true bitmap
 	 * at once, counted apart */
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 7, bits, 8, 0), 0);
 	assert_int_equal(bits[0], 0xff);
-	j = cn_ss_json(cn);
-	assert_int_equal(
-	    json_integer_value(json_object_get(json_array_get(j, 0), "starved_true_bitmaps")), 1);
-	assert_int_equal(
-	    json_integer_value(json_object_get(json_array_get(j, 0), "idle_true_bitmaps")), 1);
-	json_decref(j);
+	true_bitmaps(cn, 1, 1);
 	cn_ss_free(cn);
 	free(cn);
 }
@@ -986,6 +990,81 @@ static int is_in(const uint64_t *v, unsigned int n, uint64_t c)
 		if (v[i] == c)
 			return 1;
 	return 0;
+}
+
+/* The downloader at d (connection conn) asks at now, not idle: offers
+ * answered (1), exactly n of them, each one of from[0..nfrom). */
+static void offered_at(struct content_node *cn, const uint8_t *a, const struct sockaddr_storage *d,
+		       uint64_t conn, uint64_t now, unsigned int n, const uint64_t *from,
+		       unsigned int nfrom)
+{
+	uint8_t bits[1];
+	uint64_t off[8];
+
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter_at(cn, a, d, conn, bits, 8, 0, now), 1);
+	assert_int_equal(shown(bits, 8, off), n);
+	for (unsigned int i = 0; i < n; i++)
+		assert_true(is_in(from, nfrom, off[i]));
+}
+
+/* A downloader still fetching from others, which may never say HAVE_IDLE,
+ * keeps to the offers past 20 s (until stop 97 the true bitmap came then:
+ * the seed of a 51-node lab sent 1.9-2.5x the file) and is offered the
+ * chunks again once CN_SS_SPREAD_MS has passed since their last offer;
+ * the true bitmap only 60 s after its last new offer (CN_SS_STARVE_MS).
+ * A clock of our own
+ * (cn_ss_filter_at), ahead of the real one. */
+static void test_superseed_starve(void **state)
+{
+	uint8_t a[32], bits[1];
+	struct sockaddr_storage da = {0}, db = {0}, dd = {0};
+	uint64_t aof[8], bof[8], t0;
+	struct identity id;
+	struct content_node *cn = ss_node_new(&id, 5, 120);
+	unsigned int ka, kb;
+
+	(void)state;
+	ss_two(cn, a, 11, 8, &da, &db); /* B offered 4 of the 8 */
+	t0 = util_now_ms();
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter_at(cn, a, &db, 2, bits, 8, 0, t0), 1);
+	kb = shown(bits, 8, bof); /* B's 4, still pending */
+	assert_int_equal(kb, 4);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter_at(cn, a, &da, 1, bits, 8, 0, t0), 1);
+	ka = shown(bits, 8, aof);
+	assert_int_equal(ka, 4); /* A: the other 4 */
+	for (unsigned int i = 0; i < ka; i++)
+		cn_ss_fetched(cn, a, &da, aof[i]);
+	/* D: nothing new to offer it */
+	addr4(&dd, 4);
+	offered_at(cn, a, &dd, 4, t0 + 300, 0, NULL, 0);
+	/* B, still fetching, keeps the others from being alone (a
+	 * downloader with nobody seen for 20 s gets the true bitmap) */
+	for (uint64_t t = 10000; t < 20000; t += 9000) {
+		memset(bits, 0xff, sizeof(bits));
+		assert_int_equal(cn_ss_filter_at(cn, a, &db, 2, bits, 8, 0, t0 + t), 1);
+	}
+	/* 20.9 s after A's last offer, 20.7 s after D's first visit: both
+	 * keep to the offers */
+	offered_at(cn, a, &da, 1, t0 + 20900, 0, NULL, 0);
+	offered_at(cn, a, &dd, 4, t0 + 21000, 0, NULL, 0);
+	/* 31 s on, B's chunks may be offered again: A is offered them (it
+	 * holds the other 4) */
+	offered_at(cn, a, &da, 1, t0 + 31000, 4, bof, kb);
+	/* B, 40 s on, is offered A's 4 again (offered last 40 s ago) */
+	offered_at(cn, a, &db, 2, t0 + 40000, 4, aof, ka);
+	offered_at(cn, a, &da, 1, t0 + 50000, 0, NULL, 0);
+	/* D, every chunk offered to others within 30 s: offers only until 60 s
+	 * after its first visit, then the true bitmap, counted as starved */
+	offered_at(cn, a, &dd, 4, t0 + 59000, 0, NULL, 0);
+	memset(bits, 0xff, sizeof(bits));
+	assert_int_equal(cn_ss_filter_at(cn, a, &dd, 4, bits, 8, 0, t0 + 60400), 0);
+	assert_int_equal(bits[0], 0xff);
+	true_bitmaps(cn, 0, 1);
+	cn_ss_free(cn);
+	free(cn);
 }
 
 static void test_superseed_window_while_pending(void **state)
@@ -1035,6 +1114,7 @@ int main(void)
 	    cmocka_unit_test(test_superseed_held),
 	    cmocka_unit_test(test_superseed_window_while_pending),
 	    cmocka_unit_test(test_superseed_hungry),
+	    cmocka_unit_test(test_superseed_starve),
 	};
 
 	return cmocka_run_group_tests_name("content_serve", tests, NULL, NULL);

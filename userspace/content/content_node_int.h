@@ -498,6 +498,11 @@ int cn_ss_add(struct content_node *cn, const uint8_t id[32], uint64_t nchunks);
  * it (1); else 0. */
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
 		 uint64_t conn, uint8_t *bits, uint64_t n, int idle);
+/* The same at now_ms (util_now_ms's clock, not before the content was
+ * added): the tests' clock for the rules that wait 20 s and more. */
+int cn_ss_filter_at(struct content_node *cn, const uint8_t id[32],
+		    const struct sockaddr_storage *from, uint64_t conn, uint8_t *bits, uint64_t n,
+		    int idle, uint64_t now_ms);
 /* The downloader at from, on connection conn, holds chunk first + i of
  * id for each bit i of mask (HAVE_HELD: it got them elsewhere): offered
  * to it, they are offers done and no longer count as offered; never

@@ -68,10 +68,18 @@
  * bench's 20 downloaders of 64 MiB: the seed sent 1.0-1.7x the file on
  * an AMD EPYC Zen 4 host, the more the more such moments). */
 #define CN_SS_HUNGRY_MS 3000
-/* The same for a downloader that does not say it is idle; and another
- * downloader seen within this long: p is not alone. */
-#define CN_SS_STARVE_MS 20000
-/* A downloader alone this long (no other one seen within CN_SS_STARVE_MS)
+/* The same for a downloader still fetching from others, or an older node
+ * that never says HAVE_IDLE: the 3-s idle rule keeps a current one from
+ * starving, and chunks are offered again CN_SS_SPREAD_MS after their last
+ * offer, so this is the last resort. At 20 s (until stop 97), in 51-node
+ * labs of 30-47 s to 100% nearly every downloader got the true bitmap once
+ * near the end while still fetching from others (45-50 such answers a
+ * run) and the seed sent 1.92-2.53x the file; at 60 s 1.26-1.46x, in the
+ * same time (five pairs of runs, docs/CONTENT.md "Super-seeding"). */
+#define CN_SS_STARVE_MS 60000
+/* Another downloader seen within this long: p is not alone. */
+#define CN_SS_SEEN_MS 20000
+/* A downloader alone this long (no other one seen within CN_SS_SEEN_MS)
  * gets the true bitmap: with nobody to trade with, offers would only
  * throttle it to a few chunks per HAVE round (about 1 MiB/s). */
 #define CN_SS_ALONE_MS 2000
@@ -338,7 +346,7 @@ static int alone(const struct ss_item *it, const struct ss_peer *p, uint64_t now
 	for (unsigned int i = 0; i < CN_SS_PEERS; i++) {
 		const struct ss_peer *q = &it->peers[i];
 
-		if (q != p && q->who && now - q->seen_ms < CN_SS_STARVE_MS)
+		if (q != p && q->who && now - q->seen_ms < CN_SS_SEEN_MS)
 			return 0;
 	}
 	return 1;
@@ -347,8 +355,14 @@ static int alone(const struct ss_item *it, const struct ss_peer *p, uint64_t now
 int cn_ss_filter(struct content_node *cn, const uint8_t id[32], const struct sockaddr_storage *from,
 		 uint64_t conn, uint8_t *bits, uint64_t n, int idle)
 {
+	return cn_ss_filter_at(cn, id, from, conn, bits, n, idle, util_now_ms());
+}
+
+int cn_ss_filter_at(struct content_node *cn, const uint8_t id[32],
+		    const struct sockaddr_storage *from, uint64_t conn, uint8_t *bits, uint64_t n,
+		    int idle, uint64_t now)
+{
 	struct cn_ss_tab *t = cn->ss;
-	uint64_t now = util_now_ms();
 	struct ss_item *it;
 	struct ss_peer *p;
 	int rc = 0;
