@@ -215,7 +215,7 @@ static void test_superseed(void **state)
  * reach each other (every datagram between two of them lost), so a chunk
  * offered to one never spreads. Each, with nothing to fetch from anyone,
  * refreshes with HAVE_IDLE, and the seed shows it its true bitmap once it
- * has had nothing new to offer it for 3 s (not 60 s, as for a downloader
+ * has had nothing new to offer it for 3 s (not 20 s, as for a downloader
  * still fetching from others). Every download finishes and verifies. */
 static void test_superseed_unreachable(void **state)
 {

@@ -44,9 +44,9 @@
  * offer be done at once) still sees its window double once a window's
  * worth was fetched, and is never shown a chunk it fetched.
  *
- * test_superseed_starve: a downloader still fetching from others keeps to
- * the offers past 20 s, and is offered the chunks again once 30 s have
- * passed since their last offer.
+ * test_superseed_starve: a downloader still fetching from others gets the
+ * true bitmap 20 s after its last new offer, and is offered the chunks
+ * again once 30 s have passed since their last offer.
  *
  * test_superseed_hungry: a downloader that lacks only chunks offered to
  * others gets the true bitmap once it has said for 3 s that it has
@@ -957,7 +957,7 @@ static void test_superseed_hungry(void **state)
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 1), 1);
 	assert_int_equal(shown(bits, 8, off), 0);
-	/* still fetching from others: the true bitmap only 60 s on */
+	/* still fetching from others: the true bitmap only 20 s on */
 	memset(bits, 0xff, sizeof(bits));
 	assert_int_equal(cn_ss_filter(cn, a, &da, 1, bits, 8, 0), 1);
 	assert_int_equal(shown(bits, 8, off), 0);
@@ -1009,11 +1009,9 @@ static void offered_at(struct content_node *cn, const uint8_t *a, const struct s
 }
 
 /* A downloader still fetching from others, which may never say HAVE_IDLE,
- * keeps to the offers past 20 s (until stop 97 the true bitmap came then:
- * the seed of a 51-node lab sent 1.9-2.5x the file) and is offered the
- * chunks again once CN_SS_SPREAD_MS has passed since their last offer;
- * the true bitmap only 60 s after its last new offer (CN_SS_STARVE_MS).
- * A clock of our own
+ * keeps to the offers for 20 s after its last new offer, then gets the
+ * true bitmap (counted as starved), and is offered the chunks again once
+ * CN_SS_SPREAD_MS has passed since their last offer. A clock of our own
  * (cn_ss_filter_at), ahead of the real one. */
 static void test_superseed_starve(void **state)
 {
@@ -1046,22 +1044,16 @@ static void test_superseed_starve(void **state)
 		memset(bits, 0xff, sizeof(bits));
 		assert_int_equal(cn_ss_filter_at(cn, a, &db, 2, bits, 8, 0, t0 + t), 1);
 	}
-	/* 20.9 s after A's last offer, 20.7 s after D's first visit: both
-	 * keep to the offers */
-	offered_at(cn, a, &da, 1, t0 + 20900, 0, NULL, 0);
-	offered_at(cn, a, &dd, 4, t0 + 21000, 0, NULL, 0);
-	/* 31 s on, B's chunks may be offered again: A is offered them (it
-	 * holds the other 4) */
-	offered_at(cn, a, &da, 1, t0 + 31000, 4, bof, kb);
-	/* B, 40 s on, is offered A's 4 again (offered last 40 s ago) */
-	offered_at(cn, a, &db, 2, t0 + 40000, 4, aof, ka);
-	offered_at(cn, a, &da, 1, t0 + 50000, 0, NULL, 0);
-	/* D, every chunk offered to others within 30 s: offers only until 60 s
-	 * after its first visit, then the true bitmap, counted as starved */
-	offered_at(cn, a, &dd, 4, t0 + 59000, 0, NULL, 0);
+	/* 19.9 s after A's last offer: offers only; 20.1 s: the true bitmap */
+	offered_at(cn, a, &da, 1, t0 + 19900, 0, NULL, 0);
 	memset(bits, 0xff, sizeof(bits));
-	assert_int_equal(cn_ss_filter_at(cn, a, &dd, 4, bits, 8, 0, t0 + 60400), 0);
+	assert_int_equal(cn_ss_filter_at(cn, a, &da, 1, bits, 8, 0, t0 + 20100), 0);
 	assert_int_equal(bits[0], 0xff);
+	true_bitmaps(cn, 0, 1);
+	/* 31 s on, B's chunks may be offered again: A is offered them (it
+	 * holds the other 4), and D, which holds nothing, A's 4 */
+	offered_at(cn, a, &da, 1, t0 + 31000, 4, bof, kb);
+	offered_at(cn, a, &dd, 4, t0 + 31100, 4, aof, ka);
 	true_bitmaps(cn, 0, 1);
 	cn_ss_free(cn);
 	free(cn);

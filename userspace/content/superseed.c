@@ -69,14 +69,16 @@
  * an AMD EPYC Zen 4 host, the more the more such moments). */
 #define CN_SS_HUNGRY_MS 3000
 /* The same for a downloader still fetching from others, or an older node
- * that never says HAVE_IDLE: the 3-s idle rule keeps a current one from
- * starving, and chunks are offered again CN_SS_SPREAD_MS after their last
- * offer, so this is the last resort. At 20 s (until stop 97), in 51-node
- * labs of 30-47 s to 100% nearly every downloader got the true bitmap once
- * near the end while still fetching from others (45-50 such answers a
- * run) and the seed sent 1.92-2.53x the file; at 60 s 1.26-1.46x, in the
- * same time (five pairs of runs, docs/CONTENT.md "Super-seeding"). */
-#define CN_SS_STARVE_MS 60000
+ * that never says HAVE_IDLE. In 51-node labs of 30-47 s to 100% nearly
+ * every downloader gets the true bitmap once near the end (45-50 such
+ * answers a run) and the seed sends 1.9-2.5x the file; stop 97 tried 60 s
+ * (chunks are offered again after CN_SS_SPREAD_MS anyway): 1.26-1.46x in
+ * the same time in weft-only runs, but not kept: a seed host's upload
+ * left over at the end is speed for the last downloaders at no cost to
+ * anyone, which a lab of 51 nodes sharing 2 CPUs cannot show, and its
+ * pairs against aria2 that hour were no better (docs/CONTENT.md
+ * "Super-seeding"). */
+#define CN_SS_STARVE_MS 20000
 /* Another downloader seen within this long: p is not alone. */
 #define CN_SS_SEEN_MS 20000
 /* A downloader alone this long (no other one seen within CN_SS_SEEN_MS)
