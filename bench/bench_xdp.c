@@ -36,6 +36,9 @@
  *        are read against it too).
  *   bench_xdp --testrun [REPEAT]   part 1 and 2 only (no root netns work)
  *   bench_xdp --flood [SECONDS]    part 3 only
+ *   bench_xdp --verdicts [REPEAT]  part 1's verdict table only (~0.3 s a run:
+ *                          for builds compared in many short alternated
+ *                          runs on a host whose speed moves)
  * Flood paths and rounds (short alternated experiments, e.g. weft's
  * banned path against the floor program): BENCH_XDP_PATHS=xdp_ban,xdp_floor
  * (ids: user, xdp_ban, xdp_rate, xdp_floor; default all) and
@@ -339,7 +342,8 @@ static int ban_series(struct bench_result *res, struct wxdp *x, const struct wxd
 	return bad;
 }
 
-static int bench_testrun(struct bench_result *res, unsigned int repeat)
+/* verdicts_only: the verdict table and the floor, nothing after them. */
+static int bench_testrun(struct bench_result *res, unsigned int repeat, int verdicts_only)
 {
 	static const size_t sizes[] = { 56, 256, 512, 1024, 1400 };
 	struct wxdp_opts xo = { .no_attach = 1 };
@@ -441,6 +445,8 @@ static int bench_testrun(struct bench_result *res, unsigned int repeat)
 		}
 		printf("%-58s %9.1f %9.1f\n", v_label[v], all_ns[v][0] - floor, all_ns[v][1] - floor);
 	}
+	if (verdicts_only)
+		goto out;
 	/* Cost against payload size (a line plot in the report). */
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
 		for (int v = 0; v < V__MAX; v++) {
@@ -481,6 +487,7 @@ static int bench_testrun(struct bench_result *res, unsigned int repeat)
 				    "software policer (userspace), IPv4 drop rate-limited", ns, "ns/packet");
 		policer_free(p);
 	}
+out:
 	bench_result_param(res, "testrun_repeat", repeat);
 	wxdp_free(x);
 	lo_xsk_close();
@@ -996,7 +1003,8 @@ int main(int argc, char **argv)
 	struct bench_result *res = NULL;
 	int secs = 2, rc = 0, err, rounds;
 	unsigned int repeat = 1000000, paths;
-	int testrun_only = argc > 1 && !strcmp(argv[1], "--testrun");
+	int verdicts = argc > 1 && !strcmp(argv[1], "--verdicts");
+	int testrun_only = verdicts || (argc > 1 && !strcmp(argv[1], "--testrun"));
 	int flood_only = argc > 1 && !strcmp(argv[1], "--flood");
 
 	if (testrun_only && argc > 2)
@@ -1018,7 +1026,7 @@ int main(int argc, char **argv)
 		return 1;
 	bench_result_same_work(res, same_work);
 	if (!flood_only)
-		rc |= bench_testrun(res, repeat);
+		rc |= bench_testrun(res, repeat, verdicts);
 	if (!testrun_only)
 		rc |= bench_flood(res, secs);
 	return bench_result_finish(res) || rc ? 1 : 0;

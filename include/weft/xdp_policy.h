@@ -42,21 +42,40 @@ enum wxdp_kind {
 #define WXDP_QUIC_V1 0x00000001U
 #define WXDP_QUIC_V2 0x6b3343cfU /* RFC 9369: Initial is long-header type 1 */
 
-/* Which weft protocol (if any) owns destination port dport (host order). */
-WXDP_INLINE int wxdp_port_kind(const struct wxdp_config *c, __u16 dport)
+/*
+ * Which weft protocol (if any) owns destination port dport (host order),
+ * and *owner the instance that owns it (see wxdp_config.quic_owners): 0..
+ * WXDP_MAX_INSTANCES - 1, and 0 for a port that is not configured. One
+ * walk of the port table for both (the program needs the owner only for a
+ * packet it accepts, and walked the table twice).
+ */
+WXDP_INLINE int wxdp_port_find(const struct wxdp_config *c, __u16 dport, __u32 *owner)
 {
 	int i;
 
+	*owner = 0;
 	if (dport == 0)
 		return WXDP_KIND_NONE;
 WXDP_UNROLL
 	for (i = 0; i < WXDP_MAX_PORTS; i++) {
-		if (c->quic_ports[i] == dport)
+		if (c->quic_ports[i] == dport) {
+			*owner = ((__u32)c->quic_owners >> (2 * i)) & 3;
 			return WXDP_KIND_QUIC;
-		if (c->dht_ports[i] == dport)
+		}
+		if (c->dht_ports[i] == dport) {
+			*owner = ((__u32)c->dht_owners >> (2 * i)) & 3;
 			return WXDP_KIND_DHT;
+		}
 	}
 	return WXDP_KIND_NONE;
+}
+
+/* Which weft protocol (if any) owns destination port dport (host order). */
+WXDP_INLINE int wxdp_port_kind(const struct wxdp_config *c, __u16 dport)
+{
+	__u32 owner;
+
+	return wxdp_port_find(c, dport, &owner);
 }
 
 /*
@@ -201,22 +220,13 @@ WXDP_INLINE __u32 wxdp_bani_check(__u64 h, __u64 expires_ns)
 	return ((__u32)h ^ (__u32)expires_ns ^ (__u32)(expires_ns >> 32)) | 1;
 }
 
-/*
- * The instance that owns port dport (see wxdp_config.quic_owners): 0..
- * WXDP_MAX_INSTANCES - 1, and 0 for a port that is not configured.
- */
+/* The instance that owns port dport: wxdp_port_find's *owner. */
 WXDP_INLINE __u32 wxdp_port_owner(const struct wxdp_config *c, __u16 dport)
 {
-	int i;
+	__u32 owner;
 
-WXDP_UNROLL
-	for (i = 0; i < WXDP_MAX_PORTS; i++) {
-		if (dport && c->quic_ports[i] == dport)
-			return ((__u32)c->quic_owners >> (2 * i)) & 3;
-		if (dport && c->dht_ports[i] == dport)
-			return ((__u32)c->dht_owners >> (2 * i)) & 3;
-	}
-	return 0;
+	wxdp_port_find(c, dport, &owner);
+	return owner;
 }
 
 /*

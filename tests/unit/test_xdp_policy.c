@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "weft/guard.h"
@@ -636,6 +637,40 @@ static void test_valid_cache(void **state)
 	}
 }
 
+/* The same cache on the program's own clock (no test hook): a slot hit
+ * answers without reading the clock, which reads the same all tick long
+ * (bpf/weft_xdp.bpf.c src_validated). A validation is still seen at once,
+ * and one that expires stops counting within a tick of its expiry: the
+ * slot of an earlier tick asks the map again, which checks the expiry. */
+static void test_valid_cache_clock(void **state)
+{
+	struct fx *f = *state;
+	struct timespec ts;
+	struct tpkt t;
+	uint64_t mono;
+
+	NEED_ROOT();
+	f->cfg.dht = (struct wxdp_rate){ .pps = 0, .burst = 0 };
+	f->cfg.unval_dht = (struct wxdp_rate){ .pps = 1, .burst = 1 };
+	f->cfg.now_override_ns = 0;
+	set_cfg(f);
+	dht_pkt(&t, 0);
+	t.src[3] = 12;
+	assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET); /* the budget's token */
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UNVAL_DHT);
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	mono = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	/* Live for 200 ms: seen at once, then every packet hits the slot. */
+	valid_set(f, &t, mono + 200 * MS);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(run_t(f, &t), WXDP_STAT_PASS_NO_SOCKET);
+	/* 300 ms on (tens of ticks at any HZ): expired, the source pays the
+	 * budget again, whose token has not come back (1 a second). */
+	usleep(300000);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UNVAL_DHT);
+	assert_int_equal(run_t(f, &t), WXDP_STAT_DROP_UNVAL_DHT);
+}
+
 /* A validated source's QUIC packets (not its Initials) take quic_valid in
  * place of quic, with the QUIC budget on and off (the validation looked
  * up for the rate alone then); an unvalidated source keeps quic. The
@@ -866,6 +901,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_bucket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unvalidated_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_valid_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_valid_cache_clock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quic_validated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guard_xdp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bucket_slots, setup, teardown),

@@ -116,6 +116,22 @@ static const struct frame_case valid_and_malformed[] = {
 	{ "empty DHT payload", BASE_DHT, FAM_BOTH, { PAYLOAD("") }, WXDP_STAT_DROP_SHORT },
 	{ "fixed bit clear", BASE_QUIC, FAM_BOTH, { PAYLOAD("\x01\x02\x03\x04\x05\x06\x07\x08") },
 	  WXDP_STAT_DROP_QUIC_FIXED },
+	/* STUN on the QUIC port (RFC 7983): the magic cookie at payload
+	 * bytes 4-7, read from the program's one 8-byte load of the
+	 * payload's head (peek_payload), with and without an IP option or a
+	 * VLAN tag moving the payload's alignment. */
+	{ "STUN binding request", BASE_QUIC, FAM_BOTH,
+	  { PAYLOAD("\x00\x01\x00\x00\x21\x12\xa4\x42txid-txid-tx") }, WXDP_STAT_PASS_NO_SOCKET },
+	{ "STUN behind a VLAN tag", BASE_QUIC, FAM_BOTH,
+	  { PAYLOAD("\x00\x01\x00\x00\x21\x12\xa4\x42txid-txid-tx"), .vlans = 1 },
+	  WXDP_STAT_PASS_NO_SOCKET },
+	{ "STUN behind an IP option", BASE_QUIC, FAM_V4,
+	  { PAYLOAD("\x00\x01\x00\x00\x21\x12\xa4\x42txid-txid-tx"), .ip_opt_words = 1 },
+	  WXDP_STAT_PASS_NO_SOCKET },
+	{ "STUN cookie bytes reversed", BASE_QUIC, FAM_BOTH,
+	  { PAYLOAD("\x00\x01\x00\x00\x42\xa4\x12\x21txid-txid-tx") }, WXDP_STAT_DROP_QUIC_FIXED },
+	{ "STUN header one byte short", BASE_QUIC, FAM_BOTH,
+	  { PAYLOAD("\x00\x01\x00\x00\x21\x12\xa4\x42txid-txid-t") }, WXDP_STAT_DROP_QUIC_FIXED },
 	{ "DHT not a dictionary", BASE_DHT, FAM_BOTH, { PAYLOAD("l4:spame") },
 	  WXDP_STAT_DROP_DHT_NOT_DICT },
 	{ "DHT one byte, d", BASE_DHT, FAM_BOTH, { PAYLOAD("d") }, WXDP_STAT_PASS_NO_SOCKET },
