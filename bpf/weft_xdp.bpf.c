@@ -217,7 +217,10 @@ static __always_inline void stat_inc(__u32 idx)
 
 /* What the parser hands to the policy stage. */
 struct wxdp_pkt {
-	__u8 src[16];   /* IPv4 in the first 4 bytes */
+	union {
+		__u8 src[16];   /* IPv4 in the first 4 bytes */
+		__u64 src_w[2]; /* IPv6: two 64-bit words (parse_v6) */
+	};
 	__u8 v6;        /* 1 for IPv6 */
 	__u8 kind;      /* WXDP_KIND_* */
 	__u16 dport;    /* UDP destination port, host order */
@@ -826,7 +829,10 @@ static __always_inline __u32 parse_v6(const struct wxdp_config *cfg, struct wxdp
 		return WXDP_STAT_DROP_UDP_LEN; /* includes jumbograms (0) */
 	if ((void *)(ip6 + 1) + plen > end)
 		return WXDP_STAT_DROP_SHORT;
-	__builtin_memcpy(pk->src, &ip6->saddr, 16);
+	/* Two 8-byte loads (unaligned packet loads: see peek_payload), kept
+	 * as two words by the key and the hashes that read them. */
+	pk->src_w[0] = *(const __u64 *)(void *)&ip6->saddr;
+	pk->src_w[1] = *(const __u64 *)((void *)&ip6->saddr + 8);
 	pk->v6 = 1;
 	return parse_udp(cfg, pk, udp, end, plen - ext);
 }

@@ -200,12 +200,19 @@ WXDP_INLINE __u64 wxdp_bani_hash4(const __u8 *a4)
 
 WXDP_INLINE __u64 wxdp_bani_hash6(const __u8 *a16)
 {
-	__u32 w[4];
-	__u64 h;
+	__u64 w[2], h;
 
+	/* Two 64-bit words, each the address's 32-bit words i and i + 1 as
+	 * (w[i] | w[i + 1] << 32): a little-endian load as it is (two loads
+	 * where four and their shifts and ors kept the BPF program's
+	 * registers spilling), the halves swapped on a big-endian one. */
 	__builtin_memcpy(w, a16, 16);
-	h = ((__u64)w[0] | (__u64)w[1] << 32) * WXDP_BANI_K1;
-	h ^= ((__u64)w[2] | (__u64)w[3] << 32) * WXDP_BANI_K2;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w[0] = w[0] << 32 | w[0] >> 32;
+	w[1] = w[1] << 32 | w[1] >> 32;
+#endif
+	h = w[0] * WXDP_BANI_K1;
+	h ^= w[1] * WXDP_BANI_K2;
 	return (h ^ (h >> 32)) * WXDP_BANI_K1;
 }
 
