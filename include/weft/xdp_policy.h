@@ -153,6 +153,12 @@ WXDP_INLINE void wxdp_src_key_v6(struct wxdp_src_key *k, const __u8 *a16, __u32 
 {
 	__u64 hi, lo, w[2];
 
+	__builtin_memcpy(w, a16, 16);
+	if (prefix == 64) { /* the default (a /64 per host): no masks */
+		w[1] = 0;
+		__builtin_memcpy(k->addr, w, 16);
+		return;
+	}
 	/* Two 64-bit masks, most significant bit first; only two branches so
 	 * the verifier does not fork per byte. */
 	if (prefix == 0)
@@ -167,7 +173,6 @@ WXDP_INLINE void wxdp_src_key_v6(struct wxdp_src_key *k, const __u8 *a16, __u32 
 	hi = __builtin_bswap64(hi);
 	lo = __builtin_bswap64(lo);
 #endif
-	__builtin_memcpy(w, a16, 16);
 	w[0] &= hi;
 	w[1] &= lo;
 	__builtin_memcpy(k->addr, w, 16);

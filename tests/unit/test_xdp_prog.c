@@ -352,6 +352,47 @@ static void test_config_check(void **state)
 	assert_int_equal(wxdp_config_check(&c), -EINVAL);
 }
 
+/* The IPv6 rate-limit key against a mask built bit by bit, for every
+ * prefix (0 acts as 1, above 128 as 128), the default /64's shortcut among
+ * them, and the kind/owner of a port found in one walk. */
+static void test_src_key_v6(void **state)
+{
+	uint8_t a[16], want[16];
+	struct wxdp_src_key k;
+	struct wxdp_config c;
+	__u32 owner = 9;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		a[i] = (uint8_t)(0xa5 ^ (i * 37));
+	for (unsigned int prefix = 0; prefix <= 130; prefix++) {
+		unsigned int p = prefix == 0 ? 1 : prefix > 128 ? 128 : prefix;
+
+		for (unsigned int bit = 0; bit < 128; bit++) {
+			uint8_t m = (uint8_t)(0x80 >> (bit % 8));
+
+			if (bit % 8 == 0)
+				want[bit / 8] = 0;
+			if (bit < p)
+				want[bit / 8] |= (uint8_t)(a[bit / 8] & m);
+		}
+		memset(&k, 0x5a, sizeof(k));
+		wxdp_src_key_v6(&k, a, prefix);
+		if (memcmp(k.addr, want, 16))
+			fail_msg("prefix %u: the key is not the address masked", prefix);
+	}
+	wxdp_config_default(&c);
+	c.dht_ports[1] = 6882;
+	c.dht_owners = 2 << 2;
+	assert_int_equal(wxdp_port_find(&c, 6882, &owner), WXDP_KIND_DHT);
+	assert_int_equal(owner, 2);
+	assert_int_equal(wxdp_port_find(&c, WXDP_DEFAULT_QUIC_PORT, &owner), WXDP_KIND_QUIC);
+	assert_int_equal(owner, 0);
+	owner = 9;
+	assert_int_equal(wxdp_port_find(&c, 9999, &owner), WXDP_KIND_NONE);
+	assert_int_equal(owner, 0);
+}
+
 static void test_attach_errors(void **state)
 {
 	struct wxdp_opts o = { .ifname = "wxdp-nope0" };
@@ -376,6 +417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v6_ext, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
 		cmocka_unit_test(test_config_check),
+		cmocka_unit_test(test_src_key_v6),
 		cmocka_unit_test(test_attach_errors),
 	};
 
