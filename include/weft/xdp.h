@@ -10,7 +10,8 @@
  * (pin_root default /sys/fs/bpf/weft). bpffs is shared by all network
  * namespaces, so the namespace's inode (stat /proc/self/ns/net) keeps two
  * nodes whose interfaces share a name apart. `bpftool map dump pinned
- * /sys/fs/bpf/weft/ns4026531840/eth0/wxdp_stats` inspects them.
+ * /sys/fs/bpf/weft/ns4026531840/eth0/wxdp_stats` inspects them (its
+ * slot 0, rx, stays 0: wxdp_stats_read() derives it, xdp_abi.h).
  *
  * Threads: every function may be called from any thread; map updates are
  * atomic per entry in the kernel. The handle itself is immutable after

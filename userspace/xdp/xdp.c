@@ -1008,6 +1008,11 @@ int wxdp_stats_read(struct wxdp *x, uint64_t *out)
 			out[i] += vals[c];
 	}
 	free(vals);
+	/* rx: the program counts each packet in exactly one verdict counter
+	 * and not in rx (xdp_abi.h enum wxdp_stat). */
+	out[WXDP_STAT_RX] = 0;
+	for (__u32 i = WXDP_STAT_RX + 1; !err && i < WXDP_STAT__MAX; i++)
+		out[WXDP_STAT_RX] += out[i];
 	return err;
 }
 
