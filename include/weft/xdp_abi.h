@@ -219,28 +219,28 @@ struct wxdp_config {
  * returns in its place: a counter less on the per-packet path.
  */
 enum wxdp_stat {
-	WXDP_STAT_RX = 0, /* every packet the program saw (derived, above) */
+	WXDP_STAT_RX = 0,            /* every packet the program saw (derived) */
 	/* verdict counters */
-	WXDP_STAT_PASS_NOT_WEFT,      /* not IPv4/IPv6 UDP to a weft port: XDP_PASS */
-	WXDP_STAT_PASS_FRAGMENT,      /* IPv4/IPv6 fragment: XDP_PASS, never parsed as UDP */
-	WXDP_STAT_REDIRECT,	      /* accepted, redirected to the queue's AF_XDP socket */
-	WXDP_STAT_PASS_NO_SOCKET,     /* accepted, no socket on the queue: XDP_PASS */
-	WXDP_STAT_DROP_SHORT,	      /* malformed: shorter than its headers say */
-	WXDP_STAT_DROP_UDP_LEN,	      /* malformed: UDP length != IP payload length */
-	WXDP_STAT_DROP_QUIC_FIXED,    /* malformed: QUIC fixed bit (0x40) clear */
-	WXDP_STAT_DROP_DHT_NOT_DICT,  /* malformed: DHT payload does not start with 'd' */
-	WXDP_STAT_DROP_BANNED,	      /* source in a live ban */
-	WXDP_STAT_DROP_RATE_QUIC,     /* over the per-source QUIC bucket */
-	WXDP_STAT_DROP_RATE_INITIAL,  /* over the per-source QUIC Initial bucket */
-	WXDP_STAT_DROP_RATE_DHT,      /* over the per-source DHT bucket */
-	WXDP_STAT_DROP_UNVAL_QUIC,    /* unvalidated source, QUIC budget spent */
+	WXDP_STAT_PASS_NOT_WEFT,     /* not IPv4/IPv6 UDP to a weft port: XDP_PASS */
+	WXDP_STAT_PASS_FRAGMENT,     /* IPv4/IPv6 fragment: XDP_PASS, never parsed as UDP */
+	WXDP_STAT_REDIRECT,          /* accepted, redirected to the queue's AF_XDP socket */
+	WXDP_STAT_PASS_NO_SOCKET,    /* accepted, no socket on the queue: XDP_PASS */
+	WXDP_STAT_DROP_SHORT,        /* malformed: shorter than its headers say */
+	WXDP_STAT_DROP_UDP_LEN,      /* malformed: UDP length != IP payload length */
+	WXDP_STAT_DROP_QUIC_FIXED,   /* malformed: QUIC fixed bit (0x40) clear */
+	WXDP_STAT_DROP_DHT_NOT_DICT, /* malformed: DHT payload does not start with 'd' */
+	WXDP_STAT_DROP_BANNED,       /* source in a live ban */
+	WXDP_STAT_DROP_RATE_QUIC,    /* over the per-source QUIC bucket */
+	WXDP_STAT_DROP_RATE_INITIAL, /* over the per-source QUIC Initial bucket */
+	WXDP_STAT_DROP_RATE_DHT,     /* over the per-source DHT bucket */
+	WXDP_STAT_DROP_UNVAL_QUIC,   /* unvalidated source, QUIC budget spent */
 	WXDP_STAT_DROP_UNVAL_INITIAL, /* unvalidated source, Initial budget spent */
-	WXDP_STAT_DROP_UNVAL_DHT,     /* unvalidated source, DHT budget spent */
-	WXDP_STAT_DROP_RATE_STUN,     /* over the per-source STUN bucket */
-	WXDP_STAT_DROP_UNVAL_STUN,    /* unvalidated source, STUN budget spent */
-	WXDP_STAT_RELAY_TX,   /* relay circuit packet rewritten and sent (XDP_TX/redirect) */
-	WXDP_STAT_RELAY_USER, /* to a relay port, not a bound hop (binds...): to userspace */
-	WXDP_STAT_RELAY_DROP, /* relay circuit packet dropped by the policy (rate, limit, end) */
+	WXDP_STAT_DROP_UNVAL_DHT,    /* unvalidated source, DHT budget spent */
+	WXDP_STAT_DROP_RATE_STUN,    /* over the per-source STUN bucket */
+	WXDP_STAT_DROP_UNVAL_STUN,   /* unvalidated source, STUN budget spent */
+	WXDP_STAT_RELAY_TX,          /* relay circuit packet rewritten and sent (XDP_TX/redirect) */
+	WXDP_STAT_RELAY_USER,        /* to a relay port, not a bound hop (binds...): to userspace */
+	WXDP_STAT_RELAY_DROP,        /* relay circuit packet dropped by the policy (rate, limit, end) */
 	WXDP_STAT__MAX
 };
 
