@@ -560,15 +560,16 @@ static __always_inline int src_validated(const struct wxdp_config *cfg,
 /*
  * The global budget of unvalidated sources for class cls, or NULL when the
  * source is validated or the class has no budget (nothing to pay). slot:
- * wxdp_rlc_slot(sk), computed once per packet for both per-CPU caches.
+ * wxdp_rlc_slot(sk), computed once per packet for both per-CPU caches;
+ * rate: the class's budget rate (wxdp_class_unval), also found once.
  * *valid: whether the source is validated, when that was looked up (for
  * the budget, or for the per-source rate: wxdp_rate_by_valid), else 0.
  */
 static __always_inline struct wxdp_bucket *unval_budget(const struct wxdp_config *cfg,
 							const struct wxdp_src_key *sk, __u32 slot,
-							__u32 cls, __u64 *now, int *valid)
+							__u32 cls, const struct wxdp_rate *rate,
+							__u64 *now, int *valid)
 {
-	const struct wxdp_rate *rate = wxdp_class_unval(cfg, cls);
 	__u32 idx = cls;
 
 	*valid = 0;
@@ -628,7 +629,7 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 {
 	struct wxdp_src_key sk __attribute__((aligned(8)));
 	struct wxdp_src_val *sv;
-	const struct wxdp_rate *rate;
+	const struct wxdp_rate *rate, *urate;
 	struct wxdp_bucket *b, *budget;
 	__u32 cls = WXDP_CLASS_QUIC, slot;
 	__u64 now = 0;
@@ -661,8 +662,9 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 	 * validated source's QUIC packets take their own per-source rate
 	 * (wxdp_src_rate). */
 	slot = wxdp_rlc_slot(&sk);
-	budget = unval_budget(cfg, &sk, slot, cls, &now, &valid);
-	if (budget && !wxdp_tb_ready(budget, wxdp_class_unval(cfg, cls), pol_now(cfg, &now)))
+	urate = wxdp_class_unval(cfg, cls);
+	budget = unval_budget(cfg, &sk, slot, cls, urate, &now, &valid);
+	if (budget && !wxdp_tb_ready(budget, urate, pol_now(cfg, &now)))
 		return wxdp_class_unval_stat(cls);
 	rate = wxdp_src_rate(cfg, cls, valid);
 	if (rate->pps == 0)
@@ -687,7 +689,7 @@ static __always_inline __u32 police(const struct wxdp_config *cfg, struct wxdp_p
 pay:
 	/* Per-CPU and this CPU's program is not re-entered: the token seen
 	 * ready above is still there. */
-	if (budget && !wxdp_tb_take(budget, wxdp_class_unval(cfg, cls), pol_now(cfg, &now)))
+	if (budget && !wxdp_tb_take(budget, urate, pol_now(cfg, &now)))
 		return wxdp_class_unval_stat(cls);
 	return WXDP_STAT_REDIRECT;
 }
