@@ -703,9 +703,9 @@ static __always_inline void peek_payload(struct wxdp_pkt *pk, __u8 *payload, voi
 		/* One 8-byte load, where a copy from a byte pointer was 8 byte
 		 * loads, 7 shifts and ors and 8 byte stores (with the owner
 		 * found once, ~1 ns a packet on the Zen 4 host, docs/XDP.md).
-		 * The payload is rarely 8-byte aligned: the
-		 * verifier allows unaligned packet loads where the CPU does
-		 * them well (x86-64, arm64: no strict alignment). */
+		 * The payload is rarely 8-byte aligned: the verifier allows
+		 * unaligned packet loads where the CPU does them well (x86-64,
+		 * arm64: no strict alignment). */
 		pk->peek_w = *(const __u64 *)(void *)payload;
 		return;
 	}
