@@ -317,6 +317,15 @@ static void test_truncation(void **state)
 	truncate_all(f, &t);
 }
 
+/* The instance owning port dport, as the program finds it with its kind. */
+static __u32 port_owner(const struct wxdp_config *c, __u16 dport)
+{
+	__u32 owner;
+
+	wxdp_port_find(c, dport, &owner);
+	return owner;
+}
+
 static void test_config_check(void **state)
 {
 	struct wxdp_config c;
@@ -343,11 +352,11 @@ static void test_config_check(void **state)
 	c.quic_owners = 3 << 2;
 	c.dht_owners = 2 << 2;
 	assert_int_equal(wxdp_config_check(&c), 0);
-	assert_int_equal(wxdp_port_owner(&c, WXDP_DEFAULT_QUIC_PORT), 0);
-	assert_int_equal(wxdp_port_owner(&c, 4434), 3);
-	assert_int_equal(wxdp_port_owner(&c, 6882), 2);
-	assert_int_equal(wxdp_port_owner(&c, 9999), 0);
-	assert_int_equal(wxdp_port_owner(&c, 0), 0);
+	assert_int_equal(port_owner(&c, WXDP_DEFAULT_QUIC_PORT), 0);
+	assert_int_equal(port_owner(&c, 4434), 3);
+	assert_int_equal(port_owner(&c, 6882), 2);
+	assert_int_equal(port_owner(&c, 9999), 0);
+	assert_int_equal(port_owner(&c, 0), 0);
 	c.quic_owners |= 1 << 4; /* quic_ports[2] is unused */
 	assert_int_equal(wxdp_config_check(&c), -EINVAL);
 }
