@@ -39,7 +39,10 @@
  *    veth ends keep UDP segmentation offload on (GSO datagrams cross the
  *    pair whole, as TCP's TSO segments do). Besides Mbit/s, Mbit per
  *    CPU-second of each side (process CPU plus, on veth, the side's NAPI
- *    thread), which the load of the shared machine does not move;
+ *    thread), which the load of the shared machine does not move; weft
+ *    and TCP run alternated, BULK_PAIRS (3) pairs a path, each pair's
+ *    ratio printed and the pair of the median ratio giving the rows (the
+ *    host's speed drifts within minutes: a ratio is taken within a pair);
  *  - the same machine and run: ratios only between figures of this run.
  *
  * Usage: bench_quic QUICGO_BIN [COUNT [WINDOW [BYTES]]]
@@ -67,6 +70,7 @@
 #define OUT_MAX 65536
 #define SERVER_CPU 1
 #define CLIENT_CPU 0
+#define BULK_PAIRS 3 /* weft and TCP bulk rows alternated, per path */
 
 static const char *same_work =
     "long-running client and server processes on both sides; TLS 1.3 "
@@ -523,28 +527,66 @@ static void bulk_figures(struct bench_result *r, const struct path *p, const str
 		       b[i].rx_runq_s);
 }
 
-static void iperf(const struct path *p, long long bytes, int port, struct bulk *b)
+/* An iperf3 server for the path's bulk pairs (it serves one client after
+ * another): its pid, or -1. */
+static pid_t iperf_server(const struct path *p, int port)
 {
-	char ps[16], ns[32], log[128], *out = malloc(OUT_MAX);
+	char ps[16], log[128];
 	char *srv[] = {"iperf3", "-s", "-p", ps, "-B", (char *)p->addr_s, NULL};
+	pid_t s;
+
+	snprintf(ps, sizeof(ps), "%d", port);
+	snprintf(log, sizeof(log), "%s/iperf3.log", g_dir);
+	s = spawn(srv, SERVER_CPU, p->end_s, log, NULL);
+	if (s > 0)
+		usleep(500000);
+	return s;
+}
+
+/* One TCP bulk row against the iperf3 server s. */
+static void iperf(const struct path *p, long long bytes, int port, pid_t s, struct bulk *b)
+{
+	char ps[16], ns[32], *out = malloc(OUT_MAX);
 	char *cli[] = {"iperf3", "-c", (char *)p->addr_s, "-p", ps, "-n", ns, "-J", NULL};
 	const char *k;
-	pid_t s;
 
 	if (!out)
 		return;
 	snprintf(ps, sizeof(ps), "%d", port);
 	snprintf(ns, sizeof(ns), "%lld", bytes);
-	snprintf(log, sizeof(log), "%s/iperf3.log", g_dir);
-	s = spawn(srv, SERVER_CPU, p->end_s, log, NULL);
-	usleep(500000);
 	bulk_begin(b, 0, s, p);
 	if (run(cli, CLIENT_CPU, p->end_c, 600, out, OUT_MAX) == 0 &&
 	    (k = strstr(out, "\"sum_received\"")))
 		b->mbit = jnum(k, "bits_per_second") / 1e6;
 	bulk_end(b, 0, s, p);
-	stop(s);
 	free(out);
+}
+
+/* One weft bulk row: BYTES on one connection to a discard stream. */
+static void weft_bulk(const struct path *p, const char *body, pid_t wc, pid_t ws, long long bytes,
+		      char *out, struct bulk *b)
+{
+	bulk_begin(b, wc, ws, p);
+	if (!api(1, "POST", "/v1/quic/bench", body, 620, out) &&
+	    jnum(out, "peer_count") == (double)bytes)
+		b->mbit = jnum(out, "mbit_s");
+	bulk_end(b, wc, ws, p);
+}
+
+/* Index of the median of n values (n odd), or of the lower middle one. */
+static int median_index(const double *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int below = 0, same = 0;
+
+		for (int j = 0; j < n; j++) {
+			below += v[j] < v[i];
+			same += j < i && v[j] == v[i];
+		}
+		if (below + same == (n - 1) / 2)
+			return i;
+	}
+	return 0;
 }
 
 static int run_path(struct bench_result *r, const struct path *p, unsigned int count,
@@ -553,9 +595,10 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 	char key[80], body[512], tgt[160], qa[64], wa[64], cs[16], ws[16], bs[32], id[64];
 	char *out = malloc(OUT_MAX);
 	int port = 20000 + (int)(getpid() % 20000), ok = -1;
-	pid_t ws_pid = -1, wc_pid = -1, qs_pid = -1;
+	pid_t ws_pid = -1, wc_pid = -1, qs_pid = -1, ip_pid = -1;
 	struct bulk b[3] = {{.mbit = -1}, {.mbit = -1}, {.mbit = -1}};
-	double probe[2];
+	struct bulk bw[BULK_PAIRS], bt[BULK_PAIRS];
+	double probe[2], pr[BULK_PAIRS];
 
 	if (!out)
 		return -1;
@@ -656,11 +699,44 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 	snprintf(body, sizeof(body),
 		 "{\"peer\":\"%s\",\"bytes\":%lld,\"mode\":\"discard\",\"timeout_ms\":600000}", tgt,
 		 bytes);
-	bulk_begin(&b[0], wc_pid, ws_pid, p);
-	if (!api(1, "POST", "/v1/quic/bench", body, 620, out) &&
-	    jnum(out, "peer_count") == (double)bytes)
-		b[0].mbit = jnum(out, "mbit_s");
-	bulk_end(&b[0], wc_pid, ws_pid, p);
+	/* weft and TCP alternated, BULK_PAIRS pairs: this shared host's speed
+	 * drifts within minutes (docs/BENCH.md "bench_quic"), so each ratio is
+	 * taken within one pair and the pair of the median ratio gives the
+	 * rows (its Mbit/s and CPU figures); every pair's ratio is printed
+	 * and recorded. */
+	ip_pid = iperf_server(p, port + 4);
+	if (ip_pid < 0)
+		goto out;
+	for (int i = 0; i < BULK_PAIRS; i++) {
+		bw[i].mbit = bt[i].mbit = -1;
+		weft_bulk(p, body, wc_pid, ws_pid, bytes, out, &bw[i]);
+		iperf(p, bytes, port + 4, ip_pid, &bt[i]);
+		if (bw[i].mbit <= 0 || bt[i].mbit <= 0) {
+			fprintf(stderr,
+				"bench_quic: %s bulk pair %d failed (weft %.0f, tcp %.0f)\n",
+				p->name, i + 1, bw[i].mbit, bt[i].mbit);
+			goto out;
+		}
+		pr[i] = bw[i].mbit / bt[i].mbit;
+		printf("%-9s bulk pair %d: weft %.0f  tcp %.0f Mbit/s  weft/tcp %.2fx\n", p->name,
+		       i + 1, bw[i].mbit, bt[i].mbit, pr[i]);
+	}
+	stop(ip_pid);
+	ip_pid = -1;
+	{
+		int m = median_index(pr, BULK_PAIRS);
+		char label[160];
+
+		b[0] = bw[m];
+		b[2] = bt[m];
+		for (int i = 0; i < BULK_PAIRS; i++) {
+			snprintf(id, sizeof(id), "%s.bulk.pair%d.weft_vs_tcp", p->name, i + 1);
+			snprintf(label, sizeof(label),
+				 "%s bulk pair %d (alternated): weft / kernel TCP, Mbit/s", p->name,
+				 i + 1);
+			bench_result_figure(r, id, label, pr[i], "x");
+		}
+	}
 	snprintf(bs, sizeof(bs), "%lld", bytes);
 	{
 		char *argv[] = {(char *)g_qgo, "bulk", qa, bs, NULL};
@@ -677,7 +753,6 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 	wc_pid = -1;
 	stop(ws_pid);
 	ws_pid = -1;
-	iperf(p, bytes, port + 4, &b[2]);
 	if (b[0].mbit <= 0 || b[1].mbit <= 0 || b[2].mbit <= 0) {
 		fprintf(stderr, "bench_quic: %s bulk failed (weft %.0f, quic-go %.0f, tcp %.0f)\n",
 			p->name, b[0].mbit, b[1].mbit, b[2].mbit);
@@ -690,6 +765,7 @@ static int run_path(struct bench_result *r, const struct path *p, unsigned int c
 	}
 	ok = 0;
 out:
+	stop(ip_pid);
 	stop(qs_pid);
 	stop(wc_pid);
 	stop(ws_pid);
