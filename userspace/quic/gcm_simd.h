@@ -85,17 +85,20 @@ static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *
 	}
 }
 
-/* acc (lo, mid, hi) += the carry-less product of x and h, lane by lane. */
-#define GCM_ACC(acc, x, h)                                                                         \
+/* a (lo, mid, hi) += the carry-less product of x and h, lane by lane. */
+#define GCM_ACC(a0, a1, a2, x, h)                                                                  \
 	do {                                                                                       \
-		(acc)[0] = V_XOR((acc)[0], V_CLMUL(x, h, 0x00));                                   \
-		(acc)[1] = V_XOR((acc)[1], V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));       \
-		(acc)[2] = V_XOR((acc)[2], V_CLMUL(x, h, 0x11));                                   \
+		(a0) = V_XOR((a0), V_CLMUL(x, h, 0x00));                                           \
+		(a1) = V_XOR((a1), V_XOR(V_CLMUL(x, h, 0x01), V_CLMUL(x, h, 0x10)));               \
+		(a2) = V_XOR((a2), V_CLMUL(x, h, 0x11));                                           \
 	} while (0)
 
 /* Adds to acc (lo, mid, hi: the unreduced sum) the blocks of len bytes at
  * p, the last one padded with zeros, times H^e, H^(e-1), ... (e at least
- * their number, at most GCM_POWERS); y (reflected) is xored into the first. */
+ * their number, at most GCM_POWERS); y (reflected) is xored into the first.
+ * The sums are kept in locals and written back once: acc itself, stored
+ * to at every block, was 3 stores a register to memory the loads of p
+ * (bytes, which may alias anything) kept the compiler writing. */
 static T void FN(acc)(const struct quic_gcm_key *k, V *acc, const uint8_t *p, size_t len, size_t e,
 		      __m128i y)
 {
@@ -103,23 +106,31 @@ static T void FN(acc)(const struct quic_gcm_key *k, V *acc, const uint8_t *p, si
 	/* The powers are stored from H^GCM_POWERS down: from H^e on they are
 	 * in the blocks' order. */
 	const uint8_t *hp = k->hpow[GCM_POWERS - e];
-	V x, h, ext = V_ZEXT(y);
+	V x, h, a0 = acc[0], a1 = acc[1], a2 = acc[2];
 	size_t j = 0;
 
+	if (len >= LANES * 16) {
+		x = V_XOR(V_SHUF(V_LOAD(p), bswap), V_ZEXT(y));
+		GCM_ACC(a0, a1, a2, x, V_LOAD(hp));
+		j = LANES;
+		y = _mm_setzero_si128();
+	}
 	while ((j + LANES) * 16 <= len) {
-		x = V_XOR(V_SHUF(V_LOAD(p + j * 16), bswap), ext);
-		ext = V_ZERO();
+		x = V_SHUF(V_LOAD(p + j * 16), bswap);
 		h = V_LOAD(hp + j * 16);
-		GCM_ACC(acc, x, h);
+		GCM_ACC(a0, a1, a2, x, h);
 		j += LANES;
 	}
 	if (j * 16 < len) {
 		/* The last blocks, padded; lanes past the last block meet the
 		 * zero powers after H^1 (or padding) and add nothing. */
-		x = V_XOR(V_SHUF(V_LOADN(p + j * 16, len - j * 16), bswap), ext);
+		x = V_XOR(V_SHUF(V_LOADN(p + j * 16, len - j * 16), bswap), V_ZEXT(y));
 		h = V_LOAD(hp + j * 16);
-		GCM_ACC(acc, x, h);
+		GCM_ACC(a0, a1, a2, x, h);
 	}
+	acc[0] = a0;
+	acc[1] = a1;
+	acc[2] = a2;
 }
 
 /* GHASH state y after len bytes at p (last block padded), GCM_POWERS
