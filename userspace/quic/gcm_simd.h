@@ -45,13 +45,13 @@ static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *
 	const V bswap = V_LOAD(gcm_bswap);
 	const V step = V_LOAD(gcm_step[LANES >> 1]);
 	const unsigned int nr = k->rounds;
-	V c = V_ADD32(V_BCAST(ctr), V_LOAD(gcm_lane)), rk[15], k0, kl;
+	/* the first and last round keys in every lane; the middle ones are
+	 * broadcast from the key as each round reads them (a copy of all of
+	 * them in every lane would be stored to the stack at each call) */
+	const V k0 = V_BCAST(_mm_loadu_si128((const __m128i *)k->rk[0]));
+	const V kl = V_BCAST(_mm_loadu_si128((const __m128i *)k->rk[nr]));
+	V c = V_ADD32(V_BCAST(ctr), V_LOAD(gcm_lane));
 	unsigned int r;
-
-	for (r = 0; r <= nr; r++)
-		rk[r] = V_BCAST(_mm_loadu_si128((const __m128i *)k->rk[r]));
-	k0 = rk[0];
-	kl = rk[nr];
 
 	/* Four registers of keystream a turn, side by side (a register at a
 	 * time would wait out each one's rounds); the last turn may use
@@ -71,7 +71,7 @@ static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *
 		b3 = V_XOR(V_SHUF(c, bswap), k0);
 		c = V_ADD32(c, step);
 		for (r = 1; r < nr; r++) {
-			const V kr = rk[r];
+			const V kr = V_BCAST(_mm_loadu_si128((const __m128i *)k->rk[r]));
 
 			b0 = V_ENC(b0, kr);
 			b1 = V_ENC(b1, kr);
