@@ -96,9 +96,9 @@ static T void FN(ctr)(const struct quic_gcm_key *k, __m128i ctr, const uint8_t *
 /* Adds to acc (lo, mid, hi: the unreduced sum) the blocks of len bytes at
  * p, the last one padded with zeros, times H^e, H^(e-1), ... (e at least
  * their number, at most GCM_POWERS); y (reflected) is xored into the first.
- * The sums are kept in locals and written back once: acc itself, stored
- * to at every block, was 3 stores a register to memory the loads of p
- * (bytes, which may alias anything) kept the compiler writing. */
+ * The sums are kept in locals and written back once: updated through
+ * acc, they were stored to memory at every register of blocks (p's loads
+ * are of bytes, which may alias acc, so the compiler kept memory current). */
 static T void FN(acc)(const struct quic_gcm_key *k, V *acc, const uint8_t *p, size_t len, size_t e,
 		      __m128i y)
 {
