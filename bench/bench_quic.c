@@ -814,11 +814,7 @@ static int run_xdp(struct bench_result *r, const struct path *p, unsigned int co
 	snprintf(body, sizeof(body),
 		 "{\"peer\":\"%s\",\"bytes\":%lld,\"mode\":\"discard\",\"timeout_ms\":600000}", tgt,
 		 bytes);
-	bulk_begin(&b, wc, ws, p);
-	if (!api(1, "POST", "/v1/quic/bench", body, 620, out) &&
-	    jnum(out, "peer_count") == (double)bytes)
-		b.mbit = jnum(out, "mbit_s");
-	bulk_end(&b, wc, ws, p);
+	weft_bulk(p, body, wc, ws, bytes, out, &b);
 	if (b.mbit <= 0 || b.tx_cpu_s <= 0 || b.rx_cpu_s <= 0) {
 		fprintf(stderr, "bench_quic: veth_xdp bulk failed: %s\n", out);
 		goto out;
